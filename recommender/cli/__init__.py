@@ -1,0 +1,60 @@
+"""The ``recommender`` command.
+
+Each subcommand is a module ``recommender/cli/cmd_<name>.py`` that defines
+
+- ``HELP``: one line for ``recommender --help``;
+- ``configure(parser)``: adds its arguments to an ``argparse`` parser;
+- ``run(args) -> int``: calls one pipeline or library function and returns the exit code.
+
+Modules are discovered, so adding a subcommand touches no shared file. Heavy imports belong
+inside ``run`` so that ``recommender --help`` stays instant. An :class:`~recommender.errors.InputError`
+raised anywhere becomes a message on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from recommender import __version__
+from recommender.errors import InputError
+
+__all__ = ["main", "build_parser"]
+
+
+def _command_modules():
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("cmd_"):
+            yield info.name[4:].replace("_", "-"), importlib.import_module(f"{__name__}.{info.name}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="recommender",
+        description="Recommend clinician-wellness interventions from multi-arm uplift models.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module in _command_modules():
+        sub = commands.add_parser(name, help=module.HELP, description=module.HELP)
+        module.configure(sub)
+        sub.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

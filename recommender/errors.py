@@ -1,0 +1,27 @@
+"""The one error type every edge raises for bad input.
+
+Validation happens once at each edge (a file, a config, an HTTP request). Whatever is wrong is
+raised as an :class:`InputError` whose message says where (row, column, field, entry), what was
+found and what would be accepted. The CLI turns it into exit code 2, the service into a 4xx.
+"""
+
+from __future__ import annotations
+
+__all__ = ["InputError"]
+
+
+class InputError(ValueError):
+    """Input from a user (file, config, request) that the project will not accept.
+
+    Parameters
+    ----------
+    message : str
+        What was wrong, where, and what is accepted.
+    problems : list, optional
+        Structured details when there is more than one problem (for example the rows of a
+        cohort validation report), so callers can render them rather than parse the message.
+    """
+
+    def __init__(self, message: str, problems: list | None = None):
+        super().__init__(message)
+        self.problems = list(problems or [])
