@@ -1,0 +1,32 @@
+"""Suite-wide isolation: no test touches the developer's models/ folder or MLflow server.
+
+Every test session gets its own RECOMMENDER_HOME in a temporary folder; MLFLOW_TRACKING_URI
+inherited from the shell is removed so the embedded store there is used, and BentoML neither
+phones home nor writes outside that folder.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("recommender-home")
+    saved = {k: os.environ.get(k) for k in _VARIABLES}
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    os.environ["RECOMMENDER_HOME"] = str(home)
+    os.environ["BENTOML_HOME"] = str(home / "bentoml")
+    os.environ["BENTOML_DO_NOT_TRACK"] = "True"
+    os.environ["MPLBACKEND"] = "Agg"
+    yield home
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+_VARIABLES = ("MLFLOW_TRACKING_URI", "RECOMMENDER_HOME", "BENTOML_HOME", "BENTOML_DO_NOT_TRACK", "MPLBACKEND")
