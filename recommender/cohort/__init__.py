@@ -1,0 +1,38 @@
+"""The cohort data contract: its columns, one validation reporting every problem, typed loading.
+
+See ``shared/design/data-contract.md``. Validate once at the edge with :func:`load_cohort` or
+:func:`validate_cohort`; everything downstream may trust the table.
+"""
+
+from ._contract import (
+    CATEGORIES,
+    FEATURE_COLUMNS,
+    OUTCOME_COLUMNS,
+    PROFILE_COLUMNS,
+    RANGES,
+    SCORE_COLUMNS,
+    TRAINING_COLUMNS,
+)
+from ._features import feature_frame
+from ._io import load_cohort, read_cohort, typed_cohort, write_cohort
+from ._report import RULES, Problem, ValidationReport
+from ._validate import validate_cohort
+
+__all__ = [
+    "PROFILE_COLUMNS",
+    "FEATURE_COLUMNS",
+    "CATEGORIES",
+    "RANGES",
+    "SCORE_COLUMNS",
+    "OUTCOME_COLUMNS",
+    "TRAINING_COLUMNS",
+    "RULES",
+    "Problem",
+    "ValidationReport",
+    "validate_cohort",
+    "read_cohort",
+    "write_cohort",
+    "load_cohort",
+    "typed_cohort",
+    "feature_frame",
+]

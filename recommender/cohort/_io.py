@@ -1,0 +1,140 @@
+"""Reading, writing and loading cohort tables (CSV or Parquet, chosen by file suffix).
+
+CSV is read as text so that nothing is coerced behind the validator's back: ``"abc"`` in
+``age`` becomes a finding with its row, not a crash or a silent NaN. Only after validation
+passes does :func:`load_cohort` give columns their contract types.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from recommender.errors import InputError
+
+from ._contract import (
+    CATEGORIES,
+    FLOAT_COLUMNS,
+    INTEGER_COLUMNS,
+    ORACLE_PREFIX,
+    PROPENSITY_COLUMN,
+    TREATMENT_COLUMN,
+)
+from ._validate import validate_cohort
+
+__all__ = ["read_cohort", "write_cohort", "load_cohort", "typed_cohort"]
+
+_CSV = (".csv", ".csv.gz", ".tsv")
+_PARQUET = (".parquet", ".pq")
+
+
+def _kind(path: Path) -> str:
+    name = path.name.lower()
+    if name.endswith(_CSV):
+        return "csv"
+    if name.endswith(_PARQUET):
+        return "parquet"
+    raise InputError(
+        f"{path}: unknown file type; accepted suffixes: {', '.join(_CSV + _PARQUET)}"
+    )
+
+
+def read_cohort(path) -> pd.DataFrame:
+    """Read a cohort table as it is, without coercing types.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.csv`` (``.csv.gz``, tab-separated ``.tsv``) or ``.parquet`` file.
+
+    Returns
+    -------
+    DataFrame
+        CSV columns as strings (empty cells missing); Parquet columns as stored.
+    """
+    path = Path(path)
+    kind = _kind(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        if kind == "csv":
+            sep = "\t" if path.name.lower().endswith(".tsv") else ","
+            return pd.read_csv(path, dtype=str, sep=sep)
+        return pd.read_parquet(path)
+    except (ValueError, OSError, pd.errors.ParserError) as error:
+        raise InputError(f"{path}: cannot be read as {kind}: {error}") from error
+
+
+def write_cohort(frame: pd.DataFrame, path) -> Path:
+    """Write a cohort table as CSV or Parquet by suffix, without the index; returns the path."""
+    path = Path(path)
+    kind = _kind(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "csv":
+        frame.to_csv(path, index=False, sep="\t" if path.name.lower().endswith(".tsv") else ",")
+    else:
+        frame.to_parquet(path, index=False)
+    return path
+
+
+def typed_cohort(frame: pd.DataFrame, *, arms=None, control: str = "none") -> pd.DataFrame:
+    """Give a *validated* table its contract types.
+
+    Categoricals get the contract's fixed categories, whole-number columns ``int64`` (or
+    ``Int64`` if a column may be missing), measurements ``float64``; ``intervention`` gets
+    the catalog's arms (control first) as categories. Columns outside the contract are left
+    as they are.
+    """
+    typed = frame.copy()
+    if "person_id" in typed.columns:
+        typed["person_id"] = typed["person_id"].astype("string").astype(str)
+    for name, categories in CATEGORIES.items():
+        if name in typed.columns:
+            typed[name] = pd.Categorical(typed[name].astype("string"), categories=categories)
+    for name in typed.columns:
+        if name in INTEGER_COLUMNS:
+            numbers = pd.to_numeric(typed[name], errors="raise")
+            typed[name] = numbers.astype("int64") if not numbers.isna().any() else numbers.astype("Int64")
+        elif name in FLOAT_COLUMNS or name == PROPENSITY_COLUMN or name.startswith(ORACLE_PREFIX):
+            typed[name] = pd.to_numeric(typed[name], errors="raise").astype("float64")
+    if TREATMENT_COLUMN in typed.columns:
+        values = typed[TREATMENT_COLUMN].astype("string")
+        if arms is None:
+            seen = sorted(set(values.dropna()) - {control})
+            arms = (control, *seen)
+        categories = tuple(dict.fromkeys((control, *arms)))
+        typed[TREATMENT_COLUMN] = pd.Categorical(values, categories=categories)
+    return typed
+
+
+def load_cohort(path, *, training: bool = False, catalog=None, min_arm_rows: int = 30) -> pd.DataFrame:
+    """Read, validate and type a cohort file; raise on any problem.
+
+    Parameters
+    ----------
+    path : str or Path
+        CSV or Parquet file.
+    training : bool
+        Require the training columns.
+    catalog : Catalog, optional
+        Restricts ``intervention`` to the catalog's arms and names the control arm.
+    min_arm_rows : int
+        Fewest rows any arm present may have.
+
+    Raises
+    ------
+    InputError
+        Carrying every problem found (``error.problems``).
+    """
+    frame = read_cohort(path)
+    arms = None if catalog is None else catalog.arm_ids
+    control = "none" if catalog is None else catalog.control
+    report = validate_cohort(
+        frame, training=training, arms=arms, control=control, min_arm_rows=min_arm_rows
+    )
+    if not report.ok:
+        raise InputError(f"{path}: {report.format()}", problems=report.errors)
+    return typed_cohort(frame, arms=arms, control=control)
+
+

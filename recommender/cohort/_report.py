@@ -1,0 +1,259 @@
+"""What validation found: one :class:`Problem` per offending cell, grouped per check.
+
+Validation works on whole columns, so findings are stored per check (column and rule) as
+arrays of row positions and values. The per-row :class:`Problem` objects are built only when
+asked for, which keeps a report about a million bad rows cheap to produce and to summarise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from recommender.errors import InputError
+
+__all__ = ["Problem", "ValidationReport", "RULES"]
+
+# rule -> how a finding reads in a sentence. Tests and callers match on the rule name.
+RULES: dict[str, str] = {
+    "missing_column": "required column is missing",
+    "unknown_column": "column is not part of the contract",
+    "missing_value": "missing value",
+    "type": "wrong type",
+    "not_integer": "not a whole number",
+    "range": "out of range",
+    "category": "unknown category",
+    "duplicate_id": "duplicate person_id",
+    "id_length": "person_id length",
+    "unknown_arm": "arm not in the catalog",
+    "arm_too_small": "arm has too few rows",
+    "no_control": "no row received the control arm",
+    "propensity_range": "propensity outside (0, 1]",
+    "unused_arm": "catalog arm has no rows",
+    "duplicate_column": "column name appears more than once",
+    "empty_table": "table has no rows",
+    "bad_argument": "validation argument not usable",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a cohort table.
+
+    Attributes
+    ----------
+    rule : str
+        The contract rule broken, one of :data:`RULES` (``"range"``, ``"duplicate_id"`` ...).
+    column : str or None
+        The column concerned; None for table-level problems.
+    row : int or None
+        0-based row position in the table (a CSV's line number is ``row + 2``); None for
+        column- or table-level problems.
+    person_id : str or None
+        The row's ``person_id`` when it has one.
+    value : object
+        The offending value as read (``"abc"``, ``61``); None when there is none.
+    message : str
+        A sentence saying where, what was found and what is accepted.
+    severity : str
+        ``"error"`` (the table is refused) or ``"note"`` (reported, not refused).
+    """
+
+    rule: str
+    column: str | None
+    row: int | None
+    person_id: str | None
+    value: object
+    message: str
+    severity: str = "error"
+
+
+@dataclass(frozen=True)
+class _Check:
+    """All findings of one rule on one column (or one table-level finding)."""
+
+    rule: str
+    column: str | None
+    accepted: str
+    severity: str = "error"
+    rows: np.ndarray | None = None  # 0-based positions, None for table-level findings
+    values: np.ndarray | None = None
+    person_ids: np.ndarray | None = None
+    details: np.ndarray | None = None  # per-row extra words, e.g. "same as row 3"
+    summary: str = ""  # for table-level findings: the whole sentence
+    table_value: object = None  # for table-level findings: the value concerned (an arm name)
+
+    @property
+    def count(self) -> int:
+        return 1 if self.rows is None else len(self.rows)
+
+    def row_message(self, i: int) -> str:
+        where = _where(int(self.rows[i]), self._pid(i))
+        detail = f" ({self.details[i]})" if self.details is not None else ""
+        return (
+            f"{where}, column {self.column}: {RULES[self.rule]}: {_show(self.values[i])}"
+            f"{detail}; accepted: {self.accepted}"
+        )
+
+    def _pid(self, i: int) -> str | None:
+        if self.person_ids is None:
+            return None
+        pid = self.person_ids[i]
+        return None if _isna(pid) else str(pid)
+
+    def problems(self) -> list[Problem]:
+        if self.rows is None:
+            return [
+                Problem(
+                    self.rule, self.column, None, None, self.table_value, self.summary, self.severity
+                )
+            ]
+        return [
+            Problem(
+                self.rule,
+                self.column,
+                int(self.rows[i]),
+                self._pid(i),
+                _plain(self.values[i]),
+                self.row_message(i),
+                self.severity,
+            )
+            for i in range(len(self.rows))
+        ]
+
+
+def _isna(value) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _plain(value):
+    """numpy scalars to Python ones, so problems compare and serialise simply."""
+    if _isna(value):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _show(value) -> str:
+    value = _plain(value)
+    if value is None:
+        return "(empty)"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _where(row: int, person_id: str | None) -> str:
+    return f"row {row} (person {person_id})" if person_id else f"row {row}"
+
+
+@dataclass
+class ValidationReport:
+    """Every problem found in one cohort table.
+
+    Attributes
+    ----------
+    n_rows, n_columns : int
+        Size of the table validated.
+    training : bool
+        Whether the training columns were required.
+    arm_counts : dict
+        Rows per arm when the table has an ``intervention`` column (training only).
+    """
+
+    n_rows: int
+    n_columns: int
+    training: bool = False
+    arm_counts: dict[str, int] = field(default_factory=dict)
+    checks: list[_Check] = field(default_factory=list, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing of severity ``"error"`` was found (notes do not count)."""
+        return not any(check.severity == "error" for check in self.checks)
+
+    @property
+    def n_errors(self) -> int:
+        return sum(check.count for check in self.checks if check.severity == "error")
+
+    @cached_property
+    def problems(self) -> list[Problem]:
+        """Every problem, one per offending cell, errors before notes."""
+        ordered = sorted(self.checks, key=lambda c: c.severity != "error")
+        return [problem for check in ordered for problem in check.problems()]
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per problem: severity, rule, column, row, person_id, value, message."""
+        columns = ["severity", "rule", "column", "row", "person_id", "value", "message"]
+        frame = pd.DataFrame(
+            [
+                (p.severity, p.rule, p.column, p.row, p.person_id, p.value, p.message)
+                for p in self.problems
+            ],
+            columns=columns,
+        )
+        frame["row"] = frame["row"].astype("Int64")
+        return frame
+
+    def counts(self) -> pd.DataFrame:
+        """Problems per (severity, column, rule), in the order found."""
+        return pd.DataFrame(
+            [(c.severity, c.column, c.rule, c.count) for c in self.checks],
+            columns=["severity", "column", "rule", "count"],
+        )
+
+    def summary_line(self) -> str:
+        text = f"{self.n_rows:,} rows, {self.n_columns} columns"
+        if self.arm_counts:
+            arms = ", ".join(f"{arm} {n:,}" for arm, n in self.arm_counts.items())
+            text += f"; arms: {arms}"
+        return text
+
+    def format(self, max_listed: int = 3) -> str:
+        """A readable report: one line per (column, rule) with its count and first rows.
+
+        Parameters
+        ----------
+        max_listed : int
+            How many offending rows to show per check; the counts always cover all of them.
+        """
+        n_checks = sum(c.severity == "error" for c in self.checks)
+        if self.ok:
+            head = f"OK: {self.summary_line()}"
+        else:
+            head = (
+                f"INVALID: {self.n_errors:,} problems in {n_checks} checks; "
+                f"{self.summary_line()} (rows are 0-based; a CSV line is row + 2)"
+            )
+        lines = [head]
+        for check in sorted(self.checks, key=lambda c: c.severity != "error"):
+            label = "error" if check.severity == "error" else "note "
+            column = check.column or "table"
+            if check.rows is None:
+                lines.append(f"  {label} {column} [{check.rule}]: {check.summary}")
+                continue
+            noun = "row" if check.count == 1 else "rows"
+            examples = "; ".join(
+                f"{_where(int(check.rows[i]), check._pid(i))} value {_show(check.values[i])}"
+                + (f" ({check.details[i]})" if check.details is not None else "")
+                for i in range(min(max_listed, check.count))
+            )
+            more = check.count - min(max_listed, check.count)
+            tail = f"; and {more:,} more" if more else ""
+            lines.append(
+                f"  {label} {column} [{check.rule}]: {check.count:,} {noun} "
+                f"{RULES[check.rule]} (accepted: {check.accepted}), first: {examples}{tail}"
+            )
+        return "\n".join(lines)
+
+    def raise_if_invalid(self) -> None:
+        """Raise :class:`~recommender.errors.InputError` carrying every problem, if any."""
+        if not self.ok:
+            raise InputError(self.format(), problems=self.errors)
