@@ -1,0 +1,87 @@
+"""Shared first stage: folds, one outcome model per arm, propensities, AIPW scores.
+
+Fitted once per ``fit`` and reused by every learner (and every candidate in auto selection):
+the control arm's outcome model in particular is fitted once, not once per treated arm.
+Each arm's outcome model is chosen among a few candidate regressors by its cross-validated
+prediction error, a choice that needs no causal oracle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.model_selection import StratifiedKFold
+
+from ._propensity import Propensity, resolve_propensity
+from ._regressors import CrossFit, GBMSpec, RidgeSpec, crossfit, refit
+
+__all__ = ["Nuisance", "fit_nuisance", "make_folds", "DEFAULT_OUTCOME_CANDIDATES"]
+
+DEFAULT_OUTCOME_CANDIDATES = (
+    GBMSpec(num_leaves=7, min_child_samples=40, learning_rate=0.05),
+    GBMSpec(num_leaves=31, min_child_samples=20, learning_rate=0.05),
+    RidgeSpec(alpha=1.0),
+)
+
+
+@dataclass
+class Nuisance:
+    M: np.ndarray
+    codes: np.ndarray
+    y: np.ndarray
+    arms: list
+    folds: np.ndarray
+    categorical: list
+    outcome: list  # CrossFit per arm (control first), the chosen candidate
+    outcome_table: list  # rows (arm, candidate label, held-out MSE, chosen)
+    mu: np.ndarray  # (n, arms) out-of-fold E[y | x, arm]
+    propensity: Propensity
+    scores: np.ndarray  # (n, arms) AIPW scores Gamma
+    seed: int
+    n_jobs: int
+
+    def pseudo_effects(self) -> np.ndarray:
+        """Gamma_a - Gamma_control for each non-control arm, shape (n, arms - 1)."""
+        return self.scores[:, 1:] - self.scores[:, :1]
+
+
+def make_folds(codes: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
+    folds = np.empty(len(codes), dtype=np.int64)
+    splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    for k, (_, held_out) in enumerate(splitter.split(np.zeros(len(codes)), codes)):
+        folds[held_out] = k
+    return folds
+
+
+def fit_nuisance(M, codes, y, arms, *, categorical, feature_names, propensity, design, clip,
+                 n_folds, seed, n_jobs, candidates=DEFAULT_OUTCOME_CANDIDATES, encoder=None,
+                 refit_outcomes=True) -> Nuisance:
+    folds = make_folds(codes, n_folds, seed)
+    outcome, table = [], []
+    mu = np.empty((len(M), len(arms)))
+    for a, arm in enumerate(arms):
+        rows = codes == a
+        fits: list[CrossFit] = [
+            crossfit(spec, M, y, rows, folds, categorical=categorical, seed=seed + 101 * a,
+                     n_jobs=n_jobs, refit=False)
+            for spec in candidates
+        ]
+        best = int(np.argmin([f.loss for f in fits]))
+        for c, f in enumerate(fits):
+            table.append((arm, f.spec.label, f.loss, c == best))
+        chosen = fits[best]
+        if refit_outcomes:
+            refit(chosen, M, y, rows, categorical=categorical, seed=seed + 101 * a + 50,
+                  n_jobs=n_jobs)
+        outcome.append(chosen)
+        mu[:, a] = chosen.oof
+    prop = resolve_propensity(M, codes, arms, folds, categorical, feature_names, given=propensity,
+                              design=design, clip=clip, encoder=encoder)
+    # a given propensity is authoritative (not clipped); estimates were clipped already
+    received = prop.received
+    n = len(M)
+    scores = mu.copy()
+    scores[np.arange(n), codes] += (y - mu[np.arange(n), codes]) / received
+    return Nuisance(M, codes, y, arms, folds, categorical, outcome, table, mu, prop, scores,
+                    seed, n_jobs)
