@@ -1,0 +1,11 @@
+"""The intervention catalog: the arms a program offers, as configuration.
+
+Loaded from ``configs/interventions.yaml`` (see that file for the conventions). A program adds
+or removes an arm by editing the YAML; :func:`load_catalog` checks it and names the entry and
+field of every problem.
+"""
+
+from ._load import load_catalog, parse_catalog
+from ._model import Arm, Catalog, Eligibility, Evidence
+
+__all__ = ["load_catalog", "parse_catalog", "Catalog", "Arm", "Eligibility", "Evidence"]
