@@ -1,0 +1,117 @@
+"""Subgroup tables with small-cell suppression.
+
+Each table row is one cell of one grouping (role, gender, age band, setting, and role × gender
+when both are given): its size, the recommendation mix, the mean predicted effect of the
+recommended arm and the doubly robust value of the learned policy within the cell. A cell with
+fewer than ``MIN_CELL`` people is suppressed, a privacy rule: every number, its size included,
+is blanked and ``suppressed`` is true. (Suppressing the size too matters: with the total known,
+a visible small ``n`` is itself the disclosure.)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from recommender.evaluation._policy_value import mean_estimate
+
+__all__ = ["MIN_CELL", "AGE_BANDS", "age_band", "subgroup_frame", "subgroup_table"]
+
+MIN_CELL = 11
+AGE_BANDS = ((18, 29, "18-29"), (30, 39, "30-39"), (40, 49, "40-49"), (50, 59, "50-59"),
+             (60, 90, "60+"))
+
+
+def age_band(age) -> pd.Categorical:
+    """Ten-year age bands (``18-29`` ... ``60+``) as an ordered categorical.
+
+    Examples
+    --------
+    >>> list(age_band([18, 29, 30, 61]))
+    ['18-29', '18-29', '30-39', '60+']
+    """
+    ages = np.asarray(age, dtype=float)
+    edges = [lo for lo, _, _ in AGE_BANDS[1:]]
+    labels = [label for _, _, label in AGE_BANDS]
+    codes = np.searchsorted(edges, ages, side="right")
+    return pd.Categorical.from_codes(codes, categories=labels, ordered=True)
+
+
+def subgroup_frame(cohort: pd.DataFrame) -> pd.DataFrame:
+    """The grouping columns the evaluation reports on, taken from a cohort table.
+
+    Uses ``role``, ``gender``, ``setting`` as they are and derives ``age_band`` from ``age``;
+    columns the cohort lacks are left out.
+    """
+    groups = pd.DataFrame(index=cohort.index)
+    for column in ("role", "gender"):
+        if column in cohort.columns:
+            groups[column] = cohort[column]
+    if "age" in cohort.columns:
+        groups["age_band"] = age_band(cohort["age"].to_numpy())
+    if "setting" in cohort.columns:
+        groups["setting"] = cohort["setting"]
+    return groups
+
+
+def subgroup_table(groups: pd.DataFrame, recommended, recommended_effect, policy_terms, *,
+                   arms, alpha: float = 0.1, min_cell: int = MIN_CELL) -> pd.DataFrame:
+    """One row per cell of every grouping column and of role × gender.
+
+    Parameters
+    ----------
+    groups : DataFrame
+        Grouping columns, one row per person, in the same order as the other arguments.
+    recommended : array-like of str
+        The learned policy's arm per person.
+    recommended_effect : array-like of float
+        Predicted effect of the recommended arm (0 for control).
+    policy_terms : array-like of float
+        Per-person doubly robust EE points avoided by the learned policy.
+    arms : sequence of str
+        All arms, control included, for the ``share_<arm>`` columns.
+    min_cell : int
+        Cells with fewer people are suppressed.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``grouping, cell, suppressed, n, share_<arm>..., mean_predicted_effect,
+        policy_value, lower, upper``.
+    """
+    recommended = np.asarray(recommended, dtype=object)
+    effect = np.asarray(recommended_effect, dtype=float)
+    terms = np.asarray(policy_terms, dtype=float)
+    groupings = {column: groups[column].astype(str).to_numpy() for column in groups.columns}
+    if "role" in groups.columns and "gender" in groups.columns:
+        groupings["role x gender"] = (groups["role"].astype(str) + " x "
+                                      + groups["gender"].astype(str)).to_numpy()
+    rows = []
+    for grouping, labels in groupings.items():
+        for cell in _cells(groups, grouping, labels):
+            members = labels == cell
+            n = int(members.sum())
+            row: dict = {"grouping": grouping, "cell": cell, "suppressed": n < min_cell}
+            if n < min_cell:
+                row["n"] = np.nan
+                row.update({f"share_{arm}": np.nan for arm in arms})
+                row.update(mean_predicted_effect=np.nan, policy_value=np.nan, lower=np.nan,
+                           upper=np.nan)
+            else:
+                est = mean_estimate(terms[members], alpha=alpha)
+                row["n"] = n
+                row.update({f"share_{arm}": float(np.mean(recommended[members] == arm))
+                            for arm in arms})
+                row.update(mean_predicted_effect=float(effect[members].mean()),
+                           policy_value=est.estimate, lower=est.lower, upper=est.upper)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _cells(groups: pd.DataFrame, grouping: str, labels: np.ndarray) -> list[str]:
+    """Cells in category order when the column is categorical, else sorted; empty ones skipped."""
+    present = set(labels.tolist())
+    if grouping in groups.columns and isinstance(groups[grouping].dtype, pd.CategoricalDtype):
+        ordered = [str(c) for c in groups[grouping].cat.categories]
+        return [c for c in ordered if c in present]
+    return sorted(present)
