@@ -173,7 +173,9 @@ def _table(rule, column, summary, *, severity="error", value=None) -> _Check:
 def _person_ids(frame: pd.DataFrame) -> np.ndarray | None:
     if "person_id" not in frame.columns:
         return None
-    return frame["person_id"].astype("string").to_numpy(dtype=object, na_value=None)
+    ids = frame["person_id"].astype("string").to_numpy(dtype=object, na_value=None)
+    ids[_blank(frame["person_id"])] = None
+    return ids
 
 
 def _blank(series: pd.Series) -> np.ndarray:
