@@ -144,10 +144,10 @@ def test_pehe_coverage_and_width_by_hand():
 
 
 def _subgroup_case(n_small: int):
-    n_big = 30
-    groups = pd.DataFrame({"role": ["nurse"] * n_big + ["resident"] * n_small,
-                           "gender": ["female"] * (n_big + n_small)})
-    n = n_big + n_small
+    sizes = {"nurse": 30, "physician": 20, "resident": n_small}
+    groups = pd.DataFrame({"role": [r for r, k in sizes.items() for _ in range(k)]})
+    groups["gender"] = "female"
+    n = len(groups)
     return subgroup_table(groups, ["a"] * n, [-1.0] * n, np.linspace(0, 1, n),
                           arms=("none", "a"))
 
@@ -157,13 +157,29 @@ def test_subgroup_cells_under_eleven_are_suppressed():
     ten = _subgroup_case(10).set_index(["grouping", "cell"])
     eleven = _subgroup_case(11).set_index(["grouping", "cell"])
     for key in [("role", "resident"), ("role x gender", "resident x female")]:
-        assert ten.loc[key, "suppressed"]
-        assert ten.loc[key].drop("suppressed").isna().all()  # n too: no small counts leak
+        assert ten.loc[key, "suppressed"] and ten.loc[key, "suppression"] == "small cell"
+        assert ten.loc[key].drop(["suppressed", "suppression"]).isna().all()  # n blank too
         assert not eleven.loc[key, "suppressed"]
         assert eleven.loc[key, "n"] == 11
         assert eleven.loc[key, "share_a"] == 1.0
     assert not ten.loc[("role", "nurse"), "suppressed"]
-    assert ten.loc[("gender", "female"), "n"] == 40
+    assert ten.loc[("gender", "female"), "n"] == 60
+    # with only the resident cell hidden, 60 - 30 - 20 would reveal it: physicians go too
+    assert ten.loc[("role", "physician"), "suppression"] == "complementary"
+    assert np.isnan(ten.loc[("role", "physician"), "n"])
+    assert not eleven.loc[("role", "physician"), "suppressed"]
+
+
+def test_qini_interval_covers_zero_for_a_random_ranking_at_the_nominal_rate():
+    hits = []
+    for seed in range(200):
+        trial = synthetic_trial(800, seed=seed)
+        benefit = -(trial["scores"]["steady"] - trial["scores"]["none"]).to_numpy()
+        ranking = np.random.default_rng(seed + 1000).normal(size=800)
+        est = mean_estimate(qini_terms(benefit, ranking))
+        hits.append(est.lower <= 0 <= est.upper)
+    # the per-term variance includes the spread of the terms' means: a little conservative
+    assert 0.87 <= np.mean(hits) <= 0.97
 
 
 def test_age_bands():

@@ -4,8 +4,10 @@ Each table row is one cell of one grouping (role, gender, age band, setting, and
 when both are given): its size, the recommendation mix, the mean predicted effect of the
 recommended arm and the doubly robust value of the learned policy within the cell. A cell with
 fewer than ``MIN_CELL`` people is suppressed, a privacy rule: every number, its size included,
-is blanked and ``suppressed`` is true. (Suppressing the size too matters: with the total known,
-a visible small ``n`` is itself the disclosure.)
+is blanked and ``suppressed`` is true (a visible small ``n`` is itself the disclosure). When a
+grouping would have exactly one suppressed cell, its size could be recovered as the total
+minus the others, so the next-smallest cell is suppressed too (complementary suppression;
+``suppression`` says which rule applied).
 """
 
 from __future__ import annotations
@@ -76,8 +78,9 @@ def subgroup_table(groups: pd.DataFrame, recommended, recommended_effect, policy
     Returns
     -------
     DataFrame
-        Columns ``grouping, cell, suppressed, n, share_<arm>..., mean_predicted_effect,
-        policy_value, lower, upper``.
+        Columns ``grouping, cell, suppressed, suppression`` (``""``, ``"small cell"`` or
+        ``"complementary"``), ``n, share_<arm>..., mean_predicted_effect, policy_value,
+        lower, upper``.
     """
     recommended = np.asarray(recommended, dtype=object)
     effect = np.asarray(recommended_effect, dtype=float)
@@ -88,11 +91,18 @@ def subgroup_table(groups: pd.DataFrame, recommended, recommended_effect, policy
                                       + groups["gender"].astype(str)).to_numpy()
     rows = []
     for grouping, labels in groupings.items():
-        for cell in _cells(groups, grouping, labels):
+        cells = _cells(groups, grouping, labels)
+        sizes = {cell: int((labels == cell).sum()) for cell in cells}
+        reason = {cell: "small cell" if size < min_cell else "" for cell, size in sizes.items()}
+        shown = [cell for cell in cells if not reason[cell]]
+        if len(cells) - len(shown) == 1 and shown:
+            reason[min(shown, key=lambda cell: sizes[cell])] = "complementary"
+        for cell in cells:
             members = labels == cell
-            n = int(members.sum())
-            row: dict = {"grouping": grouping, "cell": cell, "suppressed": n < min_cell}
-            if n < min_cell:
+            n = sizes[cell]
+            row: dict = {"grouping": grouping, "cell": cell, "suppressed": bool(reason[cell]),
+                         "suppression": reason[cell]}
+            if reason[cell]:
                 row["n"] = np.nan
                 row.update({f"share_{arm}": np.nan for arm in arms})
                 row.update(mean_predicted_effect=np.nan, policy_value=np.nan, lower=np.nan,
