@@ -1,0 +1,29 @@
+"""The model card: JSON, Markdown and a self-contained HTML page with embedded plots.
+
+The card is rendered from a plain dict of facts (``card.json``), so it can be re-rendered from a
+logged run at any time and tested without fitting anything.
+"""
+
+from recommender.card._facts import (
+    arm_counts,
+    evidence_facts,
+    json_safe,
+    policy_summary,
+    recommendation_mix,
+    table,
+)
+from recommender.card._render import (
+    CARD_FILES,
+    copy_card,
+    read_card,
+    render_html,
+    render_markdown,
+    write_card,
+)
+from recommender.card._sections import DEFAULT_TEXT, SECTIONS, section_ids
+
+__all__ = [
+    "CARD_FILES", "DEFAULT_TEXT", "SECTIONS", "arm_counts", "copy_card", "evidence_facts",
+    "json_safe", "policy_summary", "read_card", "recommendation_mix", "render_html",
+    "render_markdown", "section_ids", "table", "write_card",
+]

@@ -1,0 +1,221 @@
+"""The card's content as blocks (paragraph, list, table, rules, image), one list per section.
+
+Building the content once and rendering it twice keeps the Markdown and the HTML card saying
+exactly the same things.
+"""
+
+from __future__ import annotations
+
+from recommender.card._sections import DEFAULT_TEXT, SECTIONS
+
+__all__ = ["card_blocks", "fmt"]
+
+_MISSING = "not available"
+
+
+def fmt(value, digits: int = 3) -> str:
+    """A cell as text: numbers to ``digits`` decimals, None as an em dash."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return "—"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _interval(d: dict | None, level: str) -> str:
+    if not d or d.get("estimate") is None:
+        return _MISSING
+    lo, hi = d.get("lower"), d.get("upper")
+    if lo is None or hi is None:
+        return fmt(d["estimate"], 2)
+    return f"{fmt(d['estimate'], 2)} ({level} CI {fmt(lo, 2)} to {fmt(hi, 2)})"
+
+
+def _level(facts) -> str:
+    alpha = (facts.get("evaluation") or {}).get("alpha", 0.1) or 0.1
+    return f"{100 * (1 - alpha):.0f}%"
+
+
+def _model_details(facts):
+    m = facts.get("model") or {}
+    gate = m.get("gate") or {}
+    rows = [
+        ("Registered model", m.get("name")),
+        ("Version", m.get("version") or "assigned at registration"),
+        ("Aliases at registration", ", ".join(m.get("aliases") or []) or "—"),
+        ("Created (UTC)", m.get("created")),
+        ("MLflow run id", m.get("run_id")),
+        ("MLflow experiment", m.get("experiment")),
+        ("Git commit", m.get("git_commit")),
+        ("Training data SHA-256", m.get("data_sha256")),
+        ("Intervention catalog version", m.get("catalog_version")),
+        ("Learners (outcome: learner)", ", ".join(f"{k}: {v}" for k, v in
+                                                  (m.get("learners") or {}).items()) or "—"),
+        ("Seed", m.get("seed")),
+        ("Previous champion", m.get("previous_champion") or "none"),
+        ("Promotion gate", ("passed" if gate.get("passed") else "not passed") + (
+            f": {gate['reason']}" if gate.get("reason") else "") if gate else "—"),
+    ]
+    blocks = [("p", m.get("description") or (
+        "A multi-arm uplift model: for each clinician it estimates the expected change in "
+        "burnout subscale scores under every intervention in the catalog versus usual care, "
+        "with an interval, and recommends the intervention expected to lower emotional "
+        "exhaustion most."))]
+    blocks.append(("table", {"columns": ["field", "value"],
+                             "rows": [[k, fmt(v)] for k, v in rows]}, None))
+    versions = m.get("package_versions") or {}
+    if versions:
+        blocks.append(("table", {"columns": ["package", "version"],
+                                 "rows": [[k, v] for k, v in sorted(versions.items())]},
+                       "Package versions"))
+    return blocks
+
+
+def _intended_use(facts):
+    use = {**DEFAULT_TEXT["intended_use"], **(facts.get("intended_use") or {})}
+    return [("p", use["summary"]), ("h3", "Intended users"), ("list", use["users"]),
+            ("h3", "Intended uses"), ("list", use["uses"])]
+
+
+def _out_of_scope(facts):
+    items = facts.get("out_of_scope") or DEFAULT_TEXT["out_of_scope"]
+    return [("p", "The model must not be used for:"), ("list", items)]
+
+
+def _training_data(facts):
+    d = facts.get("training_data") or {}
+    rows = [
+        ("Source", d.get("source")),
+        ("Description", d.get("description")),
+        ("Design", d.get("design")),
+        ("Propensities", d.get("propensity")),
+        ("Rows", d.get("n_rows")),
+        ("Training rows", d.get("n_train")),
+        ("Held-out rows", d.get("n_holdout")),
+        ("Held-out share", d.get("holdout_share")),
+        ("Split", d.get("split")),
+        ("Outcomes", d.get("outcomes")),
+    ]
+    blocks = [("table", {"columns": ["field", "value"],
+                         "rows": [[k, fmt(v)] for k, v in rows if v is not None]}, None)]
+    if d.get("arm_counts"):
+        blocks.append(("table", d["arm_counts"], "Rows per arm"))
+    return blocks
+
+
+def _evaluation(facts):
+    e = facts.get("evaluation") or {}
+    level = _level(facts)
+    blocks = []
+    if e.get("statement"):
+        blocks.append(("strong", e["statement"]))
+    blocks.append(("p", f"All figures are on the held-out part ({fmt(e.get('n'))} people), "
+                        "which the model never saw. Policy values are mean Emotional "
+                        "Exhaustion points avoided per person compared with usual care for all "
+                        "(higher is better), estimated doubly robustly, with "
+                        f"{level} confidence intervals."))
+    for key, caption in (("policy_values", "Policy value: learned policy, each "
+                                           "one-arm-for-all policy and random assignment"),
+                         ("average_effects", "Average effect of each arm versus usual care "
+                                             "(EE points; negative = less exhaustion)"),
+                         ("qini", "Qini coefficient and AUUC per arm"),
+                         ("calibration", "Calibration: predicted versus doubly robust effect "
+                                         "by quantile"),
+                         ("secondary", "Secondary outcomes under the learned policy"),
+                         ("oracle", "Against the simulator's true effects (oracle)")):
+        if e.get(key):
+            blocks.append(("table", e[key], caption))
+        elif key == "oracle":
+            blocks.append(("p", "No oracle: the data are not simulated, so PEHE and coverage "
+                                "cannot be measured."))
+    for name in e.get("plots") or []:
+        blocks.append(("img", name, (facts.get("plots") or {}).get(name, {}).get("caption",
+                                                                                  name)))
+    if e.get("notes"):
+        blocks.append(("h3", "How the numbers were obtained"))
+        blocks.append(("list", e["notes"]))
+    return blocks
+
+
+def _subgroups(facts):
+    s = facts.get("subgroups") or {}
+    min_cell = s.get("min_cell", 11)
+    blocks = [("p", f"Recommendations and the learned policy's value by role, gender, age band, "
+                    f"setting and role × gender on the held-out part. Cells with fewer than "
+                    f"{min_cell} people are suppressed (every figure blanked, size included).")]
+    if s.get("table"):
+        blocks.append(("table", s["table"], "Subgroup and intersectional table"))
+    else:
+        blocks.append(("p", _MISSING))
+    for name in s.get("plots") or []:
+        blocks.append(("img", name, (facts.get("plots") or {}).get(name, {}).get("caption",
+                                                                                  name)))
+    return blocks
+
+
+def _mix(facts):
+    mix = facts.get("recommendation_mix")
+    if not mix:
+        return [("p", _MISSING)]
+    return [("p", "How often each intervention is recommended on the held-out part."),
+            ("table", mix, None)]
+
+
+def _policy_summary(facts):
+    p = facts.get("policy_summary") or {}
+    if not p.get("rules"):
+        return [("p", _MISSING)]
+    return [("p", f"A decision tree of depth {p.get('max_depth')} fitted to the model's "
+                  f"recommendations on {fmt(p.get('n'))} people reproduces them for "
+                  f"{100 * (p.get('fidelity') or 0):.1f}% of people (its fidelity). It is a "
+                  "readable summary of the policy, not the model."),
+            ("pre", p["rules"])]
+
+
+def _evidence(facts):
+    blocks = [("p", "What the published literature says about each intervention, from the "
+                    "intervention catalog. The model's own estimates are in the evaluation "
+                    "section; these figures are the prior evidence, not outputs of this "
+                    "model.")]
+    for arm in facts.get("evidence") or []:
+        blocks.append(("h3", f"{arm.get('name')} ({arm.get('arm')})"))
+        if arm.get("description"):
+            blocks.append(("p", arm["description"]))
+        items = [f"{i.get('citation')}: {i.get('effect')} ({i.get('population')}; "
+                 f"{i.get('outcome')})" + (f". {i['note']}" if i.get("note") else "")
+                 for i in arm.get("items") or []]
+        blocks.append(("list", items or ["no published evidence recorded"]))
+    return blocks
+
+
+def _ethics(facts):
+    return [("list", facts.get("ethics") or DEFAULT_TEXT["ethics"])]
+
+
+def _caveats(facts):
+    return [("list", facts.get("caveats") or DEFAULT_TEXT["caveats"])]
+
+
+def _reporting(facts):
+    r = {**DEFAULT_TEXT["reporting"], **(facts.get("reporting") or {})}
+    return [("p", r["how"]), ("p", f"Contact: {r['contact']}")]
+
+
+_BUILDERS = {
+    "model-details": _model_details, "intended-use": _intended_use,
+    "out-of-scope": _out_of_scope, "training-data": _training_data,
+    "evaluation": _evaluation, "subgroups": _subgroups, "recommendation-mix": _mix,
+    "policy-summary": _policy_summary, "evidence": _evidence, "ethics": _ethics,
+    "caveats": _caveats, "reporting": _reporting,
+}
+
+
+def card_blocks(facts: dict) -> list[tuple[str, str, list]]:
+    """``(section id, title, blocks)`` for every section, in order."""
+    return [(sid, title, _BUILDERS[sid](facts)) for sid, title in SECTIONS]

@@ -1,0 +1,124 @@
+"""Facts for the model card computed from a fitted model and its held-out data.
+
+Every function returns plain, JSON-safe values; tables are ``{"columns": [...], "rows": [...]}``
+so the card renders them the same way in JSON, Markdown and HTML.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["table", "json_safe", "policy_summary", "recommendation_mix", "evidence_facts",
+           "arm_counts"]
+
+
+def json_safe(value):
+    """Plain Python values; NaN and infinities become None (strict JSON)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist())
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if value is None or isinstance(value, str):
+        return value
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return str(value)
+
+
+def table(frame: pd.DataFrame, *, index: str | None = None) -> dict:
+    """A DataFrame as ``{"columns", "rows"}``; ``index`` names the index column when kept."""
+    if index is not None:
+        frame = frame.rename_axis(index).reset_index()
+    return {"columns": [str(c) for c in frame.columns],
+            "rows": [json_safe(list(row)) for row in frame.itertuples(index=False, name=None)]}
+
+
+def recommendation_mix(recommended, arms) -> dict:
+    """How many people are recommended each arm, and what share, in catalog order."""
+    values = pd.Series(np.asarray(recommended, dtype=object))
+    counts = values.value_counts()
+    n = max(len(values), 1)
+    frame = pd.DataFrame({"arm": list(arms),
+                          "people": [int(counts.get(a, 0)) for a in arms]})
+    frame["share"] = frame["people"] / n
+    return table(frame)
+
+
+def arm_counts(treatment_train, treatment_holdout, arms) -> dict:
+    """Rows per arm in the training and held-out parts."""
+    train = pd.Series(np.asarray(treatment_train, dtype=object)).value_counts()
+    holdout = pd.Series(np.asarray(treatment_holdout, dtype=object)).value_counts()
+    frame = pd.DataFrame({"arm": list(arms),
+                          "training": [int(train.get(a, 0)) for a in arms],
+                          "held_out": [int(holdout.get(a, 0)) for a in arms]})
+    frame["total"] = frame["training"] + frame["held_out"]
+    return table(frame)
+
+
+def policy_summary(X: pd.DataFrame, recommended, *, max_depth: int = 3,
+                   random_state: int = 0) -> dict:
+    """A shallow decision tree that mimics the recommendations, printed as rules.
+
+    The tree is a readable summary, not the model: its ``fidelity`` (share of people for whom
+    the tree gives the model's recommendation) says how much of the policy the rules capture.
+
+    Parameters
+    ----------
+    X : DataFrame
+        Profiles' features (categoricals are one-hot encoded for the tree).
+    recommended : array-like of str
+        The model's recommendation per row.
+    max_depth : int, default 3
+
+    Returns
+    -------
+    dict
+        ``rules`` (text from ``sklearn.tree.export_text``), ``fidelity``, ``max_depth``, ``n``.
+    """
+    from sklearn.tree import DecisionTreeClassifier, export_text
+
+    target = np.asarray(recommended, dtype=object).astype(str)
+    encoded = pd.get_dummies(X, prefix_sep="=", dtype=float)
+    tree = DecisionTreeClassifier(max_depth=max_depth, min_samples_leaf=max(11, len(X) // 100),
+                                  random_state=random_state)
+    tree.fit(encoded, target)
+    fidelity = float(np.mean(tree.predict(encoded) == target))
+    rules = export_text(tree, feature_names=[str(c) for c in encoded.columns], decimals=1)
+    return {"rules": rules, "fidelity": fidelity, "max_depth": max_depth, "n": int(len(X))}
+
+
+def evidence_facts(catalog, arms=None) -> list[dict]:
+    """The catalog's published evidence for each arm (all arms when ``arms`` is None)."""
+    wanted = list(arms) if arms is not None else list(catalog.arm_ids)
+    out = []
+    for arm_id in wanted:
+        try:
+            arm = catalog.arm(arm_id)
+        except Exception:  # noqa: BLE001 - an arm missing from the catalog is reported, not fatal
+            out.append({"arm": arm_id, "name": arm_id, "description": "not in the catalog",
+                        "items": []})
+            continue
+        out.append({
+            "arm": arm.id, "name": arm.name, "description": " ".join(str(arm.description).split()),
+            "cost_per_person": json_safe(arm.cost_per_person),
+            "capacity": json_safe(arm.capacity),
+            "items": [json_safe({"citation": e.citation, "population": e.population,
+                                 "outcome": e.outcome, "effect": e.effect,
+                                 "effect_points": e.effect_points, "smd": e.smd,
+                                 "note": e.note}) for e in arm.evidence],
+        })
+    return out

@@ -1,0 +1,9 @@
+"""The fitted recommendation bundle: one uplift model per outcome, the feature schema, the catalog version.
+
+It knows nothing of MLflow; :mod:`recommender.registry` wraps it as a pyfunc model.
+"""
+
+from recommender.model._recommendation import RecommendationModel
+from recommender.model._schema import feature_schema, frame_from_schema
+
+__all__ = ["RecommendationModel", "feature_schema", "frame_from_schema"]

@@ -1,0 +1,43 @@
+"""MLflow tracking and registry: the only part of the project that imports MLflow.
+
+MLflow is imported when a function here first needs it, never when this package is imported.
+"""
+
+from recommender.registry._aliases import (
+    CHALLENGER,
+    CHAMPION,
+    aliases,
+    move_alias,
+    promote,
+    promotion_history,
+    rollback,
+    rollback_target,
+)
+from recommender.registry._gate import (
+    GateDecision,
+    PolicyValue,
+    estimate,
+    gate_decision,
+    policy_value_scores,
+)
+from recommender.registry._load import ModelRef, load_champion, load_model, load_pyfunc, resolve_model
+from recommender.registry._promotion import PromotionEvent, promotion_log_path, read_promotion_log
+from recommender.registry._runs import Registration, TrainingRun
+from recommender.registry._store import (
+    EXPERIMENT_NAME,
+    MODEL_NAME,
+    artifact_location,
+    client,
+    ensure_experiment,
+    mlflow_session,
+    tracking_uri,
+)
+
+__all__ = [
+    "CHALLENGER", "CHAMPION", "EXPERIMENT_NAME", "MODEL_NAME",
+    "GateDecision", "ModelRef", "PolicyValue", "PromotionEvent", "Registration", "TrainingRun",
+    "aliases", "artifact_location", "client", "ensure_experiment", "estimate", "gate_decision",
+    "load_champion", "load_model", "load_pyfunc", "mlflow_session", "move_alias",
+    "policy_value_scores", "promote", "promotion_history", "promotion_log_path",
+    "read_promotion_log", "resolve_model", "rollback", "rollback_target", "tracking_uri",
+]

@@ -1,0 +1,147 @@
+"""Aliases of the registered model, moved only through here so every change is logged."""
+
+from __future__ import annotations
+
+import json
+
+from recommender.errors import InputError
+from recommender.registry._promotion import (
+    TAG_PREFIX,
+    PromotionEvent,
+    append_events,
+    current_actor,
+)
+from recommender.registry._store import MODEL_NAME, client
+
+__all__ = ["CHAMPION", "CHALLENGER", "aliases", "move_alias", "record_events",
+           "promotion_history", "promote", "rollback", "rollback_target"]
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+def _registered(mlflow_client, name):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow_client.get_registered_model(name)
+    except MlflowException:
+        return None
+
+
+def aliases(name: str = MODEL_NAME, *, mlflow_client=None) -> dict[str, str]:
+    """Current ``alias -> version`` of the registered model (empty if it does not exist)."""
+    mlflow_client = mlflow_client or client()
+    model = _registered(mlflow_client, name)
+    return {} if model is None else {k: str(v) for k, v in model.aliases.items()}
+
+
+def _version(mlflow_client, name, version):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow_client.get_model_version(name, str(version))
+    except MlflowException:
+        raise InputError(f"model {name!r} has no version {version!r}") from None
+
+
+def move_alias(alias: str, version: str, *, kind: str, reason: str, actor: str | None = None,
+               policy: dict | None = None, name: str = MODEL_NAME, mlflow_client=None,
+               record: bool = True) -> PromotionEvent:
+    """Point ``alias`` at ``version`` and (unless ``record=False``) log the change.
+
+    Parameters
+    ----------
+    alias : str
+    version : str
+    kind : {"gate", "promote", "rollback"}
+    reason : str
+        Why; required, recorded verbatim.
+    actor : str, optional
+        Default :func:`current_actor`.
+    policy : dict, optional
+        Policy values behind the decision.
+    record : bool, default True
+        False lets a caller that must stay atomic record several events at its end with
+        :func:`record_events`.
+
+    Returns
+    -------
+    PromotionEvent
+    """
+    if not reason or not reason.strip():
+        raise InputError("a reason is required for every alias change (it goes into the "
+                         "promotion log); pass --reason \"...\"")
+    mlflow_client = mlflow_client or client()
+    target = _version(mlflow_client, name, version)
+    before = aliases(name, mlflow_client=mlflow_client)
+    mlflow_client.set_registered_model_alias(name, alias, str(version))
+    event = PromotionEvent.now(
+        model=name, alias=alias, version=str(version), previous_version=before.get(alias),
+        kind=kind, actor=actor or current_actor(), reason=reason.strip(),
+        previous_aliases=sorted(a for a, v in before.items() if v == str(version)),
+        run_id=target.run_id, policy=dict(policy or {}),
+    )
+    if record:
+        record_events([event], mlflow_client=mlflow_client)
+    return event
+
+
+def record_events(events, *, mlflow_client=None) -> None:
+    """Write events as model-version tags, then to the JSON-lines log."""
+    mlflow_client = mlflow_client or client()
+    for event in events:
+        mlflow_client.set_model_version_tag(event.model, event.version, event.tag_key,
+                                            json.dumps(event.to_dict(), sort_keys=True))
+    append_events(events)
+
+
+def promotion_history(name: str = MODEL_NAME, *, mlflow_client=None) -> list[PromotionEvent]:
+    """Every recorded alias change of ``name``, oldest first, read from the registry's tags."""
+    mlflow_client = mlflow_client or client()
+    if _registered(mlflow_client, name) is None:
+        return []
+    events = []
+    for version in mlflow_client.search_model_versions(f"name='{name}'"):
+        for key, value in (version.tags or {}).items():
+            if key.startswith(TAG_PREFIX):
+                events.append(PromotionEvent(**json.loads(value)))
+    return sorted(events, key=lambda e: e.time)
+
+
+def rollback_target(history, current: str | None) -> str:
+    """The champion before ``current``, replaying promotions as pushes and rollbacks as pops."""
+    stack: list[str] = []
+    for event in history:
+        if event.alias != CHAMPION:
+            continue
+        if event.kind == "rollback":
+            while stack and stack[-1] != event.version:
+                stack.pop()
+            if not stack:
+                stack.append(event.version)
+        elif not stack or stack[-1] != event.version:
+            stack.append(event.version)
+    if current is None or not stack or stack[-1] != current or len(stack) < 2:
+        raise InputError(
+            f"there is no earlier champion to roll back to (current champion: {current}; "
+            f"champion history: {stack}); use `recommender promote VERSION` instead"
+        )
+    return stack[-2]
+
+
+def promote(version: str, *, reason: str, actor: str | None = None,
+            name: str = MODEL_NAME) -> PromotionEvent:
+    """Make ``version`` the champion by a person's decision, with the reason logged."""
+    mlflow_client = client()
+    return move_alias(CHAMPION, str(version), kind="promote", reason=reason, actor=actor,
+                      name=name, mlflow_client=mlflow_client)
+
+
+def rollback(*, reason: str, actor: str | None = None, name: str = MODEL_NAME) -> PromotionEvent:
+    """Return ``champion`` to the version that held it before the current one."""
+    mlflow_client = client()
+    current = aliases(name, mlflow_client=mlflow_client).get(CHAMPION)
+    target = rollback_target(promotion_history(name, mlflow_client=mlflow_client), current)
+    return move_alias(CHAMPION, target, kind="rollback", reason=reason, actor=actor, name=name,
+                      mlflow_client=mlflow_client)

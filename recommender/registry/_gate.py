@@ -1,0 +1,166 @@
+"""The promotion gate: is a challenger's policy value not worse than the champion's?
+
+Both policies are valued on the same held-out rows with the same doubly robust scores, so the
+comparison is paired: the per-person difference of the two policies' values has a much smaller
+variance than either value, and a challenger that recommends the same arms as the champion
+differs from it by exactly 0. The challenger fails only when the whole ``1 - alpha`` interval of
+that difference lies below 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from statistics import NormalDist
+
+import numpy as np
+import pandas as pd
+
+from recommender.errors import InputError
+
+__all__ = ["PolicyValue", "GateDecision", "policy_value_scores", "estimate", "gate_decision"]
+
+
+@dataclass(frozen=True)
+class PolicyValue:
+    """A mean with its two-sided ``1 - alpha`` normal interval."""
+
+    estimate: float
+    lower: float
+    upper: float
+    n: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """Outcome of the gate for one challenger.
+
+    Attributes
+    ----------
+    passed : bool
+        True when the challenger may become champion.
+    reason : str
+        One plain sentence saying why.
+    alpha : float
+        Intervals are two-sided ``1 - alpha``.
+    challenger : PolicyValue
+        The challenger's policy value (points avoided per person versus usual care for all).
+    champion : PolicyValue or None
+        The champion's, on the same rows; ``None`` when there was no champion.
+    difference : PolicyValue or None
+        Challenger minus champion, paired.
+    champion_version : str or None
+    """
+
+    passed: bool
+    reason: str
+    alpha: float
+    challenger: PolicyValue
+    champion: PolicyValue | None = None
+    difference: PolicyValue | None = None
+    champion_version: str | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "passed": self.passed, "reason": self.reason, "alpha": self.alpha,
+            "challenger": self.challenger.to_dict(),
+            "champion": self.champion.to_dict() if self.champion else None,
+            "difference": self.difference.to_dict() if self.difference else None,
+            "champion_version": self.champion_version,
+        }
+
+
+def policy_value_scores(dr_scores: pd.DataFrame, recommended, *, control: str = "none",
+                        lower_is_better: bool = True) -> np.ndarray:
+    """Per-person doubly robust value of a policy, as outcome points gained versus control.
+
+    Parameters
+    ----------
+    dr_scores : DataFrame
+        Cross-fitted AIPW scores, one column per arm including ``control``.
+    recommended : array-like of str
+        The arm the policy assigns to each row.
+    control : str, default "none"
+    lower_is_better : bool, default True
+        For exhaustion (EE, DP) a lower follow-up is better, so the value is
+        ``score[control] - score[arm]``: points avoided. For PA pass False.
+
+    Returns
+    -------
+    ndarray
+        One value per row; its mean is the policy value.
+    """
+    arms = np.asarray(recommended, dtype=object)
+    unknown = sorted(set(arms) - set(dr_scores.columns))
+    if unknown:
+        raise InputError(f"recommended arm(s) {unknown} have no doubly robust score; scored arms "
+                         f"are {list(dr_scores.columns)}")
+    if control not in dr_scores.columns:
+        raise InputError(f"control arm {control!r} has no doubly robust score column")
+    columns = {name: i for i, name in enumerate(dr_scores.columns)}
+    table = dr_scores.to_numpy(dtype=float)
+    chosen = table[np.arange(len(arms)), [columns[a] for a in arms]]
+    gained = table[:, columns[control]] - chosen
+    return gained if lower_is_better else -gained
+
+
+def estimate(values, *, alpha: float = 0.1) -> PolicyValue:
+    """Mean of ``values`` with a two-sided ``1 - alpha`` normal interval."""
+    values = np.asarray(values, dtype=float)
+    n = len(values)
+    if n < 2:
+        raise InputError(f"need at least 2 rows to value a policy, got {n}")
+    mean = float(values.mean())
+    half = float(NormalDist().inv_cdf(1 - alpha / 2) * values.std(ddof=1) / np.sqrt(n))
+    return PolicyValue(mean, mean - half, mean + half, n)
+
+
+def gate_decision(challenger_values, champion_values=None, *, alpha: float = 0.1,
+                  champion_version: str | None = None) -> GateDecision:
+    """Decide whether a challenger may replace the champion.
+
+    Parameters
+    ----------
+    challenger_values : array-like of float
+        Per-person policy values of the challenger (see :func:`policy_value_scores`).
+    champion_values : array-like of float, optional
+        The champion's on the same rows, in the same order; ``None`` when there is no champion.
+    alpha : float, default 0.1
+    champion_version : str, optional
+        Named in the reason.
+
+    Returns
+    -------
+    GateDecision
+
+    Examples
+    --------
+    >>> gate_decision([1.0, 2.0, 3.0]).passed
+    True
+    >>> gate_decision([0.0, 0.1, 0.0, 0.1], [2.0, 2.1, 2.0, 2.2], champion_version="1").passed
+    False
+    """
+    challenger = estimate(challenger_values, alpha=alpha)
+    if champion_values is None:
+        return GateDecision(True, "there is no champion yet, so the first version passes",
+                            alpha, challenger)
+    champion_values = np.asarray(champion_values, dtype=float)
+    if len(champion_values) != challenger.n:
+        raise InputError(f"the champion was valued on {len(champion_values)} rows and the "
+                         f"challenger on {challenger.n}; the gate compares the same rows")
+    champion = estimate(champion_values, alpha=alpha)
+    difference = estimate(np.asarray(challenger_values, dtype=float) - champion_values, alpha=alpha)
+    level = f"{100 * (1 - alpha):.0f}%"
+    who = f"champion version {champion_version}" if champion_version else "the champion"
+    if difference.upper < 0:
+        reason = (f"worse than {who}: policy value {challenger.estimate:.3f} vs "
+                  f"{champion.estimate:.3f} points, difference {difference.estimate:.3f} "
+                  f"({level} CI {difference.lower:.3f} to {difference.upper:.3f}) lies below 0")
+        return GateDecision(False, reason, alpha, challenger, champion, difference,
+                            champion_version)
+    reason = (f"not worse than {who}: policy value {challenger.estimate:.3f} vs "
+              f"{champion.estimate:.3f} points, difference {difference.estimate:.3f} "
+              f"({level} CI {difference.lower:.3f} to {difference.upper:.3f}) reaches 0 or above")
+    return GateDecision(True, reason, alpha, challenger, champion, difference, champion_version)

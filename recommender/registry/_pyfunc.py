@@ -1,0 +1,122 @@
+"""The one model artifact: an MLflow pyfunc model wrapping a RecommendationModel.
+
+The fitted bundle is stored as a joblib file among the model's artifacts and loaded in
+``load_context``; the wrapper adds nothing but the pyfunc calling convention, so the CLI, the
+service and batch scoring (``mlflow.pyfunc.spark_udf``) all run the same ``score``.
+Importing this module imports MLflow; :mod:`recommender.registry` does so only when needed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import tempfile
+import warnings
+from importlib import metadata
+from pathlib import Path
+
+import joblib
+import mlflow
+import pandas as pd
+from mlflow.models import infer_signature
+
+from recommender.model import RecommendationModel
+
+__all__ = ["RecommenderPyfunc", "log_pyfunc", "ARTIFACT_KEY", "DEFAULT_PARAMS"]
+
+ARTIFACT_KEY = "recommendation_model"
+# Inference parameters a caller may pass as ``predict(rows, params={...})``.
+DEFAULT_PARAMS = {"alpha": 0.1, "contributions": True}
+# What a scoring environment needs besides this project's own package.
+_REQUIREMENTS = ("mlflow", "lightgbm", "scikit-learn", "pandas", "numpy", "scipy", "joblib",
+                 "pyarrow")
+
+
+class RecommenderPyfunc(mlflow.pyfunc.PythonModel):
+    """Pyfunc face of a :class:`~recommender.model.RecommendationModel`.
+
+    ``predict(profiles, params={"alpha": 0.1, "contributions": True})`` returns the scored
+    table: ``person_id``, ``recommended``, ``effect_/lower_/upper_<arm>``, the secondary
+    outcomes' effects and ``contrib_<feature>`` of the recommended arm versus usual care.
+    """
+
+    def __init__(self, model: RecommendationModel | None = None):
+        # Set when built in process (before logging) or by load_context after loading.
+        self.model = model
+
+    def load_context(self, context) -> None:
+        self.model = joblib.load(context.artifacts[ARTIFACT_KEY])
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):
+        options = {**DEFAULT_PARAMS, **(params or {})}
+        if not isinstance(model_input, pd.DataFrame):
+            model_input = pd.DataFrame(model_input)
+        scored = self.model.score(model_input, alpha=float(options["alpha"]),
+                                  contributions=bool(options["contributions"]))
+        return scored.reset_index(drop=True)
+
+
+def _requirements() -> list[str]:
+    pins = []
+    for name in _REQUIREMENTS:
+        try:
+            pins.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            pins.append(name)
+    return pins
+
+
+def log_pyfunc(model: RecommendationModel, input_example: pd.DataFrame, *, name: str = "model"):
+    """Log ``model`` as a pyfunc model of the active run (not registered).
+
+    Parameters
+    ----------
+    model : RecommendationModel
+        The fitted bundle.
+    input_example : DataFrame
+        A few profile rows in the data contract's plain types; with the model's output on them
+        it defines the signature.
+    name : str, default "model"
+        The logged model's name within the run.
+
+    Returns
+    -------
+    mlflow.models.model.ModelInfo
+    """
+    example = input_example.reset_index(drop=True)
+    output = model.score(example, alpha=DEFAULT_PARAMS["alpha"],
+                         contributions=DEFAULT_PARAMS["contributions"]).reset_index(drop=True)
+    with warnings.catch_warnings():
+        # MLflow's hints (integer columns, type hints on predict) do not apply: the data
+        # contract has no missing values and the signature is given explicitly.
+        warnings.simplefilter("ignore", UserWarning)
+        signature = infer_signature(example, output, params=dict(DEFAULT_PARAMS))
+    with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings(), _quiet_logger():
+        warnings.simplefilter("ignore", UserWarning)
+        path = Path(folder) / "recommendation_model.joblib"
+        joblib.dump(model, path)
+        return mlflow.pyfunc.log_model(
+            name=name,
+            python_model=RecommenderPyfunc(),
+            artifacts={ARTIFACT_KEY: str(path)},
+            signature=signature,
+            input_example=example,
+            pip_requirements=_requirements(),
+            metadata={"catalog_version": model.catalog_version,
+                      "features": model.feature_names,
+                      "arms": list(model.arms),
+                      "outcomes": model.outcomes},
+        )
+
+
+@contextlib.contextmanager
+def _quiet_logger():
+    # MLflow warns that a python_model object is cloudpickled; ours holds no state (the fitted
+    # bundle travels as a joblib artifact), so the warning would only confuse a reader.
+    logger = logging.getLogger("mlflow.pyfunc")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

@@ -1,0 +1,240 @@
+"""A training run in MLflow, and the all-or-nothing registration that ends it.
+
+Everything a run logs before registration is harmless if the run later fails: the run is marked
+FAILED and nothing is registered. Registration comes last and is undone as a whole when any of
+its steps fails: the new version is deleted, aliases are put back where they were, and the run
+is marked FAILED, so ``champion`` only ever points at a version whose run finished.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+from recommender.registry._aliases import (
+    CHALLENGER,
+    CHAMPION,
+    aliases,
+    move_alias,
+    record_events,
+)
+from recommender.registry._gate import GateDecision
+from recommender.registry._promotion import PromotionEvent
+from recommender.registry._store import EXPERIMENT_NAME, MODEL_NAME, ensure_experiment, mlflow_session
+
+__all__ = ["TrainingRun", "Registration"]
+
+# MLflow refuses parameter values longer than this.
+_PARAM_LIMIT = 6000
+
+
+@dataclass
+class Registration:
+    """What :meth:`TrainingRun.register` did."""
+
+    name: str
+    version: str
+    run_id: str
+    model_uri: str
+    aliases: list[str]
+    gate: GateDecision
+    events: list[PromotionEvent] = field(default_factory=list)
+
+    @property
+    def uri(self) -> str:
+        """``models:/<name>/<version>``."""
+        return f"models:/{self.name}/{self.version}"
+
+
+class TrainingRun:
+    """An MLflow run as a context manager: FINISHED when the block ends, FAILED when it raises.
+
+    Parameters
+    ----------
+    experiment : str, default "burnout-recommender"
+    run_name : str, optional
+    tags : dict, optional
+
+    Examples
+    --------
+    >>> with TrainingRun(run_name="seed-7") as run:  # doctest: +SKIP
+    ...     run.log_params({"seed": 7})
+    ...     info = run.log_model(model, profiles.head(5))
+    ...     registration = run.register(info, gate=decision, reason="scheduled retrain")
+    """
+
+    def __init__(self, *, experiment: str = EXPERIMENT_NAME, run_name: str | None = None,
+                 tags: dict | None = None, model_name: str = MODEL_NAME):
+        self.experiment = experiment
+        self.run_name = run_name
+        self.tags = dict(tags or {})
+        self.model_name = model_name
+        self.run_id: str | None = None
+        self._session = None
+        self._mlflow = None
+
+    # -- lifetime ------------------------------------------------------------------------------
+    def __enter__(self) -> TrainingRun:
+        self._session = mlflow_session()
+        self._mlflow = self._session.__enter__()
+        try:
+            experiment_id = ensure_experiment(self.experiment)
+            run = self._mlflow.start_run(experiment_id=experiment_id, run_name=self.run_name,
+                                         tags={k: str(v) for k, v in self.tags.items()})
+            self.run_id = run.info.run_id
+        except BaseException:
+            self._session.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        try:
+            self._mlflow.end_run(status="FINISHED" if kind is None else "FAILED")
+        finally:
+            self._session.__exit__(None, None, None)
+        return False
+
+    # -- logging -------------------------------------------------------------------------------
+    def log_params(self, params: dict) -> None:
+        """Log flattened parameters (``a.b`` keys), values cut to MLflow's length limit."""
+        flat = {k: _text(v)[:_PARAM_LIMIT] for k, v in _flatten(params).items()}
+        self._mlflow.log_params(flat)
+
+    def set_tags(self, tags: dict) -> None:
+        self._mlflow.set_tags({k: _text(v)[:_PARAM_LIMIT] for k, v in tags.items()})
+
+    def log_metrics(self, metrics: dict) -> None:
+        """Log the finite numeric metrics; MLflow keys allow ``[A-Za-z0-9_\\-. /]`` only."""
+        clean = {}
+        for key, value in metrics.items():
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                continue
+            if math.isfinite(number):
+                clean[_metric_key(key)] = number
+        self._mlflow.log_metrics(clean)
+
+    def log_dict(self, data: dict, artifact_file: str) -> None:
+        self._mlflow.log_dict(data, artifact_file)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self._mlflow.log_text(text, artifact_file)
+
+    def log_artifacts(self, folder, artifact_path: str | None = None) -> None:
+        self._mlflow.log_artifacts(str(folder), artifact_path)
+
+    def log_model(self, model, input_example):
+        """Log the pyfunc model of ``model`` (not registered yet); returns its ModelInfo."""
+        from recommender.registry._pyfunc import log_pyfunc
+
+        return log_pyfunc(model, input_example)
+
+    # -- registration ------------------------------------------------------------------------
+    def register(self, model_info, *, gate: GateDecision, reason: str, actor: str | None = None,
+                 on_registered=None) -> Registration:
+        """Register the logged model as a new version, alias it, and record the changes.
+
+        The version gets ``challenger``; it also gets ``champion`` when ``gate.passed``. Then
+        ``on_registered(registration)`` runs (the pipeline writes the final model card there),
+        and only then are the alias changes written to the promotion log. If any step raises,
+        the version is deleted, the previous aliases are restored and the error propagates
+        (the run then ends FAILED).
+
+        Parameters
+        ----------
+        model_info : mlflow.models.model.ModelInfo
+            From :meth:`log_model`.
+        gate : GateDecision
+        reason : str
+            Recorded with each alias change.
+        actor : str, optional
+        on_registered : callable, optional
+            ``on_registered(registration) -> None``; part of the transaction.
+        """
+        from recommender.registry._store import client
+
+        mlflow_client = client()
+        name = self.model_name
+        before = aliases(name, mlflow_client=mlflow_client)
+        created_model = False
+        version = None
+        try:
+            from mlflow.exceptions import MlflowException
+
+            try:
+                mlflow_client.get_registered_model(name)
+            except MlflowException:
+                mlflow_client.create_registered_model(
+                    name, description="Recommends a clinician-wellness intervention per person "
+                    "(multi-arm uplift on burnout scores).")
+                created_model = True
+            created = mlflow_client.create_model_version(
+                name, source=model_info.model_uri, run_id=self.run_id,
+                model_id=getattr(model_info, "model_id", None), await_creation_for=0,
+                tags={"gate.passed": str(gate.passed).lower(), "gate.reason": gate.reason[:5000],
+                      "run_id": self.run_id},
+            )
+            version = str(created.version)
+            policy = gate.to_dict()
+            events = [move_alias(CHALLENGER, version, kind="gate", reason=reason, actor=actor,
+                                 policy=policy, name=name, mlflow_client=mlflow_client,
+                                 record=False)]
+            if gate.passed:
+                events.append(move_alias(CHAMPION, version, kind="gate",
+                                         reason=f"{reason}; gate: {gate.reason}", actor=actor,
+                                         policy=policy, name=name, mlflow_client=mlflow_client,
+                                         record=False))
+            registration = Registration(
+                name=name, version=version, run_id=self.run_id, model_uri=model_info.model_uri,
+                aliases=[e.alias for e in events], gate=gate, events=events)
+            self._mlflow.set_tags({"registered_version": version,
+                                   "gate.passed": str(gate.passed).lower()})
+            if on_registered is not None:
+                on_registered(registration)
+            record_events(events, mlflow_client=mlflow_client)
+            return registration
+        except BaseException:
+            _undo(mlflow_client, name, version, before, created_model)
+            raise
+
+
+def _undo(mlflow_client, name, version, before, created_model) -> None:
+    """Delete the partial version and put the aliases back; never masks the original error."""
+    try:
+        if version is not None:
+            mlflow_client.delete_model_version(name, version)
+        for alias in (CHAMPION, CHALLENGER):
+            if alias in before:
+                mlflow_client.set_registered_model_alias(name, alias, before[alias])
+        if created_model and not mlflow_client.search_model_versions(f"name='{name}'"):
+            mlflow_client.delete_registered_model(name)
+    except Exception:  # noqa: BLE001 - the registration's own error is the one to report
+        pass
+
+
+def _flatten(params: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _text(value) -> str:
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _metric_key(key: str) -> str:
+    allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-. /")
+    return "".join(c if c in allowed else "_" for c in str(key))
+

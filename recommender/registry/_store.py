@@ -1,0 +1,118 @@
+"""Where MLflow keeps runs, models and artifacts, resolved when asked and never at import.
+
+``MLFLOW_TRACKING_URI`` wins, unchanged (a tracking server, PostgreSQL behind it). Otherwise the
+embedded default is a SQLite file ``<models_dir>/mlflow.db`` with artifacts under
+``<models_dir>/mlartifacts``. MLflow itself is imported lazily, after its telemetry has been
+switched off, so that importing this package stays cheap and silent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from pathlib import Path
+
+from recommender.paths import models_dir
+
+__all__ = ["tracking_uri", "artifact_location", "mlflow_session", "client", "ensure_experiment",
+           "MODEL_NAME", "EXPERIMENT_NAME"]
+
+MODEL_NAME = "burnout-recommender"
+EXPERIMENT_NAME = "burnout-recommender"
+
+# Remote stores decide their own artifact root (often a proxied bucket); only local stores get ours.
+_REMOTE_SCHEMES = ("http://", "https://", "databricks")
+
+
+def tracking_uri() -> str:
+    """The MLflow tracking (and registry) URI in force.
+
+    Returns
+    -------
+    str
+        ``MLFLOW_TRACKING_URI`` when set, unchanged; else ``sqlite:///<models_dir>/mlflow.db``.
+    """
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{(models_dir() / 'mlflow.db').resolve().as_posix()}"
+
+
+def artifact_location() -> str | None:
+    """Artifact root for a new experiment: ``<models_dir>/mlartifacts`` for local stores.
+
+    Returns ``None`` for a remote tracking server, which then applies its own default.
+    """
+    if tracking_uri().startswith(_REMOTE_SCHEMES):
+        return None
+    return (models_dir() / "mlartifacts").resolve().as_uri()
+
+
+def _quiet() -> None:
+    # Set before mlflow is first imported: its telemetry client is configured at import.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    for name in ("mlflow", "alembic", "alembic.runtime.migration", "mlflow.store.db.utils"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+@contextlib.contextmanager
+def mlflow_session():
+    """Point MLflow's fluent API at :func:`tracking_uri` for the duration of the block.
+
+    The previous URIs are restored afterwards, so a caller's own MLflow setup is left alone.
+
+    Yields
+    ------
+    module
+        The imported ``mlflow`` module.
+    """
+    _quiet()
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///") and "MLFLOW_TRACKING_URI" not in os.environ:
+        models_dir().mkdir(parents=True, exist_ok=True)
+    import mlflow
+    from mlflow.tracking import _model_registry, _tracking_service
+
+    # set_tracking_uri also exports MLFLOW_TRACKING_URI; restore both the globals and the
+    # environment so nothing leaks past the block (tests switch RECOMMENDER_HOME between runs).
+    saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    saved_tracking = _tracking_service.utils._tracking_uri
+    saved_registry = _model_registry.utils._registry_uri
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield mlflow
+    finally:
+        _tracking_service.utils._tracking_uri = saved_tracking
+        _model_registry.utils._registry_uri = saved_registry
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def client():
+    """An ``MlflowClient`` on :func:`tracking_uri` for tracking and registry alike."""
+    _quiet()
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///") and "MLFLOW_TRACKING_URI" not in os.environ:
+        models_dir().mkdir(parents=True, exist_ok=True)
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def ensure_experiment(name: str = EXPERIMENT_NAME) -> str:
+    """The id of experiment ``name``, created with :func:`artifact_location` if missing."""
+    mlflow_client = client()
+    experiment = mlflow_client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = artifact_location()
+    if location is not None:
+        Path(location.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+    return mlflow_client.create_experiment(name, artifact_location=location)
