@@ -59,13 +59,14 @@ def feature_frame(frame: pd.DataFrame, extra_features: Iterable[str] = ()) -> pd
         column = frame[name]
         if name in CATEGORIES:
             text = column.astype("string")
-            values = pd.Categorical(text, categories=CATEGORIES[name])
-            unknown = text.notna().to_numpy() & pd.isna(values)
+            unknown = (text.notna() & ~text.isin(CATEGORIES[name])).to_numpy(dtype=bool)
             if unknown.any():
                 bad = sorted(set(text[unknown]))
                 problems.append(
                     f"{name}: unknown categories {bad}; accepted: {', '.join(CATEGORIES[name])}"
                 )
+                continue
+            values = pd.Categorical(text, categories=CATEGORIES[name])
             features[name] = pd.Series(values, index=frame.index)
         elif name in FEATURE_COLUMNS:
             numbers = pd.to_numeric(column, errors="coerce")
