@@ -121,12 +121,12 @@ def _check_fields(data, fields, entry: str, problems: _Problems) -> dict:
     return good
 
 
-def _members(values, allowed, entry, field, problems) -> tuple[str, ...] | None:
+def _members(values, allowed, entry, field, singular, problems) -> tuple[str, ...] | None:
     if values is None:
         return None
     bad = [v for v in values if v not in allowed]
     for value in bad:
-        problems.add(entry, field, value, f"unknown {field[:-1] if field.endswith('s') else field}", ", ".join(allowed))
+        problems.add(entry, field, value, f"unknown {singular}", ", ".join(allowed))
     if not values:
         problems.add(entry, field, values, "empty list", f"one or more of {', '.join(allowed)}, or null for any")
     return None if bad or not values else tuple(dict.fromkeys(values))
@@ -136,8 +136,10 @@ def _eligibility(data, entry, problems) -> Eligibility:
     if data is None:
         return Eligibility()
     good = _check_fields(data, ELIGIBILITY_FIELDS, entry, problems)
-    roles = _members(good.get("roles"), CATEGORIES["role"], entry, "roles", problems)
-    specialties = _members(good.get("specialties"), CATEGORIES["specialty"], entry, "specialties", problems)
+    roles = _members(good.get("roles"), CATEGORIES["role"], entry, "roles", "role", problems)
+    specialties = _members(
+        good.get("specialties"), CATEGORIES["specialty"], entry, "specialties", "specialty", problems
+    )
     years = {}
     for name in ("min_years_in_practice", "max_years_in_practice"):
         value = good.get(name)
