@@ -4,6 +4,8 @@
 cross-fitted AIPW scores that evaluation and model selection rest on.
 """
 
+from ._model import UpliftModel
+from ._regressors import GBMSpec, RidgeSpec
 from ._scores import doubly_robust_scores
 
-__all__ = ["doubly_robust_scores"]
+__all__ = ["UpliftModel", "doubly_robust_scores", "GBMSpec", "RidgeSpec"]

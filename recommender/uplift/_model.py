@@ -1,0 +1,243 @@
+"""``UpliftModel``: the one estimator the project fits, predicts, explains and intervals with."""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from recommender.errors import InputError
+
+from ._auto import DEFAULT_FINAL_CANDIDATES, select_learner
+from ._checks import check_training_inputs, warn_constant_features
+from ._encoding import FeatureEncoder
+from ._intervals import interval, jackknife_variance
+from ._nuisance import DEFAULT_OUTCOME_CANDIDATES, fit_nuisance
+
+__all__ = ["UpliftModel"]
+
+LEARNERS = ("auto", "t", "x", "dr")
+
+
+def _check_parameters(model: "UpliftModel") -> None:
+    """The constraint table, checked in one place when fitting."""
+    problems = []
+
+    def require(name, ok, accepted):
+        if not ok:
+            problems.append(f"{name}={getattr(model, name)!r} (accepted: {accepted})")
+
+    require("learner", model.learner in LEARNERS, " | ".join(LEARNERS))
+    require("n_folds", isinstance(model.n_folds, Integral) and model.n_folds >= 2,
+            "an integer >= 2")
+    require("random_state", isinstance(model.random_state, Integral), "an integer")
+    require("design", model.design in ("auto", "randomized", "observational"),
+            "auto | randomized | observational")
+    clip = model.propensity_clip
+    require("propensity_clip", isinstance(clip, (tuple, list)) and len(clip) == 2
+            and all(isinstance(c, Real) for c in clip) and 0 < clip[0] < clip[1] <= 1,
+            "(low, high) with 0 < low < high <= 1")
+    require("min_arm_rows", isinstance(model.min_arm_rows, Integral) and model.min_arm_rows >= 1,
+            "a positive integer")
+    require("n_jobs", isinstance(model.n_jobs, Integral) and model.n_jobs >= 1,
+            "a positive integer")
+    if problems:
+        raise InputError("invalid UpliftModel parameters: " + "; ".join(problems))
+
+
+class UpliftModel(BaseEstimator):
+    """Multi-arm uplift model: each arm's effect versus control, with intervals and reasons.
+
+    The first stage (one outcome model per arm, control's fitted once; propensities) is fitted
+    once with K-fold cross-fitting and shared by the T-, X- and DR-learners. ``learner="auto"``
+    fits every learner and final-stage setting out of fold and keeps the one with the smallest
+    cross-validated doubly robust loss (``selection_``); no oracle is read.
+
+    Parameters
+    ----------
+    learner : {"auto", "t", "x", "dr"}, default "auto"
+        Which learner, or choose by the doubly robust criterion.
+    control : object, default "none"
+        Name of the control (usual care) arm in ``treatment``.
+    n_folds : int, default 5
+        Folds of the cross-fitting (also the K of the jackknife intervals).
+    random_state : int, default 0
+        Seed of folds and boosters; the same seed gives identical effects.
+    design : {"auto", "randomized", "observational"}, default "auto"
+        ``"randomized"``: propensities are the arm shares of the data. Otherwise a given
+        propensity column is used as is and, without one, a regularized multinomial logistic
+        model estimates them (clipped, with a warning naming arms and regions of poor overlap).
+    propensity_clip : tuple of float, default (0.01, 1.0)
+        Bounds for estimated propensities.
+    min_arm_rows : int, default 30
+        Smallest arm accepted (at least twice ``n_folds`` is required in any case).
+    outcome_candidates : sequence of specs, optional
+        Regressors tried for each arm's outcome model (defaults: two LightGBM, one ridge).
+    final_candidates : sequence of specs, optional
+        Regressors tried for the X- and DR-learners' final stage.
+    n_jobs : int, default 1
+        LightGBM threads while fitting (prediction always uses one).
+
+    Attributes
+    ----------
+    arms_ : list
+        Non-control arms, sorted by name; the columns of ``predict_effect``.
+    control_ : object
+        The control arm.
+    learner_ : str
+        The learner used ("t", "x" or "dr").
+    feature_names_ : list of str
+        Feature columns seen at fit.
+    selection_ : DataFrame
+        Doubly robust loss of every candidate (learner, settings), best first.
+    outcome_selection_ : DataFrame
+        Held-out error of every outcome-model candidate per arm.
+    propensity_source_ : str
+        "design shares", "given" or "estimated".
+
+    Examples
+    --------
+    >>> from recommender.uplift._synthetic import make_uplift_cohort
+    >>> X, t, y, p, oracle = make_uplift_cohort(1500, arms=("none", "a", "b"), seed=1)
+    >>> model = UpliftModel(learner="t", n_folds=3).fit(X, t, y, propensity=p)
+    >>> model.predict_effect(X.head(2)).columns.tolist()
+    ['a', 'b']
+    >>> parts = model.contributions(X.head(2), "a")
+    >>> bool(np.allclose(parts.sum(axis=1), model.predict_effect(X.head(2))["a"]))
+    True
+    """
+
+    def __init__(self, *, learner="auto", control="none", n_folds=5, random_state=0,
+                 design="auto", propensity_clip=(0.01, 1.0), min_arm_rows=30,
+                 outcome_candidates=None, final_candidates=None, n_jobs=1):
+        self.learner = learner
+        self.control = control
+        self.n_folds = n_folds
+        self.random_state = random_state
+        self.design = design
+        self.propensity_clip = propensity_clip
+        self.min_arm_rows = min_arm_rows
+        self.outcome_candidates = outcome_candidates
+        self.final_candidates = final_candidates
+        self.n_jobs = n_jobs
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, treatment, y, *, propensity=None):
+        """Fit the first stage, the learner(s), and the interval scale.
+
+        Parameters
+        ----------
+        X : DataFrame
+            Features: numeric and ``category`` columns (no identifiers, no oracle).
+        treatment : array-like
+            Arm received by each row; must include ``control``.
+        y : array-like of float
+            Outcome (the change from baseline in this project). No missing values.
+        propensity : array-like of float, optional
+            Probability of the arm each row received, in (0, 1]; used as given.
+
+        Returns
+        -------
+        self
+        """
+        _check_parameters(self)
+        encoder = FeatureEncoder().fit(X)
+        data = check_training_inputs(X, treatment, y, propensity, control=self.control,
+                                     min_arm_rows=max(self.min_arm_rows, 2 * self.n_folds))
+        M = encoder.transform(X)
+        warn_constant_features(M, encoder.feature_names)
+        nuisance = fit_nuisance(
+            M, data.codes, data.y, data.arms, categorical=encoder.categorical_index,
+            feature_names=encoder.feature_names, propensity=data.propensity,
+            design=self.design, clip=tuple(self.propensity_clip), n_folds=self.n_folds,
+            seed=self.random_state, n_jobs=self.n_jobs, encoder=encoder,
+            candidates=tuple(self.outcome_candidates or DEFAULT_OUTCOME_CANDIDATES),
+            refit_outcomes=False,
+        )
+        learners = ("t", "x", "dr") if self.learner == "auto" else (self.learner,)
+        estimator, table = select_learner(
+            nuisance, learners, tuple(self.final_candidates or DEFAULT_FINAL_CANDIDATES))
+        self.encoder_ = encoder
+        self.all_arms_ = list(data.arms)
+        self.control_ = data.control
+        self.arms_ = list(data.arms[1:])
+        self.feature_names_ = list(encoder.feature_names)
+        self.n_features_in_ = len(self.feature_names_)
+        self.learner_ = estimator.name
+        self.selection_ = table
+        self.outcome_selection_ = pd.DataFrame(
+            nuisance.outcome_table, columns=["arm", "settings", "held_out_mse", "chosen"])
+        self.propensity_source_ = nuisance.propensity.source
+        self.estimator_ = estimator
+        self.interval_scale_ = np.ones(len(self.arms_))
+        return self
+
+    # -------------------------------------------------------------- predict
+    def _matrix(self, X) -> np.ndarray:
+        check_is_fitted(self, "estimator_")
+        return self.encoder_.transform(X)
+
+    def predict_effect(self, X) -> pd.DataFrame:
+        """Expected outcome under each non-control arm minus under control, per row.
+
+        Returns
+        -------
+        DataFrame
+            Columns ``arms_``, index ``X.index``.
+        """
+        M = self._matrix(X)
+        return pd.DataFrame(self.estimator_.effect(M), index=X.index, columns=self.arms_)
+
+    def predict_interval(self, X, alpha=0.1) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Lower and upper bounds of a (1 − alpha) interval for each row's effect.
+
+        Returns
+        -------
+        (DataFrame, DataFrame)
+            Same shape, columns and index as ``predict_effect``.
+        """
+        if not (isinstance(alpha, Real) and 0 < alpha < 1):
+            raise InputError(f"alpha={alpha!r}; accepted: a number strictly between 0 and 1")
+        M = self._matrix(X)
+        effect = self.estimator_.effect(M)
+        variance = jackknife_variance(self.estimator_.fold_effects(M))
+        lower, upper = interval(effect, variance, alpha, self.interval_scale_[None, :])
+        return (pd.DataFrame(lower, index=X.index, columns=self.arms_),
+                pd.DataFrame(upper, index=X.index, columns=self.arms_))
+
+    def _arm_index(self, arm, role: str) -> int:
+        for k, known in enumerate(self.all_arms_):
+            if str(known) == str(arm):
+                return k
+        raise InputError(
+            f"unknown {role} arm {arm!r}; the model knows {[str(a) for a in self.all_arms_]}")
+
+    def contributions(self, X, arm, versus=None) -> pd.DataFrame:
+        """Per-feature contributions to ``effect[arm] − effect[versus]``, plus ``base``.
+
+        Row sums equal ``predict_effect(X)[arm] − predict_effect(X)[versus]`` (an arm's
+        effect is 0 for the control) to floating-point precision. The contributions are
+        LightGBM's exact TreeSHAP values (or coefficient × centred value for a ridge stage) of
+        the very models whose predictions make the effect.
+
+        Parameters
+        ----------
+        X : DataFrame
+        arm : object
+            Arm whose effect is explained.
+        versus : object, optional
+            Arm to compare with; default the control.
+        """
+        M = self._matrix(X)
+        a = self._arm_index(arm, "")
+        b = 0 if versus is None else self._arm_index(versus, "versus")
+        out = np.zeros((M.shape[0], len(self.feature_names_) + 1))
+        if a != b:
+            if a > 0:
+                out += self.estimator_.contrib(M, a - 1)
+            if b > 0:
+                out -= self.estimator_.contrib(M, b - 1)
+        return pd.DataFrame(out, index=X.index, columns=[*self.feature_names_, "base"])

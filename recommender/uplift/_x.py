@@ -1,0 +1,58 @@
+"""X-learner: impute each person's effect from the other group's outcome model, then regress.
+
+For arm a: among its own rows the imputed effect is y − μ̂_control(x); among control rows it
+is μ̂_a(x) − y (both μ̂ out-of-fold). One regression per group, combined as
+τ̂ = g τ̂_control-side + (1 − g) τ̂_arm-side with g the arm's share of the pair, a constant
+weight, which keeps the prediction path free of a propensity model and the contributions
+exactly additive.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._base import EffectLearner, Part
+from ._regressors import crossfit, refit
+
+__all__ = ["XLearner"]
+
+
+class XLearner(EffectLearner):
+    name = "x"
+
+    def __init__(self, nuisance, spec, *, do_refit=True):
+        self.spec = spec
+        self.label = spec.label
+        codes, y, mu = nuisance.codes, nuisance.y, nuisance.mu
+        control_rows = codes == 0
+        self.parts, oof, self.crossfits = [], [], []
+        for a in range(1, len(nuisance.arms)):
+            arm_rows = codes == a
+            g = arm_rows.sum() / (arm_rows.sum() + control_rows.sum())
+            arm_side = y - mu[:, 0]  # read only on arm rows
+            control_side = mu[:, a] - y  # read only on control rows
+            pieces, effect = [], np.zeros(len(y))
+            for weight, target, rows, salt in ((1.0 - g, arm_side, arm_rows, 1),
+                                               (g, control_side, control_rows, 2)):
+                cross = crossfit(spec, nuisance.M, target, rows, nuisance.folds,
+                                 categorical=nuisance.categorical,
+                                 seed=nuisance.seed + 13 * a + salt, n_jobs=nuisance.n_jobs,
+                                 refit=False)
+                self.crossfits.append((len(self.parts), len(pieces), cross, target, rows))
+                pieces.append(Part(weight, None, cross.fold_models))
+                effect += weight * cross.oof
+            self.parts.append(pieces)
+            oof.append(effect)
+        self.oof = np.column_stack(oof)
+        self._seed, self._categorical, self._n_jobs = nuisance.seed, nuisance.categorical, nuisance.n_jobs
+        self._M = nuisance.M
+        if do_refit:
+            self.refit()
+
+    def refit(self):
+        for j, p, cross, target, rows in self.crossfits:
+            model = refit(cross, self._M, target, rows, categorical=self._categorical,
+                          seed=self._seed + 17 * j + p, n_jobs=self._n_jobs)
+            self.parts[j][p].full_model = model
+        self.crossfits, self._M = None, None
+        return self
