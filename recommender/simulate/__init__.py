@@ -1,0 +1,26 @@
+"""Calibrated cohort simulator with oracle effects.
+
+No individual-level trial data on clinician burnout is public, so the project learns and is
+measured on simulated cohorts whose every assumption is a named scenario parameter and whose
+sourced figures are checked against the published studies (:func:`run_calibration`).
+"""
+
+from recommender.simulate._assignment import ASSIGNMENTS, observational_probabilities, parse_shares
+from recommender.simulate._calibration import STUDIES, Study, calibration_markdown, run_calibration
+from recommender.simulate._scenario import Scenario, load_scenario, scenario_names
+from recommender.simulate._simulate import oracle_columns, simulate_cohort
+
+__all__ = [
+    "ASSIGNMENTS",
+    "STUDIES",
+    "Scenario",
+    "Study",
+    "calibration_markdown",
+    "load_scenario",
+    "observational_probabilities",
+    "oracle_columns",
+    "parse_shares",
+    "run_calibration",
+    "scenario_names",
+    "simulate_cohort",
+]
