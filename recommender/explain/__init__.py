@@ -1,0 +1,19 @@
+"""Per-person reasons for a recommendation: contributions in EE points, a sentence, evidence."""
+
+from recommender.explain._evidence import evidence_for
+from recommender.explain._reasons import (
+    FEATURE_LABELS,
+    Contribution,
+    Explanation,
+    explain,
+    top_contributions,
+)
+
+__all__ = [
+    "FEATURE_LABELS",
+    "Contribution",
+    "Explanation",
+    "evidence_for",
+    "explain",
+    "top_contributions",
+]

@@ -1,0 +1,186 @@
+"""Per-person reasons: which profile features drive the recommended arm's effect, in EE points.
+
+The uplift models give additive contributions: one value per feature plus a ``base`` that
+together sum to the difference in expected EE change between two arms. Two comparisons answer
+the questions a program asks: why this arm rather than nothing (versus usual care), and why this
+arm rather than the next best (versus the runner-up). The sentence says the same in words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Contribution", "Explanation", "top_contributions", "explain", "FEATURE_LABELS"]
+
+# Plain words for the contract's feature columns; extra features keep their own names.
+FEATURE_LABELS: dict[str, str] = {
+    "age": "age",
+    "gender": "gender",
+    "role": "role",
+    "specialty": "specialty",
+    "setting": "practice setting",
+    "years_in_practice": "years in practice",
+    "weekly_hours": "weekly hours",
+    "ee": "emotional exhaustion score",
+    "dp": "depersonalization score",
+    "pa": "personal accomplishment score",
+}
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """One feature's share of an EE effect difference (negative = less exhaustion)."""
+
+    feature: str
+    value: object
+    points: float
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why one arm was recommended for one person."""
+
+    recommended: str
+    runner_up: str | None
+    versus_usual_care: tuple[Contribution, ...]
+    versus_runner_up: tuple[Contribution, ...]
+    sentence: str
+
+
+def top_contributions(
+    contributions: Mapping[str, float] | pd.Series,
+    profile: Mapping,
+    *,
+    top: int = 3,
+) -> tuple[Contribution, ...]:
+    """The ``top`` features with the largest absolute contribution, largest first.
+
+    ``base`` (the part no feature accounts for) is never listed; features contributing
+    exactly zero are left out.
+
+    Examples
+    --------
+    >>> top_contributions({"role": -1.5, "age": 0.2, "ee": -0.7, "base": -3.0},
+    ...                   {"role": "physician", "age": 40, "ee": 35}, top=2)
+    (Contribution(feature='role', value='physician', points=-1.5), Contribution(feature='ee', value=35, points=-0.7))
+    """
+    items = [(str(k), float(v)) for k, v in dict(contributions).items()
+             if k != "base" and np.isfinite(v) and v != 0.0]
+    items.sort(key=lambda kv: (-abs(kv[1]), kv[0]))
+    return tuple(Contribution(k, _plain(profile.get(k)), round(v, 3)) for k, v in items[:top])
+
+
+def _plain(value):
+    # numpy scalars do not survive JSON; profiles may carry them after a DataFrame round trip.
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _feature_text(c: Contribution) -> str:
+    label = FEATURE_LABELS.get(c.feature, c.feature.replace("_", " "))
+    value = c.value
+    if isinstance(value, str):
+        value = value.replace("_", " ")
+    elif isinstance(value, float):
+        value = f"{value:g}"
+    return f"{label} {value} ({c.points:+.1f})"
+
+
+def _interval_text(lower: float, upper: float) -> str:
+    if upper <= 0:
+        return f"between {abs(upper):.1f} and {abs(lower):.1f} points lower"
+    if lower >= 0:
+        return f"between {lower:.1f} and {upper:.1f} points higher"
+    return f"from {abs(lower):.1f} points lower to {upper:.1f} points higher"
+
+
+def _join(parts: list[str]) -> str:
+    if len(parts) <= 1:
+        return "".join(parts)
+    return ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def explain(
+    *,
+    recommended: str,
+    runner_up: str | None,
+    effect: float,
+    lower: float,
+    upper: float,
+    runner_up_effect: float | None,
+    versus_usual_care: Mapping[str, float] | pd.Series | None,
+    versus_runner_up: Mapping[str, float] | pd.Series | None,
+    profile: Mapping,
+    control: str = "none",
+    names: Mapping[str, str] | None = None,
+    coverage: float = 0.9,
+    top: int = 3,
+) -> Explanation:
+    """Build the explanation of one recommendation.
+
+    Parameters
+    ----------
+    recommended, runner_up : str
+        The best and second-best arm (either may be the control arm).
+    effect, lower, upper : float
+        The recommended arm's EE effect against usual care and its interval.
+    runner_up_effect : float or None
+        The runner-up's EE effect against usual care.
+    versus_usual_care, versus_runner_up : mapping or Series, optional
+        Contributions (feature -> EE points, plus ``base``) of ``recommended - control`` and of
+        ``recommended - runner_up``.
+    profile : mapping
+        The person's profile, to show each feature's value.
+    control : str
+        Id of usual care.
+    names : mapping, optional
+        Readable arm names (``arm id -> name``).
+    coverage : float
+        Coverage of the interval, for the sentence.
+    top : int
+        Features listed per comparison.
+
+    Examples
+    --------
+    >>> e = explain(recommended="coaching", runner_up="peer_group", effect=-4.2, lower=-7.0,
+    ...             upper=-1.4, runner_up_effect=-1.0,
+    ...             versus_usual_care={"role": -2.0, "ee": -1.0, "base": -1.2},
+    ...             versus_runner_up={"role": -2.5, "base": -0.7},
+    ...             profile={"role": "physician", "ee": 33})
+    >>> print(e.sentence)
+    Coaching is expected to lower emotional exhaustion by 4.2 points (90% interval: between 1.4 and 7.0 points lower) compared with usual care, most of all because of role physician (-2.0) and emotional exhaustion score 33 (-1.0). It is expected to do 3.2 points better than peer group, mainly because of role physician (-2.5).
+    """
+    names = dict(names or {})
+    label = lambda arm: names.get(arm, arm.replace("_", " "))  # noqa: E731
+    vs_care = () if recommended == control or versus_usual_care is None else \
+        top_contributions(versus_usual_care, profile, top=top)
+    vs_next = () if runner_up is None or versus_runner_up is None else \
+        top_contributions(versus_runner_up, profile, top=top)
+    level = f"{coverage:.0%}"
+    if recommended == control:
+        if runner_up is None:
+            sentence = "Only usual care can be offered, so there is nothing to compare."
+        else:
+            sentence = (f"No offered intervention is expected to lower emotional exhaustion more "
+                        f"than usual care for this profile; the closest is {label(runner_up)} "
+                        f"({runner_up_effect:+.1f} points against usual care)")
+            sentence += (f", held back mainly by {_join([_feature_text(c) for c in vs_next])}."
+                         if vs_next else ".")
+        return Explanation(recommended, runner_up, vs_care, vs_next, sentence)
+    direction = "lower" if effect < 0 else "raise"
+    sentence = (f"{label(recommended).capitalize()} is expected to {direction} emotional "
+                f"exhaustion by {abs(effect):.1f} points ({level} interval: "
+                f"{_interval_text(lower, upper)}) compared with usual care")
+    sentence += (f", most of all because of {_join([_feature_text(c) for c in vs_care])}."
+                 if vs_care else ".")
+    if runner_up is not None and runner_up_effect is not None:
+        lead = runner_up_effect - effect
+        # When the runner-up is usual care, the first sentence already made that comparison.
+        if runner_up != control:
+            sentence += f" It is expected to do {lead:.1f} points better than {label(runner_up)}"
+            sentence += (f", mainly because of {_join([_feature_text(c) for c in vs_next])}."
+                         if vs_next else ".")
+    return Explanation(recommended, runner_up, vs_care, vs_next, sentence)

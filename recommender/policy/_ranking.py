@@ -1,0 +1,136 @@
+"""Ranking the arms one person may get, and saying when that ranking means little.
+
+Effects follow the project's sign convention: the expected change in emotional exhaustion (EE)
+under an arm minus under usual care, so lower is better. Usual care is always in the ranking at
+exactly zero, and it wins ties: nobody is sent to a program that is not expected to help.
+
+A point estimate always produces an order, but when the intervals of the two best arms overlap
+heavily the order is mostly noise. :func:`rank_arms` measures that overlap and says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+__all__ = ["RankedArm", "Ranking", "interval_overlap", "rank_arms"]
+
+
+@dataclass(frozen=True)
+class RankedArm:
+    """One arm in a person's ranking (EE points; DP and PA as point estimates)."""
+
+    arm: str
+    rank: int
+    effect: float
+    lower: float
+    upper: float
+    effect_dp: float
+    effect_pa: float
+
+    @property
+    def helps(self) -> bool:
+        """Whether the whole interval lies below zero (clearly less exhaustion than usual care)."""
+        return self.upper < 0
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """A person's arms, best first, with what can honestly be said about the order."""
+
+    arms: tuple[RankedArm, ...]
+    meaningful: bool
+    overlap: float | None
+    note: str
+
+    @property
+    def recommended(self) -> str:
+        return self.arms[0].arm
+
+    @property
+    def runner_up(self) -> str | None:
+        return self.arms[1].arm if len(self.arms) > 1 else None
+
+
+def interval_overlap(lower_a: float, upper_a: float, lower_b: float, upper_b: float) -> float:
+    """Length of the intersection of two intervals as a share of the narrower one.
+
+    A zero-width interval (usual care at exactly 0) overlaps fully when it lies inside the
+    other interval and not at all otherwise.
+
+    Examples
+    --------
+    >>> interval_overlap(-4, -2, -3, 1)
+    0.5
+    >>> interval_overlap(-4, -2, 0, 0)
+    0.0
+    >>> interval_overlap(-1, 1, 0, 0)
+    1.0
+    """
+    low, high = max(lower_a, lower_b), min(upper_a, upper_b)
+    narrower = min(upper_a - lower_a, upper_b - lower_b)
+    if high < low:
+        return 0.0
+    if narrower <= 0:
+        return 1.0
+    return min(1.0, (high - low) / narrower)
+
+
+def rank_arms(
+    effects: Mapping[str, Sequence[float]],
+    *,
+    control: str = "none",
+    max_overlap: float = 0.5,
+    names: Mapping[str, str] | None = None,
+    coverage: float = 0.9,
+) -> Ranking:
+    """Rank usual care and the given arms by expected EE change, best (lowest) first.
+
+    Parameters
+    ----------
+    effects : mapping
+        ``arm -> (effect, lower, upper, effect_dp, effect_pa)`` for each treatment arm that may
+        be ranked, in catalog order (ties keep this order). The control arm is added at zero.
+    control : str
+        Id of usual care.
+    max_overlap : float
+        The order of the two best arms is called not meaningful when their intervals overlap
+        by more than this share of the narrower interval.
+    names : mapping, optional
+        Readable arm names for the note.
+    coverage : float
+        Coverage of the intervals (``1 - alpha``), named in the note.
+
+    Examples
+    --------
+    >>> r = rank_arms({"coaching": (-5, -8, -2, -1, 1), "peer_group": (-1, -3, 1, -2, 0)})
+    >>> [a.arm for a in r.arms], r.meaningful
+    (['coaching', 'peer_group', 'none'], True)
+    >>> rank_arms({"coaching": (-2, -5, 1, 0, 0), "peer_group": (-1.8, -4.5, 1, 0, 0)}).meaningful
+    False
+    """
+    names = dict(names or {})
+    label = lambda arm: names.get(arm, arm.replace("_", " "))  # noqa: E731
+    options = [(control, (0.0, 0.0, 0.0, 0.0, 0.0))]
+    options += [(arm, tuple(float(v) for v in values)) for arm, values in effects.items()
+                if arm != control]
+    # sorted() is stable, so usual care (listed first) wins ties, then catalog order.
+    ordered = sorted(options, key=lambda item: item[1][0])
+    arms = tuple(RankedArm(arm, rank, *values) for rank, (arm, values) in enumerate(ordered, 1))
+    if len(arms) == 1:
+        return Ranking(arms, True, None, "Only usual care can be offered to this person.")
+    best, second = arms[0], arms[1]
+    overlap = interval_overlap(best.lower, best.upper, second.lower, second.upper)
+    meaningful = overlap <= max_overlap
+    if meaningful:
+        note = (f"{label(best.arm).capitalize()} ranks ahead of {label(second.arm)} with "
+                f"intervals overlapping {overlap:.0%} of the narrower one.")
+    else:
+        note = (f"The ranking is not meaningful: the {coverage:.0%} intervals of {label(best.arm)} and "
+                f"{label(second.arm)} overlap {overlap:.0%}, so the data cannot tell which of "
+                "them helps this person more; the person's preference and availability should "
+                "decide.")
+    if best.arm != control and not best.helps:
+        note += (f" The interval of {label(best.arm)} includes no change, so a benefit over "
+                 "usual care is not established for this profile.")
+    return Ranking(arms, meaningful, overlap, note)

@@ -1,0 +1,64 @@
+"""Safety triage: crisis means resources only; severe profiles get a referral besides the ranking."""
+
+import pytest
+
+from recommender.errors import InputError
+from recommender.policy import SafetyRules, triage
+from recommender.service import load_serve_config
+
+RULES = SafetyRules.from_config({
+    "referral_rules": [{"ee_at_least": 40, "dp_at_least": 15}, {"ee_at_least": 48}],
+    "referral_notice": "confidential help",
+    "crisis_notice": "call now",
+    "crisis_resources": [{"name": "988 Suicide & Crisis Lifeline", "contact": "988"}],
+})
+
+
+@pytest.mark.parametrize("ee, dp, level", [
+    (40, 15, "referral"),   # both bounds are inclusive
+    (39, 30, "routine"),    # high DP alone is not enough under the first rule
+    (45, 14, "routine"),
+    (48, 0, "referral"),    # second rule: exhaustion near the top of the scale
+    (10, 2, "routine"),
+])
+def test_referral_rules_hold_when_every_bound_of_any_rule_holds(ee, dp, level):
+    result = triage({"ee": ee, "dp": dp, "pa": 30}, RULES)
+    assert result.level == level
+    assert result.rank_interventions
+    assert (result.notice == "confidential help") == (level == "referral")
+
+
+def test_crisis_wins_over_everything_and_forbids_a_ranking():
+    for scores in ({"ee": 0, "dp": 0, "pa": 48}, {"ee": 54, "dp": 30, "pa": 0}):
+        result = triage(scores, RULES, crisis_risk=True)
+        assert result.level == "crisis"
+        assert not result.rank_interventions
+        assert result.resources[0].contact == "988"
+
+
+def test_matched_rule_is_named_for_the_auditor():
+    assert triage({"ee": 50, "dp": 20, "pa": 1}, RULES).matched_rule == "EE >= 40 and DP >= 15"
+
+
+def test_shipped_config_has_the_us_crisis_line_and_the_severity_rule():
+    config = load_serve_config()
+    contacts = " ".join(r.name + r.contact for r in config.safety.crisis_resources)
+    assert "988" in contacts and "Physician Support Line" in contacts
+    assert triage({"ee": 40, "dp": 15, "pa": 20}, config.safety).level == "referral"
+    assert triage({"ee": 30, "dp": 10, "pa": 30}, config.safety).level == "routine"
+
+
+@pytest.mark.parametrize("safety, words", [
+    ({"referral_rules": [{"ee_above": 40}]}, "unknown bound 'ee_above'"),
+    ({"referral_rules": [{"ee_at_least": "high"}]}, "ee_at_least: 'high'"),
+    ({"referral_rules": [], "crisis_resources": []}, "at least one resource"),
+    ({"crisis_resources": [{"name": "x"}]}, "crisis_resources[0]"),
+    ({"referral_notice": ""}, "referral_notice"),
+    ({"colour": 1}, "unknown key(s) ['colour']"),
+])
+def test_config_mistakes_name_the_entry(safety, words):
+    base = {"referral_rules": [], "referral_notice": "n", "crisis_notice": "c",
+            "crisis_resources": [{"name": "988", "contact": "988"}]}
+    with pytest.raises(InputError) as caught:
+        SafetyRules.from_config({**base, **safety})
+    assert words in str(caught.value)
