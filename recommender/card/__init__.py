@@ -4,6 +4,7 @@ The card is rendered from a plain dict of facts (``card.json``), so it can be re
 logged run at any time and tested without fitting anything.
 """
 
+from recommender.card._assemble import PLOT_CAPTIONS, evaluation_facts, subgroup_facts
 from recommender.card._facts import (
     arm_counts,
     evidence_facts,
@@ -23,7 +24,8 @@ from recommender.card._render import (
 from recommender.card._sections import DEFAULT_TEXT, SECTIONS, section_ids
 
 __all__ = [
-    "CARD_FILES", "DEFAULT_TEXT", "SECTIONS", "arm_counts", "copy_card", "evidence_facts",
+    "CARD_FILES", "DEFAULT_TEXT", "PLOT_CAPTIONS", "SECTIONS", "arm_counts", "copy_card",
+    "evaluation_facts", "evidence_facts", "subgroup_facts",
     "json_safe", "policy_summary", "read_card", "recommendation_mix", "render_html",
     "render_markdown", "section_ids", "table", "write_card",
 ]

@@ -1,0 +1,710 @@
+"""The training pipeline: load → validate → split → fit → evaluate → gate → card → log → register.
+
+Each stage is a plain module-level function that the CLI, this pipeline and the tests call (the
+tests replace one stage at a time with a failing one to prove the run is all-or-nothing). A run
+that fails at any stage registers nothing and leaves ``champion`` where it was: registration is
+the last stage, the card is rendered in a temporary folder before it, and
+:meth:`recommender.registry.TrainingRun.register` undoes itself if any of its own steps fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from recommender.errors import InputError
+from recommender.paths import config_path, models_dir
+
+__all__ = [
+    "STAGES", "TrainingResult", "Cohort", "Split", "Evaluation",
+    "load_config", "run_training",
+    "learner_params", "load_stage", "split_stage", "fit_stage", "evaluate_stage", "gate_stage", "card_stage",
+    "log_stage", "register_stage",
+]
+
+STAGES = ("load", "split", "fit", "evaluate", "gate", "card", "log", "register")
+_PACKAGES = ("burnout-recommender", "mlflow", "lightgbm", "scikit-learn", "pandas", "numpy",
+             "scipy", "pyarrow")
+_DEFAULTS: dict = {
+    "seed": 0,
+    "data": {"scenario": "default", "n": 20000, "seed": None, "assignment": "rct",
+             "design": None},
+    "catalog": "interventions.yaml",
+    "extra_features": [],
+    "split": {"holdout_share": 0.3},
+    "outcomes": ["ee", "dp", "pa"],
+    "primary": "ee",
+    "learner": {"learner": "auto", "n_folds": 5, "params": {}},
+    "evaluation": {"alpha": 0.1, "n_folds": 5},
+    "gate": {"alpha": 0.1},
+    "card": {"policy_tree_depth": 3, "min_cell": 11},
+    "registry": {"experiment": "burnout-recommender", "model_name": "burnout-recommender"},
+}
+# For each outcome: is a lower follow-up better? (MBI: exhaustion and depersonalization yes.)
+_LOWER_IS_BETTER = {"ee": True, "dp": True, "pa": False}
+
+
+# ---------------------------------------------------------------------------------- config
+def _merge(base: dict, override: dict) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in (override or {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "params":
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def load_config(path=None, *, overrides: dict | None = None) -> dict:
+    """Read the training config, fill defaults, apply ``overrides`` and check every field.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        YAML file; default ``configs/train.yaml`` (see :func:`recommender.paths.config_path`).
+    overrides : dict, optional
+        Nested values that win over the file (``{"seed": 3, "data": {"n": 3000}}``).
+
+    Returns
+    -------
+    dict
+        The complete config, as logged to MLflow.
+
+    Raises
+    ------
+    InputError
+        Naming the field, the value and what is accepted.
+    """
+    path = config_path("train.yaml") if path is None else Path(path)
+    try:
+        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise InputError(f"training config {path} does not exist") from None
+    except yaml.YAMLError as error:
+        raise InputError(f"training config {path} is not valid YAML: {error}") from None
+    if not isinstance(loaded, dict):
+        raise InputError(f"training config {path} must be a mapping of settings")
+    unknown = sorted(set(loaded) - set(_DEFAULTS))
+    if unknown:
+        raise InputError(f"training config {path}: unknown field(s) {unknown}; accepted are "
+                         f"{sorted(_DEFAULTS)}")
+    config = _merge(_merge(_DEFAULTS, loaded), overrides or {})
+    problems = []
+
+    def need(ok, field_name, value, accepted):
+        if not ok:
+            problems.append(f"{field_name} = {value!r} (accepted: {accepted})")
+
+    need(isinstance(config["seed"], int) and config["seed"] >= 0, "seed", config["seed"],
+         "an integer >= 0")
+    share = config["split"]["holdout_share"]
+    need(isinstance(share, (int, float)) and 0.05 <= share <= 0.8, "split.holdout_share",
+         share, "a number from 0.05 to 0.8")
+    outcomes = config["outcomes"]
+    need(isinstance(outcomes, list) and set(outcomes) <= set(_LOWER_IS_BETTER) and outcomes,
+         "outcomes", outcomes, f"a non-empty list from {list(_LOWER_IS_BETTER)}")
+    need(config["primary"] in (outcomes or []), "primary", config["primary"],
+         "one of the outcomes")
+    need(config["learner"]["learner"] in ("auto", "t", "x", "dr"), "learner.learner",
+         config["learner"]["learner"], "auto, t, x or dr")
+    need(isinstance(config["learner"].get("params") or {}, dict), "learner.params",
+         config["learner"].get("params"), "a mapping of UpliftModel keyword arguments")
+    for section in ("evaluation", "gate"):
+        alpha = config[section]["alpha"]
+        need(isinstance(alpha, float) and 0 < alpha < 0.5, f"{section}.alpha", alpha,
+             "a number strictly between 0 and 0.5")
+    n = config["data"]["n"]
+    need(isinstance(n, int) and n >= 200, "data.n", n, "an integer >= 200")
+    need(config["data"]["assignment"] in ("rct", "observational"), "data.assignment",
+         config["data"]["assignment"], "rct or observational")
+    need(isinstance(config["extra_features"], list), "extra_features",
+         config["extra_features"], "a list of column names")
+    need(config["card"]["min_cell"] >= 11 if isinstance(config["card"]["min_cell"], int)
+         else False, "card.min_cell", config["card"]["min_cell"],
+         "an integer >= 11 (privacy floor)")
+    if problems:
+        raise InputError(f"training config {path}: " + "; ".join(problems), problems=problems)
+    return config
+
+
+# ---------------------------------------------------------------------------------- stages
+@dataclass
+class Cohort:
+    """A validated training table and where it came from."""
+
+    frame: pd.DataFrame
+    catalog: object
+    source: str                # "file" or "simulated"
+    description: str
+    sha256: str
+    design: str                # "randomized", "observational" or "not declared"
+    path: str | None = None
+
+
+@dataclass
+class Split:
+    train: pd.DataFrame
+    holdout: pd.DataFrame
+
+
+@dataclass
+class Evaluation:
+    """What the evaluation stage measured on the held-out part."""
+
+    report: object
+    dr_scores: pd.DataFrame
+    effects: pd.DataFrame
+    recommended: np.ndarray
+    secondary: pd.DataFrame
+    metrics: dict = field(default_factory=dict)
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _frame_sha256(frame: pd.DataFrame) -> str:
+    rows = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    digest = hashlib.sha256(rows.tobytes())
+    digest.update(",".join(map(str, frame.columns)).encode())
+    return digest.hexdigest()
+
+
+def load_stage(config: dict, data=None) -> Cohort:
+    """Load and validate the training cohort: ``data`` (a file) or the configured simulation.
+
+    A file that breaks the data contract raises :class:`InputError` with the whole validation
+    report, before any MLflow run exists.
+    """
+    from recommender.catalog import load_catalog
+    from recommender.cohort import read_cohort, typed_cohort, validate_cohort
+
+    catalog_file = config["catalog"]
+    catalog = load_catalog(config_path(catalog_file) if not Path(catalog_file).is_absolute()
+                           else catalog_file)
+    if data is not None:
+        path = Path(data)
+        if not path.exists():
+            raise InputError(f"training data file {path} does not exist")
+        frame = read_cohort(path)
+        source, sha = "file", _file_sha256(path)
+        description = f"file {path.name}"
+        design = config["data"].get("design") or "not declared"
+    else:
+        from recommender.simulate import simulate_cohort
+
+        spec = config["data"]
+        seed = spec["seed"] if spec.get("seed") is not None else config["seed"]
+        frame = simulate_cohort(spec["scenario"], spec["n"], seed=seed,
+                                assignment=spec["assignment"])
+        source, sha, path = "simulated", _frame_sha256(frame), None
+        description = (f"simulated: scenario {spec['scenario']}, n = {spec['n']}, seed {seed}, "
+                       f"{spec['assignment']} assignment")
+        design = "randomized" if spec["assignment"] == "rct" else "observational"
+    report = validate_cohort(frame, training=True, arms=catalog.arm_ids,
+                             control=catalog.control, extra_features=config["extra_features"])
+    if not report.ok:
+        where = path if path is not None else "the simulated cohort"
+        raise InputError(f"{where} does not meet the data contract:\n{report.format()}",
+                         problems=list(getattr(report, "errors", report.problems)))
+    typed = typed_cohort(frame, arms=catalog.arm_ids, control=catalog.control)
+    return Cohort(frame=typed, catalog=catalog, source=source, description=description,
+                  sha256=sha, design=design, path=None if path is None else str(path))
+
+
+def split_stage(cohort: Cohort, config: dict) -> Split:
+    """Hold out a share of the rows, stratified by arm so every arm is evaluated."""
+    from sklearn.model_selection import train_test_split
+
+    frame = cohort.frame
+    arms = frame["intervention"].astype(str)
+    train_index, holdout_index = train_test_split(
+        np.arange(len(frame)), test_size=config["split"]["holdout_share"],
+        random_state=config["seed"], stratify=arms.to_numpy())
+    return Split(train=frame.iloc[np.sort(train_index)].reset_index(drop=True),
+                 holdout=frame.iloc[np.sort(holdout_index)].reset_index(drop=True))
+
+
+def _outcome_change(frame: pd.DataFrame, outcome: str) -> np.ndarray:
+    return (frame[f"{outcome}_followup"].to_numpy(dtype=float)
+            - frame[outcome].to_numpy(dtype=float))
+
+
+def _propensity(frame: pd.DataFrame):
+    return frame["propensity"].to_numpy(dtype=float) if "propensity" in frame.columns else None
+
+
+def learner_params(params: dict | None) -> dict:
+    """UpliftModel keyword arguments from the config's ``learner.params``.
+
+    ``outcome_candidates`` and ``final_candidates`` are written in YAML as lists of
+    ``{gbm: {...GBMSpec fields}}`` or ``{ridge: {alpha: ...}}``; everything else passes as is.
+    """
+    from recommender.uplift import GBMSpec, RidgeSpec
+
+    kinds = {"gbm": GBMSpec, "ridge": RidgeSpec}
+    out = dict(params or {})
+    for key in ("outcome_candidates", "final_candidates"):
+        if key not in out or out[key] is None:
+            continue
+        specs = []
+        for position, entry in enumerate(out[key]):
+            if not (isinstance(entry, dict) and len(entry) == 1 and next(iter(entry)) in kinds):
+                raise InputError(f"learner.params.{key}[{position}] = {entry!r}; accepted: "
+                                 "{gbm: {num_leaves: .., max_rounds: ..}} or {ridge: {alpha: ..}}")
+            kind, settings = next(iter(entry.items()))
+            try:
+                specs.append(kinds[kind](**(settings or {})))
+            except TypeError as error:
+                raise InputError(f"learner.params.{key}[{position}]: {error}") from None
+        out[key] = tuple(specs)
+    return out
+
+
+def fit_stage(split: Split, cohort: Cohort, config: dict):
+    """Fit one uplift model per outcome on the training part; returns a RecommendationModel."""
+    from recommender.cohort import feature_frame
+    from recommender.model import RecommendationModel
+    from recommender.uplift import UpliftModel
+
+    X = feature_frame(split.train, config["extra_features"])
+    treatment = split.train["intervention"].astype(str).to_numpy()
+    learner = config["learner"]
+    models = {}
+    for outcome in [config["primary"], *[o for o in config["outcomes"]
+                                         if o != config["primary"]]]:
+        model = UpliftModel(learner=learner["learner"], control=cohort.catalog.control,
+                            n_folds=learner["n_folds"], random_state=config["seed"],
+                            **learner_params(learner.get("params")))
+        models[outcome] = model.fit(X, treatment, _outcome_change(split.train, outcome),
+                                    propensity=_propensity(split.train))
+    return RecommendationModel(
+        outcome_models=models, features=X, catalog_version=cohort.catalog.version,
+        control=cohort.catalog.control, primary=config["primary"],
+        metadata={"data_sha256": cohort.sha256, "data": cohort.description,
+                  "seed": config["seed"]})
+
+
+def evaluate_stage(model, split: Split, cohort: Cohort, config: dict) -> Evaluation:
+    """Evaluate on the held-out part against doubly robust scores fitted there."""
+    from recommender.evaluation import evaluate_effects, subgroup_frame
+    from recommender.registry import estimate, policy_value_scores
+    from recommender.uplift import doubly_robust_scores
+
+    holdout = split.holdout
+    X = model.feature_frame(holdout)
+    treatment = holdout["intervention"].astype(str).to_numpy()
+    alpha, folds, seed = config["evaluation"]["alpha"], config["evaluation"]["n_folds"], config["seed"]
+    control = cohort.catalog.control
+    primary = model.outcome_models[model.primary]
+    effects = primary.predict_effect(X)[list(model.treatment_arms)]
+    lower, upper = primary.predict_interval(X, alpha=alpha)
+
+    def scores_for(outcome):
+        return doubly_robust_scores(X, treatment, _outcome_change(holdout, outcome),
+                                    propensity=_propensity(holdout), control=control,
+                                    n_folds=folds, random_state=seed)
+
+    dr_scores = scores_for(model.primary)
+    oracle_columns = [f"true_effect_{arm}" for arm in model.treatment_arms]
+    oracle = None
+    if all(c in holdout.columns for c in oracle_columns):
+        oracle = holdout[oracle_columns].set_axis(list(model.treatment_arms), axis=1)
+    report = evaluate_effects(effects, dr_scores, lower=lower, upper=upper, oracle=oracle,
+                              groups=subgroup_frame(holdout), alpha=alpha, control=control)
+    recommended = model.recommend(effects).to_numpy()
+
+    rows = []
+    for outcome in model.outcomes:
+        scores = dr_scores if outcome == model.primary else scores_for(outcome)
+        gained = estimate(policy_value_scores(scores, recommended, control=control,
+                                              lower_is_better=_LOWER_IS_BETTER[outcome]),
+                          alpha=alpha)
+        rows.append({"outcome": outcome,
+                     "better_when": "lower" if _LOWER_IS_BETTER[outcome] else "higher",
+                     "points_improved": gained.estimate, "lower": gained.lower,
+                     "upper": gained.upper})
+    secondary = pd.DataFrame(rows)
+    metrics = dict(report.metrics())
+    for row in rows:
+        for key in ("points_improved", "lower", "upper"):
+            suffix = "" if key == "points_improved" else f".{key}"
+            metrics[f"outcome_improved.{row['outcome']}{suffix}"] = row[key]
+    return Evaluation(report=report, dr_scores=dr_scores, effects=effects,
+                      recommended=recommended, secondary=secondary, metrics=metrics)
+
+
+def gate_stage(evaluation: Evaluation, split: Split, cohort: Cohort, config: dict):
+    """Compare with the current champion on the same held-out rows and scores.
+
+    No champion: the challenger passes. A champion that cannot be loaded or scored on these
+    rows fails the gate closed (a person can still promote by hand after review).
+    """
+    from recommender.registry import (
+        aliases,
+        gate_decision,
+        load_model,
+        policy_value_scores,
+    )
+
+    alpha = config["gate"]["alpha"]
+    control = cohort.catalog.control
+    challenger = policy_value_scores(evaluation.dr_scores, evaluation.recommended,
+                                     control=control)
+    name = config["registry"]["model_name"]
+    version = aliases(name).get("champion")
+    if version is None:
+        return gate_decision(challenger, alpha=alpha)
+    try:
+        champion_model = load_model(f"models:/{name}/{version}")
+        champion_effects = champion_model.predict_effect(split.holdout)
+        champion_recommended = champion_model.recommend(champion_effects).to_numpy()
+        champion = policy_value_scores(evaluation.dr_scores, champion_recommended,
+                                       control=control)
+    except Exception as error:  # noqa: BLE001 - any failure means "not comparable": fail closed
+        from recommender.registry import GateDecision, estimate
+
+        return GateDecision(
+            passed=False, alpha=alpha, challenger=estimate(challenger, alpha=alpha),
+            champion_version=str(version),
+            reason=(f"champion version {version} could not be valued on this run's held-out "
+                    f"data ({type(error).__name__}: {error}); the challenger stays challenger "
+                    "until a person promotes it"))
+    return gate_decision(challenger, champion, alpha=alpha, champion_version=str(version))
+
+
+def _git_commit() -> str:
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                                text=True, check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, capture_output=True, text=True, check=True,
+                               timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{commit}-dirty" if dirty else commit
+
+
+def _package_versions() -> dict:
+    versions = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def card_facts(model, evaluation: Evaluation, split: Split, cohort: Cohort, config: dict, *,
+               gate, run_id: str | None, git_commit: str, versions: dict,
+               version: str | None = None, aliases_: list | None = None,
+               previous_champion: str | None = None, created: str | None = None) -> dict:
+    """Every fact the model card shows, as a JSON-safe dict."""
+    from recommender.card import (
+        DEFAULT_TEXT,
+        arm_counts,
+        evaluation_facts,
+        evidence_facts,
+        json_safe,
+        policy_summary,
+        recommendation_mix,
+        subgroup_facts,
+    )
+
+    catalog = cohort.catalog
+    arms = list(model.arms)
+    report = evaluation.report
+    caveats = [evaluation.report.statement, *DEFAULT_TEXT["caveats"]]
+    if cohort.source == "simulated":
+        caveats.append("This version was trained on a SIMULATED cohort: it demonstrates the "
+                       "method and must not be used to advise real clinicians.")
+    learners = {o: str(getattr(m, "learner_", type(m).__name__))
+                for o, m in model.outcome_models.items()}
+    holdout_X = model.feature_frame(split.holdout)
+    return json_safe({
+        "schema_version": 1,
+        "model": {
+            "name": config["registry"]["model_name"], "version": version,
+            "aliases": aliases_ or [], "created": created, "run_id": run_id,
+            "experiment": config["registry"]["experiment"], "git_commit": git_commit,
+            "data_sha256": cohort.sha256, "catalog_version": model.catalog_version,
+            "learners": learners, "seed": config["seed"],
+            "previous_champion": previous_champion, "gate": gate.to_dict(),
+            "package_versions": versions,
+        },
+        "training_data": {
+            "source": cohort.source, "description": cohort.description,
+            "design": cohort.design,
+            "propensity": ("logged in the data (design shares in a trial)"
+                           if "propensity" in cohort.frame.columns
+                           else "estimated by a regularized multinomial model"),
+            "n_rows": len(cohort.frame), "n_train": len(split.train),
+            "n_holdout": len(split.holdout),
+            "holdout_share": config["split"]["holdout_share"],
+            "split": f"stratified by arm, seed {config['seed']}",
+            "outcomes": ", ".join(f"{o} (follow-up minus baseline)" for o in model.outcomes),
+            "arm_counts": arm_counts(split.train["intervention"].astype(str),
+                                     split.holdout["intervention"].astype(str), arms),
+        },
+        "evaluation": evaluation_facts(report, secondary=evaluation.secondary),
+        "subgroups": subgroup_facts(report, min_cell=config["card"]["min_cell"]),
+        "recommendation_mix": recommendation_mix(evaluation.recommended, arms),
+        "policy_summary": policy_summary(holdout_X, evaluation.recommended,
+                                         max_depth=config["card"]["policy_tree_depth"],
+                                         random_state=config["seed"]),
+        "evidence": evidence_facts(catalog, arms),
+        "caveats": caveats,
+    })
+
+
+def card_stage(facts: dict, plots: dict, folder) -> dict:
+    """Render the card into ``folder`` (a staging folder before registration)."""
+    from recommender.card import PLOT_CAPTIONS, write_card
+
+    facts = dict(facts)
+    facts["plots"] = {name: {"caption": PLOT_CAPTIONS.get(name, name)} for name in plots}
+    return write_card(facts, folder, plots=plots)
+
+
+def log_stage(run, model, evaluation: Evaluation, cohort: Cohort, split: Split, config: dict,
+              *, plots_folder: Path, git_commit: str, versions: dict):
+    """Log config, lineage, metrics, plots, report and the pyfunc model (not registered)."""
+    train_counts = split.train["intervention"].astype(str).value_counts()
+    holdout_counts = split.holdout["intervention"].astype(str).value_counts()
+    run.log_params({
+        "config": config,
+        "data.source": cohort.source, "data.description": cohort.description,
+        "data.sha256": cohort.sha256, "data.design": cohort.design,
+        "rows.train": len(split.train), "rows.holdout": len(split.holdout),
+        **{f"rows.train.{a}": int(train_counts.get(a, 0)) for a in model.arms},
+        **{f"rows.holdout.{a}": int(holdout_counts.get(a, 0)) for a in model.arms},
+        "seed.split": config["seed"], "seed.learner": config["seed"],
+        "seed.evaluation": config["seed"],
+        "learner.chosen": {o: str(getattr(m, "learner_", "?"))
+                           for o, m in model.outcome_models.items()},
+        "catalog.version": model.catalog_version,
+    })
+    run.set_tags({"git_commit": git_commit, "data.sha256": cohort.sha256,
+                  **{f"version.{k}": v for k, v in versions.items()}})
+    run.log_dict(config, "config/train.yaml")
+    run.log_metrics(evaluation.metrics)
+    run.log_dict(evaluation.report.to_dict(), "evaluation/report.json")
+    run.log_dict({"summary": evaluation.report.summary().reset_index()
+                  .to_dict(orient="records")}, "evaluation/summary.json")
+    run.log_artifacts(plots_folder, "evaluation/plots")
+    for outcome, learner in model.outcome_models.items():
+        selection = getattr(learner, "selection_", None)
+        if isinstance(selection, pd.DataFrame):
+            run.log_dict({"selection": selection.reset_index().to_dict(orient="records")},
+                         f"learners/{outcome}_selection.json")
+    example = split.holdout[[c for c in split.holdout.columns if c == "person_id"]
+                            + model.feature_names].head(5)
+    example = _plain_profiles(example)
+    return run.log_model(model, example)
+
+
+def _plain_profiles(frame: pd.DataFrame) -> pd.DataFrame:
+    """Profile rows in plain types (strings, int64, float64), as callers send them."""
+    plain = frame.copy()
+    for column in plain.columns:
+        if isinstance(plain[column].dtype, pd.CategoricalDtype) or column == "person_id":
+            plain[column] = plain[column].astype(str)
+    return plain
+
+
+def register_stage(run, model_info, *, gate, reason: str, card_facts_: dict, plots: dict,
+                   previous_champion: str | None):
+    """Register the version, alias it, write the final card with its version; all or nothing."""
+    published: list[Path] = []
+
+    def publish(registration):
+        facts = dict(card_facts_)
+        facts["model"] = {**facts["model"], "version": registration.version,
+                          "aliases": registration.aliases,
+                          "previous_champion": previous_champion}
+        target = models_dir() / "cards" / registration.version
+        with tempfile.TemporaryDirectory(prefix="recommender-card-") as staging:
+            card_stage(facts, plots, staging)
+            run.log_artifacts(staging, "card")
+            if target.exists():  # left by a deleted version of an earlier store: replace it
+                shutil.rmtree(target)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            published.append(target)
+            shutil.copytree(staging, target)
+        registration.card_folder = target
+
+    try:
+        return run.register(model_info, gate=gate, reason=reason, on_registered=publish)
+    except BaseException:
+        # The version has been deleted again; so must its published card be.
+        for target in published:
+            shutil.rmtree(target, ignore_errors=True)
+        raise
+
+
+# ---------------------------------------------------------------------------------- display
+class _Silent:
+    @contextlib.contextmanager
+    def stage(self, name: str, description: str):
+        yield
+
+    def note(self, text: str) -> None:
+        pass
+
+
+class _RichDisplay:
+    """One spinner line per stage, with its time; stderr so stdout stays parseable."""
+
+    def __init__(self):
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+
+    @contextlib.contextmanager
+    def stage(self, name: str, description: str):
+        start = time.perf_counter()
+        with self.console.status(f"[bold]{name}[/]: {description}", spinner="dots"):
+            try:
+                yield
+            except BaseException:
+                self.console.print(f"[red]✗[/] {name}: {description} "
+                                   f"(failed after {time.perf_counter() - start:.1f} s)")
+                raise
+        self.console.print(f"[green]✓[/] {name}: {description} "
+                           f"({time.perf_counter() - start:.1f} s)")
+
+    def note(self, text: str) -> None:
+        self.console.print(f"  {text}")
+
+
+# ---------------------------------------------------------------------------------- run
+@dataclass
+class TrainingResult:
+    """What a training run produced."""
+
+    run_id: str
+    version: str
+    aliases: list
+    gate: object
+    model: object
+    report: object
+    card_folder: Path
+    config: dict
+    data_sha256: str
+
+    @property
+    def promoted(self) -> bool:
+        return "champion" in self.aliases
+
+
+def run_training(config=None, *, data=None, seed: int | None = None, quiet: bool = True,
+                 reason: str | None = None, overrides: dict | None = None) -> TrainingResult:
+    """Run the whole pipeline once.
+
+    Parameters
+    ----------
+    config : str, Path or dict, optional
+        The config file (default ``configs/train.yaml``) or an already loaded config.
+    data : str or Path, optional
+        A cohort file; without it the config's simulated cohort is used.
+    seed : int, optional
+        Overrides ``seed`` in the config.
+    quiet : bool, default True
+        No progress display.
+    reason : str, optional
+        Recorded in the promotion log; default names the run.
+    overrides : dict, optional
+        Nested config values that win over the file (used by tests for small, fast runs).
+
+    Returns
+    -------
+    TrainingResult
+
+    Raises
+    ------
+    InputError
+        Bad config or a data file that breaks the contract (nothing is logged then).
+    """
+    from recommender.registry import TrainingRun, aliases as current_aliases
+
+    extra = dict(overrides or {})
+    if seed is not None:
+        extra["seed"] = int(seed)
+    if isinstance(config, dict):
+        settings = _merge(_merge(_DEFAULTS, config), extra)
+    else:
+        settings = load_config(config, overrides=extra)
+    display = _Silent() if quiet else _RichDisplay()
+
+    with display.stage("load", "reading and validating the cohort"):
+        cohort = load_stage(settings, data)
+    display.note(f"{cohort.description}: {len(cohort.frame):,} rows, sha256 "
+                 f"{cohort.sha256[:12]}…")
+    git_commit, versions = _git_commit(), _package_versions()
+    name = settings["registry"]["model_name"]
+    run_name = f"seed-{settings['seed']}-{cohort.sha256[:8]}"
+    tags = {"pipeline": "train", "data.source": cohort.source}
+
+    with TrainingRun(experiment=settings["registry"]["experiment"], run_name=run_name,
+                     tags=tags, model_name=name) as run, \
+            tempfile.TemporaryDirectory(prefix="recommender-train-") as workspace:
+        workspace = Path(workspace)
+        with display.stage("split", "holding out a stratified share for evaluation"):
+            split = split_stage(cohort, settings)
+        with display.stage("fit", f"fitting {settings['learner']['learner']} uplift learners "
+                                  f"for {', '.join(settings['outcomes'])}"):
+            model = fit_stage(split, cohort, settings)
+        with display.stage("evaluate", "doubly robust evaluation on the held-out part"):
+            evaluation = evaluate_stage(model, split, cohort, settings)
+        display.note(evaluation.report.statement)
+        previous_champion = current_aliases(name).get("champion")
+        with display.stage("gate", "comparing with the current champion on the same rows"):
+            gate = gate_stage(evaluation, split, cohort, settings)
+        display.note(("passes: " if gate.passed else "stays challenger: ") + gate.reason)
+        with display.stage("card", "rendering the model card (staged)"):
+            plots_folder = workspace / "plots"
+            plot_paths = evaluation.report.save_plots(plots_folder)
+            plots = {p.stem: p.read_bytes() for p in plot_paths}
+            created = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M:%S")
+            facts = card_facts(model, evaluation, split, cohort, settings, gate=gate,
+                               run_id=run.run_id, git_commit=git_commit, versions=versions,
+                               previous_champion=previous_champion, created=created)
+            card_stage(facts, plots, workspace / "card")
+        with display.stage("log", "logging parameters, metrics, plots and the model to MLflow"):
+            model_info = log_stage(run, model, evaluation, cohort, split, settings,
+                                   plots_folder=plots_folder, git_commit=git_commit,
+                                   versions=versions)
+        with display.stage("register", f"registering a version of {name}"):
+            registration = register_stage(
+                run, model_info, gate=gate, card_facts_=facts, plots=plots,
+                reason=reason or f"training run {run_name}",
+                previous_champion=previous_champion)
+        display.note(f"version {registration.version}: {', '.join(registration.aliases)}")
+    return TrainingResult(run_id=run.run_id, version=registration.version,
+                          aliases=registration.aliases, gate=gate, model=model,
+                          report=evaluation.report,
+                          card_folder=getattr(registration, "card_folder", None),
+                          config=settings, data_sha256=cohort.sha256)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("use `recommender train --config configs/train.yaml`")

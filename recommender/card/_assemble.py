@@ -1,0 +1,98 @@
+"""Turning an evaluation report and run facts into the card's sections (plain dicts)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from recommender.card._facts import json_safe, table
+
+__all__ = ["evaluation_facts", "subgroup_facts", "PLOT_CAPTIONS"]
+
+PLOT_CAPTIONS = {
+    "policy_values": "Policy value with intervals: learned policy, each one-arm-for-all "
+                     "policy and random assignment (EE points avoided per person).",
+    "qini": "Qini curves per arm on the held-out part.",
+    "calibration": "Calibration: predicted effect against the doubly robust effect by "
+                   "quantile of prediction.",
+    "subgroups": "Learned policy value by subgroup (cells under 11 people suppressed).",
+}
+
+
+def _policy_label(name: str, control: str) -> str:
+    if name.startswith("all:"):
+        arm = name[4:]
+        return "usual care for all" if arm == control else f"{arm} for all"
+    return {"learned": "learned policy (this model)", "random": "random assignment",
+            "oracle": "oracle (true best arm)"}.get(name, name)
+
+
+def evaluation_facts(report, *, secondary: pd.DataFrame | None = None,
+                     plots=("policy_values", "qini", "calibration")) -> dict:
+    """The evaluation section from an :class:`~recommender.evaluation.EvaluationReport`.
+
+    Parameters
+    ----------
+    report : EvaluationReport
+    secondary : DataFrame, optional
+        Effect of the learned policy on secondary outcomes (``outcome, direction, estimate,
+        lower, upper``).
+    plots : sequence of str
+        Names of the report's figures to show in this section.
+    """
+    control = report.control
+    values = report.policy_values.copy()
+    columns = [c for c in ("estimate", "lower", "upper", "true_value") if c in values.columns]
+    values = values[columns]
+    values.index = [_policy_label(str(i), control) for i in values.index]
+    gain = report.personalization_gain
+    facts = {
+        "alpha": report.alpha,
+        "n": int(report.n),
+        "statement": report.statement,
+        "personalization": {"estimate": gain.estimate, "lower": gain.lower,
+                            "upper": gain.upper, "best_single_arm": report.best_single_arm,
+                            "adds_value": bool(report.personalization_adds_value)},
+        "policy_values": table(values, index="policy"),
+        "average_effects": table(report.average_effects, index="arm"),
+        "qini": table(report.qini, index="arm"),
+        "calibration": _calibration(report),
+        "oracle": None,
+        "secondary": None if secondary is None else table(secondary),
+        "notes": [str(n) for n in report.notes],
+        "plots": list(plots),
+    }
+    if getattr(report, "pehe", None) is not None:
+        oracle = report.pehe.copy()
+        facts["oracle"] = table(oracle, index="arm")
+        summary = {k: v for k, v in (report.oracle or {}).items()
+                   if isinstance(v, (int, float)) or v is None}
+        facts["oracle_summary"] = json_safe(summary)
+    return json_safe(facts)
+
+
+def _calibration(report) -> dict:
+    bins = report.calibration
+    slopes = report.calibration_slopes
+    keep = [c for c in ("arm", "bin", "n", "predicted", "observed", "lower", "upper")
+            if c in bins.columns]
+    frame = bins[keep]
+    if slopes is not None and len(slopes):
+        slope = slopes["estimate"] if "estimate" in slopes.columns else slopes.iloc[:, 0]
+        frame = frame.assign(slope=frame["arm"].map(slope))
+    return table(frame)
+
+
+def subgroup_facts(report, *, min_cell: int = 11) -> dict:
+    """The subgroup section: the report's table with suppressed cells marked as such."""
+    frame = getattr(report, "subgroups", None)
+    if frame is None or not len(frame):
+        return {"min_cell": min_cell, "table": None, "plots": []}
+    frame = frame.copy()
+    numbers = [c for c in frame.columns if c not in ("grouping", "cell", "suppressed")]
+    shown = frame.astype({c: object for c in numbers})
+    if "suppressed" in frame.columns:
+        mask = frame["suppressed"].astype(bool).to_numpy()
+        for column in numbers:
+            shown.loc[mask, column] = "suppressed"
+        shown = shown.drop(columns="suppressed")
+    return {"min_cell": min_cell, "table": table(shown), "plots": ["subgroups"]}

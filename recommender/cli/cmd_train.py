@@ -1,0 +1,38 @@
+"""``recommender train``: fit, evaluate, gate, register and document a model version."""
+
+from __future__ import annotations
+
+HELP = "train the uplift models, evaluate them, register a version and write its model card"
+
+
+def configure(parser) -> None:
+    parser.add_argument("--config", default=None,
+                        help="training config YAML (default: configs/train.yaml)")
+    parser.add_argument("--data", default=None, metavar="FILE",
+                        help="cohort file (.csv/.parquet) with the training columns; without "
+                             "it the config's simulated cohort is used")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="overrides the config's seed (split, learners, evaluation)")
+    parser.add_argument("--reason", default=None,
+                        help="why this run was made; recorded in the promotion log")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress display; print only the result line")
+
+
+def run(args) -> int:
+    from pipelines.train import run_training
+    from recommender.registry import tracking_uri
+
+    result = run_training(args.config, data=args.data, seed=args.seed, quiet=args.quiet,
+                          reason=args.reason)
+    aliases = ", ".join(result.aliases)
+    print(f"registered burnout-recommender version {result.version} ({aliases}); "
+          f"run {result.run_id}")
+    if not args.quiet:
+        print(f"gate: {'passed' if result.gate.passed else 'not passed'}: {result.gate.reason}")
+        print(result.report.statement)
+        print(f"model card: {result.card_folder / 'card.html'}")
+        uri = tracking_uri()
+        if uri.startswith("sqlite:"):
+            print(f"compare runs: mlflow ui --backend-store-uri {uri} --port 5000")
+    return 0
