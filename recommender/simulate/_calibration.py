@@ -29,7 +29,7 @@ from recommender.simulate._simulate import simulate_cohort
 __all__ = ["Study", "STUDIES", "run_calibration", "calibration_markdown", "DEFAULT_SEED", "DEFAULT_N"]
 
 DEFAULT_SEED = 20190501  # any fixed seed; the month Dyrbye 2019 appeared
-DEFAULT_N = 200_000  # rows per simulated study cohort: Monte Carlo SE far below every tolerance
+DEFAULT_N = 100_000  # rows per simulated study cohort: Monte Carlo SE far below every tolerance
 _BATCHES = 20
 
 HIGH_EE = 27  # MBI-HSS cut-offs used by the cited studies: EE >= 27, DP >= 10

@@ -1,0 +1,50 @@
+"""``recommender calibration``: the simulator's target-versus-simulated table as Markdown."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "Simulate every published study the simulator is calibrated to; write target vs simulated (docs/calibration.md)."
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default=None, help="Markdown file to write (e.g. docs/calibration.md); default: print it")
+    parser.add_argument("--seed", default=None, help="random seed, a whole number >= 0 (default: the tests' fixed seed)")
+    parser.add_argument("--n", default=None, help="simulated people per study cohort (default 100000)")
+    parser.add_argument("--scenario", default="default", help="scenario to check (default: default)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from recommender.cli.cmd_simulate import _whole_number
+    from recommender.errors import InputError
+    from recommender.simulate import calibration_markdown, load_scenario, run_calibration
+    from recommender.simulate._calibration import DEFAULT_N, DEFAULT_SEED
+
+    seed = DEFAULT_SEED if args.seed is None else _whole_number(args.seed, "--seed", minimum=0)
+    n = DEFAULT_N if args.n is None else _whole_number(args.n, "--n", minimum=1000)
+    try:
+        scenario = load_scenario(args.scenario)
+    except InputError as error:
+        raise InputError(f"--scenario: {error}", problems=error.problems) from error
+    table = run_calibration(seed=seed, n=n, scenario=scenario)
+    command = "recommender calibration" + (f" --out {args.out}" if args.out else "")
+    if args.seed is not None:
+        command += f" --seed {seed}"
+    if args.n is not None:
+        command += f" --n {n}"
+    if args.scenario != "default":
+        command += f" --scenario {args.scenario}"
+    markdown = calibration_markdown(table, command=command, seed=seed, n=n)
+    passed = int(table["within"].sum())
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(markdown)
+        print(f"wrote {out}: {passed} of {len(table)} studies within target (scenario {scenario.name}, seed {seed}, n {n:,})")
+    else:
+        print(markdown)
+    for row in table[~table["within"]].itertuples(index=False):
+        print(f"outside target: {row.study}, {row.quantity}: simulated {row.simulated:.3g}, target {row.target:g} {row.check}")
+    return 0 if passed == len(table) else 1

@@ -1,0 +1,55 @@
+"""Every published figure of calibration.md, simulated with its study's population and design,
+lands within its tolerance (or in the direction the evidence gives), decisively."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from recommender.simulate import STUDIES, run_calibration
+from recommender.simulate._calibration import DEFAULT_N, DEFAULT_SEED
+
+
+@pytest.fixture(scope="module")
+def table():
+    # The same seed and size as docs/calibration.md, so the tests check the published table.
+    return run_calibration(seed=DEFAULT_SEED, n=DEFAULT_N).set_index(["study", "quantity"])
+
+
+def _id(study):
+    return f"{study.name} | {study.quantity}"
+
+
+def test_studies_are_unique_and_sourced():
+    keys = [(s.name, s.quantity) for s in STUDIES]
+    assert len(keys) == len(set(keys))
+    assert all(s.source for s in STUDIES)
+    assert all((s.tolerance is None) == (s.direction in ("<", ">")) for s in STUDIES)
+
+
+@pytest.mark.parametrize("study", STUDIES, ids=_id)
+def test_study_lands_in_target(table, study):
+    row = table.loc[(study.name, study.quantity)]
+    assert row["within"], f"simulated {row['simulated']:.4g}, target {study.target} {study.check()} ({study.source})"
+    assert math.isfinite(row["mc_se"]) and row["mc_se"] > 0
+    if study.tolerance is not None:
+        # Decisive: the Monte Carlo error is small next to the band, so the pass is not luck.
+        assert row["mc_se"] < study.tolerance / 5
+        assert abs(row["simulated"] - study.target) + 3 * row["mc_se"] <= study.tolerance
+    else:
+        assert abs(row["simulated"] - study.target) > 4 * row["mc_se"]
+
+
+def test_the_checks_can_fail():
+    # A study with an impossible target is reported outside it: the table is not a rubber stamp.
+    study = STUDIES[0]
+    impossible = type(study)(**{**study.__dict__, "target": study.target + 10 * study.tolerance})
+    result = run_calibration(n=5000, studies=(impossible,))
+    assert not result["within"].iloc[0]
+
+
+def test_calibration_is_deterministic():
+    first = run_calibration(n=5000, studies=STUDIES[:3])
+    second = run_calibration(n=5000, studies=STUDIES[:3])
+    assert first.equals(second)
