@@ -1,0 +1,299 @@
+"""Cohort allocation: who gets which arm when places and money are limited.
+
+Each person's expected benefit from an arm is the number of Emotional Exhaustion points it is
+expected to avoid versus usual care (``-effect``). The allocation maximises the cohort's total
+expected benefit subject to
+
+- at most one arm per person, and only arms the person is eligible for;
+- an arm's capacity (places per program cycle);
+- the budget (cost per person of each arm);
+- group sizes: an arm delivered in groups of ``group_min``..``group_max`` is given to a number
+  of people that can be split into whole groups (e.g. 6-10 per group: 11 people cannot be);
+
+as a mixed-integer program solved exactly by HiGHS (``scipy.optimize.milp``). No one is given an
+arm that is not expected to help them (benefit <= 0), and with ``confident_only`` no one is
+given an arm whose interval does not exclude "no benefit".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from recommender.errors import InputError
+
+__all__ = ["ArmLimits", "Allocation", "allocate", "limits_from_catalog", "eligibility_matrix"]
+
+
+@dataclass(frozen=True)
+class ArmLimits:
+    """What one arm costs and how many people it can take.
+
+    Attributes
+    ----------
+    cost_per_person : float
+        US$ per participant (0 or more).
+    capacity : int or None
+        Places available; None for no limit.
+    group_min, group_max : int
+        Group size limits; 1 and 1 for one-to-one formats.
+    """
+
+    cost_per_person: float = 0.0
+    capacity: int | None = None
+    group_min: int = 1
+    group_max: int = 1
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """The result of :func:`allocate`.
+
+    Attributes
+    ----------
+    assignment : Series
+        The arm given to each person (index of the effects frame); the control arm for those
+        who get none.
+    summary : DataFrame
+        Per arm: people, groups, cost, expected EE points avoided, capacity.
+    total_cost : float
+    budget : float or None
+    expected_points_avoided : float
+        Sum over the cohort of the assigned arms' expected benefit (EE points).
+    status : str
+        ``"optimal"``, or why the solver stopped (time limit) with the remaining ``gap``.
+    gap : float
+        Relative optimality gap reported by the solver (0 when proven optimal).
+    """
+
+    assignment: pd.Series
+    summary: pd.DataFrame
+    total_cost: float
+    budget: float | None
+    expected_points_avoided: float
+    status: str
+    gap: float
+
+    def to_dict(self) -> dict:
+        return {
+            "status": self.status,
+            "gap": self.gap,
+            "budget": self.budget,
+            "total_cost": self.total_cost,
+            "expected_points_avoided": self.expected_points_avoided,
+            "arms": self.summary.reset_index().to_dict(orient="records"),
+        }
+
+
+def limits_from_catalog(catalog, arms=None) -> dict[str, ArmLimits]:
+    """The catalog's default cost, capacity and group sizes for each (non-control) arm."""
+    arms = catalog.treatment_arms if arms is None else arms
+    return {
+        arm: ArmLimits(
+            cost_per_person=float(catalog.arm(arm).cost_per_person),
+            capacity=catalog.arm(arm).capacity,
+            group_min=int(catalog.arm(arm).group_min),
+            group_max=int(catalog.arm(arm).group_max),
+        )
+        for arm in arms
+    }
+
+
+def eligibility_matrix(catalog, profiles: pd.DataFrame, arms=None) -> pd.DataFrame:
+    """Boolean frame (people x arms): may the program offer the arm to the person?
+
+    Vectorized over the cohort from each arm's eligibility rules (roles, specialties, years in
+    practice).
+    """
+    arms = catalog.treatment_arms if arms is None else arms
+    out = {}
+    for arm in arms:
+        rule = catalog.arm(arm).eligibility
+        allowed = profiles["role"].astype(str).isin(rule.roles).to_numpy()
+        if rule.specialties is not None:
+            allowed &= profiles["specialty"].astype(str).isin(rule.specialties).to_numpy()
+        years = None
+        if rule.min_years_in_practice is not None or rule.max_years_in_practice is not None:
+            years = profiles["years_in_practice"].astype(float).to_numpy()
+        if rule.min_years_in_practice is not None:
+            allowed &= years >= rule.min_years_in_practice
+        if rule.max_years_in_practice is not None:
+            allowed &= years <= rule.max_years_in_practice
+        out[arm] = allowed
+    return pd.DataFrame(out, index=profiles.index)
+
+
+def allocate(
+    effects: pd.DataFrame,
+    limits: Mapping[str, ArmLimits],
+    *,
+    budget: float | None = None,
+    eligible: pd.DataFrame | None = None,
+    upper: pd.DataFrame | None = None,
+    confident_only: bool = False,
+    control: str = "none",
+    time_limit: float = 60.0,
+) -> Allocation:
+    """Assign at most one arm per person to maximise the cohort's expected benefit.
+
+    Parameters
+    ----------
+    effects : DataFrame
+        People x non-control arms: expected change in EE under the arm versus usual care
+        (negative is better), as the model's ``effect_<arm>``.
+    limits : mapping of arm to ArmLimits
+        Cost, capacity and group sizes for every column of ``effects``.
+    budget : float, optional
+        Total money available; None for no budget constraint.
+    eligible : DataFrame of bool, optional
+        Same shape as ``effects``; False where the arm may not be offered to the person.
+    upper : DataFrame, optional
+        Upper bounds of the effects' intervals; needed with ``confident_only``.
+    confident_only : bool, default False
+        Give an arm only when its interval excludes no benefit (upper bound < 0).
+    control : str, default "none"
+        Name reported for people who get no arm.
+    time_limit : float, default 60
+        Seconds the solver may take; if it stops early the best allocation found is returned
+        with its status and gap.
+
+    Returns
+    -------
+    Allocation
+
+    Examples
+    --------
+    >>> effects = pd.DataFrame({"coaching": [-6.0, -1.0, -4.0], "mindfulness": [-2.0, -3.0, -1.0]},
+    ...                        index=["p1", "p2", "p3"])
+    >>> limits = {"coaching": ArmLimits(1400, capacity=1), "mindfulness": ArmLimits(100)}
+    >>> allocate(effects, limits, budget=1600).assignment.tolist()
+    ['coaching', 'mindfulness', 'mindfulness']
+    """
+    benefit, allowed, arms = _check(effects, limits, budget, eligible, upper, confident_only)
+    n, k = benefit.shape
+    people, arm_of = np.nonzero(allowed)  # one binary variable per allowed (person, arm) pair
+    m = people.size
+    grouped = [j for j, arm in enumerate(arms) if limits[arm].group_min > 1 or limits[arm].group_max > 1]
+    n_vars = m + len(grouped)  # the x pairs, then one integer "number of groups" per grouped arm
+
+    from scipy.optimize import Bounds, LinearConstraint, milp
+    from scipy.sparse import coo_matrix, vstack
+
+    objective = np.zeros(n_vars)
+    objective[:m] = -benefit[people, arm_of]
+    cost = np.array([float(limits[a].cost_per_person) for a in arms])
+
+    rows, lower, upper_b = [], [], []
+    # each person at most one arm
+    rows.append(coo_matrix((np.ones(m), (people, np.arange(m))), shape=(n, n_vars)))
+    lower.append(np.zeros(n))
+    upper_b.append(np.ones(n))
+    # per-arm counts: capacity, and group-size windows tied to the number of groups
+    count = coo_matrix((np.ones(m), (arm_of, np.arange(m))), shape=(k, n_vars)).tocsr()
+    capacity = np.array([np.inf if limits[a].capacity is None else float(limits[a].capacity) for a in arms])
+    rows.append(count)
+    lower.append(np.zeros(k))
+    upper_b.append(capacity)
+    for g, j in enumerate(grouped):
+        lim = limits[arms[j]]
+        groups = coo_matrix(([1.0], ([0], [m + g])), shape=(1, n_vars)).tocsr()
+        rows.append(count[j] - lim.group_min * groups)  # count >= group_min * groups
+        lower.append(np.zeros(1))
+        upper_b.append(np.array([np.inf]))
+        rows.append(count[j] - lim.group_max * groups)  # count <= group_max * groups
+        lower.append(np.array([-np.inf]))
+        upper_b.append(np.zeros(1))
+    if budget is not None:
+        spend = np.zeros(n_vars)
+        spend[:m] = cost[arm_of]
+        rows.append(coo_matrix(spend[None, :]))
+        lower.append(np.array([-np.inf]))
+        upper_b.append(np.array([float(budget)]))
+
+    matrix = vstack(rows).tocsr()
+    constraint = LinearConstraint(matrix, np.concatenate(lower), np.concatenate(upper_b))
+    var_upper = np.ones(n_vars)
+    for g, j in enumerate(grouped):
+        var_upper[m + g] = np.floor(min(capacity[j], n) / limits[arms[j]].group_min)
+    result = milp(
+        objective,
+        constraints=[constraint],
+        integrality=np.ones(n_vars),
+        bounds=Bounds(np.zeros(n_vars), var_upper),
+        options={"time_limit": float(time_limit), "mip_rel_gap": 1e-6, "disp": False},
+    )
+    if result.x is None:
+        raise InputError(f"no allocation satisfies the constraints ({result.message})")
+    chosen = result.x[:m] > 0.5
+    assigned = np.full(n, control, dtype=object)
+    assigned[people[chosen]] = np.asarray(arms, dtype=object)[arm_of[chosen]]
+    assignment = pd.Series(assigned, index=effects.index, name="allocated")
+
+    summary = pd.DataFrame(
+        {
+            "people": [int(np.sum(chosen & (arm_of == j))) for j in range(k)],
+            "groups": [
+                int(round(result.x[m + grouped.index(j)])) if j in grouped else int(np.sum(chosen & (arm_of == j)))
+                for j in range(k)
+            ],
+            "capacity": [limits[a].capacity for a in arms],
+            "cost": [float(cost[j] * np.sum(chosen & (arm_of == j))) for j in range(k)],
+            "expected_points_avoided": [
+                float(benefit[people[chosen & (arm_of == j)], j].sum()) for j in range(k)
+            ],
+        },
+        index=pd.Index(arms, name="arm"),
+    )
+    gap = float(getattr(result, "mip_gap", 0.0) or 0.0)
+    status = "optimal" if result.status == 0 else f"stopped early: {result.message}"
+    return Allocation(
+        assignment=assignment,
+        summary=summary,
+        total_cost=float(summary["cost"].sum()),
+        budget=None if budget is None else float(budget),
+        expected_points_avoided=float(summary["expected_points_avoided"].sum()),
+        status=status,
+        gap=gap,
+    )
+
+
+def _check(effects, limits, budget, eligible, upper, confident_only):
+    if not isinstance(effects, pd.DataFrame) or effects.empty:
+        raise InputError("effects: expected a non-empty DataFrame of people x arms")
+    arms = [str(a) for a in effects.columns]
+    missing = [a for a in arms if a not in limits]
+    if missing:
+        raise InputError(f"limits: no cost/capacity given for arm(s) {missing}; give one ArmLimits per arm")
+    problems = []
+    for arm in arms:
+        lim = limits[arm]
+        if not (np.isfinite(lim.cost_per_person) and lim.cost_per_person >= 0):
+            problems.append(f"{arm}.cost_per_person={lim.cost_per_person!r} (accepted: a number >= 0)")
+        if lim.capacity is not None and (int(lim.capacity) != lim.capacity or lim.capacity < 0):
+            problems.append(f"{arm}.capacity={lim.capacity!r} (accepted: a whole number >= 0, or None)")
+        if not (1 <= lim.group_min <= lim.group_max):
+            problems.append(f"{arm}.group_min/group_max={lim.group_min}/{lim.group_max} (accepted: 1 <= min <= max)")
+    if budget is not None and not (np.isfinite(budget) and budget >= 0):
+        problems.append(f"budget={budget!r} (accepted: a number >= 0, or None)")
+    values = effects.to_numpy(dtype=float)
+    if not np.isfinite(values).all():
+        r, c = np.argwhere(~np.isfinite(values))[0]
+        problems.append(f"effects: row {effects.index[r]!r} arm {arms[c]!r} is {values[r, c]} (accepted: finite numbers)")
+    if confident_only and upper is None:
+        problems.append("confident_only=True needs the effects' upper interval bounds (upper=)")
+    for name, frame in (("eligible", eligible), ("upper", upper)):
+        if frame is not None and (list(map(str, frame.columns)) != arms or not frame.index.equals(effects.index)):
+            problems.append(f"{name}: must have the same rows and arm columns as effects")
+    if problems:
+        raise InputError("cannot allocate: " + "; ".join(problems), problems=problems)
+
+    benefit = -values
+    allowed = benefit > 0
+    if eligible is not None:
+        allowed &= eligible.to_numpy(dtype=bool)
+    if confident_only:
+        allowed &= upper.to_numpy(dtype=float) < 0
+    return benefit, allowed, arms
