@@ -27,11 +27,17 @@ def career_stage(scenario: Scenario, people: People) -> np.ndarray:
     return np.where(people.role == ROLES.index("resident"), _TRAINEE, stage)
 
 
-def severity_multiplier(scenario: Scenario, baseline: np.ndarray, slope: float) -> np.ndarray:
-    """n x 3: more room to improve, larger effect (low PA counts as severe)."""
+def severity_distance(scenario: Scenario, baseline: np.ndarray) -> np.ndarray:
+    """n x 3: baseline distance from the reference in scale units, positive = more severe."""
     modifiers = scenario.effect_modifiers
     distance = (baseline - modifiers.severity_reference.as_array()) / modifiers.severity_scale.as_array()
-    distance[:, 2] *= -1.0
+    distance[:, 2] *= -1.0  # low PA is severe
+    return distance
+
+
+def severity_multiplier(scenario: Scenario, distance: np.ndarray, slope: float) -> np.ndarray:
+    """n x 3: more room to improve, larger effect."""
+    modifiers = scenario.effect_modifiers
     return np.clip(1.0 + slope * distance, modifiers.severity_floor, modifiers.severity_cap)
 
 
@@ -45,12 +51,12 @@ def hours_multiplier(scenario: Scenario, hours: np.ndarray, time_demand: float) 
 def arm_effects(scenario: Scenario, people: People, baseline: np.ndarray) -> np.ndarray:
     """Array (arms x n x 3) of effects for ``scenario.treatment_arms`` in order, SCORES order."""
     stage = career_stage(scenario, people)
-    baseline = baseline.astype(float)
+    distance = severity_distance(scenario, baseline.astype(float))
     out = np.empty((len(scenario.treatment_arms), len(people), 3))
     for index, arm in enumerate(scenario.treatment_arms):
         spec = scenario.effects[arm]
         by_role = np.array([spec.by_role[r].as_array() if r in spec.by_role else np.zeros(3) for r in ROLES])
         career = np.array([spec.career[s] for s in CAREER_STAGES])
         scale = career[stage] * hours_multiplier(scenario, people.weekly_hours, spec.time_demand)
-        out[index] = by_role[people.role] * scale[:, None] * severity_multiplier(scenario, baseline, spec.severity_slope)
+        out[index] = by_role[people.role] * scale[:, None] * severity_multiplier(scenario, distance, spec.severity_slope)
     return out

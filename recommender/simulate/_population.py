@@ -40,10 +40,17 @@ def draw_categories(rng: np.random.Generator, probabilities: np.ndarray, groups:
     if probabilities.ndim == 1:
         n = len(groups) if groups is not None else None
         return np.minimum(np.searchsorted(cumulative, rng.random(n), side="right"), len(cumulative) - 1)
-    if groups is not None:
-        cumulative = cumulative[groups]
-    uniform = rng.random(len(cumulative))
-    return np.minimum((uniform[:, None] >= cumulative).sum(axis=1), cumulative.shape[1] - 1)
+    last = cumulative.shape[1] - 1
+    if groups is None:
+        uniform = rng.random(len(cumulative))
+        return np.minimum((uniform[:, None] >= cumulative).sum(axis=1), last)
+    # One searchsorted per group instead of an n x categories comparison.
+    uniform = rng.random(len(groups))
+    codes = np.empty(len(groups), dtype=np.int64)
+    for group in range(len(cumulative)):
+        members = groups == group
+        codes[members] = np.searchsorted(cumulative[group], uniform[members], side="right")
+    return np.minimum(codes, last)
 
 
 def _table(mapping, rows, columns) -> np.ndarray:

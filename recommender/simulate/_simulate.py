@@ -98,7 +98,7 @@ def simulate_cohort(
     followup = draw_followup(rng, scenario, people, expected, baseline, received_effect)
 
     columns = {
-        "person_id": _person_ids(seed, n),
+        "person_id": _person_ids(seed, n).to_numpy(),
         "age": people.age,
         "gender": pd.Categorical.from_codes(people.gender, categories=GENDERS),
         "role": pd.Categorical.from_codes(people.role, categories=ROLES),
@@ -119,7 +119,6 @@ def simulate_cohort(
     return pd.DataFrame(columns)
 
 
-def _person_ids(seed: int, n: int) -> np.ndarray:
+def _person_ids(seed: int, n: int) -> pd.Series:
     width = max(6, len(str(n)))
-    numbers_text = np.char.zfill(np.arange(1, n + 1).astype(str), width)
-    return np.char.add(f"s{seed}-", numbers_text).astype(object)
+    return f"s{seed}-" + pd.Series(np.arange(1, n + 1)).astype(str).str.zfill(width)
