@@ -71,15 +71,14 @@ def evaluation_facts(report, *, secondary: pd.DataFrame | None = None,
 
 
 def _calibration(report) -> dict:
-    bins = report.calibration
+    # Per-arm slopes keep the card readable; the bins themselves are in the calibration plot
+    # and in the run's evaluation/report.json.
     slopes = report.calibration_slopes
-    keep = [c for c in ("arm", "bin", "n", "predicted", "observed", "lower", "upper")
-            if c in bins.columns]
-    frame = bins[keep]
-    if slopes is not None and len(slopes):
-        slope = slopes["estimate"] if "estimate" in slopes.columns else slopes.iloc[:, 0]
-        frame = frame.assign(slope=frame["arm"].map(slope))
-    return table(frame)
+    if slopes is None or not len(slopes):
+        return None
+    keep = [c for c in ("estimate", "lower", "upper") if c in slopes.columns]
+    frame = slopes[keep].rename(columns={"estimate": "slope"})
+    return table(frame, index="arm")
 
 
 def subgroup_facts(report, *, min_cell: int = 11) -> dict:
@@ -87,12 +86,18 @@ def subgroup_facts(report, *, min_cell: int = 11) -> dict:
     frame = getattr(report, "subgroups", None)
     if frame is None or not len(frame):
         return {"min_cell": min_cell, "table": None, "plots": []}
-    frame = frame.copy()
-    numbers = [c for c in frame.columns if c not in ("grouping", "cell", "suppressed")]
-    shown = frame.astype({c: object for c in numbers})
-    if "suppressed" in frame.columns:
-        mask = frame["suppressed"].astype(bool).to_numpy()
-        for column in numbers:
-            shown.loc[mask, column] = "suppressed"
-        shown = shown.drop(columns="suppressed")
-    return {"min_cell": min_cell, "table": table(shown), "plots": ["subgroups"]}
+    columns = [c for c in frame.columns if c != "suppressed"]
+    rows = []
+    for record in frame.to_dict(orient="records"):
+        hidden = bool(record.get("suppressed", False))
+        row = []
+        for column in columns:
+            value = record[column]
+            if hidden and column not in ("grouping", "cell"):
+                value = "suppressed"
+            elif column == "n" and not pd.isna(value):
+                value = int(value)  # a count; float only because suppressed cells hold NaN
+            row.append(value)
+        rows.append(row)
+    shown = {"columns": [str(c) for c in columns], "rows": json_safe(rows)}
+    return {"min_cell": min_cell, "table": shown, "plots": ["subgroups"]}

@@ -125,8 +125,8 @@ def _evaluation(facts):
                          ("average_effects", "Average effect of each arm versus usual care "
                                              "(EE points; negative = less exhaustion)"),
                          ("qini", "Qini coefficient and AUUC per arm"),
-                         ("calibration", "Calibration: predicted versus doubly robust effect "
-                                         "by quantile"),
+                         ("calibration", "Calibration slope of predicted against doubly "
+                                         "robust effects (1 = calibrated, 0 = no information)"),
                          ("secondary", "Secondary outcomes under the learned policy"),
                          ("oracle", "Against the simulator's true effects (oracle)")):
         if e.get(key):

@@ -23,8 +23,22 @@ def run(args) -> int:
     from pipelines.train import run_training
     from recommender.registry import tracking_uri
 
-    result = run_training(args.config, data=args.data, seed=args.seed, quiet=args.quiet,
-                          reason=args.reason)
+    from recommender.errors import InputError
+
+    try:
+        result = run_training(args.config, data=args.data, seed=args.seed, quiet=args.quiet,
+                              reason=args.reason)
+    except InputError:
+        raise
+    except Exception as error:  # noqa: BLE001 - report, then exit 1 as the CLI contract says
+        import sys
+        import traceback
+
+        traceback.print_exc()
+        print(f"error: training failed ({type(error).__name__}: {error}); the MLflow run is "
+              "marked FAILED, nothing was registered and the champion is unchanged",
+              file=sys.stderr)
+        return 1
     aliases = ", ".join(result.aliases)
     print(f"registered burnout-recommender version {result.version} ({aliases}); "
           f"run {result.run_id}")

@@ -20,7 +20,14 @@ from recommender.registry._gate import (
     gate_decision,
     policy_value_scores,
 )
-from recommender.registry._load import ModelRef, load_champion, load_model, load_pyfunc, resolve_model
+from recommender.registry._load import (
+    ModelRef,
+    fetch_card,
+    load_champion,
+    load_model,
+    load_pyfunc,
+    resolve_model,
+)
 from recommender.registry._promotion import PromotionEvent, promotion_log_path, read_promotion_log
 from recommender.registry._runs import Registration, TrainingRun
 from recommender.registry._store import (
@@ -36,7 +43,8 @@ from recommender.registry._store import (
 __all__ = [
     "CHALLENGER", "CHAMPION", "EXPERIMENT_NAME", "MODEL_NAME",
     "GateDecision", "ModelRef", "PolicyValue", "PromotionEvent", "Registration", "TrainingRun",
-    "aliases", "artifact_location", "client", "ensure_experiment", "estimate", "gate_decision",
+    "aliases", "artifact_location", "client", "ensure_experiment", "estimate", "fetch_card",
+    "gate_decision",
     "load_champion", "load_model", "load_pyfunc", "mlflow_session", "move_alias",
     "policy_value_scores", "promote", "promotion_history", "promotion_log_path",
     "read_promotion_log", "resolve_model", "rollback", "rollback_target", "tracking_uri",

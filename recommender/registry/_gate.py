@@ -157,10 +157,12 @@ def gate_decision(challenger_values, champion_values=None, *, alpha: float = 0.1
     if difference.upper < 0:
         reason = (f"worse than {who}: policy value {challenger.estimate:.3f} vs "
                   f"{champion.estimate:.3f} points, difference {difference.estimate:.3f} "
-                  f"({level} CI {difference.lower:.3f} to {difference.upper:.3f}) lies below 0")
+                  f"({level} CI {difference.lower:.3f} to {difference.upper:.3f}) lies below 0, "
+                  f"on {difference.n} held-out rows")
         return GateDecision(False, reason, alpha, challenger, champion, difference,
                             champion_version)
     reason = (f"not worse than {who}: policy value {challenger.estimate:.3f} vs "
               f"{champion.estimate:.3f} points, difference {difference.estimate:.3f} "
-              f"({level} CI {difference.lower:.3f} to {difference.upper:.3f}) reaches 0 or above")
+              f"({level} CI {difference.lower:.3f} to {difference.upper:.3f}) reaches 0 or above, "
+              f"on {difference.n} held-out rows")
     return GateDecision(True, reason, alpha, challenger, champion, difference, champion_version)

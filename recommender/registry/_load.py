@@ -10,7 +10,8 @@ from recommender.errors import InputError
 from recommender.registry._aliases import CHAMPION
 from recommender.registry._store import MODEL_NAME, client, mlflow_session
 
-__all__ = ["ModelRef", "resolve_model", "load_model", "load_champion", "load_pyfunc"]
+__all__ = ["ModelRef", "resolve_model", "load_model", "load_champion", "load_pyfunc",
+           "fetch_card"]
 
 _REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
 
@@ -93,3 +94,37 @@ def load_champion(name: str = MODEL_NAME):
     """
     ref = resolve_model(f"models:/{name}@{CHAMPION}")
     return load_model(ref.uri), ref.version
+
+
+def fetch_card(model: str, out) -> Path:
+    """Copy the model card logged with ``model``'s training run into folder ``out``.
+
+    The card is the one written when the version was registered (the auditable record), not a
+    re-rendering.
+
+    Raises
+    ------
+    InputError
+        When ``model`` is not a registered version or its run has no card.
+    """
+    import shutil
+    import tempfile
+
+    ref = resolve_model(model)
+    if ref.run_id is None:
+        raise InputError(f"{model!r} is not a registered version with a training run; cards "
+                         "exist for registered versions (e.g. models:/burnout-recommender/3)")
+    out = Path(out)
+    with tempfile.TemporaryDirectory(prefix="recommender-card-") as staging, \
+            mlflow_session() as mlflow:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            local = mlflow.artifacts.download_artifacts(run_id=ref.run_id, artifact_path="card",
+                                                        dst_path=staging)
+        except (MlflowException, OSError) as error:
+            raise InputError(f"the run {ref.run_id} of {ref.uri} has no model card: "
+                             f"{error}") from None
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(local, out, dirs_exist_ok=True)
+    return out

@@ -1,0 +1,84 @@
+"""Batch scoring: a cohort file in, the scored table of the data contract out.
+
+The model is the registered pyfunc artifact (loaded through :mod:`recommender.registry`), the
+same one the service loads; rows are validated once at this edge and scored in chunks so a
+large cohort needs little memory. For cohorts too large for one machine, the same artifact runs
+on Spark with ``mlflow.pyfunc.spark_udf(spark, "models:/burnout-recommender@champion")``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from recommender.errors import InputError
+
+__all__ = ["ScoreResult", "score_frame", "score_file"]
+
+_CONTRACT_FEATURES = ("age", "gender", "role", "specialty", "setting", "years_in_practice",
+                      "weekly_hours", "ee", "dp", "pa")
+
+
+@dataclass
+class ScoreResult:
+    """What :func:`score_file` wrote."""
+
+    path: Path
+    rows: int
+    model_uri: str
+    version: str | None
+    recommendation_mix: dict
+
+
+def score_frame(model, profiles: pd.DataFrame, *, alpha: float = 0.1,
+                contributions: bool = False, offered=None,
+                chunk_size: int = 50_000) -> pd.DataFrame:
+    """Score validated profile rows with a RecommendationModel, ``chunk_size`` rows at a time."""
+    if chunk_size < 1:
+        raise InputError(f"chunk_size must be >= 1, got {chunk_size}")
+    parts = [model.score(profiles.iloc[start:start + chunk_size], alpha=alpha,
+                         contributions=contributions, offered=offered)
+             for start in range(0, len(profiles), chunk_size)]
+    if not parts:
+        return model.score(profiles, alpha=alpha, contributions=contributions, offered=offered)
+    return pd.concat(parts).reset_index(drop=True)
+
+
+def score_file(model: str, data, out, *, alpha: float = 0.1, contributions: bool = False,
+               offered=None, chunk_size: int = 50_000) -> ScoreResult:
+    """Validate ``data`` against the contract, score it with ``model`` and write ``out``.
+
+    Parameters
+    ----------
+    model : str
+        ``models:/burnout-recommender@champion``, a version number, an alias, or any URI or
+        path MLflow loads (see :func:`recommender.registry.resolve_model`).
+    data : path
+        Cohort file (CSV or Parquet) with the profile columns.
+    out : path
+        ``.csv`` or ``.parquet``: ``person_id``, ``recommended``, ``effect_<arm>`` (primary),
+        its interval bounds, secondary effects, and contributions if asked.
+
+    Returns
+    -------
+    ScoreResult
+    """
+    from recommender.cohort import read_cohort, validate_cohort, write_cohort
+    from recommender.registry import load_model, resolve_model
+
+    ref = resolve_model(model)
+    recommendation_model = load_model(ref.uri)
+    frame = read_cohort(data)
+    extra = [f for f in recommendation_model.feature_names if f not in _CONTRACT_FEATURES]
+    report = validate_cohort(frame, training=False, extra_features=extra)
+    if not report.ok:
+        raise InputError(f"{data} does not meet the data contract:\n{report.format()}",
+                         problems=list(getattr(report, "errors", report.problems)))
+    scored = score_frame(recommendation_model, frame, alpha=alpha, contributions=contributions,
+                         offered=offered, chunk_size=chunk_size)
+    path = write_cohort(scored, out)
+    mix = scored["recommended"].value_counts(normalize=True).round(4).to_dict()
+    return ScoreResult(path=path, rows=len(scored), model_uri=ref.uri, version=ref.version,
+                       recommendation_mix=mix)

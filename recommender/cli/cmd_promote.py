@@ -1,0 +1,23 @@
+"""``recommender promote VERSION``: make a version the champion, by a person's decision."""
+
+from __future__ import annotations
+
+HELP = "make a registered version the champion (a person's decision, with a recorded reason)"
+
+
+def configure(parser) -> None:
+    parser.add_argument("version", help="registered version number of burnout-recommender")
+    parser.add_argument("--reason", required=True,
+                        help="why; recorded verbatim in the promotion log")
+    parser.add_argument("--actor", default=None,
+                        help="who decides (default: RECOMMENDER_ACTOR or the login name)")
+
+
+def run(args) -> int:
+    from recommender.registry import promote, promotion_log_path
+
+    event = promote(args.version, reason=args.reason, actor=args.actor)
+    before = event.previous_version or "none"
+    print(f"champion: version {before} -> {event.version} by {event.actor} ({event.reason})")
+    print(f"recorded in {promotion_log_path()} and on the model version's tags")
+    return 0

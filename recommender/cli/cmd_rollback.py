@@ -1,0 +1,22 @@
+"""``recommender rollback``: return the champion alias to the previous champion."""
+
+from __future__ import annotations
+
+HELP = "move the champion alias back to the previous champion in the promotion log"
+
+
+def configure(parser) -> None:
+    parser.add_argument("--reason", required=True,
+                        help="why; recorded verbatim in the promotion log")
+    parser.add_argument("--actor", default=None,
+                        help="who decides (default: RECOMMENDER_ACTOR or the login name)")
+
+
+def run(args) -> int:
+    from recommender.registry import promotion_log_path, rollback
+
+    event = rollback(reason=args.reason, actor=args.actor)
+    print(f"champion rolled back: version {event.previous_version} -> {event.version} by "
+          f"{event.actor} ({event.reason})")
+    print(f"recorded in {promotion_log_path()} and on the model version's tags")
+    return 0
