@@ -79,8 +79,10 @@ def test_eligible_arms_by_role():
 def test_eligibility_by_specialty_and_years(raw, tmp_path):
     data = copy.deepcopy(raw)
     data["arms"][1]["eligibility"] = {
-        "roles": ["physician"], "specialties": ["primary_care"],
-        "min_years_in_practice": 5, "max_years_in_practice": 30,
+        "roles": ["physician"],
+        "specialties": ["primary_care"],
+        "min_years_in_practice": 5,
+        "max_years_in_practice": 30,
     }
     catalog = parse_catalog(data)
     person = {"role": "physician", "specialty": "primary_care", "years_in_practice": 5}
@@ -109,6 +111,7 @@ def _set(path, value):
             del target[path[-1]]
         else:
             target[path[-1]] = value
+
     return mutate
 
 
@@ -116,26 +119,91 @@ _DELETE = object()
 
 # (mutation, entry named, field named, rule)
 MALFORMATIONS = [
-    (_set(["coaching", "cost_per_person"], _DELETE), "arms[1] (coaching)", "cost_per_person", "missing field"),
-    (_set(["coaching", "cost_per_person"], -5), "arms[1] (coaching)", "cost_per_person", "negative cost"),
-    (_set(["coaching", "cost_per_person"], "cheap"), "arms[1] (coaching)", "cost_per_person", "wrong type"),
-    (_set(["mindfulness", "group_min"], 30), "arms[2] (mindfulness)", "group_max", "smaller than group_min"),
+    (
+        _set(["coaching", "cost_per_person"], _DELETE),
+        "arms[1] (coaching)",
+        "cost_per_person",
+        "missing field",
+    ),
+    (
+        _set(["coaching", "cost_per_person"], -5),
+        "arms[1] (coaching)",
+        "cost_per_person",
+        "negative cost",
+    ),
+    (
+        _set(["coaching", "cost_per_person"], "cheap"),
+        "arms[1] (coaching)",
+        "cost_per_person",
+        "wrong type",
+    ),
+    (
+        _set(["mindfulness", "group_min"], 30),
+        "arms[2] (mindfulness)",
+        "group_max",
+        "smaller than group_min",
+    ),
     (_set(["mindfulness", "group_min"], 0), "arms[2] (mindfulness)", "group_min", "too small"),
     (_set(["mindfulness", "group_max"], 2.5), "arms[2] (mindfulness)", "group_max", "wrong type"),
     (_set(["peer_group", "capacity"], 0), "arms[3] (peer_group)", "capacity", "too small"),
     (_set(["peer_group", "capacity"], True), "arms[3] (peer_group)", "capacity", "wrong type"),
     (_set(["peer_group", "name"], ""), "arms[3] (peer_group)", "name", "wrong type"),
-    (_set(["peer_group", "cost_per_persn"], 3), "arms[3] (peer_group)", "cost_per_persn", "unknown field"),
+    (
+        _set(["peer_group", "cost_per_persn"], 3),
+        "arms[3] (peer_group)",
+        "cost_per_persn",
+        "unknown field",
+    ),
     (_set(["balint_group", "id"], "coaching"), "arms[5] (coaching)", "id", "duplicate id"),
     (_set(["balint_group", "id"], "Balint Group"), "arms[5] (Balint Group)", "id", "malformed id"),
-    (_set(["balint_group", "eligibility", "roles"], ["physician", "surgeon"]), "arms[5] (balint_group).eligibility", "roles", "unknown role"),
-    (_set(["balint_group", "eligibility", "roles"], []), "arms[5] (balint_group).eligibility", "roles", "empty list"),
-    (_set(["balint_group", "eligibility", "specialties"], ["cardiology"]), "arms[5] (balint_group).eligibility", "specialties", "unknown specialty"),
-    (_set(["balint_group", "eligibility", "min_years_in_practice"], 80), "arms[5] (balint_group).eligibility", "min_years_in_practice", "out of range"),
-    (_set(["balint_group", "eligibility", "age"], 3), "arms[5] (balint_group).eligibility", "age", "unknown field"),
-    (_set(["coaching", "evidence", 0, "citation"], _DELETE), "arms[1] (coaching).evidence[0]", "citation", "missing field"),
-    (_set(["coaching", "evidence", 1, "smd"], "large"), "arms[1] (coaching).evidence[1]", "smd", "wrong type"),
-    (_set(["none", "eligibility", "roles"], ["nurse"]), "arms[0] (none)", "eligibility", "the control arm is restricted"),
+    (
+        _set(["balint_group", "eligibility", "roles"], ["physician", "surgeon"]),
+        "arms[5] (balint_group).eligibility",
+        "roles",
+        "unknown role",
+    ),
+    (
+        _set(["balint_group", "eligibility", "roles"], []),
+        "arms[5] (balint_group).eligibility",
+        "roles",
+        "empty list",
+    ),
+    (
+        _set(["balint_group", "eligibility", "specialties"], ["cardiology"]),
+        "arms[5] (balint_group).eligibility",
+        "specialties",
+        "unknown specialty",
+    ),
+    (
+        _set(["balint_group", "eligibility", "min_years_in_practice"], 80),
+        "arms[5] (balint_group).eligibility",
+        "min_years_in_practice",
+        "out of range",
+    ),
+    (
+        _set(["balint_group", "eligibility", "age"], 3),
+        "arms[5] (balint_group).eligibility",
+        "age",
+        "unknown field",
+    ),
+    (
+        _set(["coaching", "evidence", 0, "citation"], _DELETE),
+        "arms[1] (coaching).evidence[0]",
+        "citation",
+        "missing field",
+    ),
+    (
+        _set(["coaching", "evidence", 1, "smd"], "large"),
+        "arms[1] (coaching).evidence[1]",
+        "smd",
+        "wrong type",
+    ),
+    (
+        _set(["none", "eligibility", "roles"], ["nurse"]),
+        "arms[0] (none)",
+        "eligibility",
+        "the control arm is restricted",
+    ),
     (_set(["control"], "usual_care"), "catalog", "control", "no arm has the control id"),
     (_set(["version"], _DELETE), "catalog", "version", "missing field"),
     (_set(["version"], 2), "catalog", "version", "wrong type"),
@@ -157,8 +225,13 @@ def test_each_malformation_names_entry_and_field(raw, mutate, entry, field, rule
 
 def test_min_years_above_max_years_is_named(raw):
     data = copy.deepcopy(raw)
-    _arm(data, "coaching")["eligibility"] = {"min_years_in_practice": 30, "max_years_in_practice": 5}
-    with pytest.raises(InputError, match=r"coaching\)\.eligibility\.min_years_in_practice: greater than max"):
+    _arm(data, "coaching")["eligibility"] = {
+        "min_years_in_practice": 30,
+        "max_years_in_practice": 5,
+    }
+    with pytest.raises(
+        InputError, match=r"coaching\)\.eligibility\.min_years_in_practice: greater than max"
+    ):
         parse_catalog(data)
 
 

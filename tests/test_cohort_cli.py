@@ -39,7 +39,9 @@ def test_validate_names_all_ten_planted_faults_and_exits_2(faulty, suffix, capsy
 def test_validate_subprocess_exit_code_and_report(faulty):
     path, faults = faulty(".csv")
     command = str(VENV_COMMAND) if VENV_COMMAND.exists() else "recommender"
-    done = subprocess.run([command, "validate", str(path), "--training"], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [command, "validate", str(path), "--training"], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 2, done.stderr
     for column, rule in faults:
         assert f"{column} [{rule}]" in done.stdout

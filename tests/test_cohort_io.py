@@ -36,7 +36,9 @@ def test_csv_is_read_as_text_so_bad_cells_are_reported_not_coerced(tmp_path):
     table = read_cohort(path)
     assert table.loc[4, "person_id"] == "007"  # leading zeros survive
     report = validate_cohort(table)
-    assert [(p.row, p.column, p.rule, p.value) for p in report.errors] == [(3, "age", "type", "abc")]
+    assert [(p.row, p.column, p.rule, p.value) for p in report.errors] == [
+        (3, "age", "type", "abc")
+    ]
 
 
 def test_parquet_with_text_in_a_numeric_column_is_reported(tmp_path):
@@ -45,7 +47,9 @@ def test_parquet_with_text_in_a_numeric_column_is_reported(tmp_path):
     frame["ee"] = frame["ee"].astype(str)
     path = write_cohort(frame, tmp_path / "cohort.parquet")
     report = validate_cohort(read_cohort(path))
-    assert [(p.row, p.column, p.rule, p.value) for p in report.errors] == [(8, "ee", "type", "high")]
+    assert [(p.row, p.column, p.rule, p.value) for p in report.errors] == [
+        (8, "ee", "type", "high")
+    ]
 
 
 def test_load_cohort_types_columns_by_the_contract(tmp_path):
@@ -69,7 +73,8 @@ def test_load_cohort_raises_with_every_problem(tmp_path):
     with pytest.raises(InputError) as caught:
         load_cohort(path, training=True, catalog=load_catalog())
     assert {(p.column, p.rule) for p in caught.value.problems} == {
-        ("ee", "range"), ("intervention", "unknown_arm")
+        ("ee", "range"),
+        ("intervention", "unknown_arm"),
     }
     assert str(path) in str(caught.value)
 

@@ -145,11 +145,15 @@ def test_unknown_columns_are_notes_that_do_not_fail_the_table():
 
 def test_named_extra_features_are_required_and_checked_for_missing_values():
     frame = clean_cohort()
-    assert found(validate_cohort(frame, extra_features=["shift_pattern"]), "shift_pattern", "missing_column")
+    assert found(
+        validate_cohort(frame, extra_features=["shift_pattern"]), "shift_pattern", "missing_column"
+    )
     frame["shift_pattern"] = "nights"
     frame.loc[5, "shift_pattern"] = None
     report = validate_cohort(frame, extra_features=["shift_pattern"])
-    assert [(p.column, p.rule, p.row) for p in report.problems] == [("shift_pattern", "missing_value", 5)]
+    assert [(p.column, p.rule, p.row) for p in report.problems] == [
+        ("shift_pattern", "missing_value", 5)
+    ]
 
 
 def test_oracle_columns_are_known():
@@ -234,7 +238,12 @@ def test_to_frame_has_one_row_per_problem_with_locations():
     frame.loc[4, "dp"] = 40
     table = validate_cohort(frame).to_frame()
     assert table.loc[0, ["severity", "rule", "column", "row", "person_id", "value"]].tolist() == [
-        "error", "range", "dp", 4, "p0004", 40
+        "error",
+        "range",
+        "dp",
+        4,
+        "p0004",
+        40,
     ]
 
 
@@ -245,7 +254,10 @@ def test_raise_if_invalid_carries_every_problem():
     report = validate_cohort(frame)
     with pytest.raises(InputError) as caught:
         report.raise_if_invalid()
-    assert {(p.column, p.rule) for p in caught.value.problems} == {("ee", "range"), ("role", "category")}
+    assert {(p.column, p.rule) for p in caught.value.problems} == {
+        ("ee", "range"),
+        ("role", "category"),
+    }
     assert "row 2 (person p0002)" in str(caught.value)
     validate_cohort(clean_cohort()).raise_if_invalid()  # clean: no error
 
@@ -267,14 +279,24 @@ def test_non_frame_input_is_refused():
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(cells=st.lists(st.one_of(st.text(max_size=6), st.none(), st.floats(allow_nan=True), st.integers(-200, 200)), min_size=5, max_size=5))
+@given(
+    cells=st.lists(
+        st.one_of(
+            st.text(max_size=6), st.none(), st.floats(allow_nan=True), st.integers(-200, 200)
+        ),
+        min_size=5,
+        max_size=5,
+    )
+)
 def test_any_age_cell_is_either_accepted_or_reported_never_a_crash(cells):
     frame = clean_cohort(n=12, training=False).astype(object)
     frame.loc[:4, "age"] = cells
     report = validate_cohort(frame)
     bad_rows = {p.row for p in report.errors}
     for row, cell in enumerate(cells):
-        number = pd.to_numeric(pd.Series([cell], dtype=object).astype("string").str.strip(), errors="coerce").iloc[0]
+        number = pd.to_numeric(
+            pd.Series([cell], dtype=object).astype("string").str.strip(), errors="coerce"
+        ).iloc[0]
         fine = pd.notna(number) and float(number).is_integer() and 18 <= number <= 90
         assert (row not in bad_rows) == fine, (cell, report.format())
     assert bad_rows <= set(range(5))

@@ -115,7 +115,9 @@ def _check_fields(data, fields, entry: str, problems: _Problems) -> dict:
         if value is None and nullable:
             good[name] = None
         elif value is None or not test(value):
-            problems.add(entry, name, value, "wrong type", f"a {kind}" + (" or null" if nullable else ""))
+            problems.add(
+                entry, name, value, "wrong type", f"a {kind}" + (" or null" if nullable else "")
+            )
         else:
             good[name] = value
     return good
@@ -128,7 +130,13 @@ def _members(values, allowed, entry, field, singular, problems) -> tuple[str, ..
     for value in bad:
         problems.add(entry, field, value, f"unknown {singular}", ", ".join(allowed))
     if not values:
-        problems.add(entry, field, values, "empty list", f"one or more of {', '.join(allowed)}, or null for any")
+        problems.add(
+            entry,
+            field,
+            values,
+            "empty list",
+            f"one or more of {', '.join(allowed)}, or null for any",
+        )
     return None if bad or not values else tuple(dict.fromkeys(values))
 
 
@@ -138,18 +146,31 @@ def _eligibility(data, entry, problems) -> Eligibility:
     good = _check_fields(data, ELIGIBILITY_FIELDS, entry, problems)
     roles = _members(good.get("roles"), CATEGORIES["role"], entry, "roles", "role", problems)
     specialties = _members(
-        good.get("specialties"), CATEGORIES["specialty"], entry, "specialties", "specialty", problems
+        good.get("specialties"),
+        CATEGORIES["specialty"],
+        entry,
+        "specialties",
+        "specialty",
+        problems,
     )
     years = {}
     for name in ("min_years_in_practice", "max_years_in_practice"):
         value = good.get(name)
         if value is not None and not (_YEARS[0] <= value <= _YEARS[1]):
-            problems.add(entry, name, value, "out of range", f"a number from {_YEARS[0]} to {_YEARS[1]}")
+            problems.add(
+                entry, name, value, "out of range", f"a number from {_YEARS[0]} to {_YEARS[1]}"
+            )
         else:
             years[name] = None if value is None else float(value)
     lo, hi = years.get("min_years_in_practice"), years.get("max_years_in_practice")
     if lo is not None and hi is not None and lo > hi:
-        problems.add(entry, "min_years_in_practice", lo, "greater than max_years_in_practice", f"at most {hi:g}")
+        problems.add(
+            entry,
+            "min_years_in_practice",
+            lo,
+            "greater than max_years_in_practice",
+            f"at most {hi:g}",
+        )
     return Eligibility(
         roles=roles if roles is not None else CATEGORIES["role"],
         specialties=specialties,
@@ -165,8 +186,11 @@ def _evidence(items, entry, problems) -> tuple[Evidence, ...]:
         if all(name in good for name, (_, required, _) in EVIDENCE_FIELDS.items() if required):
             found.append(
                 Evidence(
-                    **{k: (float(v) if k in ("effect_points", "smd") and v is not None else v)
-                       for k, v in good.items() if v is not None}
+                    **{
+                        k: (float(v) if k in ("effect_points", "smd") and v is not None else v)
+                        for k, v in good.items()
+                        if v is not None
+                    }
                 )
             )
     return tuple(found)
@@ -178,19 +202,39 @@ def _arm(data, index, problems) -> Arm | None:
     n_before = len(problems)
     good = _check_fields(data, ARM_FIELDS, entry, problems)
     if "id" in good and not ARM_ID.match(good["id"]):
-        problems.add(entry, "id", good["id"], "malformed id",
-                     "lowercase letters, digits and underscores, starting with a letter, at most 40")
+        problems.add(
+            entry,
+            "id",
+            good["id"],
+            "malformed id",
+            "lowercase letters, digits and underscores, starting with a letter, at most 40",
+        )
     if "group_min" in good and good["group_min"] < 1:
         problems.add(entry, "group_min", good["group_min"], "too small", "a whole number >= 1")
     if "group_min" in good and "group_max" in good and good["group_min"] > good["group_max"]:
-        problems.add(entry, "group_max", good["group_max"], "smaller than group_min",
-                     f"a whole number >= group_min ({good['group_min']})")
+        problems.add(
+            entry,
+            "group_max",
+            good["group_max"],
+            "smaller than group_min",
+            f"a whole number >= group_min ({good['group_min']})",
+        )
     if "cost_per_person" in good and good["cost_per_person"] < 0:
-        problems.add(entry, "cost_per_person", good["cost_per_person"], "negative cost",
-                     "a number >= 0 (US$ per participant)")
+        problems.add(
+            entry,
+            "cost_per_person",
+            good["cost_per_person"],
+            "negative cost",
+            "a number >= 0 (US$ per participant)",
+        )
     if good.get("capacity") is not None and good["capacity"] < 1:
-        problems.add(entry, "capacity", good["capacity"], "too small",
-                     "a whole number >= 1, or null for no limit")
+        problems.add(
+            entry,
+            "capacity",
+            good["capacity"],
+            "too small",
+            "a whole number >= 1, or null for no limit",
+        )
     eligibility = _eligibility(good.get("eligibility"), f"{entry}.eligibility", problems)
     evidence = _evidence(good.get("evidence"), entry, problems)
     if len(problems) > n_before:
@@ -232,29 +276,53 @@ def parse_catalog(data, *, source: str = "catalog") -> Catalog:
         arm_id = item.get("id") if isinstance(item, Mapping) else None
         if isinstance(arm_id, str):
             if arm_id in seen:
-                problems.add(f"arms[{index}] ({arm_id})", "id", arm_id, "duplicate id",
-                             f"an id not used before (also arms[{seen[arm_id]}])")
+                problems.add(
+                    f"arms[{index}] ({arm_id})",
+                    "id",
+                    arm_id,
+                    "duplicate id",
+                    f"an id not used before (also arms[{seen[arm_id]}])",
+                )
             else:
                 seen[arm_id] = index
         if arm is not None:
             arms.append(arm)
     if "arms" in good and not good["arms"]:
-        problems.add("catalog", "arms", [], "empty list", "the control arm and at least one other arm")
+        problems.add(
+            "catalog", "arms", [], "empty list", "the control arm and at least one other arm"
+        )
     if "arms" in good and good["arms"]:
         if control not in seen:
-            problems.add("catalog", "control", control, "no arm has the control id",
-                         f"the id of an arm in the list ({', '.join(seen) or 'none found'})")
+            problems.add(
+                "catalog",
+                "control",
+                control,
+                "no arm has the control id",
+                f"the id of an arm in the list ({', '.join(seen) or 'none found'})",
+            )
         elif len(seen) < 2:
-            problems.add("catalog", "arms", list(seen), "only the control arm",
-                         "the control arm and at least one other arm")
+            problems.add(
+                "catalog",
+                "arms",
+                list(seen),
+                "only the control arm",
+                "the control arm and at least one other arm",
+            )
     for arm in arms:
         if arm.id == control and not arm.eligibility.open_to_all:
-            problems.add(f"arms[{seen[arm.id]}] ({arm.id})", "eligibility", "restricted",
-                         "the control arm is restricted", "no eligibility rules (usual care is open to everyone)")
+            problems.add(
+                f"arms[{seen[arm.id]}] ({arm.id})",
+                "eligibility",
+                "restricted",
+                "the control arm is restricted",
+                "no eligibility rules (usual care is open to everyone)",
+            )
     if problems:
         lines = "\n".join(f"  - {p['message']}" for p in problems)
-        raise InputError(f"{source}: {len(problems)} problem(s) in the intervention catalog:\n{lines}",
-                         problems=list(problems))
+        raise InputError(
+            f"{source}: {len(problems)} problem(s) in the intervention catalog:\n{lines}",
+            problems=list(problems),
+        )
     return Catalog(version=good["version"], control=control, arms=tuple(arms))
 
 

@@ -83,9 +83,13 @@ class Eligibility:
         if self.min_years_in_practice is not None or self.max_years_in_practice is not None:
             years = float(_get(profile, "years_in_practice"))
             if self.min_years_in_practice is not None and years < self.min_years_in_practice:
-                reasons.append(f"{years:g} years in practice, fewer than {self.min_years_in_practice:g}")
+                reasons.append(
+                    f"{years:g} years in practice, fewer than {self.min_years_in_practice:g}"
+                )
             if self.max_years_in_practice is not None and years > self.max_years_in_practice:
-                reasons.append(f"{years:g} years in practice, more than {self.max_years_in_practice:g}")
+                reasons.append(
+                    f"{years:g} years in practice, more than {self.max_years_in_practice:g}"
+                )
         return reasons
 
     def allows(self, profile: Mapping) -> bool:
@@ -96,8 +100,9 @@ def _get(profile: Mapping, key: str):
     try:
         return profile[key]
     except (KeyError, IndexError):
+        fields = ", ".join(map(str, profile.keys()))
         raise InputError(
-            f"profile has no {key!r}; eligibility needs it (profile fields: {', '.join(map(str, profile.keys()))})"
+            f"profile has no {key!r}; eligibility needs it (profile fields: {fields})"
         ) from None
 
 

@@ -15,7 +15,8 @@ def configure(parser) -> None:
     parser.add_argument(
         "--catalog",
         default=None,
-        help="intervention catalog YAML naming the allowed arms (default: configs/interventions.yaml)",
+        help="intervention catalog YAML naming the allowed arms "
+        "(default: configs/interventions.yaml)",
     )
     parser.add_argument(
         "--min-arm-rows",

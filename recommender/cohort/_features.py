@@ -50,8 +50,7 @@ def feature_frame(frame: pd.DataFrame, extra_features: Iterable[str] = ()) -> pd
     absent = [c for c in wanted if c not in frame.columns]
     if absent:
         raise InputError(
-            f"feature columns missing: {', '.join(absent)}; a profile needs "
-            + ", ".join(wanted)
+            f"feature columns missing: {', '.join(absent)}; a profile needs " + ", ".join(wanted)
         )
     features = {}
     problems = []
@@ -76,7 +75,10 @@ def feature_frame(frame: pd.DataFrame, extra_features: Iterable[str] = ()) -> pd
                 features[name] = numbers.astype("float64")
         else:
             numbers = pd.to_numeric(column, errors="coerce")
-            if pd.api.types.is_numeric_dtype(column.dtype) or numbers.notna().sum() == column.notna().sum():
+            if (
+                pd.api.types.is_numeric_dtype(column.dtype)
+                or numbers.notna().sum() == column.notna().sum()
+            ):
                 features[name] = numbers.astype("float64")
             else:
                 text = column.astype("string")

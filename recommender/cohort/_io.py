@@ -35,9 +35,7 @@ def _kind(path: Path) -> str:
         return "csv"
     if name.endswith(_PARQUET):
         return "parquet"
-    raise InputError(
-        f"{path}: unknown file type; accepted suffixes: {', '.join(_CSV + _PARQUET)}"
-    )
+    raise InputError(f"{path}: unknown file type; accepted suffixes: {', '.join(_CSV + _PARQUET)}")
 
 
 def read_cohort(path) -> pd.DataFrame:
@@ -95,7 +93,9 @@ def typed_cohort(frame: pd.DataFrame, *, arms=None, control: str = "none") -> pd
     for name in typed.columns:
         if name in INTEGER_COLUMNS:
             numbers = pd.to_numeric(typed[name], errors="raise")
-            typed[name] = numbers.astype("int64") if not numbers.isna().any() else numbers.astype("Int64")
+            typed[name] = (
+                numbers.astype("int64") if not numbers.isna().any() else numbers.astype("Int64")
+            )
         elif name in FLOAT_COLUMNS or name == PROPENSITY_COLUMN or name.startswith(ORACLE_PREFIX):
             typed[name] = pd.to_numeric(typed[name], errors="raise").astype("float64")
     if TREATMENT_COLUMN in typed.columns:
@@ -108,7 +108,9 @@ def typed_cohort(frame: pd.DataFrame, *, arms=None, control: str = "none") -> pd
     return typed
 
 
-def load_cohort(path, *, training: bool = False, catalog=None, min_arm_rows: int = 30) -> pd.DataFrame:
+def load_cohort(
+    path, *, training: bool = False, catalog=None, min_arm_rows: int = 30
+) -> pd.DataFrame:
     """Read, validate and type a cohort file; raise on any problem.
 
     Parameters
@@ -136,5 +138,3 @@ def load_cohort(path, *, training: bool = False, catalog=None, min_arm_rows: int
     if not report.ok:
         raise InputError(f"{path}: {report.format()}", problems=report.errors)
     return typed_cohort(frame, arms=arms, control=control)
-
-

@@ -35,7 +35,6 @@ RULES: dict[str, str] = {
     "unused_arm": "catalog arm has no rows",
     "duplicate_column": "column name appears more than once",
     "empty_table": "table has no rows",
-    "bad_argument": "validation argument not usable",
 }
 
 
@@ -108,7 +107,13 @@ class _Check:
         if self.rows is None:
             return [
                 Problem(
-                    self.rule, self.column, None, None, self.table_value, self.summary, self.severity
+                    self.rule,
+                    self.column,
+                    None,
+                    None,
+                    self.table_value,
+                    self.summary,
+                    self.severity,
                 )
             ]
         return [

@@ -114,12 +114,12 @@ def validate_cohort(
     required += [c for c in extra_features if c not in required]
     for name in required:
         if name not in frame.columns:
-            kind = "training" if name in TRAINING_COLUMNS else (
-                "extra feature" if name in extra_features else "profile"
+            kind = (
+                "training"
+                if name in TRAINING_COLUMNS
+                else ("extra feature" if name in extra_features else "profile")
             )
-            checks.append(
-                _table("missing_column", name, f"{kind} column {name!r} is missing")
-            )
+            checks.append(_table("missing_column", name, f"{kind} column {name!r} is missing"))
     known = set(PROFILE_COLUMNS) | set(TRAINING_COLUMNS) | {PROPENSITY_COLUMN} | set(extra_features)
     for name in frame.columns:
         if name not in known and not name.startswith(ORACLE_PREFIX):
@@ -203,7 +203,9 @@ class _Context:
             values = self.frame[column].iloc[rows].to_numpy(dtype=object)
         ids = None if self.person_ids is None else self.person_ids[rows]
         self.checks.append(
-            _Check(rule, column, accepted, rows=rows, values=values, person_ids=ids, details=details)
+            _Check(
+                rule, column, accepted, rows=rows, values=values, person_ids=ids, details=details
+            )
         )
 
     def missing(self, column) -> np.ndarray:
@@ -227,11 +229,15 @@ class _Context:
         later = ids.duplicated(keep="first").to_numpy() & ~blank
         if later.any():
             first_row = (
-                pd.Series(np.arange(len(ids)))[~blank].groupby(ids[~blank].to_numpy()).transform("min")
+                pd.Series(np.arange(len(ids)))[~blank]
+                .groupby(ids[~blank].to_numpy())
+                .transform("min")
             )
             first = first_row.reindex(range(len(ids))).to_numpy()
             rows = np.flatnonzero(later)
-            details = np.array([f"same person_id as row {int(first[r])}" for r in rows], dtype=object)
+            details = np.array(
+                [f"same person_id as row {int(first[r])}" for r in rows], dtype=object
+            )
             self.add("duplicate_id", "person_id", later, "each person_id once", details=details)
 
     def category(self, column, allowed):
@@ -258,7 +264,9 @@ class _Context:
         values = self._numbers(column, blank)
         usable = ~np.isnan(values)
         if integer:
-            whole = np.isfinite(values) & (values == np.floor(np.where(np.isfinite(values), values, 0)))
+            whole = np.isfinite(values) & (
+                values == np.floor(np.where(np.isfinite(values), values, 0))
+            )
             self.add("not_integer", column, usable & ~whole & np.isfinite(values), "a whole number")
             usable &= whole | ~np.isfinite(values)
         if bounds is not None:
