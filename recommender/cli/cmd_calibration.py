@@ -20,6 +20,7 @@ def run(args: argparse.Namespace) -> int:
     from recommender.cli.cmd_simulate import _whole_number
     from recommender.errors import InputError
     from recommender.simulate import calibration_markdown, load_scenario, run_calibration
+    from recommender.simulate import heterogeneity_markdown
     from recommender.simulate._calibration import DEFAULT_N, DEFAULT_SEED
 
     seed = DEFAULT_SEED if args.seed is None else _whole_number(args.seed, "--seed", minimum=0)
@@ -36,7 +37,9 @@ def run(args: argparse.Namespace) -> int:
         command += f" --n {n}"
     if args.scenario != "default":
         command += f" --scenario {args.scenario}"
-    markdown = calibration_markdown(table, command=command, seed=seed, n=n)
+    markdown = calibration_markdown(
+        table, command=command, seed=seed, n=n, heterogeneity=heterogeneity_markdown(scenario, seed=seed, n=n)
+    )
     passed = int(table["within"].sum())
     if args.out:
         out = Path(args.out)

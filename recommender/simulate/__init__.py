@@ -6,7 +6,8 @@ sourced figures are checked against the published studies (:func:`run_calibratio
 """
 
 from recommender.simulate._assignment import ASSIGNMENTS, observational_probabilities, parse_shares
-from recommender.simulate._calibration import STUDIES, Study, calibration_markdown, run_calibration
+from recommender.simulate._calibration import STUDIES, Study, run_calibration
+from recommender.simulate._calibration_report import calibration_markdown, heterogeneity_markdown
 from recommender.simulate._scenario import Scenario, load_scenario, scenario_names
 from recommender.simulate._simulate import oracle_columns, simulate_cohort
 
@@ -16,6 +17,7 @@ __all__ = [
     "Scenario",
     "Study",
     "calibration_markdown",
+    "heterogeneity_markdown",
     "load_scenario",
     "observational_probabilities",
     "oracle_columns",

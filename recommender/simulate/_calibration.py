@@ -23,17 +23,36 @@ from types import MappingProxyType
 import numpy as np
 import pandas as pd
 
+from recommender.simulate._measures import (
+    HIGH_DP,
+    HIGH_EE,
+    control_change_mean,
+    control_change_sd,
+    control_regression_slope,
+    control_share_change,
+    control_share_of_gap,
+    corr,
+    high_burnout,
+    hours_odds_ratio,
+    mean,
+    net_change,
+    net_share_change,
+    role_difference,
+    sd,
+    share_burnout,
+    share_high,
+    smd,
+    women_minus_men,
+)
 from recommender.simulate._scenario import Scenario, load_scenario
 from recommender.simulate._simulate import simulate_cohort
 
-__all__ = ["Study", "STUDIES", "run_calibration", "calibration_markdown", "DEFAULT_SEED", "DEFAULT_N"]
+__all__ = ["Study", "STUDIES", "run_calibration", "with_roles", "DEFAULT_SEED", "DEFAULT_N"]
 
 DEFAULT_SEED = 20190501  # any fixed seed; the month Dyrbye 2019 appeared
 DEFAULT_N = 100_000  # rows per simulated study cohort: Monte Carlo SE far below every tolerance
 _BATCHES = 20
 
-HIGH_EE = 27  # MBI-HSS cut-offs used by the cited studies: EE >= 27, DP >= 10
-HIGH_DP = 10
 
 
 @dataclass(frozen=True)
@@ -89,132 +108,6 @@ class Study:
         if self.tolerance is not None:
             return bool(abs(simulated - self.target) <= self.tolerance)
         return bool(simulated < self.target) if self.direction == "<" else bool(simulated > self.target)
-
-
-# -- measures --------------------------------------------------------------------------------
-def _change(frame: pd.DataFrame, score: str) -> np.ndarray:
-    return (frame[f"{score}_followup"] - frame[score]).to_numpy(float)
-
-
-def _arm_mask(frame: pd.DataFrame, arm: str) -> np.ndarray:
-    """Rows that received ``arm``; ``"any"`` means any non-control arm."""
-    received = frame["intervention"].astype(str).to_numpy()
-    return received != "none" if arm == "any" else received == arm
-
-
-def _burnout(ee, dp) -> np.ndarray:
-    return (np.asarray(ee) >= HIGH_EE) | (np.asarray(dp) >= HIGH_DP)
-
-
-def mean(column: str):
-    return lambda f: float(f[column].mean())
-
-
-def sd(column: str):
-    return lambda f: float(f[column].std())
-
-
-def corr(a: str, b: str):
-    return lambda f: float(np.corrcoef(f[a], f[b])[0, 1])
-
-
-def share_high(score: str, cut: int):
-    return lambda f: float((f[score] >= cut).mean() * 100)
-
-
-def share_burnout(f):
-    return float(_burnout(f["ee"], f["dp"]).mean() * 100)
-
-
-def net_change(score: str, arm: str):
-    """Mean change under ``arm`` minus mean change under usual care (points)."""
-
-    def measure(f):
-        change = _change(f, score)
-        return float(change[_arm_mask(f, arm)].mean() - change[_arm_mask(f, "none")].mean())
-
-    return measure
-
-
-def smd(score: str, arm: str):
-    """Net change over the pooled SD of the follow-up scores (Hedges-style SMD on post scores)."""
-
-    def measure(f):
-        treated, control = _arm_mask(f, arm), _arm_mask(f, "none")
-        followup = f[f"{score}_followup"].to_numpy(float)
-        pooled = np.sqrt((followup[treated].var(ddof=1) + followup[control].var(ddof=1)) / 2)
-        return net_change(score, arm)(f) / pooled
-
-    return measure
-
-
-def _share_change(f, mask, high) -> float:
-    return float((high(f, "_followup")[mask].mean() - high(f, "")[mask].mean()) * 100)
-
-
-def _high_ee(f, suffix):
-    return f[f"ee{suffix}"].to_numpy() >= HIGH_EE
-
-
-def _high_burnout(f, suffix):
-    return _burnout(f[f"ee{suffix}"], f[f"dp{suffix}"])
-
-
-def net_share_change(arm: str, high=_high_ee):
-    """Change in the share above the cut-off under ``arm`` minus under usual care (points)."""
-    return lambda f: _share_change(f, _arm_mask(f, arm), high) - _share_change(f, _arm_mask(f, "none"), high)
-
-
-def control_change_mean(score: str):
-    return lambda f: float(_change(f, score)[_arm_mask(f, "none")].mean())
-
-
-def control_change_sd(score: str):
-    return lambda f: float(_change(f, score)[_arm_mask(f, "none")].std(ddof=1))
-
-
-def control_share_change(high=_high_ee):
-    return lambda f: _share_change(f, _arm_mask(f, "none"), high)
-
-
-def control_regression_slope(f):
-    """Slope of the usual-care EE change on baseline EE (negative: extremes move back)."""
-    control = _arm_mask(f, "none")
-    baseline, change = f["ee"].to_numpy(float)[control], _change(f, "ee")[control]
-    return float(np.cov(baseline, change)[0, 1] / baseline.var(ddof=1))
-
-
-def women_minus_men(f):
-    gender = f["gender"].astype(str)
-    return float(f["ee"][gender == "female"].mean() - f["ee"][gender == "male"].mean())
-
-
-def hours_odds_ratio(f):
-    """Odds ratio of burnout (EE >= 27 or DP >= 10) for > 40 versus <= 40 weekly hours."""
-    burnout = _burnout(f["ee"], f["dp"])
-    long_hours = f["weekly_hours"].to_numpy() > 40
-    p1, p0 = burnout[long_hours].mean(), burnout[~long_hours].mean()
-    return float(p1 / (1 - p1) / (p0 / (1 - p0)))
-
-
-def role_difference(measure, first: str, second: str):
-    """A measure in role ``first`` minus the same in role ``second``."""
-
-    def difference(f):
-        role = f["role"].astype(str).to_numpy()
-        return measure(f[role == first]) - measure(f[role == second])
-
-    return difference
-
-
-def control_share_of_gap(arm: str):
-    """How much of the between-arm gap in mean EE change comes from usual care worsening."""
-
-    def measure(f):
-        # The gap is control change minus arm change, i.e. minus the net change.
-        return control_change_mean("ee")(f) / -net_change("ee", arm)(f)
-
-    return measure
 
 
 def _years(lo: float, hi: float):
@@ -290,7 +183,7 @@ STUDIES: tuple[Study, ...] = (
     ),
     Study(
         "Dyrbye 2019: coaching, physicians 5-30 y", "net change in % burnout, EE >= 27 or DP >= 10 (points)", _P,
-        _trial("coaching"), net_share_change("coaching", _high_burnout), -22.0, 8.0, None, "Dyrbye 2019 JAMA Intern Med",
+        _trial("coaching"), net_share_change("coaching", high_burnout), -22.0, 8.0, None, "Dyrbye 2019 JAMA Intern Med",
         select=_MID,
     ),
     Study(
@@ -325,7 +218,7 @@ STUDIES: tuple[Study, ...] = (
     ),
     Study(
         "West 2021: peer groups, physicians", "net change in % burnout (points)", _P, _trial("peer_group"),
-        net_share_change("peer_group", _high_burnout), -14.6, 8.0, None, "West 2021 Mayo Clin Proc (-12.7 % vs +1.9 %)",
+        net_share_change("peer_group", high_burnout), -14.6, 8.0, None, "West 2021 Mayo Clin Proc (-12.7 % vs +1.9 %)",
     ),
     Study(
         "West 2021: peer groups, physicians", "net EE change (points; small)", _P, _trial("peer_group"),
@@ -366,7 +259,7 @@ STUDIES: tuple[Study, ...] = (
     ),
     Study(
         "West 2016: pooled interventions, physicians", "net change in % burnout (points)", _P, _ALL_ARMS,
-        net_share_change("any", _high_burnout), -10.0, 6.0, None, "West 2016 Lancet (54 % to 44 %)",
+        net_share_change("any", high_burnout), -10.0, 6.0, None, "West 2016 Lancet (54 % to 44 %)",
     ),
 )
 
@@ -444,47 +337,3 @@ def _batches(frame: pd.DataFrame):
     edges = np.linspace(0, len(frame), _BATCHES + 1).astype(int)
     for start, stop in zip(edges[:-1], edges[1:]):
         yield frame.iloc[start:stop]
-
-
-def calibration_markdown(table: pd.DataFrame, *, command: str, seed: int, n: int) -> str:
-    """The calibration table as the Markdown of ``docs/calibration.md``."""
-    passed = int(table["within"].sum())
-    lines = [
-        "# Calibration: simulated versus published",
-        "",
-        f"Generated by `{command}` (seed {seed}, {n:,} simulated people per study cohort); do not edit by hand.",
-        "",
-        "Each row simulates one study's population and design with the `default` scenario",
-        "(`configs/scenarios/default.yaml`) and compares the simulated figure with the published one.",
-        "`check` is the acceptance rule: `±x` means |simulated - target| <= x (a hard target);",
-        "`< t` or `> t` is a direction the evidence supports. `MC SE` is the Monte Carlo standard",
-        "error of the simulated figure (batch means). Effects are the follow-up change under the arm",
-        "minus under usual care (`none`), so negative EE/DP figures mean less burnout. The targets,",
-        "tolerances and sources are `recommender.simulate.STUDIES`; the tests",
-        "(`tests/test_simulate_calibration.py`) assert every row.",
-        "",
-        f"**{passed} of {len(table)} within target.**",
-        "",
-        "| study | quantity | target | check | simulated | MC SE | within | source |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for row in table.itertuples(index=False):
-        lines.append(
-            f"| {row.study} | {row.quantity} | {row.target:g} | {row.check} | {row.simulated:.3g} | "
-            f"{row.mc_se:.2g} | {'yes' if row.within else '**no**'} | {row.source} |"
-        )
-    lines += [
-        "",
-        "## Notes",
-        "",
-        "- Baselines are the physicians' (or residents') scores of the simulated study cohort;",
-        "  the natural-course rows are the usual-care arm of the simulated Dyrbye 2019 trial.",
-        "- SMDs divide the net change by the pooled SD of the follow-up scores of the two arms.",
-        "- \"any\" arm pools the study's non-control arms in equal shares (West 2016 and the",
-        "  resident meta-analysis pool several intervention types).",
-        "- Collett 2025 pools mindfulness for nurses at SMD -0.90, while the nurse trials that",
-        "  report raw points show about -4.3 EE points (about -0.4 SD); the simulator matches the",
-        "  raw points and checks only that nurses gain more than physicians.",
-        "- Figures marked *assumption* have no direct source; they are scenario parameters.",
-    ]
-    return "\n".join(lines) + "\n"
