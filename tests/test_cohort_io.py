@@ -131,3 +131,12 @@ def test_feature_frame_appends_named_extras():
     assert tuple(features.columns[-2:]) == ("night_shifts", "unit")
     assert features["night_shifts"].dtype == np.float64
     assert list(features["unit"].cat.categories) == ["icu", "ward"]
+
+
+def test_profile_load_keeps_arm_names_outside_the_catalog(tmp_path):
+    frame = clean_cohort()
+    frame.loc[0, "intervention"] = "yoga"
+    path = write_cohort(frame, tmp_path / "cohort.csv")
+    typed = load_cohort(path, training=False, catalog=load_catalog())
+    assert typed.loc[0, "intervention"] == "yoga"
+    assert tuple(typed["intervention"].cat.categories) == (*ARMS, "yoga")

@@ -103,7 +103,10 @@ def typed_cohort(frame: pd.DataFrame, *, arms=None, control: str = "none") -> pd
         if arms is None:
             seen = sorted(set(values.dropna()) - {control})
             arms = (control, *seen)
-        categories = tuple(dict.fromkeys((control, *arms)))
+        # Arms outside the catalog only reach here unvalidated (training=False); keep them
+        # rather than turn them silently into missing values.
+        others = sorted(set(values.dropna()) - set(arms) - {control})
+        categories = tuple(dict.fromkeys((control, *arms, *others)))
         typed[TREATMENT_COLUMN] = pd.Categorical(values, categories=categories)
     return typed
 

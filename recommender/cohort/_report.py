@@ -144,15 +144,22 @@ def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
+_SHOWN = 40  # characters of a value or id shown in a message; an over-long id is the fault
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _SHOWN else f"{text[:_SHOWN - 10]}... ({len(text)} characters)"
+
+
 def _show(value) -> str:
     value = _plain(value)
     if value is None:
         return "(empty)"
-    return repr(value) if isinstance(value, str) else str(value)
+    return repr(_clip(value)) if isinstance(value, str) else _clip(str(value))
 
 
 def _where(row: int, person_id: str | None) -> str:
-    return f"row {row} (person {person_id})" if person_id else f"row {row}"
+    return f"row {row} (person {_clip(person_id)})" if person_id else f"row {row}"
 
 
 @dataclass

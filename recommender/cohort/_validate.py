@@ -153,7 +153,7 @@ def validate_cohort(
             context.missing(name)
     for name in frame.columns:
         if name.startswith(ORACLE_PREFIX):
-            context.number(name, integer=False, bounds=None, allow_missing=False)
+            context.number(name, integer=False, bounds=None)
 
     if training:
         for name in OUTCOME_COLUMNS:
@@ -246,7 +246,7 @@ class _Context:
         known = text.isin(allowed).fillna(False).to_numpy(dtype=bool)
         self.add("category", column, ~blank & ~known, "one of " + ", ".join(allowed))
 
-    def _numbers(self, column, blank) -> np.ndarray:
+    def _numbers(self, column, blank, accepted="a number") -> np.ndarray:
         """The column as float64; cells that are present but not numbers become a finding."""
         series = self.frame[column]
         if pd.api.types.is_bool_dtype(series.dtype):
@@ -256,27 +256,29 @@ class _Context:
         else:
             text = series.astype("string").str.strip()
             values = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        self.add("type", column, ~blank & np.isnan(values), "a number")
+        self.add("type", column, ~blank & np.isnan(values), accepted)
         return values
 
-    def number(self, column, *, integer, bounds, allow_missing=False):
-        blank = _blank(self.frame[column]) if allow_missing else self.missing(column)
-        values = self._numbers(column, blank)
+    def number(self, column, *, integer, bounds):
+        kind = "whole number" if integer else "number"
+        if bounds is None:
+            accepted = f"a finite {kind}"
+        else:
+            accepted = f"a {kind} from {_num(bounds[0])} to {_num(bounds[1])}"
+        blank = self.missing(column)
+        values = self._numbers(column, blank, accepted)
+        finite = np.isfinite(values)
         usable = ~np.isnan(values)
         if integer:
-            whole = np.isfinite(values) & (
-                values == np.floor(np.where(np.isfinite(values), values, 0))
-            )
-            self.add("not_integer", column, usable & ~whole & np.isfinite(values), "a whole number")
-            usable &= whole | ~np.isfinite(values)
-        if bounds is not None:
-            lo, hi = bounds
-            kind = "whole number" if integer else "number"
-            with np.errstate(invalid="ignore"):
-                outside = usable & ~((values >= lo) & (values <= hi))
-            self.add("range", column, outside, f"a {kind} from {_num(lo)} to {_num(hi)}")
+            whole = finite & (values == np.floor(np.where(finite, values, 0)))
+            self.add("not_integer", column, finite & ~whole, accepted)
+            usable &= whole | ~finite  # a fraction is reported once, not also as out of range
+        if bounds is None:
+            outside = usable & ~finite
         else:
-            self.add("range", column, usable & ~np.isfinite(values), "a finite number")
+            with np.errstate(invalid="ignore"):
+                outside = usable & ~((values >= bounds[0]) & (values <= bounds[1]))
+        self.add("range", column, outside, accepted)
 
     def propensity(self):
         blank = self.missing(PROPENSITY_COLUMN)
