@@ -42,11 +42,24 @@ def run(n: int = 1_000_000, repeats: int = 5) -> dict:
     scenario = load_scenario("default")
     shape = simulate_cohort(scenario, 1000, seed=7).shape  # warm-up, and the table's width
     simulate = _time(lambda: simulate_cohort(scenario, n, seed=7), repeats)
-    observational = _time(lambda: simulate_cohort(scenario, n, seed=7, assignment="observational"), repeats)
+    observational = _time(
+        lambda: simulate_cohort(scenario, n, seed=7, assignment="observational"), repeats
+    )
     floor = _time(lambda: _numpy_floor(n, shape[1]), repeats)
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "cohort.parquet"
-        command = [sys.executable, "-m", "recommender", "simulate", "--n", str(n), "--seed", "7", "--out", str(out)]
+        command = [
+            sys.executable,
+            "-m",
+            "recommender",
+            "simulate",
+            "--n",
+            str(n),
+            "--seed",
+            "7",
+            "--out",
+            str(out),
+        ]
         start = time.perf_counter()
         subprocess.run(command, check=True, capture_output=True, text=True)
         cli = time.perf_counter() - start
@@ -67,12 +80,34 @@ def to_markdown(result: dict) -> str:
     from bench._report import machine_line, markdown_table, median
 
     n = result["n"]
-    simulate, observational, floor = (median(result[k]) for k in ("simulate", "observational", "floor"))
+    simulate, observational, floor = (
+        median(result[k]) for k in ("simulate", "observational", "floor")
+    )
     rows = [
-        {"what": f"simulate_cohort(default, {n:,}), rct", "median s": simulate, "rows per s": n / simulate, "vs floor": simulate / floor},
-        {"what": f"simulate_cohort(default, {n:,}), observational", "median s": observational, "rows per s": n / observational, "vs floor": observational / floor},
-        {"what": f"floor: numpy draws {n:,} x {result['columns']} + DataFrame", "median s": floor, "rows per s": n / floor, "vs floor": 1.0},
-        {"what": f"`recommender simulate --n {n}` to Parquet (1 run, with start-up and write; {result['parquet_mb']:.0f} MB)", "median s": result["cli"], "rows per s": n / result["cli"], "vs floor": result["cli"] / floor},
+        {
+            "what": f"simulate_cohort(default, {n:,}), rct",
+            "median s": simulate,
+            "rows per s": n / simulate,
+            "vs floor": simulate / floor,
+        },
+        {
+            "what": f"simulate_cohort(default, {n:,}), observational",
+            "median s": observational,
+            "rows per s": n / observational,
+            "vs floor": observational / floor,
+        },
+        {
+            "what": f"floor: numpy draws {n:,} x {result['columns']} + DataFrame",
+            "median s": floor,
+            "rows per s": n / floor,
+            "vs floor": 1.0,
+        },
+        {
+            "what": f"`recommender simulate --n {n}` to Parquet (1 run, with start-up and write; {result['parquet_mb']:.0f} MB)",
+            "median s": result["cli"],
+            "rows per s": n / result["cli"],
+            "vs floor": result["cli"] / floor,
+        },
     ]
     return "\n".join(
         [

@@ -11,7 +11,24 @@ from recommender.cli import main
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_simulate_writes_the_file_and_says_what(tmp_path, capsys, suffix):
     out = tmp_path / f"cohort{suffix}"
-    assert main(["simulate", "--scenario", "default", "--n", "2000", "--seed", "7", "--assignment", "rct", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--scenario",
+                "default",
+                "--n",
+                "2000",
+                "--seed",
+                "7",
+                "--assignment",
+                "rct",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     frame = pd.read_csv(out) if suffix == ".csv" else pd.read_parquet(out)
     assert len(frame) == 2000 and frame["person_id"].iloc[0] == "s7-000001"
     printed = capsys.readouterr().out
@@ -21,14 +38,29 @@ def test_simulate_writes_the_file_and_says_what(tmp_path, capsys, suffix):
 
 
 def test_simulate_observational_with_shares_given_is_refused(tmp_path, capsys):
-    code = main(["simulate", "--assignment", "observational", "--rct-shares", "none=1", "--out", str(tmp_path / "x.csv")])
+    code = main(
+        [
+            "simulate",
+            "--assignment",
+            "observational",
+            "--rct-shares",
+            "none=1",
+            "--out",
+            str(tmp_path / "x.csv"),
+        ]
+    )
     assert code == 2
     assert "--rct-shares" in capsys.readouterr().err
 
 
 def test_simulate_rct_shares(tmp_path):
     out = tmp_path / "trial.parquet"
-    assert main(["simulate", "--n", "1000", "--rct-shares", "none=0.5,coaching=0.5", "--out", str(out)]) == 0
+    assert (
+        main(
+            ["simulate", "--n", "1000", "--rct-shares", "none=0.5,coaching=0.5", "--out", str(out)]
+        )
+        == 0
+    )
     assert set(pd.read_parquet(out)["intervention"].astype(str)) == {"none", "coaching"}
 
 

@@ -8,12 +8,36 @@ import pandas as pd
 import pytest
 
 from recommender.errors import InputError
-from recommender.simulate import load_scenario, observational_probabilities, oracle_columns, simulate_cohort
+from recommender.simulate import (
+    load_scenario,
+    observational_probabilities,
+    oracle_columns,
+    simulate_cohort,
+)
 
 ARMS = ("coaching", "mindfulness", "peer_group", "resilience_training", "balint_group")
-PROFILE = ("person_id", "age", "gender", "role", "specialty", "setting", "years_in_practice", "weekly_hours", "ee", "dp", "pa")
+PROFILE = (
+    "person_id",
+    "age",
+    "gender",
+    "role",
+    "specialty",
+    "setting",
+    "years_in_practice",
+    "weekly_hours",
+    "ee",
+    "dp",
+    "pa",
+)
 TRAINING = ("intervention", "ee_followup", "dp_followup", "pa_followup", "propensity")
-RANGES = {"age": (18, 90), "years_in_practice": (0, 60), "weekly_hours": (0, 120), "ee": (0, 54), "dp": (0, 30), "pa": (0, 48)}
+RANGES = {
+    "age": (18, 90),
+    "years_in_practice": (0, 60),
+    "weekly_hours": (0, 120),
+    "ee": (0, 54),
+    "dp": (0, 30),
+    "pa": (0, 48),
+}
 
 
 @pytest.fixture(scope="module")
@@ -36,11 +60,16 @@ def test_types_and_ranges(cohort):
         assert cohort[column].dtype == np.int64, column
     for column in ("years_in_practice", "weekly_hours", "propensity", *oracle_columns(ARMS)):
         assert cohort[column].dtype == np.float64, column
-    for column, (lo, hi) in {**RANGES, **{f"{s}_followup": RANGES[s] for s in ("ee", "dp", "pa")}}.items():
+    for column, (lo, hi) in {
+        **RANGES,
+        **{f"{s}_followup": RANGES[s] for s in ("ee", "dp", "pa")},
+    }.items():
         assert cohort[column].between(lo, hi).all(), column
     assert cohort["propensity"].between(0, 1, inclusive="right").all()
     assert cohort["person_id"].is_unique
-    assert cohort["person_id"].iloc[0] == "s7-000001" and cohort["person_id"].iloc[-1] == "s7-004000"
+    assert (
+        cohort["person_id"].iloc[0] == "s7-000001" and cohort["person_id"].iloc[-1] == "s7-004000"
+    )
     assert set(cohort["role"].unique()) == {"physician", "resident", "nurse", "app"}
     assert (cohort.loc[cohort["role"] == "resident", "years_in_practice"] == 0).all()
 
@@ -93,11 +122,22 @@ def test_default_effects_differ_between_people_and_best_arms_differ(default):
     # Personalization matters: the best arm per person beats the best single arm by > 0.5 points.
     assert effects.min(axis=1).mean() < effects.mean(axis=0).min() - 0.5
     # Coaching helps physicians more than nurses; mindfulness nurses more than physicians.
-    by_role = frame.groupby("role", observed=True)[["true_effect_coaching", "true_effect_mindfulness"]].mean()
-    assert by_role.loc["physician", "true_effect_coaching"] < by_role.loc["nurse", "true_effect_coaching"]
-    assert by_role.loc["nurse", "true_effect_mindfulness"] < by_role.loc["physician", "true_effect_mindfulness"]
+    by_role = frame.groupby("role", observed=True)[
+        ["true_effect_coaching", "true_effect_mindfulness"]
+    ].mean()
+    assert (
+        by_role.loc["physician", "true_effect_coaching"]
+        < by_role.loc["nurse", "true_effect_coaching"]
+    )
+    assert (
+        by_role.loc["nurse", "true_effect_mindfulness"]
+        < by_role.loc["physician", "true_effect_mindfulness"]
+    )
     # Groups act mainly on DP (relative to the subscale's SD).
-    assert frame["true_effect_dp_peer_group"].mean() / 5.5 < frame["true_effect_peer_group"].mean() / 10
+    assert (
+        frame["true_effect_dp_peer_group"].mean() / 5.5
+        < frame["true_effect_peer_group"].mean() / 10
+    )
 
 
 def test_oracle_is_the_expected_latent_difference(default):
@@ -112,10 +152,14 @@ def test_oracle_is_the_expected_latent_difference(default):
 
 
 def test_rct_propensity_is_the_design_share(default):
-    frame = simulate_cohort(default, 6000, seed=2, rct_shares={"none": 0.5, "coaching": 0.3, "mindfulness": 0.2})
+    frame = simulate_cohort(
+        default, 6000, seed=2, rct_shares={"none": 0.5, "coaching": 0.3, "mindfulness": 0.2}
+    )
     shares = {"none": 0.5, "coaching": 0.3, "mindfulness": 0.2}
     assert set(frame["intervention"].astype(str)) == set(shares)
-    assert np.allclose(frame["propensity"], frame["intervention"].astype(str).map(shares).astype(float))
+    assert np.allclose(
+        frame["propensity"], frame["intervention"].astype(str).map(shares).astype(float)
+    )
     counts = frame["intervention"].astype(str).value_counts(normalize=True)
     for arm, share in shares.items():  # SE about 0.0065
         assert counts[arm] == pytest.approx(share, abs=0.03)
@@ -154,8 +198,12 @@ def test_observational_is_confounded_as_the_scenario_says(default):
     frame = simulate_cohort(default, 20000, seed=6, assignment="observational")
     role = frame["role"].astype(str)
     arm = frame["intervention"].astype(str)
-    assert (arm[role == "physician"] == "coaching").mean() > (arm[role == "nurse"] == "coaching").mean() + 0.1
-    assert (arm[role == "nurse"] == "mindfulness").mean() > (arm[role == "physician"] == "mindfulness").mean() + 0.1
+    assert (arm[role == "physician"] == "coaching").mean() > (
+        arm[role == "nurse"] == "coaching"
+    ).mean() + 0.1
+    assert (arm[role == "nurse"] == "mindfulness").mean() > (
+        arm[role == "physician"] == "mindfulness"
+    ).mean() + 0.1
     assert frame.loc[arm == "coaching", "ee"].mean() > frame.loc[arm == "none", "ee"].mean() + 1.0
     assert frame["propensity"].min() >= 0.03
 
@@ -170,7 +218,10 @@ def test_observational_is_confounded_as_the_scenario_says(default):
         ({"rct_shares": {"none": 0.5, "yoga": 0.5}}, "arm 'yoga' is not in scenario"),
         ({"rct_shares": {"none": 0.5, "coaching": 0.2}}, "shares must sum to 1"),
         ({"rct_shares": {"none": 1.2, "coaching": -0.2}}, "must be a number >= 0"),
-        ({"assignment": "observational", "rct_shares": {"none": 1.0}}, "only used with assignment='rct'"),
+        (
+            {"assignment": "observational", "rct_shares": {"none": 1.0}},
+            "only used with assignment='rct'",
+        ),
     ],
 )
 def test_bad_arguments_are_input_errors(default, kwargs, message):

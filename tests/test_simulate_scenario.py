@@ -42,7 +42,9 @@ def test_arms_agree_with_the_catalog_when_it_exists():
 def test_load_by_path_and_mapping_give_the_same_scenario(default_raw, tmp_path):
     path = tmp_path / "copy.yaml"
     path.write_text(yaml.safe_dump(default_raw))
-    assert load_scenario(path) == load_scenario("default") == load_scenario(copy.deepcopy(default_raw))
+    assert (
+        load_scenario(path) == load_scenario("default") == load_scenario(copy.deepcopy(default_raw))
+    )
 
 
 def test_unknown_scenario_names_what_is_accepted():
@@ -58,16 +60,31 @@ def test_missing_file_is_an_input_error(tmp_path):
 @pytest.mark.parametrize(
     ("edit", "field"),
     [
-        (lambda r: r["effects"]["coaching"]["by_role"]["nurse"].update(ee="strong"), "effects.coaching.by_role.nurse.ee"),
+        (
+            lambda r: r["effects"]["coaching"]["by_role"]["nurse"].update(ee="strong"),
+            "effects.coaching.by_role.nurse.ee",
+        ),
         (lambda r: r["course"].update(regression_to_mean=1.5), "course.regression_to_mean"),
         (lambda r: r["baseline"].pop("sd"), "baseline.sd"),
         (lambda r: r["population"]["roles"].update(physician=0.9), "population.roles"),
-        (lambda r: r["population"]["gender"]["nurse"].update(other=0.1), "population.gender.nurse.other"),
-        (lambda r: r["baseline"]["correlation"].update(ee_dp=0.95, ee_pa=0.95, dp_pa=-0.95), "baseline.correlation"),
+        (
+            lambda r: r["population"]["gender"]["nurse"].update(other=0.1),
+            "population.gender.nurse.other",
+        ),
+        (
+            lambda r: r["baseline"]["correlation"].update(ee_dp=0.95, ee_pa=0.95, dp_pa=-0.95),
+            "baseline.correlation",
+        ),
         (lambda r: r["effects"].pop("balint_group"), "effects.balint_group"),
         (lambda r: r.update(control="usual_care"), "control"),
-        (lambda r: r["assignment"]["observational"].update(overlap_floor=0.5), "assignment.observational.overlap_floor"),
-        (lambda r: r["assignment"].update(rct_shares={"none": 0.5, "yoga": 0.5}), "assignment.rct_shares.yoga"),
+        (
+            lambda r: r["assignment"]["observational"].update(overlap_floor=0.5),
+            "assignment.observational.overlap_floor",
+        ),
+        (
+            lambda r: r["assignment"].update(rct_shares={"none": 0.5, "yoga": 0.5}),
+            "assignment.rct_shares.yoga",
+        ),
         (lambda r: r["effect_modifiers"].update(typo=1), "effect_modifiers.typo"),
     ],
 )
@@ -117,13 +134,24 @@ def test_scenario_is_frozen():
         (lambda r: r["baseline"].update(hours_slope={"ee": 6.0, "dp": 1.0, "pa": -0.5}), "ee"),
         (lambda r: r["baseline"]["gender_shift"]["female"].update(ee=6.0), "ee"),
         (lambda r: r["baseline"]["role_means"]["nurse"].update(dp=9.0), "dp"),
-        (lambda r: r["effects"]["mindfulness"]["by_role"]["nurse"].update(ee=-9.0), "true_effect_mindfulness"),
+        (
+            lambda r: r["effects"]["mindfulness"]["by_role"]["nurse"].update(ee=-9.0),
+            "true_effect_mindfulness",
+        ),
         (lambda r: r["effects"]["coaching"]["career"].update(mid=0.5), "true_effect_coaching"),
-        (lambda r: r["effects"]["balint_group"].update(severity_slope=0.0), "true_effect_balint_group"),
+        (
+            lambda r: r["effects"]["balint_group"].update(severity_slope=0.0),
+            "true_effect_balint_group",
+        ),
         (lambda r: r["effects"]["mindfulness"].update(time_demand=0.0), "true_effect_mindfulness"),
         (lambda r: r["effect_modifiers"].update(hours_threshold=40.0), "true_effect_coaching"),
         (lambda r: r["population"]["weekly_hours"]["physician"].update(mean=60.0), "weekly_hours"),
-        (lambda r: r["population"].update(roles={"physician": 0.7, "resident": 0.1, "nurse": 0.1, "app": 0.1}), "role"),
+        (
+            lambda r: r["population"].update(
+                roles={"physician": 0.7, "resident": 0.1, "nurse": 0.1, "app": 0.1}
+            ),
+            "role",
+        ),
     ],
 )
 def test_changing_an_assumption_changes_the_cohort(default_raw, edit, column):
@@ -140,5 +168,7 @@ def test_observational_strength_is_the_confounding_knob(default_raw):
     flat = simulate_cohort(load_scenario(raw), 3000, seed=5, assignment="observational")
     # Strength 0: every arm equally likely for everyone.
     assert np.allclose(flat["propensity"], 1 / 6)
-    confounded = simulate_cohort(load_scenario(default_raw), 3000, seed=5, assignment="observational")
+    confounded = simulate_cohort(
+        load_scenario(default_raw), 3000, seed=5, assignment="observational"
+    )
     assert confounded["propensity"].std() > 0.05

@@ -8,10 +8,22 @@ HELP = "Simulate every published study the simulator is calibrated to; write tar
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default=None, help="Markdown file to write (e.g. docs/calibration.md); default: print it")
-    parser.add_argument("--seed", default=None, help="random seed, a whole number >= 0 (default: the tests' fixed seed)")
-    parser.add_argument("--n", default=None, help="simulated people per study cohort (default 100000)")
-    parser.add_argument("--scenario", default="default", help="scenario to check (default: default)")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="Markdown file to write (e.g. docs/calibration.md); default: print it",
+    )
+    parser.add_argument(
+        "--seed",
+        default=None,
+        help="random seed, a whole number >= 0 (default: the tests' fixed seed)",
+    )
+    parser.add_argument(
+        "--n", default=None, help="simulated people per study cohort (default 100000)"
+    )
+    parser.add_argument(
+        "--scenario", default="default", help="scenario to check (default: default)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,16 +50,24 @@ def run(args: argparse.Namespace) -> int:
     if args.scenario != "default":
         command += f" --scenario {args.scenario}"
     markdown = calibration_markdown(
-        table, command=command, seed=seed, n=n, heterogeneity=heterogeneity_markdown(scenario, seed=seed, n=n)
+        table,
+        command=command,
+        seed=seed,
+        n=n,
+        heterogeneity=heterogeneity_markdown(scenario, seed=seed, n=n),
     )
     passed = int(table["within"].sum())
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(markdown)
-        print(f"wrote {out}: {passed} of {len(table)} studies within target (scenario {scenario.name}, seed {seed}, n {n:,})")
+        print(
+            f"wrote {out}: {passed} of {len(table)} studies within target (scenario {scenario.name}, seed {seed}, n {n:,})"
+        )
     else:
         print(markdown)
     for row in table[~table["within"]].itertuples(index=False):
-        print(f"outside target: {row.study}, {row.quantity}: simulated {row.simulated:.3g}, target {row.target:g} {row.check}")
+        print(
+            f"outside target: {row.study}, {row.quantity}: simulated {row.simulated:.3g}, target {row.target:g} {row.check}"
+        )
     return 0 if passed == len(table) else 1

@@ -10,11 +10,27 @@ _SUFFIXES = (".csv", ".parquet")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scenario", default="default", help="scenario name in configs/scenarios (default, homogeneous, null) or a YAML path")
-    parser.add_argument("--n", default="20000", help="number of people (rows), e.g. 20000 or 1_000_000 (default 20000)")
+    parser.add_argument(
+        "--scenario",
+        default="default",
+        help="scenario name in configs/scenarios (default, homogeneous, null) or a YAML path",
+    )
+    parser.add_argument(
+        "--n",
+        default="20000",
+        help="number of people (rows), e.g. 20000 or 1_000_000 (default 20000)",
+    )
     parser.add_argument("--seed", default="7", help="random seed, a whole number >= 0 (default 7)")
-    parser.add_argument("--assignment", default="rct", help="rct (randomized, see --rct-shares) or observational (confounded)")
-    parser.add_argument("--rct-shares", default=None, help="arm shares for rct, e.g. 'none=0.5,coaching=0.5' (default: the scenario's)")
+    parser.add_argument(
+        "--assignment",
+        default="rct",
+        help="rct (randomized, see --rct-shares) or observational (confounded)",
+    )
+    parser.add_argument(
+        "--rct-shares",
+        default=None,
+        help="arm shares for rct, e.g. 'none=0.5,coaching=0.5' (default: the scenario's)",
+    )
     parser.add_argument("--out", required=True, help="output file ending in .csv or .parquet")
 
 
@@ -41,7 +57,9 @@ def run(args: argparse.Namespace) -> int:
     n = _whole_number(args.n, "--n", minimum=1)
     seed = _whole_number(args.seed, "--seed", minimum=0)
     if args.assignment not in ASSIGNMENTS:
-        raise InputError(f"--assignment: expected one of {', '.join(ASSIGNMENTS)}, got {args.assignment!r}")
+        raise InputError(
+            f"--assignment: expected one of {', '.join(ASSIGNMENTS)}, got {args.assignment!r}"
+        )
     out = Path(args.out)
     if out.suffix.lower() not in _SUFFIXES:
         raise InputError(f"--out: the file must end in {' or '.join(_SUFFIXES)}, got {str(out)!r}")

@@ -33,13 +33,17 @@ def parse_shares(text: str, *, field: str = "--rct-shares") -> dict[str, float]:
         except ValueError:
             sep = ""
         if not sep or not arm.strip():
-            raise InputError(f"{field}: entry {item!r} is not ARM=SHARE; accepted: e.g. 'none=0.5,coaching=0.5'")
+            raise InputError(
+                f"{field}: entry {item!r} is not ARM=SHARE; accepted: e.g. 'none=0.5,coaching=0.5'"
+            )
     if not shares:
         raise InputError(f"{field}: no shares given; accepted: e.g. 'none=0.5,coaching=0.5'")
     return shares
 
 
-def resolve_rct_shares(scenario: Scenario, rct_shares: Mapping[str, float] | None, *, field: str = "rct_shares") -> np.ndarray:
+def resolve_rct_shares(
+    scenario: Scenario, rct_shares: Mapping[str, float] | None, *, field: str = "rct_shares"
+) -> np.ndarray:
     """Design shares as a vector over ``scenario.arms``; arms not named get 0."""
     if rct_shares is None:
         return np.array([scenario.assignment.rct_shares.get(arm, 0.0) for arm in scenario.arms])
@@ -48,8 +52,15 @@ def resolve_rct_shares(scenario: Scenario, rct_shares: Mapping[str, float] | Non
     problems = []
     for arm, share in rct_shares.items():
         if arm not in scenario.arms:
-            problems.append(f"arm {arm!r} is not in scenario {scenario.name!r} (arms: {', '.join(scenario.arms)})")
-        elif isinstance(share, bool) or not isinstance(share, (int, float)) or not math.isfinite(share) or share < 0:
+            problems.append(
+                f"arm {arm!r} is not in scenario {scenario.name!r} (arms: {', '.join(scenario.arms)})"
+            )
+        elif (
+            isinstance(share, bool)
+            or not isinstance(share, (int, float))
+            or not math.isfinite(share)
+            or share < 0
+        ):
             problems.append(f"share of {arm!r} must be a number >= 0, got {share!r}")
     if not problems:
         total = float(sum(rct_shares.values()))
@@ -61,7 +72,9 @@ def resolve_rct_shares(scenario: Scenario, rct_shares: Mapping[str, float] | Non
     return vector / vector.sum()
 
 
-def observational_probabilities(scenario: Scenario, people: People, baseline: np.ndarray) -> np.ndarray:
+def observational_probabilities(
+    scenario: Scenario, people: People, baseline: np.ndarray
+) -> np.ndarray:
     """n x arms: each person's probability of every arm under the scenario's confounded program.
 
     A multinomial logit (``none`` is the reference, logit 0) scaled by ``strength``, then mixed

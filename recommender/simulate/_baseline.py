@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 
 from recommender.simulate._population import People
-from recommender.simulate._scenario import GENDERS, ROLES, SCORE_RANGES, SCORES, SETTINGS, SPECIALTIES, Scenario
+from recommender.simulate._scenario import (
+    GENDERS,
+    ROLES,
+    SCORE_RANGES,
+    SCORES,
+    SETTINGS,
+    SPECIALTIES,
+    Scenario,
+)
 
 __all__ = ["expected_scores", "draw_baseline", "clip_scores", "LOW", "HIGH"]
 
@@ -24,7 +32,16 @@ def expected_scores(scenario: Scenario, people: People) -> np.ndarray:
     member of the role; the hours slope then says how burnout rises with hours within a role.
     """
     baseline = scenario.baseline
-    hours_mean = np.array([scenario.population.weekly_hours[r]["mean"] if r in scenario.population.weekly_hours else 0.0 for r in ROLES])
+    hours_mean = np.array(
+        [
+            (
+                scenario.population.weekly_hours[r]["mean"]
+                if r in scenario.population.weekly_hours
+                else 0.0
+            )
+            for r in ROLES
+        ]
+    )
     extra_tens = (people.weekly_hours - hours_mean[people.role]) / 10.0
     return (
         _score_table(baseline.role_means, ROLES)[people.role]
@@ -35,7 +52,9 @@ def expected_scores(scenario: Scenario, people: People) -> np.ndarray:
     )
 
 
-def correlated_normal(rng: np.random.Generator, n: int, sd: np.ndarray, correlation: np.ndarray) -> np.ndarray:
+def correlated_normal(
+    rng: np.random.Generator, n: int, sd: np.ndarray, correlation: np.ndarray
+) -> np.ndarray:
     """n x 3 draws with the given SDs and correlation matrix."""
     covariance = correlation * np.outer(sd, sd)
     # Cholesky of a PSD matrix with a zero SD fails; a jitter that small changes no score.
@@ -54,9 +73,13 @@ def clip_scores(latent: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(latent), LOW, HIGH).astype(np.int64)
 
 
-def draw_baseline(rng: np.random.Generator, scenario: Scenario, people: People) -> tuple[np.ndarray, np.ndarray]:
+def draw_baseline(
+    rng: np.random.Generator, scenario: Scenario, people: People
+) -> tuple[np.ndarray, np.ndarray]:
     """Return (expected latent means, observed integer scores), both n x 3 in SCORES order."""
     mean = expected_scores(scenario, people)
     baseline = scenario.baseline
-    latent = mean + correlated_normal(rng, len(people), baseline.sd.as_array(), baseline.correlation.matrix())
+    latent = mean + correlated_normal(
+        rng, len(people), baseline.sd.as_array(), baseline.correlation.matrix()
+    )
     return mean, clip_scores(latent)

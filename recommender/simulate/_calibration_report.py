@@ -12,7 +12,9 @@ from recommender.simulate._simulate import simulate_cohort
 __all__ = ["calibration_markdown", "heterogeneity_markdown"]
 
 
-def calibration_markdown(table: pd.DataFrame, *, command: str, seed: int, n: int, heterogeneity: str | None = None) -> str:
+def calibration_markdown(
+    table: pd.DataFrame, *, command: str, seed: int, n: int, heterogeneity: str | None = None
+) -> str:
     """The calibration table as the Markdown of ``docs/calibration.md`` (plus an optional
     heterogeneity section from :func:`heterogeneity_markdown`)."""
     passed = int(table["within"].sum())
@@ -47,7 +49,7 @@ def calibration_markdown(table: pd.DataFrame, *, command: str, seed: int, n: int
         "- Baselines are the physicians' (or residents') scores of the simulated study cohort;",
         "  the natural-course rows are the usual-care arm of the simulated Dyrbye 2019 trial.",
         "- SMDs divide the net change by the pooled SD of the follow-up scores of the two arms.",
-        "- \"any\" arm pools the study's non-control arms in equal shares (West 2016 and the",
+        '- "any" arm pools the study\'s non-control arms in equal shares (West 2016 and the',
         "  resident meta-analysis pool several intervention types).",
         "- Collett 2025 pools mindfulness for nurses at SMD -0.90, while the nurse trials that",
         "  report raw points show about -4.3 EE points (about -0.4 SD); the simulator matches the",
@@ -66,7 +68,9 @@ def calibration_markdown(table: pd.DataFrame, *, command: str, seed: int, n: int
     return "\n".join(lines) + "\n"
 
 
-def heterogeneity_markdown(scenario: Scenario | str = "default", *, seed: int = DEFAULT_SEED, n: int = DEFAULT_N) -> str:
+def heterogeneity_markdown(
+    scenario: Scenario | str = "default", *, seed: int = DEFAULT_SEED, n: int = DEFAULT_N
+) -> str:
     """Mean true EE effect of each arm by group, and the share of each group whose best arm it is.
 
     Shows that different people have different best arms (the point of personalizing), with the
@@ -99,6 +103,9 @@ def heterogeneity_markdown(scenario: Scenario | str = "default", *, seed: int = 
         "|---|" + "---|" * len(arms),
     ]
     for name, mask in groups.items():
-        cells = [f"{effects[mask, i].mean():.1f} / {100 * (best[mask] == arm).mean():.0f} %" for i, arm in enumerate(arms)]
+        cells = [
+            f"{effects[mask, i].mean():.1f} / {100 * (best[mask] == arm).mean():.0f} %"
+            for i, arm in enumerate(arms)
+        ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -28,7 +28,11 @@ def draw_followup(
 ) -> np.ndarray:
     """Integer follow-up scores (n x 3) given the effect of the arm each person received."""
     course = scenario.course
-    drift = np.array([course.drift[r].as_array() if r in course.drift else np.zeros(3) for r in ROLES])[people.role]
-    noise = correlated_normal(rng, len(people), course.noise_sd.as_array(), course.noise_correlation.matrix())
+    drift = np.array(
+        [course.drift[r].as_array() if r in course.drift else np.zeros(3) for r in ROLES]
+    )[people.role]
+    noise = correlated_normal(
+        rng, len(people), course.noise_sd.as_array(), course.noise_correlation.matrix()
+    )
     latent = baseline + drift - course.regression_to_mean * (baseline - expected) + effect + noise
     return clip_scores(latent)

@@ -23,14 +23,20 @@ def career_stage(scenario: Scenario, people: People) -> np.ndarray:
     """Codes into CAREER_STAGES: residents are trainees, others by years in practice."""
     modifiers = scenario.effect_modifiers
     years = people.years_in_practice
-    stage = np.where(years < modifiers.early_career_below, _EARLY, np.where(years > modifiers.late_career_above, _LATE, _MID))
+    stage = np.where(
+        years < modifiers.early_career_below,
+        _EARLY,
+        np.where(years > modifiers.late_career_above, _LATE, _MID),
+    )
     return np.where(people.role == ROLES.index("resident"), _TRAINEE, stage)
 
 
 def severity_distance(scenario: Scenario, baseline: np.ndarray) -> np.ndarray:
     """n x 3: baseline distance from the reference in scale units, positive = more severe."""
     modifiers = scenario.effect_modifiers
-    distance = (baseline - modifiers.severity_reference.as_array()) / modifiers.severity_scale.as_array()
+    distance = (
+        baseline - modifiers.severity_reference.as_array()
+    ) / modifiers.severity_scale.as_array()
     distance[:, 2] *= -1.0  # low PA is severe
     return distance
 
@@ -55,8 +61,14 @@ def arm_effects(scenario: Scenario, people: People, baseline: np.ndarray) -> np.
     out = np.empty((len(scenario.treatment_arms), len(people), 3))
     for index, arm in enumerate(scenario.treatment_arms):
         spec = scenario.effects[arm]
-        by_role = np.array([spec.by_role[r].as_array() if r in spec.by_role else np.zeros(3) for r in ROLES])
+        by_role = np.array(
+            [spec.by_role[r].as_array() if r in spec.by_role else np.zeros(3) for r in ROLES]
+        )
         career = np.array([spec.career[s] for s in CAREER_STAGES])
         scale = career[stage] * hours_multiplier(scenario, people.weekly_hours, spec.time_demand)
-        out[index] = by_role[people.role] * scale[:, None] * severity_multiplier(scenario, distance, spec.severity_slope)
+        out[index] = (
+            by_role[people.role]
+            * scale[:, None]
+            * severity_multiplier(scenario, distance, spec.severity_slope)
+        )
     return out

@@ -107,7 +107,9 @@ def high_burnout(f, suffix):
 
 def net_share_change(arm: str, high=high_ee):
     """Change in the share above the cut-off under ``arm`` minus under usual care (points)."""
-    return lambda f: _share_change(f, _arm_mask(f, arm), high) - _share_change(f, _arm_mask(f, "none"), high)
+    return lambda f: _share_change(f, _arm_mask(f, arm), high) - _share_change(
+        f, _arm_mask(f, "none"), high
+    )
 
 
 def control_change_mean(score: str):

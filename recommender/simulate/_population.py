@@ -27,7 +27,9 @@ class People:
         return len(self.role)
 
 
-def draw_categories(rng: np.random.Generator, probabilities: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+def draw_categories(
+    rng: np.random.Generator, probabilities: np.ndarray, groups: np.ndarray | None = None
+) -> np.ndarray:
     """Draw one category code per row by inverse CDF.
 
     ``probabilities`` is a vector (same for everyone) or a matrix whose row ``groups[i]`` (or
@@ -39,7 +41,9 @@ def draw_categories(rng: np.random.Generator, probabilities: np.ndarray, groups:
     cumulative /= cumulative[..., -1:]  # exact 1 at the end, whatever the rounding
     if probabilities.ndim == 1:
         n = len(groups) if groups is not None else None
-        return np.minimum(np.searchsorted(cumulative, rng.random(n), side="right"), len(cumulative) - 1)
+        return np.minimum(
+            np.searchsorted(cumulative, rng.random(n), side="right"), len(cumulative) - 1
+        )
     last = cumulative.shape[1] - 1
     if groups is None:
         uniform = rng.random(len(cumulative))
@@ -74,7 +78,9 @@ def draw_people(rng: np.random.Generator, scenario: Scenario, n: int) -> People:
     role = draw_categories(rng, role_shares, groups=np.empty(n))
     gender = draw_categories(rng, _table(population.gender, ROLES, GENDERS), role)
     specialty = draw_categories(rng, _table(population.specialty, ROLES, SPECIALTIES), role)
-    setting = draw_categories(rng, np.array([population.setting.get(s, 0.0) for s in SETTINGS]), groups=np.empty(n))
+    setting = draw_categories(
+        rng, np.array([population.setting.get(s, 0.0) for s in SETTINGS]), groups=np.empty(n)
+    )
 
     years = _by_role(role, population.years_in_practice, "mean")
     spread = _by_role(role, population.years_in_practice, "sd")
@@ -85,11 +91,22 @@ def draw_people(rng: np.random.Generator, scenario: Scenario, n: int) -> People:
     years = np.where(varies, rng.gamma(shape, 1.0) * scale, years)
     years = np.round(np.clip(years, 0.0, _by_role(role, population.years_in_practice, "max")), 1)
 
-    entry = _by_role(role, population.age_at_entry, "mean") + _by_role(role, population.age_at_entry, "sd") * rng.standard_normal(n)
+    entry = _by_role(role, population.age_at_entry, "mean") + _by_role(
+        role, population.age_at_entry, "sd"
+    ) * rng.standard_normal(n)
     age = np.clip(np.rint(entry + years), 18, 90).astype(np.int64)
 
-    hours = _by_role(role, population.weekly_hours, "mean") + _by_role(role, population.weekly_hours, "sd") * rng.standard_normal(n)
-    hours = np.round(np.clip(hours, _by_role(role, population.weekly_hours, "min"), _by_role(role, population.weekly_hours, "max")), 1)
+    hours = _by_role(role, population.weekly_hours, "mean") + _by_role(
+        role, population.weekly_hours, "sd"
+    ) * rng.standard_normal(n)
+    hours = np.round(
+        np.clip(
+            hours,
+            _by_role(role, population.weekly_hours, "min"),
+            _by_role(role, population.weekly_hours, "max"),
+        ),
+        1,
+    )
     return People(role, gender, specialty, setting, years, age, hours)
 
 

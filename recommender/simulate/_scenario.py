@@ -59,6 +59,7 @@ SPECIALTIES = (
 SETTINGS = ("academic", "community", "rural")
 CAREER_STAGES = ("trainee", "early", "mid", "late")
 
+
 @dataclass(frozen=True)
 class Scores:
     """One number per MBI subscale."""
@@ -81,7 +82,11 @@ class Correlations:
 
     def matrix(self) -> np.ndarray:
         return np.array(
-            [[1.0, self.ee_dp, self.ee_pa], [self.ee_dp, 1.0, self.dp_pa], [self.ee_pa, self.dp_pa, 1.0]]
+            [
+                [1.0, self.ee_dp, self.ee_pa],
+                [self.ee_dp, 1.0, self.dp_pa],
+                [self.ee_pa, self.dp_pa, 1.0],
+            ]
         )
 
 

@@ -63,8 +63,14 @@ class _Reader:
             return self.problem(path, f"must be a mapping, got {node!r}")
         return node
 
-    def number(self, value, path: str, *, lo=-math.inf, hi=math.inf, strict_lo=False) -> float | None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    def number(
+        self, value, path: str, *, lo=-math.inf, hi=math.inf, strict_lo=False
+    ) -> float | None:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
             return self.problem(path, f"must be a finite number, got {value!r}")
         low_bad = value <= lo if strict_lo else value < lo
         if low_bad or value > hi:
@@ -79,7 +85,9 @@ class _Reader:
         out = {}
         for key, value in node.items():
             if key not in allowed:
-                self.problem(f"{path}.{key}", f"is not an accepted key; accepted: {', '.join(allowed)}")
+                self.problem(
+                    f"{path}.{key}", f"is not an accepted key; accepted: {', '.join(allowed)}"
+                )
                 continue
             out[key] = reader(value, f"{path}.{key}")
         for key in required:
@@ -104,22 +112,31 @@ class _Reader:
 
     def correlations(self, node, path: str) -> Correlations | None:
         keys = ("ee_dp", "ee_pa", "dp_pa")
-        values = self.keyed(node, path, keys, lambda v, p: self.number(v, p, lo=-0.99, hi=0.99), required=keys)
+        values = self.keyed(
+            node, path, keys, lambda v, p: self.number(v, p, lo=-0.99, hi=0.99), required=keys
+        )
         if values is None or len(values) < 3 or any(v is None for v in values.values()):
             return None
         result = Correlations(**values)
         if np.linalg.eigvalsh(result.matrix()).min() <= 0:
-            return self.problem(path, f"is not a valid correlation matrix (not positive definite): {values}")
+            return self.problem(
+                path, f"is not a valid correlation matrix (not positive definite): {values}"
+            )
         return result
 
-    def fields(self, node, path: str, spec: dict, *, optional: Mapping = MappingProxyType({})) -> dict | None:
+    def fields(
+        self, node, path: str, spec: dict, *, optional: Mapping = MappingProxyType({})
+    ) -> dict | None:
         """A mapping with exactly the keys of ``spec`` (key -> reader); ``optional`` gives defaults."""
         node = self.mapping(node, path or "<top level>")
         if node is None:
             return None
         for key in node:
             if key not in spec:
-                self.problem(f"{path}.{key}".lstrip("."), f"is not an accepted field; accepted: {', '.join(spec)}")
+                self.problem(
+                    f"{path}.{key}".lstrip("."),
+                    f"is not an accepted field; accepted: {', '.join(spec)}",
+                )
         out = {}
         for key, reader in spec.items():
             sub = f"{path}.{key}".lstrip(".")
@@ -135,7 +152,14 @@ class _Reader:
         """Reader for {mean, sd, ...} with per-key bounds."""
 
         def read(node, path):
-            return self.fields(node, path, {k: (lambda v, p, b=b: self.number(v, p, lo=b[0], hi=b[1])) for k, b in keys.items()})
+            return self.fields(
+                node,
+                path,
+                {
+                    k: (lambda v, p, b=b: self.number(v, p, lo=b[0], hi=b[1]))
+                    for k, b in keys.items()
+                },
+            )
 
         return read
 
@@ -145,9 +169,17 @@ class _Reader:
             raw,
             "",
             {
-                "name": lambda v, p: v if isinstance(v, str) and v else self.problem(p, f"must be a non-empty string, got {v!r}"),
+                "name": lambda v, p: (
+                    v
+                    if isinstance(v, str) and v
+                    else self.problem(p, f"must be a non-empty string, got {v!r}")
+                ),
                 "description": lambda v, p: str(v),
-                "control": lambda v, p: v if isinstance(v, str) and v else self.problem(p, f"must be an arm name, got {v!r}"),
+                "control": lambda v, p: (
+                    v
+                    if isinstance(v, str) and v
+                    else self.problem(p, f"must be an arm name, got {v!r}")
+                ),
                 "arms": self.arm_list,
                 "followup_months": lambda v, p: self.number(v, p, lo=0, strict_lo=True),
                 "population": lambda v, p: v,
@@ -160,7 +192,10 @@ class _Reader:
             optional={"description": "", "followup_months": 6.0},
         )
         if top is None:
-            raise InputError(f"scenario {self.source} is malformed: " + "; ".join(self.problems), problems=list(self.problems))
+            raise InputError(
+                f"scenario {self.source} is malformed: " + "; ".join(self.problems),
+                problems=list(self.problems),
+            )
         arms, control = top["arms"], top["control"]
         if arms is not None and control is not None and control not in arms:
             self.problem("control", f"must be one of arms {arms}, got {control!r}")
@@ -193,7 +228,11 @@ class _Reader:
         )
 
     def arm_list(self, value, path):
-        if not isinstance(value, list) or len(value) < 2 or not all(isinstance(a, str) and a for a in value):
+        if (
+            not isinstance(value, list)
+            or len(value) < 2
+            or not all(isinstance(a, str) and a for a in value)
+        ):
             return self.problem(path, f"must be a list of at least two arm names, got {value!r}")
         if len(set(value)) != len(value):
             return self.problem(path, f"must not repeat an arm, got {value!r}")
@@ -206,22 +245,35 @@ class _Reader:
     def population(self, node) -> Population | None:
         path = "population"
         raw_roles = node.get("roles") if isinstance(node, dict) else None
-        roles_shares = self.shares(raw_roles, f"{path}.roles", ROLES) if raw_roles is not None else None
+        roles_shares = (
+            self.shares(raw_roles, f"{path}.roles", ROLES) if raw_roles is not None else None
+        )
         roles = tuple(r for r, s in (roles_shares or {}).items()) or ROLES
         values = self.fields(
             node,
             path,
             {
                 "roles": lambda v, p: roles_shares,
-                "gender": lambda v, p: self.per_role(v, p, roles, lambda x, q: _frozen(self.shares(x, q, GENDERS) or {})),
+                "gender": lambda v, p: self.per_role(
+                    v, p, roles, lambda x, q: _frozen(self.shares(x, q, GENDERS) or {})
+                ),
                 "years_in_practice": lambda v, p: self.per_role(
                     v, p, roles, self.distribution({"mean": (0, 60), "sd": (0, 60), "max": (0, 60)})
                 ),
-                "age_at_entry": lambda v, p: self.per_role(v, p, roles, self.distribution({"mean": (18, 90), "sd": (0, 30)})),
-                "specialty": lambda v, p: self.per_role(v, p, roles, lambda x, q: _frozen(self.shares(x, q, SPECIALTIES) or {})),
+                "age_at_entry": lambda v, p: self.per_role(
+                    v, p, roles, self.distribution({"mean": (18, 90), "sd": (0, 30)})
+                ),
+                "specialty": lambda v, p: self.per_role(
+                    v, p, roles, lambda x, q: _frozen(self.shares(x, q, SPECIALTIES) or {})
+                ),
                 "setting": lambda v, p: self.shares(v, p, SETTINGS),
                 "weekly_hours": lambda v, p: self.per_role(
-                    v, p, roles, self.distribution({"mean": (0, 120), "sd": (0, 60), "min": (0, 120), "max": (0, 120)})
+                    v,
+                    p,
+                    roles,
+                    self.distribution(
+                        {"mean": (0, 120), "sd": (0, 60), "min": (0, 120), "max": (0, 120)}
+                    ),
                 ),
             },
         )
@@ -229,7 +281,9 @@ class _Reader:
             return None
         for role, hours in values["weekly_hours"].items():
             if None not in hours.values() and hours["min"] > hours["max"]:
-                self.problem(f"{path}.weekly_hours.{role}", f"min {hours['min']} exceeds max {hours['max']}")
+                self.problem(
+                    f"{path}.weekly_hours.{role}", f"min {hours['min']} exceeds max {hours['max']}"
+                )
         values["roles"] = _frozen(values["roles"])
         values["setting"] = _frozen(values["setting"])
         for key in ("years_in_practice", "age_at_entry", "weekly_hours"):
@@ -253,7 +307,11 @@ class _Reader:
                 "correlation": self.correlations,
             },
         )
-        return self.build(Baseline, values, tables=("role_means", "gender_shift", "specialty_shift", "setting_shift"))
+        return self.build(
+            Baseline,
+            values,
+            tables=("role_means", "gender_shift", "specialty_shift", "setting_shift"),
+        )
 
     def positive_scores(self, node, path):
         scores = self.scores(node, path)
@@ -291,7 +349,10 @@ class _Reader:
         )
         result = self.build(EffectModifiers, values)
         if result is not None:
-            if min(result.severity_scale.ee, result.severity_scale.dp, result.severity_scale.pa) <= 0:
+            if (
+                min(result.severity_scale.ee, result.severity_scale.dp, result.severity_scale.pa)
+                <= 0
+            ):
                 self.problem("effect_modifiers.severity_scale", "must be > 0 for every subscale")
             if result.severity_floor > result.severity_cap:
                 self.problem("effect_modifiers.severity_floor", "must not exceed severity_cap")
@@ -304,7 +365,10 @@ class _Reader:
         out = {}
         for arm in node:
             if arm not in treatment:
-                self.problem(f"effects.{arm}", f"is not a treatment arm of this scenario ({', '.join(treatment)})")
+                self.problem(
+                    f"effects.{arm}",
+                    f"is not a treatment arm of this scenario ({', '.join(treatment)})",
+                )
         for arm in treatment:
             path = f"effects.{arm}"
             if arm not in node:
@@ -316,7 +380,11 @@ class _Reader:
                 {
                     "by_role": self.score_table(ROLES, roles),
                     "career": lambda v, p: self.keyed(
-                        v, p, CAREER_STAGES, lambda x, q: self.number(x, q, lo=0.0), required=CAREER_STAGES
+                        v,
+                        p,
+                        CAREER_STAGES,
+                        lambda x, q: self.number(x, q, lo=0.0),
+                        required=CAREER_STAGES,
                     ),
                     "severity_slope": lambda v, p: self.number(v, p, lo=0.0),
                     "time_demand": lambda v, p: self.number(v, p, lo=0.0),
@@ -351,7 +419,10 @@ class _Reader:
                     ),
                     "intercept": per_arm,
                     "role": lambda v, q: self.keyed(
-                        v, q, treatment, lambda x, r: self.keyed(x, r, ROLES, lambda y, s: self.number(y, s))
+                        v,
+                        q,
+                        treatment,
+                        lambda x, r: self.keyed(x, r, ROLES, lambda y, s: self.number(y, s)),
                     ),
                     "severity": per_arm,
                     "hours": per_arm,

@@ -14,7 +14,15 @@ from recommender.simulate._baseline import draw_baseline
 from recommender.simulate._course import draw_followup
 from recommender.simulate._effects import arm_effects
 from recommender.simulate._population import draw_people
-from recommender.simulate._scenario import GENDERS, ROLES, SCORES, SETTINGS, SPECIALTIES, Scenario, load_scenario
+from recommender.simulate._scenario import (
+    GENDERS,
+    ROLES,
+    SCORES,
+    SETTINGS,
+    SPECIALTIES,
+    Scenario,
+    load_scenario,
+)
 
 __all__ = ["simulate_cohort", "oracle_columns"]
 
@@ -82,18 +90,27 @@ def simulate_cohort(
         raise InputError(f"assignment: must be one of {', '.join(ASSIGNMENTS)}, got {assignment!r}")
     if rct_shares is not None:
         if assignment != "rct":
-            raise InputError("rct_shares: only used with assignment='rct'; the observational design has its own probabilities")
+            raise InputError(
+                "rct_shares: only used with assignment='rct'; the observational design has its own probabilities"
+            )
         resolve_rct_shares(scenario, rct_shares)  # check before spending time on the draw
     n = int(n)
 
     rng = np.random.default_rng(seed)
     people = draw_people(rng, scenario, n)
     expected, baseline = draw_baseline(rng, scenario, people)
-    received, propensity = assign(rng, scenario, people, baseline, assignment=assignment, rct_shares=rct_shares)
+    received, propensity = assign(
+        rng, scenario, people, baseline, assignment=assignment, rct_shares=rct_shares
+    )
     effects = arm_effects(scenario, people, baseline)  # treatment arms x n x 3
     # The control's effect is 0; index the received arm's effect without an n x arms loop.
     with_control = np.concatenate([np.zeros((1, n, 3)), effects], axis=0)
-    treatment_index = np.array([0 if arm == scenario.control else 1 + scenario.treatment_arms.index(arm) for arm in scenario.arms])
+    treatment_index = np.array(
+        [
+            0 if arm == scenario.control else 1 + scenario.treatment_arms.index(arm)
+            for arm in scenario.arms
+        ]
+    )
     received_effect = with_control[treatment_index[received], np.arange(n)]
     followup = draw_followup(rng, scenario, people, expected, baseline, received_effect)
 
