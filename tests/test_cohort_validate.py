@@ -278,7 +278,9 @@ def test_non_frame_input_is_refused():
         validate_cohort([{"person_id": "p1"}])
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(
     cells=st.lists(
         st.one_of(
@@ -303,9 +305,9 @@ def test_any_age_cell_is_either_accepted_or_reported_never_a_crash(cells):
 
 
 def test_large_table_is_validated_by_columns():
-    # 200k rows with a fault in every tenth row: counts exact, examples capped.
-    frame = clean_cohort(n=200_000, seed=1, training=False)
+    # 50k rows with a fault in every tenth row: counts exact, examples capped.
+    frame = clean_cohort(n=50_000, seed=1, training=False)
     frame.loc[::10, "ee"] = 99
     report = validate_cohort(frame)
-    assert report.counts()["count"].tolist() == [20_000]
+    assert report.counts()["count"].tolist() == [5_000]
     assert report.format().count("value 99") == 3
