@@ -107,7 +107,9 @@ class Ours(_Method):
     def fit(self, rows, treatment, y, *, design_shares=None, propensity=None):
         from recommender.uplift import UpliftModel
 
-        self.model_ = UpliftModel(learner=self.learner, control=CONTROL, random_state=SEED)
+        self.model_ = UpliftModel(
+            learner=self.learner, control=CONTROL, random_state=SEED, n_jobs=N_JOBS
+        )
         self.model_.fit(
             rows.features,
             treatment,

@@ -30,7 +30,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-__all__ = ["METHODS", "default_methods", "run", "to_markdown", "main"]
+__all__ = ["METHODS", "QUICK_METHODS", "default_methods", "run", "to_markdown", "main"]
 
 ALPHA = 0.1
 # Library deprecation chatter is not a finding about the methods.
@@ -74,6 +74,10 @@ METHODS = (
 )
 
 
+# The smoke size: one of each family, so the harness cannot rot without costing minutes.
+QUICK_METHODS = ("ours-auto", "t-raw", "econml-dr", "econml-cf", "causalml-x", "causalml-dr")
+
+
 def default_methods(assignment: str) -> list[str]:
     """Design propensities exist only for a trial; observational anchors must estimate them."""
     if assignment == "rct":
@@ -81,6 +85,7 @@ def default_methods(assignment: str) -> list[str]:
     return [
         "ours-auto",
         "ours-dr",
+        "ours-auto-noprop",
         "t-raw",
         "econml-dr-lgbm",
         "econml-cf-lgbm",
@@ -181,6 +186,7 @@ def _evaluate(key, split, rows_train, rows_test, *, fit_repeats, repeats, latenc
     )
     if hasattr(method, "model_") and hasattr(method.model_, "learner_"):
         record["chosen"] = str(method.model_.learner_)
+        record["propensity_source"] = str(getattr(method.model_, "propensity_source_", ""))
     return record
 
 
@@ -393,9 +399,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
-    if args.quick:
-        args.n, args.n_test, args.repeats, args.latency_calls = 3000, 500, 1, 3
     methods = args.methods.split(",") if args.methods else None
+    if args.quick:
+        args.n, args.n_test, args.repeats, args.latency_calls = 1500, 300, 1, 3
+        methods = methods or list(QUICK_METHODS)
     unknown = sorted(set(methods or ()) - set(METHODS))
     if unknown:
         parser.error(f"unknown methods {unknown}; known: {', '.join(METHODS)}")
