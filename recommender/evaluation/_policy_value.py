@@ -234,22 +234,72 @@ def average_effects(scores: pd.DataFrame, *, control: str = "none",
 
 
 def personalization_gain(scores: pd.DataFrame, learned, *, control: str = "none",
-                         alpha: float = 0.1) -> tuple[Estimate, str]:
-    """Learned policy value minus the best one-arm-for-all policy, with a paired interval.
+                         alpha: float = 0.1, n_folds: int = 5, n_boot: int = 200,
+                         random_state: int = 0) -> tuple[Estimate, str, list[str]]:
+    """Learned policy value minus the best one-arm-for-all policy's, with a paired interval.
 
-    The best single arm (control included) is chosen on the same scores the gain is measured
-    on. Picking the maximum of noisy estimates flatters the single arm, so the gain is biased
-    *against* personalization: a positive lower bound is a conservative finding.
+    Which single arm is "best" (control included) has to be estimated too, and picking the
+    largest of several noisy estimates flatters it: measured on the same rows, the comparator
+    looks better than it is and the gain is biased downwards (with six equal arms, by about
+    the expected maximum of six noisy means), enough to call personalization "worse" when
+    nothing works at all. So the choice is cross-fitted: the rows are split into ``n_folds``
+    folds, on each fold the comparator is the arm with the best value on the *other* folds,
+    and the gain's per-person term is the learned policy's score minus that comparator's.
+
+    When arms are (nearly) tied the choice flips between folds, and a standard error that
+    treats the choices as fixed is too small (74 % coverage for a nominal 90 % with six equal
+    arms). The standard error is therefore the larger of that one and a Poisson bootstrap of
+    the whole procedure (``n_boot`` resamples, folds held fixed, choices redone), which is
+    slightly conservative in the tied case and equal to the plain one when a best arm stands out.
 
     Returns
     -------
-    (Estimate, str)
-        The gain and the best single arm's name.
+    (Estimate, str, list of str)
+        The gain; the best single arm on all the data (for naming it); the arm chosen for
+        each fold.
     """
+    z = _z(alpha)
     learned_terms = policy_scores(scores, learned, control=control)
-    single = {arm: policy_scores(scores, np.full(len(scores), arm, dtype=object),
-                                 control=control) for arm in scores.columns}
-    # Ties resolve to the catalog order of the columns; control first only if it is first.
-    best_arm = max(single, key=lambda arm: single[arm].mean())
-    gain = mean_estimate(learned_terms - single[best_arm], alpha=alpha)
-    return gain, str(best_arm)
+    single = np.column_stack([
+        policy_scores(scores, np.full(len(scores), arm, dtype=object), control=control)
+        for arm in scores.columns])
+    arms = [str(arm) for arm in scores.columns]
+    # argmax returns the first of tied arms: column order decides ties.
+    best_arm = arms[int(single.mean(axis=0).argmax())]
+    n = len(scores)
+    folds = min(int(n_folds), n // 2)
+    if folds < 2:
+        return mean_estimate(learned_terms - single[:, arms.index(best_arm)],
+                             alpha=alpha), best_arm, [best_arm]
+    rng = np.random.default_rng(random_state)
+    fold = rng.permutation(n) % folds
+    comparator = np.empty(n)
+    fold_arms = []
+    for k in range(folds):
+        inside = fold == k
+        choice = int(single[~inside].mean(axis=0).argmax())
+        comparator[inside] = single[inside, choice]
+        fold_arms.append(arms[choice])
+    plain = mean_estimate(learned_terms - comparator, alpha=alpha)
+    se = max(plain.se, _bootstrap_gain_sd(learned_terms, single, fold, n_boot, rng))
+    gain = Estimate(plain.estimate, se, plain.estimate - z * se, plain.estimate + z * se, n)
+    return gain, best_arm, fold_arms
+
+
+def _bootstrap_gain_sd(learned_terms: np.ndarray, single: np.ndarray, fold: np.ndarray,
+                       n_boot: int, rng: np.random.Generator) -> float:
+    """SD of the cross-fitted gain over Poisson-weighted resamples (choices redone each time)."""
+    if n_boot < 2:
+        return 0.0
+    weights = rng.poisson(1.0, size=(n_boot, len(learned_terms))).astype(float)
+    total_single = weights @ single
+    total_weight = weights.sum(axis=1)
+    gain = np.zeros(n_boot)
+    for k in range(int(fold.max()) + 1):
+        inside = fold == k
+        w = weights[:, inside]
+        fold_single = w @ single[inside]
+        other_mean = (total_single - fold_single) / (total_weight - w.sum(axis=1))[:, None]
+        choice = other_mean.argmax(axis=1)
+        gain += w @ learned_terms[inside] - fold_single[np.arange(n_boot), choice]
+    return float(np.std(gain / total_weight, ddof=1))

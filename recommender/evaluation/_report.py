@@ -83,7 +83,9 @@ class EvaluationReport:
     gain : Estimate
         Learned policy value minus the best one-arm-for-all policy value (paired).
     best_single_arm : str
-        The single arm the gain is measured against, chosen on the same data.
+        The single arm with the best value on all the evaluation data.
+    comparator_arms : list of str
+        The single arm chosen out of fold for each fold of the gain (usually all the same).
     average_effects : DataFrame
         Per arm, mean effect versus control with per-arm and Bonferroni-simultaneous intervals.
     qini : DataFrame
@@ -110,6 +112,7 @@ class EvaluationReport:
     policy_values: pd.DataFrame
     gain: Estimate
     best_single_arm: str
+    comparator_arms: list
     average_effects: pd.DataFrame
     qini: pd.DataFrame
     qini_curves: dict
@@ -140,6 +143,11 @@ class EvaluationReport:
     def personalization_statement(self) -> str:
         est, lower, upper = self.gain
         versus = _phrase_single(self.best_single_arm, self.control)
+        if set(self.comparator_arms) != {self.best_single_arm}:
+            counts = pd.Series(self.comparator_arms).value_counts()
+            chosen = ", ".join(f"{arm.replace('_', ' ')} in {k}" for arm, k in counts.items())
+            versus = (f"the best single arm chosen out of fold ({chosen} of "
+                      f"{len(self.comparator_arms)} folds)")
         ci = f"{self.level}% CI {_num(lower)} to {_num(upper)}"
         if self.personalization_adds_value:
             return f"Personalization adds {_num(est)} EE points per person ({ci}) over {versus}."
@@ -241,6 +249,7 @@ class EvaluationReport:
             "n": self.n,
             "statement": self.statement,
             "personalization": {**self.gain.to_dict(), "best_single_arm": self.best_single_arm,
+                                "comparator_arms": list(self.comparator_arms),
                                 "adds_value": self.personalization_adds_value},
             "policy_values": _records(self.policy_values),
             "average_effects": _records(self.average_effects),
