@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         import os
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        return 141  # what a shell reports for a command ended by SIGPIPE
 
 
 if __name__ == "__main__":  # pragma: no cover
