@@ -1,0 +1,25 @@
+"""The recommendation service: auth, request models, audit log, and the BentoML service.
+
+Importing this package does not import BentoML; only :mod:`recommender.service.service` does
+(serve it with ``recommender serve``). The parts below work without HTTP.
+"""
+
+from recommender.service._audit import AuditLog, audit_csv, parse_since, resolve_salt
+from recommender.service._auth import KeyRing, authorize, hash_key, parse_env_keys
+from recommender.service._config import ServeConfig, load_serve_config
+from recommender.service._engine import AuditUnavailable, RecommendationEngine
+
+__all__ = [
+    "AuditLog",
+    "AuditUnavailable",
+    "KeyRing",
+    "RecommendationEngine",
+    "ServeConfig",
+    "audit_csv",
+    "authorize",
+    "hash_key",
+    "load_serve_config",
+    "parse_env_keys",
+    "parse_since",
+    "resolve_salt",
+]

@@ -1,0 +1,215 @@
+"""The audit log: one row for every answered recommendation request, append-only.
+
+Rows hold what an auditor needs to reconstruct a decision (time, request id, model version,
+caller role, safety level, recommended arm and the effects behind it) and nothing that
+identifies a person: ``person_id`` is stored only as a salted HMAC-SHA-256, and the salt is
+never written to a log or to the store.
+
+SQLite under the models folder by default; any SQLAlchemy URL (PostgreSQL in production) by
+configuration. Written with SQLAlchemy Core, one transaction per request or batch.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import io
+import json
+import os
+import secrets
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from recommender.errors import InputError
+
+__all__ = ["AuditLog", "resolve_salt", "audit_csv", "parse_since", "SALT_ENV", "AUDIT_COLUMNS"]
+
+SALT_ENV = "RECOMMENDER_AUDIT_SALT"
+
+_metadata = sa.MetaData()
+recommendations = sa.Table(
+    "recommendations",
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("logged_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("request_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("batch_id", sa.String(64), nullable=True),
+    sa.Column("model_version", sa.String(64), nullable=False),
+    sa.Column("caller_role", sa.String(16), nullable=False),
+    sa.Column("person_hash", sa.String(64), nullable=False),
+    sa.Column("safety_level", sa.String(16), nullable=False),
+    sa.Column("recommended", sa.String(64), nullable=True),
+    sa.Column("ranking_meaningful", sa.Boolean, nullable=True),
+    # {"arm": [effect, lower, upper]} in EE points; JSON text so every backend stores it alike.
+    sa.Column("effects", sa.Text, nullable=False),
+)
+AUDIT_COLUMNS = tuple(c.name for c in recommendations.columns)
+
+
+def resolve_salt(configured: str | None, models_dir: Path) -> str:
+    """The salt for person hashes: the environment, then the config, then a salt file.
+
+    The file (``<models_dir>/audit.salt``, owner-only) is created once with a random salt, so
+    hashes of the same person stay comparable across restarts of a local service.
+    """
+    env = os.environ.get(SALT_ENV)
+    if env:
+        return env
+    if configured:
+        return configured
+    path = Path(models_dir) / "audit.salt"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another worker created it first
+            pass
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+class AuditLog:
+    """Append and read recommendation records.
+
+    Parameters
+    ----------
+    url : str
+        SQLAlchemy database URL (``sqlite:////abs/path/audit.db``, ``postgresql+psycopg://...``).
+    salt : str
+        Secret mixed into every person hash.
+
+    Examples
+    --------
+    >>> log = AuditLog("sqlite://", salt="s")
+    >>> log.append([{"request_id": "r1", "model_version": "1", "caller_role": "program",
+    ...              "person_id": "p-1", "safety_level": "routine", "recommended": "coaching",
+    ...              "ranking_meaningful": True, "effects": {"coaching": [-4.0, -6.0, -2.0]}}])
+    1
+    >>> row = log.export()[0]
+    >>> row["recommended"], row["person_hash"] == log.person_hash("p-1"), "p-1" in str(row)
+    ('coaching', True, False)
+    """
+
+    def __init__(self, url: str, *, salt: str):
+        if not salt:
+            raise InputError("the audit salt is empty; set RECOMMENDER_AUDIT_SALT or audit.salt")
+        self.url = url
+        self._salt = salt.encode("utf-8")
+        self._engine = _make_engine(url)
+        _metadata.create_all(self._engine)
+
+    def __repr__(self) -> str:  # never show the salt
+        return f"AuditLog({self._engine.url.render_as_string(hide_password=True)!r})"
+
+    def person_hash(self, person_id: str) -> str:
+        """Salted HMAC-SHA-256 of a person id (hex)."""
+        return hmac.new(self._salt, person_id.encode("utf-8"), hashlib.sha256).hexdigest()
+
+    def append(self, records: Iterable[Mapping]) -> int:
+        """Append records in one transaction; returns the number of rows written.
+
+        Each record has ``request_id``, ``model_version``, ``caller_role``, ``person_id`` (hashed
+        here, never stored), ``safety_level``, ``recommended``, ``ranking_meaningful``,
+        ``effects`` (mapping) and optionally ``batch_id`` and ``logged_at``.
+        """
+        now = datetime.now(timezone.utc)
+        rows = [
+            {
+                "logged_at": record.get("logged_at") or now,
+                "request_id": record["request_id"],
+                "batch_id": record.get("batch_id"),
+                "model_version": str(record["model_version"]),
+                "caller_role": record["caller_role"],
+                "person_hash": self.person_hash(record["person_id"]),
+                "safety_level": record["safety_level"],
+                "recommended": record.get("recommended"),
+                "ranking_meaningful": record.get("ranking_meaningful"),
+                "effects": json.dumps(record.get("effects") or {}, separators=(",", ":")),
+            }
+            for record in records
+        ]
+        if rows:
+            with self._engine.begin() as connection:
+                connection.execute(recommendations.insert(), rows)
+        return len(rows)
+
+    def count(self) -> int:
+        with self._engine.connect() as connection:
+            return int(connection.execute(
+                sa.select(sa.func.count()).select_from(recommendations)).scalar_one())
+
+    def export(self, *, since: datetime | None = None) -> list[dict]:
+        """All records (optionally from ``since`` on), oldest first, effects parsed."""
+        query = sa.select(recommendations).order_by(recommendations.c.id)
+        if since is not None:
+            if since.tzinfo is None:
+                since = since.replace(tzinfo=timezone.utc)
+            query = query.where(recommendations.c.logged_at >= since)
+        with self._engine.connect() as connection:
+            rows = [dict(row._mapping) for row in connection.execute(query)]
+        for row in rows:
+            stamp = row["logged_at"]
+            if stamp.tzinfo is None:  # SQLite hands back naive datetimes; they were UTC
+                row["logged_at"] = stamp.replace(tzinfo=timezone.utc)
+            row["effects"] = json.loads(row["effects"])
+        return rows
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
+def audit_csv(rows: Iterable[Mapping]) -> str:
+    """Audit rows (as from :meth:`AuditLog.export`) as CSV text; effects as JSON in one column."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(AUDIT_COLUMNS), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({**row, "logged_at": row["logged_at"].isoformat(),
+                         "effects": json.dumps(row["effects"], separators=(",", ":"))})
+    return out.getvalue()
+
+
+def parse_since(text: str) -> datetime:
+    """An ISO 8601 date or time (UTC when no zone is given) for ``export(since=...)``."""
+    try:
+        stamp = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InputError(
+            f"since: {text[:120]!r} is not accepted; give an ISO 8601 date or time",
+            problems=[{"field": "since", "value": text[:120], "message": "not a date",
+                       "accepted": "an ISO 8601 date or time, e.g. 2026-11-25 or "
+                                   "2026-11-25T13:00:00+00:00"}]) from None
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
+
+
+def _make_engine(url: str) -> sa.Engine:
+    if url.startswith("sqlite"):
+        database = sa.engine.make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        memory = not database or database == ":memory:"
+        engine = sa.create_engine(
+            url,
+            connect_args={"timeout": 30, "check_same_thread": False},
+            # An in-memory database exists once per connection; keep exactly one.
+            poolclass=sa.pool.StaticPool if memory else None,
+        )
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection, _record):
+            # WAL lets auditors read while the service writes; busy_timeout queues writers
+            # of several worker processes instead of failing them.
+            cursor = dbapi_connection.cursor()
+            if not memory:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)

@@ -1,0 +1,150 @@
+"""API keys with roles: who may ask for recommendations, reload the model, read the audit trail.
+
+Keys are kept only as SHA-256 digests, in the config file and in memory alike, and a presented
+key is compared against every stored digest with :func:`hmac.compare_digest`, without stopping
+at the first match, so the time taken says nothing about which key (or how much of it) matched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from recommender.errors import InputError
+
+__all__ = [
+    "ROLES",
+    "PERMISSIONS",
+    "KeyRing",
+    "Decision",
+    "authorize",
+    "hash_key",
+    "parse_env_keys",
+    "presented_key",
+    "API_KEYS_ENV",
+]
+
+API_KEYS_ENV = "RECOMMENDER_API_KEYS"
+ROLES = ("program", "scientist", "auditor")
+
+# Protected routes and the roles allowed on each. Anything not listed (health probes, metrics,
+# the OpenAPI document) stays open.
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "/recommend": frozenset({"program", "scientist"}),
+    "/recommend_batch": frozenset({"program", "scientist"}),
+    "/reload": frozenset({"scientist"}),
+    "/model_card": frozenset({"auditor", "scientist"}),
+    "/model_card.json": frozenset({"auditor", "scientist"}),
+    "/audit/export": frozenset({"auditor"}),
+}
+
+
+def hash_key(key: str) -> str:
+    """SHA-256 hex digest of an API key, as stored in ``serve.yaml``.
+
+    Examples
+    --------
+    >>> hash_key("secret")[:16]
+    '2bb80d537b1da3e3'
+    """
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def parse_env_keys(text: str | None) -> list[tuple[str, str]]:
+    """Parse ``"program=KEY,auditor=KEY2"`` into ``(role, sha256)`` pairs; keys are hashed here.
+
+    Raises
+    ------
+    InputError
+        Naming the entry (never the key) and the accepted roles.
+    """
+    pairs = []
+    for i, entry in enumerate((text or "").split(",")):
+        entry = entry.strip()
+        if not entry:
+            continue
+        role, sep, key = entry.partition("=")
+        role, key = role.strip(), key.strip()
+        if not sep or not key:
+            raise InputError(f"{API_KEYS_ENV} entry {i + 1}: expected ROLE=KEY with a non-empty key")
+        if role not in ROLES:
+            raise InputError(f"{API_KEYS_ENV} entry {i + 1}: role {role!r} is not accepted; "
+                             f"roles: {', '.join(ROLES)}")
+        pairs.append((role, hash_key(key)))
+    return pairs
+
+
+class KeyRing:
+    """The digests of the accepted keys and the role each grants.
+
+    Parameters
+    ----------
+    entries : iterable of (role, sha256 hex digest)
+
+    Examples
+    --------
+    >>> ring = KeyRing([("program", hash_key("k1")), ("auditor", hash_key("k2"))])
+    >>> ring.roles_of("k1"), ring.roles_of("nope")
+    (frozenset({'program'}), frozenset())
+    """
+
+    def __init__(self, entries: Iterable[tuple[str, str]]):
+        self._entries = tuple((role, bytes.fromhex(digest)) for role, digest in entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def roles_of(self, key: str) -> frozenset[str]:
+        """The roles a presented key grants (empty when it matches no stored digest)."""
+        presented = hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()
+        roles = set()
+        for role, digest in self._entries:
+            # No early exit: every stored digest is compared for every request.
+            if hmac.compare_digest(presented, digest):
+                roles.add(role)
+        return frozenset(roles)
+
+
+def presented_key(headers: Mapping[str, str]) -> str | None:
+    """The key from ``Authorization: Bearer KEY`` or ``x-api-key: KEY`` (lower-case names)."""
+    auth = headers.get("authorization")
+    if auth:
+        scheme, _, credentials = auth.strip().partition(" ")
+        if scheme.lower() == "bearer" and credentials.strip():
+            return credentials.strip()
+    key = headers.get("x-api-key")
+    return key.strip() if key and key.strip() else None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Outcome of an authorization check: ``status`` 200, 401 or 403."""
+
+    status: int
+    role: str | None = None
+    message: str = ""
+
+
+def authorize(path: str, headers: Mapping[str, str], keyring: KeyRing) -> Decision:
+    """Decide whether a request may reach ``path``.
+
+    Returns status 200 with the caller's role (``None`` for open routes), 401 when a
+    protected route is called without a valid key, 403 when the key's role is not allowed.
+    """
+    allowed = PERMISSIONS.get(path.rstrip("/") or "/")
+    if allowed is None:
+        return Decision(200)
+    key = presented_key(headers)
+    if key is None:
+        return Decision(401, message="an API key is required: send 'Authorization: Bearer KEY' "
+                                     "or 'x-api-key: KEY'")
+    roles = keyring.roles_of(key)
+    if not roles:
+        return Decision(401, message="the API key is not valid")
+    granted = sorted(roles & allowed)
+    if not granted:
+        return Decision(403, message=f"role {', '.join(sorted(roles))} may not call {path}; "
+                                     f"allowed roles: {', '.join(sorted(allowed))}")
+    return Decision(200, role=granted[0])

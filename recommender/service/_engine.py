@@ -1,0 +1,270 @@
+"""Answering recommendation requests, HTTP aside: triage, score once, rank, explain, audit.
+
+The BentoML service, the in-process benchmark and the FastAPI anchor all call
+:meth:`RecommendationEngine.recommend`, so they do exactly the same work. Many profiles are
+scored with one call to the model (vectorized); contributions are computed once per group of
+people sharing the same pair of compared arms.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from pydantic import ValidationError
+
+from recommender.cohort import PROFILE_COLUMNS
+from recommender.errors import InputError
+from recommender.explain import evidence_for, explain
+from recommender.policy import Exclusion, offered_arms, rank_arms, triage
+
+__all__ = ["RecommendationEngine", "AuditUnavailable", "load_champion_model"]
+
+
+class AuditUnavailable(RuntimeError):
+    """The audit log could not be written, so the answers must not be given."""
+
+
+def load_champion_model():
+    """``(RecommendationModel, version)`` of the registry's champion (the one MLflow call)."""
+    from recommender.registry import load_champion
+
+    return load_champion()
+
+
+def _num(value: float) -> float | None:
+    value = float(value)
+    return round(value, 3) if math.isfinite(value) else None
+
+
+class RecommendationEngine:
+    """One served model with everything needed to answer for it.
+
+    Parameters
+    ----------
+    model : RecommendationModel
+        Provides ``treatment_arms``, ``score(profiles, alpha=...)`` and
+        ``contributions(profiles, arm, versus)``.
+    version : str
+        Registered version of ``model``.
+    catalog : Catalog
+        The intervention catalog (names, costs, evidence, eligibility).
+    config : ServeConfig
+        Alpha, ranking and explanation settings, safety rules, disclaimer.
+    audit : AuditLog
+        Where every answer is recorded before it is returned.
+    """
+
+    def __init__(self, model, version, *, catalog, config, audit):
+        self.model = model
+        self.version = str(version)
+        self.catalog = catalog
+        self.config = config
+        self.audit = audit
+        self.control = catalog.control
+        self.modelled = frozenset(model.treatment_arms)
+        self._names = {arm.id: arm.name for arm in catalog.arms}
+        # Per-arm parts of every answer, built once: they depend on the catalog only.
+        self._arm_facts = {
+            arm.id: {"name": arm.name, "cost_per_person": float(arm.cost_per_person),
+                     "evidence": evidence_for(catalog, arm.id)}
+            for arm in catalog.arms
+        }
+
+    # -- checking ---------------------------------------------------------------------------
+    def check_row(self, raw, *, prefix: str = "") -> dict:
+        """Validate one request body (a mapping) against the API model and the catalog.
+
+        Raises
+        ------
+        InputError
+            With ``problems`` naming field, value and what is accepted.
+        """
+        from recommender.service._schemas import PROFILE_FIELDS, ProfileRequest, problems_from
+
+        try:
+            row = ProfileRequest.model_validate(raw).model_dump()
+        except ValidationError as error:
+            problems = problems_from(error, prefix=prefix, known=PROFILE_FIELDS)
+            raise InputError(_summary(problems), problems=problems) from None
+        self.check_offered(row, prefix=prefix)
+        return row
+
+    def check_offered(self, row: Mapping, *, prefix: str = "") -> None:
+        """Refuse arm ids the catalog does not know (the rest of the row is already valid)."""
+        offered = row.get("offered")
+        if not offered:
+            return
+        known = self.catalog.arm_ids
+        problems = [
+            {"field": f"{prefix}{'.' if prefix else ''}offered[{i}]", "value": arm,
+             "accepted": f"an arm of catalog {self.catalog.version}: {', '.join(known)}",
+             "message": "unknown arm"}
+            for i, arm in enumerate(offered) if arm not in known
+        ]
+        if problems:
+            raise InputError(_summary(problems), problems=problems)
+
+    # -- answering ---------------------------------------------------------------------------
+    def recommend(self, rows: Sequence[Mapping], *, caller_role: str,
+                  batch_id: str | None = None, with_evidence: bool = True) -> list[dict]:
+        """Answer validated rows (see :meth:`check_row`) and record them in the audit log.
+
+        Returns one answer per row, in order. ``with_evidence=False`` leaves each arm's
+        evidence out (``None``); a batch lists it once instead (:meth:`evidence_map`). Raises
+        :class:`AuditUnavailable` (and answers nothing) when the audit log cannot be written.
+        """
+        config = self.config
+        answers: list[dict | None] = [None] * len(rows)
+        triages = [triage(row, config.safety, crisis_risk=bool(row.get("crisis_risk")))
+                   for row in rows]
+        # Crisis rows never reach the model.
+        ranked_rows = [i for i, t in enumerate(triages) if t.rank_interventions]
+        rankings, explanations, exclusions = {}, {}, {}
+        if ranked_rows:
+            frame = pd.DataFrame([{c: rows[i][c] for c in PROFILE_COLUMNS} for i in ranked_rows])
+            scores = self.model.score(frame, alpha=config.alpha)
+            columns = {c: scores[c].to_numpy() for c in scores.columns}
+            for k, i in enumerate(ranked_rows):
+                arms, excluded = offered_arms(self.catalog, rows[i], offered=rows[i].get("offered"),
+                                              modelled=self.modelled)
+                effects = {}
+                for arm in arms:
+                    values = tuple(_at(columns, f"{kind}_{arm}", k) for kind in
+                                   ("effect", "lower", "upper", "effect_dp", "effect_pa"))
+                    if all(np.isfinite(values[:3])):
+                        effects[arm] = values
+                    else:
+                        excluded.append(Exclusion(arm, "the model returned no estimate"))
+                rankings[i] = rank_arms(effects, control=self.control,
+                                        max_overlap=config.max_overlap, names=self._names,
+                                        coverage=config.coverage)
+                exclusions[i] = excluded
+            explanations = self._explain(frame, ranked_rows, rows, rankings)
+        records = []
+        for i, row in enumerate(rows):
+            answer = self._answer(row, triages[i], rankings.get(i), explanations.get(i),
+                                  exclusions.get(i, []), with_evidence)
+            answers[i] = answer
+            records.append({
+                "request_id": answer["request_id"], "batch_id": batch_id,
+                "model_version": self.version, "caller_role": caller_role,
+                "person_id": row["person_id"], "safety_level": triages[i].level,
+                "recommended": answer["recommended"],
+                "ranking_meaningful": answer["ranking_meaningful"],
+                "effects": {a["arm"]: [a["ee_effect"], a["ee_lower"], a["ee_upper"]]
+                            for a in answer["ranking"]},
+            })
+        try:
+            self.audit.append(records)
+        except Exception as error:  # any store failure: answer nothing rather than unlogged
+            raise AuditUnavailable(f"the audit log could not be written ({type(error).__name__})"
+                                   ) from error
+        return answers
+
+    def _explain(self, frame, ranked_rows, rows, rankings) -> dict:
+        """Explanations for every ranked row, contributions computed once per arm pair."""
+        control, model = self.control, self.model
+        versus_care, versus_next = defaultdict(list), defaultdict(list)
+        for k, i in enumerate(ranked_rows):
+            ranking = rankings[i]
+            best, second = ranking.recommended, ranking.runner_up
+            if best != control:
+                versus_care[best].append(k)
+                if second is not None and second != control:
+                    versus_next[(best, second)].append(k)
+            elif second is not None:
+                versus_next[(control, second)].append(k)
+        care_rows, next_rows = {}, {}
+        for arm, ks in versus_care.items():
+            part = model.contributions(frame.iloc[ks], arm, control)
+            care_rows.update(zip(ks, part.to_dict("records")))
+        for (best, second), ks in versus_next.items():
+            if best == control:
+                # best - second = -(second - control): ask for the pair the learners know best.
+                part = -model.contributions(frame.iloc[ks], second, control)
+            else:
+                part = model.contributions(frame.iloc[ks], best, second)
+            next_rows.update(zip(ks, part.to_dict("records")))
+        out = {}
+        for k, i in enumerate(ranked_rows):
+            ranking = rankings[i]
+            first = ranking.arms[0]
+            second = ranking.arms[1] if len(ranking.arms) > 1 else None
+            out[i] = explain(
+                recommended=first.arm, runner_up=None if second is None else second.arm,
+                effect=first.effect, lower=first.lower, upper=first.upper,
+                runner_up_effect=None if second is None else second.effect,
+                versus_usual_care=care_rows.get(k), versus_runner_up=next_rows.get(k),
+                profile=rows[i], control=control, names=self._names,
+                coverage=self.config.coverage, top=self.config.top,
+            )
+        return out
+
+    def evidence_map(self, answers: Sequence[Mapping]) -> dict[str, list[dict]]:
+        """The evidence of every arm ranked in ``answers``, once per arm."""
+        arms = {item["arm"] for answer in answers for item in answer["ranking"]}
+        return {arm: self._arm_facts[arm]["evidence"] for arm in self.catalog.arm_ids
+                if arm in arms}
+
+    def _answer(self, row, safety, ranking, explanation, excluded, with_evidence) -> dict:
+        config = self.config
+        answer = {
+            "request_id": uuid.uuid4().hex,
+            "model_version": self.version,
+            "catalog_version": self.catalog.version,
+            "recommended": None,
+            "interval_level": round(config.coverage, 6),
+            "ranking": [],
+            "ranking_meaningful": None,
+            "ranking_note": None,
+            "excluded": [{"arm": e.arm, "reason": e.reason} for e in excluded],
+            "explanation": None,
+            "safety": {
+                "level": safety.level, "notice": safety.notice, "rule": safety.matched_rule,
+                "resources": [{"name": r.name, "contact": r.contact, "url": r.url}
+                              for r in safety.resources],
+            },
+            "disclaimer": config.disclaimer,
+        }
+        if ranking is None:
+            return answer
+        answer["recommended"] = ranking.recommended
+        answer["ranking_meaningful"] = ranking.meaningful
+        answer["ranking_note"] = ranking.note
+        answer["ranking"] = [
+            {"arm": a.arm, "name": self._arm_facts[a.arm]["name"], "rank": a.rank,
+             "ee_effect": _num(a.effect), "ee_lower": _num(a.lower), "ee_upper": _num(a.upper),
+             "dp_effect": _num(a.effect_dp), "pa_effect": _num(a.effect_pa),
+             "cost_per_person": self._arm_facts[a.arm]["cost_per_person"],
+             "evidence": self._arm_facts[a.arm]["evidence"] if with_evidence else None}
+            for a in ranking.arms
+        ]
+        answer["explanation"] = {
+            "versus_usual_care": [_contribution(c) for c in explanation.versus_usual_care],
+            "runner_up": explanation.runner_up,
+            "versus_runner_up": [_contribution(c) for c in explanation.versus_runner_up],
+            "sentence": explanation.sentence,
+        }
+        return answer
+
+
+def _at(columns: Mapping, name: str, k: int) -> float:
+    # Secondary outcomes may be missing from a model; their effects are then unknown (NaN).
+    column = columns.get(name)
+    return float("nan") if column is None else float(column[k])
+
+
+def _contribution(c) -> dict:
+    return {"feature": c.feature, "value": c.value, "points": _num(c.points)}
+
+
+def _summary(problems: list[dict]) -> str:
+    first = problems[0]
+    more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+    return (f"{first['field']}: {first['value']!r} is not accepted; accepted: "
+            f"{first['accepted']}{more}")

@@ -1,0 +1,312 @@
+"""Request and response models of the HTTP API, built from the data contract.
+
+The profile fields, their ranges and their categories come from :mod:`recommender.cohort`, so
+the API accepts exactly what the contract accepts. Unknown fields are rejected. Validation
+errors are turned into problems that name the field, the value received and what is accepted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from recommender.cohort import CATEGORIES, PROFILE_COLUMNS, RANGES
+from recommender.cohort._contract import INTEGER_COLUMNS, PERSON_ID_MAX_LENGTH
+
+__all__ = [
+    "ProfileRequest",
+    "BatchRequest",
+    "Problem",
+    "ErrorResponse",
+    "ArmEstimate",
+    "Recommendation",
+    "BatchResponse",
+    "ReloadRequest",
+    "ReloadResponse",
+    "problems_from",
+    "accepted_for",
+    "MAX_BATCH_ROWS",
+    "PROFILE_FIELDS",
+]
+
+MAX_BATCH_ROWS = 10_000
+_MAX_OFFERED = 64
+_MAX_VALUE_CHARS = 120
+
+_DESCRIPTIONS = {
+    "person_id": "Pseudonymous id of the person (never a name, e-mail or staff number); stored "
+                 "only as a salted hash.",
+    "age": "Age in years.",
+    "gender": "Gender.",
+    "role": "Role; 'app' is an advanced practice provider (nurse practitioner, physician "
+            "assistant).",
+    "specialty": "Specialty.",
+    "setting": "Practice setting.",
+    "years_in_practice": "Years in practice (0 for trainees).",
+    "weekly_hours": "Usual working hours a week.",
+    "ee": "MBI-HSS Emotional Exhaustion subscale score (9 items scored 0-6).",
+    "dp": "MBI-HSS Depersonalization subscale score (5 items scored 0-6).",
+    "pa": "MBI-HSS Personal Accomplishment subscale score (8 items scored 0-6; higher is "
+          "better).",
+}
+
+
+def accepted_for(field: str) -> str:
+    """What the API accepts for a request field, in words."""
+    if field == "person_id":
+        return f"a string of 1 to {PERSON_ID_MAX_LENGTH} characters"
+    if field in CATEGORIES:
+        return "one of " + ", ".join(CATEGORIES[field])
+    if field in RANGES:
+        lo, hi = RANGES[field]
+        kind = "an integer" if field in INTEGER_COLUMNS else "a number"
+        return f"{kind} from {lo:g} to {hi:g}"
+    if field == "crisis_risk":
+        return "true or false"
+    if field == "offered":
+        return f"a list of 1 to {_MAX_OFFERED} arm ids of the intervention catalog"
+    if field == "profiles":
+        return f"a list of 1 to {MAX_BATCH_ROWS:,} profile objects"
+    return "see the OpenAPI document (/docs.json)"
+
+
+def _profile_field(name: str):
+    description = f"{_DESCRIPTIONS.get(name, name)} Accepted: {accepted_for(name)}."
+    if name == "person_id":
+        return (str, Field(min_length=1, max_length=PERSON_ID_MAX_LENGTH,
+                           description=description, examples=["p-000123"]))
+    if name in CATEGORIES:
+        return (Literal[CATEGORIES[name]], Field(description=description,
+                                                 examples=[CATEGORIES[name][0]]))
+    lo, hi = RANGES[name]
+    if name in INTEGER_COLUMNS:
+        return (int, Field(ge=int(lo), le=int(hi), description=description,
+                           examples=[int((lo + hi) // 2)]))
+    return (float, Field(ge=lo, le=hi, allow_inf_nan=False, description=description,
+                         examples=[float((lo + hi) // 2)]))
+
+
+_STRICT = ConfigDict(extra="forbid")
+
+ProfileRequest = create_model(
+    "ProfileRequest",
+    __config__=_STRICT,
+    __doc__="One person's profile (the data contract's profile columns) and what the program "
+            "can offer.",
+    **{name: _profile_field(name) for name in PROFILE_COLUMNS},
+    crisis_risk=(bool, Field(False, description="Set when the program knows of a risk of "
+                             "self-harm: the answer then holds crisis resources only, no "
+                             "intervention ranking.")),
+    offered=(list[str] | None, Field(None, min_length=1, max_length=_MAX_OFFERED,
+                                     description="Arm ids the program can offer this person "
+                                     "(default: every arm of the catalog). Usual care is always "
+                                     "the baseline.", examples=[["coaching", "peer_group"]])),
+)
+
+
+class BatchRequest(BaseModel):
+    """Many profiles at once; each entry has the fields of a ``/recommend`` body."""
+
+    model_config = _STRICT
+
+    profiles: list[dict[str, Any]] = Field(
+        min_length=1, max_length=MAX_BATCH_ROWS,
+        description="Up to 10,000 profiles, each with the fields of a /recommend request body. "
+                    "Invalid entries get their own error entry; valid ones are answered.")
+
+
+class Problem(BaseModel):
+    """One thing wrong with a request."""
+
+    field: str = Field(description="Where: field name, list index or 'body'.")
+    value: Any = Field(None, description="The value received (shortened when long).")
+    accepted: str = Field(description="What would be accepted there.")
+    message: str = Field("", description="The validator's own message.")
+
+
+class ErrorResponse(BaseModel):
+    """A request the service will not answer, with every problem found."""
+
+    error: str = Field(description="Summary.")
+    problems: list[Problem] = Field(default_factory=list, description="Each problem.")
+
+
+class EvidenceItem(BaseModel):
+    citation: str = Field(description="Author, year, journal.")
+    population: str = Field(description="Who was studied.")
+    outcome: str = Field(description="What was measured.")
+    effect: str = Field(description="The reported effect in words.")
+    effect_points: float | None = Field(None, description="EE points against usual care.")
+    smd: float | None = Field(None, description="Standardized mean difference on EE.")
+    note: str = Field("", description="Caveats.")
+
+
+class ArmEstimate(BaseModel):
+    """One arm in the ranking. Effects are expected changes against usual care."""
+
+    arm: str = Field(description="Arm id.")
+    name: str = Field(description="Readable name.")
+    rank: int = Field(description="1 = best (lowest expected EE change).")
+    ee_effect: float = Field(description="Expected change in Emotional Exhaustion points "
+                             "against usual care (negative = less exhaustion).")
+    ee_lower: float = Field(description="Lower bound of the interval of ee_effect.")
+    ee_upper: float = Field(description="Upper bound of the interval of ee_effect.")
+    dp_effect: float = Field(description="Expected change in Depersonalization points "
+                             "(negative = better).")
+    pa_effect: float = Field(description="Expected change in Personal Accomplishment points "
+                             "(positive = better).")
+    cost_per_person: float = Field(description="Default cost of a full course, US$.")
+    evidence: list[EvidenceItem] | None = Field(
+        description="Published evidence for this arm; null in batch answers, which list it "
+                    "once per arm in their 'evidence' map.")
+
+
+class ContributionItem(BaseModel):
+    feature: str = Field(description="Profile field.")
+    value: Any = Field(None, description="The person's value of that field.")
+    points: float = Field(description="EE points this field contributes to the difference "
+                          "(negative favours the recommended arm).")
+
+
+class ExplanationBlock(BaseModel):
+    versus_usual_care: list[ContributionItem] = Field(description="Top contributions to the "
+                                                      "recommended arm's effect against usual care.")
+    runner_up: str | None = Field(None, description="The second-ranked arm.")
+    versus_runner_up: list[ContributionItem] = Field(description="Top contributions to the "
+                                                     "recommended arm's lead over the runner-up.")
+    sentence: str = Field(description="The same in one plain-language sentence.")
+
+
+class ResourceItem(BaseModel):
+    name: str = Field(description="Service.")
+    contact: str = Field(description="How to reach it.")
+    url: str | None = Field(None, description="Web address.")
+
+
+class SafetyBlock(BaseModel):
+    level: Literal["routine", "referral", "crisis"] = Field(
+        description="routine; referral (ranking plus a confidential-referral notice); crisis "
+                    "(crisis resources only, no ranking).")
+    notice: str | None = Field(None, description="What the program should do.")
+    rule: str | None = Field(None, description="The referral rule that matched.")
+    resources: list[ResourceItem] = Field(default_factory=list, description="Crisis resources.")
+
+
+class ExclusionItem(BaseModel):
+    arm: str = Field(description="Arm id.")
+    reason: str = Field(description="Why it is not ranked for this person.")
+
+
+class Recommendation(BaseModel):
+    """The answer for one person."""
+
+    request_id: str = Field(description="Id of this answer, as recorded in the audit log.")
+    model_version: str = Field(description="Registered model version that answered.")
+    catalog_version: str = Field(description="Intervention catalog version.")
+    recommended: str | None = Field(description="Recommended arm id ('none' = usual care); "
+                                    "null when crisis resources are returned instead.")
+    interval_level: float = Field(description="Coverage of the intervals (0.9 = 90 %).")
+    ranking: list[ArmEstimate] = Field(description="Every offered, eligible arm and usual care, "
+                                       "best first; empty for a crisis answer.")
+    ranking_meaningful: bool | None = Field(description="False when the two best arms' "
+                                            "intervals overlap so much that their order is not "
+                                            "meaningful.")
+    ranking_note: str | None = Field(description="The same in words.")
+    excluded: list[ExclusionItem] = Field(description="Offered arms not ranked, with reasons.")
+    explanation: ExplanationBlock | None = Field(description="Why the recommended arm.")
+    safety: SafetyBlock = Field(description="Safety triage.")
+    disclaimer: str = Field(description="Decision support, not a diagnosis.")
+
+
+class RowError(BaseModel):
+    index: int = Field(description="Position of the entry in 'profiles'.")
+    error: str = Field(description="Summary.")
+    problems: list[Problem] = Field(description="Each problem.")
+
+
+class BatchResponse(BaseModel):
+    """Answers for the valid entries and errors for the others."""
+
+    batch_id: str = Field(description="Id of this batch in the audit log.")
+    model_version: str = Field(description="Registered model version that answered.")
+    answered: int = Field(description="Entries answered.")
+    rejected: int = Field(description="Entries rejected.")
+    results: list[Recommendation] = Field(description="Answers to the valid entries, in order.")
+    result_index: list[int] = Field(description="Position in 'profiles' of each answer.")
+    errors: list[RowError] = Field(description="One entry per rejected profile.")
+    evidence: dict[str, list[EvidenceItem]] = Field(description="Published evidence of every "
+                                                    "arm ranked in 'results', once per arm.")
+    disclaimer: str = Field(description="Decision support, not a diagnosis.")
+
+
+class ReloadRequest(BaseModel):
+    """``/reload`` takes no fields; an empty body or ``{}``."""
+
+    model_config = _STRICT
+
+
+class ReloadResponse(BaseModel):
+    previous_version: str = Field(description="Version served before the reload.")
+    model_version: str = Field(description="Version served now.")
+
+
+def _short(value: Any) -> Any:
+    # Echo the value so the caller can find it, but never a megabyte of it.
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, float):  # JSON has no NaN or Infinity: name them instead
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, (bytes, bytearray)):
+        return _short(bytes(value).decode("utf-8", "replace"))
+    if isinstance(value, int):
+        return value if abs(value) < 10**15 else _short(str(value))
+    if isinstance(value, str):
+        return value if len(value) <= _MAX_VALUE_CHARS else value[:_MAX_VALUE_CHARS] + "..."
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    else:
+        if len(text) <= _MAX_VALUE_CHARS:
+            return value  # small lists and objects are echoed as they came
+    return text if len(text) <= _MAX_VALUE_CHARS else text[:_MAX_VALUE_CHARS] + "..."
+
+
+def _field_name(loc: tuple, prefix: str) -> str:
+    name = prefix
+    for part in loc:
+        if isinstance(part, int):
+            name += f"[{part}]"
+        else:
+            name += ("." if name else "") + str(part)
+    return name or "body"
+
+
+def problems_from(error: ValidationError, *, prefix: str = "",
+                  known: tuple[str, ...] = ()) -> list[dict]:
+    """Turn a pydantic error into problems naming field, value and what is accepted.
+
+    ``prefix`` is put before every field name (``profiles[3]``); ``known`` lists the fields
+    of the model, shown when an unknown field is sent.
+    """
+    problems = []
+    for item in error.errors(include_url=False):
+        loc = tuple(item.get("loc", ()))
+        names = [part for part in loc if isinstance(part, str)]
+        kind = item.get("type", "")
+        if kind == "extra_forbidden":
+            accepted = "no such field; known fields: " + ", ".join(known)
+        elif kind.startswith("json") or not names:
+            accepted = "a JSON object with the documented fields (see /docs.json)"
+        else:
+            accepted = accepted_for(names[-1])
+        value = None if kind == "missing" else _short(item.get("input"))
+        problems.append({"field": _field_name(loc, prefix), "value": value,
+                         "accepted": accepted, "message": item.get("msg", "")})
+    return problems
+
+
+PROFILE_FIELDS: tuple[str, ...] = tuple(ProfileRequest.model_fields)

@@ -1,0 +1,180 @@
+"""The BentoML service: the only module of the project that imports BentoML.
+
+Serve with ``recommender serve`` (or ``bentoml serve recommender.service.service:Recommender``).
+The champion is loaded once, in ``__init__``; ``/reload`` swaps in the current champion by
+replacing one reference, so requests already running finish on the model they started with.
+Authorization and body validation happen in :class:`~recommender.service._gate.Gate` before
+BentoML parses anything; the work itself is :class:`~recommender.service._engine.RecommendationEngine`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import uuid
+
+import bentoml
+from fastapi import FastAPI
+from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from recommender.errors import InputError
+from recommender.service._audit import AuditLog, audit_csv, parse_since, resolve_salt
+from recommender.service._auth import API_KEYS_ENV, KeyRing, parse_env_keys
+from recommender.service._card import read_card
+from recommender.service._config import load_serve_config
+from recommender.service._engine import AuditUnavailable, RecommendationEngine, load_champion_model
+from recommender.service._gate import Gate
+from recommender.service._schemas import (
+    PROFILE_FIELDS,
+    BatchRequest,
+    BatchResponse,
+    ProfileRequest,
+    Recommendation,
+    ReloadRequest,
+    ReloadResponse,
+)
+
+__all__ = ["Recommender", "SERVICE_NAME"]
+
+SERVICE_NAME = "burnout_recommender"
+log = logging.getLogger("recommender.service")
+
+# Routes BentoML does not make itself (HTML card, CSV export) live on this small app, mounted
+# under the service; its routes are listed in the service's OpenAPI document too.
+pages = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+
+
+@bentoml.asgi_app(pages, path="/")
+@bentoml.service(name=SERVICE_NAME, traffic={"timeout": 120}, workers=1, threads=1)
+class Recommender:
+    """Recommends a clinician-wellness intervention per person, with intervals and reasons."""
+
+    def __init__(self) -> None:
+        from recommender.catalog import load_catalog
+
+        self.config = load_serve_config()
+        self.keyring = KeyRing([*self.config.api_keys,
+                                *parse_env_keys(os.environ.get(API_KEYS_ENV))])
+        if not len(self.keyring):
+            log.warning("no API keys configured: every protected route answers 401; set "
+                        "%s or auth.keys in serve.yaml", API_KEYS_ENV)
+        url = self.config.audit_url or f"sqlite:///{self.config.models_dir / 'audit.db'}"
+        self.audit = AuditLog(url, salt=resolve_salt(self.config.audit_salt,
+                                                     self.config.models_dir))
+        self.catalog = load_catalog()
+        self.body_models = {
+            "/recommend": (ProfileRequest, PROFILE_FIELDS),
+            "/recommend_batch": (BatchRequest, ("profiles",)),
+            "/reload": (ReloadRequest, ()),
+        }
+        self._reload_lock = threading.Lock()
+        self.engine = self._load_engine()
+        log.info("serving model version %s", self.engine.version)
+
+    def _load_engine(self) -> RecommendationEngine:
+        model, version = load_champion_model()
+        return RecommendationEngine(model, version, catalog=self.catalog, config=self.config,
+                                    audit=self.audit)
+
+    @bentoml.api(route="/recommend")
+    def recommend(self, request: ProfileRequest, /, ctx: bentoml.Context) -> Recommendation:
+        """Rank the offered interventions for one person, with intervals, reasons and safety."""
+        engine = self.engine  # one model for the whole request, even if /reload runs meanwhile
+        row = request.model_dump()
+        try:
+            engine.check_offered(row)
+            answer = engine.recommend([row], caller_role=_role(ctx))[0]
+        except InputError as error:
+            return _error(ctx, 422, str(error), error.problems)
+        except AuditUnavailable as error:
+            return _error(ctx, 503, f"{error}; nothing was answered, please retry")
+        return JSONResponse(answer)
+
+    @bentoml.api(route="/recommend_batch")
+    def recommend_batch(self, request: BatchRequest, /, ctx: bentoml.Context) -> BatchResponse:
+        """Answer up to 10,000 profiles at once; invalid entries get their own error entries."""
+        engine = self.engine
+        limit = self.config.max_batch_rows
+        if len(request.profiles) > limit:
+            return _error(ctx, 413, f"profiles: {len(request.profiles):,} entries; at most "
+                                    f"{limit:,} are accepted per request",
+                          [{"field": "profiles", "value": len(request.profiles),
+                            "accepted": f"at most {limit:,} entries", "message": "too many"}])
+        valid, index, errors = [], [], []
+        for i, raw in enumerate(request.profiles):
+            try:
+                valid.append(engine.check_row(raw, prefix=f"profiles[{i}]"))
+                index.append(i)
+            except InputError as error:
+                errors.append({"index": i, "error": str(error), "problems": error.problems})
+        batch_id = uuid.uuid4().hex
+        try:
+            answers = engine.recommend(valid, caller_role=_role(ctx), batch_id=batch_id,
+                                       with_evidence=False)
+        except AuditUnavailable as error:
+            return _error(ctx, 503, f"{error}; nothing was answered, please retry")
+        return JSONResponse({
+            "batch_id": batch_id, "model_version": engine.version, "answered": len(answers),
+            "rejected": len(errors), "results": answers, "result_index": index,
+            "errors": errors, "evidence": engine.evidence_map(answers),
+            "disclaimer": self.config.disclaimer,
+        })
+
+    @bentoml.api(route="/reload")
+    def reload(self, ctx: bentoml.Context) -> ReloadResponse:
+        """Load the registry's current champion without a restart (scientists only)."""
+        with self._reload_lock:
+            previous = self.engine.version
+            try:
+                engine = self._load_engine()
+            except InputError as error:
+                return _error(ctx, 409, f"no champion to load ({error}); still serving "
+                                        f"version {previous}")
+            self.engine = engine  # a single reference swap: atomic for readers
+        log.info("reloaded: version %s -> %s", previous, engine.version)
+        return JSONResponse({"previous_version": previous, "model_version": engine.version})
+
+    @pages.get("/model_card", response_class=HTMLResponse,
+               summary="The served model's card as an HTML page (auditors, scientists).")
+    def model_card(self):
+        version = self.engine.version
+        html = read_card(self.config.models_dir, version, "card.html")
+        if html is None:
+            return _missing_card(version)
+        return HTMLResponse(html)
+
+    @pages.get("/model_card.json", summary="The served model's card as JSON.")
+    def model_card_json(self):
+        version = self.engine.version
+        text = read_card(self.config.models_dir, version, "card.json")
+        if text is None:
+            return _missing_card(version)
+        return Response(text, media_type="application/json")
+
+    @pages.get("/audit/export", summary="The audit log as CSV (auditors only).")
+    def audit_export(self, since: str | None = None):
+        try:
+            start = None if since is None else parse_since(since)
+        except InputError as error:
+            return JSONResponse({"error": str(error), "problems": error.problems},
+                                status_code=422)
+        return Response(audit_csv(self.audit.export(since=start)), media_type="text/csv")
+
+
+def _missing_card(version: str) -> JSONResponse:
+    return JSONResponse({"error": f"no model card found for version {version}", "problems": []},
+                        status_code=404)
+
+
+def _role(ctx: bentoml.Context) -> str:
+    return getattr(ctx.request.state, "caller_role", None) or "unknown"
+
+
+def _error(ctx: bentoml.Context, status: int, message: str, problems=None) -> JSONResponse:
+    # BentoML copies ctx.response.status_code onto whatever the API returns.
+    ctx.response.status_code = status
+    return JSONResponse({"error": message, "problems": list(problems or [])}, status_code=status)
+
+
+Recommender.add_asgi_middleware(Gate, current=bentoml.get_current_service)

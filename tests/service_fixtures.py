@@ -1,0 +1,222 @@
+"""Shared pieces of the service tests: a stand-in model, profiles, keys, clients, a champion.
+
+Imported by tests/test_service_*.py, tests/test_policy_*.py and tests/test_explain_*.py. The
+stand-in model (:class:`LinearModel`) has the :class:`~recommender.model.RecommendationModel`
+interface with effects that are exact linear functions of the profile, so every number a
+response shows can be checked by hand. It exists only here: the service loads the real champion.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+KEYS = {"program": "program-key-123", "scientist": "scientist-key-456", "auditor": "auditor-key-789"}
+ENV_KEYS = ",".join(f"{role}={key}" for role, key in KEYS.items())
+SALT = "test-salt-not-secret"
+
+PROFILE = {
+    "person_id": "p-0001",
+    "age": 44,
+    "gender": "female",
+    "role": "physician",
+    "specialty": "internal_medicine",
+    "setting": "academic",
+    "years_in_practice": 12.0,
+    "weekly_hours": 55.0,
+    "ee": 30,
+    "dp": 9,
+    "pa": 36,
+}
+
+
+def profile(**changes) -> dict:
+    """A valid /recommend body, with changes."""
+    return {**PROFILE, **changes}
+
+
+def auth(role: str) -> dict:
+    return {"Authorization": f"Bearer {KEYS[role]}"}
+
+
+class LinearModel:
+    """Stand-in for RecommendationModel: effect(arm) = base[arm] + sum_f weight[arm][f] * x_f.
+
+    ``x`` is the numeric features plus ``role == physician`` as 0/1; contributions are exact.
+    Intervals are effect -/+ ``half_width[arm]``. ``calls`` counts scored rows per call, so a
+    test can tell one vectorized call from a loop.
+    """
+
+    control = "none"
+    features = ("age", "years_in_practice", "weekly_hours", "ee", "dp", "pa", "role")
+
+    def __init__(self, base=None, weights=None, half_width=None, version_tag="lin"):
+        self.base = base if base is not None else {"coaching": -2.0, "mindfulness": -1.0, "peer_group": -0.5,
+                             "resilience_training": -0.8, "balint_group": 0.3}
+        self.weights = weights if weights is not None else {
+            "coaching": {"ee": -0.1, "role": -1.5, "weekly_hours": 0.02},
+            "mindfulness": {"ee": -0.05, "weekly_hours": 0.01},
+            "peer_group": {"dp": -0.1},
+            "resilience_training": {"ee": -0.02},
+            "balint_group": {"dp": -0.05},
+        }
+        self.half_width = half_width if half_width is not None else {arm: 1.0 for arm in self.base}
+        self.treatment_arms = tuple(self.base)
+        self.arms = (self.control, *self.treatment_arms)
+        self.catalog_version = "test"
+        self.calls: list[int] = []
+        self.version_tag = version_tag
+
+    def _x(self, profiles: pd.DataFrame) -> pd.DataFrame:
+        x = profiles[[f for f in self.features if f != "role"]].astype(float)
+        x["role"] = (profiles["role"].astype(str) == "physician").astype(float)
+        return x
+
+    def _effect(self, x: pd.DataFrame, arm: str) -> np.ndarray:
+        if arm == self.control:
+            return np.zeros(len(x))
+        total = np.full(len(x), self.base[arm])
+        for feature, weight in self.weights.get(arm, {}).items():
+            total = total + weight * x[feature].to_numpy()
+        return total
+
+    def score(self, profiles, *, offered=None, alpha=0.1):
+        self.calls.append(len(profiles))
+        x = self._x(profiles)
+        out = {"person_id": profiles["person_id"].astype(str).to_numpy()}
+        effects = {arm: self._effect(x, arm) for arm in self.treatment_arms}
+        table = np.column_stack([np.zeros(len(x))] + [effects[a] for a in self.treatment_arms])
+        out["recommended"] = np.array(self.arms, dtype=object)[np.argmin(table, axis=1)]
+        for arm in self.treatment_arms:
+            out[f"effect_{arm}"] = effects[arm]
+            out[f"lower_{arm}"] = effects[arm] - self.half_width[arm]
+            out[f"upper_{arm}"] = effects[arm] + self.half_width[arm]
+        for arm in self.treatment_arms:
+            out[f"effect_dp_{arm}"] = effects[arm] / 3
+            out[f"effect_pa_{arm}"] = -effects[arm] / 4
+        return pd.DataFrame(out, index=profiles.index)
+
+    def contributions(self, profiles, arm, versus=None):
+        versus = versus or self.control
+        x = self._x(profiles)
+        parts = {}
+        for feature in self.features:
+            w_arm = self.weights.get(arm, {}).get(feature, 0.0) if arm != self.control else 0.0
+            w_vs = self.weights.get(versus, {}).get(feature, 0.0) if versus != self.control else 0.0
+            parts[feature] = (w_arm - w_vs) * x[feature].to_numpy()
+        base_arm = self.base.get(arm, 0.0) if arm != self.control else 0.0
+        base_vs = self.base.get(versus, 0.0) if versus != self.control else 0.0
+        parts["base"] = np.full(len(x), base_arm - base_vs)
+        return pd.DataFrame(parts, index=profiles.index)
+
+
+@pytest.fixture
+def service_home(tmp_path, monkeypatch):
+    """A fresh models folder, keys and salt for one test."""
+    monkeypatch.setenv("RECOMMENDER_HOME", str(tmp_path))
+    monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "bentoml"))
+    monkeypatch.setenv("BENTOML_DO_NOT_TRACK", "True")
+    monkeypatch.setenv("RECOMMENDER_API_KEYS", ENV_KEYS)
+    monkeypatch.setenv("RECOMMENDER_AUDIT_SALT", SALT)
+    monkeypatch.delenv("RECOMMENDER_SERVE_CONFIG", raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def linear_model():
+    return LinearModel()
+
+
+@pytest.fixture
+def asgi_client(service_home, linear_model, monkeypatch):
+    """The service's own ASGI app in process (BentoML's ``to_asgi``) over the stand-in model."""
+    from starlette.testclient import TestClient
+
+    from recommender.service import service as service_module
+
+    monkeypatch.setattr(service_module, "load_champion_model", lambda: (linear_model, "7"))
+    # Each test starts the app's lifespan afresh (a new service instance reading this test's
+    # environment), but the app is built once: BentoML registers Prometheus metrics per app.
+    with TestClient(_app(service_module), raise_server_exceptions=False) as client:
+        yield client
+
+
+_APPS: dict = {}
+
+
+def _app(service_module):
+    if "app" not in _APPS:
+        _APPS["app"] = service_module.Recommender.to_asgi()
+    return _APPS["app"]
+
+
+# -- real server -------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_ready(url: str, process: subprocess.Popen, timeout: float = 180.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with code {process.returncode}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"the server at {url} was not ready within {timeout:.0f} s")
+
+
+@contextlib.contextmanager
+def running_server(home: Path, *, env: dict | None = None, log_path: Path | None = None):
+    """``recommender serve`` on a free loopback port; yields the base URL."""
+    port = free_port()
+    environment = {**os.environ, "RECOMMENDER_HOME": str(home),
+                   "BENTOML_HOME": str(home / "bentoml"), "BENTOML_DO_NOT_TRACK": "True",
+                   "RECOMMENDER_API_KEYS": ENV_KEYS, "RECOMMENDER_AUDIT_SALT": SALT,
+                   **(env or {})}
+    log_path = log_path or home / f"serve-{port}.log"
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "recommender", "serve", "--host", "127.0.0.1",
+             "--port", str(port)],
+            env=environment, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_ready(url, process)
+            yield url
+        except RuntimeError as error:
+            raise RuntimeError(f"{error}; server log:\n{log_path.read_text()[-4000:]}") from None
+        finally:
+            _stop(process)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    import signal
+
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)

@@ -1,0 +1,80 @@
+"""The audit log: one row per answer, salted person hashes, no raw identifiers, export."""
+
+import os
+import stat
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from recommender.errors import InputError
+from recommender.service import AuditLog, audit_csv, parse_since, resolve_salt
+
+
+def record(i, **changes):
+    return {"request_id": f"r{i}", "model_version": "3", "caller_role": "program",
+            "person_id": f"person-{i}", "safety_level": "routine", "recommended": "coaching",
+            "ranking_meaningful": True, "effects": {"coaching": [-4.0, -6.0, -2.0]}, **changes}
+
+
+def test_rows_hold_hashes_never_person_ids(tmp_path):
+    log = AuditLog(f"sqlite:///{tmp_path / 'audit.db'}", salt="pepper")
+    assert log.append([record(i) for i in range(5)]) == 5
+    raw = (tmp_path / "audit.db").read_bytes()
+    assert b"person-1" not in raw and b"pepper" not in raw
+    rows = log.export()
+    assert [r["request_id"] for r in rows] == [f"r{i}" for i in range(5)]
+    assert rows[2]["person_hash"] == log.person_hash("person-2")
+    assert rows[0]["effects"] == {"coaching": [-4.0, -6.0, -2.0]}
+    assert "pepper" not in repr(log)
+
+
+def test_salt_changes_the_hash():
+    a, b = AuditLog("sqlite://", salt="one"), AuditLog("sqlite://", salt="two")
+    assert a.person_hash("p") != b.person_hash("p")
+    assert a.person_hash("p") == AuditLog("sqlite://", salt="one").person_hash("p")
+
+
+def test_rows_persist_across_reopening(tmp_path):
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    AuditLog(url, salt="s").append([record(1)])
+    log = AuditLog(url, salt="s")
+    log.append([record(2)])
+    assert log.count() == 2
+
+
+def test_export_since_and_csv(tmp_path):
+    log = AuditLog("sqlite://", salt="s")
+    old = datetime.now(timezone.utc) - timedelta(days=3)
+    log.append([record(1, logged_at=old), record(2)])
+    recent = log.export(since=datetime.now(timezone.utc) - timedelta(days=1))
+    assert [r["request_id"] for r in recent] == ["r2"]
+    text = audit_csv(log.export())
+    header = text.splitlines()[0].split(",")
+    assert "person_hash" in header and "person_id" not in header
+    assert len(text.splitlines()) == 3
+
+
+def test_duplicate_request_ids_are_refused_and_nothing_of_the_batch_is_written():
+    log = AuditLog("sqlite://", salt="s")
+    log.append([record(1)])
+    with pytest.raises(Exception):
+        log.append([record(2), record(1)])
+    assert log.count() == 1
+
+
+def test_salt_resolution_env_then_config_then_owner_only_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("RECOMMENDER_AUDIT_SALT", "from-env")
+    assert resolve_salt("from-config", tmp_path) == "from-env"
+    monkeypatch.delenv("RECOMMENDER_AUDIT_SALT")
+    assert resolve_salt("from-config", tmp_path) == "from-config"
+    first = resolve_salt(None, tmp_path)
+    assert first == resolve_salt(None, tmp_path) and len(first) == 64
+    mode = stat.S_IMODE(os.stat(tmp_path / "audit.salt").st_mode)
+    assert mode == 0o600
+
+
+def test_since_parsing():
+    assert parse_since("2026-11-25").tzinfo == timezone.utc
+    with pytest.raises(InputError) as caught:
+        parse_since("last tuesday")
+    assert "since: 'last tuesday'" in str(caught.value) and "ISO 8601" in str(caught.value)

@@ -1,0 +1,110 @@
+"""The engine without HTTP: one vectorized model call, crisis never reaches the model, every
+number traceable to the model, every answer in the audit log."""
+
+import pytest
+
+from recommender.catalog import load_catalog
+from recommender.errors import InputError
+from recommender.service import AuditLog, RecommendationEngine, load_serve_config
+from recommender.service._engine import AuditUnavailable
+from service_fixtures import LinearModel, profile
+
+
+@pytest.fixture
+def engine():
+    return RecommendationEngine(LinearModel(), "5", catalog=load_catalog(),
+                                config=load_serve_config(), audit=AuditLog("sqlite://", salt="s"))
+
+
+def test_numbers_come_from_the_model(engine):
+    row = engine.check_row(profile())
+    answer = engine.recommend([row], caller_role="program")[0]
+    ranking = {a["arm"]: a for a in answer["ranking"]}
+    # coaching: -2 - 0.1*30 - 1.5 (physician) + 0.02*55 = -5.4, interval +-1
+    assert ranking["coaching"]["ee_effect"] == pytest.approx(-5.4)
+    assert (ranking["coaching"]["ee_lower"], ranking["coaching"]["ee_upper"]) == pytest.approx((-6.4, -4.4))
+    assert ranking["coaching"]["dp_effect"] == pytest.approx(-1.8)
+    assert ranking["none"]["ee_effect"] == 0.0
+    assert answer["recommended"] == "coaching" and answer["ranking"][0]["rank"] == 1
+    assert ranking["coaching"]["cost_per_person"] == load_catalog().arm("coaching").cost_per_person
+    explanation = answer["explanation"]
+    assert explanation["versus_usual_care"][0] == {"feature": "ee", "value": 30, "points": -3.0}
+    assert explanation["runner_up"] == answer["ranking"][1]["arm"]
+    assert "Professional coaching is expected to lower emotional exhaustion by 5.4" in explanation["sentence"]
+
+
+def test_batch_is_one_model_call_and_rows_keep_their_order(engine):
+    rows = [engine.check_row(profile(person_id=f"p{i}", ee=10 + i % 40)) for i in range(300)]
+    answers = engine.recommend(rows, caller_role="program")
+    assert engine.model.calls == [300]
+    assert len(answers) == 300 and engine.audit.count() == 300
+    single = engine.recommend([rows[17]], caller_role="program")[0]
+    assert answers[17]["ranking"] == single["ranking"]
+    assert answers[17]["explanation"] == single["explanation"]
+
+
+def test_crisis_rows_never_reach_the_model(engine):
+    answer = engine.recommend([engine.check_row(profile(crisis_risk=True))],
+                              caller_role="program")[0]
+    assert engine.model.calls == []
+    assert answer["recommended"] is None and answer["ranking"] == []
+    assert answer["explanation"] is None
+    assert answer["safety"]["level"] == "crisis"
+    assert any("988" in r["name"] + r["contact"] for r in answer["safety"]["resources"])
+    assert engine.audit.export()[0]["safety_level"] == "crisis"
+
+
+def test_severe_profile_gets_referral_and_ranking(engine):
+    answer = engine.recommend([engine.check_row(profile(ee=45, dp=20))], caller_role="program")[0]
+    assert answer["safety"]["level"] == "referral" and "confidential" in answer["safety"]["notice"]
+    assert answer["recommended"] == "coaching" and answer["ranking"]
+
+
+def test_eligibility_and_offered(engine):
+    nurse = engine.check_row(profile(role="nurse", offered=["coaching", "mindfulness"]))
+    answer = engine.recommend([nurse], caller_role="program")[0]
+    arms = [a["arm"] for a in answer["ranking"]]
+    eligible = load_catalog().eligible_arms(nurse)
+    assert set(arms) <= set(eligible) | {"none"} and "mindfulness" in arms
+    assert {e["arm"] for e in answer["excluded"]} == {"coaching"} - set(eligible)
+
+
+def test_usual_care_recommended_when_nothing_helps():
+    model = LinearModel(base={"coaching": 1.0, "mindfulness": 2.0}, weights={})
+    engine = RecommendationEngine(model, "1", catalog=load_catalog(), config=load_serve_config(),
+                                  audit=AuditLog("sqlite://", salt="s"))
+    answer = engine.recommend([engine.check_row(profile())], caller_role="program")[0]
+    assert answer["recommended"] == "none"
+    assert answer["explanation"]["sentence"].startswith("No offered intervention")
+    assert answer["explanation"]["runner_up"] == "coaching"
+
+
+def test_overlap_flag_reaches_the_answer():
+    model = LinearModel(base={"coaching": -2.0, "mindfulness": -1.9}, weights={},
+                        half_width={"coaching": 3.0, "mindfulness": 3.0})
+    engine = RecommendationEngine(model, "1", catalog=load_catalog(), config=load_serve_config(),
+                                  audit=AuditLog("sqlite://", salt="s"))
+    answer = engine.recommend([engine.check_row(profile())], caller_role="program")[0]
+    assert answer["ranking_meaningful"] is False
+    assert "not meaningful" in answer["ranking_note"]
+
+
+def test_unknown_offered_arm_and_bad_fields(engine):
+    with pytest.raises(InputError) as caught:
+        engine.check_row(profile(offered=["yoga"]), prefix="profiles[3]")
+    assert caught.value.problems[0]["field"] == "profiles[3].offered[0]"
+    with pytest.raises(InputError) as caught:
+        engine.check_row({**profile(), "ee": 99, "name": "Dr X"}, prefix="profiles[0]")
+    fields = {p["field"]: p for p in caught.value.problems}
+    assert fields["profiles[0].ee"]["value"] == 99
+    assert fields["profiles[0].ee"]["accepted"] == "an integer from 0 to 54"
+    assert "known fields" in fields["profiles[0].name"]["accepted"]
+
+
+def test_nothing_is_answered_when_the_audit_cannot_be_written(engine, monkeypatch):
+    def broken(records):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(engine.audit, "append", broken)
+    with pytest.raises(AuditUnavailable):
+        engine.recommend([engine.check_row(profile())], caller_role="program")
