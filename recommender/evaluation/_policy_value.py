@@ -141,14 +141,13 @@ def policy_scores(scores: pd.DataFrame, assignment, *, control: str = "none") ->
             raise InputError(
                 f"assignment has {arms.size} entries for {len(scores)} rows of scores"
             )
-        unknown = sorted(set(arms.tolist()) - set(scores.columns))
-        if unknown:
+        codes = pd.Index(scores.columns).get_indexer(arms)
+        if (codes < 0).any():
+            unknown = sorted(set(arms[codes < 0].tolist()), key=str)
             raise InputError(
                 f"assignment names arms {unknown} that have no doubly robust score; "
                 f"accepted: {list(scores.columns)}"
             )
-        column_of = {arm: k for k, arm in enumerate(scores.columns)}
-        codes = np.array([column_of[arm] for arm in arms], dtype=int)
         gamma = scores.to_numpy(dtype=float)[np.arange(len(scores)), codes]
     return -(gamma - gamma_control)
 
