@@ -76,8 +76,8 @@ bench: $(VENV)/.bench
 
 lock: | $(UV)
 	$(UV) pip compile -q --python-version 3.11 pyproject.toml -o requirements/runtime.lock
-	$(UV) pip compile -q --python-version 3.11 pyproject.toml --extra test -o requirements/test.lock
-	$(UV) pip compile -q --python-version 3.11 pyproject.toml --extra test --extra bench -o requirements/bench.lock
+	$(UV) pip compile -q --python-version 3.11 pyproject.toml --extra test --extra spark -o requirements/test.lock
+	$(UV) pip compile -q --python-version 3.11 pyproject.toml --extra test --extra spark --extra bench -o requirements/bench.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
