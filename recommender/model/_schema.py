@@ -102,8 +102,10 @@ def frame_from_schema(profiles: pd.DataFrame, schema: Sequence[dict]) -> pd.Data
         if feature["kind"] == "category":
             allowed = list(feature["categories"])
             values = raw.astype("object") if isinstance(raw.dtype, pd.CategoricalDtype) else raw
-            column = pd.Series(pd.Categorical(values, categories=allowed), index=rows, name=name)
-            bad = column.isna().to_numpy()
+            bad = (~values.isin(allowed)).to_numpy()
+            # Unknown values are reported below; blank them first (pandas 4 will refuse them).
+            known = values.where(~bad, None)
+            column = pd.Series(pd.Categorical(known, categories=allowed), index=rows, name=name)
             for position in np.flatnonzero(bad)[:_MAX_LISTED]:
                 problems.append({"row": _plain(rows[position]), "column": name,
                                  "value": _plain(values.iloc[position]),

@@ -1,0 +1,179 @@
+"""The registry against a real embedded MLflow store (one per test, under tmp_path)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from test_model_fakes import fake_model, profiles
+
+from recommender import registry
+from recommender.errors import InputError
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("RECOMMENDER_HOME", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("RECOMMENDER_ACTOR", "test-suite")
+    return tmp_path
+
+
+def register_fake(*, passed=True, reason="test", on_registered=None, **model_kwargs):
+    model = fake_model(**model_kwargs)
+    gate = registry.gate_decision(np.ones(20)) if passed else registry.GateDecision(
+        passed=False, reason="worse", alpha=0.1, challenger=registry.estimate(np.ones(20)))
+    with registry.TrainingRun(run_name="fake") as run:
+        run.log_metrics({"policy_value.learned": 1.0})
+        info = run.log_model(model, profiles(5))
+        registration = run.register(info, gate=gate, reason=reason, on_registered=on_registered)
+    return registration
+
+
+def test_embedded_default_uri_and_artifacts_live_under_models_dir(home):
+    assert registry.tracking_uri() == f"sqlite:///{(home / 'mlflow.db').resolve()}"
+    assert registry.artifact_location() == (home / "mlartifacts").resolve().as_uri()
+
+
+def test_mlflow_tracking_uri_is_honoured_unchanged(home, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking.example:5000")
+    assert registry.tracking_uri() == "http://tracking.example:5000"
+    assert registry.artifact_location() is None  # the server decides
+
+
+def test_nothing_happens_on_import(tmp_path):
+    code = ("import os, sys; import recommender.registry, recommender.model, recommender.card;"
+            "import pipelines.train, pipelines.score;"
+            "print('mlflow' in sys.modules, os.environ.get('MLFLOW_TRACKING_URI'))")
+    env = {"PATH": "/usr/bin:/bin", "RECOMMENDER_HOME": str(tmp_path / "home")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, check=True, cwd=tmp_path).stdout.split()
+    assert out == ["False", "None"]
+    assert not (tmp_path / "home").exists()
+
+
+def test_session_leaves_no_global_uri_behind(home):
+    import os
+
+    with registry.mlflow_session() as mlflow:
+        assert mlflow.get_tracking_uri() == registry.tracking_uri()
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+
+
+def test_register_load_and_predict_round_trip(home):
+    registration = register_fake()
+    assert registration.version == "1"
+    assert registration.aliases == ["challenger", "champion"]
+    assert registry.aliases() == {"challenger": "1", "champion": "1"}
+
+    loaded = registry.load_model("models:/burnout-recommender@champion")
+    rows = profiles(25, seed=4)
+    np.testing.assert_array_equal(loaded.predict_effect(rows).to_numpy(),
+                                  fake_model().predict_effect(rows).to_numpy())
+    model, version = registry.load_champion()
+    assert version == "1" and model.catalog_version == "test-1"
+
+    pyfunc = registry.load_pyfunc("champion")
+    signature = pyfunc.metadata.signature
+    assert "effect_coaching" in signature.outputs.input_names()
+    assert {p.name for p in signature.params.params} == {"alpha", "contributions"}
+    predicted = pyfunc.predict(rows, params={"alpha": 0.2, "contributions": False})
+    assert "contrib_ee" not in predicted.columns
+    assert predicted["recommended"].tolist() == loaded.score(rows)["recommended"].tolist()
+
+
+def test_gate_failure_keeps_the_champion(home):
+    register_fake()
+    second = register_fake(passed=False)
+    assert second.aliases == ["challenger"]
+    assert registry.aliases() == {"champion": "1", "challenger": "2"}
+
+
+def test_every_alias_change_is_logged_in_jsonl_and_on_the_version(home):
+    register_fake(reason="first")
+    register_fake(passed=False, reason="second")
+    registry.promote("2", reason="reviewed by the panel")
+    events = registry.read_promotion_log()
+    assert [(e.alias, e.version, e.previous_version, e.kind) for e in events] == [
+        ("challenger", "1", None, "gate"), ("champion", "1", None, "gate"),
+        ("challenger", "2", "1", "gate"), ("champion", "2", "1", "promote")]
+    assert events[-1].reason == "reviewed by the panel" and events[-1].actor == "test-suite"
+    assert events[-1].previous_aliases == ["challenger"]
+    tagged = registry.promotion_history()
+    assert [e.to_dict() for e in tagged] == [e.to_dict() for e in events]
+    line = json.loads((home / "promotions.jsonl").read_text().splitlines()[0])
+    assert {"time", "version", "alias", "actor", "reason", "policy"} <= set(line)
+
+
+def test_rollback_walks_back_through_champions(home):
+    for _ in range(3):
+        register_fake()
+    assert registry.aliases()["champion"] == "3"
+    assert registry.rollback(reason="v3 misbehaves").version == "2"
+    assert registry.rollback(reason="v2 too").version == "1"
+    with pytest.raises(InputError, match="no earlier champion"):
+        registry.rollback(reason="nothing left")
+    assert registry.aliases()["champion"] == "1"
+
+
+def test_promote_needs_a_reason_and_an_existing_version(home):
+    register_fake()
+    with pytest.raises(InputError, match="reason"):
+        registry.promote("1", reason=" ")
+    with pytest.raises(InputError, match="no version '9'"):
+        registry.promote("9", reason="typo")
+
+
+@pytest.mark.parametrize("failing_step", ["alias", "on_registered", "record"])
+def test_failed_registration_is_undone(home, monkeypatch, failing_step):
+    register_fake()
+    before_log = (home / "promotions.jsonl").read_text()
+
+    def boom(*args, **kwargs):
+        raise RuntimeError(f"injected failure in {failing_step}")
+
+    on_registered = None
+    if failing_step == "alias":
+        original = registry._runs.move_alias
+
+        def move_alias(alias, *args, **kwargs):
+            if alias == "champion":
+                boom()
+            return original(alias, *args, **kwargs)
+
+        monkeypatch.setattr(registry._runs, "move_alias", move_alias)
+    elif failing_step == "on_registered":
+        on_registered = boom
+    else:
+        monkeypatch.setattr(registry._runs, "record_events", boom)
+    with pytest.raises(RuntimeError, match="injected"):
+        register_fake(on_registered=on_registered)
+
+    client = registry.client()
+    versions = client.search_model_versions("name='burnout-recommender'")
+    assert [str(v.version) for v in versions] == ["1"]
+    assert registry.aliases() == {"champion": "1", "challenger": "1"}
+    assert (home / "promotions.jsonl").read_text() == before_log
+    runs = client.search_runs([client.get_experiment_by_name("burnout-recommender")
+                               .experiment_id], order_by=["attributes.start_time DESC"])
+    assert runs[0].info.status == "FAILED"
+
+
+def test_first_registration_failing_leaves_no_registered_model(home):
+    def boom(registration):
+        raise RuntimeError("injected")
+
+    with pytest.raises(RuntimeError):
+        register_fake(on_registered=boom)
+    assert registry.aliases() == {}
+    assert registry.client().search_registered_models() == []
+
+
+def test_unknown_model_reference_is_an_input_error(home):
+    register_fake()
+    with pytest.raises(InputError, match="no registered model version"):
+        registry.resolve_model("models:/burnout-recommender/7")
+    assert registry.resolve_model("1").run_id is not None
