@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["EffectLearner", "Part"]
+__all__ = ["EffectLearner", "Part", "PerArmLearner"]
 
 
 class Part:
@@ -68,3 +68,19 @@ class EffectLearner:
         for arm_parts in self.parts:
             for part in arm_parts:
                 part.fold_models = []
+
+
+class PerArmLearner(EffectLearner):
+    """Each arm's effect from the candidate that won that arm's doubly robust loss.
+
+    The loss is a sum over arms, so choosing per arm minimizes the total as well.
+    """
+
+    def __init__(self, chosen: list):
+        self.chosen = chosen  # one fitted candidate per non-control arm
+        self.parts = [learner.parts[j] for j, learner in enumerate(chosen)]
+        self.oof = np.column_stack([learner.oof[:, j] for j, learner in enumerate(chosen)])
+        names = {learner.name for learner in chosen}
+        self.name = names.pop() if len(names) == 1 else "mixed"
+        self.label = "; ".join(f"{learner.name}: {learner.label}" for learner in chosen)
+        self.arm_learners = [(learner.name, learner.label) for learner in chosen]

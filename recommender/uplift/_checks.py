@@ -80,10 +80,10 @@ def check_training_inputs(X, treatment, y, propensity, *, control, min_arm_rows)
         )
     if len(names) < 2:
         raise InputError(
-            f"only one arm in treatment ({names[0]!r}); at least the control arm and one other "
+            f"only one arm in treatment ({str(names[0])!r}); at least the control arm and one other "
             "arm are needed to estimate an effect"
         )
-    small = [(a, c) for a, c in zip(names, counts) if c < min_arm_rows]
+    small = [(str(a), int(c)) for a, c in zip(names, counts) if c < min_arm_rows]
     if small:
         listed = ", ".join(f"{a!r} has {c} rows" for a, c in small)
         raise InputError(

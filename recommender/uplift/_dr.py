@@ -18,13 +18,18 @@ __all__ = ["DRLearner"]
 class DRLearner(EffectLearner):
     name = "dr"
 
-    def __init__(self, nuisance, spec, *, do_refit=True):
+    def __init__(self, nuisance, spec, *, do_refit=True, only=None):
         self.spec = spec
         self.label = spec.label
         pseudo = nuisance.pseudo_effects()
         everyone = np.ones(len(pseudo), dtype=bool)
         self.parts, oof, self.crossfits = [], [], []
         for j in range(pseudo.shape[1]):
+            if only is not None and j not in only:  # another candidate serves this arm
+                self.crossfits.append(None)
+                self.parts.append([])
+                oof.append(np.zeros(len(pseudo)))
+                continue
             cross = crossfit(spec, nuisance.M, pseudo[:, j], everyone, nuisance.folds,
                              categorical=nuisance.categorical, seed=nuisance.seed + 7 * j + 1,
                              n_jobs=nuisance.n_jobs, refit=False)
@@ -38,9 +43,12 @@ class DRLearner(EffectLearner):
         if do_refit:
             self.refit()
 
-    def refit(self):
-        """Fit the final models on all rows (only the chosen candidate needs this)."""
-        for j, (cross, target, rows) in enumerate(self.crossfits):
+    def refit(self, arms=None):
+        """Fit the final models on all rows (only the arms this candidate was chosen for)."""
+        for j, entry in enumerate(self.crossfits):
+            if entry is None or (arms is not None and j not in arms):
+                continue
+            cross, target, rows = entry
             model = refit(cross, self._M, target, rows, categorical=self._categorical,
                           seed=self._nuisance_seed + 7 * j + 3, n_jobs=self._n_jobs)
             self.parts[j][0].full_model = model

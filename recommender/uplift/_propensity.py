@@ -61,7 +61,7 @@ def estimate_propensity(M, codes, n_arms, folds, categorical, *, C=1.0) -> np.nd
     for k in range(int(folds.max()) + 1):
         train = folds != k
         Z, stats = _design_matrix(M[train], categorical)
-        model = LogisticRegression(C=C, max_iter=500)
+        model = LogisticRegression(C=C, max_iter=300, tol=1e-4)
         model.fit(Z, codes[train])
         Zk, _ = _design_matrix(M[folds == k], categorical, stats)
         proba = np.zeros((int((folds == k).sum()), n_arms))
@@ -77,13 +77,13 @@ def resolve_propensity(M, codes, arms, folds, categorical, feature_names, *, giv
     if design == "randomized" and given is None:
         matrix = np.tile(shares, (n, 1))
         return Propensity(matrix, matrix[np.arange(n), codes], "design shares")
-    if design == "randomized":
+    if given is not None:
+        # only the received arm's probability enters the scores; the X-learner weighs its two
+        # halves by arm shares, so no model of the other arms' probabilities is needed
         matrix = np.tile(shares, (n, 1))
         return Propensity(matrix, np.asarray(given, float), "given")
     matrix = estimate_propensity(M, codes, n_arms, folds, categorical)
     low = clip[0]
-    if given is not None:
-        return Propensity(np.clip(matrix, low, clip[1]), np.asarray(given, float), "given")
     _warn_poor_overlap(matrix, M, arms, categorical, feature_names, low, encoder)
     matrix = np.clip(matrix, low, clip[1])
     return Propensity(matrix, matrix[np.arange(n), codes], "estimated")

@@ -120,11 +120,12 @@ class RidgeModel:
             self.scales[j] = scale if scale > 0 else 1.0
         Z, groups = self._design(M)
         w = np.ones(len(y)) if weight is None else np.asarray(weight, float)
-        self.z_mean = np.average(Z, axis=0, weights=w) if Z.shape[1] else np.zeros(0)
+        self.z_mean = np.average(Z, axis=0, weights=w)
         Zc = Z - self.z_mean
         y_mean = np.average(y, weights=w)
-        gram = (Zc * w[:, None]).T @ Zc + alpha * np.eye(Z.shape[1])
-        self.coef = np.linalg.solve(gram, (Zc * w[:, None]).T @ (y - y_mean))
+        Zw = Zc if weight is None else Zc * w[:, None]
+        gram = Zw.T @ Zc + alpha * np.eye(Z.shape[1])
+        self.coef = np.linalg.solve(gram, Zw.T @ (y - y_mean))
         self.intercept = y_mean
         self.groups = groups
         self.p = p

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
+
+from recommender.errors import InputError
 
 from ._checks import check_training_inputs
 from ._encoding import FeatureEncoder
@@ -64,14 +67,17 @@ def doubly_robust_scores(X, treatment, y, *, propensity=None, control="none", n_
     >>> round(float((scores["a"] - scores["none"]).mean()))
     2
     """
-    data = check_training_inputs(X, treatment, y, propensity, control=control,
-                                 min_arm_rows=min_arm_rows)
     encoder = FeatureEncoder().fit(X)
+    data = check_training_inputs(X, treatment, y, propensity, control=control,
+                                 min_arm_rows=max(min_arm_rows, 2 * n_folds))
+    if design not in ("auto", "randomized", "observational"):
+        raise InputError(f"design={design!r}; accepted: auto | randomized | observational")
     M = encoder.transform(X)
-    nuisance = fit_nuisance(
-        M, data.codes, data.y, data.arms, categorical=encoder.categorical_index,
-        feature_names=encoder.feature_names, propensity=data.propensity, design=design,
-        clip=clip, n_folds=n_folds, seed=random_state, n_jobs=n_jobs, encoder=encoder,
-        refit_outcomes=False,
-    )
+    with threadpool_limits(limits=n_jobs):
+        nuisance = fit_nuisance(
+            M, data.codes, data.y, data.arms, categorical=encoder.categorical_index,
+            feature_names=encoder.feature_names, propensity=data.propensity, design=design,
+            clip=clip, n_folds=n_folds, seed=random_state, n_jobs=n_jobs, encoder=encoder,
+            refit_outcomes=False,
+        )
     return pd.DataFrame(nuisance.scores, index=X.index, columns=list(data.arms))

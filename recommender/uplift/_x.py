@@ -20,13 +20,17 @@ __all__ = ["XLearner"]
 class XLearner(EffectLearner):
     name = "x"
 
-    def __init__(self, nuisance, spec, *, do_refit=True):
+    def __init__(self, nuisance, spec, *, do_refit=True, only=None):
         self.spec = spec
         self.label = spec.label
         codes, y, mu = nuisance.codes, nuisance.y, nuisance.mu
         control_rows = codes == 0
         self.parts, oof, self.crossfits = [], [], []
         for a in range(1, len(nuisance.arms)):
+            if only is not None and a - 1 not in only:  # another candidate serves this arm
+                self.parts.append([])
+                oof.append(np.zeros(len(y)))
+                continue
             arm_rows = codes == a
             g = arm_rows.sum() / (arm_rows.sum() + control_rows.sum())
             arm_side = y - mu[:, 0]  # read only on arm rows
@@ -49,8 +53,11 @@ class XLearner(EffectLearner):
         if do_refit:
             self.refit()
 
-    def refit(self):
+    def refit(self, arms=None):
+        """Fit the final models on all rows (only the arms this candidate was chosen for)."""
         for j, p, cross, target, rows in self.crossfits:
+            if arms is not None and j not in arms:
+                continue
             model = refit(cross, self._M, target, rows, categorical=self._categorical,
                           seed=self._seed + 17 * j + p, n_jobs=self._n_jobs)
             self.parts[j][p].full_model = model
