@@ -1,0 +1,161 @@
+"""The one model artifact as a Spark UDF, for batch scoring of cohorts too large for one process.
+
+``mlflow.pyfunc.spark_udf`` lives here because this package is the only one that imports MLflow.
+The UDF runs the very pyfunc ``predict`` the service and ``recommender score`` run, so a row
+scored on Spark gets the same recommendation and effects as the same row scored in process.
+
+Its result is a Spark struct built from the model's own output signature, so the arms a model
+was trained on (configuration, not code) decide the columns; contributions are left out unless
+asked for, because the scored table of the data contract does not need them and they cost one
+tree-explanation pass per recommended arm.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from recommender.errors import InputError
+from recommender.registry._load import resolve_model
+from recommender.registry._store import mlflow_session
+
+__all__ = ["SparkScorer", "spark_scorer"]
+
+# Feature columns of the data contract; a model's other features are a program's extras.
+_CONTRACT_FEATURES = ("age", "gender", "role", "specialty", "setting", "years_in_practice",
+                      "weekly_hours", "ee", "dp", "pa")
+_CONTRIBUTION_PREFIX = "contrib_"
+
+
+@dataclass(frozen=True)
+class SparkScorer:
+    """A registered model ready to score a Spark DataFrame.
+
+    Attributes
+    ----------
+    udf : callable
+        The pandas UDF; call it on ``struct(*input_columns)``; it returns ``result_type``.
+    model_uri : str
+        The URI that was loaded (``models:/burnout-recommender/3`` for registered versions).
+    version : str or None
+        The registered version, when the model is one.
+    input_columns : tuple of str
+        The model's input columns (its signature), in order.
+    input_types : dict
+        ``column -> "string" | "long" | "double" | ...`` from the signature; cast to these first.
+    result_type : pyspark.sql.types.StructType
+        One field per output column: ``person_id``, ``recommended``, ``effect_<arm>``,
+        ``lower_<arm>``, ``upper_<arm>``, ``effect_<outcome>_<arm>`` (and ``contrib_*`` if asked).
+    features : tuple of str
+        The model's feature columns.
+    extra_features : tuple of str
+        Features outside the data contract (a program's own columns named at training).
+    arms : tuple of str
+        Control first, then the treatment arms.
+    """
+
+    udf: object
+    model_uri: str
+    version: str | None
+    input_columns: tuple
+    input_types: dict
+    result_type: object
+    features: tuple
+    extra_features: tuple
+    arms: tuple
+
+    @property
+    def output_columns(self) -> tuple:
+        return tuple(self.result_type.fieldNames())
+
+
+def spark_scorer(spark, model: str, *, alpha: float = 0.1,
+                 contributions: bool = False) -> SparkScorer:
+    """Wrap ``model`` as a Spark UDF with ``mlflow.pyfunc.spark_udf`` (``env_manager="local"``).
+
+    Parameters
+    ----------
+    spark : pyspark.sql.SparkSession
+        The executors must share this Python environment (local mode, or a cluster built from
+        the same lock file): ``env_manager="local"`` does not rebuild it.
+    model : str
+        ``models:/burnout-recommender@champion``, a version, an alias, ``runs:/<id>/model`` or a
+        folder (see :func:`recommender.registry.resolve_model`).
+    alpha : float, default 0.1
+        Intervals are two-sided ``1 - alpha``.
+    contributions : bool, default False
+        Also return ``contrib_<feature>`` columns explaining the recommended arm.
+
+    Returns
+    -------
+    SparkScorer
+
+    Raises
+    ------
+    InputError
+        When the model is unknown, or it has no output signature to build the struct from.
+
+    Examples
+    --------
+    >>> from pyspark.sql.functions import struct  # doctest: +SKIP
+    >>> scorer = spark_scorer(spark, "models:/burnout-recommender@champion")  # doctest: +SKIP
+    >>> scored = cohort.select(scorer.udf(struct(*scorer.input_columns)).alias("s"))  # doctest: +SKIP
+    >>> scored.select("s.*").write.parquet("scored.parquet")  # doctest: +SKIP
+    """
+    if not 0 < float(alpha) < 1:
+        raise InputError(f"alpha must lie strictly between 0 and 1, got {alpha!r}")
+    ref = resolve_model(model)
+    with mlflow_session() as mlflow, _quiet_spark_udf():
+        from mlflow.exceptions import MlflowException
+
+        try:
+            info = mlflow.models.get_model_info(ref.uri)
+        except (MlflowException, OSError) as error:
+            raise InputError(f"cannot load model {model!r} ({ref.uri}): {error}") from None
+        signature = info.signature
+        if signature is None or signature.outputs is None or signature.inputs is None:
+            raise InputError(f"model {ref.uri} has no input/output signature; Spark scoring "
+                             "needs it to know the columns (log it with recommender train)")
+        result_type = _result_struct(signature.outputs, contributions=contributions)
+        params = {"alpha": float(alpha), "contributions": bool(contributions)}
+        udf = mlflow.pyfunc.spark_udf(spark, ref.uri, result_type=result_type,
+                                      env_manager="local", params=params)
+    inputs = signature.inputs.as_spark_schema()
+    metadata = dict(info.metadata or {})
+    features = tuple(metadata.get("features") or ())
+    arms = tuple(metadata.get("arms") or ())
+    return SparkScorer(
+        udf=udf, model_uri=ref.uri, version=ref.version,
+        input_columns=tuple(inputs.fieldNames()),
+        input_types={f.name: f.dataType.simpleString() for f in inputs.fields},
+        result_type=result_type, features=features,
+        extra_features=tuple(f for f in features if f not in _CONTRACT_FEATURES), arms=arms,
+    )
+
+
+def _result_struct(outputs, *, contributions: bool):
+    from pyspark.sql.types import StructField, StructType
+
+    schema = outputs.as_spark_schema()
+    # Nullable, as Arrow hands pandas output to Spark: a non-null field is refused outright
+    # (ARROW_TYPE_MISMATCH) even though the model never returns a missing value.
+    fields = [StructField(f.name, f.dataType, True) for f in schema.fields
+              if contributions or not f.name.startswith(_CONTRIBUTION_PREFIX)]
+    if not fields or fields[0].name != "person_id":
+        raise InputError(f"the model's output signature {schema.fieldNames()} does not start "
+                         "with person_id; it is not a recommender model")
+    return StructType(fields)
+
+
+@contextlib.contextmanager
+def _quiet_spark_udf():
+    # env_manager="local" is the point here (executors share the driver's lock-file
+    # environment), so MLflow's advice to rebuild it with conda only confuses a reader.
+    logger = logging.getLogger("mlflow.pyfunc")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
