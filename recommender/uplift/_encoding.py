@@ -67,18 +67,29 @@ class FeatureEncoder:
             X = X.loc[:, [X.columns[names.index(c)] for c in self.feature_names]]
         n = len(X)
         matrix = np.empty((n, len(self.feature_names)), dtype=np.float64)
-        for j in range(len(self.feature_names)):
-            column = X.iloc[:, j]
-            if j in self.lookups:
-                matrix[:, j] = self._codes(column, j, n)
-            else:
-                try:
-                    matrix[:, j] = column.to_numpy(dtype=np.float64, na_value=np.nan)
-                except (TypeError, ValueError) as error:
-                    raise InputError(
-                        f"X column '{self.feature_names[j]}' must be numeric as at fit time; "
-                        f"could not read it as numbers ({error})"
-                    ) from None
+        if n <= 64:
+            # the single-row path: one conversion of the frame, then plain Python per column
+            values = X.to_numpy(dtype=object)
+            for j in range(len(self.feature_names)):
+                column = values[:, j]
+                if j in self.lookups:
+                    lookup = self.lookups[j]
+                    matrix[:, j] = [lookup.get(v, np.nan) for v in column]
+                else:
+                    matrix[:, j] = [self._number(v, j) for v in column]
+        else:
+            for j in range(len(self.feature_names)):
+                column = X.iloc[:, j]
+                if j in self.lookups:
+                    matrix[:, j] = self._codes(column, j)
+                else:
+                    try:
+                        matrix[:, j] = column.to_numpy(dtype=np.float64, na_value=np.nan)
+                    except (TypeError, ValueError) as error:
+                        raise InputError(
+                            f"X column '{self.feature_names[j]}' must be numeric as at fit time; "
+                            f"could not read it as numbers ({error})"
+                        ) from None
         infinite = np.isinf(matrix)
         if infinite.any():
             rows, cols = np.nonzero(infinite)
@@ -92,17 +103,25 @@ class FeatureEncoder:
             )
         return matrix
 
-    def _codes(self, column: pd.Series, j: int, n: int) -> np.ndarray:
+    def _number(self, value, j: int) -> float:
+        if value is None or value is pd.NA or value is pd.NaT:
+            return np.nan
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise InputError(
+                f"X column '{self.feature_names[j]}' must be numeric as at fit time; got "
+                f"{value!r}"
+            ) from None
+
+    def _codes(self, column: pd.Series, j: int) -> np.ndarray:
         if isinstance(column.dtype, pd.CategoricalDtype) and list(column.cat.categories) == list(
             self.categories[j]
         ):
             codes = column.cat.codes.to_numpy(dtype=np.float64)
             codes[codes < 0] = np.nan
             return codes
-        lookup = self.lookups[j]
         values = column.to_numpy(dtype=object)
-        if n <= 64:  # the single-row path: a dict lookup beats building a Categorical
-            return np.array([lookup.get(v, np.nan) for v in values], dtype=np.float64)
         codes = pd.Categorical(values, categories=self.categories[j]).codes.astype(np.float64)
         codes[codes < 0] = np.nan
         return codes
