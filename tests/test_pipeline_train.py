@@ -1,0 +1,283 @@
+"""The training pipeline end to end on small simulated cohorts, each test with its own store.
+
+Sizes: n = 3,000 (2,100 training rows, 900 held out) with LightGBM capped at 60 rounds, so one
+run takes seconds; the gate test's worse model recommends the opposite of the learned policy,
+which on the default scenario loses several EE points per person, far outside the interval.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_model_fakes import profiles
+
+import pipelines.train as train
+from recommender import registry
+from recommender.cli import main
+from recommender.errors import InputError
+
+SMALL = {
+    "seed": 3,
+    "data": {"scenario": "default", "n": 3000, "seed": 5, "assignment": "rct"},
+    "learner": {"learner": "auto", "n_folds": 3, "params": {
+        "outcome_candidates": [{"gbm": {"max_rounds": 60, "patience": 10}}],
+        "final_candidates": [{"gbm": {"max_rounds": 60, "patience": 10}}]}},
+    "evaluation": {"alpha": 0.1, "n_folds": 3},
+}
+
+
+def use_home(monkeypatch, folder):
+    monkeypatch.setenv("RECOMMENDER_HOME", str(folder))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("RECOMMENDER_ACTOR", "test-suite")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One real run (simulate, fit auto learners, evaluate, register) in its own store."""
+    home = tmp_path_factory.mktemp("trained-home")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        use_home(monkeypatch, home)
+        result = train.run_training(overrides=SMALL, reason="fixture run")
+    return result, home
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    use_home(monkeypatch, tmp_path)
+    return tmp_path
+
+
+def versions():
+    client = registry.client()
+    return sorted(str(v.version) for v in
+                  client.search_model_versions("name='burnout-recommender'"))
+
+
+def runs():
+    client = registry.client()
+    experiment = client.get_experiment_by_name("burnout-recommender")
+    if experiment is None:
+        return []
+    return client.search_runs([experiment.experiment_id],
+                              order_by=["attributes.start_time ASC"])
+
+
+def reuse_model(monkeypatch, model):
+    """Skip refitting: later stages run for real on the fixture's fitted model."""
+    monkeypatch.setattr(train, "fit_stage", lambda split, cohort, config: model)
+
+
+# ------------------------------------------------------------------------------ the run
+def test_first_run_becomes_champion_with_card_and_lineage(trained, monkeypatch):
+    result, home = trained
+    use_home(monkeypatch, home)
+    assert result.version == "1" and result.aliases == ["challenger", "champion"]
+    card = home / "cards" / "1"
+    for name in ("card.json", "card.md", "card.html"):
+        assert (card / name).stat().st_size > 1000
+    client = registry.client()
+    run = client.get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["data.sha256"] == result.data_sha256
+    assert run.data.params["rows.holdout"] == "900"
+    assert int(run.data.params["rows.train.none"]) > 30
+    assert run.data.tags["git_commit"] and run.data.tags["version.mlflow"]
+    # Every metric of the evaluation report is logged, under its own name.
+    assert set(result.report.metrics()) <= set(run.data.metrics)
+    logged = {a.path for a in client.list_artifacts(result.run_id)}
+    assert {"card", "evaluation", "config"} <= logged
+    card_files = {a.path for a in client.list_artifacts(result.run_id, "card")}
+    assert {"card/card.json", "card/card.md", "card/card.html"} <= card_files
+    plots = {a.path for a in client.list_artifacts(result.run_id, "evaluation/plots")}
+    assert "evaluation/plots/policy_values.png" in plots
+
+
+def test_card_names_version_run_and_data(trained):
+    result, home = trained
+    markdown = (home / "cards" / "1" / "card.md").read_text()
+    assert "burnout-recommender version 1" in markdown
+    for fact in (result.run_id, result.data_sha256, "SIMULATED", "Policy summary"):
+        assert fact in markdown
+    assert result.report.statement in markdown
+
+
+def test_registered_pyfunc_scores_profiles(trained, monkeypatch):
+    result, home = trained
+    use_home(monkeypatch, home)
+    rows = profiles(50, seed=8)
+    pyfunc = registry.load_pyfunc("models:/burnout-recommender@champion")
+    scored = pyfunc.predict(rows)
+    arms = result.model.treatment_arms
+    expected = {"person_id", "recommended", *(f"effect_{a}" for a in arms),
+                *(f"lower_{a}" for a in arms), *(f"upper_{a}" for a in arms),
+                *(f"effect_dp_{a}" for a in arms), *(f"effect_pa_{a}" for a in arms),
+                "contrib_ee", "contrib_base"}
+    assert expected <= set(scored.columns)
+    np.testing.assert_allclose(scored[[f"effect_{a}" for a in arms]].to_numpy(),
+                               result.model.predict_effect(rows).to_numpy())
+
+
+def test_score_and_card_commands(trained, monkeypatch, tmp_path, capsys):
+    _, home = trained
+    use_home(monkeypatch, home)
+    cohort = tmp_path / "cohort.csv"
+    profiles(120, seed=9).to_csv(cohort, index=False)
+    out = tmp_path / "scored.parquet"
+    assert main(["score", "--model", "champion", "--data", str(cohort), "--out", str(out)]) == 0
+    scored = pd.read_parquet(out)
+    assert len(scored) == 120 and scored.columns[:2].tolist() == ["person_id", "recommended"]
+    assert main(["card", "--model", "models:/burnout-recommender/1", "--out",
+                 str(tmp_path / "card")]) == 0
+    assert (tmp_path / "card" / "card.json").read_text() == \
+        (home / "cards" / "1" / "card.json").read_text()
+    bad = profiles(5).assign(role="surgeon")
+    bad.to_csv(cohort, index=False)
+    assert main(["score", "--data", str(cohort), "--out", str(out)]) == 2
+    assert "surgeon" in capsys.readouterr().err
+
+
+@pytest.mark.browser
+def test_trained_card_renders_in_chromium(trained, tmp_path):
+    from test_card_browser import CHROMEDRIVER, CHROMIUM, assert_card_renders
+
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.skip("Debian's chromium and chromium-driver are not installed")
+    _, home = trained
+    assert_card_renders(home / "cards" / "1" / "card.html", tmp_path / "profile", min_images=3)
+
+
+# ------------------------------------------------------------------------------ reproducible
+def test_same_config_and_seed_give_identical_effects(trained, home):
+    first, _ = trained
+    again = train.run_training(overrides=SMALL)
+    rows = profiles(200, seed=11)
+    for outcome in ("ee", "dp", "pa"):
+        a = first.model.predict_effect(rows, outcome=outcome)
+        b = again.model.predict_effect(rows, outcome=outcome)
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+    assert again.data_sha256 == first.data_sha256
+    other = train.run_training(overrides=SMALL, seed=4)
+    assert not np.array_equal(other.model.predict_effect(rows).to_numpy(),
+                              first.model.predict_effect(rows).to_numpy())
+
+
+# ------------------------------------------------------------------------------ atomicity
+STAGE_FUNCTIONS = ["split_stage", "fit_stage", "evaluate_stage", "gate_stage", "card_stage",
+                   "log_stage", "register_stage", "publish"]
+
+
+@pytest.mark.parametrize("stage", STAGE_FUNCTIONS)
+def test_failure_at_any_stage_registers_nothing(trained, home, monkeypatch, stage):
+    result, _ = trained
+    reuse_model(monkeypatch, result.model)
+    champion = train.run_training(overrides=SMALL)
+    assert champion.version == "1"
+    log_before = (home / "promotions.jsonl").read_text()
+    runs_before = len(runs())
+
+    def boom(*args, **kwargs):
+        raise RuntimeError(f"injected failure in {stage}")
+
+    if stage == "publish":
+        # Inside registration, after the version exists: copying the card out fails.
+        monkeypatch.setattr(train.shutil, "copytree", boom)
+    else:
+        monkeypatch.setattr(train, stage, boom)
+    with pytest.raises(RuntimeError, match="injected"):
+        train.run_training(overrides=SMALL, seed=4)
+
+    assert versions() == ["1"]
+    assert registry.aliases() == {"champion": "1", "challenger": "1"}
+    assert (home / "promotions.jsonl").read_text() == log_before
+    assert sorted(p.name for p in (home / "cards").iterdir()) == ["1"]
+    failed = runs()
+    assert len(failed) == runs_before + 1 and failed[-1].info.status == "FAILED"
+
+
+def test_invalid_data_file_stops_before_any_run(home, tmp_path, capsys):
+    from recommender.simulate import simulate_cohort
+
+    cohort = simulate_cohort("default", 400, seed=1)
+    cohort["intervention"] = cohort["intervention"].astype(str)
+    cohort.loc[7, "ee"] = 99
+    cohort.loc[9, "intervention"] = "yoga"
+    path = tmp_path / "bad.csv"
+    cohort.to_csv(path, index=False)
+    assert main(["train", "--data", str(path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "ee" in err and "99" in err and "yoga" in err
+    assert runs() == [] and not (home / "cards").exists()
+
+
+def test_bad_config_field_is_named(tmp_path):
+    path = tmp_path / "train.yaml"
+    path.write_text("split: {holdout_share: 1.5}\nlearner: {learner: forest}\n")
+    with pytest.raises(InputError) as caught:
+        train.load_config(path)
+    assert "split.holdout_share = 1.5" in str(caught.value)
+    assert "learner.learner = 'forest'" in str(caught.value)
+
+
+# ------------------------------------------------------------------------------ the gate
+class Reversed:
+    """A deliberately bad learner: the fixture's effects with the sign flipped."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.arms_ = inner.arms_
+        self.control_ = inner.control_
+        self.learner_ = "reversed"
+        self.feature_names_ = inner.feature_names_
+
+    def predict_effect(self, X):
+        return -self.inner.predict_effect(X)
+
+    def predict_interval(self, X, alpha=0.1):
+        lower, upper = self.inner.predict_interval(X, alpha=alpha)
+        return -upper, -lower
+
+    def contributions(self, X, arm, versus="none"):
+        return -self.inner.contributions(X, arm, versus=versus)
+
+
+def test_worse_model_stays_challenger(trained, home, monkeypatch):
+    from recommender.model import RecommendationModel
+
+    result, _ = trained
+    reuse_model(monkeypatch, result.model)
+    train.run_training(overrides=SMALL)
+    good = result.model
+    bad = RecommendationModel(
+        outcome_models={o: Reversed(m) for o, m in good.outcome_models.items()},
+        features=good.features, catalog_version=good.catalog_version, control=good.control,
+        metadata=good.metadata)
+    reuse_model(monkeypatch, bad)
+    worse = train.run_training(overrides=SMALL, reason="deliberately worse")
+    assert not worse.gate.passed
+    assert worse.gate.difference.upper < 0
+    assert worse.aliases == ["challenger"]
+    assert registry.aliases() == {"champion": "1", "challenger": "2"}
+    assert "not passed" in (home / "cards" / "2" / "card.md").read_text()
+    # The better model, trained again, passes against the worse-looking history.
+    reuse_model(monkeypatch, good)
+    assert train.run_training(overrides=SMALL).gate.passed
+
+
+def test_promote_and_rollback_commands(trained, home, monkeypatch, capsys):
+    result, _ = trained
+    reuse_model(monkeypatch, result.model)
+    train.run_training(overrides=SMALL)
+    train.run_training(overrides=SMALL)
+    assert registry.aliases()["champion"] == "2"
+    assert main(["rollback", "--reason", "version 2 misbehaves in clinic A"]) == 0
+    assert registry.aliases()["champion"] == "1"
+    assert main(["promote", "2", "--reason", "fixed upstream data"]) == 0
+    assert registry.aliases()["champion"] == "2"
+    with pytest.raises(SystemExit):  # a human change without a reason is refused
+        main(["promote", "1"])
+    events = registry.read_promotion_log()
+    assert [e.kind for e in events if e.alias == "champion"] == ["gate", "gate", "rollback",
+                                                                 "promote"]
+    assert events[-2].reason == "version 2 misbehaves in clinic A"
