@@ -159,7 +159,64 @@ def _app(service_module):
     return _APPS["app"]
 
 
-# -- real server -------------------------------------------------------------------------------
+# -- real champion and server ------------------------------------------------------------------
+
+# A small but real training run: the server tests need a registered champion and its card, not
+# a good model. Two cross-fitting folds and a T-learner keep it to about half a minute.
+SMALL_TRAINING = {"data": {"n": 3000}, "learner": {"learner": "t", "n_folds": 2},
+                  "evaluation": {"n_folds": 2}}
+
+# Session-wide state shared by every module that imports these fixtures (pytest makes one
+# fixture definition per importing module, so the cache, not the scope, keeps it to one).
+_SESSION: dict = {}
+
+
+@contextlib.contextmanager
+def recommender_home(home: Path):
+    """Point this process at ``home``'s embedded MLflow store for a while."""
+    saved = {k: os.environ.get(k) for k in ("RECOMMENDER_HOME", "MLFLOW_TRACKING_URI")}
+    os.environ["RECOMMENDER_HOME"] = str(home)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    try:
+        yield home
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def train_version(home: Path, **overrides) -> str:
+    """Train and register one small version in ``home``; returns its version."""
+    from pipelines.train import run_training
+
+    settings = {**SMALL_TRAINING, **overrides}
+    with recommender_home(home):
+        return str(run_training(overrides=settings, quiet=True,
+                                reason="service tests").version)
+
+
+@pytest.fixture(scope="session")
+def champion_home(tmp_path_factory):
+    """A models folder with a registered champion (version 1) and its card."""
+    if "home" not in _SESSION:
+        home = tmp_path_factory.mktemp("service-champion")
+        train_version(home)
+        _SESSION["home"] = home
+    return _SESSION["home"]
+
+
+@pytest.fixture(scope="session")
+def server_url(champion_home, request):
+    """``recommender serve`` over the champion, on a free loopback port, for the session."""
+    if "url" not in _SESSION:
+        stack = contextlib.ExitStack()
+        _SESSION["url"] = stack.enter_context(running_server(champion_home))
+        request.addfinalizer(stack.close)
+    return _SESSION["url"]
+
+
 
 def free_port() -> int:
     with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:

@@ -103,7 +103,7 @@ def test_batch_answers_valid_rows_in_one_model_call_and_reports_the_others(asgi_
     assert [e["index"] for e in body["errors"]] == [1, 4]
     assert body["errors"][0]["problems"][0]["field"] == "profiles[1].age"
     assert linear_model.calls == [4]
-    assert set(body["evidence"]) >= {"coaching"} and body["results"][0]["ranking"][0]["evidence"] is None
+    assert set(body["evidence"]) >= {"coaching"} and body["results"][0]["ranking"][0]["evidence"] == []
 
 
 def test_batch_limit_comes_from_the_config(asgi_client, service_home, monkeypatch):

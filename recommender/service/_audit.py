@@ -81,8 +81,8 @@ class AuditLog:
     ----------
     url : str
         SQLAlchemy database URL (``sqlite:////abs/path/audit.db``, ``postgresql+psycopg://...``).
-    salt : str
-        Secret mixed into every person hash.
+    salt : str or None
+        Secret mixed into every person hash; ``None`` opens the log for reading only.
 
     Examples
     --------
@@ -96,11 +96,10 @@ class AuditLog:
     ('coaching', True, False)
     """
 
-    def __init__(self, url: str, *, salt: str):
-        if not salt:
-            raise InputError("the audit salt is empty; set RECOMMENDER_AUDIT_SALT or audit.salt")
+    def __init__(self, url: str, *, salt: str | None):
         self.url = url
-        self._salt = salt.encode("utf-8")
+        # Reading (an auditor's export) needs no salt; writing does.
+        self._salt = salt.encode("utf-8") if salt else None
         self._engine = _make_engine(url)
         _metadata.create_all(self._engine)
 
@@ -109,6 +108,8 @@ class AuditLog:
 
     def person_hash(self, person_id: str) -> str:
         """Salted HMAC-SHA-256 of a person id (hex)."""
+        if self._salt is None:
+            raise InputError("the audit salt is empty; set RECOMMENDER_AUDIT_SALT or audit.salt")
         return hmac.new(self._salt, person_id.encode("utf-8"), hashlib.sha256).hexdigest()
 
     def append(self, records: Iterable[Mapping]) -> int:

@@ -10,7 +10,10 @@ from pathlib import Path
 from recommender.errors import InputError
 from recommender.policy import SafetyRules
 
-__all__ = ["ServeConfig", "load_serve_config", "CONFIG_ENV"]
+__all__ = ["ServeConfig", "load_serve_config", "CONFIG_ENV", "SERVICE_NAME"]
+
+# The BentoML service's name (its section in a BentoML configuration file).
+SERVICE_NAME = "burnout_recommender"
 
 # `recommender serve --config FILE` hands its file to the BentoML worker through this variable.
 CONFIG_ENV = "RECOMMENDER_SERVE_CONFIG"

@@ -115,7 +115,7 @@ class RecommendationEngine:
         """Answer validated rows (see :meth:`check_row`) and record them in the audit log.
 
         Returns one answer per row, in order. ``with_evidence=False`` leaves each arm's
-        evidence out (``None``); a batch lists it once instead (:meth:`evidence_map`). Raises
+        evidence out (an empty list); a batch lists it once instead (:meth:`evidence_map`). Raises
         :class:`AuditUnavailable` (and answers nothing) when the audit log cannot be written.
         """
         config = self.config
@@ -241,7 +241,7 @@ class RecommendationEngine:
              "ee_effect": _num(a.effect), "ee_lower": _num(a.lower), "ee_upper": _num(a.upper),
              "dp_effect": _num(a.effect_dp), "pa_effect": _num(a.effect_pa),
              "cost_per_person": self._arm_facts[a.arm]["cost_per_person"],
-             "evidence": self._arm_facts[a.arm]["evidence"] if with_evidence else None}
+             "evidence": self._arm_facts[a.arm]["evidence"] if with_evidence else []}
             for a in ranking.arms
         ]
         answer["explanation"] = {

@@ -27,6 +27,7 @@ __all__ = [
     "ReloadRequest",
     "ReloadResponse",
     "problems_from",
+    "example_profile",
     "accepted_for",
     "MAX_BATCH_ROWS",
     "PROFILE_FIELDS",
@@ -52,6 +53,14 @@ _DESCRIPTIONS = {
     "pa": "MBI-HSS Personal Accomplishment subscale score (8 items scored 0-6; higher is "
           "better).",
 }
+
+
+def example_profile() -> dict:
+    """A valid ``/recommend`` body (the README's and ``serve --print-example``'s example)."""
+    return {"person_id": "p-000123", "age": 41, "gender": "female", "role": "physician",
+            "specialty": "internal_medicine", "setting": "academic", "years_in_practice": 11.0,
+            "weekly_hours": 58.0, "ee": 31, "dp": 11, "pa": 34,
+            "offered": ["coaching", "mindfulness", "peer_group"]}
 
 
 def accepted_for(field: str) -> str:
@@ -159,8 +168,9 @@ class ArmEstimate(BaseModel):
     pa_effect: float = Field(description="Expected change in Personal Accomplishment points "
                              "(positive = better).")
     cost_per_person: float = Field(description="Default cost of a full course, US$.")
-    evidence: list[EvidenceItem] | None = Field(
-        description="Published evidence for this arm; null in batch answers, which list it "
+    # A list, never null: BentoML's client cannot decode an optional list.
+    evidence: list[EvidenceItem] = Field(
+        description="Published evidence for this arm; empty in batch answers, which list it "
                     "once per arm in their 'evidence' map.")
 
 

@@ -22,7 +22,7 @@ from recommender.errors import InputError
 from recommender.service._audit import AuditLog, audit_csv, parse_since, resolve_salt
 from recommender.service._auth import API_KEYS_ENV, KeyRing, parse_env_keys
 from recommender.service._card import read_card
-from recommender.service._config import load_serve_config
+from recommender.service._config import SERVICE_NAME, load_serve_config
 from recommender.service._engine import AuditUnavailable, RecommendationEngine, load_champion_model
 from recommender.service._gate import Gate
 from recommender.service._schemas import (
@@ -37,7 +37,6 @@ from recommender.service._schemas import (
 
 __all__ = ["Recommender", "SERVICE_NAME"]
 
-SERVICE_NAME = "burnout_recommender"
 log = logging.getLogger("recommender.service")
 
 # Routes BentoML does not make itself (HTML card, CSV export) live on this small app, mounted
@@ -46,7 +45,14 @@ pages = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
 
 @bentoml.asgi_app(pages, path="/")
-@bentoml.service(name=SERVICE_NAME, traffic={"timeout": 120}, workers=1, threads=1)
+# BentoML reads worker settings when the class is defined; `recommender serve` passes the
+# values of serve.yaml through these variables (reading them has no side effect).
+@bentoml.service(
+    name=SERVICE_NAME,
+    workers=int(os.environ.get("RECOMMENDER_SERVE_WORKERS", "1")),
+    threads=int(os.environ.get("RECOMMENDER_SERVE_THREADS", "1")),
+    traffic={"timeout": float(os.environ.get("RECOMMENDER_SERVE_TIMEOUT", "120"))},
+)
 class Recommender:
     """Recommends a clinician-wellness intervention per person, with intervals and reasons."""
 

@@ -1,0 +1,52 @@
+"""``recommender audit export``: the service's audit log for auditors, as CSV or JSON lines."""
+
+from __future__ import annotations
+
+HELP = "export the service's audit log (every answered recommendation; hashed person ids)"
+
+
+def configure(parser) -> None:
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    export = actions.add_parser("export", help="write the audit rows as CSV or JSON lines",
+                                description="Write the audit rows, oldest first. Person ids "
+                                            "appear only as salted hashes.")
+    export.add_argument("--out", default=None, metavar="FILE",
+                        help="file to write (.csv, or .jsonl for JSON lines); default: stdout")
+    export.add_argument("--since", default=None, metavar="DATE",
+                        help="only rows logged at or after this ISO 8601 date or time")
+    export.add_argument("--config", default=None, metavar="FILE",
+                        help="service settings naming the audit store (default: "
+                             "configs/serve.yaml)")
+
+
+def run(args) -> int:
+    import json
+    import sys
+    from pathlib import Path
+
+    import sqlalchemy as sa
+
+    from recommender.errors import InputError
+    from recommender.service import AuditLog, audit_csv, load_serve_config, parse_since
+
+    config = load_serve_config(args.config)
+    since = None if args.since is None else parse_since(args.since)
+    url = config.audit_url or f"sqlite:///{config.models_dir / 'audit.db'}"
+    if url.startswith("sqlite"):
+        database = sa.engine.make_url(url).database
+        if not database or not Path(database).is_file():
+            raise InputError(f"no audit log at {database}: the service has not answered any "
+                             "request with these settings (see audit.url in serve.yaml)")
+    rows = AuditLog(url, salt=None).export(since=since)
+    if args.out and Path(args.out).suffix.lower() in (".jsonl", ".json"):
+        text = "".join(json.dumps({**row, "logged_at": row["logged_at"].isoformat()}) + "\n"
+                       for row in rows)
+    else:
+        text = audit_csv(rows)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
+        print(f"wrote {len(rows)} audit row(s) to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0

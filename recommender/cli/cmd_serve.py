@@ -1,0 +1,124 @@
+"""``recommender serve``: run the recommendation service with ``bentoml serve``."""
+
+from __future__ import annotations
+
+HELP = "serve the champion model over HTTP (BentoML) on 127.0.0.1:3000"
+
+_TARGET = "recommender.service.service:Recommender"
+
+
+def configure(parser) -> None:
+    parser.add_argument("--host", default=None, help="address to bind (default: serve.yaml's)")
+    parser.add_argument("--port", type=int, default=None, help="port (default: serve.yaml's)")
+    parser.add_argument("--config", default=None, metavar="FILE",
+                        help="service settings (default: configs/serve.yaml)")
+    parser.add_argument("--print-example", action="store_true",
+                        help="once the service answers, print a curl request and its response")
+
+
+def run(args) -> int:
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from recommender.errors import InputError
+    from recommender.service import load_serve_config
+
+    config = load_serve_config(args.config)
+    host = args.host or config.host
+    port = config.port if args.port is None else args.port
+    if not 0 < port < 65536:
+        raise InputError(f"--port {port} is not accepted; give a port from 1 to 65535")
+    _check_champion()
+
+    env = dict(os.environ)
+    env["BENTOML_DO_NOT_TRACK"] = "True"
+    # BentoML writes its home (logs, a result store) only inside our models folder.
+    home = Path(env.get("BENTOML_HOME") or config.bentoml_home)
+    home.mkdir(parents=True, exist_ok=True)
+    env["BENTOML_HOME"] = str(home)
+    env["RECOMMENDER_SERVE_CONFIG"] = str(Path(config.source).resolve())
+    # Worker settings reach the service class through the environment (see service.py).
+    env["RECOMMENDER_SERVE_WORKERS"] = str(config.workers)
+    env["RECOMMENDER_SERVE_THREADS"] = str(config.threads)
+    env["RECOMMENDER_SERVE_TIMEOUT"] = str(config.timeout)
+    demo_key = None
+    if args.print_example and "program=" not in env.get("RECOMMENDER_API_KEYS", ""):
+        import secrets
+
+        demo_key = secrets.token_urlsafe(24)
+        extra = f"program={demo_key}"
+        env["RECOMMENDER_API_KEYS"] = ",".join(filter(None, [env.get("RECOMMENDER_API_KEYS"),
+                                                             extra]))
+    command = [sys.executable, "-m", "bentoml", "serve", _TARGET, "--host", host,
+               "--port", str(port)]
+    print(f"serving on http://{host}:{port} (OpenAPI: /docs.json; stop with Ctrl-C)",
+          file=sys.stderr)
+    process = subprocess.Popen(command, env=env)
+
+    def forward(signum, _frame):
+        if process.poll() is None:
+            process.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    try:
+        if args.print_example:
+            _print_example(process, host, port, env, demo_key)
+        return process.wait()
+    except KeyboardInterrupt:
+        forward(signal.SIGINT, None)
+        try:
+            return process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return 130
+
+
+def _check_champion() -> None:
+    # A clear message now beats a traceback from inside the server's worker later.
+    from recommender.errors import InputError
+    from recommender.registry import resolve_model, tracking_uri
+
+    try:
+        resolve_model("champion")
+    except InputError:
+        raise InputError(f"no model holds the 'champion' alias in the MLflow store at "
+                         f"{tracking_uri()}; run `recommender train` first (or set "
+                         "MLFLOW_TRACKING_URI to the store that has one)") from None
+
+
+def _print_example(process, host, port, env, demo_key) -> None:
+    import json
+    import time
+
+    import httpx
+
+    from recommender.service._schemas import example_profile
+
+    url = f"http://{host}:{port}"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    else:
+        return
+    key = demo_key or next(entry.split("=", 1)[1] for entry in
+                           env["RECOMMENDER_API_KEYS"].split(",") if entry.startswith("program="))
+    body = example_profile()
+    response = httpx.post(f"{url}/recommend", json=body, timeout=60,
+                          headers={"Authorization": f"Bearer {key}"})
+    shown_key = key if demo_key else "$KEY"
+    print("\nExample request:\n")
+    print(f"curl -s -X POST {url}/recommend -H 'Authorization: Bearer {shown_key}' \\\n"
+          f"     -H 'Content-Type: application/json' -d '{json.dumps(body)}'\n")
+    print(f"Response ({response.status_code}):\n")
+    print(json.dumps(response.json(), indent=2))
+    if demo_key:
+        print(f"\n(the program key above was made for this run only; set RECOMMENDER_API_KEYS "
+              "for lasting keys)")

@@ -1,0 +1,150 @@
+"""A real ``recommender serve`` (``bentoml serve``) over a trained champion, on a loopback port.
+
+Driven by BentoML's own client, plain HTTP, Schemathesis against the service's OpenAPI document,
+and a bounded load test. The duration of the load test is ``RECOMMENDER_LOAD_SECONDS`` (60 by
+default, as the issue asks; shorter for a quick local run).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+
+from recommender.service._schemas import Recommendation, example_profile
+from service_fixtures import (  # noqa: F401  (fixtures)
+    KEYS,
+    PROFILE,
+    champion_home,
+    profile,
+    server_url,
+    train_version,
+)
+
+pytestmark = [pytest.mark.server, pytest.mark.slow]
+
+
+def headers(role):
+    return {"Authorization": f"Bearer {KEYS[role]}"}
+
+
+def audit_rows(url) -> int:
+    export = httpx.get(f"{url}/audit/export", headers=headers("auditor"), timeout=60)
+    assert export.status_code == 200
+    return len(export.text.strip().splitlines()) - 1
+
+
+def test_bentoml_client_recommends(server_url):
+    import bentoml
+
+    with bentoml.SyncHTTPClient(server_url, token=KEYS["program"], timeout=60) as client:
+        answer = client.recommend(example_profile())
+        Recommendation.model_validate(answer)
+        assert answer["recommended"] in {"none", *example_profile()["offered"]}
+        assert {a["arm"] for a in answer["ranking"]} <= {"none", *example_profile()["offered"]}
+        assert answer["explanation"]["sentence"]
+        batch = client.recommend_batch({"profiles": [PROFILE, {"age": 5}, profile(person_id="b")]})
+        assert (batch["answered"], batch["rejected"]) == (2, 1)
+        with pytest.raises(bentoml.exceptions.BentoMLException) as caught:
+            client.recommend(profile(ee=80))
+        assert caught.value.error_code == 422 and "an integer from 0 to 54" in str(caught.value)
+
+
+def test_plain_http_probes_auth_and_pages(server_url):
+    for path in ("/livez", "/readyz", "/metrics", "/docs.json"):
+        assert httpx.get(server_url + path, timeout=30).status_code == 200, path
+    assert httpx.post(f"{server_url}/recommend", json=PROFILE, timeout=30).status_code == 401
+    assert httpx.post(f"{server_url}/recommend", json=PROFILE, headers=headers("auditor"),
+                      timeout=30).status_code == 403
+    answer = httpx.post(f"{server_url}/recommend", json=PROFILE,
+                        headers={"x-api-key": KEYS["program"]}, timeout=60)
+    assert answer.status_code == 200 and answer.json()["model_version"]
+    card = httpx.get(f"{server_url}/model_card", headers=headers("auditor"), timeout=60)
+    assert card.status_code == 200 and "Model card: burnout-recommender" in card.text
+    card_json = httpx.get(f"{server_url}/model_card.json", headers=headers("auditor"), timeout=60)
+    assert card_json.status_code == 200 and card_json.json()
+    assert "bentoml_service_request" in httpx.get(f"{server_url}/metrics", timeout=30).text
+
+
+def test_crisis_and_referral_over_http(server_url):
+    crisis = httpx.post(f"{server_url}/recommend", json=profile(crisis_risk=True),
+                        headers=headers("program"), timeout=60).json()
+    assert crisis["ranking"] == [] and crisis["safety"]["level"] == "crisis"
+    severe = httpx.post(f"{server_url}/recommend", json=profile(ee=50, dp=25),
+                        headers=headers("program"), timeout=60).json()
+    assert severe["safety"]["level"] == "referral" and severe["ranking"]
+
+
+def _schemathesis(url, role, *extra, tmp_path):
+    command = [sys.executable, "-m", "schemathesis.cli", "run", f"{url}/docs.json",
+               "--checks", "not_a_server_error", "--seed", "7", "--generation-database", "none",
+               "--workers", "1", "--no-color", "-H", f"Authorization: Bearer {KEYS[role]}",
+               *extra]
+    return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+
+
+@pytest.mark.parametrize("role, extra", [
+    ("scientist", ("--exclude-path", "/reload", "--max-examples", "30")),
+    ("auditor", ("--include-path-regex", "^/(audit|model_card)", "--max-examples", "10")),
+    ("scientist", ("--include-path", "/reload", "--max-examples", "3")),
+])
+def test_schemathesis_finds_no_server_error(server_url, role, extra, tmp_path):
+    result = _schemathesis(server_url, role, *extra, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert "passed" in result.stdout
+
+
+def test_load_16_connections_no_errors_and_every_answer_audited(server_url):
+    seconds = float(os.environ.get("RECOMMENDER_LOAD_SECONDS", "60"))
+    before = audit_rows(server_url)
+    answered, failures = [0] * 16, []
+    stop = time.monotonic() + seconds
+
+    def worker(k):
+        with httpx.Client(base_url=server_url, headers=headers("program"), timeout=60) as client:
+            i = 0
+            while time.monotonic() < stop:
+                body = profile(person_id=f"load-{k}-{i}", ee=(k * 7 + i) % 55, dp=i % 31,
+                               role=("physician", "resident", "nurse", "app")[i % 4])
+                try:
+                    response = client.post("/recommend", json=body)
+                except httpx.HTTPError as error:
+                    failures.append(repr(error))
+                else:
+                    if response.status_code == 200:
+                        answered[k] += 1
+                    else:
+                        failures.append(f"{response.status_code}: {response.text[:200]}")
+                i += 1
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(seconds + 120)
+    assert failures == []
+    assert sum(answered) > 0
+    assert audit_rows(server_url) - before == sum(answered)
+
+
+def test_reload_serves_a_new_champion_without_restart(server_url, champion_home):
+    # Runs last in this module: afterwards the server answers with version 2.
+    from recommender.registry import promote
+    from service_fixtures import recommender_home
+
+    version = train_version(champion_home, seed=11)
+    with recommender_home(champion_home):
+        promote(version, reason="service reload test")
+    assert httpx.post(f"{server_url}/reload", headers=headers("program"),
+                      timeout=60).status_code == 403
+    reloaded = httpx.post(f"{server_url}/reload", headers=headers("scientist"), timeout=300)
+    assert reloaded.status_code == 200, reloaded.text
+    assert reloaded.json()["model_version"] == version
+    answer = httpx.post(f"{server_url}/recommend", json=PROFILE, headers=headers("program"),
+                        timeout=60).json()
+    assert answer["model_version"] == version
