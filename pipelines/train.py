@@ -17,7 +17,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -30,7 +29,7 @@ from recommender.errors import InputError
 from recommender.paths import config_path, models_dir
 
 __all__ = [
-    "STAGES", "TrainingResult", "Cohort", "Split", "Evaluation",
+    "STAGES", "SilentProgress", "TrainingResult", "Cohort", "Split", "Evaluation",
     "load_config", "run_training",
     "learner_params", "load_stage", "split_stage", "fit_stage", "evaluate_stage", "gate_stage", "card_stage",
     "log_stage", "register_stage",
@@ -190,6 +189,17 @@ def _frame_sha256(frame: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
+def _design_from_propensity(frame: pd.DataFrame) -> str:
+    """"randomized" when logged propensities are one constant per arm (a trial's shares)."""
+    if "propensity" not in frame.columns or "intervention" not in frame.columns:
+        return "not declared (no propensity column)"
+    propensity = pd.to_numeric(frame["propensity"], errors="coerce")
+    per_arm = propensity.groupby(frame["intervention"].astype(str)).nunique()
+    if propensity.notna().all() and (per_arm <= 1).all():
+        return "randomized (logged propensities are constant within each arm)"
+    return "observational (logged propensities vary within arms)"
+
+
 def load_stage(config: dict, data=None) -> Cohort:
     """Load and validate the training cohort: ``data`` (a file) or the configured simulation.
 
@@ -207,9 +217,13 @@ def load_stage(config: dict, data=None) -> Cohort:
         if not path.exists():
             raise InputError(f"training data file {path} does not exist")
         frame = read_cohort(path)
-        source, sha = "file", _file_sha256(path)
-        description = f"file {path.name}"
-        design = config["data"].get("design") or "not declared"
+        sha = _file_sha256(path)
+        # Only a simulator knows true effects: a file carrying them is a simulated cohort.
+        simulated = any(str(c).startswith("true_effect_") for c in frame.columns)
+        source = "simulated (file)" if simulated else "file"
+        description = f"file {path.name}" + (" (simulated, with oracle columns)"
+                                             if simulated else "")
+        design = config["data"].get("design") or _design_from_propensity(frame)
     else:
         from recommender.simulate import simulate_cohort
 
@@ -434,64 +448,22 @@ def _package_versions() -> dict:
 
 def card_facts(model, evaluation: Evaluation, split: Split, cohort: Cohort, config: dict, *,
                gate, run_id: str | None, git_commit: str, versions: dict,
-               version: str | None = None, aliases_: list | None = None,
                previous_champion: str | None = None, created: str | None = None) -> dict:
-    """Every fact the model card shows, as a JSON-safe dict."""
-    from recommender.card import (
-        DEFAULT_TEXT,
-        arm_counts,
-        evaluation_facts,
-        evidence_facts,
-        json_safe,
-        policy_summary,
-        recommendation_mix,
-        subgroup_facts,
-    )
+    """Every fact the model card shows (version and aliases are added at registration)."""
+    from recommender.card import training_card_facts
 
-    catalog = cohort.catalog
-    arms = list(model.arms)
-    report = evaluation.report
-    caveats = [evaluation.report.statement, *DEFAULT_TEXT["caveats"]]
-    if cohort.source == "simulated":
-        caveats.append("This version was trained on a SIMULATED cohort: it demonstrates the "
-                       "method and must not be used to advise real clinicians.")
-    learners = {o: str(getattr(m, "learner_", type(m).__name__))
-                for o, m in model.outcome_models.items()}
-    holdout_X = model.feature_frame(split.holdout)
-    return json_safe({
-        "schema_version": 1,
-        "model": {
-            "name": config["registry"]["model_name"], "version": version,
-            "aliases": aliases_ or [], "created": created, "run_id": run_id,
-            "experiment": config["registry"]["experiment"], "git_commit": git_commit,
-            "data_sha256": cohort.sha256, "catalog_version": model.catalog_version,
-            "learners": learners, "seed": config["seed"],
-            "previous_champion": previous_champion, "gate": gate.to_dict(),
-            "package_versions": versions,
-        },
-        "training_data": {
-            "source": cohort.source, "description": cohort.description,
-            "design": cohort.design,
-            "propensity": ("logged in the data (design shares in a trial)"
-                           if "propensity" in cohort.frame.columns
-                           else "estimated by a regularized multinomial model"),
-            "n_rows": len(cohort.frame), "n_train": len(split.train),
-            "n_holdout": len(split.holdout),
-            "holdout_share": config["split"]["holdout_share"],
-            "split": f"stratified by arm, seed {config['seed']}",
-            "outcomes": ", ".join(f"{o} (follow-up minus baseline)" for o in model.outcomes),
-            "arm_counts": arm_counts(split.train["intervention"].astype(str),
-                                     split.holdout["intervention"].astype(str), arms),
-        },
-        "evaluation": evaluation_facts(report, secondary=evaluation.secondary),
-        "subgroups": subgroup_facts(report, min_cell=config["card"]["min_cell"]),
-        "recommendation_mix": recommendation_mix(evaluation.recommended, arms),
-        "policy_summary": policy_summary(holdout_X, evaluation.recommended,
-                                         max_depth=config["card"]["policy_tree_depth"],
-                                         random_state=config["seed"]),
-        "evidence": evidence_facts(catalog, arms),
-        "caveats": caveats,
-    })
+    return training_card_facts(
+        model=model, report=evaluation.report, recommended=evaluation.recommended,
+        secondary=evaluation.secondary, holdout_features=model.feature_frame(split.holdout),
+        treatment_train=split.train["intervention"].astype(str),
+        treatment_holdout=split.holdout["intervention"].astype(str),
+        catalog=cohort.catalog,
+        data={"source": cohort.source, "description": cohort.description,
+              "design": cohort.design, "sha256": cohort.sha256,
+              "propensity_logged": "propensity" in cohort.frame.columns,
+              "n_rows": len(cohort.frame)},
+        config=config, gate=gate, run_id=run_id, git_commit=git_commit, versions=versions,
+        previous_champion=previous_champion, created=created)
 
 
 def card_stage(facts: dict, plots: dict, folder) -> dict:
@@ -580,38 +552,15 @@ def register_stage(run, model_info, *, gate, reason: str, card_facts_: dict, plo
 
 
 # ---------------------------------------------------------------------------------- display
-class _Silent:
+class SilentProgress:
+    """The default progress display: nothing. The CLI passes a rich one (same two methods)."""
+
     @contextlib.contextmanager
     def stage(self, name: str, description: str):
         yield
 
     def note(self, text: str) -> None:
         pass
-
-
-class _RichDisplay:
-    """One spinner line per stage, with its time; stderr so stdout stays parseable."""
-
-    def __init__(self):
-        from rich.console import Console
-
-        self.console = Console(stderr=True)
-
-    @contextlib.contextmanager
-    def stage(self, name: str, description: str):
-        start = time.perf_counter()
-        with self.console.status(f"[bold]{name}[/]: {description}", spinner="dots"):
-            try:
-                yield
-            except BaseException:
-                self.console.print(f"[red]✗[/] {name}: {description} "
-                                   f"(failed after {time.perf_counter() - start:.1f} s)")
-                raise
-        self.console.print(f"[green]✓[/] {name}: {description} "
-                           f"({time.perf_counter() - start:.1f} s)")
-
-    def note(self, text: str) -> None:
-        self.console.print(f"  {text}")
 
 
 # ---------------------------------------------------------------------------------- run
@@ -634,7 +583,7 @@ class TrainingResult:
         return "champion" in self.aliases
 
 
-def run_training(config=None, *, data=None, seed: int | None = None, quiet: bool = True,
+def run_training(config=None, *, data=None, seed: int | None = None, progress=None,
                  reason: str | None = None, overrides: dict | None = None) -> TrainingResult:
     """Run the whole pipeline once.
 
@@ -646,8 +595,9 @@ def run_training(config=None, *, data=None, seed: int | None = None, quiet: bool
         A cohort file; without it the config's simulated cohort is used.
     seed : int, optional
         Overrides ``seed`` in the config.
-    quiet : bool, default True
-        No progress display.
+    progress : object, optional
+        ``progress.stage(name, description)`` (a context manager around each stage) and
+        ``progress.note(text)``; default :class:`SilentProgress`.
     reason : str, optional
         Recorded in the promotion log; default names the run.
     overrides : dict, optional
@@ -671,7 +621,7 @@ def run_training(config=None, *, data=None, seed: int | None = None, quiet: bool
         settings = _merge(_merge(_DEFAULTS, config), extra)
     else:
         settings = load_config(config, overrides=extra)
-    display = _Silent() if quiet else _RichDisplay()
+    display = progress or SilentProgress()
 
     with display.stage("load", "reading and validating the cohort"):
         cohort = load_stage(settings, data)

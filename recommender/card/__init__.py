@@ -4,7 +4,12 @@ The card is rendered from a plain dict of facts (``card.json``), so it can be re
 logged run at any time and tested without fitting anything.
 """
 
-from recommender.card._assemble import PLOT_CAPTIONS, evaluation_facts, subgroup_facts
+from recommender.card._assemble import (
+    PLOT_CAPTIONS,
+    evaluation_facts,
+    subgroup_facts,
+    training_card_facts,
+)
 from recommender.card._facts import (
     arm_counts,
     evidence_facts,
@@ -27,5 +32,5 @@ __all__ = [
     "CARD_FILES", "DEFAULT_TEXT", "PLOT_CAPTIONS", "SECTIONS", "arm_counts", "copy_card",
     "evaluation_facts", "evidence_facts", "subgroup_facts",
     "json_safe", "policy_summary", "read_card", "recommendation_mix", "render_html",
-    "render_markdown", "section_ids", "table", "write_card",
+    "render_markdown", "section_ids", "table", "training_card_facts", "write_card",
 ]

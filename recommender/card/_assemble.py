@@ -6,7 +6,7 @@ import pandas as pd
 
 from recommender.card._facts import json_safe, table
 
-__all__ = ["evaluation_facts", "subgroup_facts", "PLOT_CAPTIONS"]
+__all__ = ["evaluation_facts", "subgroup_facts", "training_card_facts", "PLOT_CAPTIONS"]
 
 PLOT_CAPTIONS = {
     "policy_values": "Policy value with intervals: learned policy, each one-arm-for-all "
@@ -101,3 +101,81 @@ def subgroup_facts(report, *, min_cell: int = 11) -> dict:
         rows.append(row)
     shown = {"columns": [str(c) for c in columns], "rows": json_safe(rows)}
     return {"min_cell": min_cell, "table": shown, "plots": ["subgroups"]}
+
+
+def training_card_facts(*, model, report, recommended, secondary, holdout_features,
+                        treatment_train, treatment_holdout, catalog, data: dict, config: dict,
+                        gate, run_id, git_commit: str, versions: dict,
+                        previous_champion: str | None = None, created: str | None = None,
+                        version: str | None = None, aliases=None) -> dict:
+    """Every fact of a freshly trained model's card, as a JSON-safe dict.
+
+    Parameters
+    ----------
+    model : RecommendationModel
+    report : EvaluationReport
+        On the held-out part.
+    recommended : array-like of str
+        The model's recommendation for each held-out row.
+    secondary : DataFrame
+        The learned policy's effect on every outcome (see the training pipeline).
+    holdout_features : DataFrame
+        Held-out features, for the policy-summary tree.
+    treatment_train, treatment_holdout : array-like of str
+        Arms received, for the arm counts.
+    catalog : Catalog
+        For the evidence section.
+    data : dict
+        ``source``, ``description``, ``design``, ``sha256``, ``propensity_logged``, ``n_rows``.
+    config : dict
+        The training config.
+    gate : GateDecision
+    """
+    from recommender.card._facts import (
+        arm_counts,
+        evidence_facts,
+        policy_summary,
+        recommendation_mix,
+    )
+    from recommender.card._sections import DEFAULT_TEXT
+
+    arms = list(model.arms)
+    caveats = [report.statement, *DEFAULT_TEXT["caveats"]]
+    if "simulated" in str(data.get("source", "")):
+        caveats.append("This version was trained on a SIMULATED cohort: it demonstrates the "
+                       "method and must not be used to advise real clinicians.")
+    learners = {o: str(getattr(m, "learner_", type(m).__name__))
+                for o, m in model.outcome_models.items()}
+    n_train, n_holdout = len(treatment_train), len(treatment_holdout)
+    return json_safe({
+        "schema_version": 1,
+        "model": {
+            "name": config["registry"]["model_name"], "version": version,
+            "aliases": list(aliases or []), "created": created, "run_id": run_id,
+            "experiment": config["registry"]["experiment"], "git_commit": git_commit,
+            "data_sha256": data.get("sha256"), "catalog_version": model.catalog_version,
+            "learners": learners, "seed": config["seed"],
+            "previous_champion": previous_champion, "gate": gate.to_dict(),
+            "package_versions": versions,
+        },
+        "training_data": {
+            "source": data.get("source"), "description": data.get("description"),
+            "design": data.get("design"),
+            "propensity": ("logged in the data (the design's shares in a trial)"
+                           if data.get("propensity_logged")
+                           else "estimated by a regularized multinomial model"),
+            "n_rows": data.get("n_rows"), "n_train": n_train, "n_holdout": n_holdout,
+            "holdout_share": config["split"]["holdout_share"],
+            "split": f"stratified by arm, seed {config['seed']}",
+            "outcomes": ", ".join(f"{o} (follow-up minus baseline)" for o in model.outcomes),
+            "arm_counts": arm_counts(treatment_train, treatment_holdout, arms),
+        },
+        "evaluation": evaluation_facts(report, secondary=secondary),
+        "subgroups": subgroup_facts(report, min_cell=config["card"]["min_cell"]),
+        "recommendation_mix": recommendation_mix(recommended, arms),
+        "policy_summary": policy_summary(holdout_features, recommended,
+                                         max_depth=config["card"]["policy_tree_depth"],
+                                         random_state=config["seed"]),
+        "evidence": evidence_facts(catalog, arms),
+        "caveats": caveats,
+    })

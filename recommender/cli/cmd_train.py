@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import time
+
 HELP = "train the uplift models, evaluate them, register a version and write its model card"
 
 
@@ -19,19 +23,43 @@ def configure(parser) -> None:
                         help="no progress display; print only the result line")
 
 
+class RichProgress:
+    """One spinner line per stage, then a tick and its time; on stderr, so stdout stays clean."""
+
+    def __init__(self):
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+
+    @contextlib.contextmanager
+    def stage(self, name: str, description: str):
+        start = time.perf_counter()
+        with self.console.status(f"[bold]{name}[/]: {description}", spinner="dots"):
+            try:
+                yield
+            except BaseException:
+                self.console.print(f"[red]✗[/] {name}: {description} "
+                                   f"(failed after {time.perf_counter() - start:.1f} s)")
+                raise
+        self.console.print(f"[green]✓[/] {name}: {description} "
+                           f"({time.perf_counter() - start:.1f} s)")
+
+    def note(self, text: str) -> None:
+        self.console.print(f"  {text}", highlight=False)
+
+
 def run(args) -> int:
     from pipelines.train import run_training
+    from recommender.errors import InputError
     from recommender.registry import tracking_uri
 
-    from recommender.errors import InputError
-
     try:
-        result = run_training(args.config, data=args.data, seed=args.seed, quiet=args.quiet,
+        result = run_training(args.config, data=args.data, seed=args.seed,
+                              progress=None if args.quiet else RichProgress(),
                               reason=args.reason)
     except InputError:
         raise
     except Exception as error:  # noqa: BLE001 - report, then exit 1 as the CLI contract says
-        import sys
         import traceback
 
         traceback.print_exc()
