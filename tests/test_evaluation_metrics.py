@@ -202,6 +202,28 @@ def test_qini_interval_covers_zero_for_a_random_ranking_at_the_nominal_rate():
     assert 0.87 <= np.mean(hits) <= 0.97
 
 
+def test_intersection_cells_are_protected_against_row_and_column_subtraction():
+    # resident x male has 5 people; residents' and men's totals are published elsewhere, so a
+    # second cell must go in the resident row and in the male column.
+    sizes = {("nurse", "female"): 40, ("nurse", "male"): 30, ("resident", "female"): 25,
+             ("resident", "male"): 5, ("physician", "female"): 20, ("physician", "male"): 50}
+    groups = pd.DataFrame([key for key, k in sizes.items() for _ in range(k)],
+                          columns=["role", "gender"])
+    n = len(groups)
+    table = subgroup_table(groups, ["a"] * n, [-1.0] * n, np.zeros(n), arms=("none", "a"))
+    cross = table[table["grouping"] == "role x gender"].set_index("cell")["suppression"]
+    assert cross["resident x male"] == "small cell"
+    # the resident row and the male column each need a second hidden cell, and so does the
+    # row of whichever cell the column hides: the smallest safe pattern is a 2 x 2 block
+    hidden = set(cross[cross != ""].index)
+    assert len(hidden) == 4 and {"resident x male", "resident x female"} <= hidden
+    # every row and column now hides zero or at least two cells
+    for part in ["resident", "nurse", "physician", "female", "male"]:
+        hidden = sum(bool(v) for c, v in cross.items() if part in c.split(" x "))
+        assert hidden != 1, part
+    assert not table[table["grouping"] == "role"]["suppressed"].any()
+
+
 def test_age_bands():
     assert list(age_band([18, 29, 30, 49, 50, 59, 60, 90])) == [
         "18-29", "18-29", "30-39", "40-49", "50-59", "50-59", "60+", "60+"]

@@ -5,8 +5,9 @@ when both are given): its size, the recommendation mix, the mean predicted effec
 recommended arm and the doubly robust value of the learned policy within the cell. A cell with
 fewer than ``MIN_CELL`` people is suppressed, a privacy rule: every number, its size included,
 is blanked and ``suppressed`` is true (a visible small ``n`` is itself the disclosure). When a
-grouping would have exactly one suppressed cell, its size could be recovered as the total
-minus the others, so the next-smallest cell is suppressed too (complementary suppression;
+published total (a grouping's total; for role × gender also each role's and each gender's
+total) covers exactly one suppressed cell, that cell's size could be recovered by subtraction,
+so the smallest other cell under that total is suppressed too (complementary suppression;
 ``suppression`` says which rule applied).
 """
 
@@ -86,17 +87,25 @@ def subgroup_table(groups: pd.DataFrame, recommended, recommended_effect, policy
     effect = np.asarray(recommended_effect, dtype=float)
     terms = np.asarray(policy_terms, dtype=float)
     groupings = {column: groups[column].astype(str).to_numpy() for column in groups.columns}
+    margins: dict[str, list[list[str]]] = {}
     if "role" in groups.columns and "gender" in groups.columns:
-        groupings["role x gender"] = (groups["role"].astype(str) + " x "
-                                      + groups["gender"].astype(str)).to_numpy()
+        role = groups["role"].astype(str).to_numpy()
+        gender = groups["gender"].astype(str).to_numpy()
+        labels = np.char.add(np.char.add(role.astype(str), " x "), gender.astype(str))
+        groupings["role x gender"] = labels
+        # The role and gender tables publish these cells' row and column totals.
+        pairs = sorted({(r, g) for r, g in zip(role.tolist(), gender.tolist())})
+        margins["role x gender"] = (
+            [[f"{r} x {g}" for r2, g in pairs if r2 == r] for r in sorted({r for r, _ in pairs})]
+            + [[f"{r} x {g}" for r, g2 in pairs if g2 == g]
+               for g in sorted({g for _, g in pairs})])
     rows = []
     for grouping, labels in groupings.items():
         cells = _cells(groups, grouping, labels)
         sizes = {cell: int((labels == cell).sum()) for cell in cells}
-        reason = {cell: "small cell" if size < min_cell else "" for cell, size in sizes.items()}
-        shown = [cell for cell in cells if not reason[cell]]
-        if len(cells) - len(shown) == 1 and shown:
-            reason[min(shown, key=lambda cell: sizes[cell])] = "complementary"
+        # Margins before the grand total: fixing rows and columns usually fixes the total too,
+        # whereas hiding a cell for the total first can cascade through every row.
+        reason = _suppression(sizes, [*margins.get(grouping, []), cells], min_cell)
         for cell in cells:
             members = labels == cell
             n = sizes[cell]
@@ -116,6 +125,36 @@ def subgroup_table(groups: pd.DataFrame, recommended, recommended_effect, policy
                            policy_value=est.estimate, lower=est.lower, upper=est.upper)
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _suppression(sizes: dict[str, int], lines: list[list[str]],
+                 min_cell: int) -> dict[str, str]:
+    """Why each cell is hidden: ``"small cell"``, ``"complementary"`` or ``""`` (shown).
+
+    ``lines`` are sets of cells whose total is published (the grouping's total, and for an
+    intersection each row and column margin). A line with exactly one hidden cell would give
+    it away by subtraction, so its smallest shown cell is hidden too, until no line has one.
+    """
+    reason = {cell: "small cell" if size < min_cell else "" for cell, size in sizes.items()}
+    changed = True
+    while changed:
+        changed = False
+        for line in lines:
+            hidden = [cell for cell in line if reason[cell]]
+            shown = [cell for cell in line if not reason[cell]]
+            if len(hidden) == 1 and shown:
+                reason[min(shown, key=lambda cell: (not _mends_another(cell, line, lines,
+                                                                       reason),
+                                                    sizes[cell], cell))] = "complementary"
+                changed = True
+    return reason
+
+
+def _mends_another(cell: str, line: list[str], lines: list[list[str]],
+                   reason: dict[str, str]) -> bool:
+    """Whether hiding ``cell`` also completes another line that has exactly one hidden cell."""
+    return any(cell in other and other is not line
+               and sum(bool(reason[c]) for c in other) == 1 for other in lines)
 
 
 def _cells(groups: pd.DataFrame, grouping: str, labels: np.ndarray) -> list[str]:
