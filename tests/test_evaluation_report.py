@@ -81,7 +81,7 @@ def test_summary_has_every_headline_metric(report):
                  "policy_value.random", "policy_value.oracle", "personalization_gain",
                  "ate.steady", "qini.targeted", "auuc.targeted", "calibration_slope.targeted",
                  "pehe.steady", "pehe_mean", "coverage.targeted", "interval_width.targeted",
-                 "regret", "share_of_oracle", "true_value.learned"]:
+                 "regret", "share_of_oracle", "true_value.learned", "qini_oracle.targeted"]:
         assert name in summary.index, name
     assert summary.loc["personalization_gain", "lower"] == report.gain.lower
 

@@ -212,6 +212,9 @@ class EvaluationReport:
                 if "coverage" in r.index:
                     rows.append((f"coverage.{arm}", r.coverage, nan, nan))
                     rows.append((f"interval_width.{arm}", r.mean_width, nan, nan))
+            if "qini_oracle" in self.qini.columns:
+                for arm, r in self.qini.iterrows():
+                    rows.append((f"qini_oracle.{arm}", r.qini_oracle, nan, nan))
             for name in ("pehe_mean", "coverage_mean", "mean_width", "regret",
                          "share_of_oracle"):
                 if name in self.oracle:
