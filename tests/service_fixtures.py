@@ -193,7 +193,7 @@ def train_version(home: Path, **overrides) -> str:
 
     settings = {**SMALL_TRAINING, **overrides}
     with recommender_home(home):
-        return str(run_training(overrides=settings, quiet=True,
+        return str(run_training(overrides=settings,
                                 reason="service tests").version)
 
 

@@ -132,6 +132,19 @@ def test_load_16_connections_no_errors_and_every_answer_audited(server_url):
     assert audit_rows(server_url) - before == sum(answered)
 
 
+def test_card_comes_from_the_mlflow_run_when_the_local_copy_is_missing(server_url, champion_home):
+    version = httpx.post(f"{server_url}/recommend", json=PROFILE, headers=headers("program"),
+                         timeout=60).json()["model_version"]
+    local = champion_home / "cards" / version
+    moved = local.with_name(f"{version}-elsewhere")
+    local.rename(moved)
+    try:
+        card = httpx.get(f"{server_url}/model_card", headers=headers("scientist"), timeout=120)
+    finally:
+        moved.rename(local)
+    assert card.status_code == 200 and f"version {version}" in card.text
+
+
 def test_reload_serves_a_new_champion_without_restart(server_url, champion_home):
     # Runs last in this module: afterwards the server answers with version 2.
     from recommender.registry import promote

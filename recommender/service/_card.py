@@ -5,10 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-__all__ = ["read_card", "CARD_ARTIFACT_DIR"]
-
-# Where the training pipeline logs the card inside the run's artifacts.
-CARD_ARTIFACT_DIR = "card"
+__all__ = ["read_card"]
 
 
 def read_card(models_dir: Path, version: str, filename: str) -> str | None:
@@ -24,14 +21,12 @@ def read_card(models_dir: Path, version: str, filename: str) -> str | None:
 
 
 def _from_registry(version: str, filename: str) -> str | None:
-    try:
-        from recommender.registry import MODEL_NAME, client
+    from recommender.errors import InputError
+    from recommender.registry import fetch_card
 
-        mlflow_client = client()
-        run_id = mlflow_client.get_model_version(MODEL_NAME, version).run_id
-        with tempfile.TemporaryDirectory() as folder:
-            path = mlflow_client.download_artifacts(run_id, f"{CARD_ARTIFACT_DIR}/{filename}",
-                                                    folder)
-            return Path(path).read_text(encoding="utf-8")
-    except Exception:  # no registry, no run, no artifact: the caller answers 404
+    try:
+        with tempfile.TemporaryDirectory(prefix="recommender-card-") as folder:
+            path = fetch_card(version, folder) / filename
+            return path.read_text(encoding="utf-8") if path.is_file() else None
+    except (InputError, OSError):  # no such version, no card logged: the caller answers 404
         return None

@@ -1,0 +1,80 @@
+"""The model card page opened in headless Chromium through the running service.
+
+Debian's ``chromium`` and ``chromium-driver`` (``make system-test-deps``); the API key travels as
+a request header set through the DevTools protocol, never in the URL.
+"""
+
+from __future__ import annotations
+
+import shutil
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+
+from service_fixtures import KEYS, champion_home, server_url  # noqa: F401  (fixtures)
+
+pytestmark = [pytest.mark.server, pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+SECTIONS = ("Model details and lineage", "Intended use and users", "Out-of-scope uses",
+            "Evaluation", "Subgroups", "Evidence behind each intervention",
+            "Ethical considerations", "How to report a problem")
+
+
+@pytest.fixture
+def browser(tmp_path):
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.fail("Debian's chromium and chromium-driver are needed: run `make "
+                    "system-test-deps` (no browser is downloaded)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--window-size=1280,1600",
+                 f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)),
+                              options=options)
+    driver.set_page_load_timeout(120)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(tmp_path / "chromium-profile", ignore_errors=True)
+
+
+def _with_key(driver, role):
+    driver.execute_cdp_cmd("Network.enable", {})
+    driver.execute_cdp_cmd("Network.setExtraHTTPHeaders",
+                           {"headers": {"Authorization": f"Bearer {KEYS[role]}"}})
+
+
+def test_model_card_page_renders_every_section(browser, server_url, tmp_path):
+    from PIL import Image, ImageStat
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{server_url}/model_card")
+    assert "API key is required" in browser.page_source  # no key, no card
+
+    _with_key(browser, "auditor")
+    browser.get(f"{server_url}/model_card")
+    assert browser.title.startswith("Model card: burnout-recommender version")
+    headings = [h.text for h in browser.find_elements(By.TAG_NAME, "h2")]
+    for section in SECTIONS:
+        assert section in headings, (section, headings)
+    images = browser.find_elements(By.TAG_NAME, "img")
+    assert images and all(browser.execute_script(
+        "return arguments[0].complete && arguments[0].naturalWidth > 0", img) for img in images)
+    shot = Image.open(BytesIO(browser.get_screenshot_as_png())).convert("L")
+    shot.save(tmp_path / "model_card.png")
+    assert ImageStat.Stat(shot).stddev[0] > 5  # not a blank page
+
+
+def test_program_role_cannot_open_the_card(browser, server_url):
+    _with_key(browser, "program")
+    browser.get(f"{server_url}/model_card")
+    assert "may not call /model_card" in browser.page_source
