@@ -74,6 +74,16 @@ def test_no_personalization_and_no_arm_better_are_said_plainly(trial):
         in report.statement
 
 
+def test_a_comparator_that_changes_between_folds_is_named_as_such():
+    rng = np.random.default_rng(3)
+    scores = pd.DataFrame(rng.normal(0, 4, (2000, 3)), columns=["none", "a", "b"])
+    effects = pd.DataFrame({"a": rng.normal(size=2000), "b": rng.normal(size=2000)})
+    report = evaluate_effects(effects, scores, random_state=0)
+    assert len(set(report.comparator_arms)) > 1
+    assert "over the best single arm chosen out of fold (" in report.statement
+    assert "of 5 folds)" in report.statement
+
+
 def test_summary_has_every_headline_metric(report):
     summary = report.summary()
     assert list(summary.columns) == ["estimate", "lower", "upper"]

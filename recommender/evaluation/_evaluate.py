@@ -135,8 +135,8 @@ def evaluate_effects(effects: pd.DataFrame, scores: pd.DataFrame, *,
 
     return EvaluationReport(
         alpha=alpha, control=control, arms=arms, n=n, policy_values=values, gain=gain,
-        best_single_arm=best_arm, comparator_arms=fold_arms, average_effects=average_effects(scores, control=control,
-                                                                  alpha=alpha),
+        best_single_arm=best_arm, comparator_arms=fold_arms,
+        average_effects=average_effects(scores, control=control, alpha=alpha),
         qini=qini, qini_curves=curves, calibration=bins, calibration_slopes=slopes,
         recommendation_mix=mix, pehe=pehe, oracle=summary, subgroups=subgroups,
         notes=list(_NOTES))

@@ -13,6 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from recommender.errors import InputError
+from recommender.evaluation._policy_value import learned_policy
+
 __all__ = ["oracle_policy", "oracle_effects", "pehe_table", "oracle_summary"]
 
 _PREFIX = "true_effect_"
@@ -26,8 +29,6 @@ def oracle_effects(oracle: pd.DataFrame, arms) -> pd.DataFrame:
     recommender.errors.InputError
         When an arm has neither column.
     """
-    from recommender.errors import InputError
-
     columns = {}
     for arm in arms:
         for name in (arm, f"{_PREFIX}{arm}"):
@@ -44,8 +45,6 @@ def oracle_effects(oracle: pd.DataFrame, arms) -> pd.DataFrame:
 
 def oracle_policy(true_effects: pd.DataFrame, *, control: str = "none") -> np.ndarray:
     """The best arm per person by the true effect (control when no arm truly helps)."""
-    from recommender.evaluation._policy_value import learned_policy
-
     return learned_policy(true_effects, control=control)
 
 
