@@ -1,0 +1,238 @@
+"""Spark batch scoring against a real local Spark and a model trained by the project's pipeline.
+
+One small model is trained and registered in a temporary MLflow store and one local[2] Spark
+session is shared by the whole module: starting Spark and its Python workers is the expensive
+part, scoring 3,000 rows is not.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recommender.errors import InputError
+
+pytestmark = pytest.mark.slow
+
+if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+    pytest.skip("Spark needs a Java runtime (no `java` on PATH and no JAVA_HOME)",
+                allow_module_level=True)
+
+N_PROFILES = 3000
+# A few estimators and folds: the test is about Spark reproducing in-process scoring, not
+# about the model's quality.
+SMALL_TRAINING = {
+    "seed": 3,
+    "data": {"n": 2000, "seed": 3},
+    "learner": {"learner": "t", "n_folds": 2,
+                "params": {"outcome_candidates": [{"gbm": {"max_rounds": 40, "num_leaves": 7}}]}},
+    "evaluation": {"n_folds": 2},
+}
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("batch-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RECOMMENDER_HOME", str(folder))
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        patch.setenv("RECOMMENDER_ACTOR", "test-suite")
+        yield folder
+
+
+@pytest.fixture(scope="module")
+def trained(home):
+    from pipelines.train import run_training
+
+    result = run_training(overrides=SMALL_TRAINING, reason="batch test")
+    return result, f"models:/burnout-recommender/{result.version}"
+
+
+@pytest.fixture(scope="module")
+def spark(home):
+    from pipelines.batch import spark_session
+
+    session = spark_session("local[2]")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def profiles(home):
+    from recommender.cohort import PROFILE_COLUMNS
+    from recommender.simulate import load_scenario, simulate_cohort
+
+    frame = simulate_cohort(load_scenario("default"), N_PROFILES, seed=21)[list(PROFILE_COLUMNS)]
+    for column in frame.columns:  # plain types, as a program's export would have them
+        if isinstance(frame[column].dtype, pd.CategoricalDtype) or column == "person_id":
+            frame[column] = frame[column].astype(str)
+    return frame.reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def cohort_parquet(profiles, tmp_path_factory):
+    path = tmp_path_factory.mktemp("cohort") / "cohort.parquet"
+    profiles.to_parquet(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def bad_cohort(profiles, tmp_path_factory):
+    """A bad category, an out-of-range score and a person_id used twice, far apart."""
+    bad = profiles.copy()
+    bad.loc[5, "role"] = "surgeon"
+    bad.loc[2100, "ee"] = 61
+    bad.loc[2500, "person_id"] = bad.loc[7, "person_id"]
+    folder = tmp_path_factory.mktemp("bad")
+    bad.to_csv(folder / "bad.csv", index=False)
+    # Many row groups, so a small split size spreads one file over several partitions and
+    # the row numbers must come from the partition offsets.
+    bad.to_parquet(folder / "bad.parquet", index=False, row_group_size=250)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def spark_scored(trained, spark, cohort_parquet, tmp_path_factory):
+    from pipelines.batch import score_with_spark
+
+    _, uri = trained
+    out = tmp_path_factory.mktemp("scored") / "scored.parquet"
+    summary = score_with_spark(uri, cohort_parquet, out)
+    return summary, pd.read_parquet(out)
+
+
+def _assert_same_scores(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
+    assert list(actual.columns) == list(expected.columns)
+    np.testing.assert_array_equal(actual["person_id"].to_numpy(dtype=str),
+                                  expected["person_id"].to_numpy(dtype=str))
+    np.testing.assert_array_equal(actual["recommended"].to_numpy(dtype=str),
+                                  expected["recommended"].to_numpy(dtype=str))
+    numeric = [c for c in expected.columns if c not in ("person_id", "recommended")]
+    np.testing.assert_allclose(actual[numeric].to_numpy(dtype=float),
+                               expected[numeric].to_numpy(dtype=float), rtol=0, atol=1e-9)
+
+
+def test_spark_scores_equal_in_process_scoring(trained, spark_scored, profiles):
+    from recommender.registry import load_pyfunc
+
+    result, uri = trained
+    summary, scored = spark_scored
+    in_process = result.model.score(profiles).reset_index(drop=True)
+    _assert_same_scores(scored, in_process)
+    # The pyfunc the service loads gives the same table as well.
+    pyfunc = load_pyfunc(uri).predict(profiles, params={"contributions": False})
+    _assert_same_scores(scored, pyfunc)
+    assert len(in_process["recommended"].unique()) >= 2  # a comparison across several arms
+
+
+def test_scored_table_follows_the_data_contract_and_keeps_row_order(trained, spark_scored,
+                                                                     profiles):
+    result, _ = trained
+    summary, scored = spark_scored
+    assert scored["person_id"].tolist() == profiles["person_id"].tolist()
+    for arm in result.model.treatment_arms:
+        for prefix in ("effect_", "lower_", "upper_", "effect_dp_", "effect_pa_"):
+            assert f"{prefix}{arm}" in scored.columns
+    assert set(scored["recommended"]) <= set(result.model.arms)
+    assert summary.rows == N_PROFILES == len(scored)
+    assert summary.partitions == 2  # one row group, spread over local[2]'s two cores
+    assert summary.version == result.version
+    counts = scored["recommended"].value_counts().to_dict()
+    assert {arm: n for arm, n in summary.arm_counts.items() if n} == counts
+    assert set(summary.arm_counts) == set(result.model.arms)
+    assert sum(summary.recommendation_mix.values()) == pytest.approx(1.0)
+
+
+def test_csv_input_and_more_partitions_give_the_same_table(trained, spark, spark_scored,
+                                                            profiles, tmp_path):
+    from pipelines.batch import score_with_spark
+
+    _, uri = trained
+    path = tmp_path / "cohort.csv"
+    profiles.to_csv(path, index=False)
+    summary = score_with_spark(uri, path, tmp_path / "from_csv.parquet", partitions=3)
+    assert summary.partitions == 3
+    _assert_same_scores(pd.read_parquet(tmp_path / "from_csv.parquet"), spark_scored[1])
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_invalid_cohort_names_row_column_value_and_writes_nothing(trained, spark, bad_cohort,
+                                                                  tmp_path, kind):
+    from pipelines.batch import score_with_spark
+
+    _, uri = trained
+    out = tmp_path / "scored.parquet"
+    out.mkdir()
+    (out / "earlier-table").write_text("kept")
+    previous = spark.conf.get("spark.sql.files.maxPartitionBytes")
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "16k")
+    try:
+        with pytest.raises(InputError) as caught:
+            score_with_spark(uri, bad_cohort / f"bad.{kind}", out)
+    finally:
+        spark.conf.set("spark.sql.files.maxPartitionBytes", previous)
+    message = str(caught.value)
+    assert "role" in message and "'surgeon'" in message and "physician" in message
+    assert "ee" in message and "61" in message and "0 to 54" in message
+    found = {(p.rule, p.column, p.row) for p in caught.value.problems}
+    assert found == {("category", "role", 5), ("range", "ee", 2100),
+                     ("duplicate_id", "person_id", 2500)}
+    duplicate = next(p for p in caught.value.problems if p.rule == "duplicate_id")
+    assert "same person_id as row 7" in duplicate.message
+    # The earlier table is untouched and no staging folder is left behind.
+    assert sorted(p.name for p in out.iterdir()) == ["earlier-table"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scored.parquet"]
+
+
+def test_missing_column_and_unknown_file_type_are_input_errors(trained, spark, profiles,
+                                                               tmp_path):
+    from pipelines.batch import score_with_spark
+
+    _, uri = trained
+    path = tmp_path / "no_ee.parquet"
+    profiles.drop(columns=["ee"]).to_parquet(path, index=False)
+    with pytest.raises(InputError, match="'ee' is missing"):
+        score_with_spark(uri, path, tmp_path / "out.parquet")
+    (tmp_path / "cohort.xlsx").write_text("not a cohort")
+    with pytest.raises(InputError, match="unknown file type"):
+        score_with_spark(uri, tmp_path / "cohort.xlsx", tmp_path / "out.parquet")
+    assert not (tmp_path / "out.parquet").exists()
+
+
+def test_a_failure_while_publishing_leaves_nothing_half_written(trained, spark, cohort_parquet,
+                                                                tmp_path, monkeypatch):
+    import pipelines.batch as batch
+
+    _, uri = trained
+
+    def refuse(staging, out_path):
+        assert (Path(staging) / "_SUCCESS").exists()  # the table was complete in staging
+        raise OSError("disk went away")
+
+    monkeypatch.setattr(batch, "_publish", refuse)
+    with pytest.raises(OSError, match="disk went away"):
+        batch.score_with_spark(uri, cohort_parquet, tmp_path / "scored.parquet")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_exit_codes(trained, spark, cohort_parquet, bad_cohort, tmp_path, capsys):
+    from recommender.cli import main
+
+    _, uri = trained
+    out = tmp_path / "cli.parquet"
+    assert main(["batch-score", "--model", uri, "--data", str(cohort_parquet),
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"scored {N_PROFILES:,} rows" in printed and "recommended:" in printed
+    assert len(pd.read_parquet(out)) == N_PROFILES
+
+    assert main(["batch-score", "--model", uri, "--data", str(bad_cohort / "bad.csv"),
+                 "--out", str(tmp_path / "bad.parquet")]) == 2
+    error = capsys.readouterr().err
+    assert "role" in error and "surgeon" in error
+    assert not (tmp_path / "bad.parquet").exists()
