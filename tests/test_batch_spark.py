@@ -46,7 +46,18 @@ def home(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def trained(home):
+def spark_starting(home):
+    """Start the JVM in the background while the model trains: both take a while."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipelines.batch import spark_session
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        yield pool.submit(spark_session, "local[2]")
+
+
+@pytest.fixture(scope="module")
+def trained(home, spark_starting):
     from pipelines.train import run_training
 
     result = run_training(overrides=SMALL_TRAINING, reason="batch test")
@@ -54,10 +65,8 @@ def trained(home):
 
 
 @pytest.fixture(scope="module")
-def spark(home):
-    from pipelines.batch import spark_session
-
-    session = spark_session("local[2]")
+def spark(spark_starting):
+    session = spark_starting.result()
     yield session
     session.stop()
 
@@ -170,7 +179,7 @@ def test_invalid_cohort_names_row_column_value_and_writes_nothing(trained, spark
     out.mkdir()
     (out / "earlier-table").write_text("kept")
     previous = spark.conf.get("spark.sql.files.maxPartitionBytes")
-    spark.conf.set("spark.sql.files.maxPartitionBytes", "16k")
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "32k")
     try:
         with pytest.raises(InputError) as caught:
             score_with_spark(uri, bad_cohort / f"bad.{kind}", out)
