@@ -38,7 +38,20 @@ def select_learner(nuisance, learners, final_candidates):
     fitted = []
     for name in learners:
         if name == "t":
-            fitted.append(TLearner(nuisance))
+            # pairs of one family (same settings for control and arm), plus the pairs of the
+            # models with the smallest outcome error; not every cross pair, since each extra
+            # candidate is one more chance for noise in the loss to win (winner's curse)
+            k_arms = len(nuisance.outcome_fits[1])
+            pairs = [(k, [k] * (len(arms))) for k in range(min(len(nuisance.outcome_fits[0]),
+                                                                k_arms))]
+            best_error = [int(np.argmin([f.loss for f in fits])) for fits in nuisance.outcome_fits]
+            if any(b != best_error[0] for b in best_error):
+                pairs.append((best_error[0], best_error[1:]))
+            for control_k, arm_ks in pairs:
+                fitted.append(TLearner(
+                    nuisance, nuisance.outcome_fits[0][control_k],
+                    [fits[k] for fits, k in zip(nuisance.outcome_fits[1:], arm_ks)],
+                    do_refit=False))
         elif name == "x":
             fitted.extend(XLearner(nuisance, spec, do_refit=False) for spec in final_candidates)
         else:
@@ -58,9 +71,7 @@ def select_learner(nuisance, learners, final_candidates):
                 "chosen": c == best[j],
             })
     for c in set(best.tolist()):
-        learner = fitted[c]
-        if getattr(learner, "crossfits", None) is not None:
-            learner.refit(arms={j for j in range(len(arms)) if best[j] == c})
+        fitted[c].refit(arms={j for j in range(len(arms)) if best[j] == c})
     chosen = PerArmLearner([fitted[c] for c in best])
     table = pd.DataFrame(rows)
     return chosen, table

@@ -51,7 +51,12 @@ def refit_chosen(nuisance, chosen: PerArmLearner) -> PerArmLearner:
     built = {}
     for (name, spec), arms in groups.items():
         if name == "t":
-            built[(name, spec)] = TLearner(nuisance)
+            def fit_of(code, wanted):
+                return next(f for f in nuisance.outcome_fits[code] if f.spec == wanted)
+            built[(name, spec)] = TLearner(
+                nuisance, fit_of(0, spec[0]),
+                [fit_of(j + 1, spec[1][j]) if j in arms else None
+                 for j in range(len(chosen.chosen))])
         elif name == "x":
             built[(name, spec)] = XLearner(nuisance, spec, only=arms)
         else:
@@ -75,7 +80,14 @@ def calibrate_scale(nuisance, chosen: PerArmLearner, *, design, clip, n_folds, s
     treated = codes > 0
     effect_received[treated] = planted[np.flatnonzero(treated), codes[treated] - 1]
     y_star = mu[:, 0] + effect_received + shuffled
-    per_arm = [(cross.spec,) for cross in nuisance.outcome]
+    # each arm's candidates in the re-simulated world: the spec that made the scores, plus
+    # the specs of the T-learner pairs chosen for some arm
+    per_arm = [[cross.spec] for cross in nuisance.outcome]
+    for j, learner in enumerate(chosen.chosen):
+        if learner.name == "t":
+            for code, spec in ((0, learner.spec[0]), (j + 1, learner.spec[1][j])):
+                if spec not in per_arm[code]:
+                    per_arm[code].append(spec)
     with warnings.catch_warnings():  # the fit itself already warned about overlap
         warnings.simplefilter("ignore")
         world = fit_nuisance(
@@ -89,7 +101,7 @@ def calibrate_scale(nuisance, chosen: PerArmLearner, *, design, clip, n_folds, s
         )
     refitted = refit_chosen(world, chosen)
     for learner in {id(c): c for c in refitted.chosen}.values():
-        if getattr(learner, "crossfits", None) is not None:
+        if learner.crossfits is not None:
             learner.refit()
     rows = np.arange(n) if n <= max_rows else rng.choice(n, max_rows, replace=False)
     estimate = refitted.effect(M[rows])

@@ -2,10 +2,10 @@
 
 Fitted once per ``fit`` and reused by every learner (and every candidate in auto selection):
 the control arm's outcome model in particular is fitted once, not once per treated arm.
-Each arm's outcome model is chosen among a few candidate regressors by cross-validated
-prediction error, a choice that needs no causal oracle. Optionally (``pooled_spec``) a model
-m(x) fitted on every row first takes out what all arms share, and each arm's model fits the
-residual y − m(x); on the default scenario this was worse than separate models, so it is off.
+Each candidate regressor is cross-fitted for each arm; the one with the smallest held-out
+prediction error makes the scores (a choice that needs no causal oracle), and all of them
+stay available to the T-learner, whose pairs of outcome models are chosen by the doubly
+robust loss instead (see ``_auto``).
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ class Nuisance:
     arms: list
     folds: np.ndarray
     categorical: list
-    pooled: np.ndarray  # (n,) out-of-fold m(x) shared by all arms (zeros when not used)
-    outcome: list  # CrossFit per arm (control first) of the residual y - m(x)
+    outcome: list  # per arm (control first): the CrossFit with the smallest held-out error
+    outcome_fits: list  # per arm: every candidate's CrossFit
     outcome_table: list  # rows (arm, candidate label, held-out MSE, chosen)
     mu: np.ndarray  # (n, arms) out-of-fold E[y | x, arm]
     propensity: Propensity
@@ -59,21 +59,14 @@ def make_folds(codes: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
 
 def fit_nuisance(M, codes, y, arms, *, categorical, feature_names, propensity, design, clip,
                  n_folds, seed, n_jobs, candidates=DEFAULT_OUTCOME_CANDIDATES, encoder=None,
-                 refit_outcomes=True, per_arm_candidates=None, pooled_spec=None
-                 ) -> Nuisance:
+                 refit_outcomes=True, per_arm_candidates=None) -> Nuisance:
     folds = make_folds(codes, n_folds, seed)
-    everyone = np.ones(len(M), dtype=bool)
-    pooled = np.zeros(len(M))
-    if pooled_spec is not None:
-        pooled = crossfit(pooled_spec, M, y, everyone, folds, categorical=categorical,
-                          seed=seed + 1, n_jobs=n_jobs, refit=False).oof
-    residual = y - pooled
-    outcome, table = [], []
+    outcome, outcome_fits, table = [], [], []
     mu = np.empty((len(M), len(arms)))
     for a, arm in enumerate(arms):
         rows = codes == a
         fits: list[CrossFit] = [
-            crossfit(spec, M, residual, rows, folds, categorical=categorical, seed=seed + 101 * a,
+            crossfit(spec, M, y, rows, folds, categorical=categorical, seed=seed + 101 * a,
                      n_jobs=n_jobs, refit=False)
             for spec in (candidates if per_arm_candidates is None else per_arm_candidates[a])
         ]
@@ -82,10 +75,11 @@ def fit_nuisance(M, codes, y, arms, *, categorical, feature_names, propensity, d
             table.append((arm, f.spec.label, f.loss, c == best))
         chosen = fits[best]
         if refit_outcomes:
-            refit(chosen, M, residual, rows, categorical=categorical, seed=seed + 101 * a + 50,
+            refit(chosen, M, y, rows, categorical=categorical, seed=seed + 101 * a + 50,
                   n_jobs=n_jobs)
         outcome.append(chosen)
-        mu[:, a] = pooled + chosen.oof
+        outcome_fits.append(fits)
+        mu[:, a] = chosen.oof
     prop = resolve_propensity(M, codes, arms, folds, categorical, feature_names, given=propensity,
                               design=design, clip=clip, encoder=encoder)
     # a given propensity is authoritative (not clipped); estimates were clipped already
@@ -93,5 +87,5 @@ def fit_nuisance(M, codes, y, arms, *, categorical, feature_names, propensity, d
     n = len(M)
     scores = mu.copy()
     scores[np.arange(n), codes] += (y - mu[np.arange(n), codes]) / received
-    return Nuisance(M, codes, y, arms, folds, categorical, pooled, outcome, table, mu, prop,
-                    scores, seed, n_jobs)
+    return Nuisance(M, codes, y, arms, folds, categorical, outcome, outcome_fits, table, mu,
+                    prop, scores, seed, n_jobs)
