@@ -83,6 +83,9 @@ def test_register_load_and_predict_round_trip(home):
     predicted = pyfunc.predict(rows, params={"alpha": 0.2, "contributions": False})
     assert "contrib_ee" not in predicted.columns
     assert predicted["recommended"].tolist() == loaded.score(rows)["recommended"].tolist()
+    # person_id is optional in the signature; rows are then keyed by position.
+    anonymous = pyfunc.predict(rows.drop(columns="person_id"))
+    assert anonymous["person_id"].tolist() == [str(i) for i in range(len(rows))]
 
 
 def test_gate_failure_keeps_the_champion(home):

@@ -56,6 +56,22 @@ class RecommenderPyfunc(mlflow.pyfunc.PythonModel):
         return scored.reset_index(drop=True)
 
 
+def _lenient_inputs(signature):
+    """The inferred input schema with ``person_id`` optional (scores are then keyed by row).
+
+    Integer columns stay ``long``: MLflow will not cast int64 to float64 "safely", so declaring
+    them double would refuse the contract's own integers.
+    """
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ColSpec, Schema
+
+    columns = []
+    for spec in signature.inputs.inputs:
+        columns.append(ColSpec(spec.type, spec.name, required=spec.name != "person_id"))
+    return ModelSignature(inputs=Schema(columns), outputs=signature.outputs,
+                          params=signature.params)
+
+
 def _requirements() -> list[str]:
     pins = []
     for name in _REQUIREMENTS:
@@ -91,6 +107,7 @@ def log_pyfunc(model: RecommendationModel, input_example: pd.DataFrame, *, name:
         # contract has no missing values and the signature is given explicitly.
         warnings.simplefilter("ignore", UserWarning)
         signature = infer_signature(example, output, params=dict(DEFAULT_PARAMS))
+    signature = _lenient_inputs(signature)
     with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings(), _quiet_logger():
         warnings.simplefilter("ignore", UserWarning)
         path = Path(folder) / "recommendation_model.joblib"
