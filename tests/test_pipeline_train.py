@@ -281,3 +281,19 @@ def test_promote_and_rollback_commands(trained, home, monkeypatch, capsys):
     assert [e.kind for e in events if e.alias == "champion"] == ["gate", "gate", "rollback",
                                                                  "promote"]
     assert events[-2].reason == "version 2 misbehaves in clinic A"
+
+
+def test_gate_compares_on_rows_the_champion_never_trained_on(trained, home, monkeypatch):
+    result, _ = trained
+    reuse_model(monkeypatch, result.model)
+    first = train.run_training(overrides=SMALL)
+    assert first.gate.champion is None
+    # Same split seed: every held-out row is unseen by the champion, all 900 are compared.
+    same_split = train.run_training(overrides=SMALL)
+    assert same_split.gate.difference.n == 900
+    assert same_split.gate.difference.estimate == 0  # the very same model
+    # Another split seed: the champion trained on ~70 % of these held-out rows; the gate
+    # compares on the rest only, which is still above its floor of 200 rows.
+    other_split = train.run_training(overrides=SMALL, seed=4)
+    assert 200 <= other_split.gate.difference.n < 900
+    assert f"on {other_split.gate.difference.n} held-out rows" in other_split.gate.reason
