@@ -19,6 +19,13 @@ the service would give it. The steps:
    so that every core works and the output keeps the input's order.
 4. **Write** Parquet into a hidden folder next to the destination, check the row count, and
    only then rename it into place: a failure at any step leaves no half-written table.
+
+Row numbers and row order follow Spark's read order. For one file, the normal case, that is
+the file's own order (its splits are read in sequence), so ``row 2100`` is the file's row 2100
+and the scored table lists people in the input's order. For a folder of part files Spark
+schedules the larger parts first; numbers then count in that order, and every problem also
+names its ``person_id``. Replacing an existing destination is two renames, so for an instant
+between them the path does not exist; readers never see a partial table.
 """
 
 from __future__ import annotations
@@ -39,8 +46,13 @@ import pandas as pd
 
 from recommender.errors import InputError
 
-__all__ = ["BatchSummary", "spark_session", "read_cohort_spark", "validate_cohort_spark",
-           "score_with_spark"]
+__all__ = [
+    "BatchSummary",
+    "spark_session",
+    "read_cohort_spark",
+    "validate_cohort_spark",
+    "score_with_spark",
+]
 
 # Findings kept per check and partition; the rest are counted, so a file that is wrong in
 # every row cannot fill the driver's memory with problem objects.
@@ -113,7 +125,8 @@ def spark_session(master: str = "local[2]", *, shuffle_partitions: int | None = 
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     cores = _local_cores(master)
     builder = (
-        SparkSession.builder.master(master).appName("burnout-recommender-batch")
+        SparkSession.builder.master(master)
+        .appName("burnout-recommender-batch")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.driver.host", "127.0.0.1")
@@ -142,10 +155,12 @@ def _quiet_pandas_warning():
     # pandas warns about a keyword PySpark still passes; tests/test_batch_spark.py (Spark equals
     # in-process scoring) is what certifies the path used here.
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas",
-                                category=FutureWarning)
-        warnings.filterwarnings("ignore", message="The copy keyword is deprecated",
-                                module=r"pyspark\.")
+        warnings.filterwarnings(
+            "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
+        )
+        warnings.filterwarnings(
+            "ignore", message="The copy keyword is deprecated", module=r"pyspark\."
+        )
         yield
 
 
@@ -177,8 +192,10 @@ def read_cohort_spark(spark, path):
             return spark.read.csv(str(path), header=True, sep=sep, inferSchema=False)
     except Exception as error:  # noqa: BLE001 - Spark's AnalysisException and friends
         raise InputError(f"{path}: cannot be read: {error}") from None
-    raise InputError(f"{path}: unknown file type; accepted are .parquet (file or folder), "
-                     ".csv, .csv.gz and .tsv")
+    raise InputError(
+        f"{path}: unknown file type; accepted are .parquet (file or folder), "
+        ".csv, .csv.gz and .tsv"
+    )
 
 
 # ---------------------------------------------------------------------------------- validation
@@ -207,8 +224,16 @@ def _validate_partition(batches, *, extra_features):
     for check in checks.values():
         unlisted += max(0, check.count - _MAX_LISTED_PER_PARTITION)
         listed.append(_head(check, _MAX_LISTED_PER_PARTITION))
-    yield pd.DataFrame({"partition": [partition], "rows": [position], "unlisted": [unlisted],
-                        "checks": [pickle.dumps(listed)]})
+    # Pickled so the driver rebuilds the very report objects validate_cohort made (same rules,
+    # same wording); the bytes come only from this function running in our own executors.
+    yield pd.DataFrame(
+        {
+            "partition": [partition],
+            "rows": [position],
+            "unlisted": [unlisted],
+            "checks": [pickle.dumps(listed)],
+        }
+    )
 
 
 def _locate_ids(batches, *, wanted):
@@ -221,8 +246,13 @@ def _locate_ids(batches, *, wanted):
         ids = batch["person_id"].astype("string")
         hits = np.flatnonzero(ids.isin(wanted).fillna(False).to_numpy(dtype=bool))
         if len(hits):
-            yield pd.DataFrame({"partition": partition, "row": hits + position,
-                                "person_id": ids.iloc[hits].astype(str).to_numpy()})
+            yield pd.DataFrame(
+                {
+                    "partition": partition,
+                    "row": hits + position,
+                    "person_id": ids.iloc[hits].astype(str).to_numpy(),
+                }
+            )
         position += len(batch)
 
 
@@ -241,10 +271,13 @@ def _concat(first, second):
     def join(a, b):
         return None if a is None else np.concatenate([a, b])
 
-    return dataclasses.replace(first, rows=join(first.rows, second.rows),
-                               values=join(first.values, second.values),
-                               person_ids=join(first.person_ids, second.person_ids),
-                               details=join(first.details, second.details))
+    return dataclasses.replace(
+        first,
+        rows=join(first.rows, second.rows),
+        values=join(first.values, second.values),
+        person_ids=join(first.person_ids, second.person_ids),
+        details=join(first.details, second.details),
+    )
 
 
 def _head(check, n):
@@ -254,8 +287,13 @@ def _head(check, n):
     def cut(a):
         return None if a is None else a[:n]
 
-    return dataclasses.replace(check, rows=cut(check.rows), values=cut(check.values),
-                               person_ids=cut(check.person_ids), details=cut(check.details))
+    return dataclasses.replace(
+        check,
+        rows=cut(check.rows),
+        values=cut(check.values),
+        person_ids=cut(check.person_ids),
+        details=cut(check.details),
+    )
 
 
 def validate_cohort_spark(frame, *, extra_features=()):
@@ -319,9 +357,12 @@ def validate_cohort_spark(frame, *, extra_features=()):
 def _sorted(check):
     order = np.argsort(check.rows, kind="stable")
     return dataclasses.replace(
-        check, rows=check.rows[order], values=check.values[order],
+        check,
+        rows=check.rows[order],
+        values=check.values[order],
         person_ids=None if check.person_ids is None else check.person_ids[order],
-        details=None if check.details is None else check.details[order])
+        details=None if check.details is None else check.details[order],
+    )
 
 
 def _duplicate_check(frame, offsets, extra_features):
@@ -332,14 +373,24 @@ def _duplicate_check(frame, offsets, extra_features):
 
     ids = frame.select(F.col("person_id").cast("string").alias("person_id"))
     present = ids.where(F.col("person_id").isNotNull() & (F.trim("person_id") != ""))
-    repeated = [r["person_id"] for r in present.groupBy("person_id").count()
-                .where(F.col("count") > 1).limit(_MAX_DUPLICATE_IDS).collect()]
+    repeated = [
+        r["person_id"]
+        for r in present.groupBy("person_id")
+        .count()
+        .where(F.col("count") > 1)
+        .limit(_MAX_DUPLICATE_IDS)
+        .collect()
+    ]
     if not repeated:
         return None
-    located = frame.select("person_id").mapInPandas(
-        lambda batches: _locate_ids(batches, wanted=set(repeated)),
-        "partition int, row long, person_id string",
-    ).toPandas()
+    located = (
+        frame.select("person_id")
+        .mapInPandas(
+            lambda batches: _locate_ids(batches, wanted=set(repeated)),
+            "partition int, row long, person_id string",
+        )
+        .toPandas()
+    )
     located["row"] = located["partition"].map(offsets) + located["row"]
     located = located.sort_values("row", kind="stable").reset_index(drop=True)
     # The rule itself (which copy is "later") is validate_cohort's, run on the repeated rows
@@ -348,15 +399,23 @@ def _duplicate_check(frame, offsets, extra_features):
     check = next(c for c in local.checks if c.rule == "duplicate_id")
     table_rows = located["row"].to_numpy()
     first_row = located.groupby("person_id")["row"].transform("min").to_numpy()
-    details = np.array([f"same person_id as row {int(first_row[r])}" for r in check.rows],
-                       dtype=object)
+    details = np.array(
+        [f"same person_id as row {int(first_row[r])}" for r in check.rows], dtype=object
+    )
     return dataclasses.replace(check, rows=table_rows[check.rows], details=details)
 
 
 # ---------------------------------------------------------------------------------- scoring
-def score_with_spark(model_uri: str, data_path, out_path, *, master: str = "local[2]",
-                     partitions: int | None = None, alpha: float = 0.1,
-                     contributions: bool = False) -> BatchSummary:
+def score_with_spark(
+    model_uri: str,
+    data_path,
+    out_path,
+    *,
+    master: str = "local[2]",
+    partitions: int | None = None,
+    alpha: float = 0.1,
+    contributions: bool = False,
+) -> BatchSummary:
     """Validate a cohort, score every row with the registered model on Spark, write Parquet.
 
     Parameters
@@ -402,8 +461,10 @@ def score_with_spark(model_uri: str, data_path, out_path, *, master: str = "loca
 
     out_path = Path(out_path)
     if out_path.suffix and out_path.suffix.lower() != ".parquet":
-        raise InputError(f"--out {out_path}: Spark batch scoring writes a Parquet folder; name "
-                         "it *.parquet (or without a suffix)")
+        raise InputError(
+            f"--out {out_path}: Spark batch scoring writes a Parquet folder; name "
+            "it *.parquet (or without a suffix)"
+        )
     if partitions is not None and (isinstance(partitions, bool) or int(partitions) < 1):
         raise InputError(f"partitions must be a whole number >= 1, got {partitions!r}")
 
@@ -413,16 +474,23 @@ def score_with_spark(model_uri: str, data_path, out_path, *, master: str = "loca
         cohort = read_cohort_spark(spark, data_path)
 
         report, offsets, unlisted = validate_cohort_spark(
-            cohort, extra_features=scorer.extra_features)
+            cohort, extra_features=scorer.extra_features
+        )
         if not report.ok:
-            more = (f"\n  ({unlisted:,} further problem rows were counted but not listed)"
-                    if unlisted else "")
-            raise InputError(f"{data_path} does not meet the data contract:\n"
-                             f"{report.format()}{more}", problems=report.errors)
+            more = (
+                f"\n  ({unlisted:,} further problem rows were counted but not listed)"
+                if unlisted
+                else ""
+            )
+            raise InputError(
+                f"{data_path} does not meet the data contract:\n" f"{report.format()}{more}",
+                problems=report.errors,
+            )
         rows = report.n_rows
 
-        typed = cohort.select(*[_cast(F.col(c), scorer.input_types[c]).alias(c)
-                                for c in scorer.input_columns])
+        typed = cohort.select(
+            *[_cast(F.col(c), scorer.input_types[c]).alias(c) for c in scorer.input_columns]
+        )
         current = typed.rdd.getNumPartitions()
         wanted = partitions or max(current, spark.sparkContext.defaultParallelism)
         if wanted != current:
@@ -431,8 +499,9 @@ def score_with_spark(model_uri: str, data_path, out_path, *, master: str = "loca
                 lambda batches: _number_rows(batches, offsets=offsets),
                 StructType([*typed.schema.fields, StructField(_ROW, LongType(), False)]),
             )
-            typed = (numbered.repartitionByRange(int(wanted), _ROW)
-                     .sortWithinPartitions(_ROW).drop(_ROW))
+            typed = (
+                numbered.repartitionByRange(int(wanted), _ROW).sortWithinPartitions(_ROW).drop(_ROW)
+            )
         scored = typed.select(scorer.udf(F.struct(*scorer.input_columns)).alias("scored"))
         scored = scored.select("scored.*")
 
@@ -441,11 +510,15 @@ def score_with_spark(model_uri: str, data_path, out_path, *, master: str = "loca
         try:
             scored.write.mode("errorifexists").parquet(str(staging))
             written = spark.read.parquet(str(staging))
-            mix = {r["recommended"]: int(r["count"])
-                   for r in written.groupBy("recommended").count().collect()}
+            mix = {
+                r["recommended"]: int(r["count"])
+                for r in written.groupBy("recommended").count().collect()
+            }
             if sum(mix.values()) != rows:
-                raise RuntimeError(f"scored {sum(mix.values()):,} rows but the cohort has "
-                                   f"{rows:,}; nothing was written to {out_path}")
+                raise RuntimeError(
+                    f"scored {sum(mix.values()):,} rows but the cohort has "
+                    f"{rows:,}; nothing was written to {out_path}"
+                )
             _publish(staging, out_path)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -454,9 +527,15 @@ def score_with_spark(model_uri: str, data_path, out_path, *, master: str = "loca
     arms = list(scorer.arms) or sorted(mix)
     arm_counts = {arm: mix.get(arm, 0) for arm in arms}
     arm_counts.update({arm: n for arm, n in mix.items() if arm not in arm_counts})
-    return BatchSummary(path=out_path, rows=rows, model_uri=scorer.model_uri,
-                        version=scorer.version, arm_counts=arm_counts, partitions=int(wanted),
-                        columns=list(scorer.output_columns))
+    return BatchSummary(
+        path=out_path,
+        rows=rows,
+        model_uri=scorer.model_uri,
+        version=scorer.version,
+        arm_counts=arm_counts,
+        partitions=int(wanted),
+        columns=list(scorer.output_columns),
+    )
 
 
 def _cast(column, spark_type: str):

@@ -20,8 +20,9 @@ from recommender.errors import InputError
 pytestmark = pytest.mark.slow
 
 if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-    pytest.skip("Spark needs a Java runtime (no `java` on PATH and no JAVA_HOME)",
-                allow_module_level=True)
+    pytest.skip(
+        "Spark needs a Java runtime (no `java` on PATH and no JAVA_HOME)", allow_module_level=True
+    )
 
 N_PROFILES = 3000
 # A few estimators and folds: the test is about Spark reproducing in-process scoring, not
@@ -29,8 +30,11 @@ N_PROFILES = 3000
 SMALL_TRAINING = {
     "seed": 3,
     "data": {"n": 2000, "seed": 3},
-    "learner": {"learner": "t", "n_folds": 2,
-                "params": {"outcome_candidates": [{"gbm": {"max_rounds": 40, "num_leaves": 7}}]}},
+    "learner": {
+        "learner": "t",
+        "n_folds": 2,
+        "params": {"outcome_candidates": [{"gbm": {"max_rounds": 40, "num_leaves": 7}}]},
+    },
     "evaluation": {"n_folds": 2},
 }
 
@@ -117,13 +121,19 @@ def spark_scored(trained, spark, cohort_parquet, tmp_path_factory):
 
 def _assert_same_scores(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
     assert list(actual.columns) == list(expected.columns)
-    np.testing.assert_array_equal(actual["person_id"].to_numpy(dtype=str),
-                                  expected["person_id"].to_numpy(dtype=str))
-    np.testing.assert_array_equal(actual["recommended"].to_numpy(dtype=str),
-                                  expected["recommended"].to_numpy(dtype=str))
+    np.testing.assert_array_equal(
+        actual["person_id"].to_numpy(dtype=str), expected["person_id"].to_numpy(dtype=str)
+    )
+    np.testing.assert_array_equal(
+        actual["recommended"].to_numpy(dtype=str), expected["recommended"].to_numpy(dtype=str)
+    )
     numeric = [c for c in expected.columns if c not in ("person_id", "recommended")]
-    np.testing.assert_allclose(actual[numeric].to_numpy(dtype=float),
-                               expected[numeric].to_numpy(dtype=float), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(
+        actual[numeric].to_numpy(dtype=float),
+        expected[numeric].to_numpy(dtype=float),
+        rtol=0,
+        atol=1e-9,
+    )
 
 
 def test_spark_scores_equal_in_process_scoring(trained, spark_scored, profiles):
@@ -139,8 +149,9 @@ def test_spark_scores_equal_in_process_scoring(trained, spark_scored, profiles):
     assert len(in_process["recommended"].unique()) >= 2  # a comparison across several arms
 
 
-def test_scored_table_follows_the_data_contract_and_keeps_row_order(trained, spark_scored,
-                                                                     profiles):
+def test_scored_table_follows_the_data_contract_and_keeps_row_order(
+    trained, spark_scored, profiles
+):
     result, _ = trained
     summary, scored = spark_scored
     assert scored["person_id"].tolist() == profiles["person_id"].tolist()
@@ -157,8 +168,9 @@ def test_scored_table_follows_the_data_contract_and_keeps_row_order(trained, spa
     assert sum(summary.recommendation_mix.values()) == pytest.approx(1.0)
 
 
-def test_csv_input_and_more_partitions_give_the_same_table(trained, spark, spark_scored,
-                                                            profiles, tmp_path):
+def test_csv_input_and_more_partitions_give_the_same_table(
+    trained, spark, spark_scored, profiles, tmp_path
+):
     from pipelines.batch import score_with_spark
 
     _, uri = trained
@@ -170,8 +182,9 @@ def test_csv_input_and_more_partitions_give_the_same_table(trained, spark, spark
 
 
 @pytest.mark.parametrize("kind", ["csv", "parquet"])
-def test_invalid_cohort_names_row_column_value_and_writes_nothing(trained, spark, bad_cohort,
-                                                                  tmp_path, kind):
+def test_invalid_cohort_names_row_column_value_and_writes_nothing(
+    trained, spark, bad_cohort, tmp_path, kind
+):
     from pipelines.batch import score_with_spark
 
     _, uri = trained
@@ -189,8 +202,11 @@ def test_invalid_cohort_names_row_column_value_and_writes_nothing(trained, spark
     assert "role" in message and "'surgeon'" in message and "physician" in message
     assert "ee" in message and "61" in message and "0 to 54" in message
     found = {(p.rule, p.column, p.row) for p in caught.value.problems}
-    assert found == {("category", "role", 5), ("range", "ee", 2100),
-                     ("duplicate_id", "person_id", 2500)}
+    assert found == {
+        ("category", "role", 5),
+        ("range", "ee", 2100),
+        ("duplicate_id", "person_id", 2500),
+    }
     duplicate = next(p for p in caught.value.problems if p.rule == "duplicate_id")
     assert "same person_id as row 7" in duplicate.message
     # The earlier table is untouched and no staging folder is left behind.
@@ -198,8 +214,7 @@ def test_invalid_cohort_names_row_column_value_and_writes_nothing(trained, spark
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scored.parquet"]
 
 
-def test_missing_column_and_unknown_file_type_are_input_errors(trained, spark, profiles,
-                                                               tmp_path):
+def test_missing_column_and_unknown_file_type_are_input_errors(trained, spark, profiles, tmp_path):
     from pipelines.batch import score_with_spark
 
     _, uri = trained
@@ -213,8 +228,9 @@ def test_missing_column_and_unknown_file_type_are_input_errors(trained, spark, p
     assert not (tmp_path / "out.parquet").exists()
 
 
-def test_a_failure_while_publishing_leaves_nothing_half_written(trained, spark, cohort_parquet,
-                                                                tmp_path, monkeypatch):
+def test_a_failure_while_publishing_leaves_nothing_half_written(
+    trained, spark, cohort_parquet, tmp_path, monkeypatch
+):
     import pipelines.batch as batch
 
     _, uri = trained
@@ -234,14 +250,27 @@ def test_cli_exit_codes(trained, spark, cohort_parquet, bad_cohort, tmp_path, ca
 
     _, uri = trained
     out = tmp_path / "cli.parquet"
-    assert main(["batch-score", "--model", uri, "--data", str(cohort_parquet),
-                 "--out", str(out)]) == 0
+    assert (
+        main(["batch-score", "--model", uri, "--data", str(cohort_parquet), "--out", str(out)]) == 0
+    )
     printed = capsys.readouterr().out
     assert f"scored {N_PROFILES:,} rows" in printed and "recommended:" in printed
     assert len(pd.read_parquet(out)) == N_PROFILES
 
-    assert main(["batch-score", "--model", uri, "--data", str(bad_cohort / "bad.csv"),
-                 "--out", str(tmp_path / "bad.parquet")]) == 2
+    assert (
+        main(
+            [
+                "batch-score",
+                "--model",
+                uri,
+                "--data",
+                str(bad_cohort / "bad.csv"),
+                "--out",
+                str(tmp_path / "bad.parquet"),
+            ]
+        )
+        == 2
+    )
     error = capsys.readouterr().err
     assert "role" in error and "surgeon" in error
     assert not (tmp_path / "bad.parquet").exists()

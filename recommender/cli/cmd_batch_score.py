@@ -6,32 +6,64 @@ HELP = "score a large cohort on Spark (mlflow spark_udf) and write the scored ta
 
 
 def configure(parser) -> None:
-    parser.add_argument("--model", default="models:/burnout-recommender@champion",
-                        help="model URI, alias or version (default: the champion)")
-    parser.add_argument("--data", required=True, metavar="FILE",
-                        help="cohort as Parquet (file or folder) or CSV, with the profile columns")
-    parser.add_argument("--out", required=True, metavar="PATH",
-                        help="Parquet folder to write (replaced only once scoring succeeded)")
-    parser.add_argument("--master", default="local[2]",
-                        help="Spark master when no session is running (default: local[2])")
-    parser.add_argument("--partitions", type=int, default=None,
-                        help="partitions to score on (default: the input's, at least one per core)")
-    parser.add_argument("--alpha", type=float, default=0.1,
-                        help="intervals are 1 - alpha (default 0.1: 90%%)")
-    parser.add_argument("--contributions", action="store_true",
-                        help="add contrib_<feature> columns explaining the recommended arm")
+    parser.add_argument(
+        "--model",
+        default="models:/burnout-recommender@champion",
+        help="model URI, alias or version (default: the champion)",
+    )
+    parser.add_argument(
+        "--data",
+        required=True,
+        metavar="FILE",
+        help="cohort as Parquet (file or folder) or CSV, with the profile columns",
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="PATH",
+        help="Parquet folder to write (replaced only once scoring succeeded)",
+    )
+    parser.add_argument(
+        "--master",
+        default="local[2]",
+        help="Spark master when no session is running (default: local[2])",
+    )
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=None,
+        help="partitions to score on (default: the input's, at least one per core)",
+    )
+    parser.add_argument(
+        "--alpha", type=float, default=0.1, help="intervals are 1 - alpha (default 0.1: 90%%)"
+    )
+    parser.add_argument(
+        "--contributions",
+        action="store_true",
+        help="add contrib_<feature> columns explaining the recommended arm",
+    )
 
 
 def run(args) -> int:
     from pipelines.batch import score_with_spark
 
-    summary = score_with_spark(args.model, args.data, args.out, master=args.master,
-                               partitions=args.partitions, alpha=args.alpha,
-                               contributions=args.contributions)
+    summary = score_with_spark(
+        args.model,
+        args.data,
+        args.out,
+        master=args.master,
+        partitions=args.partitions,
+        alpha=args.alpha,
+        contributions=args.contributions,
+    )
     version = f" version {summary.version}" if summary.version else ""
-    print(f"scored {summary.rows:,} rows on {summary.partitions} Spark partitions with "
-          f"{summary.model_uri}{version} -> {summary.path}")
-    mix = ", ".join(f"{arm} {n:,} ({share:.1%})" for (arm, n), share in
-                    zip(summary.arm_counts.items(), summary.recommendation_mix.values()))
+    print(
+        f"scored {summary.rows:,} rows on {summary.partitions} Spark partitions with "
+        f"{summary.model_uri}{version} -> {summary.path}"
+    )
+    mix = ", ".join(
+        f"{arm} {n:,} ({share:.1%})"
+        for (arm, n), share in zip(summary.arm_counts.items(), summary.recommendation_mix.values())
+    )
     print(f"recommended: {mix}")
     return 0

@@ -23,8 +23,18 @@ from recommender.registry._store import mlflow_session
 __all__ = ["SparkScorer", "spark_scorer"]
 
 # Feature columns of the data contract; a model's other features are a program's extras.
-_CONTRACT_FEATURES = ("age", "gender", "role", "specialty", "setting", "years_in_practice",
-                      "weekly_hours", "ee", "dp", "pa")
+_CONTRACT_FEATURES = (
+    "age",
+    "gender",
+    "role",
+    "specialty",
+    "setting",
+    "years_in_practice",
+    "weekly_hours",
+    "ee",
+    "dp",
+    "pa",
+)
 _CONTRIBUTION_PREFIX = "contrib_"
 
 
@@ -70,8 +80,9 @@ class SparkScorer:
         return tuple(self.result_type.fieldNames())
 
 
-def spark_scorer(spark, model: str, *, alpha: float = 0.1,
-                 contributions: bool = False) -> SparkScorer:
+def spark_scorer(
+    spark, model: str, *, alpha: float = 0.1, contributions: bool = False
+) -> SparkScorer:
     """Wrap ``model`` as a Spark UDF with ``mlflow.pyfunc.spark_udf`` (``env_manager="local"``).
 
     Parameters
@@ -115,22 +126,29 @@ def spark_scorer(spark, model: str, *, alpha: float = 0.1,
             raise InputError(f"cannot load model {model!r} ({ref.uri}): {error}") from None
         signature = info.signature
         if signature is None or signature.outputs is None or signature.inputs is None:
-            raise InputError(f"model {ref.uri} has no input/output signature; Spark scoring "
-                             "needs it to know the columns (log it with recommender train)")
+            raise InputError(
+                f"model {ref.uri} has no input/output signature; Spark scoring "
+                "needs it to know the columns (log it with recommender train)"
+            )
         result_type = _result_struct(signature.outputs, contributions=contributions)
         params = {"alpha": float(alpha), "contributions": bool(contributions)}
-        udf = mlflow.pyfunc.spark_udf(spark, ref.uri, result_type=result_type,
-                                      env_manager="local", params=params)
+        udf = mlflow.pyfunc.spark_udf(
+            spark, ref.uri, result_type=result_type, env_manager="local", params=params
+        )
     inputs = signature.inputs.as_spark_schema()
     metadata = dict(info.metadata or {})
     features = tuple(metadata.get("features") or ())
     arms = tuple(metadata.get("arms") or ())
     return SparkScorer(
-        udf=udf, model_uri=ref.uri, version=ref.version,
+        udf=udf,
+        model_uri=ref.uri,
+        version=ref.version,
         input_columns=tuple(inputs.fieldNames()),
         input_types={f.name: f.dataType.simpleString() for f in inputs.fields},
-        result_type=result_type, features=features,
-        extra_features=tuple(f for f in features if f not in _CONTRACT_FEATURES), arms=arms,
+        result_type=result_type,
+        features=features,
+        extra_features=tuple(f for f in features if f not in _CONTRACT_FEATURES),
+        arms=arms,
     )
 
 
@@ -140,11 +158,16 @@ def _result_struct(outputs, *, contributions: bool):
     schema = outputs.as_spark_schema()
     # Nullable, as Arrow hands pandas output to Spark: a non-null field is refused outright
     # (ARROW_TYPE_MISMATCH) even though the model never returns a missing value.
-    fields = [StructField(f.name, f.dataType, True) for f in schema.fields
-              if contributions or not f.name.startswith(_CONTRIBUTION_PREFIX)]
+    fields = [
+        StructField(f.name, f.dataType, True)
+        for f in schema.fields
+        if contributions or not f.name.startswith(_CONTRIBUTION_PREFIX)
+    ]
     if not fields or fields[0].name != "person_id":
-        raise InputError(f"the model's output signature {schema.fieldNames()} does not start "
-                         "with person_id; it is not a recommender model")
+        raise InputError(
+            f"the model's output signature {schema.fieldNames()} does not start "
+            "with person_id; it is not a recommender model"
+        )
     return StructType(fields)
 
 
