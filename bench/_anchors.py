@@ -268,9 +268,10 @@ class _CausalML(_Method):
             from sklearn.model_selection import cross_val_predict
 
             labels = pd.Categorical(treatment, categories=self.classes_).codes
-            # Out-of-fold for the training rows, as a cross-fitted nuisance should be.
+            # Out-of-fold for the training rows, as a cross-fitted nuisance should be; 2 folds
+            # like EconML's default cv.
             train_p = cross_val_predict(
-                _lgbm_classifier(), rows.numeric, labels, cv=5, method="predict_proba"
+                _lgbm_classifier(), rows.numeric, labels, cv=2, method="predict_proba"
             )
             self.propensity_model_ = _lgbm_classifier().fit(rows.numeric, labels)
             return self._pairwise(train_p)

@@ -15,20 +15,24 @@ from bench import ihdp, learners  # noqa: E402
 from bench._data import ihdp_dir  # noqa: E402
 
 
+# One method per family keeps this under a minute on a quiet machine.
+SMOKE_METHODS = ["ours-auto", "t-raw", "econml-cf", "causalml-x"]
+
+
 def test_learners_harness_fits_and_scores_every_family():
     result = learners.run(
-        1500,
+        1000,
         "rct",
-        methods=list(learners.QUICK_METHODS),
+        methods=SMOKE_METHODS,
         repeats=1,
-        n_test=300,
+        n_test=200,
         latency_calls=2,
         log=lambda message: None,
     )
     records = {record["key"]: record for record in result["records"]}
     failed = {key: r["error"] for key, r in records.items() if "error" in r}
     assert not failed
-    assert set(records) == set(learners.QUICK_METHODS)
+    assert set(records) == set(SMOKE_METHODS)
     for record in records.values():
         assert set(record["pehe_arm"]) == set(result["arms"])
         assert math.isfinite(record["pehe"]) and record["pehe"] >= 0
@@ -50,9 +54,10 @@ def test_learners_cli_rejects_an_unknown_method():
 
 @pytest.mark.skipif(not (ihdp_dir() / "ihdp_npci_1.csv").exists(), reason="IHDP data not found")
 def test_ihdp_harness_scores_one_realization():
-    result = ihdp.run([1], methods=["t-raw", "econml-cf"], log=lambda message: None)
+    result = ihdp.run([1], methods=["t-raw", "econml-dr"], log=lambda message: None)
     assert not result["errors"]
-    for key in ("t-raw", "econml-cf"):
-        # Realization 1's effects have SD 0.9 around 4; any working learner is within a few points.
-        assert 0 < result["pehe"][key][1] < 3
+    # Realization 1's effects have SD 0.9 around 4: a working T-learner is within a few points.
+    assert 0 < result["pehe"]["t-raw"][1] < 3
+    # EconML's DRLearner with an estimated propensity can be far off here; it only has to run.
+    assert math.isfinite(result["pehe"]["econml-dr"][1])
     assert "| **mean** |" in ihdp.to_markdown(result, "python -m bench.ihdp")
