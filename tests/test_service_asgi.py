@@ -103,7 +103,10 @@ def test_batch_answers_valid_rows_in_one_model_call_and_reports_the_others(asgi_
     assert [e["index"] for e in body["errors"]] == [1, 4]
     assert body["errors"][0]["problems"][0]["field"] == "profiles[1].age"
     assert linear_model.calls == [4]
-    assert set(body["evidence"]) >= {"coaching"} and body["results"][0]["ranking"][0]["evidence"] == []
+    assert body["arms"]["coaching"]["evidence"][0]["citation"]
+    first = body["results"][0]
+    assert "evidence" not in first["ranking"][0] and first["disclaimer"] is None
+    assert "not a diagnosis" in body["disclaimer"]
 
 
 def test_batch_limit_comes_from_the_config(asgi_client, service_home, monkeypatch):

@@ -132,6 +132,28 @@ def test_load_16_connections_no_errors_and_every_answer_audited(server_url):
     assert audit_rows(server_url) - before == sum(answered)
 
 
+def test_pairwise_contributions_are_differences_against_usual_care(champion_home):
+    # The service explains "recommended vs runner-up" as the difference of both arms'
+    # contributions against usual care (one model call per arm); the real model must agree.
+    import numpy as np
+    import pandas as pd
+
+    from recommender.registry import load_champion
+    from service_fixtures import recommender_home
+
+    with recommender_home(champion_home):
+        model, _ = load_champion()
+    frame = pd.DataFrame([profile(person_id=f"c{i}", ee=5 + 7 * i, role=role)
+                          for i, role in enumerate(("physician", "nurse", "resident", "app"))])
+    arms = model.treatment_arms
+    for a in arms:
+        for b in arms:
+            pairwise = model.contributions(frame, a, b).to_numpy()
+            difference = (model.contributions(frame, a, "none").to_numpy()
+                          - model.contributions(frame, b, "none").to_numpy())
+            assert np.allclose(pairwise, difference, atol=1e-9), (a, b)
+
+
 def test_card_comes_from_the_mlflow_run_when_the_local_copy_is_missing(server_url, champion_home):
     version = httpx.post(f"{server_url}/recommend", json=PROFILE, headers=headers("program"),
                          timeout=60).json()["model_version"]

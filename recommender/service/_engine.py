@@ -37,7 +37,6 @@ def load_champion_model():
 
 
 def _num(value: float) -> float | None:
-    value = float(value)
     return round(value, 3) if math.isfinite(value) else None
 
 
@@ -94,6 +93,30 @@ class RecommendationEngine:
         self.check_offered(row, prefix=prefix)
         return row
 
+    def check_rows(self, raws: Sequence, *, field: str = "profiles") -> tuple[list, list, list]:
+        """Validate many request bodies: ``(valid rows, their positions, errors)``.
+
+        One pydantic call checks the whole list when it is valid (the usual case); otherwise
+        every entry is checked on its own so that each error names its entry.
+        """
+        from recommender.service._schemas import profile_list_adapter
+
+        try:
+            rows = [r.model_dump() for r in profile_list_adapter().validate_python(raws)]
+            for i, row in enumerate(rows):
+                self.check_offered(row, prefix=f"{field}[{i}]")
+            return rows, list(range(len(rows))), []
+        except (ValidationError, InputError):
+            pass
+        valid, index, errors = [], [], []
+        for i, raw in enumerate(raws):
+            try:
+                valid.append(self.check_row(raw, prefix=f"{field}[{i}]"))
+                index.append(i)
+            except InputError as error:
+                errors.append({"index": i, "error": str(error), "problems": error.problems})
+        return valid, index, errors
+
     def check_offered(self, row: Mapping, *, prefix: str = "") -> None:
         """Refuse arm ids the catalog does not know (the rest of the row is already valid)."""
         offered = row.get("offered")
@@ -111,12 +134,13 @@ class RecommendationEngine:
 
     # -- answering ---------------------------------------------------------------------------
     def recommend(self, rows: Sequence[Mapping], *, caller_role: str,
-                  batch_id: str | None = None, with_evidence: bool = True) -> list[dict]:
+                  batch_id: str | None = None, compact: bool = False) -> list[dict]:
         """Answer validated rows (see :meth:`check_row`) and record them in the audit log.
 
-        Returns one answer per row, in order. ``with_evidence=False`` leaves each arm's
-        evidence out (an empty list); a batch lists it once instead (:meth:`evidence_map`). Raises
-        :class:`AuditUnavailable` (and answers nothing) when the audit log cannot be written.
+        Returns one answer per row, in order. ``compact=True`` (batches) leaves out what is the
+        same for every answer: each arm's name, cost and evidence, and the disclaimer, which
+        a batch gives once (:meth:`arm_facts`). Raises :class:`AuditUnavailable` (and answers
+        nothing) when the audit log cannot be written.
         """
         config = self.config
         answers: list[dict | None] = [None] * len(rows)
@@ -148,7 +172,7 @@ class RecommendationEngine:
         records = []
         for i, row in enumerate(rows):
             answer = self._answer(row, triages[i], rankings.get(i), explanations.get(i),
-                                  exclusions.get(i, []), with_evidence)
+                                  exclusions.get(i, []), compact)
             answers[i] = answer
             records.append({
                 "request_id": answer["request_id"], "batch_id": batch_id,
@@ -167,29 +191,44 @@ class RecommendationEngine:
         return answers
 
     def _explain(self, frame, ranked_rows, rows, rankings) -> dict:
-        """Explanations for every ranked row, contributions computed once per arm pair."""
+        """Explanations for every ranked row, with one contributions call per arm.
+
+        The learners explain ``effect[a] - effect[b]`` as the difference of each arm's
+        contributions against usual care (usual care's own being zero), so the contributions of
+        every arm a row needs (its best and its runner-up) against usual care give both
+        comparisons: recommended vs usual care, and recommended vs runner-up.
+        """
         control, model = self.control, self.model
-        versus_care, versus_next = defaultdict(list), defaultdict(list)
+        needs = defaultdict(list)  # arm -> positions k (in frame) of rows that need it
         for k, i in enumerate(ranked_rows):
-            ranking = rankings[i]
-            best, second = ranking.recommended, ranking.runner_up
-            if best != control:
-                versus_care[best].append(k)
-                if second is not None and second != control:
-                    versus_next[(best, second)].append(k)
-            elif second is not None:
-                versus_next[(control, second)].append(k)
-        care_rows, next_rows = {}, {}
-        for arm, ks in versus_care.items():
+            for arm in rankings[i].arms[:2]:
+                if arm.arm != control:
+                    needs[arm.arm].append(k)
+        against_care = {}  # (k, arm) -> contributions vs usual care (features..., base)
+        names = None
+        for arm, ks in needs.items():
             part = model.contributions(frame.iloc[ks], arm, control)
-            care_rows.update(zip(ks, part.to_dict("records")))
-        for (best, second), ks in versus_next.items():
-            if best == control:
-                # best - second = -(second - control): ask for the pair the learners know best.
-                part = -model.contributions(frame.iloc[ks], second, control)
-            else:
-                part = model.contributions(frame.iloc[ks], best, second)
-            next_rows.update(zip(ks, part.to_dict("records")))
+            names = list(part.columns)
+            for k, values in zip(ks, part.to_numpy(dtype=float)):
+                against_care[(k, arm)] = values
+        top = self.config.top
+
+        def leading(values):
+            # Only the largest few reach the explanation; picking them here, vectorized,
+            # spares sorting every feature of every row in Python.
+            order = np.argsort(-np.abs(values[:-1]), kind="stable")[:top]
+            return {names[j]: values[j] for j in order}
+
+        care_rows, next_rows = {}, {}
+        for k, i in enumerate(ranked_rows):
+            best, second = rankings[i].recommended, rankings[i].runner_up
+            a = against_care.get((k, best))
+            if a is not None:
+                care_rows[k] = leading(a)
+            if second is not None:
+                b = against_care.get((k, second))
+                lead = a if b is None else (-b if a is None else a - b)
+                next_rows[k] = leading(lead)
         out = {}
         for k, i in enumerate(ranked_rows):
             ranking = rankings[i]
@@ -205,13 +244,12 @@ class RecommendationEngine:
             )
         return out
 
-    def evidence_map(self, answers: Sequence[Mapping]) -> dict[str, list[dict]]:
-        """The evidence of every arm ranked in ``answers``, once per arm."""
+    def arm_facts(self, answers: Sequence[Mapping]) -> dict[str, dict]:
+        """Name, cost and evidence of every arm ranked in ``answers``, once per arm."""
         arms = {item["arm"] for answer in answers for item in answer["ranking"]}
-        return {arm: self._arm_facts[arm]["evidence"] for arm in self.catalog.arm_ids
-                if arm in arms}
+        return {arm: self._arm_facts[arm] for arm in self.catalog.arm_ids if arm in arms}
 
-    def _answer(self, row, safety, ranking, explanation, excluded, with_evidence) -> dict:
+    def _answer(self, row, safety, ranking, explanation, excluded, compact) -> dict:
         config = self.config
         answer = {
             "request_id": uuid.uuid4().hex,
@@ -229,21 +267,21 @@ class RecommendationEngine:
                 "resources": [{"name": r.name, "contact": r.contact, "url": r.url}
                               for r in safety.resources],
             },
-            "disclaimer": config.disclaimer,
+            "disclaimer": None if compact else config.disclaimer,
         }
         if ranking is None:
             return answer
         answer["recommended"] = ranking.recommended
         answer["ranking_meaningful"] = ranking.meaningful
         answer["ranking_note"] = ranking.note
-        answer["ranking"] = [
-            {"arm": a.arm, "name": self._arm_facts[a.arm]["name"], "rank": a.rank,
-             "ee_effect": _num(a.effect), "ee_lower": _num(a.lower), "ee_upper": _num(a.upper),
-             "dp_effect": _num(a.effect_dp), "pa_effect": _num(a.effect_pa),
-             "cost_per_person": self._arm_facts[a.arm]["cost_per_person"],
-             "evidence": self._arm_facts[a.arm]["evidence"] if with_evidence else []}
-            for a in ranking.arms
-        ]
+        ranked = [{"arm": a.arm, "rank": a.rank, "ee_effect": _num(a.effect),
+                   "ee_lower": _num(a.lower), "ee_upper": _num(a.upper),
+                   "dp_effect": _num(a.effect_dp), "pa_effect": _num(a.effect_pa)}
+                  for a in ranking.arms]
+        if not compact:
+            for item in ranked:
+                item.update(self._arm_facts[item["arm"]])
+        answer["ranking"] = ranked
         answer["explanation"] = {
             "versus_usual_care": [_contribution(c) for c in explanation.versus_usual_care],
             "runner_up": explanation.runner_up,

@@ -7,11 +7,12 @@ errors are turned into problems that name the field, the value received and what
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
 from recommender.cohort import CATEGORIES, PROFILE_COLUMNS, RANGES
 from recommender.cohort._contract import INTEGER_COLUMNS, PERSON_ID_MAX_LENGTH
@@ -27,6 +28,7 @@ __all__ = [
     "ReloadRequest",
     "ReloadResponse",
     "problems_from",
+    "profile_list_adapter",
     "example_profile",
     "accepted_for",
     "MAX_BATCH_ROWS",
@@ -157,21 +159,27 @@ class ArmEstimate(BaseModel):
     """One arm in the ranking. Effects are expected changes against usual care."""
 
     arm: str = Field(description="Arm id.")
-    name: str = Field(description="Readable name.")
     rank: int = Field(description="1 = best (lowest expected EE change).")
     ee_effect: float = Field(description="Expected change in Emotional Exhaustion points "
                              "against usual care (negative = less exhaustion).")
     ee_lower: float = Field(description="Lower bound of the interval of ee_effect.")
     ee_upper: float = Field(description="Upper bound of the interval of ee_effect.")
-    dp_effect: float = Field(description="Expected change in Depersonalization points "
-                             "(negative = better).")
-    pa_effect: float = Field(description="Expected change in Personal Accomplishment points "
-                             "(positive = better).")
+    dp_effect: float | None = Field(description="Expected change in Depersonalization points "
+                                    "(negative = better); null when the model has no DP model.")
+    pa_effect: float | None = Field(description="Expected change in Personal Accomplishment "
+                                    "points (positive = better); null when not modelled.")
+    # Catalog facts: in batch answers they are given once per arm, in the batch's 'arms' map.
+    name: str | None = Field(None, description="Readable name (batch: see 'arms').")
+    cost_per_person: float | None = Field(None, description="Default cost of a full course, "
+                                          "US$ (batch: see 'arms').")
+    evidence: list[EvidenceItem] = Field(default_factory=list, description="Published "
+                                         "evidence for this arm (batch: see 'arms').")
+
+
+class ArmFacts(BaseModel):
+    name: str = Field(description="Readable name.")
     cost_per_person: float = Field(description="Default cost of a full course, US$.")
-    # A list, never null: BentoML's client cannot decode an optional list.
-    evidence: list[EvidenceItem] = Field(
-        description="Published evidence for this arm; empty in batch answers, which list it "
-                    "once per arm in their 'evidence' map.")
+    evidence: list[EvidenceItem] = Field(description="Published evidence for this arm.")
 
 
 class ContributionItem(BaseModel):
@@ -228,7 +236,8 @@ class Recommendation(BaseModel):
     excluded: list[ExclusionItem] = Field(description="Offered arms not ranked, with reasons.")
     explanation: ExplanationBlock | None = Field(description="Why the recommended arm.")
     safety: SafetyBlock = Field(description="Safety triage.")
-    disclaimer: str = Field(description="Decision support, not a diagnosis.")
+    disclaimer: str | None = Field(description="Decision support, not a diagnosis. Null in "
+                                   "batch answers, which give it once for the batch.")
 
 
 class RowError(BaseModel):
@@ -247,8 +256,8 @@ class BatchResponse(BaseModel):
     results: list[Recommendation] = Field(description="Answers to the valid entries, in order.")
     result_index: list[int] = Field(description="Position in 'profiles' of each answer.")
     errors: list[RowError] = Field(description="One entry per rejected profile.")
-    evidence: dict[str, list[EvidenceItem]] = Field(description="Published evidence of every "
-                                                    "arm ranked in 'results', once per arm.")
+    arms: dict[str, ArmFacts] = Field(description="Name, cost and evidence of every arm "
+                                      "ranked in 'results', once per arm.")
     disclaimer: str = Field(description="Decision support, not a diagnosis.")
 
 
@@ -320,3 +329,9 @@ def problems_from(error: ValidationError, *, prefix: str = "",
 
 
 PROFILE_FIELDS: tuple[str, ...] = tuple(ProfileRequest.model_fields)
+
+
+@functools.cache
+def profile_list_adapter() -> TypeAdapter:
+    """Validates a whole list of profiles in one call (built once, when first needed)."""
+    return TypeAdapter(list[ProfileRequest])

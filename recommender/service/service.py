@@ -107,23 +107,17 @@ class Recommender:
                                     f"{limit:,} are accepted per request",
                           [{"field": "profiles", "value": len(request.profiles),
                             "accepted": f"at most {limit:,} entries", "message": "too many"}])
-        valid, index, errors = [], [], []
-        for i, raw in enumerate(request.profiles):
-            try:
-                valid.append(engine.check_row(raw, prefix=f"profiles[{i}]"))
-                index.append(i)
-            except InputError as error:
-                errors.append({"index": i, "error": str(error), "problems": error.problems})
+        valid, index, errors = engine.check_rows(request.profiles)
         batch_id = uuid.uuid4().hex
         try:
             answers = engine.recommend(valid, caller_role=_role(ctx), batch_id=batch_id,
-                                       with_evidence=False)
+                                       compact=True)
         except AuditUnavailable as error:
             return _error(ctx, 503, f"{error}; nothing was answered, please retry")
         return JSONResponse({
             "batch_id": batch_id, "model_version": engine.version, "answered": len(answers),
             "rejected": len(errors), "results": answers, "result_index": index,
-            "errors": errors, "evidence": engine.evidence_map(answers),
+            "errors": errors, "arms": engine.arm_facts(answers),
             "disclaimer": self.config.disclaimer,
         })
 
