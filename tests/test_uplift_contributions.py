@@ -56,3 +56,19 @@ def test_unknown_arm_is_named(cohort):
         model.contributions(X.head(), "yoga")
     with pytest.raises(InputError, match="unknown versus arm 'yoga'"):
         model.contributions(X.head(), "coaching", versus="yoga")
+
+
+def test_merged_boosters_predict_and_explain_exactly_the_averaged_models(cohort, model):
+    # predictions run on one merged booster per arm; they must equal the sum of the parts
+    X = cohort[0].iloc[:200]
+    M = model.encoder_.transform(X)
+    estimator = model.estimator_
+    fast = estimator.fast_parts
+    try:
+        merged_effect = estimator.effect(M)
+        merged_parts = estimator.contrib(M, 1)
+        estimator.fast_parts = None
+        np.testing.assert_allclose(merged_effect, estimator.effect(M), rtol=0, atol=1e-9)
+        np.testing.assert_allclose(merged_parts, estimator.contrib(M, 1), rtol=0, atol=1e-9)
+    finally:
+        estimator.fast_parts = fast

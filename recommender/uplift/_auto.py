@@ -23,15 +23,18 @@ __all__ = ["select_learner", "DEFAULT_FINAL_CANDIDATES"]
 DEFAULT_FINAL_CANDIDATES = (
     GBMSpec(num_leaves=4, min_child_samples=100, learning_rate=0.1, patience=15),
     GBMSpec(num_leaves=8, min_child_samples=50, learning_rate=0.05, patience=20),
+    # randomized split points: smoother, lower-variance surfaces from the same small trees
+    GBMSpec(num_leaves=4, min_child_samples=100, learning_rate=0.05, patience=30,
+            extra=(("extra_trees", True),)),
     RidgeSpec(alpha=10.0),
 )
 
 
-def select_learner(nuisance, learners, final_candidates):
-    """Fit every (learner, settings) candidate out of fold; per arm refit and keep the best.
+def select_learner(nuisance, learners, final_candidates, ensemble_size=3):
+    """Fit every (learner, settings) candidate out of fold; per arm refit and average the best.
 
     Returns the fitted learner and the table of DR losses (``selection_``), one row per
-    candidate and arm, best first within each arm.
+    candidate and arm, best first within each arm; ``chosen`` marks the averaged ones.
     """
     pseudo = nuisance.pseudo_effects()
     arms = list(nuisance.arms[1:])
@@ -58,7 +61,9 @@ def select_learner(nuisance, learners, final_candidates):
             fitted.extend(DRLearner(nuisance, spec, do_refit=False) for spec in final_candidates)
     squared = np.stack([(pseudo - learner.oof) ** 2 for learner in fitted])  # (C, n, arms)
     losses = squared.mean(axis=1)  # (C, arms)
-    best = losses.argmin(axis=0)
+    ranked = np.argsort(losses, axis=0, kind="stable")  # (C, arms), best first
+    top = ranked[:ensemble_size]  # (k, arms)
+    best = ranked[0]
     rows = []
     for j, arm in enumerate(arms):
         for c in np.argsort(losses[:, j], kind="stable"):
@@ -68,10 +73,10 @@ def select_learner(nuisance, learners, final_candidates):
                 "arm": arm, "learner": learner.name, "settings": learner.label,
                 "dr_loss": losses[c, j], "dr_loss_minus_best": losses[c, j] - losses[best[j], j],
                 "standard_error": float(difference.std(ddof=1) / np.sqrt(len(difference))),
-                "chosen": c == best[j],
+                "chosen": bool(np.isin(c, top[:, j])),
             })
-    for c in set(best.tolist()):
-        fitted[c].refit(arms={j for j in range(len(arms)) if best[j] == c})
-    chosen = PerArmLearner([fitted[c] for c in best])
+    for c in set(top.ravel().tolist()):
+        fitted[c].refit(arms={j for j in range(len(arms)) if c in top[:, j]})
+    chosen = PerArmLearner([[fitted[c] for c in top[:, j]] for j in range(len(arms))])
     table = pd.DataFrame(rows)
     return chosen, table

@@ -10,8 +10,9 @@ be read off the data without an oracle, but both can be measured in a world wher
 known and resembles the data: outcomes re-simulated from the fitted model (control model plus
 the fitted effects plus the arm's own out-of-fold residuals, reshuffled), the chosen learners
 refitted on them. The ratio of their actual squared error (against the effects we planted) to
-their jackknife variance gives each arm's scale c ≥ 1, and the interval is
-τ̂(x) ± z sqrt(c V(x)). The planted effects are smoother than the real ones, so c errs small.
+their jackknife variance, per arm or pooled over arms whichever is larger, gives each arm's
+scale c ≥ 1, and the interval is τ̂(x) ± z sqrt(c V(x)). The planted effects are smoother
+than the real ones, so c errs small.
 """
 
 from __future__ import annotations
@@ -46,8 +47,9 @@ def interval(effect: np.ndarray, variance: np.ndarray, alpha: float, scale: np.n
 def refit_chosen(nuisance, chosen: PerArmLearner) -> PerArmLearner:
     """The same per-arm learners and settings, fitted on another nuisance (no selection)."""
     groups: dict = {}
-    for j, learner in enumerate(chosen.chosen):
-        groups.setdefault((learner.name, learner.spec), set()).add(j)
+    for j, learners in enumerate(chosen.chosen):
+        for learner in learners:
+            groups.setdefault((learner.name, learner.spec), set()).add(j)
     built = {}
     for (name, spec), arms in groups.items():
         if name == "t":
@@ -61,7 +63,8 @@ def refit_chosen(nuisance, chosen: PerArmLearner) -> PerArmLearner:
             built[(name, spec)] = XLearner(nuisance, spec, only=arms)
         else:
             built[(name, spec)] = DRLearner(nuisance, spec, only=arms)
-    return PerArmLearner([built[(learner.name, learner.spec)] for learner in chosen.chosen])
+    return PerArmLearner([[built[(learner.name, learner.spec)] for learner in learners]
+                          for learners in chosen.chosen])
 
 
 def calibrate_scale(nuisance, chosen: PerArmLearner, *, design, clip, n_folds, seed,
@@ -83,11 +86,12 @@ def calibrate_scale(nuisance, chosen: PerArmLearner, *, design, clip, n_folds, s
     # each arm's candidates in the re-simulated world: the spec that made the scores, plus
     # the specs of the T-learner pairs chosen for some arm
     per_arm = [[cross.spec] for cross in nuisance.outcome]
-    for j, learner in enumerate(chosen.chosen):
-        if learner.name == "t":
-            for code, spec in ((0, learner.spec[0]), (j + 1, learner.spec[1][j])):
-                if spec not in per_arm[code]:
-                    per_arm[code].append(spec)
+    for j, learners in enumerate(chosen.chosen):
+        for learner in learners:
+            if learner.name == "t":
+                for code, spec in ((0, learner.spec[0]), (j + 1, learner.spec[1][j])):
+                    if spec not in per_arm[code]:
+                        per_arm[code].append(spec)
     with warnings.catch_warnings():  # the fit itself already warned about overlap
         warnings.simplefilter("ignore")
         world = fit_nuisance(
@@ -100,13 +104,17 @@ def calibrate_scale(nuisance, chosen: PerArmLearner, *, design, clip, n_folds, s
             per_arm_candidates=per_arm, refit_outcomes=False,
         )
     refitted = refit_chosen(world, chosen)
-    for learner in {id(c): c for c in refitted.chosen}.values():
-        if learner.crossfits is not None:
-            learner.refit()
+
     rows = np.arange(n) if n <= max_rows else rng.choice(n, max_rows, replace=False)
     estimate = refitted.effect(M[rows])
     variance = jackknife_variance(refitted.fold_effects(M[rows]))
     squared_error = ((estimate - planted[rows]) ** 2).mean(axis=0)
     ratio = squared_error / np.maximum(variance.mean(axis=0), 1e-12)
-    details = {"bootstrap_mse": squared_error, "bootstrap_jackknife_variance": variance.mean(axis=0)}
-    return np.maximum(ratio, 1.0), details
+    # one replicate's per-arm ratio is noisy (0.9 to 4 between seeds on the default scenario)
+    # while the ratio pooled over arms is stable (2.6 to 2.7); the planted truth errs smooth,
+    # so a low per-arm draw is the less credible one: take the larger of the two
+    pooled = squared_error.sum() / max(variance.mean(axis=0).sum(), 1e-12)
+    details = {"bootstrap_mse": squared_error,
+               "bootstrap_jackknife_variance": variance.mean(axis=0),
+               "pooled_ratio": float(pooled)}
+    return np.maximum(np.maximum(ratio, pooled), 1.0), details

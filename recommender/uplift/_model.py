@@ -43,6 +43,8 @@ def _check_parameters(model: "UpliftModel") -> None:
             "(low, high) with 0 < low < high <= 1")
     require("min_arm_rows", isinstance(model.min_arm_rows, Integral) and model.min_arm_rows >= 1,
             "a positive integer")
+    require("ensemble_size", isinstance(model.ensemble_size, Integral)
+            and model.ensemble_size >= 1, "a positive integer")
     require("calibrate_intervals", isinstance(model.calibrate_intervals, bool), "True | False")
     require("n_jobs", isinstance(model.n_jobs, Integral) and model.n_jobs >= 1,
             "a positive integer")
@@ -80,6 +82,9 @@ class UpliftModel(BaseEstimator):
         Regressors tried for each arm's outcome model (defaults: two LightGBM, one ridge).
     final_candidates : sequence of specs, optional
         Regressors tried for the X- and DR-learners' final stage.
+    ensemble_size : int, default 3
+        Per arm, the effect is the average of this many best candidates by the doubly robust
+        loss (1 keeps the single best).
     calibrate_intervals : bool, default True
         Scale the jackknife intervals by a parametric bootstrap of the chosen learners (about
         a third more fitting time); False keeps the bare jackknife.
@@ -93,13 +98,14 @@ class UpliftModel(BaseEstimator):
     control_ : object
         The control arm.
     learner_ : str
-        The learner used ("t", "x" or "dr"; "mixed" when auto chose differently per arm).
+        The learner used ("t", "x" or "dr"; "mixed" when several contribute).
     arm_learners_ : dict
-        The learner used for each arm.
+        The learner(s) averaged for each arm, e.g. "x" or "dr+x".
     feature_names_ : list of str
         Feature columns seen at fit.
     selection_ : DataFrame
-        Doubly robust loss of every candidate (learner, settings) for every arm, best first.
+        Doubly robust loss of every candidate (learner, settings) for every arm, best first;
+        ``chosen`` marks the candidates averaged.
     outcome_selection_ : DataFrame
         Held-out error of every outcome-model candidate per arm.
     propensity_source_ : str
@@ -121,8 +127,8 @@ class UpliftModel(BaseEstimator):
 
     def __init__(self, *, learner="auto", control="none", n_folds=5, random_state=0,
                  design="auto", propensity_clip=(0.01, 1.0), min_arm_rows=30,
-                 outcome_candidates=None, final_candidates=None, calibrate_intervals=True,
-                 n_jobs=1):
+                 outcome_candidates=None, final_candidates=None, ensemble_size=3,
+                 calibrate_intervals=True, n_jobs=1):
         self.learner = learner
         self.control = control
         self.n_folds = n_folds
@@ -132,6 +138,7 @@ class UpliftModel(BaseEstimator):
         self.min_arm_rows = min_arm_rows
         self.outcome_candidates = outcome_candidates
         self.final_candidates = final_candidates
+        self.ensemble_size = ensemble_size
         self.calibrate_intervals = calibrate_intervals
         self.n_jobs = n_jobs
 
@@ -175,7 +182,8 @@ class UpliftModel(BaseEstimator):
         )
         learners = ("t", "x", "dr") if self.learner == "auto" else (self.learner,)
         estimator, table = select_learner(
-            nuisance, learners, tuple(self.final_candidates or DEFAULT_FINAL_CANDIDATES))
+            nuisance, learners, tuple(self.final_candidates or DEFAULT_FINAL_CANDIDATES),
+            ensemble_size=self.ensemble_size)
         self.encoder_ = encoder
         self.all_arms_ = list(data.arms)
         self.control_ = data.control
@@ -183,12 +191,12 @@ class UpliftModel(BaseEstimator):
         self.feature_names_ = list(encoder.feature_names)
         self.n_features_in_ = len(self.feature_names_)
         self.learner_ = estimator.name
-        self.arm_learners_ = {arm: name for arm, (name, _) in zip(self.arms_,
-                                                                 estimator.arm_learners)}
+        self.arm_learners_ = dict(zip(self.arms_, estimator.arm_learners))
         self.selection_ = table
         self.outcome_selection_ = pd.DataFrame(
             nuisance.outcome_table, columns=["arm", "settings", "held_out_mse", "chosen"])
         self.propensity_source_ = nuisance.propensity.source
+        estimator.merge_boosters()
         self.estimator_ = estimator
         self.interval_scale_ = np.ones(len(self.arms_))
         self.interval_calibration_ = {}

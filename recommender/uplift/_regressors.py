@@ -218,3 +218,34 @@ def refit(cross: CrossFit, M, target, train_rows, *, categorical, seed, n_jobs, 
                               seed=seed, n_jobs=n_jobs, rounds=rounds)
     cross.full_model = model
     return model
+
+
+def merge_gbm(weighted: list) -> "GBMModel":
+    """One booster whose prediction is Σ weight × booster(x), for a one-call prediction path.
+
+    Boosted trees add up, so scaling every tree's leaf values by the weight and listing all
+    trees in one model gives exactly the weighted sum; TreeSHAP contributions of the merged
+    booster are the same weighted sum of each booster's contributions. The model text is
+    LightGBM's own format; only leaf and internal values are rescaled.
+    """
+    header, tail, trees = None, None, []
+    for weight, model in weighted:
+        text = model.booster.model_to_string(num_iteration=model.rounds)
+        start, end = text.index("\nTree=0\n") + 1, text.index("end of trees")
+        if header is None:
+            header = "\n".join(line for line in text[:start].split("\n")
+                               if not line.startswith("tree_sizes="))
+            tail = text[end:]
+        for block in text[start:end].split("\n\n\n"):
+            if not block.strip():
+                continue
+            lines = block.strip("\n").split("\n")[1:]  # drop the "Tree=k" line
+            for i, line in enumerate(lines):
+                key, _, values = line.partition("=")
+                if key in ("leaf_value", "internal_value"):
+                    lines[i] = key + "=" + " ".join(repr(weight * float(v))
+                                                    for v in values.split(" "))
+            trees.append(lines)
+    body = "".join(f"Tree={k}\n" + "\n".join(lines) + "\n\n\n" for k, lines in enumerate(trees))
+    booster = lgb.Booster(model_str=header + body + tail)
+    return GBMModel(booster)
