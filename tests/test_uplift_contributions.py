@@ -72,3 +72,24 @@ def test_merged_boosters_predict_and_explain_exactly_the_averaged_models(cohort,
         np.testing.assert_allclose(merged_parts, estimator.contrib(M, 1), rtol=0, atol=1e-9)
     finally:
         estimator.fast_parts = fast
+
+
+def test_merging_handles_single_leaf_trees_and_negative_weights():
+    import lightgbm as lgb
+
+    from recommender.uplift._regressors import GBMModel, merge_gbm
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(50, 3)), rng.normal(size=50)
+    # min_child_samples=40 on 50 rows leaves trees without any split (a single leaf)
+    stumps = lgb.train(dict(objective="regression", verbose=-1, min_child_samples=40),
+                       lgb.Dataset(X, y), 5)
+    deep = lgb.train(dict(objective="regression", verbose=-1, min_child_samples=5),
+                     lgb.Dataset(X, y), 5)
+    merged = merge_gbm([(0.5, GBMModel(stumps)), (-2.0, GBMModel(deep))])
+    np.testing.assert_allclose(merged.predict(X), 0.5 * stumps.predict(X) - 2 * deep.predict(X),
+                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        merged.contrib(X),
+        0.5 * stumps.predict(X, pred_contrib=True) - 2 * deep.predict(X, pred_contrib=True),
+        rtol=0, atol=1e-12)

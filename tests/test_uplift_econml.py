@@ -95,7 +95,8 @@ def setup():
     shares = np.bincount(data.codes) / len(data.codes)
     econml = econml_dr.DRLearner(
         model_propensity=DesignShares(shares=shares),
-        model_regression=PerArmRidge(n_arms=len(ARMS), categorical=tuple(encoder.categorical_index)),
+        model_regression=PerArmRidge(n_arms=len(ARMS),
+                                     categorical=tuple(encoder.categorical_index)),
         model_final=SameRidge(categorical=tuple(encoder.categorical_index)),
         cv=[(np.flatnonzero(folds != k), np.flatnonzero(folds == k)) for k in range(N_FOLDS)],
         categories=list(data.arms),

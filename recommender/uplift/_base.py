@@ -80,10 +80,6 @@ class EffectLearner:
                     out[k, :, j] += part.weight * model.predict(M)
         return out
 
-    def drop_fold_models(self) -> None:
-        for arm_parts in self.parts:
-            for part in arm_parts:
-                part.fold_models = []
 
 
 class PerArmLearner(EffectLearner):

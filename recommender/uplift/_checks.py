@@ -80,8 +80,8 @@ def check_training_inputs(X, treatment, y, propensity, *, control, min_arm_rows)
         )
     if len(names) < 2:
         raise InputError(
-            f"only one arm in treatment ({str(names[0])!r}); at least the control arm and one other "
-            "arm are needed to estimate an effect"
+            f"only one arm in treatment ({str(names[0])!r}); at least the control arm and one "
+            "other arm are needed to estimate an effect"
         )
     small = [(str(a), int(c)) for a, c in zip(names, counts) if c < min_arm_rows]
     if small:

@@ -48,7 +48,8 @@ class FeatureEncoder:
                 observed = pd.unique(values.dropna())
                 self.categories[j] = sorted(observed, key=str)
         self.categorical_index = sorted(self.categories)
-        self.lookups = {j: {v: float(k) for k, v in enumerate(c)} for j, c in self.categories.items()}
+        self.lookups = {j: {v: float(k) for k, v in enumerate(c)}
+                        for j, c in self.categories.items()}
         return self
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:

@@ -34,7 +34,9 @@ class GBMSpec:
 
     @property
     def label(self) -> str:
-        return f"gbm(leaves={self.num_leaves}, min_child={self.min_child_samples}, lr={self.learning_rate})"
+        extra = "".join(f", {k}={v}" for k, v in self.extra)
+        return (f"gbm(leaves={self.num_leaves}, min_child={self.min_child_samples}, "
+                f"lr={self.learning_rate}{extra})")
 
     def params(self, seed: int, n_jobs: int) -> dict:
         params = dict(
@@ -242,7 +244,7 @@ def merge_gbm(weighted: list) -> "GBMModel":
             lines = block.strip("\n").split("\n")[1:]  # drop the "Tree=k" line
             for i, line in enumerate(lines):
                 key, _, values = line.partition("=")
-                if key in ("leaf_value", "internal_value"):
+                if key in ("leaf_value", "internal_value") and values.strip():
                     lines[i] = key + "=" + " ".join(repr(weight * float(v))
                                                     for v in values.split(" "))
             trees.append(lines)

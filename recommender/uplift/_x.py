@@ -48,7 +48,8 @@ class XLearner(EffectLearner):
             self.parts.append(pieces)
             oof.append(effect)
         self.oof = np.column_stack(oof)
-        self._seed, self._categorical, self._n_jobs = nuisance.seed, nuisance.categorical, nuisance.n_jobs
+        self._seed, self._categorical = nuisance.seed, nuisance.categorical
+        self._n_jobs = nuisance.n_jobs
         self._M = nuisance.M
         if do_refit:
             self.refit()
