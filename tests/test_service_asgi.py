@@ -197,3 +197,21 @@ def test_openapi_document_describes_every_field(asgi_client):
     text = json.dumps(spec)
     assert "MBI-HSS Emotional Exhaustion subscale score" in text
     assert "crisis resources only" in text
+
+
+def test_a_profile_the_model_cannot_represent_is_a_422_not_a_500(asgi_client, linear_model, monkeypatch):
+    from recommender.errors import InputError
+
+    def refuse(profiles, **kwargs):
+        raise InputError("category not seen at fit time", problems=[
+            {"row": 0, "column": "specialty", "value": "oncology", "rule": "one of [...]"}])
+
+    monkeypatch.setattr(linear_model, "score", refuse)
+    single = asgi_client.post("/recommend", json=PROFILE, headers=auth("program"))
+    batch = asgi_client.post("/recommend_batch", json={"profiles": [PROFILE]},
+                             headers=auth("program"))
+    for response in (single, batch):
+        assert response.status_code == 422
+        assert response.json()["problems"][0]["field"] == "row 0, specialty"
+    export = asgi_client.get("/audit/export", headers=auth("auditor"))
+    assert len(export.text.strip().splitlines()) == 1  # nothing answered, nothing logged

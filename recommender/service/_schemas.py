@@ -28,6 +28,7 @@ __all__ = [
     "ReloadRequest",
     "ReloadResponse",
     "problems_from",
+    "as_problems",
     "profile_list_adapter",
     "example_profile",
     "accepted_for",
@@ -325,6 +326,26 @@ def problems_from(error: ValidationError, *, prefix: str = "",
         value = None if kind == "missing" else _short(item.get("input"))
         problems.append({"field": _field_name(loc, prefix), "value": value,
                          "accepted": accepted, "message": item.get("msg", "")})
+    return problems
+
+
+def as_problems(items) -> list[dict]:
+    """Problems in this API's shape (field, value, accepted, message), whatever raised them.
+
+    Library errors (a cohort or feature-frame check) report ``row``, ``column`` and ``rule``.
+    """
+    problems = []
+    for item in items or []:
+        item = dict(item) if isinstance(item, dict) else {"message": str(item)}
+        if "field" not in item:
+            where = [f"row {item['row']}" if item.get("row") is not None else "",
+                     str(item.get("column") or "")]
+            item = {"field": ", ".join(w for w in where if w) or "body",
+                    "value": item.get("value"), "accepted": str(item.get("rule", "")),
+                    "message": str(item.get("message", ""))}
+        problems.append({"field": str(item["field"]), "value": _short(item.get("value")),
+                         "accepted": str(item.get("accepted", "")),
+                         "message": str(item.get("message", ""))})
     return problems
 
 

@@ -27,6 +27,7 @@ from recommender.service._engine import AuditUnavailable, RecommendationEngine, 
 from recommender.service._gate import Gate
 from recommender.service._schemas import (
     PROFILE_FIELDS,
+    as_problems,
     BatchRequest,
     BatchResponse,
     ProfileRequest,
@@ -46,11 +47,12 @@ pages = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
 @bentoml.asgi_app(pages, path="/")
 # BentoML reads worker settings when the class is defined; `recommender serve` passes the
-# values of serve.yaml through these variables (reading them has no side effect).
+# values of serve.yaml through these variables (reading them has no side effect). The
+# fallbacks are the shipped serve.yaml's, for a plain `bentoml serve`.
 @bentoml.service(
     name=SERVICE_NAME,
     workers=int(os.environ.get("RECOMMENDER_SERVE_WORKERS", "1")),
-    threads=int(os.environ.get("RECOMMENDER_SERVE_THREADS", "1")),
+    threads=int(os.environ.get("RECOMMENDER_SERVE_THREADS", "16")),
     traffic={"timeout": float(os.environ.get("RECOMMENDER_SERVE_TIMEOUT", "120"))},
 )
 class Recommender:
@@ -112,6 +114,8 @@ class Recommender:
         try:
             answers = engine.recommend(valid, caller_role=_role(ctx), batch_id=batch_id,
                                        compact=True)
+        except InputError as error:  # e.g. a category the served model never saw
+            return _error(ctx, 422, str(error), error.problems)
         except AuditUnavailable as error:
             return _error(ctx, 503, f"{error}; nothing was answered, please retry")
         return JSONResponse({
@@ -174,7 +178,7 @@ def _role(ctx: bentoml.Context) -> str:
 def _error(ctx: bentoml.Context, status: int, message: str, problems=None) -> JSONResponse:
     # BentoML copies ctx.response.status_code onto whatever the API returns.
     ctx.response.status_code = status
-    return JSONResponse({"error": message, "problems": list(problems or [])}, status_code=status)
+    return JSONResponse({"error": message, "problems": as_problems(problems)}, status_code=status)
 
 
 Recommender.add_asgi_middleware(Gate, current=bentoml.get_current_service)

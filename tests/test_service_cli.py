@@ -1,0 +1,49 @@
+"""`recommender audit export` and `recommender serve`'s refusal without a champion."""
+
+import csv
+import json
+from datetime import datetime, timedelta, timezone
+
+from recommender.cli import main
+from recommender.service import AuditLog
+from service_fixtures import service_home  # noqa: F401  (fixture)
+
+
+def _log(home):
+    log = AuditLog(f"sqlite:///{home / 'audit.db'}", salt="s")
+    old = datetime.now(timezone.utc) - timedelta(days=10)
+    log.append([{"request_id": f"r{i}", "model_version": "2", "caller_role": "program",
+                 "person_id": f"secret-person-{i}", "safety_level": "routine",
+                 "recommended": "coaching", "ranking_meaningful": True,
+                 "effects": {"coaching": [-3.0, -5.0, -1.0]},
+                 **({"logged_at": old} if i == 0 else {})} for i in range(3)])
+    return log
+
+
+def test_export_csv_and_jsonl_without_person_ids(service_home, tmp_path, capsys):
+    _log(service_home)
+    out = tmp_path / "audit.csv"
+    assert main(["audit", "export", "--out", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [r["request_id"] for r in rows] == ["r0", "r1", "r2"]
+    assert "secret-person" not in out.read_text()
+    assert main(["audit", "export", "--since", (datetime.now(timezone.utc) - timedelta(days=1))
+                 .date().isoformat(), "--out", str(tmp_path / "recent.jsonl")]) == 0
+    recent = [json.loads(line) for line in (tmp_path / "recent.jsonl").read_text().splitlines()]
+    assert [r["request_id"] for r in recent] == ["r1", "r2"]
+    assert main(["audit", "export"]) == 0
+    assert capsys.readouterr().out.startswith("id,logged_at,request_id")
+
+
+def test_export_mistakes_exit_2(service_home, capsys):
+    assert main(["audit", "export"]) == 2  # no audit log yet
+    assert "no audit log at" in capsys.readouterr().err
+    _log(service_home)
+    assert main(["audit", "export", "--since", "soon"]) == 2
+    assert "since: 'soon'" in capsys.readouterr().err
+
+
+def test_serve_refuses_without_a_champion(service_home, capsys):
+    assert main(["serve", "--port", "0"]) == 2
+    assert main(["serve", "--port", "3999"]) == 2
+    assert "no model holds the 'champion' alias" in capsys.readouterr().err
