@@ -415,6 +415,7 @@ def score_with_spark(
     partitions: int | None = None,
     alpha: float = 0.1,
     contributions: bool = False,
+    batch_rows: int = 50_000,
 ) -> BatchSummary:
     """Validate a cohort, score every row with the registered model on Spark, write Parquet.
 
@@ -435,6 +436,9 @@ def score_with_spark(
         Intervals are two-sided ``1 - alpha``.
     contributions : bool, default False
         Add ``contrib_<feature>`` columns explaining the recommended arm.
+    batch_rows : int, default 50,000
+        Rows per Arrow batch handed to validation and to the model (Spark's default, 10,000,
+        pays the model's fixed cost per call five times as often); restored afterwards.
 
     Returns
     -------
@@ -468,8 +472,16 @@ def score_with_spark(
     if partitions is not None and (isinstance(partitions, bool) or int(partitions) < 1):
         raise InputError(f"partitions must be a whole number >= 1, got {partitions!r}")
 
-    with _quiet_pandas_warning():
-        spark = spark_session(master)
+    if isinstance(batch_rows, bool) or int(batch_rows) < 1:
+        raise InputError(f"batch_rows must be a whole number >= 1, got {batch_rows!r}")
+
+    spark = spark_session(master)
+    with (
+        _quiet_pandas_warning(),
+        _session_conf(
+            spark, {"spark.sql.execution.arrow.maxRecordsPerBatch": str(int(batch_rows))}
+        ),
+    ):
         scorer = spark_scorer(spark, model_uri, alpha=alpha, contributions=contributions)
         cohort = read_cohort_spark(spark, data_path)
 
@@ -536,6 +548,22 @@ def score_with_spark(
         partitions=int(wanted),
         columns=list(scorer.output_columns),
     )
+
+
+@contextlib.contextmanager
+def _session_conf(spark, settings: dict):
+    """Set runtime SQL settings for the block and put the caller's values back afterwards."""
+    saved = {key: spark.conf.get(key, None) for key in settings}
+    for key, value in settings.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
 
 
 def _cast(column, spark_type: str):

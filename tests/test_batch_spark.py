@@ -176,8 +176,11 @@ def test_csv_input_and_more_partitions_give_the_same_table(
     _, uri = trained
     path = tmp_path / "cohort.csv"
     profiles.to_csv(path, index=False)
+    batch_setting = "spark.sql.execution.arrow.maxRecordsPerBatch"
+    before = spark.conf.get(batch_setting)
     summary = score_with_spark(uri, path, tmp_path / "from_csv.parquet", partitions=3)
     assert summary.partitions == 3
+    assert spark.conf.get(batch_setting) == before  # the caller's session is left as it was
     _assert_same_scores(pd.read_parquet(tmp_path / "from_csv.parquet"), spark_scored[1])
 
 
