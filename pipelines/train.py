@@ -354,7 +354,8 @@ def evaluate_stage(model, split: Split, cohort: Cohort, config: dict) -> Evaluat
     if all(c in holdout.columns for c in oracle_columns):
         oracle = holdout[oracle_columns].set_axis(list(model.treatment_arms), axis=1)
     report = evaluate_effects(effects, dr_scores, lower=lower, upper=upper, oracle=oracle,
-                              groups=subgroup_frame(holdout), alpha=alpha, control=control)
+                              groups=subgroup_frame(holdout), alpha=alpha, control=control,
+                              random_state=seed)
     recommended = model.recommend(effects).to_numpy()
 
     rows = []

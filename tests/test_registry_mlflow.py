@@ -180,3 +180,10 @@ def test_unknown_model_reference_is_an_input_error(home):
     with pytest.raises(InputError, match="no registered model version"):
         registry.resolve_model("models:/burnout-recommender/7")
     assert registry.resolve_model("1").run_id is not None
+
+
+def test_experiment_opens_on_training_runs_in_the_mlflow_ui(home):
+    # MLflow 3's UI shows an untagged experiment as a GenAI overview, hiding the runs to compare.
+    with registry.mlflow_session():
+        experiment = registry.client().get_experiment(registry.ensure_experiment())
+    assert experiment.tags.get("mlflow.experimentKind") == "custom_model_development"

@@ -106,6 +106,9 @@ def client():
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+
+
 def ensure_experiment(name: str = EXPERIMENT_NAME) -> str:
     """The id of experiment ``name``, created with :func:`artifact_location` if missing."""
     mlflow_client = client()
@@ -115,4 +118,7 @@ def ensure_experiment(name: str = EXPERIMENT_NAME) -> str:
     location = artifact_location()
     if location is not None:
         Path(location.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
-    return mlflow_client.create_experiment(name, artifact_location=location)
+    # Without the kind tag MLflow 3's UI opens a new experiment on its GenAI overview; this one
+    # holds training runs, so it opens on them and runs sit side by side.
+    return mlflow_client.create_experiment(
+        name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: "custom_model_development"})
