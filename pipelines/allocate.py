@@ -1,0 +1,172 @@
+"""Plan a cohort: who gets which intervention under a budget and the program's capacities.
+
+The registered model gives every person's expected EE change under each arm with its interval;
+the catalog gives costs, capacities, group sizes and who each arm is offered to;
+:func:`recommender.policy.allocate` finds the assignment with the largest expected benefit that
+fits. Severe profiles are flagged for a confidential referral whatever they are allocated, by the
+same rules as the service (``configs/serve.yaml``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+
+from recommender.errors import InputError
+
+__all__ = ["CohortPlan", "plan_cohort", "parse_limits"]
+
+
+@dataclass
+class CohortPlan:
+    """What :func:`plan_cohort` decided and wrote."""
+
+    path: Path
+    rows: int
+    model_uri: str
+    version: str | None
+    allocation: object  # recommender.policy.Allocation
+    referrals: int
+
+    def summary_lines(self) -> list[str]:
+        allocation = self.allocation
+        budget = "no budget limit" if allocation.budget is None else f"budget ${allocation.budget:,.0f}"
+        lines = [
+            f"planned {self.rows:,} people with {self.model_uri}"
+            + (f" version {self.version}" if self.version else "")
+            + f" -> {self.path}",
+            f"{allocation.status}; spent ${allocation.total_cost:,.0f} of {budget}; expected "
+            f"{allocation.expected_points_avoided:,.0f} EE points avoided in all "
+            "(a sum of point estimates; each person's interval is in the file)",
+        ]
+        for arm, row in allocation.summary.iterrows():
+            capacity = "no limit" if pd.isna(row["capacity"]) else f"{int(row['capacity'])}"
+            lines.append(
+                f"  {arm:<20} {int(row['people']):>6} people in {int(row['groups'])} group(s), "
+                f"capacity {capacity}, ${row['cost']:,.0f}, {row['expected_points_avoided']:,.1f} points"
+            )
+        lines.append(f"  confidential referral flagged for {self.referrals:,} severe profile(s)")
+        return lines
+
+
+def parse_limits(text: str | None, *, option: str) -> dict[str, float]:
+    """``"coaching=20,peer_group=30"`` -> ``{"coaching": 20.0, "peer_group": 30.0}``."""
+    if not text:
+        return {}
+    out = {}
+    for part in text.split(","):
+        arm, sep, value = part.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            out[arm.strip()] = float(value)
+        except ValueError:
+            raise InputError(f"{option}: {part!r} is not ARM=NUMBER (e.g. coaching=20,peer_group=30)") from None
+    return out
+
+
+def plan_cohort(
+    model: str,
+    data,
+    out,
+    *,
+    budget: float | None = None,
+    capacity: Mapping[str, float] | None = None,
+    cost: Mapping[str, float] | None = None,
+    offered: list[str] | None = None,
+    confident_only: bool = False,
+    alpha: float = 0.1,
+    catalog_path=None,
+    serve_config=None,
+    time_limit: float = 60.0,
+) -> CohortPlan:
+    """Score ``data`` with ``model``, allocate arms under the limits and write the plan.
+
+    Parameters
+    ----------
+    model : str
+        A registered model (``champion``, a version, or any URI the registry resolves).
+    data : path
+        Cohort file (CSV or Parquet) with the profile columns.
+    out : path
+        ``.csv`` or ``.parquet``: ``person_id``, ``allocated``, ``referral``, the allocated
+        arm's expected EE change and interval, and ``recommended`` (the best arm for the person
+        if nothing were limited), so a program can see who was displaced by the limits.
+    budget : float, optional
+        Money available for the cohort.
+    capacity, cost : mapping of arm to number, optional
+        Override the catalog's capacities (places) and costs per person.
+    offered : list of str, optional
+        Arms the program offers this cycle (default: every arm of the catalog).
+    confident_only : bool
+        Allocate an arm only when its interval excludes no benefit.
+    """
+    from recommender.catalog import load_catalog
+    from recommender.cohort import read_cohort, validate_cohort, write_cohort
+    from recommender.policy._allocation import allocate, eligibility_matrix, limits_from_catalog
+    from recommender.registry import load_model, resolve_model
+
+    catalog = load_catalog(catalog_path)
+    arms = list(catalog.treatment_arms if offered is None else offered)
+    unknown = [a for a in [*arms, *(capacity or {}), *(cost or {})] if a not in catalog.treatment_arms]
+    if unknown:
+        raise InputError(
+            f"unknown arm(s) {sorted(set(unknown))}; the catalog offers {', '.join(catalog.treatment_arms)}")
+
+    ref = resolve_model(model)
+    recommendation_model = load_model(ref.uri)
+    frame = read_cohort(data)
+    report = validate_cohort(frame, training=False)
+    if not report.ok:
+        raise InputError(f"{data} does not meet the data contract:\n{report.format()}",
+                         problems=list(report.errors))
+    frame = frame.reset_index(drop=True)
+    scored = recommendation_model.score(frame, alpha=alpha)
+    missing = [a for a in arms if f"effect_{a}" not in scored.columns]
+    if missing:
+        raise InputError(f"the model has no effects for {missing}; it knows {list(recommendation_model.treatment_arms)}")
+
+    effects = scored[[f"effect_{a}" for a in arms]].set_axis(arms, axis=1)
+    upper = scored[[f"upper_{a}" for a in arms]].set_axis(arms, axis=1)
+    limits = limits_from_catalog(catalog, arms)
+    for arm, places in (capacity or {}).items():
+        if places < 0 or places != int(places):
+            raise InputError(f"capacity for {arm}: {places:g} (accepted: a whole number >= 0)")
+        limits[arm] = replace(limits[arm], capacity=int(places))
+    for arm, dollars in (cost or {}).items():
+        limits[arm] = replace(limits[arm], cost_per_person=float(dollars))
+    allocation = allocate(effects, limits, budget=budget, eligible=eligibility_matrix(catalog, frame, arms),
+                          upper=upper, confident_only=confident_only, control=catalog.control,
+                          time_limit=time_limit)
+
+    referral = _referrals(frame, serve_config)
+    given = allocation.assignment.to_numpy()
+    plan = pd.DataFrame({"person_id": frame["person_id"].to_numpy(), "allocated": given,
+                         "referral": referral})
+    for column in ("effect", "lower", "upper"):
+        values = pd.Series(0.0, index=frame.index)
+        for arm in arms:
+            mask = given == arm
+            values[mask] = scored.loc[mask, f"{column}_{arm}"]
+        plan[f"allocated_{column}"] = values.to_numpy()
+    plan["recommended"] = scored["recommended"].to_numpy()
+    path = write_cohort(plan, out)
+    return CohortPlan(path=Path(path), rows=len(plan), model_uri=ref.uri,
+                      version=getattr(ref, "version", None), allocation=allocation,
+                      referrals=int(referral.sum()))
+
+
+def _referrals(frame: pd.DataFrame, serve_config) -> pd.Series:
+    import yaml
+
+    from recommender.paths import config_path
+    from recommender.policy import SafetyRules, triage
+
+    path = Path(serve_config) if serve_config else config_path("serve.yaml")
+    rules = SafetyRules.from_config((yaml.safe_load(path.read_text()) or {}).get("safety", {}),
+                                    where=f"{path.name}: safety")
+    scores = frame[["ee", "dp", "pa"]].astype(float).to_dict(orient="records")
+    return pd.Series([triage(row, rules).level == "referral" for row in scores], index=frame.index)

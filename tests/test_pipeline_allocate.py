@@ -1,0 +1,93 @@
+"""Planning a cohort with a really trained and registered model: limits hold, rules hold."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from test_pipeline_train import SMALL, use_home
+
+import pipelines.train as train
+from recommender.catalog import load_catalog
+from recommender.cli import main
+from recommender.simulate import simulate_cohort
+
+
+@pytest.fixture(scope="module")
+def champion_home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("allocate-home")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        use_home(monkeypatch, home)
+        train.run_training(overrides=SMALL, reason="allocation fixture")
+    return home
+
+
+@pytest.fixture
+def cohort_file(tmp_path):
+    cohort = simulate_cohort("default", 600, seed=11)
+    profile = cohort[[c for c in cohort.columns if not c.startswith("true_effect")]]
+    profile.loc[profile.index[:5], ["ee", "dp"]] = [[50, 20]] * 5  # severe: referral by serve.yaml
+    path = tmp_path / "cohort.csv"
+    profile.to_csv(path, index=False)
+    return path
+
+
+def test_plan_respects_budget_capacity_groups_and_eligibility(champion_home, cohort_file, tmp_path,
+                                                              monkeypatch, capsys):
+    use_home(monkeypatch, champion_home)
+    out = tmp_path / "plan.csv"
+    code = main(["allocate", "--data", str(cohort_file), "--out", str(out), "--budget", "40000",
+                 "--capacity", "coaching=12,peer_group=25"])
+    assert code == 0, capsys.readouterr().err
+    plan = pd.read_csv(out)
+    cohort = pd.read_csv(cohort_file)
+    catalog = load_catalog()
+    counts = plan["allocated"].value_counts()
+    assert counts.get("coaching", 0) <= 12
+    assert counts.get("peer_group", 0) <= 25
+    peer = catalog.arm("peer_group")
+    if counts.get("peer_group", 0):
+        n = counts["peer_group"]
+        assert any(g * peer.group_min <= n <= g * peer.group_max for g in range(1, n + 1))
+    spent = sum(catalog.arm(arm).cost_per_person * k for arm, k in counts.items())
+    assert spent <= 40000
+    merged = plan.merge(cohort, on="person_id")
+    for arm in catalog.treatment_arms:
+        roles = set(merged.loc[merged["allocated"] == arm, "role"])
+        assert roles <= set(catalog.arm(arm).eligibility.roles), arm
+    # only arms expected to help are given, and severe profiles are flagged whatever they get
+    given = plan[plan["allocated"] != "none"]
+    assert (given["allocated_effect"] < 0).all()
+    assert plan["referral"].head(5).all()
+    printed = capsys.readouterr().out
+    assert "EE points avoided" in printed and "referral flagged" in printed
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--capacity", "coaching:12"], "--capacity: 'coaching:12' is not ARM=NUMBER"),
+        (["--capacity", "yoga=3"], "unknown arm(s) ['yoga']"),
+        (["--budget", "-5"], "budget=-5.0"),
+    ],
+)
+def test_bad_options_are_named_and_nothing_is_written(champion_home, cohort_file, tmp_path,
+                                                      monkeypatch, capsys, extra, message):
+    use_home(monkeypatch, champion_home)
+    out = tmp_path / "plan.csv"
+    assert main(["allocate", "--data", str(cohort_file), "--out", str(out), *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_invalid_cohort_is_refused_with_its_row(champion_home, cohort_file, tmp_path, monkeypatch,
+                                                capsys):
+    use_home(monkeypatch, champion_home)
+    frame = pd.read_csv(cohort_file)
+    frame.loc[3, "role"] = "surgeon"
+    bad = tmp_path / "bad.csv"
+    frame.to_csv(bad, index=False)
+    out = tmp_path / "plan.csv"
+    assert main(["allocate", "--data", str(bad), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "role" in err and "surgeon" in err
+    assert not out.exists()
