@@ -194,10 +194,13 @@ def run(home: Path, *, requests: int, seconds: float, repeats: int) -> dict:
             rps, errors = _throughput(anchor, seconds)
             results["anchor_rps"].append(rps)
             results["errors"] += errors
-            results["single"].append(median(_latencies(
-                lambda i: client.post("/recommend", json=_profile(i)).raise_for_status(), 20)))
-            results["batch"].append(median(_latencies(
-                lambda i: client.post("/recommend_batch", json=batch_body).raise_for_status(), 3)))
+            # Batch and single requests interleaved, so both see the same machine.
+            for _ in range(3):
+                results["single"].extend(_latencies(
+                    lambda i: client.post("/recommend", json=_profile(i)).raise_for_status(), 5))
+                results["batch"].extend(_latencies(
+                    lambda i: client.post("/recommend_batch", json=batch_body).raise_for_status(),
+                    1))
         client.close()
     return results
 
@@ -226,8 +229,9 @@ def report(results: dict, command: str, model_note: str) -> str:
         "",
         machine_line() + ".",
         "",
-        f"Model: {model_note}. Medians over {len(results['http'])} alternating rounds; "
-        f"errors during the load rounds: {results['errors']}.",
+        f"Model: {model_note}. Medians over {len(results['http'])} alternating rounds "
+        f"({len(results['batch'])} batches interleaved with {len(results['single'])} single "
+        f"requests); errors during the load rounds: {results['errors']}.",
         "",
         markdown_table(rows, ["measure", "service", "anchor", "anchor is", "ratio", "target",
                               "met"]),

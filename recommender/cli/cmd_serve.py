@@ -35,8 +35,9 @@ def run(args) -> int:
 
     env = dict(os.environ)
     env["BENTOML_DO_NOT_TRACK"] = "True"
-    # BentoML writes its home (logs, a result store) only inside our models folder.
-    home = Path(env.get("BENTOML_HOME") or config.bentoml_home)
+    # BentoML writes its home (logs, a result store) only inside our models folder, never in
+    # the user's ~/bentoml.
+    home = config.bentoml_home
     home.mkdir(parents=True, exist_ok=True)
     env["BENTOML_HOME"] = str(home)
     env["RECOMMENDER_SERVE_CONFIG"] = str(Path(config.source).resolve())

@@ -150,17 +150,23 @@ class RecommendationEngine:
         ranked_rows = [i for i, t in enumerate(triages) if t.rank_interventions]
         rankings, explanations, exclusions = {}, {}, {}
         if ranked_rows:
-            frame = pd.DataFrame([{c: rows[i][c] for c in PROFILE_COLUMNS} for i in ranked_rows])
+            frame = pd.DataFrame({c: [rows[i][c] for i in ranked_rows] for c in PROFILE_COLUMNS})
             scores = self.model.score(frame, alpha=config.alpha)
-            columns = {c: scores[c].to_numpy() for c in scores.columns}
+            # Per arm, the five figures as Python lists (NaN when the model lacks an outcome):
+            # indexing lists is what the per-row loop below does a thousand times.
+            missing = [float("nan")] * len(ranked_rows)
+            figures = {
+                arm: [scores[f"{kind}_{arm}"].tolist() if f"{kind}_{arm}" in scores else missing
+                      for kind in ("effect", "lower", "upper", "effect_dp", "effect_pa")]
+                for arm in self.modelled
+            }
             for k, i in enumerate(ranked_rows):
                 arms, excluded = offered_arms(self.catalog, rows[i], offered=rows[i].get("offered"),
                                               modelled=self.modelled)
                 effects = {}
                 for arm in arms:
-                    values = tuple(_at(columns, f"{kind}_{arm}", k) for kind in
-                                   ("effect", "lower", "upper", "effect_dp", "effect_pa"))
-                    if all(np.isfinite(values[:3])):
+                    values = tuple(column[k] for column in figures[arm])
+                    if math.isfinite(values[0] + values[1] + values[2]):
                         effects[arm] = values
                     else:
                         excluded.append(Exclusion(arm, "the model returned no estimate"))
@@ -289,12 +295,6 @@ class RecommendationEngine:
             "sentence": explanation.sentence,
         }
         return answer
-
-
-def _at(columns: Mapping, name: str, k: int) -> float:
-    # Secondary outcomes may be missing from a model; their effects are then unknown (NaN).
-    column = columns.get(name)
-    return float("nan") if column is None else float(column[k])
 
 
 def _contribution(c) -> dict:
