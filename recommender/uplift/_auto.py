@@ -22,7 +22,6 @@ __all__ = ["select_learner", "DEFAULT_FINAL_CANDIDATES"]
 
 DEFAULT_FINAL_CANDIDATES = (
     GBMSpec(num_leaves=4, min_child_samples=100, learning_rate=0.1, patience=15),
-    GBMSpec(num_leaves=8, min_child_samples=50, learning_rate=0.05, patience=20),
     # randomized split points: smoother, lower-variance surfaces from the same small trees
     GBMSpec(num_leaves=4, min_child_samples=100, learning_rate=0.05, patience=30,
             extra=(("extra_trees", True),)),

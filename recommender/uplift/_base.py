@@ -107,3 +107,19 @@ class PerArmLearner(EffectLearner):
                                for learners in chosen)
         self.arm_learners = [
             "+".join(sorted({l.name for l in learners})) for learners in chosen]
+
+    def release_training_data(self) -> None:
+        """Drop the per-row training arrays (out-of-fold effects) once fitting is done.
+
+        Prediction, explanation and intervals need only the models; the arrays would make
+        every saved model grow with the training cohort.
+        """
+        self.oof = None
+        for learners in self.chosen:
+            for learner in learners:
+                learner.oof = None
+                for cross in [getattr(learner, "control_fit", None),
+                              *getattr(learner, "arm_fits", [])]:
+                    if cross is not None:
+                        cross.oof = None
+
