@@ -23,7 +23,7 @@ __all__ = ["select_learner", "DEFAULT_FINAL_CANDIDATES"]
 DEFAULT_FINAL_CANDIDATES = (
     GBMSpec(num_leaves=4, min_child_samples=100, learning_rate=0.1, patience=15),
     # randomized split points: smoother, lower-variance surfaces from the same small trees
-    GBMSpec(num_leaves=4, min_child_samples=100, learning_rate=0.05, patience=30,
+    GBMSpec(num_leaves=4, min_child_samples=100, learning_rate=0.05, patience=20,
             extra=(("extra_trees", True),)),
     RidgeSpec(alpha=10.0),
 )

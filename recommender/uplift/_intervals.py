@@ -78,7 +78,7 @@ def refit_chosen(nuisance, chosen: PerArmLearner) -> PerArmLearner:
 
 
 def calibrate_scale(nuisance, chosen: PerArmLearner, *, design, clip, n_folds, seed,
-                    max_rows=20000) -> tuple[np.ndarray, dict]:
+                    max_rows=5000) -> tuple[np.ndarray, dict]:
     """Per-arm variance scale from one parametric-bootstrap replicate (see module doc)."""
     rng = np.random.default_rng(seed + 7919)
     M, codes, y, mu = nuisance.M, nuisance.codes, nuisance.y, nuisance.mu

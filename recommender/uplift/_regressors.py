@@ -28,7 +28,7 @@ class GBMSpec:
     min_child_samples: int = 20
     learning_rate: float = 0.05
     max_rounds: int = 1000
-    patience: int = 30
+    patience: int = 20
     lambda_l2: float = 1.0
     max_bin: int = 63  # coarser histograms: faster, and noise-level outcomes lose nothing
     extra: tuple = ()
