@@ -1,7 +1,10 @@
 """Multi-arm uplift learners (T, X, doubly robust) on LightGBM and scikit-learn.
 
-``UpliftModel`` is the one estimator the project uses; ``doubly_robust_scores`` gives the
-cross-fitted AIPW scores that evaluation and model selection rest on.
+``UpliftModel`` is the one estimator the project uses: each non-control arm's effect versus
+control per person (``predict_effect``), an interval (``predict_interval``) and exact additive
+per-feature reasons (``contributions``). ``doubly_robust_scores`` gives the cross-fitted AIPW
+scores that evaluation and model selection rest on. ``GBMSpec`` and ``RidgeSpec`` describe
+candidate regressors for the ``outcome_candidates`` and ``final_candidates`` parameters.
 """
 
 from ._model import UpliftModel
