@@ -9,6 +9,7 @@ BentoML parses anything; the work itself is :class:`~recommender.service._engine
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
@@ -78,6 +79,11 @@ class Recommender:
         }
         self._reload_lock = threading.Lock()
         self.engine = self._load_engine()
+        # The loaded libraries and model are hundreds of thousands of long-lived objects; kept
+        # out of the cyclic collector, full collections no longer stall large batches. (Done
+        # once: after /reload the old model must stay collectable.)
+        gc.collect()
+        gc.freeze()
         log.info("serving model version %s", self.engine.version)
 
     def _load_engine(self) -> RecommendationEngine:
