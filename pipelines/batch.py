@@ -136,7 +136,9 @@ def spark_session(master: str = "local[2]", *, shuffle_partitions: int | None = 
     )
     with _quiet_pandas_warning():
         session = builder.getOrCreate()
-    session.sparkContext.setLogLevel("ERROR")
+    # A failed job reaches the caller as an exception carrying the worker's traceback; the
+    # JVM's own ERROR lines about it (and the tasks aborted after it) would only bury that.
+    session.sparkContext.setLogLevel("FATAL")
     return session
 
 

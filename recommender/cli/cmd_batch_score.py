@@ -45,17 +45,31 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
+    import sys
+
     from pipelines.batch import score_with_spark
 
-    summary = score_with_spark(
-        args.model,
-        args.data,
-        args.out,
-        master=args.master,
-        partitions=args.partitions,
-        alpha=args.alpha,
-        contributions=args.contributions,
-    )
+    try:
+        summary = score_with_spark(
+            args.model,
+            args.data,
+            args.out,
+            master=args.master,
+            partitions=args.partitions,
+            alpha=args.alpha,
+            contributions=args.contributions,
+        )
+    except Exception as error:  # noqa: BLE001 - only Spark's own failures are rephrased
+        if not type(error).__module__.startswith(("pyspark", "py4j")):
+            raise
+        # A failed Spark job carries the worker's whole traceback and the JVM's; the last
+        # Python error line is what a user can act on (the log above keeps the rest).
+        print(
+            f"error: the Spark job failed and nothing was written to {args.out}: "
+            f"{_python_error(str(error))}",
+            file=sys.stderr,
+        )
+        return 1
     version = f" version {summary.version}" if summary.version else ""
     print(
         f"scored {summary.rows:,} rows on {summary.partitions} Spark partitions with "
@@ -67,3 +81,11 @@ def run(args) -> int:
     )
     print(f"recommended: {mix}")
     return 0
+
+
+def _python_error(text: str) -> str:
+    import re
+
+    lines = [line.strip() for line in text.splitlines()]
+    errors = [line for line in lines if re.match(r"^[A-Za-z_.]+(Error|Exception)\b", line)]
+    return errors[-1] if errors else (lines[0] if lines else "unknown error")

@@ -36,6 +36,9 @@ _CONTRACT_FEATURES = (
     "pa",
 )
 _CONTRIBUTION_PREFIX = "contrib_"
+# The Python workers load the model themselves; without these they draw a download progress
+# bar per task into the user's terminal.
+_WORKER_ENV = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,12 @@ def spark_scorer(
         result_type = _result_struct(signature.outputs, contributions=contributions)
         params = {"alpha": float(alpha), "contributions": bool(contributions)}
         udf = mlflow.pyfunc.spark_udf(
-            spark, ref.uri, result_type=result_type, env_manager="local", params=params
+            spark,
+            ref.uri,
+            result_type=result_type,
+            env_manager="local",
+            params=params,
+            extra_env=_WORKER_ENV,
         )
     inputs = signature.inputs.as_spark_schema()
     metadata = dict(info.metadata or {})
