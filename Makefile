@@ -73,6 +73,7 @@ bench: $(VENV)/.bench
 	$(BIN)/python -m bench.learners --n 20000 --assignment observational
 	$(BIN)/python -m bench.ihdp
 	$(BIN)/python -m bench.service
+	$(BIN)/python -m bench.batch --n 200000 --repeats 3
 
 lock: | $(UV)
 	$(UV) pip compile -q --python-version 3.11 pyproject.toml -o requirements/runtime.lock

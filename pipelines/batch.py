@@ -463,7 +463,7 @@ def score_with_spark(
     from pyspark.sql import functions as F
     from pyspark.sql.types import LongType, StructField, StructType
 
-    from recommender.registry._spark import spark_scorer
+    from recommender.registry import spark_scorer
 
     out_path = Path(out_path)
     if out_path.suffix and out_path.suffix.lower() != ".parquet":

@@ -30,6 +30,7 @@ from recommender.registry._load import (
 )
 from recommender.registry._promotion import PromotionEvent, promotion_log_path, read_promotion_log
 from recommender.registry._runs import Registration, TrainingRun
+from recommender.registry._spark import SparkScorer, spark_scorer
 from recommender.registry._store import (
     EXPERIMENT_NAME,
     MODEL_NAME,
@@ -42,10 +43,12 @@ from recommender.registry._store import (
 
 __all__ = [
     "CHALLENGER", "CHAMPION", "EXPERIMENT_NAME", "MODEL_NAME",
-    "GateDecision", "ModelRef", "PolicyValue", "PromotionEvent", "Registration", "TrainingRun",
+    "GateDecision", "ModelRef", "PolicyValue", "PromotionEvent", "Registration", "SparkScorer",
+    "TrainingRun",
     "aliases", "artifact_location", "client", "ensure_experiment", "estimate", "fetch_card",
     "gate_decision",
     "load_champion", "load_model", "load_pyfunc", "mlflow_session", "move_alias",
     "policy_value_scores", "promote", "promotion_history", "promotion_log_path",
-    "read_promotion_log", "resolve_model", "rollback", "rollback_target", "tracking_uri",
+    "read_promotion_log", "resolve_model", "rollback", "rollback_target", "spark_scorer",
+    "tracking_uri",
 ]
