@@ -114,6 +114,9 @@ class UpliftModel(BaseEstimator):
         "design shares", "given" or "estimated".
     interval_scale_ : ndarray
         Per-arm factor (>= 1) on the jackknife variance found by the parametric bootstrap.
+    variance_floor_ : ndarray
+        Per-arm sampling variance of the doubly robust average effect; no interval is
+        narrower than this.
 
     Examples
     --------
@@ -204,6 +207,10 @@ class UpliftModel(BaseEstimator):
         sample = np.random.default_rng(self.random_state).permutation(len(M))[:5000]
         self.typical_variance_ = jackknife_variance(
             estimator.fold_effects(M[np.sort(sample)])).mean(axis=0)
+        # no person's effect is known more precisely than the arms' average effect is: the
+        # doubly robust average's sampling variance is a floor under every interval
+        pseudo = nuisance.pseudo_effects()
+        self.variance_floor_ = pseudo.var(axis=0, ddof=1) / len(pseudo)
         self.interval_scale_ = np.ones(len(self.arms_))
         self.interval_calibration_ = {}
         if self.calibrate_intervals:
@@ -243,7 +250,9 @@ class UpliftModel(BaseEstimator):
         effect = self.estimator_.effect(M)
         variance = shrink_variance(jackknife_variance(self.estimator_.fold_effects(M)),
                                    self.typical_variance_)
-        lower, upper = interval(effect, variance, alpha, self.interval_scale_[None, :])
+        variance = np.maximum(variance * self.interval_scale_[None, :],
+                              self.variance_floor_[None, :])
+        lower, upper = interval(effect, variance, alpha, np.ones((1, len(self.arms_))))
         return (pd.DataFrame(lower, index=X.index, columns=self.arms_),
                 pd.DataFrame(upper, index=X.index, columns=self.arms_))
 
