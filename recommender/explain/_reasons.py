@@ -8,6 +8,7 @@ arm rather than the next best (versus the runner-up). The sentence says the same
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -69,7 +70,7 @@ def top_contributions(
     (Contribution(feature='role', value='physician', points=-1.5), Contribution(feature='ee', value=35, points=-0.7))
     """
     items = [(str(k), float(v)) for k, v in dict(contributions).items()
-             if k != "base" and np.isfinite(v) and v != 0.0]
+             if k != "base" and math.isfinite(v) and v != 0.0]
     items.sort(key=lambda kv: (-abs(kv[1]), kv[0]))
     return tuple(Contribution(k, _plain(profile.get(k)), round(v, 3)) for k, v in items[:top])
 

@@ -36,8 +36,8 @@ def load_champion_model():
     return load_champion()
 
 
-def _num(value: float) -> float | None:
-    return round(value, 3) if math.isfinite(value) else None
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 class RecommendationEngine:
@@ -155,8 +155,11 @@ class RecommendationEngine:
             # Per arm, the five figures as Python lists (NaN when the model lacks an outcome):
             # indexing lists is what the per-row loop below does a thousand times.
             missing = [float("nan")] * len(ranked_rows)
+            # Rounded to 0.001 points here, vectorized, rather than figure by figure in every
+            # answer; finer differences mean nothing on a 0-54 scale.
             figures = {
-                arm: [scores[f"{kind}_{arm}"].tolist() if f"{kind}_{arm}" in scores else missing
+                arm: [scores[f"{kind}_{arm}"].to_numpy(dtype=float).round(3).tolist()
+                      if f"{kind}_{arm}" in scores else missing
                       for kind in ("effect", "lower", "upper", "effect_dp", "effect_pa")]
                 for arm in self.modelled
             }
@@ -280,9 +283,11 @@ class RecommendationEngine:
         answer["recommended"] = ranking.recommended
         answer["ranking_meaningful"] = ranking.meaningful
         answer["ranking_note"] = ranking.note
-        ranked = [{"arm": a.arm, "rank": a.rank, "ee_effect": _num(a.effect),
-                   "ee_lower": _num(a.lower), "ee_upper": _num(a.upper),
-                   "dp_effect": _num(a.effect_dp), "pa_effect": _num(a.effect_pa)}
+        # EE figures are finite (checked before ranking) and already rounded; DP and PA are
+        # NaN when the model has no such outcome, and JSON has no NaN.
+        ranked = [{"arm": a.arm, "rank": a.rank, "ee_effect": a.effect, "ee_lower": a.lower,
+                   "ee_upper": a.upper, "dp_effect": _finite(a.effect_dp),
+                   "pa_effect": _finite(a.effect_pa)}
                   for a in ranking.arms]
         if not compact:
             for item in ranked:
@@ -298,7 +303,8 @@ class RecommendationEngine:
 
 
 def _contribution(c) -> dict:
-    return {"feature": c.feature, "value": c.value, "points": _num(c.points)}
+    # top_contributions has rounded the points and dropped non-finite ones.
+    return {"feature": c.feature, "value": c.value, "points": c.points}
 
 
 def _summary(problems: list[dict]) -> str:
