@@ -10,7 +10,6 @@ the last stage, the card is rendered in a temporary folder before it, and
 from __future__ import annotations
 
 import contextlib
-import copy
 import hashlib
 import platform
 import shutil
@@ -23,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from recommender.errors import InputError
+from pipelines._train_config import LOWER_IS_BETTER, config_from_mapping, load_config
 from recommender.paths import config_path, models_dir
 
 __all__ = [
@@ -38,108 +37,8 @@ __all__ = [
 STAGES = ("load", "split", "fit", "evaluate", "gate", "card", "log", "register")
 _PACKAGES = ("burnout-recommender", "mlflow", "lightgbm", "scikit-learn", "pandas", "numpy",
              "scipy", "pyarrow")
-_DEFAULTS: dict = {
-    "seed": 0,
-    "data": {"scenario": "default", "n": 20000, "seed": None, "assignment": "rct",
-             "design": None},
-    "catalog": "interventions.yaml",
-    "extra_features": [],
-    "split": {"holdout_share": 0.3},
-    "outcomes": ["ee", "dp", "pa"],
-    "primary": "ee",
-    "learner": {"learner": "auto", "n_folds": 5, "params": {}},
-    "evaluation": {"alpha": 0.1, "n_folds": 5},
-    "gate": {"alpha": 0.1},
-    "card": {"policy_tree_depth": 3, "min_cell": 11},
-    "registry": {"experiment": "burnout-recommender", "model_name": "burnout-recommender"},
-}
 # Fewest held-out rows unseen by the champion on which the gate compares (else all rows).
 _GATE_MIN_ROWS = 200
-# For each outcome: is a lower follow-up better? (MBI: exhaustion and depersonalization yes.)
-_LOWER_IS_BETTER = {"ee": True, "dp": True, "pa": False}
-
-
-# ---------------------------------------------------------------------------------- config
-def _merge(base: dict, override: dict) -> dict:
-    merged = copy.deepcopy(base)
-    for key, value in (override or {}).items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "params":
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-def load_config(path=None, *, overrides: dict | None = None) -> dict:
-    """Read the training config, fill defaults, apply ``overrides`` and check every field.
-
-    Parameters
-    ----------
-    path : str or Path, optional
-        YAML file; default ``configs/train.yaml`` (see :func:`recommender.paths.config_path`).
-    overrides : dict, optional
-        Nested values that win over the file (``{"seed": 3, "data": {"n": 3000}}``).
-
-    Returns
-    -------
-    dict
-        The complete config, as logged to MLflow.
-
-    Raises
-    ------
-    InputError
-        Naming the field, the value and what is accepted.
-    """
-    path = config_path("train.yaml") if path is None else Path(path)
-    try:
-        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise InputError(f"training config {path} does not exist") from None
-    except yaml.YAMLError as error:
-        raise InputError(f"training config {path} is not valid YAML: {error}") from None
-    if not isinstance(loaded, dict):
-        raise InputError(f"training config {path} must be a mapping of settings")
-    unknown = sorted(set(loaded) - set(_DEFAULTS))
-    if unknown:
-        raise InputError(f"training config {path}: unknown field(s) {unknown}; accepted are "
-                         f"{sorted(_DEFAULTS)}")
-    config = _merge(_merge(_DEFAULTS, loaded), overrides or {})
-    problems = []
-
-    def need(ok, field_name, value, accepted):
-        if not ok:
-            problems.append(f"{field_name} = {value!r} (accepted: {accepted})")
-
-    need(isinstance(config["seed"], int) and config["seed"] >= 0, "seed", config["seed"],
-         "an integer >= 0")
-    share = config["split"]["holdout_share"]
-    need(isinstance(share, (int, float)) and 0.05 <= share <= 0.8, "split.holdout_share",
-         share, "a number from 0.05 to 0.8")
-    outcomes = config["outcomes"]
-    need(isinstance(outcomes, list) and set(outcomes) <= set(_LOWER_IS_BETTER) and outcomes,
-         "outcomes", outcomes, f"a non-empty list from {list(_LOWER_IS_BETTER)}")
-    need(config["primary"] in (outcomes or []), "primary", config["primary"],
-         "one of the outcomes")
-    need(config["learner"]["learner"] in ("auto", "t", "x", "dr"), "learner.learner",
-         config["learner"]["learner"], "auto, t, x or dr")
-    need(isinstance(config["learner"].get("params") or {}, dict), "learner.params",
-         config["learner"].get("params"), "a mapping of UpliftModel keyword arguments")
-    for section in ("evaluation", "gate"):
-        alpha = config[section]["alpha"]
-        need(isinstance(alpha, float) and 0 < alpha < 0.5, f"{section}.alpha", alpha,
-             "a number strictly between 0 and 0.5")
-    n = config["data"]["n"]
-    need(isinstance(n, int) and n >= 200, "data.n", n, "an integer >= 200")
-    need(config["data"]["assignment"] in ("rct", "observational"), "data.assignment",
-         config["data"]["assignment"], "rct or observational")
-    need(isinstance(config["extra_features"], list), "extra_features",
-         config["extra_features"], "a list of column names")
-    need(config["card"]["min_cell"] >= 11 if isinstance(config["card"]["min_cell"], int)
-         else False, "card.min_cell", config["card"]["min_cell"],
-         "an integer >= 11 (privacy floor)")
-    if problems:
-        raise InputError(f"training config {path}: " + "; ".join(problems), problems=problems)
-    return config
 
 
 # ---------------------------------------------------------------------------------- stages
@@ -362,10 +261,10 @@ def evaluate_stage(model, split: Split, cohort: Cohort, config: dict) -> Evaluat
     for outcome in model.outcomes:
         scores = dr_scores if outcome == model.primary else scores_for(outcome)
         gained = estimate(policy_value_scores(scores, recommended, control=control,
-                                              lower_is_better=_LOWER_IS_BETTER[outcome]),
+                                              lower_is_better=LOWER_IS_BETTER[outcome]),
                           alpha=alpha)
         rows.append({"outcome": outcome,
-                     "better_when": "lower" if _LOWER_IS_BETTER[outcome] else "higher",
+                     "better_when": "lower" if LOWER_IS_BETTER[outcome] else "higher",
                      "points_improved": gained.estimate, "lower": gained.lower,
                      "upper": gained.upper})
     secondary = pd.DataFrame(rows)
@@ -619,7 +518,7 @@ def run_training(config=None, *, data=None, seed: int | None = None, progress=No
     if seed is not None:
         extra["seed"] = int(seed)
     if isinstance(config, dict):
-        settings = _merge(_merge(_DEFAULTS, config), extra)
+        settings = config_from_mapping(config, overrides=extra)
     else:
         settings = load_config(config, overrides=extra)
     display = progress or SilentProgress()

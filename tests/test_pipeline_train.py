@@ -220,6 +220,14 @@ def test_bad_config_field_is_named(tmp_path):
     assert "learner.learner = 'forest'" in str(caught.value)
 
 
+def test_config_given_as_a_mapping_is_checked_like_a_file(home):
+    with pytest.raises(InputError, match=r"split.holdout_share = 1.5"):
+        train.run_training({"split": {"holdout_share": 1.5}})
+    with pytest.raises(InputError, match=r"unknown field\(s\) \['learnr'\]"):
+        train.run_training({"learnr": {}})
+    assert versions() == []  # refused before anything was logged or registered
+
+
 # ------------------------------------------------------------------------------ the gate
 class Reversed:
     """A deliberately bad learner: the fixture's effects with the sign flipped."""
