@@ -21,7 +21,7 @@ DEFAULTS: dict = {
     "split": {"holdout_share": 0.3},
     "outcomes": ["ee", "dp", "pa"],
     "primary": "ee",
-    "learner": {"learner": "auto", "n_folds": 5, "params": {}},
+    "learner": {"learner": "auto", "n_folds": 3, "params": {}},
     "evaluation": {"alpha": 0.1, "n_folds": 5},
     "gate": {"alpha": 0.1},
     "card": {"policy_tree_depth": 3, "min_cell": 11},
