@@ -265,10 +265,10 @@ def main(argv=None) -> int:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
         from pipelines.train import run_training
 
-        # configs/train.yaml as `make demo` uses it (learner chosen by the DR criterion,
-        # 5 folds), on a smaller simulated cohort so that the benchmark trains in minutes.
+        # configs/train.yaml as `make demo` uses it (learner chosen by the DR criterion), on a
+        # smaller simulated cohort so that the benchmark trains in minutes.
         run_training(overrides={"data": {"n": 5000}}, reason="service benchmark")
-        model_note = ("champion trained by `configs/train.yaml` (learner auto, 5 folds) on a "
+        model_note = ("champion trained by `configs/train.yaml` (learner auto) on a "
                       "simulated cohort of 5,000 (default scenario)")
     try:
         results = run(home, requests=args.requests, seconds=args.seconds, repeats=args.repeats)
