@@ -244,7 +244,8 @@ def report(results: dict, command: str, model_note: str) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.service", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.service",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--home", default=None,
                         help="models folder with a champion (default: train a small one in a "
                              "temporary folder)")

@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-KEYS = {"program": "program-key-123", "scientist": "scientist-key-456", "auditor": "auditor-key-789"}
+KEYS = {"program": "program-key-123", "scientist": "scientist-key-456",
+        "auditor": "auditor-key-789"}
 ENV_KEYS = ",".join(f"{role}={key}" for role, key in KEYS.items())
 SALT = "test-salt-not-secret"
 
@@ -60,8 +61,9 @@ class LinearModel:
     features = ("age", "years_in_practice", "weekly_hours", "ee", "dp", "pa", "role")
 
     def __init__(self, base=None, weights=None, half_width=None, version_tag="lin"):
-        self.base = base if base is not None else {"coaching": -2.0, "mindfulness": -1.0, "peer_group": -0.5,
-                             "resilience_training": -0.8, "balint_group": 0.3}
+        self.base = base if base is not None else {
+            "coaching": -2.0, "mindfulness": -1.0, "peer_group": -0.5,
+            "resilience_training": -0.8, "balint_group": 0.3}
         self.weights = weights if weights is not None else {
             "coaching": {"ee": -0.1, "role": -1.5, "weekly_hours": 0.02},
             "mindfulness": {"ee": -0.05, "weekly_hours": 0.01},

@@ -6,7 +6,16 @@ import threading
 import pytest
 
 from recommender.service._schemas import BatchResponse, Recommendation
-from service_fixtures import KEYS, PROFILE, LinearModel, asgi_client, auth, linear_model, profile, service_home  # noqa: F401
+from service_fixtures import (  # noqa: F401  (fixtures)
+    KEYS,
+    PROFILE,
+    LinearModel,
+    asgi_client,
+    auth,
+    linear_model,
+    profile,
+    service_home,
+)
 
 
 def test_recommend_answers_with_the_documented_shape(asgi_client):
@@ -82,7 +91,8 @@ def test_any_content_type_is_read_as_json_and_never_500(asgi_client, content_typ
 
 
 def test_crisis_over_http_returns_resources_only(asgi_client, linear_model):
-    response = asgi_client.post("/recommend", json=profile(crisis_risk=True), headers=auth("program"))
+    response = asgi_client.post("/recommend", json=profile(crisis_risk=True),
+                                headers=auth("program"))
     body = response.json()
     assert response.status_code == 200 and body["safety"]["level"] == "crisis"
     assert body["ranking"] == [] and body["recommended"] is None
@@ -151,7 +161,8 @@ def test_model_card_pages(asgi_client, service_home):
     assert asgi_client.get("/model_card").status_code == 401
 
 
-def test_reload_swaps_the_model_and_in_flight_requests_finish_on_the_old_one(asgi_client, linear_model, monkeypatch):
+def test_reload_swaps_the_model_and_in_flight_requests_finish_on_the_old_one(
+        asgi_client, linear_model, monkeypatch):
     from recommender.service import service as service_module
 
     entered, release = threading.Event(), threading.Event()
@@ -199,7 +210,8 @@ def test_openapi_document_describes_every_field(asgi_client):
     assert "crisis resources only" in text
 
 
-def test_a_profile_the_model_cannot_represent_is_a_422_not_a_500(asgi_client, linear_model, monkeypatch):
+def test_a_profile_the_model_cannot_represent_is_a_422_not_a_500(
+        asgi_client, linear_model, monkeypatch):
     from recommender.errors import InputError
 
     def refuse(profiles, **kwargs):

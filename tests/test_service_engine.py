@@ -22,7 +22,8 @@ def test_numbers_come_from_the_model(engine):
     ranking = {a["arm"]: a for a in answer["ranking"]}
     # coaching: -2 - 0.1*30 - 1.5 (physician) + 0.02*55 = -5.4, interval +-1
     assert ranking["coaching"]["ee_effect"] == pytest.approx(-5.4)
-    assert (ranking["coaching"]["ee_lower"], ranking["coaching"]["ee_upper"]) == pytest.approx((-6.4, -4.4))
+    bounds = (ranking["coaching"]["ee_lower"], ranking["coaching"]["ee_upper"])
+    assert bounds == pytest.approx((-6.4, -4.4))
     assert ranking["coaching"]["dp_effect"] == pytest.approx(-1.8)
     assert ranking["none"]["ee_effect"] == 0.0
     assert answer["recommended"] == "coaching" and answer["ranking"][0]["rank"] == 1
@@ -30,7 +31,8 @@ def test_numbers_come_from_the_model(engine):
     explanation = answer["explanation"]
     assert explanation["versus_usual_care"][0] == {"feature": "ee", "value": 30, "points": -3.0}
     assert explanation["runner_up"] == answer["ranking"][1]["arm"]
-    assert "Professional coaching is expected to lower emotional exhaustion by 5.4" in explanation["sentence"]
+    assert explanation["sentence"].startswith(
+        "Professional coaching is expected to lower emotional exhaustion by 5.4")
 
 
 def test_batch_is_one_model_call_and_rows_keep_their_order(engine):

@@ -78,8 +78,9 @@ def offered_arms(
     arms, exclusions = [], []
     for arm in wanted:
         if arm not in eligible:
+            why = _eligibility_text(catalog, arm, profile)
             exclusions.append(Exclusion(arm, "not eligible for this profile under catalog "
-                                             f"{catalog.version}: {_eligibility_text(catalog, arm, profile)}"))
+                                             f"{catalog.version}: {why}"))
         elif modelled is not None and arm not in modelled:
             exclusions.append(Exclusion(arm, "the served model has no estimate for this arm"))
         else:

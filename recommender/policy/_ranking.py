@@ -126,8 +126,8 @@ def rank_arms(
         note = (f"{label(best.arm).capitalize()} ranks ahead of {label(second.arm)} with "
                 f"intervals overlapping {overlap:.0%} of the narrower one.")
     else:
-        note = (f"The ranking is not meaningful: the {coverage:.0%} intervals of {label(best.arm)} and "
-                f"{label(second.arm)} overlap {overlap:.0%}, so the data cannot tell which of "
+        note = (f"The ranking is not meaningful: the {coverage:.0%} intervals of "
+                f"{label(best.arm)} and {label(second.arm)} overlap {overlap:.0%}, so the data cannot tell which of "
                 "them helps this person more; the person's preference and availability should "
                 "decide.")
     if best.arm != control and not best.helps:

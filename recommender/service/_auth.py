@@ -68,7 +68,8 @@ def parse_env_keys(text: str | None) -> list[tuple[str, str]]:
         role, sep, key = entry.partition("=")
         role, key = role.strip(), key.strip()
         if not sep or not key:
-            raise InputError(f"{API_KEYS_ENV} entry {i + 1}: expected ROLE=KEY with a non-empty key")
+            raise InputError(f"{API_KEYS_ENV} entry {i + 1}: expected ROLE=KEY with a "
+                             "non-empty key")
         if role not in ROLES:
             raise InputError(f"{API_KEYS_ENV} entry {i + 1}: role {role!r} is not accepted; "
                              f"roles: {', '.join(ROLES)}")

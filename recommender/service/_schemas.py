@@ -191,8 +191,8 @@ class ContributionItem(BaseModel):
 
 
 class ExplanationBlock(BaseModel):
-    versus_usual_care: list[ContributionItem] = Field(description="Top contributions to the "
-                                                      "recommended arm's effect against usual care.")
+    versus_usual_care: list[ContributionItem] = Field(
+        description="Top contributions to the recommended arm's effect against usual care.")
     runner_up: str | None = Field(None, description="The second-ranked arm.")
     versus_runner_up: list[ContributionItem] = Field(description="Top contributions to the "
                                                      "recommended arm's lead over the runner-up.")

@@ -4,7 +4,8 @@ Serve with ``recommender serve`` (or ``bentoml serve recommender.service.service
 The champion is loaded once, in ``__init__``; ``/reload`` swaps in the current champion by
 replacing one reference, so requests already running finish on the model they started with.
 Authorization and body validation happen in :class:`~recommender.service._gate.Gate` before
-BentoML parses anything; the work itself is :class:`~recommender.service._engine.RecommendationEngine`.
+BentoML parses anything; the work itself is
+:class:`~recommender.service._engine.RecommendationEngine`.
 """
 
 from __future__ import annotations
