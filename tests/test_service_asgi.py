@@ -227,3 +227,16 @@ def test_a_profile_the_model_cannot_represent_is_a_422_not_a_500(
         assert response.json()["problems"][0]["field"] == "row 0, specialty"
     export = asgi_client.get("/audit/export", headers=auth("auditor"))
     assert len(export.text.strip().splitlines()) == 1  # nothing answered, nothing logged
+
+
+def test_batch_takes_10000_profiles_and_refuses_more(asgi_client, linear_model):
+    rows = [profile(person_id=f"p{i}", ee=i % 55) for i in range(10_000)]
+    response = asgi_client.post("/recommend_batch", json={"profiles": rows},
+                                headers=auth("program"))
+    assert response.status_code == 200
+    assert response.json()["answered"] == 10_000 and linear_model.calls == [10_000]
+    response = asgi_client.post("/recommend_batch", json={"profiles": rows + [PROFILE]},
+                                headers=auth("program"))
+    assert response.status_code == 422
+    problem = response.json()["problems"][0]
+    assert problem["field"] == "profiles" and "10,000" in problem["accepted"]
