@@ -166,7 +166,8 @@ def to_markdown(result: dict, command: str) -> str:
         "",
         f"Published figures on this protocol (from the data set's README): {published}.",
         "",
-        "Settings: ours = `UpliftModel(learner='auto')` without propensities (IHDP logs none); "
+        "Settings: one thread per method (`n_jobs=1`). "
+        "Ours = `UpliftModel(learner='auto')` without propensities (IHDP logs none); "
         "raw T-learner = one `lightgbm.train` per arm, 100 rounds, defaults; EconML with "
         "LightGBM nuisances and estimated (LightGBM) propensities, `cv=2`, DRLearner with a "
         "LightGBM final model, CausalForestDML 100 honest trees.",

@@ -385,7 +385,8 @@ def to_markdown(result: dict, command: str) -> str:
     ]
     settings = (
         "Settings: LightGBM defaults (100 trees, 31 leaves) for every nuisance and base model, "
-        "2 threads everywhere (`n_jobs=2`). EconML at its defaults otherwise (`cv=2`; "
+        "one thread everywhere (`n_jobs=1`: on the shared cores two OpenMP threads spin-wait "
+        "and time the load rather than the method). EconML at its defaults otherwise (`cv=2`; "
         "CausalForestDML 100 honest trees, `discrete_treatment=True`, all arms in one model; "
         "DRLearner with a LightGBM final model, so no per-person intervals). CausalML "
         "`BaseXRegressor`/`BaseDRRegressor` with `LGBMRegressor`, multi-arm through "
