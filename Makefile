@@ -44,12 +44,17 @@ venv: $(VENV)/.runtime
 venv-test: $(VENV)/.test
 venv-bench: $(VENV)/.bench
 
-# The browser tests drive Debian's Chromium through its matching chromedriver; nothing is downloaded.
+# The browser tests drive Debian's Chromium through its matching chromedriver, and the Spark
+# batch-scoring tests need a Java runtime; all from Debian's packages, nothing downloaded at run time.
 system-test-deps:
-	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then exit 0; fi; \
+	@need=""; \
+	command -v chromium >/dev/null || need="$$need chromium"; \
+	command -v chromedriver >/dev/null || need="$$need chromium-driver"; \
+	command -v java >/dev/null || need="$$need default-jre-headless"; \
+	if [ -z "$$need" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	echo "installing Debian's chromium and chromium-driver for the browser tests"; \
-	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+	echo "installing Debian packages for the browser and Spark tests:$$need"; \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$need >/dev/null
 
 # The bench extra is installed too: the differential test against EconML and the benchmark
 # smoke test need the anchors. They stay out of the runtime dependencies.
@@ -71,6 +76,8 @@ bench: $(VENV)/.bench
 	$(BIN)/python -m bench.simulate
 	$(BIN)/python -m bench.learners --n 20000 --assignment rct
 	$(BIN)/python -m bench.learners --n 20000 --assignment observational
+	$(BIN)/python -m bench.learners --n 100000 --assignment rct
+	$(BIN)/python -m bench.learners --n 100000 --assignment observational
 	$(BIN)/python -m bench.ihdp
 	$(BIN)/python -m bench.service
 	$(BIN)/python -m bench.batch --n 200000 --repeats 3
