@@ -16,25 +16,13 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
+from recommender.cohort import FEATURE_COLUMNS
 from recommender.errors import InputError
 from recommender.registry._load import resolve_model
 from recommender.registry._store import mlflow_session
 
 __all__ = ["SparkScorer", "spark_scorer"]
 
-# Feature columns of the data contract; a model's other features are a program's extras.
-_CONTRACT_FEATURES = (
-    "age",
-    "gender",
-    "role",
-    "specialty",
-    "setting",
-    "years_in_practice",
-    "weekly_hours",
-    "ee",
-    "dp",
-    "pa",
-)
 _CONTRIBUTION_PREFIX = "contrib_"
 # The Python workers load the model themselves; without these they draw a download progress
 # bar per task into the user's terminal.
@@ -155,7 +143,7 @@ def spark_scorer(
         input_types={f.name: f.dataType.simpleString() for f in inputs.fields},
         result_type=result_type,
         features=features,
-        extra_features=tuple(f for f in features if f not in _CONTRACT_FEATURES),
+        extra_features=tuple(f for f in features if f not in FEATURE_COLUMNS),
         arms=arms,
     )
 
