@@ -14,6 +14,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+# The product's own feature frame (contract order, fixed categories), so a benchmark measures
+# exactly what the learners are fed and one-hot columns are identical across cohorts.
+from recommender.cohort import FEATURE_COLUMNS as FEATURES
+from recommender.cohort import feature_frame
+
 __all__ = [
     "FEATURES",
     "CONTROL",
@@ -27,56 +32,6 @@ __all__ = [
 ]
 
 CONTROL = "none"
-FEATURES = (
-    "age",
-    "gender",
-    "role",
-    "specialty",
-    "setting",
-    "years_in_practice",
-    "weekly_hours",
-    "ee",
-    "dp",
-    "pa",
-)
-# The contract's categories (shared data-contract.md), used only when recommender.cohort does
-# not provide feature_frame yet; fixed categories keep one-hot columns identical across cohorts.
-_CATEGORIES = {
-    "gender": ("female", "male", "nonbinary", "undisclosed"),
-    "role": ("physician", "resident", "nurse", "app"),
-    "specialty": (
-        "primary_care",
-        "internal_medicine",
-        "surgery",
-        "emergency_medicine",
-        "pediatrics",
-        "psychiatry",
-        "oncology",
-        "critical_care",
-        "other",
-    ),
-    "setting": ("academic", "community", "rural"),
-}
-
-
-def feature_frame(cohort: pd.DataFrame) -> pd.DataFrame:
-    """The model's features in contract order, categoricals as ``category`` dtype.
-
-    Uses ``recommender.cohort.feature_frame`` when it exists so the benchmark measures what the
-    product feeds its learners.
-    """
-    try:
-        from recommender.cohort import feature_frame as contract_features
-    except ImportError:
-        contract_features = None
-    if contract_features is not None:
-        return contract_features(cohort)
-    frame = cohort.loc[:, list(FEATURES)].copy()
-    for column, categories in _CATEGORIES.items():
-        frame[column] = pd.Categorical(frame[column].astype(str), categories=list(categories))
-    for column in ("age", "years_in_practice", "weekly_hours", "ee", "dp", "pa"):
-        frame[column] = frame[column].astype("float64")
-    return frame
 
 
 def numeric_frame(features: pd.DataFrame) -> pd.DataFrame:
