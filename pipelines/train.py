@@ -221,7 +221,7 @@ def fit_stage(split: Split, cohort: Cohort, config: dict):
                                     propensity=_propensity(split.train))
     return RecommendationModel(
         outcome_models=models, features=X, catalog_version=cohort.catalog.version,
-        control=cohort.catalog.control, primary=config["primary"],
+        control=cohort.catalog.control, primary=config["primary"], catalog=cohort.catalog,
         metadata={"data_sha256": cohort.sha256, "data": cohort.description,
                   "seed": config["seed"],
                   "training_person_hashes": person_hashes(split.train["person_id"])})
@@ -252,10 +252,12 @@ def evaluate_stage(model, split: Split, cohort: Cohort, config: dict) -> Evaluat
     oracle = None
     if all(c in holdout.columns for c in oracle_columns):
         oracle = holdout[oracle_columns].set_axis(list(model.treatment_arms), axis=1)
+    # The evaluation and the gate value the policy the service serves: eligible arms only.
+    eligible = model.eligibility(holdout)
     report = evaluate_effects(effects, dr_scores, lower=lower, upper=upper, oracle=oracle,
                               groups=subgroup_frame(holdout), alpha=alpha, control=control,
-                              random_state=seed)
-    recommended = model.recommend(effects).to_numpy()
+                              random_state=seed, eligible=eligible)
+    recommended = model.recommend(effects, eligible=eligible).to_numpy()
 
     rows = []
     for outcome in model.outcomes:
@@ -301,7 +303,8 @@ def gate_stage(evaluation: Evaluation, split: Split, cohort: Cohort, config: dic
     try:
         champion_model = load_model(f"models:/{name}/{version}")
         champion_effects = champion_model.predict_effect(split.holdout)
-        champion_recommended = champion_model.recommend(champion_effects).to_numpy()
+        champion_recommended = champion_model.recommend(
+            champion_effects, eligible=champion_model.eligibility(split.holdout)).to_numpy()
         champion = policy_value_scores(evaluation.dr_scores, champion_recommended,
                                        control=control)
         # A champion trained on some of these rows would be graded on data it has fitted,

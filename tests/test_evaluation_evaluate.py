@@ -59,3 +59,22 @@ def test_a_model_without_intervals_gets_no_coverage(trial):
 def test_rows_that_do_not_line_up_are_refused(trial):
     with pytest.raises(InputError, match="y has 2999 rows"):
         evaluate(KnownEffects(trial["truth"]), trial["X"], trial["arm"], trial["y"][1:])
+
+
+def test_eligible_mask_keeps_masked_arms_out_of_the_learned_policy():
+    from recommender.evaluation import evaluate_effects
+
+    trial = synthetic_trial(600, seed=11)
+    effects = trial["truth"]
+    # "targeted" is the best arm for a quarter of the people; forbid it for the first half.
+    eligible = pd.DataFrame(True, index=effects.index, columns=effects.columns)
+    eligible.loc[:299, "targeted"] = False
+    free = evaluate_effects(effects, trial["scores"], random_state=0)
+    masked = evaluate_effects(effects, trial["scores"], eligible=eligible, random_state=0)
+    assert free.recommendation_mix["targeted"] > 0.15
+    assert masked.recommendation_mix["targeted"] <= 0.5 + 1e-9
+    from recommender.evaluation._policy_value import learned_policy
+
+    recommended = learned_policy(effects, eligible=eligible)
+    assert not np.any(recommended[:300] == "targeted")
+    assert np.any(recommended[300:] == "targeted")

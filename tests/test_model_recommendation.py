@@ -94,3 +94,31 @@ def test_outcome_models_must_share_arms():
     with pytest.raises(InputError, match="share the arms"):
         RecommendationModel(outcome_models={"ee": ee, "dp": dp}, features=X,
                             catalog_version="1")
+
+
+def test_score_never_recommends_an_arm_the_catalog_does_not_offer_the_person():
+    from recommender.catalog import load_catalog
+
+    catalog = load_catalog()
+    # coaching is the best arm for low-EE rows, but the catalog does not offer it to nurses.
+    assert "nurse" not in catalog.arm("coaching").eligibility.roles
+    base = fake_model()
+    model = RecommendationModel(outcome_models=base.outcome_models, features=base.features,
+                                catalog_version="test-1", catalog=catalog)
+    rows = profiles(200).assign(role="nurse", ee=27)  # coaching -2, mindfulness -1
+    assert set(base.score(rows)["recommended"]) == {"coaching"}
+    scored = model.score(rows)
+    assert "coaching" not in set(scored["recommended"])
+    assert set(scored["recommended"]) == {"mindfulness"}
+    physicians = rows.assign(role="physician")
+    assert set(model.score(physicians)["recommended"]) == {"coaching"}
+
+
+def test_eligibility_needs_its_profile_columns():
+    from recommender.catalog import load_catalog
+
+    base = fake_model()
+    model = RecommendationModel(outcome_models=base.outcome_models, features=base.features,
+                                catalog_version="test-1", catalog=load_catalog())
+    with pytest.raises(InputError, match="specialty"):
+        model.eligibility(profiles(5).drop(columns="specialty"))

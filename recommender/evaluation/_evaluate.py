@@ -44,7 +44,8 @@ def evaluate_effects(effects: pd.DataFrame, scores: pd.DataFrame, *,
                      lower: pd.DataFrame | None = None, upper: pd.DataFrame | None = None,
                      oracle: pd.DataFrame | None = None, groups: pd.DataFrame | None = None,
                      alpha: float = 0.1, control: str = "none", n_bins: int = 10,
-                     random_state: int = 0) -> EvaluationReport:
+                     random_state: int = 0,
+                     eligible: pd.DataFrame | None = None) -> EvaluationReport:
     """Evaluate predicted effects against doubly robust scores already computed.
 
     Parameters
@@ -67,6 +68,10 @@ def evaluate_effects(effects: pd.DataFrame, scores: pd.DataFrame, *,
         Quantile bins for calibration.
     random_state : int
         Seed of the folds in which the best single arm is chosen for the personalization gain.
+    eligible : DataFrame of bool, optional
+        People x arms, same rows in the same order: arms the catalog offers each person. The
+        learned policy (its value, mix, subgroups) never recommends an ineligible arm, as the
+        service does; effects, PEHE, Qini and calibration are unaffected.
 
     Returns
     -------
@@ -76,7 +81,7 @@ def evaluate_effects(effects: pd.DataFrame, scores: pd.DataFrame, *,
     n = len(effects)
     _check_rows("scores", scores, n)
     for name, value in (("lower", lower), ("upper", upper), ("oracle", oracle),
-                        ("groups", groups)):
+                        ("groups", groups), ("eligible", eligible)):
         _check_rows(name, value, n)
     if n < 2:
         raise InputError(f"evaluation needs at least 2 rows, got {n}")
@@ -99,8 +104,9 @@ def evaluate_effects(effects: pd.DataFrame, scores: pd.DataFrame, *,
     scores = scores.set_axis(index)
     lower = None if lower is None else lower.set_axis(index)
     upper = None if upper is None else upper.set_axis(index)
+    eligible = None if eligible is None else eligible.set_axis(index)
 
-    recommended = learned_policy(effects, control=control)
+    recommended = learned_policy(effects, control=control, eligible=eligible)
     true_effects = None
     best_policy = None
     if oracle is not None:

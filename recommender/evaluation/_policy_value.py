@@ -89,7 +89,8 @@ def mean_estimate(values, *, alpha: float = 0.1) -> Estimate:
     return Estimate(mean, se, mean - z * se, mean + z * se, int(n))
 
 
-def learned_policy(effects: pd.DataFrame, *, control: str = "none") -> np.ndarray:
+def learned_policy(effects: pd.DataFrame, *, control: str = "none",
+                   eligible: pd.DataFrame | None = None) -> np.ndarray:
     """The arm each person is recommended: the lowest predicted EE effect, control if none helps.
 
     Parameters
@@ -98,6 +99,9 @@ def learned_policy(effects: pd.DataFrame, *, control: str = "none") -> np.ndarra
         Predicted effect (arm minus control, negative is better) per non-control arm.
     control : str
         Name returned for people for whom no arm is predicted to help (every effect >= 0).
+    eligible : DataFrame of bool, optional
+        People x arms, same row order as ``effects``: arms each person may be recommended (the
+        catalog's eligibility); an ineligible arm is never chosen. Default: all arms.
 
     Returns
     -------
@@ -111,6 +115,14 @@ def learned_policy(effects: pd.DataFrame, *, control: str = "none") -> np.ndarra
     ['b', 'none', 'none']
     """
     values = effects.to_numpy(dtype=float)
+    if eligible is not None:
+        missing = [arm for arm in effects.columns if arm not in eligible.columns]
+        if missing or len(eligible) != len(effects):
+            raise InputError(f"eligible must have {len(effects)} rows and a column for every "
+                             f"arm {list(effects.columns)}; it has {len(eligible)} rows and "
+                             f"lacks {missing}")
+        allowed = eligible[list(effects.columns)].to_numpy(dtype=bool)
+        values = np.where(allowed, values, np.inf)
     arms = np.asarray(effects.columns, dtype=object)
     best = values.argmin(axis=1)
     best_effect = values[np.arange(len(values)), best]

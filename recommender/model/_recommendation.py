@@ -12,6 +12,9 @@ from recommender.model._schema import feature_schema, frame_from_schema
 
 __all__ = ["RecommendationModel"]
 
+# Profile columns the catalog's eligibility rules read.
+_ELIGIBILITY_COLUMNS = ("role", "specialty", "years_in_practice")
+
 
 class RecommendationModel:
     """Fitted uplift models for the primary and secondary outcomes, ready to score profiles.
@@ -37,6 +40,9 @@ class RecommendationModel:
         The outcome whose effects decide the recommendation.
     metadata : mapping, optional
         Free facts carried with the model (training run, data hash); JSON-safe values.
+    catalog : Catalog, optional
+        The intervention catalog the model was trained under; its eligibility rules decide, row
+        by row, which arms may be recommended (as the service does). None: every arm may.
 
     Attributes
     ----------
@@ -53,7 +59,8 @@ class RecommendationModel:
     """
 
     def __init__(self, *, outcome_models: Mapping, features, catalog_version: str,
-                 control: str = "none", primary: str = "ee", metadata: Mapping | None = None):
+                 control: str = "none", primary: str = "ee", metadata: Mapping | None = None,
+                 catalog=None):
         if primary not in outcome_models:
             raise InputError(
                 f"primary outcome {primary!r} has no model; models exist for "
@@ -66,6 +73,7 @@ class RecommendationModel:
         self.control = control
         self.primary = primary
         self.metadata = dict(metadata or {})
+        self.catalog = catalog
         primary_arms = [str(a) for a in self.outcome_models[primary].arms_]
         for outcome, learner in self.outcome_models.items():
             if [str(a) for a in learner.arms_] != primary_arms:
@@ -101,7 +109,24 @@ class RecommendationModel:
         learner = self._learner(outcome)
         return learner.predict_effect(self.feature_frame(profiles))
 
-    def recommend(self, effects: pd.DataFrame, *, offered: Sequence[str] | None = None) -> pd.Series:
+    def eligibility(self, profiles: pd.DataFrame) -> pd.DataFrame | None:
+        """Boolean frame (rows x treatment arms): does the catalog offer the arm to the person?
+
+        None when the model carries no catalog (models trained before it did).
+        """
+        catalog = getattr(self, "catalog", None)
+        if catalog is None:
+            return None
+        missing = [c for c in _ELIGIBILITY_COLUMNS if c not in profiles.columns]
+        if missing:
+            raise InputError(f"profiles lack column(s) {missing}, which the catalog's "
+                             f"eligibility rules need; required: {list(_ELIGIBILITY_COLUMNS)}")
+        from recommender.policy._allocation import eligibility_matrix
+
+        return eligibility_matrix(catalog, profiles, self.treatment_arms)
+
+    def recommend(self, effects: pd.DataFrame, *, offered: Sequence[str] | None = None,
+                  eligible: pd.DataFrame | None = None) -> pd.Series:
         """The arm with the lowest expected primary change among those offered (control = 0).
 
         Parameters
@@ -110,12 +135,22 @@ class RecommendationModel:
             Primary-outcome effects, one column per treatment arm.
         offered : sequence of str, optional
             Arms that may be recommended; usual care always may. Default: every arm.
+        eligible : DataFrame of bool, optional
+            Rows x treatment arms (same row order as ``effects``): arms a person may be
+            recommended, see :meth:`eligibility`. Default: every arm for everyone.
         """
         allowed = self._offered(offered)
         candidates = [a for a in self.treatment_arms if a in allowed]
         table = np.zeros((len(effects), 1 + len(candidates)))
         if candidates:
             table[:, 1:] = effects[candidates].to_numpy(dtype=float)
+            if eligible is not None:
+                if len(eligible) != len(effects):
+                    raise InputError(f"eligible has {len(eligible)} rows but effects has "
+                                     f"{len(effects)}")
+                mask = eligible[candidates].to_numpy(dtype=bool)
+                # An arm the catalog does not offer this person can never win.
+                table[:, 1:] = np.where(mask, table[:, 1:], np.inf)
         # argmin takes the first of equal values, and control is first: a tie keeps usual care.
         names = np.array([self.control, *candidates], dtype=object)
         return pd.Series(names[np.argmin(table, axis=1)], index=effects.index, name="recommended")
@@ -149,7 +184,8 @@ class RecommendationModel:
         learner = self._learner(None)
         effects = learner.predict_effect(X)[list(self.treatment_arms)]
         lower, upper = learner.predict_interval(X, alpha=alpha)
-        recommended = self.recommend(effects, offered=offered)
+        recommended = self.recommend(effects, offered=offered,
+                                     eligible=self.eligibility(profiles))
 
         if "person_id" in profiles.columns:
             person_id = profiles["person_id"].astype(str).to_numpy()
