@@ -97,8 +97,12 @@ def config_from_mapping(loaded, *, overrides: dict | None = None,
     outcomes = config["outcomes"]
     need(isinstance(outcomes, list) and set(outcomes) <= set(LOWER_IS_BETTER) and outcomes,
          "outcomes", outcomes, f"a non-empty list from {list(LOWER_IS_BETTER)}")
-    need(config["primary"] in (outcomes or []), "primary", config["primary"],
-         "one of the outcomes")
+    # The recommendation is the arm with the LOWEST expected change in the primary outcome, so
+    # an outcome where higher is better (pa) would silently recommend the most harmful arm.
+    lower_better = [o for o in LOWER_IS_BETTER if LOWER_IS_BETTER[o]]
+    need(config["primary"] in lower_better and config["primary"] in (outcomes or []),
+         "primary", config["primary"],
+         f"one of the outcomes where lower is better: {lower_better}")
     need(config["learner"]["learner"] in ("auto", "t", "x", "dr"), "learner.learner",
          config["learner"]["learner"], "auto, t, x or dr")
     need(isinstance(config["learner"].get("params") or {}, dict), "learner.params",

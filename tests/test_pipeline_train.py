@@ -305,3 +305,11 @@ def test_gate_compares_on_rows_the_champion_never_trained_on(trained, home, monk
     other_split = train.run_training(overrides=SMALL, seed=4)
     assert 200 <= other_split.gate.difference.n < 900
     assert f"on {other_split.gate.difference.n} held-out rows" in other_split.gate.reason
+
+
+def test_primary_must_be_an_outcome_where_lower_is_better():
+    # The recommendation minimises the primary effect: with pa it would pick the worst arm.
+    with pytest.raises(InputError) as caught:
+        train.config_from_mapping({"primary": "pa"})
+    assert "primary = 'pa'" in str(caught.value) and "['ee', 'dp']" in str(caught.value)
+    assert train.config_from_mapping({"primary": "dp"})["primary"] == "dp"
