@@ -256,7 +256,8 @@ def evaluate_stage(model, split: Split, cohort: Cohort, config: dict) -> Evaluat
     eligible = model.eligibility(holdout)
     report = evaluate_effects(effects, dr_scores, lower=lower, upper=upper, oracle=oracle,
                               groups=subgroup_frame(holdout), alpha=alpha, control=control,
-                              random_state=seed, eligible=eligible)
+                              random_state=seed, eligible=eligible,
+                              min_cell=config["card"]["min_cell"])
     recommended = model.recommend(effects, eligible=eligible).to_numpy()
 
     rows = []

@@ -78,3 +78,20 @@ def test_eligible_mask_keeps_masked_arms_out_of_the_learned_policy():
     recommended = learned_policy(effects, eligible=eligible)
     assert not np.any(recommended[:300] == "targeted")
     assert np.any(recommended[300:] == "targeted")
+
+
+def test_min_cell_suppresses_every_published_cell_below_it():
+    from recommender.evaluation import evaluate_effects
+
+    trial = synthetic_trial(600, seed=12)
+    rng = np.random.default_rng(3)
+    # Cell sizes from about 5 to 60, so many fall between 11 and 19.
+    sizes = rng.integers(5, 60, 40)
+    labels = np.repeat([f"c{i}" for i in range(len(sizes))], sizes)[:600]
+    labels = np.concatenate([labels, np.full(600 - len(labels), "rest")])
+    groups = pd.DataFrame({"setting": labels})
+    report = evaluate_effects(trial["truth"], trial["scores"], groups=groups, min_cell=20)
+    published = report.subgroups[~report.subgroups["suppressed"]]
+    assert len(published) > 0 and (published["n"] >= 20).all()
+    counts = pd.Series(labels).value_counts()
+    assert ((counts >= 11) & (counts < 20)).any()

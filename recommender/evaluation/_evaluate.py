@@ -14,7 +14,7 @@ from recommender.evaluation._policy_value import (_z, average_effects, learned_p
                                                   policy_value_table)
 from recommender.evaluation._qini import qini_table
 from recommender.evaluation._report import EvaluationReport
-from recommender.evaluation._subgroups import subgroup_table
+from recommender.evaluation._subgroups import MIN_CELL, subgroup_table
 
 __all__ = ["evaluate", "evaluate_effects"]
 
@@ -45,7 +45,8 @@ def evaluate_effects(effects: pd.DataFrame, scores: pd.DataFrame, *,
                      oracle: pd.DataFrame | None = None, groups: pd.DataFrame | None = None,
                      alpha: float = 0.1, control: str = "none", n_bins: int = 10,
                      random_state: int = 0,
-                     eligible: pd.DataFrame | None = None) -> EvaluationReport:
+                     eligible: pd.DataFrame | None = None,
+                     min_cell: int = MIN_CELL) -> EvaluationReport:
     """Evaluate predicted effects against doubly robust scores already computed.
 
     Parameters
@@ -72,6 +73,8 @@ def evaluate_effects(effects: pd.DataFrame, scores: pd.DataFrame, *,
         People x arms, same rows in the same order: arms the catalog offers each person. The
         learned policy (its value, mix, subgroups) never recommends an ineligible arm, as the
         service does; effects, PEHE, Qini and calibration are unaffected.
+    min_cell : int
+        Subgroup cells with fewer people are suppressed (the card's privacy floor).
 
     Returns
     -------
@@ -137,7 +140,7 @@ def evaluate_effects(effects: pd.DataFrame, scores: pd.DataFrame, *,
         subgroups = subgroup_table(groups.reset_index(drop=True), recommended,
                                    recommended_effect,
                                    policy_scores(scores, recommended, control=control),
-                                   arms=arms, alpha=alpha)
+                                   arms=arms, alpha=alpha, min_cell=min_cell)
 
     return EvaluationReport(
         alpha=alpha, control=control, arms=arms, n=n, policy_values=values, gain=gain,
