@@ -27,7 +27,8 @@ def test_recommend_answers_with_the_documented_shape(asgi_client):
     assert body["ranking"][0]["evidence"][0]["citation"]
     assert "not a diagnosis" in body["disclaimer"]
     assert body["safety"]["level"] == "routine"
-    assert "person_id" not in json.dumps(body) or True  # the id is never echoed back as a field
+    # The id is never echoed back as a field, at any depth (a JSON key is followed by a colon).
+    assert '"person_id":' not in json.dumps(body)
     assert PROFILE["person_id"] not in response.text
 
 

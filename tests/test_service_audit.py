@@ -57,7 +57,9 @@ def test_export_since_and_csv(tmp_path):
 def test_duplicate_request_ids_are_refused_and_nothing_of_the_batch_is_written():
     log = AuditLog("sqlite://", salt="s")
     log.append([record(1)])
-    with pytest.raises(Exception):
+    from sqlalchemy.exc import IntegrityError
+
+    with pytest.raises(IntegrityError, match="request_id"):
         log.append([record(2), record(1)])
     assert log.count() == 1
 

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from recommender import cohort as cohort_package
 from recommender.errors import InputError
 from recommender.simulate import (
     load_scenario,
@@ -75,7 +76,6 @@ def test_types_and_ranges(cohort):
 
 
 def test_passes_the_cohort_contract(cohort, default):
-    cohort_package = pytest.importorskip("recommender.cohort")
     for frame in (cohort, simulate_cohort(default, 4000, seed=8, assignment="observational")):
         report = cohort_package.validate_cohort(frame, training=True)
         assert report.ok, report.format()
