@@ -187,3 +187,16 @@ def test_experiment_opens_on_training_runs_in_the_mlflow_ui(home):
     with registry.mlflow_session():
         experiment = registry.client().get_experiment(registry.ensure_experiment())
     assert experiment.tags.get("mlflow.experimentKind") == "custom_model_development"
+
+
+def test_alias_wins_over_a_folder_of_the_same_name(home, tmp_path, monkeypatch):
+    register_fake()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "champion").mkdir()
+    (tmp_path / "2").mkdir()
+    (tmp_path / "my-model").mkdir()
+    assert registry.resolve_model("champion").version == "1"
+    assert registry.resolve_model("./champion").uri == "./champion"
+    assert registry.resolve_model("my-model").uri == "my-model"  # no such alias: the folder
+    with pytest.raises(InputError, match="no registered model version"):
+        registry.resolve_model("models:/burnout-recommender/2")

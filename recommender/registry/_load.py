@@ -35,19 +35,23 @@ def resolve_model(model: str) -> ModelRef:
         ``models:/burnout-recommender@champion``, ``models:/burnout-recommender/3``, the short
         forms ``champion`` / ``challenger`` / ``3`` (the project's registered model), or any
         URI or path MLflow can load (``runs:/<id>/model``, ``models:/<model_id>``, a folder).
+        Registry forms are tried first; a bare name is a folder only when no alias or
+        version of that name exists.
     """
     from mlflow.exceptions import MlflowException
 
-    text = str(model).strip()
-    if Path(text).exists():
-        return ModelRef(uri=text)
-    if text.isdigit():
-        text = f"models:/{MODEL_NAME}/{text}"
-    elif re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", text):
-        text = f"models:/{MODEL_NAME}@{text}"
+    given = str(model).strip()
+    # Registry forms first: a folder that happens to be called ``champion`` in the working
+    # directory must not shadow the champion (write ``./champion`` to mean the folder).
+    short = bool(given.isdigit() or re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", given))
+    text = given
+    if given.isdigit():
+        text = f"models:/{MODEL_NAME}/{given}"
+    elif short:
+        text = f"models:/{MODEL_NAME}@{given}"
     match = _REGISTRY_URI.match(text)
     if not match:
-        return ModelRef(uri=text)
+        return ModelRef(uri=given)
     name = match["name"]
     mlflow_client = client()
     try:
@@ -56,6 +60,8 @@ def resolve_model(model: str) -> ModelRef:
         else:
             found = mlflow_client.get_model_version(name, match["version"])
     except MlflowException:
+        if short and Path(given).exists():  # no such alias or version: the folder is meant
+            return ModelRef(uri=given)
         raise InputError(f"no registered model version matches {model!r} in the store at "
                          f"{mlflow_client.tracking_uri}") from None
     return ModelRef(uri=f"models:/{name}/{found.version}", name=name,
