@@ -1,21 +1,33 @@
-"""From effects to a decision: safety triage, eligibility and ranking.
+"""From effects to a decision: safety triage, eligibility, ranking and cohort allocation.
 
 Pure functions over plain data; nothing here knows about HTTP, the audit log or how the effects
 were estimated.
 """
 
+from recommender.policy._allocation import (
+    Allocation,
+    ArmLimits,
+    allocate,
+    eligibility_matrix,
+    limits_from_catalog,
+)
 from recommender.policy._eligibility import Exclusion, offered_arms
 from recommender.policy._ranking import RankedArm, Ranking, interval_overlap, rank_arms
 from recommender.policy._triage import CrisisResource, SafetyRules, Triage, triage
 
 __all__ = [
+    "Allocation",
+    "ArmLimits",
     "CrisisResource",
     "Exclusion",
     "RankedArm",
     "Ranking",
     "SafetyRules",
     "Triage",
+    "allocate",
+    "eligibility_matrix",
     "interval_overlap",
+    "limits_from_catalog",
     "offered_arms",
     "rank_arms",
     "triage",

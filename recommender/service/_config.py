@@ -9,6 +9,7 @@ from pathlib import Path
 
 from recommender.errors import InputError
 from recommender.policy import SafetyRules
+from recommender.service._schemas import MAX_BATCH_ROWS
 
 __all__ = ["ServeConfig", "load_serve_config", "CONFIG_ENV", "SERVICE_NAME"]
 
@@ -118,7 +119,7 @@ def load_serve_config(path: str | os.PathLike | None = None) -> ServeConfig:
         threads=number("threads", int, 1, 64, 1),
         timeout=number("timeout", float, 1, 3600, 120),
         alpha=number("alpha", float, 0.001, 0.5, 0.1),
-        max_batch_rows=number("max_batch_rows", int, 1, 100_000, 10_000),
+        max_batch_rows=number("max_batch_rows", int, 1, MAX_BATCH_ROWS, MAX_BATCH_ROWS),
         models_dir=Path(home) if home else models_dir(),
         api_keys=tuple(keys),
         audit_url=audit.get("url") or None,

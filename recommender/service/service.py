@@ -142,6 +142,12 @@ class Recommender:
             except InputError as error:
                 return _error(ctx, 409, f"no champion to load ({error}); still serving "
                                         f"version {previous}")
+            except Exception as error:  # noqa: BLE001 - a bad champion must not take the service down
+                # The registry unreachable, an artifact missing, or a champion pickled by other
+                # code: the old model keeps serving and the caller learns why.
+                log.exception("reload failed; still serving version %s", previous)
+                return _error(ctx, 503, f"could not load the champion ({type(error).__name__}: "
+                                        f"{error}); still serving version {previous}")
             self.engine = engine  # a single reference swap: atomic for readers
         log.info("reloaded: version %s -> %s", previous, engine.version)
         return JSONResponse({"previous_version": previous, "model_version": engine.version})
@@ -170,7 +176,14 @@ class Recommender:
         except InputError as error:
             return JSONResponse({"error": str(error), "problems": error.problems},
                                 status_code=422)
-        return Response(audit_csv(self.audit.export(since=start)), media_type="text/csv")
+        try:
+            rows = self.audit.export(since=start)
+        except Exception as error:  # noqa: BLE001 - the store's failure is not the caller's
+            log.exception("audit export failed")
+            return JSONResponse({"error": f"the audit store could not be read "
+                                          f"({type(error).__name__}); please retry",
+                                 "problems": []}, status_code=503)
+        return Response(audit_csv(rows), media_type="text/csv")
 
 
 def _missing_card(version: str) -> JSONResponse:

@@ -1,0 +1,59 @@
+"""What the service answers when its own dependencies fail: never a 500, never a lost model."""
+
+from __future__ import annotations
+
+import pytest
+from service_fixtures import (  # noqa: F401  (fixtures)
+    PROFILE,
+    asgi_client,
+    auth,
+    linear_model,
+    service_home,
+)
+
+from recommender.errors import InputError
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [ModuleNotFoundError("No module named 'recommender.uplift._old'"),  # champion pickled by other code
+     OSError("artifact folder is gone"),
+     RuntimeError("registry unreachable")],
+)
+def test_a_champion_that_cannot_be_loaded_leaves_the_old_one_serving(asgi_client, monkeypatch, failure):
+    from recommender.service import service as service_module
+
+    def broken():
+        raise failure
+
+    monkeypatch.setattr(service_module, "load_champion_model", broken)
+    answer = asgi_client.post("/reload", headers=auth("scientist"))
+    assert answer.status_code == 503
+    assert "still serving version 7" in answer.json()["error"]
+    assert type(failure).__name__ in answer.json()["error"]
+    after = asgi_client.post("/recommend", json=PROFILE, headers=auth("program"))
+    assert after.status_code == 200 and after.json()["model_version"] == "7"
+
+
+def test_an_unreadable_audit_store_is_a_503_on_export(asgi_client, monkeypatch):
+    from recommender.service._audit import AuditLog
+
+    def unreadable(self, since=None):
+        raise OSError("disk I/O error")
+
+    monkeypatch.setattr(AuditLog, "export", unreadable)
+    answer = asgi_client.get("/audit/export", headers=auth("auditor"))
+    assert answer.status_code == 503
+    assert "audit store could not be read" in answer.json()["error"]
+
+
+def test_batch_limit_cannot_be_configured_above_what_the_request_model_accepts(tmp_path, monkeypatch):
+    from recommender.paths import config_path
+    from recommender.service._config import load_serve_config
+
+    text = config_path("serve.yaml").read_text()
+    assert "max_batch_rows: 10000" in text
+    path = tmp_path / "serve.yaml"
+    path.write_text(text.replace("max_batch_rows: 10000", "max_batch_rows: 50000"))
+    with pytest.raises(InputError, match="max_batch_rows"):
+        load_serve_config(path)
