@@ -25,13 +25,15 @@ the file's own order (its splits are read in sequence), so ``row 2100`` is the f
 and the scored table lists people in the input's order. For a folder of part files Spark
 schedules the larger parts first; numbers then count in that order, and every problem also
 names its ``person_id``. Replacing an existing destination is two renames, so for an instant
-between them the path does not exist; readers never see a partial table.
+between them the path does not exist; readers never see a partial table. Only an earlier
+scored table (Spark's part files and markers) is replaced unless ``overwrite`` is asked for.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fnmatch
 import os
 import pickle
 import shutil
@@ -418,6 +420,7 @@ def score_with_spark(
     alpha: float = 0.1,
     contributions: bool = False,
     batch_rows: int = 50_000,
+    overwrite: bool = False,
 ) -> BatchSummary:
     """Validate a cohort, score every row with the registered model on Spark, write Parquet.
 
@@ -429,7 +432,9 @@ def score_with_spark(
     data_path : str or Path
         Cohort as Parquet (file or folder) or CSV, with the profile columns of the contract.
     out_path : str or Path
-        Destination Parquet folder (``.parquet`` or no suffix); replaced if it exists.
+        Destination Parquet folder (``.parquet`` or no suffix). An existing one is replaced
+        only if it is an earlier Spark output (nothing but ``part-*.parquet``, ``_SUCCESS``,
+        ``*.crc`` and hidden files) or ``overwrite`` is true; anything else is refused.
     master : str, default "local[2]"
         Spark master of a new session; an active session is reused.
     partitions : int, optional
@@ -441,6 +446,8 @@ def score_with_spark(
     batch_rows : int, default 50,000
         Rows per Arrow batch handed to validation and to the model (Spark's default, 10,000,
         pays the model's fixed cost per call five times as often); restored afterwards.
+    overwrite : bool, default False
+        Replace whatever is at ``out_path``, even a folder that is not an earlier Spark output.
 
     Returns
     -------
@@ -450,7 +457,8 @@ def score_with_spark(
     ------
     InputError
         The cohort breaks the data contract (every problem listed with row, column, value and
-        what is accepted), the model is unknown, or an argument is out of range. Nothing is
+        what is accepted), the model is unknown, an argument is out of range, or ``out_path``
+        holds something other than an earlier Spark output (without ``overwrite``). Nothing is
         written.
 
     Examples
@@ -460,17 +468,19 @@ def score_with_spark(
     >>> summary.rows, summary.arm_counts  # doctest: +SKIP
     (200000, {'none': 61234, 'coaching': 90112, ...})
     """
-    from pyspark.sql import functions as F
-    from pyspark.sql.types import LongType, StructField, StructType
-
-    from recommender.registry import spark_scorer
-
     out_path = Path(out_path)
     if out_path.suffix and out_path.suffix.lower() != ".parquet":
         raise InputError(
             f"--out {out_path}: Spark batch scoring writes a Parquet folder; name "
             "it *.parquet (or without a suffix)"
         )
+    _check_destination(out_path, data_path, overwrite=overwrite)
+
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import LongType, StructField, StructType
+
+    from recommender.registry import spark_scorer
+
     if partitions is not None and (isinstance(partitions, bool) or int(partitions) < 1):
         raise InputError(f"partitions must be a whole number >= 1, got {partitions!r}")
 
@@ -533,7 +543,7 @@ def score_with_spark(
                     f"scored {sum(mix.values()):,} rows but the cohort has "
                     f"{rows:,}; nothing was written to {out_path}"
                 )
-            _publish(staging, out_path)
+            _publish(staging, out_path, overwrite=overwrite)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -576,11 +586,13 @@ def _cast(column, spark_type: str):
     return column.cast(spark_type)
 
 
-def _publish(staging: Path, out_path: Path) -> None:
+def _publish(staging: Path, out_path: Path, *, overwrite: bool = False) -> None:
     """Move the finished folder into place; an existing table is replaced only afterwards."""
     if not out_path.exists() and not out_path.is_symlink():
         os.rename(staging, out_path)
         return
+    # Checked again: something may have been put there while the job ran.
+    _check_destination(out_path, None, overwrite=overwrite)
     retired = out_path.parent / f".{out_path.name}.replaced-{uuid.uuid4().hex[:12]}"
     os.rename(out_path, retired)
     try:
@@ -592,3 +604,48 @@ def _publish(staging: Path, out_path: Path) -> None:
         shutil.rmtree(retired, ignore_errors=True)
     else:
         retired.unlink(missing_ok=True)
+
+
+# Spark's own output files: what a folder written by an earlier run may hold.
+_SPARK_OUTPUT_PATTERNS = ("part-*.parquet", "_SUCCESS", "*.crc")
+
+
+def _is_spark_output(folder: Path) -> bool:
+    """True for a real folder holding only Spark output files and hidden files (or nothing)."""
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    for entry in folder.iterdir():
+        if entry.is_symlink() or not entry.is_file():
+            return False
+        name = entry.name
+        ours = any(fnmatch.fnmatch(name, pattern) for pattern in _SPARK_OUTPUT_PATTERNS)
+        if not (ours or name.startswith(".")):
+            return False
+    return True
+
+
+def _check_destination(out_path: Path, data_path, *, overwrite: bool) -> None:
+    """Refuse to replace anything at ``out_path`` but an earlier scored table, unless told to.
+
+    The destination is replaced as a whole, so a mistyped ``--out`` naming a user's folder
+    would otherwise delete it.
+    """
+    if not out_path.exists() and not out_path.is_symlink():
+        return
+    if data_path is not None:
+        resolved = out_path.resolve()
+        data = Path(data_path).resolve()
+        if data == resolved or resolved in data.parents:
+            raise InputError(
+                f"--out {out_path}: it holds the cohort being scored ({data_path}); "
+                "choose another destination"
+            )
+    if overwrite or _is_spark_output(out_path):
+        return
+    kind = "folder" if out_path.is_dir() and not out_path.is_symlink() else "file"
+    raise InputError(
+        f"--out {out_path}: an existing {kind} that is not an earlier Spark output; "
+        "accepted: a new path, or a folder holding only part-*.parquet, _SUCCESS, *.crc "
+        "and hidden files (pass --overwrite to replace it anyway)"
+    )
+

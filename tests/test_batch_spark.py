@@ -19,10 +19,11 @@ from recommender.errors import InputError
 
 pytestmark = pytest.mark.slow
 
-if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-    pytest.skip(
-        "Spark needs a Java runtime (no `java` on PATH and no JAVA_HOME)", allow_module_level=True
-    )
+
+def _need_java() -> None:
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        pytest.skip("Spark needs a Java runtime (no `java` on PATH and no JAVA_HOME)")
+
 
 N_PROFILES = 3000
 # A few estimators and folds: the test is about Spark reproducing in-process scoring, not
@@ -56,6 +57,7 @@ def spark_starting(home):
 
     from pipelines.batch import spark_session
 
+    _need_java()
     with ThreadPoolExecutor(max_workers=1) as pool:
         yield pool.submit(spark_session, "local[2]")
 
@@ -193,7 +195,9 @@ def test_invalid_cohort_names_row_column_value_and_writes_nothing(
     _, uri = trained
     out = tmp_path / "scored.parquet"
     out.mkdir()
-    (out / "earlier-table").write_text("kept")
+    earlier = ["_SUCCESS", "part-00000-earlier.snappy.parquet"]
+    for name in earlier:
+        (out / name).write_text("kept")
     previous = spark.conf.get("spark.sql.files.maxPartitionBytes")
     spark.conf.set("spark.sql.files.maxPartitionBytes", "32k")
     try:
@@ -213,7 +217,8 @@ def test_invalid_cohort_names_row_column_value_and_writes_nothing(
     duplicate = next(p for p in caught.value.problems if p.rule == "duplicate_id")
     assert "same person_id as row 7" in duplicate.message
     # The earlier table is untouched and no staging folder is left behind.
-    assert sorted(p.name for p in out.iterdir()) == ["earlier-table"]
+    assert sorted(p.name for p in out.iterdir()) == earlier
+    assert all((out / name).read_text() == "kept" for name in earlier)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scored.parquet"]
 
 
@@ -238,7 +243,7 @@ def test_a_failure_while_publishing_leaves_nothing_half_written(
 
     _, uri = trained
 
-    def refuse(staging, out_path):
+    def refuse(staging, out_path, **_):
         assert (Path(staging) / "_SUCCESS").exists()  # the table was complete in staging
         raise OSError("disk went away")
 
@@ -259,6 +264,9 @@ def test_cli_exit_codes(trained, spark, cohort_parquet, bad_cohort, tmp_path, ca
     printed = capsys.readouterr().out
     assert f"scored {N_PROFILES:,} rows" in printed and "recommended:" in printed
     assert len(pd.read_parquet(out)) == N_PROFILES
+    from pipelines.batch import _is_spark_output
+
+    assert _is_spark_output(out)  # so a second run may replace it without --overwrite
 
     assert (
         main(
@@ -277,3 +285,67 @@ def test_cli_exit_codes(trained, spark, cohort_parquet, bad_cohort, tmp_path, ca
     error = capsys.readouterr().err
     assert "role" in error and "surgeon" in error
     assert not (tmp_path / "bad.parquet").exists()
+
+
+# ------------------------------------------------------------- no Spark needed for these
+def _batch_score(out, *extra):
+    from recommender.cli import main
+
+    return main(["batch-score", "--data", "cohort.parquet", "--out", str(out), *extra])
+
+
+@pytest.mark.parametrize("kind", ["folder", "file"])
+def test_an_existing_destination_that_is_not_ours_is_refused_and_left_intact(
+    tmp_path, capsys, kind
+):
+    out = tmp_path / "results"
+    if kind == "folder":
+        out.mkdir()
+        (out / "thesis.docx").write_text("years of work")
+        (out / "_SUCCESS").write_text("")
+    else:
+        out.write_text("years of work")
+    assert _batch_score(out) == 2
+    error = capsys.readouterr().err
+    assert str(out) in error and "part-*.parquet" in error and "--overwrite" in error
+    if kind == "folder":
+        assert (out / "thesis.docx").read_text() == "years of work"
+        assert sorted(p.name for p in out.iterdir()) == ["_SUCCESS", "thesis.docx"]
+    else:
+        assert out.read_text() == "years of work"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]
+
+
+def test_a_folder_that_appears_while_scoring_is_not_replaced(tmp_path):
+    from pipelines.batch import _publish
+
+    staging, out = tmp_path / ".staging", tmp_path / "scored.parquet"
+    staging.mkdir()
+    (staging / "part-00000.parquet").write_text("new")
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="not an earlier Spark output"):
+        _publish(staging, out)
+    assert (out / "notes.txt").read_text() == "mine"
+    # Replaced when it is an earlier scored table, or when asked to.
+    for name, overwrite in (("_SUCCESS", False), ("notes.txt", True)):
+        (out / "notes.txt").unlink(missing_ok=True)
+        (out / name).write_text("old")
+        staging.mkdir(exist_ok=True)
+        (staging / "part-00000.parquet").write_text("new")
+        _publish(staging, out, overwrite=overwrite)
+        assert sorted(p.name for p in out.iterdir()) == ["part-00000.parquet"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scored.parquet"]
+
+
+def test_output_folder_holding_the_cohort_is_refused_even_with_overwrite(tmp_path, capsys):
+    out = tmp_path / "data"
+    out.mkdir()
+    (out / "cohort.parquet").write_text("the input")
+    from recommender.cli import main
+
+    argv = ["batch-score", "--data", str(out / "cohort.parquet"), "--out", str(out)]
+    assert main([*argv, "--overwrite"]) == 2
+    assert "holds the cohort" in capsys.readouterr().err
+    assert (out / "cohort.parquet").read_text() == "the input"
+

@@ -21,7 +21,13 @@ def configure(parser) -> None:
         "--out",
         required=True,
         metavar="PATH",
-        help="Parquet folder to write (replaced only once scoring succeeded)",
+        help="Parquet folder to write (replaced only once scoring succeeded; an existing path "
+        "must be an earlier scored table unless --overwrite is given)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace whatever is at --out, even a folder that is not an earlier scored table",
     )
     parser.add_argument(
         "--master",
@@ -58,6 +64,7 @@ def run(args) -> int:
             partitions=args.partitions,
             alpha=args.alpha,
             contributions=args.contributions,
+            overwrite=args.overwrite,
         )
     except Exception as error:  # noqa: BLE001 - only Spark's own failures are rephrased
         if not type(error).__module__.startswith(("pyspark", "py4j")):
