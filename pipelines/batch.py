@@ -457,9 +457,9 @@ def score_with_spark(
     ------
     InputError
         The cohort breaks the data contract (every problem listed with row, column, value and
-        what is accepted), the model is unknown, an argument is out of range, or ``out_path``
-        holds something other than an earlier Spark output (without ``overwrite``). Nothing is
-        written.
+        what is accepted), the model is unknown, an argument is out of range, ``out_path``
+        holds something other than an earlier Spark output (without ``overwrite``), or pyspark
+        or Java is not installed. Nothing is written.
 
     Examples
     --------
@@ -475,6 +475,7 @@ def score_with_spark(
             "it *.parquet (or without a suffix)"
         )
     _check_destination(out_path, data_path, overwrite=overwrite)
+    _require_spark()
 
     from pyspark.sql import functions as F
     from pyspark.sql.types import LongType, StructField, StructType
@@ -649,3 +650,24 @@ def _check_destination(out_path: Path, data_path, *, overwrite: bool) -> None:
         "and hidden files (pass --overwrite to replace it anyway)"
     )
 
+
+_SPARK_MISSING = (
+    "Spark batch scoring needs the spark extra (pip install 'burnout-recommender[spark]', "
+    "or `make venv-test`) and Java 17+"
+)
+
+
+def _require_spark() -> None:
+    """Raise InputError, not a traceback, when pyspark or a Java runtime is missing."""
+    try:
+        import pyspark  # noqa: F401
+        from pyspark.sql import SparkSession
+    except ImportError as error:
+        raise InputError(f"{_SPARK_MISSING}: pyspark is not installed ({error})") from error
+    if SparkSession.getActiveSession() is not None:
+        return  # a running session already has its JVM
+    java_home = os.environ.get("JAVA_HOME")
+    if shutil.which("java") is None and not (
+        java_home and (Path(java_home) / "bin" / "java").exists()
+    ):
+        raise InputError(f"{_SPARK_MISSING}: no `java` on PATH and no JAVA_HOME with bin/java")

@@ -349,3 +349,27 @@ def test_output_folder_holding_the_cohort_is_refused_even_with_overwrite(tmp_pat
     assert "holds the cohort" in capsys.readouterr().err
     assert (out / "cohort.parquet").read_text() == "the input"
 
+
+def test_without_pyspark_the_cli_says_what_to_install(tmp_path, capsys, monkeypatch):
+    import sys
+
+    for name in [m for m in sys.modules if m == "pyspark" or m.startswith("pyspark.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "pyspark", None)  # `import pyspark` raises ImportError
+    assert _batch_score(tmp_path / "scored.parquet") == 2
+    error = capsys.readouterr().err
+    assert "burnout-recommender[spark]" in error and "Java 17+" in error
+    assert "Traceback" not in error
+    assert not (tmp_path / "scored.parquet").exists()
+
+
+def test_without_java_the_cli_says_what_to_install(tmp_path, capsys, monkeypatch):
+    import pipelines.batch as batch
+    from pyspark.sql import SparkSession
+
+    monkeypatch.setattr(SparkSession, "getActiveSession", classmethod(lambda cls: None))
+    monkeypatch.setattr(batch.shutil, "which", lambda name, *a, **k: None)
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    assert _batch_score(tmp_path / "scored.parquet") == 2
+    error = capsys.readouterr().err
+    assert "Java 17+" in error and "JAVA_HOME" in error
