@@ -16,7 +16,8 @@ from service_fixtures import KEYS, champion_home, server_url  # noqa: F401  (fix
 
 pytestmark = [pytest.mark.server, pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
+CHROMEDRIVER = Path(shutil.which("chromedriver") or "/usr/bin/chromedriver")
 SECTIONS = ("Model details and lineage", "Intended use and users", "Out-of-scope uses",
             "Evaluation", "Subgroups", "Evidence behind each intervention",
             "Ethical considerations", "How to report a problem")
