@@ -10,6 +10,7 @@ the last stage, the card is rendered in a temporary folder before it, and
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import platform
 import shutil
@@ -29,7 +30,7 @@ from recommender.paths import config_path, models_dir
 
 __all__ = [
     "STAGES", "SilentProgress", "TrainingResult", "Cohort", "Split", "Evaluation",
-    "load_config", "run_training",
+    "load_config", "run_training", "training_key", "person_hashes",
     "learner_params", "load_stage", "split_stage", "fit_stage", "evaluate_stage", "gate_stage", "card_stage",
     "log_stage", "register_stage",
 ]
@@ -158,11 +159,58 @@ def split_stage(cohort: Cohort, config: dict) -> Split:
                  holdout=frame.iloc[np.sort(holdout_index)].reset_index(drop=True))
 
 
-def person_hashes(person_ids) -> np.ndarray:
-    """8-byte BLAKE2b digests of person ids, so a model can remember whom it was trained on
-    (for a fair gate) without carrying the identifiers themselves."""
-    return np.fromiter((int.from_bytes(hashlib.blake2b(str(p).encode(), digest_size=8).digest(),
-                                       "big") for p in person_ids),
+_KEY_ENV = "RECOMMENDER_TRAINING_KEY"
+_KEY_FILE = "training.key"
+
+
+def training_key(*, create: bool = True) -> bytes | None:
+    """The secret that keys the person-id hashes a model carries; never stored in the model.
+
+    ``RECOMMENDER_TRAINING_KEY`` wins; otherwise ``<models_dir>/training.key``, created once
+    with a random key (mode 0600, written whole or not at all). None when neither exists and
+    ``create`` is False.
+    """
+    import os
+    import secrets
+
+    env = os.environ.get(_KEY_ENV)
+    if env:
+        raw = env.encode()
+    else:
+        path = models_dir() / _KEY_FILE
+        if not path.exists():
+            if not create:
+                return None
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle, temp = tempfile.mkstemp(prefix=".training-key-", dir=path.parent)
+            try:
+                os.fchmod(handle, 0o600)
+                os.write(handle, secrets.token_hex(32).encode())
+                os.close(handle)
+                os.replace(temp, path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.close(handle)
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)
+                raise
+        raw = path.read_bytes().strip()
+    # BLAKE2b keys are at most 64 bytes: condense whatever was given.
+    return hashlib.blake2b(raw, digest_size=32, person=b"train-key").digest()
+
+
+def key_fingerprint(key: bytes) -> str:
+    """A short public name for a key, so a gate can tell whether it holds the same one."""
+    return hashlib.blake2b(key, digest_size=8, person=b"key-id").hexdigest()
+
+
+def person_hashes(person_ids, key: bytes) -> np.ndarray:
+    """8-byte keyed BLAKE2b digests of person ids, so a model can remember whom it was trained
+    on (for a fair gate) without carrying the identifiers, and without anyone lacking the key
+    being able to test whether a given id was in the training data."""
+    return np.fromiter((int.from_bytes(hashlib.blake2b(str(p).encode(), digest_size=8,
+                                                       key=key).digest(), "big")
+                        for p in person_ids),
                        dtype=np.uint64, count=len(person_ids))
 
 
@@ -208,6 +256,7 @@ def fit_stage(split: Split, cohort: Cohort, config: dict):
     from recommender.model import RecommendationModel
     from recommender.uplift import UpliftModel
 
+    key = training_key()
     X = feature_frame(split.train, config["extra_features"])
     treatment = split.train["intervention"].astype(str).to_numpy()
     learner = config["learner"]
@@ -224,7 +273,8 @@ def fit_stage(split: Split, cohort: Cohort, config: dict):
         control=cohort.catalog.control, primary=config["primary"], catalog=cohort.catalog,
         metadata={"data_sha256": cohort.sha256, "data": cohort.description,
                   "seed": config["seed"],
-                  "training_person_hashes": person_hashes(split.train["person_id"])})
+                  "training_person_hashes": person_hashes(split.train["person_id"], key),
+                  "training_key_id": key_fingerprint(key)})
 
 
 def evaluate_stage(model, split: Split, cohort: Cohort, config: dict) -> Evaluation:
@@ -295,6 +345,7 @@ def gate_stage(evaluation: Evaluation, split: Split, cohort: Cohort, config: dic
 
     alpha = config["gate"]["alpha"]
     control = cohort.catalog.control
+    note = ""
     challenger = policy_value_scores(evaluation.dr_scores, evaluation.recommended,
                                      control=control)
     name = config["registry"]["model_name"]
@@ -311,10 +362,20 @@ def gate_stage(evaluation: Evaluation, split: Split, cohort: Cohort, config: dic
         # A champion trained on some of these rows would be graded on data it has fitted,
         # which flatters it; compare on the rows neither model has seen when enough remain.
         seen = champion_model.metadata.get("training_person_hashes")
+        key = training_key(create=False)
         if seen is not None and "person_id" in split.holdout.columns:
-            unseen = ~np.isin(person_hashes(split.holdout["person_id"]), np.asarray(seen))
-            if unseen.sum() >= max(_GATE_MIN_ROWS, 0.25 * len(unseen)):
-                challenger, champion = challenger[unseen], champion[unseen]
+            if key is None or (champion_model.metadata.get("training_key_id")
+                               != key_fingerprint(key)):
+                # Hashes under another key (another machine, an older model) match nothing.
+                note = (" The champion's training rows could not be recognised (its person "
+                        "hashes use a training key this machine does not hold), so the gate "
+                        "compared on all held-out rows, some of which the champion may have "
+                        "been trained on.")
+            else:
+                unseen = ~np.isin(person_hashes(split.holdout["person_id"], key),
+                                  np.asarray(seen))
+                if unseen.sum() >= max(_GATE_MIN_ROWS, 0.25 * len(unseen)):
+                    challenger, champion = challenger[unseen], champion[unseen]
     except Exception as error:  # noqa: BLE001 - any failure means "not comparable": fail closed
         from recommender.registry import GateDecision, estimate
 
@@ -324,7 +385,8 @@ def gate_stage(evaluation: Evaluation, split: Split, cohort: Cohort, config: dic
             reason=(f"champion version {version} could not be valued on this run's held-out "
                     f"data ({type(error).__name__}: {error}); the challenger stays challenger "
                     "until a person promotes it"))
-    return gate_decision(challenger, champion, alpha=alpha, champion_version=str(version))
+    decision = gate_decision(challenger, champion, alpha=alpha, champion_version=str(version))
+    return dataclasses.replace(decision, reason=decision.reason + note) if note else decision
 
 
 def _git_commit() -> str:

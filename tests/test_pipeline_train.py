@@ -31,6 +31,8 @@ def use_home(monkeypatch, folder):
     monkeypatch.setenv("RECOMMENDER_HOME", str(folder))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("RECOMMENDER_ACTOR", "test-suite")
+    # One training key for every store here, so a model reused across stores keeps its hashes.
+    monkeypatch.setenv("RECOMMENDER_TRAINING_KEY", "test-suite-key")
 
 
 @pytest.fixture(scope="module")
@@ -331,3 +333,46 @@ def test_card_min_cell_reaches_the_subgroup_table(trained):
     table = train.evaluate_stage(result.model, split, cohort, config).report.subgroups
     published = table[~table["suppressed"]]
     assert len(published) > 0 and (published["n"] >= min_cell).all()
+
+
+def test_training_person_hashes_are_keyed_by_a_secret_kept_out_of_the_artifact(trained):
+    import hashlib
+    import pickle
+
+    result, _ = trained
+    hashes = np.asarray(result.model.metadata["training_person_hashes"])
+    config = train.config_from_mapping(SMALL)
+    split = train.split_stage(train.load_stage(config), config)
+    ids = split.train["person_id"].astype(str).head(50).tolist()
+    assert "s5-000001" in set(split.train["person_id"].astype(str)) | set(
+        split.holdout["person_id"].astype(str))
+    unkeyed = [int.from_bytes(hashlib.blake2b(p.encode(), digest_size=8).digest(), "big")
+               for p in [*ids, "s5-000001"]]
+    assert not np.isin(np.array(unkeyed, dtype=np.uint64), hashes).any()
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("RECOMMENDER_TRAINING_KEY", "test-suite-key")
+        key = train.training_key()
+    assert np.isin(train.person_hashes(ids, key), hashes).all()
+    assert key not in pickle.dumps(result.model)
+    assert b"test-suite-key" not in pickle.dumps(result.model)
+
+
+def test_training_key_file_is_created_once_private(home, monkeypatch):
+    monkeypatch.delenv("RECOMMENDER_TRAINING_KEY")
+    assert train.training_key(create=False) is None
+    key = train.training_key()
+    path = home / "training.key"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert train.training_key() == key and train.training_key(create=False) == key
+    assert [p.name for p in home.iterdir()] == ["training.key"]  # no temp file left
+
+
+def test_gate_without_the_champions_key_compares_on_all_rows_and_says_so(trained, home,
+                                                                         monkeypatch):
+    result, _ = trained
+    reuse_model(monkeypatch, result.model)
+    train.run_training(overrides=SMALL)
+    monkeypatch.setenv("RECOMMENDER_TRAINING_KEY", "another-machine")
+    other_split = train.run_training(overrides=SMALL, seed=4)
+    assert other_split.gate.difference.n == 900
+    assert "training key this machine does not hold" in other_split.gate.reason
