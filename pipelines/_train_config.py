@@ -27,6 +27,8 @@ DEFAULTS: dict = {
     "card": {"policy_tree_depth": 3, "min_cell": 11},
     "registry": {"experiment": "burnout-recommender", "model_name": "burnout-recommender"},
 }
+# How the training cohort was assigned; null = detect from its logged propensities.
+DESIGNS = (None, "randomized", "observational")
 # For each outcome: is a lower follow-up better? (MBI: exhaustion and depersonalization yes.)
 LOWER_IS_BETTER = {"ee": True, "dp": True, "pa": False}
 
@@ -115,6 +117,8 @@ def config_from_mapping(loaded, *, overrides: dict | None = None,
     need(isinstance(n, int) and n >= 200, "data.n", n, "an integer >= 200")
     need(config["data"]["assignment"] in ("rct", "observational"), "data.assignment",
          config["data"]["assignment"], "rct or observational")
+    need(config["data"]["design"] in DESIGNS, "data.design", config["data"]["design"],
+         "null (detect from the propensity column), randomized or observational")
     need(isinstance(config["extra_features"], list), "extra_features",
          config["extra_features"], "a list of column names")
     need(config["card"]["min_cell"] >= 11 if isinstance(config["card"]["min_cell"], int)

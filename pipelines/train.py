@@ -134,7 +134,8 @@ def load_stage(config: dict, data=None) -> Cohort:
         source, sha, path = "simulated", _frame_sha256(frame), None
         description = (f"simulated: scenario {spec['scenario']}, n = {spec['n']}, seed {seed}, "
                        f"{spec['assignment']} assignment")
-        design = "randomized" if spec["assignment"] == "rct" else "observational"
+        design = spec.get("design") or ("randomized" if spec["assignment"] == "rct"
+                                         else "observational")
     report = validate_cohort(frame, training=True, arms=catalog.arm_ids,
                              control=catalog.control, extra_features=config["extra_features"])
     if not report.ok:
@@ -219,6 +220,19 @@ def _outcome_change(frame: pd.DataFrame, outcome: str) -> np.ndarray:
             - frame[outcome].to_numpy(dtype=float))
 
 
+def learner_design(cohort: Cohort) -> str:
+    """The ``design`` the learners and the evaluation's scores use for this cohort.
+
+    A randomized cohort (declared in ``data.design``, simulated as a trial, or detected from
+    logged propensities that are one share per arm) uses the arm shares as propensities, so a
+    trial export without a propensity column never gets classifier-estimated ones.
+    """
+    for design in ("randomized", "observational"):
+        if str(cohort.design).startswith(design):
+            return design
+    return "auto"
+
+
 def _propensity(frame: pd.DataFrame):
     return frame["propensity"].to_numpy(dtype=float) if "propensity" in frame.columns else None
 
@@ -265,6 +279,7 @@ def fit_stage(split: Split, cohort: Cohort, config: dict):
                                          if o != config["primary"]]]:
         model = UpliftModel(learner=learner["learner"], control=cohort.catalog.control,
                             n_folds=learner["n_folds"], random_state=config["seed"],
+                            design=learner_design(cohort),
                             **learner_params(learner.get("params")))
         models[outcome] = model.fit(X, treatment, _outcome_change(split.train, outcome),
                                     propensity=_propensity(split.train))
@@ -295,7 +310,8 @@ def evaluate_stage(model, split: Split, cohort: Cohort, config: dict) -> Evaluat
     def scores_for(outcome):
         return doubly_robust_scores(X, treatment, _outcome_change(holdout, outcome),
                                     propensity=_propensity(holdout), control=control,
-                                    n_folds=folds, random_state=seed)
+                                    n_folds=folds, random_state=seed,
+                                    design=learner_design(cohort))
 
     dr_scores = scores_for(model.primary)
     oracle_columns = [f"true_effect_{arm}" for arm in model.treatment_arms]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from test_model_fakes import profiles
+from test_model_fakes import fake_model, profiles
 
 import pipelines.train as train
 from recommender import registry
@@ -376,3 +376,43 @@ def test_gate_without_the_champions_key_compares_on_all_rows_and_says_so(trained
     other_split = train.run_training(overrides=SMALL, seed=4)
     assert other_split.gate.difference.n == 900
     assert "training key this machine does not hold" in other_split.gate.reason
+
+
+def test_data_design_is_checked_and_named():
+    with pytest.raises(InputError, match=r"data.design = 'rct'"):
+        train.config_from_mapping({"data": {"design": "rct"}})
+
+
+class _StopHere(Exception):
+    pass
+
+
+def test_declared_trial_without_propensity_uses_design_shares(home, tmp_path, monkeypatch):
+    from recommender.cohort import write_cohort
+    from recommender.simulate import simulate_cohort
+
+    frame = simulate_cohort("default", 1500, seed=2, assignment="rct")
+    frame = frame[[c for c in frame.columns
+                   if c != "propensity" and not c.startswith("true_effect_")]]
+    path = write_cohort(frame, tmp_path / "trial.csv")
+    seen = {}
+
+    def recording(name):
+        def fake(*args, **kwargs):
+            seen[name] = kwargs.get("design")
+            raise _StopHere
+        return fake
+
+    import recommender.uplift as uplift
+
+    monkeypatch.setattr(uplift, "UpliftModel", recording("fit"))
+    monkeypatch.setattr(uplift, "doubly_robust_scores", recording("evaluate"))
+    for declared, expected in (("randomized", "randomized"), (None, "auto")):
+        config = train.config_from_mapping(SMALL, overrides={"data": {"design": declared}})
+        cohort = train.load_stage(config, path)
+        split = train.split_stage(cohort, config)
+        with pytest.raises(_StopHere):
+            train.fit_stage(split, cohort, config)
+        with pytest.raises(_StopHere):
+            train.evaluate_stage(fake_model(), split, cohort, config)
+        assert seen == {"fit": expected, "evaluate": expected}
