@@ -100,6 +100,24 @@ def _design_from_propensity(frame: pd.DataFrame) -> str:
     return "observational (logged propensities vary within arms)"
 
 
+def fit_min_arm_rows(config: dict) -> int:
+    """Fewest rows of an arm in the whole cohort for the fit to succeed after the split.
+
+    The learners refuse an arm with fewer than ``max(min_arm_rows, 2 * n_folds)`` training
+    rows; the training part keeps ``1 - holdout_share`` of each arm (stratified split).
+    """
+    import inspect
+    import math
+
+    from recommender.uplift import UpliftModel
+
+    learner = config["learner"]
+    default = inspect.signature(UpliftModel).parameters["min_arm_rows"].default
+    per_fit = max(int((learner.get("params") or {}).get("min_arm_rows", default)),
+                  2 * int(learner["n_folds"]))
+    return math.ceil(per_fit / (1 - config["split"]["holdout_share"]))
+
+
 def load_stage(config: dict, data=None) -> Cohort:
     """Load and validate the training cohort: ``data`` (a file) or the configured simulation.
 
@@ -137,7 +155,8 @@ def load_stage(config: dict, data=None) -> Cohort:
         design = spec.get("design") or ("randomized" if spec["assignment"] == "rct"
                                          else "observational")
     report = validate_cohort(frame, training=True, arms=catalog.arm_ids,
-                             control=catalog.control, extra_features=config["extra_features"])
+                             control=catalog.control, extra_features=config["extra_features"],
+                             min_arm_rows=fit_min_arm_rows(config))
     if not report.ok:
         where = path if path is not None else "the simulated cohort"
         raise InputError(f"{where} does not meet the data contract:\n{report.format()}",

@@ -416,3 +416,20 @@ def test_declared_trial_without_propensity_uses_design_shares(home, tmp_path, mo
         with pytest.raises(_StopHere):
             train.evaluate_stage(fake_model(), split, cohort, config)
         assert seen == {"fit": expected, "evaluate": expected}
+
+
+def test_an_arm_too_small_to_fit_after_the_split_stops_before_any_run(home, tmp_path, capsys):
+    from recommender.simulate import simulate_cohort
+
+    cohort = simulate_cohort("default", 2000, seed=1)
+    cohort["intervention"] = cohort["intervention"].astype(str)
+    small = cohort.index[cohort["intervention"] == "mindfulness"][35:]
+    cohort = cohort.drop(index=small)
+    path = tmp_path / "small-arm.csv"
+    cohort.to_csv(path, index=False)
+    # 35 rows pass the contract's floor of 30, but the 70 % training part keeps 24 of them.
+    assert train.fit_min_arm_rows(train.load_config()) > 35
+    assert main(["train", "--data", str(path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "mindfulness" in err and "35" in err
+    assert runs() == [] and not (home / "cards").exists()
