@@ -633,41 +633,49 @@ def run_training(config=None, *, data=None, seed: int | None = None, progress=No
     run_name = f"seed-{settings['seed']}-{cohort.sha256[:8]}"
     tags = {"pipeline": "train", "data.source": cohort.source}
 
-    with TrainingRun(experiment=settings["registry"]["experiment"], run_name=run_name,
-                     tags=tags, model_name=name) as run, \
-            tempfile.TemporaryDirectory(prefix="recommender-train-") as workspace:
-        workspace = Path(workspace)
-        with display.stage("split", "holding out a stratified share for evaluation"):
-            split = split_stage(cohort, settings)
-        with display.stage("fit", f"fitting {settings['learner']['learner']} uplift learners "
-                                  f"for {', '.join(settings['outcomes'])}"):
-            model = fit_stage(split, cohort, settings)
-        with display.stage("evaluate", "doubly robust evaluation on the held-out part"):
-            evaluation = evaluate_stage(model, split, cohort, settings)
-        display.note(evaluation.report.statement)
-        previous_champion = current_aliases(name).get("champion")
-        with display.stage("gate", "comparing with the current champion on the same rows"):
-            gate = gate_stage(evaluation, split, cohort, settings)
-        display.note(("passes: " if gate.passed else "stays challenger: ") + gate.reason)
-        with display.stage("card", "rendering the model card (staged)"):
-            plots_folder = workspace / "plots"
-            plot_paths = evaluation.report.save_plots(plots_folder)
-            plots = {p.stem: p.read_bytes() for p in plot_paths}
-            created = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M:%S")
-            facts = card_facts(model, evaluation, split, cohort, settings, gate=gate,
-                               run_id=run.run_id, git_commit=git_commit, versions=versions,
-                               previous_champion=previous_champion, created=created)
-            card_stage(facts, plots, workspace / "card")
-        with display.stage("log", "logging parameters, metrics, plots and the model to MLflow"):
-            model_info = log_stage(run, model, evaluation, cohort, split, settings,
-                                   plots_folder=plots_folder, git_commit=git_commit,
-                                   versions=versions)
-        with display.stage("register", f"registering a version of {name}"):
-            registration = register_stage(
-                run, model_info, gate=gate, card_facts_=facts, plots=plots,
-                reason=reason or f"training run {run_name}",
-                previous_champion=previous_champion)
-        display.note(f"version {registration.version}: {', '.join(registration.aliases)}")
+    registration = None
+    try:
+        with TrainingRun(experiment=settings["registry"]["experiment"], run_name=run_name,
+                         tags=tags, model_name=name) as run, \
+                tempfile.TemporaryDirectory(prefix="recommender-train-") as workspace:
+            workspace = Path(workspace)
+            with display.stage("split", "holding out a stratified share for evaluation"):
+                split = split_stage(cohort, settings)
+            with display.stage("fit", f"fitting {settings['learner']['learner']} uplift learners "
+                                      f"for {', '.join(settings['outcomes'])}"):
+                model = fit_stage(split, cohort, settings)
+            with display.stage("evaluate", "doubly robust evaluation on the held-out part"):
+                evaluation = evaluate_stage(model, split, cohort, settings)
+            display.note(evaluation.report.statement)
+            previous_champion = current_aliases(name).get("champion")
+            with display.stage("gate", "comparing with the current champion on the same rows"):
+                gate = gate_stage(evaluation, split, cohort, settings)
+            display.note(("passes: " if gate.passed else "stays challenger: ") + gate.reason)
+            with display.stage("card", "rendering the model card (staged)"):
+                plots_folder = workspace / "plots"
+                plot_paths = evaluation.report.save_plots(plots_folder)
+                plots = {p.stem: p.read_bytes() for p in plot_paths}
+                created = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M:%S")
+                facts = card_facts(model, evaluation, split, cohort, settings, gate=gate,
+                                   run_id=run.run_id, git_commit=git_commit, versions=versions,
+                                   previous_champion=previous_champion, created=created)
+                card_stage(facts, plots, workspace / "card")
+            with display.stage("log", "logging parameters, metrics, plots and the model to MLflow"):
+                model_info = log_stage(run, model, evaluation, cohort, split, settings,
+                                       plots_folder=plots_folder, git_commit=git_commit,
+                                       versions=versions)
+            with display.stage("register", f"registering a version of {name}"):
+                registration = register_stage(
+                    run, model_info, gate=gate, card_facts_=facts, plots=plots,
+                    reason=reason or f"training run {run_name}",
+                    previous_champion=previous_champion)
+            display.note(f"version {registration.version}: {', '.join(registration.aliases)}")
+    except Exception as error:
+        # A failure after registration (a note, temp cleanup, closing the run) leaves the
+        # version registered: say so, rather than let the caller claim nothing was.
+        if registration is not None:
+            error.registered_version = registration.version
+        raise
     return TrainingResult(run_id=run.run_id, version=registration.version,
                           aliases=registration.aliases, gate=gate, model=model,
                           report=evaluation.report,

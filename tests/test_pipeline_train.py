@@ -433,3 +433,24 @@ def test_an_arm_too_small_to_fit_after_the_split_stops_before_any_run(home, tmp_
     err = capsys.readouterr().err
     assert "mindfulness" in err and "35" in err
     assert runs() == [] and not (home / "cards").exists()
+
+
+def test_failure_after_registration_says_the_version_was_registered(trained, home, monkeypatch,
+                                                                    tmp_path, capsys):
+    import yaml
+
+    result, _ = trained
+    reuse_model(monkeypatch, result.model)
+
+    def note(self, text):
+        if text.startswith("version "):
+            raise OSError("disk full while printing")
+
+    monkeypatch.setattr(train.SilentProgress, "note", note)
+    config = tmp_path / "train.yaml"
+    config.write_text(yaml.safe_dump(SMALL))
+    assert main(["train", "--config", str(config), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "version 1 was registered" in err and "disk full while printing" in err
+    assert "nothing was registered" not in err
+    assert versions() == ["1"]

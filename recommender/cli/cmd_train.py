@@ -63,9 +63,14 @@ def run(args) -> int:
         import traceback
 
         traceback.print_exc()
-        print(f"error: training failed ({type(error).__name__}: {error}); the MLflow run is "
-              "marked FAILED, nothing was registered and the champion is unchanged",
-              file=sys.stderr)
+        version = getattr(error, "registered_version", None)
+        if version is not None:
+            print(f"error: version {version} was registered; the run's bookkeeping failed "
+                  f"after that: {type(error).__name__}: {error}", file=sys.stderr)
+        else:
+            print(f"error: training failed ({type(error).__name__}: {error}); the MLflow run "
+                  "is marked FAILED, nothing was registered and the champion is unchanged",
+                  file=sys.stderr)
         return 1
     aliases = ", ".join(result.aliases)
     print(f"registered burnout-recommender version {result.version} ({aliases}); "
