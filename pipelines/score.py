@@ -78,7 +78,25 @@ def score_file(model: str, data, out, *, alpha: float = 0.1, contributions: bool
                          problems=list(getattr(report, "errors", report.problems)))
     scored = score_frame(recommendation_model, frame, alpha=alpha, contributions=contributions,
                          offered=offered, chunk_size=chunk_size)
-    path = write_cohort(scored, out)
+    path = _write_atomically(scored, Path(out), write_cohort)
     mix = scored["recommended"].value_counts(normalize=True).round(4).to_dict()
     return ScoreResult(path=path, rows=len(scored), model_uri=ref.uri, version=ref.version,
                        recommendation_mix=mix)
+
+
+def _write_atomically(frame: pd.DataFrame, out: Path, write) -> Path:
+    """Write to a temporary sibling, then rename over ``out``: readers never see half a file,
+    and a failed write leaves an earlier file of that name as it was."""
+    import os
+    import secrets
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Same folder (a rename within one file system) and same ending (the format follows it).
+    temp = out.parent / f".tmp-{secrets.token_hex(4)}-{out.name}"
+    try:
+        write(frame, temp)
+        os.replace(temp, out)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return out

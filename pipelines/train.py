@@ -32,7 +32,7 @@ __all__ = [
     "STAGES", "SilentProgress", "TrainingResult", "Cohort", "Split", "Evaluation",
     "load_config", "run_training", "training_key", "person_hashes",
     "learner_params", "load_stage", "split_stage", "fit_stage", "evaluate_stage", "gate_stage", "card_stage",
-    "log_stage", "register_stage",
+    "log_stage", "register_stage", "publish_folder",
 ]
 
 STAGES = ("load", "split", "fit", "evaluate", "gate", "card", "log", "register")
@@ -522,6 +522,34 @@ def _plain_profiles(frame: pd.DataFrame) -> pd.DataFrame:
     return plain
 
 
+def publish_folder(source, target: Path) -> None:
+    """Copy ``source`` to ``target`` so that readers see the old folder or the new, never half.
+
+    The copy goes to a temporary sibling first and is renamed into place; a folder already at
+    ``target`` (left by a deleted version of an earlier store) is moved aside for the swap and
+    removed after it.
+    """
+    import os
+    import secrets
+
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_hex(4)
+    fresh = target.parent / f".{target.name}.new-{token}"
+    old = target.parent / f".{target.name}.old-{token}"
+    try:
+        shutil.copytree(source, fresh)
+        if target.exists():
+            os.replace(target, old)
+        os.replace(fresh, target)
+    except BaseException:
+        if old.exists() and not target.exists():
+            os.replace(old, target)
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def register_stage(run, model_info, *, gate, reason: str, card_facts_: dict, plots: dict,
                    previous_champion: str | None):
     """Register the version, alias it, write the final card with its version; all or nothing."""
@@ -536,11 +564,8 @@ def register_stage(run, model_info, *, gate, reason: str, card_facts_: dict, plo
         with tempfile.TemporaryDirectory(prefix="recommender-card-") as staging:
             card_stage(facts, plots, staging)
             run.log_artifacts(staging, "card")
-            if target.exists():  # left by a deleted version of an earlier store: replace it
-                shutil.rmtree(target)
-            target.parent.mkdir(parents=True, exist_ok=True)
+            publish_folder(staging, target)
             published.append(target)
-            shutil.copytree(staging, target)
         registration.card_folder = target
 
     try:

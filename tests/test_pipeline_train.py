@@ -7,6 +7,8 @@ which on the default scenario loses several EE points per person, far outside th
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -454,3 +456,62 @@ def test_failure_after_registration_says_the_version_was_registered(trained, hom
     assert "version 1 was registered" in err and "disk full while printing" in err
     assert "nothing was registered" not in err
     assert versions() == ["1"]
+
+
+def test_card_folder_is_swapped_in_whole_or_not_at_all(tmp_path, monkeypatch):
+    import shutil
+
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    (staging / "card.json").write_text("new")
+    (staging / "card.html").write_text("new")
+    cards = tmp_path / "cards"
+    target = cards / "3"
+    target.mkdir(parents=True)
+    (target / "card.json").write_text("old")
+    real_copytree = shutil.copytree
+
+    def copy_one_then_fail(src, dst, *args, **kwargs):
+        Path(dst).mkdir()
+        shutil.copy2(Path(src) / "card.json", Path(dst) / "card.json")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(shutil, "copytree", copy_one_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        train.publish_folder(staging, target)
+    assert [p.name for p in cards.iterdir()] == ["3"]
+    assert [p.name for p in target.iterdir()] == ["card.json"]
+    assert (target / "card.json").read_text() == "old"
+    monkeypatch.setattr(shutil, "copytree", real_copytree)
+    train.publish_folder(staging, target)
+    assert [p.name for p in cards.iterdir()] == ["3"]
+    assert sorted(p.read_text() for p in target.iterdir()) == ["new", "new"]
+
+
+def test_failed_score_write_leaves_the_earlier_output(trained, monkeypatch, tmp_path):
+    import recommender.cohort as cohort_module
+    from pipelines.score import score_file
+
+    _, home = trained
+    use_home(monkeypatch, home)
+    data = tmp_path / "cohort.csv"
+    profiles(50, seed=9).to_csv(data, index=False)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    out = folder / "scored.csv"
+    out.write_text("earlier scores\n")
+
+    def half_write(frame, path):
+        Path(path).write_text("person_id,recomm")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(cohort_module, "write_cohort", half_write)
+    with pytest.raises(OSError, match="disk full"):
+        score_file("champion", data, out)
+    assert out.read_text() == "earlier scores\n"
+    assert [p.name for p in folder.iterdir()] == ["scored.csv"]
+    monkeypatch.undo()
+    use_home(monkeypatch, home)
+    result = score_file("champion", data, out)
+    assert result.rows == 50 and len(pd.read_csv(out)) == 50
+    assert [p.name for p in folder.iterdir()] == ["scored.csv"]

@@ -44,8 +44,20 @@ def run(args) -> int:
     else:
         text = audit_csv(rows)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text)
+        import os
+        import tempfile
+
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        # A temporary sibling renamed into place: an export is never left half written.
+        handle, temp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as stream:
+                stream.write(text)
+            os.replace(temp, out)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
         print(f"wrote {len(rows)} audit row(s) to {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
