@@ -407,17 +407,19 @@ def test_declared_trial_without_propensity_uses_design_shares(home, tmp_path, mo
 
     import recommender.uplift as uplift
 
-    monkeypatch.setattr(uplift, "UpliftModel", recording("fit"))
-    monkeypatch.setattr(uplift, "doubly_robust_scores", recording("evaluate"))
     for declared, expected in (("randomized", "randomized"), (None, "auto")):
         config = train.config_from_mapping(SMALL, overrides={"data": {"design": declared}})
         cohort = train.load_stage(config, path)
         split = train.split_stage(cohort, config)
+        monkeypatch.setattr(uplift, "UpliftModel", recording("fit"))
+        monkeypatch.setattr(uplift, "doubly_robust_scores", recording("evaluate"))
         with pytest.raises(_StopHere):
             train.fit_stage(split, cohort, config)
         with pytest.raises(_StopHere):
             train.evaluate_stage(fake_model(), split, cohort, config)
         assert seen == {"fit": expected, "evaluate": expected}
+        monkeypatch.undo()
+        use_home(monkeypatch, home)
 
 
 def test_an_arm_too_small_to_fit_after_the_split_stops_before_any_run(home, tmp_path, capsys):
