@@ -91,4 +91,6 @@ def test_heterogeneous_effects_are_found_and_beat_random(default):
             <= values.loc[policy, "upper"]
     shown = report.subgroups[~report.subgroups["suppressed"]]
     assert (shown["n"] >= 11).all()
-    assert np.isfinite(report.calibration_slopes["estimate"]).all()
+    # an arm given one effect for everyone (no heterogeneity established) has no ranking to
+    # calibrate; the clearly heterogeneous arms do
+    assert np.isfinite(report.calibration_slopes["estimate"][["coaching", "mindfulness"]]).all()

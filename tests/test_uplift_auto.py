@@ -76,3 +76,24 @@ def test_randomized_design_uses_arm_shares(cohort):
     assert model.propensity_source_ == "design shares"
     estimated = UpliftModel(learner="dr", n_folds=3).fit(X, t, y)
     assert estimated.propensity_source_ == "estimated"
+
+
+def test_an_arm_without_heterogeneity_gets_one_effect_for_everyone():
+    # The synthetic arms: coaching strongly heterogeneous, mindfulness nurse-specific, peer_group
+    # one constant effect, balint_group none at all. Noise in a personalized model would reorder
+    # arms whose effects are the same for everyone, so such arms must get their average alone.
+    arms = ("none", "coaching", "mindfulness", "peer_group", "resilience_training", "balint_group")
+    X, t, y, p, oracle = make_uplift_cohort(6000, arms=arms, seed=43)
+    model = UpliftModel(learner="auto", n_folds=3).fit(X, t, y, propensity=p)
+    effect = model.predict_effect(X)
+    chosen = model.selection_[model.selection_["chosen"]]
+    for arm in ("peer_group", "balint_group"):
+        assert chosen.loc[chosen["arm"] == arm, "settings"].tolist() == ["constant (no heterogeneity)"]
+        assert effect[arm].std() < 1e-6
+        assert abs(effect[arm].mean() - oracle[arm].mean()) < 0.5
+    for arm in ("coaching", "mindfulness"):
+        assert "constant (no heterogeneity)" not in chosen.loc[chosen["arm"] == arm, "settings"].tolist()
+        assert effect[arm].std() > 0.3
+    # contributions stay exact for a constant arm: everything is in the base
+    parts = model.contributions(X.head(50), "peer_group")
+    assert np.allclose(parts.sum(axis=1), effect["peer_group"].head(50), atol=1e-6)

@@ -102,6 +102,20 @@ class RidgeSpec:
         return RidgeModel.fit(M, y, weight, categorical, self.alpha), None
 
 
+@dataclass(frozen=True)
+class ConstantSpec(RidgeSpec):
+    """One effect for everyone: every slope shrunk to nothing, leaving the weighted mean.
+
+    The no-heterogeneity baseline of model selection: a personalized model must beat it.
+    """
+
+    alpha: float = 1e12
+
+    @property
+    def label(self) -> str:
+        return "constant (no heterogeneity)"
+
+
 class RidgeModel:
     @classmethod
     def fit(cls, M, y, weight, categorical, alpha):
