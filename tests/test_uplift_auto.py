@@ -97,3 +97,13 @@ def test_an_arm_without_heterogeneity_gets_one_effect_for_everyone():
     # contributions stay exact for a constant arm: everything is in the base
     parts = model.contributions(X.head(50), "peer_group")
     assert np.allclose(parts.sum(axis=1), effect["peer_group"].head(50), atol=1e-6)
+
+
+def test_heterogeneity_gate_can_be_turned_off_and_is_checked(cohort):
+    from recommender.errors import InputError
+
+    X, t, y, p, _ = cohort
+    model = UpliftModel(learner="dr", n_folds=3, heterogeneity_z=None).fit(X, t, y, propensity=p)
+    assert "constant (no heterogeneity)" not in set(model.selection_["settings"])
+    with pytest.raises(InputError, match="heterogeneity_z=-1"):
+        UpliftModel(heterogeneity_z=-1).fit(X, t, y, propensity=p)

@@ -44,7 +44,8 @@ DEFAULT_FINAL_CANDIDATES = (
 )
 
 
-def select_learner(nuisance, learners, final_candidates, ensemble_size=3):
+def select_learner(nuisance, learners, final_candidates, ensemble_size=3,
+                   heterogeneity_z=HETEROGENEITY_Z):
     """Fit every (learner, settings) candidate out of fold; per arm refit and average the best.
 
     Returns the fitted learner and the table of DR losses (``selection_``), one row per
@@ -74,7 +75,7 @@ def select_learner(nuisance, learners, final_candidates, ensemble_size=3):
         else:
             fitted.extend(DRLearner(nuisance, spec, do_refit=False) for spec in final_candidates)
     constant = None
-    if "dr" in learners:
+    if "dr" in learners and heterogeneity_z is not None:
         fitted.append(DRLearner(nuisance, CONSTANT, do_refit=False))
         constant = len(fitted) - 1
     squared = np.stack([(pseudo - learner.oof) ** 2 for learner in fitted])  # (C, n, arms)
@@ -96,7 +97,7 @@ def select_learner(nuisance, learners, final_candidates, ensemble_size=3):
             challenger = min(personalized_dr, key=lambda c: losses[c, j], default=None)
             gain = (squared[constant, :, j] - squared[challenger, :, j]
                     if challenger is not None else np.zeros(n))
-            if gain.mean() <= HETEROGENEITY_Z * gain.std(ddof=1) / np.sqrt(n):
+            if gain.mean() <= heterogeneity_z * gain.std(ddof=1) / np.sqrt(n):
                 top = [constant]  # heterogeneity not supported: one effect for everyone
         choice.append(top)
     rows = []

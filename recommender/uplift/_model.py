@@ -12,7 +12,7 @@ from threadpoolctl import threadpool_limits
 
 from recommender.errors import InputError
 
-from ._auto import DEFAULT_FINAL_CANDIDATES, select_learner
+from ._auto import DEFAULT_FINAL_CANDIDATES, HETEROGENEITY_Z, select_learner
 from ._checks import check_training_inputs, warn_constant_features
 from ._encoding import FeatureEncoder
 from ._intervals import calibrate_scale, interval, jackknife_variance, shrink_variance
@@ -46,6 +46,9 @@ def _check_parameters(model: "UpliftModel") -> None:
     require("ensemble_size", isinstance(model.ensemble_size, Integral)
             and model.ensemble_size >= 1, "a positive integer")
     require("calibrate_intervals", isinstance(model.calibrate_intervals, bool), "True | False")
+    require("heterogeneity_z", model.heterogeneity_z is None
+            or (isinstance(model.heterogeneity_z, Real) and model.heterogeneity_z >= 0),
+            "None (always personalize) or a number >= 0")
     require("n_jobs", isinstance(model.n_jobs, Integral) and model.n_jobs >= 1,
             "a positive integer")
     if problems:
@@ -84,6 +87,11 @@ class UpliftModel(BaseEstimator):
         Regressors tried for each arm's outcome model (defaults: two LightGBM, one ridge).
     final_candidates : sequence of specs, optional
         Regressors tried for the X- and DR-learners' final stage.
+    heterogeneity_z : float or None, default 1.0
+        With the DR-learner among the candidates, an arm is personalized only when its best
+        personalized DR final stage beats one effect for everyone by this many standard errors
+        of the paired out-of-fold loss; otherwise the arm gets its doubly robust average. None
+        personalizes every arm.
     ensemble_size : int, default 3
         Per arm, the effect is the average of this many best candidates by the doubly robust
         loss (1 keeps the single best).
@@ -133,7 +141,7 @@ class UpliftModel(BaseEstimator):
     def __init__(self, *, learner="auto", control="none", n_folds=3, random_state=0,
                  design="auto", propensity_clip=(0.01, 1.0), min_arm_rows=30,
                  outcome_candidates=None, final_candidates=None, ensemble_size=3,
-                 calibrate_intervals=True, n_jobs=1):
+                 heterogeneity_z=HETEROGENEITY_Z, calibrate_intervals=True, n_jobs=1):
         self.learner = learner
         self.control = control
         self.n_folds = n_folds
@@ -144,6 +152,7 @@ class UpliftModel(BaseEstimator):
         self.outcome_candidates = outcome_candidates
         self.final_candidates = final_candidates
         self.ensemble_size = ensemble_size
+        self.heterogeneity_z = heterogeneity_z
         self.calibrate_intervals = calibrate_intervals
         self.n_jobs = n_jobs
 
@@ -188,7 +197,7 @@ class UpliftModel(BaseEstimator):
         learners = ("t", "x", "dr") if self.learner == "auto" else (self.learner,)
         estimator, table = select_learner(
             nuisance, learners, tuple(self.final_candidates or DEFAULT_FINAL_CANDIDATES),
-            ensemble_size=self.ensemble_size)
+            ensemble_size=self.ensemble_size, heterogeneity_z=self.heterogeneity_z)
         self.encoder_ = encoder
         self.all_arms_ = list(data.arms)
         self.control_ = data.control
