@@ -94,6 +94,14 @@ def test_an_arm_without_heterogeneity_gets_one_effect_for_everyone():
     for arm in ("coaching", "mindfulness"):
         assert "constant (no heterogeneity)" not in chosen.loc[chosen["arm"] == arm, "settings"].tolist()
         assert effect[arm].std() > 0.3
+    # the interval of a constant arm is for a person, not the average: it carries the spread
+    # the personalized model suggested and could not establish
+    undetected = dict(zip(model.arms_, model.undetected_variance_))
+    assert undetected["peer_group"] > 0 and undetected["balint_group"] > 0
+    assert undetected["coaching"] == 0 and undetected["mindfulness"] == 0
+    lower, upper = model.predict_interval(X.head(200))
+    average_only = 2 * 1.645 * np.sqrt(model.variance_floor_[model.arms_.index("peer_group")])
+    assert (upper["peer_group"] - lower["peer_group"]).min() > average_only
     # contributions stay exact for a constant arm: everything is in the base
     parts = model.contributions(X.head(50), "peer_group")
     assert np.allclose(parts.sum(axis=1), effect["peer_group"].head(50), atol=1e-6)

@@ -220,6 +220,9 @@ class UpliftModel(BaseEstimator):
         # doubly robust average's sampling variance is a floor under every interval
         pseudo = nuisance.pseudo_effects()
         self.variance_floor_ = pseudo.var(axis=0, ddof=1) / len(pseudo)
+        # an arm given one effect for everyone: its interval is for a person, not the average
+        self.undetected_variance_ = np.asarray(
+            getattr(estimator, "undetected_variance", np.zeros(len(self.arms_))), dtype=float)
         self.interval_scale_ = np.ones(len(self.arms_))
         self.interval_calibration_ = {}
         if self.calibrate_intervals:
@@ -261,6 +264,7 @@ class UpliftModel(BaseEstimator):
                                    self.typical_variance_)
         variance = np.maximum(variance * self.interval_scale_[None, :],
                               self.variance_floor_[None, :])
+        variance = variance + getattr(self, "undetected_variance_", 0.0)
         lower, upper = interval(effect, variance, alpha, np.ones((1, len(self.arms_))))
         return (pd.DataFrame(lower, index=X.index, columns=self.arms_),
                 pd.DataFrame(upper, index=X.index, columns=self.arms_))
