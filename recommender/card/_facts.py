@@ -6,37 +6,13 @@ so the card renders them the same way in JSON, Markdown and HTML.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 
+from recommender._json import json_safe
+
 __all__ = ["table", "json_safe", "policy_summary", "recommendation_mix", "evidence_facts",
            "arm_counts"]
-
-
-def json_safe(value):
-    """Plain Python values; NaN and infinities become None (strict JSON)."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return json_safe(value.tolist())
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if value is None or isinstance(value, str):
-        return value
-    try:
-        if pd.isna(value):
-            return None
-    except (TypeError, ValueError):
-        pass
-    return str(value)
 
 
 def table(frame: pd.DataFrame, *, index: str | None = None) -> dict:

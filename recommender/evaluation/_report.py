@@ -7,9 +7,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
+from recommender._json import json_safe as _json_safe
 from recommender.evaluation._policy_value import Estimate
 
 __all__ = ["EvaluationReport", "metric_key"]
@@ -26,31 +26,6 @@ def metric_key(name: str) -> str:
     'policy_value.all_peer group'
     """
     return _NOT_IN_KEY.sub("_", name)
-
-
-def _json_safe(value):
-    """Plain Python containers and numbers; NaN and infinities become None (strict JSON)."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, pd.DataFrame):
-        return [_json_safe(r) for r in value.reset_index().to_dict(orient="records")]
-    if isinstance(value, pd.Series):
-        return _json_safe(value.to_dict())
-    if isinstance(value, np.ndarray):
-        return _json_safe(value.tolist())
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if value is None or isinstance(value, str):
-        return value
-    if value is pd.NA or value is pd.NaT:
-        return None
-    return str(value)
 
 
 def _records(table: pd.DataFrame) -> dict:
