@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from recommender.cohort import CATEGORIES, RANGES
 from recommender.errors import InputError
 
 __all__ = [
@@ -39,24 +40,14 @@ __all__ = [
     "SCORE_RANGES",
 ]
 
-# The data contract's vocabularies (../shared/design/data-contract.md), repeated here so the
-# simulator does not depend on the cohort package; a test checks a simulated cohort against it.
+# The data contract's vocabularies, taken from recommender.cohort so a simulated cohort can never
+# drift from what validation accepts.
 SCORES = ("ee", "dp", "pa")
-SCORE_RANGES = {"ee": (0, 54), "dp": (0, 30), "pa": (0, 48)}
-ROLES = ("physician", "resident", "nurse", "app")
-GENDERS = ("female", "male", "nonbinary", "undisclosed")
-SPECIALTIES = (
-    "primary_care",
-    "internal_medicine",
-    "surgery",
-    "emergency_medicine",
-    "pediatrics",
-    "psychiatry",
-    "oncology",
-    "critical_care",
-    "other",
-)
-SETTINGS = ("academic", "community", "rural")
+SCORE_RANGES = {score: RANGES[score] for score in SCORES}
+ROLES = CATEGORIES["role"]
+GENDERS = CATEGORIES["gender"]
+SPECIALTIES = CATEGORIES["specialty"]
+SETTINGS = CATEGORIES["setting"]
 CAREER_STAGES = ("trainee", "early", "mid", "late")
 
 
