@@ -8,8 +8,6 @@ Importing this module imports MLflow; :mod:`recommender.registry` does so only w
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import tempfile
 import warnings
 from importlib import metadata
@@ -21,6 +19,7 @@ import pandas as pd
 from mlflow.models import infer_signature
 
 from recommender.model import RecommendationModel
+from recommender.registry._store import quiet_pyfunc_logger
 
 __all__ = ["RecommenderPyfunc", "log_pyfunc", "ARTIFACT_KEY", "DEFAULT_PARAMS"]
 
@@ -108,7 +107,7 @@ def log_pyfunc(model: RecommendationModel, input_example: pd.DataFrame, *, name:
         warnings.simplefilter("ignore", UserWarning)
         signature = infer_signature(example, output, params=dict(DEFAULT_PARAMS))
     signature = _lenient_inputs(signature)
-    with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings(), _quiet_logger():
+    with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings(), quiet_pyfunc_logger():
         warnings.simplefilter("ignore", UserWarning)
         path = Path(folder) / "recommendation_model.joblib"
         joblib.dump(model, path)
@@ -124,16 +123,3 @@ def log_pyfunc(model: RecommendationModel, input_example: pd.DataFrame, *, name:
                       "arms": list(model.arms),
                       "outcomes": model.outcomes},
         )
-
-
-@contextlib.contextmanager
-def _quiet_logger():
-    # MLflow warns that a python_model object is cloudpickled; ours holds no state (the fitted
-    # bundle travels as a joblib artifact), so the warning would only confuse a reader.
-    logger = logging.getLogger("mlflow.pyfunc")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)

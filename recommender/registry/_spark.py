@@ -12,14 +12,12 @@ tree-explanation pass per recommended arm.
 
 from __future__ import annotations
 
-import contextlib
-import logging
 from dataclasses import dataclass
 
 from recommender.cohort import FEATURE_COLUMNS
 from recommender.errors import InputError
 from recommender.registry._load import resolve_model
-from recommender.registry._store import mlflow_session
+from recommender.registry._store import mlflow_session, quiet_pyfunc_logger
 
 __all__ = ["SparkScorer", "spark_scorer"]
 
@@ -108,7 +106,7 @@ def spark_scorer(
     if not 0 < float(alpha) < 1:
         raise InputError(f"alpha must lie strictly between 0 and 1, got {alpha!r}")
     ref = resolve_model(model)
-    with mlflow_session() as mlflow, _quiet_spark_udf():
+    with mlflow_session() as mlflow, quiet_pyfunc_logger():
         from mlflow.exceptions import MlflowException
 
         try:
@@ -165,16 +163,3 @@ def _result_struct(outputs, *, contributions: bool):
             "with person_id; it is not a recommender model"
         )
     return StructType(fields)
-
-
-@contextlib.contextmanager
-def _quiet_spark_udf():
-    # env_manager="local" is the point here (executors share the driver's lock-file
-    # environment), so MLflow's advice to rebuild it with conda only confuses a reader.
-    logger = logging.getLogger("mlflow.pyfunc")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)

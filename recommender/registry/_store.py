@@ -59,6 +59,23 @@ def _quiet() -> None:
 
 
 @contextlib.contextmanager
+def quiet_pyfunc_logger():
+    """Silence ``mlflow.pyfunc``'s advice for the duration of a call that does not need it.
+
+    Logging our pyfunc (it holds no state, so the cloudpickle warning does not apply) and building
+    the Spark UDF with ``env_manager="local"`` (executors share the driver's environment, so the
+    advice to rebuild it with conda does not apply) would otherwise only confuse a reader.
+    """
+    logger = logging.getLogger("mlflow.pyfunc")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+@contextlib.contextmanager
 def mlflow_session():
     """Point MLflow's fluent API at :func:`tracking_uri` for the duration of the block.
 
