@@ -30,10 +30,14 @@ def test_selection_table_covers_every_learner_and_arm(auto):
     assert set(table["learner"]) == {"t", "x", "dr"}
     assert set(table["arm"]) == {"coaching", "mindfulness"}
     for arm, rows in table.groupby("arm"):
-        # the ensemble_size (3) candidates with the smallest loss are averaged
+        # up to ensemble_size (3) candidates with the smallest loss are averaged, none of
+        # them worse than the best by more than two standard errors
         chosen = rows[rows["chosen"]]
-        assert len(chosen) == auto.ensemble_size == 3
+        assert 1 <= len(chosen) <= auto.ensemble_size == 3
         assert chosen["dr_loss"].max() <= rows.loc[~rows["chosen"], "dr_loss"].min()
+        assert (chosen["dr_loss_minus_best"] <= 2 * chosen["standard_error"]).all()
+        left_out = rows.loc[~rows["chosen"]].head(3 - len(chosen))
+        assert (left_out["dr_loss_minus_best"] > 2 * left_out["standard_error"]).all()
         assert auto.arm_learners_[arm] == "+".join(sorted(set(chosen["learner"])))
     assert auto.learner_ in ("t", "x", "dr", "mixed")
 

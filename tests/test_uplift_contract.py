@@ -61,7 +61,10 @@ def test_fit_returns_self_and_sets_learned_attributes(cohort, fitted, learner):
     assert isinstance(model, UpliftModel)
     assert model.arms_ == ["coaching", "mindfulness"] and model.control_ == "none"
     assert model.feature_names_ == list(cohort[0].columns)
-    assert model.learner_ in ("t", "x", "dr")
+    assert model.learner_ in ("t", "x", "dr", "mixed")
+    assert set(model.arm_learners_) == set(model.arms_)
+    for used in model.arm_learners_.values():
+        assert set(used.split("+")) <= {"t", "x", "dr"}
     if learner != "auto":
         assert model.learner_ == learner
     assert set(model.selection_.columns) >= {"learner", "settings", "dr_loss", "chosen"}

@@ -3,12 +3,13 @@
 ``UpliftModel`` is the one estimator the project uses: each non-control arm's effect versus
 control per person (``predict_effect``), an interval (``predict_interval``) and exact additive
 per-feature reasons (``contributions``). ``doubly_robust_scores`` gives the cross-fitted AIPW
-scores that evaluation and model selection rest on. ``GBMSpec`` and ``RidgeSpec`` describe
-candidate regressors for the ``outcome_candidates`` and ``final_candidates`` parameters.
+scores that evaluation and model selection rest on. ``GBMSpec``, ``RidgeSpec`` and
+``LogLinearSpec`` describe candidate regressors for the ``outcome_candidates`` and
+``final_candidates`` parameters.
 """
 
 from ._model import UpliftModel
-from ._regressors import GBMSpec, RidgeSpec
+from ._regressors import GBMSpec, LogLinearSpec, RidgeSpec
 from ._scores import doubly_robust_scores
 
-__all__ = ["UpliftModel", "doubly_robust_scores", "GBMSpec", "RidgeSpec"]
+__all__ = ["UpliftModel", "doubly_robust_scores", "GBMSpec", "RidgeSpec", "LogLinearSpec"]

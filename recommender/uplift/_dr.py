@@ -30,16 +30,14 @@ class DRLearner(EffectLearner):
                 self.parts.append([])
                 oof.append(np.zeros(len(pseudo)))
                 continue
-            cross = crossfit(spec, nuisance.M, pseudo[:, j], everyone, nuisance.folds,
-                             categorical=nuisance.categorical, seed=nuisance.seed + 7 * j + 1,
-                             n_jobs=nuisance.n_jobs, refit=False)
+            cross = crossfit(spec, nuisance.matrix, pseudo[:, j], everyone, nuisance.folds,
+                             seed=nuisance.seed + 7 * j + 1, n_jobs=nuisance.n_jobs)
             self.crossfits.append((cross, pseudo[:, j], everyone))
             self.parts.append([Part(1.0, None, cross.fold_models)])
             oof.append(cross.oof)
         self.oof = np.column_stack(oof)
-        self._nuisance_seed, self._categorical, self._n_jobs = (
-            nuisance.seed, nuisance.categorical, nuisance.n_jobs)
-        self._M = nuisance.M
+        self._nuisance_seed, self._n_jobs = nuisance.seed, nuisance.n_jobs
+        self._matrix = nuisance.matrix
         if do_refit:
             self.refit()
 
@@ -49,8 +47,8 @@ class DRLearner(EffectLearner):
             if entry is None or (arms is not None and j not in arms):
                 continue
             cross, target, rows = entry
-            model = refit(cross, self._M, target, rows, categorical=self._categorical,
-                          seed=self._nuisance_seed + 7 * j + 3, n_jobs=self._n_jobs)
+            model = refit(cross, self._matrix, target, rows, seed=self._nuisance_seed + 7 * j + 3,
+                          n_jobs=self._n_jobs)
             self.parts[j][0].full_model = model
-        self.crossfits, self._M = None, None
+        self.crossfits, self._matrix = None, None
         return self

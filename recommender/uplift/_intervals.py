@@ -28,7 +28,13 @@ from ._nuisance import fit_nuisance
 from ._t import TLearner
 from ._x import XLearner
 
-__all__ = ["jackknife_variance", "shrink_variance", "interval", "calibrate_scale"]
+__all__ = ["jackknife_variance", "shrink_variance", "interval", "calibrate_scale",
+           "AVERAGE_ROWS"]
+
+# Rows enough to pin down an arm's average jackknife variance or squared error (per-person
+# variances differ by a few times, so 2,000 rows put the average within a few per cent);
+# more only cost fitting time.
+AVERAGE_ROWS = 2000
 
 
 def jackknife_variance(fold_effects: np.ndarray) -> np.ndarray:
@@ -78,7 +84,7 @@ def refit_chosen(nuisance, chosen: PerArmLearner) -> PerArmLearner:
 
 
 def calibrate_scale(nuisance, chosen: PerArmLearner, *, design, clip, n_folds, seed,
-                    max_rows=5000) -> tuple[np.ndarray, dict]:
+                    max_rows=AVERAGE_ROWS) -> tuple[np.ndarray, dict]:
     """Per-arm variance scale from one parametric-bootstrap replicate (see module doc)."""
     rng = np.random.default_rng(seed + 7919)
     M, codes, y, mu = nuisance.M, nuisance.codes, nuisance.y, nuisance.mu
@@ -111,7 +117,7 @@ def calibrate_scale(nuisance, chosen: PerArmLearner, *, design, clip, n_folds, s
                         if nuisance.propensity.source == "given" else None),
             design="randomized" if nuisance.propensity.source == "design shares" else design,
             clip=clip, n_folds=n_folds, seed=seed + 1, n_jobs=nuisance.n_jobs,
-            per_arm_candidates=per_arm, refit_outcomes=False,
+            per_arm_candidates=per_arm, refit_outcomes=False, matrix=nuisance.matrix,
         )
     refitted = refit_chosen(world, chosen)
 
@@ -121,11 +127,12 @@ def calibrate_scale(nuisance, chosen: PerArmLearner, *, design, clip, n_folds, s
     variance = shrink_variance(raw, raw.mean(axis=0))
     squared_error = ((estimate - planted[rows]) ** 2).mean(axis=0)
     ratio = squared_error / np.maximum(variance.mean(axis=0), 1e-12)
-    # one replicate's per-arm ratio is noisy (0.9 to 4 between seeds on the default scenario)
-    # while the ratio pooled over arms is stable (2.6 to 2.7); the planted truth errs smooth,
-    # so a low per-arm draw is the less credible one: take the larger of the two
+    # one replicate's per-arm ratio is noisy (0.9 to 7 between seeds on the default scenario)
+    # and the planted truth errs smooth, so every ratio errs small: measured on three default
+    # cohorts (n = 20,000) the pooled ratio covered 82-85 % of true effects with 90 %
+    # intervals, the largest arm's ratio 86-93 %. Every arm takes the largest.
     pooled = squared_error.sum() / max(variance.mean(axis=0).sum(), 1e-12)
     details = {"bootstrap_mse": squared_error,
                "bootstrap_jackknife_variance": variance.mean(axis=0),
                "pooled_ratio": float(pooled)}
-    return np.maximum(np.maximum(ratio, pooled), 1.0), details
+    return np.full(len(ratio), max(float(ratio.max()), float(pooled), 1.0)), details

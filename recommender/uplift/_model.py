@@ -15,7 +15,8 @@ from recommender.errors import InputError
 from ._auto import DEFAULT_FINAL_CANDIDATES, HETEROGENEITY_Z, select_learner
 from ._checks import check_training_inputs, warn_constant_features
 from ._encoding import FeatureEncoder
-from ._intervals import calibrate_scale, interval, jackknife_variance, shrink_variance
+from ._intervals import (AVERAGE_ROWS, calibrate_scale, interval, jackknife_variance,
+                         shrink_variance)
 from ._nuisance import DEFAULT_OUTCOME_CANDIDATES, fit_nuisance
 
 __all__ = ["UpliftModel"]
@@ -84,7 +85,8 @@ class UpliftModel(BaseEstimator):
     min_arm_rows : int, default 30
         Smallest arm accepted (at least twice ``n_folds`` is required in any case).
     outcome_candidates : sequence of specs, optional
-        Regressors tried for each arm's outcome model (defaults: two LightGBM, one ridge).
+        Regressors tried for each arm's outcome model (defaults: two LightGBM, one ridge and,
+        for an arm whose outcomes are all positive, a log-linear model).
     final_candidates : sequence of specs, optional
         Regressors tried for the X- and DR-learners' final stage.
     heterogeneity_z : float or None, default 1.0
@@ -93,8 +95,9 @@ class UpliftModel(BaseEstimator):
         of the paired out-of-fold loss; otherwise the arm gets its doubly robust average. None
         personalizes every arm.
     ensemble_size : int, default 3
-        Per arm, the effect is the average of this many best candidates by the doubly robust
-        loss (1 keeps the single best).
+        Per arm, the effect is the average of up to this many best candidates by the doubly
+        robust loss, leaving out any worse than the best by more than two standard errors of
+        the paired difference (1 keeps the best alone).
     calibrate_intervals : bool, default True
         Scale the jackknife intervals by a parametric bootstrap of the chosen learners (about
         a third more fitting time); False keeps the bare jackknife.
@@ -212,8 +215,7 @@ class UpliftModel(BaseEstimator):
         self.propensity_source_ = nuisance.propensity.source
         estimator.merge_boosters()
         self.estimator_ = estimator
-        # a few thousand rows pin down an average variance; all of them only cost time
-        sample = np.random.default_rng(self.random_state).permutation(len(M))[:5000]
+        sample = np.random.default_rng(self.random_state).permutation(len(M))[:AVERAGE_ROWS]
         self.typical_variance_ = jackknife_variance(
             estimator.fold_effects(M[np.sort(sample)])).mean(axis=0)
         # no person's effect is known more precisely than the arms' average effect is: the
@@ -264,7 +266,8 @@ class UpliftModel(BaseEstimator):
                                    self.typical_variance_)
         variance = np.maximum(variance * self.interval_scale_[None, :],
                               self.variance_floor_[None, :])
-        variance = variance + getattr(self, "undetected_variance_", 0.0)
+        # a spread read off a fitted model errs small like its jackknife: the same scale
+        variance = variance + getattr(self, "undetected_variance_", 0.0) * self.interval_scale_
         lower, upper = interval(effect, variance, alpha, np.ones((1, len(self.arms_))))
         return (pd.DataFrame(lower, index=X.index, columns=self.arms_),
                 pd.DataFrame(upper, index=X.index, columns=self.arms_))

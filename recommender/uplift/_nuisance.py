@@ -15,8 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
+from recommender.errors import InputError
+
 from ._propensity import Propensity, resolve_propensity
-from ._regressors import CrossFit, GBMSpec, RidgeSpec, crossfit, refit
+from ._regressors import (CrossFit, GBMSpec, LogLinearSpec, RidgeSpec, TrainingMatrix, crossfit,
+                          refit)
 
 __all__ = ["Nuisance", "fit_nuisance", "make_folds", "DEFAULT_OUTCOME_CANDIDATES"]
 
@@ -24,6 +27,7 @@ DEFAULT_OUTCOME_CANDIDATES = (
     GBMSpec(num_leaves=7, min_child_samples=40, learning_rate=0.05),
     GBMSpec(num_leaves=31, min_child_samples=20, learning_rate=0.05),
     RidgeSpec(alpha=1.0),
+    LogLinearSpec(alpha=1e-3),  # only for an arm whose outcomes are all positive
 )
 
 
@@ -43,6 +47,7 @@ class Nuisance:
     scores: np.ndarray  # (n, arms) AIPW scores Gamma
     seed: int
     n_jobs: int
+    matrix: TrainingMatrix  # M, binned once for every LightGBM fit of every stage
 
     def pseudo_effects(self) -> np.ndarray:
         """Gamma_a - Gamma_control for each non-control arm, shape (n, arms - 1)."""
@@ -59,24 +64,32 @@ def make_folds(codes: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
 
 def fit_nuisance(M, codes, y, arms, *, categorical, feature_names, propensity, design, clip,
                  n_folds, seed, n_jobs, candidates=DEFAULT_OUTCOME_CANDIDATES, encoder=None,
-                 refit_outcomes=True, per_arm_candidates=None) -> Nuisance:
+                 refit_outcomes=True, per_arm_candidates=None, matrix=None) -> Nuisance:
+    """``matrix``: a ``TrainingMatrix`` of this very ``M`` to reuse its binning."""
     folds = make_folds(codes, n_folds, seed)
+    matrix = TrainingMatrix(M, categorical) if matrix is None else matrix
     outcome, outcome_fits, table = [], [], []
     mu = np.empty((len(M), len(arms)))
     for a, arm in enumerate(arms):
         rows = codes == a
+        if per_arm_candidates is None:
+            specs = [spec for spec in candidates if spec.accepts(y[rows])]
+            if not specs:
+                raise InputError(
+                    f"no outcome model candidate suits arm {arm!r}: "
+                    f"{[spec.label for spec in candidates]} all refuse its outcomes")
+        else:
+            specs = per_arm_candidates[a]
         fits: list[CrossFit] = [
-            crossfit(spec, M, y, rows, folds, categorical=categorical, seed=seed + 101 * a,
-                     n_jobs=n_jobs, refit=False)
-            for spec in (candidates if per_arm_candidates is None else per_arm_candidates[a])
+            crossfit(spec, matrix, y, rows, folds, seed=seed + 101 * a, n_jobs=n_jobs)
+            for spec in specs
         ]
         best = int(np.argmin([f.loss for f in fits]))
         for c, f in enumerate(fits):
             table.append((arm, f.spec.label, f.loss, c == best))
         chosen = fits[best]
         if refit_outcomes:
-            refit(chosen, M, y, rows, categorical=categorical, seed=seed + 101 * a + 50,
-                  n_jobs=n_jobs)
+            refit(chosen, matrix, y, rows, seed=seed + 101 * a + 50, n_jobs=n_jobs)
         outcome.append(chosen)
         outcome_fits.append(fits)
         mu[:, a] = chosen.oof
@@ -88,4 +101,4 @@ def fit_nuisance(M, codes, y, arms, *, categorical, feature_names, propensity, d
     scores = mu.copy()
     scores[np.arange(n), codes] += (y - mu[np.arange(n), codes]) / received
     return Nuisance(M, codes, y, arms, folds, categorical, outcome, outcome_fits, table, mu,
-                    prop, scores, seed, n_jobs)
+                    prop, scores, seed, n_jobs, matrix)

@@ -47,8 +47,8 @@ class TLearner(EffectLearner):
                   if f is not None and (arms is None or j in arms)]
         for code, cross in [(0, self.control_fit)] + [(j + 1, self.arm_fits[j]) for j in wanted]:
             if cross.full_model is None:
-                refit(cross, nuisance.M, nuisance.y, nuisance.codes == code,
-                      categorical=nuisance.categorical, seed=nuisance.seed + 101 * code + 50,
+                refit(cross, nuisance.matrix, nuisance.y, nuisance.codes == code,
+                      seed=nuisance.seed + 101 * code + 50,
                       n_jobs=nuisance.n_jobs)
         for j in wanted:
             self.parts[j][0].full_model = self.arm_fits[j].full_model

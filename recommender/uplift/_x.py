@@ -38,19 +38,17 @@ class XLearner(EffectLearner):
             pieces, effect = [], np.zeros(len(y))
             for weight, target, rows, salt in ((1.0 - g, arm_side, arm_rows, 1),
                                                (g, control_side, control_rows, 2)):
-                cross = crossfit(spec, nuisance.M, target, rows, nuisance.folds,
-                                 categorical=nuisance.categorical,
-                                 seed=nuisance.seed + 13 * a + salt, n_jobs=nuisance.n_jobs,
-                                 refit=False)
+                cross = crossfit(spec, nuisance.matrix, target, rows, nuisance.folds,
+                                 seed=nuisance.seed + 13 * a + salt, n_jobs=nuisance.n_jobs)
                 self.crossfits.append((len(self.parts), len(pieces), cross, target, rows))
                 pieces.append(Part(weight, None, cross.fold_models))
                 effect += weight * cross.oof
             self.parts.append(pieces)
             oof.append(effect)
         self.oof = np.column_stack(oof)
-        self._seed, self._categorical = nuisance.seed, nuisance.categorical
+        self._seed = nuisance.seed
         self._n_jobs = nuisance.n_jobs
-        self._M = nuisance.M
+        self._matrix = nuisance.matrix
         if do_refit:
             self.refit()
 
@@ -59,8 +57,8 @@ class XLearner(EffectLearner):
         for j, p, cross, target, rows in self.crossfits:
             if arms is not None and j not in arms:
                 continue
-            model = refit(cross, self._M, target, rows, categorical=self._categorical,
-                          seed=self._seed + 17 * j + p, n_jobs=self._n_jobs)
+            model = refit(cross, self._matrix, target, rows, seed=self._seed + 17 * j + p,
+                          n_jobs=self._n_jobs)
             self.parts[j][p].full_model = model
-        self.crossfits, self._M = None, None
+        self.crossfits, self._matrix = None, None
         return self
