@@ -50,6 +50,9 @@ class Registration:
 class TrainingRun:
     """An MLflow run as a context manager: FINISHED when the block ends, FAILED when it raises.
 
+    The run holds an :func:`~recommender.registry.mlflow_session` from start to end, so another
+    thread's session waits for it; open and close the run in the same thread.
+
     Parameters
     ----------
     experiment : str, default "burnout-recommender"

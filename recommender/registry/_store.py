@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 from pathlib import Path
 
 from recommender.paths import models_dir
@@ -23,6 +24,11 @@ EXPERIMENT_NAME = "burnout-recommender"
 
 # Remote stores decide their own artifact root (often a proxied bucket); only local stores get ours.
 _REMOTE_SCHEMES = ("http://", "https://", "databricks")
+
+# MLflow keeps its tracking and registry URIs in module globals (and exports them to the
+# environment), so a session owns them for the whole process while it lasts. Re-entrant: a
+# training run's own thread loads the champion inside the run's session.
+_SESSION_LOCK = threading.RLock()
 
 
 def tracking_uri() -> str:
@@ -80,6 +86,12 @@ def mlflow_session():
     """Point MLflow's fluent API at :func:`tracking_uri` for the duration of the block.
 
     The previous URIs are restored afterwards, so a caller's own MLflow setup is left alone.
+    MLflow's URIs are process-wide, so a session in another thread waits until this one ends
+    (a session nested in the same thread does not); enter and leave it in the same thread, and
+    do not wait inside it for another thread that opens a session. MLflow 3.17 offers no
+    per-call URI for logging a model or loading a ``models:/`` URI (its models artifact
+    repository resolves names through the global registry URI), so the global it must be;
+    everything that only talks to the store uses :func:`client` and needs no session.
 
     Yields
     ------
@@ -87,29 +99,32 @@ def mlflow_session():
         The imported ``mlflow`` module.
     """
     _quiet()
-    uri = tracking_uri()
-    if uri.startswith("sqlite:///") and "MLFLOW_TRACKING_URI" not in os.environ:
-        models_dir().mkdir(parents=True, exist_ok=True)
-    import mlflow
-    from mlflow.tracking import _model_registry, _tracking_service
+    with _SESSION_LOCK:
+        # Resolved under the lock: another thread's session exports its URI to the environment.
+        uri = tracking_uri()
+        if uri.startswith("sqlite:///") and "MLFLOW_TRACKING_URI" not in os.environ:
+            models_dir().mkdir(parents=True, exist_ok=True)
+        import mlflow
+        from mlflow.tracking import _model_registry, _tracking_service
 
-    # set_tracking_uri also exports MLFLOW_TRACKING_URI; restore both the globals and the
-    # environment so nothing leaks past the block (tests switch RECOMMENDER_HOME between runs).
-    saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    saved_tracking = _tracking_service.utils._tracking_uri
-    saved_registry = _model_registry.utils._registry_uri
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    try:
-        yield mlflow
-    finally:
-        _tracking_service.utils._tracking_uri = saved_tracking
-        _model_registry.utils._registry_uri = saved_registry
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        # set_tracking_uri also exports MLFLOW_TRACKING_URI; restore both the globals and the
+        # environment so nothing leaks past the block (tests switch RECOMMENDER_HOME between
+        # runs).
+        saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+        saved_tracking = _tracking_service.utils._tracking_uri
+        saved_registry = _model_registry.utils._registry_uri
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        try:
+            yield mlflow
+        finally:
+            _tracking_service.utils._tracking_uri = saved_tracking
+            _model_registry.utils._registry_uri = saved_registry
+            for key, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
 
 def client():
