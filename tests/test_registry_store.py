@@ -1,4 +1,5 @@
-"""Where the registry points MLflow: one store per session, even when threads overlap."""
+"""Where the registry points MLflow: which artifact root a store gets, and one store per session
+even when threads overlap."""
 
 from __future__ import annotations
 
@@ -15,6 +16,65 @@ from recommender.registry import _store
 # sessions wait for each other, it never does, and the wait only costs this once or twice.
 _OVERLAP_WAIT = 1.0
 _THREADS_PER_STORE = 3
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("RECOMMENDER_HOME", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return tmp_path
+
+
+@pytest.mark.parametrize("uri", [
+    "postgresql://mlflow:secret@db.example:5432/mlflow",
+    "postgresql+psycopg2://mlflow@db.example/mlflow",
+    "mysql+pymysql://mlflow@db.example/mlflow",
+    "mssql+pyodbc://mlflow@db.example/mlflow",
+    "http://tracking.example:5000",
+    "https://tracking.example",
+    "databricks",
+    "databricks://workspace-profile",
+])
+def test_a_shared_store_keeps_its_own_artifact_root(home, monkeypatch, uri):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    assert registry.artifact_location() is None
+
+
+@pytest.mark.parametrize("uri", [None, "sqlite:///{home}/other.db", "file://{home}/mlruns",
+                                 "{home}/mlruns"])
+def test_a_store_in_a_local_file_keeps_artifacts_under_models_dir(home, monkeypatch, uri):
+    if uri is not None:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri.format(home=home.as_posix()))
+    assert registry.artifact_location() == (home / "mlartifacts").resolve().as_uri()
+
+
+class _RecordingClient:
+    """Stands in for a client of a PostgreSQL-backed store that has no experiment yet."""
+
+    def __init__(self):
+        self.created = []
+
+    def get_experiment_by_name(self, name):
+        return None
+
+    def create_experiment(self, name, artifact_location=None, tags=None):
+        self.created.append((name, artifact_location))
+        return "7"
+
+
+def test_a_new_experiment_on_a_shared_store_gets_no_local_artifact_folder(home, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "postgresql://mlflow@db.example/mlflow")
+    recording = _RecordingClient()
+    monkeypatch.setattr(_store, "client", lambda: recording)
+    assert registry.ensure_experiment("cohort-2026") == "7"
+    assert recording.created == [("cohort-2026", None)]
+    assert not (home / "mlartifacts").exists()
+
+
+def test_a_new_experiment_on_the_embedded_store_keeps_artifacts_under_models_dir(home):
+    experiment = registry.client().get_experiment(registry.ensure_experiment("cohort-2026"))
+    assert experiment.artifact_location == registry.artifact_location()
+    assert (home / "mlartifacts").is_dir()
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 """Where MLflow keeps runs, models and artifacts, resolved when asked and never at import.
 
-``MLFLOW_TRACKING_URI`` wins, unchanged (a tracking server, PostgreSQL behind it). Otherwise the
-embedded default is a SQLite file ``<models_dir>/mlflow.db`` with artifacts under
-``<models_dir>/mlartifacts``. MLflow itself is imported lazily, after its telemetry has been
+``MLFLOW_TRACKING_URI`` wins, unchanged (a tracking server, PostgreSQL behind it), and such a
+shared store keeps its own artifact root. Otherwise the embedded default is a SQLite file
+``<models_dir>/mlflow.db`` with artifacts under ``<models_dir>/mlartifacts``. MLflow itself is imported lazily, after its telemetry has been
 switched off, so that importing this package stays cheap and silent.
 """
 
@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 from pathlib import Path
+from urllib.parse import urlparse
 
 from recommender.paths import models_dir
 
@@ -22,8 +23,10 @@ __all__ = ["tracking_uri", "artifact_location", "mlflow_session", "client", "ens
 MODEL_NAME = "burnout-recommender"
 EXPERIMENT_NAME = "burnout-recommender"
 
-# Remote stores decide their own artifact root (often a proxied bucket); only local stores get ours.
-_REMOTE_SCHEMES = ("http://", "https://", "databricks")
+# Stores in a file on this machine, the only ones whose experiments may keep their artifacts
+# in a folder on this machine: a database or tracking server is shared, and a path under our
+# models/ would be one the other machines cannot read. "" is a bare path.
+_LOCAL_STORE_SCHEMES = ("", "file", "sqlite")
 
 # MLflow keeps its tracking and registry URIs in module globals (and exports them to the
 # environment), so a session owns them for the whole process while it lasts. Re-entrant: a
@@ -46,13 +49,27 @@ def tracking_uri() -> str:
 
 
 def artifact_location() -> str | None:
-    """Artifact root for a new experiment: ``<models_dir>/mlartifacts`` for local stores.
+    """Artifact root for a new experiment: ``<models_dir>/mlartifacts`` for a store in a file.
 
-    Returns ``None`` for a remote tracking server, which then applies its own default.
+    Returns
+    -------
+    str or None
+        A ``file:`` URI when :func:`tracking_uri` is SQLite (the embedded default or another
+        ``sqlite:///`` file) or a ``file:`` store; ``None`` for any other store (PostgreSQL,
+        MySQL, a tracking server, Databricks), which then applies its own default artifact
+        root (a server's ``--default-artifact-root``, say).
     """
-    if tracking_uri().startswith(_REMOTE_SCHEMES):
+    if _store_scheme(tracking_uri()) not in _LOCAL_STORE_SCHEMES:
         return None
     return (models_dir() / "mlartifacts").resolve().as_uri()
+
+
+def _store_scheme(uri: str) -> str:
+    """``postgresql`` for ``postgresql+psycopg2://...``; ``""`` for a path, Windows ones too."""
+    if uri == "databricks":  # MLflow's name for the default Databricks workspace, not a path
+        return "databricks"
+    scheme = urlparse(uri).scheme.lower().split("+", 1)[0]
+    return "" if len(scheme) == 1 else scheme
 
 
 def _quiet() -> None:
