@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from test_model_fakes import fake_model, profiles
 
+import pipelines._train_register as train_register
 import pipelines.train as train
 from recommender import registry
 from recommender.cli import main
@@ -185,7 +186,7 @@ def test_failure_at_any_stage_registers_nothing(trained, home, monkeypatch, stag
 
     if stage == "publish":
         # Inside registration, after the version exists: copying the card out fails.
-        monkeypatch.setattr(train.shutil, "copytree", boom)
+        monkeypatch.setattr(train_register.shutil, "copytree", boom)
     else:
         monkeypatch.setattr(train, stage, boom)
     with pytest.raises(RuntimeError, match="injected"):

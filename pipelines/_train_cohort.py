@@ -1,0 +1,163 @@
+"""The first two stages: load and validate the training cohort, then split off the held-out
+part; and how the learners read a cohort (its design, outcome changes and propensities).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from recommender.errors import InputError
+from recommender.paths import config_path
+
+__all__ = ["Cohort", "Split", "fit_min_arm_rows", "load_stage", "split_stage", "learner_design"]
+
+
+@dataclass
+class Cohort:
+    """A validated training table and where it came from."""
+
+    frame: pd.DataFrame
+    catalog: object
+    source: str                # "file" or "simulated"
+    description: str
+    sha256: str
+    design: str                # "randomized", "observational" or "not declared"
+    path: str | None = None
+
+
+@dataclass
+class Split:
+    train: pd.DataFrame
+    holdout: pd.DataFrame
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _frame_sha256(frame: pd.DataFrame) -> str:
+    rows = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    digest = hashlib.sha256(rows.tobytes())
+    digest.update(",".join(map(str, frame.columns)).encode())
+    return digest.hexdigest()
+
+
+def _design_from_propensity(frame: pd.DataFrame) -> str:
+    """"randomized" when logged propensities are one constant per arm (a trial's shares)."""
+    if "propensity" not in frame.columns or "intervention" not in frame.columns:
+        return "not declared (no propensity column)"
+    propensity = pd.to_numeric(frame["propensity"], errors="coerce")
+    per_arm = propensity.groupby(frame["intervention"].astype(str)).nunique()
+    if propensity.notna().all() and (per_arm <= 1).all():
+        return "randomized (logged propensities are constant within each arm)"
+    return "observational (logged propensities vary within arms)"
+
+
+def fit_min_arm_rows(config: dict) -> int:
+    """Fewest rows of an arm in the whole cohort for the fit to succeed after the split.
+
+    The learners refuse an arm with fewer than ``max(min_arm_rows, 2 * n_folds)`` training
+    rows; the training part keeps ``1 - holdout_share`` of each arm (stratified split).
+    """
+    import inspect
+    import math
+
+    from recommender.uplift import UpliftModel
+
+    learner = config["learner"]
+    default = inspect.signature(UpliftModel).parameters["min_arm_rows"].default
+    per_fit = max(int((learner.get("params") or {}).get("min_arm_rows", default)),
+                  2 * int(learner["n_folds"]))
+    return math.ceil(per_fit / (1 - config["split"]["holdout_share"]))
+
+
+def load_stage(config: dict, data=None) -> Cohort:
+    """Load and validate the training cohort: ``data`` (a file) or the configured simulation.
+
+    A file that breaks the data contract raises :class:`InputError` with the whole validation
+    report, before any MLflow run exists.
+    """
+    from recommender.catalog import load_catalog
+    from recommender.cohort import read_cohort, typed_cohort, validate_cohort
+
+    catalog_file = config["catalog"]
+    catalog = load_catalog(config_path(catalog_file) if not Path(catalog_file).is_absolute()
+                           else catalog_file)
+    if data is not None:
+        path = Path(data)
+        if not path.exists():
+            raise InputError(f"training data file {path} does not exist")
+        frame = read_cohort(path)
+        sha = _file_sha256(path)
+        # Only a simulator knows true effects: a file carrying them is a simulated cohort.
+        simulated = any(str(c).startswith("true_effect_") for c in frame.columns)
+        source = "simulated (file)" if simulated else "file"
+        description = f"file {path.name}" + (" (simulated, with oracle columns)"
+                                             if simulated else "")
+        design = config["data"].get("design") or _design_from_propensity(frame)
+    else:
+        from recommender.simulate import simulate_cohort
+
+        spec = config["data"]
+        seed = spec["seed"] if spec.get("seed") is not None else config["seed"]
+        frame = simulate_cohort(spec["scenario"], spec["n"], seed=seed,
+                                assignment=spec["assignment"])
+        source, sha, path = "simulated", _frame_sha256(frame), None
+        description = (f"simulated: scenario {spec['scenario']}, n = {spec['n']}, seed {seed}, "
+                       f"{spec['assignment']} assignment")
+        design = spec.get("design") or ("randomized" if spec["assignment"] == "rct"
+                                         else "observational")
+    report = validate_cohort(frame, training=True, arms=catalog.arm_ids,
+                             control=catalog.control, extra_features=config["extra_features"],
+                             min_arm_rows=fit_min_arm_rows(config))
+    if not report.ok:
+        where = path if path is not None else "the simulated cohort"
+        raise InputError(f"{where} does not meet the data contract:\n{report.format()}",
+                         problems=list(getattr(report, "errors", report.problems)))
+    typed = typed_cohort(frame, arms=catalog.arm_ids, control=catalog.control)
+    return Cohort(frame=typed, catalog=catalog, source=source, description=description,
+                  sha256=sha, design=design, path=None if path is None else str(path))
+
+
+def split_stage(cohort: Cohort, config: dict) -> Split:
+    """Hold out a share of the rows, stratified by arm so every arm is evaluated."""
+    from sklearn.model_selection import train_test_split
+
+    frame = cohort.frame
+    arms = frame["intervention"].astype(str)
+    train_index, holdout_index = train_test_split(
+        np.arange(len(frame)), test_size=config["split"]["holdout_share"],
+        random_state=config["seed"], stratify=arms.to_numpy())
+    return Split(train=frame.iloc[np.sort(train_index)].reset_index(drop=True),
+                 holdout=frame.iloc[np.sort(holdout_index)].reset_index(drop=True))
+
+
+def _outcome_change(frame: pd.DataFrame, outcome: str) -> np.ndarray:
+    return (frame[f"{outcome}_followup"].to_numpy(dtype=float)
+            - frame[outcome].to_numpy(dtype=float))
+
+
+def learner_design(cohort: Cohort) -> str:
+    """The ``design`` the learners and the evaluation's scores use for this cohort.
+
+    A randomized cohort (declared in ``data.design``, simulated as a trial, or detected from
+    logged propensities that are one share per arm) uses the arm shares as propensities, so a
+    trial export without a propensity column never gets classifier-estimated ones.
+    """
+    for design in ("randomized", "observational"):
+        if str(cohort.design).startswith(design):
+            return design
+    return "auto"
+
+
+def _propensity(frame: pd.DataFrame):
+    return frame["propensity"].to_numpy(dtype=float) if "propensity" in frame.columns else None

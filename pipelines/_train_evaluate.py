@@ -1,0 +1,81 @@
+"""The evaluation stage: the fitted model measured on the held-out part with doubly robust
+scores, for the primary outcome and every secondary one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from pipelines._train_cohort import Cohort, Split, _outcome_change, _propensity, learner_design
+from pipelines._train_config import LOWER_IS_BETTER
+
+__all__ = ["Evaluation", "evaluate_stage"]
+
+
+@dataclass
+class Evaluation:
+    """What the evaluation stage measured on the held-out part."""
+
+    report: object
+    dr_scores: pd.DataFrame
+    effects: pd.DataFrame
+    recommended: np.ndarray
+    secondary: pd.DataFrame
+    metrics: dict = field(default_factory=dict)
+
+
+def evaluate_stage(model, split: Split, cohort: Cohort, config: dict) -> Evaluation:
+    """Evaluate on the held-out part against doubly robust scores fitted there."""
+    from recommender.evaluation import evaluate_effects, subgroup_frame
+    from recommender.registry import estimate, policy_value_scores
+    from recommender.uplift import doubly_robust_scores
+
+    holdout = split.holdout
+    X = model.feature_frame(holdout)
+    treatment = holdout["intervention"].astype(str).to_numpy()
+    alpha, folds, seed = config["evaluation"]["alpha"], config["evaluation"]["n_folds"], config["seed"]
+    control = cohort.catalog.control
+    primary = model.outcome_models[model.primary]
+    effects = primary.predict_effect(X)[list(model.treatment_arms)]
+    lower, upper = primary.predict_interval(X, alpha=alpha)
+
+    def scores_for(outcome):
+        return doubly_robust_scores(X, treatment, _outcome_change(holdout, outcome),
+                                    propensity=_propensity(holdout), control=control,
+                                    n_folds=folds, random_state=seed,
+                                    design=learner_design(cohort))
+
+    dr_scores = scores_for(model.primary)
+    oracle_columns = [f"true_effect_{arm}" for arm in model.treatment_arms]
+    oracle = None
+    if all(c in holdout.columns for c in oracle_columns):
+        oracle = holdout[oracle_columns].set_axis(list(model.treatment_arms), axis=1)
+    # The evaluation and the gate value the policy the service serves: eligible arms only.
+    eligible = model.eligibility(holdout)
+    report = evaluate_effects(effects, dr_scores, lower=lower, upper=upper, oracle=oracle,
+                              groups=subgroup_frame(holdout), alpha=alpha, control=control,
+                              random_state=seed, eligible=eligible,
+                              min_cell=config["card"]["min_cell"])
+    recommended = model.recommend(effects, eligible=eligible).to_numpy()
+
+    rows = []
+    for outcome in model.outcomes:
+        scores = dr_scores if outcome == model.primary else scores_for(outcome)
+        gained = estimate(policy_value_scores(scores, recommended, control=control,
+                                              lower_is_better=LOWER_IS_BETTER[outcome]),
+                          alpha=alpha)
+        rows.append({"outcome": outcome,
+                     "better_when": "lower" if LOWER_IS_BETTER[outcome] else "higher",
+                     "points_improved": gained.estimate, "lower": gained.lower,
+                     "upper": gained.upper})
+    secondary = pd.DataFrame(rows)
+    metrics = dict(report.metrics())
+    for row in rows:
+        for key in ("points_improved", "lower", "upper"):
+            suffix = "" if key == "points_improved" else f".{key}"
+            metrics[f"outcome_improved.{row['outcome']}{suffix}"] = row[key]
+    return Evaluation(report=report, dr_scores=dr_scores, effects=effects,
+                      recommended=recommended, secondary=secondary, metrics=metrics)

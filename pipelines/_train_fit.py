@@ -1,0 +1,64 @@
+"""The fit stage: one uplift model per outcome on the training part of the cohort."""
+
+from __future__ import annotations
+
+from pipelines._train_cohort import Cohort, Split, _outcome_change, _propensity, learner_design
+from pipelines._train_key import key_fingerprint, person_hashes, training_key
+from recommender.errors import InputError
+
+__all__ = ["learner_params", "fit_stage"]
+
+
+def learner_params(params: dict | None) -> dict:
+    """UpliftModel keyword arguments from the config's ``learner.params``.
+
+    ``outcome_candidates`` and ``final_candidates`` are written in YAML as lists of
+    ``{gbm: {...GBMSpec fields}}`` or ``{ridge: {alpha: ...}}``; everything else passes as is.
+    """
+    from recommender.uplift import GBMSpec, RidgeSpec
+
+    kinds = {"gbm": GBMSpec, "ridge": RidgeSpec}
+    out = dict(params or {})
+    for key in ("outcome_candidates", "final_candidates"):
+        if key not in out or out[key] is None:
+            continue
+        specs = []
+        for position, entry in enumerate(out[key]):
+            if not (isinstance(entry, dict) and len(entry) == 1 and next(iter(entry)) in kinds):
+                raise InputError(f"learner.params.{key}[{position}] = {entry!r}; accepted: "
+                                 "{gbm: {num_leaves: .., max_rounds: ..}} or {ridge: {alpha: ..}}")
+            kind, settings = next(iter(entry.items()))
+            try:
+                specs.append(kinds[kind](**(settings or {})))
+            except TypeError as error:
+                raise InputError(f"learner.params.{key}[{position}]: {error}") from None
+        out[key] = tuple(specs)
+    return out
+
+
+def fit_stage(split: Split, cohort: Cohort, config: dict):
+    """Fit one uplift model per outcome on the training part; returns a RecommendationModel."""
+    from recommender.cohort import feature_frame
+    from recommender.model import RecommendationModel
+    from recommender.uplift import UpliftModel
+
+    key = training_key()
+    X = feature_frame(split.train, config["extra_features"])
+    treatment = split.train["intervention"].astype(str).to_numpy()
+    learner = config["learner"]
+    models = {}
+    for outcome in [config["primary"], *[o for o in config["outcomes"]
+                                         if o != config["primary"]]]:
+        model = UpliftModel(learner=learner["learner"], control=cohort.catalog.control,
+                            n_folds=learner["n_folds"], random_state=config["seed"],
+                            design=learner_design(cohort),
+                            **learner_params(learner.get("params")))
+        models[outcome] = model.fit(X, treatment, _outcome_change(split.train, outcome),
+                                    propensity=_propensity(split.train))
+    return RecommendationModel(
+        outcome_models=models, features=X, catalog_version=cohort.catalog.version,
+        control=cohort.catalog.control, primary=config["primary"], catalog=cohort.catalog,
+        metadata={"data_sha256": cohort.sha256, "data": cohort.description,
+                  "seed": config["seed"],
+                  "training_person_hashes": person_hashes(split.train["person_id"], key),
+                  "training_key_id": key_fingerprint(key)})
