@@ -27,25 +27,29 @@ schedules the larger parts first; numbers then count in that order, and every pr
 names its ``person_id``. Replacing an existing destination is two renames, so for an instant
 between them the path does not exist; readers never see a partial table. Only an earlier
 scored table (Spark's part files and markers) is replaced unless ``overwrite`` is asked for.
+
+This module runs the job. The Spark session is set up in :mod:`pipelines._batch_session`, the
+cohort read and validated in :mod:`pipelines._batch_cohort`, and the destination checked and
+replaced in :mod:`pipelines._batch_output`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import fnmatch
-import os
-import pickle
 import shutil
-import sys
 import uuid
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
+from pipelines._batch_cohort import read_cohort_spark, validate_cohort_spark
+from pipelines._batch_output import _check_destination, _publish
+from pipelines._batch_session import (
+    _quiet_pandas_warning,
+    _require_spark,
+    _session_conf,
+    spark_session,
+)
 from recommender.errors import InputError
 
 __all__ = [
@@ -56,11 +60,6 @@ __all__ = [
     "score_with_spark",
 ]
 
-# Findings kept per check and partition; the rest are counted, so a file that is wrong in
-# every row cannot fill the driver's memory with problem objects.
-_MAX_LISTED_PER_PARTITION = 1000
-# Distinct duplicated person_ids located to their rows; more are counted, not listed.
-_MAX_DUPLICATE_IDS = 1000
 _ROW = "_batch_row"
 
 
@@ -96,317 +95,6 @@ class BatchSummary:
     def recommendation_mix(self) -> dict:
         """Share of rows per recommended arm."""
         return {arm: (n / self.rows if self.rows else 0.0) for arm, n in self.arm_counts.items()}
-
-
-# ---------------------------------------------------------------------------------- session
-def spark_session(master: str = "local[2]", *, shuffle_partitions: int | None = None):
-    """The active SparkSession, or a new quiet one bound to the loopback interface.
-
-    Parameters
-    ----------
-    master : str, default "local[2]"
-        Used only when no session is active (an active one is reused as it is).
-    shuffle_partitions : int, optional
-        ``spark.sql.shuffle.partitions`` of a new session; default: the cores of a
-        ``local[n]`` master (Spark's 200 is meant for clusters and makes small jobs slow).
-
-    Returns
-    -------
-    pyspark.sql.SparkSession
-    """
-    from pyspark.sql import SparkSession
-
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        return active
-    if master.startswith("local"):
-        # The Python workers must import this project and its model from this very
-        # environment, and nothing should listen beyond the loopback interface.
-        os.environ["PYSPARK_PYTHON"] = sys.executable
-        os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
-        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    cores = _local_cores(master)
-    builder = (
-        SparkSession.builder.master(master)
-        .appName("burnout-recommender-batch")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.sql.shuffle.partitions", str(shuffle_partitions or cores or 4))
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-    )
-    with _quiet_pandas_warning():
-        session = builder.getOrCreate()
-    # A failed job reaches the caller as an exception carrying the worker's traceback; the
-    # JVM's own ERROR lines about it (and the tasks aborted after it) would only bury that.
-    session.sparkContext.setLogLevel("FATAL")
-    return session
-
-
-def _local_cores(master: str) -> int | None:
-    if master == "local":
-        return 1
-    if master.startswith("local[") and master.endswith("]"):
-        inside = master[6:-1].split(",")[0]
-        return os.cpu_count() or 1 if inside == "*" else int(inside) if inside.isdigit() else None
-    return None
-
-
-@contextlib.contextmanager
-def _quiet_pandas_warning():
-    # PySpark 4.3 warns on every pandas conversion that it has not certified pandas 3, and
-    # pandas warns about a keyword PySpark still passes; tests/test_batch_spark.py (Spark equals
-    # in-process scoring) is what certifies the path used here.
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
-        )
-        warnings.filterwarnings(
-            "ignore", message="The copy keyword is deprecated", module=r"pyspark\."
-        )
-        yield
-
-
-# ---------------------------------------------------------------------------------- reading
-def read_cohort_spark(spark, path):
-    """Read a cohort file or Parquet folder as a Spark DataFrame, without coercing types.
-
-    Parameters
-    ----------
-    spark : SparkSession
-    path : str or Path
-        ``.parquet`` (a file or a folder of part files), ``.csv``, ``.csv.gz`` or ``.tsv``.
-
-    Returns
-    -------
-    pyspark.sql.DataFrame
-        CSV columns as strings (empty cells missing), Parquet columns as stored.
-    """
-    path = Path(path)
-    name = path.name.lower()
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    try:
-        if name.endswith(".parquet") or (path.is_dir() and any(path.glob("*.parquet"))):
-            return spark.read.parquet(str(path))
-        if name.endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz")):
-            sep = "\t" if ".tsv" in name else ","
-            # No type inference: validation must see the text as written, like read_cohort.
-            return spark.read.csv(str(path), header=True, sep=sep, inferSchema=False)
-    except Exception as error:  # noqa: BLE001 - Spark's AnalysisException and friends
-        raise InputError(f"{path}: cannot be read: {error}") from None
-    raise InputError(
-        f"{path}: unknown file type; accepted are .parquet (file or folder), "
-        ".csv, .csv.gz and .tsv"
-    )
-
-
-# ---------------------------------------------------------------------------------- validation
-def _validate_partition(batches, *, extra_features):
-    """mapInPandas body: one summary row per partition with its count and pickled findings."""
-    from pyspark import TaskContext
-
-    from recommender.cohort import validate_cohort
-
-    partition = TaskContext.get().partitionId()
-    position = 0
-    checks: dict[tuple, object] = {}
-    unlisted = 0
-    for batch in batches:
-        if len(batch):
-            for check in validate_cohort(batch, extra_features=extra_features).checks:
-                # Column-level findings are made once on the driver, duplicates over the whole
-                # table; only cell findings belong to a partition.
-                if check.rows is None or check.rule == "duplicate_id":
-                    continue
-                key = (check.rule, check.column)
-                shifted = dataclasses.replace(check, rows=check.rows + position)
-                checks[key] = shifted if key not in checks else _concat(checks[key], shifted)
-        position += len(batch)
-    listed = []
-    for check in checks.values():
-        unlisted += max(0, check.count - _MAX_LISTED_PER_PARTITION)
-        listed.append(_head(check, _MAX_LISTED_PER_PARTITION))
-    # Pickled so the driver rebuilds the very report objects validate_cohort made (same rules,
-    # same wording); the bytes come only from this function running in our own executors.
-    yield pd.DataFrame(
-        {
-            "partition": [partition],
-            "rows": [position],
-            "unlisted": [unlisted],
-            "checks": [pickle.dumps(listed)],
-        }
-    )
-
-
-def _locate_ids(batches, *, wanted):
-    """mapInPandas body: (partition, local row, id) of the rows whose id is in ``wanted``."""
-    from pyspark import TaskContext
-
-    partition = TaskContext.get().partitionId()
-    position = 0
-    for batch in batches:
-        ids = batch["person_id"].astype("string")
-        hits = np.flatnonzero(ids.isin(wanted).fillna(False).to_numpy(dtype=bool))
-        if len(hits):
-            yield pd.DataFrame(
-                {
-                    "partition": partition,
-                    "row": hits + position,
-                    "person_id": ids.iloc[hits].astype(str).to_numpy(),
-                }
-            )
-        position += len(batch)
-
-
-def _number_rows(batches, *, offsets):
-    """mapInPandas body: add the file row number (partition offset + position)."""
-    from pyspark import TaskContext
-
-    position = offsets[TaskContext.get().partitionId()]
-    for batch in batches:
-        batch[_ROW] = np.arange(position, position + len(batch), dtype=np.int64)
-        position += len(batch)
-        yield batch
-
-
-def _concat(first, second):
-    def join(a, b):
-        return None if a is None else np.concatenate([a, b])
-
-    return dataclasses.replace(
-        first,
-        rows=join(first.rows, second.rows),
-        values=join(first.values, second.values),
-        person_ids=join(first.person_ids, second.person_ids),
-        details=join(first.details, second.details),
-    )
-
-
-def _head(check, n):
-    if check.count <= n:
-        return check
-
-    def cut(a):
-        return None if a is None else a[:n]
-
-    return dataclasses.replace(
-        check,
-        rows=cut(check.rows),
-        values=cut(check.values),
-        person_ids=cut(check.person_ids),
-        details=cut(check.details),
-    )
-
-
-def validate_cohort_spark(frame, *, extra_features=()):
-    """Validate a Spark DataFrame against the data contract with the project's own rules.
-
-    Parameters
-    ----------
-    frame : pyspark.sql.DataFrame
-        As read by :func:`read_cohort_spark` (its partitioning must not change between this
-        call and scoring: row numbers are partition offsets).
-    extra_features : iterable of str
-        Profile columns outside the contract that the model uses.
-
-    Returns
-    -------
-    report : recommender.cohort.ValidationReport
-        Rows are 0-based positions in the table (a CSV line is row + 2), as everywhere else.
-    offsets : dict
-        ``partition -> number of rows before it``.
-    unlisted : int
-        Problem rows counted but not listed (beyond 1,000 per check and partition).
-    """
-    from recommender.cohort import ValidationReport, validate_cohort
-
-    extra_features = tuple(extra_features)
-    columns = list(frame.columns)
-    # Column-level rules (missing, duplicated, unknown columns) on the header alone.
-    header = validate_cohort(pd.DataFrame(columns=columns), extra_features=extra_features)
-    column_checks = [c for c in header.checks if c.rule != "empty_table"]
-    if any(c.severity == "error" for c in column_checks):
-        return (ValidationReport(n_rows=0, n_columns=len(columns), checks=column_checks), {}, 0)
-
-    summary = frame.mapInPandas(
-        lambda batches: _validate_partition(batches, extra_features=extra_features),
-        "partition int, rows long, unlisted long, checks binary",
-    ).collect()
-    counts = {r["partition"]: r["rows"] for r in summary}
-    offsets, total = {}, 0
-    for partition in sorted(counts):
-        offsets[partition] = total
-        total += counts[partition]
-    merged: dict[tuple, object] = {}
-    for record in summary:
-        for check in pickle.loads(record["checks"]):
-            shifted = dataclasses.replace(check, rows=check.rows + offsets[record["partition"]])
-            key = (check.rule, check.column)
-            merged[key] = shifted if key not in merged else _concat(merged[key], shifted)
-    unlisted = sum(r["unlisted"] for r in summary)
-    checks = column_checks + [_sorted(c) for c in merged.values()]
-
-    if "person_id" in columns and total:
-        duplicate = _duplicate_check(frame, offsets, extra_features)
-        if duplicate is not None:
-            checks.append(duplicate)
-    if total == 0:
-        checks += [c for c in header.checks if c.rule == "empty_table"]
-    report = ValidationReport(n_rows=total, n_columns=len(columns), checks=checks)
-    return report, offsets, unlisted
-
-
-def _sorted(check):
-    order = np.argsort(check.rows, kind="stable")
-    return dataclasses.replace(
-        check,
-        rows=check.rows[order],
-        values=check.values[order],
-        person_ids=None if check.person_ids is None else check.person_ids[order],
-        details=None if check.details is None else check.details[order],
-    )
-
-
-def _duplicate_check(frame, offsets, extra_features):
-    """The ``duplicate_id`` finding over the whole table, in the project's wording."""
-    from pyspark.sql import functions as F
-
-    from recommender.cohort import validate_cohort
-
-    ids = frame.select(F.col("person_id").cast("string").alias("person_id"))
-    present = ids.where(F.col("person_id").isNotNull() & (F.trim("person_id") != ""))
-    repeated = [
-        r["person_id"]
-        for r in present.groupBy("person_id")
-        .count()
-        .where(F.col("count") > 1)
-        .limit(_MAX_DUPLICATE_IDS)
-        .collect()
-    ]
-    if not repeated:
-        return None
-    located = (
-        frame.select("person_id")
-        .mapInPandas(
-            lambda batches: _locate_ids(batches, wanted=set(repeated)),
-            "partition int, row long, person_id string",
-        )
-        .toPandas()
-    )
-    located["row"] = located["partition"].map(offsets) + located["row"]
-    located = located.sort_values("row", kind="stable").reset_index(drop=True)
-    # The rule itself (which copy is "later") is validate_cohort's, run on the repeated rows
-    # in table order; only its row numbers are translated back to the table's.
-    local = validate_cohort(located[["person_id"]], extra_features=extra_features)
-    check = next(c for c in local.checks if c.rule == "duplicate_id")
-    table_rows = located["row"].to_numpy()
-    first_row = located.groupby("person_id")["row"].transform("min").to_numpy()
-    details = np.array(
-        [f"same person_id as row {int(first_row[r])}" for r in check.rows], dtype=object
-    )
-    return dataclasses.replace(check, rows=table_rows[check.rows], details=details)
 
 
 # ---------------------------------------------------------------------------------- scoring
@@ -563,20 +251,15 @@ def score_with_spark(
     )
 
 
-@contextlib.contextmanager
-def _session_conf(spark, settings: dict):
-    """Set runtime SQL settings for the block and put the caller's values back afterwards."""
-    saved = {key: spark.conf.get(key, None) for key in settings}
-    for key, value in settings.items():
-        spark.conf.set(key, value)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, value)
+def _number_rows(batches, *, offsets):
+    """mapInPandas body: add the file row number (partition offset + position)."""
+    from pyspark import TaskContext
+
+    position = offsets[TaskContext.get().partitionId()]
+    for batch in batches:
+        batch[_ROW] = np.arange(position, position + len(batch), dtype=np.int64)
+        position += len(batch)
+        yield batch
 
 
 def _cast(column, spark_type: str):
@@ -585,89 +268,3 @@ def _cast(column, spark_type: str):
         # straight to an integer refuse it.
         return column.cast("double").cast(spark_type)
     return column.cast(spark_type)
-
-
-def _publish(staging: Path, out_path: Path, *, overwrite: bool = False) -> None:
-    """Move the finished folder into place; an existing table is replaced only afterwards."""
-    if not out_path.exists() and not out_path.is_symlink():
-        os.rename(staging, out_path)
-        return
-    # Checked again: something may have been put there while the job ran.
-    _check_destination(out_path, None, overwrite=overwrite)
-    retired = out_path.parent / f".{out_path.name}.replaced-{uuid.uuid4().hex[:12]}"
-    os.rename(out_path, retired)
-    try:
-        os.rename(staging, out_path)
-    except BaseException:
-        os.rename(retired, out_path)
-        raise
-    if retired.is_dir() and not retired.is_symlink():
-        shutil.rmtree(retired, ignore_errors=True)
-    else:
-        retired.unlink(missing_ok=True)
-
-
-# Spark's own output files: what a folder written by an earlier run may hold.
-_SPARK_OUTPUT_PATTERNS = ("part-*.parquet", "_SUCCESS", "*.crc")
-
-
-def _is_spark_output(folder: Path) -> bool:
-    """True for a real folder holding only Spark output files and hidden files (or nothing)."""
-    if folder.is_symlink() or not folder.is_dir():
-        return False
-    for entry in folder.iterdir():
-        if entry.is_symlink() or not entry.is_file():
-            return False
-        name = entry.name
-        ours = any(fnmatch.fnmatch(name, pattern) for pattern in _SPARK_OUTPUT_PATTERNS)
-        if not (ours or name.startswith(".")):
-            return False
-    return True
-
-
-def _check_destination(out_path: Path, data_path, *, overwrite: bool) -> None:
-    """Refuse to replace anything at ``out_path`` but an earlier scored table, unless told to.
-
-    The destination is replaced as a whole, so a mistyped ``--out`` naming a user's folder
-    would otherwise delete it.
-    """
-    if not out_path.exists() and not out_path.is_symlink():
-        return
-    if data_path is not None:
-        resolved = out_path.resolve()
-        data = Path(data_path).resolve()
-        if data == resolved or resolved in data.parents:
-            raise InputError(
-                f"--out {out_path}: it holds the cohort being scored ({data_path}); "
-                "choose another destination"
-            )
-    if overwrite or _is_spark_output(out_path):
-        return
-    kind = "folder" if out_path.is_dir() and not out_path.is_symlink() else "file"
-    raise InputError(
-        f"--out {out_path}: an existing {kind} that is not an earlier Spark output; "
-        "accepted: a new path, or a folder holding only part-*.parquet, _SUCCESS, *.crc "
-        "and hidden files (pass --overwrite to replace it anyway)"
-    )
-
-
-_SPARK_MISSING = (
-    "Spark batch scoring needs the spark extra (pip install 'burnout-recommender[spark]', "
-    "or `make venv-test`) and Java 17+"
-)
-
-
-def _require_spark() -> None:
-    """Raise InputError, not a traceback, when pyspark or a Java runtime is missing."""
-    try:
-        import pyspark  # noqa: F401
-        from pyspark.sql import SparkSession
-    except ImportError as error:
-        raise InputError(f"{_SPARK_MISSING}: pyspark is not installed ({error})") from error
-    if SparkSession.getActiveSession() is not None:
-        return  # a running session already has its JVM
-    java_home = os.environ.get("JAVA_HOME")
-    if shutil.which("java") is None and not (
-        java_home and (Path(java_home) / "bin" / "java").exists()
-    ):
-        raise InputError(f"{_SPARK_MISSING}: no `java` on PATH and no JAVA_HOME with bin/java")

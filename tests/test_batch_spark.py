@@ -271,7 +271,7 @@ def test_cli_exit_codes(trained, spark, cohort_parquet, bad_cohort, tmp_path, ca
     printed = capsys.readouterr().out
     assert f"scored {N_PROFILES:,} rows" in printed and "recommended:" in printed
     assert len(pd.read_parquet(out)) == N_PROFILES
-    from pipelines.batch import _is_spark_output
+    from pipelines._batch_output import _is_spark_output
 
     assert _is_spark_output(out)  # so a second run may replace it without --overwrite
 

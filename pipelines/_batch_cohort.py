@@ -1,0 +1,251 @@
+"""The cohort in: read with Spark as written, then validated at the edge with the project's
+own rules, run on each partition and translated into file row numbers on the driver.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from recommender.errors import InputError
+
+__all__ = ["read_cohort_spark", "validate_cohort_spark"]
+
+# Findings kept per check and partition; the rest are counted, so a file that is wrong in
+# every row cannot fill the driver's memory with problem objects.
+_MAX_LISTED_PER_PARTITION = 1000
+# Distinct duplicated person_ids located to their rows; more are counted, not listed.
+_MAX_DUPLICATE_IDS = 1000
+
+
+def read_cohort_spark(spark, path):
+    """Read a cohort file or Parquet folder as a Spark DataFrame, without coercing types.
+
+    Parameters
+    ----------
+    spark : SparkSession
+    path : str or Path
+        ``.parquet`` (a file or a folder of part files), ``.csv``, ``.csv.gz`` or ``.tsv``.
+
+    Returns
+    -------
+    pyspark.sql.DataFrame
+        CSV columns as strings (empty cells missing), Parquet columns as stored.
+    """
+    path = Path(path)
+    name = path.name.lower()
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    try:
+        if name.endswith(".parquet") or (path.is_dir() and any(path.glob("*.parquet"))):
+            return spark.read.parquet(str(path))
+        if name.endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz")):
+            sep = "\t" if ".tsv" in name else ","
+            # No type inference: validation must see the text as written, like read_cohort.
+            return spark.read.csv(str(path), header=True, sep=sep, inferSchema=False)
+    except Exception as error:  # noqa: BLE001 - Spark's AnalysisException and friends
+        raise InputError(f"{path}: cannot be read: {error}") from None
+    raise InputError(
+        f"{path}: unknown file type; accepted are .parquet (file or folder), "
+        ".csv, .csv.gz and .tsv"
+    )
+
+
+# ---------------------------------------------------------------------------------- validation
+def _validate_partition(batches, *, extra_features):
+    """mapInPandas body: one summary row per partition with its count and pickled findings."""
+    from pyspark import TaskContext
+
+    from recommender.cohort import validate_cohort
+
+    partition = TaskContext.get().partitionId()
+    position = 0
+    checks: dict[tuple, object] = {}
+    unlisted = 0
+    for batch in batches:
+        if len(batch):
+            for check in validate_cohort(batch, extra_features=extra_features).checks:
+                # Column-level findings are made once on the driver, duplicates over the whole
+                # table; only cell findings belong to a partition.
+                if check.rows is None or check.rule == "duplicate_id":
+                    continue
+                key = (check.rule, check.column)
+                shifted = dataclasses.replace(check, rows=check.rows + position)
+                checks[key] = shifted if key not in checks else _concat(checks[key], shifted)
+        position += len(batch)
+    listed = []
+    for check in checks.values():
+        unlisted += max(0, check.count - _MAX_LISTED_PER_PARTITION)
+        listed.append(_head(check, _MAX_LISTED_PER_PARTITION))
+    # Pickled so the driver rebuilds the very report objects validate_cohort made (same rules,
+    # same wording); the bytes come only from this function running in our own executors.
+    yield pd.DataFrame(
+        {
+            "partition": [partition],
+            "rows": [position],
+            "unlisted": [unlisted],
+            "checks": [pickle.dumps(listed)],
+        }
+    )
+
+
+def _locate_ids(batches, *, wanted):
+    """mapInPandas body: (partition, local row, id) of the rows whose id is in ``wanted``."""
+    from pyspark import TaskContext
+
+    partition = TaskContext.get().partitionId()
+    position = 0
+    for batch in batches:
+        ids = batch["person_id"].astype("string")
+        hits = np.flatnonzero(ids.isin(wanted).fillna(False).to_numpy(dtype=bool))
+        if len(hits):
+            yield pd.DataFrame(
+                {
+                    "partition": partition,
+                    "row": hits + position,
+                    "person_id": ids.iloc[hits].astype(str).to_numpy(),
+                }
+            )
+        position += len(batch)
+
+
+def _concat(first, second):
+    def join(a, b):
+        return None if a is None else np.concatenate([a, b])
+
+    return dataclasses.replace(
+        first,
+        rows=join(first.rows, second.rows),
+        values=join(first.values, second.values),
+        person_ids=join(first.person_ids, second.person_ids),
+        details=join(first.details, second.details),
+    )
+
+
+def _head(check, n):
+    if check.count <= n:
+        return check
+
+    def cut(a):
+        return None if a is None else a[:n]
+
+    return dataclasses.replace(
+        check,
+        rows=cut(check.rows),
+        values=cut(check.values),
+        person_ids=cut(check.person_ids),
+        details=cut(check.details),
+    )
+
+
+def validate_cohort_spark(frame, *, extra_features=()):
+    """Validate a Spark DataFrame against the data contract with the project's own rules.
+
+    Parameters
+    ----------
+    frame : pyspark.sql.DataFrame
+        As read by :func:`read_cohort_spark` (its partitioning must not change between this
+        call and scoring: row numbers are partition offsets).
+    extra_features : iterable of str
+        Profile columns outside the contract that the model uses.
+
+    Returns
+    -------
+    report : recommender.cohort.ValidationReport
+        Rows are 0-based positions in the table (a CSV line is row + 2), as everywhere else.
+    offsets : dict
+        ``partition -> number of rows before it``.
+    unlisted : int
+        Problem rows counted but not listed (beyond 1,000 per check and partition).
+    """
+    from recommender.cohort import ValidationReport, validate_cohort
+
+    extra_features = tuple(extra_features)
+    columns = list(frame.columns)
+    # Column-level rules (missing, duplicated, unknown columns) on the header alone.
+    header = validate_cohort(pd.DataFrame(columns=columns), extra_features=extra_features)
+    column_checks = [c for c in header.checks if c.rule != "empty_table"]
+    if any(c.severity == "error" for c in column_checks):
+        return (ValidationReport(n_rows=0, n_columns=len(columns), checks=column_checks), {}, 0)
+
+    summary = frame.mapInPandas(
+        lambda batches: _validate_partition(batches, extra_features=extra_features),
+        "partition int, rows long, unlisted long, checks binary",
+    ).collect()
+    counts = {r["partition"]: r["rows"] for r in summary}
+    offsets, total = {}, 0
+    for partition in sorted(counts):
+        offsets[partition] = total
+        total += counts[partition]
+    merged: dict[tuple, object] = {}
+    for record in summary:
+        for check in pickle.loads(record["checks"]):
+            shifted = dataclasses.replace(check, rows=check.rows + offsets[record["partition"]])
+            key = (check.rule, check.column)
+            merged[key] = shifted if key not in merged else _concat(merged[key], shifted)
+    unlisted = sum(r["unlisted"] for r in summary)
+    checks = column_checks + [_sorted(c) for c in merged.values()]
+
+    if "person_id" in columns and total:
+        duplicate = _duplicate_check(frame, offsets, extra_features)
+        if duplicate is not None:
+            checks.append(duplicate)
+    if total == 0:
+        checks += [c for c in header.checks if c.rule == "empty_table"]
+    report = ValidationReport(n_rows=total, n_columns=len(columns), checks=checks)
+    return report, offsets, unlisted
+
+
+def _sorted(check):
+    order = np.argsort(check.rows, kind="stable")
+    return dataclasses.replace(
+        check,
+        rows=check.rows[order],
+        values=check.values[order],
+        person_ids=None if check.person_ids is None else check.person_ids[order],
+        details=None if check.details is None else check.details[order],
+    )
+
+
+def _duplicate_check(frame, offsets, extra_features):
+    """The ``duplicate_id`` finding over the whole table, in the project's wording."""
+    from pyspark.sql import functions as F
+
+    from recommender.cohort import validate_cohort
+
+    ids = frame.select(F.col("person_id").cast("string").alias("person_id"))
+    present = ids.where(F.col("person_id").isNotNull() & (F.trim("person_id") != ""))
+    repeated = [
+        r["person_id"]
+        for r in present.groupBy("person_id")
+        .count()
+        .where(F.col("count") > 1)
+        .limit(_MAX_DUPLICATE_IDS)
+        .collect()
+    ]
+    if not repeated:
+        return None
+    located = (
+        frame.select("person_id")
+        .mapInPandas(
+            lambda batches: _locate_ids(batches, wanted=set(repeated)),
+            "partition int, row long, person_id string",
+        )
+        .toPandas()
+    )
+    located["row"] = located["partition"].map(offsets) + located["row"]
+    located = located.sort_values("row", kind="stable").reset_index(drop=True)
+    # The rule itself (which copy is "later") is validate_cohort's, run on the repeated rows
+    # in table order; only its row numbers are translated back to the table's.
+    local = validate_cohort(located[["person_id"]], extra_features=extra_features)
+    check = next(c for c in local.checks if c.rule == "duplicate_id")
+    table_rows = located["row"].to_numpy()
+    first_row = located.groupby("person_id")["row"].transform("min").to_numpy()
+    details = np.array(
+        [f"same person_id as row {int(first_row[r])}" for r in check.rows], dtype=object
+    )
+    return dataclasses.replace(check, rows=table_rows[check.rows], details=details)
