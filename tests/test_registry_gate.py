@@ -64,3 +64,23 @@ def test_interval_has_the_normal_width():
     est = estimate(values, alpha=0.05)
     half = 1.959964 * values.std(ddof=1) / np.sqrt(len(values))
     assert est.upper - est.estimate == pytest.approx(half, rel=1e-5)
+
+
+@pytest.mark.parametrize("alpha", [0.1, 0.05])
+def test_gate_values_a_policy_exactly_as_the_evaluation_does(alpha):
+    # The card shows the evaluation's policy value; the gate must decide on that same figure.
+    from recommender.evaluation import policy_value
+
+    rng = np.random.default_rng(5)
+    arms = ["none", "coaching", "mindfulness", "peer_group"]
+    scores = pd.DataFrame(rng.normal(0, 4, (400, len(arms))), columns=arms)
+    recommended = rng.choice(arms, 400)
+    challenger = gate_decision(policy_value_scores(scores, recommended), alpha=alpha).challenger
+    evaluation = policy_value(scores, recommended, alpha=alpha)
+    assert (challenger.estimate, challenger.lower, challenger.upper, challenger.n) == tuple(
+        evaluation.to_dict()[k] for k in ("estimate", "lower", "upper", "n"))
+
+
+def test_gate_refuses_an_alpha_that_is_no_interval():
+    with pytest.raises(InputError, match="alpha"):
+        gate_decision([1.0, 2.0, 3.0], alpha=1.5)

@@ -5,12 +5,14 @@ comparison is paired: the per-person difference of the two policies' values has 
 variance than either value, and a challenger that recommends the same arms as the champion
 differs from it by exactly 0. The challenger fails only when the whole ``1 - alpha`` interval of
 that difference lies below 0.
+
+The scores and intervals are :mod:`recommender.evaluation`'s own, so the gate's figure for a
+policy is the one the evaluation report and the model card show.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -92,29 +94,27 @@ def policy_value_scores(dr_scores: pd.DataFrame, recommended, *, control: str = 
     ndarray
         One value per row; its mean is the policy value.
     """
-    arms = np.asarray(recommended, dtype=object)
-    unknown = sorted(set(arms) - set(dr_scores.columns))
-    if unknown:
-        raise InputError(f"recommended arm(s) {unknown} have no doubly robust score; scored arms "
-                         f"are {list(dr_scores.columns)}")
-    if control not in dr_scores.columns:
-        raise InputError(f"control arm {control!r} has no doubly robust score column")
-    columns = {name: i for i, name in enumerate(dr_scores.columns)}
-    table = dr_scores.to_numpy(dtype=float)
-    chosen = table[np.arange(len(arms)), [columns[a] for a in arms]]
-    gained = table[:, columns[control]] - chosen
-    return gained if lower_is_better else -gained
+    # Imported here: scipy.stats, which the evaluation needs, would make importing the registry
+    # take a second. policy_scores is not re-exported by recommender.evaluation (yet).
+    from recommender.evaluation._policy_value import policy_scores
+
+    avoided = policy_scores(dr_scores, np.asarray(recommended, dtype=object), control=control)
+    return avoided if lower_is_better else -avoided
 
 
 def estimate(values, *, alpha: float = 0.1) -> PolicyValue:
-    """Mean of ``values`` with a two-sided ``1 - alpha`` normal interval."""
+    """Mean of ``values`` with a two-sided ``1 - alpha`` normal interval.
+
+    The evaluation's :func:`~recommender.evaluation.mean_estimate`, refusing fewer than 2 rows
+    (whose interval would be undefined) rather than valuing a policy on them.
+    """
+    from recommender.evaluation import mean_estimate
+
     values = np.asarray(values, dtype=float)
-    n = len(values)
-    if n < 2:
-        raise InputError(f"need at least 2 rows to value a policy, got {n}")
-    mean = float(values.mean())
-    half = float(NormalDist().inv_cdf(1 - alpha / 2) * values.std(ddof=1) / np.sqrt(n))
-    return PolicyValue(mean, mean - half, mean + half, n)
+    if values.size < 2:
+        raise InputError(f"need at least 2 rows to value a policy, got {values.size}")
+    value = mean_estimate(values, alpha=alpha)
+    return PolicyValue(value.estimate, value.lower, value.upper, value.n)
 
 
 def gate_decision(challenger_values, champion_values=None, *, alpha: float = 0.1,
