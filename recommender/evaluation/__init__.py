@@ -5,7 +5,7 @@ from recommender.evaluation._calibration import calibration_bins, calibration_sl
 from recommender.evaluation._evaluate import evaluate, evaluate_effects
 from recommender.evaluation._oracle import pehe_table
 from recommender.evaluation._policy_value import (Estimate, learned_policy, mean_estimate,
-                                                  policy_value)
+                                                  policy_scores, policy_value)
 from recommender.evaluation._qini import qini_curve, qini_terms
 from recommender.evaluation._report import EvaluationReport, metric_key
 from recommender.evaluation._subgroups import MIN_CELL, age_band, subgroup_frame, subgroup_table
@@ -17,6 +17,7 @@ __all__ = [
     "Estimate",
     "learned_policy",
     "policy_value",
+    "policy_scores",
     "mean_estimate",
     "qini_curve",
     "qini_terms",

@@ -95,8 +95,8 @@ def policy_value_scores(dr_scores: pd.DataFrame, recommended, *, control: str = 
         One value per row; its mean is the policy value.
     """
     # Imported here: scipy.stats, which the evaluation needs, would make importing the registry
-    # take a second. policy_scores is not re-exported by recommender.evaluation (yet).
-    from recommender.evaluation._policy_value import policy_scores
+    # take a second.
+    from recommender.evaluation import policy_scores
 
     avoided = policy_scores(dr_scores, np.asarray(recommended, dtype=object), control=control)
     return avoided if lower_is_better else -avoided
