@@ -2,8 +2,9 @@
 
 ``MLFLOW_TRACKING_URI`` wins, unchanged (a tracking server, PostgreSQL behind it), and such a
 shared store keeps its own artifact root. Otherwise the embedded default is a SQLite file
-``<models_dir>/mlflow.db`` with artifacts under ``<models_dir>/mlartifacts``. MLflow itself is imported lazily, after its telemetry has been
-switched off, so that importing this package stays cheap and silent.
+``<models_dir>/mlflow.db`` with artifacts under ``<models_dir>/mlartifacts``. MLflow itself is
+imported lazily, after its telemetry has been switched off, so that importing this package stays
+cheap and silent.
 """
 
 from __future__ import annotations
@@ -61,7 +62,11 @@ def artifact_location() -> str | None:
     """
     if _store_scheme(tracking_uri()) not in _LOCAL_STORE_SCHEMES:
         return None
-    return (models_dir() / "mlartifacts").resolve().as_uri()
+    return _artifact_folder().as_uri()
+
+
+def _artifact_folder() -> Path:
+    return (models_dir() / "mlartifacts").resolve()
 
 
 def _store_scheme(uri: str) -> str:
@@ -166,7 +171,7 @@ def ensure_experiment(name: str = EXPERIMENT_NAME) -> str:
         return experiment.experiment_id
     location = artifact_location()
     if location is not None:
-        Path(location.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+        _artifact_folder().mkdir(parents=True, exist_ok=True)
     # Without the kind tag MLflow 3's UI opens a new experiment on its GenAI overview; this one
     # holds training runs, so it opens on them and runs sit side by side.
     return mlflow_client.create_experiment(
