@@ -55,12 +55,18 @@ class LinearModel:
     ``x`` is the numeric features plus ``role == physician`` as 0/1; contributions are exact.
     Intervals are effect -/+ ``half_width[arm]``. ``calls`` counts scored rows per call, so a
     test can tell one vectorized call from a loop.
+
+    ``extras`` are extra features, as entries of a feature schema (``{"name": "night_shifts",
+    "kind": "float"}`` or ``{"name": "unit", "kind": "category", "categories": [...]}``): a
+    numeric one enters ``x`` as it is, a categorical one as 1 for its first category. Profiles
+    are read as the real model reads them (:func:`recommender.model.frame_from_schema`), so a
+    missing extra feature or an unknown category is refused the same way.
     """
 
     control = "none"
-    features = ("age", "years_in_practice", "weekly_hours", "ee", "dp", "pa", "role")
+    weighted = ("age", "years_in_practice", "weekly_hours", "ee", "dp", "pa", "role")
 
-    def __init__(self, base=None, weights=None, half_width=None, version_tag="lin"):
+    def __init__(self, base=None, weights=None, half_width=None, version_tag="lin", extras=()):
         self.base = base if base is not None else {
             "coaching": -2.0, "mindfulness": -1.0, "peer_group": -0.5,
             "resilience_training": -0.8, "balint_group": 0.3}
@@ -77,10 +83,19 @@ class LinearModel:
         self.catalog_version = "test"
         self.calls: list[int] = []
         self.version_tag = version_tag
+        self.extras = [dict(entry) for entry in extras]
+        self.features = _contract_schema() + self.extras
 
     def _x(self, profiles: pd.DataFrame) -> pd.DataFrame:
-        x = profiles[[f for f in self.features if f != "role"]].astype(float)
-        x["role"] = (profiles["role"].astype(str) == "physician").astype(float)
+        from recommender.model import frame_from_schema
+
+        frame = frame_from_schema(profiles, self.features)
+        x = frame[[f for f in self.weighted if f != "role"]].astype(float)
+        x["role"] = (frame["role"].astype(str) == "physician").astype(float)
+        for entry in self.extras:
+            column = frame[entry["name"]]
+            x[entry["name"]] = ((column.astype(str) == entry["categories"][0]).astype(float)
+                                if entry["kind"] == "category" else column.astype(float))
         return x
 
     def _effect(self, x: pd.DataFrame, arm: str) -> np.ndarray:
@@ -111,7 +126,7 @@ class LinearModel:
         versus = versus or self.control
         x = self._x(profiles)
         parts = {}
-        for feature in self.features:
+        for feature in x.columns:
             w_arm = self.weights.get(arm, {}).get(feature, 0.0) if arm != self.control else 0.0
             w_vs = self.weights.get(versus, {}).get(feature, 0.0) if versus != self.control else 0.0
             parts[feature] = (w_arm - w_vs) * x[feature].to_numpy()
@@ -119,6 +134,13 @@ class LinearModel:
         base_vs = self.base.get(versus, 0.0) if versus != self.control else 0.0
         parts["base"] = np.full(len(x), base_arm - base_vs)
         return pd.DataFrame(parts, index=profiles.index)
+
+
+def _contract_schema() -> list[dict]:
+    from recommender.cohort import feature_frame
+    from recommender.model import feature_schema
+
+    return feature_schema(feature_frame(pd.DataFrame([PROFILE])))
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from recommender.cohort import PROFILE_COLUMNS
 from recommender.errors import InputError
 from recommender.explain import evidence_for, explain
 from recommender.policy import Exclusion, offered_arms, rank_arms, triage
+from recommender.service._profiles import extra_features, profile_schema
 
 __all__ = ["RecommendationEngine", "AuditUnavailable", "load_champion_model"]
 
@@ -46,8 +47,8 @@ class RecommendationEngine:
     Parameters
     ----------
     model : RecommendationModel
-        Provides ``treatment_arms``, ``score(profiles, alpha=...)`` and
-        ``contributions(profiles, arm, versus)``.
+        Provides ``treatment_arms``, ``features`` (the feature schema it was fitted on),
+        ``score(profiles, alpha=...)`` and ``contributions(profiles, arm, versus)``.
     version : str
         Registered version of ``model``.
     catalog : Catalog
@@ -56,10 +57,23 @@ class RecommendationEngine:
         Alpha, ranking and explanation settings, safety rules, disclaimer.
     audit : AuditLog
         Where every answer is recorded before it is returned.
+
+    Attributes
+    ----------
+    profiles : ProfileSchema
+        What a profile must hold for this model: the data contract's fields and the model's
+        extra features, if it was trained with any.
+
+    Raises
+    ------
+    InputError
+        When the model's extra features cannot be requested (named like a request field).
     """
 
     def __init__(self, model, version, *, catalog, config, audit):
         self.model = model
+        self.profiles = profile_schema(extra_features(model.features))
+        self._columns = (*PROFILE_COLUMNS, *(x.name for x in self.profiles.extras))
         self.version = str(version)
         self.catalog = catalog
         self.config = config
@@ -76,19 +90,17 @@ class RecommendationEngine:
 
     # -- checking ---------------------------------------------------------------------------
     def check_row(self, raw, *, prefix: str = "") -> dict:
-        """Validate one request body (a mapping) against the API model and the catalog.
+        """Validate one request body (a mapping) against this model's profile and the catalog.
 
         Raises
         ------
         InputError
             With ``problems`` naming field, value and what is accepted.
         """
-        from recommender.service._schemas import PROFILE_FIELDS, ProfileRequest, problems_from
-
         try:
-            row = ProfileRequest.model_validate(raw).model_dump()
+            row = self.profiles.validate(raw)
         except ValidationError as error:
-            problems = problems_from(error, prefix=prefix, known=PROFILE_FIELDS)
+            problems = self.profiles.problems(error, prefix=prefix)
             raise InputError(_summary(problems), problems=problems) from None
         self.check_offered(row, prefix=prefix)
         return row
@@ -99,10 +111,8 @@ class RecommendationEngine:
         One pydantic call checks the whole list when it is valid (the usual case); otherwise
         every entry is checked on its own so that each error names its entry.
         """
-        from recommender.service._schemas import profile_list_adapter
-
         try:
-            rows = [r.model_dump() for r in profile_list_adapter().validate_python(raws)]
+            rows = self.profiles.validate_many(raws)
             for i, row in enumerate(rows):
                 self.check_offered(row, prefix=f"{field}[{i}]")
             return rows, list(range(len(rows))), []
@@ -150,7 +160,7 @@ class RecommendationEngine:
         ranked_rows = [i for i, t in enumerate(triages) if t.rank_interventions]
         rankings, explanations, exclusions = {}, {}, {}
         if ranked_rows:
-            frame = pd.DataFrame({c: [rows[i][c] for i in ranked_rows] for c in PROFILE_COLUMNS})
+            frame = self.profile_frame(rows, ranked_rows)
             scores = self.model.score(frame, alpha=config.alpha)
             # Per arm, the five figures as Python lists (NaN when the model lacks an outcome):
             # indexing lists is what the per-row loop below does a thousand times.
@@ -198,6 +208,10 @@ class RecommendationEngine:
             raise AuditUnavailable(f"the audit log could not be written ({type(error).__name__})"
                                    ) from error
         return answers
+
+    def profile_frame(self, rows: Sequence[Mapping], positions: Sequence[int]) -> pd.DataFrame:
+        """The model's input for ``rows[positions]``: profile columns and extra features."""
+        return pd.DataFrame({c: [rows[i][c] for i in positions] for c in self._columns})
 
     def _explain(self, frame, ranked_rows, rows, rankings) -> dict:
         """Explanations for every ranked row, with one contributions call per arm.

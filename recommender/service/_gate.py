@@ -76,14 +76,14 @@ class Gate:
                 "problems": [{"field": "body", "value": None, "accepted":
                               f"at most {MAX_BODY_BYTES:,} bytes", "message": "too large"}]})
             return await response(scope, receive, send)
-        model, known = body_model
+        model, known, accepted = body_model
         body = body if body.strip() else b"{}"  # no body is an empty object, not a JSON error
         try:
             model.model_validate_json(body)
         except ValidationError as error:
             from recommender.service._schemas import problems_from
 
-            problems = problems_from(error, known=known)
+            problems = problems_from(error, known=known, accepted=accepted)
             status = 400 if any(p["message"].startswith("Invalid JSON") for p in problems) else 422
             first = problems[0]
             response = _json_response(status, {

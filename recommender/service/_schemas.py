@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
@@ -19,6 +20,7 @@ from recommender.cohort._contract import INTEGER_COLUMNS, PERSON_ID_MAX_LENGTH
 
 __all__ = [
     "ProfileRequest",
+    "ServedProfileRequest",
     "BatchRequest",
     "Problem",
     "ErrorResponse",
@@ -117,6 +119,18 @@ ProfileRequest = create_model(
                                      "(default: every arm of the catalog). Usual care is always "
                                      "the baseline.", examples=[["coaching", "peer_group"]])),
 )
+
+
+class ServedProfileRequest(ProfileRequest):
+    """One person's profile and what the program can offer. A model trained with extra features
+    (columns a program added to the data contract) also takes each of them, by name: a number,
+    or one of the values the model was trained on. A request missing one is answered 422 with
+    the field and what it accepts; so is a field the served model does not know.
+    """
+
+    # Which extra fields are known depends on the model loaded at run time; the front door
+    # (recommender.service._gate) checks them against it before this model is parsed.
+    model_config = ConfigDict(extra="allow")
 
 
 class BatchRequest(BaseModel):
@@ -305,27 +319,29 @@ def _field_name(loc: tuple, prefix: str) -> str:
     return name or "body"
 
 
-def problems_from(error: ValidationError, *, prefix: str = "",
-                  known: tuple[str, ...] = ()) -> list[dict]:
+def problems_from(error: ValidationError, *, prefix: str = "", known: tuple[str, ...] = (),
+                  accepted: Mapping[str, str] | None = None) -> list[dict]:
     """Turn a pydantic error into problems naming field, value and what is accepted.
 
     ``prefix`` is put before every field name (``profiles[3]``); ``known`` lists the fields
-    of the model, shown when an unknown field is sent.
+    of the model, shown when an unknown field is sent; ``accepted`` describes fields beyond
+    the data contract's (a served model's extra features).
     """
+    accepted = accepted or {}
     problems = []
     for item in error.errors(include_url=False):
         loc = tuple(item.get("loc", ()))
         names = [part for part in loc if isinstance(part, str)]
         kind = item.get("type", "")
         if kind == "extra_forbidden":
-            accepted = "no such field; known fields: " + ", ".join(known)
+            text = "no such field; known fields: " + ", ".join(known)
         elif kind.startswith("json") or not names:
-            accepted = "a JSON object with the documented fields (see /docs.json)"
+            text = "a JSON object with the documented fields (see /docs.json)"
         else:
-            accepted = accepted_for(names[-1])
+            text = accepted.get(names[-1]) or accepted_for(names[-1])
         value = None if kind == "missing" else _short(item.get("input"))
         problems.append({"field": _field_name(loc, prefix), "value": value,
-                         "accepted": accepted, "message": item.get("msg", "")})
+                         "accepted": text, "message": item.get("msg", "")})
     return problems
 
 

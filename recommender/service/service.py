@@ -28,14 +28,13 @@ from recommender.service._config import SERVICE_NAME, load_serve_config
 from recommender.service._engine import AuditUnavailable, RecommendationEngine, load_champion_model
 from recommender.service._gate import Gate
 from recommender.service._schemas import (
-    PROFILE_FIELDS,
     as_problems,
     BatchRequest,
     BatchResponse,
-    ProfileRequest,
     Recommendation,
     ReloadRequest,
     ReloadResponse,
+    ServedProfileRequest,
 )
 
 __all__ = ["Recommender", "SERVICE_NAME"]
@@ -73,11 +72,6 @@ class Recommender:
         self.audit = AuditLog(url, salt=resolve_salt(self.config.audit_salt,
                                                      self.config.models_dir))
         self.catalog = load_catalog()
-        self.body_models = {
-            "/recommend": (ProfileRequest, PROFILE_FIELDS),
-            "/recommend_batch": (BatchRequest, ("profiles",)),
-            "/reload": (ReloadRequest, ()),
-        }
         self._reload_lock = threading.Lock()
         self.engine = self._load_engine()
         # The loaded libraries and model are hundreds of thousands of long-lived objects; kept
@@ -92,13 +86,28 @@ class Recommender:
         return RecommendationEngine(model, version, catalog=self.catalog, config=self.config,
                                     audit=self.audit)
 
+    @property
+    def body_models(self) -> dict:
+        """Per route, the body model the front door checks, its fields and what each accepts.
+
+        A profile is the served model's: the data contract's fields and its extra features.
+        """
+        profiles = self.engine.profiles
+        return {
+            "/recommend": (profiles.model, profiles.fields, profiles.accepted),
+            "/recommend_batch": (BatchRequest, ("profiles",), {}),
+            "/reload": (ReloadRequest, (), {}),
+        }
+
     @bentoml.api(route="/recommend")
-    def recommend(self, request: ProfileRequest, /, ctx: bentoml.Context) -> Recommendation:
+    def recommend(self, request: ServedProfileRequest, /,
+                  ctx: bentoml.Context) -> Recommendation:
         """Rank the offered interventions for one person, with intervals, reasons and safety."""
         engine = self.engine  # one model for the whole request, even if /reload runs meanwhile
-        row = request.model_dump()
         try:
-            engine.check_offered(row)
+            # Checked against the model that answers (the front door may have seen another,
+            # had /reload swapped it in between).
+            row = engine.check_row(request.model_dump())
             answer = engine.recommend([row], caller_role=_role(ctx))[0]
         except InputError as error:
             return _error(ctx, 422, str(error), error.problems)

@@ -1,0 +1,136 @@
+"""What one served model takes as a profile: the data contract's fields and its extra features.
+
+A model trained with ``extra_features`` (columns a program added to the data contract, see
+:func:`recommender.cohort.feature_frame`) needs each of them for every person. Its feature schema
+says what they are (numeric, or categorical with the values seen in training), so the request
+model is built from it when the model is loaded, and a missing or mistyped extra feature is
+refused at the edge, naming the field and what it accepts, like any other field.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import Field, StrictFloat, StrictInt, TypeAdapter, ValidationError, create_model
+
+from recommender.cohort import PROFILE_COLUMNS
+from recommender.errors import InputError
+from recommender.service._schemas import (
+    PROFILE_FIELDS,
+    ProfileRequest,
+    problems_from,
+    profile_list_adapter,
+)
+
+__all__ = ["ExtraFeature", "ProfileSchema", "extra_features", "profile_schema"]
+
+_MAX_LISTED_LEVELS = 50
+
+
+@dataclass(frozen=True)
+class ExtraFeature:
+    """A feature a model was trained on beyond the data contract's profile columns.
+
+    Attributes
+    ----------
+    name : str
+        The column name, which is also the request field's name.
+    levels : tuple of str, or None
+        The values seen in training, for a categorical feature; None for a numeric one.
+    integer : bool
+        A numeric feature fitted as whole numbers.
+    """
+
+    name: str
+    levels: tuple[str, ...] | None = None
+    integer: bool = False
+
+    @classmethod
+    def from_schema(cls, entry: Mapping) -> ExtraFeature:
+        """From one entry of a model's feature schema (:func:`recommender.model.feature_schema`)."""
+        if entry["kind"] == "category":
+            return cls(str(entry["name"]), levels=tuple(str(c) for c in entry["categories"]))
+        return cls(str(entry["name"]), integer=entry["kind"] == "integer")
+
+    @property
+    def accepted(self) -> str:
+        if self.levels is None:
+            return "a whole number" if self.integer else "a finite number"
+        shown = ", ".join(self.levels[:_MAX_LISTED_LEVELS])
+        more = len(self.levels) - _MAX_LISTED_LEVELS
+        return ("one of " + shown + (f" and {more} more" if more > 0 else "")
+                + " (the values the served model was trained on)")
+
+    def field(self):
+        """The pydantic field: required, and strict (a string or true is not a number)."""
+        if self.levels is not None:
+            kind, example = Literal[self.levels], self.levels[0]
+        elif self.integer:
+            kind, example = StrictInt, 0
+        else:
+            kind, example = Annotated[StrictFloat, Field(allow_inf_nan=False)], 0.0
+        # The alias is the column name: any text, even one Python could not name a field.
+        return (kind, Field(alias=self.name, examples=[example],
+                            description=f"Extra feature of the served model. Accepted: "
+                                        f"{self.accepted}."))
+
+
+def extra_features(schema: Sequence[Mapping]) -> tuple[ExtraFeature, ...]:
+    """The features of a model's schema that are not profile columns of the data contract."""
+    return tuple(ExtraFeature.from_schema(entry) for entry in schema
+                 if entry["name"] not in PROFILE_COLUMNS)
+
+
+class ProfileSchema:
+    """The profile one served model takes: the data contract's fields, then its extra features.
+
+    For a model without extra features this is :data:`ProfileRequest` itself. Rows come out as
+    plain dicts keyed by field name (extra features by their column names).
+
+    Parameters
+    ----------
+    extras : tuple of ExtraFeature
+
+    Raises
+    ------
+    InputError
+        When an extra feature has the name of a request field (``offered``, ``crisis_risk``).
+    """
+
+    def __init__(self, extras: tuple[ExtraFeature, ...] = ()):
+        clash = [x.name for x in extras if x.name in PROFILE_FIELDS]
+        if clash:
+            raise InputError(f"the model's extra feature(s) {clash} have the name of a request "
+                             f"field; it cannot be served (request fields: "
+                             f"{', '.join(PROFILE_FIELDS)})")
+        self.extras = extras
+        self.fields = PROFILE_FIELDS + tuple(x.name for x in extras)
+        self.accepted = {x.name: x.accepted for x in extras}
+        self.model = ProfileRequest if not extras else create_model(
+            "ProfileRequest", __base__=ProfileRequest, __doc__=ProfileRequest.__doc__,
+            **{f"extra_{i}": x.field() for i, x in enumerate(extras)})
+
+    @functools.cached_property
+    def _many(self) -> TypeAdapter:
+        return profile_list_adapter() if not self.extras else TypeAdapter(list[self.model])
+
+    def validate(self, raw) -> dict:
+        """One checked row; raises pydantic's ValidationError (see :meth:`problems`)."""
+        return self.model.model_validate(raw).model_dump(by_alias=True)
+
+    def validate_many(self, raws: Sequence) -> list[dict]:
+        """Checked rows, in one pydantic call; raises ValidationError."""
+        return [row.model_dump(by_alias=True) for row in self._many.validate_python(raws)]
+
+    def problems(self, error: ValidationError, *, prefix: str = "") -> list[dict]:
+        """The problems of a failed :meth:`validate` (see :func:`problems_from`)."""
+        return problems_from(error, prefix=prefix, known=self.fields, accepted=self.accepted)
+
+
+@functools.cache
+def profile_schema(extras: tuple[ExtraFeature, ...] = ()) -> ProfileSchema:
+    """The :class:`ProfileSchema` for these extra features (built once per set)."""
+    return ProfileSchema(extras)
