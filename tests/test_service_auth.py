@@ -47,6 +47,8 @@ def test_presented_key(headers, expected):
     ("/recommend", "p-key", 200),
     ("/recommend", "s-key", 200),
     ("/recommend_batch", "p-key", 200),
+    ("/allocate", "p-key", 200),
+    ("/allocate", "a-key", 403),
     ("/reload", "p-key", 403),
     ("/reload", "s-key", 200),
     ("/model_card", "p-key", 403),

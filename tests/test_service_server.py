@@ -80,6 +80,25 @@ def test_crisis_and_referral_over_http(server_url):
     assert severe["safety"]["level"] == "referral" and severe["ranking"]
 
 
+def test_allocate_over_http(server_url):
+    cohort = [profile(person_id="a1", ee=35), profile(person_id="a2", crisis_risk=True),
+              profile(person_id="a3", ee=50, dp=25, role="nurse")]
+    before = audit_rows(server_url)
+    answer = httpx.post(f"{server_url}/allocate", headers=headers("program"), timeout=120,
+                        json={"profiles": cohort, "budget": 3000, "capacity": {"coaching": 1}})
+    assert answer.status_code == 200, answer.text
+    plan = answer.json()
+    assert plan["status"] == "optimal" and plan["total_cost"] <= 3000
+    first, crisis, severe = plan["assignments"]
+    assert crisis["allocated"] is None and crisis["safety"]["level"] == "crisis"
+    assert severe["safety"]["level"] == "referral" and severe["allocated"] != "coaching"
+    assert audit_rows(server_url) - before == 3
+    refused = httpx.post(f"{server_url}/allocate", headers=headers("program"), timeout=60,
+                         json={"profiles": cohort, "capacity": {"yoga": 2}})
+    assert refused.status_code == 422
+    assert refused.json()["problems"][0]["field"] == "capacity.yoga"
+
+
 def _schemathesis(url, role, *extra, tmp_path):
     command = [sys.executable, "-m", "schemathesis.cli", "run", f"{url}/docs.json",
                "--checks", "not_a_server_error", "--seed", "7", "--generation-database", "none",

@@ -34,6 +34,7 @@ ROLES = ("program", "scientist", "auditor")
 PERMISSIONS: dict[str, frozenset[str]] = {
     "/recommend": frozenset({"program", "scientist"}),
     "/recommend_batch": frozenset({"program", "scientist"}),
+    "/allocate": frozenset({"program", "scientist"}),
     "/reload": frozenset({"scientist"}),
     "/model_card": frozenset({"auditor", "scientist"}),
     "/model_card.json": frozenset({"auditor", "scientist"}),

@@ -23,7 +23,7 @@ from recommender.explain import evidence_for, explain
 from recommender.policy import Exclusion, offered_arms, rank_arms, triage
 from recommender.service._profiles import extra_features, profile_schema
 
-__all__ = ["RecommendationEngine", "AuditUnavailable", "load_champion_model"]
+__all__ = ["RecommendationEngine", "AuditUnavailable", "load_champion_model", "safety_block"]
 
 
 class AuditUnavailable(RuntimeError):
@@ -202,16 +202,26 @@ class RecommendationEngine:
                 "effects": {a["arm"]: [a["ee_effect"], a["ee_lower"], a["ee_upper"]]
                             for a in answer["ranking"]},
             })
-        try:
-            self.audit.append(records)
-        except Exception as error:  # any store failure: answer nothing rather than unlogged
-            raise AuditUnavailable(f"the audit log could not be written ({type(error).__name__})"
-                                   ) from error
+        self.record(records)
         return answers
 
     def profile_frame(self, rows: Sequence[Mapping], positions: Sequence[int]) -> pd.DataFrame:
         """The model's input for ``rows[positions]``: profile columns and extra features."""
         return pd.DataFrame({c: [rows[i][c] for i in positions] for c in self._columns})
+
+    def record(self, records: Sequence[Mapping]) -> None:
+        """Append answers to the audit log (see :meth:`AuditLog.append`) before they are given.
+
+        Raises
+        ------
+        AuditUnavailable
+            When the store cannot be written: then nothing may be answered.
+        """
+        try:
+            self.audit.append(records)
+        except Exception as error:  # any store failure: answer nothing rather than unlogged
+            raise AuditUnavailable(f"the audit log could not be written ({type(error).__name__})"
+                                   ) from error
 
     def _explain(self, frame, ranked_rows, rows, rankings) -> dict:
         """Explanations for every ranked row, with one contributions call per arm.
@@ -285,11 +295,7 @@ class RecommendationEngine:
             "ranking_note": None,
             "excluded": [{"arm": e.arm, "reason": e.reason} for e in excluded],
             "explanation": None,
-            "safety": {
-                "level": safety.level, "notice": safety.notice, "rule": safety.matched_rule,
-                "resources": [{"name": r.name, "contact": r.contact, "url": r.url}
-                              for r in safety.resources],
-            },
+            "safety": safety_block(safety),
             "disclaimer": None if compact else config.disclaimer,
         }
         if ranking is None:
@@ -314,6 +320,13 @@ class RecommendationEngine:
             "sentence": explanation.sentence,
         }
         return answer
+
+
+def safety_block(safety) -> dict:
+    """A triage (:func:`recommender.policy.triage`) as the answers' ``safety`` block."""
+    return {"level": safety.level, "notice": safety.notice, "rule": safety.matched_rule,
+            "resources": [{"name": r.name, "contact": r.contact, "url": r.url}
+                          for r in safety.resources]}
 
 
 def _contribution(c) -> dict:

@@ -70,6 +70,10 @@ def example_profile() -> dict:
 
 def accepted_for(field: str) -> str:
     """What the API accepts for a request field, in words."""
+    return _accepted_text(field) or "see the OpenAPI document (/docs.json)"
+
+
+def _accepted_text(field: str) -> str | None:
     if field == "person_id":
         return f"a string of 1 to {PERSON_ID_MAX_LENGTH} characters"
     if field in CATEGORIES:
@@ -84,7 +88,7 @@ def accepted_for(field: str) -> str:
         return f"a list of 1 to {_MAX_OFFERED} arm ids of the intervention catalog"
     if field == "profiles":
         return f"a list of 1 to {MAX_BATCH_ROWS:,} profile objects"
-    return "see the OpenAPI document (/docs.json)"
+    return None
 
 
 def _profile_field(name: str):
@@ -325,7 +329,7 @@ def problems_from(error: ValidationError, *, prefix: str = "", known: tuple[str,
 
     ``prefix`` is put before every field name (``profiles[3]``); ``known`` lists the fields
     of the model, shown when an unknown field is sent; ``accepted`` describes fields beyond
-    the data contract's (a served model's extra features).
+    the data contract's (a served model's extra features, the ``/allocate`` fields).
     """
     accepted = accepted or {}
     problems = []
@@ -338,11 +342,21 @@ def problems_from(error: ValidationError, *, prefix: str = "", known: tuple[str,
         elif kind.startswith("json") or not names:
             text = "a JSON object with the documented fields (see /docs.json)"
         else:
-            text = accepted.get(names[-1]) or accepted_for(names[-1])
+            text = _accepted_at(names, accepted)
         value = None if kind == "missing" else _short(item.get("input"))
         problems.append({"field": _field_name(loc, prefix), "value": value,
                          "accepted": text, "message": item.get("msg", "")})
     return problems
+
+
+def _accepted_at(names: list[str], accepted: Mapping[str, str]) -> str:
+    # The innermost field the API describes: in 'capacity.coaching', the arm id is a key
+    # of 'capacity', which says what its values may be.
+    for name in reversed(names):
+        text = accepted.get(name) or _accepted_text(name)
+        if text:
+            return text
+    return accepted_for(names[-1])
 
 
 def as_problems(items) -> list[dict]:

@@ -21,6 +21,12 @@ from fastapi import FastAPI
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from recommender.errors import InputError
+from recommender.service._allocation import (
+    ALLOCATION_ACCEPTED,
+    AllocationPlan,
+    AllocationRequest,
+    allocate_cohort,
+)
 from recommender.service._audit import AuditLog, audit_csv, parse_since, resolve_salt
 from recommender.service._auth import API_KEYS_ENV, KeyRing, parse_env_keys
 from recommender.service._card import read_card
@@ -96,6 +102,8 @@ class Recommender:
         return {
             "/recommend": (profiles.model, profiles.fields, profiles.accepted),
             "/recommend_batch": (BatchRequest, ("profiles",), {}),
+            "/allocate": (AllocationRequest, tuple(AllocationRequest.model_fields),
+                          ALLOCATION_ACCEPTED),
             "/reload": (ReloadRequest, (), {}),
         }
 
@@ -119,12 +127,8 @@ class Recommender:
     def recommend_batch(self, request: BatchRequest, /, ctx: bentoml.Context) -> BatchResponse:
         """Answer up to 10,000 profiles at once; invalid entries get their own error entries."""
         engine = self.engine
-        limit = self.config.max_batch_rows
-        if len(request.profiles) > limit:
-            return _error(ctx, 413, f"profiles: {len(request.profiles):,} entries; at most "
-                                    f"{limit:,} are accepted per request",
-                          [{"field": "profiles", "value": len(request.profiles),
-                            "accepted": f"at most {limit:,} entries", "message": "too many"}])
+        if len(request.profiles) > self.config.max_batch_rows:
+            return self._too_many(ctx, len(request.profiles))
         valid, index, errors = engine.check_rows(request.profiles)
         batch_id = uuid.uuid4().hex
         try:
@@ -140,6 +144,29 @@ class Recommender:
             "errors": errors, "arms": engine.arm_facts(answers),
             "disclaimer": self.config.disclaimer,
         })
+
+    @bentoml.api(route="/allocate")
+    def allocate(self, request: AllocationRequest, /, ctx: bentoml.Context) -> AllocationPlan:
+        """Plan a cohort: who gets which intervention under a budget and capacities."""
+        engine = self.engine
+        if len(request.profiles) > self.config.max_batch_rows:
+            return self._too_many(ctx, len(request.profiles))
+        try:
+            # Half the request timeout: a plan found by then is answered with its status.
+            plan = allocate_cohort(engine, request, caller_role=_role(ctx),
+                                   time_limit=self.config.timeout / 2)
+        except InputError as error:
+            return _error(ctx, 422, str(error), error.problems)
+        except AuditUnavailable as error:
+            return _error(ctx, 503, f"{error}; nothing was answered, please retry")
+        return JSONResponse(plan)
+
+    def _too_many(self, ctx: bentoml.Context, entries: int) -> JSONResponse:
+        limit = self.config.max_batch_rows
+        return _error(ctx, 413, f"profiles: {entries:,} entries; at most {limit:,} are "
+                                "accepted per request",
+                      [{"field": "profiles", "value": entries,
+                        "accepted": f"at most {limit:,} entries", "message": "too many"}])
 
     @bentoml.api(route="/reload")
     def reload(self, ctx: bentoml.Context) -> ReloadResponse:

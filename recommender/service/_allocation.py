@@ -1,0 +1,296 @@
+"""``/allocate``: plan a cohort under a budget and capacities, with the safety of ``/recommend``.
+
+The plan is :func:`recommender.policy.allocate`'s (the exact MILP behind ``recommender
+allocate``): the largest expected benefit that fits the budget, each arm's places and group
+sizes, and each person's eligibility. Around it, the service does what it does for every answer:
+profiles are checked at the edge (each problem names its entry), crisis-flagged people never
+reach the model and get crisis resources only, severe profiles get a confidential referral
+besides what they are allocated, and every person's line is in the audit log (hashed id) before
+the plan is returned.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Annotated, Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
+
+from recommender.errors import InputError
+from recommender.policy import allocate, eligibility_matrix, limits_from_catalog, triage
+from recommender.service._engine import safety_block
+from recommender.service._schemas import MAX_BATCH_ROWS, SafetyBlock
+
+__all__ = ["AllocationRequest", "AllocationPlan", "ALLOCATION_ACCEPTED", "allocate_cohort"]
+
+# What each /allocate field accepts, in words (``profiles`` as in /recommend_batch).
+ALLOCATION_ACCEPTED = {
+    "budget": "a number >= 0 (US$), or null for no budget limit",
+    "capacity": "an object mapping arm ids of the intervention catalog to whole numbers of "
+                "places >= 0 (0: not offered this cycle)",
+    "confident_only": "true or false",
+}
+
+
+class AllocationRequest(BaseModel):
+    """A cohort to plan, and the money and places available for it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    profiles: list[dict[str, Any]] = Field(
+        min_length=1, max_length=MAX_BATCH_ROWS,
+        description="Up to 10,000 people, each with the fields of a /recommend request body "
+                    "(person_id unique in the cohort). No plan is made while an entry is invalid; "
+                    "every invalid entry is named in the answer.")
+    budget: Annotated[StrictFloat, Field(ge=0, allow_inf_nan=False)] | None = Field(
+        None, description="Money available for the cohort, US$, at the catalog's cost per "
+                          f"person. Accepted: {ALLOCATION_ACCEPTED['budget']}.",
+        examples=[20000.0])
+    capacity: dict[str, Annotated[StrictInt, Field(ge=0)]] = Field(
+        default_factory=dict,
+        description="Places per intervention this cycle, overriding the catalog's; arms not "
+                    f"named keep the catalog's. Accepted: {ALLOCATION_ACCEPTED['capacity']}.",
+        examples=[{"coaching": 10, "peer_group": 20}])
+    confident_only: bool = Field(
+        False, description="Allocate an arm only to people whose interval for it excludes no "
+                           "benefit.")
+
+
+class ArmPlan(BaseModel):
+    arm: str = Field(description="Arm id.")
+    name: str = Field(description="Readable name.")
+    people: int = Field(description="People allocated this arm.")
+    groups: int = Field(description="Groups they form (people, for one-to-one arms).")
+    capacity: int | None = Field(description="Places that were available (null: no limit).")
+    cost_per_person: float = Field(description="US$ per participant (the catalog's).")
+    cost: float = Field(description="What this arm costs for the people allocated, US$.")
+    expected_points_avoided: float = Field(description="EE points this arm is expected to "
+                                           "avoid over its people (a sum of point estimates).")
+
+
+class PersonPlan(BaseModel):
+    request_id: str = Field(description="Id of this line in the audit log.")
+    allocated: str | None = Field(description="The arm this person is given ('none' = usual "
+                                  "care); null for a crisis flag, which gets crisis resources "
+                                  "instead.")
+    recommended: str | None = Field(description="The offered, eligible arm with the best "
+                                    "expected effect for this person if there were no budget "
+                                    "or capacity limit ('none' when no arm is expected to "
+                                    "help); null for a crisis flag.")
+    ee_effect: float | None = Field(description="Expected EE change under the allocated arm "
+                                    "against usual care (0 for usual care; null for a crisis "
+                                    "flag).")
+    ee_lower: float | None = Field(description="Lower bound of the interval of ee_effect.")
+    ee_upper: float | None = Field(description="Upper bound of the interval of ee_effect.")
+    safety: SafetyBlock = Field(description="Safety triage, as in /recommend.")
+
+
+class AllocationPlan(BaseModel):
+    """Who gets which intervention, what it costs and what it is expected to avoid."""
+
+    plan_id: str = Field(description="Id of this plan: the batch_id of its lines in the audit "
+                         "log.")
+    model_version: str = Field(description="Registered model version that estimated effects.")
+    catalog_version: str = Field(description="Intervention catalog version.")
+    status: str = Field(description="'optimal', or why the solver stopped early with the best "
+                        "plan it had found.")
+    budget: float | None = Field(description="The budget planned for (null: no limit).")
+    total_cost: float = Field(description="What the plan costs, US$.")
+    expected_points_avoided: float = Field(description="EE points the plan is expected to "
+                                           "avoid over the cohort (a sum of point estimates).")
+    interval_level: float = Field(description="Coverage of the intervals (0.9 = 90 %).")
+    arms: list[ArmPlan] = Field(description="Per intervention, in catalog order.")
+    assignments: list[PersonPlan] = Field(description="One per profile, in the order sent.")
+    disclaimer: str = Field(description="Decision support, not a diagnosis.")
+
+
+def allocate_cohort(engine, request: AllocationRequest, *, caller_role: str,
+                    time_limit: float) -> dict:
+    """Plan ``request``'s cohort with ``engine``'s model and catalog; record and return the plan.
+
+    Parameters
+    ----------
+    engine : RecommendationEngine
+        The served model, catalog, settings and audit log.
+    request : AllocationRequest
+        Checked as a whole; its profiles are checked here, against the served model.
+    caller_role : str
+        Recorded in the audit log.
+    time_limit : float
+        Seconds the solver may take; the best plan found by then is returned with its status.
+
+    Raises
+    ------
+    InputError
+        An invalid profile, a duplicate person_id or an unusable capacity (each problem names
+        its field), or no plan found in time.
+    AuditUnavailable
+        The audit log cannot be written: nothing is answered.
+    """
+    catalog, config, control = engine.catalog, engine.config, engine.control
+    rows = _checked_cohort(engine, request.profiles)
+    _check_capacity(catalog, request.capacity)
+    triages = [triage(row, config.safety, crisis_risk=bool(row.get("crisis_risk")))
+               for row in rows]
+    planned = [i for i, t in enumerate(triages) if t.rank_interventions]  # crisis: no model
+    arms = [arm for arm in catalog.treatment_arms if arm in engine.modelled]
+    limits = limits_from_catalog(catalog, arms)
+    for arm, places in request.capacity.items():
+        if arm in limits:
+            limits[arm] = replace(limits[arm], capacity=places)
+
+    if planned and arms:
+        lines, allocation = _allocate_planned(engine, rows, planned, arms, limits, request,
+                                              time_limit)
+        status, summary = _status(allocation), allocation.summary
+    else:  # nobody to plan for, or nothing to plan with: everyone ranked gets usual care
+        lines = {i: _usual_care(control) for i in planned}
+        status, summary = "optimal", None
+
+    plan_id = f"plan-{uuid.uuid4().hex}"
+    assignments, records = [], []
+    for i, row in enumerate(rows):
+        line = lines.get(i, {"allocated": None, "recommended": None, "figures": [None] * 3,
+                             "effects": {}})
+        request_id = uuid.uuid4().hex
+        assignments.append({
+            "request_id": request_id, "allocated": line["allocated"],
+            "recommended": line["recommended"],
+            **dict(zip(("ee_effect", "ee_lower", "ee_upper"), line["figures"])),
+            "safety": safety_block(triages[i]),
+        })
+        records.append({
+            "request_id": request_id, "batch_id": plan_id, "model_version": engine.version,
+            "caller_role": caller_role, "person_id": row["person_id"],
+            "safety_level": triages[i].level, "recommended": line["allocated"],
+            "ranking_meaningful": None, "effects": line["effects"],
+        })
+    engine.record(records)
+    arm_plans = _arm_plans(catalog, arms, limits, summary)
+    return {
+        "plan_id": plan_id, "model_version": engine.version,
+        "catalog_version": catalog.version, "status": status,
+        "budget": request.budget,
+        "total_cost": round(sum(a["cost"] for a in arm_plans), 2),
+        "expected_points_avoided": round(sum(a["expected_points_avoided"] for a in arm_plans), 3),
+        "interval_level": round(config.coverage, 6), "arms": arm_plans,
+        "assignments": assignments, "disclaimer": config.disclaimer,
+    }
+
+
+def _allocate_planned(engine, rows, planned, arms, limits, request, time_limit):
+    """Score the rows at ``planned`` once, allocate, and give each its line of the plan."""
+    catalog, control = engine.catalog, engine.control
+    frame = engine.profile_frame(rows, planned)
+    scores = engine.model.score(frame, alpha=engine.config.alpha)
+    effect, lower, upper = (
+        pd.DataFrame({arm: scores[f"{kind}_{arm}"].to_numpy(dtype=float).round(3)
+                      for arm in arms}, index=frame.index)
+        for kind in ("effect", "lower", "upper"))
+    estimated = np.isfinite(effect + lower + upper)  # an arm without an estimate is not given
+    offered = pd.DataFrame([[not rows[i].get("offered") or arm in rows[i]["offered"]
+                             for arm in arms] for i in planned],
+                           index=frame.index, columns=arms)
+    allowed = eligibility_matrix(catalog, frame, arms) & estimated & offered
+    try:
+        allocation = allocate(effect.where(estimated, 0.0), limits, budget=request.budget,
+                              eligible=allowed, upper=upper.where(estimated, 0.0),
+                              confident_only=request.confident_only, control=control,
+                              time_limit=time_limit)
+    except InputError as error:
+        raise InputError(f"no plan was found for this cohort: {error}; nothing was "
+                         "allocated") from None
+    # Without limits: the allowed arm with the best expected effect, if any helps.
+    best = effect.where(allowed, np.inf)
+    recommended = np.where(best.min(axis=1) < 0, best.idxmin(axis=1), control).tolist()
+    figures = np.stack([effect.to_numpy(), lower.to_numpy(), upper.to_numpy()], axis=2).tolist()
+    given = allocation.assignment.tolist()
+    permitted = allowed.to_numpy().tolist()
+    lines = {}
+    for k, i in enumerate(planned):
+        line = _usual_care(control)
+        line["recommended"] = str(recommended[k])
+        line["effects"].update({arm: figures[k][j] for j, arm in enumerate(arms)
+                                if permitted[k][j]})
+        if given[k] != control:
+            line["allocated"] = given[k]
+            line["figures"] = figures[k][arms.index(given[k])]
+        lines[i] = line
+    return lines, allocation
+
+
+def _usual_care(control: str) -> dict:
+    # A line of the plan: usual care has no effect against itself.
+    return {"allocated": control, "recommended": control, "figures": [0.0] * 3,
+            "effects": {control: [0.0, 0.0, 0.0]}}
+
+
+def _checked_cohort(engine, raws: Sequence) -> list[dict]:
+    # A plan is for the whole cohort: leaving out an invalid entry would silently give its
+    # places to others, so no plan is made until every entry is valid.
+    rows, _, errors = engine.check_rows(raws)
+    problems = [problem for error in errors for problem in error["problems"]]
+    seen: dict[str, int] = {}
+    if not errors:
+        for i, row in enumerate(rows):
+            first = seen.setdefault(row["person_id"], i)
+            if first != i:
+                problems.append({"field": f"profiles[{i}].person_id", "value": row["person_id"],
+                                 "accepted": f"a person_id no other entry has (profiles[{first}] "
+                                             "has this one)",
+                                 "message": "duplicate person_id"})
+    if problems:
+        bad = len(errors) or len(problems)
+        raise InputError(f"{bad} of {len(raws):,} profiles are not accepted, so no plan was "
+                         f"made; first: {problems[0]['field']}: {problems[0]['accepted']}",
+                         problems=problems)
+    return rows
+
+
+def _check_capacity(catalog, capacity: Mapping[str, int]) -> None:
+    problems = []
+    for arm, places in capacity.items():
+        if arm not in catalog.treatment_arms:
+            problems.append({"field": f"capacity.{arm}", "value": places,
+                             "accepted": f"an intervention of catalog {catalog.version}: "
+                                         + ", ".join(catalog.treatment_arms),
+                             "message": "unknown intervention"})
+            continue
+        smallest = catalog.arm(arm).group_min
+        if 0 < places < smallest:
+            # No group can be formed: almost surely a mistake, not a way to close the arm.
+            problems.append({"field": f"capacity.{arm}", "value": places,
+                             "accepted": f"0 (not offered) or at least {smallest}, the smallest "
+                                         f"group {arm} runs with",
+                             "message": "too few places for one group"})
+    if problems:
+        raise InputError(f"{problems[0]['field']}: {problems[0]['value']!r} is not accepted; "
+                         f"accepted: {problems[0]['accepted']}", problems=problems)
+
+
+def _status(allocation) -> str:
+    if allocation.status == "optimal":
+        return "optimal"
+    return (f"{allocation.status}; the best plan found is within {allocation.gap:.1%} of the "
+            "best possible")
+
+
+def _arm_plans(catalog, arms, limits, summary: pd.DataFrame | None) -> list[dict]:
+    plans = []
+    for arm in arms:
+        counts = summary.loc[arm] if summary is not None else None
+        people = 0 if counts is None else int(counts["people"])
+        cost_per_person = float(limits[arm].cost_per_person)
+        plans.append({
+            "arm": arm, "name": catalog.arm(arm).name, "people": people,
+            "groups": 0 if counts is None else int(counts["groups"]),
+            "capacity": limits[arm].capacity, "cost_per_person": cost_per_person,
+            "cost": round(people * cost_per_person, 2),
+            "expected_points_avoided": 0.0 if counts is None
+            else round(float(counts["expected_points_avoided"]), 3),
+        })
+    return plans
