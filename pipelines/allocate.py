@@ -10,7 +10,7 @@ same rules as the service (``configs/serve.yaml``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -131,13 +131,7 @@ def plan_cohort(
 
     effects = scored[[f"effect_{a}" for a in arms]].set_axis(arms, axis=1)
     upper = scored[[f"upper_{a}" for a in arms]].set_axis(arms, axis=1)
-    limits = limits_from_catalog(catalog, arms)
-    for arm, places in (capacity or {}).items():
-        if places < 0 or places != int(places):
-            raise InputError(f"capacity for {arm}: {places:g} (accepted: a whole number >= 0)")
-        limits[arm] = replace(limits[arm], capacity=int(places))
-    for arm, dollars in (cost or {}).items():
-        limits[arm] = replace(limits[arm], cost_per_person=float(dollars))
+    limits = limits_from_catalog(catalog, arms, capacity=capacity, cost=cost)
     allocation = allocate(effects, limits, budget=budget, eligible=eligibility_matrix(catalog, frame, arms),
                           upper=upper, confident_only=confident_only, control=catalog.control,
                           time_limit=time_limit)

@@ -149,3 +149,35 @@ def test_catalog_limits_and_eligibility():
     for i, row in profiles.iterrows():
         expected = set(catalog.eligible_arms(row.to_dict())) - {catalog.control}
         assert set(matrix.columns[matrix.loc[i]]) == expected
+
+
+def test_this_cycles_overrides_replace_the_catalogs_limits():
+    from recommender.catalog import load_catalog
+
+    catalog = load_catalog()
+    limits = limits_from_catalog(catalog, ["coaching", "peer_group"],
+                                 capacity={"coaching": 12, "peer_group": 0, "mindfulness": 5},
+                                 cost={"coaching": 900.0})
+    assert set(limits) == {"coaching", "peer_group"}  # mindfulness is checked, not planned
+    assert limits["coaching"].capacity == 12 and limits["coaching"].cost_per_person == 900.0
+    assert limits["peer_group"].capacity == 0  # closed this cycle
+    assert limits["peer_group"].cost_per_person == catalog.arm("peer_group").cost_per_person
+
+
+@pytest.mark.parametrize("overrides, field, accepted", [
+    ({"capacity": {"yoga": 3}}, "capacity.yoga", "an intervention of catalog"),
+    ({"capacity": {"none": 3}}, "capacity.none", "coaching"),
+    ({"capacity": {"coaching": 2.5}}, "capacity.coaching", "a whole number of places >= 0"),
+    ({"capacity": {"coaching": -1}}, "capacity.coaching", "a whole number of places >= 0"),
+    ({"capacity": {"peer_group": 3}}, "capacity.peer_group", "at least 6"),
+    ({"cost": {"coaching": -5.0}}, "cost.coaching", "a number of US$ per person >= 0"),
+    ({"cost": {"coaching": float("nan")}}, "cost.coaching", "a number of US$ per person >= 0"),
+])
+def test_bad_overrides_are_refused_naming_the_field(overrides, field, accepted):
+    from recommender.catalog import load_catalog
+
+    with pytest.raises(InputError) as refused:
+        limits_from_catalog(load_catalog(), **overrides)
+    assert str(refused.value).startswith(f"{field}: ")
+    assert [p["field"] for p in refused.value.problems] == [field]
+    assert accepted in refused.value.problems[0]["accepted"]

@@ -18,7 +18,7 @@ given an arm whose interval does not exclude "no benefit".
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -88,10 +88,28 @@ class Allocation:
         }
 
 
-def limits_from_catalog(catalog, arms=None) -> dict[str, ArmLimits]:
-    """The catalog's default cost, capacity and group sizes for each (non-control) arm."""
+def limits_from_catalog(catalog, arms=None, *, capacity: Mapping[str, float] | None = None,
+                        cost: Mapping[str, float] | None = None) -> dict[str, ArmLimits]:
+    """Each (non-control) arm's cost, capacity and group sizes: the catalog's, or this cycle's.
+
+    Parameters
+    ----------
+    catalog : Catalog
+    arms : sequence of str, optional
+        The arms to plan with (default: every treatment arm of the catalog).
+    capacity, cost : mapping of arm to number, optional
+        This cycle's places and US$ per person, overriding the catalog's (an override of an
+        arm of the catalog outside ``arms`` is checked, then has nothing to apply to).
+
+    Raises
+    ------
+    InputError
+        Naming every bad override (``capacity.<arm>``, ``cost.<arm>``): an arm the catalog does
+        not offer, a capacity that is not a whole number >= 0 or cannot hold one group (0
+        closes the arm), a cost that is not a finite number >= 0.
+    """
     arms = catalog.treatment_arms if arms is None else arms
-    return {
+    limits = {
         arm: ArmLimits(
             cost_per_person=float(catalog.arm(arm).cost_per_person),
             capacity=catalog.arm(arm).capacity,
@@ -100,6 +118,38 @@ def limits_from_catalog(catalog, arms=None) -> dict[str, ArmLimits]:
         )
         for arm in arms
     }
+    problems = []
+
+    def refuse(field, value, accepted, message):
+        problems.append({"field": field, "value": value, "accepted": accepted,
+                         "message": message})
+
+    for kind, overrides in (("capacity", capacity or {}), ("cost", cost or {})):
+        for arm, value in overrides.items():
+            field = f"{kind}.{arm}"
+            if arm not in catalog.treatment_arms:
+                refuse(field, value, f"an intervention of catalog {catalog.version}: "
+                       + ", ".join(catalog.treatment_arms), "unknown intervention")
+            elif kind == "capacity" and (isinstance(value, bool) or not np.isfinite(value)
+                                         or value < 0 or value != int(value)):
+                refuse(field, value, "a whole number of places >= 0 (0: not offered this "
+                       "cycle)", "not a whole number >= 0")
+            elif kind == "capacity" and 0 < value < catalog.arm(arm).group_min:
+                # No group can be formed: almost surely a mistake, not a way to close the arm.
+                refuse(field, value, f"0 (not offered) or at least {catalog.arm(arm).group_min}"
+                       f", the smallest group {arm} runs with", "too few places for one group")
+            elif kind == "cost" and (isinstance(value, bool) or not np.isfinite(value)
+                                     or value < 0):
+                refuse(field, value, "a number of US$ per person >= 0", "not a number >= 0")
+            elif arm in limits:
+                change = ({"capacity": int(value)} if kind == "capacity"
+                          else {"cost_per_person": float(value)})
+                limits[arm] = replace(limits[arm], **change)
+    if problems:
+        first = problems[0]
+        raise InputError(f"{first['field']}: {first['value']!r} is not accepted; accepted: "
+                         f"{first['accepted']}", problems=problems)
+    return limits
 
 
 def eligibility_matrix(catalog, profiles: pd.DataFrame, arms=None) -> pd.DataFrame:

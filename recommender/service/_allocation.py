@@ -12,8 +12,7 @@ the plan is returned.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import numpy as np
@@ -133,15 +132,11 @@ def allocate_cohort(engine, request: AllocationRequest, *, caller_role: str,
     """
     catalog, config, control = engine.catalog, engine.config, engine.control
     rows = _checked_cohort(engine, request.profiles)
-    _check_capacity(catalog, request.capacity)
+    arms = [arm for arm in catalog.treatment_arms if arm in engine.modelled]
+    limits = limits_from_catalog(catalog, arms, capacity=request.capacity)
     triages = [triage(row, config.safety, crisis_risk=bool(row.get("crisis_risk")))
                for row in rows]
     planned = [i for i, t in enumerate(triages) if t.rank_interventions]  # crisis: no model
-    arms = [arm for arm in catalog.treatment_arms if arm in engine.modelled]
-    limits = limits_from_catalog(catalog, arms)
-    for arm, places in request.capacity.items():
-        if arm in limits:
-            limits[arm] = replace(limits[arm], capacity=places)
 
     if planned and arms:
         lines, allocation = _allocate_planned(engine, rows, planned, arms, limits, request,
@@ -249,27 +244,6 @@ def _checked_cohort(engine, raws: Sequence) -> list[dict]:
                          f"made; first: {problems[0]['field']}: {problems[0]['accepted']}",
                          problems=problems)
     return rows
-
-
-def _check_capacity(catalog, capacity: Mapping[str, int]) -> None:
-    problems = []
-    for arm, places in capacity.items():
-        if arm not in catalog.treatment_arms:
-            problems.append({"field": f"capacity.{arm}", "value": places,
-                             "accepted": f"an intervention of catalog {catalog.version}: "
-                                         + ", ".join(catalog.treatment_arms),
-                             "message": "unknown intervention"})
-            continue
-        smallest = catalog.arm(arm).group_min
-        if 0 < places < smallest:
-            # No group can be formed: almost surely a mistake, not a way to close the arm.
-            problems.append({"field": f"capacity.{arm}", "value": places,
-                             "accepted": f"0 (not offered) or at least {smallest}, the smallest "
-                                         f"group {arm} runs with",
-                             "message": "too few places for one group"})
-    if problems:
-        raise InputError(f"{problems[0]['field']}: {problems[0]['value']!r} is not accepted; "
-                         f"accepted: {problems[0]['accepted']}", problems=problems)
 
 
 def _status(allocation) -> str:
