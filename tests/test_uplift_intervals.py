@@ -60,3 +60,14 @@ def test_bootstrap_scale_widens_the_bare_jackknife(fitted, fresh):
     lo_c, hi_c = fitted.predict_interval(X)
     assert ((hi_c - lo_c).to_numpy() >= (hi - lo).to_numpy() - 1e-12).all()
     np.testing.assert_allclose(bare.predict_effect(X), fitted.predict_effect(X))
+
+
+def test_one_scale_for_every_arm_bounded_by_the_pooled_ratio(fitted):
+    scale = fitted.interval_scale_
+    pooled = fitted.interval_calibration_["pooled_ratio"]
+    ratios = (fitted.interval_calibration_["bootstrap_mse"]
+              / fitted.interval_calibration_["bootstrap_jackknife_variance"])
+    assert np.allclose(scale, scale[0])
+    # the largest arm's ratio, never below the pooled one nor above twice it, and at least 1
+    assert scale[0] == pytest.approx(max(min(max(ratios.max(), pooled), 2 * pooled), 1.0))
+

@@ -107,3 +107,9 @@ def test_never_tried_for_outcomes_that_are_not_all_positive():
     with pytest.raises(InputError, match=refused):
         UpliftModel(learner="t", n_folds=3, outcome_candidates=(LogLinearSpec(),)).fit(
             X, t, y, propensity=p)
+
+
+def test_refused_as_a_final_stage_whose_targets_are_signed():
+    X, t, y, p, _ = make_uplift_cohort(600, arms=("none", "coaching"), seed=6)
+    with pytest.raises(InputError, match=r"final_candidates with \['log-linear.*outcome model"):
+        UpliftModel(learner="dr", final_candidates=(LogLinearSpec(),)).fit(X, t, y)

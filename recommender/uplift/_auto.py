@@ -90,6 +90,7 @@ def select_learner(nuisance, learners, final_candidates, ensemble_size=3,
         constant = len(fitted) - 1
     squared = np.stack([(pseudo - learner.oof) ** 2 for learner in fitted])  # (C, n, arms)
     losses = squared.mean(axis=1)  # (C, arms)
+    losses[~np.isfinite(losses)] = np.inf  # a candidate that failed must never be chosen
     ranked = np.argsort(losses, axis=0, kind="stable")  # (C, arms), best first
     best = ranked[0]
     n = squared.shape[1]
@@ -139,5 +140,7 @@ def select_learner(nuisance, learners, final_candidates, ensemble_size=3,
 
 def _clearly_worse(candidate: np.ndarray, best: np.ndarray) -> bool:
     difference = candidate - best
+    if not np.isfinite(difference.mean()):
+        return True
     return difference.mean() > ENSEMBLE_Z * difference.std(ddof=1) / np.sqrt(len(difference))
 

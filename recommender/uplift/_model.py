@@ -52,6 +52,11 @@ def _check_parameters(model: "UpliftModel") -> None:
             "None (always personalize) or a number >= 0")
     require("n_jobs", isinstance(model.n_jobs, Integral) and model.n_jobs >= 1,
             "a positive integer")
+    signed = [spec.label for spec in (model.final_candidates or ())
+              if getattr(spec, "outcome_only", False)]
+    if signed:
+        problems.append(f"final_candidates with {signed} (an outcome model only: the final stage "
+                        "fits effects, which can be negative; accepted: GBMSpec, RidgeSpec)")
     if problems:
         raise InputError("invalid UpliftModel parameters: " + "; ".join(problems))
 
@@ -124,7 +129,8 @@ class UpliftModel(BaseEstimator):
     propensity_source_ : str
         "design shares", "given" or "estimated".
     interval_scale_ : ndarray
-        Per-arm factor (>= 1) on the jackknife variance found by the parametric bootstrap.
+        Factor (>= 1, the same for every arm) on the jackknife variance, found by the
+        parametric bootstrap (see ``_intervals``).
     variance_floor_ : ndarray
         Per-arm sampling variance of the doubly robust average effect; no interval is
         narrower than this.

@@ -41,7 +41,13 @@ class TrainingMatrix:
         return len(self.M)
 
     def lightgbm(self, rows: np.ndarray, label, weight, params: dict) -> lgb.Dataset:
-        """A constructed LightGBM dataset of ``rows`` (sorted indices) with label and weight."""
+        """A constructed LightGBM dataset of ``rows`` with their label and weight.
+
+        ``rows`` must be increasing: LightGBM sorts a subset's rows, while the label and weight
+        are set in the order given.
+        """
+        if len(rows) > 1 and not np.all(np.diff(rows) > 0):
+            raise ValueError("TrainingMatrix.lightgbm needs increasing row indices")
         key = tuple(sorted(params.items()))
         binned = self._binned.get(key)
         if binned is None:
@@ -56,6 +62,15 @@ class TrainingMatrix:
         return subset
 
 
+# LightGBM parameters fixed when a Dataset is binned (a booster may not differ from its Dataset)
+_DATASET_PARAMETERS = frozenset({
+    "max_bin", "max_bin_by_feature", "min_data_in_bin", "bin_construct_sample_cnt",
+    "data_random_seed", "use_missing", "zero_as_missing", "feature_pre_filter", "linear_tree",
+    "enable_bundle", "is_enable_sparse", "forcedbins_filename", "pre_partition",
+    "precise_float_parser",
+})
+
+
 @dataclass(frozen=True)
 class GBMSpec:
     """LightGBM settings; ``max_rounds`` is an upper bound, early stopping picks the rounds."""
@@ -67,7 +82,13 @@ class GBMSpec:
     patience: int = 20
     lambda_l2: float = 1.0
     max_bin: int = 63  # coarser histograms: faster, and noise-level outcomes lose nothing
-    extra: tuple = ()
+    extra: tuple = ()  # further LightGBM parameters, as (name, value) pairs
+
+    def __post_init__(self):
+        # pairs of a mapping or of YAML lists become hashable tuples: specs are dict keys
+        pairs = self.extra.items() if isinstance(self.extra, dict) else self.extra
+        object.__setattr__(self, "extra", tuple(
+            (str(k), tuple(v) if isinstance(v, list) else v) for k, v in pairs))
 
     @staticmethod
     def accepts(y: np.ndarray) -> bool:
@@ -103,7 +124,7 @@ class GBMSpec:
     def dataset_params(self) -> dict:
         """The settings that decide the binning (shared by every spec with the same ones)."""
         params = {"max_bin": self.max_bin, "feature_pre_filter": False, "verbose": -1}
-        params.update({k: v for k, v in self.extra if k in ("linear_tree",)})
+        params.update({k: v for k, v in self.extra if k in _DATASET_PARAMETERS})
         return params
 
     def fit(self, matrix, rows, y, weight, *, seed, n_jobs, rounds=None, valid=None):
@@ -218,6 +239,15 @@ class LinearDesign:
 
 
 class RidgeModel:
+    def __setstate__(self, state):
+        # A model pickled before LinearDesign (commit 04da51e) kept the design's parts itself.
+        if "design" not in state:
+            design = LinearDesign.__new__(LinearDesign)
+            for key in ("p", "categorical", "levels", "means", "scales", "groups"):
+                setattr(design, key, state.pop(key))
+            state["design"] = design
+        self.__dict__.update(state)
+
     @classmethod
     def fit(cls, M, y, weight, categorical, alpha):
         self = cls()
@@ -261,6 +291,8 @@ class LogLinearSpec:
     @staticmethod
     def accepts(y: np.ndarray) -> bool:
         return bool(len(y)) and bool(np.all(y > 0))
+
+    outcome_only = True  # effects and pseudo-outcomes are signed: no log link for them
 
     def fit(self, matrix, rows, y, weight, *, seed, n_jobs, rounds=None, valid=None):
         return LogLinearModel.fit(matrix.M[rows], y, weight, matrix.categorical,
