@@ -7,7 +7,7 @@ found and what would be accepted. The CLI turns it into exit code 2, the service
 
 from __future__ import annotations
 
-__all__ = ["InputError"]
+__all__ = ["InputError", "PlanTimeout"]
 
 
 class InputError(ValueError):
@@ -25,3 +25,12 @@ class InputError(ValueError):
     def __init__(self, message: str, problems: list | None = None):
         super().__init__(message)
         self.problems = list(problems or [])
+
+
+class PlanTimeout(RuntimeError):
+    """The allocation solver ran out of time before it found any plan.
+
+    Not the input's fault: a plan giving everyone usual care always satisfies the constraints,
+    the solver just did not reach one in the time it had. Retrying with more time (or a smaller
+    cohort) can succeed, so callers answer it as a temporary failure, not as bad input.
+    """

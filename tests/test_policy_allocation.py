@@ -172,6 +172,19 @@ def test_this_cycles_overrides_replace_the_catalogs_limits():
     ({"capacity": {"peer_group": 3}}, "capacity.peer_group", "at least 6"),
     ({"cost": {"coaching": -5.0}}, "cost.coaching", "a number of US$ per person >= 0"),
     ({"cost": {"coaching": float("nan")}}, "cost.coaching", "a number of US$ per person >= 0"),
+    # Whatever a caller passes is refused with its field, never a crash (numpy cannot take
+    # an int beyond 64 bits, float() an int beyond 1e308).
+    ({"capacity": {"coaching": "10"}}, "capacity.coaching", "a whole number of places >= 0"),
+    ({"capacity": {"coaching": None}}, "capacity.coaching", "a whole number of places >= 0"),
+    ({"capacity": {"coaching": True}}, "capacity.coaching", "a whole number of places >= 0"),
+    ({"capacity": {"coaching": [3]}}, "capacity.coaching", "a whole number of places >= 0"),
+    ({"capacity": {"coaching": float("inf")}}, "capacity.coaching", "a whole number of places"),
+    ({"capacity": {"coaching": float("nan")}}, "capacity.coaching", "a whole number of places"),
+    ({"capacity": {"coaching": -10**30}}, "capacity.coaching", "a whole number of places >= 0"),
+    ({"cost": {"coaching": "900"}}, "cost.coaching", "a number of US$ per person >= 0"),
+    ({"cost": {"coaching": False}}, "cost.coaching", "a number of US$ per person >= 0"),
+    ({"cost": {"coaching": 10**400}}, "cost.coaching", "a number of US$ per person >= 0"),
+    ({"cost": {"coaching": -10**5000}}, "cost.coaching", "a number of US$ per person >= 0"),
 ])
 def test_bad_overrides_are_refused_naming_the_field(overrides, field, accepted):
     from recommender.catalog import load_catalog
@@ -181,3 +194,43 @@ def test_bad_overrides_are_refused_naming_the_field(overrides, field, accepted):
     assert str(refused.value).startswith(f"{field}: ")
     assert [p["field"] for p in refused.value.problems] == [field]
     assert accepted in refused.value.problems[0]["accepted"]
+
+
+@pytest.mark.parametrize("places", [10**30, 2**64, 10**400, 1e300, np.int64(2**62), 12.0],
+                         ids=["1e30", "2**64", "10**400", "1e300", "int64", "12.0"])
+def test_any_whole_number_of_places_is_a_capacity_and_the_plan_is_made(places):
+    from recommender.catalog import load_catalog
+
+    limits = limits_from_catalog(load_catalog(), ["coaching"], capacity={"coaching": places})
+    assert limits["coaching"].capacity == int(places)
+    effects = pd.DataFrame({"coaching": [-3.0, -1.0]}, index=["p1", "p2"])
+    result = allocate(effects, limits)
+    assert result.assignment.tolist() == ["coaching", "coaching"]
+
+
+def _no_plan_in_time(monkeypatch, status, message):
+    import scipy.optimize
+    from scipy.optimize import OptimizeResult
+
+    def stopped(*args, **kwargs):  # HiGHS's answer when it stops before any plan
+        return OptimizeResult(x=None, status=status, message=message, success=False,
+                              fun=None, mip_gap=None)
+
+    monkeypatch.setattr(scipy.optimize, "milp", stopped)
+
+
+def test_a_solver_out_of_time_without_a_plan_is_a_timeout_not_bad_input(monkeypatch):
+    from recommender.errors import PlanTimeout
+
+    _no_plan_in_time(monkeypatch, 1, "Time limit reached. (HiGHS Status 13: ...)")
+    effects = pd.DataFrame({"coaching": [-3.0, -1.0]}, index=["p1", "p2"])
+    with pytest.raises(PlanTimeout, match="ran out of time") as stopped:
+        allocate(effects, {"coaching": ArmLimits(100)}, time_limit=0.5)
+    assert not isinstance(stopped.value, InputError)
+
+
+def test_constraints_the_solver_proves_unsatisfiable_are_still_bad_input(monkeypatch):
+    _no_plan_in_time(monkeypatch, 2, "The problem is infeasible.")
+    effects = pd.DataFrame({"coaching": [-3.0]}, index=["p1"])
+    with pytest.raises(InputError, match="no allocation satisfies the constraints"):
+        allocate(effects, {"coaching": ArmLimits(100)})

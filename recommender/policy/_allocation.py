@@ -17,13 +17,15 @@ given an arm whose interval does not exclude "no benefit".
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
-from recommender.errors import InputError
+from recommender.errors import InputError, PlanTimeout
 
 __all__ = ["ArmLimits", "Allocation", "allocate", "limits_from_catalog", "eligibility_matrix"]
 
@@ -127,29 +129,73 @@ def limits_from_catalog(catalog, arms=None, *, capacity: Mapping[str, float] | N
     for kind, overrides in (("capacity", capacity or {}), ("cost", cost or {})):
         for arm, value in overrides.items():
             field = f"{kind}.{arm}"
+            shown = _shown(value)
             if arm not in catalog.treatment_arms:
-                refuse(field, value, f"an intervention of catalog {catalog.version}: "
+                refuse(field, shown, f"an intervention of catalog {catalog.version}: "
                        + ", ".join(catalog.treatment_arms), "unknown intervention")
-            elif kind == "capacity" and (isinstance(value, bool) or not np.isfinite(value)
-                                         or value < 0 or value != int(value)):
-                refuse(field, value, "a whole number of places >= 0 (0: not offered this "
+            elif kind == "capacity" and (places := _whole(value)) is None:
+                refuse(field, shown, "a whole number of places >= 0 (0: not offered this "
                        "cycle)", "not a whole number >= 0")
-            elif kind == "capacity" and 0 < value < catalog.arm(arm).group_min:
+            elif kind == "capacity" and 0 < places < catalog.arm(arm).group_min:
                 # No group can be formed: almost surely a mistake, not a way to close the arm.
-                refuse(field, value, f"0 (not offered) or at least {catalog.arm(arm).group_min}"
+                refuse(field, shown, f"0 (not offered) or at least {catalog.arm(arm).group_min}"
                        f", the smallest group {arm} runs with", "too few places for one group")
-            elif kind == "cost" and (isinstance(value, bool) or not np.isfinite(value)
-                                     or value < 0):
-                refuse(field, value, "a number of US$ per person >= 0", "not a number >= 0")
+            elif kind == "cost" and (price := _money(value)) is None:
+                refuse(field, shown, "a number of US$ per person >= 0", "not a number >= 0")
             elif arm in limits:
-                change = ({"capacity": int(value)} if kind == "capacity"
-                          else {"cost_per_person": float(value)})
+                change = ({"capacity": places} if kind == "capacity"
+                          else {"cost_per_person": price})
                 limits[arm] = replace(limits[arm], **change)
     if problems:
         first = problems[0]
         raise InputError(f"{first['field']}: {first['value']!r} is not accepted; accepted: "
                          f"{first['accepted']}", problems=problems)
     return limits
+
+
+def _whole(value) -> int | None:
+    """``value`` as a whole number >= 0, or None when it is not one (never raises).
+
+    Any size of integer is a whole number (a capacity of 10**30 is "no limit in practice"); so
+    is a float with no fraction. A bool, a string or anything else is not a number here.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    if isinstance(value, numbers.Integral):
+        places = int(value)
+    else:
+        try:
+            number = float(value)
+        except (OverflowError, ValueError, TypeError):
+            return None
+        if not math.isfinite(number) or not number.is_integer():
+            return None
+        places = int(number)
+    return places if places >= 0 else None
+
+
+def _money(value) -> float | None:
+    """``value`` as a finite float >= 0, or None when it is not one (never raises)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    try:
+        number = float(value)
+    except (OverflowError, ValueError, TypeError):  # e.g. an int beyond any float
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
+
+
+def _shown(value):
+    # A refused value as the problem shows it: a huge int or text cut short (repr of an int
+    # of more than 4,300 digits would itself raise).
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        if abs(int(value)) >= 10**15:
+            digits = len(str(int(value))) if abs(int(value)) < 10**4000 else "4,000+"
+            return f"an integer of {digits} digits"
+        return value
+    if isinstance(value, str) and len(value) > 120:
+        return value[:120] + "..."
+    return value
 
 
 def eligibility_matrix(catalog, profiles: pd.DataFrame, arms=None) -> pd.DataFrame:
@@ -214,6 +260,14 @@ def allocate(
     -------
     Allocation
 
+    Raises
+    ------
+    InputError
+        Bad effects, limits or budget (each named), or constraints no allocation satisfies.
+    PlanTimeout
+        The solver reached ``time_limit`` before finding any allocation (not the input's
+        fault: giving everyone usual care always fits; retry with more time or fewer people).
+
     Examples
     --------
     >>> effects = pd.DataFrame({"coaching": [-6.0, -1.0, -4.0], "mindfulness": [-2.0, -3.0, -1.0]},
@@ -243,7 +297,9 @@ def allocate(
     upper_b.append(np.ones(n))
     # per-arm counts: capacity, and group-size windows tied to the number of groups
     count = coo_matrix((np.ones(m), (arm_of, np.arange(m))), shape=(k, n_vars)).tocsr()
-    capacity = np.array([np.inf if limits[a].capacity is None else float(limits[a].capacity) for a in arms])
+    # No arm can take more than the cohort: capping there keeps any capacity (10**400) a float.
+    capacity = np.array([np.inf if limits[a].capacity is None else float(min(limits[a].capacity, n))
+                         for a in arms])
     rows.append(count)
     lower.append(np.zeros(k))
     upper_b.append(capacity)
@@ -276,6 +332,9 @@ def allocate(
         options={"time_limit": float(time_limit), "mip_rel_gap": 1e-6, "disp": False},
     )
     if result.x is None:
+        if result.status == 1:  # time (or iteration) limit before any plan was found
+            raise PlanTimeout(f"the solver ran out of time ({float(time_limit):g} s) before it "
+                              f"found any plan ({result.message})")
         raise InputError(f"no allocation satisfies the constraints ({result.message})")
     chosen = result.x[:m] > 0.5
     assigned = np.full(n, control, dtype=object)
@@ -320,13 +379,13 @@ def _check(effects, limits, budget, eligible, upper, confident_only):
     problems = []
     for arm in arms:
         lim = limits[arm]
-        if not (np.isfinite(lim.cost_per_person) and lim.cost_per_person >= 0):
+        if _money(lim.cost_per_person) is None:
             problems.append(f"{arm}.cost_per_person={lim.cost_per_person!r} (accepted: a number >= 0)")
-        if lim.capacity is not None and (int(lim.capacity) != lim.capacity or lim.capacity < 0):
+        if lim.capacity is not None and _whole(lim.capacity) is None:
             problems.append(f"{arm}.capacity={lim.capacity!r} (accepted: a whole number >= 0, or None)")
         if not (1 <= lim.group_min <= lim.group_max):
             problems.append(f"{arm}.group_min/group_max={lim.group_min}/{lim.group_max} (accepted: 1 <= min <= max)")
-    if budget is not None and not (np.isfinite(budget) and budget >= 0):
+    if budget is not None and _money(budget) is None:
         problems.append(f"budget={budget!r} (accepted: a number >= 0, or None)")
     values = effects.to_numpy(dtype=float)
     if not np.isfinite(values).all():
