@@ -116,6 +116,12 @@ def test_a_cohort_of_crisis_flags_only_is_answered_without_the_model(asgi_client
     ({"capacity": {"coaching": -1}}, 422, "capacity.coaching", "whole numbers of places >= 0"),
     ({"capacity": {"coaching": 2.5}}, 422, "capacity.coaching", "whole numbers of places >= 0"),
     ({"capacity": {"peer_group": 3}}, 422, "capacity.peer_group", "at least 6"),
+    # Too big for numpy once (a 500); now beyond the stated bound.
+    ({"capacity": {"coaching": 10**30}}, 422, "capacity.coaching", "at most 1,000,000"),
+    ({"capacity": {"coaching": 2**64}}, 422, "capacity.coaching", "at most 1,000,000"),
+    ({"capacity": {"coaching": 1_000_001}}, 422, "capacity.coaching", "at most 1,000,000"),
+    ({"confident_only": "yes"}, 422, "confident_only", "true or false"),
+    ({"confident_only": 1}, 422, "confident_only", "true or false"),
     ({"cost": {"coaching": 900}}, 422, "cost", "no such field; known fields: profiles, budget"),
     ({"profiles": []}, 422, "profiles", "a list of 1 to 10,000 profile objects"),
 ])
@@ -142,13 +148,32 @@ def test_no_plan_while_an_entry_is_invalid_and_every_bad_entry_is_named(asgi_cli
     assert linear_model.calls == []
 
 
+def test_a_duplicate_person_id_is_named_with_the_other_invalid_entries(asgi_client,
+                                                                      linear_model):
+    rows = cohort({}, {"age": 5}, {}) + [profile(person_id="p0")]
+    response = plan(asgi_client, profiles=rows)
+    assert response.status_code == 422
+    assert "2 of 4 profiles are not accepted" in response.json()["error"]
+    problems = response.json()["problems"]
+    assert [p["field"] for p in problems] == ["profiles[1].age", "profiles[3].person_id"]
+    assert problems[1]["message"] == "duplicate person_id"
+    assert linear_model.calls == []
+
+
+def test_the_largest_capacity_stated_is_accepted(asgi_client):
+    response = plan(asgi_client, profiles=cohort({"ee": 40}), capacity={"coaching": 1_000_000})
+    assert response.status_code == 200, response.text
+    assert {a["arm"]: a["capacity"] for a in response.json()["arms"]}["coaching"] == 1_000_000
+
+
 def test_a_plan_the_solver_cannot_find_is_a_clear_422_and_nothing_is_logged(asgi_client,
                                                                             monkeypatch):
     from recommender.errors import InputError
     from recommender.service import _allocation
 
     def no_plan(*args, **kwargs):
-        raise InputError("no allocation satisfies the constraints (Time limit reached)")
+        raise InputError("no allocation satisfies the constraints (The problem is "
+                         "infeasible.)")
 
     monkeypatch.setattr(_allocation, "allocate", no_plan)
     response = plan(asgi_client, profiles=cohort({}))
@@ -157,6 +182,45 @@ def test_a_plan_the_solver_cannot_find_is_a_clear_422_and_nothing_is_logged(asgi
     assert "nothing was allocated" in response.json()["error"]
     export = asgi_client.get("/audit/export", headers=auth("auditor"))
     assert export.text.strip().count("\n") == 0  # the header only
+
+
+def test_a_solver_out_of_time_before_any_plan_is_a_503_to_retry_and_nothing_is_logged(
+        asgi_client, monkeypatch):
+    # Usual care for everyone always fits the constraints: running out of time is not the
+    # caller's fault. HiGHS's answer when it stops before any plan is stood in for, so the
+    # test does not depend on how fast this machine is.
+    import scipy.optimize
+    from scipy.optimize import OptimizeResult
+
+    def out_of_time(*args, **kwargs):
+        return OptimizeResult(x=None, status=1, success=False, fun=None, mip_gap=None,
+                              message="Time limit reached. (HiGHS Status 13: msg)")
+
+    monkeypatch.setattr(scipy.optimize, "milp", out_of_time)
+    response = plan(asgi_client, profiles=cohort({"ee": 30}, {"ee": 20}))
+    assert response.status_code == 503, response.text
+    error = response.json()["error"]
+    assert "ran out of time" in error and "retry" in error and "split the cohort" in error
+    assert response.json()["problems"] == []
+    export = asgi_client.get("/audit/export", headers=auth("auditor"))
+    assert export.text.strip().count("\n") == 0  # the header only
+
+
+def test_an_audit_log_that_cannot_be_written_is_a_503_and_no_plan(asgi_client, monkeypatch):
+    from recommender.service._audit import AuditLog
+
+    def unwritable(self, records):
+        raise OSError("disk full")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(AuditLog, "append", unwritable)
+        response = plan(asgi_client, profiles=cohort({"ee": 30}, {"crisis_risk": True}))
+    assert response.status_code == 503, response.text
+    assert "audit log could not be written" in response.json()["error"]
+    assert "nothing was answered" in response.json()["error"]
+    assert "plan_id" not in response.json() and "assignments" not in response.json()
+    export = asgi_client.get("/audit/export", headers=auth("auditor"))
+    assert export.status_code == 200 and export.text.strip().count("\n") == 0
 
 
 def test_every_person_of_a_plan_is_audited_with_a_hashed_id(asgi_client):

@@ -171,3 +171,78 @@ def test_a_model_trained_with_extra_features_is_served_and_answers(
     unseen = asgi_client.post("/recommend", json=extra(unit="er"), headers=auth("program"))
     assert unseen.status_code == 422
     assert problems_of(unseen)["unit"]["accepted"].startswith("one of clinic, icu, ward")
+
+
+# -- a crisis flag never reaches the model, so it never needs the model's inputs ----------------
+
+@pytest.mark.parametrize("body", [
+    profile(crisis_risk=True),  # no extra feature at all
+    profile(crisis_risk=True, unit="icu"),  # some of them
+    extra(crisis_risk=True, unit="er", night_shifts="many"),  # values the model would refuse
+], ids=["none", "some", "unusable"])
+def test_a_crisis_flag_gets_crisis_resources_whatever_its_extra_features(asgi_client,
+                                                                         linear_model, body):
+    response = asgi_client.post("/recommend", json=body, headers=auth("program"))
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["safety"]["level"] == "crisis" and answer["safety"]["resources"]
+    assert answer["ranking"] == [] and answer["recommended"] is None
+    assert linear_model.calls == []
+
+
+def test_a_crisis_flag_is_still_checked_against_the_data_contract(asgi_client):
+    bad = asgi_client.post("/recommend", json=profile(crisis_risk=True, age=5),
+                           headers=auth("program"))
+    assert bad.status_code == 422
+    assert set(problems_of(bad)) == {"age"}  # not the extra features it may leave out
+    unknown = asgi_client.post("/recommend", json=profile(crisis_risk=True, email="x@y.org"),
+                               headers=auth("program"))
+    assert unknown.status_code == 422 and "email" in problems_of(unknown)
+    unflagged = asgi_client.post("/recommend", json=profile(crisis_risk=False),
+                                 headers=auth("program"))
+    assert unflagged.status_code == 422
+    assert set(problems_of(unflagged)) == {"night_shifts", "unit"}
+
+
+def test_a_batch_answers_crisis_flags_without_extra_features_and_refuses_scored_rows(
+        asgi_client, linear_model):
+    rows = [profile(person_id="c", crisis_risk=True), profile(person_id="s"),
+            extra(person_id="e")]
+    response = asgi_client.post("/recommend_batch", json={"profiles": rows},
+                                headers=auth("program"))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["answered"], body["rejected"], body["result_index"]) == (2, 1, [0, 2])
+    assert body["results"][0]["safety"]["level"] == "crisis"
+    assert {p["field"] for p in body["errors"][0]["problems"]} == {
+        "profiles[1].night_shifts", "profiles[1].unit"}
+    assert linear_model.calls == [1]  # only the row with its extra features was scored
+
+
+def test_an_allocation_plans_around_crisis_flags_without_extra_features(asgi_client,
+                                                                       linear_model):
+    rows = [extra(person_id="e"), profile(person_id="c", crisis_risk=True, unit="er")]
+    response = asgi_client.post("/allocate", json={"profiles": rows}, headers=auth("program"))
+    assert response.status_code == 200, response.text
+    scored, crisis = response.json()["assignments"]
+    assert scored["allocated"] == "coaching"
+    assert crisis["allocated"] is None and crisis["safety"]["level"] == "crisis"
+    assert linear_model.calls == [1]
+    missing = asgi_client.post("/allocate", json={"profiles": [profile(person_id="s")]},
+                               headers=auth("program"))
+    assert missing.status_code == 422
+    assert {p["field"] for p in missing.json()["problems"]} == {
+        "profiles[0].night_shifts", "profiles[0].unit"}
+
+
+def test_reloading_a_champion_that_cannot_be_served_says_why(asgi_client, monkeypatch):
+    from recommender.service import service as service_module
+
+    clash = LinearModel(extras=[{"name": "offered", "kind": "float"}])
+    monkeypatch.setattr(service_module, "load_champion_model", lambda: (clash, "10"))
+    answer = asgi_client.post("/reload", headers=auth("scientist"))
+    assert answer.status_code == 409
+    error = answer.json()["error"]
+    assert "no champion to load" not in error
+    assert "version 10" in error and "cannot be served" in error and "offered" in error
+    assert "still serving version 7" in error

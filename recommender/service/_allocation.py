@@ -17,20 +17,24 @@ from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 
-from recommender.errors import InputError
+from recommender.errors import InputError, PlanTimeout
 from recommender.policy import allocate, eligibility_matrix, limits_from_catalog, triage
 from recommender.service._engine import safety_block
 from recommender.service._schemas import MAX_BATCH_ROWS, SafetyBlock
 
-__all__ = ["AllocationRequest", "AllocationPlan", "ALLOCATION_ACCEPTED", "allocate_cohort"]
+__all__ = ["AllocationRequest", "AllocationPlan", "ALLOCATION_ACCEPTED", "MAX_CAPACITY",
+           "allocate_cohort"]
+
+# Places one arm may have in a cycle: far beyond any program, and a bound the solver can use.
+MAX_CAPACITY = 1_000_000
 
 # What each /allocate field accepts, in words (``profiles`` as in /recommend_batch).
 ALLOCATION_ACCEPTED = {
     "budget": "a number >= 0 (US$), or null for no budget limit",
     "capacity": "an object mapping arm ids of the intervention catalog to whole numbers of "
-                "places >= 0 (0: not offered this cycle)",
+                f"places >= 0 and at most {MAX_CAPACITY:,} (0: not offered this cycle)",
     "confident_only": "true or false",
 }
 
@@ -49,14 +53,14 @@ class AllocationRequest(BaseModel):
         None, description="Money available for the cohort, US$, at the catalog's cost per "
                           f"person. Accepted: {ALLOCATION_ACCEPTED['budget']}.",
         examples=[20000.0])
-    capacity: dict[str, Annotated[StrictInt, Field(ge=0)]] = Field(
+    capacity: dict[str, Annotated[StrictInt, Field(ge=0, le=MAX_CAPACITY)]] = Field(
         default_factory=dict,
         description="Places per intervention this cycle, overriding the catalog's; arms not "
                     f"named keep the catalog's. Accepted: {ALLOCATION_ACCEPTED['capacity']}.",
         examples=[{"coaching": 10, "peer_group": 20}])
-    confident_only: bool = Field(
+    confident_only: StrictBool = Field(
         False, description="Allocate an arm only to people whose interval for it excludes no "
-                           "benefit.")
+                           f"benefit. Accepted: {ALLOCATION_ACCEPTED['confident_only']}.")
 
 
 class ArmPlan(BaseModel):
@@ -126,7 +130,9 @@ def allocate_cohort(engine, request: AllocationRequest, *, caller_role: str,
     ------
     InputError
         An invalid profile, a duplicate person_id or an unusable capacity (each problem names
-        its field), or no plan found in time.
+        its field), or constraints no plan satisfies.
+    PlanTimeout
+        The solver ran out of time before finding any plan (nothing is recorded).
     AuditUnavailable
         The audit log cannot be written: nothing is answered.
     """
@@ -199,6 +205,10 @@ def _allocate_planned(engine, rows, planned, arms, limits, request, time_limit):
     except InputError as error:
         raise InputError(f"no plan was found for this cohort: {error}; nothing was "
                          "allocated") from None
+    except PlanTimeout as error:
+        raise PlanTimeout(f"no plan was found for this cohort of {len(planned):,} people in "
+                          f"time: {error}; nothing was allocated or recorded; please retry, or "
+                          "split the cohort into smaller ones") from None
     # Without limits: the allowed arm with the best expected effect, if any helps.
     best = effect.where(allowed, np.inf)
     recommended = np.where(best.min(axis=1) < 0, best.idxmin(axis=1), control).tolist()
@@ -226,23 +236,23 @@ def _usual_care(control: str) -> dict:
 
 def _checked_cohort(engine, raws: Sequence) -> list[dict]:
     # A plan is for the whole cohort: leaving out an invalid entry would silently give its
-    # places to others, so no plan is made until every entry is valid.
-    rows, _, errors = engine.check_rows(raws)
-    problems = [problem for error in errors for problem in error["problems"]]
+    # places to others, so no plan is made until every entry is valid. Every problem is named
+    # in one answer: invalid entries and person_ids given twice alike.
+    rows, index, errors = engine.check_rows(raws)
+    by_entry = {error["index"]: list(error["problems"]) for error in errors}
     seen: dict[str, int] = {}
-    if not errors:
-        for i, row in enumerate(rows):
-            first = seen.setdefault(row["person_id"], i)
-            if first != i:
-                problems.append({"field": f"profiles[{i}].person_id", "value": row["person_id"],
-                                 "accepted": f"a person_id no other entry has (profiles[{first}] "
-                                             "has this one)",
-                                 "message": "duplicate person_id"})
-    if problems:
-        bad = len(errors) or len(problems)
-        raise InputError(f"{bad} of {len(raws):,} profiles are not accepted, so no plan was "
-                         f"made; first: {problems[0]['field']}: {problems[0]['accepted']}",
-                         problems=problems)
+    for row, i in zip(rows, index):
+        first = seen.setdefault(row["person_id"], i)
+        if first != i:
+            by_entry[i] = [{"field": f"profiles[{i}].person_id", "value": row["person_id"],
+                            "accepted": f"a person_id no other entry has (profiles[{first}] "
+                                        "has this one)",
+                            "message": "duplicate person_id"}]
+    if by_entry:
+        problems = [problem for i in sorted(by_entry) for problem in by_entry[i]]
+        raise InputError(f"{len(by_entry):,} of {len(raws):,} profiles are not accepted, so no "
+                         f"plan was made; first: {problems[0]['field']}: "
+                         f"{problems[0]['accepted']}", problems=problems)
     return rows
 
 

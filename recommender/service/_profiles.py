@@ -5,11 +5,17 @@ A model trained with ``extra_features`` (columns a program added to the data con
 says what they are (numeric, or categorical with the values seen in training), so the request
 model is built from it when the model is loaded, and a missing or mistyped extra feature is
 refused at the edge, naming the field and what it accepts, like any other field.
+
+A profile flagged ``crisis_risk`` is the exception: it never reaches the model and is always
+answered with crisis resources, so only the data contract's fields are checked for it (its
+extra features may be left out, and are ignored when sent). Refusing it for want of a model
+input would withhold those resources.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Literal
@@ -101,6 +107,7 @@ class ProfileSchema:
     """
 
     def __init__(self, extras: tuple[ExtraFeature, ...] = ()):
+        self._extra_names = frozenset(x.name for x in extras)
         clash = [x.name for x in extras if x.name in PROFILE_FIELDS]
         if clash:
             raise InputError(f"the model's extra feature(s) {clash} have the name of a request "
@@ -117,9 +124,42 @@ class ProfileSchema:
     def _many(self) -> TypeAdapter:
         return profile_list_adapter() if not self.extras else TypeAdapter(list[self.model])
 
+    @property
+    def front_door(self):
+        """What the service's front door checks a ``/recommend`` body with (its
+        ``model_validate_json``): :attr:`model`, but a crisis flag needs no extra feature."""
+        return _FrontDoor(self)
+
     def validate(self, raw) -> dict:
-        """One checked row; raises pydantic's ValidationError (see :meth:`problems`)."""
-        return self.model.model_validate(raw).model_dump(by_alias=True)
+        """One checked row; raises pydantic's ValidationError (see :meth:`problems`).
+
+        A row flagged ``crisis_risk`` is checked against the data contract's fields only (see
+        the module's docstring) and comes out without extra features.
+        """
+        try:
+            return self.model.model_validate(raw).model_dump(by_alias=True)
+        except ValidationError:
+            if not self.crisis_flagged(raw):
+                raise
+        return self.contract_only(raw)
+
+    def crisis_flagged(self, raw) -> bool:
+        """Is ``raw`` (a request body) flagged ``crisis_risk``, read as its field reads it?
+
+        Only asked of a model with extra features: without them every field is the contract's.
+        """
+        if not self.extras or not isinstance(raw, Mapping):
+            return False
+        try:
+            return bool(_CRISIS_FLAG.validate_python(raw.get("crisis_risk", False)))
+        except ValidationError:
+            return False
+
+    def contract_only(self, raw: Mapping) -> dict:
+        """``raw`` checked against the data contract's fields alone, extra features dropped
+        (the row of a crisis flag); raises ValidationError naming contract fields only."""
+        kept = {k: v for k, v in raw.items() if k not in self._extra_names}
+        return ProfileRequest.model_validate(kept).model_dump()
 
     def validate_many(self, raws: Sequence) -> list[dict]:
         """Checked rows, in one pydantic call; raises ValidationError."""
@@ -128,6 +168,29 @@ class ProfileSchema:
     def problems(self, error: ValidationError, *, prefix: str = "") -> list[dict]:
         """The problems of a failed :meth:`validate` (see :func:`problems_from`)."""
         return problems_from(error, prefix=prefix, known=self.fields, accepted=self.accepted)
+
+
+_CRISIS_FLAG = TypeAdapter(ProfileRequest.model_fields["crisis_risk"].annotation)
+
+
+class _FrontDoor:
+    # Quacks like a pydantic model for recommender.service._gate.Gate, which calls
+    # model_validate_json(body) and turns a ValidationError into problems.
+    def __init__(self, schema: ProfileSchema):
+        self.schema = schema
+
+    def model_validate_json(self, body):
+        try:
+            return self.schema.model.model_validate_json(body)
+        except ValidationError as error:
+            refused = error
+        try:
+            raw = json.loads(body)
+        except ValueError:
+            raise refused from None
+        if not self.schema.crisis_flagged(raw):
+            raise refused
+        return self.schema.contract_only(raw)
 
 
 @functools.cache

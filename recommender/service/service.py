@@ -20,7 +20,7 @@ import bentoml
 from fastapi import FastAPI
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from recommender.errors import InputError
+from recommender.errors import InputError, PlanTimeout
 from recommender.service._allocation import (
     ALLOCATION_ACCEPTED,
     AllocationPlan,
@@ -89,18 +89,26 @@ class Recommender:
 
     def _load_engine(self) -> RecommendationEngine:
         model, version = load_champion_model()
-        return RecommendationEngine(model, version, catalog=self.catalog, config=self.config,
-                                    audit=self.audit)
+        return self._engine_for(model, version)
+
+    def _engine_for(self, model, version) -> RecommendationEngine:
+        try:
+            return RecommendationEngine(model, version, catalog=self.catalog,
+                                        config=self.config, audit=self.audit)
+        except InputError as error:  # the champion exists but this service cannot serve it
+            raise _Unservable(f"the champion (version {version}) cannot be served: "
+                              f"{error}") from None
 
     @property
     def body_models(self) -> dict:
         """Per route, the body model the front door checks, its fields and what each accepts.
 
-        A profile is the served model's: the data contract's fields and its extra features.
+        A profile is the served model's: the data contract's fields and its extra features
+        (which a crisis flag may leave out: it never reaches the model).
         """
         profiles = self.engine.profiles
         return {
-            "/recommend": (profiles.model, profiles.fields, profiles.accepted),
+            "/recommend": (profiles.front_door, profiles.fields, profiles.accepted),
             "/recommend_batch": (BatchRequest, ("profiles",), {}),
             "/allocate": (AllocationRequest, tuple(AllocationRequest.model_fields),
                           ALLOCATION_ACCEPTED),
@@ -157,6 +165,8 @@ class Recommender:
                                    time_limit=self.config.timeout / 2)
         except InputError as error:
             return _error(ctx, 422, str(error), error.problems)
+        except PlanTimeout as error:  # not the caller's fault: usual care for all always fits
+            return _error(ctx, 503, str(error))
         except AuditUnavailable as error:
             return _error(ctx, 503, f"{error}; nothing was answered, please retry")
         return JSONResponse(plan)
@@ -175,6 +185,8 @@ class Recommender:
             previous = self.engine.version
             try:
                 engine = self._load_engine()
+            except _Unservable as error:
+                return _error(ctx, 409, f"{error}; still serving version {previous}")
             except InputError as error:
                 return _error(ctx, 409, f"no champion to load ({error}); still serving "
                                         f"version {previous}")
@@ -220,6 +232,10 @@ class Recommender:
                                           f"({type(error).__name__}); please retry",
                                  "problems": []}, status_code=503)
         return Response(audit_csv(rows), media_type="text/csv")
+
+
+class _Unservable(InputError):
+    """A champion was loaded but cannot be served (e.g. an extra feature named like a field)."""
 
 
 def _missing_card(version: str) -> JSONResponse:
