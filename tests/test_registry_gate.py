@@ -84,3 +84,25 @@ def test_gate_values_a_policy_exactly_as_the_evaluation_does(alpha):
 def test_gate_refuses_an_alpha_that_is_no_interval():
     with pytest.raises(InputError, match="alpha"):
         gate_decision([1.0, 2.0, 3.0], alpha=1.5)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("side", ["challenger", "champion"])
+def test_non_finite_scores_are_refused_not_promoted(bad, side):
+    # A NaN interval compares False with 0, so "upper < 0" never failed the challenger.
+    rng = np.random.default_rng(5)
+    champion = rng.normal(3, 1, 200)
+    challenger = champion - 2.0  # clearly worse: must never pass
+    if side == "challenger":
+        challenger[17] = bad
+    else:
+        champion[17] = bad
+    with pytest.raises(InputError, match=rf"{side}'s policy values: 1 of 200 .*not finite.*17"):
+        gate_decision(challenger, champion, champion_version="3")
+
+
+def test_a_first_version_with_a_nan_score_is_refused():
+    with pytest.raises(InputError, match="not finite"):
+        gate_decision([1.0, np.nan, 2.0])
+    with pytest.raises(InputError, match="not finite"):
+        estimate([1.0, np.nan, 2.0])

@@ -110,11 +110,24 @@ def estimate(values, *, alpha: float = 0.1) -> PolicyValue:
     """
     from recommender.evaluation import mean_estimate
 
-    values = np.asarray(values, dtype=float)
+    values = _finite_scores(values, "policy values")
     if values.size < 2:
         raise InputError(f"need at least 2 rows to value a policy, got {values.size}")
     value = mean_estimate(values, alpha=alpha)
     return PolicyValue(value.estimate, value.lower, value.upper, value.n)
+
+
+def _finite_scores(values, what: str) -> np.ndarray:
+    """``values`` as floats, refusing NaN and infinities (a NaN interval would pass any gate)."""
+    values = np.asarray(values, dtype=float)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        rows = np.flatnonzero(bad.ravel())
+        shown = ", ".join(str(int(i)) for i in rows[:5]) + (", ..." if rows.size > 5 else "")
+        raise InputError(f"{what}: {rows.size} of {values.size} scores are not finite numbers "
+                         f"(NaN or infinite, at rows {shown}); only finite policy-value scores "
+                         "are accepted, so nothing is decided (the challenger is not promoted)")
+    return values
 
 
 def gate_decision(challenger_values, champion_values=None, *, alpha: float = 0.1,
@@ -142,16 +155,18 @@ def gate_decision(challenger_values, champion_values=None, *, alpha: float = 0.1
     >>> gate_decision([0.0, 0.1, 0.0, 0.1], [2.0, 2.1, 2.0, 2.2], champion_version="1").passed
     False
     """
+    challenger_values = _finite_scores(challenger_values, "the challenger's policy values")
+    if champion_values is not None:
+        champion_values = _finite_scores(champion_values, "the champion's policy values")
     challenger = estimate(challenger_values, alpha=alpha)
     if champion_values is None:
         return GateDecision(True, "there is no champion yet, so the first version passes",
                             alpha, challenger)
-    champion_values = np.asarray(champion_values, dtype=float)
     if len(champion_values) != challenger.n:
         raise InputError(f"the champion was valued on {len(champion_values)} rows and the "
                          f"challenger on {challenger.n}; the gate compares the same rows")
     champion = estimate(champion_values, alpha=alpha)
-    difference = estimate(np.asarray(challenger_values, dtype=float) - champion_values, alpha=alpha)
+    difference = estimate(challenger_values - champion_values, alpha=alpha)
     level = f"{100 * (1 - alpha):.0f}%"
     who = f"champion version {champion_version}" if champion_version else "the champion"
     if difference.upper < 0:
