@@ -91,3 +91,21 @@ def test_invalid_cohort_is_refused_with_its_row(champion_home, cohort_file, tmp_
     err = capsys.readouterr().err
     assert "role" in err and "surgeon" in err
     assert not out.exists()
+
+
+def test_a_solver_out_of_time_is_said_and_nothing_is_written(champion_home, cohort_file, tmp_path,
+                                                             monkeypatch, capsys):
+    from recommender.errors import PlanTimeout
+    from recommender.policy import _allocation
+
+    def out_of_time(*args, **kwargs):
+        raise PlanTimeout("the solver reached its time limit before finding any plan")
+
+    use_home(monkeypatch, champion_home)
+    monkeypatch.setattr(_allocation, "allocate", out_of_time)
+    out = tmp_path / "plan.csv"
+    assert main(["allocate", "--data", str(cohort_file), "--out", str(out),
+                 "--time-limit", "5"]) == 1
+    err = capsys.readouterr().err
+    assert "time limit" in err and "--time-limit, now 5 s" in err
+    assert not out.exists()

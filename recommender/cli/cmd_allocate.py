@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 HELP = "plan a cohort: who gets which intervention under a budget, capacities and group sizes"
 
 
@@ -31,12 +33,20 @@ def configure(parser) -> None:
 def run(args) -> int:
     from pipelines.allocate import parse_limits, plan_cohort
 
+    from recommender.errors import PlanTimeout
+
     offered = [a.strip() for a in args.offered.split(",")] if args.offered else None
-    plan = plan_cohort(
-        args.model, args.data, args.out, budget=args.budget,
-        capacity=parse_limits(args.capacity, option="--capacity"),
-        cost=parse_limits(args.cost, option="--cost"), offered=offered,
-        confident_only=args.confident_only, alpha=args.alpha, time_limit=args.time_limit,
-    )
+    try:
+        plan = plan_cohort(
+            args.model, args.data, args.out, budget=args.budget,
+            capacity=parse_limits(args.capacity, option="--capacity"),
+            cost=parse_limits(args.cost, option="--cost"), offered=offered,
+            confident_only=args.confident_only, alpha=args.alpha, time_limit=args.time_limit,
+        )
+    except PlanTimeout as error:
+        print(f"recommender allocate: {error}; nothing was written. Give the solver more time "
+              f"(--time-limit, now {args.time_limit:g} s) or plan smaller cohorts.",
+              file=sys.stderr)
+        return 1
     print("\n".join(plan.summary_lines()))
     return 0
