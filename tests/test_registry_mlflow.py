@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 from test_model_fakes import fake_model, profiles
+from test_registry_store import held_session  # noqa: F401 - a fixture used below
 
 from recommender import registry
 from recommender.errors import InputError
@@ -200,3 +201,49 @@ def test_alias_wins_over_a_folder_of_the_same_name(home, tmp_path, monkeypatch):
     assert registry.resolve_model("my-model").uri == "my-model"  # no such alias: the folder
     with pytest.raises(InputError, match="no registered model version"):
         registry.resolve_model("models:/burnout-recommender/2")
+
+
+def _in_a_thread(work):
+    """``work()``'s result, or a failure if it waits (for a held session, say) instead of ending."""
+    import threading
+
+    done = []
+
+    def run() -> None:
+        try:
+            done.append(("result", work()))
+        except Exception as error:  # noqa: BLE001 - re-raised below
+            done.append(("error", error))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(60)
+    assert done, "the read waited for another thread's MLflow session"
+    kind, value = done[0]
+    if kind == "error":
+        raise value
+    return value
+
+
+def test_the_services_reads_do_not_wait_for_another_threads_session(home, tmp_path,
+                                                                     held_session_after_register):
+    # /reload (load_champion) and /model_card (fetch_card) name the store on each call.
+    model, version = _in_a_thread(registry.load_champion)
+    assert version == "1" and model.catalog_version == "test-1"
+    folder = _in_a_thread(lambda: registry.fetch_card("1", tmp_path / "card"))
+    assert (folder / "card.json").is_file()
+
+
+def test_a_read_that_needs_the_session_gives_up_with_store_busy(home,
+                                                               held_session_after_register):
+    # A folder (or runs:/ URI) is loaded through the session: a bounded wait, then StoreBusy.
+    with pytest.raises(registry.StoreBusy, match="another thread"):
+        _in_a_thread(lambda: registry.load_pyfunc(str(home), timeout=0.01))
+
+
+@pytest.fixture
+def held_session_after_register(home, request):
+    registration = register_fake()
+    assert registration.version == "1"
+    registry.client().log_text(registration.run_id, "{}", "card/card.json")
+    request.getfixturevalue("held_session")

@@ -9,6 +9,7 @@ import threading
 import pytest
 
 from recommender import registry
+from recommender.errors import InputError
 from recommender.registry import _store
 
 # How long a thread inside a session waits for a thread of the other store to get in too. On
@@ -25,19 +26,45 @@ def home(tmp_path, monkeypatch):
     return tmp_path
 
 
-@pytest.mark.parametrize("uri", [
+_DATABASES = [
     "postgresql://mlflow:secret@db.example:5432/mlflow",
     "postgresql+psycopg2://mlflow@db.example/mlflow",
     "mysql+pymysql://mlflow@db.example/mlflow",
     "mssql+pyodbc://mlflow@db.example/mlflow",
+]
+
+
+@pytest.mark.parametrize("uri", [
     "http://tracking.example:5000",
     "https://tracking.example",
     "databricks",
     "databricks://workspace-profile",
 ])
-def test_a_shared_store_keeps_its_own_artifact_root(home, monkeypatch, uri):
+def test_a_tracking_server_keeps_its_own_artifact_root(home, monkeypatch, uri):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("RECOMMENDER_ARTIFACT_ROOT", "s3://ignored/for-a-server")
     assert registry.artifact_location() is None
+
+
+@pytest.mark.parametrize("uri", _DATABASES)
+def test_a_database_reached_directly_needs_an_explicit_artifact_root(home, monkeypatch, uri):
+    # MLflow's fallback would be ./mlruns in the trainer's current folder: refuse instead.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.delenv("RECOMMENDER_ARTIFACT_ROOT", raising=False)
+    with pytest.raises(InputError, match="RECOMMENDER_ARTIFACT_ROOT") as caught:
+        registry.artifact_location()
+    assert "--artifacts-destination" in str(caught.value)
+    monkeypatch.setenv("RECOMMENDER_ARTIFACT_ROOT", "s3://team-bucket/mlflow")
+    assert registry.artifact_location() == "s3://team-bucket/mlflow"
+
+
+@pytest.mark.parametrize("uri", [None, "sqlite:///{home}/other.db", "file://{home}/mlruns",
+                                 "{home}/mlruns"])
+def test_a_local_store_ignores_the_shared_artifact_root(home, monkeypatch, uri):
+    if uri is not None:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri.format(home=home.as_posix()))
+    monkeypatch.setenv("RECOMMENDER_ARTIFACT_ROOT", "s3://team-bucket/mlflow")
+    assert registry.artifact_location() == (home / "mlartifacts").resolve().as_uri()
 
 
 @pytest.mark.parametrize("uri", [None, "sqlite:///{home}/other.db", "file://{home}/mlruns",
@@ -62,12 +89,26 @@ class _RecordingClient:
         return "7"
 
 
-def test_a_new_experiment_on_a_shared_store_gets_no_local_artifact_folder(home, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "postgresql://mlflow@db.example/mlflow")
+def test_a_new_experiment_on_a_tracking_server_gets_no_local_artifact_folder(home, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking.example:5000")
     recording = _RecordingClient()
     monkeypatch.setattr(_store, "client", lambda: recording)
     assert registry.ensure_experiment("cohort-2026") == "7"
     assert recording.created == [("cohort-2026", None)]
+    assert not (home / "mlartifacts").exists()
+
+
+def test_a_new_experiment_on_a_database_gets_the_explicit_artifact_root(home, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "postgresql://mlflow@db.example/mlflow")
+    monkeypatch.delenv("RECOMMENDER_ARTIFACT_ROOT", raising=False)
+    recording = _RecordingClient()
+    monkeypatch.setattr(_store, "client", lambda: recording)
+    with pytest.raises(InputError, match="RECOMMENDER_ARTIFACT_ROOT"):
+        registry.ensure_experiment("cohort-2026")
+    assert recording.created == []  # no experiment with artifacts in ./mlruns
+    monkeypatch.setenv("RECOMMENDER_ARTIFACT_ROOT", "s3://team-bucket/mlflow")
+    assert registry.ensure_experiment("cohort-2026") == "7"
+    assert recording.created == [("cohort-2026", "s3://team-bucket/mlflow")]
     assert not (home / "mlartifacts").exists()
 
 
@@ -145,3 +186,89 @@ def test_a_session_nested_in_the_same_thread_gives_the_outer_one_back(two_stores
     thread.join(timeout=60)
     assert not thread.is_alive(), "a nested session waited for its own thread"
     assert seen == [two_stores["b"], two_stores["a"]]
+
+
+@pytest.fixture
+def held_session():
+    """The session lock held by another thread until the test ends."""
+    taken, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with _store._SESSION_LOCK:
+            taken.set()
+            release.wait(60)
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    assert taken.wait(60)
+    yield
+    release.set()
+    holder.join(60)
+
+
+def test_a_session_gives_up_with_store_busy_when_another_thread_holds_it(home, held_session):
+    import mlflow
+
+    before = (mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI"))
+    with pytest.raises(registry.StoreBusy, match="another thread"):
+        with registry.mlflow_session(timeout=0.01):
+            pytest.fail("entered a session another thread holds")
+    assert (mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI")) == before
+
+
+def test_a_session_with_a_timeout_enters_a_free_store(home):
+    with registry.mlflow_session(timeout=0.01) as mlflow:
+        assert mlflow.get_tracking_uri() == registry.tracking_uri()
+
+
+def _lock_is_free() -> bool:
+    free = []
+
+    def probe() -> None:  # from another thread: the lock is re-entrant in its owner
+        if _store._SESSION_LOCK.acquire(blocking=False):
+            _store._SESSION_LOCK.release()
+            free.append(True)
+
+    thread = threading.Thread(target=probe)
+    thread.start()
+    thread.join(60)
+    return free == [True]
+
+
+def test_a_session_whose_uri_cannot_be_set_restores_the_previous_one(home, monkeypatch):
+    import mlflow
+
+    before = (mlflow.get_tracking_uri(), mlflow.get_registry_uri(),
+              os.environ.get("MLFLOW_TRACKING_URI"), os.environ.get("MLFLOW_REGISTRY_URI"))
+
+    def refuse(uri):
+        raise RuntimeError("injected: registry URI refused")
+
+    monkeypatch.setattr(mlflow, "set_registry_uri", refuse)  # after set_tracking_uri ran
+    with pytest.raises(RuntimeError, match="injected"):
+        with registry.mlflow_session():
+            pytest.fail("entered a session whose URI was not set")
+    monkeypatch.undo()
+    after = (mlflow.get_tracking_uri(), mlflow.get_registry_uri(),
+             os.environ.get("MLFLOW_TRACKING_URI"), os.environ.get("MLFLOW_REGISTRY_URI"))
+    assert after == before
+    assert _lock_is_free()
+
+
+@pytest.mark.parametrize("name", ["my home #1 100%41", "what? #2", "plain home"])
+def test_a_home_with_spaces_hash_and_percent_holds_its_own_store(tmp_path, monkeypatch, name):
+    # SQLAlchemy percent-decodes the URL and cuts it at "?": unquoted, "%41" would name a
+    # folder "A" and "what?" a folder "what".
+    home = tmp_path / name
+    monkeypatch.setenv("RECOMMENDER_HOME", str(home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with registry.TrainingRun(run_name="odd-home") as run:
+        run_id = run.run_id
+        registry.client().log_text(run_id, "hello", "notes/hello.txt")
+    assert [p.relative_to(tmp_path) for p in tmp_path.rglob("mlflow.db")] == [
+        (home / "mlflow.db").relative_to(tmp_path)]
+    if "%" not in name and "?" not in name:  # MLflow makes the quoted path's folder too
+        assert [p.name for p in tmp_path.iterdir()] == [name]
+    experiment = registry.client().get_experiment_by_name(registry.EXPERIMENT_NAME)
+    assert registry.client().get_run(run_id).info.experiment_id == experiment.experiment_id
+    assert [p.read_text() for p in (home / "mlartifacts").rglob("hello.txt")] == ["hello"]

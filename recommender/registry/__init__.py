@@ -34,6 +34,7 @@ from recommender.registry._spark import SparkScorer, spark_scorer
 from recommender.registry._store import (
     EXPERIMENT_NAME,
     MODEL_NAME,
+    StoreBusy,
     artifact_location,
     client,
     ensure_experiment,
@@ -44,7 +45,7 @@ from recommender.registry._store import (
 __all__ = [
     "CHALLENGER", "CHAMPION", "EXPERIMENT_NAME", "MODEL_NAME",
     "GateDecision", "ModelRef", "PolicyValue", "PromotionEvent", "Registration", "SparkScorer",
-    "TrainingRun",
+    "StoreBusy", "TrainingRun",
     "aliases", "artifact_location", "client", "ensure_experiment", "estimate", "fetch_card",
     "gate_decision",
     "load_champion", "load_model", "load_pyfunc", "mlflow_session", "move_alias",

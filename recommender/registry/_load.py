@@ -1,4 +1,10 @@
-"""Loading the one model artifact, by registry alias, version, run or path."""
+"""Loading the one model artifact, by registry alias, version, run or path.
+
+A registered version and a run's card are fetched with the store named on each call, without
+MLflow's process-wide URIs, so the service's ``/reload`` and ``/model_card`` never wait for a
+training run or for each other. Any other URI needs a :func:`mlflow_session`, and waits for one
+at most ``READ_TIMEOUT`` seconds before :class:`~recommender.registry.StoreBusy` is raised.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +14,13 @@ from pathlib import Path
 
 from recommender.errors import InputError
 from recommender.registry._aliases import CHAMPION
-from recommender.registry._store import MODEL_NAME, client, mlflow_session
+from recommender.registry._store import MODEL_NAME, _quiet, client, mlflow_session, tracking_uri
 
 __all__ = ["ModelRef", "resolve_model", "load_model", "load_champion", "load_pyfunc",
            "fetch_card"]
+
+# Seconds a read waits for another thread's MLflow session before giving up with StoreBusy.
+READ_TIMEOUT = 30.0
 
 _REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
 
@@ -38,6 +47,7 @@ def resolve_model(model: str) -> ModelRef:
         Registry forms are tried first; a bare name is a folder only when no alias or
         version of that name exists.
     """
+    _quiet()
     from mlflow.exceptions import MlflowException
 
     given = str(model).strip()
@@ -68,14 +78,37 @@ def resolve_model(model: str) -> ModelRef:
                     version=str(found.version), run_id=found.run_id)
 
 
-def load_pyfunc(model: str):
-    """The MLflow pyfunc model for ``model`` (see :func:`resolve_model` for accepted forms)."""
+def load_pyfunc(model: str, *, timeout: float | None = READ_TIMEOUT):
+    """The MLflow pyfunc model for ``model`` (see :func:`resolve_model` for accepted forms).
+
+    A registered version is downloaded from the store by a per-call URI and needs no session;
+    any other URI waits at most ``timeout`` seconds (``None``: for ever) for the session.
+
+    Raises
+    ------
+    StoreBusy
+        When another thread's MLflow session outlasts ``timeout`` (unregistered URIs only).
+    """
     ref = resolve_model(model)
-    with mlflow_session() as mlflow:
-        return mlflow.pyfunc.load_model(ref.uri)
+    _quiet()
+    if ref.version is None:
+        with mlflow_session(timeout=timeout) as mlflow:
+            return mlflow.pyfunc.load_model(ref.uri)
+    import tempfile
+
+    import mlflow.artifacts
+    import mlflow.pyfunc
+
+    uri = tracking_uri()
+    source = client().get_model_version_download_uri(ref.name, ref.version)
+    with tempfile.TemporaryDirectory(prefix="recommender-model-") as staging:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=staging,
+                                                    tracking_uri=uri, registry_uri=uri)
+        # load_context reads the joblib bundle now, so the staging folder may go afterwards.
+        return mlflow.pyfunc.load_model(local)
 
 
-def load_model(model: str):
+def load_model(model: str, *, timeout: float | None = READ_TIMEOUT):
     """The :class:`~recommender.model.RecommendationModel` inside a logged pyfunc model.
 
     Parameters
@@ -87,7 +120,7 @@ def load_model(model: str):
     -------
     RecommendationModel
     """
-    return load_pyfunc(model).unwrap_python_model().model
+    return load_pyfunc(model, timeout=timeout).unwrap_python_model().model
 
 
 def load_champion(name: str = MODEL_NAME):
@@ -121,13 +154,17 @@ def fetch_card(model: str, out) -> Path:
         raise InputError(f"{model!r} is not a registered version with a training run; cards "
                          "exist for registered versions (e.g. models:/burnout-recommender/3)")
     out = Path(out)
-    with tempfile.TemporaryDirectory(prefix="recommender-card-") as staging, \
-            mlflow_session() as mlflow:
-        from mlflow.exceptions import MlflowException
+    _quiet()
+    import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
 
+    uri = tracking_uri()
+    with tempfile.TemporaryDirectory(prefix="recommender-card-") as staging:
         try:
+            # The store named per call: no session, so no wait for a training run's.
             local = mlflow.artifacts.download_artifacts(run_id=ref.run_id, artifact_path="card",
-                                                        dst_path=staging)
+                                                        dst_path=staging, tracking_uri=uri,
+                                                        registry_uri=uri)
         except (MlflowException, OSError) as error:
             raise InputError(f"the run {ref.run_id} of {ref.uri} has no model card: "
                              f"{error}") from None

@@ -1,10 +1,20 @@
 """Where MLflow keeps runs, models and artifacts, resolved when asked and never at import.
 
-``MLFLOW_TRACKING_URI`` wins, unchanged (a tracking server, PostgreSQL behind it), and such a
-shared store keeps its own artifact root. Otherwise the embedded default is a SQLite file
-``<models_dir>/mlflow.db`` with artifacts under ``<models_dir>/mlartifacts``. MLflow itself is
-imported lazily, after its telemetry has been switched off, so that importing this package stays
-cheap and silent.
+``MLFLOW_TRACKING_URI`` wins, unchanged. Otherwise the embedded default is a SQLite file
+``<models_dir>/mlflow.db`` with artifacts under ``<models_dir>/mlartifacts``. Where a new
+experiment keeps its artifacts depends on the store:
+
+* a SQLite file or a ``file:`` store (this machine only): ``<models_dir>/mlartifacts``;
+* a tracking server (``http(s)://``) or Databricks: the server's own artifact root;
+* a database reached directly (``postgresql://``, ``mysql://``, ``mssql://`` ...): the root named
+  by ``RECOMMENDER_ARTIFACT_ROOT`` (e.g. ``s3://bucket/mlflow`` or a folder every machine
+  mounts), which must be set; MLflow's own fallback would be ``./mlruns`` in the trainer's
+  current folder, which no other machine can read. Alternatively run ``mlflow server
+  --backend-store-uri <database> --artifacts-destination <root>`` and point
+  ``MLFLOW_TRACKING_URI`` at its ``http://`` address.
+
+MLflow itself is imported lazily, after its telemetry has been switched off, so that importing
+this package stays cheap and silent.
 """
 
 from __future__ import annotations
@@ -14,12 +24,13 @@ import logging
 import os
 import threading
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
 
+from recommender.errors import InputError
 from recommender.paths import models_dir
 
 __all__ = ["tracking_uri", "artifact_location", "mlflow_session", "client", "ensure_experiment",
-           "MODEL_NAME", "EXPERIMENT_NAME"]
+           "StoreBusy", "MODEL_NAME", "EXPERIMENT_NAME", "ARTIFACT_ROOT_ENV"]
 
 MODEL_NAME = "burnout-recommender"
 EXPERIMENT_NAME = "burnout-recommender"
@@ -28,11 +39,23 @@ EXPERIMENT_NAME = "burnout-recommender"
 # in a folder on this machine: a database or tracking server is shared, and a path under our
 # models/ would be one the other machines cannot read. "" is a bare path.
 _LOCAL_STORE_SCHEMES = ("", "file", "sqlite")
+# Stores that decide the artifact root themselves (a tracking server, Databricks).
+_SERVER_STORE_SCHEMES = ("http", "https", "databricks")
+
+# Every printable ASCII character but "%" and "?" stays as it is in a SQLite URL's path.
+_SQLITE_PATH_SAFE = "".join(chr(c) for c in range(32, 127) if chr(c) not in "%?")
+
+# The artifact root for a store that is a database reached directly (PostgreSQL, MySQL, ...).
+ARTIFACT_ROOT_ENV = "RECOMMENDER_ARTIFACT_ROOT"
 
 # MLflow keeps its tracking and registry URIs in module globals (and exports them to the
 # environment), so a session owns them for the whole process while it lasts. Re-entrant: a
 # training run's own thread loads the champion inside the run's session.
 _SESSION_LOCK = threading.RLock()
+
+
+class StoreBusy(RuntimeError):
+    """Another thread held the MLflow session longer than a caller was willing to wait."""
 
 
 def tracking_uri() -> str:
@@ -46,23 +69,46 @@ def tracking_uri() -> str:
     env = os.environ.get("MLFLOW_TRACKING_URI")
     if env:
         return env
-    return f"sqlite:///{(models_dir() / 'mlflow.db').resolve().as_posix()}"
+    # SQLAlchemy percent-decodes the database part of the URL and cuts it at "?": quote those
+    # two so that a RECOMMENDER_HOME holding "%41" names the very folder it says. Nothing else
+    # is quoted: MLflow also creates the URL's path as given, so a space quoted as "%20" would
+    # leave an empty "my%20home" folder beside the real one.
+    path = (models_dir() / "mlflow.db").resolve().as_posix()
+    return f"sqlite:///{quote(path, safe=_SQLITE_PATH_SAFE)}"
 
 
 def artifact_location() -> str | None:
-    """Artifact root for a new experiment: ``<models_dir>/mlartifacts`` for a store in a file.
+    """Artifact root for a new experiment, by the kind of store :func:`tracking_uri` names.
 
     Returns
     -------
     str or None
-        A ``file:`` URI when :func:`tracking_uri` is SQLite (the embedded default or another
-        ``sqlite:///`` file) or a ``file:`` store; ``None`` for any other store (PostgreSQL,
-        MySQL, a tracking server, Databricks), which then applies its own default artifact
-        root (a server's ``--default-artifact-root``, say).
+        A ``file:`` URI of ``<models_dir>/mlartifacts`` for a SQLite file (the embedded default
+        or another ``sqlite:///`` file) or a ``file:`` store; ``None`` for a tracking server or
+        Databricks, which applies its own artifact root; ``RECOMMENDER_ARTIFACT_ROOT`` for a
+        database reached directly (PostgreSQL, MySQL, SQL Server, ...).
+
+    Raises
+    ------
+    InputError
+        For a database reached directly when ``RECOMMENDER_ARTIFACT_ROOT`` is not set: MLflow
+        would put the artifacts in ``./mlruns`` of whatever folder the trainer runs in.
     """
-    if _store_scheme(tracking_uri()) not in _LOCAL_STORE_SCHEMES:
+    uri = tracking_uri()
+    scheme = _store_scheme(uri)
+    if scheme in _LOCAL_STORE_SCHEMES:
+        return _artifact_folder().as_uri()
+    if scheme in _SERVER_STORE_SCHEMES:
         return None
-    return _artifact_folder().as_uri()
+    root = os.environ.get(ARTIFACT_ROOT_ENV, "").strip()
+    if root:
+        return root
+    raise InputError(
+        f"MLFLOW_TRACKING_URI names a database reached directly ({scheme}://...), which keeps "
+        f"no artifacts itself; set {ARTIFACT_ROOT_ENV} to an artifact root every machine can "
+        "read (e.g. s3://bucket/mlflow, gs://..., or a shared folder as file:///...), or run "
+        "`mlflow server --backend-store-uri <database> --artifacts-destination <root>` and set "
+        "MLFLOW_TRACKING_URI to its http(s):// address")
 
 
 def _artifact_folder() -> Path:
@@ -104,8 +150,19 @@ def quiet_pyfunc_logger():
 
 
 @contextlib.contextmanager
-def mlflow_session():
+def mlflow_session(*, timeout: float | None = None):
     """Point MLflow's fluent API at :func:`tracking_uri` for the duration of the block.
+
+    Parameters
+    ----------
+    timeout : float, optional
+        Seconds to wait for another thread's session to end; ``None`` (the default) waits as
+        long as it takes.
+
+    Raises
+    ------
+    StoreBusy
+        When another thread still holds its session after ``timeout`` seconds.
 
     The previous URIs are restored afterwards, so a caller's own MLflow setup is left alone.
     MLflow's URIs are process-wide, so a session in another thread waits until this one ends
@@ -113,7 +170,9 @@ def mlflow_session():
     do not wait inside it for another thread that opens a session. MLflow 3.17 offers no
     per-call URI for logging a model or loading a ``models:/`` URI (its models artifact
     repository resolves names through the global registry URI), so the global it must be;
-    everything that only talks to the store uses :func:`client` and needs no session.
+    everything that only talks to the store uses :func:`client` and needs no session, and so do
+    the service's reads (a registered version and a run's card are downloaded by a per-call
+    URI, see :mod:`recommender.registry._load`).
 
     Yields
     ------
@@ -121,7 +180,13 @@ def mlflow_session():
         The imported ``mlflow`` module.
     """
     _quiet()
-    with _SESSION_LOCK:
+    if timeout is None:
+        _SESSION_LOCK.acquire()
+    elif not _SESSION_LOCK.acquire(timeout=max(float(timeout), 0.0)):
+        raise StoreBusy(f"the MLflow session is held by another thread (a training run or a "
+                        f"model download, say) and was not free within {timeout:g} s; "
+                        "retry later")
+    try:
         # Resolved under the lock: another thread's session exports its URI to the environment.
         uri = tracking_uri()
         if uri.startswith("sqlite:///") and "MLFLOW_TRACKING_URI" not in os.environ:
@@ -135,9 +200,9 @@ def mlflow_session():
         saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
         saved_tracking = _tracking_service.utils._tracking_uri
         saved_registry = _model_registry.utils._registry_uri
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_registry_uri(uri)
         try:
+            mlflow.set_tracking_uri(uri)
+            mlflow.set_registry_uri(uri)
             yield mlflow
         finally:
             _tracking_service.utils._tracking_uri = saved_tracking
@@ -147,6 +212,8 @@ def mlflow_session():
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+    finally:
+        _SESSION_LOCK.release()
 
 
 def client():
@@ -170,8 +237,8 @@ def ensure_experiment(name: str = EXPERIMENT_NAME) -> str:
     if experiment is not None:
         return experiment.experiment_id
     location = artifact_location()
-    if location is not None:
-        _artifact_folder().mkdir(parents=True, exist_ok=True)
+    if location is not None and location == _artifact_folder().as_uri():
+        _artifact_folder().mkdir(parents=True, exist_ok=True)  # a shared root is not ours to make
     # Without the kind tag MLflow 3's UI opens a new experiment on its GenAI overview; this one
     # holds training runs, so it opens on them and runs sit side by side.
     return mlflow_client.create_experiment(
