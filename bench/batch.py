@@ -23,7 +23,8 @@ from pathlib import Path
 
 __all__ = ["run", "to_markdown", "main"]
 
-# The model the tests use: the throughput compared is the scoring path's, not the learner's.
+# A small model (tests/test_batch_spark.py uses it too): the throughput compared is the
+# scoring path's, not the learner's.
 SMALL_TRAINING = {
     "seed": 3,
     "data": {"n": 2000, "seed": 3},

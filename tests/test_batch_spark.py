@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench import batch as bench_batch
 from recommender.errors import InputError
 
 pytestmark = pytest.mark.slow
@@ -33,18 +34,9 @@ def _need_java() -> None:
 
 
 N_PROFILES = 3000
-# A few estimators and folds: the test is about Spark reproducing in-process scoring, not
-# about the model's quality.
-SMALL_TRAINING = {
-    "seed": 3,
-    "data": {"n": 2000, "seed": 3},
-    "learner": {
-        "learner": "t",
-        "n_folds": 2,
-        "params": {"outcome_candidates": [{"gbm": {"max_rounds": 40, "num_leaves": 7}}]},
-    },
-    "evaluation": {"n_folds": 2},
-}
+# A few estimators and folds (the benchmark's small model): the test is about Spark reproducing
+# in-process scoring, not about the model's quality.
+SMALL_TRAINING = bench_batch.SMALL_TRAINING
 
 
 @pytest.fixture(scope="module")

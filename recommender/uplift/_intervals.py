@@ -129,7 +129,7 @@ def calibrate_scale(nuisance, chosen: PerArmLearner, *, design, clip, n_folds, s
     variance = shrink_variance(raw, raw.mean(axis=0))
     squared_error = ((estimate - planted[rows]) ** 2).mean(axis=0)
     ratio = squared_error / np.maximum(variance.mean(axis=0), 1e-12)
-    # one replicate's per-arm ratio is noisy (0.9 to 18 between cohorts of the default
+    # one replicate's per-arm ratio is noisy (0.6 to 18 between cohorts of the default
     # scenario) and the planted truth errs smooth, so every ratio errs small: on three default
     # cohorts (n = 20,000) the pooled ratio covered 84-90 % of true effects with 90 % intervals,
     # the largest arm's ratio 93-95 %. Every arm takes the largest, but never more than twice
