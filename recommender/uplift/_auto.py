@@ -96,6 +96,7 @@ def select_learner(nuisance, learners, final_candidates, ensemble_size=3,
     n = squared.shape[1]
     choice = []  # per arm: indices of the candidates averaged
     undetected = np.zeros(len(arms))  # per arm: spread of effects we could not rule out
+    ranking = [None] * len(arms)  # per arm given one effect for all: the challenger's effects
     # The evidence of heterogeneity comes from the DR final stages alone: they are fitted out of
     # fold on the pseudo-outcomes, so their loss against the constant's is a fair comparison.
     # A T-learner's effect is made of the very outcome models inside the pseudo-outcomes, which
@@ -118,6 +119,7 @@ def select_learner(nuisance, learners, final_candidates, ensemble_size=3,
                 # by as much as the personalized model's out-of-fold predictions spread
                 if challenger is not None:
                     undetected[j] = float(fitted[challenger].oof[:, j].var(ddof=1))
+                    ranking[j] = fitted[challenger].oof[:, j]
         choice.append(top)
     rows = []
     for j, arm in enumerate(arms):
@@ -132,8 +134,8 @@ def select_learner(nuisance, learners, final_candidates, ensemble_size=3,
             })
     for c in {c for top in choice for c in top}:
         fitted[c].refit(arms={j for j in range(len(arms)) if c in choice[j]})
-    chosen = PerArmLearner([[fitted[c] for c in choice[j]] for j in range(len(arms))])
-    chosen.undetected_variance = undetected
+    chosen = PerArmLearner([[fitted[c] for c in choice[j]] for j in range(len(arms))],
+                           undetected_variance=undetected, ranking_oof=ranking)
     table = pd.DataFrame(rows)
     return chosen, table
 

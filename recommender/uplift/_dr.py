@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import EffectLearner, Part
-from ._regressors import crossfit, refit
+from ._base import DR_CROSSFIT, DR_REFIT, EffectLearner
 
 __all__ = ["DRLearner"]
 
@@ -23,32 +22,11 @@ class DRLearner(EffectLearner):
         self.label = spec.label
         pseudo = nuisance.pseudo_effects()
         everyone = np.ones(len(pseudo), dtype=bool)
-        self.parts, oof, self.crossfits = [], [], []
+        self._start(nuisance, pseudo.shape[1])
         for j in range(pseudo.shape[1]):
             if only is not None and j not in only:  # another candidate serves this arm
-                self.crossfits.append(None)
-                self.parts.append([])
-                oof.append(np.zeros(len(pseudo)))
                 continue
-            cross = crossfit(spec, nuisance.matrix, pseudo[:, j], everyone, nuisance.folds,
-                             seed=nuisance.seed + 7 * j + 1, n_jobs=nuisance.n_jobs)
-            self.crossfits.append((cross, pseudo[:, j], everyone))
-            self.parts.append([Part(1.0, None, cross.fold_models)])
-            oof.append(cross.oof)
-        self.oof = np.column_stack(oof)
-        self._nuisance_seed, self._n_jobs = nuisance.seed, nuisance.n_jobs
-        self._matrix = nuisance.matrix
-        if do_refit:
-            self.refit()
-
-    def refit(self, arms=None):
-        """Fit the final models on all rows (only the arms this candidate was chosen for)."""
-        for j, entry in enumerate(self.crossfits):
-            if entry is None or (arms is not None and j not in arms):
-                continue
-            cross, target, rows = entry
-            model = refit(cross, self._matrix, target, rows, seed=self._nuisance_seed + 7 * j + 3,
-                          n_jobs=self._n_jobs)
-            self.parts[j][0].full_model = model
-        self.crossfits, self._matrix = None, None
-        return self
+            self._add_part(j, 1.0, spec, pseudo[:, j], everyone,
+                           crossfit_seed=DR_CROSSFIT(nuisance.seed, j),
+                           refit_seed=DR_REFIT(nuisance.seed, j))
+        self._finish(do_refit)

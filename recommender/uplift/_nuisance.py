@@ -17,6 +17,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from recommender.errors import InputError
 
+from ._base import OUTCOME_CROSSFIT, OUTCOME_REFIT
 from ._propensity import Propensity, resolve_propensity
 from ._regressors import (CrossFit, GBMSpec, LogLinearSpec, RidgeSpec, TrainingMatrix, crossfit,
                           refit)
@@ -81,7 +82,7 @@ def fit_nuisance(M, codes, y, arms, *, categorical, feature_names, propensity, d
         else:
             specs = per_arm_candidates[a]
         fits: list[CrossFit] = [
-            crossfit(spec, matrix, y, rows, folds, seed=seed + 101 * a, n_jobs=n_jobs)
+            crossfit(spec, matrix, y, rows, folds, seed=OUTCOME_CROSSFIT(seed, a), n_jobs=n_jobs)
             for spec in specs
         ]
         best = int(np.argmin([f.loss for f in fits]))
@@ -89,7 +90,7 @@ def fit_nuisance(M, codes, y, arms, *, categorical, feature_names, propensity, d
             table.append((arm, f.spec.label, f.loss, c == best))
         chosen = fits[best]
         if refit_outcomes:
-            refit(chosen, matrix, y, rows, seed=seed + 101 * a + 50, n_jobs=n_jobs)
+            refit(chosen, matrix, y, rows, seed=OUTCOME_REFIT(seed, a), n_jobs=n_jobs)
         outcome.append(chosen)
         outcome_fits.append(fits)
         mu[:, a] = chosen.oof

@@ -9,10 +9,7 @@ pair whose difference best predicts the effect.
 
 from __future__ import annotations
 
-import numpy as np
-
-from ._base import EffectLearner, Part
-from ._regressors import refit
+from ._base import OUTCOME_REFIT, EffectLearner
 
 __all__ = ["TLearner"]
 
@@ -28,30 +25,14 @@ class TLearner(EffectLearner):
                                              for f in self.arm_fits))
         served = sorted({f.spec.label for f in self.arm_fits if f is not None})
         self.label = f"control {control_fit.spec.label}, arm {' / '.join(served)}"
-        self._nuisance = nuisance
-        n = len(nuisance.M)
-        self.oof = np.column_stack([
-            f.oof - control_fit.oof if f is not None else np.zeros(n) for f in self.arm_fits])
-        self.parts = [
-            [Part(1.0, None, f.fold_models), Part(-1.0, None, control_fit.fold_models)]
-            if f is not None else [] for f in self.arm_fits
-        ]
-        self.crossfits = True
-        if do_refit:
-            self.refit()
-
-    def refit(self, arms=None):
-        """Refit (once, shared between candidates) the outcome models of the arms served."""
-        nuisance = self._nuisance
-        wanted = [j for j, f in enumerate(self.arm_fits)
-                  if f is not None and (arms is None or j in arms)]
-        for code, cross in [(0, self.control_fit)] + [(j + 1, self.arm_fits[j]) for j in wanted]:
-            if cross.full_model is None:
-                refit(cross, nuisance.matrix, nuisance.y, nuisance.codes == code,
-                      seed=nuisance.seed + 101 * code + 50,
-                      n_jobs=nuisance.n_jobs)
-        for j in wanted:
-            self.parts[j][0].full_model = self.arm_fits[j].full_model
-            self.parts[j][1].full_model = self.control_fit.full_model
-        self.crossfits, self._nuisance = None, None
-        return self
+        codes, y, seed = nuisance.codes, nuisance.y, nuisance.seed
+        self._start(nuisance, len(self.arm_fits))
+        for j, arm_fit in enumerate(self.arm_fits):
+            if arm_fit is None:  # another candidate serves this arm
+                continue
+            # the first stage's models, refitted once on all rows whoever asks first
+            self._add_shared_part(j, 1.0, arm_fit, y, codes == j + 1,
+                                  refit_seed=OUTCOME_REFIT(seed, j + 1))
+            self._add_shared_part(j, -1.0, control_fit, y, codes == 0,
+                                  refit_seed=OUTCOME_REFIT(seed, 0))
+        self._finish(do_refit)

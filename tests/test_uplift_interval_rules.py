@@ -1,0 +1,109 @@
+"""The interval's arithmetic pinned exactly: half-width, jackknife, held-out bias, X weights.
+
+Each test recomputes by hand what the fitted attributes imply, so a change in the formula (half
+the variance, another jackknife factor, the X-learner's weights swapped) fails here even where
+the coverage tests, which tolerate a few points, would not notice.
+"""
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from recommender.uplift import UpliftModel
+from recommender.uplift._intervals import (bootstrap_replicates, held_out_bias,
+                                           jackknife_variance)
+from recommender.uplift._synthetic import make_uplift_cohort
+from recommender.uplift._x import side_weights
+
+ARMS = ("none", "coaching", "mindfulness")
+
+
+def test_jackknife_variance_by_hand():
+    # three fold effects 1, 2, 4: mean 7/3, squared deviations 16/9, 1/9, 25/9 (sum 42/9);
+    # the delete-a-group jackknife multiplies by (K - 1) / K = 2/3: 28/9
+    folds = np.array([1.0, 2.0, 4.0]).reshape(3, 1, 1)
+    assert jackknife_variance(folds)[0, 0] == pytest.approx(28 / 9, rel=1e-12)
+    # K = 5 folds 0, 0, 0, 0, 5: mean 1, squared deviations 1, 1, 1, 1, 16 (sum 20); x 4/5 = 16
+    folds = np.array([0.0, 0.0, 0.0, 0.0, 5.0]).reshape(5, 1, 1)
+    assert jackknife_variance(folds)[0, 0] == pytest.approx(16.0, rel=1e-12)
+
+
+@pytest.fixture(scope="module")
+def small():
+    X, t, y, p, oracle = make_uplift_cohort(1500, arms=ARMS, seed=21, noise=3.0)
+    model = UpliftModel(learner="auto", n_folds=3).fit(X, t, y, propensity=p)
+    return model, X.head(300)
+
+
+def test_half_width_is_exactly_z_times_the_root_of_the_documented_variance(small):
+    model, X = small
+    M = model.encoder_.transform(X)
+    folds = model.estimator_.fold_effects(M)  # (K, n, arms)
+    K = folds.shape[0]
+    jackknife = (K - 1) / K * ((folds - folds.mean(axis=0)) ** 2).sum(axis=0)
+    shrunk = 0.5 * jackknife + 0.5 * model.typical_variance_
+    variance = (np.maximum(shrunk * model.interval_scale_, model.variance_floor_)
+                + model.undetected_variance_ * model.interval_scale_ + model.bias_variance_)
+    for alpha in (0.1, 0.32):
+        lower, upper = model.predict_interval(X, alpha=alpha)
+        half = (upper - lower).to_numpy() / 2
+        np.testing.assert_allclose(half, norm.ppf(1 - alpha / 2) * np.sqrt(variance),
+                                   rtol=1e-10)
+        centre = (upper + lower).to_numpy() / 2
+        np.testing.assert_allclose(centre, model.predict_effect(X).to_numpy(), atol=1e-10)
+
+
+def test_combine_is_the_step_predict_interval_takes(small):
+    model, X = small
+    M = model.encoder_.transform(X)
+    effect, lower, upper = model._combine(model.estimator_.effect(M),
+                                          model.estimator_.fold_effects(M), 0.1)
+    lo, hi = model.predict_interval(X, alpha=0.1)
+    np.testing.assert_array_equal(lower, lo.to_numpy())
+    np.testing.assert_array_equal(upper, hi.to_numpy())
+
+
+def test_no_interval_narrower_than_the_arms_average_effect(small):
+    model, X = small
+    lower, upper = model.predict_interval(X, alpha=0.1)
+    half = (upper - lower).to_numpy() / 2
+    assert (half >= norm.ppf(0.95) * np.sqrt(model.variance_floor_) * (1 - 1e-12)).all()
+
+
+def test_held_out_bias_recovers_a_planted_group_bias():
+    rng = np.random.default_rng(0)
+    n = 50_000
+    ranking = rng.normal(size=(n, 2))
+    oof = np.zeros((n, 2))
+    pseudo = rng.normal(0, 3, size=(n, 2))
+    # arm 0 unbiased; arm 1 off by +0.5 for the top two fifths of the ranking, 0 elsewhere
+    top = ranking[:, 1] > np.quantile(ranking[:, 1], 0.6)
+    pseudo[top, 1] += 0.5
+    bias = held_out_bias(pseudo, oof, ranking)
+    # mean over five groups of the squared bias: (0.25 + 0.25) / 5 = 0.1
+    assert bias[1] == pytest.approx(0.1, abs=0.01)
+    assert bias[0] < 0.005
+
+
+def test_bootstrap_replicates_follow_the_row_budget():
+    assert bootstrap_replicates(100_000) == 1
+    assert bootstrap_replicates(20_000) == 1
+    assert bootstrap_replicates(10_000) == 2
+    assert bootstrap_replicates(747) == 4
+
+
+def test_x_learner_side_weights_on_an_unbalanced_trial():
+    # 70 % control, 30 % arm: the arm side (targets from the control model, the larger
+    # group's) weighs 0.7, the control side 0.3
+    assert side_weights(300, 700) == pytest.approx((0.7, 0.3))
+    rng = np.random.default_rng(4)
+    X, _, _, _, _ = make_uplift_cohort(2000, arms=("none", "coaching"), seed=4)
+    t = np.where(rng.random(2000) < 0.7, "none", "coaching").astype(object)
+    y = 0.05 * X["ee"].to_numpy() - 1.0 * (t == "coaching") + rng.normal(0, 1, 2000)
+    model = UpliftModel(learner="x", ensemble_size=1, design="randomized",
+                         calibrate_intervals=False).fit(X, t, y)
+    arm_side, control_side = model.estimator_.chosen[0][0].parts[0]
+    n_arm, n_control = int((t == "coaching").sum()), int((t == "none").sum())
+    assert arm_side.weight == pytest.approx(n_control / (n_arm + n_control), rel=1e-12)
+    assert control_side.weight == pytest.approx(n_arm / (n_arm + n_control), rel=1e-12)
+    assert arm_side.weight > 0.65
