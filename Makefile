@@ -75,6 +75,7 @@ bench: $(VENV)/.bench
 	$(BIN)/python -m bench.learners --n 100000 --assignment rct
 	$(BIN)/python -m bench.learners --n 100000 --assignment observational
 	$(BIN)/python -m bench.ihdp
+	$(BIN)/python -m bench.coverage
 	$(BIN)/python -m bench.service
 	$(BIN)/python -m bench.batch --n 200000 --repeats 3
 

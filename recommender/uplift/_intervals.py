@@ -25,8 +25,11 @@ control model, so a learner's bias from a hard baseline or confounding (an X-lea
 control model misses a kink) never appears there. The doubly robust pseudo-outcome D shows it
 on the real data: E[D | x] = τ(x) when the propensities are right, so among people grouped by
 their out-of-fold effect, the mean of D − τ̂_oof estimates the group's bias. ``held_out_bias``
-averages the squared group biases, less their sampling variance (an unbiased estimate,
-clipped at 0 overall), and the interval adds it to every person's variance of that arm.
+averages the squared group biases, less their sampling variance (an unbiased estimate), adds
+half its standard error (a bias the data cannot rule out; ``BIAS_Z``), clips at 0, and the
+interval adds it to every person's variance of that arm. It sees bias along the ordering of the
+effects only: a bias that averages out within every group (a step the effect's ranking does not
+follow) stays invisible.
 """
 
 from __future__ import annotations
@@ -60,6 +63,11 @@ REPLICATE_WORLD = SeedStream(7919, 1)
 # Groups of people (by out-of-fold effect) whose mean doubly robust residual estimates a bias:
 # few enough that each group's mean is precise (a fifth of the rows), enough to see a slope.
 BIAS_GROUPS = 5
+# The bias term is the estimate plus BIAS_Z of its standard errors: a bias the data cannot
+# rule out. Measured by bench/coverage.py: at 0 (the unbiased estimate) EconML's IHDP surface B
+# covered 84 % and a heavy-tailed three-arm design 86 %; at 1 IHDP covered 96.5 % (1.44 times
+# the width needed); half a standard error sits between.
+BIAS_Z = 0.5
 
 
 def bootstrap_replicates(n: int) -> int:
@@ -67,22 +75,29 @@ def bootstrap_replicates(n: int) -> int:
 
 
 def held_out_bias(pseudo: np.ndarray, oof: np.ndarray, ranking: np.ndarray,
-                  groups: int = BIAS_GROUPS) -> np.ndarray:
+                  groups: int = BIAS_GROUPS, z: float = BIAS_Z) -> np.ndarray:
     """Per arm, the mean squared bias of the out-of-fold effects over groups of people.
 
     ``pseudo``, ``oof``, ``ranking``: (n, arms) doubly robust pseudo-effects, the learner's
     out-of-fold effects, and the effects that order people into ``groups`` equal groups.
     A group's mean residual r̄_g has E[r̄_g²] = bias_g² + Var(r̄_g); the estimate is the mean
-    of r̄_g² − s_g²/n_g over groups, clipped at 0.
+    of r̄_g² − s_g²/n_g over groups, plus ``z`` of its standard errors, clipped at 0.
     """
     out = np.zeros(pseudo.shape[1])
     for j in range(pseudo.shape[1]):
         residual = pseudo[:, j] - oof[:, j]
         keep = np.isfinite(residual)
         order = np.flatnonzero(keep)[np.argsort(ranking[keep, j], kind="stable")]
-        terms = [residual[g].mean() ** 2 - residual[g].var(ddof=1) / len(g)
+        parts = [(residual[g].mean(), residual[g].var(ddof=1) / len(g))
                  for g in np.array_split(order, groups) if len(g) > 1]
-        out[j] = max(0.0, float(np.mean(terms))) if terms else 0.0
+        if not parts:
+            continue
+        mean, noise = (np.array(v) for v in zip(*parts))
+        estimate = float(np.mean(mean**2 - noise))
+        # the estimate's standard error (a group's r̄² has variance 2 v² + 4 b² v)
+        error = float(np.sqrt(np.sum(2 * noise**2 + 4 * np.maximum(mean**2 - noise, 0) * noise))
+                      / len(parts))
+        out[j] = max(0.0, estimate + z * error)
     return out
 
 

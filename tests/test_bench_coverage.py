@@ -1,0 +1,52 @@
+"""The coverage battery runs end to end in its --quick mode (plumbing only, no figure checked)."""
+
+import importlib.util
+import os
+
+import pytest
+
+if importlib.util.find_spec("econml") is None or importlib.util.find_spec("causalml") is None:
+    if os.environ.get("CI"):
+        pytest.fail("the bench extra is not installed; CI must provide it", pytrace=False)
+    pytest.skip("econml/causalml not installed (the bench extra)", allow_module_level=True)
+
+from bench import coverage  # noqa: E402
+from bench._data import ihdp_dir  # noqa: E402
+
+
+def test_quick_battery_scores_ours_and_the_forest(capsys):
+    if not (ihdp_dir() / "ihdp_npci_1.csv").exists():
+        pytest.skip("IHDP data not found")
+    assert coverage.main(["--quick", "--no-write"]) == 0
+    out = capsys.readouterr().out
+    for family in ("nw-a", "six-arm-smooth", "ihdp"):
+        assert f"| {family} |" in out
+    result = coverage.run(["nw-a"], quick=True, log=lambda _: None)
+    row = result["families"][0]
+    for method in ("ours", "forest"):
+        assert 0.0 <= row[method]["coverage"] <= 1.0
+        assert 0.0 <= row[method]["min_arm"] <= row[method]["coverage"] + 1e-12 or \
+            len(row[method]["arm_coverage"]) == 1
+        assert row[method]["width"] > 0
+
+
+def test_generators_give_the_truth_they_promise():
+    # Nie & Wager B: a randomised trial with e = 1/2 and tau = x1 + log(1 + e^x2)
+    cohort = coverage.nie_wager("B")(3000, 500, 0)
+    assert set(cohort.propensity.round(6)) == {0.5}
+    X = cohort.X_test
+    import numpy as np
+
+    np.testing.assert_allclose(cohort.oracle["treated"],
+                               X["x1"] + np.log1p(np.exp(X["x2"])), rtol=1e-12)
+    # setup C has a constant effect of 1
+    assert (coverage.nie_wager("C")(500, 100, 0).oracle["treated"] == 1).all()
+    # the small arm of the four-arm design gets about 3 %
+    small = coverage.multi_arm(arms=4, shape="step", confounded=True, small_arm=0.03)(
+        20000, 10, 0)
+    assert 0.015 < (small.treatment == "arm4").mean() < 0.05
+
+
+def test_cli_rejects_an_unknown_family():
+    with pytest.raises(SystemExit):
+        coverage.main(["--families", "nope", "--no-write"])
