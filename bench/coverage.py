@@ -29,7 +29,6 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit
 
 from bench._data import CONTROL, Rows, load_ihdp
 
@@ -368,7 +367,8 @@ def to_markdown(result: dict, command: str) -> str:
     for row in result["families"]:
         ours, forest = row["ours"], row.get("forest")
         rows.append({
-            "family": row["family"], "n": f"{row['n']:,}", "cohorts": row["cohorts"],
+            "family": row["family"], "n": f"{row['n']:,}" if row["n"] else "its rows",
+            "cohorts": row["cohorts"],
             "ours cover": f"{ours['coverage']:.1%}",
             "ours by cohort": " / ".join(f"{c:.0%}" for c in ours["coverage_by_cohort"]),
             "ours worst arm": f"{ours['min_arm']:.1%}",

@@ -1,6 +1,8 @@
-"""One base for the learners' shared steps changed no output: predictions of a fixed fit
-match those saved from the learners before the change (tests/fixtures, made once by the code
-of commit 9fa4a91 with ``_predictions`` below for each learner, saved by ``np.savez_compressed``)."""
+"""One base for the learners' shared steps changed no output.
+
+Predictions of a fixed fit match those saved from the learners before the change
+(tests/fixtures, made once by the code of commit 9fa4a91 with ``_predictions`` below for each
+learner, saved by ``np.savez_compressed``)."""
 
 from pathlib import Path
 

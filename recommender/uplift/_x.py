@@ -11,8 +11,6 @@ control side, resting on the arm's model, gets the arm's share g.)
 
 from __future__ import annotations
 
-import numpy as np
-
 from ._base import X_CROSSFIT, X_REFIT, EffectLearner
 
 __all__ = ["XLearner", "side_weights"]
