@@ -30,6 +30,7 @@ class CohortPlan:
     version: str | None
     allocation: object  # recommender.policy.Allocation
     referrals: int
+    complements: tuple = ()  # recommender.catalog.Complement: what the plan does not replace
 
     def summary_lines(self) -> list[str]:
         allocation = self.allocation
@@ -49,6 +50,13 @@ class CohortPlan:
                 f"capacity {capacity}, ${row['cost']:,.0f}, {row['expected_points_avoided']:,.1f} points"
             )
         lines.append(f"  confidential referral flagged for {self.referrals:,} severe profile(s)")
+        if self.complements:
+            from recommender.explain import COMPLEMENT_NOTE
+
+            lines.append(f"not planned here: {COMPLEMENT_NOTE}")
+            lines += [f"  {c.name} ({c.level}): " + "; ".join(
+                f"{e.citation} [{e.design}; {e.certainty}]" for e in c.evidence)
+                for c in self.complements]
         return lines
 
 
@@ -150,7 +158,7 @@ def plan_cohort(
     path = write_cohort(plan, out)
     return CohortPlan(path=Path(path), rows=len(plan), model_uri=ref.uri,
                       version=getattr(ref, "version", None), allocation=allocation,
-                      referrals=int(referral.sum()))
+                      referrals=int(referral.sum()), complements=catalog.complements)
 
 
 def _referrals(frame: pd.DataFrame, serve_config) -> pd.Series:

@@ -17,7 +17,17 @@ import yaml
 from recommender.cohort import CATEGORIES
 from recommender.errors import InputError
 
-from ._model import Arm, Catalog, Eligibility, Evidence
+from ._model import (
+    DESIGNS,
+    EFFECT_KINDS,
+    GRADES,
+    Arm,
+    Catalog,
+    Complement,
+    Eligibility,
+    Evidence,
+    Exclusion,
+)
 
 __all__ = ["load_catalog", "parse_catalog"]
 
@@ -39,8 +49,12 @@ TOP_FIELDS = {
     "version": (_TEXT, True, False),
     "control": (_TEXT, False, False),
     "arms": (_LIST, True, False),
+    "complements": (_LIST, False, True),
     "description": (_TEXT, False, True),
 }
+# Top-level keys starting with "x-" hold YAML anchors shared by several entries (a record
+# pooled across arms); they are not read otherwise.
+_EXTENSION = "x-"
 ARM_FIELDS = {
     "id": (_TEXT, True, False),
     "name": (_TEXT, True, False),
@@ -59,19 +73,63 @@ ARM_FIELDS = {
     "capacity_basis": (_TEXT, False, True),
 }
 ELIGIBILITY_FIELDS = {
+    "exclusions": (_LIST, True, False),
     "roles": (_LIST, False, True),
     "specialties": (_LIST, False, True),
     "min_years_in_practice": (_NUMBER, False, True),
     "max_years_in_practice": (_NUMBER, False, True),
 }
+_YEAR = ("year (whole number)", lambda v: isinstance(v, int) and not isinstance(v, bool)
+         and 1900 <= v <= 2100)
+_BOOL_REQ = _BOOL
+_PAIR = (
+    "[lower, upper] (two numbers)",
+    lambda v: isinstance(v, list) and len(v) == 2 and all(_NUMBER[1](x) for x in v),
+)
+# field -> (kind, required, nullable). Every field is required: a record that leaves one out
+# is refused, so a reader never has to guess whether "no DOI" means "none given" (null) or
+# "forgot to look".
 EVIDENCE_FIELDS = {
-    "citation": (_TEXT, True, False),
+    "authors": (_TEXT, True, True),
+    "year": (_YEAR, True, False),
+    "title": (_TEXT, True, True),
+    "journal": (_TEXT, True, False),
+    "doi": (_TEXT, True, True),
+    "pmid": (_TEXT, True, True),
     "population": (_TEXT, True, False),
+    "setting": (_TEXT, True, False),
+    "design": (_TEXT, True, False),
     "outcome": (_TEXT, True, False),
     "effect": (_TEXT, True, False),
-    "effect_points": (_NUMBER, False, True),
-    "smd": (_NUMBER, False, True),
-    "note": (_TEXT, False, True),
+    "measure": (_TEXT, True, False),
+    "value": (_NUMBER, True, True),
+    "ci": (_PAIR, True, True),
+    "comparison": (_TEXT, True, False),
+    "effect_kind": (_TEXT, True, False),
+    "grade": (_TEXT, True, True),
+    "certainty": (_TEXT, True, False),
+    "uptake": (_TEXT, True, True),
+    "effect_points": (_NUMBER, True, True),
+    "effect_points_ci": (_PAIR, True, True),
+    "conversion": (_TEXT, True, True),
+    "roles": (_LIST, True, False),
+    "specific_to_arm": (_BOOL_REQ, True, False),
+    "checked_against": (_TEXT, True, False),
+    "note": (_TEXT, True, True),
+}
+EXCLUSION_FIELDS = {
+    "excludes": (_TEXT, True, False),
+    "reason": (_TEXT, True, False),
+    "source": (_TEXT, True, True),
+    "assumption": (_BOOL, True, False),
+}
+COMPLEMENT_FIELDS = {
+    "id": (_TEXT, True, False),
+    "name": (_TEXT, True, False),
+    "level": (_TEXT, True, False),
+    "description": (_TEXT, True, False),
+    "roles": (_LIST, True, False),
+    "evidence": (_LIST, True, False),
 }
 _YEARS = (0, 60)  # the contract's range for years_in_practice
 
@@ -104,7 +162,7 @@ def _check_fields(data, fields, entry: str, problems: _Problems) -> dict:
         return {}
     good = {}
     for name in data:
-        if name not in fields:
+        if name not in fields and not (fields is TOP_FIELDS and str(name).startswith(_EXTENSION)):
             problems.add(entry, str(name), data[name], "unknown field", ", ".join(fields))
     for name, ((kind, test), required, nullable) in fields.items():
         if name not in data:
@@ -143,6 +201,7 @@ def _members(values, allowed, entry, field, singular, problems) -> tuple[str, ..
 def _eligibility(data, entry, problems) -> Eligibility:
     if data is None:
         return Eligibility()
+    n_before = len(problems)
     good = _check_fields(data, ELIGIBILITY_FIELDS, entry, problems)
     roles = _members(good.get("roles"), CATEGORIES["role"], entry, "roles", "role", problems)
     specialties = _members(
@@ -163,6 +222,7 @@ def _eligibility(data, entry, problems) -> Eligibility:
         else:
             years[name] = None if value is None else float(value)
     lo, hi = years.get("min_years_in_practice"), years.get("max_years_in_practice")
+    exclusions = _exclusions(good.get("exclusions"), entry, problems)
     if lo is not None and hi is not None and lo > hi:
         problems.add(
             entry,
@@ -171,32 +231,127 @@ def _eligibility(data, entry, problems) -> Eligibility:
             "greater than max_years_in_practice",
             f"at most {hi:g}",
         )
-    return Eligibility(
+    eligibility = Eligibility(
         roles=roles if roles is not None else CATEGORIES["role"],
         specialties=specialties,
         min_years_in_practice=lo,
         max_years_in_practice=hi,
+        exclusions=exclusions,
     )
+    # Reasons are matched against the rules only when the rules themselves are sound.
+    if "exclusions" in good and len(problems) == n_before:
+        _check_reasons(eligibility, good, entry, problems)
+    return eligibility
+
+
+def _exclusions(items, entry, problems) -> tuple[Exclusion, ...]:
+    found = []
+    for j, item in enumerate(items or ()):
+        where = f"{entry}.exclusions[{j}]"
+        good = _check_fields(item, EXCLUSION_FIELDS, where, problems)
+        if not good.get("assumption", True) and good.get("source") is None and "source" in good:
+            problems.add(where, "source", None, "no source and not an assumption",
+                         "the study or document behind the exclusion, or assumption: true")
+        if all(name in good for name in EXCLUSION_FIELDS):
+            found.append(Exclusion(**good))
+    return tuple(found)
+
+
+def _check_reasons(eligibility: Eligibility, good, entry, problems) -> None:
+    """Each exclusion the rules make has exactly one reason, and each reason an exclusion."""
+    made = set(eligibility.excluded)
+    given = [e.excludes for e in eligibility.exclusions]
+    for excluded in eligibility.excluded:
+        if excluded not in given:
+            problems.add(entry, "exclusions", excluded, "exclusion without a reason",
+                         f"an entry with excludes: {excluded!r}, a reason, and a source or "
+                         "assumption: true")
+    for j, excluded in enumerate(given):
+        if excluded not in made:
+            problems.add(f"{entry}.exclusions[{j}]", "excludes", excluded,
+                         "no such exclusion in the rules",
+                         ", ".join(sorted(made)) or "nothing: these rules exclude no one")
+        elif given.count(excluded) > 1 and given.index(excluded) != j:
+            problems.add(f"{entry}.exclusions[{j}]", "excludes", excluded, "duplicate reason",
+                         "one entry per exclusion")
+
+
+def _pair(value) -> tuple[float, float] | None:
+    return None if value is None else (float(value[0]), float(value[1]))
 
 
 def _evidence(items, entry, problems) -> tuple[Evidence, ...]:
     found = []
     for j, item in enumerate(items or ()):
-        good = _check_fields(item, EVIDENCE_FIELDS, f"{entry}.evidence[{j}]", problems)
-        if all(name in good for name, (_, required, _) in EVIDENCE_FIELDS.items() if required):
-            found.append(
-                Evidence(
-                    **{
-                        k: (float(v) if k in ("effect_points", "smd") and v is not None else v)
-                        for k, v in good.items()
-                        if v is not None
-                    }
-                )
-            )
+        where = f"{entry}.evidence[{j}]"
+        n_before = len(problems)
+        good = _check_fields(item, EVIDENCE_FIELDS, where, problems)
+        _check_record(good, where, problems)
+        if len(problems) == n_before:
+            values = dict(good)
+            for name in ("value", "effect_points"):
+                values[name] = None if values[name] is None else float(values[name])
+            for name in ("ci", "effect_points_ci"):
+                values[name] = _pair(values[name])
+            values["roles"] = tuple(values["roles"])
+            found.append(Evidence(**values))
     return tuple(found)
 
 
-def _arm(data, index, problems) -> Arm | None:
+def _check_record(good, where, problems) -> None:
+    """Rules across fields: the allowed words, intervals in order, and conversions honest."""
+    for name, allowed in (("design", DESIGNS), ("effect_kind", EFFECT_KINDS), ("grade", GRADES)):
+        if good.get(name) is not None and good[name] not in allowed:
+            problems.add(where, name, good[name], f"unknown {name}", ", ".join(allowed))
+    if "roles" in good:
+        _members(good["roles"], CATEGORIES["role"], where, "roles", "role", problems)
+    for name in ("ci", "effect_points_ci"):
+        pair = good.get(name)
+        if pair is not None and pair[0] > pair[1]:
+            problems.add(where, name, pair, "lower bound above upper bound", "[lower, upper]")
+    if "effect_points" not in good or "effect_points_ci" not in good:
+        return
+    points, interval = good["effect_points"], good["effect_points_ci"]
+    if points is None:
+        if interval is not None:
+            problems.add(where, "effect_points_ci", interval, "interval without effect_points",
+                         "null when effect_points is null")
+        return
+    if good.get("effect_kind") not in (None, "between_group"):
+        # A pre-post change or an association is not a difference from usual care.
+        problems.add(where, "effect_points", points,
+                     f"EE points from a {good['effect_kind']} figure",
+                     "null unless effect_kind is between_group")
+    if interval is None:
+        problems.add(where, "effect_points_ci", None, "effect_points without an interval",
+                     "[lower, upper] around effect_points")
+    elif not interval[0] <= points <= interval[1]:
+        problems.add(where, "effect_points_ci", interval, "does not contain effect_points",
+                     f"an interval containing {points:g}")
+    if "conversion" in good and good["conversion"] is None:
+        problems.add(where, "conversion", None, "effect_points without a conversion",
+                     "text saying how the EE points were obtained")
+
+
+def _complement(data, index, problems) -> Complement | None:
+    comp_id = data.get("id") if isinstance(data, Mapping) else None
+    entry = f"complements[{index}]" + (f" ({comp_id})" if isinstance(comp_id, str) else "")
+    n_before = len(problems)
+    good = _check_fields(data, COMPLEMENT_FIELDS, entry, problems)
+    if "id" in good and not ARM_ID.match(good["id"]):
+        problems.add(entry, "id", good["id"], "malformed id",
+                     "lowercase letters, digits and underscores, starting with a letter, at most 40")
+    roles = _members(good.get("roles"), CATEGORIES["role"], entry, "roles", "role", problems)
+    evidence = _evidence(good.get("evidence"), entry, problems)
+    if "evidence" in good and not good["evidence"]:
+        problems.add(entry, "evidence", [], "empty list", "at least one evidence record")
+    if len(problems) > n_before:
+        return None
+    return Complement(id=good["id"], name=good["name"].strip(), level=good["level"],
+                      description=good["description"].strip(), roles=roles, evidence=evidence)
+
+
+def _arm(data, index, problems, control: str = "none") -> Arm | None:
     arm_id = data.get("id") if isinstance(data, Mapping) else None
     entry = f"arms[{index}]" + (f" ({arm_id})" if isinstance(arm_id, str) else "")
     n_before = len(problems)
@@ -235,6 +390,16 @@ def _arm(data, index, problems) -> Arm | None:
             "too small",
             "a whole number >= 1, or null for no limit",
         )
+    if good.get("id") == control and good.get("eligibility") is not None:
+        rules = good["eligibility"]
+        if isinstance(rules, Mapping) and any(
+            rules.get(name) is not None for name in ("specialties", "min_years_in_practice",
+                                                     "max_years_in_practice")
+        ) or (isinstance(rules, Mapping) and rules.get("roles") is not None
+              and set(rules["roles"]) != set(CATEGORIES["role"])):
+            problems.add(entry, "eligibility", "restricted", "the control arm is restricted",
+                         "no eligibility rules (usual care is open to everyone)")
+            return None
     eligibility = _eligibility(good.get("eligibility"), f"{entry}.eligibility", problems)
     evidence = _evidence(good.get("evidence"), entry, problems)
     if len(problems) > n_before:
@@ -272,7 +437,7 @@ def parse_catalog(data, *, source: str = "catalog") -> Catalog:
     control = good.get("control", "none")
     arms, seen = [], {}
     for index, item in enumerate(good.get("arms") or ()):
-        arm = _arm(item, index, problems)
+        arm = _arm(item, index, problems, control)
         arm_id = item.get("id") if isinstance(item, Mapping) else None
         if isinstance(arm_id, str):
             if arm_id in seen:
@@ -308,22 +473,25 @@ def parse_catalog(data, *, source: str = "catalog") -> Catalog:
                 "only the control arm",
                 "the control arm and at least one other arm",
             )
-    for arm in arms:
-        if arm.id == control and not arm.eligibility.open_to_all:
-            problems.add(
-                f"arms[{seen[arm.id]}] ({arm.id})",
-                "eligibility",
-                "restricted",
-                "the control arm is restricted",
-                "no eligibility rules (usual care is open to everyone)",
-            )
+    complements, seen_complements = [], {}
+    for index, item in enumerate(good.get("complements") or ()):
+        complement = _complement(item, index, problems)
+        comp_id = item.get("id") if isinstance(item, Mapping) else None
+        if isinstance(comp_id, str):
+            if comp_id in seen_complements or comp_id in seen:
+                problems.add(f"complements[{index}] ({comp_id})", "id", comp_id, "duplicate id",
+                             "an id used by no arm and no other complement")
+            seen_complements.setdefault(comp_id, index)
+        if complement is not None:
+            complements.append(complement)
     if problems:
         lines = "\n".join(f"  - {p['message']}" for p in problems)
         raise InputError(
             f"{source}: {len(problems)} problem(s) in the intervention catalog:\n{lines}",
             problems=list(problems),
         )
-    return Catalog(version=good["version"], control=control, arms=tuple(arms))
+    return Catalog(version=good["version"], control=control, arms=tuple(arms),
+                   complements=tuple(complements))
 
 
 def load_catalog(path=None) -> Catalog:

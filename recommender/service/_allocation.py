@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
 from recommender.errors import InputError, PlanTimeout
 from recommender.policy import allocate, eligibility_matrix, limits_from_catalog, triage
 from recommender.service._engine import safety_block
-from recommender.service._schemas import MAX_BATCH_ROWS, SafetyBlock
+from recommender.service._schemas import MAX_BATCH_ROWS, ComplementItem, SafetyBlock
 
 __all__ = ["AllocationRequest", "AllocationPlan", "ALLOCATION_ACCEPTED", "MAX_CAPACITY",
            "allocate_cohort"]
@@ -109,6 +109,8 @@ class AllocationPlan(BaseModel):
     arms: list[ArmPlan] = Field(description="Per intervention, in catalog order.")
     assignments: list[PersonPlan] = Field(description="One per profile, in the order sent.")
     disclaimer: str = Field(description="Decision support, not a diagnosis.")
+    complements: list[ComplementItem] = Field(default_factory=list, description="Measures the "
+                                              "model does not rank; the plan complements them.")
 
 
 def allocate_cohort(engine, request: AllocationRequest, *, caller_role: str,
@@ -180,6 +182,7 @@ def allocate_cohort(engine, request: AllocationRequest, *, caller_role: str,
         "expected_points_avoided": round(sum(a["expected_points_avoided"] for a in arm_plans), 3),
         "interval_level": round(config.coverage, 6), "arms": arm_plans,
         "assignments": assignments, "disclaimer": config.disclaimer,
+        "complements": engine.complements,
     }
 
 
