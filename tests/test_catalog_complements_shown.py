@@ -87,7 +87,7 @@ def test_the_card_shows_certainty_and_the_complements():
     assert "What individual interventions do not replace" in markdown
     assert "Schwartz Rounds" in markdown and COMPLEMENT_NOTE in markdown
     dyrbye = catalog.arm("coaching").evidence[0]
-    assert f"certainty: {dyrbye.certainty}" in markdown
+    assert f"certainty: {dyrbye.certainty.rstrip('.')}]" in markdown
     assert "Taken as -6.7 EE points against usual care (-10.1 to -3.3)" in markdown
     html = render_html(facts)
     assert "What individual interventions do not replace" in html

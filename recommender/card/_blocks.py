@@ -180,12 +180,13 @@ def _policy_summary(facts):
 
 def _evidence_line(i) -> str:
     """One record: citation, design and certainty first, then the finding as reported."""
-    line = (f"{i.get('citation')} [{i.get('design')}; certainty: {i.get('certainty')}]: "
+    certainty = str(i.get("certainty")).rstrip(".")
+    line = (f"{i.get('citation')} [{i.get('design')}; certainty: {certainty}]: "
             f"{i.get('effect')} ({i.get('population')}; {i.get('outcome')})")
     if i.get("effect_points") is not None:
         low, high = (i.get("effect_points_ci") or [None, None])[:2]
         line += (f". Taken as {i['effect_points']:+g} EE points against usual care "
-                 f"({low:+g} to {high:+g}): {i.get('conversion')}")
+                 f"({low:+g} to {high:+g}): {str(i.get('conversion')).rstrip('.')}")
     if i.get("note"):
         line += f". {i['note']}"
     return line
@@ -209,7 +210,8 @@ def _evidence(facts):
         blocks.append(("p", complements[0].get("note") or ""))
         for c in complements:
             lines = [f"{e.get('citation')} [{e.get('design')}; certainty: "
-                     f"{e.get('certainty')}]: {e.get('effect')}" for e in c.get("evidence") or []]
+                     f"{str(e.get('certainty')).rstrip('.')}]: {e.get('effect')}"
+                     for e in c.get("evidence") or []]
             blocks.append(("p", f"{c.get('name')} ({c.get('level')}): {c.get('description')}"))
             blocks.append(("list", lines or ["no published evidence recorded"]))
     return blocks

@@ -105,10 +105,12 @@ def evidence_markdown(catalog) -> str:
                   f"**Format:** {arm.format}. **Dose:** {arm.dose}. **Group size:** "
                   f"{arm.group_min}-{arm.group_max}. **Cost:** US${arm.cost_per_person:,.0f} a "
                   "person" + (" (assumption)" if arm.cost_is_assumption else "")
-                  + (f": {' '.join(arm.cost_basis.split())}" if arm.cost_basis else "") + ". "
+                  + (f": {' '.join(arm.cost_basis.split()).rstrip('.')}" if arm.cost_basis else "")
+                  + ". "
                   f"**Capacity:** {'no limit' if arm.capacity is None else arm.capacity}"
                   + (" (assumption)" if arm.capacity_is_assumption else "")
-                  + (f": {' '.join(arm.capacity_basis.split())}" if arm.capacity_basis else "")
+                  + (f": {' '.join(arm.capacity_basis.split()).rstrip('.')}" if arm.capacity_basis
+                     else "")
                   + ".", ""]
         _eligibility(lines, arm)
         gaps = _gaps(arm)
