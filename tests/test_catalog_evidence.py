@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from recommender.catalog import evidence_markdown, load_catalog, parse_catalog
-from recommender.catalog._load import EVIDENCE_FIELDS
+from recommender.catalog._records import EVIDENCE_FIELDS
 from recommender.cli import main
 from recommender.errors import InputError
 from recommender.paths import config_path

@@ -2,13 +2,12 @@
 
 The allowed fields are tables (constraints as data) so that one loop checks presence, type
 and range for every entry, and a message always names the entry, the field, the value found
-and what would be accepted.
+and what would be accepted. Evidence records, exclusions and complements are checked in
+``_records``; the shared machinery is in ``_checks``.
 """
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -17,32 +16,22 @@ import yaml
 from recommender.cohort import CATEGORIES
 from recommender.errors import InputError
 
-from ._model import (
-    DESIGNS,
-    EFFECT_KINDS,
-    GRADES,
-    Arm,
-    Catalog,
-    Complement,
-    Eligibility,
-    Evidence,
-    Exclusion,
+from ._checks import (
+    _INT,
+    _LIST,
+    _MAPPING,
+    _NUMBER,
+    _TEXT,
+    ARM_ID,
+    _BOOL,
+    _check_fields,
+    _members,
+    _Problems,
 )
+from ._model import Arm, Catalog, Eligibility
+from ._records import _complement, _evidence, _exclusions
 
 __all__ = ["load_catalog", "parse_catalog"]
-
-# An id becomes part of column names (effect_<id>, true_effect_<id>), hence the pattern.
-ARM_ID = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-
-_TEXT = ("text", lambda v: isinstance(v, str) and v.strip() != "")
-_INT = ("whole number", lambda v: isinstance(v, int) and not isinstance(v, bool))
-_NUMBER = (
-    "number",
-    lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
-)
-_BOOL = ("true or false", lambda v: isinstance(v, bool))
-_LIST = ("list", lambda v: isinstance(v, list))
-_MAPPING = ("mapping", lambda v: isinstance(v, Mapping))
 
 # field -> (kind, required, nullable)
 TOP_FIELDS = {
@@ -79,123 +68,7 @@ ELIGIBILITY_FIELDS = {
     "min_years_in_practice": (_NUMBER, False, True),
     "max_years_in_practice": (_NUMBER, False, True),
 }
-_YEAR = ("year (whole number)", lambda v: isinstance(v, int) and not isinstance(v, bool)
-         and 1900 <= v <= 2100)
-_BOOL_REQ = _BOOL
-_PAIR = (
-    "[lower, upper] (two numbers)",
-    lambda v: isinstance(v, list) and len(v) == 2 and all(_NUMBER[1](x) for x in v),
-)
-# field -> (kind, required, nullable). Every field is required: a record that leaves one out
-# is refused, so a reader never has to guess whether "no DOI" means "none given" (null) or
-# "forgot to look".
-EVIDENCE_FIELDS = {
-    "authors": (_TEXT, True, True),
-    "year": (_YEAR, True, False),
-    "title": (_TEXT, True, True),
-    "journal": (_TEXT, True, False),
-    "doi": (_TEXT, True, True),
-    "pmid": (_TEXT, True, True),
-    "population": (_TEXT, True, False),
-    "setting": (_TEXT, True, False),
-    "design": (_TEXT, True, False),
-    "outcome": (_TEXT, True, False),
-    "effect": (_TEXT, True, False),
-    "measure": (_TEXT, True, False),
-    "value": (_NUMBER, True, True),
-    "ci": (_PAIR, True, True),
-    "comparison": (_TEXT, True, False),
-    "effect_kind": (_TEXT, True, False),
-    "grade": (_TEXT, True, True),
-    "certainty": (_TEXT, True, False),
-    "uptake": (_TEXT, True, True),
-    "effect_points": (_NUMBER, True, True),
-    "effect_points_ci": (_PAIR, True, True),
-    "conversion": (_TEXT, True, True),
-    "roles": (_LIST, True, False),
-    "specific_to_arm": (_BOOL_REQ, True, False),
-    "checked_against": (_TEXT, True, False),
-    "note": (_TEXT, True, True),
-}
-EXCLUSION_FIELDS = {
-    "excludes": (_TEXT, True, False),
-    "reason": (_TEXT, True, False),
-    "source": (_TEXT, True, True),
-    "assumption": (_BOOL, True, False),
-}
-COMPLEMENT_FIELDS = {
-    "id": (_TEXT, True, False),
-    "name": (_TEXT, True, False),
-    "level": (_TEXT, True, False),
-    "description": (_TEXT, True, False),
-    "roles": (_LIST, True, False),
-    "evidence": (_LIST, True, False),
-}
 _YEARS = (0, 60)  # the contract's range for years_in_practice
-
-
-class _Problems(list):
-    def add(self, entry: str, field: str | None, value, rule: str, accepted: str):
-        where = f"{entry}.{field}" if field else entry
-        message = f"{where}: {rule}"
-        if value is not _ABSENT:
-            message += f"; found {value!r}"
-        message += f"; accepted: {accepted}"
-        self.append(
-            {
-                "entry": entry,
-                "field": field,
-                "value": None if value is _ABSENT else value,
-                "rule": rule,
-                "message": message,
-            }
-        )
-
-
-_ABSENT = object()
-
-
-def _check_fields(data, fields, entry: str, problems: _Problems) -> dict:
-    """Presence, unknown names and types; returns the fields that passed."""
-    if not isinstance(data, Mapping):
-        problems.add(entry, None, data, "wrong type", "a mapping of field: value")
-        return {}
-    good = {}
-    for name in data:
-        if name not in fields and not (fields is TOP_FIELDS and str(name).startswith(_EXTENSION)):
-            problems.add(entry, str(name), data[name], "unknown field", ", ".join(fields))
-    for name, ((kind, test), required, nullable) in fields.items():
-        if name not in data:
-            if required:
-                problems.add(entry, name, _ABSENT, "missing field", f"a {kind}")
-            continue
-        value = data[name]
-        if value is None and nullable:
-            good[name] = None
-        elif value is None or not test(value):
-            problems.add(
-                entry, name, value, "wrong type", f"a {kind}" + (" or null" if nullable else "")
-            )
-        else:
-            good[name] = value
-    return good
-
-
-def _members(values, allowed, entry, field, singular, problems) -> tuple[str, ...] | None:
-    if values is None:
-        return None
-    bad = [v for v in values if v not in allowed]
-    for value in bad:
-        problems.add(entry, field, value, f"unknown {singular}", ", ".join(allowed))
-    if not values:
-        problems.add(
-            entry,
-            field,
-            values,
-            "empty list",
-            f"one or more of {', '.join(allowed)}, or null for any",
-        )
-    return None if bad or not values else tuple(dict.fromkeys(values))
 
 
 def _eligibility(data, entry, problems) -> Eligibility:
@@ -244,19 +117,6 @@ def _eligibility(data, entry, problems) -> Eligibility:
     return eligibility
 
 
-def _exclusions(items, entry, problems) -> tuple[Exclusion, ...]:
-    found = []
-    for j, item in enumerate(items or ()):
-        where = f"{entry}.exclusions[{j}]"
-        good = _check_fields(item, EXCLUSION_FIELDS, where, problems)
-        if not good.get("assumption", True) and good.get("source") is None and "source" in good:
-            problems.add(where, "source", None, "no source and not an assumption",
-                         "the study or document behind the exclusion, or assumption: true")
-        if all(name in good for name in EXCLUSION_FIELDS):
-            found.append(Exclusion(**good))
-    return tuple(found)
-
-
 def _check_reasons(eligibility: Eligibility, good, entry, problems) -> None:
     """Each exclusion the rules make has exactly one reason, and each reason an exclusion."""
     made = set(eligibility.excluded)
@@ -274,81 +134,6 @@ def _check_reasons(eligibility: Eligibility, good, entry, problems) -> None:
         elif given.count(excluded) > 1 and given.index(excluded) != j:
             problems.add(f"{entry}.exclusions[{j}]", "excludes", excluded, "duplicate reason",
                          "one entry per exclusion")
-
-
-def _pair(value) -> tuple[float, float] | None:
-    return None if value is None else (float(value[0]), float(value[1]))
-
-
-def _evidence(items, entry, problems) -> tuple[Evidence, ...]:
-    found = []
-    for j, item in enumerate(items or ()):
-        where = f"{entry}.evidence[{j}]"
-        n_before = len(problems)
-        good = _check_fields(item, EVIDENCE_FIELDS, where, problems)
-        _check_record(good, where, problems)
-        if len(problems) == n_before:
-            values = dict(good)
-            for name in ("value", "effect_points"):
-                values[name] = None if values[name] is None else float(values[name])
-            for name in ("ci", "effect_points_ci"):
-                values[name] = _pair(values[name])
-            values["roles"] = tuple(values["roles"])
-            found.append(Evidence(**values))
-    return tuple(found)
-
-
-def _check_record(good, where, problems) -> None:
-    """Rules across fields: the allowed words, intervals in order, and conversions honest."""
-    for name, allowed in (("design", DESIGNS), ("effect_kind", EFFECT_KINDS), ("grade", GRADES)):
-        if good.get(name) is not None and good[name] not in allowed:
-            problems.add(where, name, good[name], f"unknown {name}", ", ".join(allowed))
-    if "roles" in good:
-        _members(good["roles"], CATEGORIES["role"], where, "roles", "role", problems)
-    for name in ("ci", "effect_points_ci"):
-        pair = good.get(name)
-        if pair is not None and pair[0] > pair[1]:
-            problems.add(where, name, pair, "lower bound above upper bound", "[lower, upper]")
-    if "effect_points" not in good or "effect_points_ci" not in good:
-        return
-    points, interval = good["effect_points"], good["effect_points_ci"]
-    if points is None:
-        if interval is not None:
-            problems.add(where, "effect_points_ci", interval, "interval without effect_points",
-                         "null when effect_points is null")
-        return
-    if good.get("effect_kind") not in (None, "between_group"):
-        # A pre-post change or an association is not a difference from usual care.
-        problems.add(where, "effect_points", points,
-                     f"EE points from a {good['effect_kind']} figure",
-                     "null unless effect_kind is between_group")
-    if interval is None:
-        problems.add(where, "effect_points_ci", None, "effect_points without an interval",
-                     "[lower, upper] around effect_points")
-    elif not interval[0] <= points <= interval[1]:
-        problems.add(where, "effect_points_ci", interval, "does not contain effect_points",
-                     f"an interval containing {points:g}")
-    if "conversion" in good and good["conversion"] is None:
-        problems.add(where, "conversion", None, "effect_points without a conversion",
-                     "text saying how the EE points were obtained")
-
-
-def _complement(data, index, problems) -> Complement | None:
-    comp_id = data.get("id") if isinstance(data, Mapping) else None
-    entry = f"complements[{index}]" + (f" ({comp_id})" if isinstance(comp_id, str) else "")
-    n_before = len(problems)
-    good = _check_fields(data, COMPLEMENT_FIELDS, entry, problems)
-    if "id" in good and not ARM_ID.match(good["id"]):
-        problems.add(entry, "id", good["id"], "malformed id",
-                     "lowercase letters, digits and underscores, starting with a letter, at most 40")
-    roles = _members(good.get("roles"), CATEGORIES["role"], entry, "roles", "role", problems)
-    evidence = _evidence(good.get("evidence"), entry, problems)
-    if "evidence" in good and not good["evidence"]:
-        problems.add(entry, "evidence", [], "empty list", "at least one evidence record")
-    if len(problems) > n_before:
-        return None
-    return Complement(id=good["id"], name=good["name"].strip(), level=good["level"],
-                      description=good["description"].strip(), roles=roles, evidence=evidence)
 
 
 def _arm(data, index, problems, control: str = "none") -> Arm | None:
@@ -433,7 +218,7 @@ def parse_catalog(data, *, source: str = "catalog") -> Catalog:
         ``value``, ``rule`` and ``message``.
     """
     problems = _Problems()
-    good = _check_fields(data, TOP_FIELDS, "catalog", problems)
+    good = _check_fields(data, TOP_FIELDS, "catalog", problems, extension=_EXTENSION)
     control = good.get("control", "none")
     arms, seen = [], {}
     for index, item in enumerate(good.get("arms") or ()):
