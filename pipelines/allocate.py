@@ -31,6 +31,7 @@ class CohortPlan:
     allocation: object  # recommender.policy.Allocation
     referrals: int
     fairness_path: Path | None = None
+    complements: tuple = ()  # recommender.catalog.Complement: what the plan does not replace
 
     def summary_lines(self) -> list[str]:
         allocation = self.allocation
@@ -65,6 +66,13 @@ class CohortPlan:
                     f"    {row.attribute} {row.group}: {int(row.people):,} people, "
                     f"{row.share_allocated:.0%} given an arm ({row.share_eligible:.0%} eligible "
                     f"for one), {row.benefit_per_person:.2f} EE points avoided per person")
+        if self.complements:
+            from recommender.explain import COMPLEMENT_NOTE
+
+            lines.append(f"not planned here: {COMPLEMENT_NOTE}")
+            lines += [f"  {c.name} ({c.level}): " + "; ".join(
+                f"{e.citation} [{e.design}; {e.certainty}]" for e in c.evidence)
+                for c in self.complements]
         return lines
 
 
@@ -176,7 +184,8 @@ def plan_cohort(
     allocation.fairness.to_csv(fairness_path, index=False)
     return CohortPlan(path=Path(path), rows=len(plan), model_uri=ref.uri,
                       version=getattr(ref, "version", None), allocation=allocation,
-                      referrals=int(referral.sum()), fairness_path=fairness_path)
+                      referrals=int(referral.sum()), fairness_path=fairness_path,
+                      complements=catalog.complements)
 
 
 def _referrals(frame: pd.DataFrame, serve_config) -> pd.Series:

@@ -46,25 +46,27 @@ def _evidence(arm_id, start):
 
 
 @pytest.mark.parametrize(
-    "arm_id, citation, effect_points, smd",
+    "arm_id, citation, effect_points, value",
     [
-        ("coaching", "Dyrbye", -6.7, None),
+        ("coaching", "Dyrbye", -6.7, -6.7),
         ("coaching", "Collett", -3.5, -0.37),
-        ("mindfulness", "Collett", None, -0.90),
-        ("mindfulness", "Wang", -4.3, None),
-        ("mindfulness", "Fendel", None, -0.26),
-        ("peer_group", "West CP et al. 2021", None, None),
-        ("peer_group", "West CP et al. 2014", None, None),
-        ("peer_group", "West CP et al. 2016", -2.65, None),
-        ("resilience_training", "Sood", None, None),
-        ("resilience_training", "Meta-analysis of interventions for resident", None, -0.25),
-        ("balint_group", "Huang", None, None),
+        ("mindfulness", "Collett G et al. 2025", -8.6, -0.90),
+        ("mindfulness", "Wang", None, -4.27),
+        ("mindfulness", "Fendel", -2.5, -0.26),
+        ("peer_group", "West CP et al. 2021", None, -12.7),
+        ("peer_group", "West CP et al. 2014", None, -15.5),
+        ("peer_group", "West CP et al. 2016", None, -2.65),
+        ("resilience_training", "Sood", None, -7.6),
+        ("resilience_training", "Spilg", None, None),
+        ("resilience_training", "BMC Medical Education", -2.4, -0.25),
+        ("balint_group", "Huang L", None, None),
     ],
 )
-def test_evidence_carries_the_calibration_figures(arm_id, citation, effect_points, smd):
+def test_evidence_carries_the_reported_and_converted_figures(arm_id, citation, effect_points,
+                                                             value):
     evidence = _evidence(arm_id, citation)
-    assert evidence.effect_points == effect_points and evidence.smd == smd
-    assert evidence.population and evidence.outcome and evidence.effect
+    assert evidence.effect_points == effect_points and evidence.value == value
+    assert evidence.population and evidence.outcome and evidence.effect and evidence.certainty
 
 
 def test_eligible_arms_by_role():
@@ -83,6 +85,12 @@ def test_eligibility_by_specialty_and_years(raw, tmp_path):
         "specialties": ["primary_care"],
         "min_years_in_practice": 5,
         "max_years_in_practice": 30,
+        "exclusions": [
+            {"excludes": excluded, "reason": "as in the coaching trial", "source": "Dyrbye 2019",
+             "assumption": False}
+            for excluded in ("role resident", "role nurse", "role app", "specialties",
+                             "min_years_in_practice", "max_years_in_practice")
+        ],
     }
     catalog = parse_catalog(data)
     person = {"role": "physician", "specialty": "primary_care", "years_in_practice": 5}
@@ -187,15 +195,15 @@ MALFORMATIONS = [
         "unknown field",
     ),
     (
-        _set(["coaching", "evidence", 0, "citation"], _DELETE),
+        _set(["coaching", "evidence", 0, "authors"], _DELETE),
         "arms[1] (coaching).evidence[0]",
-        "citation",
+        "authors",
         "missing field",
     ),
     (
-        _set(["coaching", "evidence", 1, "smd"], "large"),
+        _set(["coaching", "evidence", 1, "value"], "large"),
         "arms[1] (coaching).evidence[1]",
-        "smd",
+        "value",
         "wrong type",
     ),
     (

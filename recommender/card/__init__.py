@@ -12,6 +12,7 @@ from recommender.card._assemble import (
 )
 from recommender.card._facts import (
     arm_counts,
+    complement_facts,
     evidence_facts,
     json_safe,
     policy_summary,
@@ -29,7 +30,8 @@ from recommender.card._render import (
 from recommender.card._sections import DEFAULT_TEXT, SECTIONS, section_ids
 
 __all__ = [
-    "CARD_FILES", "DEFAULT_TEXT", "PLOT_CAPTIONS", "SECTIONS", "arm_counts", "copy_card",
+    "CARD_FILES", "DEFAULT_TEXT", "PLOT_CAPTIONS", "SECTIONS", "arm_counts", "complement_facts",
+    "copy_card",
     "evaluation_facts", "evidence_facts", "subgroup_facts",
     "json_safe", "policy_summary", "read_card", "recommendation_mix", "render_html",
     "render_markdown", "section_ids", "table", "training_card_facts", "write_card",

@@ -133,6 +133,7 @@ def training_card_facts(*, model, report, recommended, secondary, holdout_featur
     """
     from recommender.card._facts import (
         arm_counts,
+        complement_facts,
         evidence_facts,
         policy_summary,
         recommendation_mix,
@@ -177,5 +178,6 @@ def training_card_facts(*, model, report, recommended, secondary, holdout_featur
                                          max_depth=config["card"]["policy_tree_depth"],
                                          random_state=config["seed"]),
         "evidence": evidence_facts(catalog, arms),
+        "complements": complement_facts(catalog),
         "caveats": caveats,
     })

@@ -178,19 +178,42 @@ def _policy_summary(facts):
             ("pre", p["rules"])]
 
 
+def _evidence_line(i) -> str:
+    """One record: citation, design and certainty first, then the finding as reported."""
+    certainty = str(i.get("certainty")).rstrip(".")
+    line = (f"{i.get('citation')} [{i.get('design')}; certainty: {certainty}]: "
+            f"{i.get('effect')} ({i.get('population')}; {i.get('outcome')})")
+    if i.get("effect_points") is not None:
+        low, high = (i.get("effect_points_ci") or [None, None])[:2]
+        line += (f". Taken as {i['effect_points']:+g} EE points against usual care "
+                 f"({low:+g} to {high:+g}): {str(i.get('conversion')).rstrip('.')}")
+    if i.get("note"):
+        line += f". {i['note']}"
+    return line
+
+
 def _evidence(facts):
     blocks = [("p", "What the published literature says about each intervention, from the "
-                    "intervention catalog. The model's own estimates are in the evaluation "
-                    "section; these figures are the prior evidence, not outputs of this "
-                    "model.")]
+                    "intervention catalog (docs/evidence.md has every field). The model's own "
+                    "estimates are in the evaluation section; these figures are the prior "
+                    "evidence, not outputs of this model. Each line gives the design and how "
+                    "certain the finding is (GRADE where a review rated it).")]
     for arm in facts.get("evidence") or []:
         blocks.append(("h3", f"{arm.get('name')} ({arm.get('arm')})"))
         if arm.get("description"):
             blocks.append(("p", arm["description"]))
-        items = [f"{i.get('citation')}: {i.get('effect')} ({i.get('population')}; "
-                 f"{i.get('outcome')})" + (f". {i['note']}" if i.get("note") else "")
-                 for i in arm.get("items") or []]
+        items = [_evidence_line(i) for i in arm.get("items") or []]
         blocks.append(("list", items or ["no published evidence recorded"]))
+    complements = facts.get("complements") or []
+    if complements:
+        blocks.append(("h3", "What individual interventions do not replace"))
+        blocks.append(("p", complements[0].get("note") or ""))
+        for c in complements:
+            lines = [f"{e.get('citation')} [{e.get('design')}; certainty: "
+                     f"{str(e.get('certainty')).rstrip('.')}]: {e.get('effect')}"
+                     for e in c.get("evidence") or []]
+            blocks.append(("p", f"{c.get('name')} ({c.get('level')}): {c.get('description')}"))
+            blocks.append(("list", lines or ["no published evidence recorded"]))
     return blocks
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 
 from recommender._json import json_safe
 
-__all__ = ["table", "json_safe", "policy_summary", "recommendation_mix", "evidence_facts",
+__all__ = ["table", "json_safe", "policy_summary", "recommendation_mix", "evidence_facts", "complement_facts",
            "arm_counts"]
 
 
@@ -92,9 +92,13 @@ def evidence_facts(catalog, arms=None) -> list[dict]:
             "arm": arm.id, "name": arm.name, "description": " ".join(str(arm.description).split()),
             "cost_per_person": json_safe(arm.cost_per_person),
             "capacity": json_safe(arm.capacity),
-            "items": [json_safe({"citation": e.citation, "population": e.population,
-                                 "outcome": e.outcome, "effect": e.effect,
-                                 "effect_points": e.effect_points, "smd": e.smd,
-                                 "note": e.note}) for e in arm.evidence],
+            "items": [json_safe(e.as_dict()) for e in arm.evidence],
         })
     return out
+
+
+def complement_facts(catalog) -> list[dict]:
+    """The measures the model does not rank, with their evidence (citation and certainty)."""
+    from recommender.explain import complements_for
+
+    return json_safe(complements_for(catalog))

@@ -5,7 +5,9 @@ or removes an arm by editing the YAML; :func:`load_catalog` checks it and names 
 field of every problem.
 """
 
+from ._document import evidence_markdown
 from ._load import load_catalog, parse_catalog
-from ._model import Arm, Catalog, Eligibility, Evidence
+from ._model import Arm, Catalog, Complement, Eligibility, Evidence, Exclusion
 
-__all__ = ["load_catalog", "parse_catalog", "Catalog", "Arm", "Eligibility", "Evidence"]
+__all__ = ["evidence_markdown", "load_catalog", "parse_catalog", "Catalog", "Arm", "Complement", "Eligibility",
+           "Evidence", "Exclusion"]

@@ -2,13 +2,12 @@
 
 The allowed fields are tables (constraints as data) so that one loop checks presence, type
 and range for every entry, and a message always names the entry, the field, the value found
-and what would be accepted.
+and what would be accepted. Evidence records, exclusions and complements are checked in
+``_records``; the shared machinery is in ``_checks``.
 """
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -17,30 +16,34 @@ import yaml
 from recommender.cohort import CATEGORIES
 from recommender.errors import InputError
 
-from ._model import Arm, Catalog, Eligibility, Evidence
+from ._checks import (
+    _INT,
+    _LIST,
+    _MAPPING,
+    _NUMBER,
+    _TEXT,
+    ARM_ID,
+    _BOOL,
+    _check_fields,
+    _members,
+    _Problems,
+)
+from ._model import Arm, Catalog, Eligibility
+from ._records import _complement, _evidence, _exclusions
 
 __all__ = ["load_catalog", "parse_catalog"]
-
-# An id becomes part of column names (effect_<id>, true_effect_<id>), hence the pattern.
-ARM_ID = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-
-_TEXT = ("text", lambda v: isinstance(v, str) and v.strip() != "")
-_INT = ("whole number", lambda v: isinstance(v, int) and not isinstance(v, bool))
-_NUMBER = (
-    "number",
-    lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
-)
-_BOOL = ("true or false", lambda v: isinstance(v, bool))
-_LIST = ("list", lambda v: isinstance(v, list))
-_MAPPING = ("mapping", lambda v: isinstance(v, Mapping))
 
 # field -> (kind, required, nullable)
 TOP_FIELDS = {
     "version": (_TEXT, True, False),
     "control": (_TEXT, False, False),
     "arms": (_LIST, True, False),
+    "complements": (_LIST, False, True),
     "description": (_TEXT, False, True),
 }
+# Top-level keys starting with "x-" hold YAML anchors shared by several entries (a record
+# pooled across arms); they are not read otherwise.
+_EXTENSION = "x-"
 ARM_FIELDS = {
     "id": (_TEXT, True, False),
     "name": (_TEXT, True, False),
@@ -59,90 +62,19 @@ ARM_FIELDS = {
     "capacity_basis": (_TEXT, False, True),
 }
 ELIGIBILITY_FIELDS = {
+    "exclusions": (_LIST, True, False),
     "roles": (_LIST, False, True),
     "specialties": (_LIST, False, True),
     "min_years_in_practice": (_NUMBER, False, True),
     "max_years_in_practice": (_NUMBER, False, True),
 }
-EVIDENCE_FIELDS = {
-    "citation": (_TEXT, True, False),
-    "population": (_TEXT, True, False),
-    "outcome": (_TEXT, True, False),
-    "effect": (_TEXT, True, False),
-    "effect_points": (_NUMBER, False, True),
-    "smd": (_NUMBER, False, True),
-    "note": (_TEXT, False, True),
-}
 _YEARS = (0, 60)  # the contract's range for years_in_practice
-
-
-class _Problems(list):
-    def add(self, entry: str, field: str | None, value, rule: str, accepted: str):
-        where = f"{entry}.{field}" if field else entry
-        message = f"{where}: {rule}"
-        if value is not _ABSENT:
-            message += f"; found {value!r}"
-        message += f"; accepted: {accepted}"
-        self.append(
-            {
-                "entry": entry,
-                "field": field,
-                "value": None if value is _ABSENT else value,
-                "rule": rule,
-                "message": message,
-            }
-        )
-
-
-_ABSENT = object()
-
-
-def _check_fields(data, fields, entry: str, problems: _Problems) -> dict:
-    """Presence, unknown names and types; returns the fields that passed."""
-    if not isinstance(data, Mapping):
-        problems.add(entry, None, data, "wrong type", "a mapping of field: value")
-        return {}
-    good = {}
-    for name in data:
-        if name not in fields:
-            problems.add(entry, str(name), data[name], "unknown field", ", ".join(fields))
-    for name, ((kind, test), required, nullable) in fields.items():
-        if name not in data:
-            if required:
-                problems.add(entry, name, _ABSENT, "missing field", f"a {kind}")
-            continue
-        value = data[name]
-        if value is None and nullable:
-            good[name] = None
-        elif value is None or not test(value):
-            problems.add(
-                entry, name, value, "wrong type", f"a {kind}" + (" or null" if nullable else "")
-            )
-        else:
-            good[name] = value
-    return good
-
-
-def _members(values, allowed, entry, field, singular, problems) -> tuple[str, ...] | None:
-    if values is None:
-        return None
-    bad = [v for v in values if v not in allowed]
-    for value in bad:
-        problems.add(entry, field, value, f"unknown {singular}", ", ".join(allowed))
-    if not values:
-        problems.add(
-            entry,
-            field,
-            values,
-            "empty list",
-            f"one or more of {', '.join(allowed)}, or null for any",
-        )
-    return None if bad or not values else tuple(dict.fromkeys(values))
 
 
 def _eligibility(data, entry, problems) -> Eligibility:
     if data is None:
         return Eligibility()
+    n_before = len(problems)
     good = _check_fields(data, ELIGIBILITY_FIELDS, entry, problems)
     roles = _members(good.get("roles"), CATEGORIES["role"], entry, "roles", "role", problems)
     specialties = _members(
@@ -163,6 +95,7 @@ def _eligibility(data, entry, problems) -> Eligibility:
         else:
             years[name] = None if value is None else float(value)
     lo, hi = years.get("min_years_in_practice"), years.get("max_years_in_practice")
+    exclusions = _exclusions(good.get("exclusions"), entry, problems)
     if lo is not None and hi is not None and lo > hi:
         problems.add(
             entry,
@@ -171,32 +104,39 @@ def _eligibility(data, entry, problems) -> Eligibility:
             "greater than max_years_in_practice",
             f"at most {hi:g}",
         )
-    return Eligibility(
+    eligibility = Eligibility(
         roles=roles if roles is not None else CATEGORIES["role"],
         specialties=specialties,
         min_years_in_practice=lo,
         max_years_in_practice=hi,
+        exclusions=exclusions,
     )
+    # Reasons are matched against the rules only when the rules themselves are sound.
+    if "exclusions" in good and len(problems) == n_before:
+        _check_reasons(eligibility, good, entry, problems)
+    return eligibility
 
 
-def _evidence(items, entry, problems) -> tuple[Evidence, ...]:
-    found = []
-    for j, item in enumerate(items or ()):
-        good = _check_fields(item, EVIDENCE_FIELDS, f"{entry}.evidence[{j}]", problems)
-        if all(name in good for name, (_, required, _) in EVIDENCE_FIELDS.items() if required):
-            found.append(
-                Evidence(
-                    **{
-                        k: (float(v) if k in ("effect_points", "smd") and v is not None else v)
-                        for k, v in good.items()
-                        if v is not None
-                    }
-                )
-            )
-    return tuple(found)
+def _check_reasons(eligibility: Eligibility, good, entry, problems) -> None:
+    """Each exclusion the rules make has exactly one reason, and each reason an exclusion."""
+    made = set(eligibility.excluded)
+    given = [e.excludes for e in eligibility.exclusions]
+    for excluded in eligibility.excluded:
+        if excluded not in given:
+            problems.add(entry, "exclusions", excluded, "exclusion without a reason",
+                         f"an entry with excludes: {excluded!r}, a reason, and a source or "
+                         "assumption: true")
+    for j, excluded in enumerate(given):
+        if excluded not in made:
+            problems.add(f"{entry}.exclusions[{j}]", "excludes", excluded,
+                         "no such exclusion in the rules",
+                         ", ".join(sorted(made)) or "nothing: these rules exclude no one")
+        elif given.count(excluded) > 1 and given.index(excluded) != j:
+            problems.add(f"{entry}.exclusions[{j}]", "excludes", excluded, "duplicate reason",
+                         "one entry per exclusion")
 
 
-def _arm(data, index, problems) -> Arm | None:
+def _arm(data, index, problems, control: str = "none") -> Arm | None:
     arm_id = data.get("id") if isinstance(data, Mapping) else None
     entry = f"arms[{index}]" + (f" ({arm_id})" if isinstance(arm_id, str) else "")
     n_before = len(problems)
@@ -235,6 +175,16 @@ def _arm(data, index, problems) -> Arm | None:
             "too small",
             "a whole number >= 1, or null for no limit",
         )
+    if good.get("id") == control and good.get("eligibility") is not None:
+        rules = good["eligibility"]
+        if isinstance(rules, Mapping) and any(
+            rules.get(name) is not None for name in ("specialties", "min_years_in_practice",
+                                                     "max_years_in_practice")
+        ) or (isinstance(rules, Mapping) and rules.get("roles") is not None
+              and set(rules["roles"]) != set(CATEGORIES["role"])):
+            problems.add(entry, "eligibility", "restricted", "the control arm is restricted",
+                         "no eligibility rules (usual care is open to everyone)")
+            return None
     eligibility = _eligibility(good.get("eligibility"), f"{entry}.eligibility", problems)
     evidence = _evidence(good.get("evidence"), entry, problems)
     if len(problems) > n_before:
@@ -268,11 +218,11 @@ def parse_catalog(data, *, source: str = "catalog") -> Catalog:
         ``value``, ``rule`` and ``message``.
     """
     problems = _Problems()
-    good = _check_fields(data, TOP_FIELDS, "catalog", problems)
+    good = _check_fields(data, TOP_FIELDS, "catalog", problems, extension=_EXTENSION)
     control = good.get("control", "none")
     arms, seen = [], {}
     for index, item in enumerate(good.get("arms") or ()):
-        arm = _arm(item, index, problems)
+        arm = _arm(item, index, problems, control)
         arm_id = item.get("id") if isinstance(item, Mapping) else None
         if isinstance(arm_id, str):
             if arm_id in seen:
@@ -308,22 +258,25 @@ def parse_catalog(data, *, source: str = "catalog") -> Catalog:
                 "only the control arm",
                 "the control arm and at least one other arm",
             )
-    for arm in arms:
-        if arm.id == control and not arm.eligibility.open_to_all:
-            problems.add(
-                f"arms[{seen[arm.id]}] ({arm.id})",
-                "eligibility",
-                "restricted",
-                "the control arm is restricted",
-                "no eligibility rules (usual care is open to everyone)",
-            )
+    complements, seen_complements = [], {}
+    for index, item in enumerate(good.get("complements") or ()):
+        complement = _complement(item, index, problems)
+        comp_id = item.get("id") if isinstance(item, Mapping) else None
+        if isinstance(comp_id, str):
+            if comp_id in seen_complements or comp_id in seen:
+                problems.add(f"complements[{index}] ({comp_id})", "id", comp_id, "duplicate id",
+                             "an id used by no arm and no other complement")
+            seen_complements.setdefault(comp_id, index)
+        if complement is not None:
+            complements.append(complement)
     if problems:
         lines = "\n".join(f"  - {p['message']}" for p in problems)
         raise InputError(
             f"{source}: {len(problems)} problem(s) in the intervention catalog:\n{lines}",
             problems=list(problems),
         )
-    return Catalog(version=good["version"], control=control, arms=tuple(arms))
+    return Catalog(version=good["version"], control=control, arms=tuple(arms),
+                   complements=tuple(complements))
 
 
 def load_catalog(path=None) -> Catalog:

@@ -8,38 +8,141 @@ from dataclasses import dataclass, field
 from recommender.cohort import CATEGORIES
 from recommender.errors import InputError
 
-__all__ = ["Evidence", "Eligibility", "Arm", "Catalog"]
+__all__ = ["Evidence", "Exclusion", "Eligibility", "Arm", "Complement", "Catalog"]
+
+DESIGNS = ("rct", "cluster_rct", "controlled", "pre_post", "meta_analysis", "systematic_review",
+           "observational", "qualitative")
+EFFECT_KINDS = ("between_group", "within_group", "association", "descriptive")
+GRADES = ("high", "moderate", "low", "very_low")
 
 
 @dataclass(frozen=True)
 class Evidence:
-    """One published finding behind an arm.
+    """One published finding behind an arm or a complementary measure.
+
+    Every attribute is present in the catalog; None means the source does not give it. See
+    ``configs/interventions.yaml`` for the conventions.
 
     Attributes
     ----------
-    citation : str
-        Author, year and journal.
-    population : str
-        Who was studied.
+    authors, year, title, journal, doi, pmid
+        The citation. ``doi`` and ``pmid`` only where a source gives them (never made up).
+    population, setting : str
+        Who was studied, and where and when.
+    design : str
+        One of :data:`DESIGNS` (``rct``, ``controlled``, ``pre_post``, ``meta_analysis`` ...).
     outcome : str
         What was measured (MBI subscale names only, never item wording).
     effect : str
-        The figure in words, as the source reports it.
+        The finding as the study reports it.
+    measure, value, ci, comparison
+        The reported effect's parts: what the number is, the number, its interval
+        ``(lower, upper)`` and what was compared with what.
+    effect_kind : str
+        ``between_group``, ``within_group`` (pre-post), ``association`` or ``descriptive``.
+    grade : str or None
+        GRADE certainty where a review rated it (high, moderate, low, very_low).
+    certainty : str
+        How sure the figure is, and on what basis (GRADE, or the design's level, said as such).
+    uptake : str or None
+        Participation or uptake, where reported.
     effect_points : float or None
-        Difference from usual care in Emotional Exhaustion points (negative = less).
-    smd : float or None
-        Standardized mean difference on Emotional Exhaustion.
-    note : str
-        Caveats: size, certainty, whether it is specific to the arm.
+        Difference from usual care in Emotional Exhaustion points (negative = less); only for
+        between-group figures.
+    effect_points_ci : tuple of float or None
+        Interval of ``effect_points``.
+    conversion : str or None
+        How ``effect_points`` were obtained (an assumed SD is labelled an assumption), or why
+        the figure was not converted.
+    roles : tuple of str
+        Roles the evidence concerns (physician, resident, nurse, app).
+    specific_to_arm : bool
+        False for estimates pooled over several kinds of intervention.
+    checked_against : str
+        Where the record was checked: a file in shared/evidence or the study's abstract.
+    note : str or None
+        Caveats.
     """
 
-    citation: str
+    authors: str | None
+    year: int
+    title: str | None
+    journal: str
+    doi: str | None
+    pmid: str | None
     population: str
+    setting: str
+    design: str
     outcome: str
     effect: str
-    effect_points: float | None = None
-    smd: float | None = None
-    note: str = ""
+    measure: str
+    value: float | None
+    ci: tuple[float, float] | None
+    comparison: str
+    effect_kind: str
+    grade: str | None
+    certainty: str
+    uptake: str | None
+    effect_points: float | None
+    effect_points_ci: tuple[float, float] | None
+    conversion: str | None
+    roles: tuple[str, ...]
+    specific_to_arm: bool
+    checked_against: str
+    note: str | None
+
+    @property
+    def citation(self) -> str:
+        """Short citation: first author, year, journal."""
+        if not self.authors:
+            return f"{self.journal} {self.year} (authors not given in the stored sources)"
+        names = [name.strip() for name in self.authors.split(",")]
+        first = names[0] + (" et al." if len(names) > 1 else "")
+        return f"{first} {self.year}, {self.journal}"
+
+    @property
+    def reference(self) -> str:
+        """Full reference as one line, with DOI / PMID where given."""
+        parts = [self.authors or "Authors not given in the stored sources", f"({self.year})."]
+        parts.append(f"{self.title}." if self.title else "Title not given in the stored sources.")
+        parts.append(f"{self.journal}.")
+        if self.doi:
+            parts.append(f"doi:{self.doi}.")
+        if self.pmid:
+            parts.append(f"PMID {self.pmid}.")
+        return " ".join(parts)
+
+    def as_dict(self) -> dict:
+        """Plain values (tuples as lists), plus ``citation`` and ``reference``; JSON-ready."""
+        out = {}
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            out[name] = list(value) if isinstance(value, tuple) else value
+        out["citation"] = self.citation
+        out["reference"] = self.reference
+        return out
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """Why an eligibility rule leaves people out.
+
+    Attributes
+    ----------
+    excludes : str
+        ``role <role>``, ``specialties``, ``min_years_in_practice`` or ``max_years_in_practice``.
+    reason : str
+        Why.
+    source : str or None
+        The study or document behind it; None when it is a program assumption.
+    assumption : bool
+        True when the exclusion is a program choice rather than a finding.
+    """
+
+    excludes: str
+    reason: str
+    source: str | None
+    assumption: bool
 
 
 @dataclass(frozen=True)
@@ -54,12 +157,27 @@ class Eligibility:
         Specialties allowed; None for any.
     min_years_in_practice, max_years_in_practice : float or None
         Inclusive bounds on years in practice; None for no bound.
+    exclusions : tuple of Exclusion
+        The reason and source of every rule above that leaves someone out.
     """
 
     roles: tuple[str, ...] = CATEGORIES["role"]
     specialties: tuple[str, ...] | None = None
     min_years_in_practice: float | None = None
     max_years_in_practice: float | None = None
+    exclusions: tuple[Exclusion, ...] = ()
+
+    @property
+    def excluded(self) -> tuple[str, ...]:
+        """The exclusions these rules make, in the words ``Exclusion.excludes`` uses."""
+        out = [f"role {role}" for role in CATEGORIES["role"] if role not in self.roles]
+        if self.specialties is not None:
+            out.append("specialties")
+        if self.min_years_in_practice is not None:
+            out.append("min_years_in_practice")
+        if self.max_years_in_practice is not None:
+            out.append("max_years_in_practice")
+        return tuple(out)
 
     @property
     def open_to_all(self) -> bool:
@@ -152,6 +270,28 @@ class Arm:
 
 
 @dataclass(frozen=True)
+class Complement:
+    """A measure the model does not rank: it acts on the work or the team, not on one person.
+
+    Attributes
+    ----------
+    id, name, level, description : str
+        Short name, readable name, where it acts (team, organisation) and what it is.
+    roles : tuple of str
+        Roles it concerns.
+    evidence : tuple of Evidence
+        Published findings, in the same record format as an arm's.
+    """
+
+    id: str
+    name: str
+    level: str
+    description: str
+    roles: tuple[str, ...]
+    evidence: tuple[Evidence, ...] = ()
+
+
+@dataclass(frozen=True)
 class Catalog:
     """The arms a program offers, control (usual care) included.
 
@@ -163,11 +303,15 @@ class Catalog:
         The control arm's id (``"none"``).
     arms : tuple of Arm
         All arms in catalog order, control included.
+    complements : tuple of Complement
+        Measures the model does not rank, shown with every answer as what individual
+        programs do not replace.
     """
 
     version: str
     control: str
     arms: tuple[Arm, ...]
+    complements: tuple[Complement, ...] = ()
 
     @property
     def arm_ids(self) -> tuple[str, ...]:

@@ -1,6 +1,6 @@
 """Per-person reasons for a recommendation: contributions in EE points, a sentence, evidence."""
 
-from recommender.explain._evidence import evidence_for
+from recommender.explain._evidence import COMPLEMENT_NOTE, complements_for, evidence_for
 from recommender.explain._reasons import (
     FEATURE_LABELS,
     Contribution,
@@ -10,6 +10,8 @@ from recommender.explain._reasons import (
 )
 
 __all__ = [
+    "COMPLEMENT_NOTE",
+    "complements_for",
     "FEATURE_LABELS",
     "Contribution",
     "Explanation",

@@ -1,13 +1,35 @@
-"""The published evidence behind an arm, as the response and the card show it."""
+"""The published evidence behind an arm, and the measures the model does not rank, as the
+responses, plans and the card show them."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+__all__ = ["COMPLEMENT_NOTE", "complements_for", "evidence_for"]
 
-__all__ = ["evidence_for"]
+# Said wherever complements are listed: the model ranks individual programs only.
+COMPLEMENT_NOTE = (
+    "Not ranked by the model. These measures act on the work, the team and the organisation; "
+    "the individual interventions ranked here complement them and do not replace them."
+)
 
 
 def evidence_for(catalog, arm: str) -> list[dict]:
-    """The catalog's evidence entries for ``arm`` as plain dicts (citation, population,
-    outcome, effect, effect_points, smd, note), in catalog order."""
-    return [asdict(item) for item in catalog.arm(arm).evidence]
+    """The catalog's evidence records for ``arm`` as plain dicts, in catalog order: every
+    record field (citation parts, design, effect as reported, certainty, uptake, EE points and
+    their conversion, roles) plus ``citation`` and ``reference``."""
+    return [item.as_dict() for item in catalog.arm(arm).evidence]
+
+
+def _line(item) -> dict:
+    return {"citation": item.citation, "reference": item.reference, "design": item.design,
+            "effect": item.effect, "grade": item.grade, "certainty": item.certainty}
+
+
+def complements_for(catalog) -> list[dict]:
+    """The catalog's complementary measures, each with a short line per evidence record
+    (citation, design, the effect as reported, certainty) and :data:`COMPLEMENT_NOTE`."""
+    return [
+        {"id": c.id, "name": c.name, "level": c.level, "description": c.description,
+         "roles": list(c.roles), "ranked": False, "note": COMPLEMENT_NOTE,
+         "evidence": [_line(item) for item in c.evidence]}
+        for c in catalog.complements
+    ]

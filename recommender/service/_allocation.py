@@ -28,7 +28,7 @@ from recommender.policy import (
     triage,
 )
 from recommender.service._engine import safety_block
-from recommender.service._schemas import MAX_BATCH_ROWS, SafetyBlock
+from recommender.service._schemas import MAX_BATCH_ROWS, ComplementItem, SafetyBlock
 
 __all__ = ["AllocationRequest", "AllocationPlan", "ALLOCATION_ACCEPTED", "MAX_CAPACITY",
            "allocate_cohort"]
@@ -128,6 +128,8 @@ class AllocationPlan(BaseModel):
                     "expected EE points avoided per person; groups under 11 people suppressed.")
     assignments: list[PersonPlan] = Field(description="One per profile, in the order sent.")
     disclaimer: str = Field(description="Decision support, not a diagnosis.")
+    complements: list[ComplementItem] = Field(default_factory=list, description="Measures the "
+                                              "model does not rank; the plan complements them.")
 
 
 def allocate_cohort(engine, request: AllocationRequest, *, caller_role: str,
@@ -200,6 +202,7 @@ def allocate_cohort(engine, request: AllocationRequest, *, caller_role: str,
         "expected_points_avoided": round(sum(a["expected_points_avoided"] for a in arm_plans), 3),
         "interval_level": round(config.coverage, 6), "arms": arm_plans,
         "fairness": fairness, "assignments": assignments, "disclaimer": config.disclaimer,
+        "complements": engine.complements,
     }
 
 

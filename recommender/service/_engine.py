@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from recommender.cohort import PROFILE_COLUMNS
 from recommender.errors import InputError
-from recommender.explain import evidence_for, explain
+from recommender.explain import complements_for, evidence_for, explain
 from recommender.policy import Exclusion, offered_arms, rank_arms, triage
 from recommender.service._profiles import extra_features, profile_schema
 
@@ -87,6 +87,8 @@ class RecommendationEngine:
                      "evidence": evidence_for(catalog, arm.id)}
             for arm in catalog.arms
         }
+        # Every answer lists what the model does not rank (organisational measures).
+        self.complements = complements_for(catalog)
 
     # -- checking ---------------------------------------------------------------------------
     def check_row(self, raw, *, prefix: str = "") -> dict:
@@ -297,6 +299,7 @@ class RecommendationEngine:
             "explanation": None,
             "safety": safety_block(safety),
             "disclaimer": None if compact else config.disclaimer,
+            "complements": None if compact else self.complements,
         }
         if ranking is None:
             return answer

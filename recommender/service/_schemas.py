@@ -165,13 +165,63 @@ class ErrorResponse(BaseModel):
 
 
 class EvidenceItem(BaseModel):
-    citation: str = Field(description="Author, year, journal.")
+    """One published finding, as recorded in the intervention catalog (docs/evidence.md)."""
+
+    citation: str = Field(description="First author, year, journal.")
+    reference: str = Field(description="Full reference with DOI / PMID where the source "
+                           "gives them.")
+    authors: str | None = Field(description="Authors; null when no stored source gives them.")
+    year: int = Field(description="Publication year.")
+    title: str | None = Field(description="Title; null when no stored source gives it.")
+    journal: str = Field(description="Journal, volume and pages.")
+    doi: str | None = Field(description="DOI, only where a source gives one.")
+    pmid: str | None = Field(description="PubMed id, only where a source gives one.")
     population: str = Field(description="Who was studied.")
+    setting: str = Field(description="Where and when.")
+    design: str = Field(description="rct, controlled, pre_post, meta_analysis, "
+                        "systematic_review, observational ...")
     outcome: str = Field(description="What was measured.")
-    effect: str = Field(description="The reported effect in words.")
-    effect_points: float | None = Field(None, description="EE points against usual care.")
-    smd: float | None = Field(None, description="Standardized mean difference on EE.")
-    note: str = Field("", description="Caveats.")
+    effect: str = Field(description="The finding as the study reports it.")
+    measure: str = Field(description="What the reported number is.")
+    value: float | None = Field(description="The reported number.")
+    ci: list[float] | None = Field(description="Its reported interval [lower, upper].")
+    comparison: str = Field(description="What was compared with what.")
+    effect_kind: str = Field(description="between_group, within_group (pre-post), "
+                             "association or descriptive.")
+    grade: str | None = Field(description="GRADE certainty where a review rated it.")
+    certainty: str = Field(description="How sure the figure is and on what basis.")
+    uptake: str | None = Field(description="Participation or uptake, where reported.")
+    effect_points: float | None = Field(description="Difference from usual care in EE points "
+                                        "(negative = better); only for between-group figures.")
+    effect_points_ci: list[float] | None = Field(description="Interval of effect_points.")
+    conversion: str | None = Field(description="How effect_points were obtained, or why not.")
+    roles: list[str] = Field(description="Roles the evidence concerns.")
+    specific_to_arm: bool = Field(description="False for estimates pooled over several kinds "
+                                  "of intervention.")
+    checked_against: str = Field(description="Where the record was checked.")
+    note: str | None = Field(description="Caveats.")
+
+
+class ComplementEvidence(BaseModel):
+    citation: str = Field(description="First author, year, journal.")
+    reference: str = Field(description="Full reference.")
+    design: str = Field(description="Study design.")
+    effect: str = Field(description="The finding as reported.")
+    grade: str | None = Field(description="GRADE certainty where rated.")
+    certainty: str = Field(description="How sure the finding is and on what basis.")
+
+
+class ComplementItem(BaseModel):
+    """A measure the model does not rank; individual interventions do not replace it."""
+
+    id: str = Field(description="Catalog id.")
+    name: str = Field(description="Readable name.")
+    level: str = Field(description="Where it acts (team, organisation).")
+    description: str = Field(description="What it is.")
+    roles: list[str] = Field(description="Roles it concerns.")
+    ranked: bool = Field(description="Always false: the model does not rank it.")
+    note: str = Field(description="Why it is listed with every answer.")
+    evidence: list[ComplementEvidence] = Field(description="Published findings, with certainty.")
 
 
 class ArmEstimate(BaseModel):
@@ -257,6 +307,10 @@ class Recommendation(BaseModel):
     safety: SafetyBlock = Field(description="Safety triage.")
     disclaimer: str | None = Field(description="Decision support, not a diagnosis. Null in "
                                    "batch answers, which give it once for the batch.")
+    complements: list[ComplementItem] | None = Field(None, description="Measures the model does "
+                                                     "not rank (Schwartz Rounds, mentoring, "
+                                                     "workload, EHR, leadership). Null in batch "
+                                                     "answers, which give them once.")
 
 
 class RowError(BaseModel):
@@ -278,6 +332,8 @@ class BatchResponse(BaseModel):
     arms: dict[str, ArmFacts] = Field(description="Name, cost and evidence of every arm "
                                       "ranked in 'results', once per arm.")
     disclaimer: str = Field(description="Decision support, not a diagnosis.")
+    complements: list[ComplementItem] = Field(default_factory=list, description="Measures the "
+                                              "model does not rank, once for the batch.")
 
 
 class ReloadRequest(BaseModel):

@@ -150,7 +150,7 @@ class Recommender:
             "batch_id": batch_id, "model_version": engine.version, "answered": len(answers),
             "rejected": len(errors), "results": answers, "result_index": index,
             "errors": errors, "arms": engine.arm_facts(answers),
-            "disclaimer": self.config.disclaimer,
+            "disclaimer": self.config.disclaimer, "complements": engine.complements,
         })
 
     @bentoml.api(route="/allocate")
