@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from recommender.cohort import PROFILE_COLUMNS
 from recommender.errors import InputError
 from recommender.explain import evidence_for, explain
-from recommender.policy import Exclusion, offered_arms, rank_arms, triage
+from recommender.policy import Exclusion, assign, offered_arms, rank_arms, triage
 from recommender.service._profiles import extra_features, profile_schema
 
 __all__ = ["RecommendationEngine", "AuditUnavailable", "load_champion_model", "safety_block"]
@@ -158,7 +158,7 @@ class RecommendationEngine:
                    for row in rows]
         # Crisis rows never reach the model.
         ranked_rows = [i for i, t in enumerate(triages) if t.rank_interventions]
-        rankings, explanations, exclusions = {}, {}, {}
+        rankings, explanations, exclusions, assignments = {}, {}, {}, {}
         if ranked_rows:
             frame = self.profile_frame(rows, ranked_rows)
             scores = self.model.score(frame, alpha=config.alpha)
@@ -187,11 +187,15 @@ class RecommendationEngine:
                                         max_overlap=config.max_overlap, names=self._names,
                                         coverage=config.coverage)
                 exclusions[i] = excluded
+                # Severe profiles are served the best arm: nobody there is experimented on.
+                assignments[i] = assign(rankings[i], self.audit.person_hash(rows[i]["person_id"]),
+                                        config.exploration,
+                                        explore=triages[i].level == "routine")
             explanations = self._explain(frame, ranked_rows, rows, rankings)
         records = []
         for i, row in enumerate(rows):
             answer = self._answer(row, triages[i], rankings.get(i), explanations.get(i),
-                                  exclusions.get(i, []), compact)
+                                  exclusions.get(i, []), compact, assignments.get(i))
             answers[i] = answer
             records.append({
                 "request_id": answer["request_id"], "batch_id": batch_id,
@@ -201,6 +205,10 @@ class RecommendationEngine:
                 "ranking_meaningful": answer["ranking_meaningful"],
                 "effects": {a["arm"]: [a["ee_effect"], a["ee_lower"], a["ee_upper"]]
                             for a in answer["ranking"]},
+                # What retraining from the log needs: every candidate's probability and the
+                # profile without its identifier.
+                "assignment": _logged_assignment(assignments.get(i)),
+                "profile": {c: row[c] for c in self._columns if c != "person_id"},
             })
         self.record(records)
         return answers
@@ -282,7 +290,8 @@ class RecommendationEngine:
         arms = {item["arm"] for answer in answers for item in answer["ranking"]}
         return {arm: self._arm_facts[arm] for arm in self.catalog.arm_ids if arm in arms}
 
-    def _answer(self, row, safety, ranking, explanation, excluded, compact) -> dict:
+    def _answer(self, row, safety, ranking, explanation, excluded, compact,
+                assignment=None) -> dict:
         config = self.config
         answer = {
             "request_id": uuid.uuid4().hex,
@@ -297,12 +306,22 @@ class RecommendationEngine:
             "explanation": None,
             "safety": safety_block(safety),
             "disclaimer": None if compact else config.disclaimer,
+            "assignment": None,
         }
         if ranking is None:
             return answer
         answer["recommended"] = ranking.recommended
         answer["ranking_meaningful"] = ranking.meaningful
         answer["ranking_note"] = ranking.note
+        if assignment is not None:
+            answer["recommended"] = assignment.arm
+            answer["assignment"] = assignment.as_answer()
+            if assignment.arm != ranking.recommended:
+                answer["ranking_note"] += (
+                    f" Served {self._names.get(assignment.arm, assignment.arm)} rather than "
+                    f"the best-ranked arm: the data do not rule out that it is as good, and the "
+                    f"program's {assignment.policy} exploration policy drew it with probability "
+                    f"{assignment.probability:.2f}, so the program can learn which helps more.")
         # EE figures are finite (checked before ranking) and already rounded; DP and PA are
         # NaN when the model has no such outcome, and JSON has no NaN.
         ranked = [{"arm": a.arm, "rank": a.rank, "ee_effect": a.effect, "ee_lower": a.lower,
@@ -320,6 +339,14 @@ class RecommendationEngine:
             "sentence": explanation.sentence,
         }
         return answer
+
+
+def _logged_assignment(assignment) -> dict | None:
+    if assignment is None:
+        return None
+    return {"arm": assignment.arm, "probability": assignment.probability,
+            "policy": assignment.policy, "cycle": assignment.cycle,
+            "probabilities": assignment.probabilities}
 
 
 def safety_block(safety) -> dict:

@@ -33,10 +33,13 @@ from recommender.service._card import read_card
 from recommender.service._config import SERVICE_NAME, load_serve_config
 from recommender.service._engine import AuditUnavailable, RecommendationEngine, load_champion_model
 from recommender.service._gate import Gate
+from recommender.service._outcomes import OutcomeRefused, record_outcomes
 from recommender.service._schemas import (
     as_problems,
     BatchRequest,
     BatchResponse,
+    OutcomesRequest,
+    OutcomesResponse,
     Recommendation,
     ReloadRequest,
     ReloadResponse,
@@ -113,6 +116,7 @@ class Recommender:
             "/allocate": (AllocationRequest, tuple(AllocationRequest.model_fields),
                           ALLOCATION_ACCEPTED),
             "/reload": (ReloadRequest, (), {}),
+            "/outcomes": (OutcomesRequest, ("outcomes",), {}),
         }
 
     @bentoml.api(route="/recommend")
@@ -177,6 +181,22 @@ class Recommender:
                                 "accepted per request",
                       [{"field": "profiles", "value": entries,
                         "accepted": f"at most {limit:,} entries", "message": "too many"}])
+
+    @bentoml.api(route="/outcomes")
+    def report_outcomes(self, request: OutcomesRequest, /,
+                        ctx: bentoml.Context) -> OutcomesResponse:
+        """Record follow-up scores, each linked to the person's served recommendation."""
+        try:
+            report = record_outcomes(self.audit, request.outcomes, arms=self.catalog.arm_ids,
+                                     source="api")
+        except OutcomeRefused as error:
+            return _error(ctx, error.status, str(error), error.problems)
+        except Exception as error:  # noqa: BLE001 - the store's failure is not the caller's
+            log.exception("recording outcomes failed")
+            return _error(ctx, 503, f"the outcome store could not be written "
+                                    f"({type(error).__name__}); nothing was recorded, please "
+                                    "retry")
+        return JSONResponse(report.as_dict())
 
     @bentoml.api(route="/reload")
     def reload(self, ctx: bentoml.Context) -> ReloadResponse:
