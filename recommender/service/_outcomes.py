@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 import sqlalchemy as sa
@@ -137,7 +137,8 @@ def record_outcomes(audit: AuditLog, raws: Sequence[Mapping], *, arms: Sequence[
                                      f"one of {', '.join(arms)}", "unknown arm"))
             continue
         measured = _utc(row.measured_at)
-        if measured > now:
+        # An hour's grace for clocks that disagree between the program and the service.
+        if measured > now + timedelta(hours=1):
             problems.append(_problem(i, "measured_at", measured.isoformat(),
                                      "a time that is not in the future", "in the future"))
             continue
