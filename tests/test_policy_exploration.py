@@ -36,7 +36,8 @@ def test_equipoise_keeps_only_arms_that_may_be_best():
 
 @pytest.mark.parametrize("policy", ["greedy", "epsilon", "thompson"])
 def test_probabilities_sum_to_one_and_vanish_outside_equipoise(policy):
-    p = arm_probabilities(rank_arms(EFFECTS), ExplorationRule(policy=policy, epsilon=0.3))
+    p = arm_probabilities(rank_arms(EFFECTS), ExplorationRule(policy=policy, epsilon=0.3,
+                                                              usual_care_share=0))
     assert set(p) == {"coaching", "peer_group", "app", "none"}
     assert sum(p.values()) == pytest.approx(1.0, abs=1e-12)
     assert p["app"] == 0.0 and p["none"] == 0.0
@@ -45,7 +46,8 @@ def test_probabilities_sum_to_one_and_vanish_outside_equipoise(policy):
 
 def test_epsilon_and_greedy_probabilities_are_exact():
     ranking = rank_arms(EFFECTS)
-    assert arm_probabilities(ranking, ExplorationRule(policy="epsilon", epsilon=0.3)) == {
+    assert arm_probabilities(ranking, ExplorationRule(policy="epsilon", epsilon=0.3,
+                                                      usual_care_share=0)) == {
         "coaching": pytest.approx(0.85), "peer_group": pytest.approx(0.15), "none": 0.0,
         "app": 0.0}
     assert arm_probabilities(ranking, ExplorationRule(policy="greedy"))["coaching"] == 1.0
@@ -53,12 +55,24 @@ def test_epsilon_and_greedy_probabilities_are_exact():
     assert arm_probabilities(ranking, ExplorationRule(), explore=False)["coaching"] == 1.0
 
 
+def test_usual_care_keeps_its_share_while_exploring_and_not_when_greedy():
+    ranking = rank_arms(EFFECTS)
+    for policy in ("epsilon", "thompson"):
+        p = arm_probabilities(ranking, ExplorationRule(policy=policy, usual_care_share=0.1))
+        assert p["none"] == pytest.approx(0.1) and sum(p.values()) == pytest.approx(1.0)
+        assert p["app"] == 0.0
+    assert arm_probabilities(ranking, ExplorationRule(policy="greedy",
+                                                      usual_care_share=0.1))["none"] == 0.0
+    assert arm_probabilities(ranking, ExplorationRule(usual_care_share=0.1),
+                             explore=False)["none"] == 0.0
+
+
 def test_thompson_probabilities_match_the_exact_normal_integral():
     ranking = rank_arms({"coaching": (-5.0, -8.0, -2.0, 0, 0), "peer_group": (-3.0, -6.0, 0.0, 0, 0)})
     z = norm.ppf(0.95)
     sd = 3.0 / z  # both intervals are 6 points wide at 90 %
     exact = norm.cdf((-3.0 - -5.0) / np.hypot(sd, sd))  # P(draw coaching < draw peer_group)
-    p = arm_probabilities(ranking, ExplorationRule(policy="thompson"))
+    p = arm_probabilities(ranking, ExplorationRule(policy="thompson", usual_care_share=0))
     assert p["coaching"] == pytest.approx(exact, abs=0.015)
     assert p["peer_group"] == pytest.approx(1 - exact, abs=0.015)
 

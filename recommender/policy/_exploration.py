@@ -22,6 +22,11 @@ as good as the best. Usual care (zero, no interval) is in equipoise only while t
 interval still includes no change. Crisis profiles are never ranked; severe (referral) profiles
 are served greedily: nobody at the top of the scale is experimented on.
 
+One exception, deliberate and configurable: effects are learnt *against usual care*, so a loop
+that stops serving usual care once an arm looks good can no longer measure anything. While
+exploring, usual care keeps at least ``usual_care_share`` of the probability (a small waitlist
+comparison group, as in a stepped-wedge rollout); 0 turns this off, ``greedy`` ignores it.
+
 The draw is reproducible: a uniform number from SHA-256 of the salted person hash and the
 survey cycle picks the arm, so a retried request in the same cycle gets the same arm, and the
 next cycle draws afresh.
@@ -69,6 +74,9 @@ class ExplorationRule:
         Share of people served an arm drawn uniformly among those in equipoise (``epsilon``).
     cycle : int
         The survey cycle; a new cycle draws afresh for everyone.
+    usual_care_share : float
+        Least probability of usual care for a routine profile while exploring (the comparison
+        group every later effect is measured against); 0 turns it off.
     coverage : float
         Coverage of the intervals the policy reads (``1 - alpha`` of the service).
     """
@@ -76,6 +84,7 @@ class ExplorationRule:
     policy: str = "thompson"
     epsilon: float = 0.1
     cycle: int = 0
+    usual_care_share: float = 0.05
     coverage: float = 0.9
 
     def __post_init__(self):
@@ -88,6 +97,10 @@ class ExplorationRule:
         if isinstance(self.cycle, bool) or not isinstance(self.cycle, int) or self.cycle < 0:
             raise InputError(f"exploration.cycle: {self.cycle!r} is not accepted; give a whole "
                              "number >= 0")
+        if isinstance(self.usual_care_share, bool) or not 0 <= float(
+                self.usual_care_share) <= 0.5:
+            raise InputError(f"exploration.usual_care_share: {self.usual_care_share!r} is not "
+                             "accepted; give a number from 0 to 0.5")
         if not 0 < float(self.coverage) < 1:
             raise InputError(f"exploration coverage {self.coverage!r} must lie in (0, 1)")
 
@@ -96,13 +109,14 @@ class ExplorationRule:
                     where: str = "exploration") -> ExplorationRule:
         """From the ``exploration:`` mapping of ``serve.yaml`` (missing keys take defaults)."""
         raw = dict(raw or {})
-        unknown = sorted(set(raw) - {"policy", "epsilon", "cycle"})
+        unknown = sorted(set(raw) - {"policy", "epsilon", "cycle", "usual_care_share"})
         if unknown:
             raise InputError(f"{where}: unknown key(s) {unknown}; accepted: cycle, epsilon, "
-                             "policy")
+                             "policy, usual_care_share")
         try:
             return cls(policy=raw.get("policy", "thompson"), epsilon=raw.get("epsilon", 0.1),
-                       cycle=raw.get("cycle", 0), coverage=coverage)
+                       cycle=raw.get("cycle", 0),
+                       usual_care_share=raw.get("usual_care_share", 0.05), coverage=coverage)
         except InputError as error:
             raise InputError(f"{where}: {error}") from None
 
@@ -117,9 +131,10 @@ class ExplorationRule:
                "best draw is served")
         return (f"Exploration policy {self.policy} (survey cycle {self.cycle}): {how}. Only "
                 "arms the person is eligible for and offered, whose interval does not rule out "
-                "being as good as the best, are explored; severe profiles are served the best "
-                "arm and crisis profiles get no ranking. Every served arm's probability is "
-                "logged.")
+                "being as good as the best, are explored, and usual care keeps at least "
+                f"{self.usual_care_share:g} of the probability as the comparison group; severe "
+                "profiles are served the best arm and crisis profiles get no ranking. Every "
+                "served arm's probability is logged.")
 
 
 @dataclass(frozen=True)
@@ -176,7 +191,8 @@ def equipoise_arms(ranking) -> list[str]:
     return [a.arm for a in ranking.arms if a.lower <= best.upper]
 
 
-def arm_probabilities(ranking, rule: ExplorationRule, *, explore: bool = True) -> dict[str, float]:
+def arm_probabilities(ranking, rule: ExplorationRule, *, explore: bool = True,
+                      control: str = "none") -> dict[str, float]:
     """The probability of serving each ranked arm under ``rule`` (they sum to one).
 
     Parameters
@@ -185,16 +201,32 @@ def arm_probabilities(ranking, rule: ExplorationRule, *, explore: bool = True) -
     rule : ExplorationRule
     explore : bool
         False serves the best-ranked arm with probability one (severe profiles).
+    control : str
+        Id of usual care (see ``usual_care_share``).
 
     Examples
     --------
     >>> from recommender.policy import rank_arms
     >>> r = rank_arms({"coaching": (-5, -8, -2, 0, 0), "peer_group": (-3, -6, 0, 0, 0)})
-    >>> arm_probabilities(r, ExplorationRule(policy="epsilon", epsilon=0.2))
+    >>> arm_probabilities(r, ExplorationRule(policy="epsilon", epsilon=0.2, usual_care_share=0))
     {'coaching': 0.9, 'peer_group': 0.1, 'none': 0.0}
+    >>> arm_probabilities(r, ExplorationRule(policy="epsilon", epsilon=0.2))
+    {'coaching': 0.855, 'peer_group': 0.095, 'none': 0.05}
     >>> arm_probabilities(r, ExplorationRule(policy="greedy"))
     {'coaching': 1.0, 'peer_group': 0.0, 'none': 0.0}
     """
+    probabilities = _policy_probabilities(ranking, rule, explore)
+    floor = float(rule.usual_care_share)
+    if (explore and rule.policy != "greedy" and floor > 0 and control in probabilities
+            and probabilities[control] < floor):
+        # Scale the other arms down so that usual care holds exactly the floor.
+        scale = (1.0 - floor) / (1.0 - probabilities[control])
+        probabilities = {arm: (floor if arm == control else p * scale)
+                         for arm, p in probabilities.items()}
+    return probabilities
+
+
+def _policy_probabilities(ranking, rule, explore) -> dict[str, float]:
     names = [a.arm for a in ranking.arms]
     probabilities = dict.fromkeys(names, 0.0)
     candidates = equipoise_arms(ranking) if explore else names[:1]
@@ -232,7 +264,7 @@ def draw_position(person_hash: str, cycle: int) -> float:
 
 
 def assign(ranking, person_hash: str, rule: ExplorationRule, *,
-           explore: bool = True) -> Assignment:
+           explore: bool = True, control: str = "none") -> Assignment:
     """Serve one arm of ``ranking`` to a person, reproducibly, with its probability.
 
     Parameters
@@ -244,6 +276,8 @@ def assign(ranking, person_hash: str, rule: ExplorationRule, *,
     rule : ExplorationRule
     explore : bool
         False for severe (referral) profiles: the best arm, probability one.
+    control : str
+        Id of usual care.
 
     Examples
     --------
@@ -255,7 +289,7 @@ def assign(ranking, person_hash: str, rule: ExplorationRule, *,
     >>> round(sum(a.probabilities.values()), 9), a.probability == a.probabilities[a.arm]
     (1.0, True)
     """
-    probabilities = arm_probabilities(ranking, rule, explore=explore)
+    probabilities = arm_probabilities(ranking, rule, explore=explore, control=control)
     policy = rule.policy if explore else "greedy"
     position = draw_position(person_hash, rule.cycle)
     total, chosen = 0.0, None

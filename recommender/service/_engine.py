@@ -189,7 +189,7 @@ class RecommendationEngine:
                 exclusions[i] = excluded
                 # Severe profiles are served the best arm: nobody there is experimented on.
                 assignments[i] = assign(rankings[i], self.audit.person_hash(rows[i]["person_id"]),
-                                        config.exploration,
+                                        config.exploration, control=self.control,
                                         explore=triages[i].level == "routine")
             explanations = self._explain(frame, ranked_rows, rows, rankings)
         records = []

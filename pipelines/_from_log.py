@@ -1,0 +1,115 @@
+"""The training cohort from the service's own log: served recommendations joined with outcomes.
+
+Treatment is the arm the service recommended and its propensity the probability the service
+logged for it, so the model learns the effect of *recommending* an arm (intention to treat),
+which is what the service can act on; what people actually took is reported beside it (the
+uptake table), never used as the treatment.
+
+Two limits are reported rather than hidden: rows served with probability one (greedy answers
+and severe profiles) say nothing about the arms that were not possible for them, and an arm
+served too rarely cannot be learnt at all (no overlap); such arms are named and left out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from recommender.errors import InputError
+
+__all__ = ["log_cohort", "log_summary"]
+
+# Where a person id of the training table comes from: the salted hash and the answer's id, so
+# rows stay pseudonymous and one person's answers in several cycles stay distinct rows.
+_HASH_CHARS = 24
+
+
+def _audit_store(serve_config: str | None):
+    import sqlalchemy as sa
+
+    from recommender.service import AuditLog, load_serve_config
+
+    serve = load_serve_config(serve_config)
+    url = serve.audit_url or f"sqlite:///{serve.models_dir / 'audit.db'}"
+    if url.startswith("sqlite"):
+        database = sa.engine.make_url(url).database
+        if not database or not Path(database).is_file():
+            raise InputError(f"no service log at {database}: the service has not answered any "
+                             "request with these settings (see audit.url in serve.yaml)")
+    return AuditLog(url, salt=None), serve
+
+
+def log_cohort(config: dict, catalog, *, min_arm_rows: int) -> tuple[pd.DataFrame, dict]:
+    """The training table built from the log, and what the card reports about it.
+
+    Parameters
+    ----------
+    config : dict
+        The training config (``log.serve_config`` names the service's settings and therefore
+        its store; ``extra_features`` are carried from the logged profiles).
+    catalog : Catalog
+    min_arm_rows : int
+        Fewest logged rows an arm needs to be learnt (see ``fit_min_arm_rows``).
+
+    Raises
+    ------
+    InputError
+        No log, no outcome yet, or no row served usual care.
+    """
+    from recommender.cohort import OUTCOME_COLUMNS, PROFILE_COLUMNS
+    from recommender.service import logged_cohort
+
+    audit, serve = _audit_store(config["log"]["serve_config"])
+    try:
+        joined = logged_cohort(audit)
+    finally:
+        audit.close()
+    if joined.empty:
+        raise InputError("the service log holds no served recommendation with a follow-up "
+                         "outcome yet; record outcomes first (POST /outcomes or `recommender "
+                         "outcomes import FILE`)")
+    summary = log_summary(joined, catalog, min_arm_rows=min_arm_rows)
+    summary["exploration"] = serve.exploration.describe()
+    kept = joined[~joined["intervention"].isin(summary["arms_without_overlap"])]
+    if not (kept["intervention"] == catalog.control).any():
+        raise InputError(
+            f"no logged row was served usual care ({catalog.control!r}); effects are learnt "
+            "against it. Serve with exploration on (usual care is explored while no arm is "
+            "shown to help) or train from a trial file (--data) instead")
+    frame = pd.DataFrame({"person_id": [f"{h[:_HASH_CHARS]}-{r}" for h, r in
+                                        zip(kept["person_id"], kept["request_id"])]})
+    for column in (*PROFILE_COLUMNS[1:], *config["extra_features"]):
+        if column not in kept.columns:
+            raise InputError(f"the logged profiles lack {column!r}, which the training config "
+                             "names; log it by serving a model trained with it")
+        frame[column] = kept[column].to_numpy()
+    frame["intervention"] = kept["intervention"].to_numpy()
+    frame["propensity"] = kept["propensity"].to_numpy(dtype=float)
+    for column in OUTCOME_COLUMNS:
+        frame[column] = kept[column].to_numpy()
+    return frame, summary
+
+
+def log_summary(joined: pd.DataFrame, catalog, *, min_arm_rows: int) -> dict:
+    """Uptake, certainty and overlap of a logged cohort (as from ``logged_cohort``)."""
+    uptake = pd.crosstab(joined["intervention"], joined["arm_taken"])
+    uptake.index.name, uptake.columns.name = "recommended", None
+    counts = joined["intervention"].value_counts()
+    without = [arm for arm in catalog.treatment_arms if int(counts.get(arm, 0)) < min_arm_rows]
+    certain = np.isclose(joined["propensity"].to_numpy(dtype=float), 1.0)
+    followed = float((joined["intervention"] == joined["arm_taken"]).mean())
+    return {
+        "n_rows": int(len(joined)),
+        "served_with_probability_one": int(certain.sum()),
+        "arms_without_overlap": without,
+        "min_arm_rows": int(min_arm_rows),
+        "rows_per_arm": {str(k): int(v) for k, v in counts.items()},
+        "cycles": sorted(int(c) for c in joined["cycle"].unique()),
+        "policies": sorted(str(p) for p in joined["policy"].unique()),
+        "followed_share": followed,
+        "uptake": {"columns": ["recommended", *map(str, uptake.columns)],
+                   "rows": [[str(arm), *map(int, row)] for arm, row in
+                            zip(uptake.index, uptake.to_numpy())]},
+    }
