@@ -19,7 +19,7 @@ import pandas as pd
 
 from recommender.errors import InputError
 
-__all__ = ["log_cohort", "log_summary"]
+__all__ = ["log_cohort", "log_summary", "log_training_frame"]
 
 # Where a person id of the training table comes from: the salted hash and the answer's id, so
 # rows stay pseudonymous and one person's answers in several cycles stay distinct rows.
@@ -58,7 +58,6 @@ def log_cohort(config: dict, catalog, *, min_arm_rows: int) -> tuple[pd.DataFram
     InputError
         No log, no outcome yet, or no row served usual care.
     """
-    from recommender.cohort import OUTCOME_COLUMNS, PROFILE_COLUMNS
     from recommender.service import logged_cohort
 
     audit, serve = _audit_store(config["log"]["serve_config"])
@@ -70,17 +69,36 @@ def log_cohort(config: dict, catalog, *, min_arm_rows: int) -> tuple[pd.DataFram
         raise InputError("the service log holds no served recommendation with a follow-up "
                          "outcome yet; record outcomes first (POST /outcomes or `recommender "
                          "outcomes import FILE`)")
-    summary = log_summary(joined, catalog, min_arm_rows=min_arm_rows)
+    frame, summary = log_training_frame(joined, catalog, extra_features=config["extra_features"],
+                                        min_arm_rows=min_arm_rows)
     summary["exploration"] = serve.exploration.describe()
+    return frame, summary
+
+
+def log_training_frame(joined: pd.DataFrame, catalog, *, extra_features=(),
+                       min_arm_rows: int) -> tuple[pd.DataFrame, dict]:
+    """The data-contract training table from logged rows (as from ``logged_cohort``).
+
+    Rows of arms without overlap (fewer than ``min_arm_rows`` served) are left out and named
+    in the summary.
+
+    Raises
+    ------
+    InputError
+        When no row kept was served usual care.
+    """
+    from recommender.cohort import OUTCOME_COLUMNS, PROFILE_COLUMNS
+
+    summary = log_summary(joined, catalog, min_arm_rows=min_arm_rows)
     kept = joined[~joined["intervention"].isin(summary["arms_without_overlap"])]
     if not (kept["intervention"] == catalog.control).any():
         raise InputError(
             f"no logged row was served usual care ({catalog.control!r}); effects are learnt "
-            "against it. Serve with exploration on (usual care is explored while no arm is "
-            "shown to help) or train from a trial file (--data) instead")
+            "against it. Serve with exploration on (usual care keeps usual_care_share while "
+            "exploring) or train from a trial file (--data) instead")
     frame = pd.DataFrame({"person_id": [f"{h[:_HASH_CHARS]}-{r}" for h, r in
                                         zip(kept["person_id"], kept["request_id"])]})
-    for column in (*PROFILE_COLUMNS[1:], *config["extra_features"]):
+    for column in (*PROFILE_COLUMNS[1:], *extra_features):
         if column not in kept.columns:
             raise InputError(f"the logged profiles lack {column!r}, which the training config "
                              "names; log it by serving a model trained with it")

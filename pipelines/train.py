@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipelines._from_log import log_summary, log_training_frame
 from pipelines._train_card import card_facts, card_stage
 from pipelines._train_cohort import Cohort, Split, load_stage, split_stage
 from pipelines._train_cohort import fit_min_arm_rows as fit_min_arm_rows
@@ -41,7 +42,7 @@ __all__ = [
     "STAGES", "SilentProgress", "TrainingResult", "Cohort", "Split", "Evaluation",
     "load_config", "run_training", "training_key", "person_hashes",
     "learner_params", "load_stage", "split_stage", "fit_stage", "evaluate_stage", "gate_stage", "card_stage",
-    "log_stage", "register_stage", "publish_folder",
+    "log_stage", "register_stage", "publish_folder", "log_training_frame", "log_summary",
 ]
 
 STAGES = ("load", "split", "fit", "evaluate", "gate", "card", "log", "register")
