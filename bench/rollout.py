@@ -210,7 +210,9 @@ def run_one(scenario: str, repeat: int, *, staff: int, cycles: int, catalog, ser
             row = {"scenario": scenario, "repeat": repeat, "cycle": cycle,
                    "strategy": strategy, "value": value, "oracle": oracle,
                    "share": value / oracle if oracle < 0 else float("nan"),
-                   "exploration_cost": (best_value - value) / abs(oracle) if oracle < 0
+                   # EE: lower is better, so serving worse than the model's best arms makes
+                   # value - best_value positive: the share of the oracle's value given up.
+                   "exploration_cost": (value - best_value) / abs(oracle) if oracle < 0
                    else float("nan"),
                    "explored_share": float(np.mean(probability < 1)),
                    "retrained": model is not evidence}
@@ -311,6 +313,8 @@ def to_markdown(table: pd.DataFrame, notes, *, command: str) -> str:
             cells.append(f"{loop['exploration_cost'].mean():.1%} (max "
                          f"{loop['exploration_cost'].max():.1%})")
             cells.append(f"{loop['explored_share'].mean():.0%}")
+            # explored share: people served with a probability below one (usual care's
+            # share alone makes every routine profile count).
             lines.append(f"| {cycle} | " + " | ".join(cells) + " |")
         ope = part[(part["strategy"] == "loop") & part["ope_truth"].notna()] \
             if "ope_truth" in part else part.iloc[:0]
