@@ -19,7 +19,8 @@ import pandas as pd
 
 from recommender.errors import InputError
 
-__all__ = ["log_cohort", "log_summary", "log_training_frame"]
+__all__ = ["OFF_POLICY_COLUMNS", "best_arms", "log_cohort", "log_policy_frame", "log_summary",
+           "log_training_frame", "off_policy_table"]
 
 # Where a person id of the training table comes from: the salted hash and the answer's id, so
 # rows stay pseudonymous and one person's answers in several cycles stay distinct rows.
@@ -131,3 +132,59 @@ def log_summary(joined: pd.DataFrame, catalog, *, min_arm_rows: int) -> dict:
                    "rows": [[str(arm), *map(int, row)] for arm, row in
                             zip(uptake.index, uptake.to_numpy())]},
     }
+
+
+def log_policy_frame(config: dict, catalog):
+    """The whole logged cohort with the doubly robust scores fitted on it, or None.
+
+    ``(frame, dr_scores, outcome_change)``: everything needed to value any model's best-arm
+    policy on the program's own log (the gate and ``recommender evaluate-policy``). None when
+    the service has no log or no outcome yet.
+    """
+    from pipelines._train_cohort import fit_min_arm_rows
+    from recommender.cohort import feature_frame, typed_cohort
+    from recommender.service import logged_cohort
+    from recommender.uplift import doubly_robust_scores
+
+    try:
+        audit, _ = _audit_store(config["log"]["serve_config"])
+    except InputError:
+        return None
+    try:
+        joined = logged_cohort(audit)
+    finally:
+        audit.close()
+    if joined.empty:
+        return None
+    frame, _ = log_training_frame(joined, catalog, extra_features=config["extra_features"],
+                                  min_arm_rows=fit_min_arm_rows(config))
+    frame = typed_cohort(frame, arms=catalog.arm_ids, control=catalog.control)
+    change = (frame["ee_followup"] - frame["ee"]).to_numpy(dtype=float)
+    scores = doubly_robust_scores(
+        feature_frame(frame, config["extra_features"]), frame["intervention"].astype(str),
+        change, propensity=frame["propensity"].to_numpy(dtype=float), control=catalog.control,
+        n_folds=config["evaluation"]["n_folds"], random_state=config["seed"],
+        design="observational")
+    return frame, scores, change
+
+
+def best_arms(model, frame) -> np.ndarray:
+    """The model's best eligible arm per row (its policy without exploration)."""
+    effects = model.predict_effect(frame)[list(model.treatment_arms)]
+    return model.recommend(effects, eligible=model.eligibility(frame)).to_numpy()
+
+
+def off_policy_table(model, frame, dr_scores, change, *, control: str, alpha: float,
+                     label: str) -> list[list]:
+    """Rows ``[policy, method, estimate, lower, upper, n]`` for the card and the CLI."""
+    from recommender.evaluation import off_policy_values
+
+    arms = best_arms(model, frame)
+    values = off_policy_values(frame["intervention"].astype(str).to_numpy(),
+                               frame["propensity"].to_numpy(dtype=float), change, arms,
+                               control=control, dr_scores=dr_scores, alpha=alpha)
+    return [[label, v.method.upper(), v.estimate, v.lower, v.upper, v.n]
+            for v in values.values()]
+
+
+OFF_POLICY_COLUMNS = ["policy", "estimator", "EE change vs usual care", "lower", "upper", "rows"]

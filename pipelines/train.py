@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from recommender.errors import InputError
+
 from pipelines._from_log import log_summary, log_training_frame
 from pipelines._train_card import card_facts, card_stage
 from pipelines._train_cohort import Cohort, Split, load_stage, split_stage
@@ -119,6 +121,12 @@ def run_training(config=None, *, data=None, seed: int | None = None, progress=No
     else:
         settings = load_config(config, overrides=extra)
     display = progress or SilentProgress()
+    if settings["source"] == "evidence":
+        from pipelines._train_evidence import run_evidence_training
+
+        if data is not None:
+            raise InputError("give either --data FILE or --evidence-only, not both")
+        return run_evidence_training(settings, progress=display, reason=reason)
 
     with display.stage("load", "reading and validating the cohort"):
         cohort = load_stage(settings, data)
@@ -143,6 +151,8 @@ def run_training(config=None, *, data=None, seed: int | None = None, progress=No
             with display.stage("evaluate", "doubly robust evaluation on the held-out part"):
                 evaluation = evaluate_stage(model, split, cohort, settings)
             display.note(evaluation.report.statement)
+            if cohort.loop is not None:
+                _off_policy_note(cohort, model, evaluation, split, settings, display)
             previous_champion = current_aliases(name).get("champion")
             with display.stage("gate", "comparing with the current champion on the same rows"):
                 gate = gate_stage(evaluation, split, cohort, settings)
@@ -177,6 +187,22 @@ def run_training(config=None, *, data=None, seed: int | None = None, progress=No
                           report=evaluation.report,
                           card_folder=getattr(registration, "card_folder", None),
                           config=settings, data_sha256=cohort.sha256)
+
+
+def _off_policy_note(cohort, model, evaluation, split, settings, display) -> None:
+    """On a log: the model's off-policy values on the held-out log rows, for the card."""
+    from pipelines._from_log import OFF_POLICY_COLUMNS, off_policy_table
+
+    holdout = split.holdout
+    change = (holdout["ee_followup"] - holdout["ee"]).to_numpy(dtype=float)
+    rows = off_policy_table(model, holdout, evaluation.dr_scores, change,
+                            control=cohort.catalog.control,
+                            alpha=settings["evaluation"]["alpha"],
+                            label="this model's best arms (held-out log)")
+    cohort.loop["off_policy"] = {"columns": OFF_POLICY_COLUMNS, "rows": rows}
+    dr = next(row for row in rows if row[1] == "DR")
+    display.note(f"off-policy (doubly robust) on the held-out log: {dr[2]:+.2f} EE points vs "
+                 f"usual care ({dr[3]:+.2f} to {dr[4]:+.2f})")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -313,6 +313,9 @@ class RecommendationEngine:
         answer["recommended"] = ranking.recommended
         answer["ranking_meaningful"] = ranking.meaningful
         answer["ranking_note"] = ranking.note
+        basis = _evidence_basis(self.model, row, answer["recommended"], self._names)
+        if basis:
+            answer["ranking_note"] += " " + basis
         if assignment is not None:
             answer["recommended"] = assignment.arm
             answer["assignment"] = assignment.as_answer()
@@ -339,6 +342,18 @@ class RecommendationEngine:
             "sentence": explanation.sentence,
         }
         return answer
+
+
+def _evidence_basis(model, row, best, names) -> str | None:
+    """What an evidence-only model's answer must say: published trials, cited, role only."""
+    metadata = getattr(model, "metadata", None) or {}
+    if metadata.get("source") != "evidence":
+        return None
+    cited = (metadata.get("evidence_citations") or {}).get(best, {}).get(str(row.get("role")))
+    source = f" ({names.get(best, best)}: {cited})" if cited else ""
+    return ("These estimates rest on published trials alone" + source + ", not on this "
+            "program's data, and are not personalised beyond role: everyone in the same role "
+            "gets the same figures.")
 
 
 def _logged_assignment(assignment) -> dict | None:
