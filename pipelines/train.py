@@ -45,6 +45,7 @@ __all__ = [
     "load_config", "run_training", "training_key", "person_hashes",
     "learner_params", "load_stage", "split_stage", "fit_stage", "evaluate_stage", "gate_stage", "card_stage",
     "log_stage", "register_stage", "publish_folder", "log_training_frame", "log_summary",
+    "evaluate_policies_on_log",
 ]
 
 STAGES = ("load", "split", "fit", "evaluate", "gate", "card", "log", "register")
@@ -187,6 +188,35 @@ def run_training(config=None, *, data=None, seed: int | None = None, progress=No
                           report=evaluation.report,
                           card_folder=getattr(registration, "card_folder", None),
                           config=settings, data_sha256=cohort.sha256)
+
+
+def evaluate_policies_on_log(config: dict, catalog, *, versions=()) -> dict | None:
+    """Off-policy values of the champion's (and ``versions``') best-arm policies on the log.
+
+    None when the service has no log with outcomes. Values are EE change against usual care
+    for all per person (lower is better), by DR, IPS and SNIPS, with ``1 - alpha`` intervals.
+    """
+    from pipelines._from_log import log_policy_frame, off_policy_table
+    from recommender.registry import aliases, load_model
+
+    logged = log_policy_frame(config, catalog)
+    if logged is None:
+        return None
+    frame, scores, change = logged
+    name = config["registry"]["model_name"]
+    wanted = []
+    champion = aliases(name).get("champion")
+    if champion is not None:
+        wanted.append((f"champion (version {champion})", str(champion)))
+    wanted += [(f"version {v}", str(v)) for v in versions if str(v) != str(champion)]
+    values = []
+    for label, version in wanted:
+        model = load_model(f"models:/{name}/{version}")
+        for row in off_policy_table(model, frame, scores, change, control=catalog.control,
+                                    alpha=config["evaluation"]["alpha"], label=label):
+            values.append({"policy": row[0], "estimator": row[1], "estimate": row[2],
+                           "lower": row[3], "upper": row[4], "rows": row[5]})
+    return {"rows": int(len(frame)), "values": values}
 
 
 def _off_policy_note(cohort, model, evaluation, split, settings, display) -> None:
