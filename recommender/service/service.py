@@ -227,7 +227,12 @@ class Recommender:
         html = read_card(self.config.models_dir, version, "card.html")
         if html is None:
             return _missing_card(version)
-        return HTMLResponse(html)
+        # The card was written at training; the exploration policy is the service's own.
+        import html as markup
+
+        serving = (f'<p id="serving-policy"><strong>As served now:</strong> '
+                   f'{markup.escape(self.config.exploration.describe())}</p>')
+        return HTMLResponse(html.replace("</h1>", "</h1>" + serving, 1))
 
     @pages.get("/model_card.json", summary="The served model's card as JSON.")
     def model_card_json(self):
@@ -235,7 +240,15 @@ class Recommender:
         text = read_card(self.config.models_dir, version, "card.json")
         if text is None:
             return _missing_card(version)
-        return Response(text, media_type="application/json")
+        import json
+
+        facts = json.loads(text)
+        rule = self.config.exploration
+        facts["serving"] = {"exploration": {"policy": rule.policy, "epsilon": rule.epsilon,
+                                            "cycle": rule.cycle,
+                                            "usual_care_share": rule.usual_care_share,
+                                            "description": rule.describe()}}
+        return JSONResponse(facts)
 
     @pages.get("/audit/export", summary="The audit log as CSV (auditors only).")
     def audit_export(self, since: str | None = None):
