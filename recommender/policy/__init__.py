@@ -10,8 +10,10 @@ from recommender.policy._allocation import (
     ArmLimits,
     allocate,
     eligibility_matrix,
+    fairness_records,
     limits_from_catalog,
 )
+from recommender.policy._fairness import FAIRNESS_ATTRIBUTES, fairness_table
 from recommender.policy._eligibility import Exclusion, offered_arms
 from recommender.policy._exploration import (
     POLICIES,
@@ -36,6 +38,7 @@ __all__ = [
     "Allocation",
     "ArmLimits",
     "CrisisResource",
+    "FAIRNESS_ATTRIBUTES",
     "Exclusion",
     "RankedArm",
     "Ranking",
@@ -43,6 +46,8 @@ __all__ = [
     "Triage",
     "allocate",
     "eligibility_matrix",
+    "fairness_records",
+    "fairness_table",
     "interval_overlap",
     "limits_from_catalog",
     "offered_arms",
