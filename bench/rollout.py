@@ -263,7 +263,9 @@ def _obp(log_cycle, best, catalog) -> dict:
 
 
 def run(*, scenarios=("default", "conservative"), repeats: int = 10, staff: int = 2000,
-        cycles: int = 4, evidence_catalog=None) -> tuple[pd.DataFrame, list[str]]:
+        cycles: int = 4, csv=None) -> tuple[pd.DataFrame, list[str]]:
+    """Every strategy on every scenario and repeat; with ``csv``, rows are appended to that
+    file as each repeat finishes (a long run can be summarised before it ends)."""
     from recommender.catalog import load_catalog
     from recommender.model import evidence_model
     from recommender.service import load_serve_config
@@ -282,8 +284,14 @@ def run(*, scenarios=("default", "conservative"), repeats: int = 10, staff: int 
             continue
         for repeat in range(repeats):
             start = time.perf_counter()
-            rows += run_one(scenario, repeat, staff=staff, cycles=cycles, catalog=catalog,
-                            serve=serve, evidence=evidence)
+            done = run_one(scenario, repeat, staff=staff, cycles=cycles, catalog=catalog,
+                           serve=serve, evidence=evidence)
+            rows += done
+            if csv:
+                import os
+
+                pd.DataFrame(done).to_csv(csv, mode="a", index=False,
+                                          header=not os.path.exists(csv))
             print(f"{scenario} repeat {repeat}: {time.perf_counter() - start:.0f} s",
                   file=sys.stderr, flush=True)
     return pd.DataFrame(rows), notes
@@ -352,10 +360,16 @@ def main(argv=None) -> int:
     parser.add_argument("--staff", type=int, default=2000)
     parser.add_argument("--cycles", type=int, default=4)
     parser.add_argument("--out", default=None, help="write the Markdown section here")
-    parser.add_argument("--csv", default=None, help="write every row here")
+    parser.add_argument("--csv", default=None, help="append every repeat's rows here")
+    parser.add_argument("--summarise", nargs="+", default=None, metavar="CSV",
+                        help="only summarise rows written by earlier runs' --csv")
     args = parser.parse_args(argv)
-    table, notes = run(scenarios=args.scenarios, repeats=args.repeats, staff=args.staff,
-                       cycles=args.cycles)
+    if args.summarise:
+        table = pd.concat([pd.read_csv(p) for p in args.summarise], ignore_index=True)
+        notes = []
+    else:
+        table, notes = run(scenarios=args.scenarios, repeats=args.repeats, staff=args.staff,
+                           cycles=args.cycles, csv=args.csv)
     command = "python -m bench.rollout " + " ".join(argv if argv is not None else sys.argv[1:])
     text = to_markdown(table, notes, command=command.strip())
     if args.csv:
