@@ -133,6 +133,13 @@ def run_training(config=None, *, data=None, seed: int | None = None, progress=No
         cohort = load_stage(settings, data)
     display.note(f"{cohort.description}: {len(cohort.frame):,} rows, sha256 "
                  f"{cohort.sha256[:12]}…")
+    if cohort.loop is not None:
+        loop = cohort.loop
+        without = ", ".join(loop["arms_without_overlap"]) or "none"
+        display.note(f"log: {loop['n_rows']:,} served recommendations with outcomes; "
+                     f"{loop['served_with_probability_one']:,} served with probability 1 "
+                     f"(they inform only the arm they got); arms without overlap, not learnt: "
+                     f"{without}")
     git_commit, versions = _git_commit(), _package_versions()
     name = settings["registry"]["model_name"]
     run_name = f"seed-{settings['seed']}-{cohort.sha256[:8]}"
