@@ -23,7 +23,7 @@ def card_facts(model, evaluation: Evaluation, split: Split, cohort: Cohort, conf
         data={"source": cohort.source, "description": cohort.description,
               "design": cohort.design, "sha256": cohort.sha256,
               "propensity_logged": "propensity" in cohort.frame.columns,
-              "n_rows": len(cohort.frame)},
+              "n_rows": len(cohort.frame), "loop": cohort.loop},
         config=config, gate=gate, run_id=run_id, git_commit=git_commit, versions=versions,
         previous_champion=previous_champion, created=created)
 

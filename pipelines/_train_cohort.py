@@ -28,6 +28,7 @@ class Cohort:
     sha256: str
     design: str                # "randomized", "observational" or "not declared"
     path: str | None = None
+    loop: dict | None = None   # from the service's log: uptake, certainty, overlap
 
 
 @dataclass
@@ -92,7 +93,19 @@ def load_stage(config: dict, data=None) -> Cohort:
     catalog_file = config["catalog"]
     catalog = load_catalog(config_path(catalog_file) if not Path(catalog_file).is_absolute()
                            else catalog_file)
-    if data is not None:
+    loop = None
+    if config.get("source") == "log":
+        from pipelines._from_log import log_cohort
+
+        if data is not None:
+            raise InputError("give either --data FILE or train from the log, not both")
+        frame, loop = log_cohort(config, catalog, min_arm_rows=fit_min_arm_rows(config))
+        source, sha, path = "service log", _frame_sha256(frame), None
+        description = (f"the service's log: {loop['n_rows']:,} served recommendations with "
+                       f"outcomes, cycles {', '.join(map(str, loop['cycles']))}")
+        # The logged probabilities are the design, whatever their pattern.
+        design = "observational (the service's logged probabilities of the recommended arm)"
+    elif data is not None:
         path = Path(data)
         if not path.exists():
             raise InputError(f"training data file {path} does not exist")
@@ -125,7 +138,8 @@ def load_stage(config: dict, data=None) -> Cohort:
                          problems=list(getattr(report, "errors", report.problems)))
     typed = typed_cohort(frame, arms=catalog.arm_ids, control=catalog.control)
     return Cohort(frame=typed, catalog=catalog, source=source, description=description,
-                  sha256=sha, design=design, path=None if path is None else str(path))
+                  sha256=sha, design=design, path=None if path is None else str(path),
+                  loop=loop)
 
 
 def split_stage(cohort: Cohort, config: dict) -> Split:

@@ -10,10 +10,14 @@ import yaml
 from recommender.errors import InputError
 from recommender.paths import config_path
 
-__all__ = ["load_config", "config_from_mapping", "DEFAULTS", "LOWER_IS_BETTER"]
+__all__ = ["load_config", "config_from_mapping", "DEFAULTS", "LOWER_IS_BETTER", "SOURCES"]
 
 DEFAULTS: dict = {
     "seed": 0,
+    # What the model is built from: data (a --data file or the simulated cohort), log (the
+    # service's served recommendations joined with outcomes) or evidence (the catalog alone).
+    "source": "data",
+    "log": {"serve_config": None},
     "data": {"scenario": "default", "n": 20000, "seed": None, "assignment": "rct",
              "design": None},
     "catalog": "interventions.yaml",
@@ -27,6 +31,7 @@ DEFAULTS: dict = {
     "card": {"policy_tree_depth": 3, "min_cell": 11},
     "registry": {"experiment": "burnout-recommender", "model_name": "burnout-recommender"},
 }
+SOURCES = ("data", "log", "evidence")
 # How the training cohort was assigned; null = detect from its logged propensities.
 DESIGNS = (None, "randomized", "observational")
 # For each outcome: is a lower follow-up better? (MBI: exhaustion and depersonalization yes.)
@@ -93,6 +98,10 @@ def config_from_mapping(loaded, *, overrides: dict | None = None,
 
     need(isinstance(config["seed"], int) and config["seed"] >= 0, "seed", config["seed"],
          "an integer >= 0")
+    need(config["source"] in SOURCES, "source", config["source"], ", ".join(SOURCES))
+    serve_config = config["log"].get("serve_config")
+    need(serve_config is None or isinstance(serve_config, str), "log.serve_config",
+         serve_config, "null (configs/serve.yaml) or the path of the service's settings")
     share = config["split"]["holdout_share"]
     need(isinstance(share, (int, float)) and 0.05 <= share <= 0.8, "split.holdout_share",
          share, "a number from 0.05 to 0.8")

@@ -22,6 +22,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from recommender.errors import InputError
+
+from pipelines._from_log import log_summary, log_training_frame
 from pipelines._train_card import card_facts, card_stage
 from pipelines._train_cohort import Cohort, Split, load_stage, split_stage
 from pipelines._train_cohort import fit_min_arm_rows as fit_min_arm_rows
@@ -41,7 +44,8 @@ __all__ = [
     "STAGES", "SilentProgress", "TrainingResult", "Cohort", "Split", "Evaluation",
     "load_config", "run_training", "training_key", "person_hashes",
     "learner_params", "load_stage", "split_stage", "fit_stage", "evaluate_stage", "gate_stage", "card_stage",
-    "log_stage", "register_stage", "publish_folder",
+    "log_stage", "register_stage", "publish_folder", "log_training_frame", "log_summary",
+    "evaluate_policies_on_log",
 ]
 
 STAGES = ("load", "split", "fit", "evaluate", "gate", "card", "log", "register")
@@ -118,11 +122,24 @@ def run_training(config=None, *, data=None, seed: int | None = None, progress=No
     else:
         settings = load_config(config, overrides=extra)
     display = progress or SilentProgress()
+    if settings["source"] == "evidence":
+        from pipelines._train_evidence import run_evidence_training
+
+        if data is not None:
+            raise InputError("give either --data FILE or --evidence-only, not both")
+        return run_evidence_training(settings, progress=display, reason=reason)
 
     with display.stage("load", "reading and validating the cohort"):
         cohort = load_stage(settings, data)
     display.note(f"{cohort.description}: {len(cohort.frame):,} rows, sha256 "
                  f"{cohort.sha256[:12]}…")
+    if cohort.loop is not None:
+        loop = cohort.loop
+        without = ", ".join(loop["arms_without_overlap"]) or "none"
+        display.note(f"log: {loop['n_rows']:,} served recommendations with outcomes; "
+                     f"{loop['served_with_probability_one']:,} served with probability 1 "
+                     f"(they inform only the arm they got); arms without overlap, not learnt: "
+                     f"{without}")
     git_commit, versions = _git_commit(), _package_versions()
     name = settings["registry"]["model_name"]
     run_name = f"seed-{settings['seed']}-{cohort.sha256[:8]}"
@@ -142,6 +159,8 @@ def run_training(config=None, *, data=None, seed: int | None = None, progress=No
             with display.stage("evaluate", "doubly robust evaluation on the held-out part"):
                 evaluation = evaluate_stage(model, split, cohort, settings)
             display.note(evaluation.report.statement)
+            if cohort.loop is not None:
+                _off_policy_note(cohort, model, evaluation, split, settings, display)
             previous_champion = current_aliases(name).get("champion")
             with display.stage("gate", "comparing with the current champion on the same rows"):
                 gate = gate_stage(evaluation, split, cohort, settings)
@@ -176,6 +195,51 @@ def run_training(config=None, *, data=None, seed: int | None = None, progress=No
                           report=evaluation.report,
                           card_folder=getattr(registration, "card_folder", None),
                           config=settings, data_sha256=cohort.sha256)
+
+
+def evaluate_policies_on_log(config: dict, catalog, *, versions=()) -> dict | None:
+    """Off-policy values of the champion's (and ``versions``') best-arm policies on the log.
+
+    None when the service has no log with outcomes. Values are EE change against usual care
+    for all per person (lower is better), by DR, IPS and SNIPS, with ``1 - alpha`` intervals.
+    """
+    from pipelines._from_log import log_policy_frame, off_policy_table
+    from recommender.registry import aliases, load_model
+
+    logged = log_policy_frame(config, catalog)
+    if logged is None:
+        return None
+    frame, scores, change = logged
+    name = config["registry"]["model_name"]
+    wanted = []
+    champion = aliases(name).get("champion")
+    if champion is not None:
+        wanted.append((f"champion (version {champion})", str(champion)))
+    wanted += [(f"version {v}", str(v)) for v in versions if str(v) != str(champion)]
+    values = []
+    for label, version in wanted:
+        model = load_model(f"models:/{name}/{version}")
+        for row in off_policy_table(model, frame, scores, change, control=catalog.control,
+                                    alpha=config["evaluation"]["alpha"], label=label):
+            values.append({"policy": row[0], "estimator": row[1], "estimate": row[2],
+                           "lower": row[3], "upper": row[4], "rows": row[5]})
+    return {"rows": int(len(frame)), "values": values}
+
+
+def _off_policy_note(cohort, model, evaluation, split, settings, display) -> None:
+    """On a log: the model's off-policy values on the held-out log rows, for the card."""
+    from pipelines._from_log import OFF_POLICY_COLUMNS, off_policy_table
+
+    holdout = split.holdout
+    change = (holdout["ee_followup"] - holdout["ee"]).to_numpy(dtype=float)
+    rows = off_policy_table(model, holdout, evaluation.dr_scores, change,
+                            control=cohort.catalog.control,
+                            alpha=settings["evaluation"]["alpha"],
+                            label="this model's best arms (held-out log)")
+    cohort.loop["off_policy"] = {"columns": OFF_POLICY_COLUMNS, "rows": rows}
+    dr = next(row for row in rows if row[1] == "DR")
+    display.note(f"off-policy (doubly robust) on the held-out log: {dr[2]:+.2f} EE points vs "
+                 f"usual care ({dr[3]:+.2f} to {dr[4]:+.2f})")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -157,7 +157,10 @@ def test_model_card_pages(asgi_client, service_home):
     page = asgi_client.get("/model_card", headers=auth("auditor"))
     assert page.status_code == 200 and "Model card v7" in page.text
     assert page.headers["content-type"].startswith("text/html")
-    assert asgi_client.get("/model_card.json", headers=auth("scientist")).json() == {"version": "7"}
+    card = asgi_client.get("/model_card.json", headers=auth("scientist")).json()
+    # The card as written at training, plus the exploration policy the service uses now.
+    assert card["version"] == "7" and card["serving"]["exploration"]["policy"] == "thompson"
+    assert "As served now:</strong> Exploration policy thompson" in page.text
     assert asgi_client.get("/model_card", headers=auth("program")).status_code == 403
     assert asgi_client.get("/model_card").status_code == 401
 

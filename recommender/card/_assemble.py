@@ -170,6 +170,7 @@ def training_card_facts(*, model, report, recommended, secondary, holdout_featur
             "split": f"stratified by arm, seed {config['seed']}",
             "outcomes": ", ".join(f"{o} (follow-up minus baseline)" for o in model.outcomes),
             "arm_counts": arm_counts(treatment_train, treatment_holdout, arms),
+            "loop": data.get("loop"),
         },
         "evaluation": evaluation_facts(report, secondary=secondary),
         "subgroups": subgroup_facts(report, min_cell=config["card"]["min_cell"]),

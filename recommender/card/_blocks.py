@@ -106,6 +106,36 @@ def _training_data(facts):
                          "rows": [[k, fmt(v)] for k, v in rows if v is not None]}, None)]
     if d.get("arm_counts"):
         blocks.append(("table", d["arm_counts"], "Rows per arm"))
+    blocks += _loop_blocks(d.get("loop"))
+    return blocks
+
+
+def _loop_blocks(loop):
+    """What a model trained from the service's own log must say about that log."""
+    if not loop:
+        return []
+    without = loop.get("arms_without_overlap") or []
+    rows = [
+        ("Treatment", "the arm the service recommended (intention to treat); propensity = "
+                      "its logged probability"),
+        ("Exploration in serve.yaml at training", loop.get("exploration")),
+        ("Policies in the log", ", ".join(loop.get("policies") or [])),
+        ("Rows served with probability 1", f"{loop.get('served_with_probability_one', 0):,} of "
+                                           f"{loop.get('n_rows', 0):,} (they inform only the "
+                                           "arm they got)"),
+        ("Arms without overlap (not learnt)",
+         ", ".join(without) + f" (fewer than {loop.get('min_arm_rows')} logged rows)"
+         if without else "none"),
+        ("Share who took the recommended arm", fmt(loop.get("followed_share"), 3)),
+    ]
+    blocks = [("table", {"columns": ["learning loop", "value"],
+                         "rows": [[k, fmt(v)] for k, v in rows if v is not None]}, None)]
+    if loop.get("uptake"):
+        blocks.append(("table", loop["uptake"], "Uptake: arm recommended (rows) against arm "
+                                                "taken (columns)"))
+    if loop.get("off_policy"):
+        blocks.append(("table", loop["off_policy"], "Off-policy estimates on the log (EE "
+                                                    "change per person; lower is better)"))
     return blocks
 
 

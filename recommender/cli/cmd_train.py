@@ -19,6 +19,16 @@ def configure(parser) -> None:
                         help="overrides the config's seed (split, learners, evaluation)")
     parser.add_argument("--reason", default=None,
                         help="why this run was made; recorded in the promotion log")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--from-log", action="store_true",
+                        help="train from the service's log: served recommendations joined with "
+                             "their follow-up outcomes (source: log)")
+    source.add_argument("--evidence-only", action="store_true",
+                        help="build the day-one model from the catalog's published evidence "
+                             "alone (source: evidence)")
+    parser.add_argument("--serve-config", default=None, metavar="FILE",
+                        help="with --from-log: the service settings naming its store (default: "
+                             "configs/serve.yaml)")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress display; print only the result line")
 
@@ -54,9 +64,16 @@ def run(args) -> int:
     from recommender.registry import tracking_uri
 
     try:
+        overrides = {}
+        if args.from_log:
+            overrides["source"] = "log"
+        if args.evidence_only:
+            overrides["source"] = "evidence"
+        if args.serve_config:
+            overrides["log"] = {"serve_config": args.serve_config}
         result = run_training(args.config, data=args.data, seed=args.seed,
                               progress=None if args.quiet else RichProgress(),
-                              reason=args.reason)
+                              reason=args.reason, overrides=overrides or None)
     except InputError:
         raise
     except Exception as error:  # noqa: BLE001 - report, then exit 1 as the CLI contract says

@@ -3,6 +3,8 @@ calibration and subgroup tables, plus PEHE, regret and coverage when true effect
 
 from recommender.evaluation._calibration import calibration_bins, calibration_slope
 from recommender.evaluation._evaluate import evaluate, evaluate_effects
+from recommender.evaluation._off_policy import (OFF_POLICY_METHODS, OffPolicyEstimate,
+                                                 off_policy_values)
 from recommender.evaluation._oracle import pehe_table
 from recommender.evaluation._policy_value import (Estimate, learned_policy, mean_estimate,
                                                   policy_scores, policy_value)
@@ -29,4 +31,7 @@ __all__ = [
     "age_band",
     "metric_key",
     "MIN_CELL",
+    "OFF_POLICY_METHODS",
+    "OffPolicyEstimate",
+    "off_policy_values",
 ]

@@ -3,7 +3,9 @@
 It knows nothing of MLflow; :mod:`recommender.registry` wraps it as a pyfunc model.
 """
 
+from recommender.model._evidence import EvidenceEstimate, evidence_estimates, evidence_model
 from recommender.model._recommendation import RecommendationModel
 from recommender.model._schema import feature_schema, frame_from_schema
 
-__all__ = ["RecommendationModel", "feature_schema", "frame_from_schema"]
+__all__ = ["EvidenceEstimate", "RecommendationModel", "evidence_estimates", "evidence_model",
+           "feature_schema", "frame_from_schema"]

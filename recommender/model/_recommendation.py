@@ -144,6 +144,9 @@ class RecommendationModel:
         table = np.zeros((len(effects), 1 + len(candidates)))
         if candidates:
             table[:, 1:] = effects[candidates].to_numpy(dtype=float)
+            # No estimate (an evidence-only model for a role the evidence does not cover) can
+            # never win.
+            table[:, 1:] = np.where(np.isnan(table[:, 1:]), np.inf, table[:, 1:])
             if eligible is not None:
                 if len(eligible) != len(effects):
                     raise InputError(f"eligible has {len(eligible)} rows but effects has "

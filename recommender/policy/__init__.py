@@ -1,4 +1,5 @@
-"""From effects to a decision: safety triage, eligibility, ranking and cohort allocation.
+"""From effects to a decision: safety triage, eligibility, ranking, exploration and cohort
+allocation.
 
 Pure functions over plain data; nothing here knows about HTTP, the audit log or how the effects
 were estimated.
@@ -14,10 +15,26 @@ from recommender.policy._allocation import (
 )
 from recommender.policy._fairness import FAIRNESS_ATTRIBUTES, fairness_table
 from recommender.policy._eligibility import Exclusion, offered_arms
+from recommender.policy._exploration import (
+    POLICIES,
+    Assignment,
+    ExplorationRule,
+    arm_probabilities,
+    assign,
+    draw_position,
+    equipoise_arms,
+)
 from recommender.policy._ranking import RankedArm, Ranking, interval_overlap, rank_arms
 from recommender.policy._triage import CrisisResource, SafetyRules, Triage, triage
 
 __all__ = [
+    "POLICIES",
+    "Assignment",
+    "ExplorationRule",
+    "arm_probabilities",
+    "assign",
+    "draw_position",
+    "equipoise_arms",
     "Allocation",
     "ArmLimits",
     "CrisisResource",

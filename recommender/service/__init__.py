@@ -8,18 +8,30 @@ from recommender.service._audit import AuditLog, audit_csv, parse_since, resolve
 from recommender.service._auth import KeyRing, authorize, hash_key, parse_env_keys
 from recommender.service._config import ServeConfig, load_serve_config
 from recommender.service._engine import AuditUnavailable, RecommendationEngine
+from recommender.service._outcomes import (
+    OutcomeRefused,
+    OutcomeReport,
+    logged_cohort,
+    read_outcome_file,
+    record_outcomes,
+)
 
 __all__ = [
     "AuditLog",
     "AuditUnavailable",
     "KeyRing",
+    "OutcomeRefused",
+    "OutcomeReport",
     "RecommendationEngine",
     "ServeConfig",
     "audit_csv",
     "authorize",
     "hash_key",
     "load_serve_config",
+    "logged_cohort",
     "parse_env_keys",
     "parse_since",
+    "read_outcome_file",
+    "record_outcomes",
     "resolve_salt",
 ]

@@ -49,6 +49,42 @@ recommendations = sa.Table(
 )
 AUDIT_COLUMNS = tuple(c.name for c in recommendations.columns)
 
+# The learning loop's tables (issue 11), beside the audit log in the same database. One row per
+# ranked answer: the arm served, the probability of every candidate arm and the profile without
+# its identifier, which is what retraining from the log needs.
+assignments = sa.Table(
+    "assignments",
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("logged_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("request_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("person_hash", sa.String(64), nullable=False, index=True),
+    sa.Column("model_version", sa.String(64), nullable=False),
+    sa.Column("safety_level", sa.String(16), nullable=False),
+    sa.Column("cycle", sa.Integer, nullable=False),
+    sa.Column("policy", sa.String(16), nullable=False),
+    sa.Column("arm", sa.String(64), nullable=False),
+    sa.Column("probability", sa.Float, nullable=False),
+    # {"arm": probability} of every ranked arm, and the profile's fields except person_id.
+    sa.Column("probabilities", sa.Text, nullable=False),
+    sa.Column("profile", sa.Text, nullable=False),
+)
+# Follow-up scores, each linked to the one served recommendation it follows.
+outcomes = sa.Table(
+    "outcomes",
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("request_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("person_hash", sa.String(64), nullable=False, index=True),
+    sa.Column("measured_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("arm_taken", sa.String(64), nullable=False),
+    sa.Column("ee_followup", sa.Integer, nullable=False),
+    sa.Column("dp_followup", sa.Integer, nullable=False),
+    sa.Column("pa_followup", sa.Integer, nullable=False),
+    sa.Column("source", sa.String(120), nullable=False),
+)
+
 
 def resolve_salt(configured: str | None, models_dir: Path) -> str:
     """The salt for person hashes: the environment, then the config, then a salt file.
@@ -117,9 +153,13 @@ class AuditLog:
 
         Each record has ``request_id``, ``model_version``, ``caller_role``, ``person_id`` (hashed
         here, never stored), ``safety_level``, ``recommended``, ``ranking_meaningful``,
-        ``effects`` (mapping) and optionally ``batch_id`` and ``logged_at``.
+        ``effects`` (mapping) and optionally ``batch_id``, ``logged_at``, and ``assignment``
+        (arm, probability, policy, cycle, probabilities) with ``profile`` (the non-identifying
+        fields), which go to the ``assignments`` table in the same transaction.
         """
         now = datetime.now(timezone.utc)
+        records = list(records)
+        hashes = [self.person_hash(record["person_id"]) for record in records]
         rows = [
             {
                 "logged_at": record.get("logged_at") or now,
@@ -127,18 +167,38 @@ class AuditLog:
                 "batch_id": record.get("batch_id"),
                 "model_version": str(record["model_version"]),
                 "caller_role": record["caller_role"],
-                "person_hash": self.person_hash(record["person_id"]),
+                "person_hash": person_hash,
                 "safety_level": record["safety_level"],
                 "recommended": record.get("recommended"),
                 "ranking_meaningful": record.get("ranking_meaningful"),
                 "effects": json.dumps(record.get("effects") or {}, separators=(",", ":")),
             }
-            for record in records
+            for record, person_hash in zip(records, hashes)
+        ]
+        served = [
+            {
+                "logged_at": row["logged_at"], "request_id": row["request_id"],
+                "person_hash": row["person_hash"], "model_version": row["model_version"],
+                "safety_level": row["safety_level"], "cycle": int(given["cycle"]),
+                "policy": given["policy"], "arm": given["arm"],
+                "probability": float(given["probability"]),
+                "probabilities": json.dumps(given["probabilities"], separators=(",", ":")),
+                "profile": json.dumps(record.get("profile") or {}, separators=(",", ":")),
+            }
+            for record, row in zip(records, rows)
+            if (given := record.get("assignment")) is not None
         ]
         if rows:
             with self._engine.begin() as connection:
                 connection.execute(recommendations.insert(), rows)
+                if served:
+                    connection.execute(assignments.insert(), served)
         return len(rows)
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The database engine, shared with the outcome store (same database)."""
+        return self._engine
 
     def count(self) -> int:
         with self._engine.connect() as connection:

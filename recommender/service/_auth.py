@@ -36,6 +36,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "/recommend_batch": frozenset({"program", "scientist"}),
     "/allocate": frozenset({"program", "scientist"}),
     "/reload": frozenset({"scientist"}),
+    "/outcomes": frozenset({"program"}),
     "/model_card": frozenset({"auditor", "scientist"}),
     "/model_card.json": frozenset({"auditor", "scientist"}),
     "/audit/export": frozenset({"auditor"}),

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from recommender.errors import InputError
-from recommender.policy import SafetyRules
+from recommender.policy import ExplorationRule, SafetyRules
 from recommender.service._schemas import MAX_BATCH_ROWS
 
 __all__ = ["ServeConfig", "load_serve_config", "CONFIG_ENV", "SERVICE_NAME"]
@@ -21,7 +21,7 @@ CONFIG_ENV = "RECOMMENDER_SERVE_CONFIG"
 
 _KEYS = {
     "host", "port", "workers", "threads", "timeout", "alpha", "max_batch_rows", "models_dir",
-    "auth", "audit", "ranking", "explanation", "safety", "disclaimer",
+    "auth", "audit", "ranking", "explanation", "safety", "disclaimer", "exploration",
 }
 
 
@@ -45,6 +45,7 @@ class ServeConfig:
     safety: SafetyRules
     disclaimer: str
     source: Path | None = None
+    exploration: ExplorationRule = field(default_factory=ExplorationRule)
 
     @property
     def coverage(self) -> float:
@@ -129,6 +130,9 @@ def load_serve_config(path: str | os.PathLike | None = None) -> ServeConfig:
         safety=SafetyRules.from_config(raw.get("safety") or {}, where=f"{where}: safety"),
         disclaimer=" ".join(disclaimer.split()),
         source=path,
+        exploration=ExplorationRule.from_config(
+            section("exploration"), coverage=1.0 - number("alpha", float, 0.001, 0.5, 0.1),
+            where=f"{where}: exploration"),
     )
 
 

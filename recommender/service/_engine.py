@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from recommender.cohort import PROFILE_COLUMNS
 from recommender.errors import InputError
 from recommender.explain import complements_for, evidence_for, explain
-from recommender.policy import Exclusion, offered_arms, rank_arms, triage
+from recommender.policy import Exclusion, assign, offered_arms, rank_arms, triage
 from recommender.service._profiles import extra_features, profile_schema
 
 __all__ = ["RecommendationEngine", "AuditUnavailable", "load_champion_model", "safety_block"]
@@ -160,7 +160,7 @@ class RecommendationEngine:
                    for row in rows]
         # Crisis rows never reach the model.
         ranked_rows = [i for i, t in enumerate(triages) if t.rank_interventions]
-        rankings, explanations, exclusions = {}, {}, {}
+        rankings, explanations, exclusions, assignments = {}, {}, {}, {}
         if ranked_rows:
             frame = self.profile_frame(rows, ranked_rows)
             scores = self.model.score(frame, alpha=config.alpha)
@@ -189,11 +189,15 @@ class RecommendationEngine:
                                         max_overlap=config.max_overlap, names=self._names,
                                         coverage=config.coverage)
                 exclusions[i] = excluded
+                # Severe profiles are served the best arm: nobody there is experimented on.
+                assignments[i] = assign(rankings[i], self.audit.person_hash(rows[i]["person_id"]),
+                                        config.exploration, control=self.control,
+                                        explore=triages[i].level == "routine")
             explanations = self._explain(frame, ranked_rows, rows, rankings)
         records = []
         for i, row in enumerate(rows):
             answer = self._answer(row, triages[i], rankings.get(i), explanations.get(i),
-                                  exclusions.get(i, []), compact)
+                                  exclusions.get(i, []), compact, assignments.get(i))
             answers[i] = answer
             records.append({
                 "request_id": answer["request_id"], "batch_id": batch_id,
@@ -203,6 +207,10 @@ class RecommendationEngine:
                 "ranking_meaningful": answer["ranking_meaningful"],
                 "effects": {a["arm"]: [a["ee_effect"], a["ee_lower"], a["ee_upper"]]
                             for a in answer["ranking"]},
+                # What retraining from the log needs: every candidate's probability and the
+                # profile without its identifier.
+                "assignment": _logged_assignment(assignments.get(i)),
+                "profile": {c: row[c] for c in self._columns if c != "person_id"},
             })
         self.record(records)
         return answers
@@ -284,7 +292,8 @@ class RecommendationEngine:
         arms = {item["arm"] for answer in answers for item in answer["ranking"]}
         return {arm: self._arm_facts[arm] for arm in self.catalog.arm_ids if arm in arms}
 
-    def _answer(self, row, safety, ranking, explanation, excluded, compact) -> dict:
+    def _answer(self, row, safety, ranking, explanation, excluded, compact,
+                assignment=None) -> dict:
         config = self.config
         answer = {
             "request_id": uuid.uuid4().hex,
@@ -300,12 +309,25 @@ class RecommendationEngine:
             "safety": safety_block(safety),
             "disclaimer": None if compact else config.disclaimer,
             "complements": None if compact else self.complements,
+            "assignment": None,
         }
         if ranking is None:
             return answer
         answer["recommended"] = ranking.recommended
         answer["ranking_meaningful"] = ranking.meaningful
         answer["ranking_note"] = ranking.note
+        basis = _evidence_basis(self.model, row, answer["recommended"], self._names)
+        if basis:
+            answer["ranking_note"] += " " + basis
+        if assignment is not None:
+            answer["recommended"] = assignment.arm
+            answer["assignment"] = assignment.as_answer()
+            if assignment.arm != ranking.recommended:
+                answer["ranking_note"] += (
+                    f" Served {self._names.get(assignment.arm, assignment.arm)} rather than "
+                    f"the best-ranked arm: the data do not rule out that it is as good, and the "
+                    f"program's {assignment.policy} exploration policy drew it with probability "
+                    f"{assignment.probability:.2f}, so the program can learn which helps more.")
         # EE figures are finite (checked before ranking) and already rounded; DP and PA are
         # NaN when the model has no such outcome, and JSON has no NaN.
         ranked = [{"arm": a.arm, "rank": a.rank, "ee_effect": a.effect, "ee_lower": a.lower,
@@ -323,6 +345,26 @@ class RecommendationEngine:
             "sentence": explanation.sentence,
         }
         return answer
+
+
+def _evidence_basis(model, row, best, names) -> str | None:
+    """What an evidence-only model's answer must say: published trials, cited, role only."""
+    metadata = getattr(model, "metadata", None) or {}
+    if metadata.get("source") != "evidence":
+        return None
+    cited = (metadata.get("evidence_citations") or {}).get(best, {}).get(str(row.get("role")))
+    source = f" ({names.get(best, best)}: {cited})" if cited else ""
+    return ("These estimates rest on published trials alone" + source + ", not on this "
+            "program's data, and are not personalised beyond role: everyone in the same role "
+            "gets the same figures.")
+
+
+def _logged_assignment(assignment) -> dict | None:
+    if assignment is None:
+        return None
+    return {"arm": assignment.arm, "probability": assignment.probability,
+            "policy": assignment.policy, "cycle": assignment.cycle,
+            "probabilities": assignment.probabilities}
 
 
 def safety_block(safety) -> dict:

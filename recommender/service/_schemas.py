@@ -287,6 +287,15 @@ class ExclusionItem(BaseModel):
     reason: str = Field(description="Why it is not ranked for this person.")
 
 
+class AssignmentBlock(BaseModel):
+    arm: str = Field(description="The arm served (equals 'recommended').")
+    probability: float = Field(description="Probability with which this arm was served under "
+                               "the exploration policy (1 when nothing was explored).")
+    policy: str = Field(description="Exploration policy applied: thompson, epsilon or greedy "
+                        "(severe profiles are always served greedily).")
+    cycle: int = Field(description="Survey cycle; the same person gets the same arm within it.")
+
+
 class Recommendation(BaseModel):
     """The answer for one person."""
 
@@ -311,6 +320,9 @@ class Recommendation(BaseModel):
                                                      "not rank (Schwartz Rounds, mentoring, "
                                                      "workload, EHR, leadership). Null in batch "
                                                      "answers, which give them once.")
+    assignment: AssignmentBlock | None = Field(
+        default=None, description="The arm served and the probability it was drawn with; "
+        "null for a crisis answer.")
 
 
 class RowError(BaseModel):
@@ -334,6 +346,23 @@ class BatchResponse(BaseModel):
     disclaimer: str = Field(description="Decision support, not a diagnosis.")
     complements: list[ComplementItem] = Field(default_factory=list, description="Measures the "
                                               "model does not rank, once for the batch.")
+
+
+class OutcomesRequest(BaseModel):
+    """Follow-up scores of people the service has served (checked row by row on arrival)."""
+
+    model_config = _STRICT
+
+    outcomes: list[dict] = Field(min_length=1, max_length=MAX_BATCH_ROWS, description=(
+        "Each: person_id (as sent with the recommendation), measured_at (ISO 8601), arm_taken "
+        "(the arm the person actually took), ee_followup (0-54), dp_followup (0-30), "
+        "pa_followup (0-48)."))
+
+
+class OutcomesResponse(BaseModel):
+    recorded: int = Field(description="Outcomes stored, each linked to its recommendation.")
+    already_recorded: int = Field(description="Identical outcomes already stored (always 0 "
+                                  "over HTTP, where a duplicate is refused with 409).")
 
 
 class ReloadRequest(BaseModel):

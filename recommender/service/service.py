@@ -33,10 +33,13 @@ from recommender.service._card import read_card
 from recommender.service._config import SERVICE_NAME, load_serve_config
 from recommender.service._engine import AuditUnavailable, RecommendationEngine, load_champion_model
 from recommender.service._gate import Gate
+from recommender.service._outcomes import OutcomeRefused, record_outcomes
 from recommender.service._schemas import (
     as_problems,
     BatchRequest,
     BatchResponse,
+    OutcomesRequest,
+    OutcomesResponse,
     Recommendation,
     ReloadRequest,
     ReloadResponse,
@@ -113,6 +116,7 @@ class Recommender:
             "/allocate": (AllocationRequest, tuple(AllocationRequest.model_fields),
                           ALLOCATION_ACCEPTED),
             "/reload": (ReloadRequest, (), {}),
+            "/outcomes": (OutcomesRequest, ("outcomes",), {}),
         }
 
     @bentoml.api(route="/recommend")
@@ -178,6 +182,22 @@ class Recommender:
                       [{"field": "profiles", "value": entries,
                         "accepted": f"at most {limit:,} entries", "message": "too many"}])
 
+    @bentoml.api(route="/outcomes")
+    def report_outcomes(self, request: OutcomesRequest, /,
+                        ctx: bentoml.Context) -> OutcomesResponse:
+        """Record follow-up scores, each linked to the person's served recommendation."""
+        try:
+            report = record_outcomes(self.audit, request.outcomes, arms=self.catalog.arm_ids,
+                                     source="api")
+        except OutcomeRefused as error:
+            return _error(ctx, error.status, str(error), error.problems)
+        except Exception as error:  # noqa: BLE001 - the store's failure is not the caller's
+            log.exception("recording outcomes failed")
+            return _error(ctx, 503, f"the outcome store could not be written "
+                                    f"({type(error).__name__}); nothing was recorded, please "
+                                    "retry")
+        return JSONResponse(report.as_dict())
+
     @bentoml.api(route="/reload")
     def reload(self, ctx: bentoml.Context) -> ReloadResponse:
         """Load the registry's current champion without a restart (scientists only)."""
@@ -207,7 +227,12 @@ class Recommender:
         html = read_card(self.config.models_dir, version, "card.html")
         if html is None:
             return _missing_card(version)
-        return HTMLResponse(html)
+        # The card was written at training; the exploration policy is the service's own.
+        import html as markup
+
+        serving = (f'<p id="serving-policy"><strong>As served now:</strong> '
+                   f'{markup.escape(self.config.exploration.describe())}</p>')
+        return HTMLResponse(html.replace("</h1>", "</h1>" + serving, 1))
 
     @pages.get("/model_card.json", summary="The served model's card as JSON.")
     def model_card_json(self):
@@ -215,7 +240,15 @@ class Recommender:
         text = read_card(self.config.models_dir, version, "card.json")
         if text is None:
             return _missing_card(version)
-        return Response(text, media_type="application/json")
+        import json
+
+        facts = json.loads(text)
+        rule = self.config.exploration
+        facts["serving"] = {"exploration": {"policy": rule.policy, "epsilon": rule.epsilon,
+                                            "cycle": rule.cycle,
+                                            "usual_care_share": rule.usual_care_share,
+                                            "description": rule.describe()}}
+        return JSONResponse(facts)
 
     @pages.get("/audit/export", summary="The audit log as CSV (auditors only).")
     def audit_export(self, since: str | None = None):

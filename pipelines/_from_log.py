@@ -1,0 +1,190 @@
+"""The training cohort from the service's own log: served recommendations joined with outcomes.
+
+Treatment is the arm the service recommended and its propensity the probability the service
+logged for it, so the model learns the effect of *recommending* an arm (intention to treat),
+which is what the service can act on; what people actually took is reported beside it (the
+uptake table), never used as the treatment.
+
+Two limits are reported rather than hidden: rows served with probability one (greedy answers
+and severe profiles) say nothing about the arms that were not possible for them, and an arm
+served too rarely cannot be learnt at all (no overlap); such arms are named and left out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from recommender.errors import InputError
+
+__all__ = ["OFF_POLICY_COLUMNS", "best_arms", "log_cohort", "log_policy_frame", "log_summary",
+           "log_training_frame", "off_policy_table"]
+
+# Where a person id of the training table comes from: the salted hash and the answer's id, so
+# rows stay pseudonymous and one person's answers in several cycles stay distinct rows.
+_HASH_CHARS = 24
+
+
+def _audit_store(serve_config: str | None):
+    import sqlalchemy as sa
+
+    from recommender.service import AuditLog, load_serve_config
+
+    serve = load_serve_config(serve_config)
+    url = serve.audit_url or f"sqlite:///{serve.models_dir / 'audit.db'}"
+    if url.startswith("sqlite"):
+        database = sa.engine.make_url(url).database
+        if not database or not Path(database).is_file():
+            raise InputError(f"no service log at {database}: the service has not answered any "
+                             "request with these settings (see audit.url in serve.yaml)")
+    return AuditLog(url, salt=None), serve
+
+
+def log_cohort(config: dict, catalog, *, min_arm_rows: int) -> tuple[pd.DataFrame, dict]:
+    """The training table built from the log, and what the card reports about it.
+
+    Parameters
+    ----------
+    config : dict
+        The training config (``log.serve_config`` names the service's settings and therefore
+        its store; ``extra_features`` are carried from the logged profiles).
+    catalog : Catalog
+    min_arm_rows : int
+        Fewest logged rows an arm needs to be learnt (see ``fit_min_arm_rows``).
+
+    Raises
+    ------
+    InputError
+        No log, no outcome yet, or no row served usual care.
+    """
+    from recommender.service import logged_cohort
+
+    audit, serve = _audit_store(config["log"]["serve_config"])
+    try:
+        joined = logged_cohort(audit)
+    finally:
+        audit.close()
+    if joined.empty:
+        raise InputError("the service log holds no served recommendation with a follow-up "
+                         "outcome yet; record outcomes first (POST /outcomes or `recommender "
+                         "outcomes import FILE`)")
+    frame, summary = log_training_frame(joined, catalog, extra_features=config["extra_features"],
+                                        min_arm_rows=min_arm_rows)
+    summary["exploration"] = serve.exploration.describe()
+    return frame, summary
+
+
+def log_training_frame(joined: pd.DataFrame, catalog, *, extra_features=(),
+                       min_arm_rows: int) -> tuple[pd.DataFrame, dict]:
+    """The data-contract training table from logged rows (as from ``logged_cohort``).
+
+    Rows of arms without overlap (fewer than ``min_arm_rows`` served) are left out and named
+    in the summary.
+
+    Raises
+    ------
+    InputError
+        When no row kept was served usual care.
+    """
+    from recommender.cohort import OUTCOME_COLUMNS, PROFILE_COLUMNS
+
+    summary = log_summary(joined, catalog, min_arm_rows=min_arm_rows)
+    kept = joined[~joined["intervention"].isin(summary["arms_without_overlap"])]
+    if not (kept["intervention"] == catalog.control).any():
+        raise InputError(
+            f"no logged row was served usual care ({catalog.control!r}); effects are learnt "
+            "against it. Serve with exploration on (usual care keeps usual_care_share while "
+            "exploring) or train from a trial file (--data) instead")
+    frame = pd.DataFrame({"person_id": [f"{h[:_HASH_CHARS]}-{r}" for h, r in
+                                        zip(kept["person_id"], kept["request_id"])]})
+    for column in (*PROFILE_COLUMNS[1:], *extra_features):
+        if column not in kept.columns:
+            raise InputError(f"the logged profiles lack {column!r}, which the training config "
+                             "names; log it by serving a model trained with it")
+        frame[column] = kept[column].to_numpy()
+    frame["intervention"] = kept["intervention"].to_numpy()
+    frame["propensity"] = kept["propensity"].to_numpy(dtype=float)
+    for column in OUTCOME_COLUMNS:
+        frame[column] = kept[column].to_numpy()
+    return frame, summary
+
+
+def log_summary(joined: pd.DataFrame, catalog, *, min_arm_rows: int) -> dict:
+    """Uptake, certainty and overlap of a logged cohort (as from ``logged_cohort``)."""
+    uptake = pd.crosstab(joined["intervention"], joined["arm_taken"])
+    uptake.index.name, uptake.columns.name = "recommended", None
+    counts = joined["intervention"].value_counts()
+    without = [arm for arm in catalog.treatment_arms if int(counts.get(arm, 0)) < min_arm_rows]
+    certain = np.isclose(joined["propensity"].to_numpy(dtype=float), 1.0)
+    followed = float((joined["intervention"] == joined["arm_taken"]).mean())
+    return {
+        "n_rows": int(len(joined)),
+        "served_with_probability_one": int(certain.sum()),
+        "arms_without_overlap": without,
+        "min_arm_rows": int(min_arm_rows),
+        "rows_per_arm": {str(k): int(v) for k, v in counts.items()},
+        "cycles": sorted(int(c) for c in joined["cycle"].unique()),
+        "policies": sorted(str(p) for p in joined["policy"].unique()),
+        "followed_share": followed,
+        "uptake": {"columns": ["recommended", *map(str, uptake.columns)],
+                   "rows": [[str(arm), *map(int, row)] for arm, row in
+                            zip(uptake.index, uptake.to_numpy())]},
+    }
+
+
+def log_policy_frame(config: dict, catalog):
+    """The whole logged cohort with the doubly robust scores fitted on it, or None.
+
+    ``(frame, dr_scores, outcome_change)``: everything needed to value any model's best-arm
+    policy on the program's own log (the gate and ``recommender evaluate-policy``). None when
+    the service has no log or no outcome yet.
+    """
+    from pipelines._train_cohort import fit_min_arm_rows
+    from recommender.cohort import feature_frame, typed_cohort
+    from recommender.service import logged_cohort
+    from recommender.uplift import doubly_robust_scores
+
+    try:
+        audit, _ = _audit_store(config["log"]["serve_config"])
+    except InputError:
+        return None
+    try:
+        joined = logged_cohort(audit)
+    finally:
+        audit.close()
+    if joined.empty:
+        return None
+    frame, _ = log_training_frame(joined, catalog, extra_features=config["extra_features"],
+                                  min_arm_rows=fit_min_arm_rows(config))
+    frame = typed_cohort(frame, arms=catalog.arm_ids, control=catalog.control)
+    change = (frame["ee_followup"] - frame["ee"]).to_numpy(dtype=float)
+    scores = doubly_robust_scores(
+        feature_frame(frame, config["extra_features"]), frame["intervention"].astype(str),
+        change, propensity=frame["propensity"].to_numpy(dtype=float), control=catalog.control,
+        n_folds=config["evaluation"]["n_folds"], random_state=config["seed"],
+        design="observational")
+    return frame, scores, change
+
+
+def best_arms(model, frame) -> np.ndarray:
+    """The model's best eligible arm per row (its policy without exploration)."""
+    effects = model.predict_effect(frame)[list(model.treatment_arms)]
+    return model.recommend(effects, eligible=model.eligibility(frame)).to_numpy()
+
+
+def off_policy_table(model, frame, dr_scores, change, *, control: str, alpha: float,
+                     label: str) -> list[list]:
+    """Rows ``[policy, method, estimate, lower, upper, n]`` for the card and the CLI."""
+    from recommender.evaluation import off_policy_values
+
+    arms = best_arms(model, frame)
+    values = off_policy_values(frame["intervention"].astype(str).to_numpy(),
+                               frame["propensity"].to_numpy(dtype=float), change, arms,
+                               control=control, dr_scores=dr_scores, alpha=alpha)
+    return [[label, v.method.upper(), v.estimate, v.lower, v.upper, v.n]
+            for v in values.values()]
+
+
+OFF_POLICY_COLUMNS = ["policy", "estimator", "EE change vs usual care", "lower", "upper", "rows"]

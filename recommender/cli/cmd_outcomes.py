@@ -1,0 +1,56 @@
+"""``recommender outcomes import FILE``: follow-up scores into the service's store."""
+
+from __future__ import annotations
+
+HELP = "record follow-up scores (EE, DP, PA, arm taken) of people the service has served"
+
+
+def configure(parser) -> None:
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    load = actions.add_parser(
+        "import", help="import an outcome file (CSV or JSON lines)",
+        description="Check every row, link each to the person's served recommendation through "
+                    "the salted person hash, and store them all or nothing. Columns: "
+                    "person_id, measured_at, arm_taken, ee_followup, dp_followup, "
+                    "pa_followup. Rows already stored are skipped, so importing the same file "
+                    "twice changes nothing.")
+    load.add_argument("file", metavar="FILE", help="outcome file (.csv, or .jsonl)")
+    load.add_argument("--config", default=None, metavar="FILE",
+                      help="service settings naming the store and salt (default: "
+                           "configs/serve.yaml)")
+
+
+def run(args) -> int:
+    import json
+    import sys
+    from pathlib import Path
+
+    from recommender.catalog import load_catalog
+    from recommender.service import (
+        AuditLog,
+        OutcomeRefused,
+        load_serve_config,
+        read_outcome_file,
+        record_outcomes,
+        resolve_salt,
+    )
+
+    config = load_serve_config(args.config)
+    rows = read_outcome_file(args.file)
+    url = config.audit_url or f"sqlite:///{config.models_dir / 'audit.db'}"
+    audit = AuditLog(url, salt=resolve_salt(config.audit_salt, config.models_dir))
+    try:
+        report = record_outcomes(audit, rows, arms=load_catalog().arm_ids,
+                                 source=f"import {Path(args.file).name}", duplicates="skip")
+    except OutcomeRefused as error:
+        print(f"error: nothing was imported: {error}", file=sys.stderr)
+        for problem in error.problems[:50]:
+            print("  " + json.dumps(problem), file=sys.stderr)
+        if len(error.problems) > 50:
+            print(f"  ... and {len(error.problems) - 50} more", file=sys.stderr)
+        return 2
+    finally:
+        audit.close()
+    print(f"recorded {report.recorded} outcome(s); {report.already_recorded} already recorded "
+          f"(of {len(rows)} row(s) in {Path(args.file).name})")
+    return 0

@@ -1,0 +1,302 @@
+"""Follow-up scores in, and the log out as a training cohort: the store side of the loop.
+
+A program reports, for a person it asked for a recommendation, the follow-up MBI subscale
+scores, when they were measured and which arm the person actually took. The report is linked
+to the served recommendation through the salted person hash: the latest recommendation served
+to that person at or before the measurement. No raw identifier is stored.
+
+Every report is checked as a whole before anything is written: a score out of range, an arm
+the catalog does not know, a person never served, a measurement dated before the person's
+first recommendation, or a second, different outcome for the same recommendation refuses the
+whole submission, naming the row and field. An outcome identical to one already stored is a
+duplicate: refused (409) over HTTP, skipped by a file import, so that importing the same file
+twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+import pandas as pd
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+
+from recommender.cohort import RANGES
+
+# The data contract allows person ids of 1 to 64 characters.
+PERSON_ID_MAX_LENGTH = 64
+from recommender.errors import InputError
+from recommender.service._audit import AuditLog, assignments, outcomes
+
+__all__ = ["OutcomeReport", "OutcomeRefused", "OutcomeRow", "logged_cohort", "record_outcomes",
+           "read_outcome_file", "OUTCOME_FIELDS"]
+
+OUTCOME_FIELDS = ("person_id", "measured_at", "arm_taken", "ee_followup", "dp_followup",
+                  "pa_followup")
+
+
+def _score(name: str, description: str):
+    low, high = RANGES[name]
+    return Field(ge=int(low), le=int(high), description=f"{description} ({int(low)}-{int(high)})")
+
+
+class OutcomeRow(BaseModel):
+    """One follow-up measurement of one person."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    person_id: str = Field(min_length=1, max_length=PERSON_ID_MAX_LENGTH,
+                           description="The id sent with the recommendation (hashed, never "
+                                       "stored).")
+    measured_at: datetime = Field(description="When the follow-up survey was answered (ISO 8601; "
+                                              "UTC when no zone is given).")
+    arm_taken: str = Field(min_length=1, max_length=64,
+                           description="The arm the person actually took ('none' = usual care).")
+    ee_followup: StrictInt = _score("ee_followup", "Emotional Exhaustion at follow-up")
+    dp_followup: StrictInt = _score("dp_followup", "Depersonalization at follow-up")
+    pa_followup: StrictInt = _score("pa_followup", "Personal Accomplishment at follow-up")
+
+
+class OutcomeRefused(InputError):
+    """The submission was refused as a whole; ``status`` is 409 for duplicates, else 422."""
+
+    def __init__(self, message: str, *, problems: list, status: int):
+        super().__init__(message, problems=problems)
+        self.status = status
+
+
+@dataclass
+class OutcomeReport:
+    """What a submission did."""
+
+    recorded: int = 0
+    already_recorded: int = 0
+    linked: list = field(default_factory=list)  # request ids, one per recorded row
+
+    def as_dict(self) -> dict:
+        return {"recorded": self.recorded, "already_recorded": self.already_recorded}
+
+
+def _problem(row: int, name: str, value, accepted: str, message: str) -> dict:
+    return {"field": f"outcomes[{row}].{name}", "value": value, "accepted": accepted,
+            "message": message}
+
+
+def _utc(stamp: datetime) -> datetime:
+    return stamp.replace(tzinfo=timezone.utc) if stamp.tzinfo is None else stamp.astimezone(
+        timezone.utc)
+
+
+def record_outcomes(audit: AuditLog, raws: Sequence[Mapping], *, arms: Sequence[str],
+                    source: str, duplicates: str = "refuse",
+                    now: datetime | None = None) -> OutcomeReport:
+    """Check every row, link it to its recommendation and store them all, or nothing.
+
+    Parameters
+    ----------
+    audit : AuditLog
+        The audit store (with its salt): the outcomes go into the same database.
+    raws : sequence of mapping
+        Rows with :data:`OUTCOME_FIELDS`.
+    arms : sequence of str
+        The catalog's arm ids (usual care included), accepted as ``arm_taken``.
+    source : str
+        Recorded with each row (``"api"``, ``"import <file name>"``).
+    duplicates : {"refuse", "skip"}
+        What an outcome identical to a stored one does: refuse the submission (409) or count
+        it as already recorded (an import run twice).
+
+    Raises
+    ------
+    OutcomeRefused
+        Naming every bad row and field; nothing is written.
+    """
+    now = now or datetime.now(timezone.utc)
+    problems, checked = [], []
+    if not raws:
+        raise OutcomeRefused("outcomes: the submission holds no rows", status=422, problems=[
+            {"field": "outcomes", "value": 0, "accepted": "at least one outcome row",
+             "message": "empty"}])
+    for i, raw in enumerate(raws):
+        try:
+            row = OutcomeRow.model_validate(raw)
+        except ValidationError as error:
+            for item in error.errors():
+                name = ".".join(str(p) for p in item["loc"]) or "row"
+                value = item.get("input")
+                value = value if isinstance(value, (int, float, str, type(None))) else str(value)
+                accepted = _accepted(name)
+                problems.append(_problem(i, name, value if name != "person_id" else "(hidden)",
+                                         accepted, item["msg"]))
+            continue
+        if row.arm_taken not in arms:
+            problems.append(_problem(i, "arm_taken", row.arm_taken,
+                                     f"one of {', '.join(arms)}", "unknown arm"))
+            continue
+        measured = _utc(row.measured_at)
+        # An hour's grace for clocks that disagree between the program and the service.
+        if measured > now + timedelta(hours=1):
+            problems.append(_problem(i, "measured_at", measured.isoformat(),
+                                     "a time that is not in the future", "in the future"))
+            continue
+        checked.append((i, row, measured, audit.person_hash(row.person_id)))
+
+    served = _served_by_person(audit, {h for *_, h in checked})
+    linked = []
+    for i, row, measured, person_hash in checked:
+        history = served.get(person_hash)
+        if not history:
+            problems.append(_problem(
+                i, "person_id", "(hidden)", "a person the service has served a recommendation",
+                "unknown person: no recommendation was served to this person id (with this "
+                "service's salt)"))
+            continue
+        before = [item for item in history if item["logged_at"] <= measured]
+        if not before:
+            first = history[0]["logged_at"].isoformat()
+            problems.append(_problem(
+                i, "measured_at", measured.isoformat(), f"a time at or after {first}, when the "
+                "person's first recommendation was served",
+                "dated before its recommendation"))
+            continue
+        linked.append((i, row, measured, person_hash, before[-1]["request_id"]))
+    if problems:
+        raise OutcomeRefused(_summary(problems), problems=problems, status=422)
+
+    stored = _stored_outcomes(audit, {request_id for *_, request_id in linked})
+    fresh, report, conflicts, seen = [], OutcomeReport(), [], {}
+    for i, row, measured, person_hash, request_id in linked:
+        values = (measured.replace(microsecond=0), row.arm_taken, row.ee_followup,
+                  row.dp_followup, row.pa_followup)
+        earlier = stored.get(request_id) or seen.get(request_id)
+        if earlier is not None:
+            if earlier == values and duplicates == "skip":
+                report.already_recorded += 1
+                continue
+            same = earlier == values
+            conflicts.append(_problem(
+                i, "person_id", "(hidden)", "one outcome per served recommendation",
+                ("duplicate: this outcome is already recorded" if same else
+                 "duplicate: a different outcome is already recorded for this person's "
+                 "recommendation") + f" (request {request_id})"))
+            continue
+        seen[request_id] = values
+        fresh.append({"recorded_at": now, "request_id": request_id, "person_hash": person_hash,
+                      "measured_at": measured, "arm_taken": row.arm_taken,
+                      "ee_followup": row.ee_followup, "dp_followup": row.dp_followup,
+                      "pa_followup": row.pa_followup, "source": source[:120]})
+    if conflicts:
+        raise OutcomeRefused(_summary(conflicts), problems=conflicts, status=409)
+    if fresh:
+        with audit.engine.begin() as connection:
+            connection.execute(outcomes.insert(), fresh)
+    report.recorded = len(fresh)
+    report.linked = [row["request_id"] for row in fresh]
+    return report
+
+
+def read_outcome_file(path) -> list[dict]:
+    """Rows of an outcome file (CSV or JSON lines) as plain mappings, values as given.
+
+    Integers stay integers and everything else stays text, so the same checks as over HTTP
+    apply (a score of 12.5 is refused, not rounded).
+    """
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"outcome file {path} does not exist")
+    if path.suffix.lower() in (".jsonl", ".json"):
+        rows = []
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                raise InputError(f"{path.name} line {number}: not JSON ({error.msg})") from None
+        return rows
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = [c for c in OUTCOME_FIELDS if c not in frame.columns]
+    if missing:
+        raise InputError(f"{path.name}: missing column(s) {missing}; required: "
+                         f"{', '.join(OUTCOME_FIELDS)}")
+    rows = []
+    for record in frame.to_dict(orient="records"):
+        for name in ("ee_followup", "dp_followup", "pa_followup"):
+            text = record.get(name, "").strip()
+            if text.lstrip("-").isdigit():
+                record[name] = int(text)
+        rows.append(record)
+    return rows
+
+
+def logged_cohort(audit: AuditLog) -> pd.DataFrame:
+    """Served recommendations joined with their outcomes, one row per outcome.
+
+    Columns: the profile fields, ``person_id`` (the salted hash: pseudonymous, as the data
+    contract asks), ``intervention`` (the arm served: the model learns the effect of
+    recommending, intention to treat), ``propensity`` (its logged probability), ``arm_taken``,
+    ``cycle``, ``policy``, ``probabilities`` (JSON), ``request_id`` and the follow-up scores.
+    """
+    query = (sa.select(assignments, outcomes.c.arm_taken, outcomes.c.measured_at,
+                       outcomes.c.ee_followup, outcomes.c.dp_followup, outcomes.c.pa_followup)
+             .join(outcomes, outcomes.c.request_id == assignments.c.request_id)
+             .order_by(assignments.c.id))
+    with audit.engine.connect() as connection:
+        rows = [dict(r._mapping) for r in connection.execute(query)]
+    table = []
+    for row in rows:
+        profile = json.loads(row["profile"])
+        table.append({"person_id": row["person_hash"], **profile,
+                      "intervention": row["arm"], "propensity": float(row["probability"]),
+                      "ee_followup": row["ee_followup"], "dp_followup": row["dp_followup"],
+                      "pa_followup": row["pa_followup"], "arm_taken": row["arm_taken"],
+                      "cycle": row["cycle"], "policy": row["policy"],
+                      "probabilities": row["probabilities"], "request_id": row["request_id"],
+                      "model_version": row["model_version"]})
+    return pd.DataFrame(table)
+
+
+def _served_by_person(audit: AuditLog, hashes: set) -> dict:
+    if not hashes:
+        return {}
+    out: dict = {}
+    query = (sa.select(assignments.c.person_hash, assignments.c.request_id,
+                       assignments.c.logged_at)
+             .where(assignments.c.person_hash.in_(sorted(hashes)))
+             .order_by(assignments.c.logged_at, assignments.c.id))
+    with audit.engine.connect() as connection:
+        for person_hash, request_id, logged_at in connection.execute(query):
+            out.setdefault(person_hash, []).append(
+                {"request_id": request_id, "logged_at": _utc(logged_at)})
+    return out
+
+
+def _stored_outcomes(audit: AuditLog, request_ids: set) -> dict:
+    if not request_ids:
+        return {}
+    query = sa.select(outcomes).where(outcomes.c.request_id.in_(sorted(request_ids)))
+    with audit.engine.connect() as connection:
+        return {r.request_id: (_utc(r.measured_at).replace(microsecond=0), r.arm_taken,
+                               r.ee_followup, r.dp_followup, r.pa_followup)
+                for r in connection.execute(query)}
+
+
+def _accepted(name: str) -> str:
+    if name in RANGES:
+        low, high = RANGES[name]
+        return f"a whole number from {int(low)} to {int(high)}"
+    return {"person_id": f"text of 1 to {PERSON_ID_MAX_LENGTH} characters",
+            "measured_at": "an ISO 8601 date or time, e.g. 2027-06-01T09:00:00+00:00",
+            "arm_taken": "an arm id of the catalog"}.get(name, f"only the fields "
+                                                           f"{', '.join(OUTCOME_FIELDS)}")
+
+
+def _summary(problems: list[dict]) -> str:
+    first = problems[0]
+    more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+    return f"{first['field']}: {first['message']}; accepted: {first['accepted']}{more}"

@@ -1,0 +1,116 @@
+"""Day one from the evidence: per arm and role, published effects with their intervals, served,
+carded and gated like any model."""
+
+import dataclasses
+import json
+
+import pandas as pd
+import pytest
+
+from recommender.catalog import Evidence, load_catalog
+from recommender.errors import InputError
+from recommender.model import evidence_estimates, evidence_model
+from recommender.service import AuditLog, RecommendationEngine, load_serve_config
+from service_fixtures import SMALL_TRAINING, profile, recommender_home
+
+
+@dataclasses.dataclass(frozen=True)
+class _Finding(Evidence):
+    # The fields the evidence helper adds to every evidence item (until their catalog lands).
+    effect_points_ci: tuple | None = None
+    roles: tuple = ()
+    specific_to_arm: bool = True
+    conversion: str | None = None
+
+
+def _finding(points, ci, roles, citation, specific=True):
+    return _Finding(citation=citation, population="test", outcome="MBI EE", effect="as published",
+                    effect_points=points, effect_points_ci=ci, roles=roles,
+                    specific_to_arm=specific, conversion="SMD x 9.5")
+
+
+def evidence_catalog():
+    catalog = load_catalog()
+    findings = {
+        "coaching": (_finding(-6.7, (-10.1, -3.3), ("physician",), "Dyrbye 2019"),
+                     _finding(-3.5, (-5.9, -1.2), ("physician",), "Collett 2025")),
+        "mindfulness": (_finding(-3.8, (-6.2, -1.5), ("physician", "nurse"), "Collett 2025 MBI"),
+                        _finding(-2.4, (-3.8, -1.0), ("resident",), "pooled review", False)),
+        "peer_group": (_finding(-2.4, (-3.8, -1.0), ("resident",), "pooled review", False),),
+    }
+    arms = tuple(dataclasses.replace(arm, evidence=findings.get(arm.id, ())) for arm in catalog.arms)
+    return dataclasses.replace(catalog, arms=arms)
+
+
+def test_estimates_per_arm_and_role_prefer_specific_precise_findings():
+    table = {(e.arm, e.role): e for e in evidence_estimates(evidence_catalog())}
+    assert table[("coaching", "physician")].citation == "Collett 2025"  # the narrower interval
+    assert table[("mindfulness", "nurse")].effect == -3.8
+    assert not table[("peer_group", "resident")].specific_to_arm
+    assert ("coaching", "nurse") not in table  # no finding: no estimate
+
+
+def test_the_model_scores_by_role_with_published_intervals():
+    model = evidence_model(evidence_catalog())
+    profiles = pd.DataFrame([profile(person_id=f"p{i}", role=r)
+                             for i, r in enumerate(["physician", "nurse", "resident", "app"])])
+    scores = model.score(profiles, alpha=0.05)
+    assert scores.loc[0, "effect_coaching"] == -3.5
+    assert scores.loc[0, ["lower_coaching", "upper_coaching"]].tolist() == pytest.approx(
+        [-5.85, -1.15])  # the published 95 % interval's width, centred on the effect
+    # Physicians: mindfulness (-3.8) ahead of coaching (-3.5); app: no evidence, usual care.
+    assert list(scores["recommended"]) == ["mindfulness", "mindfulness", "mindfulness", "none"]
+    # Nothing beyond role: two physicians with different scores get the same figures.
+    other = model.score(pd.DataFrame([profile(ee=50, dp=25, weekly_hours=80.0)]))
+    assert other.loc[0, "effect_coaching"] == scores.loc[0, "effect_coaching"]
+
+
+def test_a_catalog_without_converted_effects_is_refused():
+    with pytest.raises(InputError, match="effect_points_ci"):
+        evidence_model(dataclasses.replace(load_catalog(), arms=tuple(
+            dataclasses.replace(a, evidence=()) for a in load_catalog().arms)))
+
+
+def test_answers_say_they_rest_on_published_trials():
+    catalog = evidence_catalog()
+    engine = RecommendationEngine(evidence_model(catalog), "1", catalog=catalog,
+                                  config=load_serve_config(), audit=AuditLog("sqlite://", salt="s"))
+    answer = engine.recommend([engine.check_row(profile())], caller_role="program")[0]
+    assert answer["ranking"][0]["arm"] == "mindfulness"
+    assert "rest on published trials alone" in answer["ranking_note"]
+    assert "Collett 2025 MBI" in answer["ranking_note"] and "not personalised beyond role" in \
+        answer["ranking_note"]
+    nurse = engine.recommend([engine.check_row(profile(role="nurse"))], caller_role="program")[0]
+    assert {a["arm"] for a in nurse["ranking"]} <= {"mindfulness", "none"}
+    assert any("no estimate" in e["reason"] for e in nurse["excluded"])
+
+
+def test_train_evidence_only_registers_gates_and_cards(tmp_path, monkeypatch):
+    import recommender.catalog
+
+    from pipelines.train import run_training
+
+    monkeypatch.setattr(recommender.catalog, "load_catalog", lambda *a, **k: evidence_catalog())
+    serve = tmp_path / "serve.yaml"
+    serve.write_text(open(load_serve_config().source).read().replace(
+        "models_dir: null", f"models_dir: {tmp_path / 'home'}"))
+    overrides = {**SMALL_TRAINING, "source": "evidence", "log": {"serve_config": str(serve)}}
+    with recommender_home(tmp_path / "home"):
+        first = run_training(overrides=overrides)
+        assert first.promoted and first.gate.passed
+        assert "day-one" in first.gate.reason
+        facts = json.loads((first.card_folder / "card.json").read_text())
+        assert facts["training_data"]["source"] == "evidence"
+        rows = facts["evaluation"]["average_effects"]["rows"]
+        assert ["coaching", "physician", -3.5, -5.9, -1.2, "Collett 2025", "yes"] in rows
+        html = (first.card_folder / "card.html").read_text()
+        assert "not personalised beyond role" in html.replace("personalized", "personalised") \
+            or "Nothing is personalised beyond role" in html
+        from recommender.registry import load_champion
+
+        loaded, version = load_champion()
+        assert version == first.version and loaded.metadata["source"] == "evidence"
+        # A champion exists and there is no log to compare on: the next stays challenger.
+        second = run_training(overrides=overrides)
+        assert not second.gate.passed and "stays challenger" in second.gate.reason
+        assert not second.promoted
