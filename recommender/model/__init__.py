@@ -3,7 +3,9 @@
 It knows nothing of MLflow; :mod:`recommender.registry` wraps it as a pyfunc model.
 """
 
+from recommender.model._facts import data_source, model_facts, one_effect_arms
 from recommender.model._recommendation import RecommendationModel
 from recommender.model._schema import feature_schema, frame_from_schema
 
-__all__ = ["RecommendationModel", "feature_schema", "frame_from_schema"]
+__all__ = ["RecommendationModel", "data_source", "feature_schema", "frame_from_schema", "model_facts",
+           "one_effect_arms"]

@@ -13,22 +13,35 @@ from recommender.policy._allocation import (
 )
 from recommender.policy._eligibility import Exclusion, offered_arms
 from recommender.policy._ranking import RankedArm, Ranking, interval_overlap, rank_arms
-from recommender.policy._triage import CrisisResource, SafetyRules, Triage, triage
+from recommender.policy._triage import (
+    CRISIS_COLUMN,
+    CrisisResource,
+    Referral,
+    SafetyRules,
+    Triage,
+    crisis_flags,
+    triage,
+    triage_table,
+)
 
 __all__ = [
+    "CRISIS_COLUMN",
     "Allocation",
     "ArmLimits",
     "CrisisResource",
     "Exclusion",
     "RankedArm",
+    "Referral",
     "Ranking",
     "SafetyRules",
     "Triage",
     "allocate",
+    "crisis_flags",
     "eligibility_matrix",
     "interval_overlap",
     "limits_from_catalog",
     "offered_arms",
     "rank_arms",
     "triage",
+    "triage_table",
 ]

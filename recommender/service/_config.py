@@ -21,8 +21,12 @@ CONFIG_ENV = "RECOMMENDER_SERVE_CONFIG"
 
 _KEYS = {
     "host", "port", "workers", "threads", "timeout", "alpha", "max_batch_rows", "models_dir",
-    "auth", "audit", "ranking", "explanation", "safety", "disclaimer",
+    "auth", "audit", "ranking", "explanation", "safety", "disclaimer", "organisational_change",
 }
+
+# Said in every answer and plan when serve.yaml gives no wording of its own.
+ORGANISATIONAL_CHANGE = ("Individual programs complement organisational change; they do not "
+                         "replace it.")
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class ServeConfig:
     safety: SafetyRules
     disclaimer: str
     source: Path | None = None
+    organisational_change: str = ORGANISATIONAL_CHANGE
 
     @property
     def coverage(self) -> float:
@@ -112,6 +117,10 @@ def load_serve_config(path: str | os.PathLike | None = None) -> ServeConfig:
     if not isinstance(disclaimer, str) or not disclaimer.strip():
         raise InputError(f"{where}: disclaimer = {disclaimer!r} is not accepted; give a text")
     home = raw.get("models_dir")
+    organisational = raw.get("organisational_change", ORGANISATIONAL_CHANGE)
+    if not isinstance(organisational, str) or not organisational.strip():
+        raise InputError(f"{where}: organisational_change = {organisational!r} is not accepted; "
+                         "give a text")
     return ServeConfig(
         host=str(raw.get("host", "127.0.0.1")),
         port=number("port", int, 1, 65535, 3000),
@@ -129,6 +138,7 @@ def load_serve_config(path: str | os.PathLike | None = None) -> ServeConfig:
         safety=SafetyRules.from_config(raw.get("safety") or {}, where=f"{where}: safety"),
         disclaimer=" ".join(disclaimer.split()),
         source=path,
+        organisational_change=" ".join(organisational.split()),
     )
 
 
