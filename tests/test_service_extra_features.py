@@ -251,3 +251,10 @@ def test_reloading_a_champion_that_cannot_be_served_says_why(asgi_client, monkey
     assert "no champion to load" not in error
     assert "version 10" in error and "cannot be served" in error and "offered" in error
     assert "still serving version 7" in error
+
+
+def test_a_crisis_flag_with_extra_features_does_not_call_them_ignored(asgi_client):
+    answer = asgi_client.post("/recommend", json=extra(crisis_risk=True, age=5),
+                              headers=auth("program")).json()
+    assert answer["safety"]["level"] == "crisis"
+    assert [p["field"] for p in answer["ignored"]] == ["age"]

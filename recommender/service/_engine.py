@@ -223,11 +223,15 @@ class RecommendationEngine:
         :func:`recommender.service._crisis.crisis_answer`); nothing of the model is used but
         its version, and nothing of the body but the flag and the role."""
         config = self.config
-        return crisis_answer(raw, config.safety, model_version=self.version,
-                             catalog_version=self.catalog.version, coverage=config.coverage,
-                             disclaimer=None if compact else config.disclaimer,
-                             context=None if compact else self.context, caller_role=caller_role,
-                             batch_id=batch_id, prefix=prefix)
+        answer, record = crisis_answer(
+            raw, config.safety, model_version=self.version, catalog_version=self.catalog.version,
+            coverage=config.coverage, disclaimer=None if compact else config.disclaimer,
+            context=None if compact else self.context, caller_role=caller_role,
+            batch_id=batch_id, prefix=prefix)
+        # This model's extra features are known fields, not ignored ones.
+        extras = {f"{prefix}{'.' if prefix else ''}{x.name}" for x in self.profiles.extras}
+        answer["ignored"] = [p for p in answer["ignored"] if p["field"] not in extras]
+        return answer, record
 
     def profile_frame(self, rows: Sequence[Mapping], positions: Sequence[int]) -> pd.DataFrame:
         """The model's input for ``rows[positions]``: profile columns and extra features."""
