@@ -5,12 +5,16 @@ database) and crisis answers go on, recorded in the service log."""
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 
-from service_fixtures import KEYS, PROFILE, champion_home, running_server, train_version  # noqa: F401
+from service_fixtures import (  # noqa: F401  (fixtures)
+    KEYS,
+    PROFILE,
+    champion_home,
+    running_server,
+    train_version,
+)
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -19,15 +23,12 @@ def headers(role):
     return {"Authorization": f"Bearer {KEYS[role]}"}
 
 
-def test_serve_without_a_champion_gives_crisis_answers_then_reloads(tmp_path, monkeypatch):
-    import service_fixtures
-
+def test_serve_without_a_champion_gives_crisis_answers_then_reloads(tmp_path):
     home = tmp_path / "empty-home"
     home.mkdir()
-    # Wait for /livez instead of /readyz: without a model the service is alive, not ready.
-    monkeypatch.setattr(service_fixtures, "wait_ready", _wait_alive)
     log = home / "serve.log"
-    with running_server(home, log_path=log) as url:
+    # Wait for /livez instead of /readyz: without a model the service is alive, not ready.
+    with running_server(home, log_path=log, ready_path="/livez") as url:
         assert httpx.get(f"{url}/readyz", timeout=10).status_code != 200
         crisis = httpx.post(f"{url}/recommend", json={"person_id": "s-1", "crisis_risk": True},
                             headers=headers("program"), timeout=60)
@@ -49,20 +50,6 @@ def test_serve_without_a_champion_gives_crisis_answers_then_reloads(tmp_path, mo
         assert scored["model_version"] == version and scored["ranking"]
         assert scored["context"]["training_data"]["source"] == "simulated"
     assert "s-1" not in log.read_text()  # the raw id is never logged
-
-
-def _wait_alive(url, process, timeout=180.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited with code {process.returncode}")
-        try:
-            if httpx.get(f"{url}/livez", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"the server at {url} was not alive within {timeout:.0f} s")
 
 
 def test_a_read_only_audit_database_over_http(champion_home, tmp_path):

@@ -338,11 +338,6 @@ class Recommendation(BaseModel):
                                    "not need; they were neither used nor stored.")
 
 
-class CrisisResult(BaseModel):
-    index: int = Field(description="Position of the entry in 'profiles'.")
-    answer: Recommendation = Field(description="Its crisis answer (resources, no ranking).")
-
-
 class RowError(BaseModel):
     index: int = Field(description="Position of the entry in 'profiles'.")
     error: str = Field(description="Summary.")
