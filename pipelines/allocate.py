@@ -10,7 +10,7 @@ same rules as the service (``configs/serve.yaml``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -32,6 +32,7 @@ class CohortPlan:
     referrals: int
     crisis: int = 0
     fairness_path: Path | None = None
+    notes: list = field(default_factory=list)  # pipelines.score.model_notes
 
     def summary_lines(self) -> list[str]:
         allocation = self.allocation
@@ -69,8 +70,7 @@ class CohortPlan:
         if self.crisis:
             lines.append(f"  crisis resources for {self.crisis:,} flagged profile(s), who were "
                          "not planned for (see the referral column)")
-        lines.append("  individual programs complement organisational change; they do not "
-                     "replace it")
+        lines += [f"  note: {note}" for note in self.notes]
         return lines
 
 
@@ -136,7 +136,7 @@ def plan_cohort(
     The plan's fairness by role, gender and setting (shares eligible and allocated per arm,
     expected EE points avoided per person) is written beside it as ``<out>.fairness.csv``.
     """
-    from pipelines.score import safety_rules
+    from pipelines.score import model_notes, safety_rules
     from recommender.catalog import load_catalog
     from recommender.cohort import read_cohort, validate_cohort, write_cohort
     from recommender.policy import crisis_flags, triage_table
@@ -198,4 +198,5 @@ def plan_cohort(
     return CohortPlan(path=Path(path), rows=len(plan), model_uri=ref.uri,
                       version=getattr(ref, "version", None), allocation=allocation,
                       referrals=int((safety["safety_level"] == "referral").sum()),
-                      crisis=int(crisis.sum()), fairness_path=fairness_path)
+                      crisis=int(crisis.sum()), fairness_path=fairness_path,
+                      notes=model_notes(recommendation_model))

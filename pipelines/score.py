@@ -8,14 +8,14 @@ on Spark with ``mlflow.pyfunc.spark_udf(spark, "models:/burnout-recommender@cham
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from recommender.errors import InputError
 
-__all__ = ["ScoreResult", "safety_rules", "score_frame", "score_file"]
+__all__ = ["ScoreResult", "model_notes", "safety_rules", "score_frame", "score_file"]
 
 _CONTRACT_FEATURES = ("age", "gender", "role", "specialty", "setting", "years_in_practice",
                       "weekly_hours", "ee", "dp", "pa")
@@ -30,6 +30,7 @@ class ScoreResult:
     model_uri: str
     version: str | None
     recommendation_mix: dict
+    notes: list = field(default_factory=list)  # what every output says (see model_notes)
 
 
 def score_frame(model, profiles: pd.DataFrame, *, alpha: float = 0.1,
@@ -96,7 +97,26 @@ def score_file(model: str, data, out, *, alpha: float = 0.1, contributions: bool
     if crisis.any():
         mix["(crisis: not scored)"] = round(float(crisis.mean()), 4)
     return ScoreResult(path=path, rows=len(scored), model_uri=ref.uri, version=ref.version,
-                       recommendation_mix=mix)
+                       recommendation_mix=mix, notes=model_notes(recommendation_model))
+
+
+def model_notes(model) -> list[str]:
+    """What every scored file and plan says besides its figures: individual programs complement
+    organisational change; the data the model learned from; the arms it gives one effect for
+    everyone (read from the model's metadata, see :func:`recommender.model.model_facts`)."""
+    from recommender.model import model_facts
+
+    facts = model_facts(model)
+    notes = ["individual programs complement organisational change; they do not replace it"]
+    about = f" ({facts['data']})" if facts["data"] else ""
+    notes.append({"simulated": f"the model learned from SIMULATED data{about}: its effects show "
+                               "the method, not what the program's own people gain",
+                  "program": f"the model learned from the program's own data{about}"}.get(
+        facts["data_source"], "the data the model learned from is not recorded in it"))
+    if facts["one_effect_arms"]:
+        notes.append("one effect for everyone (no measurable benefit in personalising): "
+                     + ", ".join(facts["one_effect_arms"]))
+    return notes
 
 
 def safety_rules(serve_config=None):

@@ -192,6 +192,9 @@ def test_score_file_never_scores_crisis_rows_and_writes_safety_columns(
     assert scored["recommended"].drop(index=[3, 4, 5]).notna().all()
     assert scored["referral"].iloc[3:6].str.contains("988").all()
     assert set(scored["safety_level"]) <= {"routine", "referral", "crisis"}
+    printed = capsys.readouterr().out
+    assert "note: individual programs complement organisational change" in printed
+    assert "note: the model learned from SIMULATED data" in printed
 
 
 @pytest.mark.parametrize("command", ["score", "allocate"])
