@@ -126,7 +126,9 @@ ProfileRequest = create_model(
     **{name: _profile_field(name) for name in PROFILE_COLUMNS},
     crisis_risk=(bool, Field(False, description="Set when the program knows of a risk of "
                              "self-harm: the answer then holds crisis resources only, no "
-                             "intervention ranking.")),
+                             "intervention ranking. A flagged request needs no other field (a "
+                             "person_id is enough); fields sent but not accepted are listed in "
+                             "the answer's 'ignored' instead of refusing it.")),
     offered=(list[str] | None, Field(None, min_length=1, max_length=_MAX_OFFERED,
                                      description="Arm ids the program can offer this person "
                                      "(default: every arm of the catalog). Usual care is always "
