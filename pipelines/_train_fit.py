@@ -39,7 +39,7 @@ def learner_params(params: dict | None) -> dict:
 def fit_stage(split: Split, cohort: Cohort, config: dict):
     """Fit one uplift model per outcome on the training part; returns a RecommendationModel."""
     from recommender.cohort import feature_frame
-    from recommender.model import RecommendationModel
+    from recommender.model import RecommendationModel, data_source, one_effect_arms
     from recommender.uplift import UpliftModel
 
     key = training_key()
@@ -59,6 +59,9 @@ def fit_stage(split: Split, cohort: Cohort, config: dict):
         outcome_models=models, features=X, catalog_version=cohort.catalog.version,
         control=cohort.catalog.control, primary=config["primary"], catalog=cohort.catalog,
         metadata={"data_sha256": cohort.sha256, "data": cohort.description,
+                  # what every answer says of the data and of arms given one effect for all
+                  "data_source": data_source(cohort.source),
+                  "one_effect_arms": one_effect_arms(models[config["primary"]]),
                   "seed": config["seed"],
                   "training_person_hashes": person_hashes(split.train["person_id"], key),
                   "training_key_id": key_fingerprint(key)})

@@ -10,7 +10,7 @@ same rules as the service (``configs/serve.yaml``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -30,8 +30,10 @@ class CohortPlan:
     version: str | None
     allocation: object  # recommender.policy.Allocation
     referrals: int
+    crisis: int = 0
     fairness_path: Path | None = None
     complements: tuple = ()  # recommender.catalog.Complement: what the plan does not replace
+    notes: list = field(default_factory=list)  # pipelines.score.model_notes
 
     def summary_lines(self) -> list[str]:
         allocation = self.allocation
@@ -73,6 +75,10 @@ class CohortPlan:
             lines += [f"  {c.name} ({c.level}): " + "; ".join(
                 f"{e.citation} [{e.design}; {e.certainty}]" for e in c.evidence)
                 for c in self.complements]
+        if self.crisis:
+            lines.append(f"  crisis resources for {self.crisis:,} flagged profile(s), who were "
+                         "not planned for (see the referral column)")
+        lines += [f"  note: {note}" for note in self.notes]
         return lines
 
 
@@ -117,9 +123,12 @@ def plan_cohort(
     data : path
         Cohort file (CSV or Parquet) with the profile columns.
     out : path
-        ``.csv`` or ``.parquet``: ``person_id``, ``allocated``, ``referral``, the allocated
-        arm's expected EE change and interval, and ``recommended`` (the best arm for the person
-        if nothing were limited), so a program can see who was displaced by the limits.
+        ``.csv`` or ``.parquet``: ``person_id``, ``allocated``, ``safety_level``, ``referral``
+        (where to refer, or the crisis resources; empty when routine), the allocated arm's
+        expected EE change and interval, and ``recommended`` (the best arm for the person if
+        nothing were limited), so a program can see who was displaced by the limits. A row
+        flagged in the optional ``crisis_risk`` column is neither scored nor planned for: no
+        arm, and its ``referral`` holds the crisis resources.
     budget : float, optional
         Money available for the cohort.
     capacity, cost : mapping of arm to number, optional
@@ -135,8 +144,10 @@ def plan_cohort(
     The plan's fairness by role, gender and setting (shares eligible and allocated per arm,
     expected EE points avoided per person) is written beside it as ``<out>.fairness.csv``.
     """
+    from pipelines.score import model_notes, safety_rules
     from recommender.catalog import load_catalog
     from recommender.cohort import read_cohort, validate_cohort, write_cohort
+    from recommender.policy import crisis_flags, triage_table
     from recommender.policy._allocation import allocate, eligibility_matrix, limits_from_catalog
     from recommender.registry import load_model, resolve_model
 
@@ -150,11 +161,15 @@ def plan_cohort(
     ref = resolve_model(model)
     recommendation_model = load_model(ref.uri)
     frame = read_cohort(data)
+    crisis = crisis_flags(frame, where=str(data))
     report = validate_cohort(frame, training=False)
     if not report.ok:
         raise InputError(f"{data} does not meet the data contract:\n{report.format()}",
                          problems=list(report.errors))
     frame = frame.reset_index(drop=True)
+    safety = triage_table(frame, safety_rules(serve_config), crisis)
+    # Crisis rows never reach the model or the solver; the plan is for everyone else.
+    everyone, frame = frame, frame.loc[~crisis].reset_index(drop=True)
     scored = recommendation_model.score(frame, alpha=alpha)
     missing = [a for a in arms if f"effect_{a}" not in scored.columns]
     if missing:
@@ -168,34 +183,29 @@ def plan_cohort(
                           time_limit=time_limit, profiles=frame[["role", "gender", "setting"]],
                           floors=floors)
 
-    referral = _referrals(frame, serve_config)
     given = allocation.assignment.to_numpy()
-    plan = pd.DataFrame({"person_id": frame["person_id"].to_numpy(), "allocated": given,
-                         "referral": referral})
+    planned = pd.DataFrame({"allocated": given})
     for column in ("effect", "lower", "upper"):
         values = pd.Series(0.0, index=frame.index)
         for arm in arms:
             mask = given == arm
             values[mask] = scored.loc[mask, f"{column}_{arm}"]
-        plan[f"allocated_{column}"] = values.to_numpy()
-    plan["recommended"] = scored["recommended"].to_numpy()
+        planned[f"allocated_{column}"] = values.to_numpy()
+    planned["recommended"] = scored["recommended"].to_numpy()
+    planned.index = everyone.index[~crisis]
+    planned = planned.reindex(everyone.index)  # crisis rows: no arm, no figures
+    plan = pd.DataFrame({"person_id": everyone["person_id"].to_numpy(),
+                         "allocated": planned["allocated"].to_numpy(),
+                         "safety_level": safety["safety_level"].to_numpy(),
+                         "referral": safety["referral"].to_numpy()})
+    for column in ("allocated_effect", "allocated_lower", "allocated_upper", "recommended"):
+        plan[column] = planned[column].to_numpy()
     path = write_cohort(plan, out)
     fairness_path = Path(path).with_name(Path(path).stem + ".fairness.csv")
     allocation.fairness.to_csv(fairness_path, index=False)
     return CohortPlan(path=Path(path), rows=len(plan), model_uri=ref.uri,
                       version=getattr(ref, "version", None), allocation=allocation,
-                      referrals=int(referral.sum()), fairness_path=fairness_path,
+                      referrals=int((safety["safety_level"] == "referral").sum()),
+                      crisis=int(crisis.sum()), fairness_path=fairness_path,
+                      notes=model_notes(recommendation_model),
                       complements=catalog.complements)
-
-
-def _referrals(frame: pd.DataFrame, serve_config) -> pd.Series:
-    import yaml
-
-    from recommender.paths import config_path
-    from recommender.policy import SafetyRules, triage
-
-    path = Path(serve_config) if serve_config else config_path("serve.yaml")
-    rules = SafetyRules.from_config((yaml.safe_load(path.read_text()) or {}).get("safety", {}),
-                                    where=f"{path.name}: safety")
-    scores = frame[["ee", "dp", "pa"]].astype(float).to_dict(orient="records")
-    return pd.Series([triage(row, rules).level == "referral" for row in scores], index=frame.index)

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from pipelines._batch_cohort import read_cohort_spark, validate_cohort_spark
 from pipelines._batch_output import _check_destination, _publish
@@ -51,6 +52,7 @@ from pipelines._batch_session import (
     spark_session,
 )
 from recommender.errors import InputError
+from recommender.policy import CRISIS_COLUMN
 
 __all__ = [
     "BatchSummary",
@@ -109,8 +111,14 @@ def score_with_spark(
     contributions: bool = False,
     batch_rows: int = 50_000,
     overwrite: bool = False,
+    serve_config=None,
 ) -> BatchSummary:
     """Validate a cohort, score every row with the registered model on Spark, write Parquet.
+
+    Besides the model's columns the table has ``safety_level`` and ``referral`` (the service's
+    triage, :func:`recommender.policy.triage_table`). A row flagged in the optional
+    ``crisis_risk`` column gets crisis resources in ``referral`` and no recommendation or
+    effects (the UDF scores whole Arrow batches, so its figures are computed and then blanked).
 
     Parameters
     ----------
@@ -136,6 +144,8 @@ def score_with_spark(
         pays the model's fixed cost per call five times as often); restored afterwards.
     overwrite : bool, default False
         Replace whatever is at ``out_path``, even a folder that is not an earlier Spark output.
+    serve_config : path, optional
+        The ``serve.yaml`` whose safety rules apply (default: the project's).
 
     Returns
     -------
@@ -168,6 +178,7 @@ def score_with_spark(
     from pyspark.sql import functions as F
     from pyspark.sql.types import LongType, StructField, StructType
 
+    from pipelines.score import safety_rules
     from recommender.registry import spark_scorer
 
     if partitions is not None and (isinstance(partitions, bool) or int(partitions) < 1):
@@ -176,6 +187,7 @@ def score_with_spark(
     if isinstance(batch_rows, bool) or int(batch_rows) < 1:
         raise InputError(f"batch_rows must be a whole number >= 1, got {batch_rows!r}")
 
+    rules = safety_rules(serve_config)
     spark = spark_session(master)
     with (
         _quiet_pandas_warning(),
@@ -200,9 +212,13 @@ def score_with_spark(
                 problems=report.errors,
             )
         rows = report.n_rows
+        flagged = CRISIS_COLUMN in cohort.columns
+        if flagged:
+            _check_crisis_column(cohort, offsets, data_path)
 
         typed = cohort.select(
-            *[_cast(F.col(c), scorer.input_types[c]).alias(c) for c in scorer.input_columns]
+            *[_cast(F.col(c), scorer.input_types[c]).alias(c) for c in scorer.input_columns],
+            *([F.col(CRISIS_COLUMN).cast("string").alias(CRISIS_COLUMN)] if flagged else []),
         )
         current = typed.rdd.getNumPartitions()
         wanted = partitions or max(current, spark.sparkContext.defaultParallelism)
@@ -215,8 +231,18 @@ def score_with_spark(
             typed = (
                 numbered.repartitionByRange(int(wanted), _ROW).sortWithinPartitions(_ROW).drop(_ROW)
             )
-        scored = typed.select(scorer.udf(F.struct(*scorer.input_columns)).alias("scored"))
-        scored = scored.select("scored.*")
+        safety_udf = _safety_udf(rules)
+        safety_input = [c for c in ("role", "ee", "dp", "pa") if c in typed.columns]
+        safety_input += [CRISIS_COLUMN] if flagged else []
+        scored = typed.select(scorer.udf(F.struct(*scorer.input_columns)).alias("scored"),
+                              safety_udf(F.struct(*safety_input)).alias("safety"))
+        crisis_row = F.col("safety.safety_level") == "crisis"
+        scored = scored.select(
+            *[F.col(f"scored.{c}") if c == "person_id" else
+              F.when(crisis_row, F.lit(None)).otherwise(F.col(f"scored.{c}")).alias(c)
+              for c in scorer.result_type.fieldNames()],
+            "safety.safety_level", "safety.referral",
+        )
 
         staging = out_path.parent / f".{out_path.name}.writing-{uuid.uuid4().hex[:12]}"
         out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -247,8 +273,58 @@ def score_with_spark(
         version=scorer.version,
         arm_counts=arm_counts,
         partitions=int(wanted),
-        columns=list(scorer.output_columns),
+        columns=[*scorer.output_columns, "safety_level", "referral"],
     )
+
+
+def _check_crisis_column(cohort, offsets, data_path) -> None:
+    """Refuse a ``crisis_risk`` column with values that are not booleans, naming file rows."""
+    from recommender.policy import crisis_flags
+
+    bad = (
+        cohort.select(CRISIS_COLUMN)
+        .mapInPandas(_bad_flags, "partition int, row long, value string")
+        .toPandas()
+    )
+    if bad.empty:
+        return
+    bad["row"] = bad["partition"].map(offsets) + bad["row"]
+    bad = bad.sort_values("row", kind="stable").reset_index(drop=True)
+    table = pd.DataFrame({CRISIS_COLUMN: [None] * (int(bad["row"].max()) + 1)}, dtype=object)
+    table.loc[bad["row"].to_numpy(), CRISIS_COLUMN] = bad["value"].to_numpy()
+    crisis_flags(table, where=str(data_path))  # raises, naming each row, its value, what works
+
+
+def _bad_flags(batches):
+    """mapInPandas body: (partition, local row, value) of crisis flags that are not booleans."""
+    from pyspark import TaskContext
+
+    from recommender.errors import InputError
+    from recommender.policy import crisis_flags
+
+    partition = TaskContext.get().partitionId()
+    position = 0
+    for batch in batches:
+        try:
+            crisis_flags(batch)
+        except InputError as error:
+            rows = [p["row"] for p in error.problems]
+            yield pd.DataFrame({"partition": partition, "row": np.asarray(rows) + position,
+                                "value": [str(p["value"]) for p in error.problems]})
+        position += len(batch)
+
+
+def _safety_udf(rules):
+    """A pandas UDF: (role, ee, dp, pa[, crisis_risk]) -> (safety_level, referral)."""
+    from pyspark.sql.functions import pandas_udf
+
+    from recommender.policy import crisis_flags, triage_table
+
+    @pandas_udf("safety_level string, referral string")
+    def safety(profiles: pd.DataFrame) -> pd.DataFrame:
+        return triage_table(profiles, rules, crisis_flags(profiles)).reset_index(drop=True)
+
+    return safety
 
 
 def _number_rows(batches, *, offsets):

@@ -8,14 +8,14 @@ on Spark with ``mlflow.pyfunc.spark_udf(spark, "models:/burnout-recommender@cham
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from recommender.errors import InputError
 
-__all__ = ["ScoreResult", "score_frame", "score_file"]
+__all__ = ["ScoreResult", "model_notes", "safety_rules", "score_frame", "score_file"]
 
 _CONTRACT_FEATURES = ("age", "gender", "role", "specialty", "setting", "years_in_practice",
                       "weekly_hours", "ee", "dp", "pa")
@@ -30,6 +30,7 @@ class ScoreResult:
     model_uri: str
     version: str | None
     recommendation_mix: dict
+    notes: list = field(default_factory=list)  # what every output says (see model_notes)
 
 
 def score_frame(model, profiles: pd.DataFrame, *, alpha: float = 0.1,
@@ -47,7 +48,7 @@ def score_frame(model, profiles: pd.DataFrame, *, alpha: float = 0.1,
 
 
 def score_file(model: str, data, out, *, alpha: float = 0.1, contributions: bool = False,
-               offered=None, chunk_size: int = 50_000) -> ScoreResult:
+               offered=None, chunk_size: int = 50_000, serve_config=None) -> ScoreResult:
     """Validate ``data`` against the contract, score it with ``model`` and write ``out``.
 
     Parameters
@@ -59,29 +60,78 @@ def score_file(model: str, data, out, *, alpha: float = 0.1, contributions: bool
         Cohort file (CSV or Parquet) with the profile columns.
     out : path
         ``.csv`` or ``.parquet``: ``person_id``, ``recommended``, ``effect_<arm>`` (primary),
-        its interval bounds, secondary effects, and contributions if asked.
+        its interval bounds, secondary effects, contributions if asked, then ``safety_level``
+        and ``referral`` (see :func:`recommender.policy.triage_table`). A row flagged in the
+        optional ``crisis_risk`` column is not scored: its recommendation and effects are
+        empty and its ``referral`` holds the crisis resources.
+    serve_config : path, optional
+        The ``serve.yaml`` whose safety rules apply (default: the project's).
 
     Returns
     -------
     ScoreResult
     """
     from recommender.cohort import read_cohort, validate_cohort, write_cohort
+    from recommender.policy import crisis_flags, triage_table
     from recommender.registry import load_model, resolve_model
 
+    rules = safety_rules(serve_config)
     ref = resolve_model(model)
     recommendation_model = load_model(ref.uri)
     frame = read_cohort(data)
+    crisis = crisis_flags(frame, where=str(data))
     extra = [f for f in recommendation_model.feature_names if f not in _CONTRACT_FEATURES]
     report = validate_cohort(frame, training=False, extra_features=extra)
     if not report.ok:
         raise InputError(f"{data} does not meet the data contract:\n{report.format()}",
                          problems=list(getattr(report, "errors", report.problems)))
-    scored = score_frame(recommendation_model, frame, alpha=alpha, contributions=contributions,
-                         offered=offered, chunk_size=chunk_size)
+    # Crisis rows are never given to the model: their lines keep the id and the safety columns.
+    scored = score_frame(recommendation_model, frame.loc[~crisis], alpha=alpha,
+                         contributions=contributions, offered=offered, chunk_size=chunk_size)
+    scored.index = frame.index[~crisis]
+    scored = scored.reindex(frame.index)
+    scored["person_id"] = frame["person_id"].astype(str).to_numpy()
+    scored = pd.concat([scored, triage_table(frame, rules, crisis)], axis=1)
     path = _write_atomically(scored, Path(out), write_cohort)
     mix = scored["recommended"].value_counts(normalize=True).round(4).to_dict()
+    if crisis.any():
+        mix["(crisis: not scored)"] = round(float(crisis.mean()), 4)
     return ScoreResult(path=path, rows=len(scored), model_uri=ref.uri, version=ref.version,
-                       recommendation_mix=mix)
+                       recommendation_mix=mix, notes=model_notes(recommendation_model))
+
+
+def model_notes(model) -> list[str]:
+    """What every scored file and plan says besides its figures: individual programs complement
+    organisational change; the data the model learned from; the arms it gives one effect for
+    everyone (read from the model's metadata, see :func:`recommender.model.model_facts`)."""
+    from recommender.model import model_facts
+
+    facts = model_facts(model)
+    notes = ["individual programs complement organisational change; they do not replace it"]
+    about = f" ({facts['data']})" if facts["data"] else ""
+    notes.append({"simulated": f"the model learned from SIMULATED data{about}: its effects show "
+                               "the method, not what the program's own people gain",
+                  "program": f"the model learned from the program's own data{about}"}.get(
+        facts["data_source"], "the data the model learned from is not recorded in it"))
+    if facts["one_effect_arms"]:
+        notes.append("one effect for everyone (no measurable benefit in personalising): "
+                     + ", ".join(facts["one_effect_arms"]))
+    return notes
+
+
+def safety_rules(serve_config=None):
+    """The safety rules of ``serve.yaml`` (the service's own), for the files' safety columns."""
+    import yaml
+
+    from recommender.paths import config_path
+    from recommender.policy import SafetyRules
+
+    path = Path(serve_config) if serve_config else config_path("serve.yaml")
+    try:
+        settings = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise InputError(f"service config {path} does not exist") from None
+    return SafetyRules.from_config(settings.get("safety") or {}, where=f"{path.name}: safety")
 
 
 def _write_atomically(frame: pd.DataFrame, out: Path, write) -> Path:

@@ -248,7 +248,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_ready(url: str, process: subprocess.Popen, timeout: float = 180.0) -> None:
+def wait_ready(url: str, process: subprocess.Popen, timeout: float = 180.0,
+               path: str = "/readyz") -> None:
+    """Wait until ``path`` answers 200 (``/livez`` for a service started without a model)."""
     import httpx
 
     deadline = time.monotonic() + timeout
@@ -256,17 +258,19 @@ def wait_ready(url: str, process: subprocess.Popen, timeout: float = 180.0) -> N
         if process.poll() is not None:
             raise RuntimeError(f"the server exited with code {process.returncode}")
         try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+            if httpx.get(f"{url}{path}", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
-    raise RuntimeError(f"the server at {url} was not ready within {timeout:.0f} s")
+    raise RuntimeError(f"the server at {url} did not answer {path} within {timeout:.0f} s")
 
 
 @contextlib.contextmanager
-def running_server(home: Path, *, env: dict | None = None, log_path: Path | None = None):
-    """``recommender serve`` on a free loopback port; yields the base URL."""
+def running_server(home: Path, *, env: dict | None = None, log_path: Path | None = None,
+                   ready_path: str = "/readyz"):
+    """``recommender serve`` on a free loopback port; yields the base URL once ``ready_path``
+    answers 200."""
     port = free_port()
     environment = {**os.environ, "RECOMMENDER_HOME": str(home),
                    "BENTOML_HOME": str(home / "bentoml"), "BENTOML_DO_NOT_TRACK": "True",
@@ -281,7 +285,7 @@ def running_server(home: Path, *, env: dict | None = None, log_path: Path | None
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            wait_ready(url, process)
+            wait_ready(url, process, path=ready_path)
             yield url
         except RuntimeError as error:
             raise RuntimeError(f"{error}; server log:\n{log_path.read_text()[-4000:]}") from None

@@ -120,15 +120,22 @@ def spark_scored(trained, spark, cohort_parquet, tmp_path_factory):
     return summary, pd.read_parquet(out)
 
 
+SAFETY_COLUMNS = ["safety_level", "referral"]
+
+
 def _assert_same_scores(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
-    assert list(actual.columns) == list(expected.columns)
+    # Spark's table ends with the service's safety columns, which in-process scoring lacks.
+    extra = [c for c in actual.columns if c not in expected.columns]
+    assert list(actual.columns) == [*expected.columns, *extra]
+    assert extra in ([], SAFETY_COLUMNS)
     np.testing.assert_array_equal(
         actual["person_id"].to_numpy(dtype=str), expected["person_id"].to_numpy(dtype=str)
     )
     np.testing.assert_array_equal(
         actual["recommended"].to_numpy(dtype=str), expected["recommended"].to_numpy(dtype=str)
     )
-    numeric = [c for c in expected.columns if c not in ("person_id", "recommended")]
+    numeric = [c for c in expected.columns
+               if c not in ("person_id", "recommended", *SAFETY_COLUMNS)]
     np.testing.assert_allclose(
         actual[numeric].to_numpy(dtype=float),
         expected[numeric].to_numpy(dtype=float),
@@ -284,6 +291,37 @@ def test_cli_exit_codes(trained, spark, cohort_parquet, bad_cohort, tmp_path, ca
     error = capsys.readouterr().err
     assert "role" in error and "surgeon" in error
     assert not (tmp_path / "bad.parquet").exists()
+
+
+def test_crisis_column_gives_safety_columns_and_is_checked(trained, spark, profiles, tmp_path):
+    # Issue 9: an optional crisis_risk column; crisis rows get resources and no figures.
+    from pipelines.batch import score_with_spark
+
+    _, uri = trained
+    flagged = profiles.head(400).copy()
+    flagged["crisis_risk"] = "false"
+    flagged.loc[[3, 250], "crisis_risk"] = "true"
+    flagged.loc[250, "role"] = "physician"
+    flagged.loc[[10], ["ee", "dp"]] = [[50, 20]]
+    flagged.to_parquet(tmp_path / "flagged.parquet", index=False)
+    score_with_spark(uri, tmp_path / "flagged.parquet", tmp_path / "out.parquet", partitions=2)
+    scored = pd.read_parquet(tmp_path / "out.parquet")
+    assert list(scored.columns[-2:]) == SAFETY_COLUMNS
+    assert scored["person_id"].tolist() == flagged["person_id"].tolist()
+    crisis = scored.loc[[3, 250]]
+    assert (crisis["safety_level"] == "crisis").all() and crisis["recommended"].isna().all()
+    assert crisis["referral"].str.contains("988").all()
+    assert "Physician Support Line" in crisis.loc[250, "referral"]
+    assert scored.loc[10, "safety_level"] == "referral" and scored.loc[10, "recommended"]
+    assert scored["recommended"].notna().sum() == 398
+
+    flagged.loc[321, "crisis_risk"] = "perhaps"
+    flagged.to_parquet(tmp_path / "bad.parquet", index=False)
+    with pytest.raises(InputError) as caught:
+        score_with_spark(uri, tmp_path / "bad.parquet", tmp_path / "bad-out.parquet",
+                         partitions=2)
+    assert "row 321: 'perhaps'" in str(caught.value)
+    assert not (tmp_path / "bad-out.parquet").exists()
 
 
 # ------------------------------------------------------------- no Spark needed for these

@@ -140,3 +140,83 @@ def test_floors_beyond_the_budget_are_refused_and_nothing_is_written(champion_ho
                  "--floor", "physician=0.9"])
     assert code != 0 and not out.exists()
     assert "cannot all be met" in capsys.readouterr().err
+
+
+# -- issue 9: the files' optional crisis_risk column and their safety columns --------------------
+@pytest.fixture
+def flagged_cohort(tmp_path):
+    cohort = simulate_cohort("default", 300, seed=12)
+    profile = cohort[[c for c in cohort.columns if not c.startswith("true_effect")]].copy()
+    profile.loc[profile.index[:3], ["ee", "dp"]] = [[50, 20]] * 3  # severe
+    profile["crisis_risk"] = ""  # an empty cell is false
+    profile.loc[profile.index[3:6], "crisis_risk"] = ["true", "TRUE", "yes"]
+    profile.loc[profile.index[3], "role"] = "nurse"
+    profile.loc[profile.index[4], "role"] = "physician"
+    path = tmp_path / "flagged.csv"
+    profile.to_csv(path, index=False)
+    return path
+
+
+def test_plan_file_puts_crisis_rows_aside_and_writes_safety_columns(
+        champion_home, flagged_cohort, tmp_path, monkeypatch, capsys):
+    use_home(monkeypatch, champion_home)
+    out = tmp_path / "plan.csv"
+    assert main(["allocate", "--data", str(flagged_cohort), "--out", str(out),
+                 "--budget", "20000"]) == 0, capsys.readouterr().err
+    plan = pd.read_csv(out, keep_default_na=False)
+    assert len(plan) == 300
+    assert plan["safety_level"].head(6).tolist() == ["referral"] * 3 + ["crisis"] * 3
+    crisis = plan.iloc[3:6]
+    assert (crisis["allocated"] == "").all() and (crisis["recommended"] == "").all()
+    assert crisis["referral"].str.contains("988").all()
+    assert "Physician Support Line" in crisis["referral"].iloc[1]  # the physician
+    assert "Physician Support Line" not in crisis["referral"].iloc[0]  # the nurse
+    assert plan["referral"].head(3).str.contains("Confidentiality").all()
+    assert (plan["allocated"].iloc[6:] != "").all()
+    printed = capsys.readouterr().out
+    assert "crisis resources for 3 flagged profile(s)" in printed
+    assert "complement organisational change" in printed
+
+
+def test_score_file_never_scores_crisis_rows_and_writes_safety_columns(
+        champion_home, flagged_cohort, tmp_path, monkeypatch, capsys):
+    use_home(monkeypatch, champion_home)
+    out = tmp_path / "scored.parquet"
+    assert main(["score", "--data", str(flagged_cohort), "--out", str(out)]) == 0, \
+        capsys.readouterr().err
+    scored = pd.read_parquet(out)
+    cohort = pd.read_csv(flagged_cohort)
+    assert scored["person_id"].tolist() == cohort["person_id"].tolist()
+    assert scored["safety_level"].iloc[3:6].tolist() == ["crisis"] * 3
+    assert scored["recommended"].iloc[3:6].isna().all()
+    assert scored["recommended"].drop(index=[3, 4, 5]).notna().all()
+    assert scored["referral"].iloc[3:6].str.contains("988").all()
+    assert set(scored["safety_level"]) <= {"routine", "referral", "crisis"}
+    printed = capsys.readouterr().out
+    assert "note: individual programs complement organisational change" in printed
+    assert "note: the model learned from SIMULATED data" in printed
+
+
+@pytest.mark.parametrize("command", ["score", "allocate"])
+def test_a_crisis_column_that_is_not_boolean_is_refused_naming_rows(
+        champion_home, flagged_cohort, tmp_path, monkeypatch, capsys, command):
+    use_home(monkeypatch, champion_home)
+    cohort = pd.read_csv(flagged_cohort, keep_default_na=False)
+    cohort.loc[7, "crisis_risk"] = "maybe"
+    cohort.to_csv(flagged_cohort, index=False)
+    out = tmp_path / ("out.csv" if command == "allocate" else "out.parquet")
+    assert main([command, "--data", str(flagged_cohort), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "'crisis_risk'" in err and "row 7: 'maybe'" in err and "true or false" in err
+    assert not out.exists()
+
+
+def test_the_trained_model_records_its_data_and_one_effect_arms(champion_home, monkeypatch):
+    from recommender.model import model_facts
+    from recommender.registry import load_champion
+
+    use_home(monkeypatch, champion_home)
+    model, _ = load_champion()
+    facts = model_facts(model)
+    assert model.metadata["data_source"] == facts["data_source"] == "simulated"
+    assert set(model.metadata["one_effect_arms"]) <= set(model.treatment_arms)

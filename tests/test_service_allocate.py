@@ -96,7 +96,8 @@ def test_crisis_gets_resources_only_and_severe_profiles_a_referral(asgi_client, 
     assert any("988" in r["contact"] for r in crisis["safety"]["resources"])
     assert severe["safety"]["level"] == "referral" and "confidential" in severe["safety"]["notice"]
     assert severe["allocated"] == "coaching"
-    assert routine["safety"] == {"level": "routine", "notice": None, "rule": None, "resources": []}
+    assert routine["safety"] == {"level": "routine", "notice": None, "rule": None, "resources": [],
+                                 "referral": None, "recorded_in": "audit log"}
     assert linear_model.calls == [2]  # the crisis row never reached the model
 
 
@@ -217,8 +218,12 @@ def test_an_audit_log_that_cannot_be_written_is_a_503_and_no_plan(asgi_client, m
         response = plan(asgi_client, profiles=cohort({"ee": 30}, {"crisis_risk": True}))
     assert response.status_code == 503, response.text
     assert "audit log could not be written" in response.json()["error"]
-    assert "nothing was answered" in response.json()["error"]
+    assert "no plan was given" in response.json()["error"]
     assert "plan_id" not in response.json() and "assignments" not in response.json()
+    # ...but the crisis flag still gets its resources, recorded in the service log instead
+    (crisis,) = response.json()["crisis_results"]
+    assert crisis["index"] == 1 and crisis["answer"]["safety"]["level"] == "crisis"
+    assert crisis["answer"]["safety"]["recorded_in"].startswith("service log")
     export = asgi_client.get("/audit/export", headers=auth("auditor"))
     assert export.status_code == 200 and export.text.strip().count("\n") == 0
 
@@ -228,11 +233,14 @@ def test_every_person_of_a_plan_is_audited_with_a_hashed_id(asgi_client):
                 budget=500).json()
     export = asgi_client.get("/audit/export", headers=auth("auditor")).text
     rows = list(csv.DictReader(io.StringIO(export)))
-    assert [r["request_id"] for r in rows] == [a["request_id"] for a in body["assignments"]]
+    # (crisis lines are recorded first, before any planning: they never wait for the plan)
+    by_id = {r["request_id"]: r for r in rows}
+    assert len(rows) == 2 and set(by_id) == {a["request_id"] for a in body["assignments"]}
     assert {r["batch_id"] for r in rows} == {body["plan_id"]}
     assert body["plan_id"].startswith("plan-")
-    assert [r["recommended"] for r in rows] == ["mindfulness", ""]
-    assert [r["safety_level"] for r in rows] == ["routine", "crisis"]
+    lines = [by_id[a["request_id"]] for a in body["assignments"]]
+    assert [r["recommended"] for r in lines] == ["mindfulness", ""]
+    assert [r["safety_level"] for r in lines] == ["routine", "crisis"]
     assert "p0" not in export and "p1" not in export
 
 

@@ -190,14 +190,19 @@ def test_a_crisis_flag_gets_crisis_resources_whatever_its_extra_features(asgi_cl
     assert linear_model.calls == []
 
 
-def test_a_crisis_flag_is_still_checked_against_the_data_contract(asgi_client):
+def test_a_crisis_flag_with_invalid_fields_gets_resources_and_names_what_was_ignored(
+        asgi_client):
+    # Issue 9: an invalid other field must not turn a crisis flag into a 422 without resources.
     bad = asgi_client.post("/recommend", json=profile(crisis_risk=True, age=5),
                            headers=auth("program"))
-    assert bad.status_code == 422
-    assert set(problems_of(bad)) == {"age"}  # not the extra features it may leave out
+    assert bad.status_code == 200, bad.text
+    assert bad.json()["safety"]["level"] == "crisis" and bad.json()["safety"]["resources"]
+    assert {p["field"] for p in bad.json()["ignored"]} == {"age"}  # not the extra features
     unknown = asgi_client.post("/recommend", json=profile(crisis_risk=True, email="x@y.org"),
                                headers=auth("program"))
-    assert unknown.status_code == 422 and "email" in problems_of(unknown)
+    assert unknown.status_code == 200 and unknown.json()["safety"]["level"] == "crisis"
+    assert "email" in {p["field"] for p in unknown.json()["ignored"]}
+    assert "x@y.org" not in asgi_client.get("/audit/export", headers=auth("auditor")).text
     unflagged = asgi_client.post("/recommend", json=profile(crisis_risk=False),
                                  headers=auth("program"))
     assert unflagged.status_code == 422
@@ -246,3 +251,10 @@ def test_reloading_a_champion_that_cannot_be_served_says_why(asgi_client, monkey
     assert "no champion to load" not in error
     assert "version 10" in error and "cannot be served" in error and "offered" in error
     assert "still serving version 7" in error
+
+
+def test_a_crisis_flag_with_extra_features_does_not_call_them_ignored(asgi_client):
+    answer = asgi_client.post("/recommend", json=extra(crisis_risk=True, age=5),
+                              headers=auth("program")).json()
+    assert answer["safety"]["level"] == "crisis"
+    assert [p["field"] for p in answer["ignored"]] == ["age"]

@@ -30,4 +30,6 @@ def run(args) -> int:
     version = f" version {result.version}" if result.version else ""
     print(f"scored {result.rows:,} rows with {result.model_uri}{version} -> {result.path}")
     print(f"recommended: {mix}")
+    for note in result.notes:
+        print(f"note: {note}")
     return 0

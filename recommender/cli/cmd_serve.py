@@ -78,16 +78,21 @@ def run(args) -> int:
 
 
 def _check_champion() -> None:
-    # A clear message now beats a traceback from inside the server's worker later.
+    # A clear message now beats a traceback from inside the server's worker later. Without a
+    # champion the service still starts, because crisis answers need no model: it gives them,
+    # says not ready on /readyz and answers everything else 503 until /reload loads one.
+    import sys
+
     from recommender.errors import InputError
     from recommender.registry import resolve_model, tracking_uri
 
     try:
         resolve_model("champion")
     except InputError:
-        raise InputError(f"no model holds the 'champion' alias in the MLflow store at "
-                         f"{tracking_uri()}; run `recommender train` first (or set "
-                         "MLFLOW_TRACKING_URI to the store that has one)") from None
+        print(f"warning: no model holds the 'champion' alias in the MLflow store at "
+              f"{tracking_uri()}; the service starts for crisis answers only (/readyz not "
+              "ready) until `recommender train` registers one and /reload loads it (or set "
+              "MLFLOW_TRACKING_URI to the store that has one)", file=sys.stderr)
 
 
 def _print_example(process, host, port, env, demo_key) -> None:

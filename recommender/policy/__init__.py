@@ -25,7 +25,16 @@ from recommender.policy._exploration import (
     equipoise_arms,
 )
 from recommender.policy._ranking import RankedArm, Ranking, interval_overlap, rank_arms
-from recommender.policy._triage import CrisisResource, SafetyRules, Triage, triage
+from recommender.policy._triage import (
+    CRISIS_COLUMN,
+    CrisisResource,
+    Referral,
+    SafetyRules,
+    Triage,
+    crisis_flags,
+    triage,
+    triage_table,
+)
 
 __all__ = [
     "POLICIES",
@@ -35,16 +44,19 @@ __all__ = [
     "assign",
     "draw_position",
     "equipoise_arms",
+    "CRISIS_COLUMN",
     "Allocation",
     "ArmLimits",
     "CrisisResource",
     "FAIRNESS_ATTRIBUTES",
     "Exclusion",
     "RankedArm",
+    "Referral",
     "Ranking",
     "SafetyRules",
     "Triage",
     "allocate",
+    "crisis_flags",
     "eligibility_matrix",
     "fairness_records",
     "fairness_table",
@@ -53,4 +65,5 @@ __all__ = [
     "offered_arms",
     "rank_arms",
     "triage",
+    "triage_table",
 ]

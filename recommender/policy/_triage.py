@@ -8,13 +8,14 @@ confidential-referral notice beside it. Thresholds and wording come from ``confi
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from recommender.errors import InputError
 
-__all__ = ["CrisisResource", "SafetyRules", "Triage", "triage"]
+__all__ = ["CRISIS_COLUMN", "CrisisResource", "Referral", "SafetyRules", "Triage", "crisis_flags",
+           "triage", "triage_table"]
 
 _SCORES = ("ee", "dp", "pa")
 _BOUNDS = ("at_least", "at_most")
@@ -26,11 +27,33 @@ ROUTINE = "routine"
 
 @dataclass(frozen=True)
 class CrisisResource:
-    """Where a person in crisis can get help now."""
+    """Where a person in crisis can get help now, whom it serves and when it is open.
+
+    ``serves`` holds the roles it serves (the data contract's ``role`` values), or is None for
+    a resource open to everyone; ``audience``, ``hours`` and ``confidentiality`` are shown as
+    written in ``serve.yaml``, where each is checked against the resource's own pages.
+    """
 
     name: str
     contact: str
     url: str | None = None
+    serves: frozenset[str] | None = None
+    audience: str = "everyone"
+    hours: str | None = None
+    confidentiality: str | None = None
+
+    def serves_role(self, role) -> bool:
+        """Does this resource serve ``role``? (An unknown role: yes; see
+        :meth:`SafetyRules.resources_for`.)"""
+        return self.serves is None or role is None or role in self.serves
+
+
+@dataclass(frozen=True)
+class Referral:
+    """Where a severe profile of one role is referred, and what confidentiality it has."""
+
+    to: str
+    confidentiality: str
 
 
 @dataclass(frozen=True)
@@ -46,12 +69,20 @@ class SafetyRules:
     referral_notice, crisis_notice : str
         Texts shown to the program.
     crisis_resources : tuple of CrisisResource
+    referrals : mapping of role to Referral
+        Where each role is referred (empty: the notice alone).
     """
 
     referral_rules: tuple[tuple[tuple[str, str, float], ...], ...]
     referral_notice: str
     crisis_notice: str
     crisis_resources: tuple[CrisisResource, ...]
+    referrals: Mapping[str, Referral] = field(default_factory=dict)
+
+    def resources_for(self, role) -> tuple[CrisisResource, ...]:
+        """The crisis resources that serve ``role`` (every resource when the role is unknown:
+        each says whom it serves, and withholding one could leave a person without help)."""
+        return tuple(r for r in self.crisis_resources if r.serves_role(role))
 
     @classmethod
     def from_config(cls, safety: Mapping, *, where: str = "safety") -> SafetyRules:
@@ -68,36 +99,94 @@ class SafetyRules:
         """
         if not isinstance(safety, Mapping):
             raise InputError(f"{where}: expected a mapping, got {safety!r}")
-        known = {"referral_rules", "referral_notice", "crisis_notice", "crisis_resources"}
+        known = {"referral_rules", "referral_notice", "crisis_notice", "crisis_resources",
+                 "referrals"}
         unknown = sorted(set(safety) - known)
         if unknown:
             raise InputError(f"{where}: unknown key(s) {unknown}; accepted: {sorted(known)}")
         rules = []
         for i, rule in enumerate(safety.get("referral_rules") or []):
             rules.append(_parse_rule(rule, f"{where}.referral_rules[{i}]"))
-        resources = []
-        for i, item in enumerate(safety.get("crisis_resources") or []):
-            spot = f"{where}.crisis_resources[{i}]"
-            if not isinstance(item, Mapping) or not item.get("name") or not item.get("contact"):
-                raise InputError(
-                    f"{spot}: {item!r} is not accepted; each resource needs a non-empty 'name' "
-                    "and 'contact' (and optionally 'url')"
-                )
-            extra = sorted(set(item) - {"name", "contact", "url"})
-            if extra:
-                raise InputError(f"{spot}: unknown key(s) {extra}; accepted: name, contact, url")
-            resources.append(CrisisResource(str(item["name"]), str(item["contact"]),
-                                            None if item.get("url") is None else str(item["url"])))
+        resources = [_parse_resource(item, f"{where}.crisis_resources[{i}]")
+                     for i, item in enumerate(safety.get("crisis_resources") or [])]
         if not resources:
             # A crisis answer without anywhere to turn would be worse than no service.
             raise InputError(f"{where}.crisis_resources: at least one resource is required")
+        if not any(r.serves is None for r in resources):
+            # Every person, whatever their role, must get somewhere to turn.
+            raise InputError(f"{where}.crisis_resources: at least one resource must serve "
+                             "everyone (leave out 'serves')")
         texts = {}
         for key in ("referral_notice", "crisis_notice"):
             value = safety.get(key)
             if not isinstance(value, str) or not value.strip():
                 raise InputError(f"{where}.{key}: {value!r} is not accepted; give a non-empty text")
             texts[key] = " ".join(value.split())
-        return cls(referral_rules=tuple(rules), crisis_resources=tuple(resources), **texts)
+        referrals = _parse_referrals(safety.get("referrals") or {}, f"{where}.referrals")
+        return cls(referral_rules=tuple(rules), crisis_resources=tuple(resources),
+                   referrals=referrals, **texts)
+
+
+def _roles() -> tuple[str, ...]:
+    from recommender.cohort import CATEGORIES
+
+    return tuple(CATEGORIES["role"])
+
+
+def _text(value, spot: str, *, required: bool) -> str | None:
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"{spot}: {value!r} is not accepted; give a non-empty text")
+    return " ".join(value.split())
+
+
+_RESOURCE_KEYS = ("name", "contact", "url", "serves", "audience", "hours", "confidentiality")
+
+
+def _parse_resource(item, spot: str) -> CrisisResource:
+    if not isinstance(item, Mapping) or not item.get("name") or not item.get("contact"):
+        raise InputError(
+            f"{spot}: {item!r} is not accepted; each resource needs a non-empty 'name' "
+            f"and 'contact' (and optionally {', '.join(_RESOURCE_KEYS[2:])})"
+        )
+    extra = sorted(set(item) - set(_RESOURCE_KEYS))
+    if extra:
+        raise InputError(f"{spot}: unknown key(s) {extra}; accepted: {', '.join(_RESOURCE_KEYS)}")
+    serves = item.get("serves")
+    if serves is not None:
+        roles = _roles()
+        if (not isinstance(serves, (list, tuple)) or not serves
+                or any(role not in roles for role in serves)):
+            raise InputError(f"{spot}.serves: {serves!r} is not accepted; give a list of roles "
+                             f"from {', '.join(roles)} (leave it out for everyone)")
+        serves = frozenset(serves)
+    audience = _text(item.get("audience"), f"{spot}.audience", required=serves is not None)
+    return CrisisResource(
+        name=str(item["name"]), contact=str(item["contact"]),
+        url=None if item.get("url") is None else str(item["url"]), serves=serves,
+        audience=audience or "everyone",
+        hours=_text(item.get("hours"), f"{spot}.hours", required=False),
+        confidentiality=_text(item.get("confidentiality"), f"{spot}.confidentiality",
+                              required=False))
+
+
+def _parse_referrals(referrals, spot: str) -> dict[str, Referral]:
+    roles = _roles()
+    if not isinstance(referrals, Mapping):
+        raise InputError(f"{spot}: {referrals!r} is not accepted; map roles ({', '.join(roles)}) "
+                         "to {to: ..., confidentiality: ...}")
+    out = {}
+    for role, entry in referrals.items():
+        if role not in roles:
+            raise InputError(f"{spot}: unknown role {role!r}; accepted: {', '.join(roles)}")
+        if not isinstance(entry, Mapping) or set(entry) != {"to", "confidentiality"}:
+            raise InputError(f"{spot}.{role}: {entry!r} is not accepted; give "
+                             "{to: <where to refer>, confidentiality: <what it keeps private>}")
+        out[role] = Referral(_text(entry["to"], f"{spot}.{role}.to", required=True),
+                             _text(entry["confidentiality"], f"{spot}.{role}.confidentiality",
+                                   required=True))
+    return out
 
 
 def _parse_rule(rule, spot: str) -> tuple[tuple[str, str, float], ...]:
@@ -121,18 +210,32 @@ class Triage:
     """The safety decision for one profile.
 
     ``level`` is ``"crisis"`` (resources only, no ranking), ``"referral"`` (ranking plus a
-    confidential-referral notice) or ``"routine"``.
+    confidential-referral notice) or ``"routine"``. ``resources`` are those that serve the
+    person's role; ``referral`` says where a severe profile of that role is referred.
     """
 
     level: str
     notice: str | None
     resources: tuple[CrisisResource, ...]
     matched_rule: str | None = None
+    referral: Referral | None = None
 
     @property
     def rank_interventions(self) -> bool:
         """Whether an intervention ranking may be shown at all."""
         return self.level != CRISIS
+
+    def summary(self) -> str:
+        """The decision in one line of text, for a file's ``referral`` column ('' if routine)."""
+        if self.level == CRISIS:
+            places = "; ".join(f"{r.name}: {r.contact}" + (f" ({r.hours})" if r.hours else "")
+                               for r in self.resources)
+            return f"CRISIS: {self.notice} {places}"
+        if self.level == REFERRAL:
+            where = (f" Refer to: {self.referral.to} Confidentiality: "
+                     f"{self.referral.confidentiality}" if self.referral else "")
+            return f"{self.notice}{where}"
+        return ""
 
 
 def _rule_text(rule) -> str:
@@ -154,7 +257,9 @@ def triage(profile: Mapping, rules: SafetyRules, *, crisis_risk: bool = False) -
     Parameters
     ----------
     profile : mapping
-        Holds at least ``ee``, ``dp`` and ``pa`` (validated upstream).
+        Holds ``ee``, ``dp`` and ``pa`` (validated upstream) and, when known, ``role``. A
+        crisis flag needs none of them: its answer depends on nothing else (a missing role
+        gets every resource, each saying whom it serves).
     rules : SafetyRules
     crisis_risk : bool
         The program's flag that the person may be at risk of self-harm.
@@ -167,12 +272,85 @@ def triage(profile: Mapping, rules: SafetyRules, *, crisis_risk: bool = False) -
     ...     "crisis_resources": [{"name": "988 Lifeline", "contact": "988"}]})
     >>> triage({"ee": 45, "dp": 20, "pa": 30}, rules).level
     'referral'
-    >>> triage({"ee": 10, "dp": 2, "pa": 40}, rules, crisis_risk=True).level
+    >>> triage({}, rules, crisis_risk=True).level
     'crisis'
     """
+    role = profile.get("role") if isinstance(profile, Mapping) else None
     if crisis_risk:
-        return Triage(CRISIS, rules.crisis_notice, rules.crisis_resources)
+        return Triage(CRISIS, rules.crisis_notice, rules.resources_for(role))
     for rule in rules.referral_rules:
         if _rule_holds(rule, profile):
-            return Triage(REFERRAL, rules.referral_notice, (), matched_rule=_rule_text(rule))
+            return Triage(REFERRAL, rules.referral_notice, (), matched_rule=_rule_text(rule),
+                          referral=rules.referrals.get(role))
     return Triage(ROUTINE, None, ())
+
+
+# -- files: the optional crisis_risk column and the safety columns ------------------------------
+
+CRISIS_COLUMN = "crisis_risk"
+_TRUE = frozenset({"true", "1", "yes"})
+_FALSE = frozenset({"false", "0", "no", ""})
+_LISTED = 20
+
+
+def crisis_flags(frame, *, where: str = "the cohort"):
+    """The optional ``crisis_risk`` column of a cohort table as booleans (all False without it).
+
+    Accepted: booleans, 0/1, or the texts true/false, yes/no, 1/0 (any case); an empty cell is
+    false. Anything else is refused, naming every row (up to 20), its value and what is
+    accepted: a crisis flag read wrongly either way would be a silent safety error.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> crisis_flags(pd.DataFrame({"crisis_risk": ["TRUE", "", "no", 1]})).tolist()
+    [True, False, False, True]
+    """
+    import pandas as pd
+
+    if CRISIS_COLUMN not in frame.columns:
+        return np.zeros(len(frame), dtype=bool)
+    column = frame[CRISIS_COLUMN]
+    flags = np.zeros(len(column), dtype=bool)
+    bad = []
+    for row, value in enumerate(column.tolist()):
+        if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+            continue
+        if isinstance(value, (bool, np.bool_)):
+            flags[row] = bool(value)
+            continue
+        if isinstance(value, (int, float, np.integer, np.floating)) and value in (0, 1):
+            flags[row] = bool(value)
+            continue
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            flags[row] = True
+        elif text not in _FALSE:
+            bad.append((row, value))
+    if bad:
+        accepted = "true or false (also yes/no, 1/0; an empty cell is false)"
+        problems = [{"row": row, "column": CRISIS_COLUMN, "value": value, "rule": accepted,
+                     "message": "not a boolean"} for row, value in bad[:_LISTED]]
+        shown = ", ".join(f"row {row}: {value!r}" for row, value in bad[:_LISTED])
+        more = f" and {len(bad) - _LISTED} more" if len(bad) > _LISTED else ""
+        raise InputError(f"{where}: column {CRISIS_COLUMN!r} has {len(bad)} value(s) that are "
+                         f"not accepted ({shown}{more}); accepted: {accepted}",
+                         problems=problems)
+    return flags
+
+
+def triage_table(frame, rules: SafetyRules, crisis):
+    """``safety_level`` and ``referral`` columns for a cohort table (one row per person).
+
+    ``crisis`` is :func:`crisis_flags`' result; ``referral`` is :meth:`Triage.summary` (empty
+    for a routine profile).
+    """
+    import pandas as pd
+
+    columns = [c for c in ("role", "ee", "dp", "pa") if c in frame.columns]
+    levels, texts = [], []
+    for flagged, profile in zip(crisis, frame[columns].to_dict(orient="records")):
+        decision = triage(profile, rules, crisis_risk=bool(flagged))
+        levels.append(decision.level)
+        texts.append(decision.summary())
+    return pd.DataFrame({"safety_level": levels, "referral": texts}, index=frame.index)

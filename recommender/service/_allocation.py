@@ -29,6 +29,8 @@ from recommender.policy import (
 )
 from recommender.service._engine import safety_block
 from recommender.service._schemas import MAX_BATCH_ROWS, ComplementItem, SafetyBlock
+from recommender.service._crisis import crisis_flagged, record_answers, safety_block
+from recommender.service._schemas import MAX_BATCH_ROWS, ContextBlock, Problem, SafetyBlock
 
 __all__ = ["AllocationRequest", "AllocationPlan", "ALLOCATION_ACCEPTED", "MAX_CAPACITY",
            "allocate_cohort"]
@@ -104,6 +106,8 @@ class PersonPlan(BaseModel):
     ee_lower: float | None = Field(description="Lower bound of the interval of ee_effect.")
     ee_upper: float | None = Field(description="Upper bound of the interval of ee_effect.")
     safety: SafetyBlock = Field(description="Safety triage, as in /recommend.")
+    ignored: list[Problem] = Field(default_factory=list, description="Crisis lines only: fields "
+                                   "sent but not accepted, which a crisis answer does not need.")
 
 
 class AllocationPlan(BaseModel):
@@ -130,10 +134,13 @@ class AllocationPlan(BaseModel):
     disclaimer: str = Field(description="Decision support, not a diagnosis.")
     complements: list[ComplementItem] = Field(default_factory=list, description="Measures the "
                                               "model does not rank; the plan complements them.")
+    context: ContextBlock | None = Field(None, description="Organisational change, training "
+                                         "data, arms given one effect for everyone.")
 
 
 def allocate_cohort(engine, request: AllocationRequest, *, caller_role: str,
-                    time_limit: float) -> dict:
+                    time_limit: float, plan_id: str | None = None,
+                    crisis: dict | None = None) -> dict:
     """Plan ``request``'s cohort with ``engine``'s model and catalog; record and return the plan.
 
     Parameters
@@ -146,6 +153,13 @@ def allocate_cohort(engine, request: AllocationRequest, *, caller_role: str,
         Recorded in the audit log.
     time_limit : float
         Seconds the solver may take; the best plan found by then is returned with its status.
+    plan_id : str, optional
+        The plan's id (its audit batch id); made here when not given.
+    crisis : dict, optional
+        ``{position: crisis answer}`` for entries already answered on the crisis path (see
+        :mod:`recommender.service._crisis`): they are neither checked nor planned for, and
+        their lines in the plan are their crisis answers. Entries flagged but not given here
+        are answered on the crisis path as well.
 
     Raises
     ------
@@ -158,12 +172,24 @@ def allocate_cohort(engine, request: AllocationRequest, *, caller_role: str,
         The audit log cannot be written: nothing is answered.
     """
     catalog, config, control = engine.catalog, engine.config, engine.control
-    rows = _checked_cohort(engine, request.profiles)
+    plan_id = plan_id or f"plan-{uuid.uuid4().hex}"
+    crisis = dict(crisis) if crisis is not None else {}
+    flagged = [i for i, raw in enumerate(request.profiles)
+               if i not in crisis and crisis_flagged(raw)]
+    if flagged:  # a library caller: answer them here, on the same crisis path
+        pairs = [engine.crisis_answer(request.profiles[i], caller_role=caller_role,
+                                      batch_id=plan_id, compact=True, prefix=f"profiles[{i}]")
+                 for i in flagged]
+        answers = [answer for answer, _ in pairs]
+        record_answers(engine.audit, [record for _, record in pairs], answers,
+                       range(len(pairs)))
+        crisis.update(zip(flagged, answers))
+    # Crisis entries never reach the check, the model or the solver.
+    rows = _checked_cohort(engine, request.profiles, skip=crisis)
     arms = [arm for arm in catalog.treatment_arms if arm in engine.modelled]
     limits = limits_from_catalog(catalog, arms, capacity=request.capacity)
-    triages = [triage(row, config.safety, crisis_risk=bool(row.get("crisis_risk")))
-               for row in rows]
-    planned = [i for i, t in enumerate(triages) if t.rank_interventions]  # crisis: no model
+    triages = {i: triage(row, config.safety) for i, row in rows.items()}
+    planned = sorted(rows)
 
     if planned and arms:
         lines, allocation = _allocate_planned(engine, rows, planned, arms, limits, request,
@@ -174,11 +200,12 @@ def allocate_cohort(engine, request: AllocationRequest, *, caller_role: str,
         lines = {i: _usual_care(control) for i in planned}
         status, summary, fairness = "optimal", None, []
 
-    plan_id = f"plan-{uuid.uuid4().hex}"
     assignments, records = [], []
-    for i, row in enumerate(rows):
-        line = lines.get(i, {"allocated": None, "recommended": None, "figures": [None] * 3,
-                             "effects": {}})
+    for i in range(len(request.profiles)):
+        if i in crisis:
+            assignments.append(_crisis_line(crisis[i]))
+            continue
+        row, line = rows[i], lines[i]
         request_id = uuid.uuid4().hex
         assignments.append({
             "request_id": request_id, "allocated": line["allocated"],
@@ -192,7 +219,7 @@ def allocate_cohort(engine, request: AllocationRequest, *, caller_role: str,
             "safety_level": triages[i].level, "recommended": line["allocated"],
             "ranking_meaningful": None, "effects": line["effects"],
         })
-    engine.record(records)
+    record_answers(engine.audit, records, (), ())
     arm_plans = _arm_plans(catalog, arms, limits, summary)
     return {
         "plan_id": plan_id, "model_version": engine.version,
@@ -203,7 +230,15 @@ def allocate_cohort(engine, request: AllocationRequest, *, caller_role: str,
         "interval_level": round(config.coverage, 6), "arms": arm_plans,
         "fairness": fairness, "assignments": assignments, "disclaimer": config.disclaimer,
         "complements": engine.complements,
+        "context": engine.context,
     }
+
+
+def _crisis_line(answer: dict) -> dict:
+    # A crisis entry's line of the plan: its crisis answer, no arm and no figures.
+    return {"request_id": answer["request_id"], "allocated": None, "recommended": None,
+            "ee_effect": None, "ee_lower": None, "ee_upper": None, "safety": answer["safety"],
+            "ignored": answer["ignored"]}
 
 
 def _allocate_planned(engine, rows, planned, arms, limits, request, time_limit):
@@ -259,14 +294,17 @@ def _usual_care(control: str) -> dict:
             "effects": {control: [0.0, 0.0, 0.0]}}
 
 
-def _checked_cohort(engine, raws: Sequence) -> list[dict]:
+def _checked_cohort(engine, raws: Sequence, *, skip=()) -> dict[int, dict]:
     # A plan is for the whole cohort: leaving out an invalid entry would silently give its
     # places to others, so no plan is made until every entry is valid. Every problem is named
-    # in one answer: invalid entries and person_ids given twice alike.
+    # in one answer: invalid entries and person_ids given twice alike. Entries in ``skip``
+    # (crisis flags, answered on their own) are neither checked nor planned for.
     rows, index, errors = engine.check_rows(raws)
-    by_entry = {error["index"]: list(error["problems"]) for error in errors}
+    by_entry = {error["index"]: list(error["problems"]) for error in errors
+                if error["index"] not in skip}
+    kept = [(row, i) for row, i in zip(rows, index) if i not in skip]
     seen: dict[str, int] = {}
-    for row, i in zip(rows, index):
+    for row, i in kept:
         first = seen.setdefault(row["person_id"], i)
         if first != i:
             by_entry[i] = [{"field": f"profiles[{i}].person_id", "value": row["person_id"],
@@ -278,7 +316,7 @@ def _checked_cohort(engine, raws: Sequence) -> list[dict]:
         raise InputError(f"{len(by_entry):,} of {len(raws):,} profiles are not accepted, so no "
                          f"plan was made; first: {problems[0]['field']}: "
                          f"{problems[0]['accepted']}", problems=problems)
-    return rows
+    return {i: row for row, i in kept}
 
 
 def _status(allocation) -> str:

@@ -22,7 +22,12 @@ CONFIG_ENV = "RECOMMENDER_SERVE_CONFIG"
 _KEYS = {
     "host", "port", "workers", "threads", "timeout", "alpha", "max_batch_rows", "models_dir",
     "auth", "audit", "ranking", "explanation", "safety", "disclaimer", "exploration",
+    "auth", "audit", "ranking", "explanation", "safety", "disclaimer", "organisational_change",
 }
+
+# Said in every answer and plan when serve.yaml gives no wording of its own.
+ORGANISATIONAL_CHANGE = ("Individual programs complement organisational change; they do not "
+                         "replace it.")
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,7 @@ class ServeConfig:
     disclaimer: str
     source: Path | None = None
     exploration: ExplorationRule = field(default_factory=ExplorationRule)
+    organisational_change: str = ORGANISATIONAL_CHANGE
 
     @property
     def coverage(self) -> float:
@@ -113,6 +119,10 @@ def load_serve_config(path: str | os.PathLike | None = None) -> ServeConfig:
     if not isinstance(disclaimer, str) or not disclaimer.strip():
         raise InputError(f"{where}: disclaimer = {disclaimer!r} is not accepted; give a text")
     home = raw.get("models_dir")
+    organisational = raw.get("organisational_change", ORGANISATIONAL_CHANGE)
+    if not isinstance(organisational, str) or not organisational.strip():
+        raise InputError(f"{where}: organisational_change = {organisational!r} is not accepted; "
+                         "give a text")
     return ServeConfig(
         host=str(raw.get("host", "127.0.0.1")),
         port=number("port", int, 1, 65535, 3000),
@@ -133,6 +143,7 @@ def load_serve_config(path: str | os.PathLike | None = None) -> ServeConfig:
         exploration=ExplorationRule.from_config(
             section("exploration"), coverage=1.0 - number("alpha", float, 0.001, 0.5, 0.1),
             where=f"{where}: exploration"),
+        organisational_change=" ".join(organisational.split()),
     )
 
 

@@ -21,13 +21,16 @@ from recommender.cohort import PROFILE_COLUMNS
 from recommender.errors import InputError
 from recommender.explain import complements_for, evidence_for, explain
 from recommender.policy import Exclusion, assign, offered_arms, rank_arms, triage
+from recommender.service._context import answer_context
+from recommender.service._crisis import (
+    AuditUnavailable,
+    crisis_answer,
+    record_answers,
+    safety_block,
+)
 from recommender.service._profiles import extra_features, profile_schema
 
 __all__ = ["RecommendationEngine", "AuditUnavailable", "load_champion_model", "safety_block"]
-
-
-class AuditUnavailable(RuntimeError):
-    """The audit log could not be written, so the answers must not be given."""
 
 
 def load_champion_model():
@@ -89,6 +92,8 @@ class RecommendationEngine:
         }
         # Every answer lists what the model does not rank (organisational measures).
         self.complements = complements_for(catalog)
+        # What every answer says of organisational change and of this model (item 5 of issue 9).
+        self.context = answer_context(config, model, names=self._names)
 
     # -- checking ---------------------------------------------------------------------------
     def check_row(self, raw, *, prefix: str = "") -> dict:
@@ -156,10 +161,12 @@ class RecommendationEngine:
         """
         config = self.config
         answers: list[dict | None] = [None] * len(rows)
-        triages = [triage(row, config.safety, crisis_risk=bool(row.get("crisis_risk")))
+        # Triage first, outside the model call: crisis rows never reach the model and are
+        # answered by the crisis path alone (recommender.service._crisis).
+        crisis = [i for i, row in enumerate(rows) if row.get("crisis_risk")]
+        triages = [None if row.get("crisis_risk") else triage(row, config.safety)
                    for row in rows]
-        # Crisis rows never reach the model.
-        ranked_rows = [i for i, t in enumerate(triages) if t.rank_interventions]
+        ranked_rows = [i for i, t in enumerate(triages) if t is not None]
         rankings, explanations, exclusions, assignments = {}, {}, {}, {}
         if ranked_rows:
             frame = self.profile_frame(rows, ranked_rows)
@@ -196,6 +203,11 @@ class RecommendationEngine:
             explanations = self._explain(frame, ranked_rows, rows, rankings)
         records = []
         for i, row in enumerate(rows):
+            if triages[i] is None:
+                answers[i], record = self.crisis_answer(row, caller_role=caller_role,
+                                                        batch_id=batch_id, compact=compact)
+                records.append(record)
+                continue
             answer = self._answer(row, triages[i], rankings.get(i), explanations.get(i),
                                   exclusions.get(i, []), compact, assignments.get(i))
             answers[i] = answer
@@ -212,8 +224,24 @@ class RecommendationEngine:
                 "assignment": _logged_assignment(assignments.get(i)),
                 "profile": {c: row[c] for c in self._columns if c != "person_id"},
             })
-        self.record(records)
+        record_answers(self.audit, records, answers, crisis)
         return answers
+
+    def crisis_answer(self, raw: Mapping, *, caller_role: str, batch_id: str | None = None,
+                      compact: bool = False, prefix: str = "") -> tuple[dict, dict]:
+        """``(answer, audit record)`` for a body flagged for crisis risk (see
+        :func:`recommender.service._crisis.crisis_answer`); nothing of the model is used but
+        its version, and nothing of the body but the flag and the role."""
+        config = self.config
+        answer, record = crisis_answer(
+            raw, config.safety, model_version=self.version, catalog_version=self.catalog.version,
+            coverage=config.coverage, disclaimer=None if compact else config.disclaimer,
+            context=None if compact else self.context, caller_role=caller_role,
+            batch_id=batch_id, prefix=prefix)
+        # This model's extra features are known fields, not ignored ones.
+        extras = {f"{prefix}{'.' if prefix else ''}{x.name}" for x in self.profiles.extras}
+        answer["ignored"] = [p for p in answer["ignored"] if p["field"] not in extras]
+        return answer, record
 
     def profile_frame(self, rows: Sequence[Mapping], positions: Sequence[int]) -> pd.DataFrame:
         """The model's input for ``rows[positions]``: profile columns and extra features."""
@@ -309,6 +337,7 @@ class RecommendationEngine:
             "safety": safety_block(safety),
             "disclaimer": None if compact else config.disclaimer,
             "complements": None if compact else self.complements,
+            "context": None if compact else self.context,
             "assignment": None,
         }
         if ranking is None:
@@ -365,13 +394,6 @@ def _logged_assignment(assignment) -> dict | None:
     return {"arm": assignment.arm, "probability": assignment.probability,
             "policy": assignment.policy, "cycle": assignment.cycle,
             "probabilities": assignment.probabilities}
-
-
-def safety_block(safety) -> dict:
-    """A triage (:func:`recommender.policy.triage`) as the answers' ``safety`` block."""
-    return {"level": safety.level, "notice": safety.notice, "rule": safety.matched_rule,
-            "resources": [{"name": r.name, "contact": r.contact, "url": r.url}
-                          for r in safety.resources]}
 
 
 def _contribution(c) -> dict:

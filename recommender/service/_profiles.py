@@ -7,9 +7,10 @@ model is built from it when the model is loaded, and a missing or mistyped extra
 refused at the edge, naming the field and what it accepts, like any other field.
 
 A profile flagged ``crisis_risk`` is the exception: it never reaches the model and is always
-answered with crisis resources, so only the data contract's fields are checked for it (its
-extra features may be left out, and are ignored when sent). Refusing it for want of a model
-input would withhold those resources.
+answered with crisis resources. The service answers such a body on the crisis path
+(:mod:`recommender.service._crisis`) whatever else it holds, so the front door lets it through;
+a library caller validating rows here still gets them checked against the data contract's
+fields only (extra features may be left out, and are ignored when sent).
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ class ProfileSchema:
     @property
     def front_door(self):
         """What the service's front door checks a ``/recommend`` body with (its
-        ``model_validate_json``): :attr:`model`, but a crisis flag needs no extra feature."""
+        ``model_validate_json``): :attr:`model`, but a crisis flag needs nothing else."""
         return _FrontDoor(self)
 
     def validate(self, raw) -> dict:
@@ -188,9 +189,12 @@ class _FrontDoor:
             raw = json.loads(body)
         except ValueError:
             raise refused from None
-        if not self.schema.crisis_flagged(raw):
+        from recommender.service._crisis import crisis_flagged
+
+        # A crisis flag is answered whatever else the body holds (recommender.service._crisis).
+        if not crisis_flagged(raw):
             raise refused
-        return self.schema.contract_only(raw)
+        return raw
 
 
 @functools.cache

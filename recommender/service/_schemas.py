@@ -13,7 +13,16 @@ import math
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    TypeAdapter,
+    ValidationError,
+    create_model,
+    model_validator,
+)
 
 from recommender.cohort import CATEGORIES, PROFILE_COLUMNS, RANGES
 from recommender.cohort._contract import INTEGER_COLUMNS, PERSON_ID_MAX_LENGTH
@@ -117,7 +126,9 @@ ProfileRequest = create_model(
     **{name: _profile_field(name) for name in PROFILE_COLUMNS},
     crisis_risk=(bool, Field(False, description="Set when the program knows of a risk of "
                              "self-harm: the answer then holds crisis resources only, no "
-                             "intervention ranking.")),
+                             "intervention ranking. A flagged request needs no other field (a "
+                             "person_id is enough); fields sent but not accepted are listed in "
+                             "the answer's 'ignored' instead of refusing it.")),
     offered=(list[str] | None, Field(None, min_length=1, max_length=_MAX_OFFERED,
                                      description="Arm ids the program can offer this person "
                                      "(default: every arm of the catalog). Usual care is always "
@@ -135,6 +146,28 @@ class ServedProfileRequest(ProfileRequest):
     # Which extra fields are known depends on the model loaded at run time; the front door
     # (recommender.service._gate) checks them against it before this model is parsed.
     model_config = ConfigDict(extra="allow")
+
+    # A body flagged crisis_risk, kept as sent when it is not a valid profile: a crisis answer
+    # needs nothing but the flag, so a missing or invalid field must not refuse it.
+    _crisis_body: dict | None = PrivateAttr(None)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _crisis_needs_no_profile(cls, data, handler):
+        try:
+            return handler(data)
+        except ValidationError:
+            from recommender.service._crisis import crisis_flagged
+
+            if not crisis_flagged(data):
+                raise
+        request = cls.model_construct(crisis_risk=True)
+        request._crisis_body = dict(data)
+        return request
+
+    def body(self) -> dict:
+        """The request as a plain mapping: as sent for a crisis flag that is no valid profile."""
+        return dict(self._crisis_body) if self._crisis_body is not None else self.model_dump()
 
 
 class BatchRequest(BaseModel):
@@ -162,6 +195,9 @@ class ErrorResponse(BaseModel):
 
     error: str = Field(description="Summary.")
     problems: list[Problem] = Field(default_factory=list, description="Each problem.")
+    crisis_results: list[dict] = Field(default_factory=list, description="Batches and plans: "
+                                       "the crisis answers given all the same, each with the "
+                                       "position of its entry ('index') and its 'answer'.")
 
 
 class EvidenceItem(BaseModel):
@@ -271,6 +307,15 @@ class ResourceItem(BaseModel):
     name: str = Field(description="Service.")
     contact: str = Field(description="How to reach it.")
     url: str | None = Field(None, description="Web address.")
+    serves: str = Field("everyone", description="Whom it serves (each person gets only the "
+                        "resources that serve their role).")
+    hours: str | None = Field(None, description="When it is open.")
+    confidentiality: str | None = Field(None, description="What it keeps private.")
+
+
+class ReferralItem(BaseModel):
+    to: str = Field(description="Where a person of this role is referred.")
+    confidentiality: str = Field(description="What confidentiality it has, in plain words.")
 
 
 class SafetyBlock(BaseModel):
@@ -280,6 +325,35 @@ class SafetyBlock(BaseModel):
     notice: str | None = Field(None, description="What the program should do.")
     rule: str | None = Field(None, description="The referral rule that matched.")
     resources: list[ResourceItem] = Field(default_factory=list, description="Crisis resources.")
+    referral: ReferralItem | None = Field(None, description="For a referral: where to, for "
+                                          "this person's role.")
+    recorded_in: str = Field("audit log", description="Where this answer was recorded: the "
+                             "audit log, or for a crisis answer given while the audit store "
+                             "could not be written, the service log (marked so).")
+
+
+class TrainingData(BaseModel):
+    source: Literal["simulated", "program", "not recorded"] = Field(
+        description="What the served model learned from (from its metadata).")
+    description: str | None = Field(None, description="The training data, as recorded.")
+    statement: str = Field(description="The same in words.")
+
+
+class OneEffectArm(BaseModel):
+    arm: str = Field(description="Arm id.")
+    statement: str = Field(description="That the model found no measurable benefit in "
+                           "personalising this arm, so it gives one effect for everyone.")
+
+
+class ContextBlock(BaseModel):
+    """Said with every answer (a batch or plan says it once)."""
+
+    organisational_change: str = Field(description="Individual programs complement "
+                                       "organisational change.")
+    training_data: TrainingData | None = Field(None, description="What the served model "
+                                               "learned from; null when no model is loaded.")
+    one_effect_for_everyone: list[OneEffectArm] = Field(
+        default_factory=list, description="Arms the model gives one effect for everyone.")
 
 
 class ExclusionItem(BaseModel):
@@ -300,8 +374,9 @@ class Recommendation(BaseModel):
     """The answer for one person."""
 
     request_id: str = Field(description="Id of this answer, as recorded in the audit log.")
-    model_version: str = Field(description="Registered model version that answered.")
-    catalog_version: str = Field(description="Intervention catalog version.")
+    model_version: str | None = Field(description="Registered model version that answered "
+                                      "(null: a crisis answer given while no model is loaded).")
+    catalog_version: str | None = Field(description="Intervention catalog version.")
     recommended: str | None = Field(description="Recommended arm id ('none' = usual care); "
                                     "null when crisis resources are returned instead.")
     interval_level: float = Field(description="Coverage of the intervals (0.9 = 90 %).")
@@ -323,6 +398,12 @@ class Recommendation(BaseModel):
     assignment: AssignmentBlock | None = Field(
         default=None, description="The arm served and the probability it was drawn with; "
         "null for a crisis answer.")
+    context: ContextBlock | None = Field(None, description="Organisational change, training "
+                                         "data, arms given one effect for everyone. Null in "
+                                         "batch answers, which give it once for the batch.")
+    ignored: list[Problem] = Field(default_factory=list, description="Crisis answers only: "
+                                   "fields sent but not accepted, which a crisis answer does "
+                                   "not need; they were neither used nor stored.")
 
 
 class RowError(BaseModel):
@@ -346,6 +427,7 @@ class BatchResponse(BaseModel):
     disclaimer: str = Field(description="Decision support, not a diagnosis.")
     complements: list[ComplementItem] = Field(default_factory=list, description="Measures the "
                                               "model does not rank, once for the batch.")
+    context: ContextBlock | None = Field(None, description="Said once for every answer.")
 
 
 class OutcomesRequest(BaseModel):
@@ -372,7 +454,8 @@ class ReloadRequest(BaseModel):
 
 
 class ReloadResponse(BaseModel):
-    previous_version: str = Field(description="Version served before the reload.")
+    previous_version: str | None = Field(description="Version served before the reload (null: "
+                                         "none was loaded).")
     model_version: str = Field(description="Version served now.")
 
 

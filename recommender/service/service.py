@@ -31,9 +31,12 @@ from recommender.service._audit import AuditLog, audit_csv, parse_since, resolve
 from recommender.service._auth import API_KEYS_ENV, KeyRing, parse_env_keys
 from recommender.service._card import read_card
 from recommender.service._config import SERVICE_NAME, load_serve_config
+from recommender.service._context import answer_context
+from recommender.service._crisis import crisis_answer, crisis_flagged, record_answers
 from recommender.service._engine import AuditUnavailable, RecommendationEngine, load_champion_model
 from recommender.service._gate import Gate
 from recommender.service._outcomes import OutcomeRefused, record_outcomes
+from recommender.service._profiles import profile_schema
 from recommender.service._schemas import (
     as_problems,
     BatchRequest,
@@ -78,17 +81,36 @@ class Recommender:
             log.warning("no API keys configured: every protected route answers 401; set "
                         "%s or auth.keys in serve.yaml", API_KEYS_ENV)
         url = self.config.audit_url or f"sqlite:///{self.config.models_dir / 'audit.db'}"
-        self.audit = AuditLog(url, salt=resolve_salt(self.config.audit_salt,
-                                                     self.config.models_dir))
+        try:
+            self.audit = AuditLog(url, salt=resolve_salt(self.config.audit_salt,
+                                                         self.config.models_dir))
+        except Exception:  # noqa: BLE001 - crisis answers must not wait for the store
+            log.exception("the audit store could not be opened: only crisis answers are given "
+                          "(recorded in this log) until it can")
+            self.audit = None
         self.catalog = load_catalog()
         self._reload_lock = threading.Lock()
-        self.engine = self._load_engine()
+        # Without a champion the service still starts: crisis answers need no model. /readyz
+        # then says not ready, other requests get 503 with the cause, and /reload can bring one.
+        self.engine, self.load_error = None, None
+        try:
+            self.engine = self._load_engine()
+        except Exception as error:  # noqa: BLE001 - a bad champion must not stop crisis answers
+            self.load_error = f"no model is loaded ({type(error).__name__}: {error})"
+            log.exception("the champion could not be loaded; serving crisis answers only until "
+                          "/reload brings a model")
+        self.context_without_model = answer_context(self.config)
         # The loaded libraries and model are hundreds of thousands of long-lived objects; kept
         # out of the cyclic collector, full collections no longer stall large batches. (Done
         # once: after /reload the old model must stay collectable.)
         gc.collect()
         gc.freeze()
-        log.info("serving model version %s", self.engine.version)
+        if self.engine is not None:
+            log.info("serving model version %s", self.engine.version)
+
+    def __is_ready__(self) -> bool:
+        """/readyz: ready only with a model loaded (crisis answers are given either way)."""
+        return self.engine is not None
 
     def _load_engine(self) -> RecommendationEngine:
         model, version = load_champion_model()
@@ -109,7 +131,8 @@ class Recommender:
         A profile is the served model's: the data contract's fields and its extra features
         (which a crisis flag may leave out: it never reaches the model).
         """
-        profiles = self.engine.profiles
+        engine = self.engine
+        profiles = engine.profiles if engine is not None else profile_schema()
         return {
             "/recommend": (profiles.front_door, profiles.fields, profiles.accepted),
             "/recommend_batch": (BatchRequest, ("profiles",), {}),
@@ -123,11 +146,16 @@ class Recommender:
     def recommend(self, request: ServedProfileRequest, /,
                   ctx: bentoml.Context) -> Recommendation:
         """Rank the offered interventions for one person, with intervals, reasons and safety."""
+        raw = request.body()
+        if crisis_flagged(raw):  # before and outside anything that could fail
+            return JSONResponse(self._crisis_answers([raw], _role(ctx))[0])
         engine = self.engine  # one model for the whole request, even if /reload runs meanwhile
+        if engine is None:
+            return self._no_model(ctx)
         try:
             # Checked against the model that answers (the front door may have seen another,
             # had /reload swapped it in between).
-            row = engine.check_row(request.model_dump())
+            row = engine.check_row(raw)
             answer = engine.recommend([row], caller_role=_role(ctx))[0]
         except InputError as error:
             return _error(ctx, 422, str(error), error.problems)
@@ -141,20 +169,31 @@ class Recommender:
         engine = self.engine
         if len(request.profiles) > self.config.max_batch_rows:
             return self._too_many(ctx, len(request.profiles))
-        valid, index, errors = engine.check_rows(request.profiles)
         batch_id = uuid.uuid4().hex
+        # Crisis rows first, on their own: they neither block nor are blocked by the others.
+        crisis = self._crisis_rows(request.profiles, _role(ctx), batch_id)
+        if engine is None:
+            return self._no_model(ctx, crisis)
+        valid, index, errors = engine.check_rows(request.profiles)
+        errors = [e for e in errors if e["index"] not in crisis]
+        kept = [k for k, i in enumerate(index) if i not in crisis]
         try:
-            answers = engine.recommend(valid, caller_role=_role(ctx), batch_id=batch_id,
-                                       compact=True)
+            scored = engine.recommend([valid[k] for k in kept], caller_role=_role(ctx),
+                                      batch_id=batch_id, compact=True)
         except InputError as error:  # e.g. a category the served model never saw
-            return _error(ctx, 422, str(error), error.problems)
+            return _error(ctx, 422, str(error), error.problems, crisis)
         except AuditUnavailable as error:
-            return _error(ctx, 503, f"{error}; nothing was answered, please retry")
+            return _error(ctx, 503, f"{error}; nothing but crisis answers was answered, please "
+                                    "retry", None, crisis)
+        by_index = {**dict(zip((index[k] for k in kept), scored)), **crisis}
+        order = sorted(by_index)
+        answers = [by_index[i] for i in order]
         return JSONResponse({
             "batch_id": batch_id, "model_version": engine.version, "answered": len(answers),
-            "rejected": len(errors), "results": answers, "result_index": index,
+            "rejected": len(errors), "results": answers, "result_index": order,
             "errors": errors, "arms": engine.arm_facts(answers),
             "disclaimer": self.config.disclaimer, "complements": engine.complements,
+            "context": engine.context,
         })
 
     @bentoml.api(route="/allocate")
@@ -163,17 +202,58 @@ class Recommender:
         engine = self.engine
         if len(request.profiles) > self.config.max_batch_rows:
             return self._too_many(ctx, len(request.profiles))
+        plan_id = f"plan-{uuid.uuid4().hex}"
+        # Crisis rows get their resources before any planning, whatever happens to the plan.
+        crisis = self._crisis_rows(request.profiles, _role(ctx), plan_id)
+        if engine is None:
+            return self._no_model(ctx, crisis)
         try:
             # Half the request timeout: a plan found by then is answered with its status.
             plan = allocate_cohort(engine, request, caller_role=_role(ctx),
-                                   time_limit=self.config.timeout / 2)
+                                   time_limit=self.config.timeout / 2, plan_id=plan_id,
+                                   crisis=crisis)
         except InputError as error:
-            return _error(ctx, 422, str(error), error.problems)
+            return _error(ctx, 422, str(error), error.problems, crisis)
         except PlanTimeout as error:  # not the caller's fault: usual care for all always fits
-            return _error(ctx, 503, str(error))
+            return _error(ctx, 503, str(error), None, crisis)
         except AuditUnavailable as error:
-            return _error(ctx, 503, f"{error}; nothing was answered, please retry")
+            return _error(ctx, 503, f"{error}; no plan was given, only the crisis answers; "
+                                    "please retry", None, crisis)
         return JSONResponse(plan)
+
+    def _crisis_answers(self, raws, caller_role: str, batch_id: str | None = None, *,
+                        compact: bool = False, prefixes=None) -> list[dict]:
+        """Crisis answers for flagged bodies, recorded (in the service log if the audit store
+        fails); they need no model, so one is used only for its version when loaded."""
+        engine, config = self.engine, self.config
+        prefixes = prefixes or [""] * len(raws)
+        if engine is not None:
+            pairs = [engine.crisis_answer(raw, caller_role=caller_role, batch_id=batch_id,
+                                          compact=compact, prefix=prefix)
+                     for raw, prefix in zip(raws, prefixes)]
+        else:
+            pairs = [crisis_answer(raw, config.safety, model_version=None,
+                                   catalog_version=self.catalog.version, coverage=config.coverage,
+                                   disclaimer=None if compact else config.disclaimer,
+                                   context=None if compact else self.context_without_model,
+                                   caller_role=caller_role, batch_id=batch_id, prefix=prefix)
+                     for raw, prefix in zip(raws, prefixes)]
+        answers = [answer for answer, _ in pairs]
+        record_answers(self.audit, [record for _, record in pairs], answers,
+                       range(len(pairs)))
+        return answers
+
+    def _crisis_rows(self, profiles, caller_role: str, batch_id: str) -> dict[int, dict]:
+        """``{position: crisis answer}`` for the flagged entries of a batch or plan."""
+        flagged = [i for i, raw in enumerate(profiles) if crisis_flagged(raw)]
+        answers = self._crisis_answers([profiles[i] for i in flagged], caller_role, batch_id,
+                                       compact=True,
+                                       prefixes=[f"profiles[{i}]" for i in flagged])
+        return dict(zip(flagged, answers))
+
+    def _no_model(self, ctx: bentoml.Context, crisis=None) -> JSONResponse:
+        return _error(ctx, 503, f"{self.load_error}; only crisis answers can be given until "
+                                "/reload loads a champion", None, crisis)
 
     def _too_many(self, ctx: bentoml.Context, entries: int) -> JSONResponse:
         limit = self.config.max_batch_rows
@@ -202,27 +282,32 @@ class Recommender:
     def reload(self, ctx: bentoml.Context) -> ReloadResponse:
         """Load the registry's current champion without a restart (scientists only)."""
         with self._reload_lock:
-            previous = self.engine.version
+            previous = None if self.engine is None else self.engine.version
+            serving = ("crisis answers only" if previous is None
+                       else f"version {previous}")
             try:
                 engine = self._load_engine()
             except _Unservable as error:
-                return _error(ctx, 409, f"{error}; still serving version {previous}")
+                return _error(ctx, 409, f"{error}; still serving {serving}")
             except InputError as error:
                 return _error(ctx, 409, f"no champion to load ({error}); still serving "
-                                        f"version {previous}")
+                                        f"{serving}")
             except Exception as error:  # noqa: BLE001 - a bad champion must not take the service down
                 # The registry unreachable, an artifact missing, or a champion pickled by other
                 # code: the old model keeps serving and the caller learns why.
-                log.exception("reload failed; still serving version %s", previous)
+                log.exception("reload failed; still serving %s", serving)
                 return _error(ctx, 503, f"could not load the champion ({type(error).__name__}: "
-                                        f"{error}); still serving version {previous}")
+                                        f"{error}); still serving {serving}")
             self.engine = engine  # a single reference swap: atomic for readers
+            self.load_error = None
         log.info("reloaded: version %s -> %s", previous, engine.version)
         return JSONResponse({"previous_version": previous, "model_version": engine.version})
 
     @pages.get("/model_card", response_class=HTMLResponse,
                summary="The served model's card as an HTML page (auditors, scientists).")
     def model_card(self):
+        if self.engine is None:
+            return _no_card(self.load_error)
         version = self.engine.version
         html = read_card(self.config.models_dir, version, "card.html")
         if html is None:
@@ -236,6 +321,8 @@ class Recommender:
 
     @pages.get("/model_card.json", summary="The served model's card as JSON.")
     def model_card_json(self):
+        if self.engine is None:
+            return _no_card(self.load_error)
         version = self.engine.version
         text = read_card(self.config.models_dir, version, "card.json")
         if text is None:
@@ -258,6 +345,8 @@ class Recommender:
             return JSONResponse({"error": str(error), "problems": error.problems},
                                 status_code=422)
         try:
+            if self.audit is None:
+                raise RuntimeError("the audit store could not be opened")
             rows = self.audit.export(since=start)
         except Exception as error:  # noqa: BLE001 - the store's failure is not the caller's
             log.exception("audit export failed")
@@ -271,6 +360,11 @@ class _Unservable(InputError):
     """A champion was loaded but cannot be served (e.g. an extra feature named like a field)."""
 
 
+def _no_card(cause: str | None) -> JSONResponse:
+    return JSONResponse({"error": f"{cause}; no model card to show", "problems": []},
+                        status_code=503)
+
+
 def _missing_card(version: str) -> JSONResponse:
     return JSONResponse({"error": f"no model card found for version {version}", "problems": []},
                         status_code=404)
@@ -280,10 +374,14 @@ def _role(ctx: bentoml.Context) -> str:
     return getattr(ctx.request.state, "caller_role", None) or "unknown"
 
 
-def _error(ctx: bentoml.Context, status: int, message: str, problems=None) -> JSONResponse:
+def _error(ctx: bentoml.Context, status: int, message: str, problems=None,
+           crisis=None) -> JSONResponse:
     # BentoML copies ctx.response.status_code onto whatever the API returns.
     ctx.response.status_code = status
-    return JSONResponse({"error": message, "problems": as_problems(problems)}, status_code=status)
+    body = {"error": message, "problems": as_problems(problems)}
+    if crisis:  # a batch or plan refused: its crisis rows are answered all the same
+        body["crisis_results"] = [{"index": i, "answer": crisis[i]} for i in sorted(crisis)]
+    return JSONResponse(body, status_code=status)
 
 
 Recommender.add_asgi_middleware(Gate, current=bentoml.get_current_service)

@@ -1,0 +1,160 @@
+"""The crisis path: a request flagged for crisis risk always gets crisis resources.
+
+Nothing here needs the model, the solver or the audit store. A flag is read from the request as
+sent (``crisis_flagged``), before and outside any model call, so neither a missing profile
+field, an invalid one, a model that cannot be loaded nor a plan that cannot be made withholds
+the resources. Answers are recorded in the audit log like every other; when the store cannot be
+written, a crisis answer is still given, recorded instead in the service log (hashed person id,
+never the raw one) and marked as such in its ``safety.recorded_in``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+
+from pydantic import TypeAdapter, ValidationError
+
+from recommender.cohort import CATEGORIES
+from recommender.policy import triage
+
+__all__ = ["AuditUnavailable", "AUDIT_LOG", "NO_MODEL", "crisis_answer", "crisis_flagged",
+           "record_answers", "safety_block"]
+
+log = logging.getLogger("recommender.service")
+
+AUDIT_LOG = "audit log"
+# The audit store's model_version of a crisis answer given while no model is loaded.
+NO_MODEL = "no model loaded"
+
+_FLAG = TypeAdapter(bool)
+_MAX_ID = 1000
+
+
+class AuditUnavailable(RuntimeError):
+    """The audit log could not be written, so the answers must not be given.
+
+    ``crisis`` maps the position of each crisis row among the answers to its answer: those are
+    given all the same (recorded in the service log instead).
+    """
+
+    def __init__(self, message: str, *, crisis: Mapping[int, dict] | None = None):
+        super().__init__(message)
+        self.crisis = dict(crisis or {})
+
+
+def crisis_flagged(raw) -> bool:
+    """Is a request body flagged ``crisis_risk``? Read leniently, as pydantic reads a bool
+    (``true``, ``"true"``, ``1``, ``"yes"``): a flag sent in a slightly wrong type must not
+    lose the person their resources."""
+    if not isinstance(raw, Mapping) or raw.get("crisis_risk") is None:
+        return False
+    try:
+        return bool(_FLAG.validate_python(raw["crisis_risk"]))
+    except ValidationError:
+        return False
+
+
+def safety_block(safety, *, recorded_in: str = AUDIT_LOG) -> dict:
+    """A triage (:func:`recommender.policy.triage`) as the answers' ``safety`` block."""
+    referral = safety.referral
+    return {
+        "level": safety.level, "notice": safety.notice, "rule": safety.matched_rule,
+        "resources": [{"name": r.name, "contact": r.contact, "url": r.url,
+                       "serves": r.audience, "hours": r.hours,
+                       "confidentiality": r.confidentiality} for r in safety.resources],
+        "referral": None if referral is None else {"to": referral.to,
+                                                   "confidentiality": referral.confidentiality},
+        "recorded_in": recorded_in,
+    }
+
+
+def _sent_role(raw: Mapping):
+    role = raw.get("role")
+    return role if isinstance(role, str) and role in CATEGORIES["role"] else None
+
+
+def _person_id(raw: Mapping) -> str:
+    person = raw.get("person_id")
+    if isinstance(person, str) and person:
+        return person[:_MAX_ID]
+    return "" if person is None else str(person)[:_MAX_ID]
+
+
+def _ignored(raw: Mapping, prefix: str) -> list[dict]:
+    # Fields that were sent but are not accepted: a crisis answer does not need them, so they
+    # are named (and neither used nor stored) instead of turning the answer into a 422.
+    from recommender.service._schemas import PROFILE_FIELDS, ProfileRequest, problems_from
+
+    try:
+        ProfileRequest.model_validate(dict(raw))
+    except ValidationError as error:
+        return [p for p in problems_from(error, prefix=prefix, known=PROFILE_FIELDS)
+                if p["value"] is not None or p["message"] != "Field required"]
+    return []
+
+
+def crisis_answer(raw: Mapping, rules, *, model_version: str | None, catalog_version: str | None,
+                  coverage: float, disclaimer: str | None, context: dict | None,
+                  caller_role: str, batch_id: str | None = None, prefix: str = ""):
+    """``(answer, audit record)`` for a request body flagged for crisis risk.
+
+    Only the flag is needed; the role, when sent and valid, picks the resources that serve it.
+    The answer has the fields of every ``/recommend`` answer (no ranking) and ``ignored``: the
+    problems of fields that were sent but not accepted.
+    """
+    safety = triage({"role": _sent_role(raw)}, rules, crisis_risk=True)
+    answer = {
+        "request_id": uuid.uuid4().hex, "model_version": model_version,
+        "catalog_version": catalog_version, "recommended": None,
+        "interval_level": round(coverage, 6), "ranking": [], "ranking_meaningful": None,
+        "ranking_note": None, "excluded": [], "explanation": None,
+        "safety": safety_block(safety), "disclaimer": disclaimer, "context": context,
+        "ignored": _ignored(raw, prefix),
+    }
+    record = {"request_id": answer["request_id"], "batch_id": batch_id,
+              "model_version": model_version or NO_MODEL, "caller_role": caller_role,
+              "person_id": _person_id(raw), "safety_level": safety.level, "recommended": None,
+              "ranking_meaningful": None, "effects": {}}
+    return answer, record
+
+
+def record_answers(audit, records: Sequence[Mapping], answers: Sequence[dict],
+                   crisis: Sequence[int]) -> None:
+    """Record answers in the audit log before they are given, in one transaction.
+
+    When the store cannot be written, the crisis answers (at positions ``crisis``) are recorded
+    in the service log instead and marked so; then, if any other answer is left unrecorded,
+    :class:`AuditUnavailable` is raised carrying the crisis answers, which must still be given.
+    """
+    try:
+        if audit is None:
+            raise RuntimeError("no audit store is open")
+        audit.append(records)
+        return
+    except Exception as error:  # any store failure: crisis answers go on, the others do not
+        cause = f"{type(error).__name__}"
+        log.error("the audit log could not be written (%s): %s", cause, error)
+    marked = f"service log (fallback: the audit store could not be written, {cause})"
+    for i in crisis:
+        _log_fallback(audit, records[i])
+        answers[i]["safety"]["recorded_in"] = marked
+    if len(crisis) < len(records):
+        raise AuditUnavailable(f"the audit log could not be written ({cause})",
+                               crisis={i: answers[i] for i in crisis})
+
+
+def _log_fallback(audit, record: Mapping) -> None:
+    try:
+        person = audit.person_hash(record["person_id"])
+    except Exception:  # noqa: BLE001 - without a salt no hash; the raw id is never logged
+        person = "unavailable (no audit salt)"
+    entry = {"logged_at": datetime.now(timezone.utc).isoformat(),
+             **{k: record.get(k) for k in ("request_id", "batch_id", "model_version",
+                                           "caller_role", "safety_level")},
+             "person_hash": person}
+    log.warning("crisis answer recorded here, not in the audit log: %s",
+                json.dumps(entry, sort_keys=True))

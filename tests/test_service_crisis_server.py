@@ -1,0 +1,82 @@
+"""A real ``recommender serve`` (``bentoml serve``) without a loadable champion: it starts, gives
+crisis answers, says not ready, answers everything else 503 with the cause, and /reload brings
+the model once one is registered. Then the audit store is made unwritable (a read-only
+database) and crisis answers go on, recorded in the service log."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from service_fixtures import (  # noqa: F401  (fixtures)
+    KEYS,
+    PROFILE,
+    champion_home,
+    running_server,
+    train_version,
+)
+
+pytestmark = [pytest.mark.server, pytest.mark.slow]
+
+
+def headers(role):
+    return {"Authorization": f"Bearer {KEYS[role]}"}
+
+
+def test_serve_without_a_champion_gives_crisis_answers_then_reloads(tmp_path):
+    home = tmp_path / "empty-home"
+    home.mkdir()
+    log = home / "serve.log"
+    # Wait for /livez instead of /readyz: without a model the service is alive, not ready.
+    with running_server(home, log_path=log, ready_path="/livez") as url:
+        assert httpx.get(f"{url}/readyz", timeout=10).status_code != 200
+        crisis = httpx.post(f"{url}/recommend", json={"person_id": "s-1", "crisis_risk": True},
+                            headers=headers("program"), timeout=60)
+        assert crisis.status_code == 200, crisis.text
+        answer = crisis.json()
+        assert answer["safety"]["level"] == "crisis" and answer["model_version"] is None
+        assert any("988" in r["contact"] for r in answer["safety"]["resources"])
+        refused = httpx.post(f"{url}/recommend", json=PROFILE, headers=headers("program"),
+                             timeout=60)
+        assert refused.status_code == 503 and "no model is loaded" in refused.json()["error"]
+
+        version = train_version(home)  # registers and aliases the champion in this store
+        reloaded = httpx.post(f"{url}/reload", headers=headers("scientist"), timeout=300)
+        assert reloaded.status_code == 200, reloaded.text
+        assert reloaded.json() == {"previous_version": None, "model_version": version}
+        assert httpx.get(f"{url}/readyz", timeout=10).status_code == 200
+        scored = httpx.post(f"{url}/recommend", json=PROFILE, headers=headers("program"),
+                            timeout=60).json()
+        assert scored["model_version"] == version and scored["ranking"]
+        assert scored["context"]["training_data"]["source"] == "simulated"
+    assert "s-1" not in log.read_text()  # the raw id is never logged
+
+
+def test_a_read_only_audit_database_over_http(champion_home, tmp_path):
+    import yaml
+
+    from recommender.paths import config_path
+    from recommender.service._audit import AuditLog
+
+    database = tmp_path / "audit-ro.db"
+    AuditLog(f"sqlite:///{database}", salt="s").close()
+    settings = yaml.safe_load(config_path("serve.yaml").read_text())
+    settings["audit"]["url"] = f"sqlite:///file:{database}?mode=ro&uri=true"
+    config = tmp_path / "serve-ro.yaml"
+    config.write_text(yaml.safe_dump(settings))
+    log = tmp_path / "serve-ro.log"
+    with running_server(champion_home, env={"RECOMMENDER_SERVE_CONFIG": str(config)},
+                        log_path=log) as url:
+        crisis = httpx.post(f"{url}/recommend", json={"person_id": "ro-1", "crisis_risk": True,
+                                                      "role": "resident"},
+                            headers=headers("program"), timeout=60)
+        assert crisis.status_code == 200, crisis.text
+        safety = crisis.json()["safety"]
+        assert safety["recorded_in"].startswith("service log")
+        assert any(r["name"].startswith("Physician Support Line") for r in safety["resources"])
+        assert httpx.post(f"{url}/recommend", json=PROFILE, headers=headers("program"),
+                          timeout=60).status_code == 503
+    text = log.read_text()
+    assert crisis.json()["request_id"] in text and "ro-1" not in text
+
+
