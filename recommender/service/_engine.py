@@ -241,6 +241,7 @@ class RecommendationEngine:
         # This model's extra features are known fields, not ignored ones.
         extras = {f"{prefix}{'.' if prefix else ''}{x.name}" for x in self.profiles.extras}
         answer["ignored"] = [p for p in answer["ignored"] if p["field"] not in extras]
+        answer["complements"] = None if compact else self.complements
         return answer, record
 
     def profile_frame(self, rows: Sequence[Mapping], positions: Sequence[int]) -> pd.DataFrame:

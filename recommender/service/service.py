@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from recommender.errors import InputError, PlanTimeout
+from recommender.explain import complements_for
 from recommender.service._allocation import (
     ALLOCATION_ACCEPTED,
     AllocationPlan,
@@ -239,6 +240,10 @@ class Recommender:
                                    caller_role=caller_role, batch_id=batch_id, prefix=prefix)
                      for raw, prefix in zip(raws, prefixes)]
         answers = [answer for answer, _ in pairs]
+        if engine is None and not compact:
+            complements = complements_for(self.catalog)
+            for answer in answers:
+                answer["complements"] = complements
         record_answers(self.audit, [record for _, record in pairs], answers,
                        range(len(pairs)))
         return answers
