@@ -18,6 +18,7 @@ export MPLBACKEND := Agg
 
 help:
 	@echo "make demo   simulate a cohort, train, register the champion, serve on $(HOST):$(PORT)"
+	@echo "            (prints a key per role, made for that run, and each role's calls)"
 	@echo "make test   install what the tests need (Chromium too) and run the whole suite"
 	@echo "make bench  run the benchmarks against EconML, CausalML, FastAPI (slow)"
 	@echo "make lock   re-resolve requirements/*.lock from pyproject.toml"

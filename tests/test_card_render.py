@@ -139,3 +139,54 @@ def test_missing_facts_render_as_not_available():
 def test_text_is_escaped_in_html():
     html = render_html({"model": {"name": "<script>alert(1)</script>"}})
     assert "<script>alert" not in html and "&lt;script&gt;" in html
+
+
+# -- layout a reader sees first (issue 10, item 8) ----------------------------------------------
+
+
+def test_the_card_opens_with_its_data_provenance_warning(card):
+    _, _, paths, _ = card
+    html = paths["html"].read_text()
+    markdown = paths["markdown"].read_text()
+    warning = html.index("must not be used to advise real clinicians")
+    assert warning < html.index("<nav") < html.index('<section id="model-details">')
+    assert markdown.index("SIMULATED") < markdown.index("## ")
+    assert "SIMULATED" not in render_markdown({"training_data": {"source": "program log"}})
+
+
+def test_subgroup_tables_fit_a_page(card):
+    _, _, paths, _ = card
+    html = paths["html"].read_text()
+    section = html[html.index('<section id="subgroups">'):]
+    section = section[:section.index("</section>")]
+    tables = re.findall(r"<table>.*?</table>", section, re.DOTALL)
+    assert len(tables) == 2
+    for table in tables:
+        header = re.search(r"<thead>(.*?)</thead>", table).group(1)
+        assert header.count("<th") <= 9  # the one 14-column table did not fit 60rem
+        assert not re.search(r"<td>0\.\d{3}</td>", table)  # shares as whole percentages
+    assert "suppressed" in section and "%" in section
+
+
+def test_policy_rules_read_as_conditions_not_one_hot_thresholds():
+    rows = profiles(1500, seed=5)
+    recommended = np.where(rows["role"].astype(str) == "nurse", "mindfulness", "coaching")
+    rules = policy_summary(fake_model().feature_frame(rows), recommended, max_depth=2)["rules"]
+    assert "role is nurse" in rules and "role is not nurse" in rules
+    assert "<= 0.5" not in rules and "=nurse" not in rules
+
+
+def test_a_calibration_plot_without_a_slope_is_not_titled_nan(card):
+    import matplotlib.pyplot as plt
+
+    from recommender.evaluation._plots import calibration_figure
+
+    _, _, _, report = card
+    slopes = report.calibration_slopes.copy()
+    slopes.iloc[0, slopes.columns.get_loc("estimate")] = float("nan")
+    figure = calibration_figure(type("Report", (), {"calibration_slopes": slopes,
+                                                    "calibration": report.calibration})())
+    titles = [ax.get_title() for ax in figure.axes if ax.get_visible()]
+    plt.close(figure)
+    assert titles and not any("nan" in t for t in titles)
+    assert "slope not estimable" in titles[0]

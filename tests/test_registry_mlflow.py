@@ -99,13 +99,19 @@ def test_gate_failure_keeps_the_champion(home):
 def test_every_alias_change_is_logged_in_jsonl_and_on_the_version(home):
     register_fake(reason="first")
     register_fake(passed=False, reason="second")
-    registry.promote("2", reason="reviewed by the panel")
+    # Version 2 failed the gate: a person may still promote it, but only saying so.
+    with pytest.raises(InputError, match="version 2 failed the promotion gate.*--force"):
+        registry.promote("2", reason="reviewed by the panel")
+    assert registry.aliases()["champion"] == "1" and len(registry.read_promotion_log()) == 3
+    registry.promote("2", reason="reviewed by the panel", force=True)
     events = registry.read_promotion_log()
     assert [(e.alias, e.version, e.previous_version, e.kind) for e in events] == [
         ("challenger", "1", None, "gate"), ("champion", "1", None, "gate"),
         ("challenger", "2", "1", "gate"), ("champion", "2", "1", "promote")]
     assert events[-1].reason == "reviewed by the panel" and events[-1].actor == "test-suite"
     assert events[-1].previous_aliases == ["challenger"]
+    assert events[-1].forced and events[-1].policy["gate_passed"] is False
+    assert events[-1].policy["gate_reason"] and not any(e.forced for e in events[:-1])
     tagged = registry.promotion_history()
     assert [e.to_dict() for e in tagged] == [e.to_dict() for e in events]
     line = json.loads((home / "promotions.jsonl").read_text().splitlines()[0])

@@ -199,7 +199,7 @@ def test_reload_serves_a_new_champion_without_restart(server_url, champion_home)
 
     version = train_version(champion_home, seed=11)
     with recommender_home(champion_home):
-        promote(version, reason="service reload test")
+        promote(version, reason="service reload test", force=True)  # whatever its gate said
     assert httpx.post(f"{server_url}/reload", headers=headers("program"),
                       timeout=60).status_code == 403
     reloaded = httpx.post(f"{server_url}/reload", headers=headers("scientist"), timeout=300)

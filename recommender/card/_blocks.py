@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from recommender.card._sections import DEFAULT_TEXT, SECTIONS
 
-__all__ = ["card_blocks", "fmt"]
+__all__ = ["card_blocks", "fmt", "provenance_warning"]
 
 _MISSING = "not available"
 
@@ -26,6 +26,14 @@ def fmt(value, digits: int = 3) -> str:
             return "—"
         return f"{value:.{digits}f}"
     return str(value)
+
+
+def provenance_warning(facts: dict) -> str | None:
+    """The warning a reader must see before anything else: the data were simulated."""
+    if "simulated" in str((facts.get("training_data") or {}).get("source", "")):
+        return ("Trained on SIMULATED data: this version demonstrates the method and must not "
+                "be used to advise real clinicians.")
+    return None
 
 
 def _interval(d: dict | None, level: str) -> str:
@@ -180,13 +188,55 @@ def _subgroups(facts):
                     f"setting and role × gender on the held-out part. Cells with fewer than "
                     f"{min_cell} people are suppressed (every figure blanked, size included).")]
     if s.get("table"):
-        blocks.append(("table", s["table"], "Subgroup and intersectional table"))
+        blocks += _subgroup_tables(s["table"])
     else:
         blocks.append(("p", _MISSING))
     for name in s.get("plots") or []:
         blocks.append(("img", name, (facts.get("plots") or {}).get(name, {}).get("caption",
                                                                                   name)))
     return blocks
+
+
+def _subgroup_tables(tbl: dict) -> list:
+    # One table of 14 columns is wider than a page: the recommendation shares (as whole
+    # percentages) and the policy values (with their interval in one cell) are shown apart.
+    columns, rows = tbl.get("columns") or [], tbl.get("rows") or []
+    at = {c: i for i, c in enumerate(columns)}
+    shares = [c for c in columns if c.startswith("share_")]
+    if not {"grouping", "cell", "n", "policy_value"} <= set(at) or not shares:
+        return [("table", tbl, "Subgroup and intersectional table")]
+
+    def cell(row):
+        return [row[at["grouping"]], row[at["cell"]], row[at["n"]]]
+
+    def suppressed(row):  # a suppressed cell shows nothing but the word
+        return not isinstance(row[at["n"]], (int, float))
+
+    def percent(value):
+        if not isinstance(value, (int, float)) or value != value:
+            return fmt(value)
+        return f"{100 * value:.0f}%"
+
+    share_rows = [cell(r) + [percent(r[at[c]]) for c in shares] for r in rows]
+    value_rows = []
+    for r in rows:
+        if suppressed(r):
+            value_rows.append(cell(r) + [r[at["n"]]] * 3)
+            continue
+        value = r[at["policy_value"]]
+        lower, upper = (r[at[k]] if k in at else None for k in ("lower", "upper"))
+        interval = (f"{fmt(lower, 2)} to {fmt(upper, 2)}"
+                    if lower is not None and upper is not None else "—")
+        effect = r[at["mean_predicted_effect"]] if "mean_predicted_effect" in at else None
+        value_rows.append(cell(r) + [fmt(effect, 2), fmt(value, 2), interval])
+    return [
+        ("table", {"columns": ["grouping", "cell", "n", *(c[len("share_"):].replace("_", " ")
+                                                         for c in shares)],
+                   "rows": share_rows}, "Share of each subgroup recommended each intervention"),
+        ("table", {"columns": ["grouping", "cell", "n", "mean predicted EE effect",
+                               "policy value", "interval"], "rows": value_rows},
+         "Learned policy's value per subgroup (EE points avoided per person)"),
+    ]
 
 
 def _mix(facts):

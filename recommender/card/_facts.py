@@ -6,13 +6,15 @@ so the card renders them the same way in JSON, Markdown and HTML.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
 from recommender._json import json_safe
 
-__all__ = ["table", "json_safe", "policy_summary", "recommendation_mix", "evidence_facts", "complement_facts",
-           "arm_counts"]
+__all__ = ["table", "json_safe", "policy_summary", "readable_rules", "recommendation_mix",
+           "evidence_facts", "complement_facts", "arm_counts"]
 
 
 def table(frame: pd.DataFrame, *, index: str | None = None) -> dict:
@@ -74,7 +76,42 @@ def policy_summary(X: pd.DataFrame, recommended, *, max_depth: int = 3,
     tree.fit(encoded, target)
     fidelity = float(np.mean(tree.predict(encoded) == target))
     rules = export_text(tree, feature_names=[str(c) for c in encoded.columns], decimals=1)
-    return {"rules": rules, "fidelity": fidelity, "max_depth": max_depth, "n": int(len(X))}
+    return {"rules": readable_rules(rules, categorical=_categorical_levels(X)),
+            "fidelity": fidelity, "max_depth": max_depth, "n": int(len(X))}
+
+
+def _categorical_levels(X: pd.DataFrame) -> set[str]:
+    return {f"{column}={level}" for column in X.columns
+            if not pd.api.types.is_numeric_dtype(X[column]) for level in X[column].unique()}
+
+
+_SPLIT = re.compile(r"^(?P<indent>[| ]*--- )(?P<name>.+?) +(?P<op><=|>) +(?P<value>\S+)$")
+
+
+def readable_rules(rules: str, *, categorical: set[str] = frozenset()) -> str:
+    """``export_text`` rules with one-hot splits in words: ``role is nurse`` (or ``is not``).
+
+    Examples
+    --------
+    >>> print(readable_rules("|--- role=nurse <= 0.5\\n|--- role=nurse >  0.5\\n"
+    ...                      "|   |--- ee >  19.5", categorical={"role=nurse"}))
+    |--- role is not nurse
+    |--- role is nurse
+    |   |--- ee > 19.5
+    """
+    lines = []
+    for line in rules.splitlines():
+        match = _SPLIT.match(line)
+        if match:
+            name, op = match["name"], match["op"]
+            if name in categorical:
+                column, level = name.split("=", 1)
+                text = f"{column} is not {level}" if op == "<=" else f"{column} is {level}"
+            else:
+                text = f"{name} {op} {match['value']}"
+            line = match["indent"] + text
+        lines.append(line)
+    return "\n".join(lines) + ("\n" if rules.endswith("\n") else "")
 
 
 def evidence_facts(catalog, arms=None) -> list[dict]:

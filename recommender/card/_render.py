@@ -9,7 +9,7 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from recommender.card._blocks import card_blocks, fmt
+from recommender.card._blocks import card_blocks, fmt, provenance_warning
 
 __all__ = ["render_markdown", "render_html", "write_card", "read_card", "copy_card", "CARD_FILES"]
 
@@ -32,6 +32,7 @@ figure{margin:1rem 0}figure img{max-width:100%;border:1px solid #d0d7de}
 figcaption{font-size:.85rem;color:#57606a}
 nav ol{columns:2;font-size:.95rem}
 .statement{background:#fff8e1;border-left:4px solid #e0a800;padding:.6rem .9rem}
+.warning{background:#fdecea;border-left:4px solid #b3261e;padding:.6rem .9rem}
 .meta{color:#57606a;font-size:.9rem}
 """
 
@@ -46,6 +47,9 @@ def _title(facts) -> str:
 def render_markdown(facts: dict) -> str:
     """The card as Markdown; images are referenced by their file under ``plots/``."""
     lines = [f"# {_title(facts)}", ""]
+    warning = provenance_warning(facts)
+    if warning:
+        lines += [f"> **{warning}**", ""]
     plots = facts.get("plots") or {}
     for sid, title, blocks in card_blocks(facts):
         lines += [f"## {title}", ""]
@@ -100,6 +104,9 @@ def render_html(facts: dict, plots: Mapping[str, bytes] | None = None) -> str:
              '<meta name="viewport" content="width=device-width, initial-scale=1">',
              f"<title>{esc(title)}</title>", f"<style>{_CSS}</style>", "</head>", "<body>",
              f'<header><h1 id="top">{esc(title)}</h1>']
+    warning = provenance_warning(facts)
+    if warning:
+        parts.append(f'<p class="warning" role="alert"><strong>{esc(warning)}</strong></p>')
     if created:
         parts.append(f'<p class="meta">Generated for the run created {esc(str(created))} UTC.</p>')
     sections = card_blocks(facts)

@@ -13,7 +13,8 @@ def configure(parser) -> None:
     export.add_argument("--out", default=None, metavar="FILE",
                         help="file to write (.csv, or .jsonl for JSON lines); default: stdout")
     export.add_argument("--since", default=None, metavar="DATE",
-                        help="only rows logged at or after this ISO 8601 date or time")
+                        help="only rows logged at or after this ISO 8601 date or time; UTC "
+                             "unless it carries an offset (2026-12-03T09:00:00+05:00)")
     export.add_argument("--config", default=None, metavar="FILE",
                         help="service settings naming the audit store (default: "
                              "configs/serve.yaml)")

@@ -11,13 +11,19 @@ def configure(parser) -> None:
                         help="why; recorded verbatim in the promotion log")
     parser.add_argument("--actor", default=None,
                         help="who decides (default: RECOMMENDER_ACTOR or the login name)")
+    parser.add_argument("--force", action="store_true",
+                        help="promote a version that failed the promotion gate; the promotion "
+                             "log records that it was forced")
 
 
 def run(args) -> int:
     from recommender.registry import promote, promotion_log_path
 
-    event = promote(args.version, reason=args.reason, actor=args.actor)
+    event = promote(args.version, reason=args.reason, actor=args.actor, force=args.force)
     before = event.previous_version or "none"
     print(f"champion: version {before} -> {event.version} by {event.actor} ({event.reason})")
+    if event.forced:
+        print(f"forced: version {event.version} had failed the promotion gate "
+              f"({event.policy.get('gate_reason', '')})")
     print(f"recorded in {promotion_log_path()} and on the model version's tags")
     return 0

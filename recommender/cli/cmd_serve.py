@@ -13,7 +13,9 @@ def configure(parser) -> None:
     parser.add_argument("--config", default=None, metavar="FILE",
                         help="service settings (default: configs/serve.yaml)")
     parser.add_argument("--print-example", action="store_true",
-                        help="once the service answers, print a curl request and its response")
+                        help="make one API key per role for this run and, once the service "
+                             "answers, print a curl request and its response, and the "
+                             "auditor's and the scientist's calls")
 
 
 def run(args) -> int:
@@ -25,12 +27,15 @@ def run(args) -> int:
 
     from recommender.errors import InputError
     from recommender.service import load_serve_config
+    from recommender.service._auth import API_KEYS_ENV, ROLES, parse_env_keys
 
     config = load_serve_config(args.config)
     host = args.host or config.host
     port = config.port if args.port is None else args.port
     if not 0 < port < 65536:
         raise InputError(f"--port {port} is not accepted; give a port from 1 to 65535")
+    # Checked here, once, in one line: inside the workers a bad entry is a crash loop.
+    parse_env_keys(os.environ.get(API_KEYS_ENV))
     _check_champion()
 
     env = dict(os.environ)
@@ -45,14 +50,14 @@ def run(args) -> int:
     env["RECOMMENDER_SERVE_WORKERS"] = str(config.workers)
     env["RECOMMENDER_SERVE_THREADS"] = str(config.threads)
     env["RECOMMENDER_SERVE_TIMEOUT"] = str(config.timeout)
-    demo_key = None
-    if args.print_example and "program=" not in env.get("RECOMMENDER_API_KEYS", ""):
+    demo_keys = {}
+    if args.print_example:
         import secrets
 
-        demo_key = secrets.token_urlsafe(24)
-        extra = f"program={demo_key}"
-        env["RECOMMENDER_API_KEYS"] = ",".join(filter(None, [env.get("RECOMMENDER_API_KEYS"),
-                                                             extra]))
+        # One key per role, valid for this run only, so every role's calls can be tried.
+        demo_keys = {role: secrets.token_urlsafe(24) for role in ROLES}
+        extra = ",".join(f"{role}={key}" for role, key in demo_keys.items())
+        env[API_KEYS_ENV] = ",".join(filter(None, [env.get(API_KEYS_ENV), extra]))
     command = [sys.executable, "-m", "bentoml", "serve", _TARGET, "--host", host,
                "--port", str(port)]
     print(f"serving on http://{host}:{port} (OpenAPI: /docs.json; stop with Ctrl-C)",
@@ -66,7 +71,7 @@ def run(args) -> int:
     signal.signal(signal.SIGTERM, forward)
     try:
         if args.print_example:
-            _print_example(process, host, port, env, demo_key)
+            _print_example(process, host, port, demo_keys)
         return process.wait()
     except KeyboardInterrupt:
         forward(signal.SIGINT, None)
@@ -95,8 +100,9 @@ def _check_champion() -> None:
               "MLFLOW_TRACKING_URI to the store that has one)", file=sys.stderr)
 
 
-def _print_example(process, host, port, env, demo_key) -> None:
+def _print_example(process, host, port, keys: dict) -> None:
     import json
+    import sys
     import time
 
     import httpx
@@ -114,17 +120,23 @@ def _print_example(process, host, port, env, demo_key) -> None:
         time.sleep(1)
     else:
         return
-    key = demo_key or next(entry.split("=", 1)[1] for entry in
-                           env["RECOMMENDER_API_KEYS"].split(",") if entry.startswith("program="))
     body = example_profile()
     response = httpx.post(f"{url}/recommend", json=body, timeout=60,
-                          headers={"Authorization": f"Bearer {key}"})
-    shown_key = key if demo_key else "$KEY"
-    print("\nExample request:\n")
-    print(f"curl -s -X POST {url}/recommend -H 'Authorization: Bearer {shown_key}' \\\n"
+                          headers={"Authorization": f"Bearer {keys['program']}"})
+    print("\nKeys made for this run only (set RECOMMENDER_API_KEYS for lasting keys):\n")
+    for role, key in keys.items():
+        print(f"  {role:<10} {key}")
+    print("\nA wellness program asks for a recommendation:\n")
+    print(f"curl -s -X POST {url}/recommend -H 'Authorization: Bearer {keys['program']}' \\\n"
           f"     -H 'Content-Type: application/json' -d '{json.dumps(body)}'\n")
     print(f"Response ({response.status_code}):\n")
     print(json.dumps(response.json(), indent=2))
-    if demo_key:
-        print(f"\n(the program key above was made for this run only; set RECOMMENDER_API_KEYS "
-              "for lasting keys)")
+    print("\nAn auditor reads the model card and exports the audit log (hashed person ids):\n")
+    print(f"curl -s {url}/model_card -H 'Authorization: Bearer {keys['auditor']}' "
+          "--create-dirs -o models/work/card.html")
+    print(f"curl -s '{url}/audit/export?since=2026-01-01' "
+          f"-H 'Authorization: Bearer {keys['auditor']}'")
+    print("\nA data scientist reads the card as JSON and serves a newly promoted champion:\n")
+    print(f"curl -s {url}/model_card.json -H 'Authorization: Bearer {keys['scientist']}'")
+    print(f"curl -s -X POST {url}/reload -H 'Authorization: Bearer {keys['scientist']}'")
+    sys.stdout.flush()

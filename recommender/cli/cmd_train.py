@@ -98,5 +98,20 @@ def run(args) -> int:
         print(f"model card: {result.card_folder / 'card.html'}")
         uri = tracking_uri()
         if uri.startswith("sqlite:"):
-            print(f"compare runs: mlflow ui --backend-store-uri {uri} --port 5000")
+            print(f"compare runs: {_mlflow_command()} ui --backend-store-uri {uri} --port 5000")
     return 0
+
+
+def _mlflow_command() -> str:
+    # The mlflow next to this interpreter (.venv/bin/mlflow), as the README writes it: a bare
+    # `mlflow` may be another installation, or none.
+    import os
+    import sys
+    from pathlib import Path
+
+    mlflow = Path(sys.executable).parent / "mlflow"
+    try:
+        relative = os.path.relpath(mlflow)
+    except ValueError:  # another drive (Windows)
+        return str(mlflow)
+    return str(mlflow) if relative.startswith("..") else relative

@@ -85,7 +85,9 @@ def calibration_figure(report):
         high = float(np.nanmax([part["predicted"].max(), part["upper"].max()]))
         ax.plot([low, high], [low, high], ls="--", color="gray")
         slope = report.calibration_slopes.loc[arm, "estimate"]
-        ax.set_title(f"{arm}: slope {slope:.2f}", fontsize=9)
+        # No slope when the predicted effects hardly vary (e.g. one effect for everyone).
+        ax.set_title(f"{arm}: slope {slope:.2f}" if np.isfinite(slope)
+                     else f"{arm}: slope not estimable", fontsize=9)
         ax.set_xlabel("mean predicted effect")
         ax.set_ylabel("mean doubly robust effect")
     for ax in axes[len(arms):]:

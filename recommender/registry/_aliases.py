@@ -47,7 +47,7 @@ def _version(mlflow_client, name, version):
 
 def move_alias(alias: str, version: str, *, kind: str, reason: str, actor: str | None = None,
                policy: dict | None = None, name: str = MODEL_NAME, mlflow_client=None,
-               record: bool = True) -> PromotionEvent:
+               record: bool = True, forced: bool = False) -> PromotionEvent:
     """Point ``alias`` at ``version`` and (unless ``record=False``) log the change.
 
     Parameters
@@ -80,7 +80,7 @@ def move_alias(alias: str, version: str, *, kind: str, reason: str, actor: str |
         model=name, alias=alias, version=str(version), previous_version=before.get(alias),
         kind=kind, actor=actor or current_actor(), reason=reason.strip(),
         previous_aliases=sorted(a for a, v in before.items() if v == str(version)),
-        run_id=target.run_id, policy=dict(policy or {}),
+        run_id=target.run_id, policy=dict(policy or {}), forced=forced,
     )
     if record:
         record_events([event], mlflow_client=mlflow_client)
@@ -130,12 +130,30 @@ def rollback_target(history, current: str | None) -> str:
     return stack[-2]
 
 
-def promote(version: str, *, reason: str, actor: str | None = None,
+def promote(version: str, *, reason: str, actor: str | None = None, force: bool = False,
             name: str = MODEL_NAME) -> PromotionEvent:
-    """Make ``version`` the champion by a person's decision, with the reason logged."""
+    """Make ``version`` the champion by a person's decision, with the reason logged.
+
+    A version that failed the promotion gate (its policy value was worse than the champion's
+    at training time) is promoted only with ``force=True``, and the event records that it was
+    forced and the gate's verdict.
+
+    Raises
+    ------
+    InputError
+        When the version failed the gate and ``force`` is not set, quoting the gate's reason.
+    """
     mlflow_client = client()
+    tags = _version(mlflow_client, name, version).tags or {}
+    failed = tags.get("gate.passed") == "false"
+    if failed and not force:
+        verdict = tags.get("gate.reason", "no reason recorded")
+        raise InputError(f"version {version} failed the promotion gate ({verdict}); "
+                         "promote it anyway only as a considered decision, with --force (the "
+                         "promotion log records that it was forced)")
+    policy = {"gate_passed": False, "gate_reason": tags.get("gate.reason", "")} if failed else None
     return move_alias(CHAMPION, str(version), kind="promote", reason=reason, actor=actor,
-                      name=name, mlflow_client=mlflow_client)
+                      name=name, mlflow_client=mlflow_client, policy=policy, forced=failed)
 
 
 def rollback(*, reason: str, actor: str | None = None, name: str = MODEL_NAME) -> PromotionEvent:

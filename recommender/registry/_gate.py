@@ -130,6 +130,11 @@ def _finite_scores(values, what: str) -> np.ndarray:
     return values
 
 
+# What "held-out rows" are, said once where the count is given.
+_HELD_OUT = (" (people of this run's data kept out of its training, and out of the champion's "
+             "when it can tell; both models valued on the same rows)")
+
+
 def gate_decision(challenger_values, champion_values=None, *, alpha: float = 0.1,
                   champion_version: str | None = None) -> GateDecision:
     """Decide whether a challenger may replace the champion.
@@ -173,11 +178,11 @@ def gate_decision(challenger_values, champion_values=None, *, alpha: float = 0.1
         reason = (f"worse than {who}: policy value {challenger.estimate:.3f} vs "
                   f"{champion.estimate:.3f} points, difference {difference.estimate:.3f} "
                   f"({level} CI {difference.lower:.3f} to {difference.upper:.3f}) lies below 0, "
-                  f"on {difference.n} held-out rows")
+                  f"on {difference.n} held-out rows{_HELD_OUT}")
         return GateDecision(False, reason, alpha, challenger, champion, difference,
                             champion_version)
     reason = (f"not worse than {who}: policy value {challenger.estimate:.3f} vs "
               f"{champion.estimate:.3f} points, difference {difference.estimate:.3f} "
               f"({level} CI {difference.lower:.3f} to {difference.upper:.3f}) reaches 0 or above, "
-              f"on {difference.n} held-out rows")
+              f"on {difference.n} held-out rows{_HELD_OUT}")
     return GateDecision(True, reason, alpha, challenger, champion, difference, champion_version)

@@ -49,6 +49,9 @@ class PromotionEvent:
         The training run of ``version``.
     policy : dict
         Policy values behind the decision (challenger, champion, difference, with intervals).
+    forced : bool
+        A person promoted a version that had failed the promotion gate (``promote --force``);
+        ``policy`` then holds the gate's verdict.
     """
 
     time: str
@@ -62,6 +65,7 @@ class PromotionEvent:
     previous_aliases: list = field(default_factory=list)
     run_id: str | None = None
     policy: dict = field(default_factory=dict)
+    forced: bool = False
 
     @classmethod
     def now(cls, **fields) -> PromotionEvent:

@@ -209,8 +209,10 @@ class AuditLog:
         """All records (optionally from ``since`` on), oldest first, effects parsed."""
         query = sa.select(recommendations).order_by(recommendations.c.id)
         if since is not None:
-            if since.tzinfo is None:
-                since = since.replace(tzinfo=timezone.utc)
+            # Rows hold UTC; SQLite compares the stored text and would ignore an offset.
+            since = _as_utc(since)
+            if self._engine.dialect.name == "sqlite":
+                since = since.replace(tzinfo=None)
             query = query.where(recommendations.c.logged_at >= since)
         with self._engine.connect() as connection:
             rows = [dict(row._mapping) for row in connection.execute(query)]
@@ -237,16 +239,34 @@ def audit_csv(rows: Iterable[Mapping]) -> str:
 
 
 def parse_since(text: str) -> datetime:
-    """An ISO 8601 date or time (UTC when no zone is given) for ``export(since=...)``."""
+    """An ISO 8601 date or time for ``export(since=...)``, as UTC.
+
+    An offset is honoured (``2026-12-03T09:00:00+05:00`` is 04:00 UTC); a date or time without
+    one is read as UTC.
+
+    Examples
+    --------
+    >>> parse_since("2026-12-03T09:00:00+05:00").isoformat()
+    '2026-12-03T04:00:00+00:00'
+    >>> parse_since("2026-12-03").isoformat()
+    '2026-12-03T00:00:00+00:00'
+    """
     try:
         stamp = datetime.fromisoformat(text.strip())
     except ValueError:
         raise InputError(
             f"since: {text[:120]!r} is not accepted; give an ISO 8601 date or time",
             problems=[{"field": "since", "value": text[:120], "message": "not a date",
-                       "accepted": "an ISO 8601 date or time, e.g. 2026-11-25 or "
-                                   "2026-11-25T13:00:00+00:00"}]) from None
-    return stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
+                       "accepted": "an ISO 8601 date or time, UTC unless it carries an offset, "
+                                   "e.g. 2026-11-25, 2026-11-25T13:00:00Z or "
+                                   "2026-11-25T18:00:00+05:00"}]) from None
+    return _as_utc(stamp)
+
+
+def _as_utc(stamp: datetime) -> datetime:
+    if stamp.tzinfo is None:
+        return stamp.replace(tzinfo=timezone.utc)
+    return stamp.astimezone(timezone.utc)
 
 
 def _make_engine(url: str) -> sa.Engine:

@@ -4,20 +4,30 @@ Every protected route is checked here before BentoML sees the request, so a call
 key gets 401, a caller with the wrong role 403, and a malformed body 400/422 with problems that
 name the field, the value and what is accepted (BentoML's own validation errors omit the value).
 A body that passes is handed on unchanged, as ``application/json``.
+
+Before any of that, :class:`KnownRoutes` (the outermost layer, in front of BentoML's own)
+answers every path the service does not serve with 404: BentoML's metrics make a Prometheus
+label of each path they see, so unknown paths must never reach them. It also serves the
+service's own landing page at ``/`` instead of BentoML's, which loads a third-party script.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+import re
+from collections.abc import Callable, Collection
 
 from pydantic import ValidationError
 
 from recommender.service._auth import authorize
 
-__all__ = ["Gate", "MAX_BODY_BYTES"]
+__all__ = ["Gate", "KnownRoutes", "MAX_BODY_BYTES", "MAX_JSON_DEPTH"]
 
 # A 10,000-row batch is about 3 MB of JSON; anything far beyond is not a request we serve.
 MAX_BODY_BYTES = 32 * 1024 * 1024
+# The deepest body the API defines is 4 levels (a batch, its list, a profile, its `offered`
+# list); parsers recurse per level, so far deeper bodies are refused before any parser runs.
+MAX_JSON_DEPTH = 32
 
 
 def _json_response(status: int, payload: dict, headers: dict | None = None):
@@ -78,6 +88,10 @@ class Gate:
             return await response(scope, receive, send)
         model, known, accepted = body_model
         body = body if body.strip() else b"{}"  # no body is an empty object, not a JSON error
+        refusal = _unparsable(body)
+        if refusal is not None:
+            response = _json_response(*refusal)
+            return await response(scope, receive, send)
         try:
             model.model_validate_json(body)
         except ValidationError as error:
@@ -100,6 +114,131 @@ class Gate:
         scope["headers"] += [(b"content-type", b"application/json"),
                              (b"content-length", str(len(body)).encode())]
         return await self.app(scope, _replay(body, receive), send)
+
+
+class KnownRoutes:
+    """Outermost ASGI layer: only the service's own paths go further; ``GET /`` is ours.
+
+    BentoML's metrics layer labels every request with its path, so each unknown path would
+    add series to ``/metrics`` and memory to the worker for good (and show whatever the path
+    held to anyone who reads ``/metrics``). Unknown paths are answered 404 here, before that
+    layer; BentoML's own pages (its index, which loads a third-party tag-manager script, and
+    its static UI files) are not among the known paths.
+
+    Parameters
+    ----------
+    app : ASGI app
+        BentoML's application.
+    routes : collection of str
+        The exact paths served (API routes, pages, health, metrics, OpenAPI).
+    landing : callable
+        Returns the landing page's HTML as bytes, for ``GET /`` and ``HEAD /``.
+    """
+
+    def __init__(self, app, *, routes: Collection[str], landing: Callable[[], bytes]):
+        self.app = app
+        self.routes = frozenset(routes)
+        self.landing = landing
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] not in ("http", "websocket") or scope.get("path") in self.routes:
+            return await self.app(scope, receive, send)
+        from starlette.responses import Response
+
+        if scope["type"] == "websocket":
+            return await send({"type": "websocket.close", "code": 1008})
+        if scope.get("path") == "/" and scope.get("method") in ("GET", "HEAD"):
+            response = Response(self.landing(), media_type="text/html; charset=utf-8",
+                                 headers=_LANDING_HEADERS)
+        else:
+            # The path is not echoed: it may hold what its sender should not have put there.
+            response = _json_response(404, {"error": "no such route; the routes are listed "
+                                                     "in /docs.json", "problems": []})
+        return await response(scope, receive, send)
+
+
+# The landing page needs no script and loads nothing from elsewhere; the browser is told so.
+_LANDING_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                                              "base-uri 'none'; form-action 'none'",
+                    "X-Content-Type-Options": "nosniff"}
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _refuse_duplicates(pairs: list) -> dict:
+    # Most JSON parsers keep the last of two equal keys, so '"crisis_risk": true, ...,
+    # "crisis_risk": false' would silently switch a crisis flag off; no reading is safe.
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return obj
+
+
+# JSON strings (whose brackets do not nest anything) and everything but brackets, removed
+# before counting depth; possessive quantifiers keep the scan linear on any input.
+_JSON_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def json_depth(body: bytes) -> int:
+    """The deepest nesting of arrays and objects in a JSON text, without parsing it.
+
+    Linear in the body's size and done in C, so a hostile body costs milliseconds whatever its
+    depth (a parser would recurse once per level).
+
+    Examples
+    --------
+    >>> json_depth(b'{"a": [1, {"b": "[[["}]}'), json_depth(b"[" * 5000 + b"]" * 5000)
+    (3, 5000)
+    """
+    import numpy as np
+
+    brackets = _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    if not brackets:
+        return 0
+    codes = np.frombuffer(brackets, dtype=np.uint8)
+    steps = np.where((codes == ord("[")) | (codes == ord("{")), 1, -1).astype(np.int32)
+    return int(np.cumsum(steps).max())
+
+
+def _unparsable(body: bytes) -> tuple[int, dict] | None:
+    """(status, payload) for a body no parser should be trusted with, or None when it parses.
+
+    Every exception of the parser (a RecursionError included) is the caller's malformed body,
+    answered 400; a repeated key is answered 422 naming it.
+    """
+    depth = json_depth(body)
+    if depth > MAX_JSON_DEPTH:
+        return 400, {"error": f"body: JSON nested {depth:,} levels deep; at most "
+                              f"{MAX_JSON_DEPTH} are accepted",
+                     "problems": [{"field": "body", "value": None, "message": "nested too deep",
+                                   "accepted": f"JSON nested at most {MAX_JSON_DEPTH} levels "
+                                               "(see /docs.json)"}]}
+    try:
+        json.loads(body, object_pairs_hook=_refuse_duplicates)
+    except _DuplicateKey as duplicate:
+        key = duplicate.key[:120]
+        return 422, {"error": f"{key}: the key appears more than once in one object; "
+                              "accepted: each key once",
+                     "problems": [{"field": key, "value": None, "message": "duplicate key",
+                                   "accepted": "each key at most once per object"}]}
+    except Exception as error:  # noqa: BLE001 - whatever the parser raises, the body is at fault
+        detail = f"{type(error).__name__}: {str(error)[:200]}"
+        return 400, {"error": f"body: Invalid JSON ({detail}); accepted: a JSON object with "
+                              "the documented fields (see /docs.json)",
+                     "problems": [{"field": "body", "value": None,
+                                   "message": f"Invalid JSON ({detail})",
+                                   "accepted": "a JSON object with the documented fields "
+                                               "(see /docs.json)"}]}
+    return None
 
 
 async def _read_body(receive) -> tuple[bytes, bool]:

@@ -11,18 +11,21 @@ import functools
 import json
 import math
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
+    StrictBool,
     TypeAdapter,
     ValidationError,
     create_model,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from recommender.cohort import CATEGORIES, PROFILE_COLUMNS, RANGES
 from recommender.cohort._contract import INTEGER_COLUMNS, PERSON_ID_MAX_LENGTH
@@ -110,10 +113,25 @@ def _profile_field(name: str):
                                                  examples=[CATEGORIES[name][0]]))
     lo, hi = RANGES[name]
     if name in INTEGER_COLUMNS:
-        return (int, Field(ge=int(lo), le=int(hi), description=description,
-                           examples=[int((lo + hi) // 2)]))
-    return (float, Field(ge=lo, le=hi, allow_inf_nan=False, description=description,
-                         examples=[float((lo + hi) // 2)]))
+        return (Annotated[int, _NUMBER_ONLY], Field(ge=int(lo), le=int(hi),
+                                                    description=description,
+                                                    examples=[int((lo + hi) // 2)]))
+    return (Annotated[float, _NUMBER_ONLY], Field(ge=lo, le=hi, allow_inf_nan=False,
+                                                  description=description,
+                                                  examples=[float((lo + hi) // 2)]))
+
+
+def _number_only(value):
+    # Lax parsing would read "41" as 41 and true as 1; a number field takes JSON numbers only
+    # (41 for a float, and 41.0 for an integer, still are: JSON does not tell them apart).
+    if isinstance(value, (str, bytes, bool)):
+        kind = "true or false" if isinstance(value, bool) else "text"
+        raise PydanticCustomError("number_type", "Input should be a JSON number, not {kind}",
+                                  {"kind": kind})
+    return value
+
+
+_NUMBER_ONLY = BeforeValidator(_number_only)
 
 
 _STRICT = ConfigDict(extra="forbid")
@@ -124,7 +142,8 @@ ProfileRequest = create_model(
     __doc__="One person's profile (the data contract's profile columns) and what the program "
             "can offer.",
     **{name: _profile_field(name) for name in PROFILE_COLUMNS},
-    crisis_risk=(bool, Field(False, description="Set when the program knows of a risk of "
+    # Strict: only true or false; "yes", 1 or "false" would be guesses about a crisis flag.
+    crisis_risk=(StrictBool, Field(False, description="Set when the program knows of a risk of "
                              "self-harm: the answer then holds crisis resources only, no "
                              "intervention ranking. A flagged request needs no other field (a "
                              "person_id is enough); fields sent but not accepted are listed in "
@@ -506,7 +525,8 @@ def problems_from(error: ValidationError, *, prefix: str = "", known: tuple[str,
         names = [part for part in loc if isinstance(part, str)]
         kind = item.get("type", "")
         if kind == "extra_forbidden":
-            text = "no such field; known fields: " + ", ".join(known)
+            text = ("no such field; known fields: " + ", ".join(known) if known
+                    else "no fields: this request takes an empty body or {}")
         elif kind.startswith("json") or not names:
             text = "a JSON object with the documented fields (see /docs.json)"
         else:

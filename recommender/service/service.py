@@ -35,7 +35,8 @@ from recommender.service._config import SERVICE_NAME, load_serve_config
 from recommender.service._context import answer_context
 from recommender.service._crisis import crisis_answer, crisis_flagged, record_answers
 from recommender.service._engine import AuditUnavailable, RecommendationEngine, load_champion_model
-from recommender.service._gate import Gate
+from recommender.service._gate import Gate, KnownRoutes
+from recommender.service._landing import landing_page
 from recommender.service._outcomes import OutcomeRefused, record_outcomes
 from recommender.service._profiles import profile_schema
 from recommender.service._schemas import (
@@ -390,3 +391,25 @@ def _error(ctx: bentoml.Context, status: int, message: str, problems=None,
 
 
 Recommender.add_asgi_middleware(Gate, current=bentoml.get_current_service)
+
+# Served beyond the routes the OpenAPI document lists: the document itself and BentoML's
+# schema for its clients (BentoML's UI pages are not).
+_DOCUMENT_ROUTES = ("/docs.json", "/schema.json")
+
+
+class _FrontedService(type(Recommender)):
+    """BentoML's service with :class:`KnownRoutes` in front of its whole ASGI app.
+
+    Middleware added with ``add_asgi_middleware`` runs inside BentoML's metrics layer, which
+    would already have labelled an unknown path; only a layer around the app is early enough.
+    """
+
+    __slots__ = ()
+
+    def to_asgi(self, is_main: bool = True):
+        routes = {*self.openapi_spec.asdict()["paths"], *_DOCUMENT_ROUTES}
+        return KnownRoutes(super().to_asgi(is_main=is_main), routes=routes,
+                           landing=landing_page)
+
+
+Recommender.__class__ = _FrontedService  # same layout (no new slots): only to_asgi differs

@@ -1,0 +1,63 @@
+"""The service's own page at ``/``: what it is, who may call what, and where the details are.
+
+Plain HTML with inline style and nothing loaded from anywhere (BentoML's default page loads a
+third-party tag-manager script into the browsers of the staff who open it).
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+
+from recommender.service._auth import PERMISSIONS
+
+__all__ = ["landing_page"]
+
+_WHAT = {
+    "/recommend": "POST one profile: the offered interventions ranked, with intervals, reasons "
+                  "and safety triage",
+    "/recommend_batch": "POST up to 10,000 profiles at once",
+    "/allocate": "POST a cohort with a budget and capacities: who gets which intervention",
+    "/reload": "POST: serve the registry's current champion without a restart",
+    "/model_card": "GET the served model's card (HTML)",
+    "/model_card.json": "GET the served model's card (JSON)",
+    "/audit/export": "GET the audit log as CSV (hashed person ids); ?since=ISO date or time, "
+                     "UTC unless it carries an offset",
+}
+_OPEN = (("/docs.json", "the OpenAPI document: every route, field and accepted value"),
+         ("/livez, /readyz", "health"),
+         ("/metrics", "Prometheus metrics"))
+
+
+@functools.cache
+def landing_page() -> bytes:
+    """The page's HTML (built once)."""
+    rows = "".join(
+        f"<tr><td><code>{html.escape(path)}</code></td>"
+        f"<td>{html.escape(', '.join(sorted(roles)))}</td>"
+        f"<td>{html.escape(_WHAT.get(path, ''))}</td></tr>"
+        for path, roles in PERMISSIONS.items())
+    rows += "".join(f"<tr><td><code>{html.escape(path)}</code></td><td>anyone</td>"
+                    f"<td>{html.escape(what)}</td></tr>" for path, what in _OPEN)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>burnout-recommender</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{{font-family:system-ui,sans-serif;max-width:56rem;margin:2rem auto;padding:0 1rem;
+line-height:1.45}}table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ccc;
+padding:.3rem .5rem;text-align:left;vertical-align:top}}.note{{background:#fff4d6;
+padding:.6rem .8rem;border-left:4px solid #c90}}</style></head>
+<body>
+<h1>burnout-recommender</h1>
+<p>Tells a clinician wellness program which intervention (professional coaching, mindfulness, a
+peer-support group, resilience training, a Balint group, or none) is expected to help a given
+physician, resident, nurse or advanced practice provider most, how sure it is, and why.</p>
+<p class="note">A recommendation supports a choice; it never diagnoses. A request flagged for
+crisis risk gets crisis resources and no ranking.</p>
+<h2>Routes</h2>
+<p>Send an API key as <code>Authorization: Bearer KEY</code> or <code>x-api-key: KEY</code>;
+each key has one role. The fields each route accepts are in
+<a href="/docs.json">/docs.json</a>; auditors and scientists read the served model's card at
+<a href="/model_card">/model_card</a>.</p>
+<table><tr><th>route</th><th>who</th><th>what</th></tr>{rows}</table>
+</body></html>
+""".encode()

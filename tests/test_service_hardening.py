@@ -1,0 +1,179 @@
+"""What an attacker, a careless config and a new user found (issue 10), checked in process.
+
+The same probes against a real server, with time and memory bounds, are in
+tests/test_service_hostile.py.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from recommender.cli import main
+from recommender.service import AuditLog, parse_since
+from service_fixtures import (  # noqa: F401  (fixtures)
+    PROFILE,
+    asgi_client,
+    auth,
+    linear_model,
+    service_home,
+)
+
+# -- the landing page and BentoML's own pages ---------------------------------------------------
+
+
+def test_the_landing_page_is_ours_and_loads_nothing_from_elsewhere(asgi_client):
+    response = asgi_client.get("/")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+    page = response.text
+    assert "<script" not in page.lower() and "googletagmanager" not in page
+    assert 'href="/docs.json"' in page and 'href="/model_card"' in page
+    assert "never diagnoses" in page
+    # Every address on the page is one of the service's own.
+    assert all(link.startswith("/") for link in _links(page))
+    assert "default-src 'none'" in response.headers["content-security-policy"]
+
+
+def _links(page: str) -> list[str]:
+    import re
+
+    return re.findall(r'(?:href|src)="([^"]*)"', page)
+
+
+@pytest.mark.parametrize("path", [
+    "/static_content/swagger-ui.css", "/static_content/swagger-initializer.js",
+    "/static_content/index.css", "/assets/index.js", "/docs", "/ui", "/index.html",
+])
+def test_bentoml_ui_pages_are_not_served(asgi_client, path):
+    assert asgi_client.get(path).status_code == 404
+
+
+def test_an_unknown_path_is_404_without_echoing_it(asgi_client):
+    response = asgi_client.get("/recommend/p-000777-secret")
+    assert response.status_code == 404
+    assert "p-000777" not in response.text and "/docs.json" in response.json()["error"]
+    assert asgi_client.post("/x/y", json={}).status_code == 404
+    assert asgi_client.get("/livez").status_code == 200  # the known ones still answer
+
+
+# -- the body: depth, duplicate keys, strict types ----------------------------------------------
+
+
+def test_json_depth_ignores_brackets_in_strings():
+    from recommender.service._gate import json_depth
+
+    assert json_depth(b'{"person_id": "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}') == 1
+    assert json_depth(b'"\\"[[[["') == 0 and json_depth(b"") == 0
+    assert json_depth(b'{"profiles": [{"offered": ["a"]}]}') == 4
+
+
+@pytest.mark.parametrize("depth", [33, 1_100, 100_000])  # 33: one past MAX_JSON_DEPTH
+def test_deeply_nested_json_is_400_naming_the_body(asgi_client, depth):
+    for route in ("/recommend", "/recommend_batch", "/allocate", "/reload"):
+        response = asgi_client.post(route, content=b"[" * depth + b"]" * depth,
+                                    headers=auth("scientist"))
+        assert response.status_code == 400, (route, response.text[:200])
+        assert response.json()["problems"][0]["field"] == "body"
+
+
+def test_a_profile_with_brackets_in_its_id_is_not_nested(asgi_client):
+    response = asgi_client.post("/recommend", json={**PROFILE, "person_id": "[" * 40},
+                                headers=auth("program"))
+    assert response.status_code == 200, response.text
+
+
+def test_a_duplicated_crisis_flag_is_refused_not_read_as_the_last_value(asgi_client):
+    text = json.dumps({**PROFILE, "crisis_risk": True})[:-1] + ', "crisis_risk": false}'
+    response = asgi_client.post("/recommend", content=text.encode(), headers=auth("program"))
+    assert response.status_code == 422
+    assert response.json()["problems"][0]["field"] == "crisis_risk"
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("crisis_risk", "yes"), ("crisis_risk", 1), ("crisis_risk", "false"), ("age", "41"),
+    ("weekly_hours", "58"), ("ee", True), ("years_in_practice", "11.0"),
+])
+def test_loose_booleans_and_numbers_are_refused_naming_the_field(asgi_client, field, value):
+    response = asgi_client.post("/recommend", json={**PROFILE, field: value},
+                                headers=auth("program"))
+    assert response.status_code == 422, response.text
+    problem = response.json()["problems"][0]
+    assert problem["field"] == field and problem["value"] == value
+
+
+def test_loose_values_in_a_batch_entry_are_refused_for_that_entry(asgi_client):
+    response = asgi_client.post("/recommend_batch", headers=auth("program"), json={
+        "profiles": [PROFILE, {**PROFILE, "crisis_risk": "yes"}]})
+    body = response.json()
+    assert response.status_code == 200 and body["answered"] == 1
+    assert body["errors"][0]["index"] == 1
+    assert body["errors"][0]["problems"][0]["field"] == "profiles[1].crisis_risk"
+
+
+def test_json_numbers_are_numbers_whatever_their_spelling(asgi_client):
+    response = asgi_client.post("/recommend", json={**PROFILE, "weekly_hours": 41, "age": 41.0},
+                                headers=auth("program"))
+    assert response.status_code == 200, response.text
+
+
+def test_reload_names_what_it_accepts_when_sent_a_field(asgi_client):
+    response = asgi_client.post("/reload", json={"force": True}, headers=auth("scientist"))
+    assert response.status_code == 422
+    accepted = response.json()["problems"][0]["accepted"]
+    assert not accepted.rstrip().endswith(":") and "empty body" in accepted
+
+
+# -- the audit export's `since` -----------------------------------------------------------------
+
+_STAMPS = [datetime(2026, 12, 3, 3, 59, tzinfo=timezone.utc),
+           datetime(2026, 12, 3, 4, 1, tzinfo=timezone.utc)]
+_SINCE = "2026-12-03T09:00:00+05:00"  # 04:00 UTC: only the second row is at or after it
+
+
+def _audit_rows(home):
+    log = AuditLog(f"sqlite:///{home / 'audit.db'}", salt="s")
+    log.append([{"request_id": f"r{i}", "model_version": "1", "caller_role": "program",
+                 "person_id": f"p-{i}", "safety_level": "routine", "recommended": "coaching",
+                 "ranking_meaningful": True, "effects": {}, "logged_at": stamp}
+                for i, stamp in enumerate(_STAMPS)])
+    return log
+
+
+def test_since_honours_its_offset_and_reads_none_as_utc(service_home):
+    log = _audit_rows(service_home)
+    assert parse_since(_SINCE) == datetime(2026, 12, 3, 4, 0, tzinfo=timezone.utc)
+    assert [r["request_id"] for r in log.export(since=parse_since(_SINCE))] == ["r1"]
+    assert [r["request_id"] for r in log.export(since=parse_since("2026-12-03T04:00"))] == ["r1"]
+    assert [r["request_id"] for r in log.export(since=parse_since("2026-12-03T03:00Z"))] == [
+        "r0", "r1"]
+
+
+def test_since_with_an_offset_over_http(service_home, asgi_client):
+    _audit_rows(service_home)
+    response = asgi_client.get("/audit/export", params={"since": _SINCE},
+                               headers=auth("auditor"))
+    assert response.status_code == 200
+    assert [row["request_id"] for row in csv.DictReader(response.text.splitlines())] == ["r1"]
+
+
+def test_since_with_an_offset_on_the_command_line(service_home, tmp_path):
+    _audit_rows(service_home)
+    out = tmp_path / "audit.csv"
+    assert main(["audit", "export", "--since", _SINCE, "--out", str(out)]) == 0
+    assert [row["request_id"] for row in csv.DictReader(out.open())] == ["r1"]
+
+
+# -- `recommender serve` checks its keys before any worker starts -------------------------------
+
+
+def test_serve_refuses_a_mistyped_role_in_one_line_before_starting(service_home, monkeypatch,
+                                                                   capsys):
+    monkeypatch.setenv("RECOMMENDER_API_KEYS", "program=secret-one,admin=secret-two")
+    assert main(["serve", "--port", "3999"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "RECOMMENDER_API_KEYS entry 2: role 'admin' is not accepted" in err
+    assert "program, scientist, auditor" in err and "secret" not in err  # keys never shown
