@@ -145,16 +145,15 @@ def _group_tables(f: dict) -> list:
                             + ["suppressed"] * len(arms))
                 continue
             rows.append([group, overall.get("people"),
-                         f"{_share(overall.get('share_allocated'))} of "
+                         f"{_share(overall.get('share_allocated'))} / "
                          f"{_share(overall.get('share_eligible'))}",
                          overall.get("benefit_per_person")]
-                        + [f"{_share((cells.get(a) or {}).get('share_allocated'))} of "
+                        + [f"{_share((cells.get(a) or {}).get('share_allocated'))} / "
                            f"{_share((cells.get(a) or {}).get('share_eligible'))}"
                            for a in arms])
-        columns = ["group", "people", "any intervention: recommended of eligible",
-                   "expected EE points avoided per person", *arms]
+        columns = ["group", "people", "any arm", "EE points avoided per person", *arms]
         blocks.append(("table", {"columns": columns, "rows": rows},
-                       f"By {attribute}: share recommended of share eligible, per arm"))
+                       f"By {attribute}: share recommended / share eligible, per arm"))
     return blocks
 
 
@@ -196,6 +195,10 @@ def fairness_blocks(facts: dict) -> list:
                     f"table. Groups under {f['min_cell']} people are suppressed, and with them "
                     "the next smallest group of the attribute so the total cannot reveal them.")]
     blocks += _group_tables(f)
+    blocks.append(("p", "A gap between groups of one attribute can come from another: where "
+                        "one gender holds more of the roles an arm is not offered to, it is "
+                        "recommended that arm less. Read the share recommended against the "
+                        "share eligible, and the role table beside the gender one."))
     blocks.append(("h3", "Features the model uses"))
     blocks.append(("p", ", ".join(f.get("features") or []) or "not available"))
     excluded = f.get("excluded") or []
