@@ -12,7 +12,7 @@ def card_facts(model, evaluation: Evaluation, split: Split, cohort: Cohort, conf
                gate, run_id: str | None, git_commit: str, versions: dict,
                previous_champion: str | None = None, created: str | None = None) -> dict:
     """Every fact the model card shows (version and aliases are added at registration)."""
-    from recommender.card import training_card_facts
+    from recommender.card import fairness_facts, training_card_facts
 
     return training_card_facts(
         model=model, report=evaluation.report, recommended=evaluation.recommended,
@@ -25,7 +25,10 @@ def card_facts(model, evaluation: Evaluation, split: Split, cohort: Cohort, conf
               "propensity_logged": "propensity" in cohort.frame.columns,
               "n_rows": len(cohort.frame), "loop": cohort.loop},
         config=config, gate=gate, run_id=run_id, git_commit=git_commit, versions=versions,
-        previous_champion=previous_champion, created=created)
+        previous_champion=previous_champion, created=created,
+        fairness=fairness_facts(model, split.holdout, evaluation.effects, evaluation.recommended,
+                                min_cell=config["card"]["min_cell"],
+                                random_state=config["seed"]))
 
 
 def card_stage(facts: dict, plots: dict, folder) -> dict:

@@ -22,6 +22,7 @@ DEFAULTS: dict = {
              "design": None},
     "catalog": "interventions.yaml",
     "extra_features": [],
+    "exclude_features": [],
     "split": {"holdout_share": 0.3},
     "outcomes": ["ee", "dp", "pa"],
     "primary": "ee",
@@ -130,9 +131,31 @@ def config_from_mapping(loaded, *, overrides: dict | None = None,
          "null (detect from the propensity column), randomized or observational")
     need(isinstance(config["extra_features"], list), "extra_features",
          config["extra_features"], "a list of column names")
+    problems += _excluded_problems(config)
     need(config["card"]["min_cell"] >= 11 if isinstance(config["card"]["min_cell"], int)
          else False, "card.min_cell", config["card"]["min_cell"],
          "an integer >= 11 (privacy floor)")
     if problems:
         raise InputError(f"{source}: " + "; ".join(problems), problems=problems)
     return config
+
+
+def _excluded_problems(config: dict) -> list[str]:
+    """``exclude_features``: names of features the learners leave out (e.g. gender), each one a
+    feature the model would otherwise use, and at least one feature left."""
+    from recommender.cohort import FEATURE_COLUMNS
+
+    excluded = config["exclude_features"]
+    extras = config["extra_features"] if isinstance(config["extra_features"], list) else []
+    accepted = [*FEATURE_COLUMNS, *(str(c) for c in extras if c not in FEATURE_COLUMNS)]
+    if not isinstance(excluded, list) or not all(isinstance(c, str) for c in excluded):
+        return [f"exclude_features = {excluded!r} (accepted: a list of feature names from "
+                f"{', '.join(accepted)})"]
+    unknown = [c for c in excluded if c not in accepted]
+    if unknown:
+        return [f"exclude_features: unknown feature(s) {', '.join(map(repr, unknown))} "
+                f"(accepted: {', '.join(accepted)})"]
+    if not set(accepted) - set(excluded):
+        return ["exclude_features leaves no feature to learn from (accepted: a list that "
+                "keeps at least one of " + ", ".join(accepted) + ")"]
+    return []

@@ -43,7 +43,10 @@ def fit_stage(split: Split, cohort: Cohort, config: dict):
     from recommender.uplift import UpliftModel
 
     key = training_key()
-    X = feature_frame(split.train, config["extra_features"])
+    # Excluded features (e.g. gender) stay in the data contract but never reach the learners,
+    # so the fitted schema, and with it every later prediction, ignores them.
+    X = feature_frame(split.train, config["extra_features"]).drop(
+        columns=config.get("exclude_features") or [])
     treatment = split.train["intervention"].astype(str).to_numpy()
     learner = config["learner"]
     models = {}

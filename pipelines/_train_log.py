@@ -43,8 +43,14 @@ def log_stage(run, model, evaluation: Evaluation, cohort: Cohort, split: Split, 
         if isinstance(selection, pd.DataFrame):
             run.log_dict({"selection": selection.reset_index().to_dict(orient="records")},
                          f"learners/{outcome}_selection.json")
-    example = split.holdout[[c for c in split.holdout.columns if c == "person_id"]
-                            + model.feature_names].head(5)
+    # The signature asks for the whole contract profile even when the learners leave a feature
+    # out (exclude_features): callers send one profile whatever a version uses, and the
+    # catalog's eligibility rules read role, specialty and years whether or not they are features.
+    from recommender.cohort import FEATURE_COLUMNS
+
+    columns = ["person_id", *FEATURE_COLUMNS,
+               *[f for f in model.feature_names if f not in FEATURE_COLUMNS]]
+    example = split.holdout[[c for c in columns if c in split.holdout.columns]].head(5)
     example = _plain_profiles(example)
     return run.log_model(model, example)
 

@@ -10,6 +10,7 @@ from recommender.card._assemble import (
     subgroup_facts,
     training_card_facts,
 )
+from recommender.card._fairness import PROTECTED_ATTRIBUTES, fairness_facts, protected_reasons
 from recommender.card._facts import (
     arm_counts,
     complement_facts,
@@ -30,9 +31,9 @@ from recommender.card._render import (
 from recommender.card._sections import DEFAULT_TEXT, SECTIONS, section_ids
 
 __all__ = [
-    "CARD_FILES", "DEFAULT_TEXT", "PLOT_CAPTIONS", "SECTIONS", "arm_counts", "complement_facts",
-    "copy_card",
-    "evaluation_facts", "evidence_facts", "subgroup_facts",
+    "CARD_FILES", "DEFAULT_TEXT", "PLOT_CAPTIONS", "PROTECTED_ATTRIBUTES", "SECTIONS",
+    "arm_counts", "complement_facts", "copy_card", "evaluation_facts", "evidence_facts",
+    "fairness_facts", "protected_reasons", "subgroup_facts",
     "json_safe", "policy_summary", "read_card", "recommendation_mix", "render_html",
     "render_markdown", "section_ids", "table", "training_card_facts", "write_card",
 ]

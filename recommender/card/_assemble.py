@@ -107,7 +107,8 @@ def training_card_facts(*, model, report, recommended, secondary, holdout_featur
                         treatment_train, treatment_holdout, catalog, data: dict, config: dict,
                         gate, run_id, git_commit: str, versions: dict,
                         previous_champion: str | None = None, created: str | None = None,
-                        version: str | None = None, aliases=None) -> dict:
+                        version: str | None = None, aliases=None,
+                        fairness: dict | None = None) -> dict:
     """Every fact of a freshly trained model's card, as a JSON-safe dict.
 
     Parameters
@@ -130,6 +131,8 @@ def training_card_facts(*, model, report, recommended, secondary, holdout_featur
     config : dict
         The training config.
     gate : GateDecision
+    fairness : dict, optional
+        The fairness section (:func:`recommender.card.fairness_facts` on the held-out part).
     """
     from recommender.card._facts import (
         arm_counts,
@@ -174,6 +177,7 @@ def training_card_facts(*, model, report, recommended, secondary, holdout_featur
         },
         "evaluation": evaluation_facts(report, secondary=secondary),
         "subgroups": subgroup_facts(report, min_cell=config["card"]["min_cell"]),
+        "fairness": fairness,
         "recommendation_mix": recommendation_mix(recommended, arms),
         "policy_summary": policy_summary(holdout_features, recommended,
                                          max_depth=config["card"]["policy_tree_depth"],

@@ -6,6 +6,7 @@ exactly the same things.
 
 from __future__ import annotations
 
+from recommender.card._fairness import fairness_blocks
 from recommender.card._sections import DEFAULT_TEXT, SECTIONS
 
 __all__ = ["card_blocks", "fmt", "provenance_warning"]
@@ -313,7 +314,8 @@ def _reporting(facts):
 _BUILDERS = {
     "model-details": _model_details, "intended-use": _intended_use,
     "out-of-scope": _out_of_scope, "training-data": _training_data,
-    "evaluation": _evaluation, "subgroups": _subgroups, "recommendation-mix": _mix,
+    "evaluation": _evaluation, "subgroups": _subgroups, "fairness": fairness_blocks,
+    "recommendation-mix": _mix,
     "policy-summary": _policy_summary, "evidence": _evidence, "ethics": _ethics,
     "caveats": _caveats, "reporting": _reporting,
 }

@@ -16,6 +16,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("training-data", "Training data"),
     ("evaluation", "Evaluation"),
     ("subgroups", "Subgroups"),
+    ("fairness", "Fairness: groups, features and protected attributes"),
     ("recommendation-mix", "Recommendation mix"),
     ("policy-summary", "Policy summary"),
     ("evidence", "Evidence behind each intervention"),
