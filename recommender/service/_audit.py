@@ -51,14 +51,18 @@ AUDIT_COLUMNS = tuple(c.name for c in recommendations.columns)
 
 
 def resolve_salt(configured: str | None, models_dir: Path) -> str:
-    """The salt for person hashes: the environment, then the config, then a salt file.
+    """The salt for person hashes: the environment, the secrets folder, the config, a salt file.
 
-    The file (``<models_dir>/audit.salt``, owner-only) is created once with a random salt, so
+    ``$RECOMMENDER_AUDIT_SALT`` first, then ``$RECOMMENDER_SECRETS_DIR/audit_salt`` (see
+    :func:`recommender.settings.read_secret`). Several workers or replicas must share one salt,
+    so a deployment gives it one of these ways. Otherwise the file (``<models_dir>/audit.salt``, owner-only) is created once with a random salt, so
     hashes of the same person stay comparable across restarts of a local service.
     """
-    env = os.environ.get(SALT_ENV)
-    if env:
-        return env
+    from recommender.settings import read_secret
+
+    secret = read_secret("audit_salt", env=SALT_ENV)
+    if secret:
+        return secret
     if configured:
         return configured
     path = Path(models_dir) / "audit.salt"

@@ -33,6 +33,7 @@ from recommender.service._card import read_card
 from recommender.service._config import SERVICE_NAME, load_serve_config
 from recommender.service._engine import AuditUnavailable, RecommendationEngine, load_champion_model
 from recommender.service._gate import Gate
+from recommender.settings import read_secret
 from recommender.service._schemas import (
     as_problems,
     BatchRequest,
@@ -70,7 +71,7 @@ class Recommender:
 
         self.config = load_serve_config()
         self.keyring = KeyRing([*self.config.api_keys,
-                                *parse_env_keys(os.environ.get(API_KEYS_ENV))])
+                                *parse_env_keys(read_secret("api_keys", env=API_KEYS_ENV))])
         if not len(self.keyring):
             log.warning("no API keys configured: every protected route answers 401; set "
                         "%s or auth.keys in serve.yaml", API_KEYS_ENV)
