@@ -78,10 +78,14 @@ bench: $(VENV)/.bench
 	$(BIN)/python -m bench.service
 	$(BIN)/python -m bench.batch --n 200000 --repeats 3
 
+# Exact versions with hashes; an existing lock's versions are kept unless pyproject needs others.
+# runtime: core + serve + postgres (what `make demo` and the bento install); test adds the test
+# tools, Spark and ruff; bench adds the benchmark anchors.
+LOCK := $(UV) pip compile -q --python-version 3.11 --generate-hashes pyproject.toml
 lock: | $(UV)
-	$(UV) pip compile -q --python-version 3.11 pyproject.toml -o requirements/runtime.lock
-	$(UV) pip compile -q --python-version 3.11 pyproject.toml --extra test --extra spark -o requirements/test.lock
-	$(UV) pip compile -q --python-version 3.11 pyproject.toml --extra test --extra spark --extra bench -o requirements/bench.lock
+	$(LOCK) --extra serve --extra postgres -o requirements/runtime.lock
+	$(LOCK) --extra serve --extra postgres --extra test --extra spark --extra lint -o requirements/test.lock
+	$(LOCK) --extra serve --extra postgres --extra test --extra spark --extra lint --extra bench -o requirements/bench.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
