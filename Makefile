@@ -44,13 +44,16 @@ venv: $(VENV)/.runtime
 venv-test: $(VENV)/.test
 venv-bench: $(VENV)/.bench
 
-# The browser tests drive Debian's Chromium through its matching chromedriver, and the Spark
-# batch-scoring tests need a Java runtime; all from Debian's packages, nothing downloaded at run time.
+# The browser tests drive Debian's Chromium through its matching chromedriver, the Spark
+# batch-scoring tests need a Java runtime, and the store tests start a throwaway PostgreSQL
+# cluster (tests/pg_cluster.py) from Debian's server binaries; all from Debian's packages,
+# nothing downloaded at run time.
 system-test-deps:
 	@need=""; \
 	command -v chromium >/dev/null || need="$$need chromium"; \
 	command -v chromedriver >/dev/null || need="$$need chromium-driver"; \
 	command -v java >/dev/null || need="$$need default-jre-headless"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$$need postgresql"; \
 	if [ -z "$$need" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	echo "installing Debian packages for the browser and Spark tests:$$need"; \

@@ -8,6 +8,7 @@ from recommender.service._audit import AuditLog, audit_csv, parse_since, resolve
 from recommender.service._auth import KeyRing, authorize, hash_key, parse_env_keys
 from recommender.service._config import ServeConfig, load_serve_config
 from recommender.service._engine import AuditUnavailable, RecommendationEngine
+from recommender.service._migrate import upgrade_schema
 
 __all__ = [
     "AuditLog",
@@ -22,4 +23,5 @@ __all__ = [
     "parse_env_keys",
     "parse_since",
     "resolve_salt",
+    "upgrade_schema",
 ]

@@ -6,7 +6,9 @@ identifies a person: ``person_id`` is stored only as a salted HMAC-SHA-256, and 
 never written to a log or to the store.
 
 SQLite under the models folder by default; any SQLAlchemy URL (PostgreSQL in production) by
-configuration. Written with SQLAlchemy Core, one transaction per request or batch.
+configuration. Written with SQLAlchemy Core, one transaction per request or batch. The table
+below is what queries use; the database's schema is made and upgraded by the Alembic
+migrations in ``migrations/`` (a test checks that the two agree).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from recommender.errors import InputError
+from recommender.service._migrate import upgrade_schema
 
 __all__ = ["AuditLog", "resolve_salt", "audit_csv", "parse_since", "SALT_ENV", "AUDIT_COLUMNS"]
 
@@ -105,7 +108,8 @@ class AuditLog:
         # Reading (an auditor's export) needs no salt; writing does.
         self._salt = salt.encode("utf-8") if salt else None
         self._engine = _make_engine(url)
-        _metadata.create_all(self._engine)
+        # The schema is Alembic's (recommender/service/migrations), never create_all's.
+        upgrade_schema(self._engine)
 
     def __repr__(self) -> str:  # never show the salt
         return f"AuditLog({self._engine.url.render_as_string(hide_password=True)!r})"
