@@ -14,7 +14,7 @@ DEMO := models/demo
 export BENTOML_DO_NOT_TRACK := True
 export MPLBACKEND := Agg
 
-.PHONY: demo test bench lock venv venv-test venv-bench system-test-deps clean help
+.PHONY: demo test lint bench bento lock venv venv-test venv-bench system-test-deps clean help
 
 help:
 	@echo "make demo   simulate a cohort, train, register the champion, serve on $(HOST):$(PORT)"
@@ -61,8 +61,14 @@ system-test-deps:
 
 # The bench extra is installed too: the differential test against EconML and the benchmark
 # smoke test need the anchors. They stay out of the runtime dependencies.
-test: $(VENV)/.bench system-test-deps
+test: $(VENV)/.bench system-test-deps lint
+	$(BIN)/python -m pytest --doctest-modules recommender -q
 	$(BIN)/python -m pytest
+
+# Lint and format check (configured in pyproject.toml's [tool.ruff]).
+lint: $(VENV)/.test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 demo: $(VENV)/.runtime
 	@mkdir -p $(DEMO)

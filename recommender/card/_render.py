@@ -47,7 +47,7 @@ def render_markdown(facts: dict) -> str:
     """The card as Markdown; images are referenced by their file under ``plots/``."""
     lines = [f"# {_title(facts)}", ""]
     plots = facts.get("plots") or {}
-    for sid, title, blocks in card_blocks(facts):
+    for _sid, title, blocks in card_blocks(facts):
         lines += [f"## {title}", ""]
         for block in blocks:
             kind = block[0]

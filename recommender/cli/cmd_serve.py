@@ -121,5 +121,5 @@ def _print_example(process, host, port, env, demo_key) -> None:
     print(f"Response ({response.status_code}):\n")
     print(json.dumps(response.json(), indent=2))
     if demo_key:
-        print(f"\n(the program key above was made for this run only; set RECOMMENDER_API_KEYS "
+        print("\n(the program key above was made for this run only; set RECOMMENDER_API_KEYS "
               "for lasting keys)")
