@@ -101,3 +101,26 @@ def test_audit_url_and_salt_from_the_environment_or_a_secrets_folder(tmp_path, m
     monkeypatch.setenv("RECOMMENDER_AUDIT_SALT", "salt-from-the-environment")
     assert resolve_salt(None, tmp_path / "models") == "salt-from-the-environment"
     assert not (tmp_path / "models" / "audit.salt").exists()  # no random salt was made
+
+
+@pytest.mark.parametrize("workers, threads", [(2, 4), (None, None)])
+def test_a_plain_bentoml_serve_reads_workers_and_threads_from_serve_yaml(tmp_path, workers,
+                                                                         threads):
+    # BentoML takes them from the service class; `recommender serve` and `bentoml serve` both
+    # define it from the file named by RECOMMENDER_SERVE_CONFIG (else configs/serve.yaml).
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECOMMENDER_SERVE_")}
+    if workers is not None:
+        env["RECOMMENDER_SERVE_CONFIG"] = str(_write(tmp_path, {"workers": workers,
+                                                                "threads": threads}))
+    code = ("import json; from recommender.service.service import Recommender as R; "
+            "print(json.dumps([R.config['workers'], R.config['threads']]))")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, check=True)
+    shipped = load_serve_config(config_path("serve.yaml"))
+    expected = [workers or shipped.workers, threads or shipped.threads]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == expected

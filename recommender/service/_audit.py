@@ -51,6 +51,16 @@ recommendations = sa.Table(
     sa.Column("effects", sa.Text, nullable=False),
 )
 AUDIT_COLUMNS = tuple(c.name for c in recommendations.columns)
+# Every accepted /reload, so that all workers (and replicas) sharing this store follow it, and
+# an auditor can see who put which version in service when.
+reloads = sa.Table(
+    "service_reloads",
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("model_version", sa.String(64), nullable=False),
+    sa.Column("caller_role", sa.String(16), nullable=False),
+)
 
 
 def resolve_salt(configured: str | None, models_dir: Path) -> str:
@@ -168,6 +178,22 @@ class AuditLog:
                 row["logged_at"] = stamp.replace(tzinfo=timezone.utc)
             row["effects"] = json.loads(row["effects"])
         return rows
+
+    def announce_reload(self, model_version: str, caller_role: str) -> int:
+        """Record that ``model_version`` was put in service by /reload; returns the record id."""
+        with self._engine.begin() as connection:
+            result = connection.execute(reloads.insert().values(
+                requested_at=datetime.now(timezone.utc), model_version=str(model_version),
+                caller_role=caller_role))
+            return int(result.inserted_primary_key[0])
+
+    def latest_reload(self) -> tuple[int, str] | None:
+        """``(id, model_version)`` of the newest /reload record, or ``None``."""
+        query = sa.select(reloads.c.id, reloads.c.model_version).order_by(
+            reloads.c.id.desc()).limit(1)
+        with self._engine.connect() as connection:
+            row = connection.execute(query).first()
+        return None if row is None else (int(row[0]), str(row[1]))
 
     def close(self) -> None:
         self._engine.dispose()

@@ -15,8 +15,8 @@ from recommender.service._auth import ROLES
 from recommender.service._schemas import MAX_BATCH_ROWS
 from recommender.settings import SECRET, Section, check_settings, read_secret
 
-__all__ = ["ServeConfig", "ServeSettings", "load_serve_config", "CONFIG_ENV", "AUDIT_URL_ENV",
-           "SERVICE_NAME"]
+__all__ = ["ServeConfig", "ServeSettings", "load_serve_config", "worker_settings", "CONFIG_ENV",
+           "AUDIT_URL_ENV", "SERVICE_NAME"]
 
 # The BentoML service's name (its section in a BentoML configuration file).
 SERVICE_NAME = "burnout_recommender"
@@ -68,6 +68,7 @@ class ServeSettings(Section):
     timeout: float = Field(120, ge=1, le=3600)
     alpha: float = Field(0.1, ge=0.001, le=0.5)
     max_batch_rows: int = Field(MAX_BATCH_ROWS, ge=1, le=MAX_BATCH_ROWS)
+    reload_poll_seconds: float = Field(5, ge=0.5, le=3600)
     models_dir: str | None = None
     auth: _Auth = _Auth()
     audit: _Audit = _Audit()
@@ -99,6 +100,7 @@ class ServeConfig:
     safety: SafetyRules
     disclaimer: str
     source: Path | None = None
+    reload_poll_seconds: float = 5.0
 
     @property
     def coverage(self) -> float:
@@ -155,4 +157,22 @@ def load_serve_config(path: str | os.PathLike | None = None) -> ServeConfig:
         safety=SafetyRules.from_config(settings.safety, where=f"{where}: safety"),
         disclaimer=" ".join(settings.disclaimer.split()),
         source=path,
+        reload_poll_seconds=float(settings.reload_poll_seconds),
     )
+
+
+def worker_settings() -> dict:
+    """``workers``, ``threads`` and ``traffic`` for ``@bentoml.service``, from ``serve.yaml``.
+
+    BentoML reads them when the service class is defined, under ``recommender serve`` and a
+    plain ``bentoml serve`` alike: both read the file named by ``$RECOMMENDER_SERVE_CONFIG``
+    (else ``configs/serve.yaml``). ``RECOMMENDER_SERVE_WORKERS``, ``..._THREADS`` and
+    ``..._TIMEOUT`` still win when set.
+    """
+    config = load_serve_config()
+    return {
+        "workers": int(os.environ.get("RECOMMENDER_SERVE_WORKERS") or config.workers),
+        "threads": int(os.environ.get("RECOMMENDER_SERVE_THREADS") or config.threads),
+        "traffic": {"timeout": float(os.environ.get("RECOMMENDER_SERVE_TIMEOUT")
+                                     or config.timeout)},
+    }

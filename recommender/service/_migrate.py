@@ -63,7 +63,7 @@ def upgrade_schema(engine: sa.Engine) -> str:
     >>> upgrade_schema(engine) == _scripts().get_current_head()
     True
     >>> sorted(sa.inspect(engine).get_table_names())
-    ['recommendations', 'recommender_schema_version']
+    ['recommendations', 'recommender_schema_version', 'service_reloads']
     """
     head = _scripts().get_current_head()
     if schema_revision(engine) == head:
