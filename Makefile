@@ -20,6 +20,7 @@ help:
 	@echo "make demo   simulate a cohort, train, register the champion, serve on $(HOST):$(PORT)"
 	@echo "make test   install what the tests need (Chromium too) and run the whole suite"
 	@echo "make bench  run the benchmarks against EconML, CausalML, FastAPI (slow)"
+	@echo "make bento  build the service as a bento (then bentoml containerize, see README)"
 	@echo "make lock   re-resolve requirements/*.lock from pyproject.toml"
 
 $(UV):
@@ -91,6 +92,11 @@ bench: $(VENV)/.bench
 # runtime: core + serve + postgres (what `make demo` and the bento install); test adds the test
 # tools, Spark and ruff; bench adds the benchmark anchors.
 LOCK := $(UV) pip compile -q --python-version 3.11 --generate-hashes pyproject.toml
+# The service as a bento (bentofile.yaml), in BentoML's home under models/; then for an image:
+#   BENTOML_HOME=models/bentoml .venv/bin/bentoml containerize burnout_recommender:latest
+bento: $(VENV)/.runtime
+	BENTOML_HOME=models/bentoml $(BIN)/bentoml build
+
 lock: | $(UV)
 	$(LOCK) --extra serve --extra postgres -o requirements/runtime.lock
 	$(LOCK) --extra serve --extra postgres --extra test --extra spark --extra lint -o requirements/test.lock
