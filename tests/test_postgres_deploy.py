@@ -7,7 +7,6 @@ audited; a promotion and one /reload reach every worker.
 from __future__ import annotations
 
 import os
-import threading
 import time
 from pathlib import Path
 
@@ -15,7 +14,13 @@ import httpx
 import pytest
 import yaml
 
-from service_fixtures import KEYS, SMALL_TRAINING, profile, running_server
+from service_fixtures import (
+    KEYS,
+    SMALL_TRAINING,
+    load_with_16_connections,
+    profile,
+    running_server,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 
@@ -77,34 +82,6 @@ def _headers(role):
     return {"Authorization": f"Bearer {KEYS[role]}"}
 
 
-def _load(url: str, seconds: float) -> tuple[int, list[str]]:
-    answered, failures = [0] * 16, []
-    stop = time.monotonic() + seconds
-
-    def connection(k):
-        with httpx.Client(base_url=url, headers=_headers("program"), timeout=60) as client:
-            i = 0
-            while time.monotonic() < stop:
-                body = profile(person_id=f"pg-{k}-{i}", ee=(k * 7 + i) % 55, dp=i % 31)
-                try:
-                    response = client.post("/recommend", json=body)
-                except httpx.HTTPError as error:
-                    failures.append(repr(error))
-                else:
-                    if response.status_code == 200:
-                        answered[k] += 1
-                    else:
-                        failures.append(f"{response.status_code}: {response.text[:200]}")
-                i += 1
-
-    threads = [threading.Thread(target=connection, args=(k,)) for k in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(seconds + 120)
-    return sum(answered), failures
-
-
 def _versions_answering(url: str, requests: int) -> set[str]:
     seen = set()
     for i in range(requests):  # a new connection each: any worker may take it
@@ -124,7 +101,7 @@ def test_two_workers_on_postgres_audit_every_answer_and_follow_one_reload(on_pos
     audit = AuditLog(on_postgres["RECOMMENDER_AUDIT_URL"], salt=None)
     with running_server(Path(on_postgres["RECOMMENDER_HOME"]), env=env) as url:
         seconds = float(os.environ.get("RECOMMENDER_LOAD_SECONDS", "20"))
-        answered, failures = _load(url, seconds)
+        answered, failures = load_with_16_connections(url, seconds, tag="pg")
         assert failures == []
         assert answered > 0
         assert audit.count() == answered  # every answer audited, in PostgreSQL
