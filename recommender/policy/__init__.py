@@ -9,8 +9,10 @@ from recommender.policy._allocation import (
     ArmLimits,
     allocate,
     eligibility_matrix,
+    fairness_records,
     limits_from_catalog,
 )
+from recommender.policy._fairness import FAIRNESS_ATTRIBUTES, fairness_table
 from recommender.policy._eligibility import Exclusion, offered_arms
 from recommender.policy._ranking import RankedArm, Ranking, interval_overlap, rank_arms
 from recommender.policy._triage import CrisisResource, SafetyRules, Triage, triage
@@ -19,6 +21,7 @@ __all__ = [
     "Allocation",
     "ArmLimits",
     "CrisisResource",
+    "FAIRNESS_ATTRIBUTES",
     "Exclusion",
     "RankedArm",
     "Ranking",
@@ -26,6 +29,8 @@ __all__ = [
     "Triage",
     "allocate",
     "eligibility_matrix",
+    "fairness_records",
+    "fairness_table",
     "interval_overlap",
     "limits_from_catalog",
     "offered_arms",
