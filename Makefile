@@ -14,13 +14,14 @@ DEMO := models/demo
 export BENTOML_DO_NOT_TRACK := True
 export MPLBACKEND := Agg
 
-.PHONY: demo test bench lock venv venv-test venv-bench system-test-deps clean help
+.PHONY: demo test lint bench bento lock venv venv-test venv-bench system-test-deps clean help
 
 help:
 	@echo "make demo   simulate a cohort, train, register the champion, serve on $(HOST):$(PORT)"
 	@echo "            (prints a key per role, made for that run, and each role's calls)"
 	@echo "make test   install what the tests need (Chromium too) and run the whole suite"
 	@echo "make bench  run the benchmarks against EconML, CausalML, FastAPI (slow)"
+	@echo "make bento  build the service as a bento (then bentoml containerize, see README)"
 	@echo "make lock   re-resolve requirements/*.lock from pyproject.toml"
 
 $(UV):
@@ -45,13 +46,16 @@ venv: $(VENV)/.runtime
 venv-test: $(VENV)/.test
 venv-bench: $(VENV)/.bench
 
-# The browser tests drive Debian's Chromium through its matching chromedriver, and the Spark
-# batch-scoring tests need a Java runtime; all from Debian's packages, nothing downloaded at run time.
+# The browser tests drive Debian's Chromium through its matching chromedriver, the Spark
+# batch-scoring tests need a Java runtime, and the store tests start a throwaway PostgreSQL
+# cluster (tests/pg_cluster.py) from Debian's server binaries; all from Debian's packages,
+# nothing downloaded at run time.
 system-test-deps:
 	@need=""; \
 	command -v chromium >/dev/null || need="$$need chromium"; \
 	command -v chromedriver >/dev/null || need="$$need chromium-driver"; \
 	command -v java >/dev/null || need="$$need default-jre-headless"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$$need postgresql"; \
 	if [ -z "$$need" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	echo "installing Debian packages for the browser and Spark tests:$$need"; \
@@ -59,8 +63,15 @@ system-test-deps:
 
 # The bench extra is installed too: the differential test against EconML and the benchmark
 # smoke test need the anchors. They stay out of the runtime dependencies.
-test: $(VENV)/.bench system-test-deps
+# Doctests of the library first (Alembic's env.py runs only inside Alembic, so not imported).
+test: $(VENV)/.bench system-test-deps lint
+	$(BIN)/python -m pytest --doctest-modules recommender -q --ignore=recommender/service/migrations
 	$(BIN)/python -m pytest
+
+# Lint and format check (configured in pyproject.toml's [tool.ruff]).
+lint: $(VENV)/.test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 demo: $(VENV)/.runtime
 	@mkdir -p $(DEMO)
@@ -80,10 +91,19 @@ bench: $(VENV)/.bench
 	$(BIN)/python -m bench.service
 	$(BIN)/python -m bench.batch --n 200000 --repeats 3
 
+# Exact versions with hashes; an existing lock's versions are kept unless pyproject needs others.
+# runtime: core + serve + postgres (what `make demo` and the bento install); test adds the test
+# tools, Spark and ruff; bench adds the benchmark anchors.
+LOCK := $(UV) pip compile -q --python-version 3.11 --generate-hashes pyproject.toml
+# The service as a bento (bentofile.yaml), in BentoML's home under models/; then for an image:
+#   BENTOML_HOME=models/bentoml .venv/bin/bentoml containerize burnout_recommender:latest
+bento: $(VENV)/.runtime
+	BENTOML_HOME=models/bentoml $(BIN)/bentoml build
+
 lock: | $(UV)
-	$(UV) pip compile -q --python-version 3.11 pyproject.toml -o requirements/runtime.lock
-	$(UV) pip compile -q --python-version 3.11 pyproject.toml --extra test --extra spark -o requirements/test.lock
-	$(UV) pip compile -q --python-version 3.11 pyproject.toml --extra test --extra spark --extra bench -o requirements/bench.lock
+	$(LOCK) --extra serve --extra postgres -o requirements/runtime.lock
+	$(LOCK) --extra serve --extra postgres --extra test --extra spark --extra lint -o requirements/test.lock
+	$(LOCK) --extra serve --extra postgres --extra test --extra spark --extra lint --extra bench -o requirements/bench.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,42 +1,102 @@
-"""The training config: defaults, overrides and one check that names every bad field."""
+"""The training config: defaults, overrides and one check that names every bad field.
+
+The keys, types and ranges are :class:`TrainSettings` (pydantic, unknown keys refused); the
+pipeline stages read the checked config as a plain dict, as it is logged to MLflow.
+"""
 
 from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Any, Literal
 
 import yaml
+from pydantic import Field
 
 from recommender.errors import InputError
 from recommender.paths import config_path
+from recommender.settings import Section, check_settings
 
-__all__ = ["load_config", "config_from_mapping", "DEFAULTS", "LOWER_IS_BETTER", "SOURCES"]
+__all__ = ["load_config", "config_from_mapping", "TrainSettings", "DEFAULTS", "LOWER_IS_BETTER",
+           "SOURCES"]
 
-DEFAULTS: dict = {
-    "seed": 0,
-    # What the model is built from: data (a --data file or the simulated cohort), log (the
-    # service's served recommendations joined with outcomes) or evidence (the catalog alone).
-    "source": "data",
-    "log": {"serve_config": None},
-    "data": {"scenario": "default", "n": 20000, "seed": None, "assignment": "rct",
-             "design": None},
-    "catalog": "interventions.yaml",
-    "extra_features": [],
-    "exclude_features": [],
-    "split": {"holdout_share": 0.3},
-    "outcomes": ["ee", "dp", "pa"],
-    "primary": "ee",
-    "learner": {"learner": "auto", "n_folds": 3, "params": {}},
-    "evaluation": {"alpha": 0.1, "n_folds": 5},
-    "gate": {"alpha": 0.1},
-    "card": {"policy_tree_depth": 3, "min_cell": 11},
-    "registry": {"experiment": "burnout-recommender", "model_name": "burnout-recommender"},
-}
+# What the model is built from: data (a --data file or the simulated cohort), log (the
+# service's served recommendations joined with outcomes) or evidence (the catalog alone).
 SOURCES = ("data", "log", "evidence")
-# How the training cohort was assigned; null = detect from its logged propensities.
-DESIGNS = (None, "randomized", "observational")
+
 # For each outcome: is a lower follow-up better? (MBI: exhaustion and depersonalization yes.)
 LOWER_IS_BETTER = {"ee": True, "dp": True, "pa": False}
+
+
+class _Data(Section):
+    scenario: str = "default"
+    n: int = Field(20000, ge=200)
+    seed: int | None = Field(None, ge=0)
+    assignment: Literal["rct", "observational"] = "rct"
+    # How the training cohort was assigned; null = detect from its logged propensities.
+    design: Literal["randomized", "observational"] | None = Field(
+        None, description="null (detect from the propensity column), randomized or observational")
+
+
+class _Split(Section):
+    holdout_share: float = Field(0.3, ge=0.05, le=0.8)
+
+
+class _Learner(Section):
+    learner: Literal["auto", "t", "x", "dr"] = "auto"
+    n_folds: int = Field(3, ge=2, le=20)
+    # Keyword arguments of recommender.uplift.UpliftModel, checked there.
+    params: dict[str, Any] = Field({}, description="a mapping of UpliftModel keyword arguments")
+
+
+class _Evaluation(Section):
+    alpha: float = Field(0.1, gt=0, lt=0.5)
+    n_folds: int = Field(5, ge=2, le=20)
+
+
+class _Gate(Section):
+    alpha: float = Field(0.1, gt=0, lt=0.5)
+
+
+class _Card(Section):
+    policy_tree_depth: int = Field(3, ge=1, le=8)
+    min_cell: int = Field(11, ge=11, description="an integer >= 11 (privacy floor)")
+
+
+class _Registry(Section):
+    experiment: str = Field("burnout-recommender", min_length=1)
+    model_name: str = Field("burnout-recommender", min_length=1)
+
+
+class _Log(Section):
+    serve_config: str | None = Field(None, description="null (configs/serve.yaml) or the path "
+                                                       "of the service's settings")
+
+
+class TrainSettings(Section):
+    """The keys of ``train.yaml``, their types and ranges (see the file for what each means)."""
+
+    seed: int = Field(0, ge=0)
+    source: Literal[SOURCES] = "data"
+    log: _Log = _Log()
+    data: _Data = _Data()
+    catalog: str = "interventions.yaml"
+    extra_features: list[str] = Field([], description="a list of column names")
+    # Features the learners leave out (e.g. gender); checked by _excluded_problems.
+    exclude_features: list[Any] = Field([], description="a list of feature names")
+    split: _Split = _Split()
+    outcomes: list[Literal[tuple(LOWER_IS_BETTER)]] = Field(
+        ["ee", "dp", "pa"], min_length=1,
+        description=f"a non-empty list from {list(LOWER_IS_BETTER)}")
+    primary: str = "ee"
+    learner: _Learner = _Learner()
+    evaluation: _Evaluation = _Evaluation()
+    gate: _Gate = _Gate()
+    card: _Card = _Card()
+    registry: _Registry = _Registry()
+
+
+DEFAULTS: dict = TrainSettings().model_dump()
 
 
 def _merge(base: dict, override: dict) -> dict:
@@ -87,54 +147,19 @@ def config_from_mapping(loaded, *, overrides: dict | None = None,
     """
     if not isinstance(loaded, dict):
         raise InputError(f"{source} must be a mapping of settings")
-    unknown = sorted(set(loaded) - set(DEFAULTS))
-    if unknown:
-        raise InputError(f"{source}: unknown field(s) {unknown}; accepted are {sorted(DEFAULTS)}")
-    config = _merge(_merge(DEFAULTS, loaded), overrides or {})
-    problems = []
-
-    def need(ok, field_name, value, accepted):
-        if not ok:
-            problems.append(f"{field_name} = {value!r} (accepted: {accepted})")
-
-    need(isinstance(config["seed"], int) and config["seed"] >= 0, "seed", config["seed"],
-         "an integer >= 0")
-    need(config["source"] in SOURCES, "source", config["source"], ", ".join(SOURCES))
-    serve_config = config["log"].get("serve_config")
-    need(serve_config is None or isinstance(serve_config, str), "log.serve_config",
-         serve_config, "null (configs/serve.yaml) or the path of the service's settings")
-    share = config["split"]["holdout_share"]
-    need(isinstance(share, (int, float)) and 0.05 <= share <= 0.8, "split.holdout_share",
-         share, "a number from 0.05 to 0.8")
-    outcomes = config["outcomes"]
-    need(isinstance(outcomes, list) and set(outcomes) <= set(LOWER_IS_BETTER) and outcomes,
-         "outcomes", outcomes, f"a non-empty list from {list(LOWER_IS_BETTER)}")
+    config = check_settings(TrainSettings, _merge(loaded, overrides or {}),
+                            source=source).model_dump()
     # The recommendation is the arm with the LOWEST expected change in the primary outcome, so
     # an outcome where higher is better (pa) would silently recommend the most harmful arm.
     lower_better = [o for o in LOWER_IS_BETTER if LOWER_IS_BETTER[o]]
-    need(config["primary"] in lower_better and config["primary"] in (outcomes or []),
-         "primary", config["primary"],
-         f"one of the outcomes where lower is better: {lower_better}")
-    need(config["learner"]["learner"] in ("auto", "t", "x", "dr"), "learner.learner",
-         config["learner"]["learner"], "auto, t, x or dr")
-    need(isinstance(config["learner"].get("params") or {}, dict), "learner.params",
-         config["learner"].get("params"), "a mapping of UpliftModel keyword arguments")
-    for section in ("evaluation", "gate"):
-        alpha = config[section]["alpha"]
-        need(isinstance(alpha, float) and 0 < alpha < 0.5, f"{section}.alpha", alpha,
-             "a number strictly between 0 and 0.5")
-    n = config["data"]["n"]
-    need(isinstance(n, int) and n >= 200, "data.n", n, "an integer >= 200")
-    need(config["data"]["assignment"] in ("rct", "observational"), "data.assignment",
-         config["data"]["assignment"], "rct or observational")
-    need(config["data"]["design"] in DESIGNS, "data.design", config["data"]["design"],
-         "null (detect from the propensity column), randomized or observational")
-    need(isinstance(config["extra_features"], list), "extra_features",
-         config["extra_features"], "a list of column names")
-    problems += _excluded_problems(config)
-    need(config["card"]["min_cell"] >= 11 if isinstance(config["card"]["min_cell"], int)
-         else False, "card.min_cell", config["card"]["min_cell"],
-         "an integer >= 11 (privacy floor)")
+    if config["primary"] not in lower_better or config["primary"] not in config["outcomes"]:
+        accepted = f"one of the outcomes where lower is better: {lower_better}"
+        problem = f"primary = {config['primary']!r} is not accepted; give {accepted}"
+        raise InputError(f"{source}: {problem}",
+                         problems=[{"field": "primary", "value": config["primary"],
+                                    "message": "not a lower-is-better outcome",
+                                    "accepted": accepted}])
+    problems = _excluded_problems(config)
     if problems:
         raise InputError(f"{source}: " + "; ".join(problems), problems=problems)
     return config

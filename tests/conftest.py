@@ -30,3 +30,31 @@ def _isolated_home(tmp_path_factory):
 
 
 _VARIABLES = ("MLFLOW_TRACKING_URI", "RECOMMENDER_HOME", "BENTOML_HOME", "BENTOML_DO_NOT_TRACK", "MPLBACKEND")
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL cluster on loopback (tests/pg_cluster.py), for this session only.
+
+    Skipped where PostgreSQL or psycopg is missing, except on CI (CI=true), where `make test`
+    installs both: there it fails.
+    """
+    from pg_cluster import Cluster, server_binaries
+
+    def missing(reason):
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; CI must have it (`make test` installs it)", pytrace=False)
+        pytest.skip(reason)
+
+    binaries = server_binaries()
+    if binaries is None:
+        missing("PostgreSQL's server binaries (Debian package postgresql) are not installed")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        missing("psycopg (the postgres extra) is not installed")
+    cluster = Cluster(binaries)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

@@ -242,6 +242,43 @@ def server_url(champion_home, request):
 
 
 
+def load_with_16_connections(url: str, seconds: float, *, tag: str = "load"):
+    """16 keep-alive connections posting varied profiles for ``seconds``.
+
+    Returns ``(answered, failures)``: the number of 200 answers and every other outcome.
+    """
+    import threading
+
+    import httpx
+
+    answered, failures = [0] * 16, []
+    stop = time.monotonic() + seconds
+
+    def connection(k):
+        with httpx.Client(base_url=url, headers=auth("program"), timeout=60) as client:
+            i = 0
+            while time.monotonic() < stop:
+                body = profile(person_id=f"{tag}-{k}-{i}", ee=(k * 7 + i) % 55, dp=i % 31,
+                               role=("physician", "resident", "nurse", "app")[i % 4])
+                try:
+                    response = client.post("/recommend", json=body)
+                except httpx.HTTPError as error:
+                    failures.append(repr(error))
+                else:
+                    if response.status_code == 200:
+                        answered[k] += 1
+                    else:
+                        failures.append(f"{response.status_code}: {response.text[:200]}")
+                i += 1
+
+    threads = [threading.Thread(target=connection, args=(k,)) for k in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(seconds + 120)
+    return sum(answered), failures
+
+
 def free_port() -> int:
     with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
         sock.bind(("127.0.0.1", 0))

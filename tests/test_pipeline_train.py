@@ -227,7 +227,7 @@ def test_bad_config_field_is_named(tmp_path):
 def test_config_given_as_a_mapping_is_checked_like_a_file(home):
     with pytest.raises(InputError, match=r"split.holdout_share = 1.5"):
         train.run_training({"split": {"holdout_share": 1.5}})
-    with pytest.raises(InputError, match=r"unknown field\(s\) \['learnr'\]"):
+    with pytest.raises(InputError, match=r"learnr = \{\} is not a known key; accepted: seed, "):
         train.run_training({"learnr": {}})
     assert versions() == []  # refused before anything was logged or registered
 
@@ -518,3 +518,32 @@ def test_failed_score_write_leaves_the_earlier_output(trained, monkeypatch, tmp_
     result = score_file("champion", data, out)
     assert result.rows == 50 and len(pd.read_csv(out)) == 50
     assert [p.name for p in folder.iterdir()] == ["scored.csv"]
+
+
+@pytest.mark.parametrize("text, words", [
+    ("learner: {n_fold: 5}\n",
+     "learner.n_fold = 5 is not a known key; accepted: learner, n_folds, params "
+     "(did you mean 'n_folds'?)"),
+    ("evaluation: {n_folds: -3}\n",
+     "evaluation.n_folds = -3 is not accepted; give an integer from 2 to 20"),
+    ("learner: {n_folds: 2.5}\n", "learner.n_folds = 2.5 is not accepted; give an integer"),
+    ("data: {n: '5000'}\n", "data.n = '5000' is not accepted; give an integer from 200"),
+    ("outcomes: [ee, burnout]\n", "outcomes[1] = 'burnout' is not accepted; give a non-empty "
+                                  "list from ['ee', 'dp', 'pa']"),
+    ("gate: {alpha: 0.5}\n", "gate.alpha = 0.5 is not accepted; give a number above 0 and "
+                             "below 0.5"),
+])
+def test_config_typos_and_ranges_are_refused_by_name(tmp_path, text, words):
+    path = tmp_path / "train.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError) as caught:
+        train.load_config(path)
+    assert words in str(caught.value)
+    assert str(path) in str(caught.value)
+
+
+def test_shipped_config_round_trips_through_the_settings_model():
+    config = train.load_config()
+    assert config["learner"] == {"learner": "auto", "n_folds": 3, "params": {}}
+    assert config["data"]["design"] is None and config["evaluation"]["n_folds"] == 5
+    assert train.config_from_mapping(config) == config

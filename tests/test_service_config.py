@@ -20,8 +20,11 @@ def test_shipped_config():
 @pytest.mark.parametrize("change, words", [
     ({"port": 0}, "port = 0 is not accepted; give an integer from 1 to 65535"),
     ({"alpha": "ten"}, "alpha = 'ten'"),
-    ({"colour": "red"}, "unknown key(s) ['colour']"),
-    ({"auth": {"keys": [{"role": "admin", "sha256": "0" * 64}]}}, "role: 'admin'"),
+    ({"colour": "red"}, "colour = 'red' is not a known key; accepted: host, port"),
+    ({"auth": {"keys": [{"role": "admin", "sha256": "0" * 64}]}},
+     "auth.keys[0].role = 'admin' is not accepted; give one of 'program', 'scientist', 'auditor'"),
+    ({"workers": "2"}, "workers = '2' is not accepted; give an integer from 1 to 64"),
+    ({"threads": 2.5}, "threads = 2.5 is not accepted; give an integer from 1 to 64"),
     ({"auth": {"keys": [{"role": "program", "sha256": "my-clear-key"}]}}, "never the key itself"),
     ({"ranking": {"max_overlap": 2}}, "ranking.max_overlap = 2"),
     ({"disclaimer": ""}, "disclaimer"),
@@ -44,3 +47,80 @@ def test_config_file_from_the_environment(tmp_path, monkeypatch):
     path.write_text(yaml.safe_dump(raw))
     monkeypatch.setenv("RECOMMENDER_SERVE_CONFIG", str(path))
     assert load_serve_config().port == 4321
+
+
+def _write(tmp_path, change):
+    raw = yaml.safe_load(config_path("serve.yaml").read_text())
+    raw.update(change)
+    path = tmp_path / "serve.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_a_misspelt_audit_url_is_refused_not_ignored(tmp_path):
+    # Before, `ulr` was dropped and the audit trail went silently to a local SQLite file.
+    path = _write(tmp_path, {"audit": {"ulr": "postgresql+psycopg://svc:hunter2@db/audit"}})
+    with pytest.raises(InputError) as caught:
+        load_serve_config(path)
+    message = str(caught.value)
+    assert "audit.ulr = 'postgresql+psycopg://svc:***@db/audit' is not a known key" in message
+    assert "accepted: url, salt (did you mean 'url'?)" in message
+    assert "hunter2" not in message  # a password in a misplaced URL is not repeated
+    assert caught.value.problems[0]["field"] == "audit.ulr"
+
+
+def test_misspelt_auth_keys_are_refused(tmp_path):
+    path = _write(tmp_path, {"auth": {"kyes": [{"role": "program", "sha256": "a" * 64}]}})
+    with pytest.raises(InputError) as caught:
+        load_serve_config(path)
+    assert "auth.kyes = " in str(caught.value)
+    assert "accepted: keys (did you mean 'keys'?)" in str(caught.value)
+
+
+def test_every_problem_is_named_at_once(tmp_path):
+    path = _write(tmp_path, {"port": -1, "explanation": {"top": 0, "tpo": 3}})
+    with pytest.raises(InputError) as caught:
+        load_serve_config(path)
+    fields = [p["field"] for p in caught.value.problems]
+    assert fields == ["port", "explanation.top", "explanation.tpo"]
+
+
+def test_audit_url_and_salt_from_the_environment_or_a_secrets_folder(tmp_path, monkeypatch):
+    from recommender.service import resolve_salt
+
+    path = _write(tmp_path, {"audit": {"url": "sqlite:///from-the-file.db", "salt": None}})
+    assert load_serve_config(path).audit_url == "sqlite:///from-the-file.db"
+    monkeypatch.setenv("RECOMMENDER_AUDIT_URL", "postgresql+psycopg://svc@db/audit")
+    assert load_serve_config(path).audit_url == "postgresql+psycopg://svc@db/audit"
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "audit_salt").write_text("salt-from-a-mounted-file\n")
+    monkeypatch.delenv("RECOMMENDER_AUDIT_SALT", raising=False)
+    monkeypatch.setenv("RECOMMENDER_SECRETS_DIR", str(secrets))
+    assert resolve_salt(None, tmp_path / "models") == "salt-from-a-mounted-file"
+    monkeypatch.setenv("RECOMMENDER_AUDIT_SALT", "salt-from-the-environment")
+    assert resolve_salt(None, tmp_path / "models") == "salt-from-the-environment"
+    assert not (tmp_path / "models" / "audit.salt").exists()  # no random salt was made
+
+
+@pytest.mark.parametrize("workers, threads", [(2, 4), (None, None)])
+def test_a_plain_bentoml_serve_reads_workers_and_threads_from_serve_yaml(tmp_path, workers,
+                                                                         threads):
+    # BentoML takes them from the service class; `recommender serve` and `bentoml serve` both
+    # define it from the file named by RECOMMENDER_SERVE_CONFIG (else configs/serve.yaml).
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECOMMENDER_SERVE_")}
+    if workers is not None:
+        env["RECOMMENDER_SERVE_CONFIG"] = str(_write(tmp_path, {"workers": workers,
+                                                                "threads": threads}))
+    code = ("import json; from recommender.service.service import Recommender as R; "
+            "print(json.dumps([R.config['workers'], R.config['threads']]))")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, check=True)
+    shipped = load_serve_config(config_path("serve.yaml"))
+    expected = [workers or shipped.workers, threads or shipped.threads]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == expected

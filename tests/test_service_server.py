@@ -10,8 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
-import time
 
 import httpx
 import pytest
@@ -21,6 +19,7 @@ from service_fixtures import (  # noqa: F401  (fixtures)
     KEYS,
     PROFILE,
     champion_home,
+    load_with_16_connections,
     profile,
     server_url,
     train_version,
@@ -127,34 +126,10 @@ def test_schemathesis_finds_no_server_error(server_url, role, extra, tmp_path):
 def test_load_16_connections_no_errors_and_every_answer_audited(server_url):
     seconds = float(os.environ.get("RECOMMENDER_LOAD_SECONDS", "60"))
     before = audit_rows(server_url)
-    answered, failures = [0] * 16, []
-    stop = time.monotonic() + seconds
-
-    def worker(k):
-        with httpx.Client(base_url=server_url, headers=headers("program"), timeout=60) as client:
-            i = 0
-            while time.monotonic() < stop:
-                body = profile(person_id=f"load-{k}-{i}", ee=(k * 7 + i) % 55, dp=i % 31,
-                               role=("physician", "resident", "nurse", "app")[i % 4])
-                try:
-                    response = client.post("/recommend", json=body)
-                except httpx.HTTPError as error:
-                    failures.append(repr(error))
-                else:
-                    if response.status_code == 200:
-                        answered[k] += 1
-                    else:
-                        failures.append(f"{response.status_code}: {response.text[:200]}")
-                i += 1
-
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(seconds + 120)
+    answered, failures = load_with_16_connections(server_url, seconds)
     assert failures == []
-    assert sum(answered) > 0
-    assert audit_rows(server_url) - before == sum(answered)
+    assert answered > 0
+    assert audit_rows(server_url) - before == answered
 
 
 def test_pairwise_contributions_are_differences_against_usual_care(champion_home):

@@ -51,7 +51,7 @@ def render_markdown(facts: dict) -> str:
     if warning:
         lines += [f"> **{warning}**", ""]
     plots = facts.get("plots") or {}
-    for sid, title, blocks in card_blocks(facts):
+    for _sid, title, blocks in card_blocks(facts):
         lines += [f"## {title}", ""]
         for block in blocks:
             kind = block[0]

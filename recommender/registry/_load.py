@@ -8,7 +8,9 @@ at most ``READ_TIMEOUT`` seconds before :class:`~recommender.registry.StoreBusy`
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,7 +94,7 @@ def load_pyfunc(model: str, *, timeout: float | None = READ_TIMEOUT):
     ref = resolve_model(model)
     _quiet()
     if ref.version is None:
-        with mlflow_session(timeout=timeout) as mlflow:
+        with mlflow_session(timeout=timeout) as mlflow, _installed_code_first():
             return mlflow.pyfunc.load_model(ref.uri)
     import tempfile
 
@@ -105,7 +107,24 @@ def load_pyfunc(model: str, *, timeout: float | None = READ_TIMEOUT):
         local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=staging,
                                                     tracking_uri=uri, registry_uri=uri)
         # load_context reads the joblib bundle now, so the staging folder may go afterwards.
-        return mlflow.pyfunc.load_model(local)
+        with _installed_code_first():
+            return mlflow.pyfunc.load_model(local)
+
+
+@contextlib.contextmanager
+def _installed_code_first():
+    """Load without leaving the model's copy of the project on ``sys.path``.
+
+    The model carries the project's code for environments that lack it; MLflow prepends that
+    copy to ``sys.path`` for good. Here the project is installed and already running, so a
+    module imported later must come from the installed project, not from the copy of whatever
+    version trained the model (nor from a staging folder deleted after loading).
+    """
+    saved = list(sys.path)
+    try:
+        yield
+    finally:
+        sys.path[:] = saved
 
 
 def load_model(model: str, *, timeout: float | None = READ_TIMEOUT):

@@ -21,14 +21,19 @@ from mlflow.models import infer_signature
 from recommender.model import RecommendationModel
 from recommender.registry._store import quiet_pyfunc_logger
 
-__all__ = ["RecommenderPyfunc", "log_pyfunc", "ARTIFACT_KEY", "DEFAULT_PARAMS"]
+__all__ = ["RecommenderPyfunc", "log_pyfunc", "model_requirements", "ARTIFACT_KEY",
+           "DEFAULT_PARAMS"]
 
 ARTIFACT_KEY = "recommendation_model"
 # Inference parameters a caller may pass as ``predict(rows, params={...})``.
 DEFAULT_PARAMS = {"alpha": 0.1, "contributions": True}
-# What a scoring environment needs besides this project's own package.
-_REQUIREMENTS = ("mlflow", "lightgbm", "scikit-learn", "pandas", "numpy", "scipy", "joblib",
-                 "pyarrow")
+# The project's distribution: its core dependencies (no extras) are what a scoring environment
+# needs; the package's own code travels with the model (code_paths), not as a requirement.
+_DISTRIBUTION = "burnout-recommender"
+# Used when the project runs from a source tree that was never installed.
+_FALLBACK_REQUIREMENTS = ("mlflow", "lightgbm", "scikit-learn", "pandas", "numpy", "scipy",
+                          "joblib", "pyarrow", "pydantic", "pyyaml", "matplotlib", "sqlalchemy",
+                          "rich")
 
 
 class RecommenderPyfunc(mlflow.pyfunc.PythonModel):
@@ -71,14 +76,38 @@ def _lenient_inputs(signature):
                           params=signature.params)
 
 
-def _requirements() -> list[str]:
+def model_requirements() -> list[str]:
+    """The scoring environment's pip requirements: the core dependencies, pinned.
+
+    Pinned to the versions installed here, which ``make venv`` installs from
+    ``requirements/runtime.lock``; joblib (the bundle's file format) is named explicitly. Extras
+    (service, Spark, PostgreSQL, benchmarks) are not needed to score and are left out.
+    """
+    from packaging.requirements import Requirement
+
+    try:
+        declared = metadata.requires(_DISTRIBUTION) or []
+    except metadata.PackageNotFoundError:
+        declared = []
+    names = [Requirement(text).name for text in declared
+             if Requirement(text).marker is None] or list(_FALLBACK_REQUIREMENTS)
     pins = []
-    for name in _REQUIREMENTS:
+    for name in dict.fromkeys([*names, "joblib"]):
         try:
             pins.append(f"{name}=={metadata.version(name)}")
         except metadata.PackageNotFoundError:
             pins.append(name)
     return pins
+
+
+def _code_paths() -> list[str]:
+    # The whole `recommender` package: the pickled bundle and this wrapper refer to its classes
+    # by module, so a scoring environment without the project imports them from the model's
+    # own code/ folder (MLflow puts it on sys.path when loading). pipelines/ is not needed to
+    # score and stays out.
+    import recommender
+
+    return [str(Path(recommender.__file__).resolve().parent)]
 
 
 def log_pyfunc(model: RecommendationModel, input_example: pd.DataFrame, *, name: str = "model"):
@@ -117,7 +146,8 @@ def log_pyfunc(model: RecommendationModel, input_example: pd.DataFrame, *, name:
             artifacts={ARTIFACT_KEY: str(path)},
             signature=signature,
             input_example=example,
-            pip_requirements=_requirements(),
+            pip_requirements=model_requirements(),
+            code_paths=_code_paths(),
             metadata={"catalog_version": model.catalog_version,
                       "features": model.feature_names,
                       "arms": list(model.arms),

@@ -15,6 +15,7 @@ from recommender.service._outcomes import (
     read_outcome_file,
     record_outcomes,
 )
+from recommender.service._migrate import upgrade_schema
 
 __all__ = [
     "AuditLog",
@@ -34,4 +35,5 @@ __all__ = [
     "read_outcome_file",
     "record_outcomes",
     "resolve_salt",
+    "upgrade_schema",
 ]

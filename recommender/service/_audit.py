@@ -6,7 +6,9 @@ identifies a person: ``person_id`` is stored only as a salted HMAC-SHA-256, and 
 never written to a log or to the store.
 
 SQLite under the models folder by default; any SQLAlchemy URL (PostgreSQL in production) by
-configuration. Written with SQLAlchemy Core, one transaction per request or batch.
+configuration. Written with SQLAlchemy Core, one transaction per request or batch. The table
+below is what queries use; the database's schema is made and upgraded by the Alembic
+migrations in ``migrations/`` (a test checks that the two agree).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from recommender.errors import InputError
+from recommender.service._migrate import upgrade_schema
 
 __all__ = ["AuditLog", "resolve_salt", "audit_csv", "parse_since", "SALT_ENV", "AUDIT_COLUMNS"]
 
@@ -48,6 +51,16 @@ recommendations = sa.Table(
     sa.Column("effects", sa.Text, nullable=False),
 )
 AUDIT_COLUMNS = tuple(c.name for c in recommendations.columns)
+# Every accepted /reload, so that all workers (and replicas) sharing this store follow it, and
+# an auditor can see who put which version in service when.
+reloads = sa.Table(
+    "service_reloads",
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("model_version", sa.String(64), nullable=False),
+    sa.Column("caller_role", sa.String(16), nullable=False),
+)
 
 # The learning loop's tables (issue 11), beside the audit log in the same database. One row per
 # ranked answer: the arm served, the probability of every candidate arm and the profile without
@@ -87,14 +100,18 @@ outcomes = sa.Table(
 
 
 def resolve_salt(configured: str | None, models_dir: Path) -> str:
-    """The salt for person hashes: the environment, then the config, then a salt file.
+    """The salt for person hashes: the environment, the secrets folder, the config, a salt file.
 
-    The file (``<models_dir>/audit.salt``, owner-only) is created once with a random salt, so
+    ``$RECOMMENDER_AUDIT_SALT`` first, then ``$RECOMMENDER_SECRETS_DIR/audit_salt`` (see
+    :func:`recommender.settings.read_secret`). Several workers or replicas must share one salt,
+    so a deployment gives it one of these ways. Otherwise the file (``<models_dir>/audit.salt``, owner-only) is created once with a random salt, so
     hashes of the same person stay comparable across restarts of a local service.
     """
-    env = os.environ.get(SALT_ENV)
-    if env:
-        return env
+    from recommender.settings import read_secret
+
+    secret = read_secret("audit_salt", env=SALT_ENV)
+    if secret:
+        return secret
     if configured:
         return configured
     path = Path(models_dir) / "audit.salt"
@@ -137,7 +154,8 @@ class AuditLog:
         # Reading (an auditor's export) needs no salt; writing does.
         self._salt = salt.encode("utf-8") if salt else None
         self._engine = _make_engine(url)
-        _metadata.create_all(self._engine)
+        # The schema is Alembic's (recommender/service/migrations), never create_all's.
+        upgrade_schema(self._engine)
 
     def __repr__(self) -> str:  # never show the salt
         return f"AuditLog({self._engine.url.render_as_string(hide_password=True)!r})"
@@ -222,6 +240,22 @@ class AuditLog:
                 row["logged_at"] = stamp.replace(tzinfo=timezone.utc)
             row["effects"] = json.loads(row["effects"])
         return rows
+
+    def announce_reload(self, model_version: str, caller_role: str) -> int:
+        """Record that ``model_version`` was put in service by /reload; returns the record id."""
+        with self._engine.begin() as connection:
+            result = connection.execute(reloads.insert().values(
+                requested_at=datetime.now(timezone.utc), model_version=str(model_version),
+                caller_role=caller_role))
+            return int(result.inserted_primary_key[0])
+
+    def latest_reload(self) -> tuple[int, str] | None:
+        """``(id, model_version)`` of the newest /reload record, or ``None``."""
+        query = sa.select(reloads.c.id, reloads.c.model_version).order_by(
+            reloads.c.id.desc()).limit(1)
+        with self._engine.connect() as connection:
+            row = connection.execute(query).first()
+        return None if row is None else (int(row[0]), str(row[1]))
 
     def close(self) -> None:
         self._engine.dispose()

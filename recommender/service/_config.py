@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
 
 from recommender.errors import InputError
 from recommender.policy import ExplorationRule, SafetyRules
+from recommender.service._auth import ROLES
 from recommender.service._schemas import MAX_BATCH_ROWS
+from recommender.settings import SECRET, Section, check_settings, read_secret
 
-__all__ = ["ServeConfig", "load_serve_config", "CONFIG_ENV", "SERVICE_NAME"]
+__all__ = ["ServeConfig", "ServeSettings", "load_serve_config", "worker_settings", "CONFIG_ENV",
+           "AUDIT_URL_ENV", "SERVICE_NAME"]
 
 # The BentoML service's name (its section in a BentoML configuration file).
 SERVICE_NAME = "burnout_recommender"
@@ -19,15 +24,69 @@ SERVICE_NAME = "burnout_recommender"
 # `recommender serve --config FILE` hands its file to the BentoML worker through this variable.
 CONFIG_ENV = "RECOMMENDER_SERVE_CONFIG"
 
-_KEYS = {
-    "host", "port", "workers", "threads", "timeout", "alpha", "max_batch_rows", "models_dir",
-    "auth", "audit", "ranking", "explanation", "safety", "disclaimer", "exploration",
-    "auth", "audit", "ranking", "explanation", "safety", "disclaimer", "organisational_change",
-}
-
 # Said in every answer and plan when serve.yaml gives no wording of its own.
 ORGANISATIONAL_CHANGE = ("Individual programs complement organisational change; they do not "
                          "replace it.")
+
+# Overrides of serve.yaml's audit URL (as does the secrets folder's audit_url file): a
+# deployment points every worker at its database without editing the file or putting a
+# password in it.
+AUDIT_URL_ENV = "RECOMMENDER_AUDIT_URL"
+
+
+class _KeyEntry(Section):
+    role: Literal[ROLES]
+    sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$", json_schema_extra=SECRET,
+                        description="a SHA-256 hex digest (64 hex characters); store the hash "
+                                    "of the key, never the key itself")
+
+
+class _Auth(Section):
+    keys: list[_KeyEntry] = []
+
+
+class _Audit(Section):
+    url: str | None = Field(None, json_schema_extra=SECRET,
+                            description="a SQLAlchemy URL (sqlite:///path, "
+                                        "postgresql+psycopg://user@host/db) or null")
+    salt: str | None = Field(None, json_schema_extra=SECRET,
+                             description="a text, or better null and RECOMMENDER_AUDIT_SALT "
+                                         "(or the secrets folder's audit_salt file)")
+
+
+class _Ranking(Section):
+    max_overlap: float = Field(0.5, ge=0, le=1)
+
+
+class _Explanation(Section):
+    top: int = Field(3, ge=1, le=20)
+
+
+class ServeSettings(Section):
+    """The keys of ``serve.yaml``, their types and ranges (see the file for what each means)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(3000, ge=1, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+    threads: int = Field(1, ge=1, le=64)
+    timeout: float = Field(120, ge=1, le=3600)
+    alpha: float = Field(0.1, ge=0.001, le=0.5)
+    max_batch_rows: int = Field(MAX_BATCH_ROWS, ge=1, le=MAX_BATCH_ROWS)
+    reload_poll_seconds: float = Field(5, ge=0.5, le=3600)
+    models_dir: str | None = None
+    auth: _Auth = _Auth()
+    audit: _Audit = _Audit()
+    ranking: _Ranking = _Ranking()
+    explanation: _Explanation = _Explanation()
+    # Checked entry by entry by SafetyRules.from_config (recommender.policy).
+    safety: dict[str, Any] = {}
+    disclaimer: str = Field(min_length=1, pattern=r"\S",
+                            description="a non-empty text shown with every answer")
+    organisational_change: str = Field(ORGANISATIONAL_CHANGE, min_length=1, pattern=r"\S",
+                                       description="a non-empty text said in every answer and "
+                                                   "plan")
+    # Checked by ExplorationRule.from_config (recommender.policy).
+    exploration: dict[str, Any] = {}
 
 
 @dataclass(frozen=True)
@@ -52,6 +111,7 @@ class ServeConfig:
     source: Path | None = None
     exploration: ExplorationRule = field(default_factory=ExplorationRule)
     organisational_change: str = ORGANISATIONAL_CHANGE
+    reload_poll_seconds: float = 5.0
 
     @property
     def coverage(self) -> float:
@@ -88,74 +148,46 @@ def load_serve_config(path: str | os.PathLike | None = None) -> ServeConfig:
     except yaml.YAMLError as error:
         raise InputError(f"service config {path} is not valid YAML: {error}") from None
     where = str(path)
-    if not isinstance(raw, Mapping):
-        raise InputError(f"{where}: expected a mapping of settings, got {type(raw).__name__}")
-    unknown = sorted(set(raw) - _KEYS)
-    if unknown:
-        raise InputError(f"{where}: unknown key(s) {unknown}; accepted: {sorted(_KEYS)}")
-
-    def number(key, kind, lo, hi, default, section=raw, prefix=""):
-        value = section.get(key, default)
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if ok and kind is int:
-            ok = float(value).is_integer()
-        if not ok or not lo <= value <= hi:
-            raise InputError(f"{where}: {prefix}{key} = {value!r} is not accepted; give "
-                             f"{'an integer' if kind is int else 'a number'} from {lo} to {hi}")
-        return kind(value)
-
-    def section(key):
-        value = raw.get(key) or {}
-        if not isinstance(value, Mapping):
-            raise InputError(f"{where}: {key} must be a mapping, got {value!r}")
-        return value
-
-    auth, audit, ranking, explanation = (section(k) for k in ("auth", "audit", "ranking",
-                                                               "explanation"))
-    keys = []
-    for i, entry in enumerate(auth.get("keys") or []):
-        keys.append(_parse_key_entry(entry, f"{where}: auth.keys[{i}]"))
-    disclaimer = raw.get("disclaimer")
-    if not isinstance(disclaimer, str) or not disclaimer.strip():
-        raise InputError(f"{where}: disclaimer = {disclaimer!r} is not accepted; give a text")
-    home = raw.get("models_dir")
-    organisational = raw.get("organisational_change", ORGANISATIONAL_CHANGE)
-    if not isinstance(organisational, str) or not organisational.strip():
-        raise InputError(f"{where}: organisational_change = {organisational!r} is not accepted; "
-                         "give a text")
+    settings = check_settings(ServeSettings, raw, source=where)
+    # A URL with a password comes from the environment or the secrets folder, never the file.
+    audit_url = read_secret("audit_url", env=AUDIT_URL_ENV) or settings.audit.url
     return ServeConfig(
-        host=str(raw.get("host", "127.0.0.1")),
-        port=number("port", int, 1, 65535, 3000),
-        workers=number("workers", int, 1, 64, 1),
-        threads=number("threads", int, 1, 64, 1),
-        timeout=number("timeout", float, 1, 3600, 120),
-        alpha=number("alpha", float, 0.001, 0.5, 0.1),
-        max_batch_rows=number("max_batch_rows", int, 1, MAX_BATCH_ROWS, MAX_BATCH_ROWS),
-        models_dir=Path(home) if home else models_dir(),
-        api_keys=tuple(keys),
-        audit_url=audit.get("url") or None,
-        audit_salt=None if audit.get("salt") is None else str(audit["salt"]),
-        max_overlap=number("max_overlap", float, 0, 1, 0.5, ranking, "ranking."),
-        top=number("top", int, 1, 20, 3, explanation, "explanation."),
-        safety=SafetyRules.from_config(raw.get("safety") or {}, where=f"{where}: safety"),
-        disclaimer=" ".join(disclaimer.split()),
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        threads=settings.threads,
+        timeout=float(settings.timeout),
+        alpha=float(settings.alpha),
+        max_batch_rows=settings.max_batch_rows,
+        models_dir=Path(settings.models_dir) if settings.models_dir else models_dir(),
+        api_keys=tuple((k.role, k.sha256.lower()) for k in settings.auth.keys),
+        audit_url=audit_url or None,
+        audit_salt=settings.audit.salt,
+        max_overlap=float(settings.ranking.max_overlap),
+        top=settings.explanation.top,
+        safety=SafetyRules.from_config(settings.safety, where=f"{where}: safety"),
+        disclaimer=" ".join(settings.disclaimer.split()),
         source=path,
         exploration=ExplorationRule.from_config(
-            section("exploration"), coverage=1.0 - number("alpha", float, 0.001, 0.5, 0.1),
+            settings.exploration, coverage=1.0 - float(settings.alpha),
             where=f"{where}: exploration"),
-        organisational_change=" ".join(organisational.split()),
+        organisational_change=" ".join(settings.organisational_change.split()),
+        reload_poll_seconds=float(settings.reload_poll_seconds),
     )
 
 
-def _parse_key_entry(entry, spot: str) -> tuple[str, str]:
-    from recommender.service._auth import ROLES
+def worker_settings() -> dict:
+    """``workers``, ``threads`` and ``traffic`` for ``@bentoml.service``, from ``serve.yaml``.
 
-    if not isinstance(entry, Mapping) or set(entry) != {"role", "sha256"}:
-        raise InputError(f"{spot}: {entry!r} is not accepted; give {{role: ..., sha256: ...}}")
-    role, digest = entry["role"], str(entry["sha256"]).lower()
-    if role not in ROLES:
-        raise InputError(f"{spot}.role: {role!r} is not accepted; roles: {', '.join(ROLES)}")
-    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-        raise InputError(f"{spot}.sha256: not a SHA-256 hex digest (64 hex characters); "
-                         "store the hash of the key, never the key itself")
-    return role, digest
+    BentoML reads them when the service class is defined, under ``recommender serve`` and a
+    plain ``bentoml serve`` alike: both read the file named by ``$RECOMMENDER_SERVE_CONFIG``
+    (else ``configs/serve.yaml``). ``RECOMMENDER_SERVE_WORKERS``, ``..._THREADS`` and
+    ``..._TIMEOUT`` still win when set.
+    """
+    config = load_serve_config()
+    return {
+        "workers": int(os.environ.get("RECOMMENDER_SERVE_WORKERS") or config.workers),
+        "threads": int(os.environ.get("RECOMMENDER_SERVE_THREADS") or config.threads),
+        "traffic": {"timeout": float(os.environ.get("RECOMMENDER_SERVE_TIMEOUT")
+                                     or config.timeout)},
+    }

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 import threading
 import uuid
 
@@ -31,7 +30,7 @@ from recommender.service._allocation import (
 from recommender.service._audit import AuditLog, audit_csv, parse_since, resolve_salt
 from recommender.service._auth import API_KEYS_ENV, KeyRing, parse_env_keys
 from recommender.service._card import read_card
-from recommender.service._config import SERVICE_NAME, load_serve_config
+from recommender.service._config import SERVICE_NAME, load_serve_config, worker_settings
 from recommender.service._context import answer_context
 from recommender.service._crisis import crisis_answer, crisis_flagged, record_answers
 from recommender.service._engine import AuditUnavailable, RecommendationEngine, load_champion_model
@@ -39,6 +38,7 @@ from recommender.service._gate import Gate, KnownRoutes
 from recommender.service._landing import landing_page
 from recommender.service._outcomes import OutcomeRefused, record_outcomes
 from recommender.service._profiles import profile_schema
+from recommender.settings import read_secret
 from recommender.service._schemas import (
     as_problems,
     BatchRequest,
@@ -61,15 +61,10 @@ pages = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
 
 @bentoml.asgi_app(pages, path="/")
-# BentoML reads worker settings when the class is defined; `recommender serve` passes the
-# values of serve.yaml through these variables (reading them has no side effect). The
-# fallbacks are the shipped serve.yaml's, for a plain `bentoml serve`.
-@bentoml.service(
-    name=SERVICE_NAME,
-    workers=int(os.environ.get("RECOMMENDER_SERVE_WORKERS", "1")),
-    threads=int(os.environ.get("RECOMMENDER_SERVE_THREADS", "16")),
-    traffic={"timeout": float(os.environ.get("RECOMMENDER_SERVE_TIMEOUT", "120"))},
-)
+# BentoML reads worker settings when the class is defined: they come from serve.yaml (the file
+# `recommender serve` names in RECOMMENDER_SERVE_CONFIG, else configs/serve.yaml), so a plain
+# `bentoml serve` runs with the same workers and threads (reading the file changes nothing).
+@bentoml.service(name=SERVICE_NAME, **worker_settings())
 class Recommender:
     """Recommends a clinician-wellness intervention per person, with intervals and reasons."""
 
@@ -78,7 +73,7 @@ class Recommender:
 
         self.config = load_serve_config()
         self.keyring = KeyRing([*self.config.api_keys,
-                                *parse_env_keys(os.environ.get(API_KEYS_ENV))])
+                                *parse_env_keys(read_secret("api_keys", env=API_KEYS_ENV))])
         if not len(self.keyring):
             log.warning("no API keys configured: every protected route answers 401; set "
                         "%s or auth.keys in serve.yaml", API_KEYS_ENV)
@@ -92,6 +87,8 @@ class Recommender:
             self.audit = None
         self.catalog = load_catalog()
         self._reload_lock = threading.Lock()
+        # Reloads other workers announced before this one started are already in the champion.
+        self._reload_seen = self._latest_reload_id()
         # Without a champion the service still starts: crisis answers need no model. /readyz
         # then says not ready, other requests get 503 with the cause, and /reload can bring one.
         self.engine, self.load_error = None, None
@@ -102,6 +99,8 @@ class Recommender:
             log.exception("the champion could not be loaded; serving crisis answers only until "
                           "/reload brings a model")
         self.context_without_model = answer_context(self.config)
+        self._stopping = threading.Event()
+        threading.Thread(target=self._follow_reloads, name="follow-reloads", daemon=True).start()
         # The loaded libraries and model are hundreds of thousands of long-lived objects; kept
         # out of the cyclic collector, full collections no longer stall large batches. (Done
         # once: after /reload the old model must stay collectable.)
@@ -113,6 +112,46 @@ class Recommender:
     def __is_ready__(self) -> bool:
         """/readyz: ready only with a model loaded (crisis answers are given either way)."""
         return self.engine is not None
+
+    def _latest_reload_id(self) -> int:
+        try:
+            latest = self.audit.latest_reload()
+        except Exception:  # noqa: BLE001 - the store may be down now; the watcher retries
+            log.warning("could not read the reload records; following from now on")
+            return 0
+        return latest[0] if latest else 0
+
+    def _follow_reloads(self) -> None:
+        """Load the champion when another worker (or replica) has announced a /reload.
+
+        Every ``reload_poll_seconds`` one query on the audit store; a failed query or load is
+        logged and this worker keeps serving what it has, trying again next time.
+        """
+        while not self._stopping.wait(self.config.reload_poll_seconds):
+            try:
+                latest = self.audit.latest_reload()
+                if latest is None or latest[0] <= self._reload_seen:
+                    continue
+                if self.engine is None or latest[1] != self.engine.version:
+                    previous, engine = self._swap_in_champion()
+                    log.info("followed a /reload: version %s -> %s", previous, engine.version)
+                self._reload_seen = latest[0]
+            except Exception:  # noqa: BLE001 - never let the watcher die
+                log.exception("following a /reload failed; still serving version %s",
+                              None if self.engine is None else self.engine.version)
+
+    @bentoml.on_shutdown
+    def _stop_following(self) -> None:
+        self._stopping.set()
+
+    def _swap_in_champion(self):
+        """Load the registry's champion and serve it; returns ``(previous_version, engine)``."""
+        with self._reload_lock:
+            previous = None if self.engine is None else self.engine.version
+            engine = self._load_engine()
+            self.engine = engine  # a single reference swap: atomic for readers
+            self.load_error = None
+        return previous, engine
 
     def _load_engine(self) -> RecommendationEngine:
         model, version = load_champion_model()
@@ -286,27 +325,31 @@ class Recommender:
 
     @bentoml.api(route="/reload")
     def reload(self, ctx: bentoml.Context) -> ReloadResponse:
-        """Load the registry's current champion without a restart (scientists only)."""
-        with self._reload_lock:
-            previous = None if self.engine is None else self.engine.version
-            serving = ("crisis answers only" if previous is None
-                       else f"version {previous}")
-            try:
-                engine = self._load_engine()
-            except _Unservable as error:
-                return _error(ctx, 409, f"{error}; still serving {serving}")
-            except InputError as error:
-                return _error(ctx, 409, f"no champion to load ({error}); still serving "
-                                        f"{serving}")
-            except Exception as error:  # noqa: BLE001 - a bad champion must not take the service down
-                # The registry unreachable, an artifact missing, or a champion pickled by other
-                # code: the old model keeps serving and the caller learns why.
-                log.exception("reload failed; still serving %s", serving)
-                return _error(ctx, 503, f"could not load the champion ({type(error).__name__}: "
-                                        f"{error}); still serving {serving}")
-            self.engine = engine  # a single reference swap: atomic for readers
-            self.load_error = None
+        """Load the registry's current champion without a restart (scientists only).
+
+        This worker swaps at once; every other worker sharing the audit store follows within
+        ``reload_poll_seconds`` (see ``_follow_reloads``).
+        """
+        previous = None if self.engine is None else self.engine.version
+        serving = "crisis answers only" if previous is None else f"version {previous}"
+        try:
+            previous, engine = self._swap_in_champion()
+        except _Unservable as error:
+            return _error(ctx, 409, f"{error}; still serving {serving}")
+        except InputError as error:
+            return _error(ctx, 409, f"no champion to load ({error}); still serving {serving}")
+        except Exception as error:  # noqa: BLE001 - a bad champion must not take the service down
+            # The registry unreachable, an artifact missing, or a champion pickled by other
+            # code: the old model keeps serving and the caller learns why.
+            log.exception("reload failed; still serving %s", serving)
+            return _error(ctx, 503, f"could not load the champion ({type(error).__name__}: "
+                                    f"{error}); still serving {serving}")
         log.info("reloaded: version %s -> %s", previous, engine.version)
+        try:
+            self._reload_seen = self.audit.announce_reload(engine.version, _role(ctx))
+        except Exception:  # noqa: BLE001 - this worker serves the new version regardless
+            log.exception("could not record the reload; other workers keep version %s until "
+                          "their next /reload", previous)
         return JSONResponse({"previous_version": previous, "model_version": engine.version})
 
     @pages.get("/model_card", response_class=HTMLResponse,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
+import numpy as np  # noqa: F401 - the doctests use it
 import pandas as pd
 from threadpoolctl import threadpool_limits
 

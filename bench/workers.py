@@ -1,0 +1,153 @@
+"""Workers benchmark: `/recommend` throughput at 16 connections with two workers against one,
+with the audit log on SQLite (the default file) and on PostgreSQL, all in the same run.
+
+Each round starts `recommender serve` four times (SQLite or PostgreSQL audit store x one or two
+workers, 16 threads each), warms it up and measures requests answered per second under 16
+keep-alive connections (the load generator of bench/service.py). Rounds alternate the four
+contenders, so drift in the machine's load hits them alike; medians over the rounds.
+
+PostgreSQL is a throwaway cluster of Debian's server binaries in a temporary folder (the one
+the tests use, tests/pg_cluster.py).
+
+Run: ``.venv/bin/python -m bench.workers`` (trains the champion `make demo` registers, n =
+20,000 with configs/train.yaml, in a temporary folder), or ``--home models`` to serve the
+champion of an existing models folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from bench._report import machine_line, markdown_table, median, write_section
+from bench.service import KEY, SALT, _free_port, _profile, _server, _throughput
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _serve_config(folder: Path, workers: int) -> Path:
+    from recommender.paths import config_path
+
+    raw = yaml.safe_load(config_path("serve.yaml").read_text())
+    raw["workers"] = workers
+    path = folder / f"serve-{workers}-workers.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def run(home: Path, *, seconds: float, repeats: int) -> dict:
+    import httpx
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from pg_cluster import Cluster, server_binaries
+
+    binaries = server_binaries()
+    if binaries is None:
+        raise SystemExit("PostgreSQL's server binaries are missing (Debian: apt-get install "
+                         "postgresql; `make test` installs them)")
+    cluster = Cluster(binaries)
+    results: dict = {}
+    try:
+        stores = {"SQLite": f"sqlite:///{home / 'bench-audit.db'}",
+                  "PostgreSQL": cluster.database("bench_audit")}
+        base = {**os.environ, "RECOMMENDER_HOME": str(home),
+                "BENTOML_HOME": str(home / "bentoml"), "BENTOML_DO_NOT_TRACK": "True",
+                "RECOMMENDER_API_KEYS": f"program={KEY}", "RECOMMENDER_AUDIT_SALT": SALT}
+        base.pop("MLFLOW_TRACKING_URI", None)
+        for _ in range(repeats):
+            for store, url in stores.items():
+                for workers in (1, 2):
+                    env = {**base, "RECOMMENDER_AUDIT_URL": url,
+                           "RECOMMENDER_SERVE_CONFIG": str(_serve_config(home, workers))}
+                    port = _free_port()
+                    command = [sys.executable, "-m", "recommender", "serve", "--host",
+                               "127.0.0.1", "--port", str(port)]
+                    log = home / f"bench-{store}-{workers}.log"
+                    with _server(command, env, port, log, "/readyz") as served:
+                        with httpx.Client(base_url=served, timeout=120,
+                                          headers={"Authorization": f"Bearer {KEY}"}) as client:
+                            for i in range(40):  # warm both workers' first requests
+                                client.post("/recommend", json=_profile(i))
+                        rps, errors = _throughput(served, seconds)
+                    entry = results.setdefault((store, workers), {"rps": [], "errors": 0})
+                    entry["rps"].append(rps)
+                    entry["errors"] += errors
+    finally:
+        cluster.stop()
+    return results
+
+
+def report(results: dict, command: str, model_note: str, seconds: float) -> str:
+    rows = []
+    for store in ("SQLite", "PostgreSQL"):
+        one, two = results[(store, 1)], results[(store, 2)]
+        rows.append({"audit store": store, "1 worker (req/s)": median(one["rps"]),
+                     "2 workers (req/s)": median(two["rps"]),
+                     "2 / 1": median(two["rps"]) / median(one["rps"]),
+                     "errors": one["errors"] + two["errors"]})
+    rounds = len(next(iter(results.values()))["rps"])
+    return "\n".join([
+        "## Workers: throughput at 16 connections, one worker against two, SQLite and PostgreSQL",
+        "",
+        f"`{command}`",
+        "",
+        machine_line() + ".",
+        "",
+        f"Model: {model_note}. `recommender serve` with 16 threads per worker; medians over "
+        f"{rounds} alternating rounds of {seconds:g} s each; every request audited.",
+        "",
+        markdown_table(rows, ["audit store", "1 worker (req/s)", "2 workers (req/s)", "2 / 1",
+                              "errors"]),
+        "",
+        "The load generator (Python threads, httpx) shares the machine's cores with the workers "
+        "(and with PostgreSQL), so a second worker can add at most what the cores left free "
+        "allow; on a machine with spare cores the ratio is the one to compare.",
+    ])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.workers",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--home", default=None,
+                        help="models folder with a champion (default: train the demo's in a "
+                             "temporary folder)")
+    parser.add_argument("--n", type=int, default=20000, help="cohort size of the trained model")
+    parser.add_argument("--seconds", type=float, default=20.0, help="seconds per load round")
+    parser.add_argument("--repeats", type=int, default=2, help="alternating rounds")
+    parser.add_argument("--no-write", action="store_true", help="print, do not write the report")
+    args = parser.parse_args(argv)
+    command = "python -m bench.workers " + " ".join(argv if argv is not None else sys.argv[1:])
+    temporary = None
+    if args.home:
+        home = Path(args.home).resolve()
+        model_note = f"the champion in {args.home}"
+    else:
+        temporary = Path(tempfile.mkdtemp(prefix="bench-workers-"))
+        home = temporary
+        os.environ["RECOMMENDER_HOME"] = str(home)
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+        from pipelines.train import run_training
+
+        run_training(overrides={"data": {"n": args.n}}, reason="workers benchmark")
+        model_note = (f"champion trained by `configs/train.yaml` on a simulated cohort of "
+                      f"{args.n:,} (default scenario)")
+    try:
+        results = run(home, seconds=args.seconds, repeats=args.repeats)
+    finally:
+        if temporary is not None:
+            shutil.rmtree(temporary, ignore_errors=True)
+    text = report(results, command.strip(), model_note, args.seconds)
+    print(text)
+    if not args.no_write:
+        write_section("workers", text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

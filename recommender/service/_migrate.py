@@ -1,0 +1,99 @@
+"""The service's tables are made and upgraded by Alembic migrations, on any SQLAlchemy URL.
+
+:func:`upgrade_schema` runs when a store is opened: a new database gets every revision, an
+up-to-date one costs one query, and an audit database made before migrations existed (by
+``create_all``, with no version table) is stamped at the first revision and upgraded from
+there. Several workers opening the same database at once take turns: PostgreSQL through an
+advisory lock, a SQLite file through a lock file beside it. How to add a revision:
+docs/migrations.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+from pathlib import Path
+
+import sqlalchemy as sa
+
+__all__ = ["upgrade_schema", "schema_revision", "VERSION_TABLE", "BASELINE"]
+
+# Not Alembic's default `alembic_version`: the audit tables may share a database with MLflow's
+# tracking store, which keeps its own revision there.
+VERSION_TABLE = "recommender_schema_version"
+# The revision matching the tables the service made with create_all before migrations.
+BASELINE = "0001"
+_FOLDER = Path(__file__).resolve().parent / "migrations"
+# Any constant shared by every process migrating one PostgreSQL database.
+_ADVISORY_KEY = 0x52454331
+_in_process = threading.Lock()
+
+
+@functools.cache
+def _scripts():
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(_FOLDER))
+
+
+def _config(connection):
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(_FOLDER))
+    config.attributes["connection"] = connection
+    return config
+
+
+def schema_revision(engine: sa.Engine) -> str | None:
+    """The revision the database is at (``None``: never migrated)."""
+    with engine.connect() as connection:
+        if not sa.inspect(connection).has_table(VERSION_TABLE):
+            return None
+        return connection.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
+
+
+def upgrade_schema(engine: sa.Engine) -> str:
+    """Bring the database to the newest revision; returns it.
+
+    Examples
+    --------
+    >>> engine = sa.create_engine("sqlite://", poolclass=sa.pool.StaticPool)
+    >>> upgrade_schema(engine) == _scripts().get_current_head()
+    True
+    >>> sorted(sa.inspect(engine).get_table_names())
+    ['recommendations', 'recommender_schema_version', 'service_reloads']
+    """
+    head = _scripts().get_current_head()
+    if schema_revision(engine) == head:
+        return head
+    from alembic import command
+
+    with _in_process, _exclusive(engine), engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"),
+                               {"key": _ADVISORY_KEY})
+        inspector = sa.inspect(connection)
+        config = _config(connection)
+        if not inspector.has_table(VERSION_TABLE) and inspector.has_table("recommendations"):
+            command.stamp(config, BASELINE)
+        command.upgrade(config, "head")
+    return head
+
+
+@contextlib.contextmanager
+def _exclusive(engine: sa.Engine):
+    """A lock file beside a SQLite database file, so two workers never migrate it at once."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    import fcntl
+
+    with open(f"{database}.migrate.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

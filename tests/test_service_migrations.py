@@ -1,0 +1,117 @@
+"""The audit store's schema is Alembic's, on SQLite and on PostgreSQL (a throwaway cluster).
+
+A new database gets every revision; the migrated schema is exactly the table the code queries;
+an audit database made before migrations (by create_all) is upgraded with its rows intact;
+several processes opening one new database at once all succeed.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import datetime, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from recommender.service import AuditLog
+from recommender.service._audit import _metadata
+from recommender.service._migrate import BASELINE, VERSION_TABLE, schema_revision
+
+RECORD = {"request_id": "r-1", "model_version": "3", "caller_role": "program",
+          "person_id": "p-1", "safety_level": "routine", "recommended": "coaching",
+          "ranking_meaningful": True, "effects": {"coaching": [-4.0, -6.0, -2.0]}}
+
+# The DDL today's service (create_all, before migrations) wrote to a new SQLite audit file.
+BEFORE_MIGRATIONS = """
+CREATE TABLE recommendations (
+    id INTEGER NOT NULL, logged_at DATETIME NOT NULL, request_id VARCHAR(64) NOT NULL,
+    batch_id VARCHAR(64), model_version VARCHAR(64) NOT NULL, caller_role VARCHAR(16) NOT NULL,
+    person_hash VARCHAR(64) NOT NULL, safety_level VARCHAR(16) NOT NULL,
+    recommended VARCHAR(64), ranking_meaningful BOOLEAN, effects TEXT NOT NULL,
+    PRIMARY KEY (id), UNIQUE (request_id));
+CREATE INDEX ix_recommendations_logged_at ON recommendations (logged_at);
+"""
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'audit.db'}"
+    return request.getfixturevalue("postgres").database("audit")
+
+
+def _head() -> str:
+    from alembic.script import ScriptDirectory
+
+    from recommender.service import _migrate
+
+    return ScriptDirectory(str(_migrate._FOLDER)).get_current_head()
+
+
+def test_a_new_store_is_migrated_to_the_schema_the_code_queries(store_url):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    log = AuditLog(store_url, salt="s")
+    assert log.append([RECORD]) == 1
+    engine = sa.create_engine(store_url)
+    assert schema_revision(engine) == _head()
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        differences = [d for d in compare_metadata(context, _metadata)
+                       if not (d[0] == "remove_table" and d[1].name == VERSION_TABLE)]
+    assert differences == []  # migrations and the table in _audit.py agree
+    engine.dispose()
+    log.close()
+
+
+def test_an_audit_database_made_before_migrations_is_upgraded_with_its_rows(tmp_path):
+    path = tmp_path / "audit.db"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as connection:
+        for statement in filter(str.strip, BEFORE_MIGRATIONS.split(";")):
+            connection.exec_driver_sql(statement)
+        connection.exec_driver_sql(
+            "INSERT INTO recommendations (logged_at, request_id, model_version, caller_role, "
+            "person_hash, safety_level, recommended, ranking_meaningful, effects) VALUES "
+            "('2026-11-20 10:00:00.000000', 'old-1', '1', 'program', 'abc', 'routine', "
+            "'mindfulness', 1, '{\"mindfulness\":[-2.0,-3.5,-0.5]}')")
+    assert schema_revision(engine) is None
+
+    log = AuditLog(f"sqlite:///{path}", salt="s")
+    assert schema_revision(engine) == _head()
+    with engine.connect() as connection:
+        stamped = connection.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}"))
+        assert stamped.scalar() == _head()
+    log.append([RECORD])
+    rows = log.export()
+    assert [r["request_id"] for r in rows] == ["old-1", "r-1"]
+    assert rows[0]["effects"] == {"mindfulness": [-2.0, -3.5, -0.5]}
+    assert rows[0]["logged_at"] == datetime(2026, 11, 20, 10, tzinfo=timezone.utc)
+    log.close()
+    # Opening it again is a no-op: still one version row, still two records.
+    again = AuditLog(f"sqlite:///{path}", salt=None)
+    assert again.count() == 2
+    with engine.connect() as connection:
+        assert connection.execute(sa.text(f"SELECT count(*) FROM {VERSION_TABLE}")).scalar() == 1
+    again.close()
+    engine.dispose()
+    assert BASELINE <= _head()
+
+
+def test_workers_opening_one_new_store_at_once_all_succeed(store_url):
+    # Four processes race to migrate the same empty database; each then writes one row.
+    code = ("import sys; from recommender.service import AuditLog; "
+            "log = AuditLog(sys.argv[1], salt='s'); "
+            "log.append([{**dict(request_id=sys.argv[2], model_version='1', caller_role='program', "
+            "person_id='p', safety_level='routine', recommended=None, ranking_meaningful=None, "
+            "effects={})}]); print('ok')")
+    workers = [subprocess.Popen([sys.executable, "-c", code, store_url, f"w{i}"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for i in range(4)]
+    results = [w.communicate(timeout=120) for w in workers]
+    assert [w.returncode for w in workers] == [0] * 4, [err[-2000:] for _, err in results]
+    log = AuditLog(store_url, salt=None)
+    assert log.count() == 4
+    log.close()
