@@ -8,11 +8,12 @@ from recommender.policy._allocation import (
     Allocation,
     ArmLimits,
     allocate,
-    eligibility_matrix,
     limits_from_catalog,
 )
-from recommender.policy._eligibility import Exclusion, offered_arms
-from recommender.policy._ranking import RankedArm, Ranking, interval_overlap, rank_arms
+from recommender.policy._eligibility import (Exclusion, eligibility_matrix, eligible_mask,
+                                             offered_arms)
+from recommender.policy._ranking import (RankedArm, Ranking, arm_order, best_arm,
+                                         interval_overlap, rank_arms)
 from recommender.policy._triage import CrisisResource, SafetyRules, Triage, triage
 
 __all__ = [
@@ -25,7 +26,10 @@ __all__ = [
     "SafetyRules",
     "Triage",
     "allocate",
+    "arm_order",
+    "best_arm",
     "eligibility_matrix",
+    "eligible_mask",
     "interval_overlap",
     "limits_from_catalog",
     "offered_arms",

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from recommender.errors import InputError, PlanTimeout
+from recommender.policy._eligibility import eligibility_matrix
 
 __all__ = ["ArmLimits", "Allocation", "allocate", "limits_from_catalog", "eligibility_matrix"]
 
@@ -196,30 +197,6 @@ def _shown(value):
     if isinstance(value, str) and len(value) > 120:
         return value[:120] + "..."
     return value
-
-
-def eligibility_matrix(catalog, profiles: pd.DataFrame, arms=None) -> pd.DataFrame:
-    """Boolean frame (people x arms): may the program offer the arm to the person?
-
-    Vectorized over the cohort from each arm's eligibility rules (roles, specialties, years in
-    practice).
-    """
-    arms = catalog.treatment_arms if arms is None else arms
-    out = {}
-    for arm in arms:
-        rule = catalog.arm(arm).eligibility
-        allowed = profiles["role"].astype(str).isin(rule.roles).to_numpy()
-        if rule.specialties is not None:
-            allowed &= profiles["specialty"].astype(str).isin(rule.specialties).to_numpy()
-        years = None
-        if rule.min_years_in_practice is not None or rule.max_years_in_practice is not None:
-            years = profiles["years_in_practice"].astype(float).to_numpy()
-        if rule.min_years_in_practice is not None:
-            allowed &= years >= rule.min_years_in_practice
-        if rule.max_years_in_practice is not None:
-            allowed &= years <= rule.max_years_in_practice
-        out[arm] = allowed
-    return pd.DataFrame(out, index=profiles.index)
 
 
 def allocate(

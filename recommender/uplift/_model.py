@@ -267,16 +267,23 @@ class UpliftModel(BaseEstimator):
         if not (isinstance(alpha, Real) and 0 < alpha < 1):
             raise InputError(f"alpha={alpha!r}; accepted: a number strictly between 0 and 1")
         M = self._matrix(X)
-        effect = self.estimator_.effect(M)
-        variance = shrink_variance(jackknife_variance(self.estimator_.fold_effects(M)),
-                                   self.typical_variance_)
+        lower, upper = self.combine(self.estimator_.effect(M), self.estimator_.fold_effects(M),
+                                    alpha)
+        return (pd.DataFrame(lower, index=X.index, columns=self.arms_),
+                pd.DataFrame(upper, index=X.index, columns=self.arms_))
+
+    def combine(self, effect: np.ndarray, fold_effects: np.ndarray, alpha: float):
+        """Interval bounds from the effects (n, arms) and fold effects (K, n, arms).
+
+        The one home of the interval formula: :meth:`predict_interval` and the compiled
+        prediction form (``recommender.uplift.compile_effects``) both call it.
+        """
+        variance = shrink_variance(jackknife_variance(fold_effects), self.typical_variance_)
         variance = np.maximum(variance * self.interval_scale_[None, :],
                               self.variance_floor_[None, :])
         # a spread read off a fitted model errs small like its jackknife: the same scale
         variance = variance + getattr(self, "undetected_variance_", 0.0) * self.interval_scale_
-        lower, upper = interval(effect, variance, alpha, np.ones((1, len(self.arms_))))
-        return (pd.DataFrame(lower, index=X.index, columns=self.arms_),
-                pd.DataFrame(upper, index=X.index, columns=self.arms_))
+        return interval(effect, variance, alpha, np.ones((1, len(self.arms_))))
 
     def _arm_index(self, arm, role: str) -> int:
         for k, known in enumerate(self.all_arms_):
