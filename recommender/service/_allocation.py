@@ -20,7 +20,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 
 from recommender.errors import InputError, PlanTimeout
-from recommender.policy import allocate, eligibility_matrix, limits_from_catalog, triage
+from recommender.policy import allocate, best_arm, eligible_mask, limits_from_catalog, triage
 from recommender.service._engine import safety_block
 from recommender.service._schemas import MAX_BATCH_ROWS, SafetyBlock
 
@@ -186,17 +186,20 @@ def allocate_cohort(engine, request: AllocationRequest, *, caller_role: str,
 def _allocate_planned(engine, rows, planned, arms, limits, request, time_limit):
     """Score the rows at ``planned`` once, allocate, and give each its line of the plan."""
     catalog, control = engine.catalog, engine.control
-    frame = engine.profile_frame(rows, planned)
-    scores = engine.model.score(frame, alpha=engine.config.alpha)
+    cohort = [rows[i] for i in planned]
+    prediction = engine.model.predict(engine.model.encode(cohort), alpha=engine.config.alpha)
+    columns = [list(prediction.arms).index(arm) for arm in arms]
+    index = pd.RangeIndex(len(planned))
     effect, lower, upper = (
-        pd.DataFrame({arm: scores[f"{kind}_{arm}"].to_numpy(dtype=float).round(3)
-                      for arm in arms}, index=frame.index)
-        for kind in ("effect", "lower", "upper"))
+        pd.DataFrame(np.asarray(table, dtype=float)[:, columns].round(3), index=index,
+                     columns=arms)
+        for table in (prediction.effect, prediction.lower, prediction.upper))
     estimated = np.isfinite(effect + lower + upper)  # an arm without an estimate is not given
     offered = pd.DataFrame([[not rows[i].get("offered") or arm in rows[i]["offered"]
                              for arm in arms] for i in planned],
-                           index=frame.index, columns=arms)
-    allowed = eligibility_matrix(catalog, frame, arms) & estimated & offered
+                           index=index, columns=arms)
+    allowed = (pd.DataFrame(eligible_mask(catalog, cohort, arms), index=index, columns=arms)
+               & estimated & offered)
     try:
         allocation = allocate(effect.where(estimated, 0.0), limits, budget=request.budget,
                               eligible=allowed, upper=upper.where(estimated, 0.0),
@@ -210,8 +213,8 @@ def _allocate_planned(engine, rows, planned, arms, limits, request, time_limit):
                           f"time: {error}; nothing was allocated or recorded; please retry, or "
                           "split the cohort into smaller ones") from None
     # Without limits: the allowed arm with the best expected effect, if any helps.
-    best = effect.where(allowed, np.inf)
-    recommended = np.where(best.min(axis=1) < 0, best.idxmin(axis=1), control).tolist()
+    recommended = best_arm(effect.to_numpy(), arms, control=control,
+                           allowed=allowed.to_numpy()).tolist()
     figures = np.stack([effect.to_numpy(), lower.to_numpy(), upper.to_numpy()], axis=2).tolist()
     given = allocation.assignment.tolist()
     permitted = allowed.to_numpy().tolist()

@@ -14,7 +14,6 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 from pydantic import ValidationError
 
 from recommender.cohort import PROFILE_COLUMNS
@@ -221,10 +220,6 @@ class RecommendationEngine:
         return {arm: [missing if table is None or arm not in columns else table[columns[arm]]
                       for table in kinds]
                 for arm in self.modelled}
-
-    def profile_frame(self, rows: Sequence[Mapping], positions: Sequence[int]) -> pd.DataFrame:
-        """The model's input for ``rows[positions]``: profile columns and extra features."""
-        return pd.DataFrame({c: [rows[i][c] for i in positions] for c in self._columns})
 
     def record(self, records: Sequence[Mapping]) -> None:
         """Append answers to the audit log (see :meth:`AuditLog.append`) before they are given.
