@@ -224,6 +224,7 @@ def run(
     n_test: int = 10_000,
     seed: int = 0,
     latency_calls: int = 50,
+    scenario: str = "default",
     log=print,
 ) -> dict:
     """Fit every method on one split and return the measured records and run facts."""
@@ -231,7 +232,7 @@ def run(
 
     _import_everything()
     load_before = os.getloadavg()
-    split = simulated_split(n, assignment=assignment, seed=seed, n_test=n_test)
+    split = simulated_split(n, assignment=assignment, seed=seed, n_test=n_test, scenario=scenario)
     rows_train = Rows.of(feature_frame(split.train))
     rows_test = Rows.of(feature_frame(split.test))
     records = []
@@ -255,6 +256,7 @@ def run(
         "n": n,
         "n_test": n_test,
         "assignment": assignment,
+        "scenario": scenario,
         "arms": list(split.arms),
         "seed": seed,
         "repeats": repeats,
@@ -370,7 +372,8 @@ def to_markdown(result: dict, command: str) -> str:
         f"Machine: {machine_line()}; load average (1/5/15 min) {l1:.1f}/{l5:.1f}/{l15:.1f} at "
         f"start, {e1:.1f}/{e5:.1f}/{e15:.1f} at end (shared with other agents).",
         "",
-        f"`default` scenario, {result['assignment']} assignment: training cohort n = "
+        f"`{result.get('scenario', 'default')}` scenario, {result['assignment']} assignment: "
+        "training cohort n = "
         f"{result['n']:,} (seed {result['seed']}), separate test cohort n = "
         f"{result['n_test']:,} (another seed); outcome EE change from baseline. Oracle policy "
         f"value {result['oracle_value']:.2f} EE points per person. Root PEHE in EE points. "
@@ -403,7 +406,10 @@ def to_markdown(result: dict, command: str) -> str:
     if warned:
         body += "\n\n<details><summary>warnings raised during the run</summary>\n\n"
         body += "\n".join(f"- {w}" for w in warned[:30]) + "\n\n</details>"
-    title = f"## Learners: default scenario, n = {result['n']:,}, {result['assignment']}\n\n"
+    title = (
+        f"## Learners: {result.get('scenario', 'default')} scenario, n = {result['n']:,}, "
+        f"{result['assignment']}\n\n"
+    )
     return title + body
 
 
@@ -418,6 +424,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-calls", type=int, default=50)
     parser.add_argument("--n-test", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--scenario",
+        default="default",
+        help="simulator scenario of both cohorts (configs/scenarios/<name>.yaml; e.g. conservative)",
+    )
     parser.add_argument("--methods", help=f"comma-separated subset of {','.join(METHODS)}")
     parser.add_argument("--quick", action="store_true", help="tiny smoke run; writes nothing")
     parser.add_argument(
@@ -441,6 +452,7 @@ def main(argv: list[str] | None = None) -> int:
         n_test=args.n_test,
         seed=args.seed,
         latency_calls=args.latency_calls,
+        scenario=args.scenario,
         log=lambda message: print(message, file=sys.stderr, flush=True),
     )
     command = "python -m bench.learners " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -449,7 +461,9 @@ def main(argv: list[str] | None = None) -> int:
     if (not args.quick or args.write) and not args.no_write:
         from bench._report import write_section
 
-        write_section(f"learners-{args.n}-{args.assignment}", markdown)
+        # The default scenario keeps its historical section names; others get their own.
+        suffix = "" if args.scenario == "default" else f"-{args.scenario}"
+        write_section(f"learners-{args.n}-{args.assignment}{suffix}", markdown)
     failed = [r["key"] for r in result["records"] if "error" in r]
     return 1 if failed else 0
 

@@ -30,6 +30,7 @@ class CohortPlan:
     version: str | None
     allocation: object  # recommender.policy.Allocation
     referrals: int
+    fairness_path: Path | None = None
 
     def summary_lines(self) -> list[str]:
         allocation = self.allocation
@@ -49,6 +50,21 @@ class CohortPlan:
                 f"capacity {capacity}, ${row['cost']:,.0f}, {row['expected_points_avoided']:,.1f} points"
             )
         lines.append(f"  confidential referral flagged for {self.referrals:,} severe profile(s)")
+        if allocation.floors:
+            lines.append("  floors held: " + ", ".join(
+                f"{role} >= {share:.0%} given an arm" for role, share in allocation.floors.items()))
+        if allocation.fairness is not None:
+            lines.append(f"  fairness by group (all of it in {self.fairness_path}; groups under "
+                         "the smallest cell suppressed):")
+            table = allocation.fairness[allocation.fairness["arm"] == "any"]
+            for row in table.itertuples(index=False):
+                if row.suppressed:
+                    lines.append(f"    {row.attribute} {row.group}: suppressed (small group)")
+                    continue
+                lines.append(
+                    f"    {row.attribute} {row.group}: {int(row.people):,} people, "
+                    f"{row.share_allocated:.0%} given an arm ({row.share_eligible:.0%} eligible "
+                    f"for one), {row.benefit_per_person:.2f} EE points avoided per person")
         return lines
 
 
@@ -82,6 +98,7 @@ def plan_cohort(
     catalog_path=None,
     serve_config=None,
     time_limit: float = 60.0,
+    floors: Mapping[str, float] | None = None,
 ) -> CohortPlan:
     """Score ``data`` with ``model``, allocate arms under the limits and write the plan.
 
@@ -103,6 +120,12 @@ def plan_cohort(
         Arms the program offers this cycle (default: every arm of the catalog).
     confident_only : bool
         Allocate an arm only when its interval excludes no benefit.
+    floors : mapping of role to share, optional
+        At least this share of each named role's people is given an arm (held by the solver;
+        an InputError says so when the budget and places cannot meet them all).
+
+    The plan's fairness by role, gender and setting (shares eligible and allocated per arm,
+    expected EE points avoided per person) is written beside it as ``<out>.fairness.csv``.
     """
     from recommender.catalog import load_catalog
     from recommender.cohort import read_cohort, validate_cohort, write_cohort
@@ -134,7 +157,8 @@ def plan_cohort(
     limits = limits_from_catalog(catalog, arms, capacity=capacity, cost=cost)
     allocation = allocate(effects, limits, budget=budget, eligible=eligibility_matrix(catalog, frame, arms),
                           upper=upper, confident_only=confident_only, control=catalog.control,
-                          time_limit=time_limit)
+                          time_limit=time_limit, profiles=frame[["role", "gender", "setting"]],
+                          floors=floors)
 
     referral = _referrals(frame, serve_config)
     given = allocation.assignment.to_numpy()
@@ -148,9 +172,11 @@ def plan_cohort(
         plan[f"allocated_{column}"] = values.to_numpy()
     plan["recommended"] = scored["recommended"].to_numpy()
     path = write_cohort(plan, out)
+    fairness_path = Path(path).with_name(Path(path).stem + ".fairness.csv")
+    allocation.fairness.to_csv(fairness_path, index=False)
     return CohortPlan(path=Path(path), rows=len(plan), model_uri=ref.uri,
                       version=getattr(ref, "version", None), allocation=allocation,
-                      referrals=int(referral.sum()))
+                      referrals=int(referral.sum()), fairness_path=fairness_path)
 
 
 def _referrals(frame: pd.DataFrame, serve_config) -> pd.Series:

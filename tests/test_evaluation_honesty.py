@@ -78,7 +78,7 @@ def test_null_effects_find_no_arm_better_than_none(null):
 
 
 def test_heterogeneous_effects_are_found_and_beat_random(default):
-    # measured: gain 0.54 (0.26 to 0.83) over coaching; learned 4.4 vs random 1.9 EE points
+    # measured: gain 0.54 (0.24 to 0.84) over coaching; learned 4.5 vs random 2.0 EE points
     report = default
     assert report.personalization_adds_value
     assert report.statement.startswith("Personalization adds ")
@@ -92,5 +92,9 @@ def test_heterogeneous_effects_are_found_and_beat_random(default):
     shown = report.subgroups[~report.subgroups["suppressed"]]
     assert (shown["n"] >= 11).all()
     # an arm given one effect for everyone (no heterogeneity established) has no ranking to
-    # calibrate; the clearly heterogeneous arms do
-    assert np.isfinite(report.calibration_slopes["estimate"][["coaching", "mindfulness"]]).all()
+    # calibrate; the clearly heterogeneous arm does. Coaching only: since the scenario took
+    # physicians' mindfulness from Fendel 2021 (-2.5) and bounds DP effects, the nurse-physician
+    # gap in mindfulness is 2.3 points instead of 2.7, and this small fit (16,000, one small
+    # booster) gives mindfulness one effect for everyone (measured: coaching slope 1.29, 90 % CI
+    # 1.02 to 1.55; mindfulness not personalized).
+    assert np.isfinite(report.calibration_slopes["estimate"][["coaching"]]).all()

@@ -109,3 +109,34 @@ def test_a_solver_out_of_time_is_said_and_nothing_is_written(champion_home, coho
     err = capsys.readouterr().err
     assert "time limit" in err and "--time-limit, now 5 s" in err
     assert not out.exists()
+
+
+def test_floors_are_held_and_fairness_is_written_beside_the_plan(champion_home, cohort_file,
+                                                                  tmp_path, monkeypatch, capsys):
+    use_home(monkeypatch, champion_home)
+    out = tmp_path / "plan.csv"
+    code = main(["allocate", "--data", str(cohort_file), "--out", str(out), "--budget", "20000",
+                 "--floor", "nurse=0.3,app=0.3"])
+    assert code == 0, capsys.readouterr().err
+    plan = pd.read_csv(out).merge(pd.read_csv(cohort_file), on="person_id")
+    for role in ("nurse", "app"):
+        members = plan[plan["role"] == role]
+        assert (members["allocated"] != "none").mean() >= 0.3 - 1e-9, role
+    fairness = pd.read_csv(tmp_path / "plan.fairness.csv")
+    assert set(fairness["attribute"]) == {"role", "gender", "setting"}
+    nurses = fairness[(fairness["attribute"] == "role") & (fairness["group"] == "nurse")
+                      & (fairness["arm"] == "any")].iloc[0]
+    assert nurses["share_allocated"] >= 0.3 - 1e-9 and 0 <= nurses["share_eligible"] <= 1
+    printed = capsys.readouterr().out
+    assert "floors held: nurse >= 30% given an arm" in printed and "fairness by group" in printed
+
+
+def test_floors_beyond_the_budget_are_refused_and_nothing_is_written(champion_home, cohort_file,
+                                                                     tmp_path, monkeypatch,
+                                                                     capsys):
+    use_home(monkeypatch, champion_home)
+    out = tmp_path / "plan.csv"
+    code = main(["allocate", "--data", str(cohort_file), "--out", str(out), "--budget", "500",
+                 "--floor", "physician=0.9"])
+    assert code != 0 and not out.exists()
+    assert "cannot all be met" in capsys.readouterr().err

@@ -291,3 +291,34 @@ def test_the_readme_example_is_answered_as_described(asgi_client):
     assert response.status_code == 200, response.text
     levels = [a["safety"]["level"] for a in response.json()["assignments"]]
     assert levels == ["routine", "referral", "crisis"]
+
+
+def test_floors_per_role_are_held_and_the_plan_reports_fairness(asgi_client):
+    # US$300 buys one mindfulness place; it avoids 2 points for anyone, so without a floor the
+    # nurse need not get it; with {"nurse": 1.0} the nurse does.
+    rows = cohort({"role": "physician"}, {"role": "physician"}, {"role": "physician"},
+                  {"role": "nurse", "specialty": "critical_care"})
+    held = plan(asgi_client, profiles=rows, budget=300, floors={"nurse": 1.0})
+    assert held.status_code == 200, held.text
+    body = held.json()
+    AllocationPlan.model_validate(body)
+    assert body["assignments"][3]["allocated"] == "mindfulness"
+    assert sum(a["allocated"] != "none" for a in body["assignments"]) == 1
+    attributes = {row["attribute"] for row in body["fairness"]}
+    assert attributes == {"role", "gender", "setting"}
+    # four people: every group is under the smallest cell, so nothing about them is shown
+    assert all(row["suppressed"] and row["share_allocated"] is None for row in body["fairness"])
+
+
+def test_floors_that_cannot_be_met_are_refused_saying_why(asgi_client):
+    rows = cohort({"role": "physician"}, {"role": "physician"})
+    response = plan(asgi_client, profiles=rows, budget=300, floors={"physician": 1.0})
+    assert response.status_code in (400, 422), response.text
+    assert "floors" in response.text and "cannot all be met" in response.text
+
+
+@pytest.mark.parametrize("floors", [{"nurse": 2}, {"nurse": "half"}])
+def test_a_floor_that_is_not_a_share_is_refused(asgi_client, floors):
+    response = plan(asgi_client, profiles=cohort({}), floors=floors)
+    assert response.status_code == 422, response.text
+    assert "floors" in response.json()["error"]

@@ -28,7 +28,7 @@ def test_studies_are_unique_and_sourced():
     assert all((s.tolerance is None) == (s.direction in ("<", ">")) for s in STUDIES)
 
 
-@pytest.mark.parametrize("study", STUDIES, ids=_id)
+@pytest.mark.parametrize("study", [s for s in STUDIES if not s.gap], ids=_id)
 def test_study_lands_in_target(table, study):
     row = table.loc[(study.name, study.quantity)]
     assert row[
@@ -41,6 +41,25 @@ def test_study_lands_in_target(table, study):
         assert abs(row["simulated"] - study.target) + 3 * row["mc_se"] <= study.tolerance
     else:
         assert abs(row["simulated"] - study.target) > 4 * row["mc_se"]
+
+
+@pytest.mark.parametrize("study", [s for s in STUDIES if s.gap], ids=_id)
+def test_a_figure_listed_as_not_reproduced_is_indeed_not(table, study):
+    # docs/calibration.md lists it apart with its reason; if the simulator comes to reproduce it,
+    # this fails so the gap (and its reason) is removed rather than left stale.
+    row = table.loc[(study.name, study.quantity)]
+    assert not row["within"], f"{study.name}: now within target; remove its gap"
+    assert abs(row["simulated"] - study.target) > study.tolerance + 3 * row["mc_se"]
+
+
+def test_an_assumption_row_names_no_study():
+    # Rows checking an assumption say so and carry no study's name ("Author Year").
+    from recommender.simulate._scenario_reader import _CITATION
+
+    for study in STUDIES:
+        if study.source.startswith("*assumption*"):
+            assert _CITATION.search(study.source) is None, study.source
+            assert _CITATION.search(study.name) is None, study.name
 
 
 def test_the_checks_can_fail():

@@ -22,6 +22,25 @@ def default_raw() -> dict:
     return yaml.safe_load(config_path("scenarios/default.yaml").read_text())
 
 
+def value(raw: dict, dotted: str):
+    """The plain value at a parameter path, looking through tags ({value: ..., source: ...})."""
+    node = raw
+    for key in dotted.split("."):
+        node = node["value"] if isinstance(node, dict) and "value" in node else node
+        node = node[key]
+    return node["value"] if isinstance(node, dict) and "value" in node else node
+
+
+def set_value(raw: dict, dotted: str, new) -> None:
+    """Replace the value at a parameter path, keeping its tag."""
+    parent, _, last = dotted.rpartition(".")
+    node = value(raw, parent) if parent else raw
+    if isinstance(node.get(last), dict) and "value" in node[last]:
+        node[last]["value"] = new
+    else:
+        node[last] = new
+
+
 @pytest.mark.parametrize("name", ["default", "homogeneous", "null"])
 def test_shipped_scenarios_load_with_catalog_arms(name):
     scenario = load_scenario(name)
@@ -61,31 +80,34 @@ def test_missing_file_is_an_input_error(tmp_path):
     ("edit", "field"),
     [
         (
-            lambda r: r["effects"]["coaching"]["by_role"]["nurse"].update(ee="strong"),
+            lambda r: value(r, "effects.coaching.by_role.nurse").update(ee="strong"),
             "effects.coaching.by_role.nurse.ee",
         ),
-        (lambda r: r["course"].update(regression_to_mean=1.5), "course.regression_to_mean"),
+        (lambda r: set_value(r, "course.regression_to_mean", 1.5), "course.regression_to_mean"),
         (lambda r: r["baseline"].pop("sd"), "baseline.sd"),
-        (lambda r: r["population"]["roles"].update(physician=0.9), "population.roles"),
+        (lambda r: value(r, "population.roles").update(physician=0.9), "population.roles"),
         (
-            lambda r: r["population"]["gender"]["nurse"].update(other=0.1),
+            lambda r: value(r, "population.gender.nurse").update(other=0.1),
             "population.gender.nurse.other",
         ),
         (
-            lambda r: r["baseline"]["correlation"].update(ee_dp=0.95, ee_pa=0.95, dp_pa=-0.95),
+            lambda r: value(r, "baseline.correlation").update(ee_dp=0.95, ee_pa=0.95, dp_pa=-0.95),
             "baseline.correlation",
         ),
         (lambda r: r["effects"].pop("balint_group"), "effects.balint_group"),
         (lambda r: r.update(control="usual_care"), "control"),
         (
-            lambda r: r["assignment"]["observational"].update(overlap_floor=0.5),
+            lambda r: set_value(r, "assignment.observational.overlap_floor", 0.5),
             "assignment.observational.overlap_floor",
         ),
         (
-            lambda r: r["assignment"].update(rct_shares={"none": 0.5, "yoga": 0.5}),
+            lambda r: set_value(r, "assignment.rct_shares", {"none": 0.5, "yoga": 0.5}),
             "assignment.rct_shares.yoga",
         ),
-        (lambda r: r["effect_modifiers"].update(typo=1), "effect_modifiers.typo"),
+        (
+            lambda r: r["effect_modifiers"].update(typo={"value": 1, "assumption": "x"}),
+            "effect_modifiers.typo",
+        ),
     ],
 )
 def test_malformed_field_is_named(default_raw, edit, field):
@@ -99,9 +121,9 @@ def test_malformed_field_is_named(default_raw, edit, field):
 
 def test_every_problem_is_reported_at_once(default_raw):
     raw = copy.deepcopy(default_raw)
-    raw["course"]["regression_to_mean"] = -1
-    raw["baseline"]["hours_slope"]["ee"] = None
-    raw["effects"]["mindfulness"]["time_demand"] = "lots"
+    set_value(raw, "course.regression_to_mean", -1)
+    value(raw, "baseline.hours_slope")["ee"] = None
+    set_value(raw, "effects.mindfulness.time_demand", "lots")
     with pytest.raises(InputError) as caught:
         load_scenario(raw)
     assert len(caught.value.problems) == 3
@@ -109,7 +131,10 @@ def test_every_problem_is_reported_at_once(default_raw):
 
 def test_extends_merges_over_the_parent(tmp_path):
     path = tmp_path / "variant.yaml"
-    path.write_text("extends: default\nname: variant\ncourse: {regression_to_mean: 0.3}\n")
+    path.write_text(
+        "extends: default\nname: variant\n"
+        "course: {regression_to_mean: {value: 0.3, assumption: a variant}}\n"
+    )
     variant, default = load_scenario(path), load_scenario("default")
     assert variant.course.regression_to_mean == 0.3
     assert variant.course.noise_sd == default.course.noise_sd
@@ -128,27 +153,33 @@ def test_scenario_is_frozen():
 @pytest.mark.parametrize(
     ("edit", "column"),
     [
-        (lambda r: r["course"].update(regression_to_mean=0.5), "ee_followup"),
-        (lambda r: r["course"]["drift"]["nurse"].update(ee=5.0), "ee_followup"),
-        (lambda r: r["course"]["noise_sd"].update(ee=3.0), "ee_followup"),
-        (lambda r: r["baseline"].update(hours_slope={"ee": 6.0, "dp": 1.0, "pa": -0.5}), "ee"),
-        (lambda r: r["baseline"]["gender_shift"]["female"].update(ee=6.0), "ee"),
-        (lambda r: r["baseline"]["role_means"]["nurse"].update(dp=9.0), "dp"),
+        (lambda r: set_value(r, "course.regression_to_mean", 0.5), "ee_followup"),
+        (lambda r: value(r, "course.drift.nurse").update(ee=5.0), "ee_followup"),
+        (lambda r: set_value(r, "course.noise_sd.ee", 3.0), "ee_followup"),
+        (lambda r: set_value(r, "baseline.hours_slope", {"ee": 6.0, "dp": 1.0, "pa": -0.5}), "ee"),
+        (lambda r: value(r, "baseline.gender_shift.female").update(ee=6.0), "ee"),
+        (lambda r: value(r, "baseline.role_means.nurse").update(dp=9.0), "dp"),
         (
-            lambda r: r["effects"]["mindfulness"]["by_role"]["nurse"].update(ee=-9.0),
+            lambda r: set_value(r, "effects.mindfulness.by_role.nurse.ee", -6.0),
             "true_effect_mindfulness",
         ),
-        (lambda r: r["effects"]["coaching"]["career"].update(mid=0.5), "true_effect_coaching"),
+        (lambda r: value(r, "effects.coaching.career").update(mid=0.5), "true_effect_coaching"),
         (
-            lambda r: r["effects"]["balint_group"].update(severity_slope=0.0),
+            lambda r: set_value(r, "effects.balint_group.severity_slope", 0.0),
             "true_effect_balint_group",
         ),
-        (lambda r: r["effects"]["mindfulness"].update(time_demand=0.0), "true_effect_mindfulness"),
-        (lambda r: r["effect_modifiers"].update(hours_threshold=40.0), "true_effect_coaching"),
-        (lambda r: r["population"]["weekly_hours"]["physician"].update(mean=60.0), "weekly_hours"),
         (
-            lambda r: r["population"].update(
-                roles={"physician": 0.7, "resident": 0.1, "nurse": 0.1, "app": 0.1}
+            lambda r: set_value(r, "effects.mindfulness.time_demand", 0.0),
+            "true_effect_mindfulness",
+        ),
+        (lambda r: set_value(r, "effect_modifiers.hours_threshold", 40.0), "true_effect_coaching"),
+        (lambda r: set_value(r, "effect_modifiers.effect_bound.ee", 3.0), "true_effect_coaching"),
+        (lambda r: value(r, "population.weekly_hours.physician").update(mean=60.0), "weekly_hours"),
+        (
+            lambda r: set_value(
+                r,
+                "population.roles",
+                {"physician": 0.7, "resident": 0.1, "nurse": 0.1, "app": 0.1},
             ),
             "role",
         ),
@@ -164,7 +195,7 @@ def test_changing_an_assumption_changes_the_cohort(default_raw, edit, column):
 
 def test_observational_strength_is_the_confounding_knob(default_raw):
     raw = copy.deepcopy(default_raw)
-    raw["assignment"]["observational"]["strength"] = 0.0
+    set_value(raw, "assignment.observational.strength", 0.0)
     flat = simulate_cohort(load_scenario(raw), 3000, seed=5, assignment="observational")
     # Strength 0: every arm equally likely for everyone.
     assert np.allclose(flat["propensity"], 1 / 6)
@@ -172,3 +203,119 @@ def test_observational_strength_is_the_confounding_knob(default_raw):
         load_scenario(default_raw), 3000, seed=5, assignment="observational"
     )
     assert confounded["propensity"].std() > 0.05
+
+
+# -- tags: every parameter says where its number comes from ----------------------------------
+def test_a_typod_parameter_without_a_tag_is_refused_naming_it(default_raw):
+    raw = copy.deepcopy(default_raw)
+    del raw["effects"]["coaching"]["severity_slope"]
+    raw["effects"]["coaching"]["severity_slop"] = 0.8  # typo'd name, no tag
+    with pytest.raises(InputError) as caught:
+        load_scenario(raw)
+    problems = caught.value.problems
+    assert any("'effects.coaching.severity_slop' is not an accepted field" in p for p in problems)
+    assert any("'effects.coaching.severity_slope' is missing" in p for p in problems)
+
+
+@pytest.mark.parametrize(
+    ("edit", "field", "message"),
+    [
+        # a bare number where a tagged parameter belongs
+        (lambda r: r["course"].update(regression_to_mean=0.08), "course.regression_to_mean", "has no tag"),
+        # a tagged table with one part left bare
+        (
+            lambda r: r["course"]["drift"].update(nurse={"ee": 1.0, "dp": 0.3, "pa": -0.3}),
+            "course.drift.nurse",
+            "has no tag",
+        ),
+        # both tags, or neither
+        (
+            lambda r: r["effects"]["coaching"]["severity_slope"].update(source="Dyrbye 2019"),
+            "effects.coaching.severity_slope",
+            "exactly one of",
+        ),
+        (
+            lambda r: r["effects"]["coaching"]["severity_slope"].pop("assumption"),
+            "effects.coaching.severity_slope",
+            "exactly one of",
+        ),
+        # a typo'd tag key
+        (
+            lambda r: r["effects"]["coaching"].update(
+                time_demand={"value": 0.1, "asumption": "typo"}
+            ),
+            "effects.coaching.time_demand.asumption",
+            "not an accepted key",
+        ),
+        # an assumption that names a study, and a source that names none
+        (
+            lambda r: r["effects"]["coaching"].update(
+                severity_slope={"value": 0.3, "assumption": "as Collett 2025 suggests"}
+            ),
+            "effects.coaching.severity_slope.assumption",
+            "never carries a study's name",
+        ),
+        (
+            lambda r: r["effects"]["coaching"].update(
+                severity_slope={"value": 0.3, "source": "common sense"}
+            ),
+            "effects.coaching.severity_slope.source",
+            "Author Year",
+        ),
+    ],
+)
+def test_untagged_or_mistagged_parameters_are_refused(default_raw, edit, field, message):
+    raw = copy.deepcopy(default_raw)
+    edit(raw)
+    with pytest.raises(InputError) as caught:
+        load_scenario(raw)
+    assert any(f"'{field}'" in p and message in p for p in caught.value.problems), caught.value
+
+
+@pytest.mark.parametrize("name", ["default", "homogeneous", "null", "conservative"])
+def test_every_parameter_of_every_shipped_scenario_is_tagged(name):
+    scenario = load_scenario(name)
+    tags = scenario.parameters
+    assert tags and all(t.kind in ("source", "assumption") and t.text for t in tags.values())
+    # Each top-level parameter of the tree is covered by a tag on it or on its parts.
+    for section in ("population", "baseline", "course", "effect_modifiers"):
+        fields = getattr(scenario, section).__dataclass_fields__
+        for field in fields:
+            path = f"{section}.{field}"
+            assert any(p == path or p.startswith(path + ".") for p in tags), path
+
+
+def test_an_extending_scenario_cannot_inherit_a_source_for_a_new_value(tmp_path):
+    # A value changed without its own tag is refused, instead of keeping the parent's source.
+    path = tmp_path / "variant.yaml"
+    path.write_text(
+        "extends: default\nname: variant\n"
+        "effects: {coaching: {severity_slope: 0.9}}\n"
+    )
+    with pytest.raises(InputError, match=r"effects\.coaching\.severity_slope' has no tag"):
+        load_scenario(path)
+
+
+def test_no_persons_expected_effect_goes_beyond_the_bound():
+    scenario = load_scenario("default")
+    bound = scenario.effect_modifiers.effect_bound
+    cohort = simulate_cohort(scenario, 20_000, seed=3)
+    for prefix, limit in (("true_effect_", bound.ee), ("true_effect_dp_", bound.dp), ("true_effect_pa_", bound.pa)):
+        values = cohort[[f"{prefix}{arm}" for arm in scenario.treatment_arms]].to_numpy()
+        assert np.abs(values).max() <= limit + 1e-9
+    # The bound binds: without it the severity multiplier takes coaching past it.
+    assert (cohort["true_effect_coaching"] <= -bound.ee + 1e-9).mean() > 0.1
+
+
+def test_conservative_is_the_default_with_every_effect_modifier_halved():
+    default, conservative = load_scenario("default"), load_scenario("conservative")
+    assert conservative.population == default.population
+    assert conservative.baseline == default.baseline and conservative.course == default.course
+    assert conservative.effect_modifiers == default.effect_modifiers
+    for arm in default.treatment_arms:
+        d, c = default.effects[arm], conservative.effects[arm]
+        assert c.by_role == d.by_role
+        assert c.severity_slope == pytest.approx(d.severity_slope / 2)
+        assert c.time_demand == pytest.approx(d.time_demand / 2)
+        for stage, multiplier in d.career.items():
+            assert c.career[stage] == pytest.approx(1 + (multiplier - 1) / 2)

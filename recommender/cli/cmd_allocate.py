@@ -26,6 +26,8 @@ def configure(parser) -> None:
                         help="allocate an arm only when its interval excludes no benefit")
     parser.add_argument("--alpha", type=float, default=0.1,
                         help="intervals are 1 - alpha (default 0.1: 90%%)")
+    parser.add_argument("--floor", default=None, metavar="ROLE=SHARE,...",
+                        help="minimum share of each role given an arm, e.g. nurse=0.2,app=0.2")
     parser.add_argument("--time-limit", type=float, default=60.0,
                         help="seconds the solver may take (default 60)")
 
@@ -42,6 +44,7 @@ def run(args) -> int:
             capacity=parse_limits(args.capacity, option="--capacity"),
             cost=parse_limits(args.cost, option="--cost"), offered=offered,
             confident_only=args.confident_only, alpha=args.alpha, time_limit=args.time_limit,
+            floors=parse_limits(args.floor, option="--floor"),
         )
     except PlanTimeout as error:
         print(f"recommender allocate: {error}; nothing was written. Give the solver more time "

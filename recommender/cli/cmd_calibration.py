@@ -55,19 +55,23 @@ def run(args: argparse.Namespace) -> int:
         seed=seed,
         n=n,
         heterogeneity=heterogeneity_markdown(scenario, seed=seed, n=n),
+        scenario=scenario,
     )
-    passed = int(table["within"].sum())
+    # A figure listed as not reproduced (with its reason) is expected outside its band.
+    must = table[~table["gap"].astype(bool)]
+    passed = int(must["within"].sum())
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(markdown)
         print(
-            f"wrote {out}: {passed} of {len(table)} studies within target (scenario {scenario.name}, seed {seed}, n {n:,})"
+            f"wrote {out}: {passed} of {len(must)} studies within target, {len(table) - len(must)} "
+            f"listed as not reproduced (scenario {scenario.name}, seed {seed}, n {n:,})"
         )
     else:
         print(markdown)
-    for row in table[~table["within"]].itertuples(index=False):
+    for row in must[~must["within"]].itertuples(index=False):
         print(
             f"outside target: {row.study}, {row.quantity}: simulated {row.simulated:.3g}, target {row.target:g} {row.check}"
         )
-    return 0 if passed == len(table) else 1
+    return 0 if passed == len(must) else 1

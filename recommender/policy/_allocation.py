@@ -9,6 +9,7 @@ expected benefit subject to
 - the budget (cost per person of each arm);
 - group sizes: an arm delivered in groups of ``group_min``..``group_max`` is given to a number
   of people that can be split into whole groups (e.g. 6-10 per group: 11 people cannot be);
+- optional floors: at least a given share of each named role's people is given an arm;
 
 as a mixed-integer program solved exactly by HiGHS (``scipy.optimize.milp``). No one is given an
 arm that is not expected to help them (benefit <= 0), and with ``confident_only`` no one is
@@ -27,6 +28,7 @@ import pandas as pd
 
 from recommender.errors import InputError, PlanTimeout
 from recommender.policy._eligibility import eligibility_matrix
+from recommender.policy._fairness import MIN_CELL, check_floors, fairness_table
 
 __all__ = ["ArmLimits", "Allocation", "allocate", "limits_from_catalog", "eligibility_matrix"]
 
@@ -70,6 +72,12 @@ class Allocation:
         ``"optimal"``, or why the solver stopped (time limit) with the remaining ``gap``.
     gap : float
         Relative optimality gap reported by the solver (0 when proven optimal).
+    fairness : DataFrame or None
+        Per role, gender and setting: shares eligible and allocated per arm and the expected
+        benefit per person (:func:`~recommender.policy._fairness.fairness_table`); None when
+        no profiles were given.
+    floors : dict
+        The minimum share per role the plan was held to (empty: none).
     """
 
     assignment: pd.Series
@@ -79,16 +87,30 @@ class Allocation:
     expected_points_avoided: float
     status: str
     gap: float
+    fairness: pd.DataFrame | None = None
+    floors: Mapping[str, float] | None = None
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "status": self.status,
             "gap": self.gap,
             "budget": self.budget,
             "total_cost": self.total_cost,
             "expected_points_avoided": self.expected_points_avoided,
             "arms": self.summary.reset_index().to_dict(orient="records"),
+            "floors": dict(self.floors or {}),
         }
+        if self.fairness is not None:
+            out["fairness"] = fairness_records(self.fairness)
+        return out
+
+
+def fairness_records(table: pd.DataFrame) -> list[dict]:
+    """The fairness table as JSON-ready records (NaN as None)."""
+    return [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        for row in table.to_dict(orient="records")
+    ]
 
 
 def limits_from_catalog(catalog, arms=None, *, capacity: Mapping[str, float] | None = None,
@@ -209,6 +231,9 @@ def allocate(
     confident_only: bool = False,
     control: str = "none",
     time_limit: float = 60.0,
+    profiles: pd.DataFrame | None = None,
+    floors: Mapping[str, float] | None = None,
+    min_cell: int = MIN_CELL,
 ) -> Allocation:
     """Assign at most one arm per person to maximise the cohort's expected benefit.
 
@@ -232,6 +257,14 @@ def allocate(
     time_limit : float, default 60
         Seconds the solver may take; if it stops early the best allocation found is returned
         with its status and gap.
+    profiles : DataFrame, optional
+        The people's ``role``, ``gender`` and ``setting`` (same index as ``effects``): the plan
+        then reports its fairness by group, and ``floors`` can name roles.
+    floors : mapping of role to share, optional
+        At least this share of each named role's people (in the cohort) is given an arm, a
+        constraint of the same program (needs ``profiles``).
+    min_cell : int, default 11
+        Fairness cells smaller than this are suppressed.
 
     Returns
     -------
@@ -240,7 +273,8 @@ def allocate(
     Raises
     ------
     InputError
-        Bad effects, limits or budget (each named), or constraints no allocation satisfies.
+        Bad effects, limits, budget or floors (each named), or constraints no allocation
+        satisfies (floors that cannot all be met say which role and why).
     PlanTimeout
         The solver reached ``time_limit`` before finding any allocation (not the input's
         fault: giving everyone usual care always fits; retry with more time or fewer people).
@@ -255,8 +289,11 @@ def allocate(
     """
     benefit, allowed, arms = _check(effects, limits, budget, eligible, upper, confident_only)
     n, k = benefit.shape
-    program = _program(benefit, allowed & _candidates(benefit, allowed, arms, limits, budget),
-                       arms, limits, budget)
+    floor_rows = _floor_rows(floors, profiles, effects.index, allowed)
+    # a floor counts who (which role) gets an arm: the exchange keeps to people of one role
+    strata = profiles["role"].astype(str).to_numpy() if floor_rows else None
+    candidates = _candidates(benefit, allowed, arms, limits, budget, strata=strata)
+    program = _program(benefit, allowed & candidates, arms, limits, budget, floor_rows)
     people, arm_of, m, grouped = program.people, program.arm_of, program.m, program.grouped
     cost = np.array([float(limits[a].cost_per_person) for a in arms])
     result = _solve(program, float(time_limit))
@@ -264,6 +301,13 @@ def allocate(
         if result.status == 1:  # time (or iteration) limit before any plan was found
             raise PlanTimeout(f"the solver ran out of time ({float(time_limit):g} s) before it "
                               f"found any plan ({result.message})")
+        if floor_rows:
+            wanted = ", ".join(f"{role} {share:g}" for role, share in check_floors(floors).items())
+            raise InputError(
+                f"floors: the minimum shares per role ({wanted}) cannot all be met within the "
+                f"budget ({budget if budget is not None else 'none'}), the arms' places and group "
+                f"sizes; lower a floor, or raise the budget or capacity ({result.message})",
+                problems=[f"floors: {wanted} cannot all be met within budget and capacity"])
         raise InputError(f"no allocation satisfies the constraints ({result.message})")
     chosen = result.x[:m] > 0.5
     assigned = np.full(n, control, dtype=object)
@@ -289,6 +333,13 @@ def allocate(
     status = ("optimal" if result.status == 0 and gap <= MIP_GAP else
               f"within {gap:.3%} of the best possible (bound of the LP relaxation)"
               if result.status == 0 else f"stopped early: {result.message}")
+    fairness = None
+    if profiles is not None:
+        elig = eligible if eligible is not None else pd.DataFrame(True, index=effects.index,
+                                                                  columns=arms)
+        fairness = fairness_table(assignment, elig.set_axis(arms, axis=1),
+                                  pd.DataFrame(benefit, index=effects.index, columns=arms),
+                                  profiles, control=control, min_cell=min_cell)
     return Allocation(
         assignment=assignment,
         summary=summary,
@@ -297,7 +348,33 @@ def allocate(
         expected_points_avoided=float(summary["expected_points_avoided"].sum()),
         status=status,
         gap=gap,
+        fairness=fairness,
+        floors=check_floors(floors),
     )
+
+
+def _floor_rows(floors, profiles, index, allowed) -> list[tuple[np.ndarray, int]]:
+    """(members of the role, people that must be given an arm) per floor, checked up front."""
+    if not floors:
+        return []
+    if profiles is None or "role" not in profiles.columns or not profiles.index.equals(index):
+        raise InputError("floors: need the people's roles (profiles with a 'role' column, same "
+                         "rows as effects)")
+    roles = profiles["role"].astype(str).to_numpy()
+    checked = check_floors(floors)
+    out, problems = [], []
+    for role, share in checked.items():
+        members = roles == role
+        need = math.ceil(share * int(members.sum()) - 1e-9)
+        reachable = int(allowed[members].any(axis=1).sum())
+        if need > reachable:
+            problems.append(
+                f"floors.{role}: {share:g} of {int(members.sum())} means {need} people, but only "
+                f"{reachable} of them are eligible for an arm expected to help them")
+        out.append((members.astype(float), need))
+    if problems:
+        raise InputError("; ".join(problems), problems=problems)
+    return out
 
 
 # Relative gap at which a plan counts as optimal (HiGHS's own tolerance, as before).
@@ -323,11 +400,11 @@ class _Program:
     grouped: list  # arm positions with a group-count variable, in variable order
 
 
-def _program(benefit, allowed, arms, limits, budget) -> _Program:
+def _program(benefit, allowed, arms, limits, budget, floor_rows=()) -> _Program:
     """Every variable and constraint of the allocation, built in one place.
 
     Each person at most one arm; each arm's capacity; group-size windows tied to an integer
-    number of groups; the budget. Every way of solving (direct, or LP then fixing) solves
+    number of groups; each role's floor (``floor_rows``); the budget. Every way of solving (direct, or LP then fixing) solves
     this same program, so a constraint added here holds for all of them.
     """
     from scipy.optimize import LinearConstraint
@@ -365,6 +442,12 @@ def _program(benefit, allowed, arms, limits, budget) -> _Program:
         rows.append(count[j] - lim.group_max * groups)  # count <= group_max * groups
         lower.append(np.array([-np.inf]))
         upper_b.append(np.zeros(1))
+    for members, need in floor_rows:  # a role's people given any arm >= its floor
+        take = np.zeros(n_vars)
+        take[:m] = members[people]
+        rows.append(coo_matrix(take[None, :]))
+        lower.append(np.array([float(need)]))
+        upper_b.append(np.array([np.inf]))
     if budget is not None:
         spend = np.zeros(n_vars)
         spend[:m] = cost[arm_of]

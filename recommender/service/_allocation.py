@@ -20,7 +20,14 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 
 from recommender.errors import InputError, PlanTimeout
-from recommender.policy import allocate, best_arm, eligible_mask, limits_from_catalog, triage
+from recommender.policy import (
+    allocate,
+    best_arm,
+    eligible_mask,
+    fairness_records,
+    limits_from_catalog,
+    triage,
+)
 from recommender.service._engine import safety_block
 from recommender.service._schemas import MAX_BATCH_ROWS, SafetyBlock
 
@@ -36,6 +43,8 @@ ALLOCATION_ACCEPTED = {
     "capacity": "an object mapping arm ids of the intervention catalog to whole numbers of "
                 f"places >= 0 and at most {MAX_CAPACITY:,} (0: not offered this cycle)",
     "confident_only": "true or false",
+    "floors": "an object mapping roles (physician, resident, nurse, app) to the minimum share "
+              "of that role's people given an arm, from 0 to 1",
 }
 
 
@@ -61,6 +70,12 @@ class AllocationRequest(BaseModel):
     confident_only: StrictBool = Field(
         False, description="Allocate an arm only to people whose interval for it excludes no "
                            f"benefit. Accepted: {ALLOCATION_ACCEPTED['confident_only']}.")
+    floors: dict[str, Annotated[StrictFloat, Field(ge=0, le=1)]] = Field(
+        default_factory=dict,
+        description="Minimum share of each named role's people given an arm, held by the "
+                    "solver; a plan that cannot meet them all within budget and places is "
+                    f"refused, saying so. Accepted: {ALLOCATION_ACCEPTED['floors']}.",
+        examples=[{"nurse": 0.2, "app": 0.2}])
 
 
 class ArmPlan(BaseModel):
@@ -107,6 +122,11 @@ class AllocationPlan(BaseModel):
                                            "avoid over the cohort (a sum of point estimates).")
     interval_level: float = Field(description="Coverage of the intervals (0.9 = 90 %).")
     arms: list[ArmPlan] = Field(description="Per intervention, in catalog order.")
+    fairness: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Per role, gender and setting (of the planned profiles) and per arm ('any': "
+                    "any arm): people, share eligible, share allocated and, for 'any', the "
+                    "expected EE points avoided per person; groups under 11 people suppressed.")
     assignments: list[PersonPlan] = Field(description="One per profile, in the order sent.")
     disclaimer: str = Field(description="Decision support, not a diagnosis.")
 
@@ -148,9 +168,10 @@ def allocate_cohort(engine, request: AllocationRequest, *, caller_role: str,
         lines, allocation = _allocate_planned(engine, rows, planned, arms, limits, request,
                                               time_limit)
         status, summary = _status(allocation), allocation.summary
+        fairness = fairness_records(allocation.fairness)
     else:  # nobody to plan for, or nothing to plan with: everyone ranked gets usual care
         lines = {i: _usual_care(control) for i in planned}
-        status, summary = "optimal", None
+        status, summary, fairness = "optimal", None, []
 
     plan_id = f"plan-{uuid.uuid4().hex}"
     assignments, records = [], []
@@ -179,7 +200,7 @@ def allocate_cohort(engine, request: AllocationRequest, *, caller_role: str,
         "total_cost": round(sum(a["cost"] for a in arm_plans), 2),
         "expected_points_avoided": round(sum(a["expected_points_avoided"] for a in arm_plans), 3),
         "interval_level": round(config.coverage, 6), "arms": arm_plans,
-        "assignments": assignments, "disclaimer": config.disclaimer,
+        "fairness": fairness, "assignments": assignments, "disclaimer": config.disclaimer,
     }
 
 
@@ -204,7 +225,11 @@ def _allocate_planned(engine, rows, planned, arms, limits, request, time_limit):
         allocation = allocate(effect.where(estimated, 0.0), limits, budget=request.budget,
                               eligible=allowed, upper=upper.where(estimated, 0.0),
                               confident_only=request.confident_only, control=control,
-                              time_limit=time_limit)
+                              time_limit=time_limit,
+                              profiles=pd.DataFrame(
+                                  {c: [row[c] for row in cohort] for c in
+                                   ("role", "gender", "setting")}, index=index),
+                              floors=request.floors or None)
     except InputError as error:
         raise InputError(f"no plan was found for this cohort: {error}; nothing was "
                          "allocated") from None

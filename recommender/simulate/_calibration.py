@@ -80,8 +80,9 @@ def run_calibration(
     Returns
     -------
     pandas.DataFrame
-        Columns ``study, quantity, target, tolerance, check, simulated, mc_se, within, source``,
-        one row per study; ``tolerance`` is NaN for direction checks.
+        Columns ``study, quantity, target, tolerance, check, simulated, mc_se, within, source,
+        gap``, one row per study; ``tolerance`` is NaN for direction checks; ``gap`` says why a
+        sourced figure is not reproduced ("" for the ones that must be).
     """
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
@@ -109,6 +110,7 @@ def run_calibration(
                 "mc_se": float(np.std(batches, ddof=1) / np.sqrt(len(batches))),
                 "within": study.accepts(simulated),
                 "source": study.source,
+                "gap": study.gap,
             }
         )
     return pd.DataFrame(rows)

@@ -40,6 +40,9 @@ class Study:
         Where the figure comes from.
     select : callable or None
         ``select(frame) -> boolean mask`` restricting the cohort (e.g. years in practice).
+    gap : str
+        Empty for a figure the default scenario must reproduce; otherwise why it does not (the
+        tests then check that it indeed does not, so the stated gap stays true).
     """
 
     name: str
@@ -52,6 +55,7 @@ class Study:
     direction: str | None
     source: str
     select: Callable[[pd.DataFrame], np.ndarray] | None = None
+    gap: str = ""
 
     @property
     def kind(self) -> str:

@@ -156,7 +156,7 @@ UNTREATED_STUDIES: tuple[Study, ...] = (
         1.0,
         None,
         ">",
-        "Shah 2021 JAMA Netw Open (OR about 3; direction checked)",
+        "*assumption* (longer weeks, more burnout); no published MBI figure by hours is a target",
     ),
     # Natural course: the usual-care arm of the simulated Dyrbye trial ------------------
     Study(

@@ -1,7 +1,9 @@
 """The oracle: each person's expected effect of every arm on EE, DP and PA.
 
 An arm's effect for a person is the role's reference effect (``effects.<arm>.by_role``) times
-three multipliers: career stage, baseline severity (per subscale) and weekly hours. It is the
+three multipliers: career stage, baseline severity (per subscale) and weekly hours, clipped to
+``effect_modifiers.effect_bound`` (per subscale, either sign) so that no person's expected effect
+goes beyond the largest published estimate however the multipliers combine. It is the
 difference in the *latent, continuous* expected follow-up score under the arm versus under
 ``none``, before rounding and clipping: because the natural course adds the same drift,
 regression and noise whatever the arm, this is exactly E[change | arm] - E[change | none].
@@ -58,6 +60,7 @@ def arm_effects(scenario: Scenario, people: People, baseline: np.ndarray) -> np.
     """Array (arms x n x 3) of effects for ``scenario.treatment_arms`` in order, SCORES order."""
     stage = career_stage(scenario, people)
     distance = severity_distance(scenario, baseline.astype(float))
+    bound = scenario.effect_modifiers.effect_bound.as_array()
     out = np.empty((len(scenario.treatment_arms), len(people), 3))
     for index, arm in enumerate(scenario.treatment_arms):
         spec = scenario.effects[arm]
@@ -66,9 +69,11 @@ def arm_effects(scenario: Scenario, people: People, baseline: np.ndarray) -> np.
         )
         career = np.array([spec.career[s] for s in CAREER_STAGES])
         scale = career[stage] * hours_multiplier(scenario, people.weekly_hours, spec.time_demand)
-        out[index] = (
+        out[index] = np.clip(
             by_role[people.role]
             * scale[:, None]
-            * severity_multiplier(scenario, distance, spec.severity_slope)
+            * severity_multiplier(scenario, distance, spec.severity_slope),
+            -bound,
+            bound,
         )
     return out

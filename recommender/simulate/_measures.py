@@ -21,6 +21,8 @@ __all__ = [
     "net_change",
     "smd",
     "net_share_change",
+    "treated_change",
+    "treated_share_change",
     "high_ee",
     "high_burnout",
     "control_change_mean",
@@ -110,6 +112,16 @@ def net_share_change(arm: str, high=high_ee):
     return lambda f: _share_change(f, _arm_mask(f, arm), high) - _share_change(
         f, _arm_mask(f, "none"), high
     )
+
+
+def treated_change(score: str, arm: str):
+    """Mean pre-post change under ``arm`` alone, usual care not subtracted (points)."""
+    return lambda f: float(_change(f, score)[_arm_mask(f, arm)].mean())
+
+
+def treated_share_change(arm: str, high=high_ee):
+    """Pre-post change in the share above the cut-off under ``arm`` alone (points)."""
+    return lambda f: _share_change(f, _arm_mask(f, arm), high)
 
 
 def control_change_mean(score: str):

@@ -1,10 +1,20 @@
-"""Scenario files: every assumption of the simulator as a named, checked parameter.
+"""Scenario files: every assumption of the simulator as a named, checked, tagged parameter.
 
 A scenario is YAML (``configs/scenarios/<name>.yaml``) read once into a tree of frozen
 dataclasses. Reading checks every field and reports all problems at once, each naming the field
 path (``effects.coaching.by_role.nurse.ee``), the value and what is accepted (the checks live
-in ``_scenario_reader.py``). A scenario may
-start from another with ``extends: <name>``: mappings merge key by key, anything else replaces.
+in ``_scenario_reader.py``).
+
+Every parameter says where its number comes from: it is written ``{value: ..., source: "Dyrbye
+2019"}`` (a study, named "Author Year" as in the catalog, with an optional ``note`` on how the
+figure was taken from it) or ``{value: ..., assumption: "one-line reason"}`` (which must not name
+a study). The tag may sit on the parameter or on each of its parts (per role, per subscale).
+A parameter without a tag is refused, naming it; the tags are kept in
+:attr:`Scenario.parameters` for ``docs/calibration.md``.
+
+A scenario may start from another with ``extends: <name>``: mappings merge key by key, anything
+else replaces; a tagged parameter replaces the parent's whole, so a new value never inherits the
+parent's source.
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ __all__ = [
     "SETTINGS",
     "CAREER_STAGES",
     "SCORE_RANGES",
+    "ParameterTag",
 ]
 
 # The data contract's vocabularies, taken from recommender.cohort so a simulated cohort can never
@@ -49,6 +60,17 @@ GENDERS = CATEGORIES["gender"]
 SPECIALTIES = CATEGORIES["specialty"]
 SETTINGS = CATEGORIES["setting"]
 CAREER_STAGES = ("trainee", "early", "mid", "late")
+
+
+@dataclass(frozen=True)
+class ParameterTag:
+    """Where one scenario parameter (or part of one) comes from."""
+
+    path: str  # e.g. "effects.coaching.by_role.physician"
+    kind: str  # "source" or "assumption"
+    text: str  # the study ("Dyrbye 2019") or the one-line reason
+    note: str  # how the figure was taken from the source ("" when none)
+    value: object  # the tagged value as written
 
 
 @dataclass(frozen=True)
@@ -129,6 +151,7 @@ class EffectModifiers:
     severity_cap: float
     hours_threshold: float
     time_floor: float
+    effect_bound: Scores  # largest improvement any one person's expected effect may reach
 
 
 @dataclass(frozen=True)
@@ -175,6 +198,7 @@ class Scenario:
     effects: Mapping[str, ArmEffect]
     assignment: Assignment
     source: str = field(default="", compare=False)
+    parameters: Mapping[str, ParameterTag] = field(default_factory=dict, compare=False)
 
     @property
     def treatment_arms(self) -> tuple[str, ...]:
@@ -266,7 +290,8 @@ def _resolve(name_or_path) -> Path:
 def _merge(base: dict, override: dict) -> dict:
     merged = dict(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+        tagged = isinstance(value, dict) and "value" in value
+        if not tagged and isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = _merge(merged[key], value)
         else:
             merged[key] = value

@@ -1,12 +1,14 @@
 """Checks a raw scenario mapping field by field and builds the :class:`Scenario` tree.
 
 Every problem is recorded with its field path, the value and what is accepted, and all of them
-are raised at once as one :class:`~recommender.errors.InputError`.
+are raised at once as one :class:`~recommender.errors.InputError`. Every parameter must carry a
+tag (``source:`` a study, or ``assumption:`` a reason); see :mod:`recommender.simulate._scenario`.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from types import MappingProxyType
 
@@ -27,6 +29,7 @@ from recommender.simulate._scenario import (
     Course,
     EffectModifiers,
     Observational,
+    ParameterTag,
     Population,
     Scenario,
     Scores,
@@ -35,6 +38,13 @@ from recommender.simulate._scenario import (
 __all__ = ["read_scenario"]
 
 _SHARE_SLACK = 1e-3  # shares written with two decimals may miss 1 by rounding
+_TAG_KEYS = ("value", "source", "assumption", "note")
+# "Dyrbye 2019", "Hoff & Lee 2021", "Maslach and Jackson 1981", "West et al. 2016": how the
+# catalog names a study. A source must name one; an assumption must name none.
+_CITATION = re.compile(
+    r"\b[A-Z][A-Za-z'\-]+(?:,? (?:&|and) [A-Z][A-Za-z'\-]+| et al\.?)? (?:19|20)\d\d\b"
+)
+_UNTAGGED = object()
 
 
 def read_scenario(raw: dict, source: str) -> Scenario:
@@ -46,17 +56,82 @@ def _frozen(mapping: dict) -> Mapping:
     return MappingProxyType(dict(mapping))
 
 
+def _has_tag(node) -> bool:
+    if not isinstance(node, dict):
+        return False
+    return "value" in node or any(_has_tag(child) for child in node.values())
+
+
 class _Reader:
     """Walks the raw YAML, recording every problem with its field path."""
 
     def __init__(self, source: str):
         self.source = source
         self.problems: list[str] = []
+        self.tags: dict[str, ParameterTag] = {}
 
     # -- primitives ----------------------------------------------------------------------
     def problem(self, path: str, message: str):
         self.problems.append(f"field '{path}' {message}")
         return None
+
+    # -- tags ----------------------------------------------------------------------------
+    def param(self, reader):
+        """Reader for a parameter: strip its tags (refusing an untagged one), then read it."""
+
+        def read(node, path):
+            plain = self.untag(node, path)
+            return None if plain is _UNTAGGED else reader(plain, path)
+
+        return read
+
+    def untag(self, node, path: str):
+        if isinstance(node, dict) and "value" in node:
+            return self.tag(node, path)
+        if isinstance(node, dict) and node and _has_tag(node):
+            plain, complete = {}, True
+            for key, child in node.items():
+                plain[key] = self.untag(child, f"{path}.{key}")
+                complete = complete and plain[key] is not _UNTAGGED
+            return plain if complete else _UNTAGGED
+        self.problem(
+            path,
+            "has no tag: write it as {value: ..., source: <a study, e.g. 'Dyrbye 2019'>} or "
+            "{value: ..., assumption: <a one-line reason>}",
+        )
+        return _UNTAGGED
+
+    def tag(self, node: dict, path: str):
+        for key in node:
+            if key not in _TAG_KEYS:
+                self.problem(
+                    f"{path}.{key}",
+                    f"is not an accepted key of a tagged parameter; accepted: {', '.join(_TAG_KEYS)}",
+                )
+        kinds = [kind for kind in ("source", "assumption") if kind in node]
+        if len(kinds) != 1:
+            self.problem(path, "needs exactly one of 'source:' (a study) or 'assumption:' (a reason)")
+            return _UNTAGGED
+        kind, text, note = kinds[0], node[kinds[0]], node.get("note", "")
+        if not isinstance(text, str) or not text.strip() or "\n" in text.strip():
+            self.problem(f"{path}.{kind}", f"must be one line of text, got {text!r}")
+            return _UNTAGGED
+        if not isinstance(note, str) or (note and kind != "source"):
+            self.problem(f"{path}.note", "is one line of text, and only beside a 'source:'")
+        cited = _CITATION.search(text)
+        if kind == "source" and cited is None:
+            self.problem(
+                f"{path}.source",
+                f"must name a study as 'Author Year' (e.g. 'Dyrbye 2019'), got {text!r}",
+            )
+        if kind == "assumption" and cited is not None:
+            self.problem(
+                f"{path}.assumption",
+                f"names a study ({cited.group(0)!r}): an assumption never carries a study's "
+                "name; tag the figure with 'source:' if it comes from the study",
+            )
+        self.tags[path] = ParameterTag(path, kind, text.strip(), str(note).strip(), node["value"])
+        return node["value"]
 
     def mapping(self, node, path: str) -> dict | None:
         if not isinstance(node, dict):
@@ -181,7 +256,9 @@ class _Reader:
                     else self.problem(p, f"must be an arm name, got {v!r}")
                 ),
                 "arms": self.arm_list,
-                "followup_months": lambda v, p: self.number(v, p, lo=0, strict_lo=True),
+                "followup_months": self.param(
+                    lambda v, p: self.number(v, p, lo=0, strict_lo=True)
+                ),
                 "population": lambda v, p: v,
                 "baseline": lambda v, p: v,
                 "course": lambda v, p: v,
@@ -189,7 +266,7 @@ class _Reader:
                 "effects": lambda v, p: v,
                 "assignment": lambda v, p: v,
             },
-            optional={"description": "", "followup_months": 6.0},
+            optional={"description": ""},
         )
         if top is None:
             raise InputError(
@@ -225,6 +302,7 @@ class _Reader:
             effects=_frozen(effects),
             assignment=assignment,
             source=self.source,
+            parameters=_frozen(self.tags),
         )
 
     def arm_list(self, value, path):
@@ -246,7 +324,9 @@ class _Reader:
         path = "population"
         raw_roles = node.get("roles") if isinstance(node, dict) else None
         roles_shares = (
-            self.shares(raw_roles, f"{path}.roles", ROLES) if raw_roles is not None else None
+            self.param(lambda v, p: self.shares(v, p, ROLES))(raw_roles, f"{path}.roles")
+            if raw_roles is not None
+            else None
         )
         roles = tuple(r for r, s in (roles_shares or {}).items()) or ROLES
         values = self.fields(
@@ -254,26 +334,39 @@ class _Reader:
             path,
             {
                 "roles": lambda v, p: roles_shares,
-                "gender": lambda v, p: self.per_role(
-                    v, p, roles, lambda x, q: _frozen(self.shares(x, q, GENDERS) or {})
+                "gender": self.param(
+                    lambda v, p: self.per_role(
+                        v, p, roles, lambda x, q: _frozen(self.shares(x, q, GENDERS) or {})
+                    )
                 ),
-                "years_in_practice": lambda v, p: self.per_role(
-                    v, p, roles, self.distribution({"mean": (0, 60), "sd": (0, 60), "max": (0, 60)})
+                "years_in_practice": self.param(
+                    lambda v, p: self.per_role(
+                        v,
+                        p,
+                        roles,
+                        self.distribution({"mean": (0, 60), "sd": (0, 60), "max": (0, 60)}),
+                    )
                 ),
-                "age_at_entry": lambda v, p: self.per_role(
-                    v, p, roles, self.distribution({"mean": (18, 90), "sd": (0, 30)})
+                "age_at_entry": self.param(
+                    lambda v, p: self.per_role(
+                        v, p, roles, self.distribution({"mean": (18, 90), "sd": (0, 30)})
+                    )
                 ),
-                "specialty": lambda v, p: self.per_role(
-                    v, p, roles, lambda x, q: _frozen(self.shares(x, q, SPECIALTIES) or {})
+                "specialty": self.param(
+                    lambda v, p: self.per_role(
+                        v, p, roles, lambda x, q: _frozen(self.shares(x, q, SPECIALTIES) or {})
+                    )
                 ),
-                "setting": lambda v, p: self.shares(v, p, SETTINGS),
-                "weekly_hours": lambda v, p: self.per_role(
-                    v,
-                    p,
-                    roles,
-                    self.distribution(
-                        {"mean": (0, 120), "sd": (0, 60), "min": (0, 120), "max": (0, 120)}
-                    ),
+                "setting": self.param(lambda v, p: self.shares(v, p, SETTINGS)),
+                "weekly_hours": self.param(
+                    lambda v, p: self.per_role(
+                        v,
+                        p,
+                        roles,
+                        self.distribution(
+                            {"mean": (0, 120), "sd": (0, 60), "min": (0, 120), "max": (0, 120)}
+                        ),
+                    )
                 ),
             },
         )
@@ -291,7 +384,7 @@ class _Reader:
         return Population(**values)
 
     def score_table(self, keys, required):
-        return lambda v, p: self.keyed(v, p, keys, self.scores, required=required)
+        return self.param(lambda v, p: self.keyed(v, p, keys, self.scores, required=required))
 
     def baseline(self, node, roles) -> Baseline | None:
         values = self.fields(
@@ -300,11 +393,11 @@ class _Reader:
             {
                 "role_means": self.score_table(ROLES, roles),
                 "gender_shift": self.score_table(GENDERS, GENDERS),
-                "hours_slope": self.scores,
+                "hours_slope": self.param(self.scores),
                 "specialty_shift": self.score_table(SPECIALTIES, SPECIALTIES),
                 "setting_shift": self.score_table(SETTINGS, SETTINGS),
-                "sd": lambda v, p: self.positive_scores(v, p),
-                "correlation": self.correlations,
+                "sd": self.param(self.positive_scores),
+                "correlation": self.param(self.correlations),
             },
         )
         return self.build(
@@ -325,9 +418,9 @@ class _Reader:
             "course",
             {
                 "drift": self.score_table(ROLES, roles),
-                "regression_to_mean": lambda v, p: self.number(v, p, lo=0.0, hi=1.0),
-                "noise_sd": self.positive_scores,
-                "noise_correlation": self.correlations,
+                "regression_to_mean": self.param(lambda v, p: self.number(v, p, lo=0.0, hi=1.0)),
+                "noise_sd": self.param(self.positive_scores),
+                "noise_correlation": self.param(self.correlations),
             },
         )
         return self.build(Course, values, tables=("drift",))
@@ -337,14 +430,15 @@ class _Reader:
             node,
             "effect_modifiers",
             {
-                "early_career_below": lambda v, p: self.number(v, p, lo=0, hi=60),
-                "late_career_above": lambda v, p: self.number(v, p, lo=0, hi=60),
-                "severity_reference": self.scores,
-                "severity_scale": lambda v, p: self.positive_scores(v, p),
-                "severity_floor": lambda v, p: self.number(v, p, lo=0.0),
-                "severity_cap": lambda v, p: self.number(v, p, lo=0.0),
-                "hours_threshold": lambda v, p: self.number(v, p, lo=0, hi=120),
-                "time_floor": lambda v, p: self.number(v, p, lo=0.0, hi=1.0),
+                "early_career_below": self.param(lambda v, p: self.number(v, p, lo=0, hi=60)),
+                "late_career_above": self.param(lambda v, p: self.number(v, p, lo=0, hi=60)),
+                "severity_reference": self.param(self.scores),
+                "severity_scale": self.param(self.positive_scores),
+                "severity_floor": self.param(lambda v, p: self.number(v, p, lo=0.0)),
+                "severity_cap": self.param(lambda v, p: self.number(v, p, lo=0.0)),
+                "hours_threshold": self.param(lambda v, p: self.number(v, p, lo=0, hi=120)),
+                "time_floor": self.param(lambda v, p: self.number(v, p, lo=0.0, hi=1.0)),
+                "effect_bound": self.param(self.positive_scores),
             },
         )
         result = self.build(EffectModifiers, values)
@@ -379,15 +473,17 @@ class _Reader:
                 path,
                 {
                     "by_role": self.score_table(ROLES, roles),
-                    "career": lambda v, p: self.keyed(
-                        v,
-                        p,
-                        CAREER_STAGES,
-                        lambda x, q: self.number(x, q, lo=0.0),
-                        required=CAREER_STAGES,
+                    "career": self.param(
+                        lambda v, p: self.keyed(
+                            v,
+                            p,
+                            CAREER_STAGES,
+                            lambda x, q: self.number(x, q, lo=0.0),
+                            required=CAREER_STAGES,
+                        )
                     ),
-                    "severity_slope": lambda v, p: self.number(v, p, lo=0.0),
-                    "time_demand": lambda v, p: self.number(v, p, lo=0.0),
+                    "severity_slope": self.param(lambda v, p: self.number(v, p, lo=0.0)),
+                    "time_demand": self.param(lambda v, p: self.number(v, p, lo=0.0)),
                 },
             )
             out[arm] = self.build(ArmEffect, values, tables=("by_role", "career"))
@@ -405,6 +501,7 @@ class _Reader:
             shares = self.shares(value, p, arms)
             return _frozen(shares) if shares is not None else None
 
+        @self.param
         def per_arm(v, p):
             return self.keyed(v, p, treatment, lambda x, q: self.number(x, q))
 
@@ -413,16 +510,18 @@ class _Reader:
                 value,
                 p,
                 {
-                    "strength": lambda v, q: self.number(v, q, lo=0.0),
-                    "overlap_floor": lambda v, q: self.number(
-                        v, q, lo=0.0, hi=1.0 / max(len(arms), 1)
+                    "strength": self.param(lambda v, q: self.number(v, q, lo=0.0)),
+                    "overlap_floor": self.param(
+                        lambda v, q: self.number(v, q, lo=0.0, hi=1.0 / max(len(arms), 1))
                     ),
                     "intercept": per_arm,
-                    "role": lambda v, q: self.keyed(
-                        v,
-                        q,
-                        treatment,
-                        lambda x, r: self.keyed(x, r, ROLES, lambda y, s: self.number(y, s)),
+                    "role": self.param(
+                        lambda v, q: self.keyed(
+                            v,
+                            q,
+                            treatment,
+                            lambda x, r: self.keyed(x, r, ROLES, lambda y, s: self.number(y, s)),
+                        )
                     ),
                     "severity": per_arm,
                     "hours": per_arm,
@@ -435,7 +534,9 @@ class _Reader:
                 values[key] = _frozen(values[key])
             return Observational(**values)
 
-        values = self.fields(node, path, {"rct_shares": rct, "observational": observational})
+        values = self.fields(
+            node, path, {"rct_shares": self.param(rct), "observational": observational}
+        )
         return self.build(Assignment, values)
 
     def build(self, cls, values, *, tables=()):
