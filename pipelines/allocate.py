@@ -129,7 +129,7 @@ def plan_cohort(
     """
     from recommender.catalog import load_catalog
     from recommender.cohort import read_cohort, validate_cohort, write_cohort
-    from recommender.policy import allocate, eligibility_matrix, limits_from_catalog
+    from recommender.policy._allocation import allocate, eligibility_matrix, limits_from_catalog
     from recommender.registry import load_model, resolve_model
 
     catalog = load_catalog(catalog_path)
