@@ -22,7 +22,7 @@ from collections.abc import Mapping
 import lightgbm as lgb
 import numpy as np
 
-from ._regressors import GBMModel, RidgeModel
+from ._regressors import GBMModel, RidgeModel, weighted_trees
 
 __all__ = ["CompiledEffects", "compile_effects", "SLOT_TREES"]
 
@@ -166,20 +166,10 @@ class _Forest:
         per_output: dict[int, list[str]] = {}
         header = tail = None
         for output, weight, model in members:
-            text = model.booster.model_to_string(num_iteration=model.rounds)
-            start, end = text.index("\nTree=0\n") + 1, text.index("end of trees")
+            head, end, trees = weighted_trees(model, weight)
             if header is None:
-                header, tail = text[:start], text[end:]
-            for block in text[start:end].split("\n\n\n"):
-                if not block.strip():
-                    continue
-                lines = block.strip("\n").split("\n")[1:]  # drop the "Tree=k" line
-                for i, line in enumerate(lines):
-                    key, _, values = line.partition("=")
-                    if key in ("leaf_value", "internal_value") and values.strip():
-                        lines[i] = key + "=" + " ".join(repr(weight * float(v))
-                                                        for v in values.split(" "))
-                per_output.setdefault(output, []).append("\n".join(lines))
+                header, tail = head, end
+            per_output.setdefault(output, []).extend(trees)
         slots, slot_output = [], []
         for output in sorted(per_output):
             trees = per_output[output]
