@@ -1,9 +1,11 @@
 """Answering recommendation requests, HTTP aside: triage, score once, rank, explain, audit.
 
 The BentoML service, the in-process benchmark and the FastAPI anchor all call
-:meth:`RecommendationEngine.recommend`, so they do exactly the same work. Many profiles are
-scored with one call to the model (vectorized); contributions are computed once per group of
-people sharing the same pair of compared arms.
+:meth:`RecommendationEngine.recommend`, so they do exactly the same work. Triage comes first
+(crisis rows never reach the model); the other rows are encoded once into the model's input,
+every arm's effect and interval is predicted for all of them in one pass, eligibility is found
+for all of them at once, and the contributions each explanation needs (best and runner-up arm
+against usual care) come from the same encoded rows, one call per arm.
 """
 
 from __future__ import annotations
