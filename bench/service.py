@@ -209,6 +209,7 @@ def run(home: Path, *, requests: int, seconds: float, repeats: int) -> dict:
                  "--port", str(bento_port)]
     anchor_cmd = [sys.executable, "-m", "uvicorn", "--factory", "bench.service:create_anchor_app",
                   "--host", "127.0.0.1", "--port", str(anchor_port), "--log-level", "warning"]
+    load_start = os.getloadavg()[0]
     results = {"in_process": [], "in_memory": [], "in_process_batch": [], "http": [], "bento_rps": [],
                "bento_load": [], "anchor_rps": [], "anchor_load": [], "batch": [],
                "single": [], "errors": 0}
@@ -252,6 +253,7 @@ def run(home: Path, *, requests: int, seconds: float, repeats: int) -> dict:
                 results["single"].extend(_latencies(single, 5))
                 results["batch"].extend(_latencies(batch, 1))
         client.close()
+    results["load"] = (load_start, os.getloadavg()[0])
     results["answers"] = answers
     results["audit_rows"] = service_audit.count() - audit_before
     service_audit.close()
@@ -303,7 +305,8 @@ def report(results: dict, command: str, model_note: str) -> str:
         "",
         f"`{command}`",
         "",
-        machine_line() + ".",
+        machine_line() + f"; load average (1 min) {results['load'][0]:.1f} at start, "
+        f"{results['load'][1]:.1f} at end (the two cores are shared with other sessions).",
         "",
         f"Model: {model_note}. {len(results['in_process'])} answers in process and "
         f"{len(results['http'])} over HTTP (p50, p99), {len(results['bento_rps'])} load rounds "
