@@ -122,6 +122,37 @@ class LinearModel:
             out[f"effect_pa_{arm}"] = -effects[arm] / 4
         return pd.DataFrame(out, index=profiles.index)
 
+    # The engine's interface: rows encoded once, predicted and explained from the encoding.
+    def encode(self, rows):
+        from recommender.model import frame_from_schema
+
+        profiles = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+        frame_from_schema(profiles, self.features)  # refused as the real model refuses
+        return profiles.reset_index(drop=True)
+
+    def predict(self, encoded, *, alpha=0.1):
+        from recommender.model import Prediction
+
+        scores = self.score(encoded, alpha=alpha)
+        arms = self.treatment_arms
+
+        def table(kind):
+            return np.column_stack([scores[f"{kind}_{a}"].to_numpy(dtype=float) for a in arms])
+
+        return Prediction(arms=arms, effect=table("effect"), lower=table("lower"),
+                          upper=table("upper"),
+                          secondary={"dp": table("effect_dp"), "pa": table("effect_pa")})
+
+    def explain(self, encoded, needs):
+        names = [f["name"] for f in self.features]
+        out = {}
+        for arm, positions in needs.items():
+            part = self.contributions(encoded.iloc[list(positions)], arm)
+            out[arm] = np.column_stack([part[name].to_numpy() if name in part else
+                                        np.zeros(len(part)) for name in names]
+                                       + [part["base"].to_numpy()])
+        return out
+
     def contributions(self, profiles, arm, versus=None):
         versus = versus or self.control
         x = self._x(profiles)

@@ -1,13 +1,16 @@
 """The fitted recommendation bundle: one uplift model per outcome, the feature schema, the catalog version.
 
-It knows nothing of MLflow; :mod:`recommender.registry` wraps it as a pyfunc model.
+It knows nothing of MLflow; :mod:`recommender.registry` wraps it as a pyfunc model. Requests are
+encoded once (:meth:`RecommendationModel.encode`) and predicted and explained from that
+encoding by the learners compiled into one pass (:class:`Prediction`).
 """
 
 from recommender.model._evidence import EvidenceEstimate, evidence_estimates, evidence_model
 from recommender.model._facts import data_source, model_facts, one_effect_arms
+from recommender.model._prediction import Prediction
 from recommender.model._recommendation import RecommendationModel
 from recommender.model._schema import feature_schema, frame_from_schema
 
-__all__ = ["EvidenceEstimate", "RecommendationModel", "data_source", "evidence_estimates",
-           "evidence_model", "feature_schema", "frame_from_schema", "model_facts",
-           "one_effect_arms"]
+__all__ = ["EvidenceEstimate", "Prediction", "RecommendationModel", "data_source",
+           "evidence_estimates", "evidence_model", "feature_schema", "frame_from_schema",
+           "model_facts", "one_effect_arms"]

@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 
 from recommender.errors import InputError
+from recommender.model._prediction import Prediction, compile_model, encode_rows
 from recommender.model._schema import feature_schema, frame_from_schema
 
-__all__ = ["RecommendationModel"]
+__all__ = ["RecommendationModel", "Prediction"]
 
 # Profile columns the catalog's eligibility rules read.
 _ELIGIBILITY_COLUMNS = ("role", "specialty", "years_in_practice")
@@ -103,6 +104,88 @@ class RecommendationModel:
             raise InputError(f"profiles must be a pandas DataFrame, got {type(profiles).__name__}")
         return frame_from_schema(profiles, self.features)
 
+    # -- the prediction path: encode once, predict and explain from the encoded rows ------------
+    @property
+    def compiled(self):
+        """The learners compiled for prediction (see :func:`recommender.uplift.compile_effects`).
+
+        Built once, when first asked (registration asks, so a registered model carries it);
+        None for learners that cannot be compiled (then the learners answer one by one).
+        """
+        if "_compiled" not in self.__dict__:
+            self._compiled = compile_model(self)
+        return self._compiled
+
+    def encode(self, profiles) -> object:
+        """Profile rows (a DataFrame, or validated mappings) as the learners' input, once.
+
+        The result is what :meth:`predict` and :meth:`explain` read: the encoded float matrix
+        of the compiled model, or the feature frame of learners that are not compiled.
+
+        Raises
+        ------
+        InputError
+            A missing column or value, an unknown category or a number that is not one, with
+            row and column.
+        """
+        compiled = self.compiled
+        if isinstance(profiles, pd.DataFrame):
+            X = self.feature_frame(profiles)
+            return X if compiled is None else compiled.encode(X)
+        if compiled is None:
+            return self.feature_frame(pd.DataFrame(list(profiles)))
+        return encode_rows(profiles, self.features, compiled.encoder)
+
+    def predict(self, encoded, *, alpha: float = 0.1) -> Prediction:
+        """Every arm's primary effect with its interval, and the secondary effects.
+
+        Parameters
+        ----------
+        encoded : as returned by :meth:`encode`
+        alpha : float
+            Intervals are two-sided ``1 - alpha``.
+        """
+        if not 0 < alpha < 1:
+            raise InputError(f"alpha must lie strictly between 0 and 1, got {alpha!r}")
+        arms = list(self.treatment_arms)
+        compiled = self.compiled
+        if compiled is not None:
+            out = compiled.predict(encoded, alpha=alpha, intervals=[self.primary])
+            primary = out[self.primary]
+            return Prediction(arms=tuple(arms), effect=primary["effect"],
+                              lower=primary["lower"], upper=primary["upper"],
+                              secondary={o: out[o]["effect"] for o in self.outcomes[1:]})
+        learner = self._learner(None)
+        effect = learner.predict_effect(encoded)[arms].to_numpy(dtype=float)
+        lower, upper = learner.predict_interval(encoded, alpha=alpha)
+        return Prediction(
+            arms=tuple(arms), effect=effect, lower=lower[arms].to_numpy(dtype=float),
+            upper=upper[arms].to_numpy(dtype=float),
+            secondary={o: self.outcome_models[o].predict_effect(encoded)[arms]
+                       .to_numpy(dtype=float) for o in self.outcomes[1:]})
+
+    def explain(self, encoded, needs: Mapping[str, Sequence[int]]) -> dict[str, np.ndarray]:
+        """Contributions to the primary effect of each arm versus usual care, for the rows asked.
+
+        ``needs`` maps an arm to the positions (rows of ``encoded``) that need its
+        contributions; each answer is an array (those rows x features, then ``base``) whose
+        rows sum exactly to the arm's effect. Columns: :attr:`feature_names` + ``base``.
+        """
+        out = {}
+        compiled = self.compiled
+        for arm, positions in needs.items():
+            if arm not in self.treatment_arms:
+                raise InputError(f"unknown arm {arm!r}; the model explains "
+                                 f"{list(self.treatment_arms)}")
+            positions = np.asarray(positions, dtype=np.intp)
+            if compiled is not None:
+                out[arm] = compiled.contrib(encoded[positions], self.primary,
+                                            self.treatment_arms.index(arm))
+            else:
+                out[arm] = self._learner(None).contributions(
+                    encoded.iloc[positions], arm, versus=self.control).to_numpy(dtype=float)
+        return out
+
     # -- outputs ------------------------------------------------------------------------------
     def predict_effect(self, profiles: pd.DataFrame, *, outcome: str | None = None) -> pd.DataFrame:
         """Expected change in ``outcome`` (default primary) under each treatment arm versus control."""
@@ -121,7 +204,7 @@ class RecommendationModel:
         if missing:
             raise InputError(f"profiles lack column(s) {missing}, which the catalog's "
                              f"eligibility rules need; required: {list(_ELIGIBILITY_COLUMNS)}")
-        from recommender.policy._allocation import eligibility_matrix
+        from recommender.policy import eligibility_matrix
 
         return eligibility_matrix(catalog, profiles, self.treatment_arms)
 
@@ -139,24 +222,23 @@ class RecommendationModel:
             Rows x treatment arms (same row order as ``effects``): arms a person may be
             recommended, see :meth:`eligibility`. Default: every arm for everyone.
         """
+        from recommender.policy import best_arm
+
         allowed = self._offered(offered)
         candidates = [a for a in self.treatment_arms if a in allowed]
-        table = np.zeros((len(effects), 1 + len(candidates)))
-        if candidates:
-            table[:, 1:] = effects[candidates].to_numpy(dtype=float)
-            # No estimate (an evidence-only model for a role the evidence does not cover) can
-            # never win.
-            table[:, 1:] = np.where(np.isnan(table[:, 1:]), np.inf, table[:, 1:])
-            if eligible is not None:
-                if len(eligible) != len(effects):
-                    raise InputError(f"eligible has {len(eligible)} rows but effects has "
-                                     f"{len(effects)}")
-                mask = eligible[candidates].to_numpy(dtype=bool)
-                # An arm the catalog does not offer this person can never win.
-                table[:, 1:] = np.where(mask, table[:, 1:], np.inf)
-        # argmin takes the first of equal values, and control is first: a tie keeps usual care.
-        names = np.array([self.control, *candidates], dtype=object)
-        return pd.Series(names[np.argmin(table, axis=1)], index=effects.index, name="recommended")
+        mask = None
+        if eligible is not None:
+            if len(eligible) != len(effects):
+                raise InputError(f"eligible has {len(eligible)} rows but effects has "
+                                 f"{len(effects)}")
+            # An arm the catalog does not offer this person can never win.
+            mask = eligible[candidates].to_numpy(dtype=bool)
+        values = effects[candidates].to_numpy(dtype=float)
+        # No estimate (an evidence-only model for a role the evidence does not cover) can
+        # never win.
+        values = np.where(np.isnan(values), np.inf, values)
+        return pd.Series(best_arm(values, candidates, control=self.control, allowed=mask),
+                         index=effects.index, name="recommended")
 
     def score(self, profiles: pd.DataFrame, *, offered: Sequence[str] | None = None,
               alpha: float = 0.1, contributions: bool = False) -> pd.DataFrame:
@@ -183,29 +265,31 @@ class RecommendationModel:
         """
         if not 0 < alpha < 1:
             raise InputError(f"alpha must lie strictly between 0 and 1, got {alpha!r}")
-        X = self.feature_frame(profiles)
-        learner = self._learner(None)
-        effects = learner.predict_effect(X)[list(self.treatment_arms)]
-        lower, upper = learner.predict_interval(X, alpha=alpha)
+        if not isinstance(profiles, pd.DataFrame):
+            raise InputError(f"profiles must be a pandas DataFrame, got {type(profiles).__name__}")
+        encoded = self.encode(profiles)
+        prediction = self.predict(encoded, alpha=alpha)
+        arms = list(self.treatment_arms)
+        effects = pd.DataFrame(prediction.effect, index=profiles.index, columns=arms)
         recommended = self.recommend(effects, offered=offered,
                                      eligible=self.eligibility(profiles))
 
         if "person_id" in profiles.columns:
             person_id = profiles["person_id"].astype(str).to_numpy()
         else:
-            person_id = X.index.astype(str).to_numpy()
+            person_id = profiles.index.astype(str).to_numpy()
         out = {"person_id": person_id, "recommended": recommended.to_numpy()}
-        for arm in self.treatment_arms:
-            out[f"effect_{arm}"] = effects[arm].to_numpy(dtype=float)
-            out[f"lower_{arm}"] = lower[arm].to_numpy(dtype=float)
-            out[f"upper_{arm}"] = upper[arm].to_numpy(dtype=float)
+        for j, arm in enumerate(arms):
+            out[f"effect_{arm}"] = prediction.effect[:, j]
+            out[f"lower_{arm}"] = prediction.lower[:, j]
+            out[f"upper_{arm}"] = prediction.upper[:, j]
         for outcome in self.outcomes[1:]:
-            secondary = self.outcome_models[outcome].predict_effect(X)
-            for arm in self.treatment_arms:
-                out[f"effect_{outcome}_{arm}"] = secondary[arm].to_numpy(dtype=float)
-        table = pd.DataFrame(out, index=X.index)
+            for j, arm in enumerate(arms):
+                out[f"effect_{outcome}_{arm}"] = prediction.secondary[outcome][:, j]
+        table = pd.DataFrame(out, index=profiles.index)
         if contributions:
-            table = pd.concat([table, self._recommended_contributions(X, recommended)], axis=1)
+            table = pd.concat([table, self._recommended_contributions(encoded, recommended)],
+                              axis=1)
         return table
 
     def contributions(self, profiles: pd.DataFrame, arm: str, versus: str | None = None, *,
@@ -234,18 +318,15 @@ class RecommendationModel:
                              f"{list(self.arms)}")
         return set(offered) | {self.control}
 
-    def _recommended_contributions(self, X, recommended):
+    def _recommended_contributions(self, encoded, recommended):
         columns = [f"contrib_{name}" for name in self.feature_names] + ["contrib_base"]
-        table = pd.DataFrame(0.0, index=X.index, columns=columns)
-        learner = self._learner(None)
-        for arm in self.treatment_arms:
-            rows = (recommended == arm).to_numpy()
-            if not rows.any():
-                continue
-            part = learner.contributions(X.loc[rows], arm, versus=self.control)
-            part = part.rename(columns=lambda c: f"contrib_{c}")
-            table.loc[rows, columns] = part[columns].to_numpy(dtype=float)
-        return table
+        values = np.zeros((len(recommended), len(columns)))
+        chosen = recommended.to_numpy()
+        needs = {arm: np.flatnonzero(chosen == arm) for arm in self.treatment_arms}
+        needs = {arm: rows for arm, rows in needs.items() if rows.size}
+        for arm, part in self.explain(encoded, needs).items():
+            values[needs[arm]] = part
+        return pd.DataFrame(values, index=recommended.index, columns=columns)
 
     def __repr__(self) -> str:
         learners = {o: getattr(m, "learner_", type(m).__name__) for o, m in self.outcome_models.items()}

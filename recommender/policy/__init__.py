@@ -9,12 +9,12 @@ from recommender.policy._allocation import (
     Allocation,
     ArmLimits,
     allocate,
-    eligibility_matrix,
     fairness_records,
     limits_from_catalog,
 )
+from recommender.policy._eligibility import (Exclusion, eligibility_matrix, eligible_mask,
+                                             offered_arms)
 from recommender.policy._fairness import FAIRNESS_ATTRIBUTES, fairness_table
-from recommender.policy._eligibility import Exclusion, offered_arms
 from recommender.policy._exploration import (
     POLICIES,
     Assignment,
@@ -24,7 +24,6 @@ from recommender.policy._exploration import (
     draw_position,
     equipoise_arms,
 )
-from recommender.policy._ranking import RankedArm, Ranking, interval_overlap, rank_arms
 from recommender.policy._triage import (
     CRISIS_COLUMN,
     CrisisResource,
@@ -35,6 +34,8 @@ from recommender.policy._triage import (
     triage,
     triage_table,
 )
+from recommender.policy._ranking import (RankedArm, Ranking, arm_order, best_arm,
+                                         interval_overlap, rank_arms)
 
 __all__ = [
     "POLICIES",
@@ -57,7 +58,10 @@ __all__ = [
     "Triage",
     "allocate",
     "crisis_flags",
+    "arm_order",
+    "best_arm",
     "eligibility_matrix",
+    "eligible_mask",
     "fairness_records",
     "fairness_table",
     "interval_overlap",

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from recommender.errors import InputError, PlanTimeout
+from recommender.policy._eligibility import eligibility_matrix
 from recommender.policy._fairness import MIN_CELL, check_floors, fairness_table
 
 __all__ = ["ArmLimits", "Allocation", "allocate", "limits_from_catalog", "eligibility_matrix"]
@@ -220,30 +221,6 @@ def _shown(value):
     return value
 
 
-def eligibility_matrix(catalog, profiles: pd.DataFrame, arms=None) -> pd.DataFrame:
-    """Boolean frame (people x arms): may the program offer the arm to the person?
-
-    Vectorized over the cohort from each arm's eligibility rules (roles, specialties, years in
-    practice).
-    """
-    arms = catalog.treatment_arms if arms is None else arms
-    out = {}
-    for arm in arms:
-        rule = catalog.arm(arm).eligibility
-        allowed = profiles["role"].astype(str).isin(rule.roles).to_numpy()
-        if rule.specialties is not None:
-            allowed &= profiles["specialty"].astype(str).isin(rule.specialties).to_numpy()
-        years = None
-        if rule.min_years_in_practice is not None or rule.max_years_in_practice is not None:
-            years = profiles["years_in_practice"].astype(float).to_numpy()
-        if rule.min_years_in_practice is not None:
-            allowed &= years >= rule.min_years_in_practice
-        if rule.max_years_in_practice is not None:
-            allowed &= years <= rule.max_years_in_practice
-        out[arm] = allowed
-    return pd.DataFrame(out, index=profiles.index)
-
-
 def allocate(
     effects: pd.DataFrame,
     limits: Mapping[str, ArmLimits],
@@ -313,14 +290,132 @@ def allocate(
     benefit, allowed, arms = _check(effects, limits, budget, eligible, upper, confident_only)
     n, k = benefit.shape
     floor_rows = _floor_rows(floors, profiles, effects.index, allowed)
-    people, arm_of = np.nonzero(allowed)  # one binary variable per allowed (person, arm) pair
-    m = people.size
-    grouped = [j for j, arm in enumerate(arms) if limits[arm].group_min > 1 or limits[arm].group_max > 1]
-    n_vars = m + len(grouped)  # the x pairs, then one integer "number of groups" per grouped arm
+    # a floor counts who (which role) gets an arm: the exchange keeps to people of one role
+    strata = profiles["role"].astype(str).to_numpy() if floor_rows else None
+    candidates = _candidates(benefit, allowed, arms, limits, budget, strata=strata)
+    program = _program(benefit, allowed & candidates, arms, limits, budget, floor_rows)
+    people, arm_of, m, grouped = program.people, program.arm_of, program.m, program.grouped
+    cost = np.array([float(limits[a].cost_per_person) for a in arms])
+    result = _solve(program, float(time_limit))
+    if result.x is None:
+        if result.status == 1:  # time (or iteration) limit before any plan was found
+            raise PlanTimeout(f"the solver ran out of time ({float(time_limit):g} s) before it "
+                              f"found any plan ({result.message})")
+        if floor_rows:
+            wanted = ", ".join(f"{role} {share:g}" for role, share in check_floors(floors).items())
+            raise InputError(
+                f"floors: the minimum shares per role ({wanted}) cannot all be met within the "
+                f"budget ({budget if budget is not None else 'none'}), the arms' places and group "
+                f"sizes; lower a floor, or raise the budget or capacity ({result.message})",
+                problems=[f"floors: {wanted} cannot all be met within budget and capacity"])
+        raise InputError(f"no allocation satisfies the constraints ({result.message})")
+    chosen = result.x[:m] > 0.5
+    assigned = np.full(n, control, dtype=object)
+    assigned[people[chosen]] = np.asarray(arms, dtype=object)[arm_of[chosen]]
+    assignment = pd.Series(assigned, index=effects.index, name="allocated")
 
-    from scipy.optimize import Bounds, LinearConstraint, milp
+    summary = pd.DataFrame(
+        {
+            "people": [int(np.sum(chosen & (arm_of == j))) for j in range(k)],
+            "groups": [
+                int(round(result.x[m + grouped.index(j)])) if j in grouped else int(np.sum(chosen & (arm_of == j)))
+                for j in range(k)
+            ],
+            "capacity": [limits[a].capacity for a in arms],
+            "cost": [float(cost[j] * np.sum(chosen & (arm_of == j))) for j in range(k)],
+            "expected_points_avoided": [
+                float(benefit[people[chosen & (arm_of == j)], j].sum()) for j in range(k)
+            ],
+        },
+        index=pd.Index(arms, name="arm"),
+    )
+    gap = float(getattr(result, "mip_gap", 0.0) or 0.0)
+    status = ("optimal" if result.status == 0 and gap <= MIP_GAP else
+              f"within {gap:.3%} of the best possible (bound of the LP relaxation)"
+              if result.status == 0 else f"stopped early: {result.message}")
+    fairness = None
+    if profiles is not None:
+        elig = eligible if eligible is not None else pd.DataFrame(True, index=effects.index,
+                                                                  columns=arms)
+        fairness = fairness_table(assignment, elig.set_axis(arms, axis=1),
+                                  pd.DataFrame(benefit, index=effects.index, columns=arms),
+                                  profiles, control=control, min_cell=min_cell)
+    return Allocation(
+        assignment=assignment,
+        summary=summary,
+        total_cost=float(summary["cost"].sum()),
+        budget=None if budget is None else float(budget),
+        expected_points_avoided=float(summary["expected_points_avoided"].sum()),
+        status=status,
+        gap=gap,
+        fairness=fairness,
+        floors=check_floors(floors),
+    )
+
+
+def _floor_rows(floors, profiles, index, allowed) -> list[tuple[np.ndarray, int]]:
+    """(members of the role, people that must be given an arm) per floor, checked up front."""
+    if not floors:
+        return []
+    if profiles is None or "role" not in profiles.columns or not profiles.index.equals(index):
+        raise InputError("floors: need the people's roles (profiles with a 'role' column, same "
+                         "rows as effects)")
+    roles = profiles["role"].astype(str).to_numpy()
+    checked = check_floors(floors)
+    out, problems = [], []
+    for role, share in checked.items():
+        members = roles == role
+        need = math.ceil(share * int(members.sum()) - 1e-9)
+        reachable = int(allowed[members].any(axis=1).sum())
+        if need > reachable:
+            problems.append(
+                f"floors.{role}: {share:g} of {int(members.sum())} means {need} people, but only "
+                f"{reachable} of them are eligible for an arm expected to help them")
+        out.append((members.astype(float), need))
+    if problems:
+        raise InputError("; ".join(problems), problems=problems)
+    return out
+
+
+# Relative gap at which a plan counts as optimal (HiGHS's own tolerance, as before).
+MIP_GAP = 1e-6
+# A plan found by fixing the LP relaxation's integral part is accepted when it is proven
+# within this share of the LP bound; otherwise the full MILP is solved.
+ACCEPTED_GAP = 1e-3
+# Below this many (person, arm) pairs the full MILP is quick: it is solved directly.
+DIRECT_PAIRS = 5_000
+
+
+@dataclass
+class _Program:
+    """The allocation MILP: one binary per allowed (person, arm) pair, then group counts."""
+
+    objective: np.ndarray
+    constraints: list
+    lower: np.ndarray  # variable bounds
+    upper: np.ndarray
+    people: np.ndarray  # person of each pair variable
+    arm_of: np.ndarray  # arm of each pair variable
+    m: int  # pair variables (the rest are group counts)
+    grouped: list  # arm positions with a group-count variable, in variable order
+
+
+def _program(benefit, allowed, arms, limits, budget, floor_rows=()) -> _Program:
+    """Every variable and constraint of the allocation, built in one place.
+
+    Each person at most one arm; each arm's capacity; group-size windows tied to an integer
+    number of groups; each role's floor (``floor_rows``); the budget. Every way of solving (direct, or LP then fixing) solves
+    this same program, so a constraint added here holds for all of them.
+    """
+    from scipy.optimize import LinearConstraint
     from scipy.sparse import coo_matrix, vstack
 
+    n, k = benefit.shape
+    people, arm_of = np.nonzero(allowed)  # one binary variable per allowed (person, arm) pair
+    m = people.size
+    grouped = [j for j, arm in enumerate(arms)
+               if limits[arm].group_min > 1 or limits[arm].group_max > 1]
+    n_vars = m + len(grouped)  # the x pairs, then one integer "number of groups" per grouped arm
     objective = np.zeros(n_vars)
     objective[:m] = -benefit[people, arm_of]
     cost = np.array([float(limits[a].cost_per_person) for a in arms])
@@ -365,89 +460,117 @@ def allocate(
     var_upper = np.ones(n_vars)
     for g, j in enumerate(grouped):
         var_upper[m + g] = np.floor(min(capacity[j], n) / limits[arms[j]].group_min)
-    result = milp(
-        objective,
-        constraints=[constraint],
-        integrality=np.ones(n_vars),
-        bounds=Bounds(np.zeros(n_vars), var_upper),
-        options={"time_limit": float(time_limit), "mip_rel_gap": 1e-6, "disp": False},
-    )
-    if result.x is None:
-        if result.status == 1:  # time (or iteration) limit before any plan was found
-            raise PlanTimeout(f"the solver ran out of time ({float(time_limit):g} s) before it "
-                              f"found any plan ({result.message})")
-        if floor_rows:
-            wanted = ", ".join(f"{role} {share:g}" for role, share in check_floors(floors).items())
-            raise InputError(
-                f"floors: the minimum shares per role ({wanted}) cannot all be met within the "
-                f"budget ({budget if budget is not None else 'none'}), the arms' places and group "
-                f"sizes; lower a floor, or raise the budget or capacity ({result.message})",
-                problems=[f"floors: {wanted} cannot all be met within budget and capacity"])
-        raise InputError(f"no allocation satisfies the constraints ({result.message})")
-    chosen = result.x[:m] > 0.5
-    assigned = np.full(n, control, dtype=object)
-    assigned[people[chosen]] = np.asarray(arms, dtype=object)[arm_of[chosen]]
-    assignment = pd.Series(assigned, index=effects.index, name="allocated")
+    return _Program(objective, [constraint], np.zeros(n_vars), var_upper, people, arm_of, m,
+                    grouped)
 
-    summary = pd.DataFrame(
-        {
-            "people": [int(np.sum(chosen & (arm_of == j))) for j in range(k)],
-            "groups": [
-                int(round(result.x[m + grouped.index(j)])) if j in grouped else int(np.sum(chosen & (arm_of == j)))
-                for j in range(k)
-            ],
-            "capacity": [limits[a].capacity for a in arms],
-            "cost": [float(cost[j] * np.sum(chosen & (arm_of == j))) for j in range(k)],
-            "expected_points_avoided": [
-                float(benefit[people[chosen & (arm_of == j)], j].sum()) for j in range(k)
-            ],
-        },
-        index=pd.Index(arms, name="arm"),
-    )
-    gap = float(getattr(result, "mip_gap", 0.0) or 0.0)
-    status = "optimal" if result.status == 0 else f"stopped early: {result.message}"
-    fairness = None
-    if profiles is not None:
-        elig = eligible if eligible is not None else pd.DataFrame(True, index=effects.index,
-                                                                  columns=arms)
-        fairness = fairness_table(assignment, elig.set_axis(arms, axis=1),
-                                  pd.DataFrame(benefit, index=effects.index, columns=arms),
-                                  profiles, control=control, min_cell=min_cell)
-    return Allocation(
-        assignment=assignment,
-        summary=summary,
-        total_cost=float(summary["cost"].sum()),
-        budget=None if budget is None else float(budget),
-        expected_points_avoided=float(summary["expected_points_avoided"].sum()),
-        status=status,
-        gap=gap,
-        fairness=fairness,
-        floors=check_floors(floors),
+
+def _candidates(benefit, allowed, arms, limits, budget, strata=None) -> np.ndarray:
+    """The (person, arm) pairs an optimal plan can be found among: exact, not a heuristic.
+
+    At most ``K`` people get any arm: no more than the arms' capacities together, and no more
+    than the budget buys at the cheapest arm. Suppose a plan gives arm ``a`` to someone outside
+    the ``K`` people who benefit most from ``a``: at most ``K - 1`` others are given anything,
+    so one of those ``K`` gets nothing, and giving ``a`` to that person instead changes no
+    count, cost or group and loses no benefit. So some optimal plan gives each arm only to its
+    ``K`` best-benefiting eligible people. With the demo's budget of $50,000 that leaves about
+    2,500 of 74,000 pairs. A constraint that depends on who gets an arm (not only how many),
+    such as a floor per role, keeps the argument within each of its classes: pass them as
+    ``strata`` (one label per person) and the ``K`` best are kept per class.
+    """
+    n, k = benefit.shape
+    places = []
+    for arm in arms:
+        lim = limits[arm]
+        most = n if lim.capacity is None else min(int(lim.capacity), n)
+        if budget is not None and lim.cost_per_person > 0:
+            most = min(most, int(math.floor(float(budget) / float(lim.cost_per_person))))
+        places.append(most)
+    total = min(sum(places), n)
+    if budget is not None:
+        costs = [float(limits[a].cost_per_person) for a in arms]
+        cheapest = min(costs) if costs else 0.0
+        if cheapest > 0:
+            total = min(total, int(math.floor(float(budget) / cheapest)))
+    keep = np.zeros_like(allowed, dtype=bool)
+    classes = [np.arange(n)] if strata is None else [
+        np.flatnonzero(strata == label) for label in np.unique(strata)]
+    for members in classes:
+        if total >= len(members):
+            keep[members] = True
+            continue
+        for j in range(k):
+            rows = members[allowed[members, j]]
+            if len(rows) > total:
+                rows = rows[np.argsort(-benefit[rows, j], kind="stable")[:total]]
+            keep[rows, j] = True
+    return keep
+
+
+def _milp(program: _Program, lower, upper, time_limit: float, *, relax: bool = False):
+    from scipy.optimize import Bounds, milp
+
+    return milp(
+        program.objective,
+        constraints=program.constraints,
+        integrality=np.zeros_like(lower) if relax else np.ones_like(lower),
+        bounds=Bounds(lower, upper),
+        options={"time_limit": max(float(time_limit), 0.01), "mip_rel_gap": MIP_GAP,
+                 "disp": False},
     )
 
 
-def _floor_rows(floors, profiles, index, allowed) -> list[tuple[np.ndarray, int]]:
-    """(members of the role, people that must be given an arm) per floor, checked up front."""
-    if not floors:
-        return []
-    if profiles is None or "role" not in profiles.columns or not profiles.index.equals(index):
-        raise InputError("floors: need the people's roles (profiles with a 'role' column, same "
-                         "rows as effects)")
-    roles = profiles["role"].astype(str).to_numpy()
-    checked = check_floors(floors)
-    out, problems = [], []
-    for role, share in checked.items():
-        members = roles == role
-        need = math.ceil(share * int(members.sum()) - 1e-9)
-        reachable = int(allowed[members].any(axis=1).sum())
-        if need > reachable:
-            problems.append(
-                f"floors.{role}: {share:g} of {int(members.sum())} means {need} people, but only "
-                f"{reachable} of them are eligible for an arm expected to help them")
-        out.append((members.astype(float), need))
-    if problems:
-        raise InputError("; ".join(problems), problems=problems)
-    return out
+def _solve(program: _Program, time_limit: float):
+    """Solve the program: directly when small, else from its LP relaxation.
+
+    With many people the LP relaxation is almost integral: a basic solution has only about
+    as many fractional values as there are constraints beyond "one arm per person" (arms'
+    capacities and groups, the budget). Every person whose LP values are already whole is
+    fixed to them, except, per arm, the least-benefiting people given it and the most-
+    benefiting people eligible but not given it (so group counts can move both ways); the
+    MILP then decides only the rest. Its plan is compared with the LP bound: accepted when
+    within ``ACCEPTED_GAP``, and otherwise more people are freed, up to the full MILP.
+    The returned result carries ``mip_gap``, the proven gap to the LP bound.
+    """
+    import time
+
+    start = time.monotonic()
+    if program.m <= DIRECT_PAIRS:
+        return _milp(program, program.lower, program.upper, time_limit)
+    relaxed = _milp(program, program.lower, program.upper, time_limit, relax=True)
+    if relaxed.x is None:  # infeasible or out of time: the full MILP says which, properly
+        return _milp(program, program.lower, program.upper,
+                     time_limit - (time.monotonic() - start))
+    bound = -relaxed.fun
+    x, m = relaxed.x, program.m
+    pairs = x[:m]
+    whole = np.abs(pairs - np.round(pairs)) <= 1e-9
+    fractional_people = np.unique(program.people[~whole])
+    benefit = -program.objective[:m]
+    released_per_arm = 32
+    while True:
+        free = np.zeros(int(program.people.max()) + 1 if m else 0, dtype=bool)
+        free[fractional_people] = True
+        for j in np.unique(program.arm_of):
+            mine = np.flatnonzero(program.arm_of == j)
+            given = mine[pairs[mine] > 0.5]
+            others = mine[pairs[mine] <= 0.5]
+            free[program.people[given[np.argsort(benefit[given])[:released_per_arm]]]] = True
+            free[program.people[others[np.argsort(-benefit[others])[:released_per_arm]]]] = True
+        fixed = ~free[program.people]
+        lower, upper = program.lower.copy(), program.upper.copy()
+        lower[:m][fixed] = upper[:m][fixed] = np.round(pairs[fixed])
+        remaining = time_limit - (time.monotonic() - start)
+        result = _milp(program, lower, upper, remaining)
+        if result.x is not None:
+            value = -result.fun
+            gap = max(bound - value, 0.0) / max(abs(bound), 1e-12)
+            if gap <= ACCEPTED_GAP or free.all():
+                result.mip_gap = max(gap, float(getattr(result, "mip_gap", 0.0) or 0.0))
+                return result
+        if free.all() or time.monotonic() - start >= time_limit:
+            return _milp(program, program.lower, program.upper,
+                         time_limit - (time.monotonic() - start))
+        released_per_arm *= 8
 
 
 def _check(effects, limits, budget, eligible, upper, confident_only):

@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+import pandas as pd
+
 from recommender.errors import InputError
 
-__all__ = ["Exclusion", "offered_arms"]
+__all__ = ["Exclusion", "offered_arms", "eligible_mask", "eligibility_matrix"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,7 @@ def offered_arms(
     offered: Sequence[str] | None = None,
     modelled: Iterable[str] | None = None,
     field: str = "offered",
+    eligible: Iterable[str] | None = None,
 ) -> tuple[list[str], list[Exclusion]]:
     """The treatment arms to rank for one profile, in catalog order, and the ones left out.
 
@@ -47,6 +51,9 @@ def offered_arms(
         Arms the served model has effects for; other arms are excluded with a reason.
     field : str
         Name of the request field, used in error messages.
+    eligible : iterable of str, optional
+        The arms the catalog allows this person, when already found for many people at once
+        (:func:`eligible_mask`); default: found here.
 
     Returns
     -------
@@ -73,7 +80,10 @@ def offered_arms(
                 )
         asked = set(offered)
         wanted = [arm for arm in catalog.treatment_arms if arm in asked]
-    eligible = set(catalog.eligible_arms(profile))
+    if eligible is None:
+        mask = eligible_mask(catalog, [profile], wanted)[0]
+        eligible = {arm for arm, ok in zip(wanted, mask) if ok}
+    eligible = set(eligible)
     modelled = None if modelled is None else set(modelled)
     arms, exclusions = [], []
     for arm in wanted:
@@ -86,6 +96,68 @@ def offered_arms(
         else:
             arms.append(arm)
     return arms, exclusions
+
+
+def eligible_mask(catalog, profiles, arms=None) -> np.ndarray:
+    """The one eligibility rule: may the program offer each arm to each person?
+
+    Parameters
+    ----------
+    catalog : Catalog
+        Each arm's eligibility rule (roles, specialties, years in practice).
+    profiles : DataFrame or sequence of mappings
+        People with ``role`` and, where a rule needs them, ``specialty`` and
+        ``years_in_practice``.
+    arms : sequence of str, optional
+        Default: every treatment arm of the catalog.
+
+    Returns
+    -------
+    ndarray of bool (people x arms)
+    """
+    arms = list(catalog.treatment_arms if arms is None else arms)
+    frame = isinstance(profiles, pd.DataFrame)
+    n = len(profiles)
+
+    def column(name, kind):
+        if frame:
+            values = profiles[name]
+            return (values.astype(float).to_numpy() if kind is float
+                    else values.astype(str).to_numpy(dtype=object))
+        return np.array([kind(p[name]) for p in profiles],
+                        dtype=float if kind is float else object)
+
+    def member(values, allowed):
+        allowed = set(allowed)
+        return np.fromiter((v in allowed for v in values), dtype=bool, count=n)
+
+    cache: dict = {}
+    out = np.ones((n, len(arms)), dtype=bool)
+    for k, arm in enumerate(arms):
+        rule = catalog.arm(arm).eligibility
+        if "role" not in cache:
+            cache["role"] = column("role", str)
+        out[:, k] &= member(cache["role"], rule.roles)
+        if rule.specialties is not None:
+            if "specialty" not in cache:
+                cache["specialty"] = column("specialty", str)
+            out[:, k] &= member(cache["specialty"], rule.specialties)
+        if rule.min_years_in_practice is not None or rule.max_years_in_practice is not None:
+            if "years" not in cache:
+                cache["years"] = column("years_in_practice", float)
+            years = cache["years"]
+            if rule.min_years_in_practice is not None:
+                out[:, k] &= years >= rule.min_years_in_practice
+            if rule.max_years_in_practice is not None:
+                out[:, k] &= years <= rule.max_years_in_practice
+    return out
+
+
+def eligibility_matrix(catalog, profiles: pd.DataFrame, arms=None) -> pd.DataFrame:
+    """:func:`eligible_mask` as a boolean frame (people x arms) on the profiles' index."""
+    arms = list(catalog.treatment_arms if arms is None else arms)
+    return pd.DataFrame(eligible_mask(catalog, profiles, arms), index=profiles.index,
+                        columns=arms)
 
 
 def _eligibility_text(catalog, arm: str, profile: Mapping) -> str:

@@ -13,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["RankedArm", "Ranking", "interval_overlap", "rank_arms"]
+import numpy as np
+
+__all__ = ["RankedArm", "Ranking", "interval_overlap", "rank_arms", "arm_order", "best_arm"]
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,53 @@ def interval_overlap(lower_a: float, upper_a: float, lower_b: float, upper_b: fl
     return min(1.0, (high - low) / narrower)
 
 
+def arm_order(effects, allowed=None) -> np.ndarray:
+    """The one ordering rule: per row, usual care and the arms from best (lowest) to worst.
+
+    Parameters
+    ----------
+    effects : array-like (rows x arms)
+        Expected EE change under each treatment arm versus usual care.
+    allowed : array-like of bool (rows x arms), optional
+        False where an arm may not be given; it then ranks after every allowed one.
+
+    Returns
+    -------
+    ndarray of int (rows x (1 + arms))
+        Column positions in ``[usual care, *arms]`` (0 = usual care), best first. Usual care
+        counts as 0 and is listed first, so it wins ties; tied arms keep their column order.
+
+    Examples
+    --------
+    >>> arm_order([[-1.0, 0.0, -3.0]]).tolist()
+    [[3, 1, 0, 2]]
+    """
+    values = np.asarray(effects, dtype=float)
+    if values.ndim == 1:
+        values = values[None, :]
+    table = np.zeros((values.shape[0], values.shape[1] + 1))
+    table[:, 1:] = values
+    if allowed is not None:
+        table[:, 1:] = np.where(np.asarray(allowed, dtype=bool), table[:, 1:], np.inf)
+    return np.argsort(table, axis=1, kind="stable")
+
+
+def best_arm(effects, arms: Sequence[str], *, control: str = "none", allowed=None) -> np.ndarray:
+    """Per row, the allowed arm with the lowest expected EE change; usual care when none helps.
+
+    The first of :func:`arm_order` (ties keep usual care). Used wherever a best arm is
+    chosen: the model's ``recommended`` column, a cohort plan's unconstrained recommendation
+    and, through :func:`rank_arms`, the service's ranking.
+
+    Examples
+    --------
+    >>> best_arm([[-1.0, -3.0], [2.0, 1.0], [-2.0, -2.0]], ["coaching", "peer_group"]).tolist()
+    ['peer_group', 'none', 'coaching']
+    """
+    names = np.array([control, *arms], dtype=object)
+    return names[arm_order(effects, allowed)[:, 0]]
+
+
 def rank_arms(
     effects: Mapping[str, Sequence[float]],
     *,
@@ -114,8 +163,9 @@ def rank_arms(
     options = [(control, (0.0, 0.0, 0.0, 0.0, 0.0))]
     options += [(arm, tuple(float(v) for v in values)) for arm, values in effects.items()
                 if arm != control]
-    # sorted() is stable, so usual care (listed first) wins ties, then catalog order.
-    ordered = sorted(options, key=lambda item: item[1][0])
+    # The one ordering rule (usual care wins ties, then catalog order).
+    order = arm_order([values[0] for _, values in options[1:]])[0]
+    ordered = [options[k] for k in order]
     arms = tuple(RankedArm(arm, rank, *values) for rank, (arm, values) in enumerate(ordered, 1))
     if len(arms) == 1:
         return Ranking(arms, True, None, "Only usual care can be offered to this person.")

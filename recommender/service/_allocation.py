@@ -22,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
 from recommender.errors import InputError, PlanTimeout
 from recommender.policy import (
     allocate,
-    eligibility_matrix,
+    best_arm,
+    eligible_mask,
     fairness_records,
     limits_from_catalog,
     triage,
@@ -244,23 +245,28 @@ def _crisis_line(answer: dict) -> dict:
 def _allocate_planned(engine, rows, planned, arms, limits, request, time_limit):
     """Score the rows at ``planned`` once, allocate, and give each its line of the plan."""
     catalog, control = engine.catalog, engine.control
-    frame = engine.profile_frame(rows, planned)
-    scores = engine.model.score(frame, alpha=engine.config.alpha)
+    cohort = [rows[i] for i in planned]
+    prediction = engine.model.predict(engine.model.encode(cohort), alpha=engine.config.alpha)
+    columns = [list(prediction.arms).index(arm) for arm in arms]
+    index = pd.RangeIndex(len(planned))
     effect, lower, upper = (
-        pd.DataFrame({arm: scores[f"{kind}_{arm}"].to_numpy(dtype=float).round(3)
-                      for arm in arms}, index=frame.index)
-        for kind in ("effect", "lower", "upper"))
+        pd.DataFrame(np.asarray(table, dtype=float)[:, columns].round(3), index=index,
+                     columns=arms)
+        for table in (prediction.effect, prediction.lower, prediction.upper))
     estimated = np.isfinite(effect + lower + upper)  # an arm without an estimate is not given
     offered = pd.DataFrame([[not rows[i].get("offered") or arm in rows[i]["offered"]
                              for arm in arms] for i in planned],
-                           index=frame.index, columns=arms)
-    allowed = eligibility_matrix(catalog, frame, arms) & estimated & offered
+                           index=index, columns=arms)
+    allowed = (pd.DataFrame(eligible_mask(catalog, cohort, arms), index=index, columns=arms)
+               & estimated & offered)
     try:
         allocation = allocate(effect.where(estimated, 0.0), limits, budget=request.budget,
                               eligible=allowed, upper=upper.where(estimated, 0.0),
                               confident_only=request.confident_only, control=control,
                               time_limit=time_limit,
-                              profiles=frame[["role", "gender", "setting"]],
+                              profiles=pd.DataFrame(
+                                  {c: [row[c] for row in cohort] for c in
+                                   ("role", "gender", "setting")}, index=index),
                               floors=request.floors or None)
     except InputError as error:
         raise InputError(f"no plan was found for this cohort: {error}; nothing was "
@@ -270,8 +276,8 @@ def _allocate_planned(engine, rows, planned, arms, limits, request, time_limit):
                           f"time: {error}; nothing was allocated or recorded; please retry, or "
                           "split the cohort into smaller ones") from None
     # Without limits: the allowed arm with the best expected effect, if any helps.
-    best = effect.where(allowed, np.inf)
-    recommended = np.where(best.min(axis=1) < 0, best.idxmin(axis=1), control).tolist()
+    recommended = best_arm(effect.to_numpy(), arms, control=control,
+                           allowed=allowed.to_numpy()).tolist()
     figures = np.stack([effect.to_numpy(), lower.to_numpy(), upper.to_numpy()], axis=2).tolist()
     given = allocation.assignment.tolist()
     permitted = allowed.to_numpy().tolist()

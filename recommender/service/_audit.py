@@ -6,9 +6,12 @@ identifies a person: ``person_id`` is stored only as a salted HMAC-SHA-256, and 
 never written to a log or to the store.
 
 SQLite under the models folder by default; any SQLAlchemy URL (PostgreSQL in production) by
-configuration. Written with SQLAlchemy Core, one transaction per request or batch. The table
-below is what queries use; the database's schema is made and upgraded by the Alembic
-migrations in ``migrations/`` (a test checks that the two agree).
+configuration. Written with SQLAlchemy Core by one writer thread that commits the records of
+the requests waiting at that moment in one transaction (a group commit): under load the store
+commits once per group instead of once per request, and each request still waits until its
+own records are committed before it answers. The tables below are what queries use; the
+database's schema is made and upgraded by the Alembic migrations in ``migrations/`` (a test
+checks that the two agree).
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ import hmac
 import io
 import json
 import os
+import queue
 import secrets
+import threading
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -207,16 +212,22 @@ class AuditLog:
             if (given := record.get("assignment")) is not None
         ]
         if rows:
-            with self._engine.begin() as connection:
-                connection.execute(recommendations.insert(), rows)
-                if served:
-                    connection.execute(assignments.insert(), served)
+            self._writer().write(rows, served)
         return len(rows)
 
     @property
     def engine(self) -> sa.Engine:
         """The database engine, shared with the outcome store (same database)."""
         return self._engine
+
+    def _writer(self) -> "_GroupWriter":
+        writer = self.__dict__.get("_group_writer")
+        if writer is None:
+            with _WRITER_LOCK:
+                writer = self.__dict__.get("_group_writer")
+                if writer is None:
+                    writer = self._group_writer = _GroupWriter(self._engine)
+        return writer
 
     def count(self) -> int:
         with self._engine.connect() as connection:
@@ -258,7 +269,95 @@ class AuditLog:
         return None if row is None else (int(row[0]), str(row[1]))
 
     def close(self) -> None:
+        writer = self.__dict__.pop("_group_writer", None)
+        if writer is not None:
+            writer.stop()
         self._engine.dispose()
+
+
+_WRITER_LOCK = threading.Lock()
+# Rows committed in one transaction at most (a 10,000-row batch is one request: never split).
+_GROUP_ROWS = 2_000
+
+
+class _Job:
+    __slots__ = ("rows", "served", "done", "error")
+
+    def __init__(self, rows, served):
+        self.rows = rows
+        self.served = served
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+
+
+class _GroupWriter:
+    """One thread that commits waiting requests' records together, each request's all or none.
+
+    A request hands its rows over and waits for its own commit. The thread takes every request
+    waiting when it is free and inserts them in one transaction; if that transaction fails (one
+    request's duplicate id, say), each request of the group is retried in a transaction of its
+    own, so one request's failure never costs another its answer.
+    """
+
+    def __init__(self, engine: sa.Engine):
+        self._engine = engine
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
+        self._thread.start()
+
+    def write(self, rows: list[dict], served: list[dict] = ()) -> None:
+        """Return once ``rows`` (and their ``served`` assignments) are committed; raise what the
+        store raised otherwise."""
+        job = _Job(rows, list(served))
+        self._queue.put(job)
+        job.done.wait()
+        if job.error is not None:
+            raise job.error
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            group, size = [job], len(job.rows)
+            while size < _GROUP_ROWS:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)  # stop after this group
+                    break
+                group.append(more)
+                size += len(more.rows)
+            self._commit(group)
+
+    def _commit(self, group: list[_Job]) -> None:
+        try:
+            self._insert([row for job in group for row in job.rows],
+                         [row for job in group for row in job.served])
+        except Exception as error:  # noqa: BLE001 - find whose records failed, one each
+            if len(group) == 1:
+                group[0].error = error
+            else:
+                for job in group:
+                    try:
+                        self._insert(job.rows, job.served)
+                    except Exception as own:  # noqa: BLE001 - handed to the waiting request
+                        job.error = own
+        finally:
+            for job in group:
+                job.done.set()
+
+    def _insert(self, rows: list[dict], served: list[dict]) -> None:
+        with self._engine.begin() as connection:
+            connection.execute(recommendations.insert(), rows)
+            if served:
+                connection.execute(assignments.insert(), served)
 
 
 def audit_csv(rows: Iterable[Mapping]) -> str:

@@ -1,9 +1,11 @@
 """Answering recommendation requests, HTTP aside: triage, score once, rank, explain, audit.
 
 The BentoML service, the in-process benchmark and the FastAPI anchor all call
-:meth:`RecommendationEngine.recommend`, so they do exactly the same work. Many profiles are
-scored with one call to the model (vectorized); contributions are computed once per group of
-people sharing the same pair of compared arms.
+:meth:`RecommendationEngine.recommend`, so they do exactly the same work. Triage comes first
+(crisis rows never reach the model); the other rows are encoded once into the model's input,
+every arm's effect and interval is predicted for all of them in one pass, eligibility is found
+for all of them at once, and the contributions each explanation needs (best and runner-up arm
+against usual care) come from the same encoded rows, one call per arm.
 """
 
 from __future__ import annotations
@@ -14,13 +16,19 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 from pydantic import ValidationError
 
 from recommender.cohort import PROFILE_COLUMNS
 from recommender.errors import InputError
 from recommender.explain import complements_for, evidence_for, explain
-from recommender.policy import Exclusion, assign, offered_arms, rank_arms, triage
+from recommender.policy import (
+    Exclusion,
+    assign,
+    eligible_mask,
+    offered_arms,
+    rank_arms,
+    triage,
+)
 from recommender.service._context import answer_context
 from recommender.service._crisis import (
     AuditUnavailable,
@@ -51,7 +59,9 @@ class RecommendationEngine:
     ----------
     model : RecommendationModel
         Provides ``treatment_arms``, ``features`` (the feature schema it was fitted on),
-        ``score(profiles, alpha=...)`` and ``contributions(profiles, arm, versus)``.
+        ``encode(rows)`` (validated rows to the model's input, once per request),
+        ``predict(encoded, alpha=...)`` (a :class:`~recommender.model.Prediction`) and
+        ``explain(encoded, needs)`` (contributions versus usual care).
     version : str
         Registered version of ``model``.
     catalog : Catalog
@@ -84,6 +94,10 @@ class RecommendationEngine:
         self.control = catalog.control
         self.modelled = frozenset(model.treatment_arms)
         self._names = {arm.id: arm.name for arm in catalog.arms}
+        # The arms in the catalog's order that the model can rank; eligibility is found for
+        # them once per request, for every row at once.
+        self._ranked_arms = [arm for arm in catalog.treatment_arms if arm in self.modelled]
+        getattr(model, "compiled", None)  # compile now (older artifacts), not on a request
         # Per-arm parts of every answer, built once: they depend on the catalog only.
         self._arm_facts = {
             arm.id: {"name": arm.name, "cost_per_person": float(arm.cost_per_person),
@@ -169,22 +183,16 @@ class RecommendationEngine:
         ranked_rows = [i for i, t in enumerate(triages) if t is not None]
         rankings, explanations, exclusions, assignments = {}, {}, {}, {}
         if ranked_rows:
-            frame = self.profile_frame(rows, ranked_rows)
-            scores = self.model.score(frame, alpha=config.alpha)
-            # Per arm, the five figures as Python lists (NaN when the model lacks an outcome):
-            # indexing lists is what the per-row loop below does a thousand times.
-            missing = [float("nan")] * len(ranked_rows)
-            # Rounded to 0.001 points here, vectorized, rather than figure by figure in every
-            # answer; finer differences mean nothing on a 0-54 scale.
-            figures = {
-                arm: [scores[f"{kind}_{arm}"].to_numpy(dtype=float).round(3).tolist()
-                      if f"{kind}_{arm}" in scores else missing
-                      for kind in ("effect", "lower", "upper", "effect_dp", "effect_pa")]
-                for arm in self.modelled
-            }
+            ranked = [rows[i] for i in ranked_rows]
+            # Encoded once: the model predicts and explains from the same rows.
+            encoded = self.model.encode(ranked)
+            figures = self._figures(self.model.predict(encoded, alpha=config.alpha),
+                                    len(ranked_rows))
+            allowed = eligible_mask(self.catalog, ranked, self._ranked_arms).tolist()
             for k, i in enumerate(ranked_rows):
+                eligible = [arm for arm, ok in zip(self._ranked_arms, allowed[k]) if ok]
                 arms, excluded = offered_arms(self.catalog, rows[i], offered=rows[i].get("offered"),
-                                              modelled=self.modelled)
+                                              modelled=self.modelled, eligible=eligible)
                 effects = {}
                 for arm in arms:
                     values = tuple(column[k] for column in figures[arm])
@@ -200,7 +208,7 @@ class RecommendationEngine:
                 assignments[i] = assign(rankings[i], self.audit.person_hash(rows[i]["person_id"]),
                                         config.exploration, control=self.control,
                                         explore=triages[i].level == "routine")
-            explanations = self._explain(frame, ranked_rows, rows, rankings)
+            explanations = self._explain(encoded, ranked_rows, rows, rankings)
         records = []
         for i, row in enumerate(rows):
             if triages[i] is None:
@@ -244,9 +252,22 @@ class RecommendationEngine:
         answer["complements"] = None if compact else self.complements
         return answer, record
 
-    def profile_frame(self, rows: Sequence[Mapping], positions: Sequence[int]) -> pd.DataFrame:
-        """The model's input for ``rows[positions]``: profile columns and extra features."""
-        return pd.DataFrame({c: [rows[i][c] for i in positions] for c in self._columns})
+    def _figures(self, prediction, n: int) -> dict:
+        """Per arm, the five figures as Python lists (NaN when the model lacks an outcome).
+
+        Indexing lists is what the per-row loop does a thousand times. Rounded to 0.001
+        points here, vectorized, rather than figure by figure in every answer; finer
+        differences mean nothing on a 0-54 scale.
+        """
+        missing = [float("nan")] * n
+        columns = {arm: j for j, arm in enumerate(prediction.arms)}
+        kinds = [prediction.effect, prediction.lower, prediction.upper,
+                 prediction.secondary.get("dp"), prediction.secondary.get("pa")]
+        kinds = [None if table is None else np.asarray(table, dtype=float).round(3).T.tolist()
+                 for table in kinds]
+        return {arm: [missing if table is None or arm not in columns else table[columns[arm]]
+                      for table in kinds]
+                for arm in self.modelled}
 
     def record(self, records: Sequence[Mapping]) -> None:
         """Append answers to the audit log (see :meth:`AuditLog.append`) before they are given.
@@ -262,8 +283,8 @@ class RecommendationEngine:
             raise AuditUnavailable(f"the audit log could not be written ({type(error).__name__})"
                                    ) from error
 
-    def _explain(self, frame, ranked_rows, rows, rankings) -> dict:
-        """Explanations for every ranked row, with one contributions call per arm.
+    def _explain(self, encoded, ranked_rows, rows, rankings) -> dict:
+        """Explanations for every ranked row, from one contributions call to the model.
 
         The learners explain ``effect[a] - effect[b]`` as the difference of each arm's
         contributions against usual care (usual care's own being zero), so the contributions of
@@ -277,11 +298,9 @@ class RecommendationEngine:
                 if arm.arm != control:
                     needs[arm.arm].append(k)
         against_care = {}  # (k, arm) -> contributions vs usual care (features..., base)
-        names = None
-        for arm, ks in needs.items():
-            part = model.contributions(frame.iloc[ks], arm, control)
-            names = list(part.columns)
-            for k, values in zip(ks, part.to_numpy(dtype=float)):
+        names = [*(f["name"] for f in model.features), "base"]
+        for arm, part in model.explain(encoded, needs).items():
+            for k, values in zip(needs[arm], np.asarray(part, dtype=float)):
                 against_care[(k, arm)] = values
         top = self.config.top
 

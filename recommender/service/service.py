@@ -202,7 +202,9 @@ class Recommender:
             return _error(ctx, 422, str(error), error.problems)
         except AuditUnavailable as error:
             return _error(ctx, 503, f"{error}; nothing was answered, please retry")
-        return JSONResponse(answer)
+        # The response model itself: the documented schema is what is sent. (Batches and
+        # plans stay JSON: validating 1,000 nested answers costs more than answering them.)
+        return Recommendation.model_validate(answer)
 
     @bentoml.api(route="/recommend_batch")
     def recommend_batch(self, request: BatchRequest, /, ctx: bentoml.Context) -> BatchResponse:

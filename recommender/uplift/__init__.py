@@ -5,11 +5,14 @@ control per person (``predict_effect``), an interval (``predict_interval``) and 
 per-feature reasons (``contributions``). ``doubly_robust_scores`` gives the cross-fitted AIPW
 scores that evaluation and model selection rest on. ``GBMSpec``, ``RidgeSpec`` and
 ``LogLinearSpec`` describe candidate regressors for the ``outcome_candidates`` and
-``final_candidates`` parameters.
+``final_candidates`` parameters. ``compile_effects`` turns fitted learners into one
+prediction pass for every outcome, arm and fold (the served form).
 """
 
+from ._compiled import CompiledEffects, compile_effects
 from ._model import UpliftModel
 from ._regressors import GBMSpec, LogLinearSpec, RidgeSpec
 from ._scores import doubly_robust_scores
 
-__all__ = ["UpliftModel", "doubly_robust_scores", "GBMSpec", "RidgeSpec", "LogLinearSpec"]
+__all__ = ["UpliftModel", "doubly_robust_scores", "GBMSpec", "RidgeSpec", "LogLinearSpec",
+           "CompiledEffects", "compile_effects"]

@@ -422,22 +422,34 @@ def merge_gbm(weighted: list) -> "GBMModel":
     """
     header, tail, trees = None, None, []
     for weight, model in weighted:
-        text = model.booster.model_to_string(num_iteration=model.rounds)
-        start, end = text.index("\nTree=0\n") + 1, text.index("end of trees")
+        head, end, blocks = weighted_trees(model, weight)
         if header is None:
-            header = "\n".join(line for line in text[:start].split("\n")
+            header = "\n".join(line for line in head.split("\n")
                                if not line.startswith("tree_sizes="))
-            tail = text[end:]
-        for block in text[start:end].split("\n\n\n"):
-            if not block.strip():
-                continue
-            lines = block.strip("\n").split("\n")[1:]  # drop the "Tree=k" line
-            for i, line in enumerate(lines):
-                key, _, values = line.partition("=")
-                if key in ("leaf_value", "internal_value") and values.strip():
-                    lines[i] = key + "=" + " ".join(repr(weight * float(v))
-                                                    for v in values.split(" "))
-            trees.append(lines)
-    body = "".join(f"Tree={k}\n" + "\n".join(lines) + "\n\n\n" for k, lines in enumerate(trees))
+            tail = end
+        trees.extend(blocks)
+    body = "".join(f"Tree={k}\n{tree}\n\n\n" for k, tree in enumerate(trees))
     booster = lgb.Booster(model_str=header + body + tail)
     return GBMModel(booster)
+
+
+def weighted_trees(model: "GBMModel", weight: float) -> tuple[str, str, list[str]]:
+    """``model``'s trees as LightGBM model text, leaf values times ``weight``.
+
+    Returns the text before the first tree, the text from "end of trees" on, and each tree's
+    lines without its "Tree=k" line (rounds past the model's best iteration left out).
+    """
+    text = model.booster.model_to_string(num_iteration=model.rounds)
+    start, end = text.index("\nTree=0\n") + 1, text.index("end of trees")
+    trees = []
+    for block in text[start:end].split("\n\n\n"):
+        if not block.strip():
+            continue
+        lines = block.strip("\n").split("\n")[1:]  # drop the "Tree=k" line
+        for i, line in enumerate(lines):
+            key, _, values = line.partition("=")
+            if key in ("leaf_value", "internal_value") and values.strip():
+                lines[i] = key + "=" + " ".join(repr(weight * float(v))
+                                                for v in values.split(" "))
+        trees.append("\n".join(lines))
+    return text[:start], text[end:], trees

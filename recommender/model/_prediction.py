@@ -1,0 +1,114 @@
+"""The served model's prediction form: rows encoded once, every arm predicted in one pass.
+
+:func:`encode_rows` turns validated request rows (mappings) straight into the learners' float
+matrix, with no pandas frame in between; :func:`compile_model` compiles the fitted learners of
+every outcome into one prediction pass (:func:`recommender.uplift.compile_effects`);
+:class:`Prediction` is what one pass returns.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from recommender.errors import InputError
+
+__all__ = ["Prediction", "compile_model", "encode_rows"]
+
+# Problems listed in one error (as frame_from_schema does).
+_MAX_LISTED = 20
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Every treatment arm's primary effect and interval, and the secondary effects.
+
+    Arrays are (rows x arms), columns in the order of ``arms`` (the model's treatment arms).
+    """
+
+    arms: tuple
+    effect: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    secondary: dict = field(default_factory=dict)  # outcome -> (rows x arms) effects
+
+
+def compile_model(model):
+    """The model's learners compiled into one prediction pass, or None if they cannot be.
+
+    Learners that are not :class:`recommender.uplift.UpliftModel` (test doubles, older
+    artifacts) or that do not share one feature encoding are answered one by one instead.
+    """
+    from recommender.uplift import UpliftModel, compile_effects
+
+    learners = [model.outcome_models[o] for o in model.outcomes]
+    if not all(isinstance(learner, UpliftModel) and hasattr(learner, "estimator_")
+               for learner in learners):
+        return None
+    if list(learners[0].encoder_.feature_names) != list(model.feature_names):
+        return None
+    try:
+        return compile_effects({o: model.outcome_models[o] for o in model.outcomes},
+                               intervals=[model.primary])
+    except ValueError:
+        return None
+
+
+def encode_rows(rows: Sequence[Mapping], schema: Sequence[Mapping], encoder) -> np.ndarray:
+    """Validated profile rows to the float matrix ``encoder`` makes of a feature frame.
+
+    Categories become their codes under the fitted categories, numbers floats; what the
+    feature frame would refuse (:func:`recommender.model.frame_from_schema`) is refused here
+    with the same problems: a missing value, an unknown category, a number that is not one or
+    not whole where the feature is an integer.
+    """
+    n = len(rows)
+    matrix = np.empty((n, len(schema)), dtype=np.float64)
+    problems: list[dict] = []
+    for j, feature in enumerate(schema):
+        name = feature["name"]
+        missing = [i for i, row in enumerate(rows) if name not in row]
+        if missing:
+            raise InputError(
+                f"profile rows lack the feature column(s) {[name]}; the model needs "
+                f"{[f['name'] for f in schema]}",
+                problems=[{"row": None, "column": name, "value": None,
+                           "rule": "required column"}])
+        if feature["kind"] == "category":
+            lookup = encoder.lookups[j]
+            for i, row in enumerate(rows):
+                code = lookup.get(row[name])
+                if code is None:
+                    problems.append({"row": i, "column": name, "value": row[name],
+                                     "rule": f"one of {list(feature['categories'])}"})
+                    code = math.nan
+                matrix[i, j] = code
+        else:
+            whole = feature["kind"] == "integer"
+            for i, row in enumerate(rows):
+                value = row[name]
+                try:
+                    number = float(value) if not isinstance(value, (bool, str)) else math.nan
+                except (TypeError, ValueError):
+                    number = math.nan
+                if not math.isfinite(number):
+                    problems.append({"row": i, "column": name, "value": value,
+                                     "rule": "a number"})
+                elif whole and number != round(number):
+                    problems.append({"row": i, "column": name, "value": value,
+                                     "rule": "a whole number"})
+                matrix[i, j] = number
+    if problems:
+        first = problems[0]
+        shown = problems[:_MAX_LISTED]
+        if len(problems) > _MAX_LISTED:
+            shown.append({"row": None, "column": None, "value": None,
+                          "rule": f"{len(problems) - _MAX_LISTED} more problems like these"})
+        raise InputError(
+            f"{len(problems)} problem(s) in the profile rows, first: row {first['row']}, "
+            f"column {first['column']!r}, value {first['value']!r}, accepted: {first['rule']}",
+            problems=shown)
+    return matrix

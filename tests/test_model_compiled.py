@@ -1,0 +1,148 @@
+"""The compiled prediction form answers exactly what the fitted learners answer.
+
+Every learner kind (T, X, DR, auto; boosters, ridge and log-linear members), every outcome and
+every arm: effects, intervals and contributions equal the learners' own to 1e-9, and the
+contributions still sum to the effect. Rows encoded straight from request mappings give the
+same matrix as the feature frame, and are refused for the same reasons.
+"""
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recommender.errors import InputError
+from recommender.model import RecommendationModel
+from recommender.uplift import GBMSpec, LogLinearSpec, RidgeSpec, UpliftModel, compile_effects
+from recommender.uplift._synthetic import make_uplift_cohort
+
+ARMS = ("none", "coaching", "mindfulness", "peer_group")
+TOLERANCE = 1e-9
+
+
+@pytest.fixture(scope="module")
+def cohort():
+    return make_uplift_cohort(1500, arms=ARMS, seed=5)
+
+
+def _fit(kind, X, t, y, p):
+    if kind == "ridge-dr":
+        return UpliftModel(learner="dr", final_candidates=(RidgeSpec(alpha=3.0),),
+                           ensemble_size=1).fit(X, t, y)
+    if kind == "log-linear-t":
+        # all-positive outcomes: the log-linear outcome model is a candidate (a member
+        # the compiled form asks on its own)
+        return UpliftModel(learner="t", outcome_candidates=(LogLinearSpec(), GBMSpec()),
+                           ensemble_size=2).fit(X, t, y + 60.0, propensity=p)
+    return UpliftModel(learner=kind).fit(X, t, y, propensity=p)
+
+
+@pytest.fixture(scope="module", params=["t", "x", "dr", "auto", "ridge-dr", "log-linear-t"])
+def model(request, cohort):
+    X, t, y, p, _ = cohort
+    secondary = _fit("dr" if request.param != "dr" else "x", X, t, -0.5 * y, p)
+    outcomes = {"ee": _fit(request.param, X, t, y, p), "dp": secondary}
+    return RecommendationModel(outcome_models=outcomes, features=X, catalog_version="t")
+
+
+def _rows(X):
+    return [{k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+            for row in X.astype(object).to_dict(orient="records")]
+
+
+def test_compiled_effects_intervals_and_contributions_equal_the_learners(cohort, model):
+    X = cohort[0].iloc[:400]
+    assert model.compiled is not None
+    prediction = model.predict(model.encode(X), alpha=0.1)
+    learner = model.outcome_models["ee"]
+    arms = list(model.treatment_arms)
+    np.testing.assert_allclose(prediction.effect, learner.predict_effect(X)[arms],
+                               atol=TOLERANCE, rtol=0)
+    lower, upper = learner.predict_interval(X, alpha=0.1)
+    np.testing.assert_allclose(prediction.lower, lower[arms], atol=TOLERANCE, rtol=0)
+    np.testing.assert_allclose(prediction.upper, upper[arms], atol=TOLERANCE, rtol=0)
+    np.testing.assert_allclose(prediction.secondary["dp"],
+                               model.outcome_models["dp"].predict_effect(X)[arms],
+                               atol=TOLERANCE, rtol=0)
+    assert np.all(prediction.upper > prediction.lower)
+
+    positions = np.arange(0, 400, 3)
+    parts = model.explain(model.encode(X), {arm: positions for arm in arms})
+    for j, arm in enumerate(arms):
+        expected = learner.contributions(X.iloc[positions], arm)
+        np.testing.assert_allclose(parts[arm], expected, atol=TOLERANCE, rtol=0)
+        np.testing.assert_allclose(parts[arm].sum(axis=1), prediction.effect[positions, j],
+                                   atol=TOLERANCE, rtol=0)
+
+
+def test_every_outcome_compiles_with_intervals(cohort, model):
+    X = cohort[0].iloc[:200]
+    compiled = compile_effects(model.outcome_models)
+    M = compiled.encode(X)
+    out = compiled.predict(M, alpha=0.2)
+    for outcome, learner in model.outcome_models.items():
+        lower, upper = learner.predict_interval(X, alpha=0.2)
+        np.testing.assert_allclose(out[outcome]["effect"], learner.predict_effect(X),
+                                   atol=TOLERANCE, rtol=0)
+        np.testing.assert_allclose(out[outcome]["lower"], lower, atol=TOLERANCE, rtol=0)
+        np.testing.assert_allclose(out[outcome]["upper"], upper, atol=TOLERANCE, rtol=0)
+
+
+def test_score_is_unchanged_by_compilation(cohort, model):
+    X = cohort[0].iloc[:150]
+    fast = model.score(X, contributions=True)
+    slow_model = RecommendationModel(outcome_models=model.outcome_models, features=X,
+                                     catalog_version="t")
+    slow_model._compiled = None  # the learners answer one by one
+    slow = slow_model.score(X, contributions=True)
+    assert fast["recommended"].tolist() == slow["recommended"].tolist()
+    numbers = [c for c in fast.columns if c not in ("person_id", "recommended")]
+    np.testing.assert_allclose(fast[numbers], slow[numbers], atol=TOLERANCE, rtol=0)
+    contrib = [c for c in fast.columns if c.startswith("contrib_")]
+    best = fast["recommended"].to_numpy()
+    effect = np.array([fast.at[i, f"effect_{a}"] if a != "none" else 0.0
+                       for i, a in zip(fast.index, best)])
+    np.testing.assert_allclose(fast[contrib].sum(axis=1), effect, atol=TOLERANCE, rtol=0)
+
+
+def test_request_rows_encode_like_the_feature_frame(cohort, model):
+    X = cohort[0].iloc[:50]
+    np.testing.assert_array_equal(model.encode(_rows(X)), model.encode(X))
+
+
+@pytest.mark.parametrize("column, value, rule", [("role", "astronaut", "one of"),
+                                                 ("age", "old", "a number"),
+                                                 ("age", float("nan"), "a number")])
+def test_request_rows_are_refused_with_row_and_column(cohort, model, column, value, rule):
+    rows = _rows(cohort[0].iloc[:3])
+    rows[2][column] = value
+    with pytest.raises(InputError) as raised:
+        model.encode(rows)
+    problem = raised.value.problems[0]
+    assert (problem["row"], problem["column"]) == (2, column)
+    assert rule in problem["rule"]
+
+
+def test_a_model_pickled_before_compilation_compiles_when_first_used(cohort, model):
+    X = cohort[0].iloc[:20]
+    state = pickle.loads(pickle.dumps(model))
+    state.__dict__.pop("_compiled", None)
+    older = pickle.loads(pickle.dumps(state))
+    assert "_compiled" not in older.__dict__
+    np.testing.assert_allclose(older.predict(older.encode(X)).effect,
+                               model.outcome_models["ee"].predict_effect(X),
+                               atol=TOLERANCE, rtol=0)
+    assert older.compiled is not None
+    restored = pickle.loads(pickle.dumps(older))
+    assert restored.__dict__.get("_compiled") is not None  # carried once built
+
+
+def test_learners_on_other_encodings_are_not_compiled_together(cohort):
+    X, t, y, p, _ = cohort
+    first = UpliftModel(learner="dr", ensemble_size=1).fit(X, t, y, propensity=p)
+    second = UpliftModel(learner="dr", ensemble_size=1).fit(X.drop(columns="unrelated"), t, y,
+                                                            propensity=p)
+    with pytest.raises(ValueError):
+        compile_effects({"ee": first, "dp": second})
+    pd.testing.assert_index_equal(first.predict_effect(X).columns, pd.Index(list(ARMS[1:])))
