@@ -289,9 +289,9 @@ def report(results: dict, command: str, model_note: str) -> str:
         {"measure": f"{CONNECTIONS} connections: req/s, p99 (ms)",
          "measured": f"{rps:.0f}, {load_p99 * ms:.0f}", "target": ">= 150 req/s, p99 <= 100",
          "met": met(rps >= 150 and load_p99 * ms <= 100)},
-        {"measure": f"same load on a minimal FastAPI app (anchor): req/s, p99 (ms)",
+        {"measure": "same load on a minimal FastAPI app (anchor): req/s, p99 (ms)",
          "measured": f"{anchor_rps:.0f}, {anchor_p99 * ms:.0f}", "target": "", "met": ""},
-        {"measure": f"errors during the load rounds", "measured": str(results["errors"]),
+        {"measure": "errors during the load rounds", "measured": str(results["errors"]),
          "target": "0", "met": met(results["errors"] == 0)},
         {"measure": f"{BATCH_ROWS:,}-row /recommend_batch vs one /recommend (ms)",
          "measured": f"{median(results['batch']) * ms:.0f} vs {median(results['single']) * ms:.1f}"

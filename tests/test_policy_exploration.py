@@ -130,7 +130,7 @@ def test_answers_carry_the_assignment_and_the_log_keeps_every_probability(tmp_pa
     logged = database.execute("select arm, probability, probabilities, profile, policy "
                               "from assignments").fetchall()
     assert len(logged) == 250
-    for arm, probability, probabilities, profile_json, policy in logged:
+    for arm, probability, probabilities, profile_json, _policy in logged:
         table = json.loads(probabilities)
         assert sum(table.values()) == pytest.approx(1.0)
         assert table[arm] == pytest.approx(probability)

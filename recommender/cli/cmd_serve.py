@@ -140,6 +140,3 @@ def _print_example(process, host, port, keys: dict) -> None:
     print(f"curl -s {url}/model_card.json -H 'Authorization: Bearer {keys['scientist']}'")
     print(f"curl -s -X POST {url}/reload -H 'Authorization: Bearer {keys['scientist']}'")
     sys.stdout.flush()
-    if demo_key:
-        print("\n(the program key above was made for this run only; set RECOMMENDER_API_KEYS "
-              "for lasting keys)")

@@ -28,10 +28,14 @@ from recommender.policy import (
     limits_from_catalog,
     triage,
 )
-from recommender.service._engine import safety_block
-from recommender.service._schemas import MAX_BATCH_ROWS, ComplementItem, SafetyBlock
 from recommender.service._crisis import crisis_flagged, record_answers, safety_block
-from recommender.service._schemas import MAX_BATCH_ROWS, ContextBlock, Problem, SafetyBlock
+from recommender.service._schemas import (
+    MAX_BATCH_ROWS,
+    ComplementItem,
+    ContextBlock,
+    Problem,
+    SafetyBlock,
+)
 
 __all__ = ["AllocationRequest", "AllocationPlan", "ALLOCATION_ACCEPTED", "MAX_CAPACITY",
            "allocate_cohort"]

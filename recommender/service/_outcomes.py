@@ -25,11 +25,11 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from recommender.cohort import RANGES
+from recommender.errors import InputError
+from recommender.service._audit import AuditLog, assignments, outcomes
 
 # The data contract allows person ids of 1 to 64 characters.
 PERSON_ID_MAX_LENGTH = 64
-from recommender.errors import InputError
-from recommender.service._audit import AuditLog, assignments, outcomes
 
 __all__ = ["OutcomeReport", "OutcomeRefused", "OutcomeRow", "logged_cohort", "record_outcomes",
            "read_outcome_file", "OUTCOME_FIELDS"]
