@@ -23,8 +23,7 @@ def staff_cohort(scenario: str, n: int, *, seed: int) -> pd.DataFrame:
     from recommender.simulate import load_scenario, simulate_cohort
 
     loaded = load_scenario(scenario)
-    return simulate_cohort(loaded, n, seed=seed, assignment="rct",
-                           rct_shares={loaded.control: 1.0})
+    return simulate_cohort(loaded, n, seed=seed, assignment="rct", rct_shares={loaded.control: 1.0})
 
 
 def followup_under(cohort: pd.DataFrame, served, *, control: str = "none") -> pd.DataFrame:

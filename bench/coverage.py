@@ -51,10 +51,15 @@ class Cohort:
 
 
 def _split(X, treatment, y, propensity, oracle, n_train, design) -> Cohort:
-    return Cohort(X.iloc[:n_train].reset_index(drop=True), treatment[:n_train], y[:n_train],
-                  None if propensity is None else propensity[:n_train],
-                  X.iloc[n_train:].reset_index(drop=True),
-                  oracle.iloc[n_train:].reset_index(drop=True), design)
+    return Cohort(
+        X.iloc[:n_train].reset_index(drop=True),
+        treatment[:n_train],
+        y[:n_train],
+        None if propensity is None else propensity[:n_train],
+        X.iloc[n_train:].reset_index(drop=True),
+        oracle.iloc[n_train:].reset_index(drop=True),
+        design,
+    )
 
 
 def _two_arm(X, w, b, tau, e, sigma, rng, n_train, design, noise=None) -> Cohort:
@@ -64,8 +69,7 @@ def _two_arm(X, w, b, tau, e, sigma, rng, n_train, design, noise=None) -> Cohort
     treatment = np.where(w == 1, "treated", CONTROL).astype(object)
     received = np.where(w == 1, e, 1 - e)
     frame = pd.DataFrame(X, columns=[f"x{i + 1}" for i in range(X.shape[1])])
-    return _split(frame, treatment, y, received, pd.DataFrame({"treated": tau}), n_train,
-                  design)
+    return _split(frame, treatment, y, received, pd.DataFrame({"treated": tau}), n_train, design)
 
 
 # ----------------------------------------------------------- Nie & Wager (2021), setups A-D
@@ -78,15 +82,20 @@ def nie_wager(setup: str, *, d: int = 6, sigma: float = 1.0):
         n = n_train + n_test
         if setup == "A":  # difficult nuisance, easy effect; confounded
             X = rng.uniform(size=(n, d))
-            b = (np.sin(np.pi * X[:, 0] * X[:, 1]) + 2 * (X[:, 2] - 0.5) ** 2 + X[:, 3]
-                 + 0.5 * X[:, 4])
+            b = (
+                np.sin(np.pi * X[:, 0] * X[:, 1])
+                + 2 * (X[:, 2] - 0.5) ** 2
+                + X[:, 3]
+                + 0.5 * X[:, 4]
+            )
             e = np.clip(np.sin(np.pi * X[:, 0] * X[:, 1]), 0.1, 0.9)
             tau = (X[:, 0] + X[:, 1]) / 2
         else:
             X = rng.normal(size=(n, d))
             if setup == "B":  # randomized trial
                 b = np.maximum.reduce([X[:, 0] + X[:, 1], X[:, 2], np.zeros(n)]) + np.maximum(
-                    X[:, 3] + X[:, 4], 0)
+                    X[:, 3] + X[:, 4], 0
+                )
                 e = np.full(n, 0.5)
                 tau = X[:, 0] + np.log1p(np.exp(X[:, 1]))
             elif setup == "C":  # easy propensity, difficult baseline, constant effect
@@ -94,14 +103,15 @@ def nie_wager(setup: str, *, d: int = 6, sigma: float = 1.0):
                 e = 1 / (1 + np.exp(X[:, 1] + X[:, 2]))
                 tau = np.ones(n)
             else:  # D: unrelated treated and control arms
-                b = (np.maximum(X[:, 0] + X[:, 1] + X[:, 2], 0) + np.maximum(
-                    X[:, 3] + X[:, 4], 0)) / 2
+                b = (
+                    np.maximum(X[:, 0] + X[:, 1] + X[:, 2], 0) + np.maximum(X[:, 3] + X[:, 4], 0)
+                ) / 2
                 e = 1 / (1 + np.exp(-X[:, 0]) + np.exp(-X[:, 1]))
-                tau = np.maximum(X[:, 0] + X[:, 1] + X[:, 2], 0) - np.maximum(
-                    X[:, 3] + X[:, 4], 0)
+                tau = np.maximum(X[:, 0] + X[:, 1] + X[:, 2], 0) - np.maximum(X[:, 3] + X[:, 4], 0)
         w = (rng.random(n) < e).astype(int)
-        return _two_arm(X, w, b, tau, e, sigma, rng, n_train,
-                        "rct" if setup == "B" else "observational")
+        return _two_arm(
+            X, w, b, tau, e, sigma, rng, n_train, "rct" if setup == "B" else "observational"
+        )
 
     return generate
 
@@ -115,13 +125,21 @@ def causalml_synthetic(mode: int, *, p: int = 8, sigma: float = 1.0, adj: float 
         from causalml.dataset import synthetic_data
 
         np.random.seed(seed)  # CausalML draws from numpy's global generator
-        y, X, w, tau, _b, e = synthetic_data(mode=mode, n=n_train + n_test, p=p, sigma=sigma,
-                                             adj=adj)
+        y, X, w, tau, _b, e = synthetic_data(
+            mode=mode, n=n_train + n_test, p=p, sigma=sigma, adj=adj
+        )
         treatment = np.where(w == 1, "treated", CONTROL).astype(object)
         received = np.where(w == 1, e, 1 - e)
         frame = pd.DataFrame(X, columns=[f"x{i + 1}" for i in range(X.shape[1])])
-        return _split(frame, treatment, y, received, pd.DataFrame({"treated": tau}), n_train,
-                      "rct" if mode == 2 else "observational")
+        return _split(
+            frame,
+            treatment,
+            y,
+            received,
+            pd.DataFrame({"treated": tau}),
+            n_train,
+            "rct" if mode == 2 else "observational",
+        )
 
     return generate
 
@@ -140,8 +158,9 @@ def econml_ihdp(surface: str):
         frame = pd.DataFrame(X, columns=[f"x{i + 1}" for i in range(X.shape[1])])
         treatment = np.where(np.asarray(w) == 1, "treated", CONTROL).astype(object)
         oracle = pd.DataFrame({"treated": np.asarray(tau, float)})
-        return Cohort(frame, treatment, np.asarray(y, float).ravel(), None, frame, oracle,
-                      "observational")
+        return Cohort(
+            frame, treatment, np.asarray(y, float).ravel(), None, frame, oracle, "observational"
+        )
 
     return generate
 
@@ -150,8 +169,14 @@ def econml_ihdp(surface: str):
 ROLES = ("doctor", "nurse", "other")
 
 
-def multi_arm(*, arms: int, shape: str, noise: str = "normal", confounded: bool = False,
-              small_arm: float | None = None):
+def multi_arm(
+    *,
+    arms: int,
+    shape: str,
+    noise: str = "normal",
+    confounded: bool = False,
+    small_arm: float | None = None,
+):
     """People with a score S (0-54), weekly hours H and a role; ``arms`` arms besides control.
 
     ``shape="smooth"``: effects vary smoothly with S, H and role (a different mix per arm);
@@ -173,17 +198,27 @@ def multi_arm(*, arms: int, shape: str, noise: str = "normal", confounded: bool 
         for k in range(arms):
             if shape == "smooth":
                 coef = np.array([-1.0, 0.6, -0.4, 0.8, -0.3, 0.5])[k % 6]
-                effect = (-1.0 + 0.3 * k % 1.2 + coef * np.tanh(s) + 0.5 * np.sin(h + k)
-                          + (0.6 if k % 2 else -0.6) * (role == k % 3))
+                effect = (
+                    -1.0
+                    + 0.3 * k % 1.2
+                    + coef * np.tanh(s)
+                    + 0.5 * np.sin(h + k)
+                    + (0.6 if k % 2 else -0.6) * (role == k % 3)
+                )
             else:
-                effect = (-0.5 - 1.5 * (S > 18 + 4 * k) + 1.0 * (H > 50) * (k % 2)
-                          - 0.8 * ((role == 1) & (k % 3 == 0)))
+                effect = (
+                    -0.5
+                    - 1.5 * (S > 18 + 4 * k)
+                    + 1.0 * (H > 50) * (k % 2)
+                    - 0.8 * ((role == 1) & (k % 3 == 0))
+                )
             effects.append(effect)
         tau = np.column_stack(effects)
         if confounded:
             logits = np.zeros((n, arms + 1))
-            logits[:, 1:] = (0.5 * s[:, None] * np.linspace(-1, 1, arms)[None, :]
-                             + 0.7 * (role[:, None] == (np.arange(arms)[None, :] % 3)))
+            logits[:, 1:] = 0.5 * s[:, None] * np.linspace(-1, 1, arms)[None, :] + 0.7 * (
+                role[:, None] == (np.arange(arms)[None, :] % 3)
+            )
         else:
             logits = np.zeros((n, arms + 1))
         if small_arm is not None:
@@ -191,19 +226,35 @@ def multi_arm(*, arms: int, shape: str, noise: str = "normal", confounded: bool 
         prob = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
         codes = (prob.cumsum(axis=1) > rng.random(n)[:, None]).argmax(axis=1)
         baseline = 1.0 - 0.3 * s + 0.2 * h + 0.5 * s * h + 0.4 * (role == 1) + 0.02 * (age - 45)
-        eps = (rng.standard_t(3, size=n) / np.sqrt(3.0) * 3.0 if noise == "t3"
-               else rng.normal(0, 3.0, size=n))
+        eps = (
+            rng.standard_t(3, size=n) / np.sqrt(3.0) * 3.0
+            if noise == "t3"
+            else rng.normal(0, 3.0, size=n)
+        )
         received = np.zeros(n)
         treated = codes > 0
         received[treated] = tau[np.flatnonzero(treated), codes[treated] - 1]
         y = baseline + received + eps
         names = [f"arm{k + 1}" for k in range(arms)]
         treatment = np.asarray([CONTROL, *names], dtype=object)[codes]
-        X = pd.DataFrame({"score": S.round(), "hours": H, "age": age,
-                          "role": pd.Categorical(np.asarray(ROLES)[role], categories=ROLES)})
+        X = pd.DataFrame(
+            {
+                "score": S.round(),
+                "hours": H,
+                "age": age,
+                "role": pd.Categorical(np.asarray(ROLES)[role], categories=ROLES),
+            }
+        )
         propensity = prob[np.arange(n), codes]
-        return _split(X, treatment, y, propensity, pd.DataFrame(tau, columns=names), n_train,
-                      "observational" if confounded else "rct")
+        return _split(
+            X,
+            treatment,
+            y,
+            propensity,
+            pd.DataFrame(tau, columns=names),
+            n_train,
+            "observational" if confounded else "rct",
+        )
 
     return generate
 
@@ -213,8 +264,9 @@ def ihdp(realization: int) -> Cohort:
     X = frame[[f"x{i}" for i in range(1, 26)]].astype(float)
     treatment = np.where(frame["treatment"] == 1, "treated", CONTROL).astype(object)
     oracle = pd.DataFrame({"treated": (frame["mu1"] - frame["mu0"]).to_numpy()})
-    return Cohort(X, treatment, frame["y_factual"].to_numpy(float), None, X, oracle,
-                  "observational")
+    return Cohort(
+        X, treatment, frame["y_factual"].to_numpy(float), None, X, oracle, "observational"
+    )
 
 
 @dataclass(frozen=True)
@@ -230,33 +282,92 @@ class Family:
 
 
 FAMILIES = [
-    Family("nw-a", "Nie-Wager A: hard nuisance, easy effect; confounded, 2 arms",
-           nie_wager("A"), 5000, quick_n=2000),
+    Family(
+        "nw-a",
+        "Nie-Wager A: hard nuisance, easy effect; confounded, 2 arms",
+        nie_wager("A"),
+        5000,
+        quick_n=2000,
+    ),
     Family("nw-b", "Nie-Wager B: randomised, 2 arms", nie_wager("B"), 5000),
-    Family("nw-c", "Nie-Wager C: hard baseline, constant effect; confounded, 2 arms",
-           nie_wager("C"), 5000),
-    Family("nw-d", "Nie-Wager D: unrelated arms, kinked effect; confounded, 2 arms",
-           nie_wager("D"), 5000),
-    Family("causalml-1-small", "CausalML synthetic_data mode 1, adj 1 (about 20 % treated), "
-           "sigma 2, n 3,000", causalml_synthetic(1, sigma=2.0, adj=1.0), 3000),
-    Family("causalml-4", "CausalML synthetic_data mode 4 (unrelated arms), n 10,000",
-           causalml_synthetic(4, sigma=1.0), 10000),
-    Family("econml-ihdp-b", "EconML ihdp_surface_B (Hill's heterogeneous surface), 5 draws, "
-           "within-sample", econml_ihdp("B"), 0, seeds=(1, 2, 3, 4, 5)),
-    Family("econml-ihdp-a", "EconML ihdp_surface_A (constant effect 4), 3 draws, "
-           "within-sample", econml_ihdp("A"), 0, seeds=(1, 2, 3)),
-    Family("six-arm-smooth", "6 arms, randomised, smooth effects in score, hours and role, "
-           "n 12,000", multi_arm(arms=6, shape="smooth"), 12000, quick_n=3000),
-    Family("six-arm-step-obs", "6 arms, confounded (known propensities), step-shaped "
-           "effects, n 20,000", multi_arm(arms=6, shape="step", confounded=True), 20000),
-    Family("three-arm-t3", "3 arms, randomised, smooth effects, Student-t(3) noise, n 8,000",
-           multi_arm(arms=3, shape="smooth", noise="t3"), 8000),
-    Family("four-arm-small-arm", "4 arms, confounded, one arm offered to 3 %, step effects, "
-           "n 8,000", multi_arm(arms=4, shape="step", confounded=True, small_arm=0.03), 8000),
-    Family("two-arm-50k", "2 arms, randomised, smooth effect, n 50,000",
-           multi_arm(arms=1, shape="smooth"), 50000, seeds=(1,)),
-    Family("ihdp", "IHDP, 10 realizations, truth mu1 - mu0, within-sample (747 rows)",
-           None, 747, seeds=tuple(range(1, 11)), quick_n=747),
+    Family(
+        "nw-c",
+        "Nie-Wager C: hard baseline, constant effect; confounded, 2 arms",
+        nie_wager("C"),
+        5000,
+    ),
+    Family(
+        "nw-d",
+        "Nie-Wager D: unrelated arms, kinked effect; confounded, 2 arms",
+        nie_wager("D"),
+        5000,
+    ),
+    Family(
+        "causalml-1-small",
+        "CausalML synthetic_data mode 1, adj 1 (about 20 % treated), sigma 2, n 3,000",
+        causalml_synthetic(1, sigma=2.0, adj=1.0),
+        3000,
+    ),
+    Family(
+        "causalml-4",
+        "CausalML synthetic_data mode 4 (unrelated arms), n 10,000",
+        causalml_synthetic(4, sigma=1.0),
+        10000,
+    ),
+    Family(
+        "econml-ihdp-b",
+        "EconML ihdp_surface_B (Hill's heterogeneous surface), 5 draws, within-sample",
+        econml_ihdp("B"),
+        0,
+        seeds=(1, 2, 3, 4, 5),
+    ),
+    Family(
+        "econml-ihdp-a",
+        "EconML ihdp_surface_A (constant effect 4), 3 draws, within-sample",
+        econml_ihdp("A"),
+        0,
+        seeds=(1, 2, 3),
+    ),
+    Family(
+        "six-arm-smooth",
+        "6 arms, randomised, smooth effects in score, hours and role, n 12,000",
+        multi_arm(arms=6, shape="smooth"),
+        12000,
+        quick_n=3000,
+    ),
+    Family(
+        "six-arm-step-obs",
+        "6 arms, confounded (known propensities), step-shaped effects, n 20,000",
+        multi_arm(arms=6, shape="step", confounded=True),
+        20000,
+    ),
+    Family(
+        "three-arm-t3",
+        "3 arms, randomised, smooth effects, Student-t(3) noise, n 8,000",
+        multi_arm(arms=3, shape="smooth", noise="t3"),
+        8000,
+    ),
+    Family(
+        "four-arm-small-arm",
+        "4 arms, confounded, one arm offered to 3 %, step effects, n 8,000",
+        multi_arm(arms=4, shape="step", confounded=True, small_arm=0.03),
+        8000,
+    ),
+    Family(
+        "two-arm-50k",
+        "2 arms, randomised, smooth effect, n 50,000",
+        multi_arm(arms=1, shape="smooth"),
+        50000,
+        seeds=(1,),
+    ),
+    Family(
+        "ihdp",
+        "IHDP, 10 realizations, truth mu1 - mu0, within-sample (747 rows)",
+        None,
+        747,
+        seeds=tuple(range(1, 11)),
+        quick_n=747,
+    ),
 ]
 
 
@@ -264,8 +375,11 @@ FAMILIES = [
 def _scores(lower, upper, oracle) -> dict:
     lo, hi, truth = (np.asarray(v, float) for v in (lower, upper, oracle))
     centre, half = (lo + hi) / 2, (hi - lo) / 2
-    return {"covered": (lo <= truth) & (truth <= hi), "width": hi - lo,
-            "t": np.abs(truth - centre) / np.maximum(half, 1e-12)}
+    return {
+        "covered": (lo <= truth) & (truth <= hi),
+        "width": hi - lo,
+        "t": np.abs(truth - centre) / np.maximum(half, 1e-12),
+    }
 
 
 def _fit_ours(cohort: Cohort):
@@ -312,34 +426,44 @@ def run(families=None, *, quick=False, methods=("ours", "forest"), log=print) ->
         pooled = {m: [] for m in methods}
         fit_times = {m: [] for m in methods}
         for seed in seeds:
-            cohort = (ihdp(seed) if family.generate is None
-                      else family.generate(n, family.n_test if not quick else 2000, seed))
+            cohort = (
+                ihdp(seed)
+                if family.generate is None
+                else family.generate(n, family.n_test if not quick else 2000, seed)
+            )
             for m in methods:
                 lower, upper, fit_s = METHODS[m](cohort)
-                pooled[m].append({arm: _scores(lower[arm], upper[arm], cohort.oracle[arm])
-                                  for arm in cohort.oracle.columns})
+                pooled[m].append(
+                    {
+                        arm: _scores(lower[arm], upper[arm], cohort.oracle[arm])
+                        for arm in cohort.oracle.columns
+                    }
+                )
                 fit_times[m].append(fit_s)
                 cover = np.mean([s["covered"].mean() for s in pooled[m][-1].values()])
                 log(f"{family.name} seed {seed} {m}: cover {cover:.3f} fit {fit_s:.1f}s")
         row = {"family": family.name, "what": family.what, "n": n, "cohorts": len(seeds)}
         for m in methods:
             arms = pooled[m][0].keys()
-            per_arm = {arm: np.concatenate([c[arm]["covered"] for c in pooled[m]])
-                       for arm in arms}
+            per_arm = {arm: np.concatenate([c[arm]["covered"] for c in pooled[m]]) for arm in arms}
             covered = np.concatenate(list(per_arm.values()))
             width = np.concatenate([c[arm]["width"] for c in pooled[m] for arm in arms])
             t = np.concatenate([c[arm]["t"] for c in pooled[m] for arm in arms])
             needed = float(np.quantile(t, 1 - ALPHA))
             # per cohort: the coverage of one cohort is what a user meets
-            per_cohort = [float(np.concatenate([c[a]["covered"] for a in arms]).mean())
-                          for c in pooled[m]]
-            row[m] = {"coverage": float(covered.mean()),
-                      "coverage_by_cohort": per_cohort,
-                      "min_arm": float(min(v.mean() for v in per_arm.values())),
-                      "arm_coverage": {str(a): float(v.mean()) for a, v in per_arm.items()},
-                      "width": float(width.mean()), "needed": needed,
-                      "inflation": 1.0 / needed if needed > 0 else float("inf"),
-                      "fit_s": float(np.median(fit_times[m]))}
+            per_cohort = [
+                float(np.concatenate([c[a]["covered"] for a in arms]).mean()) for c in pooled[m]
+            ]
+            row[m] = {
+                "coverage": float(covered.mean()),
+                "coverage_by_cohort": per_cohort,
+                "min_arm": float(min(v.mean() for v in per_arm.values())),
+                "arm_coverage": {str(a): float(v.mean()) for a, v in per_arm.items()},
+                "width": float(width.mean()),
+                "needed": needed,
+                "inflation": 1.0 / needed if needed > 0 else float("inf"),
+                "fit_s": float(np.median(fit_times[m])),
+            }
         results.append(row)
     return {"families": results, "quick": quick, "methods": list(methods)}
 
@@ -354,8 +478,12 @@ def acceptance(row: dict) -> list[str]:
     if ours["inflation"] > 1.2:
         misses.append(f"width {ours['inflation']:.2f}x the needed width (> 1.2)")
     forest = row.get("forest")
-    if forest and forest["coverage"] >= 0.86 and ours["coverage"] >= 0.86 \
-            and ours["width"] >= forest["width"]:
+    if (
+        forest
+        and forest["coverage"] >= 0.86
+        and ours["coverage"] >= 0.86
+        and ours["width"] >= forest["width"]
+    ):
         misses.append(f"wider than the forest ({ours['width']:.3g} vs {forest['width']:.3g})")
     return misses
 
@@ -366,45 +494,54 @@ def to_markdown(result: dict, command: str) -> str:
     rows = []
     for row in result["families"]:
         ours, forest = row["ours"], row.get("forest")
-        rows.append({
-            "family": row["family"], "n": f"{row['n']:,}" if row["n"] else "its rows",
-            "cohorts": row["cohorts"],
-            "ours cover": f"{ours['coverage']:.1%}",
-            "ours by cohort": " / ".join(f"{c:.0%}" for c in ours["coverage_by_cohort"]),
-            "ours worst arm": f"{ours['min_arm']:.1%}",
-            "ours width": f"{ours['width']:.3g}",
-            "ours width / needed": f"{ours['inflation']:.2f}",
-            "forest cover": f"{forest['coverage']:.1%}" if forest else "–",
-            "forest worst arm": f"{forest['min_arm']:.1%}" if forest else "–",
-            "forest width": f"{forest['width']:.3g}" if forest else "–",
-            "forest width / needed": f"{forest['inflation']:.2f}" if forest else "–",
-            "fit s CPU ours / forest": (f"{ours['fit_s']:.1f} / {forest['fit_s']:.1f}"
-                                        if forest else f"{ours['fit_s']:.1f}"),
-            "acceptance": "; ".join(acceptance(row)) or "holds",
-        })
+        rows.append(
+            {
+                "family": row["family"],
+                "n": f"{row['n']:,}" if row["n"] else "its rows",
+                "cohorts": row["cohorts"],
+                "ours cover": f"{ours['coverage']:.1%}",
+                "ours by cohort": " / ".join(f"{c:.0%}" for c in ours["coverage_by_cohort"]),
+                "ours worst arm": f"{ours['min_arm']:.1%}",
+                "ours width": f"{ours['width']:.3g}",
+                "ours width / needed": f"{ours['inflation']:.2f}",
+                "forest cover": f"{forest['coverage']:.1%}" if forest else "–",
+                "forest worst arm": f"{forest['min_arm']:.1%}" if forest else "–",
+                "forest width": f"{forest['width']:.3g}" if forest else "–",
+                "forest width / needed": f"{forest['inflation']:.2f}" if forest else "–",
+                "fit s CPU ours / forest": (
+                    f"{ours['fit_s']:.1f} / {forest['fit_s']:.1f}"
+                    if forest
+                    else f"{ours['fit_s']:.1f}"
+                ),
+                "acceptance": "; ".join(acceptance(row)) or "holds",
+            }
+        )
     what = "\n".join(f"- `{row['family']}`: {row['what']}" for row in result["families"])
-    return (f"## Interval coverage on cohorts the simulator never made\n\n"
-            f"Command: `{command}`\n\nMachine: {machine_line()}\n\n"
-            "90 % intervals of `UpliftModel(learner='auto')` (propensities given where the "
-            "generator knows them) and of EconML's CausalForestDML (its own inference; LightGBM "
-            "nuisances, estimated propensities on confounded cohorts, the arm shares on "
-            "randomised ones), fitted on the same training rows and scored on 4,000 fresh "
-            "people per cohort (IHDP: its 747 rows). `cover`: share of person-arm pairs whose "
-            "true effect is inside, pooled over the family's cohorts; `by cohort`: each "
-            "cohort's; `worst arm`: the lowest arm's; `width / needed`: mean width over the "
-            "width of the same intervals rescaled by the smallest factor reaching 90 % "
-            "(below 1 means too narrow, above 1 wider than needed). Acceptance (issue 14): "
-            "cover 86-94 %, no arm below 80 %, width / needed at most 1.2, narrower than the "
-            "forest where both cover.\n\n"
-            + markdown_table(rows) + "\n\nFamilies:\n\n" + what + "\n")
+    return (
+        f"## Interval coverage on cohorts the simulator never made\n\n"
+        f"Command: `{command}`\n\nMachine: {machine_line()}\n\n"
+        "90 % intervals of `UpliftModel(learner='auto')` (propensities given where the "
+        "generator knows them) and of EconML's CausalForestDML (its own inference; LightGBM "
+        "nuisances, estimated propensities on confounded cohorts, the arm shares on "
+        "randomised ones), fitted on the same training rows and scored on 4,000 fresh "
+        "people per cohort (IHDP: its 747 rows). `cover`: share of person-arm pairs whose "
+        "true effect is inside, pooled over the family's cohorts; `by cohort`: each "
+        "cohort's; `worst arm`: the lowest arm's; `width / needed`: mean width over the "
+        "width of the same intervals rescaled by the smallest factor reaching 90 % "
+        "(below 1 means too narrow, above 1 wider than needed). Acceptance (issue 14): "
+        "cover 86-94 %, no arm below 80 %, width / needed at most 1.2, narrower than the "
+        "forest where both cover.\n\n" + markdown_table(rows) + "\n\nFamilies:\n\n" + what + "\n"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.coverage",
-                                     description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.coverage", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--quick", action="store_true", help="small cohorts, a few families")
-    parser.add_argument("--families", help="comma-separated subset of "
-                        + ",".join(f.name for f in FAMILIES))
+    parser.add_argument(
+        "--families", help="comma-separated subset of " + ",".join(f.name for f in FAMILIES)
+    )
     parser.add_argument("--methods", default="ours,forest", help="ours,forest")
     parser.add_argument("--section", default="coverage", help="section of docs/benchmarks.md")
     parser.add_argument("--no-write", action="store_true", help="print only")
@@ -414,8 +551,12 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(families or ()) - {f.name for f in FAMILIES}
     if unknown:
         parser.error(f"unknown families {sorted(unknown)}")
-    result = run(families, quick=args.quick, methods=tuple(args.methods.split(",")),
-                 log=lambda message: print(message, file=sys.stderr, flush=True))
+    result = run(
+        families,
+        quick=args.quick,
+        methods=tuple(args.methods.split(",")),
+        log=lambda message: print(message, file=sys.stderr, flush=True),
+    )
     command = "python -m bench.coverage " + " ".join(argv if argv is not None else sys.argv[1:])
     markdown = to_markdown(result, command.strip())
     print(markdown)

@@ -398,8 +398,10 @@ def to_markdown(result: dict, command: str) -> str:
         "classifier's estimate (out-of-fold for CausalML). Ours gets the logged "
         "`propensity` column. CausalML's intervals need a bootstrap refit and are not run."
     )
-    acceptance = ["Acceptance (issue 3), ours (auto) against "
-                  f"`{_reference(result['assignment'])}`:", *_acceptance(result)]
+    acceptance = [
+        f"Acceptance (issue 3), ours (auto) against `{_reference(result['assignment'])}`:",
+        *_acceptance(result),
+    ]
     warned = sorted({w for r in result["records"] for w in r.get("warnings", [])})
     body = "\n".join(notes) + "\n\n" + "\n".join(lines) + "\n\n" + settings + "\n\n"
     body += "\n".join(acceptance)

@@ -51,16 +51,28 @@ def _settings(seed: int) -> dict:
     from pipelines.train import config_from_mapping  # noqa: F401 - validated config below
     from pipelines._train_config import config_from_mapping as build
 
-    return build({"seed": seed, "outcomes": ["ee"], "primary": "ee", "learner": _LEARNER,
-                  "split": {"holdout_share": 0.3}})
+    return build(
+        {
+            "seed": seed,
+            "outcomes": ["ee"],
+            "primary": "ee",
+            "learner": _LEARNER,
+            "split": {"holdout_share": 0.3},
+        }
+    )
 
 
 def _profiles(cohort: pd.DataFrame) -> list[dict]:
     from recommender.cohort import PROFILE_COLUMNS
 
     records = cohort[list(PROFILE_COLUMNS)].astype(object).to_dict(orient="records")
-    return [{k: (str(v) if k in ("gender", "role", "specialty", "setting", "person_id") else v)
-             for k, v in r.items()} for r in records]
+    return [
+        {
+            k: (str(v) if k in ("gender", "role", "specialty", "setting", "person_id") else v)
+            for k, v in r.items()
+        }
+        for r in records
+    ]
 
 
 def _hash(person_id: str, salt: str) -> str:
@@ -73,8 +85,9 @@ def serve_cycle(model, cohort, catalog, serve, *, policy: str, cycle: int, salt:
 
     from recommender.policy import assign, offered_arms, rank_arms, triage
 
-    rule = dataclasses.replace(serve.exploration, policy=policy if policy != "uniform"
-                               else "greedy", cycle=cycle)
+    rule = dataclasses.replace(
+        serve.exploration, policy=policy if policy != "uniform" else "greedy", cycle=cycle
+    )
     profiles = _profiles(cohort)
     modelled = set(model.treatment_arms)
     scores = model.score(cohort, alpha=serve.alpha)
@@ -84,8 +97,15 @@ def serve_cycle(model, cohort, catalog, serve, *, policy: str, cycle: int, salt:
         if policy == "uniform":
             eligible, _ = offered_arms(catalog, row)
             choices = [catalog.control, *eligible]
-            u = int(hashlib.sha256(f"{_hash(row['person_id'], salt)}|{cycle}".encode())
-                    .hexdigest()[:15], 16) / 16 ** 15
+            u = (
+                int(
+                    hashlib.sha256(f"{_hash(row['person_id'], salt)}|{cycle}".encode()).hexdigest()[
+                        :15
+                    ],
+                    16,
+                )
+                / 16**15
+            )
             served.append(choices[int(u * len(choices))])
             probability.append(1.0 / len(choices))
             best.append(served[-1])
@@ -97,8 +117,9 @@ def serve_cycle(model, cohort, catalog, serve, *, policy: str, cycle: int, salt:
                 effects[arm] = (*values, 0.0, 0.0)
         ranking = rank_arms(effects, control=catalog.control, coverage=serve.coverage)
         routine = triage(row, serve.safety).level == "routine"
-        given = assign(ranking, _hash(row["person_id"], salt), rule, explore=routine,
-                       control=catalog.control)
+        given = assign(
+            ranking, _hash(row["person_id"], salt), rule, explore=routine, control=catalog.control
+        )
         served.append(given.arm)
         probability.append(given.probability)
         best.append(ranking.recommended)
@@ -126,9 +147,14 @@ def oracle_value(cohort, catalog) -> float:
 
 def _log_rows(cohort, served, probability, cycle, control):
     follow = followup_under(cohort, served, control=control)
-    frame = cohort[[c for c in cohort.columns if not c.startswith("true_effect")
-                    and c not in ("intervention", "propensity", "ee_followup", "dp_followup",
-                                  "pa_followup")]].copy()
+    frame = cohort[
+        [
+            c
+            for c in cohort.columns
+            if not c.startswith("true_effect")
+            and c not in ("intervention", "propensity", "ee_followup", "dp_followup", "pa_followup")
+        ]
+    ].copy()
     frame["person_id"] = [f"c{cycle}-{p}" for p in frame["person_id"]]
     frame["intervention"] = served
     frame["propensity"] = probability
@@ -149,11 +175,15 @@ def retrain(log: pd.DataFrame, catalog, seed: int):
     keep = log[log["intervention"].map(lambda a: counts.get(a, 0) >= minimum)]
     if not (keep["intervention"] == catalog.control).any():
         return None
-    frame = typed_cohort(keep.reset_index(drop=True), arms=catalog.arm_ids,
-                         control=catalog.control)
-    cohort = Cohort(frame=frame, catalog=catalog, source="service log",
-                    description="bench log", sha256="-",
-                    design="observational (logged probabilities)")
+    frame = typed_cohort(keep.reset_index(drop=True), arms=catalog.arm_ids, control=catalog.control)
+    cohort = Cohort(
+        frame=frame,
+        catalog=catalog,
+        source="service log",
+        description="bench log",
+        sha256="-",
+        design="observational (logged probabilities)",
+    )
     try:
         return fit_stage(Split(train=frame, holdout=frame.iloc[:0]), cohort, settings)
     except InputError:
@@ -171,21 +201,37 @@ def off_policy_on_cycle(model, log_cycle, cohort, best, catalog, seed, alpha=0.1
     present = set(treatment)
     try:
         X = feature_frame(log_cycle)
-        dr = doubly_robust_scores(X, treatment, y, propensity=log_cycle["propensity"],
-                                  control=catalog.control, n_folds=2, random_state=seed,
-                                  design="observational", min_arm_rows=10)
+        dr = doubly_robust_scores(
+            X,
+            treatment,
+            y,
+            propensity=log_cycle["propensity"],
+            control=catalog.control,
+            n_folds=2,
+            random_state=seed,
+            design="observational",
+            min_arm_rows=10,
+        )
     except Exception:  # noqa: BLE001 - an arm too rare to fit: DR not available this cycle
         dr = None
     if dr is not None and not set(map(str, best)) <= set(map(str, dr.columns)):
         dr = None
-    values = off_policy_values(treatment, log_cycle["propensity"], y, best,
-                               control=catalog.control, dr_scores=dr, alpha=alpha)
+    values = off_policy_values(
+        treatment,
+        log_cycle["propensity"],
+        y,
+        best,
+        control=catalog.control,
+        dr_scores=dr,
+        alpha=alpha,
+    )
     truth = float(_true_effects(cohort, best, catalog.control).mean())
     return values, truth, present
 
 
-def run_one(scenario: str, repeat: int, *, staff: int, cycles: int, catalog, serve,
-            evidence) -> list[dict]:
+def run_one(
+    scenario: str, repeat: int, *, staff: int, cycles: int, catalog, serve, evidence
+) -> list[dict]:
     """One repeat of every strategy on one scenario; a row per strategy and cycle."""
     control = catalog.control
     models = {s: evidence for s in STRATEGIES}
@@ -202,25 +248,33 @@ def run_one(scenario: str, repeat: int, *, staff: int, cycles: int, catalog, ser
                 policy = serve.exploration.policy
             else:
                 policy = "greedy"
-            served, probability, best = serve_cycle(model, cohort, catalog, serve,
-                                                    policy=policy, cycle=cycle,
-                                                    salt=f"bench-{repeat}")
+            served, probability, best = serve_cycle(
+                model, cohort, catalog, serve, policy=policy, cycle=cycle, salt=f"bench-{repeat}"
+            )
             value = float(_true_effects(cohort, served, control).mean())
             best_value = float(_true_effects(cohort, best, control).mean())
-            row = {"scenario": scenario, "repeat": repeat, "cycle": cycle,
-                   "strategy": strategy, "value": value, "oracle": oracle,
-                   "share": value / oracle if oracle < 0 else float("nan"),
-                   # EE: lower is better, so serving worse than the model's best arms makes
-                   # value - best_value positive: the share of the oracle's value given up.
-                   "exploration_cost": (value - best_value) / abs(oracle) if oracle < 0
-                   else float("nan"),
-                   "explored_share": float(np.mean(probability < 1)),
-                   "retrained": model is not evidence}
+            row = {
+                "scenario": scenario,
+                "repeat": repeat,
+                "cycle": cycle,
+                "strategy": strategy,
+                "value": value,
+                "oracle": oracle,
+                "share": value / oracle if oracle < 0 else float("nan"),
+                # EE: lower is better, so serving worse than the model's best arms makes
+                # value - best_value positive: the share of the oracle's value given up.
+                "exploration_cost": (value - best_value) / abs(oracle)
+                if oracle < 0
+                else float("nan"),
+                "explored_share": float(np.mean(probability < 1)),
+                "retrained": model is not evidence,
+            }
             log_cycle = _log_rows(cohort, served, probability, cycle, control)
             logs[strategy].append(log_cycle)
             if strategy == "loop" and policy != "greedy":
-                values, truth, _ = off_policy_on_cycle(model, log_cycle, cohort, best,
-                                                       catalog, seed=repeat)
+                values, truth, _ = off_policy_on_cycle(
+                    model, log_cycle, cohort, best, catalog, seed=repeat
+                )
                 row["ope_truth"] = truth
                 for method, estimate in values.items():
                     row[f"ope_{method}"] = estimate.estimate
@@ -228,8 +282,7 @@ def run_one(scenario: str, repeat: int, *, staff: int, cycles: int, catalog, ser
                 row.update(_obp(log_cycle, best, catalog))
             rows.append(row)
             if strategy != "evidence" and cycle + 1 < cycles:
-                fitted = retrain(pd.concat(logs[strategy], ignore_index=True), catalog,
-                                 seed=repeat)
+                fitted = retrain(pd.concat(logs[strategy], ignore_index=True), catalog, seed=repeat)
                 if fitted is not None:
                     models[strategy] = fitted
     return rows
@@ -252,18 +305,28 @@ def _obp(log_cycle, best, catalog) -> dict:
     control = np.zeros((n, len(arms), 1))
     control[:, index[catalog.control], 0] = 1.0
     out = {}
-    for name, estimator in (("ips", InverseProbabilityWeighting()),
-                            ("snips", SelfNormalizedInverseProbabilityWeighting())):
-        policy = estimator.estimate_policy_value(reward=reward, action=action, pscore=pscore,
-                                                 action_dist=dist)
-        care = estimator.estimate_policy_value(reward=reward, action=action, pscore=pscore,
-                                               action_dist=control)
+    for name, estimator in (
+        ("ips", InverseProbabilityWeighting()),
+        ("snips", SelfNormalizedInverseProbabilityWeighting()),
+    ):
+        policy = estimator.estimate_policy_value(
+            reward=reward, action=action, pscore=pscore, action_dist=dist
+        )
+        care = estimator.estimate_policy_value(
+            reward=reward, action=action, pscore=pscore, action_dist=control
+        )
         out[f"obp_{name}"] = float(policy - care)
     return out
 
 
-def run(*, scenarios=("default", "conservative"), repeats: int = 10, staff: int = 2000,
-        cycles: int = 4, csv=None) -> tuple[pd.DataFrame, list[str]]:
+def run(
+    *,
+    scenarios=("default", "conservative"),
+    repeats: int = 10,
+    staff: int = 2000,
+    cycles: int = 4,
+    csv=None,
+) -> tuple[pd.DataFrame, list[str]]:
     """Every strategy on every scenario and repeat; with ``csv``, rows are appended to that
     file as each repeat finishes (a long run can be summarised before it ends)."""
     from recommender.catalog import load_catalog
@@ -279,58 +342,87 @@ def run(*, scenarios=("default", "conservative"), repeats: int = 10, staff: int 
     rows = []
     for scenario in scenarios:
         if scenario not in known:
-            notes.append(f"scenario {scenario!r} is not in configs/scenarios (have: "
-                         f"{', '.join(sorted(known))}); skipped")
+            notes.append(
+                f"scenario {scenario!r} is not in configs/scenarios (have: "
+                f"{', '.join(sorted(known))}); skipped"
+            )
             continue
         for repeat in range(repeats):
             start = time.perf_counter()
-            done = run_one(scenario, repeat, staff=staff, cycles=cycles, catalog=catalog,
-                           serve=serve, evidence=evidence)
+            done = run_one(
+                scenario,
+                repeat,
+                staff=staff,
+                cycles=cycles,
+                catalog=catalog,
+                serve=serve,
+                evidence=evidence,
+            )
             rows += done
             if csv:
                 import os
 
-                pd.DataFrame(done).to_csv(csv, mode="a", index=False,
-                                          header=not os.path.exists(csv))
-            print(f"{scenario} repeat {repeat}: {time.perf_counter() - start:.0f} s",
-                  file=sys.stderr, flush=True)
+                pd.DataFrame(done).to_csv(
+                    csv, mode="a", index=False, header=not os.path.exists(csv)
+                )
+            print(
+                f"{scenario} repeat {repeat}: {time.perf_counter() - start:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
     return pd.DataFrame(rows), notes
 
 
 def to_markdown(table: pd.DataFrame, notes, *, command: str) -> str:
-    lines = ["## The learning loop on a simulated program (`bench/rollout.py`)", "",
-             f"Command: `{command}`", ""]
+    lines = [
+        "## The learning loop on a simulated program (`bench/rollout.py`)",
+        "",
+        f"Command: `{command}`",
+        "",
+    ]
     for note in notes:
         lines.append(f"- {note}")
     if notes:
         lines.append("")
     for scenario, part in table.groupby("scenario", sort=False):
         repeats = part["repeat"].nunique()
-        lines += [f"### Scenario `{scenario}` ({repeats} repeats, "
-                  f"{int(part['cycle'].max()) + 1} cycles)", "",
-                  "Share of the oracle's value (mean over repeats; min-max in brackets):", "",
-                  "| cycle | " + " | ".join(STRATEGIES) + " | loop exploration cost | "
-                  "loop explored share |",
-                  "|---|" + "---|" * (len(STRATEGIES) + 2)]
+        lines += [
+            f"### Scenario `{scenario}` ({repeats} repeats, {int(part['cycle'].max()) + 1} cycles)",
+            "",
+            "Share of the oracle's value (mean over repeats; min-max in brackets):",
+            "",
+            "| cycle | " + " | ".join(STRATEGIES) + " | loop exploration cost | "
+            "loop explored share |",
+            "|---|" + "---|" * (len(STRATEGIES) + 2),
+        ]
         for cycle, at in part.groupby("cycle"):
             cells = []
             for strategy in STRATEGIES:
                 s = at[at["strategy"] == strategy]["share"]
                 cells.append(f"{s.mean():.1%} ({s.min():.0%}-{s.max():.0%})")
             loop = at[at["strategy"] == "loop"]
-            cells.append(f"{loop['exploration_cost'].mean():.1%} (max "
-                         f"{loop['exploration_cost'].max():.1%})")
+            cells.append(
+                f"{loop['exploration_cost'].mean():.1%} (max {loop['exploration_cost'].max():.1%})"
+            )
             cells.append(f"{loop['explored_share'].mean():.0%}")
             # explored share: people served with a probability below one (usual care's
             # share alone makes every routine profile count).
             lines.append(f"| {cycle} | " + " | ".join(cells) + " |")
-        ope = part[(part["strategy"] == "loop") & part["ope_truth"].notna()] \
-            if "ope_truth" in part else part.iloc[:0]
+        ope = (
+            part[(part["strategy"] == "loop") & part["ope_truth"].notna()]
+            if "ope_truth" in part
+            else part.iloc[:0]
+        )
         if len(ope):
-            lines += ["", "Off-policy value of the served model's best-arm policy on each "
-                          "cycle's log, against its true value (EE points vs usual care; "
-                          f"{len(ope)} cycle-repeats):", "",
-                      "| estimator | mean bias | RMSE | 90 % interval coverage |", "|---|---|---|---|"]
+            lines += [
+                "",
+                "Off-policy value of the served model's best-arm policy on each "
+                "cycle's log, against its true value (EE points vs usual care; "
+                f"{len(ope)} cycle-repeats):",
+                "",
+                "| estimator | mean bias | RMSE | 90 % interval coverage |",
+                "|---|---|---|---|",
+            ]
             for method in ("dr", "ips", "snips"):
                 column = f"ope_{method}"
                 if column not in ope or ope[column].isna().all():
@@ -338,17 +430,21 @@ def to_markdown(table: pd.DataFrame, notes, *, command: str) -> str:
                 valid = ope[ope[column].notna()]
                 error = valid[column] - valid["ope_truth"]
                 cover = valid[f"{column}_covers"].astype(float).mean()
-                lines.append(f"| {method.upper()} | {error.mean():+.3f} | "
-                             f"{np.sqrt((error ** 2).mean()):.3f} | {cover:.0%} "
-                             f"(n = {len(valid)}) |")
+                lines.append(
+                    f"| {method.upper()} | {error.mean():+.3f} | "
+                    f"{np.sqrt((error**2).mean()):.3f} | {cover:.0%} "
+                    f"(n = {len(valid)}) |"
+                )
             for method in ("ips", "snips"):
                 column = f"obp_{method}"
                 if column in ope and ope[column].notna().any():
                     diff = (ope[column] - ope[f"ope_{method}"]).abs().max()
-                    lines.append(f"| Open Bandit Pipeline {method.upper()} | "
-                                 f"{(ope[column] - ope['ope_truth']).mean():+.3f} | "
-                                 f"{np.sqrt(((ope[column] - ope['ope_truth']) ** 2).mean()):.3f}"
-                                 f" | — (max difference from ours {diff:.2g}) |")
+                    lines.append(
+                        f"| Open Bandit Pipeline {method.upper()} | "
+                        f"{(ope[column] - ope['ope_truth']).mean():+.3f} | "
+                        f"{np.sqrt(((ope[column] - ope['ope_truth']) ** 2).mean()):.3f}"
+                        f" | — (max difference from ours {diff:.2g}) |"
+                    )
         lines.append("")
     return "\n".join(lines)
 
@@ -361,15 +457,25 @@ def main(argv=None) -> int:
     parser.add_argument("--cycles", type=int, default=4)
     parser.add_argument("--out", default=None, help="write the Markdown section here")
     parser.add_argument("--csv", default=None, help="append every repeat's rows here")
-    parser.add_argument("--summarise", nargs="+", default=None, metavar="CSV",
-                        help="only summarise rows written by earlier runs' --csv")
+    parser.add_argument(
+        "--summarise",
+        nargs="+",
+        default=None,
+        metavar="CSV",
+        help="only summarise rows written by earlier runs' --csv",
+    )
     args = parser.parse_args(argv)
     if args.summarise:
         table = pd.concat([pd.read_csv(p) for p in args.summarise], ignore_index=True)
         notes = []
     else:
-        table, notes = run(scenarios=args.scenarios, repeats=args.repeats, staff=args.staff,
-                           cycles=args.cycles, csv=args.csv)
+        table, notes = run(
+            scenarios=args.scenarios,
+            repeats=args.repeats,
+            staff=args.staff,
+            cycles=args.cycles,
+            csv=args.csv,
+        )
     command = "python -m bench.rollout " + " ".join(argv if argv is not None else sys.argv[1:])
     text = to_markdown(table, notes, command=command.strip())
     if args.csv:

@@ -42,13 +42,23 @@ CONNECTIONS = 16
 
 def _profile(i: int) -> dict:
     roles = ("physician", "resident", "nurse", "app")
-    return {"person_id": f"bench-{i}", "age": 25 + i % 40, "gender": "female",
-            "role": roles[i % 4], "specialty": "internal_medicine", "setting": "academic",
-            "years_in_practice": float(i % 30), "weekly_hours": 40.0 + i % 40,
-            "ee": i % 55, "dp": i % 31, "pa": i % 49}
+    return {
+        "person_id": f"bench-{i}",
+        "age": 25 + i % 40,
+        "gender": "female",
+        "role": roles[i % 4],
+        "specialty": "internal_medicine",
+        "setting": "academic",
+        "years_in_practice": float(i % 30),
+        "weekly_hours": 40.0 + i % 40,
+        "ee": i % 55,
+        "dp": i % 31,
+        "pa": i % 49,
+    }
 
 
 # -- the FastAPI anchor --------------------------------------------------------------------------
+
 
 def create_anchor_app():
     """A minimal FastAPI app doing exactly the service's work (uvicorn --factory target)."""
@@ -72,13 +82,17 @@ def _engine(audit_path: Path | None):
     from recommender.service import AuditLog, RecommendationEngine, load_serve_config
 
     model, version = load_champion()
-    return RecommendationEngine(model, version, catalog=load_catalog(),
-                                config=load_serve_config(),
-                                audit=AuditLog(f"sqlite:///{audit_path}" if audit_path
-                                               else "sqlite://", salt=SALT))
+    return RecommendationEngine(
+        model,
+        version,
+        catalog=load_catalog(),
+        config=load_serve_config(),
+        audit=AuditLog(f"sqlite:///{audit_path}" if audit_path else "sqlite://", salt=SALT),
+    )
 
 
 # -- processes -----------------------------------------------------------------------------------
+
 
 def _free_port() -> int:
     with contextlib.closing(socket.socket()) as sock:
@@ -91,8 +105,9 @@ def _server(command: list[str], env: dict, port: int, log: Path, probe: str):
     import httpx
 
     with open(log, "wb") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             deadline = time.monotonic() + 300
             while True:
@@ -114,6 +129,7 @@ def _server(command: list[str], env: dict, port: int, log: Path, probe: str):
 
 
 # -- measurements --------------------------------------------------------------------------------
+
 
 def _latencies(send, n: int) -> list[float]:
     times = []
@@ -143,8 +159,9 @@ def _throughput(url: str, seconds: float) -> tuple[float, int, list[float]]:
     start_line = threading.Barrier(CONNECTIONS, action=open_window)
 
     def worker(k):
-        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {KEY}"},
-                          timeout=120) as client:
+        with httpx.Client(
+            base_url=url, headers={"Authorization": f"Bearer {KEY}"}, timeout=120
+        ) as client:
             client.post("/recommend", json=_profile(k))  # open the connection first
             start_line.wait()
             i = 0
@@ -165,7 +182,12 @@ def _throughput(url: str, seconds: float) -> tuple[float, int, list[float]]:
         thread.join()
     elapsed = time.perf_counter() - window["start"]
     # the warm-up request of each connection is answered (and audited) too
-    return sum(done) / elapsed, sum(errors), [t for ts in times for t in ts], sum(done) + CONNECTIONS
+    return (
+        sum(done) / elapsed,
+        sum(errors),
+        [t for ts in times for t in ts],
+        sum(done) + CONNECTIONS,
+    )
 
 
 def run(home: Path, *, requests: int, seconds: float, repeats: int) -> dict:
@@ -173,9 +195,14 @@ def run(home: Path, *, requests: int, seconds: float, repeats: int) -> dict:
 
     from recommender.service import AuditLog
 
-    env = {**os.environ, "RECOMMENDER_HOME": str(home), "BENTOML_HOME": str(home / "bentoml"),
-           "BENTOML_DO_NOT_TRACK": "True", "RECOMMENDER_API_KEYS": f"program={KEY}",
-           "RECOMMENDER_AUDIT_SALT": SALT}
+    env = {
+        **os.environ,
+        "RECOMMENDER_HOME": str(home),
+        "BENTOML_HOME": str(home / "bentoml"),
+        "BENTOML_DO_NOT_TRACK": "True",
+        "RECOMMENDER_API_KEYS": f"program={KEY}",
+        "RECOMMENDER_AUDIT_SALT": SALT,
+    }
     os.environ.update({k: env[k] for k in ("RECOMMENDER_HOME", "RECOMMENDER_AUDIT_SALT")})
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     engine = _engine(home / "in-process-audit.db")
@@ -205,18 +232,50 @@ def run(home: Path, *, requests: int, seconds: float, repeats: int) -> dict:
     answers = 0
 
     bento_port, anchor_port = _free_port(), _free_port()
-    bento_cmd = [sys.executable, "-m", "recommender", "serve", "--host", "127.0.0.1",
-                 "--port", str(bento_port)]
-    anchor_cmd = [sys.executable, "-m", "uvicorn", "--factory", "bench.service:create_anchor_app",
-                  "--host", "127.0.0.1", "--port", str(anchor_port), "--log-level", "warning"]
+    bento_cmd = [
+        sys.executable,
+        "-m",
+        "recommender",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(bento_port),
+    ]
+    anchor_cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "bench.service:create_anchor_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(anchor_port),
+        "--log-level",
+        "warning",
+    ]
     load_start = os.getloadavg()[0]
-    results = {"in_process": [], "in_memory": [], "in_process_batch": [], "http": [], "bento_rps": [],
-               "bento_load": [], "anchor_rps": [], "anchor_load": [], "batch": [],
-               "single": [], "errors": 0}
-    with _server(bento_cmd, env, bento_port, home / "bench-bentoml.log", "/readyz") as bento, \
-            _server(anchor_cmd, env, anchor_port, home / "bench-fastapi.log", "/docs") as anchor:
-        client = httpx.Client(base_url=bento, headers={"Authorization": f"Bearer {KEY}"},
-                              timeout=300)
+    results = {
+        "in_process": [],
+        "in_memory": [],
+        "in_process_batch": [],
+        "http": [],
+        "bento_rps": [],
+        "bento_load": [],
+        "anchor_rps": [],
+        "anchor_load": [],
+        "batch": [],
+        "single": [],
+        "errors": 0,
+    }
+    with (
+        _server(bento_cmd, env, bento_port, home / "bench-bentoml.log", "/readyz") as bento,
+        _server(anchor_cmd, env, anchor_port, home / "bench-fastapi.log", "/docs") as anchor,
+    ):
+        client = httpx.Client(
+            base_url=bento, headers={"Authorization": f"Bearer {KEY}"}, timeout=300
+        )
 
         def single(i):
             nonlocal answers
@@ -273,64 +332,99 @@ def report(results: dict, command: str, model_note: str) -> str:
         return "yes" if ok else "no"
 
     rows = [
-        {"measure": "one explained answer in process, p50 / p99 (ms)",
-         "measured": f"{in_p50 * ms:.2f} / {in_p99 * ms:.2f}", "target": "p50 <= 3",
-         "met": met(in_p50 * ms <= 3)},
-        {"measure": "the same with the audit store in memory (no fsync), p50 / p99 (ms)",
-         "measured": f"{median(results['in_memory']) * ms:.2f} / "
-                     f"{percentile(results['in_memory'], 99) * ms:.2f}", "target": "",
-         "met": ""},
-        {"measure": f"{BATCH_ROWS:,}-row batch in process (ms)",
-         "measured": f"{in_batch * ms:.0f}", "target": "<= 150", "met": met(in_batch * ms <= 150)},
-        {"measure": "/recommend over HTTP, p50 / p99 (ms)",
-         "measured": f"{http_p50 * ms:.2f} / {http_p99 * ms:.2f}",
-         "target": f"p50 <= 2x in process ({http_p50 / in_p50:.2f}x)",
-         "met": met(http_p50 <= 2 * in_p50)},
-        {"measure": f"{CONNECTIONS} connections: req/s, p99 (ms)",
-         "measured": f"{rps:.0f}, {load_p99 * ms:.0f}", "target": ">= 150 req/s, p99 <= 100",
-         "met": met(rps >= 150 and load_p99 * ms <= 100)},
-        {"measure": "same load on a minimal FastAPI app (anchor): req/s, p99 (ms)",
-         "measured": f"{anchor_rps:.0f}, {anchor_p99 * ms:.0f}", "target": "", "met": ""},
-        {"measure": "errors during the load rounds", "measured": str(results["errors"]),
-         "target": "0", "met": met(results["errors"] == 0)},
-        {"measure": f"{BATCH_ROWS:,}-row /recommend_batch vs one /recommend (ms)",
-         "measured": f"{median(results['batch']) * ms:.0f} vs {median(results['single']) * ms:.1f}"
-                     f" ({batch_ratio:.1f}x)", "target": "<= 10x", "met": met(batch_ratio <= 10)},
-        {"measure": "audit rows written vs answers given (service)",
-         "measured": f"{results['audit_rows']:,} vs {results['answers']:,}", "target": "equal",
-         "met": met(results["audit_rows"] == results["answers"])},
+        {
+            "measure": "one explained answer in process, p50 / p99 (ms)",
+            "measured": f"{in_p50 * ms:.2f} / {in_p99 * ms:.2f}",
+            "target": "p50 <= 3",
+            "met": met(in_p50 * ms <= 3),
+        },
+        {
+            "measure": "the same with the audit store in memory (no fsync), p50 / p99 (ms)",
+            "measured": f"{median(results['in_memory']) * ms:.2f} / "
+            f"{percentile(results['in_memory'], 99) * ms:.2f}",
+            "target": "",
+            "met": "",
+        },
+        {
+            "measure": f"{BATCH_ROWS:,}-row batch in process (ms)",
+            "measured": f"{in_batch * ms:.0f}",
+            "target": "<= 150",
+            "met": met(in_batch * ms <= 150),
+        },
+        {
+            "measure": "/recommend over HTTP, p50 / p99 (ms)",
+            "measured": f"{http_p50 * ms:.2f} / {http_p99 * ms:.2f}",
+            "target": f"p50 <= 2x in process ({http_p50 / in_p50:.2f}x)",
+            "met": met(http_p50 <= 2 * in_p50),
+        },
+        {
+            "measure": f"{CONNECTIONS} connections: req/s, p99 (ms)",
+            "measured": f"{rps:.0f}, {load_p99 * ms:.0f}",
+            "target": ">= 150 req/s, p99 <= 100",
+            "met": met(rps >= 150 and load_p99 * ms <= 100),
+        },
+        {
+            "measure": "same load on a minimal FastAPI app (anchor): req/s, p99 (ms)",
+            "measured": f"{anchor_rps:.0f}, {anchor_p99 * ms:.0f}",
+            "target": "",
+            "met": "",
+        },
+        {
+            "measure": "errors during the load rounds",
+            "measured": str(results["errors"]),
+            "target": "0",
+            "met": met(results["errors"] == 0),
+        },
+        {
+            "measure": f"{BATCH_ROWS:,}-row /recommend_batch vs one /recommend (ms)",
+            "measured": f"{median(results['batch']) * ms:.0f} vs {median(results['single']) * ms:.1f}"
+            f" ({batch_ratio:.1f}x)",
+            "target": "<= 10x",
+            "met": met(batch_ratio <= 10),
+        },
+        {
+            "measure": "audit rows written vs answers given (service)",
+            "measured": f"{results['audit_rows']:,} vs {results['answers']:,}",
+            "target": "equal",
+            "met": met(results["audit_rows"] == results["answers"]),
+        },
     ]
-    return "\n".join([
-        "## Service: one explained answer in process, over HTTP, under load and in batches",
-        "",
-        f"`{command}`",
-        "",
-        machine_line() + f"; load average (1 min) {results['load'][0]:.1f} at start, "
-        f"{results['load'][1]:.1f} at end (the two cores are shared with other sessions).",
-        "",
-        f"Model: {model_note}. {len(results['in_process'])} answers in process and "
-        f"{len(results['http'])} over HTTP (p50, p99), {len(results['bento_rps'])} load rounds "
-        f"(median req/s; p99 over all their requests), {len(results['batch'])} batches "
-        f"interleaved with {len(results['single'])} single requests, alternating.",
-        "",
-        markdown_table(rows, ["measure", "measured", "target", "met"]),
-        "",
-        "The same `RecommendationEngine` answers in process, in `recommender serve` and in the "
-        "FastAPI anchor: validation, one encoding of the rows, one pass of the compiled model "
-        "for every arm's effect and interval and the secondary outcomes, ranking, TreeSHAP "
-        "contributions for the best and runner-up arms, the audit row committed in SQLite "
-        "(grouped with other requests' rows under load) before the answer is returned. Both "
-        "servers run one process on this shared two-core machine and the load generator "
-        "(Python threads, httpx) runs on the same cores.",
-    ])
+    return "\n".join(
+        [
+            "## Service: one explained answer in process, over HTTP, under load and in batches",
+            "",
+            f"`{command}`",
+            "",
+            machine_line() + f"; load average (1 min) {results['load'][0]:.1f} at start, "
+            f"{results['load'][1]:.1f} at end (the two cores are shared with other sessions).",
+            "",
+            f"Model: {model_note}. {len(results['in_process'])} answers in process and "
+            f"{len(results['http'])} over HTTP (p50, p99), {len(results['bento_rps'])} load rounds "
+            f"(median req/s; p99 over all their requests), {len(results['batch'])} batches "
+            f"interleaved with {len(results['single'])} single requests, alternating.",
+            "",
+            markdown_table(rows, ["measure", "measured", "target", "met"]),
+            "",
+            "The same `RecommendationEngine` answers in process, in `recommender serve` and in the "
+            "FastAPI anchor: validation, one encoding of the rows, one pass of the compiled model "
+            "for every arm's effect and interval and the secondary outcomes, ranking, TreeSHAP "
+            "contributions for the best and runner-up arms, the audit row committed in SQLite "
+            "(grouped with other requests' rows under load) before the answer is returned. Both "
+            "servers run one process on this shared two-core machine and the load generator "
+            "(Python threads, httpx) runs on the same cores.",
+        ]
+    )
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.service",
-                                     description=__doc__.split("\n")[0])
-    parser.add_argument("--home", default=None,
-                        help="models folder with a champion (default: train a small one in a "
-                             "temporary folder)")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.service", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--home",
+        default=None,
+        help="models folder with a champion (default: train a small one in a temporary folder)",
+    )
     parser.add_argument("--requests", type=int, default=100, help="requests per latency round")
     parser.add_argument("--seconds", type=float, default=15.0, help="seconds per load round")
     parser.add_argument("--repeats", type=int, default=3, help="alternating rounds")
@@ -350,8 +444,10 @@ def main(argv=None) -> int:
 
         # configs/train.yaml as `make demo` uses it: what ships is what is measured.
         run_training(reason="service benchmark")
-        model_note = ("the demo model: champion trained by `configs/train.yaml` (learner auto, "
-                      "simulated cohort n = 20,000, seed 7, default scenario)")
+        model_note = (
+            "the demo model: champion trained by `configs/train.yaml` (learner auto, "
+            "simulated cohort n = 20,000, seed 7, default scenario)"
+        )
     try:
         results = run(home, requests=args.requests, seconds=args.seconds, repeats=args.repeats)
     finally:

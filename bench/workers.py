@@ -49,29 +49,50 @@ def run(home: Path, *, seconds: float, repeats: int) -> dict:
 
     binaries = server_binaries()
     if binaries is None:
-        raise SystemExit("PostgreSQL's server binaries are missing (Debian: apt-get install "
-                         "postgresql; `make test` installs them)")
+        raise SystemExit(
+            "PostgreSQL's server binaries are missing (Debian: apt-get install "
+            "postgresql; `make test` installs them)"
+        )
     cluster = Cluster(binaries)
     results: dict = {}
     try:
-        stores = {"SQLite": f"sqlite:///{home / 'bench-audit.db'}",
-                  "PostgreSQL": cluster.database("bench_audit")}
-        base = {**os.environ, "RECOMMENDER_HOME": str(home),
-                "BENTOML_HOME": str(home / "bentoml"), "BENTOML_DO_NOT_TRACK": "True",
-                "RECOMMENDER_API_KEYS": f"program={KEY}", "RECOMMENDER_AUDIT_SALT": SALT}
+        stores = {
+            "SQLite": f"sqlite:///{home / 'bench-audit.db'}",
+            "PostgreSQL": cluster.database("bench_audit"),
+        }
+        base = {
+            **os.environ,
+            "RECOMMENDER_HOME": str(home),
+            "BENTOML_HOME": str(home / "bentoml"),
+            "BENTOML_DO_NOT_TRACK": "True",
+            "RECOMMENDER_API_KEYS": f"program={KEY}",
+            "RECOMMENDER_AUDIT_SALT": SALT,
+        }
         base.pop("MLFLOW_TRACKING_URI", None)
         for _ in range(repeats):
             for store, url in stores.items():
                 for workers in (1, 2):
-                    env = {**base, "RECOMMENDER_AUDIT_URL": url,
-                           "RECOMMENDER_SERVE_CONFIG": str(_serve_config(home, workers))}
+                    env = {
+                        **base,
+                        "RECOMMENDER_AUDIT_URL": url,
+                        "RECOMMENDER_SERVE_CONFIG": str(_serve_config(home, workers)),
+                    }
                     port = _free_port()
-                    command = [sys.executable, "-m", "recommender", "serve", "--host",
-                               "127.0.0.1", "--port", str(port)]
+                    command = [
+                        sys.executable,
+                        "-m",
+                        "recommender",
+                        "serve",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(port),
+                    ]
                     log = home / f"bench-{store}-{workers}.log"
                     with _server(command, env, port, log, "/readyz") as served:
-                        with httpx.Client(base_url=served, timeout=120,
-                                          headers={"Authorization": f"Bearer {KEY}"}) as client:
+                        with httpx.Client(
+                            base_url=served, timeout=120, headers={"Authorization": f"Bearer {KEY}"}
+                        ) as client:
                             for i in range(40):  # warm both workers' first requests
                                 client.post("/recommend", json=_profile(i))
                         rps, errors = _throughput(served, seconds)
@@ -87,36 +108,47 @@ def report(results: dict, command: str, model_note: str, seconds: float) -> str:
     rows = []
     for store in ("SQLite", "PostgreSQL"):
         one, two = results[(store, 1)], results[(store, 2)]
-        rows.append({"audit store": store, "1 worker (req/s)": median(one["rps"]),
-                     "2 workers (req/s)": median(two["rps"]),
-                     "2 / 1": median(two["rps"]) / median(one["rps"]),
-                     "errors": one["errors"] + two["errors"]})
+        rows.append(
+            {
+                "audit store": store,
+                "1 worker (req/s)": median(one["rps"]),
+                "2 workers (req/s)": median(two["rps"]),
+                "2 / 1": median(two["rps"]) / median(one["rps"]),
+                "errors": one["errors"] + two["errors"],
+            }
+        )
     rounds = len(next(iter(results.values()))["rps"])
-    return "\n".join([
-        "## Workers: throughput at 16 connections, one worker against two, SQLite and PostgreSQL",
-        "",
-        f"`{command}`",
-        "",
-        machine_line() + ".",
-        "",
-        f"Model: {model_note}. `recommender serve` with 16 threads per worker; medians over "
-        f"{rounds} alternating rounds of {seconds:g} s each; every request audited.",
-        "",
-        markdown_table(rows, ["audit store", "1 worker (req/s)", "2 workers (req/s)", "2 / 1",
-                              "errors"]),
-        "",
-        "The load generator (Python threads, httpx) shares the machine's cores with the workers "
-        "(and with PostgreSQL), so a second worker can add at most what the cores left free "
-        "allow; on a machine with spare cores the ratio is the one to compare.",
-    ])
+    return "\n".join(
+        [
+            "## Workers: throughput at 16 connections, one worker against two, SQLite and PostgreSQL",
+            "",
+            f"`{command}`",
+            "",
+            machine_line() + ".",
+            "",
+            f"Model: {model_note}. `recommender serve` with 16 threads per worker; medians over "
+            f"{rounds} alternating rounds of {seconds:g} s each; every request audited.",
+            "",
+            markdown_table(
+                rows, ["audit store", "1 worker (req/s)", "2 workers (req/s)", "2 / 1", "errors"]
+            ),
+            "",
+            "The load generator (Python threads, httpx) shares the machine's cores with the workers "
+            "(and with PostgreSQL), so a second worker can add at most what the cores left free "
+            "allow; on a machine with spare cores the ratio is the one to compare.",
+        ]
+    )
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.workers",
-                                     description=__doc__.split("\n")[0])
-    parser.add_argument("--home", default=None,
-                        help="models folder with a champion (default: train the demo's in a "
-                             "temporary folder)")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.workers", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--home",
+        default=None,
+        help="models folder with a champion (default: train the demo's in a temporary folder)",
+    )
     parser.add_argument("--n", type=int, default=20000, help="cohort size of the trained model")
     parser.add_argument("--seconds", type=float, default=20.0, help="seconds per load round")
     parser.add_argument("--repeats", type=int, default=2, help="alternating rounds")
@@ -135,8 +167,10 @@ def main(argv=None) -> int:
         from pipelines.train import run_training
 
         run_training(overrides={"data": {"n": args.n}}, reason="workers benchmark")
-        model_note = (f"champion trained by `configs/train.yaml` on a simulated cohort of "
-                      f"{args.n:,} (default scenario)")
+        model_note = (
+            f"champion trained by `configs/train.yaml` on a simulated cohort of "
+            f"{args.n:,} (default scenario)"
+        )
     try:
         results = run(home, seconds=args.seconds, repeats=args.repeats)
     finally:

@@ -50,8 +50,7 @@ def read_cohort_spark(spark, path):
     except Exception as error:  # noqa: BLE001 - Spark's AnalysisException and friends
         raise InputError(f"{path}: cannot be read: {error}") from None
     raise InputError(
-        f"{path}: unknown file type; accepted are .parquet (file or folder), "
-        ".csv, .csv.gz and .tsv"
+        f"{path}: unknown file type; accepted are .parquet (file or folder), .csv, .csv.gz and .tsv"
     )
 
 

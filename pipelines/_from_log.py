@@ -19,8 +19,15 @@ import pandas as pd
 
 from recommender.errors import InputError
 
-__all__ = ["OFF_POLICY_COLUMNS", "best_arms", "log_cohort", "log_policy_frame", "log_summary",
-           "log_training_frame", "off_policy_table"]
+__all__ = [
+    "OFF_POLICY_COLUMNS",
+    "best_arms",
+    "log_cohort",
+    "log_policy_frame",
+    "log_summary",
+    "log_training_frame",
+    "off_policy_table",
+]
 
 # Where a person id of the training table comes from: the salted hash and the answer's id, so
 # rows stay pseudonymous and one person's answers in several cycles stay distinct rows.
@@ -37,8 +44,10 @@ def _audit_store(serve_config: str | None):
     if url.startswith("sqlite"):
         database = sa.engine.make_url(url).database
         if not database or not Path(database).is_file():
-            raise InputError(f"no service log at {database}: the service has not answered any "
-                             "request with these settings (see audit.url in serve.yaml)")
+            raise InputError(
+                f"no service log at {database}: the service has not answered any "
+                "request with these settings (see audit.url in serve.yaml)"
+            )
     return AuditLog(url, salt=None), serve
 
 
@@ -67,17 +76,21 @@ def log_cohort(config: dict, catalog, *, min_arm_rows: int) -> tuple[pd.DataFram
     finally:
         audit.close()
     if joined.empty:
-        raise InputError("the service log holds no served recommendation with a follow-up "
-                         "outcome yet; record outcomes first (POST /outcomes or `recommender "
-                         "outcomes import FILE`)")
-    frame, summary = log_training_frame(joined, catalog, extra_features=config["extra_features"],
-                                        min_arm_rows=min_arm_rows)
+        raise InputError(
+            "the service log holds no served recommendation with a follow-up "
+            "outcome yet; record outcomes first (POST /outcomes or `recommender "
+            "outcomes import FILE`)"
+        )
+    frame, summary = log_training_frame(
+        joined, catalog, extra_features=config["extra_features"], min_arm_rows=min_arm_rows
+    )
     summary["exploration"] = serve.exploration.describe()
     return frame, summary
 
 
-def log_training_frame(joined: pd.DataFrame, catalog, *, extra_features=(),
-                       min_arm_rows: int) -> tuple[pd.DataFrame, dict]:
+def log_training_frame(
+    joined: pd.DataFrame, catalog, *, extra_features=(), min_arm_rows: int
+) -> tuple[pd.DataFrame, dict]:
     """The data-contract training table from logged rows (as from ``logged_cohort``).
 
     Rows of arms without overlap (fewer than ``min_arm_rows`` served) are left out and named
@@ -96,13 +109,21 @@ def log_training_frame(joined: pd.DataFrame, catalog, *, extra_features=(),
         raise InputError(
             f"no logged row was served usual care ({catalog.control!r}); effects are learnt "
             "against it. Serve with exploration on (usual care keeps usual_care_share while "
-            "exploring) or train from a trial file (--data) instead")
-    frame = pd.DataFrame({"person_id": [f"{h[:_HASH_CHARS]}-{r}" for h, r in
-                                        zip(kept["person_id"], kept["request_id"])]})
+            "exploring) or train from a trial file (--data) instead"
+        )
+    frame = pd.DataFrame(
+        {
+            "person_id": [
+                f"{h[:_HASH_CHARS]}-{r}" for h, r in zip(kept["person_id"], kept["request_id"])
+            ]
+        }
+    )
     for column in (*PROFILE_COLUMNS[1:], *extra_features):
         if column not in kept.columns:
-            raise InputError(f"the logged profiles lack {column!r}, which the training config "
-                             "names; log it by serving a model trained with it")
+            raise InputError(
+                f"the logged profiles lack {column!r}, which the training config "
+                "names; log it by serving a model trained with it"
+            )
         frame[column] = kept[column].to_numpy()
     frame["intervention"] = kept["intervention"].to_numpy()
     frame["propensity"] = kept["propensity"].to_numpy(dtype=float)
@@ -128,9 +149,12 @@ def log_summary(joined: pd.DataFrame, catalog, *, min_arm_rows: int) -> dict:
         "cycles": sorted(int(c) for c in joined["cycle"].unique()),
         "policies": sorted(str(p) for p in joined["policy"].unique()),
         "followed_share": followed,
-        "uptake": {"columns": ["recommended", *map(str, uptake.columns)],
-                   "rows": [[str(arm), *map(int, row)] for arm, row in
-                            zip(uptake.index, uptake.to_numpy())]},
+        "uptake": {
+            "columns": ["recommended", *map(str, uptake.columns)],
+            "rows": [
+                [str(arm), *map(int, row)] for arm, row in zip(uptake.index, uptake.to_numpy())
+            ],
+        },
     }
 
 
@@ -156,15 +180,24 @@ def log_policy_frame(config: dict, catalog):
         audit.close()
     if joined.empty:
         return None
-    frame, _ = log_training_frame(joined, catalog, extra_features=config["extra_features"],
-                                  min_arm_rows=fit_min_arm_rows(config))
+    frame, _ = log_training_frame(
+        joined,
+        catalog,
+        extra_features=config["extra_features"],
+        min_arm_rows=fit_min_arm_rows(config),
+    )
     frame = typed_cohort(frame, arms=catalog.arm_ids, control=catalog.control)
     change = (frame["ee_followup"] - frame["ee"]).to_numpy(dtype=float)
     scores = doubly_robust_scores(
-        feature_frame(frame, config["extra_features"]), frame["intervention"].astype(str),
-        change, propensity=frame["propensity"].to_numpy(dtype=float), control=catalog.control,
-        n_folds=config["evaluation"]["n_folds"], random_state=config["seed"],
-        design="observational")
+        feature_frame(frame, config["extra_features"]),
+        frame["intervention"].astype(str),
+        change,
+        propensity=frame["propensity"].to_numpy(dtype=float),
+        control=catalog.control,
+        n_folds=config["evaluation"]["n_folds"],
+        random_state=config["seed"],
+        design="observational",
+    )
     return frame, scores, change
 
 
@@ -174,17 +207,23 @@ def best_arms(model, frame) -> np.ndarray:
     return model.recommend(effects, eligible=model.eligibility(frame)).to_numpy()
 
 
-def off_policy_table(model, frame, dr_scores, change, *, control: str, alpha: float,
-                     label: str) -> list[list]:
+def off_policy_table(
+    model, frame, dr_scores, change, *, control: str, alpha: float, label: str
+) -> list[list]:
     """Rows ``[policy, method, estimate, lower, upper, n]`` for the card and the CLI."""
     from recommender.evaluation import off_policy_values
 
     arms = best_arms(model, frame)
-    values = off_policy_values(frame["intervention"].astype(str).to_numpy(),
-                               frame["propensity"].to_numpy(dtype=float), change, arms,
-                               control=control, dr_scores=dr_scores, alpha=alpha)
-    return [[label, v.method.upper(), v.estimate, v.lower, v.upper, v.n]
-            for v in values.values()]
+    values = off_policy_values(
+        frame["intervention"].astype(str).to_numpy(),
+        frame["propensity"].to_numpy(dtype=float),
+        change,
+        arms,
+        control=control,
+        dr_scores=dr_scores,
+        alpha=alpha,
+    )
+    return [[label, v.method.upper(), v.estimate, v.lower, v.upper, v.n] for v in values.values()]
 
 
 OFF_POLICY_COLUMNS = ["policy", "estimator", "EE change vs usual care", "lower", "upper", "rows"]

@@ -8,27 +8,57 @@ from pipelines._train_evaluate import Evaluation
 __all__ = ["card_facts", "card_stage"]
 
 
-def card_facts(model, evaluation: Evaluation, split: Split, cohort: Cohort, config: dict, *,
-               gate, run_id: str | None, git_commit: str, versions: dict,
-               previous_champion: str | None = None, created: str | None = None) -> dict:
+def card_facts(
+    model,
+    evaluation: Evaluation,
+    split: Split,
+    cohort: Cohort,
+    config: dict,
+    *,
+    gate,
+    run_id: str | None,
+    git_commit: str,
+    versions: dict,
+    previous_champion: str | None = None,
+    created: str | None = None,
+) -> dict:
     """Every fact the model card shows (version and aliases are added at registration)."""
     from recommender.card import fairness_facts, training_card_facts
 
     return training_card_facts(
-        model=model, report=evaluation.report, recommended=evaluation.recommended,
-        secondary=evaluation.secondary, holdout_features=model.feature_frame(split.holdout),
+        model=model,
+        report=evaluation.report,
+        recommended=evaluation.recommended,
+        secondary=evaluation.secondary,
+        holdout_features=model.feature_frame(split.holdout),
         treatment_train=split.train["intervention"].astype(str),
         treatment_holdout=split.holdout["intervention"].astype(str),
         catalog=cohort.catalog,
-        data={"source": cohort.source, "description": cohort.description,
-              "design": cohort.design, "sha256": cohort.sha256,
-              "propensity_logged": "propensity" in cohort.frame.columns,
-              "n_rows": len(cohort.frame), "loop": cohort.loop},
-        config=config, gate=gate, run_id=run_id, git_commit=git_commit, versions=versions,
-        previous_champion=previous_champion, created=created,
-        fairness=fairness_facts(model, split.holdout, evaluation.effects, evaluation.recommended,
-                                min_cell=config["card"]["min_cell"],
-                                random_state=config["seed"]))
+        data={
+            "source": cohort.source,
+            "description": cohort.description,
+            "design": cohort.design,
+            "sha256": cohort.sha256,
+            "propensity_logged": "propensity" in cohort.frame.columns,
+            "n_rows": len(cohort.frame),
+            "loop": cohort.loop,
+        },
+        config=config,
+        gate=gate,
+        run_id=run_id,
+        git_commit=git_commit,
+        versions=versions,
+        previous_champion=previous_champion,
+        created=created,
+        fairness=fairness_facts(
+            model,
+            split.holdout,
+            evaluation.effects,
+            evaluation.recommended,
+            min_cell=config["card"]["min_cell"],
+            random_state=config["seed"],
+        ),
+    )
 
 
 def card_stage(facts: dict, plots: dict, folder) -> dict:

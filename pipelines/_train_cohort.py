@@ -23,12 +23,12 @@ class Cohort:
 
     frame: pd.DataFrame
     catalog: object
-    source: str                # "file" or "simulated"
+    source: str  # "file" or "simulated"
     description: str
     sha256: str
-    design: str                # "randomized", "observational" or "not declared"
+    design: str  # "randomized", "observational" or "not declared"
     path: str | None = None
-    loop: dict | None = None   # from the service's log: uptake, certainty, overlap
+    loop: dict | None = None  # from the service's log: uptake, certainty, overlap
 
 
 @dataclass
@@ -53,7 +53,7 @@ def _frame_sha256(frame: pd.DataFrame) -> str:
 
 
 def _design_from_propensity(frame: pd.DataFrame) -> str:
-    """"randomized" when logged propensities are one constant per arm (a trial's shares)."""
+    """ "randomized" when logged propensities are one constant per arm (a trial's shares)."""
     if "propensity" not in frame.columns or "intervention" not in frame.columns:
         return "not declared (no propensity column)"
     propensity = pd.to_numeric(frame["propensity"], errors="coerce")
@@ -76,8 +76,9 @@ def fit_min_arm_rows(config: dict) -> int:
 
     learner = config["learner"]
     default = inspect.signature(UpliftModel).parameters["min_arm_rows"].default
-    per_fit = max(int((learner.get("params") or {}).get("min_arm_rows", default)),
-                  2 * int(learner["n_folds"]))
+    per_fit = max(
+        int((learner.get("params") or {}).get("min_arm_rows", default)), 2 * int(learner["n_folds"])
+    )
     return math.ceil(per_fit / (1 - config["split"]["holdout_share"]))
 
 
@@ -91,8 +92,9 @@ def load_stage(config: dict, data=None) -> Cohort:
     from recommender.cohort import read_cohort, typed_cohort, validate_cohort
 
     catalog_file = config["catalog"]
-    catalog = load_catalog(config_path(catalog_file) if not Path(catalog_file).is_absolute()
-                           else catalog_file)
+    catalog = load_catalog(
+        config_path(catalog_file) if not Path(catalog_file).is_absolute() else catalog_file
+    )
     loop = None
     if config.get("source") == "log":
         from pipelines._from_log import log_cohort
@@ -101,8 +103,10 @@ def load_stage(config: dict, data=None) -> Cohort:
             raise InputError("give either --data FILE or train from the log, not both")
         frame, loop = log_cohort(config, catalog, min_arm_rows=fit_min_arm_rows(config))
         source, sha, path = "service log", _frame_sha256(frame), None
-        description = (f"the service's log: {loop['n_rows']:,} served recommendations with "
-                       f"outcomes, cycles {', '.join(map(str, loop['cycles']))}")
+        description = (
+            f"the service's log: {loop['n_rows']:,} served recommendations with "
+            f"outcomes, cycles {', '.join(map(str, loop['cycles']))}"
+        )
         # The logged probabilities are the design, whatever their pattern.
         design = "observational (the service's logged probabilities of the recommended arm)"
     elif data is not None:
@@ -114,32 +118,51 @@ def load_stage(config: dict, data=None) -> Cohort:
         # Only a simulator knows true effects: a file carrying them is a simulated cohort.
         simulated = any(str(c).startswith("true_effect_") for c in frame.columns)
         source = "simulated (file)" if simulated else "file"
-        description = f"file {path.name}" + (" (simulated, with oracle columns)"
-                                             if simulated else "")
+        description = f"file {path.name}" + (
+            " (simulated, with oracle columns)" if simulated else ""
+        )
         design = config["data"].get("design") or _design_from_propensity(frame)
     else:
         from recommender.simulate import simulate_cohort
 
         spec = config["data"]
         seed = spec["seed"] if spec.get("seed") is not None else config["seed"]
-        frame = simulate_cohort(spec["scenario"], spec["n"], seed=seed,
-                                assignment=spec["assignment"])
+        frame = simulate_cohort(
+            spec["scenario"], spec["n"], seed=seed, assignment=spec["assignment"]
+        )
         source, sha, path = "simulated", _frame_sha256(frame), None
-        description = (f"simulated: scenario {spec['scenario']}, n = {spec['n']}, seed {seed}, "
-                       f"{spec['assignment']} assignment")
-        design = spec.get("design") or ("randomized" if spec["assignment"] == "rct"
-                                         else "observational")
-    report = validate_cohort(frame, training=True, arms=catalog.arm_ids,
-                             control=catalog.control, extra_features=config["extra_features"],
-                             min_arm_rows=fit_min_arm_rows(config))
+        description = (
+            f"simulated: scenario {spec['scenario']}, n = {spec['n']}, seed {seed}, "
+            f"{spec['assignment']} assignment"
+        )
+        design = spec.get("design") or (
+            "randomized" if spec["assignment"] == "rct" else "observational"
+        )
+    report = validate_cohort(
+        frame,
+        training=True,
+        arms=catalog.arm_ids,
+        control=catalog.control,
+        extra_features=config["extra_features"],
+        min_arm_rows=fit_min_arm_rows(config),
+    )
     if not report.ok:
         where = path if path is not None else "the simulated cohort"
-        raise InputError(f"{where} does not meet the data contract:\n{report.format()}",
-                         problems=list(getattr(report, "errors", report.problems)))
+        raise InputError(
+            f"{where} does not meet the data contract:\n{report.format()}",
+            problems=list(getattr(report, "errors", report.problems)),
+        )
     typed = typed_cohort(frame, arms=catalog.arm_ids, control=catalog.control)
-    return Cohort(frame=typed, catalog=catalog, source=source, description=description,
-                  sha256=sha, design=design, path=None if path is None else str(path),
-                  loop=loop)
+    return Cohort(
+        frame=typed,
+        catalog=catalog,
+        source=source,
+        description=description,
+        sha256=sha,
+        design=design,
+        path=None if path is None else str(path),
+        loop=loop,
+    )
 
 
 def split_stage(cohort: Cohort, config: dict) -> Split:
@@ -149,15 +172,19 @@ def split_stage(cohort: Cohort, config: dict) -> Split:
     frame = cohort.frame
     arms = frame["intervention"].astype(str)
     train_index, holdout_index = train_test_split(
-        np.arange(len(frame)), test_size=config["split"]["holdout_share"],
-        random_state=config["seed"], stratify=arms.to_numpy())
-    return Split(train=frame.iloc[np.sort(train_index)].reset_index(drop=True),
-                 holdout=frame.iloc[np.sort(holdout_index)].reset_index(drop=True))
+        np.arange(len(frame)),
+        test_size=config["split"]["holdout_share"],
+        random_state=config["seed"],
+        stratify=arms.to_numpy(),
+    )
+    return Split(
+        train=frame.iloc[np.sort(train_index)].reset_index(drop=True),
+        holdout=frame.iloc[np.sort(holdout_index)].reset_index(drop=True),
+    )
 
 
 def _outcome_change(frame: pd.DataFrame, outcome: str) -> np.ndarray:
-    return (frame[f"{outcome}_followup"].to_numpy(dtype=float)
-            - frame[outcome].to_numpy(dtype=float))
+    return frame[f"{outcome}_followup"].to_numpy(dtype=float) - frame[outcome].to_numpy(dtype=float)
 
 
 def learner_design(cohort: Cohort) -> str:

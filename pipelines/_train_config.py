@@ -17,8 +17,14 @@ from recommender.errors import InputError
 from recommender.paths import config_path
 from recommender.settings import Section, check_settings
 
-__all__ = ["load_config", "config_from_mapping", "TrainSettings", "DEFAULTS", "LOWER_IS_BETTER",
-           "SOURCES"]
+__all__ = [
+    "load_config",
+    "config_from_mapping",
+    "TrainSettings",
+    "DEFAULTS",
+    "LOWER_IS_BETTER",
+    "SOURCES",
+]
 
 # What the model is built from: data (a --data file or the simulated cohort), log (the
 # service's served recommendations joined with outcomes) or evidence (the catalog alone).
@@ -35,7 +41,8 @@ class _Data(Section):
     assignment: Literal["rct", "observational"] = "rct"
     # How the training cohort was assigned; null = detect from its logged propensities.
     design: Literal["randomized", "observational"] | None = Field(
-        None, description="null (detect from the propensity column), randomized or observational")
+        None, description="null (detect from the propensity column), randomized or observational"
+    )
 
 
 class _Split(Section):
@@ -69,8 +76,9 @@ class _Registry(Section):
 
 
 class _Log(Section):
-    serve_config: str | None = Field(None, description="null (configs/serve.yaml) or the path "
-                                                       "of the service's settings")
+    serve_config: str | None = Field(
+        None, description="null (configs/serve.yaml) or the path of the service's settings"
+    )
 
 
 class TrainSettings(Section):
@@ -86,8 +94,10 @@ class TrainSettings(Section):
     exclude_features: list[Any] = Field([], description="a list of feature names")
     split: _Split = _Split()
     outcomes: list[Literal[tuple(LOWER_IS_BETTER)]] = Field(
-        ["ee", "dp", "pa"], min_length=1,
-        description=f"a non-empty list from {list(LOWER_IS_BETTER)}")
+        ["ee", "dp", "pa"],
+        min_length=1,
+        description=f"a non-empty list from {list(LOWER_IS_BETTER)}",
+    )
     primary: str = "ee"
     learner: _Learner = _Learner()
     evaluation: _Evaluation = _Evaluation()
@@ -139,26 +149,35 @@ def load_config(path=None, *, overrides: dict | None = None) -> dict:
     return config_from_mapping(loaded, overrides=overrides, source=f"training config {path}")
 
 
-def config_from_mapping(loaded, *, overrides: dict | None = None,
-                        source: str = "training config") -> dict:
+def config_from_mapping(
+    loaded, *, overrides: dict | None = None, source: str = "training config"
+) -> dict:
     """Fill defaults into ``loaded``, apply ``overrides`` and check every field.
 
     The same check as :func:`load_config`, for a config given as a mapping (tests, notebooks).
     """
     if not isinstance(loaded, dict):
         raise InputError(f"{source} must be a mapping of settings")
-    config = check_settings(TrainSettings, _merge(loaded, overrides or {}),
-                            source=source).model_dump()
+    config = check_settings(
+        TrainSettings, _merge(loaded, overrides or {}), source=source
+    ).model_dump()
     # The recommendation is the arm with the LOWEST expected change in the primary outcome, so
     # an outcome where higher is better (pa) would silently recommend the most harmful arm.
     lower_better = [o for o in LOWER_IS_BETTER if LOWER_IS_BETTER[o]]
     if config["primary"] not in lower_better or config["primary"] not in config["outcomes"]:
         accepted = f"one of the outcomes where lower is better: {lower_better}"
         problem = f"primary = {config['primary']!r} is not accepted; give {accepted}"
-        raise InputError(f"{source}: {problem}",
-                         problems=[{"field": "primary", "value": config["primary"],
-                                    "message": "not a lower-is-better outcome",
-                                    "accepted": accepted}])
+        raise InputError(
+            f"{source}: {problem}",
+            problems=[
+                {
+                    "field": "primary",
+                    "value": config["primary"],
+                    "message": "not a lower-is-better outcome",
+                    "accepted": accepted,
+                }
+            ],
+        )
     problems = _excluded_problems(config)
     if problems:
         raise InputError(f"{source}: " + "; ".join(problems), problems=problems)
@@ -174,13 +193,19 @@ def _excluded_problems(config: dict) -> list[str]:
     extras = config["extra_features"] if isinstance(config["extra_features"], list) else []
     accepted = [*FEATURE_COLUMNS, *(str(c) for c in extras if c not in FEATURE_COLUMNS)]
     if not isinstance(excluded, list) or not all(isinstance(c, str) for c in excluded):
-        return [f"exclude_features = {excluded!r} (accepted: a list of feature names from "
-                f"{', '.join(accepted)})"]
+        return [
+            f"exclude_features = {excluded!r} (accepted: a list of feature names from "
+            f"{', '.join(accepted)})"
+        ]
     unknown = [c for c in excluded if c not in accepted]
     if unknown:
-        return [f"exclude_features: unknown feature(s) {', '.join(map(repr, unknown))} "
-                f"(accepted: {', '.join(accepted)})"]
+        return [
+            f"exclude_features: unknown feature(s) {', '.join(map(repr, unknown))} "
+            f"(accepted: {', '.join(accepted)})"
+        ]
     if not set(accepted) - set(excluded):
-        return ["exclude_features leaves no feature to learn from (accepted: a list that "
-                "keeps at least one of " + ", ".join(accepted) + ")"]
+        return [
+            "exclude_features leaves no feature to learn from (accepted: a list that "
+            "keeps at least one of " + ", ".join(accepted) + ")"
+        ]
     return []

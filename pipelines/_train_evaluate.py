@@ -36,17 +36,27 @@ def evaluate_stage(model, split: Split, cohort: Cohort, config: dict) -> Evaluat
     holdout = split.holdout
     X = model.feature_frame(holdout)
     treatment = holdout["intervention"].astype(str).to_numpy()
-    alpha, folds, seed = config["evaluation"]["alpha"], config["evaluation"]["n_folds"], config["seed"]
+    alpha, folds, seed = (
+        config["evaluation"]["alpha"],
+        config["evaluation"]["n_folds"],
+        config["seed"],
+    )
     control = cohort.catalog.control
     primary = model.outcome_models[model.primary]
     effects = primary.predict_effect(X)[list(model.treatment_arms)]
     lower, upper = primary.predict_interval(X, alpha=alpha)
 
     def scores_for(outcome):
-        return doubly_robust_scores(X, treatment, _outcome_change(holdout, outcome),
-                                    propensity=_propensity(holdout), control=control,
-                                    n_folds=folds, random_state=seed,
-                                    design=learner_design(cohort))
+        return doubly_robust_scores(
+            X,
+            treatment,
+            _outcome_change(holdout, outcome),
+            propensity=_propensity(holdout),
+            control=control,
+            n_folds=folds,
+            random_state=seed,
+            design=learner_design(cohort),
+        )
 
     dr_scores = scores_for(model.primary)
     oracle_columns = [f"true_effect_{arm}" for arm in model.treatment_arms]
@@ -55,27 +65,50 @@ def evaluate_stage(model, split: Split, cohort: Cohort, config: dict) -> Evaluat
         oracle = holdout[oracle_columns].set_axis(list(model.treatment_arms), axis=1)
     # The evaluation and the gate value the policy the service serves: eligible arms only.
     eligible = model.eligibility(holdout)
-    report = evaluate_effects(effects, dr_scores, lower=lower, upper=upper, oracle=oracle,
-                              groups=subgroup_frame(holdout), alpha=alpha, control=control,
-                              random_state=seed, eligible=eligible,
-                              min_cell=config["card"]["min_cell"])
+    report = evaluate_effects(
+        effects,
+        dr_scores,
+        lower=lower,
+        upper=upper,
+        oracle=oracle,
+        groups=subgroup_frame(holdout),
+        alpha=alpha,
+        control=control,
+        random_state=seed,
+        eligible=eligible,
+        min_cell=config["card"]["min_cell"],
+    )
     recommended = model.recommend(effects, eligible=eligible).to_numpy()
 
     rows = []
     for outcome in model.outcomes:
         scores = dr_scores if outcome == model.primary else scores_for(outcome)
-        gained = estimate(policy_value_scores(scores, recommended, control=control,
-                                              lower_is_better=LOWER_IS_BETTER[outcome]),
-                          alpha=alpha)
-        rows.append({"outcome": outcome,
-                     "better_when": "lower" if LOWER_IS_BETTER[outcome] else "higher",
-                     "points_improved": gained.estimate, "lower": gained.lower,
-                     "upper": gained.upper})
+        gained = estimate(
+            policy_value_scores(
+                scores, recommended, control=control, lower_is_better=LOWER_IS_BETTER[outcome]
+            ),
+            alpha=alpha,
+        )
+        rows.append(
+            {
+                "outcome": outcome,
+                "better_when": "lower" if LOWER_IS_BETTER[outcome] else "higher",
+                "points_improved": gained.estimate,
+                "lower": gained.lower,
+                "upper": gained.upper,
+            }
+        )
     secondary = pd.DataFrame(rows)
     metrics = dict(report.metrics())
     for row in rows:
         for key in ("points_improved", "lower", "upper"):
             suffix = "" if key == "points_improved" else f".{key}"
             metrics[f"outcome_improved.{row['outcome']}{suffix}"] = row[key]
-    return Evaluation(report=report, dr_scores=dr_scores, effects=effects,
-                      recommended=recommended, secondary=secondary, metrics=metrics)
+    return Evaluation(
+        report=report,
+        dr_scores=dr_scores,
+        effects=effects,
+        recommended=recommended,
+        secondary=secondary,
+        metrics=metrics,
+    )

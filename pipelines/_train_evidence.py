@@ -22,12 +22,21 @@ def _example_profiles() -> pd.DataFrame:
     from recommender.cohort import CATEGORIES
 
     roles = CATEGORIES["role"]
-    return pd.DataFrame({
-        "person_id": [f"example-{r}" for r in roles], "age": [40] * len(roles),
-        "gender": ["female"] * len(roles), "role": list(roles),
-        "specialty": ["internal_medicine"] * len(roles), "setting": ["academic"] * len(roles),
-        "years_in_practice": [10.0] * len(roles), "weekly_hours": [50.0] * len(roles),
-        "ee": [30] * len(roles), "dp": [10] * len(roles), "pa": [35] * len(roles)})
+    return pd.DataFrame(
+        {
+            "person_id": [f"example-{r}" for r in roles],
+            "age": [40] * len(roles),
+            "gender": ["female"] * len(roles),
+            "role": list(roles),
+            "specialty": ["internal_medicine"] * len(roles),
+            "setting": ["academic"] * len(roles),
+            "years_in_practice": [10.0] * len(roles),
+            "weekly_hours": [50.0] * len(roles),
+            "ee": [30] * len(roles),
+            "dp": [10] * len(roles),
+            "pa": [35] * len(roles),
+        }
+    )
 
 
 def evidence_gate(model, catalog, config: dict):
@@ -49,13 +58,23 @@ def evidence_gate(model, catalog, config: dict):
     if logged is None:
         nothing = PolicyValue(float("nan"), float("nan"), float("nan"), 0)
         if version is None:
-            return GateDecision(True, "there is no champion yet and no program log to value "
-                                      "the model on: the evidence-only model is the day-one "
-                                      "model", alpha, nothing)
-        return GateDecision(False, f"champion version {version} exists and the service has no "
-                                   "log with outcomes to compare on; the evidence-only model "
-                                   "stays challenger until a person promotes it", alpha,
-                            nothing, champion_version=str(version))
+            return GateDecision(
+                True,
+                "there is no champion yet and no program log to value "
+                "the model on: the evidence-only model is the day-one "
+                "model",
+                alpha,
+                nothing,
+            )
+        return GateDecision(
+            False,
+            f"champion version {version} exists and the service has no "
+            "log with outcomes to compare on; the evidence-only model "
+            "stays challenger until a person promotes it",
+            alpha,
+            nothing,
+            champion_version=str(version),
+        )
     frame, scores, _ = logged
     challenger = policy_value_scores(scores, best_arms(model, frame), control=control)
     if version is None:
@@ -65,65 +84,110 @@ def evidence_gate(model, catalog, config: dict):
     decision = gate_decision(challenger, champion, alpha=alpha, champion_version=str(version))
     import dataclasses
 
-    return dataclasses.replace(decision, reason=decision.reason + " (valued on the service's "
-                               "log: doubly robust, logged propensities)")
+    return dataclasses.replace(
+        decision,
+        reason=decision.reason + " (valued on the service's "
+        "log: doubly robust, logged propensities)",
+    )
 
 
-def evidence_card_facts(model, catalog, config, *, gate, run_id, git_commit, versions,
-                        previous_champion, created) -> dict:
+def evidence_card_facts(
+    model, catalog, config, *, gate, run_id, git_commit, versions, previous_champion, created
+) -> dict:
     from recommender.card import evidence_facts
     from recommender.card._facts import json_safe
     from recommender.card._sections import DEFAULT_TEXT
 
     estimates = model.outcome_models[model.primary].estimates
-    rows = [[e.arm, e.role, e.effect, e.lower, e.upper, e.citation,
-             "yes" if e.specific_to_arm else "no (pooled across arms)"] for e in estimates]
-    statement = ("Built from the catalog's published evidence alone: per arm and role, the "
-                 "most precise published effect on emotional exhaustion with its 95 % interval. "
-                 "Nothing is personalised beyond role, and no data of this program were used.")
-    uncovered = [f"{arm} for {role}" for arm in model.treatment_arms
-                 for role in ("physician", "resident", "nurse", "app")
-                 if not any(e.arm == arm and e.role == role for e in estimates)]
-    return json_safe({
-        "schema_version": 1,
-        "model": {
-            "name": config["registry"]["model_name"], "version": None, "aliases": [],
-            "created": created, "run_id": run_id, "experiment": config["registry"]["experiment"],
-            "git_commit": git_commit, "data_sha256": None,
-            "catalog_version": model.catalog_version,
-            "learners": {"ee": "published evidence (per arm and role)"}, "seed": config["seed"],
-            "previous_champion": previous_champion, "gate": gate.to_dict(),
-            "package_versions": versions,
-        },
-        "training_data": {
-            "source": "evidence", "description": f"the evidence of intervention catalog "
-                                                 f"{catalog.version}; no program data",
-            "design": "published trials and reviews", "n_rows": 0,
-            "outcomes": "ee (difference from usual care, EE points)",
-        },
-        "evaluation": {
-            "alpha": config["evaluation"]["alpha"], "n": 0, "statement": statement,
-            "average_effects": {"columns": ["arm", "role", "effect", "lower (95 %)",
-                                            "upper (95 %)", "source", "specific to the arm"],
-                                "rows": rows},
-            "notes": [
-                "Effects are published differences from usual care converted to EE points "
-                "(see each item's conversion in the evidence section); intervals are the "
-                "published 95 % intervals, scaled to the service's interval level.",
-                "Where several findings concern an arm and role, the most precise arm-specific "
-                "one is used: reviews of the same trials overlap, so pooling them would count "
-                "those trials twice.",
-                "No estimate (the arm is not ranked for that role): "
-                + (", ".join(uncovered) if uncovered else "none") + ".",
-                f"Gate: {gate.reason}.",
+    rows = [
+        [
+            e.arm,
+            e.role,
+            e.effect,
+            e.lower,
+            e.upper,
+            e.citation,
+            "yes" if e.specific_to_arm else "no (pooled across arms)",
+        ]
+        for e in estimates
+    ]
+    statement = (
+        "Built from the catalog's published evidence alone: per arm and role, the "
+        "most precise published effect on emotional exhaustion with its 95 % interval. "
+        "Nothing is personalised beyond role, and no data of this program were used."
+    )
+    uncovered = [
+        f"{arm} for {role}"
+        for arm in model.treatment_arms
+        for role in ("physician", "resident", "nurse", "app")
+        if not any(e.arm == arm and e.role == role for e in estimates)
+    ]
+    return json_safe(
+        {
+            "schema_version": 1,
+            "model": {
+                "name": config["registry"]["model_name"],
+                "version": None,
+                "aliases": [],
+                "created": created,
+                "run_id": run_id,
+                "experiment": config["registry"]["experiment"],
+                "git_commit": git_commit,
+                "data_sha256": None,
+                "catalog_version": model.catalog_version,
+                "learners": {"ee": "published evidence (per arm and role)"},
+                "seed": config["seed"],
+                "previous_champion": previous_champion,
+                "gate": gate.to_dict(),
+                "package_versions": versions,
+            },
+            "training_data": {
+                "source": "evidence",
+                "description": f"the evidence of intervention catalog "
+                f"{catalog.version}; no program data",
+                "design": "published trials and reviews",
+                "n_rows": 0,
+                "outcomes": "ee (difference from usual care, EE points)",
+            },
+            "evaluation": {
+                "alpha": config["evaluation"]["alpha"],
+                "n": 0,
+                "statement": statement,
+                "average_effects": {
+                    "columns": [
+                        "arm",
+                        "role",
+                        "effect",
+                        "lower (95 %)",
+                        "upper (95 %)",
+                        "source",
+                        "specific to the arm",
+                    ],
+                    "rows": rows,
+                },
+                "notes": [
+                    "Effects are published differences from usual care converted to EE points "
+                    "(see each item's conversion in the evidence section); intervals are the "
+                    "published 95 % intervals, scaled to the service's interval level.",
+                    "Where several findings concern an arm and role, the most precise arm-specific "
+                    "one is used: reviews of the same trials overlap, so pooling them would count "
+                    "those trials twice.",
+                    "No estimate (the arm is not ranked for that role): "
+                    + (", ".join(uncovered) if uncovered else "none")
+                    + ".",
+                    f"Gate: {gate.reason}.",
+                ],
+                "plots": [],
+            },
+            "evidence": evidence_facts(catalog, list(model.arms)),
+            "caveats": [
+                statement,
+                "Retrain from the program's own log (`recommender train "
+                "--from-log`) once follow-up scores are in.",
+                *DEFAULT_TEXT["caveats"],
             ],
-            "plots": [],
-        },
-        "evidence": evidence_facts(catalog, list(model.arms)),
-        "caveats": [statement, "Retrain from the program's own log (`recommender train "
-                               "--from-log`) once follow-up scores are in.",
-                    *DEFAULT_TEXT["caveats"]],
-    })
+        }
+    )
 
 
 def run_evidence_training(settings: dict, *, progress, reason: str | None = None):
@@ -138,56 +202,84 @@ def run_evidence_training(settings: dict, *, progress, reason: str | None = None
     from recommender.registry import TrainingRun, aliases as current_aliases
 
     catalog_file = settings["catalog"]
-    catalog = load_catalog(config_path(catalog_file) if not Path(catalog_file).is_absolute()
-                           else catalog_file)
+    catalog = load_catalog(
+        config_path(catalog_file) if not Path(catalog_file).is_absolute() else catalog_file
+    )
     with progress.stage("load", "reading the catalog's published evidence"):
         model = evidence_model(catalog, metadata={"seed": settings["seed"]})
     name = settings["registry"]["model_name"]
     git_commit, versions = _git_commit(), _package_versions()
     registration = None
     try:
-        with TrainingRun(experiment=settings["registry"]["experiment"],
-                         run_name=f"evidence-{catalog.version}",
-                         tags={"pipeline": "train", "data.source": "evidence"},
-                         model_name=name) as run, \
-                tempfile.TemporaryDirectory(prefix="recommender-train-") as workspace:
+        with (
+            TrainingRun(
+                experiment=settings["registry"]["experiment"],
+                run_name=f"evidence-{catalog.version}",
+                tags={"pipeline": "train", "data.source": "evidence"},
+                model_name=name,
+            ) as run,
+            tempfile.TemporaryDirectory(prefix="recommender-train-") as workspace,
+        ):
             previous_champion = current_aliases(name).get("champion")
             with progress.stage("gate", "valuing against the champion on the service's log"):
                 gate = evidence_gate(model, catalog, settings)
             progress.note(("passes: " if gate.passed else "stays challenger: ") + gate.reason)
             with progress.stage("card", "rendering the model card (staged)"):
                 created = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M:%S")
-                facts = evidence_card_facts(model, catalog, settings, gate=gate,
-                                            run_id=run.run_id, git_commit=git_commit,
-                                            versions=versions,
-                                            previous_champion=previous_champion,
-                                            created=created)
+                facts = evidence_card_facts(
+                    model,
+                    catalog,
+                    settings,
+                    gate=gate,
+                    run_id=run.run_id,
+                    git_commit=git_commit,
+                    versions=versions,
+                    previous_champion=previous_champion,
+                    created=created,
+                )
                 card_stage(facts, {}, Path(workspace) / "card")
             with progress.stage("log", "logging the evidence model to MLflow"):
-                run.log_params({"config": settings, "data.source": "evidence",
-                                "catalog.version": catalog.version,
-                                "learner.chosen": {"ee": "evidence"}})
-                run.set_tags({"git_commit": git_commit,
-                              **{f"version.{k}": v for k, v in versions.items()}})
+                run.log_params(
+                    {
+                        "config": settings,
+                        "data.source": "evidence",
+                        "catalog.version": catalog.version,
+                        "learner.chosen": {"ee": "evidence"},
+                    }
+                )
+                run.set_tags(
+                    {"git_commit": git_commit, **{f"version.{k}": v for k, v in versions.items()}}
+                )
                 run.log_dict(settings, "config/train.yaml")
                 if np.isfinite(gate.challenger.estimate):
                     run.log_metrics({"log_policy_value": gate.challenger.estimate})
                 model_info = run.log_model(model, _example_profiles())
             with progress.stage("register", f"registering a version of {name}"):
                 registration = register_stage(
-                    run, model_info, gate=gate, card_facts_=facts, plots={},
+                    run,
+                    model_info,
+                    gate=gate,
+                    card_facts_=facts,
+                    plots={},
                     reason=reason or f"evidence-only model of catalog {catalog.version}",
-                    previous_champion=previous_champion)
+                    previous_champion=previous_champion,
+                )
             progress.note(f"version {registration.version}: {', '.join(registration.aliases)}")
     except Exception as error:
         if registration is not None:
             error.registered_version = registration.version
         raise
-    return TrainingResult(run_id=run.run_id, version=registration.version,
-                          aliases=registration.aliases, gate=gate, model=model,
-                          report=_EvidenceReport(facts["evaluation"]["statement"]),
-                          card_folder=getattr(registration, "card_folder", None),
-                          config=settings, data_sha256="")
+    return TrainingResult(
+        run_id=run.run_id,
+        version=registration.version,
+        aliases=registration.aliases,
+        gate=gate,
+        model=model,
+        report=_EvidenceReport(facts["evaluation"]["statement"]),
+        card_folder=getattr(registration, "card_folder", None),
+        config=settings,
+        data_sha256="",
+    )
 
 
 class _EvidenceReport:

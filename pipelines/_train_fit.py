@@ -25,8 +25,10 @@ def learner_params(params: dict | None) -> dict:
         specs = []
         for position, entry in enumerate(out[key]):
             if not (isinstance(entry, dict) and len(entry) == 1 and next(iter(entry)) in kinds):
-                raise InputError(f"learner.params.{key}[{position}] = {entry!r}; accepted: "
-                                 "{gbm: {num_leaves: .., max_rounds: ..}} or {ridge: {alpha: ..}}")
+                raise InputError(
+                    f"learner.params.{key}[{position}] = {entry!r}; accepted: "
+                    "{gbm: {num_leaves: .., max_rounds: ..}} or {ridge: {alpha: ..}}"
+                )
             kind, settings = next(iter(entry.items()))
             try:
                 specs.append(kinds[kind](**(settings or {})))
@@ -46,25 +48,38 @@ def fit_stage(split: Split, cohort: Cohort, config: dict):
     # Excluded features (e.g. gender) stay in the data contract but never reach the learners,
     # so the fitted schema, and with it every later prediction, ignores them.
     X = feature_frame(split.train, config["extra_features"]).drop(
-        columns=config.get("exclude_features") or [])
+        columns=config.get("exclude_features") or []
+    )
     treatment = split.train["intervention"].astype(str).to_numpy()
     learner = config["learner"]
     models = {}
-    for outcome in [config["primary"], *[o for o in config["outcomes"]
-                                         if o != config["primary"]]]:
-        model = UpliftModel(learner=learner["learner"], control=cohort.catalog.control,
-                            n_folds=learner["n_folds"], random_state=config["seed"],
-                            design=learner_design(cohort),
-                            **learner_params(learner.get("params")))
-        models[outcome] = model.fit(X, treatment, _outcome_change(split.train, outcome),
-                                    propensity=_propensity(split.train))
+    for outcome in [config["primary"], *[o for o in config["outcomes"] if o != config["primary"]]]:
+        model = UpliftModel(
+            learner=learner["learner"],
+            control=cohort.catalog.control,
+            n_folds=learner["n_folds"],
+            random_state=config["seed"],
+            design=learner_design(cohort),
+            **learner_params(learner.get("params")),
+        )
+        models[outcome] = model.fit(
+            X, treatment, _outcome_change(split.train, outcome), propensity=_propensity(split.train)
+        )
     return RecommendationModel(
-        outcome_models=models, features=X, catalog_version=cohort.catalog.version,
-        control=cohort.catalog.control, primary=config["primary"], catalog=cohort.catalog,
-        metadata={"data_sha256": cohort.sha256, "data": cohort.description,
-                  # what every answer says of the data and of arms given one effect for all
-                  "data_source": data_source(cohort.source),
-                  "one_effect_arms": one_effect_arms(models[config["primary"]]),
-                  "seed": config["seed"],
-                  "training_person_hashes": person_hashes(split.train["person_id"], key),
-                  "training_key_id": key_fingerprint(key)})
+        outcome_models=models,
+        features=X,
+        catalog_version=cohort.catalog.version,
+        control=cohort.catalog.control,
+        primary=config["primary"],
+        catalog=cohort.catalog,
+        metadata={
+            "data_sha256": cohort.sha256,
+            "data": cohort.description,
+            # what every answer says of the data and of arms given one effect for all
+            "data_source": data_source(cohort.source),
+            "one_effect_arms": one_effect_arms(models[config["primary"]]),
+            "seed": config["seed"],
+            "training_person_hashes": person_hashes(split.train["person_id"], key),
+            "training_key_id": key_fingerprint(key),
+        },
+    )

@@ -61,7 +61,11 @@ def person_hashes(person_ids, key: bytes) -> np.ndarray:
     """8-byte keyed BLAKE2b digests of person ids, so a model can remember whom it was trained
     on (for a fair gate) without carrying the identifiers, and without anyone lacking the key
     being able to test whether a given id was in the training data."""
-    return np.fromiter((int.from_bytes(hashlib.blake2b(str(p).encode(), digest_size=8,
-                                                       key=key).digest(), "big")
-                        for p in person_ids),
-                       dtype=np.uint64, count=len(person_ids))
+    return np.fromiter(
+        (
+            int.from_bytes(hashlib.blake2b(str(p).encode(), digest_size=8, key=key).digest(), "big")
+            for p in person_ids
+        ),
+        dtype=np.uint64,
+        count=len(person_ids),
+    )

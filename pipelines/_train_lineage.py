@@ -7,18 +7,37 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-_PACKAGES = ("burnout-recommender", "mlflow", "lightgbm", "scikit-learn", "pandas", "numpy",
-             "scipy", "pyarrow")
+_PACKAGES = (
+    "burnout-recommender",
+    "mlflow",
+    "lightgbm",
+    "scikit-learn",
+    "pandas",
+    "numpy",
+    "scipy",
+    "pyarrow",
+)
 
 
 def _git_commit() -> str:
     root = Path(__file__).resolve().parents[1]
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                                text=True, check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=root, capture_output=True, text=True, check=True,
-                               timeout=10).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"{commit}-dirty" if dirty else commit

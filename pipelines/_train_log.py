@@ -12,44 +12,73 @@ from pipelines._train_evaluate import Evaluation
 __all__ = ["log_stage"]
 
 
-def log_stage(run, model, evaluation: Evaluation, cohort: Cohort, split: Split, config: dict,
-              *, plots_folder: Path, git_commit: str, versions: dict):
+def log_stage(
+    run,
+    model,
+    evaluation: Evaluation,
+    cohort: Cohort,
+    split: Split,
+    config: dict,
+    *,
+    plots_folder: Path,
+    git_commit: str,
+    versions: dict,
+):
     """Log config, lineage, metrics, plots, report and the pyfunc model (not registered)."""
     train_counts = split.train["intervention"].astype(str).value_counts()
     holdout_counts = split.holdout["intervention"].astype(str).value_counts()
-    run.log_params({
-        "config": config,
-        "data.source": cohort.source, "data.description": cohort.description,
-        "data.sha256": cohort.sha256, "data.design": cohort.design,
-        "rows.train": len(split.train), "rows.holdout": len(split.holdout),
-        **{f"rows.train.{a}": int(train_counts.get(a, 0)) for a in model.arms},
-        **{f"rows.holdout.{a}": int(holdout_counts.get(a, 0)) for a in model.arms},
-        "seed.split": config["seed"], "seed.learner": config["seed"],
-        "seed.evaluation": config["seed"],
-        "learner.chosen": {o: str(getattr(m, "learner_", "?"))
-                           for o, m in model.outcome_models.items()},
-        "catalog.version": model.catalog_version,
-    })
-    run.set_tags({"git_commit": git_commit, "data.sha256": cohort.sha256,
-                  **{f"version.{k}": v for k, v in versions.items()}})
+    run.log_params(
+        {
+            "config": config,
+            "data.source": cohort.source,
+            "data.description": cohort.description,
+            "data.sha256": cohort.sha256,
+            "data.design": cohort.design,
+            "rows.train": len(split.train),
+            "rows.holdout": len(split.holdout),
+            **{f"rows.train.{a}": int(train_counts.get(a, 0)) for a in model.arms},
+            **{f"rows.holdout.{a}": int(holdout_counts.get(a, 0)) for a in model.arms},
+            "seed.split": config["seed"],
+            "seed.learner": config["seed"],
+            "seed.evaluation": config["seed"],
+            "learner.chosen": {
+                o: str(getattr(m, "learner_", "?")) for o, m in model.outcome_models.items()
+            },
+            "catalog.version": model.catalog_version,
+        }
+    )
+    run.set_tags(
+        {
+            "git_commit": git_commit,
+            "data.sha256": cohort.sha256,
+            **{f"version.{k}": v for k, v in versions.items()},
+        }
+    )
     run.log_dict(config, "config/train.yaml")
     run.log_metrics(evaluation.metrics)
     run.log_dict(evaluation.report.to_dict(), "evaluation/report.json")
-    run.log_dict({"summary": evaluation.report.summary().reset_index()
-                  .to_dict(orient="records")}, "evaluation/summary.json")
+    run.log_dict(
+        {"summary": evaluation.report.summary().reset_index().to_dict(orient="records")},
+        "evaluation/summary.json",
+    )
     run.log_artifacts(plots_folder, "evaluation/plots")
     for outcome, learner in model.outcome_models.items():
         selection = getattr(learner, "selection_", None)
         if isinstance(selection, pd.DataFrame):
-            run.log_dict({"selection": selection.reset_index().to_dict(orient="records")},
-                         f"learners/{outcome}_selection.json")
+            run.log_dict(
+                {"selection": selection.reset_index().to_dict(orient="records")},
+                f"learners/{outcome}_selection.json",
+            )
     # The signature asks for the whole contract profile even when the learners leave a feature
     # out (exclude_features): callers send one profile whatever a version uses, and the
     # catalog's eligibility rules read role, specialty and years whether or not they are features.
     from recommender.cohort import FEATURE_COLUMNS
 
-    columns = ["person_id", *FEATURE_COLUMNS,
-               *[f for f in model.feature_names if f not in FEATURE_COLUMNS]]
+    columns = [
+        "person_id",
+        *FEATURE_COLUMNS,
+        *[f for f in model.feature_names if f not in FEATURE_COLUMNS],
+    ]
     example = split.holdout[[c for c in columns if c in split.holdout.columns]].head(5)
     example = _plain_profiles(example)
     return run.log_model(model, example)

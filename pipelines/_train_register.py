@@ -40,16 +40,27 @@ def publish_folder(source, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def register_stage(run, model_info, *, gate, reason: str, card_facts_: dict, plots: dict,
-                   previous_champion: str | None):
+def register_stage(
+    run,
+    model_info,
+    *,
+    gate,
+    reason: str,
+    card_facts_: dict,
+    plots: dict,
+    previous_champion: str | None,
+):
     """Register the version, alias it, write the final card with its version; all or nothing."""
     published: list[Path] = []
 
     def publish(registration):
         facts = dict(card_facts_)
-        facts["model"] = {**facts["model"], "version": registration.version,
-                          "aliases": registration.aliases,
-                          "previous_champion": previous_champion}
+        facts["model"] = {
+            **facts["model"],
+            "version": registration.version,
+            "aliases": registration.aliases,
+            "previous_champion": previous_champion,
+        }
         target = models_dir() / "cards" / registration.version
         with tempfile.TemporaryDirectory(prefix="recommender-card-") as staging:
             card_stage(facts, plots, staging)

@@ -37,7 +37,9 @@ class CohortPlan:
 
     def summary_lines(self) -> list[str]:
         allocation = self.allocation
-        budget = "no budget limit" if allocation.budget is None else f"budget ${allocation.budget:,.0f}"
+        budget = (
+            "no budget limit" if allocation.budget is None else f"budget ${allocation.budget:,.0f}"
+        )
         lines = [
             f"planned {self.rows:,} people with {self.model_uri}"
             + (f" version {self.version}" if self.version else "")
@@ -54,11 +56,18 @@ class CohortPlan:
             )
         lines.append(f"  confidential referral flagged for {self.referrals:,} severe profile(s)")
         if allocation.floors:
-            lines.append("  floors held: " + ", ".join(
-                f"{role} >= {share:.0%} given an arm" for role, share in allocation.floors.items()))
+            lines.append(
+                "  floors held: "
+                + ", ".join(
+                    f"{role} >= {share:.0%} given an arm"
+                    for role, share in allocation.floors.items()
+                )
+            )
         if allocation.fairness is not None:
-            lines.append(f"  fairness by group (all of it in {self.fairness_path}; groups under "
-                         "the smallest cell suppressed):")
+            lines.append(
+                f"  fairness by group (all of it in {self.fairness_path}; groups under "
+                "the smallest cell suppressed):"
+            )
             table = allocation.fairness[allocation.fairness["arm"] == "any"]
             for row in table.itertuples(index=False):
                 if row.suppressed:
@@ -67,17 +76,22 @@ class CohortPlan:
                 lines.append(
                     f"    {row.attribute} {row.group}: {int(row.people):,} people, "
                     f"{row.share_allocated:.0%} given an arm ({row.share_eligible:.0%} eligible "
-                    f"for one), {row.benefit_per_person:.2f} EE points avoided per person")
+                    f"for one), {row.benefit_per_person:.2f} EE points avoided per person"
+                )
         if self.complements:
             from recommender.explain import COMPLEMENT_NOTE
 
             lines.append(f"not planned here: {COMPLEMENT_NOTE}")
-            lines += [f"  {c.name} ({c.level}): " + "; ".join(
-                f"{e.citation} [{e.design}; {e.certainty}]" for e in c.evidence)
-                for c in self.complements]
+            lines += [
+                f"  {c.name} ({c.level}): "
+                + "; ".join(f"{e.citation} [{e.design}; {e.certainty}]" for e in c.evidence)
+                for c in self.complements
+            ]
         if self.crisis:
-            lines.append(f"  crisis resources for {self.crisis:,} flagged profile(s), who were "
-                         "not planned for (see the referral column)")
+            lines.append(
+                f"  crisis resources for {self.crisis:,} flagged profile(s), who were "
+                "not planned for (see the referral column)"
+            )
         lines += [f"  note: {note}" for note in self.notes]
         return lines
 
@@ -94,7 +108,9 @@ def parse_limits(text: str | None, *, option: str) -> dict[str, float]:
                 raise ValueError
             out[arm.strip()] = float(value)
         except ValueError:
-            raise InputError(f"{option}: {part!r} is not ARM=NUMBER (e.g. coaching=20,peer_group=30)") from None
+            raise InputError(
+                f"{option}: {part!r} is not ARM=NUMBER (e.g. coaching=20,peer_group=30)"
+            ) from None
     return out
 
 
@@ -153,10 +169,13 @@ def plan_cohort(
 
     catalog = load_catalog(catalog_path)
     arms = list(catalog.treatment_arms if offered is None else offered)
-    unknown = [a for a in [*arms, *(capacity or {}), *(cost or {})] if a not in catalog.treatment_arms]
+    unknown = [
+        a for a in [*arms, *(capacity or {}), *(cost or {})] if a not in catalog.treatment_arms
+    ]
     if unknown:
         raise InputError(
-            f"unknown arm(s) {sorted(set(unknown))}; the catalog offers {', '.join(catalog.treatment_arms)}")
+            f"unknown arm(s) {sorted(set(unknown))}; the catalog offers {', '.join(catalog.treatment_arms)}"
+        )
 
     ref = resolve_model(model)
     recommendation_model = load_model(ref.uri)
@@ -164,8 +183,10 @@ def plan_cohort(
     crisis = crisis_flags(frame, where=str(data))
     report = validate_cohort(frame, training=False)
     if not report.ok:
-        raise InputError(f"{data} does not meet the data contract:\n{report.format()}",
-                         problems=list(report.errors))
+        raise InputError(
+            f"{data} does not meet the data contract:\n{report.format()}",
+            problems=list(report.errors),
+        )
     frame = frame.reset_index(drop=True)
     safety = triage_table(frame, safety_rules(serve_config), crisis)
     # Crisis rows never reach the model or the solver; the plan is for everyone else.
@@ -173,15 +194,25 @@ def plan_cohort(
     scored = recommendation_model.score(frame, alpha=alpha)
     missing = [a for a in arms if f"effect_{a}" not in scored.columns]
     if missing:
-        raise InputError(f"the model has no effects for {missing}; it knows {list(recommendation_model.treatment_arms)}")
+        raise InputError(
+            f"the model has no effects for {missing}; it knows {list(recommendation_model.treatment_arms)}"
+        )
 
     effects = scored[[f"effect_{a}" for a in arms]].set_axis(arms, axis=1)
     upper = scored[[f"upper_{a}" for a in arms]].set_axis(arms, axis=1)
     limits = limits_from_catalog(catalog, arms, capacity=capacity, cost=cost)
-    allocation = allocate(effects, limits, budget=budget, eligible=eligibility_matrix(catalog, frame, arms),
-                          upper=upper, confident_only=confident_only, control=catalog.control,
-                          time_limit=time_limit, profiles=frame[["role", "gender", "setting"]],
-                          floors=floors)
+    allocation = allocate(
+        effects,
+        limits,
+        budget=budget,
+        eligible=eligibility_matrix(catalog, frame, arms),
+        upper=upper,
+        confident_only=confident_only,
+        control=catalog.control,
+        time_limit=time_limit,
+        profiles=frame[["role", "gender", "setting"]],
+        floors=floors,
+    )
 
     given = allocation.assignment.to_numpy()
     planned = pd.DataFrame({"allocated": given})
@@ -194,18 +225,28 @@ def plan_cohort(
     planned["recommended"] = scored["recommended"].to_numpy()
     planned.index = everyone.index[~crisis]
     planned = planned.reindex(everyone.index)  # crisis rows: no arm, no figures
-    plan = pd.DataFrame({"person_id": everyone["person_id"].to_numpy(),
-                         "allocated": planned["allocated"].to_numpy(),
-                         "safety_level": safety["safety_level"].to_numpy(),
-                         "referral": safety["referral"].to_numpy()})
+    plan = pd.DataFrame(
+        {
+            "person_id": everyone["person_id"].to_numpy(),
+            "allocated": planned["allocated"].to_numpy(),
+            "safety_level": safety["safety_level"].to_numpy(),
+            "referral": safety["referral"].to_numpy(),
+        }
+    )
     for column in ("allocated_effect", "allocated_lower", "allocated_upper", "recommended"):
         plan[column] = planned[column].to_numpy()
     path = write_cohort(plan, out)
     fairness_path = Path(path).with_name(Path(path).stem + ".fairness.csv")
     allocation.fairness.to_csv(fairness_path, index=False)
-    return CohortPlan(path=Path(path), rows=len(plan), model_uri=ref.uri,
-                      version=getattr(ref, "version", None), allocation=allocation,
-                      referrals=int((safety["safety_level"] == "referral").sum()),
-                      crisis=int(crisis.sum()), fairness_path=fairness_path,
-                      notes=model_notes(recommendation_model),
-                      complements=catalog.complements)
+    return CohortPlan(
+        path=Path(path),
+        rows=len(plan),
+        model_uri=ref.uri,
+        version=getattr(ref, "version", None),
+        allocation=allocation,
+        referrals=int((safety["safety_level"] == "referral").sum()),
+        crisis=int(crisis.sum()),
+        fairness_path=fairness_path,
+        notes=model_notes(recommendation_model),
+        complements=catalog.complements,
+    )

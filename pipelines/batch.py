@@ -208,7 +208,7 @@ def score_with_spark(
                 else ""
             )
             raise InputError(
-                f"{data_path} does not meet the data contract:\n" f"{report.format()}{more}",
+                f"{data_path} does not meet the data contract:\n{report.format()}{more}",
                 problems=report.errors,
             )
         rows = report.n_rows
@@ -234,14 +234,20 @@ def score_with_spark(
         safety_udf = _safety_udf(rules)
         safety_input = [c for c in ("role", "ee", "dp", "pa") if c in typed.columns]
         safety_input += [CRISIS_COLUMN] if flagged else []
-        scored = typed.select(scorer.udf(F.struct(*scorer.input_columns)).alias("scored"),
-                              safety_udf(F.struct(*safety_input)).alias("safety"))
+        scored = typed.select(
+            scorer.udf(F.struct(*scorer.input_columns)).alias("scored"),
+            safety_udf(F.struct(*safety_input)).alias("safety"),
+        )
         crisis_row = F.col("safety.safety_level") == "crisis"
         scored = scored.select(
-            *[F.col(f"scored.{c}") if c == "person_id" else
-              F.when(crisis_row, F.lit(None)).otherwise(F.col(f"scored.{c}")).alias(c)
-              for c in scorer.result_type.fieldNames()],
-            "safety.safety_level", "safety.referral",
+            *[
+                F.col(f"scored.{c}")
+                if c == "person_id"
+                else F.when(crisis_row, F.lit(None)).otherwise(F.col(f"scored.{c}")).alias(c)
+                for c in scorer.result_type.fieldNames()
+            ],
+            "safety.safety_level",
+            "safety.referral",
         )
 
         staging = out_path.parent / f".{out_path.name}.writing-{uuid.uuid4().hex[:12]}"
@@ -309,8 +315,13 @@ def _bad_flags(batches):
             crisis_flags(batch)
         except InputError as error:
             rows = [p["row"] for p in error.problems]
-            yield pd.DataFrame({"partition": partition, "row": np.asarray(rows) + position,
-                                "value": [str(p["value"]) for p in error.problems]})
+            yield pd.DataFrame(
+                {
+                    "partition": partition,
+                    "row": np.asarray(rows) + position,
+                    "value": [str(p["value"]) for p in error.problems],
+                }
+            )
         position += len(batch)
 
 

@@ -17,8 +17,18 @@ from recommender.errors import InputError
 
 __all__ = ["ScoreResult", "model_notes", "safety_rules", "score_frame", "score_file"]
 
-_CONTRACT_FEATURES = ("age", "gender", "role", "specialty", "setting", "years_in_practice",
-                      "weekly_hours", "ee", "dp", "pa")
+_CONTRACT_FEATURES = (
+    "age",
+    "gender",
+    "role",
+    "specialty",
+    "setting",
+    "years_in_practice",
+    "weekly_hours",
+    "ee",
+    "dp",
+    "pa",
+)
 
 
 @dataclass
@@ -33,22 +43,43 @@ class ScoreResult:
     notes: list = field(default_factory=list)  # what every output says (see model_notes)
 
 
-def score_frame(model, profiles: pd.DataFrame, *, alpha: float = 0.1,
-                contributions: bool = False, offered=None,
-                chunk_size: int = 50_000) -> pd.DataFrame:
+def score_frame(
+    model,
+    profiles: pd.DataFrame,
+    *,
+    alpha: float = 0.1,
+    contributions: bool = False,
+    offered=None,
+    chunk_size: int = 50_000,
+) -> pd.DataFrame:
     """Score validated profile rows with a RecommendationModel, ``chunk_size`` rows at a time."""
     if chunk_size < 1:
         raise InputError(f"chunk_size must be >= 1, got {chunk_size}")
-    parts = [model.score(profiles.iloc[start:start + chunk_size], alpha=alpha,
-                         contributions=contributions, offered=offered)
-             for start in range(0, len(profiles), chunk_size)]
+    parts = [
+        model.score(
+            profiles.iloc[start : start + chunk_size],
+            alpha=alpha,
+            contributions=contributions,
+            offered=offered,
+        )
+        for start in range(0, len(profiles), chunk_size)
+    ]
     if not parts:
         return model.score(profiles, alpha=alpha, contributions=contributions, offered=offered)
     return pd.concat(parts).reset_index(drop=True)
 
 
-def score_file(model: str, data, out, *, alpha: float = 0.1, contributions: bool = False,
-               offered=None, chunk_size: int = 50_000, serve_config=None) -> ScoreResult:
+def score_file(
+    model: str,
+    data,
+    out,
+    *,
+    alpha: float = 0.1,
+    contributions: bool = False,
+    offered=None,
+    chunk_size: int = 50_000,
+    serve_config=None,
+) -> ScoreResult:
     """Validate ``data`` against the contract, score it with ``model`` and write ``out``.
 
     Parameters
@@ -83,11 +114,19 @@ def score_file(model: str, data, out, *, alpha: float = 0.1, contributions: bool
     extra = [f for f in recommendation_model.feature_names if f not in _CONTRACT_FEATURES]
     report = validate_cohort(frame, training=False, extra_features=extra)
     if not report.ok:
-        raise InputError(f"{data} does not meet the data contract:\n{report.format()}",
-                         problems=list(getattr(report, "errors", report.problems)))
+        raise InputError(
+            f"{data} does not meet the data contract:\n{report.format()}",
+            problems=list(getattr(report, "errors", report.problems)),
+        )
     # Crisis rows are never given to the model: their lines keep the id and the safety columns.
-    scored = score_frame(recommendation_model, frame.loc[~crisis], alpha=alpha,
-                         contributions=contributions, offered=offered, chunk_size=chunk_size)
+    scored = score_frame(
+        recommendation_model,
+        frame.loc[~crisis],
+        alpha=alpha,
+        contributions=contributions,
+        offered=offered,
+        chunk_size=chunk_size,
+    )
     scored.index = frame.index[~crisis]
     scored = scored.reindex(frame.index)
     scored["person_id"] = frame["person_id"].astype(str).to_numpy()
@@ -96,8 +135,14 @@ def score_file(model: str, data, out, *, alpha: float = 0.1, contributions: bool
     mix = scored["recommended"].value_counts(normalize=True).round(4).to_dict()
     if crisis.any():
         mix["(crisis: not scored)"] = round(float(crisis.mean()), 4)
-    return ScoreResult(path=path, rows=len(scored), model_uri=ref.uri, version=ref.version,
-                       recommendation_mix=mix, notes=model_notes(recommendation_model))
+    return ScoreResult(
+        path=path,
+        rows=len(scored),
+        model_uri=ref.uri,
+        version=ref.version,
+        recommendation_mix=mix,
+        notes=model_notes(recommendation_model),
+    )
 
 
 def model_notes(model) -> list[str]:
@@ -109,13 +154,18 @@ def model_notes(model) -> list[str]:
     facts = model_facts(model)
     notes = ["individual programs complement organisational change; they do not replace it"]
     about = f" ({facts['data']})" if facts["data"] else ""
-    notes.append({"simulated": f"the model learned from SIMULATED data{about}: its effects show "
-                               "the method, not what the program's own people gain",
-                  "program": f"the model learned from the program's own data{about}"}.get(
-        facts["data_source"], "the data the model learned from is not recorded in it"))
+    notes.append(
+        {
+            "simulated": f"the model learned from SIMULATED data{about}: its effects show "
+            "the method, not what the program's own people gain",
+            "program": f"the model learned from the program's own data{about}",
+        }.get(facts["data_source"], "the data the model learned from is not recorded in it")
+    )
     if facts["one_effect_arms"]:
-        notes.append("one effect for everyone (no measurable benefit in personalising): "
-                     + ", ".join(facts["one_effect_arms"]))
+        notes.append(
+            "one effect for everyone (no measurable benefit in personalising): "
+            + ", ".join(facts["one_effect_arms"])
+        )
     return notes
 
 

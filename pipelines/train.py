@@ -41,10 +41,28 @@ from pipelines._train_log import log_stage
 from pipelines._train_register import publish_folder, register_stage
 
 __all__ = [
-    "STAGES", "SilentProgress", "TrainingResult", "Cohort", "Split", "Evaluation",
-    "load_config", "run_training", "training_key", "person_hashes",
-    "learner_params", "load_stage", "split_stage", "fit_stage", "evaluate_stage", "gate_stage", "card_stage",
-    "log_stage", "register_stage", "publish_folder", "log_training_frame", "log_summary",
+    "STAGES",
+    "SilentProgress",
+    "TrainingResult",
+    "Cohort",
+    "Split",
+    "Evaluation",
+    "load_config",
+    "run_training",
+    "training_key",
+    "person_hashes",
+    "learner_params",
+    "load_stage",
+    "split_stage",
+    "fit_stage",
+    "evaluate_stage",
+    "gate_stage",
+    "card_stage",
+    "log_stage",
+    "register_stage",
+    "publish_folder",
+    "log_training_frame",
+    "log_summary",
     "evaluate_policies_on_log",
 ]
 
@@ -83,8 +101,15 @@ class TrainingResult:
         return "champion" in self.aliases
 
 
-def run_training(config=None, *, data=None, seed: int | None = None, progress=None,
-                 reason: str | None = None, overrides: dict | None = None) -> TrainingResult:
+def run_training(
+    config=None,
+    *,
+    data=None,
+    seed: int | None = None,
+    progress=None,
+    reason: str | None = None,
+    overrides: dict | None = None,
+) -> TrainingResult:
     """Run the whole pipeline once.
 
     Parameters
@@ -131,15 +156,16 @@ def run_training(config=None, *, data=None, seed: int | None = None, progress=No
 
     with display.stage("load", "reading and validating the cohort"):
         cohort = load_stage(settings, data)
-    display.note(f"{cohort.description}: {len(cohort.frame):,} rows, sha256 "
-                 f"{cohort.sha256[:12]}…")
+    display.note(f"{cohort.description}: {len(cohort.frame):,} rows, sha256 {cohort.sha256[:12]}…")
     if cohort.loop is not None:
         loop = cohort.loop
         without = ", ".join(loop["arms_without_overlap"]) or "none"
-        display.note(f"log: {loop['n_rows']:,} served recommendations with outcomes; "
-                     f"{loop['served_with_probability_one']:,} served with probability 1 "
-                     f"(they inform only the arm they got); arms without overlap, not learnt: "
-                     f"{without}")
+        display.note(
+            f"log: {loop['n_rows']:,} served recommendations with outcomes; "
+            f"{loop['served_with_probability_one']:,} served with probability 1 "
+            f"(they inform only the arm they got); arms without overlap, not learnt: "
+            f"{without}"
+        )
     git_commit, versions = _git_commit(), _package_versions()
     name = settings["registry"]["model_name"]
     run_name = f"seed-{settings['seed']}-{cohort.sha256[:8]}"
@@ -147,14 +173,23 @@ def run_training(config=None, *, data=None, seed: int | None = None, progress=No
 
     registration = None
     try:
-        with TrainingRun(experiment=settings["registry"]["experiment"], run_name=run_name,
-                         tags=tags, model_name=name) as run, \
-                tempfile.TemporaryDirectory(prefix="recommender-train-") as workspace:
+        with (
+            TrainingRun(
+                experiment=settings["registry"]["experiment"],
+                run_name=run_name,
+                tags=tags,
+                model_name=name,
+            ) as run,
+            tempfile.TemporaryDirectory(prefix="recommender-train-") as workspace,
+        ):
             workspace = Path(workspace)
             with display.stage("split", "holding out a stratified share for evaluation"):
                 split = split_stage(cohort, settings)
-            with display.stage("fit", f"fitting {settings['learner']['learner']} uplift learners "
-                                      f"for {', '.join(settings['outcomes'])}"):
+            with display.stage(
+                "fit",
+                f"fitting {settings['learner']['learner']} uplift learners "
+                f"for {', '.join(settings['outcomes'])}",
+            ):
                 model = fit_stage(split, cohort, settings)
             with display.stage("evaluate", "doubly robust evaluation on the held-out part"):
                 evaluation = evaluate_stage(model, split, cohort, settings)
@@ -170,19 +205,42 @@ def run_training(config=None, *, data=None, seed: int | None = None, progress=No
                 plot_paths = evaluation.report.save_plots(plots_folder)
                 plots = {p.stem: p.read_bytes() for p in plot_paths}
                 created = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M:%S")
-                facts = card_facts(model, evaluation, split, cohort, settings, gate=gate,
-                                   run_id=run.run_id, git_commit=git_commit, versions=versions,
-                                   previous_champion=previous_champion, created=created)
+                facts = card_facts(
+                    model,
+                    evaluation,
+                    split,
+                    cohort,
+                    settings,
+                    gate=gate,
+                    run_id=run.run_id,
+                    git_commit=git_commit,
+                    versions=versions,
+                    previous_champion=previous_champion,
+                    created=created,
+                )
                 card_stage(facts, plots, workspace / "card")
             with display.stage("log", "logging parameters, metrics, plots and the model to MLflow"):
-                model_info = log_stage(run, model, evaluation, cohort, split, settings,
-                                       plots_folder=plots_folder, git_commit=git_commit,
-                                       versions=versions)
+                model_info = log_stage(
+                    run,
+                    model,
+                    evaluation,
+                    cohort,
+                    split,
+                    settings,
+                    plots_folder=plots_folder,
+                    git_commit=git_commit,
+                    versions=versions,
+                )
             with display.stage("register", f"registering a version of {name}"):
                 registration = register_stage(
-                    run, model_info, gate=gate, card_facts_=facts, plots=plots,
+                    run,
+                    model_info,
+                    gate=gate,
+                    card_facts_=facts,
+                    plots=plots,
                     reason=reason or f"training run {run_name}",
-                    previous_champion=previous_champion)
+                    previous_champion=previous_champion,
+                )
             display.note(f"version {registration.version}: {', '.join(registration.aliases)}")
     except Exception as error:
         # A failure after registration (a note, temp cleanup, closing the run) leaves the
@@ -190,11 +248,17 @@ def run_training(config=None, *, data=None, seed: int | None = None, progress=No
         if registration is not None:
             error.registered_version = registration.version
         raise
-    return TrainingResult(run_id=run.run_id, version=registration.version,
-                          aliases=registration.aliases, gate=gate, model=model,
-                          report=evaluation.report,
-                          card_folder=getattr(registration, "card_folder", None),
-                          config=settings, data_sha256=cohort.sha256)
+    return TrainingResult(
+        run_id=run.run_id,
+        version=registration.version,
+        aliases=registration.aliases,
+        gate=gate,
+        model=model,
+        report=evaluation.report,
+        card_folder=getattr(registration, "card_folder", None),
+        config=settings,
+        data_sha256=cohort.sha256,
+    )
 
 
 def evaluate_policies_on_log(config: dict, catalog, *, versions=()) -> dict | None:
@@ -219,10 +283,25 @@ def evaluate_policies_on_log(config: dict, catalog, *, versions=()) -> dict | No
     values = []
     for label, version in wanted:
         model = load_model(f"models:/{name}/{version}")
-        for row in off_policy_table(model, frame, scores, change, control=catalog.control,
-                                    alpha=config["evaluation"]["alpha"], label=label):
-            values.append({"policy": row[0], "estimator": row[1], "estimate": row[2],
-                           "lower": row[3], "upper": row[4], "rows": row[5]})
+        for row in off_policy_table(
+            model,
+            frame,
+            scores,
+            change,
+            control=catalog.control,
+            alpha=config["evaluation"]["alpha"],
+            label=label,
+        ):
+            values.append(
+                {
+                    "policy": row[0],
+                    "estimator": row[1],
+                    "estimate": row[2],
+                    "lower": row[3],
+                    "upper": row[4],
+                    "rows": row[5],
+                }
+            )
     return {"rows": int(len(frame)), "values": values}
 
 
@@ -232,14 +311,21 @@ def _off_policy_note(cohort, model, evaluation, split, settings, display) -> Non
 
     holdout = split.holdout
     change = (holdout["ee_followup"] - holdout["ee"]).to_numpy(dtype=float)
-    rows = off_policy_table(model, holdout, evaluation.dr_scores, change,
-                            control=cohort.catalog.control,
-                            alpha=settings["evaluation"]["alpha"],
-                            label="this model's best arms (held-out log)")
+    rows = off_policy_table(
+        model,
+        holdout,
+        evaluation.dr_scores,
+        change,
+        control=cohort.catalog.control,
+        alpha=settings["evaluation"]["alpha"],
+        label="this model's best arms (held-out log)",
+    )
     cohort.loop["off_policy"] = {"columns": OFF_POLICY_COLUMNS, "rows": rows}
     dr = next(row for row in rows if row[1] == "DR")
-    display.note(f"off-policy (doubly robust) on the held-out log: {dr[2]:+.2f} EE points vs "
-                 f"usual care ({dr[3]:+.2f} to {dr[4]:+.2f})")
+    display.note(
+        f"off-policy (doubly robust) on the held-out log: {dr[2]:+.2f} EE points vs "
+        f"usual care ({dr[3]:+.2f} to {dr[4]:+.2f})"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

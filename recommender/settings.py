@@ -77,8 +77,10 @@ def check_settings(model: type[_Model], raw: Any, *, source: str = "config") -> 
     except ValidationError as error:
         problems = [_problem(model, item) for item in error.errors()]
     text = "; ".join(p["text"] for p in problems)
-    raise InputError(f"{source}: {text}",
-                     problems=[{k: v for k, v in p.items() if k != "text"} for p in problems])
+    raise InputError(
+        f"{source}: {text}",
+        problems=[{k: v for k, v in p.items() if k != "text"} for p in problems],
+    )
 
 
 def read_secret(name: str, *, env: str | None = None) -> str | None:
@@ -122,17 +124,32 @@ def _problem(model: type[BaseModel], item: dict) -> dict:
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         accepted = ", ".join(known) or "no keys"
         text = f"{dotted} = {value} is not a known key; accepted: {accepted}{hint}"
-        return {"field": dotted, "value": value, "message": "unknown key",
-                "accepted": accepted, "text": text}
+        return {
+            "field": dotted,
+            "value": value,
+            "message": "unknown key",
+            "accepted": accepted,
+            "text": text,
+        }
     if item["type"] == "missing":
         accepted = _accepted(field, item)
         text = f"{dotted} is missing; give {accepted}"
-        return {"field": dotted, "value": None, "message": "missing",
-                "accepted": accepted, "text": text}
+        return {
+            "field": dotted,
+            "value": None,
+            "message": "missing",
+            "accepted": accepted,
+            "text": text,
+        }
     accepted = _accepted(field, item)
     text = f"{dotted} = {value} is not accepted; give {accepted}"
-    return {"field": dotted, "value": value, "message": item["msg"], "accepted": accepted,
-            "text": text}
+    return {
+        "field": dotted,
+        "value": value,
+        "message": item["msg"],
+        "accepted": accepted,
+        "text": text,
+    }
 
 
 def _dotted(loc: tuple) -> str:
@@ -191,10 +208,16 @@ def _accepted(field, item: dict) -> str:
     kind = {int: "an integer", float: "a number", bool: "true or false", str: "a text"}.get(base)
     if kind is None:
         return _plain(item["msg"])
-    low = f"from {bounds['ge']}" if "ge" in bounds else (
-        f"above {bounds['gt']}" if "gt" in bounds else "")
-    high = f"to {bounds['le']}" if "le" in bounds else (
-        f"below {bounds['lt']}" if "lt" in bounds else "")
+    low = (
+        f"from {bounds['ge']}"
+        if "ge" in bounds
+        else (f"above {bounds['gt']}" if "gt" in bounds else "")
+    )
+    high = (
+        f"to {bounds['le']}"
+        if "le" in bounds
+        else (f"below {bounds['lt']}" if "lt" in bounds else "")
+    )
     if low.startswith("above") and high:
         high = "and " + high
     text = " ".join(part for part in (kind, low, high) if part)

@@ -17,8 +17,9 @@ def synthetic_trial(n: int, *, seed: int, noise: float = 2.0, slope: float = 2.0
     rng = np.random.default_rng(seed)
     x = rng.uniform(-1, 1, n)
     truth = pd.DataFrame({"steady": np.full(n, -1.0), "targeted": -slope * x})
-    means = pd.DataFrame({"none": x, "steady": x + truth["steady"],
-                          "targeted": x + truth["targeted"]})
+    means = pd.DataFrame(
+        {"none": x, "steady": x + truth["steady"], "targeted": x + truth["targeted"]}
+    )
     arm = rng.choice(np.array(ARMS, dtype=object), size=n)
     observed = means.to_numpy()[np.arange(n), pd.Index(ARMS).get_indexer(arm)]
     y = observed + rng.normal(0, noise, n)

@@ -29,7 +29,13 @@ def _isolated_home(tmp_path_factory):
             os.environ[key] = value
 
 
-_VARIABLES = ("MLFLOW_TRACKING_URI", "RECOMMENDER_HOME", "BENTOML_HOME", "BENTOML_DO_NOT_TRACK", "MPLBACKEND")
+_VARIABLES = (
+    "MLFLOW_TRACKING_URI",
+    "RECOMMENDER_HOME",
+    "BENTOML_HOME",
+    "BENTOML_DO_NOT_TRACK",
+    "MPLBACKEND",
+)
 
 
 @pytest.fixture(scope="session")

@@ -20,8 +20,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-KEYS = {"program": "program-key-123", "scientist": "scientist-key-456",
-        "auditor": "auditor-key-789"}
+KEYS = {
+    "program": "program-key-123",
+    "scientist": "scientist-key-456",
+    "auditor": "auditor-key-789",
+}
 ENV_KEYS = ",".join(f"{role}={key}" for role, key in KEYS.items())
 SALT = "test-salt-not-secret"
 
@@ -67,16 +70,28 @@ class LinearModel:
     weighted = ("age", "years_in_practice", "weekly_hours", "ee", "dp", "pa", "role")
 
     def __init__(self, base=None, weights=None, half_width=None, version_tag="lin", extras=()):
-        self.base = base if base is not None else {
-            "coaching": -2.0, "mindfulness": -1.0, "peer_group": -0.5,
-            "resilience_training": -0.8, "balint_group": 0.3}
-        self.weights = weights if weights is not None else {
-            "coaching": {"ee": -0.1, "role": -1.5, "weekly_hours": 0.02},
-            "mindfulness": {"ee": -0.05, "weekly_hours": 0.01},
-            "peer_group": {"dp": -0.1},
-            "resilience_training": {"ee": -0.02},
-            "balint_group": {"dp": -0.05},
-        }
+        self.base = (
+            base
+            if base is not None
+            else {
+                "coaching": -2.0,
+                "mindfulness": -1.0,
+                "peer_group": -0.5,
+                "resilience_training": -0.8,
+                "balint_group": 0.3,
+            }
+        )
+        self.weights = (
+            weights
+            if weights is not None
+            else {
+                "coaching": {"ee": -0.1, "role": -1.5, "weekly_hours": 0.02},
+                "mindfulness": {"ee": -0.05, "weekly_hours": 0.01},
+                "peer_group": {"dp": -0.1},
+                "resilience_training": {"ee": -0.02},
+                "balint_group": {"dp": -0.05},
+            }
+        )
         self.half_width = half_width if half_width is not None else {arm: 1.0 for arm in self.base}
         self.treatment_arms = tuple(self.base)
         self.arms = (self.control, *self.treatment_arms)
@@ -94,8 +109,11 @@ class LinearModel:
         x["role"] = (frame["role"].astype(str) == "physician").astype(float)
         for entry in self.extras:
             column = frame[entry["name"]]
-            x[entry["name"]] = ((column.astype(str) == entry["categories"][0]).astype(float)
-                                if entry["kind"] == "category" else column.astype(float))
+            x[entry["name"]] = (
+                (column.astype(str) == entry["categories"][0]).astype(float)
+                if entry["kind"] == "category"
+                else column.astype(float)
+            )
         return x
 
     def _effect(self, x: pd.DataFrame, arm: str) -> np.ndarray:
@@ -139,18 +157,23 @@ class LinearModel:
         def table(kind):
             return np.column_stack([scores[f"{kind}_{a}"].to_numpy(dtype=float) for a in arms])
 
-        return Prediction(arms=arms, effect=table("effect"), lower=table("lower"),
-                          upper=table("upper"),
-                          secondary={"dp": table("effect_dp"), "pa": table("effect_pa")})
+        return Prediction(
+            arms=arms,
+            effect=table("effect"),
+            lower=table("lower"),
+            upper=table("upper"),
+            secondary={"dp": table("effect_dp"), "pa": table("effect_pa")},
+        )
 
     def explain(self, encoded, needs):
         names = [f["name"] for f in self.features]
         out = {}
         for arm, positions in needs.items():
             part = self.contributions(encoded.iloc[list(positions)], arm)
-            out[arm] = np.column_stack([part[name].to_numpy() if name in part else
-                                        np.zeros(len(part)) for name in names]
-                                       + [part["base"].to_numpy()])
+            out[arm] = np.column_stack(
+                [part[name].to_numpy() if name in part else np.zeros(len(part)) for name in names]
+                + [part["base"].to_numpy()]
+            )
         return out
 
     def contributions(self, profiles, arm, versus=None):
@@ -218,8 +241,11 @@ def _app(service_module):
 
 # A small but real training run: the server tests need a registered champion and its card, not
 # a good model. Two cross-fitting folds and a T-learner keep it to about half a minute.
-SMALL_TRAINING = {"data": {"n": 3000}, "learner": {"learner": "t", "n_folds": 2},
-                  "evaluation": {"n_folds": 2}}
+SMALL_TRAINING = {
+    "data": {"n": 3000},
+    "learner": {"learner": "t", "n_folds": 2},
+    "evaluation": {"n_folds": 2},
+}
 
 # Session-wide state shared by every module that imports these fixtures (pytest makes one
 # fixture definition per importing module, so the cache, not the scope, keeps it to one).
@@ -248,8 +274,7 @@ def train_version(home: Path, **overrides) -> str:
 
     settings = {**SMALL_TRAINING, **overrides}
     with recommender_home(home):
-        return str(run_training(overrides=settings,
-                                reason="service tests").version)
+        return str(run_training(overrides=settings, reason="service tests").version)
 
 
 @pytest.fixture(scope="session")
@@ -272,7 +297,6 @@ def server_url(champion_home, request):
     return _SESSION["url"]
 
 
-
 def load_with_16_connections(url: str, seconds: float, *, tag: str = "load"):
     """16 keep-alive connections posting varied profiles for ``seconds``.
 
@@ -289,8 +313,12 @@ def load_with_16_connections(url: str, seconds: float, *, tag: str = "load"):
         with httpx.Client(base_url=url, headers=auth("program"), timeout=60) as client:
             i = 0
             while time.monotonic() < stop:
-                body = profile(person_id=f"{tag}-{k}-{i}", ee=(k * 7 + i) % 55, dp=i % 31,
-                               role=("physician", "resident", "nurse", "app")[i % 4])
+                body = profile(
+                    person_id=f"{tag}-{k}-{i}",
+                    ee=(k * 7 + i) % 55,
+                    dp=i % 31,
+                    role=("physician", "resident", "nurse", "app")[i % 4],
+                )
                 try:
                     response = client.post("/recommend", json=body)
                 except httpx.HTTPError as error:
@@ -316,8 +344,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_ready(url: str, process: subprocess.Popen, timeout: float = 180.0,
-               path: str = "/readyz") -> None:
+def wait_ready(
+    url: str, process: subprocess.Popen, timeout: float = 180.0, path: str = "/readyz"
+) -> None:
     """Wait until ``path`` answers 200 (``/livez`` for a service started without a model)."""
     import httpx
 
@@ -335,21 +364,42 @@ def wait_ready(url: str, process: subprocess.Popen, timeout: float = 180.0,
 
 
 @contextlib.contextmanager
-def running_server(home: Path, *, env: dict | None = None, log_path: Path | None = None,
-                   ready_path: str = "/readyz"):
+def running_server(
+    home: Path,
+    *,
+    env: dict | None = None,
+    log_path: Path | None = None,
+    ready_path: str = "/readyz",
+):
     """``recommender serve`` on a free loopback port; yields the base URL once ``ready_path``
     answers 200."""
     port = free_port()
-    environment = {**os.environ, "RECOMMENDER_HOME": str(home),
-                   "BENTOML_HOME": str(home / "bentoml"), "BENTOML_DO_NOT_TRACK": "True",
-                   "RECOMMENDER_API_KEYS": ENV_KEYS, "RECOMMENDER_AUDIT_SALT": SALT,
-                   **(env or {})}
+    environment = {
+        **os.environ,
+        "RECOMMENDER_HOME": str(home),
+        "BENTOML_HOME": str(home / "bentoml"),
+        "BENTOML_DO_NOT_TRACK": "True",
+        "RECOMMENDER_API_KEYS": ENV_KEYS,
+        "RECOMMENDER_AUDIT_SALT": SALT,
+        **(env or {}),
+    }
     log_path = log_path or home / f"serve-{port}.log"
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "recommender", "serve", "--host", "127.0.0.1",
-             "--port", str(port)],
-            env=environment, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "recommender",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            env=environment,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         url = f"http://127.0.0.1:{port}"
         try:

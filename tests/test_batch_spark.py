@@ -134,8 +134,9 @@ def _assert_same_scores(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
     np.testing.assert_array_equal(
         actual["recommended"].to_numpy(dtype=str), expected["recommended"].to_numpy(dtype=str)
     )
-    numeric = [c for c in expected.columns
-               if c not in ("person_id", "recommended", *SAFETY_COLUMNS)]
+    numeric = [
+        c for c in expected.columns if c not in ("person_id", "recommended", *SAFETY_COLUMNS)
+    ]
     np.testing.assert_allclose(
         actual[numeric].to_numpy(dtype=float),
         expected[numeric].to_numpy(dtype=float),
@@ -318,8 +319,7 @@ def test_crisis_column_gives_safety_columns_and_is_checked(trained, spark, profi
     flagged.loc[321, "crisis_risk"] = "perhaps"
     flagged.to_parquet(tmp_path / "bad.parquet", index=False)
     with pytest.raises(InputError) as caught:
-        score_with_spark(uri, tmp_path / "bad.parquet", tmp_path / "bad-out.parquet",
-                         partitions=2)
+        score_with_spark(uri, tmp_path / "bad.parquet", tmp_path / "bad-out.parquet", partitions=2)
     assert "row 321: 'perhaps'" in str(caught.value)
     assert not (tmp_path / "bad-out.parquet").exists()
 

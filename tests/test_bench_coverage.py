@@ -25,8 +25,10 @@ def test_quick_battery_scores_ours_and_the_forest(capsys):
     row = result["families"][0]
     for method in ("ours", "forest"):
         assert 0.0 <= row[method]["coverage"] <= 1.0
-        assert 0.0 <= row[method]["min_arm"] <= row[method]["coverage"] + 1e-12 or \
-            len(row[method]["arm_coverage"]) == 1
+        assert (
+            0.0 <= row[method]["min_arm"] <= row[method]["coverage"] + 1e-12
+            or len(row[method]["arm_coverage"]) == 1
+        )
         assert row[method]["width"] > 0
 
 
@@ -37,13 +39,13 @@ def test_generators_give_the_truth_they_promise():
     X = cohort.X_test
     import numpy as np
 
-    np.testing.assert_allclose(cohort.oracle["treated"],
-                               X["x1"] + np.log1p(np.exp(X["x2"])), rtol=1e-12)
+    np.testing.assert_allclose(
+        cohort.oracle["treated"], X["x1"] + np.log1p(np.exp(X["x2"])), rtol=1e-12
+    )
     # setup C has a constant effect of 1
     assert (coverage.nie_wager("C")(500, 100, 0).oracle["treated"] == 1).all()
     # the small arm of the four-arm design gets about 3 %
-    small = coverage.multi_arm(arms=4, shape="step", confounded=True, small_arm=0.03)(
-        20000, 10, 0)
+    small = coverage.multi_arm(arms=4, shape="step", confounded=True, small_arm=0.03)(20000, 10, 0)
     assert 0.015 < (small.treatment == "arm4").mean() < 0.05
 
 

@@ -22,14 +22,22 @@ def _pins(text: str) -> dict[str, str]:
 
 
 def test_bentoml_build_holds_configs_code_and_pinned_requirements(tmp_path):
-    env = {**os.environ, "BENTOML_HOME": str(tmp_path / "bentoml"),
-           "BENTOML_DO_NOT_TRACK": "True"}
+    env = {**os.environ, "BENTOML_HOME": str(tmp_path / "bentoml"), "BENTOML_DO_NOT_TRACK": "True"}
     env.pop("RECOMMENDER_SERVE_CONFIG", None)
-    done = subprocess.run([sys.executable, "-m", "bentoml", "build", "--output", "tag"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "bentoml", "build", "--output", "tag"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    bentos = [p for p in (tmp_path / "bentoml" / "bentos" / "burnout_recommender").iterdir()
-              if p.name != "latest" and p.is_dir()]
+    bentos = [
+        p
+        for p in (tmp_path / "bentoml" / "bentos" / "burnout_recommender").iterdir()
+        if p.name != "latest" and p.is_dir()
+    ]
     assert len(bentos) == 1
     bento = bentos[0]
     manifest = yaml.safe_load((bento / "bento.yaml").read_text())

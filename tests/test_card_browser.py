@@ -22,8 +22,10 @@ def require_chromium() -> None:
     """Skip without a browser, except on CI (CI=true), where `make test` installs it: fail."""
     if CHROMIUM.exists() and CHROMEDRIVER.exists():
         return
-    reason = ("Debian's chromium and chromium-driver are not installed (`make test` installs "
-              "them: apt-get install chromium chromium-driver)")
+    reason = (
+        "Debian's chromium and chromium-driver are not installed (`make test` installs "
+        "them: apt-get install chromium chromium-driver)"
+    )
     if os.environ.get("CI"):
         pytest.fail(f"{reason}; CI must have them")
     pytest.skip(reason)
@@ -48,20 +50,32 @@ def open_in_chromium(html_path: Path, profile_dir: Path):
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--window-size=1280,2000",
-                 f"--user-data-dir={profile_dir}"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1280,2000",
+        f"--user-data-dir={profile_dir}",
+    ):
         options.add_argument(flag)
     os.environ.setdefault("SE_AVOID_STATS", "true")
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     try:
         driver.set_page_load_timeout(60)
         driver.get(html_path.resolve().as_uri())
-        found = {sid: driver.find_element(By.ID, sid).is_displayed()
-                 for sid in section_ids() if driver.find_elements(By.ID, sid)}
+        found = {
+            sid: driver.find_element(By.ID, sid).is_displayed()
+            for sid in section_ids()
+            if driver.find_elements(By.ID, sid)
+        }
         widths = driver.execute_script(
-            "return Array.from(document.images).map(i => i.complete ? i.naturalWidth : 0);")
+            "return Array.from(document.images).map(i => i.complete ? i.naturalWidth : 0);"
+        )
         title = driver.title
         png = driver.get_screenshot_as_png()
     finally:
@@ -96,8 +110,11 @@ def test_card_from_facts_renders_in_chromium(tmp_path):
 
     report, rows, _ = report_and_profiles(n=800)
     plots = {p.stem: p.read_bytes() for p in report.save_plots(tmp_path / "plots")}
-    facts = {"model": {"name": "burnout-recommender", "version": "1"},
-             "evaluation": evaluation_facts(report), "subgroups": subgroup_facts(report)}
+    facts = {
+        "model": {"name": "burnout-recommender", "version": "1"},
+        "evaluation": evaluation_facts(report),
+        "subgroups": subgroup_facts(report),
+    }
     paths = write_card(facts, tmp_path / "card", plots=plots)
     assert_card_renders(paths["html"], tmp_path / "chromium-profile", min_images=len(plots))
 
@@ -107,7 +124,8 @@ def test_card_from_facts_renders_in_chromium(tmp_path):
 def test_a_blank_page_fails_the_check(tmp_path):
     # The check itself must be able to fail: an empty page has no sections and no contrast.
     page = tmp_path / "blank.html"
-    page.write_text("<!DOCTYPE html><html><head><title>Model card</title></head>"
-                    "<body></body></html>")
+    page.write_text(
+        "<!DOCTYPE html><html><head><title>Model card</title></head><body></body></html>"
+    )
     with pytest.raises(AssertionError):
         assert_card_renders(page, tmp_path / "chromium-profile")

@@ -34,8 +34,12 @@ class GenderUplift(LinearUplift):
 def model_over(learner_class, frame, *, drop=()):
     X = features(frame).drop(columns=list(drop))
     learners = {o: learner_class().fit(X, None, None) for o in ("ee", "dp", "pa")}
-    return RecommendationModel(outcome_models=learners, features=X, catalog_version="test-1",
-                               catalog=load_catalog(config_path("interventions.yaml")))
+    return RecommendationModel(
+        outcome_models=learners,
+        features=X,
+        catalog_version="test-1",
+        catalog=load_catalog(config_path("interventions.yaml")),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +48,11 @@ def held_out():
     # 8 nonbinary people: a gender cell under the 11-person floor; 40 undisclosed, the next
     # smallest, hidden with it.
     position = np.arange(3000)
-    rows["gender"] = np.select([position < 8, position < 48, position % 2 == 0],
-                               ["nonbinary", "undisclosed", "female"], "male")
+    rows["gender"] = np.select(
+        [position < 8, position < 48, position % 2 == 0],
+        ["nonbinary", "undisclosed", "female"],
+        "male",
+    )
     return rows
 
 
@@ -70,8 +77,9 @@ def test_shares_and_benefit_per_group_are_the_models_policy(held_out):
             assert row["share_allocated"] == pytest.approx((recommended[members] == arm).mean())
             # The model never recommends an arm the catalog does not offer the person.
             assert row["share_allocated"] <= row["share_eligible"]
-        gained = np.array([-effects.loc[i, a] if a != "none" else 0.0
-                           for i, a in recommended[members].items()])
+        gained = np.array(
+            [-effects.loc[i, a] if a != "none" else 0.0 for i, a in recommended[members].items()]
+        )
         overall = records[(records["group"] == role) & (records["arm"] == "any")].iloc[0]
         assert overall["benefit_per_person"] == pytest.approx(gained.mean())
         assert overall["people"] == members.sum()
@@ -103,16 +111,19 @@ def test_protected_attribute_among_the_reasons_is_counted_exactly(held_out):
     gender = next(a for a in reasons["attributes"] if a["attribute"] == "gender")
     # Gender contributes (3 points) exactly to women recommended coaching, and is then the
     # first reason whenever its 3 points exceed the EE score's part.
-    coached_women = (with_arm & (recommended == "coaching")
-                     & (held_out["gender"] == "female")).sum()
+    coached_women = (
+        with_arm & (recommended == "coaching") & (held_out["gender"] == "female")
+    ).sum()
     assert gender["used"] and gender["share_top"] == pytest.approx(coached_women / with_arm.sum())
     assert 0 < gender["share_first"] <= gender["share_top"]
     age = next(a for a in reasons["attributes"] if a["attribute"] == "age")
     assert age["used"] and age["share_top"] == 0.0  # a feature that never contributes
     statements = render_markdown({"fairness": facts_for(model, held_out, sample=100_000)[0]})
-    assert (f"Gender is a feature of this model. Of {with_arm.sum():,} held-out answers that "
-            f"recommend an intervention, it is among the top 3 reasons in "
-            f"{100 * gender['share_top']:.1f}%") in statements
+    assert (
+        f"Gender is a feature of this model. Of {with_arm.sum():,} held-out answers that "
+        f"recommend an intervention, it is among the top 3 reasons in "
+        f"{100 * gender['share_top']:.1f}%"
+    ) in statements
     assert "Age is a feature of this model" in statements
     assert "it is never among the top 3 reasons" in statements
 
@@ -130,8 +141,7 @@ def test_a_model_without_gender_lists_its_features_and_says_gender_is_not_used(h
     facts, _ = facts_for(model, held_out)
     assert "gender" not in facts["features"] and facts["excluded"] == ["gender"]
     gender = next(a for a in facts["reasons"]["attributes"] if a["attribute"] == "gender")
-    assert gender == {"attribute": "gender", "used": False, "share_top": None,
-                      "share_first": None}
+    assert gender == {"attribute": "gender", "used": False, "share_top": None, "share_first": None}
     # Fairness by gender is still reported: leaving gender out does not hide its groups.
     assert "gender" in {r["attribute"] for r in facts["groups"]}
     text = render_markdown({"fairness": facts})

@@ -32,8 +32,9 @@ def report_and_profiles(n=1500, seed=0):
     rng = np.random.default_rng(seed)
     rows = profiles(n, seed=seed)
     # A rare category, so that some role x gender cells fall under the 11-person floor.
-    rows["gender"] = np.where(np.arange(n) < 8, "nonbinary",
-                              np.where(np.arange(n) % 2 == 0, "female", "male"))
+    rows["gender"] = np.where(
+        np.arange(n) < 8, "nonbinary", np.where(np.arange(n) % 2 == 0, "female", "male")
+    )
     model = fake_model()
     effects = model.predict_effect(rows)
     scores = pd.DataFrame({"none": rng.normal(0, 4, n)})
@@ -50,18 +51,35 @@ def card(tmp_path_factory):
     folder = tmp_path_factory.mktemp("plots")
     plots = {p.stem: p.read_bytes() for p in report.save_plots(folder)}
     facts = {
-        "model": {"name": "burnout-recommender", "version": "3", "run_id": "abc123",
-                  "git_commit": "deadbeef", "data_sha256": "f" * 64,
-                  "catalog_version": "test-1", "learners": {"ee": "dr"},
-                  "gate": {"passed": True, "reason": "first version"}},
+        "model": {
+            "name": "burnout-recommender",
+            "version": "3",
+            "run_id": "abc123",
+            "git_commit": "deadbeef",
+            "data_sha256": "f" * 64,
+            "catalog_version": "test-1",
+            "learners": {"ee": "dr"},
+            "gate": {"passed": True, "reason": "first version"},
+        },
         "training_data": {"source": "simulated", "design": "randomized", "n_rows": 5000},
         "evaluation": evaluation_facts(report),
         "subgroups": subgroup_facts(report),
         "recommendation_mix": recommendation_mix(recommended, model.arms),
         "policy_summary": policy_summary(model.feature_frame(rows), recommended),
-        "evidence": [{"arm": "coaching", "name": "Professional coaching",
-                      "items": [{"citation": "Dyrbye 2019", "effect": "-5 points",
-                                 "population": "physicians", "outcome": "EE"}]}],
+        "evidence": [
+            {
+                "arm": "coaching",
+                "name": "Professional coaching",
+                "items": [
+                    {
+                        "citation": "Dyrbye 2019",
+                        "effect": "-5 points",
+                        "population": "physicians",
+                        "outcome": "EE",
+                    }
+                ],
+            }
+        ],
     }
     out = tmp_path_factory.mktemp("card")
     paths = write_card(facts, out, plots=plots)
@@ -157,8 +175,8 @@ def test_the_card_opens_with_its_data_provenance_warning(card):
 def test_subgroup_tables_fit_a_page(card):
     _, _, paths, _ = card
     html = paths["html"].read_text()
-    section = html[html.index('<section id="subgroups">'):]
-    section = section[:section.index("</section>")]
+    section = html[html.index('<section id="subgroups">') :]
+    section = section[: section.index("</section>")]
     tables = re.findall(r"<table>.*?</table>", section, re.DOTALL)
     assert len(tables) == 2
     for table in tables:
@@ -184,8 +202,9 @@ def test_a_calibration_plot_without_a_slope_is_not_titled_nan(card):
     _, _, _, report = card
     slopes = report.calibration_slopes.copy()
     slopes.iloc[0, slopes.columns.get_loc("estimate")] = float("nan")
-    figure = calibration_figure(type("Report", (), {"calibration_slopes": slopes,
-                                                    "calibration": report.calibration})())
+    figure = calibration_figure(
+        type("Report", (), {"calibration_slopes": slopes, "calibration": report.calibration})()
+    )
     titles = [ax.get_title() for ax in figure.axes if ax.get_visible()]
     plt.close(figure)
     assert titles and not any("nan" in t for t in titles)

@@ -20,14 +20,24 @@ from service_fixtures import (  # noqa: F401  (fixtures)
     service_home,
 )
 
-COMPLEMENTS = ["schwartz_rounds", "mentoring", "workload_and_scheduling", "ehr_burden",
-               "leadership"]
+COMPLEMENTS = [
+    "schwartz_rounds",
+    "mentoring",
+    "workload_and_scheduling",
+    "ehr_burden",
+    "leadership",
+]
 
 
 @pytest.fixture
 def engine():
-    return RecommendationEngine(LinearModel(), "5", catalog=load_catalog(),
-                                config=load_serve_config(), audit=AuditLog("sqlite://", salt="s"))
+    return RecommendationEngine(
+        LinearModel(),
+        "5",
+        catalog=load_catalog(),
+        config=load_serve_config(),
+        audit=AuditLog("sqlite://", salt="s"),
+    )
 
 
 def _ids(items):
@@ -43,15 +53,17 @@ def test_every_answer_lists_the_complements_and_evidence_shows_certainty(engine)
     for item in answer["ranking"]:
         for record in item["evidence"]:
             assert record["certainty"] and record["design"] and "grade" in record
-    crisis = engine.recommend([engine.check_row(profile(crisis_risk=True))],
-                              caller_role="program")[0]
+    crisis = engine.recommend([engine.check_row(profile(crisis_risk=True))], caller_role="program")[
+        0
+    ]
     assert _ids(crisis["complements"]) == COMPLEMENTS
 
 
 def test_a_batch_gives_the_complements_once(asgi_client):
     rows = [profile(person_id=f"p{i}") for i in range(3)]
-    body = asgi_client.post("/recommend_batch", json={"profiles": rows},
-                            headers=auth("program")).json()
+    body = asgi_client.post(
+        "/recommend_batch", json={"profiles": rows}, headers=auth("program")
+    ).json()
     assert _ids(body["complements"]) == COMPLEMENTS
     assert all(result["complements"] is None for result in body["results"])
     evidence = body["arms"]["coaching"]["evidence"]
@@ -59,8 +71,9 @@ def test_a_batch_gives_the_complements_once(asgi_client):
 
 
 def test_a_plan_lists_the_complements(asgi_client):
-    body = asgi_client.post("/allocate", json={"profiles": [profile(person_id="a")]},
-                            headers=auth("program")).json()
+    body = asgi_client.post(
+        "/allocate", json={"profiles": [profile(person_id="a")]}, headers=auth("program")
+    ).json()
     assert _ids(body["complements"]) == COMPLEMENTS
 
 
@@ -68,12 +81,19 @@ def test_allocate_cli_output_lists_the_complements():
     class Allocation:  # only what summary_lines reads
         budget, status, total_cost, expected_points_avoided = None, "optimal", 0.0, 0.0
         floors, fairness = {}, None
-        summary = pd.DataFrame(columns=["people", "groups", "capacity", "cost",
-                                        "expected_points_avoided"])
+        summary = pd.DataFrame(
+            columns=["people", "groups", "capacity", "cost", "expected_points_avoided"]
+        )
 
-    plan = CohortPlan(path="plan.csv", rows=0, model_uri="models:/m/1", version="1",
-                      allocation=Allocation(), referrals=0,
-                      complements=load_catalog().complements)
+    plan = CohortPlan(
+        path="plan.csv",
+        rows=0,
+        model_uri="models:/m/1",
+        version="1",
+        allocation=Allocation(),
+        referrals=0,
+        complements=load_catalog().complements,
+    )
     lines = plan.summary_lines()
     assert any(COMPLEMENT_NOTE in line for line in lines)
     for complement in load_catalog().complements:

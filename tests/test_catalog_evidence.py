@@ -44,7 +44,8 @@ def test_a_record_missing_any_field_is_refused_naming_arm_index_and_field(raw, f
     data = copy.deepcopy(raw)
     # Records are copied so the shared (anchored) record is not mutated for other arms.
     records = _arm(data, "peer_group")["evidence"] = copy.deepcopy(
-        _arm(data, "peer_group")["evidence"])
+        _arm(data, "peer_group")["evidence"]
+    )
     del records[1][field]
     assert ("arms[3] (peer_group).evidence[1]", field, "missing field") in _problems(data)
 
@@ -81,7 +82,9 @@ def _with_record(raw, **changes):
     ],
 )
 def test_dishonest_or_malformed_figures_are_refused(raw, changes, field, rule):
-    assert ("arms[1] (coaching).evidence[0]", field, rule) in _problems(_with_record(raw, **changes))
+    assert ("arms[1] (coaching).evidence[0]", field, rule) in _problems(
+        _with_record(raw, **changes)
+    )
 
 
 def test_every_record_is_complete_and_converted_figures_are_between_group(catalog):
@@ -112,8 +115,9 @@ def test_the_corrections_the_sources_confirm(catalog):
     fendel = _find(catalog, "mindfulness", "Fendel")[0]
     assert (fendel.value, fendel.ci) == (-0.26, (-0.50, -0.03))
     assert "not distinguishable" not in fendel.effect and "Significant small" in fendel.effect
-    collett_physicians = [e for e in _find(catalog, "mindfulness", "Collett")
-                          if e.roles == ("physician",)][0]
+    collett_physicians = [
+        e for e in _find(catalog, "mindfulness", "Collett") if e.roles == ("physician",)
+    ][0]
     assert collett_physicians.value == -0.46  # the -0.46 is Collett's
 
     huang = _find(catalog, "balint_group", "Huang L")[0]
@@ -141,8 +145,10 @@ def test_the_corrections_the_sources_confirm(catalog):
     west2014 = _find(catalog, "peer_group", "West CP, Dyrbye LN, Rabatin")[0]
     assert "depersonalization" in west2014.effect
     peer = catalog.arm("peer_group")
-    assert "no protected time" in peer.description.lower() or "no protected time was given" \
-        in peer.description
+    assert (
+        "no protected time" in peer.description.lower()
+        or "no protected time was given" in peer.description
+    )
 
     dyrbye = _find(catalog, "coaching", "Dyrbye")[0]
     assert "several" in dyrbye.setting and "single" not in dyrbye.note
@@ -163,8 +169,13 @@ def test_arms_offered_to_nurses_have_nurse_evidence(catalog):
 
 def test_complements_are_in_the_catalog_with_evidence(catalog):
     ids = [c.id for c in catalog.complements]
-    assert ids == ["schwartz_rounds", "mentoring", "workload_and_scheduling", "ehr_burden",
-                   "leadership"]
+    assert ids == [
+        "schwartz_rounds",
+        "mentoring",
+        "workload_and_scheduling",
+        "ehr_burden",
+        "leadership",
+    ]
     assert not set(ids) & set(catalog.arm_ids)  # never ranked
     for complement in catalog.complements:
         assert complement.evidence and complement.roles and complement.level
@@ -173,8 +184,11 @@ def test_complements_are_in_the_catalog_with_evidence(catalog):
 def test_a_complement_with_a_bad_record_is_refused(raw):
     data = copy.deepcopy(raw)
     del data["complements"][0]["evidence"][0]["certainty"]
-    assert ("complements[0] (schwartz_rounds).evidence[0]", "certainty",
-            "missing field") in _problems(data)
+    assert (
+        "complements[0] (schwartz_rounds).evidence[0]",
+        "certainty",
+        "missing field",
+    ) in _problems(data)
     data = copy.deepcopy(raw)
     data["complements"][1]["id"] = "coaching"
     assert ("complements[1] (coaching)", "id", "duplicate id") in _problems(data)
@@ -191,30 +205,43 @@ def test_every_exclusion_states_its_reason_and_source(catalog):
 def test_an_exclusion_without_a_reason_or_a_reason_without_an_exclusion_is_refused(raw):
     data = copy.deepcopy(raw)
     _arm(data, "balint_group")["eligibility"]["exclusions"].pop()  # the APP reason
-    assert ("arms[5] (balint_group).eligibility", "exclusions",
-            "exclusion without a reason") in _problems(data)
+    assert (
+        "arms[5] (balint_group).eligibility",
+        "exclusions",
+        "exclusion without a reason",
+    ) in _problems(data)
     data = copy.deepcopy(raw)
     _arm(data, "balint_group")["eligibility"]["roles"].append("app")
-    assert ("arms[5] (balint_group).eligibility.exclusions[1]", "excludes",
-            "no such exclusion in the rules") in _problems(data)
+    assert (
+        "arms[5] (balint_group).eligibility.exclusions[1]",
+        "excludes",
+        "no such exclusion in the rules",
+    ) in _problems(data)
     data = copy.deepcopy(raw)
     _arm(data, "coaching")["eligibility"]["exclusions"][0].update(assumption=False, source=None)
-    assert ("arms[1] (coaching).eligibility.exclusions[0]", "source",
-            "no source and not an assumption") in _problems(data)
+    assert (
+        "arms[1] (coaching).eligibility.exclusions[0]",
+        "source",
+        "no source and not an assumption",
+    ) in _problems(data)
 
 
 def test_no_placeholder_remains_in_configs_or_code():
     pattern = re.compile(r"to be completed|\bTODO\b|\bFIXME\b|\bTBD\b", re.IGNORECASE)
-    offenders = [str(p.relative_to(ROOT)) for folder in ("configs", "recommender")
-                 for p in (ROOT / folder).rglob("*") if p.suffix in {".py", ".yaml", ".yml"}
-                 and pattern.search(p.read_text(encoding="utf-8"))]
+    offenders = [
+        str(p.relative_to(ROOT))
+        for folder in ("configs", "recommender")
+        for p in (ROOT / folder).rglob("*")
+        if p.suffix in {".py", ".yaml", ".yml"} and pattern.search(p.read_text(encoding="utf-8"))
+    ]
     assert offenders == []
 
 
 def test_committed_evidence_document_is_what_the_generator_makes(catalog):
     committed = (ROOT / "docs" / "evidence.md").read_text(encoding="utf-8")
     assert committed == evidence_markdown(catalog), (
-        "docs/evidence.md is stale: run `recommender evidence --out docs/evidence.md`")
+        "docs/evidence.md is stale: run `recommender evidence --out docs/evidence.md`"
+    )
 
 
 def test_evidence_document_has_every_arm_complement_field_and_certainty(catalog):
@@ -223,12 +250,23 @@ def test_evidence_document_has_every_arm_complement_field_and_certainty(catalog)
         assert f"(`{arm.id}`)" in text
     for complement in catalog.complements:
         assert f"(`{complement.id}`)" in text
-    for label in ("Authors", "DOI", "PMID", "Design", "Effect as reported", "GRADE",
-                  "Certainty", "Uptake / participation", "EE points vs usual care",
-                  "Conversion", "Roles concerned"):
+    for label in (
+        "Authors",
+        "DOI",
+        "PMID",
+        "Design",
+        "Effect as reported",
+        "GRADE",
+        "Certainty",
+        "Uptake / participation",
+        "EE points vs usual care",
+        "Conversion",
+        "Roles concerned",
+    ):
         assert f"| {label} |" in text
     assert text.count("**Certainty:**") == sum(len(a.evidence) for a in catalog.arms) + sum(
-        len(c.evidence) for c in catalog.complements)
+        len(c.evidence) for c in catalog.complements
+    )
     assert "program assumption" in text  # exclusions say when they are assumptions
     assert "**No evidence record concerns:** app" in text  # gaps are said, not hidden
 

@@ -62,8 +62,9 @@ def _evidence(arm_id, start):
         ("balint_group", "Huang L", None, None),
     ],
 )
-def test_evidence_carries_the_reported_and_converted_figures(arm_id, citation, effect_points,
-                                                             value):
+def test_evidence_carries_the_reported_and_converted_figures(
+    arm_id, citation, effect_points, value
+):
     evidence = _evidence(arm_id, citation)
     assert evidence.effect_points == effect_points and evidence.value == value
     assert evidence.population and evidence.outcome and evidence.effect and evidence.certainty
@@ -86,10 +87,20 @@ def test_eligibility_by_specialty_and_years(raw, tmp_path):
         "min_years_in_practice": 5,
         "max_years_in_practice": 30,
         "exclusions": [
-            {"excludes": excluded, "reason": "as in the coaching trial", "source": "Dyrbye 2019",
-             "assumption": False}
-            for excluded in ("role resident", "role nurse", "role app", "specialties",
-                             "min_years_in_practice", "max_years_in_practice")
+            {
+                "excludes": excluded,
+                "reason": "as in the coaching trial",
+                "source": "Dyrbye 2019",
+                "assumption": False,
+            }
+            for excluded in (
+                "role resident",
+                "role nurse",
+                "role app",
+                "specialties",
+                "min_years_in_practice",
+                "max_years_in_practice",
+            )
         ],
     }
     catalog = parse_catalog(data)

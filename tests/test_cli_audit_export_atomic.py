@@ -10,13 +10,26 @@ from recommender.service import AuditLog
 from service_fixtures import service_home  # noqa: F401  (fixture)
 
 
-def test_failed_export_leaves_the_earlier_file_and_no_temporary(service_home, tmp_path,
-                                                               monkeypatch):
+def test_failed_export_leaves_the_earlier_file_and_no_temporary(
+    service_home, tmp_path, monkeypatch
+):
     log = AuditLog(f"sqlite:///{service_home / 'audit.db'}", salt="s")
-    log.append([{"request_id": f"r{i}", "model_version": "2", "caller_role": "program",
-                 "person_id": f"p{i}", "safety_level": "routine", "recommended": "coaching",
-                 "ranking_meaningful": True, "effects": {"coaching": [-3.0, -5.0, -1.0]},
-                 "logged_at": datetime.now(timezone.utc)} for i in range(3)])
+    log.append(
+        [
+            {
+                "request_id": f"r{i}",
+                "model_version": "2",
+                "caller_role": "program",
+                "person_id": f"p{i}",
+                "safety_level": "routine",
+                "recommended": "coaching",
+                "ranking_meaningful": True,
+                "effects": {"coaching": [-3.0, -5.0, -1.0]},
+                "logged_at": datetime.now(timezone.utc),
+            }
+            for i in range(3)
+        ]
+    )
     folder = tmp_path / "exports"
     folder.mkdir()
     out = folder / "audit.csv"

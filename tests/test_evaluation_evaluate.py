@@ -23,9 +23,11 @@ class KnownEffects:
 
     def __getattr__(self, name):
         if name == "predict_interval" and self.half_width is not None:
+
             def predict_interval(X, alpha=0.1):
                 effect = self.predict_effect(X)
                 return effect - self.half_width, effect + self.half_width
+
             return predict_interval
         raise AttributeError(name)
 
@@ -39,19 +41,35 @@ def trial():
 
 def test_evaluate_fits_dr_scores_on_the_given_data_and_rewards_the_true_ranking(trial):
     model = KnownEffects(trial["truth"], half_width=0.25)
-    report = evaluate(model, trial["X"], trial["arm"], trial["y"],
-                      propensity=np.full(3000, 1 / 3), oracle=trial["truth"], n_folds=3)
+    report = evaluate(
+        model,
+        trial["X"],
+        trial["arm"],
+        trial["y"],
+        propensity=np.full(3000, 1 / 3),
+        oracle=trial["truth"],
+        n_folds=3,
+    )
     assert report.personalization_adds_value
     assert report.qini.loc["targeted", "lower"] > 0
     assert report.oracle["regret"] == 0.0 and report.oracle["pehe_mean"] == 0.0
     assert report.pehe["coverage"].tolist() == [1.0, 1.0]
-    assert report.calibration_slopes.loc["targeted", "lower"] < 1 < \
-        report.calibration_slopes.loc["targeted", "upper"]
+    assert (
+        report.calibration_slopes.loc["targeted", "lower"]
+        < 1
+        < report.calibration_slopes.loc["targeted", "upper"]
+    )
 
 
 def test_a_model_without_intervals_gets_no_coverage(trial):
-    report = evaluate(KnownEffects(trial["truth"]), trial["X"], trial["arm"], trial["y"],
-                      oracle=trial["truth"], n_folds=3)
+    report = evaluate(
+        KnownEffects(trial["truth"]),
+        trial["X"],
+        trial["arm"],
+        trial["y"],
+        oracle=trial["truth"],
+        n_folds=3,
+    )
     assert "coverage" not in report.pehe.columns
     assert "coverage.steady" not in report.metrics()
 

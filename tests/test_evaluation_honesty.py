@@ -34,12 +34,21 @@ def _held_out_report(scenario: str, n: int) -> EvaluationReport:
     train = simulate_cohort(spec, n, seed=1)
     test = simulate_cohort(spec, n, seed=2)
     X, arm, change, propensity = _parts(train)
-    model = UpliftModel(learner="dr", n_folds=3, outcome_candidates=SMALL_GBM,
-                        final_candidates=SMALL_GBM).fit(X, arm, change, propensity=propensity)
+    model = UpliftModel(
+        learner="dr", n_folds=3, outcome_candidates=SMALL_GBM, final_candidates=SMALL_GBM
+    ).fit(X, arm, change, propensity=propensity)
     X, arm, change, propensity = _parts(test)
     truth = test[[f"true_effect_{a}" for a in model.arms_]]
-    return evaluate(model, X, arm, change, propensity=propensity, oracle=truth,
-                    groups=subgroup_frame(test), n_folds=3)
+    return evaluate(
+        model,
+        X,
+        arm,
+        change,
+        propensity=propensity,
+        oracle=truth,
+        groups=subgroup_frame(test),
+        n_folds=3,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +72,8 @@ def test_homogeneous_effects_are_not_sold_as_personalization(homogeneous):
     assert not report.personalization_adds_value
     assert report.gain.lower <= 0 <= report.gain.upper
     assert report.statement.startswith(
-        "Personalization adds nothing measurable over giving everyone coaching")
+        "Personalization adds nothing measurable over giving everyone coaching"
+    )
     assert report.recommendation_mix.idxmax() == "coaching"
     assert report.recommendation_mix.max() >= 0.90
 
@@ -87,8 +97,11 @@ def test_heterogeneous_effects_are_found_and_beat_random(default):
     assert report.oracle["share_of_oracle"] > 0.8
     # the estimates agree with the truth the simulator knows
     for policy in ("learned", "random", "all:coaching"):
-        assert values.loc[policy, "lower"] <= values.loc[policy, "true_value"] \
+        assert (
+            values.loc[policy, "lower"]
+            <= values.loc[policy, "true_value"]
             <= values.loc[policy, "upper"]
+        )
     shown = report.subgroups[~report.subgroups["suppressed"]]
     assert (shown["n"] >= 11).all()
     # an arm given one effect for everyone (no heterogeneity established) has no ranking to

@@ -8,11 +8,24 @@ import pytest
 from scipy.stats import norm
 
 from recommender.errors import InputError
-from recommender.evaluation import (MIN_CELL, age_band, calibration_bins, calibration_slope,
-                                    learned_policy, mean_estimate, pehe_table, policy_value,
-                                    qini_curve, qini_terms, subgroup_table)
-from recommender.evaluation._policy_value import (average_effects, personalization_gain,
-                                                  policy_value_table)
+from recommender.evaluation import (
+    MIN_CELL,
+    age_band,
+    calibration_bins,
+    calibration_slope,
+    learned_policy,
+    mean_estimate,
+    pehe_table,
+    policy_value,
+    qini_curve,
+    qini_terms,
+    subgroup_table,
+)
+from recommender.evaluation._policy_value import (
+    average_effects,
+    personalization_gain,
+    policy_value_table,
+)
 from recommender.evaluation._qini import qini_table
 from _evaluation_synthetic import synthetic_trial
 
@@ -58,8 +71,11 @@ def test_policy_value_intervals_cover_at_the_nominal_rate():
     for seed in range(400):
         trial = synthetic_trial(600, seed=seed)
         policy = np.where(trial["x"] > 0, "targeted", "none")
-        hits.append(policy_value(trial["scores"], policy, alpha=0.1).lower <= 0.5
-                    <= policy_value(trial["scores"], policy, alpha=0.1).upper)
+        hits.append(
+            policy_value(trial["scores"], policy, alpha=0.1).lower
+            <= 0.5
+            <= policy_value(trial["scores"], policy, alpha=0.1).upper
+        )
     assert 0.86 <= np.mean(hits) <= 0.94
 
 
@@ -70,8 +86,10 @@ def test_personalization_gain_is_paired_and_against_the_best_single_arm():
     assert best == "steady" and fold_arms == ["steady"] * 5
     # truth: oracle value E[max(1, 2x, 0)] = 1 + E[(2x-1)+]/... = 1 + 0.125; steady gives 1
     assert gain.lower > 0 and gain.lower < 0.125 < gain.upper
-    unpaired_se = np.hypot(policy_value(trial["scores"], oracle).se,
-                           policy_value(trial["scores"], ["steady"] * 6000).se)
+    unpaired_se = np.hypot(
+        policy_value(trial["scores"], oracle).se,
+        policy_value(trial["scores"], ["steady"] * 6000).se,
+    )
     assert gain.se < unpaired_se
 
 
@@ -82,8 +100,9 @@ def test_cross_fitted_choice_of_the_best_arm_keeps_the_gain_unbiased_when_nothin
     gains, hits, same_data = [], [], []
     for seed in range(120):
         rng = np.random.default_rng(seed)
-        scores = pd.DataFrame(rng.normal(0, 4, (1000, 6)),
-                              columns=["none", "a", "b", "c", "d", "e"])
+        scores = pd.DataFrame(
+            rng.normal(0, 4, (1000, 6)), columns=["none", "a", "b", "c", "d", "e"]
+        )
         gain, _, _ = personalization_gain(scores, ["none"] * 1000, random_state=seed)
         gains.append(gain.estimate)
         hits.append(gain.lower <= 0 <= gain.upper)
@@ -116,8 +135,10 @@ def test_qini_toy_example_by_hand():
     assert curve["random"].tolist() == pytest.approx([0, 0.25, 0.5, 0.75, 1.0])
     # AUUC 4.25 / 4, random (n + 1) / (2n) * mean = 0.625, difference 0.4375
     assert qini_terms(benefit, predicted).mean() == pytest.approx(0.4375)
-    table, _ = qini_table(pd.DataFrame({"none": [0.0] * 4, "a": [-b for b in benefit]}),
-                          pd.DataFrame({"a": [-p for p in predicted]}))
+    table, _ = qini_table(
+        pd.DataFrame({"none": [0.0] * 4, "a": [-b for b in benefit]}),
+        pd.DataFrame({"a": [-p for p in predicted]}),
+    )
     assert table.loc["a", "auuc"] == pytest.approx(1.0625)
     assert table.loc["a", "auuc_random"] == pytest.approx(0.625)
     assert table.loc["a", "qini"] == pytest.approx(0.4375)
@@ -168,8 +189,7 @@ def _subgroup_case(n_small: int):
     groups = pd.DataFrame({"role": [r for r, k in sizes.items() for _ in range(k)]})
     groups["gender"] = "female"
     n = len(groups)
-    return subgroup_table(groups, ["a"] * n, [-1.0] * n, np.linspace(0, 1, n),
-                          arms=("none", "a"))
+    return subgroup_table(groups, ["a"] * n, [-1.0] * n, np.linspace(0, 1, n), arms=("none", "a"))
 
 
 def test_subgroup_cells_under_eleven_are_suppressed():
@@ -205,10 +225,17 @@ def test_qini_interval_covers_zero_for_a_random_ranking_at_the_nominal_rate():
 def test_intersection_cells_are_protected_against_row_and_column_subtraction():
     # resident x male has 5 people; residents' and men's totals are published elsewhere, so a
     # second cell must go in the resident row and in the male column.
-    sizes = {("nurse", "female"): 40, ("nurse", "male"): 30, ("resident", "female"): 25,
-             ("resident", "male"): 5, ("physician", "female"): 20, ("physician", "male"): 50}
-    groups = pd.DataFrame([key for key, k in sizes.items() for _ in range(k)],
-                          columns=["role", "gender"])
+    sizes = {
+        ("nurse", "female"): 40,
+        ("nurse", "male"): 30,
+        ("resident", "female"): 25,
+        ("resident", "male"): 5,
+        ("physician", "female"): 20,
+        ("physician", "male"): 50,
+    }
+    groups = pd.DataFrame(
+        [key for key, k in sizes.items() for _ in range(k)], columns=["role", "gender"]
+    )
     n = len(groups)
     table = subgroup_table(groups, ["a"] * n, [-1.0] * n, np.zeros(n), arms=("none", "a"))
     cross = table[table["grouping"] == "role x gender"].set_index("cell")["suppression"]
@@ -226,4 +253,12 @@ def test_intersection_cells_are_protected_against_row_and_column_subtraction():
 
 def test_age_bands():
     assert list(age_band([18, 29, 30, 49, 50, 59, 60, 90])) == [
-        "18-29", "18-29", "30-39", "40-49", "50-59", "50-59", "60+", "60+"]
+        "18-29",
+        "18-29",
+        "30-39",
+        "40-49",
+        "50-59",
+        "50-59",
+        "60+",
+        "60+",
+    ]

@@ -19,8 +19,7 @@ def _log(seed, n=4000):
     arm = ARMS[index]
     propensity = p[np.arange(n), index]
     effect = {"none": 0.0 * x, "a": -2.0 + 0.0 * x, "b": -1.0 - 2.0 * x}
-    y = np.choose(index, [effect[k] for k in ARMS]) + rng.normal(
-        scale=2.0, size=n)
+    y = np.choose(index, [effect[k] for k in ARMS]) + rng.normal(scale=2.0, size=n)
     target = np.where(x > 0, "b", "a")
     truth = float(np.mean(np.where(x > 0, effect["b"], effect["a"])))
     # Oracle-free DR scores: per-arm linear outcome models fitted on the log (good enough here).

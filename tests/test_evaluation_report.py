@@ -18,8 +18,13 @@ def _groups(n: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     role = rng.choice(["nurse", "physician", "resident"], size=n, p=[0.5, 0.45, 0.05])
     role[:5] = "app"  # a cell of 5: must be suppressed
-    return pd.DataFrame({"role": role, "gender": rng.choice(["female", "male"], size=n),
-                         "setting": rng.choice(["academic", "rural"], size=n)})
+    return pd.DataFrame(
+        {
+            "role": role,
+            "gender": rng.choice(["female", "male"], size=n),
+            "setting": rng.choice(["academic", "rural"], size=n),
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +36,15 @@ def trial():
 def report(trial) -> EvaluationReport:
     rng = np.random.default_rng(0)
     effects = trial["truth"] + rng.normal(0, 0.3, trial["truth"].shape)
-    return evaluate_effects(effects, trial["scores"], lower=effects - 0.5, upper=effects + 0.5,
-                            oracle=trial["truth"].add_prefix("true_effect_"),
-                            groups=_groups(4000, 1), alpha=0.1)
+    return evaluate_effects(
+        effects,
+        trial["scores"],
+        lower=effects - 0.5,
+        upper=effects + 0.5,
+        oracle=trial["truth"].add_prefix("true_effect_"),
+        groups=_groups(4000, 1),
+        alpha=0.1,
+    )
 
 
 def test_a_good_model_on_heterogeneous_effects_adds_value(report):
@@ -43,7 +54,8 @@ def test_a_good_model_on_heterogeneous_effects_adds_value(report):
     assert 0 < lower < estimate < upper
     assert report.statement.startswith(
         f"Personalization adds {estimate:.2f} EE points per person (90% CI {lower:.2f} to "
-        f"{upper:.2f}) over giving everyone steady.")
+        f"{upper:.2f}) over giving everyone steady."
+    )
     assert "Measurably better than none" in report.statement and "steady" in report.arms_statement
     values = report.policy_values
     assert values.loc["learned", "estimate"] > values.loc["random", "estimate"]
@@ -70,8 +82,10 @@ def test_no_personalization_and_no_arm_better_are_said_plainly(trial):
     assert not report.personalization_adds_value
     assert report.gain.lower < 0 < report.gain.upper
     assert "Personalization adds nothing measurable over" in report.statement
-    assert "No arm is measurably better than none (simultaneous 90% intervals over 2 arms)." \
+    assert (
+        "No arm is measurably better than none (simultaneous 90% intervals over 2 arms)."
         in report.statement
+    )
 
 
 def test_a_comparator_that_changes_between_folds_is_named_as_such():
@@ -87,11 +101,26 @@ def test_a_comparator_that_changes_between_folds_is_named_as_such():
 def test_summary_has_every_headline_metric(report):
     summary = report.summary()
     assert list(summary.columns) == ["estimate", "lower", "upper"]
-    for name in ["policy_value.learned", "policy_value.all_none", "policy_value.all_steady",
-                 "policy_value.random", "policy_value.oracle", "personalization_gain",
-                 "ate.steady", "qini.targeted", "auuc.targeted", "calibration_slope.targeted",
-                 "pehe.steady", "pehe_mean", "coverage.targeted", "interval_width.targeted",
-                 "regret", "share_of_oracle", "true_value.learned", "qini_oracle.targeted"]:
+    for name in [
+        "policy_value.learned",
+        "policy_value.all_none",
+        "policy_value.all_steady",
+        "policy_value.random",
+        "policy_value.oracle",
+        "personalization_gain",
+        "ate.steady",
+        "qini.targeted",
+        "auuc.targeted",
+        "calibration_slope.targeted",
+        "pehe.steady",
+        "pehe_mean",
+        "coverage.targeted",
+        "interval_width.targeted",
+        "regret",
+        "share_of_oracle",
+        "true_value.learned",
+        "qini_oracle.targeted",
+    ]:
         assert name in summary.index, name
     assert summary.loc["personalization_gain", "lower"] == report.gain.lower
 
@@ -132,8 +161,12 @@ def test_plots_are_written_as_non_empty_pngs(report, tmp_path):
     assert set(figures) == {"policy_values", "qini", "calibration", "subgroups"}
     assert all(isinstance(f.canvas, FigureCanvasAgg) for f in figures.values())
     paths = report.save_plots(tmp_path / "plots")
-    assert sorted(p.name for p in paths) == ["calibration.png", "policy_values.png",
-                                             "qini.png", "subgroups.png"]
+    assert sorted(p.name for p in paths) == [
+        "calibration.png",
+        "policy_values.png",
+        "qini.png",
+        "subgroups.png",
+    ]
     for path in paths:
         data = path.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000

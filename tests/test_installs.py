@@ -13,17 +13,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_core_modules_and_cli_work_without_the_serve_spark_and_postgres_extras(tmp_path):
     # The extras' packages made unimportable: importing them anywhere in the core would fail.
-    code = ("import sys\n"
-            "for name in ('bentoml', 'fastapi', 'psycopg', 'pyspark', 'econml', 'causalml'):\n"
-            "    sys.modules[name] = None\n"
-            "import recommender.cli, recommender.service, recommender.registry, recommender.card\n"
-            "import pipelines.train, pipelines.score, pipelines.allocate\n"
-            "from recommender.service import AuditLog\n"
-            "AuditLog('sqlite://', salt='s').count()\n"
-            "from recommender.cli import main\n"
-            "sys.exit(main(['validate', '--help']))\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=tmp_path)
+    code = (
+        "import sys\n"
+        "for name in ('bentoml', 'fastapi', 'psycopg', 'pyspark', 'econml', 'causalml'):\n"
+        "    sys.modules[name] = None\n"
+        "import recommender.cli, recommender.service, recommender.registry, recommender.card\n"
+        "import pipelines.train, pipelines.score, pipelines.allocate\n"
+        "from recommender.service import AuditLog\n"
+        "AuditLog('sqlite://', salt='s').count()\n"
+        "from recommender.cli import main\n"
+        "sys.exit(main(['validate', '--help']))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr[-3000:]
 
 
@@ -38,8 +41,9 @@ def test_pyproject_has_lower_bounds_and_the_locks_exact_hashed_pins():
     for lock in ("runtime", "test", "bench"):
         text = (ROOT / "requirements" / f"{lock}.lock").read_text()
         pins = re.findall(r"^[A-Za-z0-9_.\-\[\]]+==\S+", text, flags=re.M)
-        hashed = re.findall(r"^[A-Za-z0-9_.\-\[\]]+==\S+ \\\n    --hash=sha256:[0-9a-f]{64}",
-                            text, flags=re.M)
+        hashed = re.findall(
+            r"^[A-Za-z0-9_.\-\[\]]+==\S+ \\\n    --hash=sha256:[0-9a-f]{64}", text, flags=re.M
+        )
         assert len(pins) > 50 and len(hashed) == len(pins), lock
     runtime = (ROOT / "requirements" / "runtime.lock").read_text()
     assert "\nbentoml==1.4.39 " in runtime and "\npsycopg==" in runtime

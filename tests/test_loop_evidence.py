@@ -24,21 +24,35 @@ class _Finding(Evidence):
 
 
 def _finding(points, ci, roles, citation, specific=True):
-    return _Finding(citation=citation, population="test", outcome="MBI EE", effect="as published",
-                    effect_points=points, effect_points_ci=ci, roles=roles,
-                    specific_to_arm=specific, conversion="SMD x 9.5")
+    return _Finding(
+        citation=citation,
+        population="test",
+        outcome="MBI EE",
+        effect="as published",
+        effect_points=points,
+        effect_points_ci=ci,
+        roles=roles,
+        specific_to_arm=specific,
+        conversion="SMD x 9.5",
+    )
 
 
 def evidence_catalog():
     catalog = load_catalog()
     findings = {
-        "coaching": (_finding(-6.7, (-10.1, -3.3), ("physician",), "Dyrbye 2019"),
-                     _finding(-3.5, (-5.9, -1.2), ("physician",), "Collett 2025")),
-        "mindfulness": (_finding(-3.8, (-6.2, -1.5), ("physician", "nurse"), "Collett 2025 MBI"),
-                        _finding(-2.4, (-3.8, -1.0), ("resident",), "pooled review", False)),
+        "coaching": (
+            _finding(-6.7, (-10.1, -3.3), ("physician",), "Dyrbye 2019"),
+            _finding(-3.5, (-5.9, -1.2), ("physician",), "Collett 2025"),
+        ),
+        "mindfulness": (
+            _finding(-3.8, (-6.2, -1.5), ("physician", "nurse"), "Collett 2025 MBI"),
+            _finding(-2.4, (-3.8, -1.0), ("resident",), "pooled review", False),
+        ),
         "peer_group": (_finding(-2.4, (-3.8, -1.0), ("resident",), "pooled review", False),),
     }
-    arms = tuple(dataclasses.replace(arm, evidence=findings.get(arm.id, ())) for arm in catalog.arms)
+    arms = tuple(
+        dataclasses.replace(arm, evidence=findings.get(arm.id, ())) for arm in catalog.arms
+    )
     return dataclasses.replace(catalog, arms=arms)
 
 
@@ -52,12 +66,17 @@ def test_estimates_per_arm_and_role_prefer_specific_precise_findings():
 
 def test_the_model_scores_by_role_with_published_intervals():
     model = evidence_model(evidence_catalog())
-    profiles = pd.DataFrame([profile(person_id=f"p{i}", role=r)
-                             for i, r in enumerate(["physician", "nurse", "resident", "app"])])
+    profiles = pd.DataFrame(
+        [
+            profile(person_id=f"p{i}", role=r)
+            for i, r in enumerate(["physician", "nurse", "resident", "app"])
+        ]
+    )
     scores = model.score(profiles, alpha=0.05)
     assert scores.loc[0, "effect_coaching"] == -3.5
     assert scores.loc[0, ["lower_coaching", "upper_coaching"]].tolist() == pytest.approx(
-        [-5.85, -1.15])  # the published 95 % interval's width, centred on the effect
+        [-5.85, -1.15]
+    )  # the published 95 % interval's width, centred on the effect
     # Physicians: mindfulness (-3.8) ahead of coaching (-3.5); app: no evidence, usual care.
     assert list(scores["recommended"]) == ["mindfulness", "mindfulness", "mindfulness", "none"]
     # Nothing beyond role: two physicians with different scores get the same figures.
@@ -67,19 +86,30 @@ def test_the_model_scores_by_role_with_published_intervals():
 
 def test_a_catalog_without_converted_effects_is_refused():
     with pytest.raises(InputError, match="effect_points_ci"):
-        evidence_model(dataclasses.replace(load_catalog(), arms=tuple(
-            dataclasses.replace(a, evidence=()) for a in load_catalog().arms)))
+        evidence_model(
+            dataclasses.replace(
+                load_catalog(),
+                arms=tuple(dataclasses.replace(a, evidence=()) for a in load_catalog().arms),
+            )
+        )
 
 
 def test_answers_say_they_rest_on_published_trials():
     catalog = evidence_catalog()
-    engine = RecommendationEngine(evidence_model(catalog), "1", catalog=catalog,
-                                  config=load_serve_config(), audit=AuditLog("sqlite://", salt="s"))
+    engine = RecommendationEngine(
+        evidence_model(catalog),
+        "1",
+        catalog=catalog,
+        config=load_serve_config(),
+        audit=AuditLog("sqlite://", salt="s"),
+    )
     answer = engine.recommend([engine.check_row(profile())], caller_role="program")[0]
     assert answer["ranking"][0]["arm"] == "mindfulness"
     assert "rest on published trials alone" in answer["ranking_note"]
-    assert "Collett 2025 MBI" in answer["ranking_note"] and "not personalised beyond role" in \
-        answer["ranking_note"]
+    assert (
+        "Collett 2025 MBI" in answer["ranking_note"]
+        and "not personalised beyond role" in answer["ranking_note"]
+    )
     nurse = engine.recommend([engine.check_row(profile(role="nurse"))], caller_role="program")[0]
     assert {a["arm"] for a in nurse["ranking"]} <= {"mindfulness", "none"}
     assert any("no estimate" in e["reason"] for e in nurse["excluded"])
@@ -92,8 +122,11 @@ def test_train_evidence_only_registers_gates_and_cards(tmp_path, monkeypatch):
 
     monkeypatch.setattr(recommender.catalog, "load_catalog", lambda *a, **k: evidence_catalog())
     serve = tmp_path / "serve.yaml"
-    serve.write_text(open(load_serve_config().source).read().replace(
-        "models_dir: null", f"models_dir: {tmp_path / 'home'}"))
+    serve.write_text(
+        open(load_serve_config().source)
+        .read()
+        .replace("models_dir: null", f"models_dir: {tmp_path / 'home'}")
+    )
     overrides = {**SMALL_TRAINING, "source": "evidence", "log": {"serve_config": str(serve)}}
     with recommender_home(tmp_path / "home"):
         first = run_training(overrides=overrides)
@@ -104,8 +137,10 @@ def test_train_evidence_only_registers_gates_and_cards(tmp_path, monkeypatch):
         rows = facts["evaluation"]["average_effects"]["rows"]
         assert ["coaching", "physician", -3.5, -5.9, -1.2, "Collett 2025", "yes"] in rows
         html = (first.card_folder / "card.html").read_text()
-        assert "not personalised beyond role" in html.replace("personalized", "personalised") \
+        assert (
+            "not personalised beyond role" in html.replace("personalized", "personalised")
             or "Nothing is personalised beyond role" in html
+        )
         from recommender.registry import load_champion
 
         loaded, version = load_champion()

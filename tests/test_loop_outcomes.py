@@ -29,16 +29,24 @@ ARMS = load_catalog().arm_ids
 
 
 def _served(audit, n=5):
-    engine = RecommendationEngine(LinearModel(), "5", catalog=load_catalog(),
-                                  config=load_serve_config(), audit=audit)
+    engine = RecommendationEngine(
+        LinearModel(), "5", catalog=load_catalog(), config=load_serve_config(), audit=audit
+    )
     rows = [engine.check_row(profile(person_id=f"p-{i}")) for i in range(n)]
     return engine.recommend(rows, caller_role="program")
 
 
 def _outcome(i, **changes):
     later = datetime.now(timezone.utc).isoformat()
-    return {"person_id": f"p-{i}", "measured_at": later, "arm_taken": "coaching",
-            "ee_followup": 20, "dp_followup": 7, "pa_followup": 38, **changes}
+    return {
+        "person_id": f"p-{i}",
+        "measured_at": later,
+        "arm_taken": "coaching",
+        "ee_followup": 20,
+        "dp_followup": 7,
+        "pa_followup": 38,
+        **changes,
+    }
 
 
 @pytest.fixture
@@ -49,8 +57,9 @@ def audit():
 def test_outcomes_link_to_the_served_recommendation(audit):
     answers = _served(audit)
     now = datetime.now(timezone.utc) + timedelta(seconds=5)
-    report = record_outcomes(audit, [_outcome(i) for i in range(3)], arms=ARMS, source="api",
-                             now=now)
+    report = record_outcomes(
+        audit, [_outcome(i) for i in range(3)], arms=ARMS, source="api", now=now
+    )
     assert report.recorded == 3 and report.linked == [a["request_id"] for a in answers[:3]]
     cohort = logged_cohort(audit)
     assert len(cohort) == 3
@@ -60,17 +69,20 @@ def test_outcomes_link_to_the_served_recommendation(audit):
     assert cohort["ee_followup"].tolist() == [20, 20, 20] and "p-0" not in cohort.to_string()
 
 
-@pytest.mark.parametrize("change, field, message", [
-    ({"ee_followup": 60}, "outcomes[0].ee_followup", "less than or equal to 54"),
-    ({"pa_followup": -1}, "outcomes[0].pa_followup", "greater than or equal to 0"),
-    ({"dp_followup": 3.5}, "outcomes[0].dp_followup", "integer"),
-    ({"arm_taken": "yoga"}, "outcomes[0].arm_taken", "unknown arm"),
-    ({"person_id": "never-served"}, "outcomes[0].person_id", "unknown person"),
-    ({"measured_at": "2001-01-01"}, "outcomes[0].measured_at", "before its recommendation"),
-    ({"measured_at": "2099-01-01T00:00:00Z"}, "outcomes[0].measured_at", "in the future"),
-    ({"measured_at": "next week"}, "outcomes[0].measured_at", "datetime"),
-    ({"colour": "red"}, "outcomes[0].colour", "Extra inputs"),
-])
+@pytest.mark.parametrize(
+    "change, field, message",
+    [
+        ({"ee_followup": 60}, "outcomes[0].ee_followup", "less than or equal to 54"),
+        ({"pa_followup": -1}, "outcomes[0].pa_followup", "greater than or equal to 0"),
+        ({"dp_followup": 3.5}, "outcomes[0].dp_followup", "integer"),
+        ({"arm_taken": "yoga"}, "outcomes[0].arm_taken", "unknown arm"),
+        ({"person_id": "never-served"}, "outcomes[0].person_id", "unknown person"),
+        ({"measured_at": "2001-01-01"}, "outcomes[0].measured_at", "before its recommendation"),
+        ({"measured_at": "2099-01-01T00:00:00Z"}, "outcomes[0].measured_at", "in the future"),
+        ({"measured_at": "next week"}, "outcomes[0].measured_at", "datetime"),
+        ({"colour": "red"}, "outcomes[0].colour", "Extra inputs"),
+    ],
+)
 def test_bad_outcomes_are_refused_by_field_and_nothing_is_written(audit, change, field, message):
     _served(audit)
     good = _outcome(1)
@@ -93,8 +105,9 @@ def test_duplicates_conflict_over_http_semantics_and_are_skipped_on_import(audit
     again = record_outcomes(audit, first, arms=ARMS, source="import", duplicates="skip")
     assert (again.recorded, again.already_recorded) == (0, 2)
     with pytest.raises(OutcomeRefused) as caught:  # a different outcome for the same answer
-        record_outcomes(audit, [{**first[0], "ee_followup": 5}], arms=ARMS, source="import",
-                        duplicates="skip")
+        record_outcomes(
+            audit, [{**first[0], "ee_followup": 5}], arms=ARMS, source="import", duplicates="skip"
+        )
     assert caught.value.status == 409 and "different outcome" in str(caught.value)
     assert len(logged_cohort(audit)) == 2
 
@@ -104,10 +117,14 @@ def test_import_twice_changes_nothing(service_home, tmp_path, capsys):  # noqa: 
     _served(audit, n=4)
     path = tmp_path / "followup.csv"
     rows = [_outcome(i) for i in range(4)]
-    path.write_text("person_id,measured_at,arm_taken,ee_followup,dp_followup,pa_followup\n"
-                    + "".join(f"{r['person_id']},{r['measured_at']},{r['arm_taken']},"
-                              f"{r['ee_followup']},{r['dp_followup']},{r['pa_followup']}\n"
-                              for r in rows))
+    path.write_text(
+        "person_id,measured_at,arm_taken,ee_followup,dp_followup,pa_followup\n"
+        + "".join(
+            f"{r['person_id']},{r['measured_at']},{r['arm_taken']},"
+            f"{r['ee_followup']},{r['dp_followup']},{r['pa_followup']}\n"
+            for r in rows
+        )
+    )
     assert main(["outcomes", "import", str(path)]) == 0
     assert "recorded 4 outcome(s); 0 already recorded" in capsys.readouterr().out
     before = logged_cohort(audit).drop(columns=[]).to_dict(orient="records")
@@ -122,8 +139,9 @@ def test_import_twice_changes_nothing(service_home, tmp_path, capsys):  # noqa: 
 
 
 def test_post_outcomes_over_http(asgi_client):  # noqa: F811
-    served = asgi_client.post("/recommend", json=profile(person_id="p-0"),
-                              headers=auth("program")).json()
+    served = asgi_client.post(
+        "/recommend", json=profile(person_id="p-0"), headers=auth("program")
+    ).json()
     assert served["assignment"]["arm"] == served["recommended"]
     body = {"outcomes": [_outcome(0)]}
     assert asgi_client.post("/outcomes", json=body, headers=auth("auditor")).status_code == 403
@@ -131,10 +149,13 @@ def test_post_outcomes_over_http(asgi_client):  # noqa: F811
     assert response.status_code == 200, response.text
     assert response.json() == {"recorded": 1, "already_recorded": 0}
     duplicate = asgi_client.post("/outcomes", json=body, headers=auth("program"))
-    assert duplicate.status_code == 409 and duplicate.json()["problems"][0]["field"] == \
-        "outcomes[0].person_id"
-    bad = asgi_client.post("/outcomes", json={"outcomes": [_outcome(0, ee_followup=70)]},
-                           headers=auth("program"))
+    assert (
+        duplicate.status_code == 409
+        and duplicate.json()["problems"][0]["field"] == "outcomes[0].person_id"
+    )
+    bad = asgi_client.post(
+        "/outcomes", json={"outcomes": [_outcome(0, ee_followup=70)]}, headers=auth("program")
+    )
     assert bad.status_code == 422
     assert bad.json()["problems"][0]["field"] == "outcomes[0].ee_followup"
     assert bad.json()["problems"][0]["value"] == 70

@@ -30,9 +30,17 @@ def _serve_yaml(tmp_path, home, **exploration):
 
 
 def _serve(engine, staff):
-    rows = [engine.check_row({c: staff[c].iloc[i].item() if hasattr(staff[c].iloc[i], "item")
-                              else str(staff[c].iloc[i]) for c in PROFILE_COLUMNS})
-            for i in range(len(staff))]
+    rows = [
+        engine.check_row(
+            {
+                c: staff[c].iloc[i].item()
+                if hasattr(staff[c].iloc[i], "item")
+                else str(staff[c].iloc[i])
+                for c in PROFILE_COLUMNS
+            }
+        )
+        for i in range(len(staff))
+    ]
     return engine.recommend(rows, caller_role="program")
 
 
@@ -40,11 +48,16 @@ def _outcomes(staff, answers):
     served = [a["recommended"] for a in answers]
     follow = followup_under(staff, served)
     now = datetime.now(timezone.utc).isoformat()
-    return [{"person_id": str(staff["person_id"].iloc[i]), "measured_at": now,
-             # Every fifth person took usual care instead of the recommended arm.
-             "arm_taken": "none" if i % 5 == 0 else served[i],
-             **{k: int(follow[k].iloc[i]) for k in follow.columns}}
-            for i in range(len(staff))]
+    return [
+        {
+            "person_id": str(staff["person_id"].iloc[i]),
+            "measured_at": now,
+            # Every fifth person took usual care instead of the recommended arm.
+            "arm_taken": "none" if i % 5 == 0 else served[i],
+            **{k: int(follow[k].iloc[i]) for k in follow.columns},
+        }
+        for i in range(len(staff))
+    ]
 
 
 def test_the_loop_learns_from_its_own_log(tmp_path, monkeypatch):
@@ -60,29 +73,38 @@ def test_the_loop_learns_from_its_own_log(tmp_path, monkeypatch):
     catalog = load_catalog()
     with recommender_home(home):
         model, version = load_champion()
-        engine = RecommendationEngine(model, version, catalog=catalog, config=config,
-                                      audit=audit)
+        engine = RecommendationEngine(model, version, catalog=catalog, config=config, audit=audit)
         staff = staff_cohort("default", 2500, seed=11)
         answers = _serve(engine, staff)
         assert all(a["assignment"]["cycle"] == 0 for a in answers if a["assignment"])
         with pytest.raises(InputError, match="no served recommendation with a follow-up"):
-            run_training(overrides={**SMALL_TRAINING, "source": "log",
-                                    "log": {"serve_config": str(serve_yaml)}})
-        report = record_outcomes(audit, _outcomes(staff, answers), arms=catalog.arm_ids,
-                                 source="test")
+            run_training(
+                overrides={
+                    **SMALL_TRAINING,
+                    "source": "log",
+                    "log": {"serve_config": str(serve_yaml)},
+                }
+            )
+        report = record_outcomes(
+            audit, _outcomes(staff, answers), arms=catalog.arm_ids, source="test"
+        )
         assert report.recorded == len([a for a in answers if a["assignment"]])
-        result = run_training(overrides={**SMALL_TRAINING, "source": "log",
-                                         "log": {"serve_config": str(serve_yaml)}},
-                              reason="from the log")
+        result = run_training(
+            overrides={**SMALL_TRAINING, "source": "log", "log": {"serve_config": str(serve_yaml)}},
+            reason="from the log",
+        )
         assert result.version == "2"
         facts = json.loads((result.card_folder / "card.json").read_text())
         loop = facts["training_data"]["loop"]
-        certain = sum(1 for a in answers if a["assignment"] and
-                      a["assignment"]["probability"] == 1.0)
+        certain = sum(
+            1 for a in answers if a["assignment"] and a["assignment"]["probability"] == 1.0
+        )
         assert loop["served_with_probability_one"] == certain
         assert loop["n_rows"] == report.recorded
-        uptake = {row[0]: dict(zip(loop["uptake"]["columns"][1:], row[1:]))
-                  for row in loop["uptake"]["rows"]}
+        uptake = {
+            row[0]: dict(zip(loop["uptake"]["columns"][1:], row[1:]))
+            for row in loop["uptake"]["rows"]
+        }
         served_counts = {}
         for a in answers:
             if a["assignment"]:
@@ -96,7 +118,8 @@ def test_the_loop_learns_from_its_own_log(tmp_path, monkeypatch):
         # Reload: the engine serves whatever is champion now.
         model2, version2 = load_champion()
         assert version2 == ("2" if result.promoted else "1")
-        engine2 = RecommendationEngine(model2, version2, catalog=catalog,
-                                       config=config, audit=audit)
+        engine2 = RecommendationEngine(
+            model2, version2, catalog=catalog, config=config, audit=audit
+        )
         again = _serve(engine2, staff.iloc[:50])
         assert all(a["model_version"] == version2 for a in again)

@@ -17,19 +17,30 @@ from service_fixtures import SALT, auth, running_server, train_version
 def _cli(home, *args):
     env = {**os.environ, "RECOMMENDER_HOME": str(home), "RECOMMENDER_AUDIT_SALT": SALT}
     env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.run([sys.executable, "-m", "recommender", *args], env=env,
-                          capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "recommender", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 def test_loop_through_a_real_server(tmp_path):
     home = tmp_path / "home"
     train_version(home)
     staff = staff_cohort("default", 1500, seed=23)
-    profiles = [{c: (v.item() if hasattr(v, "item") else str(v)) for c, v in zip(
-        PROFILE_COLUMNS, row)} for row in staff[list(PROFILE_COLUMNS)].itertuples(index=False)]
+    profiles = [
+        {c: (v.item() if hasattr(v, "item") else str(v)) for c, v in zip(PROFILE_COLUMNS, row)}
+        for row in staff[list(PROFILE_COLUMNS)].itertuples(index=False)
+    ]
     with running_server(home) as url:
-        response = httpx.post(f"{url}/recommend_batch", json={"profiles": profiles},
-                              headers=auth("program"), timeout=300)
+        response = httpx.post(
+            f"{url}/recommend_batch",
+            json={"profiles": profiles},
+            headers=auth("program"),
+            timeout=300,
+        )
         assert response.status_code == 200, response.text[:500]
         answers = response.json()["results"]
         assert len(answers) == len(profiles)
@@ -37,14 +48,22 @@ def test_loop_through_a_real_server(tmp_path):
         assert served == [a["recommended"] for a in answers]
         follow = followup_under(staff, served)
         now = datetime.now(timezone.utc).isoformat()
-        outcomes = [{"person_id": p["person_id"], "measured_at": now, "arm_taken": arm,
-                     **{k: int(follow[k].iloc[i]) for k in follow.columns}}
-                    for i, (p, arm) in enumerate(zip(profiles, served))]
-        recorded = httpx.post(f"{url}/outcomes", json={"outcomes": outcomes},
-                              headers=auth("program"), timeout=300)
+        outcomes = [
+            {
+                "person_id": p["person_id"],
+                "measured_at": now,
+                "arm_taken": arm,
+                **{k: int(follow[k].iloc[i]) for k in follow.columns},
+            }
+            for i, (p, arm) in enumerate(zip(profiles, served))
+        ]
+        recorded = httpx.post(
+            f"{url}/outcomes", json={"outcomes": outcomes}, headers=auth("program"), timeout=300
+        )
         assert recorded.json() == {"recorded": len(outcomes), "already_recorded": 0}
-        again = httpx.post(f"{url}/outcomes", json={"outcomes": outcomes[:1]},
-                           headers=auth("program"), timeout=60)
+        again = httpx.post(
+            f"{url}/outcomes", json={"outcomes": outcomes[:1]}, headers=auth("program"), timeout=60
+        )
         assert again.status_code == 409
 
         trained = _cli(home, "train", "--from-log", "--quiet")
@@ -57,8 +76,9 @@ def test_loop_through_a_real_server(tmp_path):
             assert card["model"]["gate"]["passed"]
         else:
             assert reloaded["model_version"] == "1"
-        after = httpx.post(f"{url}/recommend", json=profiles[0], headers=auth("program"),
-                           timeout=60).json()
+        after = httpx.post(
+            f"{url}/recommend", json=profiles[0], headers=auth("program"), timeout=60
+        ).json()
         assert after["model_version"] == reloaded["model_version"]
         assert after["recommended"] == served[0] or after["model_version"] == "2"
 
@@ -67,7 +87,8 @@ def test_loop_through_a_real_server(tmp_path):
     table = json.loads(valued.stdout)
     assert table["rows"] > 0
     assert {(v["policy"].split(" (")[0], v["estimator"]) for v in table["values"]} >= {
-        ("version 2" if reloaded["model_version"] == "1" else "champion", "DR")}
+        ("version 2" if reloaded["model_version"] == "1" else "champion", "DR")
+    }
     for value in table["values"]:
         assert value["lower"] <= value["estimate"] <= value["upper"]
     # No raw identifier anywhere in the store (database, WAL and shared-memory files).

@@ -28,13 +28,15 @@ def cohort():
 
 def _fit(kind, X, t, y, p):
     if kind == "ridge-dr":
-        return UpliftModel(learner="dr", final_candidates=(RidgeSpec(alpha=3.0),),
-                           ensemble_size=1).fit(X, t, y)
+        return UpliftModel(
+            learner="dr", final_candidates=(RidgeSpec(alpha=3.0),), ensemble_size=1
+        ).fit(X, t, y)
     if kind == "log-linear-t":
         # all-positive outcomes: the log-linear outcome model is a candidate (a member
         # the compiled form asks on its own)
-        return UpliftModel(learner="t", outcome_candidates=(LogLinearSpec(), GBMSpec()),
-                           ensemble_size=2).fit(X, t, y + 60.0, propensity=p)
+        return UpliftModel(
+            learner="t", outcome_candidates=(LogLinearSpec(), GBMSpec()), ensemble_size=2
+        ).fit(X, t, y + 60.0, propensity=p)
     return UpliftModel(learner=kind).fit(X, t, y, propensity=p)
 
 
@@ -47,8 +49,10 @@ def model(request, cohort):
 
 
 def _rows(X):
-    return [{k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
-            for row in X.astype(object).to_dict(orient="records")]
+    return [
+        {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+        for row in X.astype(object).to_dict(orient="records")
+    ]
 
 
 def test_compiled_effects_intervals_and_contributions_equal_the_learners(cohort, model):
@@ -57,14 +61,18 @@ def test_compiled_effects_intervals_and_contributions_equal_the_learners(cohort,
     prediction = model.predict(model.encode(X), alpha=0.1)
     learner = model.outcome_models["ee"]
     arms = list(model.treatment_arms)
-    np.testing.assert_allclose(prediction.effect, learner.predict_effect(X)[arms],
-                               atol=TOLERANCE, rtol=0)
+    np.testing.assert_allclose(
+        prediction.effect, learner.predict_effect(X)[arms], atol=TOLERANCE, rtol=0
+    )
     lower, upper = learner.predict_interval(X, alpha=0.1)
     np.testing.assert_allclose(prediction.lower, lower[arms], atol=TOLERANCE, rtol=0)
     np.testing.assert_allclose(prediction.upper, upper[arms], atol=TOLERANCE, rtol=0)
-    np.testing.assert_allclose(prediction.secondary["dp"],
-                               model.outcome_models["dp"].predict_effect(X)[arms],
-                               atol=TOLERANCE, rtol=0)
+    np.testing.assert_allclose(
+        prediction.secondary["dp"],
+        model.outcome_models["dp"].predict_effect(X)[arms],
+        atol=TOLERANCE,
+        rtol=0,
+    )
     assert np.all(prediction.upper > prediction.lower)
 
     positions = np.arange(0, 400, 3)
@@ -72,8 +80,9 @@ def test_compiled_effects_intervals_and_contributions_equal_the_learners(cohort,
     for j, arm in enumerate(arms):
         expected = learner.contributions(X.iloc[positions], arm)
         np.testing.assert_allclose(parts[arm], expected, atol=TOLERANCE, rtol=0)
-        np.testing.assert_allclose(parts[arm].sum(axis=1), prediction.effect[positions, j],
-                                   atol=TOLERANCE, rtol=0)
+        np.testing.assert_allclose(
+            parts[arm].sum(axis=1), prediction.effect[positions, j], atol=TOLERANCE, rtol=0
+        )
 
 
 def test_every_outcome_compiles_with_intervals(cohort, model):
@@ -83,8 +92,9 @@ def test_every_outcome_compiles_with_intervals(cohort, model):
     out = compiled.predict(M, alpha=0.2)
     for outcome, learner in model.outcome_models.items():
         lower, upper = learner.predict_interval(X, alpha=0.2)
-        np.testing.assert_allclose(out[outcome]["effect"], learner.predict_effect(X),
-                                   atol=TOLERANCE, rtol=0)
+        np.testing.assert_allclose(
+            out[outcome]["effect"], learner.predict_effect(X), atol=TOLERANCE, rtol=0
+        )
         np.testing.assert_allclose(out[outcome]["lower"], lower, atol=TOLERANCE, rtol=0)
         np.testing.assert_allclose(out[outcome]["upper"], upper, atol=TOLERANCE, rtol=0)
 
@@ -92,8 +102,9 @@ def test_every_outcome_compiles_with_intervals(cohort, model):
 def test_score_is_unchanged_by_compilation(cohort, model):
     X = cohort[0].iloc[:150]
     fast = model.score(X, contributions=True)
-    slow_model = RecommendationModel(outcome_models=model.outcome_models, features=X,
-                                     catalog_version="t")
+    slow_model = RecommendationModel(
+        outcome_models=model.outcome_models, features=X, catalog_version="t"
+    )
     slow_model._compiled = None  # the learners answer one by one
     slow = slow_model.score(X, contributions=True)
     assert fast["recommended"].tolist() == slow["recommended"].tolist()
@@ -101,8 +112,9 @@ def test_score_is_unchanged_by_compilation(cohort, model):
     np.testing.assert_allclose(fast[numbers], slow[numbers], atol=TOLERANCE, rtol=0)
     contrib = [c for c in fast.columns if c.startswith("contrib_")]
     best = fast["recommended"].to_numpy()
-    effect = np.array([fast.at[i, f"effect_{a}"] if a != "none" else 0.0
-                       for i, a in zip(fast.index, best)])
+    effect = np.array(
+        [fast.at[i, f"effect_{a}"] if a != "none" else 0.0 for i, a in zip(fast.index, best)]
+    )
     np.testing.assert_allclose(fast[contrib].sum(axis=1), effect, atol=TOLERANCE, rtol=0)
 
 
@@ -111,9 +123,14 @@ def test_request_rows_encode_like_the_feature_frame(cohort, model):
     np.testing.assert_array_equal(model.encode(_rows(X)), model.encode(X))
 
 
-@pytest.mark.parametrize("column, value, rule", [("role", "astronaut", "one of"),
-                                                 ("age", "old", "a number"),
-                                                 ("age", float("nan"), "a number")])
+@pytest.mark.parametrize(
+    "column, value, rule",
+    [
+        ("role", "astronaut", "one of"),
+        ("age", "old", "a number"),
+        ("age", float("nan"), "a number"),
+    ],
+)
 def test_request_rows_are_refused_with_row_and_column(cohort, model, column, value, rule):
     rows = _rows(cohort[0].iloc[:3])
     rows[2][column] = value
@@ -130,9 +147,12 @@ def test_a_model_pickled_before_compilation_compiles_when_first_used(cohort, mod
     state.__dict__.pop("_compiled", None)
     older = pickle.loads(pickle.dumps(state))
     assert "_compiled" not in older.__dict__
-    np.testing.assert_allclose(older.predict(older.encode(X)).effect,
-                               model.outcome_models["ee"].predict_effect(X),
-                               atol=TOLERANCE, rtol=0)
+    np.testing.assert_allclose(
+        older.predict(older.encode(X)).effect,
+        model.outcome_models["ee"].predict_effect(X),
+        atol=TOLERANCE,
+        rtol=0,
+    )
     assert older.compiled is not None
     restored = pickle.loads(pickle.dumps(older))
     assert restored.__dict__.get("_compiled") is not None  # carried once built
@@ -141,8 +161,9 @@ def test_a_model_pickled_before_compilation_compiles_when_first_used(cohort, mod
 def test_learners_on_other_encodings_are_not_compiled_together(cohort):
     X, t, y, p, _ = cohort
     first = UpliftModel(learner="dr", ensemble_size=1).fit(X, t, y, propensity=p)
-    second = UpliftModel(learner="dr", ensemble_size=1).fit(X.drop(columns="unrelated"), t, y,
-                                                            propensity=p)
+    second = UpliftModel(learner="dr", ensemble_size=1).fit(
+        X.drop(columns="unrelated"), t, y, propensity=p
+    )
     with pytest.raises(ValueError):
         compile_effects({"ee": first, "dp": second})
     pd.testing.assert_index_equal(first.predict_effect(X).columns, pd.Index(list(ARMS[1:])))

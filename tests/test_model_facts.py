@@ -28,7 +28,10 @@ def test_older_models_get_sensible_defaults():
     class Old:
         metadata = {"data": "file cohort.csv"}
 
-    assert model_facts(Old()) == {"data_source": "program", "data": "file cohort.csv",
-                                  "one_effect_arms": []}
+    assert model_facts(Old()) == {
+        "data_source": "program",
+        "data": "file cohort.csv",
+        "one_effect_arms": [],
+    }
     assert data_source("simulated: scenario default") == "simulated"
     assert model_facts(object())["data_source"] == "not recorded"

@@ -22,10 +22,12 @@ class LinearUplift:
         self.width = width
 
     def fit(self, X, treatment, y, *, propensity=None):
-        self.intercepts_ = dict(self.intercepts or {"coaching": -2.0, "mindfulness": -1.0,
-                                                     "peer_group": 0.5})
-        self.slopes_ = dict(self.slopes or {"coaching": 1.0, "mindfulness": -1.5,
-                                             "peer_group": 0.0})
+        self.intercepts_ = dict(
+            self.intercepts or {"coaching": -2.0, "mindfulness": -1.0, "peer_group": 0.5}
+        )
+        self.slopes_ = dict(
+            self.slopes or {"coaching": 1.0, "mindfulness": -1.5, "peer_group": 0.0}
+        )
         self.arms_ = sorted(self.intercepts_)
         self.control_ = self.control
         self.learner_ = "linear-fake"
@@ -34,8 +36,9 @@ class LinearUplift:
 
     def predict_effect(self, X):
         z = (X["ee"].to_numpy(dtype=float) - 27.0) / 10.0
-        return pd.DataFrame({a: self.intercepts_[a] + self.slopes_[a] * z for a in self.arms_},
-                            index=X.index)
+        return pd.DataFrame(
+            {a: self.intercepts_[a] + self.slopes_[a] * z for a in self.arms_}, index=X.index
+        )
 
     def predict_interval(self, X, alpha=0.1):
         effect = self.predict_effect(X)
@@ -60,34 +63,57 @@ class LinearUplift:
 def profiles(n=40, seed=0):
     """Profile rows in the data contract's plain types."""
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "person_id": [f"p{i:04d}" for i in range(n)],
-        "age": rng.integers(25, 65, n),
-        "gender": rng.choice(["female", "male", "nonbinary", "undisclosed"], n),
-        "role": rng.choice(["physician", "resident", "nurse", "app"], n),
-        "specialty": rng.choice(["primary_care", "surgery", "oncology", "other"], n),
-        "setting": rng.choice(["academic", "community", "rural"], n),
-        "years_in_practice": rng.uniform(0, 30, n).round(1),
-        "weekly_hours": rng.uniform(30, 80, n).round(1),
-        "ee": rng.integers(0, 55, n),
-        "dp": rng.integers(0, 31, n),
-        "pa": rng.integers(0, 49, n),
-    })
+    return pd.DataFrame(
+        {
+            "person_id": [f"p{i:04d}" for i in range(n)],
+            "age": rng.integers(25, 65, n),
+            "gender": rng.choice(["female", "male", "nonbinary", "undisclosed"], n),
+            "role": rng.choice(["physician", "resident", "nurse", "app"], n),
+            "specialty": rng.choice(["primary_care", "surgery", "oncology", "other"], n),
+            "setting": rng.choice(["academic", "community", "rural"], n),
+            "years_in_practice": rng.uniform(0, 30, n).round(1),
+            "weekly_hours": rng.uniform(30, 80, n).round(1),
+            "ee": rng.integers(0, 55, n),
+            "dp": rng.integers(0, 31, n),
+            "pa": rng.integers(0, 49, n),
+        }
+    )
 
 
 CATEGORIES = {
     "gender": ["female", "male", "nonbinary", "undisclosed"],
     "role": ["physician", "resident", "nurse", "app"],
-    "specialty": ["primary_care", "internal_medicine", "surgery", "emergency_medicine",
-                  "pediatrics", "psychiatry", "oncology", "critical_care", "other"],
+    "specialty": [
+        "primary_care",
+        "internal_medicine",
+        "surgery",
+        "emergency_medicine",
+        "pediatrics",
+        "psychiatry",
+        "oncology",
+        "critical_care",
+        "other",
+    ],
     "setting": ["academic", "community", "rural"],
 }
 
 
 def features(frame):
     """The feature frame in the contract's order with fixed categories."""
-    X = frame[["age", "gender", "role", "specialty", "setting", "years_in_practice",
-               "weekly_hours", "ee", "dp", "pa"]].copy()
+    X = frame[
+        [
+            "age",
+            "gender",
+            "role",
+            "specialty",
+            "setting",
+            "years_in_practice",
+            "weekly_hours",
+            "ee",
+            "dp",
+            "pa",
+        ]
+    ].copy()
     for column, allowed in CATEGORIES.items():
         X[column] = pd.Categorical(X[column], categories=allowed)
     return X
@@ -98,6 +124,8 @@ def fake_model(*, intercepts=None, slopes=None):
     from recommender.model import RecommendationModel
 
     X = features(profiles())
-    learners = {o: LinearUplift(intercepts=intercepts, slopes=slopes).fit(X, None, None)
-                for o in ("ee", "dp", "pa")}
+    learners = {
+        o: LinearUplift(intercepts=intercepts, slopes=slopes).fit(X, None, None)
+        for o in ("ee", "dp", "pa")
+    }
     return RecommendationModel(outcome_models=learners, features=X, catalog_version="test-1")

@@ -47,8 +47,12 @@ def test_contributions_sum_to_the_recommended_effect():
     model = fake_model()
     scored = model.score(profiles(60), contributions=True)
     parts = scored.filter(like="contrib_").sum(axis=1).to_numpy()
-    effect = np.array([0.0 if arm == "none" else scored.loc[i, f"effect_{arm}"]
-                       for i, arm in scored["recommended"].items()])
+    effect = np.array(
+        [
+            0.0 if arm == "none" else scored.loc[i, f"effect_{arm}"]
+            for i, arm in scored["recommended"].items()
+        ]
+    )
     np.testing.assert_allclose(parts, effect, atol=1e-9)
 
 
@@ -72,8 +76,9 @@ def test_categorical_input_with_other_category_order_gets_the_fitted_codes():
     model = fake_model()
     rows = profiles(40)
     shuffled = rows.copy()
-    shuffled["role"] = pd.Categorical(rows["role"], categories=["app", "nurse", "resident",
-                                                                 "physician"])
+    shuffled["role"] = pd.Categorical(
+        rows["role"], categories=["app", "nurse", "resident", "physician"]
+    )
     X_plain, X_shuffled = model.feature_frame(rows), model.feature_frame(shuffled)
     assert (X_plain["role"].cat.codes == X_shuffled["role"].cat.codes).all()
 
@@ -92,8 +97,7 @@ def test_outcome_models_must_share_arms():
     ee = LinearUplift().fit(X, None, None)
     dp = LinearUplift(intercepts={"coaching": 0.0}, slopes={"coaching": 0.0}).fit(X, None, None)
     with pytest.raises(InputError, match="share the arms"):
-        RecommendationModel(outcome_models={"ee": ee, "dp": dp}, features=X,
-                            catalog_version="1")
+        RecommendationModel(outcome_models={"ee": ee, "dp": dp}, features=X, catalog_version="1")
 
 
 def test_score_never_recommends_an_arm_the_catalog_does_not_offer_the_person():
@@ -103,8 +107,12 @@ def test_score_never_recommends_an_arm_the_catalog_does_not_offer_the_person():
     # coaching is the best arm for low-EE rows, but the catalog does not offer it to nurses.
     assert "nurse" not in catalog.arm("coaching").eligibility.roles
     base = fake_model()
-    model = RecommendationModel(outcome_models=base.outcome_models, features=base.features,
-                                catalog_version="test-1", catalog=catalog)
+    model = RecommendationModel(
+        outcome_models=base.outcome_models,
+        features=base.features,
+        catalog_version="test-1",
+        catalog=catalog,
+    )
     rows = profiles(200).assign(role="nurse", ee=27)  # coaching -2, mindfulness -1
     assert set(base.score(rows)["recommended"]) == {"coaching"}
     scored = model.score(rows)
@@ -118,7 +126,11 @@ def test_eligibility_needs_its_profile_columns():
     from recommender.catalog import load_catalog
 
     base = fake_model()
-    model = RecommendationModel(outcome_models=base.outcome_models, features=base.features,
-                                catalog_version="test-1", catalog=load_catalog())
+    model = RecommendationModel(
+        outcome_models=base.outcome_models,
+        features=base.features,
+        catalog_version="test-1",
+        catalog=load_catalog(),
+    )
     with pytest.raises(InputError, match="specialty"):
         model.eligibility(profiles(5).drop(columns="specialty"))

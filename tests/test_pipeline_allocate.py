@@ -31,12 +31,24 @@ def cohort_file(tmp_path):
     return path
 
 
-def test_plan_respects_budget_capacity_groups_and_eligibility(champion_home, cohort_file, tmp_path,
-                                                              monkeypatch, capsys):
+def test_plan_respects_budget_capacity_groups_and_eligibility(
+    champion_home, cohort_file, tmp_path, monkeypatch, capsys
+):
     use_home(monkeypatch, champion_home)
     out = tmp_path / "plan.csv"
-    code = main(["allocate", "--data", str(cohort_file), "--out", str(out), "--budget", "40000",
-                 "--capacity", "coaching=12,peer_group=25"])
+    code = main(
+        [
+            "allocate",
+            "--data",
+            str(cohort_file),
+            "--out",
+            str(out),
+            "--budget",
+            "40000",
+            "--capacity",
+            "coaching=12,peer_group=25",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     plan = pd.read_csv(out)
     cohort = pd.read_csv(cohort_file)
@@ -70,8 +82,9 @@ def test_plan_respects_budget_capacity_groups_and_eligibility(champion_home, coh
         (["--budget", "-5"], "budget=-5.0"),
     ],
 )
-def test_bad_options_are_named_and_nothing_is_written(champion_home, cohort_file, tmp_path,
-                                                      monkeypatch, capsys, extra, message):
+def test_bad_options_are_named_and_nothing_is_written(
+    champion_home, cohort_file, tmp_path, monkeypatch, capsys, extra, message
+):
     use_home(monkeypatch, champion_home)
     out = tmp_path / "plan.csv"
     assert main(["allocate", "--data", str(cohort_file), "--out", str(out), *extra]) == 2
@@ -79,8 +92,9 @@ def test_bad_options_are_named_and_nothing_is_written(champion_home, cohort_file
     assert not out.exists()
 
 
-def test_invalid_cohort_is_refused_with_its_row(champion_home, cohort_file, tmp_path, monkeypatch,
-                                                capsys):
+def test_invalid_cohort_is_refused_with_its_row(
+    champion_home, cohort_file, tmp_path, monkeypatch, capsys
+):
     use_home(monkeypatch, champion_home)
     frame = pd.read_csv(cohort_file)
     frame.loc[3, "role"] = "surgeon"
@@ -93,8 +107,9 @@ def test_invalid_cohort_is_refused_with_its_row(champion_home, cohort_file, tmp_
     assert not out.exists()
 
 
-def test_a_solver_out_of_time_is_said_and_nothing_is_written(champion_home, cohort_file, tmp_path,
-                                                             monkeypatch, capsys):
+def test_a_solver_out_of_time_is_said_and_nothing_is_written(
+    champion_home, cohort_file, tmp_path, monkeypatch, capsys
+):
     from recommender.errors import PlanTimeout
     from recommender.policy import _allocation
 
@@ -104,19 +119,32 @@ def test_a_solver_out_of_time_is_said_and_nothing_is_written(champion_home, coho
     use_home(monkeypatch, champion_home)
     monkeypatch.setattr(_allocation, "allocate", out_of_time)
     out = tmp_path / "plan.csv"
-    assert main(["allocate", "--data", str(cohort_file), "--out", str(out),
-                 "--time-limit", "5"]) == 1
+    assert (
+        main(["allocate", "--data", str(cohort_file), "--out", str(out), "--time-limit", "5"]) == 1
+    )
     err = capsys.readouterr().err
     assert "time limit" in err and "--time-limit, now 5 s" in err
     assert not out.exists()
 
 
-def test_floors_are_held_and_fairness_is_written_beside_the_plan(champion_home, cohort_file,
-                                                                  tmp_path, monkeypatch, capsys):
+def test_floors_are_held_and_fairness_is_written_beside_the_plan(
+    champion_home, cohort_file, tmp_path, monkeypatch, capsys
+):
     use_home(monkeypatch, champion_home)
     out = tmp_path / "plan.csv"
-    code = main(["allocate", "--data", str(cohort_file), "--out", str(out), "--budget", "20000",
-                 "--floor", "nurse=0.3,app=0.3"])
+    code = main(
+        [
+            "allocate",
+            "--data",
+            str(cohort_file),
+            "--out",
+            str(out),
+            "--budget",
+            "20000",
+            "--floor",
+            "nurse=0.3,app=0.3",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     plan = pd.read_csv(out).merge(pd.read_csv(cohort_file), on="person_id")
     for role in ("nurse", "app"):
@@ -124,20 +152,34 @@ def test_floors_are_held_and_fairness_is_written_beside_the_plan(champion_home, 
         assert (members["allocated"] != "none").mean() >= 0.3 - 1e-9, role
     fairness = pd.read_csv(tmp_path / "plan.fairness.csv")
     assert set(fairness["attribute"]) == {"role", "gender", "setting"}
-    nurses = fairness[(fairness["attribute"] == "role") & (fairness["group"] == "nurse")
-                      & (fairness["arm"] == "any")].iloc[0]
+    nurses = fairness[
+        (fairness["attribute"] == "role")
+        & (fairness["group"] == "nurse")
+        & (fairness["arm"] == "any")
+    ].iloc[0]
     assert nurses["share_allocated"] >= 0.3 - 1e-9 and 0 <= nurses["share_eligible"] <= 1
     printed = capsys.readouterr().out
     assert "floors held: nurse >= 30% given an arm" in printed and "fairness by group" in printed
 
 
-def test_floors_beyond_the_budget_are_refused_and_nothing_is_written(champion_home, cohort_file,
-                                                                     tmp_path, monkeypatch,
-                                                                     capsys):
+def test_floors_beyond_the_budget_are_refused_and_nothing_is_written(
+    champion_home, cohort_file, tmp_path, monkeypatch, capsys
+):
     use_home(monkeypatch, champion_home)
     out = tmp_path / "plan.csv"
-    code = main(["allocate", "--data", str(cohort_file), "--out", str(out), "--budget", "500",
-                 "--floor", "physician=0.9"])
+    code = main(
+        [
+            "allocate",
+            "--data",
+            str(cohort_file),
+            "--out",
+            str(out),
+            "--budget",
+            "500",
+            "--floor",
+            "physician=0.9",
+        ]
+    )
     assert code != 0 and not out.exists()
     assert "cannot all be met" in capsys.readouterr().err
 
@@ -158,11 +200,14 @@ def flagged_cohort(tmp_path):
 
 
 def test_plan_file_puts_crisis_rows_aside_and_writes_safety_columns(
-        champion_home, flagged_cohort, tmp_path, monkeypatch, capsys):
+    champion_home, flagged_cohort, tmp_path, monkeypatch, capsys
+):
     use_home(monkeypatch, champion_home)
     out = tmp_path / "plan.csv"
-    assert main(["allocate", "--data", str(flagged_cohort), "--out", str(out),
-                 "--budget", "20000"]) == 0, capsys.readouterr().err
+    assert (
+        main(["allocate", "--data", str(flagged_cohort), "--out", str(out), "--budget", "20000"])
+        == 0
+    ), capsys.readouterr().err
     plan = pd.read_csv(out, keep_default_na=False)
     assert len(plan) == 300
     assert plan["safety_level"].head(6).tolist() == ["referral"] * 3 + ["crisis"] * 3
@@ -179,11 +224,13 @@ def test_plan_file_puts_crisis_rows_aside_and_writes_safety_columns(
 
 
 def test_score_file_never_scores_crisis_rows_and_writes_safety_columns(
-        champion_home, flagged_cohort, tmp_path, monkeypatch, capsys):
+    champion_home, flagged_cohort, tmp_path, monkeypatch, capsys
+):
     use_home(monkeypatch, champion_home)
     out = tmp_path / "scored.parquet"
-    assert main(["score", "--data", str(flagged_cohort), "--out", str(out)]) == 0, \
+    assert main(["score", "--data", str(flagged_cohort), "--out", str(out)]) == 0, (
         capsys.readouterr().err
+    )
     scored = pd.read_parquet(out)
     cohort = pd.read_csv(flagged_cohort)
     assert scored["person_id"].tolist() == cohort["person_id"].tolist()
@@ -199,7 +246,8 @@ def test_score_file_never_scores_crisis_rows_and_writes_safety_columns(
 
 @pytest.mark.parametrize("command", ["score", "allocate"])
 def test_a_crisis_column_that_is_not_boolean_is_refused_naming_rows(
-        champion_home, flagged_cohort, tmp_path, monkeypatch, capsys, command):
+    champion_home, flagged_cohort, tmp_path, monkeypatch, capsys, command
+):
     use_home(monkeypatch, champion_home)
     cohort = pd.read_csv(flagged_cohort, keep_default_na=False)
     cohort.loc[7, "crisis_risk"] = "maybe"

@@ -23,9 +23,14 @@ from recommender.errors import InputError
 SMALL = {
     "seed": 3,
     "data": {"scenario": "default", "n": 3000, "seed": 5, "assignment": "rct"},
-    "learner": {"learner": "auto", "n_folds": 3, "params": {
-        "outcome_candidates": [{"gbm": {"max_rounds": 60, "patience": 10}}],
-        "final_candidates": [{"gbm": {"max_rounds": 60, "patience": 10}}]}},
+    "learner": {
+        "learner": "auto",
+        "n_folds": 3,
+        "params": {
+            "outcome_candidates": [{"gbm": {"max_rounds": 60, "patience": 10}}],
+            "final_candidates": [{"gbm": {"max_rounds": 60, "patience": 10}}],
+        },
+    },
     "evaluation": {"alpha": 0.1, "n_folds": 3},
 }
 
@@ -56,8 +61,9 @@ def home(tmp_path, monkeypatch):
 
 def versions():
     client = registry.client()
-    return sorted(str(v.version) for v in
-                  client.search_model_versions("name='burnout-recommender'"))
+    return sorted(
+        str(v.version) for v in client.search_model_versions("name='burnout-recommender'")
+    )
 
 
 def runs():
@@ -65,8 +71,7 @@ def runs():
     experiment = client.get_experiment_by_name("burnout-recommender")
     if experiment is None:
         return []
-    return client.search_runs([experiment.experiment_id],
-                              order_by=["attributes.start_time ASC"])
+    return client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
 
 
 def reuse_model(monkeypatch, model):
@@ -115,13 +120,22 @@ def test_registered_pyfunc_scores_profiles(trained, monkeypatch):
     pyfunc = registry.load_pyfunc("models:/burnout-recommender@champion")
     scored = pyfunc.predict(rows)
     arms = result.model.treatment_arms
-    expected = {"person_id", "recommended", *(f"effect_{a}" for a in arms),
-                *(f"lower_{a}" for a in arms), *(f"upper_{a}" for a in arms),
-                *(f"effect_dp_{a}" for a in arms), *(f"effect_pa_{a}" for a in arms),
-                "contrib_ee", "contrib_base"}
+    expected = {
+        "person_id",
+        "recommended",
+        *(f"effect_{a}" for a in arms),
+        *(f"lower_{a}" for a in arms),
+        *(f"upper_{a}" for a in arms),
+        *(f"effect_dp_{a}" for a in arms),
+        *(f"effect_pa_{a}" for a in arms),
+        "contrib_ee",
+        "contrib_base",
+    }
     assert expected <= set(scored.columns)
-    np.testing.assert_allclose(scored[[f"effect_{a}" for a in arms]].to_numpy(),
-                               result.model.predict_effect(rows).to_numpy())
+    np.testing.assert_allclose(
+        scored[[f"effect_{a}" for a in arms]].to_numpy(),
+        result.model.predict_effect(rows).to_numpy(),
+    )
 
 
 def test_score_and_card_commands(trained, monkeypatch, tmp_path, capsys):
@@ -133,10 +147,13 @@ def test_score_and_card_commands(trained, monkeypatch, tmp_path, capsys):
     assert main(["score", "--model", "champion", "--data", str(cohort), "--out", str(out)]) == 0
     scored = pd.read_parquet(out)
     assert len(scored) == 120 and scored.columns[:2].tolist() == ["person_id", "recommended"]
-    assert main(["card", "--model", "models:/burnout-recommender/1", "--out",
-                 str(tmp_path / "card")]) == 0
-    assert (tmp_path / "card" / "card.json").read_text() == \
-        (home / "cards" / "1" / "card.json").read_text()
+    assert (
+        main(["card", "--model", "models:/burnout-recommender/1", "--out", str(tmp_path / "card")])
+        == 0
+    )
+    assert (tmp_path / "card" / "card.json").read_text() == (
+        home / "cards" / "1" / "card.json"
+    ).read_text()
     bad = profiles(5).assign(role="surgeon")
     bad.to_csv(cohort, index=False)
     assert main(["score", "--data", str(cohort), "--out", str(out)]) == 2
@@ -163,13 +180,22 @@ def test_same_config_and_seed_give_identical_effects(trained, home):
         pd.testing.assert_frame_equal(a, b, check_exact=True)
     assert again.data_sha256 == first.data_sha256
     other = train.run_training(overrides=SMALL, seed=4)
-    assert not np.array_equal(other.model.predict_effect(rows).to_numpy(),
-                              first.model.predict_effect(rows).to_numpy())
+    assert not np.array_equal(
+        other.model.predict_effect(rows).to_numpy(), first.model.predict_effect(rows).to_numpy()
+    )
 
 
 # ------------------------------------------------------------------------------ atomicity
-STAGE_FUNCTIONS = ["split_stage", "fit_stage", "evaluate_stage", "gate_stage", "card_stage",
-                   "log_stage", "register_stage", "publish"]
+STAGE_FUNCTIONS = [
+    "split_stage",
+    "fit_stage",
+    "evaluate_stage",
+    "gate_stage",
+    "card_stage",
+    "log_stage",
+    "register_stage",
+    "publish",
+]
 
 
 @pytest.mark.parametrize("stage", STAGE_FUNCTIONS)
@@ -263,8 +289,11 @@ def test_worse_model_stays_challenger(trained, home, monkeypatch):
     good = result.model
     bad = RecommendationModel(
         outcome_models={o: Reversed(m) for o, m in good.outcome_models.items()},
-        features=good.features, catalog_version=good.catalog_version, control=good.control,
-        metadata=good.metadata)
+        features=good.features,
+        catalog_version=good.catalog_version,
+        control=good.control,
+        metadata=good.metadata,
+    )
     reuse_model(monkeypatch, bad)
     worse = train.run_training(overrides=SMALL, reason="deliberately worse")
     assert not worse.gate.passed
@@ -290,8 +319,12 @@ def test_promote_and_rollback_commands(trained, home, monkeypatch, capsys):
     with pytest.raises(SystemExit):  # a human change without a reason is refused
         main(["promote", "1"])
     events = registry.read_promotion_log()
-    assert [e.kind for e in events if e.alias == "champion"] == ["gate", "gate", "rollback",
-                                                                 "promote"]
+    assert [e.kind for e in events if e.alias == "champion"] == [
+        "gate",
+        "gate",
+        "rollback",
+        "promote",
+    ]
     assert events[-2].reason == "version 2 misbehaves in clinic A"
 
 
@@ -328,8 +361,10 @@ def test_card_min_cell_reaches_the_subgroup_table(trained):
     split = train.split_stage(cohort, config)
     groups = subgroup_frame(split.holdout)
     role_gender = groups["role"].astype(str) + " x " + groups["gender"].astype(str)
-    sizes = pd.concat([groups[c].astype(str).value_counts() for c in groups.columns]
-                      + [role_gender.value_counts()])
+    sizes = pd.concat(
+        [groups[c].astype(str).value_counts() for c in groups.columns]
+        + [role_gender.value_counts()]
+    )
     # A floor just above the smallest cell that 11 would publish: that cell must now go.
     min_cell = int(sizes[sizes >= 11].min()) + 1
     config = train.config_from_mapping(SMALL, overrides={"card": {"min_cell": min_cell}})
@@ -348,9 +383,12 @@ def test_training_person_hashes_are_keyed_by_a_secret_kept_out_of_the_artifact(t
     split = train.split_stage(train.load_stage(config), config)
     ids = split.train["person_id"].astype(str).head(50).tolist()
     assert "s5-000001" in set(split.train["person_id"].astype(str)) | set(
-        split.holdout["person_id"].astype(str))
-    unkeyed = [int.from_bytes(hashlib.blake2b(p.encode(), digest_size=8).digest(), "big")
-               for p in [*ids, "s5-000001"]]
+        split.holdout["person_id"].astype(str)
+    )
+    unkeyed = [
+        int.from_bytes(hashlib.blake2b(p.encode(), digest_size=8).digest(), "big")
+        for p in [*ids, "s5-000001"]
+    ]
     assert not np.isin(np.array(unkeyed, dtype=np.uint64), hashes).any()
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.setenv("RECOMMENDER_TRAINING_KEY", "test-suite-key")
@@ -370,8 +408,9 @@ def test_training_key_file_is_created_once_private(home, monkeypatch):
     assert [p.name for p in home.iterdir()] == ["training.key"]  # no temp file left
 
 
-def test_gate_without_the_champions_key_compares_on_all_rows_and_says_so(trained, home,
-                                                                         monkeypatch):
+def test_gate_without_the_champions_key_compares_on_all_rows_and_says_so(
+    trained, home, monkeypatch
+):
     result, _ = trained
     reuse_model(monkeypatch, result.model)
     train.run_training(overrides=SMALL)
@@ -395,8 +434,9 @@ def test_declared_trial_without_propensity_uses_design_shares(home, tmp_path, mo
     from recommender.simulate import simulate_cohort
 
     frame = simulate_cohort("default", 1500, seed=2, assignment="rct")
-    frame = frame[[c for c in frame.columns
-                   if c != "propensity" and not c.startswith("true_effect_")]]
+    frame = frame[
+        [c for c in frame.columns if c != "propensity" and not c.startswith("true_effect_")]
+    ]
     path = write_cohort(frame, tmp_path / "trial.csv")
     seen = {}
 
@@ -404,6 +444,7 @@ def test_declared_trial_without_propensity_uses_design_shares(home, tmp_path, mo
         def fake(*args, **kwargs):
             seen[name] = kwargs.get("design")
             raise _StopHere
+
         return fake
 
     import recommender.uplift as uplift
@@ -440,8 +481,9 @@ def test_an_arm_too_small_to_fit_after_the_split_stops_before_any_run(home, tmp_
     assert runs() == [] and not (home / "cards").exists()
 
 
-def test_failure_after_registration_says_the_version_was_registered(trained, home, monkeypatch,
-                                                                    tmp_path, capsys):
+def test_failure_after_registration_says_the_version_was_registered(
+    trained, home, monkeypatch, tmp_path, capsys
+):
     import yaml
 
     result, _ = trained
@@ -520,19 +562,31 @@ def test_failed_score_write_leaves_the_earlier_output(trained, monkeypatch, tmp_
     assert [p.name for p in folder.iterdir()] == ["scored.csv"]
 
 
-@pytest.mark.parametrize("text, words", [
-    ("learner: {n_fold: 5}\n",
-     "learner.n_fold = 5 is not a known key; accepted: learner, n_folds, params "
-     "(did you mean 'n_folds'?)"),
-    ("evaluation: {n_folds: -3}\n",
-     "evaluation.n_folds = -3 is not accepted; give an integer from 2 to 20"),
-    ("learner: {n_folds: 2.5}\n", "learner.n_folds = 2.5 is not accepted; give an integer"),
-    ("data: {n: '5000'}\n", "data.n = '5000' is not accepted; give an integer from 200"),
-    ("outcomes: [ee, burnout]\n", "outcomes[1] = 'burnout' is not accepted; give a non-empty "
-                                  "list from ['ee', 'dp', 'pa']"),
-    ("gate: {alpha: 0.5}\n", "gate.alpha = 0.5 is not accepted; give a number above 0 and "
-                             "below 0.5"),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        (
+            "learner: {n_fold: 5}\n",
+            "learner.n_fold = 5 is not a known key; accepted: learner, n_folds, params "
+            "(did you mean 'n_folds'?)",
+        ),
+        (
+            "evaluation: {n_folds: -3}\n",
+            "evaluation.n_folds = -3 is not accepted; give an integer from 2 to 20",
+        ),
+        ("learner: {n_folds: 2.5}\n", "learner.n_folds = 2.5 is not accepted; give an integer"),
+        ("data: {n: '5000'}\n", "data.n = '5000' is not accepted; give an integer from 200"),
+        (
+            "outcomes: [ee, burnout]\n",
+            "outcomes[1] = 'burnout' is not accepted; give a non-empty "
+            "list from ['ee', 'dp', 'pa']",
+        ),
+        (
+            "gate: {alpha: 0.5}\n",
+            "gate.alpha = 0.5 is not accepted; give a number above 0 and below 0.5",
+        ),
+    ],
+)
 def test_config_typos_and_ranges_are_refused_by_name(tmp_path, text, words):
     path = tmp_path / "train.yaml"
     path.write_text(text)

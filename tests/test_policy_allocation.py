@@ -10,7 +10,12 @@ import pandas as pd
 import pytest
 
 from recommender.errors import InputError
-from recommender.policy._allocation import ArmLimits, allocate, eligibility_matrix, limits_from_catalog
+from recommender.policy._allocation import (
+    ArmLimits,
+    allocate,
+    eligibility_matrix,
+    limits_from_catalog,
+)
 
 
 def _brute_force(effects, limits, budget, eligible):
@@ -49,7 +54,8 @@ def test_matches_brute_force_on_small_cohorts(seed):
     rng = np.random.default_rng(seed)
     n = 7
     effects = pd.DataFrame(
-        rng.normal(-2, 2.5, size=(n, 3)), columns=["coaching", "peer_group", "mindfulness"],
+        rng.normal(-2, 2.5, size=(n, 3)),
+        columns=["coaching", "peer_group", "mindfulness"],
         index=[f"p{i}" for i in range(n)],
     )
     limits = {
@@ -61,15 +67,19 @@ def test_matches_brute_force_on_small_cohorts(seed):
     eligible = pd.DataFrame(rng.random((n, 3)) > 0.2, columns=effects.columns, index=effects.index)
     result = allocate(effects, limits, budget=budget, eligible=eligible)
     assert result.status == "optimal"
-    assert result.expected_points_avoided == pytest.approx(_brute_force(effects, limits, budget, eligible), abs=1e-6)
+    assert result.expected_points_avoided == pytest.approx(
+        _brute_force(effects, limits, budget, eligible), abs=1e-6
+    )
     assert result.total_cost <= budget + 1e-9
 
 
 def test_constraints_hold_on_a_large_cohort():
     rng = np.random.default_rng(3)
     n = 1500
-    effects = pd.DataFrame(rng.normal(-1.5, 2, size=(n, 4)),
-                           columns=["coaching", "mindfulness", "peer_group", "balint_group"])
+    effects = pd.DataFrame(
+        rng.normal(-1.5, 2, size=(n, 4)),
+        columns=["coaching", "mindfulness", "peer_group", "balint_group"],
+    )
     limits = {
         "coaching": ArmLimits(1400, capacity=40),
         "mindfulness": ArmLimits(150, capacity=500),
@@ -143,7 +153,11 @@ def test_catalog_limits_and_eligibility():
     limits = limits_from_catalog(catalog)
     assert set(limits) == set(catalog.treatment_arms)
     profiles = pd.DataFrame(
-        {"role": ["nurse", "physician"], "specialty": ["other", "primary_care"], "years_in_practice": [4.0, 12.0]}
+        {
+            "role": ["nurse", "physician"],
+            "specialty": ["other", "primary_care"],
+            "years_in_practice": [4.0, 12.0],
+        }
     )
     matrix = eligibility_matrix(catalog, profiles)
     for i, row in profiles.iterrows():
@@ -155,37 +169,47 @@ def test_this_cycles_overrides_replace_the_catalogs_limits():
     from recommender.catalog import load_catalog
 
     catalog = load_catalog()
-    limits = limits_from_catalog(catalog, ["coaching", "peer_group"],
-                                 capacity={"coaching": 12, "peer_group": 0, "mindfulness": 5},
-                                 cost={"coaching": 900.0})
+    limits = limits_from_catalog(
+        catalog,
+        ["coaching", "peer_group"],
+        capacity={"coaching": 12, "peer_group": 0, "mindfulness": 5},
+        cost={"coaching": 900.0},
+    )
     assert set(limits) == {"coaching", "peer_group"}  # mindfulness is checked, not planned
     assert limits["coaching"].capacity == 12 and limits["coaching"].cost_per_person == 900.0
     assert limits["peer_group"].capacity == 0  # closed this cycle
     assert limits["peer_group"].cost_per_person == catalog.arm("peer_group").cost_per_person
 
 
-@pytest.mark.parametrize("overrides, field, accepted", [
-    ({"capacity": {"yoga": 3}}, "capacity.yoga", "an intervention of catalog"),
-    ({"capacity": {"none": 3}}, "capacity.none", "coaching"),
-    ({"capacity": {"coaching": 2.5}}, "capacity.coaching", "a whole number of places >= 0"),
-    ({"capacity": {"coaching": -1}}, "capacity.coaching", "a whole number of places >= 0"),
-    ({"capacity": {"peer_group": 3}}, "capacity.peer_group", "at least 6"),
-    ({"cost": {"coaching": -5.0}}, "cost.coaching", "a number of US$ per person >= 0"),
-    ({"cost": {"coaching": float("nan")}}, "cost.coaching", "a number of US$ per person >= 0"),
-    # Whatever a caller passes is refused with its field, never a crash (numpy cannot take
-    # an int beyond 64 bits, float() an int beyond 1e308).
-    ({"capacity": {"coaching": "10"}}, "capacity.coaching", "a whole number of places >= 0"),
-    ({"capacity": {"coaching": None}}, "capacity.coaching", "a whole number of places >= 0"),
-    ({"capacity": {"coaching": True}}, "capacity.coaching", "a whole number of places >= 0"),
-    ({"capacity": {"coaching": [3]}}, "capacity.coaching", "a whole number of places >= 0"),
-    ({"capacity": {"coaching": float("inf")}}, "capacity.coaching", "a whole number of places"),
-    ({"capacity": {"coaching": float("nan")}}, "capacity.coaching", "a whole number of places"),
-    ({"capacity": {"coaching": -10**30}}, "capacity.coaching", "a whole number of places >= 0"),
-    ({"cost": {"coaching": "900"}}, "cost.coaching", "a number of US$ per person >= 0"),
-    ({"cost": {"coaching": False}}, "cost.coaching", "a number of US$ per person >= 0"),
-    ({"cost": {"coaching": 10**400}}, "cost.coaching", "a number of US$ per person >= 0"),
-    ({"cost": {"coaching": -10**5000}}, "cost.coaching", "a number of US$ per person >= 0"),
-])
+@pytest.mark.parametrize(
+    "overrides, field, accepted",
+    [
+        ({"capacity": {"yoga": 3}}, "capacity.yoga", "an intervention of catalog"),
+        ({"capacity": {"none": 3}}, "capacity.none", "coaching"),
+        ({"capacity": {"coaching": 2.5}}, "capacity.coaching", "a whole number of places >= 0"),
+        ({"capacity": {"coaching": -1}}, "capacity.coaching", "a whole number of places >= 0"),
+        ({"capacity": {"peer_group": 3}}, "capacity.peer_group", "at least 6"),
+        ({"cost": {"coaching": -5.0}}, "cost.coaching", "a number of US$ per person >= 0"),
+        ({"cost": {"coaching": float("nan")}}, "cost.coaching", "a number of US$ per person >= 0"),
+        # Whatever a caller passes is refused with its field, never a crash (numpy cannot take
+        # an int beyond 64 bits, float() an int beyond 1e308).
+        ({"capacity": {"coaching": "10"}}, "capacity.coaching", "a whole number of places >= 0"),
+        ({"capacity": {"coaching": None}}, "capacity.coaching", "a whole number of places >= 0"),
+        ({"capacity": {"coaching": True}}, "capacity.coaching", "a whole number of places >= 0"),
+        ({"capacity": {"coaching": [3]}}, "capacity.coaching", "a whole number of places >= 0"),
+        ({"capacity": {"coaching": float("inf")}}, "capacity.coaching", "a whole number of places"),
+        ({"capacity": {"coaching": float("nan")}}, "capacity.coaching", "a whole number of places"),
+        (
+            {"capacity": {"coaching": -(10**30)}},
+            "capacity.coaching",
+            "a whole number of places >= 0",
+        ),
+        ({"cost": {"coaching": "900"}}, "cost.coaching", "a number of US$ per person >= 0"),
+        ({"cost": {"coaching": False}}, "cost.coaching", "a number of US$ per person >= 0"),
+        ({"cost": {"coaching": 10**400}}, "cost.coaching", "a number of US$ per person >= 0"),
+        ({"cost": {"coaching": -(10**5000)}}, "cost.coaching", "a number of US$ per person >= 0"),
+    ],
+)
 def test_bad_overrides_are_refused_naming_the_field(overrides, field, accepted):
     from recommender.catalog import load_catalog
 
@@ -196,8 +220,11 @@ def test_bad_overrides_are_refused_naming_the_field(overrides, field, accepted):
     assert accepted in refused.value.problems[0]["accepted"]
 
 
-@pytest.mark.parametrize("places", [10**30, 2**64, 10**400, 1e300, np.int64(2**62), 12.0],
-                         ids=["1e30", "2**64", "10**400", "1e300", "int64", "12.0"])
+@pytest.mark.parametrize(
+    "places",
+    [10**30, 2**64, 10**400, 1e300, np.int64(2**62), 12.0],
+    ids=["1e30", "2**64", "10**400", "1e300", "int64", "12.0"],
+)
 def test_any_whole_number_of_places_is_a_capacity_and_the_plan_is_made(places):
     from recommender.catalog import load_catalog
 
@@ -213,8 +240,9 @@ def _no_plan_in_time(monkeypatch, status, message):
     from scipy.optimize import OptimizeResult
 
     def stopped(*args, **kwargs):  # HiGHS's answer when it stops before any plan
-        return OptimizeResult(x=None, status=status, message=message, success=False,
-                              fun=None, mip_gap=None)
+        return OptimizeResult(
+            x=None, status=status, message=message, success=False, fun=None, mip_gap=None
+        )
 
     monkeypatch.setattr(scipy.optimize, "milp", stopped)
 

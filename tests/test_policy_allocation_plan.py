@@ -13,16 +13,19 @@ from recommender.policy import ArmLimits, allocate
 from recommender.policy import _allocation
 
 ARMS = ["coaching", "mindfulness", "peer_group", "balint_group"]
-LIMITS = {"coaching": ArmLimits(1400, capacity=40),
-          "mindfulness": ArmLimits(300, capacity=50, group_max=25),
-          "peer_group": ArmLimits(250, capacity=60, group_min=6, group_max=10),
-          "balint_group": ArmLimits(600, capacity=24, group_min=7, group_max=12)}
+LIMITS = {
+    "coaching": ArmLimits(1400, capacity=40),
+    "mindfulness": ArmLimits(300, capacity=50, group_max=25),
+    "peer_group": ArmLimits(250, capacity=60, group_min=6, group_max=10),
+    "balint_group": ArmLimits(600, capacity=24, group_min=7, group_max=12),
+}
 
 
 def _cohort(n, seed):
     rng = np.random.default_rng(seed)
-    effects = pd.DataFrame(rng.normal(-1.0, 2.0, size=(n, len(ARMS))), columns=ARMS,
-                           index=[f"p{i}" for i in range(n)])
+    effects = pd.DataFrame(
+        rng.normal(-1.0, 2.0, size=(n, len(ARMS))), columns=ARMS, index=[f"p{i}" for i in range(n)]
+    )
     eligible = pd.DataFrame(rng.random((n, len(ARMS))) < 0.8, columns=ARMS, index=effects.index)
     return effects, eligible
 
@@ -57,7 +60,8 @@ def test_a_budgeted_plan_is_the_plain_milps_optimum(seed, budget):
     _check_constraints(plan, effects, eligible, LIMITS, budget)
     assert plan.status == "optimal"
     assert plan.expected_points_avoided == pytest.approx(
-        _plain_milp(effects, eligible, LIMITS, budget), rel=1e-6)
+        _plain_milp(effects, eligible, LIMITS, budget), rel=1e-6
+    )
 
 
 def test_without_a_budget_the_lp_route_is_within_its_proven_gap():

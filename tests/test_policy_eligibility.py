@@ -28,7 +28,9 @@ def test_offered_restricts_and_usual_care_in_the_list_is_ignored():
 def test_arms_the_model_lacks_are_excluded_with_a_reason():
     arms, excluded = offered_arms(CATALOG, PHYSICIAN, modelled={"coaching"})
     assert arms == ["coaching"]
-    assert all("no estimate" in e.reason for e in excluded if e.arm in CATALOG.eligible_arms(PHYSICIAN))
+    assert all(
+        "no estimate" in e.reason for e in excluded if e.arm in CATALOG.eligible_arms(PHYSICIAN)
+    )
 
 
 def test_unknown_arm_names_field_value_and_accepted():

@@ -22,8 +22,11 @@ from service_fixtures import LinearModel, profile
 
 # coaching clearly best vs app; peer_group in equipoise with coaching; usual care is not
 # (coaching's interval lies below zero).
-EFFECTS = {"coaching": (-5.0, -8.0, -2.0, 0, 0), "peer_group": (-3.0, -6.0, 0.0, 0, 0),
-           "app": (2.0, 1.0, 3.0, 0, 0)}
+EFFECTS = {
+    "coaching": (-5.0, -8.0, -2.0, 0, 0),
+    "peer_group": (-3.0, -6.0, 0.0, 0, 0),
+    "app": (2.0, 1.0, 3.0, 0, 0),
+}
 
 
 def test_equipoise_keeps_only_arms_that_may_be_best():
@@ -36,8 +39,9 @@ def test_equipoise_keeps_only_arms_that_may_be_best():
 
 @pytest.mark.parametrize("policy", ["greedy", "epsilon", "thompson"])
 def test_probabilities_sum_to_one_and_vanish_outside_equipoise(policy):
-    p = arm_probabilities(rank_arms(EFFECTS), ExplorationRule(policy=policy, epsilon=0.3,
-                                                              usual_care_share=0))
+    p = arm_probabilities(
+        rank_arms(EFFECTS), ExplorationRule(policy=policy, epsilon=0.3, usual_care_share=0)
+    )
     assert set(p) == {"coaching", "peer_group", "app", "none"}
     assert sum(p.values()) == pytest.approx(1.0, abs=1e-12)
     assert p["app"] == 0.0 and p["none"] == 0.0
@@ -46,10 +50,14 @@ def test_probabilities_sum_to_one_and_vanish_outside_equipoise(policy):
 
 def test_epsilon_and_greedy_probabilities_are_exact():
     ranking = rank_arms(EFFECTS)
-    assert arm_probabilities(ranking, ExplorationRule(policy="epsilon", epsilon=0.3,
-                                                      usual_care_share=0)) == {
-        "coaching": pytest.approx(0.85), "peer_group": pytest.approx(0.15), "none": 0.0,
-        "app": 0.0}
+    assert arm_probabilities(
+        ranking, ExplorationRule(policy="epsilon", epsilon=0.3, usual_care_share=0)
+    ) == {
+        "coaching": pytest.approx(0.85),
+        "peer_group": pytest.approx(0.15),
+        "none": 0.0,
+        "app": 0.0,
+    }
     assert arm_probabilities(ranking, ExplorationRule(policy="greedy"))["coaching"] == 1.0
     # explore=False (severe profiles) is greedy whatever the rule.
     assert arm_probabilities(ranking, ExplorationRule(), explore=False)["coaching"] == 1.0
@@ -61,14 +69,20 @@ def test_usual_care_keeps_its_share_while_exploring_and_not_when_greedy():
         p = arm_probabilities(ranking, ExplorationRule(policy=policy, usual_care_share=0.1))
         assert p["none"] == pytest.approx(0.1) and sum(p.values()) == pytest.approx(1.0)
         assert p["app"] == 0.0
-    assert arm_probabilities(ranking, ExplorationRule(policy="greedy",
-                                                      usual_care_share=0.1))["none"] == 0.0
-    assert arm_probabilities(ranking, ExplorationRule(usual_care_share=0.1),
-                             explore=False)["none"] == 0.0
+    assert (
+        arm_probabilities(ranking, ExplorationRule(policy="greedy", usual_care_share=0.1))["none"]
+        == 0.0
+    )
+    assert (
+        arm_probabilities(ranking, ExplorationRule(usual_care_share=0.1), explore=False)["none"]
+        == 0.0
+    )
 
 
 def test_thompson_probabilities_match_the_exact_normal_integral():
-    ranking = rank_arms({"coaching": (-5.0, -8.0, -2.0, 0, 0), "peer_group": (-3.0, -6.0, 0.0, 0, 0)})
+    ranking = rank_arms(
+        {"coaching": (-5.0, -8.0, -2.0, 0, 0), "peer_group": (-3.0, -6.0, 0.0, 0, 0)}
+    )
     z = norm.ppf(0.95)
     sd = 3.0 / z  # both intervals are 6 points wide at 90 %
     exact = norm.cdf((-3.0 - -5.0) / np.hypot(sd, sd))  # P(draw coaching < draw peer_group)
@@ -85,8 +99,10 @@ def test_draws_are_reproducible_and_follow_the_probabilities():
     assert served == [assign(ranking, h, rule).arm for h in hashes]  # retries: same arm
     share = served.count("peer_group") / len(served)
     assert share == pytest.approx(0.2, abs=0.02)  # epsilon/2; sd of the share is 0.006
-    other_cycle = [assign(ranking, h, ExplorationRule(policy="epsilon", epsilon=0.4,
-                                                      cycle=3)).arm for h in hashes]
+    other_cycle = [
+        assign(ranking, h, ExplorationRule(policy="epsilon", epsilon=0.4, cycle=3)).arm
+        for h in hashes
+    ]
     assert other_cycle != served  # a new cycle draws afresh
     one = assign(ranking, hashes[0], rule)
     assert one.probability == one.probabilities[one.arm]
@@ -112,8 +128,9 @@ def _engine(tmp_path, rule, half_width=4.0):
 
 def test_answers_carry_the_assignment_and_the_log_keeps_every_probability(tmp_path):
     engine = _engine(tmp_path, ExplorationRule(policy="thompson", cycle=1))
-    rows = [engine.check_row(profile(person_id=f"staff-{i:04d}", ee=12 + i % 20))
-            for i in range(200)]
+    rows = [
+        engine.check_row(profile(person_id=f"staff-{i:04d}", ee=12 + i % 20)) for i in range(200)
+    ]
     answers = engine.recommend(rows, caller_role="program")
     explored = [a for a in answers if a["assignment"]["probability"] < 1]
     assert explored, "wide intervals must leave arms in equipoise"
@@ -127,8 +144,9 @@ def test_answers_carry_the_assignment_and_the_log_keeps_every_probability(tmp_pa
     assert [a["recommended"] for a in again] == [a["recommended"] for a in answers[:50]]
 
     database = sqlite3.connect(tmp_path / "audit.db")
-    logged = database.execute("select arm, probability, probabilities, profile, policy "
-                              "from assignments").fetchall()
+    logged = database.execute(
+        "select arm, probability, probabilities, profile, policy from assignments"
+    ).fetchall()
     assert len(logged) == 250
     for arm, probability, probabilities, profile_json, _policy in logged:
         table = json.loads(probabilities)
@@ -150,8 +168,9 @@ def test_severe_profiles_are_never_explored_and_crisis_gets_no_assignment(tmp_pa
         assert answer["assignment"]["probability"] == 1.0
         assert answer["assignment"]["policy"] == "greedy"
         assert answer["recommended"] == answer["ranking"][0]["arm"]
-    crisis = engine.recommend([engine.check_row(profile(crisis_risk=True))],
-                              caller_role="program")[0]
+    crisis = engine.recommend([engine.check_row(profile(crisis_risk=True))], caller_role="program")[
+        0
+    ]
     assert crisis["assignment"] is None and crisis["safety"]["resources"]
 
 
@@ -160,5 +179,9 @@ def test_exploration_off_serves_the_best_arm(tmp_path):
     rows = [engine.check_row(profile(person_id=f"g{i}", ee=5 + i)) for i in range(40)]
     for answer in engine.recommend(rows, caller_role="program"):
         assert answer["recommended"] == answer["ranking"][0]["arm"]
-        assert answer["assignment"] == {"arm": answer["recommended"], "probability": 1.0,
-                                        "policy": "greedy", "cycle": 0}
+        assert answer["assignment"] == {
+            "arm": answer["recommended"],
+            "probability": 1.0,
+            "policy": "greedy",
+            "cycle": 0,
+        }

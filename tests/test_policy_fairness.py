@@ -52,7 +52,9 @@ def test_a_floor_is_held_by_the_plan_and_costs_benefit(cohort):
 
 def test_floors_that_cannot_all_be_met_within_budget_say_so(cohort):
     profiles, effects, limits = cohort
-    with pytest.raises(InputError, match=r"floors: the minimum shares per role .*nurse 0\.5.*budget"):
+    with pytest.raises(
+        InputError, match=r"floors: the minimum shares per role .*nurse 0\.5.*budget"
+    ):
         allocate(effects, limits, budget=4000, profiles=profiles, floors={"nurse": 0.5})
 
 
@@ -66,7 +68,10 @@ def test_a_floor_above_who_can_be_helped_names_the_role(cohort):
 
 @pytest.mark.parametrize(
     ("floors", "message"),
-    [({"doctor": 0.2}, "floors.doctor: unknown role"), ({"nurse": 1.5}, "floors.nurse: 1.5 is not a share")],
+    [
+        ({"doctor": 0.2}, "floors.doctor: unknown role"),
+        ({"nurse": 1.5}, "floors.nurse: 1.5 is not a share"),
+    ],
 )
 def test_bad_floors_are_named(cohort, floors, message):
     profiles, effects, limits = cohort

@@ -6,8 +6,13 @@ from recommender.policy import interval_overlap, rank_arms
 
 
 def test_best_first_with_usual_care_at_zero():
-    ranking = rank_arms({"coaching": (-1, -2, 0, 0, 0), "mindfulness": (-3, -4, -2, 0, 0),
-                         "balint_group": (0.5, -0.5, 1.5, 0, 0)})
+    ranking = rank_arms(
+        {
+            "coaching": (-1, -2, 0, 0, 0),
+            "mindfulness": (-3, -4, -2, 0, 0),
+            "balint_group": (0.5, -0.5, 1.5, 0, 0),
+        }
+    )
     assert [a.arm for a in ranking.arms] == ["mindfulness", "coaching", "none", "balint_group"]
     assert [a.rank for a in ranking.arms] == [1, 2, 3, 4]
     assert ranking.recommended == "mindfulness" and ranking.runner_up == "coaching"
@@ -45,14 +50,17 @@ def test_only_usual_care():
     assert ranking.recommended == "none" and ranking.runner_up is None and ranking.meaningful
 
 
-@pytest.mark.parametrize("a, b, expected", [
-    ((-4, -2), (-3, 1), 0.5),
-    ((-4, -2), (-1, 1), 0.0),
-    ((-4, -2), (-4, -2), 1.0),
-    ((-4, 4), (-1, 1), 1.0),      # the narrower interval lies inside the wider one
-    ((-1, 1), (0, 0), 1.0),       # usual care inside an interval
-    ((-3, -1), (0, 0), 0.0),
-])
+@pytest.mark.parametrize(
+    "a, b, expected",
+    [
+        ((-4, -2), (-3, 1), 0.5),
+        ((-4, -2), (-1, 1), 0.0),
+        ((-4, -2), (-4, -2), 1.0),
+        ((-4, 4), (-1, 1), 1.0),  # the narrower interval lies inside the wider one
+        ((-1, 1), (0, 0), 1.0),  # usual care inside an interval
+        ((-3, -1), (0, 0), 0.0),
+    ],
+)
 def test_interval_overlap(a, b, expected):
     assert interval_overlap(*a, *b) == pytest.approx(expected)
     assert interval_overlap(*b, *a) == pytest.approx(expected)

@@ -6,21 +6,26 @@ from recommender.errors import InputError
 from recommender.policy import SafetyRules, triage
 from recommender.service import load_serve_config
 
-RULES = SafetyRules.from_config({
-    "referral_rules": [{"ee_at_least": 40, "dp_at_least": 15}, {"ee_at_least": 48}],
-    "referral_notice": "confidential help",
-    "crisis_notice": "call now",
-    "crisis_resources": [{"name": "988 Suicide & Crisis Lifeline", "contact": "988"}],
-})
+RULES = SafetyRules.from_config(
+    {
+        "referral_rules": [{"ee_at_least": 40, "dp_at_least": 15}, {"ee_at_least": 48}],
+        "referral_notice": "confidential help",
+        "crisis_notice": "call now",
+        "crisis_resources": [{"name": "988 Suicide & Crisis Lifeline", "contact": "988"}],
+    }
+)
 
 
-@pytest.mark.parametrize("ee, dp, level", [
-    (40, 15, "referral"),   # both bounds are inclusive
-    (39, 30, "routine"),    # high DP alone is not enough under the first rule
-    (45, 14, "routine"),
-    (48, 0, "referral"),    # second rule: exhaustion near the top of the scale
-    (10, 2, "routine"),
-])
+@pytest.mark.parametrize(
+    "ee, dp, level",
+    [
+        (40, 15, "referral"),  # both bounds are inclusive
+        (39, 30, "routine"),  # high DP alone is not enough under the first rule
+        (45, 14, "routine"),
+        (48, 0, "referral"),  # second rule: exhaustion near the top of the scale
+        (10, 2, "routine"),
+    ],
+)
 def test_referral_rules_hold_when_every_bound_of_any_rule_holds(ee, dp, level):
     result = triage({"ee": ee, "dp": dp, "pa": 30}, RULES)
     assert result.level == level
@@ -48,17 +53,24 @@ def test_shipped_config_has_the_us_crisis_line_and_the_severity_rule():
     assert triage({"ee": 30, "dp": 10, "pa": 30}, config.safety).level == "routine"
 
 
-@pytest.mark.parametrize("safety, words", [
-    ({"referral_rules": [{"ee_above": 40}]}, "unknown bound 'ee_above'"),
-    ({"referral_rules": [{"ee_at_least": "high"}]}, "ee_at_least: 'high'"),
-    ({"referral_rules": [], "crisis_resources": []}, "at least one resource"),
-    ({"crisis_resources": [{"name": "x"}]}, "crisis_resources[0]"),
-    ({"referral_notice": ""}, "referral_notice"),
-    ({"colour": 1}, "unknown key(s) ['colour']"),
-])
+@pytest.mark.parametrize(
+    "safety, words",
+    [
+        ({"referral_rules": [{"ee_above": 40}]}, "unknown bound 'ee_above'"),
+        ({"referral_rules": [{"ee_at_least": "high"}]}, "ee_at_least: 'high'"),
+        ({"referral_rules": [], "crisis_resources": []}, "at least one resource"),
+        ({"crisis_resources": [{"name": "x"}]}, "crisis_resources[0]"),
+        ({"referral_notice": ""}, "referral_notice"),
+        ({"colour": 1}, "unknown key(s) ['colour']"),
+    ],
+)
 def test_config_mistakes_name_the_entry(safety, words):
-    base = {"referral_rules": [], "referral_notice": "n", "crisis_notice": "c",
-            "crisis_resources": [{"name": "988", "contact": "988"}]}
+    base = {
+        "referral_rules": [],
+        "referral_notice": "n",
+        "crisis_notice": "c",
+        "crisis_resources": [{"name": "988", "contact": "988"}],
+    }
     with pytest.raises(InputError) as caught:
         SafetyRules.from_config({**base, **safety})
     assert words in str(caught.value)

@@ -48,8 +48,9 @@ def on_postgres(postgres, tmp_path, monkeypatch):
 def _train(**overrides) -> str:
     from pipelines.train import run_training
 
-    return str(run_training(overrides={**SMALL_TRAINING, **overrides},
-                            reason="postgres test").version)
+    return str(
+        run_training(overrides={**SMALL_TRAINING, **overrides}, reason="postgres test").version
+    )
 
 
 def test_train_register_promote_and_load_on_postgres(on_postgres):
@@ -85,8 +86,12 @@ def _headers(role):
 def _versions_answering(url: str, requests: int) -> set[str]:
     seen = set()
     for i in range(requests):  # a new connection each: any worker may take it
-        answer = httpx.post(f"{url}/recommend", json=profile(person_id=f"v-{i}"),
-                            headers=_headers("program"), timeout=60)
+        answer = httpx.post(
+            f"{url}/recommend",
+            json=profile(person_id=f"v-{i}"),
+            headers=_headers("program"),
+            timeout=60,
+        )
         assert answer.status_code == 200, answer.text[:500]
         seen.add(answer.json()["model_version"])
     return seen

@@ -47,8 +47,9 @@ def test_policy_value_is_points_avoided_versus_usual_care():
     np.testing.assert_allclose(policy_value_scores(scores, ["a", "b"]), [3.0, 2.0])
     np.testing.assert_allclose(policy_value_scores(scores, ["none", "none"]), [0.0, 0.0])
     # For personal accomplishment higher is better, so gains flip sign.
-    np.testing.assert_allclose(policy_value_scores(scores, ["a", "b"], lower_is_better=False),
-                               [-3.0, -2.0])
+    np.testing.assert_allclose(
+        policy_value_scores(scores, ["a", "b"], lower_is_better=False), [-3.0, -2.0]
+    )
 
 
 def test_unknown_arm_and_mismatched_rows_are_refused():
@@ -78,7 +79,8 @@ def test_gate_values_a_policy_exactly_as_the_evaluation_does(alpha):
     challenger = gate_decision(policy_value_scores(scores, recommended), alpha=alpha).challenger
     evaluation = policy_value(scores, recommended, alpha=alpha)
     assert (challenger.estimate, challenger.lower, challenger.upper, challenger.n) == tuple(
-        evaluation.to_dict()[k] for k in ("estimate", "lower", "upper", "n"))
+        evaluation.to_dict()[k] for k in ("estimate", "lower", "upper", "n")
+    )
 
 
 def test_gate_refuses_an_alpha_that_is_no_interval():

@@ -25,8 +25,13 @@ def home(tmp_path, monkeypatch):
 
 def register_fake(*, passed=True, reason="test", on_registered=None, **model_kwargs):
     model = fake_model(**model_kwargs)
-    gate = registry.gate_decision(np.ones(20)) if passed else registry.GateDecision(
-        passed=False, reason="worse", alpha=0.1, challenger=registry.estimate(np.ones(20)))
+    gate = (
+        registry.gate_decision(np.ones(20))
+        if passed
+        else registry.GateDecision(
+            passed=False, reason="worse", alpha=0.1, challenger=registry.estimate(np.ones(20))
+        )
+    )
     with registry.TrainingRun(run_name="fake") as run:
         run.log_metrics({"policy_value.learned": 1.0})
         info = run.log_model(model, profiles(5))
@@ -46,12 +51,20 @@ def test_mlflow_tracking_uri_is_honoured_unchanged(home, monkeypatch):
 
 
 def test_nothing_happens_on_import(tmp_path):
-    code = ("import os, sys; import recommender.registry, recommender.model, recommender.card;"
-            "import pipelines.train, pipelines.score;"
-            "print('mlflow' in sys.modules, os.environ.get('MLFLOW_TRACKING_URI'))")
+    code = (
+        "import os, sys; import recommender.registry, recommender.model, recommender.card;"
+        "import pipelines.train, pipelines.score;"
+        "print('mlflow' in sys.modules, os.environ.get('MLFLOW_TRACKING_URI'))"
+    )
     env = {"PATH": "/usr/bin:/bin", "RECOMMENDER_HOME": str(tmp_path / "home")}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=env, check=True, cwd=tmp_path).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        cwd=tmp_path,
+    ).stdout.split()
     assert out == ["False", "None"]
     assert not (tmp_path / "home").exists()
 
@@ -72,8 +85,9 @@ def test_register_load_and_predict_round_trip(home):
 
     loaded = registry.load_model("models:/burnout-recommender@champion")
     rows = profiles(25, seed=4)
-    np.testing.assert_array_equal(loaded.predict_effect(rows).to_numpy(),
-                                  fake_model().predict_effect(rows).to_numpy())
+    np.testing.assert_array_equal(
+        loaded.predict_effect(rows).to_numpy(), fake_model().predict_effect(rows).to_numpy()
+    )
     model, version = registry.load_champion()
     assert version == "1" and model.catalog_version == "test-1"
 
@@ -106,8 +120,11 @@ def test_every_alias_change_is_logged_in_jsonl_and_on_the_version(home):
     registry.promote("2", reason="reviewed by the panel", force=True)
     events = registry.read_promotion_log()
     assert [(e.alias, e.version, e.previous_version, e.kind) for e in events] == [
-        ("challenger", "1", None, "gate"), ("champion", "1", None, "gate"),
-        ("challenger", "2", "1", "gate"), ("champion", "2", "1", "promote")]
+        ("challenger", "1", None, "gate"),
+        ("champion", "1", None, "gate"),
+        ("challenger", "2", "1", "gate"),
+        ("champion", "2", "1", "promote"),
+    ]
     assert events[-1].reason == "reviewed by the panel" and events[-1].actor == "test-suite"
     assert events[-1].previous_aliases == ["challenger"]
     assert events[-1].forced and events[-1].policy["gate_passed"] is False
@@ -167,8 +184,10 @@ def test_failed_registration_is_undone(home, monkeypatch, failing_step):
     assert [str(v.version) for v in versions] == ["1"]
     assert registry.aliases() == {"champion": "1", "challenger": "1"}
     assert (home / "promotions.jsonl").read_text() == before_log
-    runs = client.search_runs([client.get_experiment_by_name("burnout-recommender")
-                               .experiment_id], order_by=["attributes.start_time DESC"])
+    runs = client.search_runs(
+        [client.get_experiment_by_name("burnout-recommender").experiment_id],
+        order_by=["attributes.start_time DESC"],
+    )
     assert runs[0].info.status == "FAILED"
 
 
@@ -231,8 +250,9 @@ def _in_a_thread(work):
     return value
 
 
-def test_the_services_reads_do_not_wait_for_another_threads_session(home, tmp_path,
-                                                                     held_session_after_register):
+def test_the_services_reads_do_not_wait_for_another_threads_session(
+    home, tmp_path, held_session_after_register
+):
     # /reload (load_champion) and /model_card (fetch_card) name the store on each call.
     model, version = _in_a_thread(registry.load_champion)
     assert version == "1" and model.catalog_version == "test-1"
@@ -240,8 +260,7 @@ def test_the_services_reads_do_not_wait_for_another_threads_session(home, tmp_pa
     assert (folder / "card.json").is_file()
 
 
-def test_a_read_that_needs_the_session_gives_up_with_store_busy(home,
-                                                               held_session_after_register):
+def test_a_read_that_needs_the_session_gives_up_with_store_busy(home, held_session_after_register):
     # A folder (or runs:/ URI) is loaded through the session: a bounded wait, then StoreBusy.
     with pytest.raises(registry.StoreBusy, match="another thread"):
         _in_a_thread(lambda: registry.load_pyfunc(str(home), timeout=0.01))

@@ -53,9 +53,14 @@ def champion(tmp_path_factory):
 
         uri = registry.tracking_uri()
         source = registry.client().get_model_version_download_uri("burnout-recommender", "1")
-        local = Path(mlflow.artifacts.download_artifacts(
-            artifact_uri=source, dst_path=str(home / "downloaded"), tracking_uri=uri,
-            registry_uri=uri))
+        local = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=source,
+                dst_path=str(home / "downloaded"),
+                tracking_uri=uri,
+                registry_uri=uri,
+            )
+        )
         columns = list(pyfunc.metadata.get_input_schema().input_names())
         rows = simulate_cohort("default", 30, seed=11)
         rows = rows[columns]
@@ -72,18 +77,37 @@ def bare_python(champion, tmp_path_factory):
     uv = _uv()
     subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True)
     python = venv / "bin" / "python"
-    subprocess.run([uv, "pip", "install", "-q", "-p", str(python), "-r",
-                    str(champion["local"] / "requirements.txt")], check=True)
+    subprocess.run(
+        [
+            uv,
+            "pip",
+            "install",
+            "-q",
+            "-p",
+            str(python),
+            "-r",
+            str(champion["local"] / "requirements.txt"),
+        ],
+        check=True,
+    )
     return python
 
 
 def _bare_env(champion, python: Path) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PYTHON", "VIRTUAL_ENV", "RECOMMENDER_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PYTHON", "VIRTUAL_ENV", "RECOMMENDER_"))
+    }
     # As if the venv were activated: MLflow starts its scoring server as `uvicorn` from PATH.
     env["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}"
-    env.update({"MLFLOW_TRACKING_URI": champion["uri"], "BENTOML_DO_NOT_TRACK": "True",
-                "MLFLOW_DISABLE_TELEMETRY": "true"})
+    env.update(
+        {
+            "MLFLOW_TRACKING_URI": champion["uri"],
+            "BENTOML_DO_NOT_TRACK": "True",
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+        }
+    )
     return env
 
 
@@ -95,8 +119,11 @@ def test_the_model_carries_its_code_and_complete_pinned_requirements(champion):
     assert mlmodel["flavors"]["python_function"]["code"] == "code"
     assert (local / "code" / "recommender" / "model" / "_recommendation.py").exists()
     assert (local / "code" / "recommender" / "registry" / "_pyfunc.py").exists()
-    requirements = [line.strip() for line in (local / "requirements.txt").read_text().splitlines()
-                    if line.strip() and not line.startswith("#")]
+    requirements = [
+        line.strip()
+        for line in (local / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     names = {line.split("==")[0] for line in requirements}
     assert {"mlflow", "lightgbm", "scikit-learn", "pandas", "numpy", "joblib"} <= names
     assert all("==" in line for line in requirements), requirements
@@ -118,8 +145,14 @@ import recommender
 print(json.dumps({{"from": recommender.__file__,
                   "scored": json.loads(scored.to_json(orient="split"))}}))
 """
-    done = subprocess.run([str(bare_python), "-c", script], capture_output=True, text=True,
-                          env=_bare_env(champion, bare_python), cwd=tmp_path, timeout=600)
+    done = subprocess.run(
+        [str(bare_python), "-c", script],
+        capture_output=True,
+        text=True,
+        env=_bare_env(champion, bare_python),
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     # The package came from the model's own folder, not from this checkout or an install.
@@ -129,8 +162,9 @@ print(json.dumps({{"from": recommender.__file__,
     assert list(scored.columns) == list(expected.columns)
     assert scored["recommended"].tolist() == expected["recommended"].tolist()
     effects = [c for c in expected.columns if c.startswith("effect_")]
-    pd.testing.assert_frame_equal(scored[effects], expected[effects].reset_index(drop=True),
-                                  check_dtype=False, rtol=1e-9)
+    pd.testing.assert_frame_equal(
+        scored[effects], expected[effects].reset_index(drop=True), check_dtype=False, rtol=1e-9
+    )
 
 
 def test_mlflow_models_serve_answers_a_scoring_request(champion, bare_python, tmp_path):
@@ -142,10 +176,27 @@ def test_mlflow_models_serve_answers_a_scoring_request(champion, bare_python, tm
     mlflow_cli = bare_python.with_name("mlflow")
     log = (tmp_path / "serve.log").open("w")
     server = subprocess.Popen(
-        [str(mlflow_cli), "models", "serve", "-m", "models:/burnout-recommender@champion",
-         "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        env=_bare_env(champion, bare_python), cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True)
+        [
+            str(mlflow_cli),
+            "models",
+            "serve",
+            "-m",
+            "models:/burnout-recommender@champion",
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        env=_bare_env(champion, bare_python),
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 240
@@ -156,15 +207,18 @@ def test_mlflow_models_serve_answers_a_scoring_request(champion, bare_python, tm
             except httpx.HTTPError:
                 time.sleep(1)
         else:
-            pytest.fail("mlflow models serve did not start:\n"
-                        + (tmp_path / "serve.log").read_text()[-3000:])
+            pytest.fail(
+                "mlflow models serve did not start:\n"
+                + (tmp_path / "serve.log").read_text()[-3000:]
+            )
         rows = champion["rows"].head(5)
         body = {"dataframe_split": json.loads(rows.to_json(orient="split", index=False))}
         response = httpx.post(f"{url}/invocations", json=body, timeout=120)
         assert response.status_code == 200, response.text[:2000]
         predictions = response.json()["predictions"]
-        assert [p["recommended"] for p in predictions] == \
-            champion["expected"]["recommended"].head(5).tolist()
+        assert [p["recommended"] for p in predictions] == champion["expected"]["recommended"].head(
+            5
+        ).tolist()
     finally:
         _stop(server)
         log.close()

@@ -34,12 +34,15 @@ _DATABASES = [
 ]
 
 
-@pytest.mark.parametrize("uri", [
-    "http://tracking.example:5000",
-    "https://tracking.example",
-    "databricks",
-    "databricks://workspace-profile",
-])
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "http://tracking.example:5000",
+        "https://tracking.example",
+        "databricks",
+        "databricks://workspace-profile",
+    ],
+)
 def test_a_tracking_server_keeps_its_own_artifact_root(home, monkeypatch, uri):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("RECOMMENDER_ARTIFACT_ROOT", "s3://ignored/for-a-server")
@@ -58,8 +61,9 @@ def test_a_database_reached_directly_needs_an_explicit_artifact_root(home, monke
     assert registry.artifact_location() == "s3://team-bucket/mlflow"
 
 
-@pytest.mark.parametrize("uri", [None, "sqlite:///{home}/other.db", "file://{home}/mlruns",
-                                 "{home}/mlruns"])
+@pytest.mark.parametrize(
+    "uri", [None, "sqlite:///{home}/other.db", "file://{home}/mlruns", "{home}/mlruns"]
+)
 def test_a_local_store_ignores_the_shared_artifact_root(home, monkeypatch, uri):
     if uri is not None:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri.format(home=home.as_posix()))
@@ -67,8 +71,9 @@ def test_a_local_store_ignores_the_shared_artifact_root(home, monkeypatch, uri):
     assert registry.artifact_location() == (home / "mlartifacts").resolve().as_uri()
 
 
-@pytest.mark.parametrize("uri", [None, "sqlite:///{home}/other.db", "file://{home}/mlruns",
-                                 "{home}/mlruns"])
+@pytest.mark.parametrize(
+    "uri", [None, "sqlite:///{home}/other.db", "file://{home}/mlruns", "{home}/mlruns"]
+)
 def test_a_store_in_a_local_file_keeps_artifacts_under_models_dir(home, monkeypatch, uri):
     if uri is not None:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri.format(home=home.as_posix()))
@@ -155,8 +160,11 @@ def test_overlapping_sessions_on_two_stores_each_see_their_own(two_stores, monke
         except Exception as error:  # noqa: BLE001 - reported by the test thread below
             problems.append(f"store {store}, thread {index}: {type(error).__name__}: {error}")
 
-    threads = [threading.Thread(target=work, args=(store, other, i), daemon=True)
-               for i in range(_THREADS_PER_STORE) for store, other in (("a", "b"), ("b", "a"))]
+    threads = [
+        threading.Thread(target=work, args=(store, other, i), daemon=True)
+        for i in range(_THREADS_PER_STORE)
+        for store, other in (("a", "b"), ("b", "a"))
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -238,8 +246,12 @@ def _lock_is_free() -> bool:
 def test_a_session_whose_uri_cannot_be_set_restores_the_previous_one(home, monkeypatch):
     import mlflow
 
-    before = (mlflow.get_tracking_uri(), mlflow.get_registry_uri(),
-              os.environ.get("MLFLOW_TRACKING_URI"), os.environ.get("MLFLOW_REGISTRY_URI"))
+    before = (
+        mlflow.get_tracking_uri(),
+        mlflow.get_registry_uri(),
+        os.environ.get("MLFLOW_TRACKING_URI"),
+        os.environ.get("MLFLOW_REGISTRY_URI"),
+    )
 
     def refuse(uri):
         raise RuntimeError("injected: registry URI refused")
@@ -249,8 +261,12 @@ def test_a_session_whose_uri_cannot_be_set_restores_the_previous_one(home, monke
         with registry.mlflow_session():
             pytest.fail("entered a session whose URI was not set")
     monkeypatch.undo()
-    after = (mlflow.get_tracking_uri(), mlflow.get_registry_uri(),
-             os.environ.get("MLFLOW_TRACKING_URI"), os.environ.get("MLFLOW_REGISTRY_URI"))
+    after = (
+        mlflow.get_tracking_uri(),
+        mlflow.get_registry_uri(),
+        os.environ.get("MLFLOW_TRACKING_URI"),
+        os.environ.get("MLFLOW_REGISTRY_URI"),
+    )
     assert after == before
     assert _lock_is_free()
 
@@ -266,7 +282,8 @@ def test_a_home_with_spaces_hash_and_percent_holds_its_own_store(tmp_path, monke
         run_id = run.run_id
         registry.client().log_text(run_id, "hello", "notes/hello.txt")
     assert [p.relative_to(tmp_path) for p in tmp_path.rglob("mlflow.db")] == [
-        (home / "mlflow.db").relative_to(tmp_path)]
+        (home / "mlflow.db").relative_to(tmp_path)
+    ]
     if "%" not in name and "?" not in name:  # MLflow makes the quoted path's folder too
         assert [p.name for p in tmp_path.iterdir()] == [name]
     experiment = registry.client().get_experiment_by_name(registry.EXPERIMENT_NAME)

@@ -24,9 +24,11 @@ from service_fixtures import (  # noqa: F401  (fixtures)
 def linear_model():
     # Served by asgi_client. Coaching (US$1,400, 40 places, not for nurses) avoids 0.1 EE point
     # per point of exhaustion, +-4; mindfulness (US$300, groups of 1-25) avoids 2 +-1.
-    return LinearModel(base={"coaching": 0.0, "mindfulness": -2.0},
-                       weights={"coaching": {"ee": -0.1}},
-                       half_width={"coaching": 4.0, "mindfulness": 1.0})
+    return LinearModel(
+        base={"coaching": 0.0, "mindfulness": -2.0},
+        weights={"coaching": {"ee": -0.1}},
+        half_width={"coaching": 4.0, "mindfulness": 1.0},
+    )
 
 
 def cohort(*rows) -> list[dict]:
@@ -41,16 +43,21 @@ def test_the_best_plan_under_the_budget(asgi_client):
     # Coaching would avoid 1.5, 3 and 2.5 points. With US$2,000, coaching for the second
     # person and mindfulness for the others avoids 3 + 2 + 2 = 7 points; coaching for the third
     # instead 6.5, mindfulness for all 6, and coaching for two costs 2,800.
-    response = plan(asgi_client, profiles=cohort({"ee": 15}, {"ee": 30}, {"ee": 25}),
-                    budget=2000)
+    response = plan(asgi_client, profiles=cohort({"ee": 15}, {"ee": 30}, {"ee": 25}), budget=2000)
     assert response.status_code == 200, response.text
     body = response.json()
     AllocationPlan.model_validate(body)  # the OpenAPI document describes what is sent
-    assert [a["allocated"] for a in body["assignments"]] == ["mindfulness", "coaching",
-                                                             "mindfulness"]
+    assert [a["allocated"] for a in body["assignments"]] == [
+        "mindfulness",
+        "coaching",
+        "mindfulness",
+    ]
     # Without limits: the best arm for each (mindfulness's -2 beats coaching's -1.5 at ee 15).
-    assert [a["recommended"] for a in body["assignments"]] == ["mindfulness", "coaching",
-                                                               "coaching"]
+    assert [a["recommended"] for a in body["assignments"]] == [
+        "mindfulness",
+        "coaching",
+        "coaching",
+    ]
     second = body["assignments"][1]
     assert (second["ee_effect"], second["ee_lower"], second["ee_upper"]) == (-3.0, -7.0, 1.0)
     assert (body["status"], body["budget"], body["total_cost"]) == ("optimal", 2000.0, 2000.0)
@@ -63,11 +70,16 @@ def test_the_best_plan_under_the_budget(asgi_client):
 
 
 def test_capacity_eligibility_and_offered_bound_the_plan(asgi_client):
-    rows = cohort({"ee": 40}, {"ee": 40, "role": "nurse"}, {"ee": 40, "offered": ["mindfulness"]},
-                  {"ee": 40})
+    rows = cohort(
+        {"ee": 40}, {"ee": 40, "role": "nurse"}, {"ee": 40, "offered": ["mindfulness"]}, {"ee": 40}
+    )
     free = plan(asgi_client, profiles=rows).json()
-    assert [a["allocated"] for a in free["assignments"]] == ["coaching", "mindfulness",
-                                                             "mindfulness", "coaching"]
+    assert [a["allocated"] for a in free["assignments"]] == [
+        "coaching",
+        "mindfulness",
+        "mindfulness",
+        "coaching",
+    ]
     capped = plan(asgi_client, profiles=rows, capacity={"coaching": 1}).json()
     assert [a["allocated"] for a in capped["assignments"]].count("coaching") == 1
     assert {a["arm"]: a["capacity"] for a in capped["arms"]}["coaching"] == 1
@@ -96,8 +108,14 @@ def test_crisis_gets_resources_only_and_severe_profiles_a_referral(asgi_client, 
     assert any("988" in r["contact"] for r in crisis["safety"]["resources"])
     assert severe["safety"]["level"] == "referral" and "confidential" in severe["safety"]["notice"]
     assert severe["allocated"] == "coaching"
-    assert routine["safety"] == {"level": "routine", "notice": None, "rule": None, "resources": [],
-                                 "referral": None, "recorded_in": "audit log"}
+    assert routine["safety"] == {
+        "level": "routine",
+        "notice": None,
+        "rule": None,
+        "resources": [],
+        "referral": None,
+        "recorded_in": "audit log",
+    }
     assert linear_model.calls == [2]  # the crisis row never reached the model
 
 
@@ -108,24 +126,27 @@ def test_a_cohort_of_crisis_flags_only_is_answered_without_the_model(asgi_client
     assert linear_model.calls == []
 
 
-@pytest.mark.parametrize("body, status, field, accepted", [
-    ({"budget": -1}, 422, "budget", "a number >= 0"),
-    ({"budget": "lots"}, 422, "budget", "a number >= 0"),
-    ({"budget": True}, 422, "budget", "a number >= 0"),
-    ({"capacity": {"yoga": 3}}, 422, "capacity.yoga", "an intervention of catalog"),
-    ({"capacity": {"none": 3}}, 422, "capacity.none", "coaching, mindfulness"),
-    ({"capacity": {"coaching": -1}}, 422, "capacity.coaching", "whole numbers of places >= 0"),
-    ({"capacity": {"coaching": 2.5}}, 422, "capacity.coaching", "whole numbers of places >= 0"),
-    ({"capacity": {"peer_group": 3}}, 422, "capacity.peer_group", "at least 6"),
-    # Too big for numpy once (a 500); now beyond the stated bound.
-    ({"capacity": {"coaching": 10**30}}, 422, "capacity.coaching", "at most 1,000,000"),
-    ({"capacity": {"coaching": 2**64}}, 422, "capacity.coaching", "at most 1,000,000"),
-    ({"capacity": {"coaching": 1_000_001}}, 422, "capacity.coaching", "at most 1,000,000"),
-    ({"confident_only": "yes"}, 422, "confident_only", "true or false"),
-    ({"confident_only": 1}, 422, "confident_only", "true or false"),
-    ({"cost": {"coaching": 900}}, 422, "cost", "no such field; known fields: profiles, budget"),
-    ({"profiles": []}, 422, "profiles", "a list of 1 to 10,000 profile objects"),
-])
+@pytest.mark.parametrize(
+    "body, status, field, accepted",
+    [
+        ({"budget": -1}, 422, "budget", "a number >= 0"),
+        ({"budget": "lots"}, 422, "budget", "a number >= 0"),
+        ({"budget": True}, 422, "budget", "a number >= 0"),
+        ({"capacity": {"yoga": 3}}, 422, "capacity.yoga", "an intervention of catalog"),
+        ({"capacity": {"none": 3}}, 422, "capacity.none", "coaching, mindfulness"),
+        ({"capacity": {"coaching": -1}}, 422, "capacity.coaching", "whole numbers of places >= 0"),
+        ({"capacity": {"coaching": 2.5}}, 422, "capacity.coaching", "whole numbers of places >= 0"),
+        ({"capacity": {"peer_group": 3}}, 422, "capacity.peer_group", "at least 6"),
+        # Too big for numpy once (a 500); now beyond the stated bound.
+        ({"capacity": {"coaching": 10**30}}, 422, "capacity.coaching", "at most 1,000,000"),
+        ({"capacity": {"coaching": 2**64}}, 422, "capacity.coaching", "at most 1,000,000"),
+        ({"capacity": {"coaching": 1_000_001}}, 422, "capacity.coaching", "at most 1,000,000"),
+        ({"confident_only": "yes"}, 422, "confident_only", "true or false"),
+        ({"confident_only": 1}, 422, "confident_only", "true or false"),
+        ({"cost": {"coaching": 900}}, 422, "cost", "no such field; known fields: profiles, budget"),
+        ({"profiles": []}, 422, "profiles", "a list of 1 to 10,000 profile objects"),
+    ],
+)
 def test_bad_limits_are_refused_naming_the_field(asgi_client, body, status, field, accepted):
     response = plan(asgi_client, **{"profiles": cohort({}), **body})
     assert response.status_code == status, response.text
@@ -134,8 +155,7 @@ def test_bad_limits_are_refused_naming_the_field(asgi_client, body, status, fiel
     assert field in response.json()["error"]
 
 
-def test_no_plan_while_an_entry_is_invalid_and_every_bad_entry_is_named(asgi_client,
-                                                                         linear_model):
+def test_no_plan_while_an_entry_is_invalid_and_every_bad_entry_is_named(asgi_client, linear_model):
     rows = cohort({}, {"age": 5}, {}, {"role": "surgeon"})
     response = plan(asgi_client, profiles=rows)
     assert response.status_code == 422
@@ -149,8 +169,7 @@ def test_no_plan_while_an_entry_is_invalid_and_every_bad_entry_is_named(asgi_cli
     assert linear_model.calls == []
 
 
-def test_a_duplicate_person_id_is_named_with_the_other_invalid_entries(asgi_client,
-                                                                      linear_model):
+def test_a_duplicate_person_id_is_named_with_the_other_invalid_entries(asgi_client, linear_model):
     rows = cohort({}, {"age": 5}, {}) + [profile(person_id="p0")]
     response = plan(asgi_client, profiles=rows)
     assert response.status_code == 422
@@ -167,14 +186,14 @@ def test_the_largest_capacity_stated_is_accepted(asgi_client):
     assert {a["arm"]: a["capacity"] for a in response.json()["arms"]}["coaching"] == 1_000_000
 
 
-def test_a_plan_the_solver_cannot_find_is_a_clear_422_and_nothing_is_logged(asgi_client,
-                                                                            monkeypatch):
+def test_a_plan_the_solver_cannot_find_is_a_clear_422_and_nothing_is_logged(
+    asgi_client, monkeypatch
+):
     from recommender.errors import InputError
     from recommender.service import _allocation
 
     def no_plan(*args, **kwargs):
-        raise InputError("no allocation satisfies the constraints (The problem is "
-                         "infeasible.)")
+        raise InputError("no allocation satisfies the constraints (The problem is infeasible.)")
 
     monkeypatch.setattr(_allocation, "allocate", no_plan)
     response = plan(asgi_client, profiles=cohort({}))
@@ -186,7 +205,8 @@ def test_a_plan_the_solver_cannot_find_is_a_clear_422_and_nothing_is_logged(asgi
 
 
 def test_a_solver_out_of_time_before_any_plan_is_a_503_to_retry_and_nothing_is_logged(
-        asgi_client, monkeypatch):
+    asgi_client, monkeypatch
+):
     # Usual care for everyone always fits the constraints: running out of time is not the
     # caller's fault. HiGHS's answer when it stops before any plan is stood in for, so the
     # test does not depend on how fast this machine is.
@@ -194,8 +214,14 @@ def test_a_solver_out_of_time_before_any_plan_is_a_503_to_retry_and_nothing_is_l
     from scipy.optimize import OptimizeResult
 
     def out_of_time(*args, **kwargs):
-        return OptimizeResult(x=None, status=1, success=False, fun=None, mip_gap=None,
-                              message="Time limit reached. (HiGHS Status 13: msg)")
+        return OptimizeResult(
+            x=None,
+            status=1,
+            success=False,
+            fun=None,
+            mip_gap=None,
+            message="Time limit reached. (HiGHS Status 13: msg)",
+        )
 
     monkeypatch.setattr(scipy.optimize, "milp", out_of_time)
     response = plan(asgi_client, profiles=cohort({"ee": 30}, {"ee": 20}))
@@ -229,8 +255,9 @@ def test_an_audit_log_that_cannot_be_written_is_a_503_and_no_plan(asgi_client, m
 
 
 def test_every_person_of_a_plan_is_audited_with_a_hashed_id(asgi_client):
-    body = plan(asgi_client, profiles=cohort({"ee": 30}, {"ee": 20, "crisis_risk": True}),
-                budget=500).json()
+    body = plan(
+        asgi_client, profiles=cohort({"ee": 30}, {"ee": 20, "crisis_risk": True}), budget=500
+    ).json()
     export = asgi_client.get("/audit/export", headers=auth("auditor")).text
     rows = list(csv.DictReader(io.StringIO(export)))
     # (crisis lines are recorded first, before any planning: they never wait for the plan)
@@ -263,8 +290,9 @@ def two_row_limit(service_home, monkeypatch):
     from recommender.paths import config_path
 
     path = service_home / "serve.yaml"
-    path.write_text(config_path("serve.yaml").read_text()
-                    .replace("max_batch_rows: 10000", "max_batch_rows: 2"))
+    path.write_text(
+        config_path("serve.yaml").read_text().replace("max_batch_rows: 10000", "max_batch_rows: 2")
+    )
     monkeypatch.setenv("RECOMMENDER_SERVE_CONFIG", str(path))
 
 
@@ -292,8 +320,9 @@ def test_the_readme_example_is_answered_as_described(asgi_client):
     from pathlib import Path
 
     readme = (Path(__file__).parents[1] / "README.md").read_text()
-    example = re.search(r"curl -s -X POST http://127\.0\.0\.1:3000/allocate .*? -d '(.*?)'\n",
-                        readme, re.S)
+    example = re.search(
+        r"curl -s -X POST http://127\.0\.0\.1:3000/allocate .*? -d '(.*?)'\n", readme, re.S
+    )
     assert example, "the README has no /allocate curl example"
     response = plan(asgi_client, **json.loads(example.group(1)))
     assert response.status_code == 200, response.text
@@ -304,8 +333,12 @@ def test_the_readme_example_is_answered_as_described(asgi_client):
 def test_floors_per_role_are_held_and_the_plan_reports_fairness(asgi_client):
     # US$300 buys one mindfulness place; it avoids 2 points for anyone, so without a floor the
     # nurse need not get it; with {"nurse": 1.0} the nurse does.
-    rows = cohort({"role": "physician"}, {"role": "physician"}, {"role": "physician"},
-                  {"role": "nurse", "specialty": "critical_care"})
+    rows = cohort(
+        {"role": "physician"},
+        {"role": "physician"},
+        {"role": "physician"},
+        {"role": "nurse", "specialty": "critical_care"},
+    )
     held = plan(asgi_client, profiles=rows, budget=300, floors={"nurse": 1.0})
     assert held.status_code == 200, held.text
     body = held.json()

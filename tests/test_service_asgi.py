@@ -32,13 +32,16 @@ def test_recommend_answers_with_the_documented_shape(asgi_client):
     assert PROFILE["person_id"] not in response.text
 
 
-@pytest.mark.parametrize("headers, status", [
-    ({}, 401),
-    ({"Authorization": "Bearer nope"}, 401),
-    ({"x-api-key": KEYS["auditor"]}, 403),
-    ({"x-api-key": KEYS["program"]}, 200),
-    ({"Authorization": f"Bearer {KEYS['scientist']}"}, 200),
-])
+@pytest.mark.parametrize(
+    "headers, status",
+    [
+        ({}, 401),
+        ({"Authorization": "Bearer nope"}, 401),
+        ({"x-api-key": KEYS["auditor"]}, 403),
+        ({"x-api-key": KEYS["program"]}, 200),
+        ({"Authorization": f"Bearer {KEYS['scientist']}"}, 200),
+    ],
+)
 def test_keys_and_roles(asgi_client, headers, status):
     response = asgi_client.post("/recommend", json=PROFILE, headers=headers)
     assert response.status_code == status
@@ -52,17 +55,20 @@ def test_probes_and_openapi_are_open(asgi_client, path):
     assert asgi_client.get(path).status_code == 200
 
 
-@pytest.mark.parametrize("body, field, value, accepted", [
-    (profile(age=7), "age", 7, "an integer from 18 to 90"),
-    (profile(role="surgeon"), "role", "surgeon", "one of physician, resident, nurse, app"),
-    (profile(ee=54.5), "ee", 54.5, "an integer from 0 to 54"),
-    (profile(weekly_hours=-1), "weekly_hours", -1, "a number from 0 to 120"),
-    (profile(person_id=""), "person_id", "", "a string of 1 to 64 characters"),
-    ({**PROFILE, "email": "x@y.org"}, "email", "x@y.org", "no such field"),
-    (profile(offered=["yoga"]), "offered[0]", "yoga", "an arm of catalog"),
-    (profile(offered=[]), "offered", [], "a list of 1 to 64 arm ids"),
-    ([PROFILE], "body", None, "a JSON object"),
-])
+@pytest.mark.parametrize(
+    "body, field, value, accepted",
+    [
+        (profile(age=7), "age", 7, "an integer from 18 to 90"),
+        (profile(role="surgeon"), "role", "surgeon", "one of physician, resident, nurse, app"),
+        (profile(ee=54.5), "ee", 54.5, "an integer from 0 to 54"),
+        (profile(weekly_hours=-1), "weekly_hours", -1, "a number from 0 to 120"),
+        (profile(person_id=""), "person_id", "", "a string of 1 to 64 characters"),
+        ({**PROFILE, "email": "x@y.org"}, "email", "x@y.org", "no such field"),
+        (profile(offered=["yoga"]), "offered[0]", "yoga", "an arm of catalog"),
+        (profile(offered=[]), "offered", [], "a list of 1 to 64 arm ids"),
+        ([PROFILE], "body", None, "a JSON object"),
+    ],
+)
 def test_validation_errors_name_field_value_and_accepted(asgi_client, body, field, value, accepted):
     response = asgi_client.post("/recommend", json=body, headers=auth("program"))
     assert response.status_code == 422, response.text
@@ -83,17 +89,28 @@ def test_missing_field_and_broken_json(asgi_client):
     assert response.status_code == 400 and "Invalid JSON" in response.json()["error"]
 
 
-@pytest.mark.parametrize("content_type", ["multipart/form-data", "application/vnd.bentoml+pickle",
-                                          "text/plain", "application/x-www-form-urlencoded"])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "multipart/form-data",
+        "application/vnd.bentoml+pickle",
+        "text/plain",
+        "application/x-www-form-urlencoded",
+    ],
+)
 def test_any_content_type_is_read_as_json_and_never_500(asgi_client, content_type):
-    response = asgi_client.post("/recommend", content=json.dumps(PROFILE).encode(),
-                                headers={**auth("program"), "content-type": content_type})
+    response = asgi_client.post(
+        "/recommend",
+        content=json.dumps(PROFILE).encode(),
+        headers={**auth("program"), "content-type": content_type},
+    )
     assert response.status_code == 200
 
 
 def test_crisis_over_http_returns_resources_only(asgi_client, linear_model):
-    response = asgi_client.post("/recommend", json=profile(crisis_risk=True),
-                                headers=auth("program"))
+    response = asgi_client.post(
+        "/recommend", json=profile(crisis_risk=True), headers=auth("program")
+    )
     body = response.json()
     assert response.status_code == 200 and body["safety"]["level"] == "crisis"
     assert body["ranking"] == [] and body["recommended"] is None
@@ -101,11 +118,15 @@ def test_crisis_over_http_returns_resources_only(asgi_client, linear_model):
     assert linear_model.calls == []
 
 
-def test_batch_answers_valid_rows_in_one_model_call_and_reports_the_others(asgi_client, linear_model):
+def test_batch_answers_valid_rows_in_one_model_call_and_reports_the_others(
+    asgi_client, linear_model
+):
     rows = [profile(person_id=f"p{i}") for i in range(6)]
     rows[1]["age"] = 5
     rows[4] = {"hello": "world"}
-    response = asgi_client.post("/recommend_batch", json={"profiles": rows}, headers=auth("program"))
+    response = asgi_client.post(
+        "/recommend_batch", json={"profiles": rows}, headers=auth("program")
+    )
     assert response.status_code == 200
     body = response.json()
     BatchResponse.model_validate(body)
@@ -131,8 +152,9 @@ def test_audit_rows_equal_answers(asgi_client):
     for body in bodies:
         response = asgi_client.post("/recommend", json=body, headers=auth("program"))
         answered += response.status_code == 200
-    batch = asgi_client.post("/recommend_batch", json={"profiles": bodies},
-                             headers=auth("scientist")).json()
+    batch = asgi_client.post(
+        "/recommend_batch", json={"profiles": bodies}, headers=auth("scientist")
+    ).json()
     answered += batch["answered"]
     export = asgi_client.get("/audit/export", headers=auth("auditor"))
     assert export.status_code == 200
@@ -166,7 +188,8 @@ def test_model_card_pages(asgi_client, service_home):
 
 
 def test_reload_swaps_the_model_and_in_flight_requests_finish_on_the_old_one(
-        asgi_client, linear_model, monkeypatch):
+    asgi_client, linear_model, monkeypatch
+):
     from recommender.service import service as service_module
 
     entered, release = threading.Event(), threading.Event()
@@ -182,12 +205,16 @@ def test_reload_swaps_the_model_and_in_flight_requests_finish_on_the_old_one(
     monkeypatch.setattr(service_module, "load_champion_model", lambda: (newer, "8"))
 
     results = {}
-    in_flight = threading.Thread(target=lambda: results.update(
-        old=asgi_client.post("/recommend", json=PROFILE, headers=auth("program"))))
+    in_flight = threading.Thread(
+        target=lambda: results.update(
+            old=asgi_client.post("/recommend", json=PROFILE, headers=auth("program"))
+        )
+    )
     in_flight.start()
     assert entered.wait(30)
-    reloader = threading.Thread(target=lambda: results.update(
-        reload=asgi_client.post("/reload", headers=auth("scientist"))))
+    reloader = threading.Thread(
+        target=lambda: results.update(reload=asgi_client.post("/reload", headers=auth("scientist")))
+    )
     reloader.start()
     release.set()
     in_flight.join(60)
@@ -201,8 +228,10 @@ def test_reload_swaps_the_model_and_in_flight_requests_finish_on_the_old_one(
 
 def test_reload_is_for_scientists_and_rejects_a_body(asgi_client):
     assert asgi_client.post("/reload", headers=auth("program")).status_code == 403
-    assert asgi_client.post("/reload", json={"force": True},
-                            headers=auth("scientist")).status_code == 422
+    assert (
+        asgi_client.post("/reload", json={"force": True}, headers=auth("scientist")).status_code
+        == 422
+    )
 
 
 def test_openapi_document_describes_every_field(asgi_client):
@@ -215,17 +244,23 @@ def test_openapi_document_describes_every_field(asgi_client):
 
 
 def test_a_profile_the_model_cannot_represent_is_a_422_not_a_500(
-        asgi_client, linear_model, monkeypatch):
+    asgi_client, linear_model, monkeypatch
+):
     from recommender.errors import InputError
 
     def refuse(profiles, **kwargs):
-        raise InputError("category not seen at fit time", problems=[
-            {"row": 0, "column": "specialty", "value": "oncology", "rule": "one of [...]"}])
+        raise InputError(
+            "category not seen at fit time",
+            problems=[
+                {"row": 0, "column": "specialty", "value": "oncology", "rule": "one of [...]"}
+            ],
+        )
 
     monkeypatch.setattr(linear_model, "score", refuse)
     single = asgi_client.post("/recommend", json=PROFILE, headers=auth("program"))
-    batch = asgi_client.post("/recommend_batch", json={"profiles": [PROFILE]},
-                             headers=auth("program"))
+    batch = asgi_client.post(
+        "/recommend_batch", json={"profiles": [PROFILE]}, headers=auth("program")
+    )
     for response in (single, batch):
         assert response.status_code == 422
         assert response.json()["problems"][0]["field"] == "row 0, specialty"
@@ -235,12 +270,14 @@ def test_a_profile_the_model_cannot_represent_is_a_422_not_a_500(
 
 def test_batch_takes_10000_profiles_and_refuses_more(asgi_client, linear_model):
     rows = [profile(person_id=f"p{i}", ee=i % 55) for i in range(10_000)]
-    response = asgi_client.post("/recommend_batch", json={"profiles": rows},
-                                headers=auth("program"))
+    response = asgi_client.post(
+        "/recommend_batch", json={"profiles": rows}, headers=auth("program")
+    )
     assert response.status_code == 200
     assert response.json()["answered"] == 10_000 and linear_model.calls == [10_000]
-    response = asgi_client.post("/recommend_batch", json={"profiles": rows + [PROFILE]},
-                                headers=auth("program"))
+    response = asgi_client.post(
+        "/recommend_batch", json={"profiles": rows + [PROFILE]}, headers=auth("program")
+    )
     assert response.status_code == 422
     problem = response.json()["problems"][0]
     assert problem["field"] == "profiles" and "10,000" in problem["accepted"]

@@ -11,9 +11,17 @@ from recommender.service import AuditLog, audit_csv, parse_since, resolve_salt
 
 
 def record(i, **changes):
-    return {"request_id": f"r{i}", "model_version": "3", "caller_role": "program",
-            "person_id": f"person-{i}", "safety_level": "routine", "recommended": "coaching",
-            "ranking_meaningful": True, "effects": {"coaching": [-4.0, -6.0, -2.0]}, **changes}
+    return {
+        "request_id": f"r{i}",
+        "model_version": "3",
+        "caller_role": "program",
+        "person_id": f"person-{i}",
+        "safety_level": "routine",
+        "recommended": "coaching",
+        "ranking_meaningful": True,
+        "effects": {"coaching": [-4.0, -6.0, -2.0]},
+        **changes,
+    }
 
 
 def test_rows_hold_hashes_never_person_ids(tmp_path):

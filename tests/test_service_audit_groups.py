@@ -10,9 +10,16 @@ from recommender.service import AuditLog
 
 
 def _record(request_id, person="p-1"):
-    return {"request_id": request_id, "model_version": "1", "caller_role": "program",
-            "person_id": person, "safety_level": "routine", "recommended": "coaching",
-            "ranking_meaningful": True, "effects": {"coaching": [-4.0, -6.0, -2.0]}}
+    return {
+        "request_id": request_id,
+        "model_version": "1",
+        "caller_role": "program",
+        "person_id": person,
+        "safety_level": "routine",
+        "recommended": "coaching",
+        "ranking_meaningful": True,
+        "effects": {"coaching": [-4.0, -6.0, -2.0]},
+    }
 
 
 def test_concurrent_requests_are_all_committed_before_they_return(tmp_path):
@@ -27,9 +34,12 @@ def test_concurrent_requests_are_all_committed_before_they_return(tmp_path):
             # durable when append returns: a separate connection sees the row
             reader = sa.create_engine(f"sqlite:///{tmp_path / 'audit.db'}")
             with reader.connect() as connection:
-                seen_after_return.append(connection.execute(
-                    sa.text("select count(*) from recommendations where request_id = :r"),
-                    {"r": f"r-{k}-{i}"}).scalar_one())
+                seen_after_return.append(
+                    connection.execute(
+                        sa.text("select count(*) from recommendations where request_id = :r"),
+                        {"r": f"r-{k}-{i}"},
+                    ).scalar_one()
+                )
             reader.dispose()
 
     threads = [threading.Thread(target=request, args=(k,)) for k in range(16)]
@@ -51,8 +61,11 @@ def test_a_failing_request_in_a_group_fails_alone(tmp_path):
     def request(k):
         start.wait()
         # every third request repeats an id already stored, with a fresh one beside it
-        records = ([_record("taken"), _record(f"fresh-{k}")] if k % 3 == 0
-                   else [_record(f"ok-{k}-a"), _record(f"ok-{k}-b")])
+        records = (
+            [_record("taken"), _record(f"fresh-{k}")]
+            if k % 3 == 0
+            else [_record(f"ok-{k}-a"), _record(f"ok-{k}-b")]
+        )
         try:
             log.append(records)
             outcomes[k] = "written"

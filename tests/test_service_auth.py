@@ -8,8 +8,13 @@ from recommender.errors import InputError
 from recommender.service import KeyRing, authorize, hash_key, parse_env_keys
 from recommender.service._auth import PERMISSIONS, presented_key
 
-RING = KeyRing([("program", hash_key("p-key")), ("scientist", hash_key("s-key")),
-                ("auditor", hash_key("a-key"))])
+RING = KeyRing(
+    [
+        ("program", hash_key("p-key")),
+        ("scientist", hash_key("s-key")),
+        ("auditor", hash_key("a-key")),
+    ]
+)
 
 
 def test_keys_are_kept_only_as_digests():
@@ -28,39 +33,45 @@ def test_comparison_uses_hmac_compare_digest_for_every_stored_key(monkeypatch):
     assert len(calls) == 3  # no early exit at the first (matching) entry
 
 
-@pytest.mark.parametrize("headers, expected", [
-    ({"authorization": "Bearer abc"}, "abc"),
-    ({"authorization": "bearer  abc "}, "abc"),
-    ({"x-api-key": "abc"}, "abc"),
-    ({"authorization": "Basic abc"}, None),
-    ({"authorization": "Bearer "}, None),
-    ({}, None),
-])
+@pytest.mark.parametrize(
+    "headers, expected",
+    [
+        ({"authorization": "Bearer abc"}, "abc"),
+        ({"authorization": "bearer  abc "}, "abc"),
+        ({"x-api-key": "abc"}, "abc"),
+        ({"authorization": "Basic abc"}, None),
+        ({"authorization": "Bearer "}, None),
+        ({}, None),
+    ],
+)
 def test_presented_key(headers, expected):
     assert presented_key(headers) == expected
 
 
-@pytest.mark.parametrize("path, key, status", [
-    ("/recommend", None, 401),
-    ("/recommend", "wrong", 401),
-    ("/recommend", "a-key", 403),
-    ("/recommend", "p-key", 200),
-    ("/recommend", "s-key", 200),
-    ("/recommend_batch", "p-key", 200),
-    ("/allocate", "p-key", 200),
-    ("/allocate", "a-key", 403),
-    ("/reload", "p-key", 403),
-    ("/reload", "s-key", 200),
-    ("/model_card", "p-key", 403),
-    ("/model_card", "a-key", 200),
-    ("/model_card.json", "a-key", 200),
-    ("/audit/export", "s-key", 403),
-    ("/audit/export", "a-key", 200),
-    ("/livez", None, 200),
-    ("/readyz", None, 200),
-    ("/metrics", None, 200),
-    ("/docs.json", None, 200),
-])
+@pytest.mark.parametrize(
+    "path, key, status",
+    [
+        ("/recommend", None, 401),
+        ("/recommend", "wrong", 401),
+        ("/recommend", "a-key", 403),
+        ("/recommend", "p-key", 200),
+        ("/recommend", "s-key", 200),
+        ("/recommend_batch", "p-key", 200),
+        ("/allocate", "p-key", 200),
+        ("/allocate", "a-key", 403),
+        ("/reload", "p-key", 403),
+        ("/reload", "s-key", 200),
+        ("/model_card", "p-key", 403),
+        ("/model_card", "a-key", 200),
+        ("/model_card.json", "a-key", 200),
+        ("/audit/export", "s-key", 403),
+        ("/audit/export", "a-key", 200),
+        ("/livez", None, 200),
+        ("/readyz", None, 200),
+        ("/metrics", None, 200),
+        ("/docs.json", None, 200),
+    ],
+)
 def test_roles_per_route(path, key, status):
     headers = {} if key is None else {"x-api-key": key}
     decision = authorize(path, headers, RING)
@@ -73,11 +84,14 @@ def test_trailing_slash_does_not_bypass_auth():
     assert authorize("/recommend/", {}, RING).status == 401
 
 
-@pytest.mark.parametrize("text, words", [
-    ("admin=x", "role 'admin' is not accepted"),
-    ("program", "expected ROLE=KEY"),
-    ("program=", "expected ROLE=KEY"),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("admin=x", "role 'admin' is not accepted"),
+        ("program", "expected ROLE=KEY"),
+        ("program=", "expected ROLE=KEY"),
+    ],
+)
 def test_env_key_mistakes_never_echo_the_key(text, words):
     with pytest.raises(InputError) as caught:
         parse_env_keys(text)

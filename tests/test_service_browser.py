@@ -18,28 +18,44 @@ pytestmark = [pytest.mark.server, pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
 CHROMEDRIVER = Path(shutil.which("chromedriver") or "/usr/bin/chromedriver")
-SECTIONS = ("Model details and lineage", "Intended use and users", "Out-of-scope uses",
-            "Evaluation", "Subgroups", "Evidence behind each intervention",
-            "Ethical considerations", "How to report a problem")
+SECTIONS = (
+    "Model details and lineage",
+    "Intended use and users",
+    "Out-of-scope uses",
+    "Evaluation",
+    "Subgroups",
+    "Evidence behind each intervention",
+    "Ethical considerations",
+    "How to report a problem",
+)
 
 
 @pytest.fixture
 def browser(tmp_path):
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.fail("Debian's chromium and chromium-driver are needed: run `make "
-                    "system-test-deps` (no browser is downloaded)")
+        pytest.fail(
+            "Debian's chromium and chromium-driver are needed: run `make "
+            "system-test-deps` (no browser is downloaded)"
+        )
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--window-size=1280,1600",
-                 f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1280,1600",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ):
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)),
-                              options=options)
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(120)
     try:
         yield driver
@@ -50,8 +66,9 @@ def browser(tmp_path):
 
 def _with_key(driver, role):
     driver.execute_cdp_cmd("Network.enable", {})
-    driver.execute_cdp_cmd("Network.setExtraHTTPHeaders",
-                           {"headers": {"Authorization": f"Bearer {KEYS[role]}"}})
+    driver.execute_cdp_cmd(
+        "Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Bearer {KEYS[role]}"}}
+    )
 
 
 def test_model_card_page_renders_every_section(browser, server_url, tmp_path):
@@ -68,8 +85,10 @@ def test_model_card_page_renders_every_section(browser, server_url, tmp_path):
     for section in SECTIONS:
         assert section in headings, (section, headings)
     images = browser.find_elements(By.TAG_NAME, "img")
-    assert images and all(browser.execute_script(
-        "return arguments[0].complete && arguments[0].naturalWidth > 0", img) for img in images)
+    assert images and all(
+        browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", img)
+        for img in images
+    )
     shot = Image.open(BytesIO(browser.get_screenshot_as_png())).convert("L")
     shot.save(tmp_path / "model_card.png")
     assert ImageStat.Stat(shot).stddev[0] > 5  # not a blank page

@@ -12,11 +12,22 @@ from service_fixtures import service_home  # noqa: F401  (fixture)
 def _log(home):
     log = AuditLog(f"sqlite:///{home / 'audit.db'}", salt="s")
     old = datetime.now(timezone.utc) - timedelta(days=10)
-    log.append([{"request_id": f"r{i}", "model_version": "2", "caller_role": "program",
-                 "person_id": f"secret-person-{i}", "safety_level": "routine",
-                 "recommended": "coaching", "ranking_meaningful": True,
-                 "effects": {"coaching": [-3.0, -5.0, -1.0]},
-                 **({"logged_at": old} if i == 0 else {})} for i in range(3)])
+    log.append(
+        [
+            {
+                "request_id": f"r{i}",
+                "model_version": "2",
+                "caller_role": "program",
+                "person_id": f"secret-person-{i}",
+                "safety_level": "routine",
+                "recommended": "coaching",
+                "ranking_meaningful": True,
+                "effects": {"coaching": [-3.0, -5.0, -1.0]},
+                **({"logged_at": old} if i == 0 else {}),
+            }
+            for i in range(3)
+        ]
+    )
     return log
 
 
@@ -27,8 +38,19 @@ def test_export_csv_and_jsonl_without_person_ids(service_home, tmp_path, capsys)
     rows = list(csv.DictReader(out.open()))
     assert [r["request_id"] for r in rows] == ["r0", "r1", "r2"]
     assert "secret-person" not in out.read_text()
-    assert main(["audit", "export", "--since", (datetime.now(timezone.utc) - timedelta(days=1))
-                 .date().isoformat(), "--out", str(tmp_path / "recent.jsonl")]) == 0
+    assert (
+        main(
+            [
+                "audit",
+                "export",
+                "--since",
+                (datetime.now(timezone.utc) - timedelta(days=1)).date().isoformat(),
+                "--out",
+                str(tmp_path / "recent.jsonl"),
+            ]
+        )
+        == 0
+    )
     recent = [json.loads(line) for line in (tmp_path / "recent.jsonl").read_text().splitlines()]
     assert [r["request_id"] for r in recent] == ["r1", "r2"]
     assert main(["audit", "export"]) == 0

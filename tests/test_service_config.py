@@ -17,18 +17,26 @@ def test_shipped_config():
     assert "not a diagnosis" in config.disclaimer and "QD85" in config.disclaimer
 
 
-@pytest.mark.parametrize("change, words", [
-    ({"port": 0}, "port = 0 is not accepted; give an integer from 1 to 65535"),
-    ({"alpha": "ten"}, "alpha = 'ten'"),
-    ({"colour": "red"}, "colour = 'red' is not a known key; accepted: host, port"),
-    ({"auth": {"keys": [{"role": "admin", "sha256": "0" * 64}]}},
-     "auth.keys[0].role = 'admin' is not accepted; give one of 'program', 'scientist', 'auditor'"),
-    ({"workers": "2"}, "workers = '2' is not accepted; give an integer from 1 to 64"),
-    ({"threads": 2.5}, "threads = 2.5 is not accepted; give an integer from 1 to 64"),
-    ({"auth": {"keys": [{"role": "program", "sha256": "my-clear-key"}]}}, "never the key itself"),
-    ({"ranking": {"max_overlap": 2}}, "ranking.max_overlap = 2"),
-    ({"disclaimer": ""}, "disclaimer"),
-])
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"port": 0}, "port = 0 is not accepted; give an integer from 1 to 65535"),
+        ({"alpha": "ten"}, "alpha = 'ten'"),
+        ({"colour": "red"}, "colour = 'red' is not a known key; accepted: host, port"),
+        (
+            {"auth": {"keys": [{"role": "admin", "sha256": "0" * 64}]}},
+            "auth.keys[0].role = 'admin' is not accepted; give one of 'program', 'scientist', 'auditor'",
+        ),
+        ({"workers": "2"}, "workers = '2' is not accepted; give an integer from 1 to 64"),
+        ({"threads": 2.5}, "threads = 2.5 is not accepted; give an integer from 1 to 64"),
+        (
+            {"auth": {"keys": [{"role": "program", "sha256": "my-clear-key"}]}},
+            "never the key itself",
+        ),
+        ({"ranking": {"max_overlap": 2}}, "ranking.max_overlap = 2"),
+        ({"disclaimer": ""}, "disclaimer"),
+    ],
+)
 def test_mistakes_are_named(tmp_path, change, words):
     raw = yaml.safe_load(config_path("serve.yaml").read_text())
     raw.update(change)
@@ -104,8 +112,9 @@ def test_audit_url_and_salt_from_the_environment_or_a_secrets_folder(tmp_path, m
 
 
 @pytest.mark.parametrize("workers, threads", [(2, 4), (None, None)])
-def test_a_plain_bentoml_serve_reads_workers_and_threads_from_serve_yaml(tmp_path, workers,
-                                                                         threads):
+def test_a_plain_bentoml_serve_reads_workers_and_threads_from_serve_yaml(
+    tmp_path, workers, threads
+):
     # BentoML takes them from the service class; `recommender serve` and `bentoml serve` both
     # define it from the file named by RECOMMENDER_SERVE_CONFIG (else configs/serve.yaml).
     import json
@@ -115,12 +124,16 @@ def test_a_plain_bentoml_serve_reads_workers_and_threads_from_serve_yaml(tmp_pat
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECOMMENDER_SERVE_")}
     if workers is not None:
-        env["RECOMMENDER_SERVE_CONFIG"] = str(_write(tmp_path, {"workers": workers,
-                                                                "threads": threads}))
-    code = ("import json; from recommender.service.service import Recommender as R; "
-            "print(json.dumps([R.config['workers'], R.config['threads']]))")
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, check=True)
+        env["RECOMMENDER_SERVE_CONFIG"] = str(
+            _write(tmp_path, {"workers": workers, "threads": threads})
+        )
+    code = (
+        "import json; from recommender.service.service import Recommender as R; "
+        "print(json.dumps([R.config['workers'], R.config['threads']]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
     shipped = load_serve_config(config_path("serve.yaml"))
     expected = [workers or shipped.workers, threads or shipped.threads]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == expected

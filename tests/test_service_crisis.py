@@ -52,15 +52,17 @@ def test_a_person_id_and_the_flag_alone_get_crisis_resources(asgi_client, linear
 
 @pytest.mark.parametrize("flag", [True, "true", 1])
 def test_a_flag_sent_in_a_loose_type_still_counts(asgi_client, flag):
-    answer = asgi_client.post("/recommend", json={"person_id": "x", "crisis_risk": flag},
-                              headers=auth("program")).json()
+    answer = asgi_client.post(
+        "/recommend", json={"person_id": "x", "crisis_risk": flag}, headers=auth("program")
+    ).json()
     assert answer["safety"]["level"] == "crisis"
 
 
 def test_each_role_gets_only_the_resources_that_serve_it(asgi_client):
     def resources(role):
-        return asgi_client.post("/recommend", json={**CRISIS_ONLY, "role": role},
-                                headers=auth("program")).json()["safety"]["resources"]
+        return asgi_client.post(
+            "/recommend", json={**CRISIS_ONLY, "role": role}, headers=auth("program")
+        ).json()["safety"]["resources"]
 
     for role in ("physician", "resident"):
         line = next(r for r in resources(role) if r["name"].startswith("Physician Support Line"))
@@ -107,7 +109,8 @@ def read_only_audit(service_home, monkeypatch):
 
 
 def test_a_read_only_audit_database_still_gives_crisis_answers(
-        read_only_audit, asgi_client, linear_model, caplog):
+    read_only_audit, asgi_client, linear_model, caplog
+):
     with caplog.at_level(logging.WARNING, logger="recommender.service"):
         response = asgi_client.post("/recommend", json=CRISIS_ONLY, headers=auth("program"))
     assert response.status_code == 200, response.text
@@ -123,10 +126,12 @@ def test_a_read_only_audit_database_still_gives_crisis_answers(
     assert entry["safety_level"] == "crisis" and len(entry["person_hash"]) == 64
 
     # everything else is unanswered (503), the crisis rows of a batch answered all the same
-    assert asgi_client.post("/recommend", json=PROFILE,
-                            headers=auth("program")).status_code == 503
-    batch = asgi_client.post("/recommend_batch", headers=auth("program"), json={
-        "profiles": [profile(person_id="a"), {"person_id": "b", "crisis_risk": True}]})
+    assert asgi_client.post("/recommend", json=PROFILE, headers=auth("program")).status_code == 503
+    batch = asgi_client.post(
+        "/recommend_batch",
+        headers=auth("program"),
+        json={"profiles": [profile(person_id="a"), {"person_id": "b", "crisis_risk": True}]},
+    )
     assert batch.status_code == 503
     (crisis,) = batch.json()["crisis_results"]
     assert crisis["index"] == 1 and crisis["answer"]["safety"]["resources"]
@@ -155,12 +160,14 @@ def unloadable_champion(service_home, monkeypatch):
 
 
 def test_without_a_loadable_champion_crisis_answers_are_given_and_reload_brings_the_model(
-        unloadable_champion):
+    unloadable_champion,
+):
     client, state = unloadable_champion
     assert client.get("/livez").status_code == 200
     assert client.get("/readyz").status_code != 200
-    crisis = client.post("/recommend", json={**CRISIS_ONLY, "role": "nurse"},
-                         headers=auth("program"))
+    crisis = client.post(
+        "/recommend", json={**CRISIS_ONLY, "role": "nurse"}, headers=auth("program")
+    )
     assert crisis.status_code == 200, crisis.text
     answer = crisis.json()
     Recommendation.model_validate(answer)
@@ -171,8 +178,11 @@ def test_without_a_loadable_champion_crisis_answers_are_given_and_reload_brings_
     refused = client.post("/recommend", json=PROFILE, headers=auth("program"))
     assert refused.status_code == 503
     assert "artifact folder is missing" in refused.json()["error"]
-    plan = client.post("/allocate", headers=auth("program"), json={
-        "profiles": [profile(person_id="a"), {"person_id": "b", "crisis_risk": True}]})
+    plan = client.post(
+        "/allocate",
+        headers=auth("program"),
+        json={"profiles": [profile(person_id="a"), {"person_id": "b", "crisis_risk": True}]},
+    )
     assert plan.status_code == 503 and plan.json()["crisis_results"][0]["index"] == 1
     assert client.get("/model_card", headers=auth("auditor")).status_code == 503
 
@@ -181,20 +191,25 @@ def test_without_a_loadable_champion_crisis_answers_are_given_and_reload_brings_
     assert reloaded.status_code == 200, reloaded.text
     assert reloaded.json() == {"previous_version": None, "model_version": "9"}
     assert client.get("/readyz").status_code == 200
-    assert client.post("/recommend", json=PROFILE,
-                       headers=auth("program")).json()["recommended"] == "coaching"
+    assert (
+        client.post("/recommend", json=PROFILE, headers=auth("program")).json()["recommended"]
+        == "coaching"
+    )
     rows = audit_rows(client)
     assert len(rows) == 3 and sum(",crisis," in row for row in rows) == 2
 
 
 # -- a crisis row neither blocks nor is blocked --------------------------------------------------
 def test_a_crisis_row_inside_an_invalid_batch_gets_its_resources(asgi_client, linear_model):
-    rows = [{"person_id": "c1", "crisis_risk": True, "age": 5},  # crisis, and invalid
-            profile(person_id="bad", age=5),
-            profile(person_id="ok"),
-            {"person_id": "c2", "crisis_risk": True}]
-    response = asgi_client.post("/recommend_batch", json={"profiles": rows},
-                                headers=auth("program"))
+    rows = [
+        {"person_id": "c1", "crisis_risk": True, "age": 5},  # crisis, and invalid
+        profile(person_id="bad", age=5),
+        profile(person_id="ok"),
+        {"person_id": "c2", "crisis_risk": True},
+    ]
+    response = asgi_client.post(
+        "/recommend_batch", json={"profiles": rows}, headers=auth("program")
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     BatchResponse.model_validate(body)
@@ -206,9 +221,13 @@ def test_a_crisis_row_inside_an_invalid_batch_gets_its_resources(asgi_client, li
 
 
 def test_a_plan_refused_for_an_invalid_profile_still_carries_the_crisis_answers(
-        asgi_client, linear_model):
-    rows = [profile(person_id="a", ee=30), profile(person_id="b", age=5),
-            {"person_id": "c", "crisis_risk": True, "role": "physician"}]
+    asgi_client, linear_model
+):
+    rows = [
+        profile(person_id="a", ee=30),
+        profile(person_id="b", age=5),
+        {"person_id": "c", "crisis_risk": True, "role": "physician"},
+    ]
     response = asgi_client.post("/allocate", json={"profiles": rows}, headers=auth("program"))
     assert response.status_code == 422
     body = response.json()
@@ -222,8 +241,9 @@ def test_a_plan_refused_for_an_invalid_profile_still_carries_the_crisis_answers(
 
 def test_a_plan_puts_crisis_rows_aside_and_plans_for_the_others(asgi_client, linear_model):
     rows = [profile(person_id="a", ee=30), {"person_id": "c", "crisis_risk": True}]
-    body = asgi_client.post("/allocate", json={"profiles": rows, "budget": 5000},
-                            headers=auth("program")).json()
+    body = asgi_client.post(
+        "/allocate", json={"profiles": rows, "budget": 5000}, headers=auth("program")
+    ).json()
     planned, crisis = body["assignments"]
     assert planned["allocated"] and crisis["allocated"] is None
     assert crisis["safety"]["level"] == "crisis" and linear_model.calls == [1]
@@ -232,21 +252,27 @@ def test_a_plan_puts_crisis_rows_aside_and_plans_for_the_others(asgi_client, lin
 
 # -- item 5: every answer and plan says three things ----------------------------------------------
 def test_every_answer_says_organisational_change_training_data_and_one_effect_arms(
-        service_home, monkeypatch):
+    service_home, monkeypatch
+):
     from starlette.testclient import TestClient
 
     from recommender.service import service as service_module
 
     model = LinearModel()
-    model.metadata = {"data": "simulated: scenario default, n = 20000, seed 7, rct assignment",
-                      "data_source": "simulated", "one_effect_arms": ["peer_group"]}
+    model.metadata = {
+        "data": "simulated: scenario default, n = 20000, seed 7, rct assignment",
+        "data_source": "simulated",
+        "one_effect_arms": ["peer_group"],
+    }
     monkeypatch.setattr(service_module, "load_champion_model", lambda: (model, "7"))
     with TestClient(_app(service_module), raise_server_exceptions=False) as client:
         single = client.post("/recommend", json=PROFILE, headers=auth("program")).json()
-        batch = client.post("/recommend_batch", json={"profiles": [PROFILE]},
-                            headers=auth("program")).json()
-        plan = client.post("/allocate", json={"profiles": [PROFILE]},
-                           headers=auth("program")).json()
+        batch = client.post(
+            "/recommend_batch", json={"profiles": [PROFILE]}, headers=auth("program")
+        ).json()
+        plan = client.post(
+            "/allocate", json={"profiles": [PROFILE]}, headers=auth("program")
+        ).json()
     for context in (single["context"], batch["context"], plan["context"]):
         assert "complement organisational change" in context["organisational_change"]
         assert context["training_data"]["source"] == "simulated"
@@ -259,6 +285,7 @@ def test_every_answer_says_organisational_change_training_data_and_one_effect_ar
 
 def test_a_model_without_recorded_data_says_so(asgi_client):
     context = asgi_client.post("/recommend", json=PROFILE, headers=auth("program")).json()[
-        "context"]
+        "context"
+    ]
     assert context["training_data"]["source"] == "not recorded"
     assert context["one_effect_for_everyone"] == []

@@ -30,14 +30,19 @@ def test_serve_without_a_champion_gives_crisis_answers_then_reloads(tmp_path):
     # Wait for /livez instead of /readyz: without a model the service is alive, not ready.
     with running_server(home, log_path=log, ready_path="/livez") as url:
         assert httpx.get(f"{url}/readyz", timeout=10).status_code != 200
-        crisis = httpx.post(f"{url}/recommend", json={"person_id": "s-1", "crisis_risk": True},
-                            headers=headers("program"), timeout=60)
+        crisis = httpx.post(
+            f"{url}/recommend",
+            json={"person_id": "s-1", "crisis_risk": True},
+            headers=headers("program"),
+            timeout=60,
+        )
         assert crisis.status_code == 200, crisis.text
         answer = crisis.json()
         assert answer["safety"]["level"] == "crisis" and answer["model_version"] is None
         assert any("988" in r["contact"] for r in answer["safety"]["resources"])
-        refused = httpx.post(f"{url}/recommend", json=PROFILE, headers=headers("program"),
-                             timeout=60)
+        refused = httpx.post(
+            f"{url}/recommend", json=PROFILE, headers=headers("program"), timeout=60
+        )
         assert refused.status_code == 503 and "no model is loaded" in refused.json()["error"]
 
         version = train_version(home)  # registers and aliases the champion in this store
@@ -45,8 +50,9 @@ def test_serve_without_a_champion_gives_crisis_answers_then_reloads(tmp_path):
         assert reloaded.status_code == 200, reloaded.text
         assert reloaded.json() == {"previous_version": None, "model_version": version}
         assert httpx.get(f"{url}/readyz", timeout=10).status_code == 200
-        scored = httpx.post(f"{url}/recommend", json=PROFILE, headers=headers("program"),
-                            timeout=60).json()
+        scored = httpx.post(
+            f"{url}/recommend", json=PROFILE, headers=headers("program"), timeout=60
+        ).json()
         assert scored["model_version"] == version and scored["ranking"]
         assert scored["context"]["training_data"]["source"] == "simulated"
     assert "s-1" not in log.read_text()  # the raw id is never logged
@@ -65,18 +71,24 @@ def test_a_read_only_audit_database_over_http(champion_home, tmp_path):
     config = tmp_path / "serve-ro.yaml"
     config.write_text(yaml.safe_dump(settings))
     log = tmp_path / "serve-ro.log"
-    with running_server(champion_home, env={"RECOMMENDER_SERVE_CONFIG": str(config)},
-                        log_path=log) as url:
-        crisis = httpx.post(f"{url}/recommend", json={"person_id": "ro-1", "crisis_risk": True,
-                                                      "role": "resident"},
-                            headers=headers("program"), timeout=60)
+    with running_server(
+        champion_home, env={"RECOMMENDER_SERVE_CONFIG": str(config)}, log_path=log
+    ) as url:
+        crisis = httpx.post(
+            f"{url}/recommend",
+            json={"person_id": "ro-1", "crisis_risk": True, "role": "resident"},
+            headers=headers("program"),
+            timeout=60,
+        )
         assert crisis.status_code == 200, crisis.text
         safety = crisis.json()["safety"]
         assert safety["recorded_in"].startswith("service log")
         assert any(r["name"].startswith("Physician Support Line") for r in safety["resources"])
-        assert httpx.post(f"{url}/recommend", json=PROFILE, headers=headers("program"),
-                          timeout=60).status_code == 503
+        assert (
+            httpx.post(
+                f"{url}/recommend", json=PROFILE, headers=headers("program"), timeout=60
+            ).status_code
+            == 503
+        )
     text = log.read_text()
     assert crisis.json()["request_id"] in text and "ro-1" not in text
-
-

@@ -12,8 +12,13 @@ from service_fixtures import LinearModel, profile
 
 @pytest.fixture
 def engine():
-    return RecommendationEngine(LinearModel(), "5", catalog=load_catalog(),
-                                config=load_serve_config(), audit=AuditLog("sqlite://", salt="s"))
+    return RecommendationEngine(
+        LinearModel(),
+        "5",
+        catalog=load_catalog(),
+        config=load_serve_config(),
+        audit=AuditLog("sqlite://", salt="s"),
+    )
 
 
 def test_numbers_come_from_the_model(engine):
@@ -32,7 +37,8 @@ def test_numbers_come_from_the_model(engine):
     assert explanation["versus_usual_care"][0] == {"feature": "ee", "value": 30, "points": -3.0}
     assert explanation["runner_up"] == answer["ranking"][1]["arm"]
     assert explanation["sentence"].startswith(
-        "Professional coaching is expected to lower emotional exhaustion by 5.4")
+        "Professional coaching is expected to lower emotional exhaustion by 5.4"
+    )
 
 
 def test_batch_is_one_model_call_and_rows_keep_their_order(engine):
@@ -46,8 +52,9 @@ def test_batch_is_one_model_call_and_rows_keep_their_order(engine):
 
 
 def test_crisis_rows_never_reach_the_model(engine):
-    answer = engine.recommend([engine.check_row(profile(crisis_risk=True))],
-                              caller_role="program")[0]
+    answer = engine.recommend([engine.check_row(profile(crisis_risk=True))], caller_role="program")[
+        0
+    ]
     assert engine.model.calls == []
     assert answer["recommended"] is None and answer["ranking"] == []
     assert answer["explanation"] is None
@@ -73,8 +80,13 @@ def test_eligibility_and_offered(engine):
 
 def test_usual_care_recommended_when_nothing_helps():
     model = LinearModel(base={"coaching": 1.0, "mindfulness": 2.0}, weights={})
-    engine = RecommendationEngine(model, "1", catalog=load_catalog(), config=load_serve_config(),
-                                  audit=AuditLog("sqlite://", salt="s"))
+    engine = RecommendationEngine(
+        model,
+        "1",
+        catalog=load_catalog(),
+        config=load_serve_config(),
+        audit=AuditLog("sqlite://", salt="s"),
+    )
     answer = engine.recommend([engine.check_row(profile())], caller_role="program")[0]
     assert answer["recommended"] == "none"
     assert answer["explanation"]["sentence"].startswith("No offered intervention")
@@ -82,10 +94,18 @@ def test_usual_care_recommended_when_nothing_helps():
 
 
 def test_overlap_flag_reaches_the_answer():
-    model = LinearModel(base={"coaching": -2.0, "mindfulness": -1.9}, weights={},
-                        half_width={"coaching": 3.0, "mindfulness": 3.0})
-    engine = RecommendationEngine(model, "1", catalog=load_catalog(), config=load_serve_config(),
-                                  audit=AuditLog("sqlite://", salt="s"))
+    model = LinearModel(
+        base={"coaching": -2.0, "mindfulness": -1.9},
+        weights={},
+        half_width={"coaching": 3.0, "mindfulness": 3.0},
+    )
+    engine = RecommendationEngine(
+        model,
+        "1",
+        catalog=load_catalog(),
+        config=load_serve_config(),
+        audit=AuditLog("sqlite://", salt="s"),
+    )
     answer = engine.recommend([engine.check_row(profile())], caller_role="program")[0]
     assert answer["ranking_meaningful"] is False
     assert "not meaningful" in answer["ranking_note"]

@@ -23,9 +23,10 @@ UNIT = {"name": "unit", "kind": "category", "categories": ["clinic", "icu", "war
 @pytest.fixture
 def linear_model():
     # Served by asgi_client: coaching helps 0.5 EE points more per monthly night shift.
-    return LinearModel(weights={"coaching": {"night_shifts": -0.5},
-                                "mindfulness": {"unit": -1.0}},
-                       extras=[NIGHT_SHIFTS, UNIT])
+    return LinearModel(
+        weights={"coaching": {"night_shifts": -0.5}, "mindfulness": {"unit": -1.0}},
+        extras=[NIGHT_SHIFTS, UNIT],
+    )
 
 
 def extra(**changes) -> dict:
@@ -49,18 +50,26 @@ def test_the_extra_features_reach_the_model_and_its_explanation(asgi_client):
     assert {a["arm"]: a["ee_effect"] for a in fewer.json()["ranking"]}["coaching"] == -2.0
 
 
-@pytest.mark.parametrize("body, field, value, accepted", [
-    (profile(unit="icu"), "night_shifts", None, "a finite number"),
-    (profile(night_shifts=2.0), "unit", None, "one of clinic, icu, ward"),
-    (extra(night_shifts="three"), "night_shifts", "three", "a finite number"),
-    (extra(night_shifts=True), "night_shifts", True, "a finite number"),
-    (extra(unit="er"), "unit", "er", "one of clinic, icu, ward (the values the served model"),
-    (extra(unit=3), "unit", 3, "one of clinic, icu, ward"),
-    (extra(shift_pattern="nights"), "shift_pattern", "nights",
-     "no such field; known fields: person_id, age"),
-])
-def test_a_missing_mistyped_or_unknown_field_is_a_422_naming_it(asgi_client, body, field, value,
-                                                                 accepted):
+@pytest.mark.parametrize(
+    "body, field, value, accepted",
+    [
+        (profile(unit="icu"), "night_shifts", None, "a finite number"),
+        (profile(night_shifts=2.0), "unit", None, "one of clinic, icu, ward"),
+        (extra(night_shifts="three"), "night_shifts", "three", "a finite number"),
+        (extra(night_shifts=True), "night_shifts", True, "a finite number"),
+        (extra(unit="er"), "unit", "er", "one of clinic, icu, ward (the values the served model"),
+        (extra(unit=3), "unit", 3, "one of clinic, icu, ward"),
+        (
+            extra(shift_pattern="nights"),
+            "shift_pattern",
+            "nights",
+            "no such field; known fields: person_id, age",
+        ),
+    ],
+)
+def test_a_missing_mistyped_or_unknown_field_is_a_422_naming_it(
+    asgi_client, body, field, value, accepted
+):
     response = asgi_client.post("/recommend", json=body, headers=auth("program"))
     assert response.status_code == 422, response.text
     problem = problems_of(response)[field]
@@ -70,20 +79,21 @@ def test_a_missing_mistyped_or_unknown_field_is_a_422_naming_it(asgi_client, bod
 
 
 def test_an_unknown_field_is_refused_with_the_served_models_fields_listed(asgi_client):
-    response = asgi_client.post("/recommend", json=extra(email="x@y.org"),
-                                headers=auth("program"))
+    response = asgi_client.post("/recommend", json=extra(email="x@y.org"), headers=auth("program"))
     assert response.status_code == 422
     accepted = problems_of(response)["email"]["accepted"]
     assert accepted.endswith("offered, night_shifts, unit")
 
 
 def test_a_batch_reports_the_row_missing_an_extra_feature_and_answers_the_others(
-        asgi_client, linear_model):
+    asgi_client, linear_model
+):
     rows = [extra(person_id=f"p{i}") for i in range(4)]
     del rows[1]["unit"]
     rows[2]["night_shifts"] = "many"
-    response = asgi_client.post("/recommend_batch", json={"profiles": rows},
-                                headers=auth("program"))
+    response = asgi_client.post(
+        "/recommend_batch", json={"profiles": rows}, headers=auth("program")
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert (body["answered"], body["rejected"], body["result_index"]) == (2, 2, [0, 3])
@@ -112,9 +122,13 @@ def test_an_extra_feature_named_like_a_request_field_cannot_be_served():
     from recommender.service import AuditLog, RecommendationEngine, load_serve_config
 
     with pytest.raises(InputError, match="offered"):
-        RecommendationEngine(LinearModel(extras=[{"name": "offered", "kind": "float"}]), "1",
-                             catalog=load_catalog(), config=load_serve_config(),
-                             audit=AuditLog("sqlite://", salt="s"))
+        RecommendationEngine(
+            LinearModel(extras=[{"name": "offered", "kind": "float"}]),
+            "1",
+            catalog=load_catalog(),
+            config=load_serve_config(),
+            audit=AuditLog("sqlite://", salt="s"),
+        )
 
 
 # -- a real model, trained with extra features --------------------------------------------------
@@ -140,17 +154,23 @@ def trained_with_extras(tmp_path_factory):
         path = home / "cohort.csv"
         cohort.to_csv(path, index=False)
         with recommender_home(home):
-            run_training(data=path, reason="service extra-feature test",
-                         overrides={"learner": {"learner": "t", "n_folds": 2},
-                                    "evaluation": {"n_folds": 2},
-                                    "extra_features": ["night_shifts", "unit"]})
+            run_training(
+                data=path,
+                reason="service extra-feature test",
+                overrides={
+                    "learner": {"learner": "t", "n_folds": 2},
+                    "evaluation": {"n_folds": 2},
+                    "extra_features": ["night_shifts", "unit"],
+                },
+            )
             _TRAINED["model"] = load_champion()
     return _TRAINED["model"]
 
 
 @pytest.mark.slow
 def test_a_model_trained_with_extra_features_is_served_and_answers(
-        asgi_client, trained_with_extras, monkeypatch):
+    asgi_client, trained_with_extras, monkeypatch
+):
     from recommender.service import service as service_module
 
     model, version = trained_with_extras
@@ -162,9 +182,17 @@ def test_a_model_trained_with_extra_features_is_served_and_answers(
     answer = asgi_client.post("/recommend", json=extra(), headers=auth("program"))
     assert answer.status_code == 200, answer.text
     assert answer.json()["recommended"] in model.arms and answer.json()["ranking"]
-    batch = asgi_client.post("/recommend_batch", headers=auth("program"), json={
-        "profiles": [extra(person_id="a"), profile(person_id="b"), extra(person_id="c",
-                                                                         unit="ward")]})
+    batch = asgi_client.post(
+        "/recommend_batch",
+        headers=auth("program"),
+        json={
+            "profiles": [
+                extra(person_id="a"),
+                profile(person_id="b"),
+                extra(person_id="c", unit="ward"),
+            ]
+        },
+    )
     assert (batch.json()["answered"], batch.json()["rejected"]) == (2, 1)
     missing = batch.json()["errors"][0]["problems"]
     assert {p["field"] for p in missing} == {"profiles[1].night_shifts", "profiles[1].unit"}
@@ -175,13 +203,19 @@ def test_a_model_trained_with_extra_features_is_served_and_answers(
 
 # -- a crisis flag never reaches the model, so it never needs the model's inputs ----------------
 
-@pytest.mark.parametrize("body", [
-    profile(crisis_risk=True),  # no extra feature at all
-    profile(crisis_risk=True, unit="icu"),  # some of them
-    extra(crisis_risk=True, unit="er", night_shifts="many"),  # values the model would refuse
-], ids=["none", "some", "unusable"])
-def test_a_crisis_flag_gets_crisis_resources_whatever_its_extra_features(asgi_client,
-                                                                         linear_model, body):
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        profile(crisis_risk=True),  # no extra feature at all
+        profile(crisis_risk=True, unit="icu"),  # some of them
+        extra(crisis_risk=True, unit="er", night_shifts="many"),  # values the model would refuse
+    ],
+    ids=["none", "some", "unusable"],
+)
+def test_a_crisis_flag_gets_crisis_resources_whatever_its_extra_features(
+    asgi_client, linear_model, body
+):
     response = asgi_client.post("/recommend", json=body, headers=auth("program"))
     assert response.status_code == 200, response.text
     answer = response.json()
@@ -190,42 +224,46 @@ def test_a_crisis_flag_gets_crisis_resources_whatever_its_extra_features(asgi_cl
     assert linear_model.calls == []
 
 
-def test_a_crisis_flag_with_invalid_fields_gets_resources_and_names_what_was_ignored(
-        asgi_client):
+def test_a_crisis_flag_with_invalid_fields_gets_resources_and_names_what_was_ignored(asgi_client):
     # Issue 9: an invalid other field must not turn a crisis flag into a 422 without resources.
-    bad = asgi_client.post("/recommend", json=profile(crisis_risk=True, age=5),
-                           headers=auth("program"))
+    bad = asgi_client.post(
+        "/recommend", json=profile(crisis_risk=True, age=5), headers=auth("program")
+    )
     assert bad.status_code == 200, bad.text
     assert bad.json()["safety"]["level"] == "crisis" and bad.json()["safety"]["resources"]
     assert {p["field"] for p in bad.json()["ignored"]} == {"age"}  # not the extra features
-    unknown = asgi_client.post("/recommend", json=profile(crisis_risk=True, email="x@y.org"),
-                               headers=auth("program"))
+    unknown = asgi_client.post(
+        "/recommend", json=profile(crisis_risk=True, email="x@y.org"), headers=auth("program")
+    )
     assert unknown.status_code == 200 and unknown.json()["safety"]["level"] == "crisis"
     assert "email" in {p["field"] for p in unknown.json()["ignored"]}
     assert "x@y.org" not in asgi_client.get("/audit/export", headers=auth("auditor")).text
-    unflagged = asgi_client.post("/recommend", json=profile(crisis_risk=False),
-                                 headers=auth("program"))
+    unflagged = asgi_client.post(
+        "/recommend", json=profile(crisis_risk=False), headers=auth("program")
+    )
     assert unflagged.status_code == 422
     assert set(problems_of(unflagged)) == {"night_shifts", "unit"}
 
 
 def test_a_batch_answers_crisis_flags_without_extra_features_and_refuses_scored_rows(
-        asgi_client, linear_model):
-    rows = [profile(person_id="c", crisis_risk=True), profile(person_id="s"),
-            extra(person_id="e")]
-    response = asgi_client.post("/recommend_batch", json={"profiles": rows},
-                                headers=auth("program"))
+    asgi_client, linear_model
+):
+    rows = [profile(person_id="c", crisis_risk=True), profile(person_id="s"), extra(person_id="e")]
+    response = asgi_client.post(
+        "/recommend_batch", json={"profiles": rows}, headers=auth("program")
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert (body["answered"], body["rejected"], body["result_index"]) == (2, 1, [0, 2])
     assert body["results"][0]["safety"]["level"] == "crisis"
     assert {p["field"] for p in body["errors"][0]["problems"]} == {
-        "profiles[1].night_shifts", "profiles[1].unit"}
+        "profiles[1].night_shifts",
+        "profiles[1].unit",
+    }
     assert linear_model.calls == [1]  # only the row with its extra features was scored
 
 
-def test_an_allocation_plans_around_crisis_flags_without_extra_features(asgi_client,
-                                                                       linear_model):
+def test_an_allocation_plans_around_crisis_flags_without_extra_features(asgi_client, linear_model):
     rows = [extra(person_id="e"), profile(person_id="c", crisis_risk=True, unit="er")]
     response = asgi_client.post("/allocate", json={"profiles": rows}, headers=auth("program"))
     assert response.status_code == 200, response.text
@@ -233,11 +271,14 @@ def test_an_allocation_plans_around_crisis_flags_without_extra_features(asgi_cli
     assert scored["allocated"] == "coaching"
     assert crisis["allocated"] is None and crisis["safety"]["level"] == "crisis"
     assert linear_model.calls == [1]
-    missing = asgi_client.post("/allocate", json={"profiles": [profile(person_id="s")]},
-                               headers=auth("program"))
+    missing = asgi_client.post(
+        "/allocate", json={"profiles": [profile(person_id="s")]}, headers=auth("program")
+    )
     assert missing.status_code == 422
     assert {p["field"] for p in missing.json()["problems"]} == {
-        "profiles[0].night_shifts", "profiles[0].unit"}
+        "profiles[0].night_shifts",
+        "profiles[0].unit",
+    }
 
 
 def test_reloading_a_champion_that_cannot_be_served_says_why(asgi_client, monkeypatch):
@@ -254,7 +295,8 @@ def test_reloading_a_champion_that_cannot_be_served_says_why(asgi_client, monkey
 
 
 def test_a_crisis_flag_with_extra_features_does_not_call_them_ignored(asgi_client):
-    answer = asgi_client.post("/recommend", json=extra(crisis_risk=True, age=5),
-                              headers=auth("program")).json()
+    answer = asgi_client.post(
+        "/recommend", json=extra(crisis_risk=True, age=5), headers=auth("program")
+    ).json()
     assert answer["safety"]["level"] == "crisis"
     assert [p["field"] for p in answer["ignored"]] == ["age"]

@@ -16,11 +16,17 @@ from recommender.errors import InputError
 
 @pytest.mark.parametrize(
     "failure",
-    [ModuleNotFoundError("No module named 'recommender.uplift._old'"),  # champion pickled by other code
-     OSError("artifact folder is gone"),
-     RuntimeError("registry unreachable")],
+    [
+        ModuleNotFoundError(
+            "No module named 'recommender.uplift._old'"
+        ),  # champion pickled by other code
+        OSError("artifact folder is gone"),
+        RuntimeError("registry unreachable"),
+    ],
 )
-def test_a_champion_that_cannot_be_loaded_leaves_the_old_one_serving(asgi_client, monkeypatch, failure):
+def test_a_champion_that_cannot_be_loaded_leaves_the_old_one_serving(
+    asgi_client, monkeypatch, failure
+):
     from recommender.service import service as service_module
 
     def broken():
@@ -47,7 +53,9 @@ def test_an_unreadable_audit_store_is_a_503_on_export(asgi_client, monkeypatch):
     assert "audit store could not be read" in answer.json()["error"]
 
 
-def test_batch_limit_cannot_be_configured_above_what_the_request_model_accepts(tmp_path, monkeypatch):
+def test_batch_limit_cannot_be_configured_above_what_the_request_model_accepts(
+    tmp_path, monkeypatch
+):
     from recommender.paths import config_path
     from recommender.service._config import load_serve_config
 

@@ -43,10 +43,18 @@ def _links(page: str) -> list[str]:
     return re.findall(r'(?:href|src)="([^"]*)"', page)
 
 
-@pytest.mark.parametrize("path", [
-    "/static_content/swagger-ui.css", "/static_content/swagger-initializer.js",
-    "/static_content/index.css", "/assets/index.js", "/docs", "/ui", "/index.html",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static_content/swagger-ui.css",
+        "/static_content/swagger-initializer.js",
+        "/static_content/index.css",
+        "/assets/index.js",
+        "/docs",
+        "/ui",
+        "/index.html",
+    ],
+)
 def test_bentoml_ui_pages_are_not_served(asgi_client, path):
     assert asgi_client.get(path).status_code == 404
 
@@ -73,15 +81,17 @@ def test_json_depth_ignores_brackets_in_strings():
 @pytest.mark.parametrize("depth", [33, 1_100, 100_000])  # 33: one past MAX_JSON_DEPTH
 def test_deeply_nested_json_is_400_naming_the_body(asgi_client, depth):
     for route in ("/recommend", "/recommend_batch", "/allocate", "/reload"):
-        response = asgi_client.post(route, content=b"[" * depth + b"]" * depth,
-                                    headers=auth("scientist"))
+        response = asgi_client.post(
+            route, content=b"[" * depth + b"]" * depth, headers=auth("scientist")
+        )
         assert response.status_code == 400, (route, response.text[:200])
         assert response.json()["problems"][0]["field"] == "body"
 
 
 def test_a_profile_with_brackets_in_its_id_is_not_nested(asgi_client):
-    response = asgi_client.post("/recommend", json={**PROFILE, "person_id": "[" * 40},
-                                headers=auth("program"))
+    response = asgi_client.post(
+        "/recommend", json={**PROFILE, "person_id": "[" * 40}, headers=auth("program")
+    )
     assert response.status_code == 200, response.text
 
 
@@ -92,21 +102,33 @@ def test_a_duplicated_crisis_flag_is_refused_not_read_as_the_last_value(asgi_cli
     assert response.json()["problems"][0]["field"] == "crisis_risk"
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("crisis_risk", "yes"), ("crisis_risk", 1), ("crisis_risk", "false"), ("age", "41"),
-    ("weekly_hours", "58"), ("ee", True), ("years_in_practice", "11.0"),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("crisis_risk", "yes"),
+        ("crisis_risk", 1),
+        ("crisis_risk", "false"),
+        ("age", "41"),
+        ("weekly_hours", "58"),
+        ("ee", True),
+        ("years_in_practice", "11.0"),
+    ],
+)
 def test_loose_booleans_and_numbers_are_refused_naming_the_field(asgi_client, field, value):
-    response = asgi_client.post("/recommend", json={**PROFILE, field: value},
-                                headers=auth("program"))
+    response = asgi_client.post(
+        "/recommend", json={**PROFILE, field: value}, headers=auth("program")
+    )
     assert response.status_code == 422, response.text
     problem = response.json()["problems"][0]
     assert problem["field"] == field and problem["value"] == value
 
 
 def test_loose_values_in_a_batch_entry_are_refused_for_that_entry(asgi_client):
-    response = asgi_client.post("/recommend_batch", headers=auth("program"), json={
-        "profiles": [PROFILE, {**PROFILE, "crisis_risk": "yes"}]})
+    response = asgi_client.post(
+        "/recommend_batch",
+        headers=auth("program"),
+        json={"profiles": [PROFILE, {**PROFILE, "crisis_risk": "yes"}]},
+    )
     body = response.json()
     assert response.status_code == 200 and body["answered"] == 1
     assert body["errors"][0]["index"] == 1
@@ -114,8 +136,9 @@ def test_loose_values_in_a_batch_entry_are_refused_for_that_entry(asgi_client):
 
 
 def test_json_numbers_are_numbers_whatever_their_spelling(asgi_client):
-    response = asgi_client.post("/recommend", json={**PROFILE, "weekly_hours": 41, "age": 41.0},
-                                headers=auth("program"))
+    response = asgi_client.post(
+        "/recommend", json={**PROFILE, "weekly_hours": 41, "age": 41.0}, headers=auth("program")
+    )
     assert response.status_code == 200, response.text
 
 
@@ -128,17 +151,31 @@ def test_reload_names_what_it_accepts_when_sent_a_field(asgi_client):
 
 # -- the audit export's `since` -----------------------------------------------------------------
 
-_STAMPS = [datetime(2026, 12, 3, 3, 59, tzinfo=timezone.utc),
-           datetime(2026, 12, 3, 4, 1, tzinfo=timezone.utc)]
+_STAMPS = [
+    datetime(2026, 12, 3, 3, 59, tzinfo=timezone.utc),
+    datetime(2026, 12, 3, 4, 1, tzinfo=timezone.utc),
+]
 _SINCE = "2026-12-03T09:00:00+05:00"  # 04:00 UTC: only the second row is at or after it
 
 
 def _audit_rows(home):
     log = AuditLog(f"sqlite:///{home / 'audit.db'}", salt="s")
-    log.append([{"request_id": f"r{i}", "model_version": "1", "caller_role": "program",
-                 "person_id": f"p-{i}", "safety_level": "routine", "recommended": "coaching",
-                 "ranking_meaningful": True, "effects": {}, "logged_at": stamp}
-                for i, stamp in enumerate(_STAMPS)])
+    log.append(
+        [
+            {
+                "request_id": f"r{i}",
+                "model_version": "1",
+                "caller_role": "program",
+                "person_id": f"p-{i}",
+                "safety_level": "routine",
+                "recommended": "coaching",
+                "ranking_meaningful": True,
+                "effects": {},
+                "logged_at": stamp,
+            }
+            for i, stamp in enumerate(_STAMPS)
+        ]
+    )
     return log
 
 
@@ -148,13 +185,14 @@ def test_since_honours_its_offset_and_reads_none_as_utc(service_home):
     assert [r["request_id"] for r in log.export(since=parse_since(_SINCE))] == ["r1"]
     assert [r["request_id"] for r in log.export(since=parse_since("2026-12-03T04:00"))] == ["r1"]
     assert [r["request_id"] for r in log.export(since=parse_since("2026-12-03T03:00Z"))] == [
-        "r0", "r1"]
+        "r0",
+        "r1",
+    ]
 
 
 def test_since_with_an_offset_over_http(service_home, asgi_client):
     _audit_rows(service_home)
-    response = asgi_client.get("/audit/export", params={"since": _SINCE},
-                               headers=auth("auditor"))
+    response = asgi_client.get("/audit/export", params={"since": _SINCE}, headers=auth("auditor"))
     assert response.status_code == 200
     assert [row["request_id"] for row in csv.DictReader(response.text.splitlines())] == ["r1"]
 
@@ -169,8 +207,9 @@ def test_since_with_an_offset_on_the_command_line(service_home, tmp_path):
 # -- `recommender serve` checks its keys before any worker starts -------------------------------
 
 
-def test_serve_refuses_a_mistyped_role_in_one_line_before_starting(service_home, monkeypatch,
-                                                                   capsys):
+def test_serve_refuses_a_mistyped_role_in_one_line_before_starting(
+    service_home, monkeypatch, capsys
+):
     monkeypatch.setenv("RECOMMENDER_API_KEYS", "program=secret-one,admin=secret-two")
     assert main(["serve", "--port", "3999"]) == 2
     err = capsys.readouterr().err

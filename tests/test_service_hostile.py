@@ -51,28 +51,49 @@ def demo(champion_home, tmp_path_factory):
     the serve process)."""
     port = free_port()
     logs = tmp_path_factory.mktemp("hostile")
-    env = {**os.environ, "RECOMMENDER_HOME": str(champion_home),
-           "BENTOML_HOME": str(champion_home / "bentoml"), "BENTOML_DO_NOT_TRACK": "True",
-           "RECOMMENDER_AUDIT_SALT": "hostile-salt", "RECOMMENDER_API_KEYS": ""}
+    env = {
+        **os.environ,
+        "RECOMMENDER_HOME": str(champion_home),
+        "BENTOML_HOME": str(champion_home / "bentoml"),
+        "BENTOML_DO_NOT_TRACK": "True",
+        "RECOMMENDER_AUDIT_SALT": "hostile-salt",
+        "RECOMMENDER_API_KEYS": "",
+    }
     out_path, err_path = logs / "stdout.txt", logs / "stderr.txt"
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         process = subprocess.Popen(
-            [sys.executable, "-m", "recommender", "serve", "--host", "127.0.0.1", "--port",
-             str(port), "--print-example"],
-            env=env, stdout=out, stderr=err, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "recommender",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--print-example",
+            ],
+            env=env,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 240
         while "Response (" not in out_path.read_text():
             if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the demo server printed no example (exit {process.poll()}):\n"
-                            f"{err_path.read_text()[-3000:]}")
+                pytest.fail(
+                    f"the demo server printed no example (exit {process.poll()}):\n"
+                    f"{err_path.read_text()[-3000:]}"
+                )
             time.sleep(0.5)
         time.sleep(1)  # the rest of the example follows the response at once
         text = out_path.read_text()
         keys = dict(re.findall(r"^  (program|scientist|auditor) +(\S+)$", text, re.MULTILINE))
         # The program's key is also in the example request, however the keys are listed.
-        keys.setdefault("program", re.search(r"/recommend -H 'Authorization: Bearer (\S+)'",
-                                             text).group(1))
+        keys.setdefault(
+            "program", re.search(r"/recommend -H 'Authorization: Bearer (\S+)'", text).group(1)
+        )
         yield f"http://127.0.0.1:{port}", keys, text, process
     finally:
         _stop(process)
@@ -84,8 +105,9 @@ def _headers(keys, role):
 
 def _answers_normally(url, keys, timeout=PROBE_SECONDS) -> None:
     assert httpx.get(f"{url}/livez", timeout=timeout).status_code == 200
-    answer = httpx.post(f"{url}/recommend", json=PROFILE, headers=_headers(keys, "program"),
-                        timeout=timeout)
+    answer = httpx.post(
+        f"{url}/recommend", json=PROFILE, headers=_headers(keys, "program"), timeout=timeout
+    )
     assert answer.status_code == 200, answer.text
     assert answer.json()["recommended"] is not None
 
@@ -108,9 +130,11 @@ class _Watch:
                         if path == "/livez":
                             status = client.get(f"{self.url}/livez").status_code
                         else:
-                            status = client.post(f"{self.url}/recommend", json=PROFILE,
-                                                 headers=_headers(self.keys, "program")
-                                                 ).status_code
+                            status = client.post(
+                                f"{self.url}/recommend",
+                                json=PROFILE,
+                                headers=_headers(self.keys, "program"),
+                            ).status_code
                     except httpx.HTTPError:
                         status = 0
                     self.results.append((path, status, time.monotonic() - start))
@@ -134,17 +158,24 @@ class _Watch:
 def _workers(process) -> list:
     import psutil
 
-    return [child for child in psutil.Process(process.pid).children(recursive=True)
-            if "_bentoml_impl.worker.service" in " ".join(child.cmdline())]
+    return [
+        child
+        for child in psutil.Process(process.pid).children(recursive=True)
+        if "_bentoml_impl.worker.service" in " ".join(child.cmdline())
+    ]
 
 
 def _series(metrics_text: str) -> set[str]:
-    return {line.rsplit(" ", 1)[0] for line in metrics_text.splitlines()
-            if line and not line.startswith("#")}
+    return {
+        line.rsplit(" ", 1)[0]
+        for line in metrics_text.splitlines()
+        if line and not line.startswith("#")
+    }
 
 
-async def _pipelined_gets(port: int, paths: list[str], connections: int = 4,
-                          batch: int = 100) -> dict[int, int]:
+async def _pipelined_gets(
+    port: int, paths: list[str], connections: int = 4, batch: int = 100
+) -> dict[int, int]:
     """GET every path over a few keep-alive connections, ``batch`` requests in flight on each;
     returns the count per status. (An HTTP client library would spend most of the time.)"""
 
@@ -153,9 +184,10 @@ async def _pipelined_gets(port: int, paths: list[str], connections: int = 4,
         codes: dict[int, int] = {}
         try:
             for start in range(0, len(share), batch):
-                chunk = share[start:start + batch]
-                writer.write(b"".join(f"GET {p} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode()
-                                      for p in chunk))
+                chunk = share[start : start + batch]
+                writer.write(
+                    b"".join(f"GET {p} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode() for p in chunk)
+                )
                 await writer.drain()
                 for _ in chunk:
                     status = int((await reader.readline()).split()[1])
@@ -170,8 +202,7 @@ async def _pipelined_gets(port: int, paths: list[str], connections: int = 4,
         return codes
 
     totals: dict[int, int] = {}
-    for codes in await asyncio.gather(*(one(paths[i::connections])
-                                        for i in range(connections))):
+    for codes in await asyncio.gather(*(one(paths[i::connections]) for i in range(connections))):
         for status, count in codes.items():
             totals[status] = totals.get(status, 0) + count
     return totals
@@ -183,14 +214,24 @@ def test_the_demo_makes_a_key_per_role_and_each_role_can_call_its_routes(demo):
     assert "Response (200)" in text
     assert f"/reload -H 'Authorization: Bearer {keys['scientist']}'" in text
     assert f"/audit/export?since=2026-01-01' -H 'Authorization: Bearer {keys['auditor']}'" in text
-    assert httpx.get(f"{url}/model_card", headers=_headers(keys, "auditor"),
-                     timeout=30).status_code == 200
-    assert httpx.get(f"{url}/audit/export", headers=_headers(keys, "auditor"),
-                     timeout=30).status_code == 200
-    assert httpx.get(f"{url}/model_card.json", headers=_headers(keys, "scientist"),
-                     timeout=30).status_code == 200
-    assert httpx.get(f"{url}/audit/export", headers=_headers(keys, "program"),
-                     timeout=30).status_code == 403
+    assert (
+        httpx.get(f"{url}/model_card", headers=_headers(keys, "auditor"), timeout=30).status_code
+        == 200
+    )
+    assert (
+        httpx.get(f"{url}/audit/export", headers=_headers(keys, "auditor"), timeout=30).status_code
+        == 200
+    )
+    assert (
+        httpx.get(
+            f"{url}/model_card.json", headers=_headers(keys, "scientist"), timeout=30
+        ).status_code
+        == 200
+    )
+    assert (
+        httpx.get(f"{url}/audit/export", headers=_headers(keys, "program"), timeout=30).status_code
+        == 403
+    )
 
 
 def test_unknown_path_flood_grows_neither_metrics_nor_worker_memory(demo):
@@ -219,14 +260,19 @@ def test_unknown_path_flood_grows_neither_metrics_nor_worker_memory(demo):
     assert _series(after_text) == _series(before_text)
     growth = len(after_text) / len(before_text) - 1
     rss_growth = after_rss / before_rss - 1
-    print(f"\n{FLOOD:,} unknown paths: /metrics {len(before_text):,} -> {len(after_text):,} "
-          f"bytes ({100 * growth:+.2f} %), worker RSS {before_rss / 1e6:.1f} -> "
-          f"{after_rss / 1e6:.1f} MB ({100 * rss_growth:+.2f} %), watch probes "
-          f"{len(watch.results)}, slowest {max(r[2] for r in watch.results):.2f} s")
-    assert growth < MAX_GROWTH, f"/metrics grew {100 * growth:.2f} % ({len(before_text)} -> " \
-                                f"{len(after_text)} bytes)"
-    assert rss_growth < MAX_GROWTH, f"worker memory grew {100 * rss_growth:.2f} % " \
-                                    f"({before_rss / 1e6:.1f} -> {after_rss / 1e6:.1f} MB)"
+    print(
+        f"\n{FLOOD:,} unknown paths: /metrics {len(before_text):,} -> {len(after_text):,} "
+        f"bytes ({100 * growth:+.2f} %), worker RSS {before_rss / 1e6:.1f} -> "
+        f"{after_rss / 1e6:.1f} MB ({100 * rss_growth:+.2f} %), watch probes "
+        f"{len(watch.results)}, slowest {max(r[2] for r in watch.results):.2f} s"
+    )
+    assert growth < MAX_GROWTH, (
+        f"/metrics grew {100 * growth:.2f} % ({len(before_text)} -> {len(after_text)} bytes)"
+    )
+    assert rss_growth < MAX_GROWTH, (
+        f"worker memory grew {100 * rss_growth:.2f} % "
+        f"({before_rss / 1e6:.1f} -> {after_rss / 1e6:.1f} MB)"
+    )
     _answers_normally(url, keys)
 
 
@@ -248,9 +294,11 @@ def test_nested_json_of_any_depth_answers_400_within_a_second(demo, depth):
             role = "scientist" if route == "/reload" else "program"
             for kind in ("array", "object", "profile"):
                 start = time.monotonic()
-                response = client.post(f"{url}{route}", content=_nested(depth, kind),
-                                       headers={**_headers(keys, role),
-                                                "content-type": "application/json"})
+                response = client.post(
+                    f"{url}{route}",
+                    content=_nested(depth, kind),
+                    headers={**_headers(keys, role), "content-type": "application/json"},
+                )
                 took = time.monotonic() - start
                 assert response.status_code == 400, (route, kind, response.text[:300])
                 assert response.json()["problems"][0]["field"] == "body"
@@ -262,27 +310,43 @@ def test_a_duplicated_key_is_refused_naming_it(demo):
     url, keys, _, _ = demo
     # The attack of the issue: the last of two keys would switch the crisis flag off.
     text = json.dumps({**PROFILE, "crisis_risk": True})[:-1] + ', "crisis_risk": false}'
-    response = httpx.post(f"{url}/recommend", content=text.encode(), timeout=30,
-                          headers={**_headers(keys, "program"),
-                                   "content-type": "application/json"})
+    response = httpx.post(
+        f"{url}/recommend",
+        content=text.encode(),
+        timeout=30,
+        headers={**_headers(keys, "program"), "content-type": "application/json"},
+    )
     assert response.status_code == 422, response.text
     assert response.json()["problems"][0]["field"] == "crisis_risk"
     assert "more than once" in response.json()["error"]
     batch = ('{"profiles": [' + json.dumps(PROFILE)[:-1] + ', "age": 50}]}').encode()
-    response = httpx.post(f"{url}/recommend_batch", content=batch, timeout=30,
-                          headers=_headers(keys, "program"))
+    response = httpx.post(
+        f"{url}/recommend_batch", content=batch, timeout=30, headers=_headers(keys, "program")
+    )
     assert response.status_code == 422 and response.json()["problems"][0]["field"] == "age"
     _answers_normally(url, keys)
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("crisis_risk", "yes"), ("crisis_risk", 1), ("crisis_risk", "true"),
-    ("age", "41"), ("age", True), ("weekly_hours", "41"), ("ee", "31"),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("crisis_risk", "yes"),
+        ("crisis_risk", 1),
+        ("crisis_risk", "true"),
+        ("age", "41"),
+        ("age", True),
+        ("weekly_hours", "41"),
+        ("ee", "31"),
+    ],
+)
 def test_booleans_and_numbers_are_taken_only_as_json_booleans_and_numbers(demo, field, value):
     url, keys, _, _ = demo
-    response = httpx.post(f"{url}/recommend", json={**PROFILE, field: value}, timeout=30,
-                          headers=_headers(keys, "program"))
+    response = httpx.post(
+        f"{url}/recommend",
+        json={**PROFILE, field: value},
+        timeout=30,
+        headers=_headers(keys, "program"),
+    )
     assert response.status_code == 422, response.text
     problem = response.json()["problems"][0]
     assert problem["field"] == field and problem["value"] == value
@@ -290,8 +354,12 @@ def test_booleans_and_numbers_are_taken_only_as_json_booleans_and_numbers(demo, 
 
 def test_a_whole_number_is_still_a_number_of_hours(demo):
     url, keys, _, _ = demo
-    response = httpx.post(f"{url}/recommend", json={**PROFILE, "weekly_hours": 41},
-                          timeout=30, headers=_headers(keys, "program"))
+    response = httpx.post(
+        f"{url}/recommend",
+        json={**PROFILE, "weekly_hours": 41},
+        timeout=30,
+        headers=_headers(keys, "program"),
+    )
     assert response.status_code == 200, response.text
 
 
@@ -304,9 +372,11 @@ def test_slow_bodies_and_many_connections_do_not_stop_the_service(demo):
         for i in range(slow + idle):
             sock = stack.enter_context(socket.create_connection(("127.0.0.1", port), timeout=5))
             if i < slow:  # promises 100 kB, then sends a byte now and then (slowloris)
-                sock.sendall(b"POST /recommend HTTP/1.1\r\nHost: localhost\r\n"
-                             b"Authorization: Bearer " + keys["program"].encode() + b"\r\n"
-                             b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{")
+                sock.sendall(
+                    b"POST /recommend HTTP/1.1\r\nHost: localhost\r\n"
+                    b"Authorization: Bearer " + keys["program"].encode() + b"\r\n"
+                    b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"
+                )
                 senders.append(sock)
             elif i % 2:  # half the idle ones never finish their headers
                 sock.sendall(b"GET /livez HTTP/1.1\r\nHost: local")

@@ -18,9 +18,16 @@ from recommender.service import AuditLog
 from recommender.service._audit import _metadata
 from recommender.service._migrate import BASELINE, VERSION_TABLE, schema_revision
 
-RECORD = {"request_id": "r-1", "model_version": "3", "caller_role": "program",
-          "person_id": "p-1", "safety_level": "routine", "recommended": "coaching",
-          "ranking_meaningful": True, "effects": {"coaching": [-4.0, -6.0, -2.0]}}
+RECORD = {
+    "request_id": "r-1",
+    "model_version": "3",
+    "caller_role": "program",
+    "person_id": "p-1",
+    "safety_level": "routine",
+    "recommended": "coaching",
+    "ranking_meaningful": True,
+    "effects": {"coaching": [-4.0, -6.0, -2.0]},
+}
 
 # The DDL today's service (create_all, before migrations) wrote to a new SQLite audit file.
 BEFORE_MIGRATIONS = """
@@ -59,8 +66,11 @@ def test_a_new_store_is_migrated_to_the_schema_the_code_queries(store_url):
     assert schema_revision(engine) == _head()
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
-        differences = [d for d in compare_metadata(context, _metadata)
-                       if not (d[0] == "remove_table" and d[1].name == VERSION_TABLE)]
+        differences = [
+            d
+            for d in compare_metadata(context, _metadata)
+            if not (d[0] == "remove_table" and d[1].name == VERSION_TABLE)
+        ]
     assert differences == []  # migrations and the table in _audit.py agree
     engine.dispose()
     log.close()
@@ -76,7 +86,8 @@ def test_an_audit_database_made_before_migrations_is_upgraded_with_its_rows(tmp_
             "INSERT INTO recommendations (logged_at, request_id, model_version, caller_role, "
             "person_hash, safety_level, recommended, ranking_meaningful, effects) VALUES "
             "('2026-11-20 10:00:00.000000', 'old-1', '1', 'program', 'abc', 'routine', "
-            "'mindfulness', 1, '{\"mindfulness\":[-2.0,-3.5,-0.5]}')")
+            "'mindfulness', 1, '{\"mindfulness\":[-2.0,-3.5,-0.5]}')"
+        )
     assert schema_revision(engine) is None
 
     log = AuditLog(f"sqlite:///{path}", salt="s")
@@ -102,14 +113,22 @@ def test_an_audit_database_made_before_migrations_is_upgraded_with_its_rows(tmp_
 
 def test_workers_opening_one_new_store_at_once_all_succeed(store_url):
     # Four processes race to migrate the same empty database; each then writes one row.
-    code = ("import sys; from recommender.service import AuditLog; "
-            "log = AuditLog(sys.argv[1], salt='s'); "
-            "log.append([{**dict(request_id=sys.argv[2], model_version='1', caller_role='program', "
-            "person_id='p', safety_level='routine', recommended=None, ranking_meaningful=None, "
-            "effects={})}]); print('ok')")
-    workers = [subprocess.Popen([sys.executable, "-c", code, store_url, f"w{i}"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-               for i in range(4)]
+    code = (
+        "import sys; from recommender.service import AuditLog; "
+        "log = AuditLog(sys.argv[1], salt='s'); "
+        "log.append([{**dict(request_id=sys.argv[2], model_version='1', caller_role='program', "
+        "person_id='p', safety_level='routine', recommended=None, ranking_meaningful=None, "
+        "effects={})}]); print('ok')"
+    )
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, store_url, f"w{i}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(4)
+    ]
     results = [w.communicate(timeout=120) for w in workers]
     assert [w.returncode for w in workers] == [0] * 4, [err[-2000:] for _, err in results]
     log = AuditLog(store_url, salt=None)

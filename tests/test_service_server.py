@@ -58,10 +58,15 @@ def test_plain_http_probes_auth_and_pages(server_url):
     for path in ("/livez", "/readyz", "/metrics", "/docs.json"):
         assert httpx.get(server_url + path, timeout=30).status_code == 200, path
     assert httpx.post(f"{server_url}/recommend", json=PROFILE, timeout=30).status_code == 401
-    assert httpx.post(f"{server_url}/recommend", json=PROFILE, headers=headers("auditor"),
-                      timeout=30).status_code == 403
-    answer = httpx.post(f"{server_url}/recommend", json=PROFILE,
-                        headers={"x-api-key": KEYS["program"]}, timeout=60)
+    assert (
+        httpx.post(
+            f"{server_url}/recommend", json=PROFILE, headers=headers("auditor"), timeout=30
+        ).status_code
+        == 403
+    )
+    answer = httpx.post(
+        f"{server_url}/recommend", json=PROFILE, headers={"x-api-key": KEYS["program"]}, timeout=60
+    )
     assert answer.status_code == 200 and answer.json()["model_version"]
     card = httpx.get(f"{server_url}/model_card", headers=headers("auditor"), timeout=60)
     assert card.status_code == 200 and "Model card: burnout-recommender" in card.text
@@ -71,20 +76,35 @@ def test_plain_http_probes_auth_and_pages(server_url):
 
 
 def test_crisis_and_referral_over_http(server_url):
-    crisis = httpx.post(f"{server_url}/recommend", json=profile(crisis_risk=True),
-                        headers=headers("program"), timeout=60).json()
+    crisis = httpx.post(
+        f"{server_url}/recommend",
+        json=profile(crisis_risk=True),
+        headers=headers("program"),
+        timeout=60,
+    ).json()
     assert crisis["ranking"] == [] and crisis["safety"]["level"] == "crisis"
-    severe = httpx.post(f"{server_url}/recommend", json=profile(ee=50, dp=25),
-                        headers=headers("program"), timeout=60).json()
+    severe = httpx.post(
+        f"{server_url}/recommend",
+        json=profile(ee=50, dp=25),
+        headers=headers("program"),
+        timeout=60,
+    ).json()
     assert severe["safety"]["level"] == "referral" and severe["ranking"]
 
 
 def test_allocate_over_http(server_url):
-    cohort = [profile(person_id="a1", ee=35), profile(person_id="a2", crisis_risk=True),
-              profile(person_id="a3", ee=50, dp=25, role="nurse")]
+    cohort = [
+        profile(person_id="a1", ee=35),
+        profile(person_id="a2", crisis_risk=True),
+        profile(person_id="a3", ee=50, dp=25, role="nurse"),
+    ]
     before = audit_rows(server_url)
-    answer = httpx.post(f"{server_url}/allocate", headers=headers("program"), timeout=120,
-                        json={"profiles": cohort, "budget": 3000, "capacity": {"coaching": 1}})
+    answer = httpx.post(
+        f"{server_url}/allocate",
+        headers=headers("program"),
+        timeout=120,
+        json={"profiles": cohort, "budget": 3000, "capacity": {"coaching": 1}},
+    )
     assert answer.status_code == 200, answer.text
     plan = answer.json()
     assert plan["status"] == "optimal" and plan["total_cost"] <= 3000
@@ -98,25 +118,47 @@ def test_allocate_over_http(server_url):
     assert severe["allocated"] in {"mindfulness", "none"}, severe
     assert severe["recommended"] in {"mindfulness", "peer_group", "none"}, severe
     assert audit_rows(server_url) - before == 3
-    refused = httpx.post(f"{server_url}/allocate", headers=headers("program"), timeout=60,
-                         json={"profiles": cohort, "capacity": {"yoga": 2}})
+    refused = httpx.post(
+        f"{server_url}/allocate",
+        headers=headers("program"),
+        timeout=60,
+        json={"profiles": cohort, "capacity": {"yoga": 2}},
+    )
     assert refused.status_code == 422
     assert refused.json()["problems"][0]["field"] == "capacity.yoga"
 
 
 def _schemathesis(url, role, *extra, tmp_path):
-    command = [sys.executable, "-m", "schemathesis.cli", "run", f"{url}/docs.json",
-               "--checks", "not_a_server_error", "--seed", "7", "--generation-database", "none",
-               "--workers", "1", "--no-color", "-H", f"Authorization: Bearer {KEYS[role]}",
-               *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "schemathesis.cli",
+        "run",
+        f"{url}/docs.json",
+        "--checks",
+        "not_a_server_error",
+        "--seed",
+        "7",
+        "--generation-database",
+        "none",
+        "--workers",
+        "1",
+        "--no-color",
+        "-H",
+        f"Authorization: Bearer {KEYS[role]}",
+        *extra,
+    ]
     return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=900)
 
 
-@pytest.mark.parametrize("role, extra", [
-    ("scientist", ("--exclude-path", "/reload", "--max-examples", "30")),
-    ("auditor", ("--include-path-regex", "^/(audit|model_card)", "--max-examples", "10")),
-    ("scientist", ("--include-path", "/reload", "--max-examples", "3")),
-])
+@pytest.mark.parametrize(
+    "role, extra",
+    [
+        ("scientist", ("--exclude-path", "/reload", "--max-examples", "30")),
+        ("auditor", ("--include-path-regex", "^/(audit|model_card)", "--max-examples", "10")),
+        ("scientist", ("--include-path", "/reload", "--max-examples", "3")),
+    ],
+)
 def test_schemathesis_finds_no_server_error(server_url, role, extra, tmp_path):
     result = _schemathesis(server_url, role, *extra, tmp_path=tmp_path)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
@@ -143,20 +185,27 @@ def test_pairwise_contributions_are_differences_against_usual_care(champion_home
 
     with recommender_home(champion_home):
         model, _ = load_champion()
-    frame = pd.DataFrame([profile(person_id=f"c{i}", ee=5 + 7 * i, role=role)
-                          for i, role in enumerate(("physician", "nurse", "resident", "app"))])
+    frame = pd.DataFrame(
+        [
+            profile(person_id=f"c{i}", ee=5 + 7 * i, role=role)
+            for i, role in enumerate(("physician", "nurse", "resident", "app"))
+        ]
+    )
     arms = model.treatment_arms
     for a in arms:
         for b in arms:
             pairwise = model.contributions(frame, a, b).to_numpy()
-            difference = (model.contributions(frame, a, "none").to_numpy()
-                          - model.contributions(frame, b, "none").to_numpy())
+            difference = (
+                model.contributions(frame, a, "none").to_numpy()
+                - model.contributions(frame, b, "none").to_numpy()
+            )
             assert np.allclose(pairwise, difference, atol=1e-9), (a, b)
 
 
 def test_card_comes_from_the_mlflow_run_when_the_local_copy_is_missing(server_url, champion_home):
-    version = httpx.post(f"{server_url}/recommend", json=PROFILE, headers=headers("program"),
-                         timeout=60).json()["model_version"]
+    version = httpx.post(
+        f"{server_url}/recommend", json=PROFILE, headers=headers("program"), timeout=60
+    ).json()["model_version"]
     local = champion_home / "cards" / version
     moved = local.with_name(f"{version}-elsewhere")
     local.rename(moved)
@@ -175,11 +224,14 @@ def test_reload_serves_a_new_champion_without_restart(server_url, champion_home)
     version = train_version(champion_home, seed=11)
     with recommender_home(champion_home):
         promote(version, reason="service reload test", force=True)  # whatever its gate said
-    assert httpx.post(f"{server_url}/reload", headers=headers("program"),
-                      timeout=60).status_code == 403
+    assert (
+        httpx.post(f"{server_url}/reload", headers=headers("program"), timeout=60).status_code
+        == 403
+    )
     reloaded = httpx.post(f"{server_url}/reload", headers=headers("scientist"), timeout=300)
     assert reloaded.status_code == 200, reloaded.text
     assert reloaded.json()["model_version"] == version
-    answer = httpx.post(f"{server_url}/recommend", json=PROFILE, headers=headers("program"),
-                        timeout=60).json()
+    answer = httpx.post(
+        f"{server_url}/recommend", json=PROFILE, headers=headers("program"), timeout=60
+    ).json()
     assert answer["model_version"] == version

@@ -31,9 +31,9 @@ def test_studies_are_unique_and_sourced():
 @pytest.mark.parametrize("study", [s for s in STUDIES if not s.gap], ids=_id)
 def test_study_lands_in_target(table, study):
     row = table.loc[(study.name, study.quantity)]
-    assert row[
-        "within"
-    ], f"simulated {row['simulated']:.4g}, target {study.target} {study.check()} ({study.source})"
+    assert row["within"], (
+        f"simulated {row['simulated']:.4g}, target {study.target} {study.check()} ({study.source})"
+    )
     assert math.isfinite(row["mc_se"]) and row["mc_se"] > 0
     if study.tolerance is not None:
         # Decisive: the Monte Carlo error is small next to the band, so the pass is not luck.

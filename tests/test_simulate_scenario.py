@@ -221,7 +221,11 @@ def test_a_typod_parameter_without_a_tag_is_refused_naming_it(default_raw):
     ("edit", "field", "message"),
     [
         # a bare number where a tagged parameter belongs
-        (lambda r: r["course"].update(regression_to_mean=0.08), "course.regression_to_mean", "has no tag"),
+        (
+            lambda r: r["course"].update(regression_to_mean=0.08),
+            "course.regression_to_mean",
+            "has no tag",
+        ),
         # a tagged table with one part left bare
         (
             lambda r: r["course"]["drift"].update(nurse={"ee": 1.0, "dp": 0.3, "pa": -0.3}),
@@ -288,10 +292,7 @@ def test_every_parameter_of_every_shipped_scenario_is_tagged(name):
 def test_an_extending_scenario_cannot_inherit_a_source_for_a_new_value(tmp_path):
     # A value changed without its own tag is refused, instead of keeping the parent's source.
     path = tmp_path / "variant.yaml"
-    path.write_text(
-        "extends: default\nname: variant\n"
-        "effects: {coaching: {severity_slope: 0.9}}\n"
-    )
+    path.write_text("extends: default\nname: variant\neffects: {coaching: {severity_slope: 0.9}}\n")
     with pytest.raises(InputError, match=r"effects\.coaching\.severity_slope' has no tag"):
         load_scenario(path)
 
@@ -300,7 +301,11 @@ def test_no_persons_expected_effect_goes_beyond_the_bound():
     scenario = load_scenario("default")
     bound = scenario.effect_modifiers.effect_bound
     cohort = simulate_cohort(scenario, 20_000, seed=3)
-    for prefix, limit in (("true_effect_", bound.ee), ("true_effect_dp_", bound.dp), ("true_effect_pa_", bound.pa)):
+    for prefix, limit in (
+        ("true_effect_", bound.ee),
+        ("true_effect_dp_", bound.dp),
+        ("true_effect_pa_", bound.pa),
+    ):
         values = cohort[[f"{prefix}{arm}" for arm in scenario.treatment_arms]].to_numpy()
         assert np.abs(values).max() <= limit + 1e-9
     # The bound binds: without it the severity multiplier takes coaching past it.

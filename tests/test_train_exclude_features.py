@@ -25,20 +25,44 @@ import pipelines.train as train
 from recommender import registry
 from recommender.errors import InputError
 
-SMALL = {"seed": 2, "data": {"n": 3000, "seed": 4}, "learner": {"learner": "t", "n_folds": 2},
-         "evaluation": {"n_folds": 2}, "exclude_features": ["gender"]}
+SMALL = {
+    "seed": 2,
+    "data": {"n": 3000, "seed": 4},
+    "learner": {"learner": "t", "n_folds": 2},
+    "evaluation": {"n_folds": 2},
+    "exclude_features": ["gender"],
+}
 
 
 # ------------------------------------------------------------------------------ the config
-@pytest.mark.parametrize("excluded, message", [
-    (["gendre"], "exclude_features: unknown feature(s) 'gendre' (accepted: age, gender, role, "
-                 "specialty, setting, years_in_practice, weekly_hours, ee, dp, pa)"),
-    (["gender", "person_id"], "unknown feature(s) 'person_id'"),
-    ("gender", "exclude_features = 'gender' (accepted: a list of feature names from age,"),
-    ([["gender"]], "exclude_features = [['gender']]"),
-    (["age", "gender", "role", "specialty", "setting", "years_in_practice", "weekly_hours",
-      "ee", "dp", "pa"], "exclude_features leaves no feature to learn from"),
-])
+@pytest.mark.parametrize(
+    "excluded, message",
+    [
+        (
+            ["gendre"],
+            "exclude_features: unknown feature(s) 'gendre' (accepted: age, gender, role, "
+            "specialty, setting, years_in_practice, weekly_hours, ee, dp, pa)",
+        ),
+        (["gender", "person_id"], "unknown feature(s) 'person_id'"),
+        ("gender", "exclude_features = 'gender' (accepted: a list of feature names from age,"),
+        ([["gender"]], "exclude_features = [['gender']]"),
+        (
+            [
+                "age",
+                "gender",
+                "role",
+                "specialty",
+                "setting",
+                "years_in_practice",
+                "weekly_hours",
+                "ee",
+                "dp",
+                "pa",
+            ],
+            "exclude_features leaves no feature to learn from",
+        ),
+    ],
+)
 def test_a_bad_exclusion_is_refused_naming_it(excluded, message):
     with pytest.raises(InputError) as caught:
         train.config_from_mapping({"exclude_features": excluded})
@@ -46,8 +70,9 @@ def test_a_bad_exclusion_is_refused_naming_it(excluded, message):
 
 
 def test_a_named_extra_feature_may_be_excluded_and_the_default_excludes_nothing():
-    config = train.config_from_mapping({"extra_features": ["night_shifts"],
-                                        "exclude_features": ["night_shifts", "age"]})
+    config = train.config_from_mapping(
+        {"extra_features": ["night_shifts"], "exclude_features": ["night_shifts", "age"]}
+    )
     assert config["exclude_features"] == ["night_shifts", "age"]
     assert train.config_from_mapping({})["exclude_features"] == []
 
@@ -95,8 +120,9 @@ def test_the_registered_model_asks_for_the_contract_profile_and_ignores_gender(t
     assert "gender" in inputs and "role" in inputs
     first = pyfunc.predict(rows)
     assert first.equals(pyfunc.predict(other_gender(rows)))
-    np.testing.assert_allclose(first["effect_coaching"],
-                               result.model.predict_effect(rows)["coaching"])
+    np.testing.assert_allclose(
+        first["effect_coaching"], result.model.predict_effect(rows)["coaching"]
+    )
 
 
 def test_the_card_lists_the_features_and_says_gender_was_left_out(trained):
@@ -121,8 +147,9 @@ def linear_model(trained):
 def test_the_service_keeps_the_contract_and_ignores_gender(asgi_client):
     answers = []
     for gender in ("female", "male", "undisclosed"):
-        response = asgi_client.post("/recommend", json=profile(gender=gender),
-                                    headers=auth("program"))
+        response = asgi_client.post(
+            "/recommend", json=profile(gender=gender), headers=auth("program")
+        )
         assert response.status_code == 200, response.text
         body = response.json()
         answers.append((body["recommended"], [(a["arm"], a["ee_effect"]) for a in body["ranking"]]))

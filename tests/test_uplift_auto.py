@@ -54,8 +54,10 @@ def test_auto_is_about_as_good_as_the_best_single_learner(cohort, auto):
         effect = model.predict_effect(test_X)
         return float(np.sqrt(((effect - oracle[effect.columns]) ** 2).to_numpy().mean()))
 
-    singles = {name: pehe(UpliftModel(learner=name, n_folds=3).fit(X, t, y, propensity=p))
-               for name in ("t", "x", "dr")}
+    singles = {
+        name: pehe(UpliftModel(learner=name, n_folds=3).fit(X, t, y, propensity=p))
+        for name in ("t", "x", "dr")
+    }
     # the loss it minimises is the PEHE up to a constant and noise, so auto lands near the
     # best learner; at n = 3,000 the noise is real, hence the margin
     assert pehe(auto) <= min(singles.values()) * 1.4, singles
@@ -65,7 +67,12 @@ def test_auto_never_reads_oracle_columns(cohort, auto):
     X, t, y, p, oracle = cohort
     # the oracle is no input of fit: the signature has no place for it ...
     assert set(inspect.signature(UpliftModel.fit).parameters) == {
-        "self", "X", "treatment", "y", "propensity"}
+        "self",
+        "X",
+        "treatment",
+        "y",
+        "propensity",
+    }
     # ... a frame smuggling it in as features is refused at predict time ...
     with_oracle = pd.concat([X, oracle.add_prefix("true_effect_")], axis=1)
     with pytest.raises(ValueError, match="unexpected.*true_effect_coaching"):
@@ -96,11 +103,16 @@ def test_an_arm_without_heterogeneity_gets_one_effect_for_everyone():
     effect = model.predict_effect(X)
     chosen = model.selection_[model.selection_["chosen"]]
     for arm in ("peer_group", "balint_group"):
-        assert chosen.loc[chosen["arm"] == arm, "settings"].tolist() == ["constant (no heterogeneity)"]
+        assert chosen.loc[chosen["arm"] == arm, "settings"].tolist() == [
+            "constant (no heterogeneity)"
+        ]
         assert effect[arm].std() < 1e-6
         assert abs(effect[arm].mean() - oracle[arm].mean()) < 0.5
     for arm in ("coaching", "mindfulness"):
-        assert "constant (no heterogeneity)" not in chosen.loc[chosen["arm"] == arm, "settings"].tolist()
+        assert (
+            "constant (no heterogeneity)"
+            not in chosen.loc[chosen["arm"] == arm, "settings"].tolist()
+        )
         assert effect[arm].std() > 0.3
     # the interval of a constant arm is for a person, not the average: it carries the spread
     # the personalized model suggested and could not establish

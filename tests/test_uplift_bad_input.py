@@ -129,8 +129,9 @@ def test_unknown_category_at_predict_is_missing_not_an_error(cohort):
 def test_poor_overlap_warning_names_arm_and_region():
     rng = np.random.default_rng(0)
     n = 1500
-    X = pd.DataFrame({"role": pd.Categorical(rng.choice(["nurse", "physician"], n)),
-                      "ee": rng.normal(23, 10, n)})
+    X = pd.DataFrame(
+        {"role": pd.Categorical(rng.choice(["nurse", "physician"], n)), "ee": rng.normal(23, 10, n)}
+    )
     nurse = (X["role"] == "nurse").to_numpy()
     # nurses almost never get coaching
     t = np.where(rng.random(n) < np.where(nurse, 0.002, 0.5), "coaching", "none")

@@ -20,8 +20,9 @@ def cohort():
 @pytest.fixture(scope="module")
 def fitted(cohort):
     X, t, y, p, _ = cohort
-    return {name: UpliftModel(learner=name, n_folds=3).fit(X, t, y, propensity=p)
-            for name in LEARNERS}
+    return {
+        name: UpliftModel(learner=name, n_folds=3).fit(X, t, y, propensity=p) for name in LEARNERS
+    }
 
 
 @pytest.mark.parametrize("learner", LEARNERS)
@@ -49,8 +50,11 @@ def test_constructor_does_not_validate_but_fit_does(cohort):
 def test_predict_refuses_before_fit(cohort, learner):
     X = cohort[0]
     model = UpliftModel(learner=learner)
-    for call in (lambda: model.predict_effect(X), lambda: model.predict_interval(X),
-                 lambda: model.contributions(X, "coaching")):
+    for call in (
+        lambda: model.predict_effect(X),
+        lambda: model.predict_interval(X),
+        lambda: model.contributions(X, "coaching"),
+    ):
         with pytest.raises(NotFittedError):
             call()
 
@@ -76,8 +80,9 @@ def test_fit_returns_self_and_sets_learned_attributes(cohort, fitted, learner):
 @pytest.mark.parametrize("learner", LEARNERS)
 def test_recovers_known_heterogeneous_effects(cohort, fitted, learner):
     X, _, _, _, _ = cohort
-    test_X, _, _, _, oracle = make_uplift_cohort(2000, arms=("none", "coaching", "mindfulness"),
-                                                 seed=99)
+    test_X, _, _, _, oracle = make_uplift_cohort(
+        2000, arms=("none", "coaching", "mindfulness"), seed=99
+    )
     effect = fitted[learner].predict_effect(test_X)
     assert list(effect.columns) == ["coaching", "mindfulness"]
     assert effect.index.equals(test_X.index)
@@ -115,5 +120,6 @@ def test_same_seed_gives_identical_effects(cohort, fitted, learner):
 def test_columns_in_another_order_are_realigned(cohort, fitted):
     X = cohort[0].head(20)
     shuffled = X[list(reversed(X.columns))]
-    pd.testing.assert_frame_equal(fitted["t"].predict_effect(shuffled),
-                                  fitted["t"].predict_effect(X))
+    pd.testing.assert_frame_equal(
+        fitted["t"].predict_effect(shuffled), fitted["t"].predict_effect(X)
+    )

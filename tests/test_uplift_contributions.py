@@ -20,14 +20,22 @@ def model(request, cohort):
     X, t, y, p, _ = cohort
     if request.param == "ridge-dr":
         # a linear final stage decomposes as coefficient x centred value
-        return UpliftModel(learner="dr", n_folds=3,
-                           final_candidates=(RidgeSpec(alpha=3.0),)).fit(X, t, y)
+        return UpliftModel(learner="dr", n_folds=3, final_candidates=(RidgeSpec(alpha=3.0),)).fit(
+            X, t, y
+        )
     return UpliftModel(learner=request.param, n_folds=3).fit(X, t, y, propensity=p)
 
 
-@pytest.mark.parametrize("arm, versus", [("coaching", None), ("mindfulness", "none"),
-                                         ("coaching", "peer_group"), ("none", "mindfulness"),
-                                         ("peer_group", "peer_group")])
+@pytest.mark.parametrize(
+    "arm, versus",
+    [
+        ("coaching", None),
+        ("mindfulness", "none"),
+        ("coaching", "peer_group"),
+        ("none", "mindfulness"),
+        ("peer_group", "peer_group"),
+    ],
+)
 def test_contributions_sum_to_the_effect_difference(cohort, model, arm, versus):
     X = cohort[0].iloc[:300]
     effect = model.predict_effect(X)
@@ -82,14 +90,19 @@ def test_merging_handles_single_leaf_trees_and_negative_weights():
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(50, 3)), rng.normal(size=50)
     # min_child_samples=40 on 50 rows leaves trees without any split (a single leaf)
-    stumps = lgb.train(dict(objective="regression", verbose=-1, min_child_samples=40),
-                       lgb.Dataset(X, y), 5)
-    deep = lgb.train(dict(objective="regression", verbose=-1, min_child_samples=5),
-                     lgb.Dataset(X, y), 5)
+    stumps = lgb.train(
+        dict(objective="regression", verbose=-1, min_child_samples=40), lgb.Dataset(X, y), 5
+    )
+    deep = lgb.train(
+        dict(objective="regression", verbose=-1, min_child_samples=5), lgb.Dataset(X, y), 5
+    )
     merged = merge_gbm([(0.5, GBMModel(stumps)), (-2.0, GBMModel(deep))])
-    np.testing.assert_allclose(merged.predict(X), 0.5 * stumps.predict(X) - 2 * deep.predict(X),
-                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        merged.predict(X), 0.5 * stumps.predict(X) - 2 * deep.predict(X), rtol=0, atol=1e-12
+    )
     np.testing.assert_allclose(
         merged.contrib(X),
         0.5 * stumps.predict(X, pred_contrib=True) - 2 * deep.predict(X, pred_contrib=True),
-        rtol=0, atol=1e-12)
+        rtol=0,
+        atol=1e-12,
+    )

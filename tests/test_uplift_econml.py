@@ -44,9 +44,10 @@ class PerArmRidge(BaseEstimator, RegressorMixin):
 
     def fit(self, Z, y):
         X, arm = self._split(Z)
-        self.models_ = {a: RidgeModel.fit(X[arm == a], y[arm == a], None,
-                                          list(self.categorical), self.alpha)
-                        for a in range(self.n_arms)}
+        self.models_ = {
+            a: RidgeModel.fit(X[arm == a], y[arm == a], None, list(self.categorical), self.alpha)
+            for a in range(self.n_arms)
+        }
         return self
 
     def predict(self, Z):
@@ -100,8 +101,9 @@ def setup():
     shares = np.bincount(data.codes) / len(data.codes)
     econml = econml_dr.DRLearner(
         model_propensity=DesignShares(shares=shares),
-        model_regression=PerArmRidge(n_arms=len(ARMS),
-                                     categorical=tuple(encoder.categorical_index)),
+        model_regression=PerArmRidge(
+            n_arms=len(ARMS), categorical=tuple(encoder.categorical_index)
+        ),
         model_final=SameRidge(categorical=tuple(encoder.categorical_index)),
         cv=[(np.flatnonzero(folds != k), np.flatnonzero(folds == k)) for k in range(N_FOLDS)],
         categories=list(data.arms),
@@ -114,10 +116,22 @@ def setup():
 
 def test_pseudo_outcomes_match_econml_exactly(setup):
     X, t, y, M, data, folds, encoder, econml = setup
-    ours = fit_nuisance(M, data.codes, data.y, data.arms, categorical=encoder.categorical_index,
-                        feature_names=encoder.feature_names, propensity=None,
-                        design="randomized", clip=(0.01, 1.0), n_folds=N_FOLDS, seed=SEED,
-                        n_jobs=1, candidates=(RidgeSpec(alpha=1.0),), refit_outcomes=False)
+    ours = fit_nuisance(
+        M,
+        data.codes,
+        data.y,
+        data.arms,
+        categorical=encoder.categorical_index,
+        feature_names=encoder.feature_names,
+        propensity=None,
+        design="randomized",
+        clip=(0.01, 1.0),
+        n_folds=N_FOLDS,
+        seed=SEED,
+        n_jobs=1,
+        candidates=(RidgeSpec(alpha=1.0),),
+        refit_outcomes=False,
+    )
     np.testing.assert_array_equal(ours.folds, folds)
     y_pred = econml._cached_values.nuisances[0]
     theirs = y_pred[:, 1:] - y_pred[:, [0]]
@@ -126,17 +140,22 @@ def test_pseudo_outcomes_match_econml_exactly(setup):
 
 def test_average_effects_match_econml(setup):
     X, t, y, M, data, folds, encoder, econml = setup
-    model = UpliftModel(learner="dr", n_folds=N_FOLDS, random_state=SEED, design="randomized",
-                        outcome_candidates=(RidgeSpec(alpha=1.0),),
-                        final_candidates=(RidgeSpec(alpha=1e-9),),
-                        heterogeneity_z=None,  # the same final stage on every arm, as EconML's
-                        calibrate_intervals=False).fit(X, t, y)
+    model = UpliftModel(
+        learner="dr",
+        n_folds=N_FOLDS,
+        random_state=SEED,
+        design="randomized",
+        outcome_candidates=(RidgeSpec(alpha=1.0),),
+        final_candidates=(RidgeSpec(alpha=1e-9),),
+        heterogeneity_z=None,  # the same final stage on every arm, as EconML's
+        calibrate_intervals=False,
+    ).fit(X, t, y)
     ours = model.predict_effect(X).mean().to_numpy()
     # the average of EconML's per-person effects (its ate() trips over object arm labels);
     # a linear final stage with an intercept averages to the mean pseudo-outcome
     theirs = econml.const_marginal_effect(M).mean(axis=0)
     np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-6)
     # and the same final regression on identical pseudo-outcomes gives identical effects
-    np.testing.assert_allclose(model.predict_effect(X).to_numpy(),
-                               econml.const_marginal_effect(M),
-                               rtol=0, atol=1e-4)
+    np.testing.assert_allclose(
+        model.predict_effect(X).to_numpy(), econml.const_marginal_effect(M), rtol=0, atol=1e-4
+    )

@@ -10,8 +10,7 @@ import pytest
 from scipy.stats import norm
 
 from recommender.uplift import UpliftModel
-from recommender.uplift._intervals import (bootstrap_replicates, held_out_bias,
-                                           jackknife_variance)
+from recommender.uplift._intervals import bootstrap_replicates, held_out_bias, jackknife_variance
 from recommender.uplift._synthetic import make_uplift_cohort
 from recommender.uplift._x import side_weights
 
@@ -42,13 +41,15 @@ def test_half_width_is_exactly_z_times_the_root_of_the_documented_variance(small
     K = folds.shape[0]
     jackknife = (K - 1) / K * ((folds - folds.mean(axis=0)) ** 2).sum(axis=0)
     shrunk = 0.5 * jackknife + 0.5 * model.typical_variance_
-    variance = (np.maximum(shrunk * model.interval_scale_, model.variance_floor_)
-                + model.undetected_variance_ * model.interval_scale_ + model.bias_variance_)
+    variance = (
+        np.maximum(shrunk * model.interval_scale_, model.variance_floor_)
+        + model.undetected_variance_ * model.interval_scale_
+        + model.bias_variance_
+    )
     for alpha in (0.1, 0.32):
         lower, upper = model.predict_interval(X, alpha=alpha)
         half = (upper - lower).to_numpy() / 2
-        np.testing.assert_allclose(half, norm.ppf(1 - alpha / 2) * np.sqrt(variance),
-                                   rtol=1e-10)
+        np.testing.assert_allclose(half, norm.ppf(1 - alpha / 2) * np.sqrt(variance), rtol=1e-10)
         centre = (upper + lower).to_numpy() / 2
         np.testing.assert_allclose(centre, model.predict_effect(X).to_numpy(), atol=1e-10)
 
@@ -56,8 +57,9 @@ def test_half_width_is_exactly_z_times_the_root_of_the_documented_variance(small
 def test_combine_is_the_step_predict_interval_takes(small):
     model, X = small
     M = model.encoder_.transform(X)
-    effect, lower, upper = model._combine(model.estimator_.effect(M),
-                                          model.estimator_.fold_effects(M), 0.1)
+    effect, lower, upper = model._combine(
+        model.estimator_.effect(M), model.estimator_.fold_effects(M), 0.1
+    )
     lo, hi = model.predict_interval(X, alpha=0.1)
     np.testing.assert_array_equal(lower, lo.to_numpy())
     np.testing.assert_array_equal(upper, hi.to_numpy())
@@ -103,8 +105,9 @@ def test_x_learner_side_weights_on_an_unbalanced_trial():
     X, _, _, _, _ = make_uplift_cohort(2000, arms=("none", "coaching"), seed=4)
     t = np.where(rng.random(2000) < 0.7, "none", "coaching").astype(object)
     y = 0.05 * X["ee"].to_numpy() - 1.0 * (t == "coaching") + rng.normal(0, 1, 2000)
-    model = UpliftModel(learner="x", ensemble_size=1, design="randomized",
-                         calibrate_intervals=False).fit(X, t, y)
+    model = UpliftModel(
+        learner="x", ensemble_size=1, design="randomized", calibrate_intervals=False
+    ).fit(X, t, y)
     arm_side, control_side = model.estimator_.chosen[0][0].parts[0]
     n_arm, n_control = int((t == "coaching").sum()), int((t == "none").sum())
     assert arm_side.weight == pytest.approx(n_control / (n_arm + n_control), rel=1e-12)

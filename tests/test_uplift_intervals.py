@@ -100,9 +100,10 @@ def test_bootstrap_scale_widens_the_bare_jackknife(fitted, bare, fresh):
 def test_one_scale_for_every_arm_bounded_by_the_pooled_ratio(fitted):
     scale = fitted.interval_scale_
     pooled = fitted.interval_calibration_["pooled_ratio"]
-    ratios = (fitted.interval_calibration_["bootstrap_mse"]
-              / fitted.interval_calibration_["bootstrap_jackknife_variance"])
+    ratios = (
+        fitted.interval_calibration_["bootstrap_mse"]
+        / fitted.interval_calibration_["bootstrap_jackknife_variance"]
+    )
     assert np.allclose(scale, scale[0])
     # the largest arm's ratio, never below the pooled one nor above twice it, and at least 1
     assert scale[0] == pytest.approx(max(min(max(ratios.max(), pooled), 2 * pooled), 1.0))
-

@@ -56,7 +56,8 @@ def test_chosen_for_the_exponential_arm_by_held_out_error(default_model):
 def test_extrapolates_where_trees_and_lines_cannot(cohort, beyond, default_model):
     X, t, y, _ = cohort
     without = UpliftModel(
-        learner="t", random_state=0,
+        learner="t",
+        random_state=0,
         outcome_candidates=(GBMSpec(num_leaves=7, min_child_samples=40), RidgeSpec(alpha=1.0)),
     ).fit(X, t, y)
     test_X, truth = beyond
@@ -106,7 +107,8 @@ def test_never_tried_for_outcomes_that_are_not_all_positive():
     refused = r"no outcome model candidate suits arm 'none'.*log-linear"
     with pytest.raises(InputError, match=refused):
         UpliftModel(learner="t", n_folds=3, outcome_candidates=(LogLinearSpec(),)).fit(
-            X, t, y, propensity=p)
+            X, t, y, propensity=p
+        )
 
 
 def test_refused_as_a_final_stage_whose_targets_are_signed():

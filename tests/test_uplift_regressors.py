@@ -20,8 +20,9 @@ def test_binning_settings_in_extra_reach_the_shared_binned_matrix(cohort):
     spec = GBMSpec(num_leaves=7, extra=[("min_data_in_bin", 5), ("max_bin_by_feature", [31] * 6)])
     assert spec.extra == (("min_data_in_bin", 5), ("max_bin_by_feature", (31,) * 6))
     hash(spec)  # specs key the T-learner's pairs
-    model = UpliftModel(learner="auto", n_folds=3, outcome_candidates=(spec,),
-                        final_candidates=(spec,)).fit(X, t, y, propensity=p)
+    model = UpliftModel(
+        learner="auto", n_folds=3, outcome_candidates=(spec,), final_candidates=(spec,)
+    ).fit(X, t, y, propensity=p)
     assert np.isfinite(model.predict_effect(X.head(50)).to_numpy()).all()
 
 
@@ -41,8 +42,12 @@ def test_a_ridge_model_pickled_before_the_shared_design_still_predicts(cohort):
     # the layout of commit 03c9b4d and before: the design's parts on the model itself
     old = dict(vars(model))
     design = old.pop("design")
-    old.update({key: getattr(design, key)
-                for key in ("p", "categorical", "levels", "means", "scales", "groups")})
+    old.update(
+        {
+            key: getattr(design, key)
+            for key in ("p", "categorical", "levels", "means", "scales", "groups")
+        }
+    )
     stale = RidgeModel.__new__(RidgeModel)
     stale.__dict__.update(old)
     revived = pickle.loads(pickle.dumps(stale))

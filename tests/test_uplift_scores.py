@@ -23,8 +23,11 @@ def test_scores_have_every_arm_control_first(trial):
 @pytest.mark.parametrize("how", ["given", "randomized", "estimated"])
 def test_average_effects_are_unbiased_on_a_trial(trial, how):
     X, t, y, p, oracle = trial
-    kwargs = {"given": dict(propensity=p), "randomized": dict(design="randomized"),
-              "estimated": dict()}[how]
+    kwargs = {
+        "given": dict(propensity=p),
+        "randomized": dict(design="randomized"),
+        "estimated": dict(),
+    }[how]
     scores = doubly_robust_scores(X, t, y, n_folds=3, **kwargs)
     for arm in oracle.columns:
         difference = scores[arm] - scores["none"]

@@ -10,10 +10,10 @@ __all__ = ["evaluation_facts", "subgroup_facts", "training_card_facts", "PLOT_CA
 
 PLOT_CAPTIONS = {
     "policy_values": "Policy value with intervals: learned policy, each one-arm-for-all "
-                     "policy and random assignment (EE points avoided per person).",
+    "policy and random assignment (EE points avoided per person).",
     "qini": "Qini curves per arm on the held-out part.",
     "calibration": "Calibration: predicted effect against the doubly robust effect by "
-                   "quantile of prediction.",
+    "quantile of prediction.",
     "subgroups": "Learned policy value by subgroup (cells under 11 people suppressed).",
 }
 
@@ -22,12 +22,16 @@ def _policy_label(name: str, control: str) -> str:
     if name.startswith("all:"):
         arm = name[4:]
         return "usual care for all" if arm == control else f"{arm} for all"
-    return {"learned": "learned policy (this model)", "random": "random assignment",
-            "oracle": "oracle (true best arm)"}.get(name, name)
+    return {
+        "learned": "learned policy (this model)",
+        "random": "random assignment",
+        "oracle": "oracle (true best arm)",
+    }.get(name, name)
 
 
-def evaluation_facts(report, *, secondary: pd.DataFrame | None = None,
-                     plots=("policy_values", "qini", "calibration")) -> dict:
+def evaluation_facts(
+    report, *, secondary: pd.DataFrame | None = None, plots=("policy_values", "qini", "calibration")
+) -> dict:
     """The evaluation section from an :class:`~recommender.evaluation.EvaluationReport`.
 
     Parameters
@@ -49,9 +53,13 @@ def evaluation_facts(report, *, secondary: pd.DataFrame | None = None,
         "alpha": report.alpha,
         "n": int(report.n),
         "statement": report.statement,
-        "personalization": {"estimate": gain.estimate, "lower": gain.lower,
-                            "upper": gain.upper, "best_single_arm": report.best_single_arm,
-                            "adds_value": bool(report.personalization_adds_value)},
+        "personalization": {
+            "estimate": gain.estimate,
+            "lower": gain.lower,
+            "upper": gain.upper,
+            "best_single_arm": report.best_single_arm,
+            "adds_value": bool(report.personalization_adds_value),
+        },
         "policy_values": table(values, index="policy"),
         "average_effects": table(report.average_effects, index="arm"),
         "qini": table(report.qini, index="arm"),
@@ -64,8 +72,11 @@ def evaluation_facts(report, *, secondary: pd.DataFrame | None = None,
     if getattr(report, "pehe", None) is not None:
         oracle = report.pehe.copy()
         facts["oracle"] = table(oracle, index="arm")
-        summary = {k: v for k, v in (report.oracle or {}).items()
-                   if isinstance(v, (int, float)) or v is None}
+        summary = {
+            k: v
+            for k, v in (report.oracle or {}).items()
+            if isinstance(v, (int, float)) or v is None
+        }
         facts["oracle_summary"] = json_safe(summary)
     return json_safe(facts)
 
@@ -103,12 +114,28 @@ def subgroup_facts(report, *, min_cell: int = 11) -> dict:
     return {"min_cell": min_cell, "table": shown, "plots": ["subgroups"]}
 
 
-def training_card_facts(*, model, report, recommended, secondary, holdout_features,
-                        treatment_train, treatment_holdout, catalog, data: dict, config: dict,
-                        gate, run_id, git_commit: str, versions: dict,
-                        previous_champion: str | None = None, created: str | None = None,
-                        version: str | None = None, aliases=None,
-                        fairness: dict | None = None) -> dict:
+def training_card_facts(
+    *,
+    model,
+    report,
+    recommended,
+    secondary,
+    holdout_features,
+    treatment_train,
+    treatment_holdout,
+    catalog,
+    data: dict,
+    config: dict,
+    gate,
+    run_id,
+    git_commit: str,
+    versions: dict,
+    previous_champion: str | None = None,
+    created: str | None = None,
+    version: str | None = None,
+    aliases=None,
+    fairness: dict | None = None,
+) -> dict:
     """Every fact of a freshly trained model's card, as a JSON-safe dict.
 
     Parameters
@@ -146,43 +173,63 @@ def training_card_facts(*, model, report, recommended, secondary, holdout_featur
     arms = list(model.arms)
     caveats = [report.statement, *DEFAULT_TEXT["caveats"]]
     if "simulated" in str(data.get("source", "")):
-        caveats.append("This version was trained on a SIMULATED cohort: it demonstrates the "
-                       "method and must not be used to advise real clinicians.")
-    learners = {o: str(getattr(m, "learner_", type(m).__name__))
-                for o, m in model.outcome_models.items()}
+        caveats.append(
+            "This version was trained on a SIMULATED cohort: it demonstrates the "
+            "method and must not be used to advise real clinicians."
+        )
+    learners = {
+        o: str(getattr(m, "learner_", type(m).__name__)) for o, m in model.outcome_models.items()
+    }
     n_train, n_holdout = len(treatment_train), len(treatment_holdout)
-    return json_safe({
-        "schema_version": 1,
-        "model": {
-            "name": config["registry"]["model_name"], "version": version,
-            "aliases": list(aliases or []), "created": created, "run_id": run_id,
-            "experiment": config["registry"]["experiment"], "git_commit": git_commit,
-            "data_sha256": data.get("sha256"), "catalog_version": model.catalog_version,
-            "learners": learners, "seed": config["seed"],
-            "previous_champion": previous_champion, "gate": gate.to_dict(),
-            "package_versions": versions,
-        },
-        "training_data": {
-            "source": data.get("source"), "description": data.get("description"),
-            "design": data.get("design"),
-            "propensity": ("logged in the data (the design's shares in a trial)"
-                           if data.get("propensity_logged")
-                           else "estimated by a regularized multinomial model"),
-            "n_rows": data.get("n_rows"), "n_train": n_train, "n_holdout": n_holdout,
-            "holdout_share": config["split"]["holdout_share"],
-            "split": f"stratified by arm, seed {config['seed']}",
-            "outcomes": ", ".join(f"{o} (follow-up minus baseline)" for o in model.outcomes),
-            "arm_counts": arm_counts(treatment_train, treatment_holdout, arms),
-            "loop": data.get("loop"),
-        },
-        "evaluation": evaluation_facts(report, secondary=secondary),
-        "subgroups": subgroup_facts(report, min_cell=config["card"]["min_cell"]),
-        "fairness": fairness,
-        "recommendation_mix": recommendation_mix(recommended, arms),
-        "policy_summary": policy_summary(holdout_features, recommended,
-                                         max_depth=config["card"]["policy_tree_depth"],
-                                         random_state=config["seed"]),
-        "evidence": evidence_facts(catalog, arms),
-        "complements": complement_facts(catalog),
-        "caveats": caveats,
-    })
+    return json_safe(
+        {
+            "schema_version": 1,
+            "model": {
+                "name": config["registry"]["model_name"],
+                "version": version,
+                "aliases": list(aliases or []),
+                "created": created,
+                "run_id": run_id,
+                "experiment": config["registry"]["experiment"],
+                "git_commit": git_commit,
+                "data_sha256": data.get("sha256"),
+                "catalog_version": model.catalog_version,
+                "learners": learners,
+                "seed": config["seed"],
+                "previous_champion": previous_champion,
+                "gate": gate.to_dict(),
+                "package_versions": versions,
+            },
+            "training_data": {
+                "source": data.get("source"),
+                "description": data.get("description"),
+                "design": data.get("design"),
+                "propensity": (
+                    "logged in the data (the design's shares in a trial)"
+                    if data.get("propensity_logged")
+                    else "estimated by a regularized multinomial model"
+                ),
+                "n_rows": data.get("n_rows"),
+                "n_train": n_train,
+                "n_holdout": n_holdout,
+                "holdout_share": config["split"]["holdout_share"],
+                "split": f"stratified by arm, seed {config['seed']}",
+                "outcomes": ", ".join(f"{o} (follow-up minus baseline)" for o in model.outcomes),
+                "arm_counts": arm_counts(treatment_train, treatment_holdout, arms),
+                "loop": data.get("loop"),
+            },
+            "evaluation": evaluation_facts(report, secondary=secondary),
+            "subgroups": subgroup_facts(report, min_cell=config["card"]["min_cell"]),
+            "fairness": fairness,
+            "recommendation_mix": recommendation_mix(recommended, arms),
+            "policy_summary": policy_summary(
+                holdout_features,
+                recommended,
+                max_depth=config["card"]["policy_tree_depth"],
+                random_state=config["seed"],
+            ),
+            "evidence": evidence_facts(catalog, arms),
+            "complements": complement_facts(catalog),
+            "caveats": caveats,
+        }
+    )

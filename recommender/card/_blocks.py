@@ -32,8 +32,10 @@ def fmt(value, digits: int = 3) -> str:
 def provenance_warning(facts: dict) -> str | None:
     """The warning a reader must see before anything else: the data were simulated."""
     if "simulated" in str((facts.get("training_data") or {}).get("source", "")):
-        return ("Trained on SIMULATED data: this version demonstrates the method and must not "
-                "be used to advise real clinicians.")
+        return (
+            "Trained on SIMULATED data: this version demonstrates the method and must not "
+            "be used to advise real clinicians."
+        )
     return None
 
 
@@ -64,32 +66,59 @@ def _model_details(facts):
         ("Git commit", m.get("git_commit")),
         ("Training data SHA-256", m.get("data_sha256")),
         ("Intervention catalog version", m.get("catalog_version")),
-        ("Learners (outcome: learner)", ", ".join(f"{k}: {v}" for k, v in
-                                                  (m.get("learners") or {}).items()) or "—"),
+        (
+            "Learners (outcome: learner)",
+            ", ".join(f"{k}: {v}" for k, v in (m.get("learners") or {}).items()) or "—",
+        ),
         ("Seed", m.get("seed")),
         ("Previous champion", m.get("previous_champion") or "none"),
-        ("Promotion gate", ("passed" if gate.get("passed") else "not passed") + (
-            f": {gate['reason']}" if gate.get("reason") else "") if gate else "—"),
+        (
+            "Promotion gate",
+            ("passed" if gate.get("passed") else "not passed")
+            + (f": {gate['reason']}" if gate.get("reason") else "")
+            if gate
+            else "—",
+        ),
     ]
-    blocks = [("p", m.get("description") or (
-        "A multi-arm uplift model: for each clinician it estimates the expected change in "
-        "burnout subscale scores under every intervention in the catalog versus usual care, "
-        "with an interval, and recommends the intervention expected to lower emotional "
-        "exhaustion most."))]
-    blocks.append(("table", {"columns": ["field", "value"],
-                             "rows": [[k, fmt(v)] for k, v in rows]}, None))
+    blocks = [
+        (
+            "p",
+            m.get("description")
+            or (
+                "A multi-arm uplift model: for each clinician it estimates the expected change in "
+                "burnout subscale scores under every intervention in the catalog versus usual care, "
+                "with an interval, and recommends the intervention expected to lower emotional "
+                "exhaustion most."
+            ),
+        )
+    ]
+    blocks.append(
+        ("table", {"columns": ["field", "value"], "rows": [[k, fmt(v)] for k, v in rows]}, None)
+    )
     versions = m.get("package_versions") or {}
     if versions:
-        blocks.append(("table", {"columns": ["package", "version"],
-                                 "rows": [[k, v] for k, v in sorted(versions.items())]},
-                       "Package versions"))
+        blocks.append(
+            (
+                "table",
+                {
+                    "columns": ["package", "version"],
+                    "rows": [[k, v] for k, v in sorted(versions.items())],
+                },
+                "Package versions",
+            )
+        )
     return blocks
 
 
 def _intended_use(facts):
     use = {**DEFAULT_TEXT["intended_use"], **(facts.get("intended_use") or {})}
-    return [("p", use["summary"]), ("h3", "Intended users"), ("list", use["users"]),
-            ("h3", "Intended uses"), ("list", use["uses"])]
+    return [
+        ("p", use["summary"]),
+        ("h3", "Intended users"),
+        ("list", use["users"]),
+        ("h3", "Intended uses"),
+        ("list", use["uses"]),
+    ]
 
 
 def _out_of_scope(facts):
@@ -111,8 +140,16 @@ def _training_data(facts):
         ("Split", d.get("split")),
         ("Outcomes", d.get("outcomes")),
     ]
-    blocks = [("table", {"columns": ["field", "value"],
-                         "rows": [[k, fmt(v)] for k, v in rows if v is not None]}, None)]
+    blocks = [
+        (
+            "table",
+            {
+                "columns": ["field", "value"],
+                "rows": [[k, fmt(v)] for k, v in rows if v is not None],
+            },
+            None,
+        )
+    ]
     if d.get("arm_counts"):
         blocks.append(("table", d["arm_counts"], "Rows per arm"))
     blocks += _loop_blocks(d.get("loop"))
@@ -125,26 +162,49 @@ def _loop_blocks(loop):
         return []
     without = loop.get("arms_without_overlap") or []
     rows = [
-        ("Treatment", "the arm the service recommended (intention to treat); propensity = "
-                      "its logged probability"),
+        (
+            "Treatment",
+            "the arm the service recommended (intention to treat); propensity = "
+            "its logged probability",
+        ),
         ("Exploration in serve.yaml at training", loop.get("exploration")),
         ("Policies in the log", ", ".join(loop.get("policies") or [])),
-        ("Rows served with probability 1", f"{loop.get('served_with_probability_one', 0):,} of "
-                                           f"{loop.get('n_rows', 0):,} (they inform only the "
-                                           "arm they got)"),
-        ("Arms without overlap (not learnt)",
-         ", ".join(without) + f" (fewer than {loop.get('min_arm_rows')} logged rows)"
-         if without else "none"),
+        (
+            "Rows served with probability 1",
+            f"{loop.get('served_with_probability_one', 0):,} of "
+            f"{loop.get('n_rows', 0):,} (they inform only the "
+            "arm they got)",
+        ),
+        (
+            "Arms without overlap (not learnt)",
+            ", ".join(without) + f" (fewer than {loop.get('min_arm_rows')} logged rows)"
+            if without
+            else "none",
+        ),
         ("Share who took the recommended arm", fmt(loop.get("followed_share"), 3)),
     ]
-    blocks = [("table", {"columns": ["learning loop", "value"],
-                         "rows": [[k, fmt(v)] for k, v in rows if v is not None]}, None)]
+    blocks = [
+        (
+            "table",
+            {
+                "columns": ["learning loop", "value"],
+                "rows": [[k, fmt(v)] for k, v in rows if v is not None],
+            },
+            None,
+        )
+    ]
     if loop.get("uptake"):
-        blocks.append(("table", loop["uptake"], "Uptake: arm recommended (rows) against arm "
-                                                "taken (columns)"))
+        blocks.append(
+            ("table", loop["uptake"], "Uptake: arm recommended (rows) against arm taken (columns)")
+        )
     if loop.get("off_policy"):
-        blocks.append(("table", loop["off_policy"], "Off-policy estimates on the log (EE "
-                                                    "change per person; lower is better)"))
+        blocks.append(
+            (
+                "table",
+                loop["off_policy"],
+                "Off-policy estimates on the log (EE change per person; lower is better)",
+            )
+        )
     return blocks
 
 
@@ -154,28 +214,46 @@ def _evaluation(facts):
     blocks = []
     if e.get("statement"):
         blocks.append(("strong", e["statement"]))
-    blocks.append(("p", f"All figures are on the held-out part ({fmt(e.get('n'))} people), "
-                        "which the model never saw. Policy values are mean Emotional "
-                        "Exhaustion points avoided per person compared with usual care for all "
-                        "(higher is better), estimated doubly robustly, with "
-                        f"{level} confidence intervals."))
-    for key, caption in (("policy_values", "Policy value: learned policy, each "
-                                           "one-arm-for-all policy and random assignment"),
-                         ("average_effects", "Average effect of each arm versus usual care "
-                                             "(EE points; negative = less exhaustion)"),
-                         ("qini", "Qini coefficient and AUUC per arm"),
-                         ("calibration", "Calibration slope of predicted against doubly "
-                                         "robust effects (1 = calibrated, 0 = no information)"),
-                         ("secondary", "Secondary outcomes under the learned policy"),
-                         ("oracle", "Against the simulator's true effects (oracle)")):
+    blocks.append(
+        (
+            "p",
+            f"All figures are on the held-out part ({fmt(e.get('n'))} people), "
+            "which the model never saw. Policy values are mean Emotional "
+            "Exhaustion points avoided per person compared with usual care for all "
+            "(higher is better), estimated doubly robustly, with "
+            f"{level} confidence intervals.",
+        )
+    )
+    for key, caption in (
+        (
+            "policy_values",
+            "Policy value: learned policy, each one-arm-for-all policy and random assignment",
+        ),
+        (
+            "average_effects",
+            "Average effect of each arm versus usual care (EE points; negative = less exhaustion)",
+        ),
+        ("qini", "Qini coefficient and AUUC per arm"),
+        (
+            "calibration",
+            "Calibration slope of predicted against doubly "
+            "robust effects (1 = calibrated, 0 = no information)",
+        ),
+        ("secondary", "Secondary outcomes under the learned policy"),
+        ("oracle", "Against the simulator's true effects (oracle)"),
+    ):
         if e.get(key):
             blocks.append(("table", e[key], caption))
         elif key == "oracle":
-            blocks.append(("p", "No oracle: the data are not simulated, so PEHE and coverage "
-                                "cannot be measured."))
+            blocks.append(
+                (
+                    "p",
+                    "No oracle: the data are not simulated, so PEHE and coverage "
+                    "cannot be measured.",
+                )
+            )
     for name in e.get("plots") or []:
-        blocks.append(("img", name, (facts.get("plots") or {}).get(name, {}).get("caption",
-                                                                                  name)))
+        blocks.append(("img", name, (facts.get("plots") or {}).get(name, {}).get("caption", name)))
     if e.get("notes"):
         blocks.append(("h3", "How the numbers were obtained"))
         blocks.append(("list", e["notes"]))
@@ -185,16 +263,20 @@ def _evaluation(facts):
 def _subgroups(facts):
     s = facts.get("subgroups") or {}
     min_cell = s.get("min_cell", 11)
-    blocks = [("p", f"Recommendations and the learned policy's value by role, gender, age band, "
-                    f"setting and role × gender on the held-out part. Cells with fewer than "
-                    f"{min_cell} people are suppressed (every figure blanked, size included).")]
+    blocks = [
+        (
+            "p",
+            f"Recommendations and the learned policy's value by role, gender, age band, "
+            f"setting and role × gender on the held-out part. Cells with fewer than "
+            f"{min_cell} people are suppressed (every figure blanked, size included).",
+        )
+    ]
     if s.get("table"):
         blocks += _subgroup_tables(s["table"])
     else:
         blocks.append(("p", _MISSING))
     for name in s.get("plots") or []:
-        blocks.append(("img", name, (facts.get("plots") or {}).get(name, {}).get("caption",
-                                                                                  name)))
+        blocks.append(("img", name, (facts.get("plots") or {}).get(name, {}).get("caption", name)))
     return blocks
 
 
@@ -226,17 +308,42 @@ def _subgroup_tables(tbl: dict) -> list:
             continue
         value = r[at["policy_value"]]
         lower, upper = (r[at[k]] if k in at else None for k in ("lower", "upper"))
-        interval = (f"{fmt(lower, 2)} to {fmt(upper, 2)}"
-                    if lower is not None and upper is not None else "—")
+        interval = (
+            f"{fmt(lower, 2)} to {fmt(upper, 2)}"
+            if lower is not None and upper is not None
+            else "—"
+        )
         effect = r[at["mean_predicted_effect"]] if "mean_predicted_effect" in at else None
         value_rows.append(cell(r) + [fmt(effect, 2), fmt(value, 2), interval])
     return [
-        ("table", {"columns": ["grouping", "cell", "n", *(c[len("share_"):].replace("_", " ")
-                                                         for c in shares)],
-                   "rows": share_rows}, "Share of each subgroup recommended each intervention"),
-        ("table", {"columns": ["grouping", "cell", "n", "mean predicted EE effect",
-                               "policy value", "interval"], "rows": value_rows},
-         "Learned policy's value per subgroup (EE points avoided per person)"),
+        (
+            "table",
+            {
+                "columns": [
+                    "grouping",
+                    "cell",
+                    "n",
+                    *(c[len("share_") :].replace("_", " ") for c in shares),
+                ],
+                "rows": share_rows,
+            },
+            "Share of each subgroup recommended each intervention",
+        ),
+        (
+            "table",
+            {
+                "columns": [
+                    "grouping",
+                    "cell",
+                    "n",
+                    "mean predicted EE effect",
+                    "policy value",
+                    "interval",
+                ],
+                "rows": value_rows,
+            },
+            "Learned policy's value per subgroup (EE points avoided per person)",
+        ),
     ]
 
 
@@ -244,41 +351,57 @@ def _mix(facts):
     mix = facts.get("recommendation_mix")
     if not mix:
         return [("p", _MISSING)]
-    return [("p", "How often each intervention is recommended on the held-out part."),
-            ("table", mix, None)]
+    return [
+        ("p", "How often each intervention is recommended on the held-out part."),
+        ("table", mix, None),
+    ]
 
 
 def _policy_summary(facts):
     p = facts.get("policy_summary") or {}
     if not p.get("rules"):
         return [("p", _MISSING)]
-    return [("p", f"A decision tree of depth {p.get('max_depth')} fitted to the model's "
-                  f"recommendations on {fmt(p.get('n'))} people reproduces them for "
-                  f"{100 * (p.get('fidelity') or 0):.1f}% of people (its fidelity). It is a "
-                  "readable summary of the policy, not the model."),
-            ("pre", p["rules"])]
+    return [
+        (
+            "p",
+            f"A decision tree of depth {p.get('max_depth')} fitted to the model's "
+            f"recommendations on {fmt(p.get('n'))} people reproduces them for "
+            f"{100 * (p.get('fidelity') or 0):.1f}% of people (its fidelity). It is a "
+            "readable summary of the policy, not the model.",
+        ),
+        ("pre", p["rules"]),
+    ]
 
 
 def _evidence_line(i) -> str:
     """One record: citation, design and certainty first, then the finding as reported."""
     certainty = str(i.get("certainty")).rstrip(".")
-    line = (f"{i.get('citation')} [{i.get('design')}; certainty: {certainty}]: "
-            f"{i.get('effect')} ({i.get('population')}; {i.get('outcome')})")
+    line = (
+        f"{i.get('citation')} [{i.get('design')}; certainty: {certainty}]: "
+        f"{i.get('effect')} ({i.get('population')}; {i.get('outcome')})"
+    )
     if i.get("effect_points") is not None:
         low, high = (i.get("effect_points_ci") or [None, None])[:2]
-        line += (f". Taken as {i['effect_points']:+g} EE points against usual care "
-                 f"({low:+g} to {high:+g}): {str(i.get('conversion')).rstrip('.')}")
+        line += (
+            f". Taken as {i['effect_points']:+g} EE points against usual care "
+            f"({low:+g} to {high:+g}): {str(i.get('conversion')).rstrip('.')}"
+        )
     if i.get("note"):
         line += f". {i['note']}"
     return line
 
 
 def _evidence(facts):
-    blocks = [("p", "What the published literature says about each intervention, from the "
-                    "intervention catalog (docs/evidence.md has every field). The model's own "
-                    "estimates are in the evaluation section; these figures are the prior "
-                    "evidence, not outputs of this model. Each line gives the design and how "
-                    "certain the finding is (GRADE where a review rated it).")]
+    blocks = [
+        (
+            "p",
+            "What the published literature says about each intervention, from the "
+            "intervention catalog (docs/evidence.md has every field). The model's own "
+            "estimates are in the evaluation section; these figures are the prior "
+            "evidence, not outputs of this model. Each line gives the design and how "
+            "certain the finding is (GRADE where a review rated it).",
+        )
+    ]
     for arm in facts.get("evidence") or []:
         blocks.append(("h3", f"{arm.get('name')} ({arm.get('arm')})"))
         if arm.get("description"):
@@ -290,9 +413,11 @@ def _evidence(facts):
         blocks.append(("h3", "What individual interventions do not replace"))
         blocks.append(("p", complements[0].get("note") or ""))
         for c in complements:
-            lines = [f"{e.get('citation')} [{e.get('design')}; certainty: "
-                     f"{str(e.get('certainty')).rstrip('.')}]: {e.get('effect')}"
-                     for e in c.get("evidence") or []]
+            lines = [
+                f"{e.get('citation')} [{e.get('design')}; certainty: "
+                f"{str(e.get('certainty')).rstrip('.')}]: {e.get('effect')}"
+                for e in c.get("evidence") or []
+            ]
             blocks.append(("p", f"{c.get('name')} ({c.get('level')}): {c.get('description')}"))
             blocks.append(("list", lines or ["no published evidence recorded"]))
     return blocks
@@ -312,12 +437,19 @@ def _reporting(facts):
 
 
 _BUILDERS = {
-    "model-details": _model_details, "intended-use": _intended_use,
-    "out-of-scope": _out_of_scope, "training-data": _training_data,
-    "evaluation": _evaluation, "subgroups": _subgroups, "fairness": fairness_blocks,
+    "model-details": _model_details,
+    "intended-use": _intended_use,
+    "out-of-scope": _out_of_scope,
+    "training-data": _training_data,
+    "evaluation": _evaluation,
+    "subgroups": _subgroups,
+    "fairness": fairness_blocks,
     "recommendation-mix": _mix,
-    "policy-summary": _policy_summary, "evidence": _evidence, "ethics": _ethics,
-    "caveats": _caveats, "reporting": _reporting,
+    "policy-summary": _policy_summary,
+    "evidence": _evidence,
+    "ethics": _ethics,
+    "caveats": _caveats,
+    "reporting": _reporting,
 }
 
 

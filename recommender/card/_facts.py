@@ -13,16 +13,26 @@ import pandas as pd
 
 from recommender._json import json_safe
 
-__all__ = ["table", "json_safe", "policy_summary", "readable_rules", "recommendation_mix",
-           "evidence_facts", "complement_facts", "arm_counts"]
+__all__ = [
+    "table",
+    "json_safe",
+    "policy_summary",
+    "readable_rules",
+    "recommendation_mix",
+    "evidence_facts",
+    "complement_facts",
+    "arm_counts",
+]
 
 
 def table(frame: pd.DataFrame, *, index: str | None = None) -> dict:
     """A DataFrame as ``{"columns", "rows"}``; ``index`` names the index column when kept."""
     if index is not None:
         frame = frame.rename_axis(index).reset_index()
-    return {"columns": [str(c) for c in frame.columns],
-            "rows": [json_safe(list(row)) for row in frame.itertuples(index=False, name=None)]}
+    return {
+        "columns": [str(c) for c in frame.columns],
+        "rows": [json_safe(list(row)) for row in frame.itertuples(index=False, name=None)],
+    }
 
 
 def recommendation_mix(recommended, arms) -> dict:
@@ -30,8 +40,7 @@ def recommendation_mix(recommended, arms) -> dict:
     values = pd.Series(np.asarray(recommended, dtype=object))
     counts = values.value_counts()
     n = max(len(values), 1)
-    frame = pd.DataFrame({"arm": list(arms),
-                          "people": [int(counts.get(a, 0)) for a in arms]})
+    frame = pd.DataFrame({"arm": list(arms), "people": [int(counts.get(a, 0)) for a in arms]})
     frame["share"] = frame["people"] / n
     return table(frame)
 
@@ -40,15 +49,20 @@ def arm_counts(treatment_train, treatment_holdout, arms) -> dict:
     """Rows per arm in the training and held-out parts."""
     train = pd.Series(np.asarray(treatment_train, dtype=object)).value_counts()
     holdout = pd.Series(np.asarray(treatment_holdout, dtype=object)).value_counts()
-    frame = pd.DataFrame({"arm": list(arms),
-                          "training": [int(train.get(a, 0)) for a in arms],
-                          "held_out": [int(holdout.get(a, 0)) for a in arms]})
+    frame = pd.DataFrame(
+        {
+            "arm": list(arms),
+            "training": [int(train.get(a, 0)) for a in arms],
+            "held_out": [int(holdout.get(a, 0)) for a in arms],
+        }
+    )
     frame["total"] = frame["training"] + frame["held_out"]
     return table(frame)
 
 
-def policy_summary(X: pd.DataFrame, recommended, *, max_depth: int = 3,
-                   random_state: int = 0) -> dict:
+def policy_summary(
+    X: pd.DataFrame, recommended, *, max_depth: int = 3, random_state: int = 0
+) -> dict:
     """A shallow decision tree that mimics the recommendations, printed as rules.
 
     The tree is a readable summary, not the model: its ``fidelity`` (share of people for whom
@@ -71,18 +85,27 @@ def policy_summary(X: pd.DataFrame, recommended, *, max_depth: int = 3,
 
     target = np.asarray(recommended, dtype=object).astype(str)
     encoded = pd.get_dummies(X, prefix_sep="=", dtype=float)
-    tree = DecisionTreeClassifier(max_depth=max_depth, min_samples_leaf=max(11, len(X) // 100),
-                                  random_state=random_state)
+    tree = DecisionTreeClassifier(
+        max_depth=max_depth, min_samples_leaf=max(11, len(X) // 100), random_state=random_state
+    )
     tree.fit(encoded, target)
     fidelity = float(np.mean(tree.predict(encoded) == target))
     rules = export_text(tree, feature_names=[str(c) for c in encoded.columns], decimals=1)
-    return {"rules": readable_rules(rules, categorical=_categorical_levels(X)),
-            "fidelity": fidelity, "max_depth": max_depth, "n": int(len(X))}
+    return {
+        "rules": readable_rules(rules, categorical=_categorical_levels(X)),
+        "fidelity": fidelity,
+        "max_depth": max_depth,
+        "n": int(len(X)),
+    }
 
 
 def _categorical_levels(X: pd.DataFrame) -> set[str]:
-    return {f"{column}={level}" for column in X.columns
-            if not pd.api.types.is_numeric_dtype(X[column]) for level in X[column].unique()}
+    return {
+        f"{column}={level}"
+        for column in X.columns
+        if not pd.api.types.is_numeric_dtype(X[column])
+        for level in X[column].unique()
+    }
 
 
 _SPLIT = re.compile(r"^(?P<indent>[| ]*--- )(?P<name>.+?) +(?P<op><=|>) +(?P<value>\S+)$")
@@ -122,15 +145,20 @@ def evidence_facts(catalog, arms=None) -> list[dict]:
         try:
             arm = catalog.arm(arm_id)
         except Exception:  # noqa: BLE001 - an arm missing from the catalog is reported, not fatal
-            out.append({"arm": arm_id, "name": arm_id, "description": "not in the catalog",
-                        "items": []})
+            out.append(
+                {"arm": arm_id, "name": arm_id, "description": "not in the catalog", "items": []}
+            )
             continue
-        out.append({
-            "arm": arm.id, "name": arm.name, "description": " ".join(str(arm.description).split()),
-            "cost_per_person": json_safe(arm.cost_per_person),
-            "capacity": json_safe(arm.capacity),
-            "items": [json_safe(e.as_dict()) for e in arm.evidence],
-        })
+        out.append(
+            {
+                "arm": arm.id,
+                "name": arm.name,
+                "description": " ".join(str(arm.description).split()),
+                "cost_per_person": json_safe(arm.cost_per_person),
+                "capacity": json_safe(arm.capacity),
+                "items": [json_safe(e.as_dict()) for e in arm.evidence],
+            }
+        )
     return out
 
 

@@ -25,9 +25,16 @@ TOP_REASONS = 3  # as many reasons as an answer lists
 MAX_EXPLAINED = 2000  # explained answers per card: a share within 2 points at 90 %
 
 
-def protected_reasons(model, profiles: pd.DataFrame, recommended, *, top: int = TOP_REASONS,
-                      sample: int = MAX_EXPLAINED, random_state: int = 0,
-                      attributes=PROTECTED_ATTRIBUTES) -> dict:
+def protected_reasons(
+    model,
+    profiles: pd.DataFrame,
+    recommended,
+    *,
+    top: int = TOP_REASONS,
+    sample: int = MAX_EXPLAINED,
+    random_state: int = 0,
+    attributes=PROTECTED_ATTRIBUTES,
+) -> dict:
     """How often each protected attribute is among the ``top`` reasons of an answer.
 
     Parameters
@@ -67,8 +74,10 @@ def protected_reasons(model, profiles: pd.DataFrame, recommended, *, top: int = 
             continue
         parts = model.contributions(mine, arm)
         for position, (_, contribution) in enumerate(parts.iterrows()):
-            reasons = [c.feature for c in top_contributions(
-                contribution, mine.iloc[position].to_dict(), top=top)]
+            reasons = [
+                c.feature
+                for c in top_contributions(contribution, mine.iloc[position].to_dict(), top=top)
+            ]
             for attribute in attributes:
                 if attribute in reasons:
                     counts[attribute][0] += 1
@@ -77,17 +86,32 @@ def protected_reasons(model, profiles: pd.DataFrame, recommended, *, top: int = 
     summary = []
     for attribute in attributes:
         known = attribute in used and explained > 0
-        summary.append({
-            "attribute": attribute, "used": attribute in used,
-            "share_top": counts[attribute][0] / explained if known else None,
-            "share_first": counts[attribute][1] / explained if known else None,
-        })
-    return {"explained": explained, "answers_with_arm": len(with_arm), "top": top,
-            "attributes": summary}
+        summary.append(
+            {
+                "attribute": attribute,
+                "used": attribute in used,
+                "share_top": counts[attribute][0] / explained if known else None,
+                "share_first": counts[attribute][1] / explained if known else None,
+            }
+        )
+    return {
+        "explained": explained,
+        "answers_with_arm": len(with_arm),
+        "top": top,
+        "attributes": summary,
+    }
 
 
-def fairness_facts(model, profiles: pd.DataFrame, effects: pd.DataFrame, recommended, *,
-                   min_cell: int, random_state: int = 0, sample: int = MAX_EXPLAINED) -> dict:
+def fairness_facts(
+    model,
+    profiles: pd.DataFrame,
+    effects: pd.DataFrame,
+    recommended,
+    *,
+    min_cell: int,
+    random_state: int = 0,
+    sample: int = MAX_EXPLAINED,
+) -> dict:
     """The fairness section's facts on the held-out part (JSON-safe).
 
     Parameters
@@ -109,20 +133,29 @@ def fairness_facts(model, profiles: pd.DataFrame, effects: pd.DataFrame, recomme
     arms = list(model.treatment_arms)
     effects = effects[arms].set_axis(profiles.index)
     eligible = model.eligibility(profiles)
-    eligible = (pd.DataFrame(True, index=profiles.index, columns=arms) if eligible is None
-                else eligible[arms].set_axis(profiles.index))
+    eligible = (
+        pd.DataFrame(True, index=profiles.index, columns=arms)
+        if eligible is None
+        else eligible[arms].set_axis(profiles.index)
+    )
     assignment = pd.Series(np.asarray(recommended, dtype=object), index=profiles.index)
-    table = fairness_table(assignment, eligible, -effects, profiles, control=model.control,
-                           min_cell=min_cell)
+    table = fairness_table(
+        assignment, eligible, -effects, profiles, control=model.control, min_cell=min_cell
+    )
     features = list(model.feature_names)
-    return json_safe({
-        "n": len(profiles), "min_cell": int(min_cell), "arms": arms,
-        "groups": fairness_records(table),
-        "features": features,
-        "excluded": [c for c in FEATURE_COLUMNS if c not in features],
-        "reasons": protected_reasons(model, profiles, recommended, sample=sample,
-                                     random_state=random_state),
-    })
+    return json_safe(
+        {
+            "n": len(profiles),
+            "min_cell": int(min_cell),
+            "arms": arms,
+            "groups": fairness_records(table),
+            "features": features,
+            "excluded": [c for c in FEATURE_COLUMNS if c not in features],
+            "reasons": protected_reasons(
+                model, profiles, recommended, sample=sample, random_state=random_state
+            ),
+        }
+    )
 
 
 # ------------------------------------------------------------------------------ rendering
@@ -141,19 +174,32 @@ def _group_tables(f: dict) -> list:
             cells = {r["arm"]: r for r in mine if r["group"] == group}
             overall = cells.get("any") or {}
             if overall.get("suppressed"):
-                rows.append([group, "suppressed", "suppressed", "suppressed"]
-                            + ["suppressed"] * len(arms))
+                rows.append(
+                    [group, "suppressed", "suppressed", "suppressed"] + ["suppressed"] * len(arms)
+                )
                 continue
-            rows.append([group, overall.get("people"),
-                         f"{_share(overall.get('share_allocated'))} / "
-                         f"{_share(overall.get('share_eligible'))}",
-                         overall.get("benefit_per_person")]
-                        + [f"{_share((cells.get(a) or {}).get('share_allocated'))} / "
-                           f"{_share((cells.get(a) or {}).get('share_eligible'))}"
-                           for a in arms])
+            rows.append(
+                [
+                    group,
+                    overall.get("people"),
+                    f"{_share(overall.get('share_allocated'))} / "
+                    f"{_share(overall.get('share_eligible'))}",
+                    overall.get("benefit_per_person"),
+                ]
+                + [
+                    f"{_share((cells.get(a) or {}).get('share_allocated'))} / "
+                    f"{_share((cells.get(a) or {}).get('share_eligible'))}"
+                    for a in arms
+                ]
+            )
         columns = ["group", "people", "any arm", "EE points avoided per person", *arms]
-        blocks.append(("table", {"columns": columns, "rows": rows},
-                       f"By {attribute}: share recommended / share eligible, per arm"))
+        blocks.append(
+            (
+                "table",
+                {"columns": columns, "rows": rows},
+                f"By {attribute}: share recommended / share eligible, per arm",
+            )
+        )
     return blocks
 
 
@@ -164,20 +210,29 @@ def _reason_statements(f: dict) -> list[str]:
     for entry in reasons.get("attributes") or []:
         name = entry["attribute"].capitalize()
         if not entry.get("used"):
-            out.append(f"{name} is not a feature of this model (left out in training), so it "
-                       "is never among the reasons of an answer.")
+            out.append(
+                f"{name} is not a feature of this model (left out in training), so it "
+                "is never among the reasons of an answer."
+            )
         elif not explained:
-            out.append(f"{name} is a feature of this model; no held-out answer recommended an "
-                       "intervention, so no explanation was examined.")
+            out.append(
+                f"{name} is a feature of this model; no held-out answer recommended an "
+                "intervention, so no explanation was examined."
+            )
         else:
             share, first = entry["share_top"], entry["share_first"]
             total = reasons.get("answers_with_arm") or explained
-            sample = (f" (a random sample of the {total:,})" if total > explained else "")
-            verdict = (f"it is never among the top {top} reasons" if share == 0 else
-                       f"it is among the top {top} reasons in {100 * share:.1f}% of them (the "
-                       f"first reason in {100 * first:.1f}%)")
-            out.append(f"{name} is a feature of this model. Of {explained:,} held-out answers "
-                       f"that recommend an intervention{sample}, {verdict}.")
+            sample = f" (a random sample of the {total:,})" if total > explained else ""
+            verdict = (
+                f"it is never among the top {top} reasons"
+                if share == 0
+                else f"it is among the top {top} reasons in {100 * share:.1f}% of them (the "
+                f"first reason in {100 * first:.1f}%)"
+            )
+            out.append(
+                f"{name} is a feature of this model. Of {explained:,} held-out answers "
+                f"that recommend an intervention{sample}, {verdict}."
+            )
     return out
 
 
@@ -185,32 +240,59 @@ def fairness_blocks(facts: dict) -> list:
     """The fairness section's blocks; a card from before this section says it is not there."""
     f = facts.get("fairness")
     if not f:
-        return [("p", "not available: this card was made before the fairness section existed; "
-                      "the subgroup table above shows the policy's value by group.")]
-    blocks = [("p", f"For each role, gender and setting on the held-out part ({f['n']:,} "
-                    "people): the share the model recommends an intervention to, against the "
-                    "share the catalog makes eligible for it, and the EE points the model "
-                    "expects its recommendations to avoid per person (its own estimate; the "
-                    "subgroup table gives the doubly robust one). Every plan reports the same "
-                    f"table. Groups under {f['min_cell']} people are suppressed, and with them "
-                    "the next smallest group of the attribute so the total cannot reveal them.")]
+        return [
+            (
+                "p",
+                "not available: this card was made before the fairness section existed; "
+                "the subgroup table above shows the policy's value by group.",
+            )
+        ]
+    blocks = [
+        (
+            "p",
+            f"For each role, gender and setting on the held-out part ({f['n']:,} "
+            "people): the share the model recommends an intervention to, against the "
+            "share the catalog makes eligible for it, and the EE points the model "
+            "expects its recommendations to avoid per person (its own estimate; the "
+            "subgroup table gives the doubly robust one). Every plan reports the same "
+            f"table. Groups under {f['min_cell']} people are suppressed, and with them "
+            "the next smallest group of the attribute so the total cannot reveal them.",
+        )
+    ]
     blocks += _group_tables(f)
-    blocks.append(("p", "A gap between groups of one attribute can come from another: where "
-                        "one gender holds more of the roles an arm is not offered to, it is "
-                        "recommended that arm less. Read the share recommended against the "
-                        "share eligible, and the role table beside the gender one."))
+    blocks.append(
+        (
+            "p",
+            "A gap between groups of one attribute can come from another: where "
+            "one gender holds more of the roles an arm is not offered to, it is "
+            "recommended that arm less. Read the share recommended against the "
+            "share eligible, and the role table beside the gender one.",
+        )
+    )
     blocks.append(("h3", "Features the model uses"))
     blocks.append(("p", ", ".join(f.get("features") or []) or "not available"))
     excluded = f.get("excluded") or []
-    blocks.append(("p", "Left out at training (exclude_features): " + ", ".join(excluded)
-                   + ". Requests still carry them (the data contract), and the model ignores "
-                     "them." if excluded else
-                   "No profile feature was left out at training (exclude_features is empty)."))
+    blocks.append(
+        (
+            "p",
+            "Left out at training (exclude_features): "
+            + ", ".join(excluded)
+            + ". Requests still carry them (the data contract), and the model ignores "
+            "them."
+            if excluded
+            else "No profile feature was left out at training (exclude_features is empty).",
+        )
+    )
     blocks.append(("h3", "Protected attributes among the reasons"))
     blocks.append(("list", _reason_statements(f)))
-    blocks.append(("p", "A protected attribute among the reasons is not by itself unfair "
-                        "(effects may truly differ), but it is what a reviewer should check "
-                        "first. Leaving it out (exclude_features in train.yaml) removes it "
-                        "from the reasons, not what correlated features carry (years in "
-                        "practice for age, role or specialty for gender)."))
+    blocks.append(
+        (
+            "p",
+            "A protected attribute among the reasons is not by itself unfair "
+            "(effects may truly differ), but it is what a reviewer should check "
+            "first. Leaving it out (exclude_features in train.yaml) removes it "
+            "from the reasons, not what correlated features carry (years in "
+            "practice for age, role or specialty for gender).",
+        )
+    )
     return blocks

@@ -100,10 +100,18 @@ def render_html(facts: dict, plots: Mapping[str, bytes] | None = None) -> str:
     esc = html.escape
     title = _title(facts)
     created = (facts.get("model") or {}).get("created")
-    parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
-             '<meta name="viewport" content="width=device-width, initial-scale=1">',
-             f"<title>{esc(title)}</title>", f"<style>{_CSS}</style>", "</head>", "<body>",
-             f'<header><h1 id="top">{esc(title)}</h1>']
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{esc(title)}</title>",
+        f"<style>{_CSS}</style>",
+        "</head>",
+        "<body>",
+        f'<header><h1 id="top">{esc(title)}</h1>',
+    ]
     warning = provenance_warning(facts)
     if warning:
         parts.append(f'<p class="warning" role="alert"><strong>{esc(warning)}</strong></p>')
@@ -124,8 +132,9 @@ def render_html(facts: dict, plots: Mapping[str, bytes] | None = None) -> str:
             elif kind == "h3":
                 parts.append(f"<h3>{esc(block[1])}</h3>")
             elif kind == "list":
-                parts.append("<ul>" + "".join(f"<li>{esc(str(i))}</li>" for i in block[1])
-                             + "</ul>")
+                parts.append(
+                    "<ul>" + "".join(f"<li>{esc(str(i))}</li>" for i in block[1]) + "</ul>"
+                )
             elif kind == "pre":
                 parts.append(f"<pre>{esc(block[1])}</pre>")
             elif kind == "table":
@@ -137,9 +146,11 @@ def render_html(facts: dict, plots: Mapping[str, bytes] | None = None) -> str:
                     parts.append(f"<p>(plot {esc(name)} not available)</p>")
                 else:
                     encoded = base64.b64encode(data).decode("ascii")
-                    parts.append(f'<figure><img alt="{esc(caption)}" '
-                                 f'src="data:image/png;base64,{encoded}">'
-                                 f"<figcaption>{esc(caption)}</figcaption></figure>")
+                    parts.append(
+                        f'<figure><img alt="{esc(caption)}" '
+                        f'src="data:image/png;base64,{encoded}">'
+                        f"<figcaption>{esc(caption)}</figcaption></figure>"
+                    )
         parts.append("</section>")
     parts += ["</main>", "</body>", "</html>"]
     return "\n".join(parts) + "\n"
@@ -148,8 +159,10 @@ def render_html(facts: dict, plots: Mapping[str, bytes] | None = None) -> str:
 def _html_table(tbl, caption) -> str:
     esc = html.escape
     head = "".join(f'<th scope="col">{esc(str(c))}</th>' for c in tbl.get("columns") or [])
-    body = "".join("<tr>" + "".join(f"<td>{esc(fmt(v))}</td>" for v in row) + "</tr>"
-                   for row in tbl.get("rows") or [])
+    body = "".join(
+        "<tr>" + "".join(f"<td>{esc(fmt(v))}</td>" for v in row) + "</tr>"
+        for row in tbl.get("rows") or []
+    )
     cap = f"<caption>{esc(caption)}</caption>" if caption else ""
     return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -178,18 +191,27 @@ def write_card(facts: dict, folder, *, plots: Mapping[str, object] | None = None
         images[name] = image if isinstance(image, bytes) else Path(image).read_bytes()
     facts = dict(facts)
     captions = dict(facts.get("plots") or {})
-    facts["plots"] = {name: {"file": f"plots/{name}.png",
-                             "caption": (captions.get(name) or {}).get("caption", name)}
-                      for name in images}
+    facts["plots"] = {
+        name: {
+            "file": f"plots/{name}.png",
+            "caption": (captions.get(name) or {}).get("caption", name),
+        }
+        for name in images
+    }
     written = []
     for name, data in images.items():
         path = folder / "plots" / f"{name}.png"
         path.write_bytes(data)
         written.append(path)
-    paths = {"json": folder / "card.json", "markdown": folder / "card.md",
-             "html": folder / "card.html", "plots": written}
-    paths["json"].write_text(json.dumps(facts, indent=2, sort_keys=False, allow_nan=False),
-                             encoding="utf-8")
+    paths = {
+        "json": folder / "card.json",
+        "markdown": folder / "card.md",
+        "html": folder / "card.html",
+        "plots": written,
+    }
+    paths["json"].write_text(
+        json.dumps(facts, indent=2, sort_keys=False, allow_nan=False), encoding="utf-8"
+    )
     paths["markdown"].write_text(render_markdown(facts), encoding="utf-8")
     paths["html"].write_text(render_html(facts, images), encoding="utf-8")
     return paths

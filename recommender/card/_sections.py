@@ -86,7 +86,7 @@ DEFAULT_TEXT: dict = {
             "Report a wrong, harmful or surprising recommendation to the wellness program's "
             "model owner with the model version shown on this card and the request time (never "
             "the person's scores or identity in free text). The owner can roll back to the "
-            "previous champion with `recommender rollback --reason \"...\"`; every change is "
+            'previous champion with `recommender rollback --reason "..."`; every change is '
             "recorded in the promotion log."
         ),
         "contact": "The wellness program's model owner (see the program's data-protection notice).",

@@ -9,5 +9,14 @@ from ._document import evidence_markdown
 from ._load import load_catalog, parse_catalog
 from ._model import Arm, Catalog, Complement, Eligibility, Evidence, Exclusion
 
-__all__ = ["evidence_markdown", "load_catalog", "parse_catalog", "Catalog", "Arm", "Complement", "Eligibility",
-           "Evidence", "Exclusion"]
+__all__ = [
+    "evidence_markdown",
+    "load_catalog",
+    "parse_catalog",
+    "Catalog",
+    "Arm",
+    "Complement",
+    "Eligibility",
+    "Evidence",
+    "Exclusion",
+]

@@ -22,13 +22,16 @@ _NUMBER = (
 _BOOL = ("true or false", lambda v: isinstance(v, bool))
 _LIST = ("list", lambda v: isinstance(v, list))
 _MAPPING = ("mapping", lambda v: isinstance(v, Mapping))
-_YEAR = ("year (whole number)", lambda v: isinstance(v, int) and not isinstance(v, bool)
-         and 1900 <= v <= 2100)
+_YEAR = (
+    "year (whole number)",
+    lambda v: isinstance(v, int) and not isinstance(v, bool) and 1900 <= v <= 2100,
+)
 _BOOL_REQ = _BOOL
 _PAIR = (
     "[lower, upper] (two numbers)",
     lambda v: isinstance(v, list) and len(v) == 2 and all(_NUMBER[1](x) for x in v),
 )
+
 
 class _Problems(list):
     def add(self, entry: str, field: str | None, value, rule: str, accepted: str):

@@ -12,15 +12,31 @@ __all__ = ["evidence_markdown"]
 
 # (field, label) in the order a record is printed; every field of a record appears.
 _RECORD_FIELDS = (
-    ("authors", "Authors"), ("year", "Year"), ("title", "Title"), ("journal", "Journal"),
-    ("doi", "DOI"), ("pmid", "PMID"), ("population", "Population"), ("setting", "Setting"),
-    ("design", "Design"), ("outcome", "Outcome"), ("effect", "Effect as reported"),
-    ("measure", "Measure"), ("value", "Value"), ("ci", "Reported interval"),
-    ("comparison", "Comparison"), ("effect_kind", "Kind of figure"), ("grade", "GRADE"),
-    ("certainty", "Certainty"), ("uptake", "Uptake / participation"),
-    ("effect_points", "EE points vs usual care"), ("effect_points_ci", "Interval of EE points"),
-    ("conversion", "Conversion"), ("roles", "Roles concerned"),
-    ("specific_to_arm", "Specific to this option"), ("checked_against", "Checked against"),
+    ("authors", "Authors"),
+    ("year", "Year"),
+    ("title", "Title"),
+    ("journal", "Journal"),
+    ("doi", "DOI"),
+    ("pmid", "PMID"),
+    ("population", "Population"),
+    ("setting", "Setting"),
+    ("design", "Design"),
+    ("outcome", "Outcome"),
+    ("effect", "Effect as reported"),
+    ("measure", "Measure"),
+    ("value", "Value"),
+    ("ci", "Reported interval"),
+    ("comparison", "Comparison"),
+    ("effect_kind", "Kind of figure"),
+    ("grade", "GRADE"),
+    ("certainty", "Certainty"),
+    ("uptake", "Uptake / participation"),
+    ("effect_points", "EE points vs usual care"),
+    ("effect_points_ci", "Interval of EE points"),
+    ("conversion", "Conversion"),
+    ("roles", "Roles concerned"),
+    ("specific_to_arm", "Specific to this option"),
+    ("checked_against", "Checked against"),
     ("note", "Note"),
 )
 _NOT_GIVEN = "not given (null)"
@@ -43,29 +59,45 @@ def _text(value) -> str:
 
 def _record(lines: list[str], number: int, item) -> None:
     grade = f"GRADE {item.grade.replace('_', ' ')}" if item.grade else "not GRADE-rated"
-    lines += [f"#### {number}. {item.citation} ({item.design}; {grade})", "",
-              f"**Certainty:** {_text(item.certainty)}", "",
-              "| field | value |", "|---|---|"]
+    lines += [
+        f"#### {number}. {item.citation} ({item.design}; {grade})",
+        "",
+        f"**Certainty:** {_text(item.certainty)}",
+        "",
+        "| field | value |",
+        "|---|---|",
+    ]
     lines += [f"| {label} | {_text(getattr(item, name))} |" for name, label in _RECORD_FIELDS]
     lines.append("")
 
 
 def _eligibility(lines: list[str], arm) -> None:
     rules = arm.eligibility
-    lines.append(f"**Offered to:** {', '.join(rules.roles)}"
-                 + (f"; specialties {', '.join(rules.specialties)}" if rules.specialties else "")
-                 + (f"; at least {rules.min_years_in_practice:g} years in practice"
-                    if rules.min_years_in_practice is not None else "")
-                 + (f"; at most {rules.max_years_in_practice:g} years in practice"
-                    if rules.max_years_in_practice is not None else ""))
+    lines.append(
+        f"**Offered to:** {', '.join(rules.roles)}"
+        + (f"; specialties {', '.join(rules.specialties)}" if rules.specialties else "")
+        + (
+            f"; at least {rules.min_years_in_practice:g} years in practice"
+            if rules.min_years_in_practice is not None
+            else ""
+        )
+        + (
+            f"; at most {rules.max_years_in_practice:g} years in practice"
+            if rules.max_years_in_practice is not None
+            else ""
+        )
+    )
     lines.append("")
     if not rules.exclusions:
         lines += ["No one is excluded.", ""]
         return
     lines += ["| excluded | reason | source |", "|---|---|---|"]
     for e in rules.exclusions:
-        source = (("program assumption" + (f"; see {e.source}" if e.source else ""))
-                  if e.assumption else e.source)
+        source = (
+            ("program assumption" + (f"; see {e.source}" if e.source else ""))
+            if e.assumption
+            else e.source
+        )
         lines.append(f"| {_text(e.excludes)} | {_text(e.reason)} | {_text(source)} |")
     lines.append("")
 
@@ -101,22 +133,35 @@ def evidence_markdown(catalog) -> str:
         "",
     ]
     for arm in catalog.arms:
-        lines += [f"### {arm.name} (`{arm.id}`)", "", " ".join(arm.description.split()), "",
-                  f"**Format:** {arm.format}. **Dose:** {arm.dose}. **Group size:** "
-                  f"{arm.group_min}-{arm.group_max}. **Cost:** US${arm.cost_per_person:,.0f} a "
-                  "person" + (" (assumption)" if arm.cost_is_assumption else "")
-                  + (f": {' '.join(arm.cost_basis.split()).rstrip('.')}" if arm.cost_basis else "")
-                  + ". "
-                  f"**Capacity:** {'no limit' if arm.capacity is None else arm.capacity}"
-                  + (" (assumption)" if arm.capacity_is_assumption else "")
-                  + (f": {' '.join(arm.capacity_basis.split()).rstrip('.')}" if arm.capacity_basis
-                     else "")
-                  + ".", ""]
+        lines += [
+            f"### {arm.name} (`{arm.id}`)",
+            "",
+            " ".join(arm.description.split()),
+            "",
+            f"**Format:** {arm.format}. **Dose:** {arm.dose}. **Group size:** "
+            f"{arm.group_min}-{arm.group_max}. **Cost:** US${arm.cost_per_person:,.0f} a "
+            "person"
+            + (" (assumption)" if arm.cost_is_assumption else "")
+            + (f": {' '.join(arm.cost_basis.split()).rstrip('.')}" if arm.cost_basis else "")
+            + ". "
+            f"**Capacity:** {'no limit' if arm.capacity is None else arm.capacity}"
+            + (" (assumption)" if arm.capacity_is_assumption else "")
+            + (
+                f": {' '.join(arm.capacity_basis.split()).rstrip('.')}"
+                if arm.capacity_basis
+                else ""
+            )
+            + ".",
+            "",
+        ]
         _eligibility(lines, arm)
         gaps = _gaps(arm)
         if gaps and arm.id != catalog.control:
-            lines += [f"**No evidence record concerns:** {', '.join(gaps)}. Offering the arm to "
-                      "them is a program choice, not a finding.", ""]
+            lines += [
+                f"**No evidence record concerns:** {', '.join(gaps)}. Offering the arm to "
+                "them is a program choice, not a finding.",
+                "",
+            ]
         for number, item in enumerate(arm.evidence, 1):
             _record(lines, number, item)
     lines += [
@@ -129,9 +174,14 @@ def evidence_markdown(catalog) -> str:
     ]
     for complement in catalog.complements:
         roles = ", ".join(r for r in CATEGORIES["role"] if r in complement.roles)
-        lines += [f"### {complement.name} (`{complement.id}`)", "",
-                  " ".join(complement.description.split()), "",
-                  f"**Level:** {complement.level}. **Concerns:** {roles}.", ""]
+        lines += [
+            f"### {complement.name} (`{complement.id}`)",
+            "",
+            " ".join(complement.description.split()),
+            "",
+            f"**Level:** {complement.level}. **Concerns:** {roles}.",
+            "",
+        ]
         for number, item in enumerate(complement.evidence, 1):
             _record(lines, number, item)
     return "\n".join(lines).rstrip() + "\n"

@@ -123,17 +123,30 @@ def _check_reasons(eligibility: Eligibility, good, entry, problems) -> None:
     given = [e.excludes for e in eligibility.exclusions]
     for excluded in eligibility.excluded:
         if excluded not in given:
-            problems.add(entry, "exclusions", excluded, "exclusion without a reason",
-                         f"an entry with excludes: {excluded!r}, a reason, and a source or "
-                         "assumption: true")
+            problems.add(
+                entry,
+                "exclusions",
+                excluded,
+                "exclusion without a reason",
+                f"an entry with excludes: {excluded!r}, a reason, and a source or assumption: true",
+            )
     for j, excluded in enumerate(given):
         if excluded not in made:
-            problems.add(f"{entry}.exclusions[{j}]", "excludes", excluded,
-                         "no such exclusion in the rules",
-                         ", ".join(sorted(made)) or "nothing: these rules exclude no one")
+            problems.add(
+                f"{entry}.exclusions[{j}]",
+                "excludes",
+                excluded,
+                "no such exclusion in the rules",
+                ", ".join(sorted(made)) or "nothing: these rules exclude no one",
+            )
         elif given.count(excluded) > 1 and given.index(excluded) != j:
-            problems.add(f"{entry}.exclusions[{j}]", "excludes", excluded, "duplicate reason",
-                         "one entry per exclusion")
+            problems.add(
+                f"{entry}.exclusions[{j}]",
+                "excludes",
+                excluded,
+                "duplicate reason",
+                "one entry per exclusion",
+            )
 
 
 def _arm(data, index, problems, control: str = "none") -> Arm | None:
@@ -177,13 +190,25 @@ def _arm(data, index, problems, control: str = "none") -> Arm | None:
         )
     if good.get("id") == control and good.get("eligibility") is not None:
         rules = good["eligibility"]
-        if isinstance(rules, Mapping) and any(
-            rules.get(name) is not None for name in ("specialties", "min_years_in_practice",
-                                                     "max_years_in_practice")
-        ) or (isinstance(rules, Mapping) and rules.get("roles") is not None
-              and set(rules["roles"]) != set(CATEGORIES["role"])):
-            problems.add(entry, "eligibility", "restricted", "the control arm is restricted",
-                         "no eligibility rules (usual care is open to everyone)")
+        if (
+            isinstance(rules, Mapping)
+            and any(
+                rules.get(name) is not None
+                for name in ("specialties", "min_years_in_practice", "max_years_in_practice")
+            )
+            or (
+                isinstance(rules, Mapping)
+                and rules.get("roles") is not None
+                and set(rules["roles"]) != set(CATEGORIES["role"])
+            )
+        ):
+            problems.add(
+                entry,
+                "eligibility",
+                "restricted",
+                "the control arm is restricted",
+                "no eligibility rules (usual care is open to everyone)",
+            )
             return None
     eligibility = _eligibility(good.get("eligibility"), f"{entry}.eligibility", problems)
     evidence = _evidence(good.get("evidence"), entry, problems)
@@ -264,8 +289,13 @@ def parse_catalog(data, *, source: str = "catalog") -> Catalog:
         comp_id = item.get("id") if isinstance(item, Mapping) else None
         if isinstance(comp_id, str):
             if comp_id in seen_complements or comp_id in seen:
-                problems.add(f"complements[{index}] ({comp_id})", "id", comp_id, "duplicate id",
-                             "an id used by no arm and no other complement")
+                problems.add(
+                    f"complements[{index}] ({comp_id})",
+                    "id",
+                    comp_id,
+                    "duplicate id",
+                    "an id used by no arm and no other complement",
+                )
             seen_complements.setdefault(comp_id, index)
         if complement is not None:
             complements.append(complement)
@@ -275,8 +305,9 @@ def parse_catalog(data, *, source: str = "catalog") -> Catalog:
             f"{source}: {len(problems)} problem(s) in the intervention catalog:\n{lines}",
             problems=list(problems),
         )
-    return Catalog(version=good["version"], control=control, arms=tuple(arms),
-                   complements=tuple(complements))
+    return Catalog(
+        version=good["version"], control=control, arms=tuple(arms), complements=tuple(complements)
+    )
 
 
 def load_catalog(path=None) -> Catalog:

@@ -10,8 +10,16 @@ from recommender.errors import InputError
 
 __all__ = ["Evidence", "Exclusion", "Eligibility", "Arm", "Complement", "Catalog"]
 
-DESIGNS = ("rct", "cluster_rct", "controlled", "pre_post", "meta_analysis", "systematic_review",
-           "observational", "qualitative")
+DESIGNS = (
+    "rct",
+    "cluster_rct",
+    "controlled",
+    "pre_post",
+    "meta_analysis",
+    "systematic_review",
+    "observational",
+    "qualitative",
+)
 EFFECT_KINDS = ("between_group", "within_group", "association", "descriptive")
 GRADES = ("high", "moderate", "low", "very_low")
 

@@ -68,14 +68,21 @@ COMPLEMENT_FIELDS = {
     "roles": (_LIST, True, False),
     "evidence": (_LIST, True, False),
 }
+
+
 def _exclusions(items, entry, problems) -> tuple[Exclusion, ...]:
     found = []
     for j, item in enumerate(items or ()):
         where = f"{entry}.exclusions[{j}]"
         good = _check_fields(item, EXCLUSION_FIELDS, where, problems)
         if not good.get("assumption", True) and good.get("source") is None and "source" in good:
-            problems.add(where, "source", None, "no source and not an assumption",
-                         "the study or document behind the exclusion, or assumption: true")
+            problems.add(
+                where,
+                "source",
+                None,
+                "no source and not an assumption",
+                "the study or document behind the exclusion, or assumption: true",
+            )
         if all(name in good for name in EXCLUSION_FIELDS):
             found.append(Exclusion(**good))
     return tuple(found)
@@ -119,23 +126,47 @@ def _check_record(good, where, problems) -> None:
     points, interval = good["effect_points"], good["effect_points_ci"]
     if points is None:
         if interval is not None:
-            problems.add(where, "effect_points_ci", interval, "interval without effect_points",
-                         "null when effect_points is null")
+            problems.add(
+                where,
+                "effect_points_ci",
+                interval,
+                "interval without effect_points",
+                "null when effect_points is null",
+            )
         return
     if good.get("effect_kind") not in (None, "between_group"):
         # A pre-post change or an association is not a difference from usual care.
-        problems.add(where, "effect_points", points,
-                     f"EE points from a {good['effect_kind']} figure",
-                     "null unless effect_kind is between_group")
+        problems.add(
+            where,
+            "effect_points",
+            points,
+            f"EE points from a {good['effect_kind']} figure",
+            "null unless effect_kind is between_group",
+        )
     if interval is None:
-        problems.add(where, "effect_points_ci", None, "effect_points without an interval",
-                     "[lower, upper] around effect_points")
+        problems.add(
+            where,
+            "effect_points_ci",
+            None,
+            "effect_points without an interval",
+            "[lower, upper] around effect_points",
+        )
     elif not interval[0] <= points <= interval[1]:
-        problems.add(where, "effect_points_ci", interval, "does not contain effect_points",
-                     f"an interval containing {points:g}")
+        problems.add(
+            where,
+            "effect_points_ci",
+            interval,
+            "does not contain effect_points",
+            f"an interval containing {points:g}",
+        )
     if "conversion" in good and good["conversion"] is None:
-        problems.add(where, "conversion", None, "effect_points without a conversion",
-                     "text saying how the EE points were obtained")
+        problems.add(
+            where,
+            "conversion",
+            None,
+            "effect_points without a conversion",
+            "text saying how the EE points were obtained",
+        )
 
 
 def _complement(data, index, problems) -> Complement | None:
@@ -144,13 +175,24 @@ def _complement(data, index, problems) -> Complement | None:
     n_before = len(problems)
     good = _check_fields(data, COMPLEMENT_FIELDS, entry, problems)
     if "id" in good and not ARM_ID.match(good["id"]):
-        problems.add(entry, "id", good["id"], "malformed id",
-                     "lowercase letters, digits and underscores, starting with a letter, at most 40")
+        problems.add(
+            entry,
+            "id",
+            good["id"],
+            "malformed id",
+            "lowercase letters, digits and underscores, starting with a letter, at most 40",
+        )
     roles = _members(good.get("roles"), CATEGORIES["role"], entry, "roles", "role", problems)
     evidence = _evidence(good.get("evidence"), entry, problems)
     if "evidence" in good and not good["evidence"]:
         problems.add(entry, "evidence", [], "empty list", "at least one evidence record")
     if len(problems) > n_before:
         return None
-    return Complement(id=good["id"], name=good["name"].strip(), level=good["level"],
-                      description=good["description"].strip(), roles=roles, evidence=evidence)
+    return Complement(
+        id=good["id"],
+        name=good["name"].strip(),
+        level=good["level"],
+        description=good["description"].strip(),
+        roles=roles,
+        evidence=evidence,
+    )

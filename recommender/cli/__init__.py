@@ -27,7 +27,10 @@ __all__ = ["main", "build_parser"]
 def _command_modules():
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if info.name.startswith("cmd_"):
-            yield info.name[4:].replace("_", "-"), importlib.import_module(f"{__name__}.{info.name}")
+            yield (
+                info.name[4:].replace("_", "-"),
+                importlib.import_module(f"{__name__}.{info.name}"),
+            )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,28 +8,61 @@ HELP = "plan a cohort: who gets which intervention under a budget, capacities an
 
 
 def configure(parser) -> None:
-    parser.add_argument("--model", default="champion",
-                        help="registered model: alias, version or URI (default: the champion)")
-    parser.add_argument("--data", required=True, metavar="FILE",
-                        help="cohort file (.csv/.parquet) with the profile columns")
-    parser.add_argument("--out", required=True, metavar="FILE",
-                        help="where to write the plan (.csv or .parquet)")
-    parser.add_argument("--budget", type=float, default=None,
-                        help="money available for the cohort, US$ (default: no limit)")
-    parser.add_argument("--capacity", default=None, metavar="ARM=N,...",
-                        help="places per arm, overriding the catalog (e.g. coaching=20,peer_group=30)")
-    parser.add_argument("--cost", default=None, metavar="ARM=USD,...",
-                        help="cost per person, overriding the catalog (e.g. coaching=1200)")
-    parser.add_argument("--offered", default=None, metavar="ARM,...",
-                        help="arms offered this cycle (default: every arm of the catalog)")
-    parser.add_argument("--confident-only", action="store_true",
-                        help="allocate an arm only when its interval excludes no benefit")
-    parser.add_argument("--alpha", type=float, default=0.1,
-                        help="intervals are 1 - alpha (default 0.1: 90%%)")
-    parser.add_argument("--floor", default=None, metavar="ROLE=SHARE,...",
-                        help="minimum share of each role given an arm, e.g. nurse=0.2,app=0.2")
-    parser.add_argument("--time-limit", type=float, default=60.0,
-                        help="seconds the solver may take (default 60)")
+    parser.add_argument(
+        "--model",
+        default="champion",
+        help="registered model: alias, version or URI (default: the champion)",
+    )
+    parser.add_argument(
+        "--data",
+        required=True,
+        metavar="FILE",
+        help="cohort file (.csv/.parquet) with the profile columns",
+    )
+    parser.add_argument(
+        "--out", required=True, metavar="FILE", help="where to write the plan (.csv or .parquet)"
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="money available for the cohort, US$ (default: no limit)",
+    )
+    parser.add_argument(
+        "--capacity",
+        default=None,
+        metavar="ARM=N,...",
+        help="places per arm, overriding the catalog (e.g. coaching=20,peer_group=30)",
+    )
+    parser.add_argument(
+        "--cost",
+        default=None,
+        metavar="ARM=USD,...",
+        help="cost per person, overriding the catalog (e.g. coaching=1200)",
+    )
+    parser.add_argument(
+        "--offered",
+        default=None,
+        metavar="ARM,...",
+        help="arms offered this cycle (default: every arm of the catalog)",
+    )
+    parser.add_argument(
+        "--confident-only",
+        action="store_true",
+        help="allocate an arm only when its interval excludes no benefit",
+    )
+    parser.add_argument(
+        "--alpha", type=float, default=0.1, help="intervals are 1 - alpha (default 0.1: 90%%)"
+    )
+    parser.add_argument(
+        "--floor",
+        default=None,
+        metavar="ROLE=SHARE,...",
+        help="minimum share of each role given an arm, e.g. nurse=0.2,app=0.2",
+    )
+    parser.add_argument(
+        "--time-limit", type=float, default=60.0, help="seconds the solver may take (default 60)"
+    )
 
 
 def run(args) -> int:
@@ -40,16 +73,24 @@ def run(args) -> int:
     offered = [a.strip() for a in args.offered.split(",")] if args.offered else None
     try:
         plan = plan_cohort(
-            args.model, args.data, args.out, budget=args.budget,
+            args.model,
+            args.data,
+            args.out,
+            budget=args.budget,
             capacity=parse_limits(args.capacity, option="--capacity"),
-            cost=parse_limits(args.cost, option="--cost"), offered=offered,
-            confident_only=args.confident_only, alpha=args.alpha, time_limit=args.time_limit,
+            cost=parse_limits(args.cost, option="--cost"),
+            offered=offered,
+            confident_only=args.confident_only,
+            alpha=args.alpha,
+            time_limit=args.time_limit,
             floors=parse_limits(args.floor, option="--floor"),
         )
     except PlanTimeout as error:
-        print(f"recommender allocate: {error}; nothing was written. Give the solver more time "
-              f"(--time-limit, now {args.time_limit:g} s) or plan smaller cohorts.",
-              file=sys.stderr)
+        print(
+            f"recommender allocate: {error}; nothing was written. Give the solver more time "
+            f"(--time-limit, now {args.time_limit:g} s) or plan smaller cohorts.",
+            file=sys.stderr,
+        )
         return 1
     print("\n".join(plan.summary_lines()))
     return 0

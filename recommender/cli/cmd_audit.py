@@ -7,17 +7,30 @@ HELP = "export the service's audit log (every answered recommendation; hashed pe
 
 def configure(parser) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    export = actions.add_parser("export", help="write the audit rows as CSV or JSON lines",
-                                description="Write the audit rows, oldest first. Person ids "
-                                            "appear only as salted hashes.")
-    export.add_argument("--out", default=None, metavar="FILE",
-                        help="file to write (.csv, or .jsonl for JSON lines); default: stdout")
-    export.add_argument("--since", default=None, metavar="DATE",
-                        help="only rows logged at or after this ISO 8601 date or time; UTC "
-                             "unless it carries an offset (2026-12-03T09:00:00+05:00)")
-    export.add_argument("--config", default=None, metavar="FILE",
-                        help="service settings naming the audit store (default: "
-                             "configs/serve.yaml)")
+    export = actions.add_parser(
+        "export",
+        help="write the audit rows as CSV or JSON lines",
+        description="Write the audit rows, oldest first. Person ids appear only as salted hashes.",
+    )
+    export.add_argument(
+        "--out",
+        default=None,
+        metavar="FILE",
+        help="file to write (.csv, or .jsonl for JSON lines); default: stdout",
+    )
+    export.add_argument(
+        "--since",
+        default=None,
+        metavar="DATE",
+        help="only rows logged at or after this ISO 8601 date or time; UTC "
+        "unless it carries an offset (2026-12-03T09:00:00+05:00)",
+    )
+    export.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="service settings naming the audit store (default: configs/serve.yaml)",
+    )
 
 
 def run(args) -> int:
@@ -36,12 +49,15 @@ def run(args) -> int:
     if url.startswith("sqlite"):
         database = sa.engine.make_url(url).database
         if not database or not Path(database).is_file():
-            raise InputError(f"no audit log at {database}: the service has not answered any "
-                             "request with these settings (see audit.url in serve.yaml)")
+            raise InputError(
+                f"no audit log at {database}: the service has not answered any "
+                "request with these settings (see audit.url in serve.yaml)"
+            )
     rows = AuditLog(url, salt=None).export(since=since)
     if args.out and Path(args.out).suffix.lower() in (".jsonl", ".json"):
-        text = "".join(json.dumps({**row, "logged_at": row["logged_at"].isoformat()}) + "\n"
-                       for row in rows)
+        text = "".join(
+            json.dumps({**row, "logged_at": row["logged_at"].isoformat()}) + "\n" for row in rows
+        )
     else:
         text = audit_csv(rows)
     if args.out:

@@ -6,8 +6,11 @@ HELP = "write the model card of a registered model (card.json, card.md, card.htm
 
 
 def configure(parser) -> None:
-    parser.add_argument("--model", default="models:/burnout-recommender@champion",
-                        help="model URI, alias or version (default: the champion)")
+    parser.add_argument(
+        "--model",
+        default="models:/burnout-recommender@champion",
+        help="model URI, alias or version (default: the champion)",
+    )
     parser.add_argument("--out", required=True, metavar="DIR", help="folder to write into")
 
 

@@ -2,19 +2,38 @@
 
 from __future__ import annotations
 
-HELP = ("off-policy value (doubly robust, IPS, self-normalised IPS) of the champion and other "
-        "versions on the service's log of recommendations and outcomes")
+HELP = (
+    "off-policy value (doubly robust, IPS, self-normalised IPS) of the champion and other "
+    "versions on the service's log of recommendations and outcomes"
+)
 
 
 def configure(parser) -> None:
-    parser.add_argument("--from-log", action="store_true", required=True,
-                        help="value the policies on the service's log (the only source today)")
-    parser.add_argument("--version", action="append", default=[], metavar="VERSION",
-                        help="a registered version to value besides the champion (repeatable)")
-    parser.add_argument("--config", default=None, metavar="FILE",
-                        help="training config (catalog, seed, folds; default configs/train.yaml)")
-    parser.add_argument("--serve-config", default=None, metavar="FILE",
-                        help="service settings naming its store (default: configs/serve.yaml)")
+    parser.add_argument(
+        "--from-log",
+        action="store_true",
+        required=True,
+        help="value the policies on the service's log (the only source today)",
+    )
+    parser.add_argument(
+        "--version",
+        action="append",
+        default=[],
+        metavar="VERSION",
+        help="a registered version to value besides the champion (repeatable)",
+    )
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="training config (catalog, seed, folds; default configs/train.yaml)",
+    )
+    parser.add_argument(
+        "--serve-config",
+        default=None,
+        metavar="FILE",
+        help="service settings naming its store (default: configs/serve.yaml)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -30,21 +49,28 @@ def run(args) -> int:
     overrides = {"log": {"serve_config": args.serve_config}} if args.serve_config else None
     config = load_config(args.config, overrides=overrides)
     catalog_file = config["catalog"]
-    catalog = load_catalog(config_path(catalog_file) if not Path(catalog_file).is_absolute()
-                           else catalog_file)
+    catalog = load_catalog(
+        config_path(catalog_file) if not Path(catalog_file).is_absolute() else catalog_file
+    )
     table = evaluate_policies_on_log(config, catalog, versions=args.version)
     if table is None:
-        raise InputError("the service log holds no served recommendation with a follow-up "
-                         "outcome yet; record outcomes first (POST /outcomes or `recommender "
-                         "outcomes import FILE`)")
+        raise InputError(
+            "the service log holds no served recommendation with a follow-up "
+            "outcome yet; record outcomes first (POST /outcomes or `recommender "
+            "outcomes import FILE`)"
+        )
     if args.json:
         print(json.dumps(table, indent=2))
         return 0
     level = f"{100 * (1 - config['evaluation']['alpha']):.0f} %"
-    print(f"Expected change in emotional exhaustion against usual care for all, per person "
-          f"(EE points; lower is better), {level} intervals, on {table['rows']:,} logged rows:")
+    print(
+        f"Expected change in emotional exhaustion against usual care for all, per person "
+        f"(EE points; lower is better), {level} intervals, on {table['rows']:,} logged rows:"
+    )
     print(f"{'policy':<34}{'estimator':<11}{'estimate':>9}{'lower':>9}{'upper':>9}")
     for row in table["values"]:
-        print(f"{row['policy']:<34}{row['estimator']:<11}{row['estimate']:>9.3f}"
-              f"{row['lower']:>9.3f}{row['upper']:>9.3f}")
+        print(
+            f"{row['policy']:<34}{row['estimator']:<11}{row['estimate']:>9.3f}"
+            f"{row['lower']:>9.3f}{row['upper']:>9.3f}"
+        )
     return 0

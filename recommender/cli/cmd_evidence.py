@@ -6,10 +6,14 @@ HELP = "write the intervention catalog's evidence, certainty and eligibility rea
 
 
 def configure(parser) -> None:
-    parser.add_argument("--catalog", default=None,
-                        help="intervention catalog YAML (default: configs/interventions.yaml)")
-    parser.add_argument("--out", default=None,
-                        help="file to write (default: print to standard output)")
+    parser.add_argument(
+        "--catalog",
+        default=None,
+        help="intervention catalog YAML (default: configs/interventions.yaml)",
+    )
+    parser.add_argument(
+        "--out", default=None, help="file to write (default: print to standard output)"
+    )
 
 
 def run(args) -> int:

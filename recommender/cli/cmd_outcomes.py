@@ -8,16 +8,21 @@ HELP = "record follow-up scores (EE, DP, PA, arm taken) of people the service ha
 def configure(parser) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     load = actions.add_parser(
-        "import", help="import an outcome file (CSV or JSON lines)",
+        "import",
+        help="import an outcome file (CSV or JSON lines)",
         description="Check every row, link each to the person's served recommendation through "
-                    "the salted person hash, and store them all or nothing. Columns: "
-                    "person_id, measured_at, arm_taken, ee_followup, dp_followup, "
-                    "pa_followup. Rows already stored are skipped, so importing the same file "
-                    "twice changes nothing.")
+        "the salted person hash, and store them all or nothing. Columns: "
+        "person_id, measured_at, arm_taken, ee_followup, dp_followup, "
+        "pa_followup. Rows already stored are skipped, so importing the same file "
+        "twice changes nothing.",
+    )
     load.add_argument("file", metavar="FILE", help="outcome file (.csv, or .jsonl)")
-    load.add_argument("--config", default=None, metavar="FILE",
-                      help="service settings naming the store and salt (default: "
-                           "configs/serve.yaml)")
+    load.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="service settings naming the store and salt (default: configs/serve.yaml)",
+    )
 
 
 def run(args) -> int:
@@ -40,8 +45,13 @@ def run(args) -> int:
     url = config.audit_url or f"sqlite:///{config.models_dir / 'audit.db'}"
     audit = AuditLog(url, salt=resolve_salt(config.audit_salt, config.models_dir))
     try:
-        report = record_outcomes(audit, rows, arms=load_catalog().arm_ids,
-                                 source=f"import {Path(args.file).name}", duplicates="skip")
+        report = record_outcomes(
+            audit,
+            rows,
+            arms=load_catalog().arm_ids,
+            source=f"import {Path(args.file).name}",
+            duplicates="skip",
+        )
     except OutcomeRefused as error:
         print(f"error: nothing was imported: {error}", file=sys.stderr)
         for problem in error.problems[:50]:
@@ -51,6 +61,8 @@ def run(args) -> int:
         return 2
     finally:
         audit.close()
-    print(f"recorded {report.recorded} outcome(s); {report.already_recorded} already recorded "
-          f"(of {len(rows)} row(s) in {Path(args.file).name})")
+    print(
+        f"recorded {report.recorded} outcome(s); {report.already_recorded} already recorded "
+        f"(of {len(rows)} row(s) in {Path(args.file).name})"
+    )
     return 0

@@ -7,13 +7,18 @@ HELP = "make a registered version the champion (a person's decision, with a reco
 
 def configure(parser) -> None:
     parser.add_argument("version", help="registered version number of burnout-recommender")
-    parser.add_argument("--reason", required=True,
-                        help="why; recorded verbatim in the promotion log")
-    parser.add_argument("--actor", default=None,
-                        help="who decides (default: RECOMMENDER_ACTOR or the login name)")
-    parser.add_argument("--force", action="store_true",
-                        help="promote a version that failed the promotion gate; the promotion "
-                             "log records that it was forced")
+    parser.add_argument(
+        "--reason", required=True, help="why; recorded verbatim in the promotion log"
+    )
+    parser.add_argument(
+        "--actor", default=None, help="who decides (default: RECOMMENDER_ACTOR or the login name)"
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="promote a version that failed the promotion gate; the promotion "
+        "log records that it was forced",
+    )
 
 
 def run(args) -> int:
@@ -23,7 +28,9 @@ def run(args) -> int:
     before = event.previous_version or "none"
     print(f"champion: version {before} -> {event.version} by {event.actor} ({event.reason})")
     if event.forced:
-        print(f"forced: version {event.version} had failed the promotion gate "
-              f"({event.policy.get('gate_reason', '')})")
+        print(
+            f"forced: version {event.version} had failed the promotion gate "
+            f"({event.policy.get('gate_reason', '')})"
+        )
     print(f"recorded in {promotion_log_path()} and on the model version's tags")
     return 0

@@ -6,17 +6,21 @@ HELP = "move the champion alias back to the previous champion in the promotion l
 
 
 def configure(parser) -> None:
-    parser.add_argument("--reason", required=True,
-                        help="why; recorded verbatim in the promotion log")
-    parser.add_argument("--actor", default=None,
-                        help="who decides (default: RECOMMENDER_ACTOR or the login name)")
+    parser.add_argument(
+        "--reason", required=True, help="why; recorded verbatim in the promotion log"
+    )
+    parser.add_argument(
+        "--actor", default=None, help="who decides (default: RECOMMENDER_ACTOR or the login name)"
+    )
 
 
 def run(args) -> int:
     from recommender.registry import promotion_log_path, rollback
 
     event = rollback(reason=args.reason, actor=args.actor)
-    print(f"champion rolled back: version {event.previous_version} -> {event.version} by "
-          f"{event.actor} ({event.reason})")
+    print(
+        f"champion rolled back: version {event.previous_version} -> {event.version} by "
+        f"{event.actor} ({event.reason})"
+    )
     print(f"recorded in {promotion_log_path()} and on the model version's tags")
     return 0

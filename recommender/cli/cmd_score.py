@@ -6,26 +6,48 @@ HELP = "score a cohort file with a registered model and write the scored table"
 
 
 def configure(parser) -> None:
-    parser.add_argument("--model", default="models:/burnout-recommender@champion",
-                        help="model URI, alias or version (default: the champion)")
-    parser.add_argument("--data", required=True, metavar="FILE",
-                        help="cohort file (.csv/.parquet) with the profile columns")
-    parser.add_argument("--out", required=True, metavar="FILE",
-                        help="where to write the scored table (.csv or .parquet)")
-    parser.add_argument("--alpha", type=float, default=0.1,
-                        help="intervals are 1 - alpha (default 0.1: 90%%)")
-    parser.add_argument("--contributions", action="store_true",
-                        help="add contrib_<feature> columns explaining the recommended arm")
-    parser.add_argument("--offered", default=None,
-                        help="comma-separated arms the program can offer (default: all)")
+    parser.add_argument(
+        "--model",
+        default="models:/burnout-recommender@champion",
+        help="model URI, alias or version (default: the champion)",
+    )
+    parser.add_argument(
+        "--data",
+        required=True,
+        metavar="FILE",
+        help="cohort file (.csv/.parquet) with the profile columns",
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE",
+        help="where to write the scored table (.csv or .parquet)",
+    )
+    parser.add_argument(
+        "--alpha", type=float, default=0.1, help="intervals are 1 - alpha (default 0.1: 90%%)"
+    )
+    parser.add_argument(
+        "--contributions",
+        action="store_true",
+        help="add contrib_<feature> columns explaining the recommended arm",
+    )
+    parser.add_argument(
+        "--offered", default=None, help="comma-separated arms the program can offer (default: all)"
+    )
 
 
 def run(args) -> int:
     from pipelines.score import score_file
 
     offered = [a.strip() for a in args.offered.split(",")] if args.offered else None
-    result = score_file(args.model, args.data, args.out, alpha=args.alpha,
-                        contributions=args.contributions, offered=offered)
+    result = score_file(
+        args.model,
+        args.data,
+        args.out,
+        alpha=args.alpha,
+        contributions=args.contributions,
+        offered=offered,
+    )
     mix = ", ".join(f"{arm} {share:.1%}" for arm, share in result.recommendation_mix.items())
     version = f" version {result.version}" if result.version else ""
     print(f"scored {result.rows:,} rows with {result.model_uri}{version} -> {result.path}")

@@ -10,12 +10,19 @@ _TARGET = "recommender.service.service:Recommender"
 def configure(parser) -> None:
     parser.add_argument("--host", default=None, help="address to bind (default: serve.yaml's)")
     parser.add_argument("--port", type=int, default=None, help="port (default: serve.yaml's)")
-    parser.add_argument("--config", default=None, metavar="FILE",
-                        help="service settings (default: configs/serve.yaml)")
-    parser.add_argument("--print-example", action="store_true",
-                        help="make one API key per role for this run and, once the service "
-                             "answers, print a curl request and its response, and the "
-                             "auditor's and the scientist's calls")
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="service settings (default: configs/serve.yaml)",
+    )
+    parser.add_argument(
+        "--print-example",
+        action="store_true",
+        help="make one API key per role for this run and, once the service "
+        "answers, print a curl request and its response, and the "
+        "auditor's and the scientist's calls",
+    )
 
 
 def run(args) -> int:
@@ -58,10 +65,20 @@ def run(args) -> int:
         demo_keys = {role: secrets.token_urlsafe(24) for role in ROLES}
         extra = ",".join(f"{role}={key}" for role, key in demo_keys.items())
         env[API_KEYS_ENV] = ",".join(filter(None, [env.get(API_KEYS_ENV), extra]))
-    command = [sys.executable, "-m", "bentoml", "serve", _TARGET, "--host", host,
-               "--port", str(port)]
-    print(f"serving on http://{host}:{port} (OpenAPI: /docs.json; stop with Ctrl-C)",
-          file=sys.stderr)
+    command = [
+        sys.executable,
+        "-m",
+        "bentoml",
+        "serve",
+        _TARGET,
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
+    print(
+        f"serving on http://{host}:{port} (OpenAPI: /docs.json; stop with Ctrl-C)", file=sys.stderr
+    )
     process = subprocess.Popen(command, env=env)
 
     def forward(signum, _frame):
@@ -94,10 +111,13 @@ def _check_champion() -> None:
     try:
         resolve_model("champion")
     except InputError:
-        print(f"warning: no model holds the 'champion' alias in the MLflow store at "
-              f"{tracking_uri()}; the service starts for crisis answers only (/readyz not "
-              "ready) until `recommender train` registers one and /reload loads it (or set "
-              "MLFLOW_TRACKING_URI to the store that has one)", file=sys.stderr)
+        print(
+            f"warning: no model holds the 'champion' alias in the MLflow store at "
+            f"{tracking_uri()}; the service starts for crisis answers only (/readyz not "
+            "ready) until `recommender train` registers one and /reload loads it (or set "
+            "MLFLOW_TRACKING_URI to the store that has one)",
+            file=sys.stderr,
+        )
 
 
 def _print_example(process, host, port, keys: dict) -> None:
@@ -121,21 +141,31 @@ def _print_example(process, host, port, keys: dict) -> None:
     else:
         return
     body = example_profile()
-    response = httpx.post(f"{url}/recommend", json=body, timeout=60,
-                          headers={"Authorization": f"Bearer {keys['program']}"})
+    response = httpx.post(
+        f"{url}/recommend",
+        json=body,
+        timeout=60,
+        headers={"Authorization": f"Bearer {keys['program']}"},
+    )
     print("\nKeys made for this run only (set RECOMMENDER_API_KEYS for lasting keys):\n")
     for role, key in keys.items():
         print(f"  {role:<10} {key}")
     print("\nA wellness program asks for a recommendation:\n")
-    print(f"curl -s -X POST {url}/recommend -H 'Authorization: Bearer {keys['program']}' \\\n"
-          f"     -H 'Content-Type: application/json' -d '{json.dumps(body)}'\n")
+    print(
+        f"curl -s -X POST {url}/recommend -H 'Authorization: Bearer {keys['program']}' \\\n"
+        f"     -H 'Content-Type: application/json' -d '{json.dumps(body)}'\n"
+    )
     print(f"Response ({response.status_code}):\n")
     print(json.dumps(response.json(), indent=2))
     print("\nAn auditor reads the model card and exports the audit log (hashed person ids):\n")
-    print(f"curl -s {url}/model_card -H 'Authorization: Bearer {keys['auditor']}' "
-          "--create-dirs -o models/work/card.html")
-    print(f"curl -s '{url}/audit/export?since=2026-01-01' "
-          f"-H 'Authorization: Bearer {keys['auditor']}'")
+    print(
+        f"curl -s {url}/model_card -H 'Authorization: Bearer {keys['auditor']}' "
+        "--create-dirs -o models/work/card.html"
+    )
+    print(
+        f"curl -s '{url}/audit/export?since=2026-01-01' "
+        f"-H 'Authorization: Bearer {keys['auditor']}'"
+    )
     print("\nA data scientist reads the card as JSON and serves a newly promoted champion:\n")
     print(f"curl -s {url}/model_card.json -H 'Authorization: Bearer {keys['scientist']}'")
     print(f"curl -s -X POST {url}/reload -H 'Authorization: Bearer {keys['scientist']}'")

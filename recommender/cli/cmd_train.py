@@ -10,27 +10,47 @@ HELP = "train the uplift models, evaluate them, register a version and write its
 
 
 def configure(parser) -> None:
-    parser.add_argument("--config", default=None,
-                        help="training config YAML (default: configs/train.yaml)")
-    parser.add_argument("--data", default=None, metavar="FILE",
-                        help="cohort file (.csv/.parquet) with the training columns; without "
-                             "it the config's simulated cohort is used")
-    parser.add_argument("--seed", type=int, default=None,
-                        help="overrides the config's seed (split, learners, evaluation)")
-    parser.add_argument("--reason", default=None,
-                        help="why this run was made; recorded in the promotion log")
+    parser.add_argument(
+        "--config", default=None, help="training config YAML (default: configs/train.yaml)"
+    )
+    parser.add_argument(
+        "--data",
+        default=None,
+        metavar="FILE",
+        help="cohort file (.csv/.parquet) with the training columns; without "
+        "it the config's simulated cohort is used",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="overrides the config's seed (split, learners, evaluation)",
+    )
+    parser.add_argument(
+        "--reason", default=None, help="why this run was made; recorded in the promotion log"
+    )
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--from-log", action="store_true",
-                        help="train from the service's log: served recommendations joined with "
-                             "their follow-up outcomes (source: log)")
-    source.add_argument("--evidence-only", action="store_true",
-                        help="build the day-one model from the catalog's published evidence "
-                             "alone (source: evidence)")
-    parser.add_argument("--serve-config", default=None, metavar="FILE",
-                        help="with --from-log: the service settings naming its store (default: "
-                             "configs/serve.yaml)")
-    parser.add_argument("--quiet", action="store_true",
-                        help="no progress display; print only the result line")
+    source.add_argument(
+        "--from-log",
+        action="store_true",
+        help="train from the service's log: served recommendations joined with "
+        "their follow-up outcomes (source: log)",
+    )
+    source.add_argument(
+        "--evidence-only",
+        action="store_true",
+        help="build the day-one model from the catalog's published evidence "
+        "alone (source: evidence)",
+    )
+    parser.add_argument(
+        "--serve-config",
+        default=None,
+        metavar="FILE",
+        help="with --from-log: the service settings naming its store (default: configs/serve.yaml)",
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress display; print only the result line"
+    )
 
 
 class RichProgress:
@@ -48,11 +68,14 @@ class RichProgress:
             try:
                 yield
             except BaseException:
-                self.console.print(f"[red]✗[/] {name}: {description} "
-                                   f"(failed after {time.perf_counter() - start:.1f} s)")
+                self.console.print(
+                    f"[red]✗[/] {name}: {description} "
+                    f"(failed after {time.perf_counter() - start:.1f} s)"
+                )
                 raise
-        self.console.print(f"[green]✓[/] {name}: {description} "
-                           f"({time.perf_counter() - start:.1f} s)")
+        self.console.print(
+            f"[green]✓[/] {name}: {description} ({time.perf_counter() - start:.1f} s)"
+        )
 
     def note(self, text: str) -> None:
         self.console.print(f"  {text}", highlight=False)
@@ -71,9 +94,14 @@ def run(args) -> int:
             overrides["source"] = "evidence"
         if args.serve_config:
             overrides["log"] = {"serve_config": args.serve_config}
-        result = run_training(args.config, data=args.data, seed=args.seed,
-                              progress=None if args.quiet else RichProgress(),
-                              reason=args.reason, overrides=overrides or None)
+        result = run_training(
+            args.config,
+            data=args.data,
+            seed=args.seed,
+            progress=None if args.quiet else RichProgress(),
+            reason=args.reason,
+            overrides=overrides or None,
+        )
     except InputError:
         raise
     except Exception as error:  # noqa: BLE001 - report, then exit 1 as the CLI contract says
@@ -82,16 +110,22 @@ def run(args) -> int:
         traceback.print_exc()
         version = getattr(error, "registered_version", None)
         if version is not None:
-            print(f"error: version {version} was registered; the run's bookkeeping failed "
-                  f"after that: {type(error).__name__}: {error}", file=sys.stderr)
+            print(
+                f"error: version {version} was registered; the run's bookkeeping failed "
+                f"after that: {type(error).__name__}: {error}",
+                file=sys.stderr,
+            )
         else:
-            print(f"error: training failed ({type(error).__name__}: {error}); the MLflow run "
-                  "is marked FAILED, nothing was registered and the champion is unchanged",
-                  file=sys.stderr)
+            print(
+                f"error: training failed ({type(error).__name__}: {error}); the MLflow run "
+                "is marked FAILED, nothing was registered and the champion is unchanged",
+                file=sys.stderr,
+            )
         return 1
     aliases = ", ".join(result.aliases)
-    print(f"registered burnout-recommender version {result.version} ({aliases}); "
-          f"run {result.run_id}")
+    print(
+        f"registered burnout-recommender version {result.version} ({aliases}); run {result.run_id}"
+    )
     if not args.quiet:
         print(f"gate: {'passed' if result.gate.passed else 'not passed'}: {result.gate.reason}")
         print(result.report.statement)

@@ -148,7 +148,7 @@ _SHOWN = 40  # characters of a value or id shown in a message; an over-long id i
 
 
 def _clip(text: str) -> str:
-    return text if len(text) <= _SHOWN else f"{text[:_SHOWN - 10]}... ({len(text)} characters)"
+    return text if len(text) <= _SHOWN else f"{text[: _SHOWN - 10]}... ({len(text)} characters)"
 
 
 def _show(value) -> str:

@@ -3,11 +3,19 @@ calibration and subgroup tables, plus PEHE, regret and coverage when true effect
 
 from recommender.evaluation._calibration import calibration_bins, calibration_slope
 from recommender.evaluation._evaluate import evaluate, evaluate_effects
-from recommender.evaluation._off_policy import (OFF_POLICY_METHODS, OffPolicyEstimate,
-                                                 off_policy_values)
+from recommender.evaluation._off_policy import (
+    OFF_POLICY_METHODS,
+    OffPolicyEstimate,
+    off_policy_values,
+)
 from recommender.evaluation._oracle import pehe_table
-from recommender.evaluation._policy_value import (Estimate, learned_policy, mean_estimate,
-                                                  policy_scores, policy_value)
+from recommender.evaluation._policy_value import (
+    Estimate,
+    learned_policy,
+    mean_estimate,
+    policy_scores,
+    policy_value,
+)
 from recommender.evaluation._qini import qini_curve, qini_terms
 from recommender.evaluation._report import EvaluationReport, metric_key
 from recommender.evaluation._subgroups import MIN_CELL, age_band, subgroup_frame, subgroup_table

@@ -41,9 +41,17 @@ def calibration_bins(predicted, dr_effect, *, n_bins: int = 10, alpha: float = 0
     rows = []
     for k, members in enumerate(np.array_split(order, bins)):
         est = mean_estimate(d[members], alpha=alpha)
-        rows.append({"bin": k + 1, "n": int(members.size), "predicted": float(p[members].mean()),
-                     "observed": est.estimate, "se": est.se, "lower": est.lower,
-                     "upper": est.upper})
+        rows.append(
+            {
+                "bin": k + 1,
+                "n": int(members.size),
+                "predicted": float(p[members].mean()),
+                "observed": est.estimate,
+                "se": est.se,
+                "lower": est.lower,
+                "upper": est.upper,
+            }
+        )
     return pd.DataFrame(rows).set_index("bin")
 
 
@@ -72,8 +80,14 @@ def calibration_slope(predicted, dr_effect, *, alpha: float = 0.1) -> Estimate:
     return Estimate(slope, se, slope - z * se, slope + z * se, int(n))
 
 
-def calibration_table(scores: pd.DataFrame, effects: pd.DataFrame, *, control: str = "none",
-                      n_bins: int = 10, alpha: float = 0.1) -> tuple[pd.DataFrame, pd.DataFrame]:
+def calibration_table(
+    scores: pd.DataFrame,
+    effects: pd.DataFrame,
+    *,
+    control: str = "none",
+    n_bins: int = 10,
+    alpha: float = 0.1,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Calibration bins (long table with an ``arm`` column) and slope per arm."""
     bins, slopes = [], {}
     for arm in effects.columns:

@@ -7,11 +7,15 @@ import pandas as pd
 
 from recommender.errors import InputError
 from recommender.evaluation._calibration import calibration_table
-from recommender.evaluation._oracle import (oracle_effects, oracle_policy, oracle_summary,
-                                            pehe_table)
-from recommender.evaluation._policy_value import (_z, average_effects, learned_policy,
-                                                  personalization_gain, policy_scores,
-                                                  policy_value_table)
+from recommender.evaluation._oracle import oracle_effects, oracle_policy, oracle_summary, pehe_table
+from recommender.evaluation._policy_value import (
+    _z,
+    average_effects,
+    learned_policy,
+    personalization_gain,
+    policy_scores,
+    policy_value_table,
+)
 from recommender.evaluation._qini import qini_table
 from recommender.evaluation._report import EvaluationReport
 from recommender.evaluation._subgroups import MIN_CELL, subgroup_table
@@ -40,13 +44,21 @@ def _check_rows(name: str, value, n: int) -> None:
         raise InputError(f"{name} has {len(value)} rows but the evaluation data has {n}")
 
 
-def evaluate_effects(effects: pd.DataFrame, scores: pd.DataFrame, *,
-                     lower: pd.DataFrame | None = None, upper: pd.DataFrame | None = None,
-                     oracle: pd.DataFrame | None = None, groups: pd.DataFrame | None = None,
-                     alpha: float = 0.1, control: str = "none", n_bins: int = 10,
-                     random_state: int = 0,
-                     eligible: pd.DataFrame | None = None,
-                     min_cell: int = MIN_CELL) -> EvaluationReport:
+def evaluate_effects(
+    effects: pd.DataFrame,
+    scores: pd.DataFrame,
+    *,
+    lower: pd.DataFrame | None = None,
+    upper: pd.DataFrame | None = None,
+    oracle: pd.DataFrame | None = None,
+    groups: pd.DataFrame | None = None,
+    alpha: float = 0.1,
+    control: str = "none",
+    n_bins: int = 10,
+    random_state: int = 0,
+    eligible: pd.DataFrame | None = None,
+    min_cell: int = MIN_CELL,
+) -> EvaluationReport:
     """Evaluate predicted effects against doubly robust scores already computed.
 
     Parameters
@@ -83,19 +95,27 @@ def evaluate_effects(effects: pd.DataFrame, scores: pd.DataFrame, *,
     _z(alpha)
     n = len(effects)
     _check_rows("scores", scores, n)
-    for name, value in (("lower", lower), ("upper", upper), ("oracle", oracle),
-                        ("groups", groups), ("eligible", eligible)):
+    for name, value in (
+        ("lower", lower),
+        ("upper", upper),
+        ("oracle", oracle),
+        ("groups", groups),
+        ("eligible", eligible),
+    ):
         _check_rows(name, value, n)
     if n < 2:
         raise InputError(f"evaluation needs at least 2 rows, got {n}")
     if control not in scores.columns:
-        raise InputError(f"doubly robust scores have no column for the control arm "
-                         f"{control!r}; columns are {list(scores.columns)}")
+        raise InputError(
+            f"doubly robust scores have no column for the control arm "
+            f"{control!r}; columns are {list(scores.columns)}"
+        )
     missing = [arm for arm in effects.columns if arm not in scores.columns]
     if missing:
         raise InputError(
             f"the model predicts arms {missing} that have no doubly robust score (no rows of "
-            f"that arm in the evaluation data?); scored arms are {list(scores.columns)}")
+            f"that arm in the evaluation data?); scored arms are {list(scores.columns)}"
+        )
     if not np.isfinite(effects.to_numpy(dtype=float)).all():
         raise InputError("predicted effects contain NaN or infinite values")
     if not np.isfinite(scores.to_numpy(dtype=float)).all():
@@ -115,17 +135,23 @@ def evaluate_effects(effects: pd.DataFrame, scores: pd.DataFrame, *,
     if oracle is not None:
         true_effects = oracle_effects(oracle.set_axis(index), effects.columns)
         best_policy = oracle_policy(true_effects, control=control)
-    values = policy_value_table(scores, recommended, control=control, alpha=alpha,
-                                oracle_policy=best_policy, true_effects=true_effects)
-    gain, best_arm, fold_arms = personalization_gain(scores, recommended, control=control,
-                                                     alpha=alpha, random_state=random_state)
-    qini, curves = qini_table(scores, effects, control=control, alpha=alpha,
-                              true_effects=true_effects)
-    bins, slopes = calibration_table(scores, effects, control=control, n_bins=n_bins,
-                                     alpha=alpha)
+    values = policy_value_table(
+        scores,
+        recommended,
+        control=control,
+        alpha=alpha,
+        oracle_policy=best_policy,
+        true_effects=true_effects,
+    )
+    gain, best_arm, fold_arms = personalization_gain(
+        scores, recommended, control=control, alpha=alpha, random_state=random_state
+    )
+    qini, curves = qini_table(
+        scores, effects, control=control, alpha=alpha, true_effects=true_effects
+    )
+    bins, slopes = calibration_table(scores, effects, control=control, n_bins=n_bins, alpha=alpha)
     arms = tuple(dict.fromkeys([*scores.columns, *effects.columns]))
-    mix = pd.Series({arm: float(np.mean(recommended == arm)) for arm in arms},
-                    name="share")
+    mix = pd.Series({arm: float(np.mean(recommended == arm)) for arm in arms}, name="share")
 
     pehe = summary = None
     if true_effects is not None:
@@ -137,24 +163,52 @@ def evaluate_effects(effects: pd.DataFrame, scores: pd.DataFrame, *,
         with_control = effects.assign(**{control: 0.0})
         column = with_control.columns.get_indexer(recommended)
         recommended_effect = with_control.to_numpy(dtype=float)[np.arange(n), column]
-        subgroups = subgroup_table(groups.reset_index(drop=True), recommended,
-                                   recommended_effect,
-                                   policy_scores(scores, recommended, control=control),
-                                   arms=arms, alpha=alpha, min_cell=min_cell)
+        subgroups = subgroup_table(
+            groups.reset_index(drop=True),
+            recommended,
+            recommended_effect,
+            policy_scores(scores, recommended, control=control),
+            arms=arms,
+            alpha=alpha,
+            min_cell=min_cell,
+        )
 
     return EvaluationReport(
-        alpha=alpha, control=control, arms=arms, n=n, policy_values=values, gain=gain,
-        best_single_arm=best_arm, comparator_arms=fold_arms,
+        alpha=alpha,
+        control=control,
+        arms=arms,
+        n=n,
+        policy_values=values,
+        gain=gain,
+        best_single_arm=best_arm,
+        comparator_arms=fold_arms,
         average_effects=average_effects(scores, control=control, alpha=alpha),
-        qini=qini, qini_curves=curves, calibration=bins, calibration_slopes=slopes,
-        recommendation_mix=mix, pehe=pehe, oracle=summary, subgroups=subgroups,
-        notes=list(_NOTES))
+        qini=qini,
+        qini_curves=curves,
+        calibration=bins,
+        calibration_slopes=slopes,
+        recommendation_mix=mix,
+        pehe=pehe,
+        oracle=summary,
+        subgroups=subgroups,
+        notes=list(_NOTES),
+    )
 
 
-def evaluate(model, X: pd.DataFrame, treatment, y, *, propensity=None,
-             oracle: pd.DataFrame | None = None, groups: pd.DataFrame | None = None,
-             alpha: float = 0.1, control: str = "none", random_state: int = 0,
-             n_folds: int = 5) -> EvaluationReport:
+def evaluate(
+    model,
+    X: pd.DataFrame,
+    treatment,
+    y,
+    *,
+    propensity=None,
+    oracle: pd.DataFrame | None = None,
+    groups: pd.DataFrame | None = None,
+    alpha: float = 0.1,
+    control: str = "none",
+    random_state: int = 0,
+    n_folds: int = 5,
+) -> EvaluationReport:
     """Evaluate a fitted uplift model on held-out data, with no oracle needed.
 
     Predicted effects (and intervals, when the model has ``predict_interval``) come from
@@ -201,8 +255,23 @@ def evaluate(model, X: pd.DataFrame, treatment, y, *, propensity=None,
     lower = upper = None
     if hasattr(model, "predict_interval"):
         lower, upper = model.predict_interval(X, alpha=alpha)
-    scores = doubly_robust_scores(X, treatment, y, propensity=propensity, control=control,
-                                  n_folds=n_folds, random_state=random_state)
-    return evaluate_effects(effects, scores, lower=lower, upper=upper, oracle=oracle,
-                            groups=groups, alpha=alpha, control=control,
-                            random_state=random_state)
+    scores = doubly_robust_scores(
+        X,
+        treatment,
+        y,
+        propensity=propensity,
+        control=control,
+        n_folds=n_folds,
+        random_state=random_state,
+    )
+    return evaluate_effects(
+        effects,
+        scores,
+        lower=lower,
+        upper=upper,
+        oracle=oracle,
+        groups=groups,
+        alpha=alpha,
+        control=control,
+        random_state=random_state,
+    )

@@ -54,13 +54,21 @@ class OffPolicyEstimate:
 def _interval(method, influence, estimate, alpha) -> OffPolicyEstimate:
     n = len(influence)
     half = norm.ppf(1 - alpha / 2) * float(np.std(influence, ddof=1)) / np.sqrt(n)
-    return OffPolicyEstimate(method, float(estimate), float(estimate - half),
-                             float(estimate + half), n)
+    return OffPolicyEstimate(
+        method, float(estimate), float(estimate - half), float(estimate + half), n
+    )
 
 
-def off_policy_values(logged_arm, propensity, outcome, target_arm, *, control: str = "none",
-                      dr_scores: pd.DataFrame | None = None,
-                      alpha: float = 0.1) -> dict[str, OffPolicyEstimate]:
+def off_policy_values(
+    logged_arm,
+    propensity,
+    outcome,
+    target_arm,
+    *,
+    control: str = "none",
+    dr_scores: pd.DataFrame | None = None,
+    alpha: float = 0.1,
+) -> dict[str, OffPolicyEstimate]:
     """Off-policy value of ``target_arm`` against usual care for all, on a log.
 
     Parameters
@@ -102,8 +110,10 @@ def off_policy_values(logged_arm, propensity, outcome, target_arm, *, control: s
     y = np.asarray(outcome, dtype=float)
     n = len(y)
     if not (len(logged_arm) == len(p) == len(target_arm) == n) or n < 2:
-        raise InputError(f"off-policy evaluation needs equally long inputs of at least 2 rows; "
-                         f"got {len(logged_arm)}, {len(p)}, {n}, {len(target_arm)}")
+        raise InputError(
+            f"off-policy evaluation needs equally long inputs of at least 2 rows; "
+            f"got {len(logged_arm)}, {len(p)}, {n}, {len(target_arm)}"
+        )
     if not (np.all(np.isfinite(p)) and np.all((p > 0) & (p <= 1))):
         raise InputError("propensity: every logged probability must lie in (0, 1]")
     if not np.all(np.isfinite(y)):
@@ -123,7 +133,8 @@ def off_policy_values(logged_arm, propensity, outcome, target_arm, *, control: s
     if dr_scores is not None:
         columns = {str(c): j for j, c in enumerate(dr_scores.columns)}
         missing = sorted(set(map(str, target_arm)) - set(columns)) + (
-            [] if control in columns else [control])
+            [] if control in columns else [control]
+        )
         if missing:
             raise InputError(f"dr_scores lack column(s) {missing} for the evaluated policy")
         table = dr_scores.to_numpy(dtype=float)

@@ -48,9 +48,12 @@ def oracle_policy(true_effects: pd.DataFrame, *, control: str = "none") -> np.nd
     return learned_policy(true_effects, control=control)
 
 
-def pehe_table(effects: pd.DataFrame, true_effects: pd.DataFrame,
-               lower: pd.DataFrame | None = None,
-               upper: pd.DataFrame | None = None) -> pd.DataFrame:
+def pehe_table(
+    effects: pd.DataFrame,
+    true_effects: pd.DataFrame,
+    lower: pd.DataFrame | None = None,
+    upper: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Root PEHE, bias, interval coverage and mean width per arm.
 
     Examples

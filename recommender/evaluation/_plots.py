@@ -36,12 +36,13 @@ def policy_value_figure(report):
     y = np.arange(len(table))[::-1]
     est = table["estimate"].to_numpy()
     err = np.vstack([est - table["lower"].to_numpy(), table["upper"].to_numpy() - est])
-    colours = ["tab:blue" if p == "learned" else "tab:green" if p == "oracle" else "tab:gray"
-               for p in table.index]
+    colours = [
+        "tab:blue" if p == "learned" else "tab:green" if p == "oracle" else "tab:gray"
+        for p in table.index
+    ]
     ax.barh(y, est, xerr=np.nan_to_num(err), color=colours, capsize=3)
     if "true_value" in table.columns:
-        ax.scatter(table["true_value"], y, marker="D", color="black", zorder=3,
-                   label="true value")
+        ax.scatter(table["true_value"], y, marker="D", color="black", zorder=3, label="true value")
         ax.legend(loc="lower right")
     ax.set_yticks(y, [p.replace("all:", "all ") for p in table.index])
     ax.axvline(0, color="black", lw=0.8)
@@ -59,14 +60,19 @@ def qini_figure(report):
         ax.plot(curve["fraction"], curve["qini"], label="model")
         ax.plot(curve["fraction"], curve["random"], ls="--", color="gray", label="random")
         if "oracle" in curve.columns:
-            ax.plot(curve["fraction"], curve["oracle"], ls=":", color="tab:green",
-                    label="oracle ranking")
+            ax.plot(
+                curve["fraction"],
+                curve["oracle"],
+                ls=":",
+                color="tab:green",
+                label="oracle ranking",
+            )
         q = report.qini.loc[arm]
         ax.set_title(f"{arm}: Qini {q.qini:.3f} ({q.lower:.3f} to {q.upper:.3f})", fontsize=9)
         ax.set_xlabel("fraction treated (most predicted benefit first)")
         ax.set_ylabel("EE points avoided per person")
         ax.legend(fontsize=7)
-    for ax in axes[len(arms):]:
+    for ax in axes[len(arms) :]:
         ax.set_visible(False)
     return figure
 
@@ -79,18 +85,21 @@ def calibration_figure(report):
     for ax, arm in zip(axes, arms):
         part = bins[bins["arm"] == arm]
         err = np.vstack([part["observed"] - part["lower"], part["upper"] - part["observed"]])
-        ax.errorbar(part["predicted"], part["observed"], yerr=np.nan_to_num(err), fmt="o",
-                    capsize=2)
+        ax.errorbar(
+            part["predicted"], part["observed"], yerr=np.nan_to_num(err), fmt="o", capsize=2
+        )
         low = float(np.nanmin([part["predicted"].min(), part["lower"].min()]))
         high = float(np.nanmax([part["predicted"].max(), part["upper"].max()]))
         ax.plot([low, high], [low, high], ls="--", color="gray")
         slope = report.calibration_slopes.loc[arm, "estimate"]
         # No slope when the predicted effects hardly vary (e.g. one effect for everyone).
-        ax.set_title(f"{arm}: slope {slope:.2f}" if np.isfinite(slope)
-                     else f"{arm}: slope not estimable", fontsize=9)
+        ax.set_title(
+            f"{arm}: slope {slope:.2f}" if np.isfinite(slope) else f"{arm}: slope not estimable",
+            fontsize=9,
+        )
         ax.set_xlabel("mean predicted effect")
         ax.set_ylabel("mean doubly robust effect")
-    for ax in axes[len(arms):]:
+    for ax in axes[len(arms) :]:
         ax.set_visible(False)
     return figure
 
@@ -101,15 +110,17 @@ def subgroup_figure(report):
     figure, (ax,) = _figure(7, 0.3 * max(len(shown), 1) + 1.5)
     y = np.arange(len(shown))[::-1]
     est = shown["policy_value"].to_numpy(dtype=float)
-    err = np.vstack([est - shown["lower"].to_numpy(dtype=float),
-                     shown["upper"].to_numpy(dtype=float) - est])
+    err = np.vstack(
+        [est - shown["lower"].to_numpy(dtype=float), shown["upper"].to_numpy(dtype=float) - est]
+    )
     ax.errorbar(est, y, xerr=np.nan_to_num(err), fmt="o", capsize=2)
-    ax.set_yticks(y, [f"{g}: {c}" for g, c in zip(shown["grouping"], shown["cell"])],
-                  fontsize=7)
+    ax.set_yticks(y, [f"{g}: {c}" for g, c in zip(shown["grouping"], shown["cell"])], fontsize=7)
     ax.axvline(0, color="black", lw=0.8)
     hidden = int(table["suppressed"].sum())
-    ax.set_xlabel("learned policy: EE points avoided per person "
-                  f"({report.level}% CI); {hidden} cell(s) under 11 people suppressed")
+    ax.set_xlabel(
+        "learned policy: EE points avoided per person "
+        f"({report.level}% CI); {hidden} cell(s) under 11 people suppressed"
+    )
     ax.set_title("Policy value by subgroup")
     return figure
 

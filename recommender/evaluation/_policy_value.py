@@ -89,8 +89,9 @@ def mean_estimate(values, *, alpha: float = 0.1) -> Estimate:
     return Estimate(mean, se, mean - z * se, mean + z * se, int(n))
 
 
-def learned_policy(effects: pd.DataFrame, *, control: str = "none",
-                   eligible: pd.DataFrame | None = None) -> np.ndarray:
+def learned_policy(
+    effects: pd.DataFrame, *, control: str = "none", eligible: pd.DataFrame | None = None
+) -> np.ndarray:
     """The arm each person is recommended: the lowest predicted EE effect, control if none helps.
 
     Parameters
@@ -118,9 +119,11 @@ def learned_policy(effects: pd.DataFrame, *, control: str = "none",
     if eligible is not None:
         missing = [arm for arm in effects.columns if arm not in eligible.columns]
         if missing or len(eligible) != len(effects):
-            raise InputError(f"eligible must have {len(effects)} rows and a column for every "
-                             f"arm {list(effects.columns)}; it has {len(eligible)} rows and "
-                             f"lacks {missing}")
+            raise InputError(
+                f"eligible must have {len(effects)} rows and a column for every "
+                f"arm {list(effects.columns)}; it has {len(eligible)} rows and "
+                f"lacks {missing}"
+            )
         allowed = eligible[list(effects.columns)].to_numpy(dtype=bool)
         values = np.where(allowed, values, np.inf)
     arms = np.asarray(effects.columns, dtype=object)
@@ -150,9 +153,7 @@ def policy_scores(scores: pd.DataFrame, assignment, *, control: str = "none") ->
     else:
         arms = np.asarray(assignment, dtype=object)
         if arms.shape != (len(scores),):
-            raise InputError(
-                f"assignment has {arms.size} entries for {len(scores)} rows of scores"
-            )
+            raise InputError(f"assignment has {arms.size} entries for {len(scores)} rows of scores")
         codes = pd.Index(scores.columns).get_indexer(arms)
         if (codes < 0).any():
             unknown = sorted(set(arms[codes < 0].tolist()), key=str)
@@ -164,8 +165,9 @@ def policy_scores(scores: pd.DataFrame, assignment, *, control: str = "none") ->
     return -(gamma - gamma_control)
 
 
-def policy_value(scores: pd.DataFrame, assignment, *, control: str = "none",
-                 alpha: float = 0.1) -> Estimate:
+def policy_value(
+    scores: pd.DataFrame, assignment, *, control: str = "none", alpha: float = 0.1
+) -> Estimate:
     """Doubly robust policy value (EE points avoided per person versus control for all).
 
     Examples
@@ -182,9 +184,15 @@ def _uniform(scores: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(share, index=scores.index, columns=scores.columns)
 
 
-def policy_value_table(scores: pd.DataFrame, learned, *, control: str = "none",
-                       alpha: float = 0.1, oracle_policy=None,
-                       true_effects: pd.DataFrame | None = None) -> pd.DataFrame:
+def policy_value_table(
+    scores: pd.DataFrame,
+    learned,
+    *,
+    control: str = "none",
+    alpha: float = 0.1,
+    oracle_policy=None,
+    true_effects: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Policy values of the learned policy, every one-arm-for-all policy and random assignment.
 
     Random assignment draws each arm, control included, with equal probability. When
@@ -222,8 +230,9 @@ def _true_value(true_effects: pd.DataFrame, assignment, *, control: str) -> floa
     return float(policy_scores(full, assignment, control=control).mean())
 
 
-def average_effects(scores: pd.DataFrame, *, control: str = "none",
-                    alpha: float = 0.1) -> pd.DataFrame:
+def average_effects(
+    scores: pd.DataFrame, *, control: str = "none", alpha: float = 0.1
+) -> pd.DataFrame:
     """Average effect of every non-control arm versus control (negative = less exhaustion).
 
     Besides the per-arm interval, ``lower_simultaneous``/``upper_simultaneous`` widen it by
@@ -237,16 +246,26 @@ def average_effects(scores: pd.DataFrame, *, control: str = "none",
         terms = scores[arm].to_numpy(dtype=float) - scores[control].to_numpy(dtype=float)
         est = mean_estimate(terms, alpha=alpha)
         wide = mean_estimate(terms, alpha=alpha / k)
-        rows[arm] = {**est.to_dict(), "lower_simultaneous": wide.lower,
-                     "upper_simultaneous": wide.upper}
+        rows[arm] = {
+            **est.to_dict(),
+            "lower_simultaneous": wide.lower,
+            "upper_simultaneous": wide.upper,
+        }
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "arm"
     return table
 
 
-def personalization_gain(scores: pd.DataFrame, learned, *, control: str = "none",
-                         alpha: float = 0.1, n_folds: int = 5, n_boot: int = 200,
-                         random_state: int = 0) -> tuple[Estimate, str, list[str]]:
+def personalization_gain(
+    scores: pd.DataFrame,
+    learned,
+    *,
+    control: str = "none",
+    alpha: float = 0.1,
+    n_folds: int = 5,
+    n_boot: int = 200,
+    random_state: int = 0,
+) -> tuple[Estimate, str, list[str]]:
     """Learned policy value minus the best one-arm-for-all policy's, with a paired interval.
 
     Which single arm is "best" (control included) has to be estimated too, and picking the
@@ -271,17 +290,23 @@ def personalization_gain(scores: pd.DataFrame, learned, *, control: str = "none"
     """
     z = _z(alpha)
     learned_terms = policy_scores(scores, learned, control=control)
-    single = np.column_stack([
-        policy_scores(scores, np.full(len(scores), arm, dtype=object), control=control)
-        for arm in scores.columns])
+    single = np.column_stack(
+        [
+            policy_scores(scores, np.full(len(scores), arm, dtype=object), control=control)
+            for arm in scores.columns
+        ]
+    )
     arms = [str(arm) for arm in scores.columns]
     # argmax returns the first of tied arms: column order decides ties.
     best_arm = arms[int(single.mean(axis=0).argmax())]
     n = len(scores)
     folds = min(int(n_folds), n // 2)
     if folds < 2:
-        return mean_estimate(learned_terms - single[:, arms.index(best_arm)],
-                             alpha=alpha), best_arm, [best_arm]
+        return (
+            mean_estimate(learned_terms - single[:, arms.index(best_arm)], alpha=alpha),
+            best_arm,
+            [best_arm],
+        )
     rng = np.random.default_rng(random_state)
     fold = rng.permutation(n) % folds
     comparator = np.empty(n)
@@ -297,8 +322,13 @@ def personalization_gain(scores: pd.DataFrame, learned, *, control: str = "none"
     return gain, best_arm, fold_arms
 
 
-def _bootstrap_gain_sd(learned_terms: np.ndarray, single: np.ndarray, fold: np.ndarray,
-                       n_boot: int, rng: np.random.Generator) -> float:
+def _bootstrap_gain_sd(
+    learned_terms: np.ndarray,
+    single: np.ndarray,
+    fold: np.ndarray,
+    n_boot: int,
+    rng: np.random.Generator,
+) -> float:
     """SD of the cross-fitted gain over Poisson-weighted resamples (choices redone each time)."""
     if n_boot < 2:
         return 0.0

@@ -59,8 +59,9 @@ def qini_curve(benefit, predicted_benefit, *, points: int = 101) -> pd.DataFrame
     cumulative = np.concatenate([[0.0], np.cumsum(ranked)]) / n
     fraction = np.linspace(0.0, 1.0, points)
     k = np.rint(fraction * n).astype(int)
-    return pd.DataFrame({"fraction": fraction, "qini": cumulative[k],
-                         "random": fraction * (b.mean() if n else 0.0)})
+    return pd.DataFrame(
+        {"fraction": fraction, "qini": cumulative[k], "random": fraction * (b.mean() if n else 0.0)}
+    )
 
 
 def qini_terms(benefit, predicted_benefit) -> np.ndarray:
@@ -87,9 +88,15 @@ def qini_terms(benefit, predicted_benefit) -> np.ndarray:
     return b * weight
 
 
-def qini_table(scores: pd.DataFrame, effects: pd.DataFrame, *, control: str = "none",
-               alpha: float = 0.1, true_effects: pd.DataFrame | None = None,
-               points: int = 101) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+def qini_table(
+    scores: pd.DataFrame,
+    effects: pd.DataFrame,
+    *,
+    control: str = "none",
+    alpha: float = 0.1,
+    true_effects: pd.DataFrame | None = None,
+    points: int = 101,
+) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     """Qini coefficient (with interval), AUUC and curve for every arm in ``effects``.
 
     With ``true_effects`` the ranking by the true effect is scored on the same doubly robust
@@ -109,8 +116,15 @@ def qini_table(scores: pd.DataFrame, effects: pd.DataFrame, *, control: str = "n
         n = benefit.size
         ranked = benefit[_order(predicted)]
         auuc = float((ranked * (n - np.arange(n)) / n).mean()) if n else float("nan")
-        row = {"qini": est.estimate, "se": est.se, "lower": est.lower, "upper": est.upper,
-               "auuc": auuc, "auuc_random": float(benefit.mean() * (n + 1) / (2 * n)), "n": n}
+        row = {
+            "qini": est.estimate,
+            "se": est.se,
+            "lower": est.lower,
+            "upper": est.upper,
+            "auuc": auuc,
+            "auuc_random": float(benefit.mean() * (n + 1) / (2 * n)),
+            "n": n,
+        }
         curve = qini_curve(benefit, predicted, points=points)
         if true_effects is not None and arm in true_effects.columns:
             truth = -true_effects[arm].to_numpy(dtype=float)

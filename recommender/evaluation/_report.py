@@ -121,29 +121,36 @@ class EvaluationReport:
         if set(self.comparator_arms) != {self.best_single_arm}:
             counts = pd.Series(self.comparator_arms).value_counts()
             chosen = ", ".join(f"{arm.replace('_', ' ')} in {k}" for arm, k in counts.items())
-            versus = (f"the best single arm chosen out of fold ({chosen} of "
-                      f"{len(self.comparator_arms)} folds)")
+            versus = (
+                f"the best single arm chosen out of fold ({chosen} of "
+                f"{len(self.comparator_arms)} folds)"
+            )
         ci = f"{self.level}% CI {_num(lower)} to {_num(upper)}"
         if self.personalization_adds_value:
             return f"Personalization adds {_num(est)} EE points per person ({ci}) over {versus}."
         if upper < 0:
-            return (f"Personalization does measurably worse than {versus}: gain {_num(est)} "
-                    f"EE points per person ({ci}).")
-        return (f"Personalization adds nothing measurable over {versus}: gain {_num(est)} "
-                f"EE points per person ({ci}).")
+            return (
+                f"Personalization does measurably worse than {versus}: gain {_num(est)} "
+                f"EE points per person ({ci})."
+            )
+        return (
+            f"Personalization adds nothing measurable over {versus}: gain {_num(est)} "
+            f"EE points per person ({ci})."
+        )
 
     @property
     def arms_statement(self) -> str:
         """Which arms are measurably better (or worse) than control, simultaneous intervals."""
         table = self.average_effects
         k = len(table)
-        where = (f"simultaneous {self.level}% intervals over {k} arm{'s' if k != 1 else ''}")
+        where = f"simultaneous {self.level}% intervals over {k} arm{'s' if k != 1 else ''}"
 
         def listing(rows):
             return "; ".join(
                 f"{arm.replace('_', ' ')} {_num(r.estimate)} EE points "
                 f"({_num(r.lower_simultaneous)} to {_num(r.upper_simultaneous)})"
-                for arm, r in rows.iterrows())
+                for arm, r in rows.iterrows()
+            )
 
         better = table[table["upper_simultaneous"] < 0]
         worse = table[table["lower_simultaneous"] > 0]
@@ -167,8 +174,7 @@ class EvaluationReport:
         nan = float("nan")
         rows: list[tuple[str, float, float, float]] = []
         for policy, r in self.policy_values.iterrows():
-            rows.append((f"policy_value.{policy.replace(':', '_')}", r.estimate, r.lower,
-                         r.upper))
+            rows.append((f"policy_value.{policy.replace(':', '_')}", r.estimate, r.lower, r.upper))
         rows.append(("personalization_gain", *self.gain))
         for arm, r in self.average_effects.iterrows():
             rows.append((f"ate.{arm}", r.estimate, r.lower, r.upper))
@@ -190,8 +196,7 @@ class EvaluationReport:
             if "qini_oracle" in self.qini.columns:
                 for arm, r in self.qini.iterrows():
                     rows.append((f"qini_oracle.{arm}", r.qini_oracle, nan, nan))
-            for name in ("pehe_mean", "coverage_mean", "mean_width", "regret",
-                         "share_of_oracle"):
+            for name in ("pehe_mean", "coverage_mean", "mean_width", "regret", "share_of_oracle"):
                 if name in self.oracle:
                     rows.append((name, self.oracle[name], nan, nan))
         table = pd.DataFrame(rows, columns=["metric", "estimate", "lower", "upper"])
@@ -213,31 +218,43 @@ class EvaluationReport:
 
     def to_dict(self) -> dict:
         """Nested, JSON-safe (strict: no NaN) view of the whole report."""
-        curves = {arm: {c: curve[c].tolist() for c in curve.columns}
-                  for arm, curve in self.qini_curves.items()}
+        curves = {
+            arm: {c: curve[c].tolist() for c in curve.columns}
+            for arm, curve in self.qini_curves.items()
+        }
         calibration = {
-            arm: {"slope": self.calibration_slopes.loc[arm].to_dict(),
-                  "bins": self.calibration[self.calibration["arm"] == arm]
-                  .drop(columns="arm").to_dict(orient="records")}
-            for arm in self.calibration_slopes.index}
+            arm: {
+                "slope": self.calibration_slopes.loc[arm].to_dict(),
+                "bins": self.calibration[self.calibration["arm"] == arm]
+                .drop(columns="arm")
+                .to_dict(orient="records"),
+            }
+            for arm in self.calibration_slopes.index
+        }
         body = {
             "alpha": self.alpha,
             "control": self.control,
             "arms": list(self.arms),
             "n": self.n,
             "statement": self.statement,
-            "personalization": {**self.gain.to_dict(), "best_single_arm": self.best_single_arm,
-                                "comparator_arms": list(self.comparator_arms),
-                                "adds_value": self.personalization_adds_value},
+            "personalization": {
+                **self.gain.to_dict(),
+                "best_single_arm": self.best_single_arm,
+                "comparator_arms": list(self.comparator_arms),
+                "adds_value": self.personalization_adds_value,
+            },
             "policy_values": _records(self.policy_values),
             "average_effects": _records(self.average_effects),
             "recommendation_mix": self.recommendation_mix.to_dict(),
-            "qini": {arm: {**row, "curve": curves.get(arm)}
-                     for arm, row in _records(self.qini).items()},
+            "qini": {
+                arm: {**row, "curve": curves.get(arm)} for arm, row in _records(self.qini).items()
+            },
             "calibration": calibration,
-            "oracle": None if self.oracle is None else
-            {**self.oracle, "per_arm": _records(self.pehe)},
-            "subgroups": None if self.subgroups is None
+            "oracle": None
+            if self.oracle is None
+            else {**self.oracle, "per_arm": _records(self.pehe)},
+            "subgroups": None
+            if self.subgroups is None
             else self.subgroups.to_dict(orient="records"),
             "notes": list(self.notes),
             "metrics": self.metrics(),

@@ -21,8 +21,13 @@ from recommender.evaluation._policy_value import mean_estimate
 __all__ = ["MIN_CELL", "AGE_BANDS", "age_band", "subgroup_frame", "subgroup_table"]
 
 MIN_CELL = 11
-AGE_BANDS = ((18, 29, "18-29"), (30, 39, "30-39"), (40, 49, "40-49"), (50, 59, "50-59"),
-             (60, 90, "60+"))
+AGE_BANDS = (
+    (18, 29, "18-29"),
+    (30, 39, "30-39"),
+    (40, 49, "40-49"),
+    (50, 59, "50-59"),
+    (60, 90, "60+"),
+)
 
 
 def age_band(age) -> pd.Categorical:
@@ -57,8 +62,16 @@ def subgroup_frame(cohort: pd.DataFrame) -> pd.DataFrame:
     return groups
 
 
-def subgroup_table(groups: pd.DataFrame, recommended, recommended_effect, policy_terms, *,
-                   arms, alpha: float = 0.1, min_cell: int = MIN_CELL) -> pd.DataFrame:
+def subgroup_table(
+    groups: pd.DataFrame,
+    recommended,
+    recommended_effect,
+    policy_terms,
+    *,
+    arms,
+    alpha: float = 0.1,
+    min_cell: int = MIN_CELL,
+) -> pd.DataFrame:
     """One row per cell of every grouping column and of role × gender.
 
     Parameters
@@ -95,10 +108,9 @@ def subgroup_table(groups: pd.DataFrame, recommended, recommended_effect, policy
         groupings["role x gender"] = labels
         # The role and gender tables publish these cells' row and column totals.
         pairs = sorted({(r, g) for r, g in zip(role.tolist(), gender.tolist())})
-        margins["role x gender"] = (
-            [[f"{r} x {g}" for r2, g in pairs if r2 == r] for r in sorted({r for r, _ in pairs})]
-            + [[f"{r} x {g}" for r, g2 in pairs if g2 == g]
-               for g in sorted({g for _, g in pairs})])
+        margins["role x gender"] = [
+            [f"{r} x {g}" for r2, g in pairs if r2 == r] for r in sorted({r for r, _ in pairs})
+        ] + [[f"{r} x {g}" for r, g2 in pairs if g2 == g] for g in sorted({g for _, g in pairs})]
     rows = []
     for grouping, labels in groupings.items():
         cells = _cells(groups, grouping, labels)
@@ -109,26 +121,35 @@ def subgroup_table(groups: pd.DataFrame, recommended, recommended_effect, policy
         for cell in cells:
             members = labels == cell
             n = sizes[cell]
-            row: dict = {"grouping": grouping, "cell": cell, "suppressed": bool(reason[cell]),
-                         "suppression": reason[cell]}
+            row: dict = {
+                "grouping": grouping,
+                "cell": cell,
+                "suppressed": bool(reason[cell]),
+                "suppression": reason[cell],
+            }
             if reason[cell]:
                 row["n"] = np.nan
                 row.update({f"share_{arm}": np.nan for arm in arms})
-                row.update(mean_predicted_effect=np.nan, policy_value=np.nan, lower=np.nan,
-                           upper=np.nan)
+                row.update(
+                    mean_predicted_effect=np.nan, policy_value=np.nan, lower=np.nan, upper=np.nan
+                )
             else:
                 est = mean_estimate(terms[members], alpha=alpha)
                 row["n"] = n
-                row.update({f"share_{arm}": float(np.mean(recommended[members] == arm))
-                            for arm in arms})
-                row.update(mean_predicted_effect=float(effect[members].mean()),
-                           policy_value=est.estimate, lower=est.lower, upper=est.upper)
+                row.update(
+                    {f"share_{arm}": float(np.mean(recommended[members] == arm)) for arm in arms}
+                )
+                row.update(
+                    mean_predicted_effect=float(effect[members].mean()),
+                    policy_value=est.estimate,
+                    lower=est.lower,
+                    upper=est.upper,
+                )
             rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _suppression(sizes: dict[str, int], lines: list[list[str]],
-                 min_cell: int) -> dict[str, str]:
+def _suppression(sizes: dict[str, int], lines: list[list[str]], min_cell: int) -> dict[str, str]:
     """Why each cell is hidden: ``"small cell"``, ``"complementary"`` or ``""`` (shown).
 
     ``lines`` are sets of cells whose total is published (the grouping's total, and for an
@@ -143,18 +164,28 @@ def _suppression(sizes: dict[str, int], lines: list[list[str]],
             hidden = [cell for cell in line if reason[cell]]
             shown = [cell for cell in line if not reason[cell]]
             if len(hidden) == 1 and shown:
-                reason[min(shown, key=lambda cell: (not _mends_another(cell, line, lines,
-                                                                       reason),
-                                                    sizes[cell], cell))] = "complementary"
+                reason[
+                    min(
+                        shown,
+                        key=lambda cell: (
+                            not _mends_another(cell, line, lines, reason),
+                            sizes[cell],
+                            cell,
+                        ),
+                    )
+                ] = "complementary"
                 changed = True
     return reason
 
 
-def _mends_another(cell: str, line: list[str], lines: list[list[str]],
-                   reason: dict[str, str]) -> bool:
+def _mends_another(
+    cell: str, line: list[str], lines: list[list[str]], reason: dict[str, str]
+) -> bool:
     """Whether hiding ``cell`` also completes another line that has exactly one hidden cell."""
-    return any(cell in other and other is not line
-               and sum(bool(reason[c]) for c in other) == 1 for other in lines)
+    return any(
+        cell in other and other is not line and sum(bool(reason[c]) for c in other) == 1
+        for other in lines
+    )
 
 
 def _cells(groups: pd.DataFrame, grouping: str, labels: np.ndarray) -> list[str]:

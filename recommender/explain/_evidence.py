@@ -20,16 +20,29 @@ def evidence_for(catalog, arm: str) -> list[dict]:
 
 
 def _line(item) -> dict:
-    return {"citation": item.citation, "reference": item.reference, "design": item.design,
-            "effect": item.effect, "grade": item.grade, "certainty": item.certainty}
+    return {
+        "citation": item.citation,
+        "reference": item.reference,
+        "design": item.design,
+        "effect": item.effect,
+        "grade": item.grade,
+        "certainty": item.certainty,
+    }
 
 
 def complements_for(catalog) -> list[dict]:
     """The catalog's complementary measures, each with a short line per evidence record
     (citation, design, the effect as reported, certainty) and :data:`COMPLEMENT_NOTE`."""
     return [
-        {"id": c.id, "name": c.name, "level": c.level, "description": c.description,
-         "roles": list(c.roles), "ranked": False, "note": COMPLEMENT_NOTE,
-         "evidence": [_line(item) for item in c.evidence]}
+        {
+            "id": c.id,
+            "name": c.name,
+            "level": c.level,
+            "description": c.description,
+            "roles": list(c.roles),
+            "ranked": False,
+            "note": COMPLEMENT_NOTE,
+            "evidence": [_line(item) for item in c.evidence],
+        }
         for c in catalog.complements
     ]

@@ -69,8 +69,11 @@ def top_contributions(
     ...                   {"role": "physician", "age": 40, "ee": 35}, top=2)
     (Contribution(feature='role', value='physician', points=-1.5), Contribution(feature='ee', value=35, points=-0.7))
     """
-    items = [(str(k), float(v)) for k, v in dict(contributions).items()
-             if k != "base" and math.isfinite(v) and v != 0.0]
+    items = [
+        (str(k), float(v))
+        for k, v in dict(contributions).items()
+        if k != "base" and math.isfinite(v) and v != 0.0
+    ]
     items.sort(key=lambda kv: (-abs(kv[1]), kv[0]))
     return tuple(Contribution(k, _plain(profile.get(k)), round(v, 3)) for k, v in items[:top])
 
@@ -156,32 +159,51 @@ def explain(
     """
     names = dict(names or {})
     label = lambda arm: names.get(arm, arm.replace("_", " "))  # noqa: E731
-    vs_care = () if recommended == control or versus_usual_care is None else \
-        top_contributions(versus_usual_care, profile, top=top)
-    vs_next = () if runner_up is None or versus_runner_up is None else \
-        top_contributions(versus_runner_up, profile, top=top)
+    vs_care = (
+        ()
+        if recommended == control or versus_usual_care is None
+        else top_contributions(versus_usual_care, profile, top=top)
+    )
+    vs_next = (
+        ()
+        if runner_up is None or versus_runner_up is None
+        else top_contributions(versus_runner_up, profile, top=top)
+    )
     level = f"{coverage:.0%}"
     if recommended == control:
         if runner_up is None:
             sentence = "Only usual care can be offered, so there is nothing to compare."
         else:
-            sentence = (f"No offered intervention is expected to lower emotional exhaustion more "
-                        f"than usual care for this profile; the closest is {label(runner_up)} "
-                        f"({runner_up_effect:+.1f} points against usual care)")
-            sentence += (f", held back mainly by {_join([_feature_text(c) for c in vs_next])}."
-                         if vs_next else ".")
+            sentence = (
+                f"No offered intervention is expected to lower emotional exhaustion more "
+                f"than usual care for this profile; the closest is {label(runner_up)} "
+                f"({runner_up_effect:+.1f} points against usual care)"
+            )
+            sentence += (
+                f", held back mainly by {_join([_feature_text(c) for c in vs_next])}."
+                if vs_next
+                else "."
+            )
         return Explanation(recommended, runner_up, vs_care, vs_next, sentence)
     direction = "lower" if effect < 0 else "raise"
-    sentence = (f"{label(recommended).capitalize()} is expected to {direction} emotional "
-                f"exhaustion by {abs(effect):.1f} points ({level} interval: "
-                f"{_interval_text(lower, upper)}) compared with usual care")
-    sentence += (f", most of all because of {_join([_feature_text(c) for c in vs_care])}."
-                 if vs_care else ".")
+    sentence = (
+        f"{label(recommended).capitalize()} is expected to {direction} emotional "
+        f"exhaustion by {abs(effect):.1f} points ({level} interval: "
+        f"{_interval_text(lower, upper)}) compared with usual care"
+    )
+    sentence += (
+        f", most of all because of {_join([_feature_text(c) for c in vs_care])}."
+        if vs_care
+        else "."
+    )
     if runner_up is not None and runner_up_effect is not None:
         lead = runner_up_effect - effect
         # When the runner-up is usual care, the first sentence already made that comparison.
         if runner_up != control:
             sentence += f" It is expected to do {lead:.1f} points better than {label(runner_up)}"
-            sentence += (f", mainly because of {_join([_feature_text(c) for c in vs_next])}."
-                         if vs_next else ".")
+            sentence += (
+                f", mainly because of {_join([_feature_text(c) for c in vs_next])}."
+                if vs_next
+                else "."
+            )
     return Explanation(recommended, runner_up, vs_care, vs_next, sentence)

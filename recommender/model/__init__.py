@@ -11,6 +11,15 @@ from recommender.model._prediction import Prediction
 from recommender.model._recommendation import RecommendationModel
 from recommender.model._schema import feature_schema, frame_from_schema
 
-__all__ = ["EvidenceEstimate", "Prediction", "RecommendationModel", "data_source",
-           "evidence_estimates", "evidence_model", "feature_schema", "frame_from_schema",
-           "model_facts", "one_effect_arms"]
+__all__ = [
+    "EvidenceEstimate",
+    "Prediction",
+    "RecommendationModel",
+    "data_source",
+    "evidence_estimates",
+    "evidence_model",
+    "feature_schema",
+    "frame_from_schema",
+    "model_facts",
+    "one_effect_arms",
+]

@@ -39,7 +39,7 @@ class EvidenceEstimate:
     arm: str
     role: str
     effect: float
-    lower: float          # the published 95 % interval
+    lower: float  # the published 95 % interval
     upper: float
     citation: str
     specific_to_arm: bool
@@ -63,15 +63,17 @@ def evidence_estimates(catalog) -> list[EvidenceEstimate]:
             lower, upper = (float(v) for v in interval)
             specific = bool(getattr(item, "specific_to_arm", True))
             for role in getattr(item, "roles", None) or CATEGORIES["role"]:
-                candidate = EvidenceEstimate(arm.id, str(role), float(points), lower, upper,
-                                             str(item.citation), specific)
+                candidate = EvidenceEstimate(
+                    arm.id, str(role), float(points), lower, upper, str(item.citation), specific
+                )
                 current = best.get((arm.id, role))
                 # Arm-specific evidence first; among equals, the narrowest interval.
                 if current is None or (candidate.specific_to_arm, -candidate.se) > (
-                        current.specific_to_arm, -current.se):
+                    current.specific_to_arm,
+                    -current.se,
+                ):
                     best[(arm.id, role)] = candidate
-    return [best[key] for key in sorted(best, key=lambda k: (catalog.arm_ids.index(k[0]),
-                                                             k[1]))]
+    return [best[key] for key in sorted(best, key=lambda k: (catalog.arm_ids.index(k[0]), k[1]))]
 
 
 class EvidenceEffects:
@@ -101,8 +103,9 @@ class EvidenceEffects:
         unknown = sorted(set(roles) - set(table.index))
         if unknown:
             raise InputError(f"role {unknown[0]!r} is not a role of the data contract")
-        return pd.DataFrame(table.loc[roles].to_numpy(dtype=float), index=X.index,
-                            columns=list(self.arms_))
+        return pd.DataFrame(
+            table.loc[roles].to_numpy(dtype=float), index=X.index, columns=list(self.arms_)
+        )
 
     def predict_effect(self, X: pd.DataFrame) -> pd.DataFrame:
         return self._lookup(self._effect, X)
@@ -141,15 +144,21 @@ def evidence_model(catalog, *, metadata=None):
         raise InputError(
             f"intervention catalog {catalog.version} has no evidence item with effect_points "
             "and effect_points_ci, so no model can be built from the evidence alone; add the "
-            "converted EE effect and its interval to the evidence items")
+            "converted EE effect and its interval to the evidence items"
+        )
     arms = [arm for arm in catalog.treatment_arms if any(e.arm == arm for e in estimates)]
     effects = EvidenceEffects(estimates, arms=arms)
     features = [{"name": "role", "kind": "category", "categories": list(CATEGORIES["role"])}]
     citations = {}
     for e in estimates:
         citations.setdefault(e.arm, {})[e.role] = e.citation
-    facts = {"source": "evidence", "evidence_citations": citations,
-             **dict(metadata or {})}
-    return RecommendationModel(outcome_models={"ee": effects}, features=features,
-                               catalog_version=catalog.version, control=catalog.control,
-                               primary="ee", metadata=facts, catalog=catalog)
+    facts = {"source": "evidence", "evidence_citations": citations, **dict(metadata or {})}
+    return RecommendationModel(
+        outcome_models={"ee": effects},
+        features=features,
+        catalog_version=catalog.version,
+        control=catalog.control,
+        primary="ee",
+        metadata=facts,
+        catalog=catalog,
+    )

@@ -64,5 +64,8 @@ def model_facts(model) -> dict:
         outcome_models = getattr(model, "outcome_models", None) or {}
         primary = outcome_models.get(getattr(model, "primary", "ee"))
         arms = one_effect_arms(primary) if primary is not None else []
-    return {"data_source": source, "data": None if description is None else str(description),
-            "one_effect_arms": [str(a) for a in arms]}
+    return {
+        "data_source": source,
+        "data": None if description is None else str(description),
+        "one_effect_arms": [str(a) for a in arms],
+    }

@@ -45,14 +45,16 @@ def compile_model(model):
     from recommender.uplift import UpliftModel, compile_effects
 
     learners = [model.outcome_models[o] for o in model.outcomes]
-    if not all(isinstance(learner, UpliftModel) and hasattr(learner, "estimator_")
-               for learner in learners):
+    if not all(
+        isinstance(learner, UpliftModel) and hasattr(learner, "estimator_") for learner in learners
+    ):
         return None
     if list(learners[0].encoder_.feature_names) != list(model.feature_names):
         return None
     try:
-        return compile_effects({o: model.outcome_models[o] for o in model.outcomes},
-                               intervals=[model.primary])
+        return compile_effects(
+            {o: model.outcome_models[o] for o in model.outcomes}, intervals=[model.primary]
+        )
     except ValueError:
         return None
 
@@ -75,15 +77,21 @@ def encode_rows(rows: Sequence[Mapping], schema: Sequence[Mapping], encoder) -> 
             raise InputError(
                 f"profile rows lack the feature column(s) {[name]}; the model needs "
                 f"{[f['name'] for f in schema]}",
-                problems=[{"row": None, "column": name, "value": None,
-                           "rule": "required column"}])
+                problems=[{"row": None, "column": name, "value": None, "rule": "required column"}],
+            )
         if feature["kind"] == "category":
             lookup = encoder.lookups[j]
             for i, row in enumerate(rows):
                 code = lookup.get(row[name])
                 if code is None:
-                    problems.append({"row": i, "column": name, "value": row[name],
-                                     "rule": f"one of {list(feature['categories'])}"})
+                    problems.append(
+                        {
+                            "row": i,
+                            "column": name,
+                            "value": row[name],
+                            "rule": f"one of {list(feature['categories'])}",
+                        }
+                    )
                     code = math.nan
                 matrix[i, j] = code
         else:
@@ -95,20 +103,27 @@ def encode_rows(rows: Sequence[Mapping], schema: Sequence[Mapping], encoder) -> 
                 except (TypeError, ValueError):
                     number = math.nan
                 if not math.isfinite(number):
-                    problems.append({"row": i, "column": name, "value": value,
-                                     "rule": "a number"})
+                    problems.append({"row": i, "column": name, "value": value, "rule": "a number"})
                 elif whole and number != round(number):
-                    problems.append({"row": i, "column": name, "value": value,
-                                     "rule": "a whole number"})
+                    problems.append(
+                        {"row": i, "column": name, "value": value, "rule": "a whole number"}
+                    )
                 matrix[i, j] = number
     if problems:
         first = problems[0]
         shown = problems[:_MAX_LISTED]
         if len(problems) > _MAX_LISTED:
-            shown.append({"row": None, "column": None, "value": None,
-                          "rule": f"{len(problems) - _MAX_LISTED} more problems like these"})
+            shown.append(
+                {
+                    "row": None,
+                    "column": None,
+                    "value": None,
+                    "rule": f"{len(problems) - _MAX_LISTED} more problems like these",
+                }
+            )
         raise InputError(
             f"{len(problems)} problem(s) in the profile rows, first: row {first['row']}, "
             f"column {first['column']!r}, value {first['value']!r}, accepted: {first['rule']}",
-            problems=shown)
+            problems=shown,
+        )
     return matrix

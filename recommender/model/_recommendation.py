@@ -59,17 +59,28 @@ class RecommendationModel:
     ['person_id', 'recommended']
     """
 
-    def __init__(self, *, outcome_models: Mapping, features, catalog_version: str,
-                 control: str = "none", primary: str = "ee", metadata: Mapping | None = None,
-                 catalog=None):
+    def __init__(
+        self,
+        *,
+        outcome_models: Mapping,
+        features,
+        catalog_version: str,
+        control: str = "none",
+        primary: str = "ee",
+        metadata: Mapping | None = None,
+        catalog=None,
+    ):
         if primary not in outcome_models:
             raise InputError(
                 f"primary outcome {primary!r} has no model; models exist for "
                 f"{sorted(outcome_models)}"
             )
         self.outcome_models = dict(outcome_models)
-        self.features = (feature_schema(features) if isinstance(features, pd.DataFrame)
-                         else [dict(f) for f in features])
+        self.features = (
+            feature_schema(features)
+            if isinstance(features, pd.DataFrame)
+            else [dict(f) for f in features]
+        )
         self.catalog_version = str(catalog_version)
         self.control = control
         self.primary = primary
@@ -152,17 +163,26 @@ class RecommendationModel:
         if compiled is not None:
             out = compiled.predict(encoded, alpha=alpha, intervals=[self.primary])
             primary = out[self.primary]
-            return Prediction(arms=tuple(arms), effect=primary["effect"],
-                              lower=primary["lower"], upper=primary["upper"],
-                              secondary={o: out[o]["effect"] for o in self.outcomes[1:]})
+            return Prediction(
+                arms=tuple(arms),
+                effect=primary["effect"],
+                lower=primary["lower"],
+                upper=primary["upper"],
+                secondary={o: out[o]["effect"] for o in self.outcomes[1:]},
+            )
         learner = self._learner(None)
         effect = learner.predict_effect(encoded)[arms].to_numpy(dtype=float)
         lower, upper = learner.predict_interval(encoded, alpha=alpha)
         return Prediction(
-            arms=tuple(arms), effect=effect, lower=lower[arms].to_numpy(dtype=float),
+            arms=tuple(arms),
+            effect=effect,
+            lower=lower[arms].to_numpy(dtype=float),
             upper=upper[arms].to_numpy(dtype=float),
-            secondary={o: self.outcome_models[o].predict_effect(encoded)[arms]
-                       .to_numpy(dtype=float) for o in self.outcomes[1:]})
+            secondary={
+                o: self.outcome_models[o].predict_effect(encoded)[arms].to_numpy(dtype=float)
+                for o in self.outcomes[1:]
+            },
+        )
 
     def explain(self, encoded, needs: Mapping[str, Sequence[int]]) -> dict[str, np.ndarray]:
         """Contributions to the primary effect of each arm versus usual care, for the rows asked.
@@ -175,15 +195,20 @@ class RecommendationModel:
         compiled = self.compiled
         for arm, positions in needs.items():
             if arm not in self.treatment_arms:
-                raise InputError(f"unknown arm {arm!r}; the model explains "
-                                 f"{list(self.treatment_arms)}")
+                raise InputError(
+                    f"unknown arm {arm!r}; the model explains {list(self.treatment_arms)}"
+                )
             positions = np.asarray(positions, dtype=np.intp)
             if compiled is not None:
-                out[arm] = compiled.contrib(encoded[positions], self.primary,
-                                            self.treatment_arms.index(arm))
+                out[arm] = compiled.contrib(
+                    encoded[positions], self.primary, self.treatment_arms.index(arm)
+                )
             else:
-                out[arm] = self._learner(None).contributions(
-                    encoded.iloc[positions], arm, versus=self.control).to_numpy(dtype=float)
+                out[arm] = (
+                    self._learner(None)
+                    .contributions(encoded.iloc[positions], arm, versus=self.control)
+                    .to_numpy(dtype=float)
+                )
         return out
 
     # -- outputs ------------------------------------------------------------------------------
@@ -202,14 +227,21 @@ class RecommendationModel:
             return None
         missing = [c for c in _ELIGIBILITY_COLUMNS if c not in profiles.columns]
         if missing:
-            raise InputError(f"profiles lack column(s) {missing}, which the catalog's "
-                             f"eligibility rules need; required: {list(_ELIGIBILITY_COLUMNS)}")
+            raise InputError(
+                f"profiles lack column(s) {missing}, which the catalog's "
+                f"eligibility rules need; required: {list(_ELIGIBILITY_COLUMNS)}"
+            )
         from recommender.policy import eligibility_matrix
 
         return eligibility_matrix(catalog, profiles, self.treatment_arms)
 
-    def recommend(self, effects: pd.DataFrame, *, offered: Sequence[str] | None = None,
-                  eligible: pd.DataFrame | None = None) -> pd.Series:
+    def recommend(
+        self,
+        effects: pd.DataFrame,
+        *,
+        offered: Sequence[str] | None = None,
+        eligible: pd.DataFrame | None = None,
+    ) -> pd.Series:
         """The arm with the lowest expected primary change among those offered (control = 0).
 
         Parameters
@@ -229,19 +261,29 @@ class RecommendationModel:
         mask = None
         if eligible is not None:
             if len(eligible) != len(effects):
-                raise InputError(f"eligible has {len(eligible)} rows but effects has "
-                                 f"{len(effects)}")
+                raise InputError(
+                    f"eligible has {len(eligible)} rows but effects has {len(effects)}"
+                )
             # An arm the catalog does not offer this person can never win.
             mask = eligible[candidates].to_numpy(dtype=bool)
         values = effects[candidates].to_numpy(dtype=float)
         # No estimate (an evidence-only model for a role the evidence does not cover) can
         # never win.
         values = np.where(np.isnan(values), np.inf, values)
-        return pd.Series(best_arm(values, candidates, control=self.control, allowed=mask),
-                         index=effects.index, name="recommended")
+        return pd.Series(
+            best_arm(values, candidates, control=self.control, allowed=mask),
+            index=effects.index,
+            name="recommended",
+        )
 
-    def score(self, profiles: pd.DataFrame, *, offered: Sequence[str] | None = None,
-              alpha: float = 0.1, contributions: bool = False) -> pd.DataFrame:
+    def score(
+        self,
+        profiles: pd.DataFrame,
+        *,
+        offered: Sequence[str] | None = None,
+        alpha: float = 0.1,
+        contributions: bool = False,
+    ) -> pd.DataFrame:
         """Score profile rows: recommendation, effects with intervals, secondary effects.
 
         Parameters
@@ -271,8 +313,7 @@ class RecommendationModel:
         prediction = self.predict(encoded, alpha=alpha)
         arms = list(self.treatment_arms)
         effects = pd.DataFrame(prediction.effect, index=profiles.index, columns=arms)
-        recommended = self.recommend(effects, offered=offered,
-                                     eligible=self.eligibility(profiles))
+        recommended = self.recommend(effects, offered=offered, eligible=self.eligibility(profiles))
 
         if "person_id" in profiles.columns:
             person_id = profiles["person_id"].astype(str).to_numpy()
@@ -288,19 +329,27 @@ class RecommendationModel:
                 out[f"effect_{outcome}_{arm}"] = prediction.secondary[outcome][:, j]
         table = pd.DataFrame(out, index=profiles.index)
         if contributions:
-            table = pd.concat([table, self._recommended_contributions(encoded, recommended)],
-                              axis=1)
+            table = pd.concat(
+                [table, self._recommended_contributions(encoded, recommended)], axis=1
+            )
         return table
 
-    def contributions(self, profiles: pd.DataFrame, arm: str, versus: str | None = None, *,
-                      outcome: str | None = None) -> pd.DataFrame:
+    def contributions(
+        self,
+        profiles: pd.DataFrame,
+        arm: str,
+        versus: str | None = None,
+        *,
+        outcome: str | None = None,
+    ) -> pd.DataFrame:
         """Additive per-feature contributions to ``effect[arm] - effect[versus]`` (delegated)."""
         versus = self.control if versus is None else versus
         for name in (arm, versus):
             if name not in self.arms:
                 raise InputError(f"unknown arm {name!r}; the model knows {list(self.arms)}")
-        return self._learner(outcome).contributions(self.feature_frame(profiles), arm,
-                                                    versus=versus)
+        return self._learner(outcome).contributions(
+            self.feature_frame(profiles), arm, versus=versus
+        )
 
     # -- helpers ------------------------------------------------------------------------------
     def _learner(self, outcome):
@@ -314,8 +363,9 @@ class RecommendationModel:
             return set(self.arms)
         unknown = [a for a in offered if a not in self.arms]
         if unknown:
-            raise InputError(f"offered arm(s) {unknown} are not in the model; it knows "
-                             f"{list(self.arms)}")
+            raise InputError(
+                f"offered arm(s) {unknown} are not in the model; it knows {list(self.arms)}"
+            )
         return set(offered) | {self.control}
 
     def _recommended_contributions(self, encoded, recommended):
@@ -329,6 +379,10 @@ class RecommendationModel:
         return pd.DataFrame(values, index=recommended.index, columns=columns)
 
     def __repr__(self) -> str:
-        learners = {o: getattr(m, "learner_", type(m).__name__) for o, m in self.outcome_models.items()}
-        return (f"RecommendationModel(arms={list(self.arms)}, outcomes={learners}, "
-                f"catalog_version={self.catalog_version!r}, features={len(self.features)})")
+        learners = {
+            o: getattr(m, "learner_", type(m).__name__) for o, m in self.outcome_models.items()
+        }
+        return (
+            f"RecommendationModel(arms={list(self.arms)}, outcomes={learners}, "
+            f"catalog_version={self.catalog_version!r}, features={len(self.features)})"
+        )

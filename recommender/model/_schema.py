@@ -48,8 +48,11 @@ def feature_schema(X: pd.DataFrame) -> list[dict]:
         dtype = X[name].dtype
         if isinstance(dtype, pd.CategoricalDtype):
             schema.append(
-                {"name": str(name), "kind": "category",
-                 "categories": [_plain(c) for c in dtype.categories]}
+                {
+                    "name": str(name),
+                    "kind": "category",
+                    "categories": [_plain(c) for c in dtype.categories],
+                }
             )
         elif pd.api.types.is_integer_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
             schema.append({"name": str(name), "kind": "integer"})
@@ -90,8 +93,10 @@ def frame_from_schema(profiles: pd.DataFrame, schema: Sequence[dict]) -> pd.Data
         raise InputError(
             f"profile rows lack the feature column(s) {missing}; the model needs "
             f"{[f['name'] for f in schema]}",
-            problems=[{"row": None, "column": m, "value": None, "rule": "required column"}
-                      for m in missing],
+            problems=[
+                {"row": None, "column": m, "value": None, "rule": "required column"}
+                for m in missing
+            ],
         )
     columns: dict[str, pd.Series] = {}
     problems: list[dict] = []
@@ -107,24 +112,46 @@ def frame_from_schema(profiles: pd.DataFrame, schema: Sequence[dict]) -> pd.Data
             known = values.where(~bad, None)
             column = pd.Series(pd.Categorical(known, categories=allowed), index=rows, name=name)
             for position in np.flatnonzero(bad)[:_MAX_LISTED]:
-                problems.append({"row": _plain(rows[position]), "column": name,
-                                 "value": _plain(values.iloc[position]),
-                                 "rule": f"one of {allowed}"})
+                problems.append(
+                    {
+                        "row": _plain(rows[position]),
+                        "column": name,
+                        "value": _plain(values.iloc[position]),
+                        "rule": f"one of {allowed}",
+                    }
+                )
             if bad.sum() > _MAX_LISTED:
-                problems.append({"row": None, "column": name, "value": None,
-                                 "rule": f"{int(bad.sum()) - _MAX_LISTED} more rows like these"})
+                problems.append(
+                    {
+                        "row": None,
+                        "column": name,
+                        "value": None,
+                        "rule": f"{int(bad.sum()) - _MAX_LISTED} more rows like these",
+                    }
+                )
         else:
             numbers = pd.to_numeric(raw, errors="coerce")
             bad = numbers.isna().to_numpy()
             for position in np.flatnonzero(bad)[:_MAX_LISTED]:
-                problems.append({"row": _plain(rows[position]), "column": name,
-                                 "value": _plain(raw.iloc[position]), "rule": "a number"})
+                problems.append(
+                    {
+                        "row": _plain(rows[position]),
+                        "column": name,
+                        "value": _plain(raw.iloc[position]),
+                        "rule": "a number",
+                    }
+                )
             if feature["kind"] == "integer" and not bad.any():
                 fractional = (numbers != np.round(numbers)).to_numpy()
                 for position in np.flatnonzero(fractional)[:_MAX_LISTED]:
-                    problems.append({"row": _plain(rows[position]), "column": name,
-                                     "value": _plain(raw.iloc[position]),
-                                     "rule": "a whole number"})
+                    problems.append(
+                        {
+                            "row": _plain(rows[position]),
+                            "column": name,
+                            "value": _plain(raw.iloc[position]),
+                            "rule": "a whole number",
+                        }
+                    )
                 column = numbers.astype("int64") if not fractional.any() else numbers
             else:
                 column = numbers.astype("float64")

@@ -12,8 +12,12 @@ from recommender.policy._allocation import (
     fairness_records,
     limits_from_catalog,
 )
-from recommender.policy._eligibility import (Exclusion, eligibility_matrix, eligible_mask,
-                                             offered_arms)
+from recommender.policy._eligibility import (
+    Exclusion,
+    eligibility_matrix,
+    eligible_mask,
+    offered_arms,
+)
 from recommender.policy._fairness import FAIRNESS_ATTRIBUTES, fairness_table
 from recommender.policy._exploration import (
     POLICIES,
@@ -34,8 +38,14 @@ from recommender.policy._triage import (
     triage,
     triage_table,
 )
-from recommender.policy._ranking import (RankedArm, Ranking, arm_order, best_arm,
-                                         interval_overlap, rank_arms)
+from recommender.policy._ranking import (
+    RankedArm,
+    Ranking,
+    arm_order,
+    best_arm,
+    interval_overlap,
+    rank_arms,
+)
 
 __all__ = [
     "POLICIES",

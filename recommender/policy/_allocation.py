@@ -113,8 +113,13 @@ def fairness_records(table: pd.DataFrame) -> list[dict]:
     ]
 
 
-def limits_from_catalog(catalog, arms=None, *, capacity: Mapping[str, float] | None = None,
-                        cost: Mapping[str, float] | None = None) -> dict[str, ArmLimits]:
+def limits_from_catalog(
+    catalog,
+    arms=None,
+    *,
+    capacity: Mapping[str, float] | None = None,
+    cost: Mapping[str, float] | None = None,
+) -> dict[str, ArmLimits]:
     """Each (non-control) arm's cost, capacity and group sizes: the catalog's, or this cycle's.
 
     Parameters
@@ -146,33 +151,47 @@ def limits_from_catalog(catalog, arms=None, *, capacity: Mapping[str, float] | N
     problems = []
 
     def refuse(field, value, accepted, message):
-        problems.append({"field": field, "value": value, "accepted": accepted,
-                         "message": message})
+        problems.append({"field": field, "value": value, "accepted": accepted, "message": message})
 
     for kind, overrides in (("capacity", capacity or {}), ("cost", cost or {})):
         for arm, value in overrides.items():
             field = f"{kind}.{arm}"
             shown = _shown(value)
             if arm not in catalog.treatment_arms:
-                refuse(field, shown, f"an intervention of catalog {catalog.version}: "
-                       + ", ".join(catalog.treatment_arms), "unknown intervention")
+                refuse(
+                    field,
+                    shown,
+                    f"an intervention of catalog {catalog.version}: "
+                    + ", ".join(catalog.treatment_arms),
+                    "unknown intervention",
+                )
             elif kind == "capacity" and (places := _whole(value)) is None:
-                refuse(field, shown, "a whole number of places >= 0 (0: not offered this "
-                       "cycle)", "not a whole number >= 0")
+                refuse(
+                    field,
+                    shown,
+                    "a whole number of places >= 0 (0: not offered this cycle)",
+                    "not a whole number >= 0",
+                )
             elif kind == "capacity" and 0 < places < catalog.arm(arm).group_min:
                 # No group can be formed: almost surely a mistake, not a way to close the arm.
-                refuse(field, shown, f"0 (not offered) or at least {catalog.arm(arm).group_min}"
-                       f", the smallest group {arm} runs with", "too few places for one group")
+                refuse(
+                    field,
+                    shown,
+                    f"0 (not offered) or at least {catalog.arm(arm).group_min}"
+                    f", the smallest group {arm} runs with",
+                    "too few places for one group",
+                )
             elif kind == "cost" and (price := _money(value)) is None:
                 refuse(field, shown, "a number of US$ per person >= 0", "not a number >= 0")
             elif arm in limits:
-                change = ({"capacity": places} if kind == "capacity"
-                          else {"cost_per_person": price})
+                change = {"capacity": places} if kind == "capacity" else {"cost_per_person": price}
                 limits[arm] = replace(limits[arm], **change)
     if problems:
         first = problems[0]
-        raise InputError(f"{first['field']}: {first['value']!r} is not accepted; accepted: "
-                         f"{first['accepted']}", problems=problems)
+        raise InputError(
+            f"{first['field']}: {first['value']!r} is not accepted; accepted: {first['accepted']}",
+            problems=problems,
+        )
     return limits
 
 
@@ -299,15 +318,18 @@ def allocate(
     result = _solve(program, float(time_limit))
     if result.x is None:
         if result.status == 1:  # time (or iteration) limit before any plan was found
-            raise PlanTimeout(f"the solver ran out of time ({float(time_limit):g} s) before it "
-                              f"found any plan ({result.message})")
+            raise PlanTimeout(
+                f"the solver ran out of time ({float(time_limit):g} s) before it "
+                f"found any plan ({result.message})"
+            )
         if floor_rows:
             wanted = ", ".join(f"{role} {share:g}" for role, share in check_floors(floors).items())
             raise InputError(
                 f"floors: the minimum shares per role ({wanted}) cannot all be met within the "
                 f"budget ({budget if budget is not None else 'none'}), the arms' places and group "
                 f"sizes; lower a floor, or raise the budget or capacity ({result.message})",
-                problems=[f"floors: {wanted} cannot all be met within budget and capacity"])
+                problems=[f"floors: {wanted} cannot all be met within budget and capacity"],
+            )
         raise InputError(f"no allocation satisfies the constraints ({result.message})")
     chosen = result.x[:m] > 0.5
     assigned = np.full(n, control, dtype=object)
@@ -318,7 +340,9 @@ def allocate(
         {
             "people": [int(np.sum(chosen & (arm_of == j))) for j in range(k)],
             "groups": [
-                int(round(result.x[m + grouped.index(j)])) if j in grouped else int(np.sum(chosen & (arm_of == j)))
+                int(round(result.x[m + grouped.index(j)]))
+                if j in grouped
+                else int(np.sum(chosen & (arm_of == j)))
                 for j in range(k)
             ],
             "capacity": [limits[a].capacity for a in arms],
@@ -330,16 +354,28 @@ def allocate(
         index=pd.Index(arms, name="arm"),
     )
     gap = float(getattr(result, "mip_gap", 0.0) or 0.0)
-    status = ("optimal" if result.status == 0 and gap <= MIP_GAP else
-              f"within {gap:.3%} of the best possible (bound of the LP relaxation)"
-              if result.status == 0 else f"stopped early: {result.message}")
+    status = (
+        "optimal"
+        if result.status == 0 and gap <= MIP_GAP
+        else f"within {gap:.3%} of the best possible (bound of the LP relaxation)"
+        if result.status == 0
+        else f"stopped early: {result.message}"
+    )
     fairness = None
     if profiles is not None:
-        elig = eligible if eligible is not None else pd.DataFrame(True, index=effects.index,
-                                                                  columns=arms)
-        fairness = fairness_table(assignment, elig.set_axis(arms, axis=1),
-                                  pd.DataFrame(benefit, index=effects.index, columns=arms),
-                                  profiles, control=control, min_cell=min_cell)
+        elig = (
+            eligible
+            if eligible is not None
+            else pd.DataFrame(True, index=effects.index, columns=arms)
+        )
+        fairness = fairness_table(
+            assignment,
+            elig.set_axis(arms, axis=1),
+            pd.DataFrame(benefit, index=effects.index, columns=arms),
+            profiles,
+            control=control,
+            min_cell=min_cell,
+        )
     return Allocation(
         assignment=assignment,
         summary=summary,
@@ -358,8 +394,9 @@ def _floor_rows(floors, profiles, index, allowed) -> list[tuple[np.ndarray, int]
     if not floors:
         return []
     if profiles is None or "role" not in profiles.columns or not profiles.index.equals(index):
-        raise InputError("floors: need the people's roles (profiles with a 'role' column, same "
-                         "rows as effects)")
+        raise InputError(
+            "floors: need the people's roles (profiles with a 'role' column, same rows as effects)"
+        )
     roles = profiles["role"].astype(str).to_numpy()
     checked = check_floors(floors)
     out, problems = [], []
@@ -370,7 +407,8 @@ def _floor_rows(floors, profiles, index, allowed) -> list[tuple[np.ndarray, int]
         if need > reachable:
             problems.append(
                 f"floors.{role}: {share:g} of {int(members.sum())} means {need} people, but only "
-                f"{reachable} of them are eligible for an arm expected to help them")
+                f"{reachable} of them are eligible for an arm expected to help them"
+            )
         out.append((members.astype(float), need))
     if problems:
         raise InputError("; ".join(problems), problems=problems)
@@ -413,8 +451,9 @@ def _program(benefit, allowed, arms, limits, budget, floor_rows=()) -> _Program:
     n, k = benefit.shape
     people, arm_of = np.nonzero(allowed)  # one binary variable per allowed (person, arm) pair
     m = people.size
-    grouped = [j for j, arm in enumerate(arms)
-               if limits[arm].group_min > 1 or limits[arm].group_max > 1]
+    grouped = [
+        j for j, arm in enumerate(arms) if limits[arm].group_min > 1 or limits[arm].group_max > 1
+    ]
     n_vars = m + len(grouped)  # the x pairs, then one integer "number of groups" per grouped arm
     objective = np.zeros(n_vars)
     objective[:m] = -benefit[people, arm_of]
@@ -428,8 +467,9 @@ def _program(benefit, allowed, arms, limits, budget, floor_rows=()) -> _Program:
     # per-arm counts: capacity, and group-size windows tied to the number of groups
     count = coo_matrix((np.ones(m), (arm_of, np.arange(m))), shape=(k, n_vars)).tocsr()
     # No arm can take more than the cohort: capping there keeps any capacity (10**400) a float.
-    capacity = np.array([np.inf if limits[a].capacity is None else float(min(limits[a].capacity, n))
-                         for a in arms])
+    capacity = np.array(
+        [np.inf if limits[a].capacity is None else float(min(limits[a].capacity, n)) for a in arms]
+    )
     rows.append(count)
     lower.append(np.zeros(k))
     upper_b.append(capacity)
@@ -460,8 +500,9 @@ def _program(benefit, allowed, arms, limits, budget, floor_rows=()) -> _Program:
     var_upper = np.ones(n_vars)
     for g, j in enumerate(grouped):
         var_upper[m + g] = np.floor(min(capacity[j], n) / limits[arms[j]].group_min)
-    return _Program(objective, [constraint], np.zeros(n_vars), var_upper, people, arm_of, m,
-                    grouped)
+    return _Program(
+        objective, [constraint], np.zeros(n_vars), var_upper, people, arm_of, m, grouped
+    )
 
 
 def _candidates(benefit, allowed, arms, limits, budget, strata=None) -> np.ndarray:
@@ -492,8 +533,11 @@ def _candidates(benefit, allowed, arms, limits, budget, strata=None) -> np.ndarr
         if cheapest > 0:
             total = min(total, int(math.floor(float(budget) / cheapest)))
     keep = np.zeros_like(allowed, dtype=bool)
-    classes = [np.arange(n)] if strata is None else [
-        np.flatnonzero(strata == label) for label in np.unique(strata)]
+    classes = (
+        [np.arange(n)]
+        if strata is None
+        else [np.flatnonzero(strata == label) for label in np.unique(strata)]
+    )
     for members in classes:
         if total >= len(members):
             keep[members] = True
@@ -514,8 +558,7 @@ def _milp(program: _Program, lower, upper, time_limit: float, *, relax: bool = F
         constraints=program.constraints,
         integrality=np.zeros_like(lower) if relax else np.ones_like(lower),
         bounds=Bounds(lower, upper),
-        options={"time_limit": max(float(time_limit), 0.01), "mip_rel_gap": MIP_GAP,
-                 "disp": False},
+        options={"time_limit": max(float(time_limit), 0.01), "mip_rel_gap": MIP_GAP, "disp": False},
     )
 
 
@@ -538,8 +581,7 @@ def _solve(program: _Program, time_limit: float):
         return _milp(program, program.lower, program.upper, time_limit)
     relaxed = _milp(program, program.lower, program.upper, time_limit, relax=True)
     if relaxed.x is None:  # infeasible or out of time: the full MILP says which, properly
-        return _milp(program, program.lower, program.upper,
-                     time_limit - (time.monotonic() - start))
+        return _milp(program, program.lower, program.upper, time_limit - (time.monotonic() - start))
     bound = -relaxed.fun
     x, m = relaxed.x, program.m
     pairs = x[:m]
@@ -568,8 +610,9 @@ def _solve(program: _Program, time_limit: float):
                 result.mip_gap = max(gap, float(getattr(result, "mip_gap", 0.0) or 0.0))
                 return result
         if free.all() or time.monotonic() - start >= time_limit:
-            return _milp(program, program.lower, program.upper,
-                         time_limit - (time.monotonic() - start))
+            return _milp(
+                program, program.lower, program.upper, time_limit - (time.monotonic() - start)
+            )
         released_per_arm *= 8
 
 
@@ -579,26 +622,38 @@ def _check(effects, limits, budget, eligible, upper, confident_only):
     arms = [str(a) for a in effects.columns]
     missing = [a for a in arms if a not in limits]
     if missing:
-        raise InputError(f"limits: no cost/capacity given for arm(s) {missing}; give one ArmLimits per arm")
+        raise InputError(
+            f"limits: no cost/capacity given for arm(s) {missing}; give one ArmLimits per arm"
+        )
     problems = []
     for arm in arms:
         lim = limits[arm]
         if _money(lim.cost_per_person) is None:
-            problems.append(f"{arm}.cost_per_person={lim.cost_per_person!r} (accepted: a number >= 0)")
+            problems.append(
+                f"{arm}.cost_per_person={lim.cost_per_person!r} (accepted: a number >= 0)"
+            )
         if lim.capacity is not None and _whole(lim.capacity) is None:
-            problems.append(f"{arm}.capacity={lim.capacity!r} (accepted: a whole number >= 0, or None)")
+            problems.append(
+                f"{arm}.capacity={lim.capacity!r} (accepted: a whole number >= 0, or None)"
+            )
         if not (1 <= lim.group_min <= lim.group_max):
-            problems.append(f"{arm}.group_min/group_max={lim.group_min}/{lim.group_max} (accepted: 1 <= min <= max)")
+            problems.append(
+                f"{arm}.group_min/group_max={lim.group_min}/{lim.group_max} (accepted: 1 <= min <= max)"
+            )
     if budget is not None and _money(budget) is None:
         problems.append(f"budget={budget!r} (accepted: a number >= 0, or None)")
     values = effects.to_numpy(dtype=float)
     if not np.isfinite(values).all():
         r, c = np.argwhere(~np.isfinite(values))[0]
-        problems.append(f"effects: row {effects.index[r]!r} arm {arms[c]!r} is {values[r, c]} (accepted: finite numbers)")
+        problems.append(
+            f"effects: row {effects.index[r]!r} arm {arms[c]!r} is {values[r, c]} (accepted: finite numbers)"
+        )
     if confident_only and upper is None:
         problems.append("confident_only=True needs the effects' upper interval bounds (upper=)")
     for name, frame in (("eligible", eligible), ("upper", upper)):
-        if frame is not None and (list(map(str, frame.columns)) != arms or not frame.index.equals(effects.index)):
+        if frame is not None and (
+            list(map(str, frame.columns)) != arms or not frame.index.equals(effects.index)
+        ):
             problems.append(f"{name}: must have the same rows and arm columns as effects")
     if problems:
         raise InputError("cannot allocate: " + "; ".join(problems), problems=problems)

@@ -75,8 +75,13 @@ def offered_arms(
                 raise InputError(
                     f"{field}[{i}]: {arm!r} is not an arm of intervention catalog "
                     f"{catalog.version}; accepted: {', '.join(known)}",
-                    problems=[{"field": f"{field}[{i}]", "value": arm,
-                               "accepted": f"one of {', '.join(known)}"}],
+                    problems=[
+                        {
+                            "field": f"{field}[{i}]",
+                            "value": arm,
+                            "accepted": f"one of {', '.join(known)}",
+                        }
+                    ],
                 )
         asked = set(offered)
         wanted = [arm for arm in catalog.treatment_arms if arm in asked]
@@ -89,8 +94,11 @@ def offered_arms(
     for arm in wanted:
         if arm not in eligible:
             why = _eligibility_text(catalog, arm, profile)
-            exclusions.append(Exclusion(arm, "not eligible for this profile under catalog "
-                                             f"{catalog.version}: {why}"))
+            exclusions.append(
+                Exclusion(
+                    arm, f"not eligible for this profile under catalog {catalog.version}: {why}"
+                )
+            )
         elif modelled is not None and arm not in modelled:
             exclusions.append(Exclusion(arm, "the served model has no estimate for this arm"))
         else:
@@ -122,10 +130,12 @@ def eligible_mask(catalog, profiles, arms=None) -> np.ndarray:
     def column(name, kind):
         if frame:
             values = profiles[name]
-            return (values.astype(float).to_numpy() if kind is float
-                    else values.astype(str).to_numpy(dtype=object))
-        return np.array([kind(p[name]) for p in profiles],
-                        dtype=float if kind is float else object)
+            return (
+                values.astype(float).to_numpy()
+                if kind is float
+                else values.astype(str).to_numpy(dtype=object)
+            )
+        return np.array([kind(p[name]) for p in profiles], dtype=float if kind is float else object)
 
     def member(values, allowed):
         allowed = set(allowed)
@@ -156,8 +166,7 @@ def eligible_mask(catalog, profiles, arms=None) -> np.ndarray:
 def eligibility_matrix(catalog, profiles: pd.DataFrame, arms=None) -> pd.DataFrame:
     """:func:`eligible_mask` as a boolean frame (people x arms) on the profiles' index."""
     arms = list(catalog.treatment_arms if arms is None else arms)
-    return pd.DataFrame(eligible_mask(catalog, profiles, arms), index=profiles.index,
-                        columns=arms)
+    return pd.DataFrame(eligible_mask(catalog, profiles, arms), index=profiles.index, columns=arms)
 
 
 def _eligibility_text(catalog, arm: str, profile: Mapping) -> str:

@@ -89,52 +89,71 @@ class ExplorationRule:
 
     def __post_init__(self):
         if self.policy not in POLICIES:
-            raise InputError(f"exploration.policy: {self.policy!r} is not accepted; accepted: "
-                             f"{', '.join(POLICIES)}")
+            raise InputError(
+                f"exploration.policy: {self.policy!r} is not accepted; accepted: "
+                f"{', '.join(POLICIES)}"
+            )
         if isinstance(self.epsilon, bool) or not 0 <= float(self.epsilon) <= 1:
-            raise InputError(f"exploration.epsilon: {self.epsilon!r} is not accepted; give a "
-                             "number from 0 to 1")
+            raise InputError(
+                f"exploration.epsilon: {self.epsilon!r} is not accepted; give a number from 0 to 1"
+            )
         if isinstance(self.cycle, bool) or not isinstance(self.cycle, int) or self.cycle < 0:
-            raise InputError(f"exploration.cycle: {self.cycle!r} is not accepted; give a whole "
-                             "number >= 0")
-        if isinstance(self.usual_care_share, bool) or not 0 <= float(
-                self.usual_care_share) <= 0.5:
-            raise InputError(f"exploration.usual_care_share: {self.usual_care_share!r} is not "
-                             "accepted; give a number from 0 to 0.5")
+            raise InputError(
+                f"exploration.cycle: {self.cycle!r} is not accepted; give a whole number >= 0"
+            )
+        if isinstance(self.usual_care_share, bool) or not 0 <= float(self.usual_care_share) <= 0.5:
+            raise InputError(
+                f"exploration.usual_care_share: {self.usual_care_share!r} is not "
+                "accepted; give a number from 0 to 0.5"
+            )
         if not 0 < float(self.coverage) < 1:
             raise InputError(f"exploration coverage {self.coverage!r} must lie in (0, 1)")
 
     @classmethod
-    def from_config(cls, raw: Mapping | None, *, coverage: float = 0.9,
-                    where: str = "exploration") -> ExplorationRule:
+    def from_config(
+        cls, raw: Mapping | None, *, coverage: float = 0.9, where: str = "exploration"
+    ) -> ExplorationRule:
         """From the ``exploration:`` mapping of ``serve.yaml`` (missing keys take defaults)."""
         raw = dict(raw or {})
         unknown = sorted(set(raw) - {"policy", "epsilon", "cycle", "usual_care_share"})
         if unknown:
-            raise InputError(f"{where}: unknown key(s) {unknown}; accepted: cycle, epsilon, "
-                             "policy, usual_care_share")
+            raise InputError(
+                f"{where}: unknown key(s) {unknown}; accepted: cycle, epsilon, "
+                "policy, usual_care_share"
+            )
         try:
-            return cls(policy=raw.get("policy", "thompson"), epsilon=raw.get("epsilon", 0.1),
-                       cycle=raw.get("cycle", 0),
-                       usual_care_share=raw.get("usual_care_share", 0.05), coverage=coverage)
+            return cls(
+                policy=raw.get("policy", "thompson"),
+                epsilon=raw.get("epsilon", 0.1),
+                cycle=raw.get("cycle", 0),
+                usual_care_share=raw.get("usual_care_share", 0.05),
+                coverage=coverage,
+            )
         except InputError as error:
             raise InputError(f"{where}: {error}") from None
 
     def describe(self) -> str:
         """One sentence for the model card and the README."""
         if self.policy == "greedy":
-            return ("Exploration is off (greedy): every person is served the best-ranked arm "
-                    f"(survey cycle {self.cycle}).")
-        how = (f"with probability {self.epsilon:g} an arm drawn uniformly among those in "
-               "equipoise, otherwise the best-ranked arm" if self.policy == "epsilon" else
-               "Thompson sampling: each arm in equipoise is drawn from its interval and the "
-               "best draw is served")
-        return (f"Exploration policy {self.policy} (survey cycle {self.cycle}): {how}. Only "
-                "arms the person is eligible for and offered, whose interval does not rule out "
-                "being as good as the best, are explored, and usual care keeps at least "
-                f"{self.usual_care_share:g} of the probability as the comparison group; severe "
-                "profiles are served the best arm and crisis profiles get no ranking. Every "
-                "served arm's probability is logged.")
+            return (
+                "Exploration is off (greedy): every person is served the best-ranked arm "
+                f"(survey cycle {self.cycle})."
+            )
+        how = (
+            f"with probability {self.epsilon:g} an arm drawn uniformly among those in "
+            "equipoise, otherwise the best-ranked arm"
+            if self.policy == "epsilon"
+            else "Thompson sampling: each arm in equipoise is drawn from its interval and the "
+            "best draw is served"
+        )
+        return (
+            f"Exploration policy {self.policy} (survey cycle {self.cycle}): {how}. Only "
+            "arms the person is eligible for and offered, whose interval does not rule out "
+            "being as good as the best, are explored, and usual care keeps at least "
+            f"{self.usual_care_share:g} of the probability as the comparison group; severe "
+            "profiles are served the best arm and crisis profiles get no ranking. Every "
+            "served arm's probability is logged."
+        )
 
 
 @dataclass(frozen=True)
@@ -167,8 +186,12 @@ class Assignment:
 
     def as_answer(self) -> dict:
         """The answer's ``assignment`` block."""
-        return {"arm": self.arm, "probability": round(self.probability, 6),
-                "policy": self.policy, "cycle": self.cycle}
+        return {
+            "arm": self.arm,
+            "probability": round(self.probability, 6),
+            "policy": self.policy,
+            "cycle": self.cycle,
+        }
 
 
 def equipoise_arms(ranking) -> list[str]:
@@ -191,8 +214,9 @@ def equipoise_arms(ranking) -> list[str]:
     return [a.arm for a in ranking.arms if a.lower <= best.upper]
 
 
-def arm_probabilities(ranking, rule: ExplorationRule, *, explore: bool = True,
-                      control: str = "none") -> dict[str, float]:
+def arm_probabilities(
+    ranking, rule: ExplorationRule, *, explore: bool = True, control: str = "none"
+) -> dict[str, float]:
     """The probability of serving each ranked arm under ``rule`` (they sum to one).
 
     Parameters
@@ -217,12 +241,18 @@ def arm_probabilities(ranking, rule: ExplorationRule, *, explore: bool = True,
     """
     probabilities = _policy_probabilities(ranking, rule, explore)
     floor = float(rule.usual_care_share)
-    if (explore and rule.policy != "greedy" and floor > 0 and control in probabilities
-            and probabilities[control] < floor):
+    if (
+        explore
+        and rule.policy != "greedy"
+        and floor > 0
+        and control in probabilities
+        and probabilities[control] < floor
+    ):
         # Scale the other arms down so that usual care holds exactly the floor.
         scale = (1.0 - floor) / (1.0 - probabilities[control])
-        probabilities = {arm: (floor if arm == control else p * scale)
-                         for arm, p in probabilities.items()}
+        probabilities = {
+            arm: (floor if arm == control else p * scale) for arm, p in probabilities.items()
+        }
     return probabilities
 
 
@@ -260,11 +290,12 @@ def draw_position(person_hash: str, cycle: int) -> float:
     True
     """
     digest = hashlib.sha256(f"{person_hash}|{int(cycle)}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2.0 ** 64
+    return int.from_bytes(digest[:8], "big") / 2.0**64
 
 
-def assign(ranking, person_hash: str, rule: ExplorationRule, *,
-           explore: bool = True, control: str = "none") -> Assignment:
+def assign(
+    ranking, person_hash: str, rule: ExplorationRule, *, explore: bool = True, control: str = "none"
+) -> Assignment:
     """Serve one arm of ``ranking`` to a person, reproducibly, with its probability.
 
     Parameters
@@ -300,8 +331,13 @@ def assign(ranking, person_hash: str, rule: ExplorationRule, *,
             break
     if chosen is None:  # rounding left the position just above the last cumulative share
         chosen = [arm for arm, share in probabilities.items() if share > 0][-1]
-    return Assignment(arm=chosen, probability=probabilities[chosen], policy=policy,
-                      cycle=rule.cycle, probabilities=probabilities)
+    return Assignment(
+        arm=chosen,
+        probability=probabilities[chosen],
+        policy=policy,
+        cycle=rule.cycle,
+        probabilities=probabilities,
+    )
 
 
 @functools.lru_cache(maxsize=16)

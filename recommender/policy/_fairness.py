@@ -41,7 +41,9 @@ def check_floors(floors: Mapping[str, float] | None, roles=None) -> dict[str, fl
             problems.append(f"floors.{role}: unknown role; accepted: {', '.join(known)}")
             continue
         if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
-            problems.append(f"floors.{role}: {share!r} is not a share; accepted: a number from 0 to 1")
+            problems.append(
+                f"floors.{role}: {share!r} is not a share; accepted: a number from 0 to 1"
+            )
             continue
         out[str(role)] = float(share)
     if problems:

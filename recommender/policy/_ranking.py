@@ -161,8 +161,9 @@ def rank_arms(
     names = dict(names or {})
     label = lambda arm: names.get(arm, arm.replace("_", " "))  # noqa: E731
     options = [(control, (0.0, 0.0, 0.0, 0.0, 0.0))]
-    options += [(arm, tuple(float(v) for v in values)) for arm, values in effects.items()
-                if arm != control]
+    options += [
+        (arm, tuple(float(v) for v in values)) for arm, values in effects.items() if arm != control
+    ]
     # The one ordering rule (usual care wins ties, then catalog order).
     order = arm_order([values[0] for _, values in options[1:]])[0]
     ordered = [options[k] for k in order]
@@ -173,14 +174,20 @@ def rank_arms(
     overlap = interval_overlap(best.lower, best.upper, second.lower, second.upper)
     meaningful = overlap <= max_overlap
     if meaningful:
-        note = (f"{label(best.arm).capitalize()} ranks ahead of {label(second.arm)} with "
-                f"intervals overlapping {overlap:.0%} of the narrower one.")
+        note = (
+            f"{label(best.arm).capitalize()} ranks ahead of {label(second.arm)} with "
+            f"intervals overlapping {overlap:.0%} of the narrower one."
+        )
     else:
-        note = (f"The ranking is not meaningful: the {coverage:.0%} intervals of "
-                f"{label(best.arm)} and {label(second.arm)} overlap {overlap:.0%}, so the data cannot tell which of "
-                "them helps this person more; the person's preference and availability should "
-                "decide.")
+        note = (
+            f"The ranking is not meaningful: the {coverage:.0%} intervals of "
+            f"{label(best.arm)} and {label(second.arm)} overlap {overlap:.0%}, so the data cannot tell which of "
+            "them helps this person more; the person's preference and availability should "
+            "decide."
+        )
     if best.arm != control and not best.helps:
-        note += (f" The interval of {label(best.arm)} includes no change, so a benefit over "
-                 "usual care is not established for this profile.")
+        note += (
+            f" The interval of {label(best.arm)} includes no change, so a benefit over "
+            "usual care is not established for this profile."
+        )
     return Ranking(arms, meaningful, overlap, note)

@@ -14,8 +14,16 @@ import numpy as np
 
 from recommender.errors import InputError
 
-__all__ = ["CRISIS_COLUMN", "CrisisResource", "Referral", "SafetyRules", "Triage", "crisis_flags",
-           "triage", "triage_table"]
+__all__ = [
+    "CRISIS_COLUMN",
+    "CrisisResource",
+    "Referral",
+    "SafetyRules",
+    "Triage",
+    "crisis_flags",
+    "triage",
+    "triage_table",
+]
 
 _SCORES = ("ee", "dp", "pa")
 _BOUNDS = ("at_least", "at_most")
@@ -99,23 +107,32 @@ class SafetyRules:
         """
         if not isinstance(safety, Mapping):
             raise InputError(f"{where}: expected a mapping, got {safety!r}")
-        known = {"referral_rules", "referral_notice", "crisis_notice", "crisis_resources",
-                 "referrals"}
+        known = {
+            "referral_rules",
+            "referral_notice",
+            "crisis_notice",
+            "crisis_resources",
+            "referrals",
+        }
         unknown = sorted(set(safety) - known)
         if unknown:
             raise InputError(f"{where}: unknown key(s) {unknown}; accepted: {sorted(known)}")
         rules = []
         for i, rule in enumerate(safety.get("referral_rules") or []):
             rules.append(_parse_rule(rule, f"{where}.referral_rules[{i}]"))
-        resources = [_parse_resource(item, f"{where}.crisis_resources[{i}]")
-                     for i, item in enumerate(safety.get("crisis_resources") or [])]
+        resources = [
+            _parse_resource(item, f"{where}.crisis_resources[{i}]")
+            for i, item in enumerate(safety.get("crisis_resources") or [])
+        ]
         if not resources:
             # A crisis answer without anywhere to turn would be worse than no service.
             raise InputError(f"{where}.crisis_resources: at least one resource is required")
         if not any(r.serves is None for r in resources):
             # Every person, whatever their role, must get somewhere to turn.
-            raise InputError(f"{where}.crisis_resources: at least one resource must serve "
-                             "everyone (leave out 'serves')")
+            raise InputError(
+                f"{where}.crisis_resources: at least one resource must serve "
+                "everyone (leave out 'serves')"
+            )
         texts = {}
         for key in ("referral_notice", "crisis_notice"):
             value = safety.get(key)
@@ -123,8 +140,12 @@ class SafetyRules:
                 raise InputError(f"{where}.{key}: {value!r} is not accepted; give a non-empty text")
             texts[key] = " ".join(value.split())
         referrals = _parse_referrals(safety.get("referrals") or {}, f"{where}.referrals")
-        return cls(referral_rules=tuple(rules), crisis_resources=tuple(resources),
-                   referrals=referrals, **texts)
+        return cls(
+            referral_rules=tuple(rules),
+            crisis_resources=tuple(resources),
+            referrals=referrals,
+            **texts,
+        )
 
 
 def _roles() -> tuple[str, ...]:
@@ -156,44 +177,59 @@ def _parse_resource(item, spot: str) -> CrisisResource:
     serves = item.get("serves")
     if serves is not None:
         roles = _roles()
-        if (not isinstance(serves, (list, tuple)) or not serves
-                or any(role not in roles for role in serves)):
-            raise InputError(f"{spot}.serves: {serves!r} is not accepted; give a list of roles "
-                             f"from {', '.join(roles)} (leave it out for everyone)")
+        if (
+            not isinstance(serves, (list, tuple))
+            or not serves
+            or any(role not in roles for role in serves)
+        ):
+            raise InputError(
+                f"{spot}.serves: {serves!r} is not accepted; give a list of roles "
+                f"from {', '.join(roles)} (leave it out for everyone)"
+            )
         serves = frozenset(serves)
     audience = _text(item.get("audience"), f"{spot}.audience", required=serves is not None)
     return CrisisResource(
-        name=str(item["name"]), contact=str(item["contact"]),
-        url=None if item.get("url") is None else str(item["url"]), serves=serves,
+        name=str(item["name"]),
+        contact=str(item["contact"]),
+        url=None if item.get("url") is None else str(item["url"]),
+        serves=serves,
         audience=audience or "everyone",
         hours=_text(item.get("hours"), f"{spot}.hours", required=False),
-        confidentiality=_text(item.get("confidentiality"), f"{spot}.confidentiality",
-                              required=False))
+        confidentiality=_text(
+            item.get("confidentiality"), f"{spot}.confidentiality", required=False
+        ),
+    )
 
 
 def _parse_referrals(referrals, spot: str) -> dict[str, Referral]:
     roles = _roles()
     if not isinstance(referrals, Mapping):
-        raise InputError(f"{spot}: {referrals!r} is not accepted; map roles ({', '.join(roles)}) "
-                         "to {to: ..., confidentiality: ...}")
+        raise InputError(
+            f"{spot}: {referrals!r} is not accepted; map roles ({', '.join(roles)}) "
+            "to {to: ..., confidentiality: ...}"
+        )
     out = {}
     for role, entry in referrals.items():
         if role not in roles:
             raise InputError(f"{spot}: unknown role {role!r}; accepted: {', '.join(roles)}")
         if not isinstance(entry, Mapping) or set(entry) != {"to", "confidentiality"}:
-            raise InputError(f"{spot}.{role}: {entry!r} is not accepted; give "
-                             "{to: <where to refer>, confidentiality: <what it keeps private>}")
-        out[role] = Referral(_text(entry["to"], f"{spot}.{role}.to", required=True),
-                             _text(entry["confidentiality"], f"{spot}.{role}.confidentiality",
-                                   required=True))
+            raise InputError(
+                f"{spot}.{role}: {entry!r} is not accepted; give "
+                "{to: <where to refer>, confidentiality: <what it keeps private>}"
+            )
+        out[role] = Referral(
+            _text(entry["to"], f"{spot}.{role}.to", required=True),
+            _text(entry["confidentiality"], f"{spot}.{role}.confidentiality", required=True),
+        )
     return out
 
 
 def _parse_rule(rule, spot: str) -> tuple[tuple[str, str, float], ...]:
     accepted = [f"{s}_{b}" for s in _SCORES for b in _BOUNDS]
     if not isinstance(rule, Mapping) or not rule:
-        raise InputError(f"{spot}: {rule!r} is not accepted; a rule maps one or more of "
-                         f"{accepted} to a number")
+        raise InputError(
+            f"{spot}: {rule!r} is not accepted; a rule maps one or more of {accepted} to a number"
+        )
     bounds = []
     for key, value in rule.items():
         if key not in accepted:
@@ -228,12 +264,17 @@ class Triage:
     def summary(self) -> str:
         """The decision in one line of text, for a file's ``referral`` column ('' if routine)."""
         if self.level == CRISIS:
-            places = "; ".join(f"{r.name}: {r.contact}" + (f" ({r.hours})" if r.hours else "")
-                               for r in self.resources)
+            places = "; ".join(
+                f"{r.name}: {r.contact}" + (f" ({r.hours})" if r.hours else "")
+                for r in self.resources
+            )
             return f"CRISIS: {self.notice} {places}"
         if self.level == REFERRAL:
-            where = (f" Refer to: {self.referral.to} Confidentiality: "
-                     f"{self.referral.confidentiality}" if self.referral else "")
+            where = (
+                f" Refer to: {self.referral.to} Confidentiality: {self.referral.confidentiality}"
+                if self.referral
+                else ""
+            )
             return f"{self.notice}{where}"
         return ""
 
@@ -280,8 +321,13 @@ def triage(profile: Mapping, rules: SafetyRules, *, crisis_risk: bool = False) -
         return Triage(CRISIS, rules.crisis_notice, rules.resources_for(role))
     for rule in rules.referral_rules:
         if _rule_holds(rule, profile):
-            return Triage(REFERRAL, rules.referral_notice, (), matched_rule=_rule_text(rule),
-                          referral=rules.referrals.get(role))
+            return Triage(
+                REFERRAL,
+                rules.referral_notice,
+                (),
+                matched_rule=_rule_text(rule),
+                referral=rules.referrals.get(role),
+            )
     return Triage(ROUTINE, None, ())
 
 
@@ -329,13 +375,23 @@ def crisis_flags(frame, *, where: str = "the cohort"):
             bad.append((row, value))
     if bad:
         accepted = "true or false (also yes/no, 1/0; an empty cell is false)"
-        problems = [{"row": row, "column": CRISIS_COLUMN, "value": value, "rule": accepted,
-                     "message": "not a boolean"} for row, value in bad[:_LISTED]]
+        problems = [
+            {
+                "row": row,
+                "column": CRISIS_COLUMN,
+                "value": value,
+                "rule": accepted,
+                "message": "not a boolean",
+            }
+            for row, value in bad[:_LISTED]
+        ]
         shown = ", ".join(f"row {row}: {value!r}" for row, value in bad[:_LISTED])
         more = f" and {len(bad) - _LISTED} more" if len(bad) > _LISTED else ""
-        raise InputError(f"{where}: column {CRISIS_COLUMN!r} has {len(bad)} value(s) that are "
-                         f"not accepted ({shown}{more}); accepted: {accepted}",
-                         problems=problems)
+        raise InputError(
+            f"{where}: column {CRISIS_COLUMN!r} has {len(bad)} value(s) that are "
+            f"not accepted ({shown}{more}); accepted: {accepted}",
+            problems=problems,
+        )
     return flags
 
 

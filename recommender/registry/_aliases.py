@@ -13,8 +13,17 @@ from recommender.registry._promotion import (
 )
 from recommender.registry._store import MODEL_NAME, client
 
-__all__ = ["CHAMPION", "CHALLENGER", "aliases", "move_alias", "record_events",
-           "promotion_history", "promote", "rollback", "rollback_target"]
+__all__ = [
+    "CHAMPION",
+    "CHALLENGER",
+    "aliases",
+    "move_alias",
+    "record_events",
+    "promotion_history",
+    "promote",
+    "rollback",
+    "rollback_target",
+]
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -45,9 +54,19 @@ def _version(mlflow_client, name, version):
         raise InputError(f"model {name!r} has no version {version!r}") from None
 
 
-def move_alias(alias: str, version: str, *, kind: str, reason: str, actor: str | None = None,
-               policy: dict | None = None, name: str = MODEL_NAME, mlflow_client=None,
-               record: bool = True, forced: bool = False) -> PromotionEvent:
+def move_alias(
+    alias: str,
+    version: str,
+    *,
+    kind: str,
+    reason: str,
+    actor: str | None = None,
+    policy: dict | None = None,
+    name: str = MODEL_NAME,
+    mlflow_client=None,
+    record: bool = True,
+    forced: bool = False,
+) -> PromotionEvent:
     """Point ``alias`` at ``version`` and (unless ``record=False``) log the change.
 
     Parameters
@@ -70,17 +89,26 @@ def move_alias(alias: str, version: str, *, kind: str, reason: str, actor: str |
     PromotionEvent
     """
     if not reason or not reason.strip():
-        raise InputError("a reason is required for every alias change (it goes into the "
-                         "promotion log); pass --reason \"...\"")
+        raise InputError(
+            "a reason is required for every alias change (it goes into the "
+            'promotion log); pass --reason "..."'
+        )
     mlflow_client = mlflow_client or client()
     target = _version(mlflow_client, name, version)
     before = aliases(name, mlflow_client=mlflow_client)
     mlflow_client.set_registered_model_alias(name, alias, str(version))
     event = PromotionEvent.now(
-        model=name, alias=alias, version=str(version), previous_version=before.get(alias),
-        kind=kind, actor=actor or current_actor(), reason=reason.strip(),
+        model=name,
+        alias=alias,
+        version=str(version),
+        previous_version=before.get(alias),
+        kind=kind,
+        actor=actor or current_actor(),
+        reason=reason.strip(),
         previous_aliases=sorted(a for a, v in before.items() if v == str(version)),
-        run_id=target.run_id, policy=dict(policy or {}), forced=forced,
+        run_id=target.run_id,
+        policy=dict(policy or {}),
+        forced=forced,
     )
     if record:
         record_events([event], mlflow_client=mlflow_client)
@@ -91,8 +119,9 @@ def record_events(events, *, mlflow_client=None) -> None:
     """Write events as model-version tags, then to the JSON-lines log."""
     mlflow_client = mlflow_client or client()
     for event in events:
-        mlflow_client.set_model_version_tag(event.model, event.version, event.tag_key,
-                                            json.dumps(event.to_dict(), sort_keys=True))
+        mlflow_client.set_model_version_tag(
+            event.model, event.version, event.tag_key, json.dumps(event.to_dict(), sort_keys=True)
+        )
     append_events(events)
 
 
@@ -130,8 +159,14 @@ def rollback_target(history, current: str | None) -> str:
     return stack[-2]
 
 
-def promote(version: str, *, reason: str, actor: str | None = None, force: bool = False,
-            name: str = MODEL_NAME) -> PromotionEvent:
+def promote(
+    version: str,
+    *,
+    reason: str,
+    actor: str | None = None,
+    force: bool = False,
+    name: str = MODEL_NAME,
+) -> PromotionEvent:
     """Make ``version`` the champion by a person's decision, with the reason logged.
 
     A version that failed the promotion gate (its policy value was worse than the champion's
@@ -148,12 +183,23 @@ def promote(version: str, *, reason: str, actor: str | None = None, force: bool 
     failed = tags.get("gate.passed") == "false"
     if failed and not force:
         verdict = tags.get("gate.reason", "no reason recorded")
-        raise InputError(f"version {version} failed the promotion gate ({verdict}); "
-                         "promote it anyway only as a considered decision, with --force (the "
-                         "promotion log records that it was forced)")
+        raise InputError(
+            f"version {version} failed the promotion gate ({verdict}); "
+            "promote it anyway only as a considered decision, with --force (the "
+            "promotion log records that it was forced)"
+        )
     policy = {"gate_passed": False, "gate_reason": tags.get("gate.reason", "")} if failed else None
-    return move_alias(CHAMPION, str(version), kind="promote", reason=reason, actor=actor,
-                      name=name, mlflow_client=mlflow_client, policy=policy, forced=failed)
+    return move_alias(
+        CHAMPION,
+        str(version),
+        kind="promote",
+        reason=reason,
+        actor=actor,
+        name=name,
+        mlflow_client=mlflow_client,
+        policy=policy,
+        forced=failed,
+    )
 
 
 def rollback(*, reason: str, actor: str | None = None, name: str = MODEL_NAME) -> PromotionEvent:
@@ -161,5 +207,12 @@ def rollback(*, reason: str, actor: str | None = None, name: str = MODEL_NAME) -
     mlflow_client = client()
     current = aliases(name, mlflow_client=mlflow_client).get(CHAMPION)
     target = rollback_target(promotion_history(name, mlflow_client=mlflow_client), current)
-    return move_alias(CHAMPION, target, kind="rollback", reason=reason, actor=actor, name=name,
-                      mlflow_client=mlflow_client)
+    return move_alias(
+        CHAMPION,
+        target,
+        kind="rollback",
+        reason=reason,
+        actor=actor,
+        name=name,
+        mlflow_client=mlflow_client,
+    )

@@ -66,7 +66,9 @@ class GateDecision:
 
     def to_dict(self) -> dict:
         return {
-            "passed": self.passed, "reason": self.reason, "alpha": self.alpha,
+            "passed": self.passed,
+            "reason": self.reason,
+            "alpha": self.alpha,
             "challenger": self.challenger.to_dict(),
             "champion": self.champion.to_dict() if self.champion else None,
             "difference": self.difference.to_dict() if self.difference else None,
@@ -74,8 +76,9 @@ class GateDecision:
         }
 
 
-def policy_value_scores(dr_scores: pd.DataFrame, recommended, *, control: str = "none",
-                        lower_is_better: bool = True) -> np.ndarray:
+def policy_value_scores(
+    dr_scores: pd.DataFrame, recommended, *, control: str = "none", lower_is_better: bool = True
+) -> np.ndarray:
     """Per-person doubly robust value of a policy, as outcome points gained versus control.
 
     Parameters
@@ -124,19 +127,28 @@ def _finite_scores(values, what: str) -> np.ndarray:
     if bad.any():
         rows = np.flatnonzero(bad.ravel())
         shown = ", ".join(str(int(i)) for i in rows[:5]) + (", ..." if rows.size > 5 else "")
-        raise InputError(f"{what}: {rows.size} of {values.size} scores are not finite numbers "
-                         f"(NaN or infinite, at rows {shown}); only finite policy-value scores "
-                         "are accepted, so nothing is decided (the challenger is not promoted)")
+        raise InputError(
+            f"{what}: {rows.size} of {values.size} scores are not finite numbers "
+            f"(NaN or infinite, at rows {shown}); only finite policy-value scores "
+            "are accepted, so nothing is decided (the challenger is not promoted)"
+        )
     return values
 
 
 # What "held-out rows" are, said once where the count is given.
-_HELD_OUT = (" (people of this run's data kept out of its training, and out of the champion's "
-             "when it can tell; both models valued on the same rows)")
+_HELD_OUT = (
+    " (people of this run's data kept out of its training, and out of the champion's "
+    "when it can tell; both models valued on the same rows)"
+)
 
 
-def gate_decision(challenger_values, champion_values=None, *, alpha: float = 0.1,
-                  champion_version: str | None = None) -> GateDecision:
+def gate_decision(
+    challenger_values,
+    champion_values=None,
+    *,
+    alpha: float = 0.1,
+    champion_version: str | None = None,
+) -> GateDecision:
     """Decide whether a challenger may replace the champion.
 
     Parameters
@@ -165,24 +177,32 @@ def gate_decision(challenger_values, champion_values=None, *, alpha: float = 0.1
         champion_values = _finite_scores(champion_values, "the champion's policy values")
     challenger = estimate(challenger_values, alpha=alpha)
     if champion_values is None:
-        return GateDecision(True, "there is no champion yet, so the first version passes",
-                            alpha, challenger)
+        return GateDecision(
+            True, "there is no champion yet, so the first version passes", alpha, challenger
+        )
     if len(champion_values) != challenger.n:
-        raise InputError(f"the champion was valued on {len(champion_values)} rows and the "
-                         f"challenger on {challenger.n}; the gate compares the same rows")
+        raise InputError(
+            f"the champion was valued on {len(champion_values)} rows and the "
+            f"challenger on {challenger.n}; the gate compares the same rows"
+        )
     champion = estimate(champion_values, alpha=alpha)
     difference = estimate(challenger_values - champion_values, alpha=alpha)
     level = f"{100 * (1 - alpha):.0f}%"
     who = f"champion version {champion_version}" if champion_version else "the champion"
     if difference.upper < 0:
-        reason = (f"worse than {who}: policy value {challenger.estimate:.3f} vs "
-                  f"{champion.estimate:.3f} points, difference {difference.estimate:.3f} "
-                  f"({level} CI {difference.lower:.3f} to {difference.upper:.3f}) lies below 0, "
-                  f"on {difference.n} held-out rows{_HELD_OUT}")
-        return GateDecision(False, reason, alpha, challenger, champion, difference,
-                            champion_version)
-    reason = (f"not worse than {who}: policy value {challenger.estimate:.3f} vs "
-              f"{champion.estimate:.3f} points, difference {difference.estimate:.3f} "
-              f"({level} CI {difference.lower:.3f} to {difference.upper:.3f}) reaches 0 or above, "
-              f"on {difference.n} held-out rows{_HELD_OUT}")
+        reason = (
+            f"worse than {who}: policy value {challenger.estimate:.3f} vs "
+            f"{champion.estimate:.3f} points, difference {difference.estimate:.3f} "
+            f"({level} CI {difference.lower:.3f} to {difference.upper:.3f}) lies below 0, "
+            f"on {difference.n} held-out rows{_HELD_OUT}"
+        )
+        return GateDecision(
+            False, reason, alpha, challenger, champion, difference, champion_version
+        )
+    reason = (
+        f"not worse than {who}: policy value {challenger.estimate:.3f} vs "
+        f"{champion.estimate:.3f} points, difference {difference.estimate:.3f} "
+        f"({level} CI {difference.lower:.3f} to {difference.upper:.3f}) reaches 0 or above, "
+        f"on {difference.n} held-out rows{_HELD_OUT}"
+    )
     return GateDecision(True, reason, alpha, challenger, champion, difference, champion_version)

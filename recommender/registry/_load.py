@@ -18,8 +18,7 @@ from recommender.errors import InputError
 from recommender.registry._aliases import CHAMPION
 from recommender.registry._store import MODEL_NAME, _quiet, client, mlflow_session, tracking_uri
 
-__all__ = ["ModelRef", "resolve_model", "load_model", "load_champion", "load_pyfunc",
-           "fetch_card"]
+__all__ = ["ModelRef", "resolve_model", "load_model", "load_champion", "load_pyfunc", "fetch_card"]
 
 # Seconds a read waits for another thread's MLflow session before giving up with StoreBusy.
 READ_TIMEOUT = 30.0
@@ -74,10 +73,16 @@ def resolve_model(model: str) -> ModelRef:
     except MlflowException:
         if short and Path(given).exists():  # no such alias or version: the folder is meant
             return ModelRef(uri=given)
-        raise InputError(f"no registered model version matches {model!r} in the store at "
-                         f"{mlflow_client.tracking_uri}") from None
-    return ModelRef(uri=f"models:/{name}/{found.version}", name=name,
-                    version=str(found.version), run_id=found.run_id)
+        raise InputError(
+            f"no registered model version matches {model!r} in the store at "
+            f"{mlflow_client.tracking_uri}"
+        ) from None
+    return ModelRef(
+        uri=f"models:/{name}/{found.version}",
+        name=name,
+        version=str(found.version),
+        run_id=found.run_id,
+    )
 
 
 def load_pyfunc(model: str, *, timeout: float | None = READ_TIMEOUT):
@@ -104,8 +109,9 @@ def load_pyfunc(model: str, *, timeout: float | None = READ_TIMEOUT):
     uri = tracking_uri()
     source = client().get_model_version_download_uri(ref.name, ref.version)
     with tempfile.TemporaryDirectory(prefix="recommender-model-") as staging:
-        local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=staging,
-                                                    tracking_uri=uri, registry_uri=uri)
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=source, dst_path=staging, tracking_uri=uri, registry_uri=uri
+        )
         # load_context reads the joblib bundle now, so the staging folder may go afterwards.
         with _installed_code_first():
             return mlflow.pyfunc.load_model(local)
@@ -170,8 +176,10 @@ def fetch_card(model: str, out) -> Path:
 
     ref = resolve_model(model)
     if ref.run_id is None:
-        raise InputError(f"{model!r} is not a registered version with a training run; cards "
-                         "exist for registered versions (e.g. models:/burnout-recommender/3)")
+        raise InputError(
+            f"{model!r} is not a registered version with a training run; cards "
+            "exist for registered versions (e.g. models:/burnout-recommender/3)"
+        )
     out = Path(out)
     _quiet()
     import mlflow.artifacts
@@ -181,12 +189,17 @@ def fetch_card(model: str, out) -> Path:
     with tempfile.TemporaryDirectory(prefix="recommender-card-") as staging:
         try:
             # The store named per call: no session, so no wait for a training run's.
-            local = mlflow.artifacts.download_artifacts(run_id=ref.run_id, artifact_path="card",
-                                                        dst_path=staging, tracking_uri=uri,
-                                                        registry_uri=uri)
+            local = mlflow.artifacts.download_artifacts(
+                run_id=ref.run_id,
+                artifact_path="card",
+                dst_path=staging,
+                tracking_uri=uri,
+                registry_uri=uri,
+            )
         except (MlflowException, OSError) as error:
-            raise InputError(f"the run {ref.run_id} of {ref.uri} has no model card: "
-                             f"{error}") from None
+            raise InputError(
+                f"the run {ref.run_id} of {ref.uri} has no model card: {error}"
+            ) from None
         out.mkdir(parents=True, exist_ok=True)
         shutil.copytree(local, out, dirs_exist_ok=True)
     return out

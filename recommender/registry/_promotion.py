@@ -17,8 +17,14 @@ from pathlib import Path
 
 from recommender.paths import models_dir
 
-__all__ = ["PromotionEvent", "promotion_log_path", "append_events", "read_promotion_log",
-           "current_actor", "TAG_PREFIX"]
+__all__ = [
+    "PromotionEvent",
+    "promotion_log_path",
+    "append_events",
+    "read_promotion_log",
+    "current_actor",
+    "TAG_PREFIX",
+]
 
 TAG_PREFIX = "promotion."
 

@@ -21,8 +21,13 @@ from mlflow.models import infer_signature
 from recommender.model import RecommendationModel
 from recommender.registry._store import quiet_pyfunc_logger
 
-__all__ = ["RecommenderPyfunc", "log_pyfunc", "model_requirements", "ARTIFACT_KEY",
-           "DEFAULT_PARAMS"]
+__all__ = [
+    "RecommenderPyfunc",
+    "log_pyfunc",
+    "model_requirements",
+    "ARTIFACT_KEY",
+    "DEFAULT_PARAMS",
+]
 
 ARTIFACT_KEY = "recommendation_model"
 # Inference parameters a caller may pass as ``predict(rows, params={...})``.
@@ -31,9 +36,21 @@ DEFAULT_PARAMS = {"alpha": 0.1, "contributions": True}
 # needs; the package's own code travels with the model (code_paths), not as a requirement.
 _DISTRIBUTION = "burnout-recommender"
 # Used when the project runs from a source tree that was never installed.
-_FALLBACK_REQUIREMENTS = ("mlflow", "lightgbm", "scikit-learn", "pandas", "numpy", "scipy",
-                          "joblib", "pyarrow", "pydantic", "pyyaml", "matplotlib", "sqlalchemy",
-                          "rich")
+_FALLBACK_REQUIREMENTS = (
+    "mlflow",
+    "lightgbm",
+    "scikit-learn",
+    "pandas",
+    "numpy",
+    "scipy",
+    "joblib",
+    "pyarrow",
+    "pydantic",
+    "pyyaml",
+    "matplotlib",
+    "sqlalchemy",
+    "rich",
+)
 
 
 class RecommenderPyfunc(mlflow.pyfunc.PythonModel):
@@ -55,8 +72,9 @@ class RecommenderPyfunc(mlflow.pyfunc.PythonModel):
         options = {**DEFAULT_PARAMS, **(params or {})}
         if not isinstance(model_input, pd.DataFrame):
             model_input = pd.DataFrame(model_input)
-        scored = self.model.score(model_input, alpha=float(options["alpha"]),
-                                  contributions=bool(options["contributions"]))
+        scored = self.model.score(
+            model_input, alpha=float(options["alpha"]), contributions=bool(options["contributions"])
+        )
         return scored.reset_index(drop=True)
 
 
@@ -72,8 +90,9 @@ def _lenient_inputs(signature):
     columns = []
     for spec in signature.inputs.inputs:
         columns.append(ColSpec(spec.type, spec.name, required=spec.name != "person_id"))
-    return ModelSignature(inputs=Schema(columns), outputs=signature.outputs,
-                          params=signature.params)
+    return ModelSignature(
+        inputs=Schema(columns), outputs=signature.outputs, params=signature.params
+    )
 
 
 def model_requirements() -> list[str]:
@@ -89,8 +108,9 @@ def model_requirements() -> list[str]:
         declared = metadata.requires(_DISTRIBUTION) or []
     except metadata.PackageNotFoundError:
         declared = []
-    names = [Requirement(text).name for text in declared
-             if Requirement(text).marker is None] or list(_FALLBACK_REQUIREMENTS)
+    names = [
+        Requirement(text).name for text in declared if Requirement(text).marker is None
+    ] or list(_FALLBACK_REQUIREMENTS)
     pins = []
     for name in dict.fromkeys([*names, "joblib"]):
         try:
@@ -128,8 +148,9 @@ def log_pyfunc(model: RecommendationModel, input_example: pd.DataFrame, *, name:
     mlflow.models.model.ModelInfo
     """
     example = input_example.reset_index(drop=True)
-    output = model.score(example, alpha=DEFAULT_PARAMS["alpha"],
-                         contributions=DEFAULT_PARAMS["contributions"]).reset_index(drop=True)
+    output = model.score(
+        example, alpha=DEFAULT_PARAMS["alpha"], contributions=DEFAULT_PARAMS["contributions"]
+    ).reset_index(drop=True)
     with warnings.catch_warnings():
         # MLflow's hints (integer columns, type hints on predict) do not apply: the data
         # contract has no missing values and the signature is given explicitly.
@@ -148,8 +169,10 @@ def log_pyfunc(model: RecommendationModel, input_example: pd.DataFrame, *, name:
             input_example=example,
             pip_requirements=model_requirements(),
             code_paths=_code_paths(),
-            metadata={"catalog_version": model.catalog_version,
-                      "features": model.feature_names,
-                      "arms": list(model.arms),
-                      "outcomes": model.outcomes},
+            metadata={
+                "catalog_version": model.catalog_version,
+                "features": model.feature_names,
+                "arms": list(model.arms),
+                "outcomes": model.outcomes,
+            },
         )

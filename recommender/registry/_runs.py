@@ -21,7 +21,12 @@ from recommender.registry._aliases import (
 )
 from recommender.registry._gate import GateDecision
 from recommender.registry._promotion import PromotionEvent
-from recommender.registry._store import EXPERIMENT_NAME, MODEL_NAME, ensure_experiment, mlflow_session
+from recommender.registry._store import (
+    EXPERIMENT_NAME,
+    MODEL_NAME,
+    ensure_experiment,
+    mlflow_session,
+)
 
 __all__ = ["TrainingRun", "Registration"]
 
@@ -67,8 +72,14 @@ class TrainingRun:
     ...     registration = run.register(info, gate=decision, reason="scheduled retrain")
     """
 
-    def __init__(self, *, experiment: str = EXPERIMENT_NAME, run_name: str | None = None,
-                 tags: dict | None = None, model_name: str = MODEL_NAME):
+    def __init__(
+        self,
+        *,
+        experiment: str = EXPERIMENT_NAME,
+        run_name: str | None = None,
+        tags: dict | None = None,
+        model_name: str = MODEL_NAME,
+    ):
         self.experiment = experiment
         self.run_name = run_name
         self.tags = dict(tags or {})
@@ -83,8 +94,11 @@ class TrainingRun:
         self._mlflow = self._session.__enter__()
         try:
             experiment_id = ensure_experiment(self.experiment)
-            run = self._mlflow.start_run(experiment_id=experiment_id, run_name=self.run_name,
-                                         tags={k: str(v) for k, v in self.tags.items()})
+            run = self._mlflow.start_run(
+                experiment_id=experiment_id,
+                run_name=self.run_name,
+                tags={k: str(v) for k, v in self.tags.items()},
+            )
             self.run_id = run.info.run_id
         except BaseException:
             self._session.__exit__(None, None, None)
@@ -135,8 +149,15 @@ class TrainingRun:
         return log_pyfunc(model, input_example)
 
     # -- registration ------------------------------------------------------------------------
-    def register(self, model_info, *, gate: GateDecision, reason: str, actor: str | None = None,
-                 on_registered=None) -> Registration:
+    def register(
+        self,
+        model_info,
+        *,
+        gate: GateDecision,
+        reason: str,
+        actor: str | None = None,
+        on_registered=None,
+    ) -> Registration:
         """Register the logged model as a new version, alias it, and record the changes.
 
         The version gets ``challenger``; it also gets ``champion`` when ``gate.passed``. Then
@@ -170,30 +191,64 @@ class TrainingRun:
                 mlflow_client.get_registered_model(name)
             except MlflowException:
                 mlflow_client.create_registered_model(
-                    name, description="Recommends a clinician-wellness intervention per person "
-                    "(multi-arm uplift on burnout scores).")
+                    name,
+                    description="Recommends a clinician-wellness intervention per person "
+                    "(multi-arm uplift on burnout scores).",
+                )
                 created_model = True
             created = mlflow_client.create_model_version(
-                name, source=model_info.model_uri, run_id=self.run_id,
-                model_id=getattr(model_info, "model_id", None), await_creation_for=0,
-                tags={"gate.passed": str(gate.passed).lower(), "gate.reason": gate.reason[:5000],
-                      "run_id": self.run_id},
+                name,
+                source=model_info.model_uri,
+                run_id=self.run_id,
+                model_id=getattr(model_info, "model_id", None),
+                await_creation_for=0,
+                tags={
+                    "gate.passed": str(gate.passed).lower(),
+                    "gate.reason": gate.reason[:5000],
+                    "run_id": self.run_id,
+                },
             )
             version = str(created.version)
             policy = gate.to_dict()
-            events = [move_alias(CHALLENGER, version, kind="gate", reason=reason, actor=actor,
-                                 policy=policy, name=name, mlflow_client=mlflow_client,
-                                 record=False)]
+            events = [
+                move_alias(
+                    CHALLENGER,
+                    version,
+                    kind="gate",
+                    reason=reason,
+                    actor=actor,
+                    policy=policy,
+                    name=name,
+                    mlflow_client=mlflow_client,
+                    record=False,
+                )
+            ]
             if gate.passed:
-                events.append(move_alias(CHAMPION, version, kind="gate",
-                                         reason=f"{reason}; gate: {gate.reason}", actor=actor,
-                                         policy=policy, name=name, mlflow_client=mlflow_client,
-                                         record=False))
+                events.append(
+                    move_alias(
+                        CHAMPION,
+                        version,
+                        kind="gate",
+                        reason=f"{reason}; gate: {gate.reason}",
+                        actor=actor,
+                        policy=policy,
+                        name=name,
+                        mlflow_client=mlflow_client,
+                        record=False,
+                    )
+                )
             registration = Registration(
-                name=name, version=version, run_id=self.run_id, model_uri=model_info.model_uri,
-                aliases=[e.alias for e in events], gate=gate, events=events)
-            self._mlflow.set_tags({"registered_version": version,
-                                   "gate.passed": str(gate.passed).lower()})
+                name=name,
+                version=version,
+                run_id=self.run_id,
+                model_uri=model_info.model_uri,
+                aliases=[e.alias for e in events],
+                gate=gate,
+                events=events,
+            )
+            self._mlflow.set_tags(
+                {"registered_version": version, "gate.passed": str(gate.passed).lower()}
+            )
             if on_registered is not None:
                 on_registered(registration)
             record_events(events, mlflow_client=mlflow_client)
@@ -240,4 +295,3 @@ def _text(value) -> str:
 def _metric_key(key: str) -> str:
     allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-. /")
     return "".join(c if c in allowed else "_" for c in str(key))
-

@@ -29,8 +29,17 @@ from urllib.parse import quote, urlparse
 from recommender.errors import InputError
 from recommender.paths import models_dir
 
-__all__ = ["tracking_uri", "artifact_location", "mlflow_session", "client", "ensure_experiment",
-           "StoreBusy", "MODEL_NAME", "EXPERIMENT_NAME", "ARTIFACT_ROOT_ENV"]
+__all__ = [
+    "tracking_uri",
+    "artifact_location",
+    "mlflow_session",
+    "client",
+    "ensure_experiment",
+    "StoreBusy",
+    "MODEL_NAME",
+    "EXPERIMENT_NAME",
+    "ARTIFACT_ROOT_ENV",
+]
 
 MODEL_NAME = "burnout-recommender"
 EXPERIMENT_NAME = "burnout-recommender"
@@ -108,7 +117,8 @@ def artifact_location() -> str | None:
         f"no artifacts itself; set {ARTIFACT_ROOT_ENV} to an artifact root every machine can "
         "read (e.g. s3://bucket/mlflow, gs://..., or a shared folder as file:///...), or run "
         "`mlflow server --backend-store-uri <database> --artifacts-destination <root>` and set "
-        "MLFLOW_TRACKING_URI to its http(s):// address")
+        "MLFLOW_TRACKING_URI to its http(s):// address"
+    )
 
 
 def _artifact_folder() -> Path:
@@ -183,9 +193,11 @@ def mlflow_session(*, timeout: float | None = None):
     if timeout is None:
         _SESSION_LOCK.acquire()
     elif not _SESSION_LOCK.acquire(timeout=max(float(timeout), 0.0)):
-        raise StoreBusy(f"the MLflow session is held by another thread (a training run or a "
-                        f"model download, say) and was not free within {timeout:g} s; "
-                        "retry later")
+        raise StoreBusy(
+            f"the MLflow session is held by another thread (a training run or a "
+            f"model download, say) and was not free within {timeout:g} s; "
+            "retry later"
+        )
     try:
         # Resolved under the lock: another thread's session exports its URI to the environment.
         uri = tracking_uri()
@@ -242,4 +254,5 @@ def ensure_experiment(name: str = EXPERIMENT_NAME) -> str:
     # Without the kind tag MLflow 3's UI opens a new experiment on its GenAI overview; this one
     # holds training runs, so it opens on them and runs sit side by side.
     return mlflow_client.create_experiment(
-        name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: "custom_model_development"})
+        name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: "custom_model_development"}
+    )

@@ -37,8 +37,13 @@ from recommender.service._schemas import (
     SafetyBlock,
 )
 
-__all__ = ["AllocationRequest", "AllocationPlan", "ALLOCATION_ACCEPTED", "MAX_CAPACITY",
-           "allocate_cohort"]
+__all__ = [
+    "AllocationRequest",
+    "AllocationPlan",
+    "ALLOCATION_ACCEPTED",
+    "MAX_CAPACITY",
+    "allocate_cohort",
+]
 
 # Places one arm may have in a cycle: far beyond any program, and a bound the solver can use.
 MAX_CAPACITY = 1_000_000
@@ -47,10 +52,10 @@ MAX_CAPACITY = 1_000_000
 ALLOCATION_ACCEPTED = {
     "budget": "a number >= 0 (US$), or null for no budget limit",
     "capacity": "an object mapping arm ids of the intervention catalog to whole numbers of "
-                f"places >= 0 and at most {MAX_CAPACITY:,} (0: not offered this cycle)",
+    f"places >= 0 and at most {MAX_CAPACITY:,} (0: not offered this cycle)",
     "confident_only": "true or false",
     "floors": "an object mapping roles (physician, resident, nurse, app) to the minimum share "
-              "of that role's people given an arm, from 0 to 1",
+    "of that role's people given an arm, from 0 to 1",
 }
 
 
@@ -60,28 +65,36 @@ class AllocationRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     profiles: list[dict[str, Any]] = Field(
-        min_length=1, max_length=MAX_BATCH_ROWS,
+        min_length=1,
+        max_length=MAX_BATCH_ROWS,
         description="Up to 10,000 people, each with the fields of a /recommend request body "
-                    "(person_id unique in the cohort). No plan is made while an entry is invalid; "
-                    "every invalid entry is named in the answer.")
+        "(person_id unique in the cohort). No plan is made while an entry is invalid; "
+        "every invalid entry is named in the answer.",
+    )
     budget: Annotated[StrictFloat, Field(ge=0, allow_inf_nan=False)] | None = Field(
-        None, description="Money available for the cohort, US$, at the catalog's cost per "
-                          f"person. Accepted: {ALLOCATION_ACCEPTED['budget']}.",
-        examples=[20000.0])
+        None,
+        description="Money available for the cohort, US$, at the catalog's cost per "
+        f"person. Accepted: {ALLOCATION_ACCEPTED['budget']}.",
+        examples=[20000.0],
+    )
     capacity: dict[str, Annotated[StrictInt, Field(ge=0, le=MAX_CAPACITY)]] = Field(
         default_factory=dict,
         description="Places per intervention this cycle, overriding the catalog's; arms not "
-                    f"named keep the catalog's. Accepted: {ALLOCATION_ACCEPTED['capacity']}.",
-        examples=[{"coaching": 10, "peer_group": 20}])
+        f"named keep the catalog's. Accepted: {ALLOCATION_ACCEPTED['capacity']}.",
+        examples=[{"coaching": 10, "peer_group": 20}],
+    )
     confident_only: StrictBool = Field(
-        False, description="Allocate an arm only to people whose interval for it excludes no "
-                           f"benefit. Accepted: {ALLOCATION_ACCEPTED['confident_only']}.")
+        False,
+        description="Allocate an arm only to people whose interval for it excludes no "
+        f"benefit. Accepted: {ALLOCATION_ACCEPTED['confident_only']}.",
+    )
     floors: dict[str, Annotated[StrictFloat, Field(ge=0, le=1)]] = Field(
         default_factory=dict,
         description="Minimum share of each named role's people given an arm, held by the "
-                    "solver; a plan that cannot meet them all within budget and places is "
-                    f"refused, saying so. Accepted: {ALLOCATION_ACCEPTED['floors']}.",
-        examples=[{"nurse": 0.2, "app": 0.2}])
+        "solver; a plan that cannot meet them all within budget and places is "
+        f"refused, saying so. Accepted: {ALLOCATION_ACCEPTED['floors']}.",
+        examples=[{"nurse": 0.2, "app": 0.2}],
+    )
 
 
 class ArmPlan(BaseModel):
@@ -92,60 +105,84 @@ class ArmPlan(BaseModel):
     capacity: int | None = Field(description="Places that were available (null: no limit).")
     cost_per_person: float = Field(description="US$ per participant (the catalog's).")
     cost: float = Field(description="What this arm costs for the people allocated, US$.")
-    expected_points_avoided: float = Field(description="EE points this arm is expected to "
-                                           "avoid over its people (a sum of point estimates).")
+    expected_points_avoided: float = Field(
+        description="EE points this arm is expected to "
+        "avoid over its people (a sum of point estimates)."
+    )
 
 
 class PersonPlan(BaseModel):
     request_id: str = Field(description="Id of this line in the audit log.")
-    allocated: str | None = Field(description="The arm this person is given ('none' = usual "
-                                  "care); null for a crisis flag, which gets crisis resources "
-                                  "instead.")
-    recommended: str | None = Field(description="The offered, eligible arm with the best "
-                                    "expected effect for this person if there were no budget "
-                                    "or capacity limit ('none' when no arm is expected to "
-                                    "help); null for a crisis flag.")
-    ee_effect: float | None = Field(description="Expected EE change under the allocated arm "
-                                    "against usual care (0 for usual care; null for a crisis "
-                                    "flag).")
+    allocated: str | None = Field(
+        description="The arm this person is given ('none' = usual "
+        "care); null for a crisis flag, which gets crisis resources "
+        "instead."
+    )
+    recommended: str | None = Field(
+        description="The offered, eligible arm with the best "
+        "expected effect for this person if there were no budget "
+        "or capacity limit ('none' when no arm is expected to "
+        "help); null for a crisis flag."
+    )
+    ee_effect: float | None = Field(
+        description="Expected EE change under the allocated arm "
+        "against usual care (0 for usual care; null for a crisis "
+        "flag)."
+    )
     ee_lower: float | None = Field(description="Lower bound of the interval of ee_effect.")
     ee_upper: float | None = Field(description="Upper bound of the interval of ee_effect.")
     safety: SafetyBlock = Field(description="Safety triage, as in /recommend.")
-    ignored: list[Problem] = Field(default_factory=list, description="Crisis lines only: fields "
-                                   "sent but not accepted, which a crisis answer does not need.")
+    ignored: list[Problem] = Field(
+        default_factory=list,
+        description="Crisis lines only: fields "
+        "sent but not accepted, which a crisis answer does not need.",
+    )
 
 
 class AllocationPlan(BaseModel):
     """Who gets which intervention, what it costs and what it is expected to avoid."""
 
-    plan_id: str = Field(description="Id of this plan: the batch_id of its lines in the audit "
-                         "log.")
+    plan_id: str = Field(description="Id of this plan: the batch_id of its lines in the audit log.")
     model_version: str = Field(description="Registered model version that estimated effects.")
     catalog_version: str = Field(description="Intervention catalog version.")
-    status: str = Field(description="'optimal', or why the solver stopped early with the best "
-                        "plan it had found.")
+    status: str = Field(
+        description="'optimal', or why the solver stopped early with the best plan it had found."
+    )
     budget: float | None = Field(description="The budget planned for (null: no limit).")
     total_cost: float = Field(description="What the plan costs, US$.")
-    expected_points_avoided: float = Field(description="EE points the plan is expected to "
-                                           "avoid over the cohort (a sum of point estimates).")
+    expected_points_avoided: float = Field(
+        description="EE points the plan is expected to "
+        "avoid over the cohort (a sum of point estimates)."
+    )
     interval_level: float = Field(description="Coverage of the intervals (0.9 = 90 %).")
     arms: list[ArmPlan] = Field(description="Per intervention, in catalog order.")
     fairness: list[dict[str, Any]] = Field(
         default_factory=list,
         description="Per role, gender and setting (of the planned profiles) and per arm ('any': "
-                    "any arm): people, share eligible, share allocated and, for 'any', the "
-                    "expected EE points avoided per person; groups under 11 people suppressed.")
+        "any arm): people, share eligible, share allocated and, for 'any', the "
+        "expected EE points avoided per person; groups under 11 people suppressed.",
+    )
     assignments: list[PersonPlan] = Field(description="One per profile, in the order sent.")
     disclaimer: str = Field(description="Decision support, not a diagnosis.")
-    complements: list[ComplementItem] = Field(default_factory=list, description="Measures the "
-                                              "model does not rank; the plan complements them.")
-    context: ContextBlock | None = Field(None, description="Organisational change, training "
-                                         "data, arms given one effect for everyone.")
+    complements: list[ComplementItem] = Field(
+        default_factory=list,
+        description="Measures the model does not rank; the plan complements them.",
+    )
+    context: ContextBlock | None = Field(
+        None,
+        description="Organisational change, training data, arms given one effect for everyone.",
+    )
 
 
-def allocate_cohort(engine, request: AllocationRequest, *, caller_role: str,
-                    time_limit: float, plan_id: str | None = None,
-                    crisis: dict | None = None) -> dict:
+def allocate_cohort(
+    engine,
+    request: AllocationRequest,
+    *,
+    caller_role: str,
+    time_limit: float,
+    plan_id: str | None = None,
+    crisis: dict | None = None,
+) -> dict:
     """Plan ``request``'s cohort with ``engine``'s model and catalog; record and return the plan.
 
     Parameters
@@ -179,15 +216,22 @@ def allocate_cohort(engine, request: AllocationRequest, *, caller_role: str,
     catalog, config, control = engine.catalog, engine.config, engine.control
     plan_id = plan_id or f"plan-{uuid.uuid4().hex}"
     crisis = dict(crisis) if crisis is not None else {}
-    flagged = [i for i, raw in enumerate(request.profiles)
-               if i not in crisis and crisis_flagged(raw)]
+    flagged = [
+        i for i, raw in enumerate(request.profiles) if i not in crisis and crisis_flagged(raw)
+    ]
     if flagged:  # a library caller: answer them here, on the same crisis path
-        pairs = [engine.crisis_answer(request.profiles[i], caller_role=caller_role,
-                                      batch_id=plan_id, compact=True, prefix=f"profiles[{i}]")
-                 for i in flagged]
+        pairs = [
+            engine.crisis_answer(
+                request.profiles[i],
+                caller_role=caller_role,
+                batch_id=plan_id,
+                compact=True,
+                prefix=f"profiles[{i}]",
+            )
+            for i in flagged
+        ]
         answers = [answer for answer, _ in pairs]
-        record_answers(engine.audit, [record for _, record in pairs], answers,
-                       range(len(pairs)))
+        record_answers(engine.audit, [record for _, record in pairs], answers, range(len(pairs)))
         crisis.update(zip(flagged, answers))
     # Crisis entries never reach the check, the model or the solver.
     rows = _checked_cohort(engine, request.profiles, skip=crisis)
@@ -197,8 +241,9 @@ def allocate_cohort(engine, request: AllocationRequest, *, caller_role: str,
     planned = sorted(rows)
 
     if planned and arms:
-        lines, allocation = _allocate_planned(engine, rows, planned, arms, limits, request,
-                                              time_limit)
+        lines, allocation = _allocate_planned(
+            engine, rows, planned, arms, limits, request, time_limit
+        )
         status, summary = _status(allocation), allocation.summary
         fairness = fairness_records(allocation.fairness)
     else:  # nobody to plan for, or nothing to plan with: everyone ranked gets usual care
@@ -212,28 +257,43 @@ def allocate_cohort(engine, request: AllocationRequest, *, caller_role: str,
             continue
         row, line = rows[i], lines[i]
         request_id = uuid.uuid4().hex
-        assignments.append({
-            "request_id": request_id, "allocated": line["allocated"],
-            "recommended": line["recommended"],
-            **dict(zip(("ee_effect", "ee_lower", "ee_upper"), line["figures"])),
-            "safety": safety_block(triages[i]),
-        })
-        records.append({
-            "request_id": request_id, "batch_id": plan_id, "model_version": engine.version,
-            "caller_role": caller_role, "person_id": row["person_id"],
-            "safety_level": triages[i].level, "recommended": line["allocated"],
-            "ranking_meaningful": None, "effects": line["effects"],
-        })
+        assignments.append(
+            {
+                "request_id": request_id,
+                "allocated": line["allocated"],
+                "recommended": line["recommended"],
+                **dict(zip(("ee_effect", "ee_lower", "ee_upper"), line["figures"])),
+                "safety": safety_block(triages[i]),
+            }
+        )
+        records.append(
+            {
+                "request_id": request_id,
+                "batch_id": plan_id,
+                "model_version": engine.version,
+                "caller_role": caller_role,
+                "person_id": row["person_id"],
+                "safety_level": triages[i].level,
+                "recommended": line["allocated"],
+                "ranking_meaningful": None,
+                "effects": line["effects"],
+            }
+        )
     record_answers(engine.audit, records, (), ())
     arm_plans = _arm_plans(catalog, arms, limits, summary)
     return {
-        "plan_id": plan_id, "model_version": engine.version,
-        "catalog_version": catalog.version, "status": status,
+        "plan_id": plan_id,
+        "model_version": engine.version,
+        "catalog_version": catalog.version,
+        "status": status,
         "budget": request.budget,
         "total_cost": round(sum(a["cost"] for a in arm_plans), 2),
         "expected_points_avoided": round(sum(a["expected_points_avoided"] for a in arm_plans), 3),
-        "interval_level": round(config.coverage, 6), "arms": arm_plans,
-        "fairness": fairness, "assignments": assignments, "disclaimer": config.disclaimer,
+        "interval_level": round(config.coverage, 6),
+        "arms": arm_plans,
+        "fairness": fairness,
+        "assignments": assignments,
+        "disclaimer": config.disclaimer,
         "complements": engine.complements,
         "context": engine.context,
     }
@@ -241,9 +301,16 @@ def allocate_cohort(engine, request: AllocationRequest, *, caller_role: str,
 
 def _crisis_line(answer: dict) -> dict:
     # A crisis entry's line of the plan: its crisis answer, no arm and no figures.
-    return {"request_id": answer["request_id"], "allocated": None, "recommended": None,
-            "ee_effect": None, "ee_lower": None, "ee_upper": None, "safety": answer["safety"],
-            "ignored": answer["ignored"]}
+    return {
+        "request_id": answer["request_id"],
+        "allocated": None,
+        "recommended": None,
+        "ee_effect": None,
+        "ee_lower": None,
+        "ee_upper": None,
+        "safety": answer["safety"],
+        "ignored": answer["ignored"],
+    }
 
 
 def _allocate_planned(engine, rows, planned, arms, limits, request, time_limit):
@@ -254,34 +321,52 @@ def _allocate_planned(engine, rows, planned, arms, limits, request, time_limit):
     columns = [list(prediction.arms).index(arm) for arm in arms]
     index = pd.RangeIndex(len(planned))
     effect, lower, upper = (
-        pd.DataFrame(np.asarray(table, dtype=float)[:, columns].round(3), index=index,
-                     columns=arms)
-        for table in (prediction.effect, prediction.lower, prediction.upper))
+        pd.DataFrame(np.asarray(table, dtype=float)[:, columns].round(3), index=index, columns=arms)
+        for table in (prediction.effect, prediction.lower, prediction.upper)
+    )
     estimated = np.isfinite(effect + lower + upper)  # an arm without an estimate is not given
-    offered = pd.DataFrame([[not rows[i].get("offered") or arm in rows[i]["offered"]
-                             for arm in arms] for i in planned],
-                           index=index, columns=arms)
-    allowed = (pd.DataFrame(eligible_mask(catalog, cohort, arms), index=index, columns=arms)
-               & estimated & offered)
+    offered = pd.DataFrame(
+        [
+            [not rows[i].get("offered") or arm in rows[i]["offered"] for arm in arms]
+            for i in planned
+        ],
+        index=index,
+        columns=arms,
+    )
+    allowed = (
+        pd.DataFrame(eligible_mask(catalog, cohort, arms), index=index, columns=arms)
+        & estimated
+        & offered
+    )
     try:
-        allocation = allocate(effect.where(estimated, 0.0), limits, budget=request.budget,
-                              eligible=allowed, upper=upper.where(estimated, 0.0),
-                              confident_only=request.confident_only, control=control,
-                              time_limit=time_limit,
-                              profiles=pd.DataFrame(
-                                  {c: [row[c] for row in cohort] for c in
-                                   ("role", "gender", "setting")}, index=index),
-                              floors=request.floors or None)
+        allocation = allocate(
+            effect.where(estimated, 0.0),
+            limits,
+            budget=request.budget,
+            eligible=allowed,
+            upper=upper.where(estimated, 0.0),
+            confident_only=request.confident_only,
+            control=control,
+            time_limit=time_limit,
+            profiles=pd.DataFrame(
+                {c: [row[c] for row in cohort] for c in ("role", "gender", "setting")}, index=index
+            ),
+            floors=request.floors or None,
+        )
     except InputError as error:
-        raise InputError(f"no plan was found for this cohort: {error}; nothing was "
-                         "allocated") from None
+        raise InputError(
+            f"no plan was found for this cohort: {error}; nothing was allocated"
+        ) from None
     except PlanTimeout as error:
-        raise PlanTimeout(f"no plan was found for this cohort of {len(planned):,} people in "
-                          f"time: {error}; nothing was allocated or recorded; please retry, or "
-                          "split the cohort into smaller ones") from None
+        raise PlanTimeout(
+            f"no plan was found for this cohort of {len(planned):,} people in "
+            f"time: {error}; nothing was allocated or recorded; please retry, or "
+            "split the cohort into smaller ones"
+        ) from None
     # Without limits: the allowed arm with the best expected effect, if any helps.
-    recommended = best_arm(effect.to_numpy(), arms, control=control,
-                           allowed=allowed.to_numpy()).tolist()
+    recommended = best_arm(
+        effect.to_numpy(), arms, control=control, allowed=allowed.to_numpy()
+    ).tolist()
     figures = np.stack([effect.to_numpy(), lower.to_numpy(), upper.to_numpy()], axis=2).tolist()
     given = allocation.assignment.tolist()
     permitted = allowed.to_numpy().tolist()
@@ -289,8 +374,9 @@ def _allocate_planned(engine, rows, planned, arms, limits, request, time_limit):
     for k, i in enumerate(planned):
         line = _usual_care(control)
         line["recommended"] = str(recommended[k])
-        line["effects"].update({arm: figures[k][j] for j, arm in enumerate(arms)
-                                if permitted[k][j]})
+        line["effects"].update(
+            {arm: figures[k][j] for j, arm in enumerate(arms) if permitted[k][j]}
+        )
         if given[k] != control:
             line["allocated"] = given[k]
             line["figures"] = figures[k][arms.index(given[k])]
@@ -300,8 +386,12 @@ def _allocate_planned(engine, rows, planned, arms, limits, request, time_limit):
 
 def _usual_care(control: str) -> dict:
     # A line of the plan: usual care has no effect against itself.
-    return {"allocated": control, "recommended": control, "figures": [0.0] * 3,
-            "effects": {control: [0.0, 0.0, 0.0]}}
+    return {
+        "allocated": control,
+        "recommended": control,
+        "figures": [0.0] * 3,
+        "effects": {control: [0.0, 0.0, 0.0]},
+    }
 
 
 def _checked_cohort(engine, raws: Sequence, *, skip=()) -> dict[int, dict]:
@@ -310,30 +400,40 @@ def _checked_cohort(engine, raws: Sequence, *, skip=()) -> dict[int, dict]:
     # in one answer: invalid entries and person_ids given twice alike. Entries in ``skip``
     # (crisis flags, answered on their own) are neither checked nor planned for.
     rows, index, errors = engine.check_rows(raws)
-    by_entry = {error["index"]: list(error["problems"]) for error in errors
-                if error["index"] not in skip}
+    by_entry = {
+        error["index"]: list(error["problems"]) for error in errors if error["index"] not in skip
+    }
     kept = [(row, i) for row, i in zip(rows, index) if i not in skip]
     seen: dict[str, int] = {}
     for row, i in kept:
         first = seen.setdefault(row["person_id"], i)
         if first != i:
-            by_entry[i] = [{"field": f"profiles[{i}].person_id", "value": row["person_id"],
-                            "accepted": f"a person_id no other entry has (profiles[{first}] "
-                                        "has this one)",
-                            "message": "duplicate person_id"}]
+            by_entry[i] = [
+                {
+                    "field": f"profiles[{i}].person_id",
+                    "value": row["person_id"],
+                    "accepted": f"a person_id no other entry has (profiles[{first}] has this one)",
+                    "message": "duplicate person_id",
+                }
+            ]
     if by_entry:
         problems = [problem for i in sorted(by_entry) for problem in by_entry[i]]
-        raise InputError(f"{len(by_entry):,} of {len(raws):,} profiles are not accepted, so no "
-                         f"plan was made; first: {problems[0]['field']}: "
-                         f"{problems[0]['accepted']}", problems=problems)
+        raise InputError(
+            f"{len(by_entry):,} of {len(raws):,} profiles are not accepted, so no "
+            f"plan was made; first: {problems[0]['field']}: "
+            f"{problems[0]['accepted']}",
+            problems=problems,
+        )
     return {i: row for row, i in kept}
 
 
 def _status(allocation) -> str:
     if allocation.status == "optimal":
         return "optimal"
-    return (f"{allocation.status}; the best plan found is within {allocation.gap:.1%} of the "
-            "best possible")
+    return (
+        f"{allocation.status}; the best plan found is within {allocation.gap:.1%} of the "
+        "best possible"
+    )
 
 
 def _arm_plans(catalog, arms, limits, summary: pd.DataFrame | None) -> list[dict]:
@@ -342,12 +442,18 @@ def _arm_plans(catalog, arms, limits, summary: pd.DataFrame | None) -> list[dict
         counts = summary.loc[arm] if summary is not None else None
         people = 0 if counts is None else int(counts["people"])
         cost_per_person = float(limits[arm].cost_per_person)
-        plans.append({
-            "arm": arm, "name": catalog.arm(arm).name, "people": people,
-            "groups": 0 if counts is None else int(counts["groups"]),
-            "capacity": limits[arm].capacity, "cost_per_person": cost_per_person,
-            "cost": round(people * cost_per_person, 2),
-            "expected_points_avoided": 0.0 if counts is None
-            else round(float(counts["expected_points_avoided"]), 3),
-        })
+        plans.append(
+            {
+                "arm": arm,
+                "name": catalog.arm(arm).name,
+                "people": people,
+                "groups": 0 if counts is None else int(counts["groups"]),
+                "capacity": limits[arm].capacity,
+                "cost_per_person": cost_per_person,
+                "cost": round(people * cost_per_person, 2),
+                "expected_points_avoided": 0.0
+                if counts is None
+                else round(float(counts["expected_points_avoided"]), 3),
+            }
+        )
     return plans

@@ -200,10 +200,14 @@ class AuditLog:
         ]
         served = [
             {
-                "logged_at": row["logged_at"], "request_id": row["request_id"],
-                "person_hash": row["person_hash"], "model_version": row["model_version"],
-                "safety_level": row["safety_level"], "cycle": int(given["cycle"]),
-                "policy": given["policy"], "arm": given["arm"],
+                "logged_at": row["logged_at"],
+                "request_id": row["request_id"],
+                "person_hash": row["person_hash"],
+                "model_version": row["model_version"],
+                "safety_level": row["safety_level"],
+                "cycle": int(given["cycle"]),
+                "policy": given["policy"],
+                "arm": given["arm"],
                 "probability": float(given["probability"]),
                 "probabilities": json.dumps(given["probabilities"], separators=(",", ":")),
                 "profile": json.dumps(record.get("profile") or {}, separators=(",", ":")),
@@ -231,8 +235,11 @@ class AuditLog:
 
     def count(self) -> int:
         with self._engine.connect() as connection:
-            return int(connection.execute(
-                sa.select(sa.func.count()).select_from(recommendations)).scalar_one())
+            return int(
+                connection.execute(
+                    sa.select(sa.func.count()).select_from(recommendations)
+                ).scalar_one()
+            )
 
     def export(self, *, since: datetime | None = None) -> list[dict]:
         """All records (optionally from ``since`` on), oldest first, effects parsed."""
@@ -255,15 +262,20 @@ class AuditLog:
     def announce_reload(self, model_version: str, caller_role: str) -> int:
         """Record that ``model_version`` was put in service by /reload; returns the record id."""
         with self._engine.begin() as connection:
-            result = connection.execute(reloads.insert().values(
-                requested_at=datetime.now(timezone.utc), model_version=str(model_version),
-                caller_role=caller_role))
+            result = connection.execute(
+                reloads.insert().values(
+                    requested_at=datetime.now(timezone.utc),
+                    model_version=str(model_version),
+                    caller_role=caller_role,
+                )
+            )
             return int(result.inserted_primary_key[0])
 
     def latest_reload(self) -> tuple[int, str] | None:
         """``(id, model_version)`` of the newest /reload record, or ``None``."""
-        query = sa.select(reloads.c.id, reloads.c.model_version).order_by(
-            reloads.c.id.desc()).limit(1)
+        query = (
+            sa.select(reloads.c.id, reloads.c.model_version).order_by(reloads.c.id.desc()).limit(1)
+        )
         with self._engine.connect() as connection:
             row = connection.execute(query).first()
         return None if row is None else (int(row[0]), str(row[1]))
@@ -338,8 +350,10 @@ class _GroupWriter:
 
     def _commit(self, group: list[_Job]) -> None:
         try:
-            self._insert([row for job in group for row in job.rows],
-                         [row for job in group for row in job.served])
+            self._insert(
+                [row for job in group for row in job.rows],
+                [row for job in group for row in job.served],
+            )
         except Exception as error:  # noqa: BLE001 - find whose records failed, one each
             if len(group) == 1:
                 group[0].error = error
@@ -366,8 +380,13 @@ def audit_csv(rows: Iterable[Mapping]) -> str:
     writer = csv.DictWriter(out, fieldnames=list(AUDIT_COLUMNS), lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({**row, "logged_at": row["logged_at"].isoformat(),
-                         "effects": json.dumps(row["effects"], separators=(",", ":"))})
+        writer.writerow(
+            {
+                **row,
+                "logged_at": row["logged_at"].isoformat(),
+                "effects": json.dumps(row["effects"], separators=(",", ":")),
+            }
+        )
     return out.getvalue()
 
 
@@ -389,10 +408,17 @@ def parse_since(text: str) -> datetime:
     except ValueError:
         raise InputError(
             f"since: {text[:120]!r} is not accepted; give an ISO 8601 date or time",
-            problems=[{"field": "since", "value": text[:120], "message": "not a date",
-                       "accepted": "an ISO 8601 date or time, UTC unless it carries an offset, "
-                                   "e.g. 2026-11-25, 2026-11-25T13:00:00Z or "
-                                   "2026-11-25T18:00:00+05:00"}]) from None
+            problems=[
+                {
+                    "field": "since",
+                    "value": text[:120],
+                    "message": "not a date",
+                    "accepted": "an ISO 8601 date or time, UTC unless it carries an offset, "
+                    "e.g. 2026-11-25, 2026-11-25T13:00:00Z or "
+                    "2026-11-25T18:00:00+05:00",
+                }
+            ],
+        ) from None
     return _as_utc(stamp)
 
 

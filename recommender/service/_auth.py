@@ -70,11 +70,14 @@ def parse_env_keys(text: str | None) -> list[tuple[str, str]]:
         role, sep, key = entry.partition("=")
         role, key = role.strip(), key.strip()
         if not sep or not key:
-            raise InputError(f"{API_KEYS_ENV} entry {i + 1}: expected ROLE=KEY with a "
-                             "non-empty key")
+            raise InputError(
+                f"{API_KEYS_ENV} entry {i + 1}: expected ROLE=KEY with a non-empty key"
+            )
         if role not in ROLES:
-            raise InputError(f"{API_KEYS_ENV} entry {i + 1}: role {role!r} is not accepted; "
-                             f"roles: {', '.join(ROLES)}")
+            raise InputError(
+                f"{API_KEYS_ENV} entry {i + 1}: role {role!r} is not accepted; "
+                f"roles: {', '.join(ROLES)}"
+            )
         pairs.append((role, hash_key(key)))
     return pairs
 
@@ -141,13 +144,18 @@ def authorize(path: str, headers: Mapping[str, str], keyring: KeyRing) -> Decisi
         return Decision(200)
     key = presented_key(headers)
     if key is None:
-        return Decision(401, message="an API key is required: send 'Authorization: Bearer KEY' "
-                                     "or 'x-api-key: KEY'")
+        return Decision(
+            401,
+            message="an API key is required: send 'Authorization: Bearer KEY' or 'x-api-key: KEY'",
+        )
     roles = keyring.roles_of(key)
     if not roles:
         return Decision(401, message="the API key is not valid")
     granted = sorted(roles & allowed)
     if not granted:
-        return Decision(403, message=f"role {', '.join(sorted(roles))} may not call {path}; "
-                                     f"allowed roles: {', '.join(sorted(allowed))}")
+        return Decision(
+            403,
+            message=f"role {', '.join(sorted(roles))} may not call {path}; "
+            f"allowed roles: {', '.join(sorted(allowed))}",
+        )
     return Decision(200, role=granted[0])

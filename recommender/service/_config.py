@@ -15,8 +15,15 @@ from recommender.service._auth import ROLES
 from recommender.service._schemas import MAX_BATCH_ROWS
 from recommender.settings import SECRET, Section, check_settings, read_secret
 
-__all__ = ["ServeConfig", "ServeSettings", "load_serve_config", "worker_settings", "CONFIG_ENV",
-           "AUDIT_URL_ENV", "SERVICE_NAME"]
+__all__ = [
+    "ServeConfig",
+    "ServeSettings",
+    "load_serve_config",
+    "worker_settings",
+    "CONFIG_ENV",
+    "AUDIT_URL_ENV",
+    "SERVICE_NAME",
+]
 
 # The BentoML service's name (its section in a BentoML configuration file).
 SERVICE_NAME = "burnout_recommender"
@@ -25,8 +32,9 @@ SERVICE_NAME = "burnout_recommender"
 CONFIG_ENV = "RECOMMENDER_SERVE_CONFIG"
 
 # Said in every answer and plan when serve.yaml gives no wording of its own.
-ORGANISATIONAL_CHANGE = ("Individual programs complement organisational change; they do not "
-                         "replace it.")
+ORGANISATIONAL_CHANGE = (
+    "Individual programs complement organisational change; they do not replace it."
+)
 
 # Overrides of serve.yaml's audit URL (as does the secrets folder's audit_url file): a
 # deployment points every worker at its database without editing the file or putting a
@@ -36,9 +44,12 @@ AUDIT_URL_ENV = "RECOMMENDER_AUDIT_URL"
 
 class _KeyEntry(Section):
     role: Literal[ROLES]
-    sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$", json_schema_extra=SECRET,
-                        description="a SHA-256 hex digest (64 hex characters); store the hash "
-                                    "of the key, never the key itself")
+    sha256: str = Field(
+        pattern=r"^[0-9a-fA-F]{64}$",
+        json_schema_extra=SECRET,
+        description="a SHA-256 hex digest (64 hex characters); store the hash "
+        "of the key, never the key itself",
+    )
 
 
 class _Auth(Section):
@@ -46,12 +57,17 @@ class _Auth(Section):
 
 
 class _Audit(Section):
-    url: str | None = Field(None, json_schema_extra=SECRET,
-                            description="a SQLAlchemy URL (sqlite:///path, "
-                                        "postgresql+psycopg://user@host/db) or null")
-    salt: str | None = Field(None, json_schema_extra=SECRET,
-                             description="a text, or better null and RECOMMENDER_AUDIT_SALT "
-                                         "(or the secrets folder's audit_salt file)")
+    url: str | None = Field(
+        None,
+        json_schema_extra=SECRET,
+        description="a SQLAlchemy URL (sqlite:///path, postgresql+psycopg://user@host/db) or null",
+    )
+    salt: str | None = Field(
+        None,
+        json_schema_extra=SECRET,
+        description="a text, or better null and RECOMMENDER_AUDIT_SALT "
+        "(or the secrets folder's audit_salt file)",
+    )
 
 
 class _Ranking(Section):
@@ -80,11 +96,15 @@ class ServeSettings(Section):
     explanation: _Explanation = _Explanation()
     # Checked entry by entry by SafetyRules.from_config (recommender.policy).
     safety: dict[str, Any] = {}
-    disclaimer: str = Field(min_length=1, pattern=r"\S",
-                            description="a non-empty text shown with every answer")
-    organisational_change: str = Field(ORGANISATIONAL_CHANGE, min_length=1, pattern=r"\S",
-                                       description="a non-empty text said in every answer and "
-                                                   "plan")
+    disclaimer: str = Field(
+        min_length=1, pattern=r"\S", description="a non-empty text shown with every answer"
+    )
+    organisational_change: str = Field(
+        ORGANISATIONAL_CHANGE,
+        min_length=1,
+        pattern=r"\S",
+        description="a non-empty text said in every answer and plan",
+    )
     # Checked by ExplorationRule.from_config (recommender.policy).
     exploration: dict[str, Any] = {}
 
@@ -169,8 +189,10 @@ def load_serve_config(path: str | os.PathLike | None = None) -> ServeConfig:
         disclaimer=" ".join(settings.disclaimer.split()),
         source=path,
         exploration=ExplorationRule.from_config(
-            settings.exploration, coverage=1.0 - float(settings.alpha),
-            where=f"{where}: exploration"),
+            settings.exploration,
+            coverage=1.0 - float(settings.alpha),
+            where=f"{where}: exploration",
+        ),
         organisational_change=" ".join(settings.organisational_change.split()),
         reload_poll_seconds=float(settings.reload_poll_seconds),
     )
@@ -188,6 +210,7 @@ def worker_settings() -> dict:
     return {
         "workers": int(os.environ.get("RECOMMENDER_SERVE_WORKERS") or config.workers),
         "threads": int(os.environ.get("RECOMMENDER_SERVE_THREADS") or config.threads),
-        "traffic": {"timeout": float(os.environ.get("RECOMMENDER_SERVE_TIMEOUT")
-                                     or config.timeout)},
+        "traffic": {
+            "timeout": float(os.environ.get("RECOMMENDER_SERVE_TIMEOUT") or config.timeout)
+        },
     }

@@ -17,8 +17,10 @@ def _training_data(facts: Mapping) -> dict:
     source, description = facts["data_source"], facts["data"]
     about = f" ({description})" if description else ""
     if source == "simulated":
-        statement = (f"This model learned from SIMULATED data{about}. Its effects show how the "
-                     "method works; they are not evidence of what the program's own people gain.")
+        statement = (
+            f"This model learned from SIMULATED data{about}. Its effects show how the "
+            "method works; they are not evidence of what the program's own people gain."
+        )
     elif source == "program":
         statement = f"This model learned from the program's own data{about}."
     else:
@@ -43,15 +45,23 @@ def answer_context(config, model=None, *, names: Mapping[str, str] | None = None
     from recommender.model import model_facts
 
     names = names or {}
-    context = {"organisational_change": config.organisational_change, "training_data": None,
-               "one_effect_for_everyone": []}
+    context = {
+        "organisational_change": config.organisational_change,
+        "training_data": None,
+        "one_effect_for_everyone": [],
+    }
     if model is None:
         return context
     facts = model_facts(model)
     context["training_data"] = _training_data(facts)
     served = {str(a) for a in getattr(model, "treatment_arms", ())}
     context["one_effect_for_everyone"] = [
-        {"arm": arm, "statement": f"The model gives {names.get(arm, arm)} one effect for "
-                                  "everyone: it found no measurable benefit in personalising it."}
-        for arm in facts["one_effect_arms"] if not served or arm in served]
+        {
+            "arm": arm,
+            "statement": f"The model gives {names.get(arm, arm)} one effect for "
+            "everyone: it found no measurable benefit in personalising it.",
+        }
+        for arm in facts["one_effect_arms"]
+        if not served or arm in served
+    ]
     return context

@@ -21,8 +21,15 @@ from pydantic import TypeAdapter, ValidationError
 from recommender.cohort import CATEGORIES
 from recommender.policy import triage
 
-__all__ = ["AuditUnavailable", "AUDIT_LOG", "NO_MODEL", "crisis_answer", "crisis_flagged",
-           "record_answers", "safety_block"]
+__all__ = [
+    "AuditUnavailable",
+    "AUDIT_LOG",
+    "NO_MODEL",
+    "crisis_answer",
+    "crisis_flagged",
+    "record_answers",
+    "safety_block",
+]
 
 log = logging.getLogger("recommender.service")
 
@@ -62,12 +69,23 @@ def safety_block(safety, *, recorded_in: str = AUDIT_LOG) -> dict:
     """A triage (:func:`recommender.policy.triage`) as the answers' ``safety`` block."""
     referral = safety.referral
     return {
-        "level": safety.level, "notice": safety.notice, "rule": safety.matched_rule,
-        "resources": [{"name": r.name, "contact": r.contact, "url": r.url,
-                       "serves": r.audience, "hours": r.hours,
-                       "confidentiality": r.confidentiality} for r in safety.resources],
-        "referral": None if referral is None else {"to": referral.to,
-                                                   "confidentiality": referral.confidentiality},
+        "level": safety.level,
+        "notice": safety.notice,
+        "rule": safety.matched_rule,
+        "resources": [
+            {
+                "name": r.name,
+                "contact": r.contact,
+                "url": r.url,
+                "serves": r.audience,
+                "hours": r.hours,
+                "confidentiality": r.confidentiality,
+            }
+            for r in safety.resources
+        ],
+        "referral": None
+        if referral is None
+        else {"to": referral.to, "confidentiality": referral.confidentiality},
         "recorded_in": recorded_in,
     }
 
@@ -92,14 +110,27 @@ def _ignored(raw: Mapping, prefix: str) -> list[dict]:
     try:
         ProfileRequest.model_validate(dict(raw))
     except ValidationError as error:
-        return [p for p in problems_from(error, prefix=prefix, known=PROFILE_FIELDS)
-                if p["value"] is not None or p["message"] != "Field required"]
+        return [
+            p
+            for p in problems_from(error, prefix=prefix, known=PROFILE_FIELDS)
+            if p["value"] is not None or p["message"] != "Field required"
+        ]
     return []
 
 
-def crisis_answer(raw: Mapping, rules, *, model_version: str | None, catalog_version: str | None,
-                  coverage: float, disclaimer: str | None, context: dict | None,
-                  caller_role: str, batch_id: str | None = None, prefix: str = ""):
+def crisis_answer(
+    raw: Mapping,
+    rules,
+    *,
+    model_version: str | None,
+    catalog_version: str | None,
+    coverage: float,
+    disclaimer: str | None,
+    context: dict | None,
+    caller_role: str,
+    batch_id: str | None = None,
+    prefix: str = "",
+):
     """``(answer, audit record)`` for a request body flagged for crisis risk.
 
     Only the flag is needed; the role, when sent and valid, picks the resources that serve it.
@@ -108,22 +139,38 @@ def crisis_answer(raw: Mapping, rules, *, model_version: str | None, catalog_ver
     """
     safety = triage({"role": _sent_role(raw)}, rules, crisis_risk=True)
     answer = {
-        "request_id": uuid.uuid4().hex, "model_version": model_version,
-        "catalog_version": catalog_version, "recommended": None,
-        "interval_level": round(coverage, 6), "ranking": [], "ranking_meaningful": None,
-        "ranking_note": None, "excluded": [], "explanation": None,
-        "safety": safety_block(safety), "disclaimer": disclaimer, "context": context,
+        "request_id": uuid.uuid4().hex,
+        "model_version": model_version,
+        "catalog_version": catalog_version,
+        "recommended": None,
+        "interval_level": round(coverage, 6),
+        "ranking": [],
+        "ranking_meaningful": None,
+        "ranking_note": None,
+        "excluded": [],
+        "explanation": None,
+        "safety": safety_block(safety),
+        "disclaimer": disclaimer,
+        "context": context,
         "ignored": _ignored(raw, prefix),
     }
-    record = {"request_id": answer["request_id"], "batch_id": batch_id,
-              "model_version": model_version or NO_MODEL, "caller_role": caller_role,
-              "person_id": _person_id(raw), "safety_level": safety.level, "recommended": None,
-              "ranking_meaningful": None, "effects": {}}
+    record = {
+        "request_id": answer["request_id"],
+        "batch_id": batch_id,
+        "model_version": model_version or NO_MODEL,
+        "caller_role": caller_role,
+        "person_id": _person_id(raw),
+        "safety_level": safety.level,
+        "recommended": None,
+        "ranking_meaningful": None,
+        "effects": {},
+    }
     return answer, record
 
 
-def record_answers(audit, records: Sequence[Mapping], answers: Sequence[dict],
-                   crisis: Sequence[int]) -> None:
+def record_answers(
+    audit, records: Sequence[Mapping], answers: Sequence[dict], crisis: Sequence[int]
+) -> None:
     """Record answers in the audit log before they are given, in one transaction.
 
     When the store cannot be written, the crisis answers (at positions ``crisis``) are recorded
@@ -143,8 +190,9 @@ def record_answers(audit, records: Sequence[Mapping], answers: Sequence[dict],
         _log_fallback(audit, records[i])
         answers[i]["safety"]["recorded_in"] = marked
     if len(crisis) < len(records):
-        raise AuditUnavailable(f"the audit log could not be written ({cause})",
-                               crisis={i: answers[i] for i in crisis})
+        raise AuditUnavailable(
+            f"the audit log could not be written ({cause})", crisis={i: answers[i] for i in crisis}
+        )
 
 
 def _log_fallback(audit, record: Mapping) -> None:
@@ -152,9 +200,14 @@ def _log_fallback(audit, record: Mapping) -> None:
         person = audit.person_hash(record["person_id"])
     except Exception:  # noqa: BLE001 - without a salt no hash; the raw id is never logged
         person = "unavailable (no audit salt)"
-    entry = {"logged_at": datetime.now(timezone.utc).isoformat(),
-             **{k: record.get(k) for k in ("request_id", "batch_id", "model_version",
-                                           "caller_role", "safety_level")},
-             "person_hash": person}
-    log.warning("crisis answer recorded here, not in the audit log: %s",
-                json.dumps(entry, sort_keys=True))
+    entry = {
+        "logged_at": datetime.now(timezone.utc).isoformat(),
+        **{
+            k: record.get(k)
+            for k in ("request_id", "batch_id", "model_version", "caller_role", "safety_level")
+        },
+        "person_hash": person,
+    }
+    log.warning(
+        "crisis answer recorded here, not in the audit log: %s", json.dumps(entry, sort_keys=True)
+    )

@@ -100,8 +100,11 @@ class RecommendationEngine:
         getattr(model, "compiled", None)  # compile now (older artifacts), not on a request
         # Per-arm parts of every answer, built once: they depend on the catalog only.
         self._arm_facts = {
-            arm.id: {"name": arm.name, "cost_per_person": float(arm.cost_per_person),
-                     "evidence": evidence_for(catalog, arm.id)}
+            arm.id: {
+                "name": arm.name,
+                "cost_per_person": float(arm.cost_per_person),
+                "evidence": evidence_for(catalog, arm.id),
+            }
             for arm in catalog.arms
         }
         # Every answer lists what the model does not rank (organisational measures).
@@ -155,17 +158,27 @@ class RecommendationEngine:
             return
         known = self.catalog.arm_ids
         problems = [
-            {"field": f"{prefix}{'.' if prefix else ''}offered[{i}]", "value": arm,
-             "accepted": f"an arm of catalog {self.catalog.version}: {', '.join(known)}",
-             "message": "unknown arm"}
-            for i, arm in enumerate(offered) if arm not in known
+            {
+                "field": f"{prefix}{'.' if prefix else ''}offered[{i}]",
+                "value": arm,
+                "accepted": f"an arm of catalog {self.catalog.version}: {', '.join(known)}",
+                "message": "unknown arm",
+            }
+            for i, arm in enumerate(offered)
+            if arm not in known
         ]
         if problems:
             raise InputError(_summary(problems), problems=problems)
 
     # -- answering ---------------------------------------------------------------------------
-    def recommend(self, rows: Sequence[Mapping], *, caller_role: str,
-                  batch_id: str | None = None, compact: bool = False) -> list[dict]:
+    def recommend(
+        self,
+        rows: Sequence[Mapping],
+        *,
+        caller_role: str,
+        batch_id: str | None = None,
+        compact: bool = False,
+    ) -> list[dict]:
         """Answer validated rows (see :meth:`check_row`) and record them in the audit log.
 
         Returns one answer per row, in order. ``compact=True`` (batches) leaves out what is the
@@ -178,21 +191,26 @@ class RecommendationEngine:
         # Triage first, outside the model call: crisis rows never reach the model and are
         # answered by the crisis path alone (recommender.service._crisis).
         crisis = [i for i, row in enumerate(rows) if row.get("crisis_risk")]
-        triages = [None if row.get("crisis_risk") else triage(row, config.safety)
-                   for row in rows]
+        triages = [None if row.get("crisis_risk") else triage(row, config.safety) for row in rows]
         ranked_rows = [i for i, t in enumerate(triages) if t is not None]
         rankings, explanations, exclusions, assignments = {}, {}, {}, {}
         if ranked_rows:
             ranked = [rows[i] for i in ranked_rows]
             # Encoded once: the model predicts and explains from the same rows.
             encoded = self.model.encode(ranked)
-            figures = self._figures(self.model.predict(encoded, alpha=config.alpha),
-                                    len(ranked_rows))
+            figures = self._figures(
+                self.model.predict(encoded, alpha=config.alpha), len(ranked_rows)
+            )
             allowed = eligible_mask(self.catalog, ranked, self._ranked_arms).tolist()
             for k, i in enumerate(ranked_rows):
                 eligible = [arm for arm, ok in zip(self._ranked_arms, allowed[k]) if ok]
-                arms, excluded = offered_arms(self.catalog, rows[i], offered=rows[i].get("offered"),
-                                              modelled=self.modelled, eligible=eligible)
+                arms, excluded = offered_arms(
+                    self.catalog,
+                    rows[i],
+                    offered=rows[i].get("offered"),
+                    modelled=self.modelled,
+                    eligible=eligible,
+                )
                 effects = {}
                 for arm in arms:
                     values = tuple(column[k] for column in figures[arm])
@@ -200,52 +218,89 @@ class RecommendationEngine:
                         effects[arm] = values
                     else:
                         excluded.append(Exclusion(arm, "the model returned no estimate"))
-                rankings[i] = rank_arms(effects, control=self.control,
-                                        max_overlap=config.max_overlap, names=self._names,
-                                        coverage=config.coverage)
+                rankings[i] = rank_arms(
+                    effects,
+                    control=self.control,
+                    max_overlap=config.max_overlap,
+                    names=self._names,
+                    coverage=config.coverage,
+                )
                 exclusions[i] = excluded
                 # Severe profiles are served the best arm: nobody there is experimented on.
-                assignments[i] = assign(rankings[i], self.audit.person_hash(rows[i]["person_id"]),
-                                        config.exploration, control=self.control,
-                                        explore=triages[i].level == "routine")
+                assignments[i] = assign(
+                    rankings[i],
+                    self.audit.person_hash(rows[i]["person_id"]),
+                    config.exploration,
+                    control=self.control,
+                    explore=triages[i].level == "routine",
+                )
             explanations = self._explain(encoded, ranked_rows, rows, rankings)
         records = []
         for i, row in enumerate(rows):
             if triages[i] is None:
-                answers[i], record = self.crisis_answer(row, caller_role=caller_role,
-                                                        batch_id=batch_id, compact=compact)
+                answers[i], record = self.crisis_answer(
+                    row, caller_role=caller_role, batch_id=batch_id, compact=compact
+                )
                 records.append(record)
                 continue
-            answer = self._answer(row, triages[i], rankings.get(i), explanations.get(i),
-                                  exclusions.get(i, []), compact, assignments.get(i))
+            answer = self._answer(
+                row,
+                triages[i],
+                rankings.get(i),
+                explanations.get(i),
+                exclusions.get(i, []),
+                compact,
+                assignments.get(i),
+            )
             answers[i] = answer
-            records.append({
-                "request_id": answer["request_id"], "batch_id": batch_id,
-                "model_version": self.version, "caller_role": caller_role,
-                "person_id": row["person_id"], "safety_level": triages[i].level,
-                "recommended": answer["recommended"],
-                "ranking_meaningful": answer["ranking_meaningful"],
-                "effects": {a["arm"]: [a["ee_effect"], a["ee_lower"], a["ee_upper"]]
-                            for a in answer["ranking"]},
-                # What retraining from the log needs: every candidate's probability and the
-                # profile without its identifier.
-                "assignment": _logged_assignment(assignments.get(i)),
-                "profile": {c: row[c] for c in self._columns if c != "person_id"},
-            })
+            records.append(
+                {
+                    "request_id": answer["request_id"],
+                    "batch_id": batch_id,
+                    "model_version": self.version,
+                    "caller_role": caller_role,
+                    "person_id": row["person_id"],
+                    "safety_level": triages[i].level,
+                    "recommended": answer["recommended"],
+                    "ranking_meaningful": answer["ranking_meaningful"],
+                    "effects": {
+                        a["arm"]: [a["ee_effect"], a["ee_lower"], a["ee_upper"]]
+                        for a in answer["ranking"]
+                    },
+                    # What retraining from the log needs: every candidate's probability and the
+                    # profile without its identifier.
+                    "assignment": _logged_assignment(assignments.get(i)),
+                    "profile": {c: row[c] for c in self._columns if c != "person_id"},
+                }
+            )
         record_answers(self.audit, records, answers, crisis)
         return answers
 
-    def crisis_answer(self, raw: Mapping, *, caller_role: str, batch_id: str | None = None,
-                      compact: bool = False, prefix: str = "") -> tuple[dict, dict]:
+    def crisis_answer(
+        self,
+        raw: Mapping,
+        *,
+        caller_role: str,
+        batch_id: str | None = None,
+        compact: bool = False,
+        prefix: str = "",
+    ) -> tuple[dict, dict]:
         """``(answer, audit record)`` for a body flagged for crisis risk (see
         :func:`recommender.service._crisis.crisis_answer`); nothing of the model is used but
         its version, and nothing of the body but the flag and the role."""
         config = self.config
         answer, record = crisis_answer(
-            raw, config.safety, model_version=self.version, catalog_version=self.catalog.version,
-            coverage=config.coverage, disclaimer=None if compact else config.disclaimer,
-            context=None if compact else self.context, caller_role=caller_role,
-            batch_id=batch_id, prefix=prefix)
+            raw,
+            config.safety,
+            model_version=self.version,
+            catalog_version=self.catalog.version,
+            coverage=config.coverage,
+            disclaimer=None if compact else config.disclaimer,
+            context=None if compact else self.context,
+            caller_role=caller_role,
+            batch_id=batch_id,
+            prefix=prefix,
+        )
         # This model's extra features are known fields, not ignored ones.
         extras = {f"{prefix}{'.' if prefix else ''}{x.name}" for x in self.profiles.extras}
         answer["ignored"] = [p for p in answer["ignored"] if p["field"] not in extras]
@@ -261,13 +316,24 @@ class RecommendationEngine:
         """
         missing = [float("nan")] * n
         columns = {arm: j for j, arm in enumerate(prediction.arms)}
-        kinds = [prediction.effect, prediction.lower, prediction.upper,
-                 prediction.secondary.get("dp"), prediction.secondary.get("pa")]
-        kinds = [None if table is None else np.asarray(table, dtype=float).round(3).T.tolist()
-                 for table in kinds]
-        return {arm: [missing if table is None or arm not in columns else table[columns[arm]]
-                      for table in kinds]
-                for arm in self.modelled}
+        kinds = [
+            prediction.effect,
+            prediction.lower,
+            prediction.upper,
+            prediction.secondary.get("dp"),
+            prediction.secondary.get("pa"),
+        ]
+        kinds = [
+            None if table is None else np.asarray(table, dtype=float).round(3).T.tolist()
+            for table in kinds
+        ]
+        return {
+            arm: [
+                missing if table is None or arm not in columns else table[columns[arm]]
+                for table in kinds
+            ]
+            for arm in self.modelled
+        }
 
     def record(self, records: Sequence[Mapping]) -> None:
         """Append answers to the audit log (see :meth:`AuditLog.append`) before they are given.
@@ -280,8 +346,9 @@ class RecommendationEngine:
         try:
             self.audit.append(records)
         except Exception as error:  # any store failure: answer nothing rather than unlogged
-            raise AuditUnavailable(f"the audit log could not be written ({type(error).__name__})"
-                                   ) from error
+            raise AuditUnavailable(
+                f"the audit log could not be written ({type(error).__name__})"
+            ) from error
 
     def _explain(self, encoded, ranked_rows, rows, rankings) -> dict:
         """Explanations for every ranked row, from one contributions call to the model.
@@ -326,12 +393,19 @@ class RecommendationEngine:
             first = ranking.arms[0]
             second = ranking.arms[1] if len(ranking.arms) > 1 else None
             out[i] = explain(
-                recommended=first.arm, runner_up=None if second is None else second.arm,
-                effect=first.effect, lower=first.lower, upper=first.upper,
+                recommended=first.arm,
+                runner_up=None if second is None else second.arm,
+                effect=first.effect,
+                lower=first.lower,
+                upper=first.upper,
                 runner_up_effect=None if second is None else second.effect,
-                versus_usual_care=care_rows.get(k), versus_runner_up=next_rows.get(k),
-                profile=rows[i], control=control, names=self._names,
-                coverage=self.config.coverage, top=self.config.top,
+                versus_usual_care=care_rows.get(k),
+                versus_runner_up=next_rows.get(k),
+                profile=rows[i],
+                control=control,
+                names=self._names,
+                coverage=self.config.coverage,
+                top=self.config.top,
             )
         return out
 
@@ -340,8 +414,9 @@ class RecommendationEngine:
         arms = {item["arm"] for answer in answers for item in answer["ranking"]}
         return {arm: self._arm_facts[arm] for arm in self.catalog.arm_ids if arm in arms}
 
-    def _answer(self, row, safety, ranking, explanation, excluded, compact,
-                assignment=None) -> dict:
+    def _answer(
+        self, row, safety, ranking, explanation, excluded, compact, assignment=None
+    ) -> dict:
         config = self.config
         answer = {
             "request_id": uuid.uuid4().hex,
@@ -376,13 +451,22 @@ class RecommendationEngine:
                     f" Served {self._names.get(assignment.arm, assignment.arm)} rather than "
                     f"the best-ranked arm: the data do not rule out that it is as good, and the "
                     f"program's {assignment.policy} exploration policy drew it with probability "
-                    f"{assignment.probability:.2f}, so the program can learn which helps more.")
+                    f"{assignment.probability:.2f}, so the program can learn which helps more."
+                )
         # EE figures are finite (checked before ranking) and already rounded; DP and PA are
         # NaN when the model has no such outcome, and JSON has no NaN.
-        ranked = [{"arm": a.arm, "rank": a.rank, "ee_effect": a.effect, "ee_lower": a.lower,
-                   "ee_upper": a.upper, "dp_effect": _finite(a.effect_dp),
-                   "pa_effect": _finite(a.effect_pa)}
-                  for a in ranking.arms]
+        ranked = [
+            {
+                "arm": a.arm,
+                "rank": a.rank,
+                "ee_effect": a.effect,
+                "ee_lower": a.lower,
+                "ee_upper": a.upper,
+                "dp_effect": _finite(a.effect_dp),
+                "pa_effect": _finite(a.effect_pa),
+            }
+            for a in ranking.arms
+        ]
         if not compact:
             for item in ranked:
                 item.update(self._arm_facts[item["arm"]])
@@ -403,17 +487,23 @@ def _evidence_basis(model, row, best, names) -> str | None:
         return None
     cited = (metadata.get("evidence_citations") or {}).get(best, {}).get(str(row.get("role")))
     source = f" ({names.get(best, best)}: {cited})" if cited else ""
-    return ("These estimates rest on published trials alone" + source + ", not on this "
-            "program's data, and are not personalised beyond role: everyone in the same role "
-            "gets the same figures.")
+    return (
+        "These estimates rest on published trials alone" + source + ", not on this "
+        "program's data, and are not personalised beyond role: everyone in the same role "
+        "gets the same figures."
+    )
 
 
 def _logged_assignment(assignment) -> dict | None:
     if assignment is None:
         return None
-    return {"arm": assignment.arm, "probability": assignment.probability,
-            "policy": assignment.policy, "cycle": assignment.cycle,
-            "probabilities": assignment.probabilities}
+    return {
+        "arm": assignment.arm,
+        "probability": assignment.probability,
+        "policy": assignment.policy,
+        "cycle": assignment.cycle,
+        "probabilities": assignment.probabilities,
+    }
 
 
 def _contribution(c) -> dict:
@@ -424,5 +514,6 @@ def _contribution(c) -> dict:
 def _summary(problems: list[dict]) -> str:
     first = problems[0]
     more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
-    return (f"{first['field']}: {first['value']!r} is not accepted; accepted: "
-            f"{first['accepted']}{more}")
+    return (
+        f"{first['field']}: {first['value']!r} is not accepted; accepted: {first['accepted']}{more}"
+    )

@@ -57,8 +57,9 @@ class Gate:
             return await self.app(scope, receive, send)
         path = scope.get("path", "")
         service = self.current()
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
-                   for k, v in scope.get("headers", [])}
+        headers = {
+            k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
+        }
         if service is None:
             from recommender.service._auth import PERMISSIONS
 
@@ -69,8 +70,9 @@ class Gate:
         decision = authorize(path, headers, service.keyring)
         if decision.status != 200:
             extra = {"WWW-Authenticate": "Bearer"} if decision.status == 401 else None
-            response = _json_response(decision.status, {"error": decision.message,
-                                                         "problems": []}, extra)
+            response = _json_response(
+                decision.status, {"error": decision.message, "problems": []}, extra
+            )
             return await response(scope, receive, send)
         if decision.role is None:
             return await self.app(scope, receive, send)
@@ -81,10 +83,20 @@ class Gate:
 
         body, too_large = await _read_body(receive)
         if too_large:
-            response = _json_response(413, {
-                "error": f"the request body is larger than {MAX_BODY_BYTES:,} bytes",
-                "problems": [{"field": "body", "value": None, "accepted":
-                              f"at most {MAX_BODY_BYTES:,} bytes", "message": "too large"}]})
+            response = _json_response(
+                413,
+                {
+                    "error": f"the request body is larger than {MAX_BODY_BYTES:,} bytes",
+                    "problems": [
+                        {
+                            "field": "body",
+                            "value": None,
+                            "accepted": f"at most {MAX_BODY_BYTES:,} bytes",
+                            "message": "too large",
+                        }
+                    ],
+                },
+            )
             return await response(scope, receive, send)
         model, known, accepted = body_model
         body = body if body.strip() else b"{}"  # no body is an empty object, not a JSON error
@@ -100,19 +112,28 @@ class Gate:
             problems = problems_from(error, known=known, accepted=accepted)
             status = 400 if any(p["message"].startswith("Invalid JSON") for p in problems) else 422
             first = problems[0]
-            response = _json_response(status, {
-                "error": f"{first['field']}: {first['message']}; accepted: {first['accepted']}"
-                         + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
-                "problems": problems})
+            response = _json_response(
+                status,
+                {
+                    "error": f"{first['field']}: {first['message']}; accepted: {first['accepted']}"
+                    + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+                    "problems": problems,
+                },
+            )
             return await response(scope, receive, send)
 
         # Hand the checked body on as JSON whatever Content-Type the caller claimed, so no
         # other parser (multipart, pickle) ever sees it.
         scope = dict(scope)
-        scope["headers"] = [(k, v) for k, v in scope.get("headers", [])
-                            if k.lower() not in (b"content-type", b"content-length")]
-        scope["headers"] += [(b"content-type", b"application/json"),
-                             (b"content-length", str(len(body)).encode())]
+        scope["headers"] = [
+            (k, v)
+            for k, v in scope.get("headers", [])
+            if k.lower() not in (b"content-type", b"content-length")
+        ]
+        scope["headers"] += [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
         return await self.app(scope, _replay(body, receive), send)
 
 
@@ -148,19 +169,23 @@ class KnownRoutes:
         if scope["type"] == "websocket":
             return await send({"type": "websocket.close", "code": 1008})
         if scope.get("path") == "/" and scope.get("method") in ("GET", "HEAD"):
-            response = Response(self.landing(), media_type="text/html; charset=utf-8",
-                                 headers=_LANDING_HEADERS)
+            response = Response(
+                self.landing(), media_type="text/html; charset=utf-8", headers=_LANDING_HEADERS
+            )
         else:
             # The path is not echoed: it may hold what its sender should not have put there.
-            response = _json_response(404, {"error": "no such route; the routes are listed "
-                                                     "in /docs.json", "problems": []})
+            response = _json_response(
+                404, {"error": "no such route; the routes are listed in /docs.json", "problems": []}
+            )
         return await response(scope, receive, send)
 
 
 # The landing page needs no script and loads nothing from elsewhere; the browser is told so.
-_LANDING_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-                                              "base-uri 'none'; form-action 'none'",
-                    "X-Content-Type-Options": "nosniff"}
+_LANDING_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "base-uri 'none'; form-action 'none'",
+    "X-Content-Type-Options": "nosniff",
+}
 
 
 class _DuplicateKey(ValueError):
@@ -217,27 +242,48 @@ def _unparsable(body: bytes) -> tuple[int, dict] | None:
     """
     depth = json_depth(body)
     if depth > MAX_JSON_DEPTH:
-        return 400, {"error": f"body: JSON nested {depth:,} levels deep; at most "
-                              f"{MAX_JSON_DEPTH} are accepted",
-                     "problems": [{"field": "body", "value": None, "message": "nested too deep",
-                                   "accepted": f"JSON nested at most {MAX_JSON_DEPTH} levels "
-                                               "(see /docs.json)"}]}
+        return 400, {
+            "error": f"body: JSON nested {depth:,} levels deep; at most "
+            f"{MAX_JSON_DEPTH} are accepted",
+            "problems": [
+                {
+                    "field": "body",
+                    "value": None,
+                    "message": "nested too deep",
+                    "accepted": f"JSON nested at most {MAX_JSON_DEPTH} levels (see /docs.json)",
+                }
+            ],
+        }
     try:
         json.loads(body, object_pairs_hook=_refuse_duplicates)
     except _DuplicateKey as duplicate:
         key = duplicate.key[:120]
-        return 422, {"error": f"{key}: the key appears more than once in one object; "
-                              "accepted: each key once",
-                     "problems": [{"field": key, "value": None, "message": "duplicate key",
-                                   "accepted": "each key at most once per object"}]}
+        return 422, {
+            "error": f"{key}: the key appears more than once in one object; "
+            "accepted: each key once",
+            "problems": [
+                {
+                    "field": key,
+                    "value": None,
+                    "message": "duplicate key",
+                    "accepted": "each key at most once per object",
+                }
+            ],
+        }
     except Exception as error:  # noqa: BLE001 - whatever the parser raises, the body is at fault
         detail = f"{type(error).__name__}: {str(error)[:200]}"
-        return 400, {"error": f"body: Invalid JSON ({detail}); accepted: a JSON object with "
-                              "the documented fields (see /docs.json)",
-                     "problems": [{"field": "body", "value": None,
-                                   "message": f"Invalid JSON ({detail})",
-                                   "accepted": "a JSON object with the documented fields "
-                                               "(see /docs.json)"}]}
+        return 400, {
+            "error": f"body: Invalid JSON ({detail}); accepted: a JSON object with "
+            "the documented fields (see /docs.json)",
+            "problems": [
+                {
+                    "field": "body",
+                    "value": None,
+                    "message": f"Invalid JSON ({detail})",
+                    "accepted": "a JSON object with the documented fields (see /docs.json)",
+                }
+            ],
+        }
     return None
 
 
@@ -268,4 +314,3 @@ def _replay(body: bytes, receive):
         return await receive()
 
     return replay
-

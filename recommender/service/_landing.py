@@ -15,18 +15,20 @@ __all__ = ["landing_page"]
 
 _WHAT = {
     "/recommend": "POST one profile: the offered interventions ranked, with intervals, reasons "
-                  "and safety triage",
+    "and safety triage",
     "/recommend_batch": "POST up to 10,000 profiles at once",
     "/allocate": "POST a cohort with a budget and capacities: who gets which intervention",
     "/reload": "POST: serve the registry's current champion without a restart",
     "/model_card": "GET the served model's card (HTML)",
     "/model_card.json": "GET the served model's card (JSON)",
     "/audit/export": "GET the audit log as CSV (hashed person ids); ?since=ISO date or time, "
-                     "UTC unless it carries an offset",
+    "UTC unless it carries an offset",
 }
-_OPEN = (("/docs.json", "the OpenAPI document: every route, field and accepted value"),
-         ("/livez, /readyz", "health"),
-         ("/metrics", "Prometheus metrics"))
+_OPEN = (
+    ("/docs.json", "the OpenAPI document: every route, field and accepted value"),
+    ("/livez, /readyz", "health"),
+    ("/metrics", "Prometheus metrics"),
+)
 
 
 @functools.cache
@@ -36,9 +38,13 @@ def landing_page() -> bytes:
         f"<tr><td><code>{html.escape(path)}</code></td>"
         f"<td>{html.escape(', '.join(sorted(roles)))}</td>"
         f"<td>{html.escape(_WHAT.get(path, ''))}</td></tr>"
-        for path, roles in PERMISSIONS.items())
-    rows += "".join(f"<tr><td><code>{html.escape(path)}</code></td><td>anyone</td>"
-                    f"<td>{html.escape(what)}</td></tr>" for path, what in _OPEN)
+        for path, roles in PERMISSIONS.items()
+    )
+    rows += "".join(
+        f"<tr><td><code>{html.escape(path)}</code></td><td>anyone</td>"
+        f"<td>{html.escape(what)}</td></tr>"
+        for path, what in _OPEN
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>burnout-recommender</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">

@@ -72,8 +72,9 @@ def upgrade_schema(engine: sa.Engine) -> str:
 
     with _in_process, _exclusive(engine), engine.begin() as connection:
         if engine.dialect.name == "postgresql":
-            connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"),
-                               {"key": _ADVISORY_KEY})
+            connection.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_KEY}
+            )
         inspector = sa.inspect(connection)
         config = _config(connection)
         if not inspector.has_table(VERSION_TABLE) and inspector.has_table("recommendations"):

@@ -31,11 +31,24 @@ from recommender.service._audit import AuditLog, assignments, outcomes
 # The data contract allows person ids of 1 to 64 characters.
 PERSON_ID_MAX_LENGTH = 64
 
-__all__ = ["OutcomeReport", "OutcomeRefused", "OutcomeRow", "logged_cohort", "record_outcomes",
-           "read_outcome_file", "OUTCOME_FIELDS"]
+__all__ = [
+    "OutcomeReport",
+    "OutcomeRefused",
+    "OutcomeRow",
+    "logged_cohort",
+    "record_outcomes",
+    "read_outcome_file",
+    "OUTCOME_FIELDS",
+]
 
-OUTCOME_FIELDS = ("person_id", "measured_at", "arm_taken", "ee_followup", "dp_followup",
-                  "pa_followup")
+OUTCOME_FIELDS = (
+    "person_id",
+    "measured_at",
+    "arm_taken",
+    "ee_followup",
+    "dp_followup",
+    "pa_followup",
+)
 
 
 def _score(name: str, description: str):
@@ -48,13 +61,19 @@ class OutcomeRow(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    person_id: str = Field(min_length=1, max_length=PERSON_ID_MAX_LENGTH,
-                           description="The id sent with the recommendation (hashed, never "
-                                       "stored).")
-    measured_at: datetime = Field(description="When the follow-up survey was answered (ISO 8601; "
-                                              "UTC when no zone is given).")
-    arm_taken: str = Field(min_length=1, max_length=64,
-                           description="The arm the person actually took ('none' = usual care).")
+    person_id: str = Field(
+        min_length=1,
+        max_length=PERSON_ID_MAX_LENGTH,
+        description="The id sent with the recommendation (hashed, never stored).",
+    )
+    measured_at: datetime = Field(
+        description="When the follow-up survey was answered (ISO 8601; UTC when no zone is given)."
+    )
+    arm_taken: str = Field(
+        min_length=1,
+        max_length=64,
+        description="The arm the person actually took ('none' = usual care).",
+    )
     ee_followup: StrictInt = _score("ee_followup", "Emotional Exhaustion at follow-up")
     dp_followup: StrictInt = _score("dp_followup", "Depersonalization at follow-up")
     pa_followup: StrictInt = _score("pa_followup", "Personal Accomplishment at follow-up")
@@ -81,18 +100,31 @@ class OutcomeReport:
 
 
 def _problem(row: int, name: str, value, accepted: str, message: str) -> dict:
-    return {"field": f"outcomes[{row}].{name}", "value": value, "accepted": accepted,
-            "message": message}
+    return {
+        "field": f"outcomes[{row}].{name}",
+        "value": value,
+        "accepted": accepted,
+        "message": message,
+    }
 
 
 def _utc(stamp: datetime) -> datetime:
-    return stamp.replace(tzinfo=timezone.utc) if stamp.tzinfo is None else stamp.astimezone(
-        timezone.utc)
+    return (
+        stamp.replace(tzinfo=timezone.utc)
+        if stamp.tzinfo is None
+        else stamp.astimezone(timezone.utc)
+    )
 
 
-def record_outcomes(audit: AuditLog, raws: Sequence[Mapping], *, arms: Sequence[str],
-                    source: str, duplicates: str = "refuse",
-                    now: datetime | None = None) -> OutcomeReport:
+def record_outcomes(
+    audit: AuditLog,
+    raws: Sequence[Mapping],
+    *,
+    arms: Sequence[str],
+    source: str,
+    duplicates: str = "refuse",
+    now: datetime | None = None,
+) -> OutcomeReport:
     """Check every row, link it to its recommendation and store them all, or nothing.
 
     Parameters
@@ -117,9 +149,18 @@ def record_outcomes(audit: AuditLog, raws: Sequence[Mapping], *, arms: Sequence[
     now = now or datetime.now(timezone.utc)
     problems, checked = [], []
     if not raws:
-        raise OutcomeRefused("outcomes: the submission holds no rows", status=422, problems=[
-            {"field": "outcomes", "value": 0, "accepted": "at least one outcome row",
-             "message": "empty"}])
+        raise OutcomeRefused(
+            "outcomes: the submission holds no rows",
+            status=422,
+            problems=[
+                {
+                    "field": "outcomes",
+                    "value": 0,
+                    "accepted": "at least one outcome row",
+                    "message": "empty",
+                }
+            ],
+        )
     for i, raw in enumerate(raws):
         try:
             row = OutcomeRow.model_validate(raw)
@@ -129,18 +170,29 @@ def record_outcomes(audit: AuditLog, raws: Sequence[Mapping], *, arms: Sequence[
                 value = item.get("input")
                 value = value if isinstance(value, (int, float, str, type(None))) else str(value)
                 accepted = _accepted(name)
-                problems.append(_problem(i, name, value if name != "person_id" else "(hidden)",
-                                         accepted, item["msg"]))
+                problems.append(
+                    _problem(
+                        i, name, value if name != "person_id" else "(hidden)", accepted, item["msg"]
+                    )
+                )
             continue
         if row.arm_taken not in arms:
-            problems.append(_problem(i, "arm_taken", row.arm_taken,
-                                     f"one of {', '.join(arms)}", "unknown arm"))
+            problems.append(
+                _problem(i, "arm_taken", row.arm_taken, f"one of {', '.join(arms)}", "unknown arm")
+            )
             continue
         measured = _utc(row.measured_at)
         # An hour's grace for clocks that disagree between the program and the service.
         if measured > now + timedelta(hours=1):
-            problems.append(_problem(i, "measured_at", measured.isoformat(),
-                                     "a time that is not in the future", "in the future"))
+            problems.append(
+                _problem(
+                    i,
+                    "measured_at",
+                    measured.isoformat(),
+                    "a time that is not in the future",
+                    "in the future",
+                )
+            )
             continue
         checked.append((i, row, measured, audit.person_hash(row.person_id)))
 
@@ -149,18 +201,30 @@ def record_outcomes(audit: AuditLog, raws: Sequence[Mapping], *, arms: Sequence[
     for i, row, measured, person_hash in checked:
         history = served.get(person_hash)
         if not history:
-            problems.append(_problem(
-                i, "person_id", "(hidden)", "a person the service has served a recommendation",
-                "unknown person: no recommendation was served to this person id (with this "
-                "service's salt)"))
+            problems.append(
+                _problem(
+                    i,
+                    "person_id",
+                    "(hidden)",
+                    "a person the service has served a recommendation",
+                    "unknown person: no recommendation was served to this person id (with this "
+                    "service's salt)",
+                )
+            )
             continue
         before = [item for item in history if item["logged_at"] <= measured]
         if not before:
             first = history[0]["logged_at"].isoformat()
-            problems.append(_problem(
-                i, "measured_at", measured.isoformat(), f"a time at or after {first}, when the "
-                "person's first recommendation was served",
-                "dated before its recommendation"))
+            problems.append(
+                _problem(
+                    i,
+                    "measured_at",
+                    measured.isoformat(),
+                    f"a time at or after {first}, when the "
+                    "person's first recommendation was served",
+                    "dated before its recommendation",
+                )
+            )
             continue
         linked.append((i, row, measured, person_hash, before[-1]["request_id"]))
     if problems:
@@ -169,25 +233,49 @@ def record_outcomes(audit: AuditLog, raws: Sequence[Mapping], *, arms: Sequence[
     stored = _stored_outcomes(audit, {request_id for *_, request_id in linked})
     fresh, report, conflicts, seen = [], OutcomeReport(), [], {}
     for i, row, measured, person_hash, request_id in linked:
-        values = (measured.replace(microsecond=0), row.arm_taken, row.ee_followup,
-                  row.dp_followup, row.pa_followup)
+        values = (
+            measured.replace(microsecond=0),
+            row.arm_taken,
+            row.ee_followup,
+            row.dp_followup,
+            row.pa_followup,
+        )
         earlier = stored.get(request_id) or seen.get(request_id)
         if earlier is not None:
             if earlier == values and duplicates == "skip":
                 report.already_recorded += 1
                 continue
             same = earlier == values
-            conflicts.append(_problem(
-                i, "person_id", "(hidden)", "one outcome per served recommendation",
-                ("duplicate: this outcome is already recorded" if same else
-                 "duplicate: a different outcome is already recorded for this person's "
-                 "recommendation") + f" (request {request_id})"))
+            conflicts.append(
+                _problem(
+                    i,
+                    "person_id",
+                    "(hidden)",
+                    "one outcome per served recommendation",
+                    (
+                        "duplicate: this outcome is already recorded"
+                        if same
+                        else "duplicate: a different outcome is already recorded for this person's "
+                        "recommendation"
+                    )
+                    + f" (request {request_id})",
+                )
+            )
             continue
         seen[request_id] = values
-        fresh.append({"recorded_at": now, "request_id": request_id, "person_hash": person_hash,
-                      "measured_at": measured, "arm_taken": row.arm_taken,
-                      "ee_followup": row.ee_followup, "dp_followup": row.dp_followup,
-                      "pa_followup": row.pa_followup, "source": source[:120]})
+        fresh.append(
+            {
+                "recorded_at": now,
+                "request_id": request_id,
+                "person_hash": person_hash,
+                "measured_at": measured,
+                "arm_taken": row.arm_taken,
+                "ee_followup": row.ee_followup,
+                "dp_followup": row.dp_followup,
+                "pa_followup": row.pa_followup,
+                "source": source[:120],
+            }
+        )
     if conflicts:
         raise OutcomeRefused(_summary(conflicts), problems=conflicts, status=409)
     if fresh:
@@ -222,8 +310,9 @@ def read_outcome_file(path) -> list[dict]:
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     missing = [c for c in OUTCOME_FIELDS if c not in frame.columns]
     if missing:
-        raise InputError(f"{path.name}: missing column(s) {missing}; required: "
-                         f"{', '.join(OUTCOME_FIELDS)}")
+        raise InputError(
+            f"{path.name}: missing column(s) {missing}; required: {', '.join(OUTCOME_FIELDS)}"
+        )
     rows = []
     for record in frame.to_dict(orient="records"):
         for name in ("ee_followup", "dp_followup", "pa_followup"):
@@ -242,22 +331,40 @@ def logged_cohort(audit: AuditLog) -> pd.DataFrame:
     recommending, intention to treat), ``propensity`` (its logged probability), ``arm_taken``,
     ``cycle``, ``policy``, ``probabilities`` (JSON), ``request_id`` and the follow-up scores.
     """
-    query = (sa.select(assignments, outcomes.c.arm_taken, outcomes.c.measured_at,
-                       outcomes.c.ee_followup, outcomes.c.dp_followup, outcomes.c.pa_followup)
-             .join(outcomes, outcomes.c.request_id == assignments.c.request_id)
-             .order_by(assignments.c.id))
+    query = (
+        sa.select(
+            assignments,
+            outcomes.c.arm_taken,
+            outcomes.c.measured_at,
+            outcomes.c.ee_followup,
+            outcomes.c.dp_followup,
+            outcomes.c.pa_followup,
+        )
+        .join(outcomes, outcomes.c.request_id == assignments.c.request_id)
+        .order_by(assignments.c.id)
+    )
     with audit.engine.connect() as connection:
         rows = [dict(r._mapping) for r in connection.execute(query)]
     table = []
     for row in rows:
         profile = json.loads(row["profile"])
-        table.append({"person_id": row["person_hash"], **profile,
-                      "intervention": row["arm"], "propensity": float(row["probability"]),
-                      "ee_followup": row["ee_followup"], "dp_followup": row["dp_followup"],
-                      "pa_followup": row["pa_followup"], "arm_taken": row["arm_taken"],
-                      "cycle": row["cycle"], "policy": row["policy"],
-                      "probabilities": row["probabilities"], "request_id": row["request_id"],
-                      "model_version": row["model_version"]})
+        table.append(
+            {
+                "person_id": row["person_hash"],
+                **profile,
+                "intervention": row["arm"],
+                "propensity": float(row["probability"]),
+                "ee_followup": row["ee_followup"],
+                "dp_followup": row["dp_followup"],
+                "pa_followup": row["pa_followup"],
+                "arm_taken": row["arm_taken"],
+                "cycle": row["cycle"],
+                "policy": row["policy"],
+                "probabilities": row["probabilities"],
+                "request_id": row["request_id"],
+                "model_version": row["model_version"],
+            }
+        )
     return pd.DataFrame(table)
 
 
@@ -265,14 +372,16 @@ def _served_by_person(audit: AuditLog, hashes: set) -> dict:
     if not hashes:
         return {}
     out: dict = {}
-    query = (sa.select(assignments.c.person_hash, assignments.c.request_id,
-                       assignments.c.logged_at)
-             .where(assignments.c.person_hash.in_(sorted(hashes)))
-             .order_by(assignments.c.logged_at, assignments.c.id))
+    query = (
+        sa.select(assignments.c.person_hash, assignments.c.request_id, assignments.c.logged_at)
+        .where(assignments.c.person_hash.in_(sorted(hashes)))
+        .order_by(assignments.c.logged_at, assignments.c.id)
+    )
     with audit.engine.connect() as connection:
         for person_hash, request_id, logged_at in connection.execute(query):
             out.setdefault(person_hash, []).append(
-                {"request_id": request_id, "logged_at": _utc(logged_at)})
+                {"request_id": request_id, "logged_at": _utc(logged_at)}
+            )
     return out
 
 
@@ -281,19 +390,27 @@ def _stored_outcomes(audit: AuditLog, request_ids: set) -> dict:
         return {}
     query = sa.select(outcomes).where(outcomes.c.request_id.in_(sorted(request_ids)))
     with audit.engine.connect() as connection:
-        return {r.request_id: (_utc(r.measured_at).replace(microsecond=0), r.arm_taken,
-                               r.ee_followup, r.dp_followup, r.pa_followup)
-                for r in connection.execute(query)}
+        return {
+            r.request_id: (
+                _utc(r.measured_at).replace(microsecond=0),
+                r.arm_taken,
+                r.ee_followup,
+                r.dp_followup,
+                r.pa_followup,
+            )
+            for r in connection.execute(query)
+        }
 
 
 def _accepted(name: str) -> str:
     if name in RANGES:
         low, high = RANGES[name]
         return f"a whole number from {int(low)} to {int(high)}"
-    return {"person_id": f"text of 1 to {PERSON_ID_MAX_LENGTH} characters",
-            "measured_at": "an ISO 8601 date or time, e.g. 2027-06-01T09:00:00+00:00",
-            "arm_taken": "an arm id of the catalog"}.get(name, f"only the fields "
-                                                           f"{', '.join(OUTCOME_FIELDS)}")
+    return {
+        "person_id": f"text of 1 to {PERSON_ID_MAX_LENGTH} characters",
+        "measured_at": "an ISO 8601 date or time, e.g. 2027-06-01T09:00:00+00:00",
+        "arm_taken": "an arm id of the catalog",
+    }.get(name, f"only the fields {', '.join(OUTCOME_FIELDS)}")
 
 
 def _summary(problems: list[dict]) -> str:

@@ -68,8 +68,12 @@ class ExtraFeature:
             return "a whole number" if self.integer else "a finite number"
         shown = ", ".join(self.levels[:_MAX_LISTED_LEVELS])
         more = len(self.levels) - _MAX_LISTED_LEVELS
-        return ("one of " + shown + (f" and {more} more" if more > 0 else "")
-                + " (the values the served model was trained on)")
+        return (
+            "one of "
+            + shown
+            + (f" and {more} more" if more > 0 else "")
+            + " (the values the served model was trained on)"
+        )
 
     def field(self):
         """The pydantic field: required, and strict (a string or true is not a number)."""
@@ -80,15 +84,21 @@ class ExtraFeature:
         else:
             kind, example = Annotated[StrictFloat, Field(allow_inf_nan=False)], 0.0
         # The alias is the column name: any text, even one Python could not name a field.
-        return (kind, Field(alias=self.name, examples=[example],
-                            description=f"Extra feature of the served model. Accepted: "
-                                        f"{self.accepted}."))
+        return (
+            kind,
+            Field(
+                alias=self.name,
+                examples=[example],
+                description=f"Extra feature of the served model. Accepted: {self.accepted}.",
+            ),
+        )
 
 
 def extra_features(schema: Sequence[Mapping]) -> tuple[ExtraFeature, ...]:
     """The features of a model's schema that are not profile columns of the data contract."""
-    return tuple(ExtraFeature.from_schema(entry) for entry in schema
-                 if entry["name"] not in PROFILE_COLUMNS)
+    return tuple(
+        ExtraFeature.from_schema(entry) for entry in schema if entry["name"] not in PROFILE_COLUMNS
+    )
 
 
 class ProfileSchema:
@@ -111,15 +121,24 @@ class ProfileSchema:
         self._extra_names = frozenset(x.name for x in extras)
         clash = [x.name for x in extras if x.name in PROFILE_FIELDS]
         if clash:
-            raise InputError(f"the model's extra feature(s) {clash} have the name of a request "
-                             f"field; it cannot be served (request fields: "
-                             f"{', '.join(PROFILE_FIELDS)})")
+            raise InputError(
+                f"the model's extra feature(s) {clash} have the name of a request "
+                f"field; it cannot be served (request fields: "
+                f"{', '.join(PROFILE_FIELDS)})"
+            )
         self.extras = extras
         self.fields = PROFILE_FIELDS + tuple(x.name for x in extras)
         self.accepted = {x.name: x.accepted for x in extras}
-        self.model = ProfileRequest if not extras else create_model(
-            "ProfileRequest", __base__=ProfileRequest, __doc__=ProfileRequest.__doc__,
-            **{f"extra_{i}": x.field() for i, x in enumerate(extras)})
+        self.model = (
+            ProfileRequest
+            if not extras
+            else create_model(
+                "ProfileRequest",
+                __base__=ProfileRequest,
+                __doc__=ProfileRequest.__doc__,
+                **{f"extra_{i}": x.field() for i, x in enumerate(extras)},
+            )
+        )
 
     @functools.cached_property
     def _many(self) -> TypeAdapter:

@@ -56,28 +56,37 @@ _MAX_VALUE_CHARS = 120
 
 _DESCRIPTIONS = {
     "person_id": "Pseudonymous id of the person (never a name, e-mail or staff number); stored "
-                 "only as a salted hash.",
+    "only as a salted hash.",
     "age": "Age in years.",
     "gender": "Gender.",
     "role": "Role; 'app' is an advanced practice provider (nurse practitioner, physician "
-            "assistant).",
+    "assistant).",
     "specialty": "Specialty.",
     "setting": "Practice setting.",
     "years_in_practice": "Years in practice (0 for trainees).",
     "weekly_hours": "Usual working hours a week.",
     "ee": "MBI-HSS Emotional Exhaustion subscale score (9 items scored 0-6).",
     "dp": "MBI-HSS Depersonalization subscale score (5 items scored 0-6).",
-    "pa": "MBI-HSS Personal Accomplishment subscale score (8 items scored 0-6; higher is "
-          "better).",
+    "pa": "MBI-HSS Personal Accomplishment subscale score (8 items scored 0-6; higher is better).",
 }
 
 
 def example_profile() -> dict:
     """A valid ``/recommend`` body (the README's and ``serve --print-example``'s example)."""
-    return {"person_id": "p-000123", "age": 41, "gender": "female", "role": "physician",
-            "specialty": "internal_medicine", "setting": "academic", "years_in_practice": 11.0,
-            "weekly_hours": 58.0, "ee": 31, "dp": 11, "pa": 34,
-            "offered": ["coaching", "mindfulness", "peer_group"]}
+    return {
+        "person_id": "p-000123",
+        "age": 41,
+        "gender": "female",
+        "role": "physician",
+        "specialty": "internal_medicine",
+        "setting": "academic",
+        "years_in_practice": 11.0,
+        "weekly_hours": 58.0,
+        "ee": 31,
+        "dp": 11,
+        "pa": 34,
+        "offered": ["coaching", "mindfulness", "peer_group"],
+    }
 
 
 def accepted_for(field: str) -> str:
@@ -106,19 +115,36 @@ def _accepted_text(field: str) -> str | None:
 def _profile_field(name: str):
     description = f"{_DESCRIPTIONS.get(name, name)} Accepted: {accepted_for(name)}."
     if name == "person_id":
-        return (str, Field(min_length=1, max_length=PERSON_ID_MAX_LENGTH,
-                           description=description, examples=["p-000123"]))
+        return (
+            str,
+            Field(
+                min_length=1,
+                max_length=PERSON_ID_MAX_LENGTH,
+                description=description,
+                examples=["p-000123"],
+            ),
+        )
     if name in CATEGORIES:
-        return (Literal[CATEGORIES[name]], Field(description=description,
-                                                 examples=[CATEGORIES[name][0]]))
+        return (
+            Literal[CATEGORIES[name]],
+            Field(description=description, examples=[CATEGORIES[name][0]]),
+        )
     lo, hi = RANGES[name]
     if name in INTEGER_COLUMNS:
-        return (Annotated[int, _NUMBER_ONLY], Field(ge=int(lo), le=int(hi),
-                                                    description=description,
-                                                    examples=[int((lo + hi) // 2)]))
-    return (Annotated[float, _NUMBER_ONLY], Field(ge=lo, le=hi, allow_inf_nan=False,
-                                                  description=description,
-                                                  examples=[float((lo + hi) // 2)]))
+        return (
+            Annotated[int, _NUMBER_ONLY],
+            Field(ge=int(lo), le=int(hi), description=description, examples=[int((lo + hi) // 2)]),
+        )
+    return (
+        Annotated[float, _NUMBER_ONLY],
+        Field(
+            ge=lo,
+            le=hi,
+            allow_inf_nan=False,
+            description=description,
+            examples=[float((lo + hi) // 2)],
+        ),
+    )
 
 
 def _number_only(value):
@@ -126,8 +152,9 @@ def _number_only(value):
     # (41 for a float, and 41.0 for an integer, still are: JSON does not tell them apart).
     if isinstance(value, (str, bytes, bool)):
         kind = "true or false" if isinstance(value, bool) else "text"
-        raise PydanticCustomError("number_type", "Input should be a JSON number, not {kind}",
-                                  {"kind": kind})
+        raise PydanticCustomError(
+            "number_type", "Input should be a JSON number, not {kind}", {"kind": kind}
+        )
     return value
 
 
@@ -140,18 +167,32 @@ ProfileRequest = create_model(
     "ProfileRequest",
     __config__=_STRICT,
     __doc__="One person's profile (the data contract's profile columns) and what the program "
-            "can offer.",
+    "can offer.",
     **{name: _profile_field(name) for name in PROFILE_COLUMNS},
     # Strict: only true or false; "yes", 1 or "false" would be guesses about a crisis flag.
-    crisis_risk=(StrictBool, Field(False, description="Set when the program knows of a risk of "
-                             "self-harm: the answer then holds crisis resources only, no "
-                             "intervention ranking. A flagged request needs no other field (a "
-                             "person_id is enough); fields sent but not accepted are listed in "
-                             "the answer's 'ignored' instead of refusing it.")),
-    offered=(list[str] | None, Field(None, min_length=1, max_length=_MAX_OFFERED,
-                                     description="Arm ids the program can offer this person "
-                                     "(default: every arm of the catalog). Usual care is always "
-                                     "the baseline.", examples=[["coaching", "peer_group"]])),
+    crisis_risk=(
+        StrictBool,
+        Field(
+            False,
+            description="Set when the program knows of a risk of "
+            "self-harm: the answer then holds crisis resources only, no "
+            "intervention ranking. A flagged request needs no other field (a "
+            "person_id is enough); fields sent but not accepted are listed in "
+            "the answer's 'ignored' instead of refusing it.",
+        ),
+    ),
+    offered=(
+        list[str] | None,
+        Field(
+            None,
+            min_length=1,
+            max_length=_MAX_OFFERED,
+            description="Arm ids the program can offer this person "
+            "(default: every arm of the catalog). Usual care is always "
+            "the baseline.",
+            examples=[["coaching", "peer_group"]],
+        ),
+    ),
 )
 
 
@@ -195,9 +236,11 @@ class BatchRequest(BaseModel):
     model_config = _STRICT
 
     profiles: list[dict[str, Any]] = Field(
-        min_length=1, max_length=MAX_BATCH_ROWS,
+        min_length=1,
+        max_length=MAX_BATCH_ROWS,
         description="Up to 10,000 profiles, each with the fields of a /recommend request body. "
-                    "Invalid entries get their own error entry; valid ones are answered.")
+        "Invalid entries get their own error entry; valid ones are answered.",
+    )
 
 
 class Problem(BaseModel):
@@ -214,17 +257,21 @@ class ErrorResponse(BaseModel):
 
     error: str = Field(description="Summary.")
     problems: list[Problem] = Field(default_factory=list, description="Each problem.")
-    crisis_results: list[dict] = Field(default_factory=list, description="Batches and plans: "
-                                       "the crisis answers given all the same, each with the "
-                                       "position of its entry ('index') and its 'answer'.")
+    crisis_results: list[dict] = Field(
+        default_factory=list,
+        description="Batches and plans: "
+        "the crisis answers given all the same, each with the "
+        "position of its entry ('index') and its 'answer'.",
+    )
 
 
 class EvidenceItem(BaseModel):
     """One published finding, as recorded in the intervention catalog (docs/evidence.md)."""
 
     citation: str = Field(description="First author, year, journal.")
-    reference: str = Field(description="Full reference with DOI / PMID where the source "
-                           "gives them.")
+    reference: str = Field(
+        description="Full reference with DOI / PMID where the source gives them."
+    )
     authors: str | None = Field(description="Authors; null when no stored source gives them.")
     year: int = Field(description="Publication year.")
     title: str | None = Field(description="Title; null when no stored source gives it.")
@@ -233,26 +280,31 @@ class EvidenceItem(BaseModel):
     pmid: str | None = Field(description="PubMed id, only where a source gives one.")
     population: str = Field(description="Who was studied.")
     setting: str = Field(description="Where and when.")
-    design: str = Field(description="rct, controlled, pre_post, meta_analysis, "
-                        "systematic_review, observational ...")
+    design: str = Field(
+        description="rct, controlled, pre_post, meta_analysis, systematic_review, observational ..."
+    )
     outcome: str = Field(description="What was measured.")
     effect: str = Field(description="The finding as the study reports it.")
     measure: str = Field(description="What the reported number is.")
     value: float | None = Field(description="The reported number.")
     ci: list[float] | None = Field(description="Its reported interval [lower, upper].")
     comparison: str = Field(description="What was compared with what.")
-    effect_kind: str = Field(description="between_group, within_group (pre-post), "
-                             "association or descriptive.")
+    effect_kind: str = Field(
+        description="between_group, within_group (pre-post), association or descriptive."
+    )
     grade: str | None = Field(description="GRADE certainty where a review rated it.")
     certainty: str = Field(description="How sure the figure is and on what basis.")
     uptake: str | None = Field(description="Participation or uptake, where reported.")
-    effect_points: float | None = Field(description="Difference from usual care in EE points "
-                                        "(negative = better); only for between-group figures.")
+    effect_points: float | None = Field(
+        description="Difference from usual care in EE points "
+        "(negative = better); only for between-group figures."
+    )
     effect_points_ci: list[float] | None = Field(description="Interval of effect_points.")
     conversion: str | None = Field(description="How effect_points were obtained, or why not.")
     roles: list[str] = Field(description="Roles the evidence concerns.")
-    specific_to_arm: bool = Field(description="False for estimates pooled over several kinds "
-                                  "of intervention.")
+    specific_to_arm: bool = Field(
+        description="False for estimates pooled over several kinds of intervention."
+    )
     checked_against: str = Field(description="Where the record was checked.")
     note: str | None = Field(description="Caveats.")
 
@@ -284,20 +336,28 @@ class ArmEstimate(BaseModel):
 
     arm: str = Field(description="Arm id.")
     rank: int = Field(description="1 = best (lowest expected EE change).")
-    ee_effect: float = Field(description="Expected change in Emotional Exhaustion points "
-                             "against usual care (negative = less exhaustion).")
+    ee_effect: float = Field(
+        description="Expected change in Emotional Exhaustion points "
+        "against usual care (negative = less exhaustion)."
+    )
     ee_lower: float = Field(description="Lower bound of the interval of ee_effect.")
     ee_upper: float = Field(description="Upper bound of the interval of ee_effect.")
-    dp_effect: float | None = Field(description="Expected change in Depersonalization points "
-                                    "(negative = better); null when the model has no DP model.")
-    pa_effect: float | None = Field(description="Expected change in Personal Accomplishment "
-                                    "points (positive = better); null when not modelled.")
+    dp_effect: float | None = Field(
+        description="Expected change in Depersonalization points "
+        "(negative = better); null when the model has no DP model."
+    )
+    pa_effect: float | None = Field(
+        description="Expected change in Personal Accomplishment "
+        "points (positive = better); null when not modelled."
+    )
     # Catalog facts: in batch answers they are given once per arm, in the batch's 'arms' map.
     name: str | None = Field(None, description="Readable name (batch: see 'arms').")
-    cost_per_person: float | None = Field(None, description="Default cost of a full course, "
-                                          "US$ (batch: see 'arms').")
-    evidence: list[EvidenceItem] = Field(default_factory=list, description="Published "
-                                         "evidence for this arm (batch: see 'arms').")
+    cost_per_person: float | None = Field(
+        None, description="Default cost of a full course, US$ (batch: see 'arms')."
+    )
+    evidence: list[EvidenceItem] = Field(
+        default_factory=list, description="Published evidence for this arm (batch: see 'arms')."
+    )
 
 
 class ArmFacts(BaseModel):
@@ -309,16 +369,20 @@ class ArmFacts(BaseModel):
 class ContributionItem(BaseModel):
     feature: str = Field(description="Profile field.")
     value: Any = Field(None, description="The person's value of that field.")
-    points: float = Field(description="EE points this field contributes to the difference "
-                          "(negative favours the recommended arm).")
+    points: float = Field(
+        description="EE points this field contributes to the difference "
+        "(negative favours the recommended arm)."
+    )
 
 
 class ExplanationBlock(BaseModel):
     versus_usual_care: list[ContributionItem] = Field(
-        description="Top contributions to the recommended arm's effect against usual care.")
+        description="Top contributions to the recommended arm's effect against usual care."
+    )
     runner_up: str | None = Field(None, description="The second-ranked arm.")
-    versus_runner_up: list[ContributionItem] = Field(description="Top contributions to the "
-                                                     "recommended arm's lead over the runner-up.")
+    versus_runner_up: list[ContributionItem] = Field(
+        description="Top contributions to the recommended arm's lead over the runner-up."
+    )
     sentence: str = Field(description="The same in one plain-language sentence.")
 
 
@@ -326,8 +390,10 @@ class ResourceItem(BaseModel):
     name: str = Field(description="Service.")
     contact: str = Field(description="How to reach it.")
     url: str | None = Field(None, description="Web address.")
-    serves: str = Field("everyone", description="Whom it serves (each person gets only the "
-                        "resources that serve their role).")
+    serves: str = Field(
+        "everyone",
+        description="Whom it serves (each person gets only the resources that serve their role).",
+    )
     hours: str | None = Field(None, description="When it is open.")
     confidentiality: str | None = Field(None, description="What it keeps private.")
 
@@ -340,39 +406,50 @@ class ReferralItem(BaseModel):
 class SafetyBlock(BaseModel):
     level: Literal["routine", "referral", "crisis"] = Field(
         description="routine; referral (ranking plus a confidential-referral notice); crisis "
-                    "(crisis resources only, no ranking).")
+        "(crisis resources only, no ranking)."
+    )
     notice: str | None = Field(None, description="What the program should do.")
     rule: str | None = Field(None, description="The referral rule that matched.")
     resources: list[ResourceItem] = Field(default_factory=list, description="Crisis resources.")
-    referral: ReferralItem | None = Field(None, description="For a referral: where to, for "
-                                          "this person's role.")
-    recorded_in: str = Field("audit log", description="Where this answer was recorded: the "
-                             "audit log, or for a crisis answer given while the audit store "
-                             "could not be written, the service log (marked so).")
+    referral: ReferralItem | None = Field(
+        None, description="For a referral: where to, for this person's role."
+    )
+    recorded_in: str = Field(
+        "audit log",
+        description="Where this answer was recorded: the "
+        "audit log, or for a crisis answer given while the audit store "
+        "could not be written, the service log (marked so).",
+    )
 
 
 class TrainingData(BaseModel):
     source: Literal["simulated", "program", "not recorded"] = Field(
-        description="What the served model learned from (from its metadata).")
+        description="What the served model learned from (from its metadata)."
+    )
     description: str | None = Field(None, description="The training data, as recorded.")
     statement: str = Field(description="The same in words.")
 
 
 class OneEffectArm(BaseModel):
     arm: str = Field(description="Arm id.")
-    statement: str = Field(description="That the model found no measurable benefit in "
-                           "personalising this arm, so it gives one effect for everyone.")
+    statement: str = Field(
+        description="That the model found no measurable benefit in "
+        "personalising this arm, so it gives one effect for everyone."
+    )
 
 
 class ContextBlock(BaseModel):
     """Said with every answer (a batch or plan says it once)."""
 
-    organisational_change: str = Field(description="Individual programs complement "
-                                       "organisational change.")
-    training_data: TrainingData | None = Field(None, description="What the served model "
-                                               "learned from; null when no model is loaded.")
+    organisational_change: str = Field(
+        description="Individual programs complement organisational change."
+    )
+    training_data: TrainingData | None = Field(
+        None, description="What the served model learned from; null when no model is loaded."
+    )
     one_effect_for_everyone: list[OneEffectArm] = Field(
-        default_factory=list, description="Arms the model gives one effect for everyone.")
+        default_factory=list, description="Arms the model gives one effect for everyone."
+    )
 
 
 class ExclusionItem(BaseModel):
@@ -382,10 +459,14 @@ class ExclusionItem(BaseModel):
 
 class AssignmentBlock(BaseModel):
     arm: str = Field(description="The arm served (equals 'recommended').")
-    probability: float = Field(description="Probability with which this arm was served under "
-                               "the exploration policy (1 when nothing was explored).")
-    policy: str = Field(description="Exploration policy applied: thompson, epsilon or greedy "
-                        "(severe profiles are always served greedily).")
+    probability: float = Field(
+        description="Probability with which this arm was served under "
+        "the exploration policy (1 when nothing was explored)."
+    )
+    policy: str = Field(
+        description="Exploration policy applied: thompson, epsilon or greedy "
+        "(severe profiles are always served greedily)."
+    )
     cycle: int = Field(description="Survey cycle; the same person gets the same arm within it.")
 
 
@@ -393,36 +474,57 @@ class Recommendation(BaseModel):
     """The answer for one person."""
 
     request_id: str = Field(description="Id of this answer, as recorded in the audit log.")
-    model_version: str | None = Field(description="Registered model version that answered "
-                                      "(null: a crisis answer given while no model is loaded).")
+    model_version: str | None = Field(
+        description="Registered model version that answered "
+        "(null: a crisis answer given while no model is loaded)."
+    )
     catalog_version: str | None = Field(description="Intervention catalog version.")
-    recommended: str | None = Field(description="Recommended arm id ('none' = usual care); "
-                                    "null when crisis resources are returned instead.")
+    recommended: str | None = Field(
+        description="Recommended arm id ('none' = usual care); "
+        "null when crisis resources are returned instead."
+    )
     interval_level: float = Field(description="Coverage of the intervals (0.9 = 90 %).")
-    ranking: list[ArmEstimate] = Field(description="Every offered, eligible arm and usual care, "
-                                       "best first; empty for a crisis answer.")
-    ranking_meaningful: bool | None = Field(description="False when the two best arms' "
-                                            "intervals overlap so much that their order is not "
-                                            "meaningful.")
+    ranking: list[ArmEstimate] = Field(
+        description="Every offered, eligible arm and usual care, "
+        "best first; empty for a crisis answer."
+    )
+    ranking_meaningful: bool | None = Field(
+        description="False when the two best arms' "
+        "intervals overlap so much that their order is not "
+        "meaningful."
+    )
     ranking_note: str | None = Field(description="The same in words.")
     excluded: list[ExclusionItem] = Field(description="Offered arms not ranked, with reasons.")
     explanation: ExplanationBlock | None = Field(description="Why the recommended arm.")
     safety: SafetyBlock = Field(description="Safety triage.")
-    disclaimer: str | None = Field(description="Decision support, not a diagnosis. Null in "
-                                   "batch answers, which give it once for the batch.")
-    complements: list[ComplementItem] | None = Field(None, description="Measures the model does "
-                                                     "not rank (Schwartz Rounds, mentoring, "
-                                                     "workload, EHR, leadership). Null in batch "
-                                                     "answers, which give them once.")
+    disclaimer: str | None = Field(
+        description="Decision support, not a diagnosis. Null in "
+        "batch answers, which give it once for the batch."
+    )
+    complements: list[ComplementItem] | None = Field(
+        None,
+        description="Measures the model does "
+        "not rank (Schwartz Rounds, mentoring, "
+        "workload, EHR, leadership). Null in batch "
+        "answers, which give them once.",
+    )
     assignment: AssignmentBlock | None = Field(
-        default=None, description="The arm served and the probability it was drawn with; "
-        "null for a crisis answer.")
-    context: ContextBlock | None = Field(None, description="Organisational change, training "
-                                         "data, arms given one effect for everyone. Null in "
-                                         "batch answers, which give it once for the batch.")
-    ignored: list[Problem] = Field(default_factory=list, description="Crisis answers only: "
-                                   "fields sent but not accepted, which a crisis answer does "
-                                   "not need; they were neither used nor stored.")
+        default=None,
+        description="The arm served and the probability it was drawn with; "
+        "null for a crisis answer.",
+    )
+    context: ContextBlock | None = Field(
+        None,
+        description="Organisational change, training "
+        "data, arms given one effect for everyone. Null in "
+        "batch answers, which give it once for the batch.",
+    )
+    ignored: list[Problem] = Field(
+        default_factory=list,
+        description="Crisis answers only: "
+        "fields sent but not accepted, which a crisis answer does "
+        "not need; they were neither used nor stored.",
+    )
 
 
 class RowError(BaseModel):
@@ -441,11 +543,13 @@ class BatchResponse(BaseModel):
     results: list[Recommendation] = Field(description="Answers to the valid entries, in order.")
     result_index: list[int] = Field(description="Position in 'profiles' of each answer.")
     errors: list[RowError] = Field(description="One entry per rejected profile.")
-    arms: dict[str, ArmFacts] = Field(description="Name, cost and evidence of every arm "
-                                      "ranked in 'results', once per arm.")
+    arms: dict[str, ArmFacts] = Field(
+        description="Name, cost and evidence of every arm ranked in 'results', once per arm."
+    )
     disclaimer: str = Field(description="Decision support, not a diagnosis.")
-    complements: list[ComplementItem] = Field(default_factory=list, description="Measures the "
-                                              "model does not rank, once for the batch.")
+    complements: list[ComplementItem] = Field(
+        default_factory=list, description="Measures the model does not rank, once for the batch."
+    )
     context: ContextBlock | None = Field(None, description="Said once for every answer.")
 
 
@@ -454,16 +558,23 @@ class OutcomesRequest(BaseModel):
 
     model_config = _STRICT
 
-    outcomes: list[dict] = Field(min_length=1, max_length=MAX_BATCH_ROWS, description=(
-        "Each: person_id (as sent with the recommendation), measured_at (ISO 8601), arm_taken "
-        "(the arm the person actually took), ee_followup (0-54), dp_followup (0-30), "
-        "pa_followup (0-48)."))
+    outcomes: list[dict] = Field(
+        min_length=1,
+        max_length=MAX_BATCH_ROWS,
+        description=(
+            "Each: person_id (as sent with the recommendation), measured_at (ISO 8601), arm_taken "
+            "(the arm the person actually took), ee_followup (0-54), dp_followup (0-30), "
+            "pa_followup (0-48)."
+        ),
+    )
 
 
 class OutcomesResponse(BaseModel):
     recorded: int = Field(description="Outcomes stored, each linked to its recommendation.")
-    already_recorded: int = Field(description="Identical outcomes already stored (always 0 "
-                                  "over HTTP, where a duplicate is refused with 409).")
+    already_recorded: int = Field(
+        description="Identical outcomes already stored (always 0 "
+        "over HTTP, where a duplicate is refused with 409)."
+    )
 
 
 class ReloadRequest(BaseModel):
@@ -473,8 +584,9 @@ class ReloadRequest(BaseModel):
 
 
 class ReloadResponse(BaseModel):
-    previous_version: str | None = Field(description="Version served before the reload (null: "
-                                         "none was loaded).")
+    previous_version: str | None = Field(
+        description="Version served before the reload (null: none was loaded)."
+    )
     model_version: str = Field(description="Version served now.")
 
 
@@ -510,8 +622,13 @@ def _field_name(loc: tuple, prefix: str) -> str:
     return name or "body"
 
 
-def problems_from(error: ValidationError, *, prefix: str = "", known: tuple[str, ...] = (),
-                  accepted: Mapping[str, str] | None = None) -> list[dict]:
+def problems_from(
+    error: ValidationError,
+    *,
+    prefix: str = "",
+    known: tuple[str, ...] = (),
+    accepted: Mapping[str, str] | None = None,
+) -> list[dict]:
     """Turn a pydantic error into problems naming field, value and what is accepted.
 
     ``prefix`` is put before every field name (``profiles[3]``); ``known`` lists the fields
@@ -525,15 +642,24 @@ def problems_from(error: ValidationError, *, prefix: str = "", known: tuple[str,
         names = [part for part in loc if isinstance(part, str)]
         kind = item.get("type", "")
         if kind == "extra_forbidden":
-            text = ("no such field; known fields: " + ", ".join(known) if known
-                    else "no fields: this request takes an empty body or {}")
+            text = (
+                "no such field; known fields: " + ", ".join(known)
+                if known
+                else "no fields: this request takes an empty body or {}"
+            )
         elif kind.startswith("json") or not names:
             text = "a JSON object with the documented fields (see /docs.json)"
         else:
             text = _accepted_at(names, accepted)
         value = None if kind == "missing" else _short(item.get("input"))
-        problems.append({"field": _field_name(loc, prefix), "value": value,
-                         "accepted": text, "message": item.get("msg", "")})
+        problems.append(
+            {
+                "field": _field_name(loc, prefix),
+                "value": value,
+                "accepted": text,
+                "message": item.get("msg", ""),
+            }
+        )
     return problems
 
 
@@ -556,14 +682,24 @@ def as_problems(items) -> list[dict]:
     for item in items or []:
         item = dict(item) if isinstance(item, dict) else {"message": str(item)}
         if "field" not in item:
-            where = [f"row {item['row']}" if item.get("row") is not None else "",
-                     str(item.get("column") or "")]
-            item = {"field": ", ".join(w for w in where if w) or "body",
-                    "value": item.get("value"), "accepted": str(item.get("rule", "")),
-                    "message": str(item.get("message", ""))}
-        problems.append({"field": str(item["field"]), "value": _short(item.get("value")),
-                         "accepted": str(item.get("accepted", "")),
-                         "message": str(item.get("message", ""))})
+            where = [
+                f"row {item['row']}" if item.get("row") is not None else "",
+                str(item.get("column") or ""),
+            ]
+            item = {
+                "field": ", ".join(w for w in where if w) or "body",
+                "value": item.get("value"),
+                "accepted": str(item.get("rule", "")),
+                "message": str(item.get("message", "")),
+            }
+        problems.append(
+            {
+                "field": str(item["field"]),
+                "value": _short(item.get("value")),
+                "accepted": str(item.get("accepted", "")),
+                "message": str(item.get("message", "")),
+            }
+        )
     return problems
 
 

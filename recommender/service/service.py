@@ -72,18 +72,25 @@ class Recommender:
         from recommender.catalog import load_catalog
 
         self.config = load_serve_config()
-        self.keyring = KeyRing([*self.config.api_keys,
-                                *parse_env_keys(read_secret("api_keys", env=API_KEYS_ENV))])
+        self.keyring = KeyRing(
+            [*self.config.api_keys, *parse_env_keys(read_secret("api_keys", env=API_KEYS_ENV))]
+        )
         if not len(self.keyring):
-            log.warning("no API keys configured: every protected route answers 401; set "
-                        "%s or auth.keys in serve.yaml", API_KEYS_ENV)
+            log.warning(
+                "no API keys configured: every protected route answers 401; set "
+                "%s or auth.keys in serve.yaml",
+                API_KEYS_ENV,
+            )
         url = self.config.audit_url or f"sqlite:///{self.config.models_dir / 'audit.db'}"
         try:
-            self.audit = AuditLog(url, salt=resolve_salt(self.config.audit_salt,
-                                                         self.config.models_dir))
+            self.audit = AuditLog(
+                url, salt=resolve_salt(self.config.audit_salt, self.config.models_dir)
+            )
         except Exception:  # noqa: BLE001 - crisis answers must not wait for the store
-            log.exception("the audit store could not be opened: only crisis answers are given "
-                          "(recorded in this log) until it can")
+            log.exception(
+                "the audit store could not be opened: only crisis answers are given "
+                "(recorded in this log) until it can"
+            )
             self.audit = None
         self.catalog = load_catalog()
         self._reload_lock = threading.Lock()
@@ -96,8 +103,10 @@ class Recommender:
             self.engine = self._load_engine()
         except Exception as error:  # noqa: BLE001 - a bad champion must not stop crisis answers
             self.load_error = f"no model is loaded ({type(error).__name__}: {error})"
-            log.exception("the champion could not be loaded; serving crisis answers only until "
-                          "/reload brings a model")
+            log.exception(
+                "the champion could not be loaded; serving crisis answers only until "
+                "/reload brings a model"
+            )
         self.context_without_model = answer_context(self.config)
         self._stopping = threading.Event()
         threading.Thread(target=self._follow_reloads, name="follow-reloads", daemon=True).start()
@@ -137,8 +146,10 @@ class Recommender:
                     log.info("followed a /reload: version %s -> %s", previous, engine.version)
                 self._reload_seen = latest[0]
             except Exception:  # noqa: BLE001 - never let the watcher die
-                log.exception("following a /reload failed; still serving version %s",
-                              None if self.engine is None else self.engine.version)
+                log.exception(
+                    "following a /reload failed; still serving version %s",
+                    None if self.engine is None else self.engine.version,
+                )
 
     @bentoml.on_shutdown
     def _stop_following(self) -> None:
@@ -159,11 +170,13 @@ class Recommender:
 
     def _engine_for(self, model, version) -> RecommendationEngine:
         try:
-            return RecommendationEngine(model, version, catalog=self.catalog,
-                                        config=self.config, audit=self.audit)
+            return RecommendationEngine(
+                model, version, catalog=self.catalog, config=self.config, audit=self.audit
+            )
         except InputError as error:  # the champion exists but this service cannot serve it
-            raise _Unservable(f"the champion (version {version}) cannot be served: "
-                              f"{error}") from None
+            raise _Unservable(
+                f"the champion (version {version}) cannot be served: {error}"
+            ) from None
 
     @property
     def body_models(self) -> dict:
@@ -177,15 +190,17 @@ class Recommender:
         return {
             "/recommend": (profiles.front_door, profiles.fields, profiles.accepted),
             "/recommend_batch": (BatchRequest, ("profiles",), {}),
-            "/allocate": (AllocationRequest, tuple(AllocationRequest.model_fields),
-                          ALLOCATION_ACCEPTED),
+            "/allocate": (
+                AllocationRequest,
+                tuple(AllocationRequest.model_fields),
+                ALLOCATION_ACCEPTED,
+            ),
             "/reload": (ReloadRequest, (), {}),
             "/outcomes": (OutcomesRequest, ("outcomes",), {}),
         }
 
     @bentoml.api(route="/recommend")
-    def recommend(self, request: ServedProfileRequest, /,
-                  ctx: bentoml.Context) -> Recommendation:
+    def recommend(self, request: ServedProfileRequest, /, ctx: bentoml.Context) -> Recommendation:
         """Rank the offered interventions for one person, with intervals, reasons and safety."""
         raw = request.body()
         if crisis_flagged(raw):  # before and outside anything that could fail
@@ -221,23 +236,37 @@ class Recommender:
         errors = [e for e in errors if e["index"] not in crisis]
         kept = [k for k, i in enumerate(index) if i not in crisis]
         try:
-            scored = engine.recommend([valid[k] for k in kept], caller_role=_role(ctx),
-                                      batch_id=batch_id, compact=True)
+            scored = engine.recommend(
+                [valid[k] for k in kept], caller_role=_role(ctx), batch_id=batch_id, compact=True
+            )
         except InputError as error:  # e.g. a category the served model never saw
             return _error(ctx, 422, str(error), error.problems, crisis)
         except AuditUnavailable as error:
-            return _error(ctx, 503, f"{error}; nothing but crisis answers was answered, please "
-                                    "retry", None, crisis)
+            return _error(
+                ctx,
+                503,
+                f"{error}; nothing but crisis answers was answered, please retry",
+                None,
+                crisis,
+            )
         by_index = {**dict(zip((index[k] for k in kept), scored)), **crisis}
         order = sorted(by_index)
         answers = [by_index[i] for i in order]
-        return JSONResponse({
-            "batch_id": batch_id, "model_version": engine.version, "answered": len(answers),
-            "rejected": len(errors), "results": answers, "result_index": order,
-            "errors": errors, "arms": engine.arm_facts(answers),
-            "disclaimer": self.config.disclaimer, "complements": engine.complements,
-            "context": engine.context,
-        })
+        return JSONResponse(
+            {
+                "batch_id": batch_id,
+                "model_version": engine.version,
+                "answered": len(answers),
+                "rejected": len(errors),
+                "results": answers,
+                "result_index": order,
+                "errors": errors,
+                "arms": engine.arm_facts(answers),
+                "disclaimer": self.config.disclaimer,
+                "complements": engine.complements,
+                "context": engine.context,
+            }
+        )
 
     @bentoml.api(route="/allocate")
     def allocate(self, request: AllocationRequest, /, ctx: bentoml.Context) -> AllocationPlan:
@@ -252,77 +281,129 @@ class Recommender:
             return self._no_model(ctx, crisis)
         try:
             # Half the request timeout: a plan found by then is answered with its status.
-            plan = allocate_cohort(engine, request, caller_role=_role(ctx),
-                                   time_limit=self.config.timeout / 2, plan_id=plan_id,
-                                   crisis=crisis)
+            plan = allocate_cohort(
+                engine,
+                request,
+                caller_role=_role(ctx),
+                time_limit=self.config.timeout / 2,
+                plan_id=plan_id,
+                crisis=crisis,
+            )
         except InputError as error:
             return _error(ctx, 422, str(error), error.problems, crisis)
         except PlanTimeout as error:  # not the caller's fault: usual care for all always fits
             return _error(ctx, 503, str(error), None, crisis)
         except AuditUnavailable as error:
-            return _error(ctx, 503, f"{error}; no plan was given, only the crisis answers; "
-                                    "please retry", None, crisis)
+            return _error(
+                ctx,
+                503,
+                f"{error}; no plan was given, only the crisis answers; please retry",
+                None,
+                crisis,
+            )
         return JSONResponse(plan)
 
-    def _crisis_answers(self, raws, caller_role: str, batch_id: str | None = None, *,
-                        compact: bool = False, prefixes=None) -> list[dict]:
+    def _crisis_answers(
+        self,
+        raws,
+        caller_role: str,
+        batch_id: str | None = None,
+        *,
+        compact: bool = False,
+        prefixes=None,
+    ) -> list[dict]:
         """Crisis answers for flagged bodies, recorded (in the service log if the audit store
         fails); they need no model, so one is used only for its version when loaded."""
         engine, config = self.engine, self.config
         prefixes = prefixes or [""] * len(raws)
         if engine is not None:
-            pairs = [engine.crisis_answer(raw, caller_role=caller_role, batch_id=batch_id,
-                                          compact=compact, prefix=prefix)
-                     for raw, prefix in zip(raws, prefixes)]
+            pairs = [
+                engine.crisis_answer(
+                    raw, caller_role=caller_role, batch_id=batch_id, compact=compact, prefix=prefix
+                )
+                for raw, prefix in zip(raws, prefixes)
+            ]
         else:
-            pairs = [crisis_answer(raw, config.safety, model_version=None,
-                                   catalog_version=self.catalog.version, coverage=config.coverage,
-                                   disclaimer=None if compact else config.disclaimer,
-                                   context=None if compact else self.context_without_model,
-                                   caller_role=caller_role, batch_id=batch_id, prefix=prefix)
-                     for raw, prefix in zip(raws, prefixes)]
+            pairs = [
+                crisis_answer(
+                    raw,
+                    config.safety,
+                    model_version=None,
+                    catalog_version=self.catalog.version,
+                    coverage=config.coverage,
+                    disclaimer=None if compact else config.disclaimer,
+                    context=None if compact else self.context_without_model,
+                    caller_role=caller_role,
+                    batch_id=batch_id,
+                    prefix=prefix,
+                )
+                for raw, prefix in zip(raws, prefixes)
+            ]
         answers = [answer for answer, _ in pairs]
         if engine is None and not compact:
             complements = complements_for(self.catalog)
             for answer in answers:
                 answer["complements"] = complements
-        record_answers(self.audit, [record for _, record in pairs], answers,
-                       range(len(pairs)))
+        record_answers(self.audit, [record for _, record in pairs], answers, range(len(pairs)))
         return answers
 
     def _crisis_rows(self, profiles, caller_role: str, batch_id: str) -> dict[int, dict]:
         """``{position: crisis answer}`` for the flagged entries of a batch or plan."""
         flagged = [i for i, raw in enumerate(profiles) if crisis_flagged(raw)]
-        answers = self._crisis_answers([profiles[i] for i in flagged], caller_role, batch_id,
-                                       compact=True,
-                                       prefixes=[f"profiles[{i}]" for i in flagged])
+        answers = self._crisis_answers(
+            [profiles[i] for i in flagged],
+            caller_role,
+            batch_id,
+            compact=True,
+            prefixes=[f"profiles[{i}]" for i in flagged],
+        )
         return dict(zip(flagged, answers))
 
     def _no_model(self, ctx: bentoml.Context, crisis=None) -> JSONResponse:
-        return _error(ctx, 503, f"{self.load_error}; only crisis answers can be given until "
-                                "/reload loads a champion", None, crisis)
+        return _error(
+            ctx,
+            503,
+            f"{self.load_error}; only crisis answers can be given until /reload loads a champion",
+            None,
+            crisis,
+        )
 
     def _too_many(self, ctx: bentoml.Context, entries: int) -> JSONResponse:
         limit = self.config.max_batch_rows
-        return _error(ctx, 413, f"profiles: {entries:,} entries; at most {limit:,} are "
-                                "accepted per request",
-                      [{"field": "profiles", "value": entries,
-                        "accepted": f"at most {limit:,} entries", "message": "too many"}])
+        return _error(
+            ctx,
+            413,
+            f"profiles: {entries:,} entries; at most {limit:,} are accepted per request",
+            [
+                {
+                    "field": "profiles",
+                    "value": entries,
+                    "accepted": f"at most {limit:,} entries",
+                    "message": "too many",
+                }
+            ],
+        )
 
     @bentoml.api(route="/outcomes")
-    def report_outcomes(self, request: OutcomesRequest, /,
-                        ctx: bentoml.Context) -> OutcomesResponse:
+    def report_outcomes(
+        self, request: OutcomesRequest, /, ctx: bentoml.Context
+    ) -> OutcomesResponse:
         """Record follow-up scores, each linked to the person's served recommendation."""
         try:
-            report = record_outcomes(self.audit, request.outcomes, arms=self.catalog.arm_ids,
-                                     source="api")
+            report = record_outcomes(
+                self.audit, request.outcomes, arms=self.catalog.arm_ids, source="api"
+            )
         except OutcomeRefused as error:
             return _error(ctx, error.status, str(error), error.problems)
         except Exception as error:  # noqa: BLE001 - the store's failure is not the caller's
             log.exception("recording outcomes failed")
-            return _error(ctx, 503, f"the outcome store could not be written "
-                                    f"({type(error).__name__}); nothing was recorded, please "
-                                    "retry")
+            return _error(
+                ctx,
+                503,
+                f"the outcome store could not be written "
+                f"({type(error).__name__}); nothing was recorded, please "
+                "retry",
+            )
         return JSONResponse(report.as_dict())
 
     @bentoml.api(route="/reload")
@@ -344,18 +425,28 @@ class Recommender:
             # The registry unreachable, an artifact missing, or a champion pickled by other
             # code: the old model keeps serving and the caller learns why.
             log.exception("reload failed; still serving %s", serving)
-            return _error(ctx, 503, f"could not load the champion ({type(error).__name__}: "
-                                    f"{error}); still serving {serving}")
+            return _error(
+                ctx,
+                503,
+                f"could not load the champion ({type(error).__name__}: "
+                f"{error}); still serving {serving}",
+            )
         log.info("reloaded: version %s -> %s", previous, engine.version)
         try:
             self._reload_seen = self.audit.announce_reload(engine.version, _role(ctx))
         except Exception:  # noqa: BLE001 - this worker serves the new version regardless
-            log.exception("could not record the reload; other workers keep version %s until "
-                          "their next /reload", previous)
+            log.exception(
+                "could not record the reload; other workers keep version %s until "
+                "their next /reload",
+                previous,
+            )
         return JSONResponse({"previous_version": previous, "model_version": engine.version})
 
-    @pages.get("/model_card", response_class=HTMLResponse,
-               summary="The served model's card as an HTML page (auditors, scientists).")
+    @pages.get(
+        "/model_card",
+        response_class=HTMLResponse,
+        summary="The served model's card as an HTML page (auditors, scientists).",
+    )
     def model_card(self):
         if self.engine is None:
             return _no_card(self.load_error)
@@ -366,8 +457,10 @@ class Recommender:
         # The card was written at training; the exploration policy is the service's own.
         import html as markup
 
-        serving = (f'<p id="serving-policy"><strong>As served now:</strong> '
-                   f'{markup.escape(self.config.exploration.describe())}</p>')
+        serving = (
+            f'<p id="serving-policy"><strong>As served now:</strong> '
+            f"{markup.escape(self.config.exploration.describe())}</p>"
+        )
         return HTMLResponse(html.replace("</h1>", "</h1>" + serving, 1))
 
     @pages.get("/model_card.json", summary="The served model's card as JSON.")
@@ -382,10 +475,15 @@ class Recommender:
 
         facts = json.loads(text)
         rule = self.config.exploration
-        facts["serving"] = {"exploration": {"policy": rule.policy, "epsilon": rule.epsilon,
-                                            "cycle": rule.cycle,
-                                            "usual_care_share": rule.usual_care_share,
-                                            "description": rule.describe()}}
+        facts["serving"] = {
+            "exploration": {
+                "policy": rule.policy,
+                "epsilon": rule.epsilon,
+                "cycle": rule.cycle,
+                "usual_care_share": rule.usual_care_share,
+                "description": rule.describe(),
+            }
+        }
         return JSONResponse(facts)
 
     @pages.get("/audit/export", summary="The audit log as CSV (auditors only).")
@@ -393,17 +491,21 @@ class Recommender:
         try:
             start = None if since is None else parse_since(since)
         except InputError as error:
-            return JSONResponse({"error": str(error), "problems": error.problems},
-                                status_code=422)
+            return JSONResponse({"error": str(error), "problems": error.problems}, status_code=422)
         try:
             if self.audit is None:
                 raise RuntimeError("the audit store could not be opened")
             rows = self.audit.export(since=start)
         except Exception as error:  # noqa: BLE001 - the store's failure is not the caller's
             log.exception("audit export failed")
-            return JSONResponse({"error": f"the audit store could not be read "
-                                          f"({type(error).__name__}); please retry",
-                                 "problems": []}, status_code=503)
+            return JSONResponse(
+                {
+                    "error": f"the audit store could not be read "
+                    f"({type(error).__name__}); please retry",
+                    "problems": [],
+                },
+                status_code=503,
+            )
         return Response(audit_csv(rows), media_type="text/csv")
 
 
@@ -412,21 +514,24 @@ class _Unservable(InputError):
 
 
 def _no_card(cause: str | None) -> JSONResponse:
-    return JSONResponse({"error": f"{cause}; no model card to show", "problems": []},
-                        status_code=503)
+    return JSONResponse(
+        {"error": f"{cause}; no model card to show", "problems": []}, status_code=503
+    )
 
 
 def _missing_card(version: str) -> JSONResponse:
-    return JSONResponse({"error": f"no model card found for version {version}", "problems": []},
-                        status_code=404)
+    return JSONResponse(
+        {"error": f"no model card found for version {version}", "problems": []}, status_code=404
+    )
 
 
 def _role(ctx: bentoml.Context) -> str:
     return getattr(ctx.request.state, "caller_role", None) or "unknown"
 
 
-def _error(ctx: bentoml.Context, status: int, message: str, problems=None,
-           crisis=None) -> JSONResponse:
+def _error(
+    ctx: bentoml.Context, status: int, message: str, problems=None, crisis=None
+) -> JSONResponse:
     # BentoML copies ctx.response.status_code onto whatever the API returns.
     ctx.response.status_code = status
     body = {"error": message, "problems": as_problems(problems)}
@@ -453,8 +558,7 @@ class _FrontedService(type(Recommender)):
 
     def to_asgi(self, is_main: bool = True):
         routes = {*self.openapi_spec.asdict()["paths"], *_DOCUMENT_ROUTES}
-        return KnownRoutes(super().to_asgi(is_main=is_main), routes=routes,
-                           landing=landing_page)
+        return KnownRoutes(super().to_asgi(is_main=is_main), routes=routes, landing=landing_page)
 
 
 Recommender.__class__ = _FrontedService  # same layout (no new slots): only to_asgi differs

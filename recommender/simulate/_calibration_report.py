@@ -151,9 +151,7 @@ def parameters_markdown(scenario: Scenario) -> list[str]:
         "| parameter | value | source | how |",
         "|---|---|---|---|",
     ]
-    lines += [
-        f"| `{t.path}` | {_value(t.value)} | {t.text} | {t.note or ''} |" for t in sourced
-    ]
+    lines += [f"| `{t.path}` | {_value(t.value)} | {t.text} | {t.note or ''} |" for t in sourced]
     lines += [
         "",
         f"## Scenario parameters that are assumptions (`{scenario.name}`)",

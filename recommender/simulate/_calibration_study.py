@@ -94,4 +94,3 @@ _MID = _years(5, 30)
 def _trial(arm: str, *others: str) -> Mapping[str, float]:
     arms = ("none", arm, *others)
     return MappingProxyType({a: 1.0 / len(arms) for a in arms})
-

@@ -109,8 +109,8 @@ def high_burnout(f, suffix):
 
 def net_share_change(arm: str, high=high_ee):
     """Change in the share above the cut-off under ``arm`` minus under usual care (points)."""
-    return lambda f: _share_change(f, _arm_mask(f, arm), high) - _share_change(
-        f, _arm_mask(f, "none"), high
+    return lambda f: (
+        _share_change(f, _arm_mask(f, arm), high) - _share_change(f, _arm_mask(f, "none"), high)
     )
 
 

@@ -110,7 +110,9 @@ class _Reader:
                 )
         kinds = [kind for kind in ("source", "assumption") if kind in node]
         if len(kinds) != 1:
-            self.problem(path, "needs exactly one of 'source:' (a study) or 'assumption:' (a reason)")
+            self.problem(
+                path, "needs exactly one of 'source:' (a study) or 'assumption:' (a reason)"
+            )
             return _UNTAGGED
         kind, text, note = kinds[0], node[kinds[0]], node.get("note", "")
         if not isinstance(text, str) or not text.strip() or "\n" in text.strip():
@@ -256,9 +258,7 @@ class _Reader:
                     else self.problem(p, f"must be an arm name, got {v!r}")
                 ),
                 "arms": self.arm_list,
-                "followup_months": self.param(
-                    lambda v, p: self.number(v, p, lo=0, strict_lo=True)
-                ),
+                "followup_months": self.param(lambda v, p: self.number(v, p, lo=0, strict_lo=True)),
                 "population": lambda v, p: v,
                 "baseline": lambda v, p: v,
                 "course": lambda v, p: v,

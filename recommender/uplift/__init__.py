@@ -14,5 +14,12 @@ from ._model import UpliftModel
 from ._regressors import GBMSpec, LogLinearSpec, RidgeSpec
 from ._scores import doubly_robust_scores
 
-__all__ = ["UpliftModel", "doubly_robust_scores", "GBMSpec", "RidgeSpec", "LogLinearSpec",
-           "CompiledEffects", "compile_effects"]
+__all__ = [
+    "UpliftModel",
+    "doubly_robust_scores",
+    "GBMSpec",
+    "RidgeSpec",
+    "LogLinearSpec",
+    "CompiledEffects",
+    "compile_effects",
+]

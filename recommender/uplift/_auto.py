@@ -47,14 +47,20 @@ ENSEMBLE_Z = 2.0
 DEFAULT_FINAL_CANDIDATES = (
     GBMSpec(num_leaves=4, min_child_samples=100, learning_rate=0.1, patience=15),
     # randomized split points: smoother, lower-variance surfaces from the same small trees
-    GBMSpec(num_leaves=4, min_child_samples=100, learning_rate=0.05, patience=20,
-            extra=(("extra_trees", True),)),
+    GBMSpec(
+        num_leaves=4,
+        min_child_samples=100,
+        learning_rate=0.05,
+        patience=20,
+        extra=(("extra_trees", True),),
+    ),
     RidgeSpec(alpha=10.0),
 )
 
 
-def select_learner(nuisance, learners, final_candidates, ensemble_size=3,
-                   heterogeneity_z=HETEROGENEITY_Z):
+def select_learner(
+    nuisance, learners, final_candidates, ensemble_size=3, heterogeneity_z=HETEROGENEITY_Z
+):
     """Fit every (learner, settings) candidate out of fold; per arm refit and average the best.
 
     Returns the fitted learner and the table of DR losses (``selection_``), one row per
@@ -70,16 +76,23 @@ def select_learner(nuisance, learners, final_candidates, ensemble_size=3,
             # candidate is one more chance for noise in the loss to win (winner's curse)
             # (an arm may lack a family: some regressors only suit positive outcomes)
             by_spec = [{f.spec: f for f in fits} for fits in nuisance.outcome_fits]
-            pairs = [[spec] * len(by_spec) for spec in by_spec[0]
-                     if all(spec in fits for fits in by_spec[1:])]
+            pairs = [
+                [spec] * len(by_spec)
+                for spec in by_spec[0]
+                if all(spec in fits for fits in by_spec[1:])
+            ]
             best_error = [min(fits, key=lambda f: f.loss).spec for fits in nuisance.outcome_fits]
             if best_error not in pairs:
                 pairs.append(best_error)
             for specs in pairs:
-                fitted.append(TLearner(
-                    nuisance, by_spec[0][specs[0]],
-                    [fits[spec] for fits, spec in zip(by_spec[1:], specs[1:])],
-                    do_refit=False))
+                fitted.append(
+                    TLearner(
+                        nuisance,
+                        by_spec[0][specs[0]],
+                        [fits[spec] for fits, spec in zip(by_spec[1:], specs[1:])],
+                        do_refit=False,
+                    )
+                )
         elif name == "x":
             fitted.extend(XLearner(nuisance, spec, do_refit=False) for spec in final_candidates)
         else:
@@ -101,8 +114,9 @@ def select_learner(nuisance, learners, final_candidates, ensemble_size=3,
     # fold on the pseudo-outcomes, so their loss against the constant's is a fair comparison.
     # A T-learner's effect is made of the very outcome models inside the pseudo-outcomes, which
     # flatters its loss; it may still be chosen once heterogeneity is established.
-    personalized_dr = [c for c, learner in enumerate(fitted)
-                       if learner.name == "dr" and c != constant]
+    personalized_dr = [
+        c for c, learner in enumerate(fitted) if learner.name == "dr" and c != constant
+    ]
     for j in range(len(arms)):
         # once heterogeneity is established the constant is no candidate for the average
         top = [int(c) for c in ranked[:, j] if c != constant][:ensemble_size]
@@ -111,8 +125,11 @@ def select_learner(nuisance, learners, final_candidates, ensemble_size=3,
         top = [c for c in top if not _clearly_worse(squared[c, :, j], squared[top[0], :, j])]
         if constant is not None:
             challenger = min(personalized_dr, key=lambda c: losses[c, j], default=None)
-            gain = (squared[constant, :, j] - squared[challenger, :, j]
-                    if challenger is not None else np.zeros(n))
+            gain = (
+                squared[constant, :, j] - squared[challenger, :, j]
+                if challenger is not None
+                else np.zeros(n)
+            )
             if gain.mean() <= heterogeneity_z * gain.std(ddof=1) / np.sqrt(n):
                 top = [constant]  # heterogeneity not supported: one effect for everyone
                 # ...but not ruled out either: a person's effect may differ from the average
@@ -126,16 +143,24 @@ def select_learner(nuisance, learners, final_candidates, ensemble_size=3,
         for c in np.argsort(losses[:, j], kind="stable"):
             learner = fitted[c]
             difference = squared[c, :, j] - squared[best[j], :, j]
-            rows.append({
-                "arm": arm, "learner": learner.name, "settings": learner.label,
-                "dr_loss": losses[c, j], "dr_loss_minus_best": losses[c, j] - losses[best[j], j],
-                "standard_error": float(difference.std(ddof=1) / np.sqrt(len(difference))),
-                "chosen": c in choice[j],
-            })
+            rows.append(
+                {
+                    "arm": arm,
+                    "learner": learner.name,
+                    "settings": learner.label,
+                    "dr_loss": losses[c, j],
+                    "dr_loss_minus_best": losses[c, j] - losses[best[j], j],
+                    "standard_error": float(difference.std(ddof=1) / np.sqrt(len(difference))),
+                    "chosen": c in choice[j],
+                }
+            )
     for c in {c for top in choice for c in top}:
         fitted[c].refit(arms={j for j in range(len(arms)) if c in choice[j]})
-    chosen = PerArmLearner([[fitted[c] for c in choice[j]] for j in range(len(arms))],
-                           undetected_variance=undetected, ranking_oof=ranking)
+    chosen = PerArmLearner(
+        [[fitted[c] for c in choice[j]] for j in range(len(arms))],
+        undetected_variance=undetected,
+        ranking_oof=ranking,
+    )
     table = pd.DataFrame(rows)
     return chosen, table
 
@@ -145,4 +170,3 @@ def _clearly_worse(candidate: np.ndarray, best: np.ndarray) -> bool:
     if not np.isfinite(difference.mean()):
         return True
     return difference.mean() > ENSEMBLE_Z * difference.std(ddof=1) / np.sqrt(len(difference))
-

@@ -20,9 +20,19 @@ import numpy as np
 from ._regressors import CrossFit, GBMModel, crossfit, merge_gbm
 from ._regressors import refit as refit_on_all_rows
 
-__all__ = ["EffectLearner", "Part", "PerArmLearner", "PendingFit", "SeedStream",
-           "OUTCOME_CROSSFIT", "OUTCOME_REFIT", "X_CROSSFIT", "X_REFIT", "DR_CROSSFIT",
-           "DR_REFIT"]
+__all__ = [
+    "EffectLearner",
+    "Part",
+    "PerArmLearner",
+    "PendingFit",
+    "SeedStream",
+    "OUTCOME_CROSSFIT",
+    "OUTCOME_REFIT",
+    "X_CROSSFIT",
+    "X_REFIT",
+    "DR_CROSSFIT",
+    "DR_REFIT",
+]
 
 
 @dataclass(frozen=True)
@@ -95,22 +105,32 @@ class EffectLearner:
         self._pending: list[PendingFit] | None = []
         self._nuisance = nuisance
 
-    def _add_part(self, arm: int, weight: float, spec, target, rows, *, crossfit_seed: int,
-                  refit_seed: int) -> CrossFit:
+    def _add_part(
+        self, arm: int, weight: float, spec, target, rows, *, crossfit_seed: int, refit_seed: int
+    ) -> CrossFit:
         """Cross-fit ``spec`` on ``target`` over ``rows``; add ``weight`` × it to the arm."""
         nuisance = self._nuisance
-        cross = crossfit(spec, nuisance.matrix, target, rows, nuisance.folds,
-                         seed=crossfit_seed, n_jobs=nuisance.n_jobs)
+        cross = crossfit(
+            spec,
+            nuisance.matrix,
+            target,
+            rows,
+            nuisance.folds,
+            seed=crossfit_seed,
+            n_jobs=nuisance.n_jobs,
+        )
         self._add_shared_part(arm, weight, cross, target, rows, refit_seed=refit_seed)
         return cross
 
-    def _add_shared_part(self, arm: int, weight: float, cross: CrossFit, target, rows, *,
-                         refit_seed: int) -> None:
+    def _add_shared_part(
+        self, arm: int, weight: float, cross: CrossFit, target, rows, *, refit_seed: int
+    ) -> None:
         """Add ``weight`` × an existing cross-fit (refitted once however many learners share
         it: its model of all rows is kept on the ``CrossFit``)."""
         self.parts[arm].append(Part(weight, None, cross.fold_models))
-        self._pending.append(PendingFit(arm, len(self.parts[arm]) - 1, cross, target, rows,
-                                        refit_seed))
+        self._pending.append(
+            PendingFit(arm, len(self.parts[arm]) - 1, cross, target, rows, refit_seed)
+        )
         self._oof[arm] = self._oof[arm] + weight * cross.oof
 
     def _finish(self, do_refit: bool) -> None:
@@ -126,8 +146,14 @@ class EffectLearner:
             if arms is not None and fit.arm not in arms:
                 continue
             if fit.cross.full_model is None:
-                refit_on_all_rows(fit.cross, nuisance.matrix, fit.target, fit.rows,
-                                  seed=fit.seed, n_jobs=nuisance.n_jobs)
+                refit_on_all_rows(
+                    fit.cross,
+                    nuisance.matrix,
+                    fit.target,
+                    fit.rows,
+                    seed=fit.seed,
+                    n_jobs=nuisance.n_jobs,
+                )
             self.parts[fit.arm][fit.part].full_model = fit.cross.full_model
         self._pending, self._nuisance = None, None
         return self
@@ -158,8 +184,9 @@ class EffectLearner:
         """
         fast = []
         for arm_parts in self.parts:
-            boosters = [(p.weight, p.full_model) for p in arm_parts
-                        if isinstance(p.full_model, GBMModel)]
+            boosters = [
+                (p.weight, p.full_model) for p in arm_parts if isinstance(p.full_model, GBMModel)
+            ]
             others = [p for p in arm_parts if not isinstance(p.full_model, GBMModel)]
             merged = [Part(1.0, merge_gbm(boosters), [])] if boosters else []
             fast.append(merged + others)
@@ -176,7 +203,6 @@ class EffectLearner:
         return out
 
 
-
 class PerArmLearner(EffectLearner):
     """Each arm's effect: the average of the candidates with the smallest doubly robust loss.
 
@@ -189,28 +215,38 @@ class PerArmLearner(EffectLearner):
     def __init__(self, chosen: list, *, undetected_variance=None, ranking_oof=None):
         self.chosen = chosen  # per non-control arm: the list of fitted candidates averaged
         # per arm: spread of effects one effect for everyone could not rule out (0 elsewhere)
-        self.undetected_variance = (np.zeros(len(chosen)) if undetected_variance is None
-                                    else np.asarray(undetected_variance, dtype=float))
+        self.undetected_variance = (
+            np.zeros(len(chosen))
+            if undetected_variance is None
+            else np.asarray(undetected_variance, dtype=float)
+        )
         self.parts = [
-            [Part(part.weight / len(learners), part.full_model, part.fold_models)
-             for learner in learners for part in learner.parts[j]]
+            [
+                Part(part.weight / len(learners), part.full_model, part.fold_models)
+                for learner in learners
+                for part in learner.parts[j]
+            ]
             for j, learners in enumerate(chosen)
         ]
-        self.oof = np.column_stack([
-            np.mean([learner.oof[:, j] for learner in learners], axis=0)
-            for j, learners in enumerate(chosen)])
+        self.oof = np.column_stack(
+            [
+                np.mean([learner.oof[:, j] for learner in learners], axis=0)
+                for j, learners in enumerate(chosen)
+            ]
+        )
         names = {learner.name for learners in chosen for learner in learners}
         self.name = names.pop() if len(names) == 1 else "mixed"
-        self.label = "; ".join(" + ".join(f"{l.name}: {l.label}" for l in learners)
-                               for learners in chosen)
-        self.arm_learners = [
-            "+".join(sorted({l.name for l in learners})) for learners in chosen]
+        self.label = "; ".join(
+            " + ".join(f"{l.name}: {l.label}" for l in learners) for learners in chosen
+        )
+        self.arm_learners = ["+".join(sorted({l.name for l in learners})) for learners in chosen]
         # per arm: out-of-fold effects that order people for the held-out bias check (the
         # challenger's for an arm given one effect for everyone, whose own are all alike)
         # (``ranking_oof``: per arm an array, or None for the arm's own)
         ranking_oof = ranking_oof or [None] * len(chosen)
-        self.ranking_oof = np.column_stack([
-            self.oof[:, j] if r is None else r for j, r in enumerate(ranking_oof)])
+        self.ranking_oof = np.column_stack(
+            [self.oof[:, j] if r is None else r for j, r in enumerate(ranking_oof)]
+        )
 
     def release_training_data(self) -> None:
         """Drop the per-row training arrays (out-of-fold effects) once fitting is done.
@@ -222,8 +258,9 @@ class PerArmLearner(EffectLearner):
         for learners in self.chosen:
             for learner in learners:
                 learner.oof = None
-                for cross in [getattr(learner, "control_fit", None),
-                              *getattr(learner, "arm_fits", [])]:
+                for cross in [
+                    getattr(learner, "control_fit", None),
+                    *getattr(learner, "arm_fits", []),
+                ]:
                     if cross is not None:
                         cross.oof = None
-

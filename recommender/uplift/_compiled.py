@@ -31,10 +31,12 @@ __all__ = ["CompiledEffects", "compile_effects", "SLOT_TREES"]
 # of this size bounds the padding to less than one slot per output.
 SLOT_TREES = 32
 
-_EMPTY_TREE = ("num_leaves=1\nnum_cat=0\nsplit_feature=\nsplit_gain=\nthreshold=\n"
-               "decision_type=\nleft_child=\nright_child=\nleaf_value=0\nleaf_weight=\n"
-               "leaf_count=0\ninternal_value=\ninternal_weight=\ninternal_count=\nis_linear=0\n"
-               "shrinkage=1")
+_EMPTY_TREE = (
+    "num_leaves=1\nnum_cat=0\nsplit_feature=\nsplit_gain=\nthreshold=\n"
+    "decision_type=\nleft_child=\nright_child=\nleaf_value=0\nleaf_weight=\n"
+    "leaf_count=0\ninternal_value=\ninternal_weight=\ninternal_count=\nis_linear=0\n"
+    "shrinkage=1"
+)
 
 
 def compile_effects(learners: Mapping, *, intervals=None) -> "CompiledEffects":
@@ -65,29 +67,40 @@ class CompiledEffects:
 
     def __init__(self, learners: Mapping, *, intervals=None):
         self.learners = dict(learners)
-        self.intervals = tuple(self.learners if intervals is None else
-                               [o for o in self.learners if o in set(intervals)])
+        self.intervals = tuple(
+            self.learners
+            if intervals is None
+            else [o for o in self.learners if o in set(intervals)]
+        )
         first = next(iter(self.learners.values()))
         self.encoder = first.encoder_
         self.arms = list(first.arms_)
         n_folds = None
         for outcome, learner in self.learners.items():
-            if (learner.encoder_.feature_names != self.encoder.feature_names
-                    or learner.encoder_.categories != self.encoder.categories):
-                raise ValueError(f"the {outcome!r} learner was fitted on another feature "
-                                 "encoding")
+            if (
+                learner.encoder_.feature_names != self.encoder.feature_names
+                or learner.encoder_.categories != self.encoder.categories
+            ):
+                raise ValueError(f"the {outcome!r} learner was fitted on another feature encoding")
             if list(learner.arms_) != self.arms:
                 raise ValueError(f"the {outcome!r} learner has other arms")
-            folds = {len(part.fold_models) for arm_parts in learner.estimator_.parts
-                     for part in arm_parts}
+            folds = {
+                len(part.fold_models)
+                for arm_parts in learner.estimator_.parts
+                for part in arm_parts
+            }
             if len(folds) > 1 or (n_folds is not None and folds and folds != {n_folds}):
                 raise ValueError("the learners differ in their number of folds")
             n_folds = folds.pop() if folds else n_folds
         self.n_folds = n_folds or 0
         # Outputs: for every outcome and arm, the full-data effect then each fold's effect
         # (folds only where an interval is wanted).
-        self.outputs = [(outcome, j, fold) for outcome in self.learners
-                        for j in range(len(self.arms)) for fold in (None, *self._folds(outcome))]
+        self.outputs = [
+            (outcome, j, fold)
+            for outcome in self.learners
+            for j in range(len(self.arms))
+            for fold in (None, *self._folds(outcome))
+        ]
         index = {key: i for i, key in enumerate(self.outputs)}
         boosters, linear, other = [], [], []  # (output, weight, model) per member
         for outcome, learner in self.learners.items():
@@ -130,9 +143,8 @@ class CompiledEffects:
         out, start = {}, 0
         for outcome in self.learners:
             folds = len(self._folds(outcome))
-            block = values[:, start:start + arms * (1 + folds)].reshape(n, arms, 1 + folds)
-            out[outcome] = (block[:, :, 0],
-                            np.moveaxis(block[:, :, 1:], 2, 0) if folds else None)
+            block = values[:, start : start + arms * (1 + folds)].reshape(n, arms, 1 + folds)
+            out[outcome] = (block[:, :, 0], np.moveaxis(block[:, :, 1:], 2, 0) if folds else None)
             start += arms * (1 + folds)
         return out
 
@@ -150,7 +162,8 @@ class CompiledEffects:
             entry = {"effect": effect}
             if outcome in wanted:
                 entry["lower"], entry["upper"] = self.learners[outcome].combine(
-                    effect, fold_effects, alpha)
+                    effect, fold_effects, alpha
+                )
             out[outcome] = entry
         return out
 
@@ -174,7 +187,7 @@ class _Forest:
         for output in sorted(per_output):
             trees = per_output[output]
             for s in range(0, len(trees), SLOT_TREES):
-                slots.append(trees[s:s + SLOT_TREES])
+                slots.append(trees[s : s + SLOT_TREES])
                 slot_output.append(output)
         depth = max(len(slot) for slot in slots)
         n_slots = len(slots)
@@ -248,7 +261,10 @@ class _LinearStack:
         for j in self.categorical:
             codes = M[:, j]
             size = self.levels[j]
-            index = np.where(np.isnan(codes) | (codes < 0) | (codes >= size), size,
-                             np.nan_to_num(codes, nan=size)).astype(np.intp)
+            index = np.where(
+                np.isnan(codes) | (codes < 0) | (codes >= size),
+                size,
+                np.nan_to_num(codes, nan=size),
+            ).astype(np.intp)
             out += self.tables[j][index]
         return out

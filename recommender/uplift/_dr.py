@@ -26,7 +26,13 @@ class DRLearner(EffectLearner):
         for j in range(pseudo.shape[1]):
             if only is not None and j not in only:  # another candidate serves this arm
                 continue
-            self._add_part(j, 1.0, spec, pseudo[:, j], everyone,
-                           crossfit_seed=DR_CROSSFIT(nuisance.seed, j),
-                           refit_seed=DR_REFIT(nuisance.seed, j))
+            self._add_part(
+                j,
+                1.0,
+                spec,
+                pseudo[:, j],
+                everyone,
+                crossfit_seed=DR_CROSSFIT(nuisance.seed, j),
+                refit_seed=DR_REFIT(nuisance.seed, j),
+            )
         self._finish(do_refit)

@@ -48,8 +48,9 @@ class FeatureEncoder:
                 observed = pd.unique(values.dropna())
                 self.categories[j] = sorted(observed, key=str)
         self.categorical_index = sorted(self.categories)
-        self.lookups = {j: {v: float(k) for k, v in enumerate(c)}
-                        for j, c in self.categories.items()}
+        self.lookups = {
+            j: {v: float(k) for k, v in enumerate(c)} for j, c in self.categories.items()
+        }
         return self
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
@@ -111,8 +112,7 @@ class FeatureEncoder:
             return float(value)
         except (TypeError, ValueError):
             raise InputError(
-                f"X column '{self.feature_names[j]}' must be numeric as at fit time; got "
-                f"{value!r}"
+                f"X column '{self.feature_names[j]}' must be numeric as at fit time; got {value!r}"
             ) from None
 
     def _codes(self, column: pd.Series, j: int) -> np.ndarray:

@@ -45,8 +45,17 @@ from ._nuisance import fit_nuisance
 from ._t import TLearner
 from ._x import XLearner
 
-__all__ = ["jackknife_variance", "shrink_variance", "interval", "calibrate_scale",
-           "held_out_bias", "combine", "bootstrap_replicates", "AVERAGE_ROWS", "BIAS_GROUPS"]
+__all__ = [
+    "jackknife_variance",
+    "shrink_variance",
+    "interval",
+    "calibrate_scale",
+    "held_out_bias",
+    "combine",
+    "bootstrap_replicates",
+    "AVERAGE_ROWS",
+    "BIAS_GROUPS",
+]
 
 # Rows enough to pin down an arm's average jackknife variance or squared error (per-person
 # variances differ by a few times, so 2,000 rows put the average within a few per cent);
@@ -74,8 +83,13 @@ def bootstrap_replicates(n: int) -> int:
     return int(np.clip(BOOTSTRAP_ROWS // max(n, 1), 1, MAX_REPLICATES))
 
 
-def held_out_bias(pseudo: np.ndarray, oof: np.ndarray, ranking: np.ndarray,
-                  groups: int = BIAS_GROUPS, z: float = BIAS_Z) -> np.ndarray:
+def held_out_bias(
+    pseudo: np.ndarray,
+    oof: np.ndarray,
+    ranking: np.ndarray,
+    groups: int = BIAS_GROUPS,
+    z: float = BIAS_Z,
+) -> np.ndarray:
     """Per arm, the mean squared bias of the out-of-fold effects over groups of people.
 
     ``pseudo``, ``oof``, ``ranking``: (n, arms) doubly robust pseudo-effects, the learner's
@@ -88,21 +102,33 @@ def held_out_bias(pseudo: np.ndarray, oof: np.ndarray, ranking: np.ndarray,
         residual = pseudo[:, j] - oof[:, j]
         keep = np.isfinite(residual)
         order = np.flatnonzero(keep)[np.argsort(ranking[keep, j], kind="stable")]
-        parts = [(residual[g].mean(), residual[g].var(ddof=1) / len(g))
-                 for g in np.array_split(order, groups) if len(g) > 1]
+        parts = [
+            (residual[g].mean(), residual[g].var(ddof=1) / len(g))
+            for g in np.array_split(order, groups)
+            if len(g) > 1
+        ]
         if not parts:
             continue
         mean, noise = (np.array(v) for v in zip(*parts))
         estimate = float(np.mean(mean**2 - noise))
         # the estimate's standard error (a group's r̄² has variance 2 v² + 4 b² v)
-        error = float(np.sqrt(np.sum(2 * noise**2 + 4 * np.maximum(mean**2 - noise, 0) * noise))
-                      / len(parts))
+        error = float(
+            np.sqrt(np.sum(2 * noise**2 + 4 * np.maximum(mean**2 - noise, 0) * noise)) / len(parts)
+        )
         out[j] = max(0.0, estimate + z * error)
     return out
 
 
-def combine(effect: np.ndarray, fold_effects: np.ndarray, *, typical: np.ndarray,
-            scale: np.ndarray, floor: np.ndarray, extra: np.ndarray, alpha: float):
+def combine(
+    effect: np.ndarray,
+    fold_effects: np.ndarray,
+    *,
+    typical: np.ndarray,
+    scale: np.ndarray,
+    floor: np.ndarray,
+    extra: np.ndarray,
+    alpha: float,
+):
     """Effect and interval from the members' predictions: the one rule every path uses.
 
     ``effect`` (n, arms) from the models of all rows; ``fold_effects`` (K, n, arms) from the
@@ -148,29 +174,55 @@ def refit_chosen(nuisance, chosen: PerArmLearner) -> PerArmLearner:
     built = {}
     for (name, spec), arms in groups.items():
         if name == "t":
+
             def fit_of(code, wanted):
                 return next(f for f in nuisance.outcome_fits[code] if f.spec == wanted)
+
             built[(name, spec)] = TLearner(
-                nuisance, fit_of(0, spec[0]),
-                [fit_of(j + 1, spec[1][j]) if j in arms else None
-                 for j in range(len(chosen.chosen))])
+                nuisance,
+                fit_of(0, spec[0]),
+                [
+                    fit_of(j + 1, spec[1][j]) if j in arms else None
+                    for j in range(len(chosen.chosen))
+                ],
+            )
         elif name == "x":
             built[(name, spec)] = XLearner(nuisance, spec, only=arms)
         else:
             built[(name, spec)] = DRLearner(nuisance, spec, only=arms)
-    return PerArmLearner([[built[(learner.name, learner.spec)] for learner in learners]
-                          for learners in chosen.chosen])
+    return PerArmLearner(
+        [
+            [built[(learner.name, learner.spec)] for learner in learners]
+            for learners in chosen.chosen
+        ]
+    )
 
 
-def calibrate_scale(nuisance, chosen: PerArmLearner, *, design, clip, n_folds, seed,
-                    max_rows=AVERAGE_ROWS, replicates=None) -> tuple[np.ndarray, dict]:
+def calibrate_scale(
+    nuisance,
+    chosen: PerArmLearner,
+    *,
+    design,
+    clip,
+    n_folds,
+    seed,
+    max_rows=AVERAGE_ROWS,
+    replicates=None,
+) -> tuple[np.ndarray, dict]:
     """Per-arm variance scale from the parametric bootstrap (see module doc)."""
     replicates = bootstrap_replicates(len(nuisance.M)) if replicates is None else replicates
     squared_error, variance = 0.0, 0.0
     for r in range(replicates):
-        error_r, variance_r = _replicate(nuisance, chosen, design=design, clip=clip,
-                                         n_folds=n_folds, seed=seed, replicate=r,
-                                         max_rows=max_rows)
+        error_r, variance_r = _replicate(
+            nuisance,
+            chosen,
+            design=design,
+            clip=clip,
+            n_folds=n_folds,
+            seed=seed,
+            replicate=r,
+            max_rows=max_rows,
+        )
         squared_error, variance = squared_error + error_r, variance + variance_r
     squared_error, variance = squared_error / replicates, variance / replicates
     ratio = squared_error / np.maximum(variance, 1e-12)
@@ -181,17 +233,21 @@ def calibrate_scale(nuisance, chosen: PerArmLearner, *, design, clip, n_folds, s
     # the pooled ratio: on small arms one replicate's ratio is wild (79 at n = 3,000, six arms)
     # and at n = 100,000 one arm's 18 against a pooled 4.5 made every interval too wide.
     pooled = squared_error.sum() / max(variance.sum(), 1e-12)
-    details = {"bootstrap_mse": squared_error,
-               "bootstrap_jackknife_variance": variance,
-               "pooled_ratio": float(pooled), "replicates": replicates}
+    details = {
+        "bootstrap_mse": squared_error,
+        "bootstrap_jackknife_variance": variance,
+        "pooled_ratio": float(pooled),
+        "replicates": replicates,
+    }
     finite = ratio[np.isfinite(ratio)]
     largest = float(finite.max()) if finite.size else float(pooled)
     scale = min(max(largest, pooled), 2.0 * pooled)
     return np.full(len(ratio), max(scale, 1.0) if np.isfinite(scale) else 1.0), details
 
 
-def _replicate(nuisance, chosen: PerArmLearner, *, design, clip, n_folds, seed, replicate,
-               max_rows):
+def _replicate(
+    nuisance, chosen: PerArmLearner, *, design, clip, n_folds, seed, replicate, max_rows
+):
     """One re-simulated world: per arm, the refitted learners' mean squared error against the
     planted effects and their mean (shrunk) jackknife variance, on up to ``max_rows`` rows."""
     rng = np.random.default_rng(REPLICATE_DRAWS(seed, replicate))
@@ -219,14 +275,23 @@ def _replicate(nuisance, chosen: PerArmLearner, *, design, clip, n_folds, seed, 
     with warnings.catch_warnings():  # the fit itself already warned about overlap
         warnings.simplefilter("ignore")
         world = fit_nuisance(
-            M, codes, y_star, nuisance.arms, categorical=nuisance.categorical,
+            M,
+            codes,
+            y_star,
+            nuisance.arms,
+            categorical=nuisance.categorical,
             feature_names=[str(j) for j in range(M.shape[1])],
-            propensity=(nuisance.propensity.received
-                        if nuisance.propensity.source == "given" else None),
+            propensity=(
+                nuisance.propensity.received if nuisance.propensity.source == "given" else None
+            ),
             design="randomized" if nuisance.propensity.source == "design shares" else design,
-            clip=clip, n_folds=n_folds, seed=REPLICATE_WORLD(seed, replicate),
+            clip=clip,
+            n_folds=n_folds,
+            seed=REPLICATE_WORLD(seed, replicate),
             n_jobs=nuisance.n_jobs,
-            per_arm_candidates=per_arm, refit_outcomes=False, matrix=nuisance.matrix,
+            per_arm_candidates=per_arm,
+            refit_outcomes=False,
+            matrix=nuisance.matrix,
         )
     refitted = refit_chosen(world, chosen)
 

@@ -32,30 +32,54 @@ def _check_parameters(model: "UpliftModel") -> None:
             problems.append(f"{name}={getattr(model, name)!r} (accepted: {accepted})")
 
     require("learner", model.learner in LEARNERS, " | ".join(LEARNERS))
-    require("n_folds", isinstance(model.n_folds, Integral) and model.n_folds >= 2,
-            "an integer >= 2")
+    require(
+        "n_folds", isinstance(model.n_folds, Integral) and model.n_folds >= 2, "an integer >= 2"
+    )
     require("random_state", isinstance(model.random_state, Integral), "an integer")
-    require("design", model.design in ("auto", "randomized", "observational"),
-            "auto | randomized | observational")
+    require(
+        "design",
+        model.design in ("auto", "randomized", "observational"),
+        "auto | randomized | observational",
+    )
     clip = model.propensity_clip
-    require("propensity_clip", isinstance(clip, (tuple, list)) and len(clip) == 2
-            and all(isinstance(c, Real) for c in clip) and 0 < clip[0] < clip[1] <= 1,
-            "(low, high) with 0 < low < high <= 1")
-    require("min_arm_rows", isinstance(model.min_arm_rows, Integral) and model.min_arm_rows >= 1,
-            "a positive integer")
-    require("ensemble_size", isinstance(model.ensemble_size, Integral)
-            and model.ensemble_size >= 1, "a positive integer")
+    require(
+        "propensity_clip",
+        isinstance(clip, (tuple, list))
+        and len(clip) == 2
+        and all(isinstance(c, Real) for c in clip)
+        and 0 < clip[0] < clip[1] <= 1,
+        "(low, high) with 0 < low < high <= 1",
+    )
+    require(
+        "min_arm_rows",
+        isinstance(model.min_arm_rows, Integral) and model.min_arm_rows >= 1,
+        "a positive integer",
+    )
+    require(
+        "ensemble_size",
+        isinstance(model.ensemble_size, Integral) and model.ensemble_size >= 1,
+        "a positive integer",
+    )
     require("calibrate_intervals", isinstance(model.calibrate_intervals, bool), "True | False")
-    require("heterogeneity_z", model.heterogeneity_z is None
-            or (isinstance(model.heterogeneity_z, Real) and model.heterogeneity_z >= 0),
-            "None (always personalize) or a number >= 0")
-    require("n_jobs", isinstance(model.n_jobs, Integral) and model.n_jobs >= 1,
-            "a positive integer")
-    signed = [spec.label for spec in (model.final_candidates or ())
-              if getattr(spec, "outcome_only", False)]
+    require(
+        "heterogeneity_z",
+        model.heterogeneity_z is None
+        or (isinstance(model.heterogeneity_z, Real) and model.heterogeneity_z >= 0),
+        "None (always personalize) or a number >= 0",
+    )
+    require(
+        "n_jobs", isinstance(model.n_jobs, Integral) and model.n_jobs >= 1, "a positive integer"
+    )
+    signed = [
+        spec.label
+        for spec in (model.final_candidates or ())
+        if getattr(spec, "outcome_only", False)
+    ]
     if signed:
-        problems.append(f"final_candidates with {signed} (an outcome model only: the final stage "
-                        "fits effects, which can be negative; accepted: GBMSpec, RidgeSpec)")
+        problems.append(
+            f"final_candidates with {signed} (an outcome model only: the final stage "
+            "fits effects, which can be negative; accepted: GBMSpec, RidgeSpec)"
+        )
     if problems:
         raise InputError("invalid UpliftModel parameters: " + "; ".join(problems))
 
@@ -154,10 +178,23 @@ class UpliftModel(BaseEstimator):
     True
     """
 
-    def __init__(self, *, learner="auto", control="none", n_folds=3, random_state=0,
-                 design="auto", propensity_clip=(0.01, 1.0), min_arm_rows=30,
-                 outcome_candidates=None, final_candidates=None, ensemble_size=3,
-                 heterogeneity_z=HETEROGENEITY_Z, calibrate_intervals=True, n_jobs=1):
+    def __init__(
+        self,
+        *,
+        learner="auto",
+        control="none",
+        n_folds=3,
+        random_state=0,
+        design="auto",
+        propensity_clip=(0.01, 1.0),
+        min_arm_rows=30,
+        outcome_candidates=None,
+        final_candidates=None,
+        ensemble_size=3,
+        heterogeneity_z=HETEROGENEITY_Z,
+        calibrate_intervals=True,
+        n_jobs=1,
+    ):
         self.learner = learner
         self.control = control
         self.n_folds = n_folds
@@ -198,22 +235,41 @@ class UpliftModel(BaseEstimator):
 
     def _fit(self, X, treatment, y, propensity):
         encoder = FeatureEncoder().fit(X)
-        data = check_training_inputs(X, treatment, y, propensity, control=self.control,
-                                     min_arm_rows=max(self.min_arm_rows, 2 * self.n_folds))
+        data = check_training_inputs(
+            X,
+            treatment,
+            y,
+            propensity,
+            control=self.control,
+            min_arm_rows=max(self.min_arm_rows, 2 * self.n_folds),
+        )
         M = encoder.transform(X)
         warn_constant_features(M, encoder.feature_names)
         nuisance = fit_nuisance(
-            M, data.codes, data.y, data.arms, categorical=encoder.categorical_index,
-            feature_names=encoder.feature_names, propensity=data.propensity,
-            design=self.design, clip=tuple(self.propensity_clip), n_folds=self.n_folds,
-            seed=self.random_state, n_jobs=self.n_jobs, encoder=encoder,
+            M,
+            data.codes,
+            data.y,
+            data.arms,
+            categorical=encoder.categorical_index,
+            feature_names=encoder.feature_names,
+            propensity=data.propensity,
+            design=self.design,
+            clip=tuple(self.propensity_clip),
+            n_folds=self.n_folds,
+            seed=self.random_state,
+            n_jobs=self.n_jobs,
+            encoder=encoder,
             candidates=tuple(self.outcome_candidates or DEFAULT_OUTCOME_CANDIDATES),
             refit_outcomes=False,
         )
         learners = ("t", "x", "dr") if self.learner == "auto" else (self.learner,)
         estimator, table = select_learner(
-            nuisance, learners, tuple(self.final_candidates or DEFAULT_FINAL_CANDIDATES),
-            ensemble_size=self.ensemble_size, heterogeneity_z=self.heterogeneity_z)
+            nuisance,
+            learners,
+            tuple(self.final_candidates or DEFAULT_FINAL_CANDIDATES),
+            ensemble_size=self.ensemble_size,
+            heterogeneity_z=self.heterogeneity_z,
+        )
         self.encoder_ = encoder
         self.all_arms_ = list(data.arms)
         self.control_ = data.control
@@ -224,13 +280,15 @@ class UpliftModel(BaseEstimator):
         self.arm_learners_ = dict(zip(self.arms_, estimator.arm_learners))
         self.selection_ = table
         self.outcome_selection_ = pd.DataFrame(
-            nuisance.outcome_table, columns=["arm", "settings", "held_out_mse", "chosen"])
+            nuisance.outcome_table, columns=["arm", "settings", "held_out_mse", "chosen"]
+        )
         self.propensity_source_ = nuisance.propensity.source
         estimator.merge_boosters()
         self.estimator_ = estimator
         sample = np.random.default_rng(self.random_state).permutation(len(M))[:AVERAGE_ROWS]
         self.typical_variance_ = jackknife_variance(
-            estimator.fold_effects(M[np.sort(sample)])).mean(axis=0)
+            estimator.fold_effects(M[np.sort(sample)])
+        ).mean(axis=0)
         # no person's effect is known more precisely than the arms' average effect is: the
         # doubly robust average's sampling variance is a floor under every interval
         pseudo = nuisance.pseudo_effects()
@@ -243,8 +301,13 @@ class UpliftModel(BaseEstimator):
         self.interval_calibration_ = {}
         if self.calibrate_intervals:
             self.interval_scale_, self.interval_calibration_ = calibrate_scale(
-                nuisance, estimator, design=self.design, clip=tuple(self.propensity_clip),
-                n_folds=self.n_folds, seed=self.random_state)
+                nuisance,
+                estimator,
+                design=self.design,
+                clip=tuple(self.propensity_clip),
+                n_folds=self.n_folds,
+                seed=self.random_state,
+            )
         estimator.release_training_data()
         return self
 
@@ -275,10 +338,13 @@ class UpliftModel(BaseEstimator):
         if not (isinstance(alpha, Real) and 0 < alpha < 1):
             raise InputError(f"alpha={alpha!r}; accepted: a number strictly between 0 and 1")
         M = self._matrix(X)
-        _, lower, upper = self._combine(self.estimator_.effect(M),
-                                        self.estimator_.fold_effects(M), alpha)
-        return (pd.DataFrame(lower, index=X.index, columns=self.arms_),
-                pd.DataFrame(upper, index=X.index, columns=self.arms_))
+        _, lower, upper = self._combine(
+            self.estimator_.effect(M), self.estimator_.fold_effects(M), alpha
+        )
+        return (
+            pd.DataFrame(lower, index=X.index, columns=self.arms_),
+            pd.DataFrame(upper, index=X.index, columns=self.arms_),
+        )
 
     def _combine(self, effect: np.ndarray, fold_effects: np.ndarray, alpha: float = 0.1):
         """``(effect, lower, upper)`` from the members' predictions, as ``predict_interval``.
@@ -289,18 +355,26 @@ class UpliftModel(BaseEstimator):
         """
         arms = len(self.arms_)
         # a spread read off a fitted model errs small like its jackknife: the same scale
-        extra = (getattr(self, "undetected_variance_", np.zeros(arms)) * self.interval_scale_
-                 + getattr(self, "bias_variance_", np.zeros(arms)))
-        return combine(effect, fold_effects, typical=self.typical_variance_,
-                       scale=self.interval_scale_, floor=self.variance_floor_, extra=extra,
-                       alpha=alpha)
+        extra = getattr(
+            self, "undetected_variance_", np.zeros(arms)
+        ) * self.interval_scale_ + getattr(self, "bias_variance_", np.zeros(arms))
+        return combine(
+            effect,
+            fold_effects,
+            typical=self.typical_variance_,
+            scale=self.interval_scale_,
+            floor=self.variance_floor_,
+            extra=extra,
+            alpha=alpha,
+        )
 
     def _arm_index(self, arm, role: str) -> int:
         for k, known in enumerate(self.all_arms_):
             if str(known) == str(arm):
                 return k
         raise InputError(
-            f"unknown {role}arm {arm!r}; the model knows {[str(a) for a in self.all_arms_]}")
+            f"unknown {role}arm {arm!r}; the model knows {[str(a) for a in self.all_arms_]}"
+        )
 
     def contributions(self, X, arm, versus=None) -> pd.DataFrame:
         """Per-feature contributions to ``effect[arm] − effect[versus]``, plus ``base``.

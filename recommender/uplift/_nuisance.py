@@ -19,8 +19,15 @@ from recommender.errors import InputError
 
 from ._base import OUTCOME_CROSSFIT, OUTCOME_REFIT
 from ._propensity import Propensity, resolve_propensity
-from ._regressors import (CrossFit, GBMSpec, LogLinearSpec, RidgeSpec, TrainingMatrix, crossfit,
-                          refit)
+from ._regressors import (
+    CrossFit,
+    GBMSpec,
+    LogLinearSpec,
+    RidgeSpec,
+    TrainingMatrix,
+    crossfit,
+    refit,
+)
 
 __all__ = ["Nuisance", "fit_nuisance", "make_folds", "DEFAULT_OUTCOME_CANDIDATES"]
 
@@ -63,9 +70,26 @@ def make_folds(codes: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
     return folds
 
 
-def fit_nuisance(M, codes, y, arms, *, categorical, feature_names, propensity, design, clip,
-                 n_folds, seed, n_jobs, candidates=DEFAULT_OUTCOME_CANDIDATES, encoder=None,
-                 refit_outcomes=True, per_arm_candidates=None, matrix=None) -> Nuisance:
+def fit_nuisance(
+    M,
+    codes,
+    y,
+    arms,
+    *,
+    categorical,
+    feature_names,
+    propensity,
+    design,
+    clip,
+    n_folds,
+    seed,
+    n_jobs,
+    candidates=DEFAULT_OUTCOME_CANDIDATES,
+    encoder=None,
+    refit_outcomes=True,
+    per_arm_candidates=None,
+    matrix=None,
+) -> Nuisance:
     """``matrix``: a ``TrainingMatrix`` of this very ``M`` to reuse its binning."""
     folds = make_folds(codes, n_folds, seed)
     matrix = TrainingMatrix(M, categorical) if matrix is None else matrix
@@ -78,7 +102,8 @@ def fit_nuisance(M, codes, y, arms, *, categorical, feature_names, propensity, d
             if not specs:
                 raise InputError(
                     f"no outcome model candidate suits arm {arm!r}: "
-                    f"{[spec.label for spec in candidates]} all refuse its outcomes")
+                    f"{[spec.label for spec in candidates]} all refuse its outcomes"
+                )
         else:
             specs = per_arm_candidates[a]
         fits: list[CrossFit] = [
@@ -94,12 +119,37 @@ def fit_nuisance(M, codes, y, arms, *, categorical, feature_names, propensity, d
         outcome.append(chosen)
         outcome_fits.append(fits)
         mu[:, a] = chosen.oof
-    prop = resolve_propensity(M, codes, arms, folds, categorical, feature_names, given=propensity,
-                              design=design, clip=clip, encoder=encoder)
+    prop = resolve_propensity(
+        M,
+        codes,
+        arms,
+        folds,
+        categorical,
+        feature_names,
+        given=propensity,
+        design=design,
+        clip=clip,
+        encoder=encoder,
+    )
     # a given propensity is authoritative (not clipped); estimates were clipped already
     received = prop.received
     n = len(M)
     scores = mu.copy()
     scores[np.arange(n), codes] += (y - mu[np.arange(n), codes]) / received
-    return Nuisance(M, codes, y, arms, folds, categorical, outcome, outcome_fits, table, mu,
-                    prop, scores, seed, n_jobs, matrix)
+    return Nuisance(
+        M,
+        codes,
+        y,
+        arms,
+        folds,
+        categorical,
+        outcome,
+        outcome_fits,
+        table,
+        mu,
+        prop,
+        scores,
+        seed,
+        n_jobs,
+        matrix,
+    )

@@ -70,8 +70,9 @@ def estimate_propensity(M, codes, n_arms, folds, categorical, *, C=1.0) -> np.nd
     return out
 
 
-def resolve_propensity(M, codes, arms, folds, categorical, feature_names, *, given, design,
-                       clip, encoder=None) -> Propensity:
+def resolve_propensity(
+    M, codes, arms, folds, categorical, feature_names, *, given, design, clip, encoder=None
+) -> Propensity:
     n, n_arms = len(M), len(arms)
     shares = np.bincount(codes, minlength=n_arms) / n
     if design == "randomized" and given is None:

@@ -19,8 +19,15 @@ from dataclasses import dataclass, field
 import lightgbm as lgb
 import numpy as np
 
-__all__ = ["GBMSpec", "RidgeSpec", "LogLinearSpec", "CrossFit", "TrainingMatrix", "crossfit",
-           "refit"]
+__all__ = [
+    "GBMSpec",
+    "RidgeSpec",
+    "LogLinearSpec",
+    "CrossFit",
+    "TrainingMatrix",
+    "crossfit",
+    "refit",
+]
 
 
 class TrainingMatrix:
@@ -51,9 +58,13 @@ class TrainingMatrix:
         key = tuple(sorted(params.items()))
         binned = self._binned.get(key)
         if binned is None:
-            binned = lgb.Dataset(self.M, np.zeros(len(self.M)), params=dict(params),
-                                 categorical_feature=self.categorical or "auto",
-                                 free_raw_data=True).construct()
+            binned = lgb.Dataset(
+                self.M,
+                np.zeros(len(self.M)),
+                params=dict(params),
+                categorical_feature=self.categorical or "auto",
+                free_raw_data=True,
+            ).construct()
             self._binned[key] = binned
         subset = binned.subset(rows).construct()
         subset.set_label(label)
@@ -63,12 +74,24 @@ class TrainingMatrix:
 
 
 # LightGBM parameters fixed when a Dataset is binned (a booster may not differ from its Dataset)
-_DATASET_PARAMETERS = frozenset({
-    "max_bin", "max_bin_by_feature", "min_data_in_bin", "bin_construct_sample_cnt",
-    "data_random_seed", "use_missing", "zero_as_missing", "feature_pre_filter", "linear_tree",
-    "enable_bundle", "is_enable_sparse", "forcedbins_filename", "pre_partition",
-    "precise_float_parser",
-})
+_DATASET_PARAMETERS = frozenset(
+    {
+        "max_bin",
+        "max_bin_by_feature",
+        "min_data_in_bin",
+        "bin_construct_sample_cnt",
+        "data_random_seed",
+        "use_missing",
+        "zero_as_missing",
+        "feature_pre_filter",
+        "linear_tree",
+        "enable_bundle",
+        "is_enable_sparse",
+        "forcedbins_filename",
+        "pre_partition",
+        "precise_float_parser",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -87,8 +110,9 @@ class GBMSpec:
     def __post_init__(self):
         # pairs of a mapping or of YAML lists become hashable tuples: specs are dict keys
         pairs = self.extra.items() if isinstance(self.extra, dict) else self.extra
-        object.__setattr__(self, "extra", tuple(
-            (str(k), tuple(v) if isinstance(v, list) else v) for k, v in pairs))
+        object.__setattr__(
+            self, "extra", tuple((str(k), tuple(v) if isinstance(v, list) else v) for k, v in pairs)
+        )
 
     @staticmethod
     def accepts(y: np.ndarray) -> bool:
@@ -98,8 +122,10 @@ class GBMSpec:
     @property
     def label(self) -> str:
         extra = "".join(f", {k}={v}" for k, v in self.extra)
-        return (f"gbm(leaves={self.num_leaves}, min_child={self.min_child_samples}, "
-                f"lr={self.learning_rate}{extra})")
+        return (
+            f"gbm(leaves={self.num_leaves}, min_child={self.min_child_samples}, "
+            f"lr={self.learning_rate}{extra})"
+        )
 
     def params(self, seed: int, n_jobs: int) -> dict:
         params = dict(
@@ -136,7 +162,10 @@ class GBMSpec:
         valid_rows, yv, wv = valid
         valid_set = matrix.lightgbm(valid_rows, yv, wv, self.dataset_params())
         booster = lgb.train(
-            params, data, num_boost_round=self.max_rounds, valid_sets=[valid_set],
+            params,
+            data,
+            num_boost_round=self.max_rounds,
+            valid_sets=[valid_set],
             callbacks=[lgb.early_stopping(self.patience, verbose=False)],
         )
         best = booster.best_iteration or booster.current_iteration()
@@ -295,8 +324,7 @@ class LogLinearSpec:
     outcome_only = True  # effects and pseudo-outcomes are signed: no log link for them
 
     def fit(self, matrix, rows, y, weight, *, seed, n_jobs, rounds=None, valid=None):
-        return LogLinearModel.fit(matrix.M[rows], y, weight, matrix.categorical,
-                                  self.alpha), None
+        return LogLinearModel.fit(matrix.M[rows], y, weight, matrix.categorical, self.alpha), None
 
 
 class LogLinearModel:
@@ -317,8 +345,9 @@ class LogLinearModel:
         self = cls()
         self.design = LinearDesign(M, categorical)
         Zc, self.z_mean = self.design.centred(M, weight)
-        glm = TweedieRegressor(power=0.0, link="log", alpha=alpha, solver="newton-cholesky",
-                               max_iter=200)
+        glm = TweedieRegressor(
+            power=0.0, link="log", alpha=alpha, solver="newton-cholesky", max_iter=200
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             glm.fit(Zc, y, sample_weight=weight)
@@ -364,8 +393,9 @@ class CrossFit:
         return np.stack([m.predict(M) for m in self.fold_models])
 
 
-def crossfit(spec, matrix: TrainingMatrix, target, train_rows, folds, *, seed, n_jobs,
-             weight=None) -> CrossFit:
+def crossfit(
+    spec, matrix: TrainingMatrix, target, train_rows, folds, *, seed, n_jobs, weight=None
+) -> CrossFit:
     """Fit ``spec`` on each fold's training rows (those in ``train_rows``), predict all rows
     out of fold (``full_model`` stays None until ``refit``).
 
@@ -383,7 +413,12 @@ def crossfit(spec, matrix: TrainingMatrix, target, train_rows, folds, *, seed, n
         w_fit = None if weight is None else weight[fit_rows]
         w_valid = None if weight is None else weight[valid_rows]
         model, used = spec.fit(
-            matrix, fit_rows, target[fit_rows], w_fit, seed=seed + k, n_jobs=n_jobs,
+            matrix,
+            fit_rows,
+            target[fit_rows],
+            w_fit,
+            seed=seed + k,
+            n_jobs=n_jobs,
             valid=(valid_rows, target[valid_rows], w_valid),
         )
         in_fold = folds == k
@@ -400,14 +435,16 @@ def crossfit(spec, matrix: TrainingMatrix, target, train_rows, folds, *, seed, n
     return CrossFit(spec, oof, models, None, loss, rounds)
 
 
-def refit(cross: CrossFit, matrix: TrainingMatrix, target, train_rows, *, seed, n_jobs,
-          weight=None):
+def refit(
+    cross: CrossFit, matrix: TrainingMatrix, target, train_rows, *, seed, n_jobs, weight=None
+):
     """Fit the cross-fitted spec once more on all ``train_rows`` with the folds' mean rounds."""
     rounds = None if cross.rounds[0] is None else int(round(np.mean(cross.rounds)))
     rows = np.flatnonzero(train_rows)
     w_all = None if weight is None else weight[rows]
-    model, _ = cross.spec.fit(matrix, rows, target[rows], w_all, seed=seed, n_jobs=n_jobs,
-                              rounds=rounds)
+    model, _ = cross.spec.fit(
+        matrix, rows, target[rows], w_all, seed=seed, n_jobs=n_jobs, rounds=rounds
+    )
     cross.full_model = model
     return model
 
@@ -424,8 +461,9 @@ def merge_gbm(weighted: list) -> "GBMModel":
     for weight, model in weighted:
         head, end, blocks = weighted_trees(model, weight)
         if header is None:
-            header = "\n".join(line for line in head.split("\n")
-                               if not line.startswith("tree_sizes="))
+            header = "\n".join(
+                line for line in head.split("\n") if not line.startswith("tree_sizes=")
+            )
             tail = end
         trees.extend(blocks)
     body = "".join(f"Tree={k}\n{tree}\n\n\n" for k, tree in enumerate(trees))
@@ -449,7 +487,6 @@ def weighted_trees(model: "GBMModel", weight: float) -> tuple[str, str, list[str
         for i, line in enumerate(lines):
             key, _, values = line.partition("=")
             if key in ("leaf_value", "internal_value") and values.strip():
-                lines[i] = key + "=" + " ".join(repr(weight * float(v))
-                                                for v in values.split(" "))
+                lines[i] = key + "=" + " ".join(repr(weight * float(v)) for v in values.split(" "))
         trees.append("\n".join(lines))
     return text[:start], text[end:], trees

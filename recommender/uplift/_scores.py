@@ -15,9 +15,20 @@ from ._nuisance import fit_nuisance
 __all__ = ["doubly_robust_scores"]
 
 
-def doubly_robust_scores(X, treatment, y, *, propensity=None, control="none", n_folds=5,
-                         random_state=0, design="auto", clip=(0.01, 1.0), min_arm_rows=30,
-                         n_jobs=1) -> pd.DataFrame:
+def doubly_robust_scores(
+    X,
+    treatment,
+    y,
+    *,
+    propensity=None,
+    control="none",
+    n_folds=5,
+    random_state=0,
+    design="auto",
+    clip=(0.01, 1.0),
+    min_arm_rows=30,
+    n_jobs=1,
+) -> pd.DataFrame:
     """Cross-fitted AIPW scores Γ(i, a) for every arm, control included.
 
     Γ(i, a) = μ̂_a(x_i) + 1[T_i = a] (y_i − μ̂_a(x_i)) / e_a(x_i), where μ̂_a is arm a's outcome
@@ -68,16 +79,27 @@ def doubly_robust_scores(X, treatment, y, *, propensity=None, control="none", n_
     2
     """
     encoder = FeatureEncoder().fit(X)
-    data = check_training_inputs(X, treatment, y, propensity, control=control,
-                                 min_arm_rows=max(min_arm_rows, 2 * n_folds))
+    data = check_training_inputs(
+        X, treatment, y, propensity, control=control, min_arm_rows=max(min_arm_rows, 2 * n_folds)
+    )
     if design not in ("auto", "randomized", "observational"):
         raise InputError(f"design={design!r}; accepted: auto | randomized | observational")
     M = encoder.transform(X)
     with threadpool_limits(limits=n_jobs):
         nuisance = fit_nuisance(
-            M, data.codes, data.y, data.arms, categorical=encoder.categorical_index,
-            feature_names=encoder.feature_names, propensity=data.propensity, design=design,
-            clip=clip, n_folds=n_folds, seed=random_state, n_jobs=n_jobs, encoder=encoder,
+            M,
+            data.codes,
+            data.y,
+            data.arms,
+            categorical=encoder.categorical_index,
+            feature_names=encoder.feature_names,
+            propensity=data.propensity,
+            design=design,
+            clip=clip,
+            n_folds=n_folds,
+            seed=random_state,
+            n_jobs=n_jobs,
+            encoder=encoder,
             refit_outcomes=False,
         )
     return pd.DataFrame(nuisance.scores, index=X.index, columns=list(data.arms))

@@ -14,9 +14,14 @@ __all__ = ["make_uplift_cohort"]
 ROLES = ("physician", "resident", "nurse", "app")
 
 
-def make_uplift_cohort(n, *, arms=("none", "coaching", "mindfulness", "peer_group",
-                                   "resilience_training", "balint_group"),
-                       seed=0, assignment="rct", noise=3.0):
+def make_uplift_cohort(
+    n,
+    *,
+    arms=("none", "coaching", "mindfulness", "peer_group", "resilience_training", "balint_group"),
+    seed=0,
+    assignment="rct",
+    noise=3.0,
+):
     """Return ``X, treatment, y, propensity, oracle`` (oracle: one column per non-control arm).
 
     The first arm is the control. Effects of the others cycle through five shapes: strong and
@@ -24,15 +29,18 @@ def make_uplift_cohort(n, *, arms=("none", "coaching", "mindfulness", "peer_grou
     """
     rng = np.random.default_rng(seed)
     role = rng.choice(ROLES, size=n, p=[0.35, 0.15, 0.35, 0.15])
-    X = pd.DataFrame({
-        "age": rng.integers(24, 66, size=n).astype(float),
-        "role": pd.Categorical(role, categories=ROLES),
-        "gender": pd.Categorical(rng.choice(["female", "male"], size=n),
-                                 categories=["female", "male", "nonbinary"]),
-        "ee": np.clip(rng.normal(23, 10, size=n), 0, 54).round(),
-        "weekly_hours": np.clip(rng.normal(50, 10, size=n), 20, 90),
-        "unrelated": rng.normal(size=n),
-    })
+    X = pd.DataFrame(
+        {
+            "age": rng.integers(24, 66, size=n).astype(float),
+            "role": pd.Categorical(role, categories=ROLES),
+            "gender": pd.Categorical(
+                rng.choice(["female", "male"], size=n), categories=["female", "male", "nonbinary"]
+            ),
+            "ee": np.clip(rng.normal(23, 10, size=n), 0, 54).round(),
+            "weekly_hours": np.clip(rng.normal(50, 10, size=n), 20, 90),
+            "unrelated": rng.normal(size=n),
+        }
+    )
     ee, hours = X["ee"].to_numpy(), X["weekly_hours"].to_numpy()
     physician, nurse = role == "physician", role == "nurse"
     shapes = [
@@ -50,7 +58,8 @@ def make_uplift_cohort(n, *, arms=("none", "coaching", "mindfulness", "peer_grou
     else:
         logits = np.zeros((n, k))
         logits[:, 1:] = 0.06 * (ee[:, None] - 23) + np.where(nurse, 0.8, -0.4)[:, None] * (
-            np.arange(1, k)[None, :] % 2 == 0)
+            np.arange(1, k)[None, :] % 2 == 0
+        )
         probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     codes = (probabilities.cumsum(axis=1) > rng.random(n)[:, None]).argmax(axis=1)
     treatment = np.asarray(arms, dtype=object)[codes]

@@ -21,8 +21,10 @@ class TLearner(EffectLearner):
         """``arm_fits``: one CrossFit per non-control arm (None for arms it does not serve)."""
         self.control_fit = control_fit
         self.arm_fits = list(arm_fits)
-        self.spec = (control_fit.spec, tuple(f.spec if f is not None else None
-                                             for f in self.arm_fits))
+        self.spec = (
+            control_fit.spec,
+            tuple(f.spec if f is not None else None for f in self.arm_fits),
+        )
         served = sorted({f.spec.label for f in self.arm_fits if f is not None})
         self.label = f"control {control_fit.spec.label}, arm {' / '.join(served)}"
         codes, y, seed = nuisance.codes, nuisance.y, nuisance.seed
@@ -31,8 +33,10 @@ class TLearner(EffectLearner):
             if arm_fit is None:  # another candidate serves this arm
                 continue
             # the first stage's models, refitted once on all rows whoever asks first
-            self._add_shared_part(j, 1.0, arm_fit, y, codes == j + 1,
-                                  refit_seed=OUTCOME_REFIT(seed, j + 1))
-            self._add_shared_part(j, -1.0, control_fit, y, codes == 0,
-                                  refit_seed=OUTCOME_REFIT(seed, 0))
+            self._add_shared_part(
+                j, 1.0, arm_fit, y, codes == j + 1, refit_seed=OUTCOME_REFIT(seed, j + 1)
+            )
+            self._add_shared_part(
+                j, -1.0, control_fit, y, codes == 0, refit_seed=OUTCOME_REFIT(seed, 0)
+            )
         self._finish(do_refit)

@@ -36,12 +36,19 @@ class XLearner(EffectLearner):
             if only is not None and j not in only:  # another candidate serves this arm
                 continue
             arm_rows = codes == j + 1
-            arm_weight, control_weight = side_weights(int(arm_rows.sum()),
-                                                      int(control_rows.sum()))
-            sides = ((arm_weight, y - mu[:, 0], arm_rows),  # read only on arm rows
-                     (control_weight, mu[:, j + 1] - y, control_rows))  # only on control rows
+            arm_weight, control_weight = side_weights(int(arm_rows.sum()), int(control_rows.sum()))
+            sides = (
+                (arm_weight, y - mu[:, 0], arm_rows),  # read only on arm rows
+                (control_weight, mu[:, j + 1] - y, control_rows),
+            )  # only on control rows
             for part, (weight, target, rows) in enumerate(sides):
-                self._add_part(j, weight, spec, target, rows,
-                               crossfit_seed=X_CROSSFIT(seed, j, part),
-                               refit_seed=X_REFIT(seed, j, part))
+                self._add_part(
+                    j,
+                    weight,
+                    spec,
+                    target,
+                    rows,
+                    crossfit_seed=X_CROSSFIT(seed, j, part),
+                    refit_seed=X_REFIT(seed, j, part),
+                )
         self._finish(do_refit)

@@ -35,7 +35,8 @@ if connection is not None:
     _run(connection)
 else:
     url = context.get_x_argument(as_dictionary=True).get("url") or os.environ.get(
-        "RECOMMENDER_AUDIT_URL")
+        "RECOMMENDER_AUDIT_URL"
+    )
     if not url:
         raise SystemExit("give the database as -x url=... or RECOMMENDER_AUDIT_URL")
     engine = sa.create_engine(url)
