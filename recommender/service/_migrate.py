@@ -62,8 +62,9 @@ def upgrade_schema(engine: sa.Engine) -> str:
     >>> engine = sa.create_engine("sqlite://", poolclass=sa.pool.StaticPool)
     >>> upgrade_schema(engine) == _scripts().get_current_head()
     True
-    >>> sorted(sa.inspect(engine).get_table_names())
-    ['recommendations', 'recommender_schema_version', 'service_reloads']
+    >>> sorted(sa.inspect(engine).get_table_names())  # doctest: +NORMALIZE_WHITESPACE
+    ['assignments', 'outcomes', 'recommendations', 'recommender_schema_version',
+     'service_reloads']
     """
     head = _scripts().get_current_head()
     if schema_revision(engine) == head:
