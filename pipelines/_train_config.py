@@ -91,7 +91,7 @@ class TrainSettings(Section):
     catalog: str = "interventions.yaml"
     extra_features: list[str] = Field([], description="a list of column names")
     # Features the learners leave out (e.g. gender); checked by _excluded_problems.
-    exclude_features: list[Any] = Field([], description="a list of feature names")
+    exclude_features: Any = Field([], description="a list of feature names")
     split: _Split = _Split()
     outcomes: list[Literal[tuple(LOWER_IS_BETTER)]] = Field(
         ["ee", "dp", "pa"],

@@ -16,25 +16,25 @@ from service_fixtures import SMALL_TRAINING, profile, recommender_home
 
 @dataclasses.dataclass(frozen=True)
 class _Finding(Evidence):
-    # The fields the evidence helper adds to every evidence item (until their catalog lands).
-    effect_points_ci: tuple | None = None
-    roles: tuple = ()
-    specific_to_arm: bool = True
-    conversion: str | None = None
+    # A record of the real catalog's kind whose short citation the test names itself.
+    label: str = ""
+
+    @property
+    def citation(self) -> str:
+        return self.label
 
 
 def _finding(points, ci, roles, citation, specific=True):
-    return _Finding(
-        citation=citation,
-        population="test",
-        outcome="MBI EE",
-        effect="as published",
+    template = next(item for arm in load_catalog().arms for item in arm.evidence)
+    fields = {f.name: getattr(template, f.name) for f in dataclasses.fields(Evidence)}
+    fields.update(
         effect_points=points,
         effect_points_ci=ci,
         roles=roles,
         specific_to_arm=specific,
         conversion="SMD x 9.5",
     )
+    return _Finding(**fields, label=citation)
 
 
 def evidence_catalog():

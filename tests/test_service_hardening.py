@@ -105,9 +105,8 @@ def test_a_duplicated_crisis_flag_is_refused_not_read_as_the_last_value(asgi_cli
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("crisis_risk", "yes"),
-        ("crisis_risk", 1),
         ("crisis_risk", "false"),
+        ("crisis_risk", 0),
         ("age", "41"),
         ("weekly_hours", "58"),
         ("ee", True),
@@ -123,11 +122,26 @@ def test_loose_booleans_and_numbers_are_refused_naming_the_field(asgi_client, fi
     assert problem["field"] == field and problem["value"] == value
 
 
+@pytest.mark.parametrize("value", ["yes", 1, "true"])
+def test_a_loose_crisis_flag_that_says_yes_gets_resources_and_says_it_was_not_a_boolean(
+    asgi_client, value
+):
+    # Never coerced silently, and never a reason to withhold crisis resources (issue 9): the
+    # answer is the crisis answer, and `ignored` names the value that was not a JSON boolean.
+    response = asgi_client.post(
+        "/recommend", json={**PROFILE, "crisis_risk": value}, headers=auth("program")
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["safety"]["level"] == "crisis" and body["ranking"] == []
+    assert body["ignored"][0]["field"] == "crisis_risk" and body["ignored"][0]["value"] == value
+
+
 def test_loose_values_in_a_batch_entry_are_refused_for_that_entry(asgi_client):
     response = asgi_client.post(
         "/recommend_batch",
         headers=auth("program"),
-        json={"profiles": [PROFILE, {**PROFILE, "crisis_risk": "yes"}]},
+        json={"profiles": [PROFILE, {**PROFILE, "crisis_risk": "false"}]},
     )
     body = response.json()
     assert response.status_code == 200 and body["answered"] == 1

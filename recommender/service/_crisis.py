@@ -153,6 +153,7 @@ def crisis_answer(
         "disclaimer": disclaimer,
         "context": context,
         "ignored": _ignored(raw, prefix),
+        "assignment": None,
     }
     record = {
         "request_id": answer["request_id"],

@@ -94,9 +94,6 @@ class RecommendationEngine:
         self.control = catalog.control
         self.modelled = frozenset(model.treatment_arms)
         self._names = {arm.id: arm.name for arm in catalog.arms}
-        # The arms in the catalog's order that the model can rank; eligibility is found for
-        # them once per request, for every row at once.
-        self._ranked_arms = [arm for arm in catalog.treatment_arms if arm in self.modelled]
         getattr(model, "compiled", None)  # compile now (older artifacts), not on a request
         # Per-arm parts of every answer, built once: they depend on the catalog only.
         self._arm_facts = {
@@ -201,9 +198,12 @@ class RecommendationEngine:
             figures = self._figures(
                 self.model.predict(encoded, alpha=config.alpha), len(ranked_rows)
             )
-            allowed = eligible_mask(self.catalog, ranked, self._ranked_arms).tolist()
+            # Every arm of the catalog: one the model does not estimate is excluded for that
+            # reason, not as ineligible.
+            catalog_arms = list(self.catalog.treatment_arms)
+            allowed = eligible_mask(self.catalog, ranked, catalog_arms).tolist()
             for k, i in enumerate(ranked_rows):
-                eligible = [arm for arm, ok in zip(self._ranked_arms, allowed[k]) if ok]
+                eligible = [arm for arm, ok in zip(catalog_arms, allowed[k]) if ok]
                 arms, excluded = offered_arms(
                     self.catalog,
                     rows[i],

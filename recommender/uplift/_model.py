@@ -346,6 +346,13 @@ class UpliftModel(BaseEstimator):
             pd.DataFrame(upper, index=X.index, columns=self.arms_),
         )
 
+    def combine(self, effect: np.ndarray, fold_effects: np.ndarray, alpha: float):
+        """``(lower, upper)`` from the effects (n, arms) and fold effects (K, n, arms): the
+        compiled prediction form (``recommender.uplift.compile_effects``) calls this, so its
+        intervals are :meth:`predict_interval`'s (see :meth:`_combine`)."""
+        _, lower, upper = self._combine(effect, fold_effects, alpha)
+        return lower, upper
+
     def _combine(self, effect: np.ndarray, fold_effects: np.ndarray, alpha: float = 0.1):
         """``(effect, lower, upper)`` from the members' predictions, as ``predict_interval``.
 
