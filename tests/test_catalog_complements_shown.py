@@ -65,7 +65,7 @@ def test_a_batch_gives_the_complements_once(asgi_client):
         "/recommend_batch", json={"profiles": rows}, headers=auth("program")
     ).json()
     assert _ids(body["complements"]) == COMPLEMENTS
-    assert all(result["complements"] is None for result in body["results"])
+    assert all(result["complements"] == [] for result in body["results"])
     evidence = body["arms"]["coaching"]["evidence"]
     assert evidence and all(record["certainty"] for record in evidence)
 

@@ -29,9 +29,13 @@ def _cli(home, *args):
 def test_loop_through_a_real_server(tmp_path):
     home = tmp_path / "home"
     train_version(home)
-    staff = staff_cohort("default", 1500, seed=23)
+    # Enough staff that usual care (5 % of the routine draws) reaches every arm's minimum rows.
+    staff = staff_cohort("default", 3000, seed=23)
     profiles = [
-        {c: (v.item() if hasattr(v, "item") else str(v)) for c, v in zip(PROFILE_COLUMNS, row)}
+        {
+            c: (v.item() if hasattr(v, "item") else v if isinstance(v, (int, float)) else str(v))
+            for c, v in zip(PROFILE_COLUMNS, row)
+        }
         for row in staff[list(PROFILE_COLUMNS)].itertuples(index=False)
     ]
     with running_server(home) as url:

@@ -16,7 +16,14 @@ def evidence_for(catalog, arm: str) -> list[dict]:
     """The catalog's evidence records for ``arm`` as plain dicts, in catalog order: every
     record field (citation parts, design, effect as reported, certainty, uptake, EE points and
     their conversion, roles) plus ``citation`` and ``reference``."""
-    return [item.as_dict() for item in catalog.arm(arm).evidence]
+    records = [item.as_dict() for item in catalog.arm(arm).evidence]
+    # An interval the source does not report is an empty list, not null: clients that decode
+    # answers by their schema (BentoML's among them) read a list field as a list.
+    for record in records:
+        for name in ("ci", "effect_points_ci"):
+            if record.get(name) is None:
+                record[name] = []
+    return records
 
 
 def _line(item) -> dict:

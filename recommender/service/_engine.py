@@ -304,7 +304,7 @@ class RecommendationEngine:
         # This model's extra features are known fields, not ignored ones.
         extras = {f"{prefix}{'.' if prefix else ''}{x.name}" for x in self.profiles.extras}
         answer["ignored"] = [p for p in answer["ignored"] if p["field"] not in extras]
-        answer["complements"] = None if compact else self.complements
+        answer["complements"] = [] if compact else self.complements
         return answer, record
 
     def _figures(self, prediction, n: int) -> dict:
@@ -431,7 +431,7 @@ class RecommendationEngine:
             "explanation": None,
             "safety": safety_block(safety),
             "disclaimer": None if compact else config.disclaimer,
-            "complements": None if compact else self.complements,
+            "complements": [] if compact else self.complements,
             "context": None if compact else self.context,
             "assignment": None,
         }

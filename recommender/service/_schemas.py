@@ -287,7 +287,10 @@ class EvidenceItem(BaseModel):
     effect: str = Field(description="The finding as the study reports it.")
     measure: str = Field(description="What the reported number is.")
     value: float | None = Field(description="The reported number.")
-    ci: list[float] | None = Field(description="Its reported interval [lower, upper].")
+    ci: list[float] = Field(
+        default_factory=list,
+        description="Its reported interval [lower, upper]; empty when the source reports none.",
+    )
     comparison: str = Field(description="What was compared with what.")
     effect_kind: str = Field(
         description="between_group, within_group (pre-post), association or descriptive."
@@ -299,7 +302,9 @@ class EvidenceItem(BaseModel):
         description="Difference from usual care in EE points "
         "(negative = better); only for between-group figures."
     )
-    effect_points_ci: list[float] | None = Field(description="Interval of effect_points.")
+    effect_points_ci: list[float] = Field(
+        default_factory=list, description="Interval of effect_points; empty when there are none."
+    )
     conversion: str | None = Field(description="How effect_points were obtained, or why not.")
     roles: list[str] = Field(description="Roles the evidence concerns.")
     specific_to_arm: bool = Field(
@@ -501,12 +506,10 @@ class Recommendation(BaseModel):
         description="Decision support, not a diagnosis. Null in "
         "batch answers, which give it once for the batch."
     )
-    complements: list[ComplementItem] | None = Field(
-        None,
-        description="Measures the model does "
-        "not rank (Schwartz Rounds, mentoring, "
-        "workload, EHR, leadership). Null in batch "
-        "answers, which give them once.",
+    complements: list[ComplementItem] = Field(
+        default_factory=list,
+        description="Measures the model does not rank (Schwartz Rounds, mentoring, workload, "
+        "EHR, leadership). Empty in batch answers, which give them once.",
     )
     assignment: AssignmentBlock | None = Field(
         default=None,
