@@ -63,10 +63,11 @@ system-test-deps:
 
 # The bench extra is installed too: the differential test against EconML and the benchmark
 # smoke test need the anchors. They stay out of the runtime dependencies.
-# Doctests of the library first (Alembic's env.py runs only inside Alembic, so not imported).
+# Doctests of the library first (Alembic's env.py runs only inside Alembic, so not imported);
+# then the suite on both cores (the server, PostgreSQL and Spark tests wait on I/O much of the time).
 test: $(VENV)/.bench system-test-deps lint
 	$(BIN)/python -m pytest --doctest-modules recommender -q --ignore=recommender/service/migrations
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 # Lint and format check (configured in pyproject.toml's [tool.ruff]).
 lint: $(VENV)/.test
