@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import sys
 import time
 
@@ -80,7 +81,8 @@ def _hash(person_id: str, salt: str) -> str:
 
 
 def serve_cycle(model, cohort, catalog, serve, *, policy: str, cycle: int, salt: str):
-    """Serve one cycle: (served arm, its probability, the model's best arm) per person."""
+    """Serve one cycle: (served arm, its probability, the model's best arm, every candidate's
+    probability as the audit store keeps it) per person."""
     import dataclasses
 
     from recommender.policy import assign, offered_arms, rank_arms, triage
@@ -91,7 +93,7 @@ def serve_cycle(model, cohort, catalog, serve, *, policy: str, cycle: int, salt:
     profiles = _profiles(cohort)
     modelled = set(model.treatment_arms)
     scores = model.score(cohort, alpha=serve.alpha)
-    served, probability, best = [], [], []
+    served, probability, best, candidates = [], [], [], []
     for k, row in enumerate(profiles):
         arms, _ = offered_arms(catalog, row, modelled=modelled)
         if policy == "uniform":
@@ -109,6 +111,7 @@ def serve_cycle(model, cohort, catalog, serve, *, policy: str, cycle: int, salt:
             served.append(choices[int(u * len(choices))])
             probability.append(1.0 / len(choices))
             best.append(served[-1])
+            candidates.append(json.dumps(dict.fromkeys(choices, 1.0 / len(choices))))
             continue
         effects = {}
         for arm in arms:
@@ -122,8 +125,14 @@ def serve_cycle(model, cohort, catalog, serve, *, policy: str, cycle: int, salt:
         )
         served.append(given.arm)
         probability.append(given.probability)
+        candidates.append(json.dumps(given.probabilities))
         best.append(ranking.recommended)
-    return np.array(served, dtype=object), np.array(probability), np.array(best, dtype=object)
+    return (
+        np.array(served, dtype=object),
+        np.array(probability),
+        np.array(best, dtype=object),
+        candidates,
+    )
 
 
 def _true_effects(cohort, served, control):
@@ -134,99 +143,121 @@ def _true_effects(cohort, served, control):
     return effect
 
 
-def oracle_value(cohort, catalog) -> float:
-    """Mean true effect of each person's truly best eligible arm (usual care counts as 0)."""
+def oracle_arms(cohort, catalog) -> np.ndarray:
+    """Each person's truly best eligible arm (usual care when no arm truly helps)."""
     from recommender.policy import offered_arms
 
     best = []
     for k, row in enumerate(_profiles(cohort)):
         arms, _ = offered_arms(catalog, row)
-        best.append(min([0.0, *(float(cohort[f"true_effect_{a}"].iloc[k]) for a in arms)]))
-    return float(np.mean(best))
+        options = [(0.0, catalog.control)]
+        options += [(float(cohort[f"true_effect_{a}"].iloc[k]), a) for a in arms]
+        best.append(min(options, key=lambda o: o[0])[1])
+    return np.array(best, dtype=object)
 
 
-def _log_rows(cohort, served, probability, cycle, control):
+def oracle_value(cohort, catalog) -> float:
+    """Mean true effect of each person's truly best eligible arm (usual care counts as 0)."""
+    return float(_true_effects(cohort, oracle_arms(cohort, catalog), catalog.control).mean())
+
+
+def _log_rows(cohort, served, probability, cycle, control, *, salt, policy, candidates):
+    """One cycle's log as :func:`recommender.service.logged_cohort` returns it (everyone
+    takes the arm recommended, and answers the follow-up survey)."""
+    from recommender.cohort import PROFILE_COLUMNS
+
     follow = followup_under(cohort, served, control=control)
-    frame = cohort[
-        [
-            c
-            for c in cohort.columns
-            if not c.startswith("true_effect")
-            and c not in ("intervention", "propensity", "ee_followup", "dp_followup", "pa_followup")
-        ]
-    ].copy()
-    frame["person_id"] = [f"c{cycle}-{p}" for p in frame["person_id"]]
+    frame = cohort[list(PROFILE_COLUMNS)].copy().reset_index(drop=True)
+    frame["person_id"] = [_hash(str(p), salt) for p in frame["person_id"]]
     frame["intervention"] = served
     frame["propensity"] = probability
     for column in follow.columns:
         frame[column] = follow[column].to_numpy()
+    frame["probabilities"] = candidates
+    frame["arm_taken"] = served
+    frame["cycle"] = cycle
+    frame["policy"] = policy
+    frame["request_id"] = [f"c{cycle}-{k}" for k in range(len(frame))]
     return frame
 
 
-def retrain(log: pd.DataFrame, catalog, seed: int):
-    """Fit on the whole log (arms without enough rows left out); None when it cannot run."""
-    from pipelines.train import Cohort, Split, fit_min_arm_rows, fit_stage
+def retrain(log: pd.DataFrame, catalog, seed: int, champion):
+    """Retrain on the whole log through the product's from-log path and gate the result.
+
+    ``log`` holds what the service's audit store would return joined with outcomes
+    (:func:`recommender.service.logged_cohort`). The training table (arms without overlap left
+    out, no run without usual-care rows) comes from :func:`pipelines.train.log_training_frame`,
+    then the pipeline's own split, fit and evaluate stages run, and the challenger replaces
+    ``champion`` only if it passes the promotion gate on the held-out part of the log (the
+    product's :func:`recommender.registry.gate_decision` on the same doubly robust scores; all
+    held-out rows, as the product does when it cannot tell which rows the champion saw). This
+    is ``recommender train --from-log`` without MLflow, the card and the registry.
+
+    Returns ``(model, status)``: the model to serve next and ``"promoted"``, ``"gate"`` (the
+    challenger failed the gate) or ``"refused"`` (the product would refuse to train: too few
+    usual-care rows or an arm too small for its fit or its held-out evaluation).
+    """
+    from pipelines.train import Cohort, best_arms, evaluate_stage, fit_min_arm_rows, fit_stage
+    from pipelines.train import log_training_frame, split_stage
     from recommender.cohort import typed_cohort
     from recommender.errors import InputError
+    from recommender.registry import gate_decision, policy_value_scores
 
     settings = _settings(seed)
-    counts = log["intervention"].value_counts()
-    minimum = fit_min_arm_rows(settings)
-    keep = log[log["intervention"].map(lambda a: counts.get(a, 0) >= minimum)]
-    if not (keep["intervention"] == catalog.control).any():
-        return None
-    frame = typed_cohort(keep.reset_index(drop=True), arms=catalog.arm_ids, control=catalog.control)
-    cohort = Cohort(
-        frame=frame,
-        catalog=catalog,
-        source="service log",
-        description="bench log",
-        sha256="-",
-        design="observational (logged probabilities)",
-    )
     try:
-        return fit_stage(Split(train=frame, holdout=frame.iloc[:0]), cohort, settings)
-    except InputError:
-        return None
-
-
-def off_policy_on_cycle(model, log_cycle, cohort, best, catalog, seed, alpha=0.1):
-    """DR / IPS / SNIPS of ``best`` (the served model's best arms) on one cycle's log."""
-    from recommender.cohort import feature_frame
-    from recommender.evaluation import off_policy_values
-    from recommender.uplift import doubly_robust_scores
-
-    y = (log_cycle["ee_followup"] - log_cycle["ee"]).to_numpy(dtype=float)
-    treatment = log_cycle["intervention"].astype(str).to_numpy()
-    present = set(treatment)
-    try:
-        X = feature_frame(log_cycle)
-        dr = doubly_robust_scores(
-            X,
-            treatment,
-            y,
-            propensity=log_cycle["propensity"],
-            control=catalog.control,
-            n_folds=2,
-            random_state=seed,
-            design="observational",
-            min_arm_rows=10,
+        frame, _ = log_training_frame(log, catalog, min_arm_rows=fit_min_arm_rows(settings))
+        frame = typed_cohort(frame, arms=catalog.arm_ids, control=catalog.control)
+        cohort = Cohort(
+            frame=frame,
+            catalog=catalog,
+            source="service log",
+            description="bench log",
+            sha256="-",
+            design="observational (the service's logged probabilities of the recommended arm)",
         )
-    except Exception:  # noqa: BLE001 - an arm too rare to fit: DR not available this cycle
-        dr = None
-    if dr is not None and not set(map(str, best)) <= set(map(str, dr.columns)):
-        dr = None
-    values = off_policy_values(
-        treatment,
-        log_cycle["propensity"],
-        y,
-        best,
-        control=catalog.control,
-        dr_scores=dr,
-        alpha=alpha,
+        split = split_stage(cohort, settings)
+        model = fit_stage(split, cohort, settings)
+        evaluation = evaluate_stage(model, split, cohort, settings)
+    except InputError:
+        return champion, "refused"
+    control = catalog.control
+    challenger = policy_value_scores(evaluation.dr_scores, evaluation.recommended, control=control)
+    held = policy_value_scores(
+        evaluation.dr_scores, best_arms(champion, split.holdout), control=control
     )
+    decision = gate_decision(challenger, held, alpha=settings["gate"]["alpha"])
+    return (model, "promoted") if decision.passed else (champion, "gate")
+
+
+def off_policy_on_cycle(log_cycle, cohort, best, catalog, seed, alpha=0.1):
+    """DR / IPS / SNIPS of ``best`` (the served model's best arms) on one cycle's log.
+
+    The estimates are the product's (:func:`pipelines.train.policy_scores_on_log`, as the gate
+    and ``recommender evaluate-policy`` build them: arms served too rarely to learn left out,
+    doubly robust scores cross-fitted with the logged probabilities); the truth is the policy's
+    true value on the whole cohort. ``None`` when the log cannot value the policy.
+    """
+    from pipelines.train import policy_scores_on_log
+    from recommender.errors import InputError
+    from recommender.evaluation import off_policy_values
+
+    settings = _settings(seed)
+    kept = np.ones(len(log_cycle), dtype=bool)
+    try:
+        frame, dr, change, kept = policy_scores_on_log(log_cycle, settings, catalog)
+        values = off_policy_values(
+            frame["intervention"].astype(str).to_numpy(),
+            frame["propensity"].to_numpy(dtype=float),
+            change,
+            best[kept],
+            control=catalog.control,
+            dr_scores=dr,
+            alpha=alpha,
+        )
+    except InputError:  # e.g. a best arm the log served too rarely to have scores
+        return None, float("nan"), float(np.mean(kept))
     truth = float(_true_effects(cohort, best, catalog.control).mean())
-    return values, truth, present
+    return values, truth, float(np.mean(kept))
 
 
 def run_one(
@@ -236,10 +267,12 @@ def run_one(
     control = catalog.control
     models = {s: evidence for s in STRATEGIES}
     logs: dict[str, list] = {s: [] for s in STRATEGIES}
+    retrained: dict[str, list] = {s: [] for s in STRATEGIES}
     rows = []
     for cycle in range(cycles):
         cohort = staff_cohort(scenario, staff, seed=10_000 * (repeat + 1) + cycle)
-        oracle = oracle_value(cohort, catalog)
+        ideal = oracle_arms(cohort, catalog)
+        oracle = float(_true_effects(cohort, ideal, control).mean())
         for strategy in STRATEGIES:
             model = models[strategy]
             if strategy == "random_first" and cycle == 0:
@@ -248,7 +281,7 @@ def run_one(
                 policy = serve.exploration.policy
             else:
                 policy = "greedy"
-            served, probability, best = serve_cycle(
+            served, probability, best, candidates = serve_cycle(
                 model, cohort, catalog, serve, policy=policy, cycle=cycle, salt=f"bench-{repeat}"
             )
             value = float(_true_effects(cohort, served, control).mean())
@@ -260,7 +293,12 @@ def run_one(
                 "strategy": strategy,
                 "value": value,
                 "oracle": oracle,
+                # Values are true EE effects against usual care (usual care = 0), so this is
+                # (V - V_usual_care) / (V_oracle - V_usual_care).
                 "share": value / oracle if oracle < 0 else float("nan"),
+                "best_share": best_value / oracle if oracle < 0 else float("nan"),
+                # people whose model's best arm is their truly best arm
+                "best_is_oracle": float(np.mean(best == ideal)),
                 # EE: lower is better, so serving worse than the model's best arms makes
                 # value - best_value positive: the share of the oracle's value given up.
                 "exploration_cost": (value - best_value) / abs(oracle)
@@ -268,23 +306,41 @@ def run_one(
                 else float("nan"),
                 "explored_share": float(np.mean(probability < 1)),
                 "retrained": model is not evidence,
+                # what became of the retraining before this cycle (none before cycle 0)
+                "retraining": retrained[strategy][-1] if retrained[strategy] else "",
             }
-            log_cycle = _log_rows(cohort, served, probability, cycle, control)
+            log_cycle = _log_rows(
+                cohort,
+                served,
+                probability,
+                cycle,
+                control,
+                salt=f"bench-{repeat}",
+                policy=policy,
+                candidates=candidates,
+            )
             logs[strategy].append(log_cycle)
             if strategy == "loop" and policy != "greedy":
-                values, truth, _ = off_policy_on_cycle(
-                    model, log_cycle, cohort, best, catalog, seed=repeat
+                values, truth, kept = off_policy_on_cycle(
+                    log_cycle, cohort, best, catalog, seed=repeat
                 )
-                row["ope_truth"] = truth
-                for method, estimate in values.items():
-                    row[f"ope_{method}"] = estimate.estimate
-                    row[f"ope_{method}_covers"] = estimate.covers(truth)
+                row["ope_kept_share"] = kept
+                if values is not None:
+                    row["ope_truth"] = truth
+                    for method, estimate in values.items():
+                        row[f"ope_{method}"] = estimate.estimate
+                        row[f"ope_{method}_covers"] = estimate.covers(truth)
+                        row[f"ope_{method}_width"] = estimate.upper - estimate.lower
                 row.update(_obp(log_cycle, best, catalog))
             rows.append(row)
             if strategy != "evidence" and cycle + 1 < cycles:
-                fitted = retrain(pd.concat(logs[strategy], ignore_index=True), catalog, seed=repeat)
-                if fitted is not None:
-                    models[strategy] = fitted
+                models[strategy], status = retrain(
+                    pd.concat(logs[strategy], ignore_index=True),
+                    catalog,
+                    seed=repeat,
+                    champion=model,
+                )
+                retrained[strategy].append(status)
     return rows
 
 
@@ -326,9 +382,12 @@ def run(
     staff: int = 2000,
     cycles: int = 4,
     csv=None,
+    exploration: dict | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Every strategy on every scenario and repeat; with ``csv``, rows are appended to that
-    file as each repeat finishes (a long run can be summarised before it ends)."""
+    file as each repeat finishes (a long run can be summarised before it ends).
+    ``exploration`` overrides keys of serve.yaml's ``exploration:`` (checked as the service
+    checks them)."""
     from recommender.catalog import load_catalog
     from recommender.model import evidence_model
     from recommender.service import load_serve_config
@@ -336,7 +395,23 @@ def run(
 
     catalog = load_catalog()
     serve = load_serve_config()
-    notes = []
+    if exploration:
+        import dataclasses
+
+        from recommender.policy import ExplorationRule
+
+        current = serve.exploration
+        merged = {
+            "policy": current.policy,
+            "epsilon": current.epsilon,
+            "cycle": current.cycle,
+            "usual_care_share": current.usual_care_share,
+            "max_cost": current.max_cost,
+            **exploration,
+        }
+        rule = ExplorationRule.from_config(merged, coverage=current.coverage)
+        serve = dataclasses.replace(serve, exploration=rule)
+    notes = [f"exploration: {serve.exploration.describe()}"]
     evidence = evidence_model(catalog)
     known = set(scenario_names())
     rows = []
@@ -391,9 +466,9 @@ def to_markdown(table: pd.DataFrame, notes, *, command: str) -> str:
             "",
             "Share of the oracle's value (mean over repeats; min-max in brackets):",
             "",
-            "| cycle | " + " | ".join(STRATEGIES) + " | loop exploration cost | "
-            "loop explored share |",
-            "|---|" + "---|" * (len(STRATEGIES) + 2),
+            "| cycle | " + " | ".join(STRATEGIES) + " | loop's model, best arms | "
+            "loop exploration cost | loop explored share |",
+            "|---|" + "---|" * (len(STRATEGIES) + 3),
         ]
         for cycle, at in part.groupby("cycle"):
             cells = []
@@ -401,6 +476,10 @@ def to_markdown(table: pd.DataFrame, notes, *, command: str) -> str:
                 s = at[at["strategy"] == strategy]["share"]
                 cells.append(f"{s.mean():.1%} ({s.min():.0%}-{s.max():.0%})")
             loop = at[at["strategy"] == "loop"]
+            if "best_share" in loop:
+                cells.append(f"{loop['best_share'].mean():.1%}")
+            else:
+                cells.append("—")
             cells.append(
                 f"{loop['exploration_cost'].mean():.1%} (max {loop['exploration_cost'].max():.1%})"
             )
@@ -408,6 +487,19 @@ def to_markdown(table: pd.DataFrame, notes, *, command: str) -> str:
             # explored share: people served with a probability below one (usual care's
             # share alone makes every routine profile count).
             lines.append(f"| {cycle} | " + " | ".join(cells) + " |")
+        if "best_is_oracle" in part:
+            lines += [
+                "",
+                "People whose model's best arm is their truly best arm (mean over repeats):",
+                "",
+                "| cycle | " + " | ".join(STRATEGIES) + " |",
+                "|---|" + "---|" * len(STRATEGIES),
+            ]
+            for cycle, at in part.groupby("cycle"):
+                agree = at.groupby("strategy")["best_is_oracle"].mean()
+                lines.append(
+                    f"| {cycle} | " + " | ".join(f"{agree[s]:.1%}" for s in STRATEGIES) + " |"
+                )
         ope = (
             part[(part["strategy"] == "loop") & part["ope_truth"].notna()]
             if "ope_truth" in part
@@ -418,10 +510,13 @@ def to_markdown(table: pd.DataFrame, notes, *, command: str) -> str:
                 "",
                 "Off-policy value of the served model's best-arm policy on each "
                 "cycle's log, against its true value (EE points vs usual care; "
-                f"{len(ope)} cycle-repeats):",
+                f"{len(ope)} cycle-repeats; the log's rows of arms served too rarely to "
+                "learn are left out, as the product does: "
+                f"{ope['ope_kept_share'].mean() if 'ope_kept_share' in ope else 1:.1%} "
+                "of rows kept on average):",
                 "",
-                "| estimator | mean bias | RMSE | 90 % interval coverage |",
-                "|---|---|---|---|",
+                "| estimator | mean bias | RMSE | mean interval width | 90 % interval coverage |",
+                "|---|---|---|---|---|",
             ]
             for method in ("dr", "ips", "snips"):
                 column = f"ope_{method}"
@@ -430,9 +525,10 @@ def to_markdown(table: pd.DataFrame, notes, *, command: str) -> str:
                 valid = ope[ope[column].notna()]
                 error = valid[column] - valid["ope_truth"]
                 cover = valid[f"{column}_covers"].astype(float).mean()
+                width = valid[f"{column}_width"].mean() if f"{column}_width" in valid else np.nan
                 lines.append(
                     f"| {method.upper()} | {error.mean():+.3f} | "
-                    f"{np.sqrt((error**2).mean()):.3f} | {cover:.0%} "
+                    f"{np.sqrt((error**2).mean()):.3f} | {width:.2f} | {cover:.0%} "
                     f"(n = {len(valid)}) |"
                 )
             for method in ("ips", "snips"):
@@ -443,10 +539,19 @@ def to_markdown(table: pd.DataFrame, notes, *, command: str) -> str:
                         f"| Open Bandit Pipeline {method.upper()} | "
                         f"{(ope[column] - ope['ope_truth']).mean():+.3f} | "
                         f"{np.sqrt(((ope[column] - ope['ope_truth']) ** 2).mean()):.3f}"
-                        f" | — (max difference from ours {diff:.2g}) |"
+                        f" | — | — (max difference from ours {diff:.2g}) |"
                     )
         lines.append("")
     return "\n".join(lines)
+
+
+def _setting(text: str) -> tuple[str, object]:
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise SystemExit(f"--exploration {text!r}: give KEY=VALUE, e.g. max_cost=0.06")
+    return key.strip(), yaml.safe_load(value)
 
 
 def main(argv=None) -> int:
@@ -455,6 +560,13 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--staff", type=int, default=2000)
     parser.add_argument("--cycles", type=int, default=4)
+    parser.add_argument(
+        "--exploration",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override serve.yaml's exploration settings (e.g. max_cost=0.06)",
+    )
     parser.add_argument("--out", default=None, help="write the Markdown section here")
     parser.add_argument("--csv", default=None, help="append every repeat's rows here")
     parser.add_argument(
@@ -475,6 +587,7 @@ def main(argv=None) -> int:
             staff=args.staff,
             cycles=args.cycles,
             csv=args.csv,
+            exploration=dict(_setting(text) for text in args.exploration),
         )
     command = "python -m bench.rollout " + " ".join(argv if argv is not None else sys.argv[1:])
     text = to_markdown(table, notes, command=command.strip())

@@ -27,6 +27,7 @@ __all__ = [
     "log_summary",
     "log_training_frame",
     "off_policy_table",
+    "policy_scores_on_log",
 ]
 
 # Where a person id of the training table comes from: the salted hash and the answer's id, so
@@ -126,10 +127,35 @@ def log_training_frame(
             )
         frame[column] = kept[column].to_numpy()
     frame["intervention"] = kept["intervention"].to_numpy()
-    frame["propensity"] = kept["propensity"].to_numpy(dtype=float)
+    frame["propensity"] = _kept_propensity(kept, summary["arms_without_overlap"])
     for column in OUTCOME_COLUMNS:
         frame[column] = kept[column].to_numpy()
     return frame, summary
+
+
+def _kept_propensity(kept: pd.DataFrame, left_out) -> np.ndarray:
+    """The logged probability of each kept row's arm, given that no left-out arm was served.
+
+    Rows of arms without overlap are dropped, so the rows kept were drawn from the other arms
+    only: each probability is divided by one minus the left-out arms' logged probabilities
+    (from every candidate's probability in the log), which keeps inverse-probability weights
+    and doubly robust scores on the kept rows consistent.
+    """
+    propensity = kept["propensity"].to_numpy(dtype=float)
+    if not len(left_out) or "probabilities" not in kept.columns:
+        return propensity
+    import json
+
+    left_out = set(left_out)
+    dropped = np.array(
+        [
+            sum(float(p) for arm, p in json.loads(text).items() if arm in left_out)
+            if isinstance(text, str)
+            else 0.0
+            for text in kept["probabilities"]
+        ]
+    )
+    return propensity / np.clip(1.0 - dropped, propensity, None)
 
 
 def log_summary(joined: pd.DataFrame, catalog, *, min_arm_rows: int) -> dict:
@@ -165,10 +191,7 @@ def log_policy_frame(config: dict, catalog):
     policy on the program's own log (the gate and ``recommender evaluate-policy``). None when
     the service has no log or no outcome yet.
     """
-    from pipelines._train_cohort import fit_min_arm_rows
-    from recommender.cohort import feature_frame, typed_cohort
     from recommender.service import logged_cohort
-    from recommender.uplift import doubly_robust_scores
 
     try:
         audit, _ = _audit_store(config["log"]["serve_config"])
@@ -180,12 +203,32 @@ def log_policy_frame(config: dict, catalog):
         audit.close()
     if joined.empty:
         return None
-    frame, _ = log_training_frame(
+    frame, scores, change, _ = policy_scores_on_log(joined, config, catalog)
+    return frame, scores, change
+
+
+def policy_scores_on_log(joined: pd.DataFrame, config: dict, catalog):
+    """Doubly robust scores on logged rows (as from ``logged_cohort``).
+
+    ``(frame, dr_scores, outcome_change, kept)``: the training table of the rows kept (arms
+    without overlap left out, their probability taken out of the kept rows' propensities),
+    cross-fitted scores with the logged probabilities, the EE change, and which of ``joined``'s
+    rows were kept.
+    """
+    import inspect
+
+    from recommender.cohort import feature_frame, typed_cohort
+    from recommender.uplift import doubly_robust_scores
+
+    # Scoring needs fewer rows per arm than fitting after a split: the scores' own minimum.
+    least = inspect.signature(doubly_robust_scores).parameters["min_arm_rows"].default
+    frame, summary = log_training_frame(
         joined,
         catalog,
         extra_features=config["extra_features"],
-        min_arm_rows=fit_min_arm_rows(config),
+        min_arm_rows=max(int(least), 2 * int(config["evaluation"]["n_folds"])),
     )
+    kept = ~joined["intervention"].isin(summary["arms_without_overlap"]).to_numpy()
     frame = typed_cohort(frame, arms=catalog.arm_ids, control=catalog.control)
     change = (frame["ee_followup"] - frame["ee"]).to_numpy(dtype=float)
     scores = doubly_robust_scores(
@@ -198,7 +241,7 @@ def log_policy_frame(config: dict, catalog):
         random_state=config["seed"],
         design="observational",
     )
-    return frame, scores, change
+    return frame, scores, change, kept
 
 
 def best_arms(model, frame) -> np.ndarray:

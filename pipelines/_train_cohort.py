@@ -64,22 +64,29 @@ def _design_from_propensity(frame: pd.DataFrame) -> str:
 
 
 def fit_min_arm_rows(config: dict) -> int:
-    """Fewest rows of an arm in the whole cohort for the fit to succeed after the split.
+    """Fewest rows of an arm in the whole cohort for the fit and the held-out evaluation to
+    succeed after the split.
 
     The learners refuse an arm with fewer than ``max(min_arm_rows, 2 * n_folds)`` training
-    rows; the training part keeps ``1 - holdout_share`` of each arm (stratified split).
+    rows; the training part keeps ``1 - holdout_share`` of each arm (stratified split), and the
+    held-out part the rest, on which the doubly robust scores of the evaluation and the gate
+    need their own minimum per arm.
     """
     import inspect
     import math
 
-    from recommender.uplift import UpliftModel
+    from recommender.uplift import UpliftModel, doubly_robust_scores
 
     learner = config["learner"]
     default = inspect.signature(UpliftModel).parameters["min_arm_rows"].default
     per_fit = max(
         int((learner.get("params") or {}).get("min_arm_rows", default)), 2 * int(learner["n_folds"])
     )
-    return math.ceil(per_fit / (1 - config["split"]["holdout_share"]))
+    share = config["split"]["holdout_share"]
+    scores = inspect.signature(doubly_robust_scores).parameters["min_arm_rows"].default
+    per_score = max(int(scores), 2 * int(config["evaluation"]["n_folds"]))
+    # +1: the stratified split may round an arm's held-out count down.
+    return max(math.ceil(per_fit / (1 - share)), math.ceil((per_score + 1) / share))
 
 
 def load_stage(config: dict, data=None) -> Cohort:

@@ -1,4 +1,11 @@
-"""The gate stage: the challenger against the current champion on the same held-out rows."""
+"""The gate stage: the challenger against the current champion on the same rows.
+
+Those rows are the program's own log when the service has one with outcomes: a run trained from
+the log compares on the log's held-out part, and a run trained on a file or a simulated cohort
+compares on the whole log (doubly robust scores built on the logged probabilities), because the
+people the program serves are the ones a new model must do well for. Without a log, or when the
+log cannot value both models, the run's held-out rows decide, and the reason says why.
+"""
 
 from __future__ import annotations
 
@@ -16,12 +23,93 @@ __all__ = ["gate_stage"]
 _GATE_MIN_ROWS = 200
 
 
-def gate_stage(evaluation: Evaluation, split: Split, cohort: Cohort, config: dict):
-    """Compare with the current champion on the same held-out rows and scores.
+def gate_stage(evaluation: Evaluation, split: Split, cohort: Cohort, config: dict, *, model=None):
+    """Compare with the current champion on the same rows and scores.
 
     No champion: the challenger passes. A champion that cannot be loaded or scored on these
-    rows fails the gate closed (a person can still promote by hand after review).
+    rows fails the gate closed (a person can still promote by hand after review). With
+    ``model`` (the challenger) and a service log with outcomes, a run not trained from the log
+    is judged on the log (see the module docstring).
     """
+    log_note = ""
+    if model is not None and cohort.loop is None:
+        judged, log_note = _gate_on_log(model, cohort, config)
+        if judged is not None:
+            return judged
+    decision = _gate_on_holdout(evaluation, split, cohort, config)
+    if log_note:
+        return dataclasses.replace(decision, reason=decision.reason + log_note)
+    return decision
+
+
+def _gate_on_log(model, cohort: Cohort, config: dict):
+    """``(decision, "")`` on the service's log, or ``(None, note)`` when there is none or it
+    cannot value the models (the note says why, for the held-out gate's reason)."""
+    from pipelines._from_log import best_arms, log_policy_frame
+    from recommender.errors import InputError
+    from recommender.registry import (
+        GateDecision,
+        aliases,
+        estimate,
+        gate_decision,
+        load_model,
+        policy_value_scores,
+    )
+
+    try:
+        logged = log_policy_frame(config, cohort.catalog)
+    except InputError as error:
+        return None, (
+            f" The service's log could not value the models ({error}), so the gate "
+            "compared on this run's held-out rows."
+        )
+    except Exception as error:  # noqa: BLE001 - an unreadable log must not stop a file's run
+        return None, (
+            f" The service's log could not be read ({type(error).__name__}: {error}), so the "
+            "gate compared on this run's held-out rows."
+        )
+    if logged is None:
+        return None, ""
+    frame, scores, _ = logged
+    alpha = config["gate"]["alpha"]
+    control = cohort.catalog.control
+    where = (
+        f" Judged on the service's log: {len(frame):,} served recommendations with "
+        "outcomes, doubly robust scores built on the logged probabilities."
+    )
+    try:
+        challenger = policy_value_scores(scores, best_arms(model, frame), control=control)
+    except Exception as error:  # noqa: BLE001 - a log the model cannot score: held-out rows
+        return None, (
+            f" The challenger could not be valued on the service's log ({type(error).__name__}:"
+            f" {error}), so the gate compared on this run's held-out rows."
+        )
+    name = config["registry"]["model_name"]
+    version = aliases(name).get("champion")
+    if version is None:
+        decision = gate_decision(challenger, alpha=alpha)
+        return dataclasses.replace(decision, reason=decision.reason + where), ""
+    try:
+        champion_model = load_model(f"models:/{name}/{version}")
+        champion = policy_value_scores(scores, best_arms(champion_model, frame), control=control)
+    except Exception as error:  # noqa: BLE001 - any failure means "not comparable": fail closed
+        return GateDecision(
+            passed=False,
+            alpha=alpha,
+            challenger=estimate(challenger, alpha=alpha),
+            champion_version=str(version),
+            reason=(
+                f"champion version {version} could not be valued on the service's log "
+                f"({type(error).__name__}: {error}); the challenger stays challenger until a "
+                "person promotes it"
+            ),
+        ), ""
+    decision = gate_decision(challenger, champion, alpha=alpha, champion_version=str(version))
+    reason = decision.reason.replace(" held-out rows", " logged rows", 1).split(" (people of")[0]
+    return dataclasses.replace(decision, reason=reason + "." + where), ""
+
+
+def _gate_on_holdout(evaluation: Evaluation, split: Split, cohort: Cohort, config: dict):
     from recommender.registry import (
         aliases,
         gate_decision,

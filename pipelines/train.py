@@ -24,7 +24,7 @@ import pandas as pd
 
 from recommender.errors import InputError
 
-from pipelines._from_log import log_summary, log_training_frame
+from pipelines._from_log import best_arms, log_summary, log_training_frame, policy_scores_on_log
 from pipelines._train_card import card_facts, card_stage
 from pipelines._train_cohort import Cohort, Split, load_stage, split_stage
 from pipelines._train_cohort import fit_min_arm_rows as fit_min_arm_rows
@@ -63,6 +63,8 @@ __all__ = [
     "publish_folder",
     "log_training_frame",
     "log_summary",
+    "best_arms",
+    "policy_scores_on_log",
     "evaluate_policies_on_log",
 ]
 
@@ -198,7 +200,7 @@ def run_training(
                 _off_policy_note(cohort, model, evaluation, split, settings, display)
             previous_champion = current_aliases(name).get("champion")
             with display.stage("gate", "comparing with the current champion on the same rows"):
-                gate = gate_stage(evaluation, split, cohort, settings)
+                gate = gate_stage(evaluation, split, cohort, settings, model=model)
             display.note(("passes: " if gate.passed else "stays challenger: ") + gate.reason)
             with display.stage("card", "rendering the model card (staged)"):
                 plots_folder = workspace / "plots"

@@ -123,3 +123,19 @@ def test_the_loop_learns_from_its_own_log(tmp_path, monkeypatch):
         )
         again = _serve(engine2, staff.iloc[:50])
         assert all(a["model_version"] == version2 for a in again)
+        # A run on a trial file (here the simulated cohort) is judged on the program's log
+        # too, with the doubly robust scores of the logged rows, against the same champion.
+        trial = run_training(
+            overrides={**SMALL_TRAINING, "log": {"serve_config": str(serve_yaml)}},
+            reason="from a trial",
+        )
+        assert "Judged on the service's log" in trial.gate.reason, trial.gate.reason
+        assert trial.gate.champion_version == version2
+        assert 0.8 * report.recorded <= trial.gate.difference.n <= report.recorded
+    # Without a log the same kind of run is judged on its own held-out rows.
+    other = tmp_path / "no-log"
+    train_version(other)
+    with recommender_home(other):
+        plain = run_training(overrides=SMALL_TRAINING, reason="no log")
+    assert "held-out rows" in plain.gate.reason
+    assert "service's log" not in plain.gate.reason

@@ -27,6 +27,7 @@ from recommender.policy._exploration import (
     assign,
     draw_position,
     equipoise_arms,
+    expected_cost,
 )
 from recommender.policy._triage import (
     CRISIS_COLUMN,
@@ -55,6 +56,7 @@ __all__ = [
     "assign",
     "draw_position",
     "equipoise_arms",
+    "expected_cost",
     "CRISIS_COLUMN",
     "Allocation",
     "ArmLimits",

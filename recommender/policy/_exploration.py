@@ -27,6 +27,14 @@ that stops serving usual care once an arm looks good can no longer measure anyth
 exploring, usual care keeps at least ``usual_care_share`` of the probability (a small waitlist
 comparison group, as in a stepped-wedge rollout); 0 turns this off, ``greedy`` ignores it.
 
+Exploring has a price: whoever is served an arm other than the expected best gives up part of
+its expected benefit. ``max_cost`` bounds that price per person, as a share of the best arm's
+expected benefit against usual care (under the model's own estimates): when the policy's
+probabilities would give up more, they are mixed with serving the best arm (usual care keeping
+its share) until the expected loss is exactly the bound. So a program that explores gives up at
+most ``max_cost`` of the benefit it would get without exploring, as far as the model can tell;
+exploration fades by itself as intervals narrow and fewer arms stay in equipoise.
+
 The draw is reproducible: a uniform number from SHA-256 of the salted person hash and the
 survey cycle picks the arm, so a retried request in the same cycle gets the same arm, and the
 next cycle draws afresh.
@@ -52,6 +60,7 @@ __all__ = [
     "assign",
     "draw_position",
     "equipoise_arms",
+    "expected_cost",
 ]
 
 POLICIES = ("greedy", "epsilon", "thompson")
@@ -77,6 +86,10 @@ class ExplorationRule:
     usual_care_share : float
         Least probability of usual care for a routine profile while exploring (the comparison
         group every later effect is measured against); 0 turns it off.
+    max_cost : float
+        Most of the best arm's expected benefit (against usual care, by the model's estimates)
+        that exploring may give up per person; usual care's share counts towards it, so it
+        must be at least ``usual_care_share``. 1 lets exploring give up all of it.
     coverage : float
         Coverage of the intervals the policy reads (``1 - alpha`` of the service).
     """
@@ -84,7 +97,8 @@ class ExplorationRule:
     policy: str = "thompson"
     epsilon: float = 0.1
     cycle: int = 0
-    usual_care_share: float = 0.05
+    usual_care_share: float = 0.02
+    max_cost: float = 0.03
     coverage: float = 0.9
 
     def __post_init__(self):
@@ -106,6 +120,17 @@ class ExplorationRule:
                 f"exploration.usual_care_share: {self.usual_care_share!r} is not "
                 "accepted; give a number from 0 to 0.5"
             )
+        if isinstance(self.max_cost, bool) or not 0 <= float(self.max_cost) <= 1:
+            raise InputError(
+                f"exploration.max_cost: {self.max_cost!r} is not accepted; give a number "
+                "from 0 to 1"
+            )
+        if float(self.max_cost) < float(self.usual_care_share):
+            raise InputError(
+                f"exploration.max_cost: {self.max_cost!r} is below usual_care_share "
+                f"{self.usual_care_share!r}; usual care's share alone gives up that much of "
+                "the best arm's benefit, so give max_cost >= usual_care_share"
+            )
         if not 0 < float(self.coverage) < 1:
             raise InputError(f"exploration coverage {self.coverage!r} must lie in (0, 1)")
 
@@ -115,18 +140,19 @@ class ExplorationRule:
     ) -> ExplorationRule:
         """From the ``exploration:`` mapping of ``serve.yaml`` (missing keys take defaults)."""
         raw = dict(raw or {})
-        unknown = sorted(set(raw) - {"policy", "epsilon", "cycle", "usual_care_share"})
+        accepted = {"policy", "epsilon", "cycle", "usual_care_share", "max_cost"}
+        unknown = sorted(set(raw) - accepted)
         if unknown:
             raise InputError(
-                f"{where}: unknown key(s) {unknown}; accepted: cycle, epsilon, "
-                "policy, usual_care_share"
+                f"{where}: unknown key(s) {unknown}; accepted: {', '.join(sorted(accepted))}"
             )
         try:
             return cls(
-                policy=raw.get("policy", "thompson"),
-                epsilon=raw.get("epsilon", 0.1),
-                cycle=raw.get("cycle", 0),
-                usual_care_share=raw.get("usual_care_share", 0.05),
+                policy=raw.get("policy", cls.policy),
+                epsilon=raw.get("epsilon", cls.epsilon),
+                cycle=raw.get("cycle", cls.cycle),
+                usual_care_share=raw.get("usual_care_share", cls.usual_care_share),
+                max_cost=raw.get("max_cost", cls.max_cost),
                 coverage=coverage,
             )
         except InputError as error:
@@ -150,9 +176,11 @@ class ExplorationRule:
             f"Exploration policy {self.policy} (survey cycle {self.cycle}): {how}. Only "
             "arms the person is eligible for and offered, whose interval does not rule out "
             "being as good as the best, are explored, and usual care keeps at least "
-            f"{self.usual_care_share:g} of the probability as the comparison group; severe "
-            "profiles are served the best arm and crisis profiles get no ranking. Every "
-            "served arm's probability is logged."
+            f"{self.usual_care_share:g} of the probability as the comparison group. "
+            f"Exploring gives up at most {self.max_cost:g} of the best arm's expected benefit "
+            "per person (by the model's estimates; beyond that the best arm takes the "
+            "probability back). Severe profiles are served the best arm and crisis profiles "
+            "get no ranking. Every served arm's probability is logged."
         )
 
 
@@ -234,8 +262,15 @@ def arm_probabilities(
     >>> r = rank_arms({"coaching": (-5, -8, -2, 0, 0), "peer_group": (-3, -6, 0, 0, 0)})
     >>> arm_probabilities(r, ExplorationRule(policy="epsilon", epsilon=0.2, usual_care_share=0))
     {'coaching': 0.9, 'peer_group': 0.1, 'none': 0.0}
-    >>> arm_probabilities(r, ExplorationRule(policy="epsilon", epsilon=0.2))
+    >>> rule = ExplorationRule(policy="epsilon", epsilon=0.2, usual_care_share=0.05, max_cost=1)
+    >>> arm_probabilities(r, rule)
     {'coaching': 0.855, 'peer_group': 0.095, 'none': 0.05}
+
+    Under the default bound, exploring gives up at most 3 % of coaching's 5 points:
+
+    >>> p = arm_probabilities(r, ExplorationRule(policy="epsilon", epsilon=0.2))
+    >>> {arm: round(share, 3) for arm, share in p.items()}, round(expected_cost(p, r), 3)
+    ({'coaching': 0.955, 'peer_group': 0.025, 'none': 0.02}, 0.15)
     >>> arm_probabilities(r, ExplorationRule(policy="greedy"))
     {'coaching': 1.0, 'peer_group': 0.0, 'none': 0.0}
     """
@@ -253,7 +288,44 @@ def arm_probabilities(
         probabilities = {
             arm: (floor if arm == control else p * scale) for arm, p in probabilities.items()
         }
+    if explore and rule.policy != "greedy":
+        probabilities = _within_cost(probabilities, ranking, rule, control)
     return probabilities
+
+
+def expected_cost(probabilities: Mapping[str, float], ranking) -> float:
+    """Expected EE points given up against serving the best-ranked arm (model's estimates).
+
+    Examples
+    --------
+    >>> from recommender.policy import rank_arms
+    >>> r = rank_arms({"coaching": (-5, -8, -2, 0, 0), "peer_group": (-3, -6, 0, 0, 0)})
+    >>> expected_cost({"coaching": 0.5, "peer_group": 0.4, "none": 0.1}, r)
+    1.3
+    """
+    best = ranking.arms[0].effect
+    return float(sum(probabilities.get(a.arm, 0.0) * (a.effect - best) for a in ranking.arms))
+
+
+def _within_cost(probabilities, ranking, rule, control) -> dict[str, float]:
+    # Mix the policy's probabilities with the least exploring allowed (usual care at its share,
+    # the best arm the rest) so that the expected loss is at most max_cost of the best arm's
+    # benefit. The loss is linear in the mixing weight, so the weight follows in closed form.
+    best = ranking.arms[0]
+    budget = float(rule.max_cost) * max(-best.effect, 0.0)
+    spent = expected_cost(probabilities, ranking)
+    if spent <= budget:
+        return probabilities
+    floor = float(rule.usual_care_share) if control in probabilities else 0.0
+    least = dict.fromkeys(probabilities, 0.0)
+    least[best.arm] += 1.0 - floor
+    if floor > 0:
+        least[control] += floor
+    base = expected_cost(least, ranking)
+    weight = min(max((budget - base) / (spent - base), 0.0), 1.0) if spent > base else 0.0
+    return {
+        arm: weight * share + (1.0 - weight) * least[arm] for arm, share in probabilities.items()
+    }
 
 
 def _policy_probabilities(ranking, rule, explore) -> dict[str, float]:

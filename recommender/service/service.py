@@ -481,6 +481,7 @@ class Recommender:
                 "epsilon": rule.epsilon,
                 "cycle": rule.cycle,
                 "usual_care_share": rule.usual_care_share,
+                "max_cost": rule.max_cost,
                 "description": rule.describe(),
             }
         }
