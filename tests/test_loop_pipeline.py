@@ -23,7 +23,16 @@ from service_fixtures import SALT, SMALL_TRAINING, recommender_home, train_versi
 def _serve_yaml(tmp_path, home, **exploration):
     raw = yaml.safe_load(open(load_serve_config().source))
     raw["models_dir"] = str(home)
-    raw["exploration"] = {"policy": "thompson", "epsilon": 0.1, "cycle": 0, **exploration}
+    # A program of 2,500 staff needs a larger comparison group than the default 2 % for its
+    # first retraining: the log must hold over 100 usual-care rows (see fit_min_arm_rows).
+    raw["exploration"] = {
+        "policy": "thompson",
+        "epsilon": 0.1,
+        "cycle": 0,
+        "usual_care_share": 0.06,
+        "max_cost": 0.1,
+        **exploration,
+    }
     path = tmp_path / "serve.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path

@@ -8,14 +8,29 @@ import sys
 from datetime import datetime, timezone
 
 import httpx
+import yaml
 
 from bench._program import followup_under, staff_cohort
 from recommender.cohort import PROFILE_COLUMNS
 from service_fixtures import SALT, auth, running_server, train_version
 
 
-def _cli(home, *args):
+def _serve_yaml(tmp_path):
+    """The shipped settings with a comparison group big enough for 3,000 staff: the first
+    retraining needs over 100 usual-care rows (2 %, the default, suits larger programs)."""
+    from recommender.service import load_serve_config
+
+    raw = yaml.safe_load(open(load_serve_config().source))
+    raw["exploration"].update(usual_care_share=0.06, max_cost=0.1)
+    path = tmp_path / "serve.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _cli(home, *args, config=None):
     env = {**os.environ, "RECOMMENDER_HOME": str(home), "RECOMMENDER_AUDIT_SALT": SALT}
+    if config is not None:
+        env["RECOMMENDER_SERVE_CONFIG"] = str(config)
     env.pop("MLFLOW_TRACKING_URI", None)
     return subprocess.run(
         [sys.executable, "-m", "recommender", *args],
@@ -29,7 +44,8 @@ def _cli(home, *args):
 def test_loop_through_a_real_server(tmp_path):
     home = tmp_path / "home"
     train_version(home)
-    # Enough staff that usual care (5 % of the routine draws) reaches every arm's minimum rows.
+    serve_yaml = _serve_yaml(tmp_path)
+    # Enough staff that usual care (6 % of the routine draws) reaches every arm's minimum rows.
     staff = staff_cohort("default", 3000, seed=23)
     profiles = [
         {
@@ -38,7 +54,7 @@ def test_loop_through_a_real_server(tmp_path):
         }
         for row in staff[list(PROFILE_COLUMNS)].itertuples(index=False)
     ]
-    with running_server(home) as url:
+    with running_server(home, env={"RECOMMENDER_SERVE_CONFIG": str(serve_yaml)}) as url:
         response = httpx.post(
             f"{url}/recommend_batch",
             json={"profiles": profiles},
@@ -70,7 +86,7 @@ def test_loop_through_a_real_server(tmp_path):
         )
         assert again.status_code == 409
 
-        trained = _cli(home, "train", "--from-log", "--quiet")
+        trained = _cli(home, "train", "--from-log", "--quiet", config=serve_yaml)
         assert trained.returncode == 0, trained.stderr[-3000:]
         assert "registered burnout-recommender version 2" in trained.stdout
         reloaded = httpx.post(f"{url}/reload", headers=auth("scientist"), timeout=300).json()
@@ -86,7 +102,9 @@ def test_loop_through_a_real_server(tmp_path):
         assert after["model_version"] == reloaded["model_version"]
         assert after["recommended"] == served[0] or after["model_version"] == "2"
 
-    valued = _cli(home, "evaluate-policy", "--from-log", "--version", "2", "--json")
+    valued = _cli(
+        home, "evaluate-policy", "--from-log", "--version", "2", "--json", config=serve_yaml
+    )
     assert valued.returncode == 0, valued.stderr[-3000:]
     table = json.loads(valued.stdout)
     assert table["rows"] > 0

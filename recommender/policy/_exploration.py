@@ -260,7 +260,8 @@ def arm_probabilities(
     --------
     >>> from recommender.policy import rank_arms
     >>> r = rank_arms({"coaching": (-5, -8, -2, 0, 0), "peer_group": (-3, -6, 0, 0, 0)})
-    >>> arm_probabilities(r, ExplorationRule(policy="epsilon", epsilon=0.2, usual_care_share=0))
+    >>> free = ExplorationRule(policy="epsilon", epsilon=0.2, usual_care_share=0, max_cost=1)
+    >>> arm_probabilities(r, free)
     {'coaching': 0.9, 'peer_group': 0.1, 'none': 0.0}
     >>> rule = ExplorationRule(policy="epsilon", epsilon=0.2, usual_care_share=0.05, max_cost=1)
     >>> arm_probabilities(r, rule)
