@@ -8,11 +8,13 @@ inside the simulator: strategies see profiles and the follow-up scores of the ar
 
 ``loop``
     Cycle 0 serves the evidence-only model; every later cycle retrains on everything logged so
-    far (treatment = served arm, propensity = its logged probability) and serves with the
-    shipped exploration policy (thompson, ``usual_care_share`` from configs/serve.yaml).
+    far through the product's from-log path (training table, split, fit, evaluate and the
+    promotion gate against the model being served; see :func:`retrain`) and serves with the
+    shipped exploration policy (``exploration:`` in configs/serve.yaml, or ``--exploration``).
 ``greedy``
-    The same, without exploration (probability 1 everywhere). A retraining that cannot run
-    (no usual-care rows in the log) keeps the previous model, as a program would.
+    The same, without exploration (probability 1 everywhere, no usual-care share). A
+    retraining the product would refuse (too few usual-care rows) or a challenger failing the
+    gate keeps the model being served, as a program would.
 ``evidence``
     The evidence-only model, greedily, forever.
 ``random_first``
