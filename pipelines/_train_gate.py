@@ -47,14 +47,7 @@ def _gate_on_log(model, cohort: Cohort, config: dict):
     cannot value the models (the note says why, for the held-out gate's reason)."""
     from pipelines._from_log import best_arms, log_policy_frame
     from recommender.errors import InputError
-    from recommender.registry import (
-        GateDecision,
-        aliases,
-        estimate,
-        gate_decision,
-        load_model,
-        policy_value_scores,
-    )
+    from recommender.registry import aliases, gate_decision, load_model, policy_value_scores
 
     try:
         logged = log_policy_frame(config, cohort.catalog)
@@ -93,20 +86,27 @@ def _gate_on_log(model, cohort: Cohort, config: dict):
         champion_model = load_model(f"models:/{name}/{version}")
         champion = policy_value_scores(scores, best_arms(champion_model, frame), control=control)
     except Exception as error:  # noqa: BLE001 - any failure means "not comparable": fail closed
-        return GateDecision(
-            passed=False,
-            alpha=alpha,
-            challenger=estimate(challenger, alpha=alpha),
-            champion_version=str(version),
-            reason=(
-                f"champion version {version} could not be valued on the service's log "
-                f"({type(error).__name__}: {error}); the challenger stays challenger until a "
-                "person promotes it"
-            ),
-        ), ""
+        return _fails_closed(challenger, version, alpha, error, "the service's log"), ""
     decision = gate_decision(challenger, champion, alpha=alpha, champion_version=str(version))
     reason = decision.reason.replace(" held-out rows", " logged rows", 1).split(" (people of")[0]
     return dataclasses.replace(decision, reason=reason + "." + where), ""
+
+
+def _fails_closed(challenger, version, alpha, error, where: str):
+    """The gate's answer when the champion cannot be valued: the challenger stays challenger."""
+    from recommender.registry import GateDecision, estimate
+
+    return GateDecision(
+        passed=False,
+        alpha=alpha,
+        challenger=estimate(challenger, alpha=alpha),
+        champion_version=str(version),
+        reason=(
+            f"champion version {version} could not be valued on {where} "
+            f"({type(error).__name__}: {error}); the challenger stays challenger until a "
+            "person promotes it"
+        ),
+    )
 
 
 def _gate_on_holdout(evaluation: Evaluation, split: Split, cohort: Cohort, config: dict):
@@ -152,18 +152,6 @@ def _gate_on_holdout(evaluation: Evaluation, split: Split, cohort: Cohort, confi
                 if unseen.sum() >= max(_GATE_MIN_ROWS, 0.25 * len(unseen)):
                     challenger, champion = challenger[unseen], champion[unseen]
     except Exception as error:  # noqa: BLE001 - any failure means "not comparable": fail closed
-        from recommender.registry import GateDecision, estimate
-
-        return GateDecision(
-            passed=False,
-            alpha=alpha,
-            challenger=estimate(challenger, alpha=alpha),
-            champion_version=str(version),
-            reason=(
-                f"champion version {version} could not be valued on this run's held-out "
-                f"data ({type(error).__name__}: {error}); the challenger stays challenger "
-                "until a person promotes it"
-            ),
-        )
+        return _fails_closed(challenger, version, alpha, error, "this run's held-out data")
     decision = gate_decision(challenger, champion, alpha=alpha, champion_version=str(version))
     return dataclasses.replace(decision, reason=decision.reason + note) if note else decision
