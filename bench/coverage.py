@@ -468,24 +468,58 @@ def run(families=None, *, quick=False, methods=("ours", "forest"), log=print) ->
     return {"families": results, "quick": quick, "methods": list(methods)}
 
 
+CRITERIA = (
+    "coverage 86-94 %",
+    "no arm below 80 %",
+    "width / needed at most 1.2",
+    "narrower than the forest where both cover",
+)
+
+
+def criteria(row: dict) -> list[tuple[str, bool | None, str]]:
+    """The issue's acceptance per family: (criterion, holds, figures) for each of ``CRITERIA``;
+    ``holds`` is None when the criterion does not apply (the forest not run, or not covering)."""
+    ours, forest = row["ours"], row.get("forest")
+    out = [
+        (CRITERIA[0], 0.86 <= ours["coverage"] <= 0.94, f"{ours['coverage']:.1%}"),
+        (CRITERIA[1], ours["min_arm"] >= 0.80, f"worst arm {ours['min_arm']:.1%}"),
+        (CRITERIA[2], ours["inflation"] <= 1.2, f"{ours['inflation']:.2f}"),
+    ]
+    if forest and forest["coverage"] >= 0.86 and ours["coverage"] >= 0.86:
+        out.append(
+            (
+                CRITERIA[3],
+                ours["width"] < forest["width"],
+                f"{ours['width']:.3g} vs {forest['width']:.3g}",
+            )
+        )
+    else:
+        why = "forest not run" if not forest else f"forest covers {forest['coverage']:.1%}"
+        if forest and ours["coverage"] < 0.86:
+            why = f"ours covers {ours['coverage']:.1%}"
+        out.append((CRITERIA[3], None, f"does not apply ({why})"))
+    return out
+
+
 def acceptance(row: dict) -> list[str]:
-    """The issue's acceptance per family; an empty list means it holds."""
-    ours, misses = row["ours"], []
-    if not 0.86 <= ours["coverage"] <= 0.94:
-        misses.append(f"coverage {ours['coverage']:.3f} outside 0.86-0.94")
-    if ours["min_arm"] < 0.80:
-        misses.append(f"an arm at {ours['min_arm']:.3f} < 0.80")
-    if ours["inflation"] > 1.2:
-        misses.append(f"width {ours['inflation']:.2f}x the needed width (> 1.2)")
-    forest = row.get("forest")
-    if (
-        forest
-        and forest["coverage"] >= 0.86
-        and ours["coverage"] >= 0.86
-        and ours["width"] >= forest["width"]
-    ):
-        misses.append(f"wider than the forest ({ours['width']:.3g} vs {forest['width']:.3g})")
-    return misses
+    """The criteria that fail for this family; an empty list means it holds."""
+    return [f"{name}: {figures}" for name, holds, figures in criteria(row) if holds is False]
+
+
+def acceptance_report(result: dict) -> str:
+    """Each criterion of issue 14 for each family, and whether it holds."""
+    lines = []
+    for row in result["families"]:
+        lines.append(f"- `{row['family']}`:")
+        for name, holds, figures in criteria(row):
+            verdict = "n/a" if holds is None else ("holds" if holds else "FAILS")
+            lines.append(f"  - {verdict}: {name} ({figures})")
+    failing = [row["family"] for row in result["families"] if acceptance(row)]
+    lines.append(
+        f"\nFamilies meeting every criterion: {len(result['families']) - len(failing)} of "
+        f"{len(result['families'])}" + (f" (not: {', '.join(failing)})" if failing else "")
+    )
+    return "\n".join(lines)
 
 
 def to_markdown(result: dict, command: str) -> str:
@@ -530,7 +564,13 @@ def to_markdown(result: dict, command: str) -> str:
         "width of the same intervals rescaled by the smallest factor reaching 90 % "
         "(below 1 means too narrow, above 1 wider than needed). Acceptance (issue 14): "
         "cover 86-94 %, no arm below 80 %, width / needed at most 1.2, narrower than the "
-        "forest where both cover.\n\n" + markdown_table(rows) + "\n\nFamilies:\n\n" + what + "\n"
+        "forest where both cover.\n\n"
+        + markdown_table(rows)
+        + "\n\nAcceptance, criterion by criterion:\n\n"
+        + acceptance_report(result)
+        + "\n\nFamilies:\n\n"
+        + what
+        + "\n"
     )
 
 

@@ -153,8 +153,8 @@ class UpliftModel(BaseEstimator):
     propensity_source_ : str
         "design shares", "given" or "estimated".
     interval_scale_ : ndarray
-        Factor (>= 1, the same for every arm) on the jackknife variance, found by the
-        parametric bootstrap (see ``_intervals``).
+        Per-arm factor (>= 1) on the jackknife variance: the arm's ratio of squared error to
+        jackknife variance in the parametric bootstrap (see ``_intervals``).
     variance_floor_ : ndarray
         Per-arm sampling variance of the doubly robust average effect; no interval is
         narrower than this.
@@ -162,9 +162,9 @@ class UpliftModel(BaseEstimator):
         Per arm given one effect for everyone: the spread of effects it could not rule out
         (0 for personalized arms); added to every person's variance, times the scale.
     bias_variance_ : ndarray
-        Per-arm squared bias of the out-of-fold effects, read off the doubly robust
-        pseudo-outcomes of groups of people (see ``_intervals.held_out_bias``); added to every
-        person's variance.
+        Per-arm squared bias of the out-of-fold effects that the doubly robust pseudo-outcomes
+        of the training rows show, on average and along the effect's ordering (see
+        ``_intervals.held_out_bias``); added to every person's variance.
 
     Examples
     --------
