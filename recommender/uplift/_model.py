@@ -127,8 +127,9 @@ class UpliftModel(BaseEstimator):
         robust loss, leaving out any worse than the best by more than two standard errors of
         the paired difference (1 keeps the best alone).
     calibrate_intervals : bool, default True
-        Scale the jackknife intervals by a parametric bootstrap of the chosen learners (1.5
-        times the fitting time at n = 20,000; up to four replicates on smaller cohorts);
+        Scale the jackknife intervals by a parametric bootstrap of the chosen learners (1.28
+        times the fitting time at n = 20,000, ``python -m bench.coverage --interval-cost``; up
+        to four replicates on smaller cohorts);
         False keeps the jackknife unscaled (the floor and the held-out bias term still apply).
     n_jobs : int, default 1
         LightGBM threads while fitting (prediction always uses one).
