@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from recommender.policy import ArmLimits, allocate
-from recommender.policy import _allocation
+from recommender.policy import _program, _solver
 
 ARMS = ["coaching", "mindfulness", "peer_group", "balint_group"]
 LIMITS = {
@@ -31,9 +31,9 @@ def _cohort(n, seed):
 
 
 def _plain_milp(effects, eligible, limits, budget):
-    benefit, allowed, arms = _allocation._check(effects, limits, budget, eligible, None, False)
-    program = _allocation._program(benefit, allowed, arms, limits, budget)
-    result = _allocation._milp(program, program.lower, program.upper, 120)
+    benefit, allowed, arms = _program.checked_inputs(effects, limits, budget, eligible, None, False)
+    program = _program.build_program(benefit, allowed, arms, limits, budget)
+    result = _solver.plain_milp(program, 120)
     assert result.status == 0
     return -result.fun
 
@@ -77,9 +77,9 @@ def test_without_a_budget_the_lp_route_is_within_its_proven_gap():
 
 def test_strata_keep_the_best_pairs_within_each_class():
     effects, eligible = _cohort(500, 5)
-    benefit, allowed, arms = _allocation._check(effects, LIMITS, 3000.0, eligible, None, False)
+    benefit, allowed, arms = _program.checked_inputs(effects, LIMITS, 3000.0, eligible, None, False)
     strata = np.arange(500) % 2
-    keep = _allocation._candidates(benefit, allowed, arms, LIMITS, 3000.0, strata=strata)
+    keep = _program.candidate_pairs(benefit, allowed, arms, LIMITS, 3000.0, strata=strata)
     # $3,000 buys at most 12 places at the cheapest arm: 12 best per arm and class
     for label in (0, 1):
         for j in range(len(arms)):
