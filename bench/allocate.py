@@ -350,7 +350,13 @@ def main(argv=None) -> int:
             from pipelines.train import run_training
 
             run_training(data=str(data), reason="planning benchmark")
-        results = run(data, budget=args.budget, plain_limit=args.plain_limit, repeats=args.repeats)
+        results = run(
+            data,
+            budget=args.budget,
+            plain_limit=args.plain_limit,
+            kept_limit=args.kept_limit,
+            repeats=args.repeats,
+        )
     finally:
         if temporary:
             shutil.rmtree(temporary, ignore_errors=True)
