@@ -11,9 +11,12 @@ expected benefit subject to
   of people that can be split into whole groups (e.g. 6-10 per group: 11 people cannot be);
 - optional floors: at least a given share of each named role's people is given an arm;
 
-as a mixed-integer program solved exactly by HiGHS (``scipy.optimize.milp``). No one is given an
-arm that is not expected to help them (benefit <= 0), and with ``confident_only`` no one is
-given an arm whose interval does not exclude "no benefit".
+as a mixed-integer program (:mod:`~recommender.policy._program`) solved exactly by HiGHS
+(``scipy.optimize.milp``) with only the arms' counts and groups as whole-number variables
+(:mod:`~recommender.policy._solver` says why that is exact). No one is given an arm that is not
+expected to help them (benefit <= 0), and with ``confident_only`` no one is given an arm whose
+interval does not exclude "no benefit". Callers plan a cohort through
+:func:`~recommender.policy.plan_allocation`, which decides who may be given what and calls this.
 """
 
 from __future__ import annotations
