@@ -194,57 +194,63 @@ def report(r: dict, command: str, budget: float, plain_limit: float, kept_limit:
     met = r["fast"] <= TARGET_SECONDS and (
         r["fast_gap"] <= TARGET_GAP or r["fast_status"] == "optimal"
     )
+
+    def solved(what, seconds, value, proven, status):
+        known = proven is not None and proven == proven
+        return {
+            "what": what,
+            "seconds": seconds,
+            "EE points avoided": f"{value:.4f}",
+            "proven gap to optimum": f"{proven:.4%}" if known else "-",
+            "gap to LP bound": gap(value),
+            "status": status,
+        }
+
     rows = [
-        {
-            "what": "`plan_allocation` (whole counts and groups, continuous pairs; the plan "
-            "of `recommender allocate` and `/allocate`)",
-            "seconds (median)": r["fast"],
-            "EE points avoided": f"{r['fast_value']:.4f}",
-            "proven gap to optimum": f"{r['fast_gap']:.4%}",
-            "gap to LP bound": gap(r["fast_value"]),
-            "status": r["fast_status"],
-        },
-        {
-            "what": f"plain MILP, every pair a whole number (before; limit {plain_limit:g} s)",
-            "seconds (median)": r["plain"],
-            "EE points avoided": f"{r['plain_value']:.4f}",
-            "proven gap to optimum": "-"
-            if r["plain_gap"] is None or r["plain_gap"] != r["plain_gap"]
-            else f"{r['plain_gap']:.4%}",
-            "gap to LP bound": gap(r["plain_value"]),
-            "status": r["plain_status"],
-        },
-        {
-            "what": f"plain MILP over the {r['kept_pairs']:,} pairs an optimal plan can use "
+        solved(
+            f"`plan_allocation`, median of {len(r['fast_all'])} (whole counts and groups, "
+            "continuous pairs; the plan of `recommender allocate` and `/allocate`)",
+            r["fast"],
+            r["fast_value"],
+            r["fast_gap"],
+            r["fast_status"],
+        ),
+        solved(
+            f"plain MILP, every pair a whole number (before; limit {plain_limit:g} s)",
+            r["plain"],
+            r["plain_value"],
+            r["plain_gap"],
+            r["plain_status"],
+        ),
+        solved(
+            f"plain MILP over the {r['kept_pairs']:,} pairs an optimal plan can use "
             f"(limit {kept_limit:g} s)",
-            "seconds (median)": r["kept"],
-            "EE points avoided": f"{r['kept_value']:.4f}",
-            "proven gap to optimum": "-"
-            if r["kept_gap"] is None or r["kept_gap"] != r["kept_gap"]
-            else f"{r['kept_gap']:.4%}",
-            "gap to LP bound": gap(r["kept_value"]),
-            "status": r["kept_status"],
-        },
+            r["kept"],
+            r["kept_value"],
+            r["kept_gap"],
+            r["kept_status"],
+        ),
         {
             "what": "LP relaxation (the bound)",
-            "seconds (median)": r["lp"],
+            "seconds": r["lp"],
             "EE points avoided": "-" if r["bound"] is None else f"{r['bound']:.4f}",
             "proven gap to optimum": "",
             "gap to LP bound": "",
             "status": "",
         },
         {
-            "what": "`recommender allocate` end to end (load, validate, score, plan, write)",
-            "seconds (median)": r["command"],
+            "what": f"`recommender allocate` end to end, median of {len(r['command_all'])} "
+            "(load, validate, score, plan, write)",
+            "seconds": r["command"],
             "EE points avoided": "",
             "proven gap to optimum": "",
             "gap to LP bound": "",
             "status": "",
         },
         {
-            "what": f"`/allocate` with {s['rows']:,} profiles, in process (gate, checks, "
-            "scoring, plan, audit, response model)",
-            "seconds (median)": s["seconds"],
+            "what": f"`/allocate` with {s['rows']:,} profiles, in process, median of "
+            f"{len(s['all'])} (gate, checks, scoring, plan, audit, response model)",
+            "seconds": s["seconds"],
             "EE points avoided": f"{s['points']:.3f}",
             "proven gap to optimum": "" if s["gap"] is None else f"{s['gap']:.4%}",
             "gap to LP bound": "",
@@ -276,7 +282,7 @@ def report(r: dict, command: str, budget: float, plain_limit: float, kept_limit:
                 rows,
                 [
                     "what",
-                    "seconds (median)",
+                    "seconds",
                     "EE points avoided",
                     "proven gap to optimum",
                     "gap to LP bound",
