@@ -25,6 +25,7 @@ from recommender.policy._exploration import (
     ExplorationRule,
     arm_probabilities,
     assign,
+    assign_many,
     draw_position,
     equipoise_arms,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "ExplorationRule",
     "arm_probabilities",
     "assign",
+    "assign_many",
     "draw_position",
     "equipoise_arms",
     "CRISIS_COLUMN",

@@ -205,13 +205,16 @@ class AuditLog:
 
         Each record has ``request_id``, ``model_version``, ``caller_role``, ``person_id`` (hashed
         here, never stored), ``safety_level``, ``recommended``, ``ranking_meaningful``,
-        ``effects`` (mapping) and optionally ``batch_id``, ``logged_at``, and ``assignment``
+        ``effects`` (mapping) and optionally ``person_hash`` (this log's :meth:`person_hash` of
+        ``person_id``, when the caller has it already), ``batch_id``, ``logged_at``, and ``assignment``
         (arm, probability, policy, cycle, probabilities) with ``profile`` (the non-identifying
         fields), which go to the ``assignments`` table in the same transaction.
         """
         now = datetime.now(timezone.utc)
         records = list(records)
-        hashes = [self.person_hash(record["person_id"]) for record in records]
+        hashes = [
+            record.get("person_hash") or self.person_hash(record["person_id"]) for record in records
+        ]
         rows = [
             {
                 "logged_at": record.get("logged_at") or now,
