@@ -306,15 +306,16 @@ def _thompson_wins(cases, coverage: float) -> list[np.ndarray]:
         by_size.setdefault(len(effects), []).append(i)
     for k, members in by_size.items():
         draws_k = _standard_draws(k)
-        arms = np.arange(k)
         for start in range(0, len(members), _ROWS_PER_DRAW):
             chunk = members[start : start + _ROWS_PER_DRAW]
             effects = np.array([cases[i][0] for i in chunk])
             sd = np.array([cases[i][1] for i in chunk]) / (2.0 * z)
-            draws = effects[:, None, :] + sd[:, None, :] * draws_k[None, :, :]
+            draws = sd[:, None, :] * draws_k[None, :, :]
+            draws += effects[:, None, :]  # effect + sd × draw, as for one person
             # argmin keeps the first of equal draws; candidates are in ranking order.
             best = np.argmin(draws, axis=2)
-            counts = (best[:, :, None] == arms).sum(axis=1)
+            best += (np.arange(len(chunk)) * k)[:, None]
+            counts = np.bincount(best.ravel(), minlength=len(chunk) * k).reshape(len(chunk), k)
             for i, row in zip(chunk, counts / _DRAWS):
                 out[i] = row
     return out

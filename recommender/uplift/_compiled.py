@@ -169,6 +169,10 @@ class CompiledEffects:
             out[outcome] = entry
         return out
 
+    def __getstate__(self):
+        # Contribution maps are rebuilt when first asked: a pickled model stays as registered.
+        return {k: v for k, v in self.__dict__.items() if k != "_contrib_parts"}
+
     def contrib(self, M: np.ndarray, outcome: str, j: int) -> np.ndarray:
         """(n, features + 1): the learner's own contributions to arm ``j``'s effect vs control."""
         parts = self.__dict__.setdefault("_contrib_parts", {})
@@ -236,7 +240,7 @@ class _ArmContributions:
 
     def contrib(self, M: np.ndarray) -> np.ndarray:
         out = np.zeros((M.shape[0], self.p + 1))
-        for weight, model in self.trees:
+        for weight, model in self.trees:  # TreeSHAP of the merged booster, as the learner's
             piece = model.contrib(M)
             out += piece if weight == 1.0 else weight * piece
         if self.has_linear:
