@@ -238,6 +238,9 @@ class _ArmContributions:
                     self.missing[k] -= coef[column] * centre
                     column += 1
 
+        if self.categorical:
+            self.lookup = _CategoryLookup(self.categorical, size, self.tables)
+
     def contrib(self, M: np.ndarray) -> np.ndarray:
         out = np.zeros((M.shape[0], self.p + 1))
         for weight, model in self.trees:  # TreeSHAP of the merged booster, as the learner's
@@ -249,15 +252,8 @@ class _ArmContributions:
             out[:, self.numeric] += np.where(
                 absent, self.missing, np.where(absent, 0.0, numbers) * self.slope + self.offset
             )
-            for j in self.categorical:
-                codes = M[:, j]
-                size = self.size[j]
-                index = np.where(
-                    np.isnan(codes) | (codes < 0) | (codes >= size),
-                    size,
-                    np.nan_to_num(codes, nan=size),
-                ).astype(np.intp)
-                out[:, j] += self.tables[j][index]
+            if self.categorical:
+                out[:, self.categorical] += self.lookup.entries(M)
             out[:, -1] += self.base
         for weight, model in self.other:
             out += weight * model.contrib(M)
@@ -350,13 +346,34 @@ class _LinearStack:
         numbers = M[:, self.numeric]
         absent = np.isnan(numbers)
         out = self.constant + np.where(absent, 0.0, numbers) @ self.slope + absent @ self.missing
-        for j in self.categorical:
-            codes = M[:, j]
-            size = self.levels[j]
-            index = np.where(
-                np.isnan(codes) | (codes < 0) | (codes >= size),
-                size,
-                np.nan_to_num(codes, nan=size),
-            ).astype(np.intp)
-            out += self.tables[j][index]
+        if self.categorical:
+            if "_lookup" not in self.__dict__:
+                self._lookup = _CategoryLookup(self.categorical, self.levels, self.tables)
+            out += self._lookup.values(M)
         return out
+
+
+class _CategoryLookup:
+    """Every categorical feature's table stacked into one, read by one gather per batch.
+
+    A code that is missing, negative or past the feature's levels reads the feature's last
+    row (an unseen category: no level matches).
+    """
+
+    def __init__(self, categorical, sizes: Mapping, tables: Mapping):
+        self.columns = list(categorical)
+        self.sizes = np.array([sizes[j] for j in self.columns], dtype=float)
+        blocks = [tables[j] for j in self.columns]
+        self.offsets = np.cumsum([0] + [len(b) for b in blocks[:-1]]).astype(np.intp)
+        self.table = np.concatenate(blocks)
+
+    def entries(self, M: np.ndarray) -> np.ndarray:
+        """(n, categorical features, ...): each row's entry of each feature's table."""
+        codes = M[:, self.columns]
+        unseen = ~((codes >= 0) & (codes < self.sizes))  # NaN compares False: unseen
+        index = np.where(unseen, self.sizes, codes).astype(np.intp) + self.offsets
+        return self.table[index]
+
+    def values(self, M: np.ndarray) -> np.ndarray:
+        """(n, ...): the sum over the categorical features of each row's table entry."""
+        return self.entries(M).sum(axis=1)
