@@ -145,7 +145,12 @@ def report(results: dict, command: str, model_note: str, seconds: float) -> str:
             "",
             "The load generator (Python threads, httpx) shares the machine's cores with the workers "
             "(and with PostgreSQL), so a second worker can add at most what the cores left free "
-            "allow; on a machine with spare cores the ratio is the one to compare.",
+            "allow; on a machine with spare cores the ratio is the one to compare. SQLite runs "
+            "with the shipped `audit.durability: process_crash` (WAL, synchronous=NORMAL); "
+            "PostgreSQL is a throwaway local cluster (tests/pg_cluster.py, fsync and "
+            "synchronous_commit off: a crash of the database may lose its last commits). "
+            "Every answer waits for its audit record's commit, grouped with the other "
+            "requests' records waiting at that moment.",
         ]
     )
 
