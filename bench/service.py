@@ -549,6 +549,47 @@ def demo_model_home(*, retrain: bool = False) -> Path:
     return home
 
 
+def parts(home: Path, *, rows: int = BATCH_ROWS, repeats: int = 5) -> str:
+    """Where a batch's time goes: each step of the engine timed on its own (medians, ms)."""
+    import numpy as np
+
+    from recommender.registry import load_champion
+
+    os.environ["RECOMMENDER_HOME"] = str(home)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    engine = _engine(None, champion=load_champion())
+    model = engine.model
+    bodies = [_profile(i) for i in range(rows)]
+    valid = engine.check_rows(bodies)[0]
+    encoded = model.encode(valid)
+    prediction = model.predict(encoded, alpha=engine.config.alpha)
+    order = np.argsort(prediction.effect, axis=1)
+    arms = list(model.treatment_arms)
+    needs: dict = {}
+    for k in range(rows):  # the two best arms of each row, as an answer explains them
+        for j in order[k, :2]:
+            needs.setdefault(arms[j], []).append(k)
+    answers = engine.recommend(valid, caller_role="program", compact=True)
+    steps = {
+        "validate the rows": lambda: engine.check_rows(bodies),
+        "encode them": lambda: model.encode(valid),
+        "every arm's effect and interval, all outcomes (compiled forest)": lambda: model.predict(
+            encoded, alpha=engine.config.alpha
+        ),
+        "TreeSHAP of the two best arms": lambda: model.explain(encoded, needs),
+        "the whole answer (engine.recommend, audit in memory)": lambda: engine.recommend(
+            valid, caller_role="program", compact=True
+        ),
+        "JSON of the answers": lambda: json.dumps(answers),
+    }
+    lines = [f"| step ({rows:,} rows, audit store in memory) | ms |", "|---|---|"]
+    for name, step in steps.items():
+        lines.append(
+            f"| {name} | {median(_latencies(lambda _, step=step: step(), repeats)) * 1e3:.0f} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.service", description=__doc__.split("\n")[0]
@@ -564,8 +605,16 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=15.0, help="seconds per load round")
     parser.add_argument("--repeats", type=int, default=3, help="alternating rounds")
     parser.add_argument("--no-write", action="store_true", help="print, do not write the report")
+    parser.add_argument(
+        "--parts", action="store_true", help="only time each step of a 1,000-row batch and print"
+    )
     args = parser.parse_args(argv)
     command = "python -m bench.service " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.parts:
+        home = Path(args.home).resolve() if args.home else demo_model_home(retrain=args.retrain)
+        print(f"load average (1 min) {os.getloadavg()[0]:.1f}")
+        print(parts(home))
+        return 0
     if args.home:
         home = Path(args.home).resolve()
         model_note = f"the champion of {args.home}"
