@@ -64,7 +64,7 @@ def run(home: Path, work: Path, *, seconds: float, repeats: int) -> dict:
             "postgresql; `make test` installs them)"
         )
     cluster = Cluster(binaries)
-    results: dict = {}
+    results: dict = {"load": (os.getloadavg()[0], None)}
     try:
         stores = {
             "SQLite": f"sqlite:///{work / 'bench-audit.db'}",
@@ -111,6 +111,7 @@ def run(home: Path, work: Path, *, seconds: float, repeats: int) -> dict:
                     entry["errors"] += errors
     finally:
         cluster.stop()
+    results["load"] = (results["load"][0], os.getloadavg()[0])
     return results
 
 
@@ -127,14 +128,15 @@ def report(results: dict, command: str, model_note: str, seconds: float) -> str:
                 "errors": one["errors"] + two["errors"],
             }
         )
-    rounds = len(next(iter(results.values()))["rps"])
+    rounds = len(next(v for k, v in results.items() if k != "load")["rps"])
     return "\n".join(
         [
             "## Workers: throughput at 16 connections, one worker against two, SQLite and PostgreSQL",
             "",
             f"`{command}`",
             "",
-            machine_line() + ".",
+            machine_line() + f"; load average (1 min) {results['load'][0]:.1f} at start, "
+            f"{results['load'][1]:.1f} at end (the two cores are shared with other sessions).",
             "",
             f"Model: {model_note}. `recommender serve` with 16 threads per worker; medians over "
             f"{rounds} alternating rounds of {seconds:g} s each; every request audited.",
