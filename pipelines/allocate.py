@@ -2,8 +2,8 @@
 
 The registered model gives every person's expected EE change under each arm with its interval;
 the catalog gives costs, capacities, group sizes and who each arm is offered to;
-:func:`recommender.policy.allocate` finds the assignment with the largest expected benefit that
-fits. Severe profiles are flagged for a confidential referral whatever they are allocated, by the
+:func:`recommender.policy.plan_allocation` (the planning the service's ``/allocate`` does too)
+finds the assignment with the largest expected benefit that fits. Severe profiles are flagged for a confidential referral whatever they are allocated, by the
 same rules as the service (``configs/serve.yaml``).
 """
 
@@ -163,16 +163,16 @@ def plan_cohort(
     from pipelines.score import model_notes, safety_rules
     from recommender.catalog import load_catalog
     from recommender.cohort import read_cohort, validate_cohort, write_cohort
-    from recommender.policy import crisis_flags, triage_table
-    from recommender.policy._allocation import allocate, eligibility_matrix, limits_from_catalog
+    from recommender.policy import crisis_flags, plan_allocation, triage_table
     from recommender.registry import load_model, resolve_model
 
     catalog = load_catalog(catalog_path)
-    arms = list(catalog.treatment_arms if offered is None else offered)
     unknown = [
-        a for a in [*arms, *(capacity or {}), *(cost or {})] if a not in catalog.treatment_arms
+        a
+        for a in [*(offered or []), *(capacity or {}), *(cost or {})]
+        if a not in catalog.treatment_arms
     ]
-    if unknown:
+    if unknown:  # before the model is loaded: a typo is said at once
         raise InputError(
             f"unknown arm(s) {sorted(set(unknown))}; the catalog offers {', '.join(catalog.treatment_arms)}"
         )
@@ -191,40 +191,34 @@ def plan_cohort(
     safety = triage_table(frame, safety_rules(serve_config), crisis)
     # Crisis rows never reach the model or the solver; the plan is for everyone else.
     everyone, frame = frame, frame.loc[~crisis].reset_index(drop=True)
-    scored = recommendation_model.score(frame, alpha=alpha)
-    missing = [a for a in arms if f"effect_{a}" not in scored.columns]
-    if missing:
-        raise InputError(
-            f"the model has no effects for {missing}; it knows {list(recommendation_model.treatment_arms)}"
-        )
-
-    effects = scored[[f"effect_{a}" for a in arms]].set_axis(arms, axis=1)
-    upper = scored[[f"upper_{a}" for a in arms]].set_axis(arms, axis=1)
-    limits = limits_from_catalog(catalog, arms, capacity=capacity, cost=cost)
-    allocation = allocate(
-        effects,
-        limits,
+    prediction = recommendation_model.predict(recommendation_model.encode(frame), alpha=alpha)
+    cohort = plan_allocation(
+        catalog,
+        frame,
+        prediction.effect,
+        prediction.lower,
+        prediction.upper,
+        arms=prediction.arms,
+        offered=offered,
         budget=budget,
-        eligible=eligibility_matrix(catalog, frame, arms),
-        upper=upper,
+        capacity=capacity,
+        cost=cost,
         confident_only=confident_only,
-        control=catalog.control,
-        time_limit=time_limit,
-        profiles=frame[["role", "gender", "setting"]],
         floors=floors,
+        time_limit=time_limit,
     )
+    allocation = cohort.allocation
 
-    given = allocation.assignment.to_numpy()
-    planned = pd.DataFrame({"allocated": given})
-    for column in ("effect", "lower", "upper"):
-        values = pd.Series(0.0, index=frame.index)
-        for arm in arms:
-            mask = given == arm
-            values[mask] = scored.loc[mask, f"{column}_{arm}"]
-        planned[f"allocated_{column}"] = values.to_numpy()
-    planned["recommended"] = scored["recommended"].to_numpy()
-    planned.index = everyone.index[~crisis]
-    planned = planned.reindex(everyone.index)  # crisis rows: no arm, no figures
+    planned = pd.DataFrame(
+        {
+            "allocated": cohort.allocated,
+            "allocated_effect": cohort.figures[:, 0],
+            "allocated_lower": cohort.figures[:, 1],
+            "allocated_upper": cohort.figures[:, 2],
+            "recommended": cohort.recommended,
+        },
+        index=everyone.index[~crisis],
+    ).reindex(everyone.index)  # crisis rows: no arm, no figures
     plan = pd.DataFrame(
         {
             "person_id": everyone["person_id"].to_numpy(),
@@ -236,8 +230,10 @@ def plan_cohort(
     for column in ("allocated_effect", "allocated_lower", "allocated_upper", "recommended"):
         plan[column] = planned[column].to_numpy()
     path = write_cohort(plan, out)
-    fairness_path = Path(path).with_name(Path(path).stem + ".fairness.csv")
-    allocation.fairness.to_csv(fairness_path, index=False)
+    fairness_path = None
+    if allocation.fairness is not None:  # None: nobody was planned for (all crisis rows)
+        fairness_path = Path(path).with_name(Path(path).stem + ".fairness.csv")
+        allocation.fairness.to_csv(fairness_path, index=False)
     return CohortPlan(
         path=Path(path),
         rows=len(plan),

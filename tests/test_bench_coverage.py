@@ -52,3 +52,32 @@ def test_generators_give_the_truth_they_promise():
 def test_cli_rejects_an_unknown_family():
     with pytest.raises(SystemExit):
         coverage.main(["--families", "nope", "--no-write"])
+
+
+def _row(cover, worst, inflation, width, forest_cover, forest_width):
+    ours = {"coverage": cover, "min_arm": worst, "inflation": inflation, "width": width}
+    forest = {"coverage": forest_cover, "width": forest_width}
+    return {"family": "f", "ours": ours, "forest": forest}
+
+
+def test_each_acceptance_criterion_is_judged_and_printed():
+    holds = coverage.criteria(_row(0.90, 0.85, 1.1, 1.0, 0.90, 2.0))
+    assert [name for name, _, _ in holds] == list(coverage.CRITERIA)
+    assert all(ok for _, ok, _ in holds)
+    # too wide, an arm too low, wider than a forest that covers: each named
+    misses = coverage.acceptance(_row(0.95, 0.75, 1.3, 3.0, 0.90, 2.0))
+    assert len(misses) == 4 and misses[0].startswith("coverage 86-94 %")
+    # the forest comparison does not apply when the forest does not cover
+    last = coverage.criteria(_row(0.90, 0.85, 1.1, 3.0, 0.50, 2.0))[-1]
+    assert last[1] is None and "forest covers 50.0%" in last[2]
+    report = coverage.acceptance_report(
+        {"families": [_row(0.90, 0.85, 1.1, 1.0, 0.90, 2.0), _row(0.70, 0.6, 0.5, 1.0, 0.9, 2.0)]}
+    )
+    assert "FAILS: coverage 86-94 % (70.0%)" in report
+    assert "Families meeting every criterion: 1 of 2" in report
+
+
+def test_seeds_override_draws_other_cohorts():
+    seen = []
+    coverage.run(["nw-a"], quick=True, methods=("ours",), seeds=[7], log=seen.append)
+    assert seen and all("seed 7" in line for line in seen)

@@ -111,13 +111,13 @@ def test_a_solver_out_of_time_is_said_and_nothing_is_written(
     champion_home, cohort_file, tmp_path, monkeypatch, capsys
 ):
     from recommender.errors import PlanTimeout
-    from recommender.policy import _allocation
+    from recommender.policy import _planning
 
     def out_of_time(*args, **kwargs):
         raise PlanTimeout("the solver reached its time limit before finding any plan")
 
     use_home(monkeypatch, champion_home)
-    monkeypatch.setattr(_allocation, "allocate", out_of_time)
+    monkeypatch.setattr(_planning, "allocate", out_of_time)
     out = tmp_path / "plan.csv"
     assert (
         main(["allocate", "--data", str(cohort_file), "--out", str(out), "--time-limit", "5"]) == 1

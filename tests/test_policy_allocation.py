@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from recommender.errors import InputError
-from recommender.policy._allocation import (
+from recommender.policy import (
     ArmLimits,
     allocate,
     eligibility_matrix,

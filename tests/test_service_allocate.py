@@ -190,12 +190,12 @@ def test_a_plan_the_solver_cannot_find_is_a_clear_422_and_nothing_is_logged(
     asgi_client, monkeypatch
 ):
     from recommender.errors import InputError
-    from recommender.service import _allocation
+    from recommender.policy import _planning
 
     def no_plan(*args, **kwargs):
         raise InputError("no allocation satisfies the constraints (The problem is infeasible.)")
 
-    monkeypatch.setattr(_allocation, "allocate", no_plan)
+    monkeypatch.setattr(_planning, "allocate", no_plan)
     response = plan(asgi_client, profiles=cohort({}))
     assert response.status_code == 422
     assert response.json()["error"].startswith("no plan was found for this cohort")

@@ -1,4 +1,4 @@
-"""The interval's arithmetic pinned exactly: half-width, jackknife, held-out bias, X weights.
+"""The interval's arithmetic pinned exactly: half-width, jackknife, held-out bias, scale, X weights.
 
 Each test recomputes by hand what the fitted attributes imply, so a change in the formula (half
 the variance, another jackknife factor, the X-learner's weights swapped) fails here even where
@@ -72,22 +72,40 @@ def test_no_interval_narrower_than_the_arms_average_effect(small):
     assert (half >= norm.ppf(0.95) * np.sqrt(model.variance_floor_) * (1 - 1e-12)).all()
 
 
-def test_held_out_bias_recovers_a_planted_group_bias():
+def test_held_out_bias_by_hand():
+    # residuals rho = pseudo - oof = 1, 2, 3, 6 along f = -1, -1, 1, 1 (mean 0, spread 1):
+    # mean 3, sample variance 14/3, so the average's term is 9 - (14/3)/4 = 47/6;
+    # slope mean(rho * f) / 1 = 1.5, fit errors -0.5, 0.5, -1.5, 1.5, robust standard error
+    # sqrt(mean(e^2 f^2) / 4) = sqrt(1.25 / 4); the slope's term is (1.5 + z se)^2 * 1
+    pseudo = np.array([[1.0], [2.0], [3.0], [6.0]])
+    oof = np.zeros((4, 1))
+    f = np.array([[-1.0], [-1.0], [1.0], [1.0]])
+    se = np.sqrt(1.25 / 4)
+    assert held_out_bias(pseudo, oof, f, z=0.0)[0] == pytest.approx(47 / 6 + 1.5**2, rel=1e-12)
+    assert held_out_bias(pseudo, oof, f, z=0.5)[0] == pytest.approx(
+        47 / 6 + (1.5 + 0.5 * se) ** 2, rel=1e-12
+    )
+    # an effect the same for everyone (no spread along f) has no slope term
+    flat = np.ones((4, 1))
+    assert held_out_bias(pseudo, oof, flat, z=0.5)[0] == pytest.approx(47 / 6, rel=1e-12)
+
+
+def test_held_out_bias_recovers_a_planted_shrinkage_and_offset():
     rng = np.random.default_rng(0)
     n = 50_000
-    ranking = rng.normal(size=(n, 2))
-    oof = np.zeros((n, 2))
-    pseudo = rng.normal(0, 3, size=(n, 2))
-    # arm 0 unbiased; arm 1 off by +0.5 for the top two fifths of the ranking, 0 elsewhere
-    top = ranking[:, 1] > np.quantile(ranking[:, 1], 0.6)
-    pseudo[top, 1] += 0.5
-    bias = held_out_bias(pseudo, oof, ranking, z=0.0)
-    # mean over five groups of the squared bias: (0.25 + 0.25) / 5 = 0.1
-    assert bias[1] == pytest.approx(0.1, abs=0.01)
-    assert bias[0] < 0.002
-    # the default adds half a standard error: a little more, never less
-    default = held_out_bias(pseudo, oof, ranking)
-    assert (default >= bias).all() and default[1] < bias[1] + 0.01
+    truth = rng.normal(0, 1, size=(n, 3))
+    pseudo = truth + rng.normal(0, 3, size=(n, 3))  # unbiased, noisy, like a DR score
+    oof = truth.copy()
+    oof[:, 1] = 0.5 * truth[:, 1]  # shrunk by half: bias 0.5 * truth, squared 0.25
+    oof[:, 2] = truth[:, 2] + 0.3  # off by 0.3 for everyone: squared 0.09
+    bias = held_out_bias(pseudo, oof, oof, z=0.0)
+    # the slope along the shrunk effect is 1 (rho = 0.5 truth = oof): 1^2 * Var(oof) = 0.25
+    assert bias[1] == pytest.approx(0.25, abs=0.02)
+    assert bias[2] == pytest.approx(0.09, abs=0.01)
+    assert bias[0] < 0.002  # an unbiased effect: only noise, the average term unbiased
+    # the default adds half a standard error of the slope: a little more, never less
+    default = held_out_bias(pseudo, oof, oof)
+    assert (default >= bias).all() and (default - bias < 0.01).all()
 
 
 def test_bootstrap_replicates_follow_the_row_budget():

@@ -58,7 +58,7 @@ def test_ninety_percent_intervals_cover_most_true_effects(fitted, fresh):
     X, oracle = fresh
     lower, upper = fitted.predict_interval(X, alpha=0.1)
     covered = ((lower <= oracle[lower.columns]) & (oracle[lower.columns] <= upper)).to_numpy()
-    # averaged over 9,000 person-arm pairs (0.93 with this seed); too narrow intervals (the
+    # averaged over 9,000 person-arm pairs (0.96 with this seed); too narrow intervals (the
     # bare jackknife gets 0.82 on one arm here, 0.70 on the default scenario) or uselessly
     # wide ones fall outside
     assert 0.85 <= covered.mean() <= 0.98, covered.mean(axis=0)
@@ -72,7 +72,7 @@ def test_every_personalised_arm_covers_at_least_80_percent(fitted, fresh):
     constant = set(chosen.loc[chosen["settings"].str.startswith("constant"), "arm"])
     personalised = [arm for arm in fitted.arms_ if arm not in constant]
     # coaching (role and severity) and mindfulness (nurse-specific) are personalised here;
-    # with this seed the worst covers 0.87 (0.71 with half the variance)
+    # with this seed the worst covers 0.92 (0.78 with half the variance)
     assert {"coaching", "mindfulness"} <= set(personalised)
     assert (coverage[personalised] >= 0.80).all(), coverage.to_dict()
 
@@ -81,12 +81,12 @@ def test_uncalibrated_jackknife_undercovers_the_nurse_specific_arm(bare, fresh):
     X, oracle = fresh
     coverage = _coverage(bare, X, oracle)
     # without the bootstrap scale (scale 1; the floor and the held-out bias term stay) the
-    # intervals cover 0.89 overall and 0.70 of the nurse-specific arm with this seed: what the
-    # scale exists to mend; half the variance would give 0.81 and 0.54, the jackknife's
-    # factor (K - 1)/K replaced by 1/K less still
+    # intervals cover 0.92 overall and 0.81 of the nurse-specific arm with this seed (the
+    # calibrated ones 0.96 and 0.92): what the scale exists to mend; half the variance would
+    # give 0.85 and 0.64, the jackknife's factor (K - 1)/K replaced by 1/K less still
     assert (bare.interval_scale_ == 1).all()
-    assert 0.80 <= coverage.mean() <= 0.92, coverage.to_dict()
-    assert 0.55 <= coverage["mindfulness"] <= 0.75, coverage.to_dict()
+    assert 0.88 <= coverage.mean() <= 0.95, coverage.to_dict()
+    assert 0.76 <= coverage["mindfulness"] <= 0.86, coverage.to_dict()
 
 
 def test_bootstrap_scale_widens_the_bare_jackknife(fitted, bare, fresh):
@@ -97,13 +97,9 @@ def test_bootstrap_scale_widens_the_bare_jackknife(fitted, bare, fresh):
     np.testing.assert_allclose(bare.predict_effect(X), fitted.predict_effect(X))
 
 
-def test_one_scale_for_every_arm_bounded_by_the_pooled_ratio(fitted):
-    scale = fitted.interval_scale_
-    pooled = fitted.interval_calibration_["pooled_ratio"]
-    ratios = (
-        fitted.interval_calibration_["bootstrap_mse"]
-        / fitted.interval_calibration_["bootstrap_jackknife_variance"]
-    )
-    assert np.allclose(scale, scale[0])
-    # the largest arm's ratio, never below the pooled one nor above twice it, and at least 1
-    assert scale[0] == pytest.approx(max(min(max(ratios.max(), pooled), 2 * pooled), 1.0))
+def test_each_arm_takes_its_own_bootstrap_ratio_never_below_one(fitted):
+    calibration = fitted.interval_calibration_
+    ratios = calibration["bootstrap_mse"] / calibration["bootstrap_jackknife_variance"]
+    np.testing.assert_allclose(fitted.interval_scale_, np.maximum(ratios, 1.0), rtol=1e-12)
+    # arms differ here: one scale for every arm (the largest arm's) over-covered elsewhere
+    assert len(set(np.round(fitted.interval_scale_, 6))) > 1

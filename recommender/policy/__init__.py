@@ -5,20 +5,16 @@ Pure functions over plain data; nothing here knows about HTTP, the audit log or 
 were estimated.
 """
 
-from recommender.policy._allocation import (
-    Allocation,
-    ArmLimits,
-    allocate,
-    fairness_records,
-    limits_from_catalog,
-)
+from recommender.policy._allocation import Allocation, allocate
+from recommender.policy._limits import ArmLimits, limits_from_catalog
+from recommender.policy._planning import PlannedCohort, plan_allocation
 from recommender.policy._eligibility import (
     Exclusion,
     eligibility_matrix,
     eligible_mask,
     offered_arms,
 )
-from recommender.policy._fairness import FAIRNESS_ATTRIBUTES, fairness_table
+from recommender.policy._fairness import FAIRNESS_ATTRIBUTES, fairness_records, fairness_table
 from recommender.policy._exploration import (
     POLICIES,
     Assignment,
@@ -79,6 +75,8 @@ __all__ = [
     "interval_overlap",
     "limits_from_catalog",
     "offered_arms",
+    "PlannedCohort",
+    "plan_allocation",
     "rank_arms",
     "triage",
     "triage_table",

@@ -8,6 +8,7 @@ an attribute is hidden, the next smallest is hidden too, so the total cannot giv
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -15,7 +16,7 @@ import pandas as pd
 
 from recommender.errors import InputError
 
-__all__ = ["FAIRNESS_ATTRIBUTES", "MIN_CELL", "fairness_table", "check_floors"]
+__all__ = ["FAIRNESS_ATTRIBUTES", "MIN_CELL", "fairness_table", "fairness_records", "check_floors"]
 
 FAIRNESS_ATTRIBUTES = ("role", "gender", "setting")
 MIN_CELL = 11  # the card's default smallest reported cell
@@ -127,3 +128,11 @@ def fairness_table(
                     }
                 )
     return pd.DataFrame(rows)
+
+
+def fairness_records(table: pd.DataFrame) -> list[dict]:
+    """The fairness table as JSON-ready records (NaN as None)."""
+    return [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        for row in table.to_dict(orient="records")
+    ]

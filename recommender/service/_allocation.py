@@ -1,6 +1,6 @@
 """``/allocate``: plan a cohort under a budget and capacities, with the safety of ``/recommend``.
 
-The plan is :func:`recommender.policy.allocate`'s (the exact MILP behind ``recommender
+The plan is :func:`recommender.policy.plan_allocation`'s (the planning behind ``recommender
 allocate``): the largest expected benefit that fits the budget, each arm's places and group
 sizes, and each person's eligibility. Around it, the service does what it does for every answer:
 profiles are checked at the edge (each problem names its entry), crisis-flagged people never
@@ -20,14 +20,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 
 from recommender.errors import InputError, PlanTimeout
-from recommender.policy import (
-    allocate,
-    best_arm,
-    eligible_mask,
-    fairness_records,
-    limits_from_catalog,
-    triage,
-)
+from recommender.policy import fairness_records, plan_allocation, triage
 from recommender.service._crisis import crisis_flagged, record_answers, safety_block
 from recommender.service._schemas import (
     MAX_BATCH_ROWS,
@@ -148,6 +141,11 @@ class AllocationPlan(BaseModel):
     status: str = Field(
         description="'optimal', or why the solver stopped early with the best plan it had found."
     )
+    gap: float = Field(
+        0.0,
+        description="How far the plan may be from the best possible one, as a share of the "
+        "bound the solver proved (0: proven optimal, up to a relative 1e-6).",
+    )
     budget: float | None = Field(description="The budget planned for (null: no limit).")
     total_cost: float = Field(description="What the plan costs, US$.")
     expected_points_avoided: float = Field(
@@ -182,8 +180,12 @@ def allocate_cohort(
     time_limit: float,
     plan_id: str | None = None,
     crisis: dict | None = None,
-) -> dict:
+) -> AllocationPlan:
     """Plan ``request``'s cohort with ``engine``'s model and catalog; record and return the plan.
+
+    The planning itself is :func:`recommender.policy.plan_allocation`, as for ``recommender
+    allocate``; this adds the service's edges: crisis entries, the check of every profile,
+    safety triage and the audit log.
 
     Parameters
     ----------
@@ -202,6 +204,11 @@ def allocate_cohort(
         :mod:`recommender.service._crisis`): they are neither checked nor planned for, and
         their lines in the plan are their crisis answers. Entries flagged but not given here
         are answered on the crisis path as well.
+
+    Returns
+    -------
+    AllocationPlan
+        The response model itself: what ``/allocate`` sends is its documented schema.
 
     Raises
     ------
@@ -235,35 +242,38 @@ def allocate_cohort(
         crisis.update(zip(flagged, answers))
     # Crisis entries never reach the check, the model or the solver.
     rows = _checked_cohort(engine, request.profiles, skip=crisis)
-    arms = [arm for arm in catalog.treatment_arms if arm in engine.modelled]
-    limits = limits_from_catalog(catalog, arms, capacity=request.capacity)
-    triages = {i: triage(row, config.safety) for i, row in rows.items()}
     planned = sorted(rows)
-
-    if planned and arms:
-        lines, allocation = _allocate_planned(
-            engine, rows, planned, arms, limits, request, time_limit
-        )
-        status, summary = _status(allocation), allocation.summary
-        fairness = fairness_records(allocation.fairness)
-    else:  # nobody to plan for, or nothing to plan with: everyone ranked gets usual care
-        lines = {i: _usual_care(control) for i in planned}
-        status, summary, fairness = "optimal", None, []
+    cohort, estimates = _planned_cohort(engine, [rows[i] for i in planned], request, time_limit)
+    allocation = cohort.allocation
+    where = {i: position for position, i in enumerate(planned)}
 
     assignments, records = [], []
     for i in range(len(request.profiles)):
         if i in crisis:
             assignments.append(_crisis_line(crisis[i]))
             continue
-        row, line = rows[i], lines[i]
+        position = where[i]
+        triaged = triage(rows[i], config.safety)
+        allocated = str(cohort.allocated[position])
+        figures = [float(v) for v in cohort.figures[position]]
         request_id = uuid.uuid4().hex
         assignments.append(
+            PersonPlan(
+                request_id=request_id,
+                allocated=allocated,
+                recommended=str(cohort.recommended[position]),
+                ee_effect=figures[0],
+                ee_lower=figures[1],
+                ee_upper=figures[2],
+                safety=safety_block(triaged),
+            )
+        )
+        effects = {control: [0.0, 0.0, 0.0]}
+        effects.update(
             {
-                "request_id": request_id,
-                "allocated": line["allocated"],
-                "recommended": line["recommended"],
-                **dict(zip(("ee_effect", "ee_lower", "ee_upper"), line["figures"])),
-                "safety": safety_block(triages[i]),
+                arm: [float(v) for v in estimates[position, j]]
+                for j, arm in enumerate(cohort.arms)
+                if cohort.allowed[position, j]
             }
         )
         records.append(
@@ -272,126 +282,93 @@ def allocate_cohort(
                 "batch_id": plan_id,
                 "model_version": engine.version,
                 "caller_role": caller_role,
-                "person_id": row["person_id"],
-                "safety_level": triages[i].level,
-                "recommended": line["allocated"],
+                "person_id": rows[i]["person_id"],
+                "safety_level": triaged.level,
+                "recommended": allocated,
                 "ranking_meaningful": None,
-                "effects": line["effects"],
+                "effects": effects,
             }
         )
     record_answers(engine.audit, records, (), ())
-    arm_plans = _arm_plans(catalog, arms, limits, summary)
-    return {
-        "plan_id": plan_id,
-        "model_version": engine.version,
-        "catalog_version": catalog.version,
-        "status": status,
-        "budget": request.budget,
-        "total_cost": round(sum(a["cost"] for a in arm_plans), 2),
-        "expected_points_avoided": round(sum(a["expected_points_avoided"] for a in arm_plans), 3),
-        "interval_level": round(config.coverage, 6),
-        "arms": arm_plans,
-        "fairness": fairness,
-        "assignments": assignments,
-        "disclaimer": config.disclaimer,
-        "complements": engine.complements,
-        "context": engine.context,
-    }
+    arm_plans = _arm_plans(catalog, cohort.arms, cohort.limits, allocation.summary)
+    return AllocationPlan(
+        plan_id=plan_id,
+        model_version=engine.version,
+        catalog_version=catalog.version,
+        status=_status(allocation),
+        gap=float(allocation.gap),
+        budget=request.budget,
+        total_cost=round(sum(a.cost for a in arm_plans), 2),
+        expected_points_avoided=round(sum(a.expected_points_avoided for a in arm_plans), 3),
+        interval_level=round(config.coverage, 6),
+        arms=arm_plans,
+        fairness=fairness_records(allocation.fairness) if allocation.fairness is not None else [],
+        assignments=assignments,
+        disclaimer=config.disclaimer,
+        complements=engine.complements,
+        context=engine.context,
+    )
 
 
-def _crisis_line(answer: dict) -> dict:
+def _crisis_line(answer: dict) -> PersonPlan:
     # A crisis entry's line of the plan: its crisis answer, no arm and no figures.
-    return {
-        "request_id": answer["request_id"],
-        "allocated": None,
-        "recommended": None,
-        "ee_effect": None,
-        "ee_lower": None,
-        "ee_upper": None,
-        "safety": answer["safety"],
-        "ignored": answer["ignored"],
-    }
+    return PersonPlan(
+        request_id=answer["request_id"],
+        allocated=None,
+        recommended=None,
+        ee_effect=None,
+        ee_lower=None,
+        ee_upper=None,
+        safety=answer["safety"],
+        ignored=answer["ignored"],
+    )
 
 
-def _allocate_planned(engine, rows, planned, arms, limits, request, time_limit):
-    """Score the rows at ``planned`` once, allocate, and give each its line of the plan."""
-    catalog, control = engine.catalog, engine.control
-    cohort = [rows[i] for i in planned]
-    prediction = engine.model.predict(engine.model.encode(cohort), alpha=engine.config.alpha)
-    columns = [list(prediction.arms).index(arm) for arm in arms]
-    index = pd.RangeIndex(len(planned))
-    effect, lower, upper = (
-        pd.DataFrame(np.asarray(table, dtype=float)[:, columns].round(3), index=index, columns=arms)
-        for table in (prediction.effect, prediction.lower, prediction.upper)
-    )
-    estimated = np.isfinite(effect + lower + upper)  # an arm without an estimate is not given
-    offered = pd.DataFrame(
-        [
-            [not rows[i].get("offered") or arm in rows[i]["offered"] for arm in arms]
-            for i in planned
-        ],
-        index=index,
-        columns=arms,
-    )
-    allowed = (
-        pd.DataFrame(eligible_mask(catalog, cohort, arms), index=index, columns=arms)
-        & estimated
-        & offered
-    )
+def _planned_cohort(engine, cohort, request, time_limit):
+    """Score ``cohort`` once (no model call when it is empty) and plan it.
+
+    Returns the policy's :class:`~recommender.policy.PlannedCohort` and every planned arm's
+    figures (people x arms x effect, lower, upper), which the audit records.
+    """
+    arms = [arm for arm in engine.catalog.treatment_arms if arm in engine.modelled]
+    if cohort:
+        prediction = engine.model.predict(engine.model.encode(cohort), alpha=engine.config.alpha)
+        columns = [list(prediction.arms).index(arm) for arm in arms]
+        # Planned on the figures the answer shows (three decimals).
+        effect, lower, upper = (
+            np.asarray(table, dtype=float)[:, columns].round(3)
+            for table in (prediction.effect, prediction.lower, prediction.upper)
+        )
+    else:
+        effect = lower = upper = np.zeros((0, len(arms)))
     try:
-        allocation = allocate(
-            effect.where(estimated, 0.0),
-            limits,
+        plan = plan_allocation(
+            engine.catalog,
+            cohort,
+            effect,
+            lower,
+            upper,
+            arms=arms,
+            offered_to=[row.get("offered") for row in cohort],
             budget=request.budget,
-            eligible=allowed,
-            upper=upper.where(estimated, 0.0),
+            capacity=request.capacity,
             confident_only=request.confident_only,
-            control=control,
-            time_limit=time_limit,
-            profiles=pd.DataFrame(
-                {c: [row[c] for row in cohort] for c in ("role", "gender", "setting")}, index=index
-            ),
             floors=request.floors or None,
+            time_limit=time_limit,
         )
     except InputError as error:
         raise InputError(
-            f"no plan was found for this cohort: {error}; nothing was allocated"
+            f"no plan was found for this cohort: {error}; nothing was allocated",
+            problems=error.problems,
         ) from None
     except PlanTimeout as error:
         raise PlanTimeout(
-            f"no plan was found for this cohort of {len(planned):,} people in "
+            f"no plan was found for this cohort of {len(cohort):,} people in "
             f"time: {error}; nothing was allocated or recorded; please retry, or "
             "split the cohort into smaller ones"
         ) from None
-    # Without limits: the allowed arm with the best expected effect, if any helps.
-    recommended = best_arm(
-        effect.to_numpy(), arms, control=control, allowed=allowed.to_numpy()
-    ).tolist()
-    figures = np.stack([effect.to_numpy(), lower.to_numpy(), upper.to_numpy()], axis=2).tolist()
-    given = allocation.assignment.tolist()
-    permitted = allowed.to_numpy().tolist()
-    lines = {}
-    for k, i in enumerate(planned):
-        line = _usual_care(control)
-        line["recommended"] = str(recommended[k])
-        line["effects"].update(
-            {arm: figures[k][j] for j, arm in enumerate(arms) if permitted[k][j]}
-        )
-        if given[k] != control:
-            line["allocated"] = given[k]
-            line["figures"] = figures[k][arms.index(given[k])]
-        lines[i] = line
-    return lines, allocation
-
-
-def _usual_care(control: str) -> dict:
-    # A line of the plan: usual care has no effect against itself.
-    return {
-        "allocated": control,
-        "recommended": control,
-        "figures": [0.0] * 3,
-        "effects": {control: [0.0, 0.0, 0.0]},
-    }
+    columns = [arms.index(arm) for arm in plan.arms]
+    return plan, np.stack([effect, lower, upper], axis=2)[:, columns]
 
 
 def _checked_cohort(engine, raws: Sequence, *, skip=()) -> dict[int, dict]:
@@ -436,24 +413,22 @@ def _status(allocation) -> str:
     )
 
 
-def _arm_plans(catalog, arms, limits, summary: pd.DataFrame | None) -> list[dict]:
+def _arm_plans(catalog, arms, limits, summary: pd.DataFrame) -> list[ArmPlan]:
     plans = []
     for arm in arms:
-        counts = summary.loc[arm] if summary is not None else None
-        people = 0 if counts is None else int(counts["people"])
+        counts = summary.loc[arm]
+        people = int(counts["people"])
         cost_per_person = float(limits[arm].cost_per_person)
         plans.append(
-            {
-                "arm": arm,
-                "name": catalog.arm(arm).name,
-                "people": people,
-                "groups": 0 if counts is None else int(counts["groups"]),
-                "capacity": limits[arm].capacity,
-                "cost_per_person": cost_per_person,
-                "cost": round(people * cost_per_person, 2),
-                "expected_points_avoided": 0.0
-                if counts is None
-                else round(float(counts["expected_points_avoided"]), 3),
-            }
+            ArmPlan(
+                arm=arm,
+                name=catalog.arm(arm).name,
+                people=people,
+                groups=int(counts["groups"]),
+                capacity=limits[arm].capacity,
+                cost_per_person=cost_per_person,
+                cost=round(people * cost_per_person, 2),
+                expected_points_avoided=round(float(counts["expected_points_avoided"]), 3),
+            )
         )
     return plans

@@ -303,7 +303,7 @@ class Recommender:
                 None,
                 crisis,
             )
-        return JSONResponse(plan)
+        return plan  # the response model: the documented schema is what is sent
 
     def _crisis_answers(
         self,

@@ -127,8 +127,9 @@ class UpliftModel(BaseEstimator):
         robust loss, leaving out any worse than the best by more than two standard errors of
         the paired difference (1 keeps the best alone).
     calibrate_intervals : bool, default True
-        Scale the jackknife intervals by a parametric bootstrap of the chosen learners (1.5
-        times the fitting time at n = 20,000; up to four replicates on smaller cohorts);
+        Scale the jackknife intervals by a parametric bootstrap of the chosen learners (1.28
+        times the fitting time at n = 20,000, ``python -m bench.coverage --interval-cost``; up
+        to four replicates on smaller cohorts);
         False keeps the jackknife unscaled (the floor and the held-out bias term still apply).
     n_jobs : int, default 1
         LightGBM threads while fitting (prediction always uses one).
@@ -153,8 +154,8 @@ class UpliftModel(BaseEstimator):
     propensity_source_ : str
         "design shares", "given" or "estimated".
     interval_scale_ : ndarray
-        Factor (>= 1, the same for every arm) on the jackknife variance, found by the
-        parametric bootstrap (see ``_intervals``).
+        Per-arm factor (>= 1) on the jackknife variance: the arm's ratio of squared error to
+        jackknife variance in the parametric bootstrap (see ``_intervals``).
     variance_floor_ : ndarray
         Per-arm sampling variance of the doubly robust average effect; no interval is
         narrower than this.
@@ -162,9 +163,9 @@ class UpliftModel(BaseEstimator):
         Per arm given one effect for everyone: the spread of effects it could not rule out
         (0 for personalized arms); added to every person's variance, times the scale.
     bias_variance_ : ndarray
-        Per-arm squared bias of the out-of-fold effects, read off the doubly robust
-        pseudo-outcomes of groups of people (see ``_intervals.held_out_bias``); added to every
-        person's variance.
+        Per-arm squared bias of the out-of-fold effects that the doubly robust pseudo-outcomes
+        of the training rows show, on average and along the effect's ordering (see
+        ``_intervals.held_out_bias``); added to every person's variance.
 
     Examples
     --------
