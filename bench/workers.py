@@ -9,9 +9,10 @@ contenders, so drift in the machine's load hits them alike; medians over the rou
 PostgreSQL is a throwaway cluster of Debian's server binaries in a temporary folder (the one
 the tests use, tests/pg_cluster.py).
 
-Run: ``.venv/bin/python -m bench.workers`` (trains the champion `make demo` registers, n =
-20,000 with configs/train.yaml, in a temporary folder), or ``--home models`` to serve the
-champion of an existing models folder.
+Run: ``.venv/bin/python -m bench.workers`` (the champion `make demo` registers, n = 20,000 with
+configs/train.yaml, trained once into bench/out/demo-model/ and shared with bench/service.py),
+or ``--home models`` to serve the champion of an existing models folder. The SQLite store runs
+with the shipped durability (``audit.durability: process_crash``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,16 @@ from pathlib import Path
 import yaml
 
 from bench._report import machine_line, markdown_table, median, write_section
-from bench.service import KEY, SALT, _free_port, _profile, _server, _throughput
+from bench.service import (
+    DEMO_NOTE,
+    KEY,
+    SALT,
+    _free_port,
+    _profile,
+    _server,
+    _throughput,
+    demo_model_home,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,7 +51,7 @@ def _serve_config(folder: Path, workers: int) -> Path:
     return path
 
 
-def run(home: Path, *, seconds: float, repeats: int) -> dict:
+def run(home: Path, work: Path, *, seconds: float, repeats: int) -> dict:
     import httpx
 
     sys.path.insert(0, str(ROOT / "tests"))
@@ -54,16 +64,16 @@ def run(home: Path, *, seconds: float, repeats: int) -> dict:
             "postgresql; `make test` installs them)"
         )
     cluster = Cluster(binaries)
-    results: dict = {}
+    results: dict = {"load": (os.getloadavg()[0], None)}
     try:
         stores = {
-            "SQLite": f"sqlite:///{home / 'bench-audit.db'}",
+            "SQLite": f"sqlite:///{work / 'bench-audit.db'}",
             "PostgreSQL": cluster.database("bench_audit"),
         }
         base = {
             **os.environ,
             "RECOMMENDER_HOME": str(home),
-            "BENTOML_HOME": str(home / "bentoml"),
+            "BENTOML_HOME": str(work / "bentoml"),
             "BENTOML_DO_NOT_TRACK": "True",
             "RECOMMENDER_API_KEYS": f"program={KEY}",
             "RECOMMENDER_AUDIT_SALT": SALT,
@@ -75,7 +85,7 @@ def run(home: Path, *, seconds: float, repeats: int) -> dict:
                     env = {
                         **base,
                         "RECOMMENDER_AUDIT_URL": url,
-                        "RECOMMENDER_SERVE_CONFIG": str(_serve_config(home, workers)),
+                        "RECOMMENDER_SERVE_CONFIG": str(_serve_config(work, workers)),
                     }
                     port = _free_port()
                     command = [
@@ -88,19 +98,20 @@ def run(home: Path, *, seconds: float, repeats: int) -> dict:
                         "--port",
                         str(port),
                     ]
-                    log = home / f"bench-{store}-{workers}.log"
+                    log = work / f"bench-{store}-{workers}.log"
                     with _server(command, env, port, log, "/readyz") as served:
                         with httpx.Client(
                             base_url=served, timeout=120, headers={"Authorization": f"Bearer {KEY}"}
                         ) as client:
                             for i in range(40):  # warm both workers' first requests
                                 client.post("/recommend", json=_profile(i))
-                        rps, errors = _throughput(served, seconds)
+                        rps, errors, _, _ = _throughput(served, seconds)
                     entry = results.setdefault((store, workers), {"rps": [], "errors": 0})
                     entry["rps"].append(rps)
                     entry["errors"] += errors
     finally:
         cluster.stop()
+    results["load"] = (results["load"][0], os.getloadavg()[0])
     return results
 
 
@@ -117,14 +128,15 @@ def report(results: dict, command: str, model_note: str, seconds: float) -> str:
                 "errors": one["errors"] + two["errors"],
             }
         )
-    rounds = len(next(iter(results.values()))["rps"])
+    rounds = len(next(v for k, v in results.items() if k != "load")["rps"])
     return "\n".join(
         [
             "## Workers: throughput at 16 connections, one worker against two, SQLite and PostgreSQL",
             "",
             f"`{command}`",
             "",
-            machine_line() + ".",
+            machine_line() + f"; load average (1 min) {results['load'][0]:.1f} at start, "
+            f"{results['load'][1]:.1f} at end (the two cores are shared with other sessions).",
             "",
             f"Model: {model_note}. `recommender serve` with 16 threads per worker; medians over "
             f"{rounds} alternating rounds of {seconds:g} s each; every request audited.",
@@ -135,7 +147,12 @@ def report(results: dict, command: str, model_note: str, seconds: float) -> str:
             "",
             "The load generator (Python threads, httpx) shares the machine's cores with the workers "
             "(and with PostgreSQL), so a second worker can add at most what the cores left free "
-            "allow; on a machine with spare cores the ratio is the one to compare.",
+            "allow; on a machine with spare cores the ratio is the one to compare. SQLite runs "
+            "with the shipped `audit.durability: process_crash` (WAL, synchronous=NORMAL); "
+            "PostgreSQL is a throwaway local cluster (tests/pg_cluster.py, fsync and "
+            "synchronous_commit off: a crash of the database may lose its last commits). "
+            "Every answer waits for its audit record's commit, grouped with the other "
+            "requests' records waiting at that moment.",
         ]
     )
 
@@ -149,33 +166,23 @@ def main(argv=None) -> int:
         default=None,
         help="models folder with a champion (default: train the demo's in a temporary folder)",
     )
-    parser.add_argument("--n", type=int, default=20000, help="cohort size of the trained model")
+    parser.add_argument("--retrain", action="store_true", help="train the demo model afresh")
     parser.add_argument("--seconds", type=float, default=20.0, help="seconds per load round")
     parser.add_argument("--repeats", type=int, default=2, help="alternating rounds")
     parser.add_argument("--no-write", action="store_true", help="print, do not write the report")
     args = parser.parse_args(argv)
     command = "python -m bench.workers " + " ".join(argv if argv is not None else sys.argv[1:])
-    temporary = None
     if args.home:
         home = Path(args.home).resolve()
         model_note = f"the champion in {args.home}"
     else:
-        temporary = Path(tempfile.mkdtemp(prefix="bench-workers-"))
-        home = temporary
-        os.environ["RECOMMENDER_HOME"] = str(home)
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-        from pipelines.train import run_training
-
-        run_training(overrides={"data": {"n": args.n}}, reason="workers benchmark")
-        model_note = (
-            f"champion trained by `configs/train.yaml` on a simulated cohort of "
-            f"{args.n:,} (default scenario)"
-        )
+        home = demo_model_home(retrain=args.retrain)
+        model_note = DEMO_NOTE
+    work = Path(tempfile.mkdtemp(prefix="bench-workers-"))
     try:
-        results = run(home, seconds=args.seconds, repeats=args.repeats)
+        results = run(home, work, seconds=args.seconds, repeats=args.repeats)
     finally:
-        if temporary is not None:
-            shutil.rmtree(temporary, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
     text = report(results, command.strip(), model_note, args.seconds)
     print(text)
     if not args.no_write:

@@ -167,3 +167,24 @@ def test_learners_on_other_encodings_are_not_compiled_together(cohort):
     with pytest.raises(ValueError):
         compile_effects({"ee": first, "dp": second})
     pd.testing.assert_index_equal(first.predict_effect(X).columns, pd.Index(list(ARMS[1:])))
+
+
+def test_a_used_compiled_model_pickles_and_answers_the_same_after(cohort, model):
+    # Once used, the compiled form holds LightGBM handles made per process; pickling leaves
+    # them out and the restored model makes its own.
+    X = cohort[0].iloc[:50]
+    encoded = model.encode(X)
+    before = model.predict(encoded)
+    arms = list(model.treatment_arms)
+    needs = {arm: list(range(len(X))) for arm in arms}
+    explained = model.explain(encoded, needs)
+    restored = pickle.loads(pickle.dumps(model))
+    after = restored.predict(restored.encode(X))
+    np.testing.assert_array_equal(after.effect, before.effect)
+    np.testing.assert_array_equal(after.upper, before.upper)
+    again = restored.explain(restored.encode(X), needs)
+    for arm in arms:
+        np.testing.assert_array_equal(again[arm], explained[arm])
+        np.testing.assert_allclose(
+            again[arm].sum(axis=1), after.effect[:, arms.index(arm)], atol=TOLERANCE, rtol=0
+        )

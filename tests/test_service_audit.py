@@ -92,3 +92,38 @@ def test_since_parsing():
     with pytest.raises(InputError) as caught:
         parse_since("last tuesday")
     assert "since: 'last tuesday'" in str(caught.value) and "ISO 8601" in str(caught.value)
+
+
+@pytest.mark.parametrize("durability, level", [("process_crash", 1), ("power_loss", 2)])
+def test_durability_sets_sqlite_synchronous_and_a_commit_outlives_a_killed_process(
+    tmp_path, durability, level
+):
+    import subprocess
+    import sys
+
+    import sqlalchemy as sa
+
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    log = AuditLog(url, salt="s", durability=durability)
+    with log.engine.connect() as connection:  # 1 = NORMAL, 2 = FULL
+        assert connection.execute(sa.text("PRAGMA synchronous")).scalar_one() == level
+    log.close()
+    # The answer is given once append returns: the record must then outlive the process
+    # dying at once (no close, no checkpoint, no atexit).
+    script = (
+        "import os, sys\n"
+        "from recommender.service import AuditLog\n"
+        f"log = AuditLog({url!r}, salt='s', durability={durability!r})\n"
+        "log.append([{'request_id': 'killed', 'model_version': '1', 'caller_role': 'program',"
+        " 'person_id': 'p', 'safety_level': 'routine', 'recommended': 'coaching',"
+        " 'ranking_meaningful': True, 'effects': {}}])\n"
+        "os.kill(os.getpid(), 9)\n"
+    )
+    process = subprocess.run([sys.executable, "-c", script], capture_output=True)
+    assert process.returncode == -9, process.stderr.decode()
+    assert [r["request_id"] for r in AuditLog(url, salt=None).export()] == ["killed"]
+
+
+def test_unknown_durability_is_refused_by_name():
+    with pytest.raises(InputError, match="durability 'sometimes'.*process_crash \\| power_loss"):
+        AuditLog("sqlite://", salt="s", durability="sometimes")

@@ -72,7 +72,7 @@ def test_a_misspelt_audit_url_is_refused_not_ignored(tmp_path):
         load_serve_config(path)
     message = str(caught.value)
     assert "audit.ulr = 'postgresql+psycopg://svc:***@db/audit' is not a known key" in message
-    assert "accepted: url, salt (did you mean 'url'?)" in message
+    assert "accepted: url, salt, durability (did you mean 'url'?)" in message
     assert "hunter2" not in message  # a password in a misplaced URL is not repeated
     assert caught.value.problems[0]["field"] == "audit.ulr"
 

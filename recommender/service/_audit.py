@@ -9,7 +9,11 @@ SQLite under the models folder by default; any SQLAlchemy URL (PostgreSQL in pro
 configuration. Written with SQLAlchemy Core by one writer thread that commits the records of
 the requests waiting at that moment in one transaction (a group commit): under load the store
 commits once per group instead of once per request, and each request still waits until its
-own records are committed before it answers. The tables below are what queries use; the
+own records are committed before it answers. What "committed" survives is a setting
+(``durability``, see :data:`DURABILITY`): by default a commit survives a crash of the service
+process but not a power cut (SQLite WAL with ``synchronous=NORMAL``: no fsync per commit),
+or with ``power_loss`` a power cut too (``synchronous=FULL``: every group waits for the
+disk). The tables below are what queries use; the
 database's schema is made and upgraded by the Alembic migrations in ``migrations/`` (a test
 checks that the two agree).
 """
@@ -34,9 +38,25 @@ import sqlalchemy as sa
 from recommender.errors import InputError
 from recommender.service._migrate import upgrade_schema
 
-__all__ = ["AuditLog", "resolve_salt", "audit_csv", "parse_since", "SALT_ENV", "AUDIT_COLUMNS"]
+__all__ = [
+    "AuditLog",
+    "resolve_salt",
+    "audit_csv",
+    "parse_since",
+    "SALT_ENV",
+    "AUDIT_COLUMNS",
+    "DURABILITY",
+]
 
 SALT_ENV = "RECOMMENDER_AUDIT_SALT"
+
+# What a committed audit record survives -> SQLite's synchronous level in WAL mode. An answer
+# is given only after its record's commit returns; whether that commit has reached the disk
+# is what differs. process_crash: the WAL is written (the operating system holds it) but not
+# fsynced per commit, so a killed or crashed service loses nothing, an OS crash or power cut
+# may lose the last commits; power_loss: each group commit waits for an fsync (a few ms on a
+# virtual disk). PostgreSQL follows its own synchronous_commit and ignores this.
+DURABILITY = {"process_crash": "NORMAL", "power_loss": "FULL"}
 
 _metadata = sa.MetaData()
 recommendations = sa.Table(
@@ -141,6 +161,9 @@ class AuditLog:
         SQLAlchemy database URL (``sqlite:////abs/path/audit.db``, ``postgresql+psycopg://...``).
     salt : str or None
         Secret mixed into every person hash; ``None`` opens the log for reading only.
+    durability : {"process_crash", "power_loss"}, default "process_crash"
+        What a committed record must survive before its answer is given (SQLite; see
+        :data:`DURABILITY`).
 
     Examples
     --------
@@ -154,11 +177,17 @@ class AuditLog:
     ('coaching', True, False)
     """
 
-    def __init__(self, url: str, *, salt: str | None):
+    def __init__(self, url: str, *, salt: str | None, durability: str = "process_crash"):
+        if durability not in DURABILITY:
+            raise InputError(
+                f"audit durability {durability!r} is not accepted; accepted: "
+                f"{' | '.join(DURABILITY)}"
+            )
         self.url = url
+        self.durability = durability
         # Reading (an auditor's export) needs no salt; writing does.
         self._salt = salt.encode("utf-8") if salt else None
-        self._engine = _make_engine(url)
+        self._engine = _make_engine(url, synchronous=DURABILITY[durability])
         # The schema is Alembic's (recommender/service/migrations), never create_all's.
         upgrade_schema(self._engine)
 
@@ -176,13 +205,16 @@ class AuditLog:
 
         Each record has ``request_id``, ``model_version``, ``caller_role``, ``person_id`` (hashed
         here, never stored), ``safety_level``, ``recommended``, ``ranking_meaningful``,
-        ``effects`` (mapping) and optionally ``batch_id``, ``logged_at``, and ``assignment``
+        ``effects`` (mapping) and optionally ``person_hash`` (this log's :meth:`person_hash` of
+        ``person_id``, when the caller has it already), ``batch_id``, ``logged_at``, and ``assignment``
         (arm, probability, policy, cycle, probabilities) with ``profile`` (the non-identifying
         fields), which go to the ``assignments`` table in the same transaction.
         """
         now = datetime.now(timezone.utc)
         records = list(records)
-        hashes = [self.person_hash(record["person_id"]) for record in records]
+        hashes = [
+            record.get("person_hash") or self.person_hash(record["person_id"]) for record in records
+        ]
         rows = [
             {
                 "logged_at": record.get("logged_at") or now,
@@ -428,7 +460,7 @@ def _as_utc(stamp: datetime) -> datetime:
     return stamp.astimezone(timezone.utc)
 
 
-def _make_engine(url: str) -> sa.Engine:
+def _make_engine(url: str, *, synchronous: str = "NORMAL") -> sa.Engine:
     if url.startswith("sqlite"):
         database = sa.engine.make_url(url).database
         if database and database != ":memory:":
@@ -448,6 +480,7 @@ def _make_engine(url: str) -> sa.Engine:
             cursor = dbapi_connection.cursor()
             if not memory:
                 cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute(f"PRAGMA synchronous={synchronous}")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 

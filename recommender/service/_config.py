@@ -68,6 +68,11 @@ class _Audit(Section):
         description="a text, or better null and RECOMMENDER_AUDIT_SALT "
         "(or the secrets folder's audit_salt file)",
     )
+    durability: Literal["process_crash", "power_loss"] = Field(
+        "process_crash",
+        description="process_crash (SQLite synchronous=NORMAL) or power_loss "
+        "(synchronous=FULL): what a committed record must survive before its answer is given",
+    )
 
 
 class _Ranking(Section):
@@ -132,6 +137,7 @@ class ServeConfig:
     exploration: ExplorationRule = field(default_factory=ExplorationRule)
     organisational_change: str = ORGANISATIONAL_CHANGE
     reload_poll_seconds: float = 5.0
+    audit_durability: str = "process_crash"
 
     @property
     def coverage(self) -> float:
@@ -195,6 +201,7 @@ def load_serve_config(path: str | os.PathLike | None = None) -> ServeConfig:
         ),
         organisational_change=" ".join(settings.organisational_change.split()),
         reload_poll_seconds=float(settings.reload_poll_seconds),
+        audit_durability=settings.audit.durability,
     )
 
 

@@ -23,7 +23,7 @@ from recommender.errors import InputError
 from recommender.explain import complements_for, evidence_for, explain
 from recommender.policy import (
     Exclusion,
-    assign,
+    assign_many,
     eligible_mask,
     offered_arms,
     rank_arms,
@@ -190,7 +190,7 @@ class RecommendationEngine:
         crisis = [i for i, row in enumerate(rows) if row.get("crisis_risk")]
         triages = [None if row.get("crisis_risk") else triage(row, config.safety) for row in rows]
         ranked_rows = [i for i, t in enumerate(triages) if t is not None]
-        rankings, explanations, exclusions, assignments = {}, {}, {}, {}
+        rankings, explanations, exclusions, assignments, hashes = {}, {}, {}, {}, {}
         if ranked_rows:
             ranked = [rows[i] for i in ranked_rows]
             # Encoded once: the model predicts and explains from the same rows.
@@ -226,14 +226,17 @@ class RecommendationEngine:
                     coverage=config.coverage,
                 )
                 exclusions[i] = excluded
-                # Severe profiles are served the best arm: nobody there is experimented on.
-                assignments[i] = assign(
-                    rankings[i],
-                    self.audit.person_hash(rows[i]["person_id"]),
-                    config.exploration,
-                    control=self.control,
-                    explore=triages[i].level == "routine",
-                )
+                hashes[i] = self.audit.person_hash(rows[i]["person_id"])
+            # Every row's draw at once; severe profiles are served the best arm: nobody there
+            # is experimented on.
+            served = assign_many(
+                [rankings[i] for i in ranked_rows],
+                [hashes[i] for i in ranked_rows],
+                config.exploration,
+                control=self.control,
+                explore=[triages[i].level == "routine" for i in ranked_rows],
+            )
+            assignments = dict(zip(ranked_rows, served))
             explanations = self._explain(encoded, ranked_rows, rows, rankings)
         records = []
         for i, row in enumerate(rows):
@@ -260,6 +263,7 @@ class RecommendationEngine:
                     "model_version": self.version,
                     "caller_role": caller_role,
                     "person_id": row["person_id"],
+                    "person_hash": hashes.get(i),  # hashed once, for the draw and the log
                     "safety_level": triages[i].level,
                     "recommended": answer["recommended"],
                     "ranking_meaningful": answer["ranking_meaningful"],

@@ -37,7 +37,9 @@ __all__ = [
     "Problem",
     "ErrorResponse",
     "ArmEstimate",
+    "ArmFigures",
     "Recommendation",
+    "BatchRecommendation",
     "BatchResponse",
     "ReloadRequest",
     "ReloadResponse",
@@ -336,8 +338,9 @@ class ComplementItem(BaseModel):
     evidence: list[ComplementEvidence] = Field(description="Published findings, with certainty.")
 
 
-class ArmEstimate(BaseModel):
-    """One arm in the ranking. Effects are expected changes against usual care."""
+class ArmFigures(BaseModel):
+    """One arm in a batch answer's ranking: its figures (its catalog facts are in the batch's
+    'arms' map, given once). Effects are expected changes against usual care."""
 
     arm: str = Field(description="Arm id.")
     rank: int = Field(description="1 = best (lowest expected EE change).")
@@ -355,6 +358,12 @@ class ArmEstimate(BaseModel):
         description="Expected change in Personal Accomplishment "
         "points (positive = better); null when not modelled."
     )
+
+
+class ArmEstimate(ArmFigures):
+    """One arm in the ranking, with its catalog facts. Effects are expected changes against
+    usual care."""
+
     # Catalog facts: in batch answers they are given once per arm, in the batch's 'arms' map.
     name: str | None = Field(None, description="Readable name (batch: see 'arms').")
     cost_per_person: float | None = Field(
@@ -530,6 +539,17 @@ class Recommendation(BaseModel):
     )
 
 
+class BatchRecommendation(Recommendation):
+    """The answer for one person in a batch: what is the same for every answer (each arm's
+    name, cost and evidence, the disclaimer, complements and context) is given once, beside the
+    results."""
+
+    ranking: list[ArmFigures] = Field(
+        description="Every offered, eligible arm and usual care, best first; empty for a "
+        "crisis answer. Names, costs and evidence: the batch's 'arms' map."
+    )
+
+
 class RowError(BaseModel):
     index: int = Field(description="Position of the entry in 'profiles'.")
     error: str = Field(description="Summary.")
@@ -543,7 +563,9 @@ class BatchResponse(BaseModel):
     model_version: str = Field(description="Registered model version that answered.")
     answered: int = Field(description="Entries answered.")
     rejected: int = Field(description="Entries rejected.")
-    results: list[Recommendation] = Field(description="Answers to the valid entries, in order.")
+    results: list[BatchRecommendation] = Field(
+        description="Answers to the valid entries, in order."
+    )
     result_index: list[int] = Field(description="Position in 'profiles' of each answer.")
     errors: list[RowError] = Field(description="One entry per rejected profile.")
     arms: dict[str, ArmFacts] = Field(

@@ -84,7 +84,9 @@ class Recommender:
         url = self.config.audit_url or f"sqlite:///{self.config.models_dir / 'audit.db'}"
         try:
             self.audit = AuditLog(
-                url, salt=resolve_salt(self.config.audit_salt, self.config.models_dir)
+                url,
+                salt=resolve_salt(self.config.audit_salt, self.config.models_dir),
+                durability=self.config.audit_durability,
             )
         except Exception:  # noqa: BLE001 - crisis answers must not wait for the store
             log.exception(
@@ -217,8 +219,7 @@ class Recommender:
             return _error(ctx, 422, str(error), error.problems)
         except AuditUnavailable as error:
             return _error(ctx, 503, f"{error}; nothing was answered, please retry")
-        # The response model itself: the documented schema is what is sent. (Batches and
-        # plans stay JSON: validating 1,000 nested answers costs more than answering them.)
+        # The response model itself: the documented schema is what is sent.
         return Recommendation.model_validate(answer)
 
     @bentoml.api(route="/recommend_batch")
@@ -252,7 +253,8 @@ class Recommender:
         by_index = {**dict(zip((index[k] for k in kept), scored)), **crisis}
         order = sorted(by_index)
         answers = [by_index[i] for i in order]
-        return JSONResponse(
+        # The response model itself, as for one answer: the documented schema is what is sent.
+        return BatchResponse.model_validate(
             {
                 "batch_id": batch_id,
                 "model_version": engine.version,

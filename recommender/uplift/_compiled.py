@@ -11,8 +11,10 @@ member is asked on its own. The outputs are then combined by the learner's own s
 (:meth:`UpliftModel.combine`), so intervals are computed by exactly the learner's formula.
 
 Trees add up, so the slot sums equal the members' weighted sums up to the order of floating
-point additions (a few units in the 15th digit). Contributions are the learner's own
-(:meth:`EffectLearner.contrib`, one TreeSHAP call per arm on its merged booster).
+point additions (a few units in the 15th digit). Contributions are the learner's own: one
+TreeSHAP call per arm on its merged booster (the booster :meth:`EffectLearner.contrib` calls),
+and the ridge members' shares, which are affine per feature, as one map per arm (a slope and
+offset per number, a table per category) instead of each member building its design matrix.
 """
 
 from __future__ import annotations
@@ -167,9 +169,95 @@ class CompiledEffects:
             out[outcome] = entry
         return out
 
+    def __getstate__(self):
+        # Contribution maps are rebuilt when first asked: a pickled model stays as registered.
+        return {k: v for k, v in self.__dict__.items() if k != "_contrib_parts"}
+
     def contrib(self, M: np.ndarray, outcome: str, j: int) -> np.ndarray:
         """(n, features + 1): the learner's own contributions to arm ``j``'s effect vs control."""
-        return self.learners[outcome].estimator_.contrib(M, j)
+        parts = self.__dict__.setdefault("_contrib_parts", {})
+        key = (outcome, j)
+        if key not in parts:
+            parts[key] = _ArmContributions(
+                self.learners[outcome].estimator_._full_parts(j), self.encoder
+            )
+        return parts[key].contrib(M)
+
+
+class _ArmContributions:
+    """One arm's contributions: its boosters' TreeSHAP, its ridge members as one affine map.
+
+    A ridge member's share of feature ``j`` is ``coef · (Z_j(x) − z̄_j)``: for a number, affine
+    in the value (a missing one counts as the mean); for a category, a lookup by code (an
+    unseen or missing code matches no level). Its ``base`` is the intercept.
+    """
+
+    def __init__(self, parts, encoder):
+        p = len(encoder.feature_names)
+        self.p = p
+        self.trees = [
+            (part.weight, part.full_model)
+            for part in parts
+            if isinstance(part.full_model, GBMModel)
+        ]
+        linear = [
+            (part.weight, part.full_model) for part in parts if type(part.full_model) is RidgeModel
+        ]
+        self.other = [
+            (part.weight, part.full_model)
+            for part in parts
+            if not isinstance(part.full_model, GBMModel) and type(part.full_model) is not RidgeModel
+        ]
+        self.numeric = [j for j in range(p) if j not in encoder.categories]
+        self.categorical = sorted(encoder.categories)
+        self.has_linear = bool(linear)
+        self.base = 0.0
+        self.slope = np.zeros(len(self.numeric))
+        self.offset = np.zeros(len(self.numeric))
+        self.missing = np.zeros(len(self.numeric))
+        size = {j: len(encoder.categories[j]) for j in self.categorical}
+        self.size = size
+        self.tables = {j: np.zeros(size[j] + 1) for j in self.categorical}
+        for weight, model in linear:
+            design, coef = model.design, weight * model.coef
+            self.base += weight * model.intercept
+            column = 0
+            for j in range(design.p):
+                if j in design.categorical:
+                    table = self.tables[j]
+                    for level in design.levels[j]:
+                        table[:] -= coef[column] * model.z_mean[column]
+                        if 0 <= level < size[j]:
+                            table[level] += coef[column]
+                        column += 1
+                else:
+                    k = self.numeric.index(j)
+                    centre = model.z_mean[column]
+                    self.slope[k] += coef[column] / design.scales[j]
+                    self.offset[k] -= coef[column] * (design.means[j] / design.scales[j] + centre)
+                    self.missing[k] -= coef[column] * centre
+                    column += 1
+
+        if self.categorical:
+            self.lookup = _CategoryLookup(self.categorical, size, self.tables)
+
+    def contrib(self, M: np.ndarray) -> np.ndarray:
+        out = np.zeros((M.shape[0], self.p + 1))
+        for weight, model in self.trees:  # TreeSHAP of the merged booster, as the learner's
+            piece = model.contrib(M)
+            out += piece if weight == 1.0 else weight * piece
+        if self.has_linear:
+            numbers = M[:, self.numeric]
+            absent = np.isnan(numbers)
+            out[:, self.numeric] += np.where(
+                absent, self.missing, np.where(absent, 0.0, numbers) * self.slope + self.offset
+            )
+            if self.categorical:
+                out[:, self.categorical] += self.lookup.entries(M)
+            out[:, -1] += self.base
+        for weight, model in self.other:
+            out += weight * model.contrib(M)
+        return out
 
 
 class _Forest:
@@ -258,13 +346,34 @@ class _LinearStack:
         numbers = M[:, self.numeric]
         absent = np.isnan(numbers)
         out = self.constant + np.where(absent, 0.0, numbers) @ self.slope + absent @ self.missing
-        for j in self.categorical:
-            codes = M[:, j]
-            size = self.levels[j]
-            index = np.where(
-                np.isnan(codes) | (codes < 0) | (codes >= size),
-                size,
-                np.nan_to_num(codes, nan=size),
-            ).astype(np.intp)
-            out += self.tables[j][index]
+        if self.categorical:
+            if "_lookup" not in self.__dict__:
+                self._lookup = _CategoryLookup(self.categorical, self.levels, self.tables)
+            out += self._lookup.values(M)
         return out
+
+
+class _CategoryLookup:
+    """Every categorical feature's table stacked into one, read by one gather per batch.
+
+    A code that is missing, negative or past the feature's levels reads the feature's last
+    row (an unseen category: no level matches).
+    """
+
+    def __init__(self, categorical, sizes: Mapping, tables: Mapping):
+        self.columns = list(categorical)
+        self.sizes = np.array([sizes[j] for j in self.columns], dtype=float)
+        blocks = [tables[j] for j in self.columns]
+        self.offsets = np.cumsum([0] + [len(b) for b in blocks[:-1]]).astype(np.intp)
+        self.table = np.concatenate(blocks)
+
+    def entries(self, M: np.ndarray) -> np.ndarray:
+        """(n, categorical features, ...): each row's entry of each feature's table."""
+        codes = M[:, self.columns]
+        unseen = ~((codes >= 0) & (codes < self.sizes))  # NaN compares False: unseen
+        index = np.where(unseen, self.sizes, codes).astype(np.intp) + self.offsets
+        return self.table[index]
+
+    def values(self, M: np.ndarray) -> np.ndarray:
+        """(n, ...): the sum over the categorical features of each row's table entry."""
+        return self.entries(M).sum(axis=1)
