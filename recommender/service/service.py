@@ -71,6 +71,10 @@ class Recommender:
     def __init__(self) -> None:
         from recommender.catalog import load_catalog
 
+        # BentoML's server logging passes only warnings from other loggers; which model a worker
+        # serves, and when it followed a /reload, are what an operator reads the log for.
+        if log.level == logging.NOTSET:
+            log.setLevel(logging.INFO)
         self.config = load_serve_config()
         self.keyring = KeyRing(
             [*self.config.api_keys, *parse_env_keys(read_secret("api_keys", env=API_KEYS_ENV))]
