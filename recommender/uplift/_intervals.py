@@ -58,8 +58,10 @@ __all__ = [
     "held_out_bias",
     "combine",
     "bootstrap_replicates",
+    "plausible_disagreement",
     "AVERAGE_ROWS",
     "BIAS_Z",
+    "DISAGREEMENT_WEIGHT",
 ]
 
 # Rows enough to pin down an arm's average jackknife variance or squared error (per-person
@@ -79,10 +81,31 @@ REPLICATE_WORLD = SeedStream(7919, 1)
 # families), families meeting issue 14's acceptance: 4 at 0, 8 at 0.25, 9 at 0.5, 8 at 0.75, 5
 # at 1. Chosen on that battery, so its figures flatter the rule a little.
 BIAS_Z = 0.5
+# Share of the plausible candidates' disagreement added to every person's variance (see
+# ``plausible_disagreement``); chosen on bench/coverage.py's tuning seeds (docs/benchmarks.md).
+DISAGREEMENT_WEIGHT = 0.5
 
 
 def bootstrap_replicates(n: int) -> int:
     return int(np.clip(BOOTSTRAP_ROWS // max(n, 1), 1, MAX_REPLICATES))
+
+
+def plausible_disagreement(candidates: np.ndarray, chosen: np.ndarray) -> float:
+    """Mean squared distance of the plausible candidates' effects from the chosen effect.
+
+    ``candidates`` (C, n): out-of-fold effects of the personalized candidates whose doubly
+    robust loss is not clearly worse than the best's (the ensemble's own test); ``chosen`` (n,):
+    the chosen effect's. Each of them fits the data about as well as the chosen one, so the
+    data cannot say that the truth lies nearer to the chosen effect than they do: their
+    distance is the error of the choice itself, which neither the jackknife (one learner's
+    refits) nor the re-simulated world (whose planted effect the chosen learner shaped) sees.
+    Rows where a candidate's effect is not finite are left out.
+    """
+    squared = (np.asarray(candidates, float) - np.asarray(chosen, float)[None, :]) ** 2
+    finite = np.isfinite(squared)
+    if not finite.any():
+        return 0.0
+    return float(np.mean([row[ok].mean() for row, ok in zip(squared, finite) if ok.any()]))
 
 
 def held_out_bias(
