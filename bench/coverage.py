@@ -736,6 +736,9 @@ def main(argv: list[str] | None = None) -> int:
             log=lambda message: print(message, file=sys.stderr, flush=True),
         )
     command = "python -m bench.coverage " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.merge:  # the report names the runs that made it, then the join
+        command = "`, `".join([*(r.get("command", "?") for r in runs), command.strip()])
+    result["command"] = command.strip()
     markdown = to_markdown(result, command.strip())
     print(markdown)
     if args.json:

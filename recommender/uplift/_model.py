@@ -168,11 +168,16 @@ class UpliftModel(BaseEstimator):
         narrower than this.
     undetected_variance_ : ndarray
         Per arm given one effect for everyone: the spread of effects it could not rule out
-        (0 for personalized arms); added to every person's variance, times the scale.
+        (0 for personalized arms); times the scale, or half the disagreement if larger, it is
+        added to every person's variance.
     bias_variance_ : ndarray
         Per-arm squared bias of the out-of-fold effects that the doubly robust pseudo-outcomes
         of the training rows show, on average and along the effect's ordering (see
         ``_intervals.held_out_bias``); added to every person's variance.
+    disagreement_variance_ : ndarray
+        Per-arm mean squared distance of the candidates whose doubly robust loss is not
+        clearly worse than the best's from the chosen effect, out of fold; half of it (or the
+        undetected spread, if larger) is added to every person's variance (see ``_intervals``).
 
     Examples
     --------
