@@ -121,6 +121,10 @@ def test_runs_made_apart_are_joined_by_family_and_refuse_other_seeds():
     assert joined["methods"] == ["ours", "forest"]
     (row,) = joined["families"]
     assert row["ours"]["coverage"] == 0.9 and row["forest"]["coverage"] == 0.8
+    # the forest on the first of the same draws only: joined, its count kept
+    forest["families"][0]["seeds"] = [1]
+    (row,) = coverage.merge([ours, forest])["families"]
+    assert row["seeds"] == [1, 2] and row["forest"]["realisations"] == 1
     forest["families"][0]["seeds"] = [3, 4]
     with pytest.raises(ValueError, match="different seeds"):
         coverage.merge([ours, forest])
