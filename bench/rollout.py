@@ -196,7 +196,7 @@ def retrain(log: pd.DataFrame, catalog, seed: int, champion):
     is ``recommender train --from-log`` without MLflow, the card and the registry.
 
     Returns ``(model, status)``: the model to serve next and ``"promoted"``, ``"gate"`` (the
-    challenger failed the gate) or ``"refused"`` (the product would refuse to train: too few
+    challenger failed the gate, or the champion could not be valued on the log: fails closed) or ``"refused"`` (the product would refuse to train: too few
     usual-care rows or an arm too small for its fit or its held-out evaluation).
     """
     from pipelines.train import Cohort, best_arms, evaluate_stage, fit_min_arm_rows, fit_stage
@@ -224,9 +224,14 @@ def retrain(log: pd.DataFrame, catalog, seed: int, champion):
         return champion, "refused"
     control = catalog.control
     challenger = policy_value_scores(evaluation.dr_scores, evaluation.recommended, control=control)
-    held = policy_value_scores(
-        evaluation.dr_scores, best_arms(champion, split.holdout), control=control
-    )
+    try:
+        held = policy_value_scores(
+            evaluation.dr_scores, best_arms(champion, split.holdout), control=control
+        )
+    except InputError:
+        # The champion recommends an arm this log cannot score (left out for too few rows):
+        # the product's gate fails closed then, and the champion stays (pipelines' gate_stage).
+        return champion, "gate"
     decision = gate_decision(challenger, held, alpha=settings["gate"]["alpha"])
     return (model, "promoted") if decision.passed else (champion, "gate")
 
@@ -308,6 +313,9 @@ def run_one(
                 else float("nan"),
                 "explored_share": float(np.mean(probability < 1)),
                 "retrained": model is not evidence,
+                # the arms the served model ranks: a retraining leaves out arms the log served
+                # too rarely, and the retrained model then never serves them again
+                "model_arms": " ".join(model.treatment_arms),
                 # what became of the retraining before this cycle (none before cycle 0)
                 "retraining": retrained[strategy][-1] if retrained[strategy] else "",
             }
@@ -502,6 +510,24 @@ def to_markdown(table: pd.DataFrame, notes, *, command: str) -> str:
                 lines.append(
                     f"| {cycle} | " + " | ".join(f"{agree[s]:.1%}" for s in STRATEGIES) + " |"
                 )
+        if "model_arms" in part and part["model_arms"].notna().all():
+            lines += [
+                "",
+                "Arms the served model ranks (share of repeats, at each cycle):",
+                "",
+                "| cycle | " + " | ".join(STRATEGIES) + " |",
+                "|---|" + "---|" * len(STRATEGIES),
+            ]
+            for cycle, at in part.groupby("cycle"):
+                cells = []
+                for strategy in STRATEGIES:
+                    kinds = at[at["strategy"] == strategy]["model_arms"].value_counts(
+                        normalize=True
+                    )
+                    cells.append(
+                        "; ".join(f"{arms} ({share:.0%})" for arms, share in kinds.items())
+                    )
+                lines.append(f"| {cycle} | " + " | ".join(cells) + " |")
         ope = (
             part[(part["strategy"] == "loop") & part["ope_truth"].notna()]
             if "ope_truth" in part
