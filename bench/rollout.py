@@ -498,36 +498,20 @@ def to_markdown(table: pd.DataFrame, notes, *, command: str) -> str:
             # share alone makes every routine profile count).
             lines.append(f"| {cycle} | " + " | ".join(cells) + " |")
         if "best_is_oracle" in part:
-            lines += [
-                "",
+            lines += _strategy_table(
+                part,
                 "People whose model's best arm is their truly best arm (mean over repeats):",
-                "",
-                "| cycle | " + " | ".join(STRATEGIES) + " |",
-                "|---|" + "---|" * len(STRATEGIES),
-            ]
-            for cycle, at in part.groupby("cycle"):
-                agree = at.groupby("strategy")["best_is_oracle"].mean()
-                lines.append(
-                    f"| {cycle} | " + " | ".join(f"{agree[s]:.1%}" for s in STRATEGIES) + " |"
-                )
+                lambda rows: f"{rows['best_is_oracle'].mean():.1%}",
+            )
         if "model_arms" in part and part["model_arms"].notna().all():
-            lines += [
-                "",
+            lines += _strategy_table(
+                part,
                 "Arms the served model ranks (share of repeats, at each cycle):",
-                "",
-                "| cycle | " + " | ".join(STRATEGIES) + " |",
-                "|---|" + "---|" * len(STRATEGIES),
-            ]
-            for cycle, at in part.groupby("cycle"):
-                cells = []
-                for strategy in STRATEGIES:
-                    kinds = at[at["strategy"] == strategy]["model_arms"].value_counts(
-                        normalize=True
-                    )
-                    cells.append(
-                        "; ".join(f"{arms} ({share:.0%})" for arms, share in kinds.items())
-                    )
-                lines.append(f"| {cycle} | " + " | ".join(cells) + " |")
+                lambda rows: "; ".join(
+                    f"{arms} ({share:.0%})"
+                    for arms, share in rows["model_arms"].value_counts(normalize=True).items()
+                ),
+            )
         ope = (
             part[(part["strategy"] == "loop") & part["ope_truth"].notna()]
             if "ope_truth" in part
@@ -571,6 +555,16 @@ def to_markdown(table: pd.DataFrame, notes, *, command: str) -> str:
                     )
         lines.append("")
     return "\n".join(lines)
+
+
+def _strategy_table(part: pd.DataFrame, title: str, cell) -> list[str]:
+    """A Markdown table of ``cell(rows)`` per cycle (rows) and strategy (columns)."""
+    lines = ["", title, "", "| cycle | " + " | ".join(STRATEGIES) + " |"]
+    lines.append("|---|" + "---|" * len(STRATEGIES))
+    for cycle, at in part.groupby("cycle"):
+        cells = [cell(at[at["strategy"] == strategy]) for strategy in STRATEGIES]
+        lines.append(f"| {cycle} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _setting(text: str) -> tuple[str, object]:
