@@ -81,3 +81,57 @@ def test_seeds_override_draws_other_cohorts():
     seen = []
     coverage.run(["nw-a"], quick=True, methods=("ours",), seeds=[7], log=seen.append)
     assert seen and all("seed 7" in line for line in seen)
+
+
+def _realisation(covered_by_arm, width=1.0):
+    import numpy as np
+
+    out = {}
+    for arm, covered in covered_by_arm.items():
+        covered = np.asarray(covered, bool)
+        # t = 0.5 inside, 2 outside: the needed factor is read off these
+        out[arm] = {
+            "covered": covered,
+            "width": np.full(len(covered), width),
+            "t": np.where(covered, 0.5, 2.0),
+        }
+    return out
+
+
+def test_coverage_is_averaged_over_realisations_with_their_range():
+    # two realisations of a two-arm family: 100 % and 60 % covered; arm b covers 80 % / 40 %
+    first = _realisation({"a": [1] * 10, "b": [1] * 10})
+    second = _realisation({"a": [1] * 8 + [0] * 2, "b": [1] * 4 + [0] * 6})
+    figures = coverage.summarise([first, second], [1.0, 3.0])
+    assert figures["coverage_by_cohort"] == [1.0, 0.6]
+    assert figures["coverage"] == 0.8
+    assert figures["arm_coverage"] == {"a": 0.9, "b": 0.7}
+    assert figures["min_arm"] == 0.7
+    assert figures["fit_s"] == 2.0
+    # 32 of 40 pairs at t = 0.5, 8 at t = 2: the 90 % quantile of t lies between them
+    assert 0.5 < figures["needed"] <= 2.0
+
+
+def test_runs_made_apart_are_joined_by_family_and_refuse_other_seeds():
+    ours = {"families": [{"family": "nw-b", "seeds": [1, 2], "ours": {"coverage": 0.9}}]}
+    ours["methods"] = ["ours"]
+    forest = {"families": [{"family": "nw-b", "seeds": [1, 2], "forest": {"coverage": 0.8}}]}
+    forest["methods"] = ["forest"]
+    joined = coverage.merge([ours, forest])
+    assert joined["methods"] == ["ours", "forest"]
+    (row,) = joined["families"]
+    assert row["ours"]["coverage"] == 0.9 and row["forest"]["coverage"] == 0.8
+    # the forest on the first of the same draws only: joined, its count kept
+    forest["families"][0]["seeds"] = [1]
+    (row,) = coverage.merge([ours, forest])["families"]
+    assert row["seeds"] == [1, 2] and row["forest"]["realisations"] == 1
+    forest["families"][0]["seeds"] = [3, 4]
+    with pytest.raises(ValueError, match="different seeds"):
+        coverage.merge([ours, forest])
+
+
+def test_default_seeds_are_the_held_out_ones_and_tuning_seeds_differ():
+    assert not set(coverage.TUNING_SEEDS) & set(coverage.HELD_OUT_SEEDS)
+    seen = []
+    coverage.run(["nw-a"], quick=True, methods=("ours",), log=seen.append)
+    assert seen and all(f"seed {coverage.HELD_OUT_SEEDS[0]}" in line for line in seen)

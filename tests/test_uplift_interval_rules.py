@@ -10,7 +10,13 @@ import pytest
 from scipy.stats import norm
 
 from recommender.uplift import UpliftModel
-from recommender.uplift._intervals import bootstrap_replicates, held_out_bias, jackknife_variance
+from recommender.uplift._intervals import (
+    DISAGREEMENT_WEIGHT,
+    bootstrap_replicates,
+    held_out_bias,
+    jackknife_variance,
+    plausible_disagreement,
+)
 from recommender.uplift._synthetic import make_uplift_cohort
 from recommender.uplift._x import side_weights
 
@@ -43,7 +49,10 @@ def test_half_width_is_exactly_z_times_the_root_of_the_documented_variance(small
     shrunk = 0.5 * jackknife + 0.5 * model.typical_variance_
     variance = (
         np.maximum(shrunk * model.interval_scale_, model.variance_floor_)
-        + model.undetected_variance_ * model.interval_scale_
+        + np.maximum(
+            model.undetected_variance_ * model.interval_scale_,
+            DISAGREEMENT_WEIGHT * model.disagreement_variance_,
+        )
         + model.bias_variance_
     )
     for alpha in (0.1, 0.32):
@@ -106,6 +115,27 @@ def test_held_out_bias_recovers_a_planted_shrinkage_and_offset():
     # the default adds half a standard error of the slope: a little more, never less
     default = held_out_bias(pseudo, oof, oof)
     assert (default >= bias).all() and (default - bias < 0.01).all()
+
+
+def test_plausible_disagreement_by_hand():
+    chosen = np.array([0.0, 1.0, 2.0, 3.0])
+    # one candidate 1 above everywhere (squared distance 1), one 2 below on half the rows (2)
+    candidates = np.array([[1.0, 2.0, 3.0, 4.0], [-2.0, -1.0, 2.0, 3.0]])
+    assert plausible_disagreement(candidates, chosen) == pytest.approx(1.5, rel=1e-12)
+    # the chosen candidate itself adds 0; a row a candidate could not score is left out
+    candidates = np.array([chosen, [1.0, np.nan, 3.0, 4.0]])
+    assert plausible_disagreement(candidates, chosen) == pytest.approx(0.5, rel=1e-12)
+
+
+def test_disagreement_is_that_of_the_candidates_the_loss_cannot_tell_apart(small):
+    model, _ = small
+    assert model.disagreement_variance_.shape == (len(model.arms_),)
+    assert (model.disagreement_variance_ >= 0).all()
+    # an ensemble of several candidates disagrees with its own average: more than nothing
+    table = model.selection_
+    for j, arm in enumerate(model.arms_):
+        if table[(table["arm"] == arm) & table["chosen"]].shape[0] > 1:
+            assert model.disagreement_variance_[j] > 0
 
 
 def test_bootstrap_replicates_follow_the_row_budget():

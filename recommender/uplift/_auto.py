@@ -26,6 +26,7 @@ import pandas as pd
 
 from ._base import PerArmLearner
 from ._dr import DRLearner
+from ._intervals import plausible_disagreement
 from ._regressors import ConstantSpec, GBMSpec, RidgeSpec
 from ._t import TLearner
 from ._x import XLearner
@@ -161,6 +162,21 @@ def select_learner(
         undetected_variance=undetected,
         ranking_oof=ranking,
     )
+    # per arm: how far the personalized candidates the loss cannot tell from the best lie from
+    # the chosen effect (the interval's share for the choice among them, ``_intervals``)
+    chosen.disagreement = np.zeros(len(arms))
+    for j in range(len(arms)):
+        personalized = [c for c in ranked[:, j] if c != constant and np.isfinite(losses[c, j])]
+        if not personalized:
+            continue
+        plausible = [
+            c
+            for c in personalized
+            if not _clearly_worse(squared[c, :, j], squared[personalized[0], :, j])
+        ]
+        chosen.disagreement[j] = plausible_disagreement(
+            np.stack([fitted[c].oof[:, j] for c in plausible]), chosen.oof[:, j]
+        )
     table = pd.DataFrame(rows)
     return chosen, table
 

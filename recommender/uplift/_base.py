@@ -220,6 +220,8 @@ class PerArmLearner(EffectLearner):
             if undetected_variance is None
             else np.asarray(undetected_variance, dtype=float)
         )
+        # per arm: the plausible candidates' distance from the chosen effect (set by selection)
+        self.disagreement = np.zeros(len(chosen))
         self.parts = [
             [
                 Part(part.weight / len(learners), part.full_model, part.fold_models)

@@ -15,7 +15,14 @@ from recommender.errors import InputError
 from ._auto import DEFAULT_FINAL_CANDIDATES, HETEROGENEITY_Z, select_learner
 from ._checks import check_training_inputs, warn_constant_features
 from ._encoding import FeatureEncoder
-from ._intervals import AVERAGE_ROWS, calibrate_scale, combine, held_out_bias, jackknife_variance
+from ._intervals import (
+    AVERAGE_ROWS,
+    DISAGREEMENT_WEIGHT,
+    calibrate_scale,
+    combine,
+    held_out_bias,
+    jackknife_variance,
+)
 from ._nuisance import DEFAULT_OUTCOME_CANDIDATES, fit_nuisance
 
 __all__ = ["UpliftModel"]
@@ -161,11 +168,16 @@ class UpliftModel(BaseEstimator):
         narrower than this.
     undetected_variance_ : ndarray
         Per arm given one effect for everyone: the spread of effects it could not rule out
-        (0 for personalized arms); added to every person's variance, times the scale.
+        (0 for personalized arms); times the scale, or half the disagreement if larger, it is
+        added to every person's variance.
     bias_variance_ : ndarray
         Per-arm squared bias of the out-of-fold effects that the doubly robust pseudo-outcomes
         of the training rows show, on average and along the effect's ordering (see
         ``_intervals.held_out_bias``); added to every person's variance.
+    disagreement_variance_ : ndarray
+        Per-arm mean squared distance of the candidates whose doubly robust loss is not
+        clearly worse than the best's from the chosen effect, out of fold; half of it (or the
+        undetected spread, if larger) is added to every person's variance (see ``_intervals``).
 
     Examples
     --------
@@ -298,6 +310,8 @@ class UpliftModel(BaseEstimator):
         self.undetected_variance_ = np.asarray(estimator.undetected_variance, dtype=float)
         # bias the re-simulated world cannot show, read off the real data out of fold
         self.bias_variance_ = held_out_bias(pseudo, estimator.oof, estimator.ranking_oof)
+        # ...and the choice among learners that fit the data about as well
+        self.disagreement_variance_ = np.asarray(estimator.disagreement, dtype=float)
         self.interval_scale_ = np.ones(len(self.arms_))
         self.interval_calibration_ = {}
         if self.calibrate_intervals:
@@ -363,9 +377,13 @@ class UpliftModel(BaseEstimator):
         """
         arms = len(self.arms_)
         # a spread read off a fitted model errs small like its jackknife: the same scale
-        extra = getattr(
-            self, "undetected_variance_", np.zeros(arms)
-        ) * self.interval_scale_ + getattr(self, "bias_variance_", np.zeros(arms))
+        # the spread one effect for everyone could not rule out, or the plausible candidates'
+        # disagreement, whichever is larger (for such an arm both measure the personalized
+        # candidates' distance from the constant; added together they counted it twice)
+        extra = np.maximum(
+            getattr(self, "undetected_variance_", np.zeros(arms)) * self.interval_scale_,
+            DISAGREEMENT_WEIGHT * getattr(self, "disagreement_variance_", np.zeros(arms)),
+        ) + getattr(self, "bias_variance_", np.zeros(arms))
         return combine(
             effect,
             fold_effects,
