@@ -570,6 +570,20 @@ def parts(home: Path, *, rows: int = BATCH_ROWS, repeats: int = 5) -> str:
         for j in order[k, :2]:
             needs.setdefault(arms[j], []).append(k)
     answers = engine.recommend(valid, caller_role="program", compact=True)
+    # Every row's ranking of every modelled arm, for the exploration step on its own.
+    from recommender.policy import assign_many, rank_arms
+
+    rankings = [
+        rank_arms(
+            {
+                arm: (prediction.effect[k, j], prediction.lower[k, j], prediction.upper[k, j], 0, 0)
+                for j, arm in enumerate(prediction.arms)
+            },
+            control=engine.control,
+        )
+        for k in range(rows)
+    ]
+    hashes = [engine.audit.person_hash(body["person_id"]) for body in bodies]
     steps = {
         "validate the rows": lambda: engine.check_rows(bodies),
         "encode them": lambda: model.encode(valid),
@@ -577,6 +591,15 @@ def parts(home: Path, *, rows: int = BATCH_ROWS, repeats: int = 5) -> str:
             encoded, alpha=engine.config.alpha
         ),
         "TreeSHAP of the two best arms": lambda: model.explain(encoded, needs),
+        "the exploration's probabilities and draws (assign_many, every modelled arm ranked)": (
+            lambda: assign_many(
+                rankings,
+                hashes,
+                engine.config.exploration,
+                control=engine.control,
+                explore=[True] * rows,
+            )
+        ),
         "the whole answer (engine.recommend, audit in memory)": lambda: engine.recommend(
             valid, caller_role="program", compact=True
         ),

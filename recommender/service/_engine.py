@@ -202,18 +202,29 @@ class RecommendationEngine:
             # reason, not as ineligible.
             catalog_arms = list(self.catalog.treatment_arms)
             allowed = eligible_mask(self.catalog, ranked, catalog_arms).tolist()
+            # A person eligible for every arm: what is ranked depends on the offered list
+            # alone (the profile is read only to say why an arm is not eligible).
+            for_everyone: dict = {}
             for k, i in enumerate(ranked_rows):
-                eligible = [arm for arm, ok in zip(catalog_arms, allowed[k]) if ok]
-                arms, excluded = offered_arms(
-                    self.catalog,
-                    rows[i],
-                    offered=rows[i].get("offered"),
-                    modelled=self.modelled,
-                    eligible=eligible,
-                )
+                offered = rows[i].get("offered")
+                key = None if offered is None else tuple(offered)
+                if all(allowed[k]) and key in for_everyone:
+                    arms, excluded = for_everyone[key]
+                else:
+                    eligible = [arm for arm, ok in zip(catalog_arms, allowed[k]) if ok]
+                    arms, excluded = offered_arms(
+                        self.catalog,
+                        rows[i],
+                        offered=offered,
+                        modelled=self.modelled,
+                        eligible=eligible,
+                    )
+                    if all(allowed[k]):
+                        for_everyone[key] = arms, excluded
+                excluded = list(excluded)  # a row's own: an arm without estimate is added
                 effects = {}
                 for arm in arms:
-                    values = tuple(column[k] for column in figures[arm])
+                    values = figures[arm][k]
                     if math.isfinite(values[0] + values[1] + values[2]):
                         effects[arm] = values
                     else:
@@ -312,9 +323,9 @@ class RecommendationEngine:
         return answer, record
 
     def _figures(self, prediction, n: int) -> dict:
-        """Per arm, the five figures as Python lists (NaN when the model lacks an outcome).
+        """Per arm, each row's five figures as a tuple (NaN when the model lacks an outcome).
 
-        Indexing lists is what the per-row loop does a thousand times. Rounded to 0.001
+        Indexing a list is what the per-row loop does a thousand times. Rounded to 0.001
         points here, vectorized, rather than figure by figure in every answer; finer
         differences mean nothing on a 0-54 scale.
         """
@@ -332,10 +343,14 @@ class RecommendationEngine:
             for table in kinds
         ]
         return {
-            arm: [
-                missing if table is None or arm not in columns else table[columns[arm]]
-                for table in kinds
-            ]
+            arm: list(
+                zip(
+                    *(
+                        missing if table is None or arm not in columns else table[columns[arm]]
+                        for table in kinds
+                    )
+                )
+            )
             for arm in self.modelled
         }
 
@@ -373,24 +388,21 @@ class RecommendationEngine:
         for arm, part in model.explain(encoded, needs).items():
             for k, values in zip(needs[arm], np.asarray(part, dtype=float)):
                 against_care[(k, arm)] = values
-        top = self.config.top
-
-        def leading(values):
-            # Only the largest few reach the explanation; picking them here, vectorized,
-            # spares sorting every feature of every row in Python.
-            order = np.argsort(-np.abs(values[:-1]), kind="stable")[:top]
-            return {names[j]: values[j] for j in order}
-
-        care_rows, next_rows = {}, {}
+        care_rows = self._leading(
+            {
+                k: against_care[(k, rankings[i].recommended)]
+                for k, i in enumerate(ranked_rows)
+                if (k, rankings[i].recommended) in against_care
+            },
+            names,
+        )
+        leads = {}
         for k, i in enumerate(ranked_rows):
             best, second = rankings[i].recommended, rankings[i].runner_up
-            a = against_care.get((k, best))
-            if a is not None:
-                care_rows[k] = leading(a)
             if second is not None:
-                b = against_care.get((k, second))
-                lead = a if b is None else (-b if a is None else a - b)
-                next_rows[k] = leading(lead)
+                a, b = against_care.get((k, best)), against_care.get((k, second))
+                leads[k] = a if b is None else (-b if a is None else a - b)
+        next_rows = self._leading({k: v for k, v in leads.items() if v is not None}, names)
         out = {}
         for k, i in enumerate(ranked_rows):
             ranking = rankings[i]
@@ -412,6 +424,23 @@ class RecommendationEngine:
                 top=self.config.top,
             )
         return out
+
+    def _leading(self, contributions: dict, names: list) -> dict:
+        """Per row, the ``top`` features of largest absolute contribution (and their values).
+
+        Only these reach the explanation; picking them for every row in one sort spares
+        sorting every feature of every row in Python. The stable sort keeps, among equal
+        contributions, the model's feature order.
+        """
+        if not contributions:
+            return {}
+        table = np.array(list(contributions.values()))
+        order = np.argsort(-np.abs(table[:, :-1]), axis=1, kind="stable")[:, : self.config.top]
+        values = np.take_along_axis(table, order, axis=1).tolist()
+        return {
+            k: {names[j]: v for j, v in zip(picked, shown)}
+            for k, picked, shown in zip(contributions, order.tolist(), values)
+        }
 
     def arm_facts(self, answers: Sequence[Mapping]) -> dict[str, dict]:
         """Name, cost and evidence of every arm ranked in ``answers``, once per arm."""
