@@ -13,6 +13,9 @@ from recommender.model._schema import feature_schema, frame_from_schema
 
 __all__ = ["RecommendationModel", "Prediction"]
 
+# A model not yet compiled (None means: its learners cannot be).
+_NOT_YET = object()
+
 # Profile columns the catalog's eligibility rules read.
 _ELIGIBILITY_COLUMNS = ("role", "specialty", "years_in_practice")
 
@@ -121,9 +124,11 @@ class RecommendationModel:
         """The learners compiled for prediction (see :func:`recommender.uplift.compile_effects`).
 
         Built once, when first asked (registration asks, so a registered model carries it);
-        None for learners that cannot be compiled (then the learners answer one by one).
+        None for learners that cannot be compiled (then the learners answer one by one). A
+        model pickled with an older compiled layout compiles again from its learners.
         """
-        if "_compiled" not in self.__dict__:
+        compiled = self.__dict__.get("_compiled", _NOT_YET)
+        if compiled is _NOT_YET or (compiled is not None and not compiled.current):
             self._compiled = compile_model(self)
         return self._compiled
 
