@@ -196,25 +196,23 @@ class RecommendationModel:
         contributions; each answer is an array (those rows x features, then ``base``) whose
         rows sum exactly to the arm's effect. Columns: :attr:`feature_names` + ``base``.
         """
-        out = {}
-        compiled = self.compiled
-        for arm, positions in needs.items():
+        for arm in needs:
             if arm not in self.treatment_arms:
                 raise InputError(
                     f"unknown arm {arm!r}; the model explains {list(self.treatment_arms)}"
                 )
-            positions = np.asarray(positions, dtype=np.intp)
-            if compiled is not None:
-                out[arm] = compiled.contrib(
-                    encoded[positions], self.primary, self.treatment_arms.index(arm)
-                )
-            else:
-                out[arm] = (
-                    self._learner(None)
-                    .contributions(encoded.iloc[positions], arm, versus=self.control)
-                    .to_numpy(dtype=float)
-                )
-        return out
+        compiled = self.compiled
+        if compiled is not None:  # one binning of the rows for every arm
+            index = {self.treatment_arms.index(arm): rows for arm, rows in needs.items()}
+            parts = compiled.explain(encoded, self.primary, index)
+            return {arm: parts[self.treatment_arms.index(arm)] for arm in needs}
+        learner = self._learner(None)
+        return {
+            arm: learner.contributions(
+                encoded.iloc[np.asarray(positions, dtype=np.intp)], arm, versus=self.control
+            ).to_numpy(dtype=float)
+            for arm, positions in needs.items()
+        }
 
     # -- outputs ------------------------------------------------------------------------------
     def predict_effect(self, profiles: pd.DataFrame, *, outcome: str | None = None) -> pd.DataFrame:

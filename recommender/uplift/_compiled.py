@@ -137,6 +137,9 @@ class CompiledEffects:
                             other.append(entry)
         p = len(self.encoder.feature_names)
         self._forest = _Forest(boosters, len(self.outputs), p) if boosters else None
+        # the bins every table reads: the forest's, cut at all its trees' thresholds (the
+        # contributions' trees are the same trees, merged per arm)
+        self.binning = self._forest.binning if boosters else Binning([], p)
         self._linear = _LinearStack(linear, len(self.outputs), self.encoder) if linear else None
         self._other = other
         # the contributions an answer shows are the primary outcome's: built now, kept with
@@ -165,7 +168,7 @@ class CompiledEffects:
         n = M.shape[0]
         values = np.zeros((n, len(self.outputs)))
         if self._forest is not None:
-            values += self._forest.predict(M)
+            values += self._forest.predict(M, self.binning.bins(M))
         if self._linear is not None:
             values += self._linear.predict(M)
         for output, weight, model in self._other:
@@ -209,14 +212,24 @@ class CompiledEffects:
 
     def contrib(self, M: np.ndarray, outcome: str, j: int) -> np.ndarray:
         """(n, features + 1): the learner's own contributions to arm ``j``'s effect vs control."""
-        return self._arm_contributions(outcome, j).contrib(M)
+        return self._arm_contributions(outcome, j).contrib(M, self.binning.bins(M))
+
+    def explain(self, M: np.ndarray, outcome: str, needs: Mapping) -> dict:
+        """:meth:`contrib` of several arms, each for its own rows of ``M`` (``{arm index:
+        row positions}``), from one binning of ``M``."""
+        bins = self.binning.bins(M)
+        out = {}
+        for j, rows in needs.items():
+            rows = np.asarray(rows, dtype=np.intp)
+            out[j] = self._arm_contributions(outcome, j).contrib(M[rows], bins[rows])
+        return out
 
     def _arm_contributions(self, outcome: str, j: int) -> "_ArmContributions":
         parts = self.__dict__.setdefault("_contrib_parts", {})
         key = (outcome, j)
         if key not in parts:
             parts[key] = _ArmContributions(
-                self.learners[outcome].estimator_._full_parts(j), self.encoder
+                self.learners[outcome].estimator_._full_parts(j), self.encoder, self.binning
             )
         return parts[key]
 
@@ -229,7 +242,7 @@ class _ArmContributions:
     unseen or missing code matches no level). Its ``base`` is the intercept.
     """
 
-    def __init__(self, parts, encoder):
+    def __init__(self, parts, encoder, binning: Binning):
         p = len(encoder.feature_names)
         self.p = p
         self.trees = _BoosterContributions(
@@ -239,6 +252,7 @@ class _ArmContributions:
                 if isinstance(part.full_model, GBMModel)
             ],
             p,
+            binning,
         )
         linear = [
             (part.weight, part.full_model) for part in parts if type(part.full_model) is RidgeModel
@@ -281,8 +295,8 @@ class _ArmContributions:
         if self.categorical:
             self.lookup = _CategoryLookup(self.categorical, size, self.tables)
 
-    def contrib(self, M: np.ndarray) -> np.ndarray:
-        out = self.trees.contrib(M)  # TreeSHAP of the arm's boosters, as the learner's
+    def contrib(self, M: np.ndarray, bins: np.ndarray) -> np.ndarray:
+        out = self.trees.contrib(M, bins)  # TreeSHAP of the arm's boosters, as the learner's
         if self.has_linear:
             numbers = M[:, self.numeric]
             absent = np.isnan(numbers)
@@ -347,8 +361,8 @@ class _Forest:
         rest = [blocks[k] for k in range(len(blocks)) if k not in kept]
         self.slots = _Slots(header, tail, rest, n_outputs) if rest else None
 
-    def predict(self, M: np.ndarray) -> np.ndarray:
-        out = self.sums.predict(self.binning.bins(M), M.shape[0])
+    def predict(self, M: np.ndarray, bins: np.ndarray) -> np.ndarray:
+        out = self.sums.predict(bins)
         if self.slots is not None:
             out += self.slots.predict(M)
         return out
@@ -385,18 +399,18 @@ class _Slots:
 class _BoosterContributions:
     """TreeSHAP of weighted boosters' sum: small trees from tables, the others by LightGBM."""
 
-    def __init__(self, weighted, n_features: int):
+    def __init__(self, weighted, n_features: int, binning: Binning):
         self.n_features = n_features
         self.tables = self.booster = None
         if not weighted:
             return
         header, tail, blocks = _weighted_blocks([(None, w, m) for w, m in weighted])
         trees = parse_trees([text for _, text in blocks])
-        self.binning = Binning(trees, n_features)
-        usable = [self.binning.usable(tree) for tree in trees]
+        # a tree cut elsewhere than the bins (not one of the forest's) is LightGBM's to explain
+        usable = [binning.usable(tree) for tree in trees]
         self.tables = TreeContributions(
             [tree for tree, ok in zip(trees, usable) if ok],
-            self.binning,
+            binning,
             n_features,
             bits=TABLE_BITS,
         )
@@ -404,10 +418,10 @@ class _BoosterContributions:
         if rest:
             self.booster = lgb.Booster(model_str=_model_text(header, tail, rest))
 
-    def contrib(self, M: np.ndarray) -> np.ndarray:
+    def contrib(self, M: np.ndarray, bins: np.ndarray) -> np.ndarray:
         if self.tables is None:
             return np.zeros((M.shape[0], self.n_features + 1))
-        out = self.tables.contrib(self.binning.bins(M), M.shape[0])
+        out = self.tables.contrib(bins)
         if self.booster is not None:
             out += self.booster.predict(M, pred_contrib=True, num_threads=1)
         return out

@@ -44,6 +44,10 @@ __all__ = ["Tree", "parse_trees", "Binning", "TreeSums", "TreeContributions", "M
 # table: patterns x features, computed over 2^features subsets at build time).
 MAX_SPLITS = 8
 
+# Up to this many rows a batch is binned and patterned with one numpy call per step (few
+# calls matter for one answer); past it, per-feature loops move less memory.
+_FEW_ROWS = 8
+
 # LightGBM reads a value within this of zero as zero (kZeroThreshold, a float constant).
 _ZERO = float(np.float32(1e-35))
 
@@ -186,6 +190,8 @@ class Binning:
                     if (int(tree.decision[node]) >> 2) & 3 == 1:
                         zero.add(j)
         self.mixed = {j for j, k in kinds.items() if len(k) > 1}
+        self._edges = {j: cuts[j] for j in cuts}
+        self._zero = zero
         self.n_features = n_features
         self.numeric: dict[int, np.ndarray] = {}
         self.categorical: dict[int, int] = {}
@@ -203,24 +209,100 @@ class Binning:
                 self.numeric[j] = edges
                 self.representatives[j] = np.concatenate([edges, [np.inf, np.nan]])
         self.features = sorted(self.representatives)
+        # every feature's bins as rows of one stacked table: a row's bin of feature k is
+        # row offsets[k] + bin
+        sizes = [len(self.representatives[j]) for j in self.features]
+        self.offsets = dict(zip(self.features, np.cumsum([0] + sizes[:-1]).tolist()))
+        self.rows = int(sum(sizes))
+        self._numbers = []  # (position, feature, sorted representatives, zero matters)
+        for k, j in enumerate(self.features):
+            if j in self.numeric:
+                edges = self.numeric[j]
+                # a value within _ZERO of zero reads as zero; only an edge there tells apart
+                near = bool(np.any((edges >= -_ZERO) & (edges < _ZERO)))
+                self._numbers.append((k, j, self.representatives[j], near))
+        # for a few rows, every number's bin from one comparison with all representatives:
+        # a value is greater than (not <=) the edges below it and than NaN, so the count
+        # less one is its bin; NaN is "greater" than all of them and lands on its own bin
+        self._compare_columns = np.array(
+            [j for _, j, search, _ in self._numbers for _ in search], dtype=np.intp
+        )
+        self._compare_with = (
+            np.concatenate([search for _, _, search, _ in self._numbers])
+            if self._numbers
+            else np.zeros(0)
+        )
+        counts = [len(search) for _, _, search, _ in self._numbers]
+        self._compare_starts = np.cumsum([0] + counts[:-1]).astype(np.intp)
+        self._compare_positions = [k for k, _, _, _ in self._numbers]
+        self._compare_offsets = np.array(
+            [self.offsets[j] - 1 for _, j, _, _ in self._numbers], dtype=np.intp
+        )
+        self._compare_near = np.array(
+            [near for _, _, search, near in self._numbers for _ in search], dtype=bool
+        )
+        self._categories = [k for k, j in enumerate(self.features) if j in self.categorical]
+        self._category_columns = [self.features[k] for k in self._categories]
+        self._category_sizes = np.array([self.categorical[j] for j in self._category_columns])
+        self._category_offsets = np.array(
+            [self.offsets[j] for j in self._category_columns], dtype=np.intp
+        )
 
     def usable(self, tree: Tree) -> bool:
-        return tabulable(tree) and not any(int(j) in self.mixed for j in tree.feature)
+        """Whether ``tree`` is a table on these bins: small, not linear, and every split's
+        threshold (or category set) among those the bins were cut at."""
+        if not tabulable(tree):
+            return False
+        for node in range(tree.splits):
+            j = int(tree.feature[node])
+            if tree.is_categorical(node):
+                cat = int(tree.threshold[node])
+                words = int(tree.cat_boundaries[cat + 1] - tree.cat_boundaries[cat])
+                if 32 * words > self.categorical.get(j, -1):
+                    return False
+            elif (
+                j not in self.numeric
+                or float(tree.threshold[node]) not in self._edges[j]
+                or ((int(tree.decision[node]) >> 2) & 3 == 1 and j not in self._zero)
+            ):
+                return False
+        return True
 
-    def bins(self, M: np.ndarray) -> dict[int, np.ndarray]:
-        """Per feature, each row's bin (an index into that feature's representatives)."""
-        out = {}
-        for j, edges in self.numeric.items():
-            x = M[:, j]
-            b = np.searchsorted(edges, np.where(np.abs(x) <= _ZERO, 0.0, x), side="left")
-            out[j] = np.where(np.isnan(x), len(edges) + 1, b)
-        for j, size in self.categorical.items():
-            x = M[:, j]
-            with np.errstate(invalid="ignore"):
-                code = np.trunc(x)
-                inside = (code >= 0) & (code < size)  # NaN compares False
-            out[j] = np.where(inside, np.where(inside, code, 0), size).astype(np.intp)
+    def bins(self, M: np.ndarray) -> np.ndarray:
+        """(rows, features): each row's bin of each binned feature, as a stacked-table row.
+
+        A number's bin is found by one ``searchsorted`` on the representatives: the edges,
+        then inf (past the last edge) and NaN (numpy sorts it last, so a missing value
+        lands on its own bin).
+        """
+        out = np.empty((M.shape[0], len(self.features)), dtype=np.intp)
+        if M.shape[0] <= _FEW_ROWS and self._numbers:
+            x = M[:, self._compare_columns]
+            if self._compare_near.any():
+                x = np.where(self._compare_near & (np.abs(x) <= _ZERO), 0.0, x)
+            above = ~(x <= self._compare_with)
+            out[:, self._compare_positions] = (
+                np.add.reduceat(above, self._compare_starts, axis=1, dtype=np.intp)
+                + self._compare_offsets
+            )
+        else:
+            self._search(M, out)
+        if self._categories:
+            code = np.trunc(M[:, self._category_columns])
+            inside = (code >= 0) & (code < self._category_sizes)  # NaN compares False
+            out[:, self._categories] = (
+                np.where(inside, code, self._category_sizes).astype(np.intp)
+                + self._category_offsets
+            )
         return out
+
+    def _search(self, M: np.ndarray, out: np.ndarray) -> None:
+        for k, j, search, near in self._numbers:
+            x = M[:, j]
+            if near:
+                x = np.where(np.abs(x) <= _ZERO, 0.0, x)
+            out[:, k] = search.searchsorted(x)
+            out[:, k] += self.offsets[j]
 
 
 def leaf_values(tree: Tree) -> np.ndarray:
@@ -304,43 +386,48 @@ def _pack(trees: list[Tree], groups: list[int], bits: int) -> list[tuple[int, li
 class _Patterns:
     """Each column's table index for a batch: a sum of one row per feature.
 
-    For feature ``j``, ``tables[j][b, c]`` is the part of column ``c``'s index that a value
-    in bin ``b`` decides: the bits of the column's splits on ``j`` that go left, each worth
-    ``scale[c] << bit``. The columns' table offsets ride on the first feature's rows.
+    ``table[r, c]``, for ``r`` a bin of feature ``j`` (a row of the binning's stacked
+    table), is the part of column ``c``'s index that a value in that bin decides: the bits
+    of the column's splits on ``j`` that go left, each worth ``scale[c] << bit``. The
+    columns' table offsets ride on the first feature's rows.
     """
 
     def __init__(self, trees, columns, binning: Binning, scale, offsets):
         n_columns = len(columns)
-        self.tables: dict[int, np.ndarray] = {}
+        table = np.zeros((binning.rows, n_columns), dtype=np.int64)
+        used = set()
         for c, (_, members) in enumerate(columns):
             for t, first in members:
                 tree = trees[t]
                 for node in range(tree.splits):
                     j = int(tree.feature[node])
-                    if j not in self.tables:
-                        rows = len(binning.representatives[j])
-                        self.tables[j] = np.zeros((rows, n_columns), dtype=np.int64)
-                    left = tree.goes_left(node, binning.representatives[j])
-                    self.tables[j][:, c] += left.astype(np.int64) * (
-                        int(scale[c]) << (first + node)
+                    used.add(j)
+                    rows = slice(
+                        binning.offsets[j], binning.offsets[j] + len(binning.representatives[j])
                     )
+                    left = tree.goes_left(node, binning.representatives[j])
+                    table[rows, c] += left.astype(np.int64) * (int(scale[c]) << (first + node))
         offsets = np.asarray(offsets, dtype=np.int64)
-        if self.tables:
-            self.tables[next(iter(self.tables))] += offsets
-        top = sum(int(t.max(initial=0)) for t in self.tables.values()) + int(offsets.max(initial=0))
+        self.used = [k for k, j in enumerate(binning.features) if j in used]
+        if self.used:
+            j = binning.features[self.used[0]]
+            table[binning.offsets[j] : binning.offsets[j] + len(binning.representatives[j])] += (
+                offsets
+            )
+        top = int(table.max(initial=0)) * max(len(self.used), 1) + int(offsets.max(initial=0))
         dtype = np.int32 if top < 2**31 else np.int64
-        self.tables = {j: t.astype(dtype) for j, t in self.tables.items()}
-        self.offsets = None if self.tables else offsets.astype(dtype)
+        self.table = table.astype(dtype)
+        self.offsets = offsets.astype(dtype)
 
-    def __call__(self, bins: dict, n: int) -> np.ndarray:
-        if self.offsets is not None:
+    def __call__(self, bins: np.ndarray) -> np.ndarray:
+        n = bins.shape[0]
+        if not self.used:
             return np.broadcast_to(self.offsets, (n, len(self.offsets))).copy()
-        out = None
-        for j, table in self.tables.items():
-            if out is None:
-                out = table[bins[j]]
-            else:
-                out += table[bins[j]]
+        if n <= _FEW_ROWS:
+            return self.table[bins[:, self.used]].sum(axis=1, dtype=self.table.dtype)
+        out = self.table[bins[:, self.used[0]]]
+        for k in self.used[1:]:
+            out += self.table[bins[:, k]]
         return out
 
 
@@ -379,11 +466,12 @@ class TreeSums:
         self.starts = first if len(columns) else np.zeros(0, np.intp)
         self.groups = column_group[first] if len(columns) else np.zeros(0, np.intp)
 
-    def predict(self, bins: dict, n: int) -> np.ndarray:
-        """(rows, groups): each group's sum of trees."""
+    def predict(self, bins: np.ndarray) -> np.ndarray:
+        """(rows, groups): each group's sum of trees, from :meth:`Binning.bins`."""
+        n = bins.shape[0]
         out = np.zeros((n, self.n_groups))
         if n and len(self.starts):
-            values = self.values[self.patterns(bins, n)]
+            values = self.values[self.patterns(bins)]
             out[:, self.groups] = np.add.reduceat(values, self.starts, axis=1)
         return out
 
@@ -431,11 +519,12 @@ class TreeContributions:
         self.starts = np.asarray(first, dtype=np.intp)
         self.features = feature[self.starts] if len(feature) else np.zeros(0, np.intp)
 
-    def contrib(self, bins: dict, n: int) -> np.ndarray:
+    def contrib(self, bins: np.ndarray) -> np.ndarray:
         """(rows, features + 1): per-feature contributions, then the base."""
+        n = bins.shape[0]
         out = np.zeros((n, self.n_features + 1))
         out[:, -1] = self.base
         if n and len(self.starts):
-            index = self.patterns(bins, n)[:, self.pair_column] + self.pair_offset
+            index = self.patterns(bins)[:, self.pair_column] + self.pair_offset
             out[:, self.features] = np.add.reduceat(self.values[index], self.starts, axis=1)
         return out
