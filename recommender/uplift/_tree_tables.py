@@ -196,6 +196,7 @@ class Binning:
         self.numeric: dict[int, np.ndarray] = {}
         self.categorical: dict[int, int] = {}
         self.representatives: dict[int, np.ndarray] = {}
+        self._edges_then_specials: dict[int, np.ndarray] = {}  # per number: edges, inf, NaN
         for j in sorted(kinds):
             if j in self.mixed:
                 continue
@@ -207,7 +208,15 @@ class Binning:
                 points = cuts[j] | ({-np.nextafter(0.0, 1.0), 0.0} if j in zero else set())
                 edges = np.array(sorted(points))
                 self.numeric[j] = edges
-                self.representatives[j] = np.concatenate([edges, [np.inf, np.nan]])
+                self._edges_then_specials[j] = np.concatenate([edges, [np.inf, np.nan]])
+                representatives = self._edges_then_specials[j].copy()
+                if j in zero:
+                    # A bin's edge in [-_ZERO, 0) reads as zero, which such a split sends its
+                    # missing way; the values binned below it are all < -_ZERO (zero has a bin
+                    # of its own), so the largest of those stands for the bin.
+                    below = (representatives >= -_ZERO) & (representatives < 0)
+                    representatives[below] = np.nextafter(-_ZERO, -np.inf)
+                self.representatives[j] = representatives
         self.features = sorted(self.representatives)
         # every feature's bins as rows of one stacked table: a row's bin of feature k is
         # row offsets[k] + bin
@@ -220,7 +229,7 @@ class Binning:
                 edges = self.numeric[j]
                 # a value within _ZERO of zero reads as zero; only an edge there tells apart
                 near = bool(np.any((edges >= -_ZERO) & (edges < _ZERO)))
-                self._numbers.append((k, j, self.representatives[j], near))
+                self._numbers.append((k, j, self._edges_then_specials[j], near))
         # for a few rows, every number's bin from one comparison with all representatives:
         # a value is greater than (not <=) the edges below it and than NaN, so the count
         # less one is its bin; NaN is "greater" than all of them and lands on its own bin
