@@ -207,3 +207,28 @@ def test_a_model_pickled_with_an_older_compiled_layout_compiles_again(cohort, mo
         atol=TOLERANCE,
         rtol=0,
     )
+
+
+@pytest.mark.parametrize(
+    "column, value, rule",
+    [
+        ("age", True, "a number"),
+        ("age", "41", "a number"),
+        ("age", 10**400, "a number"),
+        ("age", float("inf"), "a number"),
+        ("age", None, "a number"),
+        ("role", None, "one of"),
+    ],
+)
+@pytest.mark.parametrize("size", [5, 40])  # value by value, and numpy's column path
+def test_request_rows_of_other_types_are_refused_with_row_and_column(
+    cohort, model, column, value, rule, size
+):
+    rows = _rows(cohort[0].iloc[:size])
+    rows[size - 1][column] = value
+    with pytest.raises(InputError) as raised:
+        model.encode(rows)
+    problem = raised.value.problems[0]
+    assert (problem["row"], problem["column"]) == (size - 1, column)
+    assert rule in problem["rule"]
+    assert len(raised.value.problems) == 1
