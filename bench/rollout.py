@@ -196,7 +196,7 @@ def retrain(log: pd.DataFrame, catalog, seed: int, champion):
     is ``recommender train --from-log`` without MLflow, the card and the registry.
 
     Returns ``(model, status)``: the model to serve next and ``"promoted"``, ``"gate"`` (the
-    challenger failed the gate) or ``"refused"`` (the product would refuse to train: too few
+    challenger failed the gate, or the champion could not be valued on the log: fails closed) or ``"refused"`` (the product would refuse to train: too few
     usual-care rows or an arm too small for its fit or its held-out evaluation).
     """
     from pipelines.train import Cohort, best_arms, evaluate_stage, fit_min_arm_rows, fit_stage
@@ -224,9 +224,14 @@ def retrain(log: pd.DataFrame, catalog, seed: int, champion):
         return champion, "refused"
     control = catalog.control
     challenger = policy_value_scores(evaluation.dr_scores, evaluation.recommended, control=control)
-    held = policy_value_scores(
-        evaluation.dr_scores, best_arms(champion, split.holdout), control=control
-    )
+    try:
+        held = policy_value_scores(
+            evaluation.dr_scores, best_arms(champion, split.holdout), control=control
+        )
+    except InputError:
+        # The champion recommends an arm this log cannot score (left out for too few rows):
+        # the product's gate fails closed then, and the champion stays (pipelines' gate_stage).
+        return champion, "gate"
     decision = gate_decision(challenger, held, alpha=settings["gate"]["alpha"])
     return (model, "promoted") if decision.passed else (champion, "gate")
 
@@ -308,6 +313,9 @@ def run_one(
                 else float("nan"),
                 "explored_share": float(np.mean(probability < 1)),
                 "retrained": model is not evidence,
+                # the arms the served model ranks: a retraining leaves out arms the log served
+                # too rarely, and the retrained model then never serves them again
+                "model_arms": " ".join(model.treatment_arms),
                 # what became of the retraining before this cycle (none before cycle 0)
                 "retraining": retrained[strategy][-1] if retrained[strategy] else "",
             }
@@ -490,18 +498,20 @@ def to_markdown(table: pd.DataFrame, notes, *, command: str) -> str:
             # share alone makes every routine profile count).
             lines.append(f"| {cycle} | " + " | ".join(cells) + " |")
         if "best_is_oracle" in part:
-            lines += [
-                "",
+            lines += _strategy_table(
+                part,
                 "People whose model's best arm is their truly best arm (mean over repeats):",
-                "",
-                "| cycle | " + " | ".join(STRATEGIES) + " |",
-                "|---|" + "---|" * len(STRATEGIES),
-            ]
-            for cycle, at in part.groupby("cycle"):
-                agree = at.groupby("strategy")["best_is_oracle"].mean()
-                lines.append(
-                    f"| {cycle} | " + " | ".join(f"{agree[s]:.1%}" for s in STRATEGIES) + " |"
-                )
+                lambda rows: f"{rows['best_is_oracle'].mean():.1%}",
+            )
+        if "model_arms" in part and part["model_arms"].notna().all():
+            lines += _strategy_table(
+                part,
+                "Arms the served model ranks (share of repeats, at each cycle):",
+                lambda rows: "; ".join(
+                    f"{arms} ({share:.0%})"
+                    for arms, share in rows["model_arms"].value_counts(normalize=True).items()
+                ),
+            )
         ope = (
             part[(part["strategy"] == "loop") & part["ope_truth"].notna()]
             if "ope_truth" in part
@@ -545,6 +555,16 @@ def to_markdown(table: pd.DataFrame, notes, *, command: str) -> str:
                     )
         lines.append("")
     return "\n".join(lines)
+
+
+def _strategy_table(part: pd.DataFrame, title: str, cell) -> list[str]:
+    """A Markdown table of ``cell(rows)`` per cycle (rows) and strategy (columns)."""
+    lines = ["", title, "", "| cycle | " + " | ".join(STRATEGIES) + " |"]
+    lines.append("|---|" + "---|" * len(STRATEGIES))
+    for cycle, at in part.groupby("cycle"):
+        cells = [cell(at[at["strategy"] == strategy]) for strategy in STRATEGIES]
+        lines.append(f"| {cycle} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _setting(text: str) -> tuple[str, object]:

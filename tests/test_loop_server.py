@@ -3,6 +3,7 @@ log (the real CLI) -> gate -> /reload -> evaluate-policy."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -113,6 +114,13 @@ def test_loop_through_a_real_server(tmp_path):
     }
     for value in table["values"]:
         assert value["lower"] <= value["estimate"] <= value["upper"]
-    # No raw identifier anywhere in the store (database, WAL and shared-memory files).
-    for path in home.glob("audit.db*"):
-        assert profiles[0]["person_id"].encode() not in path.read_bytes(), path.name
+    # No raw identifier anywhere: not in the audit store (database, WAL and shared-memory
+    # files), the MLflow store and its artifacts (the log-trained model, its card and training
+    # table), nor the server's own log. Every staff id is "s23-" and six digits.
+    raw_id = re.compile(rb"s23-\d{6}")
+    assert raw_id.fullmatch(profiles[0]["person_id"].encode())
+    files = [path for path in home.rglob("*") if path.is_file()]
+    assert any(path.name.startswith("audit.db") for path in files)
+    assert any(path.name == "mlflow.db" for path in files)
+    for path in files:
+        assert raw_id.search(path.read_bytes()) is None, path.relative_to(home)

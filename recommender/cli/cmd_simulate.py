@@ -13,7 +13,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scenario",
         default="default",
-        help="scenario name in configs/scenarios (default, homogeneous, null) or a YAML path",
+        help=(
+            "scenario name in configs/scenarios (default, homogeneous, null, conservative, "
+            "local) or a YAML path"
+        ),
     )
     parser.add_argument(
         "--n",

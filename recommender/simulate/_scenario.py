@@ -220,8 +220,9 @@ def load_scenario(name_or_path: str | Path | Mapping) -> Scenario:
     Parameters
     ----------
     name_or_path : str, Path or Mapping
-        A scenario name (``"default"``, ``"homogeneous"``, ``"null"``: resolved to
-        ``configs/scenarios/<name>.yaml``), a path to a YAML file, or an already-parsed mapping.
+        A scenario name (``"default"``, ``"homogeneous"``, ``"null"``, ``"conservative"``,
+        ``"local"``: resolved to ``configs/scenarios/<name>.yaml``), a path to a YAML file, or an
+        already-parsed mapping.
 
     Returns
     -------
