@@ -188,3 +188,47 @@ def test_a_used_compiled_model_pickles_and_answers_the_same_after(cohort, model)
         np.testing.assert_allclose(
             again[arm].sum(axis=1), after.effect[:, arms.index(arm)], atol=TOLERANCE, rtol=0
         )
+
+
+def test_a_model_pickled_with_an_older_compiled_layout_compiles_again(cohort, model):
+    # A registered model carries its compiled form; one pickled before the lookup-table
+    # layout has no ``form`` (or another one) and is compiled afresh from its learners.
+    X = cohort[0].iloc[:30]
+    older = pickle.loads(pickle.dumps(model))
+    stale = older.__dict__["_compiled"]
+    del stale.__dict__["form"]
+    older = pickle.loads(pickle.dumps(older))
+    assert not older.__dict__["_compiled"].current
+    compiled = older.compiled
+    assert compiled is not stale and compiled.current
+    np.testing.assert_allclose(
+        older.predict(older.encode(X)).effect,
+        model.outcome_models["ee"].predict_effect(X)[list(model.treatment_arms)],
+        atol=TOLERANCE,
+        rtol=0,
+    )
+
+
+@pytest.mark.parametrize(
+    "column, value, rule",
+    [
+        ("age", True, "a number"),
+        ("age", "41", "a number"),
+        ("age", 10**400, "a number"),
+        ("age", float("inf"), "a number"),
+        ("age", None, "a number"),
+        ("role", None, "one of"),
+    ],
+)
+@pytest.mark.parametrize("size", [5, 40])  # value by value, and numpy's column path
+def test_request_rows_of_other_types_are_refused_with_row_and_column(
+    cohort, model, column, value, rule, size
+):
+    rows = _rows(cohort[0].iloc[:size])
+    rows[size - 1][column] = value
+    with pytest.raises(InputError) as raised:
+        model.encode(rows)
+    problem = raised.value.problems[0]
+    assert (problem["row"], problem["column"]) == (size - 1, column)
+    assert rule in problem["rule"]
+    assert len(raised.value.problems) == 1

@@ -21,6 +21,15 @@ __all__ = ["Prediction", "compile_model", "encode_rows"]
 # Problems listed in one error (as frame_from_schema does).
 _MAX_LISTED = 20
 
+# A row without the feature (a marker no profile value can be).
+_ABSENT = object()
+
+# Value types converted to floats in one numpy call; any other type is checked value by value.
+_PLAIN_NUMBERS = {int, float}
+
+# Up to this many rows the value-by-value checks are quicker than numpy's calls.
+_FEW_ROWS = 16
+
 
 @dataclass(frozen=True)
 class Prediction:
@@ -72,8 +81,8 @@ def encode_rows(rows: Sequence[Mapping], schema: Sequence[Mapping], encoder) -> 
     problems: list[dict] = []
     for j, feature in enumerate(schema):
         name = feature["name"]
-        missing = [i for i, row in enumerate(rows) if name not in row]
-        if missing:
+        values = [row.get(name, _ABSENT) for row in rows]
+        if _ABSENT in values:
             raise InputError(
                 f"profile rows lack the feature column(s) {[name]}; the model needs "
                 f"{[f['name'] for f in schema]}",
@@ -81,14 +90,17 @@ def encode_rows(rows: Sequence[Mapping], schema: Sequence[Mapping], encoder) -> 
             )
         if feature["kind"] == "category":
             lookup = encoder.lookups[j]
-            for i, row in enumerate(rows):
-                code = lookup.get(row[name])
+            codes = list(map(lookup.get, values))
+            if None not in codes:  # the usual case: every value a known category
+                matrix[:, j] = codes
+                continue
+            for i, (value, code) in enumerate(zip(values, codes)):
                 if code is None:
                     problems.append(
                         {
                             "row": i,
                             "column": name,
-                            "value": row[name],
+                            "value": value,
                             "rule": f"one of {list(feature['categories'])}",
                         }
                     )
@@ -96,11 +108,18 @@ def encode_rows(rows: Sequence[Mapping], schema: Sequence[Mapping], encoder) -> 
                 matrix[i, j] = code
         else:
             whole = feature["kind"] == "integer"
-            for i, row in enumerate(rows):
-                value = row[name]
+            if n > _FEW_ROWS and set(map(type, values)) <= _PLAIN_NUMBERS:  # plain numbers
+                try:
+                    column = np.array(values, dtype=np.float64)
+                except OverflowError:  # an integer past any float: listed below
+                    column = np.array([math.nan])
+                if np.isfinite(column).all() and not (whole and np.any(column != np.round(column))):
+                    matrix[:, j] = column
+                    continue
+            for i, value in enumerate(values):
                 try:
                     number = float(value) if not isinstance(value, (bool, str)) else math.nan
-                except (TypeError, ValueError):
+                except (TypeError, ValueError, OverflowError):
                     number = math.nan
                 if not math.isfinite(number):
                     problems.append({"row": i, "column": name, "value": value, "rule": "a number"})

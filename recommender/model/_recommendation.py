@@ -13,6 +13,9 @@ from recommender.model._schema import feature_schema, frame_from_schema
 
 __all__ = ["RecommendationModel", "Prediction"]
 
+# A model not yet compiled (None means: its learners cannot be).
+_NOT_YET = object()
+
 # Profile columns the catalog's eligibility rules read.
 _ELIGIBILITY_COLUMNS = ("role", "specialty", "years_in_practice")
 
@@ -121,9 +124,11 @@ class RecommendationModel:
         """The learners compiled for prediction (see :func:`recommender.uplift.compile_effects`).
 
         Built once, when first asked (registration asks, so a registered model carries it);
-        None for learners that cannot be compiled (then the learners answer one by one).
+        None for learners that cannot be compiled (then the learners answer one by one). A
+        model pickled with an older compiled layout compiles again from its learners.
         """
-        if "_compiled" not in self.__dict__:
+        compiled = self.__dict__.get("_compiled", _NOT_YET)
+        if compiled is _NOT_YET or (compiled is not None and not compiled.current):
             self._compiled = compile_model(self)
         return self._compiled
 
@@ -191,25 +196,23 @@ class RecommendationModel:
         contributions; each answer is an array (those rows x features, then ``base``) whose
         rows sum exactly to the arm's effect. Columns: :attr:`feature_names` + ``base``.
         """
-        out = {}
-        compiled = self.compiled
-        for arm, positions in needs.items():
+        for arm in needs:
             if arm not in self.treatment_arms:
                 raise InputError(
                     f"unknown arm {arm!r}; the model explains {list(self.treatment_arms)}"
                 )
-            positions = np.asarray(positions, dtype=np.intp)
-            if compiled is not None:
-                out[arm] = compiled.contrib(
-                    encoded[positions], self.primary, self.treatment_arms.index(arm)
-                )
-            else:
-                out[arm] = (
-                    self._learner(None)
-                    .contributions(encoded.iloc[positions], arm, versus=self.control)
-                    .to_numpy(dtype=float)
-                )
-        return out
+        compiled = self.compiled
+        if compiled is not None:  # one binning of the rows for every arm
+            index = {self.treatment_arms.index(arm): rows for arm, rows in needs.items()}
+            parts = compiled.explain(encoded, self.primary, index)
+            return {arm: parts[self.treatment_arms.index(arm)] for arm in needs}
+        learner = self._learner(None)
+        return {
+            arm: learner.contributions(
+                encoded.iloc[np.asarray(positions, dtype=np.intp)], arm, versus=self.control
+            ).to_numpy(dtype=float)
+            for arm, positions in needs.items()
+        }
 
     # -- outputs ------------------------------------------------------------------------------
     def predict_effect(self, profiles: pd.DataFrame, *, outcome: str | None = None) -> pd.DataFrame:
