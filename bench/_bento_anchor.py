@@ -27,7 +27,8 @@ def write_anchor_models(model, folder: Path) -> Path:
 
     folder.mkdir(parents=True, exist_ok=True)
     compiled = model.compiled
-    compiled._forest.booster.save_model(str(folder / "forest.txt"))
+    forest, slots_to_outputs = compiled.lightgbm_forest()
+    forest.save_model(str(folder / "forest.txt"))
     estimator = model.outcome_models[model.primary].estimator_
     arms = []
     for j in range(len(estimator.parts)):
@@ -56,7 +57,7 @@ def write_anchor_models(model, folder: Path) -> Path:
                     for k, (o, _, fold) in enumerate(compiled.outputs)
                     if o == model.primary and fold is None
                 ],
-                "slots_to_outputs": compiled._forest.to_outputs.tolist(),
+                "slots_to_outputs": slots_to_outputs.tolist(),
             }
         )
     )

@@ -232,3 +232,18 @@ def test_request_rows_of_other_types_are_refused_with_row_and_column(
     assert (problem["row"], problem["column"]) == (size - 1, column)
     assert rule in problem["rule"]
     assert len(raised.value.problems) == 1
+
+
+def test_the_lightgbm_forest_sums_to_what_the_tables_compute(cohort, model):
+    """The benchmark's anchor serves LightGBM's own call over every tree: it must be the same
+    forest the tables read, so the comparison is like for like."""
+    compiled = model.compiled
+    if compiled._forest is None:
+        with pytest.raises(ValueError, match="no booster members"):
+            compiled.lightgbm_forest()
+        return
+    M = compiled.encode(cohort[0].iloc[:300])
+    booster, to_outputs = compiled.lightgbm_forest()
+    lightgbm = booster.predict(M, raw_score=True).reshape(M.shape[0], -1) @ to_outputs
+    tables = compiled._forest.predict(M, compiled.binning.bins(M))
+    np.testing.assert_allclose(lightgbm, tables, rtol=0, atol=TOLERANCE)

@@ -120,21 +120,7 @@ class CompiledEffects:
             for j in range(len(self.arms))
             for fold in (None, *self._folds(outcome))
         ]
-        index = {key: i for i, key in enumerate(self.outputs)}
-        boosters, linear, other = [], [], []  # (output, weight, model) per member
-        for outcome, learner in self.learners.items():
-            for j, arm_parts in enumerate(learner.estimator_.parts):
-                for part in arm_parts:
-                    for fold, model in ((None, part.full_model), *enumerate(part.fold_models)):
-                        if (outcome, j, fold) not in index:
-                            continue
-                        entry = (index[(outcome, j, fold)], part.weight, model)
-                        if isinstance(model, GBMModel):
-                            boosters.append(entry)
-                        elif type(model) is RidgeModel:
-                            linear.append(entry)
-                        else:
-                            other.append(entry)
+        boosters, linear, other = self._members()
         p = len(self.encoder.feature_names)
         self._forest = _Forest(boosters, len(self.outputs), p) if boosters else None
         # the bins every table reads: the forest's, cut at all its trees' thresholds (the
@@ -161,6 +147,36 @@ class CompiledEffects:
     def encode(self, X) -> np.ndarray:
         """The float matrix every learner reads (the learners' own encoder)."""
         return self.encoder.transform(X)
+
+    def _members(self) -> tuple:
+        """Every learner member as ``(output, weight, model)``: boosters, ridges, the rest."""
+        index = {key: i for i, key in enumerate(self.outputs)}
+        boosters, linear, other = [], [], []  # (output, weight, model) per member
+        for outcome, learner in self.learners.items():
+            for j, arm_parts in enumerate(learner.estimator_.parts):
+                for part in arm_parts:
+                    for fold, model in ((None, part.full_model), *enumerate(part.fold_models)):
+                        if (outcome, j, fold) not in index:
+                            continue
+                        entry = (index[(outcome, j, fold)], part.weight, model)
+                        if isinstance(model, GBMModel):
+                            boosters.append(entry)
+                        elif type(model) is RidgeModel:
+                            linear.append(entry)
+                        else:
+                            other.append(entry)
+        return boosters, linear, other
+
+    def lightgbm_forest(self) -> tuple:
+        """Every booster member's trees as one multiclass-layout LightGBM model, and the
+        (slots, outputs) matrix summing its raw scores into this form's outputs: what the
+        tables replace, for a benchmark that serves LightGBM's own call beside them."""
+        boosters = self._members()[0]
+        if not boosters:
+            raise ValueError("this form has no booster members")
+        header, tail, blocks = _weighted_blocks(boosters)
+        slots = _Slots(header, tail, blocks, len(self.outputs))
+        return slots.booster, slots.to_outputs
 
     # -- outputs -----------------------------------------------------------------------------
     def raw(self, M: np.ndarray) -> dict:
