@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -32,9 +33,11 @@ FEATURE_LABELS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
-class Contribution:
-    """One feature's share of an EE effect difference (negative = less exhaustion)."""
+class Contribution(NamedTuple):
+    """One feature's share of an EE effect difference (negative = less exhaustion).
+
+    A named tuple: every answer builds six, and a frozen dataclass costs four times as much.
+    """
 
     feature: str
     value: object

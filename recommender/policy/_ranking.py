@@ -10,17 +10,22 @@ heavily the order is mostly noise. :func:`rank_arms` measures that overlap and s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 __all__ = ["RankedArm", "Ranking", "interval_overlap", "rank_arms", "arm_order", "best_arm"]
 
 
-@dataclass(frozen=True)
-class RankedArm:
-    """One arm in a person's ranking (EE points; DP and PA as point estimates)."""
+class RankedArm(NamedTuple):
+    """One arm in a person's ranking (EE points; DP and PA as point estimates).
+
+    A named tuple rather than a frozen dataclass: every answer builds one per arm, and a
+    dataclass's frozen ``__init__`` costs four times as much.
+    """
 
     arm: str
     rank: int
@@ -109,6 +114,17 @@ def arm_order(effects, allowed=None) -> np.ndarray:
     return np.argsort(table, axis=1, kind="stable")
 
 
+def _row_order(effects: Sequence[float]) -> list[int]:
+    """:func:`arm_order` of one row without ``allowed``, as a list: the service ranks a
+    thousand rows of a handful of arms, one at a time, and numpy's per-call cost is most of an
+    argsort this small. Python's sort is stable too, so for finite effects the order is the
+    same (usual care first among equals, then column order); anything else goes to numpy."""
+    values = [0.0, *effects]
+    if all(math.isfinite(v) for v in values):
+        return sorted(range(len(values)), key=values.__getitem__)
+    return arm_order(effects)[0].tolist()
+
+
 def best_arm(effects, arms: Sequence[str], *, control: str = "none", allowed=None) -> np.ndarray:
     """Per row, the allowed arm with the lowest expected EE change; usual care when none helps.
 
@@ -162,10 +178,10 @@ def rank_arms(
     label = lambda arm: names.get(arm, arm.replace("_", " "))  # noqa: E731
     options = [(control, (0.0, 0.0, 0.0, 0.0, 0.0))]
     options += [
-        (arm, tuple(float(v) for v in values)) for arm, values in effects.items() if arm != control
+        (arm, tuple(map(float, values))) for arm, values in effects.items() if arm != control
     ]
     # The one ordering rule (usual care wins ties, then catalog order).
-    order = arm_order([values[0] for _, values in options[1:]])[0]
+    order = _row_order([values[0] for _, values in options[1:]])
     ordered = [options[k] for k in order]
     arms = tuple(RankedArm(arm, rank, *values) for rank, (arm, values) in enumerate(ordered, 1))
     if len(arms) == 1:
