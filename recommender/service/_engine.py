@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from math import isfinite
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
@@ -48,10 +49,6 @@ def load_champion_model():
     return load_champion()
 
 
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
 class RecommendationEngine:
     """One served model with everything needed to answer for it.
 
@@ -86,7 +83,12 @@ class RecommendationEngine:
     def __init__(self, model, version, *, catalog, config, audit):
         self.model = model
         self.profiles = profile_schema(extra_features(model.features))
-        self._columns = (*PROFILE_COLUMNS, *(x.name for x in self.profiles.extras))
+        # What the audit log keeps of a profile: every field but the identifier.
+        self._logged_columns = tuple(
+            c
+            for c in (*PROFILE_COLUMNS, *(x.name for x in self.profiles.extras))
+            if c != "person_id"
+        )
         self.version = str(version)
         self.catalog = catalog
         self.config = config
@@ -285,7 +287,7 @@ class RecommendationEngine:
                     # What retraining from the log needs: every candidate's probability and the
                     # profile without its identifier.
                     "assignment": _logged_assignment(assignments.get(i)),
-                    "profile": {c: row[c] for c in self._columns if c != "person_id"},
+                    "profile": {c: row[c] for c in self._logged_columns},
                 }
             )
         record_answers(self.audit, records, answers, crisis)
@@ -495,8 +497,8 @@ class RecommendationEngine:
                 "ee_effect": a.effect,
                 "ee_lower": a.lower,
                 "ee_upper": a.upper,
-                "dp_effect": _finite(a.effect_dp),
-                "pa_effect": _finite(a.effect_pa),
+                "dp_effect": a.effect_dp if isfinite(a.effect_dp) else None,
+                "pa_effect": a.effect_pa if isfinite(a.effect_pa) else None,
             }
             for a in ranking.arms
         ]
@@ -505,9 +507,9 @@ class RecommendationEngine:
                 item.update(self._arm_facts[item["arm"]])
         answer["ranking"] = ranked
         answer["explanation"] = {
-            "versus_usual_care": [_contribution(c) for c in explanation.versus_usual_care],
+            "versus_usual_care": [c._asdict() for c in explanation.versus_usual_care],
             "runner_up": explanation.runner_up,
-            "versus_runner_up": [_contribution(c) for c in explanation.versus_runner_up],
+            "versus_runner_up": [c._asdict() for c in explanation.versus_runner_up],
             "sentence": explanation.sentence,
         }
         return answer
@@ -537,11 +539,6 @@ def _logged_assignment(assignment) -> dict | None:
         "cycle": assignment.cycle,
         "probabilities": assignment.probabilities,
     }
-
-
-def _contribution(c) -> dict:
-    # top_contributions has rounded the points and dropped non-finite ones.
-    return {"feature": c.feature, "value": c.value, "points": c.points}
 
 
 def _summary(problems: list[dict]) -> str:
