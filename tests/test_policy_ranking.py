@@ -64,3 +64,25 @@ def test_only_usual_care():
 def test_interval_overlap(a, b, expected):
     assert interval_overlap(*a, *b) == pytest.approx(expected)
     assert interval_overlap(*b, *a) == pytest.approx(expected)
+
+
+def test_one_persons_ranking_follows_the_one_ordering_rule():
+    # rank_arms sorts one row in Python; arm_order (numpy) is the rule. Ties (rounded effects,
+    # usual care's zero, -0.0) and non-finite effects must come out in the same order.
+    import numpy as np
+
+    from recommender.policy import arm_order
+
+    rng = np.random.default_rng(0)
+    arms = [f"arm_{j}" for j in range(6)]
+    for _ in range(500):
+        k = int(rng.integers(1, 7))
+        effects = rng.choice([-1.5, -0.5, -0.0, 0.0, 0.5, 1.0], size=k)
+        if rng.random() < 0.2:
+            effects = rng.normal(size=k).round(1)
+        if rng.random() < 0.1:
+            effects[int(rng.integers(k))] = rng.choice([np.nan, np.inf, -np.inf])
+        names = ["none", *arms[:k]]
+        expected = [names[j] for j in arm_order(effects)[0]]
+        ranking = rank_arms({arm: (e, e - 1, e + 1, 0, 0) for arm, e in zip(arms, effects)})
+        assert [a.arm for a in ranking.arms] == expected
