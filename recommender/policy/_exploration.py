@@ -339,10 +339,11 @@ def _within_cost(probabilities, ranking, rule, control) -> dict[str, float]:
     }
 
 
-def _policy_probabilities(ranking, rule, explore, wins=None) -> dict[str, float]:
+def _policy_probabilities(ranking, rule, explore, wins=None, candidates=None) -> dict[str, float]:
     names = [a.arm for a in ranking.arms]
     probabilities = dict.fromkeys(names, 0.0)
-    candidates = equipoise_arms(ranking) if explore else names[:1]
+    if candidates is None:
+        candidates = equipoise_arms(ranking) if explore else names[:1]
     if rule.policy == "greedy" or len(candidates) == 1:
         probabilities[names[0]] = 1.0
         return probabilities
@@ -514,7 +515,7 @@ def assign_many(
     return [
         _assigned(
             _with_floor(
-                _policy_probabilities(ranking, rule, flag, wins.get(i)),
+                _policy_probabilities(ranking, rule, flag, wins.get(i), candidates[i]),
                 ranking,
                 rule,
                 flag,
