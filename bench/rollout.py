@@ -189,7 +189,8 @@ def retrain(log: pd.DataFrame, catalog, seed: int, champion):
     ``log`` holds what the service's audit store would return joined with outcomes
     (:func:`recommender.service.logged_cohort`). The training table (arms without overlap left
     out, no run without usual-care rows) comes from :func:`pipelines.train.log_training_frame`,
-    then the pipeline's own split, fit and evaluate stages run, and the challenger replaces
+    then the pipeline's own split, fit, carry (arms too rarely served to learn keep
+    ``champion``'s estimates) and evaluate stages run, and the challenger replaces
     ``champion`` only if it passes the promotion gate on the held-out part of the log (the
     product's :func:`recommender.registry.gate_decision` on the same doubly robust scores; all
     held-out rows, as the product does when it cannot tell which rows the champion saw). This
@@ -199,15 +200,15 @@ def retrain(log: pd.DataFrame, catalog, seed: int, champion):
     challenger failed the gate, or the champion could not be valued on the log: fails closed) or ``"refused"`` (the product would refuse to train: too few
     usual-care rows or an arm too small for its fit or its held-out evaluation).
     """
-    from pipelines.train import Cohort, best_arms, evaluate_stage, fit_min_arm_rows, fit_stage
-    from pipelines.train import log_training_frame, split_stage
+    from pipelines.train import Cohort, carry_stage, evaluate_stage, fit_min_arm_rows, fit_stage
+    from pipelines.train import log_training_frame, policy_on_log, split_stage
     from recommender.cohort import typed_cohort
     from recommender.errors import InputError
     from recommender.registry import gate_decision, policy_value_scores
 
     settings = _settings(seed)
     try:
-        frame, _ = log_training_frame(log, catalog, min_arm_rows=fit_min_arm_rows(settings))
+        frame, summary = log_training_frame(log, catalog, min_arm_rows=fit_min_arm_rows(settings))
         frame = typed_cohort(frame, arms=catalog.arm_ids, control=catalog.control)
         cohort = Cohort(
             frame=frame,
@@ -216,18 +217,19 @@ def retrain(log: pd.DataFrame, catalog, seed: int, champion):
             description="bench log",
             sha256="-",
             design="observational (the service's logged probabilities of the recommended arm)",
+            loop=summary,
         )
         split = split_stage(cohort, settings)
         model = fit_stage(split, cohort, settings)
+        model = carry_stage(model, cohort, settings, previous=champion)
         evaluation = evaluate_stage(model, split, cohort, settings)
     except InputError:
         return champion, "refused"
     control = catalog.control
     challenger = policy_value_scores(evaluation.dr_scores, evaluation.recommended, control=control)
     try:
-        held = policy_value_scores(
-            evaluation.dr_scores, best_arms(champion, split.holdout), control=control
-        )
+        arms, scores = policy_on_log(champion, split.holdout, evaluation.dr_scores, control=control)
+        held = policy_value_scores(scores, arms, control=control)
     except InputError:
         # The champion recommends an arm this log cannot score (left out for too few rows):
         # the product's gate fails closed then, and the champion stays (pipelines' gate_stage).
@@ -236,15 +238,16 @@ def retrain(log: pd.DataFrame, catalog, seed: int, champion):
     return (model, "promoted") if decision.passed else (champion, "gate")
 
 
-def off_policy_on_cycle(log_cycle, cohort, best, catalog, seed, alpha=0.1):
-    """DR / IPS / SNIPS of ``best`` (the served model's best arms) on one cycle's log.
+def off_policy_on_cycle(log_cycle, cohort, best, catalog, seed, alpha=0.1, *, model=None):
+    """DR / IPS / SNIPS of ``best`` (the served ``model``'s best arms) on one cycle's log.
 
     The estimates are the product's (:func:`pipelines.train.policy_scores_on_log`, as the gate
-    and ``recommender evaluate-policy`` build them: arms served too rarely to learn left out,
-    doubly robust scores cross-fitted with the logged probabilities); the truth is the policy's
-    true value on the whole cohort. ``None`` when the log cannot value the policy.
+    and ``recommender evaluate-policy`` build them: arms served too rarely to score left out,
+    doubly robust scores cross-fitted with the logged probabilities, and an arm the policy
+    picks that the log cannot score valued by ``model``'s estimate); the truth is the
+    policy's true value on the whole cohort. ``None`` when the log cannot value the policy.
     """
-    from pipelines.train import policy_scores_on_log
+    from pipelines.train import policy_scores_on_log, scores_with_estimates
     from recommender.errors import InputError
     from recommender.evaluation import off_policy_values
 
@@ -252,6 +255,9 @@ def off_policy_on_cycle(log_cycle, cohort, best, catalog, seed, alpha=0.1):
     kept = np.ones(len(log_cycle), dtype=bool)
     try:
         frame, dr, change, kept = policy_scores_on_log(log_cycle, settings, catalog)
+        if model is not None:
+            effects = model.predict_effect(frame)[list(model.treatment_arms)]
+            dr = scores_with_estimates(dr, effects, control=catalog.control)
         values = off_policy_values(
             frame["intervention"].astype(str).to_numpy(),
             frame["propensity"].to_numpy(dtype=float),
@@ -271,6 +277,8 @@ def run_one(
     scenario: str, repeat: int, *, staff: int, cycles: int, catalog, serve, evidence
 ) -> list[dict]:
     """One repeat of every strategy on one scenario; a row per strategy and cycle."""
+    from recommender.model import learnt_arms
+
     control = catalog.control
     models = {s: evidence for s in STRATEGIES}
     logs: dict[str, list] = {s: [] for s in STRATEGIES}
@@ -316,6 +324,8 @@ def run_one(
                 # the arms the served model ranks: a retraining leaves out arms the log served
                 # too rarely, and the retrained model then never serves them again
                 "model_arms": " ".join(model.treatment_arms),
+                # of those, the arms it learnt from the log (the others carried over)
+                "model_learnt": " ".join(learnt_arms(model)),
                 # what became of the retraining before this cycle (none before cycle 0)
                 "retraining": retrained[strategy][-1] if retrained[strategy] else "",
             }
@@ -332,7 +342,7 @@ def run_one(
             logs[strategy].append(log_cycle)
             if strategy == "loop" and policy != "greedy":
                 values, truth, kept = off_policy_on_cycle(
-                    log_cycle, cohort, best, catalog, seed=repeat
+                    log_cycle, cohort, best, catalog, seed=repeat, model=model
                 )
                 row["ope_kept_share"] = kept
                 if values is not None:
