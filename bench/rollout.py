@@ -246,6 +246,9 @@ def off_policy_on_cycle(log_cycle, cohort, best, catalog, seed, alpha=0.1, *, mo
     doubly robust scores cross-fitted with the logged probabilities, and an arm the policy
     picks that the log cannot score valued by ``model``'s estimate); the truth is the
     policy's true value on the whole cohort. ``None`` when the log cannot value the policy.
+
+    Returns ``(values, truth, kept share, direct share)``: the last is the share of kept rows
+    whose best arm the log could not score, valued by the model's estimate instead.
     """
     from pipelines.train import policy_scores_on_log, scores_with_estimates
     from recommender.errors import InputError
@@ -253,8 +256,10 @@ def off_policy_on_cycle(log_cycle, cohort, best, catalog, seed, alpha=0.1, *, mo
 
     settings = _settings(seed)
     kept = np.ones(len(log_cycle), dtype=bool)
+    direct = float("nan")
     try:
         frame, dr, change, kept = policy_scores_on_log(log_cycle, settings, catalog)
+        direct = float(np.mean(~np.isin(best[kept], list(dr.columns))))
         if model is not None:
             effects = model.predict_effect(frame)[list(model.treatment_arms)]
             dr = scores_with_estimates(dr, effects, control=catalog.control)
@@ -268,9 +273,9 @@ def off_policy_on_cycle(log_cycle, cohort, best, catalog, seed, alpha=0.1, *, mo
             alpha=alpha,
         )
     except InputError:  # e.g. a best arm the log served too rarely to have scores
-        return None, float("nan"), float(np.mean(kept))
+        return None, float("nan"), float(np.mean(kept)), direct
     truth = float(_true_effects(cohort, best, catalog.control).mean())
-    return values, truth, float(np.mean(kept))
+    return values, truth, float(np.mean(kept)), direct
 
 
 def run_one(
@@ -341,10 +346,11 @@ def run_one(
             )
             logs[strategy].append(log_cycle)
             if strategy == "loop" and policy != "greedy":
-                values, truth, kept = off_policy_on_cycle(
+                values, truth, kept, direct = off_policy_on_cycle(
                     log_cycle, cohort, best, catalog, seed=repeat, model=model
                 )
                 row["ope_kept_share"] = kept
+                row["ope_direct_share"] = direct
                 if values is not None:
                     row["ope_truth"] = truth
                     for method, estimate in values.items():
@@ -522,6 +528,20 @@ def to_markdown(table: pd.DataFrame, notes, *, command: str) -> str:
                     for arms, share in rows["model_arms"].value_counts(normalize=True).items()
                 ),
             )
+        if "model_learnt" in part and part["model_learnt"].notna().all():
+            lines += _strategy_table(
+                part,
+                "Of those, the arms a retrained model learnt from the log (the rest carried "
+                "over: too few logged rows; share of repeats; the evidence-only model learns "
+                "none):",
+                lambda rows: "; ".join(
+                    f"{arms} ({share:.0%})"
+                    for arms, share in rows["model_learnt"]
+                    .where(rows["retrained"].astype(str) == "True", "(evidence)")
+                    .value_counts(normalize=True)
+                    .items()
+                ),
+            )
         ope = (
             part[(part["strategy"] == "loop") & part["ope_truth"].notna()]
             if "ope_truth" in part
@@ -533,9 +553,12 @@ def to_markdown(table: pd.DataFrame, notes, *, command: str) -> str:
                 "Off-policy value of the served model's best-arm policy on each "
                 "cycle's log, against its true value (EE points vs usual care; "
                 f"{len(ope)} cycle-repeats; the log's rows of arms served too rarely to "
-                "learn are left out, as the product does: "
+                "score are left out, as the product does: "
                 f"{ope['ope_kept_share'].mean() if 'ope_kept_share' in ope else 1:.1%} "
-                "of rows kept on average):",
+                "of rows kept on average; best arms the log cannot score, valued by the "
+                "model's estimate (DR only): "
+                f"{ope['ope_direct_share'].mean() if 'ope_direct_share' in ope else 0:.1%} "
+                "of rows):",
                 "",
                 "| estimator | mean bias | RMSE | mean interval width | 90 % interval coverage |",
                 "|---|---|---|---|---|",
