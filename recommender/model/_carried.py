@@ -101,6 +101,11 @@ class CarriedEffects:
         inner = getattr(self.learnt, "learner_", type(self.learnt).__name__)
         return f"{inner}; carried over: {', '.join(self.carried)}"
 
+    @property
+    def selection_(self):
+        """The learnt part's model-selection table (what MLflow logs), if it has one."""
+        return getattr(self.learnt, "selection_", None)
+
     def _columns(self, X, learnt_table, carried_value) -> pd.DataFrame:
         out = pd.DataFrame(np.nan, index=X.index, columns=list(self.arms_))
         for arm in self.learnt.arms_:
