@@ -519,21 +519,12 @@ def to_markdown(table: pd.DataFrame, notes, *, command: str) -> str:
                 "People whose model's best arm is their truly best arm (mean over repeats):",
                 lambda rows: f"{rows['best_is_oracle'].mean():.1%}",
             )
-        if "model_arms" in part and part["model_arms"].notna().all():
-            lines += _strategy_table(
-                part,
-                "Arms the served model ranks (share of repeats, at each cycle):",
-                lambda rows: "; ".join(
-                    f"{arms} ({share:.0%})"
-                    for arms, share in rows["model_arms"].value_counts(normalize=True).items()
-                ),
-            )
         if "model_learnt" in part and part["model_learnt"].notna().all():
             lines += _strategy_table(
                 part,
-                "Of those, the arms a retrained model learnt from the log (the rest carried "
-                "over: too few logged rows; share of repeats; the evidence-only model learns "
-                "none):",
+                "Arms a retrained model learnt from the log (it ranks every arm: the rest are "
+                "carried over, too few logged rows; share of repeats; (evidence): the "
+                "evidence-only model is served):",
                 lambda rows: "; ".join(
                     f"{arms} ({share:.0%})"
                     for arms, share in rows["model_learnt"]
