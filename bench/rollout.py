@@ -189,7 +189,8 @@ def retrain(log: pd.DataFrame, catalog, seed: int, champion):
     ``log`` holds what the service's audit store would return joined with outcomes
     (:func:`recommender.service.logged_cohort`). The training table (arms without overlap left
     out, no run without usual-care rows) comes from :func:`pipelines.train.log_training_frame`,
-    then the pipeline's own split, fit and evaluate stages run, and the challenger replaces
+    then the pipeline's own split, fit, carry (arms too rarely served to learn keep
+    ``champion``'s estimates) and evaluate stages run, and the challenger replaces
     ``champion`` only if it passes the promotion gate on the held-out part of the log (the
     product's :func:`recommender.registry.gate_decision` on the same doubly robust scores; all
     held-out rows, as the product does when it cannot tell which rows the champion saw). This
@@ -199,15 +200,15 @@ def retrain(log: pd.DataFrame, catalog, seed: int, champion):
     challenger failed the gate, or the champion could not be valued on the log: fails closed) or ``"refused"`` (the product would refuse to train: too few
     usual-care rows or an arm too small for its fit or its held-out evaluation).
     """
-    from pipelines.train import Cohort, best_arms, evaluate_stage, fit_min_arm_rows, fit_stage
-    from pipelines.train import log_training_frame, split_stage
+    from pipelines.train import Cohort, carry_stage, evaluate_stage, fit_min_arm_rows, fit_stage
+    from pipelines.train import log_training_frame, policy_on_log, split_stage
     from recommender.cohort import typed_cohort
     from recommender.errors import InputError
     from recommender.registry import gate_decision, policy_value_scores
 
     settings = _settings(seed)
     try:
-        frame, _ = log_training_frame(log, catalog, min_arm_rows=fit_min_arm_rows(settings))
+        frame, summary = log_training_frame(log, catalog, min_arm_rows=fit_min_arm_rows(settings))
         frame = typed_cohort(frame, arms=catalog.arm_ids, control=catalog.control)
         cohort = Cohort(
             frame=frame,
@@ -216,18 +217,19 @@ def retrain(log: pd.DataFrame, catalog, seed: int, champion):
             description="bench log",
             sha256="-",
             design="observational (the service's logged probabilities of the recommended arm)",
+            loop=summary,
         )
         split = split_stage(cohort, settings)
         model = fit_stage(split, cohort, settings)
+        model = carry_stage(model, cohort, settings, previous=champion)
         evaluation = evaluate_stage(model, split, cohort, settings)
     except InputError:
         return champion, "refused"
     control = catalog.control
     challenger = policy_value_scores(evaluation.dr_scores, evaluation.recommended, control=control)
     try:
-        held = policy_value_scores(
-            evaluation.dr_scores, best_arms(champion, split.holdout), control=control
-        )
+        arms, scores = policy_on_log(champion, split.holdout, evaluation.dr_scores, control=control)
+        held = policy_value_scores(scores, arms, control=control)
     except InputError:
         # The champion recommends an arm this log cannot score (left out for too few rows):
         # the product's gate fails closed then, and the champion stays (pipelines' gate_stage).
@@ -236,22 +238,31 @@ def retrain(log: pd.DataFrame, catalog, seed: int, champion):
     return (model, "promoted") if decision.passed else (champion, "gate")
 
 
-def off_policy_on_cycle(log_cycle, cohort, best, catalog, seed, alpha=0.1):
-    """DR / IPS / SNIPS of ``best`` (the served model's best arms) on one cycle's log.
+def off_policy_on_cycle(log_cycle, cohort, best, catalog, seed, alpha=0.1, *, model=None):
+    """DR / IPS / SNIPS of ``best`` (the served ``model``'s best arms) on one cycle's log.
 
     The estimates are the product's (:func:`pipelines.train.policy_scores_on_log`, as the gate
-    and ``recommender evaluate-policy`` build them: arms served too rarely to learn left out,
-    doubly robust scores cross-fitted with the logged probabilities); the truth is the policy's
-    true value on the whole cohort. ``None`` when the log cannot value the policy.
+    and ``recommender evaluate-policy`` build them: arms served too rarely to score left out,
+    doubly robust scores cross-fitted with the logged probabilities, and an arm the policy
+    picks that the log cannot score valued by ``model``'s estimate); the truth is the
+    policy's true value on the whole cohort. ``None`` when the log cannot value the policy.
+
+    Returns ``(values, truth, kept share, direct share)``: the last is the share of kept rows
+    whose best arm the log could not score, valued by the model's estimate instead.
     """
-    from pipelines.train import policy_scores_on_log
+    from pipelines.train import policy_scores_on_log, scores_with_estimates
     from recommender.errors import InputError
     from recommender.evaluation import off_policy_values
 
     settings = _settings(seed)
     kept = np.ones(len(log_cycle), dtype=bool)
+    direct = float("nan")
     try:
         frame, dr, change, kept = policy_scores_on_log(log_cycle, settings, catalog)
+        direct = float(np.mean(~np.isin(best[kept], list(dr.columns))))
+        if model is not None:
+            effects = model.predict_effect(frame)[list(model.treatment_arms)]
+            dr = scores_with_estimates(dr, effects, control=catalog.control)
         values = off_policy_values(
             frame["intervention"].astype(str).to_numpy(),
             frame["propensity"].to_numpy(dtype=float),
@@ -262,15 +273,17 @@ def off_policy_on_cycle(log_cycle, cohort, best, catalog, seed, alpha=0.1):
             alpha=alpha,
         )
     except InputError:  # e.g. a best arm the log served too rarely to have scores
-        return None, float("nan"), float(np.mean(kept))
+        return None, float("nan"), float(np.mean(kept)), direct
     truth = float(_true_effects(cohort, best, catalog.control).mean())
-    return values, truth, float(np.mean(kept))
+    return values, truth, float(np.mean(kept)), direct
 
 
 def run_one(
     scenario: str, repeat: int, *, staff: int, cycles: int, catalog, serve, evidence
 ) -> list[dict]:
     """One repeat of every strategy on one scenario; a row per strategy and cycle."""
+    from recommender.model import learnt_arms
+
     control = catalog.control
     models = {s: evidence for s in STRATEGIES}
     logs: dict[str, list] = {s: [] for s in STRATEGIES}
@@ -316,6 +329,8 @@ def run_one(
                 # the arms the served model ranks: a retraining leaves out arms the log served
                 # too rarely, and the retrained model then never serves them again
                 "model_arms": " ".join(model.treatment_arms),
+                # of those, the arms it learnt from the log (the others carried over)
+                "model_learnt": " ".join(learnt_arms(model)),
                 # what became of the retraining before this cycle (none before cycle 0)
                 "retraining": retrained[strategy][-1] if retrained[strategy] else "",
             }
@@ -331,10 +346,11 @@ def run_one(
             )
             logs[strategy].append(log_cycle)
             if strategy == "loop" and policy != "greedy":
-                values, truth, kept = off_policy_on_cycle(
-                    log_cycle, cohort, best, catalog, seed=repeat
+                values, truth, kept, direct = off_policy_on_cycle(
+                    log_cycle, cohort, best, catalog, seed=repeat, model=model
                 )
                 row["ope_kept_share"] = kept
+                row["ope_direct_share"] = direct
                 if values is not None:
                     row["ope_truth"] = truth
                     for method, estimate in values.items():
@@ -503,13 +519,18 @@ def to_markdown(table: pd.DataFrame, notes, *, command: str) -> str:
                 "People whose model's best arm is their truly best arm (mean over repeats):",
                 lambda rows: f"{rows['best_is_oracle'].mean():.1%}",
             )
-        if "model_arms" in part and part["model_arms"].notna().all():
+        if "model_learnt" in part and part["model_learnt"].notna().all():
             lines += _strategy_table(
                 part,
-                "Arms the served model ranks (share of repeats, at each cycle):",
+                "Arms a retrained model learnt from the log (it ranks every arm: the rest are "
+                "carried over, too few logged rows; share of repeats; (evidence): the "
+                "evidence-only model is served):",
                 lambda rows: "; ".join(
                     f"{arms} ({share:.0%})"
-                    for arms, share in rows["model_arms"].value_counts(normalize=True).items()
+                    for arms, share in rows["model_learnt"]
+                    .where(rows["retrained"].astype(str) == "True", "(evidence)")
+                    .value_counts(normalize=True)
+                    .items()
                 ),
             )
         ope = (
@@ -523,9 +544,12 @@ def to_markdown(table: pd.DataFrame, notes, *, command: str) -> str:
                 "Off-policy value of the served model's best-arm policy on each "
                 "cycle's log, against its true value (EE points vs usual care; "
                 f"{len(ope)} cycle-repeats; the log's rows of arms served too rarely to "
-                "learn are left out, as the product does: "
+                "score are left out, as the product does: "
                 f"{ope['ope_kept_share'].mean() if 'ope_kept_share' in ope else 1:.1%} "
-                "of rows kept on average):",
+                "of rows kept on average; best arms the log cannot score, valued by the "
+                "model's estimate (DR only): "
+                f"{ope['ope_direct_share'].mean() if 'ope_direct_share' in ope else 0:.1%} "
+                "of rows):",
                 "",
                 "| estimator | mean bias | RMSE | mean interval width | 90 % interval coverage |",
                 "|---|---|---|---|---|",

@@ -27,6 +27,7 @@ __all__ = [
     "log_summary",
     "log_training_frame",
     "off_policy_table",
+    "policy_on_log",
     "policy_scores_on_log",
 ]
 
@@ -246,8 +247,20 @@ def policy_scores_on_log(joined: pd.DataFrame, config: dict, catalog):
 
 def best_arms(model, frame) -> np.ndarray:
     """The model's best eligible arm per row (its policy without exploration)."""
+    return policy_on_log(model, frame)[0]
+
+
+def policy_on_log(model, frame, dr_scores=None, *, control: str = "none"):
+    """``(best arms, scores)``: the model's best eligible arm per row, and ``dr_scores`` with
+    a column for every arm it may pick that they lack (a carried arm the log served too
+    rarely to score), from the model's estimate (see ``scores_with_estimates``)."""
+    from pipelines._train_carry import scores_with_estimates
+
     effects = model.predict_effect(frame)[list(model.treatment_arms)]
-    return model.recommend(effects, eligible=model.eligibility(frame)).to_numpy()
+    arms = model.recommend(effects, eligible=model.eligibility(frame)).to_numpy()
+    if dr_scores is None:
+        return arms, None
+    return arms, scores_with_estimates(dr_scores, effects, control=control)
 
 
 def off_policy_table(
@@ -256,7 +269,7 @@ def off_policy_table(
     """Rows ``[policy, method, estimate, lower, upper, n]`` for the card and the CLI."""
     from recommender.evaluation import off_policy_values
 
-    arms = best_arms(model, frame)
+    arms, dr_scores = policy_on_log(model, frame, dr_scores, control=control)
     values = off_policy_values(
         frame["intervention"].astype(str).to_numpy(),
         frame["propensity"].to_numpy(dtype=float),

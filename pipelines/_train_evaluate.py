@@ -28,8 +28,17 @@ class Evaluation:
 
 
 def evaluate_stage(model, split: Split, cohort: Cohort, config: dict) -> Evaluation:
-    """Evaluate on the held-out part against doubly robust scores fitted there."""
+    """Evaluate on the held-out part against doubly robust scores fitted there.
+
+    The report measures the arms the model learnt; arms carried over from an earlier model
+    (a run from the log) have no held-out rows to measure them by. The policy the gate and the
+    card value is the model's whole policy: where it picks a carried arm, that arm is valued
+    by its carried estimate (:func:`pipelines._train_carry.scores_with_estimates`), and
+    ``dr_scores`` holds those columns too.
+    """
+    from pipelines._train_carry import scores_with_estimates
     from recommender.evaluation import evaluate_effects, subgroup_frame
+    from recommender.model import learnt_arms
     from recommender.registry import estimate, policy_value_scores
     from recommender.uplift import doubly_robust_scores
 
@@ -59,36 +68,43 @@ def evaluate_stage(model, split: Split, cohort: Cohort, config: dict) -> Evaluat
         )
 
     dr_scores = scores_for(model.primary)
-    oracle_columns = [f"true_effect_{arm}" for arm in model.treatment_arms]
+    learnt = learnt_arms(model)
+    oracle_columns = [f"true_effect_{arm}" for arm in learnt]
     oracle = None
     if all(c in holdout.columns for c in oracle_columns):
-        oracle = holdout[oracle_columns].set_axis(list(model.treatment_arms), axis=1)
+        oracle = holdout[oracle_columns].set_axis(learnt, axis=1)
     # The evaluation and the gate value the policy the service serves: eligible arms only.
     eligible = model.eligibility(holdout)
     report = evaluate_effects(
-        effects,
+        effects[learnt],
         dr_scores,
-        lower=lower,
-        upper=upper,
+        lower=lower[learnt],
+        upper=upper[learnt],
         oracle=oracle,
         groups=subgroup_frame(holdout),
         alpha=alpha,
         control=control,
         random_state=seed,
-        eligible=eligible,
+        eligible=None if eligible is None else eligible[learnt],
         min_cell=config["card"]["min_cell"],
     )
     recommended = model.recommend(effects, eligible=eligible).to_numpy()
+    dr_scores = scores_with_estimates(dr_scores, effects, control=control)
 
     rows = []
     for outcome in model.outcomes:
-        scores = dr_scores if outcome == model.primary else scores_for(outcome)
-        gained = estimate(
-            policy_value_scores(
-                scores, recommended, control=control, lower_is_better=LOWER_IS_BETTER[outcome]
-            ),
-            alpha=alpha,
+        if outcome == model.primary:
+            scores = dr_scores
+        else:
+            outcome_effects = model.outcome_models[outcome].predict_effect(X)
+            scores = scores_with_estimates(scores_for(outcome), outcome_effects, control=control)
+        values = policy_value_scores(
+            scores, recommended, control=control, lower_is_better=LOWER_IS_BETTER[outcome]
         )
+        # A carried arm without an estimate for this outcome (published evidence gives EE
+        # only) leaves its people out of this outcome's value.
+        valued = np.isfinite(values)
+        gained = estimate(values[valued], alpha=alpha)
         rows.append(
             {
                 "outcome": outcome,
@@ -96,6 +112,7 @@ def evaluate_stage(model, split: Split, cohort: Cohort, config: dict) -> Evaluat
                 "points_improved": gained.estimate,
                 "lower": gained.lower,
                 "upper": gained.upper,
+                "rows": int(valued.sum()),
             }
         )
     secondary = pd.DataFrame(rows)

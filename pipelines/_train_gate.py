@@ -45,7 +45,7 @@ def gate_stage(evaluation: Evaluation, split: Split, cohort: Cohort, config: dic
 def _gate_on_log(model, cohort: Cohort, config: dict):
     """``(decision, "")`` on the service's log, or ``(None, note)`` when there is none or it
     cannot value the models (the note says why, for the held-out gate's reason)."""
-    from pipelines._from_log import best_arms, log_policy_frame
+    from pipelines._from_log import log_policy_frame, policy_on_log
     from recommender.errors import InputError
     from recommender.registry import aliases, gate_decision, load_model, policy_value_scores
 
@@ -71,7 +71,8 @@ def _gate_on_log(model, cohort: Cohort, config: dict):
         "outcomes, doubly robust scores built on the logged probabilities."
     )
     try:
-        challenger = policy_value_scores(scores, best_arms(model, frame), control=control)
+        arms, valued = policy_on_log(model, frame, scores, control=control)
+        challenger = policy_value_scores(valued, arms, control=control)
     except Exception as error:  # noqa: BLE001 - a log the model cannot score: held-out rows
         return None, (
             f" The challenger could not be valued on the service's log ({type(error).__name__}:"
@@ -84,7 +85,10 @@ def _gate_on_log(model, cohort: Cohort, config: dict):
         return dataclasses.replace(decision, reason=decision.reason + where), ""
     try:
         champion_model = load_model(f"models:/{name}/{version}")
-        champion = policy_value_scores(scores, best_arms(champion_model, frame), control=control)
+        # an arm both models may pick is valued by the challenger's estimate when the log
+        # cannot score it (the champion's only for arms the challenger lacks)
+        arms, valued = policy_on_log(champion_model, frame, valued, control=control)
+        champion = policy_value_scores(valued, arms, control=control)
     except Exception as error:  # noqa: BLE001 - any failure means "not comparable": fail closed
         return _fails_closed(challenger, version, alpha, error, "the service's log"), ""
     decision = gate_decision(challenger, champion, alpha=alpha, champion_version=str(version))
@@ -110,6 +114,7 @@ def _fails_closed(challenger, version, alpha, error, where: str):
 
 
 def _gate_on_holdout(evaluation: Evaluation, split: Split, cohort: Cohort, config: dict):
+    from pipelines._train_carry import scores_with_estimates
     from recommender.registry import (
         aliases,
         gate_decision,
@@ -131,7 +136,14 @@ def _gate_on_holdout(evaluation: Evaluation, split: Split, cohort: Cohort, confi
         champion_recommended = champion_model.recommend(
             champion_effects, eligible=champion_model.eligibility(split.holdout)
         ).to_numpy()
-        champion = policy_value_scores(evaluation.dr_scores, champion_recommended, control=control)
+        # evaluation.dr_scores value the challenger's carried arms by its estimates; an arm
+        # only the champion may pick and the held-out rows cannot score, by the champion's
+        scores = scores_with_estimates(
+            evaluation.dr_scores,
+            champion_effects[list(champion_model.treatment_arms)],
+            control=control,
+        )
+        champion = policy_value_scores(scores, champion_recommended, control=control)
         # A champion trained on some of these rows would be graded on data it has fitted,
         # which flatters it; compare on the rows neither model has seen when enough remain.
         seen = champion_model.metadata.get("training_person_hashes")

@@ -24,8 +24,15 @@ import pandas as pd
 
 from recommender.errors import InputError
 
-from pipelines._from_log import best_arms, log_summary, log_training_frame, policy_scores_on_log
+from pipelines._from_log import (
+    best_arms,
+    log_summary,
+    log_training_frame,
+    policy_on_log,
+    policy_scores_on_log,
+)
 from pipelines._train_card import card_facts, card_stage
+from pipelines._train_carry import carry_stage, scores_with_estimates
 from pipelines._train_cohort import Cohort, Split, load_stage, split_stage
 from pipelines._train_cohort import fit_min_arm_rows as fit_min_arm_rows
 from pipelines._train_cohort import learner_design as learner_design
@@ -55,6 +62,8 @@ __all__ = [
     "load_stage",
     "split_stage",
     "fit_stage",
+    "carry_stage",
+    "scores_with_estimates",
     "evaluate_stage",
     "gate_stage",
     "card_stage",
@@ -64,6 +73,7 @@ __all__ = [
     "log_training_frame",
     "log_summary",
     "best_arms",
+    "policy_on_log",
     "policy_scores_on_log",
     "evaluate_policies_on_log",
 ]
@@ -165,7 +175,7 @@ def run_training(
         display.note(
             f"log: {loop['n_rows']:,} served recommendations with outcomes; "
             f"{loop['served_with_probability_one']:,} served with probability 1 "
-            f"(they inform only the arm they got); arms without overlap, not learnt: "
+            f"(they inform only the arm they got); arms too rarely served to learn: "
             f"{without}"
         )
     git_commit, versions = _git_commit(), _package_versions()
@@ -193,6 +203,9 @@ def run_training(
                 f"for {', '.join(settings['outcomes'])}",
             ):
                 model = fit_stage(split, cohort, settings)
+            if cohort.loop is not None:
+                model = carry_stage(model, cohort, settings)
+                _carried_note(cohort.loop, display)
             with display.stage("evaluate", "doubly robust evaluation on the held-out part"):
                 evaluation = evaluate_stage(model, split, cohort, settings)
             display.note(evaluation.report.statement)
@@ -305,6 +318,24 @@ def evaluate_policies_on_log(config: dict, catalog, *, versions=()) -> dict | No
                 }
             )
     return {"rows": int(len(frame)), "values": values}
+
+
+def _carried_note(loop: dict, display) -> None:
+    """Which arms a run from the log carried over, and which it could not."""
+    carried = loop.get("carried_arms") or []
+    if carried:
+        display.note(
+            "carried over (too few logged rows to learn; the previous estimate is kept, "
+            "offered and explored until they are learnt): "
+            + "; ".join(
+                f"{c['arm']} ({c['rows']} rows of {c['min_rows']} needed; from {c['from']})"
+                for c in carried
+            )
+        )
+    if loop.get("arms_not_carried"):
+        display.note(
+            "left out (no earlier estimate to carry): " + ", ".join(loop["arms_not_carried"])
+        )
 
 
 def _off_policy_note(cohort, model, evaluation, split, settings, display) -> None:

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from bench._program import followup_under, staff_cohort
+from pipelines.train import SilentProgress
 from recommender.catalog import load_catalog
 from recommender.cohort import PROFILE_COLUMNS
 from recommender.errors import InputError
@@ -69,9 +70,19 @@ def _outcomes(staff, answers):
     ]
 
 
+class _Notes(SilentProgress):
+    """The run's progress display, recording its notes."""
+
+    def __init__(self):
+        self.lines = []
+
+    def note(self, text: str) -> None:
+        self.lines.append(text)
+
+
 def test_the_loop_learns_from_its_own_log(tmp_path, monkeypatch):
     from pipelines.train import run_training
-    from recommender.registry import load_champion
+    from recommender.registry import load_champion, load_model
 
     home = tmp_path / "home"
     monkeypatch.setenv("RECOMMENDER_AUDIT_SALT", SALT)
@@ -98,9 +109,11 @@ def test_the_loop_learns_from_its_own_log(tmp_path, monkeypatch):
             audit, _outcomes(staff, answers), arms=catalog.arm_ids, source="test"
         )
         assert report.recorded == len([a for a in answers if a["assignment"]])
+        notes = _Notes()
         result = run_training(
             overrides={**SMALL_TRAINING, "source": "log", "log": {"serve_config": str(serve_yaml)}},
             reason="from the log",
+            progress=notes,
         )
         assert result.version == "2"
         facts = json.loads((result.card_folder / "card.json").read_text())
@@ -122,6 +135,22 @@ def test_the_loop_learns_from_its_own_log(tmp_path, monkeypatch):
         assert facts["training_data"]["design"].startswith("observational")
         html = (result.card_folder / "card.html").read_text()
         assert "Uptake: arm recommended" in html and "Rows served with probability 1" in html
+        # Arms served too rarely to learn are carried over with the champion's estimates,
+        # listed in the card with their rows, and kept by the registered model.
+        carried = {c["arm"]: c for c in loop["carried_arms"]}
+        assert set(carried) == {"peer_group", "balint_group"} == set(loop["arms_without_overlap"])
+        assert "Arms carried over" in html
+        registered = load_model(f"models:/burnout-recommender/{result.version}")
+        for arm, facts in carried.items():
+            assert facts["from"] == "the champion, version 1"
+            assert facts["rows"] < facts["min_rows"] == loop["min_arm_rows"]
+            assert arm in registered.treatment_arms
+            assert registered.metadata["arm_sources"][arm]["source"] == "carried"
+        assert registered.compiled is not None  # the service's one-pass prediction form
+        # the run says so (the CLI shows these notes)
+        said = next(n for n in notes.lines if n.startswith("carried over"))
+        assert "peer_group (101 rows of 104 needed; from the champion, version 1)" in said
+        assert "balint_group (" in said
         # The gate compared on the log's held-out rows (doubly robust, logged propensities).
         assert result.gate.champion_version == "1"
         # Reload: the engine serves whatever is champion now.

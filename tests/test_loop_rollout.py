@@ -1,5 +1,7 @@
-"""The rollout bench's retraining does what the product does when the champion cannot be
-valued on the log: the gate fails closed and the champion keeps serving (it used to crash)."""
+"""The rollout bench's retraining does what the product does when the champion recommends an
+arm the log served too rarely to learn: the retrained model carries that arm over with the
+champion's estimate, the gate values both models on the log (the carried arm by that estimate)
+instead of failing closed, and a challenger that is worse leaves the champion serving."""
 
 from __future__ import annotations
 
@@ -12,7 +14,9 @@ from recommender.model import evidence_model
 from recommender.service import load_serve_config
 
 
-def test_a_champion_recommending_an_arm_the_log_cannot_score_keeps_serving():
+def test_a_champion_recommending_an_arm_the_log_cannot_learn_is_valued_not_failed_closed():
+    from pipelines.train import policy_on_log
+
     catalog, serve = load_catalog(), load_serve_config()
     evidence = evidence_model(catalog)
     # A uniform first cycle of 800 staff: coaching (not offered to nurses) is served too
@@ -33,5 +37,13 @@ def test_a_champion_recommending_an_arm_the_log_cannot_score_keeps_serving():
         policy="uniform",
         candidates=candidates,
     )
+    # The champion's coaching picks have no doubly robust column on this log (its rows are
+    # left out); they get one from the estimate, so the champion can be valued.
+    kept = log[log["intervention"] != "coaching"].reset_index(drop=True)
+    scores = pd.DataFrame({"none": 0.0}, index=kept.index)
+    arms, valued = policy_on_log(evidence, kept, scores, control=catalog.control)
+    assert "coaching" in set(arms) and "coaching" in valued.columns
+    # Here the challenger learnt from 800 uniform rows is worse on the log than the published
+    # evidence, so the evidence-only champion keeps serving.
     model, status = retrain(log, catalog, seed=0, champion=evidence)
     assert (model, status) == (evidence, "gate")

@@ -181,6 +181,20 @@ def _loop_blocks(loop):
             if without
             else "none",
         ),
+        (
+            "Arms carried over (previous estimate kept until the log can support learning it)",
+            "; ".join(
+                f"{c['arm']}: {c['rows']:,} logged rows, {c['min_rows']:,} needed; "
+                f"estimate from {c['from']}"
+                for c in loop["carried_arms"]
+            )
+            if loop.get("carried_arms")
+            else ("none" if "carried_arms" in loop else None),
+        ),
+        (
+            "Arms left out (no earlier estimate to carry)",
+            ", ".join(loop["arms_not_carried"]) if loop.get("arms_not_carried") else None,
+        ),
         ("Share who took the recommended arm", fmt(loop.get("followed_share"), 3)),
     ]
     blocks = [

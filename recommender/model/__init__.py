@@ -5,6 +5,13 @@ encoded once (:meth:`RecommendationModel.encode`) and predicted and explained fr
 encoding by the learners compiled into one pass (:class:`Prediction`).
 """
 
+from recommender.model._carried import (
+    CarriedModel,
+    arm_source,
+    carry_arms,
+    estimate_basis,
+    learnt_arms,
+)
 from recommender.model._evidence import EvidenceEstimate, evidence_estimates, evidence_model
 from recommender.model._facts import data_source, model_facts, one_effect_arms
 from recommender.model._prediction import Prediction
@@ -12,6 +19,11 @@ from recommender.model._recommendation import RecommendationModel
 from recommender.model._schema import feature_schema, frame_from_schema
 
 __all__ = [
+    "CarriedModel",
+    "arm_source",
+    "carry_arms",
+    "estimate_basis",
+    "learnt_arms",
     "EvidenceEstimate",
     "Prediction",
     "RecommendationModel",

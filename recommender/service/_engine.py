@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from recommender.cohort import PROFILE_COLUMNS
 from recommender.errors import InputError
 from recommender.explain import complements_for, evidence_for, explain
+from recommender.model import estimate_basis
 from recommender.policy import (
     Exclusion,
     assign_many,
@@ -475,7 +476,9 @@ class RecommendationEngine:
         answer["recommended"] = ranking.recommended
         answer["ranking_meaningful"] = ranking.meaningful
         answer["ranking_note"] = ranking.note
-        basis = _evidence_basis(self.model, row, answer["recommended"], self._names)
+        basis = _evidence_basis(
+            self.model, row, answer["recommended"], self._names, [a.arm for a in ranking.arms]
+        )
         if basis:
             answer["ranking_note"] += " " + basis
         if assignment is not None:
@@ -515,18 +518,12 @@ class RecommendationEngine:
         return answer
 
 
-def _evidence_basis(model, row, best, names) -> str | None:
-    """What an evidence-only model's answer must say: published trials, cited, role only."""
-    metadata = getattr(model, "metadata", None) or {}
-    if metadata.get("source") != "evidence":
-        return None
-    cited = (metadata.get("evidence_citations") or {}).get(best, {}).get(str(row.get("role")))
-    source = f" ({names.get(best, best)}: {cited})" if cited else ""
-    return (
-        "These estimates rest on published trials alone" + source + ", not on this "
-        "program's data, and are not personalised beyond role: everyone in the same role "
-        "gets the same figures."
-    )
+def _evidence_basis(model, row, best, names, ranked=()) -> str | None:
+    """What an answer must say of figures not learnt from this program's staff: an
+    evidence-only model's, or a retrained model's arms carried over (see
+    :func:`recommender.model.estimate_basis`)."""
+    arms = [best, *(arm for arm in ranked if arm != best)]
+    return estimate_basis(getattr(model, "metadata", None) or {}, arms, str(row.get("role")), names)
 
 
 def _logged_assignment(assignment) -> dict | None:
