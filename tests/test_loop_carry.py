@@ -210,9 +210,17 @@ def test_compiled_uncompiled_and_reloaded_forms_agree(carried, tmp_path):
     np.testing.assert_allclose(compiled.filter(like="contrib_").sum(axis=1), effect, atol=1e-9)
 
 
-def test_once_the_log_has_enough_rows_the_arm_is_learnt(carried, catalog):
-    previous = carried[0]
-    model, cohort, _, _ = _retrain(_log(COMMON, seed=4), catalog, previous)
+@pytest.fixture(scope="module")
+def learnt(carried, catalog):
+    """The carried model retrained on a log that served peer groups often enough to learn.
+
+    Shared read-only by the tests below (a retraining takes seconds); none of them changes it.
+    """
+    return _retrain(_log(COMMON, seed=4), catalog, carried[0])
+
+
+def test_once_the_log_has_enough_rows_the_arm_is_learnt(learnt, catalog):
+    model, cohort, _, _ = learnt
     assert "peer_group" in learnt_arms(model)
     assert cohort.loop["arms_without_overlap"] == [
         a for a in catalog.treatment_arms if a not in COMMON
@@ -231,9 +239,9 @@ def test_once_the_log_has_enough_rows_the_arm_is_learnt(carried, catalog):
     assert effect.notna().all() and abs(effect.mean() - TRUE["peer_group"]) < 0.5
 
 
-def test_carrying_from_a_learnt_model_keeps_its_personal_estimates(carried, catalog, tmp_path):
-    learnt, _, _, _ = _retrain(_log(COMMON, seed=4), catalog, carried[0])
-    model, cohort, _, _ = _retrain(_log(RARE, seed=6), catalog, learnt)
+def test_carrying_from_a_learnt_model_keeps_its_personal_estimates(learnt, catalog, tmp_path):
+    previous = learnt[0]
+    model, cohort, _, _ = _retrain(_log(RARE, seed=6), catalog, previous)
     assert "peer_group" not in learnt_arms(model)
     sources = {c["arm"]: c["from"] for c in cohort.loop["carried_arms"]}
     assert sources["peer_group"] == "the model being served"
@@ -241,7 +249,7 @@ def test_carrying_from_a_learnt_model_keeps_its_personal_estimates(carried, cata
     people = staff_cohort("default", 300, seed=9)
     np.testing.assert_allclose(
         model.score(people)[["effect_peer_group", "lower_peer_group", "upper_peer_group"]],
-        learnt.score(people)[["effect_peer_group", "lower_peer_group", "upper_peer_group"]],
+        previous.score(people)[["effect_peer_group", "lower_peer_group", "upper_peer_group"]],
         rtol=0,
         atol=1e-9,
     )
