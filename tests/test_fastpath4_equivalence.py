@@ -1,0 +1,121 @@
+"""The batch path's shortcuts give what the per-person reference gives, byte for byte.
+
+Each shortcut of the 1,000-row path (the batch response serialised in one pass, ...) is held
+against the slower reference it replaces, on varied requests: crisis flags, referral scores,
+offered lists, roles with ineligible arms, and every exploration policy.
+"""
+
+import dataclasses
+import random
+
+import pytest
+
+from recommender.catalog import load_catalog
+from recommender.cohort import CATEGORIES
+from recommender.policy import ExplorationRule
+from recommender.service import AuditLog, RecommendationEngine, load_serve_config
+from recommender.service._schemas import BatchResponse, batch_response_json
+from service_fixtures import LinearModel
+
+POLICIES = ("thompson", "epsilon", "greedy")
+
+
+def varied_bodies(n: int, seed: int) -> list[dict]:
+    """Request bodies of every kind the service answers differently."""
+    rng = random.Random(seed)
+    arms = list(load_catalog().arm_ids)
+    bodies = []
+    for i in range(n):
+        body = {
+            "person_id": f"v{seed}-{i}",
+            "age": rng.randint(18, 90),
+            "gender": rng.choice(CATEGORIES["gender"]),
+            "role": rng.choice(CATEGORIES["role"]),
+            "specialty": rng.choice(CATEGORIES["specialty"]),
+            "setting": rng.choice(CATEGORIES["setting"]),
+            "years_in_practice": rng.choice([0.0, 1.5, 12.25, float(rng.randint(0, 60))]),
+            "weekly_hours": float(rng.randint(0, 120)),
+            "ee": rng.randint(0, 54),
+            "dp": rng.randint(0, 30),
+            "pa": rng.randint(0, 48),
+        }
+        if rng.random() < 0.15:  # referral scores: served greedily
+            body["ee"], body["dp"] = rng.randint(40, 54), rng.randint(15, 30)
+        if rng.random() < 0.3:
+            body["offered"] = rng.sample(arms, rng.randint(1, len(arms)))
+        if rng.random() < 0.05:
+            body["crisis_risk"] = True
+        bodies.append(body)
+    return bodies
+
+
+def varied_model() -> LinearModel:
+    # Intervals of different widths, so that some people have several arms in equipoise and
+    # others one, and effects that cross zero, so usual care is sometimes best.
+    return LinearModel(
+        base={
+            "coaching": 1.0,
+            "mindfulness": 0.5,
+            "peer_group": 0.8,
+            "resilience_training": -0.2,
+            "balint_group": 1.3,
+        },
+        weights={
+            "coaching": {"ee": -0.1, "role": -1.5, "weekly_hours": 0.02},
+            "mindfulness": {"ee": -0.05, "weekly_hours": -0.01, "age": 0.01},
+            "peer_group": {"dp": -0.1, "years_in_practice": 0.03},
+            "resilience_training": {"ee": -0.02, "pa": 0.01},
+            "balint_group": {"dp": -0.15, "role": 0.4},
+        },
+        half_width={
+            "coaching": 2.5,
+            "mindfulness": 0.4,
+            "peer_group": 1.5,
+            "resilience_training": 3.0,
+            "balint_group": 0.8,
+        },
+    )
+
+
+def engine_for(policy: str, cycle: int = 1) -> RecommendationEngine:
+    config = load_serve_config()
+    rule = ExplorationRule(
+        policy=policy,
+        cycle=cycle,
+        epsilon=0.3,
+        usual_care_share=config.exploration.usual_care_share,
+        max_cost=0.5 if policy == "epsilon" else config.exploration.max_cost,
+        coverage=config.exploration.coverage,
+    )
+    return RecommendationEngine(
+        varied_model(),
+        "7",
+        catalog=load_catalog(),
+        config=dataclasses.replace(config, exploration=rule),
+        audit=AuditLog("sqlite://", salt="s"),
+    )
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_batch_json_is_the_response_models_json(policy):
+    engine = engine_for(policy)
+    bodies = varied_bodies(400, seed=len(policy))
+    rows, _, errors = engine.check_rows([*bodies, {"age": 5}, {"person_id": "x", "offered": ["?"]}])
+    answers = engine.recommend(rows, caller_role="program", batch_id="b", compact=True)
+    assert any(a["safety"]["level"] == "crisis" for a in answers)
+    assert any(a["safety"]["level"] == "referral" for a in answers)
+    assert any(a["excluded"] for a in answers) and len(errors) == 2
+    envelope = {
+        "batch_id": "b",
+        "model_version": engine.version,
+        "answered": len(answers),
+        "rejected": len(errors),
+        "result_index": list(range(len(answers))),
+        "errors": errors,
+        "arms": engine.arm_facts(answers),
+        "disclaimer": engine.config.disclaimer,
+        "complements": engine.complements,
+        "context": engine.context,
+    }
+    expected = BatchResponse.model_validate({**envelope, "results": answers}).model_dump_json()
+    assert batch_response_json(answers, **envelope) == expected.encode()
