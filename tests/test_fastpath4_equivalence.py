@@ -8,11 +8,18 @@ offered lists, roles with ineligible arms, and every exploration policy.
 import dataclasses
 import random
 
+import numpy as np
 import pytest
 
 from recommender.catalog import load_catalog
 from recommender.cohort import CATEGORIES
-from recommender.policy import ExplorationRule
+from recommender.policy import (
+    ExplorationRule,
+    arm_probabilities,
+    assign_many,
+    draw_position,
+    rank_arms,
+)
 from recommender.service import AuditLog, RecommendationEngine, load_serve_config
 from recommender.service._schemas import BatchResponse, batch_response_json
 from service_fixtures import LinearModel
@@ -119,3 +126,49 @@ def test_batch_json_is_the_response_models_json(policy):
     }
     expected = BatchResponse.model_validate({**envelope, "results": answers}).model_dump_json()
     assert batch_response_json(answers, **envelope) == expected.encode()
+
+
+def one_by_one(ranking, person_hash, rule, explore):
+    """The per-person reference: the policy's probabilities, then the draw as the module
+    docstring states it (the first arm whose running total passes the hash's position)."""
+    shares = arm_probabilities(ranking, rule, explore=explore)
+    position = draw_position(person_hash, rule.cycle)
+    total, chosen = 0.0, None
+    for arm, share in shares.items():
+        total += share
+        if share > 0 and position < total:
+            chosen = arm
+            break
+    if chosen is None:
+        chosen = [arm for arm, share in shares.items() if share > 0][-1]
+    return chosen, shares
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("floor, max_cost", [(0.0, 1.0), (0.02, 0.03), (0.2, 0.25)])
+def test_batched_exploration_is_the_per_person_rule_bit_for_bit(policy, floor, max_cost):
+    rng = np.random.default_rng(11)
+    arms = ("coaching", "mindfulness", "peer_group", "resilience_training", "balint_group")
+    rankings = []
+    for _ in range(600):
+        chosen = rng.choice(arms, size=int(rng.integers(0, len(arms) + 1)), replace=False)
+        effects = {}
+        for arm in chosen:
+            effect = float(rng.choice([rng.normal(-1.5, 2.0), 0.0, -2.0]))
+            half = float(rng.choice([rng.uniform(0.05, 4.0), 0.0, 1.0]))
+            effects[str(arm)] = (effect, effect - half, effect + half, 0.0, 0.0)
+        rankings.append(rank_arms(effects))
+    hashes = [f"{i:064x}" for i in range(len(rankings))]
+    explore = [i % 5 != 0 for i in range(len(rankings))]
+    rule = ExplorationRule(
+        policy=policy, epsilon=0.3, cycle=4, usual_care_share=floor, max_cost=max_cost
+    )
+    together = assign_many(rankings, hashes, rule, explore=explore)
+    for ranking, person_hash, flag, given in zip(rankings, hashes, explore, together):
+        arm, shares = one_by_one(ranking, person_hash, rule, flag)
+        assert given.probabilities == shares  # the very same floats
+        assert list(given.probabilities) == list(shares)  # in ranking order
+        assert (given.arm, given.probability) == (arm, shares[arm])
+        assert given.policy == (policy if flag else "greedy")
+    if policy != "greedy":
+        assert sum(a.explored for a in together) > 100  # the floor and the bound were exercised
