@@ -510,9 +510,9 @@ class RecommendationEngine:
                 item.update(self._arm_facts[item["arm"]])
         answer["ranking"] = ranked
         answer["explanation"] = {
-            "versus_usual_care": [c._asdict() for c in explanation.versus_usual_care],
+            "versus_usual_care": _contribution_items(explanation.versus_usual_care),
             "runner_up": explanation.runner_up,
-            "versus_runner_up": [c._asdict() for c in explanation.versus_runner_up],
+            "versus_runner_up": _contribution_items(explanation.versus_runner_up),
             "sentence": explanation.sentence,
         }
         return answer
@@ -524,6 +524,11 @@ def _evidence_basis(model, row, best, names, ranked=()) -> str | None:
     :func:`recommender.model.estimate_basis`)."""
     arms = [best, *(arm for arm in ranked if arm != best)]
     return estimate_basis(getattr(model, "metadata", None) or {}, arms, str(row.get("role")), names)
+
+
+def _contribution_items(contributions) -> list[dict]:
+    # What Contribution._asdict() gives, built directly (_asdict zips the fields each time).
+    return [{"feature": f, "value": v, "points": p} for f, v, p in contributions]
 
 
 def _logged_assignment(assignment) -> dict | None:
