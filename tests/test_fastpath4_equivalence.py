@@ -172,3 +172,20 @@ def test_batched_exploration_is_the_per_person_rule_bit_for_bit(policy, floor, m
         assert given.policy == (policy if flag else "greedy")
     if policy != "greedy":
         assert sum(a.explored for a in together) > 100  # the floor and the bound were exercised
+
+
+def test_audit_json_is_the_standard_encoders():
+    from recommender.service._audit import _compact, _compact_record
+
+    rng = random.Random(5)
+    values = [
+        {"coaching": [-4.25, -6.0, -2.5], "none": [0.0, 0.0, 0.0]},
+        {"coaching": 0.9716, "peer_group": 1.2e-07, "none": 0.02, "mindfulness": 1e16},
+        {"age": 41, "role": "nurse", "weekly_hours": 55.5, "unit": "Säule ü \"x\"\n", "x": None},
+        {"nan": float("nan"), "inf": float("-inf"), "flag": True, "nested": {"a": [1, [2.5]]}},
+        *({f"k{i}": rng.uniform(-1e6, 1e6) for i in range(8)} for _ in range(50)),
+    ]
+    for value in values:
+        assert _compact_record(value) == _compact(value)
+    with pytest.raises(TypeError):
+        _compact_record({"a": object()})
