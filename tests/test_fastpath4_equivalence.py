@@ -21,7 +21,7 @@ from recommender.policy import (
     rank_arms,
 )
 from recommender.service import AuditLog, RecommendationEngine, load_serve_config
-from recommender.service._schemas import BatchResponse, batch_response_json
+from recommender.service._schemas import BatchResponse, Recommendation, batch_response_json
 from service_fixtures import LinearModel
 
 POLICIES = ("thompson", "epsilon", "greedy")
@@ -128,6 +128,20 @@ def test_batch_json_is_the_response_models_json(policy):
     assert batch_response_json(answers, **envelope) == expected.encode()
 
 
+@pytest.mark.parametrize("policy", POLICIES)
+def test_one_answers_json_is_the_response_models_json(policy):
+    engine = engine_for(policy, cycle=2)
+    bodies = varied_bodies(150, seed=10 + len(policy))
+    for body in bodies:
+        answer = engine.recommend([engine.check_row(body)], caller_role="program")[0]
+        expected = Recommendation.model_validate(answer).model_dump_json().encode()
+        assert engine.answer_json.recommendation(answer) == expected
+    # An answer whose catalog facts are not the engine's own goes through the model.
+    answer["context"] = {**engine.context, "organisational_change": "elsewhere"}
+    expected = Recommendation.model_validate(answer).model_dump_json().encode()
+    assert engine.answer_json.recommendation(answer) == expected
+
+
 def one_by_one(ranking, person_hash, rule, explore):
     """The per-person reference: the policy's probabilities, then the draw as the module
     docstring states it (the first arm whose running total passes the hash's position)."""
@@ -181,7 +195,7 @@ def test_audit_json_is_the_standard_encoders():
     values = [
         {"coaching": [-4.25, -6.0, -2.5], "none": [0.0, 0.0, 0.0]},
         {"coaching": 0.9716, "peer_group": 1.2e-07, "none": 0.02, "mindfulness": 1e16},
-        {"age": 41, "role": "nurse", "weekly_hours": 55.5, "unit": "Säule ü \"x\"\n", "x": None},
+        {"age": 41, "role": "nurse", "weekly_hours": 55.5, "unit": 'Säule ü "x"\n', "x": None},
         {"nan": float("nan"), "inf": float("-inf"), "flag": True, "nested": {"a": [1, [2.5]]}},
         *({f"k{i}": rng.uniform(-1e6, 1e6) for i in range(8)} for _ in range(50)),
     ]

@@ -39,6 +39,7 @@ from recommender.service._crisis import (
     safety_block,
 )
 from recommender.service._profiles import extra_features, profile_schema
+from recommender.service._schemas import AnswerJSON
 
 __all__ = ["RecommendationEngine", "AuditUnavailable", "load_champion_model", "safety_block"]
 
@@ -111,6 +112,8 @@ class RecommendationEngine:
         self.complements = complements_for(catalog)
         # What every answer says of organisational change and of this model (item 5 of issue 9).
         self.context = answer_context(config, model, names=self._names)
+        # The answers' JSON as the response model gives it, the facts above dumped once.
+        self.answer_json = AnswerJSON(self._arm_facts, self.complements, self.context)
 
     # -- checking ---------------------------------------------------------------------------
     def check_row(self, raw, *, prefix: str = "") -> dict:

@@ -224,8 +224,9 @@ class Recommender:
             return _error(ctx, 422, str(error), error.problems)
         except AuditUnavailable as error:
             return _error(ctx, 503, f"{error}; nothing was answered, please retry")
-        # The response model itself: the documented schema is what is sent.
-        return Recommendation.model_validate(answer)
+        # Recommendation's own JSON (the documented schema is what is sent), with the catalog
+        # facts every answer repeats validated once per model rather than once per request.
+        return Response(engine.answer_json.recommendation(answer), media_type="application/json")
 
     @bentoml.api(route="/recommend_batch")
     def recommend_batch(self, request: BatchRequest, /, ctx: bentoml.Context) -> BatchResponse:
