@@ -16,8 +16,8 @@ from recommender.cohort import CATEGORIES
 from recommender.policy import (
     ExplorationRule,
     arm_probabilities,
+    assign,
     assign_many,
-    draw_position,
     rank_arms,
 )
 from recommender.service import AuditLog, RecommendationEngine, load_serve_config
@@ -142,22 +142,6 @@ def test_one_answers_json_is_the_response_models_json(policy):
     assert engine.answer_json.recommendation(answer) == expected
 
 
-def one_by_one(ranking, person_hash, rule, explore):
-    """The per-person reference: the policy's probabilities, then the draw as the module
-    docstring states it (the first arm whose running total passes the hash's position)."""
-    shares = arm_probabilities(ranking, rule, explore=explore)
-    position = draw_position(person_hash, rule.cycle)
-    total, chosen = 0.0, None
-    for arm, share in shares.items():
-        total += share
-        if share > 0 and position < total:
-            chosen = arm
-            break
-    if chosen is None:
-        chosen = [arm for arm, share in shares.items() if share > 0][-1]
-    return chosen, shares
-
-
 @pytest.mark.parametrize("policy", POLICIES)
 @pytest.mark.parametrize("floor, max_cost", [(0.0, 1.0), (0.02, 0.03), (0.2, 0.25)])
 def test_batched_exploration_is_the_per_person_rule_bit_for_bit(policy, floor, max_cost):
@@ -179,11 +163,11 @@ def test_batched_exploration_is_the_per_person_rule_bit_for_bit(policy, floor, m
     )
     together = assign_many(rankings, hashes, rule, explore=explore)
     for ranking, person_hash, flag, given in zip(rankings, hashes, explore, together):
-        arm, shares = one_by_one(ranking, person_hash, rule, flag)
-        assert given.probabilities == shares  # the very same floats
-        assert list(given.probabilities) == list(shares)  # in ranking order
-        assert (given.arm, given.probability) == (arm, shares[arm])
-        assert given.policy == (policy if flag else "greedy")
+        # One person alone is assigned in plain Python, from arm_probabilities' own rule.
+        alone = assign(ranking, person_hash, rule, explore=flag)
+        assert given == alone  # the same arm and the very same floats
+        assert list(given.probabilities) == list(alone.probabilities)  # in ranking order
+        assert given.probabilities == arm_probabilities(ranking, rule, explore=flag)
     if policy != "greedy":
         assert sum(a.explored for a in together) > 100  # the floor and the bound were exercised
 
