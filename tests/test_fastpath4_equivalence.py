@@ -126,16 +126,33 @@ def test_batch_json_is_the_response_models_json(policy):
     }
     expected = BatchResponse.model_validate({**envelope, "results": answers}).model_dump_json()
     assert batch_response_json(answers, **envelope) == expected.encode()
+    # JSON has no NaN: written as the models write it (null).
+    ranked = next(a for a in answers if a["explanation"])
+    ranked["explanation"]["versus_runner_up"].append(
+        {"feature": "x", "value": float("nan"), "points": 0.1}
+    )
+    expected = BatchResponse.model_validate({**envelope, "results": answers}).model_dump_json()
+    assert batch_response_json(answers, **envelope) == expected.encode()
+
+
+def answers_of(engine, bodies):
+    return [engine.recommend([engine.check_row(b)], caller_role="program")[0] for b in bodies]
 
 
 @pytest.mark.parametrize("policy", POLICIES)
 def test_one_answers_json_is_the_response_models_json(policy):
     engine = engine_for(policy, cycle=2)
     bodies = varied_bodies(150, seed=10 + len(policy))
-    for body in bodies:
-        answer = engine.recommend([engine.check_row(body)], caller_role="program")[0]
+    answers = answers_of(engine, bodies)
+    for answer in answers:
         expected = Recommendation.model_validate(answer).model_dump_json().encode()
         assert engine.answer_json.recommendation(answer) == expected
+    # JSON has no NaN: written as the models write it (null), wherever it hides.
+    ranked = next(a for a in answers if a["explanation"] and a["explanation"]["versus_usual_care"])
+    ranked["explanation"]["versus_usual_care"][0]["value"] = float("nan")
+    ranked["ranking"][0]["dp_effect"] = float("inf")
+    expected = Recommendation.model_validate(ranked).model_dump_json().encode()
+    assert engine.answer_json.recommendation(ranked) == expected
     # An answer whose catalog facts are not the engine's own goes through the model.
     answer["context"] = {**engine.context, "organisational_change": "elsewhere"}
     expected = Recommendation.model_validate(answer).model_dump_json().encode()

@@ -638,7 +638,7 @@ class AnswerJSON:
         plain["complements"] = self._dumped_complements
         plain["context"] = self._dumped_context
         plain["ignored"] = []
-        return to_json(plain)
+        return to_json(plain, inf_nan_mode="null")  # as the models write NaN
 
     def _is_ours(self, answer: Mapping) -> bool:
         return (
@@ -671,7 +671,7 @@ def batch_response_json(results: list[dict], **envelope) -> bytes:
     ]
     # `results` follows batch_id, model_version, answered and rejected, none of which can hold
     # these bytes unescaped, so the first occurrence is the field itself.
-    return head.replace(_RESULTS_KEY, b'"results":' + to_json(answers), 1)
+    return head.replace(_RESULTS_KEY, b'"results":' + to_json(answers, inf_nan_mode="null"), 1)
 
 
 class OutcomesRequest(BaseModel):
