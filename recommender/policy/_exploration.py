@@ -497,7 +497,10 @@ def assign_many(
     rankings, person_hashes, rule: ExplorationRule, *, explore, control: str = "none"
 ) -> list[Assignment]:
     """:func:`assign` for many people at once (``explore``: one flag per person): the same
-    assignments, with the Thompson draws of everyone made together."""
+    assignments, with the Thompson draws of everyone made together, and the usual-care floor,
+    the cost bound and the draw computed over all people with the same number of ranked arms
+    at once (the same arithmetic, operation for operation, as :func:`arm_probabilities` and
+    :func:`draw_position` for one person: ``tests/test_fastpath4_equivalence.py``)."""
     explore = list(explore)
     candidates = [
         equipoise_arms(ranking) if flag else [ranking.arms[0].arm]
@@ -512,25 +515,55 @@ def assign_many(
             ),
         )
     )
-    return [
-        _assigned(
-            _with_floor(
-                _policy_probabilities(ranking, rule, flag, wins.get(i), candidates[i]),
-                ranking,
-                rule,
-                flag,
-                control,
-            ),
-            person_hash,
-            rule,
-            flag,
+    out: list = [None] * len(rankings)
+    by_size: dict[int, list[int]] = {}
+    for i, ranking in enumerate(rankings):
+        by_size.setdefault(len(ranking.arms), []).append(i)
+    for members in by_size.values():
+        if len(members) < _VECTOR_ROWS:  # numpy's per-call cost exceeds a few people's Python
+            for i in members:
+                shares = _policy_probabilities(
+                    rankings[i], rule, explore[i], wins.get(i), candidates[i]
+                )
+                shares = _with_floor(shares, rankings[i], rule, explore[i], control)
+                out[i] = _assigned(shares, person_hashes[i], rule, explore[i])
+            continue
+        names = [[a.arm for a in rankings[i].arms] for i in members]
+        shares = np.array(
+            [
+                list(
+                    _policy_probabilities(
+                        rankings[i], rule, explore[i], wins.get(i), candidates[i]
+                    ).values()
+                )
+                for i in members
+            ],
+            dtype=float,
         )
-        for i, (ranking, person_hash, flag) in enumerate(zip(rankings, person_hashes, explore))
-    ]
+        effects = np.array([[a.effect for a in rankings[i].arms] for i in members], dtype=float)
+        at = np.array([row.index(control) if control in row else -1 for row in names])
+        active = np.array([explore[i] for i in members], dtype=bool) & (rule.policy != "greedy")
+        shares = _bounded(shares, effects, at, active, rule)
+        positions = np.array([draw_position(person_hashes[i], rule.cycle) for i in members])
+        chosen = _drawn(shares, positions)
+        for i, arms, row, j in zip(members, names, shares.tolist(), chosen.tolist()):
+            out[i] = Assignment(
+                arm=arms[j],
+                probability=row[j],
+                policy=rule.policy if explore[i] else "greedy",
+                cycle=rule.cycle,
+                probabilities=dict(zip(arms, row)),
+            )
+    return out
+
+
+# Fewer people than this with the same number of arms are assigned one by one (one answer's
+# request, say): the vectorised floor, bound and draw cost about 50 µs of numpy calls.
+_VECTOR_ROWS = 8
 
 
 def _assigned(probabilities, person_hash, rule, explore) -> Assignment:
-    policy = rule.policy if explore else "greedy"
+    """One person's draw from ``probabilities`` (see :func:`draw_position`)."""
     position = draw_position(person_hash, rule.cycle)
     total, chosen = 0.0, None
     for arm, share in probabilities.items():
@@ -543,10 +576,69 @@ def _assigned(probabilities, person_hash, rule, explore) -> Assignment:
     return Assignment(
         arm=chosen,
         probability=probabilities[chosen],
-        policy=policy,
+        policy=rule.policy if explore else "greedy",
         cycle=rule.cycle,
         probabilities=probabilities,
     )
+
+
+def _bounded(shares, effects, at, active, rule) -> np.ndarray:
+    """:func:`_with_floor` for many people with the same number of ranked arms (rows), the
+    same floating-point operations in the same order: ``shares`` and ``effects`` in ranking
+    order, ``at`` usual care's column (-1 when not ranked), ``active`` whether the person is
+    explored under a policy other than greedy."""
+    rows = np.arange(len(shares))
+    has_care = at >= 0
+    care = np.where(has_care, at, 0)
+    floor = float(rule.usual_care_share)
+    if floor > 0:
+        lift = active & has_care & (shares[rows, care] < floor)
+        if lift.any():
+            r, c = rows[lift], care[lift]
+            scale = (1.0 - floor) / (1.0 - shares[r, c])
+            shares[r] = shares[r] * scale[:, None]
+            shares[r, c] = floor
+    # The cost bound (see _within_cost): Python's max(-best, 0.0) and sum() kept exactly.
+    best = -effects[:, 0]
+    budget = float(rule.max_cost) * np.where(0.0 > best, 0.0, best)
+    spent = _expected_costs(shares, effects)
+    over = active & ~(spent <= budget)
+    if not over.any():
+        return shares
+    r = rows[over]
+    share = np.where(has_care[r], floor, 0.0)
+    least = np.zeros((len(r), shares.shape[1]))
+    least[:, 0] = 0.0 + (1.0 - share)
+    lifted = share > 0
+    least[np.flatnonzero(lifted), care[r][lifted]] += share[lifted]
+    base = _expected_costs(least, effects[r])
+    above = spent[r] > base
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = (budget[r] - base) / (spent[r] - base)
+    ratio = np.where(0.0 > ratio, 0.0, ratio)
+    weight = np.where(above, np.where(1.0 < ratio, 1.0, ratio), 0.0)
+    shares[r] = weight[:, None] * shares[r] + (1.0 - weight)[:, None] * least
+    return shares
+
+
+def _expected_costs(shares, effects) -> np.ndarray:
+    # expected_cost per row, summed arm by arm from 0 as Python's sum() does (numpy's sum
+    # would pair terms differently and could differ in the last bit).
+    gap = effects - effects[:, :1]
+    total = 0.0 + shares[:, 0] * gap[:, 0]
+    for j in range(1, shares.shape[1]):
+        total = total + shares[:, j] * gap[:, j]
+    return total
+
+
+def _drawn(shares, positions) -> np.ndarray:
+    """Per row, the arm drawn at ``positions`` (see :func:`draw_position`): the first with a
+    share whose running total, added from the left, exceeds the position; the last with a
+    share when rounding left the position just above the total."""
+    total = np.cumsum(shares, axis=1)
+    hit = (shares > 0) & (positions[:, None] < total)
+    last = shares.shape[1] - 1 - np.argmax((shares > 0)[:, ::-1], axis=1)
+    return np.where(hit.any(axis=1), np.argmax(hit, axis=1), last)
 
 
 @functools.lru_cache(maxsize=16)

@@ -39,6 +39,7 @@ from recommender.service._crisis import (
     safety_block,
 )
 from recommender.service._profiles import extra_features, profile_schema
+from recommender.service._schemas import AnswerJSON
 
 __all__ = ["RecommendationEngine", "AuditUnavailable", "load_champion_model", "safety_block"]
 
@@ -111,6 +112,8 @@ class RecommendationEngine:
         self.complements = complements_for(catalog)
         # What every answer says of organisational change and of this model (item 5 of issue 9).
         self.context = answer_context(config, model, names=self._names)
+        # The answers' JSON as the response model gives it, the facts above dumped once.
+        self.answer_json = AnswerJSON(self._arm_facts, self.complements, self.context)
 
     # -- checking ---------------------------------------------------------------------------
     def check_row(self, raw, *, prefix: str = "") -> dict:
@@ -510,9 +513,9 @@ class RecommendationEngine:
                 item.update(self._arm_facts[item["arm"]])
         answer["ranking"] = ranked
         answer["explanation"] = {
-            "versus_usual_care": [c._asdict() for c in explanation.versus_usual_care],
+            "versus_usual_care": _contribution_items(explanation.versus_usual_care),
             "runner_up": explanation.runner_up,
-            "versus_runner_up": [c._asdict() for c in explanation.versus_runner_up],
+            "versus_runner_up": _contribution_items(explanation.versus_runner_up),
             "sentence": explanation.sentence,
         }
         return answer
@@ -524,6 +527,11 @@ def _evidence_basis(model, row, best, names, ranked=()) -> str | None:
     :func:`recommender.model.estimate_basis`)."""
     arms = [best, *(arm for arm in ranked if arm != best)]
     return estimate_basis(getattr(model, "metadata", None) or {}, arms, str(row.get("role")), names)
+
+
+def _contribution_items(contributions) -> list[dict]:
+    # What Contribution._asdict() gives, built directly (_asdict zips the fields each time).
+    return [{"feature": f, "value": v, "points": p} for f, v, p in contributions]
 
 
 def _logged_assignment(assignment) -> dict | None:
