@@ -11,7 +11,11 @@ import pytest
 from bench import coverage, interval_replay
 from bench.interval_capture import CohortCapture, capture_cohort, load, load_dir, save
 from recommender.uplift import UpliftModel
-from recommender.uplift._intervals import held_out_bias, plausible_disagreement
+from recommender.uplift._intervals import (
+    held_out_bias,
+    held_out_bias_terms,
+    plausible_disagreement,
+)
 
 
 # ------------------------------------------------------------------ one real, small cohort
@@ -102,7 +106,7 @@ def toy(seed, *, error_sd=1.0, n=2000, constant=False, **overrides):
         bootstrap_jackknife_variance=np.array([1.0]),
         pooled_ratio=2.0,
         replicates=1,
-        pseudo=rng.normal(size=(m, 1)),
+        pseudo=np.zeros((m, 1)),  # residuals 0: no held-out bias
         oof=np.zeros((m, 1)),
         ranking_oof=rng.normal(size=(m, 1)),
         candidate_names=["dr", "dr"],
@@ -119,40 +123,26 @@ def toy(seed, *, error_sd=1.0, n=2000, constant=False, **overrides):
     return CohortCapture(**fields)
 
 
-def test_winsorized_terms_split_the_library_bias_and_clip_the_tails():
-    rng = np.random.default_rng(3)
-    m = 4000
-    ranking = rng.normal(size=(m, 1))
-    oof = np.zeros((m, 1))
-    pseudo = 0.3 + 0.5 * ranking + rng.normal(size=(m, 1))
-    # no clipping: the two terms add up to the library's held-out bias
-    average, slope = interval_replay.winsorized_bias_terms(pseudo, oof, ranking, (0.0, 1.0))
-    assert average[0] + slope[0] == pytest.approx(held_out_bias(pseudo, oof, ranking)[0])
-    rho = pseudo[:, 0]
-    assert average[0] == pytest.approx(rho.mean() ** 2 - rho.var(ddof=1) / m, rel=1e-9)
-    assert slope[0] > 0.2  # (0.5 + half a standard error)² x Var f
-    # 1 % of the residuals at 30: unclipped they read as bias (mean 0.3 -> 0.6, squared
-    # 0.36), clipped at the 97.5 % quantile hardly (0.3² = 0.09 plus a little)
-    pseudo[:40, 0] = 30.0
-    raw, _ = interval_replay.winsorized_bias_terms(pseudo, oof, ranking, (0.0, 1.0))
-    clipped, _ = interval_replay.winsorized_bias_terms(pseudo, oof, ranking)
-    assert raw[0] > 0.3 and clipped[0] < 0.13
-
-
-def test_lead_a_takes_the_largest_term_only_for_a_one_effect_arm():
-    constant = toy(1, constant=True)
+def test_shipped_rule_takes_the_largest_term_only_for_a_one_effect_arm():
+    rng = np.random.default_rng(1)
+    noisy = {"pseudo": 0.2 + rng.normal(size=(500, 1)), "ranking_oof": rng.normal(size=(500, 1))}
+    constant = toy(1, constant=True, **noisy)
     assert constant.constant_arm.tolist() == [True]
-    average, slope = interval_replay.winsorized_bias_terms(
-        constant.pseudo, constant.oof, constant.ranking_oof
-    )
-    scale, extra = interval_replay.lead_a(constant)
+    average, slope = held_out_bias_terms(constant.pseudo, constant.oof, constant.ranking_oof)
+    assert average[0] > 0 and slope[0] > 0
+    scale, extra = interval_replay.shipped(constant)
     largest = max(0.3 * 2.0, 0.5 * 0.2, slope[0])
     assert extra[0] == pytest.approx(largest + average[0])
-    personalized = toy(1)
+    personalized = toy(1, **noisy)
     assert personalized.constant_arm.tolist() == [False]
-    _, extra = interval_replay.lead_a(personalized)
+    _, extra = interval_replay.shipped(personalized)
     assert extra[0] == pytest.approx(0.5 * 0.2 + average[0] + slope[0])
     assert scale.tolist() == [2.0]
+    # the rule before: the larger of the undetected spread and half the disagreement, plus
+    # the whole bias of the residuals as they are
+    _, before = interval_replay.third_pass(constant)
+    whole = held_out_bias(constant.pseudo, constant.oof, constant.ranking_oof, winsorize=None)
+    assert before[0] == pytest.approx(max(0.3 * 2.0, 0.5 * 0.2) + whole[0])
 
 
 def test_lead_b_lets_the_scale_fall_below_one():
@@ -185,6 +175,11 @@ def test_resampling_counts_and_comparison():
         "wide": _family("wide", [0.7] * 6),  # 98.6 %: fails
     }
     identical = {"shipped": interval_replay.shipped, "same": interval_replay.shipped}
+    assert interval_replay.replay_scores(captures["good"][0], interval_replay.third_pass)["a"][
+        "width"
+    ] == pytest.approx(
+        interval_replay.replay_scores(captures["good"][0], interval_replay.shipped)["a"]["width"]
+    )
     counts = interval_replay.resampled_counts(captures, identical, resamplings=20)
     assert counts["shipped"].tolist() == [1] * 20
     summary = interval_replay.compare(counts)
