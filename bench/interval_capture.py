@@ -80,12 +80,6 @@ class CohortCapture:
         pooled = self.pooled_ratio if np.isfinite(self.pooled_ratio) else 1.0
         return np.where(np.isfinite(ratio), ratio, pooled)
 
-    @property
-    def constant_arm(self) -> np.ndarray:
-        """(arms,) bool: the arm was given one effect for everyone."""
-        only_constant = self.candidate_chosen & self.candidate_constant[:, None]
-        return only_constant.any(axis=0) & (self.candidate_chosen.sum(axis=0) == 1)
-
 
 def _loss_gaps(pseudo, candidate_oof, constant):
     """(loss, gap, se), each (C, arms): each candidate's doubly robust loss, its gap to the best

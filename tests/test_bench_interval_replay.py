@@ -127,14 +127,12 @@ def test_shipped_rule_takes_the_largest_term_only_for_a_one_effect_arm():
     rng = np.random.default_rng(1)
     noisy = {"pseudo": 0.2 + rng.normal(size=(500, 1)), "ranking_oof": rng.normal(size=(500, 1))}
     constant = toy(1, constant=True, **noisy)
-    assert constant.constant_arm.tolist() == [True]
     average, slope = held_out_bias_terms(constant.pseudo, constant.oof, constant.ranking_oof)
     assert average[0] > 0 and slope[0] > 0
     scale, extra = interval_replay.shipped(constant)
     largest = max(0.3 * 2.0, 0.5 * 0.2, slope[0])
     assert extra[0] == pytest.approx(largest + average[0])
     personalized = toy(1, **noisy)
-    assert personalized.constant_arm.tolist() == [False]
     _, extra = interval_replay.shipped(personalized)
     assert extra[0] == pytest.approx(0.5 * 0.2 + average[0] + slope[0])
     assert scale.tolist() == [2.0]
