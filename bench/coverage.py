@@ -42,7 +42,19 @@ import pandas as pd
 
 from bench._data import CONTROL, Rows, load_ihdp
 
-__all__ = ["FAMILIES", "Cohort", "run", "to_markdown", "main"]
+__all__ = [
+    "FAMILIES",
+    "Cohort",
+    "draw",
+    "family_seeds",
+    "selected_families",
+    "run",
+    "summarise",
+    "criteria",
+    "acceptance",
+    "to_markdown",
+    "main",
+]
 
 ALPHA = 0.1
 # Draws the interval rules were chosen on, and the draws that report them (fixed before any of
@@ -453,6 +465,43 @@ def interval_cost(n: int = 20_000, *, assignment: str = "rct", fits: int = 3) ->
     return seconds
 
 
+def selected_families(names=None, *, quick=False) -> list[Family]:
+    """The families a run scores: ``names`` (all by default; ``--quick`` keeps the small ones
+    unless named)."""
+    return [
+        family
+        for family in FAMILIES
+        if (not names or family.name in names)
+        and not (quick and family.quick_n is None and not names)
+    ]
+
+
+def training_rows(family: Family, *, quick=False) -> int:
+    return family.quick_n if quick and family.quick_n else family.n
+
+
+def family_seeds(family: Family, seeds=None, *, quick=False, realisations=None) -> tuple:
+    """The seeds of one family's realisations: ``seeds`` (default ``HELD_OUT_SEEDS``) except
+    for IHDP, which keeps its own ten; only the first ``realisations``; one (IHDP two) with
+    ``quick``."""
+    own = family.seeds or HELD_OUT_SEEDS
+    chosen = own if seeds is None or family.seeds else tuple(seeds)
+    if realisations:
+        chosen = chosen[:realisations]
+    if quick:
+        chosen = chosen[: 2 if family.name == "ihdp" else 1]
+    return tuple(chosen)
+
+
+def draw(family: Family, seed: int, *, quick=False) -> Cohort:
+    """The cohort of ``family`` drawn from ``seed`` (the same for every method and harness)."""
+    if family.generate is None:
+        return ihdp(seed)
+    return family.generate(
+        training_rows(family, quick=quick), family.n_test if not quick else 2000, seed
+    )
+
+
 def run(
     families=None,
     *,
@@ -467,26 +516,13 @@ def run(
     ``seeds``: draw every family's cohorts from these seeds (default ``HELD_OUT_SEEDS``; IHDP,
     which has ten realizations, keeps its own); ``realisations``: only the first so many."""
     results = []
-    for family in FAMILIES:
-        if families and family.name not in families:
-            continue
-        if quick and family.quick_n is None and not families:
-            continue
-        n = family.quick_n if quick and family.quick_n else family.n
-        own = family.seeds or HELD_OUT_SEEDS
-        seeds_here = own if seeds is None or family.seeds else tuple(seeds)
-        if realisations:
-            seeds_here = seeds_here[:realisations]
-        if quick:
-            seeds_here = seeds_here[: 2 if family.name == "ihdp" else 1]
+    for family in selected_families(families, quick=quick):
+        n = training_rows(family, quick=quick)
+        seeds_here = family_seeds(family, seeds, quick=quick, realisations=realisations)
         scored = {m: [] for m in methods}
         fit_times = {m: [] for m in methods}
         for seed in seeds_here:
-            cohort = (
-                ihdp(seed)
-                if family.generate is None
-                else family.generate(n, family.n_test if not quick else 2000, seed)
-            )
+            cohort = draw(family, seed, quick=quick)
             for m in methods:
                 lower, upper, fit_s = METHODS[m](cohort)
                 scored[m].append(

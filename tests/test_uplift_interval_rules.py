@@ -13,7 +13,9 @@ from recommender.uplift import UpliftModel
 from recommender.uplift._intervals import (
     DISAGREEMENT_WEIGHT,
     bootstrap_replicates,
+    WINSORIZE,
     held_out_bias,
+    held_out_bias_terms,
     jackknife_variance,
     plausible_disagreement,
 )
@@ -47,13 +49,19 @@ def test_half_width_is_exactly_z_times_the_root_of_the_documented_variance(small
     K = folds.shape[0]
     jackknife = (K - 1) / K * ((folds - folds.mean(axis=0)) ** 2).sum(axis=0)
     shrunk = 0.5 * jackknife + 0.5 * model.typical_variance_
+    half_disagreement = DISAGREEMENT_WEIGHT * model.disagreement_variance_
+    slope = model.bias_slope_variance_
+    # an arm given one effect for everyone takes the largest of its undetected spread, half
+    # the disagreement and the slope term (all three measure the same spread); a personalized
+    # arm adds half the disagreement and the slope term
+    one_effect = np.maximum.reduce(
+        [model.undetected_variance_ * model.interval_scale_, half_disagreement, slope]
+    )
+    extra = np.where(model.undetected_variance_ > 0, one_effect, half_disagreement + slope)
     variance = (
         np.maximum(shrunk * model.interval_scale_, model.variance_floor_)
-        + np.maximum(
-            model.undetected_variance_ * model.interval_scale_,
-            DISAGREEMENT_WEIGHT * model.disagreement_variance_,
-        )
-        + model.bias_variance_
+        + extra
+        + model.bias_average_variance_
     )
     for alpha in (0.1, 0.32):
         lower, upper = model.predict_interval(X, alpha=alpha)
@@ -90,13 +98,40 @@ def test_held_out_bias_by_hand():
     oof = np.zeros((4, 1))
     f = np.array([[-1.0], [-1.0], [1.0], [1.0]])
     se = np.sqrt(1.25 / 4)
-    assert held_out_bias(pseudo, oof, f, z=0.0)[0] == pytest.approx(47 / 6 + 1.5**2, rel=1e-12)
-    assert held_out_bias(pseudo, oof, f, z=0.5)[0] == pytest.approx(
+    raw = {"winsorize": None}  # the residuals as they are
+    assert held_out_bias(pseudo, oof, f, z=0.0, **raw)[0] == pytest.approx(
+        47 / 6 + 1.5**2, rel=1e-12
+    )
+    assert held_out_bias(pseudo, oof, f, z=0.5, **raw)[0] == pytest.approx(
         47 / 6 + (1.5 + 0.5 * se) ** 2, rel=1e-12
     )
+    average, slope = held_out_bias_terms(pseudo, oof, f, z=0.5, **raw)
+    assert (average[0], slope[0]) == pytest.approx((47 / 6, (1.5 + 0.5 * se) ** 2), rel=1e-12)
     # an effect the same for everyone (no spread along f) has no slope term
     flat = np.ones((4, 1))
-    assert held_out_bias(pseudo, oof, flat, z=0.5)[0] == pytest.approx(47 / 6, rel=1e-12)
+    assert held_out_bias(pseudo, oof, flat, z=0.5, **raw)[0] == pytest.approx(47 / 6, rel=1e-12)
+
+
+def test_held_out_bias_clips_the_residuals_at_their_quantiles_by_hand():
+    # residuals 1, 2, 3, 6: their 25 % and 75 % quantiles (linear rule) are 1.75 and 3.75, so
+    # they are read as 1.75, 2, 3, 3.75: mean 2.625, sample variance 2.5625 / 3 (squared
+    # deviations 0.765625, 0.390625, 0.140625, 1.265625); the average's term 2.625² - that / 4
+    pseudo = np.array([[1.0], [2.0], [3.0], [6.0]])
+    average, _ = held_out_bias_terms(
+        pseudo, np.zeros((4, 1)), np.ones((4, 1)), winsorize=(0.25, 0.75)
+    )
+    assert average[0] == pytest.approx(2.625**2 - 2.5625 / 3 / 4, rel=1e-12)
+    # by default at 2.5 % and 97.5 %: one residual of 25 standard deviations among 4,000
+    # reads as about 2, not as an offset of 0.025 / 4000 x 25 sd
+    rng = np.random.default_rng(2)
+    residual = rng.normal(size=(4000, 1))
+    residual[0] = 25.0
+    clipped, _ = held_out_bias_terms(residual, np.zeros_like(residual), np.ones_like(residual))
+    assert WINSORIZE == (0.025, 0.975)
+    kept = np.clip(residual[:, 0], *np.quantile(residual[:, 0], WINSORIZE))
+    assert clipped[0] == pytest.approx(
+        max(kept.mean() ** 2 - kept.var(ddof=1) / 4000, 0.0), abs=1e-15
+    )
 
 
 def test_held_out_bias_recovers_a_planted_shrinkage_and_offset():
@@ -107,14 +142,20 @@ def test_held_out_bias_recovers_a_planted_shrinkage_and_offset():
     oof = truth.copy()
     oof[:, 1] = 0.5 * truth[:, 1]  # shrunk by half: bias 0.5 * truth, squared 0.25
     oof[:, 2] = truth[:, 2] + 0.3  # off by 0.3 for everyone: squared 0.09
-    bias = held_out_bias(pseudo, oof, oof, z=0.0)
+    bias = held_out_bias(pseudo, oof, oof, z=0.0, winsorize=None)
     # the slope along the shrunk effect is 1 (rho = 0.5 truth = oof): 1^2 * Var(oof) = 0.25
     assert bias[1] == pytest.approx(0.25, abs=0.02)
     assert bias[2] == pytest.approx(0.09, abs=0.01)
     assert bias[0] < 0.002  # an unbiased effect: only noise, the average term unbiased
     # the default adds half a standard error of the slope: a little more, never less
-    default = held_out_bias(pseudo, oof, oof)
+    default = held_out_bias(pseudo, oof, oof, winsorize=None)
     assert (default >= bias).all() and (default - bias < 0.01).all()
+    # clipped at 2.5 / 97.5 % it still sees both biases, a little smaller (clipping the
+    # noise's tails pulls the slope and the offset in: 0.21 and 0.081 with this seed)
+    clipped = held_out_bias(pseudo, oof, oof, z=0.0)
+    assert 0.18 < clipped[1] < 0.25
+    assert 0.07 < clipped[2] < 0.09
+    assert clipped[0] < 0.002
 
 
 def test_plausible_disagreement_by_hand():

@@ -17,10 +17,10 @@ from ._checks import check_training_inputs, warn_constant_features
 from ._encoding import FeatureEncoder
 from ._intervals import (
     AVERAGE_ROWS,
-    DISAGREEMENT_WEIGHT,
     calibrate_scale,
     combine,
-    held_out_bias,
+    extra_variance,
+    held_out_bias_terms,
     jackknife_variance,
 )
 from ._nuisance import DEFAULT_OUTCOME_CANDIDATES, fit_nuisance
@@ -168,16 +168,21 @@ class UpliftModel(BaseEstimator):
         narrower than this.
     undetected_variance_ : ndarray
         Per arm given one effect for everyone: the spread of effects it could not rule out
-        (0 for personalized arms); times the scale, or half the disagreement if larger, it is
-        added to every person's variance.
+        (0 for personalized arms); times the scale, or half the disagreement or the held-out
+        slope term if larger, it is added to every person's variance
+        (``_intervals.extra_variance``).
     bias_variance_ : ndarray
         Per-arm squared bias of the out-of-fold effects that the doubly robust pseudo-outcomes
-        of the training rows show, on average and along the effect's ordering (see
-        ``_intervals.held_out_bias``); added to every person's variance.
+        of the training rows show (their residuals clipped at their 2.5 and 97.5 %
+        quantiles): ``bias_average_variance_`` (on average, added to every person's variance)
+        plus ``bias_slope_variance_`` (along the effect's ordering: added for a personalized
+        arm, one of three candidates for the largest for an arm given one effect for
+        everyone; see ``_intervals.held_out_bias_terms``).
     disagreement_variance_ : ndarray
         Per-arm mean squared distance of the candidates whose doubly robust loss is not
-        clearly worse than the best's from the chosen effect, out of fold; half of it (or the
-        undetected spread, if larger) is added to every person's variance (see ``_intervals``).
+        clearly worse than the best's from the chosen effect, out of fold; half of it is added
+        to every person's variance (for an arm given one effect for everyone, if the largest
+        of three; see ``_intervals``).
 
     Examples
     --------
@@ -309,7 +314,10 @@ class UpliftModel(BaseEstimator):
         # an arm given one effect for everyone: its interval is for a person, not the average
         self.undetected_variance_ = np.asarray(estimator.undetected_variance, dtype=float)
         # bias the re-simulated world cannot show, read off the real data out of fold
-        self.bias_variance_ = held_out_bias(pseudo, estimator.oof, estimator.ranking_oof)
+        self.bias_average_variance_, self.bias_slope_variance_ = held_out_bias_terms(
+            pseudo, estimator.oof, estimator.ranking_oof
+        )
+        self.bias_variance_ = self.bias_average_variance_ + self.bias_slope_variance_
         # ...and the choice among learners that fit the data about as well
         self.disagreement_variance_ = np.asarray(estimator.disagreement, dtype=float)
         self.interval_scale_ = np.ones(len(self.arms_))
@@ -376,14 +384,18 @@ class UpliftModel(BaseEstimator):
         way calls this to make the very same intervals.
         """
         arms = len(self.arms_)
-        # a spread read off a fitted model errs small like its jackknife: the same scale
-        # the spread one effect for everyone could not rule out, or the plausible candidates'
-        # disagreement, whichever is larger (for such an arm both measure the personalized
-        # candidates' distance from the constant; added together they counted it twice)
-        extra = np.maximum(
-            getattr(self, "undetected_variance_", np.zeros(arms)) * self.interval_scale_,
-            DISAGREEMENT_WEIGHT * getattr(self, "disagreement_variance_", np.zeros(arms)),
-        ) + getattr(self, "bias_variance_", np.zeros(arms))
+        # (a model fitted before the bias terms were kept apart: its whole bias as the average)
+        extra = extra_variance(
+            undetected=getattr(self, "undetected_variance_", np.zeros(arms)),
+            scale=self.interval_scale_,
+            disagreement=getattr(self, "disagreement_variance_", np.zeros(arms)),
+            bias_average=getattr(
+                self,
+                "bias_average_variance_",
+                getattr(self, "bias_variance_", np.zeros(arms)),
+            ),
+            bias_slope=getattr(self, "bias_slope_variance_", np.zeros(arms)),
+        )
         return combine(
             effect,
             fold_effects,

@@ -1,0 +1,245 @@
+"""Capture, once per cohort, everything an interval rule is made of, so rules replay in seconds.
+
+``UpliftModel(learner="auto")`` is fitted exactly as ``bench.coverage`` fits it, on the same
+cohorts (``bench.coverage.draw``). Besides the truth and the model's effects on the test rows,
+the capture keeps:
+
+- the fold models' effects on the test rows (their jackknife variance is the interval's core);
+- the fitted interval attributes, including the parametric bootstrap's raw per-arm squared
+  error and jackknife variance, whose ratio is the variance scale *before* its floor at 1;
+- the training rows' doubly robust pseudo-outcomes, the chosen effect out of fold and the
+  effect the held-out bias is sought along;
+- per selection candidate (every T, X and DR setting and the one-effect-for-everyone DR), its
+  out-of-fold effects, its effect on the test rows (the mean of its fold models: a candidate
+  not chosen is never refitted on all rows), its loss gap to the best personalized candidate
+  and that gap's standard error, and whether it was averaged into an arm.
+
+The selection's candidates are local to ``select_learner``: the capture records them by
+wrapping the learners' constructors in ``recommender.uplift._auto`` for the duration of one
+fit (nothing is changed in what they compute; ``tests/test_bench_interval_replay.py`` checks
+that the replayed shipped rule gives ``predict_interval``'s bounds bit for bit).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, fields
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+
+__all__ = ["CohortCapture", "capture_cohort", "save", "load", "load_dir", "capture_path"]
+
+
+@dataclass
+class CohortCapture:
+    """One fitted cohort, as the replay needs it. Shapes: ``n`` test rows, ``m`` training
+    rows, ``K`` folds, ``C`` candidates, per non-control arm."""
+
+    family: str
+    seed: int
+    arms: list  # non-control arms, the model's order
+    fit_s: float  # CPU seconds of the fit
+    truth: np.ndarray  # (n, arms) true effects on the test rows
+    effect: np.ndarray  # (n, arms) the model's effects on the test rows
+    fold_effects: np.ndarray  # (K, n, arms) the fold models' effects on the test rows
+    jackknife: np.ndarray  # (n, arms) their jackknife variance (before shrinking)
+    typical_variance: np.ndarray  # (arms,) the fitted attributes, as ``UpliftModel`` names them
+    interval_scale: np.ndarray
+    variance_floor: np.ndarray
+    undetected_variance: np.ndarray
+    bias_variance: np.ndarray
+    disagreement_variance: np.ndarray
+    bootstrap_mse: np.ndarray  # (arms,) the bootstrap's raw figures (``interval_calibration_``)
+    bootstrap_jackknife_variance: np.ndarray
+    pooled_ratio: float
+    replicates: int
+    pseudo: np.ndarray  # (m, arms) doubly robust pseudo-effects of the training rows
+    oof: np.ndarray  # (m, arms) the chosen effect out of fold
+    ranking_oof: np.ndarray  # (m, arms) the effect the held-out bias is sought along
+    candidate_names: list  # (C,) "t", "x", "dr"
+    candidate_labels: list  # (C,) their settings
+    candidate_constant: np.ndarray  # (C,) bool, the one-effect-for-everyone DR
+    candidate_oof: np.ndarray  # (C, m, arms)
+    candidate_test: np.ndarray  # (C, n, arms) mean of each candidate's fold models
+    candidate_loss: np.ndarray  # (C, arms) doubly robust loss out of fold
+    candidate_gap: np.ndarray  # (C, arms) loss minus the best personalized candidate's
+    candidate_gap_se: np.ndarray  # (C, arms) standard error of the paired difference
+    candidate_chosen: np.ndarray  # (C, arms) bool, averaged into the arm's effect
+
+    @property
+    def raw_scale(self) -> np.ndarray:
+        """The bootstrap's per-arm ratio of squared error to jackknife variance before the
+        floor at 1 (a ratio that is not finite takes the pooled one, as ``calibrate_scale``)."""
+        if self.replicates == 0:  # not calibrated
+            return np.ones(len(self.arms))
+        ratio = self.bootstrap_mse / np.maximum(self.bootstrap_jackknife_variance, 1e-12)
+        pooled = self.pooled_ratio if np.isfinite(self.pooled_ratio) else 1.0
+        return np.where(np.isfinite(ratio), ratio, pooled)
+
+
+def _loss_gaps(pseudo, candidate_oof, constant):
+    """(loss, gap, se), each (C, arms): each candidate's doubly robust loss, its gap to the best
+    personalized candidate of the arm and the standard error of the paired difference (as the
+    selection's ``_clearly_worse`` computes them)."""
+    squared = (pseudo[None] - candidate_oof) ** 2
+    loss = squared.mean(axis=1)
+    loss[~np.isfinite(loss)] = np.inf
+    gap = np.full(loss.shape, np.inf)
+    se = np.full(loss.shape, np.nan)
+    personalized = np.flatnonzero(~constant)
+    for j in range(loss.shape[1]):
+        finite = [c for c in personalized if np.isfinite(loss[c, j])]
+        if not finite:
+            continue
+        best = min(finite, key=lambda c: loss[c, j])
+        for c in range(loss.shape[0]):
+            difference = squared[c, :, j] - squared[best, :, j]
+            gap[c, j] = difference.mean()
+            se[c, j] = difference.std(ddof=1) / np.sqrt(len(difference))
+    return loss, gap, se
+
+
+@contextmanager
+def _recording_selection():
+    """Within the block, every candidate ``select_learner`` builds and what the selection
+    saw (pseudo-outcomes, the chosen effect out of fold) are recorded in the yielded dict."""
+    from recommender.uplift import _auto, _model
+
+    record: dict = {"candidates": []}
+
+    def recording(cls):
+        def build(*args, **kwargs):
+            learner = cls(*args, **kwargs)
+            record["candidates"].append(learner)
+            return learner
+
+        return build
+
+    real_select = _model.select_learner
+
+    def select(nuisance, *args, **kwargs):
+        chosen, table = real_select(nuisance, *args, **kwargs)
+        # copied now: the model drops its training arrays at the end of fit
+        record["pseudo"] = np.array(nuisance.pseudo_effects(), dtype=float)
+        record["oof"] = np.array(chosen.oof, dtype=float)
+        record["ranking_oof"] = np.array(chosen.ranking_oof, dtype=float)
+        record["candidate_oof"] = np.stack(
+            [np.array(c.oof, dtype=float) for c in record["candidates"]]
+        )
+        record["chosen"] = [[id(learner) for learner in arm] for arm in chosen.chosen]
+        return chosen, table
+
+    with ExitStack() as stack:
+        for name in ("TLearner", "XLearner", "DRLearner"):
+            stack.enter_context(mock.patch.object(_auto, name, recording(getattr(_auto, name))))
+        stack.enter_context(mock.patch.object(_model, "select_learner", select))
+        yield record
+
+
+def capture_cohort(cohort, *, family: str = "", seed: int = -1, **model_params) -> CohortCapture:
+    """Fit ``UpliftModel(learner="auto", **model_params)`` on ``cohort`` (a
+    ``bench.coverage.Cohort``) as ``bench.coverage`` does, and capture it."""
+    from recommender.uplift import UpliftModel
+    from recommender.uplift._intervals import jackknife_variance
+    from recommender.uplift._regressors import ConstantSpec
+
+    model = UpliftModel(learner="auto", **model_params)
+    with _recording_selection() as record:
+        start = time.process_time()
+        model.fit(cohort.X, cohort.treatment, cohort.y, propensity=cohort.propensity)
+        fit_s = time.process_time() - start
+    arms = list(model.arms_)
+    M = model._matrix(cohort.X_test)
+    effect = model.estimator_.effect(M)
+    fold_effects = model.estimator_.fold_effects(M)
+    candidates = record.pop("candidates")
+    constant = np.array([isinstance(getattr(c, "spec", None), ConstantSpec) for c in candidates])
+    chosen = np.array([[id(c) in arm for arm in record["chosen"]] for c in candidates], dtype=bool)
+    loss, gap, se = _loss_gaps(record["pseudo"], record["candidate_oof"], constant)
+    calibration = model.interval_calibration_
+    return CohortCapture(
+        family=family,
+        seed=int(seed),
+        arms=[str(a) for a in arms],
+        fit_s=float(fit_s),
+        truth=cohort.oracle[arms].to_numpy(float),
+        effect=effect,
+        fold_effects=fold_effects,
+        jackknife=jackknife_variance(fold_effects),
+        typical_variance=np.asarray(model.typical_variance_, float),
+        interval_scale=np.asarray(model.interval_scale_, float),
+        variance_floor=np.asarray(model.variance_floor_, float),
+        undetected_variance=np.asarray(model.undetected_variance_, float),
+        bias_variance=np.asarray(model.bias_variance_, float),
+        disagreement_variance=np.asarray(model.disagreement_variance_, float),
+        bootstrap_mse=np.asarray(calibration.get("bootstrap_mse", np.ones(len(arms))), float),
+        bootstrap_jackknife_variance=np.asarray(
+            calibration.get("bootstrap_jackknife_variance", np.ones(len(arms))), float
+        ),
+        pooled_ratio=float(calibration.get("pooled_ratio", 1.0)),
+        replicates=int(calibration.get("replicates", 0)),
+        pseudo=record["pseudo"],
+        oof=record["oof"],
+        ranking_oof=record["ranking_oof"],
+        candidate_names=[c.name for c in candidates],
+        candidate_labels=[str(c.label) for c in candidates],
+        candidate_constant=constant,
+        candidate_oof=record["candidate_oof"],
+        candidate_test=np.stack([c.fold_effects(M).mean(axis=0) for c in candidates]),
+        candidate_loss=loss,
+        candidate_gap=gap,
+        candidate_gap_se=se,
+        candidate_chosen=chosen,
+    )
+
+
+# ------------------------------------------------------------------------------ storage
+_META = ("family", "seed", "arms", "fit_s", "pooled_ratio", "replicates")
+_LISTS = ("candidate_names", "candidate_labels")
+
+
+def capture_path(directory, family: str, seed: int) -> Path:
+    return Path(directory) / f"{family}__{seed}.npz"
+
+
+def save(capture: CohortCapture, path) -> None:
+    """One compressed ``.npz`` per cohort, written whole or not at all."""
+    meta = {name: getattr(capture, name) for name in (*_META, *_LISTS)}
+    arrays = {
+        f.name: getattr(capture, f.name)
+        for f in fields(capture)
+        if f.name not in _META and f.name not in _LISTS
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial.npz")
+    np.savez_compressed(partial, meta=np.array(json.dumps(meta)), **arrays)
+    partial.replace(path)
+
+
+def load(path) -> CohortCapture:
+    with np.load(path, allow_pickle=False) as stored:
+        meta = json.loads(str(stored["meta"]))
+        arrays = {name: stored[name] for name in stored.files if name != "meta"}
+    return CohortCapture(**meta, **arrays)
+
+
+def load_dir(directory) -> dict[str, list[CohortCapture]]:
+    """Every capture under ``directory``, by family (bench.coverage's order), seeds ascending."""
+    from bench.coverage import FAMILIES
+
+    captures: dict[str, list[CohortCapture]] = {}
+    for path in sorted(Path(directory).glob("*__*.npz")):
+        if path.name.endswith(".partial.npz"):
+            continue
+        capture = load(path)
+        captures.setdefault(capture.family, []).append(capture)
+    order = [f.name for f in FAMILIES]
+    return {
+        name: sorted(captures[name], key=lambda c: c.seed)
+        for name in sorted(captures, key=lambda n: order.index(n) if n in order else len(order))
+    }

@@ -1,0 +1,367 @@
+"""Replay interval rules on captured cohorts and score them as ``bench.coverage`` does.
+
+A rule maps one cohort's capture (``bench.interval_capture``) to a per-arm variance scale and
+a per-arm extra variance; the interval is then made by the library's own
+``_intervals.combine`` (shrunk jackknife times the scale, floored at the arm's average-effect
+variance, plus the extra) and scored by ``bench.coverage``'s ``_scores``, ``summarise`` and
+``acceptance``. The shipped rule's replay gives ``bench.coverage``'s figures exactly
+(``verify``).
+
+Rules compared on seeds 7-12 (fixed, with the bar below, before any cohort of those seeds was
+scored: commit a038fc0, where the names were ``shipped``, ``lead-a``, ``lead-b``):
+
+- ``third-pass`` (shipped from the third to the fifth pass): scale = the bootstrap ratio
+  floored at 1 (``interval_scale_``); extra = max(undetected x scale, ½ disagreement) + the
+  held-out bias of the residuals as they are.
+- ``shipped`` (the fourth pass's lead a, "no double count + residuals winsorized at
+  2.5/97.5 %", adopted by the fifth pass): the residuals ρ = ψ − τ̂_oof of each arm are clipped
+  at their own 2.5 % and 97.5 % quantiles (rows where ρ and the ranking are finite;
+  ``np.quantile``'s linear rule) before the held-out bias is computed (``BIAS_Z`` and
+  ``DISAGREEMENT_WEIGHT`` 0.5 each); for an arm given one effect for everyone, extra =
+  max(undetected x scale, ½ disagreement, slope term) + average term, elsewhere
+  ½ disagreement + average + slope. The scale as before (``_intervals.extra_variance``).
+- ``lead-b`` (the variance scale allowed below 1): scale = the bootstrap's raw per-arm ratio
+  of squared error to jackknife variance, with no floor (a non-finite ratio takes the pooled
+  one, as ``calibrate_scale`` does); everything else as ``third-pass``, the undetected spread
+  times this scale.
+- ``lead-a+b``: both, reported only (not eligible for adoption: it was not a recorded lead).
+
+Bar for adopting a lead (written before scoring): on the new tuning draws it meets the
+acceptance (coverage 86-94 %, no arm below 80 %, width / needed at most 1.2) on more families
+than ``third-pass``, and over ``RESAMPLINGS`` resamplings of each family's draws (the same for
+every rule) it is better than ``third-pass`` at least twice as often as worse and by at least
+0.2 in share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from bench import coverage
+from bench.interval_capture import CohortCapture, capture_cohort, capture_path, load_dir, save
+
+__all__ = [
+    "RULES",
+    "RESAMPLINGS",
+    "replay_scores",
+    "family_rows",
+    "meets",
+    "resampled_counts",
+    "compare",
+    "main",
+]
+
+RESAMPLINGS = 300
+Rule = Callable[[CohortCapture], tuple[np.ndarray, np.ndarray]]
+
+
+# --------------------------------------------------------------------------------- rules
+def _weight() -> float:
+    from recommender.uplift._intervals import DISAGREEMENT_WEIGHT
+
+    return DISAGREEMENT_WEIGHT
+
+
+def _third_pass_extra(c: CohortCapture, scale):
+    """The extra variance of the rule shipped from the third to the fifth pass: the larger of
+    the undetected spread (times the scale) and ½ disagreement, plus the whole held-out bias
+    of unclipped residuals."""
+    from recommender.uplift._intervals import held_out_bias
+
+    bias = held_out_bias(c.pseudo, c.oof, c.ranking_oof, winsorize=None)
+    return np.maximum(c.undetected_variance * scale, _weight() * c.disagreement_variance) + bias
+
+
+def _fifth_pass_extra(c: CohortCapture, scale):
+    """The library's extra variance (``_intervals.extra_variance``) for a given scale."""
+    from recommender.uplift._intervals import extra_variance, held_out_bias_terms
+
+    average, slope = held_out_bias_terms(c.pseudo, c.oof, c.ranking_oof)
+    return extra_variance(
+        undetected=c.undetected_variance,
+        scale=scale,
+        disagreement=c.disagreement_variance,
+        bias_average=average,
+        bias_slope=slope,
+    )
+
+
+def shipped(c: CohortCapture):
+    """The rule ``UpliftModel`` ships (since the fifth pass: the fourth pass's lead a)."""
+    return c.interval_scale, _fifth_pass_extra(c, c.interval_scale)
+
+
+def third_pass(c: CohortCapture):
+    return c.interval_scale, _third_pass_extra(c, c.interval_scale)
+
+
+def lead_b(c: CohortCapture):
+    """The third pass's rule with the scale allowed below 1 (as fixed before scoring)."""
+    return c.raw_scale, _third_pass_extra(c, c.raw_scale)
+
+
+def lead_ab(c: CohortCapture):
+    return c.raw_scale, _fifth_pass_extra(c, c.raw_scale)
+
+
+RULES: dict[str, Rule] = {
+    "third-pass": third_pass,
+    "shipped": shipped,
+    "lead-b": lead_b,
+    "lead-a+b": lead_ab,
+}
+ELIGIBLE = ("shipped", "lead-b")
+# the rule the leads were judged against (shipped from the third to the fifth pass)
+BASELINE = "third-pass"
+
+
+# ------------------------------------------------------------------------------- scoring
+def replay_scores(c: CohortCapture, rule: Rule) -> dict:
+    """The rule's 90 % intervals on the cohort's test rows, scored per arm as
+    ``bench.coverage.run`` scores a method (arm -> ``_scores``)."""
+    from recommender.uplift._intervals import combine
+
+    scale, extra = rule(c)
+    _, lower, upper = combine(
+        c.effect,
+        c.fold_effects,
+        typical=c.typical_variance,
+        scale=np.asarray(scale, float),
+        floor=c.variance_floor,
+        extra=np.asarray(extra, float),
+        alpha=coverage.ALPHA,
+    )
+    return {
+        arm: coverage._scores(lower[:, j], upper[:, j], c.truth[:, j])
+        for j, arm in enumerate(c.arms)
+    }
+
+
+def family_rows(captures: dict[str, list[CohortCapture]], rule: Rule, picks=None) -> list[dict]:
+    """One ``bench.coverage``-style row per family (``{"family", "ours": summarise(...)}``).
+    ``picks``: per family, the indices of the draws to use (a resampling), default all."""
+    rows = []
+    for family, cohorts in captures.items():
+        scored = [replay_scores(c, rule) for c in cohorts]
+        chosen = range(len(cohorts)) if picks is None else picks[family]
+        rows.append(
+            {
+                "family": family,
+                "ours": coverage.summarise(
+                    [scored[i] for i in chosen], [cohorts[i].fit_s for i in chosen]
+                ),
+            }
+        )
+    return rows
+
+
+def meets(row: dict) -> bool:
+    """Coverage 86-94 %, no arm below 80 %, width / needed at most 1.2 (the forest's
+    comparison does not apply: it is not replayed)."""
+    return not coverage.acceptance(row)
+
+
+def resampled_counts(
+    captures: dict[str, list[CohortCapture]],
+    rules: dict[str, Rule],
+    resamplings: int = RESAMPLINGS,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Per rule, the number of families meeting the acceptance in each of ``resamplings``
+    resamplings (with replacement) of every family's draws; the same resamplings for every
+    rule."""
+    scored = {
+        name: {f: [replay_scores(c, rule) for c in cohorts] for f, cohorts in captures.items()}
+        for name, rule in rules.items()
+    }
+    rng = np.random.default_rng(seed)
+    picks = [
+        {f: rng.integers(0, len(cohorts), len(cohorts)) for f, cohorts in captures.items()}
+        for _ in range(resamplings)
+    ]
+    counts = {}
+    for name in rules:
+        counts[name] = np.array(
+            [
+                sum(
+                    meets(
+                        {
+                            "family": f,
+                            "ours": coverage.summarise(
+                                [scored[name][f][i] for i in pick[f]],
+                                [captures[f][i].fit_s for i in pick[f]],
+                            ),
+                        }
+                    )
+                    for f in captures
+                )
+                for pick in picks
+            ]
+        )
+    return counts
+
+
+def compare(counts: dict[str, np.ndarray], baseline: str = "shipped") -> dict[str, dict]:
+    """Per rule: E[count] and the shares of resamplings where it meets the acceptance on more
+    (``better``) and on fewer (``worse``) families than ``baseline``."""
+    base = counts[baseline]
+    return {
+        name: {
+            "expected": float(c.mean()),
+            "better": float(np.mean(c > base)),
+            "worse": float(np.mean(c < base)),
+        }
+        for name, c in counts.items()
+    }
+
+
+def passes_bar(count: int, shipped_count: int, better: float, worse: float) -> bool:
+    """The bar written before scoring (module doc)."""
+    return count > shipped_count and better >= 2 * worse and better - worse >= 0.2
+
+
+# -------------------------------------------------------------------------------- report
+def _distance(rows) -> float:
+    return float(np.mean([abs(r["ours"]["coverage"] - 0.9) for r in rows]) * 100)
+
+
+def report(captures, rules: dict[str, Rule], resamplings=RESAMPLINGS, baseline=BASELINE) -> str:
+    """The rules' table (families meeting the acceptance, E[count], better / worse than
+    ``baseline`` over the resamplings) and their per-family figures, as markdown."""
+    rules = rules if baseline in rules else {baseline: RULES[baseline], **rules}
+    rows = {name: family_rows(captures, rule) for name, rule in rules.items()}
+    counts = resampled_counts(captures, rules, resamplings) if resamplings else None
+    summary = compare(counts, baseline) if counts else None
+    draws = sorted({c.seed for cohorts in captures.values() for c in cohorts})
+    lines = [
+        f"Draws: seeds {', '.join(map(str, draws))}; {len(captures)} families, "
+        f"{sum(len(v) for v in captures.values())} cohorts; {resamplings} resamplings.",
+        "",
+        f"| rule | families meeting the acceptance | E[count] | better / worse than {baseline} "
+        "| mean distance of coverage from 90 %, points | passes the bar |",
+        "|---|---|---|---|---|---|",
+    ]
+    base = sum(meets(r) for r in rows[baseline])
+    for name in rules:
+        count = sum(meets(r) for r in rows[name])
+        distance = f"{_distance(rows[name]):.1f}"
+        if not summary:
+            lines.append(f"| {name} | {count} | - | - | {distance} | - |")
+            continue
+        s = summary[name]
+        if name == baseline:
+            lines.append(f"| {name} | {count} | {s['expected']:.2f} | - | {distance} | - |")
+            continue
+        ok = passes_bar(count, base, s["better"], s["worse"])
+        verdict = ("yes" if ok else "no") + ("" if name in ELIGIBLE else " (not eligible)")
+        lines.append(
+            f"| {name} | {count} | {s['expected']:.2f} | {s['better']:.2f} / {s['worse']:.2f} "
+            f"| {distance} | {verdict} |"
+        )
+    lines += ["", "Per family, coverage (range) worst arm, width / needed; * meets all:", ""]
+    lines.append("| family | " + " | ".join(rules) + " |")
+    lines.append("|---|" + "---|" * len(rules))
+    for i, family in enumerate(captures):
+        cells = []
+        for name in rules:
+            o = rows[name][i]["ours"]
+            by = o["coverage_by_cohort"]
+            cells.append(
+                f"{o['coverage']:.1%} ({min(by):.0%}-{max(by):.0%}) {o['min_arm']:.1%}, "
+                f"{o['inflation']:.2f}" + (" *" if meets(rows[name][i]) else "")
+            )
+        lines.append(f"| {family} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def verify(directory, families, seeds, *, quick=False) -> float:
+    """Largest difference between ``bench.coverage.run``'s figures for ``families`` on
+    ``seeds`` (fitted afresh) and the replayed shipped rule on the captures of the same draws."""
+    captures = load_dir(directory)
+    fresh = coverage.run(families, quick=quick, methods=("ours",), seeds=seeds, log=lambda _: None)
+    worst = 0.0
+    for row in fresh["families"]:
+        kept = {row["family"]: [c for c in captures[row["family"]] if c.seed in row["seeds"]]}
+        replayed = family_rows(kept, shipped)[0]["ours"]
+        for key in ("coverage", "min_arm", "width", "needed"):
+            worst = max(worst, abs(row["ours"][key] - replayed[key]))
+        for a, b in zip(row["ours"]["coverage_by_cohort"], replayed["coverage_by_cohort"]):
+            worst = max(worst, abs(a - b))
+        print(
+            f"{row['family']} seeds {row['seeds']}: bench.coverage {row['ours']['coverage']:.4f}"
+            f" / {row['ours']['inflation']:.4f}, replay {replayed['coverage']:.4f} / "
+            f"{replayed['inflation']:.4f}"
+        )
+    return worst
+
+
+# ----------------------------------------------------------------------------------- CLI
+def capture(directory, families=None, seeds=None, *, quick=False, log=print) -> None:
+    """Capture every cohort of ``families`` on ``seeds`` (IHDP: its own) not yet captured."""
+    for family in coverage.selected_families(families, quick=quick):
+        for seed in coverage.family_seeds(family, seeds, quick=quick):
+            path = capture_path(directory, family.name, seed)
+            if path.exists():
+                continue
+            start = time.time()
+            cohort = coverage.draw(family, seed, quick=quick)
+            save(capture_cohort(cohort, family=family.name, seed=seed), path)
+            log(f"{family.name} seed {seed}: {time.time() - start:.0f} s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.interval_replay", description=__doc__.split("\n")[0]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    cap = sub.add_parser("capture", help="fit and capture cohorts (resumes where it stopped)")
+    cap.add_argument("directory")
+    cap.add_argument("--seeds", help="comma-separated (default: bench.coverage's held-out)")
+    cap.add_argument("--families", help="comma-separated (default: all but IHDP)")
+    cap.add_argument("--quick", action="store_true", help="bench.coverage's --quick cohorts")
+    rep = sub.add_parser("replay", help="score the rules on a directory of captures")
+    rep.add_argument("directory")
+    rep.add_argument("--rules", default=",".join(RULES))
+    rep.add_argument("--resamplings", type=int, default=RESAMPLINGS)
+    ver = sub.add_parser("verify", help="compare the shipped replay with bench.coverage.run")
+    ver.add_argument("directory")
+    ver.add_argument("--families", required=True)
+    ver.add_argument("--seeds", required=True)
+    ver.add_argument("--quick", action="store_true", help="the captures were made with --quick")
+    args = parser.parse_args(argv)
+    seeds = [int(s) for s in args.seeds.split(",")] if getattr(args, "seeds", None) else None
+    if args.command == "capture":
+        families = (
+            args.families.split(",")
+            if args.families
+            else [f.name for f in coverage.FAMILIES if f.generate is not None]
+        )
+        capture(
+            args.directory,
+            families,
+            seeds,
+            quick=args.quick,
+            log=lambda m: print(m, file=sys.stderr, flush=True),
+        )
+    elif args.command == "replay":
+        captures = load_dir(args.directory)
+        unknown = set(args.rules.split(",")) - set(RULES)
+        if unknown:
+            parser.error(f"unknown rules {sorted(unknown)}; known: {', '.join(RULES)}")
+        rules = {name: RULES[name] for name in args.rules.split(",")}
+        print(report(captures, rules, args.resamplings))
+    else:
+        worst = verify(Path(args.directory), args.families.split(","), seeds, quick=args.quick)
+        print(f"largest difference: {worst:.3g}")
+        return 0 if worst == 0 else 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,203 @@
+"""The interval capture/replay harness (bench/interval_capture.py, bench/interval_replay.py).
+
+The replay is only worth its figures if the shipped rule replayed is the shipped rule: one
+small cohort is fitted twice (plainly, and under the capture) and the replayed intervals must
+equal ``predict_interval``'s bit for bit. The rest is checked on hand-made captures.
+"""
+
+import numpy as np
+import pytest
+
+from bench import coverage, interval_replay
+from bench.interval_capture import CohortCapture, capture_cohort, load, load_dir, save
+from recommender.uplift import UpliftModel
+from recommender.uplift._intervals import (
+    held_out_bias,
+    held_out_bias_terms,
+    plausible_disagreement,
+)
+
+
+# ------------------------------------------------------------------ one real, small cohort
+@pytest.fixture(scope="module")
+def fitted():
+    # Nie & Wager B (randomised, two arms), small: seed 1 is a tuning seed of earlier passes
+    cohort = coverage.nie_wager("B")(1200, 400, 1)
+    captured = capture_cohort(cohort, family="nw-b", seed=1)
+    plain = UpliftModel(learner="auto").fit(
+        cohort.X, cohort.treatment, cohort.y, propensity=cohort.propensity
+    )
+    return cohort, captured, plain
+
+
+def test_replayed_shipped_rule_is_predict_interval_bit_for_bit(fitted):
+    cohort, captured, plain = fitted
+    lower, upper = plain.predict_interval(cohort.X_test, alpha=coverage.ALPHA)
+    scored = interval_replay.replay_scores(captured, interval_replay.shipped)
+    expected = coverage._scores(lower["treated"], upper["treated"], cohort.oracle["treated"])
+    for key in ("covered", "width", "t"):
+        np.testing.assert_array_equal(scored["treated"][key], expected[key])
+    # the capture did not change the fit: same effects as the plain model
+    np.testing.assert_array_equal(captured.effect, plain.predict_effect(cohort.X_test).to_numpy())
+
+
+def test_captured_pieces_rebuild_the_fitted_attributes(fitted):
+    _, c, plain = fitted
+    np.testing.assert_array_equal(c.interval_scale, plain.interval_scale_)
+    # the raw bootstrap ratio, floored at 1, is the shipped scale
+    np.testing.assert_allclose(np.maximum(c.raw_scale, 1.0), c.interval_scale, rtol=1e-12)
+    np.testing.assert_allclose(
+        held_out_bias(c.pseudo, c.oof, c.ranking_oof), c.bias_variance, rtol=1e-12
+    )
+    # the chosen effect out of fold is the mean of the chosen candidates'
+    for j in range(len(c.arms)):
+        chosen = c.candidate_oof[c.candidate_chosen[:, j], :, j]
+        np.testing.assert_allclose(chosen.mean(axis=0), c.oof[:, j], rtol=1e-12)
+        # the disagreement from the candidates not clearly worse (2 standard errors) than
+        # the best personalized one, rebuilt from the captured gaps
+        personalized = ~c.candidate_constant & np.isfinite(c.candidate_loss[:, j])
+        plausible = personalized & (c.candidate_gap[:, j] <= 2.0 * c.candidate_gap_se[:, j])
+        assert plausible.sum() >= 1
+        np.testing.assert_allclose(
+            plausible_disagreement(c.candidate_oof[plausible, :, j], c.oof[:, j]),
+            c.disagreement_variance[j],
+            rtol=1e-12,
+        )
+    assert c.candidate_test.shape == (len(c.candidate_names), *c.effect.shape)
+    assert c.candidate_constant.sum() == 1
+
+
+def test_capture_survives_a_round_trip(tmp_path, fitted):
+    _, c, _ = fitted
+    save(c, tmp_path / "nw-b__1.npz")
+    back = load(tmp_path / "nw-b__1.npz")
+    for name, value in vars(c).items():
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(getattr(back, name), value)
+        else:
+            assert getattr(back, name) == value
+    assert list(load_dir(tmp_path)) == ["nw-b"]
+
+
+# --------------------------------------------------------------------- hand-made captures
+def toy(seed, *, error_sd=1.0, n=2000, constant=False, **overrides):
+    """One arm; jackknife 0 and typical variance 1, so with scale 2 the variance is 1 and the
+    90 % half-width is 1.645: errors N(0, error_sd²) cover 90 % at error_sd = 1."""
+    rng = np.random.default_rng(seed)
+    truth = rng.normal(size=(n, 1))
+    effect = truth + error_sd * rng.normal(size=(n, 1))
+    m = 500
+    fields = dict(
+        family="toy",
+        seed=seed,
+        arms=["a"],
+        fit_s=1.0,
+        truth=truth,
+        effect=effect,
+        fold_effects=np.repeat(effect[None], 3, axis=0),
+        jackknife=np.zeros((n, 1)),
+        typical_variance=np.ones(1),
+        interval_scale=np.array([2.0]),
+        variance_floor=np.zeros(1),
+        undetected_variance=np.array([0.3 if constant else 0.0]),
+        bias_variance=np.zeros(1),
+        disagreement_variance=np.array([0.2]),
+        bootstrap_mse=np.array([2.0]),
+        bootstrap_jackknife_variance=np.array([1.0]),
+        pooled_ratio=2.0,
+        replicates=1,
+        pseudo=np.zeros((m, 1)),  # residuals 0: no held-out bias
+        oof=np.zeros((m, 1)),
+        ranking_oof=rng.normal(size=(m, 1)),
+        candidate_names=["dr", "dr"],
+        candidate_labels=["gbm", "constant"],
+        candidate_constant=np.array([False, True]),
+        candidate_oof=np.zeros((2, m, 1)),
+        candidate_test=np.zeros((2, n, 1)),
+        candidate_loss=np.ones((2, 1)),
+        candidate_gap=np.zeros((2, 1)),
+        candidate_gap_se=np.ones((2, 1)),
+        candidate_chosen=np.array([[not constant], [constant]]),
+    )
+    fields.update(overrides)
+    return CohortCapture(**fields)
+
+
+def test_shipped_rule_takes_the_largest_term_only_for_a_one_effect_arm():
+    rng = np.random.default_rng(1)
+    noisy = {"pseudo": 0.2 + rng.normal(size=(500, 1)), "ranking_oof": rng.normal(size=(500, 1))}
+    constant = toy(1, constant=True, **noisy)
+    average, slope = held_out_bias_terms(constant.pseudo, constant.oof, constant.ranking_oof)
+    assert average[0] > 0 and slope[0] > 0
+    scale, extra = interval_replay.shipped(constant)
+    largest = max(0.3 * 2.0, 0.5 * 0.2, slope[0])
+    assert extra[0] == pytest.approx(largest + average[0])
+    personalized = toy(1, **noisy)
+    _, extra = interval_replay.shipped(personalized)
+    assert extra[0] == pytest.approx(0.5 * 0.2 + average[0] + slope[0])
+    assert scale.tolist() == [2.0]
+    # the rule before: the larger of the undetected spread and half the disagreement, plus
+    # the whole bias of the residuals as they are
+    _, before = interval_replay.third_pass(constant)
+    whole = held_out_bias(constant.pseudo, constant.oof, constant.ranking_oof, winsorize=None)
+    assert before[0] == pytest.approx(max(0.3 * 2.0, 0.5 * 0.2) + whole[0])
+
+
+def test_lead_b_lets_the_scale_fall_below_one():
+    low = toy(1, bootstrap_mse=np.array([0.4]), interval_scale=np.array([1.0]))
+    scale, extra = interval_replay.lead_b(low)
+    assert scale.tolist() == pytest.approx([0.4])
+    shipped_scale, _ = interval_replay.shipped(low)
+    assert shipped_scale.tolist() == [1.0]
+    # a ratio that is not finite takes the pooled one; an uncalibrated fit keeps 1
+    broken = toy(1, bootstrap_mse=np.array([np.nan]), pooled_ratio=0.7)
+    assert interval_replay.lead_b(broken)[0].tolist() == pytest.approx([0.7])
+    assert toy(1, replicates=0).raw_scale.tolist() == [1.0]
+
+
+def test_replayed_coverage_is_what_the_variance_promises():
+    # variance 1 + extra 0.1 (half the disagreement); errors of sd 1 cover P(|Z| < 1.645 x
+    # sqrt(1.1)) = 92.6 %, within sampling error of 4,000 pairs
+    scored = interval_replay.replay_scores(toy(5, n=4000), interval_replay.shipped)
+    assert scored["a"]["covered"].mean() == pytest.approx(0.926, abs=0.015)
+    np.testing.assert_allclose(scored["a"]["width"], 2 * 1.6448536 * np.sqrt(1.1), rtol=1e-6)
+
+
+def _family(name, sds):
+    return [toy(i, error_sd=sd, family=name) for i, sd in enumerate(sds)]
+
+
+def test_resampling_counts_and_comparison():
+    captures = {
+        "good": _family("good", [1.0, 1.0, 1.05, 0.95, 1.0, 1.0]),  # about 92 %: meets
+        "wide": _family("wide", [0.7] * 6),  # 98.6 %: fails
+    }
+    identical = {"shipped": interval_replay.shipped, "same": interval_replay.shipped}
+    assert interval_replay.replay_scores(captures["good"][0], interval_replay.third_pass)["a"][
+        "width"
+    ] == pytest.approx(
+        interval_replay.replay_scores(captures["good"][0], interval_replay.shipped)["a"]["width"]
+    )
+    counts = interval_replay.resampled_counts(captures, identical, resamplings=20)
+    assert counts["shipped"].tolist() == [1] * 20
+    summary = interval_replay.compare(counts)
+    assert summary["same"] == {"expected": 1.0, "better": 0.0, "worse": 0.0}
+
+    def narrower(c):  # half the variance: "wide" comes in to about 90 %, "good" drops to 75 %
+        scale, extra = interval_replay.shipped(c)
+        return scale / 2, extra / 2
+
+    rules = {"shipped": interval_replay.shipped, "narrower": narrower}
+    rows = interval_replay.family_rows(captures, narrower)
+    assert [interval_replay.meets(r) for r in rows] == [False, True]
+    counts = interval_replay.resampled_counts(captures, rules, resamplings=20, seed=4)
+    again = interval_replay.resampled_counts(captures, rules, resamplings=20, seed=4)
+    assert counts["narrower"].tolist() == again["narrower"].tolist()
+    assert interval_replay.compare(counts)["narrower"]["expected"] == pytest.approx(1.0)
+
+
+def test_bar_needs_more_families_and_clearly_more_often_better():
+    assert interval_replay.passes_bar(10, 9, 0.5, 0.2)
+    assert not interval_replay.passes_bar(9, 9, 0.5, 0.1)  # no more families
+    assert not interval_replay.passes_bar(10, 9, 0.4, 0.25)  # not twice as often
+    assert not interval_replay.passes_bar(10, 9, 0.15, 0.0)  # not by 0.2
