@@ -144,6 +144,9 @@ def _server(command: list[str], env: dict, port: int, log: Path, probe: str):
 # -- measurements --------------------------------------------------------------------------------
 
 
+_LEAN_IDLE_SECONDS = 2.0
+
+
 class _LeanClient:
     """One keep-alive connection through the standard library's ``http.client``: a load
     generator that costs the shared cores about a third of httpx's CPU per request (0.5 against
@@ -156,13 +159,20 @@ class _LeanClient:
         parts = urlsplit(url)
         self._connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
         self._headers = {"Content-Type": "application/json", **(headers or {})}
+        self._last = -float("inf")
 
     def post(self, path: str, body: dict) -> int:
         import json
 
+        # uvicorn closes a keep-alive connection idle for 5 s, and http.client does not notice
+        # until a send fails; a connection idle for a while (between rounds) is opened anew
+        # rather than a request retried, which could be answered (and audited) twice.
+        if time.perf_counter() - self._last > _LEAN_IDLE_SECONDS:
+            self._connection.close()  # the next request connects again
         self._connection.request("POST", path, body=json.dumps(body), headers=self._headers)
         response = self._connection.getresponse()
         response.read()
+        self._last = time.perf_counter()
         return response.status
 
     def close(self) -> None:
