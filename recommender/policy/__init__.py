@@ -43,6 +43,7 @@ from recommender.policy._ranking import (
     best_arm,
     interval_overlap,
     rank_arms,
+    rank_many,
 )
 
 __all__ = [
@@ -80,6 +81,7 @@ __all__ = [
     "PlannedCohort",
     "plan_allocation",
     "rank_arms",
+    "rank_many",
     "triage",
     "triage_table",
 ]

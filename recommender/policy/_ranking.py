@@ -17,7 +17,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["RankedArm", "Ranking", "interval_overlap", "rank_arms", "arm_order", "best_arm"]
+__all__ = [
+    "RankedArm",
+    "Ranking",
+    "interval_overlap",
+    "rank_arms",
+    "rank_many",
+    "arm_order",
+    "best_arm",
+]
 
 
 class RankedArm(NamedTuple):
@@ -174,8 +182,6 @@ def rank_arms(
     >>> rank_arms({"coaching": (-2, -5, 1, 0, 0), "peer_group": (-1.8, -4.5, 1, 0, 0)}).meaningful
     False
     """
-    names = dict(names or {})
-    label = lambda arm: names.get(arm, arm.replace("_", " "))  # noqa: E731
     options = [(control, (0.0, 0.0, 0.0, 0.0, 0.0))]
     options += [
         (arm, tuple(map(float, values))) for arm, values in effects.items() if arm != control
@@ -184,6 +190,70 @@ def rank_arms(
     order = _row_order([values[0] for _, values in options[1:]])
     ordered = [options[k] for k in order]
     arms = tuple(RankedArm(arm, rank, *values) for rank, (arm, values) in enumerate(ordered, 1))
+    return _judged(arms, control, max_overlap, dict(names or {}), coverage)
+
+
+def rank_many(
+    figures,
+    arms: Sequence[str],
+    allowed,
+    *,
+    control: str = "none",
+    max_overlap: float = 0.5,
+    names: Mapping[str, str] | None = None,
+    coverage: float = 0.9,
+) -> list[Ranking]:
+    """:func:`rank_arms` for many people at once, from a table rather than one mapping each.
+
+    Parameters
+    ----------
+    figures : sequence (people) of sequences (arms) of 5-tuples
+        ``(effect, lower, upper, effect_dp, effect_pa)`` of every arm in ``arms`` for each
+        person (Python floats; entries where ``allowed`` is False are never read).
+    arms : sequence of str
+        The treatment arms, in catalog order (ties keep this order).
+    allowed : array-like of bool (people x arms)
+        Which arms each person's ranking holds (eligible, offered, estimated); the effects
+        of allowed arms must be finite, as the service's are.
+    control, max_overlap, names, coverage
+        As for :func:`rank_arms`.
+
+    Returns
+    -------
+    list of Ranking
+        For person ``k``: ``rank_arms({arm: figures[k][j] for allowed arm j}, ...)``, the same
+        ranking to the bit (``tests/test_fastpath5_equivalence.py``): the order is
+        :func:`arm_order` of the whole table at once, disallowed arms moved last and cut off.
+    """
+    mask = np.asarray(allowed, dtype=bool)
+    if mask.ndim != 2 or mask.shape != (len(figures), len(arms)):
+        raise ValueError(f"allowed must be people x arms, {len(figures)} x {len(arms)}")
+    if not len(figures):
+        return []
+    effects = np.array([[row[j][0] if ok else 0.0 for j, ok in enumerate(keep)]
+                        for row, keep in zip(figures, mask.tolist())], dtype=float)
+    if not np.isfinite(effects).all():
+        raise ValueError("the effects of allowed arms must be finite (rank_arms ranks the rest)")
+    orders = arm_order(effects, mask).tolist()
+    counts = (mask.sum(axis=1) + 1).tolist()
+    names = dict(names or {})
+    zero = (0.0, 0.0, 0.0, 0.0, 0.0)
+    out = []
+    for row, order, count in zip(figures, orders, counts):
+        ranked = tuple(
+            RankedArm(control, rank, *zero)
+            if k == 0
+            else RankedArm(arms[k - 1], rank, *map(float, row[k - 1]))
+            for rank, k in enumerate(order[:count], 1)
+        )
+        out.append(_judged(ranked, control, max_overlap, names, coverage))
+    return out
+
+
+def _judged(arms: tuple, control: str, max_overlap: float, names: dict, coverage: float) -> Ranking:
+    """A ranking (best first) with what can honestly be said about its order: the one home of
+    the overlap rule and the note, for :func:`rank_arms` and :func:`rank_many`."""
+    label = lambda arm: names.get(arm, arm.replace("_", " "))  # noqa: E731
     if len(arms) == 1:
         return Ranking(arms, True, None, "Only usual care can be offered to this person.")
     best, second = arms[0], arms[1]

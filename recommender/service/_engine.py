@@ -28,7 +28,7 @@ from recommender.policy import (
     assign_many,
     eligible_mask,
     offered_arms,
-    rank_arms,
+    rank_many,
     triage,
 )
 from recommender.service._context import answer_context
@@ -97,6 +97,8 @@ class RecommendationEngine:
         self.audit = audit
         self.control = catalog.control
         self.modelled = frozenset(model.treatment_arms)
+        # The columns of every ranking table: the modelled arms, in catalog order.
+        self._ranked_columns = [a for a in catalog.treatment_arms if a in self.modelled]
         self._names = {arm.id: arm.name for arm in catalog.arms}
         getattr(model, "compiled", None)  # compile now (older artifacts), not on a request
         # Per-arm parts of every answer, built once: they depend on the catalog only.
@@ -211,6 +213,9 @@ class RecommendationEngine:
             # A person eligible for every arm: what is ranked depends on the offered list
             # alone (the profile is read only to say why an arm is not eligible).
             for_everyone: dict = {}
+            columns = self._ranked_columns
+            at = {arm: j for j, arm in enumerate(columns)}
+            ranks = np.zeros((len(ranked_rows), len(columns)), dtype=bool)
             for k, i in enumerate(ranked_rows):
                 offered = rows[i].get("offered")
                 key = None if offered is None else tuple(offered)
@@ -228,22 +233,29 @@ class RecommendationEngine:
                     if all(allowed[k]):
                         for_everyone[key] = arms, excluded
                 excluded = list(excluded)  # a row's own: an arm without estimate is added
-                effects = {}
                 for arm in arms:
                     values = figures[arm][k]
                     if math.isfinite(values[0] + values[1] + values[2]):
-                        effects[arm] = values
+                        ranks[k, at[arm]] = True
                     else:
                         excluded.append(Exclusion(arm, "the model returned no estimate"))
-                rankings[i] = rank_arms(
-                    effects,
+                exclusions[i] = excluded
+                hashes[i] = self.audit.person_hash(rows[i]["person_id"])
+            # Every row ranked at once (the same rankings as rank_arms, one person at a time).
+            table = list(zip(*(figures[arm] for arm in columns))) if columns else [()] * len(ranks)
+            for i, ranking in zip(
+                ranked_rows,
+                rank_many(
+                    table,
+                    columns,
+                    ranks,
                     control=self.control,
                     max_overlap=config.max_overlap,
                     names=self._names,
                     coverage=config.coverage,
-                )
-                exclusions[i] = excluded
-                hashes[i] = self.audit.person_hash(rows[i]["person_id"])
+                ),
+            ):
+                rankings[i] = ranking
             # Every row's draw at once; severe profiles are served the best arm: nobody there
             # is experimented on.
             served = assign_many(
