@@ -7,6 +7,7 @@ from recommender.explain._reasons import (
     Explanation,
     explain,
     top_contributions,
+    top_contributions_many,
 )
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "evidence_for",
     "explain",
     "top_contributions",
+    "top_contributions_many",
 ]

@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["Contribution", "Explanation", "top_contributions", "explain", "FEATURE_LABELS"]
+__all__ = [
+    "Contribution",
+    "Explanation",
+    "top_contributions",
+    "top_contributions_many",
+    "explain",
+    "FEATURE_LABELS",
+]
 
 # Plain words for the contract's feature columns; extra features keep their own names.
 FEATURE_LABELS: dict[str, str] = {
@@ -82,6 +89,68 @@ def top_contributions(
     if len(items) > 1:
         items.sort(key=_largest_first)
     return tuple(Contribution(k, _plain(profile.get(k)), round(v, 3)) for k, v in items[:top])
+
+
+def top_contributions_many(
+    table, names: Sequence[str], profiles: Sequence[Mapping], *, top: int = 3
+) -> list[tuple[Contribution, ...]]:
+    """:func:`top_contributions` for many rows at once, from a table of contributions.
+
+    Parameters
+    ----------
+    table : array-like (rows x (features + 1))
+        Each row's contributions, the last column ``base``.
+    names : sequence of str
+        The feature names of the columns before ``base``.
+    profiles : sequence of mappings
+        Each row's profile, to show the features' values.
+    top : int
+        Features listed per row.
+
+    Returns
+    -------
+    list of tuple of Contribution
+        Per row, the ``top`` columns of largest absolute contribution are picked first (in one
+        sort of the whole table; among equal ones the earlier column), then
+        :func:`top_contributions` is applied to them: the same tuple, bit for bit
+        (``tests/test_fastpath5_equivalence.py``). For rows whose contributions are finite and
+        do not tie at the cut, that is ``top_contributions`` of the whole row.
+    """
+    values = np.asarray(table, dtype=float)
+    if values.ndim != 2 or values.shape[1] != len(names) + 1:
+        raise ValueError(f"table must be rows x {len(names) + 1} (the features, then base)")
+    if not len(values):
+        return []
+    features = values[:, :-1]
+    picked = np.argsort(-np.abs(features), axis=1, kind="stable")[:, :top]
+    shown = np.take_along_axis(features, picked, axis=1)
+    # top_contributions' order among the picked: largest |points| first, then by name.
+    by_name = {name: rank for rank, name in enumerate(sorted(map(str, names)))}
+    name_rank = np.array([by_name[str(name)] for name in names], dtype=np.intp)
+    order = np.lexsort((name_rank[picked], -np.abs(shown)), axis=1)
+    picked = np.take_along_axis(picked, order, axis=1)
+    shown = np.take_along_axis(shown, order, axis=1)
+    keep = np.isfinite(shown) & (shown != 0.0)
+    labels = [str(name) for name in names]
+    new = tuple.__new__  # Contribution's own __new__ handles keywords: slower, per item
+    out = []
+    for profile, columns, points, kept in zip(
+        profiles, picked.tolist(), shown.tolist(), keep.tolist()
+    ):
+        items = []
+        for j, v, ok in zip(columns, points, kept):
+            if ok:
+                name = labels[j]
+                items.append(new(Contribution, (name, _plain(profile.get(name)), round(v, 3))))
+        out.append(tuple(items))
+    return out
+
+
+def _chosen(contributions, profile: Mapping, top: int) -> tuple[Contribution, ...]:
+    # A tuple is already chosen (top_contributions_many); a mapping is chosen here.
+    if isinstance(contributions, tuple):
+        return contributions
+    return top_contributions(contributions, profile, top=top)
 
 
 def _largest_first(item):
@@ -158,7 +227,8 @@ def explain(
         The runner-up's EE effect against usual care.
     versus_usual_care, versus_runner_up : mapping or Series, optional
         Contributions (feature -> EE points, plus ``base``) of ``recommended - control`` and of
-        ``recommended - runner_up``.
+        ``recommended - runner_up``; or a tuple of :class:`Contribution`, already chosen by
+        :func:`top_contributions_many` (a batch's, in one sort).
     profile : mapping
         The person's profile, to show each feature's value.
     control : str
@@ -185,12 +255,12 @@ def explain(
     vs_care = (
         ()
         if recommended == control or versus_usual_care is None
-        else top_contributions(versus_usual_care, profile, top=top)
+        else _chosen(versus_usual_care, profile, top)
     )
     vs_next = (
         ()
         if runner_up is None or versus_runner_up is None
-        else top_contributions(versus_runner_up, profile, top=top)
+        else _chosen(versus_runner_up, profile, top)
     )
     level = f"{coverage:.0%}"
     if recommended == control:

@@ -209,7 +209,8 @@ def rank_many(
     ----------
     figures : sequence (people) of sequences (arms) of 5-tuples
         ``(effect, lower, upper, effect_dp, effect_pa)`` of every arm in ``arms`` for each
-        person (Python floats; entries where ``allowed`` is False are never read).
+        person, as Python floats (what :func:`rank_arms` makes of its values; they are taken
+        as they are); entries where ``allowed`` is False are never read.
     arms : sequence of str
         The treatment arms, in catalog order (ties keep this order).
     allowed : array-like of bool (people x arms)
@@ -230,23 +231,29 @@ def rank_many(
         raise ValueError(f"allowed must be people x arms, {len(figures)} x {len(arms)}")
     if not len(figures):
         return []
-    effects = np.array([[row[j][0] if ok else 0.0 for j, ok in enumerate(keep)]
-                        for row, keep in zip(figures, mask.tolist())], dtype=float)
+    effects = np.array(
+        [
+            [row[j][0] if ok else 0.0 for j, ok in enumerate(keep)]
+            for row, keep in zip(figures, mask.tolist())
+        ],
+        dtype=float,
+    )
     if not np.isfinite(effects).all():
         raise ValueError("the effects of allowed arms must be finite (rank_arms ranks the rest)")
     orders = arm_order(effects, mask).tolist()
     counts = (mask.sum(axis=1) + 1).tolist()
     names = dict(names or {})
+    new = tuple.__new__  # RankedArm's own __new__ handles keywords: too slow per arm of everyone
     zero = (0.0, 0.0, 0.0, 0.0, 0.0)
     out = []
     for row, order, count in zip(figures, orders, counts):
-        ranked = tuple(
-            RankedArm(control, rank, *zero)
-            if k == 0
-            else RankedArm(arms[k - 1], rank, *map(float, row[k - 1]))
-            for rank, k in enumerate(order[:count], 1)
-        )
-        out.append(_judged(ranked, control, max_overlap, names, coverage))
+        ranked = []
+        for rank, k in enumerate(order[:count], 1):
+            if k:
+                ranked.append(new(RankedArm, (arms[k - 1], rank, *row[k - 1])))
+            else:
+                ranked.append(new(RankedArm, (control, rank, *zero)))
+        out.append(_judged(tuple(ranked), control, max_overlap, names, coverage))
     return out
 
 

@@ -10,6 +10,7 @@ against usual care) come from the same encoded rows, one call per arm.
 
 from __future__ import annotations
 
+import functools
 import math
 import uuid
 from math import isfinite
@@ -21,7 +22,7 @@ from pydantic import ValidationError
 
 from recommender.cohort import PROFILE_COLUMNS
 from recommender.errors import InputError
-from recommender.explain import complements_for, evidence_for, explain
+from recommender.explain import complements_for, evidence_for, explain, top_contributions_many
 from recommender.model import estimate_basis
 from recommender.policy import (
     Exclusion,
@@ -114,6 +115,10 @@ class RecommendationEngine:
         self.complements = complements_for(catalog)
         # What every answer says of organisational change and of this model (item 5 of issue 9).
         self.context = answer_context(config, model, names=self._names)
+        # What an answer must say of figures not learnt from this program's staff (an
+        # evidence-only model's, or a retrained model's arms carried over): it depends on the
+        # role and the ranked arms alone, so it is worded once per pair.
+        self._basis = functools.lru_cache(maxsize=4096)(self._evidence_basis)
         # The answers' JSON as the response model gives it, the facts above dumped once.
         self.answer_json = AnswerJSON(self._arm_facts, self.complements, self.context)
 
@@ -401,26 +406,52 @@ class RecommendationEngine:
             for arm in rankings[i].arms[:2]:
                 if arm.arm != control:
                     needs[arm.arm].append(k)
-        against_care = {}  # (k, arm) -> contributions vs usual care (features..., base)
-        names = [*(f["name"] for f in model.features), "base"]
+        names = [f["name"] for f in model.features]
+        # Every part the model gives, stacked: (k, arm) -> its row in ``stacked``.
+        parts, where = [], {}
         for arm, part in model.explain(encoded, needs).items():
-            for k, values in zip(needs[arm], np.asarray(part, dtype=float)):
-                against_care[(k, arm)] = values
-        care_rows = self._leading(
-            {
-                k: against_care[(k, rankings[i].recommended)]
-                for k, i in enumerate(ranked_rows)
-                if (k, rankings[i].recommended) in against_care
-            },
-            names,
+            start = sum(len(p) for p in parts)
+            parts.append(np.asarray(part, dtype=float))
+            where.update({(k, arm): start + r for r, k in enumerate(needs[arm])})
+        width = len(names) + 1
+        stacked = np.concatenate(parts) if parts else np.zeros((0, width))
+        best = [where.get((k, rankings[i].recommended), -1) for k, i in enumerate(ranked_rows)]
+        second = [
+            -1 if rankings[i].runner_up is None else where.get((k, rankings[i].runner_up), -1)
+            for k, i in enumerate(ranked_rows)
+        ]
+        best, second = np.array(best, dtype=np.intp), np.array(second, dtype=np.intp)
+        profiles = [rows[i] for i in ranked_rows]
+        top = self.config.top
+        # Recommended against usual care: the recommended arm's own contributions.
+        care = np.flatnonzero(best >= 0)
+        care_rows = dict(
+            zip(
+                care.tolist(),
+                top_contributions_many(
+                    stacked[best[care]], names, [profiles[k] for k in care.tolist()], top=top
+                ),
+            )
         )
-        leads = {}
-        for k, i in enumerate(ranked_rows):
-            best, second = rankings[i].recommended, rankings[i].runner_up
-            if second is not None:
-                a, b = against_care.get((k, best)), against_care.get((k, second))
-                leads[k] = a if b is None else (-b if a is None else a - b)
-        next_rows = self._leading({k: v for k, v in leads.items() if v is not None}, names)
+        # Recommended against the runner-up: the difference of the two (usual care's own
+        # contributions being zero, one of them may be missing).
+        lead = np.zeros((len(ranked_rows), width))
+        only_best, only_second = best >= 0, second >= 0
+        both = only_best & only_second
+        lead[both] = stacked[best[both]] - stacked[second[both]]
+        alone = only_best & ~only_second
+        lead[alone] = stacked[best[alone]]
+        alone = only_second & ~only_best
+        lead[alone] = -stacked[second[alone]]
+        has_lead = np.flatnonzero(only_best | only_second)
+        next_rows = dict(
+            zip(
+                has_lead.tolist(),
+                top_contributions_many(
+                    lead[has_lead], names, [profiles[k] for k in has_lead.tolist()], top=top
+                ),
+            )
+        )
         out = {}
         for k, i in enumerate(ranked_rows):
             ranking = rankings[i]
@@ -439,31 +470,19 @@ class RecommendationEngine:
                 control=control,
                 names=self._names,
                 coverage=self.config.coverage,
-                top=self.config.top,
+                top=top,
             )
         return out
-
-    def _leading(self, contributions: dict, names: list) -> dict:
-        """Per row, the ``top`` features of largest absolute contribution (and their values).
-
-        Only these reach the explanation; picking them for every row in one sort spares
-        sorting every feature of every row in Python. The stable sort keeps, among equal
-        contributions, the model's feature order.
-        """
-        if not contributions:
-            return {}
-        table = np.array(list(contributions.values()))
-        order = np.argsort(-np.abs(table[:, :-1]), axis=1, kind="stable")[:, : self.config.top]
-        values = np.take_along_axis(table, order, axis=1).tolist()
-        return {
-            k: {names[j]: v for j, v in zip(picked, shown)}
-            for k, picked, shown in zip(contributions, order.tolist(), values)
-        }
 
     def arm_facts(self, answers: Sequence[Mapping]) -> dict[str, dict]:
         """Name, cost and evidence of every arm ranked in ``answers``, once per arm."""
         arms = {item["arm"] for answer in answers for item in answer["ranking"]}
         return {arm: self._arm_facts[arm] for arm in self.catalog.arm_ids if arm in arms}
+
+    def _evidence_basis(self, role: str, ranked: tuple) -> str | None:
+        """See :func:`recommender.model.estimate_basis` (``ranked``: best first)."""
+        metadata = getattr(self.model, "metadata", None) or {}
+        return estimate_basis(metadata, list(ranked), role, self._names)
 
     def _answer(
         self, row, safety, ranking, explanation, excluded, compact, assignment=None
@@ -491,9 +510,7 @@ class RecommendationEngine:
         answer["recommended"] = ranking.recommended
         answer["ranking_meaningful"] = ranking.meaningful
         answer["ranking_note"] = ranking.note
-        basis = _evidence_basis(
-            self.model, row, answer["recommended"], self._names, [a.arm for a in ranking.arms]
-        )
+        basis = self._basis(str(row.get("role")), tuple(a.arm for a in ranking.arms))
         if basis:
             answer["ranking_note"] += " " + basis
         if assignment is not None:
@@ -531,14 +548,6 @@ class RecommendationEngine:
             "sentence": explanation.sentence,
         }
         return answer
-
-
-def _evidence_basis(model, row, best, names, ranked=()) -> str | None:
-    """What an answer must say of figures not learnt from this program's staff: an
-    evidence-only model's, or a retrained model's arms carried over (see
-    :func:`recommender.model.estimate_basis`)."""
-    arms = [best, *(arm for arm in ranked if arm != best)]
-    return estimate_basis(getattr(model, "metadata", None) or {}, arms, str(row.get("role")), names)
 
 
 def _contribution_items(contributions) -> list[dict]:
