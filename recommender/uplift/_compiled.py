@@ -184,7 +184,7 @@ class CompiledEffects:
         n = M.shape[0]
         values = np.zeros((n, len(self.outputs)))
         if self._forest is not None:
-            values += self._forest.predict(M, self.binning.bins(M))
+            values += self._forest.predict(M, self._bins(M))
         if self._linear is not None:
             values += self._linear.predict(M)
         for output, weight, model in self._other:
@@ -217,9 +217,28 @@ class CompiledEffects:
             out[outcome] = entry
         return out
 
+    def _bins(self, M: np.ndarray) -> np.ndarray:
+        # An answer predicts, then explains, from the same encoded matrix: its binning is kept
+        # for the next call on equal values (a copy is compared, so a matrix changed in place
+        # is binned again; equal values, NaN and -0.0 included, fall in equal bins). One tuple,
+        # replaced whole: a request thread finding another's values bins its own.
+        last = self.__dict__.get("_last_bins")
+        if (
+            last is not None
+            and last[0].shape == M.shape
+            and np.array_equal(last[0], M, equal_nan=True)
+        ):
+            return last[1]
+        bins = self.binning.bins(M)
+        bins.flags.writeable = False  # shared by the calls that find it
+        self._last_bins = (np.array(M, dtype=float), bins)
+        return bins
+
     def __getstate__(self):
-        # Only the primary outcome's contribution tables travel with the pickled form.
+        # Only the primary outcome's contribution tables travel with the pickled form; the
+        # last binning stays behind.
         state = dict(self.__dict__)
+        state.pop("_last_bins", None)
         kept = self.intervals[:1]
         state["_contrib_parts"] = {
             key: part for key, part in state.get("_contrib_parts", {}).items() if key[0] in kept
@@ -228,12 +247,12 @@ class CompiledEffects:
 
     def contrib(self, M: np.ndarray, outcome: str, j: int) -> np.ndarray:
         """(n, features + 1): the learner's own contributions to arm ``j``'s effect vs control."""
-        return self._arm_contributions(outcome, j).contrib(M, self.binning.bins(M))
+        return self._arm_contributions(outcome, j).contrib(M, self._bins(M))
 
     def explain(self, M: np.ndarray, outcome: str, needs: Mapping) -> dict:
         """:meth:`contrib` of several arms, each for its own rows of ``M`` (``{arm index:
         row positions}``), from one binning of ``M``."""
-        bins = self.binning.bins(M)
+        bins = self._bins(M)
         out = {}
         for j, rows in needs.items():
             rows = np.asarray(rows, dtype=np.intp)
