@@ -155,3 +155,66 @@ def test_explaining_after_predicting_reuses_the_binning_only_of_equal_values():
     M[:] = changed
     assert np.array_equal(model.predict(M).effect, model.predict(M.copy()).effect)
     assert np.array_equal(model.predict(M).effect, fresh[::-1])
+
+
+def plain_probability_best(effects, sd):
+    # recommender.policy._exploration._probability_best as written before it reused its
+    # arrays: the reference its in-place arithmetic must equal to the bit.
+    from scipy.special import ndtr
+
+    from recommender.policy._exploration import _CUTS, _NODES, _ROOT_TWO_PI, _WEIGHTS
+
+    n, k = effects.shape
+    point = sd <= 0
+    continuous = ~point
+    lowest_point = np.where(point, effects, np.inf).min(axis=1)
+    low = np.where(continuous, effects + sd * _CUTS[0], np.inf).min(axis=1)
+    high = np.minimum(
+        np.where(continuous, effects + sd * _CUTS[-1], np.inf).min(axis=1), lowest_point
+    )
+    low = np.where(np.isfinite(low), low, lowest_point)
+    high = np.maximum(high, low)
+    cuts = np.concatenate(
+        [(effects[:, :, None] + sd[:, :, None] * _CUTS).reshape(n, -1), lowest_point[:, None]],
+        axis=1,
+    )
+    cuts = np.sort(np.clip(cuts, low[:, None], high[:, None]), axis=1)
+    left, half = cuts[:, :-1, None], (cuts[:, 1:, None] - cuts[:, :-1, None]) / 2.0
+    x = (left + half * (_NODES + 1.0)).reshape(n, -1)
+    weight = (half * _WEIGHTS).reshape(n, -1)
+    scale = np.where(continuous, sd, 1.0)[:, :, None]
+    standard = (x[:, None, :] - effects[:, :, None]) / scale
+    density = np.exp(-0.5 * standard * standard) / (_ROOT_TWO_PI * scale)
+    above = ndtr(-standard)
+    if point.any():
+        density[point] = 0.0
+        above[point] = 1.0
+    others = np.ones_like(above)
+    for j in range(1, k):
+        others[:, j] = others[:, j - 1] * above[:, j - 1]
+    after = np.ones((n, above.shape[2]))
+    for j in range(k - 2, -1, -1):
+        after = after * above[:, j + 1]
+        others[:, j] *= after
+    wins = (density * others * weight[:, None, :]).sum(axis=2)
+    has_point = np.isfinite(lowest_point)
+    if has_point.any():
+        first = np.argmax(point & (effects == lowest_point[:, None]), axis=1)
+        at_point = (lowest_point[:, None] - effects) / scale[:, :, 0]
+        all_above = np.where(continuous, ndtr(-at_point), 1.0).prod(axis=1)
+        rows = np.flatnonzero(has_point)
+        wins[rows, first[rows]] = all_above[rows]
+    return wins / wins.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("arms", [2, 3, 6])
+def test_thompson_probabilities_reuse_their_arrays_without_changing_a_bit(arms):
+    from recommender.policy._exploration import _probability_best
+
+    rng = np.random.default_rng(arms)
+    effects = rng.normal(-1.0, 2.0, size=(300, arms))
+    sd = rng.uniform(0.01, 3.0, size=(300, arms)) * rng.choice([1.0, 1e-3, 1e3], size=(300, 1))
+    care = rng.random(300) < 0.5  # usual care: a point at zero, sometimes tied with an arm
+    effects[care, -1], sd[care, -1] = 0.0, 0.0
+    effects[care & (rng.random(300) < 0.2), 0] = 0.0
+    assert np.array_equal(_probability_best(effects, sd), plain_probability_best(effects, sd))
