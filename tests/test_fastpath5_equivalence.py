@@ -45,6 +45,17 @@ def test_rank_many_is_rank_arms_for_each_person(max_overlap):
         coverage=0.8,
     )
     assert len(rankings) == len(figures)
+    for start in (0, 15, 35):  # a few people are ranked one by one: the same rankings
+        few = rank_many(
+            figures[start : start + 7],
+            ARMS,
+            allowed[start : start + 7],
+            control="none",
+            max_overlap=max_overlap,
+            names=NAMES,
+            coverage=0.8,
+        )
+        assert few == rankings[start : start + 7]
     for row, keep, ranking in zip(figures, allowed, rankings):
         expected = rank_arms(
             {arm: values for arm, values, ok in zip(ARMS, row, keep) if ok},
@@ -100,6 +111,11 @@ def test_top_contributions_many_is_top_contributions_for_each_row(top):
             whole = dict(zip([*names, "base"], row.tolist()))
             assert chosen == top_contributions(whole, profile, top=top)
     assert rows[120:130] == [()] * 10
+    for start in (0, 98, 105, 115, 200):  # a few rows are ordered one by one: the same
+        few = top_contributions_many(
+            table[start : start + 7], names, profiles[start : start + 7], top=top
+        )
+        assert few == rows[start : start + 7]
 
 
 def test_explain_takes_contributions_already_chosen():

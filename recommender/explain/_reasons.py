@@ -124,6 +124,12 @@ def top_contributions_many(
     features = values[:, :-1]
     picked = np.argsort(-np.abs(features), axis=1, kind="stable")[:, :top]
     shown = np.take_along_axis(features, picked, axis=1)
+    labels = [str(name) for name in names]
+    if len(values) < _FEW_ROWS:  # numpy's per-call cost exceeds a few rows' Python
+        return [
+            top_contributions({labels[j]: v for j, v in zip(p, s)}, profile, top=top)
+            for profile, p, s in zip(profiles, picked.tolist(), shown.tolist())
+        ]
     # top_contributions' order among the picked: largest |points| first, then by name.
     by_name = {name: rank for rank, name in enumerate(sorted(map(str, names)))}
     name_rank = np.array([by_name[str(name)] for name in names], dtype=np.intp)
@@ -131,7 +137,6 @@ def top_contributions_many(
     picked = np.take_along_axis(picked, order, axis=1)
     shown = np.take_along_axis(shown, order, axis=1)
     keep = np.isfinite(shown) & (shown != 0.0)
-    labels = [str(name) for name in names]
     new = tuple.__new__  # Contribution's own __new__ handles keywords: slower, per item
     out = []
     for profile, columns, points, kept in zip(
@@ -144,6 +149,10 @@ def top_contributions_many(
                 items.append(new(Contribution, (name, _plain(profile.get(name)), round(v, 3))))
         out.append(tuple(items))
     return out
+
+
+# Fewer rows than this are ordered one by one (one answer's request, say).
+_FEW_ROWS = 8
 
 
 def _chosen(contributions, profile: Mapping, top: int) -> tuple[Contribution, ...]:

@@ -229,8 +229,22 @@ def rank_many(
     mask = np.asarray(allowed, dtype=bool)
     if mask.ndim != 2 or mask.shape != (len(figures), len(arms)):
         raise ValueError(f"allowed must be people x arms, {len(figures)} x {len(arms)}")
-    if not len(figures):
-        return []
+    if len(figures) < _FEW_PEOPLE:  # numpy's per-call cost exceeds a few people's Python
+        out = []
+        for row, keep in zip(figures, mask.tolist()):
+            effects = {arm: values for arm, values, ok in zip(arms, row, keep) if ok}
+            if not all(math.isfinite(values[0]) for values in effects.values()):
+                raise ValueError(_NOT_FINITE)
+            out.append(
+                rank_arms(
+                    effects,
+                    control=control,
+                    max_overlap=max_overlap,
+                    names=names,
+                    coverage=coverage,
+                )
+            )
+        return out
     effects = np.array(
         [
             [row[j][0] if ok else 0.0 for j, ok in enumerate(keep)]
@@ -239,7 +253,7 @@ def rank_many(
         dtype=float,
     )
     if not np.isfinite(effects).all():
-        raise ValueError("the effects of allowed arms must be finite (rank_arms ranks the rest)")
+        raise ValueError(_NOT_FINITE)
     orders = arm_order(effects, mask).tolist()
     counts = (mask.sum(axis=1) + 1).tolist()
     names = dict(names or {})
@@ -255,6 +269,11 @@ def rank_many(
                 ranked.append(new(RankedArm, (control, rank, *zero)))
         out.append(_judged(tuple(ranked), control, max_overlap, names, coverage))
     return out
+
+
+# Fewer people than this are ranked one by one (one answer's request, say).
+_FEW_PEOPLE = 8
+_NOT_FINITE = "the effects of allowed arms must be finite (rank_arms ranks the rest)"
 
 
 def _judged(arms: tuple, control: str, max_overlap: float, names: dict, coverage: float) -> Ranking:
