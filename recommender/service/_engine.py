@@ -413,42 +413,41 @@ class RecommendationEngine:
             start = sum(len(p) for p in parts)
             parts.append(np.asarray(part, dtype=float))
             where.update({(k, arm): start + r for r, k in enumerate(needs[arm])})
-        width = len(names) + 1
-        stacked = np.concatenate(parts) if parts else np.zeros((0, width))
-        best = [where.get((k, rankings[i].recommended), -1) for k, i in enumerate(ranked_rows)]
+        # A last row of zeros stands for usual care's own contributions (index ``none``).
+        stacked = np.concatenate([*parts, np.zeros((1, len(names) + 1))])
+        none = len(stacked) - 1
+        best = [where.get((k, rankings[i].recommended), none) for k, i in enumerate(ranked_rows)]
         second = [
-            -1 if rankings[i].runner_up is None else where.get((k, rankings[i].runner_up), -1)
+            none if rankings[i].runner_up is None else where.get((k, rankings[i].runner_up), none)
             for k, i in enumerate(ranked_rows)
         ]
-        best, second = np.array(best, dtype=np.intp), np.array(second, dtype=np.intp)
         profiles = [rows[i] for i in ranked_rows]
         top = self.config.top
         # Recommended against usual care: the recommended arm's own contributions.
-        care = np.flatnonzero(best >= 0)
+        care = [k for k, b in enumerate(best) if b != none]
         care_rows = dict(
             zip(
-                care.tolist(),
+                care,
                 top_contributions_many(
-                    stacked[best[care]], names, [profiles[k] for k in care.tolist()], top=top
+                    stacked[[best[k] for k in care]],
+                    names,
+                    [profiles[k] for k in care],
+                    top=top,
                 ),
             )
         )
-        # Recommended against the runner-up: the difference of the two (usual care's own
-        # contributions being zero, one of them may be missing).
-        lead = np.zeros((len(ranked_rows), width))
-        only_best, only_second = best >= 0, second >= 0
-        both = only_best & only_second
-        lead[both] = stacked[best[both]] - stacked[second[both]]
-        alone = only_best & ~only_second
-        lead[alone] = stacked[best[alone]]
-        alone = only_second & ~only_best
-        lead[alone] = -stacked[second[alone]]
-        has_lead = np.flatnonzero(only_best | only_second)
+        # Recommended against the runner-up: the difference of the two (usual care's own being
+        # zero: a - 0 is a, and 0 - b is -b but for the sign of a zero, which no explanation
+        # shows).
+        pairs = [k for k, (b, c) in enumerate(zip(best, second)) if b != none or c != none]
         next_rows = dict(
             zip(
-                has_lead.tolist(),
+                pairs,
                 top_contributions_many(
-                    lead[has_lead], names, [profiles[k] for k in has_lead.tolist()], top=top
+                    stacked[[best[k] for k in pairs]] - stacked[[second[k] for k in pairs]],
+                    names,
+                    [profiles[k] for k in pairs],
+                    top=top,
                 ),
             )
         )
