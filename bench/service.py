@@ -716,10 +716,15 @@ def parts(home: Path, *, rows: int = BATCH_ROWS, repeats: int = 5) -> str:
     steps = {
         "validate the rows": lambda: engine.check_rows(bodies),
         "encode them": lambda: model.encode(valid),
-        "every arm's effect and interval, all outcomes (compiled forest)": lambda: model.predict(
-            encoded, alpha=engine.config.alpha
+        # The compiled form keeps the last matrix's binning for the explanation that follows;
+        # each timed prediction bins afresh, as an answer's does.
+        "every arm's effect and interval, all outcomes (compiled forest)": lambda: (
+            getattr(model.compiled, "__dict__", {}).pop("_last_bins", None),
+            model.predict(encoded, alpha=engine.config.alpha),
         ),
-        "TreeSHAP of the two best arms": lambda: model.explain(encoded, needs),
+        "TreeSHAP of the two best arms (the rows binned by the prediction)": lambda: model.explain(
+            encoded, needs
+        ),
         "the exploration's probabilities and draws (assign_many, every modelled arm ranked)": (
             lambda: assign_many(
                 rankings,
