@@ -49,6 +49,9 @@ captured; explored on seeds 7-12 only): one lead, ``held-out-gap``.
   E[count] exceeds ``shipped``'s by at least 0.2.
 - On tuning seeds 7-12 (where it was found, so not evidence): 8 families against 7,
   E[count] 6.63 against 5.73, better / worse 0.67 / 0.09.
+- Outcome on the confirmation seeds 13-18: 9 families against 9, E[count] 8.08 against
+  7.94, better / worse 0.33 / 0.29: the bar is not met, the lead is not adopted (``shipped``
+  stays the library's rule; docs/benchmarks.md, sixth pass).
 
 Bar for adopting a lead (written before scoring): on the new tuning draws it meets the
 acceptance (coverage 86-94 %, no arm below 80 %, width / needed at most 1.2) on more families
