@@ -201,3 +201,28 @@ def test_bar_needs_more_families_and_clearly_more_often_better():
     assert not interval_replay.passes_bar(9, 9, 0.5, 0.1)  # no more families
     assert not interval_replay.passes_bar(10, 9, 0.4, 0.25)  # not twice as often
     assert not interval_replay.passes_bar(10, 9, 0.15, 0.0)  # not by 0.2
+    # the sixth pass's bar adds E[count] at least 0.2 above the baseline's
+    assert interval_replay.passes_bar(10, 9, 0.5, 0.2, expected_gain=0.2)
+    assert not interval_replay.passes_bar(10, 9, 0.5, 0.2, expected_gain=0.15)
+
+
+def test_held_out_gap_lead_replaces_the_candidates_spread_on_a_one_effect_arm_only():
+    rng = np.random.default_rng(3)
+    noisy = {"pseudo": 0.2 + rng.normal(size=(500, 1)), "ranking_oof": rng.normal(size=(500, 1))}
+    gaps = np.array([[0.0], [0.9]])  # the personalized candidate, then the one-effect one
+    constant = toy(1, constant=True, candidate_gap=gaps, **noisy)
+    average, slope = held_out_bias_terms(constant.pseudo, constant.oof, constant.ranking_oof)
+    assert 0 < slope[0] < 0.9
+    scale, extra = interval_replay.held_out_gap(constant)
+    # max(slope, gap 0.9) + average; the undetected 0.3 x 2 and ½ x 0.2 no longer enter
+    assert extra[0] == pytest.approx(0.9 + average[0], rel=1e-12)
+    assert scale.tolist() == [2.0]
+    # a negative or non-finite gap counts as 0: the slope term is left
+    for gap in (-0.5, np.nan):
+        low = toy(1, constant=True, candidate_gap=np.array([[0.0], [gap]]), **noisy)
+        assert interval_replay.held_out_gap(low)[1][0] == pytest.approx(slope[0] + average[0])
+    # a personalized arm keeps the shipped rule
+    personalized = toy(1, candidate_gap=gaps, **noisy)
+    np.testing.assert_array_equal(
+        interval_replay.held_out_gap(personalized)[1], interval_replay.shipped(personalized)[1]
+    )
