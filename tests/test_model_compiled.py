@@ -194,6 +194,7 @@ def test_a_model_pickled_with_an_older_compiled_layout_compiles_again(cohort, mo
     # A registered model carries its compiled form; one pickled before the lookup-table
     # layout has no ``form`` (or another one) and is compiled afresh from its learners.
     X = cohort[0].iloc[:30]
+    assert model.compiled is not None  # compiled here, whichever test ran first
     older = pickle.loads(pickle.dumps(model))
     stale = older.__dict__["_compiled"]
     del stale.__dict__["form"]
