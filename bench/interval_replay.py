@@ -53,6 +53,46 @@ captured; explored on seeds 7-12 only): one lead, ``held-out-gap``.
   7.94, better / worse 0.33 / 0.29: the bar is not met, the lead is not adopted (``shipped``
   stays the library's rule; docs/benchmarks.md, sixth pass).
 
+Seventh pass (fixed, with its bar, before any cohort of the confirmation seeds 19-24 was
+captured; ``GAP_Z`` chosen on the already-seen seeds 7-18 only): one lead, ``gap-upper``.
+
+- ``gap-upper`` (the sixth pass's gap with its own uncertainty): for an arm given one effect
+  for everyone (``undetected_variance`` > 0) the extra variance is
+  max(½ disagreement, slope term, max(g + ``GAP_Z`` se(g), 0)) + average term. g is the
+  captured ``candidate_gap`` of the one-effect candidate (``candidate_constant``): its
+  out-of-fold doubly robust loss minus that of the best personalized candidate of the arm
+  (any learner, the lowest loss, as the selection's ``plausible`` set is ranked); se(g) is
+  the captured ``candidate_gap_se``: the standard deviation (ddof 1) of the per-row
+  difference of the two squared out-of-fold losses over the square root of the training
+  rows, as the selection's ``_clearly_worse`` computes it. If g or se(g) is not finite the
+  bound counts as 0. The undetected spread (× scale) no longer enters such an arm: where g
+  is estimated sharply (large arms) the bound reads the truth's spread, and where it is not
+  (small arms, causalml-1-small) the bound grows with se(g) and ½ disagreement stays as a
+  floor. Personalized arms, the scale and the winsorized slope and average terms are the
+  shipped rule's, unchanged.
+- ``GAP_Z`` = 0: chosen on the seen draws (tuning 7-12 and confirmation 13-18 pooled,
+  twelve draws per family, 300 resamplings, against ``shipped``: 7 families, E[count] 7.21).
+  First tried z = 0.5, 1, 1.645, 2: 7 families each, E[count] 7.05, 6.88, 6.74, 6.70 (every one
+  below ``shipped``: the bound widens causalml-1-small, 94.7 % -> 95.6-97.9 %); then, after
+  seeing those, z = 0.25 and 0: 7.21 and 7.32 (better / worse 0.19 / 0.09 at 0). So the lead
+  as replayed is max(½ disagreement, slope term, max(g, 0)) + average term: the sixth pass's
+  ``held-out-gap`` with ½ disagreement kept as a floor for small arms, where g is noisy. On the
+  seen draws it brings no family in (it lifts six-arm-smooth's worst arm, 87.8 -> 90.7 %, and
+  six-arm-step-obs's, 87.6 -> 90.5 %, families that already met the acceptance), so it is
+  not expected to pass; the fresh draws judge it as fixed here.
+- The bar (the sixth pass's, against ``shipped``): on the fresh draws (seeds 19-24, 13
+  families; IHDP has none) the lead meets the acceptance (coverage 86-94 %, no arm below
+  80 %, width / needed at most 1.2) on more families than ``shipped``; over ``RESAMPLINGS``
+  resamplings it is better at least twice as often as worse and by at least 0.2 in the
+  share; and its E[count] exceeds ``shipped``'s by at least 0.2.
+- Only if it passes: it is scored once on the held-out draws (seeds 101-106, IHDP's ten;
+  captured by the sixth pass with ``candidate_gap_se``). It is adopted only if there it meets
+  the acceptance on more families than ``shipped`` (6 of 14) and its E[count] is not lower.
+- Outcome on the fresh seeds 19-24 (first and only run, after commit 183c4a5): 6 families
+  against 6, E[count] 5.53 against 4.98, better / worse 0.51 / 0.05. The resampling criteria
+  hold but the count does not: the bar is not met and the lead is not adopted (``shipped``
+  stays; it was not scored on the held-out draws). docs/benchmarks.md, seventh pass.
+
 Bar for adopting a lead (written before scoring): on the new tuning draws it meets the
 acceptance (coverage 86-94 %, no arm below 80 %, width / needed at most 1.2) on more families
 than ``third-pass``, and over ``RESAMPLINGS`` resamplings of each family's draws (the same for
@@ -158,16 +198,55 @@ def held_out_gap(c: CohortCapture):
     return c.interval_scale, np.where(c.undetected_variance > 0, one_effect, shipped_extra)
 
 
+# the seventh pass's z on the gap's standard error (module doc): set before seeds 19-24
+GAP_Z = 0.0
+
+
+def gap_bound(c: CohortCapture, z: float) -> np.ndarray:
+    """Per arm, max(g + z se(g), 0) for the one-effect candidate's held-out loss gap g (0
+    where there is no such candidate or g or se(g) is not finite)."""
+    constant = np.flatnonzero(c.candidate_constant)
+    if len(constant) == 0:
+        return np.zeros(len(c.arms))
+    gap = np.asarray(c.candidate_gap[constant[0]], float)
+    se = np.asarray(c.candidate_gap_se[constant[0]], float)
+    bound = gap + z * se
+    return np.where(np.isfinite(bound), np.maximum(bound, 0.0), 0.0)
+
+
+def gap_upper_rule(z: float) -> Rule:
+    """The seventh pass's lead for a given z (module doc): an arm given one effect for
+    everyone adds max(½ disagreement, slope term, max(g + z se(g), 0)) + average term."""
+
+    def rule(c: CohortCapture):
+        from recommender.uplift._intervals import held_out_bias_terms
+
+        average, slope = held_out_bias_terms(c.pseudo, c.oof, c.ranking_oof)
+        shared = _weight() * np.asarray(c.disagreement_variance, float)
+        one_effect = np.maximum.reduce([shared, slope, gap_bound(c, z)]) + average
+        shipped_extra = _fifth_pass_extra(c, c.interval_scale)
+        return c.interval_scale, np.where(c.undetected_variance > 0, one_effect, shipped_extra)
+
+    return rule
+
+
+def gap_upper(c: CohortCapture):
+    """The seventh pass's lead with ``GAP_Z``."""
+    return gap_upper_rule(GAP_Z)(c)
+
+
 RULES: dict[str, Rule] = {
     "third-pass": third_pass,
     "shipped": shipped,
     "lead-b": lead_b,
     "lead-a+b": lead_ab,
     "held-out-gap": held_out_gap,
+    "gap-upper": gap_upper,
 }
-# the leads eligible for adoption, and the rule they are judged against: the sixth pass's
-# (the fifth pass judged ``shipped`` and ``lead-b`` against ``third-pass``: ``--baseline``)
-ELIGIBLE = ("held-out-gap",)
+# the leads eligible for adoption, and the rule they are judged against: the seventh pass's
+# (the fifth pass judged ``shipped`` and ``lead-b`` against ``third-pass``: ``--baseline``;
+# the sixth pass's lead ``held-out-gap`` failed its bar)
+ELIGIBLE = ("gap-upper",)
 BASELINE = "shipped"
 
 

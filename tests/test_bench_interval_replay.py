@@ -226,3 +226,37 @@ def test_held_out_gap_lead_replaces_the_candidates_spread_on_a_one_effect_arm_on
     np.testing.assert_array_equal(
         interval_replay.held_out_gap(personalized)[1], interval_replay.shipped(personalized)[1]
     )
+
+
+def test_gap_upper_lead_takes_the_gaps_upper_bound_against_half_the_disagreement():
+    rng = np.random.default_rng(3)
+    noisy = {"pseudo": 0.2 + rng.normal(size=(500, 1)), "ranking_oof": rng.normal(size=(500, 1))}
+    average, slope = held_out_bias_terms(noisy["pseudo"], np.zeros((500, 1)), noisy["ranking_oof"])
+    assert 0.005 < slope[0] < 0.1 and average[0] > 0
+    rule = interval_replay.gap_upper_rule(1.5)
+
+    def one_effect(gap, se, disagreement=0.2):
+        c = toy(
+            1,
+            constant=True,
+            candidate_gap=np.array([[0.0], [gap]]),
+            candidate_gap_se=np.array([[0.0], [se]]),
+            disagreement_variance=np.array([disagreement]),
+            **noisy,
+        )
+        return rule(c)
+
+    # g + z se = 0.3 + 1.5 x 0.4 = 0.9: the largest; the undetected 0.3 x 2 no longer enters
+    scale, extra = one_effect(0.3, 0.4)
+    assert extra[0] == pytest.approx(0.9 + average[0], rel=1e-12)
+    assert scale.tolist() == [2.0]
+    # a bound below ½ disagreement (0.1) leaves it; below the slope term too, the slope term;
+    # a negative, or non-finite, g or se counts as 0
+    assert one_effect(0.02, 0.02)[1][0] == pytest.approx(0.1 + average[0], rel=1e-12)
+    assert one_effect(0.001, 0.001, 0.01)[1][0] == pytest.approx(slope[0] + average[0])
+    for gap, se in ((-0.5, 0.1), (np.nan, 0.1), (0.5, np.nan), (np.inf, 0.1)):
+        assert one_effect(gap, se)[1][0] == pytest.approx(0.1 + average[0], rel=1e-12)
+        assert one_effect(gap, se, 0.01)[1][0] == pytest.approx(slope[0] + average[0])
+    # a personalized arm keeps the shipped rule
+    personalized = toy(1, candidate_gap=np.array([[0.0], [0.3]]), **noisy)
+    np.testing.assert_array_equal(rule(personalized)[1], interval_replay.shipped(personalized)[1])
