@@ -10,7 +10,7 @@ import gc
 import json
 import weakref
 
-from recommender.service._deadline import Deadline
+from recommender.service._deadline import Deadline, is_bentoml_timeout_layer
 from service_fixtures import (  # noqa: F401  (fixtures)
     PROFILE,
     asgi_client,
@@ -54,6 +54,22 @@ def _serve(middleware, app, scope=None):
     return asyncio.run(main())
 
 
+def _bentoml_timeout_layer():
+    """BentoML's own timeout layer, taken from the app BentoML builds for a plain service
+    (public names only: ``bentoml.service``, ``to_asgi``, Starlette's middleware list)."""
+    import bentoml
+
+    @bentoml.service(traffic={"timeout": 60})
+    class Plain:
+        @bentoml.api
+        def echo(self, text: str) -> str:
+            return text
+
+    layers = [layer for layer in Plain.to_asgi().user_middleware if is_bentoml_timeout_layer(layer)]
+    assert len(layers) == 1 and layers[0].kwargs == {"timeout": 60}
+    return layers[0].cls
+
+
 async def _quick(scope, receive, send):
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": b"ok"})
@@ -67,9 +83,8 @@ def test_a_finished_request_keeps_nothing_alive_until_its_timeout():
 
 def test_bentoml_s_own_layer_kept_the_request_alive():
     # What Deadline replaces (so the test above can fail): the context outlived the request.
-    from bentoml._internal.server.http.traffic import TimeoutMiddleware
-
-    _, alive = _serve(lambda app: TimeoutMiddleware(app, timeout=60), _quick)
+    timeout_layer = _bentoml_timeout_layer()
+    _, alive = _serve(lambda app: timeout_layer(app, timeout=60), _quick)
     assert alive
 
 
@@ -112,14 +127,12 @@ def test_non_http_scopes_pass_through_untimed():
 
 
 def test_the_service_app_times_out_with_deadline_at_the_configured_timeout(asgi_client):
-    from bentoml._internal.server.http.traffic import TimeoutMiddleware
-
     from recommender.service import load_serve_config
 
     app = asgi_client.app.app  # KnownRoutes -> BentoML's Starlette app
     layers = [(layer.cls, layer.kwargs) for layer in app.user_middleware]
     assert (Deadline, {"timeout": load_serve_config().timeout}) in layers
-    assert all(cls is not TimeoutMiddleware for cls, _ in layers)
+    assert not any(is_bentoml_timeout_layer(layer) for layer in app.user_middleware)
     # and the service answers through it
     response = asgi_client.post("/recommend", json=PROFILE, headers=auth("program"))
     assert response.status_code == 200 and response.json()["recommended"]

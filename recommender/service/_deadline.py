@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 
-__all__ = ["Deadline"]
+__all__ = ["Deadline", "is_bentoml_timeout_layer"]
 
 
 class Deadline:
@@ -69,3 +69,13 @@ class Deadline:
 def _expire(waiter: asyncio.Future) -> None:
     if not waiter.done():
         waiter.set_exception(asyncio.TimeoutError)
+
+
+def is_bentoml_timeout_layer(layer) -> bool:
+    """Whether a Starlette ``Middleware`` entry is BentoML's request timeout layer."""
+    cls = layer.cls
+    return (
+        getattr(cls, "__name__", "") == "TimeoutMiddleware"
+        and getattr(cls, "__module__", "").startswith("bentoml.")
+        and set(layer.kwargs) == {"timeout"}
+    )

@@ -33,7 +33,7 @@ from recommender.service._card import read_card
 from recommender.service._config import SERVICE_NAME, load_serve_config, worker_settings
 from recommender.service._context import answer_context
 from recommender.service._crisis import crisis_answer, crisis_flagged, record_answers
-from recommender.service._deadline import Deadline
+from recommender.service._deadline import Deadline, is_bentoml_timeout_layer
 from recommender.service._engine import AuditUnavailable, RecommendationEngine, load_champion_model
 from recommender.service._gate import Gate, KnownRoutes
 from recommender.service._landing import landing_page
@@ -577,13 +577,14 @@ def _replace_timeout_layer(app) -> None:
     """Put :class:`Deadline` in the place of BentoML's request timeout layer (same timeout,
     same 504), whose timers kept every request's objects alive for the whole timeout (see
     ``_deadline.py``). The app's middleware is built on its first request, so the list is
-    still read then."""
-    from bentoml._internal.server.http.traffic import TimeoutMiddleware
+    still read then. BentoML's layer is found by its public name and its ``timeout``
+    argument in Starlette's middleware list (BentoML exports no name for the class);
+    ``tests/test_fastpath6_deadline.py`` fails if a BentoML upgrade moves it."""
     from starlette.middleware import Middleware
 
     layers = app.user_middleware
     for i, layer in enumerate(layers):
-        if layer.cls is TimeoutMiddleware:
+        if is_bentoml_timeout_layer(layer):
             layers[i] = Middleware(Deadline, timeout=layer.kwargs["timeout"])
 
 
