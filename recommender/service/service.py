@@ -33,6 +33,7 @@ from recommender.service._card import read_card
 from recommender.service._config import SERVICE_NAME, load_serve_config, worker_settings
 from recommender.service._context import answer_context
 from recommender.service._crisis import crisis_answer, crisis_flagged, record_answers
+from recommender.service._deadline import Deadline, is_bentoml_timeout_layer
 from recommender.service._engine import AuditUnavailable, RecommendationEngine, load_champion_model
 from recommender.service._gate import Gate, KnownRoutes
 from recommender.service._landing import landing_page
@@ -567,7 +568,24 @@ class _FrontedService(type(Recommender)):
 
     def to_asgi(self, is_main: bool = True):
         routes = {*self.openapi_spec.asdict()["paths"], *_DOCUMENT_ROUTES}
-        return KnownRoutes(super().to_asgi(is_main=is_main), routes=routes, landing=landing_page)
+        app = super().to_asgi(is_main=is_main)
+        _replace_timeout_layer(app)
+        return KnownRoutes(app, routes=routes, landing=landing_page)
+
+
+def _replace_timeout_layer(app) -> None:
+    """Put :class:`Deadline` in the place of BentoML's request timeout layer (same timeout,
+    same 504), whose timers kept every request's objects alive for the whole timeout (see
+    ``_deadline.py``). The app's middleware is built on its first request, so the list is
+    still read then. BentoML's layer is found by its public name and its ``timeout``
+    argument in Starlette's middleware list (BentoML exports no name for the class);
+    ``tests/test_fastpath6_deadline.py`` fails if a BentoML upgrade moves it."""
+    from starlette.middleware import Middleware
+
+    layers = app.user_middleware
+    for i, layer in enumerate(layers):
+        if is_bentoml_timeout_layer(layer):
+            layers[i] = Middleware(Deadline, timeout=layer.kwargs["timeout"])
 
 
 Recommender.__class__ = _FrontedService  # same layout (no new slots): only to_asgi differs
