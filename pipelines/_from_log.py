@@ -12,7 +12,6 @@ served too rarely cannot be learnt at all (no overlap); such arms are named and 
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -37,15 +36,14 @@ _HASH_CHARS = 24
 
 
 def _audit_store(serve_config: str | None):
-    import sqlalchemy as sa
 
-    from recommender.service import AuditLog, load_serve_config
+    from recommender.service import AuditLog, load_serve_config, sqlite_file
 
     serve = load_serve_config(serve_config)
     url = serve.audit_url or f"sqlite:///{serve.models_dir / 'audit.db'}"
     if url.startswith("sqlite"):
-        database = sa.engine.make_url(url).database
-        if not database or not Path(database).is_file():
+        database = sqlite_file(url)
+        if database is None or not database.is_file():
             raise InputError(
                 f"no service log at {database}: the service has not answered any "
                 "request with these settings (see audit.url in serve.yaml)"

@@ -38,17 +38,21 @@ def run(args) -> int:
     import sys
     from pathlib import Path
 
-    import sqlalchemy as sa
-
     from recommender.errors import InputError
-    from recommender.service import AuditLog, audit_csv, load_serve_config, parse_since
+    from recommender.service import (
+        AuditLog,
+        audit_csv,
+        load_serve_config,
+        parse_since,
+        sqlite_file,
+    )
 
     config = load_serve_config(args.config)
     since = None if args.since is None else parse_since(args.since)
     url = config.audit_url or f"sqlite:///{config.models_dir / 'audit.db'}"
     if url.startswith("sqlite"):
-        database = sa.engine.make_url(url).database
-        if not database or not Path(database).is_file():
+        database = sqlite_file(url)
+        if database is None or not database.is_file():
             raise InputError(
                 f"no audit log at {database}: the service has not answered any "
                 "request with these settings (see audit.url in serve.yaml)"

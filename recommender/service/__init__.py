@@ -16,6 +16,7 @@ from recommender.service._outcomes import (
     record_outcomes,
 )
 from recommender.service._migrate import upgrade_schema
+from recommender.service._sqlite import sqlite_file
 
 __all__ = [
     "AuditLog",
@@ -28,6 +29,7 @@ __all__ = [
     "audit_csv",
     "authorize",
     "hash_key",
+    "sqlite_file",
     "load_serve_config",
     "logged_cohort",
     "parse_env_keys",

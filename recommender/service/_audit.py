@@ -37,6 +37,7 @@ import sqlalchemy as sa
 
 from recommender.errors import InputError
 from recommender.service._migrate import upgrade_schema
+from recommender.service._sqlite import sqlite_file
 
 __all__ = [
     "AuditLog",
@@ -489,10 +490,10 @@ def _as_utc(stamp: datetime) -> datetime:
 
 def _make_engine(url: str, *, synchronous: str = "NORMAL") -> sa.Engine:
     if url.startswith("sqlite"):
-        database = sa.engine.make_url(url).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        memory = not database or database == ":memory:"
+        database = sqlite_file(url)
+        if database is not None:
+            database.parent.mkdir(parents=True, exist_ok=True)
+        memory = database is None
         engine = sa.create_engine(
             url,
             connect_args={"timeout": 30, "check_same_thread": False},

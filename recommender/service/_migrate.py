@@ -17,6 +17,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from recommender.service._sqlite import sqlite_file
+
 __all__ = ["upgrade_schema", "schema_revision", "VERSION_TABLE", "BASELINE"]
 
 # Not Alembic's default `alembic_version`: the audit tables may share a database with MLflow's
@@ -87,8 +89,8 @@ def upgrade_schema(engine: sa.Engine) -> str:
 @contextlib.contextmanager
 def _exclusive(engine: sa.Engine):
     """A lock file beside a SQLite database file, so two workers never migrate it at once."""
-    database = engine.url.database if engine.dialect.name == "sqlite" else None
-    if not database or database == ":memory:":
+    database = sqlite_file(engine.url)
+    if database is None:
         yield
         return
     import fcntl
