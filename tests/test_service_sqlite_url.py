@@ -32,9 +32,7 @@ def test_the_database_file_of_a_url(url, expected):
     assert sqlite_file(url) == expected
 
 
-def test_an_audit_store_opened_by_uri_filename_creates_no_folder_named_file(
-    tmp_path, monkeypatch
-):
+def test_an_audit_store_opened_by_uri_filename_creates_no_folder_named_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "store" / "audit.db"
     AuditLog(f"sqlite:///file:{path}?mode=rwc&uri=true", salt="s").close()
