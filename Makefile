@@ -14,7 +14,7 @@ DEMO := models/demo
 export BENTOML_DO_NOT_TRACK := True
 export MPLBACKEND := Agg
 
-.PHONY: demo test lint bench bento lock venv venv-test venv-bench system-test-deps clean help
+.PHONY: demo test lint bench bento lock venv venv-test venv-bench system-test-deps bench-deps clean help
 
 help:
 	@echo "make demo   simulate a cohort, train, register the champion, serve on $(HOST):$(PORT)"
@@ -48,14 +48,15 @@ venv-bench: $(VENV)/.bench
 
 # The browser tests drive Debian's Chromium through its matching chromedriver, the Spark
 # batch-scoring tests need a Java runtime, and the store tests start a throwaway PostgreSQL
-# cluster (tests/pg_cluster.py) from Debian's server binaries; all from Debian's packages,
-# nothing downloaded at run time.
+# cluster (tests/pg_cluster.py) from Debian's server binaries, and the load generator's tests
+# drive wrk; all from Debian's packages, nothing downloaded at run time.
 system-test-deps:
 	@need=""; \
 	command -v chromium >/dev/null || need="$$need chromium"; \
 	command -v chromedriver >/dev/null || need="$$need chromium-driver"; \
 	command -v java >/dev/null || need="$$need default-jre-headless"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$$need postgresql"; \
+	command -v wrk >/dev/null || need="$$need wrk"; \
 	if [ -z "$$need" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	echo "installing Debian packages for the browser and Spark tests:$$need"; \
@@ -81,7 +82,15 @@ demo: $(VENV)/.runtime
 	$(BIN)/recommender train --config configs/train.yaml --data $(DEMO)/cohort.parquet
 	$(BIN)/recommender serve --host $(HOST) --port $(PORT) --print-example
 
-bench: $(VENV)/.bench
+# The service benchmark's load generator is wrk, Debian's package (a C client that leaves the
+# shared cores to the server it measures).
+bench-deps:
+	@command -v wrk >/dev/null && exit 0; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	echo "installing Debian's wrk, the load generator of bench/service.py"; \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk >/dev/null
+
+bench: $(VENV)/.bench bench-deps
 	$(BIN)/python -m bench.simulate
 	$(BIN)/python -m bench.learners --n 20000 --assignment rct
 	$(BIN)/python -m bench.learners --n 20000 --assignment observational

@@ -2,8 +2,9 @@
 with the audit log on SQLite (the default file) and on PostgreSQL, all in the same run.
 
 Each round starts `recommender serve` four times (SQLite or PostgreSQL audit store x one or two
-workers, 16 threads each), warms it up and measures requests answered per second under 16
-keep-alive connections (the load generator of bench/service.py). Rounds alternate the four
+workers, 16 threads each), warms it up and measures requests answered per second and their 99th
+percentile under 16 keep-alive connections (wrk, the load generator of bench/service.py), and
+the audit rows written against the answers given. Rounds alternate the four
 contenders, so drift in the machine's load hits them alike; medians over the rounds.
 
 PostgreSQL is a throwaway cluster of Debian's server binaries in a temporary folder (the one
@@ -27,15 +28,18 @@ from pathlib import Path
 import yaml
 
 from bench._report import machine_line, markdown_table, median, write_section
+from bench._wrk import post_load, wrk_binary
 from bench.service import (
+    CONNECTIONS,
     DEMO_NOTE,
     KEY,
     SALT,
+    WRK_BODIES,
     _free_port,
     _profile,
     _server,
-    _throughput,
     demo_model_home,
+    percentile,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,25 +55,29 @@ def _serve_config(folder: Path, workers: int) -> Path:
     return path
 
 
-def run(home: Path, work: Path, *, seconds: float, repeats: int) -> dict:
+def run(home: Path, work: Path, *, seconds: float, repeats: int, postgres: bool = True) -> dict:
     import httpx
 
-    sys.path.insert(0, str(ROOT / "tests"))
-    from pg_cluster import Cluster, server_binaries
+    from recommender.service import AuditLog
 
-    binaries = server_binaries()
-    if binaries is None:
-        raise SystemExit(
-            "PostgreSQL's server binaries are missing (Debian: apt-get install "
-            "postgresql; `make test` installs them)"
-        )
-    cluster = Cluster(binaries)
+    cluster = None
+    stores = {"SQLite": f"sqlite:///{work / 'bench-audit.db'}"}
+    if postgres:
+        sys.path.insert(0, str(ROOT / "tests"))
+        from pg_cluster import Cluster, server_binaries
+
+        binaries = server_binaries()
+        if binaries is None:
+            raise SystemExit(
+                "PostgreSQL's server binaries are missing (Debian: apt-get install "
+                "postgresql; `make test` installs them), or run with --sqlite-only"
+            )
+        cluster = Cluster(binaries)
+        stores["PostgreSQL"] = cluster.database("bench_audit")
     results: dict = {"load": (os.getloadavg()[0], None)}
+    # Connection k of wrk sends the bodies connection k of bench/service.py sends.
+    bodies = [_profile(k * 100_000 + i) for i in range(WRK_BODIES) for k in range(CONNECTIONS)]
     try:
-        stores = {
-            "SQLite": f"sqlite:///{work / 'bench-audit.db'}",
-            "PostgreSQL": cluster.database("bench_audit"),
-        }
         base = {
             **os.environ,
             "RECOMMENDER_HOME": str(home),
@@ -99,18 +107,35 @@ def run(home: Path, work: Path, *, seconds: float, repeats: int) -> dict:
                         str(port),
                     ]
                     log = work / f"bench-{store}-{workers}.log"
+                    audit = AuditLog(url, salt=SALT)
+                    before = audit.count()
                     with _server(command, env, port, log, "/readyz") as served:
                         with httpx.Client(
                             base_url=served, timeout=120, headers={"Authorization": f"Bearer {KEY}"}
                         ) as client:
                             for i in range(40):  # warm both workers' first requests
-                                client.post("/recommend", json=_profile(i))
-                        rps, errors, _, _ = _throughput(served, seconds)
-                    entry = results.setdefault((store, workers), {"rps": [], "errors": 0})
-                    entry["rps"].append(rps)
-                    entry["errors"] += errors
+                                client.post("/recommend", json=_profile(i)).raise_for_status()
+                        load = post_load(
+                            served,
+                            "/recommend",
+                            bodies,
+                            connections=CONNECTIONS,
+                            seconds=seconds,
+                            authorization=f"Bearer {KEY}",
+                        )
+                    entry = results.setdefault(
+                        (store, workers),
+                        {"rps": [], "latencies": [], "errors": 0, "answers": 0, "audit_rows": 0},
+                    )
+                    entry["rps"].append(load.rate)
+                    entry["latencies"].extend(load.latencies)
+                    entry["errors"] += load.errors
+                    entry["answers"] += 40 + load.succeeded
+                    entry["audit_rows"] += audit.count() - before
+                    audit.close()
     finally:
-        cluster.stop()
+        if cluster is not None:
+            cluster.stop()
     results["load"] = (results["load"][0], os.getloadavg()[0])
     return results
 
@@ -118,6 +143,8 @@ def run(home: Path, work: Path, *, seconds: float, repeats: int) -> dict:
 def report(results: dict, command: str, model_note: str, seconds: float) -> str:
     rows = []
     for store in ("SQLite", "PostgreSQL"):
+        if (store, 1) not in results:
+            continue
         one, two = results[(store, 1)], results[(store, 2)]
         rows.append(
             {
@@ -125,7 +152,11 @@ def report(results: dict, command: str, model_note: str, seconds: float) -> str:
                 "1 worker (req/s)": median(one["rps"]),
                 "2 workers (req/s)": median(two["rps"]),
                 "2 / 1": median(two["rps"]) / median(one["rps"]),
+                "p99 1 / 2 workers (ms)": f"{percentile(one['latencies'], 99) * 1e3:.0f} / "
+                f"{percentile(two['latencies'], 99) * 1e3:.0f}",
                 "errors": one["errors"] + two["errors"],
+                "audit rows vs answers": f"{one['audit_rows'] + two['audit_rows']:,} vs "
+                f"{one['answers'] + two['answers']:,}",
             }
         )
     rounds = len(next(v for k, v in results.items() if k != "load")["rps"])
@@ -142,12 +173,22 @@ def report(results: dict, command: str, model_note: str, seconds: float) -> str:
             f"{rounds} alternating rounds of {seconds:g} s each; every request audited.",
             "",
             markdown_table(
-                rows, ["audit store", "1 worker (req/s)", "2 workers (req/s)", "2 / 1", "errors"]
+                rows,
+                [
+                    "audit store",
+                    "1 worker (req/s)",
+                    "2 workers (req/s)",
+                    "2 / 1",
+                    "p99 1 / 2 workers (ms)",
+                    "errors",
+                    "audit rows vs answers",
+                ],
             ),
             "",
-            "The load generator (Python threads, httpx) shares the machine's cores with the workers "
-            "(and with PostgreSQL), so a second worker can add at most what the cores left free "
-            "allow; on a machine with spare cores the ratio is the one to compare. SQLite runs "
+            "The load generator (wrk, 16 connections, as in bench/service.py) shares the machine's "
+            "cores with the workers (and with PostgreSQL), so a second worker can add at most what "
+            "the cores left free allow; on a machine with spare cores the ratio is the one to "
+            "compare. SQLite runs "
             "with the shipped `audit.durability: process_crash` (WAL, synchronous=NORMAL); "
             "PostgreSQL is a throwaway local cluster (tests/pg_cluster.py, fsync and "
             "synchronous_commit off: a crash of the database may lose its last commits). "
@@ -169,8 +210,12 @@ def main(argv=None) -> int:
     parser.add_argument("--retrain", action="store_true", help="train the demo model afresh")
     parser.add_argument("--seconds", type=float, default=20.0, help="seconds per load round")
     parser.add_argument("--repeats", type=int, default=2, help="alternating rounds")
+    parser.add_argument(
+        "--sqlite-only", action="store_true", help="measure the SQLite store only (no PostgreSQL)"
+    )
     parser.add_argument("--no-write", action="store_true", help="print, do not write the report")
     args = parser.parse_args(argv)
+    wrk_binary()  # fail now, not after training, if the load generator is missing
     command = "python -m bench.workers " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.home:
         home = Path(args.home).resolve()
@@ -180,7 +225,9 @@ def main(argv=None) -> int:
         model_note = DEMO_NOTE
     work = Path(tempfile.mkdtemp(prefix="bench-workers-"))
     try:
-        results = run(home, work, seconds=args.seconds, repeats=args.repeats)
+        results = run(
+            home, work, seconds=args.seconds, repeats=args.repeats, postgres=not args.sqlite_only
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     text = report(results, command.strip(), model_note, args.seconds)
