@@ -243,8 +243,13 @@ def equipoise_arms(ranking) -> list[str]:
     >>> equipoise_arms(r)
     ['coaching', 'peer_group']
     """
-    best = ranking.arms[0]
-    return [a.arm for a in ranking.arms if a.lower <= best.upper]
+    return [ranking.arms[j].arm for j in _in_equipoise(ranking)]
+
+
+def _in_equipoise(ranking) -> list[int]:
+    """The positions in ``ranking`` of :func:`equipoise_arms` (the one home of the rule)."""
+    upper = ranking.arms[0].upper
+    return [j for j, a in enumerate(ranking.arms) if a.lower <= upper]
 
 
 def arm_probabilities(
@@ -360,11 +365,9 @@ def _policy_probabilities(ranking, rule, explore, wins=None, candidates=None) ->
     return probabilities
 
 
-def _thompson_case(ranking, candidates) -> tuple[np.ndarray, np.ndarray]:
-    by_arm = {a.arm: a for a in ranking.arms}
-    effects = np.array([by_arm[a].effect for a in candidates])
-    spread = np.array([by_arm[a].upper - by_arm[a].lower for a in candidates])
-    return effects, spread
+def _thompson_case(ranking, candidates) -> tuple[list, list]:
+    by_arm = {a.arm: j for j, a in enumerate(ranking.arms)}
+    return _case(ranking.arms, [by_arm[a] for a in candidates])
 
 
 # Rows computed together (6 arms: 256 rows x 6 arms x 240 nodes of floats is 3 MB an array).
@@ -512,16 +515,17 @@ def assign_many(
     at once (the same arithmetic, operation for operation, as :func:`arm_probabilities` and
     :func:`draw_position` for one person: ``tests/test_fastpath4_equivalence.py``)."""
     explore = list(explore)
-    candidates = [
-        equipoise_arms(ranking) if flag else [ranking.arms[0].arm]
-        for ranking, flag in zip(rankings, explore)
-    ]
-    drawn = [i for i, arms in enumerate(candidates) if rule.policy == "thompson" and len(arms) > 1]
+    thompson = rule.policy == "thompson"
+    # Each person's arms in equipoise (only the best when not explored), as positions in the
+    # ranking, and for a Thompson draw among several, their effects and spreads.
+    chosen = [_in_equipoise(ranking) if flag else [0] for ranking, flag in zip(rankings, explore)]
+    drawn = [i for i, arms in enumerate(chosen) if thompson and len(arms) > 1]
     wins = dict(
         zip(
             drawn,
             _thompson_wins(
-                [_thompson_case(rankings[i], candidates[i]) for i in drawn], rule.coverage
+                [_case(rankings[i].arms, chosen[i]) for i in drawn],
+                rule.coverage,
             ),
         )
     )
@@ -530,24 +534,21 @@ def assign_many(
     for i, ranking in enumerate(rankings):
         by_size.setdefault(len(ranking.arms), []).append(i)
     for members in by_size.values():
-        if len(members) < _VECTOR_ROWS:  # numpy's per-call cost exceeds a few people's Python
+        if len(members) < _VECTOR_ROWS or any(not chosen[i] for i in members):
+            # A few people (numpy's per-call cost exceeds their Python), or a ranking whose
+            # best arm is not in equipoise with itself (an interval with lower > upper): one
+            # by one, by the rule itself.
             for i in members:
+                candidates = [rankings[i].arms[j].arm for j in chosen[i]]
                 shares = _policy_probabilities(
-                    rankings[i], rule, explore[i], wins.get(i), candidates[i]
+                    rankings[i], rule, explore[i], wins.get(i), candidates
                 )
                 shares = _with_floor(shares, rankings[i], rule, explore[i], control)
                 out[i] = _assigned(shares, person_hashes[i], rule, explore[i])
             continue
         names = [[a.arm for a in rankings[i].arms] for i in members]
         shares = np.array(
-            [
-                list(
-                    _policy_probabilities(
-                        rankings[i], rule, explore[i], wins.get(i), candidates[i]
-                    ).values()
-                )
-                for i in members
-            ],
+            [_policy_shares(rankings[i], chosen[i], rule, wins.get(i)) for i in members],
             dtype=float,
         )
         effects = np.array([[a.effect for a in rankings[i].arms] for i in members], dtype=float)
@@ -555,8 +556,8 @@ def assign_many(
         active = np.array([explore[i] for i in members], dtype=bool) & (rule.policy != "greedy")
         shares = _bounded(shares, effects, at, active, rule)
         positions = np.array([draw_position(person_hashes[i], rule.cycle) for i in members])
-        chosen = _drawn(shares, positions)
-        for i, arms, row, j in zip(members, names, shares.tolist(), chosen.tolist()):
+        chosen_arm = _drawn(shares, positions)
+        for i, arms, row, j in zip(members, names, shares.tolist(), chosen_arm.tolist()):
             out[i] = Assignment(
                 arm=arms[j],
                 probability=row[j],
@@ -565,6 +566,30 @@ def assign_many(
                 probabilities=dict(zip(arms, row)),
             )
     return out
+
+
+def _case(arms, where) -> tuple[list, list]:
+    # _thompson_case from positions; lists: _thompson_wins makes one array of many cases.
+    chosen = [arms[j] for j in where]
+    return [a.effect for a in chosen], [a.upper - a.lower for a in chosen]
+
+
+def _policy_shares(ranking, where, rule, wins) -> list[float]:
+    """:func:`_policy_probabilities`' values, in ranking order, for the candidates at positions
+    ``where`` (ascending; at least one): the same numbers, without the mapping."""
+    shares = [0.0] * len(ranking.arms)
+    if rule.policy == "greedy" or len(where) == 1:
+        shares[0] = 1.0
+        return shares
+    if rule.policy == "epsilon":
+        share = float(rule.epsilon) / len(where)
+        for j in where:
+            shares[j] = share
+        shares[0] += 1.0 - float(rule.epsilon)
+        return shares
+    for j, share in zip(where, wins):
+        shares[j] = float(share)
+    return shares
 
 
 # Fewer people than this with the same number of arms are assigned one by one (one answer's

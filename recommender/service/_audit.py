@@ -21,10 +21,10 @@ checks that the two agree).
 from __future__ import annotations
 
 import csv
-import hashlib
 import hmac
 import io
 import json
+import operator
 import os
 import queue
 import secrets
@@ -226,7 +226,8 @@ class AuditLog:
         """Salted HMAC-SHA-256 of a person id (hex)."""
         if self._salt is None:
             raise InputError("the audit salt is empty; set RECOMMENDER_AUDIT_SALT or audit.salt")
-        return hmac.new(self._salt, person_id.encode("utf-8"), hashlib.sha256).hexdigest()
+        # hmac.digest: the same HMAC in one call to the C implementation (a third faster).
+        return hmac.digest(self._salt, person_id.encode("utf-8"), "sha256").hex()
 
     def append(self, records: Iterable[Mapping]) -> int:
         """Append records in one transaction; returns the number of rows written.
@@ -373,6 +374,18 @@ class _GroupWriter:
 
     def __init__(self, engine: sa.Engine):
         self._engine = engine
+        # SQLite: the rows go to the driver as tuples, each value converted by the column
+        # type's own bind processor (SQLAlchemy's storage format), so that a group's insert is
+        # not dominated by SQLAlchemy's per-row parameter handling (about half of a 1,000-row
+        # batch's insert). Other databases keep SQLAlchemy's executemany.
+        self._driver_inserts = (
+            {
+                table.name: _DriverInsert(table, engine.dialect)
+                for table in (recommendations, assignments)
+            }
+            if engine.dialect.name == "sqlite"
+            else None
+        )
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
@@ -428,10 +441,57 @@ class _GroupWriter:
                 job.done.set()
 
     def _insert(self, rows: list[dict], served: list[dict]) -> None:
+        driver = self._driver_inserts
         with self._engine.begin() as connection:
-            connection.execute(recommendations.insert(), rows)
+            if driver is None:
+                connection.execute(recommendations.insert(), rows)
+                if served:
+                    connection.execute(assignments.insert(), served)
+                return
+            driver["recommendations"](connection, rows)
             if served:
-                connection.execute(assignments.insert(), served)
+                driver["assignments"](connection, served)
+
+
+class _DriverInsert:
+    """``connection.execute(table.insert(), rows)`` on SQLite, the same stored values.
+
+    Every row must hold every column but ``id`` (as :meth:`AuditLog.append` builds them). The
+    values pass through the bind processor SQLAlchemy would apply (the timestamp's text, a
+    boolean's integer); one timestamp is shared by a request's rows, so it is converted once.
+    """
+
+    def __init__(self, table: sa.Table, dialect):
+        columns = [c for c in table.columns if c.name != "id"]
+        self._sql = (
+            f"INSERT INTO {table.name} ({', '.join(c.name for c in columns)}) "
+            f"VALUES ({', '.join('?' for _ in columns)})"
+        )
+        self._values = operator.itemgetter(*(c.name for c in columns))
+        self._processors = [
+            (j, processor, isinstance(c.type, sa.DateTime))
+            for j, c in enumerate(columns)
+            if (processor := c.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+        ]
+
+    def __call__(self, connection, rows: list[dict]) -> None:
+        values, processors = self._values, self._processors
+        stamps: dict = {}  # datetime -> its stored text: a request's rows share one
+        out = []
+        for row in rows:
+            line = list(values(row))
+            for j, processor, stamp in processors:
+                value = line[j]
+                if stamp:  # equal instants in other zones are stored as other text
+                    key = value, getattr(value, "tzinfo", None)
+                    text = stamps.get(key)
+                    if text is None:
+                        text = stamps[key] = processor(value)
+                    line[j] = text
+                else:
+                    line[j] = processor(value)
+            out.append(tuple(line))
+        connection.exec_driver_sql(self._sql, out)
 
 
 def audit_csv(rows: Iterable[Mapping]) -> str:

@@ -11,7 +11,7 @@ against usual care) come from the same encoded rows, one call per arm.
 from __future__ import annotations
 
 import functools
-import math
+import operator
 import uuid
 from math import isfinite
 from collections import defaultdict
@@ -92,6 +92,7 @@ class RecommendationEngine:
             for c in (*PROFILE_COLUMNS, *(x.name for x in self.profiles.extras))
             if c != "person_id"
         )
+        self._logged_profile = _getter(self._logged_columns)
         self.version = str(version)
         self.catalog = catalog
         self.config = config
@@ -200,15 +201,20 @@ class RecommendationEngine:
         answers: list[dict | None] = [None] * len(rows)
         # Triage first, outside the model call: crisis rows never reach the model and are
         # answered by the crisis path alone (recommender.service._crisis).
-        crisis = [i for i, row in enumerate(rows) if row.get("crisis_risk")]
-        triages = [None if row.get("crisis_risk") else triage(row, config.safety) for row in rows]
+        crisis, triages = [], []
+        for i, row in enumerate(rows):
+            if row.get("crisis_risk"):
+                crisis.append(i)
+                triages.append(None)
+            else:
+                triages.append(triage(row, config.safety))
         ranked_rows = [i for i, t in enumerate(triages) if t is not None]
         rankings, explanations, exclusions, assignments, hashes = {}, {}, {}, {}, {}
         if ranked_rows:
             ranked = [rows[i] for i in ranked_rows]
             # Encoded once: the model predicts and explains from the same rows.
             encoded = self.model.encode(ranked)
-            figures = self._figures(
+            figures, estimated = self._figures(
                 self.model.predict(encoded, alpha=config.alpha), len(ranked_rows)
             )
             # Every arm of the catalog: one the model does not estimate is excluded for that
@@ -220,32 +226,37 @@ class RecommendationEngine:
             for_everyone: dict = {}
             columns = self._ranked_columns
             at = {arm: j for j, arm in enumerate(columns)}
-            ranks = np.zeros((len(ranked_rows), len(columns)), dtype=bool)
+            ranks = []
+            person_hash = self.audit.person_hash
             for k, i in enumerate(ranked_rows):
-                offered = rows[i].get("offered")
+                row = rows[i]
+                offered = row.get("offered")
                 key = None if offered is None else tuple(offered)
-                if all(allowed[k]) and key in for_everyone:
+                everyone = all(allowed[k])
+                if everyone and key in for_everyone:
                     arms, excluded = for_everyone[key]
                 else:
                     eligible = [arm for arm, ok in zip(catalog_arms, allowed[k]) if ok]
                     arms, excluded = offered_arms(
                         self.catalog,
-                        rows[i],
+                        row,
                         offered=offered,
                         modelled=self.modelled,
                         eligible=eligible,
                     )
-                    if all(allowed[k]):
+                    if everyone:
                         for_everyone[key] = arms, excluded
                 excluded = list(excluded)  # a row's own: an arm without estimate is added
+                mask = [False] * len(columns)
                 for arm in arms:
-                    values = figures[arm][k]
-                    if math.isfinite(values[0] + values[1] + values[2]):
-                        ranks[k, at[arm]] = True
+                    if estimated[arm][k]:
+                        mask[at[arm]] = True
                     else:
                         excluded.append(Exclusion(arm, "the model returned no estimate"))
+                ranks.append(mask)
                 exclusions[i] = excluded
-                hashes[i] = self.audit.person_hash(rows[i]["person_id"])
+                hashes[i] = person_hash(row["person_id"])
+            ranks = np.array(ranks, dtype=bool).reshape(len(ranked_rows), len(columns))
             # Every row ranked at once (the same rankings as rank_arms, one person at a time).
             table = list(zip(*(figures[arm] for arm in columns))) if columns else [()] * len(ranks)
             for i, ranking in zip(
@@ -273,6 +284,7 @@ class RecommendationEngine:
             assignments = dict(zip(ranked_rows, served))
             explanations = self._explain(encoded, ranked_rows, rows, rankings)
         records = []
+        logged = self._logged_profile
         for i, row in enumerate(rows):
             if triages[i] is None:
                 answers[i], record = self.crisis_answer(
@@ -280,14 +292,15 @@ class RecommendationEngine:
                 )
                 records.append(record)
                 continue
+            ranking, assignment = rankings.get(i), assignments.get(i)
             answer = self._answer(
                 row,
                 triages[i],
-                rankings.get(i),
+                ranking,
                 explanations.get(i),
                 exclusions.get(i, []),
                 compact,
-                assignments.get(i),
+                assignment,
             )
             answers[i] = answer
             records.append(
@@ -301,14 +314,14 @@ class RecommendationEngine:
                     "safety_level": triages[i].level,
                     "recommended": answer["recommended"],
                     "ranking_meaningful": answer["ranking_meaningful"],
-                    "effects": {
-                        a["arm"]: [a["ee_effect"], a["ee_lower"], a["ee_upper"]]
-                        for a in answer["ranking"]
-                    },
+                    # The answer's ranking, as the answer shows it.
+                    "effects": {}
+                    if ranking is None
+                    else {a.arm: [a.effect, a.lower, a.upper] for a in ranking.arms},
                     # What retraining from the log needs: every candidate's probability and the
                     # profile without its identifier.
-                    "assignment": _logged_assignment(assignments.get(i)),
-                    "profile": {c: row[c] for c in self._logged_columns},
+                    "assignment": _logged_assignment(assignment),
+                    "profile": dict(zip(self._logged_columns, logged(row))),
                 }
             )
         record_answers(self.audit, records, answers, crisis)
@@ -345,8 +358,9 @@ class RecommendationEngine:
         answer["complements"] = [] if compact else self.complements
         return answer, record
 
-    def _figures(self, prediction, n: int) -> dict:
-        """Per arm, each row's five figures as a tuple (NaN when the model lacks an outcome).
+    def _figures(self, prediction, n: int) -> tuple[dict, dict]:
+        """Per arm, each row's five figures as a tuple (NaN when the model lacks an outcome),
+        and whether each row's EE effect and interval are finite (an estimate to rank).
 
         Indexing a list is what the per-row loop does a thousand times. Rounded to 0.001
         points here, vectorized, rather than figure by figure in every answer; finer
@@ -362,10 +376,12 @@ class RecommendationEngine:
             prediction.secondary.get("pa"),
         ]
         kinds = [
-            None if table is None else np.asarray(table, dtype=float).round(3).T.tolist()
-            for table in kinds
+            None if table is None else np.asarray(table, dtype=float).round(3) for table in kinds
         ]
-        return {
+        # effect + lower + upper, as the figures' own sum (inf - inf is not finite either).
+        finite = np.isfinite(kinds[0] + kinds[1] + kinds[2]).T.tolist()
+        kinds = [None if table is None else table.T.tolist() for table in kinds]
+        figures = {
             arm: list(
                 zip(
                     *(
@@ -376,6 +392,10 @@ class RecommendationEngine:
             )
             for arm in self.modelled
         }
+        estimated = {
+            arm: finite[columns[arm]] if arm in columns else [False] * n for arm in self.modelled
+        }
+        return figures, estimated
 
     def record(self, records: Sequence[Mapping]) -> None:
         """Append answers to the audit log (see :meth:`AuditLog.append`) before they are given.
@@ -402,25 +422,32 @@ class RecommendationEngine:
         """
         control, model = self.control, self.model
         needs = defaultdict(list)  # arm -> positions k (in frame) of rows that need it
+        # Per row, where its best and its runner-up are among their arm's rows: (arm, r), or
+        # None for usual care (or no runner-up).
+        slots = []
         for k, i in enumerate(ranked_rows):
-            for arm in rankings[i].arms[:2]:
+            pair = [None, None]
+            for j, arm in enumerate(rankings[i].arms[:2]):
                 if arm.arm != control:
-                    needs[arm.arm].append(k)
+                    rows_of_arm = needs[arm.arm]
+                    pair[j] = arm.arm, len(rows_of_arm)
+                    rows_of_arm.append(k)
+            slots.append(pair)
         names = [f["name"] for f in model.features]
-        # Every part the model gives, stacked: (k, arm) -> its row in ``stacked``.
-        parts, where = [], {}
+        # Every part the model gives, stacked: an arm's rows start at ``start[arm]``.
+        parts, start = [], {}
         for arm, part in model.explain(encoded, needs).items():
-            start = sum(len(p) for p in parts)
+            start[arm] = sum(len(p) for p in parts)
             parts.append(np.asarray(part, dtype=float))
-            where.update({(k, arm): start + r for r, k in enumerate(needs[arm])})
         # A last row of zeros stands for usual care's own contributions (index ``none``).
         stacked = np.concatenate([*parts, np.zeros((1, len(names) + 1))])
         none = len(stacked) - 1
-        best = [where.get((k, rankings[i].recommended), none) for k, i in enumerate(ranked_rows)]
-        second = [
-            none if rankings[i].runner_up is None else where.get((k, rankings[i].runner_up), none)
-            for k, i in enumerate(ranked_rows)
-        ]
+        best, second = [], []
+        for pair in slots:
+            for out, slot in zip((best, second), pair):
+                out.append(
+                    none if slot is None or slot[0] not in start else start[slot[0]] + slot[1]
+                )
         profiles = [rows[i] for i in ranked_rows]
         top = self.config.top
         # Recommended against usual care: the recommended arm's own contributions.
@@ -547,6 +574,13 @@ class RecommendationEngine:
             "sentence": explanation.sentence,
         }
         return answer
+
+
+def _getter(keys: Sequence[str]):
+    """``row -> tuple of row[key]`` for ``keys`` (itemgetter's result is a bare value for one key)."""
+    if len(keys) == 1:
+        return lambda row: (row[keys[0]],)
+    return operator.itemgetter(*keys) if keys else lambda row: ()
 
 
 def _contribution_items(contributions) -> list[dict]:
