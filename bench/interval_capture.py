@@ -12,7 +12,10 @@ the capture keeps:
 - per selection candidate (every T, X and DR setting and the one-effect-for-everyone DR), its
   out-of-fold effects, its effect on the test rows (the mean of its fold models: a candidate
   not chosen is never refitted on all rows), its loss gap to the best personalized candidate
-  and that gap's standard error, and whether it was averaged into an arm.
+  and that gap's standard error, and whether it was averaged into an arm;
+- per training row, what the pseudo-outcome's noise is made of: the arm received, y, the
+  cross-fitted outcome of every arm and the propensity of the arm received (captures made before these fields
+  load with them None).
 
 The selection's candidates are local to ``select_learner``: the capture records them by
 wrapping the learners' constructors in ``recommender.uplift._auto`` for the duration of one
@@ -69,6 +72,13 @@ class CohortCapture:
     candidate_gap: np.ndarray  # (C, arms) loss minus the best personalized candidate's
     candidate_gap_se: np.ndarray  # (C, arms) standard error of the paired difference
     candidate_chosen: np.ndarray  # (C, arms) bool, averaged into the arm's effect
+    # what the pseudo-outcome's own noise is made of (eighth pass; None in older captures):
+    # per training row the arm received (0: control), y, the cross-fitted outcome of every arm
+    # (control first) and the propensity ψ divides by (``Propensity.received``)
+    codes: np.ndarray | None = None  # (m,)
+    y: np.ndarray | None = None  # (m,)
+    mu: np.ndarray | None = None  # (m, arms + 1)
+    received: np.ndarray | None = None  # (m,)
 
     @property
     def raw_scale(self) -> np.ndarray:
@@ -125,6 +135,10 @@ def _recording_selection():
         chosen, table = real_select(nuisance, *args, **kwargs)
         # copied now: the model drops its training arrays at the end of fit
         record["pseudo"] = np.array(nuisance.pseudo_effects(), dtype=float)
+        record["codes"] = np.array(nuisance.codes, dtype=np.int64)
+        record["y"] = np.array(nuisance.y, dtype=float)
+        record["mu"] = np.array(nuisance.mu, dtype=float)
+        record["received"] = np.array(nuisance.propensity.received, dtype=float)
         record["oof"] = np.array(chosen.oof, dtype=float)
         record["ranking_oof"] = np.array(chosen.ranking_oof, dtype=float)
         record["candidate_oof"] = np.stack(
@@ -194,6 +208,10 @@ def capture_cohort(cohort, *, family: str = "", seed: int = -1, **model_params) 
         candidate_gap=gap,
         candidate_gap_se=se,
         candidate_chosen=chosen,
+        codes=record["codes"],
+        y=record["y"],
+        mu=record["mu"],
+        received=record["received"],
     )
 
 
@@ -212,7 +230,7 @@ def save(capture: CohortCapture, path) -> None:
     arrays = {
         f.name: getattr(capture, f.name)
         for f in fields(capture)
-        if f.name not in _META and f.name not in _LISTS
+        if f.name not in _META and f.name not in _LISTS and getattr(capture, f.name) is not None
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

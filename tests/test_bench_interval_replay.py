@@ -260,3 +260,131 @@ def test_gap_upper_lead_takes_the_gaps_upper_bound_against_half_the_disagreement
     # a personalized arm keeps the shipped rule
     personalized = toy(1, candidate_gap=np.array([[0.0], [0.3]]), **noisy)
     np.testing.assert_array_equal(rule(personalized)[1], interval_replay.shipped(personalized)[1])
+
+
+# ------------------------------------------------------- the eighth pass: the DR error floor
+def _with_noise_fields(c, *, m, arms, codes, y, mu, received, oof):
+    """``c`` with per-row noise fields, its pseudo-outcomes ψ built from them as the library
+    builds them (Γ_a = μ_a + 1{T=a}(y − μ_a)/e, ψ_a = Γ_a − Γ_0) and the given out-of-fold
+    effects."""
+    rows = np.arange(m)
+    gamma = mu.copy()
+    gamma[rows, codes] += (y - mu[rows, codes]) / received
+    c.codes, c.y, c.mu, c.received = codes, y, mu, received
+    c.pseudo = gamma[:, 1:] - gamma[:, :1]
+    c.oof = oof
+    c.ranking_oof = np.random.default_rng(0).normal(size=oof.shape)
+    return c
+
+
+def test_dr_error_cancels_the_noise_row_by_row_and_misses_the_plug_ins_own_error():
+    rng = np.random.default_rng(8)
+    m = 200_000
+    codes = rng.integers(0, 3, m)  # control and two arms
+    x = rng.normal(size=m)
+    truth = np.stack([np.zeros(m), 1 + x, 2 - x], axis=1)  # E[y | x, arm]
+    received = np.full(m, 1 / 3)
+    y = truth[np.arange(m), codes] + 2.0 * rng.normal(size=m)
+    tau = truth[:, 1:] - truth[:, :1]
+    oof = tau + np.array([0.3, 0.0])  # arm 1 off by 0.3 (MSE 0.09), arm 2 exact
+    exact = _with_noise_fields(
+        toy(1), m=m, arms=2, codes=codes, y=y, mu=truth, received=received, oof=oof
+    )
+    exact.arms = ["a", "b"]
+    mse, se = interval_replay.dr_error(exact)
+    # the same by the other route: d² + 2 d r, d = plug-in − τ̂, r the signed residual term
+    residual = (y - truth[np.arange(m), codes]) / received
+    for j in range(2):
+        d = truth[:, j + 1] - truth[:, 0] - oof[:, j]
+        r = np.where(codes == j + 1, residual, 0.0) - np.where(codes == 0, residual, 0.0)
+        per_row = d**2 + 2 * d * r
+        assert mse[j] == pytest.approx(per_row.mean(), rel=1e-9, abs=1e-12)
+        assert se[j] == pytest.approx(per_row.std(ddof=1) / np.sqrt(m), rel=1e-9, abs=1e-12)
+    # right nuisances: the squared error itself, and no noise at all where the effect is exact
+    assert mse[0] == pytest.approx(0.09, abs=4 * se[0])
+    assert se[0] < 0.01
+    assert mse[1] == pytest.approx(0.0, abs=1e-12) and se[1] == pytest.approx(0.0, abs=1e-12)
+    # the plug-in's own error δ is not seen: outcomes off by 0.5 for arm 1, τ̂ exact, read as
+    # MSE(τ̂) − E[δ²] = −0.25 (why the estimate is negative on the battery's cohorts)
+    off = truth.copy()
+    off[:, 1] += 0.5
+    biased = _with_noise_fields(
+        toy(1), m=m, arms=2, codes=codes, y=y, mu=off, received=received, oof=tau
+    )
+    biased.arms = ["a", "b"]
+    mse, se = interval_replay.dr_error(biased)
+    assert mse[0] == pytest.approx(-0.25, abs=4 * se[0])
+    assert mse[1] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_dr_error_needs_the_noise_fields():
+    with pytest.raises(ValueError, match="toy seed 1: the capture has no per-row noise fields"):
+        interval_replay.dr_error(toy(1))
+
+
+def _floored_toy(shift, n_rows=4000):
+    """One arm: τ̂_oof = plug-in ± shift (random signs: no held-out bias to speak of), so the
+    DR estimate is shift² up to the residual term; noise fields exact."""
+    rng = np.random.default_rng(2)
+    codes = np.tile([0, 1], n_rows // 2)
+    mu = np.stack([np.zeros(n_rows), np.ones(n_rows)], axis=1)
+    y = mu[np.arange(n_rows), codes] + rng.normal(size=n_rows)
+    signs = rng.choice([-1.0, 1.0], n_rows)
+    oof = (mu[:, 1] - mu[:, 0] - shift * signs)[:, None]
+    c = toy(3)
+    return _with_noise_fields(
+        c, m=n_rows, arms=1, codes=codes, y=y, mu=mu, received=np.full(n_rows, 0.5), oof=oof
+    )
+
+
+def test_dr_floor_rule_floors_every_person_or_tops_up_the_arm():
+    c = _floored_toy(2.0)  # DR estimate about 4: above the shipped variance (1.1)
+    mse, se = interval_replay.dr_error(c)
+    assert 3.5 < mse[0] < 4.5
+    scale, extra = interval_replay.shipped(c)
+    bound = mse[0] - 1.0 * se[0]
+    # person: the floor combine needs so that max(V, F) results
+    s, e, floor = interval_replay.dr_floor_rule(1.0, "person")(c)
+    np.testing.assert_array_equal(s, scale)
+    np.testing.assert_array_equal(e, extra)
+    assert floor[0] == pytest.approx(bound - extra[0], rel=1e-12)
+    half = interval_replay.replay_scores(c, interval_replay.dr_floor_rule(1.0, "person"))["a"]
+    np.testing.assert_allclose(half["width"], 2 * 1.6448536 * np.sqrt(bound), rtol=1e-6)
+    # arm: the typical variance (1 x scale 2 = 2, plus extra) topped up to F
+    s, e = interval_replay.dr_floor_rule(1.0, "arm")(c)
+    assert e[0] == pytest.approx(extra[0] + bound - (2.0 + extra[0]), rel=1e-12)
+    # an estimate under the shipped variance (or negative) changes nothing
+    low = _floored_toy(0.1)
+    for how in ("person", "arm"):
+        for a, b in zip(
+            interval_replay.replay_scores(low, interval_replay.dr_floor_rule(0.0, how))[
+                "a"
+            ].values(),
+            interval_replay.replay_scores(low, interval_replay.shipped)["a"].values(),
+        ):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="how must be"):
+        interval_replay.dr_floor_rule(0.0, "row")
+
+
+def test_registered_dr_floor_lead_floors_every_person_at_the_estimate_itself():
+    # the eighth pass's lead as fixed before its fresh draws: z = 0, every person's variance
+    c = _floored_toy(2.0)
+    mse, _ = interval_replay.dr_error(c)
+    _, extra, floor = interval_replay.RULES["dr-floor"](c)
+    assert floor[0] == pytest.approx(mse[0] - extra[0], rel=1e-12)
+    assert "dr-floor" in interval_replay.ELIGIBLE
+
+
+def test_captures_made_before_the_noise_fields_still_load(tmp_path):
+    old = toy(4)  # no per-row noise fields, as every capture before the eighth pass
+    save(old, tmp_path / "toy__4.npz")
+    with np.load(tmp_path / "toy__4.npz") as stored:
+        assert "codes" not in stored.files
+    back = load(tmp_path / "toy__4.npz")
+    assert back.codes is None and back.mu is None
+    np.testing.assert_array_equal(back.effect, old.effect)
+    # every rule but the DR floor replays it
+    assert set(interval_replay.replay_scores(back, interval_replay.shipped)) == {"a"}
+    with pytest.raises(ValueError, match="no per-row noise fields"):
+        interval_replay.replay_scores(back, interval_replay.RULES["dr-floor"])
