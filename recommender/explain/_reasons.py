@@ -63,6 +63,20 @@ class Explanation:
     sentence: str
 
 
+def _new_explanation(recommended, runner_up, versus_usual_care, versus_runner_up, sentence):
+    # Explanation(...) with its fields set as its frozen __init__ sets them (in field order), at
+    # a third of the cost: a batch makes one per person.
+    made = object.__new__(Explanation)
+    made.__dict__.update(
+        recommended=recommended,
+        runner_up=runner_up,
+        versus_usual_care=versus_usual_care,
+        versus_runner_up=versus_runner_up,
+        sentence=sentence,
+    )
+    return made
+
+
 def top_contributions(
     contributions: Mapping[str, float] | pd.Series,
     profile: Mapping,
@@ -146,7 +160,10 @@ def top_contributions_many(
         for j, v, ok in zip(columns, points, kept):
             if ok:
                 name = labels[j]
-                items.append(new(Contribution, (name, _plain(profile.get(name)), round(v, 3))))
+                value = profile.get(name)
+                if isinstance(value, np.generic):  # _plain, inline: three calls per row
+                    value = value.item()
+                items.append(new(Contribution, (name, value, round(v, 3))))
         out.append(tuple(items))
     return out
 
@@ -171,13 +188,37 @@ def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
+class _Formatted(dict):
+    """``format(number, spec)``, each number's text worked out once: formatting a float to a
+    precision costs about a microsecond, and a batch's sentences hold thousands of them, most
+    recurring (figures rounded to 0.001 points). A key stands for every number equal to it,
+    which formats alike but for the sign of a zero: zeros (and NaN, never equal to itself) are
+    formatted every time. At most ``_FORMATTED`` numbers are kept."""
+
+    def __init__(self, spec: str):
+        super().__init__()
+        self.spec = spec
+
+    def __missing__(self, number) -> str:
+        text = format(number, self.spec)
+        if number and number == number and len(self) < _FORMATTED:
+            self[number] = text
+        return text
+
+
+_FORMATTED = 1 << 16
+_signed_tenths = _Formatted("+.1f")
+_tenths = _Formatted(".1f")
+_percent = _Formatted(".0%")
+
+
 def _feature_text(c: Contribution) -> str:
     kind = type(c.value)
     if kind is str or kind is int:
         words = _cached_value_text(c.feature, kind, c.value)
     else:  # floats are not cached: -0.0 equals 0.0 but reads "-0"
         words = _value_text(c.feature, kind, c.value)
-    return f"{words} ({c.points:+.1f})"
+    return f"{words} ({_signed_tenths[c.points]})"
 
 
 def _value_text(feature: str, kind: type, value) -> str:
@@ -196,10 +237,10 @@ _cached_value_text = functools.lru_cache(maxsize=4096)(_value_text)
 
 def _interval_text(lower: float, upper: float) -> str:
     if upper <= 0:
-        return f"between {abs(upper):.1f} and {abs(lower):.1f} points lower"
+        return f"between {_tenths[abs(upper)]} and {_tenths[abs(lower)]} points lower"
     if lower >= 0:
-        return f"between {lower:.1f} and {upper:.1f} points higher"
-    return f"from {abs(lower):.1f} points lower to {upper:.1f} points higher"
+        return f"between {_tenths[lower]} and {_tenths[upper]} points higher"
+    return f"from {_tenths[abs(lower)]} points lower to {_tenths[upper]} points higher"
 
 
 def _join(parts: list[str]) -> str:
@@ -271,7 +312,7 @@ def explain(
         if runner_up is None or versus_runner_up is None
         else _chosen(versus_runner_up, profile, top)
     )
-    level = f"{coverage:.0%}"
+    level = _percent[coverage]
     if recommended == control:
         if runner_up is None:
             sentence = "Only usual care can be offered, so there is nothing to compare."
@@ -279,18 +320,18 @@ def explain(
             sentence = (
                 f"No offered intervention is expected to lower emotional exhaustion more "
                 f"than usual care for this profile; the closest is {label(runner_up)} "
-                f"({runner_up_effect:+.1f} points against usual care)"
+                f"({_signed_tenths[runner_up_effect]} points against usual care)"
             )
             sentence += (
                 f", held back mainly by {_join([_feature_text(c) for c in vs_next])}."
                 if vs_next
                 else "."
             )
-        return Explanation(recommended, runner_up, vs_care, vs_next, sentence)
+        return _new_explanation(recommended, runner_up, vs_care, vs_next, sentence)
     direction = "lower" if effect < 0 else "raise"
     sentence = (
         f"{label(recommended).capitalize()} is expected to {direction} emotional "
-        f"exhaustion by {abs(effect):.1f} points ({level} interval: "
+        f"exhaustion by {_tenths[abs(effect)]} points ({level} interval: "
         f"{_interval_text(lower, upper)}) compared with usual care"
     )
     sentence += (
@@ -302,10 +343,12 @@ def explain(
         lead = runner_up_effect - effect
         # When the runner-up is usual care, the first sentence already made that comparison.
         if runner_up != control:
-            sentence += f" It is expected to do {lead:.1f} points better than {label(runner_up)}"
+            sentence += (
+                f" It is expected to do {_tenths[lead]} points better than {label(runner_up)}"
+            )
             sentence += (
                 f", mainly because of {_join([_feature_text(c) for c in vs_next])}."
                 if vs_next
                 else "."
             )
-    return Explanation(recommended, runner_up, vs_care, vs_next, sentence)
+    return _new_explanation(recommended, runner_up, vs_care, vs_next, sentence)

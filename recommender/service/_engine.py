@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import operator
+import os
 import uuid
 from math import isfinite
 from collections import defaultdict
@@ -226,6 +227,12 @@ class RecommendationEngine:
             for_everyone: dict = {}
             columns = self._ranked_columns
             at = {arm: j for j, arm in enumerate(columns)}
+            # Rows with an estimate for every modelled arm: their mask is their arms' alone.
+            complete = (
+                np.array([estimated[arm] for arm in self.modelled], dtype=bool).all(axis=0)
+                if self.modelled
+                else np.ones(len(ranked_rows), dtype=bool)
+            ).tolist()
             ranks = []
             person_hash = self.audit.person_hash
             for k, i in enumerate(ranked_rows):
@@ -234,7 +241,12 @@ class RecommendationEngine:
                 key = None if offered is None else tuple(offered)
                 everyone = all(allowed[k])
                 if everyone and key in for_everyone:
-                    arms, excluded = for_everyone[key]
+                    arms, excluded, mask = for_everyone[key]
+                    if complete[k]:  # the shared mask and exclusions, read only
+                        ranks.append(mask)
+                        exclusions[i] = excluded
+                        hashes[i] = person_hash(row["person_id"])
+                        continue
                 else:
                     eligible = [arm for arm, ok in zip(catalog_arms, allowed[k]) if ok]
                     arms, excluded = offered_arms(
@@ -245,7 +257,10 @@ class RecommendationEngine:
                         eligible=eligible,
                     )
                     if everyone:
-                        for_everyone[key] = arms, excluded
+                        mask = [False] * len(columns)
+                        for arm in arms:
+                            mask[at[arm]] = True
+                        for_everyone[key] = arms, excluded, mask
                 excluded = list(excluded)  # a row's own: an arm without estimate is added
                 mask = [False] * len(columns)
                 for arm in arms:
@@ -285,6 +300,7 @@ class RecommendationEngine:
             explanations = self._explain(encoded, ranked_rows, rows, rankings)
         records = []
         logged = self._logged_profile
+        request_ids = iter(_request_ids(len(ranked_rows)))
         for i, row in enumerate(rows):
             if triages[i] is None:
                 answers[i], record = self.crisis_answer(
@@ -294,6 +310,7 @@ class RecommendationEngine:
                 continue
             ranking, assignment = rankings.get(i), assignments.get(i)
             answer = self._answer(
+                next(request_ids),
                 row,
                 triages[i],
                 ranking,
@@ -315,9 +332,8 @@ class RecommendationEngine:
                     "recommended": answer["recommended"],
                     "ranking_meaningful": answer["ranking_meaningful"],
                     # The answer's ranking, as the answer shows it.
-                    "effects": {}
-                    if ranking is None
-                    else {a.arm: [a.effect, a.lower, a.upper] for a in ranking.arms},
+                    # (effect, lower, upper) as a tuple: the stored JSON is a list either way
+                    "effects": {} if ranking is None else {a[0]: a[2:5] for a in ranking.arms},
                     # What retraining from the log needs: every candidate's probability and the
                     # profile without its identifier.
                     "assignment": _logged_assignment(assignment),
@@ -511,11 +527,11 @@ class RecommendationEngine:
         return estimate_basis(metadata, list(ranked), role, self._names)
 
     def _answer(
-        self, row, safety, ranking, explanation, excluded, compact, assignment=None
+        self, request_id, row, safety, ranking, explanation, excluded, compact, assignment=None
     ) -> dict:
         config = self.config
         answer = {
-            "request_id": uuid.uuid4().hex,
+            "request_id": request_id,
             "model_version": self.version,
             "catalog_version": self.catalog.version,
             "recommended": None,
@@ -536,7 +552,7 @@ class RecommendationEngine:
         answer["recommended"] = ranking.recommended
         answer["ranking_meaningful"] = ranking.meaningful
         answer["ranking_note"] = ranking.note
-        basis = self._basis(str(row.get("role")), tuple(a.arm for a in ranking.arms))
+        basis = self._basis(str(row.get("role")), tuple(map(_arm_of, ranking.arms)))
         if basis:
             answer["ranking_note"] += " " + basis
         if assignment is not None:
@@ -553,15 +569,16 @@ class RecommendationEngine:
         # NaN when the model has no such outcome, and JSON has no NaN.
         ranked = [
             {
-                "arm": a.arm,
-                "rank": a.rank,
-                "ee_effect": a.effect,
-                "ee_lower": a.lower,
-                "ee_upper": a.upper,
-                "dp_effect": a.effect_dp if isfinite(a.effect_dp) else None,
-                "pa_effect": a.effect_pa if isfinite(a.effect_pa) else None,
+                "arm": arm,
+                "rank": rank,
+                "ee_effect": effect,
+                "ee_lower": lower,
+                "ee_upper": upper,
+                "dp_effect": dp if isfinite(dp) else None,
+                "pa_effect": pa if isfinite(pa) else None,
             }
-            for a in ranking.arms
+            # a RankedArm's fields, unpacked rather than read one by one
+            for arm, rank, effect, lower, upper, dp, pa in ranking.arms
         ]
         if not compact:
             for item in ranked:
@@ -574,6 +591,27 @@ class RecommendationEngine:
             "sentence": explanation.sentence,
         }
         return answer
+
+
+_arm_of = operator.itemgetter(0)  # a RankedArm's arm
+
+
+def _request_ids(n: int) -> list[str]:
+    """``n`` of ``uuid.uuid4().hex``: random version-4 UUIDs as 32 hex digits, for many
+    answers from one read of the system's random source (uuid4 reads it for each)."""
+    if n < _FEW_IDS:
+        return [uuid.uuid4().hex for _ in range(n)]
+    octets = np.frombuffer(os.urandom(16 * n), dtype=np.uint8).reshape(n, 16).copy()
+    # What uuid.UUID(bytes=..., version=4) sets: the version in the high four bits of the
+    # seventh octet, the RFC 4122 variant in the high two bits of the ninth.
+    octets[:, 6] = (octets[:, 6] & 0x0F) | 0x40
+    octets[:, 8] = (octets[:, 8] & 0x3F) | 0x80
+    digits = octets.tobytes().hex()
+    return [digits[k : k + 32] for k in range(0, 32 * n, 32)]
+
+
+# Fewer ids than this are made one by one (numpy's per-call cost exceeds uuid4's).
+_FEW_IDS = 8
 
 
 def _getter(keys: Sequence[str]):
