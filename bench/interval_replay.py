@@ -347,6 +347,84 @@ def dr_floor(c: CohortCapture):
     return dr_floor_rule(DR_FLOOR_Z, DR_FLOOR_HOW)(c)
 
 
+def world_correction(c: CohortCapture, how: str = "plugin") -> np.ndarray:
+    """Per arm, what ``dr_error`` misses, E[δ²], read in the parametric bootstrap's world where
+    the truth is known: "plugin", the world's cross-fitted plug-in's own mean squared error
+    (E[δ*²] itself); "gap", the refitted effect's squared error out of fold minus the world's
+    doubly robust estimate of it (what the estimate misses there, realised). Not finite: 0."""
+    if c.world_plugin_mse is None:
+        raise ValueError(
+            f"{c.family} seed {c.seed}: the capture has no bootstrap-world fields"
+            " (world_plugin_mse, world_oof_mse, world_dr); capture it again with this"
+            " bench/interval_capture.py"
+        )
+    if how == "plugin":
+        correction = np.asarray(c.world_plugin_mse, float)
+    elif how == "gap":
+        correction = np.asarray(c.world_oof_mse, float) - np.asarray(c.world_dr, float)
+    else:
+        raise ValueError(f"how must be 'plugin' or 'gap', not {how!r}")
+    return np.where(np.isfinite(correction), correction, 0.0)
+
+
+def world_floor_rule(z: float, how: str = "plugin") -> Rule:
+    """The shipped rule with every person's variance of an arm at least
+    F = max(MSE + κ − z se, 0): ``dr_error``'s estimate (MSE, se) corrected by the bootstrap
+    world's reading of the plug-in's error κ (``world_correction``). Not finite: no floor."""
+
+    def rule(c: CohortCapture):
+        scale, extra = shipped(c)
+        mse, se = dr_error(c)
+        bound = mse + world_correction(c, how) - z * se
+        floor_total = np.where(np.isfinite(bound), np.maximum(bound, 0.0), 0.0)
+        return scale, extra, np.maximum(c.variance_floor, floor_total - extra)
+
+    return rule
+
+
+def rival_ratio(c: CohortCapture) -> np.ndarray:
+    """Per arm, the bootstrap's ratio of squared error to jackknife variance in the world
+    whose truth is the arm's rival effect (``bench.interval_capture.rivals``); NaN for an arm
+    with no rival (or a ratio that is not finite)."""
+    if c.rival is None:
+        raise ValueError(
+            f"{c.family} seed {c.seed}: the capture has no rival-world fields (rival,"
+            " rival_mse, rival_jackknife_variance); capture it again with this"
+            " bench/interval_capture.py"
+        )
+    ratio = np.asarray(c.rival_mse, float) / np.maximum(
+        np.asarray(c.rival_jackknife_variance, float), 1e-12
+    )
+    return np.where((np.asarray(c.rival) >= 0) & np.isfinite(ratio), ratio, np.nan)
+
+
+def rival_scale_rule(how: str = "max", rougher: bool = False) -> Rule:
+    """The shipped rule with a personalized arm's variance scale read also in the world whose
+    truth is its rival's effect: "max", the larger of the shipped scale and the rival world's
+    ratio; "mean", the mean of the shipped world's raw ratio and the rival world's, floored at
+    1. ``rougher``: only where the rival's out-of-fold effect spreads more than the chosen
+    one's. Arms with no rival (and arms given one effect for everyone) keep the shipped scale;
+    the extra variance is the shipped rule's."""
+    if how not in ("max", "mean"):
+        raise ValueError(f"how must be 'max' or 'mean', not {how!r}")
+
+    def rule(c: CohortCapture):
+        ratio = rival_ratio(c)
+        if rougher:
+            idx = np.asarray(c.rival)
+            for j, r in enumerate(idx):
+                if r >= 0 and c.candidate_oof[r, :, j].var() <= c.oof[:, j].var():
+                    ratio[j] = np.nan
+        if how == "max":
+            candidate = np.maximum(c.interval_scale, ratio)
+        else:
+            candidate = np.maximum((c.raw_scale + ratio) / 2, 1.0)
+        scale = np.where(np.isfinite(ratio), candidate, c.interval_scale)
+        return scale, _fifth_pass_extra(c, c.interval_scale)
+
+    return rule
+
+
 RULES: dict[str, Rule] = {
     "third-pass": third_pass,
     "shipped": shipped,
