@@ -381,7 +381,7 @@ def test_registered_dr_floor_lead_floors_every_person_at_the_estimate_itself():
     mse, _ = interval_replay.dr_error(c)
     _, extra, floor = interval_replay.RULES["dr-floor"](c)
     assert floor[0] == pytest.approx(mse[0] - extra[0], rel=1e-12)
-    assert "dr-floor" in interval_replay.ELIGIBLE
+    assert "dr-floor" in interval_replay.RULES
 
 
 def test_captures_made_before_the_noise_fields_still_load(tmp_path):
@@ -503,3 +503,17 @@ def test_world_floor_rule_adds_the_worlds_plug_in_error_to_the_dr_estimate():
     assert floor[0] == pytest.approx(mse[0] + 2.0 - se[0] - extra[0], rel=1e-12)
     with pytest.raises(ValueError, match="no bootstrap-world fields"):
         interval_replay.world_correction(toy(7))
+
+
+def test_registered_world_floor_lead_adds_the_worlds_whole_miss_at_z_zero():
+    # the ninth pass's lead as fixed before its fresh draws: κ* = world oof error − world DR
+    c = _floored_toy(0.1)
+    c.world_plugin_mse, c.world_oof_mse, c.world_dr = (
+        np.array([3.0]),
+        np.array([0.5]),
+        np.array([-1.5]),
+    )
+    mse, _ = interval_replay.dr_error(c)
+    _, extra, floor = interval_replay.RULES["world-floor"](c)
+    assert floor[0] == pytest.approx(mse[0] + 2.0 - extra[0], rel=1e-12)
+    assert interval_replay.ELIGIBLE == ("world-floor",)
