@@ -177,6 +177,15 @@ lead, ``world-floor``.
 - Adopted into ``recommender/uplift/_intervals.py`` only if it passes and the fit time at
   n = 20,000 stays within issue 14's limit (at most half CausalForestDML's) and root PEHE
   within ±3 % (the point estimates do not change). No held-out draw is captured by this pass.
+- Outcome on the fresh seeds 31-36 (first and only run, after commit bf61572, all six seeds
+  captured by 16:47 UTC): 8 families against ``shipped``'s 8, E[count] 6.78 against 6.31,
+  better / worse 0.48 / 0.06. The resampling criteria hold but the count does not: the bar
+  is not met and the lead is not adopted (``shipped`` stays). It brought nw-d in (83.7 ->
+  86.9 %) and lifted causalml-4 (88.8 -> 91.0 %) as on the seen draws, and pushed two-arm-50k
+  out (90.6 -> 94.2 %: its one under-covered draw, 78 %, rose to 89 % and a covered one
+  widened). ``rival-max``: 7 families, E[count] 5.59, better / worse 0.18 / 0.55 (it widens
+  nw-b to 1.45 times the needed width). docs/benchmarks.md, ninth pass (drafted in the
+  lead's notes).
 
 Bar for adopting a lead (written before scoring): on the new tuning draws it meets the
 acceptance (coverage 86-94 %, no arm below 80 %, width / needed at most 1.2) on more families
