@@ -16,6 +16,11 @@ the capture keeps:
 - per training row, what the pseudo-outcome's noise is made of: the arm received, y, the
   cross-fitted outcome of every arm and the propensity of the arm received (captures made before these fields
   load with them None).
+- in the parametric bootstrap's worlds, where the truth is known (ninth pass; None in older
+  captures): what the doubly robust estimate of an arm's squared error misses there
+  (``world_errors``), and the variance ratio in a second world that plants each personalized
+  arm's farthest plausible candidate as truth (``rivals``). The second world is the capture's
+  own extra work: its CPU is taken off ``fit_s``.
 
 The selection's candidates are local to ``select_learner``: the capture records them by
 wrapping the learners' constructors in ``recommender.uplift._auto`` for the duration of one
