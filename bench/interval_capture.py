@@ -16,6 +16,11 @@ the capture keeps:
 - per training row, what the pseudo-outcome's noise is made of: the arm received, y, the
   cross-fitted outcome of every arm and the propensity of the arm received (captures made before these fields
   load with them None).
+- in the parametric bootstrap's worlds, where the truth is known (ninth pass; None in older
+  captures): what the doubly robust estimate of an arm's squared error misses there
+  (``world_errors``), and the variance ratio in a second world that plants each personalized
+  arm's farthest plausible candidate as truth (``rivals``). The second world is the capture's
+  own extra work: its CPU is taken off ``fit_s``.
 
 The selection's candidates are local to ``select_learner``: the capture records them by
 wrapping the learners' constructors in ``recommender.uplift._auto`` for the duration of one
@@ -79,6 +84,23 @@ class CohortCapture:
     y: np.ndarray | None = None  # (m,)
     mu: np.ndarray | None = None  # (m, arms + 1)
     received: np.ndarray | None = None  # (m,)
+    # the parametric bootstrap's world, where the truth (the planted effect) is known (ninth
+    # pass; None in older captures), per arm, averaged over the replicates: the world's
+    # cross-fitted plug-in μ*_a − μ*_0 against the planted effect (E[δ*²]), the refitted
+    # chosen effect out of fold against it, and the world's doubly robust estimate of that
+    # squared error (``bench.interval_replay.dr_error``'s formula on the world's rows)
+    world_plugin_mse: np.ndarray | None = None  # (arms,)
+    world_oof_mse: np.ndarray | None = None  # (arms,)
+    world_dr: np.ndarray | None = None  # (arms,)
+    # ...and a second world whose truth is, for each personalized arm, a rival's effect: the
+    # plausible candidate (personalized, not clearly worse than the best; a member of the
+    # arm's ensemble counts) farthest out of fold from the chosen effect, its fold models' mean on the
+    # training rows (``rival_world``); the chosen learners refitted there, as many replicates
+    # as the shipped bootstrap, the same reshuffles. Arms with no rival plant the chosen effect.
+    rival: np.ndarray | None = None  # (arms,) index of the rival candidate, -1: none
+    rival_distance: np.ndarray | None = None  # (arms,) its mean squared distance out of fold
+    rival_mse: np.ndarray | None = None  # (arms,) squared error against the planted rival
+    rival_jackknife_variance: np.ndarray | None = None  # (arms,) mean shrunk jackknife there
 
     @property
     def raw_scale(self) -> np.ndarray:
@@ -111,6 +133,139 @@ def _loss_gaps(pseudo, candidate_oof, constant):
             gap[c, j] = difference.mean()
             se[c, j] = difference.std(ddof=1) / np.sqrt(len(difference))
     return loss, gap, se
+
+
+def world_errors(world, planted, oof) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per arm, in one re-simulated world with known truth ``planted`` (m, arms): the
+    cross-fitted plug-in's mean squared error, the refitted effect's out of fold (``oof``),
+    and the doubly robust estimate of the latter, mean((ψ* − τ̂*_oof)² − r*²)."""
+    codes = np.asarray(world.codes)
+    rows = np.arange(len(codes))
+    mu = np.asarray(world.mu, float)
+    plugin = mu[:, 1:] - mu[:, :1]
+    residual = (world.y - mu[rows, codes]) / world.propensity.received
+    pseudo = world.pseudo_effects()
+    dr = np.zeros(planted.shape[1])
+    for j in range(planted.shape[1]):
+        noise = np.where((codes == 0) | (codes == j + 1), residual**2, 0.0)
+        per_row = (pseudo[:, j] - oof[:, j]) ** 2 - noise
+        dr[j] = per_row[np.isfinite(per_row)].mean()
+    return (
+        ((plugin - planted) ** 2).mean(axis=0),
+        ((oof - planted) ** 2).mean(axis=0),
+        dr,
+    )
+
+
+@contextmanager
+def _recording_worlds():
+    """Within the block, every re-simulated world of the parametric bootstrap is measured
+    against its planted effect (``world_errors``) and appended to the yielded list."""
+    from recommender.uplift import _intervals
+
+    worlds: list = []
+    real_refit = _intervals.refit_chosen
+
+    def refit(world, chosen):
+        refitted = real_refit(world, chosen)
+        planted = np.asarray(chosen.effect(world.M), float)
+        worlds.append(world_errors(world, planted, np.asarray(refitted.oof, float)))
+        return refitted
+
+    with mock.patch.object(_intervals, "refit_chosen", refit):
+        yield worlds
+
+
+class _Planted:
+    """The chosen learners with another effect planted as the re-simulated world's truth
+    (what ``_intervals._replicate`` reads of ``chosen``: its learners and ``effect(M)``)."""
+
+    def __init__(self, chosen, planted):
+        self.chosen = chosen.chosen
+        self._planted = planted
+
+    def effect(self, M):
+        assert len(M) == len(self._planted)
+        return self._planted
+
+
+def rivals(candidates, pseudo, chosen_oof, chosen_ids, constant) -> tuple[list, np.ndarray]:
+    """Per arm, the index of the plausible candidate farthest from the chosen effect out of
+    fold (-1: none) and that distance. Plausible: personalized, finite loss, not clearly worse
+    than the best personalized candidate (the selection's ``_clearly_worse``). A candidate
+    averaged into the arm counts (the roughest member of an ensemble is a rival of the
+    average); the chosen effect itself is at distance 0 and never picked. ``chosen_ids`` is
+    kept for the record's shape (per arm, the ids of the candidates averaged)."""
+    from recommender.uplift._auto import _clearly_worse
+
+    arms = chosen_oof.shape[1]
+    picked, distance = [-1] * arms, np.zeros(arms)
+    for j in range(arms):
+        squared = {
+            c: (pseudo[:, j] - learner.oof[:, j]) ** 2
+            for c, learner in enumerate(candidates)
+            if not constant[c] and np.isfinite(((pseudo[:, j] - learner.oof[:, j]) ** 2).mean())
+        }
+        if not squared:
+            continue
+        best = min(squared, key=lambda c: squared[c].mean())
+        for c in squared:
+            if _clearly_worse(squared[c], squared[best]):
+                continue
+            d = float(np.mean((candidates[c].oof[:, j] - chosen_oof[:, j]) ** 2))
+            if d > distance[j]:
+                picked[j], distance[j] = c, d
+    return picked, distance
+
+
+@contextmanager
+def _recording_rival_world(record):
+    """After the shipped bootstrap, the same replicates once more with each personalized arm's
+    rival effect planted (``rivals``); the results go into ``record["rival_world"]``."""
+    from recommender.uplift import _intervals, _model
+    from recommender.uplift._regressors import ConstantSpec
+
+    real = _model.calibrate_scale
+
+    def calibrate(nuisance, chosen, **kwargs):
+        scale, details = real(nuisance, chosen, **kwargs)
+        start = time.process_time()
+        candidates = record["candidates"]
+        constant = [isinstance(getattr(c, "spec", None), ConstantSpec) for c in candidates]
+        picked, distance = rivals(
+            candidates, record["pseudo"], np.asarray(chosen.oof, float), record["chosen"], constant
+        )
+        planted = np.array(chosen.effect(nuisance.M), dtype=float)
+        for j, c in enumerate(picked):
+            if c >= 0 and chosen.undetected_variance[j] == 0:
+                planted[:, j] = candidates[c].fold_effects(nuisance.M).mean(axis=0)[:, j]
+            else:
+                picked[j] = -1
+        replicates = details.get("replicates", 0)
+        error, variance = 0.0, 0.0
+        for r in range(replicates):
+            e, v = _intervals._replicate(
+                nuisance,
+                _Planted(chosen, planted),
+                design=kwargs["design"],
+                clip=kwargs["clip"],
+                n_folds=kwargs["n_folds"],
+                seed=kwargs["seed"],
+                replicate=r,
+                max_rows=_intervals.AVERAGE_ROWS,
+            )
+            error, variance = error + e, variance + v
+        record["rival_s"] = time.process_time() - start  # not the model's: off its fit time
+        record["rival_world"] = (
+            np.array(picked),
+            distance,
+            np.asarray(error / max(replicates, 1), float),
+            np.asarray(variance / max(replicates, 1), float),
+        )
+        return scale, details
+
+    with mock.patch.object(_model, "calibrate_scale", calibrate):
+        yield
 
 
 @contextmanager
@@ -162,10 +317,17 @@ def capture_cohort(cohort, *, family: str = "", seed: int = -1, **model_params) 
     from recommender.uplift._regressors import ConstantSpec
 
     model = UpliftModel(learner="auto", **model_params)
-    with _recording_selection() as record:
-        start = time.process_time()
-        model.fit(cohort.X, cohort.treatment, cohort.y, propensity=cohort.propensity)
-        fit_s = time.process_time() - start
+    with _recording_selection() as record, _recording_worlds() as worlds:
+        with _recording_rival_world(record):
+            start = time.process_time()
+            model.fit(cohort.X, cohort.treatment, cohort.y, propensity=cohort.propensity)
+            fit_s = time.process_time() - start - record.pop("rival_s", 0.0)
+    # the shipped bootstrap's worlds come first; the rival world's replicates after them
+    rival_world = record.pop("rival_world", None)
+    worlds = worlds[
+        : len(worlds)
+        - (rival_world is not None) * int(model.interval_calibration_.get("replicates", 0))
+    ]
     arms = list(model.arms_)
     M = model._matrix(cohort.X_test)
     effect = model.estimator_.effect(M)
@@ -212,6 +374,13 @@ def capture_cohort(cohort, *, family: str = "", seed: int = -1, **model_params) 
         y=record["y"],
         mu=record["mu"],
         received=record["received"],
+        world_plugin_mse=np.mean([w[0] for w in worlds], axis=0) if worlds else None,
+        world_oof_mse=np.mean([w[1] for w in worlds], axis=0) if worlds else None,
+        world_dr=np.mean([w[2] for w in worlds], axis=0) if worlds else None,
+        rival=rival_world[0] if rival_world else None,
+        rival_distance=rival_world[1] if rival_world else None,
+        rival_mse=rival_world[2] if rival_world else None,
+        rival_jackknife_variance=rival_world[3] if rival_world else None,
     )
 
 

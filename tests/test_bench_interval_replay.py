@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 from bench import coverage, interval_replay
-from bench.interval_capture import CohortCapture, capture_cohort, load, load_dir, save
+from bench.interval_capture import (
+    CohortCapture,
+    capture_cohort,
+    load,
+    load_dir,
+    rivals,
+    save,
+    world_errors,
+)
 from recommender.uplift import UpliftModel
 from recommender.uplift._intervals import (
     held_out_bias,
@@ -373,7 +381,7 @@ def test_registered_dr_floor_lead_floors_every_person_at_the_estimate_itself():
     mse, _ = interval_replay.dr_error(c)
     _, extra, floor = interval_replay.RULES["dr-floor"](c)
     assert floor[0] == pytest.approx(mse[0] - extra[0], rel=1e-12)
-    assert "dr-floor" in interval_replay.ELIGIBLE
+    assert "dr-floor" in interval_replay.RULES
 
 
 def test_captures_made_before_the_noise_fields_still_load(tmp_path):
@@ -388,3 +396,124 @@ def test_captures_made_before_the_noise_fields_still_load(tmp_path):
     assert set(interval_replay.replay_scores(back, interval_replay.shipped)) == {"a"}
     with pytest.raises(ValueError, match="no per-row noise fields"):
         interval_replay.replay_scores(back, interval_replay.RULES["dr-floor"])
+
+
+# ------------------------------------------------ ninth pass: the bootstrap's known truth
+class _World:
+    """What ``world_errors`` reads of a re-simulated world's nuisance."""
+
+    def __init__(self, codes, y, mu, received):
+        self.codes, self.y, self.mu = codes, y, mu
+        self.propensity = type("P", (), {"received": received})()
+        rows = np.arange(len(codes))
+        self.scores = mu.copy()
+        self.scores[rows, codes] += (y - mu[rows, codes]) / received
+
+    def pseudo_effects(self):
+        return self.scores[:, 1:] - self.scores[:, :1]
+
+
+def test_world_errors_measure_the_plug_in_and_the_effect_against_the_planted_truth():
+    rng = np.random.default_rng(11)
+    m = 200_000
+    codes = rng.integers(0, 2, m)
+    x = rng.normal(size=m)
+    planted = (1 + x)[:, None]
+    truth = np.stack([x, 2 * x + 1], axis=1)  # μ_0, μ_1: μ_1 − μ_0 = planted
+    y = truth[np.arange(m), codes] + rng.normal(size=m)
+    mu = truth.copy()
+    mu[:, 1] += 0.5  # the world's plug-in off by 0.5: E[δ*²] = 0.25
+    oof = planted + 0.3  # the refitted effect off by 0.3: MSE 0.09
+    plugin, effect, dr = world_errors(_World(codes, y, mu, np.full(m, 0.5)), planted, oof)
+    assert plugin[0] == pytest.approx(0.25, rel=1e-9)
+    assert effect[0] == pytest.approx(0.09, rel=1e-9)
+    # the world's DR estimate misses the plug-in's error, as on the real rows: 0.09 − 0.25
+    assert dr[0] == pytest.approx(0.09 - 0.25, abs=0.02)
+
+
+def test_rivals_pick_the_farthest_plausible_candidate():
+    rng = np.random.default_rng(12)
+    m = 400  # few rows: a distance of 0.09 is not clearly worse (its se is about 0.09)
+    pseudo = rng.normal(size=(m, 1)) * 3
+
+    def candidate(offset):
+        return type("C", (), {"oof": (pseudo * 0.0 + offset)})()
+
+    far, near, chosen, constant, bad = (
+        candidate(0.3 * rng.choice([-1, 1], (m, 1))),
+        candidate(0.1 * rng.choice([-1, 1], (m, 1))),
+        candidate(np.zeros((m, 1))),
+        candidate(np.full((m, 1), 0.9)),
+        candidate(pseudo * 0.0 + 5.0),  # clearly worse
+    )
+    candidates = [chosen, near, far, constant, bad]
+    picked, distance = rivals(
+        candidates,
+        pseudo,
+        chosen.oof,
+        [[id(chosen)]],
+        [False, False, False, True, False],
+    )
+    assert picked == [2]  # not the constant (farther), nor the clearly worse one
+    assert distance[0] == pytest.approx(0.09, rel=1e-9)
+    # a member of the arm's ensemble counts: chosen = the mean of (chosen, chosen, far)
+    mean = (2 * chosen.oof + far.oof) / 3
+    picked, distance = rivals(
+        candidates, pseudo, mean, [[id(chosen), id(far)]], [False] * 3 + [True, False]
+    )
+    assert picked == [2]
+    assert distance[0] == pytest.approx(0.04, rel=1e-9)
+
+
+def test_rival_scale_rule_reads_the_scale_in_the_rival_world_for_arms_with_a_rival():
+    c = toy(5, rival=np.array([0]), rival_mse=np.array([6.0]))
+    c.rival_jackknife_variance = np.array([1.0])
+    c.rival_distance = np.array([0.1])
+    scale, extra = interval_replay.rival_scale_rule("max")(c)
+    np.testing.assert_array_equal(scale, [6.0])  # max(shipped 2, rival ratio 6)
+    np.testing.assert_array_equal(extra, interval_replay.shipped(c)[1])
+    assert interval_replay.rival_scale_rule("mean")(c)[0][0] == pytest.approx(4.0)
+    # a rival ratio under the shipped scale changes nothing under "max"
+    c.rival_mse = np.array([1.5])
+    np.testing.assert_array_equal(interval_replay.rival_scale_rule("max")(c)[0], [2.0])
+    # no rival: the shipped scale
+    c.rival = np.array([-1])
+    c.rival_mse = np.array([6.0])
+    np.testing.assert_array_equal(interval_replay.rival_scale_rule("max")(c)[0], [2.0])
+    # "rougher": a rival whose out-of-fold effect spreads no more than the chosen is ignored
+    c.rival = np.array([0])
+    np.testing.assert_array_equal(interval_replay.rival_scale_rule("max", True)(c)[0], [2.0])
+    c.candidate_oof = c.candidate_oof + np.random.default_rng(0).normal(size=c.candidate_oof.shape)
+    np.testing.assert_array_equal(interval_replay.rival_scale_rule("max", True)(c)[0], [6.0])
+    with pytest.raises(ValueError, match="no rival-world fields"):
+        interval_replay.rival_ratio(toy(6))
+
+
+def test_world_floor_rule_adds_the_worlds_plug_in_error_to_the_dr_estimate():
+    c = _floored_toy(0.1)  # DR estimate about 0.01: under the shipped variance alone
+    c.world_plugin_mse, c.world_oof_mse, c.world_dr = (
+        np.array([3.0]),
+        np.array([0.5]),
+        np.array([-1.5]),
+    )
+    mse, se = interval_replay.dr_error(c)
+    _, extra, floor = interval_replay.world_floor_rule(0.0, "plugin")(c)
+    assert floor[0] == pytest.approx(mse[0] + 3.0 - extra[0], rel=1e-12)
+    _, extra, floor = interval_replay.world_floor_rule(1.0, "gap")(c)
+    assert floor[0] == pytest.approx(mse[0] + 2.0 - se[0] - extra[0], rel=1e-12)
+    with pytest.raises(ValueError, match="no bootstrap-world fields"):
+        interval_replay.world_correction(toy(7))
+
+
+def test_registered_world_floor_lead_adds_the_worlds_whole_miss_at_z_zero():
+    # the ninth pass's lead as fixed before its fresh draws: κ* = world oof error − world DR
+    c = _floored_toy(0.1)
+    c.world_plugin_mse, c.world_oof_mse, c.world_dr = (
+        np.array([3.0]),
+        np.array([0.5]),
+        np.array([-1.5]),
+    )
+    mse, _ = interval_replay.dr_error(c)
+    _, extra, floor = interval_replay.RULES["world-floor"](c)
+    assert floor[0] == pytest.approx(mse[0] + 2.0 - extra[0], rel=1e-12)
+    assert interval_replay.ELIGIBLE == ("world-floor",)
