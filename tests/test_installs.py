@@ -47,3 +47,15 @@ def test_pyproject_has_lower_bounds_and_the_locks_exact_hashed_pins():
         assert len(pins) > 50 and len(hashed) == len(pins), lock
     runtime = (ROOT / "requirements" / "runtime.lock").read_text()
     assert "\nbentoml==1.4.39 " in runtime and "\npsycopg==" in runtime
+
+
+def test_the_service_lock_has_uvicorns_c_parser_and_event_loop():
+    # uvicorn (BentoML's server) falls back silently to h11 and asyncio's loop without them,
+    # and each answer then costs the worker about a sixth more CPU (docs/benchmarks.md).
+    serve = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]["serve"]
+    assert {re.split(r"[<>=\[; ]", entry)[0] for entry in serve} >= {"httptools", "uvloop"}
+    for lock in ("runtime", "test", "bench"):
+        text = (ROOT / "requirements" / f"{lock}.lock").read_text()
+        assert "\nhttptools==" in text and "\nuvloop==" in text, lock
