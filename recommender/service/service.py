@@ -4,7 +4,8 @@ Serve with ``recommender serve`` (or ``bentoml serve recommender.service.service
 The champion is loaded once, in ``__init__``; ``/reload`` swaps in the current champion by
 replacing one reference, so requests already running finish on the model they started with.
 Authorization and body validation happen in :class:`~recommender.service._gate.Gate` before
-BentoML parses anything; the work itself is
+BentoML parses anything, and the Gate answers ``/recommend`` itself with the same handler
+(``direct_routes``); the work itself is
 :class:`~recommender.service._engine.RecommendationEngine`.
 """
 
@@ -210,21 +211,42 @@ class Recommender:
     @bentoml.api(route="/recommend")
     def recommend(self, request: ServedProfileRequest, /, ctx: bentoml.Context) -> Recommendation:
         """Rank the offered interventions for one person, with intervals, reasons and safety."""
+        response = self._recommend(request, _role(ctx))
+        ctx.response.status_code = response.status_code  # BentoML copies it onto the response
+        return response
+
+    @property
+    def direct_routes(self) -> dict:
+        """Per route, the answer the front door gives itself once it has checked the body:
+        ``(body, caller_role) -> Response``, run on a worker thread.
+
+        ``/recommend`` is answered here rather than through BentoML's endpoint (which would
+        parse the checked body again into its input model, inspect the method's signature and
+        build a context per request): the same parse, the same handler, the same status codes
+        and bodies; BentoML's metrics, tracing, access log and timeout still wrap it, and the
+        route and its OpenAPI description stay BentoML's.
+        """
+        return {"/recommend": self._recommend_body}
+
+    def _recommend_body(self, body: bytes, caller_role: str) -> Response:
+        return self._recommend(ServedProfileRequest.model_validate_json(body), caller_role)
+
+    def _recommend(self, request: ServedProfileRequest, caller_role: str) -> Response:
         raw = request.body()
         if crisis_flagged(raw):  # before and outside anything that could fail
-            return JSONResponse(self._crisis_answers([raw], _role(ctx))[0])
+            return JSONResponse(self._crisis_answers([raw], caller_role)[0])
         engine = self.engine  # one model for the whole request, even if /reload runs meanwhile
         if engine is None:
-            return self._no_model(ctx)
+            return self._refusal_without_model()
         try:
             # Checked against the model that answers (the front door may have seen another,
             # had /reload swapped it in between).
             row = engine.check_row(raw)
-            answer = engine.recommend([row], caller_role=_role(ctx))[0]
+            answer = engine.recommend([row], caller_role=caller_role)[0]
         except InputError as error:
-            return _error(ctx, 422, str(error), error.problems)
+            return _refusal(422, str(error), error.problems)
         except AuditUnavailable as error:
-            return _error(ctx, 503, f"{error}; nothing was answered, please retry")
+            return _refusal(503, f"{error}; nothing was answered, please retry")
         # Recommendation's own JSON (the documented schema is what is sent), with the catalog
         # facts every answer repeats validated once per model rather than once per request.
         return Response(engine.answer_json.recommendation(answer), media_type="application/json")
@@ -369,8 +391,12 @@ class Recommender:
         return dict(zip(flagged, answers))
 
     def _no_model(self, ctx: bentoml.Context, crisis=None) -> JSONResponse:
-        return _error(
-            ctx,
+        response = self._refusal_without_model(crisis)
+        ctx.response.status_code = response.status_code
+        return response
+
+    def _refusal_without_model(self, crisis=None) -> JSONResponse:
+        return _refusal(
             503,
             f"{self.load_error}; only crisis answers can be given until /reload loads a champion",
             None,
@@ -544,13 +570,35 @@ def _error(
 ) -> JSONResponse:
     # BentoML copies ctx.response.status_code onto whatever the API returns.
     ctx.response.status_code = status
+    return _refusal(status, message, problems, crisis)
+
+
+def _refusal(status: int, message: str, problems=None, crisis=None) -> JSONResponse:
     body = {"error": message, "problems": as_problems(problems)}
     if crisis:  # a batch or plan refused: its crisis rows are answered all the same
         body["crisis_results"] = [{"index": i, "answer": crisis[i]} for i in sorted(crisis)]
     return JSONResponse(body, status_code=status)
 
 
-Recommender.add_asgi_middleware(Gate, current=bentoml.get_current_service)
+def _answer_headers() -> dict:
+    """What BentoML's endpoint adds to every answer, for the answers the front door gives
+    itself: the server's name and the request id (the id of the request's OpenTelemetry server
+    span, which the access log prints too), as 16 hex digits."""
+    from opentelemetry import trace
+
+    headers = {"Server": f"BentoML Service/{SERVICE_NAME}"}
+    span = trace.get_current_span().get_span_context()
+    if span.is_valid:
+        headers["X-BentoML-Request-ID"] = format(span.span_id, "016x")
+    return headers
+
+
+Recommender.add_asgi_middleware(
+    Gate,
+    current=bentoml.get_current_service,
+    threads=Recommender.config.get("threads", 1),
+    headers=_answer_headers,
+)
 
 # Served beyond the routes the OpenAPI document lists: the document itself and BentoML's
 # schema for its clients (BentoML's UI pages are not).
