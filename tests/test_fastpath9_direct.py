@@ -7,6 +7,7 @@ direct route switched off, and compares status, body and headers.
 """
 
 import csv
+import dataclasses
 import io
 
 import bentoml
@@ -24,7 +25,7 @@ from service_fixtures import (  # noqa: F401  (fixtures)
 )
 
 # Differ from one answer to the next whichever way it is given.
-_PER_ANSWER = ("request_id",)
+_PER_ANSWER = ("request_id", "batch_id")
 
 
 @pytest.fixture
@@ -33,22 +34,27 @@ def both_ways(asgi_client, monkeypatch):
     asgi_client.get("/readyz")
     service = bentoml.get_current_service()
 
-    def send(body):
-        direct = asgi_client.post("/recommend", json=body, headers=auth("program"))
+    def send(body, path="/recommend"):
+        direct = asgi_client.post(path, json=body, headers=auth("program"))
         with monkeypatch.context() as patch:
             patch.setattr(type(service), "direct_routes", property(lambda self: {}))
-            endpoint = asgi_client.post("/recommend", json=body, headers=auth("program"))
+            endpoint = asgi_client.post(path, json=body, headers=auth("program"))
         return direct, endpoint
 
     return service, send
 
 
+def _without_ids(value):
+    if isinstance(value, dict):
+        return {k: _without_ids(v) for k, v in value.items() if k not in _PER_ANSWER}
+    if isinstance(value, list):
+        return [_without_ids(v) for v in value]
+    return value
+
+
 def _same(direct, endpoint):
     assert direct.status_code == endpoint.status_code
-    one, other = direct.json(), endpoint.json()
-    for key in _PER_ANSWER:
-        one.pop(key, None), other.pop(key, None)
-    assert one == other
+    assert _without_ids(direct.json()) == _without_ids(endpoint.json())
     for response in (direct, endpoint):
         assert response.headers["content-type"] == "application/json"
         assert response.headers["server"] == f"BentoML Service/{SERVICE_NAME}"
@@ -58,7 +64,7 @@ def _same(direct, endpoint):
 
 def test_the_route_is_answered_directly(asgi_client):
     service = bentoml.get_current_service()
-    assert set(service.direct_routes) == {"/recommend"}
+    assert set(service.direct_routes) == {"/recommend", "/recommend_batch"}
 
 
 def test_an_answer_and_its_audit_record_are_the_endpoints(both_ways, asgi_client):
@@ -143,3 +149,33 @@ def test_refusals_before_the_answer_are_unchanged(asgi_client):
     assert asgi_client.post("/recommend", json=PROFILE, headers=auth("auditor")).status_code == 403
     bad = asgi_client.post("/recommend", json={**PROFILE, "ee": 99}, headers=auth("program"))
     assert bad.status_code == 422 and bad.json()["problems"][0]["field"] == "ee"
+
+
+def test_a_batch_is_the_endpoints(both_ways):
+    _, send = both_ways
+    profiles = [
+        profile(person_id="b-1"),
+        {**PROFILE, "person_id": "b-2", "crisis_risk": True},
+        {**PROFILE, "person_id": "b-3", "ee": 99},  # its own error entry
+        profile(person_id="b-4", role="nurse", offered=["coaching"]),
+    ]
+    direct, endpoint = send({"profiles": profiles}, "/recommend_batch")
+    _same(direct, endpoint)
+    batch = direct.json()
+    assert direct.status_code == 200 and (batch["answered"], batch["rejected"]) == (3, 1)
+
+
+def test_batch_refusals_are_the_endpoints(both_ways, monkeypatch):
+    service, send = both_ways
+    with monkeypatch.context() as patch:
+        patch.setattr(service, "config", dataclasses.replace(service.config, max_batch_rows=2))
+        direct, endpoint = send({"profiles": [PROFILE] * 3}, "/recommend_batch")
+    _same(direct, endpoint)
+    assert direct.status_code == 413
+
+    monkeypatch.setattr(service, "engine", None)
+    monkeypatch.setattr(service, "load_error", "no model is loaded (test)")
+    flagged = {"person_id": "c-1", "role": "nurse", "crisis_risk": True}
+    direct, endpoint = send({"profiles": [PROFILE, flagged]}, "/recommend_batch")
+    _same(direct, endpoint)
+    assert direct.status_code == 503 and direct.json()["crisis_results"][0]["index"] == 1

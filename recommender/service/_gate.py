@@ -4,9 +4,9 @@ Every protected route is checked here before BentoML sees the request, so a call
 key gets 401, a caller with the wrong role 403, and a malformed body 400/422 with problems that
 name the field, the value and what is accepted (BentoML's own validation errors omit the value).
 A body that passes is handed on unchanged, as ``application/json``; or, on a route the service
-answers itself (``direct_routes``: ``/recommend``), answered here on a worker thread without
-BentoML's endpoint parsing it again (BentoML's metrics, tracing, access log and timeout, which
-wrap this layer, still see the request).
+answers itself (``direct_routes``: ``/recommend``, ``/recommend_batch``), answered here on a
+worker thread without BentoML's endpoint parsing it again (BentoML's metrics, tracing, access
+log and timeout, which wrap this layer, still see the request).
 
 Before any of that, :class:`KnownRoutes` (the outermost layer, in front of BentoML's own)
 answers every path the service does not serve with 404: BentoML's metrics make a Prometheus
