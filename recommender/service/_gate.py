@@ -50,8 +50,13 @@ class Gate:
     app : ASGI app
         The wrapped application.
     current : callable
-        Returns the live service object (with ``keyring`` and ``config``), or ``None`` while it
-        is starting.
+        Returns the live service object (with ``keyring``, ``body_models`` and
+        ``direct_routes``), or ``None`` while it is starting.
+    threads : int, default 1
+        How many requests of the direct routes are answered at once (the service's
+        ``threads``); the others wait their turn.
+    headers : callable, default dict
+        The headers every direct answer carries, read in the request's context.
     """
 
     def __init__(
