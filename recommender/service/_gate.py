@@ -3,7 +3,10 @@
 Every protected route is checked here before BentoML sees the request, so a caller without a
 key gets 401, a caller with the wrong role 403, and a malformed body 400/422 with problems that
 name the field, the value and what is accepted (BentoML's own validation errors omit the value).
-A body that passes is handed on unchanged, as ``application/json``.
+A body that passes is handed on unchanged, as ``application/json``; or, on a route the service
+answers itself (``direct_routes``: ``/recommend``, ``/recommend_batch``), answered here on a
+worker thread without BentoML's endpoint parsing it again (BentoML's metrics, tracing, access
+log and timeout, which wrap this layer, still see the request).
 
 Before any of that, :class:`KnownRoutes` (the outermost layer, in front of BentoML's own)
 answers every path the service does not serve with 404: BentoML's metrics make a Prometheus
@@ -14,6 +17,7 @@ service's own landing page at ``/`` instead of BentoML's, which loads a third-pa
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Callable, Collection
 
@@ -22,6 +26,8 @@ from pydantic import ValidationError
 from recommender.service._auth import authorize
 
 __all__ = ["Gate", "KnownRoutes", "MAX_BODY_BYTES", "MAX_JSON_DEPTH"]
+
+log = logging.getLogger("recommender.service")
 
 # A 10,000-row batch is about 3 MB of JSON; anything far beyond is not a request we serve.
 MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -44,13 +50,28 @@ class Gate:
     app : ASGI app
         The wrapped application.
     current : callable
-        Returns the live service object (with ``keyring`` and ``config``), or ``None`` while it
-        is starting.
+        Returns the live service object (with ``keyring``, ``body_models`` and
+        ``direct_routes``), or ``None`` while it is starting.
+    threads : int, default 1
+        How many requests of the direct routes are answered at once (the service's
+        ``threads``); the others wait their turn.
+    headers : callable, default dict
+        The headers every direct answer carries, read in the request's context.
     """
 
-    def __init__(self, app, *, current: Callable[[], object]):
+    def __init__(
+        self,
+        app,
+        *,
+        current: Callable[[], object],
+        threads: int = 1,
+        headers: Callable[[], dict] = dict,
+    ):
         self.app = app
         self.current = current
+        self.threads = threads
+        self.headers = headers
+        self._limiter = None  # made on first use: it belongs to the running event loop
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -122,6 +143,11 @@ class Gate:
             )
             return await response(scope, receive, send)
 
+        answer = service.direct_routes.get(path.rstrip("/"))
+        if answer is not None:
+            response = await self._answer(answer, body, decision.role)
+            return await response(scope, receive, send)
+
         # Hand the checked body on as JSON whatever Content-Type the caller claimed, so no
         # other parser (multipart, pickle) ever sees it.
         scope = dict(scope)
@@ -135,6 +161,25 @@ class Gate:
             (b"content-length", str(len(body)).encode()),
         ]
         return await self.app(scope, _replay(body, receive), send)
+
+    async def _answer(self, answer: Callable, body: bytes, role: str):
+        """``answer(body, role)`` on a worker thread (at most ``threads`` at once), with the
+        headers the service's other answers carry; an unexpected failure is a 500 with the body
+        BentoML gives one, logged with its traceback."""
+        import anyio
+
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self.threads)
+        try:
+            response = await anyio.to_thread.run_sync(answer, body, role, limiter=self._limiter)
+        except Exception:  # noqa: BLE001 - the caller gets a 500, the log the traceback
+            log.exception("answering %s failed", answer.__name__)
+            response = _json_response(
+                500,
+                {"error": "An unexpected error has occurred, please check the server log."},
+            )
+        response.headers.update(self.headers())
+        return response
 
 
 class KnownRoutes:
