@@ -41,6 +41,7 @@ from recommender.service._sqlite import sqlite_file
 
 __all__ = [
     "AuditLog",
+    "PendingAppend",
     "resolve_salt",
     "audit_csv",
     "parse_since",
@@ -239,6 +240,16 @@ class AuditLog:
         (arm, probability, policy, cycle, probabilities) with ``profile`` (the non-identifying
         fields), which go to the ``assignments`` table in the same transaction.
         """
+        return self.start_append(records).result()
+
+    def start_append(self, records: Iterable[Mapping]) -> "PendingAppend":
+        """Hand records to the writer and return at once; :meth:`PendingAppend.result` waits
+        for their commit (or raises what the store raised), as :meth:`append` does.
+
+        The caller does other work while the writer thread inserts and commits (SQLite releases
+        the interpreter while it writes), and must wait for the result before it gives any
+        answer these records stand for. A record that cannot be turned into a row raises here.
+        """
         now = datetime.now(timezone.utc)
         records = list(records)
         hashes = [
@@ -276,9 +287,9 @@ class AuditLog:
             for record, row in zip(records, rows)
             if (given := record.get("assignment")) is not None
         ]
-        if rows:
-            self._writer().write(rows, served)
-        return len(rows)
+        if not rows:
+            return PendingAppend(None, 0)
+        return PendingAppend(self._writer().submit(rows, served), len(rows))
 
     @property
     def engine(self) -> sa.Engine:
@@ -363,6 +374,27 @@ class _Job:
         self.error: BaseException | None = None
 
 
+class PendingAppend:
+    """Records handed to the audit writer (:meth:`AuditLog.start_append`), not yet known to be
+    committed."""
+
+    __slots__ = ("_job", "_count")
+
+    def __init__(self, job: _Job | None, count: int):
+        self._job = job
+        self._count = count
+
+    def result(self) -> int:
+        """Wait until the records are committed and return their number; raise what the store
+        raised otherwise (then none of them is stored)."""
+        job = self._job
+        if job is not None:
+            job.done.wait()
+            if job.error is not None:
+                raise job.error
+        return self._count
+
+
 class _GroupWriter:
     """One thread that commits waiting requests' records together, each request's all or none.
 
@@ -393,11 +425,20 @@ class _GroupWriter:
     def write(self, rows: list[dict], served: list[dict] = ()) -> None:
         """Return once ``rows`` (and their ``served`` assignments) are committed; raise what the
         store raised otherwise."""
+        PendingAppend(self.submit(rows, served), len(rows)).result()
+
+    def submit(self, rows: list[dict], served: list[dict] = ()) -> _Job:
+        """Queue ``rows`` (and their ``served`` assignments) for the next group commit."""
+        driver = self._driver_inserts
+        if driver is not None:
+            # Turned into the driver's parameters here, on the caller's thread: the writer
+            # thread then holds the interpreter only to hand them to SQLite, and the caller's
+            # next work (wording the answers) runs while SQLite inserts.
+            rows = driver["recommendations"].parameters(rows)
+            served = driver["assignments"].parameters(served)
         job = _Job(rows, list(served))
         self._queue.put(job)
-        job.done.wait()
-        if job.error is not None:
-            raise job.error
+        return job
 
     def stop(self) -> None:
         self._queue.put(None)
@@ -448,9 +489,10 @@ class _GroupWriter:
                 if served:
                     connection.execute(assignments.insert(), served)
                 return
-            driver["recommendations"](connection, rows)
+            # Rows and assignments as the driver's parameters (see submit).
+            driver["recommendations"].insert(connection, rows)
             if served:
-                driver["assignments"](connection, served)
+                driver["assignments"].insert(connection, served)
 
 
 class _DriverInsert:
@@ -475,6 +517,14 @@ class _DriverInsert:
         ]
 
     def __call__(self, connection, rows: list[dict]) -> None:
+        self.insert(connection, self.parameters(rows))
+
+    def insert(self, connection, parameters: list[tuple]) -> None:
+        """Insert rows given as :meth:`parameters`."""
+        connection.exec_driver_sql(self._sql, parameters)
+
+    def parameters(self, rows: list[dict]) -> list[tuple]:
+        """Each row's values in the statement's order, as SQLAlchemy would bind them."""
         values, processors = self._values, self._processors
         stamps: dict = {}  # datetime -> its stored text: a request's rows share one
         out = []
@@ -491,7 +541,7 @@ class _DriverInsert:
                 else:
                     line[j] = processor(value)
             out.append(tuple(line))
-        connection.exec_driver_sql(self._sql, out)
+        return out
 
 
 def audit_csv(rows: Iterable[Mapping]) -> str:

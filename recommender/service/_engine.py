@@ -202,11 +202,14 @@ class RecommendationEngine:
         answers: list[dict | None] = [None] * len(rows)
         # Triage first, outside the model call: crisis rows never reach the model and are
         # answered by the crisis path alone (recommender.service._crisis).
-        crisis, triages = [], []
+        crisis, triages, crisis_records = [], [], {}
         for i, row in enumerate(rows):
             if row.get("crisis_risk"):
                 crisis.append(i)
                 triages.append(None)
+                answers[i], crisis_records[i] = self.crisis_answer(
+                    row, caller_role=caller_role, batch_id=batch_id, compact=compact
+                )
             else:
                 triages.append(triage(row, config.safety))
         ranked_rows = [i for i, t in enumerate(triages) if t is not None]
@@ -297,50 +300,61 @@ class RecommendationEngine:
                 explore=[triages[i].level == "routine" for i in ranked_rows],
             )
             assignments = dict(zip(ranked_rows, served))
-            explanations = self._explain(encoded, ranked_rows, rows, rankings)
+            # What the explanations need of the model, before any record is handed over.
+            contributions = self._contributions(encoded, ranked_rows, rankings)
+        # Every decision is made: the records go to the audit writer now, and the explanations
+        # and answers are worded while it inserts and commits them. No answer leaves before
+        # the commit (record_answers waits for it).
         records = []
         logged = self._logged_profile
-        request_ids = iter(_request_ids(len(ranked_rows)))
+        request_ids = _request_ids(len(ranked_rows))
+        ids = dict(zip(ranked_rows, request_ids))
         for i, row in enumerate(rows):
             if triages[i] is None:
-                answers[i], record = self.crisis_answer(
-                    row, caller_role=caller_role, batch_id=batch_id, compact=compact
-                )
-                records.append(record)
+                records.append(crisis_records[i])
                 continue
-            ranking, assignment = rankings.get(i), assignments.get(i)
-            answer = self._answer(
-                next(request_ids),
-                row,
-                triages[i],
-                ranking,
-                explanations.get(i),
-                exclusions.get(i, []),
-                compact,
-                assignment,
-            )
-            answers[i] = answer
+            ranking, assignment = rankings[i], assignments.get(i)
             records.append(
                 {
-                    "request_id": answer["request_id"],
+                    "request_id": ids[i],
                     "batch_id": batch_id,
                     "model_version": self.version,
                     "caller_role": caller_role,
                     "person_id": row["person_id"],
                     "person_hash": hashes.get(i),  # hashed once, for the draw and the log
                     "safety_level": triages[i].level,
-                    "recommended": answer["recommended"],
-                    "ranking_meaningful": answer["ranking_meaningful"],
+                    # What the answer says it recommends: the arm served.
+                    "recommended": ranking.recommended if assignment is None else assignment.arm,
+                    "ranking_meaningful": ranking.meaningful,
                     # The answer's ranking, as the answer shows it.
                     # (effect, lower, upper) as a tuple: the stored JSON is a list either way
-                    "effects": {} if ranking is None else {a[0]: a[2:5] for a in ranking.arms},
+                    "effects": {a[0]: a[2:5] for a in ranking.arms},
                     # What retraining from the log needs: every candidate's probability and the
                     # profile without its identifier.
                     "assignment": _logged_assignment(assignment),
                     "profile": dict(zip(self._logged_columns, logged(row))),
                 }
             )
-        record_answers(self.audit, records, answers, crisis)
+        started = None
+        if self.audit is not None:
+            try:
+                started = self.audit.start_append(records)
+            except Exception as error:  # noqa: BLE001 - record_answers decides what is given
+                started = error
+        if ranked_rows:
+            explanations = self._explain(contributions, ranked_rows, rows, rankings)
+            for i in ranked_rows:
+                answers[i] = self._answer(
+                    ids[i],
+                    rows[i],
+                    triages[i],
+                    rankings[i],
+                    explanations[i],
+                    exclusions.get(i, []),
+                    compact,
+                    assignments.get(i),
+                )
+        record_answers(self.audit, records, answers, crisis, started=started)
         return answers
 
     def crisis_answer(
@@ -428,8 +442,11 @@ class RecommendationEngine:
                 f"the audit log could not be written ({type(error).__name__})"
             ) from error
 
-    def _explain(self, encoded, ranked_rows, rows, rankings) -> dict:
-        """Explanations for every ranked row, from one contributions call to the model.
+    def _contributions(self, encoded, ranked_rows, rankings) -> tuple:
+        """What the explanations of every ranked row need of the model, in one contributions
+        call: ``(stacked, best, second, none)``, each row's best and runner-up arm's
+        contributions as rows ``best[k]`` and ``second[k]`` of ``stacked`` (``none``: usual
+        care's, all zero).
 
         The learners explain ``effect[a] - effect[b]`` as the difference of each arm's
         contributions against usual care (usual care's own being zero), so the contributions of
@@ -464,6 +481,13 @@ class RecommendationEngine:
                 out.append(
                     none if slot is None or slot[0] not in start else start[slot[0]] + slot[1]
                 )
+        return stacked, best, second, none
+
+    def _explain(self, contributions, ranked_rows, rows, rankings) -> dict:
+        """Explanations for every ranked row from its contributions (:meth:`_contributions`)."""
+        control = self.control
+        stacked, best, second, none = contributions
+        names = [f["name"] for f in self.model.features]
         profiles = [rows[i] for i in ranked_rows]
         top = self.config.top
         # Recommended against usual care: the recommended arm's own contributions.
