@@ -14,7 +14,7 @@ import functools
 import operator
 import os
 import uuid
-from math import isfinite
+from math import copysign, isfinite
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
@@ -103,6 +103,9 @@ class RecommendationEngine:
         # The columns of every ranking table: the modelled arms, in catalog order.
         self._ranked_columns = [a for a in catalog.treatment_arms if a in self.modelled]
         self._names = {arm.id: arm.name for arm in catalog.arms}
+        # The profile fields the catalog's eligibility rules read (to say why an arm is not
+        # eligible), as a key: years with its type and sign (0.0 and -0.0 read apart).
+        self._rule_fields = _rule_fields(catalog)
         getattr(model, "compiled", None)  # compile now (older artifacts), not on a request
         # Per-arm parts of every answer, built once: they depend on the catalog only.
         self._arm_facts = {
@@ -225,9 +228,11 @@ class RecommendationEngine:
             # reason, not as ineligible.
             catalog_arms = list(self.catalog.treatment_arms)
             allowed = eligible_mask(self.catalog, ranked, catalog_arms).tolist()
-            # A person eligible for every arm: what is ranked depends on the offered list
-            # alone (the profile is read only to say why an arm is not eligible).
-            for_everyone: dict = {}
+            # What is ranked depends on the offered list, the eligibility found above and, to
+            # say why an arm is not eligible, the profile fields the catalog's rules read:
+            # people alike in these share it (worked out once, read only).
+            shared: dict = {}
+            reads = self._rule_fields
             columns = self._ranked_columns
             at = {arm: j for j, arm in enumerate(columns)}
             # Rows with an estimate for every modelled arm: their mask is their arms' alone.
@@ -242,16 +247,12 @@ class RecommendationEngine:
                 row = rows[i]
                 offered = row.get("offered")
                 key = None if offered is None else tuple(offered)
-                everyone = all(allowed[k])
-                if everyone and key in for_everyone:
-                    arms, excluded, mask = for_everyone[key]
-                    if complete[k]:  # the shared mask and exclusions, read only
-                        ranks.append(mask)
-                        exclusions[i] = excluded
-                        hashes[i] = person_hash(row["person_id"])
-                        continue
-                else:
-                    eligible = [arm for arm, ok in zip(catalog_arms, allowed[k]) if ok]
+                ok = allowed[k]
+                # Eligible for every arm: no rule's reasons are read.
+                group = (key,) if all(ok) else (key, tuple(ok), reads(row))
+                found = shared.get(group)
+                if found is None:
+                    eligible = [arm for arm, yes in zip(catalog_arms, ok) if yes]
                     arms, excluded = offered_arms(
                         self.catalog,
                         row,
@@ -259,11 +260,16 @@ class RecommendationEngine:
                         modelled=self.modelled,
                         eligible=eligible,
                     )
-                    if everyone:
-                        mask = [False] * len(columns)
-                        for arm in arms:
-                            mask[at[arm]] = True
-                        for_everyone[key] = arms, excluded, mask
+                    mask = [False] * len(columns)
+                    for arm in arms:
+                        mask[at[arm]] = True
+                    found = shared[group] = arms, excluded, mask
+                arms, excluded, mask = found
+                hashes[i] = person_hash(row["person_id"])
+                if complete[k]:  # the shared mask and exclusions, read only
+                    ranks.append(mask)
+                    exclusions[i] = excluded
+                    continue
                 excluded = list(excluded)  # a row's own: an arm without estimate is added
                 mask = [False] * len(columns)
                 for arm in arms:
@@ -273,7 +279,6 @@ class RecommendationEngine:
                         excluded.append(Exclusion(arm, "the model returned no estimate"))
                 ranks.append(mask)
                 exclusions[i] = excluded
-                hashes[i] = person_hash(row["person_id"])
             ranks = np.array(ranks, dtype=bool).reshape(len(ranked_rows), len(columns))
             # Every row ranked at once (the same rankings as rank_arms, one person at a time).
             table = list(zip(*(figures[arm] for arm in columns))) if columns else [()] * len(ranks)
@@ -636,6 +641,30 @@ def _request_ids(n: int) -> list[str]:
 
 # Fewer ids than this are made one by one (numpy's per-call cost exceeds uuid4's).
 _FEW_IDS = 8
+
+
+def _rule_fields(catalog):
+    """``row -> key`` of the fields the catalog's eligibility rules read (role always)."""
+    rules = [catalog.arm(arm).eligibility for arm in catalog.treatment_arms]
+    specialty = any(rule.specialties is not None for rule in rules)
+    years = any(
+        rule.min_years_in_practice is not None or rule.max_years_in_practice is not None
+        for rule in rules
+    )
+
+    def read(row):
+        key = [row.get("role")]
+        if specialty:
+            key.append(row.get("specialty"))
+        if years:
+            value = row.get("years_in_practice")
+            sign = copysign(1.0, value) if type(value) is float else None
+            key.append((type(value), value, sign))
+        return tuple(key)
+
+    if not specialty and not years:
+        return lambda row: row.get("role")
+    return read
 
 
 def _getter(keys: Sequence[str]):
