@@ -22,7 +22,7 @@ from recommender.catalog import load_catalog
 from recommender.service._audit import AuditLog, _GroupWriter
 from recommender.service._engine import AuditUnavailable, RecommendationEngine
 from test_fastpath4_equivalence import engine_for, varied_bodies, varied_model
-from test_fastpath7_equivalence import STORED, _select
+from test_fastpath7_equivalence import _select, stored_by_request
 
 
 def _ruled_catalog():
@@ -69,13 +69,7 @@ def test_people_alike_share_offered_arms_and_answers_are_each_persons_own(policy
     assert any("specialty" in r for r in reasons), reasons
     for a, b in zip(together, alone):
         assert repr({**a, "request_id": ""}) == repr({**b, "request_id": ""})
-    stored = {
-        table: {
-            row[0]: row[1:]
-            for row in _select(engine, table, "request_id, " + ", ".join(STORED[table]))
-        }
-        for table in STORED
-    }
+    stored = stored_by_request(engine)
     for a, b in zip(together, alone):
         assert a["request_id"] in stored["recommendations"]
         for by_request in stored.values():
