@@ -346,6 +346,11 @@ class RecommendationEngine:
                 started = self.audit.start_append(records)
             except Exception as error:  # noqa: BLE001 - record_answers decides what is given
                 started = error
+        if len(ranked_rows) < _OVERLAP_ROWS:
+            # A few answers are worded in less time than a commit takes: waiting first spares
+            # the two threads' turns on a busy machine.
+            record_answers(self.audit, records, answers, crisis, started=started)
+            started = True
         if ranked_rows:
             explanations = self._explain(contributions, ranked_rows, rows, rankings)
             for i in ranked_rows:
@@ -359,7 +364,8 @@ class RecommendationEngine:
                     compact,
                     assignments.get(i),
                 )
-        record_answers(self.audit, records, answers, crisis, started=started)
+        if started is not True:
+            record_answers(self.audit, records, answers, crisis, started=started)
         return answers
 
     def crisis_answer(
@@ -638,6 +644,9 @@ def _request_ids(n: int) -> list[str]:
     digits = octets.tobytes().hex()
     return [digits[k : k + 32] for k in range(0, 32 * n, 32)]
 
+
+# From this many ranked rows on, the answers are worded while their records are committed.
+_OVERLAP_ROWS = 64
 
 # Fewer ids than this are made one by one (numpy's per-call cost exceeds uuid4's).
 _FEW_IDS = 8
