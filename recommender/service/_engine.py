@@ -346,11 +346,11 @@ class RecommendationEngine:
                 started = self.audit.start_append(records)
             except Exception as error:  # noqa: BLE001 - record_answers decides what is given
                 started = error
-        if len(ranked_rows) < _OVERLAP_ROWS:
-            # A few answers are worded in less time than a commit takes: waiting first spares
-            # the two threads' turns on a busy machine.
+        # A few answers are worded in less time than a commit takes: waiting first spares the
+        # two threads' turns on a busy machine.
+        recorded = len(ranked_rows) < _OVERLAP_ROWS
+        if recorded:
             record_answers(self.audit, records, answers, crisis, started=started)
-            started = True
         if ranked_rows:
             explanations = self._explain(contributions, ranked_rows, rows, rankings)
             for i in ranked_rows:
@@ -370,7 +370,7 @@ class RecommendationEngine:
         rankings.clear()
         assignments.clear()
         exclusions.clear()
-        if started is not True:
+        if not recorded:
             record_answers(self.audit, records, answers, crisis, started=started)
         return answers
 
