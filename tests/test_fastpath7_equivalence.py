@@ -98,13 +98,7 @@ def test_a_batchs_answers_and_audit_rows_are_each_persons_own(policy):
     assert sum(a["safety"]["level"] == "crisis" for a in together) > 3
     for a, b in zip(together, alone):
         assert repr({**a, "request_id": ""}) == repr({**b, "request_id": ""})
-    stored = {
-        table: {
-            row[0]: row[1:]
-            for row in _select(engine, table, "request_id, " + ", ".join(STORED[table]))
-        }
-        for table in STORED
-    }
+    stored = stored_by_request(engine)
     assert len(stored["assignments"]) > 300  # every ranked row, answered twice
     for a, b in zip(together, alone):
         assert a["request_id"] in stored["recommendations"]
@@ -121,6 +115,17 @@ STORED = {
         "person_hash model_version safety_level cycle policy arm probability probabilities profile"
     ).split(),
 }
+
+
+def stored_by_request(engine) -> dict:
+    """Per table, what each audit row stores of its answer, by request id."""
+    return {
+        table: {
+            row[0]: row[1:]
+            for row in _select(engine, table, "request_id, " + ", ".join(STORED[table]))
+        }
+        for table in STORED
+    }
 
 
 def _select(engine, table, what):

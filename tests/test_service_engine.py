@@ -128,5 +128,7 @@ def test_nothing_is_answered_when_the_audit_cannot_be_written(engine, monkeypatc
         raise OSError("disk full")
 
     monkeypatch.setattr(engine.audit, "append", broken)
+    # The engine hands its records over before it words the answers, then waits for them.
+    monkeypatch.setattr(engine.audit, "start_append", broken)
     with pytest.raises(AuditUnavailable):
         engine.recommend([engine.check_row(profile())], caller_role="program")

@@ -41,6 +41,7 @@ from recommender.service._sqlite import sqlite_file
 
 __all__ = [
     "AuditLog",
+    "PendingAppend",
     "resolve_salt",
     "audit_csv",
     "parse_since",
@@ -135,6 +136,9 @@ assignments = sa.Table(
     sa.Column("probabilities", sa.Text, nullable=False),
     sa.Column("profile", sa.Text, nullable=False),
 )
+# The columns an append writes, in table order (the id is the database's).
+ROW_COLUMNS = tuple(c.name for c in recommendations.columns if c.name != "id")
+SERVED_COLUMNS = tuple(c.name for c in assignments.columns if c.name != "id")
 # Follow-up scores, each linked to the one served recommendation it follows.
 outcomes = sa.Table(
     "outcomes",
@@ -239,46 +243,59 @@ class AuditLog:
         (arm, probability, policy, cycle, probabilities) with ``profile`` (the non-identifying
         fields), which go to the ``assignments`` table in the same transaction.
         """
+        return self.start_append(records).result()
+
+    def start_append(self, records: Iterable[Mapping]) -> "PendingAppend":
+        """Hand records to the writer and return at once; :meth:`PendingAppend.result` waits
+        for their commit (or raises what the store raised), as :meth:`append` does.
+
+        The caller does other work while the writer thread inserts and commits (SQLite releases
+        the interpreter while it writes), and must wait for the result before it gives any
+        answer these records stand for. A record that cannot be turned into a row raises here.
+        """
         now = datetime.now(timezone.utc)
         records = list(records)
         hashes = [
             record.get("person_hash") or self.person_hash(record["person_id"]) for record in records
         ]
+        # Each row's values in its table's column order (ROW_COLUMNS, SERVED_COLUMNS): the
+        # writer hands them to the driver as they are (SQLite, after the column types' own
+        # conversions) or as dicts (other databases).
         rows = [
-            {
-                "logged_at": record.get("logged_at") or now,
-                "request_id": record["request_id"],
-                "batch_id": record.get("batch_id"),
-                "model_version": str(record["model_version"]),
-                "caller_role": record["caller_role"],
-                "person_hash": person_hash,
-                "safety_level": record["safety_level"],
-                "recommended": record.get("recommended"),
-                "ranking_meaningful": record.get("ranking_meaningful"),
-                "effects": _compact_record(record.get("effects") or {}),
-            }
+            (
+                record.get("logged_at") or now,
+                record["request_id"],
+                record.get("batch_id"),
+                str(record["model_version"]),
+                record["caller_role"],
+                person_hash,
+                record["safety_level"],
+                record.get("recommended"),
+                record.get("ranking_meaningful"),
+                _compact_record(record.get("effects") or {}),
+            )
             for record, person_hash in zip(records, hashes)
         ]
         served = [
-            {
-                "logged_at": row["logged_at"],
-                "request_id": row["request_id"],
-                "person_hash": row["person_hash"],
-                "model_version": row["model_version"],
-                "safety_level": row["safety_level"],
-                "cycle": int(given["cycle"]),
-                "policy": given["policy"],
-                "arm": given["arm"],
-                "probability": float(given["probability"]),
-                "probabilities": _compact_record(given["probabilities"]),
-                "profile": _compact_record(record.get("profile") or {}),
-            }
+            (
+                row[0],
+                row[1],
+                row[5],
+                row[3],
+                row[6],
+                int(given["cycle"]),
+                given["policy"],
+                given["arm"],
+                float(given["probability"]),
+                _compact_record(given["probabilities"]),
+                _compact_record(record.get("profile") or {}),
+            )
             for record, row in zip(records, rows)
             if (given := record.get("assignment")) is not None
         ]
-        if rows:
-            self._writer().write(rows, served)
-        return len(rows)
+        if not rows:
+            return PendingAppend(None, 0)
+        return PendingAppend(self._writer().submit(rows, served), len(rows))
 
     @property
     def engine(self) -> sa.Engine:
@@ -363,13 +380,34 @@ class _Job:
         self.error: BaseException | None = None
 
 
+class PendingAppend:
+    """Records handed to the audit writer (:meth:`AuditLog.start_append`), not yet known to be
+    committed."""
+
+    __slots__ = ("_job", "_count")
+
+    def __init__(self, job: _Job | None, count: int):
+        self._job = job
+        self._count = count
+
+    def result(self) -> int:
+        """Wait until the records are committed and return their number; raise what the store
+        raised otherwise (then none of them is stored)."""
+        job = self._job
+        if job is not None:
+            job.done.wait()
+            if job.error is not None:
+                raise job.error
+        return self._count
+
+
 class _GroupWriter:
     """One thread that commits waiting requests' records together, each request's all or none.
 
-    A request hands its rows over and waits for its own commit. The thread takes every request
-    waiting when it is free and inserts them in one transaction; if that transaction fails (one
-    request's duplicate id, say), each request of the group is retried in a transaction of its
-    own, so one request's failure never costs another its answer.
+    A request hands its rows over (:meth:`submit`) and waits for its own commit. The thread
+    takes every request waiting when it is free and inserts them in one transaction; if that
+    transaction fails (one request's duplicate id, say), each request of the group is retried
+    in a transaction of its own, so one request's failure never costs another its answer.
     """
 
     def __init__(self, engine: sa.Engine):
@@ -390,14 +428,22 @@ class _GroupWriter:
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
 
-    def write(self, rows: list[dict], served: list[dict] = ()) -> None:
-        """Return once ``rows`` (and their ``served`` assignments) are committed; raise what the
-        store raised otherwise."""
+    def submit(self, rows: list[tuple], served: list[tuple] = ()) -> _Job:
+        """Queue ``rows`` (and their ``served`` assignments; values in ROW_COLUMNS and
+        SERVED_COLUMNS order) for the next group commit."""
+        driver = self._driver_inserts
+        if driver is not None:
+            # Turned into the driver's parameters here, on the caller's thread: the writer
+            # thread then holds the interpreter only to hand them to SQLite, and the caller's
+            # next work (wording the answers) runs while SQLite inserts.
+            rows = driver["recommendations"].bound(rows)
+            served = driver["assignments"].bound(served)
+        else:
+            rows = [dict(zip(ROW_COLUMNS, row)) for row in rows]
+            served = [dict(zip(SERVED_COLUMNS, row)) for row in served]
         job = _Job(rows, list(served))
         self._queue.put(job)
-        job.done.wait()
-        if job.error is not None:
-            raise job.error
+        return job
 
     def stop(self) -> None:
         self._queue.put(None)
@@ -440,17 +486,18 @@ class _GroupWriter:
             for job in group:
                 job.done.set()
 
-    def _insert(self, rows: list[dict], served: list[dict]) -> None:
+    def _insert(self, rows: list, served: list) -> None:
         driver = self._driver_inserts
         with self._engine.begin() as connection:
             if driver is None:
                 connection.execute(recommendations.insert(), rows)
                 if served:
                     connection.execute(assignments.insert(), served)
-                return
-            driver["recommendations"](connection, rows)
-            if served:
-                driver["assignments"](connection, served)
+            else:
+                # Rows and assignments as the driver's parameters (see submit).
+                driver["recommendations"].insert(connection, rows)
+                if served:
+                    driver["assignments"].insert(connection, served)
 
 
 class _DriverInsert:
@@ -475,11 +522,23 @@ class _DriverInsert:
         ]
 
     def __call__(self, connection, rows: list[dict]) -> None:
-        values, processors = self._values, self._processors
+        self.insert(connection, self.parameters(rows))
+
+    def insert(self, connection, parameters: list[tuple]) -> None:
+        """Insert rows given as :meth:`parameters`."""
+        connection.exec_driver_sql(self._sql, parameters)
+
+    def parameters(self, rows: list[dict]) -> list[tuple]:
+        """Each row's values in the statement's order, as SQLAlchemy would bind them."""
+        return self.bound(list(map(self._values, rows)))
+
+    def bound(self, rows: list[tuple]) -> list[tuple]:
+        """Rows given as values in the statement's order, as SQLAlchemy would bind them."""
+        processors = self._processors
         stamps: dict = {}  # datetime -> its stored text: a request's rows share one
         out = []
         for row in rows:
-            line = list(values(row))
+            line = list(row)
             for j, processor, stamp in processors:
                 value = line[j]
                 if stamp:  # equal instants in other zones are stored as other text
@@ -491,7 +550,7 @@ class _DriverInsert:
                 else:
                     line[j] = processor(value)
             out.append(tuple(line))
-        connection.exec_driver_sql(self._sql, out)
+        return out
 
 
 def audit_csv(rows: Iterable[Mapping]) -> str:

@@ -170,10 +170,17 @@ def crisis_answer(
 
 
 def record_answers(
-    audit, records: Sequence[Mapping], answers: Sequence[dict], crisis: Sequence[int]
+    audit,
+    records: Sequence[Mapping],
+    answers: Sequence[dict],
+    crisis: Sequence[int],
+    *,
+    started=None,
 ) -> None:
     """Record answers in the audit log before they are given, in one transaction.
 
+    ``started``: the records' append already under way (what
+    :meth:`AuditLog.start_append` returned, or the exception it raised), waited for here.
     When the store cannot be written, the crisis answers (at positions ``crisis``) are recorded
     in the service log instead and marked so; then, if any other answer is left unrecorded,
     :class:`AuditUnavailable` is raised carrying the crisis answers, which must still be given.
@@ -181,7 +188,12 @@ def record_answers(
     try:
         if audit is None:
             raise RuntimeError("no audit store is open")
-        audit.append(records)
+        if started is None:
+            audit.append(records)
+        elif isinstance(started, BaseException):
+            raise started
+        else:
+            started.result()
         return
     except Exception as error:  # any store failure: crisis answers go on, the others do not
         cause = f"{type(error).__name__}"

@@ -14,7 +14,7 @@ import functools
 import operator
 import os
 import uuid
-from math import isfinite
+from math import copysign, isfinite
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
@@ -103,6 +103,9 @@ class RecommendationEngine:
         # The columns of every ranking table: the modelled arms, in catalog order.
         self._ranked_columns = [a for a in catalog.treatment_arms if a in self.modelled]
         self._names = {arm.id: arm.name for arm in catalog.arms}
+        # The profile fields the catalog's eligibility rules read (to say why an arm is not
+        # eligible), as a key: years with its type and sign (0.0 and -0.0 read apart).
+        self._rule_fields = _rule_fields(catalog)
         getattr(model, "compiled", None)  # compile now (older artifacts), not on a request
         # Per-arm parts of every answer, built once: they depend on the catalog only.
         self._arm_facts = {
@@ -202,11 +205,14 @@ class RecommendationEngine:
         answers: list[dict | None] = [None] * len(rows)
         # Triage first, outside the model call: crisis rows never reach the model and are
         # answered by the crisis path alone (recommender.service._crisis).
-        crisis, triages = [], []
+        crisis, triages, crisis_records = [], [], {}
         for i, row in enumerate(rows):
             if row.get("crisis_risk"):
                 crisis.append(i)
                 triages.append(None)
+                answers[i], crisis_records[i] = self.crisis_answer(
+                    row, caller_role=caller_role, batch_id=batch_id, compact=compact
+                )
             else:
                 triages.append(triage(row, config.safety))
         ranked_rows = [i for i, t in enumerate(triages) if t is not None]
@@ -222,9 +228,11 @@ class RecommendationEngine:
             # reason, not as ineligible.
             catalog_arms = list(self.catalog.treatment_arms)
             allowed = eligible_mask(self.catalog, ranked, catalog_arms).tolist()
-            # A person eligible for every arm: what is ranked depends on the offered list
-            # alone (the profile is read only to say why an arm is not eligible).
-            for_everyone: dict = {}
+            # What is ranked depends on the offered list, the eligibility found above and, to
+            # say why an arm is not eligible, the profile fields the catalog's rules read:
+            # people alike in these share it (worked out once, read only).
+            shared: dict = {}
+            reads = self._rule_fields
             columns = self._ranked_columns
             at = {arm: j for j, arm in enumerate(columns)}
             # Rows with an estimate for every modelled arm: their mask is their arms' alone.
@@ -239,16 +247,12 @@ class RecommendationEngine:
                 row = rows[i]
                 offered = row.get("offered")
                 key = None if offered is None else tuple(offered)
-                everyone = all(allowed[k])
-                if everyone and key in for_everyone:
-                    arms, excluded, mask = for_everyone[key]
-                    if complete[k]:  # the shared mask and exclusions, read only
-                        ranks.append(mask)
-                        exclusions[i] = excluded
-                        hashes[i] = person_hash(row["person_id"])
-                        continue
-                else:
-                    eligible = [arm for arm, ok in zip(catalog_arms, allowed[k]) if ok]
+                ok = allowed[k]
+                # Eligible for every arm: no rule's reasons are read.
+                group = (key,) if all(ok) else (key, tuple(ok), reads(row))
+                found = shared.get(group)
+                if found is None:
+                    eligible = [arm for arm, yes in zip(catalog_arms, ok) if yes]
                     arms, excluded = offered_arms(
                         self.catalog,
                         row,
@@ -256,11 +260,16 @@ class RecommendationEngine:
                         modelled=self.modelled,
                         eligible=eligible,
                     )
-                    if everyone:
-                        mask = [False] * len(columns)
-                        for arm in arms:
-                            mask[at[arm]] = True
-                        for_everyone[key] = arms, excluded, mask
+                    mask = [False] * len(columns)
+                    for arm in arms:
+                        mask[at[arm]] = True
+                    found = shared[group] = arms, excluded, mask
+                arms, excluded, mask = found
+                hashes[i] = person_hash(row["person_id"])
+                if complete[k]:  # the shared mask and exclusions, read only
+                    ranks.append(mask)
+                    exclusions[i] = excluded
+                    continue
                 excluded = list(excluded)  # a row's own: an arm without estimate is added
                 mask = [False] * len(columns)
                 for arm in arms:
@@ -270,7 +279,6 @@ class RecommendationEngine:
                         excluded.append(Exclusion(arm, "the model returned no estimate"))
                 ranks.append(mask)
                 exclusions[i] = excluded
-                hashes[i] = person_hash(row["person_id"])
             ranks = np.array(ranks, dtype=bool).reshape(len(ranked_rows), len(columns))
             # Every row ranked at once (the same rankings as rank_arms, one person at a time).
             table = list(zip(*(figures[arm] for arm in columns))) if columns else [()] * len(ranks)
@@ -297,50 +305,73 @@ class RecommendationEngine:
                 explore=[triages[i].level == "routine" for i in ranked_rows],
             )
             assignments = dict(zip(ranked_rows, served))
-            explanations = self._explain(encoded, ranked_rows, rows, rankings)
+            # What the explanations need of the model, before any record is handed over.
+            contributions = self._contributions(encoded, ranked_rows, rankings)
+        # Every decision is made: the records go to the audit writer now, and the explanations
+        # and answers are worded while it inserts and commits them. No answer leaves before
+        # the commit (record_answers waits for it).
         records = []
         logged = self._logged_profile
-        request_ids = iter(_request_ids(len(ranked_rows)))
+        request_ids = _request_ids(len(ranked_rows))
+        ids = dict(zip(ranked_rows, request_ids))
         for i, row in enumerate(rows):
             if triages[i] is None:
-                answers[i], record = self.crisis_answer(
-                    row, caller_role=caller_role, batch_id=batch_id, compact=compact
-                )
-                records.append(record)
+                records.append(crisis_records[i])
                 continue
-            ranking, assignment = rankings.get(i), assignments.get(i)
-            answer = self._answer(
-                next(request_ids),
-                row,
-                triages[i],
-                ranking,
-                explanations.get(i),
-                exclusions.get(i, []),
-                compact,
-                assignment,
-            )
-            answers[i] = answer
+            ranking, assignment = rankings[i], assignments.get(i)
             records.append(
                 {
-                    "request_id": answer["request_id"],
+                    "request_id": ids[i],
                     "batch_id": batch_id,
                     "model_version": self.version,
                     "caller_role": caller_role,
                     "person_id": row["person_id"],
                     "person_hash": hashes.get(i),  # hashed once, for the draw and the log
                     "safety_level": triages[i].level,
-                    "recommended": answer["recommended"],
-                    "ranking_meaningful": answer["ranking_meaningful"],
+                    # What the answer says it recommends: the arm served.
+                    "recommended": ranking.recommended if assignment is None else assignment.arm,
+                    "ranking_meaningful": ranking.meaningful,
                     # The answer's ranking, as the answer shows it.
                     # (effect, lower, upper) as a tuple: the stored JSON is a list either way
-                    "effects": {} if ranking is None else {a[0]: a[2:5] for a in ranking.arms},
+                    "effects": {a[0]: a[2:5] for a in ranking.arms},
                     # What retraining from the log needs: every candidate's probability and the
                     # profile without its identifier.
                     "assignment": _logged_assignment(assignment),
                     "profile": dict(zip(self._logged_columns, logged(row))),
                 }
             )
-        record_answers(self.audit, records, answers, crisis)
+        started = None
+        if self.audit is not None:
+            try:
+                started = self.audit.start_append(records)
+            except Exception as error:  # noqa: BLE001 - record_answers decides what is given
+                started = error
+        # A few answers are worded in less time than a commit takes: waiting first spares the
+        # two threads' turns on a busy machine.
+        recorded = len(ranked_rows) < _OVERLAP_ROWS
+        if recorded:
+            record_answers(self.audit, records, answers, crisis, started=started)
+        if ranked_rows:
+            explanations = self._explain(contributions, ranked_rows, rows, rankings)
+            for i in ranked_rows:
+                answers[i] = self._answer(
+                    ids[i],
+                    rows[i],
+                    triages[i],
+                    rankings[i],
+                    explanations[i],
+                    exclusions.get(i, []),
+                    compact,
+                    assignments.get(i),
+                )
+            # What only the wording needed is freed now, while the writer commits, rather
+            # than after the commit when this returns (a few ms for a 1,000-row batch).
+            del encoded, figures, estimated, allowed, table, ranks, contributions, explanations
+        rankings.clear()
+        assignments.clear()
+        exclusions.clear()
+        if not recorded:
+            record_answers(self.audit, records, answers, crisis, started=started)
         return answers
 
     def crisis_answer(
@@ -428,8 +459,11 @@ class RecommendationEngine:
                 f"the audit log could not be written ({type(error).__name__})"
             ) from error
 
-    def _explain(self, encoded, ranked_rows, rows, rankings) -> dict:
-        """Explanations for every ranked row, from one contributions call to the model.
+    def _contributions(self, encoded, ranked_rows, rankings) -> tuple:
+        """What the explanations of every ranked row need of the model, in one contributions
+        call: ``(stacked, best, second, none)``, each row's best and runner-up arm's
+        contributions as rows ``best[k]`` and ``second[k]`` of ``stacked`` (``none``: usual
+        care's, all zero).
 
         The learners explain ``effect[a] - effect[b]`` as the difference of each arm's
         contributions against usual care (usual care's own being zero), so the contributions of
@@ -464,6 +498,13 @@ class RecommendationEngine:
                 out.append(
                     none if slot is None or slot[0] not in start else start[slot[0]] + slot[1]
                 )
+        return stacked, best, second, none
+
+    def _explain(self, contributions, ranked_rows, rows, rankings) -> dict:
+        """Explanations for every ranked row from its contributions (:meth:`_contributions`)."""
+        control = self.control
+        stacked, best, second, none = contributions
+        names = [f["name"] for f in self.model.features]
         profiles = [rows[i] for i in ranked_rows]
         top = self.config.top
         # Recommended against usual care: the recommended arm's own contributions.
@@ -610,8 +651,35 @@ def _request_ids(n: int) -> list[str]:
     return [digits[k : k + 32] for k in range(0, 32 * n, 32)]
 
 
+# From this many ranked rows on, the answers are worded while their records are committed.
+_OVERLAP_ROWS = 64
+
 # Fewer ids than this are made one by one (numpy's per-call cost exceeds uuid4's).
 _FEW_IDS = 8
+
+
+def _rule_fields(catalog):
+    """``row -> key`` of the fields the catalog's eligibility rules read (role always)."""
+    rules = [catalog.arm(arm).eligibility for arm in catalog.treatment_arms]
+    specialty = any(rule.specialties is not None for rule in rules)
+    years = any(
+        rule.min_years_in_practice is not None or rule.max_years_in_practice is not None
+        for rule in rules
+    )
+
+    def read(row):
+        key = [row.get("role")]
+        if specialty:
+            key.append(row.get("specialty"))
+        if years:
+            value = row.get("years_in_practice")
+            sign = copysign(1.0, value) if type(value) is float else None
+            key.append((type(value), value, sign))
+        return tuple(key)
+
+    if not specialty and not years:
+        return lambda row: row.get("role")
+    return read
 
 
 def _getter(keys: Sequence[str]):
