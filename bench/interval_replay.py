@@ -205,7 +205,14 @@ from pathlib import Path
 import numpy as np
 
 from bench import coverage
-from bench.interval_capture import CohortCapture, capture_cohort, capture_path, load_dir, save
+from bench.interval_capture import (
+    CohortCapture,
+    capture_cohort,
+    capture_path,
+    load_dir,
+    mean_with_error,
+    save,
+)
 
 __all__ = [
     "RULES",
@@ -352,12 +359,7 @@ def dr_error(c: CohortCapture) -> tuple[np.ndarray, np.ndarray]:
     mse, se = np.zeros(len(c.arms)), np.full(len(c.arms), np.inf)
     for j in range(len(c.arms)):
         noise = np.where((codes == 0) | (codes == j + 1), residual**2, 0.0)
-        per_row = (c.pseudo[:, j] - c.oof[:, j]) ** 2 - noise
-        per_row = per_row[np.isfinite(per_row)]
-        if len(per_row) < 3:
-            continue
-        mse[j] = per_row.mean()
-        se[j] = per_row.std(ddof=1) / np.sqrt(len(per_row))
+        mse[j], se[j] = mean_with_error((c.pseudo[:, j] - c.oof[:, j]) ** 2 - noise)
     return mse, se
 
 
@@ -502,6 +504,57 @@ def rival_max(c: CohortCapture):
     """The ninth pass's runner-up, reported only: the larger of the shipped scale and the
     rival world's ratio."""
     return rival_scale_rule("max")(c)
+
+
+def world_miss_spread(c: CohortCapture) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per arm, κ̄* (what the DR estimate misses, averaged over the bootstrap's worlds: the
+    ``world_correction`` "gap"), its standard error from the spread between the replicates
+    (sd with ddof 1 over √R; NaN with one replicate) and its standard error from the spread
+    over each world's rows (√(mean of the worlds' squared row-level errors / R))."""
+    if c.replicate_oof_mse is None:
+        raise ValueError(
+            f"{c.family} seed {c.seed}: the capture has no per-replicate world fields"
+            " (replicate_oof_mse, replicate_dr, replicate_miss_se); capture it again with this"
+            " bench/interval_capture.py"
+        )
+    kappa = np.asarray(c.replicate_oof_mse, float) - np.asarray(c.replicate_dr, float)
+    replicates = len(kappa)
+    between = (
+        kappa.std(axis=0, ddof=1) / np.sqrt(replicates)
+        if replicates > 1
+        else np.full(kappa.shape[1], np.nan)
+    )
+    rows = np.sqrt((np.asarray(c.replicate_miss_se, float) ** 2).mean(axis=0) / replicates)
+    return kappa.mean(axis=0), between, rows
+
+
+def stable_floor_rule(spread: str = "between", z: float = 0.0, gate: float | None = 1.0) -> Rule:
+    """The ninth pass's world floor F = max(D + κ̄* − z se(F), 0), se(F)² = se(D)² + se(κ̄*)²,
+    read only where the correction is stable: ``gate`` g, the floor applies to an arm only if
+    se(κ̄*) ≤ g se(D) (None: everywhere). ``spread``: which standard error of κ̄* (``world_miss_
+    spread``): "between" the replicates (one replicate: not known, so no floor under a gate and
+    the row-level one in se(F)), "rows" within each world, or "max" of the two."""
+    if spread not in ("between", "rows", "max"):
+        raise ValueError(f"spread must be 'between', 'rows' or 'max', not {spread!r}")
+
+    def rule(c: CohortCapture):
+        scale, extra = shipped(c)
+        mse, se = dr_error(c)
+        kappa, between, rows = world_miss_spread(c)
+        if spread == "between":
+            se_kappa = between
+        elif spread == "rows":
+            se_kappa = rows
+        else:
+            se_kappa = np.fmax(between, rows)
+        known = np.where(np.isfinite(se_kappa), se_kappa, rows)
+        bound = mse + kappa - z * np.sqrt(se**2 + known**2)
+        floor_total = np.where(np.isfinite(bound), np.maximum(bound, 0.0), 0.0)
+        if gate is not None:
+            floor_total = np.where(se_kappa <= gate * se, floor_total, 0.0)
+        return scale, extra, np.maximum(c.variance_floor, floor_total - extra)
+
+    return rule
 
 
 RULES: dict[str, Rule] = {
@@ -708,7 +761,9 @@ def verify(directory, families, seeds, *, quick=False) -> float:
 
 
 # ----------------------------------------------------------------------------------- CLI
-def capture(directory, families=None, seeds=None, *, quick=False, log=print) -> None:
+def capture(
+    directory, families=None, seeds=None, *, quick=False, with_rival=True, log=print
+) -> None:
     """Capture every cohort of ``families`` on ``seeds`` (IHDP: its own) not yet captured."""
     for family in coverage.selected_families(families, quick=quick):
         for seed in coverage.family_seeds(family, seeds, quick=quick):
@@ -717,7 +772,8 @@ def capture(directory, families=None, seeds=None, *, quick=False, log=print) -> 
                 continue
             start = time.time()
             cohort = coverage.draw(family, seed, quick=quick)
-            save(capture_cohort(cohort, family=family.name, seed=seed), path)
+            captured = capture_cohort(cohort, family=family.name, seed=seed, with_rival=with_rival)
+            save(captured, path)
             log(f"{family.name} seed {seed}: {time.time() - start:.0f} s")
 
 
@@ -731,6 +787,11 @@ def main(argv: list[str] | None = None) -> int:
     cap.add_argument("--seeds", help="comma-separated (default: bench.coverage's held-out)")
     cap.add_argument("--families", help="comma-separated (default: all but IHDP)")
     cap.add_argument("--quick", action="store_true", help="bench.coverage's --quick cohorts")
+    cap.add_argument(
+        "--no-rival-world",
+        action="store_true",
+        help="skip the ninth pass's rival world (it doubles the bootstrap's work)",
+    )
     rep = sub.add_parser("replay", help="score the rules on a directory of captures")
     rep.add_argument("directory")
     rep.add_argument("--rules", default=",".join(RULES))
@@ -754,6 +815,7 @@ def main(argv: list[str] | None = None) -> int:
             families,
             seeds,
             quick=args.quick,
+            with_rival=not args.no_rival_world,
             log=lambda m: print(m, file=sys.stderr, flush=True),
         )
     elif args.command == "replay":
