@@ -521,7 +521,7 @@ def test_registered_world_floor_lead_adds_the_worlds_whole_miss_at_z_zero():
     mse, _ = interval_replay.dr_error(c)
     _, extra, floor = interval_replay.RULES["world-floor"](c)
     assert floor[0] == pytest.approx(mse[0] + 2.0 - extra[0], rel=1e-12)
-    assert interval_replay.ELIGIBLE == ("world-floor",)
+    assert "world-floor" in interval_replay.RULES
 
 
 # ---------------------------------------------- tenth pass: how stable the world's reading is
@@ -586,3 +586,18 @@ def test_stable_floor_rule_applies_the_world_floor_only_where_its_reading_is_ste
     )
     # ... and the rows' spread decides under a "rows" gate
     assert interval_replay.stable_floor_rule("rows", 0.0, 1.0)(c)[2][0] > 1.0
+
+
+def test_registered_stable_floor_lead_gates_on_the_replicates_spread_and_on_zero():
+    # the tenth pass's lead as fixed before its fresh draws: g = 1 on the replicates, t = 2
+    c = _floored_toy(0.1)
+    mse, se = interval_replay.dr_error(c)
+    c.replicate_oof_mse = np.array([[2.0], [2.0]])
+    c.replicate_dr = 0.5 * se[0] * np.array([[1.0], [-1.0]])
+    c.replicate_miss_se = np.full((2, 1), 0.1 * se[0])
+    _, extra, floor = interval_replay.RULES["stable-floor"](c)
+    assert floor[0] == pytest.approx(mse[0] + 2.0 - extra[0], rel=1e-12)
+    # a floor within 2 se(F) of 0 is not read
+    c.replicate_oof_mse = np.full((2, 1), 1.5 * se[0] - mse[0])
+    np.testing.assert_array_equal(interval_replay.RULES["stable-floor"](c)[2], c.variance_floor)
+    assert interval_replay.ELIGIBLE == ("stable-floor",)
