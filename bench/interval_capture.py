@@ -290,7 +290,7 @@ def _recording_rival_world(record):
         replicates = details.get("replicates", 0)
         error, variance = 0.0, 0.0
         for r in range(replicates):
-            e, v = _intervals._replicate(
+            e, v, _ = _intervals._replicate(
                 nuisance,
                 _Planted(chosen, planted),
                 design=kwargs["design"],

@@ -50,6 +50,25 @@ def test_replayed_shipped_rule_is_predict_interval_bit_for_bit(fitted):
     np.testing.assert_array_equal(captured.effect, plain.predict_effect(cohort.X_test).to_numpy())
 
 
+def test_replayed_error_floor_is_predict_interval_bit_for_bit_where_it_binds():
+    # Nie & Wager D, n = 3,000 (seed 31, seen): the chosen effect is no better than the
+    # plug-in, the worlds agree, and the tenth pass's error floor binds
+    cohort = coverage.nie_wager("D")(3000, 1000, 31)
+    captured = capture_cohort(cohort, family="nw-d", seed=31, with_rival=False)
+    plain = UpliftModel(learner="auto").fit(
+        cohort.X, cohort.treatment, cohort.y, propensity=cohort.propensity
+    )
+    assert plain.error_floor_.min() > 0
+    lower, upper = plain.predict_interval(cohort.X_test, alpha=coverage.ALPHA)
+    arm = plain.arms_[0]
+    scored = interval_replay.replay_scores(captured, interval_replay.shipped)[arm]
+    expected = coverage._scores(lower[arm], upper[arm], cohort.oracle[arm])
+    for key in ("covered", "width", "t"):
+        np.testing.assert_array_equal(scored[key], expected[key])
+    before = interval_replay.replay_scores(captured, interval_replay.fifth_pass)[arm]
+    assert before["width"].min() < scored["width"].min()  # the floor widened someone
+
+
 def test_captured_pieces_rebuild_the_fitted_attributes(fitted):
     _, c, plain = fitted
     np.testing.assert_array_equal(c.interval_scale, plain.interval_scale_)
