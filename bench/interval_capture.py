@@ -20,7 +20,10 @@ the capture keeps:
   captures): what the doubly robust estimate of an arm's squared error misses there
   (``world_errors``), and the variance ratio in a second world that plants each personalized
   arm's farthest plausible candidate as truth (``rivals``). The second world is the capture's
-  own extra work: its CPU is taken off ``fit_s``.
+  own extra work: its CPU is taken off ``fit_s`` (``with_rival=False`` skips it).
+- the same world readings per replicate, and the row-level standard error of what the
+  estimate misses in each world (tenth pass; None in older captures): how stable the
+  correction is, replicate to replicate and row to row.
 
 The selection's candidates are local to ``select_learner``: the capture records them by
 wrapping the learners' constructors in ``recommender.uplift._auto`` for the duration of one
@@ -39,7 +42,15 @@ from unittest import mock
 
 import numpy as np
 
-__all__ = ["CohortCapture", "capture_cohort", "save", "load", "load_dir", "capture_path"]
+__all__ = [
+    "CohortCapture",
+    "capture_cohort",
+    "mean_with_error",
+    "save",
+    "load",
+    "load_dir",
+    "capture_path",
+]
 
 
 @dataclass
@@ -101,6 +112,13 @@ class CohortCapture:
     rival_distance: np.ndarray | None = None  # (arms,) its mean squared distance out of fold
     rival_mse: np.ndarray | None = None  # (arms,) squared error against the planted rival
     rival_jackknife_variance: np.ndarray | None = None  # (arms,) mean shrunk jackknife there
+    # the world readings per replicate (tenth pass; None in older captures), (R, arms) each:
+    # E[δ*²], the refitted effect's squared error out of fold, the world's DR estimate of it,
+    # and the standard error over the world's rows of what that estimate misses (``world_miss``)
+    replicate_plugin_mse: np.ndarray | None = None
+    replicate_oof_mse: np.ndarray | None = None
+    replicate_dr: np.ndarray | None = None
+    replicate_miss_se: np.ndarray | None = None
 
     @property
     def raw_scale(self) -> np.ndarray:
@@ -157,6 +175,33 @@ def world_errors(world, planted, oof) -> tuple[np.ndarray, np.ndarray, np.ndarra
     )
 
 
+def world_miss(world, planted, oof) -> tuple[np.ndarray, np.ndarray]:
+    """Per arm, in one re-simulated world: what the doubly robust estimate of the refitted
+    effect's squared error misses there, κ* = mean((τ̂*_oof − τ*)² − ((ψ* − τ̂*_oof)² − r*²))
+    (``world_errors``' second figure minus its third, on the rows where both are finite), and
+    its standard error over those rows (ddof 1; fewer than 3 rows: inf)."""
+    codes = np.asarray(world.codes)
+    rows = np.arange(len(codes))
+    mu = np.asarray(world.mu, float)
+    residual = (world.y - mu[rows, codes]) / world.propensity.received
+    pseudo = world.pseudo_effects()
+    miss, se = np.zeros(planted.shape[1]), np.full(planted.shape[1], np.inf)
+    for j in range(planted.shape[1]):
+        noise = np.where((codes == 0) | (codes == j + 1), residual**2, 0.0)
+        per_row = (oof[:, j] - planted[:, j]) ** 2 - ((pseudo[:, j] - oof[:, j]) ** 2 - noise)
+        miss[j], se[j] = mean_with_error(per_row)
+    return miss, se
+
+
+def mean_with_error(per_row: np.ndarray) -> tuple[float, float]:
+    """The mean of the finite values and its standard error (ddof 1); (0, inf) with fewer
+    than 3 finite values."""
+    per_row = per_row[np.isfinite(per_row)]
+    if len(per_row) < 3:
+        return 0.0, np.inf
+    return float(per_row.mean()), float(per_row.std(ddof=1) / np.sqrt(len(per_row)))
+
+
 @contextmanager
 def _recording_worlds():
     """Within the block, every re-simulated world of the parametric bootstrap is measured
@@ -169,7 +214,8 @@ def _recording_worlds():
     def refit(world, chosen):
         refitted = real_refit(world, chosen)
         planted = np.asarray(chosen.effect(world.M), float)
-        worlds.append(world_errors(world, planted, np.asarray(refitted.oof, float)))
+        oof = np.asarray(refitted.oof, float)
+        worlds.append((*world_errors(world, planted, oof), world_miss(world, planted, oof)[1]))
         return refitted
 
     with mock.patch.object(_intervals, "refit_chosen", refit):
@@ -244,7 +290,7 @@ def _recording_rival_world(record):
         replicates = details.get("replicates", 0)
         error, variance = 0.0, 0.0
         for r in range(replicates):
-            e, v = _intervals._replicate(
+            e, v, _ = _intervals._replicate(
                 nuisance,
                 _Planted(chosen, planted),
                 design=kwargs["design"],
@@ -309,16 +355,19 @@ def _recording_selection():
         yield record
 
 
-def capture_cohort(cohort, *, family: str = "", seed: int = -1, **model_params) -> CohortCapture:
+def capture_cohort(
+    cohort, *, family: str = "", seed: int = -1, with_rival: bool = True, **model_params
+) -> CohortCapture:
     """Fit ``UpliftModel(learner="auto", **model_params)`` on ``cohort`` (a
-    ``bench.coverage.Cohort``) as ``bench.coverage`` does, and capture it."""
+    ``bench.coverage.Cohort``) as ``bench.coverage`` does, and capture it (``with_rival``:
+    also the second, rival world, which doubles the bootstrap's work)."""
     from recommender.uplift import UpliftModel
     from recommender.uplift._intervals import jackknife_variance
     from recommender.uplift._regressors import ConstantSpec
 
     model = UpliftModel(learner="auto", **model_params)
     with _recording_selection() as record, _recording_worlds() as worlds:
-        with _recording_rival_world(record):
+        with _recording_rival_world(record) if with_rival else ExitStack():
             start = time.process_time()
             model.fit(cohort.X, cohort.treatment, cohort.y, propensity=cohort.propensity)
             fit_s = time.process_time() - start - record.pop("rival_s", 0.0)
@@ -381,6 +430,10 @@ def capture_cohort(cohort, *, family: str = "", seed: int = -1, **model_params) 
         rival_distance=rival_world[1] if rival_world else None,
         rival_mse=rival_world[2] if rival_world else None,
         rival_jackknife_variance=rival_world[3] if rival_world else None,
+        replicate_plugin_mse=np.array([w[0] for w in worlds]) if worlds else None,
+        replicate_oof_mse=np.array([w[1] for w in worlds]) if worlds else None,
+        replicate_dr=np.array([w[2] for w in worlds]) if worlds else None,
+        replicate_miss_se=np.array([w[3] for w in worlds]) if worlds else None,
     )
 
 

@@ -17,6 +17,7 @@ from bench.interval_capture import (
     rivals,
     save,
     world_errors,
+    world_miss,
 )
 from recommender.uplift import UpliftModel
 from recommender.uplift._intervals import (
@@ -47,6 +48,25 @@ def test_replayed_shipped_rule_is_predict_interval_bit_for_bit(fitted):
         np.testing.assert_array_equal(scored["treated"][key], expected[key])
     # the capture did not change the fit: same effects as the plain model
     np.testing.assert_array_equal(captured.effect, plain.predict_effect(cohort.X_test).to_numpy())
+
+
+def test_replayed_error_floor_is_predict_interval_bit_for_bit_where_it_binds():
+    # Nie & Wager D, n = 3,000 (seed 31, seen): the chosen effect is no better than the
+    # plug-in, the worlds agree, and the tenth pass's error floor binds
+    cohort = coverage.nie_wager("D")(3000, 1000, 31)
+    captured = capture_cohort(cohort, family="nw-d", seed=31, with_rival=False)
+    plain = UpliftModel(learner="auto").fit(
+        cohort.X, cohort.treatment, cohort.y, propensity=cohort.propensity
+    )
+    assert plain.error_floor_.min() > 0
+    lower, upper = plain.predict_interval(cohort.X_test, alpha=coverage.ALPHA)
+    arm = plain.arms_[0]
+    scored = interval_replay.replay_scores(captured, interval_replay.shipped)[arm]
+    expected = coverage._scores(lower[arm], upper[arm], cohort.oracle[arm])
+    for key in ("covered", "width", "t"):
+        np.testing.assert_array_equal(scored[key], expected[key])
+    before = interval_replay.replay_scores(captured, interval_replay.fifth_pass)[arm]
+    assert before["width"].min() < scored["width"].min()  # the floor widened someone
 
 
 def test_captured_pieces_rebuild_the_fitted_attributes(fitted):
@@ -413,18 +433,22 @@ class _World:
         return self.scores[:, 1:] - self.scores[:, :1]
 
 
-def test_world_errors_measure_the_plug_in_and_the_effect_against_the_planted_truth():
-    rng = np.random.default_rng(11)
-    m = 200_000
+def _planted_world(seed, m):
+    """A two-arm world, planted effect 1 + x, whose plug-in is off by 0.5 (E[δ*²] = 0.25)."""
+    rng = np.random.default_rng(seed)
     codes = rng.integers(0, 2, m)
     x = rng.normal(size=m)
     planted = (1 + x)[:, None]
     truth = np.stack([x, 2 * x + 1], axis=1)  # μ_0, μ_1: μ_1 − μ_0 = planted
     y = truth[np.arange(m), codes] + rng.normal(size=m)
-    mu = truth.copy()
-    mu[:, 1] += 0.5  # the world's plug-in off by 0.5: E[δ*²] = 0.25
+    mu = truth + np.array([0.0, 0.5])
+    return _World(codes, y, mu, np.full(m, 0.5)), planted, rng
+
+
+def test_world_errors_measure_the_plug_in_and_the_effect_against_the_planted_truth():
+    world, planted, _ = _planted_world(11, 200_000)
     oof = planted + 0.3  # the refitted effect off by 0.3: MSE 0.09
-    plugin, effect, dr = world_errors(_World(codes, y, mu, np.full(m, 0.5)), planted, oof)
+    plugin, effect, dr = world_errors(world, planted, oof)
     assert plugin[0] == pytest.approx(0.25, rel=1e-9)
     assert effect[0] == pytest.approx(0.09, rel=1e-9)
     # the world's DR estimate misses the plug-in's error, as on the real rows: 0.09 − 0.25
@@ -516,4 +540,83 @@ def test_registered_world_floor_lead_adds_the_worlds_whole_miss_at_z_zero():
     mse, _ = interval_replay.dr_error(c)
     _, extra, floor = interval_replay.RULES["world-floor"](c)
     assert floor[0] == pytest.approx(mse[0] + 2.0 - extra[0], rel=1e-12)
-    assert interval_replay.ELIGIBLE == ("world-floor",)
+    assert "world-floor" in interval_replay.RULES
+
+
+# ---------------------------------------------- tenth pass: how stable the world's reading is
+def test_world_miss_is_the_effects_error_less_the_dr_estimate_with_its_row_level_error():
+    m = 5000
+    world, planted, rng = _planted_world(13, m)
+    oof = planted + 0.3 * rng.choice([-1.0, 1.0], (m, 1))
+    _, effect, dr = world_errors(world, planted, oof)
+    miss, se = world_miss(world, planted, oof)
+    assert miss[0] == pytest.approx(effect[0] - dr[0], rel=1e-12)
+    # by hand: per row (τ̂ − τ)² − ((ψ − τ̂)² − r²), its sd over √m
+    residual = (world.y - world.mu[np.arange(m), world.codes]) / 0.5
+    psi = world.pseudo_effects()[:, 0]
+    per_row = (oof[:, 0] - planted[:, 0]) ** 2 - ((psi - oof[:, 0]) ** 2 - residual**2)
+    assert se[0] == pytest.approx(per_row.std(ddof=1) / np.sqrt(m), rel=1e-12)
+
+
+def test_world_miss_spread_between_replicates_and_over_rows():
+    c = toy(8)
+    c.replicate_oof_mse = np.array([[0.5], [0.7], [0.9]])
+    c.replicate_dr = np.array([[-0.1], [0.1], [-0.1]])  # κ* = 0.6, 0.6, 1.0
+    c.replicate_miss_se = np.array([[0.1], [0.2], [0.2]])
+    kappa, between, rows = interval_replay.world_miss_spread(c)
+    assert kappa[0] == pytest.approx(2.2 / 3, rel=1e-12)
+    assert between[0] == pytest.approx(np.std([0.6, 0.6, 1.0], ddof=1) / np.sqrt(3), rel=1e-12)
+    assert rows[0] == pytest.approx(np.sqrt((0.01 + 0.04 + 0.04) / 3 / 3), rel=1e-12)
+    c.replicate_oof_mse, c.replicate_dr, c.replicate_miss_se = (
+        c.replicate_oof_mse[:1],
+        c.replicate_dr[:1],
+        c.replicate_miss_se[:1],
+    )
+    assert np.isnan(interval_replay.world_miss_spread(c)[1][0])  # one world: no spread known
+    with pytest.raises(ValueError, match="no per-replicate world fields"):
+        interval_replay.world_miss_spread(toy(9))
+
+
+def test_stable_floor_rule_applies_the_world_floor_only_where_its_reading_is_steady():
+    c = _floored_toy(0.1)
+    mse, se = interval_replay.dr_error(c)
+    c.replicate_oof_mse = np.array([[2.0], [2.0]])
+    c.replicate_dr = np.array([[0.0], [0.0]]) + 0.5 * se[0] * np.array([[1.0], [-1.0]])
+    c.replicate_miss_se = np.full((2, 1), se[0])
+    c.world_oof_mse, c.world_dr = c.replicate_oof_mse.mean(0), c.replicate_dr.mean(0)
+    c.world_plugin_mse = np.zeros(1)
+    _, extra, floor = interval_replay.stable_floor_rule("between", 0.0, 1.0)(c)
+    # steady (between-replicate se 0.5 se(D)): the ninth pass's floor itself
+    np.testing.assert_array_equal(floor, interval_replay.world_floor(c)[2])
+    assert floor[0] == pytest.approx(mse[0] + 2.0 - extra[0], rel=1e-12)
+    # shrunk by z se(F), se(F)² = se(D)² + se(κ̄)²
+    _, _, shrunk = interval_replay.stable_floor_rule("between", 1.0, None)(c)
+    se_f = np.sqrt(se[0] ** 2 + (0.5 * se[0]) ** 2)
+    assert shrunk[0] == pytest.approx(mse[0] + 2.0 - se_f - extra[0], rel=1e-12)
+    # unsteady between the replicates: no floor (the average-effect floor stays)
+    c.replicate_dr = np.array([[0.0], [0.0]]) + 3 * se[0] * np.array([[1.0], [-1.0]])
+    _, _, floor = interval_replay.stable_floor_rule("between", 0.0, 1.0)(c)
+    np.testing.assert_array_equal(floor, c.variance_floor)
+    # one replicate: its spread is not known, so no floor under a "between" gate
+    c.replicate_oof_mse, c.replicate_dr = c.replicate_oof_mse[:1], c.replicate_dr[:1] * 0
+    c.replicate_miss_se = c.replicate_miss_se[:1] * 0.5
+    np.testing.assert_array_equal(
+        interval_replay.stable_floor_rule("between", 0.0, 1.0)(c)[2], c.variance_floor
+    )
+    # ... and the rows' spread decides under a "rows" gate
+    assert interval_replay.stable_floor_rule("rows", 0.0, 1.0)(c)[2][0] > 1.0
+
+
+def test_registered_stable_floor_lead_gates_on_the_replicates_spread_and_on_zero():
+    # the tenth pass's lead as fixed before its fresh draws: g = 1 on the replicates, t = 2
+    c = _floored_toy(0.1)
+    mse, se = interval_replay.dr_error(c)
+    c.replicate_oof_mse = np.array([[2.0], [2.0]])
+    c.replicate_dr = 0.5 * se[0] * np.array([[1.0], [-1.0]])
+    c.replicate_miss_se = np.full((2, 1), 0.1 * se[0])
+    _, extra, floor = interval_replay.RULES["stable-floor"](c)
+    assert floor[0] == pytest.approx(mse[0] + 2.0 - extra[0], rel=1e-12)
+    # a floor within 2 se(F) of 0 is not read
+    c.replicate_oof_mse = np.full((2, 1), 1.5 * se[0] - mse[0])
+    np.testing.assert_array_equal(interval_replay.RULES["stable-floor"](c)[2], c.variance_floor)
+    assert interval_replay.ELIGIBLE == ("stable-floor",)

@@ -5,6 +5,8 @@ the variance, another jackknife factor, the X-learner's weights swapped) fails h
 the coverage tests, which tolerate a few points, would not notice.
 """
 
+import copy
+
 import numpy as np
 import pytest
 from scipy.stats import norm
@@ -14,6 +16,8 @@ from recommender.uplift._intervals import (
     DISAGREEMENT_WEIGHT,
     bootstrap_replicates,
     WINSORIZE,
+    dr_squared_error,
+    error_floor,
     held_out_bias,
     held_out_bias_terms,
     jackknife_variance,
@@ -58,11 +62,10 @@ def test_half_width_is_exactly_z_times_the_root_of_the_documented_variance(small
         [model.undetected_variance_ * model.interval_scale_, half_disagreement, slope]
     )
     extra = np.where(model.undetected_variance_ > 0, one_effect, half_disagreement + slope)
-    variance = (
-        np.maximum(shrunk * model.interval_scale_, model.variance_floor_)
-        + extra
-        + model.bias_average_variance_
-    )
+    extra = extra + model.bias_average_variance_
+    # no person's whole variance below the arm's error floor
+    floor = np.maximum(model.variance_floor_, model.error_floor_ - extra)
+    variance = np.maximum(shrunk * model.interval_scale_, floor) + extra
     for alpha in (0.1, 0.32):
         lower, upper = model.predict_interval(X, alpha=alpha)
         half = (upper - lower).to_numpy() / 2
@@ -202,3 +205,66 @@ def test_x_learner_side_weights_on_an_unbalanced_trial():
     assert arm_side.weight == pytest.approx(n_control / (n_arm + n_control), rel=1e-12)
     assert control_side.weight == pytest.approx(n_arm / (n_arm + n_control), rel=1e-12)
     assert arm_side.weight > 0.65
+
+
+def test_dr_squared_error_by_hand():
+    # two arms' worth of rows: control (code 0) and arm 1; received 0.5 everywhere
+    codes = np.array([0, 1, 0, 1])
+    y = np.array([1.0, 3.0, 0.0, 2.0])
+    mu = np.array([[0.0, 2.0], [0.0, 2.0], [1.0, 2.0], [1.0, 2.0]])
+    received = np.full(4, 0.5)
+    # residuals (y − μ_T) / e: 2, 2, −2, 0; ψ = μ_1 − μ_0 ± residual: 0, 4, 3, 1
+    pseudo = np.array([[0.0], [4.0], [3.0], [1.0]])
+    oof = np.array([[1.0], [1.0], [1.0], [1.0]])
+    # (ψ − τ̂)² − r²: 1 − 4, 9 − 4, 4 − 4, 0 − 0 = −3, 5, 0, 0
+    mse, se = dr_squared_error(pseudo, oof, codes, y, mu, received)
+    assert mse[0] == pytest.approx(0.5, rel=1e-12)
+    assert se[0] == pytest.approx(np.std([-3.0, 5.0, 0.0, 0.0], ddof=1) / 2, rel=1e-12)
+
+
+def test_error_floor_by_hand():
+    estimate, se = np.array([-0.1]), np.array([0.02])
+    # worlds' misses 0.30, 0.32, 0.28, 0.30: mean 0.30, se between them sqrt(8e-4 / 3) / 2
+    steady = np.array([[0.30], [0.32], [0.28], [0.30]])
+    se_miss = np.std(steady[:, 0], ddof=1) / 2
+    assert se_miss <= se[0]
+    np.testing.assert_allclose(error_floor(estimate, se, steady), [0.2], rtol=1e-12)
+    # the worlds disagree more than the held-out estimate's own error: no floor
+    unsteady = np.array([[0.20], [0.40], [0.20], [0.40]])
+    np.testing.assert_array_equal(error_floor(estimate, se, unsteady), [0.0])
+    # one replicate: its spread is unknown, no floor
+    np.testing.assert_array_equal(error_floor(estimate, se, steady[:1]), [0.0])
+    # a floor within 2 standard errors of 0 is not read: 0.13 − 0.1 = 0.03 < 2 se(F)
+    near = steady - 0.17
+    assert 0 < 0.03 < 2 * np.sqrt(se[0] ** 2 + se_miss**2)
+    np.testing.assert_array_equal(error_floor(estimate, se, near), [0.0])
+    # never negative
+    np.testing.assert_array_equal(error_floor(estimate, se, steady - 0.5), [0.0])
+
+
+def test_error_floor_is_recomputed_from_the_fitted_attributes(small):
+    model, _ = small
+    calibration = model.interval_calibration_
+    assert calibration["world_miss"].shape == (calibration["replicates"], len(model.arms_))
+    np.testing.assert_array_equal(
+        model.error_floor_,
+        error_floor(
+            calibration["held_out_mse"], calibration["held_out_mse_se"], calibration["world_miss"]
+        ),
+    )
+
+
+def test_half_width_follows_the_error_floor_where_it_binds(small):
+    model, X = small
+    floored = copy.deepcopy(model)
+    lower, upper = model.predict_interval(X)
+    wide = ((upper - lower).to_numpy() / 2).max(axis=0)
+    # a floor above every person's variance: every half-width is z sqrt(floor)
+    floored.error_floor_ = (wide / norm.ppf(0.95)) ** 2 * 4
+    lower, upper = floored.predict_interval(X)
+    half = (upper - lower).to_numpy() / 2
+    np.testing.assert_allclose(
+        half,
+        np.broadcast_to(norm.ppf(0.95) * np.sqrt(floored.error_floor_), half.shape),
+        rtol=1e-12,
+    )

@@ -18,6 +18,8 @@ from ._encoding import FeatureEncoder
 from ._intervals import (
     AVERAGE_ROWS,
     calibrate_scale,
+    dr_squared_error,
+    error_floor,
     combine,
     extra_variance,
     held_out_bias_terms,
@@ -166,6 +168,12 @@ class UpliftModel(BaseEstimator):
     variance_floor_ : ndarray
         Per-arm sampling variance of the doubly robust average effect; no interval is
         narrower than this.
+    error_floor_ : ndarray
+        Per-arm least variance of any person's interval (extra terms included): the held-out
+        rows' doubly robust estimate of the arm's squared error plus what that estimate
+        misses in the bootstrap's worlds, where the worlds agree (0 elsewhere, and with one
+        replicate; ``_intervals.error_floor``). ``interval_calibration_`` keeps its parts
+        (``held_out_mse``, ``held_out_mse_se``, ``world_miss`` per replicate).
     undetected_variance_ : ndarray
         Per arm given one effect for everyone: the spread of effects it could not rule out
         (0 for personalized arms); times the scale, or half the disagreement or the held-out
@@ -322,6 +330,7 @@ class UpliftModel(BaseEstimator):
         self.disagreement_variance_ = np.asarray(estimator.disagreement, dtype=float)
         self.interval_scale_ = np.ones(len(self.arms_))
         self.interval_calibration_ = {}
+        self.error_floor_ = np.zeros(len(self.arms_))
         if self.calibrate_intervals:
             self.interval_scale_, self.interval_calibration_ = calibrate_scale(
                 nuisance,
@@ -330,6 +339,22 @@ class UpliftModel(BaseEstimator):
                 clip=tuple(self.propensity_clip),
                 n_folds=self.n_folds,
                 seed=self.random_state,
+            )
+            # the arm's squared error as the held-out rows read it, corrected by what that
+            # reading misses in the bootstrap's worlds where they agree: no person's
+            # variance below it
+            held_out, held_out_se = dr_squared_error(
+                pseudo,
+                estimator.oof,
+                nuisance.codes,
+                nuisance.y,
+                nuisance.mu,
+                nuisance.propensity.received,
+            )
+            self.interval_calibration_["held_out_mse"] = held_out
+            self.interval_calibration_["held_out_mse_se"] = held_out_se
+            self.error_floor_ = error_floor(
+                held_out, held_out_se, self.interval_calibration_["world_miss"]
             )
         estimator.release_training_data()
         return self
@@ -396,12 +421,15 @@ class UpliftModel(BaseEstimator):
             ),
             bias_slope=getattr(self, "bias_slope_variance_", np.zeros(arms)),
         )
+        # every person's whole variance at least the arm's error floor (a model fitted before
+        # the floor was kept: none)
+        error = getattr(self, "error_floor_", np.zeros(arms))
         return combine(
             effect,
             fold_effects,
             typical=self.typical_variance_,
             scale=self.interval_scale_,
-            floor=self.variance_floor_,
+            floor=np.maximum(self.variance_floor_, error - extra),
             extra=extra,
             alpha=alpha,
         )
