@@ -174,11 +174,11 @@ def test_explaining_after_predicting_reuses_the_binning_only_of_equal_values():
 
 
 def plain_probability_best(effects, sd):
-    # recommender.policy._exploration._probability_best as written before it reused its
+    # recommender.policy._thompson._probability_best as written before it reused its
     # arrays: the reference its in-place arithmetic must equal to the bit.
     from scipy.special import ndtr
 
-    from recommender.policy._exploration import _CUTS, _NODES, _ROOT_TWO_PI, _WEIGHTS
+    from recommender.policy._thompson import _CUTS, _NODES, _ROOT_TWO_PI, _WEIGHTS
 
     n, k = effects.shape
     point = sd <= 0
@@ -225,7 +225,7 @@ def plain_probability_best(effects, sd):
 
 @pytest.mark.parametrize("arms", [2, 3, 6])
 def test_thompson_probabilities_reuse_their_arrays_without_changing_a_bit(arms):
-    from recommender.policy._exploration import _probability_best
+    from recommender.policy._thompson import _probability_best
 
     rng = np.random.default_rng(arms)
     effects = rng.normal(-1.0, 2.0, size=(300, arms))

@@ -6,6 +6,8 @@ contributions still sum to the effect. Rows encoded straight from request mappin
 same matrix as the feature frame, and are refused for the same reasons.
 """
 
+import importlib
+import io
 import pickle
 
 import numpy as np
@@ -248,3 +250,31 @@ def test_the_lightgbm_forest_sums_to_what_the_tables_compute(cohort, model):
     lightgbm = booster.predict(M, raw_score=True).reshape(M.shape[0], -1) @ to_outputs
     tables = compiled._forest.predict(M, compiled.binning.bins(M))
     np.testing.assert_allclose(lightgbm, tables, rtol=0, atol=TOLERANCE)
+
+
+# Where the compiled form's member classes lived before their modules were split off.
+FORMER_MODULES = {
+    "recommender.uplift._compiled_trees": "recommender.uplift._compiled",
+    "recommender.uplift._compiled_linear": "recommender.uplift._compiled",
+    "recommender.uplift._binning": "recommender.uplift._tree_tables",
+}
+
+
+def test_a_model_pickled_before_the_members_had_their_own_modules_finds_them(model):
+    # A registered bundle carries its compiled form, whose classes it names by module: one
+    # pickled before the split names the former modules, which must still hold the classes
+    # (the same objects, so the form loads and answers as it did).
+    assert model.compiled is not None
+    named = set()
+
+    class Recording(pickle.Unpickler):
+        def find_class(self, module, name):
+            named.add((module, name))
+            return super().find_class(module, name)
+
+    Recording(io.BytesIO(pickle.dumps(model))).load()
+    moved = {(module, name) for module, name in named if module in FORMER_MODULES}
+    assert moved
+    for module, name in sorted(moved):
+        former = importlib.import_module(FORMER_MODULES[module])
+        assert getattr(former, name, None) is getattr(importlib.import_module(module), name)

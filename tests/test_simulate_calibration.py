@@ -54,7 +54,7 @@ def test_a_figure_listed_as_not_reproduced_is_indeed_not(table, study):
 
 def test_an_assumption_row_names_no_study():
     # Rows checking an assumption say so and carry no study's name ("Author Year").
-    from recommender.simulate._scenario_reader import _CITATION
+    from recommender.simulate._scenario_fields import _CITATION
 
     for study in STUDIES:
         if study.source.startswith("*assumption*"):

@@ -13,9 +13,9 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from recommender.uplift._compiled import _BoosterContributions, _Forest
+from recommender.uplift._compiled_trees import _BoosterContributions, _Forest
 from recommender.uplift._regressors import GBMModel, weighted_trees
-from recommender.uplift._tree_tables import MAX_SPLITS, parse_trees
+from recommender.uplift._lightgbm_trees import MAX_SPLITS, parse_trees
 
 TOLERANCE = 1e-9
 CATEGORY = 1  # the categorical column

@@ -15,17 +15,9 @@ from recommender.policy._eligibility import (
     offered_arms,
 )
 from recommender.policy._fairness import FAIRNESS_ATTRIBUTES, fairness_records, fairness_table
-from recommender.policy._exploration import (
-    POLICIES,
-    Assignment,
-    ExplorationRule,
-    arm_probabilities,
-    assign,
-    assign_many,
-    draw_position,
-    equipoise_arms,
-    expected_cost,
-)
+from recommender.policy._exploration_rule import POLICIES, ExplorationRule
+from recommender.policy._exploration import arm_probabilities, equipoise_arms, expected_cost
+from recommender.policy._assignment import Assignment, assign, assign_many, draw_position
 from recommender.policy._triage import (
     CRISIS_COLUMN,
     CrisisResource,

@@ -3,7 +3,7 @@
 A scenario is YAML (``configs/scenarios/<name>.yaml``) read once into a tree of frozen
 dataclasses. Reading checks every field and reports all problems at once, each naming the field
 path (``effects.coaching.by_role.nurse.ee``), the value and what is accepted (the checks live
-in ``_scenario_reader.py``).
+in ``_scenario_reader.py``, those of a single field in ``_scenario_fields.py``).
 
 Every parameter says where its number comes from: it is written ``{value: ..., source: "Dyrbye
 2019"}`` (a study, named "Author Year" as in the catalog, with an optional ``note`` on how the
