@@ -11,7 +11,7 @@ import logging
 import pytest
 import yaml
 
-from recommender.service._schemas import BatchResponse, Recommendation
+from recommender.service._responses import BatchResponse, Recommendation
 from service_fixtures import (  # noqa: F401  (fixtures)
     PROFILE,
     LinearModel,

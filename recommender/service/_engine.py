@@ -41,7 +41,7 @@ from recommender.service._crisis import (
     safety_block,
 )
 from recommender.service._profiles import extra_features, profile_schema
-from recommender.service._schemas import AnswerJSON
+from recommender.service._answer_json import AnswerJSON
 
 __all__ = ["RecommendationEngine", "AuditUnavailable", "load_champion_model", "safety_block"]
 

@@ -41,17 +41,19 @@ from recommender.service._landing import landing_page
 from recommender.service._outcomes import OutcomeRefused, record_outcomes
 from recommender.service._profiles import profile_schema
 from recommender.settings import read_secret
-from recommender.service._schemas import (
-    as_problems,
+from recommender.service._answer_json import batch_response_json
+from recommender.service._problems import as_problems
+from recommender.service._requests import (
     BatchRequest,
-    BatchResponse,
-    batch_response_json,
     OutcomesRequest,
+    ReloadRequest,
+    ServedProfileRequest,
+)
+from recommender.service._responses import (
+    BatchResponse,
     OutcomesResponse,
     Recommendation,
-    ReloadRequest,
     ReloadResponse,
-    ServedProfileRequest,
 )
 
 __all__ = ["Recommender", "SERVICE_NAME"]
