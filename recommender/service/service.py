@@ -28,7 +28,8 @@ from recommender.service._allocation import (
     AllocationRequest,
     allocate_cohort,
 )
-from recommender.service._audit import AuditLog, audit_csv, parse_since, resolve_salt
+from recommender.service._audit import AuditLog, resolve_salt
+from recommender.service._audit_export import audit_csv, parse_since
 from recommender.service._auth import API_KEYS_ENV, KeyRing, parse_env_keys
 from recommender.service._card import read_card
 from recommender.service._config import SERVICE_NAME, load_serve_config, worker_settings
