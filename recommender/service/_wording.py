@@ -23,7 +23,8 @@ class AnswerWording:
     """``arm_facts`` and the answers' wording of the recommendation engine."""
 
     def _explain(self, contributions, ranked_rows, rows, rankings) -> dict:
-        """Explanations for every ranked row from its contributions (:meth:`_contributions`)."""
+        """Explanations for every ranked row from its contributions (see
+        :func:`~recommender.service._scoring.explanation_contributions`)."""
         control = self.control
         stacked, best, second, none = contributions
         names = [f["name"] for f in self.model.features]
