@@ -21,7 +21,8 @@ from recommender.policy import (
     rank_arms,
 )
 from recommender.service import AuditLog, RecommendationEngine, load_serve_config
-from recommender.service._schemas import BatchResponse, Recommendation, batch_response_json
+from recommender.service._answer_json import batch_response_json
+from recommender.service._responses import BatchResponse, Recommendation
 from service_fixtures import LinearModel
 
 POLICIES = ("thompson", "epsilon", "greedy")

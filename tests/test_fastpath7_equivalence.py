@@ -11,7 +11,8 @@ import random
 import pytest
 import sqlalchemy as sa
 
-from recommender.service._audit import _DriverInsert, assignments, recommendations
+from recommender.service._audit_tables import assignments, recommendations
+from recommender.service._audit_writer import _DriverInsert
 from recommender.service._migrate import upgrade_schema
 from test_fastpath4_equivalence import engine_for, varied_bodies
 

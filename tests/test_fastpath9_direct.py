@@ -14,7 +14,7 @@ import bentoml
 import pytest
 
 from recommender.service._config import SERVICE_NAME
-from recommender.service._engine import AuditUnavailable
+from recommender.service import AuditUnavailable
 from service_fixtures import (  # noqa: F401  (fixtures)
     PROFILE,
     asgi_client,

@@ -19,8 +19,8 @@ import time
 import pytest
 
 from recommender.catalog import load_catalog
-from recommender.service._audit import AuditLog, _GroupWriter
-from recommender.service._engine import AuditUnavailable, RecommendationEngine
+from recommender.service import AuditLog, AuditUnavailable, RecommendationEngine
+from recommender.service._audit_writer import GroupWriter
 from test_fastpath4_equivalence import engine_for, varied_bodies, varied_model
 from test_fastpath7_equivalence import _select, stored_by_request
 
@@ -146,14 +146,14 @@ def test_no_answer_is_returned_before_its_records_are_committed(monkeypatch):
     engine = engine_for("thompson")
     rows, _, _ = engine.check_rows(varied_bodies(200, seed=3))
     committed = []
-    plain = _GroupWriter._insert
+    plain = GroupWriter._insert
 
     def slow(self, *args, **kwargs):
         time.sleep(0.3)  # longer than wording the answers takes
         plain(self, *args, **kwargs)
         committed.append(time.perf_counter())
 
-    monkeypatch.setattr(_GroupWriter, "_insert", slow)
+    monkeypatch.setattr(GroupWriter, "_insert", slow)
     answers = engine.recommend(rows, caller_role="program", batch_id="b")
     returned = time.perf_counter()
     assert len(committed) == 1 and committed[0] <= returned
@@ -174,7 +174,7 @@ def test_a_store_that_cannot_be_written_fails_the_batch_but_not_its_crisis_answe
         started.set()
         raise OSError("disk full")
 
-    monkeypatch.setattr(_GroupWriter, "_insert", broken)
+    monkeypatch.setattr(GroupWriter, "_insert", broken)
     with pytest.raises(AuditUnavailable) as failure:
         engine.recommend(rows, caller_role="program", batch_id="b")
     assert started.is_set()

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from recommender.service._schemas import BatchResponse, Recommendation
+from recommender.service._responses import BatchResponse, Recommendation
 from service_fixtures import (  # noqa: F401  (fixtures)
     KEYS,
     PROFILE,

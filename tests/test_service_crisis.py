@@ -11,7 +11,7 @@ import logging
 import pytest
 import yaml
 
-from recommender.service._schemas import BatchResponse, Recommendation
+from recommender.service._responses import BatchResponse, Recommendation
 from service_fixtures import (  # noqa: F401  (fixtures)
     PROFILE,
     LinearModel,
@@ -96,7 +96,7 @@ def test_a_severe_profile_is_referred_where_its_role_is_served(asgi_client):
 def read_only_audit(service_home, monkeypatch):
     """serve.yaml pointing at an audit database that SQLite opens read-only."""
     from recommender.paths import config_path
-    from recommender.service._audit import AuditLog
+    from recommender.service import AuditLog
 
     path = service_home / "audit-ro.db"
     AuditLog(f"sqlite:///{path}", salt="s").close()  # the tables exist; nothing may be added

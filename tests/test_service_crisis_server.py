@@ -62,7 +62,7 @@ def test_a_read_only_audit_database_over_http(champion_home, tmp_path):
     import yaml
 
     from recommender.paths import config_path
-    from recommender.service._audit import AuditLog
+    from recommender.service import AuditLog
 
     database = tmp_path / "audit-ro.db"
     AuditLog(f"sqlite:///{database}", salt="s").close()

@@ -5,8 +5,12 @@ import pytest
 
 from recommender.catalog import load_catalog
 from recommender.errors import InputError
-from recommender.service import AuditLog, RecommendationEngine, load_serve_config
-from recommender.service._engine import AuditUnavailable
+from recommender.service import (
+    AuditLog,
+    AuditUnavailable,
+    RecommendationEngine,
+    load_serve_config,
+)
 from service_fixtures import LinearModel, profile
 
 

@@ -42,7 +42,7 @@ def test_a_champion_that_cannot_be_loaded_leaves_the_old_one_serving(
 
 
 def test_an_unreadable_audit_store_is_a_503_on_export(asgi_client, monkeypatch):
-    from recommender.service._audit import AuditLog
+    from recommender.service import AuditLog
 
     def unreadable(self, since=None):
         raise OSError("disk I/O error")

@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from recommender.service import AuditLog
-from recommender.service._audit import _metadata
+from recommender.service._audit_tables import _metadata
 from recommender.service._migrate import BASELINE, VERSION_TABLE, schema_revision
 
 RECORD = {
@@ -71,7 +71,7 @@ def test_a_new_store_is_migrated_to_the_schema_the_code_queries(store_url):
             for d in compare_metadata(context, _metadata)
             if not (d[0] == "remove_table" and d[1].name == VERSION_TABLE)
         ]
-    assert differences == []  # migrations and the table in _audit.py agree
+    assert differences == []  # migrations and the tables in _audit_tables.py agree
     engine.dispose()
     log.close()
 

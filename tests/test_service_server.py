@@ -14,7 +14,8 @@ import sys
 import httpx
 import pytest
 
-from recommender.service._schemas import Recommendation, example_profile
+from recommender.service._requests import example_profile
+from recommender.service._responses import Recommendation
 from service_fixtures import (  # noqa: F401  (fixtures)
     KEYS,
     PROFILE,

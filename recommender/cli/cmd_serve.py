@@ -127,7 +127,7 @@ def _print_example(process, host, port, keys: dict) -> None:
 
     import httpx
 
-    from recommender.service._schemas import example_profile
+    from recommender.service._requests import example_profile
 
     url = f"http://{host}:{port}"
     deadline = time.monotonic() + 300

@@ -4,7 +4,8 @@ Importing this package does not import BentoML; only :mod:`recommender.service.s
 (serve it with ``recommender serve``). The parts below work without HTTP.
 """
 
-from recommender.service._audit import AuditLog, audit_csv, parse_since, resolve_salt
+from recommender.service._audit import AuditLog, resolve_salt
+from recommender.service._audit_export import audit_csv, parse_since
 from recommender.service._auth import KeyRing, authorize, hash_key, parse_env_keys
 from recommender.service._config import ServeConfig, load_serve_config
 from recommender.service._engine import AuditUnavailable, RecommendationEngine

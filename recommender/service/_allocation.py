@@ -22,13 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
 from recommender.errors import InputError, PlanTimeout
 from recommender.policy import fairness_records, plan_allocation, triage
 from recommender.service._crisis import crisis_flagged, record_answers, safety_block
-from recommender.service._schemas import (
-    MAX_BATCH_ROWS,
-    ComplementItem,
-    ContextBlock,
-    Problem,
-    SafetyBlock,
-)
+from recommender.service._problems import Problem
+from recommender.service._requests import MAX_BATCH_ROWS
+from recommender.service._responses import ComplementItem, ContextBlock, SafetyBlock
 
 __all__ = [
     "AllocationRequest",

@@ -13,20 +13,16 @@ own records are committed before it answers. What "committed" survives is a sett
 (``durability``, see :data:`DURABILITY`): by default a commit survives a crash of the service
 process but not a power cut (SQLite WAL with ``synchronous=NORMAL``: no fsync per commit),
 or with ``power_loss`` a power cut too (``synchronous=FULL``: every group waits for the
-disk). The tables below are what queries use; the
-database's schema is made and upgraded by the Alembic migrations in ``migrations/`` (a test
-checks that the two agree).
+disk). The tables are in :mod:`recommender.service._audit_tables`, the writer thread in
+:mod:`recommender.service._audit_writer`, and the export helpers (CSV, ``since``) in
+:mod:`recommender.service._audit_export`.
 """
 
 from __future__ import annotations
 
-import csv
 import hmac
-import io
 import json
-import operator
 import os
-import queue
 import secrets
 import threading
 from collections.abc import Iterable, Mapping
@@ -36,6 +32,9 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from recommender.errors import InputError
+from recommender.service._audit_export import as_utc
+from recommender.service._audit_tables import recommendations, reloads
+from recommender.service._audit_writer import GroupWriter, PendingAppend
 from recommender.service._migrate import upgrade_schema
 from recommender.service._sqlite import sqlite_file
 
@@ -43,10 +42,7 @@ __all__ = [
     "AuditLog",
     "PendingAppend",
     "resolve_salt",
-    "audit_csv",
-    "parse_since",
     "SALT_ENV",
-    "AUDIT_COLUMNS",
     "DURABILITY",
 ]
 
@@ -86,74 +82,6 @@ def _one_shot_compact():
 
 
 _compact_record = _one_shot_compact()
-
-_metadata = sa.MetaData()
-recommendations = sa.Table(
-    "recommendations",
-    _metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("logged_at", sa.DateTime(timezone=True), nullable=False, index=True),
-    sa.Column("request_id", sa.String(64), nullable=False, unique=True),
-    sa.Column("batch_id", sa.String(64), nullable=True),
-    sa.Column("model_version", sa.String(64), nullable=False),
-    sa.Column("caller_role", sa.String(16), nullable=False),
-    sa.Column("person_hash", sa.String(64), nullable=False),
-    sa.Column("safety_level", sa.String(16), nullable=False),
-    sa.Column("recommended", sa.String(64), nullable=True),
-    sa.Column("ranking_meaningful", sa.Boolean, nullable=True),
-    # {"arm": [effect, lower, upper]} in EE points; JSON text so every backend stores it alike.
-    sa.Column("effects", sa.Text, nullable=False),
-)
-AUDIT_COLUMNS = tuple(c.name for c in recommendations.columns)
-# Every accepted /reload, so that all workers (and replicas) sharing this store follow it, and
-# an auditor can see who put which version in service when.
-reloads = sa.Table(
-    "service_reloads",
-    _metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("model_version", sa.String(64), nullable=False),
-    sa.Column("caller_role", sa.String(16), nullable=False),
-)
-
-# The learning loop's tables (issue 11), beside the audit log in the same database. One row per
-# ranked answer: the arm served, the probability of every candidate arm and the profile without
-# its identifier, which is what retraining from the log needs.
-assignments = sa.Table(
-    "assignments",
-    _metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("logged_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("request_id", sa.String(64), nullable=False, unique=True),
-    sa.Column("person_hash", sa.String(64), nullable=False, index=True),
-    sa.Column("model_version", sa.String(64), nullable=False),
-    sa.Column("safety_level", sa.String(16), nullable=False),
-    sa.Column("cycle", sa.Integer, nullable=False),
-    sa.Column("policy", sa.String(16), nullable=False),
-    sa.Column("arm", sa.String(64), nullable=False),
-    sa.Column("probability", sa.Float, nullable=False),
-    # {"arm": probability} of every ranked arm, and the profile's fields except person_id.
-    sa.Column("probabilities", sa.Text, nullable=False),
-    sa.Column("profile", sa.Text, nullable=False),
-)
-# The columns an append writes, in table order (the id is the database's).
-ROW_COLUMNS = tuple(c.name for c in recommendations.columns if c.name != "id")
-SERVED_COLUMNS = tuple(c.name for c in assignments.columns if c.name != "id")
-# Follow-up scores, each linked to the one served recommendation it follows.
-outcomes = sa.Table(
-    "outcomes",
-    _metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("request_id", sa.String(64), nullable=False, unique=True),
-    sa.Column("person_hash", sa.String(64), nullable=False, index=True),
-    sa.Column("measured_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("arm_taken", sa.String(64), nullable=False),
-    sa.Column("ee_followup", sa.Integer, nullable=False),
-    sa.Column("dp_followup", sa.Integer, nullable=False),
-    sa.Column("pa_followup", sa.Integer, nullable=False),
-    sa.Column("source", sa.String(120), nullable=False),
-)
 
 
 def resolve_salt(configured: str | None, models_dir: Path) -> str:
@@ -302,13 +230,13 @@ class AuditLog:
         """The database engine, shared with the outcome store (same database)."""
         return self._engine
 
-    def _writer(self) -> "_GroupWriter":
+    def _writer(self) -> "GroupWriter":
         writer = self.__dict__.get("_group_writer")
         if writer is None:
             with _WRITER_LOCK:
                 writer = self.__dict__.get("_group_writer")
                 if writer is None:
-                    writer = self._group_writer = _GroupWriter(self._engine)
+                    writer = self._group_writer = GroupWriter(self._engine)
         return writer
 
     def count(self) -> int:
@@ -324,7 +252,7 @@ class AuditLog:
         query = sa.select(recommendations).order_by(recommendations.c.id)
         if since is not None:
             # Rows hold UTC; SQLite compares the stored text and would ignore an offset.
-            since = _as_utc(since)
+            since = as_utc(since)
             if self._engine.dialect.name == "sqlite":
                 since = since.replace(tzinfo=None)
             query = query.where(recommendations.c.logged_at >= since)
@@ -366,245 +294,6 @@ class AuditLog:
 
 
 _WRITER_LOCK = threading.Lock()
-# Rows committed in one transaction at most (a 10,000-row batch is one request: never split).
-_GROUP_ROWS = 2_000
-
-
-class _Job:
-    __slots__ = ("rows", "served", "done", "error")
-
-    def __init__(self, rows, served):
-        self.rows = rows
-        self.served = served
-        self.done = threading.Event()
-        self.error: BaseException | None = None
-
-
-class PendingAppend:
-    """Records handed to the audit writer (:meth:`AuditLog.start_append`), not yet known to be
-    committed."""
-
-    __slots__ = ("_job", "_count")
-
-    def __init__(self, job: _Job | None, count: int):
-        self._job = job
-        self._count = count
-
-    def result(self) -> int:
-        """Wait until the records are committed and return their number; raise what the store
-        raised otherwise (then none of them is stored)."""
-        job = self._job
-        if job is not None:
-            job.done.wait()
-            if job.error is not None:
-                raise job.error
-        return self._count
-
-
-class _GroupWriter:
-    """One thread that commits waiting requests' records together, each request's all or none.
-
-    A request hands its rows over (:meth:`submit`) and waits for its own commit. The thread
-    takes every request waiting when it is free and inserts them in one transaction; if that
-    transaction fails (one request's duplicate id, say), each request of the group is retried
-    in a transaction of its own, so one request's failure never costs another its answer.
-    """
-
-    def __init__(self, engine: sa.Engine):
-        self._engine = engine
-        # SQLite: the rows go to the driver as tuples, each value converted by the column
-        # type's own bind processor (SQLAlchemy's storage format), so that a group's insert is
-        # not dominated by SQLAlchemy's per-row parameter handling (about half of a 1,000-row
-        # batch's insert). Other databases keep SQLAlchemy's executemany.
-        self._driver_inserts = (
-            {
-                table.name: _DriverInsert(table, engine.dialect)
-                for table in (recommendations, assignments)
-            }
-            if engine.dialect.name == "sqlite"
-            else None
-        )
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
-        self._thread.start()
-
-    def submit(self, rows: list[tuple], served: list[tuple] = ()) -> _Job:
-        """Queue ``rows`` (and their ``served`` assignments; values in ROW_COLUMNS and
-        SERVED_COLUMNS order) for the next group commit."""
-        driver = self._driver_inserts
-        if driver is not None:
-            # Turned into the driver's parameters here, on the caller's thread: the writer
-            # thread then holds the interpreter only to hand them to SQLite, and the caller's
-            # next work (wording the answers) runs while SQLite inserts.
-            rows = driver["recommendations"].bound(rows)
-            served = driver["assignments"].bound(served)
-        else:
-            rows = [dict(zip(ROW_COLUMNS, row)) for row in rows]
-            served = [dict(zip(SERVED_COLUMNS, row)) for row in served]
-        job = _Job(rows, list(served))
-        self._queue.put(job)
-        return job
-
-    def stop(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        while True:
-            job = self._queue.get()
-            if job is None:
-                return
-            group, size = [job], len(job.rows)
-            while size < _GROUP_ROWS:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    self._queue.put(None)  # stop after this group
-                    break
-                group.append(more)
-                size += len(more.rows)
-            self._commit(group)
-
-    def _commit(self, group: list[_Job]) -> None:
-        try:
-            self._insert(
-                [row for job in group for row in job.rows],
-                [row for job in group for row in job.served],
-            )
-        except Exception as error:  # noqa: BLE001 - find whose records failed, one each
-            if len(group) == 1:
-                group[0].error = error
-            else:
-                for job in group:
-                    try:
-                        self._insert(job.rows, job.served)
-                    except Exception as own:  # noqa: BLE001 - handed to the waiting request
-                        job.error = own
-        finally:
-            for job in group:
-                job.done.set()
-
-    def _insert(self, rows: list, served: list) -> None:
-        driver = self._driver_inserts
-        with self._engine.begin() as connection:
-            if driver is None:
-                connection.execute(recommendations.insert(), rows)
-                if served:
-                    connection.execute(assignments.insert(), served)
-            else:
-                # Rows and assignments as the driver's parameters (see submit).
-                driver["recommendations"].insert(connection, rows)
-                if served:
-                    driver["assignments"].insert(connection, served)
-
-
-class _DriverInsert:
-    """``connection.execute(table.insert(), rows)`` on SQLite, the same stored values.
-
-    Every row must hold every column but ``id`` (as :meth:`AuditLog.append` builds them). The
-    values pass through the bind processor SQLAlchemy would apply (the timestamp's text, a
-    boolean's integer); one timestamp is shared by a request's rows, so it is converted once.
-    """
-
-    def __init__(self, table: sa.Table, dialect):
-        columns = [c for c in table.columns if c.name != "id"]
-        self._sql = (
-            f"INSERT INTO {table.name} ({', '.join(c.name for c in columns)}) "
-            f"VALUES ({', '.join('?' for _ in columns)})"
-        )
-        self._values = operator.itemgetter(*(c.name for c in columns))
-        self._processors = [
-            (j, processor, isinstance(c.type, sa.DateTime))
-            for j, c in enumerate(columns)
-            if (processor := c.type.dialect_impl(dialect).bind_processor(dialect)) is not None
-        ]
-
-    def __call__(self, connection, rows: list[dict]) -> None:
-        self.insert(connection, self.parameters(rows))
-
-    def insert(self, connection, parameters: list[tuple]) -> None:
-        """Insert rows given as :meth:`parameters`."""
-        connection.exec_driver_sql(self._sql, parameters)
-
-    def parameters(self, rows: list[dict]) -> list[tuple]:
-        """Each row's values in the statement's order, as SQLAlchemy would bind them."""
-        return self.bound(list(map(self._values, rows)))
-
-    def bound(self, rows: list[tuple]) -> list[tuple]:
-        """Rows given as values in the statement's order, as SQLAlchemy would bind them."""
-        processors = self._processors
-        stamps: dict = {}  # datetime -> its stored text: a request's rows share one
-        out = []
-        for row in rows:
-            line = list(row)
-            for j, processor, stamp in processors:
-                value = line[j]
-                if stamp:  # equal instants in other zones are stored as other text
-                    key = value, getattr(value, "tzinfo", None)
-                    text = stamps.get(key)
-                    if text is None:
-                        text = stamps[key] = processor(value)
-                    line[j] = text
-                else:
-                    line[j] = processor(value)
-            out.append(tuple(line))
-        return out
-
-
-def audit_csv(rows: Iterable[Mapping]) -> str:
-    """Audit rows (as from :meth:`AuditLog.export`) as CSV text; effects as JSON in one column."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(AUDIT_COLUMNS), lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow(
-            {
-                **row,
-                "logged_at": row["logged_at"].isoformat(),
-                "effects": json.dumps(row["effects"], separators=(",", ":")),
-            }
-        )
-    return out.getvalue()
-
-
-def parse_since(text: str) -> datetime:
-    """An ISO 8601 date or time for ``export(since=...)``, as UTC.
-
-    An offset is honoured (``2026-12-03T09:00:00+05:00`` is 04:00 UTC); a date or time without
-    one is read as UTC.
-
-    Examples
-    --------
-    >>> parse_since("2026-12-03T09:00:00+05:00").isoformat()
-    '2026-12-03T04:00:00+00:00'
-    >>> parse_since("2026-12-03").isoformat()
-    '2026-12-03T00:00:00+00:00'
-    """
-    try:
-        stamp = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise InputError(
-            f"since: {text[:120]!r} is not accepted; give an ISO 8601 date or time",
-            problems=[
-                {
-                    "field": "since",
-                    "value": text[:120],
-                    "message": "not a date",
-                    "accepted": "an ISO 8601 date or time, UTC unless it carries an offset, "
-                    "e.g. 2026-11-25, 2026-11-25T13:00:00Z or "
-                    "2026-11-25T18:00:00+05:00",
-                }
-            ],
-        ) from None
-    return _as_utc(stamp)
-
-
-def _as_utc(stamp: datetime) -> datetime:
-    if stamp.tzinfo is None:
-        return stamp.replace(tzinfo=timezone.utc)
-    return stamp.astimezone(timezone.utc)
 
 
 def _make_engine(url: str, *, synchronous: str = "NORMAL") -> sa.Engine:

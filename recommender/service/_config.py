@@ -12,7 +12,7 @@ from pydantic import Field
 from recommender.errors import InputError
 from recommender.policy import ExplorationRule, SafetyRules
 from recommender.service._auth import ROLES
-from recommender.service._schemas import MAX_BATCH_ROWS
+from recommender.service._requests import MAX_BATCH_ROWS
 from recommender.settings import SECRET, Section, check_settings, read_secret
 
 __all__ = [

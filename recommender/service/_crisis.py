@@ -105,7 +105,8 @@ def _person_id(raw: Mapping) -> str:
 def _ignored(raw: Mapping, prefix: str) -> list[dict]:
     # Fields that were sent but are not accepted: a crisis answer does not need them, so they
     # are named (and neither used nor stored) instead of turning the answer into a 422.
-    from recommender.service._schemas import PROFILE_FIELDS, ProfileRequest, problems_from
+    from recommender.service._problems import problems_from
+    from recommender.service._requests import PROFILE_FIELDS, ProfileRequest
 
     try:
         ProfileRequest.model_validate(dict(raw))

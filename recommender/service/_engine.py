@@ -6,6 +6,11 @@ The BentoML service, the in-process benchmark and the FastAPI anchor all call
 every arm's effect and interval is predicted for all of them in one pass, eligibility is found
 for all of them at once, and the contributions each explanation needs (best and runner-up arm
 against usual care) come from the same encoded rows, one call per arm.
+
+Checking request bodies (:mod:`~recommender.service._checking`) and wording the answers
+(:mod:`~recommender.service._wording`) are parts of the engine kept in modules of their own;
+each arm's figures and the explanations' contributions come from
+:mod:`~recommender.service._scoring`.
 """
 
 from __future__ import annotations
@@ -14,17 +19,12 @@ import functools
 import operator
 import os
 import uuid
-from math import copysign, isfinite
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from pydantic import ValidationError
 
 from recommender.cohort import PROFILE_COLUMNS
-from recommender.errors import InputError
-from recommender.explain import complements_for, evidence_for, explain, top_contributions_many
-from recommender.model import estimate_basis
+from recommender.explain import complements_for, evidence_for
 from recommender.policy import (
     Exclusion,
     assign_many,
@@ -33,6 +33,8 @@ from recommender.policy import (
     rank_many,
     triage,
 )
+from recommender.service._answer_json import AnswerJSON
+from recommender.service._checking import RequestChecking
 from recommender.service._context import answer_context
 from recommender.service._crisis import (
     AuditUnavailable,
@@ -41,7 +43,8 @@ from recommender.service._crisis import (
     safety_block,
 )
 from recommender.service._profiles import extra_features, profile_schema
-from recommender.service._schemas import AnswerJSON
+from recommender.service._scoring import arm_figures, explanation_contributions, rule_fields
+from recommender.service._wording import AnswerWording
 
 __all__ = ["RecommendationEngine", "AuditUnavailable", "load_champion_model", "safety_block"]
 
@@ -53,7 +56,7 @@ def load_champion_model():
     return load_champion()
 
 
-class RecommendationEngine:
+class RecommendationEngine(RequestChecking, AnswerWording):
     """One served model with everything needed to answer for it.
 
     Parameters
@@ -105,7 +108,7 @@ class RecommendationEngine:
         self._names = {arm.id: arm.name for arm in catalog.arms}
         # The profile fields the catalog's eligibility rules read (to say why an arm is not
         # eligible), as a key: years with its type and sign (0.0 and -0.0 read apart).
-        self._rule_fields = _rule_fields(catalog)
+        self._rule_fields = rule_fields(catalog)
         getattr(model, "compiled", None)  # compile now (older artifacts), not on a request
         # Per-arm parts of every answer, built once: they depend on the catalog only.
         self._arm_facts = {
@@ -126,64 +129,6 @@ class RecommendationEngine:
         self._basis = functools.lru_cache(maxsize=4096)(self._evidence_basis)
         # The answers' JSON as the response model gives it, the facts above dumped once.
         self.answer_json = AnswerJSON(self._arm_facts, self.complements, self.context)
-
-    # -- checking ---------------------------------------------------------------------------
-    def check_row(self, raw, *, prefix: str = "") -> dict:
-        """Validate one request body (a mapping) against this model's profile and the catalog.
-
-        Raises
-        ------
-        InputError
-            With ``problems`` naming field, value and what is accepted.
-        """
-        try:
-            row = self.profiles.validate(raw)
-        except ValidationError as error:
-            problems = self.profiles.problems(error, prefix=prefix)
-            raise InputError(_summary(problems), problems=problems) from None
-        self.check_offered(row, prefix=prefix)
-        return row
-
-    def check_rows(self, raws: Sequence, *, field: str = "profiles") -> tuple[list, list, list]:
-        """Validate many request bodies: ``(valid rows, their positions, errors)``.
-
-        One pydantic call checks the whole list when it is valid (the usual case); otherwise
-        every entry is checked on its own so that each error names its entry.
-        """
-        try:
-            rows = self.profiles.validate_many(raws)
-            for i, row in enumerate(rows):
-                self.check_offered(row, prefix=f"{field}[{i}]")
-            return rows, list(range(len(rows))), []
-        except (ValidationError, InputError):
-            pass
-        valid, index, errors = [], [], []
-        for i, raw in enumerate(raws):
-            try:
-                valid.append(self.check_row(raw, prefix=f"{field}[{i}]"))
-                index.append(i)
-            except InputError as error:
-                errors.append({"index": i, "error": str(error), "problems": error.problems})
-        return valid, index, errors
-
-    def check_offered(self, row: Mapping, *, prefix: str = "") -> None:
-        """Refuse arm ids the catalog does not know (the rest of the row is already valid)."""
-        offered = row.get("offered")
-        if not offered:
-            return
-        known = self.catalog.arm_ids
-        problems = [
-            {
-                "field": f"{prefix}{'.' if prefix else ''}offered[{i}]",
-                "value": arm,
-                "accepted": f"an arm of catalog {self.catalog.version}: {', '.join(known)}",
-                "message": "unknown arm",
-            }
-            for i, arm in enumerate(offered)
-            if arm not in known
-        ]
-        if problems:
-            raise InputError(_summary(problems), problems=problems)
 
     # -- answering ---------------------------------------------------------------------------
     def recommend(
@@ -221,8 +166,8 @@ class RecommendationEngine:
             ranked = [rows[i] for i in ranked_rows]
             # Encoded once: the model predicts and explains from the same rows.
             encoded = self.model.encode(ranked)
-            figures, estimated = self._figures(
-                self.model.predict(encoded, alpha=config.alpha), len(ranked_rows)
+            figures, estimated = arm_figures(
+                self.model.predict(encoded, alpha=config.alpha), len(ranked_rows), self.modelled
             )
             # Every arm of the catalog: one the model does not estimate is excluded for that
             # reason, not as ineligible.
@@ -306,7 +251,9 @@ class RecommendationEngine:
             )
             assignments = dict(zip(ranked_rows, served))
             # What the explanations need of the model, before any record is handed over.
-            contributions = self._contributions(encoded, ranked_rows, rankings)
+            contributions = explanation_contributions(
+                self.model, self.control, encoded, ranked_rows, rankings
+            )
         # Every decision is made: the records go to the audit writer now, and the explanations
         # and answers are worded while it inserts and commits them. No answer leaves before
         # the commit (record_answers waits for it).
@@ -405,45 +352,6 @@ class RecommendationEngine:
         answer["complements"] = [] if compact else self.complements
         return answer, record
 
-    def _figures(self, prediction, n: int) -> tuple[dict, dict]:
-        """Per arm, each row's five figures as a tuple (NaN when the model lacks an outcome),
-        and whether each row's EE effect and interval are finite (an estimate to rank).
-
-        Indexing a list is what the per-row loop does a thousand times. Rounded to 0.001
-        points here, vectorized, rather than figure by figure in every answer; finer
-        differences mean nothing on a 0-54 scale.
-        """
-        missing = [float("nan")] * n
-        columns = {arm: j for j, arm in enumerate(prediction.arms)}
-        kinds = [
-            prediction.effect,
-            prediction.lower,
-            prediction.upper,
-            prediction.secondary.get("dp"),
-            prediction.secondary.get("pa"),
-        ]
-        kinds = [
-            None if table is None else np.asarray(table, dtype=float).round(3) for table in kinds
-        ]
-        # effect + lower + upper, as the figures' own sum (inf - inf is not finite either).
-        finite = np.isfinite(kinds[0] + kinds[1] + kinds[2]).T.tolist()
-        kinds = [None if table is None else table.T.tolist() for table in kinds]
-        figures = {
-            arm: list(
-                zip(
-                    *(
-                        missing if table is None or arm not in columns else table[columns[arm]]
-                        for table in kinds
-                    )
-                )
-            )
-            for arm in self.modelled
-        }
-        estimated = {
-            arm: finite[columns[arm]] if arm in columns else [False] * n for arm in self.modelled
-        }
-        return figures, estimated
-
     def record(self, records: Sequence[Mapping]) -> None:
         """Append answers to the audit log (see :meth:`AuditLog.append`) before they are given.
 
@@ -458,183 +366,6 @@ class RecommendationEngine:
             raise AuditUnavailable(
                 f"the audit log could not be written ({type(error).__name__})"
             ) from error
-
-    def _contributions(self, encoded, ranked_rows, rankings) -> tuple:
-        """What the explanations of every ranked row need of the model, in one contributions
-        call: ``(stacked, best, second, none)``, each row's best and runner-up arm's
-        contributions as rows ``best[k]`` and ``second[k]`` of ``stacked`` (``none``: usual
-        care's, all zero).
-
-        The learners explain ``effect[a] - effect[b]`` as the difference of each arm's
-        contributions against usual care (usual care's own being zero), so the contributions of
-        every arm a row needs (its best and its runner-up) against usual care give both
-        comparisons: recommended vs usual care, and recommended vs runner-up.
-        """
-        control, model = self.control, self.model
-        needs = defaultdict(list)  # arm -> positions k (in frame) of rows that need it
-        # Per row, where its best and its runner-up are among their arm's rows: (arm, r), or
-        # None for usual care (or no runner-up).
-        slots = []
-        for k, i in enumerate(ranked_rows):
-            pair = [None, None]
-            for j, arm in enumerate(rankings[i].arms[:2]):
-                if arm.arm != control:
-                    rows_of_arm = needs[arm.arm]
-                    pair[j] = arm.arm, len(rows_of_arm)
-                    rows_of_arm.append(k)
-            slots.append(pair)
-        names = [f["name"] for f in model.features]
-        # Every part the model gives, stacked: an arm's rows start at ``start[arm]``.
-        parts, start = [], {}
-        for arm, part in model.explain(encoded, needs).items():
-            start[arm] = sum(len(p) for p in parts)
-            parts.append(np.asarray(part, dtype=float))
-        # A last row of zeros stands for usual care's own contributions (index ``none``).
-        stacked = np.concatenate([*parts, np.zeros((1, len(names) + 1))])
-        none = len(stacked) - 1
-        best, second = [], []
-        for pair in slots:
-            for out, slot in zip((best, second), pair):
-                out.append(
-                    none if slot is None or slot[0] not in start else start[slot[0]] + slot[1]
-                )
-        return stacked, best, second, none
-
-    def _explain(self, contributions, ranked_rows, rows, rankings) -> dict:
-        """Explanations for every ranked row from its contributions (:meth:`_contributions`)."""
-        control = self.control
-        stacked, best, second, none = contributions
-        names = [f["name"] for f in self.model.features]
-        profiles = [rows[i] for i in ranked_rows]
-        top = self.config.top
-        # Recommended against usual care: the recommended arm's own contributions.
-        care = [k for k, b in enumerate(best) if b != none]
-        care_rows = dict(
-            zip(
-                care,
-                top_contributions_many(
-                    stacked[[best[k] for k in care]],
-                    names,
-                    [profiles[k] for k in care],
-                    top=top,
-                ),
-            )
-        )
-        # Recommended against the runner-up: the difference of the two (usual care's own being
-        # zero: a - 0 is a, and 0 - b is -b but for the sign of a zero, which no explanation
-        # shows).
-        pairs = [k for k, (b, c) in enumerate(zip(best, second)) if b != none or c != none]
-        next_rows = dict(
-            zip(
-                pairs,
-                top_contributions_many(
-                    stacked[[best[k] for k in pairs]] - stacked[[second[k] for k in pairs]],
-                    names,
-                    [profiles[k] for k in pairs],
-                    top=top,
-                ),
-            )
-        )
-        out = {}
-        for k, i in enumerate(ranked_rows):
-            ranking = rankings[i]
-            first = ranking.arms[0]
-            second = ranking.arms[1] if len(ranking.arms) > 1 else None
-            out[i] = explain(
-                recommended=first.arm,
-                runner_up=None if second is None else second.arm,
-                effect=first.effect,
-                lower=first.lower,
-                upper=first.upper,
-                runner_up_effect=None if second is None else second.effect,
-                versus_usual_care=care_rows.get(k),
-                versus_runner_up=next_rows.get(k),
-                profile=rows[i],
-                control=control,
-                names=self._names,
-                coverage=self.config.coverage,
-                top=top,
-            )
-        return out
-
-    def arm_facts(self, answers: Sequence[Mapping]) -> dict[str, dict]:
-        """Name, cost and evidence of every arm ranked in ``answers``, once per arm."""
-        arms = {item["arm"] for answer in answers for item in answer["ranking"]}
-        return {arm: self._arm_facts[arm] for arm in self.catalog.arm_ids if arm in arms}
-
-    def _evidence_basis(self, role: str, ranked: tuple) -> str | None:
-        """See :func:`recommender.model.estimate_basis` (``ranked``: best first)."""
-        metadata = getattr(self.model, "metadata", None) or {}
-        return estimate_basis(metadata, list(ranked), role, self._names)
-
-    def _answer(
-        self, request_id, row, safety, ranking, explanation, excluded, compact, assignment=None
-    ) -> dict:
-        config = self.config
-        answer = {
-            "request_id": request_id,
-            "model_version": self.version,
-            "catalog_version": self.catalog.version,
-            "recommended": None,
-            "interval_level": round(config.coverage, 6),
-            "ranking": [],
-            "ranking_meaningful": None,
-            "ranking_note": None,
-            "excluded": [{"arm": e.arm, "reason": e.reason} for e in excluded],
-            "explanation": None,
-            "safety": safety_block(safety),
-            "disclaimer": None if compact else config.disclaimer,
-            "complements": [] if compact else self.complements,
-            "context": None if compact else self.context,
-            "assignment": None,
-        }
-        if ranking is None:
-            return answer
-        answer["recommended"] = ranking.recommended
-        answer["ranking_meaningful"] = ranking.meaningful
-        answer["ranking_note"] = ranking.note
-        basis = self._basis(str(row.get("role")), tuple(map(_arm_of, ranking.arms)))
-        if basis:
-            answer["ranking_note"] += " " + basis
-        if assignment is not None:
-            answer["recommended"] = assignment.arm
-            answer["assignment"] = assignment.as_answer()
-            if assignment.arm != ranking.recommended:
-                answer["ranking_note"] += (
-                    f" Served {self._names.get(assignment.arm, assignment.arm)} rather than "
-                    f"the best-ranked arm: the data do not rule out that it is as good, and the "
-                    f"program's {assignment.policy} exploration policy drew it with probability "
-                    f"{assignment.probability:.2f}, so the program can learn which helps more."
-                )
-        # EE figures are finite (checked before ranking) and already rounded; DP and PA are
-        # NaN when the model has no such outcome, and JSON has no NaN.
-        ranked = [
-            {
-                "arm": arm,
-                "rank": rank,
-                "ee_effect": effect,
-                "ee_lower": lower,
-                "ee_upper": upper,
-                "dp_effect": dp if isfinite(dp) else None,
-                "pa_effect": pa if isfinite(pa) else None,
-            }
-            # a RankedArm's fields, unpacked rather than read one by one
-            for arm, rank, effect, lower, upper, dp, pa in ranking.arms
-        ]
-        if not compact:
-            for item in ranked:
-                item.update(self._arm_facts[item["arm"]])
-        answer["ranking"] = ranked
-        answer["explanation"] = {
-            "versus_usual_care": _contribution_items(explanation.versus_usual_care),
-            "runner_up": explanation.runner_up,
-            "versus_runner_up": _contribution_items(explanation.versus_runner_up),
-            "sentence": explanation.sentence,
-        }
-        return answer
-
-
-_arm_of = operator.itemgetter(0)  # a RankedArm's arm
 
 
 def _request_ids(n: int) -> list[str]:
@@ -658,40 +389,11 @@ _OVERLAP_ROWS = 64
 _FEW_IDS = 8
 
 
-def _rule_fields(catalog):
-    """``row -> key`` of the fields the catalog's eligibility rules read (role always)."""
-    rules = [catalog.arm(arm).eligibility for arm in catalog.treatment_arms]
-    specialty = any(rule.specialties is not None for rule in rules)
-    years = any(
-        rule.min_years_in_practice is not None or rule.max_years_in_practice is not None
-        for rule in rules
-    )
-
-    def read(row):
-        key = [row.get("role")]
-        if specialty:
-            key.append(row.get("specialty"))
-        if years:
-            value = row.get("years_in_practice")
-            sign = copysign(1.0, value) if type(value) is float else None
-            key.append((type(value), value, sign))
-        return tuple(key)
-
-    if not specialty and not years:
-        return lambda row: row.get("role")
-    return read
-
-
 def _getter(keys: Sequence[str]):
     """``row -> tuple of row[key]`` for ``keys`` (itemgetter's result is a bare value for one key)."""
     if len(keys) == 1:
         return lambda row: (row[keys[0]],)
     return operator.itemgetter(*keys) if keys else lambda row: ()
-
-
-def _contribution_items(contributions) -> list[dict]:
-    # What Contribution._asdict() gives, built directly (_asdict zips the fields each time).
-    return [{"feature": f, "value": v, "points": p} for f, v, p in contributions]
 
 
 def _logged_assignment(assignment) -> dict | None:
@@ -704,11 +406,3 @@ def _logged_assignment(assignment) -> dict | None:
         "cycle": assignment.cycle,
         "probabilities": assignment.probabilities,
     }
-
-
-def _summary(problems: list[dict]) -> str:
-    first = problems[0]
-    more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
-    return (
-        f"{first['field']}: {first['value']!r} is not accepted; accepted: {first['accepted']}{more}"
-    )

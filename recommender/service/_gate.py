@@ -128,7 +128,7 @@ class Gate:
         try:
             model.model_validate_json(body)
         except ValidationError as error:
-            from recommender.service._schemas import problems_from
+            from recommender.service._problems import problems_from
 
             problems = problems_from(error, known=known, accepted=accepted)
             status = 400 if any(p["message"].startswith("Invalid JSON") for p in problems) else 422

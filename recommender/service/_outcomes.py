@@ -26,7 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from recommender.cohort import RANGES
 from recommender.errors import InputError
-from recommender.service._audit import AuditLog, assignments, outcomes
+from recommender.service._audit import AuditLog
+from recommender.service._audit_tables import assignments, outcomes
 
 # The data contract allows person ids of 1 to 64 characters.
 PERSON_ID_MAX_LENGTH = 64

@@ -25,12 +25,8 @@ from pydantic import Field, StrictFloat, StrictInt, TypeAdapter, ValidationError
 
 from recommender.cohort import PROFILE_COLUMNS
 from recommender.errors import InputError
-from recommender.service._schemas import (
-    PROFILE_FIELDS,
-    ProfileRequest,
-    problems_from,
-    profile_list_adapter,
-)
+from recommender.service._problems import problems_from
+from recommender.service._requests import PROFILE_FIELDS, ProfileRequest, profile_list_adapter
 
 __all__ = ["ExtraFeature", "ProfileSchema", "extra_features", "profile_schema"]
 

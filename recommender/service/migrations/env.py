@@ -13,7 +13,7 @@ import os
 import sqlalchemy as sa
 from alembic import context
 
-from recommender.service._audit import _metadata
+from recommender.service._audit_tables import _metadata
 from recommender.service._migrate import VERSION_TABLE
 
 

@@ -1,0 +1,290 @@
+"""What the service's routes answer, HTTP framework aside: a checked request in, the response
+out (its status code, body and headers).
+
+BentoML's endpoints and the front door's direct routes (``direct_routes``, answered by
+:class:`~recommender.service._gate.Gate` once it has checked the body) call the same handlers,
+so both give the same answers. A part of :class:`~recommender.service.service.Recommender` (its
+base class); nothing here imports BentoML.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from starlette.responses import JSONResponse, Response
+
+from recommender.errors import InputError, PlanTimeout
+from recommender.explain import complements_for
+from recommender.service._allocation import AllocationRequest, allocate_cohort
+from recommender.service._answer_json import batch_response_json
+from recommender.service._crisis import crisis_answer, crisis_flagged, record_answers
+from recommender.service._engine import AuditUnavailable
+from recommender.service._outcomes import OutcomeRefused, record_outcomes
+from recommender.service._problems import as_problems
+from recommender.service._requests import BatchRequest, OutcomesRequest, ServedProfileRequest
+from recommender.service._serving import Serving, Unservable
+
+__all__ = ["Answering", "refusal"]
+
+log = logging.getLogger("recommender.service")
+
+
+class Answering(Serving):
+    """The handlers of ``/recommend``, ``/recommend_batch``, ``/allocate``, ``/outcomes`` and
+    ``/reload``."""
+
+    @property
+    def direct_routes(self) -> dict:
+        """Per route, the answer the front door gives itself once it has checked the body:
+        ``(body, caller_role) -> Response``, run on a worker thread.
+
+        ``/recommend`` and ``/recommend_batch`` are answered here rather than through
+        BentoML's endpoint (its input-model parse, signature handling, per-request context and
+        thread hand-off cost about a tenth of the worker's CPU per answer): the same parse, the
+        same handler, the same status codes, bodies and headers; BentoML's metrics, tracing,
+        access log and timeout still wrap it, and the routes and their OpenAPI description stay
+        BentoML's (its endpoint answers whatever the front door hands on).
+        """
+        return {
+            "/recommend": self._recommend_body,
+            "/recommend_batch": self._recommend_batch_body,
+        }
+
+    def _recommend_body(self, body: bytes, caller_role: str) -> Response:
+        return self._recommend(ServedProfileRequest.model_validate_json(body), caller_role)
+
+    def _recommend(self, request: ServedProfileRequest, caller_role: str) -> Response:
+        raw = request.body()
+        if crisis_flagged(raw):  # before and outside anything that could fail
+            return JSONResponse(self._crisis_answers([raw], caller_role)[0])
+        engine = self.engine  # one model for the whole request, even if /reload runs meanwhile
+        if engine is None:
+            return self._refusal_without_model()
+        try:
+            # Checked against the model that answers (the front door may have seen another,
+            # had /reload swapped it in between).
+            row = engine.check_row(raw)
+            answer = engine.recommend([row], caller_role=caller_role)[0]
+        except InputError as error:
+            return refusal(422, str(error), error.problems)
+        except AuditUnavailable as error:
+            return refusal(503, f"{error}; nothing was answered, please retry")
+        # Recommendation's own JSON (the documented schema is what is sent), with the catalog
+        # facts every answer repeats validated once per model rather than once per request.
+        return Response(engine.answer_json.recommendation(answer), media_type="application/json")
+
+    def _recommend_batch_body(self, body: bytes, caller_role: str) -> Response:
+        return self._recommend_batch(BatchRequest.model_validate_json(body), caller_role)
+
+    def _recommend_batch(self, request: BatchRequest, caller_role: str) -> Response:
+        engine = self.engine
+        if len(request.profiles) > self.config.max_batch_rows:
+            return self._too_many(len(request.profiles))
+        batch_id = uuid.uuid4().hex
+        # Crisis rows first, on their own: they neither block nor are blocked by the others.
+        crisis = self._crisis_rows(request.profiles, caller_role, batch_id)
+        if engine is None:
+            return self._refusal_without_model(crisis)
+        valid, index, errors = engine.check_rows(request.profiles)
+        errors = [e for e in errors if e["index"] not in crisis]
+        kept = [k for k, i in enumerate(index) if i not in crisis]
+        try:
+            scored = engine.recommend(
+                [valid[k] for k in kept], caller_role=caller_role, batch_id=batch_id, compact=True
+            )
+        except InputError as error:  # e.g. a category the served model never saw
+            return refusal(422, str(error), error.problems, crisis)
+        except AuditUnavailable as error:
+            return refusal(
+                503,
+                f"{error}; nothing but crisis answers was answered, please retry",
+                None,
+                crisis,
+            )
+        by_index = {**dict(zip((index[k] for k in kept), scored)), **crisis}
+        order = sorted(by_index)
+        answers = [by_index[i] for i in order]
+        # BatchResponse's own JSON (the documented schema is what is sent), serialised in one
+        # pass instead of validating a thousand answers as models first.
+        body = batch_response_json(
+            answers,
+            batch_id=batch_id,
+            model_version=engine.version,
+            answered=len(answers),
+            rejected=len(errors),
+            result_index=order,
+            errors=errors,
+            arms=engine.arm_facts(answers),
+            disclaimer=self.config.disclaimer,
+            complements=engine.complements,
+            context=engine.context,
+        )
+        return Response(body, media_type="application/json")
+
+    def _allocate(self, request: AllocationRequest, caller_role: str):
+        """A cohort's plan (the response model), or the refusal to send instead."""
+        engine = self.engine
+        if len(request.profiles) > self.config.max_batch_rows:
+            return self._too_many(len(request.profiles))
+        plan_id = f"plan-{uuid.uuid4().hex}"
+        # Crisis rows get their resources before any planning, whatever happens to the plan.
+        crisis = self._crisis_rows(request.profiles, caller_role, plan_id)
+        if engine is None:
+            return self._refusal_without_model(crisis)
+        try:
+            # Half the request timeout: a plan found by then is answered with its status.
+            plan = allocate_cohort(
+                engine,
+                request,
+                caller_role=caller_role,
+                time_limit=self.config.timeout / 2,
+                plan_id=plan_id,
+                crisis=crisis,
+            )
+        except InputError as error:
+            return refusal(422, str(error), error.problems, crisis)
+        except PlanTimeout as error:  # not the caller's fault: usual care for all always fits
+            return refusal(503, str(error), None, crisis)
+        except AuditUnavailable as error:
+            return refusal(
+                503,
+                f"{error}; no plan was given, only the crisis answers; please retry",
+                None,
+                crisis,
+            )
+        return plan
+
+    def _crisis_answers(
+        self,
+        raws,
+        caller_role: str,
+        batch_id: str | None = None,
+        *,
+        compact: bool = False,
+        prefixes=None,
+    ) -> list[dict]:
+        """Crisis answers for flagged bodies, recorded (in the service log if the audit store
+        fails); they need no model, so one is used only for its version when loaded."""
+        engine, config = self.engine, self.config
+        prefixes = prefixes or [""] * len(raws)
+        if engine is not None:
+            pairs = [
+                engine.crisis_answer(
+                    raw, caller_role=caller_role, batch_id=batch_id, compact=compact, prefix=prefix
+                )
+                for raw, prefix in zip(raws, prefixes)
+            ]
+        else:
+            pairs = [
+                crisis_answer(
+                    raw,
+                    config.safety,
+                    model_version=None,
+                    catalog_version=self.catalog.version,
+                    coverage=config.coverage,
+                    disclaimer=None if compact else config.disclaimer,
+                    context=None if compact else self.context_without_model,
+                    caller_role=caller_role,
+                    batch_id=batch_id,
+                    prefix=prefix,
+                )
+                for raw, prefix in zip(raws, prefixes)
+            ]
+        answers = [answer for answer, _ in pairs]
+        if engine is None and not compact:
+            complements = complements_for(self.catalog)
+            for answer in answers:
+                answer["complements"] = complements
+        record_answers(self.audit, [record for _, record in pairs], answers, range(len(pairs)))
+        return answers
+
+    def _crisis_rows(self, profiles, caller_role: str, batch_id: str) -> dict[int, dict]:
+        """``{position: crisis answer}`` for the flagged entries of a batch or plan."""
+        flagged = [i for i, raw in enumerate(profiles) if crisis_flagged(raw)]
+        answers = self._crisis_answers(
+            [profiles[i] for i in flagged],
+            caller_role,
+            batch_id,
+            compact=True,
+            prefixes=[f"profiles[{i}]" for i in flagged],
+        )
+        return dict(zip(flagged, answers))
+
+    def _refusal_without_model(self, crisis=None) -> JSONResponse:
+        return refusal(
+            503,
+            f"{self.load_error}; only crisis answers can be given until /reload loads a champion",
+            None,
+            crisis,
+        )
+
+    def _too_many(self, entries: int) -> JSONResponse:
+        limit = self.config.max_batch_rows
+        return refusal(
+            413,
+            f"profiles: {entries:,} entries; at most {limit:,} are accepted per request",
+            [
+                {
+                    "field": "profiles",
+                    "value": entries,
+                    "accepted": f"at most {limit:,} entries",
+                    "message": "too many",
+                }
+            ],
+        )
+
+    def _record_outcomes(self, request: OutcomesRequest) -> JSONResponse:
+        try:
+            report = record_outcomes(
+                self.audit, request.outcomes, arms=self.catalog.arm_ids, source="api"
+            )
+        except OutcomeRefused as error:
+            return refusal(error.status, str(error), error.problems)
+        except Exception as error:  # noqa: BLE001 - the store's failure is not the caller's
+            log.exception("recording outcomes failed")
+            return refusal(
+                503,
+                f"the outcome store could not be written "
+                f"({type(error).__name__}); nothing was recorded, please "
+                "retry",
+            )
+        return JSONResponse(report.as_dict())
+
+    def _reload(self, caller_role: str) -> JSONResponse:
+        """Swap in the registry's champion and announce it to the other workers (see
+        ``_follow_reloads``)."""
+        previous = None if self.engine is None else self.engine.version
+        serving = "crisis answers only" if previous is None else f"version {previous}"
+        try:
+            previous, engine = self._swap_in_champion()
+        except Unservable as error:
+            return refusal(409, f"{error}; still serving {serving}")
+        except InputError as error:
+            return refusal(409, f"no champion to load ({error}); still serving {serving}")
+        except Exception as error:  # noqa: BLE001 - a bad champion must not take the service down
+            # The registry unreachable, an artifact missing, or a champion pickled by other
+            # code: the old model keeps serving and the caller learns why.
+            log.exception("reload failed; still serving %s", serving)
+            return refusal(
+                503,
+                f"could not load the champion ({type(error).__name__}: "
+                f"{error}); still serving {serving}",
+            )
+        log.info("reloaded: version %s -> %s", previous, engine.version)
+        try:
+            self._reload_seen = self.audit.announce_reload(engine.version, caller_role)
+        except Exception:  # noqa: BLE001 - this worker serves the new version regardless
+            log.exception(
+                "could not record the reload; other workers keep version %s until "
+                "their next /reload",
+                previous,
+            )
+        return JSONResponse({"previous_version": previous, "model_version": engine.version})
+
+
+def refusal(status: int, message: str, problems=None, crisis=None) -> JSONResponse:
+    body = {"error": message, "problems": as_problems(problems)}
+    if crisis:  # a batch or plan refused: its crisis rows are answered all the same
+        body["crisis_results"] = [{"index": i, "answer": crisis[i]} for i in sorted(crisis)]
+    return JSONResponse(body, status_code=status)

@@ -1,0 +1,69 @@
+"""The audit log read out for auditors: rows as CSV, and the ``since`` of an export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+
+from recommender.errors import InputError
+from recommender.service._audit_tables import AUDIT_COLUMNS
+
+__all__ = ["audit_csv", "parse_since", "as_utc"]
+
+
+def audit_csv(rows: Iterable[Mapping]) -> str:
+    """Audit rows (as from :meth:`AuditLog.export`) as CSV text; effects as JSON in one column."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(AUDIT_COLUMNS), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(
+            {
+                **row,
+                "logged_at": row["logged_at"].isoformat(),
+                "effects": json.dumps(row["effects"], separators=(",", ":")),
+            }
+        )
+    return out.getvalue()
+
+
+def parse_since(text: str) -> datetime:
+    """An ISO 8601 date or time for ``export(since=...)``, as UTC.
+
+    An offset is honoured (``2026-12-03T09:00:00+05:00`` is 04:00 UTC); a date or time without
+    one is read as UTC.
+
+    Examples
+    --------
+    >>> parse_since("2026-12-03T09:00:00+05:00").isoformat()
+    '2026-12-03T04:00:00+00:00'
+    >>> parse_since("2026-12-03").isoformat()
+    '2026-12-03T00:00:00+00:00'
+    """
+    try:
+        stamp = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InputError(
+            f"since: {text[:120]!r} is not accepted; give an ISO 8601 date or time",
+            problems=[
+                {
+                    "field": "since",
+                    "value": text[:120],
+                    "message": "not a date",
+                    "accepted": "an ISO 8601 date or time, UTC unless it carries an offset, "
+                    "e.g. 2026-11-25, 2026-11-25T13:00:00Z or "
+                    "2026-11-25T18:00:00+05:00",
+                }
+            ],
+        ) from None
+    return as_utc(stamp)
+
+
+def as_utc(stamp: datetime) -> datetime:
+    """``stamp`` in UTC; a time without an offset is read as UTC."""
+    if stamp.tzinfo is None:
+        return stamp.replace(tzinfo=timezone.utc)
+    return stamp.astimezone(timezone.utc)

@@ -1,0 +1,87 @@
+"""The audit store's tables, as queries and the writer use them.
+
+The database's schema is made and upgraded by the Alembic migrations in ``migrations/`` (a test
+checks that these tables and the migrations agree); ``migrations/env.py`` reads ``_metadata``.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+__all__ = [
+    "recommendations",
+    "reloads",
+    "assignments",
+    "outcomes",
+    "AUDIT_COLUMNS",
+    "ROW_COLUMNS",
+    "SERVED_COLUMNS",
+]
+
+_metadata = sa.MetaData()
+recommendations = sa.Table(
+    "recommendations",
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("logged_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("request_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("batch_id", sa.String(64), nullable=True),
+    sa.Column("model_version", sa.String(64), nullable=False),
+    sa.Column("caller_role", sa.String(16), nullable=False),
+    sa.Column("person_hash", sa.String(64), nullable=False),
+    sa.Column("safety_level", sa.String(16), nullable=False),
+    sa.Column("recommended", sa.String(64), nullable=True),
+    sa.Column("ranking_meaningful", sa.Boolean, nullable=True),
+    # {"arm": [effect, lower, upper]} in EE points; JSON text so every backend stores it alike.
+    sa.Column("effects", sa.Text, nullable=False),
+)
+AUDIT_COLUMNS = tuple(c.name for c in recommendations.columns)
+# Every accepted /reload, so that all workers (and replicas) sharing this store follow it, and
+# an auditor can see who put which version in service when.
+reloads = sa.Table(
+    "service_reloads",
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("model_version", sa.String(64), nullable=False),
+    sa.Column("caller_role", sa.String(16), nullable=False),
+)
+
+# The learning loop's tables (issue 11), beside the audit log in the same database. One row per
+# ranked answer: the arm served, the probability of every candidate arm and the profile without
+# its identifier, which is what retraining from the log needs.
+assignments = sa.Table(
+    "assignments",
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("logged_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("request_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("person_hash", sa.String(64), nullable=False, index=True),
+    sa.Column("model_version", sa.String(64), nullable=False),
+    sa.Column("safety_level", sa.String(16), nullable=False),
+    sa.Column("cycle", sa.Integer, nullable=False),
+    sa.Column("policy", sa.String(16), nullable=False),
+    sa.Column("arm", sa.String(64), nullable=False),
+    sa.Column("probability", sa.Float, nullable=False),
+    # {"arm": probability} of every ranked arm, and the profile's fields except person_id.
+    sa.Column("probabilities", sa.Text, nullable=False),
+    sa.Column("profile", sa.Text, nullable=False),
+)
+# The columns an append writes, in table order (the id is the database's).
+ROW_COLUMNS = tuple(c.name for c in recommendations.columns if c.name != "id")
+SERVED_COLUMNS = tuple(c.name for c in assignments.columns if c.name != "id")
+# Follow-up scores, each linked to the one served recommendation it follows.
+outcomes = sa.Table(
+    "outcomes",
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("request_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("person_hash", sa.String(64), nullable=False, index=True),
+    sa.Column("measured_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("arm_taken", sa.String(64), nullable=False),
+    sa.Column("ee_followup", sa.Integer, nullable=False),
+    sa.Column("dp_followup", sa.Integer, nullable=False),
+    sa.Column("pa_followup", sa.Integer, nullable=False),
+    sa.Column("source", sa.String(120), nullable=False),
+)

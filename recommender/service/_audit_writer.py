@@ -1,0 +1,209 @@
+"""The audit writer: one thread that commits the records of the requests waiting at that moment
+in one transaction (a group commit), each request's records all or none.
+
+A request hands its rows over and gets a :class:`PendingAppend`, whose ``result()`` waits for
+their commit; under load the store commits once per group instead of once per request.
+"""
+
+from __future__ import annotations
+
+import operator
+import queue
+import threading
+
+import sqlalchemy as sa
+
+from recommender.service._audit_tables import (
+    ROW_COLUMNS,
+    SERVED_COLUMNS,
+    assignments,
+    recommendations,
+)
+
+__all__ = ["GroupWriter", "PendingAppend"]
+
+# Rows committed in one transaction at most (a 10,000-row batch is one request: never split).
+_GROUP_ROWS = 2_000
+
+
+class _Job:
+    __slots__ = ("rows", "served", "done", "error")
+
+    def __init__(self, rows, served):
+        self.rows = rows
+        self.served = served
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+
+
+class PendingAppend:
+    """Records handed to the audit writer (:meth:`AuditLog.start_append`), not yet known to be
+    committed."""
+
+    __slots__ = ("_job", "_count")
+
+    def __init__(self, job: _Job | None, count: int):
+        self._job = job
+        self._count = count
+
+    def result(self) -> int:
+        """Wait until the records are committed and return their number; raise what the store
+        raised otherwise (then none of them is stored)."""
+        job = self._job
+        if job is not None:
+            job.done.wait()
+            if job.error is not None:
+                raise job.error
+        return self._count
+
+
+class GroupWriter:
+    """One thread that commits waiting requests' records together, each request's all or none.
+
+    A request hands its rows over (:meth:`submit`) and waits for its own commit. The thread
+    takes every request waiting when it is free and inserts them in one transaction; if that
+    transaction fails (one request's duplicate id, say), each request of the group is retried
+    in a transaction of its own, so one request's failure never costs another its answer.
+    """
+
+    def __init__(self, engine: sa.Engine):
+        self._engine = engine
+        # SQLite: the rows go to the driver as tuples, each value converted by the column
+        # type's own bind processor (SQLAlchemy's storage format), so that a group's insert is
+        # not dominated by SQLAlchemy's per-row parameter handling (about half of a 1,000-row
+        # batch's insert). Other databases keep SQLAlchemy's executemany.
+        self._driver_inserts = (
+            {
+                table.name: _DriverInsert(table, engine.dialect)
+                for table in (recommendations, assignments)
+            }
+            if engine.dialect.name == "sqlite"
+            else None
+        )
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, rows: list[tuple], served: list[tuple] = ()) -> _Job:
+        """Queue ``rows`` (and their ``served`` assignments; values in ROW_COLUMNS and
+        SERVED_COLUMNS order) for the next group commit."""
+        driver = self._driver_inserts
+        if driver is not None:
+            # Turned into the driver's parameters here, on the caller's thread: the writer
+            # thread then holds the interpreter only to hand them to SQLite, and the caller's
+            # next work (wording the answers) runs while SQLite inserts.
+            rows = driver["recommendations"].bound(rows)
+            served = driver["assignments"].bound(served)
+        else:
+            rows = [dict(zip(ROW_COLUMNS, row)) for row in rows]
+            served = [dict(zip(SERVED_COLUMNS, row)) for row in served]
+        job = _Job(rows, list(served))
+        self._queue.put(job)
+        return job
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            group, size = [job], len(job.rows)
+            while size < _GROUP_ROWS:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)  # stop after this group
+                    break
+                group.append(more)
+                size += len(more.rows)
+            self._commit(group)
+
+    def _commit(self, group: list[_Job]) -> None:
+        try:
+            self._insert(
+                [row for job in group for row in job.rows],
+                [row for job in group for row in job.served],
+            )
+        except Exception as error:  # noqa: BLE001 - find whose records failed, one each
+            if len(group) == 1:
+                group[0].error = error
+            else:
+                for job in group:
+                    try:
+                        self._insert(job.rows, job.served)
+                    except Exception as own:  # noqa: BLE001 - handed to the waiting request
+                        job.error = own
+        finally:
+            for job in group:
+                job.done.set()
+
+    def _insert(self, rows: list, served: list) -> None:
+        driver = self._driver_inserts
+        with self._engine.begin() as connection:
+            if driver is None:
+                connection.execute(recommendations.insert(), rows)
+                if served:
+                    connection.execute(assignments.insert(), served)
+            else:
+                # Rows and assignments as the driver's parameters (see submit).
+                driver["recommendations"].insert(connection, rows)
+                if served:
+                    driver["assignments"].insert(connection, served)
+
+
+class _DriverInsert:
+    """``connection.execute(table.insert(), rows)`` on SQLite, the same stored values.
+
+    Every row must hold every column but ``id`` (as :meth:`AuditLog.append` builds them). The
+    values pass through the bind processor SQLAlchemy would apply (the timestamp's text, a
+    boolean's integer); one timestamp is shared by a request's rows, so it is converted once.
+    """
+
+    def __init__(self, table: sa.Table, dialect):
+        columns = [c for c in table.columns if c.name != "id"]
+        self._sql = (
+            f"INSERT INTO {table.name} ({', '.join(c.name for c in columns)}) "
+            f"VALUES ({', '.join('?' for _ in columns)})"
+        )
+        self._values = operator.itemgetter(*(c.name for c in columns))
+        self._processors = [
+            (j, processor, isinstance(c.type, sa.DateTime))
+            for j, c in enumerate(columns)
+            if (processor := c.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+        ]
+
+    def __call__(self, connection, rows: list[dict]) -> None:
+        self.insert(connection, self.parameters(rows))
+
+    def insert(self, connection, parameters: list[tuple]) -> None:
+        """Insert rows given as :meth:`parameters`."""
+        connection.exec_driver_sql(self._sql, parameters)
+
+    def parameters(self, rows: list[dict]) -> list[tuple]:
+        """Each row's values in the statement's order, as SQLAlchemy would bind them."""
+        return self.bound(list(map(self._values, rows)))
+
+    def bound(self, rows: list[tuple]) -> list[tuple]:
+        """Rows given as values in the statement's order, as SQLAlchemy would bind them."""
+        processors = self._processors
+        stamps: dict = {}  # datetime -> its stored text: a request's rows share one
+        out = []
+        for row in rows:
+            line = list(row)
+            for j, processor, stamp in processors:
+                value = line[j]
+                if stamp:  # equal instants in other zones are stored as other text
+                    key = value, getattr(value, "tzinfo", None)
+                    text = stamps.get(key)
+                    if text is None:
+                        text = stamps[key] = processor(value)
+                    line[j] = text
+                else:
+                    line[j] = processor(value)
+            out.append(tuple(line))
+        return out

@@ -1,0 +1,97 @@
+"""The pages beside the API: the served model's card (HTML and JSON) and the audit log as CSV.
+
+Their routes are :class:`~recommender.service.service.Recommender`'s (on the small FastAPI app
+mounted under the service); what they answer is made here, without BentoML.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from recommender.errors import InputError
+from recommender.service._audit_export import audit_csv, parse_since
+from recommender.service._card import read_card
+
+__all__ = ["audit_export_response", "model_card_facts", "model_card_page"]
+
+log = logging.getLogger("recommender.service")
+
+
+def model_card_page(config, version: str | None, load_error: str | None) -> Response:
+    """The card of the served ``version`` as HTML, with the exploration policy served now
+    (``version`` ``None``: no model is loaded, for ``load_error``)."""
+    if version is None:
+        return _no_card(load_error)
+    html = read_card(config.models_dir, version, "card.html")
+    if html is None:
+        return _missing_card(version)
+    # The card was written at training; the exploration policy is the service's own.
+    import html as markup
+
+    serving = (
+        f'<p id="serving-policy"><strong>As served now:</strong> '
+        f"{markup.escape(config.exploration.describe())}</p>"
+    )
+    return HTMLResponse(html.replace("</h1>", "</h1>" + serving, 1))
+
+
+def model_card_facts(config, version: str | None, load_error: str | None) -> Response:
+    """The card of the served ``version`` as JSON, with the exploration policy served now."""
+    if version is None:
+        return _no_card(load_error)
+    text = read_card(config.models_dir, version, "card.json")
+    if text is None:
+        return _missing_card(version)
+    import json
+
+    facts = json.loads(text)
+    rule = config.exploration
+    facts["serving"] = {
+        "exploration": {
+            "policy": rule.policy,
+            "epsilon": rule.epsilon,
+            "cycle": rule.cycle,
+            "usual_care_share": rule.usual_care_share,
+            "max_cost": rule.max_cost,
+            "description": rule.describe(),
+        }
+    }
+    return JSONResponse(facts)
+
+
+def audit_export_response(audit, since: str | None) -> Response:
+    """The audit log (from ``since`` on, an ISO 8601 date or time) as CSV; ``audit`` ``None``:
+    the store could not be opened."""
+    try:
+        start = None if since is None else parse_since(since)
+    except InputError as error:
+        return JSONResponse({"error": str(error), "problems": error.problems}, status_code=422)
+    try:
+        if audit is None:
+            raise RuntimeError("the audit store could not be opened")
+        rows = audit.export(since=start)
+    except Exception as error:  # noqa: BLE001 - the store's failure is not the caller's
+        log.exception("audit export failed")
+        return JSONResponse(
+            {
+                "error": f"the audit store could not be read "
+                f"({type(error).__name__}); please retry",
+                "problems": [],
+            },
+            status_code=503,
+        )
+    return Response(audit_csv(rows), media_type="text/csv")
+
+
+def _no_card(cause: str | None) -> JSONResponse:
+    return JSONResponse(
+        {"error": f"{cause}; no model card to show", "problems": []}, status_code=503
+    )
+
+
+def _missing_card(version: str) -> JSONResponse:
+    return JSONResponse(
+        {"error": f"no model card found for version {version}", "problems": []}, status_code=404
+    )

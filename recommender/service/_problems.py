@@ -1,0 +1,155 @@
+"""Problems: what is wrong with a request, in the API's one shape (field, value, accepted).
+
+Validation errors are turned into problems that name the field, the value received and what is
+accepted; library errors (row, column, rule) are put in the same shape.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from recommender.service._requests import accepted_for, accepted_text
+
+__all__ = ["Problem", "ErrorResponse", "problems_from", "as_problems"]
+
+_MAX_VALUE_CHARS = 120
+
+
+class Problem(BaseModel):
+    """One thing wrong with a request."""
+
+    field: str = Field(description="Where: field name, list index or 'body'.")
+    value: Any = Field(None, description="The value received (shortened when long).")
+    accepted: str = Field(description="What would be accepted there.")
+    message: str = Field("", description="The validator's own message.")
+
+
+class ErrorResponse(BaseModel):
+    """A request the service will not answer, with every problem found."""
+
+    error: str = Field(description="Summary.")
+    problems: list[Problem] = Field(default_factory=list, description="Each problem.")
+    crisis_results: list[dict] = Field(
+        default_factory=list,
+        description="Batches and plans: "
+        "the crisis answers given all the same, each with the "
+        "position of its entry ('index') and its 'answer'.",
+    )
+
+
+def _short(value: Any) -> Any:
+    # Echo the value so the caller can find it, but never a megabyte of it.
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, float):  # JSON has no NaN or Infinity: name them instead
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, (bytes, bytearray)):
+        return _short(bytes(value).decode("utf-8", "replace"))
+    if isinstance(value, int):
+        return value if abs(value) < 10**15 else _short(str(value))
+    if isinstance(value, str):
+        return value if len(value) <= _MAX_VALUE_CHARS else value[:_MAX_VALUE_CHARS] + "..."
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    else:
+        if len(text) <= _MAX_VALUE_CHARS:
+            return value  # small lists and objects are echoed as they came
+    return text if len(text) <= _MAX_VALUE_CHARS else text[:_MAX_VALUE_CHARS] + "..."
+
+
+def _field_name(loc: tuple, prefix: str) -> str:
+    name = prefix
+    for part in loc:
+        if isinstance(part, int):
+            name += f"[{part}]"
+        else:
+            name += ("." if name else "") + str(part)
+    return name or "body"
+
+
+def problems_from(
+    error: ValidationError,
+    *,
+    prefix: str = "",
+    known: tuple[str, ...] = (),
+    accepted: Mapping[str, str] | None = None,
+) -> list[dict]:
+    """Turn a pydantic error into problems naming field, value and what is accepted.
+
+    ``prefix`` is put before every field name (``profiles[3]``); ``known`` lists the fields
+    of the model, shown when an unknown field is sent; ``accepted`` describes fields beyond
+    the data contract's (a served model's extra features, the ``/allocate`` fields).
+    """
+    accepted = accepted or {}
+    problems = []
+    for item in error.errors(include_url=False):
+        loc = tuple(item.get("loc", ()))
+        names = [part for part in loc if isinstance(part, str)]
+        kind = item.get("type", "")
+        if kind == "extra_forbidden":
+            text = (
+                "no such field; known fields: " + ", ".join(known)
+                if known
+                else "no fields: this request takes an empty body or {}"
+            )
+        elif kind.startswith("json") or not names:
+            text = "a JSON object with the documented fields (see /docs.json)"
+        else:
+            text = _accepted_at(names, accepted)
+        value = None if kind == "missing" else _short(item.get("input"))
+        problems.append(
+            {
+                "field": _field_name(loc, prefix),
+                "value": value,
+                "accepted": text,
+                "message": item.get("msg", ""),
+            }
+        )
+    return problems
+
+
+def _accepted_at(names: list[str], accepted: Mapping[str, str]) -> str:
+    # The innermost field the API describes: in 'capacity.coaching', the arm id is a key
+    # of 'capacity', which says what its values may be.
+    for name in reversed(names):
+        text = accepted.get(name) or accepted_text(name)
+        if text:
+            return text
+    return accepted_for(names[-1])
+
+
+def as_problems(items) -> list[dict]:
+    """Problems in this API's shape (field, value, accepted, message), whatever raised them.
+
+    Library errors (a cohort or feature-frame check) report ``row``, ``column`` and ``rule``.
+    """
+    problems = []
+    for item in items or []:
+        item = dict(item) if isinstance(item, dict) else {"message": str(item)}
+        if "field" not in item:
+            where = [
+                f"row {item['row']}" if item.get("row") is not None else "",
+                str(item.get("column") or ""),
+            ]
+            item = {
+                "field": ", ".join(w for w in where if w) or "body",
+                "value": item.get("value"),
+                "accepted": str(item.get("rule", "")),
+                "message": str(item.get("message", "")),
+            }
+        problems.append(
+            {
+                "field": str(item["field"]),
+                "value": _short(item.get("value")),
+                "accepted": str(item.get("accepted", "")),
+                "message": str(item.get("message", "")),
+            }
+        )
+    return problems

@@ -1,0 +1,265 @@
+"""Request models of the HTTP API, built from the data contract, and what each field accepts.
+
+The profile fields, their ranges and their categories come from :mod:`recommender.cohort`, so
+the API accepts exactly what the contract accepts. Unknown fields are rejected.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StrictBool,
+    TypeAdapter,
+    ValidationError,
+    create_model,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from recommender.cohort import CATEGORIES, PROFILE_COLUMNS, RANGES
+from recommender.cohort._contract import INTEGER_COLUMNS, PERSON_ID_MAX_LENGTH
+
+__all__ = [
+    "ProfileRequest",
+    "ServedProfileRequest",
+    "BatchRequest",
+    "OutcomesRequest",
+    "ReloadRequest",
+    "profile_list_adapter",
+    "example_profile",
+    "accepted_for",
+    "accepted_text",
+    "MAX_BATCH_ROWS",
+    "PROFILE_FIELDS",
+]
+
+MAX_BATCH_ROWS = 10_000
+_MAX_OFFERED = 64
+
+_DESCRIPTIONS = {
+    "person_id": "Pseudonymous id of the person (never a name, e-mail or staff number); stored "
+    "only as a salted hash.",
+    "age": "Age in years.",
+    "gender": "Gender.",
+    "role": "Role; 'app' is an advanced practice provider (nurse practitioner, physician "
+    "assistant).",
+    "specialty": "Specialty.",
+    "setting": "Practice setting.",
+    "years_in_practice": "Years in practice (0 for trainees).",
+    "weekly_hours": "Usual working hours a week.",
+    "ee": "MBI-HSS Emotional Exhaustion subscale score (9 items scored 0-6).",
+    "dp": "MBI-HSS Depersonalization subscale score (5 items scored 0-6).",
+    "pa": "MBI-HSS Personal Accomplishment subscale score (8 items scored 0-6; higher is better).",
+}
+
+
+def example_profile() -> dict:
+    """A valid ``/recommend`` body (the README's and ``serve --print-example``'s example)."""
+    return {
+        "person_id": "p-000123",
+        "age": 41,
+        "gender": "female",
+        "role": "physician",
+        "specialty": "internal_medicine",
+        "setting": "academic",
+        "years_in_practice": 11.0,
+        "weekly_hours": 58.0,
+        "ee": 31,
+        "dp": 11,
+        "pa": 34,
+        "offered": ["coaching", "mindfulness", "peer_group"],
+    }
+
+
+def accepted_for(field: str) -> str:
+    """What the API accepts for a request field, in words."""
+    return accepted_text(field) or "see the OpenAPI document (/docs.json)"
+
+
+def accepted_text(field: str) -> str | None:
+    """What the API accepts for a request field, in words; ``None`` for a field it does not
+    describe."""
+    if field == "person_id":
+        return f"a string of 1 to {PERSON_ID_MAX_LENGTH} characters"
+    if field in CATEGORIES:
+        return "one of " + ", ".join(CATEGORIES[field])
+    if field in RANGES:
+        lo, hi = RANGES[field]
+        kind = "an integer" if field in INTEGER_COLUMNS else "a number"
+        return f"{kind} from {lo:g} to {hi:g}"
+    if field == "crisis_risk":
+        return "true or false"
+    if field == "offered":
+        return f"a list of 1 to {_MAX_OFFERED} arm ids of the intervention catalog"
+    if field == "profiles":
+        return f"a list of 1 to {MAX_BATCH_ROWS:,} profile objects"
+    return None
+
+
+def _profile_field(name: str):
+    description = f"{_DESCRIPTIONS.get(name, name)} Accepted: {accepted_for(name)}."
+    if name == "person_id":
+        return (
+            str,
+            Field(
+                min_length=1,
+                max_length=PERSON_ID_MAX_LENGTH,
+                description=description,
+                examples=["p-000123"],
+            ),
+        )
+    if name in CATEGORIES:
+        return (
+            Literal[CATEGORIES[name]],
+            Field(description=description, examples=[CATEGORIES[name][0]]),
+        )
+    lo, hi = RANGES[name]
+    if name in INTEGER_COLUMNS:
+        return (
+            Annotated[int, _NUMBER_ONLY],
+            Field(ge=int(lo), le=int(hi), description=description, examples=[int((lo + hi) // 2)]),
+        )
+    return (
+        Annotated[float, _NUMBER_ONLY],
+        Field(
+            ge=lo,
+            le=hi,
+            allow_inf_nan=False,
+            description=description,
+            examples=[float((lo + hi) // 2)],
+        ),
+    )
+
+
+def _number_only(value):
+    # Lax parsing would read "41" as 41 and true as 1; a number field takes JSON numbers only
+    # (41 for a float, and 41.0 for an integer, still are: JSON does not tell them apart).
+    if isinstance(value, (str, bytes, bool)):
+        kind = "true or false" if isinstance(value, bool) else "text"
+        raise PydanticCustomError(
+            "number_type", "Input should be a JSON number, not {kind}", {"kind": kind}
+        )
+    return value
+
+
+_NUMBER_ONLY = BeforeValidator(_number_only)
+
+
+_STRICT = ConfigDict(extra="forbid")
+
+ProfileRequest = create_model(
+    "ProfileRequest",
+    __config__=_STRICT,
+    __doc__="One person's profile (the data contract's profile columns) and what the program "
+    "can offer.",
+    **{name: _profile_field(name) for name in PROFILE_COLUMNS},
+    # Strict: only true or false; "yes", 1 or "false" would be guesses about a crisis flag.
+    crisis_risk=(
+        StrictBool,
+        Field(
+            False,
+            description="Set when the program knows of a risk of "
+            "self-harm: the answer then holds crisis resources only, no "
+            "intervention ranking. A flagged request needs no other field (a "
+            "person_id is enough); fields sent but not accepted are listed in "
+            "the answer's 'ignored' instead of refusing it.",
+        ),
+    ),
+    offered=(
+        list[str] | None,
+        Field(
+            None,
+            min_length=1,
+            max_length=_MAX_OFFERED,
+            description="Arm ids the program can offer this person "
+            "(default: every arm of the catalog). Usual care is always "
+            "the baseline.",
+            examples=[["coaching", "peer_group"]],
+        ),
+    ),
+)
+
+
+class ServedProfileRequest(ProfileRequest):
+    """One person's profile and what the program can offer. A model trained with extra features
+    (columns a program added to the data contract) also takes each of them, by name: a number,
+    or one of the values the model was trained on. A request missing one is answered 422 with
+    the field and what it accepts; so is a field the served model does not know.
+    """
+
+    # Which extra fields are known depends on the model loaded at run time; the front door
+    # (recommender.service._gate) checks them against it before this model is parsed.
+    model_config = ConfigDict(extra="allow")
+
+    # A body flagged crisis_risk, kept as sent when it is not a valid profile: a crisis answer
+    # needs nothing but the flag, so a missing or invalid field must not refuse it.
+    _crisis_body: dict | None = PrivateAttr(None)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _crisis_needs_no_profile(cls, data, handler):
+        try:
+            return handler(data)
+        except ValidationError:
+            from recommender.service._crisis import crisis_flagged
+
+            if not crisis_flagged(data):
+                raise
+        request = cls.model_construct(crisis_risk=True)
+        request._crisis_body = dict(data)
+        return request
+
+    def body(self) -> dict:
+        """The request as a plain mapping: as sent for a crisis flag that is no valid profile."""
+        return dict(self._crisis_body) if self._crisis_body is not None else self.model_dump()
+
+
+class BatchRequest(BaseModel):
+    """Many profiles at once; each entry has the fields of a ``/recommend`` body."""
+
+    model_config = _STRICT
+
+    profiles: list[dict[str, Any]] = Field(
+        min_length=1,
+        max_length=MAX_BATCH_ROWS,
+        description="Up to 10,000 profiles, each with the fields of a /recommend request body. "
+        "Invalid entries get their own error entry; valid ones are answered.",
+    )
+
+
+class OutcomesRequest(BaseModel):
+    """Follow-up scores of people the service has served (checked row by row on arrival)."""
+
+    model_config = _STRICT
+
+    outcomes: list[dict] = Field(
+        min_length=1,
+        max_length=MAX_BATCH_ROWS,
+        description=(
+            "Each: person_id (as sent with the recommendation), measured_at (ISO 8601), arm_taken "
+            "(the arm the person actually took), ee_followup (0-54), dp_followup (0-30), "
+            "pa_followup (0-48)."
+        ),
+    )
+
+
+class ReloadRequest(BaseModel):
+    """``/reload`` takes no fields; an empty body or ``{}``."""
+
+    model_config = _STRICT
+
+
+PROFILE_FIELDS: tuple[str, ...] = tuple(ProfileRequest.model_fields)
+
+
+@functools.cache
+def profile_list_adapter() -> TypeAdapter:
+    """Validates a whole list of profiles in one call (built once, when first needed)."""
+    return TypeAdapter(list[ProfileRequest])

@@ -1,0 +1,172 @@
+"""What one worker of the service serves, and how it stays current.
+
+At startup: the settings, the API keys, the audit store, the catalog and the champion's engine
+(none, when the champion cannot be loaded: crisis answers need no model). Afterwards: ``/reload``
+swaps in the current champion by replacing one reference, so requests already running finish
+on the model they started with, and a watcher follows the reloads other workers announce in
+the audit store. A part of :class:`~recommender.service.service.Recommender` (its base class),
+which says where the champion comes from (``_load_engine``); nothing here imports BentoML.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+
+from recommender.errors import InputError
+from recommender.service._allocation import ALLOCATION_ACCEPTED, AllocationRequest
+from recommender.service._audit import AuditLog, resolve_salt
+from recommender.service._auth import API_KEYS_ENV, KeyRing, parse_env_keys
+from recommender.service._config import load_serve_config
+from recommender.service._context import answer_context
+from recommender.service._engine import RecommendationEngine
+from recommender.service._profiles import profile_schema
+from recommender.service._requests import BatchRequest, OutcomesRequest, ReloadRequest
+from recommender.settings import read_secret
+
+__all__ = ["Serving", "Unservable"]
+
+log = logging.getLogger("recommender.service")
+
+
+class Serving:
+    """A worker's settings, keys, audit store, catalog and served engine (``None`` while no
+    champion can be served, with the cause in ``load_error``)."""
+
+    def __init__(self) -> None:
+        from recommender.catalog import load_catalog
+
+        # BentoML's server logging passes only warnings from other loggers; which model a worker
+        # serves, and when it followed a /reload, are what an operator reads the log for.
+        if log.level == logging.NOTSET:
+            log.setLevel(logging.INFO)
+        self.config = load_serve_config()
+        self.keyring = KeyRing(
+            [*self.config.api_keys, *parse_env_keys(read_secret("api_keys", env=API_KEYS_ENV))]
+        )
+        if not len(self.keyring):
+            log.warning(
+                "no API keys configured: every protected route answers 401; set "
+                "%s or auth.keys in serve.yaml",
+                API_KEYS_ENV,
+            )
+        url = self.config.audit_url or f"sqlite:///{self.config.models_dir / 'audit.db'}"
+        try:
+            self.audit = AuditLog(
+                url,
+                salt=resolve_salt(self.config.audit_salt, self.config.models_dir),
+                durability=self.config.audit_durability,
+            )
+        except Exception:  # noqa: BLE001 - crisis answers must not wait for the store
+            log.exception(
+                "the audit store could not be opened: only crisis answers are given "
+                "(recorded in this log) until it can"
+            )
+            self.audit = None
+        self.catalog = load_catalog()
+        self._reload_lock = threading.Lock()
+        # Reloads other workers announced before this one started are already in the champion.
+        self._reload_seen = self._latest_reload_id()
+        # Without a champion the service still starts: crisis answers need no model. /readyz
+        # then says not ready, other requests get 503 with the cause, and /reload can bring one.
+        self.engine, self.load_error = None, None
+        try:
+            self.engine = self._load_engine()
+        except Exception as error:  # noqa: BLE001 - a bad champion must not stop crisis answers
+            self.load_error = f"no model is loaded ({type(error).__name__}: {error})"
+            log.exception(
+                "the champion could not be loaded; serving crisis answers only until "
+                "/reload brings a model"
+            )
+        self.context_without_model = answer_context(self.config)
+        self._stopping = threading.Event()
+        threading.Thread(target=self._follow_reloads, name="follow-reloads", daemon=True).start()
+        # The loaded libraries and model are hundreds of thousands of long-lived objects; kept
+        # out of the cyclic collector, full collections no longer stall large batches. (Done
+        # once: after /reload the old model must stay collectable.)
+        gc.collect()
+        gc.freeze()
+        if self.engine is not None:
+            log.info("serving model version %s", self.engine.version)
+
+    def __is_ready__(self) -> bool:
+        """/readyz: ready only with a model loaded (crisis answers are given either way)."""
+        return self.engine is not None
+
+    def _latest_reload_id(self) -> int:
+        try:
+            latest = self.audit.latest_reload()
+        except Exception:  # noqa: BLE001 - the store may be down now; the watcher retries
+            log.warning("could not read the reload records; following from now on")
+            return 0
+        return latest[0] if latest else 0
+
+    def _follow_reloads(self) -> None:
+        """Load the champion when another worker (or replica) has announced a /reload.
+
+        Every ``reload_poll_seconds`` one query on the audit store; a failed query or load is
+        logged and this worker keeps serving what it has, trying again next time.
+        """
+        while not self._stopping.wait(self.config.reload_poll_seconds):
+            try:
+                latest = self.audit.latest_reload()
+                if latest is None or latest[0] <= self._reload_seen:
+                    continue
+                if self.engine is None or latest[1] != self.engine.version:
+                    previous, engine = self._swap_in_champion()
+                    log.info("followed a /reload: version %s -> %s", previous, engine.version)
+                self._reload_seen = latest[0]
+            except Exception:  # noqa: BLE001 - never let the watcher die
+                log.exception(
+                    "following a /reload failed; still serving version %s",
+                    None if self.engine is None else self.engine.version,
+                )
+
+    def _swap_in_champion(self):
+        """Load the registry's champion and serve it; returns ``(previous_version, engine)``."""
+        with self._reload_lock:
+            previous = None if self.engine is None else self.engine.version
+            engine = self._load_engine()
+            self.engine = engine  # a single reference swap: atomic for readers
+            self.load_error = None
+        return previous, engine
+
+    def _load_engine(self) -> RecommendationEngine:
+        """The engine of the registry's champion (the service class says where it comes from)."""
+        raise NotImplementedError
+
+    def _engine_for(self, model, version) -> RecommendationEngine:
+        try:
+            return RecommendationEngine(
+                model, version, catalog=self.catalog, config=self.config, audit=self.audit
+            )
+        except InputError as error:  # the champion exists but this service cannot serve it
+            raise Unservable(
+                f"the champion (version {version}) cannot be served: {error}"
+            ) from None
+
+    @property
+    def body_models(self) -> dict:
+        """Per route, the body model the front door checks, its fields and what each accepts.
+
+        A profile is the served model's: the data contract's fields and its extra features
+        (which a crisis flag may leave out: it never reaches the model).
+        """
+        engine = self.engine
+        profiles = engine.profiles if engine is not None else profile_schema()
+        return {
+            "/recommend": (profiles.front_door, profiles.fields, profiles.accepted),
+            "/recommend_batch": (BatchRequest, ("profiles",), {}),
+            "/allocate": (
+                AllocationRequest,
+                tuple(AllocationRequest.model_fields),
+                ALLOCATION_ACCEPTED,
+            ),
+            "/reload": (ReloadRequest, (), {}),
+            "/outcomes": (OutcomesRequest, ("outcomes",), {}),
+        }
+
+
+class Unservable(InputError):
+    """A champion was loaded but cannot be served (e.g. an extra feature named like a field)."""
