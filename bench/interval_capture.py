@@ -99,7 +99,7 @@ class CohortCapture:
     # pass; None in older captures), per arm, averaged over the replicates: the world's
     # cross-fitted plug-in μ*_a − μ*_0 against the planted effect (E[δ*²]), the refitted
     # chosen effect out of fold against it, and the world's doubly robust estimate of that
-    # squared error (``bench.interval_replay.dr_error``'s formula on the world's rows)
+    # squared error (``bench.interval_errors.dr_error``'s formula on the world's rows)
     world_plugin_mse: np.ndarray | None = None  # (arms,)
     world_oof_mse: np.ndarray | None = None  # (arms,)
     world_dr: np.ndarray | None = None  # (arms,)

@@ -29,17 +29,15 @@ import yaml
 
 from bench._report import machine_line, markdown_table, median, write_section
 from bench._wrk import post_load, wrk_binary
-from bench.service import (
+from bench.service_clients import _free_port, _server, percentile
+from bench.service_contenders import (
     CONNECTIONS,
     DEMO_NOTE,
     KEY,
     SALT,
     WRK_BODIES,
-    _free_port,
     _profile,
-    _server,
     demo_model_home,
-    percentile,
 )
 
 ROOT = Path(__file__).resolve().parents[1]

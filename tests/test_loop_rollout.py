@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 
 from bench._program import staff_cohort
-from bench.rollout import _log_rows, retrain, serve_cycle
+from bench.rollout_cycle import _log_rows, retrain, serve_cycle
 from recommender.catalog import load_catalog
 from recommender.model import evidence_model
 from recommender.service import load_serve_config
