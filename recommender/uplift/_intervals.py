@@ -119,14 +119,14 @@ DISAGREEMENT_WEIGHT = 0.5
 # The error floor (``error_floor``) is read only where the bootstrap's worlds agree on what
 # the held-out estimate misses: their standard error at most FLOOR_STEADY times the estimate's
 # own, and the floor at least FLOOR_DISTINCT of its standard errors above 0. Not tuned (1 and
-# 2); fixed before the fresh draws that judged them (bench/interval_replay.py, tenth pass).
+# 2); fixed before the fresh draws that judged them (bench/interval_passes.py, tenth pass).
 FLOOR_STEADY = 1.0
 FLOOR_DISTINCT = 2.0
 # The held-out bias reads the residuals ψ − τ̂ clipped at these quantiles: on an IHDP-like
 # cohort (econml-ihdp-a) one residual of 25 standard deviations made the slope term 17 times
 # the squared error it stands for.
 # Recorded as a lead by the fourth pass (tuning seeds 1-6) and confirmed with the rule fixed
-# in advance on seeds 7-12 (bench/interval_replay.py, docs/benchmarks.md, fifth pass).
+# in advance on seeds 7-12 (bench/interval_passes.py, docs/benchmarks.md, fifth pass).
 WINSORIZE = (0.025, 0.975)
 
 
