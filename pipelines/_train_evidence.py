@@ -95,8 +95,7 @@ def evidence_card_facts(
     model, catalog, config, *, gate, run_id, git_commit, versions, previous_champion, created
 ) -> dict:
     from recommender.card import evidence_facts
-    from recommender.card._facts import json_safe
-    from recommender.card._sections import DEFAULT_TEXT
+    from recommender.card import DEFAULT_TEXT, json_safe
 
     estimates = model.outcome_models[model.primary].estimates
     rows = [

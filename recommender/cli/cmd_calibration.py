@@ -33,10 +33,10 @@ def run(args: argparse.Namespace) -> int:
     from recommender.errors import InputError
     from recommender.simulate import calibration_markdown, load_scenario, run_calibration
     from recommender.simulate import heterogeneity_markdown
-    from recommender.simulate._calibration import DEFAULT_N, DEFAULT_SEED
+    from recommender.simulate import CALIBRATION_N, CALIBRATION_SEED
 
-    seed = DEFAULT_SEED if args.seed is None else _whole_number(args.seed, "--seed", minimum=0)
-    n = DEFAULT_N if args.n is None else _whole_number(args.n, "--n", minimum=1000)
+    seed = CALIBRATION_SEED if args.seed is None else _whole_number(args.seed, "--seed", minimum=0)
+    n = CALIBRATION_N if args.n is None else _whole_number(args.n, "--n", minimum=1000)
     try:
         scenario = load_scenario(args.scenario)
     except InputError as error:

@@ -34,7 +34,7 @@ def run(args) -> int:
 
     from recommender.errors import InputError
     from recommender.service import load_serve_config
-    from recommender.service._auth import API_KEYS_ENV, ROLES, parse_env_keys
+    from recommender.service import API_KEYS_ENV, ROLES, parse_env_keys
 
     config = load_serve_config(args.config)
     host = args.host or config.host
@@ -127,7 +127,7 @@ def _print_example(process, host, port, keys: dict) -> None:
 
     import httpx
 
-    from recommender.service._requests import example_profile
+    from recommender.service import example_profile
 
     url = f"http://{host}:{port}"
     deadline = time.monotonic() + 300

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
     from recommender.errors import InputError
     from recommender.simulate import ASSIGNMENTS, load_scenario, parse_shares, simulate_cohort
-    from recommender.simulate._assignment import resolve_rct_shares
+    from recommender.simulate import resolve_rct_shares
 
     n = _whole_number(args.n, "--n", minimum=1)
     seed = _whole_number(args.seed, "--seed", minimum=0)

@@ -7,7 +7,9 @@ See ``shared/design/data-contract.md``. Validate once at the edge with :func:`lo
 from ._contract import (
     CATEGORIES,
     FEATURE_COLUMNS,
+    INTEGER_COLUMNS,
     OUTCOME_COLUMNS,
+    PERSON_ID_MAX_LENGTH,
     PROFILE_COLUMNS,
     RANGES,
     SCORE_COLUMNS,
@@ -23,6 +25,8 @@ __all__ = [
     "FEATURE_COLUMNS",
     "CATEGORIES",
     "RANGES",
+    "INTEGER_COLUMNS",
+    "PERSON_ID_MAX_LENGTH",
     "SCORE_COLUMNS",
     "OUTCOME_COLUMNS",
     "TRAINING_COLUMNS",

@@ -6,7 +6,14 @@ Importing this package does not import BentoML; only :mod:`recommender.service.s
 
 from recommender.service._audit import AuditLog, resolve_salt
 from recommender.service._audit_export import audit_csv, parse_since
-from recommender.service._auth import KeyRing, authorize, hash_key, parse_env_keys
+from recommender.service._auth import (
+    API_KEYS_ENV,
+    ROLES,
+    KeyRing,
+    authorize,
+    hash_key,
+    parse_env_keys,
+)
 from recommender.service._config import ServeConfig, load_serve_config
 from recommender.service._engine import AuditUnavailable, RecommendationEngine
 from recommender.service._outcomes import (
@@ -17,9 +24,12 @@ from recommender.service._outcomes import (
     record_outcomes,
 )
 from recommender.service._migrate import upgrade_schema
+from recommender.service._requests import example_profile
 from recommender.service._sqlite import sqlite_file
 
 __all__ = [
+    "API_KEYS_ENV",
+    "ROLES",
     "AuditLog",
     "AuditUnavailable",
     "KeyRing",
@@ -29,6 +39,7 @@ __all__ = [
     "ServeConfig",
     "audit_csv",
     "authorize",
+    "example_profile",
     "hash_key",
     "sqlite_file",
     "load_serve_config",

@@ -24,7 +24,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from recommender.cohort import CATEGORIES, PROFILE_COLUMNS, RANGES
-from recommender.cohort._contract import INTEGER_COLUMNS, PERSON_ID_MAX_LENGTH
+from recommender.cohort import INTEGER_COLUMNS, PERSON_ID_MAX_LENGTH
 
 __all__ = [
     "ProfileRequest",

@@ -5,7 +5,14 @@ measured on simulated cohorts whose every assumption is a named scenario paramet
 sourced figures are checked against the published studies (:func:`run_calibration`).
 """
 
-from recommender.simulate._assignment import ASSIGNMENTS, observational_probabilities, parse_shares
+from recommender.simulate._assignment import (
+    ASSIGNMENTS,
+    observational_probabilities,
+    parse_shares,
+    resolve_rct_shares,
+)
+from recommender.simulate._calibration import DEFAULT_N as CALIBRATION_N
+from recommender.simulate._calibration import DEFAULT_SEED as CALIBRATION_SEED
 from recommender.simulate._calibration import STUDIES, Study, run_calibration
 from recommender.simulate._calibration_report import calibration_markdown, heterogeneity_markdown
 from recommender.simulate._scenario import Scenario, load_scenario, scenario_names
@@ -13,6 +20,8 @@ from recommender.simulate._simulate import oracle_columns, simulate_cohort
 
 __all__ = [
     "ASSIGNMENTS",
+    "CALIBRATION_N",
+    "CALIBRATION_SEED",
     "STUDIES",
     "Scenario",
     "Study",
@@ -22,6 +31,7 @@ __all__ = [
     "observational_probabilities",
     "oracle_columns",
     "parse_shares",
+    "resolve_rct_shares",
     "run_calibration",
     "scenario_names",
     "simulate_cohort",
