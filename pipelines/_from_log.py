@@ -189,6 +189,11 @@ def log_policy_frame(config: dict, catalog):
     ``(frame, dr_scores, outcome_change)``: everything needed to value any model's best-arm
     policy on the program's own log (the gate and ``recommender evaluate-policy``). None when
     the service has no log or no outcome yet.
+
+    Raises
+    ------
+    InputError
+        When the logged outcomes are too few to value a policy on (naming the log).
     """
     from recommender.service import logged_cohort
 
@@ -202,7 +207,14 @@ def log_policy_frame(config: dict, catalog):
         audit.close()
     if joined.empty:
         return None
-    frame, scores, change, _ = policy_scores_on_log(joined, config, catalog)
+    try:
+        frame, scores, change, _ = policy_scores_on_log(joined, config, catalog)
+    except InputError as error:
+        raise InputError(
+            f"the service's log holds {len(joined):,} served recommendation(s) with outcomes, "
+            f"too few to value a policy on: {error}",
+            problems=error.problems,
+        ) from error
     return frame, scores, change
 
 

@@ -154,7 +154,7 @@ def load_stage(config: dict, data=None) -> Cohort:
         min_arm_rows=fit_min_arm_rows(config),
     )
     if not report.ok:
-        where = path if path is not None else "the simulated cohort"
+        where = path or ("the service's log" if loop is not None else "the simulated cohort")
         raise InputError(
             f"{where} does not meet the data contract:\n{report.format()}",
             problems=list(getattr(report, "errors", report.problems)),

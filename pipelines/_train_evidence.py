@@ -42,6 +42,7 @@ def _example_profiles() -> pd.DataFrame:
 def evidence_gate(model, catalog, config: dict):
     """The gate for a model that has no held-out data of its own (see the module notes)."""
     from pipelines._from_log import best_arms, log_policy_frame
+    from recommender.errors import InputError
     from recommender.registry import (
         GateDecision,
         PolicyValue,
@@ -54,22 +55,25 @@ def evidence_gate(model, catalog, config: dict):
     alpha = config["gate"]["alpha"]
     control = catalog.control
     version = aliases(config["registry"]["model_name"]).get("champion")
-    logged = log_policy_frame(config, catalog)
+    no_log = "the service has no log with outcomes to compare on"
+    try:
+        logged = log_policy_frame(config, catalog)
+    except InputError as error:
+        # Too few logged outcomes to value a policy on: as good as no log yet.
+        logged, no_log = None, f"the service's log cannot value the models yet ({error})"
     if logged is None:
         nothing = PolicyValue(float("nan"), float("nan"), float("nan"), 0)
         if version is None:
             return GateDecision(
                 True,
-                "there is no champion yet and no program log to value "
-                "the model on: the evidence-only model is the day-one "
-                "model",
+                f"there is no champion yet and {no_log}: the evidence-only model is the "
+                "day-one model",
                 alpha,
                 nothing,
             )
         return GateDecision(
             False,
-            f"champion version {version} exists and the service has no "
-            "log with outcomes to compare on; the evidence-only model "
+            f"champion version {version} exists and {no_log}; the evidence-only model "
             "stays challenger until a person promotes it",
             alpha,
             nothing,

@@ -149,3 +149,58 @@ def test_train_evidence_only_registers_gates_and_cards(tmp_path, monkeypatch):
         second = run_training(overrides=overrides)
         assert not second.gate.passed and "stays challenger" in second.gate.reason
         assert not second.promoted
+
+
+def test_a_log_with_too_few_outcomes_names_the_log_and_does_not_stop_evidence_training(
+    tmp_path, monkeypatch
+):
+    # Found following the README's loop: with a couple of outcomes recorded, `train
+    # --evidence-only` failed with the learners' "only one arm in treatment", `train
+    # --from-log` blamed "the simulated cohort" and `evaluate-policy` never named the log.
+    from datetime import datetime, timedelta, timezone
+
+    import recommender.catalog
+
+    from pipelines.train import evaluate_policies_on_log, load_config, run_training
+    from recommender.service import record_outcomes
+
+    catalog = evidence_catalog()
+    monkeypatch.setattr(recommender.catalog, "load_catalog", lambda *a, **k: catalog)
+    home = tmp_path / "home"
+    serve = tmp_path / "serve.yaml"
+    serve.write_text(
+        open(load_serve_config().source).read().replace("models_dir: null", f"models_dir: {home}")
+    )
+    overrides = {**SMALL_TRAINING, "source": "evidence", "log": {"serve_config": str(serve)}}
+    with recommender_home(home):
+        assert run_training(overrides=overrides).promoted  # day one: no log yet
+        audit = AuditLog(f"sqlite:///{home / 'audit.db'}", salt="s")
+        engine = RecommendationEngine(
+            evidence_model(catalog), "1", catalog=catalog, config=load_serve_config(), audit=audit
+        )
+        rows = [engine.check_row(profile(person_id=f"p-{i}")) for i in range(2)]
+        # a nurse offered only an arm with no nurse estimate is served usual care
+        rows.append(
+            engine.check_row(profile(person_id="p-2", role="nurse", offered=["peer_group"]))
+        )
+        engine.recommend(rows, caller_role="program")
+        later = (datetime.now(timezone.utc) + timedelta(seconds=1)).isoformat()
+        outcome = {"measured_at": later, "arm_taken": "mindfulness", "ee_followup": 20}
+        outcome.update(dp_followup=7, pa_followup=38)
+        record_outcomes(
+            audit,
+            [{"person_id": f"p-{i}", **outcome} for i in range(3)],
+            arms=catalog.arm_ids,
+            source="api",
+            now=datetime.now(timezone.utc) + timedelta(seconds=5),
+        )
+        audit.close()
+
+        again = run_training(overrides=overrides)
+        assert not again.promoted and "stays challenger" in again.gate.reason
+        assert "the service's log cannot value the models yet" in again.gate.reason
+        with pytest.raises(InputError, match="^the service's log does not meet"):
+            run_training(overrides={**overrides, "source": "log"})
+        config = load_config(overrides={"log": {"serve_config": str(serve)}})
+        with pytest.raises(InputError, match="^the service's log holds 3 served"):
+            evaluate_policies_on_log(config, catalog)

@@ -32,6 +32,12 @@ def test_the_landing_page_is_ours_and_loads_nothing_from_elsewhere(asgi_client):
     assert "<script" not in page.lower() and "googletagmanager" not in page
     assert 'href="/docs.json"' in page and 'href="/model_card"' in page
     assert "never diagnoses" in page
+    # Every protected route says what it does (/outcomes once had an empty cell).
+    from recommender.service._auth import PERMISSIONS
+
+    for path in PERMISSIONS:
+        assert f"<td><code>{path}</code></td>" in page
+        assert "<td></td>" not in page.split(f"<code>{path}</code>")[1].split("</tr>")[0]
     # Every address on the page is one of the service's own.
     assert all(link.startswith("/") for link in _links(page))
     assert "default-src 'none'" in response.headers["content-security-policy"]

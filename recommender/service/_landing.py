@@ -19,6 +19,7 @@ _WHAT = {
     "/recommend_batch": "POST up to 10,000 profiles at once",
     "/allocate": "POST a cohort with a budget and capacities: who gets which intervention",
     "/reload": "POST: serve the registry's current champion without a restart",
+    "/outcomes": "POST follow-up scores (EE, DP, PA, arm taken) of people already served",
     "/model_card": "GET the served model's card (HTML)",
     "/model_card.json": "GET the served model's card (JSON)",
     "/audit/export": "GET the audit log as CSV (hashed person ids); ?since=ISO date or time, "
