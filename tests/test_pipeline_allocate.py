@@ -79,7 +79,7 @@ def test_plan_respects_budget_capacity_groups_and_eligibility(
     [
         (["--capacity", "coaching:12"], "--capacity: 'coaching:12' is not ARM=NUMBER"),
         (["--capacity", "yoga=3"], "unknown arm(s) ['yoga']"),
-        (["--budget", "-5"], "budget=-5.0"),
+        (["--budget", "-5"], "budget=-5.0 (accepted: a number >= 0, or none for no budget limit)"),
     ],
 )
 def test_bad_options_are_named_and_nothing_is_written(

@@ -79,14 +79,14 @@ def checked_inputs(effects, limits, budget, eligible, upper, confident_only):
             )
         if lim.capacity is not None and _whole(lim.capacity) is None:
             problems.append(
-                f"{arm}.capacity={lim.capacity!r} (accepted: a whole number >= 0, or None)"
+                f"{arm}.capacity={lim.capacity!r} (accepted: a whole number >= 0, or none for no limit)"
             )
         if not (1 <= lim.group_min <= lim.group_max):
             problems.append(
                 f"{arm}.group_min/group_max={lim.group_min}/{lim.group_max} (accepted: 1 <= min <= max)"
             )
     if budget is not None and _money(budget) is None:
-        problems.append(f"budget={budget!r} (accepted: a number >= 0, or None)")
+        problems.append(f"budget={budget!r} (accepted: a number >= 0, or none for no budget limit)")
     values = effects.to_numpy(dtype=float)
     if not np.isfinite(values).all():
         r, c = np.argwhere(~np.isfinite(values))[0]
