@@ -271,6 +271,15 @@ explored on seen seeds 43-58 only, captured afresh for this pass): one lead, ``l
 - Adopted into ``recommender/uplift/_intervals.py`` (``extra_variance``) only if it passes
   (the point estimates do not change). Then new held-out draws are captured (seeds 201-206,
   never run before, and IHDP's ten) and scored once with both rules.
+- Outcome on the fresh seeds 59-64 (first and only run, after commit 43626ce; all six seeds
+  captured by 22:48 UTC): 8 families against ``shipped``'s 9, E[count] 7.14 against 7.13,
+  better / worse 0.32 / 0.30. The bar is not met: not adopted (``shipped`` stays the
+  library's rule), so no held-out draw was captured. It brought nw-a to the line (97.0 ->
+  95.4 %, width 1.27 -> 1.19) and cost six-arm-step-obs its worst arm (84.6 -> 78.8 %): the
+  sum is what covers a six-arm step effect's worst arm, as the "where the candidates differ
+  in shape" caveat above allowed. ``fifth-pass``, replayed beside: 7 families, E[count] 5.73,
+  worse than ``shipped`` in 0.91 of the resamplings (nw-d 84.5 %, causalml-4 85.1 %): the
+  tenth pass's gain replicated on draws it never saw. docs/benchmarks.md, eleventh pass.
 
 Bar for adopting a lead (written before scoring): on the new tuning draws it meets the
 acceptance (coverage 86-94 %, no arm below 80 %, width / needed at most 1.2) on more families
