@@ -256,6 +256,26 @@ def stable_floor(c: CohortCapture):
     return stable_floor_rule("between", 0.0, 1.0, 2.0)(c)
 
 
+def larger_extra(c: CohortCapture):
+    """The eleventh pass's lead (``bench.interval_passes``): the shipped rule, except that a
+    personalized arm adds the larger of ½ disagreement and the held-out slope term, not their
+    sum (then the average term), as an arm given one effect for everyone already takes the
+    largest of its three measures of one spread. The error floor F is the library's
+    (``_intervals.error_floor``), every person's whole variance at least F, as shipped."""
+    from recommender.uplift._intervals import error_floor, held_out_bias_terms
+
+    average, slope = held_out_bias_terms(c.pseudo, c.oof, c.ranking_oof)
+    shared = _weight() * np.asarray(c.disagreement_variance, float)
+    _, one_effect_extra = fifth_pass(c)
+    extra = np.where(
+        c.undetected_variance > 0, one_effect_extra, np.maximum(shared, slope) + average
+    )
+    mse, se = dr_error(c)
+    world_miss = np.asarray(c.replicate_oof_mse, float) - np.asarray(c.replicate_dr, float)
+    floor_total = error_floor(mse, se, world_miss)
+    return c.interval_scale, extra, np.maximum(c.variance_floor, floor_total - extra)
+
+
 def shipped(c: CohortCapture):
     """The rule ``UpliftModel`` ships (since the tenth pass: ``stable-floor``, the library's
     ``_intervals.error_floor``). A capture made before its fields (the per-row noise, the
@@ -277,4 +297,5 @@ RULES: dict[str, Rule] = {
     "world-floor": world_floor,
     "rival-max": rival_max,
     "stable-floor": stable_floor,
+    "larger-extra": larger_extra,
 }

@@ -619,4 +619,29 @@ def test_registered_stable_floor_lead_gates_on_the_replicates_spread_and_on_zero
     # a floor within 2 se(F) of 0 is not read
     c.replicate_oof_mse = np.full((2, 1), 1.5 * se[0] - mse[0])
     np.testing.assert_array_equal(interval_replay.RULES["stable-floor"](c)[2], c.variance_floor)
-    assert interval_replay.ELIGIBLE == ("stable-floor",)
+
+
+def test_registered_larger_extra_lead_takes_the_larger_term_for_a_personalized_arm():
+    # the eleventh pass's lead as fixed before its fresh draws: a personalized arm adds
+    # max(½ disagreement, slope term) + average term; an arm given one effect for everyone and
+    # the error floor as shipped (every person's whole variance at least F)
+    assert interval_replay.ELIGIBLE == ("larger-extra",)
+    lead = interval_replay.RULES["larger-extra"]
+    c = _floored_toy(0.1)
+    rng = np.random.default_rng(3)
+    c.ranking_oof = c.oof + 0.3 * rng.normal(size=c.oof.shape)
+    mse, se = interval_replay.dr_error(c)
+    c.replicate_oof_mse = np.array([[2.0], [2.0]])
+    c.replicate_dr = 0.5 * se[0] * np.array([[1.0], [-1.0]])
+    c.replicate_miss_se = np.full((2, 1), 0.1 * se[0])
+    average, slope = held_out_bias_terms(c.pseudo, c.oof, c.ranking_oof)
+    for disagreement in (0.0, 2 * slope[0] + 0.5):  # the slope term larger, then ½ disagreement
+        c.disagreement_variance = np.array([disagreement])
+        scale, extra, floor = lead(c)
+        assert extra[0] == pytest.approx(max(0.5 * disagreement, slope[0]) + average[0])
+        assert extra[0] < interval_replay.RULES["stable-floor"](c)[1][0] or disagreement == 0
+        np.testing.assert_array_equal(scale, c.interval_scale)
+        assert floor[0] == pytest.approx(max(mse[0] + 2.0 - extra[0], 0.0), rel=1e-12)
+    # an arm given one effect for everyone: the shipped extra
+    c.undetected_variance = np.array([0.3])
+    np.testing.assert_array_equal(lead(c)[1], interval_replay.RULES["stable-floor"](c)[1])
