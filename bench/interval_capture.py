@@ -119,6 +119,12 @@ class CohortCapture:
     replicate_oof_mse: np.ndarray | None = None
     replicate_dr: np.ndarray | None = None
     replicate_miss_se: np.ndarray | None = None
+    # the held-out bias terms as each world reads them (eleventh pass; None in older
+    # captures), (R, arms) each: ``_intervals.held_out_bias_terms`` of the world's
+    # pseudo-outcomes against the refitted effect out of fold, along that effect itself (for
+    # an arm given one effect for everyone the effect is constant and both terms are about 0)
+    replicate_bias_average: np.ndarray | None = None
+    replicate_bias_slope: np.ndarray | None = None
 
     @property
     def raw_scale(self) -> np.ndarray:
@@ -193,6 +199,17 @@ def world_miss(world, planted, oof) -> tuple[np.ndarray, np.ndarray]:
     return miss, se
 
 
+def world_bias_terms(world, oof) -> tuple[np.ndarray, np.ndarray]:
+    """Per arm, in one re-simulated world: the held-out bias terms (average, slope) that the
+    library reads off real data (``_intervals.held_out_bias_terms``), read off the world's
+    pseudo-outcomes against the refitted effect out of fold, along that effect. The world's
+    truth is the planted effect, so what these terms read there is shrinkage and offset that
+    the world reproduces, and that its variance scale already holds."""
+    from recommender.uplift._intervals import held_out_bias_terms
+
+    return held_out_bias_terms(np.asarray(world.pseudo_effects(), float), oof, oof)
+
+
 def mean_with_error(per_row: np.ndarray) -> tuple[float, float]:
     """The mean of the finite values and its standard error (ddof 1); (0, inf) with fewer
     than 3 finite values."""
@@ -215,7 +232,13 @@ def _recording_worlds():
         refitted = real_refit(world, chosen)
         planted = np.asarray(chosen.effect(world.M), float)
         oof = np.asarray(refitted.oof, float)
-        worlds.append((*world_errors(world, planted, oof), world_miss(world, planted, oof)[1]))
+        worlds.append(
+            (
+                *world_errors(world, planted, oof),
+                world_miss(world, planted, oof)[1],
+                *world_bias_terms(world, oof),
+            )
+        )
         return refitted
 
     with mock.patch.object(_intervals, "refit_chosen", refit):
@@ -434,6 +457,8 @@ def capture_cohort(
         replicate_oof_mse=np.array([w[1] for w in worlds]) if worlds else None,
         replicate_dr=np.array([w[2] for w in worlds]) if worlds else None,
         replicate_miss_se=np.array([w[3] for w in worlds]) if worlds else None,
+        replicate_bias_average=np.array([w[4] for w in worlds]) if worlds else None,
+        replicate_bias_slope=np.array([w[5] for w in worlds]) if worlds else None,
     )
 
 

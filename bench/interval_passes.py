@@ -281,6 +281,13 @@ explored on seen seeds 43-58 only, captured afresh for this pass): one lead, ``l
   worse than ``shipped`` in 0.91 of the resamplings (nw-d 84.5 %, causalml-4 85.1 %): the
   tenth pass's gain replicated on draws it never saw. docs/benchmarks.md, eleventh pass.
 
+After the eleventh pass (no lead registered; seen seeds 65-76 only, no fresh draw used): the
+capture keeps each world's own held-out bias terms (``replicate_bias_average``,
+``replicate_bias_slope``), and ``world-net-slope`` / ``world-net-slope-z1`` replay the slope
+term net of them. Neither met the acceptance on more seen families than ``shipped`` (8 and 9
+against 9), so neither was fixed as a lead. docs/benchmarks.md, "after the eleventh pass". A
+next pass's draws start at seed 77.
+
 Bar for adopting a lead (written before scoring): on the new tuning draws it meets the
 acceptance (coverage 86-94 %, no arm below 80 %, width / needed at most 1.2) on more families
 than ``third-pass``, and over ``RESAMPLINGS`` resamplings of each family's draws (the same for

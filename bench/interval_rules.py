@@ -276,6 +276,54 @@ def larger_extra(c: CohortCapture):
     return c.interval_scale, extra, np.maximum(c.variance_floor, floor_total - extra)
 
 
+def world_net_rule(average: bool = False, z: float | None = None) -> Rule:
+    """The shipped rule with a personalized arm's held-out slope term net of what the
+    bootstrap's worlds read for it: max(slope − mean over the replicates of the world's
+    slope term, 0) (``replicate_bias_slope``); with ``average`` the average term likewise.
+    The world plants the fitted effect, so the shrinkage and offset it reproduces are already
+    in its ratio, the variance scale; only the excess is bias the world cannot show. ``z``:
+    net of the world's mean minus z of its standard error between the replicates (one
+    replicate: not known, nothing taken off). Arms given one effect for everyone, the
+    disagreement, the scale and the floors as shipped."""
+
+    def rule(c: CohortCapture):
+        from recommender.uplift._intervals import error_floor, held_out_bias_terms
+
+        if c.replicate_bias_slope is None:
+            raise ValueError(
+                f"{c.family} seed {c.seed}: the capture has no world bias fields"
+                " (replicate_bias_slope, replicate_bias_average); capture it again with this"
+                " bench/interval_capture.py"
+            )
+        average_term, slope = held_out_bias_terms(c.pseudo, c.oof, c.ranking_oof)
+
+        def world(terms):
+            terms = np.asarray(terms, float)
+            if z is None:
+                return terms.mean(axis=0)
+            if len(terms) < 2:
+                return np.zeros(terms.shape[1])
+            return terms.mean(axis=0) - z * terms.std(axis=0, ddof=1) / np.sqrt(len(terms))
+
+        net_slope = np.maximum(slope - world(c.replicate_bias_slope), 0.0)
+        net_average = (
+            np.maximum(average_term - world(c.replicate_bias_average), 0.0)
+            if average
+            else average_term
+        )
+        shared = _weight() * np.asarray(c.disagreement_variance, float)
+        _, one_effect_extra = fifth_pass(c)
+        extra = np.where(
+            c.undetected_variance > 0, one_effect_extra, shared + net_slope + net_average
+        )
+        mse, se = dr_error(c)
+        world_miss = np.asarray(c.replicate_oof_mse, float) - np.asarray(c.replicate_dr, float)
+        floor_total = error_floor(mse, se, world_miss)
+        return c.interval_scale, extra, np.maximum(c.variance_floor, floor_total - extra)
+
+    return rule
+
+
 def shipped(c: CohortCapture):
     """The rule ``UpliftModel`` ships (since the tenth pass: ``stable-floor``, the library's
     ``_intervals.error_floor``). A capture made before its fields (the per-row noise, the
@@ -298,4 +346,7 @@ RULES: dict[str, Rule] = {
     "rival-max": rival_max,
     "stable-floor": stable_floor,
     "larger-extra": larger_extra,
+    "world-net-slope": world_net_rule(),
+    "world-net-both": world_net_rule(average=True),
+    "world-net-slope-z1": world_net_rule(z=1.0),
 }

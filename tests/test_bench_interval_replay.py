@@ -645,3 +645,44 @@ def test_registered_larger_extra_lead_takes_the_larger_term_for_a_personalized_a
     # an arm given one effect for everyone: the shipped extra
     c.undetected_variance = np.array([0.3])
     np.testing.assert_array_equal(lead(c)[1], interval_replay.RULES["stable-floor"](c)[1])
+
+
+def test_capture_records_the_worlds_own_held_out_bias_terms(fitted):
+    _, c, _ = fitted
+    # one (average, slope) pair per replicate and arm, as the library reads them
+    assert c.replicate_bias_slope.shape == c.replicate_bias_average.shape
+    assert c.replicate_bias_slope.shape == (c.replicates, len(c.arms))
+    assert np.isfinite(c.replicate_bias_slope).all() and (c.replicate_bias_slope >= 0).all()
+    assert (c.replicate_bias_average >= 0).all()
+
+
+def test_world_net_rule_takes_the_worlds_reading_off_a_personalized_arms_slope_term():
+    rng = np.random.default_rng(4)
+    c = _floored_toy(0.1)
+    c.ranking_oof = c.oof + 0.3 * rng.normal(size=c.oof.shape)
+    average, slope = held_out_bias_terms(c.pseudo, c.oof, c.ranking_oof)
+    assert slope[0] > 0
+    c.replicate_oof_mse, c.replicate_dr = np.zeros((3, 1)), np.zeros((3, 1))
+    c.replicate_miss_se = np.ones((3, 1))
+    c.replicate_bias_average = np.zeros((3, 1))
+    shared = 0.5 * c.disagreement_variance[0]
+    for world in (0.0, 0.4 * slope[0], 2 * slope[0]):  # none, part, more than the data's
+        c.replicate_bias_slope = world + np.array([[-0.01], [0.0], [0.01]])
+        _, extra, _ = interval_replay.RULES["world-net-slope"](c)
+        assert extra[0] == pytest.approx(shared + max(slope[0] - world, 0.0) + average[0])
+    # z = 1: net of the worlds' mean less one standard error between the replicates
+    c.replicate_bias_slope = 0.4 * slope[0] + np.array([[-0.01], [0.0], [0.01]])
+    se = 0.01 / np.sqrt(3)
+    _, extra, _ = interval_replay.RULES["world-net-slope-z1"](c)
+    assert extra[0] == pytest.approx(shared + 0.6 * slope[0] + se + average[0])
+    # one replicate: its spread is not known, nothing is taken off under z
+    for name in ("replicate_oof_mse", "replicate_dr", "replicate_miss_se", "replicate_bias_slope"):
+        setattr(c, name, getattr(c, name)[:1])
+    c.replicate_bias_average = c.replicate_bias_average[:1]
+    _, extra, _ = interval_replay.RULES["world-net-slope-z1"](c)
+    assert extra[0] == pytest.approx(shared + slope[0] + average[0])
+    # an arm given one effect for everyone keeps the shipped extra
+    c.undetected_variance = np.array([0.3])
+    np.testing.assert_array_equal(
+        interval_replay.RULES["world-net-slope"](c)[1], interval_replay.fifth_pass(c)[1]
+    )
