@@ -102,7 +102,10 @@ def _method_cells(method: str, figures: dict) -> dict:
     }
 
 
-def to_markdown(result: dict, command: str) -> str:
+def to_markdown(result: dict, command: str, section: str = "coverage") -> str:
+    """The report; a section other than the default ``coverage`` is a later run of the same
+    table, placed under it in docs/benchmarks.md, so its heading is one level lower and named
+    after the section."""
     from bench._report import machine_line, markdown_table
 
     rows = []
@@ -122,8 +125,11 @@ def to_markdown(result: dict, command: str) -> str:
             }
         )
     what = "\n".join(f"- `{row['family']}`: {row['what']}" for row in result["families"])
+    heading = "## Interval coverage on cohorts the simulator never made"
+    if section != "coverage":
+        heading = f"### Interval coverage on cohorts the simulator never made: `{section}`"
     return (
-        f"## Interval coverage on cohorts the simulator never made\n\n"
+        f"{heading}\n\n"
         f"Command: `{command}`\n\nMachine: {machine_line()}\n\n"
         "90 % intervals of `UpliftModel(learner='auto')` (propensities given where the "
         "generator knows them) and of EconML's CausalForestDML (its own inference; LightGBM "
@@ -226,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
 
         with open(args.json, "w") as handle:
             json.dump(result, handle, indent=1)
-    markdown = to_markdown(result, command.strip())
+    markdown = to_markdown(result, command.strip(), args.section)
     print(markdown)
     if not args.no_write and not args.quick:
         from bench._report import write_section

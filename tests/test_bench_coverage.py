@@ -135,3 +135,22 @@ def test_default_seeds_are_the_held_out_ones_and_tuning_seeds_differ():
     seen = []
     coverage.run(["nw-a"], quick=True, methods=("ours",), log=seen.append)
     assert seen and all(f"seed {coverage.HELD_OUT_SEEDS[0]}" in line for line in seen)
+
+
+def test_a_later_run_in_its_own_section_gets_a_lower_heading_named_after_it(tmp_path):
+    from bench._report import write_section
+
+    result = coverage.run(["nw-a"], quick=True, methods=("ours",), log=lambda _: None)
+    first = coverage.to_markdown(result, "python -m bench.coverage --quick")
+    later = coverage.to_markdown(result, "python -m bench.coverage --quick", "coverage-shipped")
+    assert first.startswith("## Interval coverage on cohorts the simulator never made\n")
+    assert later.startswith("### Interval coverage on cohorts the simulator never made: ")
+    assert "`coverage-shipped`" in later.splitlines()[0]
+    # the body is the same table
+    assert first.split("\n", 1)[1] == later.split("\n", 1)[1]
+    # both sections live side by side in one document
+    path = tmp_path / "benchmarks.md"
+    write_section("coverage", first, path)
+    write_section("coverage-shipped", later, path)
+    text = path.read_text()
+    assert text.index("<!-- END coverage -->") < text.index("<!-- BEGIN coverage-shipped -->")
