@@ -16,6 +16,7 @@ __all__ = [
     "world_correction",
     "rival_ratio",
     "world_miss_spread",
+    "gap_weighted_disagreement",
 ]
 
 
@@ -118,3 +119,49 @@ def world_miss_spread(c: CohortCapture) -> tuple[np.ndarray, np.ndarray, np.ndar
     )
     rows = np.sqrt((np.asarray(c.replicate_miss_se, float) ** 2).mean(axis=0) / replicates)
     return kappa.mean(axis=0), between, rows
+
+
+def gap_weighted_disagreement(c: CohortCapture) -> np.ndarray:
+    """Per arm, the plausible candidates' distance from the chosen effect, each weighted by
+    how much better its held-out loss gap fits "the truth is this candidate" than "the truth is
+    the chosen effect" (the twelfth look, after the eleventh pass; not a lead).
+
+    For a plausible candidate k (personalized, not clearly worse than the best personalized
+    one, as ``_auto.select_learner`` decides), d_k its mean squared distance from the chosen
+    effect out of fold and g_k = mean((ψ − f_k)² − (ψ − f_chosen)²) with standard error s_k:
+    out of fold the pseudo-outcome's noise is independent of both effects, so g_k has mean
+    +d_k if the truth is the chosen effect and −d_k if it is f_k. With equal prior odds the
+    weight of "the truth is f_k" is w_k = 1 / (1 + exp(2 g_k d_k / s_k²)), ½ at g_k = 0, which is
+    the shipped ``DISAGREEMENT_WEIGHT``. Returns mean_k w_k d_k (0 for an arm with no
+    personalized candidate); rows where a difference is not finite are left out.
+    """
+    from recommender.uplift._auto import ENSEMBLE_Z
+
+    out = np.zeros(len(c.arms))
+    for j in range(len(c.arms)):
+        psi, chosen = c.pseudo[:, j], c.oof[:, j]
+        personalized = [
+            k
+            for k in range(len(c.candidate_constant))
+            if not c.candidate_constant[k] and np.isfinite(c.candidate_loss[k, j])
+        ]
+        if not personalized:
+            continue
+        best = min(personalized, key=lambda k: c.candidate_loss[k, j])
+        best_squared = (psi - c.candidate_oof[best, :, j]) ** 2
+        weighted = []
+        for k in personalized:
+            effect = c.candidate_oof[k, :, j]
+            against_best = (psi - effect) ** 2 - best_squared
+            ok = np.isfinite(against_best)
+            spread = against_best[ok].std(ddof=1) / np.sqrt(ok.sum())
+            if against_best[ok].mean() > ENSEMBLE_Z * spread:
+                continue  # clearly worse than the best: not plausible
+            gap = (psi - effect) ** 2 - (psi - chosen) ** 2
+            ok = np.isfinite(gap)
+            g, s = gap[ok].mean(), gap[ok].std(ddof=1) / np.sqrt(ok.sum())
+            d = float(np.mean((effect[ok] - chosen[ok]) ** 2))
+            odds = np.clip(2 * g * d / max(s**2, 1e-300), -50.0, 50.0)
+            weighted.append(d / (1.0 + np.exp(odds)))
+        out[j] = float(np.mean(weighted)) if weighted else 0.0
+    return out

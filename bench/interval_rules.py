@@ -17,6 +17,7 @@ from bench.interval_errors import (
     constant_gap,
     dr_error,
     gap_bound,
+    gap_weighted_disagreement,
     rival_ratio,
     world_correction,
     world_miss_spread,
@@ -324,6 +325,31 @@ def world_net_rule(average: bool = False, z: float | None = None) -> Rule:
     return rule
 
 
+def gap_weighted(c: CohortCapture):
+    """The twelfth look (after the eleventh pass; no lead): the shipped rule with ½ disagreement
+    replaced by each plausible candidate's distance weighted by its held-out loss gap
+    (``gap_weighted_disagreement``), for personalized arms and, inside the largest of three,
+    for arms given one effect for everyone. The error floor F as shipped, every person's
+    whole variance at least F."""
+    from recommender.uplift._intervals import error_floor, held_out_bias_terms
+
+    average, slope = held_out_bias_terms(c.pseudo, c.oof, c.ranking_oof)
+    shared = gap_weighted_disagreement(c)
+    undetected = c.undetected_variance * c.interval_scale
+    extra = (
+        np.where(
+            c.undetected_variance > 0,
+            np.maximum.reduce([undetected, shared, slope]),
+            shared + slope,
+        )
+        + average
+    )
+    mse, se = dr_error(c)
+    world_miss = np.asarray(c.replicate_oof_mse, float) - np.asarray(c.replicate_dr, float)
+    floor_total = error_floor(mse, se, world_miss)
+    return c.interval_scale, extra, np.maximum(c.variance_floor, floor_total - extra)
+
+
 def shipped(c: CohortCapture):
     """The rule ``UpliftModel`` ships (since the tenth pass: ``stable-floor``, the library's
     ``_intervals.error_floor``). A capture made before its fields (the per-row noise, the
@@ -349,4 +375,5 @@ RULES: dict[str, Rule] = {
     "world-net-slope": world_net_rule(),
     "world-net-both": world_net_rule(average=True),
     "world-net-slope-z1": world_net_rule(z=1.0),
+    "gap-weighted": gap_weighted,
 }

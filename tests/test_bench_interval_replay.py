@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from bench import coverage, interval_replay
+from bench.interval_errors import gap_weighted_disagreement
 from bench.interval_capture import (
     CohortCapture,
     capture_cohort,
@@ -685,4 +686,43 @@ def test_world_net_rule_takes_the_worlds_reading_off_a_personalized_arms_slope_t
     c.undetected_variance = np.array([0.3])
     np.testing.assert_array_equal(
         interval_replay.RULES["world-net-slope"](c)[1], interval_replay.fifth_pass(c)[1]
+    )
+
+
+def test_gap_weighted_disagreement_weighs_each_candidate_by_its_held_out_gap():
+    m = 4000
+    rng = np.random.default_rng(5)
+    candidate = np.where(np.arange(m) % 2 == 0, 0.5, -0.5)  # d = 0.25 from the chosen 0
+    noise = rng.normal(size=m)
+    noise -= candidate * np.mean(noise * candidate) / 0.25  # orthogonal to the candidate
+
+    def capture(pseudo):
+        return toy(
+            1,
+            pseudo=pseudo[:, None],
+            oof=np.zeros((m, 1)),
+            candidate_oof=np.stack([candidate, np.zeros(m)])[:, :, None],
+            candidate_loss=np.array([[1.0], [1.1]]),
+        )
+
+    # halfway between the two effects: the gap is 0, the weight is the shipped ½
+    tie = capture(candidate / 2 + noise)
+    assert gap_weighted_disagreement(tie)[0] == pytest.approx(0.125, rel=1e-9)
+    # the chosen effect is the truth: the gap reads +d, many standard errors clear of 0
+    chosen = capture(noise)
+    gap = (noise - candidate) ** 2 - noise**2
+    g, s = gap.mean(), gap.std(ddof=1) / np.sqrt(m)
+    weight = 1 / (1 + np.exp(2 * g * 0.25 / s**2))
+    assert weight < 1e-6
+    assert gap_weighted_disagreement(chosen)[0] == pytest.approx(0.25 * weight)
+    # the rule puts it where the shipped rule puts ½ disagreement (no slope: the ranking is
+    # the chosen effect, 0)
+    tie.ranking_oof = np.zeros((m, 1))
+    tie.disagreement_variance = np.array([0.25])
+    tie.codes, tie.y = np.tile([0, 1], m // 2), np.zeros(m)
+    tie.mu, tie.received = np.zeros((m, 2)), np.full(m, 0.5)
+    tie.replicate_oof_mse = tie.replicate_dr = np.zeros((1, 1))
+    tie.replicate_miss_se = np.ones((1, 1))
+    np.testing.assert_allclose(
+        interval_replay.RULES["gap-weighted"](tie)[1], interval_replay.shipped(tie)[1]
     )
