@@ -113,6 +113,8 @@ def test_lineage_and_honesty_statement_are_shown(card):
         assert fact in markdown
     assert report.statement in markdown
     assert "Diagnosis" in markdown and "discipline" in markdown
+    # auditors read what the per-person intervals were measured to do off our own simulator
+    assert "calibrated, not guaranteed" in markdown and "docs/benchmarks.md" in markdown
 
 
 def test_small_cells_are_suppressed_not_shown(card):

@@ -76,6 +76,11 @@ DEFAULT_TEXT: dict = {
     ],
     "caveats": [
         "Effects are estimates with intervals; an individual's response can differ widely.",
+        "A person's 90 % interval is calibrated, not guaranteed. Checked against the true "
+        "effects of cohorts from other generators (docs/benchmarks.md, interval coverage), "
+        "the intervals are wider than needed where an intervention's effect is the same for "
+        "everyone, and on multi-arm cohorts the least certain arm can be covered less often "
+        "than 90 % (about 80 % averaged over draws of such cohorts).",
         "Policy values are doubly robust estimates on held-out data, valid under the usual "
         "assumptions (no unmeasured confounding for observational data, overlap of arms).",
         "A model trained on simulated data demonstrates the method; it says nothing about real "
