@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from recommender._files import check_writable, write_atomically
 from recommender.errors import InputError
 
 from ._contract import (
@@ -23,7 +24,7 @@ from ._contract import (
 )
 from ._validate import validate_cohort
 
-__all__ = ["read_cohort", "write_cohort", "load_cohort", "typed_cohort"]
+__all__ = ["read_cohort", "write_cohort", "check_table_output", "load_cohort", "typed_cohort"]
 
 _CSV = (".csv", ".csv.gz", ".tsv")
 _PARQUET = (".parquet", ".pq")
@@ -65,14 +66,31 @@ def read_cohort(path) -> pd.DataFrame:
 
 
 def write_cohort(frame: pd.DataFrame, path) -> Path:
-    """Write a cohort table as CSV or Parquet by suffix, without the index; returns the path."""
+    """Write a cohort table as CSV or Parquet by suffix, without the index; returns the path.
+
+    Written whole or not at all: a failure or Ctrl-C leaves an earlier file of that name as it was.
+    """
     path = Path(path)
     kind = _kind(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if kind == "csv":
-        frame.to_csv(path, index=False, sep="\t" if path.name.lower().endswith(".tsv") else ",")
-    else:
-        frame.to_parquet(path, index=False)
+    tab = path.name.lower().endswith(".tsv")
+
+    def write(temporary: Path) -> None:
+        if kind == "csv":
+            frame.to_csv(temporary, index=False, sep="\t" if tab else ",")
+        else:
+            frame.to_parquet(temporary, index=False)
+
+    return write_atomically(path, write)
+
+
+def check_table_output(path, *, option: str = "--out") -> Path:
+    """Raise :class:`InputError` now, naming ``option``, if a table cannot be written at ``path``
+    (a folder, a folder that cannot be written or created, an unknown suffix); before the work."""
+    path = check_writable(path, option=option)
+    try:
+        _kind(path)
+    except InputError as error:
+        raise InputError(f"{option} {error}") from None
     return path
 
 

@@ -1,0 +1,78 @@
+"""Bad input and interrupted work at the command line: a one-line error naming what was wrong and
+what is accepted, exit 2, no traceback and nothing half written (found by running the CLI)."""
+
+from __future__ import annotations
+
+import pytest
+
+from recommender.cli import main
+from recommender.cohort import write_cohort
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("RECOMMENDER_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("RECOMMENDER_ACTOR", "test-suite")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cohort.csv").write_text("person_id\n")  # never read: the output is checked first
+    (tmp_path / "afile").write_text("a file where a folder is expected\n")
+    return tmp_path
+
+
+def _refused(capsys, *words):
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    for word in words:
+        assert word in err, err
+    return err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["score", "--data", "cohort.csv", "--out", "afile/scored.csv"],
+        ["allocate", "--data", "cohort.csv", "--out", "afile/plan.csv"],
+        ["simulate", "--n", "10", "--out", "afile/cohort.csv"],
+        ["card", "--model", "1", "--out", "afile/card"],
+        ["evidence", "--out", "afile/evidence.md"],
+    ],
+    ids=lambda argv: argv[0],
+)
+def test_an_output_in_a_folder_that_is_a_file_is_named_before_any_work(home, capsys, argv):
+    assert main(argv) == 2
+    _refused(capsys, "--out", "afile", "not a folder")
+    assert sorted(p.name for p in home.iterdir()) == ["afile", "cohort.csv"]
+
+
+@pytest.mark.parametrize("command", ["score", "allocate"])
+def test_an_output_that_is_a_folder_or_an_unknown_type_names_the_given_path(home, capsys, command):
+    (home / "plans").mkdir()
+    assert main([command, "--data", "cohort.csv", "--out", "plans"]) == 2
+    _refused(capsys, "--out plans", "folder")
+    assert main([command, "--data", "cohort.csv", "--out", "plans/plan.txt"]) == 2
+    err = _refused(capsys, "plans/plan.txt", ".csv")
+    assert ".tmp" not in err
+    assert list((home / "plans").iterdir()) == []
+
+
+def test_a_card_over_a_file_is_refused(home, capsys):
+    assert main(["card", "--model", "1", "--out", "afile"]) == 2
+    _refused(capsys, "--out afile", "is a file")
+
+
+def test_written_tables_are_whole_or_absent(tmp_path, monkeypatch):
+    import pandas as pd
+
+    out = tmp_path / "plan.csv"
+    out.write_text("earlier plan\n")
+
+    def half_write(frame, path, **kwargs):
+        open(path, "w").write("person_id,allo")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", half_write)
+    with pytest.raises(KeyboardInterrupt):
+        write_cohort(pd.DataFrame({"person_id": ["a"]}), out)
+    assert out.read_text() == "earlier plan\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["plan.csv"]
