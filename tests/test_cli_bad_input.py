@@ -3,6 +3,13 @@ what is accepted, exit 2, no traceback and nothing half written (found by runnin
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import pytest
 
 from recommender.cli import main
@@ -76,3 +83,39 @@ def test_written_tables_are_whole_or_absent(tmp_path, monkeypatch):
         write_cohort(pd.DataFrame({"person_id": ["a"]}), out)
     assert out.read_text() == "earlier plan\n"
     assert [p.name for p in tmp_path.iterdir()] == ["plan.csv"]
+
+
+_TERMINATED_TRAINING = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    import pipelines.train
+    from recommender.cli import main
+
+    def run_training(*args, **kwargs):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(30)
+        except KeyboardInterrupt:  # what the registration's undo and the run's FAILED rely on
+            print("cleaned up", flush=True)
+            raise
+
+    pipelines.train.run_training = run_training
+    sys.exit(main(["train", "--quiet"]))
+    """
+)
+
+
+def test_kill_during_training_undoes_like_ctrl_c():
+    # `kill PID` (SIGTERM) used to end the process at once: the MLflow run stayed RUNNING and a
+    # version caught mid-registration kept the champion alias without its card or log entry.
+    done = subprocess.run(
+        [sys.executable, "-c", _TERMINATED_TRAINING],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    assert done.returncode == 128 + signal.SIGTERM, done.stderr
+    assert "cleaned up" in done.stdout
+    assert "Traceback" not in done.stderr
+    assert "nothing was registered" in done.stderr
