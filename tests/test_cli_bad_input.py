@@ -14,6 +14,7 @@ import pytest
 
 from recommender.cli import main
 from recommender.cohort import write_cohort
+from recommender.errors import InputError
 
 
 @pytest.fixture
@@ -85,6 +86,61 @@ def test_written_tables_are_whole_or_absent(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["plan.csv"]
 
 
+@pytest.mark.parametrize("model", ["-1", "./not-a-model", "runs:/0123456789abcdef/model"])
+def test_a_model_that_is_neither_registered_nor_loadable_is_named(home, capsys, model):
+    (home / "not-a-model").mkdir()
+    assert main(["score", "--model", model, "--data", "cohort.csv", "--out", "s.csv"]) == 2
+    _refused(capsys, repr(model), "champion")
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"\x00\x01\x02,\xff\xfe\n" * 3 + b"a,b\n\x00", b"\xff\xfe\x00bad"]
+)
+def test_an_unreadable_outcome_file_is_refused_by_name(home, capsys, content):
+    path = home / "followup.csv"
+    path.write_bytes(content)
+    assert main(["outcomes", "import", str(path)]) == 2
+    _refused(capsys, "followup.csv", "person_id, measured_at")
+
+
+def test_an_unreadable_outcome_jsonl_is_refused_by_name(home, capsys):
+    path = home / "followup.jsonl"
+    path.write_bytes(b'{"person_id": "\xff"}\n')
+    assert main(["outcomes", "import", str(path)]) == 2
+    _refused(capsys, "followup.jsonl", "UTF-8")
+
+
+def test_unknown_learner_params_are_named_with_what_is_accepted():
+    from pipelines.train import config_from_mapping
+
+    with pytest.raises(InputError) as caught:
+        config_from_mapping({"learner": {"params": {"n_estimators": 30}}})
+    message = str(caught.value)
+    assert "learner.params.n_estimators" in message and "ensemble_size" in message
+    # Set by other keys of the config; given twice they would collide inside the learner.
+    with pytest.raises(InputError, match="learner.params.n_folds.*learner.n_folds"):
+        config_from_mapping({"learner": {"params": {"n_folds": 4}}})
+
+
+def test_validate_training_refuses_a_table_with_only_the_control_arm(tmp_path, capsys):
+    from test_cohort_helpers import clean_cohort
+
+    table = clean_cohort()
+    table = table[table["intervention"].astype(str) == "none"]
+    path = write_cohort(table, tmp_path / "control-only.csv")
+    assert main(["validate", "--training", str(path)]) == 2
+    out = capsys.readouterr().out
+    assert "no_treated_arm" in out and "none" in out
+
+
+@pytest.mark.parametrize("seconds", ["0", "-1", "nan"])
+def test_allocate_refuses_a_time_limit_that_is_not_positive(home, capsys, seconds):
+    with pytest.raises(SystemExit) as stop:
+        main(["allocate", "--data", "cohort.csv", "--out", "p.csv", "--time-limit", seconds])
+    assert stop.value.code == 2
+    _refused(capsys, "--time-limit", "seconds > 0")
+
+
 _TERMINATED_TRAINING = textwrap.dedent(
     """
     import os, signal, sys, time
@@ -119,3 +175,14 @@ def test_kill_during_training_undoes_like_ctrl_c():
     assert "cleaned up" in done.stdout
     assert "Traceback" not in done.stderr
     assert "nothing was registered" in done.stderr
+
+
+@pytest.mark.parametrize("separator, name", [(";", "semicolons"), ("\t", "tabs")])
+def test_a_csv_with_another_separator_says_so(tmp_path, capsys, separator, name):
+    from test_cohort_helpers import clean_cohort
+
+    path = tmp_path / "cohort.csv"
+    clean_cohort().to_csv(path, index=False, sep=separator)
+    assert main(["validate", str(path)]) == 2
+    err = _refused(capsys, "cohort.csv", name, "comma-separated")
+    assert "missing" not in err  # not fifteen missing columns

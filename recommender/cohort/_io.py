@@ -59,10 +59,32 @@ def read_cohort(path) -> pd.DataFrame:
     try:
         if kind == "csv":
             sep = "\t" if path.name.lower().endswith(".tsv") else ","
-            return pd.read_csv(path, dtype=str, sep=sep)
-        return pd.read_parquet(path)
+            frame = pd.read_csv(path, dtype=str, sep=sep)
+        else:
+            return pd.read_parquet(path)
     except (ValueError, OSError, pd.errors.ParserError) as error:
-        raise InputError(f"{path}: cannot be read as {kind}: {error}") from error
+        raise InputError(f"{path}: cannot be read as {kind}: {str(error).strip()}") from error
+    _refuse_other_separator(path, frame, sep)
+    return frame
+
+
+_SEPARATORS = {";": "semicolons", "\t": "tabs", "|": "bars", ",": "commas"}
+
+
+def _refuse_other_separator(path: Path, frame: pd.DataFrame, sep: str) -> None:
+    # One column whose name holds another separator: the file was split with it (a spreadsheet
+    # export in a locale that writes ';'), so say that rather than list every column as missing.
+    if len(frame.columns) != 1:
+        return
+    header = str(frame.columns[0])
+    found = [s for s in _SEPARATORS if s != sep and header.count(s) >= 2]
+    if found:
+        expected = "tab-separated (.tsv)" if sep == "\t" else "comma-separated (.csv)"
+        shown = header[:60] + ("..." if len(header) > 60 else "")
+        raise InputError(
+            f"{path}: the header {shown!r} is separated by {_SEPARATORS[found[0]]}; "
+            f"accepted: {expected} columns"
+        )
 
 
 def write_cohort(frame: pd.DataFrame, path) -> Path:
