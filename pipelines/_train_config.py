@@ -178,7 +178,7 @@ def config_from_mapping(
                 }
             ],
         )
-    problems = _excluded_problems(config)
+    problems = _excluded_problems(config) + _learner_params_problems(config)
     if problems:
         raise InputError(f"{source}: " + "; ".join(problems), problems=problems)
     return config
@@ -209,3 +209,35 @@ def _excluded_problems(config: dict) -> list[str]:
             "keeps at least one of " + ", ".join(accepted) + ")"
         ]
     return []
+
+
+# UpliftModel arguments the config sets through its own keys; also given in learner.params they
+# would collide inside the learner.
+_PARAMS_SET_ELSEWHERE = {
+    "learner": "learner.learner",
+    "n_folds": "learner.n_folds",
+    "random_state": "seed",
+    "design": "data.design",
+    "control": "the catalog's control arm",
+}
+
+
+def _learner_params_problems(config: dict) -> list[str]:
+    """``learner.params``: keyword arguments of UpliftModel, checked here rather than as a
+    TypeError (and a traceback) once the fit stage starts."""
+    from recommender.uplift import UpliftModel
+
+    accepted = [p for p in UpliftModel().get_params() if p not in _PARAMS_SET_ELSEWHERE]
+    problems = []
+    for key in config["learner"]["params"]:
+        if key in _PARAMS_SET_ELSEWHERE:
+            problems.append(
+                f"learner.params.{key} is set by {_PARAMS_SET_ELSEWHERE[key]}, not here "
+                f"(accepted in learner.params: {', '.join(accepted)})"
+            )
+        elif key not in accepted:
+            problems.append(
+                f"learner.params.{key} is not an UpliftModel argument "
+                f"(accepted: {', '.join(accepted)})"
+            )
+    return problems

@@ -162,10 +162,11 @@ def plan_cohort(
     """
     from pipelines.score import model_notes, safety_rules
     from recommender.catalog import load_catalog
-    from recommender.cohort import read_cohort, validate_cohort, write_cohort
+    from recommender.cohort import check_table_output, read_cohort, validate_cohort, write_cohort
     from recommender.policy import crisis_flags, plan_allocation, triage_table
     from recommender.registry import load_model, resolve_model
 
+    check_table_output(out)  # before the model is loaded: an unwritable path is said at once
     catalog = load_catalog(catalog_path)
     unknown = [
         a
@@ -232,8 +233,9 @@ def plan_cohort(
     path = write_cohort(plan, out)
     fairness_path = None
     if allocation.fairness is not None:  # None: nobody was planned for (all crisis rows)
-        fairness_path = Path(path).with_name(Path(path).stem + ".fairness.csv")
-        allocation.fairness.to_csv(fairness_path, index=False)
+        fairness_path = write_cohort(
+            allocation.fairness, Path(path).with_name(Path(path).stem + ".fairness.csv")
+        )
     return CohortPlan(
         path=Path(path),
         rows=len(plan),

@@ -102,10 +102,11 @@ def score_file(
     -------
     ScoreResult
     """
-    from recommender.cohort import read_cohort, validate_cohort, write_cohort
+    from recommender.cohort import check_table_output, read_cohort, validate_cohort, write_cohort
     from recommender.policy import crisis_flags, triage_table
     from recommender.registry import load_model, resolve_model
 
+    check_table_output(out)  # before the model is loaded: an unwritable path is said at once
     rules = safety_rules(serve_config)
     ref = resolve_model(model)
     recommendation_model = load_model(ref.uri)
@@ -131,7 +132,7 @@ def score_file(
     scored = scored.reindex(frame.index)
     scored["person_id"] = frame["person_id"].astype(str).to_numpy()
     scored = pd.concat([scored, triage_table(frame, rules, crisis)], axis=1)
-    path = _write_atomically(scored, Path(out), write_cohort)
+    path = write_cohort(scored, out)
     mix = scored["recommended"].value_counts(normalize=True).round(4).to_dict()
     if crisis.any():
         mix["(crisis: not scored)"] = round(float(crisis.mean()), 4)
@@ -182,21 +183,3 @@ def safety_rules(serve_config=None):
     except FileNotFoundError:
         raise InputError(f"service config {path} does not exist") from None
     return SafetyRules.from_config(settings.get("safety") or {}, where=f"{path.name}: safety")
-
-
-def _write_atomically(frame: pd.DataFrame, out: Path, write) -> Path:
-    """Write to a temporary sibling, then rename over ``out``: readers never see half a file,
-    and a failed write leaves an earlier file of that name as it was."""
-    import os
-    import secrets
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # Same folder (a rename within one file system) and same ending (the format follows it).
-    temp = out.parent / f".tmp-{secrets.token_hex(4)}-{out.name}"
-    try:
-        write(frame, temp)
-        os.replace(temp, out)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    return out

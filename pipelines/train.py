@@ -257,9 +257,9 @@ def run_training(
                     previous_champion=previous_champion,
                 )
             display.note(f"version {registration.version}: {', '.join(registration.aliases)}")
-    except Exception as error:
-        # A failure after registration (a note, temp cleanup, closing the run) leaves the
-        # version registered: say so, rather than let the caller claim nothing was.
+    except BaseException as error:
+        # A failure or Ctrl-C after registration (a note, temp cleanup, closing the run) leaves
+        # the version registered: say so, rather than let the caller claim nothing was.
         if registration is not None:
             error.registered_version = registration.version
         raise

@@ -534,7 +534,6 @@ def test_card_folder_is_swapped_in_whole_or_not_at_all(tmp_path, monkeypatch):
 
 
 def test_failed_score_write_leaves_the_earlier_output(trained, monkeypatch, tmp_path):
-    import recommender.cohort as cohort_module
     from pipelines.score import score_file
 
     _, home = trained
@@ -546,11 +545,11 @@ def test_failed_score_write_leaves_the_earlier_output(trained, monkeypatch, tmp_
     out = folder / "scored.csv"
     out.write_text("earlier scores\n")
 
-    def half_write(frame, path):
+    def half_write(frame, path, *args, **kwargs):  # the writer under write_cohort fails midway
         Path(path).write_text("person_id,recomm")
         raise OSError("disk full")
 
-    monkeypatch.setattr(cohort_module, "write_cohort", half_write)
+    monkeypatch.setattr(pd.DataFrame, "to_csv", half_write)
     with pytest.raises(OSError, match="disk full"):
         score_file("champion", data, out)
     assert out.read_text() == "earlier scores\n"

@@ -146,6 +146,16 @@ def test_rollback_walks_back_through_champions(home):
     assert registry.aliases()["champion"] == "1"
 
 
+def test_rollback_after_an_unlogged_alias_move_names_the_last_recorded_champion(home):
+    # What a training run killed (SIGKILL) between moving the aliases and logging them leaves.
+    for _ in range(2):
+        register_fake()
+    registry.client().set_registered_model_alias("burnout-recommender", "champion", "1")
+    with pytest.raises(InputError, match=r"champion \(version 1\) is not the last.*promote 2"):
+        registry.rollback(reason="after a kill")
+    assert registry.aliases()["champion"] == "1"
+
+
 def test_promote_needs_a_reason_and_an_existing_version(home):
     register_fake()
     with pytest.raises(InputError, match="reason"):
@@ -189,6 +199,8 @@ def test_failed_registration_is_undone(home, monkeypatch, failing_step):
         order_by=["attributes.start_time DESC"],
     )
     assert runs[0].info.status == "FAILED"
+    # The failed run must not claim the version that was deleted again.
+    assert "registered_version" not in runs[0].data.tags
 
 
 def test_first_registration_failing_leaves_no_registered_model(home):

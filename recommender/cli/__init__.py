@@ -14,9 +14,12 @@ raised anywhere becomes a message on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import pkgutil
+import signal
 import sys
+import threading
 
 from recommender import __version__
 from recommender.errors import InputError
@@ -47,16 +50,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (a plain ``kill``), raised like Ctrl-C so that the same clean-up runs."""
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    # Without this a `kill` ends the process at once: a training run stays RUNNING in MLflow,
+    # and a version caught mid-registration keeps its aliases without its card or log entry.
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args._run(args) or 0)
+        with _terminate_as_interrupt():
+            return int(args._run(args) or 0)
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interrupt:
+        terminated = isinstance(interrupt, _Terminated)
+        print("terminated" if terminated else "interrupted", file=sys.stderr)
+        return 128 + signal.SIGTERM if terminated else 130
     except BrokenPipeError:
         # `recommender validate big.csv | head`: the reader left; that is not an error of ours.
         # Point stdout at devnull so the interpreter's final flush does not raise again.

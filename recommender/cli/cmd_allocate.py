@@ -61,8 +61,25 @@ def configure(parser) -> None:
         help="minimum share of each role given an arm, e.g. nurse=0.2,app=0.2",
     )
     parser.add_argument(
-        "--time-limit", type=float, default=60.0, help="seconds the solver may take (default 60)"
+        "--time-limit",
+        type=_seconds,
+        default=60.0,
+        help="seconds the solver may take (default 60)",
     )
+
+
+def _seconds(text: str) -> float:
+    import argparse
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        # argparse names the option: "argument --time-limit: ..."
+        raise argparse.ArgumentTypeError(f"{text!r} is not accepted; accepted: seconds > 0")
+    return value
 
 
 def run(args) -> int:

@@ -38,6 +38,7 @@ def run(args) -> int:
     import sys
     from pathlib import Path
 
+    from recommender._files import check_writable, write_atomically
     from recommender.errors import InputError
     from recommender.service import (
         AuditLog,
@@ -47,6 +48,8 @@ def run(args) -> int:
         sqlite_file,
     )
 
+    if args.out:
+        check_writable(args.out)
     config = load_serve_config(args.config)
     since = None if args.since is None else parse_since(args.since)
     url = config.audit_url or f"sqlite:///{config.models_dir / 'audit.db'}"
@@ -65,20 +68,8 @@ def run(args) -> int:
     else:
         text = audit_csv(rows)
     if args.out:
-        import os
-        import tempfile
-
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
         # A temporary sibling renamed into place: an export is never left half written.
-        handle, temp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                stream.write(text)
-            os.replace(temp, out)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        write_atomically(args.out, lambda temporary: temporary.write_text(text, encoding="utf-8"))
         print(f"wrote {len(rows)} audit row(s) to {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(text)

@@ -15,8 +15,9 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
+    from recommender._files import check_writable
     from recommender.registry import fetch_card
 
-    folder = fetch_card(args.model, args.out)
+    folder = fetch_card(args.model, check_writable(args.out, folder=True))
     print(f"model card written to {folder}/card.html (also card.md, card.json)")
     return 0

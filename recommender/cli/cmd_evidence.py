@@ -17,26 +17,15 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
-    import os
-    import tempfile
-    from pathlib import Path
-
+    from recommender._files import check_writable, write_atomically
     from recommender.catalog import evidence_markdown, load_catalog
 
+    out = None if args.out is None else check_writable(args.out)
     text = evidence_markdown(load_catalog(args.catalog))
-    if args.out is None:
+    if out is None:
         print(text, end="")
         return 0
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     # Written whole or not at all: a reader never sees half a document.
-    handle, temporary = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, out)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomically(out, lambda temporary: temporary.write_text(text, encoding="utf-8"))
     print(f"wrote {out} ({text.count(chr(10))} lines)")
     return 0

@@ -53,6 +53,7 @@ def _whole_number(text: str, option: str, *, minimum: int) -> int:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from recommender.cohort import check_table_output, write_cohort
     from recommender.errors import InputError
     from recommender.simulate import ASSIGNMENTS, load_scenario, parse_shares, simulate_cohort
     from recommender.simulate import resolve_rct_shares
@@ -66,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() not in _SUFFIXES:
         raise InputError(f"--out: the file must end in {' or '.join(_SUFFIXES)}, got {str(out)!r}")
+    check_table_output(out)
     try:
         scenario = load_scenario(args.scenario)
     except InputError as error:
@@ -78,11 +80,7 @@ def run(args: argparse.Namespace) -> int:
         resolve_rct_shares(scenario, shares, field="--rct-shares")
 
     cohort = simulate_cohort(scenario, n, seed=seed, assignment=args.assignment, rct_shares=shares)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix.lower() == ".parquet":
-        cohort.to_parquet(out, index=False)
-    else:
-        cohort.to_csv(out, index=False)
+    write_cohort(cohort, out)
     counts = cohort["intervention"].value_counts().reindex(scenario.arms, fill_value=0)
     arms = ", ".join(f"{arm} {count:,}" for arm, count in counts.items())
     print(

@@ -104,6 +104,11 @@ def run(args) -> int:
         )
     except InputError:
         raise
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, or a kill (see recommender.cli)
+        version = getattr(interrupt, "registered_version", None)
+        left = f"version {version} was registered before it" if version else _UNDONE
+        print(f"error: training stopped; {left}", file=sys.stderr)
+        raise
     except Exception as error:  # noqa: BLE001 - report, then exit 1 as the CLI contract says
         import traceback
 
@@ -117,8 +122,7 @@ def run(args) -> int:
             )
         else:
             print(
-                f"error: training failed ({type(error).__name__}: {error}); the MLflow run "
-                "is marked FAILED, nothing was registered and the champion is unchanged",
+                f"error: training failed ({type(error).__name__}: {error}); {_UNDONE}",
                 file=sys.stderr,
             )
         return 1
@@ -134,6 +138,9 @@ def run(args) -> int:
         if uri.startswith("sqlite:"):
             print(f"compare runs: {_mlflow_command()} ui --backend-store-uri {uri} --port 5000")
     return 0
+
+
+_UNDONE = "the MLflow run is marked FAILED, nothing was registered and the champion is unchanged"
 
 
 def _mlflow_command() -> str:

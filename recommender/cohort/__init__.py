@@ -16,7 +16,7 @@ from ._contract import (
     TRAINING_COLUMNS,
 )
 from ._features import feature_frame
-from ._io import load_cohort, read_cohort, typed_cohort, write_cohort
+from ._io import check_table_output, load_cohort, read_cohort, typed_cohort, write_cohort
 from ._report import RULES, Problem, ValidationReport
 from ._validate import validate_cohort
 
@@ -36,6 +36,7 @@ __all__ = [
     "validate_cohort",
     "read_cohort",
     "write_cohort",
+    "check_table_output",
     "load_cohort",
     "typed_cohort",
     "feature_frame",

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from recommender._files import check_writable, write_atomically
 from recommender.errors import InputError
 
 from ._contract import (
@@ -23,7 +24,7 @@ from ._contract import (
 )
 from ._validate import validate_cohort
 
-__all__ = ["read_cohort", "write_cohort", "load_cohort", "typed_cohort"]
+__all__ = ["read_cohort", "write_cohort", "check_table_output", "load_cohort", "typed_cohort"]
 
 _CSV = (".csv", ".csv.gz", ".tsv")
 _PARQUET = (".parquet", ".pq")
@@ -58,21 +59,60 @@ def read_cohort(path) -> pd.DataFrame:
     try:
         if kind == "csv":
             sep = "\t" if path.name.lower().endswith(".tsv") else ","
-            return pd.read_csv(path, dtype=str, sep=sep)
-        return pd.read_parquet(path)
+            frame = pd.read_csv(path, dtype=str, sep=sep)
+        else:
+            return pd.read_parquet(path)
     except (ValueError, OSError, pd.errors.ParserError) as error:
-        raise InputError(f"{path}: cannot be read as {kind}: {error}") from error
+        raise InputError(f"{path}: cannot be read as {kind}: {str(error).strip()}") from error
+    _refuse_other_separator(path, frame, sep)
+    return frame
+
+
+_SEPARATORS = {";": "semicolons", "\t": "tabs", "|": "bars", ",": "commas"}
+
+
+def _refuse_other_separator(path: Path, frame: pd.DataFrame, sep: str) -> None:
+    # One column whose name holds another separator: the file was split with it (a spreadsheet
+    # export in a locale that writes ';'), so say that rather than list every column as missing.
+    if len(frame.columns) != 1:
+        return
+    header = str(frame.columns[0])
+    found = [s for s in _SEPARATORS if s != sep and header.count(s) >= 2]
+    if found:
+        expected = "tab-separated (.tsv)" if sep == "\t" else "comma-separated (.csv)"
+        shown = header[:60] + ("..." if len(header) > 60 else "")
+        raise InputError(
+            f"{path}: the header {shown!r} is separated by {_SEPARATORS[found[0]]}; "
+            f"accepted: {expected} columns"
+        )
 
 
 def write_cohort(frame: pd.DataFrame, path) -> Path:
-    """Write a cohort table as CSV or Parquet by suffix, without the index; returns the path."""
+    """Write a cohort table as CSV or Parquet by suffix, without the index; returns the path.
+
+    Written whole or not at all: a failure or Ctrl-C leaves an earlier file of that name as it was.
+    """
     path = Path(path)
     kind = _kind(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if kind == "csv":
-        frame.to_csv(path, index=False, sep="\t" if path.name.lower().endswith(".tsv") else ",")
-    else:
-        frame.to_parquet(path, index=False)
+    tab = path.name.lower().endswith(".tsv")
+
+    def write(temporary: Path) -> None:
+        if kind == "csv":
+            frame.to_csv(temporary, index=False, sep="\t" if tab else ",")
+        else:
+            frame.to_parquet(temporary, index=False)
+
+    return write_atomically(path, write)
+
+
+def check_table_output(path, *, option: str = "--out") -> Path:
+    """Raise :class:`InputError` now, naming ``option``, if a table cannot be written at ``path``
+    (a folder, a folder that cannot be written or created, an unknown suffix); before the work."""
+    path = check_writable(path, option=option)
+    try:
+        _kind(path)
+    except InputError as error:
+        raise InputError(f"{option} {error}") from None
     return path
 
 

@@ -31,6 +31,7 @@ RULES: dict[str, str] = {
     "unknown_arm": "arm not in the catalog",
     "arm_too_small": "arm has too few rows",
     "no_control": "no row received the control arm",
+    "no_treated_arm": "no row received an arm other than the control",
     "propensity_range": "propensity outside (0, 1]",
     "unused_arm": "catalog arm has no rows",
     "duplicate_column": "column name appears more than once",

@@ -321,6 +321,17 @@ class _Context:
                     value=control,
                 )
             )
+        elif not any(n for arm, n in counts.items() if arm != control):
+            self.checks.append(
+                _table(
+                    "no_treated_arm",
+                    TREATMENT_COLUMN,
+                    f"every row received the control arm {control!r}; an effect is the "
+                    "difference another arm makes, so a training table needs rows of at "
+                    "least one other arm",
+                    value=control,
+                )
+            )
         for arm, n in counts.items():
             if 0 < n < min_arm_rows:
                 self.checks.append(

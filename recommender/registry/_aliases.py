@@ -151,7 +151,15 @@ def rollback_target(history, current: str | None) -> str:
                 stack.append(event.version)
         elif not stack or stack[-1] != event.version:
             stack.append(event.version)
-    if current is None or not stack or stack[-1] != current or len(stack) < 2:
+    if current is not None and stack and stack[-1] != current:
+        raise InputError(
+            f"the champion (version {current}) is not the last champion the promotion log "
+            f"records (version {stack[-1]}): the alias was moved outside `recommender "
+            "promote`, `rollback` and `train`, or a training run was killed while registering "
+            f"it; `recommender promote {stack[-1]} --reason ...` returns to the last recorded "
+            "champion"
+        )
+    if current is None or not stack or len(stack) < 2:
         raise InputError(
             f"there is no earlier champion to roll back to (current champion: {current}; "
             f"champion history: {stack}); use `recommender promote VERSION` instead"

@@ -99,8 +99,18 @@ def load_pyfunc(model: str, *, timeout: float | None = READ_TIMEOUT):
     ref = resolve_model(model)
     _quiet()
     if ref.version is None:
+        from mlflow.exceptions import MlflowException
+
         with mlflow_session(timeout=timeout) as mlflow, _installed_code_first():
-            return mlflow.pyfunc.load_model(ref.uri)
+            try:
+                return mlflow.pyfunc.load_model(ref.uri)
+            except (MlflowException, OSError, ImportError) as error:
+                raise InputError(
+                    f"no registered model version, run or model folder matches {model!r} "
+                    f"({error}); accepted: a version number or alias of the store at "
+                    f"{tracking_uri()} (e.g. 3, champion), models:/{MODEL_NAME}@champion, "
+                    "runs:/<run id>/model or a folder holding an MLmodel file"
+                ) from None
     import tempfile
 
     import mlflow.artifacts

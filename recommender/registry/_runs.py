@@ -8,6 +8,8 @@ is marked FAILED, so ``champion`` only ever points at a version whose run finish
 
 from __future__ import annotations
 
+import contextlib
+
 import json
 import math
 from dataclasses import dataclass, field
@@ -255,6 +257,10 @@ class TrainingRun:
             return registration
         except BaseException:
             _undo(mlflow_client, name, version, before, created_model)
+            if version is not None:
+                # The run ends FAILED and must not name the version just deleted again.
+                with contextlib.suppress(Exception):
+                    mlflow_client.delete_tag(self.run_id, "registered_version")
             raise
 
 

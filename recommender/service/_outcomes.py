@@ -298,9 +298,16 @@ def read_outcome_file(path) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"outcome file {path} does not exist")
+    accepted = f"accepted: CSV with a header row of {', '.join(OUTCOME_FIELDS)}, or JSON lines"
     if path.suffix.lower() in (".jsonl", ".json"):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as error:
+            raise InputError(
+                f"{path.name}: byte {error.start} is not UTF-8 text; {accepted} in UTF-8"
+            ) from None
         rows = []
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        for number, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             try:
@@ -308,7 +315,12 @@ def read_outcome_file(path) -> list[dict]:
             except json.JSONDecodeError as error:
                 raise InputError(f"{path.name} line {number}: not JSON ({error.msg})") from None
         return rows
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except ValueError as error:  # empty, not CSV, not UTF-8 text: all ValueErrors in pandas
+        raise InputError(
+            f"{path.name}: cannot be read as CSV ({str(error).strip()}); {accepted}"
+        ) from None
     missing = [c for c in OUTCOME_FIELDS if c not in frame.columns]
     if missing:
         raise InputError(
