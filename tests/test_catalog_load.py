@@ -281,6 +281,13 @@ def test_file_errors_are_input_errors(tmp_path):
     (tmp_path / "list.yaml").write_text("- just\n- a list\n")
     with pytest.raises(InputError, match="catalog: wrong type"):
         load_catalog(tmp_path / "list.yaml")
+    # a file that is not a catalog at all reads as one long text: named, not printed back
+    (tmp_path / "notes.txt").write_text("word " * 2000)
+    with pytest.raises(
+        InputError, match=r"catalog: wrong type; found 'word .*\(10,0\d\d characters\)"
+    ) as raised:
+        load_catalog(tmp_path / "notes.txt")
+    assert len(str(raised.value)) < 400
 
 
 def test_an_arm_is_added_by_configuration_alone(raw, tmp_path, capsys):

@@ -38,7 +38,7 @@ class _Problems(list):
         where = f"{entry}.{field}" if field else entry
         message = f"{where}: {rule}"
         if value is not _ABSENT:
-            message += f"; found {value!r}"
+            message += f"; found {_shown(value)}"
         message += f"; accepted: {accepted}"
         self.append(
             {
@@ -52,6 +52,16 @@ class _Problems(list):
 
 
 _ABSENT = object()
+# A value longer than this is cut in messages: a file that is not a catalog at all (a whole
+# text read as one YAML scalar) must not be printed back in full.
+_SHOWN = 80
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    if len(text) <= _SHOWN:
+        return text
+    return f"{text[: _SHOWN - 20]}... ({len(text):,} characters)"
 
 
 def _check_fields(data, fields, entry: str, problems: _Problems, *, extension=None) -> dict:
