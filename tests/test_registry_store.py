@@ -289,3 +289,32 @@ def test_a_home_with_spaces_hash_and_percent_holds_its_own_store(tmp_path, monke
     experiment = registry.client().get_experiment_by_name(registry.EXPERIMENT_NAME)
     assert registry.client().get_run(run_id).info.experiment_id == experiment.experiment_id
     assert [p.read_text() for p in (home / "mlartifacts").rglob("hello.txt")] == ["hello"]
+
+
+@pytest.mark.parametrize("header", [b"", b"SQLite format 3\x00"])
+def test_a_damaged_store_is_named_and_left_alone(home, header):
+    from recommender.cli import main
+
+    damaged = header + bytes(range(256)) * 40
+    (home / "mlflow.db").write_bytes(damaged)
+    with pytest.raises(InputError, match=r"mlflow.db is not a readable SQLite database.*backup"):
+        registry.client()
+    with pytest.raises(InputError, match="not a readable SQLite database"):
+        with registry.mlflow_session():
+            pass
+    assert main(["rollback", "--reason", "after the disk failed"]) == 2
+    assert (home / "mlflow.db").read_bytes() == damaged
+
+
+def test_a_locked_store_is_not_called_damaged(home):
+    import sqlite3
+
+    registry.client().search_experiments()  # a real store
+    holder = sqlite3.connect(home / "mlflow.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        _store._CHECKED_STORES.clear()
+        _store._check_sqlite_store(registry.tracking_uri())  # no error: busy is not damage
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()

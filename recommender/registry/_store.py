@@ -22,9 +22,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sqlite3
 import threading
 from pathlib import Path
-from urllib.parse import quote, urlparse
+from urllib.parse import quote, unquote, urlparse
 
 from recommender.errors import InputError
 from recommender.paths import models_dir
@@ -203,6 +204,7 @@ def mlflow_session(*, timeout: float | None = None):
         uri = tracking_uri()
         if uri.startswith("sqlite:///") and "MLFLOW_TRACKING_URI" not in os.environ:
             models_dir().mkdir(parents=True, exist_ok=True)
+        _check_sqlite_store(uri)
         import mlflow
         from mlflow.tracking import _model_registry, _tracking_service
 
@@ -228,12 +230,51 @@ def mlflow_session(*, timeout: float | None = None):
         _SESSION_LOCK.release()
 
 
+def _check_sqlite_store(uri: str) -> None:
+    """Refuse, by name, a SQLite store whose file exists but is not a readable database.
+
+    MLflow would otherwise end in SQLAlchemy's traceback ("file is not a database") on the first
+    query. A missing or empty file is fine: MLflow creates the store. Checked once per file
+    state (path, size, modification time), so repeated clients cost one ``stat``.
+    """
+    if not uri.startswith("sqlite:///"):
+        return
+    path = Path(unquote(uri[len("sqlite:///") :].split("?", 1)[0]))
+    try:
+        status = path.stat()
+    except OSError:
+        return
+    if status.st_size == 0:
+        return
+    key = (str(path), status.st_size, status.st_mtime_ns)
+    if key in _CHECKED_STORES:
+        return
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+        ) as db:
+            db.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.OperationalError:
+        return  # locked, busy, not readable by this user: MLflow says so itself; not damage
+    except sqlite3.DatabaseError as error:
+        raise InputError(
+            f"the MLflow store {path} is not a readable SQLite database ({error}): it was "
+            "damaged or replaced by another file. Restore it from a backup, or point "
+            "MLFLOW_TRACKING_URI (or RECOMMENDER_HOME) at another store; nothing was written"
+        ) from None
+    _CHECKED_STORES.add(key)
+
+
+_CHECKED_STORES: set = set()
+
+
 def client():
     """An ``MlflowClient`` on :func:`tracking_uri` for tracking and registry alike."""
     _quiet()
     uri = tracking_uri()
     if uri.startswith("sqlite:///") and "MLFLOW_TRACKING_URI" not in os.environ:
         models_dir().mkdir(parents=True, exist_ok=True)
+    _check_sqlite_store(uri)
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
