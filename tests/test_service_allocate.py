@@ -236,7 +236,7 @@ def test_a_solver_out_of_time_before_any_plan_is_a_503_to_retry_and_nothing_is_l
 def test_an_audit_log_that_cannot_be_written_is_a_503_and_no_plan(asgi_client, monkeypatch):
     from recommender.service import AuditLog
 
-    def unwritable(self, records):
+    def unwritable(self, records, **_):
         raise OSError("disk full")
 
     with monkeypatch.context() as patched:

@@ -161,8 +161,11 @@ class AuditLog:
         # hmac.digest: the same HMAC in one call to the C implementation (a third faster).
         return hmac.digest(self._salt, person_id.encode("utf-8"), "sha256").hex()
 
-    def append(self, records: Iterable[Mapping]) -> int:
+    def append(self, records: Iterable[Mapping], *, timeout: float | None = None) -> int:
         """Append records in one transaction; returns the number of rows written.
+
+        ``timeout``: seconds to wait for the commit at most, then :class:`TimeoutError` (the
+        records stay queued and may still be committed).
 
         Each record has ``request_id``, ``model_version``, ``caller_role``, ``person_id`` (hashed
         here, never stored), ``safety_level``, ``recommended``, ``ranking_meaningful``,
@@ -171,7 +174,7 @@ class AuditLog:
         (arm, probability, policy, cycle, probabilities) with ``profile`` (the non-identifying
         fields), which go to the ``assignments`` table in the same transaction.
         """
-        return self.start_append(records).result()
+        return self.start_append(records).result(timeout)
 
     def start_append(self, records: Iterable[Mapping]) -> "PendingAppend":
         """Hand records to the writer and return at once; :meth:`PendingAppend.result` waits
@@ -320,5 +323,39 @@ def _make_engine(url: str, *, synchronous: str = "NORMAL") -> sa.Engine:
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 
+        if database is not None:
+            _watch_file(engine, database)
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
+
+
+class AuditFileReplaced(RuntimeError):
+    """The audit store's SQLite file is no longer the one the service opened."""
+
+
+def _watch_file(engine: sa.Engine, database: Path) -> None:
+    """Refuse every transaction once ``database`` is not the file first opened.
+
+    SQLite's open connections keep writing to a deleted file, so every later record would be
+    lost while its answer said it was in the audit log; a file put in its place (an empty one,
+    a restored copy) is another store. One ``stat`` per transaction.
+    """
+    opened: list = []
+
+    def check(*_args) -> None:
+        try:
+            status = os.stat(database)
+            found = (status.st_dev, status.st_ino)
+        except OSError:
+            found = None
+        if not opened and found is not None:
+            opened.append(found)
+        elif found is None or found != opened[0]:
+            raise AuditFileReplaced(
+                f"the audit database file {database} was removed or replaced after the "
+                "service opened it; nothing more is written there (restart the service to "
+                "open the store now at that path)"
+            )
+
+    sa.event.listen(engine, "connect", check)
+    sa.event.listen(engine, "begin", check)
