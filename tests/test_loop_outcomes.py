@@ -112,6 +112,17 @@ def test_duplicates_conflict_over_http_semantics_and_are_skipped_on_import(audit
     assert len(logged_cohort(audit)) == 2
 
 
+def test_an_outcome_given_twice_in_one_submission_is_not_called_already_recorded(audit):
+    _served(audit, n=1)
+    with pytest.raises(OutcomeRefused) as caught:
+        record_outcomes(audit, [_outcome(0), _outcome(0)], arms=ARMS, source="api")
+    (problem,) = caught.value.problems
+    assert caught.value.status == 409 and problem["field"] == "outcomes[1].person_id"
+    # Nothing is recorded yet: the problem is the repeat of outcomes[0] in this submission.
+    assert "already recorded" not in problem["message"] and "outcomes[0]" in problem["message"]
+    assert logged_cohort(audit).empty
+
+
 def test_import_twice_changes_nothing(service_home, tmp_path, capsys):  # noqa: F811
     audit = AuditLog(f"sqlite:///{service_home / 'audit.db'}", salt=SALT)
     _served(audit, n=4)

@@ -241,29 +241,37 @@ def record_outcomes(
             row.dp_followup,
             row.pa_followup,
         )
-        earlier = stored.get(request_id) or seen.get(request_id)
+        earlier, row_before = stored.get(request_id), None
+        if earlier is None and request_id in seen:
+            row_before, earlier = seen[request_id]
         if earlier is not None:
             if earlier == values and duplicates == "skip":
                 report.already_recorded += 1
                 continue
-            same = earlier == values
+            if row_before is not None:  # nothing is recorded yet: one recommendation twice here
+                same = "the same" if earlier == values else "a different"
+                message = (
+                    f"duplicate: outcomes[{row_before}] of this submission gives {same} outcome "
+                    "for this person's recommendation"
+                )
+            elif earlier == values:
+                message = "duplicate: this outcome is already recorded"
+            else:
+                message = (
+                    "duplicate: a different outcome is already recorded for this person's "
+                    "recommendation"
+                )
             conflicts.append(
                 _problem(
                     i,
                     "person_id",
                     "(hidden)",
                     "one outcome per served recommendation",
-                    (
-                        "duplicate: this outcome is already recorded"
-                        if same
-                        else "duplicate: a different outcome is already recorded for this person's "
-                        "recommendation"
-                    )
-                    + f" (request {request_id})",
+                    f"{message} (request {request_id})",
                 )
             )
             continue
-        seen[request_id] = values
+        seen[request_id] = (i, values)
         fresh.append(
             {
                 "recorded_at": now,
