@@ -123,6 +123,34 @@ def test_an_outcome_given_twice_in_one_submission_is_not_called_already_recorded
     assert logged_cohort(audit).empty
 
 
+def test_an_outcome_of_a_person_answered_without_a_ranking_says_so(audit):
+    # A crisis answer or a plan line is in the audit log, but no ranked recommendation an
+    # outcome could follow: "no recommendation was served" would send the program looking
+    # for a wrong id or salt.
+    audit.append(
+        [
+            {
+                "request_id": "r-crisis",
+                "model_version": "5",
+                "caller_role": "program",
+                "person_id": "p-0",
+                "safety_level": "crisis",
+                "recommended": None,
+                "ranking_meaningful": None,
+                "effects": {},
+            }
+        ]
+    )
+    with pytest.raises(OutcomeRefused) as caught:
+        record_outcomes(audit, [_outcome(0), _outcome(1)], arms=ARMS, source="api")
+    answered, unknown = caught.value.problems
+    assert answered["field"] == "outcomes[0].person_id"
+    assert "crisis answer or a plan line" in answered["message"]
+    assert "/recommend" in answered["accepted"]
+    assert unknown["field"] == "outcomes[1].person_id"
+    assert unknown["message"].startswith("unknown person")
+
+
 def test_import_twice_changes_nothing(service_home, tmp_path, capsys):  # noqa: F811
     audit = AuditLog(f"sqlite:///{service_home / 'audit.db'}", salt=SALT)
     _served(audit, n=4)

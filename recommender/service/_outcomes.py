@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 from recommender.cohort import RANGES
 from recommender.errors import InputError
 from recommender.service._audit import AuditLog
-from recommender.service._audit_tables import assignments, outcomes
+from recommender.service._audit_tables import assignments, outcomes, recommendations
 
 # The data contract allows person ids of 1 to 64 characters.
 PERSON_ID_MAX_LENGTH = 64
@@ -198,9 +198,22 @@ def record_outcomes(
         checked.append((i, row, measured, audit.person_hash(row.person_id)))
 
     served = _served_by_person(audit, {h for *_, h in checked})
+    answered = _answered(audit, {h for *_, h in checked if h not in served})
     linked = []
     for i, row, measured, person_hash in checked:
         history = served.get(person_hash)
+        if not history and person_hash in answered:
+            problems.append(
+                _problem(
+                    i,
+                    "person_id",
+                    "(hidden)",
+                    "a person served a ranked recommendation (/recommend or /recommend_batch)",
+                    "this person id was answered only with a crisis answer or a plan line "
+                    "(/allocate), which no outcome is linked to",
+                )
+            )
+            continue
         if not history:
             problems.append(
                 _problem(
@@ -392,6 +405,20 @@ def _served_by_person(audit: AuditLog, hashes: set) -> dict:
                 {"request_id": request_id, "logged_at": _utc(logged_at)}
             )
     return out
+
+
+def _answered(audit: AuditLog, hashes: set) -> set:
+    """Those of ``hashes`` the audit log holds any answer for (crisis answers and plan lines
+    included)."""
+    if not hashes:
+        return set()
+    query = (
+        sa.select(recommendations.c.person_hash)
+        .where(recommendations.c.person_hash.in_(sorted(hashes)))
+        .distinct()
+    )
+    with audit.engine.connect() as connection:
+        return {person_hash for (person_hash,) in connection.execute(query)}
 
 
 def _stored_outcomes(audit: AuditLog, request_ids: set) -> dict:
