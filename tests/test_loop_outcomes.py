@@ -201,3 +201,16 @@ def test_post_outcomes_over_http(asgi_client):  # noqa: F811
     empty = asgi_client.post("/outcomes", json={"outcomes": []}, headers=auth("program"))
     assert empty.status_code == 422
     json.dumps(response.json())
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({"outcomes": [5]}, "outcomes[0]"), ({"outcomes": []}, "outcomes"), ({}, "outcomes")],
+)
+def test_an_outcomes_body_of_the_wrong_shape_says_what_is_accepted(asgi_client, body, field):  # noqa: F811
+    response = asgi_client.post("/outcomes", json=body, headers=auth("program"))
+    assert response.status_code == 422, response.text
+    problem = response.json()["problems"][0]
+    assert problem["field"] == field
+    # not "see the OpenAPI document": the fields of an outcome, by name
+    assert "1 to 10,000" in problem["accepted"] and "ee_followup" in problem["accepted"]

@@ -102,6 +102,11 @@ def accepted_text(field: str) -> str | None:
         return f"a list of 1 to {_MAX_OFFERED} arm ids of the intervention catalog"
     if field == "profiles":
         return f"a list of 1 to {MAX_BATCH_ROWS:,} profile objects"
+    if field == "outcomes":
+        return (
+            f"a list of 1 to {MAX_BATCH_ROWS:,} outcome objects, each with person_id, "
+            "measured_at, arm_taken, ee_followup, dp_followup and pa_followup"
+        )
     return None
 
 
