@@ -135,8 +135,10 @@ def test_a_store_whose_file_was_deleted_refuses_to_record_instead_of_losing_rows
     path = tmp_path / "audit.db"
     log = AuditLog(f"sqlite:///{path}", salt="s")
     log.append([record(1)])
+    assert log.writable()
     for part in tmp_path.glob("audit.db*"):
         part.unlink()
+    assert not log.writable()  # known without a query: a readiness probe asks
     with pytest.raises(Exception, match="removed or replaced"):
         log.append([record(2)])
     # A file put in its place (an empty one, a restored copy) is not the store that was opened.

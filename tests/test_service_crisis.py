@@ -164,6 +164,24 @@ def test_a_locked_audit_store_does_not_hold_back_a_crisis_answer(
     assert "did not confirm" in safety["recorded_in"]
 
 
+def test_an_audit_file_deleted_while_serving_is_not_ready_and_still_gives_crisis_answers(
+    asgi_client, service_home
+):
+    assert asgi_client.post("/recommend", json=PROFILE, headers=auth("program")).status_code == 200
+    assert asgi_client.get("/readyz").status_code == 200
+    for part in service_home.glob("audit.db*"):
+        part.unlink()
+    # Every answer but a crisis one is 503 until a restart: /readyz says so, so that traffic
+    # goes to replicas that can answer.
+    assert asgi_client.get("/readyz").status_code != 200
+    refused = asgi_client.post("/recommend", json=PROFILE, headers=auth("program"))
+    assert refused.status_code == 503 and "AuditFileReplaced" in refused.json()["error"]
+    assert "restart" in refused.json()["error"]
+    crisis = asgi_client.post("/recommend", json=CRISIS_ONLY, headers=auth("program"))
+    assert crisis.status_code == 200
+    assert crisis.json()["safety"]["recorded_in"].startswith("service log (fallback")
+
+
 # -- a champion that cannot be loaded -------------------------------------------------------------
 @pytest.fixture
 def unloadable_champion(service_home, monkeypatch):

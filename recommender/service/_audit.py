@@ -148,11 +148,23 @@ class AuditLog:
         # Reading (an auditor's export) needs no salt; writing does.
         self._salt = salt.encode("utf-8") if salt else None
         self._engine = _make_engine(url, synchronous=DURABILITY[durability])
+        database = sqlite_file(url)
+        self._check_file = None if database is None else _watch_file(self._engine, database)
         # The schema is Alembic's (recommender/service/migrations), never create_all's.
         upgrade_schema(self._engine)
 
     def __repr__(self) -> str:  # never show the salt
         return f"AuditLog({self._engine.url.render_as_string(hide_password=True)!r})"
+
+    def writable(self) -> bool:
+        """False once the store's SQLite file was removed or replaced (see
+        :class:`AuditFileReplaced`); no query is made, so a readiness probe may ask."""
+        try:
+            if self._check_file is not None:
+                self._check_file()
+        except AuditFileReplaced:
+            return False
+        return True
 
     def person_hash(self, person_id: str) -> str:
         """Salted HMAC-SHA-256 of a person id (hex)."""
@@ -323,8 +335,6 @@ def _make_engine(url: str, *, synchronous: str = "NORMAL") -> sa.Engine:
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 
-        if database is not None:
-            _watch_file(engine, database)
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
 
@@ -332,9 +342,12 @@ def _make_engine(url: str, *, synchronous: str = "NORMAL") -> sa.Engine:
 class AuditFileReplaced(RuntimeError):
     """The audit store's SQLite file is no longer the one the service opened."""
 
+    remedy = "restart the service"
 
-def _watch_file(engine: sa.Engine, database: Path) -> None:
-    """Refuse every transaction once ``database`` is not the file first opened.
+
+def _watch_file(engine: sa.Engine, database: Path):
+    """Refuse every transaction once ``database`` is not the file first opened; returns the
+    check (raises :class:`AuditFileReplaced`).
 
     SQLite's open connections keep writing to a deleted file, so every later record would be
     lost while its answer said it was in the audit log; a file put in its place (an empty one,
@@ -359,3 +372,4 @@ def _watch_file(engine: sa.Engine, database: Path) -> None:
 
     sa.event.listen(engine, "connect", check)
     sa.event.listen(engine, "begin", check)
+    return check

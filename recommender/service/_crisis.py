@@ -204,7 +204,8 @@ def record_answers(
             started.result(wait)
         return
     except Exception as error:  # any store failure: crisis answers go on, the others do not
-        cause = f"{type(error).__name__}"
+        remedy = getattr(error, "remedy", None)  # when retrying alone will not help
+        cause = f"{type(error).__name__}" + (f"; {remedy}" if remedy else "")
         log.error("the audit log could not be written (%s): %s", cause, error)
         marked = f"service log (fallback: the audit store could not be written, {cause})"
         if isinstance(error, TimeoutError) and wait is not None:  # still queued: not failed
