@@ -166,3 +166,24 @@ def test_a_batch_or_plan_refused_for_its_own_fields_still_answers_its_crisis_row
     assert linear_model.calls == []
     (row,) = audit_rows(asgi_client)
     assert ",crisis," in row
+
+
+# -- a flag with spaces around it -----------------------------------------------------------------
+@pytest.mark.parametrize("flag", ["true ", " yes", "TRUE\n", "\tY"])
+def test_a_flag_that_reads_as_true_once_spaces_are_trimmed_gets_crisis_resources(asgi_client, flag):
+    # A flag copied from a form or a spreadsheet cell keeps its spaces; it still says yes.
+    for route in ("/recommend", "/recommend_batch"):
+        body = {"person_id": "c-9", "crisis_risk": flag}
+        sent = body if route == "/recommend" else {"profiles": [body]}
+        response = asgi_client.post(route, json=sent, headers=auth("program"))
+        assert response.status_code == 200, response.text
+        answer = response.json() if route == "/recommend" else response.json()["results"][0]
+        assert answer["safety"]["level"] == "crisis", route
+
+
+def test_a_flag_that_reads_as_false_with_spaces_is_still_refused(asgi_client):
+    response = asgi_client.post(
+        "/recommend", json={**PROFILE, "crisis_risk": "false "}, headers=auth("program")
+    )
+    assert response.status_code == 422
+    assert response.json()["problems"][0]["field"] == "crisis_risk"

@@ -60,12 +60,15 @@ class AuditUnavailable(RuntimeError):
 
 def crisis_flagged(raw) -> bool:
     """Is a request body flagged ``crisis_risk``? Read leniently, as pydantic reads a bool
-    (``true``, ``"true"``, ``1``, ``"yes"``): a flag sent in a slightly wrong type must not
-    lose the person their resources."""
+    (``true``, ``"true"``, ``1``, ``"yes"``, spaces around text trimmed): a flag sent in a
+    slightly wrong type must not lose the person their resources."""
     if not isinstance(raw, Mapping) or raw.get("crisis_risk") is None:
         return False
+    flag = raw["crisis_risk"]
+    if isinstance(flag, str):  # "true " from a form or a spreadsheet cell says yes all the same
+        flag = flag.strip()
     try:
-        return bool(_FLAG.validate_python(raw["crisis_risk"]))
+        return bool(_FLAG.validate_python(flag))
     except ValidationError:
         return False
 
