@@ -112,6 +112,45 @@ def test_duplicates_conflict_over_http_semantics_and_are_skipped_on_import(audit
     assert len(logged_cohort(audit)) == 2
 
 
+def test_an_outcome_given_twice_in_one_submission_is_not_called_already_recorded(audit):
+    _served(audit, n=1)
+    with pytest.raises(OutcomeRefused) as caught:
+        record_outcomes(audit, [_outcome(0), _outcome(0)], arms=ARMS, source="api")
+    (problem,) = caught.value.problems
+    assert caught.value.status == 409 and problem["field"] == "outcomes[1].person_id"
+    # Nothing is recorded yet: the problem is the repeat of outcomes[0] in this submission.
+    assert "already recorded" not in problem["message"] and "outcomes[0]" in problem["message"]
+    assert logged_cohort(audit).empty
+
+
+def test_an_outcome_of_a_person_answered_without_a_ranking_says_so(audit):
+    # A crisis answer or a plan line is in the audit log, but no ranked recommendation an
+    # outcome could follow: "no recommendation was served" would send the program looking
+    # for a wrong id or salt.
+    audit.append(
+        [
+            {
+                "request_id": "r-crisis",
+                "model_version": "5",
+                "caller_role": "program",
+                "person_id": "p-0",
+                "safety_level": "crisis",
+                "recommended": None,
+                "ranking_meaningful": None,
+                "effects": {},
+            }
+        ]
+    )
+    with pytest.raises(OutcomeRefused) as caught:
+        record_outcomes(audit, [_outcome(0), _outcome(1)], arms=ARMS, source="api")
+    answered, unknown = caught.value.problems
+    assert answered["field"] == "outcomes[0].person_id"
+    assert "crisis answer or a plan line" in answered["message"]
+    assert "/recommend" in answered["accepted"]
+    assert unknown["field"] == "outcomes[1].person_id"
+    assert unknown["message"].startswith("unknown person")
+
+
 def test_import_twice_changes_nothing(service_home, tmp_path, capsys):  # noqa: F811
     audit = AuditLog(f"sqlite:///{service_home / 'audit.db'}", salt=SALT)
     _served(audit, n=4)
@@ -162,3 +201,16 @@ def test_post_outcomes_over_http(asgi_client):  # noqa: F811
     empty = asgi_client.post("/outcomes", json={"outcomes": []}, headers=auth("program"))
     assert empty.status_code == 422
     json.dumps(response.json())
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({"outcomes": [5]}, "outcomes[0]"), ({"outcomes": []}, "outcomes"), ({}, "outcomes")],
+)
+def test_an_outcomes_body_of_the_wrong_shape_says_what_is_accepted(asgi_client, body, field):  # noqa: F811
+    response = asgi_client.post("/outcomes", json=body, headers=auth("program"))
+    assert response.status_code == 422, response.text
+    problem = response.json()["problems"][0]
+    assert problem["field"] == field
+    # not "see the OpenAPI document": the fields of an outcome, by name
+    assert "1 to 10,000" in problem["accepted"] and "ee_followup" in problem["accepted"]

@@ -236,7 +236,7 @@ def test_a_solver_out_of_time_before_any_plan_is_a_503_to_retry_and_nothing_is_l
 def test_an_audit_log_that_cannot_be_written_is_a_503_and_no_plan(asgi_client, monkeypatch):
     from recommender.service import AuditLog
 
-    def unwritable(self, records):
+    def unwritable(self, records, **_):
         raise OSError("disk full")
 
     with monkeypatch.context() as patched:
@@ -356,6 +356,23 @@ def test_floors_that_cannot_be_met_are_refused_saying_why(asgi_client):
     response = plan(asgi_client, profiles=rows, budget=300, floors={"physician": 1.0})
     assert response.status_code in (400, 422), response.text
     assert "floors" in response.text and "cannot all be met" in response.text
+
+
+def test_floors_that_cannot_be_met_are_named_with_what_would_be_accepted(asgi_client):
+    # The problems named the field 'body' and accepted nothing: the library's refusals were
+    # plain sentences.
+    rows = cohort({"role": "physician"}, {"role": "physician"})
+    budget = plan(asgi_client, profiles=rows, budget=300, floors={"physician": 1.0})
+    (problem,) = budget.json()["problems"]
+    assert problem["field"] == "floors.physician" and problem["value"] == 1.0
+    assert "lower" in problem["accepted"] and "budget" in problem["accepted"]
+    # a nurse offered only an arm nurses cannot take: no arm can reach her
+    rows = cohort({"role": "nurse", "specialty": "critical_care", "offered": ["balint_group"]})
+    unreachable = plan(asgi_client, profiles=rows, floors={"nurse": 1.0})
+    assert unreachable.status_code == 422, unreachable.text
+    (problem,) = unreachable.json()["problems"]
+    assert problem["field"] == "floors.nurse" and problem["value"] == 1.0
+    assert "at most 0" in problem["accepted"]
 
 
 @pytest.mark.parametrize("floors", [{"nurse": 2}, {"nurse": "half"}])

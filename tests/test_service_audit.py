@@ -127,3 +127,21 @@ def test_durability_sets_sqlite_synchronous_and_a_commit_outlives_a_killed_proce
 def test_unknown_durability_is_refused_by_name():
     with pytest.raises(InputError, match="durability 'sometimes'.*process_crash \\| power_loss"):
         AuditLog("sqlite://", salt="s", durability="sometimes")
+
+
+def test_a_store_whose_file_was_deleted_refuses_to_record_instead_of_losing_rows(tmp_path):
+    # SQLite keeps writing to a deleted file through the connections it holds: every later
+    # record would be lost while the answers said they were in the audit log.
+    path = tmp_path / "audit.db"
+    log = AuditLog(f"sqlite:///{path}", salt="s")
+    log.append([record(1)])
+    assert log.writable()
+    for part in tmp_path.glob("audit.db*"):
+        part.unlink()
+    assert not log.writable()  # known without a query: a readiness probe asks
+    with pytest.raises(Exception, match="removed or replaced"):
+        log.append([record(2)])
+    # A file put in its place (an empty one, a restored copy) is not the store that was opened.
+    AuditLog(f"sqlite:///{path}", salt="s").close()
+    with pytest.raises(Exception, match="removed or replaced"):
+        log.append([record(3)])

@@ -7,6 +7,7 @@ batch and inside a plan that cannot be made. Item 5's three statements are check
 
 import json
 import logging
+import sqlite3
 
 import pytest
 import yaml
@@ -136,6 +137,49 @@ def test_a_read_only_audit_database_still_gives_crisis_answers(
     (crisis,) = batch.json()["crisis_results"]
     assert crisis["index"] == 1 and crisis["answer"]["safety"]["resources"]
     assert crisis["answer"]["safety"]["recorded_in"].startswith("service log")
+
+
+# -- an audit store another process holds locked ------------------------------------------------
+def test_a_locked_audit_store_does_not_hold_back_a_crisis_answer(
+    asgi_client, service_home, monkeypatch
+):
+    from recommender.service import _crisis
+
+    monkeypatch.setattr(_crisis, "CRISIS_RECORD_WAIT", 0.2)
+    assert asgi_client.post("/recommend", json=PROFILE, headers=auth("program")).status_code == 200
+    locker = sqlite3.connect(service_home / "audit.db", isolation_level=None, timeout=1)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        response = asgi_client.post(
+            "/recommend", json={"person_id": "c-6", "crisis_risk": True}, headers=auth("program")
+        )
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    assert response.status_code == 200, response.text
+    safety = response.json()["safety"]
+    assert safety["level"] == "crisis" and safety["resources"]
+    # Given while the store was still locked: recorded in the service log, and said so.
+    assert safety["recorded_in"].startswith("service log (fallback")
+    assert "did not confirm" in safety["recorded_in"]
+
+
+def test_an_audit_file_deleted_while_serving_is_not_ready_and_still_gives_crisis_answers(
+    asgi_client, service_home
+):
+    assert asgi_client.post("/recommend", json=PROFILE, headers=auth("program")).status_code == 200
+    assert asgi_client.get("/readyz").status_code == 200
+    for part in service_home.glob("audit.db*"):
+        part.unlink()
+    # Every answer but a crisis one is 503 until a restart: /readyz says so, so that traffic
+    # goes to replicas that can answer.
+    assert asgi_client.get("/readyz").status_code != 200
+    refused = asgi_client.post("/recommend", json=PROFILE, headers=auth("program"))
+    assert refused.status_code == 503 and "AuditFileReplaced" in refused.json()["error"]
+    assert "restart" in refused.json()["error"]
+    crisis = asgi_client.post("/recommend", json=CRISIS_ONLY, headers=auth("program"))
+    assert crisis.status_code == 200
+    assert crisis.json()["safety"]["recorded_in"].startswith("service log (fallback")
 
 
 # -- a champion that cannot be loaded -------------------------------------------------------------

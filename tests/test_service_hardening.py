@@ -101,8 +101,19 @@ def test_a_profile_with_brackets_in_its_id_is_not_nested(asgi_client):
     assert response.status_code == 200, response.text
 
 
-def test_a_duplicated_crisis_flag_is_refused_not_read_as_the_last_value(asgi_client):
+def test_a_duplicated_crisis_flag_is_not_read_as_the_last_value(asgi_client):
+    # Never ranked on: the reading that cannot withhold resources is the crisis answer, with
+    # the repeated key named (tests/test_service_crisis_edges.py).
     text = json.dumps({**PROFILE, "crisis_risk": True})[:-1] + ', "crisis_risk": false}'
+    response = asgi_client.post("/recommend", content=text.encode(), headers=auth("program"))
+    assert response.status_code == 200 and response.json()["safety"]["level"] == "crisis"
+    assert response.json()["ignored"][0]["field"] == "crisis_risk"
+    # flagged false first and true last alike
+    text = json.dumps({**PROFILE, "crisis_risk": False})[:-1] + ', "crisis_risk": true}'
+    response = asgi_client.post("/recommend", content=text.encode(), headers=auth("program"))
+    assert response.status_code == 200 and response.json()["safety"]["level"] == "crisis"
+    # two falses: refused, naming the key
+    text = json.dumps({**PROFILE, "crisis_risk": False})[:-1] + ', "crisis_risk": false}'
     response = asgi_client.post("/recommend", content=text.encode(), headers=auth("program"))
     assert response.status_code == 422
     assert response.json()["problems"][0]["field"] == "crisis_risk"

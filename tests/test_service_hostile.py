@@ -308,7 +308,8 @@ def test_nested_json_of_any_depth_answers_400_within_a_second(demo, depth):
 
 def test_a_duplicated_key_is_refused_naming_it(demo):
     url, keys, _, _ = demo
-    # The attack of the issue: the last of two keys would switch the crisis flag off.
+    # The attack of the issue: the last of two keys would switch the crisis flag off. It is
+    # never ranked on: the flag read as true anywhere gets the crisis answer, naming the key.
     text = json.dumps({**PROFILE, "crisis_risk": True})[:-1] + ', "crisis_risk": false}'
     response = httpx.post(
         f"{url}/recommend",
@@ -316,9 +317,10 @@ def test_a_duplicated_key_is_refused_naming_it(demo):
         timeout=30,
         headers={**_headers(keys, "program"), "content-type": "application/json"},
     )
-    assert response.status_code == 422, response.text
-    assert response.json()["problems"][0]["field"] == "crisis_risk"
-    assert "more than once" in response.json()["error"]
+    assert response.status_code == 200, response.text
+    assert response.json()["safety"]["level"] == "crisis"
+    assert response.json()["ignored"][0]["field"] == "crisis_risk"
+    assert response.json()["ignored"][0]["message"] == "duplicate key"
     batch = ('{"profiles": [' + json.dumps(PROFILE)[:-1] + ', "age": 50}]}').encode()
     response = httpx.post(
         f"{url}/recommend_batch", content=batch, timeout=30, headers=_headers(keys, "program")

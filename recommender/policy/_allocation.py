@@ -183,7 +183,16 @@ def allocate(
                 f"floors: the minimum shares per role ({wanted}) cannot all be met within the "
                 f"budget ({budget if budget is not None else 'none'}), the arms' places and group "
                 f"sizes; lower a floor, or raise the budget or capacity ({result.message})",
-                problems=[f"floors: {wanted} cannot all be met within budget and capacity"],
+                problems=[
+                    {
+                        "field": f"floors.{role}",
+                        "value": share,
+                        "accepted": "a lower share, or a larger budget or capacity: with "
+                        f"these, no plan meets every floor ({wanted})",
+                        "message": "cannot all be met within budget and capacity",
+                    }
+                    for role, share in check_floors(floors).items()
+                ],
             )
         raise InputError(f"no allocation satisfies the constraints ({result.message})")
     chosen = result.x[:m] > 0.5

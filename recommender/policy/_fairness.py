@@ -39,16 +39,29 @@ def check_floors(floors: Mapping[str, float] | None, roles=None) -> dict[str, fl
     problems, out = [], {}
     for role, share in floors.items():
         if role not in known:
-            problems.append(f"floors.{role}: unknown role; accepted: {', '.join(known)}")
+            problems.append(
+                {
+                    "field": f"floors.{role}",
+                    "value": share,
+                    "accepted": f"a role: {', '.join(known)}",
+                    "message": f"floors.{role}: unknown role; accepted: {', '.join(known)}",
+                }
+            )
             continue
         if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
             problems.append(
-                f"floors.{role}: {share!r} is not a share; accepted: a number from 0 to 1"
+                {
+                    "field": f"floors.{role}",
+                    "value": share,
+                    "accepted": "a number from 0 to 1",
+                    "message": f"floors.{role}: {share!r} is not a share; accepted: a number "
+                    "from 0 to 1",
+                }
             )
             continue
         out[str(role)] = float(share)
     if problems:
-        raise InputError("; ".join(problems), problems=problems)
+        raise InputError("; ".join(p["message"] for p in problems), problems=problems)
     return out
 
 

@@ -128,13 +128,20 @@ def floor_rows(floors, profiles, index, allowed) -> list[tuple[np.ndarray, int]]
         need = math.ceil(share * int(members.sum()) - 1e-9)
         reachable = int(allowed[members].any(axis=1).sum())
         if need > reachable:
+            total = int(members.sum())
             problems.append(
-                f"floors.{role}: {share:g} of {int(members.sum())} means {need} people, but only "
-                f"{reachable} of them are eligible for an arm expected to help them"
+                {
+                    "field": f"floors.{role}",
+                    "value": share,
+                    "accepted": f"a share that needs at most {reachable} of these {total} "
+                    f"people (at most {reachable / total:.3g})",
+                    "message": f"floors.{role}: {share:g} of {total} means {need} people, but "
+                    f"only {reachable} of them are eligible for an arm expected to help them",
+                }
             )
         out.append((members.astype(float), need))
     if problems:
-        raise InputError("; ".join(problems), problems=problems)
+        raise InputError("; ".join(p["message"] for p in problems), problems=problems)
     return out
 
 

@@ -12,7 +12,7 @@ the plan is returned.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 import numpy as np
@@ -23,7 +23,7 @@ from recommender.errors import InputError, PlanTimeout
 from recommender.policy import fairness_records, plan_allocation, triage
 from recommender.service._crisis import crisis_flagged, record_answers, safety_block
 from recommender.service._problems import Problem
-from recommender.service._requests import MAX_BATCH_ROWS
+from recommender.service._requests import MAX_BATCH_ROWS, ProfileEntry
 from recommender.service._responses import ComplementItem, ContextBlock, SafetyBlock
 
 __all__ = [
@@ -53,7 +53,7 @@ class AllocationRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    profiles: list[dict[str, Any]] = Field(
+    profiles: list[ProfileEntry] = Field(
         min_length=1,
         max_length=MAX_BATCH_ROWS,
         description="Up to 10,000 people, each with the fields of a /recommend request body "
@@ -377,15 +377,22 @@ def _checked_cohort(engine, raws: Sequence, *, skip=()) -> dict[int, dict]:
         error["index"]: list(error["problems"]) for error in errors if error["index"] not in skip
     }
     kept = [(row, i) for row, i in zip(rows, index) if i not in skip]
+    # A person flagged for crisis risk gets no arm: not from another entry with their id either.
     seen: dict[str, int] = {}
+    for i in sorted(skip):
+        person = raws[i].get("person_id") if isinstance(raws[i], Mapping) else None
+        if isinstance(person, str):
+            seen.setdefault(person, i)
     for row, i in kept:
         first = seen.setdefault(row["person_id"], i)
         if first != i:
+            flagged = ", flagged for crisis risk" if first in skip else ""
             by_entry[i] = [
                 {
                     "field": f"profiles[{i}].person_id",
                     "value": row["person_id"],
-                    "accepted": f"a person_id no other entry has (profiles[{first}] has this one)",
+                    "accepted": f"a person_id no other entry has (profiles[{first}] has this "
+                    f"one{flagged})",
                     "message": "duplicate person_id",
                 }
             ]

@@ -9,6 +9,7 @@ base class); nothing here imports BentoML.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 
@@ -50,6 +51,46 @@ class Answering(Serving):
             "/recommend": self._recommend_body,
             "/recommend_batch": self._recommend_batch_body,
         }
+
+    @property
+    def refused_routes(self) -> dict:
+        """Per route, the answer to a body the front door refuses (422: a key given twice, a
+        field the route does not take, a budget out of range): ``(body, caller_role, (status,
+        payload)) -> Response``, run on a worker thread.
+
+        The refusal stands, but the crisis flags in the body are still answered: ``/recommend``
+        gives the crisis answer, naming the repeated key in ``ignored``; a batch or plan is
+        refused with its crisis answers in ``crisis_results`` (up to ``max_batch_rows`` entries).
+        """
+        return {
+            "/recommend": self._refused_recommend,
+            "/recommend_batch": self._refused_batch,
+            "/allocate": self._refused_plan,
+        }
+
+    def _refused_recommend(self, body: bytes, caller_role: str, refused) -> Response:
+        status, payload = refused
+        raw = _flags_kept(body)
+        if not crisis_flagged(raw):
+            return JSONResponse(payload, status_code=status)
+        answer = self._crisis_answers([raw], caller_role)[0]
+        answer["ignored"] = [*payload["problems"], *answer["ignored"]]
+        return JSONResponse(answer)
+
+    def _refused_batch(self, body: bytes, caller_role: str, refused) -> Response:
+        return self._refused_cohort(body, caller_role, refused, uuid.uuid4().hex)
+
+    def _refused_plan(self, body: bytes, caller_role: str, refused) -> Response:
+        return self._refused_cohort(body, caller_role, refused, f"plan-{uuid.uuid4().hex}")
+
+    def _refused_cohort(self, body: bytes, caller_role: str, refused, batch_id: str) -> Response:
+        status, payload = refused
+        raw = _flags_kept(body)
+        profiles = raw.get("profiles") if isinstance(raw, dict) else None
+        if not isinstance(profiles, list) or len(profiles) > self.config.max_batch_rows:
+            return JSONResponse(payload, status_code=status)
+        crisis = self._crisis_rows(profiles, caller_role, batch_id)
+        return refusal(status, payload["error"], payload["problems"], crisis)
 
     def _recommend_body(self, body: bytes, caller_role: str) -> Response:
         return self._recommend(ServedProfileRequest.model_validate_json(body), caller_role)
@@ -281,6 +322,21 @@ class Answering(Serving):
                 previous,
             )
         return JSONResponse({"previous_version": previous, "model_version": engine.version})
+
+
+def _flags_kept(body: bytes):
+    """A body with keys given twice, read so that a crisis flag read as true anywhere in an
+    object stays set (other keys: the last value)."""
+
+    def keep_flags(pairs: list) -> dict:
+        read: dict = {}
+        for key, value in pairs:
+            if key == "crisis_risk" and crisis_flagged(read):
+                continue
+            read[key] = value
+        return read
+
+    return json.loads(body, object_pairs_hook=keep_flags)
 
 
 def refusal(status: int, message: str, problems=None, crisis=None) -> JSONResponse:

@@ -148,11 +148,23 @@ class AuditLog:
         # Reading (an auditor's export) needs no salt; writing does.
         self._salt = salt.encode("utf-8") if salt else None
         self._engine = _make_engine(url, synchronous=DURABILITY[durability])
+        database = sqlite_file(url)
+        self._check_file = None if database is None else _watch_file(self._engine, database)
         # The schema is Alembic's (recommender/service/migrations), never create_all's.
         upgrade_schema(self._engine)
 
     def __repr__(self) -> str:  # never show the salt
         return f"AuditLog({self._engine.url.render_as_string(hide_password=True)!r})"
+
+    def writable(self) -> bool:
+        """False once the store's SQLite file was removed or replaced (see
+        :class:`AuditFileReplaced`); no query is made, so a readiness probe may ask."""
+        try:
+            if self._check_file is not None:
+                self._check_file()
+        except AuditFileReplaced:
+            return False
+        return True
 
     def person_hash(self, person_id: str) -> str:
         """Salted HMAC-SHA-256 of a person id (hex)."""
@@ -161,8 +173,11 @@ class AuditLog:
         # hmac.digest: the same HMAC in one call to the C implementation (a third faster).
         return hmac.digest(self._salt, person_id.encode("utf-8"), "sha256").hex()
 
-    def append(self, records: Iterable[Mapping]) -> int:
+    def append(self, records: Iterable[Mapping], *, timeout: float | None = None) -> int:
         """Append records in one transaction; returns the number of rows written.
+
+        ``timeout``: seconds to wait for the commit at most, then :class:`TimeoutError` (the
+        records stay queued and may still be committed).
 
         Each record has ``request_id``, ``model_version``, ``caller_role``, ``person_id`` (hashed
         here, never stored), ``safety_level``, ``recommended``, ``ranking_meaningful``,
@@ -171,7 +186,7 @@ class AuditLog:
         (arm, probability, policy, cycle, probabilities) with ``profile`` (the non-identifying
         fields), which go to the ``assignments`` table in the same transaction.
         """
-        return self.start_append(records).result()
+        return self.start_append(records).result(timeout)
 
     def start_append(self, records: Iterable[Mapping]) -> "PendingAppend":
         """Hand records to the writer and return at once; :meth:`PendingAppend.result` waits
@@ -322,3 +337,39 @@ def _make_engine(url: str, *, synchronous: str = "NORMAL") -> sa.Engine:
 
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
+
+
+class AuditFileReplaced(RuntimeError):
+    """The audit store's SQLite file is no longer the one the service opened."""
+
+    remedy = "restart the service"
+
+
+def _watch_file(engine: sa.Engine, database: Path):
+    """Refuse every transaction once ``database`` is not the file first opened; returns the
+    check (raises :class:`AuditFileReplaced`).
+
+    SQLite's open connections keep writing to a deleted file, so every later record would be
+    lost while its answer said it was in the audit log; a file put in its place (an empty one,
+    a restored copy) is another store. One ``stat`` per transaction.
+    """
+    opened: list = []
+
+    def check(*_args) -> None:
+        try:
+            status = os.stat(database)
+            found = (status.st_dev, status.st_ino)
+        except OSError:
+            found = None
+        if not opened and found is not None:
+            opened.append(found)
+        elif found is None or found != opened[0]:
+            raise AuditFileReplaced(
+                f"the audit database file {database} was removed or replaced after the "
+                "service opened it; nothing more is written there (restart the service to "
+                "open the store now at that path)"
+            )
+
+    sa.event.listen(engine, "connect", check)
+    sa.event.listen(engine, "begin", check)
+    return check

@@ -46,12 +46,19 @@ class PendingAppend:
         self._job = job
         self._count = count
 
-    def result(self) -> int:
+    def result(self, timeout: float | None = None) -> int:
         """Wait until the records are committed and return their number; raise what the store
-        raised otherwise (then none of them is stored)."""
+        raised otherwise (then none of them is stored).
+
+        ``timeout``: seconds to wait at most; past it :class:`TimeoutError` is raised while the
+        records stay queued (they may still be committed later).
+        """
         job = self._job
         if job is not None:
-            job.done.wait()
+            if not job.done.wait(timeout):
+                raise TimeoutError(
+                    f"the audit store did not confirm the record within {timeout:g} s"
+                )
             if job.error is not None:
                 raise job.error
         return self._count

@@ -40,6 +40,11 @@ NO_MODEL = "no model loaded"
 _FLAG = TypeAdapter(bool)
 _MAX_ID = 1000
 
+# Seconds crisis answers wait at most for their audit records' commit. Past it they are given,
+# recorded in the service log: a store another process holds locked would otherwise hold back
+# the resources for the driver's busy timeout (30 s for SQLite) or longer.
+CRISIS_RECORD_WAIT = 2.0
+
 
 class AuditUnavailable(RuntimeError):
     """The audit log could not be written, so the answers must not be given.
@@ -55,12 +60,15 @@ class AuditUnavailable(RuntimeError):
 
 def crisis_flagged(raw) -> bool:
     """Is a request body flagged ``crisis_risk``? Read leniently, as pydantic reads a bool
-    (``true``, ``"true"``, ``1``, ``"yes"``): a flag sent in a slightly wrong type must not
-    lose the person their resources."""
+    (``true``, ``"true"``, ``1``, ``"yes"``, spaces around text trimmed): a flag sent in a
+    slightly wrong type must not lose the person their resources."""
     if not isinstance(raw, Mapping) or raw.get("crisis_risk") is None:
         return False
+    flag = raw["crisis_risk"]
+    if isinstance(flag, str):  # "true " from a form or a spreadsheet cell says yes all the same
+        flag = flag.strip()
     try:
-        return bool(_FLAG.validate_python(raw["crisis_risk"]))
+        return bool(_FLAG.validate_python(flag))
     except ValidationError:
         return False
 
@@ -185,21 +193,29 @@ def record_answers(
     When the store cannot be written, the crisis answers (at positions ``crisis``) are recorded
     in the service log instead and marked so; then, if any other answer is left unrecorded,
     :class:`AuditUnavailable` is raised carrying the crisis answers, which must still be given.
+    Records of crisis answers alone are waited for at most :data:`CRISIS_RECORD_WAIT` seconds.
     """
+    wait = CRISIS_RECORD_WAIT if len(crisis) == len(records) else None
     try:
         if audit is None:
             raise RuntimeError("no audit store is open")
         if started is None:
-            audit.append(records)
+            audit.append(records, timeout=wait)
         elif isinstance(started, BaseException):
             raise started
         else:
-            started.result()
+            started.result(wait)
         return
     except Exception as error:  # any store failure: crisis answers go on, the others do not
-        cause = f"{type(error).__name__}"
+        remedy = getattr(error, "remedy", None)  # when retrying alone will not help
+        cause = f"{type(error).__name__}" + (f"; {remedy}" if remedy else "")
         log.error("the audit log could not be written (%s): %s", cause, error)
-    marked = f"service log (fallback: the audit store could not be written, {cause})"
+        marked = f"service log (fallback: the audit store could not be written, {cause})"
+        if isinstance(error, TimeoutError) and wait is not None:  # still queued: not failed
+            marked = (
+                f"service log (fallback: the audit store did not confirm the record within "
+                f"{wait:g} s; it may still be added there)"
+            )
     for i in crisis:
         _log_fallback(audit, records[i])
         answers[i]["safety"]["recorded_in"] = marked

@@ -50,8 +50,8 @@ class Gate:
     app : ASGI app
         The wrapped application.
     current : callable
-        Returns the live service object (with ``keyring``, ``body_models`` and
-        ``direct_routes``), or ``None`` while it is starting.
+        Returns the live service object (with ``keyring``, ``body_models``,
+        ``direct_routes`` and ``refused_routes``), or ``None`` while it is starting.
     threads : int, default 1
         How many requests of the direct routes are answered at once (the service's
         ``threads``); the others wait their turn.
@@ -121,26 +121,15 @@ class Gate:
             return await response(scope, receive, send)
         model, known, accepted = body_model
         body = body if body.strip() else b"{}"  # no body is an empty object, not a JSON error
-        refusal = _unparsable(body)
+        refusal = _unparsable(body) or _invalid(model, body, known, accepted)
         if refusal is not None:
-            response = _json_response(*refusal)
-            return await response(scope, receive, send)
-        try:
-            model.model_validate_json(body)
-        except ValidationError as error:
-            from recommender.service._problems import problems_from
-
-            problems = problems_from(error, known=known, accepted=accepted)
-            status = 400 if any(p["message"].startswith("Invalid JSON") for p in problems) else 422
-            first = problems[0]
-            response = _json_response(
-                status,
-                {
-                    "error": f"{first['field']}: {first['message']}; accepted: {first['accepted']}"
-                    + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
-                    "problems": problems,
-                },
-            )
+            # The refusal stands, but the crisis flags in the body are still answered (the
+            # service's ``refused_routes``); a body no parser could read (400) has none.
+            answer = service.refused_routes.get(path.rstrip("/")) if refusal[0] == 422 else None
+            if answer is None:
+                response = _json_response(*refusal)
+            else:
+                response = await self._answer(answer, body, decision.role, refusal)
             return await response(scope, receive, send)
 
         answer = service.direct_routes.get(path.rstrip("/"))
@@ -162,16 +151,18 @@ class Gate:
         ]
         return await self.app(scope, _replay(body, receive), send)
 
-    async def _answer(self, answer: Callable, body: bytes, role: str):
-        """``answer(body, role)`` on a worker thread (at most ``threads`` at once), with the
-        headers the service's other answers carry; an unexpected failure is a 500 with the body
-        BentoML gives one, logged with its traceback."""
+    async def _answer(self, answer: Callable, body: bytes, role: str, *more):
+        """``answer(body, role, *more)`` on a worker thread (at most ``threads`` at once), with
+        the headers the service's other answers carry; an unexpected failure is a 500 with the
+        body BentoML gives one, logged with its traceback."""
         import anyio
 
         if self._limiter is None:
             self._limiter = anyio.CapacityLimiter(self.threads)
         try:
-            response = await anyio.to_thread.run_sync(answer, body, role, limiter=self._limiter)
+            response = await anyio.to_thread.run_sync(
+                answer, body, role, *more, limiter=self._limiter
+            )
         except Exception:  # noqa: BLE001 - the caller gets a 500, the log the traceback
             log.exception("answering %s failed", answer.__name__)
             response = _json_response(
@@ -330,6 +321,24 @@ def _unparsable(body: bytes) -> tuple[int, dict] | None:
                     "accepted": "a JSON object with the documented fields (see /docs.json)",
                 }
             ],
+        }
+    return None
+
+
+def _invalid(model, body: bytes, known, accepted) -> tuple[int, dict] | None:
+    """(status, payload) for a body its route's model refuses, naming every problem."""
+    try:
+        model.model_validate_json(body)
+    except ValidationError as error:
+        from recommender.service._problems import problems_from
+
+        problems = problems_from(error, known=known, accepted=accepted)
+        status = 400 if any(p["message"].startswith("Invalid JSON") for p in problems) else 422
+        first = problems[0]
+        return status, {
+            "error": f"{first['field']}: {first['message']}; accepted: {first['accepted']}"
+            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+            "problems": problems,
         }
     return None
 

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 from recommender.cohort import RANGES
 from recommender.errors import InputError
 from recommender.service._audit import AuditLog
-from recommender.service._audit_tables import assignments, outcomes
+from recommender.service._audit_tables import assignments, outcomes, recommendations
 
 # The data contract allows person ids of 1 to 64 characters.
 PERSON_ID_MAX_LENGTH = 64
@@ -198,9 +198,22 @@ def record_outcomes(
         checked.append((i, row, measured, audit.person_hash(row.person_id)))
 
     served = _served_by_person(audit, {h for *_, h in checked})
+    answered = _answered(audit, {h for *_, h in checked if h not in served})
     linked = []
     for i, row, measured, person_hash in checked:
         history = served.get(person_hash)
+        if not history and person_hash in answered:
+            problems.append(
+                _problem(
+                    i,
+                    "person_id",
+                    "(hidden)",
+                    "a person served a ranked recommendation (/recommend or /recommend_batch)",
+                    "this person id was answered only with a crisis answer or a plan line "
+                    "(/allocate), which no outcome is linked to",
+                )
+            )
+            continue
         if not history:
             problems.append(
                 _problem(
@@ -241,29 +254,37 @@ def record_outcomes(
             row.dp_followup,
             row.pa_followup,
         )
-        earlier = stored.get(request_id) or seen.get(request_id)
+        earlier, row_before = stored.get(request_id), None
+        if earlier is None and request_id in seen:
+            row_before, earlier = seen[request_id]
         if earlier is not None:
             if earlier == values and duplicates == "skip":
                 report.already_recorded += 1
                 continue
-            same = earlier == values
+            if row_before is not None:  # nothing is recorded yet: one recommendation twice here
+                same = "the same" if earlier == values else "a different"
+                message = (
+                    f"duplicate: outcomes[{row_before}] of this submission gives {same} outcome "
+                    "for this person's recommendation"
+                )
+            elif earlier == values:
+                message = "duplicate: this outcome is already recorded"
+            else:
+                message = (
+                    "duplicate: a different outcome is already recorded for this person's "
+                    "recommendation"
+                )
             conflicts.append(
                 _problem(
                     i,
                     "person_id",
                     "(hidden)",
                     "one outcome per served recommendation",
-                    (
-                        "duplicate: this outcome is already recorded"
-                        if same
-                        else "duplicate: a different outcome is already recorded for this person's "
-                        "recommendation"
-                    )
-                    + f" (request {request_id})",
+                    f"{message} (request {request_id})",
                 )
             )
             continue
-        seen[request_id] = values
+        seen[request_id] = (i, values)
         fresh.append(
             {
                 "recorded_at": now,
@@ -396,6 +417,20 @@ def _served_by_person(audit: AuditLog, hashes: set) -> dict:
                 {"request_id": request_id, "logged_at": _utc(logged_at)}
             )
     return out
+
+
+def _answered(audit: AuditLog, hashes: set) -> set:
+    """Those of ``hashes`` the audit log holds any answer for (crisis answers and plan lines
+    included)."""
+    if not hashes:
+        return set()
+    query = (
+        sa.select(recommendations.c.person_hash)
+        .where(recommendations.c.person_hash.in_(sorted(hashes)))
+        .distinct()
+    )
+    with audit.engine.connect() as connection:
+        return {person_hash for (person_hash,) in connection.execute(query)}
 
 
 def _stored_outcomes(audit: AuditLog, request_ids: set) -> dict:

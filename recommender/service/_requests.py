@@ -18,6 +18,7 @@ from pydantic import (
     StrictBool,
     TypeAdapter,
     ValidationError,
+    WithJsonSchema,
     create_model,
     model_validator,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "accepted_text",
     "MAX_BATCH_ROWS",
     "PROFILE_FIELDS",
+    "ProfileEntry",
 ]
 
 MAX_BATCH_ROWS = 10_000
@@ -100,6 +102,11 @@ def accepted_text(field: str) -> str | None:
         return f"a list of 1 to {_MAX_OFFERED} arm ids of the intervention catalog"
     if field == "profiles":
         return f"a list of 1 to {MAX_BATCH_ROWS:,} profile objects"
+    if field == "outcomes":
+        return (
+            f"a list of 1 to {MAX_BATCH_ROWS:,} outcome objects, each with person_id, "
+            "measured_at, arm_taken, ee_followup, dp_followup and pa_followup"
+        )
     return None
 
 
@@ -221,12 +228,18 @@ class ServedProfileRequest(ProfileRequest):
         return dict(self._crisis_body) if self._crisis_body is not None else self.model_dump()
 
 
+# One entry of a batch or plan: documented as a profile object, but any JSON value is taken
+# here so that an entry that is not an object gets its own error (checked against the served
+# model with the others) instead of refusing the batch, its crisis rows included.
+ProfileEntry = Annotated[Any, WithJsonSchema({"type": "object", "additionalProperties": True})]
+
+
 class BatchRequest(BaseModel):
     """Many profiles at once; each entry has the fields of a ``/recommend`` body."""
 
     model_config = _STRICT
 
-    profiles: list[dict[str, Any]] = Field(
+    profiles: list[ProfileEntry] = Field(
         min_length=1,
         max_length=MAX_BATCH_ROWS,
         description="Up to 10,000 profiles, each with the fields of a /recommend request body. "

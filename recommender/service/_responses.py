@@ -189,7 +189,8 @@ class SafetyBlock(BaseModel):
         "audit log",
         description="Where this answer was recorded: the "
         "audit log, or for a crisis answer given while the audit store "
-        "could not be written, the service log (marked so).",
+        "could not be written or did not confirm the record in time, the service log "
+        "(marked so).",
     )
 
 

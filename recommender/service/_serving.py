@@ -91,8 +91,9 @@ class Serving:
             log.info("serving model version %s", self.engine.version)
 
     def __is_ready__(self) -> bool:
-        """/readyz: ready only with a model loaded (crisis answers are given either way)."""
-        return self.engine is not None
+        """/readyz: ready only with a model loaded and an audit store that can be written
+        (crisis answers are given either way)."""
+        return self.engine is not None and self.audit is not None and self.audit.writable()
 
     def _latest_reload_id(self) -> int:
         try:
