@@ -103,6 +103,17 @@ def test_an_unreadable_outcome_file_is_refused_by_name(home, capsys, content):
     _refused(capsys, "followup.csv", "person_id, measured_at")
 
 
+def test_outcomes_without_the_services_audit_log_are_refused_and_leave_no_store(home, capsys):
+    path = home / "followup.csv"
+    path.write_text(
+        "person_id,measured_at,arm_taken,ee_followup,dp_followup,pa_followup\n"
+        "p-1,2026-11-01,coaching,20,7,38\n"
+    )
+    assert main(["outcomes", "import", str(path)]) == 2
+    _refused(capsys, "no audit log at", "audit.db", "--config")
+    assert not (home / "home" / "audit.db").exists()
+
+
 def test_an_unreadable_outcome_jsonl_is_refused_by_name(home, capsys):
     path = home / "followup.jsonl"
     path.write_bytes(b'{"person_id": "\xff"}\n')

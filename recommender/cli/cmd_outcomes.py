@@ -40,9 +40,20 @@ def run(args) -> int:
         resolve_salt,
     )
 
+    from recommender.errors import InputError
+
     config = load_serve_config(args.config)
     rows = read_outcome_file(args.file)
-    url = config.audit_url or f"sqlite:///{config.models_dir / 'audit.db'}"
+    store = config.models_dir / "audit.db"
+    if not config.audit_url and not store.is_file():
+        # outcomes link to answers the service logged: without its log none can, and opening
+        # the store here would only leave an empty one behind
+        raise InputError(
+            f"no audit log at {store}: outcomes are linked to the recommendations the service "
+            "answered, so import them where it serves (its models folder, or the audit_url "
+            "of its serve.yaml: --config)"
+        )
+    url = config.audit_url or f"sqlite:///{store}"
     audit = AuditLog(url, salt=resolve_salt(config.audit_salt, config.models_dir))
     try:
         report = record_outcomes(
