@@ -240,4 +240,11 @@ def _learner_params_problems(config: dict) -> list[str]:
                 f"learner.params.{key} is not an UpliftModel argument "
                 f"(accepted: {', '.join(accepted)})"
             )
+    if not problems:  # the names are right: now their values, before any run starts
+        from pipelines._train_fit import learner_params
+
+        try:
+            UpliftModel(**learner_params(config["learner"]["params"])).check_parameters()
+        except InputError as error:
+            problems.append(f"learner.params: {error}")
     return problems

@@ -133,6 +133,23 @@ def test_unknown_learner_params_are_named_with_what_is_accepted():
         config_from_mapping({"learner": {"params": {"n_folds": 4}}})
 
 
+@pytest.mark.parametrize(
+    "params, named",
+    [
+        ({"ensemble_size": "abc"}, "ensemble_size='abc' (accepted: a positive integer)"),
+        ({"propensity_clip": [0.5, 0.1]}, "propensity_clip=[0.5, 0.1]"),
+        ({"final_candidates": [{"forest": {}}]}, "learner.params.final_candidates[0]"),
+    ],
+)
+def test_learner_param_values_are_refused_before_a_run_starts(params, named):
+    from pipelines.train import config_from_mapping
+
+    with pytest.raises(InputError) as caught:
+        config_from_mapping({"learner": {"params": params}})
+    assert named in str(caught.value)
+    assert config_from_mapping({"learner": {"params": {"ensemble_size": 2}}})
+
+
 def test_validate_training_refuses_a_table_with_only_the_control_arm(tmp_path, capsys):
     from test_cohort_helpers import clean_cohort
 

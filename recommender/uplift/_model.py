@@ -235,6 +235,13 @@ class UpliftModel(BaseEstimator):
         self.calibrate_intervals = calibrate_intervals
         self.n_jobs = n_jobs
 
+    def check_parameters(self) -> "UpliftModel":
+        """Raise :class:`~recommender.errors.InputError` naming every parameter that is not
+        accepted, with what is (what :meth:`fit` checks first); returns ``self``. For callers
+        that take parameters from a file and must refuse them before any work starts."""
+        _check_parameters(self)
+        return self
+
     # ------------------------------------------------------------------ fit
     def fit(self, X, treatment, y, *, propensity=None):
         """Fit the first stage, the learner(s), and the interval scale.
@@ -254,7 +261,7 @@ class UpliftModel(BaseEstimator):
         -------
         self
         """
-        _check_parameters(self)
+        self.check_parameters()
         # BLAS threads beyond n_jobs only spin against LightGBM's on a shared machine
         with threadpool_limits(limits=self.n_jobs):
             return self._fit(X, treatment, y, propensity)
