@@ -187,3 +187,28 @@ def test_a_flag_that_reads_as_false_with_spaces_is_still_refused(asgi_client):
     )
     assert response.status_code == 422
     assert response.json()["problems"][0]["field"] == "crisis_risk"
+
+
+# -- a batch naming a flagged person again ----------------------------------------------------------
+def test_a_batch_entry_of_a_person_flagged_in_another_entry_gets_crisis_resources(
+    asgi_client, linear_model
+):
+    flagged = {"person_id": "c-5", "crisis_risk": True, "role": "resident"}
+    again = profile(person_id="c-5", ee=20)  # valid, unflagged: would be ranked on its own
+    other = profile(person_id="ok-5")
+    response = asgi_client.post(
+        "/recommend_batch", json={"profiles": [again, flagged, other]}, headers=auth("program")
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    BatchResponse.model_validate(body)
+    assert body["result_index"] == [0, 1, 2] and body["answered"] == 3
+    first, second, third = body["results"]
+    for answer in (first, second):
+        assert answer["safety"]["level"] == "crisis" and answer["ranking"] == []
+        assert answer["safety"]["resources"]
+    assert first["ignored"][0]["field"] == "profiles[0].crisis_risk"
+    assert "profiles[1] flags the same person_id" in first["ignored"][0]["message"]
+    assert third["ranking"] and third["safety"]["level"] != "crisis"
+    assert linear_model.calls == [1]  # only ok-5 was scored
+    assert len(audit_rows(asgi_client)) == 3

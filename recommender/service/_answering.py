@@ -124,7 +124,7 @@ class Answering(Serving):
             return self._too_many(len(request.profiles))
         batch_id = uuid.uuid4().hex
         # Crisis rows first, on their own: they neither block nor are blocked by the others.
-        crisis = self._crisis_rows(request.profiles, caller_role, batch_id)
+        crisis = self._crisis_rows(request.profiles, caller_role, batch_id, same_person=True)
         if engine is None:
             return self._refusal_without_model(crisis)
         valid, index, errors = engine.check_rows(request.profiles)
@@ -240,17 +240,38 @@ class Answering(Serving):
         record_answers(self.audit, [record for _, record in pairs], answers, range(len(pairs)))
         return answers
 
-    def _crisis_rows(self, profiles, caller_role: str, batch_id: str) -> dict[int, dict]:
-        """``{position: crisis answer}`` for the flagged entries of a batch or plan."""
+    def _crisis_rows(
+        self, profiles, caller_role: str, batch_id: str, *, same_person: bool = False
+    ) -> dict[int, dict]:
+        """``{position: crisis answer}`` for the flagged entries of a batch or plan.
+
+        ``same_person`` (batches, where a person may be named twice): an entry whose person_id
+        a flagged entry also names gets the crisis answer too, never a ranking, with the
+        flagged entry named in its ``ignored``. (A plan refuses a person named twice.)
+        """
         flagged = [i for i, raw in enumerate(profiles) if crisis_flagged(raw)]
+        because = _flagged_elsewhere(profiles, flagged) if same_person else {}
+        answered = sorted([*flagged, *because])
         answers = self._crisis_answers(
-            [profiles[i] for i in flagged],
+            [profiles[i] for i in answered],
             caller_role,
             batch_id,
             compact=True,
-            prefixes=[f"profiles[{i}]" for i in flagged],
+            prefixes=[f"profiles[{i}]" for i in answered],
         )
-        return dict(zip(flagged, answers))
+        for i, answer in zip(answered, answers):
+            if i in because:
+                answer["ignored"] = [
+                    {
+                        "field": f"profiles[{i}].crisis_risk",
+                        "value": None,
+                        "accepted": "crisis resources and no ranking for this person_id",
+                        "message": f"profiles[{because[i]}] flags the same person_id for "
+                        "crisis risk",
+                    },
+                    *answer["ignored"],
+                ]
+        return dict(zip(answered, answers))
 
     def _refusal_without_model(self, crisis=None) -> JSONResponse:
         return refusal(
@@ -322,6 +343,29 @@ class Answering(Serving):
                 previous,
             )
         return JSONResponse({"previous_version": previous, "model_version": engine.version})
+
+
+def _flagged_elsewhere(profiles, flagged) -> dict[int, int]:
+    """``{position: flagged position}`` for the entries not flagged themselves whose person_id
+    a flagged entry also names (the first such entry)."""
+    first: dict[str, int] = {}
+    for i in flagged:
+        person = _person_key(profiles[i])
+        if person is not None:
+            first.setdefault(person, i)
+    skip = set(flagged)
+    return {
+        i: first[person]
+        for i, raw in enumerate(profiles)
+        if i not in skip and (person := _person_key(raw)) is not None and person in first
+    }
+
+
+def _person_key(raw) -> str | None:
+    person = raw.get("person_id") if isinstance(raw, dict) else None
+    if isinstance(person, bool) or not isinstance(person, (str, int)) or person == "":
+        return None
+    return str(person)
 
 
 def _flags_kept(body: bytes):
