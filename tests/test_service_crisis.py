@@ -164,6 +164,33 @@ def test_a_locked_audit_store_does_not_hold_back_a_crisis_answer(
     assert "did not confirm" in safety["recorded_in"]
 
 
+@pytest.mark.parametrize("route", ["/recommend_batch", "/allocate"])
+def test_a_locked_audit_store_does_not_hold_back_a_batchs_crisis_rows(
+    asgi_client, service_home, monkeypatch, linear_model, route
+):
+    from recommender.service import _crisis
+
+    monkeypatch.setattr(_crisis, "CRISIS_RECORD_WAIT", 0.2)
+    assert asgi_client.post("/recommend", json=PROFILE, headers=auth("program")).status_code == 200
+    scored = list(linear_model.calls)
+    rows = [profile(person_id="ok"), {"person_id": "c-7", "crisis_risk": True}]
+    body = {"profiles": rows, "budget": 10_000} if route == "/allocate" else {"profiles": rows}
+    locker = sqlite3.connect(service_home / "audit.db", isolation_level=None, timeout=1)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        response = asgi_client.post(route, json=body, headers=auth("program"))
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    # The crisis records were not confirmed in time, so the store is not waited for again for
+    # the others (SQLite's busy timeout): 503 at once, the crisis answer given.
+    assert response.status_code == 503, response.text
+    assert "did not take this request's crisis answers" in response.json()["error"]
+    (crisis,) = response.json()["crisis_results"]
+    assert crisis["index"] == 1 and crisis["answer"]["safety"]["resources"]
+    assert linear_model.calls == scored  # the others were neither scored nor planned
+
+
 def test_an_audit_file_deleted_while_serving_is_not_ready_and_still_gives_crisis_answers(
     asgi_client, service_home
 ):

@@ -127,6 +127,8 @@ class Answering(Serving):
         crisis = self._crisis_rows(request.profiles, caller_role, batch_id, same_person=True)
         if engine is None:
             return self._refusal_without_model(crisis)
+        if _store_failed(crisis):
+            return _refusal_for_the_store(crisis, "nothing but crisis answers was answered")
         valid, index, errors = engine.check_rows(request.profiles)
         errors = [e for e in errors if e["index"] not in crisis]
         kept = [k for k, i in enumerate(index) if i not in crisis]
@@ -173,6 +175,8 @@ class Answering(Serving):
         crisis = self._crisis_rows(request.profiles, caller_role, plan_id)
         if engine is None:
             return self._refusal_without_model(crisis)
+        if _store_failed(crisis):
+            return _refusal_for_the_store(crisis, "no plan was given, only the crisis answers")
         try:
             # Half the request timeout: a plan found by then is answered with its status.
             plan = allocate_cohort(
@@ -343,6 +347,26 @@ class Answering(Serving):
                 previous,
             )
         return JSONResponse({"previous_version": previous, "model_version": engine.version})
+
+
+def _store_failed(crisis: dict[int, dict]) -> bool:
+    """Whether the audit store did not take a batch's or plan's crisis records (they went to
+    the service log): then it would not take the others' either, and waiting for it to say so
+    (the driver's busy timeout, 30 s for SQLite) would hold back the crisis answers."""
+    return any(
+        answer["safety"]["recorded_in"].startswith("service log") for answer in crisis.values()
+    )
+
+
+def _refusal_for_the_store(crisis: dict[int, dict], given: str) -> JSONResponse:
+    cause = next(iter(crisis.values()))["safety"]["recorded_in"]
+    return refusal(
+        503,
+        f"the audit log could not be written (it did not take this request's crisis answers: "
+        f"{cause}); {given}, please retry",
+        None,
+        crisis,
+    )
 
 
 def _flagged_elsewhere(profiles, flagged) -> dict[int, int]:
