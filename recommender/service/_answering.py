@@ -377,6 +377,8 @@ def _flagged_elsewhere(profiles, flagged) -> dict[int, int]:
         person = _person_key(profiles[i])
         if person is not None:
             first.setdefault(person, i)
+    if not first:  # the usual batch: nobody flagged, nothing to look up
+        return {}
     skip = set(flagged)
     return {
         i: first[person]
