@@ -212,3 +212,67 @@ def test_a_batch_entry_of_a_person_flagged_in_another_entry_gets_crisis_resource
     assert third["ranking"] and third["safety"]["level"] != "crisis"
     assert linear_model.calls == [1]  # only ok-5 was scored
     assert len(audit_rows(asgi_client)) == 3
+
+
+# -- a caller without a valid key -----------------------------------------------------------------
+WITHOUT_KEY = [({}, 401), ({"Authorization": "Bearer nope"}, 401), (auth("auditor"), 403)]
+
+
+@pytest.mark.parametrize("headers, status", WITHOUT_KEY)
+def test_a_flagged_profile_from_a_caller_without_a_valid_key_still_gets_crisis_resources(
+    asgi_client, linear_model, headers, status
+):
+    # A program whose key was rotated or mistyped is refused, but the person it asks about is
+    # still given the resources: they are public, and the answer names no model and no figure.
+    flagged = {"person_id": "c-11", "crisis_risk": "yes", "role": "resident"}
+    response = asgi_client.post("/recommend", json=flagged, headers=headers)
+    assert response.status_code == status, response.text
+    if status == 401:
+        assert response.headers["www-authenticate"] == "Bearer"
+    body = response.json()
+    assert body["error"] and body["problems"] == []
+    (crisis,) = body["crisis_results"]
+    answer = crisis["answer"]
+    Recommendation.model_validate(answer)
+    assert crisis["index"] == 0 and answer["safety"]["level"] == "crisis"
+    assert any("Physician" in r["name"] for r in answer["safety"]["resources"])
+    assert answer["ranking"] == [] and answer["safety"]["recorded_in"].startswith("not recorded")
+    assert "c-11" not in response.text
+    assert linear_model.calls == []
+    assert audit_rows(asgi_client) == []  # a refused caller writes nothing to the audit log
+
+
+@pytest.mark.parametrize("route", ["/recommend_batch", "/allocate"])
+@pytest.mark.parametrize("headers, status", WITHOUT_KEY)
+def test_a_batch_or_plan_from_a_caller_without_a_valid_key_answers_its_crisis_rows(
+    asgi_client, linear_model, route, headers, status
+):
+    rows = [profile(person_id="ok"), {"person_id": "c-12", "crisis_risk": True, "role": "nurse"}]
+    response = asgi_client.post(route, json={"profiles": rows}, headers=headers)
+    assert response.status_code == status, response.text
+    (crisis,) = response.json()["crisis_results"]
+    assert crisis["index"] == 1 and crisis["answer"]["safety"]["level"] == "crisis"
+    assert not any("Physician" in r["name"] for r in crisis["answer"]["safety"]["resources"])
+    assert linear_model.calls == [] and audit_rows(asgi_client) == []
+
+
+@pytest.mark.parametrize(
+    "route, text",
+    [
+        ("/recommend", json.dumps(PROFILE)),  # not flagged
+        ("/recommend", '{"person_id": "c-13", "crisis_risk": true'),  # not JSON
+        ("/recommend", "[" * 40 + "]" * 40),  # nested too deep to read
+        ("/recommend", ""),
+        ("/recommend_batch", '{"profiles": {"person_id": "c-13", "crisis_risk": true}}'),
+        ("/model_card", json.dumps({"person_id": "c-13", "crisis_risk": True})),
+    ],
+)
+def test_a_refused_caller_without_a_readable_crisis_flag_gets_the_plain_refusal(
+    asgi_client, route, text
+):
+    response = asgi_client.post(
+        route, content=text.encode(), headers={"content-type": "application/json"}
+    )
+    assert response.status_code in (401, 405), response.text
+    if response.status_code == 401:
+        assert set(response.json()) == {"error", "problems"}

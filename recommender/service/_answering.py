@@ -68,6 +68,50 @@ class Answering(Serving):
             "/allocate": self._refused_plan,
         }
 
+    @property
+    def unauthorized_routes(self) -> dict:
+        """Per route, the answer to a caller refused 401 or 403: ``(body, None, (status,
+        payload)) -> Response``, run on a worker thread.
+
+        The refusal stands and nothing is recorded (the caller may not write to the audit
+        log), but every crisis flag in the body (the profile of ``/recommend``, the entries of
+        a batch or plan, up to ``max_batch_rows``) gets its crisis answer in
+        ``crisis_results``: crisis resources never depend on a key.
+        """
+        return {
+            "/recommend": self._refused_caller_one,
+            "/recommend_batch": self._refused_caller_cohort,
+            "/allocate": self._refused_caller_cohort,
+        }
+
+    def _refused_caller_one(self, body: bytes, _caller_role: None, refused) -> Response:
+        return self._refused_caller(body, refused, single=True)
+
+    def _refused_caller_cohort(self, body: bytes, _caller_role: None, refused) -> Response:
+        return self._refused_caller(body, refused, single=False)
+
+    def _refused_caller(self, body: bytes, refused, *, single: bool) -> Response:
+        status, payload = refused
+        raw = _flags_kept(body)
+        if single:
+            profiles = [raw]
+        else:
+            profiles = raw.get("profiles") if isinstance(raw, dict) else None
+        if not isinstance(profiles, list) or len(profiles) > self.config.max_batch_rows:
+            return JSONResponse(payload, status_code=status)
+        flagged = [i for i, profile in enumerate(profiles) if crisis_flagged(profile)]
+        if not flagged:
+            return JSONResponse(payload, status_code=status)
+        answers = self._crisis_answers(
+            [profiles[i] for i in flagged],
+            None,
+            compact=not single,
+            prefixes=None if single else [f"profiles[{i}]" for i in flagged],
+            unrecorded=f"not recorded: the request was refused ({status}), so nothing of it "
+            "was written to the audit log",
+        )
+        return refusal(status, payload["error"], None, dict(zip(flagged, answers)))
+
     def _refused_recommend(self, body: bytes, caller_role: str, refused) -> Response:
         status, payload = refused
         raw = _flags_kept(body)
@@ -208,9 +252,14 @@ class Answering(Serving):
         *,
         compact: bool = False,
         prefixes=None,
+        unrecorded: str | None = None,
     ) -> list[dict]:
         """Crisis answers for flagged bodies, recorded (in the service log if the audit store
-        fails); they need no model, so one is used only for its version when loaded."""
+        fails); they need no model, so one is used only for its version when loaded.
+
+        ``unrecorded``: why they are recorded nowhere (a refused caller's), as their
+        ``safety.recorded_in`` says; the service log counts them, without identifiers.
+        """
         engine, config = self.engine, self.config
         prefixes = prefixes or [""] * len(raws)
         if engine is not None:
@@ -241,6 +290,11 @@ class Answering(Serving):
             complements = complements_for(self.catalog)
             for answer in answers:
                 answer["complements"] = complements
+        if unrecorded is not None:
+            for answer in answers:
+                answer["safety"]["recorded_in"] = unrecorded
+            log.warning("%d crisis answer(s) given, %s", len(answers), unrecorded)
+            return answers
         record_answers(self.audit, [record for _, record in pairs], answers, range(len(pairs)))
         return answers
 

@@ -90,10 +90,7 @@ class Gate:
             return await self.app(scope, receive, send)
         decision = authorize(path, headers, service.keyring)
         if decision.status != 200:
-            extra = {"WWW-Authenticate": "Bearer"} if decision.status == 401 else None
-            response = _json_response(
-                decision.status, {"error": decision.message, "problems": []}, extra
-            )
+            response = await self._unauthorized(service, scope, receive, path, decision)
             return await response(scope, receive, send)
         if decision.role is None:
             return await self.app(scope, receive, send)
@@ -150,6 +147,26 @@ class Gate:
             (b"content-length", str(len(body)).encode()),
         ]
         return await self.app(scope, _replay(body, receive), send)
+
+    async def _unauthorized(self, service, scope, receive, path: str, decision):
+        """401 or 403; on a route that answers profiles, a readable body's crisis flags still
+        get their resources (in ``crisis_results``, recorded nowhere: the caller is not
+        authorized to write to the audit log). A crisis answer never depends on a key."""
+        refused = (decision.status, {"error": decision.message, "problems": []})
+        answer = service.unauthorized_routes.get(path.rstrip("/"))
+        if answer is not None and scope.get("method") == "POST":
+            body, too_large = await _read_body(receive)
+            # Keys given twice (a 422 of their own) are read as the refused routes read them.
+            problem = (400,) if too_large or not body.strip() else _unparsable(body)
+            if problem is None or problem[0] == 422:
+                response = await self._answer(answer, body, None, refused)
+            else:
+                response = _json_response(*refused)
+        else:
+            response = _json_response(*refused)
+        if decision.status == 401:
+            response.headers["WWW-Authenticate"] = "Bearer"
+        return response
 
     async def _answer(self, answer: Callable, body: bytes, role: str, *more):
         """``answer(body, role, *more)`` on a worker thread (at most ``threads`` at once), with

@@ -36,9 +36,10 @@ class ErrorResponse(BaseModel):
     problems: list[Problem] = Field(default_factory=list, description="Each problem.")
     crisis_results: list[dict] = Field(
         default_factory=list,
-        description="Batches and plans: "
-        "the crisis answers given all the same, each with the "
-        "position of its entry ('index') and its 'answer'.",
+        description="The crisis answers given all the same, each with the position of its "
+        "entry ('index'; 0 for /recommend's one profile) and its 'answer': a batch's or "
+        "plan's refused or unanswered entries, and a refused caller's (401, 403) flagged "
+        "profiles, which are recorded nowhere.",
     )
 
 
