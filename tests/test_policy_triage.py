@@ -71,6 +71,17 @@ def test_shipped_crisis_resources_say_what_their_own_pages_say():
     assert "8 am to 1 am Eastern" in support_line.hours and "1-888-409-0141" in support_line.contact
 
 
+def test_every_role_is_referred_with_the_eap_limits_its_pages_name():
+    # EAP confidentiality pages name three limits (imminent harm, suspected abuse of a child or
+    # vulnerable adult, the law) and differ between employers; a referral must not promise more.
+    referrals = load_serve_config().safety.referrals
+    assert set(referrals) == {"physician", "resident", "nurse", "app"}
+    for role, referral in referrals.items():
+        text = referral.confidentiality
+        assert "imminent risk of harm" in text and "abuse of a child" in text, role
+        assert "the law requires" in text and "ask the EAP for its own" in text, role
+
+
 @pytest.mark.parametrize(
     "safety, words",
     [
