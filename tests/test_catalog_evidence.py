@@ -124,6 +124,10 @@ def test_the_corrections_the_sources_confirm(catalog):
     assert "36" in huang.population and "first year" in huang.population
     assert huang.roles == ("resident",) and "one" in huang.setting
     assert "primary-care" not in huang.population
+    # The trial's between-group EE and DP differences were significant (the wait-list group
+    # worsened); earlier versions reported only the non-significant paired t-tests.
+    assert "t = -2.662, p = 0.013" in huang.effect and "t = -2.433, p = 0.020" in huang.effect
+    assert "no significant effect" not in huang.certainty and huang.value == -2.662
 
     resilience = catalog.arm("resilience_training")
     assert "one-to-one" in resilience.format and resilience.group_max == 1

@@ -59,7 +59,8 @@ def _evidence(arm_id, start):
         ("resilience_training", "Sood", None, -7.6),
         ("resilience_training", "Spilg", None, None),
         ("resilience_training", "BMC Medical Education", -2.4, -0.25),
-        ("balint_group", "Huang L", None, None),
+        # The reported between-group t statistic for EE (significant; not a mean difference).
+        ("balint_group", "Huang L", None, -2.662),
     ],
 )
 def test_evidence_carries_the_reported_and_converted_figures(

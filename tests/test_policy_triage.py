@@ -53,6 +53,35 @@ def test_shipped_config_has_the_us_crisis_line_and_the_severity_rule():
     assert triage({"ee": 30, "dp": 10, "pa": 30}, config.safety).level == "routine"
 
 
+def test_shipped_crisis_resources_say_what_their_own_pages_say():
+    # Checked against the lines' own pages (988 Lifeline centre FAQ, Crisis Text Line,
+    # physiciansupportline.com/faq); a resource's hours, audience or confidentiality must not
+    # drift into something the line does not promise.
+    by_name = {r.name: r for r in load_serve_config().safety.crisis_resources}
+    lifeline = by_name["988 Suicide & Crisis Lifeline (US)"]
+    assert lifeline.serves is None and "24 hours" in lifeline.hours
+    assert "imminent risk" in lifeline.confidentiality
+    text_line = by_name["Crisis Text Line (US)"]
+    assert "741741" in text_line.contact and text_line.serves is None
+    # Its page names two exceptions (immediate danger; abuse of a minor), so not "only when".
+    assert "only when" not in text_line.confidentiality
+    assert "immediate danger" in text_line.confidentiality and "minor" in text_line.confidentiality
+    support_line = by_name["Physician Support Line (US)"]
+    assert support_line.serves == frozenset({"physician", "resident"})
+    assert "8 am to 1 am Eastern" in support_line.hours and "1-888-409-0141" in support_line.contact
+
+
+def test_every_role_is_referred_with_the_eap_limits_its_pages_name():
+    # EAP confidentiality pages name three limits (imminent harm, suspected abuse of a child or
+    # vulnerable adult, the law) and differ between employers; a referral must not promise more.
+    referrals = load_serve_config().safety.referrals
+    assert set(referrals) == {"physician", "resident", "nurse", "app"}
+    for role, referral in referrals.items():
+        text = referral.confidentiality
+        assert "imminent risk of harm" in text and "abuse of a child" in text, role
+        assert "the law requires" in text and "ask the EAP for its own" in text, role
+
+
 @pytest.mark.parametrize(
     "safety, words",
     [

@@ -87,7 +87,8 @@ INTERVENTION_STUDIES: tuple[Study, ...] = (
         -0.37,
         0.15,
         None,
-        "Collett 2025 Ann Intern Med meta-analysis",
+        "Collett 2025 Ann Intern Med meta-analysis (reported among physicians; residents "
+        "simulated with them is our reading, the abstract does not say)",
     ),
     Study(
         "Collett 2025: coaching, physicians and residents",
@@ -98,7 +99,8 @@ INTERVENTION_STUDIES: tuple[Study, ...] = (
         -0.30,
         0.15,
         None,
-        "Collett 2025 Ann Intern Med meta-analysis",
+        "Collett 2025 Ann Intern Med meta-analysis (reported among physicians; residents "
+        "simulated with them is our reading, the abstract does not say)",
     ),
     Study(
         "Mindfulness, nurses",

@@ -123,7 +123,8 @@ UNTREATED_STUDIES: tuple[Study, ...] = (
         46.0,
         6.0,
         None,
-        "West 2011 JAMA",
+        "West 2011 JAMA (45.8 % reported weekly EE symptoms on a single item, not the full EE "
+        "subscale; read as EE >= 27 here)",
     ),
     Study(
         "Residents' baseline",
@@ -134,7 +135,8 @@ UNTREATED_STUDIES: tuple[Study, ...] = (
         29.0,
         6.0,
         None,
-        "West 2011 JAMA",
+        "West 2011 JAMA (28.9 % reported weekly DP symptoms on a single item, not the full DP "
+        "subscale; read as DP >= 10 here)",
     ),
     Study(
         "Women physicians",
