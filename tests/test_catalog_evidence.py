@@ -282,3 +282,37 @@ def test_cli_writes_the_document(tmp_path, capsys, catalog):
     assert "wrote" in capsys.readouterr().out
     assert main(["evidence", "--catalog", str(tmp_path / "absent.yaml")]) == 2
     assert "no such catalog" in capsys.readouterr().err
+
+
+def _study_names(raw) -> set[str]:
+    """Every evidence record's author surnames and the trials' short names."""
+    names = {"COMPASS", "Mayo"}
+    records = [r for arm in raw["arms"] for r in arm["evidence"]]
+    for record in records:
+        for author in (record.get("authors") or "").split(","):
+            if author.strip():
+                names.add(author.split()[0])
+    return names
+
+
+def test_an_assumption_never_carries_a_study_name(raw):
+    # An assumption is labelled as one and never borrows a study's authority: its basis or
+    # reason names no author, no trial and no "Author YEAR", and an assumed exclusion cites no
+    # source.
+    names = _study_names(raw)
+    cited = re.compile(r"\b[A-Z][a-zA-Z-]+ (et al\.? )?(19|20)\d\d\b")
+    texts = []
+    for arm in raw["arms"]:
+        for field in ("cost", "capacity"):
+            if arm.get(f"{field}_is_assumption"):
+                texts.append((f"{arm['id']}.{field}_basis", arm[f"{field}_basis"]))
+        for exclusion in arm["eligibility"]["exclusions"]:
+            if exclusion["assumption"]:
+                where = f"{arm['id']}: excludes {exclusion['excludes']}"
+                assert exclusion["source"] is None, where
+                texts.append((where, exclusion["reason"]))
+    assert len(texts) >= 10
+    for where, text in texts:
+        words = set(re.findall(r"[A-Za-z-]+", text))
+        assert not words & names, (where, words & names)
+        assert not cited.search(text), (where, text)
