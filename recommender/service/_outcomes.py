@@ -168,13 +168,8 @@ def record_outcomes(
         except ValidationError as error:
             for item in error.errors():
                 name = ".".join(str(p) for p in item["loc"]) or "row"
-                value = item.get("input")
-                value = value if isinstance(value, (int, float, str, type(None))) else str(value)
-                accepted = _accepted(name)
                 problems.append(
-                    _problem(
-                        i, name, value if name != "person_id" else "(hidden)", accepted, item["msg"]
-                    )
+                    _problem(i, name, _echoed(name, item), _accepted(name), item["msg"])
                 )
             continue
         if row.arm_taken not in arms:
@@ -448,6 +443,20 @@ def _stored_outcomes(audit: AuditLog, request_ids: set) -> dict:
             )
             for r in connection.execute(query)
         }
+
+
+def _echoed(name: str, error: dict):
+    """The value of a refused field as the problem may show it: never a person id, and never
+    anything that may hold one (a missing field's whole row, an unknown column, a line that is
+    not an object)."""
+    if name == "person_id":
+        return "(hidden)"
+    value = error.get("input")
+    if error["type"] == "missing":
+        return None
+    if name not in OUTCOME_FIELDS or not isinstance(value, (int, float, str, type(None))):
+        return "(not shown)"
+    return value
 
 
 def _accepted(name: str) -> str:

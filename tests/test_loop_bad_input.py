@@ -1,0 +1,44 @@
+"""The learning loop's commands and routes met with bad input: refused by name, nothing lost,
+and no raw person id in what they print or answer."""
+
+import json
+
+import pytest
+
+from recommender.catalog import load_catalog
+from recommender.service import AuditLog, OutcomeRefused, record_outcomes
+
+ARMS = load_catalog().arm_ids
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        # a missing score: pydantic's "input" of a missing field is the whole row
+        {
+            "person_id": "jane.doe@example.org",
+            "measured_at": "2026-01-01",
+            "arm_taken": "none",
+            "ee_followup": 20,
+            "pa_followup": 30,
+        },
+        # an unknown column of a program's own file (a name, an e-mail)
+        {
+            "person_id": "p-1",
+            "measured_at": "2026-01-01",
+            "arm_taken": "none",
+            "ee_followup": 20,
+            "dp_followup": 5,
+            "pa_followup": 30,
+            "email": "jane.doe@example.org",
+        },
+        # a JSON line that is not an object
+        ["jane.doe@example.org", "2026-01-01", "none", 20, 5, 30],
+    ],
+)
+def test_a_refused_outcome_never_echoes_a_person_id(row):
+    audit = AuditLog("sqlite://", salt="s")
+    with pytest.raises(OutcomeRefused) as caught:
+        record_outcomes(audit, [row], arms=ARMS, source="api")
+    assert caught.value.problems
+    assert "jane.doe" not in json.dumps(caught.value.problems) + str(caught.value)
