@@ -42,3 +42,27 @@ def test_a_refused_outcome_never_echoes_a_person_id(row):
         record_outcomes(audit, [row], arms=ARMS, source="api")
     assert caught.value.problems
     assert "jane.doe" not in json.dumps(caught.value.problems) + str(caught.value)
+
+
+def test_evaluate_policy_checks_the_versions_named_before_valuing_the_log(tmp_path, monkeypatch):
+    # `evaluate-policy --from-log --version champion` was refused with MLflow's "Invalid Model
+    # Version stage" while its own message offered "champion" as accepted, and a mistyped
+    # version was only refused after the log's doubly robust scores had been fitted.
+    import pipelines._from_log
+    from pipelines.train import evaluate_policies_on_log, load_config, run_training
+    from recommender.errors import InputError
+    from service_fixtures import recommender_home
+
+    with recommender_home(tmp_path / "home"):
+        run_training(overrides={"source": "evidence"})
+        config, catalog = load_config(), load_catalog()
+
+        def valued(*args, **kwargs):
+            raise AssertionError("the log was valued before the versions were checked")
+
+        monkeypatch.setattr(pipelines._from_log, "log_policy_frame", valued)
+        for wrong in ("99", "champoin", "a/b"):
+            with pytest.raises(InputError, match=f"{wrong!r}.*accepted"):
+                evaluate_policies_on_log(config, catalog, versions=[wrong])
+        monkeypatch.setattr(pipelines._from_log, "log_policy_frame", lambda *a: None)
+        assert evaluate_policies_on_log(config, catalog, versions=["champion", "1"]) is None
