@@ -105,11 +105,23 @@ def log_training_frame(
 
     summary = log_summary(joined, catalog, min_arm_rows=min_arm_rows)
     kept = joined[~joined["intervention"].isin(summary["arms_without_overlap"])]
-    if not (kept["intervention"] == catalog.control).any():
+    control_rows = int((kept["intervention"] == catalog.control).sum())
+    if not control_rows:
         raise InputError(
             f"no logged row was served usual care ({catalog.control!r}); effects are learnt "
             "against it. Serve with exploration on (usual care keeps usual_care_share while "
             "exploring) or train from a trial file (--data) instead"
+        )
+    learnt = len(catalog.treatment_arms) - len(summary["arms_without_overlap"])
+    if control_rows < min_arm_rows or not learnt:
+        # Said here, of the whole log: once the rarely served arms are set aside, the data
+        # contract would only see usual care's rows and call the other arms empty.
+        served = ", ".join(f"{arm} {rows}" for arm, rows in summary["rows_per_arm"].items())
+        raise InputError(
+            f"usual care ({catalog.control!r}) and at least one other arm each need at least "
+            f"{min_arm_rows} served recommendations with outcomes to learn from; the log holds "
+            f"{summary['n_rows']:,} ({served}). Record more outcomes (the service keeps "
+            "serving its model meanwhile)"
         )
     frame = pd.DataFrame(
         {

@@ -66,3 +66,46 @@ def test_evaluate_policy_checks_the_versions_named_before_valuing_the_log(tmp_pa
                 evaluate_policies_on_log(config, catalog, versions=[wrong])
         monkeypatch.setattr(pipelines._from_log, "log_policy_frame", lambda *a: None)
         assert evaluate_policies_on_log(config, catalog, versions=["champion", "1"]) is None
+
+
+def _logged_cohort(n):
+    """``n`` served recommendations with outcomes, as ``logged_cohort`` returns them."""
+    from datetime import datetime, timedelta, timezone
+
+    from recommender.service import RecommendationEngine, load_serve_config, logged_cohort
+    from service_fixtures import LinearModel, profile
+
+    audit = AuditLog("sqlite://", salt="s")
+    engine = RecommendationEngine(
+        LinearModel(), "5", catalog=load_catalog(), config=load_serve_config(), audit=audit
+    )
+    engine.recommend(
+        [engine.check_row(profile(person_id=f"p-{i}")) for i in range(n)], caller_role="program"
+    )
+    outcome = {"arm_taken": "coaching", "ee_followup": 20, "dp_followup": 7, "pa_followup": 38}
+    now = datetime.now(timezone.utc)
+    record_outcomes(
+        audit,
+        [{"person_id": f"p-{i}", "measured_at": now.isoformat(), **outcome} for i in range(n)],
+        arms=ARMS,
+        source="api",
+        now=now + timedelta(seconds=5),
+    )
+    return logged_cohort(audit)
+
+
+@pytest.mark.parametrize("usual_care", [4, 40])
+def test_a_log_too_small_to_learn_from_says_what_it_holds(usual_care):
+    # `train --from-log` on a log of 40 outcomes said "4 rows ... every row received the
+    # control arm" and "catalog arm 'coaching' has no rows" of a log with 15 coaching rows:
+    # the arms too rarely served had been dropped before the contract check spoke.
+    from pipelines.train import log_training_frame
+    from recommender.errors import InputError
+
+    joined = _logged_cohort(40)
+    joined["intervention"] = ["none"] * usual_care + ["coaching"] * (40 - usual_care)
+    with pytest.raises(InputError) as caught:
+        log_training_frame(joined, load_catalog(), min_arm_rows=30)
+    message = str(caught.value)
+    assert "the log holds 40 (" in message and f"none {usual_care}" in message
+    assert "at least 30 served recommendations with outcomes" in message
