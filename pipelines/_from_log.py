@@ -195,23 +195,26 @@ def log_summary(joined: pd.DataFrame, catalog, *, min_arm_rows: int) -> dict:
     }
 
 
-def log_policy_frame(config: dict, catalog):
+def log_policy_frame(config: dict, catalog, *, required: bool = False):
     """The whole logged cohort with the doubly robust scores fitted on it, or None.
 
     ``(frame, dr_scores, outcome_change)``: everything needed to value any model's best-arm
     policy on the program's own log (the gate and ``recommender evaluate-policy``). None when
-    the service has no log or no outcome yet.
+    the service has no outcome yet, or no log at all unless the log is ``required``.
 
     Raises
     ------
     InputError
-        When the logged outcomes are too few to value a policy on (naming the log).
+        When the logged outcomes are too few to value a policy on (naming the log), or when
+        a ``required`` log does not exist (naming where it was looked for).
     """
     from recommender.service import logged_cohort
 
     try:
         audit, _ = _audit_store(config["log"]["serve_config"])
     except InputError:
+        if required:
+            raise
         return None
     try:
         joined = logged_cohort(audit)

@@ -279,7 +279,7 @@ def run_training(
 def evaluate_policies_on_log(config: dict, catalog, *, versions=()) -> dict | None:
     """Off-policy values of the champion's (and ``versions``') best-arm policies on the log.
 
-    None when the service has no log with outcomes. Values are EE change against usual care
+    None when the service's log holds no outcome yet. Values are EE change against usual care
     for all per person (lower is better), by DR, IPS and SNIPS, with ``1 - alpha`` intervals.
     """
     from pipelines._from_log import log_policy_frame, off_policy_table
@@ -288,7 +288,7 @@ def evaluate_policies_on_log(config: dict, catalog, *, versions=()) -> dict | No
     name = config["registry"]["model_name"]
     # Checked before the log is valued (which takes a while): a mistyped version fails at once.
     versions = [_registered_version(name, v) for v in versions]
-    logged = log_policy_frame(config, catalog)
+    logged = log_policy_frame(config, catalog, required=True)
     if logged is None:
         return None
     frame, scores, change = logged

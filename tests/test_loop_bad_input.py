@@ -64,7 +64,7 @@ def test_evaluate_policy_checks_the_versions_named_before_valuing_the_log(tmp_pa
         for wrong in ("99", "champoin", "a/b"):
             with pytest.raises(InputError, match=f"{wrong!r}.*accepted"):
                 evaluate_policies_on_log(config, catalog, versions=[wrong])
-        monkeypatch.setattr(pipelines._from_log, "log_policy_frame", lambda *a: None)
+        monkeypatch.setattr(pipelines._from_log, "log_policy_frame", lambda *a, **k: None)
         assert evaluate_policies_on_log(config, catalog, versions=["champion", "1"]) is None
 
 
@@ -109,3 +109,23 @@ def test_a_log_too_small_to_learn_from_says_what_it_holds(usual_care):
     message = str(caught.value)
     assert "the log holds 40 (" in message and f"none {usual_care}" in message
     assert "at least 30 served recommendations with outcomes" in message
+
+
+def test_evaluate_policy_names_the_log_it_did_not_find(tmp_path):
+    # With a models folder holding no audit log (a mistyped RECOMMENDER_HOME or --serve-config),
+    # `evaluate-policy --from-log` said "record outcomes first", sending the program to look
+    # for missing outcomes rather than at the path.
+    from pipelines.train import evaluate_policies_on_log, load_config
+    from recommender.errors import InputError
+    from recommender.service import load_serve_config
+
+    serve = tmp_path / "serve.yaml"
+    serve.write_text(
+        open(load_serve_config().source)
+        .read()
+        .replace("models_dir: null", f"models_dir: {tmp_path / 'elsewhere'}")
+    )
+    config = load_config(overrides={"log": {"serve_config": str(serve)}})
+    with pytest.raises(InputError, match=f"no service log at {tmp_path / 'elsewhere'}"):
+        evaluate_policies_on_log(config, load_catalog())
+    assert not (tmp_path / "elsewhere").exists()
