@@ -44,6 +44,20 @@ def test_a_refused_outcome_never_echoes_a_person_id(row):
     assert "jane.doe" not in json.dumps(caught.value.problems) + str(caught.value)
 
 
+@pytest.mark.parametrize("stamp", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_a_measurement_time_beyond_the_calendar_in_utc_is_refused_by_field(stamp):
+    # Both were an OverflowError: a traceback from `outcomes import`, and over HTTP a 503
+    # "the outcome store could not be written ... please retry", which no retry could cure.
+    audit = AuditLog("sqlite://", salt="s")
+    row = {"person_id": "p-1", "measured_at": stamp, "arm_taken": "none"}
+    row.update(ee_followup=20, dp_followup=5, pa_followup=30)
+    with pytest.raises(OutcomeRefused) as caught:
+        record_outcomes(audit, [row], arms=ARMS, source="api")
+    (problem,) = caught.value.problems
+    assert caught.value.status == 422 and problem["field"] == "outcomes[0].measured_at"
+    assert problem["value"] == stamp and "UTC" in problem["message"]
+
+
 def test_evaluate_policy_checks_the_versions_named_before_valuing_the_log(tmp_path, monkeypatch):
     # `evaluate-policy --from-log --version champion` was refused with MLflow's "Invalid Model
     # Version stage" while its own message offered "champion" as accepted, and a mistyped

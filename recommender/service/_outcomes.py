@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
 from recommender.cohort import RANGES
 from recommender.errors import InputError
@@ -70,6 +70,16 @@ class OutcomeRow(BaseModel):
     measured_at: datetime = Field(
         description="When the follow-up survey was answered (ISO 8601; UTC when no zone is given)."
     )
+
+    @field_validator("measured_at")
+    @classmethod
+    def _in_utc(cls, stamp: datetime) -> datetime:
+        # Stored and compared in UTC: a time the calendar cannot hold there is refused here.
+        try:
+            return _utc(stamp)
+        except OverflowError:
+            raise ValueError("out of range once converted to UTC (years 1 to 9999 only)") from None
+
     arm_taken: str = Field(
         min_length=1,
         max_length=64,
@@ -177,7 +187,7 @@ def record_outcomes(
                 _problem(i, "arm_taken", row.arm_taken, f"one of {', '.join(arms)}", "unknown arm")
             )
             continue
-        measured = _utc(row.measured_at)
+        measured = row.measured_at  # in UTC
         # An hour's grace for clocks that disagree between the program and the service.
         if measured > now + timedelta(hours=1):
             problems.append(
