@@ -143,3 +143,14 @@ def test_evaluate_policy_names_the_log_it_did_not_find(tmp_path):
     with pytest.raises(InputError, match=f"no service log at {tmp_path / 'elsewhere'}"):
         evaluate_policies_on_log(config, load_catalog())
     assert not (tmp_path / "elsewhere").exists()
+
+
+def test_an_audit_store_that_cannot_be_opened_is_named_without_a_traceback(tmp_path):
+    # A store the user may not open (a read-only folder, a folder in its place) gave a
+    # SQLAlchemy traceback from `outcomes import`, `audit export`, `train --from-log` and
+    # `evaluate-policy --from-log`; the CLI turns an InputError into one line and exit 2.
+    from recommender.errors import InputError
+
+    (tmp_path / "audit.db").mkdir()
+    with pytest.raises(InputError, match="cannot open the audit store .*audit.db"):
+        AuditLog(f"sqlite:///{tmp_path / 'audit.db'}", salt=None)

@@ -151,7 +151,16 @@ class AuditLog:
         database = sqlite_file(url)
         self._check_file = None if database is None else _watch_file(self._engine, database)
         # The schema is Alembic's (recommender/service/migrations), never create_all's.
-        upgrade_schema(self._engine)
+        try:
+            upgrade_schema(self._engine)
+        except sa.exc.OperationalError as error:  # the first connection: a store not ours to open
+            self._engine.dispose()
+            where = self._engine.url.render_as_string(hide_password=True)
+            raise InputError(
+                f"cannot open the audit store {where} ({error.orig}); a SQLite store needs its "
+                "file and folder readable and writable by this user (it keeps a write-ahead "
+                "log beside the file), a database server must be reachable"
+            ) from None
 
     def __repr__(self) -> str:  # never show the salt
         return f"AuditLog({self._engine.url.render_as_string(hide_password=True)!r})"
