@@ -154,3 +154,25 @@ def test_an_audit_store_that_cannot_be_opened_is_named_without_a_traceback(tmp_p
     (tmp_path / "audit.db").mkdir()
     with pytest.raises(InputError, match="cannot open the audit store .*audit.db"):
         AuditLog(f"sqlite:///{tmp_path / 'audit.db'}", salt=None)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "person_id, measured_at, arm_taken, ee_followup, dp_followup, pa_followup",
+        "person_id;measured_at;arm_taken;ee_followup;dp_followup;pa_followup",
+    ],
+)
+def test_an_outcome_file_whose_header_hides_its_columns_shows_what_was_read(tmp_path, header):
+    # "missing column(s) ['measured_at', ...]" of a file whose header visibly holds them
+    # (a space after each comma, a spreadsheet's semicolons): the columns read are shown.
+    from recommender.errors import InputError
+    from recommender.service import read_outcome_file
+
+    path = tmp_path / "followup.csv"
+    path.write_text(header + "\n")
+    with pytest.raises(InputError) as caught:
+        read_outcome_file(path)
+    message = str(caught.value)
+    assert "missing column(s)" in message
+    assert repr(header.split(",")[1] if "," in header else header) in message

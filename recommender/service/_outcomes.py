@@ -349,8 +349,12 @@ def read_outcome_file(path) -> list[dict]:
         ) from None
     missing = [c for c in OUTCOME_FIELDS if c not in frame.columns]
     if missing:
+        # Shown quoted: a space after each comma or a spreadsheet's semicolons hide the names.
+        read = ", ".join(repr(str(c)) for c in frame.columns[:20])
+        more = f" and {len(frame.columns) - 20} more" if len(frame.columns) > 20 else ""
         raise InputError(
-            f"{path.name}: missing column(s) {missing}; required: {', '.join(OUTCOME_FIELDS)}"
+            f"{path.name}: missing column(s) {missing}; required: {', '.join(OUTCOME_FIELDS)}, "
+            f"comma-separated; the header read has {read}{more}"
         )
     rows = []
     for record in frame.to_dict(orient="records"):
