@@ -176,3 +176,21 @@ def test_an_outcome_file_whose_header_hides_its_columns_shows_what_was_read(tmp_
     message = str(caught.value)
     assert "missing column(s)" in message
     assert repr(header.split(",")[1] if "," in header else header) in message
+
+
+def test_promoting_a_version_that_does_not_exist_lists_those_that_do(tmp_path):
+    # "model 'burnout-recommender' has no version '99'" said neither which versions exist nor
+    # which store was asked, so a wrong MLFLOW_TRACKING_URI or RECOMMENDER_HOME looked like a
+    # wrong number.
+    from pipelines.train import run_training
+    from recommender.errors import InputError
+    from recommender.registry import promote, tracking_uri
+    from service_fixtures import recommender_home
+
+    with recommender_home(tmp_path / "home"):
+        run_training(overrides={"source": "evidence"})
+        with pytest.raises(InputError) as caught:
+            promote("99", reason="test")
+        message = str(caught.value)
+        assert "'99'" in message and "registered versions: 1" in message
+        assert tracking_uri() in message
