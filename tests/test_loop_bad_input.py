@@ -194,3 +194,14 @@ def test_promoting_a_version_that_does_not_exist_lists_those_that_do(tmp_path):
         message = str(caught.value)
         assert "'99'" in message and "registered versions: 1" in message
         assert tracking_uri() in message
+
+
+@pytest.mark.parametrize("since", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_an_export_since_beyond_the_calendar_in_utc_is_refused_by_name(since):
+    # An OverflowError: a traceback from `audit export --since`, a 500 from /audit/export.
+    from recommender.errors import InputError
+    from recommender.service import parse_since
+
+    with pytest.raises(InputError) as caught:
+        parse_since(since)
+    assert caught.value.problems[0]["field"] == "since"
