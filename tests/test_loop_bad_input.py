@@ -205,3 +205,31 @@ def test_an_export_since_beyond_the_calendar_in_utc_is_refused_by_name(since):
     with pytest.raises(InputError) as caught:
         parse_since(since)
     assert caught.value.problems[0]["field"] == "since"
+
+
+def test_an_import_giving_one_outcome_twice_is_refused_not_called_already_recorded():
+    # A file with the same line twice was imported as "recorded 1 outcome(s); 1 already
+    # recorded" on its first import: nothing had been recorded before. Only what is stored
+    # is skipped; a repeat within the file is named like a repeat over HTTP.
+    from datetime import datetime, timedelta, timezone
+
+    from recommender.service import RecommendationEngine, load_serve_config, logged_cohort
+    from service_fixtures import LinearModel, profile
+
+    audit = AuditLog("sqlite://", salt="s")
+    engine = RecommendationEngine(
+        LinearModel(), "5", catalog=load_catalog(), config=load_serve_config(), audit=audit
+    )
+    engine.recommend([engine.check_row(profile(person_id="p-0"))], caller_role="program")
+    row = {"person_id": "p-0", "measured_at": datetime.now(timezone.utc).isoformat()}
+    row.update(arm_taken="coaching", ee_followup=20, dp_followup=7, pa_followup=38)
+    later = datetime.now(timezone.utc) + timedelta(seconds=5)
+    with pytest.raises(OutcomeRefused) as caught:
+        record_outcomes(audit, [row, row], arms=ARMS, source="import", duplicates="skip", now=later)
+    (problem,) = caught.value.problems
+    assert problem["field"] == "outcomes[1].person_id" and "outcomes[0]" in problem["message"]
+    assert logged_cohort(audit).empty
+    report = record_outcomes(audit, [row], arms=ARMS, source="import", duplicates="skip", now=later)
+    assert report.recorded == 1
+    again = record_outcomes(audit, [row], arms=ARMS, source="import", duplicates="skip", now=later)
+    assert (again.recorded, again.already_recorded) == (0, 1)

@@ -10,7 +10,7 @@ the catalog does not know, a person never served, a measurement dated before the
 first recommendation, or a second, different outcome for the same recommendation refuses the
 whole submission, naming the row and field. An outcome identical to one already stored is a
 duplicate: refused (409) over HTTP, skipped by a file import, so that importing the same file
-twice changes nothing.
+twice changes nothing; the same outcome twice within one submission is refused either way.
 """
 
 from __future__ import annotations
@@ -263,8 +263,8 @@ def record_outcomes(
         if earlier is None and request_id in seen:
             row_before, earlier = seen[request_id]
         if earlier is not None:
-            if earlier == values and duplicates == "skip":
-                report.already_recorded += 1
+            if earlier == values and duplicates == "skip" and row_before is None:
+                report.already_recorded += 1  # stored before: an import run again
                 continue
             if row_before is not None:  # nothing is recorded yet: one recommendation twice here
                 same = "the same" if earlier == values else "a different"
