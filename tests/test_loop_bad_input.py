@@ -233,3 +233,29 @@ def test_an_import_giving_one_outcome_twice_is_refused_not_called_already_record
     assert report.recorded == 1
     again = record_outcomes(audit, [row], arms=ARMS, source="import", duplicates="skip", now=later)
     assert (again.recorded, again.already_recorded) == (0, 1)
+
+
+def test_an_outcome_file_larger_than_a_query_may_bind_is_checked_on_postgres(postgres):
+    # PostgreSQL binds at most 65,535 parameters a query: importing a bigger file (a large
+    # system's survey wave) failed with psycopg's OperationalError, a traceback, instead of
+    # being checked row by row like any other.
+    from datetime import datetime, timezone
+
+    audit = AuditLog(postgres.database("outcomes"), salt="s")
+    stamp = datetime.now(timezone.utc).isoformat()
+    rows = [
+        {
+            "person_id": f"u-{i}",
+            "measured_at": stamp,
+            "arm_taken": "none",
+            "ee_followup": 1,
+            "dp_followup": 1,
+            "pa_followup": 1,
+        }
+        for i in range(70_000)
+    ]
+    with pytest.raises(OutcomeRefused) as caught:
+        record_outcomes(audit, rows, arms=ARMS, source="import", duplicates="skip")
+    assert len(caught.value.problems) == 70_000
+    assert caught.value.problems[-1]["field"] == "outcomes[69999].person_id"
+    audit.close()

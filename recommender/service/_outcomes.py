@@ -411,52 +411,62 @@ def logged_cohort(audit: AuditLog) -> pd.DataFrame:
     return pd.DataFrame(table)
 
 
+# PostgreSQL binds at most 65,535 parameters a query, and an import may name more people.
+_QUERY_BATCH = 10_000
+
+
+def _batches(values) -> list[list]:
+    ordered = sorted(values)
+    return [ordered[i : i + _QUERY_BATCH] for i in range(0, len(ordered), _QUERY_BATCH)]
+
+
 def _served_by_person(audit: AuditLog, hashes: set) -> dict:
-    if not hashes:
-        return {}
     out: dict = {}
-    query = (
-        sa.select(assignments.c.person_hash, assignments.c.request_id, assignments.c.logged_at)
-        .where(assignments.c.person_hash.in_(sorted(hashes)))
-        .order_by(assignments.c.logged_at, assignments.c.id)
-    )
     with audit.engine.connect() as connection:
-        for person_hash, request_id, logged_at in connection.execute(query):
-            out.setdefault(person_hash, []).append(
-                {"request_id": request_id, "logged_at": _utc(logged_at)}
+        for batch in _batches(hashes):  # a person's rows all fall in one batch, in order
+            query = (
+                sa.select(
+                    assignments.c.person_hash, assignments.c.request_id, assignments.c.logged_at
+                )
+                .where(assignments.c.person_hash.in_(batch))
+                .order_by(assignments.c.logged_at, assignments.c.id)
             )
+            for person_hash, request_id, logged_at in connection.execute(query):
+                out.setdefault(person_hash, []).append(
+                    {"request_id": request_id, "logged_at": _utc(logged_at)}
+                )
     return out
 
 
 def _answered(audit: AuditLog, hashes: set) -> set:
     """Those of ``hashes`` the audit log holds any answer for (crisis answers and plan lines
     included)."""
-    if not hashes:
-        return set()
-    query = (
-        sa.select(recommendations.c.person_hash)
-        .where(recommendations.c.person_hash.in_(sorted(hashes)))
-        .distinct()
-    )
+    out: set = set()
     with audit.engine.connect() as connection:
-        return {person_hash for (person_hash,) in connection.execute(query)}
+        for batch in _batches(hashes):
+            query = (
+                sa.select(recommendations.c.person_hash)
+                .where(recommendations.c.person_hash.in_(batch))
+                .distinct()
+            )
+            out.update(person_hash for (person_hash,) in connection.execute(query))
+    return out
 
 
 def _stored_outcomes(audit: AuditLog, request_ids: set) -> dict:
-    if not request_ids:
-        return {}
-    query = sa.select(outcomes).where(outcomes.c.request_id.in_(sorted(request_ids)))
+    out: dict = {}
     with audit.engine.connect() as connection:
-        return {
-            r.request_id: (
-                _utc(r.measured_at).replace(microsecond=0),
-                r.arm_taken,
-                r.ee_followup,
-                r.dp_followup,
-                r.pa_followup,
-            )
-            for r in connection.execute(query)
-        }
+        for batch in _batches(request_ids):
+            query = sa.select(outcomes).where(outcomes.c.request_id.in_(batch))
+            for r in connection.execute(query):
+                out[r.request_id] = (
+                    _utc(r.measured_at).replace(microsecond=0),
+                    r.arm_taken,
+                    r.ee_followup,
+                    r.dp_followup,
+                    r.pa_followup,
+                )
+    return out
 
 
 def _echoed(name: str, error: dict):
