@@ -7,6 +7,7 @@ import pytest
 
 from recommender.catalog import load_catalog
 from recommender.service import AuditLog, OutcomeRefused, record_outcomes
+from service_fixtures import service_home  # noqa: F401  (fixture)
 
 ARMS = load_catalog().arm_ids
 
@@ -259,3 +260,28 @@ def test_an_outcome_file_larger_than_a_query_may_bind_is_checked_on_postgres(pos
     assert len(caught.value.problems) == 70_000
     assert caught.value.problems[-1]["field"] == "outcomes[69999].person_id"
     audit.close()
+
+
+def test_an_import_without_the_services_salt_says_so_and_creates_none(
+    service_home,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+    capsys,
+):
+    # Run without RECOMMENDER_AUDIT_SALT (the service had it in its environment), `outcomes
+    # import` created a new random audit.salt in the models folder, a secret a later start of
+    # the service would take up, and then called every person unknown.
+    from recommender.cli import main
+
+    AuditLog(f"sqlite:///{service_home / 'audit.db'}", salt="s").close()
+    monkeypatch.delenv("RECOMMENDER_AUDIT_SALT", raising=False)
+    monkeypatch.delenv("RECOMMENDER_SECRETS_DIR", raising=False)
+    path = tmp_path / "followup.csv"
+    path.write_text(
+        "person_id,measured_at,arm_taken,ee_followup,dp_followup,pa_followup\n"
+        "p-1,2026-01-01,none,20,5,30\n"
+    )
+    assert main(["outcomes", "import", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "RECOMMENDER_AUDIT_SALT" in err and "salt" in err
+    assert not (service_home / "audit.salt").exists()

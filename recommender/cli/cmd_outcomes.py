@@ -54,7 +54,7 @@ def run(args) -> int:
             "of its serve.yaml: --config)"
         )
     url = config.audit_url or f"sqlite:///{store}"
-    audit = AuditLog(url, salt=resolve_salt(config.audit_salt, config.models_dir))
+    audit = AuditLog(url, salt=resolve_salt(config.audit_salt, config.models_dir, create=False))
     try:
         report = record_outcomes(
             audit,
