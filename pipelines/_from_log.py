@@ -205,8 +205,8 @@ def log_policy_frame(config: dict, catalog, *, required: bool = False):
     Raises
     ------
     InputError
-        When the logged outcomes are too few to value a policy on (naming the log), or when
-        a ``required`` log does not exist (naming where it was looked for).
+        When the logged outcomes cannot value a policy (too few, a feature missing; naming
+        the log), or when a ``required`` log does not exist (naming where it was looked for).
     """
     from recommender.service import logged_cohort
 
@@ -226,8 +226,8 @@ def log_policy_frame(config: dict, catalog, *, required: bool = False):
         frame, scores, change, _ = policy_scores_on_log(joined, config, catalog)
     except InputError as error:
         raise InputError(
-            f"the service's log holds {len(joined):,} served recommendation(s) with outcomes, "
-            f"too few to value a policy on: {error}",
+            f"the service's log holds {len(joined):,} served recommendation(s) with outcomes "
+            f"and cannot value a policy: {error}",
             problems=error.problems,
         ) from error
     return frame, scores, change

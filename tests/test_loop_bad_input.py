@@ -83,20 +83,30 @@ def test_evaluate_policy_checks_the_versions_named_before_valuing_the_log(tmp_pa
         assert evaluate_policies_on_log(config, catalog, versions=["champion", "1"]) is None
 
 
-def _logged_cohort(n):
-    """``n`` served recommendations with outcomes, as ``logged_cohort`` returns them."""
+def _logged_cohort(n, audit=None, arms=None):
+    """``n`` served recommendations with outcomes, as ``logged_cohort`` returns them (served
+    ``arms``, one per person, when given)."""
     from datetime import datetime, timedelta, timezone
 
+    import sqlalchemy as sa
+
     from recommender.service import RecommendationEngine, load_serve_config, logged_cohort
+    from recommender.service._audit_tables import assignments
     from service_fixtures import LinearModel, profile
 
-    audit = AuditLog("sqlite://", salt="s")
+    audit = audit or AuditLog("sqlite://", salt="s")
     engine = RecommendationEngine(
         LinearModel(), "5", catalog=load_catalog(), config=load_serve_config(), audit=audit
     )
     engine.recommend(
         [engine.check_row(profile(person_id=f"p-{i}")) for i in range(n)], caller_role="program"
     )
+    if arms is not None:
+        with audit.engine.begin() as connection:
+            for i, arm in enumerate(arms, 1):
+                connection.execute(
+                    sa.update(assignments).where(assignments.c.id == i).values(arm=arm)
+                )
     outcome = {"arm_taken": "coaching", "ee_followup": 20, "dp_followup": 7, "pa_followup": 38}
     now = datetime.now(timezone.utc)
     record_outcomes(
@@ -285,3 +295,21 @@ def test_an_import_without_the_services_salt_says_so_and_creates_none(
     err = capsys.readouterr().err
     assert "RECOMMENDER_AUDIT_SALT" in err and "salt" in err
     assert not (service_home / "audit.salt").exists()
+
+
+def test_a_log_without_a_feature_the_config_names_is_not_called_too_few(service_home):  # noqa: F811
+    # The gate's reason said "the service's log holds 6,000 served recommendation(s) with
+    # outcomes, too few to value a policy on: the logged profiles lack 'unit'".
+    from pipelines._from_log import log_policy_frame
+    from pipelines.train import load_config
+    from recommender.errors import InputError
+    from service_fixtures import SALT
+
+    audit = AuditLog(f"sqlite:///{service_home / 'audit.db'}", salt=SALT)
+    _logged_cohort(80, audit=audit, arms=["none"] * 40 + ["coaching"] * 40)
+    audit.close()
+    config = load_config(overrides={"extra_features": ["unit"]})
+    with pytest.raises(InputError) as caught:
+        log_policy_frame(config, load_catalog())
+    message = str(caught.value)
+    assert "lack 'unit'" in message and "too few" not in message
