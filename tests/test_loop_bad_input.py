@@ -313,3 +313,32 @@ def test_a_log_without_a_feature_the_config_names_is_not_called_too_few(service_
         log_policy_frame(config, load_catalog())
     message = str(caught.value)
     assert "lack 'unit'" in message and "too few" not in message
+
+
+@pytest.mark.parametrize("shape", ["array", "pretty array", "api body", "lines"])
+def test_an_outcome_json_file_is_read_as_lines_an_array_or_the_api_body(tmp_path, shape):
+    # A JSON array was refused as "outcomes[0].row: Input should be a valid dictionary", the
+    # same array printed with indents as "line 1: not JSON", and the body of POST /outcomes
+    # saved to a file as six missing fields: valid JSON, and the API's own shape.
+    from recommender.service import read_outcome_file
+
+    rows = [
+        {
+            "person_id": f"p-{i}",
+            "measured_at": "2026-01-01",
+            "arm_taken": "none",
+            "ee_followup": 20,
+            "dp_followup": 5,
+            "pa_followup": 30,
+        }
+        for i in range(3)
+    ]
+    text = {
+        "array": json.dumps(rows),
+        "pretty array": json.dumps(rows, indent=2),
+        "api body": json.dumps({"outcomes": rows}, indent=2),
+        "lines": "".join(json.dumps(r) + "\n" for r in rows),
+    }[shape]
+    path = tmp_path / "followup.json"
+    path.write_text(text)
+    assert read_outcome_file(path) == rows

@@ -9,14 +9,14 @@ def configure(parser) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     load = actions.add_parser(
         "import",
-        help="import an outcome file (CSV or JSON lines)",
+        help="import an outcome file (CSV, or JSON: lines, an array or a POST /outcomes body)",
         description="Check every row, link each to the person's served recommendation through "
         "the salted person hash, and store them all or nothing. Columns: "
         "person_id, measured_at, arm_taken, ee_followup, dp_followup, "
         "pa_followup. Rows already stored are skipped, so importing the same file "
         "twice changes nothing.",
     )
-    load.add_argument("file", metavar="FILE", help="outcome file (.csv, or .jsonl)")
+    load.add_argument("file", metavar="FILE", help="outcome file (.csv, or .jsonl / .json)")
     load.add_argument(
         "--config",
         default=None,

@@ -17,7 +17,10 @@ __all__ = ["read_outcome_file"]
 
 
 def read_outcome_file(path) -> list[dict]:
-    """Rows of an outcome file (CSV or JSON lines) as plain mappings, values as given.
+    """Rows of an outcome file as plain mappings, values as given.
+
+    CSV with a header row, or JSON (``.json``, ``.jsonl``): one outcome object per line, an
+    array of them, or the body of ``POST /outcomes`` (``{"outcomes": [...]}``).
 
     Integers stay integers and everything else stays text, so the same checks as over HTTP
     apply (a score of 12.5 is refused, not rounded).
@@ -27,7 +30,10 @@ def read_outcome_file(path) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"outcome file {path} does not exist")
-    accepted = f"accepted: CSV with a header row of {', '.join(OUTCOME_FIELDS)}, or JSON lines"
+    accepted = (
+        f"accepted: CSV with a header row of {', '.join(OUTCOME_FIELDS)}, or JSON (one "
+        "outcome per line, an array of outcomes, or a POST /outcomes body)"
+    )
     if path.suffix.lower() in (".jsonl", ".json"):
         try:
             text = path.read_text(encoding="utf-8")
@@ -35,6 +41,14 @@ def read_outcome_file(path) -> list[dict]:
             raise InputError(
                 f"{path.name}: byte {error.start} is not UTF-8 text; {accepted} in UTF-8"
             ) from None
+        try:  # one JSON document: an array of outcomes, or a POST /outcomes body saved
+            document = json.loads(text)
+        except json.JSONDecodeError:
+            document = None  # several values: JSON lines, read one by one below
+        if isinstance(document, list):
+            return document
+        if isinstance(document, dict) and list(document) == ["outcomes"]:
+            return document["outcomes"]
         rows = []
         for number, line in enumerate(text.splitlines(), 1):
             if not line.strip():
