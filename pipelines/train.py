@@ -299,16 +299,19 @@ def evaluate_policies_on_log(config: dict, catalog, *, versions=()) -> dict | No
     wanted += [(f"version {v}", v) for v in dict.fromkeys(versions) if v != str(champion)]
     values = []
     for label, version in wanted:
-        model = load_model(f"models:/{name}/{version}")
-        for row in off_policy_table(
-            model,
-            frame,
-            scores,
-            change,
-            control=catalog.control,
-            alpha=config["evaluation"]["alpha"],
-            label=label,
-        ):
+        try:
+            rows = off_policy_table(
+                load_model(f"models:/{name}/{version}"),
+                frame,
+                scores,
+                change,
+                control=catalog.control,
+                alpha=config["evaluation"]["alpha"],
+                label=label,
+            )
+        except InputError as error:  # say which model: the others may be fine
+            raise InputError(f"{label}: {error}", problems=error.problems) from None
+        for row in rows:
             values.append(
                 {
                     "policy": row[0],

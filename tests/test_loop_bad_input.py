@@ -342,3 +342,23 @@ def test_an_outcome_json_file_is_read_as_lines_an_array_or_the_api_body(tmp_path
     path = tmp_path / "followup.json"
     path.write_text(text)
     assert read_outcome_file(path) == rows
+
+
+def test_evaluate_policy_names_the_version_the_log_cannot_value(tmp_path, monkeypatch):
+    # With a champion trained with an extra feature the log lacks, `evaluate-policy
+    # --version 3` answered "profile rows lack the feature column(s) ['unit']", naming no
+    # model, while version 3 had never used 'unit'.
+    import pipelines._from_log
+    from pipelines.train import evaluate_policies_on_log, load_config, run_training
+    from recommender.errors import InputError
+    from service_fixtures import recommender_home
+
+    def lacks_unit(*args, **kwargs):
+        raise InputError("profile rows lack the feature column(s) ['unit']")
+
+    with recommender_home(tmp_path / "home"):
+        run_training(overrides={"source": "evidence"})
+        monkeypatch.setattr(pipelines._from_log, "log_policy_frame", lambda *a, **k: (0, 0, 0))
+        monkeypatch.setattr(pipelines._from_log, "off_policy_table", lacks_unit)
+        with pytest.raises(InputError, match=r"^champion \(version 1\): profile rows lack"):
+            evaluate_policies_on_log(load_config(), load_catalog())
