@@ -362,3 +362,18 @@ def test_evaluate_policy_names_the_version_the_log_cannot_value(tmp_path, monkey
         monkeypatch.setattr(pipelines._from_log, "off_policy_table", lacks_unit)
         with pytest.raises(InputError, match=r"^champion \(version 1\): profile rows lack"):
             evaluate_policies_on_log(load_config(), load_catalog())
+
+
+def test_a_refused_import_says_which_line_of_a_csv_a_row_is(service_home, tmp_path, capsys):  # noqa: F811
+    # The problems name rows as over HTTP (outcomes[3]); a program looking for that row in its
+    # spreadsheet needs the line (the header is line 1), as `validate` says for cohort files.
+    from recommender.cli import main
+
+    AuditLog(f"sqlite:///{service_home / 'audit.db'}", salt="s").close()
+    path = tmp_path / "followup.csv"
+    path.write_text(
+        "person_id,measured_at,arm_taken,ee_followup,dp_followup,pa_followup\n"
+        "p-1,2026-01-01,yoga,20,5,30\n"
+    )
+    assert main(["outcomes", "import", str(path)]) == 2
+    assert "outcomes[i] is line i + 2 of followup.csv" in capsys.readouterr().err

@@ -69,6 +69,9 @@ def run(args) -> int:
             print("  " + json.dumps(problem), file=sys.stderr)
         if len(error.problems) > 50:
             print(f"  ... and {len(error.problems) - 50} more", file=sys.stderr)
+        name = Path(args.file).name
+        if Path(name).suffix.lower() not in (".json", ".jsonl"):  # rows counted as over HTTP
+            print(f"(outcomes[i] is line i + 2 of {name}, blank lines aside)", file=sys.stderr)
         return 2
     finally:
         audit.close()
