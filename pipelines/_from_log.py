@@ -105,11 +105,23 @@ def log_training_frame(
 
     summary = log_summary(joined, catalog, min_arm_rows=min_arm_rows)
     kept = joined[~joined["intervention"].isin(summary["arms_without_overlap"])]
-    if not (kept["intervention"] == catalog.control).any():
+    control_rows = int((kept["intervention"] == catalog.control).sum())
+    if not control_rows:
         raise InputError(
             f"no logged row was served usual care ({catalog.control!r}); effects are learnt "
             "against it. Serve with exploration on (usual care keeps usual_care_share while "
             "exploring) or train from a trial file (--data) instead"
+        )
+    learnt = len(catalog.treatment_arms) - len(summary["arms_without_overlap"])
+    if control_rows < min_arm_rows or not learnt:
+        # Said here, of the whole log: once the rarely served arms are set aside, the data
+        # contract would only see usual care's rows and call the other arms empty.
+        served = ", ".join(f"{arm} {rows}" for arm, rows in summary["rows_per_arm"].items())
+        raise InputError(
+            f"usual care ({catalog.control!r}) and at least one other arm each need at least "
+            f"{min_arm_rows} served recommendations with outcomes to learn from; the log holds "
+            f"{summary['n_rows']:,} ({served}). Record more outcomes (the service keeps "
+            "serving its model meanwhile)"
         )
     frame = pd.DataFrame(
         {
@@ -183,23 +195,26 @@ def log_summary(joined: pd.DataFrame, catalog, *, min_arm_rows: int) -> dict:
     }
 
 
-def log_policy_frame(config: dict, catalog):
+def log_policy_frame(config: dict, catalog, *, required: bool = False):
     """The whole logged cohort with the doubly robust scores fitted on it, or None.
 
     ``(frame, dr_scores, outcome_change)``: everything needed to value any model's best-arm
     policy on the program's own log (the gate and ``recommender evaluate-policy``). None when
-    the service has no log or no outcome yet.
+    the service has no outcome yet, or no log at all unless the log is ``required``.
 
     Raises
     ------
     InputError
-        When the logged outcomes are too few to value a policy on (naming the log).
+        When the logged outcomes cannot value a policy (too few, a feature missing; naming
+        the log), or when a ``required`` log does not exist (naming where it was looked for).
     """
     from recommender.service import logged_cohort
 
     try:
         audit, _ = _audit_store(config["log"]["serve_config"])
     except InputError:
+        if required:
+            raise
         return None
     try:
         joined = logged_cohort(audit)
@@ -211,8 +226,8 @@ def log_policy_frame(config: dict, catalog):
         frame, scores, change, _ = policy_scores_on_log(joined, config, catalog)
     except InputError as error:
         raise InputError(
-            f"the service's log holds {len(joined):,} served recommendation(s) with outcomes, "
-            f"too few to value a policy on: {error}",
+            f"the service's log holds {len(joined):,} served recommendation(s) with outcomes "
+            f"and cannot value a policy: {error}",
             problems=error.problems,
         ) from error
     return frame, scores, change

@@ -279,34 +279,39 @@ def run_training(
 def evaluate_policies_on_log(config: dict, catalog, *, versions=()) -> dict | None:
     """Off-policy values of the champion's (and ``versions``') best-arm policies on the log.
 
-    None when the service has no log with outcomes. Values are EE change against usual care
+    None when the service's log holds no outcome yet. Values are EE change against usual care
     for all per person (lower is better), by DR, IPS and SNIPS, with ``1 - alpha`` intervals.
     """
     from pipelines._from_log import log_policy_frame, off_policy_table
     from recommender.registry import aliases, load_model
 
-    logged = log_policy_frame(config, catalog)
+    name = config["registry"]["model_name"]
+    # Checked before the log is valued (which takes a while): a mistyped version fails at once.
+    versions = [_registered_version(name, v) for v in versions]
+    logged = log_policy_frame(config, catalog, required=True)
     if logged is None:
         return None
     frame, scores, change = logged
-    name = config["registry"]["model_name"]
     wanted = []
     champion = aliases(name).get("champion")
     if champion is not None:
         wanted.append((f"champion (version {champion})", str(champion)))
-    wanted += [(f"version {v}", str(v)) for v in versions if str(v) != str(champion)]
+    wanted += [(f"version {v}", v) for v in dict.fromkeys(versions) if v != str(champion)]
     values = []
     for label, version in wanted:
-        model = load_model(f"models:/{name}/{version}")
-        for row in off_policy_table(
-            model,
-            frame,
-            scores,
-            change,
-            control=catalog.control,
-            alpha=config["evaluation"]["alpha"],
-            label=label,
-        ):
+        try:
+            rows = off_policy_table(
+                load_model(f"models:/{name}/{version}"),
+                frame,
+                scores,
+                change,
+                control=catalog.control,
+                alpha=config["evaluation"]["alpha"],
+                label=label,
+            )
+        except InputError as error:  # say which model: the others may be fine
+            raise InputError(f"{label}: {error}", problems=error.problems) from None
+        for row in rows:
             values.append(
                 {
                     "policy": row[0],
@@ -318,6 +323,26 @@ def evaluate_policies_on_log(config: dict, catalog, *, versions=()) -> dict | No
                 }
             )
     return {"rows": int(len(frame)), "values": values}
+
+
+def _registered_version(name: str, given) -> str:
+    """The version number of ``given``, a version number or an alias of model ``name``."""
+    from recommender.registry import resolve_model, tracking_uri
+
+    text = str(given).strip()
+    try:
+        ref = resolve_model(
+            f"models:/{name}/{text}" if text.isdigit() else f"models:/{name}@{text}"
+        )
+    except InputError:
+        ref = None
+    if ref is None or ref.version is None:  # unknown, or no version or alias at all ("a/b")
+        raise InputError(
+            f"version {given!r} is not a registered version or alias of {name} in the store "
+            f"at {tracking_uri()}; accepted: "
+            "a version number or alias of the registry (e.g. 3, champion, challenger)"
+        )
+    return ref.version
 
 
 def _carried_note(loop: dict, display) -> None:

@@ -75,3 +75,38 @@ def service_home_env(monkeypatch, home):
     monkeypatch.setenv("RECOMMENDER_API_KEYS", ENV_KEYS)
     monkeypatch.setenv("RECOMMENDER_AUDIT_SALT", SALT)
     monkeypatch.delenv("RECOMMENDER_SERVE_CONFIG", raising=False)
+
+
+@pytest.mark.parametrize("name", ["audit.db", "promotions.jsonl", "audit.parquet", "audit"])
+def test_export_refuses_a_file_it_would_destroy_or_mislabel(
+    service_home, monkeypatch, name, capsys
+):  # noqa: F811
+    # `audit export --out models/audit.db` replaced the live audit store with CSV text (every
+    # recommendation, assignment and outcome gone; the service went unready), and
+    # `--out x.parquet` wrote CSV into a .parquet file.
+    service_home_env(monkeypatch, service_home)
+    log = AuditLog(f"sqlite:///{service_home / 'audit.db'}", salt="s")
+    log.append(
+        [
+            {
+                "request_id": "r1",
+                "model_version": "2",
+                "caller_role": "program",
+                "person_id": "p1",
+                "safety_level": "routine",
+                "recommended": "coaching",
+                "ranking_meaningful": True,
+                "effects": {"coaching": [-3.0, -5.0, -1.0]},
+            }
+        ]
+    )
+    log.close()
+    target = service_home / name
+    if name == "promotions.jsonl":
+        target.write_text('{"kind": "promote"}\n')
+    before = target.read_bytes() if target.exists() else None
+    assert main(["audit", "export", "--out", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert str(target) in err and "accepted" in err
+    assert (target.read_bytes() if target.exists() else None) == before
+    assert len(AuditLog(f"sqlite:///{service_home / 'audit.db'}", salt=None).export()) == 1

@@ -398,6 +398,17 @@ def test_training_person_hashes_are_keyed_by_a_secret_kept_out_of_the_artifact(t
     assert b"test-suite-key" not in pickle.dumps(result.model)
 
 
+def test_no_person_id_of_the_training_data_is_logged_with_the_model(trained):
+    # The model's MLflow input example was the first held-out rows as they came, person_id
+    # included: a data file's ids (here the simulator's s5-...) sat in input_example.json and
+    # serving_input_example.json, beside hashes kept keyed precisely so that they would not.
+    result, home = trained
+    logged = [p for p in (home / "mlartifacts").rglob("*.json") if "example" in p.name]
+    assert logged
+    for path in logged:
+        assert "s5-" not in path.read_text(), path
+
+
 def test_training_key_file_is_created_once_private(home, monkeypatch):
     monkeypatch.delenv("RECOMMENDER_TRAINING_KEY")
     assert train.training_key(create=False) is None

@@ -40,6 +40,7 @@ def run(args) -> int:
 
     from recommender._files import check_writable, write_atomically
     from recommender.errors import InputError
+    from recommender.registry import promotion_log_path
     from recommender.service import (
         AuditLog,
         audit_csv,
@@ -48,18 +49,18 @@ def run(args) -> int:
         sqlite_file,
     )
 
-    if args.out:
-        check_writable(args.out)
     config = load_serve_config(args.config)
-    since = None if args.since is None else parse_since(args.since)
     url = config.audit_url or f"sqlite:///{config.models_dir / 'audit.db'}"
-    if url.startswith("sqlite"):
-        database = sqlite_file(url)
-        if database is None or not database.is_file():
-            raise InputError(
-                f"no audit log at {database}: the service has not answered any "
-                "request with these settings (see audit.url in serve.yaml)"
-            )
+    database = sqlite_file(url) if url.startswith("sqlite") else None
+    if args.out:
+        _check_out(Path(args.out), kept=[database, promotion_log_path()])
+        check_writable(args.out)
+    since = None if args.since is None else parse_since(args.since)
+    if url.startswith("sqlite") and (database is None or not database.is_file()):
+        raise InputError(
+            f"no audit log at {database}: the service has not answered any "
+            "request with these settings (see audit.url in serve.yaml)"
+        )
     rows = AuditLog(url, salt=None).export(since=since)
     if args.out and Path(args.out).suffix.lower() in (".jsonl", ".json"):
         text = "".join(
@@ -74,3 +75,26 @@ def run(args) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+_SUFFIXES = (".csv", ".jsonl", ".json")
+
+
+def _check_out(out, *, kept) -> None:
+    """Refuse an ``--out`` that would be written in another format than its name says, or
+    that is one of the program's records (replacing the audit store with its own CSV would
+    lose every record in it)."""
+    from recommender.errors import InputError
+
+    if out.suffix.lower() not in _SUFFIXES:
+        raise InputError(
+            f"--out {out}: {out.suffix or 'no suffix'} is not an export format; accepted: "
+            ".csv, or .jsonl (.json) for JSON lines"
+        )
+    for record in kept:
+        if record is not None and out.resolve() == record.resolve():
+            raise InputError(
+                f"--out {out} is one of the program's records (the audit store, the "
+                "promotion log), which the export would replace; accepted: a file of its "
+                "own (e.g. models/work/audit.csv)"
+            )

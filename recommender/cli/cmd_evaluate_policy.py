@@ -20,7 +20,7 @@ def configure(parser) -> None:
         action="append",
         default=[],
         metavar="VERSION",
-        help="a registered version to value besides the champion (repeatable)",
+        help="a registered version (number or alias) to value besides the champion (repeatable)",
     )
     parser.add_argument(
         "--config",

@@ -9,14 +9,14 @@ def configure(parser) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     load = actions.add_parser(
         "import",
-        help="import an outcome file (CSV or JSON lines)",
+        help="import an outcome file (CSV, or JSON: lines, an array or a POST /outcomes body)",
         description="Check every row, link each to the person's served recommendation through "
         "the salted person hash, and store them all or nothing. Columns: "
         "person_id, measured_at, arm_taken, ee_followup, dp_followup, "
         "pa_followup. Rows already stored are skipped, so importing the same file "
         "twice changes nothing.",
     )
-    load.add_argument("file", metavar="FILE", help="outcome file (.csv, or .jsonl)")
+    load.add_argument("file", metavar="FILE", help="outcome file (.csv, or .jsonl / .json)")
     load.add_argument(
         "--config",
         default=None,
@@ -54,7 +54,7 @@ def run(args) -> int:
             "of its serve.yaml: --config)"
         )
     url = config.audit_url or f"sqlite:///{store}"
-    audit = AuditLog(url, salt=resolve_salt(config.audit_salt, config.models_dir))
+    audit = AuditLog(url, salt=resolve_salt(config.audit_salt, config.models_dir, create=False))
     try:
         report = record_outcomes(
             audit,
@@ -69,6 +69,9 @@ def run(args) -> int:
             print("  " + json.dumps(problem), file=sys.stderr)
         if len(error.problems) > 50:
             print(f"  ... and {len(error.problems) - 50} more", file=sys.stderr)
+        name = Path(args.file).name
+        if Path(name).suffix.lower() not in (".json", ".jsonl"):  # rows counted as over HTTP
+            print(f"(outcomes[i] is line i + 2 of {name}, blank lines aside)", file=sys.stderr)
         return 2
     finally:
         audit.close()

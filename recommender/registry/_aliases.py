@@ -51,7 +51,14 @@ def _version(mlflow_client, name, version):
     try:
         return mlflow_client.get_model_version(name, str(version))
     except MlflowException:
-        raise InputError(f"model {name!r} has no version {version!r}") from None
+        registered = sorted(
+            (str(v.version) for v in mlflow_client.search_model_versions(f"name = '{name}'")),
+            key=int,
+        )
+        raise InputError(
+            f"model {name!r} has no version {version!r} in the store at "
+            f"{mlflow_client.tracking_uri}; registered versions: {', '.join(registered) or 'none'}"
+        ) from None
 
 
 def move_alias(

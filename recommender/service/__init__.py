@@ -20,9 +20,9 @@ from recommender.service._outcomes import (
     OutcomeRefused,
     OutcomeReport,
     logged_cohort,
-    read_outcome_file,
     record_outcomes,
 )
+from recommender.service._outcome_file import read_outcome_file
 from recommender.service._migrate import upgrade_schema
 from recommender.service._requests import example_profile
 from recommender.service._sqlite import sqlite_file

@@ -84,13 +84,16 @@ def _one_shot_compact():
 _compact_record = _one_shot_compact()
 
 
-def resolve_salt(configured: str | None, models_dir: Path) -> str:
+def resolve_salt(configured: str | None, models_dir: Path, *, create: bool = True) -> str:
     """The salt for person hashes: the environment, the secrets folder, the config, a salt file.
 
     ``$RECOMMENDER_AUDIT_SALT`` first, then ``$RECOMMENDER_SECRETS_DIR/audit_salt`` (see
     :func:`recommender.settings.read_secret`). Several workers or replicas must share one salt,
     so a deployment gives it one of these ways. Otherwise the file (``<models_dir>/audit.salt``, owner-only) is created once with a random salt, so
     hashes of the same person stay comparable across restarts of a local service.
+
+    ``create=False`` (a command reading what the service hashed) raises :class:`InputError`
+    instead of creating the file: a new salt would match no person the service has logged.
     """
     from recommender.settings import read_secret
 
@@ -100,6 +103,12 @@ def resolve_salt(configured: str | None, models_dir: Path) -> str:
     if configured:
         return configured
     path = Path(models_dir) / "audit.salt"
+    if not path.exists() and not create:
+        raise InputError(
+            f"no audit salt: person ids are linked through the salt the service hashed them "
+            f"with; give this command the service's own ({SALT_ENV}, the secrets folder's "
+            f"audit_salt, audit.salt in serve.yaml, or the file {path})"
+        )
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -151,7 +160,16 @@ class AuditLog:
         database = sqlite_file(url)
         self._check_file = None if database is None else _watch_file(self._engine, database)
         # The schema is Alembic's (recommender/service/migrations), never create_all's.
-        upgrade_schema(self._engine)
+        try:
+            upgrade_schema(self._engine)
+        except sa.exc.OperationalError as error:  # the first connection: a store not ours to open
+            self._engine.dispose()
+            where = self._engine.url.render_as_string(hide_password=True)
+            raise InputError(
+                f"cannot open the audit store {where} ({error.orig}); a SQLite store needs its "
+                "file and folder readable and writable by this user (it keeps a write-ahead "
+                "log beside the file), a database server must be reachable"
+            ) from None
 
     def __repr__(self) -> str:  # never show the salt
         return f"AuditLog({self._engine.url.render_as_string(hide_password=True)!r})"

@@ -44,10 +44,11 @@ def parse_since(text: str) -> datetime:
     '2026-12-03T00:00:00+00:00'
     """
     try:
-        stamp = datetime.fromisoformat(text.strip())
-    except ValueError:
+        return as_utc(datetime.fromisoformat(text.strip()))
+    except (ValueError, OverflowError):  # not a date, or beyond the calendar once in UTC
         raise InputError(
-            f"since: {text[:120]!r} is not accepted; give an ISO 8601 date or time",
+            f"since: {text[:120]!r} is not accepted; give an ISO 8601 date or time "
+            "(years 1 to 9999 in UTC)",
             problems=[
                 {
                     "field": "since",
@@ -59,7 +60,6 @@ def parse_since(text: str) -> datetime:
                 }
             ],
         ) from None
-    return as_utc(stamp)
 
 
 def as_utc(stamp: datetime) -> datetime:

@@ -10,7 +10,7 @@ the catalog does not know, a person never served, a measurement dated before the
 first recommendation, or a second, different outcome for the same recommendation refuses the
 whole submission, naming the row and field. An outcome identical to one already stored is a
 duplicate: refused (409) over HTTP, skipped by a file import, so that importing the same file
-twice changes nothing.
+twice changes nothing; the same outcome twice within one submission is refused either way.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
 from recommender.cohort import RANGES
 from recommender.errors import InputError
@@ -38,7 +38,6 @@ __all__ = [
     "OutcomeRow",
     "logged_cohort",
     "record_outcomes",
-    "read_outcome_file",
     "OUTCOME_FIELDS",
 ]
 
@@ -70,6 +69,16 @@ class OutcomeRow(BaseModel):
     measured_at: datetime = Field(
         description="When the follow-up survey was answered (ISO 8601; UTC when no zone is given)."
     )
+
+    @field_validator("measured_at")
+    @classmethod
+    def _in_utc(cls, stamp: datetime) -> datetime:
+        # Stored and compared in UTC: a time the calendar cannot hold there is refused here.
+        try:
+            return _utc(stamp)
+        except OverflowError:
+            raise ValueError("out of range once converted to UTC (years 1 to 9999 only)") from None
+
     arm_taken: str = Field(
         min_length=1,
         max_length=64,
@@ -168,13 +177,8 @@ def record_outcomes(
         except ValidationError as error:
             for item in error.errors():
                 name = ".".join(str(p) for p in item["loc"]) or "row"
-                value = item.get("input")
-                value = value if isinstance(value, (int, float, str, type(None))) else str(value)
-                accepted = _accepted(name)
                 problems.append(
-                    _problem(
-                        i, name, value if name != "person_id" else "(hidden)", accepted, item["msg"]
-                    )
+                    _problem(i, name, _echoed(name, item), _accepted(name), item["msg"])
                 )
             continue
         if row.arm_taken not in arms:
@@ -182,7 +186,7 @@ def record_outcomes(
                 _problem(i, "arm_taken", row.arm_taken, f"one of {', '.join(arms)}", "unknown arm")
             )
             continue
-        measured = _utc(row.measured_at)
+        measured = row.measured_at  # in UTC
         # An hour's grace for clocks that disagree between the program and the service.
         if measured > now + timedelta(hours=1):
             problems.append(
@@ -258,8 +262,8 @@ def record_outcomes(
         if earlier is None and request_id in seen:
             row_before, earlier = seen[request_id]
         if earlier is not None:
-            if earlier == values and duplicates == "skip":
-                report.already_recorded += 1
+            if earlier == values and duplicates == "skip" and row_before is None:
+                report.already_recorded += 1  # stored before: an import run again
                 continue
             if row_before is not None:  # nothing is recorded yet: one recommendation twice here
                 same = "the same" if earlier == values else "a different"
@@ -308,55 +312,6 @@ def record_outcomes(
     return report
 
 
-def read_outcome_file(path) -> list[dict]:
-    """Rows of an outcome file (CSV or JSON lines) as plain mappings, values as given.
-
-    Integers stay integers and everything else stays text, so the same checks as over HTTP
-    apply (a score of 12.5 is refused, not rounded).
-    """
-    from pathlib import Path
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"outcome file {path} does not exist")
-    accepted = f"accepted: CSV with a header row of {', '.join(OUTCOME_FIELDS)}, or JSON lines"
-    if path.suffix.lower() in (".jsonl", ".json"):
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as error:
-            raise InputError(
-                f"{path.name}: byte {error.start} is not UTF-8 text; {accepted} in UTF-8"
-            ) from None
-        rows = []
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as error:
-                raise InputError(f"{path.name} line {number}: not JSON ({error.msg})") from None
-        return rows
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except ValueError as error:  # empty, not CSV, not UTF-8 text: all ValueErrors in pandas
-        raise InputError(
-            f"{path.name}: cannot be read as CSV ({str(error).strip()}); {accepted}"
-        ) from None
-    missing = [c for c in OUTCOME_FIELDS if c not in frame.columns]
-    if missing:
-        raise InputError(
-            f"{path.name}: missing column(s) {missing}; required: {', '.join(OUTCOME_FIELDS)}"
-        )
-    rows = []
-    for record in frame.to_dict(orient="records"):
-        for name in ("ee_followup", "dp_followup", "pa_followup"):
-            text = record.get(name, "").strip()
-            if text.lstrip("-").isdigit():
-                record[name] = int(text)
-        rows.append(record)
-    return rows
-
-
 def logged_cohort(audit: AuditLog) -> pd.DataFrame:
     """Served recommendations joined with their outcomes, one row per outcome.
 
@@ -402,52 +357,76 @@ def logged_cohort(audit: AuditLog) -> pd.DataFrame:
     return pd.DataFrame(table)
 
 
+# PostgreSQL binds at most 65,535 parameters a query, and an import may name more people.
+_QUERY_BATCH = 10_000
+
+
+def _batches(values) -> list[list]:
+    ordered = sorted(values)
+    return [ordered[i : i + _QUERY_BATCH] for i in range(0, len(ordered), _QUERY_BATCH)]
+
+
 def _served_by_person(audit: AuditLog, hashes: set) -> dict:
-    if not hashes:
-        return {}
     out: dict = {}
-    query = (
-        sa.select(assignments.c.person_hash, assignments.c.request_id, assignments.c.logged_at)
-        .where(assignments.c.person_hash.in_(sorted(hashes)))
-        .order_by(assignments.c.logged_at, assignments.c.id)
-    )
     with audit.engine.connect() as connection:
-        for person_hash, request_id, logged_at in connection.execute(query):
-            out.setdefault(person_hash, []).append(
-                {"request_id": request_id, "logged_at": _utc(logged_at)}
+        for batch in _batches(hashes):  # a person's rows all fall in one batch, in order
+            query = (
+                sa.select(
+                    assignments.c.person_hash, assignments.c.request_id, assignments.c.logged_at
+                )
+                .where(assignments.c.person_hash.in_(batch))
+                .order_by(assignments.c.logged_at, assignments.c.id)
             )
+            for person_hash, request_id, logged_at in connection.execute(query):
+                out.setdefault(person_hash, []).append(
+                    {"request_id": request_id, "logged_at": _utc(logged_at)}
+                )
     return out
 
 
 def _answered(audit: AuditLog, hashes: set) -> set:
     """Those of ``hashes`` the audit log holds any answer for (crisis answers and plan lines
     included)."""
-    if not hashes:
-        return set()
-    query = (
-        sa.select(recommendations.c.person_hash)
-        .where(recommendations.c.person_hash.in_(sorted(hashes)))
-        .distinct()
-    )
+    out: set = set()
     with audit.engine.connect() as connection:
-        return {person_hash for (person_hash,) in connection.execute(query)}
+        for batch in _batches(hashes):
+            query = (
+                sa.select(recommendations.c.person_hash)
+                .where(recommendations.c.person_hash.in_(batch))
+                .distinct()
+            )
+            out.update(person_hash for (person_hash,) in connection.execute(query))
+    return out
 
 
 def _stored_outcomes(audit: AuditLog, request_ids: set) -> dict:
-    if not request_ids:
-        return {}
-    query = sa.select(outcomes).where(outcomes.c.request_id.in_(sorted(request_ids)))
+    out: dict = {}
     with audit.engine.connect() as connection:
-        return {
-            r.request_id: (
-                _utc(r.measured_at).replace(microsecond=0),
-                r.arm_taken,
-                r.ee_followup,
-                r.dp_followup,
-                r.pa_followup,
-            )
-            for r in connection.execute(query)
-        }
+        for batch in _batches(request_ids):
+            query = sa.select(outcomes).where(outcomes.c.request_id.in_(batch))
+            for r in connection.execute(query):
+                out[r.request_id] = (
+                    _utc(r.measured_at).replace(microsecond=0),
+                    r.arm_taken,
+                    r.ee_followup,
+                    r.dp_followup,
+                    r.pa_followup,
+                )
+    return out
+
+
+def _echoed(name: str, error: dict):
+    """The value of a refused field as the problem may show it: never a person id, and never
+    anything that may hold one (a missing field's whole row, an unknown column, a line that is
+    not an object)."""
+    if name == "person_id":
+        return "(hidden)"
+    value = error.get("input")
+    if error["type"] == "missing":
+        return None
+    if name not in OUTCOME_FIELDS or not isinstance(value, (int, float, str, type(None))):
+        return "(not shown)"
+    return value
 
 
 def _accepted(name: str) -> str:

@@ -1,0 +1,83 @@
+"""Outcome files: the rows of a CSV or JSON file of follow-up scores, values as given.
+
+Read here, checked by :func:`recommender.service.record_outcomes` exactly as a POST /outcomes
+body is (``recommender outcomes import``).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from recommender.errors import InputError
+from recommender.service._outcomes import OUTCOME_FIELDS
+
+__all__ = ["read_outcome_file"]
+
+
+def read_outcome_file(path) -> list[dict]:
+    """Rows of an outcome file as plain mappings, values as given.
+
+    CSV with a header row, or JSON (``.json``, ``.jsonl``): one outcome object per line, an
+    array of them, or the body of ``POST /outcomes`` (``{"outcomes": [...]}``).
+
+    Integers stay integers and everything else stays text, so the same checks as over HTTP
+    apply (a score of 12.5 is refused, not rounded).
+    """
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"outcome file {path} does not exist")
+    accepted = (
+        f"accepted: CSV with a header row of {', '.join(OUTCOME_FIELDS)}, or JSON (one "
+        "outcome per line, an array of outcomes, or a POST /outcomes body)"
+    )
+    if path.suffix.lower() in (".jsonl", ".json"):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as error:
+            raise InputError(
+                f"{path.name}: byte {error.start} is not UTF-8 text; {accepted} in UTF-8"
+            ) from None
+        try:  # one JSON document: an array of outcomes, or a POST /outcomes body saved
+            document = json.loads(text)
+        except json.JSONDecodeError:
+            document = None  # several values: JSON lines, read one by one below
+        if isinstance(document, list):
+            return document
+        if isinstance(document, dict) and list(document) == ["outcomes"]:
+            return document["outcomes"]
+        rows = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                raise InputError(f"{path.name} line {number}: not JSON ({error.msg})") from None
+        return rows
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except ValueError as error:  # empty, not CSV, not UTF-8 text: all ValueErrors in pandas
+        raise InputError(
+            f"{path.name}: cannot be read as CSV ({str(error).strip()}); {accepted}"
+        ) from None
+    missing = [c for c in OUTCOME_FIELDS if c not in frame.columns]
+    if missing:
+        # Shown quoted: a space after each comma or a spreadsheet's semicolons hide the names.
+        read = ", ".join(repr(str(c)) for c in frame.columns[:20])
+        more = f" and {len(frame.columns) - 20} more" if len(frame.columns) > 20 else ""
+        raise InputError(
+            f"{path.name}: missing column(s) {missing}; required: {', '.join(OUTCOME_FIELDS)}, "
+            f"comma-separated; the header read has {read}{more}"
+        )
+    rows = []
+    for record in frame.to_dict(orient="records"):
+        for name in ("ee_followup", "dp_followup", "pa_followup"):
+            text = record.get(name, "").strip()
+            if text.lstrip("-").isdigit():
+                record[name] = int(text)
+        rows.append(record)
+    return rows
