@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipelines._batch_session import spark_error_message
 from recommender.errors import InputError
 
 __all__ = ["read_cohort_spark", "validate_cohort_spark"]
@@ -48,7 +49,7 @@ def read_cohort_spark(spark, path):
             # No type inference: validation must see the text as written, like read_cohort.
             return spark.read.csv(str(path), header=True, sep=sep, inferSchema=False)
     except Exception as error:  # noqa: BLE001 - Spark's AnalysisException and friends
-        raise InputError(f"{path}: cannot be read: {error}") from None
+        raise InputError(f"{path}: cannot be read: {spark_error_message(error)}") from None
     raise InputError(
         f"{path}: unknown file type; accepted are .parquet (file or folder), .csv, .csv.gz and .tsv"
     )

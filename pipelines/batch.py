@@ -46,9 +46,11 @@ import pandas as pd
 from pipelines._batch_cohort import read_cohort_spark, validate_cohort_spark
 from pipelines._batch_output import _check_destination, _publish
 from pipelines._batch_session import (
+    _quiet_interrupted_call,
     _quiet_pandas_warning,
     _require_spark,
     _session_conf,
+    spark_error_message,
     spark_session,
 )
 from recommender.errors import InputError
@@ -60,6 +62,7 @@ __all__ = [
     "read_cohort_spark",
     "validate_cohort_spark",
     "score_with_spark",
+    "spark_error_message",
 ]
 
 _ROW = "_batch_row"
@@ -190,6 +193,7 @@ def score_with_spark(
     rules = safety_rules(serve_config)
     spark = spark_session(master)
     with (
+        _quiet_interrupted_call(),
         _quiet_pandas_warning(),
         _session_conf(
             spark, {"spark.sql.execution.arrow.maxRecordsPerBatch": str(int(batch_rows))}

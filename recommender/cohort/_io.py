@@ -105,10 +105,16 @@ def write_cohort(frame: pd.DataFrame, path) -> Path:
     return write_atomically(path, write)
 
 
-def check_table_output(path, *, option: str = "--out") -> Path:
+def check_table_output(path, *, option: str = "--out", folder: bool = False) -> Path:
     """Raise :class:`InputError` now, naming ``option``, if a table cannot be written at ``path``
-    (a folder, a folder that cannot be written or created, an unknown suffix); before the work."""
-    path = check_writable(path, option=option)
+    (a folder, a folder that cannot be written or created, an unknown suffix); before the work.
+
+    With ``folder`` the table is a folder of part files (Spark's Parquet output): ``path`` must
+    not be a file, and its suffix is the caller's to check.
+    """
+    path = check_writable(path, option=option, folder=folder)
+    if folder:
+        return path
     try:
         _kind(path)
     except InputError as error:
