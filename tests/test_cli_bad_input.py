@@ -47,6 +47,7 @@ def _refused(capsys, *words):
         ["simulate", "--n", "10", "--out", "afile/cohort.csv"],
         ["card", "--model", "1", "--out", "afile/card"],
         ["evidence", "--out", "afile/evidence.md"],
+        ["calibration", "--out", "afile/calibration.md"],
     ],
     ids=lambda argv: argv[0],
 )
@@ -54,6 +55,14 @@ def test_an_output_in_a_folder_that_is_a_file_is_named_before_any_work(home, cap
     assert main(argv) == 2
     _refused(capsys, "--out", "afile", "not a folder")
     assert sorted(p.name for p in home.iterdir()) == ["afile", "cohort.csv"]
+
+
+def test_a_calibration_output_that_is_a_folder_is_named_before_any_work(home, capsys):
+    # Found: a traceback after all the simulating (IsADirectoryError from write_text).
+    (home / "docs").mkdir()
+    assert main(["calibration", "--out", "docs"]) == 2
+    _refused(capsys, "--out docs", "folder")
+    assert list((home / "docs").iterdir()) == []
 
 
 @pytest.mark.parametrize("command", ["score", "allocate"])
