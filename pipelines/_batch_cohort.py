@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines._batch_session import spark_error_message
+from recommender.cohort import read_csv_header
 from recommender.errors import InputError
 
 __all__ = ["read_cohort_spark", "validate_cohort_spark"]
@@ -41,13 +42,20 @@ def read_cohort_spark(spark, path):
     name = path.name.lower()
     if not path.exists():
         raise InputError(f"{path}: no such file")
+    parquet = name.endswith(".parquet") or (path.is_dir() and any(path.glob("*.parquet")))
+    text = not parquet and name.endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz"))
+    # The header as written (a name given twice stays twice; another separator is named).
+    names = read_csv_header(path) if text and path.is_file() else []
     try:
-        if name.endswith(".parquet") or (path.is_dir() and any(path.glob("*.parquet"))):
+        if parquet:
             return spark.read.parquet(str(path))
-        if name.endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz")):
+        if text:
             sep = "\t" if ".tsv" in name else ","
             # No type inference: validation must see the text as written, like read_cohort.
-            return spark.read.csv(str(path), header=True, sep=sep, inferSchema=False)
+            frame = spark.read.csv(str(path), header=True, sep=sep, inferSchema=False)
+            if len(set(names)) < len(names) and len(names) == len(frame.columns):
+                frame = frame.toDF(*names)  # Spark named the second copy 'ee11'
+            return frame
     except Exception as error:  # noqa: BLE001 - Spark's AnalysisException and friends
         raise InputError(f"{path}: cannot be read: {spark_error_message(error)}") from None
     raise InputError(

@@ -159,3 +159,19 @@ def test_parquet_parts_that_disagree_on_a_type_name_the_column(
     assert "[ee]" in error and "b.parquet" in error and "collectToPython" not in error
     assert "\tat org.apache" not in error
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_csv_header_is_read_as_written(spark, model, profiles, tmp_path, capsys):
+    # Found: Spark renamed a second 'ee' to 'ee11' ("'ee' is missing"), and a file split by
+    # semicolons got eleven missing columns where `recommender score` names the separator.
+    text = profiles.head(50).to_csv(index=False)
+    header, body = text.split("\n", 1)
+    (tmp_path / "twice.csv").write_text(header.replace(",dp,", ",ee,") + "\n" + body)
+    (tmp_path / "semicolons.csv").write_text(profiles.head(50).to_csv(index=False, sep=";"))
+    assert _batch_score(tmp_path / "twice.csv", tmp_path / "a.parquet", model=model) == 2
+    error = capsys.readouterr().err
+    assert "'ee' appears 2 times" in error and "ee11" not in error
+    assert _batch_score(tmp_path / "semicolons.csv", tmp_path / "b.parquet", model=model) == 2
+    assert "separated by semicolons" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["semicolons.csv", "twice.csv"]
