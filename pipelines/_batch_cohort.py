@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 
 from pipelines._batch_session import spark_error_message
-from recommender.cohort import read_csv_header
 from recommender.errors import InputError
 
 __all__ = ["read_cohort_spark", "validate_cohort_spark"]
@@ -38,6 +37,11 @@ def read_cohort_spark(spark, path):
     pyspark.sql.DataFrame
         CSV columns as strings (empty cells missing), Parquet columns as stored.
     """
+    # Imported here, on the driver: Spark's Python workers import this module too, and once the
+    # model is loaded there `recommender` is the copy saved with the model, which may predate
+    # this name (found: ImportError in a reused session scoring an older model).
+    from recommender.cohort import read_csv_header
+
     path = Path(path)
     name = path.name.lower()
     if not path.exists():
