@@ -184,7 +184,13 @@ def validate_cohort_spark(frame, *, extra_features=()):
     if any(c.severity == "error" for c in column_checks):
         return (ValidationReport(n_rows=0, n_columns=len(columns), checks=column_checks), {}, 0)
 
-    summary = frame.mapInPandas(
+    # Only the columns the rules look at go to the workers: a column the contract ignores is
+    # noted above, and its name may not even resolve in Spark ('notes.text' reads as a field).
+    from pyspark.sql import functions as F
+
+    ignored = {c.column for c in column_checks if c.rule == "unknown_column"}
+    checked = frame.select(*[F.col(f"`{c}`") for c in columns if c not in ignored])
+    summary = checked.mapInPandas(
         lambda batches: _validate_partition(batches, extra_features=extra_features),
         "partition int, rows long, unlisted long, checks binary",
     ).collect()

@@ -175,3 +175,15 @@ def test_a_csv_header_is_read_as_written(spark, model, profiles, tmp_path, capsy
     assert _batch_score(tmp_path / "semicolons.csv", tmp_path / "b.parquet", model=model) == 2
     assert "separated by semicolons" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["semicolons.csv", "twice.csv"]
+
+
+@pytest.mark.slow
+def test_an_extra_column_with_a_dot_in_its_name_is_ignored(spark, model, profiles, tmp_path):
+    # Found: a column the contract ignores ('notes.text') failed the whole job, Spark reading
+    # its name as a field of a struct `notes`; `recommender score` ignores it with a note.
+    from pipelines.batch import score_with_spark
+
+    cohort = profiles.head(50).assign(**{"notes.text": "free text"})
+    cohort.to_csv(tmp_path / "cohort.csv", index=False)
+    summary = score_with_spark(model, tmp_path / "cohort.csv", tmp_path / "scored.parquet")
+    assert summary.rows == 50
