@@ -81,7 +81,8 @@ class BatchSummary:
     model_uri, version : str, str or None
         The model that scored them.
     arm_counts : dict
-        Rows per recommended arm, every arm of the model listed (0 when never recommended).
+        Rows per recommended arm, every arm of the model listed (0 when never recommended);
+        rows flagged for crisis risk under ``"(crisis: not scored)"``.
     partitions : int
         Spark partitions the scoring ran on.
     columns : list of str
@@ -181,7 +182,7 @@ def score_with_spark(
     from pyspark.sql import functions as F
     from pyspark.sql.types import LongType, StructField, StructType
 
-    from pipelines.score import safety_rules
+    from pipelines.score import CRISIS_NOT_SCORED, safety_rules
     from recommender.registry import spark_scorer
 
     if partitions is not None and (isinstance(partitions, bool) or int(partitions) < 1):
@@ -260,7 +261,7 @@ def score_with_spark(
             scored.write.mode("errorifexists").parquet(str(staging))
             written = spark.read.parquet(str(staging))
             mix = {
-                r["recommended"]: int(r["count"])
+                CRISIS_NOT_SCORED if r["recommended"] is None else r["recommended"]: int(r["count"])
                 for r in written.groupBy("recommended").count().collect()
             }
             if sum(mix.values()) != rows:

@@ -187,3 +187,15 @@ def test_an_extra_column_with_a_dot_in_its_name_is_ignored(spark, model, profile
     cohort.to_csv(tmp_path / "cohort.csv", index=False)
     summary = score_with_spark(model, tmp_path / "cohort.csv", tmp_path / "scored.parquet")
     assert summary.rows == 50
+
+
+@pytest.mark.slow
+def test_crisis_rows_are_named_in_the_recommendation_mix(spark, model, profiles, tmp_path, capsys):
+    # Found: the summary line said "None 1 (0.3%)" where `recommender score` says
+    # "(crisis: not scored)".
+    cohort = profiles.head(50).assign(crisis_risk="false")
+    cohort.loc[3, "crisis_risk"] = "true"
+    cohort.to_csv(tmp_path / "cohort.csv", index=False)
+    assert _batch_score(tmp_path / "cohort.csv", tmp_path / "scored.parquet", model=model) == 0
+    mix = capsys.readouterr().out.splitlines()[-1]
+    assert "(crisis: not scored) 1 (2.0%)" in mix and "None" not in mix
