@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipelines._batch_session import spark_error_message
 from recommender.errors import InputError
 
 __all__ = ["read_cohort_spark", "validate_cohort_spark"]
@@ -36,19 +37,31 @@ def read_cohort_spark(spark, path):
     pyspark.sql.DataFrame
         CSV columns as strings (empty cells missing), Parquet columns as stored.
     """
+    # Imported here, on the driver: Spark's Python workers import this module too, and once the
+    # model is loaded there `recommender` is the copy saved with the model, which may predate
+    # this name (found: ImportError in a reused session scoring an older model).
+    from recommender.cohort import read_csv_header
+
     path = Path(path)
     name = path.name.lower()
     if not path.exists():
         raise InputError(f"{path}: no such file")
+    parquet = name.endswith(".parquet") or (path.is_dir() and any(path.glob("*.parquet")))
+    text = not parquet and name.endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz"))
+    # The header as written (a name given twice stays twice; another separator is named).
+    names = read_csv_header(path) if text and path.is_file() else []
     try:
-        if name.endswith(".parquet") or (path.is_dir() and any(path.glob("*.parquet"))):
+        if parquet:
             return spark.read.parquet(str(path))
-        if name.endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz")):
+        if text:
             sep = "\t" if ".tsv" in name else ","
             # No type inference: validation must see the text as written, like read_cohort.
-            return spark.read.csv(str(path), header=True, sep=sep, inferSchema=False)
+            frame = spark.read.csv(str(path), header=True, sep=sep, inferSchema=False)
+            if len(set(names)) < len(names) and len(names) == len(frame.columns):
+                frame = frame.toDF(*names)  # Spark named the second copy 'ee11'
+            return frame
     except Exception as error:  # noqa: BLE001 - Spark's AnalysisException and friends
-        raise InputError(f"{path}: cannot be read: {error}") from None
+        raise InputError(f"{path}: cannot be read: {spark_error_message(error)}") from None
     raise InputError(
         f"{path}: unknown file type; accepted are .parquet (file or folder), .csv, .csv.gz and .tsv"
     )
@@ -171,7 +184,13 @@ def validate_cohort_spark(frame, *, extra_features=()):
     if any(c.severity == "error" for c in column_checks):
         return (ValidationReport(n_rows=0, n_columns=len(columns), checks=column_checks), {}, 0)
 
-    summary = frame.mapInPandas(
+    # Only the columns the rules look at go to the workers: a column the contract ignores is
+    # noted above, and its name may not even resolve in Spark ('notes.text' reads as a field).
+    from pyspark.sql import functions as F
+
+    ignored = {c.column for c in column_checks if c.rule == "unknown_column"}
+    checked = frame.select(*[F.col(f"`{c}`") for c in columns if c not in ignored])
+    summary = checked.mapInPandas(
         lambda batches: _validate_partition(batches, extra_features=extra_features),
         "partition int, rows long, unlisted long, checks binary",
     ).collect()

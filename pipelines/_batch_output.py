@@ -10,6 +10,7 @@ import shutil
 import uuid
 from pathlib import Path
 
+from recommender.cohort import check_table_output
 from recommender.errors import InputError
 
 
@@ -57,8 +58,6 @@ def _check_destination(out_path: Path, data_path, *, overwrite: bool) -> None:
     The destination is replaced as a whole, so a mistyped ``--out`` naming a user's folder
     would otherwise delete it.
     """
-    if not out_path.exists() and not out_path.is_symlink():
-        return
     if data_path is not None:
         resolved = out_path.resolve()
         data = Path(data_path).resolve()
@@ -67,6 +66,16 @@ def _check_destination(out_path: Path, data_path, *, overwrite: bool) -> None:
                 f"--out {out_path}: it holds the cohort being scored ({data_path}); "
                 "choose another destination"
             )
+        if data in resolved.parents:
+            # A Parquet folder is read with everything below it (pandas, pyarrow): the scored
+            # table would become part of the cohort for the next reader.
+            raise InputError(
+                f"--out {out_path}: it is inside the cohort folder {data_path}, whose next "
+                "reader would take the scored table for cohort rows; choose a path outside it"
+            )
+    if not out_path.exists() and not out_path.is_symlink():
+        check_table_output(out_path, folder=True)
+        return
     if overwrite or _is_spark_output(out_path):
         return
     kind = "folder" if out_path.is_dir() and not out_path.is_symlink() else "file"

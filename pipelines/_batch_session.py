@@ -5,15 +5,19 @@ runtime settings set for one job and put back, and a plain error when pyspark or
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import re
 import shutil
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 
 from recommender.errors import InputError
 
-__all__ = ["spark_session"]
+__all__ = ["spark_session", "spark_error_message"]
 
 
 def spark_session(master: str = "local[2]", *, shuffle_partitions: int | None = None):
@@ -53,8 +57,14 @@ def spark_session(master: str = "local[2]", *, shuffle_partitions: int | None = 
         .config("spark.sql.shuffle.partitions", str(shuffle_partitions or cores or 4))
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
     )
+    ctrl_c = signal.getsignal(signal.SIGINT)
     with _quiet_pandas_warning():
         session = builder.getOrCreate()
+    if ctrl_c is not None and threading.current_thread() is threading.main_thread():
+        # PySpark installs a Ctrl-C handler that calls the JVM from inside the very JVM call
+        # it interrupts: its cancel fails and three tracebacks are printed. Python's handler
+        # raises KeyboardInterrupt, and the job's own clean-up runs.
+        signal.signal(signal.SIGINT, ctrl_c)
     # A failed job reaches the caller as an exception carrying the worker's traceback; the
     # JVM's own ERROR lines about it (and the tasks aborted after it) would only bury that.
     session.sparkContext.setLogLevel("FATAL")
@@ -83,6 +93,23 @@ def _quiet_pandas_warning():
             "ignore", message="The copy keyword is deprecated", module=r"pyspark\."
         )
         yield
+
+
+class _InterruptedCallLog(logging.Filter):
+    def filter(self, record) -> bool:
+        return record.getMessage() != "KeyboardInterrupt while sending command."
+
+
+@contextlib.contextmanager
+def _quiet_interrupted_call():
+    # py4j logs a JVM call cut short by Ctrl-C or SIGTERM with a traceback, on the root logger;
+    # the KeyboardInterrupt reaching the caller already says all there is to say.
+    quiet = _InterruptedCallLog()
+    logging.getLogger().addFilter(quiet)
+    try:
+        yield
+    finally:
+        logging.getLogger().removeFilter(quiet)
 
 
 @contextlib.contextmanager
@@ -117,7 +144,37 @@ def _require_spark() -> None:
     if SparkSession.getActiveSession() is not None:
         return  # a running session already has its JVM
     java_home = os.environ.get("JAVA_HOME")
-    if shutil.which("java") is None and not (
-        java_home and (Path(java_home) / "bin" / "java").exists()
-    ):
-        raise InputError(f"{_SPARK_MISSING}: no `java` on PATH and no JAVA_HOME with bin/java")
+    if java_home:
+        # Spark starts $JAVA_HOME/bin/java when JAVA_HOME is set; a `java` on PATH is not tried.
+        if not (Path(java_home) / "bin" / "java").exists():
+            raise InputError(
+                f"{_SPARK_MISSING}: JAVA_HOME={java_home} has no bin/java; set JAVA_HOME to a "
+                "Java 17+ installation, or unset it to use the `java` on PATH"
+            )
+    elif shutil.which("java") is None:
+        raise InputError(f"{_SPARK_MISSING}: no `java` on PATH and no JAVA_HOME")
+
+
+# Java's exception classes: their lines are the JVM's account, the others Python's.
+_JAVA_PACKAGES = ("org.", "java.", "javax.", "scala.", "com.", "io.")
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.$]*(Error|Exception)\b")
+
+
+def spark_error_message(error) -> str:
+    """The one line of a Spark failure that a user can act on.
+
+    A failed Spark call carries the worker's Python traceback and the JVM's stack (a hundred
+    lines and more). A Python worker's error is the last Python exception line; otherwise it
+    is the JVM's first exception message (which names the file and column of a read error).
+    """
+    lines = [line.strip() for line in str(error).splitlines()]
+    # py4j puts the Java exception after ": " on the line below its own "error occurred" line.
+    lines = [line[1:].strip() if line.startswith(":") else line for line in lines]
+    found = [line for line in lines if _EXCEPTION_LINE.match(line)]
+    python = [line for line in found if not line.startswith(_JAVA_PACKAGES)]
+    if python:
+        return python[-1]
+    if found:
+        message = found[0].split(": ", 1)[-1]
+        return re.sub(r"\s*SQLSTATE: \w+$", "", message)
+    return lines[0] if lines else "unknown error"

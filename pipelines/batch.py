@@ -46,9 +46,11 @@ import pandas as pd
 from pipelines._batch_cohort import read_cohort_spark, validate_cohort_spark
 from pipelines._batch_output import _check_destination, _publish
 from pipelines._batch_session import (
+    _quiet_interrupted_call,
     _quiet_pandas_warning,
     _require_spark,
     _session_conf,
+    spark_error_message,
     spark_session,
 )
 from recommender.errors import InputError
@@ -60,6 +62,7 @@ __all__ = [
     "read_cohort_spark",
     "validate_cohort_spark",
     "score_with_spark",
+    "spark_error_message",
 ]
 
 _ROW = "_batch_row"
@@ -78,7 +81,8 @@ class BatchSummary:
     model_uri, version : str, str or None
         The model that scored them.
     arm_counts : dict
-        Rows per recommended arm, every arm of the model listed (0 when never recommended).
+        Rows per recommended arm, every arm of the model listed (0 when never recommended);
+        rows flagged for crisis risk under ``"(crisis: not scored)"``.
     partitions : int
         Spark partitions the scoring ran on.
     columns : list of str
@@ -178,7 +182,7 @@ def score_with_spark(
     from pyspark.sql import functions as F
     from pyspark.sql.types import LongType, StructField, StructType
 
-    from pipelines.score import safety_rules
+    from pipelines.score import CRISIS_NOT_SCORED, safety_rules
     from recommender.registry import spark_scorer
 
     if partitions is not None and (isinstance(partitions, bool) or int(partitions) < 1):
@@ -190,6 +194,7 @@ def score_with_spark(
     rules = safety_rules(serve_config)
     spark = spark_session(master)
     with (
+        _quiet_interrupted_call(),
         _quiet_pandas_warning(),
         _session_conf(
             spark, {"spark.sql.execution.arrow.maxRecordsPerBatch": str(int(batch_rows))}
@@ -256,7 +261,7 @@ def score_with_spark(
             scored.write.mode("errorifexists").parquet(str(staging))
             written = spark.read.parquet(str(staging))
             mix = {
-                r["recommended"]: int(r["count"])
+                CRISIS_NOT_SCORED if r["recommended"] is None else r["recommended"]: int(r["count"])
                 for r in written.groupBy("recommended").count().collect()
             }
             if sum(mix.values()) != rows:

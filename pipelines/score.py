@@ -15,7 +15,17 @@ import pandas as pd
 
 from recommender.errors import InputError
 
-__all__ = ["ScoreResult", "model_notes", "safety_rules", "score_frame", "score_file"]
+__all__ = [
+    "CRISIS_NOT_SCORED",
+    "ScoreResult",
+    "model_notes",
+    "safety_rules",
+    "score_frame",
+    "score_file",
+]
+
+# How the recommendation mix names the rows flagged for crisis risk (resources, no ranking).
+CRISIS_NOT_SCORED = "(crisis: not scored)"
 
 _CONTRACT_FEATURES = (
     "age",
@@ -135,7 +145,7 @@ def score_file(
     path = write_cohort(scored, out)
     mix = scored["recommended"].value_counts(normalize=True).round(4).to_dict()
     if crisis.any():
-        mix["(crisis: not scored)"] = round(float(crisis.mean()), 4)
+        mix[CRISIS_NOT_SCORED] = round(float(crisis.mean()), 4)
     return ScoreResult(
         path=path,
         rows=len(scored),

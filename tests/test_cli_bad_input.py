@@ -10,8 +10,11 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
+from test_model_fakes import fake_model, profiles
 
+from recommender import registry
 from recommender.cli import main
 from recommender.cohort import write_cohort
 from recommender.errors import InputError
@@ -44,6 +47,7 @@ def _refused(capsys, *words):
         ["simulate", "--n", "10", "--out", "afile/cohort.csv"],
         ["card", "--model", "1", "--out", "afile/card"],
         ["evidence", "--out", "afile/evidence.md"],
+        ["calibration", "--out", "afile/calibration.md"],
     ],
     ids=lambda argv: argv[0],
 )
@@ -51,6 +55,14 @@ def test_an_output_in_a_folder_that_is_a_file_is_named_before_any_work(home, cap
     assert main(argv) == 2
     _refused(capsys, "--out", "afile", "not a folder")
     assert sorted(p.name for p in home.iterdir()) == ["afile", "cohort.csv"]
+
+
+def test_a_calibration_output_that_is_a_folder_is_named_before_any_work(home, capsys):
+    # Found: a traceback after all the simulating (IsADirectoryError from write_text).
+    (home / "docs").mkdir()
+    assert main(["calibration", "--out", "docs"]) == 2
+    _refused(capsys, "--out docs", "folder")
+    assert list((home / "docs").iterdir()) == []
 
 
 @pytest.mark.parametrize("command", ["score", "allocate"])
@@ -214,3 +226,36 @@ def test_a_csv_with_another_separator_says_so(tmp_path, capsys, separator, name)
     assert main(["validate", str(path)]) == 2
     err = _refused(capsys, "cohort.csv", name, "comma-separated")
     assert "missing" not in err  # not fifteen missing columns
+
+
+# ------------------------------------------------------------ a card over an earlier card
+def _register_with_card(folder, *, plots):
+    """A registered fake version whose run logged a card with the named plots."""
+    from recommender.card import write_card
+
+    facts = {"model": {"name": "burnout-recommender"}, "caveats": []}
+    write_card(facts, folder, plots={name: b"\x89PNG fake" for name in plots})
+    with registry.TrainingRun(run_name="card test") as run:
+        run.log_artifacts(folder, "card")
+        info = run.log_model(fake_model(), profiles(5))
+        return run.register(info, gate=registry.gate_decision(np.ones(20)), reason="test")
+
+
+def test_a_card_written_over_another_versions_card_keeps_none_of_its_plots(home, capsys):
+    # Found: `recommender card --model 2` into the folder of version 1's card left version 1's
+    # plots beside version 2's text.
+    first = _register_with_card(home / "staged1", plots=["qini", "calibration"])
+    second = _register_with_card(home / "staged2", plots=[])
+    out = home / "card"
+    assert main(["card", "--model", str(first.version), "--out", str(out)]) == 0
+    assert sorted(p.name for p in (out / "plots").iterdir()) == ["calibration.png", "qini.png"]
+    (out / "notes.txt").write_text("the reviewer's own notes")
+
+    assert main(["card", "--model", str(second.version), "--out", str(out)]) == 0
+    capsys.readouterr()
+    # The second card, whole: its files, and none of the first card's plots beside them.
+    for name in ("card.json", "card.md", "card.html"):
+        assert (out / name).read_bytes() == (home / "staged2" / name).read_bytes()
+    assert not (out / "plots").exists() or list((out / "plots").iterdir()) == []
+    # A file of the user's in that folder is not the card's to remove.
+    assert (out / "notes.txt").read_text() == "the reviewer's own notes"

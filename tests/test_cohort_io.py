@@ -40,6 +40,26 @@ def test_csv_is_read_as_text_so_bad_cells_are_reported_not_coerced(tmp_path):
     ]
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".csv.gz"])
+def test_a_column_named_twice_in_a_csv_header_is_reported_not_renamed(tmp_path, suffix):
+    # Found: pandas read the second 'ee' as 'ee.1', so validation never saw the duplicate and
+    # `recommender score` scored the first copy, whichever of the two was meant.
+    frame = clean_cohort()
+    frame.insert(len(frame.columns), "ee_again", frame["ee"] + 1)
+    path = write_cohort(frame, tmp_path / f"cohort{suffix}")
+    text = path.read_bytes()
+    if suffix == ".csv":
+        path.write_bytes(text.replace(b",ee_again", b",ee", 1))
+    else:
+        import gzip
+
+        path.write_bytes(gzip.compress(gzip.decompress(text).replace(b",ee_again", b",ee", 1)))
+    table = read_cohort(path)
+    assert list(table.columns).count("ee") == 2
+    report = validate_cohort(table)
+    assert [(p.column, p.rule) for p in report.errors] == [("ee", "duplicate_column")]
+
+
 def test_parquet_with_text_in_a_numeric_column_is_reported(tmp_path):
     frame = clean_cohort().astype({"ee": object})
     frame.loc[8, "ee"] = "high"

@@ -22,6 +22,7 @@ from recommender.card._facts import (
 )
 from recommender.card._render import (
     CARD_FILES,
+    card_files,
     copy_card,
     read_card,
     render_html,
@@ -37,6 +38,7 @@ __all__ = [
     "PROTECTED_ATTRIBUTES",
     "SECTIONS",
     "arm_counts",
+    "card_files",
     "complement_facts",
     "copy_card",
     "evaluation_facts",

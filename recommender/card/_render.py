@@ -11,7 +11,15 @@ from pathlib import Path
 
 from recommender.card._blocks import card_blocks, fmt, provenance_warning
 
-__all__ = ["render_markdown", "render_html", "write_card", "read_card", "copy_card", "CARD_FILES"]
+__all__ = [
+    "render_markdown",
+    "render_html",
+    "write_card",
+    "read_card",
+    "copy_card",
+    "card_files",
+    "CARD_FILES",
+]
 
 CARD_FILES = ("card.json", "card.md", "card.html")
 
@@ -227,6 +235,26 @@ def read_card(folder) -> tuple[dict, dict[str, bytes]]:
         if path.exists():
             images[name] = path.read_bytes()
     return facts, images
+
+
+def card_files(folder) -> list[Path]:
+    """The files of the card written in ``folder``: ``card.*`` and the plots its JSON names.
+
+    Only ``plots/<name>.png`` files are named, whatever a ``card.json`` there says: the list is
+    for replacing a card, and nothing else in the folder is the card's.
+    """
+    folder = Path(folder)
+    found = [folder / name for name in CARD_FILES if (folder / name).is_file()]
+    try:
+        plots = json.loads((folder / "card.json").read_text(encoding="utf-8"))["plots"]
+        names = [Path(str(entry["file"])).name for entry in plots.values()]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        names = []  # no card here, or not one of ours
+    for name in names:
+        path = folder / "plots" / name
+        if name.endswith(".png") and path.is_file() and not path.is_symlink():
+            found.append(path)
+    return found
 
 
 def copy_card(source, target) -> Path:

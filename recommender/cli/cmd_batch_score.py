@@ -53,7 +53,7 @@ def configure(parser) -> None:
 def run(args) -> int:
     import sys
 
-    from pipelines.batch import score_with_spark
+    from pipelines.batch import score_with_spark, spark_error_message
 
     try:
         summary = score_with_spark(
@@ -73,7 +73,7 @@ def run(args) -> int:
         # Python error line is what a user can act on (the log above keeps the rest).
         print(
             f"error: the Spark job failed and nothing was written to {args.out}: "
-            f"{_python_error(str(error))}",
+            f"{spark_error_message(error)}",
             file=sys.stderr,
         )
         return 1
@@ -88,11 +88,3 @@ def run(args) -> int:
     )
     print(f"recommended: {mix}")
     return 0
-
-
-def _python_error(text: str) -> str:
-    import re
-
-    lines = [line.strip() for line in text.splitlines()]
-    errors = [line for line in lines if re.match(r"^[A-Za-z_.]+(Error|Exception)\b", line)]
-    return errors[-1] if errors else (lines[0] if lines else "unknown error")

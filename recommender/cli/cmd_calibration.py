@@ -27,8 +27,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
+    from recommender._files import check_writable, write_atomically
     from recommender.cli.cmd_simulate import _whole_number
     from recommender.errors import InputError
     from recommender.simulate import calibration_markdown, load_scenario, run_calibration
@@ -37,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
     seed = CALIBRATION_SEED if args.seed is None else _whole_number(args.seed, "--seed", minimum=0)
     n = CALIBRATION_N if args.n is None else _whole_number(args.n, "--n", minimum=1000)
+    out = None if args.out is None else check_writable(args.out)  # before the simulating
     try:
         scenario = load_scenario(args.scenario)
     except InputError as error:
@@ -60,10 +60,9 @@ def run(args: argparse.Namespace) -> int:
     # A figure listed as not reproduced (with its reason) is expected outside its band.
     must = table[~table["gap"].astype(bool)]
     passed = int(must["within"].sum())
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(markdown)
+    if out is not None:
+        # Written whole or not at all: a reader never sees half a document.
+        write_atomically(out, lambda temporary: temporary.write_text(markdown, encoding="utf-8"))
         print(
             f"wrote {out}: {passed} of {len(must)} studies within target, {len(table) - len(must)} "
             f"listed as not reproduced (scenario {scenario.name}, seed {seed}, n {n:,})"

@@ -16,7 +16,14 @@ from ._contract import (
     TRAINING_COLUMNS,
 )
 from ._features import feature_frame
-from ._io import check_table_output, load_cohort, read_cohort, typed_cohort, write_cohort
+from ._io import (
+    check_table_output,
+    load_cohort,
+    read_cohort,
+    read_csv_header,
+    typed_cohort,
+    write_cohort,
+)
 from ._report import RULES, Problem, ValidationReport
 from ._validate import validate_cohort
 
@@ -35,6 +42,7 @@ __all__ = [
     "ValidationReport",
     "validate_cohort",
     "read_cohort",
+    "read_csv_header",
     "write_cohort",
     "check_table_output",
     "load_cohort",

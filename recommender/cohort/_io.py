@@ -56,27 +56,51 @@ def read_cohort(path) -> pd.DataFrame:
     kind = _kind(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
+    if kind == "csv":
+        names = read_csv_header(path)
     try:
         if kind == "csv":
-            sep = "\t" if path.name.lower().endswith(".tsv") else ","
-            frame = pd.read_csv(path, dtype=str, sep=sep)
+            frame = pd.read_csv(path, dtype=str, sep=_separator(path))
         else:
             return pd.read_parquet(path)
     except (ValueError, OSError, pd.errors.ParserError) as error:
         raise InputError(f"{path}: cannot be read as {kind}: {str(error).strip()}") from error
-    _refuse_other_separator(path, frame, sep)
+    if len(set(names)) < len(names) and len(names) == frame.shape[1]:
+        frame.columns = names  # pandas named the second copy 'ee.1'; validation must see it
     return frame
+
+
+def read_csv_header(path) -> list[str]:
+    """The column names of a CSV or TSV file as written.
+
+    A name given twice stays twice: pandas and Spark rename the second copy (``ee.1``,
+    ``ee11``), which would hide it from validation's ``duplicate_column`` rule. A header split
+    by another separator (a spreadsheet export writing ';') is refused, naming it.
+    """
+    path = Path(path)
+    sep = _separator(path)
+    try:
+        first = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False)
+    except (ValueError, OSError, pd.errors.ParserError) as error:
+        raise InputError(f"{path}: cannot be read as csv: {str(error).strip()}") from error
+    names = [str(name) for name in first.iloc[0].tolist()] if len(first) else []
+    _refuse_other_separator(path, names, sep)
+    return names
+
+
+def _separator(path: Path) -> str:
+    return "\t" if path.name.lower().endswith((".tsv", ".tsv.gz")) else ","
 
 
 _SEPARATORS = {";": "semicolons", "\t": "tabs", "|": "bars", ",": "commas"}
 
 
-def _refuse_other_separator(path: Path, frame: pd.DataFrame, sep: str) -> None:
+def _refuse_other_separator(path: Path, names: list[str], sep: str) -> None:
     # One column whose name holds another separator: the file was split with it (a spreadsheet
     # export in a locale that writes ';'), so say that rather than list every column as missing.
-    if len(frame.columns) != 1:
+    if len(names) != 1:
         return
-    header = str(frame.columns[0])
+    header = names[0]
     found = [s for s in _SEPARATORS if s != sep and header.count(s) >= 2]
     if found:
         expected = "tab-separated (.tsv)" if sep == "\t" else "comma-separated (.csv)"
@@ -105,10 +129,16 @@ def write_cohort(frame: pd.DataFrame, path) -> Path:
     return write_atomically(path, write)
 
 
-def check_table_output(path, *, option: str = "--out") -> Path:
+def check_table_output(path, *, option: str = "--out", folder: bool = False) -> Path:
     """Raise :class:`InputError` now, naming ``option``, if a table cannot be written at ``path``
-    (a folder, a folder that cannot be written or created, an unknown suffix); before the work."""
-    path = check_writable(path, option=option)
+    (a folder, a folder that cannot be written or created, an unknown suffix); before the work.
+
+    With ``folder`` the table is a folder of part files (Spark's Parquet output): ``path`` must
+    not be a file, and its suffix is the caller's to check.
+    """
+    path = check_writable(path, option=option, folder=folder)
+    if folder:
+        return path
     try:
         _kind(path)
     except InputError as error:

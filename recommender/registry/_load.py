@@ -181,8 +181,11 @@ def fetch_card(model: str, out) -> Path:
     InputError
         When ``model`` is not a registered version or its run has no card.
     """
+    import contextlib
     import shutil
     import tempfile
+
+    from recommender.card import card_files
 
     ref = resolve_model(model)
     if ref.run_id is None:
@@ -211,5 +214,11 @@ def fetch_card(model: str, out) -> Path:
                 f"the run {ref.run_id} of {ref.uri} has no model card: {error}"
             ) from None
         out.mkdir(parents=True, exist_ok=True)
+        # A card is one record: an earlier card's files go first, so that none of its plots
+        # stays beside this version's text. Other files in the folder are the user's.
+        for path in card_files(out):
+            path.unlink()
+        with contextlib.suppress(OSError):
+            (out / "plots").rmdir()  # only if empty
         shutil.copytree(local, out, dirs_exist_ok=True)
     return out

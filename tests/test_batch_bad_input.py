@@ -1,0 +1,201 @@
+"""``recommender batch-score`` meeting bad input: destinations, unreadable files, a Java that
+cannot start, Ctrl-C. Each must end in a plain error naming what was wrong, with nothing
+half-written and nothing of the user's changed (found by running the CLI).
+
+The Spark tests share one local session, started in the main thread as the CLI starts it, and
+one small model, like tests/test_batch_spark.py (whose home and profiles fixtures they use).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+from test_batch_spark import home, profiles  # noqa: F401 - module fixtures used below
+
+
+def _batch_score(data, out, *extra, model="models:/burnout-recommender@champion"):
+    from recommender.cli import main
+
+    return main(["batch-score", "--model", model, "--data", str(data), "--out", str(out), *extra])
+
+
+# ------------------------------------------------------------------------- no Spark needed
+def test_an_out_path_below_a_file_is_refused_before_any_work(tmp_path, capsys):
+    (tmp_path / "cohort.parquet").write_text("not read")
+    (tmp_path / "results").write_text("a file, not a folder")
+    assert _batch_score(tmp_path / "cohort.parquet", tmp_path / "results" / "scored.parquet") == 2
+    error = capsys.readouterr().err
+    assert "--out" in error and "is a file" in error and "Traceback" not in error
+    assert (tmp_path / "results").read_text() == "a file, not a folder"
+
+
+def test_an_out_path_inside_the_cohort_folder_is_refused(tmp_path, capsys):
+    # pandas and pyarrow read a Parquet folder recursively: a scored table written inside it
+    # would become part of the cohort for the next reader.
+    cohort = tmp_path / "cohort"
+    cohort.mkdir()
+    (cohort / "part-0.parquet").write_text("the input")
+    assert _batch_score(cohort, cohort / "scored.parquet") == 2
+    error = capsys.readouterr().err
+    assert "holds the cohort" in error or "inside the cohort" in error
+    assert sorted(p.name for p in cohort.iterdir()) == ["part-0.parquet"]
+
+
+def test_a_java_home_without_java_is_named(tmp_path, capsys, monkeypatch):
+    # `java` on PATH does not help: Spark starts $JAVA_HOME/bin/java when JAVA_HOME is set.
+    from pyspark.sql import SparkSession
+
+    monkeypatch.setattr(SparkSession, "getActiveSession", staticmethod(lambda: None))
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-java"))
+    (tmp_path / "cohort.parquet").write_text("not read")
+    assert _batch_score(tmp_path / "cohort.parquet", tmp_path / "scored.parquet") == 2
+    error = capsys.readouterr().err
+    assert "JAVA_HOME" in error and str(tmp_path / "no-java") in error
+    assert not (tmp_path / "scored.parquet").exists()
+
+
+def test_py4js_log_of_an_interrupted_call_is_not_printed(caplog):
+    import logging
+
+    from pipelines._batch_session import _quiet_interrupted_call
+
+    with _quiet_interrupted_call():
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            logging.exception("KeyboardInterrupt while sending command.")  # as py4j does
+        logging.error("any other error")
+    assert [r.getMessage() for r in caplog.records] == ["any other error"]
+
+
+def test_a_spark_error_is_told_in_its_one_line_without_the_jvm_stack():
+    from pipelines.batch import spark_error_message
+
+    text = (
+        "An error occurred while calling o78.collectToPython.\n"
+        ": org.apache.spark.SparkException: [FAILED_READ_FILE.PARQUET_COLUMN_DATA_TYPE_MISMATCH]"
+        " Encountered error while reading file file:///d/b.parquet. Data type mismatches when "
+        "reading Parquet column [ee]. Expected Spark type bigint, actual Parquet type BINARY. "
+        "SQLSTATE: KD001\n"
+        "\tat org.apache.spark.sql.errors.QueryExecutionErrors$.failedToReadDataFileError(x)\n"
+        "Caused by: org.apache.spark.sql.execution.QueryExecutionException: Parquet column\n"
+    )
+    message = spark_error_message(RuntimeError(text))
+    assert "column [ee]" in message and "b.parquet" in message
+    assert "\tat " not in message and "o78" not in message
+    worker = (
+        "An error occurred while calling o9.parquet.\n: org.apache.spark.SparkException: Job "
+        "aborted.\norg.apache.spark.api.python.PythonException: Traceback (most recent call "
+        'last):\n  File "x.py", line 1, in f\nValueError: the model refused row 3\n'
+        "\tat org.apache.spark.api.python.BasePythonRunner(x)\n"
+    )
+    assert spark_error_message(RuntimeError(worker)) == "ValueError: the model refused row 3"
+
+
+# ------------------------------------------------------------------------ with real Spark
+@pytest.fixture(scope="module")
+def spark(home):
+    import shutil
+
+    from pipelines.batch import spark_session
+    from pyspark.sql import SparkSession
+
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        if os.environ.get("CI"):
+            pytest.fail("Spark needs a Java runtime (CI must install it)")
+        pytest.skip("Spark needs a Java runtime")
+    before = signal.getsignal(signal.SIGINT)
+    fresh = SparkSession.getActiveSession() is None
+    session = spark_session("local[2]")
+    after = signal.getsignal(signal.SIGINT)
+    yield session, (fresh, before, after)
+    if fresh:
+        session.stop()
+
+
+@pytest.mark.slow
+def test_a_session_started_here_keeps_pythons_ctrl_c_handler(spark):
+    # PySpark's own handler calls the JVM from inside the JVM call it interrupts: its cancel
+    # fails and Ctrl-C printed three tracebacks before "interrupted".
+    _, (fresh, before, after) = spark
+    if not fresh:
+        pytest.skip("another test module started the session")
+    assert after is before
+
+
+@pytest.fixture(scope="module")
+def model(home, spark):
+    from bench import batch as bench_batch
+    from pipelines.train import run_training
+
+    result = run_training(overrides=bench_batch.SMALL_TRAINING, reason="batch bad-input test")
+    return f"models:/burnout-recommender/{result.version}"
+
+
+@pytest.mark.slow
+def test_unreadable_parquet_is_one_plain_line(spark, model, tmp_path, capsys):
+    (tmp_path / "cohort.parquet").write_text("hello, not parquet")
+    assert _batch_score(tmp_path / "cohort.parquet", tmp_path / "out.parquet", model=model) == 2
+    error = capsys.readouterr().err
+    assert "cohort.parquet" in error and "footer" in error.lower()
+    assert "\tat org.apache" not in error and len(error.splitlines()) <= 3
+
+
+@pytest.mark.slow
+def test_parquet_parts_that_disagree_on_a_type_name_the_column(
+    spark, model, profiles, tmp_path, capsys
+):
+    folder = tmp_path / "cohort"
+    folder.mkdir()
+    profiles.iloc[:100].to_parquet(folder / "a.parquet", index=False)
+    other = profiles.iloc[100:200].copy()
+    other["ee"] = other["ee"].astype(str)
+    other.to_parquet(folder / "b.parquet", index=False)
+    out = tmp_path / "out.parquet"
+    assert _batch_score(folder, out, model=model) in (1, 2)
+    error = capsys.readouterr().err
+    assert "[ee]" in error and "b.parquet" in error and "collectToPython" not in error
+    assert "\tat org.apache" not in error
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_csv_header_is_read_as_written(spark, model, profiles, tmp_path, capsys):
+    # Found: Spark renamed a second 'ee' to 'ee11' ("'ee' is missing"), and a file split by
+    # semicolons got eleven missing columns where `recommender score` names the separator.
+    text = profiles.head(50).to_csv(index=False)
+    header, body = text.split("\n", 1)
+    (tmp_path / "twice.csv").write_text(header.replace(",dp,", ",ee,") + "\n" + body)
+    (tmp_path / "semicolons.csv").write_text(profiles.head(50).to_csv(index=False, sep=";"))
+    assert _batch_score(tmp_path / "twice.csv", tmp_path / "a.parquet", model=model) == 2
+    error = capsys.readouterr().err
+    assert "'ee' appears 2 times" in error and "ee11" not in error
+    assert _batch_score(tmp_path / "semicolons.csv", tmp_path / "b.parquet", model=model) == 2
+    assert "separated by semicolons" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["semicolons.csv", "twice.csv"]
+
+
+@pytest.mark.slow
+def test_an_extra_column_with_a_dot_in_its_name_is_ignored(spark, model, profiles, tmp_path):
+    # Found: a column the contract ignores ('notes.text') failed the whole job, Spark reading
+    # its name as a field of a struct `notes`; `recommender score` ignores it with a note.
+    from pipelines.batch import score_with_spark
+
+    cohort = profiles.head(50).assign(**{"notes.text": "free text"})
+    cohort.to_csv(tmp_path / "cohort.csv", index=False)
+    summary = score_with_spark(model, tmp_path / "cohort.csv", tmp_path / "scored.parquet")
+    assert summary.rows == 50
+
+
+@pytest.mark.slow
+def test_crisis_rows_are_named_in_the_recommendation_mix(spark, model, profiles, tmp_path, capsys):
+    # Found: the summary line said "None 1 (0.3%)" where `recommender score` says
+    # "(crisis: not scored)".
+    cohort = profiles.head(50).assign(crisis_risk="false")
+    cohort.loc[3, "crisis_risk"] = "true"
+    cohort.to_csv(tmp_path / "cohort.csv", index=False)
+    assert _batch_score(tmp_path / "cohort.csv", tmp_path / "scored.parquet", model=model) == 0
+    mix = capsys.readouterr().out.splitlines()[-1]
+    assert "(crisis: not scored) 1 (2.0%)" in mix and "None" not in mix
