@@ -4,6 +4,7 @@ every assumption is a parameter (changing it changes the simulated cohort)."""
 from __future__ import annotations
 
 import copy
+import re
 
 import numpy as np
 import pytest
@@ -324,3 +325,43 @@ def test_conservative_is_the_default_with_every_effect_modifier_halved():
         assert c.time_demand == pytest.approx(d.time_demand / 2)
         for stage, multiplier in d.career.items():
             assert c.career[stage] == pytest.approx(1 + (multiplier - 1) / 2)
+
+
+def _assumptions(node, path=""):
+    if isinstance(node, dict):
+        for key, child in node.items():
+            if key == "assumption" and isinstance(child, str):
+                yield path, child
+            else:
+                yield from _assumptions(child, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, list):
+        for i, child in enumerate(node):
+            yield from _assumptions(child, f"{path}[{i}]")
+
+
+def test_no_assumption_carries_a_study_or_trial_name():
+    # The parser refuses "Author Year" in an assumption; a trial's name (an acronym, a first
+    # author's surname from the catalog's evidence) must not lend it a study's authority either.
+    from recommender.simulate import STUDIES
+
+    arms = catalog.load_catalog().arms
+    surnames = {
+        author.split()[0]
+        for arm in arms
+        for record in arm.evidence
+        for author in (record.authors or "").split(",")
+        if author.strip()
+    }
+    texts = [
+        (f"{name}: {path}", text)
+        for name in scenario_names()
+        for path, text in _assumptions(
+            yaml.safe_load(config_path(f"scenarios/{name}.yaml").read_text())
+        )
+    ]
+    texts += [(study.name, study.source) for study in STUDIES if "*assumption*" in study.source]
+    assert len(texts) > 40
+    for where, text in texts:
+        words = set(re.findall(r"[A-Za-z-]+", text))
+        assert not words & surnames, (where, words & surnames)
+        assert set(re.findall(r"\b[A-Z]{3,}\b", text)) <= {"MBI"}, (where, text)

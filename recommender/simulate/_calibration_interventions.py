@@ -199,7 +199,8 @@ INTERVENTION_STUDIES: tuple[Study, ...] = (
         -1.5,
         0.5,
         None,
-        "*assumption* (-1 to -2; the SMART trials report stress and resilience, not MBI scores)",
+        "*assumption* (-1 to -2; the trials of this training report stress and resilience, not MBI "
+        "scores)",
     ),
     Study(
         "Balint groups, residents",
