@@ -318,3 +318,26 @@ def test_a_locked_store_is_not_called_damaged(home):
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+@pytest.mark.parametrize(
+    "act",
+    [
+        lambda: registry.resolve_model("champion"),
+        lambda: registry.resolve_model("3"),
+        lambda: registry.promote("3", reason="r"),
+        lambda: registry.rollback(reason="r"),
+    ],
+    ids=["alias", "version", "promote", "rollback"],
+)
+def test_reading_a_store_that_does_not_exist_names_it_and_creates_nothing(
+    tmp_path, monkeypatch, act
+):
+    # A mistyped RECOMMENDER_HOME used to get an empty mlflow.db (and folders) made there, and
+    # 'no version 3' read like a wrong number rather than a wrong store.
+    home = tmp_path / "typo" / "models"
+    monkeypatch.setenv("RECOMMENDER_HOME", str(home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with pytest.raises(InputError, match="there is no MLflow store at .*mlflow.db"):
+        act()
+    assert not (tmp_path / "typo").exists()

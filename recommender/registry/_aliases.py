@@ -193,7 +193,7 @@ def promote(
     InputError
         When the version failed the gate and ``force`` is not set, quoting the gate's reason.
     """
-    mlflow_client = client()
+    mlflow_client = client(existing=True)
     tags = _version(mlflow_client, name, version).tags or {}
     failed = tags.get("gate.passed") == "false"
     if failed and not force:
@@ -219,7 +219,7 @@ def promote(
 
 def rollback(*, reason: str, actor: str | None = None, name: str = MODEL_NAME) -> PromotionEvent:
     """Return ``champion`` to the version that held it before the current one."""
-    mlflow_client = client()
+    mlflow_client = client(existing=True)
     current = aliases(name, mlflow_client=mlflow_client).get(CHAMPION)
     target = rollback_target(promotion_history(name, mlflow_client=mlflow_client), current)
     return move_alias(

@@ -64,7 +64,7 @@ def resolve_model(model: str) -> ModelRef:
     if not match:
         return ModelRef(uri=given)
     name = match["name"]
-    mlflow_client = client()
+    mlflow_client = client(existing=True)
     try:
         if match["alias"]:
             found = mlflow_client.get_model_version_by_alias(name, match["alias"])

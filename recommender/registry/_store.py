@@ -230,6 +230,22 @@ def mlflow_session(*, timeout: float | None = None):
         _SESSION_LOCK.release()
 
 
+def _sqlite_path(uri: str) -> Path | None:
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(unquote(uri[len("sqlite:///") :].split("?", 1)[0]))
+
+
+def _require_sqlite_store(uri: str) -> None:
+    path = _sqlite_path(uri)
+    if path is not None and not path.exists():
+        raise InputError(
+            f"there is no MLflow store at {path}: nothing was ever trained or registered there. "
+            "Point RECOMMENDER_HOME (or MLFLOW_TRACKING_URI) at the store that holds the "
+            "models, or train one first (`recommender train`); nothing was created"
+        )
+
+
 def _check_sqlite_store(uri: str) -> None:
     """Refuse, by name, a SQLite store whose file exists but is not a readable database.
 
@@ -237,9 +253,9 @@ def _check_sqlite_store(uri: str) -> None:
     query. A missing or empty file is fine: MLflow creates the store. Checked once per file
     state (path, size, modification time), so repeated clients cost one ``stat``.
     """
-    if not uri.startswith("sqlite:///"):
+    path = _sqlite_path(uri)
+    if path is None:
         return
-    path = Path(unquote(uri[len("sqlite:///") :].split("?", 1)[0]))
     try:
         status = path.stat()
     except OSError:
@@ -268,11 +284,18 @@ def _check_sqlite_store(uri: str) -> None:
 _CHECKED_STORES: set = set()
 
 
-def client():
-    """An ``MlflowClient`` on :func:`tracking_uri` for tracking and registry alike."""
+def client(*, existing: bool = False):
+    """An ``MlflowClient`` on :func:`tracking_uri` for tracking and registry alike.
+
+    ``existing=True`` (reading or moving what was registered: resolving a model, promoting,
+    rolling back) refuses a SQLite store whose file does not exist, by name, instead of letting
+    MLflow create an empty one wherever a mistyped ``RECOMMENDER_HOME`` points.
+    """
     _quiet()
     uri = tracking_uri()
-    if uri.startswith("sqlite:///") and "MLFLOW_TRACKING_URI" not in os.environ:
+    if existing:
+        _require_sqlite_store(uri)
+    elif uri.startswith("sqlite:///") and "MLFLOW_TRACKING_URI" not in os.environ:
         models_dir().mkdir(parents=True, exist_ok=True)
     _check_sqlite_store(uri)
     from mlflow.tracking import MlflowClient
