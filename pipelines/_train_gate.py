@@ -32,14 +32,46 @@ def gate_stage(evaluation: Evaluation, split: Split, cohort: Cohort, config: dic
     is judged on the log (see the module docstring).
     """
     log_note = ""
+    decision = None
     if model is not None and cohort.loop is None:
-        judged, log_note = _gate_on_log(model, cohort, config)
-        if judged is not None:
-            return judged
-    decision = _gate_on_holdout(evaluation, split, cohort, config)
-    if log_note:
-        return dataclasses.replace(decision, reason=decision.reason + log_note)
-    return decision
+        decision, log_note = _gate_on_log(model, cohort, config)
+    if decision is None:
+        decision = _gate_on_holdout(evaluation, split, cohort, config)
+        if log_note:
+            decision = dataclasses.replace(decision, reason=decision.reason + log_note)
+    return _held_for_new_fields(decision, model, config)
+
+
+def _held_for_new_fields(decision, model, config: dict):
+    """A passing challenger that needs request fields the champion does not (extra features
+    beyond the data contract) stays challenger: once it served, every caller not yet sending
+    them would be refused 422. A person promotes it (``--force``) when the callers send them."""
+    if model is None or not decision.passed or decision.champion_version is None:
+        return decision
+    from recommender.cohort import FEATURE_COLUMNS
+    from recommender.registry import load_model
+
+    name = config["registry"]["model_name"]
+    try:
+        served = set(load_model(f"models:/{name}/{decision.champion_version}").feature_names)
+    except Exception as error:  # noqa: BLE001 - not comparable: fail closed, as the gate does
+        why = f"the champion's request fields could not be read ({type(error).__name__}: {error})"
+    else:
+        fields = [f for f in model.feature_names if f not in FEATURE_COLUMNS and f not in served]
+        if not fields:
+            return decision
+        why = (
+            f"it needs request fields the champion (version {decision.champion_version}) does "
+            f"not: {', '.join(fields)}; once it served, every caller not sending them would be "
+            "refused"
+        )
+    return dataclasses.replace(
+        decision,
+        passed=False,
+        reason=f"{decision.reason.rstrip('.')}. But {why}, so it stays challenger until a "
+        "person promotes it (`recommender promote VERSION --force`) when the callers are "
+        "ready.",
+    )
 
 
 def _gate_on_log(model, cohort: Cohort, config: dict):

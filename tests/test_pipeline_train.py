@@ -280,20 +280,25 @@ class Reversed:
         return -self.inner.contributions(X, arm, versus=versus)
 
 
-def test_worse_model_stays_challenger(trained, home, monkeypatch):
+def reversed_model(good):
     from recommender.model import RecommendationModel
 
-    result, _ = trained
-    reuse_model(monkeypatch, result.model)
-    train.run_training(overrides=SMALL)
-    good = result.model
-    bad = RecommendationModel(
+    return RecommendationModel(
         outcome_models={o: Reversed(m) for o, m in good.outcome_models.items()},
         features=good.features,
         catalog_version=good.catalog_version,
         control=good.control,
         metadata=good.metadata,
     )
+
+
+def test_worse_model_stays_challenger(trained, home, monkeypatch):
+
+    result, _ = trained
+    reuse_model(monkeypatch, result.model)
+    train.run_training(overrides=SMALL)
+    good = result.model
+    bad = reversed_model(good)
     reuse_model(monkeypatch, bad)
     worse = train.run_training(overrides=SMALL, reason="deliberately worse")
     assert not worse.gate.passed
@@ -304,6 +309,32 @@ def test_worse_model_stays_challenger(trained, home, monkeypatch):
     # The better model, trained again, passes against the worse-looking history.
     reuse_model(monkeypatch, good)
     assert train.run_training(overrides=SMALL).gate.passed
+
+
+def test_a_better_model_needing_request_fields_the_champion_does_not_stays_challenger(
+    trained, home, monkeypatch
+):
+    # Promoted by the gate, it would have made every /recommend without its extra fields a
+    # 422 the moment the service reloaded; a person promotes it once callers send them.
+    from recommender.simulate import simulate_cohort
+
+    good = trained[0].model
+    bad = reversed_model(good)
+    with monkeypatch.context() as patch:
+        reuse_model(patch, bad)
+        assert train.run_training(overrides=SMALL).aliases == ["challenger", "champion"]
+    cohort = simulate_cohort("default", 3000, seed=5, assignment="rct")
+    cohort["night_shifts"] = np.random.default_rng(5).integers(0, 9, len(cohort)).astype(float)
+    path = home / "with-extra.csv"
+    cohort.to_csv(path, index=False)
+    quick = {**SMALL, "learner": {"learner": "t", "n_folds": 2}, "evaluation": {"n_folds": 2}}
+    extra = train.run_training(data=path, overrides={**quick, "extra_features": ["night_shifts"]})
+    assert not extra.gate.passed and extra.gate.difference.lower > 0  # better, but held
+    assert "night_shifts" in extra.gate.reason and "recommender promote" in extra.gate.reason
+    assert registry.aliases() == {"champion": "1", "challenger": "2"}
+    assert main(["promote", "2", "--reason", "callers now send night_shifts"]) == 2
+    assert main(["promote", "2", "--force", "--reason", "callers now send night_shifts"]) == 0
+    assert registry.aliases()["champion"] == "2"
 
 
 def test_promote_and_rollback_commands(trained, home, monkeypatch, capsys):
