@@ -7,7 +7,7 @@ found and what would be accepted. The CLI turns it into exit code 2, the service
 
 from __future__ import annotations
 
-__all__ = ["InputError", "PlanTimeout"]
+__all__ = ["InputError", "ModelUnavailable", "PlanTimeout"]
 
 
 class InputError(ValueError):
@@ -34,3 +34,10 @@ class PlanTimeout(RuntimeError):
     the solver just did not reach one in the time it had. Retrying with more time (or a smaller
     cohort) can succeed, so callers answer it as a temporary failure, not as bad input.
     """
+
+
+class ModelUnavailable(RuntimeError):
+    """A registered model version whose files cannot be read: its artifacts were deleted, moved
+    or are unreachable. Not the caller's input; the message names the version, where its files
+    should be and what to do. The CLI prints it in one line (exit 2); the service keeps serving
+    the model it has and answers ``/reload`` 503 with it."""

@@ -642,3 +642,24 @@ def test_shipped_config_round_trips_through_the_settings_model():
     assert config["learner"] == {"learner": "auto", "n_folds": 3, "params": {}}
     assert config["data"]["design"] is None and config["evaluation"]["n_folds"] == 5
     assert train.config_from_mapping(config) == config
+
+
+def test_a_version_whose_files_are_gone_is_named_not_a_traceback(
+    trained, home, monkeypatch, capsys
+):
+    # The artifact folder deleted or moved (a restore of mlflow.db alone, a cleaned disk):
+    # score, allocate and evaluate-policy ended in MLflow's download traceback.
+    from recommender.errors import ModelUnavailable
+    from recommender.simulate import simulate_cohort
+
+    reuse_model(monkeypatch, trained[0].model)
+    train.run_training(overrides=SMALL)
+    simulate_cohort("default", 50, seed=1).to_csv(home / "c.csv", index=False)
+    (home / "mlartifacts").rename(home / "moved")
+    with pytest.raises(ModelUnavailable, match="version 1 of burnout-recommender is registered"):
+        registry.load_model("champion")
+    out = home / "scored.csv"
+    assert main(["score", "--model", "1", "--data", str(home / "c.csv"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "its files could not be read" in err and "Traceback" not in err
+    assert not out.exists()

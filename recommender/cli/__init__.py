@@ -22,7 +22,7 @@ import sys
 import threading
 
 from recommender import __version__
-from recommender.errors import InputError
+from recommender.errors import InputError, ModelUnavailable
 
 __all__ = ["main", "build_parser"]
 
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with _terminate_as_interrupt():
             return int(args._run(args) or 0)
-    except InputError as error:
+    except (InputError, ModelUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as interrupt:

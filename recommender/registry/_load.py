@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from recommender.errors import InputError
+from recommender.errors import InputError, ModelUnavailable
 from recommender.registry._aliases import CHAMPION
 from recommender.registry._store import MODEL_NAME, _quiet, client, mlflow_session, tracking_uri
 
@@ -116,12 +116,23 @@ def load_pyfunc(model: str, *, timeout: float | None = READ_TIMEOUT):
     import mlflow.artifacts
     import mlflow.pyfunc
 
+    from mlflow.exceptions import MlflowException
+
     uri = tracking_uri()
     source = client().get_model_version_download_uri(ref.name, ref.version)
     with tempfile.TemporaryDirectory(prefix="recommender-model-") as staging:
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=source, dst_path=staging, tracking_uri=uri, registry_uri=uri
-        )
+        try:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=source, dst_path=staging, tracking_uri=uri, registry_uri=uri
+            )
+        except (MlflowException, OSError) as error:
+            first = str(error).strip().splitlines()[-1][:200]
+            raise ModelUnavailable(
+                f"version {ref.version} of {ref.name} is registered, but its files could not "
+                f"be read from {source} ({type(error).__name__}: {first}): restore the "
+                "artifact folder (or point RECOMMENDER_HOME / MLFLOW_TRACKING_URI at the store "
+                "it belongs with), or use another version"
+            ) from None
         # load_context reads the joblib bundle now, so the staging folder may go afterwards.
         with _installed_code_first():
             return mlflow.pyfunc.load_model(local)
