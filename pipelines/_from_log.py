@@ -25,6 +25,7 @@ __all__ = [
     "log_policy_frame",
     "log_summary",
     "log_training_frame",
+    "logged_people",
     "off_policy_table",
     "policy_on_log",
     "policy_scores_on_log",
@@ -33,6 +34,13 @@ __all__ = [
 # Where a person id of the training table comes from: the salted hash and the answer's id, so
 # rows stay pseudonymous and one person's answers in several cycles stay distinct rows.
 _HASH_CHARS = 24
+
+
+def logged_people(person_ids) -> np.ndarray:
+    """The person behind each row id of a training table built from the log (the salted hash
+    part of ``<hash>-<request id>``): the same in every cycle the person was served, so a split
+    or a comparison can keep a person's rows together."""
+    return np.array([str(p).split("-", 1)[0] for p in person_ids], dtype=object)
 
 
 def _audit_store(serve_config: str | None):

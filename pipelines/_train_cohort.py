@@ -63,17 +63,10 @@ def _design_from_propensity(frame: pd.DataFrame) -> str:
     return "observational (logged propensities vary within arms)"
 
 
-def fit_min_arm_rows(config: dict) -> int:
-    """Fewest rows of an arm in the whole cohort for the fit and the held-out evaluation to
-    succeed after the split.
-
-    The learners refuse an arm with fewer than ``max(min_arm_rows, 2 * n_folds)`` training
-    rows; the training part keeps ``1 - holdout_share`` of each arm (stratified split), and the
-    held-out part the rest, on which the doubly robust scores of the evaluation and the gate
-    need their own minimum per arm.
-    """
+def _arm_minimums(config: dict) -> tuple[int, int]:
+    """``(fit, scores)``: fewest rows of an arm the learners need in the training part, and
+    the doubly robust scores of the evaluation and the gate in the held-out part."""
     import inspect
-    import math
 
     from recommender.uplift import UpliftModel, doubly_robust_scores
 
@@ -82,9 +75,25 @@ def fit_min_arm_rows(config: dict) -> int:
     per_fit = max(
         int((learner.get("params") or {}).get("min_arm_rows", default)), 2 * int(learner["n_folds"])
     )
-    share = config["split"]["holdout_share"]
     scores = inspect.signature(doubly_robust_scores).parameters["min_arm_rows"].default
     per_score = max(int(scores), 2 * int(config["evaluation"]["n_folds"]))
+    return per_fit, per_score
+
+
+def fit_min_arm_rows(config: dict) -> int:
+    """Fewest rows of an arm in the whole cohort for the fit and the held-out evaluation to
+    succeed after the split.
+
+    The learners refuse an arm with fewer than ``max(min_arm_rows, 2 * n_folds)`` training
+    rows; the training part keeps ``1 - holdout_share`` of each arm (stratified split), and the
+    held-out part the rest, on which the doubly robust scores of the evaluation and the gate
+    need their own minimum per arm. (A cohort from the service's log is split by person, which
+    can miss an arm's share by a row or two more: ``split_stage`` then says so.)
+    """
+    import math
+
+    per_fit, per_score = _arm_minimums(config)
+    share = config["split"]["holdout_share"]
     # +1: the stratified split may round an arm's held-out count down.
     return max(math.ceil(per_fit / (1 - share)), math.ceil((per_score + 1) / share))
 
@@ -173,21 +182,91 @@ def load_stage(config: dict, data=None) -> Cohort:
 
 
 def split_stage(cohort: Cohort, config: dict) -> Split:
-    """Hold out a share of the rows, stratified by arm so every arm is evaluated."""
-    from sklearn.model_selection import train_test_split
+    """Hold out a share of the rows, stratified by arm so every arm is evaluated.
+
+    A cohort from the service's log holds a person's answers of several cycles: it is held
+    out by person (all of a person's rows on one side), so neither the held-out evaluation nor
+    the gate grades a model on someone it was trained on in another cycle.
+
+    Raises
+    ------
+    InputError
+        When holding out by person leaves an arm too few rows on either side.
+    """
+    from pipelines._from_log import logged_people
 
     frame = cohort.frame
-    arms = frame["intervention"].astype(str)
-    train_index, holdout_index = train_test_split(
-        np.arange(len(frame)),
-        test_size=config["split"]["holdout_share"],
-        random_state=config["seed"],
-        stratify=arms.to_numpy(),
-    )
+    arms = frame["intervention"].astype(str).to_numpy()
+    share = config["split"]["holdout_share"]
+    people = logged_people(frame["person_id"]) if cohort.loop is not None else None
+    if people is None or len(np.unique(people)) == len(people):
+        # one row per person: the stratified split by row
+        from sklearn.model_selection import train_test_split
+
+        train_index, holdout_index = train_test_split(
+            np.arange(len(frame)),
+            test_size=share,
+            random_state=config["seed"],
+            stratify=arms,
+        )
+        held = np.zeros(len(frame), dtype=bool)
+        held[holdout_index] = True
+    else:
+        held = _held_out_people(arms, people, share, config["seed"])
+        _check_person_split(arms, people, held, config)
     return Split(
-        train=frame.iloc[np.sort(train_index)].reset_index(drop=True),
-        holdout=frame.iloc[np.sort(holdout_index)].reset_index(drop=True),
+        train=frame[~held].reset_index(drop=True),
+        holdout=frame[held].reset_index(drop=True),
     )
+
+
+def _held_out_people(arms: np.ndarray, people: np.ndarray, share: float, seed) -> np.ndarray:
+    """Rows held out, whole people at a time, each arm's held-out rows kept near ``share``.
+
+    People are taken in a seeded random order; each goes to the side that keeps the vector of
+    every arm's held-out rows minus ``share`` of its rows so far the shorter (a greedy balance:
+    an arm's count misses its share by about the most rows one person has in it).
+    """
+    arm_codes, arm_index = np.unique(arms, return_inverse=True)
+    person_codes, person_index = np.unique(people, return_inverse=True)
+    counts = np.zeros((len(person_codes), len(arm_codes)))
+    np.add.at(counts, (person_index, arm_index), 1.0)
+    gap = np.zeros(len(arm_codes))  # held-out rows minus share of the rows placed so far
+    held_person = np.zeros(len(person_codes), dtype=bool)
+    for person in np.random.default_rng(seed).permutation(len(person_codes)):
+        rows = counts[person]
+        # |gap + (1 - s) v|^2 < |gap - s v|^2  <=>  2 gap.v + (1 - 2 s) |v|^2 < 0
+        if 2.0 * gap @ rows + (1.0 - 2.0 * share) * (rows @ rows) < 0:
+            held_person[person] = True
+            gap += (1.0 - share) * rows
+        else:
+            gap -= share * rows
+    return held_person[person_index]
+
+
+def _people(people: np.ndarray) -> str:
+    n = len(np.unique(people))
+    return "1 person" if n == 1 else f"{n} people"
+
+
+def _check_person_split(arms, people, held, config: dict) -> None:
+    per_fit, per_score = _arm_minimums(config)
+    short = []
+    for arm in np.unique(arms):
+        mine = arms == arm
+        train, holdout = int((mine & ~held).sum()), int((mine & held).sum())
+        if train < per_fit or holdout < per_score:
+            short.append(
+                f"{arm}: {int(mine.sum())} rows from {_people(people[mine])}, "
+                f"{train} for training (needs {per_fit}) and {holdout} held out "
+                f"(needs {per_score})"
+            )
+    if short:
+        raise InputError(
+            "the log is held out by person (all of a person's cycles on one side), and that "
+            "leaves too few rows of " + "; ".join(short) + ". Record more outcomes for "
+            "these arms, or change split.holdout_share in the training config"
+        )
 
 
 def _outcome_change(frame: pd.DataFrame, outcome: str) -> np.ndarray:

@@ -42,6 +42,7 @@ def _example_profiles() -> pd.DataFrame:
 def evidence_gate(model, catalog, config: dict):
     """The gate for a model that has no held-out data of its own (see the module notes)."""
     from pipelines._from_log import best_arms, log_policy_frame
+    from pipelines._train_key import comparison_rows
     from recommender.errors import InputError
     from recommender.registry import (
         GateDecision,
@@ -85,13 +86,17 @@ def evidence_gate(model, catalog, config: dict):
         return gate_decision(challenger, alpha=alpha)
     champion_model = load_model(f"models:/{config['registry']['model_name']}/{version}")
     champion = policy_value_scores(scores, best_arms(champion_model, frame), control=control)
-    decision = gate_decision(challenger, champion, alpha=alpha, champion_version=str(version))
+    # a champion trained from this log would be graded on the people it was fitted to
+    rows, note = comparison_rows({"the champion": champion_model}, frame["person_id"], logged=True)
+    decision = gate_decision(
+        challenger[rows], champion[rows], alpha=alpha, champion_version=str(version)
+    )
     import dataclasses
 
     return dataclasses.replace(
         decision,
         reason=decision.reason + " (valued on the service's "
-        "log: doubly robust, logged propensities)",
+        "log: doubly robust, logged propensities)" + (f"; {note}" if note else ""),
     )
 
 

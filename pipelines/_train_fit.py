@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pipelines._train_cohort import Cohort, Split, _outcome_change, _propensity, learner_design
-from pipelines._train_key import key_fingerprint, person_hashes, training_key
+from pipelines._train_key import key_fingerprint, person_hashes, trained_people, training_key
 from recommender.errors import InputError
 
 __all__ = ["learner_params", "fit_stage"]
@@ -79,7 +79,8 @@ def fit_stage(split: Split, cohort: Cohort, config: dict):
             "data_source": data_source(cohort.source),
             "one_effect_arms": one_effect_arms(models[config["primary"]]),
             "seed": config["seed"],
-            "training_person_hashes": person_hashes(split.train["person_id"], key),
+            # whom it was trained on: the people, for a log's rows (every cycle of theirs)
+            "training_person_hashes": person_hashes(trained_people(split.train, cohort), key),
             "training_key_id": key_fingerprint(key),
         },
     )

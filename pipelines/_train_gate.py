@@ -11,16 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
-
 from pipelines._train_cohort import Cohort, Split
 from pipelines._train_evaluate import Evaluation
-from pipelines._train_key import key_fingerprint, person_hashes, training_key
+from pipelines._train_key import comparison_rows
 
 __all__ = ["gate_stage"]
-
-# Fewest held-out rows unseen by the champion on which the gate compares (else all rows).
-_GATE_MIN_ROWS = 200
 
 
 def gate_stage(evaluation: Evaluation, split: Split, cohort: Cohort, config: dict, *, model=None):
@@ -121,11 +116,18 @@ def _gate_on_log(model, cohort: Cohort, config: dict):
         # cannot score it (the champion's only for arms the challenger lacks)
         arms, valued = policy_on_log(champion_model, frame, valued, control=control)
         champion = policy_value_scores(valued, arms, control=control)
+        # a champion trained from this log would be graded on the people it was fitted to
+        rows, note = comparison_rows(
+            {"the champion": champion_model, "the challenger": model},
+            frame["person_id"],
+            logged=True,
+        )
+        challenger, champion = challenger[rows], champion[rows]
     except Exception as error:  # noqa: BLE001 - any failure means "not comparable": fail closed
         return _fails_closed(challenger, version, alpha, error, "the service's log"), ""
     decision = gate_decision(challenger, champion, alpha=alpha, champion_version=str(version))
     reason = decision.reason.replace(" held-out rows", " logged rows", 1).split(" (people of")[0]
-    return dataclasses.replace(decision, reason=reason + "." + where), ""
+    return dataclasses.replace(decision, reason=reason + "." + where + _sentence(note)), ""
 
 
 def _fails_closed(challenger, version, alpha, error, where: str):
@@ -176,26 +178,22 @@ def _gate_on_holdout(evaluation: Evaluation, split: Split, cohort: Cohort, confi
             control=control,
         )
         champion = policy_value_scores(scores, champion_recommended, control=control)
-        # A champion trained on some of these rows would be graded on data it has fitted,
-        # which flatters it; compare on the rows neither model has seen when enough remain.
-        seen = champion_model.metadata.get("training_person_hashes")
-        key = training_key(create=False)
-        if seen is not None and "person_id" in split.holdout.columns:
-            if key is None or (
-                champion_model.metadata.get("training_key_id") != key_fingerprint(key)
-            ):
-                # Hashes under another key (another machine, an older model) match nothing.
-                note = (
-                    " The champion's training rows could not be recognised (its person "
-                    "hashes use a training key this machine does not hold), so the gate "
-                    "compared on all held-out rows, some of which the champion may have "
-                    "been trained on."
-                )
-            else:
-                unseen = ~np.isin(person_hashes(split.holdout["person_id"], key), np.asarray(seen))
-                if unseen.sum() >= max(_GATE_MIN_ROWS, 0.25 * len(unseen)):
-                    challenger, champion = challenger[unseen], champion[unseen]
+        # A champion trained on some of these rows (or these people, in another cycle) would
+        # be graded on data it has fitted, which flatters it; compare on the rows neither model
+        # has seen when enough remain.
+        if "person_id" in split.holdout.columns:
+            rows, note = comparison_rows(
+                {"the champion": champion_model},
+                split.holdout["person_id"],
+                logged=cohort.loop is not None,
+            )
+            challenger, champion = challenger[rows], champion[rows]
     except Exception as error:  # noqa: BLE001 - any failure means "not comparable": fail closed
         return _fails_closed(challenger, version, alpha, error, "this run's held-out data")
     decision = gate_decision(challenger, champion, alpha=alpha, champion_version=str(version))
-    return dataclasses.replace(decision, reason=decision.reason + note) if note else decision
+    return dataclasses.replace(decision, reason=decision.reason + _sentence(note))
+
+
+def _sentence(note: str) -> str:
+    """`` Note.`` to append to a reason (empty for no note)."""
+    return f" {note[0].upper()}{note[1:]}." if note else ""

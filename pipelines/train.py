@@ -28,6 +28,7 @@ from pipelines._from_log import (
     best_arms,
     log_summary,
     log_training_frame,
+    logged_people,
     policy_on_log,
     policy_scores_on_log,
 )
@@ -42,7 +43,7 @@ from pipelines._train_evaluate import Evaluation, evaluate_stage
 from pipelines._train_fit import fit_stage, learner_params
 from pipelines._train_gate import gate_stage
 from pipelines._train_key import key_fingerprint as key_fingerprint
-from pipelines._train_key import person_hashes, training_key
+from pipelines._train_key import comparison_rows, person_hashes, seen_rows, training_key
 from pipelines._train_lineage import _git_commit, _package_versions
 from pipelines._train_log import log_stage
 from pipelines._train_register import publish_folder, register_stage
@@ -58,6 +59,8 @@ __all__ = [
     "run_training",
     "training_key",
     "person_hashes",
+    "seen_rows",
+    "comparison_rows",
     "learner_params",
     "load_stage",
     "split_stage",
@@ -71,6 +74,7 @@ __all__ = [
     "register_stage",
     "publish_folder",
     "log_training_frame",
+    "logged_people",
     "log_summary",
     "best_arms",
     "policy_on_log",
@@ -183,6 +187,9 @@ def run_training(
     run_name = f"seed-{settings['seed']}-{cohort.sha256[:8]}"
     tags = {"pipeline": "train", "data.source": cohort.source}
 
+    # Before the run exists: a log that cannot be held out by person leaves no failed run.
+    with display.stage("split", "holding out a stratified share for evaluation"):
+        split = split_stage(cohort, settings)
     registration = None
     try:
         with (
@@ -195,8 +202,6 @@ def run_training(
             tempfile.TemporaryDirectory(prefix="recommender-train-") as workspace,
         ):
             workspace = Path(workspace)
-            with display.stage("split", "holding out a stratified share for evaluation"):
-                split = split_stage(cohort, settings)
             with display.stage(
                 "fit",
                 f"fitting {settings['learner']['learner']} uplift learners "
@@ -283,6 +288,7 @@ def evaluate_policies_on_log(config: dict, catalog, *, versions=()) -> dict | No
     for all per person (lower is better), by DR, IPS and SNIPS, with ``1 - alpha`` intervals.
     """
     from pipelines._from_log import log_policy_frame, off_policy_table
+    from pipelines._train_key import comparison_rows
     from recommender.registry import aliases, load_model
 
     name = config["registry"]["model_name"]
@@ -297,11 +303,22 @@ def evaluate_policies_on_log(config: dict, catalog, *, versions=()) -> dict | No
     if champion is not None:
         wanted.append((f"champion (version {champion})", str(champion)))
     wanted += [(f"version {v}", v) for v in dict.fromkeys(versions) if v != str(champion)]
-    values = []
+    models = {}
     for label, version in wanted:
         try:
-            rows = off_policy_table(
-                load_model(f"models:/{name}/{version}"),
+            models[label] = load_model(f"models:/{name}/{version}")
+        except InputError as error:  # say which model: the others may be fine
+            raise InputError(f"{label}: {error}", problems=error.problems) from None
+    # A model valued on the people it was trained on is flattered: all are valued on the rows
+    # none of them has seen, when enough remain (the note says what was done).
+    rows, note = comparison_rows(models, frame["person_id"], logged=True)
+    frame = frame[rows].reset_index(drop=True)
+    scores, change = scores[rows].reset_index(drop=True), change[rows]
+    values = []
+    for label, model in models.items():
+        try:
+            table = off_policy_table(
+                model,
                 frame,
                 scores,
                 change,
@@ -311,7 +328,7 @@ def evaluate_policies_on_log(config: dict, catalog, *, versions=()) -> dict | No
             )
         except InputError as error:  # say which model: the others may be fine
             raise InputError(f"{label}: {error}", problems=error.problems) from None
-        for row in rows:
+        for row in table:
             values.append(
                 {
                     "policy": row[0],
@@ -322,7 +339,7 @@ def evaluate_policies_on_log(config: dict, catalog, *, versions=()) -> dict | No
                     "rows": row[5],
                 }
             )
-    return {"rows": int(len(frame)), "values": values}
+    return {"rows": int(len(frame)), "logged_rows": int(len(rows)), "note": note, "values": values}
 
 
 def _registered_version(name: str, given) -> str:

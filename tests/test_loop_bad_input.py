@@ -3,6 +3,9 @@ and no raw person id in what they print or answer."""
 
 import json
 
+import numpy as np
+import pandas as pd
+
 import pytest
 
 from recommender.catalog import load_catalog
@@ -358,7 +361,8 @@ def test_evaluate_policy_names_the_version_the_log_cannot_value(tmp_path, monkey
 
     with recommender_home(tmp_path / "home"):
         run_training(overrides={"source": "evidence"})
-        monkeypatch.setattr(pipelines._from_log, "log_policy_frame", lambda *a, **k: (0, 0, 0))
+        logged = (pd.DataFrame({"person_id": ["a-1"]}), pd.DataFrame({"none": [0.0]}), np.zeros(1))
+        monkeypatch.setattr(pipelines._from_log, "log_policy_frame", lambda *a, **k: logged)
         monkeypatch.setattr(pipelines._from_log, "off_policy_table", lacks_unit)
         with pytest.raises(InputError, match=r"^champion \(version 1\): profile rows lack"):
             evaluate_policies_on_log(load_config(), load_catalog())

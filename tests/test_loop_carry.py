@@ -2,6 +2,7 @@
 estimate, instead of dropping it (a dropped arm is never offered again, so the log could never
 learn it); once the log holds enough of its rows it is learnt."""
 
+import hashlib
 import json
 
 import joblib
@@ -61,7 +62,8 @@ def _log(shares: dict, *, n=3000, seed=3) -> pd.DataFrame:
     joined["pa_followup"] = joined["pa"]
     joined["arm_taken"] = served
     joined["request_id"] = [f"r{k}" for k in range(n)]
-    joined["person_id"] = [f"{seed:08x}{k:056x}" for k in range(n)]
+    # salted hashes, as the service keeps them: every person distinct (one cycle)
+    joined["person_id"] = [hashlib.sha256(f"{seed}|{k}".encode()).hexdigest() for k in range(n)]
     joined["cycle"], joined["policy"] = 0, "thompson"
     return joined
 

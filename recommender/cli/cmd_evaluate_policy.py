@@ -67,6 +67,8 @@ def run(args) -> int:
         f"Expected change in emotional exhaustion against usual care for all, per person "
         f"(EE points; lower is better), {level} intervals, on {table['rows']:,} logged rows:"
     )
+    if table["note"]:
+        print(f"{table['note'][0].upper()}{table['note'][1:]}.")
     print(f"{'policy':<34}{'estimator':<11}{'estimate':>9}{'lower':>9}{'upper':>9}")
     for row in table["values"]:
         print(
