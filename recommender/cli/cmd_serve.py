@@ -33,7 +33,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from recommender.errors import InputError
-    from recommender.service import load_serve_config
+    from recommender.service import WORKER_ENV, load_serve_config, worker_settings
     from recommender.service import API_KEYS_ENV, ROLES, parse_env_keys
 
     config = load_serve_config(args.config)
@@ -53,10 +53,12 @@ def run(args) -> int:
     home.mkdir(parents=True, exist_ok=True)
     env["BENTOML_HOME"] = str(home)
     env["RECOMMENDER_SERVE_CONFIG"] = str(Path(config.source).resolve())
-    # Worker settings reach the service class through the environment (see service.py).
-    env["RECOMMENDER_SERVE_WORKERS"] = str(config.workers)
-    env["RECOMMENDER_SERVE_THREADS"] = str(config.threads)
-    env["RECOMMENDER_SERVE_TIMEOUT"] = str(config.timeout)
+    # Worker settings reach the service class through the environment (see service.py): the
+    # file's, or the variables' where they are set (checked here, before any worker starts).
+    workers = worker_settings(config)
+    env[WORKER_ENV["workers"]] = str(workers["workers"])
+    env[WORKER_ENV["threads"]] = str(workers["threads"])
+    env[WORKER_ENV["timeout"]] = str(workers["traffic"]["timeout"])
     demo_keys = {}
     if args.print_example:
         import secrets

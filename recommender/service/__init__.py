@@ -14,7 +14,12 @@ from recommender.service._auth import (
     hash_key,
     parse_env_keys,
 )
-from recommender.service._config import ServeConfig, load_serve_config
+from recommender.service._config import (
+    WORKER_ENV,
+    ServeConfig,
+    load_serve_config,
+    worker_settings,
+)
 from recommender.service._engine import AuditUnavailable, RecommendationEngine
 from recommender.service._outcomes import (
     OutcomeRefused,
@@ -37,6 +42,7 @@ __all__ = [
     "OutcomeReport",
     "RecommendationEngine",
     "ServeConfig",
+    "WORKER_ENV",
     "audit_csv",
     "authorize",
     "example_profile",
@@ -50,4 +56,5 @@ __all__ = [
     "record_outcomes",
     "resolve_salt",
     "upgrade_schema",
+    "worker_settings",
 ]
