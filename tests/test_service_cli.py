@@ -115,3 +115,29 @@ def test_serve_hands_the_workers_a_worker_setting_from_the_environment(service_h
     monkeypatch.setenv("RECOMMENDER_SERVE_THREADS", "3")
     assert main(["serve"]) == 0
     assert started[0].env["RECOMMENDER_SERVE_THREADS"] == "3"
+
+
+def test_serve_refuses_an_audit_url_that_names_no_store_before_starting(
+    service_home, monkeypatch, capsys
+):
+    """`postgres://` (SQLAlchemy knows `postgresql://`) started a service that could answer
+    nothing but crisis requests, its cause a NoSuchModuleError traceback in the worker's log."""
+    started = _serve_without_starting(monkeypatch)
+    monkeypatch.setenv("RECOMMENDER_AUDIT_URL", "postgres://svc:Pa55word@db.example/audit")
+    assert main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert "the audit store URL postgres://svc:***@db.example/audit is not accepted" in err
+    assert "RECOMMENDER_AUDIT_URL" in err and "postgresql+psycopg://" in err
+    assert "Pa55word" not in err and started == []
+
+
+def test_serve_says_at_start_when_the_audit_store_cannot_be_opened(
+    service_home, monkeypatch, capsys
+):
+    started = _serve_without_starting(monkeypatch)
+    (service_home / "a-file").write_text("")
+    monkeypatch.setenv("RECOMMENDER_AUDIT_URL", f"sqlite:///{service_home}/a-file/audit.db")
+    assert main(["serve"]) == 0  # crisis answers need no store: it starts all the same
+    err = capsys.readouterr().err
+    assert "warning: cannot open the audit store" in err and "crisis answers only" in err
+    assert len(started) == 1

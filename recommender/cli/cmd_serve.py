@@ -43,6 +43,7 @@ def run(args) -> int:
         raise InputError(f"--port {port} is not accepted; give a port from 1 to 65535")
     # Checked here, once, in one line: inside the workers a bad entry is a crash loop.
     parse_env_keys(os.environ.get(API_KEYS_ENV))
+    _check_audit_store(config)
     _check_champion()
 
     env = dict(os.environ)
@@ -99,6 +100,27 @@ def run(args) -> int:
         except subprocess.TimeoutExpired:
             process.kill()
             return 130
+
+
+def _check_audit_store(config) -> None:
+    # A URL that names no store is refused now (AuditUrlRefused, exit 2); a store that cannot
+    # be opened (a server down, a wrong password) is said in one line, and the service starts
+    # for crisis answers, which need no store.
+    import sys
+
+    from recommender.errors import InputError
+    from recommender.service import AuditLog, AuditUrlRefused
+
+    try:
+        AuditLog(config.audit_store, salt=None, durability=config.audit_durability).close()
+    except AuditUrlRefused:
+        raise
+    except InputError as error:
+        print(
+            f"warning: {error}; the service starts for crisis answers only (/readyz not "
+            "ready; every other answer 503) until it is restarted with a store it can open",
+            file=sys.stderr,
+        )
 
 
 def _check_champion() -> None:

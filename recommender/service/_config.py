@@ -152,6 +152,11 @@ class ServeConfig:
         return 1.0 - self.alpha
 
     @property
+    def audit_store(self) -> str:
+        """The audit store's URL: ``audit_url``, else a SQLite file in the models folder."""
+        return self.audit_url or f"sqlite:///{self.models_dir / 'audit.db'}"
+
+    @property
     def bentoml_home(self) -> Path:
         """Where BentoML may write (never the user's ~/bentoml)."""
         return self.models_dir / "bentoml"
