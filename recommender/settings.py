@@ -23,11 +23,11 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from recommender.errors import InputError
 
-__all__ = ["Section", "check_settings", "read_secret", "SECRETS_DIR_ENV"]
+__all__ = ["Section", "check_settings", "check_value", "read_secret", "SECRETS_DIR_ENV"]
 
 SECRETS_DIR_ENV = "RECOMMENDER_SECRETS_DIR"
 # Field metadata marking a value never to be repeated in an error (keys, salts, passwords).
@@ -80,6 +80,37 @@ def check_settings(model: type[_Model], raw: Any, *, source: str = "config") -> 
     raise InputError(
         f"{source}: {text}",
         problems=[{k: v for k, v in p.items() if k != "text"} for p in problems],
+    )
+
+
+def check_value(model: type[BaseModel], key: str, value: Any, *, source: str) -> Any:
+    """``value`` checked as the setting ``key`` of ``model`` alone (an override given elsewhere,
+    such as an environment variable named by ``source``).
+
+    Examples
+    --------
+    >>> from pydantic import Field
+    >>> class Server(Section):
+    ...     workers: int = Field(1, ge=1, le=64)
+    >>> check_value(Server, "workers", 4, source="WORKERS")
+    4
+    >>> check_value(Server, "workers", "four", source="WORKERS")
+    Traceback (most recent call last):
+    ...
+    recommender.errors.InputError: WORKERS = 'four' is not accepted; give an integer from 1 to 64
+    """
+    field = model.model_fields[key]
+    check = TypeAdapter(typing.Annotated[field.annotation, *field.metadata])
+    try:
+        return check.validate_python(value, strict=True)
+    except ValidationError as error:
+        item = error.errors()[0]
+    accepted = _accepted(field, item)
+    raise InputError(
+        f"{source} = {_show(value)} is not accepted; give {accepted}",
+        problems=[
+            {"field": source, "value": _show(value), "message": item["msg"], "accepted": accepted}
+        ],
     )
 
 

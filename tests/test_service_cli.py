@@ -70,3 +70,74 @@ def test_serve_refuses_port_0(service_home, capsys):
     # test_service_crisis_server.py); a wrong port is still refused before anything starts.
     assert main(["serve", "--port", "0"]) == 2
     assert "--port 0 is not accepted" in capsys.readouterr().err
+
+
+class _Started:
+    """What `recommender serve` starts, recorded instead of run."""
+
+    def __init__(self, command, env):
+        self.env = env
+
+    def wait(self, timeout=None):
+        return 0
+
+    def poll(self):
+        return 0
+
+
+def _serve_without_starting(monkeypatch):
+    import subprocess
+
+    started = []
+    monkeypatch.setattr(
+        subprocess,
+        "Popen",
+        lambda command, env: started.append(_Started(command, env)) or started[-1],
+    )
+    monkeypatch.setattr("recommender.cli.cmd_serve._check_champion", lambda: None)
+    return started
+
+
+def test_serve_refuses_a_worker_setting_from_the_environment_before_starting(
+    service_home, monkeypatch, capsys
+):
+    started = _serve_without_starting(monkeypatch)
+    monkeypatch.setenv("RECOMMENDER_SERVE_WORKERS", "two")
+    assert main(["serve"]) == 2
+    assert "RECOMMENDER_SERVE_WORKERS = 'two' is not accepted" in capsys.readouterr().err
+    assert started == []
+
+
+def test_serve_hands_the_workers_a_worker_setting_from_the_environment(service_home, monkeypatch):
+    """`recommender serve` overwrote RECOMMENDER_SERVE_THREADS with serve.yaml's value, though
+    the variable is documented to win (as under a plain `bentoml serve`)."""
+    started = _serve_without_starting(monkeypatch)
+    monkeypatch.setenv("RECOMMENDER_SERVE_THREADS", "3")
+    assert main(["serve"]) == 0
+    assert started[0].env["RECOMMENDER_SERVE_THREADS"] == "3"
+
+
+def test_serve_refuses_an_audit_url_that_names_no_store_before_starting(
+    service_home, monkeypatch, capsys
+):
+    """`postgres://` (SQLAlchemy knows `postgresql://`) started a service that could answer
+    nothing but crisis requests, its cause a NoSuchModuleError traceback in the worker's log."""
+    started = _serve_without_starting(monkeypatch)
+    monkeypatch.setenv("RECOMMENDER_AUDIT_URL", "postgres://svc:Pa55word@db.example/audit")
+    assert main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert "the audit store URL postgres://svc:***@db.example/audit is not accepted" in err
+    assert "RECOMMENDER_AUDIT_URL" in err and "postgresql+psycopg://" in err
+    assert "Pa55word" not in err and started == []
+
+
+def test_serve_says_at_start_when_the_audit_store_cannot_be_opened(
+    service_home, monkeypatch, capsys
+):
+    started = _serve_without_starting(monkeypatch)
+    (service_home / "a-file").write_text("")
+    monkeypatch.setenv("RECOMMENDER_AUDIT_URL", f"sqlite:///{service_home}/a-file/audit.db")
+    assert main(["serve"]) == 0  # crisis answers need no store: it starts all the same
+    err = capsys.readouterr().err
+    assert "warning: cannot open the audit store" in err and "crisis answers only" in err
+    assert len(started) == 1

@@ -137,3 +137,55 @@ def test_a_plain_bentoml_serve_reads_workers_and_threads_from_serve_yaml(
     shipped = load_serve_config(config_path("serve.yaml"))
     expected = [workers or shipped.workers, threads or shipped.threads]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == expected
+
+
+# -- found by red-teaming the operator's paths (redpg) ------------------------------------------
+@pytest.mark.parametrize(
+    "setting, value",
+    [
+        ("epsilon", "abc"),
+        ("epsilon", "0.1"),  # a number as text: strict, as every other setting
+        ("epsilon", None),
+        ("epsilon", [0.1]),
+        ("usual_care_share", "x"),
+        ("max_cost", None),
+    ],
+)
+def test_an_exploration_setting_that_is_not_a_number_is_named(tmp_path, setting, value):
+    exploration = yaml.safe_load(config_path("serve.yaml").read_text())["exploration"]
+    with pytest.raises(InputError) as caught:
+        load_serve_config(_write(tmp_path, {"exploration": {**exploration, setting: value}}))
+    assert f"exploration.{setting}: {value!r} is not accepted; give a number from 0" in str(
+        caught.value
+    )
+
+
+def test_a_config_path_that_is_a_folder_is_named(tmp_path):
+    with pytest.raises(InputError, match=f"service config {tmp_path} cannot be read"):
+        load_serve_config(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "variable, text, words",
+    [
+        ("RECOMMENDER_SERVE_WORKERS", "abc", "'abc' is not accepted; give an integer from 1 to 64"),
+        ("RECOMMENDER_SERVE_WORKERS", "0", "0 is not accepted; give an integer from 1 to 64"),
+        ("RECOMMENDER_SERVE_THREADS", "-3", "-3 is not accepted; give an integer from 1 to 64"),
+        ("RECOMMENDER_SERVE_THREADS", "2.5", "'2.5' is not accepted; give an integer from 1 to 64"),
+        (
+            "RECOMMENDER_SERVE_TIMEOUT",
+            "soon",
+            "'soon' is not accepted; give a number from 1 to 3600",
+        ),
+    ],
+)
+def test_a_worker_setting_from_the_environment_is_checked_as_the_files_are(
+    monkeypatch, variable, text, words
+):
+    from recommender.service import worker_settings
+
+    monkeypatch.delenv("RECOMMENDER_SERVE_CONFIG", raising=False)
+    monkeypatch.setenv(variable, text)
+    with pytest.raises(InputError) as caught:
+        worker_settings()
+    assert str(caught.value) == f"{variable} = {words}"

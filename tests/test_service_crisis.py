@@ -139,6 +139,34 @@ def test_a_read_only_audit_database_still_gives_crisis_answers(
     assert crisis["answer"]["safety"]["recorded_in"].startswith("service log")
 
 
+# -- an audit store that could not be opened at start ---------------------------------------------
+def test_a_store_that_could_not_be_opened_is_a_503_for_every_answer_but_a_crisis_one(
+    service_home, monkeypatch, linear_model
+):
+    """Found with a real `recommender serve` given a wrong database password: the worker starts
+    without a store, and every routine /recommend (and a batch without crisis rows) was a 500."""
+    from starlette.testclient import TestClient
+
+    from recommender.service import service as service_module
+
+    (service_home / "not-a-folder").write_text("")
+    monkeypatch.setenv("RECOMMENDER_AUDIT_URL", f"sqlite:///{service_home}/not-a-folder/a.db")
+    monkeypatch.setattr(service_module, "load_champion_model", lambda: (linear_model, "7"))
+    with TestClient(_app(service_module), raise_server_exceptions=False) as client:
+        assert client.get("/readyz").status_code != 200
+        crisis = client.post("/recommend", json=CRISIS_ONLY, headers=auth("program"))
+        assert crisis.status_code == 200 and crisis.json()["safety"]["resources"]
+        assert crisis.json()["safety"]["recorded_in"].startswith("service log (fallback")
+        refused = client.post("/recommend", json=PROFILE, headers=auth("program"))
+        assert refused.status_code == 503, refused.text
+        assert "could not be opened when the service started" in refused.json()["error"]
+        batch = client.post(
+            "/recommend_batch", json={"profiles": [profile(person_id="a")]}, headers=auth("program")
+        )
+        assert batch.status_code == 503, batch.text
+    assert linear_model.calls == []  # nothing was scored that could not be recorded
+
+
 # -- an audit store another process holds locked ------------------------------------------------
 def test_a_locked_audit_store_does_not_hold_back_a_crisis_answer(
     asgi_client, service_home, monkeypatch

@@ -134,3 +134,21 @@ def test_workers_opening_one_new_store_at_once_all_succeed(store_url):
     log = AuditLog(store_url, salt=None)
     assert log.count() == 4
     log.close()
+
+
+def test_a_store_a_newer_release_upgraded_is_named_not_alembics_error(store_url):
+    """Serving an older release on a store a newer one migrated (a rollback) gave Alembic's
+    "Can't locate revision identified by '0099'" from inside the worker."""
+    from recommender.errors import InputError
+
+    AuditLog(store_url, salt=None).close()
+    engine = sa.create_engine(store_url)
+    with engine.begin() as connection:
+        connection.execute(sa.text(f"UPDATE {VERSION_TABLE} SET version_num = '0099'"))
+    with pytest.raises(InputError) as caught:
+        AuditLog(store_url, salt=None)
+    message = str(caught.value)
+    assert "schema revision '0099', which this release does not know" in message
+    assert f"it knows {BASELINE}, " in message and _head() in message
+    assert schema_revision(engine) == "0099"  # left as it was
+    engine.dispose()

@@ -33,7 +33,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from recommender.errors import InputError
-    from recommender.service import load_serve_config
+    from recommender.service import WORKER_ENV, load_serve_config, worker_settings
     from recommender.service import API_KEYS_ENV, ROLES, parse_env_keys
 
     config = load_serve_config(args.config)
@@ -43,6 +43,7 @@ def run(args) -> int:
         raise InputError(f"--port {port} is not accepted; give a port from 1 to 65535")
     # Checked here, once, in one line: inside the workers a bad entry is a crash loop.
     parse_env_keys(os.environ.get(API_KEYS_ENV))
+    _check_audit_store(config)
     _check_champion()
 
     env = dict(os.environ)
@@ -53,10 +54,12 @@ def run(args) -> int:
     home.mkdir(parents=True, exist_ok=True)
     env["BENTOML_HOME"] = str(home)
     env["RECOMMENDER_SERVE_CONFIG"] = str(Path(config.source).resolve())
-    # Worker settings reach the service class through the environment (see service.py).
-    env["RECOMMENDER_SERVE_WORKERS"] = str(config.workers)
-    env["RECOMMENDER_SERVE_THREADS"] = str(config.threads)
-    env["RECOMMENDER_SERVE_TIMEOUT"] = str(config.timeout)
+    # Worker settings reach the service class through the environment (see service.py): the
+    # file's, or the variables' where they are set (checked here, before any worker starts).
+    workers = worker_settings(config)
+    env[WORKER_ENV["workers"]] = str(workers["workers"])
+    env[WORKER_ENV["threads"]] = str(workers["threads"])
+    env[WORKER_ENV["timeout"]] = str(workers["traffic"]["timeout"])
     demo_keys = {}
     if args.print_example:
         import secrets
@@ -97,6 +100,27 @@ def run(args) -> int:
         except subprocess.TimeoutExpired:
             process.kill()
             return 130
+
+
+def _check_audit_store(config) -> None:
+    # A URL that names no store is refused now (AuditUrlRefused, exit 2); a store that cannot
+    # be opened (a server down, a wrong password) is said in one line, and the service starts
+    # for crisis answers, which need no store.
+    import sys
+
+    from recommender.errors import InputError
+    from recommender.service import AuditLog, AuditUrlRefused
+
+    try:
+        AuditLog(config.audit_store, salt=None, durability=config.audit_durability).close()
+    except AuditUrlRefused:
+        raise
+    except InputError as error:
+        print(
+            f"warning: {error}; the service starts for crisis answers only (/readyz not "
+            "ready; every other answer 503) until it is restarted with a store it can open",
+            file=sys.stderr,
+        )
 
 
 def _check_champion() -> None:

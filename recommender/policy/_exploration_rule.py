@@ -15,6 +15,12 @@ __all__ = ["POLICIES", "ExplorationRule"]
 POLICIES = ("greedy", "epsilon", "thompson")
 
 
+def _within(value, high: float) -> bool:
+    """A number from 0 to ``high``; a text ("0.1"), a boolean, null or a list is not one, and is
+    refused by name rather than left to fail in ``float()``."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= high
+
+
 @dataclass(frozen=True)
 class ExplorationRule:
     """The exploration settings of a service (``exploration:`` in ``serve.yaml``).
@@ -51,7 +57,7 @@ class ExplorationRule:
                 f"exploration.policy: {self.policy!r} is not accepted; accepted: "
                 f"{', '.join(POLICIES)}"
             )
-        if isinstance(self.epsilon, bool) or not 0 <= float(self.epsilon) <= 1:
+        if not _within(self.epsilon, 1):
             raise InputError(
                 f"exploration.epsilon: {self.epsilon!r} is not accepted; give a number from 0 to 1"
             )
@@ -59,12 +65,12 @@ class ExplorationRule:
             raise InputError(
                 f"exploration.cycle: {self.cycle!r} is not accepted; give a whole number >= 0"
             )
-        if isinstance(self.usual_care_share, bool) or not 0 <= float(self.usual_care_share) <= 0.5:
+        if not _within(self.usual_care_share, 0.5):
             raise InputError(
                 f"exploration.usual_care_share: {self.usual_care_share!r} is not "
                 "accepted; give a number from 0 to 0.5"
             )
-        if isinstance(self.max_cost, bool) or not 0 <= float(self.max_cost) <= 1:
+        if not _within(self.max_cost, 1):
             raise InputError(
                 f"exploration.max_cost: {self.max_cost!r} is not accepted; give a number "
                 "from 0 to 1"

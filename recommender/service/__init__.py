@@ -4,7 +4,7 @@ Importing this package does not import BentoML; only :mod:`recommender.service.s
 (serve it with ``recommender serve``). The parts below work without HTTP.
 """
 
-from recommender.service._audit import AuditLog, resolve_salt
+from recommender.service._audit import AuditLog, AuditUrlRefused, resolve_salt
 from recommender.service._audit_export import audit_csv, parse_since
 from recommender.service._auth import (
     API_KEYS_ENV,
@@ -14,7 +14,12 @@ from recommender.service._auth import (
     hash_key,
     parse_env_keys,
 )
-from recommender.service._config import ServeConfig, load_serve_config
+from recommender.service._config import (
+    WORKER_ENV,
+    ServeConfig,
+    load_serve_config,
+    worker_settings,
+)
 from recommender.service._engine import AuditUnavailable, RecommendationEngine
 from recommender.service._outcomes import (
     OutcomeRefused,
@@ -31,12 +36,14 @@ __all__ = [
     "API_KEYS_ENV",
     "ROLES",
     "AuditLog",
+    "AuditUrlRefused",
     "AuditUnavailable",
     "KeyRing",
     "OutcomeRefused",
     "OutcomeReport",
     "RecommendationEngine",
     "ServeConfig",
+    "WORKER_ENV",
     "audit_csv",
     "authorize",
     "example_profile",
@@ -50,4 +57,5 @@ __all__ = [
     "record_outcomes",
     "resolve_salt",
     "upgrade_schema",
+    "worker_settings",
 ]

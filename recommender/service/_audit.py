@@ -40,6 +40,7 @@ from recommender.service._sqlite import sqlite_file
 
 __all__ = [
     "AuditLog",
+    "AuditUrlRefused",
     "PendingAppend",
     "resolve_salt",
     "SALT_ENV",
@@ -156,7 +157,12 @@ class AuditLog:
         self.durability = durability
         # Reading (an auditor's export) needs no salt; writing does.
         self._salt = salt.encode("utf-8") if salt else None
-        self._engine = _make_engine(url, synchronous=DURABILITY[durability])
+        try:
+            self._engine = _make_engine(url, synchronous=DURABILITY[durability])
+        except (sa.exc.ArgumentError, ImportError) as error:  # before any connection is tried
+            raise AuditUrlRefused(_refused_url(url, error)) from None
+        except OSError as error:  # a SQLite file's folder that cannot be made
+            raise InputError(_unopenable(sa.engine.make_url(url), error.strerror)) from None
         database = sqlite_file(url)
         self._check_file = None if database is None else _watch_file(self._engine, database)
         # The schema is Alembic's (recommender/service/migrations), never create_all's.
@@ -164,12 +170,7 @@ class AuditLog:
             upgrade_schema(self._engine)
         except sa.exc.OperationalError as error:  # the first connection: a store not ours to open
             self._engine.dispose()
-            where = self._engine.url.render_as_string(hide_password=True)
-            raise InputError(
-                f"cannot open the audit store {where} ({error.orig}); a SQLite store needs its "
-                "file and folder readable and writable by this user (it keeps a write-ahead "
-                "log beside the file), a database server must be reachable"
-            ) from None
+            raise InputError(_unopenable(self._engine.url, error.orig)) from None
 
     def __repr__(self) -> str:  # never show the salt
         return f"AuditLog({self._engine.url.render_as_string(hide_password=True)!r})"
@@ -355,6 +356,38 @@ def _make_engine(url: str, *, synchronous: str = "NORMAL") -> sa.Engine:
 
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
+
+
+def _unopenable(url: sa.engine.URL, cause) -> str:
+    return (
+        f"cannot open the audit store {url.render_as_string(hide_password=True)} ({cause}); "
+        "a SQLite store needs its file and folder readable and writable by this user (it "
+        "keeps a write-ahead log beside the file), a database server must be reachable"
+    )
+
+
+class AuditUrlRefused(InputError):
+    """The audit store's URL names no store this service can open, whatever the server does."""
+
+
+def _refused_url(url: str, error: Exception) -> str:
+    try:
+        shown = sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        shown, reason = None, "it is not a SQLAlchemy URL"
+    else:
+        reason = (
+            f"no driver for it is installed ({error})"
+            if isinstance(error, ImportError)
+            else f"SQLAlchemy does not know its dialect ({error})"
+        )
+    # A text that is not a URL is not repeated: it may hold a password.
+    what = "the audit store URL" if shown is None else f"the audit store URL {shown}"
+    return (
+        f"{what} is not accepted: {reason}; give sqlite:///path or "
+        "postgresql+psycopg://user:PASSWORD@host/database (set by audit.url in serve.yaml, "
+        "RECOMMENDER_AUDIT_URL or the secrets folder's audit_url)"
+    )
 
 
 class AuditFileReplaced(RuntimeError):

@@ -13,7 +13,7 @@ from recommender.errors import InputError
 from recommender.policy import ExplorationRule, SafetyRules
 from recommender.service._auth import ROLES
 from recommender.service._requests import MAX_BATCH_ROWS
-from recommender.settings import SECRET, Section, check_settings, read_secret
+from recommender.settings import SECRET, Section, check_settings, check_value, read_secret
 
 __all__ = [
     "ServeConfig",
@@ -21,6 +21,7 @@ __all__ = [
     "load_serve_config",
     "worker_settings",
     "CONFIG_ENV",
+    "WORKER_ENV",
     "AUDIT_URL_ENV",
     "SERVICE_NAME",
 ]
@@ -35,6 +36,13 @@ CONFIG_ENV = "RECOMMENDER_SERVE_CONFIG"
 ORGANISATIONAL_CHANGE = (
     "Individual programs complement organisational change; they do not replace it."
 )
+
+# Overrides of serve.yaml's worker settings, for one run (a benchmark, a container).
+WORKER_ENV = {
+    "workers": "RECOMMENDER_SERVE_WORKERS",
+    "threads": "RECOMMENDER_SERVE_THREADS",
+    "timeout": "RECOMMENDER_SERVE_TIMEOUT",
+}
 
 # Overrides of serve.yaml's audit URL (as does the secrets folder's audit_url file): a
 # deployment points every worker at its database without editing the file or putting a
@@ -144,6 +152,11 @@ class ServeConfig:
         return 1.0 - self.alpha
 
     @property
+    def audit_store(self) -> str:
+        """The audit store's URL: ``audit_url``, else a SQLite file in the models folder."""
+        return self.audit_url or f"sqlite:///{self.models_dir / 'audit.db'}"
+
+    @property
     def bentoml_home(self) -> Path:
         """Where BentoML may write (never the user's ~/bentoml)."""
         return self.models_dir / "bentoml"
@@ -171,6 +184,10 @@ def load_serve_config(path: str | os.PathLike | None = None) -> ServeConfig:
         raw = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
         raise InputError(f"service config {path} does not exist") from None
+    except OSError as error:  # a folder, or a file this user may not read
+        raise InputError(
+            f"service config {path} cannot be read ({error.strerror}); give a readable YAML file"
+        ) from None
     except yaml.YAMLError as error:
         raise InputError(f"service config {path} is not valid YAML: {error}") from None
     where = str(path)
@@ -205,19 +222,31 @@ def load_serve_config(path: str | os.PathLike | None = None) -> ServeConfig:
     )
 
 
-def worker_settings() -> dict:
+def worker_settings(config: ServeConfig | None = None) -> dict:
     """``workers``, ``threads`` and ``traffic`` for ``@bentoml.service``, from ``serve.yaml``.
 
     BentoML reads them when the service class is defined, under ``recommender serve`` and a
     plain ``bentoml serve`` alike: both read the file named by ``$RECOMMENDER_SERVE_CONFIG``
     (else ``configs/serve.yaml``). ``RECOMMENDER_SERVE_WORKERS``, ``..._THREADS`` and
-    ``..._TIMEOUT`` still win when set.
+    ``..._TIMEOUT`` still win when set, checked as the file's settings are.
     """
-    config = load_serve_config()
+    config = config or load_serve_config()
+    chosen = {key: _worker_override(key, getattr(config, key)) for key in WORKER_ENV}
     return {
-        "workers": int(os.environ.get("RECOMMENDER_SERVE_WORKERS") or config.workers),
-        "threads": int(os.environ.get("RECOMMENDER_SERVE_THREADS") or config.threads),
-        "traffic": {
-            "timeout": float(os.environ.get("RECOMMENDER_SERVE_TIMEOUT") or config.timeout)
-        },
+        "workers": chosen["workers"],
+        "threads": chosen["threads"],
+        "traffic": {"timeout": float(chosen["timeout"])},
     }
+
+
+def _worker_override(key: str, configured):
+    env = WORKER_ENV[key]
+    text = os.environ.get(env, "").strip()
+    if not text:
+        return configured
+    kind = ServeSettings.model_fields[key].annotation  # int or float
+    try:
+        value = kind(text)
+    except ValueError:
+        value = text  # refused by name below
+    return check_value(ServeSettings, key, value, source=env)

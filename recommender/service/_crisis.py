@@ -58,6 +58,12 @@ class AuditUnavailable(RuntimeError):
         self.crisis = dict(crisis or {})
 
 
+class AuditNotOpened(RuntimeError):
+    """No audit store was opened when the service started."""
+
+    remedy = "it could not be opened when the service started; the service log says why"
+
+
 def crisis_flagged(raw) -> bool:
     """Is a request body flagged ``crisis_risk``? Read leniently, as pydantic reads a bool
     (``true``, ``"true"``, ``1``, ``"yes"``, spaces around text trimmed): a flag sent in a
@@ -198,7 +204,7 @@ def record_answers(
     wait = CRISIS_RECORD_WAIT if len(crisis) == len(records) else None
     try:
         if audit is None:
-            raise RuntimeError("no audit store is open")
+            raise AuditNotOpened("no audit store is open")
         if started is None:
             audit.append(records, timeout=wait)
         elif isinstance(started, BaseException):

@@ -161,6 +161,11 @@ class RecommendationEngine(RequestChecking, AnswerWording):
             else:
                 triages.append(triage(row, config.safety))
         ranked_rows = [i for i, t in enumerate(triages) if t is not None]
+        if ranked_rows and self.audit is None:
+            # No store was opened at start: nothing is scored that could not be recorded, the
+            # crisis answers go to the service log and the rest is refused (AuditUnavailable).
+            records = [crisis_records.get(i) for i in range(len(rows))]
+            record_answers(None, records, answers, crisis)
         rankings, explanations, exclusions, assignments, hashes = {}, {}, {}, {}, {}
         if ranked_rows:
             ranked = [rows[i] for i in ranked_rows]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from recommender.errors import InputError
 from recommender.service._sqlite import sqlite_file
 
 __all__ = ["upgrade_schema", "schema_revision", "VERSION_TABLE", "BASELINE"]
@@ -69,8 +70,18 @@ def upgrade_schema(engine: sa.Engine) -> str:
      'service_reloads']
     """
     head = _scripts().get_current_head()
-    if schema_revision(engine) == head:
+    found = schema_revision(engine)
+    if found == head:
         return head
+    known = [script.revision for script in _scripts().walk_revisions()][::-1]
+    if found is not None and found not in known:
+        # Alembic would say "Can't locate revision"; this is a store a newer release upgraded.
+        raise InputError(
+            f"the audit store {engine.url.render_as_string(hide_password=True)} is at schema "
+            f"revision {found!r}, which this release does not know (it knows "
+            f"{', '.join(known)}): a newer release has upgraded it; serve that release, or "
+            "give this one another store"
+        )
     from alembic import command
 
     with _in_process, _exclusive(engine), engine.begin() as connection:

@@ -51,17 +51,16 @@ class Serving:
                 "%s or auth.keys in serve.yaml",
                 API_KEYS_ENV,
             )
-        url = self.config.audit_url or f"sqlite:///{self.config.models_dir / 'audit.db'}"
         try:
             self.audit = AuditLog(
-                url,
+                self.config.audit_store,
                 salt=resolve_salt(self.config.audit_salt, self.config.models_dir),
                 durability=self.config.audit_durability,
             )
         except Exception:  # noqa: BLE001 - crisis answers must not wait for the store
             log.exception(
                 "the audit store could not be opened: only crisis answers are given "
-                "(recorded in this log) until it can"
+                "(recorded in this log) until the service is restarted with a store it can open"
             )
             self.audit = None
         self.catalog = load_catalog()
@@ -110,6 +109,8 @@ class Serving:
         logged and this worker keeps serving what it has, trying again next time.
         """
         while not self._stopping.wait(self.config.reload_poll_seconds):
+            if self.audit is None:  # no store was opened: no reload can be announced
+                continue
             try:
                 latest = self.audit.latest_reload()
                 if latest is None or latest[0] <= self._reload_seen:
