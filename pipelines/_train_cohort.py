@@ -87,8 +87,8 @@ def fit_min_arm_rows(config: dict) -> int:
     The learners refuse an arm with fewer than ``max(min_arm_rows, 2 * n_folds)`` training
     rows; the training part keeps ``1 - holdout_share`` of each arm (stratified split), and the
     held-out part the rest, on which the doubly robust scores of the evaluation and the gate
-    need their own minimum per arm. (A cohort from the service's log is split by person, which
-    can miss an arm's share by a row or two more: ``split_stage`` then says so.)
+    need their own minimum per arm. (A cohort from the service's log is held out by person, and
+    an arm whose rows belong to a few people may not divide: ``split_stage`` then says so.)
     """
     import math
 
@@ -182,25 +182,23 @@ def load_stage(config: dict, data=None) -> Cohort:
 
 
 def split_stage(cohort: Cohort, config: dict) -> Split:
-    """Hold out a share of the rows, stratified by arm so every arm is evaluated.
+    """Hold out a share of the cohort so every arm is evaluated.
 
-    A cohort from the service's log holds a person's answers of several cycles: it is held
-    out by person (all of a person's rows on one side), so neither the held-out evaluation nor
-    the gate grades a model on someone it was trained on in another cycle.
+    A file or a simulated cohort (one row per person) is split by row, stratified by arm. A
+    cohort from the service's log is held out by **person** (see ``_held_out_people``): all of
+    a person's answers, whatever the survey cycle, fall on one side, and the same people are
+    held out at every retraining, so neither the evaluation nor the gate grades a model on
+    someone it (or the champion it is compared with) was trained on.
 
     Raises
     ------
     InputError
         When holding out by person leaves an arm too few rows on either side.
     """
-    from pipelines._from_log import logged_people
-
     frame = cohort.frame
     arms = frame["intervention"].astype(str).to_numpy()
     share = config["split"]["holdout_share"]
-    people = logged_people(frame["person_id"]) if cohort.loop is not None else None
-    if people is None or len(np.unique(people)) == len(people):
-        # one row per person: the stratified split by row
+    if cohort.loop is None:
         from sklearn.model_selection import train_test_split
 
         train_index, holdout_index = train_test_split(
@@ -212,7 +210,10 @@ def split_stage(cohort: Cohort, config: dict) -> Split:
         held = np.zeros(len(frame), dtype=bool)
         held[holdout_index] = True
     else:
-        held = _held_out_people(arms, people, share, config["seed"])
+        from pipelines._from_log import logged_people
+
+        people = logged_people(frame["person_id"])
+        held = _held_out_people(arms, people, share, config)
         _check_person_split(arms, people, held, config)
     return Split(
         train=frame[~held].reset_index(drop=True),
@@ -220,28 +221,48 @@ def split_stage(cohort: Cohort, config: dict) -> Split:
     )
 
 
-def _held_out_people(arms: np.ndarray, people: np.ndarray, share: float, seed) -> np.ndarray:
-    """Rows held out, whole people at a time, each arm's held-out rows kept near ``share``.
+def _draw(person: str, seed) -> float:
+    """A person's fixed draw in [0, 1): from their pseudonymous id and the training seed only,
+    so it does not change as the log grows."""
+    digest = hashlib.blake2b(f"{seed}|{person}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2.0**64
 
-    People are taken in a seeded random order; each goes to the side that keeps the vector of
-    every arm's held-out rows minus ``share`` of its rows so far the shorter (a greedy balance:
-    an arm's count misses its share by about the most rows one person has in it).
+
+def _held_out_people(arms: np.ndarray, people: np.ndarray, share: float, config) -> np.ndarray:
+    """Rows held out, whole people at a time: the people whose fixed draw is below ``share``.
+
+    The draw depends on the person and the seed alone, so a retraining with the same seed holds
+    out the same people as the champion's did (plus the newcomers whose draw is low), and the
+    gate finds the people neither model was trained on. An arm the draws leave short of its
+    minimum on one side (``_arm_minimums``) takes the people of that arm whose draws lie
+    nearest the threshold from the other side, as long as that side keeps its own minimums.
     """
+    per_fit, per_score = _arm_minimums(config)
     arm_codes, arm_index = np.unique(arms, return_inverse=True)
     person_codes, person_index = np.unique(people, return_inverse=True)
     counts = np.zeros((len(person_codes), len(arm_codes)))
     np.add.at(counts, (person_index, arm_index), 1.0)
-    gap = np.zeros(len(arm_codes))  # held-out rows minus share of the rows placed so far
-    held_person = np.zeros(len(person_codes), dtype=bool)
-    for person in np.random.default_rng(seed).permutation(len(person_codes)):
-        rows = counts[person]
-        # |gap + (1 - s) v|^2 < |gap - s v|^2  <=>  2 gap.v + (1 - 2 s) |v|^2 < 0
-        if 2.0 * gap @ rows + (1.0 - 2.0 * share) * (rows @ rows) < 0:
-            held_person[person] = True
-            gap += (1.0 - share) * rows
-        else:
-            gap -= share * rows
-    return held_person[person_index]
+    draws = np.array([_draw(p, config["seed"]) for p in person_codes])
+    held = draws < share
+    need = {True: per_score, False: per_fit}  # on the held-out side, on the training side
+    for _ in range(len(person_codes)):
+        rows = {side: counts[held == side].sum(axis=0) for side in (True, False)}
+        short = [
+            (side, a) for side in (True, False) for a in np.flatnonzero(rows[side] < need[side])
+        ]
+        if not short:
+            break
+        side, arm = short[0]
+        giver = rows[not side]
+        # people of that arm on the other side who can leave it without making it short
+        movable = (held != side) & (counts[:, arm] > 0)
+        movable &= (((giver - counts) >= need[not side]) | (counts == 0)).all(axis=1)
+        if not movable.any():
+            break  # _check_person_split names the arm
+        candidates = np.flatnonzero(movable)
+        person = candidates[np.argmin(np.abs(draws[candidates] - share))]
+        held[person] = side
+    return held[person_index]
 
 
 def _people(people: np.ndarray) -> str:
