@@ -72,6 +72,8 @@ def _with_record(raw, **changes):
         ({"effect_points_ci": None}, "effect_points_ci", "effect_points without an interval"),
         ({"effect_points_ci": [-5.0, -1.0]}, "effect_points_ci", "does not contain effect_points"),
         ({"effect_points_ci": [-1.0, -9.0]}, "effect_points_ci", "lower bound above upper bound"),
+        # The reported figure outside its own interval: one of the two is mistyped.
+        ({"ci": [-2.0, -1.0]}, "ci", "does not contain value"),
         ({"conversion": None}, "conversion", "effect_points without a conversion"),
         ({"effect_points": None}, "effect_points_ci", "interval without effect_points"),
         ({"design": "anecdote"}, "design", "unknown design"),
@@ -316,3 +318,52 @@ def test_an_assumption_never_carries_a_study_name(raw):
         words = set(re.findall(r"[A-Za-z-]+", text))
         assert not words & names, (where, words & names)
         assert not cited.search(text), (where, text)
+
+
+@pytest.mark.parametrize(
+    "mutate, entry, field, rule",
+    [
+        (
+            lambda arm: arm["eligibility"]["exclusions"][0].update(source="Dyrbye 2019"),
+            "arms[1] (coaching).eligibility.exclusions[0]",
+            "source",
+            "an assumption with a source",
+        ),
+        (
+            lambda arm: arm["eligibility"]["exclusions"][0].update(
+                reason="Too few nurses in Dyrbye 2019 to say."
+            ),
+            "arms[1] (coaching).eligibility.exclusions[0]",
+            "reason",
+            "an assumption naming a study",
+        ),
+        (
+            lambda arm: arm.update(cost_basis="As paid in West et al. 2016 (assumption)."),
+            "arms[1] (coaching)",
+            "cost_basis",
+            "an assumption naming a study",
+        ),
+        (
+            lambda arm: arm.update(capacity_basis="Two coaches, as in Dyrbye 2019."),
+            "arms[1] (coaching)",
+            "capacity_basis",
+            "an assumption naming a study",
+        ),
+    ],
+)
+def test_an_edited_assumption_carrying_a_study_name_is_refused_at_load(
+    raw, mutate, entry, field, rule
+):
+    """The rule held only for the shipped file (test above): a program's edit giving an
+    assumption a study's name, or an assumed exclusion a source, loaded and was quoted."""
+    data = copy.deepcopy(raw)
+    mutate(_arm(data, "coaching"))
+    assert (entry, field, rule) in _problems(data)
+
+
+def test_a_sourced_basis_may_name_its_study(raw):
+    data = copy.deepcopy(raw)
+    _arm(data, "coaching").update(
+        cost_is_assumption=False, cost_basis="The price quoted in Dyrbye 2019."
+    )
+    assert parse_catalog(data).arm("coaching").cost_basis == "The price quoted in Dyrbye 2019."

@@ -224,6 +224,42 @@ MALFORMATIONS = [
         "eligibility",
         "the control arm is restricted",
     ),
+    # A capacity that cannot hold one group: the arm could never run, yet plans listed it as
+    # open (a plan's own override of the same size is refused).
+    (
+        _set(["peer_group", "capacity"], 5),
+        "arms[3] (peer_group)",
+        "capacity",
+        "too few places for one group",
+    ),
+    # Usual care is what everyone not planned into an arm gets: a cost, a capacity or groups
+    # on it were shown in answers and the card but never planned with.
+    (
+        _set(["none", "cost_per_person"], 100),
+        "arms[0] (none)",
+        "cost_per_person",
+        "a cost for the control arm",
+    ),
+    (
+        _set(["none", "capacity"], 5),
+        "arms[0] (none)",
+        "capacity",
+        "a limit on places for the control arm",
+    ),
+    (_set(["none", "group_max"], 8), "arms[0] (none)", "group_max", "the control arm in groups"),
+    # Two arms answers and cards would show under one name (a treatment called "Usual care").
+    (
+        _set(["coaching", "name"], " usual  CARE"),
+        "arms[1] (coaching)",
+        "name",
+        "the name of another arm",
+    ),
+    (
+        _set(["mindfulness", "name"], "Balint Group"),
+        "arms[5] (balint_group)",
+        "name",
+        "the name of another arm",
+    ),
     (_set(["control"], "usual_care"), "catalog", "control", "no arm has the control id"),
     (_set(["version"], _DELETE), "catalog", "version", "missing field"),
     (_set(["version"], 2), "catalog", "version", "wrong type"),

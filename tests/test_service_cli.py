@@ -141,3 +141,29 @@ def test_serve_says_at_start_when_the_audit_store_cannot_be_opened(
     err = capsys.readouterr().err
     assert "warning: cannot open the audit store" in err and "crisis answers only" in err
     assert len(started) == 1
+
+
+def test_serve_refuses_a_broken_catalog_before_starting(
+    service_home, monkeypatch, tmp_path, capsys
+):
+    """A catalog the workers cannot load (here a version written as a number) started a
+    service whose every worker failed at start with a traceback, again and again: no answer at
+    all, crisis answers included. It is named now, and nothing starts."""
+    import re
+    import shutil
+
+    from recommender.paths import config_dir
+
+    configs = tmp_path / "configs"
+    shutil.copytree(config_dir(), configs)
+    catalog = configs / "interventions.yaml"
+    text = catalog.read_text(encoding="utf-8")
+    text = re.sub(r"^version: .*$", "version: 2026.12", text, count=1, flags=re.M)
+    catalog.write_text(text, encoding="utf-8")
+    monkeypatch.setenv("RECOMMENDER_CONFIG_DIR", str(configs))
+    started = _serve_without_starting(monkeypatch)
+    assert main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert f"{catalog}: 1 problem(s) in the intervention catalog" in err
+    assert "catalog.version: wrong type; found 2026.12; accepted: a text" in err
+    assert "Traceback" not in err and started == []

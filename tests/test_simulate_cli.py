@@ -102,3 +102,30 @@ def test_calibration_writes_the_table(tmp_path, capsys):
 def test_calibration_rejects_a_tiny_n(capsys):
     assert main(["calibration", "--n", "10"]) == 2
     assert "--n: expected a whole number >= 1000" in capsys.readouterr().err
+
+
+def _out_of_memory(*args, **kwargs):
+    # What numpy raises when an array of --n rows cannot be allocated (`--n 1e12` asks for
+    # 7 TiB at once); patched in so that the test never depends on the machine's memory.
+    raise MemoryError("Unable to allocate 7.28 TiB for an array")
+
+
+@pytest.mark.parametrize(
+    "command, patched",
+    [
+        (["simulate", "--n", "1e12"], "simulate_cohort"),
+        (["calibration", "--n", "1e12"], "run_calibration"),
+    ],
+)
+def test_a_cohort_too_large_for_memory_is_named_not_a_traceback(
+    tmp_path, capsys, monkeypatch, command, patched
+):
+    """`simulate --n 1e12` and `calibration --n 1e12` ended in numpy's MemoryError traceback."""
+    import recommender.simulate
+
+    monkeypatch.setattr(recommender.simulate, patched, _out_of_memory)
+    out = tmp_path / ("cohort.csv" if command[0] == "simulate" else "calibration.md")
+    assert main([*command, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--n 1,000,000,000,000: not enough memory" in err and "smaller --n" in err
+    assert not out.exists()

@@ -13,6 +13,12 @@ __all__ = []  # private to recommender.catalog
 # An id becomes part of column names (effect_<id>, true_effect_<id>), hence the pattern.
 ARM_ID = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
+# "Dyrbye 2019", "Hoff & Lee 2021", "West et al. 2016": how a study is named; an assumption's
+# text must not match (the scenario reader refuses the same form in a scenario's assumptions).
+STUDY_CITATION = re.compile(
+    r"\b[A-Z][A-Za-z'\-]+(?:,? (?:&|and) [A-Z][A-Za-z'\-]+| et al\.?)? (?:19|20)\d\d\b"
+)
+
 _TEXT = ("text", lambda v: isinstance(v, str) and v.strip() != "")
 _INT = ("whole number", lambda v: isinstance(v, int) and not isinstance(v, bool))
 _NUMBER = (
@@ -106,3 +112,17 @@ def _members(values, allowed, entry, field, singular, problems) -> tuple[str, ..
             f"one or more of {', '.join(allowed)}, or null for any",
         )
     return None if bad or not values else tuple(dict.fromkeys(values))
+
+
+def _check_assumption(text, entry, field, problems) -> None:
+    """An assumption never borrows a study's authority: its text names no study."""
+    cited = STUDY_CITATION.search(text) if isinstance(text, str) else None
+    if cited is not None:
+        problems.add(
+            entry,
+            field,
+            text,
+            "an assumption naming a study",
+            f"a text naming no study (found {cited.group(0)!r}); if the figure comes from the "
+            "study, mark it as not an assumption",
+        )

@@ -24,6 +24,7 @@ from ._checks import (
     _TEXT,
     ARM_ID,
     _BOOL,
+    _check_assumption,
     _check_fields,
     _members,
     _Problems,
@@ -188,6 +189,21 @@ def _arm(data, index, problems, control: str = "none") -> Arm | None:
             "too small",
             "a whole number >= 1, or null for no limit",
         )
+    capacity, group_min = good.get("capacity"), good.get("group_min")
+    if capacity is not None and group_min is not None and 1 <= capacity < group_min:
+        # The arm could never run, yet plans would list it as open.
+        problems.add(
+            entry,
+            "capacity",
+            capacity,
+            "too few places for one group",
+            f"at least group_min ({group_min}), or null for no limit",
+        )
+    for field in ("cost", "capacity"):
+        if good.get(f"{field}_is_assumption"):
+            _check_assumption(good.get(f"{field}_basis"), entry, f"{field}_basis", problems)
+    if good.get("id") == control:
+        _check_control(good, entry, problems)
     if good.get("id") == control and good.get("eligibility") is not None:
         rules = good["eligibility"]
         if (
@@ -233,6 +249,34 @@ def _arm(data, index, problems, control: str = "none") -> Arm | None:
     )
 
 
+def _check_control(good, entry, problems) -> None:
+    """Usual care is what everyone not planned into an arm gets: plans never spend on it, limit
+    it or group it, so a cost, capacity or group size on it would be shown and never used."""
+    if good.get("cost_per_person", 0) != 0:
+        problems.add(
+            entry,
+            "cost_per_person",
+            good["cost_per_person"],
+            "a cost for the control arm",
+            "0 (usual care costs the program nothing; plans never spend on it)",
+        )
+    if good.get("capacity") is not None:
+        problems.add(
+            entry,
+            "capacity",
+            good["capacity"],
+            "a limit on places for the control arm",
+            "null (everyone not planned into an arm gets usual care)",
+        )
+    for field in ("group_min", "group_max"):
+        if good.get(field, 1) != 1:
+            problems.add(entry, field, good[field], "the control arm in groups", "1")
+
+
+def _normalised(name) -> str | None:
+    return " ".join(name.split()).casefold() if isinstance(name, str) else None
+
+
 def parse_catalog(data, *, source: str = "catalog") -> Catalog:
     """Build a :class:`Catalog` from parsed YAML (a mapping), checking everything.
 
@@ -245,10 +289,23 @@ def parse_catalog(data, *, source: str = "catalog") -> Catalog:
     problems = _Problems()
     good = _check_fields(data, TOP_FIELDS, "catalog", problems, extension=_EXTENSION)
     control = good.get("control", "none")
-    arms, seen = [], {}
+    arms, seen, names = [], {}, {}
     for index, item in enumerate(good.get("arms") or ()):
         arm = _arm(item, index, problems, control)
         arm_id = item.get("id") if isinstance(item, Mapping) else None
+        name = _normalised(item.get("name")) if isinstance(item, Mapping) else None
+        if name and name in names:
+            # Answers, plans and cards show arms by name: two alike would be told apart by no
+            # one (a treatment named like usual care, above all).
+            problems.add(
+                f"arms[{index}]" + (f" ({arm_id})" if isinstance(arm_id, str) else ""),
+                "name",
+                item["name"],
+                "the name of another arm",
+                f"a name no other arm has (also arms[{names[name]}])",
+            )
+        elif name:
+            names[name] = index
         if isinstance(arm_id, str):
             if arm_id in seen:
                 problems.add(

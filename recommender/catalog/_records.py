@@ -16,6 +16,7 @@ from ._checks import (
     _TEXT,
     _YEAR,
     ARM_ID,
+    _check_assumption,
     _check_fields,
     _members,
 )
@@ -83,6 +84,16 @@ def _exclusions(items, entry, problems) -> tuple[Exclusion, ...]:
                 "no source and not an assumption",
                 "the study or document behind the exclusion, or assumption: true",
             )
+        if good.get("assumption"):
+            if good.get("source") is not None:
+                problems.add(
+                    where,
+                    "source",
+                    good["source"],
+                    "an assumption with a source",
+                    "null when assumption is true, or assumption: false with the source",
+                )
+            _check_assumption(good.get("reason"), where, "reason", problems)
         if all(name in good for name in EXCLUSION_FIELDS):
             found.append(Exclusion(**good))
     return tuple(found)
@@ -121,6 +132,10 @@ def _check_record(good, where, problems) -> None:
         pair = good.get(name)
         if pair is not None and pair[0] > pair[1]:
             problems.add(where, name, pair, "lower bound above upper bound", "[lower, upper]")
+    value, ci = good.get("value"), good.get("ci")
+    if value is not None and ci is not None and ci[0] <= ci[1] and not ci[0] <= value <= ci[1]:
+        # A reported figure outside its own interval: one of the two is mistyped.
+        problems.add(where, "ci", ci, "does not contain value", f"an interval containing {value:g}")
     if "effect_points" not in good or "effect_points_ci" not in good:
         return
     points, interval = good["effect_points"], good["effect_points_ci"]

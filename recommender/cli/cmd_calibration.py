@@ -28,7 +28,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from recommender._files import check_writable, write_atomically
-    from recommender.cli.cmd_simulate import _whole_number
+    from recommender.cli.cmd_simulate import _whole_number, memory_for
     from recommender.errors import InputError
     from recommender.simulate import calibration_markdown, load_scenario, run_calibration
     from recommender.simulate import heterogeneity_markdown
@@ -41,7 +41,6 @@ def run(args: argparse.Namespace) -> int:
         scenario = load_scenario(args.scenario)
     except InputError as error:
         raise InputError(f"--scenario: {error}", problems=error.problems) from error
-    table = run_calibration(seed=seed, n=n, scenario=scenario)
     command = "recommender calibration" + (f" --out {args.out}" if args.out else "")
     if args.seed is not None:
         command += f" --seed {seed}"
@@ -49,14 +48,16 @@ def run(args: argparse.Namespace) -> int:
         command += f" --n {n}"
     if args.scenario != "default":
         command += f" --scenario {args.scenario}"
-    markdown = calibration_markdown(
-        table,
-        command=command,
-        seed=seed,
-        n=n,
-        heterogeneity=heterogeneity_markdown(scenario, seed=seed, n=n),
-        scenario=scenario,
-    )
+    with memory_for(n):  # both the studies and the heterogeneity check simulate n people
+        table = run_calibration(seed=seed, n=n, scenario=scenario)
+        markdown = calibration_markdown(
+            table,
+            command=command,
+            seed=seed,
+            n=n,
+            heterogeneity=heterogeneity_markdown(scenario, seed=seed, n=n),
+            scenario=scenario,
+        )
     # A figure listed as not reproduced (with its reason) is expected outside its band.
     must = table[~table["gap"].astype(bool)]
     passed = int(must["within"].sum())

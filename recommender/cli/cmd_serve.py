@@ -32,6 +32,7 @@ def run(args) -> int:
     import sys
     from pathlib import Path
 
+    from recommender.catalog import load_catalog
     from recommender.errors import InputError
     from recommender.service import WORKER_ENV, load_serve_config, worker_settings
     from recommender.service import API_KEYS_ENV, ROLES, parse_env_keys
@@ -43,6 +44,9 @@ def run(args) -> int:
         raise InputError(f"--port {port} is not accepted; give a port from 1 to 65535")
     # Checked here, once, in one line: inside the workers a bad entry is a crash loop.
     parse_env_keys(os.environ.get(API_KEYS_ENV))
+    # Every worker loads the catalog at start, crisis answers or not: one it cannot load is a
+    # worker that fails at every start and answers nothing, so it is refused here, named.
+    load_catalog()
     _check_audit_store(config)
     _check_champion()
 

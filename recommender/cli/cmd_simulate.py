@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 HELP = "Simulate a calibrated cohort (profiles, arms, follow-up, true effects) to CSV or Parquet."
 
@@ -50,6 +51,21 @@ def _whole_number(text: str, option: str, *, minimum: int) -> int:
     return int(value)
 
 
+@contextlib.contextmanager
+def memory_for(n: int, option: str = "--n"):
+    """Name ``option`` when ``n`` simulated people do not fit in memory (numpy's MemoryError,
+    raised as the arrays are allocated, before anything is written)."""
+    from recommender.errors import InputError
+
+    try:
+        yield
+    except MemoryError as error:
+        raise InputError(
+            f"{option} {n:,}: not enough memory to simulate {n:,} people at once ({error}); "
+            f"give a smaller {option}"
+        ) from None
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -79,7 +95,10 @@ def run(args: argparse.Namespace) -> int:
         shares = parse_shares(args.rct_shares, field="--rct-shares")
         resolve_rct_shares(scenario, shares, field="--rct-shares")
 
-    cohort = simulate_cohort(scenario, n, seed=seed, assignment=args.assignment, rct_shares=shares)
+    with memory_for(n):
+        cohort = simulate_cohort(
+            scenario, n, seed=seed, assignment=args.assignment, rct_shares=shares
+        )
     write_cohort(cohort, out)
     counts = cohort["intervention"].value_counts().reindex(scenario.arms, fill_value=0)
     arms = ", ".join(f"{arm} {count:,}" for arm, count in counts.items())
