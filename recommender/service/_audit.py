@@ -43,6 +43,7 @@ __all__ = [
     "AuditUrlRefused",
     "PendingAppend",
     "resolve_salt",
+    "salted_hash",
     "SALT_ENV",
     "DURABILITY",
 ]
@@ -122,6 +123,18 @@ def resolve_salt(configured: str | None, models_dir: Path, *, create: bool = Tru
     return path.read_text().strip()
 
 
+def salted_hash(salt: str | bytes, person_id: str) -> str:
+    """What the audit log stores of a person id: its HMAC-SHA-256 under ``salt`` (hex).
+
+    >>> salted_hash("s", "p-1") == AuditLog("sqlite://", salt="s").person_hash("p-1")
+    True
+    """
+    if isinstance(salt, str):
+        salt = salt.encode("utf-8")
+    # hmac.digest: the same HMAC in one call to the C implementation (a third faster).
+    return hmac.digest(salt, person_id.encode("utf-8"), "sha256").hex()
+
+
 class AuditLog:
     """Append and read recommendation records.
 
@@ -189,8 +202,7 @@ class AuditLog:
         """Salted HMAC-SHA-256 of a person id (hex)."""
         if self._salt is None:
             raise InputError("the audit salt is empty; set RECOMMENDER_AUDIT_SALT or audit.salt")
-        # hmac.digest: the same HMAC in one call to the C implementation (a third faster).
-        return hmac.digest(self._salt, person_id.encode("utf-8"), "sha256").hex()
+        return salted_hash(self._salt, person_id)
 
     def append(self, records: Iterable[Mapping], *, timeout: float | None = None) -> int:
         """Append records in one transaction; returns the number of rows written.
