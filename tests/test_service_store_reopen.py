@@ -168,3 +168,34 @@ def test_crisis_answers_given_without_a_store_carry_the_salted_hash(serve, servi
         )
         (row,) = _exported(client)
         assert first["person_hash"] in row
+
+
+# -- PostgreSQL stopped mid-run ------------------------------------------------------------------
+def test_readyz_says_not_ready_while_postgres_is_down_and_ready_once_it_is_back(
+    serve, postgres, monkeypatch, linear_model
+):
+    from recommender.service import _store_check
+
+    # Every probe checks the store, and waits for the check: no clock decides the answer.
+    monkeypatch.setattr(_store_check, "CHECK_EVERY", 0.0)
+    monkeypatch.setattr(_store_check, "CHECK_WAIT", 60.0)
+    with serve(postgres.database("audit")) as client:
+        assert client.get("/readyz").status_code == 200
+        assert client.post("/recommend", json=PROFILE, headers=auth("program")).status_code == 200
+        postgres.halt()
+        try:
+            # A load balancer sends ordinary requests elsewhere; this replica is alive and
+            # still gives crisis answers.
+            assert client.get("/readyz").status_code != 200
+            assert client.get("/livez").status_code == 200
+            crisis = client.post("/recommend", json=CRISIS_ONLY, headers=auth("program"))
+            assert crisis.status_code == 200 and crisis.json()["safety"]["resources"]
+            assert crisis.json()["safety"]["recorded_in"].startswith("service log (fallback")
+            refused = client.post("/recommend", json=PROFILE, headers=auth("program"))
+            assert refused.status_code == 503
+            assert client.get("/readyz").status_code != 200
+        finally:
+            postgres.start()
+        assert client.get("/readyz").status_code == 200
+        assert client.post("/recommend", json=PROFILE, headers=auth("program")).status_code == 200
+        assert len(_exported(client)) == 2  # the two answers given while it was up

@@ -37,6 +37,7 @@ from recommender.service._audit_tables import recommendations, reloads
 from recommender.service._audit_writer import GroupWriter, PendingAppend
 from recommender.service._migrate import upgrade_schema
 from recommender.service._sqlite import sqlite_file
+from recommender.service._store_check import StoreCheck
 
 __all__ = [
     "AuditLog",
@@ -178,6 +179,14 @@ class AuditLog:
             raise InputError(_unopenable(sa.engine.make_url(url), error.strerror)) from None
         database = sqlite_file(url)
         self._check_file = None if database is None else _watch_file(self._engine, database)
+        # A database server may go down while the service runs (a SQLite file is checked above).
+        self._check_server = (
+            None
+            if self._engine.dialect.name == "sqlite"
+            else StoreCheck(
+                self._engine, shown=self._engine.url.render_as_string(hide_password=True)
+            )
+        )
         # The schema is Alembic's (recommender/service/migrations), never create_all's.
         try:
             upgrade_schema(self._engine)
@@ -190,13 +199,15 @@ class AuditLog:
 
     def writable(self) -> bool:
         """False once the store's SQLite file was removed or replaced (see
-        :class:`AuditFileReplaced`); no query is made, so a readiness probe may ask."""
+        :class:`AuditFileReplaced`), or while its database server does not answer; a readiness
+        probe may ask: SQLite is not queried, a server at most once every few seconds and
+        never waited for long (see :class:`~recommender.service._store_check.StoreCheck`)."""
         try:
             if self._check_file is not None:
                 self._check_file()
         except AuditFileReplaced:
             return False
-        return True
+        return self._check_server is None or self._check_server.answers()
 
     def person_hash(self, person_id: str) -> str:
         """Salted HMAC-SHA-256 of a person id (hex)."""
