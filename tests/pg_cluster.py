@@ -57,6 +57,10 @@ class Cluster:
             "--no-sync",
             "--no-instructions",
         )
+        self.start()
+
+    def start(self) -> None:
+        """Start the server (again, after :meth:`halt`: same port, same databases)."""
         options = (
             f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.folder} "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
@@ -75,6 +79,10 @@ class Cluster:
             "60",
             "start",
         )
+
+    def halt(self) -> None:
+        """Stop the server as an operator would (``pg_ctl stop -m fast``), keeping its data."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def _run(self, tool: str, *args: str) -> None:
         command = [str(self.binaries / tool), *args]

@@ -122,7 +122,8 @@ def _check_audit_store(config) -> None:
     except InputError as error:
         print(
             f"warning: {error}; the service starts for crisis answers only (/readyz not "
-            "ready; every other answer 503) until it is restarted with a store it can open",
+            "ready; every other answer 503) and opens the store once it can (tried again "
+            "every reload_poll_seconds)",
             file=sys.stderr,
         )
 

@@ -295,7 +295,10 @@ class Answering(Serving):
                 answer["safety"]["recorded_in"] = unrecorded
             log.warning("%d crisis answer(s) given, %s", len(answers), unrecorded)
             return answers
-        record_answers(self.audit, [record for _, record in pairs], answers, range(len(pairs)))
+        records = [record for _, record in pairs]
+        for record in records:  # hashed with the store's salt even while no store is open
+            record["person_hash"] = self._person_hash(record["person_id"])
+        record_answers(self.audit, records, answers, range(len(pairs)))
         return answers
 
     def _crisis_rows(

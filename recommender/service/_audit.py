@@ -37,12 +37,14 @@ from recommender.service._audit_tables import recommendations, reloads
 from recommender.service._audit_writer import GroupWriter, PendingAppend
 from recommender.service._migrate import upgrade_schema
 from recommender.service._sqlite import sqlite_file
+from recommender.service._store_check import StoreCheck
 
 __all__ = [
     "AuditLog",
     "AuditUrlRefused",
     "PendingAppend",
     "resolve_salt",
+    "salted_hash",
     "SALT_ENV",
     "DURABILITY",
 ]
@@ -122,6 +124,18 @@ def resolve_salt(configured: str | None, models_dir: Path, *, create: bool = Tru
     return path.read_text().strip()
 
 
+def salted_hash(salt: str | bytes, person_id: str) -> str:
+    """What the audit log stores of a person id: its HMAC-SHA-256 under ``salt`` (hex).
+
+    >>> salted_hash("s", "p-1") == AuditLog("sqlite://", salt="s").person_hash("p-1")
+    True
+    """
+    if isinstance(salt, str):
+        salt = salt.encode("utf-8")
+    # hmac.digest: the same HMAC in one call to the C implementation (a third faster).
+    return hmac.digest(salt, person_id.encode("utf-8"), "sha256").hex()
+
+
 class AuditLog:
     """Append and read recommendation records.
 
@@ -165,6 +179,14 @@ class AuditLog:
             raise InputError(_unopenable(sa.engine.make_url(url), error.strerror)) from None
         database = sqlite_file(url)
         self._check_file = None if database is None else _watch_file(self._engine, database)
+        # A database server may go down while the service runs (a SQLite file is checked above).
+        self._check_server = (
+            None
+            if self._engine.dialect.name == "sqlite"
+            else StoreCheck(
+                self._engine, shown=self._engine.url.render_as_string(hide_password=True)
+            )
+        )
         # The schema is Alembic's (recommender/service/migrations), never create_all's.
         try:
             upgrade_schema(self._engine)
@@ -177,20 +199,21 @@ class AuditLog:
 
     def writable(self) -> bool:
         """False once the store's SQLite file was removed or replaced (see
-        :class:`AuditFileReplaced`); no query is made, so a readiness probe may ask."""
+        :class:`AuditFileReplaced`), or while its database server does not answer; a readiness
+        probe may ask: SQLite is not queried, a server at most once every few seconds and
+        never waited for long (see :class:`~recommender.service._store_check.StoreCheck`)."""
         try:
             if self._check_file is not None:
                 self._check_file()
         except AuditFileReplaced:
             return False
-        return True
+        return self._check_server is None or self._check_server.answers()
 
     def person_hash(self, person_id: str) -> str:
         """Salted HMAC-SHA-256 of a person id (hex)."""
         if self._salt is None:
             raise InputError("the audit salt is empty; set RECOMMENDER_AUDIT_SALT or audit.salt")
-        # hmac.digest: the same HMAC in one call to the C implementation (a third faster).
-        return hmac.digest(self._salt, person_id.encode("utf-8"), "sha256").hex()
+        return salted_hash(self._salt, person_id)
 
     def append(self, records: Iterable[Mapping], *, timeout: float | None = None) -> int:
         """Append records in one transaction; returns the number of rows written.

@@ -59,9 +59,12 @@ class AuditUnavailable(RuntimeError):
 
 
 class AuditNotOpened(RuntimeError):
-    """No audit store was opened when the service started."""
+    """No audit store is open: it could not be opened when the service started, nor since."""
 
-    remedy = "it could not be opened when the service started; the service log says why"
+    remedy = (
+        "it could not be opened when the service started and is tried again every "
+        "reload_poll_seconds; the service log says why"
+    )
 
 
 def crisis_flagged(raw) -> bool:
@@ -232,10 +235,14 @@ def record_answers(
 
 
 def _log_fallback(audit, record: Mapping) -> None:
-    try:
-        person = audit.person_hash(record["person_id"])
-    except Exception:  # noqa: BLE001 - without a salt no hash; the raw id is never logged
-        person = "unavailable (no audit salt)"
+    # The record's own hash (made with the service's salt while no store is open), else the
+    # store's: either links the line to the person's other records later.
+    person = record.get("person_hash")
+    if not person:
+        try:
+            person = audit.person_hash(record["person_id"])
+        except Exception:  # noqa: BLE001 - without a salt no hash; the raw id is never logged
+            person = "unavailable (no audit salt)"
     entry = {
         "logged_at": datetime.now(timezone.utc).isoformat(),
         **{

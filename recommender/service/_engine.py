@@ -147,6 +147,8 @@ class RecommendationEngine(RequestChecking, AnswerWording):
         nothing) when the audit log cannot be written.
         """
         config = self.config
+        # Read once: the service hands the engine a store opened after it started.
+        audit = self.audit
         answers: list[dict | None] = [None] * len(rows)
         # Triage first, outside the model call: crisis rows never reach the model and are
         # answered by the crisis path alone (recommender.service._crisis).
@@ -161,8 +163,8 @@ class RecommendationEngine(RequestChecking, AnswerWording):
             else:
                 triages.append(triage(row, config.safety))
         ranked_rows = [i for i, t in enumerate(triages) if t is not None]
-        if ranked_rows and self.audit is None:
-            # No store was opened at start: nothing is scored that could not be recorded, the
+        if ranked_rows and audit is None:
+            # No store is open yet: nothing is scored that could not be recorded, the
             # crisis answers go to the service log and the rest is refused (AuditUnavailable).
             records = [crisis_records.get(i) for i in range(len(rows))]
             record_answers(None, records, answers, crisis)
@@ -192,7 +194,7 @@ class RecommendationEngine(RequestChecking, AnswerWording):
                 else np.ones(len(ranked_rows), dtype=bool)
             ).tolist()
             ranks = []
-            person_hash = self.audit.person_hash
+            person_hash = audit.person_hash
             for k, i in enumerate(ranked_rows):
                 row = rows[i]
                 offered = row.get("offered")
@@ -293,16 +295,16 @@ class RecommendationEngine(RequestChecking, AnswerWording):
                 }
             )
         started = None
-        if self.audit is not None:
+        if audit is not None:
             try:
-                started = self.audit.start_append(records)
+                started = audit.start_append(records)
             except Exception as error:  # noqa: BLE001 - record_answers decides what is given
                 started = error
         # A few answers are worded in less time than a commit takes: waiting first spares the
         # two threads' turns on a busy machine.
         recorded = len(ranked_rows) < _OVERLAP_ROWS
         if recorded:
-            record_answers(self.audit, records, answers, crisis, started=started)
+            record_answers(audit, records, answers, crisis, started=started)
         if ranked_rows:
             explanations = self._explain(contributions, ranked_rows, rows, rankings)
             for i in ranked_rows:
@@ -323,7 +325,7 @@ class RecommendationEngine(RequestChecking, AnswerWording):
         assignments.clear()
         exclusions.clear()
         if not recorded:
-            record_answers(self.audit, records, answers, crisis, started=started)
+            record_answers(audit, records, answers, crisis, started=started)
         return answers
 
     def crisis_answer(

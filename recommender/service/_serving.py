@@ -16,7 +16,7 @@ import threading
 
 from recommender.errors import InputError
 from recommender.service._allocation import ALLOCATION_ACCEPTED, AllocationRequest
-from recommender.service._audit import AuditLog, resolve_salt
+from recommender.service._audit import AuditLog, resolve_salt, salted_hash
 from recommender.service._auth import API_KEYS_ENV, KeyRing, parse_env_keys
 from recommender.service._config import load_serve_config
 from recommender.service._context import answer_context
@@ -51,25 +51,19 @@ class Serving:
                 "%s or auth.keys in serve.yaml",
                 API_KEYS_ENV,
             )
-        try:
-            self.audit = AuditLog(
-                self.config.audit_store,
-                salt=resolve_salt(self.config.audit_salt, self.config.models_dir),
-                durability=self.config.audit_durability,
-            )
-        except Exception:  # noqa: BLE001 - crisis answers must not wait for the store
-            log.exception(
-                "the audit store could not be opened: only crisis answers are given "
-                "(recorded in this log) until the service is restarted with a store it can open"
-            )
-            self.audit = None
+        # The store is opened now or, when it cannot be (a database not up yet), by the watcher
+        # once it can; crisis answers never wait for it.
+        self._reload_lock, self._opening = threading.Lock(), threading.Lock()
+        self.audit, self._salt, self._store_problem = None, None, None
+        self._follow_failure = None
+        self.engine = None
+        self._open_store()
         self.catalog = load_catalog()
-        self._reload_lock = threading.Lock()
         # Reloads other workers announced before this one started are already in the champion.
         self._reload_seen = self._latest_reload_id()
         # Without a champion the service still starts: crisis answers need no model. /readyz
         # then says not ready, other requests get 503 with the cause, and /reload can bring one.
-        self.engine, self.load_error = None, None
+        self.load_error = None
         try:
             self.engine = self._load_engine()
         except Exception as error:  # noqa: BLE001 - a bad champion must not stop crisis answers
@@ -91,10 +85,63 @@ class Serving:
 
     def __is_ready__(self) -> bool:
         """/readyz: ready only with a model loaded and an audit store that can be written
-        (crisis answers are given either way)."""
-        return self.engine is not None and self.audit is not None and self.audit.writable()
+        and answered its last check (crisis answers are given either way)."""
+        audit = self.audit
+        return self.engine is not None and audit is not None and audit.writable()
+
+    def _open_store(self) -> bool:
+        """Open the audit store if none is open yet and hand it to the served engine; whether
+        one is open now.
+
+        Called at start and by the watcher every ``reload_poll_seconds`` until it succeeds: a
+        service started before its database gives crisis answers only until then, without a
+        restart. Logged once per change (a new cause, the store opened), not once per try.
+        """
+        if self.audit is not None:
+            return True
+        with self._opening:  # one try at a time (the watcher, a test calling it meanwhile)
+            return self.audit is not None or self._try_store()
+
+    def _try_store(self) -> bool:
+        config = self.config
+        try:
+            if self._salt is None:
+                self._salt = resolve_salt(config.audit_salt, config.models_dir)
+            audit = AuditLog(
+                config.audit_store, salt=self._salt, durability=config.audit_durability
+            )
+        except Exception as error:  # noqa: BLE001 - crisis answers must not wait for the store
+            problem = f"{type(error).__name__}: {error}"
+            if problem != self._store_problem:
+                self._store_problem = problem
+                log.warning(
+                    "the audit store could not be opened (%s): only crisis answers are given "
+                    "(recorded in this log) until it can be; trying again every %g s",
+                    problem,
+                    config.reload_poll_seconds,
+                    exc_info=not isinstance(error, InputError),  # a surprise: its traceback
+                )
+            return False
+        # Under the reload lock: a /reload building an engine meanwhile gets this store too.
+        with self._reload_lock:
+            engine = self.engine
+            if engine is not None:
+                engine.audit = audit
+            self.audit = audit  # a single reference swap: requests read it once
+        if self._store_problem is not None:
+            self._store_problem = None
+            log.info("the audit store %r is open now: every answer is given again", audit)
+        return True
+
+    def _person_hash(self, person_id: str) -> str | None:
+        """The audit store's hash of ``person_id`` (salted HMAC), also while no store is open;
+        ``None`` only when no salt could be resolved. Never the raw id."""
+        salt = self._salt
+        return None if salt is None else salted_hash(salt, person_id)
 
     def _latest_reload_id(self) -> int:
+        if self.audit is None:  # the watcher follows from the store's opening on
+            return 0
         try:
             latest = self.audit.latest_reload()
         except Exception:  # noqa: BLE001 - the store may be down now; the watcher retries
@@ -103,27 +150,36 @@ class Serving:
         return latest[0] if latest else 0
 
     def _follow_reloads(self) -> None:
+        """The watcher: :meth:`_follow_once` every ``reload_poll_seconds`` until shutdown."""
+        while not self._stopping.wait(self.config.reload_poll_seconds):
+            self._follow_once()
+
+    def _follow_once(self) -> None:
         """Load the champion when another worker (or replica) has announced a /reload.
 
-        Every ``reload_poll_seconds`` one query on the audit store; a failed query or load is
-        logged and this worker keeps serving what it has, trying again next time.
+        One query on the audit store (or, while none is open, one try to open it:
+        :meth:`_open_store`); a failed query or load is logged, once until it succeeds again,
+        and this worker keeps serving what it has, trying again next time.
         """
-        while not self._stopping.wait(self.config.reload_poll_seconds):
-            if self.audit is None:  # no store was opened: no reload can be announced
-                continue
-            try:
-                latest = self.audit.latest_reload()
-                if latest is None or latest[0] <= self._reload_seen:
-                    continue
+        if not self._open_store():  # no store yet: no reload can be announced
+            return
+        try:
+            latest = self.audit.latest_reload()
+            if latest is not None and latest[0] > self._reload_seen:
                 if self.engine is None or latest[1] != self.engine.version:
                     previous, engine = self._swap_in_champion()
                     log.info("followed a /reload: version %s -> %s", previous, engine.version)
                 self._reload_seen = latest[0]
-            except Exception:  # noqa: BLE001 - never let the watcher die
+        except Exception as error:  # noqa: BLE001 - never let the watcher die
+            failure = type(error).__name__
+            if failure != self._follow_failure:  # a store down: once, not every poll
                 log.exception(
                     "following a /reload failed; still serving version %s",
                     None if self.engine is None else self.engine.version,
                 )
+            self._follow_failure = failure
+        else:
+            self._follow_failure = None
 
     def _swap_in_champion(self):
         """Load the registry's champion and serve it; returns ``(previous_version, engine)``."""
