@@ -54,12 +54,12 @@ def test_a_figure_listed_as_not_reproduced_is_indeed_not(table, study):
 
 def test_an_assumption_row_names_no_study():
     # Rows checking an assumption say so and carry no study's name ("Author Year").
-    from recommender.simulate._scenario_fields import _CITATION
+    from recommender._citations import STUDY_CITATION
 
     for study in STUDIES:
         if study.source.startswith("*assumption*"):
-            assert _CITATION.search(study.source) is None, study.source
-            assert _CITATION.search(study.name) is None, study.name
+            assert STUDY_CITATION.search(study.source) is None, study.source
+            assert STUDY_CITATION.search(study.name) is None, study.name
 
 
 def test_the_checks_can_fail():

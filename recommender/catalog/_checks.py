@@ -8,16 +8,12 @@ import math
 import re
 from collections.abc import Mapping
 
+from recommender._citations import STUDY_CITATION
+
 __all__ = []  # private to recommender.catalog
 
 # An id becomes part of column names (effect_<id>, true_effect_<id>), hence the pattern.
 ARM_ID = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-
-# "Dyrbye 2019", "Hoff & Lee 2021", "West et al. 2016": how a study is named; an assumption's
-# text must not match (the scenario reader refuses the same form in a scenario's assumptions).
-STUDY_CITATION = re.compile(
-    r"\b[A-Z][A-Za-z'\-]+(?:,? (?:&|and) [A-Z][A-Za-z'\-]+| et al\.?)? (?:19|20)\d\d\b"
-)
 
 _TEXT = ("text", lambda v: isinstance(v, str) and v.strip() != "")
 _INT = ("whole number", lambda v: isinstance(v, int) and not isinstance(v, bool))

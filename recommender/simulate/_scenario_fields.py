@@ -9,23 +9,18 @@ sections with these checks). Every parameter must carry a tag (``source:`` a stu
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from types import MappingProxyType
 
 import numpy as np
 
+from recommender._citations import STUDY_CITATION
 from recommender.simulate._scenario import SCORES, Correlations, ParameterTag, Scores
 
 __all__ = ["FieldReader"]
 
 _SHARE_SLACK = 1e-3  # shares written with two decimals may miss 1 by rounding
 _TAG_KEYS = ("value", "source", "assumption", "note")
-# "Dyrbye 2019", "Hoff & Lee 2021", "Maslach and Jackson 1981", "West et al. 2016": how the
-# catalog names a study. A source must name one; an assumption must name none.
-_CITATION = re.compile(
-    r"\b[A-Z][A-Za-z'\-]+(?:,? (?:&|and) [A-Z][A-Za-z'\-]+| et al\.?)? (?:19|20)\d\d\b"
-)
 _UNTAGGED = object()
 
 
@@ -97,7 +92,7 @@ class FieldReader:
             return _UNTAGGED
         if not isinstance(note, str) or (note and kind != "source"):
             self.problem(f"{path}.note", "is one line of text, and only beside a 'source:'")
-        cited = _CITATION.search(text)
+        cited = STUDY_CITATION.search(text)
         if kind == "source" and cited is None:
             self.problem(
                 f"{path}.source",
