@@ -298,6 +298,52 @@ def test_without_a_loadable_champion_crisis_answers_are_given_and_reload_brings_
     assert len(rows) == 3 and sum(",crisis," in row for row in rows) == 2
 
 
+def test_a_broken_catalog_still_gives_crisis_answers_and_reload_loads_it_once_fixed(
+    service_home, monkeypatch, tmp_path
+):
+    # A program's edit broke configs/interventions.yaml: every worker failed at start (the
+    # catalog was read before anything could answer), so a flagged request got no answer.
+    import shutil
+
+    from starlette.testclient import TestClient
+
+    from recommender.paths import config_dir
+    from recommender.service import service as service_module
+
+    configs = tmp_path / "configs"
+    shutil.copytree(config_dir(), configs)
+    catalog = configs / "interventions.yaml"
+    good = catalog.read_text()
+    catalog.write_text(good.replace("version:", "version: [", 1))
+    monkeypatch.setenv("RECOMMENDER_CONFIG_DIR", str(configs))
+    monkeypatch.setattr(service_module, "load_champion_model", lambda: (LinearModel(), "9"))
+    with TestClient(_app(service_module), raise_server_exceptions=False) as client:
+        assert client.get("/livez").status_code == 200
+        assert client.get("/readyz").status_code != 200
+        crisis = client.post(
+            "/recommend", json={**CRISIS_ONLY, "role": "resident"}, headers=auth("program")
+        )
+        assert crisis.status_code == 200, crisis.text
+        answer = crisis.json()
+        Recommendation.model_validate(answer)
+        assert answer["safety"]["level"] == "crisis" and names(answer)
+        refused = client.post("/recommend", json=PROFILE, headers=auth("program"))
+        assert refused.status_code == 503
+        assert "the intervention catalog could not be loaded" in refused.json()["error"]
+        outcome = client.post("/outcomes", json={"outcomes": []}, headers=auth("program"))
+        assert outcome.status_code in (422, 503) and outcome.status_code != 500
+        still = client.post("/reload", headers=auth("scientist"))
+        assert still.status_code == 409
+        assert "catalog could not be loaded" in still.json()["error"]
+
+        catalog.write_text(good)
+        reloaded = client.post("/reload", headers=auth("scientist"))
+        assert reloaded.status_code == 200, reloaded.text
+        assert client.get("/readyz").status_code == 200
+        served = client.post("/recommend", json=PROFILE, headers=auth("program"))
+        assert served.status_code == 200 and served.json()["recommended"] == "coaching"
+
+
 # -- a crisis row neither blocks nor is blocked --------------------------------------------------
 def test_a_crisis_row_inside_an_invalid_batch_gets_its_resources(asgi_client, linear_model):
     rows = [

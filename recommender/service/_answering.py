@@ -275,7 +275,7 @@ class Answering(Serving):
                     raw,
                     config.safety,
                     model_version=None,
-                    catalog_version=self.catalog.version,
+                    catalog_version=None if self.catalog is None else self.catalog.version,
                     coverage=config.coverage,
                     disclaimer=None if compact else config.disclaimer,
                     context=None if compact else self.context_without_model,
@@ -286,7 +286,7 @@ class Answering(Serving):
                 for raw, prefix in zip(raws, prefixes)
             ]
         answers = [answer for answer, _ in pairs]
-        if engine is None and not compact:
+        if engine is None and not compact and self.catalog is not None:
             complements = complements_for(self.catalog)
             for answer in answers:
                 answer["complements"] = complements
@@ -358,6 +358,8 @@ class Answering(Serving):
         )
 
     def _record_outcomes(self, request: OutcomesRequest) -> JSONResponse:
+        if self.catalog is None:  # the arms an outcome may name are the catalog's
+            return refusal(503, f"{self.load_error}; outcomes cannot be checked until /reload")
         try:
             report = record_outcomes(
                 self.audit, request.outcomes, arms=self.catalog.arm_ids, source="api"

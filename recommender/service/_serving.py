@@ -58,20 +58,26 @@ class Serving:
         self._follow_failure = None
         self.engine = None
         self._open_store()
-        self.catalog = load_catalog()
         # Reloads other workers announced before this one started are already in the champion.
         self._reload_seen = self._latest_reload_id()
-        # Without a champion the service still starts: crisis answers need no model. /readyz
-        # then says not ready, other requests get 503 with the cause, and /reload can bring one.
-        self.load_error = None
+        # Without a catalog or a champion the service still starts: crisis answers need
+        # neither (their resources are serve.yaml's). /readyz then says not ready, other
+        # requests get 503 with the cause, and /reload can bring them.
+        self.catalog, self.load_error = None, None
         try:
-            self.engine = self._load_engine()
-        except Exception as error:  # noqa: BLE001 - a bad champion must not stop crisis answers
-            self.load_error = f"no model is loaded ({type(error).__name__}: {error})"
-            log.exception(
-                "the champion could not be loaded; serving crisis answers only until "
-                "/reload brings a model"
-            )
+            self.catalog = load_catalog()
+        except Exception as error:  # noqa: BLE001 - a broken catalog must not stop crisis answers
+            self.load_error = _catalog_error(error)
+            log.error("%s; serving crisis answers only until /reload loads it", self.load_error)
+        if self.catalog is not None:
+            try:
+                self.engine = self._load_engine()
+            except Exception as error:  # noqa: BLE001 - a bad champion must not stop crisis answers
+                self.load_error = f"no model is loaded ({type(error).__name__}: {error})"
+                log.exception(
+                    "the champion could not be loaded; serving crisis answers only until "
+                    "/reload brings a model"
+                )
         self.context_without_model = answer_context(self.config)
         self._stopping = threading.Event()
         threading.Thread(target=self._follow_reloads, name="follow-reloads", daemon=True).start()
@@ -185,6 +191,14 @@ class Serving:
         """Load the registry's champion and serve it; returns ``(previous_version, engine)``."""
         with self._reload_lock:
             previous = None if self.engine is None else self.engine.version
+            if self.catalog is None:  # broken at start: read again, once it is fixed
+                from recommender.catalog import load_catalog
+
+                try:
+                    self.catalog = load_catalog()
+                except Exception as error:  # noqa: BLE001 - said as the reason nothing loads
+                    self.load_error = _catalog_error(error)
+                    raise Unservable(self.load_error) from None
             engine = self._load_engine()
             self.engine = engine  # a single reference swap: atomic for readers
             self.load_error = None
@@ -228,3 +242,7 @@ class Serving:
 
 class Unservable(InputError):
     """A champion was loaded but cannot be served (e.g. an extra feature named like a field)."""
+
+
+def _catalog_error(error: Exception) -> str:
+    return f"the intervention catalog could not be loaded ({type(error).__name__}: {error})"
