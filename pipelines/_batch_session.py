@@ -1,5 +1,6 @@
 """The Spark side of batch scoring: a quiet local session bound to the loopback interface,
-runtime settings set for one job and put back, and a plain error when pyspark or Java is missing.
+runtime settings set for one job and put back, actions that Ctrl-C cancels cleanly, and a plain
+error when pyspark or Java is missing.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import shutil
 import signal
 import sys
 import threading
+import uuid
 import warnings
 from pathlib import Path
 
@@ -126,6 +128,61 @@ def _session_conf(spark, settings: dict):
                 spark.conf.unset(key)
             else:
                 spark.conf.set(key, value)
+
+
+def _cancellable(spark, work):
+    """``work()`` (Spark actions) in a job group of its own, cancelled on Ctrl-C or SIGTERM.
+
+    The actions run in another thread, so the signal reaches this one outside any JVM call:
+    taken inside one, it cuts py4j's link and the job can no longer be cancelled, so its tasks
+    and the JVM's exit re-create a write's staging folder after the caller removed it. Here the
+    job group is cancelled, and this returns (raising the interrupt) only once the actions have
+    ended and no task of the group is still running, so nothing writes after the caller's
+    clean-up.
+    """
+    from pyspark import InheritableThread
+
+    context = spark.sparkContext
+    group = f"burnout-recommender-{uuid.uuid4().hex[:12]}"
+    outcome: dict = {}
+    ended = threading.Event()
+
+    def run():
+        try:
+            context.setJobGroup(group, "batch-score", interruptOnCancel=True)
+            outcome["value"] = work()
+        except BaseException as error:  # noqa: BLE001 - handed to the calling thread
+            outcome["error"] = error
+        finally:
+            ended.set()
+
+    InheritableThread(target=run, daemon=True).start()
+    try:
+        ended.wait()
+    except BaseException:
+        # Not Thread.is_alive: after a join cut short by a signal it may already say False.
+        while not ended.is_set():  # again and again: a job may start after the first cancel
+            context.cancelJobGroup(group)
+            ended.wait(0.2)
+        _wait_for_tasks(context, group)
+        raise
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def _wait_for_tasks(context, group: str) -> None:
+    """Return once no stage of the group's jobs has a running task (a cancelled task ends when
+    it next checks for it; its writer may create folders until then)."""
+    import time
+
+    tracker = context.statusTracker()
+    while True:
+        jobs = [tracker.getJobInfo(job) for job in tracker.getJobIdsForGroup(group)]
+        stages = [tracker.getStageInfo(stage) for job in jobs if job for stage in job.stageIds]
+        if not any(stage and stage.numActiveTasks for stage in stages):
+            return
+        time.sleep(0.1)
 
 
 _SPARK_MISSING = (

@@ -46,6 +46,7 @@ import pandas as pd
 from pipelines._batch_cohort import read_cohort_spark, validate_cohort_spark
 from pipelines._batch_output import _check_destination, _publish
 from pipelines._batch_session import (
+    _cancellable,
     _quiet_interrupted_call,
     _quiet_pandas_warning,
     _require_spark,
@@ -257,12 +258,16 @@ def score_with_spark(
 
         staging = out_path.parent / f".{out_path.name}.writing-{uuid.uuid4().hex[:12]}"
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        try:
+
+        def write():
             scored.write.mode("errorifexists").parquet(str(staging))
             written = spark.read.parquet(str(staging))
+            return written.groupBy("recommended").count().collect()
+
+        try:
             mix = {
                 CRISIS_NOT_SCORED if r["recommended"] is None else r["recommended"]: int(r["count"])
-                for r in written.groupBy("recommended").count().collect()
+                for r in _cancellable(spark, write)
             }
             if sum(mix.values()) != rows:
                 raise RuntimeError(

@@ -40,4 +40,5 @@ class ModelUnavailable(RuntimeError):
     """A registered model version whose files cannot be read: its artifacts were deleted, moved
     or are unreachable. Not the caller's input; the message names the version, where its files
     should be and what to do. The CLI prints it in one line (exit 2); the service keeps serving
-    the model it has and answers ``/reload`` 503 with it."""
+    the model it has and answers ``/reload`` 503 with it; ``champion`` is never moved to such a
+    version (promote, rollback, the gate)."""

@@ -199,3 +199,109 @@ def test_crisis_rows_are_named_in_the_recommendation_mix(spark, model, profiles,
     assert _batch_score(tmp_path / "cohort.csv", tmp_path / "scored.parquet", model=model) == 0
     mix = capsys.readouterr().out.splitlines()[-1]
     assert "(crisis: not scored) 1 (2.0%)" in mix and "None" not in mix
+
+
+def _big_cohort_and_earlier_table(profiles, folder):
+    """30,000 rows (long enough to be caught writing) and an earlier scored table at the
+    destination, which an interrupted run must leave as it was."""
+    import pandas as pd
+
+    cohort = pd.concat([profiles] * 10, ignore_index=True)
+    cohort["person_id"] = [f"p{i}" for i in range(len(cohort))]
+    folder.mkdir()
+    cohort.to_parquet(folder / "cohort.parquet", index=False)
+    out = folder / "scored.parquet"
+    out.mkdir()
+    profiles.head(5).to_parquet(out / "part-00000-earlier.snappy.parquet", index=False)
+    (out / "_SUCCESS").touch()
+    return folder / "cohort.parquet", out, {path.name: path.read_bytes() for path in out.iterdir()}
+
+
+@pytest.mark.slow
+def test_an_interrupted_write_stops_its_job_before_removing_the_staging_folder(
+    spark, model, profiles, tmp_path
+):
+    # Found: the signal landed inside py4j's call running the write, so the job could not be
+    # cancelled; it went on after batch-score had removed the staging folder and said
+    # "terminated", and its tasks (or the JVM's exit) re-created .scored.parquet.writing-*.
+    import threading
+    import time
+
+    from pyspark import SparkContext
+
+    work = tmp_path / "work"
+    cohort, out, earlier = _big_cohort_and_earlier_table(profiles, work)
+    done = threading.Event()
+
+    def terminate_once_tasks_write():
+        while not done.is_set():
+            if list(work.glob(".scored.parquet.writing-*/_temporary/*/_temporary/*")):
+                os.kill(os.getpid(), signal.SIGTERM)  # the CLI turns it into an interrupt
+                return
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=terminate_once_tasks_write)
+    watcher.start()
+    try:
+        rc = _batch_score(cohort, out, "--partitions", "12", model=model)
+    finally:
+        done.set()
+        watcher.join()
+    assert rc == 128 + signal.SIGTERM
+    # Nothing is left running that could write below the staging folder again.
+    assert SparkContext._active_spark_context.statusTracker().getActiveJobsIds() == []
+    assert sorted(path.name for path in work.iterdir()) == ["cohort.parquet", "scored.parquet"]
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == earlier
+
+
+def _until_gone(session: int) -> None:
+    """Wait until no process of ``session`` (the CLI and the JVM it started) is left."""
+    import time
+
+    for _ in range(3000):  # a guard against hanging the suite, not a criterion
+        try:
+            os.killpg(session, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.killpg(session, signal.SIGKILL)
+    pytest.fail("the interrupted batch-score or its JVM did not end")
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_writing_leaves_no_staging_and_the_earlier_table(model, profiles, tmp_path):
+    # The same through a real `recommender batch-score` process and its own JVM, Ctrl-C as
+    # from a terminal as soon as Spark creates the staging folder; then every process of its
+    # session (the JVM's exit included) has ended before anything is looked at.
+    import subprocess
+    import sys
+    import time
+
+    work = tmp_path / "work"
+    cohort, out, earlier = _big_cohort_and_earlier_table(profiles, work)
+    command = [sys.executable, "-m", "recommender", "batch-score", "--model", model]
+    command += ["--data", str(cohort), "--out", str(out)]
+    log = tmp_path / "stderr.txt"
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+            start_new_session=True,  # its JVM too, to wait for below
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as a terminal's
+        )
+    try:
+        while not list(work.glob(".scored.parquet.writing-*")):
+            assert process.poll() is None, log.read_text()[-2000:]
+            time.sleep(0.05)
+        os.kill(process.pid, signal.SIGINT)
+        process.wait()
+        _until_gone(process.pid)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    err = log.read_text()
+    assert process.returncode == 128 + signal.SIGINT, err[-2000:]
+    assert err.strip().splitlines()[-1] == "interrupted"
+    assert sorted(path.name for path in work.iterdir()) == ["cohort.parquet", "scored.parquet"]
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == earlier

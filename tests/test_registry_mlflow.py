@@ -284,3 +284,84 @@ def held_session_after_register(home, request):
     assert registration.version == "1"
     registry.client().log_text(registration.run_id, "{}", "card/card.json")
     request.getfixturevalue("held_session")
+
+
+def remove_files_of(version: str) -> str:
+    """Delete a registered version's artifact folder (a cleaned disk, a store moved without
+    its mlartifacts); returns where its files were."""
+    import shutil
+    from urllib.parse import unquote, urlparse
+
+    uri = registry.client().get_model_version_download_uri("burnout-recommender", version)
+    shutil.rmtree(unquote(urlparse(uri).path))
+    return uri
+
+
+def store_state(home):
+    log = home / "promotions.jsonl"
+    tags = [e.to_dict() for e in registry.promotion_history()]
+    return registry.aliases(), log.read_text() if log.exists() else None, tags
+
+
+@pytest.mark.parametrize(
+    "passed, force",
+    [(True, False), (False, False), (False, True)],
+    ids=["passed", "failed", "forced"],
+)
+def test_promote_refuses_a_version_whose_files_are_gone(home, passed, force, capsys):
+    # The alias used to move: the running service's /reload then answered 503 and its next
+    # start had no model. --force does not help (the service could not load it either), so a
+    # version that failed the gate is not told to use it.
+    from recommender.cli import main
+    from recommender.errors import ModelUnavailable
+
+    register_fake()
+    register_fake(passed=passed)
+    if passed:
+        registry.rollback(reason="version 2 passed the gate; back to 1 for review")
+    where = remove_files_of("2")
+    before = store_state(home)
+    with pytest.raises(ModelUnavailable, match="version 2 the champion.*files could not be read"):
+        registry.promote("2", reason="reviewed", force=force)
+    assert store_state(home) == before
+    argv = ["promote", "2", "--reason", "reviewed"] + (["--force"] if force else [])
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert where in err and "restore the artifact folder" in err and "--force" in err
+    assert "Traceback" not in err
+    assert store_state(home) == before
+
+
+def test_rollback_refuses_a_previous_champion_whose_files_are_gone(home, capsys):
+    from recommender.cli import main
+    from recommender.errors import ModelUnavailable
+
+    register_fake()
+    register_fake()
+    where = remove_files_of("1")
+    before = store_state(home)
+    with pytest.raises(ModelUnavailable, match="roll back to version 1.*files could not be read"):
+        registry.rollback(reason="v2 misbehaves")
+    assert main(["rollback", "--reason", "v2 misbehaves"]) == 2
+    err = capsys.readouterr().err
+    assert where in err and "Traceback" not in err
+    assert store_state(home) == before and before[0]["champion"] == "2"
+
+
+def test_a_new_version_whose_files_cannot_be_read_is_not_made_champion(home):
+    # The gate's automatic promotion moved champion without reading the model back: files lost
+    # between logging and registering (another disk, a cleaner) left a champion nothing loads.
+    import shutil
+    from urllib.parse import unquote, urlparse
+
+    from recommender.errors import ModelUnavailable
+
+    register_fake()
+    before = store_state(home)
+    with pytest.raises(ModelUnavailable, match="version 2 the champion"):
+        with registry.TrainingRun(run_name="fake") as run:
+            info = run.log_model(fake_model(), profiles(5))
+            shutil.rmtree(unquote(urlparse(info.artifact_path).path), ignore_errors=True)
+            run.register(info, gate=registry.gate_decision(np.ones(20)), reason="retrain")
+    assert store_state(home) == before
+    assert [str(v.version) for v in registry.client().search_model_versions()] == ["1"]

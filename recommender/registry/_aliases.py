@@ -76,6 +76,10 @@ def move_alias(
 ) -> PromotionEvent:
     """Point ``alias`` at ``version`` and (unless ``record=False``) log the change.
 
+    ``champion`` only moves to a version that loads (the service's next ``/reload`` or start
+    loads it); otherwise :class:`~recommender.errors.ModelUnavailable` is raised before anything
+    changes, whatever ``kind`` or ``forced``.
+
     Parameters
     ----------
     alias : str
@@ -103,6 +107,8 @@ def move_alias(
     mlflow_client = mlflow_client or client()
     target = _version(mlflow_client, name, version)
     before = aliases(name, mlflow_client=mlflow_client)
+    if alias == CHAMPION:
+        _require_loadable(name, version, kind)
     mlflow_client.set_registered_model_alias(name, alias, str(version))
     event = PromotionEvent.now(
         model=name,
@@ -120,6 +126,18 @@ def move_alias(
     if record:
         record_events([event], mlflow_client=mlflow_client)
     return event
+
+
+def _require_loadable(name, version, kind: str) -> None:
+    # The champion is what the service loads; _load imports this module, hence imported here.
+    from recommender.registry._load import require_loadable
+
+    action = (
+        f"roll back to version {version}"
+        if kind == "rollback"
+        else f"make version {version} the champion"
+    )
+    require_loadable(name, str(version), action=action)
 
 
 def record_events(events, *, mlflow_client=None) -> None:
@@ -192,11 +210,16 @@ def promote(
     ------
     InputError
         When the version failed the gate and ``force`` is not set, quoting the gate's reason.
+    ModelUnavailable
+        When the version's files cannot be read (deleted, moved); ``force`` does not override
+        this, since the service could not load it.
     """
     mlflow_client = client(existing=True)
     tags = _version(mlflow_client, name, version).tags or {}
     failed = tags.get("gate.passed") == "false"
     if failed and not force:
+        # Files that cannot be read are named first: --force would not get past them.
+        _require_loadable(name, version, "promote")
         verdict = tags.get("gate.reason", "no reason recorded")
         raise InputError(
             f"version {version} failed the promotion gate ({verdict}); "

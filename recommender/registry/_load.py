@@ -138,6 +138,29 @@ def load_pyfunc(model: str, *, timeout: float | None = READ_TIMEOUT):
             return mlflow.pyfunc.load_model(local)
 
 
+def require_loadable(name: str, version: str, *, action: str) -> None:
+    """Load version ``version`` of ``name`` as the service would, or refuse ``action``.
+
+    Called before ``champion`` moves: an alias on a version whose files are gone makes the
+    running service's ``/reload`` answer 503 and leaves its next start without a model.
+
+    Raises
+    ------
+    ModelUnavailable
+        Naming ``action`` (e.g. "make version 3 the champion"), where the files should be and
+        what to do; nothing has been changed.
+    """
+    try:
+        load_pyfunc(f"models:/{name}/{version}")
+    except ModelUnavailable as error:
+        raise ModelUnavailable(
+            f"refusing to {action}: {error}. The aliases and the promotion log are unchanged; "
+            "--force does not override this (it accepts a version the gate judged worse, not "
+            "one the service cannot load: /reload would answer 503 and the next start would "
+            "have no model)"
+        ) from None
+
+
 @contextlib.contextmanager
 def _installed_code_first():
     """Load without leaving the model's copy of the project on ``sys.path``.
