@@ -222,7 +222,11 @@ def test_reload_swaps_the_model_and_in_flight_requests_finish_on_the_old_one(
     in_flight.join(60)
     reloader.join(60)
     assert results["old"].json()["model_version"] == "7"
-    assert results["reload"].json() == {"previous_version": "7", "model_version": "8"}
+    assert results["reload"].json() == {
+        "previous_version": "7",
+        "model_version": "8",
+        "announced": True,
+    }
     after = asgi_client.post("/recommend", json=PROFILE, headers=auth("program")).json()
     assert after["model_version"] == "8"
     assert after["ranking"][0]["ee_effect"] == -9.0

@@ -288,7 +288,11 @@ def test_without_a_loadable_champion_crisis_answers_are_given_and_reload_brings_
     state["model"] = LinearModel()
     reloaded = client.post("/reload", headers=auth("scientist"))
     assert reloaded.status_code == 200, reloaded.text
-    assert reloaded.json() == {"previous_version": None, "model_version": "9"}
+    assert reloaded.json() == {
+        "previous_version": None,
+        "model_version": "9",
+        "announced": True,
+    }
     assert client.get("/readyz").status_code == 200
     assert (
         client.post("/recommend", json=PROFILE, headers=auth("program")).json()["recommended"]

@@ -48,7 +48,11 @@ def test_serve_without_a_champion_gives_crisis_answers_then_reloads(tmp_path):
         version = train_version(home)  # registers and aliases the champion in this store
         reloaded = httpx.post(f"{url}/reload", headers=headers("scientist"), timeout=300)
         assert reloaded.status_code == 200, reloaded.text
-        assert reloaded.json() == {"previous_version": None, "model_version": version}
+        assert reloaded.json() == {
+            "previous_version": None,
+            "model_version": version,
+            "announced": True,
+        }
         assert httpx.get(f"{url}/readyz", timeout=10).status_code == 200
         scored = httpx.post(
             f"{url}/recommend", json=PROFILE, headers=headers("program"), timeout=60

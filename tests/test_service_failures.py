@@ -41,6 +41,22 @@ def test_a_champion_that_cannot_be_loaded_leaves_the_old_one_serving(
     assert after.status_code == 200 and after.json()["model_version"] == "7"
 
 
+def test_a_reload_the_store_could_not_record_says_the_other_workers_did_not_follow(
+    asgi_client, monkeypatch
+):
+    # The reload record is how the other workers learn of a /reload; when it could not be
+    # written the answer was the same 200 as a reload every worker follows.
+    from recommender.service import AuditLog
+
+    def refused(self, version, caller_role):
+        raise OSError("database is locked")
+
+    monkeypatch.setattr(AuditLog, "announce_reload", refused)
+    answer = asgi_client.post("/reload", headers=auth("scientist"))
+    assert answer.status_code == 200
+    assert answer.json() == {"previous_version": "7", "model_version": "7", "announced": False}
+
+
 def test_an_unreadable_audit_store_is_a_503_on_export(asgi_client, monkeypatch):
     from recommender.service import AuditLog
 

@@ -397,15 +397,19 @@ class Answering(Serving):
                 f"{error}); still serving {serving}",
             )
         log.info("reloaded: version %s -> %s", previous, engine.version)
+        announced = True
         try:
             self._reload_seen = self.audit.announce_reload(engine.version, caller_role)
         except Exception:  # noqa: BLE001 - this worker serves the new version regardless
+            announced = False
             log.exception(
                 "could not record the reload; other workers keep version %s until "
                 "their next /reload",
                 previous,
             )
-        return JSONResponse({"previous_version": previous, "model_version": engine.version})
+        return JSONResponse(
+            {"previous_version": previous, "model_version": engine.version, "announced": announced}
+        )
 
 
 def _store_failed(crisis: dict[int, dict]) -> bool:

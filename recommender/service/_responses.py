@@ -349,3 +349,9 @@ class ReloadResponse(BaseModel):
         description="Version served before the reload (null: none was loaded)."
     )
     model_version: str = Field(description="Version served now.")
+    announced: bool = Field(
+        description="Whether the reload was recorded in the audit store, which is how the "
+        "service's other workers learn of it (they follow within reload_poll_seconds). False: "
+        "the store could not record it (the service log says why); this worker serves the new "
+        "version, the others keep theirs until a /reload reaches them or they restart."
+    )
