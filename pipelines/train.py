@@ -188,7 +188,8 @@ def run_training(
     tags = {"pipeline": "train", "data.source": cohort.source}
 
     # Before the run exists: a log that cannot be held out by person leaves no failed run.
-    with display.stage("split", "holding out a stratified share for evaluation"):
+    held_out = "people (every survey cycle of theirs)" if cohort.loop else "a stratified share"
+    with display.stage("split", f"holding out {held_out} for evaluation"):
         split = split_stage(cohort, settings)
     registration = None
     try:
