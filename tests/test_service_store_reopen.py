@@ -199,3 +199,39 @@ def test_readyz_says_not_ready_while_postgres_is_down_and_ready_once_it_is_back(
         assert client.get("/readyz").status_code == 200
         assert client.post("/recommend", json=PROFILE, headers=auth("program")).status_code == 200
         assert len(_exported(client)) == 2  # the two answers given while it was up
+
+
+def test_readyz_says_not_ready_while_postgres_takes_no_writes(serve, postgres, monkeypatch):
+    # A standby after a failover, or a database set read-only, answers SELECT 1 but refuses
+    # every record: /readyz said ready while every ordinary answer was a 503.
+    import psycopg
+
+    from recommender.service import _store_check
+
+    monkeypatch.setattr(_store_check, "CHECK_EVERY", 0.0)
+    monkeypatch.setattr(_store_check, "CHECK_WAIT", 60.0)
+
+    def read_only(on: bool) -> None:
+        with psycopg.connect(
+            f"host=127.0.0.1 port={postgres.port} user=recommender dbname=postgres",
+            autocommit=True,
+        ) as connection:
+            value = "on" if on else "off"
+            connection.execute(f"ALTER SYSTEM SET default_transaction_read_only = {value}")
+            connection.execute("SELECT pg_reload_conf()")
+
+    with serve(postgres.database("audit")) as client:
+        assert client.get("/readyz").status_code == 200
+        read_only(True)
+        try:
+            assert (
+                client.post("/recommend", json=PROFILE, headers=auth("program")).status_code == 503
+            )
+            assert client.get("/readyz").status_code != 200
+            assert client.get("/livez").status_code == 200
+            crisis = client.post("/recommend", json=CRISIS_ONLY, headers=auth("program"))
+            assert crisis.status_code == 200 and crisis.json()["safety"]["resources"]
+        finally:
+            read_only(False)
+        assert client.get("/readyz").status_code == 200
+        assert client.post("/recommend", json=PROFILE, headers=auth("program")).status_code == 200

@@ -1,10 +1,11 @@
-"""Whether the audit store answers, for ``/readyz``: a replica whose store is down gives crisis
-answers only, so a load balancer should send ordinary requests elsewhere.
+"""Whether the audit store can take records, for ``/readyz``: a replica whose store is down or
+read-only gives crisis answers only, so a load balancer should send ordinary requests elsewhere.
 
-One short query (``SELECT 1``) at a time, its result kept for :data:`CHECK_EVERY` seconds and
-waited for :data:`CHECK_WAIT` seconds at most: a readiness probe neither queries the store on
-every call nor waits long for a server that does not answer (a store silent past the wait is
-not ready; its check goes on and decides the next probes).
+One short query at a time (``SELECT 1``; on PostgreSQL ``SHOW transaction_read_only``, since a
+standby or a database set read-only answers queries but refuses every record), its result kept
+for :data:`CHECK_EVERY` seconds and waited for :data:`CHECK_WAIT` seconds at most: a readiness
+probe neither queries the store on every call nor waits long for a server that does not answer
+(a store silent past the wait is not ready; its check goes on and decides the next probes).
 """
 
 from __future__ import annotations
@@ -54,8 +55,14 @@ class StoreCheck:
     def _check(self, done: threading.Event) -> None:
         try:
             with self._engine.connect() as connection:
-                connection.exec_driver_sql("SELECT 1")
-            answered, cause = True, None
+                if connection.dialect.name == "postgresql":
+                    # A server that answers but takes no writes (a standby after a failover, a
+                    # database set read-only) fails every ordinary answer just the same.
+                    read_only = connection.exec_driver_sql("SHOW transaction_read_only").scalar()
+                    answered, cause = read_only != "on", "it is read-only"
+                else:
+                    connection.exec_driver_sql("SELECT 1")
+                    answered, cause = True, None
         except Exception as error:  # noqa: BLE001 - any failure: ordinary answers would fail
             answered, cause = False, f"{type(error).__name__}"
         with self._lock:
@@ -65,11 +72,11 @@ class StoreCheck:
             self._running = None
         done.set()
         if changed and answered:
-            log.info("the audit store %s answers again: ready", self._shown)
+            log.info("the audit store %s takes records again: ready", self._shown)
         elif changed:
             log.warning(
-                "the audit store %s does not answer (%s): not ready; only crisis answers "
-                "can be given until it does",
+                "the audit store %s cannot take records (%s): not ready; only crisis "
+                "answers can be given until it can",
                 self._shown,
                 cause,
             )
