@@ -1,11 +1,11 @@
 """One audit store, one salt (red-team finding redpg: two services on one database with
 different salts went undetected, so one person's hashes differed between them).
 
-The store keeps a fingerprint of the salt it was first written with; opening it with another
-salt is refused, naming the cause and the remedy and neither salt; reading (salt ``None``) is
-not checked; a store from before the fingerprint adopts the salt it is next opened with. The
-service follows its store-failure path (crisis answers given, the rest 503 with the cause) and
-`recommender serve` says it at start. On SQLite and on a throwaway PostgreSQL.
+The store keeps a fingerprint of the salt it was first written with and refuses another
+(tests/test_service_migrations.py, on SQLite and PostgreSQL). Here: the service follows its
+store-failure path (crisis answers given, the rest 503 with the cause, the store opened once
+it is given the salt), `recommender serve` says it at start, and `recommender outcomes import`
+is refused by name while `recommender audit export` (no salt) still reads.
 """
 
 from __future__ import annotations
@@ -14,11 +14,9 @@ import logging
 
 import bentoml
 import pytest
-import sqlalchemy as sa
 
 from recommender.cli import main
-from recommender.service import AuditLog, AuditSaltMismatch
-from recommender.service._migrate import VERSION_TABLE, schema_revision
+from recommender.service import AuditLog
 from service_fixtures import (  # noqa: F401  (fixtures)
     PROFILE,
     SALT,
@@ -30,73 +28,6 @@ from service_fixtures import (  # noqa: F401  (fixtures)
 )
 
 FIRST, OTHER = "first-salt-kept-by-the-store", "other-salt-of-a-second-replica"
-RECORD = {
-    "request_id": "r-1",
-    "model_version": "3",
-    "caller_role": "program",
-    "person_id": "p-1",
-    "safety_level": "routine",
-    "recommended": "coaching",
-    "ranking_meaningful": True,
-    "effects": {"coaching": [-4.0, -6.0, -2.0]},
-}
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'audit.db'}"
-    return request.getfixturevalue("postgres").database("audit")
-
-
-def _stored_text(url: str) -> str:
-    """Every value of every table of the store, as text."""
-    engine = sa.create_engine(url)
-    with engine.connect() as connection:
-        found = [
-            str(row)
-            for table in sa.inspect(connection).get_table_names()
-            for row in connection.execute(sa.text(f"SELECT * FROM {table}"))
-        ]
-    engine.dispose()
-    return "\n".join(found)
-
-
-def test_a_store_refuses_a_salt_other_than_the_one_it_was_written_with(store_url):
-    first = AuditLog(store_url, salt=FIRST)
-    first.append([RECORD])
-    first.close()
-    with pytest.raises(AuditSaltMismatch) as refused:
-        AuditLog(store_url, salt=OTHER)
-    message = str(refused.value)
-    assert "written with another audit salt" in message
-    assert "RECOMMENDER_AUDIT_SALT" in message and "audit.salt in serve.yaml" in message
-    assert FIRST not in message and OTHER not in message
-    # The salt it was written with, and reading without one, still open it.
-    AuditLog(store_url, salt=FIRST).close()
-    reader = AuditLog(store_url, salt=None)
-    assert [row["request_id"] for row in reader.export()] == ["r-1"]
-    reader.close()
-    assert FIRST not in _stored_text(store_url)  # a fingerprint, never the salt
-
-
-def test_a_store_from_before_the_fingerprint_adopts_the_salt_it_is_next_opened_with(store_url):
-    # A store at revision 0003 with a row, as the release before this check left it.
-    old = AuditLog(store_url, salt=None)
-    old.close()
-    engine = sa.create_engine(store_url)
-    with engine.begin() as connection:
-        connection.execute(sa.text("DROP TABLE store_facts"))
-        connection.execute(sa.text(f"UPDATE {VERSION_TABLE} SET version_num = '0003'"))
-    reader = AuditLog(store_url, salt=None)  # migrated; reading adopts nothing
-    reader.close()
-    adopted = AuditLog(store_url, salt=FIRST)
-    adopted.append([RECORD])
-    adopted.close()
-    assert schema_revision(engine) == "0004"
-    engine.dispose()
-    with pytest.raises(AuditSaltMismatch):
-        AuditLog(store_url, salt=OTHER)
 
 
 # -- the service --------------------------------------------------------------------------------
