@@ -208,3 +208,30 @@ def test_a_store_from_before_the_fingerprint_adopts_the_salt_it_is_next_opened_w
     engine.dispose()
     with pytest.raises(AuditSaltMismatch):
         AuditLog(store_url, salt=OTHER)
+
+
+def test_of_two_services_adopting_a_new_store_at_once_only_one_salt_wins(store_url):
+    # Each of four processes opens the same new store, two with each salt: the first salt to
+    # be written is kept, so exactly the two processes with that salt open it.
+    code = (
+        "import sys; from recommender.service import AuditLog, AuditSaltMismatch\n"
+        "try: AuditLog(sys.argv[1], salt=sys.argv[2]).close()\n"
+        "except AuditSaltMismatch: print('refused ' + sys.argv[2])\n"
+        "else: print('opened ' + sys.argv[2])"
+    )
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, store_url, salt],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for salt in (FIRST, OTHER, FIRST, OTHER)
+    ]
+    results = [w.communicate(timeout=120) for w in workers]
+    assert [w.returncode for w in workers] == [0] * 4, [err[-2000:] for _, err in results]
+    said = sorted(out.strip() for out, _ in results)
+    opened = {line.split()[1] for line in said if line.startswith("opened")}
+    refused = {line.split()[1] for line in said if line.startswith("refused")}
+    assert len(opened) == 1 and len(refused) == 1 and opened != refused, said
+    assert said.count(f"opened {opened.pop()}") == 2

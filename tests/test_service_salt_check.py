@@ -17,6 +17,7 @@ import pytest
 
 from recommender.cli import main
 from recommender.service import AuditLog
+from recommender.service._audit import salted_hash
 from service_fixtures import (  # noqa: F401  (fixtures)
     PROFILE,
     SALT,
@@ -54,6 +55,8 @@ def test_the_service_on_a_store_of_another_salt_gives_crisis_answers_only(
         )
         assert crisis.status_code == 200 and crisis.json()["safety"]["resources"]
         assert crisis.json()["safety"]["recorded_in"].startswith("service log (fallback")
+        # Its service-log line still carries the person's hash (this service's salt).
+        assert salted_hash(SALT, "x-1") in caplog.text
         refused = client.post("/recommend", json=PROFILE, headers=auth("program"))
         assert refused.status_code == 503, refused.text
         assert "written with another audit salt" in refused.json()["error"]

@@ -113,7 +113,8 @@ class Serving:
     def _try_store(self) -> bool:
         config = self.config
         try:
-            if self._salt is None:
+            # Read again after the store refused it: a secrets folder's file may be corrected.
+            if self._salt is None or self.store_refusal is not None:
                 self._salt = resolve_salt(config.audit_salt, config.models_dir)
             audit = AuditLog(
                 config.audit_store, salt=self._salt, durability=config.audit_durability
@@ -122,8 +123,6 @@ class Serving:
             problem = f"{type(error).__name__}: {error}"
             self.store_refusal = None
             if isinstance(error, AuditSaltMismatch):
-                # Read again at the next try: a secrets folder's file may be corrected meanwhile.
-                self._salt = None
                 self.store_refusal = (
                     f"the audit store was written with another audit salt than this "
                     f"service's; {error.remedy}"

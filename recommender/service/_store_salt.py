@@ -68,6 +68,8 @@ def check_store_salt(engine: sa.Engine, salt: bytes, *, shown: str) -> None:
                 return
             except sa.exc.IntegrityError:
                 continue
+            except sa.exc.OperationalError:  # a store opened read-only: nothing to adopt for,
+                return  # its writes are refused on their own (the service's failure path)
         if hmac.compare_digest(found, mine):
             return
         break
