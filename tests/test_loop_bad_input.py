@@ -373,7 +373,7 @@ def test_a_refused_import_says_which_line_of_a_csv_a_row_is(service_home, tmp_pa
     # spreadsheet needs the line (the header is line 1), as `validate` says for cohort files.
     from recommender.cli import main
 
-    AuditLog(f"sqlite:///{service_home / 'audit.db'}", salt="s").close()
+    AuditLog(f"sqlite:///{service_home / 'audit.db'}", salt=None).close()
     path = tmp_path / "followup.csv"
     path.write_text(
         "person_id,measured_at,arm_taken,ee_followup,dp_followup,pa_followup\n"

@@ -100,7 +100,7 @@ def read_only_audit(service_home, monkeypatch):
     from recommender.service import AuditLog
 
     path = service_home / "audit-ro.db"
-    AuditLog(f"sqlite:///{path}", salt="s").close()  # the tables exist; nothing may be added
+    AuditLog(f"sqlite:///{path}", salt=None).close()  # the tables exist; nothing may be added
     settings = yaml.safe_load(config_path("serve.yaml").read_text())
     settings["audit"]["url"] = f"sqlite:///file:{path}?mode=ro&uri=true"
     config = service_home / "serve-ro.yaml"

@@ -69,7 +69,7 @@ def test_a_read_only_audit_database_over_http(champion_home, tmp_path):
     from recommender.service import AuditLog
 
     database = tmp_path / "audit-ro.db"
-    AuditLog(f"sqlite:///{database}", salt="s").close()
+    AuditLog(f"sqlite:///{database}", salt=None).close()
     settings = yaml.safe_load(config_path("serve.yaml").read_text())
     settings["audit"]["url"] = f"sqlite:///file:{database}?mode=ro&uri=true"
     config = tmp_path / "serve-ro.yaml"

@@ -16,6 +16,7 @@ from recommender.cli import main
 from recommender.service import AuditLog, parse_since
 from service_fixtures import (  # noqa: F401  (fixtures)
     PROFILE,
+    SALT,
     asgi_client,
     auth,
     linear_model,
@@ -190,7 +191,7 @@ _SINCE = "2026-12-03T09:00:00+05:00"  # 04:00 UTC: only the second row is at or 
 
 
 def _audit_rows(home):
-    log = AuditLog(f"sqlite:///{home / 'audit.db'}", salt="s")
+    log = AuditLog(f"sqlite:///{home / 'audit.db'}", salt=SALT)  # the service's
     log.append(
         [
             {

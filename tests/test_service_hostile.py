@@ -29,6 +29,7 @@ import pytest
 
 from service_fixtures import (  # noqa: F401  (fixtures)
     PROFILE,
+    SALT,
     _stop,
     champion_home,
     free_port,
@@ -56,7 +57,8 @@ def demo(champion_home, tmp_path_factory):
         "RECOMMENDER_HOME": str(champion_home),
         "BENTOML_HOME": str(champion_home / "bentoml"),
         "BENTOML_DO_NOT_TRACK": "True",
-        "RECOMMENDER_AUDIT_SALT": "hostile-salt",
+        # The champion's store is the session server's too: one store, one salt.
+        "RECOMMENDER_AUDIT_SALT": SALT,
         "RECOMMENDER_API_KEYS": "",
     }
     out_path, err_path = logs / "stdout.txt", logs / "stderr.txt"

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 import pytest
 import sqlalchemy as sa
 
-from recommender.service import AuditLog
+from recommender.service import AuditLog, AuditSaltMismatch
 from recommender.service._audit_tables import _metadata
 from recommender.service._migrate import BASELINE, VERSION_TABLE, schema_revision
 
@@ -152,3 +152,86 @@ def test_a_store_a_newer_release_upgraded_is_named_not_alembics_error(store_url)
     assert f"it knows {BASELINE}, " in message and _head() in message
     assert schema_revision(engine) == "0099"  # left as it was
     engine.dispose()
+
+
+# -- one store, one salt ------------------------------------------------------------------------
+# Two services (replicas, an old and a new deployment) on one store with different salts hashed
+# one person two ways: outcomes did not link, exploration draws and training split people.
+FIRST, OTHER = "first-salt-kept-by-the-store", "other-salt-of-a-second-replica"
+
+
+def _stored_text(url: str) -> str:
+    """Every value of every table of the store, as text."""
+    engine = sa.create_engine(url)
+    with engine.connect() as connection:
+        found = [
+            str(row)
+            for table in sa.inspect(connection).get_table_names()
+            for row in connection.execute(sa.text(f"SELECT * FROM {table}"))
+        ]
+    engine.dispose()
+    return "\n".join(found)
+
+
+def test_a_store_refuses_a_salt_other_than_the_one_it_was_written_with(store_url):
+    first = AuditLog(store_url, salt=FIRST)
+    first.append([RECORD])
+    first.close()
+    with pytest.raises(AuditSaltMismatch) as refused:
+        AuditLog(store_url, salt=OTHER)
+    message = str(refused.value)
+    assert "written with another audit salt" in message
+    assert "RECOMMENDER_AUDIT_SALT" in message and "audit.salt in serve.yaml" in message
+    assert FIRST not in message and OTHER not in message
+    # The salt it was written with, and reading without one, still open it.
+    AuditLog(store_url, salt=FIRST).close()
+    reader = AuditLog(store_url, salt=None)
+    assert [row["request_id"] for row in reader.export()] == ["r-1"]
+    reader.close()
+    assert FIRST not in _stored_text(store_url)  # a fingerprint, never the salt
+
+
+def test_a_store_from_before_the_fingerprint_adopts_the_salt_it_is_next_opened_with(store_url):
+    # A store at revision 0003, as the release before this check left it.
+    old = AuditLog(store_url, salt=None)
+    old.close()
+    engine = sa.create_engine(store_url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("DROP TABLE store_facts"))
+        connection.execute(sa.text(f"UPDATE {VERSION_TABLE} SET version_num = '0003'"))
+    reader = AuditLog(store_url, salt=None)  # migrated; reading adopts nothing
+    reader.close()
+    adopted = AuditLog(store_url, salt=FIRST)
+    adopted.append([RECORD])
+    adopted.close()
+    assert schema_revision(engine) == _head()
+    engine.dispose()
+    with pytest.raises(AuditSaltMismatch):
+        AuditLog(store_url, salt=OTHER)
+
+
+def test_of_two_services_adopting_a_new_store_at_once_only_one_salt_wins(store_url):
+    # Each of four processes opens the same new store, two with each salt: the first salt to
+    # be written is kept, so exactly the two processes with that salt open it.
+    code = (
+        "import sys; from recommender.service import AuditLog, AuditSaltMismatch\n"
+        "try: AuditLog(sys.argv[1], salt=sys.argv[2]).close()\n"
+        "except AuditSaltMismatch: print('refused ' + sys.argv[2])\n"
+        "else: print('opened ' + sys.argv[2])"
+    )
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, store_url, salt],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for salt in (FIRST, OTHER, FIRST, OTHER)
+    ]
+    results = [w.communicate(timeout=120) for w in workers]
+    assert [w.returncode for w in workers] == [0] * 4, [err[-2000:] for _, err in results]
+    said = sorted(out.strip() for out, _ in results)
+    opened = {line.split()[1] for line in said if line.startswith("opened")}
+    refused = {line.split()[1] for line in said if line.startswith("refused")}
+    assert len(opened) == 1 and len(refused) == 1 and opened != refused, said
+    assert said.count(f"opened {opened.pop()}") == 2

@@ -108,17 +108,30 @@ def run(args) -> int:
 
 def _check_audit_store(config) -> None:
     # A URL that names no store is refused now (AuditUrlRefused, exit 2); a store that cannot
-    # be opened (a server down, a wrong password) is said in one line, and the service starts
-    # for crisis answers, which need no store.
+    # be opened (a server down, a wrong password) or that was written with another salt is
+    # said in one line, and the service starts for crisis answers, which need no store.
     import sys
 
     from recommender.errors import InputError
-    from recommender.service import AuditLog, AuditUrlRefused
+    from recommender.service import AuditLog, AuditSaltMismatch, AuditUrlRefused, resolve_salt
 
     try:
-        AuditLog(config.audit_store, salt=None, durability=config.audit_durability).close()
+        # The salt the workers will use (the same settings, the same salt file), so that a
+        # store written with another one is said now rather than only in the workers' log.
+        salt = resolve_salt(config.audit_salt, config.models_dir)
+    except OSError:  # a models folder not writable: the workers say it, the store is checked
+        salt = None
+    try:
+        AuditLog(config.audit_store, salt=salt, durability=config.audit_durability).close()
     except AuditUrlRefused:
         raise
+    except AuditSaltMismatch as error:
+        print(
+            f"warning: {error}; the service starts for crisis answers only (/readyz not "
+            "ready; every other answer 503) until it is given that salt (a salt file is read "
+            "again every reload_poll_seconds; a variable or serve.yaml needs a restart)",
+            file=sys.stderr,
+        )
     except InputError as error:
         print(
             f"warning: {error}; the service starts for crisis answers only (/readyz not "

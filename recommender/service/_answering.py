@@ -154,7 +154,7 @@ class Answering(Serving):
         except InputError as error:
             return refusal(422, str(error), error.problems)
         except AuditUnavailable as error:
-            return refusal(503, f"{error}; nothing was answered, please retry")
+            return refusal(503, self._unrecorded(f"{error}; nothing was answered, please retry"))
         # Recommendation's own JSON (the documented schema is what is sent), with the catalog
         # facts every answer repeats validated once per model rather than once per request.
         return Response(engine.answer_json.recommendation(answer), media_type="application/json")
@@ -172,7 +172,7 @@ class Answering(Serving):
         if engine is None:
             return self._refusal_without_model(crisis)
         if _store_failed(crisis):
-            return _refusal_for_the_store(crisis, "nothing but crisis answers was answered")
+            return self._refusal_for_the_store(crisis, "nothing but crisis answers was answered")
         valid, index, errors = engine.check_rows(request.profiles)
         errors = [e for e in errors if e["index"] not in crisis]
         kept = [k for k, i in enumerate(index) if i not in crisis]
@@ -185,7 +185,7 @@ class Answering(Serving):
         except AuditUnavailable as error:
             return refusal(
                 503,
-                f"{error}; nothing but crisis answers was answered, please retry",
+                self._unrecorded(f"{error}; nothing but crisis answers was answered, please retry"),
                 None,
                 crisis,
             )
@@ -220,7 +220,7 @@ class Answering(Serving):
         if engine is None:
             return self._refusal_without_model(crisis)
         if _store_failed(crisis):
-            return _refusal_for_the_store(crisis, "no plan was given, only the crisis answers")
+            return self._refusal_for_the_store(crisis, "no plan was given, only the crisis answers")
         try:
             # Half the request timeout: a plan found by then is answered with its status.
             plan = allocate_cohort(
@@ -238,7 +238,9 @@ class Answering(Serving):
         except AuditUnavailable as error:
             return refusal(
                 503,
-                f"{error}; no plan was given, only the crisis answers; please retry",
+                self._unrecorded(
+                    f"{error}; no plan was given, only the crisis answers; please retry"
+                ),
                 None,
                 crisis,
             )
@@ -334,6 +336,24 @@ class Answering(Serving):
                 ]
         return dict(zip(answered, answers))
 
+    def _refusal_for_the_store(self, crisis: dict[int, dict], given: str) -> JSONResponse:
+        cause = next(iter(crisis.values()))["safety"]["recorded_in"]
+        return refusal(
+            503,
+            self._unrecorded(
+                f"the audit log could not be written (it did not take this request's crisis "
+                f"answers: {cause}); {given}, please retry"
+            ),
+            None,
+            crisis,
+        )
+
+    def _unrecorded(self, message: str) -> str:
+        """A refusal for want of the audit store, with why none is open when retrying alone
+        will not help (see ``store_refusal``)."""
+        refused = self.store_refusal if self.audit is None else None
+        return message if refused is None else f"{message}: {refused}"
+
     def _refusal_without_model(self, crisis=None) -> JSONResponse:
         return refusal(
             503,
@@ -418,17 +438,6 @@ def _store_failed(crisis: dict[int, dict]) -> bool:
     (the driver's busy timeout, 30 s for SQLite) would hold back the crisis answers."""
     return any(
         answer["safety"]["recorded_in"].startswith("service log") for answer in crisis.values()
-    )
-
-
-def _refusal_for_the_store(crisis: dict[int, dict], given: str) -> JSONResponse:
-    cause = next(iter(crisis.values()))["safety"]["recorded_in"]
-    return refusal(
-        503,
-        f"the audit log could not be written (it did not take this request's crisis answers: "
-        f"{cause}); {given}, please retry",
-        None,
-        crisis,
     )
 
 

@@ -38,9 +38,11 @@ from recommender.service._audit_writer import GroupWriter, PendingAppend
 from recommender.service._migrate import upgrade_schema
 from recommender.service._sqlite import sqlite_file
 from recommender.service._store_check import StoreCheck
+from recommender.service._store_salt import AuditSaltMismatch, check_store_salt
 
 __all__ = [
     "AuditLog",
+    "AuditSaltMismatch",
     "AuditUrlRefused",
     "PendingAppend",
     "resolve_salt",
@@ -144,7 +146,9 @@ class AuditLog:
     url : str
         SQLAlchemy database URL (``sqlite:////abs/path/audit.db``, ``postgresql+psycopg://...``).
     salt : str or None
-        Secret mixed into every person hash; ``None`` opens the log for reading only.
+        Secret mixed into every person hash; ``None`` opens the log for reading only. A store
+        keeps a fingerprint of the salt it was first written with and refuses another
+        (:class:`AuditSaltMismatch`).
     durability : {"process_crash", "power_loss"}, default "process_crash"
         What a committed record must survive before its answer is given (SQLite; see
         :data:`DURABILITY`).
@@ -193,6 +197,17 @@ class AuditLog:
         except sa.exc.OperationalError as error:  # the first connection: a store not ours to open
             self._engine.dispose()
             raise InputError(_unopenable(self._engine.url, error.orig)) from None
+        # One store, one salt (reading needs none, so it is not checked then).
+        if self._salt is not None:
+            try:
+                check_store_salt(
+                    self._engine,
+                    self._salt,
+                    shown=self._engine.url.render_as_string(hide_password=True),
+                )
+            except AuditSaltMismatch:
+                self._engine.dispose()
+                raise
 
     def __repr__(self) -> str:  # never show the salt
         return f"AuditLog({self._engine.url.render_as_string(hide_password=True)!r})"

@@ -13,6 +13,7 @@ __all__ = [
     "reloads",
     "assignments",
     "outcomes",
+    "store_facts",
     "AUDIT_COLUMNS",
     "ROW_COLUMNS",
     "SERVED_COLUMNS",
@@ -84,4 +85,12 @@ outcomes = sa.Table(
     sa.Column("dp_followup", sa.Integer, nullable=False),
     sa.Column("pa_followup", sa.Integer, nullable=False),
     sa.Column("source", sa.String(120), nullable=False),
+)
+# What the store remembers about itself: ``salt_fingerprint``, a keyed digest of the salt its
+# person hashes were made with (never the salt), so that a service with another salt is refused.
+store_facts = sa.Table(
+    "store_facts",
+    _metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(128), nullable=False),
 )

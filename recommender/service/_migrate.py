@@ -67,7 +67,7 @@ def upgrade_schema(engine: sa.Engine) -> str:
     True
     >>> sorted(sa.inspect(engine).get_table_names())  # doctest: +NORMALIZE_WHITESPACE
     ['assignments', 'outcomes', 'recommendations', 'recommender_schema_version',
-     'service_reloads']
+     'service_reloads', 'store_facts']
     """
     head = _scripts().get_current_head()
     found = schema_revision(engine)

@@ -16,7 +16,7 @@ import threading
 
 from recommender.errors import InputError
 from recommender.service._allocation import ALLOCATION_ACCEPTED, AllocationRequest
-from recommender.service._audit import AuditLog, resolve_salt, salted_hash
+from recommender.service._audit import AuditLog, AuditSaltMismatch, resolve_salt, salted_hash
 from recommender.service._auth import API_KEYS_ENV, KeyRing, parse_env_keys
 from recommender.service._config import load_serve_config
 from recommender.service._context import answer_context
@@ -55,6 +55,8 @@ class Serving:
         # once it can; crisis answers never wait for it.
         self._reload_lock, self._opening = threading.Lock(), threading.Lock()
         self.audit, self._salt, self._store_problem = None, None, None
+        # Why no store is open, when a caller should be told (a salt the store refuses).
+        self.store_refusal: str | None = None
         self._follow_failure = None
         self.engine = None
         self._open_store()
@@ -111,13 +113,20 @@ class Serving:
     def _try_store(self) -> bool:
         config = self.config
         try:
-            if self._salt is None:
+            # Read again after the store refused it: a secrets folder's file may be corrected.
+            if self._salt is None or self.store_refusal is not None:
                 self._salt = resolve_salt(config.audit_salt, config.models_dir)
             audit = AuditLog(
                 config.audit_store, salt=self._salt, durability=config.audit_durability
             )
         except Exception as error:  # noqa: BLE001 - crisis answers must not wait for the store
             problem = f"{type(error).__name__}: {error}"
+            self.store_refusal = None
+            if isinstance(error, AuditSaltMismatch):
+                self.store_refusal = (
+                    f"the audit store was written with another audit salt than this "
+                    f"service's; {error.remedy}"
+                )
             if problem != self._store_problem:
                 self._store_problem = problem
                 log.warning(
@@ -134,6 +143,7 @@ class Serving:
             if engine is not None:
                 engine.audit = audit
             self.audit = audit  # a single reference swap: requests read it once
+        self.store_refusal = None
         if self._store_problem is not None:
             self._store_problem = None
             log.info("the audit store %r is open now: every answer is given again", audit)
