@@ -68,6 +68,15 @@ def test_the_service_on_a_store_of_another_salt_gives_crisis_answers_only(
         assert batch.status_code == 503, batch.text
         assert "written with another audit salt" in batch.json()["error"]
         assert linear_model.calls == []  # nothing scored that could not be recorded
+        # Follow-up scores and the auditor's export name the same cause, not "please retry".
+        outcome = {"person_id": "a", "measured_at": "2026-01-01", "arm_taken": "coaching"}
+        outcome.update(ee_followup=20, dp_followup=5, pa_followup=30)
+        posted = client.post("/outcomes", json={"outcomes": [outcome]}, headers=auth("program"))
+        assert posted.status_code == 503, posted.text
+        assert "written with another audit salt" in posted.json()["error"]
+        export = client.get("/audit/export", headers=auth("auditor"))
+        assert export.status_code == 503
+        assert "written with another audit salt" in export.json()["error"]
 
         # Given the store's salt, the next try of the watcher opens it, without a restart.
         monkeypatch.setenv("RECOMMENDER_AUDIT_SALT", OTHER)

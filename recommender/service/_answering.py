@@ -348,6 +348,16 @@ class Answering(Serving):
             crisis,
         )
 
+    def _store_closed(self, consequence: str) -> str:
+        """Why a route that needs the audit store cannot answer while none is open: the cause
+        when retrying will not help (a refused salt), else that the service tries again."""
+        if self.store_refusal is not None:
+            return f"the audit store is not open, {consequence}: {self.store_refusal}"
+        return (
+            f"the audit store is not open yet, {consequence}; the service tries again every "
+            f"{self.config.reload_poll_seconds:g} s, please retry"
+        )
+
     def _unrecorded(self, message: str) -> str:
         """A refusal for want of the audit store, with why none is open when retrying alone
         will not help (see ``store_refusal``)."""
@@ -380,6 +390,8 @@ class Answering(Serving):
     def _record_outcomes(self, request: OutcomesRequest) -> JSONResponse:
         if self.catalog is None:  # the arms an outcome may name are the catalog's
             return refusal(503, f"{self.load_error}; outcomes cannot be checked until /reload")
+        if self.audit is None:
+            return refusal(503, self._store_closed("nothing was recorded"))
         try:
             report = record_outcomes(
                 self.audit, request.outcomes, arms=self.catalog.arm_ids, source="api"

@@ -61,16 +61,19 @@ def model_card_facts(config, version: str | None, load_error: str | None) -> Res
     return JSONResponse(facts)
 
 
-def audit_export_response(audit, since: str | None) -> Response:
+def audit_export_response(audit, since: str | None, *, closed: str | None = None) -> Response:
     """The audit log (from ``since`` on, an ISO 8601 date or time) as CSV; ``audit`` ``None``:
-    the store could not be opened."""
+    no store is open, for the reason ``closed``."""
     try:
         start = None if since is None else parse_since(since)
     except InputError as error:
         return JSONResponse({"error": str(error), "problems": error.problems}, status_code=422)
+    if audit is None:
+        return JSONResponse(
+            {"error": closed or "the audit store is not open; please retry", "problems": []},
+            status_code=503,
+        )
     try:
-        if audit is None:
-            raise RuntimeError("the audit store could not be opened")
         rows = audit.export(since=start)
     except Exception as error:  # noqa: BLE001 - the store's failure is not the caller's
         log.exception("audit export failed")

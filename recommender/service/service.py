@@ -111,7 +111,8 @@ class Recommender(Answering):
 
     @pages.get("/audit/export", summary="The audit log as CSV (auditors only).")
     def audit_export(self, since: str | None = None):
-        return audit_export_response(self.audit, since)
+        closed = None if self.audit is not None else self._store_closed("nothing can be read")
+        return audit_export_response(self.audit, since, closed=closed)
 
 
 def _role(ctx: bentoml.Context) -> str:
