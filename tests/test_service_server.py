@@ -136,8 +136,11 @@ def _schemathesis(url, role, *extra, tmp_path):
         "schemathesis.cli",
         "run",
         f"{url}/docs.json",
+        # No 500, and every answer as documented: its status, content type and schema (the
+        # document is what a program generates its client from).
         "--checks",
-        "not_a_server_error",
+        "not_a_server_error,status_code_conformance,content_type_conformance,"
+        "response_schema_conformance",
         "--seed",
         "7",
         "--generation-database",
@@ -156,6 +159,7 @@ def _schemathesis(url, role, *extra, tmp_path):
     "role, extra",
     [
         ("scientist", ("--exclude-path", "/reload", "--max-examples", "30")),
+        ("program", ("--include-path-regex", "^/(outcomes|recommend)", "--max-examples", "20")),
         ("auditor", ("--include-path-regex", "^/(audit|model_card)", "--max-examples", "10")),
         ("scientist", ("--include-path", "/reload", "--max-examples", "3")),
     ],

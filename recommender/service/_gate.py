@@ -207,17 +207,27 @@ class KnownRoutes:
         The exact paths served (API routes, pages, health, metrics, OpenAPI).
     landing : callable
         Returns the landing page's HTML as bytes, for ``GET /`` and ``HEAD /``.
+    document : bytes
+        The OpenAPI document (JSON) answered to ``GET /docs.json`` and ``HEAD /docs.json``
+        in place of BentoML's (see :mod:`~recommender.service._openapi`).
     """
 
-    def __init__(self, app, *, routes: Collection[str], landing: Callable[[], bytes]):
+    def __init__(
+        self, app, *, routes: Collection[str], landing: Callable[[], bytes], document: bytes
+    ):
         self.app = app
         self.routes = frozenset(routes)
         self.landing = landing
+        self.document = document
 
     async def __call__(self, scope, receive, send):
+        from starlette.responses import Response
+
+        if scope.get("path") == "/docs.json" and scope.get("method") in ("GET", "HEAD"):
+            response = Response(self.document, media_type="application/json")
+            return await response(scope, receive, send)
         if scope["type"] not in ("http", "websocket") or scope.get("path") in self.routes:
             return await self.app(scope, receive, send)
-        from starlette.responses import Response
 
         if scope["type"] == "websocket":
             return await send({"type": "websocket.close", "code": 1008})

@@ -13,6 +13,8 @@ holds what BentoML needs to see: the service class, its routes and the layers ar
 
 from __future__ import annotations
 
+import json
+
 import bentoml
 from fastapi import FastAPI
 from starlette.responses import HTMLResponse, Response
@@ -24,6 +26,7 @@ from recommender.service._deadline import Deadline, is_bentoml_timeout_layer
 from recommender.service._engine import RecommendationEngine, load_champion_model
 from recommender.service._gate import Gate, KnownRoutes
 from recommender.service._landing import landing_page
+from recommender.service._openapi import openapi_document
 from recommender.service._pages import audit_export_response, model_card_facts, model_card_page
 from recommender.service._requests import BatchRequest, OutcomesRequest, ServedProfileRequest
 from recommender.service._responses import (
@@ -160,10 +163,12 @@ class _FrontedService(type(Recommender)):
     __slots__ = ()
 
     def to_asgi(self, is_main: bool = True):
-        routes = {*self.openapi_spec.asdict()["paths"], *_DOCUMENT_ROUTES}
+        spec = self.openapi_spec.asdict()
+        routes = {*spec["paths"], *_DOCUMENT_ROUTES}
         app = super().to_asgi(is_main=is_main)
         _tune_layers(app)
-        return KnownRoutes(app, routes=routes, landing=landing_page)
+        document = json.dumps(openapi_document(spec)).encode()
+        return KnownRoutes(app, routes=routes, landing=landing_page, document=document)
 
 
 def _tune_layers(app) -> None:
