@@ -39,6 +39,11 @@ def provenance_warning(facts: dict) -> str | None:
     return None
 
 
+def _why_missing(section: dict | None) -> str:
+    """A section's facts may say why it has nothing to show (``why``); else "not available"."""
+    return (section or {}).get("why") or _MISSING
+
+
 def _interval(d: dict | None, level: str) -> str:
     if not d or d.get("estimate") is None:
         return _MISSING
@@ -231,7 +236,8 @@ def _evaluation(facts):
     blocks.append(
         (
             "p",
-            f"All figures are on the held-out part ({fmt(e.get('n'))} people), "
+            e.get("basis")  # a model with no held-out part says what its figures are instead
+            or f"All figures are on the held-out part ({fmt(e.get('n'))} people), "
             "which the model never saw. Policy values are mean Emotional "
             "Exhaustion points avoided per person compared with usual care for all "
             "(higher is better), estimated doubly robustly, with "
@@ -262,7 +268,8 @@ def _evaluation(facts):
             blocks.append(
                 (
                     "p",
-                    "No oracle: the data are not simulated, so PEHE and coverage "
+                    e.get("no_oracle")
+                    or "No oracle: the data are not simulated, so PEHE and coverage "
                     "cannot be measured.",
                 )
             )
@@ -288,7 +295,7 @@ def _subgroups(facts):
     if s.get("table"):
         blocks += _subgroup_tables(s["table"])
     else:
-        blocks.append(("p", _MISSING))
+        blocks.append(("p", _why_missing(s)))
     for name in s.get("plots") or []:
         blocks.append(("img", name, (facts.get("plots") or {}).get(name, {}).get("caption", name)))
     return blocks
@@ -363,8 +370,8 @@ def _subgroup_tables(tbl: dict) -> list:
 
 def _mix(facts):
     mix = facts.get("recommendation_mix")
-    if not mix:
-        return [("p", _MISSING)]
+    if not mix or not mix.get("rows"):
+        return [("p", _why_missing(mix))]
     return [
         ("p", "How often each intervention is recommended on the held-out part."),
         ("table", mix, None),
@@ -374,7 +381,7 @@ def _mix(facts):
 def _policy_summary(facts):
     p = facts.get("policy_summary") or {}
     if not p.get("rules"):
-        return [("p", _MISSING)]
+        return [("p", _why_missing(p))]
     return [
         (
             "p",
