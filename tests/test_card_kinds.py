@@ -78,3 +78,59 @@ def test_the_evidence_card_renders_the_same_in_html(evidence_card):
     page = render_html(evidence_card)
     assert "before the fairness section existed" not in page
     assert "(0 people)" not in page
+
+
+@pytest.fixture(scope="module")
+def log_card():
+    """The card of a model retrained from a log where peer groups were served too rarely to
+    learn (carried over from the evidence-only model), as the training pipeline makes it."""
+    from test_loop_carry import RARE, SETTINGS, _log, _retrain
+
+    from pipelines._train_card import card_facts
+    from pipelines._train_config import config_from_mapping
+    from recommender.catalog import load_catalog
+    from recommender.model import evidence_model
+    from recommender.registry import GateDecision, PolicyValue
+
+    catalog = load_catalog()
+    model, cohort, split, evaluation = _retrain(_log(RARE), catalog, evidence_model(catalog))
+    nothing = PolicyValue(math.nan, math.nan, math.nan, 0)
+    facts = card_facts(
+        model,
+        evaluation,
+        split,
+        cohort,
+        config_from_mapping(SETTINGS),
+        gate=GateDecision(True, "there is no champion yet", 0.1, nothing),
+        run_id="r",
+        git_commit="c",
+        versions={},
+    )
+    return facts, evaluation
+
+
+def test_a_log_card_says_people_are_held_out_and_whose_probabilities_were_logged(log_card):
+    facts, _ = log_card
+    data = facts["training_data"]
+    # README: a from-log run holds out people, not a stratified share of rows
+    assert "stratified" not in data["split"] and "person" in data["split"]
+    assert "trial" not in data["propensity"] and "service" in data["propensity"]
+
+
+def test_a_log_card_says_its_tables_measure_only_the_learnt_arms(log_card):
+    facts, evaluation = log_card
+    carried = [c["arm"] for c in facts["training_data"]["loop"]["carried_arms"]]
+    assert "peer_group" in carried
+    picked = int((evaluation.recommended == "peer_group").sum())
+    assert picked > 0  # the served policy picks a carried arm for some held-out people
+    md = render_markdown(facts)
+    evaluation_text = _section(md, "Evaluation")
+    assert "learnt arms" in evaluation_text
+    for arm in carried:
+        assert arm in evaluation_text
+    whole = facts["evaluation"]["secondary"]["rows"][0]
+    assert f"{whole[2]:.2f}" in evaluation_text  # the whole policy's value, as gated
+    labels = [row[0] for row in facts["evaluation"]["policy_values"]["rows"]]
+    assert "learned policy (this model)" not in labels
+    subgroups = _section(md, "Subgroups")
+    assert "learnt arms" in subgroups and "Recommendation mix" in subgroups

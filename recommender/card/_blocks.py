@@ -7,26 +7,11 @@ exactly the same things.
 from __future__ import annotations
 
 from recommender.card._fairness import fairness_blocks
+from recommender.card._format import fmt, interval_level, why_missing
+from recommender.card._loop import carried_arms, carried_note, loop_blocks
 from recommender.card._sections import DEFAULT_TEXT, SECTIONS
 
 __all__ = ["card_blocks", "fmt", "provenance_warning"]
-
-_MISSING = "not available"
-
-
-def fmt(value, digits: int = 3) -> str:
-    """A cell as text: numbers to ``digits`` decimals, None as an em dash."""
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        if value != value:  # NaN
-            return "—"
-        return f"{value:.{digits}f}"
-    return str(value)
 
 
 def provenance_warning(facts: dict) -> str | None:
@@ -37,25 +22,6 @@ def provenance_warning(facts: dict) -> str | None:
             "be used to advise real clinicians."
         )
     return None
-
-
-def _why_missing(section: dict | None) -> str:
-    """A section's facts may say why it has nothing to show (``why``); else "not available"."""
-    return (section or {}).get("why") or _MISSING
-
-
-def _interval(d: dict | None, level: str) -> str:
-    if not d or d.get("estimate") is None:
-        return _MISSING
-    lo, hi = d.get("lower"), d.get("upper")
-    if lo is None or hi is None:
-        return fmt(d["estimate"], 2)
-    return f"{fmt(d['estimate'], 2)} ({level} CI {fmt(lo, 2)} to {fmt(hi, 2)})"
-
-
-def _level(facts) -> str:
-    alpha = (facts.get("evaluation") or {}).get("alpha", 0.1) or 0.1
-    return f"{100 * (1 - alpha):.0f}%"
 
 
 def _model_details(facts):
@@ -157,79 +123,13 @@ def _training_data(facts):
     ]
     if d.get("arm_counts"):
         blocks.append(("table", d["arm_counts"], "Rows per arm"))
-    blocks += _loop_blocks(d.get("loop"))
-    return blocks
-
-
-def _loop_blocks(loop):
-    """What a model trained from the service's own log must say about that log."""
-    if not loop:
-        return []
-    without = loop.get("arms_without_overlap") or []
-    rows = [
-        (
-            "Treatment",
-            "the arm the service recommended (intention to treat); propensity = "
-            "its logged probability",
-        ),
-        ("Exploration in serve.yaml at training", loop.get("exploration")),
-        ("Policies in the log", ", ".join(loop.get("policies") or [])),
-        (
-            "Rows served with probability 1",
-            f"{loop.get('served_with_probability_one', 0):,} of "
-            f"{loop.get('n_rows', 0):,} (they inform only the "
-            "arm they got)",
-        ),
-        (
-            "Arms without overlap (not learnt)",
-            ", ".join(without) + f" (fewer than {loop.get('min_arm_rows')} logged rows)"
-            if without
-            else "none",
-        ),
-        (
-            "Arms carried over (previous estimate kept until the log can support learning it)",
-            "; ".join(
-                f"{c['arm']}: {c['rows']:,} logged rows, {c['min_rows']:,} needed; "
-                f"estimate from {c['from']}"
-                for c in loop["carried_arms"]
-            )
-            if loop.get("carried_arms")
-            else ("none" if "carried_arms" in loop else None),
-        ),
-        (
-            "Arms left out (no earlier estimate to carry)",
-            ", ".join(loop["arms_not_carried"]) if loop.get("arms_not_carried") else None,
-        ),
-        ("Share who took the recommended arm", fmt(loop.get("followed_share"), 3)),
-    ]
-    blocks = [
-        (
-            "table",
-            {
-                "columns": ["learning loop", "value"],
-                "rows": [[k, fmt(v)] for k, v in rows if v is not None],
-            },
-            None,
-        )
-    ]
-    if loop.get("uptake"):
-        blocks.append(
-            ("table", loop["uptake"], "Uptake: arm recommended (rows) against arm taken (columns)")
-        )
-    if loop.get("off_policy"):
-        blocks.append(
-            (
-                "table",
-                loop["off_policy"],
-                "Off-policy estimates on the log (EE change per person; lower is better)",
-            )
-        )
+    blocks += loop_blocks(d.get("loop"))
     return blocks
 
 
 def _evaluation(facts):
     e = facts.get("evaluation") or {}
-    level = _level(facts)
+    level = interval_level(facts)
     blocks = []
     if e.get("statement"):
         blocks.append(("strong", e["statement"]))
@@ -244,6 +144,9 @@ def _evaluation(facts):
             f"{level} confidence intervals.",
         )
     )
+    carried = carried_note(facts)
+    if carried:
+        blocks.append(("p", carried))
     for key, caption in (
         (
             "policy_values",
@@ -292,10 +195,19 @@ def _subgroups(facts):
             f"{min_cell} people are suppressed (every figure blanked, size included).",
         )
     ]
+    if s.get("table") and carried_arms(facts):
+        blocks.append(
+            (
+                "p",
+                "These tables count and value the learned policy among the learnt arms, as "
+                "the evaluation section does; the arms carried over are in the "
+                "Recommendation mix and the fairness tables.",
+            )
+        )
     if s.get("table"):
         blocks += _subgroup_tables(s["table"])
     else:
-        blocks.append(("p", _why_missing(s)))
+        blocks.append(("p", why_missing(s)))
     for name in s.get("plots") or []:
         blocks.append(("img", name, (facts.get("plots") or {}).get(name, {}).get("caption", name)))
     return blocks
@@ -371,7 +283,7 @@ def _subgroup_tables(tbl: dict) -> list:
 def _mix(facts):
     mix = facts.get("recommendation_mix")
     if not mix or not mix.get("rows"):
-        return [("p", _why_missing(mix))]
+        return [("p", why_missing(mix))]
     return [
         ("p", "How often each intervention is recommended on the held-out part."),
         ("table", mix, None),
@@ -381,7 +293,7 @@ def _mix(facts):
 def _policy_summary(facts):
     p = facts.get("policy_summary") or {}
     if not p.get("rules"):
-        return [("p", _why_missing(p))]
+        return [("p", why_missing(p))]
     return [
         (
             "p",
