@@ -134,3 +134,16 @@ def test_a_log_card_says_its_tables_measure_only_the_learnt_arms(log_card):
     assert "learned policy (this model)" not in labels
     subgroups = _section(md, "Subgroups")
     assert "learnt arms" in subgroups and "Recommendation mix" in subgroups
+
+
+def test_mlflow_recommendation_shares_are_the_mix_the_card_shows(log_card):
+    # Seen on a real from-log run: MLflow logged coaching 0.4316 (the learnt arms' policy)
+    # while the card's mix, the served policy, said 0.430 and peer groups 0.002.
+    facts, evaluation = log_card
+    mix = {row[0]: row[2] for row in facts["recommendation_mix"]["rows"]}
+    logged = {
+        key.split(".", 1)[1]: value
+        for key, value in evaluation.metrics.items()
+        if key.startswith("recommendation_share.")
+    }
+    assert logged == pytest.approx(mix, abs=1e-12)
