@@ -147,3 +147,42 @@ def test_mlflow_recommendation_shares_are_the_mix_the_card_shows(log_card):
         if key.startswith("recommendation_share.")
     }
     assert logged == pytest.approx(mix, abs=1e-12)
+
+
+def test_fairness_tables_count_people_in_whole_numbers():
+    # Seen on every trained card with a suppressed group: "app | 90.000 | 100% / 100% | ..."
+    # in the people column (the column held NaN for the suppressed group, so floats).
+    import pandas as pd
+
+    from recommender.policy import fairness_records, fairness_table
+
+    roles = ["physician"] * 30 + ["nurse"] * 20 + ["app"] * 5
+    profiles = pd.DataFrame({"role": roles, "gender": "female", "setting": "rural"})
+    benefit = pd.DataFrame({"coaching": [2.0] * len(roles)})
+    eligible = pd.DataFrame({"coaching": [True] * len(roles)})
+    given = pd.Series(["coaching"] * len(roles))
+    table = fairness_table(given, eligible, benefit, profiles, control="none", min_cell=11)
+    records = fairness_records(table)
+    assert any(r["suppressed"] for r in records)
+    people = [r["people"] for r in records if not r["suppressed"]]
+    assert people and all(type(p) is int for p in people), people
+    facts = {
+        "fairness": {
+            "n": len(roles),
+            "min_cell": 11,
+            "arms": ["coaching"],
+            "groups": records,
+            "features": ["role"],
+            "excluded": [],
+            "reasons": {},
+        }
+    }
+    fairness = _section(
+        render_markdown(facts), "Fairness: groups, features and protected attributes"
+    )
+    cells = [
+        line.split("|")[2].strip()
+        for line in fairness.splitlines()
+        if line.startswith("| ") and not line.startswith("| group")
+    ]
+    assert "30" in cells and all("." not in cell for cell in cells), cells
