@@ -186,3 +186,50 @@ def test_fairness_tables_count_people_in_whole_numbers():
         if line.startswith("| ") and not line.startswith("| group")
     ]
     assert "30" in cells and all("." not in cell for cell in cells), cells
+
+
+def _subgroup_facts(cells):
+    """Card facts with a learned policy worth 4.25 overall and the given subgroup cells
+    ``(cell, n, value, lower, upper)``, as the training pipeline writes them."""
+    columns = ["grouping", "cell", "suppression", "n", "share_none", "share_coaching"]
+    columns += ["mean_predicted_effect", "policy_value", "lower", "upper"]
+    rows = [["role", c, "", n, 0.0, 1.0, -5.0, v, lo, hi] for c, n, v, lo, hi in cells]
+    return {
+        "evaluation": {
+            "alpha": 0.1,
+            "policy_values": {
+                "columns": ["policy", "estimate", "lower", "upper"],
+                "rows": [["learned policy (this model)", 4.25, 2.66, 5.84]],
+            },
+        },
+        "subgroups": {"min_cell": 11, "table": {"columns": columns, "rows": rows}},
+    }
+
+
+def test_subgroup_values_say_which_groups_are_too_small_to_judge():
+    # Seen on a simulated card: "nurse x male | 28 | ... | -0.69 | -11.40 to 10.03" and
+    # "age 18-29 | -4.06 | -8.07 to -0.06" read alike, with nothing to tell an auditor that
+    # the first says nothing and the second says the policy did worse than usual care.
+    facts = _subgroup_facts(
+        [
+            ("nurse x male", 28, -0.69, -11.40, 10.03),
+            ("18-29", 137, -4.06, -8.07, -0.06),
+            ("physician", 347, 6.59, 4.01, 9.18),
+            ("nurse", 349, 3.28, 0.71, 5.85),
+            ("community", 424, 6.61, 4.27, 8.95),
+        ]
+    )
+    text = _section(render_markdown(facts), "Subgroups")
+    rows = {line.split("|")[2].strip(): line for line in text.splitlines() if "|" in line}
+    assert "too few to judge" in rows["nurse x male"]
+    assert "worse than usual care" in rows["18-29"]
+    for cell in ("physician", "nurse", "community"):
+        assert "too few" not in rows[cell] and "worse" not in rows[cell]
+    assert "more than overall" in rows["community"]
+    assert "by chance" in text  # many cells: some intervals miss by chance
+    assert "complementary" in text or "next smallest" in text
+
+
+def test_a_card_without_subgroups_does_not_describe_tables_it_lacks(evidence_card):
+    text = _section(render_markdown(evidence_card), "Subgroups")
+    assert "held-out part" not in text and "suppressed" not in text

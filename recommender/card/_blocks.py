@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from recommender.card._fairness import fairness_blocks
 from recommender.card._format import fmt, interval_level, why_missing
-from recommender.card._loop import carried_arms, carried_note, loop_blocks
+from recommender.card._loop import carried_note, loop_blocks
 from recommender.card._sections import DEFAULT_TEXT, SECTIONS
+from recommender.card._subgroup_blocks import subgroup_blocks
 
 __all__ = ["card_blocks", "fmt", "provenance_warning"]
 
@@ -184,102 +185,6 @@ def _evaluation(facts):
     return blocks
 
 
-def _subgroups(facts):
-    s = facts.get("subgroups") or {}
-    min_cell = s.get("min_cell", 11)
-    blocks = [
-        (
-            "p",
-            f"Recommendations and the learned policy's value by role, gender, age band, "
-            f"setting and role × gender on the held-out part. Cells with fewer than "
-            f"{min_cell} people are suppressed (every figure blanked, size included).",
-        )
-    ]
-    if s.get("table") and carried_arms(facts):
-        blocks.append(
-            (
-                "p",
-                "These tables count and value the learned policy among the learnt arms, as "
-                "the evaluation section does; the arms carried over are in the "
-                "Recommendation mix and the fairness tables.",
-            )
-        )
-    if s.get("table"):
-        blocks += _subgroup_tables(s["table"])
-    else:
-        blocks.append(("p", why_missing(s)))
-    for name in s.get("plots") or []:
-        blocks.append(("img", name, (facts.get("plots") or {}).get(name, {}).get("caption", name)))
-    return blocks
-
-
-def _subgroup_tables(tbl: dict) -> list:
-    # One table of 14 columns is wider than a page: the recommendation shares (as whole
-    # percentages) and the policy values (with their interval in one cell) are shown apart.
-    columns, rows = tbl.get("columns") or [], tbl.get("rows") or []
-    at = {c: i for i, c in enumerate(columns)}
-    shares = [c for c in columns if c.startswith("share_")]
-    if not {"grouping", "cell", "n", "policy_value"} <= set(at) or not shares:
-        return [("table", tbl, "Subgroup and intersectional table")]
-
-    def cell(row):
-        return [row[at["grouping"]], row[at["cell"]], row[at["n"]]]
-
-    def suppressed(row):  # a suppressed cell shows nothing but the word
-        return not isinstance(row[at["n"]], (int, float))
-
-    def percent(value):
-        if not isinstance(value, (int, float)) or value != value:
-            return fmt(value)
-        return f"{100 * value:.0f}%"
-
-    share_rows = [cell(r) + [percent(r[at[c]]) for c in shares] for r in rows]
-    value_rows = []
-    for r in rows:
-        if suppressed(r):
-            value_rows.append(cell(r) + [r[at["n"]]] * 3)
-            continue
-        value = r[at["policy_value"]]
-        lower, upper = (r[at[k]] if k in at else None for k in ("lower", "upper"))
-        interval = (
-            f"{fmt(lower, 2)} to {fmt(upper, 2)}"
-            if lower is not None and upper is not None
-            else "—"
-        )
-        effect = r[at["mean_predicted_effect"]] if "mean_predicted_effect" in at else None
-        value_rows.append(cell(r) + [fmt(effect, 2), fmt(value, 2), interval])
-    return [
-        (
-            "table",
-            {
-                "columns": [
-                    "grouping",
-                    "cell",
-                    "n",
-                    *(c[len("share_") :].replace("_", " ") for c in shares),
-                ],
-                "rows": share_rows,
-            },
-            "Share of each subgroup recommended each intervention",
-        ),
-        (
-            "table",
-            {
-                "columns": [
-                    "grouping",
-                    "cell",
-                    "n",
-                    "mean predicted EE effect",
-                    "policy value",
-                    "interval",
-                ],
-                "rows": value_rows,
-            },
-            "Learned policy's value per subgroup (EE points avoided per person)",
-        ),
-    ]
-
-
 def _mix(facts):
     mix = facts.get("recommendation_mix")
     if not mix or not mix.get("rows"):
@@ -375,7 +280,7 @@ _BUILDERS = {
     "out-of-scope": _out_of_scope,
     "training-data": _training_data,
     "evaluation": _evaluation,
-    "subgroups": _subgroups,
+    "subgroups": subgroup_blocks,
     "fairness": fairness_blocks,
     "recommendation-mix": _mix,
     "policy-summary": _policy_summary,
