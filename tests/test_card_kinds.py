@@ -233,3 +233,36 @@ def test_subgroup_values_say_which_groups_are_too_small_to_judge():
 def test_a_card_without_subgroups_does_not_describe_tables_it_lacks(evidence_card):
     text = _section(render_markdown(evidence_card), "Subgroups")
     assert "held-out part" not in text and "suppressed" not in text
+
+
+def test_the_header_an_evidence_conversion_points_to_is_in_the_card_and_the_document(
+    evidence_card,
+):
+    # Every converted effect read "SMD x 9.5 (assumed SD of EE, see the header)", and neither
+    # the card nor docs/evidence.md had that header: it is a comment in the catalog file.
+    from recommender.catalog import (
+        ASSUMED_EE_SD,
+        CONVERSION_NOTE,
+        evidence_markdown,
+        load_catalog,
+    )
+
+    conversions = [
+        str(item.conversion)
+        for arm in load_catalog().arms
+        for item in arm.evidence
+        if "see the header" in str(item.conversion)
+    ]
+    assert conversions and all(f"x {ASSUMED_EE_SD:g} " in c for c in conversions)
+    for text in (
+        _section(render_markdown(evidence_card), "Evidence behind each intervention"),
+        evidence_markdown(load_catalog()).split("## Options the model ranks")[0],
+    ):
+        assert CONVERSION_NOTE in text
+    assert f"by {ASSUMED_EE_SD:g} EE points" in CONVERSION_NOTE and "assumption" in CONVERSION_NOTE
+
+
+def test_a_converted_interval_is_printed_as_the_catalog_gives_it(evidence_card):
+    # "Taken as -2.4 EE points against usual care (-3.8 to -1)" for a catalog [-3.8, -1.0]
+    text = _section(render_markdown(evidence_card), "Evidence behind each intervention")
+    assert "(-3.8 to -1.0)" in text and "(-3.8 to -1)" not in text

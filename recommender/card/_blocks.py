@@ -220,9 +220,10 @@ def _evidence_line(i) -> str:
     )
     if i.get("effect_points") is not None:
         low, high = (i.get("effect_points_ci") or [None, None])[:2]
+        # as the catalog gives them: -1.0 stays -1.0 (":+g" printed -1 beside a "-1.0")
         line += (
-            f". Taken as {i['effect_points']:+g} EE points against usual care "
-            f"({low:+g} to {high:+g}): {str(i.get('conversion')).rstrip('.')}"
+            f". Taken as {i['effect_points']:+} EE points against usual care "
+            f"({low:+} to {high:+}): {str(i.get('conversion')).rstrip('.')}"
         )
     if i.get("note"):
         line += f". {i['note']}"
@@ -240,6 +241,13 @@ def _evidence(facts):
             "certain the finding is (GRADE where a review rated it).",
         )
     ]
+    conversions = [
+        str(i.get("conversion")) for a in facts.get("evidence") or [] for i in a["items"]
+    ]
+    if any("see the header" in c for c in conversions):
+        from recommender.catalog import CONVERSION_NOTE
+
+        blocks.append(("p", CONVERSION_NOTE))
     for arm in facts.get("evidence") or []:
         blocks.append(("h3", f"{arm.get('name')} ({arm.get('arm')})"))
         if arm.get("description"):
