@@ -19,6 +19,11 @@ from recommender.card import render_html, render_markdown
 
 @pytest.fixture(scope="module")
 def evidence_card():
+    return evidence_card_facts()
+
+
+def evidence_card_facts() -> dict:
+    """The evidence-only model's card facts, as `train --evidence-only` writes them."""
     from pipelines._train_evidence import evidence_card_facts
     from pipelines.train import load_config
     from recommender.catalog import load_catalog
@@ -82,8 +87,13 @@ def test_the_evidence_card_renders_the_same_in_html(evidence_card):
 
 @pytest.fixture(scope="module")
 def log_card():
+    return log_card_facts()
+
+
+def log_card_facts():
     """The card of a model retrained from a log where peer groups were served too rarely to
-    learn (carried over from the evidence-only model), as the training pipeline makes it."""
+    learn (carried over from the evidence-only model), as the training pipeline makes it,
+    and the evaluation it was made from."""
     from test_loop_carry import RARE, SETTINGS, _log, _retrain
 
     from pipelines._train_card import card_facts
