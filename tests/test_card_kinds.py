@@ -276,3 +276,21 @@ def test_a_converted_interval_is_printed_as_the_catalog_gives_it(evidence_card):
     # "Taken as -2.4 EE points against usual care (-3.8 to -1)" for a catalog [-3.8, -1.0]
     text = _section(render_markdown(evidence_card), "Evidence behind each intervention")
     assert "(-3.8 to -1.0)" in text and "(-3.8 to -1)" not in text
+
+
+def test_the_served_card_page_still_opens_with_its_simulated_data_warning(tmp_path):
+    # README: "a warning first when the data were simulated"; the service put its "As served
+    # now" line between the title and that warning.
+    import dataclasses
+
+    from recommender.card import write_card
+    from recommender.service import load_serve_config
+    from recommender.service._pages import model_card_page
+
+    facts = {"model": {"name": "burnout-recommender", "version": "4"}}
+    facts["training_data"] = {"source": "simulated"}
+    write_card(facts, tmp_path / "cards" / "4")
+    config = dataclasses.replace(load_serve_config(), models_dir=tmp_path)
+    page = model_card_page(config, "4", None).body.decode()
+    warning, serving = page.index('class="warning"'), page.index('id="serving-policy"')
+    assert page.index("<h1") < warning < serving < page.index("<nav")
