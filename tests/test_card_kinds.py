@@ -294,3 +294,18 @@ def test_the_served_card_page_still_opens_with_its_simulated_data_warning(tmp_pa
     page = model_card_page(config, "4", None).body.decode()
     warning, serving = page.index('class="warning"'), page.index('id="serving-policy"')
     assert page.index("<h1") < warning < serving < page.index("<nav")
+
+
+def test_the_oracle_table_says_why_its_figures_have_no_interval():
+    facts = {
+        "evaluation": {
+            "alpha": 0.1,
+            "n": 900,
+            "oracle": {
+                "columns": ["arm", "pehe", "bias", "coverage", "mean_width"],
+                "rows": [["coaching", 2.341, -1.22, 0.713, 5.548]],
+            },
+        }
+    }
+    evaluation = _section(render_markdown(facts), "Evaluation")
+    assert "no interval" in evaluation and "true effects" in evaluation
