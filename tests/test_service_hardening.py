@@ -51,6 +51,8 @@ def test_the_landing_page_says_how_to_open_the_card_with_a_key():
 
     page = landing_page().decode()
     assert "cannot send" in page and "-o card.html" in page and "?key=" not in page
+    # a screen reader announces each cell with its column: the header cells say they head one
+    assert page.count('<th scope="col">') == 3 and "<th>" not in page
 
 
 def _links(page: str) -> list[str]:

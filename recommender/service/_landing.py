@@ -67,6 +67,7 @@ each key has one role. The fields each route accepts are in
 <a href="/model_card">/model_card</a>. A browser's address bar cannot send the key (and a key
 never goes in an address), so save the card with it and open the file:
 <code>curl -H 'Authorization: Bearer KEY' -o card.html http://HOST/model_card</code>.</p>
-<table><tr><th>route</th><th>who</th><th>what</th></tr>{rows}</table>
+<table><caption>Routes and the roles that may call them</caption>
+<tr><th scope="col">route</th><th scope="col">who</th><th scope="col">what</th></tr>{rows}</table>
 </body></html>
 """.encode()
