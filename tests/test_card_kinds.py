@@ -309,3 +309,11 @@ def test_the_oracle_table_says_why_its_figures_have_no_interval():
     }
     evaluation = _section(render_markdown(facts), "Evaluation")
     assert "no interval" in evaluation and "true effects" in evaluation
+
+
+def test_card_tables_name_each_row_for_a_screen_reader(evidence_card):
+    # "field | value" tables had no caption and no header cell per row: a screen reader read
+    # "2026.12-2" without "Intervention catalog version".
+    page = render_html(evidence_card)
+    assert '<th scope="row">Intervention catalog version</th>' in page
+    assert '<th scope="row">coaching</th>' in page  # the effects table, by arm
