@@ -117,6 +117,10 @@ def evaluate_stage(model, split: Split, cohort: Cohort, config: dict) -> Evaluat
         )
     secondary = pd.DataFrame(rows)
     metrics = dict(report.metrics())
+    # The report counts the learnt arms' policy; MLflow, like the card's mix, gets the shares
+    # of the policy the model serves, carried arms included.
+    for arm in model.arms:
+        metrics[f"recommendation_share.{arm}"] = float(np.mean(recommended == arm))
     for row in rows:
         for key in ("points_improved", "lower", "upper"):
             suffix = "" if key == "points_improved" else f".{key}"

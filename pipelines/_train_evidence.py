@@ -103,8 +103,7 @@ def evidence_gate(model, catalog, config: dict):
 def evidence_card_facts(
     model, catalog, config, *, gate, run_id, git_commit, versions, previous_champion, created
 ) -> dict:
-    from recommender.card import evidence_facts
-    from recommender.card import DEFAULT_TEXT, json_safe
+    from recommender.card import DEFAULT_TEXT, evidence_facts, json_safe
 
     estimates = model.outcome_models[model.primary].estimates
     rows = [
@@ -130,10 +129,20 @@ def evidence_card_facts(
         for role in ("physician", "resident", "nurse", "app")
         if not any(e.arm == arm and e.role == role for e in estimates)
     ]
+    no_data = "This model was built with no data of this program"
+    features = ", ".join(model.feature_names)
     return json_safe(
         {
             "schema_version": 1,
             "model": {
+                "description": (
+                    "Not fitted to any data: for each intervention and role it takes the "
+                    "published effect on emotional exhaustion, with its interval, from the "
+                    "intervention catalog's evidence, and recommends among the offered "
+                    "interventions the one with the largest published benefit for the "
+                    "person's role. It estimates emotional exhaustion only, and its only "
+                    f"input is the person's {features}."
+                ),
                 "name": config["registry"]["model_name"],
                 "version": None,
                 "aliases": [],
@@ -161,6 +170,14 @@ def evidence_card_facts(
                 "alpha": config["evaluation"]["alpha"],
                 "n": 0,
                 "statement": statement,
+                "basis": (
+                    "The figures below are the published effects the model serves, not "
+                    "measurements on this program's staff: there is no held-out part, so no "
+                    "policy value, Qini, calibration or personalization gain could be "
+                    "estimated. Intervals are the published 95 % intervals."
+                ),
+                "no_oracle": "No oracle: no data, simulated or real, so PEHE and interval "
+                "coverage cannot be measured.",
                 "average_effects": {
                     "columns": [
                         "arm",
@@ -187,12 +204,37 @@ def evidence_card_facts(
                 ],
                 "plots": [],
             },
+            "subgroups": {
+                "min_cell": config["card"]["min_cell"],
+                "table": None,
+                "why": f"{no_data}, so there are no people to break its value down by "
+                "group. Its effects differ by role only (the evaluation section).",
+            },
+            "fairness": {
+                "why": f"{no_data}, so there are no people to compare groups of. The model's "
+                f"only feature is {features}: gender, age and setting never change its "
+                "answer or appear among its reasons. Who may receive each intervention is "
+                "the catalog's eligibility (the evidence section and docs/evidence.md).",
+            },
+            "recommendation_mix": {
+                "why": f"{no_data}, so there are no held-out people to count recommendations "
+                "of. For each role it recommends the offered intervention with the largest "
+                "published benefit in the table of the evaluation section."
+            },
+            "policy_summary": {
+                "why": f"{no_data}; its whole policy is the table of effects per role in the "
+                "evaluation section."
+            },
             "evidence": evidence_facts(catalog, list(model.arms)),
             "caveats": [
                 statement,
-                "Retrain from the program's own log (`recommender train "
-                "--from-log`) once follow-up scores are in.",
-                *DEFAULT_TEXT["caveats"],
+                "Published effects were measured on other programs' staff, mostly in single "
+                "small trials; they may not transfer to this program (the simulator's "
+                "`local` scenario asks what happens then).",
+                DEFAULT_TEXT["caveats"][0],  # an individual's response can differ widely
+                "Nothing in this card was measured on this program's clinicians: retrain from "
+                "the program's own log (`recommender train --from-log`) once follow-up "
+                "scores are in, and judge that model on the log.",
             ],
         }
     )

@@ -170,6 +170,8 @@ def model_notes(model) -> list[str]:
             "simulated": f"the model learned from SIMULATED data{about}: its effects show "
             "the method, not what the program's own people gain",
             "program": f"the model learned from the program's own data{about}",
+            "evidence": f"the model learned from no data: its effects are published "
+            f"trials' and reviews'{about}, not measured on the program's own people",
         }.get(facts["data_source"], "the data the model learned from is not recorded in it")
     )
     if facts["one_effect_arms"]:

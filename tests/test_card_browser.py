@@ -129,3 +129,23 @@ def test_a_blank_page_fails_the_check(tmp_path):
     )
     with pytest.raises(AssertionError):
         assert_card_renders(page, tmp_path / "chromium-profile")
+
+
+@browser
+@pytest.mark.browser
+def test_every_kind_of_card_renders_in_chromium(tmp_path):
+    # The evidence-only model (no data, no plots) and a model retrained from a log with
+    # carried arms, as their training writes them: every section shown, none saying it is
+    # missing for a reason that is not the card's.
+    from test_card_kinds import evidence_card_facts, log_card_facts
+
+    from recommender.card import write_card
+
+    facts, evaluation = log_card_facts()
+    plots = {p.stem: p.read_bytes() for p in evaluation.report.save_plots(tmp_path / "plots")}
+    kinds = {"evidence": (evidence_card_facts(), {}), "log": (facts, plots)}
+    for kind, (card, images) in kinds.items():
+        paths = write_card(card, tmp_path / kind, plots=images)
+        assert_card_renders(paths["html"], tmp_path / f"profile-{kind}", min_images=len(images))
+        page = paths["html"].read_text(encoding="utf-8")
+        assert "before the fairness section existed" not in page, kind

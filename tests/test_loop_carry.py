@@ -163,9 +163,9 @@ def test_the_model_card_facts_and_answers_say_where_a_carried_estimate_comes_fro
         for arm in ("peer_group", "resilience_training", "balint_group")
     ]
     assert cohort.loop["arms_not_carried"] == []
-    from recommender.card._blocks import _loop_blocks
+    from recommender.card._loop import loop_blocks
 
-    shown = json.dumps(_loop_blocks(cohort.loop))
+    shown = json.dumps(loop_blocks(cohort.loop))
     assert f"peer_group: {rows:,} logged rows, {needed:,} needed" in shown
     names = {arm.id: arm.name for arm in catalog.arms}
     note = estimate_basis(model.metadata, ["peer_group", "coaching"], "resident", names)

@@ -113,6 +113,18 @@ def test_answers_say_they_rest_on_published_trials():
     nurse = engine.recommend([engine.check_row(profile(role="nurse"))], caller_role="program")[0]
     assert {a["arm"] for a in nurse["ranking"]} <= {"mindfulness", "none"}
     assert any("no estimate" in e["reason"] for e in nurse["excluded"])
+    # Seen serving `train --evidence-only`: the context said "The data this model learned
+    # from is not recorded in it" while the ranking note and the card said published trials.
+    data = answer["context"]["training_data"]
+    assert data["source"] == "evidence" and "published" in data["statement"]
+    assert "not recorded" not in data["statement"]
+
+
+def test_scored_files_say_the_evidence_model_rests_on_published_trials():
+    from pipelines.score import model_notes
+
+    notes = " ".join(model_notes(evidence_model(evidence_catalog())))
+    assert "published" in notes and "not recorded" not in notes
 
 
 def test_train_evidence_only_registers_gates_and_cards(tmp_path, monkeypatch):

@@ -44,6 +44,17 @@ def test_the_landing_page_is_ours_and_loads_nothing_from_elsewhere(asgi_client):
     assert "default-src 'none'" in response.headers["content-security-policy"]
 
 
+def test_the_landing_page_says_how_to_open_the_card_with_a_key():
+    # Its /model_card link, followed in a browser, could only answer "an API key is required":
+    # an address bar cannot send the header, and a key must never go in a URL.
+    from recommender.service._landing import landing_page
+
+    page = landing_page().decode()
+    assert "cannot send" in page and "-o card.html" in page and "?key=" not in page
+    # a screen reader announces each cell with its column: the header cells say they head one
+    assert page.count('<th scope="col">') == 3 and "<th>" not in page
+
+
 def _links(page: str) -> list[str]:
     import re
 

@@ -30,7 +30,11 @@ def _policy_label(name: str, control: str) -> str:
 
 
 def evaluation_facts(
-    report, *, secondary: pd.DataFrame | None = None, plots=("policy_values", "qini", "calibration")
+    report,
+    *,
+    secondary: pd.DataFrame | None = None,
+    plots=("policy_values", "qini", "calibration"),
+    carried=(),
 ) -> dict:
     """The evaluation section from an :class:`~recommender.evaluation.EvaluationReport`.
 
@@ -42,12 +46,20 @@ def evaluation_facts(
         lower, upper``).
     plots : sequence of str
         Names of the report's figures to show in this section.
+    carried : sequence of str
+        Arms the model carries over from an earlier one (a run from the log): the report
+        measures the learnt arms only, so its learned policy is labelled as such.
     """
     control = report.control
     values = report.policy_values.copy()
     columns = [c for c in ("estimate", "lower", "upper", "true_value") if c in values.columns]
     values = values[columns]
     values.index = [_policy_label(str(i), control) for i in values.index]
+    if carried:
+        values.index = [
+            "learned policy among the learnt arms" if i == _policy_label("learned", control) else i
+            for i in values.index
+        ]
     gain = report.personalization_gain
     facts = {
         "alpha": report.alpha,
@@ -90,6 +102,16 @@ def _calibration(report) -> dict:
     keep = [c for c in ("estimate", "lower", "upper") if c in slopes.columns]
     frame = slopes[keep].rename(columns={"estimate": "slope"})
     return table(frame, index="arm")
+
+
+def _propensity_text(data: dict) -> str:
+    if data.get("loop"):
+        return "logged: the probability with which the service drew the arm it recommended"
+    if not data.get("propensity_logged"):
+        return "estimated by a regularized multinomial model"
+    if str(data.get("design", "")).startswith("randomized"):
+        return "logged in the data (the design's shares in a trial)"
+    return "logged in the data"
 
 
 def subgroup_facts(report, *, min_cell: int = 11) -> dict:
@@ -181,6 +203,8 @@ def training_card_facts(
         o: str(getattr(m, "learner_", type(m).__name__)) for o, m in model.outcome_models.items()
     }
     n_train, n_holdout = len(treatment_train), len(treatment_holdout)
+    loop = data.get("loop")
+    carried = [c["arm"] for c in (loop or {}).get("carried_arms") or []]
     return json_safe(
         {
             "schema_version": 1,
@@ -204,21 +228,23 @@ def training_card_facts(
                 "source": data.get("source"),
                 "description": data.get("description"),
                 "design": data.get("design"),
-                "propensity": (
-                    "logged in the data (the design's shares in a trial)"
-                    if data.get("propensity_logged")
-                    else "estimated by a regularized multinomial model"
-                ),
+                "propensity": _propensity_text(data),
                 "n_rows": data.get("n_rows"),
                 "n_train": n_train,
                 "n_holdout": n_holdout,
                 "holdout_share": config["split"]["holdout_share"],
-                "split": f"stratified by arm, seed {config['seed']}",
+                "split": (
+                    f"by person, seed {config['seed']}: a person is held out when a draw from "
+                    "their salted hash and the seed falls below the held-out share, so all of "
+                    "a person's answers fall on one side"
+                    if loop
+                    else f"stratified by arm, seed {config['seed']}"
+                ),
                 "outcomes": ", ".join(f"{o} (follow-up minus baseline)" for o in model.outcomes),
                 "arm_counts": arm_counts(treatment_train, treatment_holdout, arms),
                 "loop": data.get("loop"),
             },
-            "evaluation": evaluation_facts(report, secondary=secondary),
+            "evaluation": evaluation_facts(report, secondary=secondary, carried=carried),
             "subgroups": subgroup_facts(report, min_cell=config["card"]["min_cell"]),
             "fairness": fairness,
             "recommendation_mix": recommendation_mix(recommended, arms),

@@ -7,26 +7,12 @@ exactly the same things.
 from __future__ import annotations
 
 from recommender.card._fairness import fairness_blocks
+from recommender.card._format import fmt, interval_level, why_missing
+from recommender.card._loop import carried_note, loop_blocks
 from recommender.card._sections import DEFAULT_TEXT, SECTIONS
+from recommender.card._subgroup_blocks import subgroup_blocks
 
 __all__ = ["card_blocks", "fmt", "provenance_warning"]
-
-_MISSING = "not available"
-
-
-def fmt(value, digits: int = 3) -> str:
-    """A cell as text: numbers to ``digits`` decimals, None as an em dash."""
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        if value != value:  # NaN
-            return "—"
-        return f"{value:.{digits}f}"
-    return str(value)
 
 
 def provenance_warning(facts: dict) -> str | None:
@@ -37,20 +23,6 @@ def provenance_warning(facts: dict) -> str | None:
             "be used to advise real clinicians."
         )
     return None
-
-
-def _interval(d: dict | None, level: str) -> str:
-    if not d or d.get("estimate") is None:
-        return _MISSING
-    lo, hi = d.get("lower"), d.get("upper")
-    if lo is None or hi is None:
-        return fmt(d["estimate"], 2)
-    return f"{fmt(d['estimate'], 2)} ({level} CI {fmt(lo, 2)} to {fmt(hi, 2)})"
-
-
-def _level(facts) -> str:
-    alpha = (facts.get("evaluation") or {}).get("alpha", 0.1) or 0.1
-    return f"{100 * (1 - alpha):.0f}%"
 
 
 def _model_details(facts):
@@ -152,92 +124,30 @@ def _training_data(facts):
     ]
     if d.get("arm_counts"):
         blocks.append(("table", d["arm_counts"], "Rows per arm"))
-    blocks += _loop_blocks(d.get("loop"))
-    return blocks
-
-
-def _loop_blocks(loop):
-    """What a model trained from the service's own log must say about that log."""
-    if not loop:
-        return []
-    without = loop.get("arms_without_overlap") or []
-    rows = [
-        (
-            "Treatment",
-            "the arm the service recommended (intention to treat); propensity = "
-            "its logged probability",
-        ),
-        ("Exploration in serve.yaml at training", loop.get("exploration")),
-        ("Policies in the log", ", ".join(loop.get("policies") or [])),
-        (
-            "Rows served with probability 1",
-            f"{loop.get('served_with_probability_one', 0):,} of "
-            f"{loop.get('n_rows', 0):,} (they inform only the "
-            "arm they got)",
-        ),
-        (
-            "Arms without overlap (not learnt)",
-            ", ".join(without) + f" (fewer than {loop.get('min_arm_rows')} logged rows)"
-            if without
-            else "none",
-        ),
-        (
-            "Arms carried over (previous estimate kept until the log can support learning it)",
-            "; ".join(
-                f"{c['arm']}: {c['rows']:,} logged rows, {c['min_rows']:,} needed; "
-                f"estimate from {c['from']}"
-                for c in loop["carried_arms"]
-            )
-            if loop.get("carried_arms")
-            else ("none" if "carried_arms" in loop else None),
-        ),
-        (
-            "Arms left out (no earlier estimate to carry)",
-            ", ".join(loop["arms_not_carried"]) if loop.get("arms_not_carried") else None,
-        ),
-        ("Share who took the recommended arm", fmt(loop.get("followed_share"), 3)),
-    ]
-    blocks = [
-        (
-            "table",
-            {
-                "columns": ["learning loop", "value"],
-                "rows": [[k, fmt(v)] for k, v in rows if v is not None],
-            },
-            None,
-        )
-    ]
-    if loop.get("uptake"):
-        blocks.append(
-            ("table", loop["uptake"], "Uptake: arm recommended (rows) against arm taken (columns)")
-        )
-    if loop.get("off_policy"):
-        blocks.append(
-            (
-                "table",
-                loop["off_policy"],
-                "Off-policy estimates on the log (EE change per person; lower is better)",
-            )
-        )
+    blocks += loop_blocks(d.get("loop"))
     return blocks
 
 
 def _evaluation(facts):
     e = facts.get("evaluation") or {}
-    level = _level(facts)
+    level = interval_level(facts)
     blocks = []
     if e.get("statement"):
         blocks.append(("strong", e["statement"]))
     blocks.append(
         (
             "p",
-            f"All figures are on the held-out part ({fmt(e.get('n'))} people), "
+            e.get("basis")  # a model with no held-out part says what its figures are instead
+            or f"All figures are on the held-out part ({fmt(e.get('n'))} people), "
             "which the model never saw. Policy values are mean Emotional "
             "Exhaustion points avoided per person compared with usual care for all "
             "(higher is better), estimated doubly robustly, with "
             f"{level} confidence intervals.",
         )
     )
+    carried = carried_note(facts)
+    if carried:
+        blocks.append(("p", carried))
     for key, caption in (
         (
             "policy_values",
@@ -254,7 +164,12 @@ def _evaluation(facts):
             "robust effects (1 = calibrated, 0 = no information)",
         ),
         ("secondary", "Secondary outcomes under the learned policy"),
-        ("oracle", "Against the simulator's true effects (oracle)"),
+        (
+            "oracle",
+            "Against the simulator's true effects (oracle): PEHE, bias, the share of "
+            "people whose true effect lies inside their interval (coverage) and the mean "
+            "interval width, computed on these held-out people's true effects, so no interval",
+        ),
     ):
         if e.get(key):
             blocks.append(("table", e[key], caption))
@@ -262,7 +177,8 @@ def _evaluation(facts):
             blocks.append(
                 (
                     "p",
-                    "No oracle: the data are not simulated, so PEHE and coverage "
+                    e.get("no_oracle")
+                    or "No oracle: the data are not simulated, so PEHE and coverage "
                     "cannot be measured.",
                 )
             )
@@ -274,97 +190,10 @@ def _evaluation(facts):
     return blocks
 
 
-def _subgroups(facts):
-    s = facts.get("subgroups") or {}
-    min_cell = s.get("min_cell", 11)
-    blocks = [
-        (
-            "p",
-            f"Recommendations and the learned policy's value by role, gender, age band, "
-            f"setting and role × gender on the held-out part. Cells with fewer than "
-            f"{min_cell} people are suppressed (every figure blanked, size included).",
-        )
-    ]
-    if s.get("table"):
-        blocks += _subgroup_tables(s["table"])
-    else:
-        blocks.append(("p", _MISSING))
-    for name in s.get("plots") or []:
-        blocks.append(("img", name, (facts.get("plots") or {}).get(name, {}).get("caption", name)))
-    return blocks
-
-
-def _subgroup_tables(tbl: dict) -> list:
-    # One table of 14 columns is wider than a page: the recommendation shares (as whole
-    # percentages) and the policy values (with their interval in one cell) are shown apart.
-    columns, rows = tbl.get("columns") or [], tbl.get("rows") or []
-    at = {c: i for i, c in enumerate(columns)}
-    shares = [c for c in columns if c.startswith("share_")]
-    if not {"grouping", "cell", "n", "policy_value"} <= set(at) or not shares:
-        return [("table", tbl, "Subgroup and intersectional table")]
-
-    def cell(row):
-        return [row[at["grouping"]], row[at["cell"]], row[at["n"]]]
-
-    def suppressed(row):  # a suppressed cell shows nothing but the word
-        return not isinstance(row[at["n"]], (int, float))
-
-    def percent(value):
-        if not isinstance(value, (int, float)) or value != value:
-            return fmt(value)
-        return f"{100 * value:.0f}%"
-
-    share_rows = [cell(r) + [percent(r[at[c]]) for c in shares] for r in rows]
-    value_rows = []
-    for r in rows:
-        if suppressed(r):
-            value_rows.append(cell(r) + [r[at["n"]]] * 3)
-            continue
-        value = r[at["policy_value"]]
-        lower, upper = (r[at[k]] if k in at else None for k in ("lower", "upper"))
-        interval = (
-            f"{fmt(lower, 2)} to {fmt(upper, 2)}"
-            if lower is not None and upper is not None
-            else "—"
-        )
-        effect = r[at["mean_predicted_effect"]] if "mean_predicted_effect" in at else None
-        value_rows.append(cell(r) + [fmt(effect, 2), fmt(value, 2), interval])
-    return [
-        (
-            "table",
-            {
-                "columns": [
-                    "grouping",
-                    "cell",
-                    "n",
-                    *(c[len("share_") :].replace("_", " ") for c in shares),
-                ],
-                "rows": share_rows,
-            },
-            "Share of each subgroup recommended each intervention",
-        ),
-        (
-            "table",
-            {
-                "columns": [
-                    "grouping",
-                    "cell",
-                    "n",
-                    "mean predicted EE effect",
-                    "policy value",
-                    "interval",
-                ],
-                "rows": value_rows,
-            },
-            "Learned policy's value per subgroup (EE points avoided per person)",
-        ),
-    ]
-
-
 def _mix(facts):
     mix = facts.get("recommendation_mix")
-    if not mix:
-        return [("p", _MISSING)]
+    if not mix or not mix.get("rows"):
+        return [("p", why_missing(mix))]
     return [
         ("p", "How often each intervention is recommended on the held-out part."),
         ("table", mix, None),
@@ -374,7 +203,7 @@ def _mix(facts):
 def _policy_summary(facts):
     p = facts.get("policy_summary") or {}
     if not p.get("rules"):
-        return [("p", _MISSING)]
+        return [("p", why_missing(p))]
     return [
         (
             "p",
@@ -396,9 +225,10 @@ def _evidence_line(i) -> str:
     )
     if i.get("effect_points") is not None:
         low, high = (i.get("effect_points_ci") or [None, None])[:2]
+        # as the catalog gives them: -1.0 stays -1.0 (":+g" printed -1 beside a "-1.0")
         line += (
-            f". Taken as {i['effect_points']:+g} EE points against usual care "
-            f"({low:+g} to {high:+g}): {str(i.get('conversion')).rstrip('.')}"
+            f". Taken as {i['effect_points']:+} EE points against usual care "
+            f"({low:+} to {high:+}): {str(i.get('conversion')).rstrip('.')}"
         )
     if i.get("note"):
         line += f". {i['note']}"
@@ -416,6 +246,13 @@ def _evidence(facts):
             "certain the finding is (GRADE where a review rated it).",
         )
     ]
+    conversions = [
+        str(i.get("conversion")) for a in facts.get("evidence") or [] for i in a["items"]
+    ]
+    if any("see the header" in c for c in conversions):
+        from recommender.catalog import CONVERSION_NOTE
+
+        blocks.append(("p", CONVERSION_NOTE))
     for arm in facts.get("evidence") or []:
         blocks.append(("h3", f"{arm.get('name')} ({arm.get('arm')})"))
         if arm.get("description"):
@@ -456,7 +293,7 @@ _BUILDERS = {
     "out-of-scope": _out_of_scope,
     "training-data": _training_data,
     "evaluation": _evaluation,
-    "subgroups": _subgroups,
+    "subgroups": subgroup_blocks,
     "fairness": fairness_blocks,
     "recommendation-mix": _mix,
     "policy-summary": _policy_summary,

@@ -239,6 +239,8 @@ def _reason_statements(f: dict) -> list[str]:
 def fairness_blocks(facts: dict) -> list:
     """The fairness section's blocks; a card from before this section says it is not there."""
     f = facts.get("fairness")
+    if f and f.get("why"):  # a model with nothing to break down says why
+        return [("p", f["why"])]
     if not f:
         return [
             (

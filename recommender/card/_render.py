@@ -167,8 +167,14 @@ def render_html(facts: dict, plots: Mapping[str, bytes] | None = None) -> str:
 def _html_table(tbl, caption) -> str:
     esc = html.escape
     head = "".join(f'<th scope="col">{esc(str(c))}</th>' for c in tbl.get("columns") or [])
+    # the first cell names its row (a field, a policy, an arm, a group): a row header
     body = "".join(
-        "<tr>" + "".join(f"<td>{esc(fmt(v))}</td>" for v in row) + "</tr>"
+        "<tr>"
+        + "".join(
+            f'<th scope="row">{esc(fmt(v))}</th>' if i == 0 else f"<td>{esc(fmt(v))}</td>"
+            for i, v in enumerate(row)
+        )
+        + "</tr>"
         for row in tbl.get("rows") or []
     )
     cap = f"<caption>{esc(caption)}</caption>" if caption else ""

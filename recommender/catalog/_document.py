@@ -8,7 +8,19 @@ from __future__ import annotations
 
 from recommender.cohort import CATEGORIES
 
-__all__ = ["evidence_markdown"]
+__all__ = ["ASSUMED_EE_SD", "CONVERSION_NOTE", "evidence_markdown"]
+
+# The SD the catalog's conversions multiply a standardized effect by ("SMD x 9.5 (assumed SD of
+# EE, see the header)"). The header is a comment of the catalog file, which neither this
+# document nor the model card shows, so both print this note.
+ASSUMED_EE_SD = 9.5
+CONVERSION_NOTE = (
+    f'A conversion marked "assumed SD of EE, see the header" multiplies a standardized mean '
+    f"difference by {ASSUMED_EE_SD:g} EE points, as the header of the catalog file "
+    "(configs/interventions.yaml) says. That SD is an assumption: the MBI manual's norm for "
+    "medicine as the project's calibration notes give it; the manual itself was not available "
+    "to check, and nurses' SD may differ."
+)
 
 # (field, label) in the order a record is printed; every field of a record appears.
 _RECORD_FIELDS = (
@@ -128,6 +140,8 @@ def evidence_markdown(catalog) -> str:
         "*Certainty* names the design's level. `not given (null)` means no source we hold "
         "gives that detail; nothing here is filled in by guess. The MBI is copyrighted: "
         "subscale names and scores only.",
+        "",
+        CONVERSION_NOTE,
         "",
         "## Options the model ranks",
         "",

@@ -12,8 +12,9 @@ from collections.abc import Mapping
 
 __all__ = ["DATA_SOURCES", "data_source", "model_facts", "one_effect_arms"]
 
-# "program": the program's own data (a file it supplied, or its log of answers and outcomes).
-DATA_SOURCES = ("simulated", "program", "not recorded")
+# "program": the program's own data (a file it supplied, or its log of answers and outcomes);
+# "evidence": no data at all, the catalog's published effects (`train --evidence-only`).
+DATA_SOURCES = ("simulated", "program", "evidence", "not recorded")
 
 # The label of the learners' one-effect-for-everyone candidate in a model-selection table
 # (``UpliftModel.selection_``, column ``settings``); see recommender.uplift's select_learner.
@@ -57,6 +58,10 @@ def model_facts(model) -> dict:
     metadata = metadata if isinstance(metadata, Mapping) else {}
     description = metadata.get("data")
     source = metadata.get("data_source")
+    if source not in DATA_SOURCES and metadata.get("source") == "evidence":
+        source = "evidence"  # the evidence-only model records its source under this key
+        catalog = getattr(model, "catalog_version", None)
+        description = description or f"the published evidence of intervention catalog {catalog}"
     if source not in DATA_SOURCES:
         source = data_source(description)
     arms = metadata.get("one_effect_arms")

@@ -144,8 +144,12 @@ def fairness_table(
 
 
 def fairness_records(table: pd.DataFrame) -> list[dict]:
-    """The fairness table as JSON-ready records (NaN as None)."""
-    return [
+    """The fairness table as JSON-ready records (NaN as None, head counts as whole numbers)."""
+    records = [
         {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
         for row in table.to_dict(orient="records")
     ]
+    for record in records:  # the column is float only because suppressed groups hold NaN
+        if record.get("people") is not None:
+            record["people"] = int(record["people"])
+    return records

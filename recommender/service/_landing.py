@@ -64,7 +64,10 @@ crisis risk gets crisis resources and no ranking.</p>
 <p>Send an API key as <code>Authorization: Bearer KEY</code> or <code>x-api-key: KEY</code>;
 each key has one role. The fields each route accepts are in
 <a href="/docs.json">/docs.json</a>; auditors and scientists read the served model's card at
-<a href="/model_card">/model_card</a>.</p>
-<table><tr><th>route</th><th>who</th><th>what</th></tr>{rows}</table>
+<a href="/model_card">/model_card</a>. A browser's address bar cannot send the key (and a key
+never goes in an address), so save the card with it and open the file:
+<code>curl -H 'Authorization: Bearer KEY' -o card.html http://HOST/model_card</code>.</p>
+<table><caption>Routes and the roles that may call them</caption>
+<tr><th scope="col">route</th><th scope="col">who</th><th scope="col">what</th></tr>{rows}</table>
 </body></html>
 """.encode()

@@ -34,7 +34,11 @@ def model_card_page(config, version: str | None, load_error: str | None) -> Resp
         f'<p id="serving-policy"><strong>As served now:</strong> '
         f"{markup.escape(config.exploration.describe())}</p>"
     )
-    return HTMLResponse(html.replace("</h1>", "</h1>" + serving, 1))
+    # after the title and the card's own warning (simulated data), which come first
+    at = html.find("<nav ")
+    if at < 0:
+        at = html.find("</h1>") + len("</h1>") if "</h1>" in html else 0
+    return HTMLResponse(html[:at] + serving + html[at:])
 
 
 def model_card_facts(config, version: str | None, load_error: str | None) -> Response:

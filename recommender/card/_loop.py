@@ -1,0 +1,110 @@
+"""What the card says of a model retrained from the service's own log: the log, the arms it
+could not learn and carried over, and what the evaluation's tables leave out because of them."""
+
+from __future__ import annotations
+
+from recommender.card._format import fmt, interval_level
+
+__all__ = ["carried_arms", "carried_note", "loop_blocks"]
+
+
+def loop_blocks(loop):
+    """What a model trained from the service's own log must say about that log."""
+    if not loop:
+        return []
+    without = loop.get("arms_without_overlap") or []
+    rows = [
+        (
+            "Treatment",
+            "the arm the service recommended (intention to treat); propensity = "
+            "its logged probability",
+        ),
+        ("Exploration in serve.yaml at training", loop.get("exploration")),
+        ("Policies in the log", ", ".join(loop.get("policies") or [])),
+        (
+            "Rows served with probability 1",
+            f"{loop.get('served_with_probability_one', 0):,} of "
+            f"{loop.get('n_rows', 0):,} (they inform only the "
+            "arm they got)",
+        ),
+        (
+            "Arms without overlap (not learnt)",
+            ", ".join(without) + f" (fewer than {loop.get('min_arm_rows')} logged rows)"
+            if without
+            else "none",
+        ),
+        (
+            "Arms carried over (previous estimate kept until the log can support learning it)",
+            "; ".join(
+                f"{c['arm']}: {c['rows']:,} logged rows, {c['min_rows']:,} needed; "
+                f"estimate from {c['from']}"
+                for c in loop["carried_arms"]
+            )
+            if loop.get("carried_arms")
+            else ("none" if "carried_arms" in loop else None),
+        ),
+        (
+            "Arms left out (no earlier estimate to carry)",
+            ", ".join(loop["arms_not_carried"]) if loop.get("arms_not_carried") else None,
+        ),
+        ("Share who took the recommended arm", fmt(loop.get("followed_share"), 3)),
+    ]
+    blocks = [
+        (
+            "table",
+            {
+                "columns": ["learning loop", "value"],
+                "rows": [[k, fmt(v)] for k, v in rows if v is not None],
+            },
+            None,
+        )
+    ]
+    if loop.get("uptake"):
+        blocks.append(
+            ("table", loop["uptake"], "Uptake: arm recommended (rows) against arm taken (columns)")
+        )
+    if loop.get("off_policy"):
+        blocks.append(
+            (
+                "table",
+                loop["off_policy"],
+                "Off-policy estimates on the log (EE change per person; lower is better)",
+            )
+        )
+    return blocks
+
+
+def carried_arms(facts) -> list[str]:
+    loop = (facts.get("training_data") or {}).get("loop") or {}
+    return [c["arm"] for c in loop.get("carried_arms") or []]
+
+
+def carried_note(facts) -> str | None:
+    """What the evaluation's tables leave out when the model carries arms it did not learn."""
+    carried = carried_arms(facts)
+    if not carried:
+        return None
+    e = facts.get("evaluation") or {}
+    learnt = [row[0] for row in (e.get("average_effects") or {}).get("rows") or []]
+    mix = {row[0]: row[1] for row in (facts.get("recommendation_mix") or {}).get("rows") or []}
+    picked = sum(int(mix.get(arm) or 0) for arm in carried)
+    secondary = e.get("secondary") or {}
+    rows = [dict(zip(secondary.get("columns") or [], row)) for row in secondary.get("rows") or []]
+    whole = next((row for row in rows if row.get("outcome") == "ee"), None)
+    text = (
+        "The tables below measure only the learnt arms ("
+        + ", ".join(learnt)
+        + "): the arms carried over from an earlier model ("
+        + ", ".join(carried)
+        + ") have no rows here to measure them by, so the learned policy valued below "
+        "chooses among the learnt arms. "
+    )
+    if whole and whole.get("points_improved") is not None:
+        text += (
+            f"The model's whole policy, which recommends a carried arm to {picked:,} of "
+            f"the {fmt(e.get('n'))} held-out people (valued by that arm's carried "
+            f"estimate), avoids {fmt(whole['points_improved'], 2)} EE points per person "
+            f"({interval_level(facts)} CI {fmt(whole.get('lower'), 2)} to {fmt(whole.get('upper'), 2)}; "
+            "the ee row of the secondary outcomes table); the gate judged that policy."
+        )
+    return text

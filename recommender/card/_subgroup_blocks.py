@@ -1,0 +1,161 @@
+"""The card's subgroup section: what the learned policy recommends to each group and what it is
+worth there, with a plain reading of each group's interval (too few to judge, worse than usual
+care, more or less than overall) so that a wide interval is not read as a finding."""
+
+from __future__ import annotations
+
+from recommender.card._format import fmt, interval_level, why_missing
+from recommender.card._loop import carried_arms
+
+__all__ = ["subgroup_blocks", "subgroup_reading"]
+
+
+def subgroup_reading(lower, upper, overall) -> str:
+    """What a group's policy-value interval can say, against no benefit (0) and the value of
+    the whole held-out part (``overall``).
+
+    Examples
+    --------
+    >>> subgroup_reading(-11.4, 10.0, 4.25)
+    'too few to judge'
+    >>> subgroup_reading(-8.1, -0.1, 4.25)
+    'worse than usual care'
+    >>> subgroup_reading(4.3, 9.0, 4.25)
+    'benefits, more than overall'
+    """
+    if lower is None or upper is None:
+        return "—"
+    if upper < 0:
+        return "worse than usual care"
+    if overall is None:
+        return "benefits" if lower > 0 else "benefit not shown"
+    if lower > overall:
+        return "benefits, more than overall"
+    if lower > 0:
+        return "benefits, less than overall" if upper < overall else "benefits, as overall"
+    # the interval holds 0: the data cannot show a benefit
+    return "too few to judge" if upper >= overall else "less than overall; benefit not shown"
+
+
+def _overall(facts):
+    rows = ((facts.get("evaluation") or {}).get("policy_values") or {}).get("rows") or []
+    return next((row[1] for row in rows if str(row[0]).startswith("learned policy")), None)
+
+
+def subgroup_blocks(facts):
+    s = facts.get("subgroups") or {}
+    if not s.get("table"):
+        return [("p", why_missing(s))]
+    min_cell = s.get("min_cell", 11)
+    at = {c: i for i, c in enumerate(s["table"].get("columns") or [])}
+    shown = [
+        row
+        for row in s["table"].get("rows") or []
+        if "n" in at and isinstance(row[at["n"]], (int, float))  # suppressed: the word
+    ]
+    blocks = [
+        (
+            "p",
+            "Recommendations and the learned policy's value by role, gender, age band, "
+            f"setting and role × gender on the held-out part. Cells with fewer than {min_cell} "
+            "people are suppressed (every figure blanked, size included), and where a "
+            "published total would give a suppressed cell away, the next smallest cell too "
+            "(complementary suppression).",
+        ),
+        (
+            "p",
+            "Reading: a group is too few to judge when its interval holds both no benefit (0) "
+            "and the value on the whole held-out part, so the data cannot tell whether the "
+            "policy helps it at all or as much as everyone; worse than usual care, more or "
+            "less than overall, when the interval excludes that. Each interval is "
+            f"{interval_level(facts)} on its own: among {len(shown)} groups shown, about one in "
+            f"{round(1 / _alpha(facts))} misses its true value by chance, so read one "
+            "flagged group as a question to review, not a finding.",
+        ),
+    ]
+    if carried_arms(facts):
+        blocks.append(
+            (
+                "p",
+                "These tables count and value the learned policy among the learnt arms, as "
+                "the evaluation section does; the arms carried over are in the "
+                "Recommendation mix and the fairness tables.",
+            )
+        )
+    blocks += _subgroup_tables(s["table"], _overall(facts))
+    for name in s.get("plots") or []:
+        blocks.append(("img", name, (facts.get("plots") or {}).get(name, {}).get("caption", name)))
+    return blocks
+
+
+def _alpha(facts) -> float:
+    return (facts.get("evaluation") or {}).get("alpha", 0.1) or 0.1
+
+
+def _subgroup_tables(tbl: dict, overall) -> list:
+    # One table of 14 columns is wider than a page: the recommendation shares (as whole
+    # percentages) and the policy values (with their interval in one cell) are shown apart.
+    columns, rows = tbl.get("columns") or [], tbl.get("rows") or []
+    at = {c: i for i, c in enumerate(columns)}
+    shares = [c for c in columns if c.startswith("share_")]
+    if not {"grouping", "cell", "n", "policy_value"} <= set(at) or not shares:
+        return [("table", tbl, "Subgroup and intersectional table")]
+
+    def cell(row):
+        return [row[at["grouping"]], row[at["cell"]], row[at["n"]]]
+
+    def suppressed(row):  # a suppressed cell shows nothing but the word
+        return not isinstance(row[at["n"]], (int, float))
+
+    def percent(value):
+        if not isinstance(value, (int, float)) or value != value:
+            return fmt(value)
+        return f"{100 * value:.0f}%"
+
+    share_rows = [cell(r) + [percent(r[at[c]]) for c in shares] for r in rows]
+    value_rows = []
+    for r in rows:
+        if suppressed(r):
+            value_rows.append(cell(r) + [r[at["n"]]] * 4)
+            continue
+        value = r[at["policy_value"]]
+        lower, upper = (r[at[k]] if k in at else None for k in ("lower", "upper"))
+        interval = (
+            f"{fmt(lower, 2)} to {fmt(upper, 2)}"
+            if lower is not None and upper is not None
+            else "—"
+        )
+        effect = r[at["mean_predicted_effect"]] if "mean_predicted_effect" in at else None
+        reading = subgroup_reading(lower, upper, overall)
+        value_rows.append(cell(r) + [fmt(effect, 2), fmt(value, 2), interval, reading])
+    return [
+        (
+            "table",
+            {
+                "columns": [
+                    "grouping",
+                    "cell",
+                    "n",
+                    *(c[len("share_") :].replace("_", " ") for c in shares),
+                ],
+                "rows": share_rows,
+            },
+            "Share of each subgroup recommended each intervention",
+        ),
+        (
+            "table",
+            {
+                "columns": [
+                    "grouping",
+                    "cell",
+                    "n",
+                    "mean predicted EE effect",
+                    "policy value",
+                    "interval",
+                    "reading",
+                ],
+                "rows": value_rows,
+            },
+            "Learned policy's value per subgroup (EE points avoided per person)",
+        ),
+    ]
