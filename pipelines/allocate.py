@@ -13,9 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from recommender.errors import InputError
+from recommender.errors import InputError, PlanTimeout
 
 __all__ = ["CohortPlan", "plan_cohort", "parse_limits"]
 
@@ -158,11 +159,15 @@ def plan_cohort(
         an InputError says so when the budget and places cannot meet them all).
 
     The plan's fairness by role, gender and setting (shares eligible and allocated per arm,
-    expected EE points avoided per person) is written beside it as ``<out>.fairness.csv``.
+    expected EE points avoided per person) is written beside it as ``<out>.fairness.csv``: the
+    two are written together or not at all, and an earlier run's fairness file is removed
+    when this plan has none (nobody planned). When no plan can be made (an InputError or
+    PlanTimeout, which says so), the rows flagged for crisis risk still get their resources,
+    in ``<out>.crisis.csv`` (person_id, safety_level, referral), which the error names.
     """
     from pipelines.score import model_notes, safety_rules
     from recommender.catalog import load_catalog
-    from recommender.cohort import check_table_output, read_cohort, validate_cohort, write_cohort
+    from recommender.cohort import check_table_output, read_cohort, validate_cohort, write_cohorts
     from recommender.policy import crisis_flags, plan_allocation, triage_table
     from recommender.registry import load_model, resolve_model
 
@@ -193,21 +198,25 @@ def plan_cohort(
     # Crisis rows never reach the model or the solver; the plan is for everyone else.
     everyone, frame = frame, frame.loc[~crisis].reset_index(drop=True)
     prediction = recommendation_model.predict(recommendation_model.encode(frame), alpha=alpha)
-    cohort = plan_allocation(
-        catalog,
-        frame,
-        prediction.effect,
-        prediction.lower,
-        prediction.upper,
-        arms=prediction.arms,
-        offered=offered,
-        budget=budget,
-        capacity=capacity,
-        cost=cost,
-        confident_only=confident_only,
-        floors=floors,
-        time_limit=time_limit,
-    )
+    try:
+        cohort = plan_allocation(
+            catalog,
+            frame,
+            prediction.effect,
+            prediction.lower,
+            prediction.upper,
+            arms=prediction.arms,
+            offered=offered,
+            budget=budget,
+            capacity=capacity,
+            cost=cost,
+            confident_only=confident_only,
+            floors=floors,
+            time_limit=time_limit,
+        )
+    except (InputError, PlanTimeout) as error:
+        # No plan, but the people flagged for crisis risk still need their resources now.
+        raise _with_crisis_rows(error, everyone, safety, crisis, out) from None
     allocation = cohort.allocation
 
     planned = pd.DataFrame(
@@ -230,12 +239,16 @@ def plan_cohort(
     )
     for column in ("allocated_effect", "allocated_lower", "allocated_upper", "recommended"):
         plan[column] = planned[column].to_numpy()
-    path = write_cohort(plan, out)
-    fairness_path = None
+    # The plan and its fairness are written together or not at all; an earlier run's fairness
+    # or crisis file is removed with them, so neither is read beside this plan.
+    tables = {Path(out): plan}
     if allocation.fairness is not None:  # None: nobody was planned for (all crisis rows)
-        fairness_path = write_cohort(
-            allocation.fairness, Path(path).with_name(Path(path).stem + ".fairness.csv")
-        )
+        tables[_beside(out, "fairness")] = allocation.fairness
+    path, *written = write_cohorts(
+        tables,
+        stale=[p for p in (_beside(out, "fairness"), _beside(out, "crisis")) if p not in tables],
+    )
+    fairness_path = written[0] if written else None
     return CohortPlan(
         path=Path(path),
         rows=len(plan),
@@ -248,3 +261,32 @@ def plan_cohort(
         notes=model_notes(recommendation_model),
         complements=catalog.complements,
     )
+
+
+def _beside(out, kind: str) -> Path:
+    """``plan.csv`` -> ``plan.<kind>.csv``: a file written beside the plan."""
+    return Path(out).with_name(Path(out).stem + f".{kind}.csv")
+
+
+def _with_crisis_rows(error, everyone, safety, crisis, out):
+    """``error`` (no plan was made) saying so, after writing the crisis-flagged rows' resources
+    beside where the plan would have been, and saying where."""
+    from recommender.cohort import write_cohorts
+
+    said = f"{error}; no plan was written"
+    if crisis.any():
+        rows = pd.DataFrame(
+            {
+                "person_id": everyone["person_id"].to_numpy(),
+                "safety_level": safety["safety_level"].to_numpy(),
+                "referral": safety["referral"].to_numpy(),
+            }
+        ).loc[np.asarray(crisis, dtype=bool)]
+        (path,) = write_cohorts({_beside(out, "crisis"): rows})
+        said += (
+            f", but the {len(rows):,} profile(s) flagged for crisis risk need the crisis "
+            f"resources now: they are in {path} (person_id, referral)"
+        )
+    if isinstance(error, InputError):
+        return InputError(said, problems=error.problems)
+    return type(error)(said)

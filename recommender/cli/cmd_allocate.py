@@ -104,7 +104,7 @@ def run(args) -> int:
         )
     except PlanTimeout as error:
         print(
-            f"recommender allocate: {error}; nothing was written. Give the solver more time "
+            f"recommender allocate: {error}. Give the solver more time "
             f"(--time-limit, now {args.time_limit:g} s) or plan smaller cohorts.",
             file=sys.stderr,
         )

@@ -23,6 +23,7 @@ from ._io import (
     read_csv_header,
     typed_cohort,
     write_cohort,
+    write_cohorts,
 )
 from ._report import RULES, Problem, ValidationReport
 from ._validate import validate_cohort
@@ -44,6 +45,7 @@ __all__ = [
     "read_cohort",
     "read_csv_header",
     "write_cohort",
+    "write_cohorts",
     "check_table_output",
     "load_cohort",
     "typed_cohort",
