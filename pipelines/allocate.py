@@ -107,11 +107,17 @@ def parse_limits(text: str | None, *, option: str) -> dict[str, float]:
         try:
             if not sep:
                 raise ValueError
-            out[arm.strip()] = float(value)
+            number = float(value)
         except ValueError:
             raise InputError(
                 f"{option}: {part!r} is not ARM=NUMBER (e.g. coaching=20,peer_group=30)"
             ) from None
+        if arm.strip() in out:  # the later would silently win: say which was meant instead
+            raise InputError(
+                f"{option}: {arm.strip()!r} is given twice ({arm.strip()}="
+                f"{out[arm.strip()]:g} and {arm.strip()}={number:g}); accepted: each name once"
+            )
+        out[arm.strip()] = number
     return out
 
 
