@@ -115,17 +115,21 @@ def test_invalid_cohort_is_refused_with_its_row(
     assert not out.exists()
 
 
-def test_a_solver_out_of_time_is_said_and_nothing_is_written(
-    champion_home, cohort_file, tmp_path, monkeypatch, capsys
-):
+def _solver_out_of_time(monkeypatch):
     from recommender.errors import PlanTimeout
     from recommender.policy import _planning
 
     def out_of_time(*args, **kwargs):
         raise PlanTimeout("the solver reached its time limit before finding any plan")
 
-    use_home(monkeypatch, champion_home)
     monkeypatch.setattr(_planning, "allocate", out_of_time)
+
+
+def test_a_solver_out_of_time_is_said_and_nothing_is_written(
+    champion_home, cohort_file, tmp_path, monkeypatch, capsys
+):
+    use_home(monkeypatch, champion_home)
+    _solver_out_of_time(monkeypatch)
     out = tmp_path / "plan.csv"
     assert (
         main(["allocate", "--data", str(cohort_file), "--out", str(out), "--time-limit", "5"]) == 1
@@ -308,14 +312,8 @@ def test_a_plan_refused_still_gives_the_crisis_rows_their_resources(
 def test_a_solver_out_of_time_still_gives_the_crisis_rows_their_resources(
     champion_home, flagged_cohort, tmp_path, monkeypatch, capsys
 ):
-    from recommender.errors import PlanTimeout
-    from recommender.policy import _planning
-
-    def out_of_time(*args, **kwargs):
-        raise PlanTimeout("the solver reached its time limit before finding any plan")
-
     use_home(monkeypatch, champion_home)
-    monkeypatch.setattr(_planning, "allocate", out_of_time)
+    _solver_out_of_time(monkeypatch)
     out = tmp_path / "plan.csv"
     assert main(_flagged_plan_args(flagged_cohort, out, "--time-limit", "5")) == 1
     err = capsys.readouterr().err
