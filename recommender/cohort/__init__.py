@@ -5,6 +5,7 @@ See ``shared/design/data-contract.md``. Validate once at the edge with :func:`lo
 """
 
 from ._contract import (
+    CRISIS_COLUMN,
     CATEGORIES,
     FEATURE_COLUMNS,
     INTEGER_COLUMNS,
@@ -29,6 +30,7 @@ from ._report import RULES, Problem, ValidationReport
 from ._validate import validate_cohort
 
 __all__ = [
+    "CRISIS_COLUMN",
     "PROFILE_COLUMNS",
     "FEATURE_COLUMNS",
     "CATEGORIES",
