@@ -220,9 +220,13 @@ def plan_cohort(
             floors=floors,
             time_limit=time_limit,
         )
-    except (InputError, PlanTimeout) as error:
+    except Exception as error:
         # No plan, but the people flagged for crisis risk still need their resources now.
-        raise _with_crisis_rows(error, everyone, safety, crisis, out) from None
+        said = _with_crisis_rows(error, everyone, safety, crisis, out)
+        if isinstance(error, (InputError, PlanTimeout)):
+            raise said from None
+        error.add_note(str(said))  # unexpected: its traceback, and where the crisis rows are
+        raise
     allocation = cohort.allocation
 
     planned = pd.DataFrame(
@@ -276,7 +280,8 @@ def _beside(out, kind: str) -> Path:
 
 def _with_crisis_rows(error, everyone, safety, crisis, out):
     """``error`` (no plan was made) saying so, after writing the crisis-flagged rows' resources
-    beside where the plan would have been, and saying where."""
+    beside where the plan would have been, and saying where (for an unexpected error: what to
+    add to it, as text)."""
     from recommender.cohort import write_cohorts
 
     said = f"{error}; no plan was written"
@@ -295,4 +300,6 @@ def _with_crisis_rows(error, everyone, safety, crisis, out):
         )
     if isinstance(error, InputError):
         return InputError(said, problems=error.problems)
-    return type(error)(said)
+    if isinstance(error, PlanTimeout):
+        return PlanTimeout(said)
+    return said

@@ -362,3 +362,20 @@ def test_an_interrupted_plan_leaves_the_earlier_plan_and_fairness_together(
     after = {p.name: p.read_bytes() for p in tmp_path.glob("plan*")}
     assert after == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_a_solver_that_crashes_still_gives_the_crisis_rows_their_resources(
+    champion_home, flagged_cohort, tmp_path, monkeypatch
+):
+    from recommender.policy import _planning
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("HiGHS crashed")
+
+    use_home(monkeypatch, champion_home)
+    monkeypatch.setattr(_planning, "allocate", crash)
+    out = tmp_path / "plan.csv"
+    with pytest.raises(RuntimeError) as crashed:
+        main(_flagged_plan_args(flagged_cohort, out))
+    assert "plan.crisis.csv" in "".join(crashed.value.__notes__) and not out.exists()
+    assert len(pd.read_csv(tmp_path / "plan.crisis.csv")) == 3
