@@ -167,8 +167,9 @@ def plan_cohort(
     The plan's fairness by role, gender and setting (shares eligible and allocated per arm,
     expected EE points avoided per person) is written beside it as ``<out>.fairness.csv``: the
     two are written together or not at all, and an earlier run's fairness file is removed
-    when this plan has none (nobody planned). When no plan can be made (an InputError or
-    PlanTimeout, which says so), the rows flagged for crisis risk still get their resources,
+    when this plan has none (nobody planned). When no plan can be made once the file is read
+    (rows that fail the contract, a refused option, the solver out of time: the error says so),
+    the rows flagged for crisis risk still get their resources,
     in ``<out>.crisis.csv`` (person_id, safety_level, referral), which the error names.
     """
     from pipelines.score import model_notes, safety_rules
@@ -194,13 +195,20 @@ def plan_cohort(
     frame = read_cohort(data)
     crisis = crisis_flags(frame, where=str(data))
     report = validate_cohort(frame, training=False)
-    if not report.ok:
-        raise InputError(
-            f"{data} does not meet the data contract:\n{report.format()}",
-            problems=list(report.errors),
-        )
+    rules = safety_rules(serve_config)
+    if not report.ok:  # a crisis answer needs no valid profile: the flagged rows still get theirs
+        raise _with_crisis_rows(
+            InputError(
+                f"{data} does not meet the data contract:\n{report.format()}",
+                problems=list(report.errors),
+            ),
+            frame,
+            crisis,
+            rules,
+            out,
+        ) from None
     frame = frame.reset_index(drop=True)
-    safety = triage_table(frame, safety_rules(serve_config), crisis)
+    safety = triage_table(frame, rules, crisis)
     # Crisis rows never reach the model or the solver; the plan is for everyone else.
     everyone, frame = frame, frame.loc[~crisis].reset_index(drop=True)
     prediction = recommendation_model.predict(recommendation_model.encode(frame), alpha=alpha)
@@ -222,7 +230,7 @@ def plan_cohort(
         )
     except Exception as error:
         # No plan, but the people flagged for crisis risk still need their resources now.
-        said = _with_crisis_rows(error, everyone, safety, crisis, out)
+        said = _with_crisis_rows(error, everyone, crisis, rules, out)
         if isinstance(error, (InputError, PlanTimeout)):
             raise said from None
         error.add_note(str(said))  # unexpected: its traceback, and where the crisis rows are
@@ -278,24 +286,31 @@ def _beside(out, kind: str) -> Path:
     return Path(out).with_name(Path(out).stem + f".{kind}.csv")
 
 
-def _with_crisis_rows(error, everyone, safety, crisis, out):
+def _with_crisis_rows(error, frame, crisis, rules, out):
     """``error`` (no plan was made) saying so, after writing the crisis-flagged rows' resources
     beside where the plan would have been, and saying where (for an unexpected error: what to
-    add to it, as text)."""
+    add to it, as text). A crisis answer reads no profile field but the role, so the rows of a
+    file that failed the contract get theirs too."""
     from recommender.cohort import write_cohorts
+    from recommender.policy import triage_table
 
     said = f"{error}; no plan was written"
-    if crisis.any():
-        rows = pd.DataFrame(
+    flagged = np.asarray(crisis, dtype=bool)
+    if flagged.any():
+        rows = frame.loc[flagged]
+        safety = triage_table(rows, rules, flagged[flagged])
+        listed = pd.DataFrame(
             {
-                "person_id": everyone["person_id"].to_numpy(),
+                "person_id": rows["person_id"].astype(str).to_numpy()
+                if "person_id" in rows.columns
+                else np.full(len(rows), ""),
                 "safety_level": safety["safety_level"].to_numpy(),
                 "referral": safety["referral"].to_numpy(),
             }
-        ).loc[np.asarray(crisis, dtype=bool)]
-        (path,) = write_cohorts({_beside(out, "crisis"): rows})
+        )
+        (path,) = write_cohorts({_beside(out, "crisis"): listed})
         said += (
-            f", but the {len(rows):,} profile(s) flagged for crisis risk need the crisis "
+            f", but the {len(listed):,} profile(s) flagged for crisis risk need the crisis "
             f"resources now: they are in {path} (person_id, referral)"
         )
     if isinstance(error, InputError):

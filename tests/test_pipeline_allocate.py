@@ -379,3 +379,23 @@ def test_a_solver_that_crashes_still_gives_the_crisis_rows_their_resources(
         main(_flagged_plan_args(flagged_cohort, out))
     assert "plan.crisis.csv" in "".join(crashed.value.__notes__) and not out.exists()
     assert len(pd.read_csv(tmp_path / "plan.crisis.csv")) == 3
+
+
+def test_a_file_that_fails_the_contract_still_gives_the_crisis_rows_their_resources(
+    champion_home, flagged_cohort, tmp_path, monkeypatch, capsys
+):
+    # /allocate answers the flagged entries of a refused cohort; a crisis answer reads no
+    # profile field but the role, so the file's flagged rows get theirs too
+    use_home(monkeypatch, champion_home)
+    cohort = pd.read_csv(flagged_cohort, keep_default_na=False)
+    cohort.loc[4, "ee"] = 99  # a flagged physician, out of range
+    cohort.loc[10, "role"] = "surgeon"
+    cohort.to_csv(flagged_cohort, index=False)
+    out = tmp_path / "plan.csv"
+    assert main(_flagged_plan_args(flagged_cohort, out)) == 2
+    err = capsys.readouterr().err
+    assert "does not meet the data contract" in err and "surgeon" in err
+    assert "3 profile(s) flagged for crisis risk" in err and not out.exists()
+    rows = pd.read_csv(tmp_path / "plan.crisis.csv")
+    assert rows["person_id"].tolist() == cohort["person_id"].iloc[3:6].tolist()
+    assert "Physician Support Line" in rows["referral"].iloc[1]
