@@ -14,7 +14,7 @@ from pathlib import Path
 
 from recommender.errors import InputError
 
-__all__ = ["check_writable", "write_atomically"]
+__all__ = ["check_writable", "write_atomically", "write_together"]
 
 
 def check_writable(path, *, option: str = "--out", folder: bool = False) -> Path:
@@ -51,14 +51,44 @@ def check_writable(path, *, option: str = "--out", folder: bool = False) -> Path
 def write_atomically(path, write) -> Path:
     """Call ``write(temporary)`` on a sibling of ``path`` with the same name ending, then rename it
     over ``path``; on any failure (or Ctrl-C) the temporary goes and an earlier file stays."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Same folder (a rename within one file system) and same ending (the format follows it).
-    temporary = path.parent / f".tmp-{secrets.token_hex(4)}-{path.name}"
+    return write_together({path: write})[0]
+
+
+def write_together(writes, *, stale=()) -> list[Path]:
+    """Write files that belong together (a plan and its fairness table) whole, or none of them.
+
+    Each ``write(temporary)`` of ``writes`` (path -> write) fills a sibling of its path; only
+    once all are written are they renamed into place and the ``stale`` paths (an earlier run's
+    file that this run has no counterpart for) removed, with Ctrl-C and ``kill`` held off for
+    those few renames. A failure or interruption before then leaves every earlier file as it
+    was, so a reader never finds one run's file beside another run's.
+    """
+    import signal
+    import threading
+
+    paths = [Path(path) for path in writes]
+    temporaries = []
     try:
-        write(temporary)
-        os.replace(temporary, path)
+        for path, write in zip(paths, writes.values()):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Same folder (a rename within one file system), same ending (the format follows it).
+            temporary = path.parent / f".tmp-{secrets.token_hex(4)}-{path.name}"
+            temporaries.append(temporary)
+            write(temporary)
+        held = threading.current_thread() is threading.main_thread()
+        if held:
+            signals = {signal.SIGINT, signal.SIGTERM}
+            signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+        try:
+            for temporary, path in zip(temporaries, paths):
+                os.replace(temporary, path)
+            for path in stale:
+                Path(path).unlink(missing_ok=True)
+        finally:
+            if held:  # a signal that came meanwhile is delivered now, after the renames
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
     except BaseException:
-        temporary.unlink(missing_ok=True)
+        for temporary in temporaries:
+            temporary.unlink(missing_ok=True)
         raise
-    return path
+    return paths

@@ -310,3 +310,12 @@ def test_large_table_is_validated_by_columns():
     report = validate_cohort(frame)
     assert report.counts()["count"].tolist() == [5_000]
     assert report.format().count("value 99") == 3
+
+
+def test_the_crisis_column_is_known_and_never_called_ignored():
+    # score and allocate read it (flagged rows get crisis resources only); a note calling it
+    # "ignored", to be named in extra_features "to use it as a feature", said the opposite
+    frame = clean_cohort()
+    frame["crisis_risk"] = False
+    report = validate_cohort(frame, training=False)
+    assert report.ok and not any(p.column == "crisis_risk" for p in report.problems)

@@ -79,7 +79,11 @@ def test_plan_respects_budget_capacity_groups_and_eligibility(
     [
         (["--capacity", "coaching:12"], "--capacity: 'coaching:12' is not ARM=NUMBER"),
         (["--capacity", "yoga=3"], "unknown arm(s) ['yoga']"),
-        (["--budget", "-5"], "budget=-5.0 (accepted: a number >= 0, or none for no budget limit)"),
+        (["--budget", "-5"], "argument --budget: '-5' is not accepted; accepted: US$ >= 0"),
+        (["--budget", "nan"], "argument --budget: 'nan' is not accepted; accepted: US$ >= 0"),
+        (["--budget", "1e400"], "argument --budget: '1e400' is not accepted"),
+        (["--capacity", "coaching=5,coaching=0"], "'coaching' is given twice"),
+        (["--cost", "coaching=1e15"], "per person >= 0 and at most 1,000,000,000"),
     ],
 )
 def test_bad_options_are_named_and_nothing_is_written(
@@ -87,7 +91,11 @@ def test_bad_options_are_named_and_nothing_is_written(
 ):
     use_home(monkeypatch, champion_home)
     out = tmp_path / "plan.csv"
-    assert main(["allocate", "--data", str(cohort_file), "--out", str(out), *extra]) == 2
+    try:
+        code = main(["allocate", "--data", str(cohort_file), "--out", str(out), *extra])
+    except SystemExit as refused:  # argparse refuses it, naming the option
+        code = refused.code
+    assert code == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
 
@@ -107,17 +115,21 @@ def test_invalid_cohort_is_refused_with_its_row(
     assert not out.exists()
 
 
-def test_a_solver_out_of_time_is_said_and_nothing_is_written(
-    champion_home, cohort_file, tmp_path, monkeypatch, capsys
-):
+def _solver_out_of_time(monkeypatch):
     from recommender.errors import PlanTimeout
     from recommender.policy import _planning
 
     def out_of_time(*args, **kwargs):
         raise PlanTimeout("the solver reached its time limit before finding any plan")
 
-    use_home(monkeypatch, champion_home)
     monkeypatch.setattr(_planning, "allocate", out_of_time)
+
+
+def test_a_solver_out_of_time_is_said_and_nothing_is_written(
+    champion_home, cohort_file, tmp_path, monkeypatch, capsys
+):
+    use_home(monkeypatch, champion_home)
+    _solver_out_of_time(monkeypatch)
     out = tmp_path / "plan.csv"
     assert (
         main(["allocate", "--data", str(cohort_file), "--out", str(out), "--time-limit", "5"]) == 1
@@ -268,3 +280,122 @@ def test_the_trained_model_records_its_data_and_one_effect_arms(champion_home, m
     facts = model_facts(model)
     assert model.metadata["data_source"] == facts["data_source"] == "simulated"
     assert set(model.metadata["one_effect_arms"]) <= set(model.treatment_arms)
+
+
+# -- red-team of cohort planning (redplan) --------------------------------------------------------
+def _flagged_plan_args(flagged_cohort, out, *extra):
+    return ["allocate", "--data", str(flagged_cohort), "--out", str(out), *extra]
+
+
+def test_a_plan_refused_still_gives_the_crisis_rows_their_resources(
+    champion_home, flagged_cohort, tmp_path, monkeypatch, capsys
+):
+    # /allocate answers a refused plan with its crisis answers; the file must not do less.
+    use_home(monkeypatch, champion_home)
+    out = tmp_path / "plan.csv"
+    code = main(_flagged_plan_args(flagged_cohort, out, "--budget", "500", "--floor", "nurse=0.9"))
+    err = capsys.readouterr().err
+    assert code == 2 and not out.exists()
+    assert "cannot all be met" in err and "no plan was written" in err
+    crisis_file = tmp_path / "plan.crisis.csv"
+    assert (
+        f"3 profile(s) flagged for crisis risk need the crisis resources now: they are in {crisis_file}"
+        in err
+    )
+    rows = pd.read_csv(crisis_file)
+    cohort = pd.read_csv(flagged_cohort)
+    assert rows["person_id"].tolist() == cohort["person_id"].iloc[3:6].tolist()
+    assert (rows["safety_level"] == "crisis").all() and rows["referral"].str.contains("988").all()
+    assert "Physician Support Line" in rows["referral"].iloc[1]  # the physician
+
+
+def test_a_solver_out_of_time_still_gives_the_crisis_rows_their_resources(
+    champion_home, flagged_cohort, tmp_path, monkeypatch, capsys
+):
+    use_home(monkeypatch, champion_home)
+    _solver_out_of_time(monkeypatch)
+    out = tmp_path / "plan.csv"
+    assert main(_flagged_plan_args(flagged_cohort, out, "--time-limit", "5")) == 1
+    err = capsys.readouterr().err
+    assert "no plan was written" in err and "plan.crisis.csv" in err and not out.exists()
+    assert len(pd.read_csv(tmp_path / "plan.crisis.csv")) == 3
+    # once a plan is made, the crisis rows are in it and the failure's file goes
+    monkeypatch.undo()
+    use_home(monkeypatch, champion_home)
+    assert main(_flagged_plan_args(flagged_cohort, out, "--budget", "5000")) == 0
+    assert out.exists() and not (tmp_path / "plan.crisis.csv").exists()
+
+
+def test_a_plan_never_sits_beside_an_earlier_plans_fairness(
+    champion_home, flagged_cohort, tmp_path, monkeypatch, capsys
+):
+    use_home(monkeypatch, champion_home)
+    out = tmp_path / "plan.csv"
+    fairness = tmp_path / "plan.fairness.csv"
+    assert main(_flagged_plan_args(flagged_cohort, out, "--budget", "5000")) == 0
+    assert fairness.exists()
+    # a cohort of crisis flags only: nobody planned, so no fairness; the earlier one must go
+    everyone_flagged = pd.read_csv(flagged_cohort, keep_default_na=False).assign(crisis_risk="true")
+    everyone_flagged.to_csv(flagged_cohort, index=False)
+    assert main(_flagged_plan_args(flagged_cohort, out, "--budget", "5000")) == 0
+    assert (pd.read_csv(out)["safety_level"] == "crisis").all()
+    assert not fairness.exists()
+
+
+def test_an_interrupted_plan_leaves_the_earlier_plan_and_fairness_together(
+    champion_home, cohort_file, tmp_path, monkeypatch, capsys
+):
+    use_home(monkeypatch, champion_home)
+    out = tmp_path / "plan.csv"
+    assert main(["allocate", "--data", str(cohort_file), "--out", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in tmp_path.glob("plan*")}
+    real = pd.DataFrame.to_csv
+
+    def interrupted_at_the_fairness(frame, path=None, *args, **kwargs):
+        if "fairness" in str(path):
+            raise KeyboardInterrupt  # Ctrl-C once the plan itself is written
+        return real(frame, path, *args, **kwargs)
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", interrupted_at_the_fairness)
+    code = main(["allocate", "--data", str(cohort_file), "--out", str(out), "--budget", "3000"])
+    assert code == 130
+    after = {p.name: p.read_bytes() for p in tmp_path.glob("plan*")}
+    assert after == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_a_solver_that_crashes_still_gives_the_crisis_rows_their_resources(
+    champion_home, flagged_cohort, tmp_path, monkeypatch
+):
+    from recommender.policy import _planning
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("HiGHS crashed")
+
+    use_home(monkeypatch, champion_home)
+    monkeypatch.setattr(_planning, "allocate", crash)
+    out = tmp_path / "plan.csv"
+    with pytest.raises(RuntimeError) as crashed:
+        main(_flagged_plan_args(flagged_cohort, out))
+    assert "plan.crisis.csv" in "".join(crashed.value.__notes__) and not out.exists()
+    assert len(pd.read_csv(tmp_path / "plan.crisis.csv")) == 3
+
+
+def test_a_file_that_fails_the_contract_still_gives_the_crisis_rows_their_resources(
+    champion_home, flagged_cohort, tmp_path, monkeypatch, capsys
+):
+    # /allocate answers the flagged entries of a refused cohort; a crisis answer reads no
+    # profile field but the role, so the file's flagged rows get theirs too
+    use_home(monkeypatch, champion_home)
+    cohort = pd.read_csv(flagged_cohort, keep_default_na=False)
+    cohort.loc[4, "ee"] = 99  # a flagged physician, out of range
+    cohort.loc[10, "role"] = "surgeon"
+    cohort.to_csv(flagged_cohort, index=False)
+    out = tmp_path / "plan.csv"
+    assert main(_flagged_plan_args(flagged_cohort, out)) == 2
+    err = capsys.readouterr().err
+    assert "does not meet the data contract" in err and "surgeon" in err
+    assert "3 profile(s) flagged for crisis risk" in err and not out.exists()
+    rows = pd.read_csv(tmp_path / "plan.crisis.csv")
+    assert rows["person_id"].tolist() == cohort["person_id"].iloc[3:6].tolist()
+    assert "Physician Support Line" in rows["referral"].iloc[1]

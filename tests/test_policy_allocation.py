@@ -128,6 +128,7 @@ def test_group_arm_is_not_given_to_a_number_that_cannot_form_whole_groups():
     [
         ({"budget": -1}, "budget"),
         ({"limits": {"coaching": ArmLimits(-5)}}, "coaching.cost_per_person"),
+        ({"limits": {"coaching": ArmLimits(1e15)}}, "at most 1,000,000,000"),
         ({"limits": {}}, "no cost/capacity given for arm(s) ['coaching']"),
         ({"limits": {"coaching": ArmLimits(1, group_min=5, group_max=2)}}, "group_min/group_max"),
         ({"confident_only": True}, "upper"),
@@ -208,6 +209,9 @@ def test_this_cycles_overrides_replace_the_catalogs_limits():
         ({"cost": {"coaching": False}}, "cost.coaching", "a number of US$ per person >= 0"),
         ({"cost": {"coaching": 10**400}}, "cost.coaching", "a number of US$ per person >= 0"),
         ({"cost": {"coaching": -(10**5000)}}, "cost.coaching", "a number of US$ per person >= 0"),
+        # HiGHS refuses a cost of 1e15 or more in the budget row as a model error, which was
+        # reported as "no allocation satisfies the constraints"
+        ({"cost": {"coaching": 1e15}}, "cost.coaching", "at most 1,000,000,000"),
     ],
 )
 def test_bad_overrides_are_refused_naming_the_field(overrides, field, accepted):

@@ -380,3 +380,35 @@ def test_a_floor_that_is_not_a_share_is_refused(asgi_client, floors):
     response = plan(asgi_client, profiles=cohort({}), floors=floors)
     assert response.status_code == 422, response.text
     assert "floors" in response.json()["error"]
+
+
+# -- red-team of cohort planning (redplan) --------------------------------------------------------
+def _solver_fails(monkeypatch, how):
+    import scipy.optimize
+    from scipy.optimize import OptimizeResult
+
+    def milp(*args, **kwargs):
+        if how == "crash":
+            raise RuntimeError("HiGHS crashed")
+        status, message = {
+            "time": (1, "Time limit reached. (HiGHS Status 13: msg)"),
+            "error": (4, "Model error. (HiGHS Status 2: msg)"),
+        }[how]
+        return OptimizeResult(x=None, status=status, success=False, fun=None, message=message)
+
+    monkeypatch.setattr(scipy.optimize, "milp", milp)
+
+
+@pytest.mark.parametrize("how, status", [("time", 503), ("error", 422), ("crash", 500)])
+def test_a_solver_that_fails_still_answers_the_crisis_flags(asgi_client, monkeypatch, how, status):
+    _solver_fails(monkeypatch, how)
+    profiles = cohort({"ee": 30}, {"crisis_risk": True, "role": "physician"}, {"ee": 20})
+    response = plan(asgi_client, profiles=profiles, budget=5000)
+    assert response.status_code == status, response.text
+    crisis = response.json()["crisis_results"]
+    assert [entry["index"] for entry in crisis] == [1]
+    answer = crisis[0]["answer"]
+    assert answer["safety"]["level"] == "crisis" and answer["recommended"] is None
+    names = [resource["name"] for resource in answer["safety"]["resources"]]
+    assert any("988" in name for name in names)
+    assert any("Physician Support Line" in name for name in names)

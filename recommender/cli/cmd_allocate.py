@@ -24,7 +24,7 @@ def configure(parser) -> None:
     )
     parser.add_argument(
         "--budget",
-        type=float,
+        type=_dollars,
         default=None,
         help="money available for the cohort, US$ (default: no limit)",
     )
@@ -68,18 +68,26 @@ def configure(parser) -> None:
     )
 
 
-def _seconds(text: str) -> float:
+def _number(ok, accepted: str):
+    """An argparse type: a finite number for which ``ok`` holds, else argparse names the option
+    ("argument --budget: ...") and what it accepts, at once rather than once the model is loaded."""
     import argparse
     import math
 
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        # argparse names the option: "argument --time-limit: ..."
-        raise argparse.ArgumentTypeError(f"{text!r} is not accepted; accepted: seconds > 0")
-    return value
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and ok(value)):
+            raise argparse.ArgumentTypeError(f"{text!r} is not accepted; accepted: {accepted}")
+        return value
+
+    return parse
+
+
+_dollars = _number(lambda value: value >= 0, "US$ >= 0 (leave --budget out for no limit)")
+_seconds = _number(lambda value: value > 0, "seconds > 0")
 
 
 def run(args) -> int:
@@ -104,7 +112,7 @@ def run(args) -> int:
         )
     except PlanTimeout as error:
         print(
-            f"recommender allocate: {error}; nothing was written. Give the solver more time "
+            f"recommender allocate: {error}. Give the solver more time "
             f"(--time-limit, now {args.time_limit:g} s) or plan smaller cohorts.",
             file=sys.stderr,
         )

@@ -5,6 +5,7 @@ See ``shared/design/data-contract.md``. Validate once at the edge with :func:`lo
 """
 
 from ._contract import (
+    CRISIS_COLUMN,
     CATEGORIES,
     FEATURE_COLUMNS,
     INTEGER_COLUMNS,
@@ -23,11 +24,13 @@ from ._io import (
     read_csv_header,
     typed_cohort,
     write_cohort,
+    write_cohorts,
 )
 from ._report import RULES, Problem, ValidationReport
 from ._validate import validate_cohort
 
 __all__ = [
+    "CRISIS_COLUMN",
     "PROFILE_COLUMNS",
     "FEATURE_COLUMNS",
     "CATEGORIES",
@@ -44,6 +47,7 @@ __all__ = [
     "read_cohort",
     "read_csv_header",
     "write_cohort",
+    "write_cohorts",
     "check_table_output",
     "load_cohort",
     "typed_cohort",

@@ -19,6 +19,7 @@ __all__ = [
     "TREATMENT_COLUMN",
     "PROPENSITY_COLUMN",
     "ORACLE_PREFIX",
+    "CRISIS_COLUMN",
     "PERSON_ID_MAX_LENGTH",
 ]
 
@@ -62,6 +63,9 @@ TREATMENT_COLUMN = "intervention"
 PROPENSITY_COLUMN = "propensity"
 TRAINING_COLUMNS: tuple[str, ...] = (TREATMENT_COLUMN, *OUTCOME_COLUMNS)
 ORACLE_PREFIX = "true_effect_"
+# Optional in files for score and allocate: a flagged row gets crisis resources only (never a
+# ranking or an arm), read by recommender.policy.crisis_flags; never a feature.
+CRISIS_COLUMN = "crisis_risk"
 PERSON_ID_MAX_LENGTH = 64
 
 # Inclusive bounds. MBI-HSS subscale maxima: 9, 5 and 8 items scored 0-6.

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from recommender._files import check_writable, write_atomically
+from recommender._files import check_writable, write_together
 from recommender.errors import InputError
 
 from ._contract import (
@@ -24,7 +24,14 @@ from ._contract import (
 )
 from ._validate import validate_cohort
 
-__all__ = ["read_cohort", "write_cohort", "check_table_output", "load_cohort", "typed_cohort"]
+__all__ = [
+    "read_cohort",
+    "write_cohort",
+    "write_cohorts",
+    "check_table_output",
+    "load_cohort",
+    "typed_cohort",
+]
 
 _CSV = (".csv", ".csv.gz", ".tsv")
 _PARQUET = (".parquet", ".pq")
@@ -116,17 +123,29 @@ def write_cohort(frame: pd.DataFrame, path) -> Path:
 
     Written whole or not at all: a failure or Ctrl-C leaves an earlier file of that name as it was.
     """
-    path = Path(path)
-    kind = _kind(path)
-    tab = path.name.lower().endswith(".tsv")
+    return write_cohorts({path: frame})[0]
 
-    def write(temporary: Path) -> None:
-        if kind == "csv":
-            frame.to_csv(temporary, index=False, sep="\t" if tab else ",")
-        else:
-            frame.to_parquet(temporary, index=False)
 
-    return write_atomically(path, write)
+def write_cohorts(frames, *, stale=()) -> list[Path]:
+    """:func:`write_cohort` for tables that belong together (path -> frame): all are written, or
+    none, and the ``stale`` files (an earlier run's, with no counterpart now) are removed with
+    them (see :func:`recommender._files.write_together`)."""
+
+    def writer(frame: pd.DataFrame, path: Path):
+        kind = _kind(path)
+        tab = path.name.lower().endswith(".tsv")
+
+        def write(temporary: Path) -> None:
+            if kind == "csv":
+                frame.to_csv(temporary, index=False, sep="\t" if tab else ",")
+            else:
+                frame.to_parquet(temporary, index=False)
+
+        return write
+
+    return write_together(
+        {Path(path): writer(frame, Path(path)) for path, frame in frames.items()}, stale=stale
+    )
 
 
 def check_table_output(path, *, option: str = "--out", folder: bool = False) -> Path:

@@ -25,6 +25,7 @@ import pandas as pd
 from recommender.errors import InputError
 
 from ._contract import (
+    CRISIS_COLUMN,
     CATEGORIES,
     INTEGER_COLUMNS,
     ORACLE_PREFIX,
@@ -120,7 +121,7 @@ def validate_cohort(
                 else ("extra feature" if name in extra_features else "profile")
             )
             checks.append(_table("missing_column", name, f"{kind} column {name!r} is missing"))
-    known = set(PROFILE_COLUMNS) | set(TRAINING_COLUMNS) | {PROPENSITY_COLUMN} | set(extra_features)
+    known = {*PROFILE_COLUMNS, *TRAINING_COLUMNS, PROPENSITY_COLUMN, CRISIS_COLUMN, *extra_features}
     for name in frame.columns:
         if name not in known and not name.startswith(ORACLE_PREFIX):
             checks.append(

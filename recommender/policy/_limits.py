@@ -13,7 +13,11 @@ from dataclasses import dataclass, replace
 
 from recommender.errors import InputError
 
-__all__ = ["ArmLimits", "limits_from_catalog"]
+__all__ = ["ArmLimits", "MAX_COST_PER_PERSON", "limits_from_catalog"]
+
+# US$ per person an arm may cost: far beyond any program, and within what the solver takes (HiGHS
+# refuses a budget coefficient of 1e15 or more as a model error, which read as "no allocation").
+MAX_COST_PER_PERSON = 1e9
 
 
 @dataclass(frozen=True)
@@ -104,8 +108,15 @@ def limits_from_catalog(
                     f", the smallest group {arm} runs with",
                     "too few places for one group",
                 )
-            elif kind == "cost" and (price := _money(value)) is None:
-                refuse(field, shown, "a number of US$ per person >= 0", "not a number >= 0")
+            elif kind == "cost" and (
+                (price := _money(value)) is None or price > MAX_COST_PER_PERSON
+            ):
+                refuse(
+                    field,
+                    shown,
+                    f"a number of US$ per person >= 0 and at most {MAX_COST_PER_PERSON:,.0f}",
+                    "not a number >= 0 within the largest cost",
+                )
             elif arm in limits:
                 change = {"capacity": places} if kind == "capacity" else {"cost_per_person": price}
                 limits[arm] = replace(limits[arm], **change)

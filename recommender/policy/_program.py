@@ -23,7 +23,7 @@ import pandas as pd
 
 from recommender.errors import InputError
 from recommender.policy._fairness import check_floors
-from recommender.policy._limits import _money, _whole
+from recommender.policy._limits import MAX_COST_PER_PERSON, _money, _whole
 
 __all__ = ["Program", "build_program", "candidate_pairs", "checked_inputs", "floor_rows"]
 
@@ -73,9 +73,11 @@ def checked_inputs(effects, limits, budget, eligible, upper, confident_only):
     problems = []
     for arm in arms:
         lim = limits[arm]
-        if _money(lim.cost_per_person) is None:
+        price = _money(lim.cost_per_person)
+        if price is None or price > MAX_COST_PER_PERSON:
             problems.append(
-                f"{arm}.cost_per_person={lim.cost_per_person!r} (accepted: a number >= 0)"
+                f"{arm}.cost_per_person={lim.cost_per_person!r} (accepted: a number >= 0 and at "
+                f"most {MAX_COST_PER_PERSON:,.0f})"
             )
         if lim.capacity is not None and _whole(lim.capacity) is None:
             problems.append(

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from recommender.cohort import CRISIS_COLUMN
 from recommender.errors import InputError
 
 __all__ = [
@@ -333,7 +334,6 @@ def triage(profile: Mapping, rules: SafetyRules, *, crisis_risk: bool = False) -
 
 # -- files: the optional crisis_risk column and the safety columns ------------------------------
 
-CRISIS_COLUMN = "crisis_risk"
 _TRUE = frozenset({"true", "1", "yes"})
 _FALSE = frozenset({"false", "0", "no", ""})
 _LISTED = 20

@@ -244,6 +244,16 @@ class Answering(Serving):
                 None,
                 crisis,
             )
+        except Exception:  # noqa: BLE001 - the model or the solver failed: still a 500, but
+            # the crisis rows, answered before any planning, are not lost with the plan
+            log.exception("planning a cohort failed")
+            return refusal(
+                500,
+                "An unexpected error has occurred while planning, please check the server "
+                "log; no plan was given, only the crisis answers",
+                None,
+                crisis,
+            )
         return plan
 
     def _crisis_answers(
