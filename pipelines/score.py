@@ -170,6 +170,8 @@ def model_notes(model) -> list[str]:
             "simulated": f"the model learned from SIMULATED data{about}: its effects show "
             "the method, not what the program's own people gain",
             "program": f"the model learned from the program's own data{about}",
+            "evidence": "the model rests on published trials alone (per arm and role), not on "
+            "the program's own data",
         }.get(facts["data_source"], "the data the model learned from is not recorded in it")
     )
     if facts["one_effect_arms"]:

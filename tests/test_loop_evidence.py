@@ -95,9 +95,12 @@ def test_a_catalog_without_converted_effects_is_refused():
 
 
 def test_answers_say_they_rest_on_published_trials():
+    from pipelines.score import model_notes
+
     catalog = evidence_catalog()
+    model = evidence_model(catalog)
     engine = RecommendationEngine(
-        evidence_model(catalog),
+        model,
         "1",
         catalog=catalog,
         config=load_serve_config(),
@@ -113,6 +116,12 @@ def test_answers_say_they_rest_on_published_trials():
     nurse = engine.recommend([engine.check_row(profile(role="nurse"))], caller_role="program")[0]
     assert {a["arm"] for a in nurse["ranking"]} <= {"mindfulness", "none"}
     assert any("no estimate" in e["reason"] for e in nurse["excluded"])
+    # Found walking the README's loop: the context said "The data this model learned from is
+    # not recorded in it", though the model records that it rests on the published evidence.
+    data = answer["context"]["training_data"]
+    assert data["source"] == "evidence"
+    assert "published" in data["statement"] and "not recorded" not in data["statement"]
+    assert any("published" in note for note in model_notes(model))
 
 
 def test_train_evidence_only_registers_gates_and_cards(tmp_path, monkeypatch):

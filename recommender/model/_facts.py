@@ -12,8 +12,9 @@ from collections.abc import Mapping
 
 __all__ = ["DATA_SOURCES", "data_source", "model_facts", "one_effect_arms"]
 
-# "program": the program's own data (a file it supplied, or its log of answers and outcomes).
-DATA_SOURCES = ("simulated", "program", "not recorded")
+# "program": the program's own data (a file it supplied, or its log of answers and outcomes);
+# "evidence": no data at all, the catalog's published effects (`train --evidence-only`).
+DATA_SOURCES = ("simulated", "program", "evidence", "not recorded")
 
 # The label of the learners' one-effect-for-everyone candidate in a model-selection table
 # (``UpliftModel.selection_``, column ``settings``); see recommender.uplift's select_learner.
@@ -58,7 +59,8 @@ def model_facts(model) -> dict:
     description = metadata.get("data")
     source = metadata.get("data_source")
     if source not in DATA_SOURCES:
-        source = data_source(description)
+        # The evidence-only model records its source under "source" and has no data to describe.
+        source = "evidence" if metadata.get("source") == "evidence" else data_source(description)
     arms = metadata.get("one_effect_arms")
     if arms is None:
         outcome_models = getattr(model, "outcome_models", None) or {}

@@ -23,6 +23,11 @@ def _training_data(facts: Mapping) -> dict:
         )
     elif source == "program":
         statement = f"This model learned from the program's own data{about}."
+    elif source == "evidence":
+        statement = (
+            "This model learned from no data: its effects are published trials' figures per "
+            "arm and role, cited in each arm's evidence, not what the program's own people gain."
+        )
     else:
         statement = "The data this model learned from is not recorded in it."
     return {"source": source, "description": description, "statement": statement}

@@ -195,8 +195,9 @@ class SafetyBlock(BaseModel):
 
 
 class TrainingData(BaseModel):
-    source: Literal["simulated", "program", "not recorded"] = Field(
-        description="What the served model learned from (from its metadata)."
+    source: Literal["simulated", "program", "evidence", "not recorded"] = Field(
+        description="What the served model learned from (from its metadata); evidence: "
+        "published trials alone, no data (the day-one model of `train --evidence-only`)."
     )
     description: str | None = Field(None, description="The training data, as recorded.")
     statement: str = Field(description="The same in words.")
