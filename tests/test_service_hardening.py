@@ -266,3 +266,10 @@ def test_serve_refuses_a_mistyped_role_in_the_secrets_folder_in_one_line(
     assert err.count("\n") == 1
     assert f"{secrets / 'api_keys'} entry 1: role 'progam' is not accepted" in err
     assert "secret-one" not in err
+    # A good file gives its keys, and the variable still wins over it.
+    from recommender.service import hash_key, secret_api_keys
+
+    (secrets / "api_keys").write_text("program=secret-one\n")
+    assert secret_api_keys() == [("program", hash_key("secret-one"))]
+    monkeypatch.setenv("RECOMMENDER_API_KEYS", "auditor=secret-two")
+    assert secret_api_keys() == [("auditor", hash_key("secret-two"))]
