@@ -191,7 +191,8 @@ def _gate_on_holdout(evaluation: Evaluation, split: Split, cohort: Cohort, confi
     except Exception as error:  # noqa: BLE001 - any failure means "not comparable": fail closed
         return _fails_closed(challenger, version, alpha, error, "this run's held-out data")
     decision = gate_decision(challenger, champion, alpha=alpha, champion_version=str(version))
-    return dataclasses.replace(decision, reason=decision.reason + _sentence(note))
+    reason = decision.reason + ("." if note else "") + _sentence(note)
+    return dataclasses.replace(decision, reason=reason)
 
 
 def _sentence(note: str) -> str:

@@ -376,6 +376,9 @@ def test_gate_compares_on_rows_the_champion_never_trained_on(trained, home, monk
     other_split = train.run_training(overrides=SMALL, seed=4)
     assert 200 <= other_split.gate.difference.n < 900
     assert f"on {other_split.gate.difference.n} held-out rows" in other_split.gate.reason
+    # The note on the rows left out is its own sentence (it ran on from "...same rows)").
+    left_out = f"{900 - other_split.gate.difference.n:,} of the 900 rows belong to people"
+    assert f"same rows). {left_out}" in other_split.gate.reason
 
 
 def test_primary_must_be_an_outcome_where_lower_is_better():

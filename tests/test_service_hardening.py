@@ -259,3 +259,28 @@ def test_serve_refuses_a_mistyped_role_in_one_line_before_starting(
     assert err.count("\n") == 1
     assert "RECOMMENDER_API_KEYS entry 2: role 'admin' is not accepted" in err
     assert "program, scientist, auditor" in err and "secret" not in err  # keys never shown
+
+
+def test_serve_refuses_a_mistyped_role_in_the_secrets_folder_in_one_line(
+    service_home, tmp_path, monkeypatch, capsys
+):
+    # Found walking the README's container table: keys given as the secrets folder's api_keys
+    # file were not checked by `recommender serve`, which said "serving on ..." while every
+    # worker failed at start with a traceback naming RECOMMENDER_API_KEYS.
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "api_keys").write_text("progam=secret-one\n")
+    monkeypatch.delenv("RECOMMENDER_API_KEYS", raising=False)
+    monkeypatch.setenv("RECOMMENDER_SECRETS_DIR", str(secrets))
+    assert main(["serve", "--port", "3999"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"{secrets / 'api_keys'} entry 1: role 'progam' is not accepted" in err
+    assert "secret-one" not in err
+    # A good file gives its keys, and the variable still wins over it.
+    from recommender.service import hash_key, secret_api_keys
+
+    (secrets / "api_keys").write_text("program=secret-one\n")
+    assert secret_api_keys() == [("program", hash_key("secret-one"))]
+    monkeypatch.setenv("RECOMMENDER_API_KEYS", "auditor=secret-two")
+    assert secret_api_keys() == [("auditor", hash_key("secret-two"))]

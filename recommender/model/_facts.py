@@ -63,7 +63,8 @@ def model_facts(model) -> dict:
         catalog = getattr(model, "catalog_version", None)
         description = description or f"the published evidence of intervention catalog {catalog}"
     if source not in DATA_SOURCES:
-        source = data_source(description)
+        # The evidence-only model records its source under "source" and has no data to describe.
+        source = "evidence" if metadata.get("source") == "evidence" else data_source(description)
     arms = metadata.get("one_effect_arms")
     if arms is None:
         outcome_models = getattr(model, "outcome_models", None) or {}

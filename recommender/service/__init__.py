@@ -13,6 +13,7 @@ from recommender.service._auth import (
     authorize,
     hash_key,
     parse_env_keys,
+    secret_api_keys,
 )
 from recommender.service._config import (
     WORKER_ENV,
@@ -53,6 +54,7 @@ __all__ = [
     "load_serve_config",
     "logged_cohort",
     "parse_env_keys",
+    "secret_api_keys",
     "parse_since",
     "read_outcome_file",
     "record_outcomes",

@@ -22,6 +22,7 @@ __all__ = [
     "authorize",
     "hash_key",
     "parse_env_keys",
+    "secret_api_keys",
     "presented_key",
     "API_KEYS_ENV",
 ]
@@ -54,13 +55,13 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def parse_env_keys(text: str | None) -> list[tuple[str, str]]:
+def parse_env_keys(text: str | None, *, source: str = API_KEYS_ENV) -> list[tuple[str, str]]:
     """Parse ``"program=KEY,auditor=KEY2"`` into ``(role, sha256)`` pairs; keys are hashed here.
 
     Raises
     ------
     InputError
-        Naming the entry (never the key) and the accepted roles.
+        Naming ``source`` and the entry (never the key) and the accepted roles.
     """
     pairs = []
     for i, entry in enumerate((text or "").split(",")):
@@ -70,16 +71,27 @@ def parse_env_keys(text: str | None) -> list[tuple[str, str]]:
         role, sep, key = entry.partition("=")
         role, key = role.strip(), key.strip()
         if not sep or not key:
-            raise InputError(
-                f"{API_KEYS_ENV} entry {i + 1}: expected ROLE=KEY with a non-empty key"
-            )
+            raise InputError(f"{source} entry {i + 1}: expected ROLE=KEY with a non-empty key")
         if role not in ROLES:
             raise InputError(
-                f"{API_KEYS_ENV} entry {i + 1}: role {role!r} is not accepted; "
-                f"roles: {', '.join(ROLES)}"
+                f"{source} entry {i + 1}: role {role!r} is not accepted; roles: {', '.join(ROLES)}"
             )
         pairs.append((role, hash_key(key)))
     return pairs
+
+
+def secret_api_keys() -> list[tuple[str, str]]:
+    """The keys given outside ``serve.yaml``: ``$RECOMMENDER_API_KEYS``, else the secrets folder's
+    ``api_keys`` file, parsed by :func:`parse_env_keys`; an error names the one read."""
+    import os
+    from pathlib import Path
+
+    from recommender.settings import SECRETS_DIR_ENV, read_secret
+
+    if os.environ.get(API_KEYS_ENV, "").strip():
+        return parse_env_keys(os.environ[API_KEYS_ENV])
+    source = Path(os.environ.get(SECRETS_DIR_ENV, "").strip()) / "api_keys"
+    return parse_env_keys(read_secret("api_keys"), source=str(source))
 
 
 class KeyRing:

@@ -17,13 +17,12 @@ import threading
 from recommender.errors import InputError
 from recommender.service._allocation import ALLOCATION_ACCEPTED, AllocationRequest
 from recommender.service._audit import AuditLog, AuditSaltMismatch, resolve_salt, salted_hash
-from recommender.service._auth import API_KEYS_ENV, KeyRing, parse_env_keys
+from recommender.service._auth import API_KEYS_ENV, KeyRing, secret_api_keys
 from recommender.service._config import load_serve_config
 from recommender.service._context import answer_context
 from recommender.service._engine import RecommendationEngine
 from recommender.service._profiles import profile_schema
 from recommender.service._requests import BatchRequest, OutcomesRequest, ReloadRequest
-from recommender.settings import read_secret
 
 __all__ = ["Serving", "Unservable"]
 
@@ -42,9 +41,7 @@ class Serving:
         if log.level == logging.NOTSET:
             log.setLevel(logging.INFO)
         self.config = load_serve_config()
-        self.keyring = KeyRing(
-            [*self.config.api_keys, *parse_env_keys(read_secret("api_keys", env=API_KEYS_ENV))]
-        )
+        self.keyring = KeyRing([*self.config.api_keys, *secret_api_keys()])
         if not len(self.keyring):
             log.warning(
                 "no API keys configured: every protected route answers 401; set "
