@@ -60,6 +60,7 @@ def test_the_service_on_a_store_of_another_salt_gives_crisis_answers_only(
         refused = client.post("/recommend", json=PROFILE, headers=auth("program"))
         assert refused.status_code == 503, refused.text
         assert "written with another audit salt" in refused.json()["error"]
+        assert "please retry" not in refused.json()["error"]  # no retry opens that store
         batch = client.post(
             "/recommend_batch",
             json={"profiles": [profile(person_id="a"), {"person_id": "c", "crisis_risk": True}]},
@@ -67,6 +68,7 @@ def test_the_service_on_a_store_of_another_salt_gives_crisis_answers_only(
         )
         assert batch.status_code == 503, batch.text
         assert "written with another audit salt" in batch.json()["error"]
+        assert "please retry" not in batch.json()["error"]
         assert linear_model.calls == []  # nothing scored that could not be recorded
         # Follow-up scores and the auditor's export name the same cause, not "please retry".
         outcome = {"person_id": "a", "measured_at": "2026-01-01", "arm_taken": "coaching"}

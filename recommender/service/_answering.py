@@ -154,7 +154,7 @@ class Answering(Serving):
         except InputError as error:
             return refusal(422, str(error), error.problems)
         except AuditUnavailable as error:
-            return refusal(503, self._unrecorded(f"{error}; nothing was answered, please retry"))
+            return refusal(503, self._unrecorded(f"{error}; nothing was answered"))
         # Recommendation's own JSON (the documented schema is what is sent), with the catalog
         # facts every answer repeats validated once per model rather than once per request.
         return Response(engine.answer_json.recommendation(answer), media_type="application/json")
@@ -185,7 +185,7 @@ class Answering(Serving):
         except AuditUnavailable as error:
             return refusal(
                 503,
-                self._unrecorded(f"{error}; nothing but crisis answers was answered, please retry"),
+                self._unrecorded(f"{error}; nothing but crisis answers was answered"),
                 None,
                 crisis,
             )
@@ -238,9 +238,7 @@ class Answering(Serving):
         except AuditUnavailable as error:
             return refusal(
                 503,
-                self._unrecorded(
-                    f"{error}; no plan was given, only the crisis answers; please retry"
-                ),
+                self._unrecorded(f"{error}; no plan was given, only the crisis answers"),
                 None,
                 crisis,
             )
@@ -352,7 +350,7 @@ class Answering(Serving):
             503,
             self._unrecorded(
                 f"the audit log could not be written (it did not take this request's crisis "
-                f"answers: {cause}); {given}, please retry"
+                f"answers: {cause}); {given}"
             ),
             None,
             crisis,
@@ -369,10 +367,10 @@ class Answering(Serving):
         )
 
     def _unrecorded(self, message: str) -> str:
-        """A refusal for want of the audit store, with why none is open when retrying alone
-        will not help (see ``store_refusal``)."""
+        """A refusal for want of the audit store: "please retry", or why none is open when
+        retrying will not help (see ``store_refusal``)."""
         refused = self.store_refusal if self.audit is None else None
-        return message if refused is None else f"{message}: {refused}"
+        return f"{message}, please retry" if refused is None else f"{message}: {refused}"
 
     def _refusal_without_model(self, crisis=None) -> JSONResponse:
         return refusal(
