@@ -163,6 +163,23 @@ def promotion_history(name: str = MODEL_NAME, *, mlflow_client=None) -> list[Pro
     return sorted(events, key=lambda e: e.time)
 
 
+def champion_event(
+    version: str, name: str = MODEL_NAME, *, mlflow_client=None
+) -> PromotionEvent | None:
+    """The last recorded event that made ``version`` the champion (a training run's gate, a
+    person's promotion, forced or not, or a rollback), read from the version's tags; ``None``
+    when none is recorded (an alias moved outside the product)."""
+    mlflow_client = mlflow_client or client(existing=True)
+    tags = mlflow_client.get_model_version(name, str(version)).tags or {}
+    events = [
+        PromotionEvent(**json.loads(value))
+        for key, value in tags.items()
+        if key.startswith(TAG_PREFIX)
+    ]
+    made = [e for e in events if e.alias == CHAMPION and e.version == str(version)]
+    return max(made, key=lambda e: e.time, default=None)
+
+
 def rollback_target(history, current: str | None) -> str:
     """The champion before ``current``, replaying promotions as pushes and rollbacks as pops."""
     stack: list[str] = []

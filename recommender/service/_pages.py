@@ -33,6 +33,8 @@ def model_card_page(config, version: str | None, load_error: str | None) -> Resp
     serving = (
         f'<p id="serving-policy"><strong>As served now:</strong> '
         f"{markup.escape(config.exploration.describe())}</p>"
+        f'<p id="champion-record"><strong>How it became champion:</strong> '
+        f"{markup.escape(champion_record(version)['statement'])}</p>"
     )
     # after the title and the card's own warning (simulated data), which come first
     at = html.find("<nav ")
@@ -60,9 +62,50 @@ def model_card_facts(config, version: str | None, load_error: str | None) -> Res
             "usual_care_share": rule.usual_care_share,
             "max_cost": rule.max_cost,
             "description": rule.describe(),
-        }
+        },
+        "champion": champion_record(version),
     }
     return JSONResponse(facts)
+
+
+def champion_record(version: str) -> dict:
+    """How the served ``version`` became the champion, as the registry recorded it:
+    ``{"event": the promotion log's entry or None, "statement": the same in words}``.
+
+    The card was written when the version was trained: that a person promoted it later, over
+    the gate's verdict (``promote --force``) or not, or rolled back to it, only the registry
+    knows. A registry that cannot be read does not withhold the card; it is said instead.
+    """
+    try:
+        from recommender.registry import champion_event
+
+        event = champion_event(version)
+    except Exception as error:  # noqa: BLE001 - said on the card, which is still shown
+        log.warning("the registry's record of version %s could not be read: %s", version, error)
+        return {
+            "event": None,
+            "statement": f"not known: the registry could not be read ({type(error).__name__}); "
+            "the promotion log (promotions.jsonl beside the models) records it",
+        }
+    if event is None:
+        return {
+            "event": None,
+            "statement": "no promotion of this version is recorded: the champion alias was "
+            "moved outside `recommender train`, `promote` and `rollback`",
+        }
+    when = event.time[:16].replace("T", " ") + " UTC"
+    if event.kind == "gate":
+        statement = f"{when}, by its training run, on the promotion gate's verdict: {event.reason}"
+    else:
+        did = "promoted by" if event.kind == "promote" else "rolled back to by"
+        statement = f"{when}, {did} {event.actor}: {event.reason}"
+    if event.forced:
+        verdict = event.policy.get("gate_reason") or "no reason recorded"
+        statement += (
+            f". It had FAILED the promotion gate, which this card reports ({verdict}); the "
+            "person promoted it all the same (promote --force)"
+        )
+    return {"event": event.to_dict(), "statement": statement}
 
 
 def audit_export_response(audit, since: str | None, *, closed: str | None = None) -> Response:
