@@ -29,6 +29,7 @@ __all__ = [
     "off_policy_table",
     "policy_on_log",
     "policy_scores_on_log",
+    "unmeasured_rows",
 ]
 
 # Where a person id of the training table comes from: the salted hash and the answer's id, so
@@ -294,6 +295,29 @@ def policy_on_log(model, frame, dr_scores=None, *, control: str = "none"):
     if dr_scores is None:
         return arms, None
     return arms, scores_with_estimates(dr_scores, effects, control=control)
+
+
+def unmeasured_rows(frame, arms, other_arms) -> tuple[np.ndarray, np.ndarray]:
+    """``(differs, unmeasured)``: the rows of ``frame`` (logged arm and propensity) where two
+    policies serve different arms, and of those the rows the log could not have served one of
+    the two: the row was served another arm with probability 1 (a greedy answer, a severe
+    profile), or the arm was served on none of the rows (a carried arm). There the doubly
+    robust difference of the two policies is the outcome model's, not a measurement.
+
+    Rows served with probability below 1 count as measured, though an arm outside the row's
+    candidates had probability 0 there too: the training table keeps only the served arm's.
+    """
+    arms = np.asarray(arms, dtype=object)
+    other_arms = np.asarray(other_arms, dtype=object)
+    served = frame["intervention"].astype(str).to_numpy(dtype=object)
+    certain = np.isclose(frame["propensity"].to_numpy(dtype=float), 1.0)
+    ever = set(served)
+    differs = arms != other_arms
+    unmeasured = np.zeros(len(served), dtype=bool)
+    for chosen in (arms, other_arms):
+        never = ~np.isin(chosen, list(ever))
+        unmeasured |= never | (certain & (chosen != served))
+    return differs, differs & unmeasured
 
 
 def off_policy_table(

@@ -31,6 +31,7 @@ from pipelines._from_log import (
     logged_people,
     policy_on_log,
     policy_scores_on_log,
+    unmeasured_rows,
 )
 from pipelines._train_card import card_facts, card_stage
 from pipelines._train_carry import carry_stage, scores_with_estimates
@@ -79,6 +80,7 @@ __all__ = [
     "best_arms",
     "policy_on_log",
     "policy_scores_on_log",
+    "unmeasured_rows",
     "evaluate_policies_on_log",
 ]
 
