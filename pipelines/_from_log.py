@@ -26,6 +26,7 @@ __all__ = [
     "log_summary",
     "log_training_frame",
     "logged_people",
+    "off_policy_notes",
     "off_policy_table",
     "policy_on_log",
     "policy_scores_on_log",
@@ -323,7 +324,8 @@ def unmeasured_rows(frame, arms, other_arms) -> tuple[np.ndarray, np.ndarray]:
 def off_policy_table(
     model, frame, dr_scores, change, *, control: str, alpha: float, label: str
 ) -> list[list]:
-    """Rows ``[policy, method, estimate, lower, upper, n]`` for the card and the CLI."""
+    """Rows ``[policy, method, estimate, lower, upper, n, effective n]`` for the card and the
+    CLI (the effective number of rows behind the weights: see ``off_policy_values``)."""
     from recommender.evaluation import off_policy_values
 
     arms, dr_scores = policy_on_log(model, frame, dr_scores, control=control)
@@ -336,7 +338,68 @@ def off_policy_table(
         dr_scores=dr_scores,
         alpha=alpha,
     )
-    return [[label, v.method.upper(), v.estimate, v.lower, v.upper, v.n] for v in values.values()]
+    return [
+        [label, v.method.upper(), v.estimate, v.lower, v.upper, v.n, round(v.effective_n, 1)]
+        for v in values.values()
+    ]
 
 
-OFF_POLICY_COLUMNS = ["policy", "estimator", "EE change vs usual care", "lower", "upper", "rows"]
+# Fewest effective rows (Kish) behind an off-policy estimate before its weights are called
+# extreme: below it a few rows logged with small probabilities carry the estimate.
+FEW_EFFECTIVE_ROWS = 100
+
+
+def off_policy_notes(model, frame, dr_scores, table, *, control: str, alpha: float, label: str):
+    """What an off-policy value of ``model``'s best arms on the log must say besides its
+    figures (``table``: its rows from :func:`off_policy_table`): the rows where it picks an arm
+    the log could not have served (valued by the outcome model alone), weights so extreme
+    that few rows carry the estimate, and whether personalizing beats the best single arm."""
+    from recommender.evaluation import personalization_gain
+
+    arms, scores = policy_on_log(model, frame, dr_scores, control=control)
+    notes = []
+    _, guessed = unmeasured_rows(frame, arms, frame["intervention"].astype(str).to_numpy())
+    if guessed.any():
+        notes.append(
+            f"{label}: on {int(guessed.sum()):,} of {len(frame):,} rows it picks an arm the log "
+            "could not have served there (another arm served with probability 1, or an arm "
+            "never served): DR values those rows by the outcome model alone and IPS and SNIPS "
+            "cannot value them, so its figures are not wholly measured"
+        )
+    effective = min(row[6] for row in table)
+    if effective < FEW_EFFECTIVE_ROWS:
+        notes.append(
+            f"{label}: its weights are extreme, the estimates rest on about {effective:,.0f} "
+            f"effective rows of {len(frame):,} (rows logged with small probabilities carry "
+            "most of the weight), so their intervals may be too narrow"
+        )
+    # one arm for everyone, for each arm with a score on every row (a carried arm's estimate
+    # is missing where the arm is not offered)
+    whole = [arm for arm in dr_scores.columns if np.isfinite(dr_scores[arm]).all()]
+    gain, best, _ = personalization_gain(
+        scores, arms, control=control, alpha=alpha, single_arms=whole
+    )
+    level = f"{100 * (1 - alpha):.0f}% CI {gain.lower:+.2f} to {gain.upper:+.2f}"
+    versus = f"{best} for everyone (the best single arm on these rows)"
+    if gain.lower > 0:
+        verdict = f"personalizing adds to {versus}"
+    elif gain.upper < 0:
+        verdict = f"personalizing does measurably worse than {versus}"
+    else:
+        verdict = f"personalizing adds nothing measurable over {versus}"
+    notes.append(
+        f"{label}: {verdict}: gain {gain.estimate:+.2f} EE points per person ({level}, doubly "
+        "robust)"
+    )
+    return notes
+
+
+OFF_POLICY_COLUMNS = [
+    "policy",
+    "estimator",
+    "EE change vs usual care",
+    "lower",
+    "upper",
+    "rows",
+    "effective rows",
+]
