@@ -33,6 +33,9 @@ __all__ = [
     "unmeasured_rows",
 ]
 
+# Every candidate arm's logged probability (JSON), as the audit store keeps it.
+CANDIDATES_COLUMN = "probabilities"
+
 # Where a person id of the training table comes from: the salted hash and the answer's id, so
 # rows stay pseudonymous and one person's answers in several cycles stay distinct rows.
 _HASH_CHARS = 24
@@ -151,6 +154,9 @@ def log_training_frame(
     frame["propensity"] = _kept_propensity(kept, summary["arms_without_overlap"])
     for column in OUTCOME_COLUMNS:
         frame[column] = kept[column].to_numpy()
+    if CANDIDATES_COLUMN in kept.columns:
+        # not a feature: which arms each row could have been served, for the gate
+        frame[CANDIDATES_COLUMN] = kept[CANDIDATES_COLUMN].to_numpy()
     return frame, summary
 
 
@@ -305,19 +311,33 @@ def unmeasured_rows(frame, arms, other_arms) -> tuple[np.ndarray, np.ndarray]:
     profile), or the arm was served on none of the rows (a carried arm). There the doubly
     robust difference of the two policies is the outcome model's, not a measurement.
 
-    Rows served with probability below 1 count as measured, though an arm outside the row's
-    candidates had probability 0 there too: the training table keeps only the served arm's.
+    Where the frame keeps every candidate's logged probability (``probabilities``, as the log
+    does), an arm outside the row's candidates had probability 0 there too; without it, rows
+    served with probability below 1 count as measured.
     """
+    import json
+
     arms = np.asarray(arms, dtype=object)
     other_arms = np.asarray(other_arms, dtype=object)
     served = frame["intervention"].astype(str).to_numpy(dtype=object)
     certain = np.isclose(frame["propensity"].to_numpy(dtype=float), 1.0)
     ever = set(served)
+    candidates = [None] * len(served)
+    if CANDIDATES_COLUMN in frame.columns:
+        candidates = [
+            {arm for arm, p in json.loads(text).items() if float(p) > 0}
+            if isinstance(text, str)
+            else None
+            for text in frame[CANDIDATES_COLUMN]
+        ]
     differs = arms != other_arms
     unmeasured = np.zeros(len(served), dtype=bool)
     for chosen in (arms, other_arms):
         never = ~np.isin(chosen, list(ever))
-        unmeasured |= never | (certain & (chosen != served))
+        outside = np.array(
+            [c is not None and a not in c for a, c in zip(chosen, candidates)], dtype=bool
+        )
+        unmeasured |= never | outside | (certain & (chosen != served))
     return differs, differs & unmeasured
 
 

@@ -8,6 +8,8 @@ champion and says why; a log with exploration still promotes."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -94,10 +96,23 @@ def test_judged_on_the_whole_log_a_greedy_log_cannot_promote_either(catalog, evi
 
 def test_a_log_with_exploration_is_still_judged_on_its_difference(catalog, evidence, monkeypatch):
     joined = _served_log(evidence, catalog, "thompson", seed=101)
-    decision, *_ = _gate(joined, catalog, evidence, monkeypatch)
-    print(decision.reason)
+    decision, split, evaluation, _ = _gate(joined, catalog, evidence, monkeypatch)
     assert "cannot measure" not in decision.reason
     assert decision.difference is not None
+    # Thompson sampling draws among the arms in equipoise only: where the challenger picks an
+    # arm outside a row's candidates, the log could not have served it there either, though
+    # the row's probability is below 1; the reason counts those rows too
+    certain = np.isclose(split.holdout["propensity"], 1.0)
+    differs = (
+        evaluation.recommended
+        != evidence.recommend(
+            evidence.predict_effect(split.holdout)[list(evidence.treatment_arms)],
+            eligible=evidence.eligibility(split.holdout),
+        ).to_numpy()
+    )
+    counted = re.search(r"on ([\d,]+) of the ([\d,]+) rows where", decision.reason)
+    assert int(counted[2].replace(",", "")) == differs.sum()
+    assert int(counted[1].replace(",", "")) > (differs & certain).sum()
 
 
 def test_unmeasured_rows_are_those_a_log_could_not_have_served_either_way():
@@ -117,6 +132,17 @@ def test_unmeasured_rows_are_those_a_log_could_not_have_served_either_way():
     assert differs.tolist() == [True, True, True, False, True]
     # row 0: served "a" with certainty, so "b" had probability 0; row 4: "c" never served
     assert unmeasured.tolist() == [True, False, False, False, True]
+    # with every candidate's logged probability (as the log keeps them): row 1 was drawn
+    # between "a" and "none" only, so "b" had probability 0 there too
+    frame["probabilities"] = [
+        '{"a": 1.0}',
+        '{"a": 0.5, "none": 0.5}',
+        '{"a": 0.5, "b": 0.5}',
+        '{"none": 1.0}',
+        '{"b": 0.4, "c": 0.6}',
+    ]
+    differs, unmeasured = unmeasured_rows(frame, challenger, champion)
+    assert unmeasured.tolist() == [True, True, False, False, True]
 
 
 def test_gate_fails_when_no_row_where_the_policies_differ_is_measured():
