@@ -388,10 +388,16 @@ def off_policy_notes(model, frame, dr_scores, table, *, control: str, alpha: flo
         )
     effective = min(row[6] for row in table)
     if effective < FEW_EFFECTIVE_ROWS:
+        served = frame["intervention"].astype(str).to_numpy()
+        behind = min(int((served == arms).sum()), int((served == control).sum()))
+        why = (
+            "rows logged with small probabilities carry most of the weight"
+            if effective < behind / 2
+            else f"only {behind:,} rows were served usual care or the arm it picks"
+        )
         notes.append(
-            f"{label}: its weights are extreme, the estimates rest on about {effective:,.0f} "
-            f"effective rows of {len(frame):,} (rows logged with small probabilities carry "
-            "most of the weight), so their intervals may be too narrow"
+            f"{label}: the estimates rest on about {effective:,.0f} effective rows of "
+            f"{len(frame):,} ({why}), so their intervals may be too narrow"
         )
     # one arm for everyone, for each arm with a score on every row (a carried arm's estimate
     # is missing where the arm is not offered)

@@ -48,7 +48,7 @@ def test_the_notes_name_extreme_weights_and_whether_personalizing_adds_anything(
     table = off_policy_table(evidence, frame, scores, change, **settings)
     assert all(len(row) == 7 and row[6] < 100 for row in table)
     notes = off_policy_notes(evidence, frame, scores, table, **settings)
-    assert any("weights are extreme" in n and "effective rows of 2,000" in n for n in notes)
+    assert any("effective rows of 2,000 (rows logged with small probabilities" in n for n in notes)
     # the log's arms have one effect for everyone: personalizing cannot beat the best one
     said = [n for n in notes if "personalizing" in n]
     assert len(said) == 1 and "peer_group for everyone (the best single arm" in said[0]
@@ -74,3 +74,18 @@ def test_a_policy_picking_arms_a_greedy_log_never_served_there_is_not_called_mea
         and "not wholly measured" in n
         for n in notes
     )
+
+
+def test_few_usual_care_rows_are_named_as_such_not_as_extreme_weights(catalog, evidence):
+    from pipelines._from_log import off_policy_notes, off_policy_table
+
+    # a greedy log serves usual care to few: every weight is 1, the rows are simply few
+    joined = _log({"none": 0.03, "coaching": 0.5, "mindfulness": 0.47}, n=2000, seed=10)
+    joined["propensity"] = 1.0
+    frame, scores, change = _valued(joined, catalog, evidence)
+    settings = dict(control="none", alpha=0.1, label="version 2")
+    table = off_policy_table(evidence, frame, scores, change, **settings)
+    notes = off_policy_notes(evidence, frame, scores, table, **settings)
+    usual = int((frame["intervention"].astype(str) == "none").sum())
+    assert any(f"only {usual:,} rows were served usual care" in n for n in notes)
+    assert not any("small probabilities" in n for n in notes)
