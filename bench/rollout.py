@@ -14,7 +14,10 @@ inside the simulator: strategies see profiles and the follow-up scores of the ar
 ``greedy``
     The same, without exploration (probability 1 everywhere, no usual-care share). A
     retraining the product would refuse (too few usual-care rows) or a challenger failing the
-    gate keeps the model being served, as a program would.
+    gate keeps the model being served, as a program would. The product's gate refuses every
+    challenger on a greedy log (it cannot measure how it differs from the champion); the
+    program promotes it by hand (``promote --force``) when it would otherwise pass, so this
+    is greedy with self-promotion, the comparator measured before the gate refused it.
 ``evidence``
     The evidence-only model, greedily, forever.
 ``random_first``

@@ -152,7 +152,7 @@ def _log_rows(cohort, served, probability, cycle, control, *, salt, policy, cand
     return frame
 
 
-def retrain(log: pd.DataFrame, catalog, seed: int, champion):
+def retrain(log: pd.DataFrame, catalog, seed: int, champion, *, forced: bool = False):
     """Retrain on the whole log through the product's from-log path and gate the result.
 
     ``log`` holds what the service's audit store would return joined with outcomes
@@ -165,12 +165,17 @@ def retrain(log: pd.DataFrame, catalog, seed: int, champion):
     held-out rows, as the product does when it cannot tell which rows the champion saw). This
     is ``recommender train --from-log`` without MLflow, the card and the registry.
 
+    A challenger the log cannot measure against the champion (it serves other arms only on
+    rows the log served with probability 1, as in a greedy log) fails the product's gate;
+    ``forced`` promotes it anyway when it would otherwise pass, as a person does with
+    ``recommender promote VERSION --force``.
+
     Returns ``(model, status)``: the model to serve next and ``"promoted"``, ``"gate"`` (the
     challenger failed the gate, or the champion could not be valued on the log: fails closed) or ``"refused"`` (the product would refuse to train: too few
     usual-care rows or an arm too small for its fit or its held-out evaluation).
     """
     from pipelines.train import Cohort, carry_stage, evaluate_stage, fit_min_arm_rows, fit_stage
-    from pipelines.train import log_training_frame, policy_on_log, split_stage
+    from pipelines.train import log_training_frame, policy_on_log, split_stage, unmeasured_rows
     from recommender.cohort import typed_cohort
     from recommender.errors import InputError
     from recommender.registry import gate_decision, policy_value_scores
@@ -203,5 +208,14 @@ def retrain(log: pd.DataFrame, catalog, seed: int, champion):
         # The champion recommends an arm this log cannot score (left out for too few rows):
         # the product's gate fails closed then, and the champion stays (pipelines' gate_stage).
         return champion, "gate"
-    decision = gate_decision(challenger, held, alpha=settings["gate"]["alpha"])
+    differs, unmeasured = (
+        (None, None) if forced else unmeasured_rows(split.holdout, evaluation.recommended, arms)
+    )
+    decision = gate_decision(
+        challenger,
+        held,
+        alpha=settings["gate"]["alpha"],
+        differs=differs,
+        unmeasured=unmeasured,
+    )
     return (model, "promoted") if decision.passed else (champion, "gate")

@@ -106,6 +106,8 @@ def run_one(
                     catalog,
                     seed=repeat,
                     champion=model,
+                    # a greedy log cannot measure a challenger: the program promotes it by hand
+                    forced=strategy != "loop",
                 )
                 retrained[strategy].append(status)
     return rows

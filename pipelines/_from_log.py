@@ -26,10 +26,15 @@ __all__ = [
     "log_summary",
     "log_training_frame",
     "logged_people",
+    "off_policy_notes",
     "off_policy_table",
     "policy_on_log",
     "policy_scores_on_log",
+    "unmeasured_rows",
 ]
+
+# Every candidate arm's logged probability (JSON), as the audit store keeps it.
+CANDIDATES_COLUMN = "probabilities"
 
 # Where a person id of the training table comes from: the salted hash and the answer's id, so
 # rows stay pseudonymous and one person's answers in several cycles stay distinct rows.
@@ -149,6 +154,9 @@ def log_training_frame(
     frame["propensity"] = _kept_propensity(kept, summary["arms_without_overlap"])
     for column in OUTCOME_COLUMNS:
         frame[column] = kept[column].to_numpy()
+    if CANDIDATES_COLUMN in kept.columns:
+        # not a feature: which arms each row could have been served, for the gate
+        frame[CANDIDATES_COLUMN] = kept[CANDIDATES_COLUMN].to_numpy()
     return frame, summary
 
 
@@ -296,10 +304,48 @@ def policy_on_log(model, frame, dr_scores=None, *, control: str = "none"):
     return arms, scores_with_estimates(dr_scores, effects, control=control)
 
 
+def unmeasured_rows(frame, arms, other_arms) -> tuple[np.ndarray, np.ndarray]:
+    """``(differs, unmeasured)``: the rows of ``frame`` (logged arm and propensity) where two
+    policies serve different arms, and of those the rows the log could not have served one of
+    the two: the row was served another arm with probability 1 (a greedy answer, a severe
+    profile), or the arm was served on none of the rows (a carried arm). There the doubly
+    robust difference of the two policies is the outcome model's, not a measurement.
+
+    Where the frame keeps every candidate's logged probability (``probabilities``, as the log
+    does), an arm outside the row's candidates had probability 0 there too; without it, rows
+    served with probability below 1 count as measured.
+    """
+    import json
+
+    arms = np.asarray(arms, dtype=object)
+    other_arms = np.asarray(other_arms, dtype=object)
+    served = frame["intervention"].astype(str).to_numpy(dtype=object)
+    certain = np.isclose(frame["propensity"].to_numpy(dtype=float), 1.0)
+    ever = set(served)
+    candidates = [None] * len(served)
+    if CANDIDATES_COLUMN in frame.columns:
+        candidates = [
+            {arm for arm, p in json.loads(text).items() if float(p) > 0}
+            if isinstance(text, str)
+            else None
+            for text in frame[CANDIDATES_COLUMN]
+        ]
+    differs = arms != other_arms
+    unmeasured = np.zeros(len(served), dtype=bool)
+    for chosen in (arms, other_arms):
+        never = ~np.isin(chosen, list(ever))
+        outside = np.array(
+            [c is not None and a not in c for a, c in zip(chosen, candidates)], dtype=bool
+        )
+        unmeasured |= never | outside | (certain & (chosen != served))
+    return differs, differs & unmeasured
+
+
 def off_policy_table(
     model, frame, dr_scores, change, *, control: str, alpha: float, label: str
 ) -> list[list]:
-    """Rows ``[policy, method, estimate, lower, upper, n]`` for the card and the CLI."""
+    """Rows ``[policy, method, estimate, lower, upper, n, effective n]`` for the card and the
+    CLI (the effective number of rows behind the weights: see ``off_policy_values``)."""
     from recommender.evaluation import off_policy_values
 
     arms, dr_scores = policy_on_log(model, frame, dr_scores, control=control)
@@ -312,7 +358,74 @@ def off_policy_table(
         dr_scores=dr_scores,
         alpha=alpha,
     )
-    return [[label, v.method.upper(), v.estimate, v.lower, v.upper, v.n] for v in values.values()]
+    return [
+        [label, v.method.upper(), v.estimate, v.lower, v.upper, v.n, round(v.effective_n, 1)]
+        for v in values.values()
+    ]
 
 
-OFF_POLICY_COLUMNS = ["policy", "estimator", "EE change vs usual care", "lower", "upper", "rows"]
+# Fewest effective rows (Kish) behind an off-policy estimate before its weights are called
+# extreme: below it a few rows logged with small probabilities carry the estimate.
+FEW_EFFECTIVE_ROWS = 100
+
+
+def off_policy_notes(model, frame, dr_scores, table, *, control: str, alpha: float, label: str):
+    """What an off-policy value of ``model``'s best arms on the log must say besides its
+    figures (``table``: its rows from :func:`off_policy_table`): the rows where it picks an arm
+    the log could not have served (valued by the outcome model alone), weights so extreme
+    that few rows carry the estimate, and whether personalizing beats the best single arm."""
+    from recommender.evaluation import personalization_gain
+
+    arms, scores = policy_on_log(model, frame, dr_scores, control=control)
+    notes = []
+    _, guessed = unmeasured_rows(frame, arms, frame["intervention"].astype(str).to_numpy())
+    if guessed.any():
+        notes.append(
+            f"{label}: on {int(guessed.sum()):,} of {len(frame):,} rows it picks an arm the log "
+            "could not have served there (another arm served with probability 1, or an arm "
+            "never served): DR values those rows by the outcome model alone and IPS and SNIPS "
+            "cannot value them, so its figures are not wholly measured"
+        )
+    effective = min(row[6] for row in table)
+    if effective < FEW_EFFECTIVE_ROWS:
+        served = frame["intervention"].astype(str).to_numpy()
+        behind = min(int((served == arms).sum()), int((served == control).sum()))
+        why = (
+            "rows logged with small probabilities carry most of the weight"
+            if effective < behind / 2
+            else f"only {behind:,} rows were served usual care or the arm it picks"
+        )
+        notes.append(
+            f"{label}: the estimates rest on about {effective:,.0f} effective rows of "
+            f"{len(frame):,} ({why}), so their intervals may be too narrow"
+        )
+    # one arm for everyone, for each arm with a score on every row (a carried arm's estimate
+    # is missing where the arm is not offered)
+    whole = [arm for arm in dr_scores.columns if np.isfinite(dr_scores[arm]).all()]
+    gain, best, _ = personalization_gain(
+        scores, arms, control=control, alpha=alpha, single_arms=whole
+    )
+    level = f"{100 * (1 - alpha):.0f}% CI {gain.lower:+.2f} to {gain.upper:+.2f}"
+    versus = f"{best} for everyone (the best single arm on these rows)"
+    if gain.lower > 0:
+        verdict = f"personalizing adds to {versus}"
+    elif gain.upper < 0:
+        verdict = f"personalizing does measurably worse than {versus}"
+    else:
+        verdict = f"personalizing adds nothing measurable over {versus}"
+    notes.append(
+        f"{label}: {verdict}: gain {gain.estimate:+.2f} EE points per person ({level}, doubly "
+        "robust)"
+    )
+    return notes
+
+
+OFF_POLICY_COLUMNS = [
+    "policy",
+    "estimator",
+    "EE change vs usual care",
+    "lower",
+    "upper",
+    "rows",
+    "effective rows",
+]

@@ -155,7 +155,8 @@ def load_stage(config: dict, data=None) -> Cohort:
             "randomized" if spec["assignment"] == "rct" else "observational"
         )
     report = validate_cohort(
-        frame,
+        # the log's candidate probabilities are for the gate, not a column of the contract
+        frame.drop(columns=["probabilities"], errors="ignore") if loop is not None else frame,
         training=True,
         arms=catalog.arm_ids,
         control=catalog.control,

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from pipelines._train_cohort import Cohort, Split
 from pipelines._train_evaluate import Evaluation
 from pipelines._train_key import comparison_rows
@@ -98,8 +100,8 @@ def _gate_on_log(model, cohort: Cohort, config: dict):
         "outcomes, doubly robust scores built on the logged probabilities."
     )
     try:
-        arms, valued = policy_on_log(model, frame, scores, control=control)
-        challenger = policy_value_scores(valued, arms, control=control)
+        challenger_arms, valued = policy_on_log(model, frame, scores, control=control)
+        challenger = policy_value_scores(valued, challenger_arms, control=control)
     except Exception as error:  # noqa: BLE001 - a log the model cannot score: held-out rows
         return None, (
             f" The challenger could not be valued on the service's log ({type(error).__name__}:"
@@ -122,11 +124,14 @@ def _gate_on_log(model, cohort: Cohort, config: dict):
             frame["person_id"],
             logged=True,
         )
-        challenger, champion = challenger[rows], champion[rows]
     except Exception as error:  # noqa: BLE001 - any failure means "not comparable": fail closed
         return _fails_closed(challenger, version, alpha, error, "the service's log"), ""
-    decision = gate_decision(challenger, champion, alpha=alpha, champion_version=str(version))
-    reason = decision.reason.replace(" held-out rows", " logged rows", 1).split(" (people of")[0]
+    decision = _decide(challenger, champion, rows, frame, (challenger_arms, arms), version, alpha)
+    # the held-out rows' explanation (a parenthesis) does not hold here; what follows it does
+    reason, _, after = decision.reason.replace(" held-out rows", " logged rows", 1).partition(
+        " (people of"
+    )
+    reason = (reason + after.partition(")")[2]).rstrip(".")
     return dataclasses.replace(decision, reason=reason + "." + where + _sentence(note)), ""
 
 
@@ -178,6 +183,7 @@ def _gate_on_holdout(evaluation: Evaluation, split: Split, cohort: Cohort, confi
             control=control,
         )
         champion = policy_value_scores(scores, champion_recommended, control=control)
+        rows = np.ones(len(challenger), dtype=bool)
         # A champion trained on some of these rows (or these people, in another cycle) would
         # be graded on data it has fitted, which flatters it; compare on the rows neither model
         # has seen when enough remain.
@@ -187,12 +193,31 @@ def _gate_on_holdout(evaluation: Evaluation, split: Split, cohort: Cohort, confi
                 split.holdout["person_id"],
                 logged=cohort.loop is not None,
             )
-            challenger, champion = challenger[rows], champion[rows]
     except Exception as error:  # noqa: BLE001 - any failure means "not comparable": fail closed
         return _fails_closed(challenger, version, alpha, error, "this run's held-out data")
-    decision = gate_decision(challenger, champion, alpha=alpha, champion_version=str(version))
-    reason = decision.reason + ("." if note else "") + _sentence(note)
+    arms = (evaluation.recommended, champion_recommended)
+    decision = _decide(challenger, champion, rows, split.holdout, arms, version, alpha)
+    reason = decision.reason.rstrip(".") + ("." if note else "") + _sentence(note)
     return dataclasses.replace(decision, reason=reason)
+
+
+def _decide(challenger, champion, rows, frame, arms, version, alpha: float):
+    """The gate on ``rows`` of the two models' values (``arms``: the arms each serves), told
+    where the log could not have served both arms (a frame with logged propensities)."""
+    from pipelines._from_log import unmeasured_rows
+    from recommender.registry import gate_decision
+
+    differs = unmeasured = None
+    if "propensity" in frame.columns:
+        differs, unmeasured = unmeasured_rows(frame[rows], arms[0][rows], arms[1][rows])
+    return gate_decision(
+        challenger[rows],
+        champion[rows],
+        alpha=alpha,
+        champion_version=str(version),
+        differs=differs,
+        unmeasured=unmeasured,
+    )
 
 
 def _sentence(note: str) -> str:

@@ -31,6 +31,7 @@ from pipelines._from_log import (
     logged_people,
     policy_on_log,
     policy_scores_on_log,
+    unmeasured_rows,
 )
 from pipelines._train_card import card_facts, card_stage
 from pipelines._train_carry import carry_stage, scores_with_estimates
@@ -79,6 +80,7 @@ __all__ = [
     "best_arms",
     "policy_on_log",
     "policy_scores_on_log",
+    "unmeasured_rows",
     "evaluate_policies_on_log",
 ]
 
@@ -286,9 +288,12 @@ def evaluate_policies_on_log(config: dict, catalog, *, versions=()) -> dict | No
     """Off-policy values of the champion's (and ``versions``') best-arm policies on the log.
 
     None when the service's log holds no outcome yet. Values are EE change against usual care
-    for all per person (lower is better), by DR, IPS and SNIPS, with ``1 - alpha`` intervals.
+    for all per person (lower is better), by DR, IPS and SNIPS, with ``1 - alpha`` intervals and
+    the effective number of rows behind their weights; ``notes`` say which rows were compared,
+    per policy where the log could not have served its arms, where its weights are extreme,
+    and whether personalizing beats the best single arm (``note``: the same, joined).
     """
-    from pipelines._from_log import log_policy_frame, off_policy_table
+    from pipelines._from_log import log_policy_frame, off_policy_notes, off_policy_table
     from pipelines._train_key import comparison_rows
     from recommender.registry import aliases, load_model
 
@@ -315,18 +320,12 @@ def evaluate_policies_on_log(config: dict, catalog, *, versions=()) -> dict | No
     rows, note = comparison_rows(models, frame["person_id"], logged=True)
     frame = frame[rows].reset_index(drop=True)
     scores, change = scores[rows].reset_index(drop=True), change[rows]
-    values = []
+    values, notes = [], [note] if note else []
     for label, model in models.items():
+        settings = dict(control=catalog.control, alpha=config["evaluation"]["alpha"], label=label)
         try:
-            table = off_policy_table(
-                model,
-                frame,
-                scores,
-                change,
-                control=catalog.control,
-                alpha=config["evaluation"]["alpha"],
-                label=label,
-            )
+            table = off_policy_table(model, frame, scores, change, **settings)
+            notes += off_policy_notes(model, frame, scores, table, **settings)
         except InputError as error:  # say which model: the others may be fine
             raise InputError(f"{label}: {error}", problems=error.problems) from None
         for row in table:
@@ -338,9 +337,16 @@ def evaluate_policies_on_log(config: dict, catalog, *, versions=()) -> dict | No
                     "lower": row[3],
                     "upper": row[4],
                     "rows": row[5],
+                    "effective_rows": row[6],
                 }
             )
-    return {"rows": int(len(frame)), "logged_rows": int(len(rows)), "note": note, "values": values}
+    return {
+        "rows": int(len(frame)),
+        "logged_rows": int(len(rows)),
+        "note": "; ".join(notes),
+        "notes": notes,
+        "values": values,
+    }
 
 
 def _registered_version(name: str, given) -> str:
@@ -383,20 +389,18 @@ def _carried_note(loop: dict, display) -> None:
 
 def _off_policy_note(cohort, model, evaluation, split, settings, display) -> None:
     """On a log: the model's off-policy values on the held-out log rows, for the card."""
-    from pipelines._from_log import OFF_POLICY_COLUMNS, off_policy_table
+    from pipelines._from_log import OFF_POLICY_COLUMNS, off_policy_notes, off_policy_table
 
     holdout = split.holdout
     change = (holdout["ee_followup"] - holdout["ee"]).to_numpy(dtype=float)
-    rows = off_policy_table(
-        model,
-        holdout,
-        evaluation.dr_scores,
-        change,
+    how = dict(
         control=cohort.catalog.control,
         alpha=settings["evaluation"]["alpha"],
         label="this model's best arms (held-out log)",
     )
-    cohort.loop["off_policy"] = {"columns": OFF_POLICY_COLUMNS, "rows": rows}
+    rows = off_policy_table(model, holdout, evaluation.dr_scores, change, **how)
+    notes = off_policy_notes(model, holdout, evaluation.dr_scores, rows, **how)
+    cohort.loop["off_policy"] = {"columns": OFF_POLICY_COLUMNS, "rows": rows, "notes": notes}
     dr = next(row for row in rows if row[1] == "DR")
     display.note(
         f"off-policy (doubly robust) on the held-out log: {dr[2]:+.2f} EE points vs "

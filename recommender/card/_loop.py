@@ -71,6 +71,7 @@ def loop_blocks(loop):
                 "Off-policy estimates on the log (EE change per person; lower is better)",
             )
         )
+        blocks += [("p", f"{n[0].upper()}{n[1:]}.") for n in loop["off_policy"].get("notes", [])]
     return blocks
 
 

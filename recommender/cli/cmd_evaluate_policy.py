@@ -67,12 +67,15 @@ def run(args) -> int:
         f"Expected change in emotional exhaustion against usual care for all, per person "
         f"(EE points; lower is better), {level} intervals, on {table['rows']:,} logged rows:"
     )
-    if table["note"]:
-        print(f"{table['note'][0].upper()}{table['note'][1:]}.")
-    print(f"{'policy':<34}{'estimator':<11}{'estimate':>9}{'lower':>9}{'upper':>9}")
+    print(
+        f"{'policy':<34}{'estimator':<11}{'estimate':>9}{'lower':>9}{'upper':>9}"
+        f"{'effective rows':>16}"
+    )
     for row in table["values"]:
         print(
             f"{row['policy']:<34}{row['estimator']:<11}{row['estimate']:>9.3f}"
-            f"{row['lower']:>9.3f}{row['upper']:>9.3f}"
+            f"{row['lower']:>9.3f}{row['upper']:>9.3f}{row['effective_rows']:>16,.0f}"
         )
+    for note in table["notes"]:
+        print(f"{note[0].upper()}{note[1:]}.")
     return 0

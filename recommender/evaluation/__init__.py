@@ -13,6 +13,7 @@ from recommender.evaluation._policy_value import (
     Estimate,
     learned_policy,
     mean_estimate,
+    personalization_gain,
     policy_scores,
     policy_value,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "policy_value",
     "policy_scores",
     "mean_estimate",
+    "personalization_gain",
     "qini_curve",
     "qini_terms",
     "calibration_bins",

@@ -20,6 +20,11 @@ Every value is the policy's expected change in the outcome *against usual care f
 same rows (for EE, negative = less exhaustion than usual care), so policies compare directly
 and the figure matches the training pipeline's policy value. Intervals are normal intervals
 from the per-row influence values (delta method for SNIPS).
+
+Each estimate carries ``effective_n``, Kish's effective number of rows behind its weights
+(the smaller of the policy's and usual care's): a few rows logged with a small probability
+take large weights, and the estimate and its normal interval then rest on far fewer rows than
+``n`` (an interval from few effective rows can be too narrow).
 """
 
 from __future__ import annotations
@@ -46,17 +51,24 @@ class OffPolicyEstimate:
     lower: float
     upper: float
     n: int
+    effective_n: float = float("nan")
 
     def covers(self, value: float) -> bool:
         return self.lower <= value <= self.upper
 
 
-def _interval(method, influence, estimate, alpha) -> OffPolicyEstimate:
+def _interval(method, influence, estimate, alpha, effective_n) -> OffPolicyEstimate:
     n = len(influence)
     half = norm.ppf(1 - alpha / 2) * float(np.std(influence, ddof=1)) / np.sqrt(n)
     return OffPolicyEstimate(
-        method, float(estimate), float(estimate - half), float(estimate + half), n
+        method, float(estimate), float(estimate - half), float(estimate + half), n, effective_n
     )
+
+
+def _effective_rows(weights: np.ndarray) -> float:
+    """Kish's effective sample size of non-negative weights: ``(sum w)^2 / sum w^2``."""
+    squares = float((weights**2).sum())
+    return float(weights.sum() ** 2 / squares) if squares > 0 else 0.0
 
 
 def off_policy_values(
@@ -120,16 +132,18 @@ def off_policy_values(
         raise InputError("outcome: every outcome must be a finite number")
     follows = (logged_arm == target_arm).astype(float) / p
     usual = (logged_arm == control).astype(float) / p
+    effective = min(_effective_rows(follows), _effective_rows(usual))
     out = {}
     gain = (follows - usual) * y
-    out["ips"] = _interval("ips", gain, gain.mean(), alpha)
+    out["ips"] = _interval("ips", gain, gain.mean(), alpha, effective)
     if follows.sum() > 0 and usual.sum() > 0:
         v1 = float((follows * y).sum() / follows.sum())
         v0 = float((usual * y).sum() / usual.sum())
         influence = follows * (y - v1) / follows.mean() - usual * (y - v0) / usual.mean()
-        out["snips"] = _interval("snips", influence, v1 - v0, alpha)
+        out["snips"] = _interval("snips", influence, v1 - v0, alpha, effective)
     else:
-        out["snips"] = OffPolicyEstimate("snips", float("nan"), float("nan"), float("nan"), n)
+        nan = float("nan")
+        out["snips"] = OffPolicyEstimate("snips", nan, nan, nan, n, effective)
     if dr_scores is not None:
         columns = {str(c): j for j, c in enumerate(dr_scores.columns)}
         missing = sorted(set(map(str, target_arm)) - set(columns)) + (
@@ -141,5 +155,5 @@ def off_policy_values(
         rows = np.arange(n)
         chosen = table[rows, [columns[str(a)] for a in target_arm]]
         values = chosen - table[:, columns[control]]
-        out["dr"] = _interval("dr", values, values.mean(), alpha)
+        out["dr"] = _interval("dr", values, values.mean(), alpha, effective)
     return {m: out[m] for m in OFF_POLICY_METHODS if m in out}

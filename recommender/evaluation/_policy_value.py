@@ -265,6 +265,7 @@ def personalization_gain(
     n_folds: int = 5,
     n_boot: int = 200,
     random_state: int = 0,
+    single_arms=None,
 ) -> tuple[Estimate, str, list[str]]:
     """Learned policy value minus the best one-arm-for-all policy's, with a paired interval.
 
@@ -282,6 +283,10 @@ def personalization_gain(
     the whole procedure (``n_boot`` resamples, folds held fixed, choices redone), which is
     slightly conservative in the tied case and equal to the plain one when a best arm stands out.
 
+    ``single_arms`` (default: every column) are the one-arm-for-all policies compared with: an
+    arm whose scores are an estimate rather than measured (or missing where it is not offered)
+    is better left out.
+
     Returns
     -------
     (Estimate, str, list of str)
@@ -290,13 +295,14 @@ def personalization_gain(
     """
     z = _z(alpha)
     learned_terms = policy_scores(scores, learned, control=control)
+    arms = list(scores.columns if single_arms is None else single_arms)
     single = np.column_stack(
         [
             policy_scores(scores, np.full(len(scores), arm, dtype=object), control=control)
-            for arm in scores.columns
+            for arm in arms
         ]
     )
-    arms = [str(arm) for arm in scores.columns]
+    arms = [str(arm) for arm in arms]
     # argmax returns the first of tied arms: column order decides ties.
     best_arm = arms[int(single.mean(axis=0).argmax())]
     n = len(scores)

@@ -148,8 +148,18 @@ def gate_decision(
     *,
     alpha: float = 0.1,
     champion_version: str | None = None,
+    differs=None,
+    unmeasured=None,
 ) -> GateDecision:
     """Decide whether a challenger may replace the champion.
+
+    A difference is only measured where the log could have served both policies' arms. Where
+    the two policies serve different arms on rows the log could not have served one of them
+    (rows served with probability 1 to another arm, as in a greedy log; an arm the rows were
+    never served), the doubly robust difference is the outcome model's extrapolation, with an
+    interval as narrow as if it were measured. When that holds on every row where they differ,
+    nothing about the difference was measured and the challenger fails (a person may still
+    promote it); when on some, the reason says on how many.
 
     Parameters
     ----------
@@ -160,6 +170,9 @@ def gate_decision(
     alpha : float, default 0.1
     champion_version : str, optional
         Named in the reason.
+    differs, unmeasured : array-like of bool, optional
+        Per row (same order): the two policies serve different arms; and of those, the rows
+        the log could not have served one of the two arms (see above).
 
     Returns
     -------
@@ -189,12 +202,26 @@ def gate_decision(
     difference = estimate(challenger_values - champion_values, alpha=alpha)
     level = f"{100 * (1 - alpha):.0f}%"
     who = f"champion version {champion_version}" if champion_version else "the champion"
+    guessed = _unmeasured_note(differs, unmeasured, challenger.n, who)
+    if guessed and not guessed[0]:
+        reason = (
+            f"the log cannot measure how the challenger differs from {who}: {guessed[1]}, so "
+            f"the difference {difference.estimate:.3f} ({level} CI {difference.lower:.3f} to "
+            f"{difference.upper:.3f}) is the outcome model's extrapolation, not a measurement. "
+            "It stays challenger: serve with exploration on (exploration: in serve.yaml) so "
+            "the log can measure it, or a person promotes it after review "
+            "(`recommender promote VERSION --force`)"
+        )
+        return GateDecision(
+            False, reason, alpha, challenger, champion, difference, champion_version
+        )
+    caveat = f"; {guessed[1]}, valued there by the outcome model alone" if guessed else ""
     if difference.upper < 0:
         reason = (
             f"worse than {who}: policy value {challenger.estimate:.3f} vs "
             f"{champion.estimate:.3f} points, difference {difference.estimate:.3f} "
             f"({level} CI {difference.lower:.3f} to {difference.upper:.3f}) lies below 0, "
-            f"on {difference.n} held-out rows{_HELD_OUT}"
+            f"on {difference.n} held-out rows{_HELD_OUT}{caveat}"
         )
         return GateDecision(
             False, reason, alpha, challenger, champion, difference, champion_version
@@ -203,6 +230,28 @@ def gate_decision(
         f"not worse than {who}: policy value {challenger.estimate:.3f} vs "
         f"{champion.estimate:.3f} points, difference {difference.estimate:.3f} "
         f"({level} CI {difference.lower:.3f} to {difference.upper:.3f}) reaches 0 or above, "
-        f"on {difference.n} held-out rows{_HELD_OUT}"
+        f"on {difference.n} held-out rows{_HELD_OUT}{caveat}"
     )
     return GateDecision(True, reason, alpha, challenger, champion, difference, champion_version)
+
+
+def _unmeasured_note(differs, unmeasured, n: int, who: str) -> tuple[int, str] | None:
+    """``(rows where the policies differ that the log measures, what to say)``, or None when
+    every row where they differ is measured (or nothing was said about it)."""
+    if differs is None or unmeasured is None:
+        return None
+    differs = np.asarray(differs, dtype=bool)
+    unmeasured = np.asarray(unmeasured, dtype=bool) & differs
+    if len(differs) != n or len(unmeasured) != n:
+        raise InputError(
+            f"differs and unmeasured have {len(differs)} and {len(unmeasured)} entries for "
+            f"{n} compared rows; the gate needs one per row"
+        )
+    guessed, apart = int(unmeasured.sum()), int(differs.sum())
+    if not guessed:
+        return None
+    return apart - guessed, (
+        f"on {guessed:,} of the {apart:,} rows where it serves another arm than {who}, the "
+        "log could not have served one of the two arms (the row was served another arm with "
+        "probability 1, or that arm was not served on the rows compared)"
+    )
