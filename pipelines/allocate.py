@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from recommender.errors import InputError, PlanTimeout
+from pipelines._crisis_rows import beside, crisis_rows_kept
+from recommender.errors import InputError
 
 __all__ = ["CohortPlan", "plan_cohort", "parse_limits"]
 
@@ -168,7 +168,8 @@ def plan_cohort(
     expected EE points avoided per person) is written beside it as ``<out>.fairness.csv``: the
     two are written together or not at all, and an earlier run's fairness file is removed
     when this plan has none (nobody planned). When no plan can be made once the file is read
-    (rows that fail the contract, a refused option, the solver out of time: the error says so),
+    (rows that fail the contract, a model that cannot be found or loaded, a refused option, the
+    solver out of time: the error says so),
     the rows flagged for crisis risk still get their resources,
     in ``<out>.crisis.csv`` (person_id, safety_level, referral), which the error names.
     """
@@ -190,29 +191,25 @@ def plan_cohort(
             f"unknown arm(s) {sorted(set(unknown))}; the catalog offers {', '.join(catalog.treatment_arms)}"
         )
 
-    ref = resolve_model(model)
-    recommendation_model = load_model(ref.uri)
+    rules = safety_rules(serve_config)
+    # The file first: whatever fails after it (the model, the contract, the solver), the rows
+    # flagged for crisis risk still get their resources; a crisis answer needs no valid profile.
     frame = read_cohort(data)
     crisis = crisis_flags(frame, where=str(data))
-    report = validate_cohort(frame, training=False)
-    rules = safety_rules(serve_config)
-    if not report.ok:  # a crisis answer needs no valid profile: the flagged rows still get theirs
-        raise _with_crisis_rows(
-            InputError(
+    with crisis_rows_kept(frame, crisis, rules, out, nothing="no plan was written"):
+        ref = resolve_model(model)
+        recommendation_model = load_model(ref.uri)
+        report = validate_cohort(frame, training=False)
+        if not report.ok:
+            raise InputError(
                 f"{data} does not meet the data contract:\n{report.format()}",
                 problems=list(report.errors),
-            ),
-            frame,
-            crisis,
-            rules,
-            out,
-        ) from None
-    frame = frame.reset_index(drop=True)
-    safety = triage_table(frame, rules, crisis)
-    # Crisis rows never reach the model or the solver; the plan is for everyone else.
-    everyone, frame = frame, frame.loc[~crisis].reset_index(drop=True)
-    prediction = recommendation_model.predict(recommendation_model.encode(frame), alpha=alpha)
-    try:
+            )
+        frame = frame.reset_index(drop=True)
+        safety = triage_table(frame, rules, crisis)
+        # Crisis rows never reach the model or the solver; the plan is for everyone else.
+        everyone, frame = frame, frame.loc[~crisis].reset_index(drop=True)
+        prediction = recommendation_model.predict(recommendation_model.encode(frame), alpha=alpha)
         cohort = plan_allocation(
             catalog,
             frame,
@@ -228,13 +225,6 @@ def plan_cohort(
             floors=floors,
             time_limit=time_limit,
         )
-    except Exception as error:
-        # No plan, but the people flagged for crisis risk still need their resources now.
-        said = _with_crisis_rows(error, everyone, crisis, rules, out)
-        if isinstance(error, (InputError, PlanTimeout)):
-            raise said from None
-        error.add_note(str(said))  # unexpected: its traceback, and where the crisis rows are
-        raise
     allocation = cohort.allocation
 
     planned = pd.DataFrame(
@@ -261,10 +251,10 @@ def plan_cohort(
     # or crisis file is removed with them, so neither is read beside this plan.
     tables = {Path(out): plan}
     if allocation.fairness is not None:  # None: nobody was planned for (all crisis rows)
-        tables[_beside(out, "fairness")] = allocation.fairness
+        tables[beside(out, "fairness")] = allocation.fairness
     path, *written = write_cohorts(
         tables,
-        stale=[p for p in (_beside(out, "fairness"), _beside(out, "crisis")) if p not in tables],
+        stale=[p for p in (beside(out, "fairness"), beside(out, "crisis")) if p not in tables],
     )
     fairness_path = written[0] if written else None
     return CohortPlan(
@@ -279,42 +269,3 @@ def plan_cohort(
         notes=model_notes(recommendation_model),
         complements=catalog.complements,
     )
-
-
-def _beside(out, kind: str) -> Path:
-    """``plan.csv`` -> ``plan.<kind>.csv``: a file written beside the plan."""
-    return Path(out).with_name(Path(out).stem + f".{kind}.csv")
-
-
-def _with_crisis_rows(error, frame, crisis, rules, out):
-    """``error`` (no plan was made) saying so, after writing the crisis-flagged rows' resources
-    beside where the plan would have been, and saying where (for an unexpected error: what to
-    add to it, as text). A crisis answer reads no profile field but the role, so the rows of a
-    file that failed the contract get theirs too."""
-    from recommender.cohort import write_cohorts
-    from recommender.policy import triage_table
-
-    said = f"{error}; no plan was written"
-    flagged = np.asarray(crisis, dtype=bool)
-    if flagged.any():
-        rows = frame.loc[flagged]
-        safety = triage_table(rows, rules, flagged[flagged])
-        listed = pd.DataFrame(
-            {
-                "person_id": rows["person_id"].astype(str).to_numpy()
-                if "person_id" in rows.columns
-                else np.full(len(rows), ""),
-                "safety_level": safety["safety_level"].to_numpy(),
-                "referral": safety["referral"].to_numpy(),
-            }
-        )
-        (path,) = write_cohorts({_beside(out, "crisis"): listed})
-        said += (
-            f", but the {len(listed):,} profile(s) flagged for crisis risk need the crisis "
-            f"resources now: they are in {path} (person_id, referral)"
-        )
-    if isinstance(error, InputError):
-        return InputError(said, problems=error.problems)
-    if isinstance(error, PlanTimeout):
-        return PlanTimeout(said)
-    return said

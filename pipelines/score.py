@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipelines._crisis_rows import beside, crisis_rows_kept
 from recommender.errors import InputError
 
 __all__ = [
@@ -104,7 +105,10 @@ def score_file(
         its interval bounds, secondary effects, contributions if asked, then ``safety_level``
         and ``referral`` (see :func:`recommender.policy.triage_table`). A row flagged in the
         optional ``crisis_risk`` column is not scored: its recommendation and effects are
-        empty and its ``referral`` holds the crisis resources.
+        empty and its ``referral`` holds the crisis resources. When nothing can be scored
+        (rows that fail the contract, a model that cannot be found or loaded), the flagged
+        rows' resources are written to ``<out>.crisis.csv`` all the same, and the error names
+        it (see :mod:`pipelines._crisis_rows`).
     serve_config : path, optional
         The ``serve.yaml`` whose safety rules apply (default: the project's).
 
@@ -112,37 +116,42 @@ def score_file(
     -------
     ScoreResult
     """
-    from recommender.cohort import check_table_output, read_cohort, validate_cohort, write_cohort
+    from recommender.cohort import check_table_output, read_cohort, validate_cohort, write_cohorts
     from recommender.policy import crisis_flags, triage_table
     from recommender.registry import load_model, resolve_model
 
     check_table_output(out)  # before the model is loaded: an unwritable path is said at once
     rules = safety_rules(serve_config)
-    ref = resolve_model(model)
-    recommendation_model = load_model(ref.uri)
+    # The file first: whatever fails after it (the model, the contract), the rows flagged for
+    # crisis risk still get their resources, beside ``out``; a crisis answer needs no profile.
     frame = read_cohort(data)
     crisis = crisis_flags(frame, where=str(data))
-    extra = [f for f in recommendation_model.feature_names if f not in _CONTRACT_FEATURES]
-    report = validate_cohort(frame, training=False, extra_features=extra)
-    if not report.ok:
-        raise InputError(
-            f"{data} does not meet the data contract:\n{report.format()}",
-            problems=list(getattr(report, "errors", report.problems)),
+    with crisis_rows_kept(frame, crisis, rules, out, nothing="nothing was scored"):
+        ref = resolve_model(model)
+        recommendation_model = load_model(ref.uri)
+        extra = [f for f in recommendation_model.feature_names if f not in _CONTRACT_FEATURES]
+        report = validate_cohort(frame, training=False, extra_features=extra)
+        if not report.ok:
+            raise InputError(
+                f"{data} does not meet the data contract:\n{report.format()}",
+                problems=list(getattr(report, "errors", report.problems)),
+            )
+        # Crisis rows are never given to the model: their lines keep the id and the safety
+        # columns.
+        scored = score_frame(
+            recommendation_model,
+            frame.loc[~crisis],
+            alpha=alpha,
+            contributions=contributions,
+            offered=offered,
+            chunk_size=chunk_size,
         )
-    # Crisis rows are never given to the model: their lines keep the id and the safety columns.
-    scored = score_frame(
-        recommendation_model,
-        frame.loc[~crisis],
-        alpha=alpha,
-        contributions=contributions,
-        offered=offered,
-        chunk_size=chunk_size,
-    )
     scored.index = frame.index[~crisis]
     scored = scored.reindex(frame.index)
     scored["person_id"] = frame["person_id"].astype(str).to_numpy()
     scored = pd.concat([scored, triage_table(frame, rules, crisis)], axis=1)
-    path = write_cohort(scored, out)
+    # An earlier failed run's crisis file goes with this table's writing: it is not this table's.
+    (path,) = write_cohorts({out: scored}, stale=[beside(out, "crisis")])
     mix = scored["recommended"].value_counts(normalize=True).round(4).to_dict()
     if crisis.any():
         mix[CRISIS_NOT_SCORED] = round(float(crisis.mean()), 4)

@@ -399,3 +399,44 @@ def test_a_file_that_fails_the_contract_still_gives_the_crisis_rows_their_resour
     rows = pd.read_csv(tmp_path / "plan.crisis.csv")
     assert rows["person_id"].tolist() == cohort["person_id"].iloc[3:6].tolist()
     assert "Physician Support Line" in rows["referral"].iloc[1]
+
+
+# -- the crisis rows of a file that cannot be scored or planned at all -------------------------
+def test_a_scored_file_refused_still_gives_the_crisis_rows_their_resources(
+    champion_home, flagged_cohort, tmp_path, monkeypatch, capsys
+):
+    # A row failing the contract refused the whole file, and the people flagged for crisis
+    # risk in it got nothing (allocate already wrote them aside; score did not).
+    use_home(monkeypatch, champion_home)
+    bad = pd.read_csv(flagged_cohort, keep_default_na=False)
+    bad.loc[10, "age"] = 3
+    data = tmp_path / "bad.csv"
+    bad.to_csv(data, index=False)
+    out = tmp_path / "scored.csv"
+    assert main(["score", "--data", str(data), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "age" in err and "nothing was scored" in err and not out.exists()
+    crisis_file = tmp_path / "scored.crisis.csv"
+    assert f"they are in {crisis_file}" in err
+    rows = pd.read_csv(crisis_file)
+    assert rows["person_id"].tolist() == bad["person_id"].iloc[3:6].tolist()
+    assert (rows["safety_level"] == "crisis").all() and rows["referral"].str.contains("988").all()
+    # scored once the file is fixed: the crisis rows are in the table, the failure's file goes
+    assert main(["score", "--data", str(flagged_cohort), "--out", str(out)]) == 0
+    assert out.exists() and not crisis_file.exists()
+
+
+@pytest.mark.parametrize("command", ["score", "allocate"])
+def test_a_model_that_cannot_be_found_still_gives_the_crisis_rows_their_resources(
+    champion_home, flagged_cohort, tmp_path, monkeypatch, capsys, command
+):
+    # The model was resolved and loaded before the file was read: a wrong version, a registry
+    # out of reach or a model whose files are gone left the flagged people with nothing.
+    use_home(monkeypatch, champion_home)
+    out = tmp_path / "out.csv"
+    argv = [command, "--data", str(flagged_cohort), "--out", str(out), "--model", "99"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "no registered model version matches" in err and not out.exists()
+    rows = pd.read_csv(tmp_path / "out.crisis.csv")
+    assert len(rows) == 3 and (rows["safety_level"] == "crisis").all()
