@@ -172,12 +172,12 @@ def _referenced(paths: dict, schemas: dict) -> dict:
     """The schemas the routes use, directly or through others (BentoML's and FastAPI's error
     bodies, no longer used by any route, are left out)."""
     names: set[str] = set()
-    todo = _refs(paths)
-    while todo:
-        name = todo.pop()
+    pending = _refs(paths)
+    while pending:
+        name = pending.pop()
         if name not in names and name in schemas:
             names.add(name)
-            todo |= _refs(schemas[name])
+            pending |= _refs(schemas[name])
     return {name: schema for name, schema in schemas.items() if name in names}
 
 
