@@ -54,7 +54,8 @@ from pipelines._batch_session import (
     spark_error_message,
     spark_session,
 )
-from recommender.errors import InputError
+from pipelines._crisis_rows import beside, with_crisis_rows
+from recommender.errors import InputError, ModelUnavailable
 from recommender.policy import CRISIS_COLUMN
 
 __all__ = [
@@ -162,7 +163,9 @@ def score_with_spark(
         The cohort breaks the data contract (every problem listed with row, column, value and
         what is accepted), the model is unknown, an argument is out of range, ``out_path``
         holds something other than an earlier Spark output (without ``overwrite``), or pyspark
-        or Java is not installed. Nothing is written.
+        or Java is not installed. Nothing is written, but for the rows flagged for crisis
+        risk when the model or the contract fails: their resources go to
+        ``<out>.crisis.csv``, which the error names.
 
     Examples
     --------
@@ -201,22 +204,34 @@ def score_with_spark(
             spark, {"spark.sql.execution.arrow.maxRecordsPerBatch": str(int(batch_rows))}
         ),
     ):
-        scorer = spark_scorer(spark, model_uri, alpha=alpha, contributions=contributions)
+        # The file first: when the model or the contract fails, the rows flagged for crisis
+        # risk still get their resources (``<out>.crisis.csv``, named in the error).
         cohort = read_cohort_spark(spark, data_path)
-
-        report, offsets, unlisted = validate_cohort_spark(
-            cohort, extra_features=scorer.extra_features
-        )
-        if not report.ok:
-            more = (
-                f"\n  ({unlisted:,} further problem rows were counted but not listed)"
-                if unlisted
-                else ""
+        try:
+            scorer = spark_scorer(spark, model_uri, alpha=alpha, contributions=contributions)
+            report, offsets, unlisted = validate_cohort_spark(
+                cohort, extra_features=scorer.extra_features
             )
-            raise InputError(
-                f"{data_path} does not meet the data contract:\n{report.format()}{more}",
-                problems=report.errors,
-            )
+            if not report.ok:
+                more = (
+                    f"\n  ({unlisted:,} further problem rows were counted but not listed)"
+                    if unlisted
+                    else ""
+                )
+                raise InputError(
+                    f"{data_path} does not meet the data contract:\n{report.format()}{more}",
+                    problems=report.errors,
+                )
+        except (InputError, ModelUnavailable) as error:
+            flagged = _flagged_rows(cohort)
+            raise with_crisis_rows(
+                error,
+                flagged,
+                np.ones(len(flagged), dtype=bool),
+                rules,
+                out_path,
+                nothing="nothing was scored",
+            ) from None
         rows = report.n_rows
         flagged = CRISIS_COLUMN in cohort.columns
         if flagged:
@@ -275,6 +290,7 @@ def score_with_spark(
                     f"{rows:,}; nothing was written to {out_path}"
                 )
             _publish(staging, out_path, overwrite=overwrite)
+            beside(out_path, "crisis").unlink(missing_ok=True)  # an earlier failed run's
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -291,6 +307,34 @@ def score_with_spark(
         partitions=int(wanted),
         columns=[*scorer.output_columns, "safety_level", "referral"],
     )
+
+
+def _flagged_rows(cohort) -> pd.DataFrame:
+    """The rows flagged for crisis risk, with what a crisis answer reads (``person_id``,
+    ``role``), as text; none without the column. A flag that cannot be read is not taken as
+    one: the file's check names its row."""
+    from pyspark.sql import functions as F
+
+    columns = [c for c in ("person_id", "role", CRISIS_COLUMN) if c in cohort.columns]
+    if CRISIS_COLUMN not in columns:
+        return pd.DataFrame(columns=["person_id", "role"])
+    text = cohort.select(*[F.col(f"`{c}`").cast("string").alias(c) for c in columns])
+    return text.mapInPandas(_only_flagged, text.schema).toPandas().reset_index(drop=True)
+
+
+def _only_flagged(batches):
+    """mapInPandas body: the rows whose crisis flag reads as set."""
+    from recommender.errors import InputError
+    from recommender.policy import crisis_flags
+
+    for batch in batches:
+        keep = []
+        for value in batch[CRISIS_COLUMN].tolist():
+            try:
+                keep.append(bool(crisis_flags(pd.DataFrame({CRISIS_COLUMN: [value]}))[0]))
+            except InputError:
+                keep.append(False)
+        yield batch.loc[keep]
 
 
 def _check_crisis_column(cohort, offsets, data_path) -> None:

@@ -305,3 +305,39 @@ def test_ctrl_c_while_writing_leaves_no_staging_and_the_earlier_table(model, pro
     assert err.strip().splitlines()[-1] == "interrupted"
     assert sorted(path.name for path in work.iterdir()) == ["cohort.parquet", "scored.parquet"]
     assert {path.name: path.read_bytes() for path in out.iterdir()} == earlier
+
+
+@pytest.mark.slow
+def test_a_cohort_that_cannot_be_scored_still_gives_its_crisis_rows_their_resources(
+    spark, model, profiles, tmp_path, capsys
+):
+    # As `score` and `allocate`: a row failing the contract, or a model that cannot be found,
+    # refused the whole file and the people flagged for crisis risk in it got nothing.
+    import pandas as pd
+
+    cohort = profiles.head(50).assign(crisis_risk="")
+    cohort.loc[[3, 7], "crisis_risk"] = ["true", "YES"]
+    cohort.loc[7, "role"] = "physician"
+    good = tmp_path / "good.csv"
+    cohort.to_csv(good, index=False)
+    cohort.loc[10, "age"] = 3
+    cohort.to_csv(tmp_path / "bad.csv", index=False)
+    out = tmp_path / "scored.parquet"
+    crisis_file = tmp_path / "scored.crisis.csv"
+    for data, model_ref, said in (
+        (tmp_path / "bad.csv", model, "age"),
+        (good, "models:/burnout-recommender/99", "no registered model version matches"),
+    ):
+        assert _batch_score(data, out, model=model_ref) == 2
+        error = capsys.readouterr().err
+        assert said in error and f"they are in {crisis_file}" in error and not out.exists()
+        rows = pd.read_csv(crisis_file)
+        assert rows["person_id"].tolist() == cohort["person_id"].iloc[[3, 7]].tolist()
+        assert (rows["safety_level"] == "crisis").all() and rows["referral"].str.contains(
+            "988"
+        ).all()
+        assert "Physician Support Line" in rows["referral"].iloc[1]
+        crisis_file.unlink()
+    crisis_file.write_text("an earlier failed run's")
+    assert _batch_score(good, out, model=model) == 0  # scored: the crisis rows are in the table
+    assert out.exists() and not crisis_file.exists()
