@@ -6,6 +6,15 @@ variance than either value, and a challenger that recommends the same arms as th
 differs from it by exactly 0. The challenger fails only when the whole ``1 - alpha`` interval of
 that difference lies below 0.
 
+Where the log could not have served one of the two arms on a row (a greedy answer, an arm
+outside the row's exploration candidates), the doubly robust difference there is the outcome
+model's extrapolation, not a measurement: on simulated programs it leaned towards the
+challenger (the challenger picks those arms because models like the outcome model rate them
+highly), and an interval mixing it in covered the true difference in 70 % of repeats. The gate
+therefore judges the difference on the rows the log measures, counting the others as 0, and
+gives the outcome model's figure for them apart, as a guess; it also fails a challenger that
+figure puts wholly below 0 together with the measured part.
+
 The scores and intervals are :mod:`recommender.evaluation`'s own, so the gate's figure for a
 policy is the one the evaluation report and the model card show.
 """
@@ -52,8 +61,13 @@ class GateDecision:
     champion : PolicyValue or None
         The champion's, on the same rows; ``None`` when there was no champion.
     difference : PolicyValue or None
-        Challenger minus champion, paired.
+        Challenger minus champion, paired, on the rows the log measures: rows where the log
+        could not have served one of the two arms count 0 (their figure is ``extrapolated``).
     champion_version : str or None
+    extrapolated : PolicyValue or None
+        The outcome model's figure for the rows the log could not measure, per compared row
+        (so ``difference + extrapolated`` is the whole doubly robust difference): a guess, not
+        a measurement. ``None`` when every row where the policies differ is measured.
     """
 
     passed: bool
@@ -63,6 +77,7 @@ class GateDecision:
     champion: PolicyValue | None = None
     difference: PolicyValue | None = None
     champion_version: str | None = None
+    extrapolated: PolicyValue | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -73,6 +88,7 @@ class GateDecision:
             "champion": self.champion.to_dict() if self.champion else None,
             "difference": self.difference.to_dict() if self.difference else None,
             "champion_version": self.champion_version,
+            "extrapolated": self.extrapolated.to_dict() if self.extrapolated else None,
         }
 
 
@@ -159,7 +175,9 @@ def gate_decision(
     never served), the doubly robust difference is the outcome model's extrapolation, with an
     interval as narrow as if it were measured. When that holds on every row where they differ,
     nothing about the difference was measured and the challenger fails (a person may still
-    promote it); when on some, the reason says on how many.
+    promote it). When on some, the difference is judged on the rows the log measures (the
+    others count 0), the outcome model's figure for the others is given apart
+    (``extrapolated``), and the challenger also fails when the two together lie wholly below 0.
 
     Parameters
     ----------
@@ -199,59 +217,85 @@ def gate_decision(
             f"challenger on {challenger.n}; the gate compares the same rows"
         )
     champion = estimate(champion_values, alpha=alpha)
-    difference = estimate(challenger_values - champion_values, alpha=alpha)
     level = f"{100 * (1 - alpha):.0f}%"
     who = f"champion version {champion_version}" if champion_version else "the champion"
-    guessed = _unmeasured_note(differs, unmeasured, challenger.n, who)
-    if guessed and not guessed[0]:
+    paired = challenger_values - champion_values
+    guessed = _unmeasured_mask(differs, unmeasured, challenger.n)
+    if guessed is None:
+        difference, extrapolated, caveat = estimate(paired, alpha=alpha), None, ""
+    else:
+        difference = estimate(np.where(guessed, 0.0, paired), alpha=alpha)
+        extrapolated = estimate(np.where(guessed, paired, 0.0), alpha=alpha)
+        apart = int(np.count_nonzero(np.asarray(differs, dtype=bool)))
+        where = (
+            f"on {int(guessed.sum()):,} of the {apart:,} rows where it serves another arm than "
+            f"{who}, the log could not have served one of the two arms (the row was served "
+            "another arm with probability 1, or that arm was not served on the rows compared)"
+        )
+        guess = (
+            f"the outcome model alone puts them at {extrapolated.estimate:.3f} ({level} CI "
+            f"{extrapolated.lower:.3f} to {extrapolated.upper:.3f}): an extrapolation, not a measurement"
+        )
+        caveat = (
+            f"; {where}: the difference counts them 0 (the policy values include them), and {guess}"
+        )
+    decided = dict(
+        alpha=alpha,
+        challenger=challenger,
+        champion=champion,
+        difference=difference,
+        champion_version=champion_version,
+        extrapolated=extrapolated,
+    )
+    if guessed is not None and int(guessed.sum()) == apart:
         reason = (
-            f"the log cannot measure how the challenger differs from {who}: {guessed[1]}, so "
-            f"the difference {difference.estimate:.3f} ({level} CI {difference.lower:.3f} to "
-            f"{difference.upper:.3f}) is the outcome model's extrapolation, not a measurement. "
+            f"the log cannot measure how the challenger differs from {who}: {where}; {guess}. "
             "It stays challenger: serve with exploration on (exploration: in serve.yaml) so "
             "the log can measure it, or a person promotes it after review "
             "(`recommender promote VERSION --force`)"
         )
-        return GateDecision(
-            False, reason, alpha, challenger, champion, difference, champion_version
-        )
-    caveat = f"; {guessed[1]}, valued there by the outcome model alone" if guessed else ""
+        return GateDecision(False, reason, **decided)
+    measured = "" if guessed is None else " where the log measures it"
+    figures = _figures(challenger, champion, difference, level, measured)
+    held = f"on {difference.n} held-out rows{_HELD_OUT}{caveat}"
     if difference.upper < 0:
+        return GateDecision(False, f"worse than {who}: {figures} lies below 0, {held}", **decided)
+    whole = estimate(paired, alpha=alpha)
+    if whole.upper < 0:
+        # Only reachable with rows the log cannot measure: the outcome model's figure for them
+        # drags the whole difference below 0.
         reason = (
-            f"worse than {who}: policy value {challenger.estimate:.3f} vs "
-            f"{champion.estimate:.3f} points, difference {difference.estimate:.3f} "
-            f"({level} CI {difference.lower:.3f} to {difference.upper:.3f}) lies below 0, "
-            f"on {difference.n} held-out rows{_HELD_OUT}{caveat}"
+            f"worse than {who} once the rows the log cannot measure are added: {figures} "
+            "reaches 0 or above, but with the outcome model's figure for the other rows the "
+            f"difference is {whole.estimate:.3f} ({level} CI {whole.lower:.3f} to "
+            f"{whole.upper:.3f}), below 0, {held}"
         )
-        return GateDecision(
-            False, reason, alpha, challenger, champion, difference, champion_version
-        )
-    reason = (
-        f"not worse than {who}: policy value {challenger.estimate:.3f} vs "
-        f"{champion.estimate:.3f} points, difference {difference.estimate:.3f} "
-        f"({level} CI {difference.lower:.3f} to {difference.upper:.3f}) reaches 0 or above, "
-        f"on {difference.n} held-out rows{_HELD_OUT}{caveat}"
+        return GateDecision(False, reason, **decided)
+    return GateDecision(
+        True, f"not worse than {who}: {figures} reaches 0 or above, {held}", **decided
     )
-    return GateDecision(True, reason, alpha, challenger, champion, difference, champion_version)
 
 
-def _unmeasured_note(differs, unmeasured, n: int, who: str) -> tuple[int, str] | None:
-    """``(rows where the policies differ that the log measures, what to say)``, or None when
-    every row where they differ is measured (or nothing was said about it)."""
+def _figures(challenger, champion, difference, level: str, measured: str) -> str:
+    """``policy value X vs Y points, difference D<measured> (CI)``, said alike in every reason."""
+    return (
+        f"policy value {challenger.estimate:.3f} vs {champion.estimate:.3f} points, difference"
+        f"{measured} {difference.estimate:.3f} ({level} CI {difference.lower:.3f} to "
+        f"{difference.upper:.3f})"
+    )
+
+
+def _unmeasured_mask(differs, unmeasured, n: int) -> np.ndarray | None:
+    """The rows where the policies differ that the log could not have served both arms on, or
+    None when there is none (or nothing was said about it)."""
     if differs is None or unmeasured is None:
         return None
     differs = np.asarray(differs, dtype=bool)
-    unmeasured = np.asarray(unmeasured, dtype=bool) & differs
+    unmeasured = np.asarray(unmeasured, dtype=bool)
     if len(differs) != n or len(unmeasured) != n:
         raise InputError(
             f"differs and unmeasured have {len(differs)} and {len(unmeasured)} entries for "
             f"{n} compared rows; the gate needs one per row"
         )
-    guessed, apart = int(unmeasured.sum()), int(differs.sum())
-    if not guessed:
-        return None
-    return apart - guessed, (
-        f"on {guessed:,} of the {apart:,} rows where it serves another arm than {who}, the "
-        "log could not have served one of the two arms (the row was served another arm with "
-        "probability 1, or that arm was not served on the rows compared)"
-    )
+    guessed = unmeasured & differs
+    return guessed if guessed.any() else None
