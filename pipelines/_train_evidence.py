@@ -40,63 +40,32 @@ def _example_profiles() -> pd.DataFrame:
 
 
 def evidence_gate(model, catalog, config: dict):
-    """The gate for a model that has no held-out data of its own (see the module notes)."""
-    from pipelines._from_log import best_arms, log_policy_frame
-    from pipelines._train_key import comparison_rows
-    from recommender.errors import InputError
-    from recommender.registry import (
-        GateDecision,
-        PolicyValue,
-        aliases,
-        gate_decision,
-        load_model,
-        policy_value_scores,
-    )
+    """The gate for a model that has no held-out data of its own (see the module notes): the
+    one gate on the service's log when it can value the models, else the day-one rule."""
+    from pipelines._train_gate import gate_on_log
+    from recommender.registry import GateDecision, PolicyValue, aliases
 
+    decision, why = gate_on_log(model, catalog, config)
+    if decision is not None:
+        return decision
     alpha = config["gate"]["alpha"]
-    control = catalog.control
     version = aliases(config["registry"]["model_name"]).get("champion")
-    no_log = "the service has no log with outcomes to compare on"
-    try:
-        logged = log_policy_frame(config, catalog)
-    except InputError as error:
-        # Too few logged outcomes to value a policy on: as good as no log yet.
-        logged, no_log = None, f"the service's log cannot value the models yet ({error})"
-    if logged is None:
-        nothing = PolicyValue(float("nan"), float("nan"), float("nan"), 0)
-        if version is None:
-            return GateDecision(
-                True,
-                f"there is no champion yet and {no_log}: the evidence-only model is the "
-                "day-one model",
-                alpha,
-                nothing,
-            )
+    no_log = why or "the service has no log with outcomes to compare on"
+    nothing = PolicyValue(float("nan"), float("nan"), float("nan"), 0)
+    if version is None:
         return GateDecision(
-            False,
-            f"champion version {version} exists and {no_log}; the evidence-only model "
-            "stays challenger until a person promotes it",
+            True,
+            f"there is no champion yet and {no_log}: the evidence-only model is the day-one model",
             alpha,
             nothing,
-            champion_version=str(version),
         )
-    frame, scores, _ = logged
-    challenger = policy_value_scores(scores, best_arms(model, frame), control=control)
-    if version is None:
-        return gate_decision(challenger, alpha=alpha)
-    champion_model = load_model(f"models:/{config['registry']['model_name']}/{version}")
-    champion = policy_value_scores(scores, best_arms(champion_model, frame), control=control)
-    # a champion trained from this log would be graded on the people it was fitted to
-    rows, note = comparison_rows({"the champion": champion_model}, frame["person_id"], logged=True)
-    decision = gate_decision(
-        challenger[rows], champion[rows], alpha=alpha, champion_version=str(version)
-    )
-    import dataclasses
-
-    return dataclasses.replace(
-        decision,
-        reason=decision.reason + " (valued on the service's "
-        "log: doubly robust, logged propensities)" + (f"; {note}" if note else ""),
+    return GateDecision(
+        False,
+        f"champion version {version} exists and {no_log}; the evidence-only model "
+        "stays challenger until a person promotes it",
+        alpha,
+        nothing,
+        champion_version=str(version),
     )
 
 

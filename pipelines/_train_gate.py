@@ -17,7 +17,7 @@ from pipelines._train_cohort import Cohort, Split
 from pipelines._train_evaluate import Evaluation
 from pipelines._train_key import comparison_rows
 
-__all__ = ["gate_stage"]
+__all__ = ["gate_stage", "gate_on_log"]
 
 
 def gate_stage(evaluation: Evaluation, split: Split, cohort: Cohort, config: dict, *, model=None):
@@ -28,14 +28,16 @@ def gate_stage(evaluation: Evaluation, split: Split, cohort: Cohort, config: dic
     ``model`` (the challenger) and a service log with outcomes, a run not trained from the log
     is judged on the log (see the module docstring).
     """
-    log_note = ""
+    why = ""
     decision = None
     if model is not None and cohort.loop is None:
-        decision, log_note = _gate_on_log(model, cohort, config)
+        decision, why = gate_on_log(model, cohort.catalog, config)
     if decision is None:
         decision = _gate_on_holdout(evaluation, split, cohort, config)
-        if log_note:
-            decision = dataclasses.replace(decision, reason=decision.reason + log_note)
+        if why:
+            note = f"{why}, so the gate compared on this run's held-out rows"
+            reason = decision.reason.rstrip(".") + "." + _sentence(note)
+            decision = dataclasses.replace(decision, reason=reason)
     return _held_for_new_fields(decision, model, config)
 
 
@@ -71,30 +73,27 @@ def _held_for_new_fields(decision, model, config: dict):
     )
 
 
-def _gate_on_log(model, cohort: Cohort, config: dict):
-    """``(decision, "")`` on the service's log, or ``(None, note)`` when there is none or it
-    cannot value the models (the note says why, for the held-out gate's reason)."""
+def gate_on_log(model, catalog, config: dict):
+    """``(decision, "")`` on the service's log, or ``(None, why)`` when there is none (``why``
+    empty) or it cannot value the models (``why`` says so, a clause for the caller's reason).
+
+    The gate of a run trained on a file or a simulated cohort, and of the evidence-only model
+    (which has no held-out rows of its own)."""
     from pipelines._from_log import log_policy_frame, policy_on_log
     from recommender.errors import InputError
     from recommender.registry import aliases, gate_decision, load_model, policy_value_scores
 
     try:
-        logged = log_policy_frame(config, cohort.catalog)
+        logged = log_policy_frame(config, catalog)
     except InputError as error:
-        return None, (
-            f" The service's log could not value the models ({error}), so the gate "
-            "compared on this run's held-out rows."
-        )
+        return None, f"the service's log cannot value the models yet ({error})"
     except Exception as error:  # noqa: BLE001 - an unreadable log must not stop a file's run
-        return None, (
-            f" The service's log could not be read ({type(error).__name__}: {error}), so the "
-            "gate compared on this run's held-out rows."
-        )
+        return None, f"the service's log could not be read ({type(error).__name__}: {error})"
     if logged is None:
         return None, ""
     frame, scores, _ = logged
     alpha = config["gate"]["alpha"]
-    control = cohort.catalog.control
+    control = catalog.control
     where = (
         f" Judged on the service's log: {len(frame):,} served recommendations with "
         "outcomes, doubly robust scores built on the logged probabilities."
@@ -104,8 +103,8 @@ def _gate_on_log(model, cohort: Cohort, config: dict):
         challenger = policy_value_scores(valued, challenger_arms, control=control)
     except Exception as error:  # noqa: BLE001 - a log the model cannot score: held-out rows
         return None, (
-            f" The challenger could not be valued on the service's log ({type(error).__name__}:"
-            f" {error}), so the gate compared on this run's held-out rows."
+            "the challenger could not be valued on the service's log "
+            f"({type(error).__name__}: {error})"
         )
     name = config["registry"]["model_name"]
     version = aliases(name).get("champion")

@@ -113,6 +113,13 @@ def test_a_log_with_exploration_is_still_judged_on_its_difference(catalog, evide
     counted = re.search(r"on ([\d,]+) of the ([\d,]+) rows where", decision.reason)
     assert int(counted[2].replace(",", "")) == differs.sum()
     assert int(counted[1].replace(",", "")) > (differs & certain).sum()
+    # the difference is judged where the log measures it; the outcome model's figure for the
+    # other rows is given apart, and the two add up to the whole doubly robust difference
+    assert decision.extrapolated is not None
+    whole = decision.challenger.estimate - decision.champion.estimate
+    assert decision.difference.estimate + decision.extrapolated.estimate == pytest.approx(whole)
+    assert "difference where the log measures it" in decision.reason
+    assert "an extrapolation, not a measurement" in decision.reason
 
 
 def test_unmeasured_rows_are_those_a_log_could_not_have_served_either_way():
@@ -168,3 +175,29 @@ def test_gate_fails_when_no_row_where_the_policies_differ_is_measured():
     assert same.passed and "rows where" not in same.reason
     with pytest.raises(Exception, match="one per row"):
         gate_decision(challenger, champion, differs=differs[:3], unmeasured=differs[:3])
+
+
+def test_the_evidence_only_gate_tells_measured_from_unmeasured_rows_too(
+    catalog, evidence, monkeypatch
+):
+    """``train --evidence-only`` against a champion learnt from a greedy log: the evidence
+    model's arms were served with probability 1, the champion's other arms never there, so
+    nothing about their difference is measured. The evidence gate judged it on the outcome
+    model's extrapolation like any measured difference."""
+    import pipelines._from_log as from_log
+    import recommender.registry as registry
+    from pipelines._train_evidence import evidence_gate
+    from pipelines.train import policy_scores_on_log
+
+    joined = _served_log(evidence, catalog, "greedy", seed=103)
+    champion, *_ = _retrain(joined, catalog, evidence)
+    settings = config_from_mapping(SETTINGS)
+    frame, scores, change, _ = policy_scores_on_log(joined, settings, catalog)
+    monkeypatch.setattr(from_log, "log_policy_frame", lambda *a, **k: (frame, scores, change))
+    monkeypatch.setattr(registry, "aliases", lambda name: {"champion": "4"})
+    monkeypatch.setattr(registry, "load_model", lambda uri: champion)
+    decision = evidence_gate(evidence, catalog, settings)
+    print(decision.reason)
+    assert not decision.passed
+    assert "cannot measure how the challenger differs from champion version 4" in decision.reason
+    assert "Judged on the service's log" in decision.reason
