@@ -230,10 +230,12 @@ def gate_decision(
         where = (
             f"on {int(guessed.sum()):,} of the {apart:,} rows where it serves another arm than "
             f"{who}, the log could not have served one of the two arms (the row was served "
-            "another arm with probability 1, or that arm was not served on the rows compared)"
+            "another arm with probability 1, the arm was not among the row's exploration "
+            "candidates, or it was not served on the rows compared)"
         )
         guess = (
-            f"the outcome model alone puts them at {extrapolated.estimate:.3f} ({level} CI "
+            "the outcome model alone puts the difference there at "
+            f"{extrapolated.estimate:.3f} points over the {extrapolated.n:,} rows ({level} CI "
             f"{extrapolated.lower:.3f} to {extrapolated.upper:.3f}): an extrapolation, not a measurement"
         )
         caveat = (
