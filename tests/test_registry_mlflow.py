@@ -203,6 +203,14 @@ def test_failed_registration_is_undone(home, monkeypatch, failing_step):
     assert "registered_version" not in runs[0].data.tags
 
 
+@pytest.mark.parametrize("stop, status", [(KeyboardInterrupt, "KILLED"), (RuntimeError, "FAILED")])
+def test_an_interrupted_run_ends_killed_and_a_failing_one_failed(home, stop, status):
+    # A data scientist filters FAILED runs to find what went wrong; Ctrl-C is not that.
+    with pytest.raises(stop), registry.TrainingRun(run_name="stopped") as run:
+        raise stop()
+    assert registry.client().get_run(run.run_id).info.status == status
+
+
 def test_first_registration_failing_leaves_no_registered_model(home):
     def boom(registration):
         raise RuntimeError("injected")

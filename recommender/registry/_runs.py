@@ -57,6 +57,9 @@ class Registration:
 class TrainingRun:
     """An MLflow run as a context manager: FINISHED when the block ends, FAILED when it raises.
 
+    An interrupt (Ctrl-C, or a kill the CLI turns into one) ends it KILLED instead, so a search
+    for ``attributes.status = 'FAILED'`` finds the runs that went wrong, not the ones stopped.
+
     The run holds an :func:`~recommender.registry.mlflow_session` from start to end, so another
     thread's session waits for it; open and close the run in the same thread.
 
@@ -109,7 +112,7 @@ class TrainingRun:
 
     def __exit__(self, kind, error, traceback) -> bool:
         try:
-            self._mlflow.end_run(status="FINISHED" if kind is None else "FAILED")
+            self._mlflow.end_run(status=_end_status(kind))
         finally:
             self._session.__exit__(None, None, None)
         return False
@@ -262,6 +265,12 @@ class TrainingRun:
                 with contextlib.suppress(Exception):
                     mlflow_client.delete_tag(self.run_id, "registered_version")
             raise
+
+
+def _end_status(kind) -> str:
+    if kind is None:
+        return "FINISHED"
+    return "KILLED" if issubclass(kind, KeyboardInterrupt) else "FAILED"
 
 
 def _undo(mlflow_client, name, version, before, created_model) -> None:
