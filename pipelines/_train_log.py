@@ -55,6 +55,7 @@ def log_stage(
         }
     )
     run.log_dict(config, "config/train.yaml")
+    _log_datasets(run, cohort, split, config, model.feature_names)
     run.log_metrics(evaluation.metrics)
     run.log_dict(evaluation.report.to_dict(), "evaluation/report.json")
     run.log_dict(
@@ -84,6 +85,29 @@ def log_stage(
     if "person_id" in example.columns:  # a data file's ids are no one's business in MLflow
         example["person_id"] = [f"example-{i + 1}" for i in range(len(example))]
     return run.log_model(model, example)
+
+
+def _log_datasets(run, cohort: Cohort, split: Split, config: dict, features) -> None:
+    """The training and held-out parts as the run's inputs, without person ids or oracle.
+
+    Two runs on the same data and seed show the same dataset digests, so MLflow's Datasets
+    column says at a glance which runs can be compared.
+    """
+    from recommender.cohort import TRAINING_COLUMNS
+
+    columns = [*features, *TRAINING_COLUMNS, "propensity"]
+    if cohort.path:
+        name, source = Path(cohort.path).name, str(Path(cohort.path).resolve())
+    else:
+        name, source = cohort.source, {"source": cohort.source, "description": cohort.description}
+    for context, part in (("training", split.train), ("evaluation", split.holdout)):
+        run.log_dataset(
+            _plain_profiles(part[[c for c in columns if c in part.columns]]),
+            name=f"{name} ({cohort.sha256[:8]})",
+            context=context,
+            source=source,
+            targets=f"{config['primary']}_followup",
+        )
 
 
 def _plain_profiles(frame: pd.DataFrame) -> pd.DataFrame:

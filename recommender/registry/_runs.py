@@ -147,6 +147,42 @@ class TrainingRun:
     def log_artifacts(self, folder, artifact_path: str | None = None) -> None:
         self._mlflow.log_artifacts(str(folder), artifact_path)
 
+    def log_dataset(
+        self, frame, *, name: str, context: str, source=None, targets: str | None = None
+    ) -> None:
+        """Record ``frame`` as an input of the run (MLflow's Datasets): schema, rows, digest.
+
+        MLflow keeps the schema, the row and cell counts and a digest of the rows, never the
+        rows themselves; leave person identifiers out of ``frame`` all the same, as the digest
+        is computed from what is given.
+
+        Parameters
+        ----------
+        frame : DataFrame
+        name : str
+            The dataset's name in the run's inputs, the same for every run on the same data.
+        context : str
+            ``"training"`` or ``"evaluation"``.
+        source : str or dict, optional
+            Where it came from: a file's path, or a mapping describing it (a simulated cohort,
+            the service's log).
+        targets : str, optional
+            The column the models learn.
+        """
+        import warnings
+
+        import mlflow.data
+        from mlflow.data.code_dataset_source import CodeDatasetSource
+
+        if not isinstance(source, str):
+            source = CodeDatasetSource({k: str(v) for k, v in (source or {}).items()})
+        with warnings.catch_warnings():
+            # MLflow's own: a path taken for a local file (it is one), integer columns (the
+            # contract has no missing values), pandas deprecations inside its digest.
+            warnings.simplefilter("ignore")
+            dataset = mlflow.data.from_pandas(frame, source=source, name=name, targets=targets)
+        self._mlflow.log_input(dataset, context=context)
+
     def log_model(self, model, input_example):
         """Log the pyfunc model of ``model`` (not registered yet); returns its ModelInfo."""
         from recommender.registry._pyfunc import log_pyfunc
