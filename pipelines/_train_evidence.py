@@ -267,6 +267,11 @@ def run_evidence_training(settings: dict, *, progress, reason: str | None = None
                 run_name=f"evidence-{catalog.version}",
                 tags={"pipeline": "train", "data.source": "evidence"},
                 model_name=name,
+                description=(
+                    f"Evidence-only model of intervention catalog {catalog.version}: the "
+                    "published effects on EE per arm and role, no data of this program and no "
+                    f"learner fitted. Why: {reason or 'not given (--reason)'}."
+                ),
             ) as run,
             tempfile.TemporaryDirectory(prefix="recommender-train-") as workspace,
         ):

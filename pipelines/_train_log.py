@@ -9,7 +9,35 @@ import pandas as pd
 from pipelines._train_cohort import Cohort, Split
 from pipelines._train_evaluate import Evaluation
 
-__all__ = ["log_stage"]
+__all__ = ["log_stage", "run_description", "METRIC_UNITS"]
+
+# MLflow has no place for a metric's unit; the run's description says it once for all runs.
+METRIC_UNITS = (
+    "Metrics, on the held-out rows: policy_value.* and true_value.* are EE points avoided per "
+    "person against usual care for all (higher is better); ate.* is the change in EE against "
+    "usual care (lower is better); personalization_gain, regret, pehe.*, interval_width.*, "
+    "mean_width, qini.* and auuc.* are EE points; outcome_improved.<outcome> is points of that "
+    "outcome improved (for pa, higher is better); recommendation_share.*, coverage.*, "
+    "coverage_mean and share_of_oracle are fractions of people (0 to 1); calibration_slope.* "
+    "has no unit (1 is calibrated); .lower and .upper bound the interval at the run's "
+    "evaluation alpha. EE is MBI-HSS emotional exhaustion (0 to 54)."
+)
+
+
+def run_description(cohort: Cohort, split: Split, config: dict, reason: str | None) -> str:
+    """What a training run is, in words: learner, data, seed, rows, why, and the units."""
+    learner = config["learner"]["learner"]
+    how = (
+        "learners chosen per outcome (T, X or DR) by a cross-validated doubly robust criterion"
+        if learner == "auto"
+        else f"{learner.upper()}-learners"
+    )
+    return (
+        f"{how}, {config['learner']['n_folds']} cross-fitting folds, seed {config['seed']}, on "
+        f"{cohort.description} ({cohort.design}; sha256 {cohort.sha256[:12]}): "
+        f"{len(split.train):,} rows to train, {len(split.holdout):,} held out to evaluate "
+        f"and gate. Why: {reason or 'not given (--reason)'}.\n\n{METRIC_UNITS}"
+    )
 
 
 def log_stage(

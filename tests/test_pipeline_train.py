@@ -467,6 +467,25 @@ def test_the_runs_data_is_logged_as_mlflow_datasets_without_person_ids(trained, 
         assert "s5-" not in json.dumps([dataset.schema, dataset.source, dataset.profile])
 
 
+def test_run_and_version_say_what_they_are_why_and_in_which_units(trained, monkeypatch):
+    # Runs were named seed-3-<sha> whatever the learner, with no description, and versions had
+    # no description: comparing learners meant opening every run's parameters.
+    result, home = trained
+    use_home(monkeypatch, home)
+    client = registry.client()
+    run = client.get_run(result.run_id)
+    assert run.info.run_name == f"auto-seed-3-{result.data_sha256[:8]}"
+    described = run.data.tags["mlflow.note.content"]
+    for fact in ("seed 3", "scenario default", "2,100 rows to train", "900 held out"):
+        assert fact in described, fact
+    assert (
+        "Why: fixture run." in described and "policy_value.* and true_value.* are EE" in described
+    )
+    version = client.get_model_version("burnout-recommender", result.version)
+    assert version.description.startswith(described.split("\n")[0])
+    assert f"Gate passed: {result.gate.reason}" in version.description
+
+
 def test_training_key_file_is_created_once_private(home, monkeypatch):
     monkeypatch.delenv("RECOMMENDER_TRAINING_KEY")
     assert train.training_key(create=False) is None

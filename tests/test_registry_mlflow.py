@@ -211,6 +211,24 @@ def test_an_interrupted_run_ends_killed_and_a_failing_one_failed(home, stop, sta
     assert registry.client().get_run(run.run_id).info.status == status
 
 
+def test_a_version_is_described_by_its_run_and_the_gates_verdict(home):
+    gate = registry.GateDecision(
+        passed=False, reason="worse", alpha=0.1, challenger=registry.estimate(np.ones(20))
+    )
+    with registry.TrainingRun(run_name="fake", description="T-learners on a file.") as run:
+        info = run.log_model(fake_model(), profiles(5))
+        registration = run.register(info, gate=gate, reason="test")
+    client = registry.client()
+    assert client.get_run(registration.run_id).data.tags["mlflow.note.content"] == (
+        "T-learners on a file."
+    )
+    version = client.get_model_version("burnout-recommender", registration.version)
+    assert version.description == "T-learners on a file.\n\nGate not passed: worse"
+    assert client.get_model_version("burnout-recommender", register_fake().version).description == (
+        "Gate passed: " + registry.gate_decision(np.ones(20)).reason
+    )
+
+
 def test_first_registration_failing_leaves_no_registered_model(home):
     def boom(registration):
         raise RuntimeError("injected")

@@ -68,6 +68,9 @@ class TrainingRun:
     experiment : str, default "burnout-recommender"
     run_name : str, optional
     tags : dict, optional
+    description : str, optional
+        What the run is and why it was made: the run's description in MLflow, and, with the
+        gate's verdict, the description of the version it registers.
 
     Examples
     --------
@@ -84,10 +87,12 @@ class TrainingRun:
         run_name: str | None = None,
         tags: dict | None = None,
         model_name: str = MODEL_NAME,
+        description: str | None = None,
     ):
         self.experiment = experiment
         self.run_name = run_name
         self.tags = dict(tags or {})
+        self.description = description
         self.model_name = model_name
         self.run_id: str | None = None
         self._session = None
@@ -103,6 +108,7 @@ class TrainingRun:
                 experiment_id=experiment_id,
                 run_name=self.run_name,
                 tags={k: str(v) for k, v in self.tags.items()},
+                description=self.description,
             )
             self.run_id = run.info.run_id
         except BaseException:
@@ -237,12 +243,14 @@ class TrainingRun:
                     "(multi-arm uplift on burnout scores).",
                 )
                 created_model = True
+            verdict = f"Gate {'passed' if gate.passed else 'not passed'}: {gate.reason}"
             created = mlflow_client.create_model_version(
                 name,
                 source=model_info.model_uri,
                 run_id=self.run_id,
                 model_id=getattr(model_info, "model_id", None),
                 await_creation_for=0,
+                description=f"{self.description}\n\n{verdict}" if self.description else verdict,
                 tags={
                     "gate.passed": str(gate.passed).lower(),
                     "gate.reason": gate.reason[:5000],
