@@ -12,7 +12,6 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 __all__ = ["run_evidence_training", "evidence_gate"]
@@ -306,8 +305,6 @@ def run_evidence_training(settings: dict, *, progress, reason: str | None = None
                     {"git_commit": git_commit, **{f"version.{k}": v for k, v in versions.items()}}
                 )
                 run.log_dict(settings, "config/train.yaml")
-                if np.isfinite(gate.challenger.estimate):
-                    run.log_metrics({"log_policy_value": gate.challenger.estimate})
                 model_info = run.log_model(model, _example_profiles())
             with progress.stage("register", f"registering a version of {name}"):
                 registration = register_stage(

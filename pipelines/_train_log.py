@@ -19,8 +19,10 @@ METRIC_UNITS = (
     "mean_width, qini.* and auuc.* are EE points; outcome_improved.<outcome> is points of that "
     "outcome improved (for pa, higher is better); recommendation_share.*, coverage.*, "
     "coverage_mean and share_of_oracle are fractions of people (0 to 1); calibration_slope.* "
-    "has no unit (1 is calibrated); .lower and .upper bound the interval at the run's "
-    "evaluation alpha. EE is MBI-HSS emotional exhaustion (0 to 54)."
+    "has no unit (1 is calibrated); gate.challenger, gate.champion and gate.difference are "
+    "the promotion gate's policy values in EE points avoided per person (higher is better) on "
+    "gate.rows rows, gate.passed is 1 or 0; .lower and .upper bound the interval at the run's "
+    "alpha. EE is MBI-HSS emotional exhaustion (0 to 54)."
 )
 
 

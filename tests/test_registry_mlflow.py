@@ -229,6 +229,20 @@ def test_a_version_is_described_by_its_run_and_the_gates_verdict(home):
     )
 
 
+def test_the_gates_figures_are_metrics_of_the_run_under_one_set_of_names(home):
+    # The gate's policy values were only in a tag's text (and, for --evidence-only, a metric
+    # named log_policy_value): no column to sort or plot runs by in MLflow.
+    first = register_fake()
+    second = register_fake(passed=False)
+    client = registry.client()
+    logged = client.get_run(first.run_id).data.metrics
+    assert logged["gate.passed"] == 1.0 and logged["gate.rows"] == 20
+    assert logged["gate.challenger"] == pytest.approx(first.gate.challenger.estimate)
+    assert "gate.champion" not in logged  # there was none to compare with
+    logged = client.get_run(second.run_id).data.metrics
+    assert logged["gate.passed"] == 0.0 and "gate.challenger.lower" in logged
+
+
 def test_first_registration_failing_leaves_no_registered_model(home):
     def boom(registration):
         raise RuntimeError("injected")

@@ -226,6 +226,8 @@ class TrainingRun:
         """
         from recommender.registry._store import client
 
+        # The same names for every pipeline, so the gate's figures compare across runs.
+        self.log_metrics(_gate_metrics(gate))
         mlflow_client = client()
         name = self.model_name
         before = aliases(name, mlflow_client=mlflow_client)
@@ -309,6 +311,18 @@ class TrainingRun:
                 with contextlib.suppress(Exception):
                     mlflow_client.delete_tag(self.run_id, "registered_version")
             raise
+
+
+def _gate_metrics(gate: GateDecision) -> dict:
+    """``gate.challenger``, ``gate.champion``, ``gate.difference`` (+ bounds), rows, passed."""
+    metrics = {"gate.passed": float(gate.passed), "gate.rows": gate.challenger.n}
+    for part in ("challenger", "champion", "difference"):
+        value = getattr(gate, part)
+        if value is not None:
+            metrics[f"gate.{part}"] = value.estimate
+            metrics[f"gate.{part}.lower"] = value.lower
+            metrics[f"gate.{part}.upper"] = value.upper
+    return metrics
 
 
 def _end_status(kind) -> str:
