@@ -12,7 +12,6 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 __all__ = ["run_evidence_training", "evidence_gate"]
@@ -236,6 +235,11 @@ def run_evidence_training(settings: dict, *, progress, reason: str | None = None
                 run_name=f"evidence-{catalog.version}",
                 tags={"pipeline": "train", "data.source": "evidence"},
                 model_name=name,
+                description=(
+                    f"Evidence-only model of intervention catalog {catalog.version}: the "
+                    "published effects on EE per arm and role, no data of this program and no "
+                    f"learner fitted. Why: {reason or 'not given (--reason)'}."
+                ),
             ) as run,
             tempfile.TemporaryDirectory(prefix="recommender-train-") as workspace,
         ):
@@ -270,8 +274,6 @@ def run_evidence_training(settings: dict, *, progress, reason: str | None = None
                     {"git_commit": git_commit, **{f"version.{k}": v for k, v in versions.items()}}
                 )
                 run.log_dict(settings, "config/train.yaml")
-                if np.isfinite(gate.challenger.estimate):
-                    run.log_metrics({"log_policy_value": gate.challenger.estimate})
                 model_info = run.log_model(model, _example_profiles())
             with progress.stage("register", f"registering a version of {name}"):
                 registration = register_stage(

@@ -9,7 +9,37 @@ import pandas as pd
 from pipelines._train_cohort import Cohort, Split
 from pipelines._train_evaluate import Evaluation
 
-__all__ = ["log_stage"]
+__all__ = ["log_stage", "run_description", "METRIC_UNITS"]
+
+# MLflow has no place for a metric's unit; the run's description says it once for all runs.
+METRIC_UNITS = (
+    "Metrics, on the held-out rows: policy_value.* and true_value.* are EE points avoided per "
+    "person against usual care for all (higher is better); ate.* is the change in EE against "
+    "usual care (lower is better); personalization_gain, regret, pehe.*, interval_width.*, "
+    "mean_width, qini.* and auuc.* are EE points; outcome_improved.<outcome> is points of that "
+    "outcome improved (for pa, higher is better); recommendation_share.*, coverage.*, "
+    "coverage_mean and share_of_oracle are fractions of people (0 to 1); calibration_slope.* "
+    "has no unit (1 is calibrated); gate.challenger, gate.champion and gate.difference are "
+    "the promotion gate's policy values in EE points avoided per person (higher is better) on "
+    "gate.rows rows, gate.passed is 1 or 0; .lower and .upper bound the interval at the run's "
+    "alpha. EE is MBI-HSS emotional exhaustion (0 to 54)."
+)
+
+
+def run_description(cohort: Cohort, split: Split, config: dict, reason: str | None) -> str:
+    """What a training run is, in words: learner, data, seed, rows, why, and the units."""
+    learner = config["learner"]["learner"]
+    how = (
+        "learners chosen per outcome (T, X or DR) by a cross-validated doubly robust criterion"
+        if learner == "auto"
+        else f"{learner.upper()}-learners"
+    )
+    return (
+        f"{how}, {config['learner']['n_folds']} cross-fitting folds, seed {config['seed']}, on "
+        f"{cohort.description} ({cohort.design}; sha256 {cohort.sha256[:12]}): "
+        f"{len(split.train):,} rows to train, {len(split.holdout):,} held out to evaluate "
+        f"and gate. Why: {reason or 'not given (--reason)'}.\n\n{METRIC_UNITS}"
+    )
 
 
 def log_stage(
@@ -55,6 +85,7 @@ def log_stage(
         }
     )
     run.log_dict(config, "config/train.yaml")
+    _log_datasets(run, cohort, split, config, model.feature_names)
     run.log_metrics(evaluation.metrics)
     run.log_dict(evaluation.report.to_dict(), "evaluation/report.json")
     run.log_dict(
@@ -84,6 +115,29 @@ def log_stage(
     if "person_id" in example.columns:  # a data file's ids are no one's business in MLflow
         example["person_id"] = [f"example-{i + 1}" for i in range(len(example))]
     return run.log_model(model, example)
+
+
+def _log_datasets(run, cohort: Cohort, split: Split, config: dict, features) -> None:
+    """The training and held-out parts as the run's inputs, without person ids or oracle.
+
+    Two runs on the same data and seed show the same dataset digests, so MLflow's Datasets
+    column says at a glance which runs can be compared.
+    """
+    from recommender.cohort import TRAINING_COLUMNS
+
+    columns = [*features, *TRAINING_COLUMNS, "propensity"]
+    if cohort.path:
+        name, source = Path(cohort.path).name, str(Path(cohort.path).resolve())
+    else:
+        name, source = cohort.source, {"source": cohort.source, "description": cohort.description}
+    for context, part in (("training", split.train), ("evaluation", split.holdout)):
+        run.log_dataset(
+            _plain_profiles(part[[c for c in columns if c in part.columns]]),
+            name=f"{name} ({cohort.sha256[:8]})",
+            context=context,
+            source=source,
+            targets=f"{config['primary']}_followup",
+        )
 
 
 def _plain_profiles(frame: pd.DataFrame) -> pd.DataFrame:

@@ -46,7 +46,7 @@ from pipelines._train_gate import gate_stage
 from pipelines._train_key import key_fingerprint as key_fingerprint
 from pipelines._train_key import comparison_rows, person_hashes, seen_rows, training_key
 from pipelines._train_lineage import _git_commit, _package_versions
-from pipelines._train_log import log_stage
+from pipelines._train_log import log_stage, run_description
 from pipelines._train_register import publish_folder, register_stage
 
 __all__ = [
@@ -186,7 +186,8 @@ def run_training(
         )
     git_commit, versions = _git_commit(), _package_versions()
     name = settings["registry"]["model_name"]
-    run_name = f"seed-{settings['seed']}-{cohort.sha256[:8]}"
+    # The learner leads the name: runs sit side by side in MLflow, named by what differs.
+    run_name = f"{settings['learner']['learner']}-seed-{settings['seed']}-{cohort.sha256[:8]}"
     tags = {"pipeline": "train", "data.source": cohort.source}
 
     # Before the run exists: a log that cannot be held out by person leaves no failed run.
@@ -201,6 +202,7 @@ def run_training(
                 run_name=run_name,
                 tags=tags,
                 model_name=name,
+                description=run_description(cohort, split, settings, reason),
             ) as run,
             tempfile.TemporaryDirectory(prefix="recommender-train-") as workspace,
         ):

@@ -7,6 +7,7 @@ which on the default scenario loses several EE points per person, far outside th
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -444,6 +445,45 @@ def test_no_person_id_of_the_training_data_is_logged_with_the_model(trained):
     assert logged
     for path in logged:
         assert "s5-" not in path.read_text(), path
+
+
+def test_the_runs_data_is_logged_as_mlflow_datasets_without_person_ids(trained, monkeypatch):
+    # MLflow's Datasets column was empty: a data scientist could not see which runs were
+    # trained and judged on the same rows without opening each run's parameters.
+    result, home = trained
+    use_home(monkeypatch, home)
+    inputs = registry.client().get_run(result.run_id).inputs.dataset_inputs
+    by_context = {
+        next(t.value for t in i.tags if t.key == "mlflow.data.context"): i.dataset for i in inputs
+    }
+    assert set(by_context) == {"training", "evaluation"}
+    rows = {c: json.loads(d.profile)["num_rows"] for c, d in by_context.items()}
+    assert rows == {"training": 2100, "evaluation": 900}
+    for dataset in by_context.values():
+        assert dataset.name == f"simulated ({result.data_sha256[:8]})"
+        columns = {c["name"] for c in json.loads(dataset.schema)["mlflow_colspec"]}
+        assert {"ee", "intervention", "ee_followup"} <= columns
+        assert not {"person_id", "true_effect_coaching"} & columns
+        assert "s5-" not in json.dumps([dataset.schema, dataset.source, dataset.profile])
+
+
+def test_run_and_version_say_what_they_are_why_and_in_which_units(trained, monkeypatch):
+    # Runs were named seed-3-<sha> whatever the learner, with no description, and versions had
+    # no description: comparing learners meant opening every run's parameters.
+    result, home = trained
+    use_home(monkeypatch, home)
+    client = registry.client()
+    run = client.get_run(result.run_id)
+    assert run.info.run_name == f"auto-seed-3-{result.data_sha256[:8]}"
+    described = run.data.tags["mlflow.note.content"]
+    for fact in ("seed 3", "scenario default", "2,100 rows to train", "900 held out"):
+        assert fact in described, fact
+    assert (
+        "Why: fixture run." in described and "policy_value.* and true_value.* are EE" in described
+    )
+    version = client.get_model_version("burnout-recommender", result.version)
+    assert version.description.startswith(described.split("\n")[0])
+    assert f"Gate passed: {result.gate.reason}" in version.description
 
 
 def test_training_key_file_is_created_once_private(home, monkeypatch):

@@ -203,6 +203,46 @@ def test_failed_registration_is_undone(home, monkeypatch, failing_step):
     assert "registered_version" not in runs[0].data.tags
 
 
+@pytest.mark.parametrize("stop, status", [(KeyboardInterrupt, "KILLED"), (RuntimeError, "FAILED")])
+def test_an_interrupted_run_ends_killed_and_a_failing_one_failed(home, stop, status):
+    # A data scientist filters FAILED runs to find what went wrong; Ctrl-C is not that.
+    with pytest.raises(stop), registry.TrainingRun(run_name="stopped") as run:
+        raise stop()
+    assert registry.client().get_run(run.run_id).info.status == status
+
+
+def test_a_version_is_described_by_its_run_and_the_gates_verdict(home):
+    gate = registry.GateDecision(
+        passed=False, reason="worse", alpha=0.1, challenger=registry.estimate(np.ones(20))
+    )
+    with registry.TrainingRun(run_name="fake", description="T-learners on a file.") as run:
+        info = run.log_model(fake_model(), profiles(5))
+        registration = run.register(info, gate=gate, reason="test")
+    client = registry.client()
+    assert client.get_run(registration.run_id).data.tags["mlflow.note.content"] == (
+        "T-learners on a file."
+    )
+    version = client.get_model_version("burnout-recommender", registration.version)
+    assert version.description == "T-learners on a file.\n\nGate not passed: worse"
+    assert client.get_model_version("burnout-recommender", register_fake().version).description == (
+        "Gate passed: " + registry.gate_decision(np.ones(20)).reason
+    )
+
+
+def test_the_gates_figures_are_metrics_of_the_run_under_one_set_of_names(home):
+    # The gate's policy values were only in a tag's text (and, for --evidence-only, a metric
+    # named log_policy_value): no column to sort or plot runs by in MLflow.
+    first = register_fake()
+    second = register_fake(passed=False)
+    client = registry.client()
+    logged = client.get_run(first.run_id).data.metrics
+    assert logged["gate.passed"] == 1.0 and logged["gate.rows"] == 20
+    assert logged["gate.challenger"] == pytest.approx(first.gate.challenger.estimate)
+    assert "gate.champion" not in logged  # there was none to compare with
+    logged = client.get_run(second.run_id).data.metrics
+    assert logged["gate.passed"] == 0.0 and "gate.challenger.lower" in logged
+
+
 def test_first_registration_failing_leaves_no_registered_model(home):
     def boom(registration):
         raise RuntimeError("injected")

@@ -106,7 +106,7 @@ def run(args) -> int:
         raise
     except KeyboardInterrupt as interrupt:  # Ctrl-C, or a kill (see recommender.cli)
         version = getattr(interrupt, "registered_version", None)
-        left = f"version {version} was registered before it" if version else _UNDONE
+        left = f"version {version} was registered before it" if version else _STOPPED
         print(f"error: training stopped; {left}", file=sys.stderr)
         raise
     except Exception as error:  # noqa: BLE001 - report, then exit 1 as the CLI contract says
@@ -140,7 +140,9 @@ def run(args) -> int:
     return 0
 
 
-_UNDONE = "the MLflow run is marked FAILED, nothing was registered and the champion is unchanged"
+_UNCHANGED = "nothing was registered and the champion is unchanged"
+_UNDONE = f"the MLflow run is marked FAILED, {_UNCHANGED}"
+_STOPPED = f"the MLflow run is marked KILLED, {_UNCHANGED}"
 
 
 def _mlflow_command() -> str:

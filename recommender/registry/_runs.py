@@ -57,6 +57,9 @@ class Registration:
 class TrainingRun:
     """An MLflow run as a context manager: FINISHED when the block ends, FAILED when it raises.
 
+    An interrupt (Ctrl-C, or a kill the CLI turns into one) ends it KILLED instead, so a search
+    for ``attributes.status = 'FAILED'`` finds the runs that went wrong, not the ones stopped.
+
     The run holds an :func:`~recommender.registry.mlflow_session` from start to end, so another
     thread's session waits for it; open and close the run in the same thread.
 
@@ -65,6 +68,9 @@ class TrainingRun:
     experiment : str, default "burnout-recommender"
     run_name : str, optional
     tags : dict, optional
+    description : str, optional
+        What the run is and why it was made: the run's description in MLflow, and, with the
+        gate's verdict, the description of the version it registers.
 
     Examples
     --------
@@ -81,10 +87,12 @@ class TrainingRun:
         run_name: str | None = None,
         tags: dict | None = None,
         model_name: str = MODEL_NAME,
+        description: str | None = None,
     ):
         self.experiment = experiment
         self.run_name = run_name
         self.tags = dict(tags or {})
+        self.description = description
         self.model_name = model_name
         self.run_id: str | None = None
         self._session = None
@@ -100,6 +108,7 @@ class TrainingRun:
                 experiment_id=experiment_id,
                 run_name=self.run_name,
                 tags={k: str(v) for k, v in self.tags.items()},
+                description=self.description,
             )
             self.run_id = run.info.run_id
         except BaseException:
@@ -109,7 +118,7 @@ class TrainingRun:
 
     def __exit__(self, kind, error, traceback) -> bool:
         try:
-            self._mlflow.end_run(status="FINISHED" if kind is None else "FAILED")
+            self._mlflow.end_run(status=_end_status(kind))
         finally:
             self._session.__exit__(None, None, None)
         return False
@@ -143,6 +152,42 @@ class TrainingRun:
 
     def log_artifacts(self, folder, artifact_path: str | None = None) -> None:
         self._mlflow.log_artifacts(str(folder), artifact_path)
+
+    def log_dataset(
+        self, frame, *, name: str, context: str, source=None, targets: str | None = None
+    ) -> None:
+        """Record ``frame`` as an input of the run (MLflow's Datasets): schema, rows, digest.
+
+        MLflow keeps the schema, the row and cell counts and a digest of the rows, never the
+        rows themselves; leave person identifiers out of ``frame`` all the same, as the digest
+        is computed from what is given.
+
+        Parameters
+        ----------
+        frame : DataFrame
+        name : str
+            The dataset's name in the run's inputs, the same for every run on the same data.
+        context : str
+            ``"training"`` or ``"evaluation"``.
+        source : str or dict, optional
+            Where it came from: a file's path, or a mapping describing it (a simulated cohort,
+            the service's log).
+        targets : str, optional
+            The column the models learn.
+        """
+        import warnings
+
+        import mlflow.data
+        from mlflow.data.code_dataset_source import CodeDatasetSource
+
+        if not isinstance(source, str):
+            source = CodeDatasetSource({k: str(v) for k, v in (source or {}).items()})
+        with warnings.catch_warnings():
+            # MLflow's own: a path taken for a local file (it is one), integer columns (the
+            # contract has no missing values), pandas deprecations inside its digest.
+            warnings.simplefilter("ignore")
+            dataset = mlflow.data.from_pandas(frame, source=source, name=name, targets=targets)
+        self._mlflow.log_input(dataset, context=context)
 
     def log_model(self, model, input_example):
         """Log the pyfunc model of ``model`` (not registered yet); returns its ModelInfo."""
@@ -181,6 +226,8 @@ class TrainingRun:
         """
         from recommender.registry._store import client
 
+        # The same names for every pipeline, so the gate's figures compare across runs.
+        self.log_metrics(_gate_metrics(gate))
         mlflow_client = client()
         name = self.model_name
         before = aliases(name, mlflow_client=mlflow_client)
@@ -198,12 +245,14 @@ class TrainingRun:
                     "(multi-arm uplift on burnout scores).",
                 )
                 created_model = True
+            verdict = f"Gate {'passed' if gate.passed else 'not passed'}: {gate.reason}"
             created = mlflow_client.create_model_version(
                 name,
                 source=model_info.model_uri,
                 run_id=self.run_id,
                 model_id=getattr(model_info, "model_id", None),
                 await_creation_for=0,
+                description=f"{self.description}\n\n{verdict}" if self.description else verdict,
                 tags={
                     "gate.passed": str(gate.passed).lower(),
                     "gate.reason": gate.reason[:5000],
@@ -262,6 +311,24 @@ class TrainingRun:
                 with contextlib.suppress(Exception):
                     mlflow_client.delete_tag(self.run_id, "registered_version")
             raise
+
+
+def _gate_metrics(gate: GateDecision) -> dict:
+    """``gate.challenger``, ``gate.champion``, ``gate.difference`` (+ bounds), rows, passed."""
+    metrics = {"gate.passed": float(gate.passed), "gate.rows": gate.challenger.n}
+    for part in ("challenger", "champion", "difference"):
+        value = getattr(gate, part)
+        if value is not None:
+            metrics[f"gate.{part}"] = value.estimate
+            metrics[f"gate.{part}.lower"] = value.lower
+            metrics[f"gate.{part}.upper"] = value.upper
+    return metrics
+
+
+def _end_status(kind) -> str:
+    if kind is None:
+        return "FINISHED"
+    return "KILLED" if issubclass(kind, KeyboardInterrupt) else "FAILED"
 
 
 def _undo(mlflow_client, name, version, before, created_model) -> None:
