@@ -21,7 +21,9 @@ METRIC_UNITS = (
     "coverage_mean and share_of_oracle are fractions of people (0 to 1); calibration_slope.* "
     "has no unit (1 is calibrated); gate.challenger, gate.champion and gate.difference are "
     "the promotion gate's policy values in EE points avoided per person (higher is better) on "
-    "gate.rows rows, gate.passed is 1 or 0; .lower and .upper bound the interval at the run's "
+    "gate.rows rows (the difference on the rows the log measures), gate.extrapolated the "
+    "outcome model's figure for the rows it cannot, gate.passed is 1 or 0; .lower and .upper "
+    "bound the interval at the run's "
     "alpha. EE is MBI-HSS emotional exhaustion (0 to 54)."
 )
 

@@ -241,6 +241,30 @@ def test_the_gates_figures_are_metrics_of_the_run_under_one_set_of_names(home):
     assert "gate.champion" not in logged  # there was none to compare with
     logged = client.get_run(second.run_id).data.metrics
     assert logged["gate.passed"] == 0.0 and "gate.challenger.lower" in logged
+    assert "gate.extrapolated" not in logged  # every differing row measured (none said)
+
+
+def test_the_gates_extrapolated_figure_is_a_metric_apart_from_the_measured_difference(home):
+    # Where the log cannot measure some rows, the gate judges the difference on the others and
+    # gives the outcome model's figure for those apart: both are columns of the run.
+    rng = np.random.default_rng(0)
+    champion = rng.normal(2, 1, 40)
+    challenger = champion + np.r_[np.full(10, 0.8), rng.normal(0.1, 0.2, 10), np.zeros(20)]
+    differs = np.arange(40) < 20
+    gate = registry.gate_decision(
+        challenger, champion, champion_version="1", differs=differs, unmeasured=np.arange(40) < 10
+    )
+    with registry.TrainingRun(run_name="fake") as run:
+        registration = run.register(
+            run.log_model(fake_model(), profiles(5)), gate=gate, reason="test"
+        )
+    logged = registry.client().get_run(registration.run_id).data.metrics
+    assert logged["gate.extrapolated"] == pytest.approx(0.2)  # 10 rows of 0.8 over 40
+    assert logged["gate.difference"] == pytest.approx(gate.difference.estimate)
+    assert logged["gate.difference"] + logged["gate.extrapolated"] == pytest.approx(
+        np.mean(challenger - champion)
+    )
+    assert "gate.extrapolated.upper" in logged
 
 
 def test_first_registration_failing_leaves_no_registered_model(home):

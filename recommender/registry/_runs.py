@@ -314,9 +314,10 @@ class TrainingRun:
 
 
 def _gate_metrics(gate: GateDecision) -> dict:
-    """``gate.challenger``, ``gate.champion``, ``gate.difference`` (+ bounds), rows, passed."""
+    """``gate.challenger``, ``gate.champion``, ``gate.difference``, ``gate.extrapolated``
+    (each with bounds, when the gate has it), rows, passed."""
     metrics = {"gate.passed": float(gate.passed), "gate.rows": gate.challenger.n}
-    for part in ("challenger", "champion", "difference"):
+    for part in ("challenger", "champion", "difference", "extrapolated"):
         value = getattr(gate, part)
         if value is not None:
             metrics[f"gate.{part}"] = value.estimate
