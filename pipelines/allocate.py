@@ -195,8 +195,10 @@ def plan_cohort(
     # The file first: whatever fails after it (the model, the contract, the solver), the rows
     # flagged for crisis risk still get their resources; a crisis answer needs no valid profile.
     frame = read_cohort(data)
-    crisis = crisis_flags(frame, where=str(data))
-    with crisis_rows_kept(frame, crisis, rules, out, nothing="no plan was written"):
+    # a flag that cannot be read refuses the file, but its person gets the resources too
+    possible = crisis_flags(frame, strict=False)
+    with crisis_rows_kept(frame, possible, rules, out, nothing="no plan was written"):
+        crisis = crisis_flags(frame, where=str(data))
         ref = resolve_model(model)
         recommendation_model = load_model(ref.uri)
         report = validate_cohort(frame, training=False)

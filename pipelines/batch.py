@@ -164,7 +164,8 @@ def score_with_spark(
         what is accepted), the model is unknown, an argument is out of range, ``out_path``
         holds something other than an earlier Spark output (without ``overwrite``), or pyspark
         or Java is not installed. Nothing is written, but for the rows flagged for crisis
-        risk when the model or the contract fails: their resources go to
+        risk when the model, the contract or a crisis flag that cannot be read fails the run:
+        their resources (and those of the rows whose flag cannot be read) go to
         ``<out>.crisis.csv``, which the error names.
 
     Examples
@@ -222,20 +223,20 @@ def score_with_spark(
                     f"{data_path} does not meet the data contract:\n{report.format()}{more}",
                     problems=report.errors,
                 )
+            flagged = CRISIS_COLUMN in cohort.columns
+            if flagged:
+                _check_crisis_column(cohort, offsets, data_path)
         except (InputError, ModelUnavailable) as error:
-            flagged = _flagged_rows(cohort)
+            listed = _flagged_rows(cohort)
             raise with_crisis_rows(
                 error,
-                flagged,
-                np.ones(len(flagged), dtype=bool),
+                listed,
+                np.ones(len(listed), dtype=bool),
                 rules,
                 out_path,
                 nothing="nothing was scored",
             ) from None
         rows = report.n_rows
-        flagged = CRISIS_COLUMN in cohort.columns
-        if flagged:
-            _check_crisis_column(cohort, offsets, data_path)
 
         typed = cohort.select(
             *[_cast(F.col(c), scorer.input_types[c]).alias(c) for c in scorer.input_columns],
@@ -311,8 +312,8 @@ def score_with_spark(
 
 def _flagged_rows(cohort) -> pd.DataFrame:
     """The rows flagged for crisis risk, with what a crisis answer reads (``person_id``,
-    ``role``), as text; none without the column. A flag that cannot be read is not taken as
-    one: the file's check names its row."""
+    ``role``), as text; none without the column. A flag that cannot be read counts as one (the
+    file's check refuses it, naming its row; its person gets the resources all the same)."""
     from pyspark.sql import functions as F
 
     columns = [c for c in ("person_id", "role", CRISIS_COLUMN) if c in cohort.columns]
@@ -323,7 +324,10 @@ def _flagged_rows(cohort) -> pd.DataFrame:
 
 
 def _only_flagged(batches):
-    """mapInPandas body: the rows whose crisis flag reads as set."""
+    """mapInPandas body: the rows whose crisis flag reads as set or cannot be read.
+
+    ``crisis_flags`` one value at a time, strictly: a worker may run the loaded model's saved
+    copy of ``recommender``, which an older model saved before ``strict=False`` existed."""
     from recommender.errors import InputError
     from recommender.policy import crisis_flags
 
@@ -333,7 +337,7 @@ def _only_flagged(batches):
             try:
                 keep.append(bool(crisis_flags(pd.DataFrame({CRISIS_COLUMN: [value]}))[0]))
             except InputError:
-                keep.append(False)
+                keep.append(True)
         yield batch.loc[keep]
 
 

@@ -106,9 +106,10 @@ def score_file(
         and ``referral`` (see :func:`recommender.policy.triage_table`). A row flagged in the
         optional ``crisis_risk`` column is not scored: its recommendation and effects are
         empty and its ``referral`` holds the crisis resources. When nothing can be scored
-        (rows that fail the contract, a model that cannot be found or loaded), the flagged
-        rows' resources are written to ``<out>.crisis.csv`` all the same, and the error names
-        it (see :mod:`pipelines._crisis_rows`).
+        (rows that fail the contract, a crisis flag that cannot be read, a model that cannot
+        be found or loaded), the flagged rows' resources, and those of rows whose flag cannot
+        be read, are written to ``<out>.crisis.csv`` all the same, and the error names it (see
+        :mod:`pipelines._crisis_rows`).
     serve_config : path, optional
         The ``serve.yaml`` whose safety rules apply (default: the project's).
 
@@ -125,8 +126,10 @@ def score_file(
     # The file first: whatever fails after it (the model, the contract), the rows flagged for
     # crisis risk still get their resources, beside ``out``; a crisis answer needs no profile.
     frame = read_cohort(data)
-    crisis = crisis_flags(frame, where=str(data))
-    with crisis_rows_kept(frame, crisis, rules, out, nothing="nothing was scored"):
+    # a flag that cannot be read refuses the file, but its person gets the resources too
+    possible = crisis_flags(frame, strict=False)
+    with crisis_rows_kept(frame, possible, rules, out, nothing="nothing was scored"):
+        crisis = crisis_flags(frame, where=str(data))
         ref = resolve_model(model)
         recommendation_model = load_model(ref.uri)
         extra = [f for f in recommendation_model.feature_names if f not in _CONTRACT_FEATURES]

@@ -322,6 +322,11 @@ def test_crisis_column_gives_safety_columns_and_is_checked(trained, spark, profi
         score_with_spark(uri, tmp_path / "bad.parquet", tmp_path / "bad-out.parquet", partitions=2)
     assert "row 321: 'perhaps'" in str(caught.value)
     assert not (tmp_path / "bad-out.parquet").exists()
+    # refused, but the flagged rows and the one whose flag cannot be read get the resources
+    listed = pd.read_csv(tmp_path / "bad-out.crisis.csv")
+    assert listed["person_id"].tolist() == flagged["person_id"].iloc[[3, 250, 321]].tolist()
+    assert (listed["safety_level"] == "crisis").all()
+    assert "bad-out.crisis.csv" in str(caught.value)
 
 
 # ------------------------------------------------------------- no Spark needed for these

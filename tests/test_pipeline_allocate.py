@@ -7,6 +7,7 @@ import pytest
 from test_pipeline_train import SMALL, use_home
 
 import pipelines.train as train
+from pipelines._crisis_rows import beside
 from recommender.catalog import load_catalog
 from recommender.cli import main
 from recommender.simulate import simulate_cohort
@@ -269,6 +270,34 @@ def test_a_crisis_column_that_is_not_boolean_is_refused_naming_rows(
     err = capsys.readouterr().err
     assert "'crisis_risk'" in err and "row 7: 'maybe'" in err and "true or false" in err
     assert not out.exists()
+    # the file is refused, but nobody flagged loses the resources: the rows flagged (3-5) and
+    # the row whose flag cannot be read (7) are listed beside the output
+    listed = pd.read_csv(beside(out, "crisis"))
+    assert listed["person_id"].tolist() == cohort["person_id"].iloc[[3, 4, 5, 7]].tolist()
+    assert listed["referral"].str.contains("988").all()
+    assert str(beside(out, "crisis")) in err
+
+
+@pytest.mark.parametrize("command", ["score", "allocate"])
+def test_a_crisis_flag_is_read_as_the_service_reads_it(
+    champion_home, flagged_cohort, tmp_path, monkeypatch, capsys, command
+):
+    # "Y", "t", "on" set the flag on a request (pydantic's bool); a file refused them, and its
+    # flagged people got nothing
+    use_home(monkeypatch, champion_home)
+    cohort = pd.read_csv(flagged_cohort, keep_default_na=False)
+    cohort["crisis_risk"] = ""
+    cohort.loc[[3, 4, 5], "crisis_risk"] = ["Y", " t", "On"]
+    cohort.loc[[6, 7], "crisis_risk"] = ["n", "OFF"]
+    cohort.to_csv(flagged_cohort, index=False)
+    out = tmp_path / ("out.csv" if command == "allocate" else "out.parquet")
+    assert main([command, "--data", str(flagged_cohort), "--out", str(out)]) == 0, (
+        capsys.readouterr().err
+    )
+    table = pd.read_csv(out) if command == "allocate" else pd.read_parquet(out)
+    table = table.set_index("person_id").loc[cohort["person_id"]]
+    assert (table["safety_level"].iloc[3:6] == "crisis").all()
+    assert (table["safety_level"].iloc[6:8] != "crisis").all()
 
 
 def test_the_trained_model_records_its_data_and_one_effect_arms(champion_home, monkeypatch):

@@ -21,6 +21,7 @@ __all__ = [
     "Referral",
     "SafetyRules",
     "Triage",
+    "crisis_flag",
     "crisis_flags",
     "triage",
     "triage_table",
@@ -334,47 +335,65 @@ def triage(profile: Mapping, rules: SafetyRules, *, crisis_risk: bool = False) -
 
 # -- files: the optional crisis_risk column and the safety columns ------------------------------
 
-_TRUE = frozenset({"true", "1", "yes"})
-_FALSE = frozenset({"false", "0", "no", ""})
+# The texts a crisis flag may be sent as, any case, spaces around trimmed: the ones pydantic
+# reads as a bool, so the service's requests and the files read a flag alike.
+_TRUE = frozenset({"true", "t", "yes", "y", "on", "1"})
+_FALSE = frozenset({"false", "f", "no", "n", "off", "0", ""})
 _LISTED = 20
 
 
-def crisis_flags(frame, *, where: str = "the cohort"):
+def crisis_flag(value) -> bool | None:
+    """One ``crisis_risk`` value as a flag: True, False, or None when it cannot be read.
+
+    Booleans, 0/1 and the texts true/false, t/f, yes/no, y/n, on/off, 1/0 (any case, spaces
+    around trimmed); a missing value or an empty text is False. The one reading for requests
+    and files: callers decide what an unreadable flag means (a file is refused naming its row;
+    either way the person gets the crisis resources, since a flag read wrongly as unset would
+    be a silent safety error).
+
+    Examples
+    --------
+    >>> [crisis_flag(v) for v in (True, "Yes ", "n", 0, None, "", "maybe", 2)]
+    [True, True, False, False, False, False, None, None]
+    """
+    import pandas as pd
+
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return False
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return bool(value) if value in (0, 1) else None
+    text = str(value).strip().lower()
+    return True if text in _TRUE else False if text in _FALSE else None
+
+
+def crisis_flags(frame, *, where: str = "the cohort", strict: bool = True):
     """The optional ``crisis_risk`` column of a cohort table as booleans (all False without it).
 
-    Accepted: booleans, 0/1, or the texts true/false, yes/no, 1/0 (any case); an empty cell is
-    false. Anything else is refused, naming every row (up to 20), its value and what is
-    accepted: a crisis flag read wrongly either way would be a silent safety error.
+    Each value is read by :func:`crisis_flag`. A value that cannot be read is refused, naming
+    every row (up to 20), its value and what is accepted: a crisis flag read wrongly either way
+    would be a silent safety error. With ``strict=False`` nothing is refused and such a row
+    reads as flagged: who must get the crisis resources when the file is refused.
 
     Examples
     --------
     >>> import pandas as pd
     >>> crisis_flags(pd.DataFrame({"crisis_risk": ["TRUE", "", "no", 1]})).tolist()
     [True, False, False, True]
+    >>> crisis_flags(pd.DataFrame({"crisis_risk": ["maybe", "n"]}), strict=False).tolist()
+    [True, False]
     """
-    import pandas as pd
-
     if CRISIS_COLUMN not in frame.columns:
         return np.zeros(len(frame), dtype=bool)
-    column = frame[CRISIS_COLUMN]
-    flags = np.zeros(len(column), dtype=bool)
-    bad = []
-    for row, value in enumerate(column.tolist()):
-        if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
-            continue
-        if isinstance(value, (bool, np.bool_)):
-            flags[row] = bool(value)
-            continue
-        if isinstance(value, (int, float, np.integer, np.floating)) and value in (0, 1):
-            flags[row] = bool(value)
-            continue
-        text = str(value).strip().lower()
-        if text in _TRUE:
-            flags[row] = True
-        elif text not in _FALSE:
-            bad.append((row, value))
-    if bad:
-        accepted = "true or false (also yes/no, 1/0; an empty cell is false)"
+    values = frame[CRISIS_COLUMN].tolist()
+    read = [crisis_flag(value) for value in values]
+    flags = np.array([flag is not False for flag in read], dtype=bool)
+    bad = [(row, value) for row, (value, flag) in enumerate(zip(values, read)) if flag is None]
+    if bad and strict:
+        accepted = (
+            "true or false (also yes/no, y/n, t/f, on/off, 1/0, any case; an empty cell is false)"
+        )
         problems = [
             {
                 "row": row,
