@@ -48,6 +48,21 @@ def cli_plan(model, rows, tmp_path, monkeypatch, **options) -> pd.DataFrame:
     return pd.read_csv(out)
 
 
+def test_a_near_tie_is_planned_alike_by_the_service_and_the_cli(
+    asgi_client, linear_model, tmp_path, monkeypatch
+):
+    rows = cohort()
+    served = asgi_client.post("/allocate", json={"profiles": rows}, headers=auth("program"))
+    assert served.status_code == 200, served.text
+    assignments = served.json()["assignments"]
+    planned = cli_plan(linear_model, rows, tmp_path, monkeypatch)
+    assert [a["allocated"] for a in assignments] == planned["allocated"].tolist()
+    assert [a["recommended"] for a in assignments] == planned["recommended"].tolist()
+    assert planned["allocated"].tolist() == ["mindfulness"] * 3  # the better arm, however close
+    # the answers still show three decimals
+    assert {a["ee_effect"] for a in assignments} == {-2.0}
+
+
 @pytest.mark.parametrize(
     "options, field, accepted",
     [

@@ -258,7 +258,7 @@ def allocate_cohort(
         position = where[i]
         triaged = triage(rows[i], config.safety)
         allocated = str(cohort.allocated[position])
-        figures = [float(v) for v in cohort.figures[position]]
+        figures = [round(float(v), 3) for v in cohort.figures[position]]
         request_id = uuid.uuid4().hex
         assignments.append(
             PersonPlan(
@@ -274,7 +274,7 @@ def allocate_cohort(
         effects = {control: [0.0, 0.0, 0.0]}
         effects.update(
             {
-                arm: [float(v) for v in estimates[position, j]]
+                arm: [round(float(v), 3) for v in estimates[position, j]]
                 for j, arm in enumerate(cohort.arms)
                 if cohort.allowed[position, j]
             }
@@ -337,9 +337,10 @@ def _planned_cohort(engine, cohort, request, time_limit):
     if cohort:
         prediction = engine.model.predict(engine.model.encode(cohort), alpha=engine.config.alpha)
         columns = [list(prediction.arms).index(arm) for arm in arms]
-        # Planned on the figures the answer shows (three decimals).
+        # Planned on the model's full figures, as `recommender allocate` plans (rounded, a
+        # near tie could be planned otherwise); the answer and the audit show three decimals.
         effect, lower, upper = (
-            np.asarray(table, dtype=float)[:, columns].round(3)
+            np.asarray(table, dtype=float)[:, columns]
             for table in (prediction.effect, prediction.lower, prediction.upper)
         )
     else:
