@@ -5,7 +5,8 @@ too deep, or too large is refused as before (400, 413, same error and problems);
 sets ``crisis_risk``, the refusal carries one crisis answer for the request in
 ``crisis_results`` (index 0 on /recommend, null on a batch or plan: which entry set it cannot
 be told), for every role, recorded like every crisis answer, never echoing the body. The text
-is read only on the refusal path. The service's own app in process, over the stand-in model;
+is read only on the refusal path, and in entries of a batch or plan that are no object; a
+batch over the service's row limit still answers its flagged entries. The service's own app in process, over the stand-in model;
 ``tests/test_service_crisis_server.py`` sends the same bodies to a real ``recommender serve``.
 """
 
@@ -25,6 +26,7 @@ from service_fixtures import (  # noqa: F401  (fixtures)
     profile,
     service_home,
 )
+from test_service_allocate import two_row_limit  # noqa: F401  (fixture)
 from test_service_crisis_edges import audit_rows
 from test_service_openapi import assert_documented, document  # noqa: F401  (fixture)
 
@@ -209,3 +211,49 @@ def test_the_text_is_read_only_when_a_body_is_refused(asgi_client, monkeypatch):
         assert post(asgi_client, route, json.dumps(batch).encode()).status_code == 200
     flagged = post(asgi_client, "/recommend", json.dumps(FLAGGED).encode())
     assert flagged.status_code == 200 and flagged.json()["safety"]["level"] == "crisis"
+
+
+# -- entries that are no profile, and too many entries ----------------------------------------
+def test_a_batch_entry_sent_as_a_json_string_whose_text_sets_the_flag_gets_resources(
+    asgi_client, linear_model, document
+):
+    entries = [profile(person_id="u-0"), json.dumps(FLAGGED), "not a profile"]
+    response = asgi_client.post(
+        "/recommend_batch", json={"profiles": entries}, headers=auth("program")
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["result_index"] == [0, 1] and [e["index"] for e in body["errors"]] == [2]
+    crisis = body["results"][1]
+    assert crisis["safety"]["level"] == "crisis" and crisis["ranking"] == []
+    (ignored,) = crisis["ignored"]
+    assert ignored["field"] == "profiles[1]" and "not an object" in ignored["message"]
+    assert "u-1" not in json.dumps(crisis)
+    assert_documented(document, "/recommend_batch", response)
+
+
+def test_a_plan_entry_sent_as_a_json_string_whose_text_sets_the_flag_gets_resources(
+    asgi_client, document
+):
+    entries = [profile(person_id="u-0"), json.dumps(FLAGGED)]
+    response = asgi_client.post("/allocate", json={"profiles": entries}, headers=auth("program"))
+    assert response.status_code == 200, response.text
+    first, flagged = response.json()["assignments"]
+    assert first["allocated"] is not None
+    assert flagged["allocated"] is None and flagged["safety"]["level"] == "crisis"
+    assert flagged["ignored"][0]["field"] == "profiles[1]"
+    assert_documented(document, "/allocate", response)
+
+
+@pytest.mark.parametrize("route", ["/recommend_batch", "/allocate"])
+def test_a_batch_over_the_services_row_limit_still_answers_its_crisis_rows(
+    two_row_limit, asgi_client, linear_model, document, route
+):
+    entries = [profile(person_id="u-0"), profile(person_id="u-2"), FLAGGED]
+    response = asgi_client.post(route, json={"profiles": entries}, headers=auth("program"))
+    assert response.status_code == 413, response.text
+    assert response.json()["problems"][0]["accepted"] == "at most 2 entries"
+    (crisis,) = response.json()["crisis_results"]
+    assert crisis["index"] == 2 and crisis["answer"]["safety"]["level"] == "crisis"
+    assert linear_model.calls == []
+    assert_documented(document, route, response)

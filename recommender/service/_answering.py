@@ -78,9 +78,9 @@ class Answering(Refusing):
 
     def _recommend_batch(self, request: BatchRequest, caller_role: str) -> Response:
         engine = self.engine
-        if len(request.profiles) > self.config.max_batch_rows:
-            return self._too_many(len(request.profiles))
         batch_id = uuid.uuid4().hex
+        if len(request.profiles) > self.config.max_batch_rows:
+            return self._too_many(request.profiles, caller_role, batch_id)
         # Crisis rows first, on their own: they neither block nor are blocked by the others.
         crisis = self._crisis_rows(request.profiles, caller_role, batch_id, same_person=True)
         if engine is None:
@@ -126,9 +126,9 @@ class Answering(Refusing):
     def _allocate(self, request: AllocationRequest, caller_role: str):
         """A cohort's plan (the response model), or the refusal to send instead."""
         engine = self.engine
-        if len(request.profiles) > self.config.max_batch_rows:
-            return self._too_many(len(request.profiles))
         plan_id = f"plan-{uuid.uuid4().hex}"
+        if len(request.profiles) > self.config.max_batch_rows:
+            return self._too_many(request.profiles, caller_role, plan_id)
         # Crisis rows get their resources before any planning, whatever happens to the plan.
         crisis = self._crisis_rows(request.profiles, caller_role, plan_id)
         if engine is None:
@@ -204,8 +204,10 @@ class Answering(Refusing):
             crisis,
         )
 
-    def _too_many(self, entries: int) -> JSONResponse:
-        limit = self.config.max_batch_rows
+    def _too_many(self, profiles, caller_role: str, batch_id: str) -> JSONResponse:
+        """413 for more entries than the service's ``max_batch_rows``; the flagged entries
+        still get their crisis answers (at most the 10,000 entries any request may hold)."""
+        limit, entries = self.config.max_batch_rows, len(profiles)
         return refusal(
             413,
             f"profiles: {entries:,} entries; at most {limit:,} are accepted per request",
@@ -217,6 +219,7 @@ class Answering(Refusing):
                     "message": "too many",
                 }
             ],
+            self._crisis_rows(profiles, caller_role, batch_id),
         )
 
     def _record_outcomes(self, request: OutcomesRequest) -> JSONResponse:

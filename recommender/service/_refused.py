@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Mapping
 
 from starlette.responses import JSONResponse, Response
 
@@ -180,14 +181,11 @@ class Refusing(Serving):
         )[0]
         entry = "the profile" if single else "which entry set it"
         answer["ignored"] = [
-            {
-                "field": "body",
-                "value": None,
-                "accepted": "a JSON object with the documented fields (see /docs.json)",
-                "message": "not read as this route's request (see the error), but its text "
-                f"sets crisis_risk: crisis resources for every role, once for the request "
-                f"({entry} could not be read)",
-            }
+            _seen_in_text(
+                "body",
+                "this route's request (see the error)",
+                f"once for the request ({entry} could not be read)",
+            )
         ]
         return refusal(
             status, payload["error"], payload["problems"], {0 if single else None: answer}
@@ -260,17 +258,26 @@ class Refusing(Serving):
         flagged entry named in its ``ignored``. (A plan refuses a person named twice.)
         """
         flagged = [i for i, raw in enumerate(profiles) if crisis_flagged(raw)]
+        # An entry that is not an object (a profile sent as a JSON string) is no profile, but
+        # its text may still set the flag: its resources are for every role.
+        unread = [
+            i
+            for i, raw in enumerate(profiles)
+            if not isinstance(raw, Mapping) and crisis_in_text(json.dumps(raw).encode())
+        ]
         because = _flagged_elsewhere(profiles, flagged) if same_person else {}
-        answered = sorted([*flagged, *because])
+        answered = sorted([*flagged, *unread, *because])
         answers = self._crisis_answers(
-            [profiles[i] for i in answered],
+            [{"crisis_risk": True} if i in unread else profiles[i] for i in answered],
             caller_role,
             batch_id,
             compact=True,
             prefixes=[f"profiles[{i}]" for i in answered],
         )
         for i, answer in zip(answered, answers):
-            if i in because:
+            if i in unread:
+                answer["ignored"] = [_seen_in_text(f"profiles[{i}]", "this entry, not an object")]
+            elif i in because:
                 answer["ignored"] = [
                     {
                         "field": f"profiles[{i}].crisis_risk",
@@ -282,6 +289,17 @@ class Refusing(Serving):
                     *answer["ignored"],
                 ]
         return dict(zip(answered, answers))
+
+
+def _seen_in_text(field: str, read_as: str, given: str = "") -> dict:
+    """The problem a crisis answer names when its flag was seen in text no parser read."""
+    return {
+        "field": field,
+        "value": None,
+        "accepted": "a JSON object with the documented fields (see /docs.json)",
+        "message": f"not read as {read_as}, but its text sets crisis_risk: crisis resources "
+        f"for every role{', ' + given if given else ''}",
+    }
 
 
 def _unrecorded(status: int) -> str:
