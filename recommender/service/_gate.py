@@ -36,6 +36,10 @@ MAX_BODY_BYTES = 32 * 1024 * 1024
 MAX_JSON_DEPTH = 32
 
 
+# A body no parser could read shows no crisis flag without this key: it is refused at once,
+# without a worker thread or a scan of its text (a hostile body costs what it did before).
+_FLAG_KEY = b"crisis_risk"
+
 _TOO_LARGE = (
     413,
     {
@@ -129,7 +133,7 @@ class Gate:
             # read (400, 413), one seen in its text (``unread_routes``).
             routes = service.refused_routes if refusal[0] == 422 else service.unread_routes
             answer = routes.get(path.rstrip("/"))
-            if answer is None:
+            if answer is None or (refusal[0] != 422 and _FLAG_KEY not in body):
                 response = _json_response(*refusal)
             else:
                 response = await self._answer(answer, body, decision.role, refusal)
@@ -166,9 +170,14 @@ class Gate:
             # Keys given twice (a 422 of their own) are read as the refused routes read them; a
             # body no parser could read may still show a crisis flag in its text.
             problem = (400,) if too_large or not body.strip() else _unparsable(body)
-            if problem is not None and problem[0] != 422:
-                answer = service.unread_routes[path.rstrip("/")]
-            response = await self._answer(answer, body, None, refused)
+            if problem is None or problem[0] == 422:
+                response = await self._answer(answer, body, None, refused)
+            elif _FLAG_KEY in body:
+                response = await self._answer(
+                    service.unread_routes[path.rstrip("/")], body, None, refused
+                )
+            else:
+                response = _json_response(*refused)
         else:
             response = _json_response(*refused)
         if decision.status == 401:
