@@ -176,16 +176,18 @@ def plan_cohort(
     from pipelines.score import model_notes, safety_rules
     from recommender.catalog import load_catalog
     from recommender.cohort import check_table_output, read_cohort, validate_cohort, write_cohorts
-    from recommender.policy import crisis_flags, plan_allocation, triage_table
+    from recommender.policy import (
+        check_plan_options,
+        crisis_flags,
+        plan_allocation,
+        triage_table,
+    )
     from recommender.registry import load_model, resolve_model
 
     check_table_output(out)  # before the model is loaded: an unwritable path is said at once
     catalog = load_catalog(catalog_path)
-    unknown = [
-        a
-        for a in [*(offered or []), *(capacity or {}), *(cost or {})]
-        if a not in catalog.treatment_arms
-    ]
+    # (the arms named by --capacity and --cost are checked with their values, below)
+    unknown = [a for a in offered or [] if a not in catalog.treatment_arms]
     if unknown:  # before the model is loaded: a typo is said at once
         raise InputError(
             f"unknown arm(s) {sorted(set(unknown))}; the catalog offers {', '.join(catalog.treatment_arms)}"
@@ -199,6 +201,9 @@ def plan_cohort(
     possible = crisis_flags(frame, strict=False)
     with crisis_rows_kept(frame, possible, rules, out, nothing="no plan was written"):
         crisis = crisis_flags(frame, where=str(data))
+        # Before the model is loaded, as the service does before it scores: each bad option
+        # by name, with what is accepted.
+        check_plan_options(catalog, capacity=capacity, cost=cost, floors=floors)
         ref = resolve_model(model)
         recommendation_model = load_model(ref.uri)
         report = validate_cohort(frame, training=False)

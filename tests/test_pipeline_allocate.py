@@ -79,7 +79,13 @@ def test_plan_respects_budget_capacity_groups_and_eligibility(
     "extra, message",
     [
         (["--capacity", "coaching:12"], "--capacity: 'coaching:12' is not ARM=NUMBER"),
-        (["--capacity", "yoga=3"], "unknown arm(s) ['yoga']"),
+        (["--capacity", "yoga=3"], "capacity.yoga: 3.0 is not accepted; accepted: an intervention"),
+        (["--offered", "yoga"], "unknown arm(s) ['yoga']"),
+        (
+            ["--capacity", "coaching=1000001"],
+            "accepted: a whole number of places >= 0 and at most 1,000,000",
+        ),
+        (["--floor", "surgeon=0.2"], "floors.surgeon: 0.2 is not accepted; accepted: a role"),
         (["--budget", "-5"], "argument --budget: '-5' is not accepted; accepted: US$ >= 0"),
         (["--budget", "nan"], "argument --budget: 'nan' is not accepted; accepted: US$ >= 0"),
         (["--budget", "1e400"], "argument --budget: '1e400' is not accepted"),

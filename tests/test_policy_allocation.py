@@ -11,6 +11,7 @@ import pytest
 
 from recommender.errors import InputError
 from recommender.policy import (
+    MAX_CAPACITY,
     ArmLimits,
     allocate,
     eligibility_matrix,
@@ -226,10 +227,27 @@ def test_bad_overrides_are_refused_naming_the_field(overrides, field, accepted):
 
 @pytest.mark.parametrize(
     "places",
-    [10**30, 2**64, 10**400, 1e300, np.int64(2**62), 12.0],
-    ids=["1e30", "2**64", "10**400", "1e300", "int64", "12.0"],
+    [10**30, 2**64, 10**400, 1e300, np.int64(2**62), MAX_CAPACITY + 1],
+    ids=["1e30", "2**64", "10**400", "1e300", "int64", "one more"],
 )
-def test_any_whole_number_of_places_is_a_capacity_and_the_plan_is_made(places):
+def test_more_places_than_the_largest_capacity_are_refused_by_name(places):
+    # The one limit of `recommender allocate --capacity`, /allocate and library callers (the
+    # CLI took any number, the service at most MAX_CAPACITY).
+    from recommender.catalog import load_catalog
+
+    with pytest.raises(InputError) as refused:
+        limits_from_catalog(load_catalog(), ["coaching"], capacity={"coaching": places})
+    (problem,) = refused.value.problems
+    assert problem["field"] == "capacity.coaching"
+    assert f"at most {MAX_CAPACITY:,}" in problem["accepted"]
+
+
+@pytest.mark.parametrize(
+    "places",
+    [MAX_CAPACITY, np.int64(MAX_CAPACITY), float(MAX_CAPACITY), 12.0],
+    ids=["largest", "int64", "float", "12.0"],
+)
+def test_any_whole_number_of_places_up_to_the_largest_is_a_capacity_and_the_plan_is_made(places):
     from recommender.catalog import load_catalog
 
     limits = limits_from_catalog(load_catalog(), ["coaching"], capacity={"coaching": places})

@@ -260,16 +260,14 @@ def test_a_batch_or_plan_from_a_caller_without_a_valid_key_answers_its_crisis_ro
     "route, text",
     [
         ("/recommend", json.dumps(PROFILE)),  # not flagged
-        ("/recommend", '{"person_id": "c-13", "crisis_risk": true'),  # not JSON
+        ("/recommend", '{"person_id": "c-13", "crisis_risk": false'),  # not JSON, not flagged
         ("/recommend", "[" * 40 + "]" * 40),  # nested too deep to read
         ("/recommend", ""),
-        ("/recommend_batch", '{"profiles": {"person_id": "c-13", "crisis_risk": true}}'),
+        ("/recommend_batch", '{"profiles": {"person_id": "c-13", "crisis_risk": false}}'),
         ("/model_card", json.dumps({"person_id": "c-13", "crisis_risk": True})),
     ],
 )
-def test_a_refused_caller_without_a_readable_crisis_flag_gets_the_plain_refusal(
-    asgi_client, route, text
-):
+def test_a_refused_caller_without_a_crisis_flag_gets_the_plain_refusal(asgi_client, route, text):
     response = asgi_client.post(
         route, content=text.encode(), headers={"content-type": "application/json"}
     )

@@ -5,6 +5,8 @@ database) and crisis answers go on, recorded in the service log."""
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -13,6 +15,7 @@ from service_fixtures import (  # noqa: F401  (fixtures)
     PROFILE,
     champion_home,
     running_server,
+    server_url,
     train_version,
 )
 
@@ -96,3 +99,36 @@ def test_a_read_only_audit_database_over_http(champion_home, tmp_path):
         )
     text = log.read_text()
     assert crisis.json()["request_id"] in text and "ro-1" not in text
+
+
+@pytest.mark.parametrize("route", ["/recommend", "/recommend_batch", "/allocate"])
+def test_bodies_the_server_cannot_read_still_carry_crisis_resources(server_url, route):
+    # Not JSON (cut short), a form, and more than the 32 MiB the server reads: each keeps its
+    # refusal, and its text's crisis flag gets the resources once for the request.
+    flagged = json.dumps({"person_id": "s-9", "crisis_risk": True})
+    if route != "/recommend":
+        flagged = '{"profiles": [' + flagged
+    bodies = [
+        (flagged[:-1].encode(), "application/json", 400),
+        (b"person_id=s-9&crisis_risk=on", "application/x-www-form-urlencoded", 400),
+        (
+            flagged.encode()[:-1] + b', "pad": "' + b"x" * (33 * 2**20) + b'"}',
+            "application/json",
+            413,
+        ),
+    ]
+    for body, content_type, status in bodies:
+        response = httpx.post(
+            f"{server_url}{route}",
+            content=body,
+            headers={**headers("program"), "content-type": content_type},
+            timeout=120,
+        )
+        assert response.status_code == status, response.text[:500]
+        refusal = response.json()
+        assert refusal["problems"][0]["field"] == "body"
+        (crisis,) = refusal["crisis_results"]
+        assert crisis["index"] == (0 if route == "/recommend" else None)
+        assert crisis["answer"]["safety"]["level"] == "crisis"
+        assert any("988" in r["contact"] for r in crisis["answer"]["safety"]["resources"])
+        assert "s-9" not in response.text

@@ -6,8 +6,8 @@ were estimated.
 """
 
 from recommender.policy._allocation import Allocation, allocate
-from recommender.policy._limits import ArmLimits, limits_from_catalog
-from recommender.policy._planning import PlannedCohort, plan_allocation
+from recommender.policy._limits import MAX_CAPACITY, ArmLimits, limits_from_catalog
+from recommender.policy._planning import PlannedCohort, check_plan_options, plan_allocation
 from recommender.policy._eligibility import (
     Exclusion,
     eligibility_matrix,
@@ -52,6 +52,7 @@ __all__ = [
     "CRISIS_COLUMN",
     "Allocation",
     "ArmLimits",
+    "MAX_CAPACITY",
     "CrisisResource",
     "FAIRNESS_ATTRIBUTES",
     "Exclusion",
@@ -65,6 +66,7 @@ __all__ = [
     "crisis_flags",
     "arm_order",
     "best_arm",
+    "check_plan_options",
     "eligibility_matrix",
     "eligible_mask",
     "fairness_records",

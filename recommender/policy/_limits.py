@@ -13,8 +13,11 @@ from dataclasses import dataclass, replace
 
 from recommender.errors import InputError
 
-__all__ = ["ArmLimits", "MAX_COST_PER_PERSON", "limits_from_catalog"]
+__all__ = ["ArmLimits", "MAX_CAPACITY", "MAX_COST_PER_PERSON", "limits_from_catalog"]
 
+# Places one arm may have in a cycle: far beyond any program, and a bound the solver can use.
+# The one limit of the CLI's --capacity, the service's capacity and every library caller's.
+MAX_CAPACITY = 1_000_000
 # US$ per person an arm may cost: far beyond any program, and within what the solver takes (HiGHS
 # refuses a budget coefficient of 1e15 or more as a model error, which read as "no allocation").
 MAX_COST_PER_PERSON = 1e9
@@ -62,8 +65,9 @@ def limits_from_catalog(
     ------
     InputError
         Naming every bad override (``capacity.<arm>``, ``cost.<arm>``): an arm the catalog does
-        not offer, a capacity that is not a whole number >= 0 or cannot hold one group (0
-        closes the arm), a cost that is not a finite number >= 0.
+        not offer, a capacity that is not a whole number from 0 to ``MAX_CAPACITY`` or cannot
+        hold one group (0 closes the arm), a cost that is not a finite number >= 0 within
+        ``MAX_COST_PER_PERSON``.
     """
     arms = catalog.treatment_arms if arms is None else arms
     limits = {
@@ -92,12 +96,15 @@ def limits_from_catalog(
                     + ", ".join(catalog.treatment_arms),
                     "unknown intervention",
                 )
-            elif kind == "capacity" and (places := _whole(value)) is None:
+            elif kind == "capacity" and (
+                (places := _whole(value)) is None or places > MAX_CAPACITY
+            ):
                 refuse(
                     field,
                     shown,
-                    "a whole number of places >= 0 (0: not offered this cycle)",
-                    "not a whole number >= 0",
+                    f"a whole number of places >= 0 and at most {MAX_CAPACITY:,} (0: not "
+                    "offered this cycle)",
+                    "not a whole number >= 0 within the largest capacity",
                 )
             elif kind == "capacity" and 0 < places < catalog.arm(arm).group_min:
                 # No group can be formed: almost surely a mistake, not a way to close the arm.
@@ -132,8 +139,8 @@ def limits_from_catalog(
 def _whole(value) -> int | None:
     """``value`` as a whole number >= 0, or None when it is not one (never raises).
 
-    Any size of integer is a whole number (a capacity of 10**30 is "no limit in practice"); so
-    is a float with no fraction. A bool, a string or anything else is not a number here.
+    Any size of integer is a whole number (a capacity of 10**30 is then refused as beyond
+    ``MAX_CAPACITY``, by name, never overflowing); so is a float with no fraction. A bool, a string or anything else is not a number here.
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return None

@@ -20,11 +20,11 @@ import pandas as pd
 from recommender.errors import InputError
 from recommender.policy._allocation import Allocation, allocate
 from recommender.policy._eligibility import eligible_mask
-from recommender.policy._fairness import FAIRNESS_ATTRIBUTES, MIN_CELL
-from recommender.policy._limits import limits_from_catalog
+from recommender.policy._fairness import FAIRNESS_ATTRIBUTES, MIN_CELL, check_floors
+from recommender.policy._limits import ArmLimits, limits_from_catalog
 from recommender.policy._ranking import best_arm
 
-__all__ = ["PlannedCohort", "plan_allocation"]
+__all__ = ["PlannedCohort", "check_plan_options", "plan_allocation"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,60 @@ class PlannedCohort:
     allocated: np.ndarray
     recommended: np.ndarray
     figures: np.ndarray
+
+
+def check_plan_options(
+    catalog,
+    arms: Sequence[str] | None = None,
+    *,
+    capacity: Mapping[str, float] | None = None,
+    cost: Mapping[str, float] | None = None,
+    floors: Mapping[str, float] | None = None,
+) -> dict[str, ArmLimits]:
+    """A plan's options checked before anything is scored or planned; this cycle's limits.
+
+    What :func:`plan_allocation` checks first, for callers that want a bad option refused
+    before they score a cohort (``recommender allocate`` before it loads the model, the
+    service's ``/allocate`` before it checks and scores the profiles).
+
+    Parameters
+    ----------
+    catalog : Catalog
+    arms : sequence of str, optional
+        The arms planned with (default: every treatment arm of the catalog).
+    capacity, cost : mapping of arm to number, optional
+        As for :func:`~recommender.policy.limits_from_catalog`.
+    floors : mapping of role to share, optional
+        As for :func:`~recommender.policy.allocate`.
+
+    Returns
+    -------
+    dict of arm to ArmLimits
+
+    Raises
+    ------
+    InputError
+        Naming every bad option (``capacity.<arm>``, ``cost.<arm>``, ``floors.<role>``): its
+        value and what is accepted.
+    """
+    problems, limits = [], {}
+    try:
+        limits = limits_from_catalog(catalog, arms, capacity=capacity, cost=cost)
+    except InputError as error:
+        problems += error.problems
+    try:
+        check_floors(floors)
+    except InputError as error:  # (floors that are not a mapping come without problems)
+        problems += error.problems or [{"field": "floors", "value": None, "accepted": str(error)}]
+    if problems:
+        first = problems[0]
+        raise InputError(
+            f"{first['field']}: {first.get('value')!r} is not accepted; accepted: "
+            f"{first.get('accepted', '')}"
+            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+            problems=problems,
+        )
+    return limits
 
 
 def plan_allocation(
@@ -113,7 +167,7 @@ def plan_allocation(
         np.asarray(table, dtype=float).reshape(n, len(arms))[:, columns]
         for table in (effect, lower, upper)
     )
-    limits = limits_from_catalog(catalog, planned, capacity=capacity, cost=cost)
+    limits = check_plan_options(catalog, planned, capacity=capacity, cost=cost, floors=floors)
     rows = profiles if isinstance(profiles, pd.DataFrame) else list(profiles)
     # an arm without an estimate for someone is not given to them
     estimated = np.isfinite(effect) & np.isfinite(lower) & np.isfinite(upper)

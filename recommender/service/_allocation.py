@@ -20,7 +20,13 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 
 from recommender.errors import InputError, PlanTimeout
-from recommender.policy import fairness_records, plan_allocation, triage
+from recommender.policy import (
+    MAX_CAPACITY,
+    check_plan_options,
+    fairness_records,
+    plan_allocation,
+    triage,
+)
 from recommender.service._crisis import crisis_flagged, record_answers, safety_block
 from recommender.service._problems import Problem
 from recommender.service._requests import MAX_BATCH_ROWS, ProfileEntry
@@ -30,12 +36,8 @@ __all__ = [
     "AllocationRequest",
     "AllocationPlan",
     "ALLOCATION_ACCEPTED",
-    "MAX_CAPACITY",
     "allocate_cohort",
 ]
-
-# Places one arm may have in a cycle: far beyond any program, and a bound the solver can use.
-MAX_CAPACITY = 1_000_000
 
 # What each /allocate field accepts, in words (``profiles`` as in /recommend_batch).
 ALLOCATION_ACCEPTED = {
@@ -236,6 +238,11 @@ def allocate_cohort(
         answers = [answer for answer, _ in pairs]
         record_answers(engine.audit, [record for _, record in pairs], answers, range(len(pairs)))
         crisis.update(zip(flagged, answers))
+    # The options before the profiles and the model, by name, as `recommender allocate` does:
+    # a bad capacity or floor is the caller's to correct, not a plan the solver did not find.
+    check_plan_options(
+        catalog, _planned_arms(engine), capacity=request.capacity, floors=request.floors
+    )
     # Crisis entries never reach the check, the model or the solver.
     rows = _checked_cohort(engine, request.profiles, skip=crisis)
     planned = sorted(rows)
@@ -251,7 +258,7 @@ def allocate_cohort(
         position = where[i]
         triaged = triage(rows[i], config.safety)
         allocated = str(cohort.allocated[position])
-        figures = [float(v) for v in cohort.figures[position]]
+        figures = [round(float(v), 3) for v in cohort.figures[position]]
         request_id = uuid.uuid4().hex
         assignments.append(
             PersonPlan(
@@ -267,7 +274,7 @@ def allocate_cohort(
         effects = {control: [0.0, 0.0, 0.0]}
         effects.update(
             {
-                arm: [float(v) for v in estimates[position, j]]
+                arm: [round(float(v), 3) for v in estimates[position, j]]
                 for j, arm in enumerate(cohort.arms)
                 if cohort.allowed[position, j]
             }
@@ -326,13 +333,14 @@ def _planned_cohort(engine, cohort, request, time_limit):
     Returns the policy's :class:`~recommender.policy.PlannedCohort` and every planned arm's
     figures (people x arms x effect, lower, upper), which the audit records.
     """
-    arms = [arm for arm in engine.catalog.treatment_arms if arm in engine.modelled]
+    arms = _planned_arms(engine)
     if cohort:
         prediction = engine.model.predict(engine.model.encode(cohort), alpha=engine.config.alpha)
         columns = [list(prediction.arms).index(arm) for arm in arms]
-        # Planned on the figures the answer shows (three decimals).
+        # Planned on the model's full figures, as `recommender allocate` plans (rounded, a
+        # near tie could be planned otherwise); the answer and the audit show three decimals.
         effect, lower, upper = (
-            np.asarray(table, dtype=float)[:, columns].round(3)
+            np.asarray(table, dtype=float)[:, columns]
             for table in (prediction.effect, prediction.lower, prediction.upper)
         )
     else:
@@ -365,6 +373,11 @@ def _planned_cohort(engine, cohort, request, time_limit):
         ) from None
     columns = [arms.index(arm) for arm in plan.arms]
     return plan, np.stack([effect, lower, upper], axis=2)[:, columns]
+
+
+def _planned_arms(engine) -> list[str]:
+    """The catalog's treatment arms the served model estimates, in catalog order."""
+    return [arm for arm in engine.catalog.treatment_arms if arm in engine.modelled]
 
 
 def _checked_cohort(engine, raws: Sequence, *, skip=()) -> dict[int, dict]:

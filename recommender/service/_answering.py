@@ -9,29 +9,27 @@ base class); nothing here imports BentoML.
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 
 from starlette.responses import JSONResponse, Response
 
 from recommender.errors import InputError, PlanTimeout
-from recommender.explain import complements_for
 from recommender.service._allocation import AllocationRequest, allocate_cohort
 from recommender.service._answer_json import batch_response_json
-from recommender.service._crisis import crisis_answer, crisis_flagged, record_answers
+from recommender.service._crisis import crisis_flagged
 from recommender.service._engine import AuditUnavailable
 from recommender.service._outcomes import OutcomeRefused, record_outcomes
-from recommender.service._problems import as_problems
 from recommender.service._requests import BatchRequest, OutcomesRequest, ServedProfileRequest
-from recommender.service._serving import Serving, Unservable
+from recommender.service._refused import Refusing, refusal
+from recommender.service._serving import Unservable
 
-__all__ = ["Answering", "refusal"]
+__all__ = ["Answering"]
 
 log = logging.getLogger("recommender.service")
 
 
-class Answering(Serving):
+class Answering(Refusing):
     """The handlers of ``/recommend``, ``/recommend_batch``, ``/allocate``, ``/outcomes`` and
     ``/reload``."""
 
@@ -51,90 +49,6 @@ class Answering(Serving):
             "/recommend": self._recommend_body,
             "/recommend_batch": self._recommend_batch_body,
         }
-
-    @property
-    def refused_routes(self) -> dict:
-        """Per route, the answer to a body the front door refuses (422: a key given twice, a
-        field the route does not take, a budget out of range): ``(body, caller_role, (status,
-        payload)) -> Response``, run on a worker thread.
-
-        The refusal stands, but the crisis flags in the body are still answered: ``/recommend``
-        gives the crisis answer, naming the repeated key in ``ignored``; a batch or plan is
-        refused with its crisis answers in ``crisis_results`` (up to ``max_batch_rows`` entries).
-        """
-        return {
-            "/recommend": self._refused_recommend,
-            "/recommend_batch": self._refused_batch,
-            "/allocate": self._refused_plan,
-        }
-
-    @property
-    def unauthorized_routes(self) -> dict:
-        """Per route, the answer to a caller refused 401 or 403: ``(body, None, (status,
-        payload)) -> Response``, run on a worker thread.
-
-        The refusal stands and nothing is recorded (the caller may not write to the audit
-        log), but every crisis flag in the body (the profile of ``/recommend``, the entries of
-        a batch or plan, up to ``max_batch_rows``) gets its crisis answer in
-        ``crisis_results``: crisis resources never depend on a key.
-        """
-        return {
-            "/recommend": self._refused_caller_one,
-            "/recommend_batch": self._refused_caller_cohort,
-            "/allocate": self._refused_caller_cohort,
-        }
-
-    def _refused_caller_one(self, body: bytes, _caller_role: None, refused) -> Response:
-        return self._refused_caller(body, refused, single=True)
-
-    def _refused_caller_cohort(self, body: bytes, _caller_role: None, refused) -> Response:
-        return self._refused_caller(body, refused, single=False)
-
-    def _refused_caller(self, body: bytes, refused, *, single: bool) -> Response:
-        status, payload = refused
-        raw = _flags_kept(body)
-        if single:
-            profiles = [raw]
-        else:
-            profiles = raw.get("profiles") if isinstance(raw, dict) else None
-        if not isinstance(profiles, list) or len(profiles) > self.config.max_batch_rows:
-            return JSONResponse(payload, status_code=status)
-        flagged = [i for i, profile in enumerate(profiles) if crisis_flagged(profile)]
-        if not flagged:
-            return JSONResponse(payload, status_code=status)
-        answers = self._crisis_answers(
-            [profiles[i] for i in flagged],
-            None,
-            compact=not single,
-            prefixes=None if single else [f"profiles[{i}]" for i in flagged],
-            unrecorded=f"not recorded: the request was refused ({status}), so nothing of it "
-            "was written to the audit log",
-        )
-        return refusal(status, payload["error"], None, dict(zip(flagged, answers)))
-
-    def _refused_recommend(self, body: bytes, caller_role: str, refused) -> Response:
-        status, payload = refused
-        raw = _flags_kept(body)
-        if not crisis_flagged(raw):
-            return JSONResponse(payload, status_code=status)
-        answer = self._crisis_answers([raw], caller_role)[0]
-        answer["ignored"] = [*payload["problems"], *answer["ignored"]]
-        return JSONResponse(answer)
-
-    def _refused_batch(self, body: bytes, caller_role: str, refused) -> Response:
-        return self._refused_cohort(body, caller_role, refused, uuid.uuid4().hex)
-
-    def _refused_plan(self, body: bytes, caller_role: str, refused) -> Response:
-        return self._refused_cohort(body, caller_role, refused, f"plan-{uuid.uuid4().hex}")
-
-    def _refused_cohort(self, body: bytes, caller_role: str, refused, batch_id: str) -> Response:
-        status, payload = refused
-        raw = _flags_kept(body)
-        profiles = raw.get("profiles") if isinstance(raw, dict) else None
-        if not isinstance(profiles, list) or len(profiles) > self.config.max_batch_rows:
-            return JSONResponse(payload, status_code=status)
-        crisis = self._crisis_rows(profiles, caller_role, batch_id)
-        return refusal(status, payload["error"], payload["problems"], crisis)
 
     def _recommend_body(self, body: bytes, caller_role: str) -> Response:
         return self._recommend(ServedProfileRequest.model_validate_json(body), caller_role)
@@ -164,9 +78,9 @@ class Answering(Serving):
 
     def _recommend_batch(self, request: BatchRequest, caller_role: str) -> Response:
         engine = self.engine
-        if len(request.profiles) > self.config.max_batch_rows:
-            return self._too_many(len(request.profiles))
         batch_id = uuid.uuid4().hex
+        if len(request.profiles) > self.config.max_batch_rows:
+            return self._too_many(request.profiles, caller_role, batch_id)
         # Crisis rows first, on their own: they neither block nor are blocked by the others.
         crisis = self._crisis_rows(request.profiles, caller_role, batch_id, same_person=True)
         if engine is None:
@@ -212,9 +126,9 @@ class Answering(Serving):
     def _allocate(self, request: AllocationRequest, caller_role: str):
         """A cohort's plan (the response model), or the refusal to send instead."""
         engine = self.engine
-        if len(request.profiles) > self.config.max_batch_rows:
-            return self._too_many(len(request.profiles))
         plan_id = f"plan-{uuid.uuid4().hex}"
+        if len(request.profiles) > self.config.max_batch_rows:
+            return self._too_many(request.profiles, caller_role, plan_id)
         # Crisis rows get their resources before any planning, whatever happens to the plan.
         crisis = self._crisis_rows(request.profiles, caller_role, plan_id)
         if engine is None:
@@ -254,96 +168,6 @@ class Answering(Serving):
             )
         return plan
 
-    def _crisis_answers(
-        self,
-        raws,
-        caller_role: str,
-        batch_id: str | None = None,
-        *,
-        compact: bool = False,
-        prefixes=None,
-        unrecorded: str | None = None,
-    ) -> list[dict]:
-        """Crisis answers for flagged bodies, recorded (in the service log if the audit store
-        fails); they need no model, so one is used only for its version when loaded.
-
-        ``unrecorded``: why they are recorded nowhere (a refused caller's), as their
-        ``safety.recorded_in`` says; the service log counts them, without identifiers.
-        """
-        engine, config = self.engine, self.config
-        prefixes = prefixes or [""] * len(raws)
-        if engine is not None:
-            pairs = [
-                engine.crisis_answer(
-                    raw, caller_role=caller_role, batch_id=batch_id, compact=compact, prefix=prefix
-                )
-                for raw, prefix in zip(raws, prefixes)
-            ]
-        else:
-            pairs = [
-                crisis_answer(
-                    raw,
-                    config.safety,
-                    model_version=None,
-                    catalog_version=None if self.catalog is None else self.catalog.version,
-                    coverage=config.coverage,
-                    disclaimer=None if compact else config.disclaimer,
-                    context=None if compact else self.context_without_model,
-                    caller_role=caller_role,
-                    batch_id=batch_id,
-                    prefix=prefix,
-                )
-                for raw, prefix in zip(raws, prefixes)
-            ]
-        answers = [answer for answer, _ in pairs]
-        if engine is None and not compact and self.catalog is not None:
-            complements = complements_for(self.catalog)
-            for answer in answers:
-                answer["complements"] = complements
-        if unrecorded is not None:
-            for answer in answers:
-                answer["safety"]["recorded_in"] = unrecorded
-            log.warning("%d crisis answer(s) given, %s", len(answers), unrecorded)
-            return answers
-        records = [record for _, record in pairs]
-        for record in records:  # hashed with the store's salt even while no store is open
-            record["person_hash"] = self._person_hash(record["person_id"])
-        record_answers(self.audit, records, answers, range(len(pairs)))
-        return answers
-
-    def _crisis_rows(
-        self, profiles, caller_role: str, batch_id: str, *, same_person: bool = False
-    ) -> dict[int, dict]:
-        """``{position: crisis answer}`` for the flagged entries of a batch or plan.
-
-        ``same_person`` (batches, where a person may be named twice): an entry whose person_id
-        a flagged entry also names gets the crisis answer too, never a ranking, with the
-        flagged entry named in its ``ignored``. (A plan refuses a person named twice.)
-        """
-        flagged = [i for i, raw in enumerate(profiles) if crisis_flagged(raw)]
-        because = _flagged_elsewhere(profiles, flagged) if same_person else {}
-        answered = sorted([*flagged, *because])
-        answers = self._crisis_answers(
-            [profiles[i] for i in answered],
-            caller_role,
-            batch_id,
-            compact=True,
-            prefixes=[f"profiles[{i}]" for i in answered],
-        )
-        for i, answer in zip(answered, answers):
-            if i in because:
-                answer["ignored"] = [
-                    {
-                        "field": f"profiles[{i}].crisis_risk",
-                        "value": None,
-                        "accepted": "crisis resources and no ranking for this person_id",
-                        "message": f"profiles[{because[i]}] flags the same person_id for "
-                        "crisis risk",
-                    },
-                    *answer["ignored"],
-                ]
-        return dict(zip(answered, answers))
-
     def _refusal_for_the_store(self, crisis: dict[int, dict], given: str) -> JSONResponse:
         cause = next(iter(crisis.values()))["safety"]["recorded_in"]
         return refusal(
@@ -380,8 +204,10 @@ class Answering(Serving):
             crisis,
         )
 
-    def _too_many(self, entries: int) -> JSONResponse:
-        limit = self.config.max_batch_rows
+    def _too_many(self, profiles, caller_role: str, batch_id: str) -> JSONResponse:
+        """413 for more entries than the service's ``max_batch_rows``; the flagged entries
+        still get their crisis answers (at most the 10,000 entries any request may hold)."""
+        limit, entries = self.config.max_batch_rows, len(profiles)
         return refusal(
             413,
             f"profiles: {entries:,} entries; at most {limit:,} are accepted per request",
@@ -393,6 +219,7 @@ class Answering(Serving):
                     "message": "too many",
                 }
             ],
+            self._crisis_rows(profiles, caller_role, batch_id),
         )
 
     def _record_outcomes(self, request: OutcomesRequest) -> JSONResponse:
@@ -459,50 +286,3 @@ def _store_failed(crisis: dict[int, dict]) -> bool:
     return any(
         answer["safety"]["recorded_in"].startswith("service log") for answer in crisis.values()
     )
-
-
-def _flagged_elsewhere(profiles, flagged) -> dict[int, int]:
-    """``{position: flagged position}`` for the entries not flagged themselves whose person_id
-    a flagged entry also names (the first such entry)."""
-    first: dict[str, int] = {}
-    for i in flagged:
-        person = _person_key(profiles[i])
-        if person is not None:
-            first.setdefault(person, i)
-    if not first:  # the usual batch: nobody flagged, nothing to look up
-        return {}
-    skip = set(flagged)
-    return {
-        i: first[person]
-        for i, raw in enumerate(profiles)
-        if i not in skip and (person := _person_key(raw)) is not None and person in first
-    }
-
-
-def _person_key(raw) -> str | None:
-    person = raw.get("person_id") if isinstance(raw, dict) else None
-    if isinstance(person, bool) or not isinstance(person, (str, int)) or person == "":
-        return None
-    return str(person)
-
-
-def _flags_kept(body: bytes):
-    """A body with keys given twice, read so that a crisis flag read as true anywhere in an
-    object stays set (other keys: the last value)."""
-
-    def keep_flags(pairs: list) -> dict:
-        read: dict = {}
-        for key, value in pairs:
-            if key == "crisis_risk" and crisis_flagged(read):
-                continue
-            read[key] = value
-        return read
-
-    return json.loads(body, object_pairs_hook=keep_flags)
-
-
-def refusal(status: int, message: str, problems=None, crisis=None) -> JSONResponse:
-    body = {"error": message, "problems": as_problems(problems)}
-    if crisis:  # a batch or plan refused: its crisis rows are answered all the same
-        body["crisis_results"] = [{"index": i, "answer": crisis[i]} for i in sorted(crisis)]
-    return JSONResponse(body, status_code=status)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -27,6 +28,7 @@ __all__ = [
     "NO_MODEL",
     "crisis_answer",
     "crisis_flagged",
+    "crisis_in_text",
     "record_answers",
     "safety_block",
 ]
@@ -80,6 +82,41 @@ def crisis_flagged(raw) -> bool:
         return bool(_FLAG.validate_python(flag))
     except ValidationError:
         return False
+
+
+# ``crisis_risk`` as a key set to a value ``crisis_flagged`` reads as true, in any text a caller
+# may send by mistake: JSON however broken (``"crisis_risk": true``, or escaped inside a string:
+# ``\"crisis_risk\": \"yes\"``), a Python dict's repr (``'crisis_risk': True``), a form
+# (``crisis_risk=on``) or a multipart field (``name="crisis_risk"``, a blank line, ``true``).
+# It starts with its literal so the search skips ahead in C; it can be fooled only into
+# giving resources (by a string that holds such text), never into withholding them.
+_FLAG_IN_TEXT = re.compile(
+    rb"crisis_risk(?:\\?[\"'])?"
+    rb"(?:[ \t\r\n]*[:=][ \t\r\n]*|\r?\n\r?\n)"
+    rb"(?:\\?[\"'])?[ \t]*(?i:true|yes|on|1|t|y)[ \t]*(?![A-Za-z0-9_.])"
+)
+
+
+def crisis_in_text(body: bytes) -> bool:
+    """Does the raw text of a body no parser could read set ``crisis_risk``?
+
+    For refusals only (a body that is not JSON, nested too deep, too large, or not the route's
+    request): one linear search in C, about a second on 32 MiB of the worst text, so callers
+    bound what they pass (the front door passes at most the bytes it reads of any body).
+    A key named otherwise (``not_crisis_risk``) does not count.
+
+    Examples
+    --------
+    >>> crisis_in_text(b'{"person_id": "a", "crisis_risk": true,'), crisis_in_text(b"crisis_risk=on")
+    (True, True)
+    >>> crisis_in_text(b"{'crisis_risk': False}"), crisis_in_text(b'{"not_crisis_risk": true')
+    (False, False)
+    """
+    for match in _FLAG_IN_TEXT.finditer(body):
+        start = match.start()
+        if start == 0 or not (body[start - 1 : start].isalnum() or body[start - 1] == 0x5F):
+            return True
+    return False
 
 
 def safety_block(safety, *, recorded_in: str = AUDIT_LOG) -> dict:

@@ -36,6 +36,26 @@ MAX_BODY_BYTES = 32 * 1024 * 1024
 MAX_JSON_DEPTH = 32
 
 
+# A body no parser could read shows no crisis flag without this key: it is refused at once,
+# without a worker thread or a scan of its text (a hostile body costs what it did before).
+_FLAG_KEY = b"crisis_risk"
+
+_TOO_LARGE = (
+    413,
+    {
+        "error": f"the request body is larger than {MAX_BODY_BYTES:,} bytes",
+        "problems": [
+            {
+                "field": "body",
+                "value": None,
+                "accepted": f"at most {MAX_BODY_BYTES:,} bytes",
+                "message": "too large",
+            }
+        ],
+    },
+)
+
+
 def _json_response(status: int, payload: dict, headers: dict | None = None):
     from starlette.responses import JSONResponse
 
@@ -51,7 +71,8 @@ class Gate:
         The wrapped application.
     current : callable
         Returns the live service object (with ``keyring``, ``body_models``,
-        ``direct_routes`` and ``refused_routes``), or ``None`` while it is starting.
+        ``direct_routes``, ``refused_routes``, ``unread_routes`` and ``unauthorized_routes``),
+        or ``None`` while it is starting.
     threads : int, default 1
         How many requests of the direct routes are answered at once (the service's
         ``threads``); the others wait their turn.
@@ -100,30 +121,19 @@ class Gate:
             return await self.app(scope, receive, send)
 
         body, too_large = await _read_body(receive)
-        if too_large:
-            response = _json_response(
-                413,
-                {
-                    "error": f"the request body is larger than {MAX_BODY_BYTES:,} bytes",
-                    "problems": [
-                        {
-                            "field": "body",
-                            "value": None,
-                            "accepted": f"at most {MAX_BODY_BYTES:,} bytes",
-                            "message": "too large",
-                        }
-                    ],
-                },
-            )
-            return await response(scope, receive, send)
         model, known, accepted = body_model
-        body = body if body.strip() else b"{}"  # no body is an empty object, not a JSON error
-        refusal = _unparsable(body) or _invalid(model, body, known, accepted)
+        if not too_large:
+            body = body if body.strip() else b"{}"  # no body is an empty object, not bad JSON
+        refusal = (
+            _TOO_LARGE if too_large else _unparsable(body) or _invalid(model, body, known, accepted)
+        )
         if refusal is not None:
-            # The refusal stands, but the crisis flags in the body are still answered (the
-            # service's ``refused_routes``); a body no parser could read (400) has none.
-            answer = service.refused_routes.get(path.rstrip("/")) if refusal[0] == 422 else None
-            if answer is None:
+            # The refusal stands, but the crisis flags in the body are still answered: those
+            # read from it (the service's ``refused_routes``), or, in a body no parser could
+            # read (400, 413), one seen in its text (``unread_routes``).
+            routes = service.refused_routes if refusal[0] == 422 else service.unread_routes
+            answer = routes.get(path.rstrip("/"))
+            if answer is None or (refusal[0] != 422 and _FLAG_KEY not in body):
                 response = _json_response(*refusal)
             else:
                 response = await self._answer(answer, body, decision.role, refusal)
@@ -149,17 +159,23 @@ class Gate:
         return await self.app(scope, _replay(body, receive), send)
 
     async def _unauthorized(self, service, scope, receive, path: str, decision):
-        """401 or 403; on a route that answers profiles, a readable body's crisis flags still
-        get their resources (in ``crisis_results``, recorded nowhere: the caller is not
-        authorized to write to the audit log). A crisis answer never depends on a key."""
+        """401 or 403; on a route that answers profiles, the body's crisis flags (read from it,
+        or seen in the text of a body no parser could read) still get their resources (in
+        ``crisis_results``, recorded nowhere: the caller is not authorized to write to the
+        audit log). A crisis answer never depends on a key."""
         refused = (decision.status, {"error": decision.message, "problems": []})
         answer = service.unauthorized_routes.get(path.rstrip("/"))
         if answer is not None and scope.get("method") == "POST":
             body, too_large = await _read_body(receive)
-            # Keys given twice (a 422 of their own) are read as the refused routes read them.
+            # Keys given twice (a 422 of their own) are read as the refused routes read them; a
+            # body no parser could read may still show a crisis flag in its text.
             problem = (400,) if too_large or not body.strip() else _unparsable(body)
             if problem is None or problem[0] == 422:
                 response = await self._answer(answer, body, None, refused)
+            elif _FLAG_KEY in body:
+                response = await self._answer(
+                    service.unread_routes[path.rstrip("/")], body, None, refused
+                )
             else:
                 response = _json_response(*refused)
         else:
@@ -371,6 +387,8 @@ def _invalid(model, body: bytes, known, accepted) -> tuple[int, dict] | None:
 
 
 async def _read_body(receive) -> tuple[bytes, bool]:
+    """``(body, too_large)``; of a body larger than MAX_BODY_BYTES, its first MAX_BODY_BYTES
+    bytes (its crisis flags are looked for there) and nothing more is read."""
     chunks, size = [], 0
     while True:
         message = await receive()
@@ -379,7 +397,8 @@ async def _read_body(receive) -> tuple[bytes, bool]:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            return b"", True
+            chunks.append(chunk[: len(chunk) - (size - MAX_BODY_BYTES)])
+            return b"".join(chunks), True
         chunks.append(chunk)
         if not message.get("more_body", False):
             break

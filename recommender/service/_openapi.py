@@ -33,6 +33,7 @@ from pydantic.json_schema import models_json_schema
 from recommender import __version__
 from recommender.service._allocation import AllocationPlan, AllocationRequest
 from recommender.service._auth import PERMISSIONS
+from recommender.service._gate import MAX_BODY_BYTES
 from recommender.service._outcomes import OutcomeRow
 from recommender.service._problems import ErrorResponse
 from recommender.service._requests import (
@@ -74,8 +75,10 @@ _ROUTES = {
 }
 
 _STATUS = {
-    400: "The body is not JSON (or empty, or nested too deep): nothing could be read, so no "
-    "crisis answer either.",
+    400: "The body is not JSON (or nested too deep): nothing could be read; when its text "
+    "sets crisis_risk (e.g. '\"crisis_risk\": true', 'crisis_risk=on'), one crisis answer "
+    "for the request is given all the same, in crisis_results (index null on a batch or "
+    "plan: which entry set it cannot be told).",
     401: "No API key, or one that is not valid. Profiles flagged crisis_risk in a readable body "
     "still get their crisis answers, in crisis_results (recorded nowhere).",
     403: "The key's role may not call this route; the error names the roles that may.",
@@ -85,7 +88,9 @@ _STATUS = {
         "recorded.",
         "/reload": "The registry's champion cannot be loaded; the version named keeps serving.",
     },
-    413: "The body, or the number of entries, is over the limit given in the error.",
+    413: "The body, or the number of entries, is over the limit given in the error; crisis "
+    "answers are given all the same, in crisis_results (for a body too large, one for the "
+    f"request when the text of its first {MAX_BODY_BYTES // 2**20} MiB sets crisis_risk).",
     422: "Not valid: every problem is named (field, value received, what is accepted); crisis "
     "answers are given all the same, in crisis_results.",
     500: "An unexpected failure, a defect of the service; the service log has the details.",

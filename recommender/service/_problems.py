@@ -39,7 +39,9 @@ class ErrorResponse(BaseModel):
         description="The crisis answers given all the same, each with the position of its "
         "entry ('index'; 0 for /recommend's one profile) and its 'answer': a batch's or "
         "plan's refused or unanswered entries, and a refused caller's (401, 403) flagged "
-        "profiles, which are recorded nowhere.",
+        "profiles, which are recorded nowhere. A flag seen only in the text of a body that "
+        "could not be read is answered once for the request, for every role ('index' null on "
+        "a batch or plan, whose flagged entry cannot be told).",
     )
 
 
