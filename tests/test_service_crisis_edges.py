@@ -189,6 +189,30 @@ def test_a_flag_that_reads_as_false_with_spaces_is_still_refused(asgi_client):
     assert response.json()["problems"][0]["field"] == "crisis_risk"
 
 
+# -- a flag that cannot be read either way ---------------------------------------------------------
+@pytest.mark.parametrize("flag", ["maybe", 2, "unknown", {"set": True}])
+def test_a_flag_that_cannot_be_read_gets_crisis_resources_and_is_named(
+    asgi_client, linear_model, flag
+):
+    # It was refused 422 with nothing for the person; a file's unreadable flag is refused but
+    # its person listed with the resources. A request is answered as flagged (nothing ranked),
+    # and the value is named among the fields sent but not accepted.
+    for route in ("/recommend", "/recommend_batch", "/allocate"):
+        body = {**PROFILE, "person_id": "c-12", "crisis_risk": flag}
+        sent = body if route == "/recommend" else {"profiles": [body]}
+        response = asgi_client.post(route, json=sent, headers=auth("program"))
+        assert response.status_code == 200, (route, response.text)
+        if route == "/recommend":
+            answer = response.json()
+        elif route == "/recommend_batch":
+            answer = response.json()["results"][0]
+        else:
+            answer = response.json()["assignments"][0]
+        assert answer["safety"]["level"] == "crisis", route
+        assert any(p["field"].endswith("crisis_risk") for p in answer["ignored"]), answer
+    assert linear_model.calls == []
+
+
 # -- a batch naming a flagged person again ----------------------------------------------------------
 def test_a_batch_entry_of_a_person_flagged_in_another_entry_gets_crisis_resources(
     asgi_client, linear_model

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from recommender.cohort import CATEGORIES
 from recommender.policy import triage
@@ -39,7 +39,6 @@ AUDIT_LOG = "audit log"
 # The audit store's model_version of a crisis answer given while no model is loaded.
 NO_MODEL = "no model loaded"
 
-_FLAG = TypeAdapter(bool)
 _MAX_ID = 1000
 
 # Seconds crisis answers wait at most for their audit records' commit. Past it they are given,
@@ -70,18 +69,16 @@ class AuditNotOpened(RuntimeError):
 
 
 def crisis_flagged(raw) -> bool:
-    """Is a request body flagged ``crisis_risk``? Read leniently, as pydantic reads a bool
-    (``true``, ``"true"``, ``1``, ``"yes"``, spaces around text trimmed): a flag sent in a
-    slightly wrong type must not lose the person their resources."""
-    if not isinstance(raw, Mapping) or raw.get("crisis_risk") is None:
+    """Is a request body flagged ``crisis_risk``? Read by the files' rule,
+    :func:`recommender.policy.crisis_flag` (true/false, yes/no, y/n, t/f, on/off, 1/0, any
+    case, spaces around trimmed). A flag that cannot be read either way (``"maybe"``, ``2``)
+    counts as set, as a file's does: the person gets the crisis resources, and the answer's
+    ``ignored`` names the value, which the request model refuses."""
+    from recommender.policy import crisis_flag
+
+    if not isinstance(raw, Mapping) or "crisis_risk" not in raw:
         return False
-    flag = raw["crisis_risk"]
-    if isinstance(flag, str):  # "true " from a form or a spreadsheet cell says yes all the same
-        flag = flag.strip()
-    try:
-        return bool(_FLAG.validate_python(flag))
-    except ValidationError:
-        return False
+    return crisis_flag(raw["crisis_risk"]) is not False
 
 
 # ``crisis_risk`` as a key set to a value ``crisis_flagged`` reads as true, in any text a caller

@@ -108,8 +108,9 @@ _CRISIS_BODY = {
         "crisis_risk": {
             "const": True,
             "description": "Also read as set when sent as 1, 'true', 'yes', 'on', 't' or 'y' "
-            "(any case, spaces around trimmed): a flag sent in a slightly wrong type does not "
-            "lose the person their resources.",
+            "(any case, spaces around trimmed), or as any value that reads neither as set nor "
+            "as unset (false, 0, 'no', 'off', 'f', 'n'): a flag sent in a wrong type does not "
+            "lose the person their resources; such a value is named in 'ignored'.",
         }
     },
     "additionalProperties": True,

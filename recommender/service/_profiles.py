@@ -160,16 +160,13 @@ class ProfileSchema:
         return self.contract_only(raw)
 
     def crisis_flagged(self, raw) -> bool:
-        """Is ``raw`` (a request body) flagged ``crisis_risk``, read as its field reads it?
+        """Is ``raw`` (a request body) flagged ``crisis_risk``, read as every route reads it?
 
         Only asked of a model with extra features: without them every field is the contract's.
         """
-        if not self.extras or not isinstance(raw, Mapping):
-            return False
-        try:
-            return bool(_CRISIS_FLAG.validate_python(raw.get("crisis_risk", False)))
-        except ValidationError:
-            return False
+        from recommender.service._crisis import crisis_flagged
+
+        return bool(self.extras) and crisis_flagged(raw)
 
     def contract_only(self, raw: Mapping) -> dict:
         """``raw`` checked against the data contract's fields alone, extra features dropped
@@ -184,9 +181,6 @@ class ProfileSchema:
     def problems(self, error: ValidationError, *, prefix: str = "") -> list[dict]:
         """The problems of a failed :meth:`validate` (see :func:`problems_from`)."""
         return problems_from(error, prefix=prefix, known=self.fields, accepted=self.accepted)
-
-
-_CRISIS_FLAG = TypeAdapter(ProfileRequest.model_fields["crisis_risk"].annotation)
 
 
 class _FrontDoor:
