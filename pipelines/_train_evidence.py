@@ -208,6 +208,21 @@ def evidence_card_facts(
     )
 
 
+# Sections of the training config an evidence-only run does not read: it draws no data,
+# splits nothing, fits no learner and has the catalog's one outcome (EE). Logged as the run's
+# params they would say, in MLflow's compare view, that this run used (say) a T-learner.
+_UNUSED_SETTINGS = ("data", "split", "learner", "outcomes", "primary", "exclude_features")
+
+
+def _used_settings(settings: dict) -> dict:
+    """The training config without the sections an evidence-only run does not read.
+
+    The run's params are these; its ``config/train.yaml`` artifact keeps the config as given,
+    so the run can be repeated from it.
+    """
+    return {k: v for k, v in settings.items() if k not in _UNUSED_SETTINGS}
+
+
 def run_evidence_training(settings: dict, *, progress, reason: str | None = None):
     """Build, gate, card, log and register the evidence-only model; all or nothing."""
     from pipelines._train_card import card_stage
@@ -264,7 +279,7 @@ def run_evidence_training(settings: dict, *, progress, reason: str | None = None
             with progress.stage("log", "logging the evidence model to MLflow"):
                 run.log_params(
                     {
-                        "config": settings,
+                        "config": _used_settings(settings),
                         "data.source": "evidence",
                         "catalog.version": catalog.version,
                         "learner.chosen": {"ee": "evidence"},

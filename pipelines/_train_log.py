@@ -16,7 +16,10 @@ METRIC_UNITS = (
     "Metrics, on the held-out rows: policy_value.* and true_value.* are EE points avoided per "
     "person against usual care for all (higher is better); ate.* is the change in EE against "
     "usual care (lower is better); personalization_gain, regret, pehe.*, interval_width.*, "
-    "mean_width, qini.* and auuc.* are EE points; outcome_improved.<outcome> is points of that "
+    "mean_width, qini.* and auuc.* are EE points; qini_curve.<arm> (qini_curve_oracle.<arm> "
+    "on simulated data, ranked by the true effects) is the Qini curve, EE points avoided per "
+    "person when the arm goes only to the top share ranked by predicted benefit, with step the "
+    "share targeted in percent (0 to 100); outcome_improved.<outcome> is points of that "
     "outcome improved (for pa, higher is better); recommendation_share.*, coverage.*, "
     "coverage_mean and share_of_oracle are fractions of people (0 to 1); calibration_slope.* "
     "has no unit (1 is calibrated); gate.challenger, gate.champion and gate.difference are "
@@ -89,6 +92,7 @@ def log_stage(
     run.log_dict(config, "config/train.yaml")
     _log_datasets(run, cohort, split, config, model.feature_names)
     run.log_metrics(evaluation.metrics)
+    run.log_metric_steps(_qini_steps(evaluation.report.qini_curves))
     run.log_dict(evaluation.report.to_dict(), "evaluation/report.json")
     run.log_dict(
         {"summary": evaluation.report.summary().reset_index().to_dict(orient="records")},
@@ -117,6 +121,21 @@ def log_stage(
     if "person_id" in example.columns:  # a data file's ids are no one's business in MLflow
         example["person_id"] = [f"example-{i + 1}" for i in range(len(example))]
     return run.log_model(model, example)
+
+
+def _qini_steps(curves: dict) -> dict:
+    """The Qini curves as step metrics: ``qini_curve.<arm>`` (and ``qini_curve_oracle.<arm>``
+    on simulated data) with step = percent of people targeted, 0 to 100.
+
+    As steps, MLflow's compare view overlays them across runs, which the PNG plots cannot.
+    """
+    series = {}
+    for arm, curve in curves.items():
+        percent = (curve["fraction"] * 100).round().astype(int)
+        for column, name in (("qini", "qini_curve"), ("oracle", "qini_curve_oracle")):
+            if column in curve.columns:
+                series[f"{name}.{arm}"] = dict(zip(percent, curve[column]))
+    return series
 
 
 def _log_datasets(run, cohort: Cohort, split: Split, config: dict, features) -> None:

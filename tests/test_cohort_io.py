@@ -27,6 +27,28 @@ def test_written_cohort_reads_back_clean(tmp_path, suffix):
     assert validate_cohort(frame, training=True, arms=ARMS).ok
 
 
+def test_parquet_is_written_with_text_columns_as_text_and_still_dictionary_encoded(tmp_path):
+    # Found: category columns came back from pd.read_parquet as 'category', which MLflow's
+    # schema enforcement refuses for the registered model's string columns.
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    frame = clean_cohort()
+    for name, categories in CATEGORIES.items():
+        frame[name] = pd.Categorical(frame[name], categories=categories)
+    frame["intervention"] = pd.Categorical(frame["intervention"], categories=ARMS)
+    frame["site"] = pd.Categorical([None, *[7] * (len(frame) - 1)])
+    path = write_cohort(frame, tmp_path / "cohort.parquet")
+    back = pd.read_parquet(path)
+    assert not [c for c in back.columns if isinstance(back[c].dtype, pd.CategoricalDtype)]
+    assert back["gender"].tolist() == frame["gender"].astype(str).tolist()
+    assert back["site"].isna().sum() == 1 and back["site"].dropna().eq(7).all()
+    column = pq.ParquetFile(path).schema_arrow.get_field_index("role")
+    encodings = pq.ParquetFile(path).metadata.row_group(0).column(column).encodings
+    assert "RLE_DICTIONARY" in encodings
+    assert isinstance(frame["gender"].dtype, pd.CategoricalDtype)  # the caller's frame unchanged
+
+
 def test_csv_is_read_as_text_so_bad_cells_are_reported_not_coerced(tmp_path):
     frame = clean_cohort().astype(object)
     frame.loc[3, "age"] = "abc"

@@ -3,6 +3,7 @@ carded and gated like any model."""
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -157,6 +158,18 @@ def test_train_evidence_only_registers_gates_and_cards(tmp_path, monkeypatch):
 
         loaded, version = load_champion()
         assert version == first.version and loaded.metadata["source"] == "evidence"
+        # Found: the run's params said config.learner.learner = t (the config's) though no
+        # learner was fitted; they now hold only what the run read.
+        from recommender.registry import client
+
+        logged = client().get_run(first.run_id)
+        params = logged.data.params
+        assert params["learner.chosen.ee"] == "evidence"
+        assert params["config.gate.alpha"] and params["config.catalog"]
+        assert not [k for k in params if k.startswith(("config.learner.", "config.data."))]
+        assert "config.outcomes" not in params and "config.split.holdout_share" not in params
+        given = client().download_artifacts(first.run_id, "config/train.yaml", str(tmp_path))
+        assert "learner: t" in Path(given).read_text()  # the config as given, to repeat the run
         # A champion exists and there is no log to compare on: the next stays challenger.
         second = run_training(overrides=overrides)
         assert not second.gate.passed and "stays challenger" in second.gate.reason

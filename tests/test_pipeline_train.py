@@ -486,6 +486,22 @@ def test_run_and_version_say_what_they_are_why_and_in_which_units(trained, monke
     assert f"Gate passed: {result.gate.reason}" in version.description
 
 
+def test_the_qini_curves_are_step_metrics_by_percent_targeted(trained, monkeypatch):
+    # The curves were only PNG plots and report.json arrays: MLflow's compare view could not
+    # overlay them across runs.
+    result, home = trained
+    use_home(monkeypatch, home)
+    client = registry.client()
+    for arm, curve in result.report.qini_curves.items():
+        for column, name in (("qini", "qini_curve"), ("oracle", "qini_curve_oracle")):
+            history = client.get_metric_history(result.run_id, f"{name}.{arm}")
+            steps = sorted((m.step, m.value) for m in history)
+            assert [s for s, _ in steps] == list(range(101)), name
+            np.testing.assert_allclose([v for _, v in steps], curve[column].to_numpy())
+    described = client.get_run(result.run_id).data.tags["mlflow.note.content"]
+    assert "qini_curve.<arm>" in described and "share targeted in percent" in described
+
+
 def test_training_key_file_is_created_once_private(home, monkeypatch):
     monkeypatch.delenv("RECOMMENDER_TRAINING_KEY")
     assert train.training_key(create=False) is None

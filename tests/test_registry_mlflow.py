@@ -429,3 +429,27 @@ def test_a_new_version_whose_files_cannot_be_read_is_not_made_champion(home):
             run.register(info, gate=registry.gate_decision(np.ones(20)), reason="retrain")
     assert store_state(home) == before
     assert [str(v.version) for v in registry.client().search_model_versions()] == ["1"]
+
+
+def test_a_registered_version_predicts_on_the_simulators_parquet_through_mlflow(home):
+    # Found: pd.read_parquet gave the simulator's text columns as 'category' and MLflow's
+    # schema enforcement refused them ("Can not safely convert category to <U0"), while the
+    # same cohort as CSV scored; the contract must still refuse a wrong value by name.
+    import mlflow
+    import pandas as pd
+
+    from recommender.cli import main
+
+    out = home / "cohort.parquet"
+    assert main(["simulate", "--n", "60", "--seed", "3", "--out", str(out)]) == 0
+    register_fake()
+    with registry.mlflow_session():
+        pyfunc = mlflow.pyfunc.load_model("models:/burnout-recommender/1")
+        cohort = pd.read_parquet(out)
+        scored = pyfunc.predict(cohort)
+        assert scored["person_id"].tolist() == cohort["person_id"].tolist()
+        assert scored["recommended"].notna().all()
+        cohort.loc[4, "gender"] = "robot"
+        with pytest.raises(Exception, match="gender") as caught:
+            pyfunc.predict(cohort)
+        assert "robot" in str(caught.value)

@@ -129,7 +129,8 @@ def write_cohort(frame: pd.DataFrame, path) -> Path:
 def write_cohorts(frames, *, stale=()) -> list[Path]:
     """:func:`write_cohort` for tables that belong together (path -> frame): all are written, or
     none, and the ``stale`` files (an earlier run's, with no counterpart now) are removed with
-    them (see :func:`recommender._files.write_together`)."""
+    them (see :func:`recommender._files.write_together`). ``category`` columns are written as
+    plain text (or numbers), so every reader, MLflow's among them, gets the contract's types."""
 
     def writer(frame: pd.DataFrame, path: Path):
         kind = _kind(path)
@@ -139,13 +140,29 @@ def write_cohorts(frames, *, stale=()) -> list[Path]:
             if kind == "csv":
                 frame.to_csv(temporary, index=False, sep="\t" if tab else ",")
             else:
-                frame.to_parquet(temporary, index=False)
+                _plain_columns(frame).to_parquet(temporary, index=False)
 
         return write
 
     return write_together(
         {Path(path): writer(frame, Path(path)) for path, frame in frames.items()}, stale=stale
     )
+
+
+def _plain_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its pandas ``category`` columns as plain values (text stays text).
+
+    Parquet keeps a pandas dtype in its metadata, so a category column would come back from
+    ``pd.read_parquet`` as ``category``, which MLflow's schema enforcement refuses for the
+    registered model's string columns ("Can not safely convert category"): the data contract
+    says text, and every reader here (validation, typed_cohort, Spark) reads text. pyarrow still
+    stores the repeated values dictionary-encoded, so the file is no bigger.
+    """
+    categorical = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)]
+    if not categorical:
+        return frame
+    # infer_objects: string categories become strings, numeric ones numbers; missing stays missing.
+    return frame.assign(**{c: frame[c].astype(object).infer_objects() for c in categorical})
 
 
 def check_table_output(path, *, option: str = "--out", folder: bool = False) -> Path:

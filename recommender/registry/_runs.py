@@ -144,6 +144,28 @@ class TrainingRun:
                 clean[_metric_key(key)] = number
         self._mlflow.log_metrics(clean)
 
+    def log_metric_steps(self, series: dict) -> None:
+        """Log metrics that have a step (``name -> {step: value}``), e.g. a curve, in batches.
+
+        MLflow's charts draw such a metric against its step, and its compare view overlays
+        the same name across runs. Non-finite values are left out, as in :meth:`log_metrics`.
+        """
+        import time
+
+        from mlflow.entities import Metric
+
+        from recommender.registry._store import client
+
+        now = int(time.time() * 1000)
+        metrics = [
+            Metric(_metric_key(name), float(value), now, int(step))
+            for name, points in series.items()
+            for step, value in points.items()
+            if math.isfinite(float(value))
+        ]
+        if metrics:  # the client splits them into batches of MLflow's size limit
+            client().log_batch(self.run_id, metrics=metrics)
+
     def log_dict(self, data: dict, artifact_file: str) -> None:
         self._mlflow.log_dict(data, artifact_file)
 
