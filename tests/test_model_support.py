@@ -108,6 +108,8 @@ def test_the_encoded_rows_and_the_feature_frame_give_the_same_fields():
     assert check.outside(encoded) == check.outside(model.feature_frame(asked))
     assert check.outside(encoded) == check.outside(model.encode(asked.to_dict("records")))
     assert any(check.outside(encoded)) and [] in check.outside(encoded)
+    # a request's single row (checked value by value) as in a batch
+    assert [check.outside(encoded[k : k + 1])[0] for k in range(30)] == check.outside(encoded)
 
 
 def test_a_model_that_records_no_support_gives_none():

@@ -38,6 +38,9 @@ SUPPORT_KEY = "training_support"
 # The scored table's column naming the fields outside (``RecommendationModel.score``).
 OUTSIDE_COLUMN = "outside_training_data"
 
+# Up to this many encoded rows, each is checked value by value (as encode_rows does).
+_FEW_ROWS = 16
+
 # The threshold of a support recorded without one (the card's default min_cell).
 MIN_LEVEL_ROWS = 11
 
@@ -145,6 +148,15 @@ class SupportCheck:
         frame = isinstance(encoded, pd.DataFrame)
         n = len(encoded)
         checks = self._checks
+        if not frame and n <= _FEW_ROWS:  # a request's row or few: numpy's calls cost more
+            return [
+                [
+                    check.item(row[check.column], self.min_rows)
+                    for check in checks
+                    if check.out(row[check.column])
+                ]
+                for row in np.asarray(encoded, dtype=float).tolist()
+            ]
         flags = np.zeros((n, len(checks)), dtype=bool)
         values = []
         for k, check in enumerate(checks):
@@ -176,6 +188,9 @@ class _Range(NamedTuple):
         # NaN compares False: a value that is not a number is not said to be outside.
         return (values < self.low) | (values > self.high), values
 
+    def out(self, value: float) -> bool:
+        return value < self.low or value > self.high
+
     def item(self, value, min_rows: int) -> dict:
         number = float(value)
         return {
@@ -203,7 +218,11 @@ class _Levels(NamedTuple):
         codes = np.asarray(codes).astype(np.intp)
         return self.thin[codes], codes
 
+    def out(self, code: float) -> bool:
+        return bool(self.thin[int(code) if code == code else -1])  # NaN: an unknown level
+
     def item(self, code, min_rows: int) -> dict:
+        code = int(code) if code == code else -1
         count = int(self.rows[code])
         return {
             "field": self.name,
