@@ -112,6 +112,21 @@ def test_the_encoded_rows_and_the_feature_frame_give_the_same_fields():
     assert [check.outside(encoded[k : k + 1])[0] for k in range(30)] == check.outside(encoded)
 
 
+def test_levels_are_matched_by_their_text_whatever_their_type():
+    # an extra categorical feature whose levels are numbers (unit 1, 2, 3)
+    X = pd.DataFrame({"unit": pd.Categorical([1] * 20 + [2] * 3, categories=[1, 2, 3])})
+    model = fake_model()
+    model.features = [{"name": "unit", "kind": "category", "categories": [1, 2, 3]}]
+    model.metadata = {"training_support": training_support(X, min_rows=11)}
+    asked = pd.DataFrame({"unit": pd.Categorical([1, 2, 3], categories=[1, 2, 3])})
+    outside = support_check(model).outside(asked)
+    assert outside[0] == []
+    assert [item["seen"] for row in outside[1:] for item in row] == [
+        "3 training rows (fewer than 11)",
+        "0 training rows (fewer than 11)",
+    ]
+
+
 def test_a_model_that_records_no_support_gives_none():
     assert support_check(fake_model()) is None
     assert support_check(evidence_model(load_catalog())) is None

@@ -212,7 +212,8 @@ class _Levels(NamedTuple):
 
     def flags(self, column) -> tuple[np.ndarray, np.ndarray]:
         if isinstance(column, pd.Series):  # a frame's column: its values as codes
-            codes = pd.Categorical(column.astype(object), categories=self.categories).codes
+            # by their text, as the support records levels (an extra feature's 1 and "1" alike)
+            codes = pd.Categorical(column.astype(str), categories=self.categories).codes
         else:
             codes = np.where(np.isfinite(column), column, -1)
         codes = np.asarray(codes).astype(np.intp)
