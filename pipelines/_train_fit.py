@@ -41,7 +41,12 @@ def learner_params(params: dict | None) -> dict:
 def fit_stage(split: Split, cohort: Cohort, config: dict):
     """Fit one uplift model per outcome on the training part; returns a RecommendationModel."""
     from recommender.cohort import feature_frame
-    from recommender.model import RecommendationModel, data_source, one_effect_arms
+    from recommender.model import (
+        RecommendationModel,
+        data_source,
+        one_effect_arms,
+        training_support,
+    )
     from recommender.uplift import UpliftModel
 
     key = training_key()
@@ -82,5 +87,8 @@ def fit_stage(split: Split, cohort: Cohort, config: dict):
             # whom it was trained on: the people, for a log's rows (every cycle of theirs)
             "training_person_hashes": person_hashes(trained_people(split.train, cohort), key),
             "training_key_id": key_fingerprint(key),
+            # where answers are extrapolated: each feature's range or rows per level here
+            # (a level under the card's min_cell counts as unseen)
+            "training_support": training_support(X, min_rows=config["card"]["min_cell"]),
         },
     )

@@ -188,6 +188,7 @@ def score_with_spark(
     from pyspark.sql.types import LongType, StructField, StructType
 
     from pipelines.score import CRISIS_NOT_SCORED, safety_rules
+    from recommender.model import OUTSIDE_COLUMN
     from recommender.registry import spark_scorer
 
     if partitions is not None and (isinstance(partitions, bool) or int(partitions) < 1):
@@ -254,6 +255,7 @@ def score_with_spark(
                 numbered.repartitionByRange(int(wanted), _ROW).sortWithinPartitions(_ROW).drop(_ROW)
             )
         safety_udf = _safety_udf(rules)
+        model_columns = list(scorer.result_type.fieldNames())
         safety_input = [c for c in ("role", "ee", "dp", "pa") if c in typed.columns]
         safety_input += [CRISIS_COLUMN] if flagged else []
         scored = typed.select(
@@ -261,13 +263,17 @@ def score_with_spark(
             safety_udf(F.struct(*safety_input)).alias("safety"),
         )
         crisis_row = F.col("safety.safety_level") == "crisis"
+        # A model saved before support was recorded returns no such column: nothing is known
+        # of where its rows lie, so the column is there and empty (null), as for the service.
+        unknown = [] if OUTSIDE_COLUMN in model_columns else [OUTSIDE_COLUMN]
         scored = scored.select(
             *[
                 F.col(f"scored.{c}")
                 if c == "person_id"
                 else F.when(crisis_row, F.lit(None)).otherwise(F.col(f"scored.{c}")).alias(c)
-                for c in scorer.result_type.fieldNames()
+                for c in model_columns
             ],
+            *[F.lit(None).cast("string").alias(c) for c in unknown],
             "safety.safety_level",
             "safety.referral",
         )
@@ -306,7 +312,7 @@ def score_with_spark(
         version=scorer.version,
         arm_counts=arm_counts,
         partitions=int(wanted),
-        columns=[*scorer.output_columns, "safety_level", "referral"],
+        columns=[*model_columns, *unknown, "safety_level", "referral"],
     )
 
 

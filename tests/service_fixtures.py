@@ -190,6 +190,43 @@ class LinearModel:
         return pd.DataFrame(parts, index=profiles.index)
 
 
+def with_training_support(model):
+    """``model`` as if trained on 600 rows aged 25 to 64, working 30 to 80 hours a week, 0 to 40
+    years in practice, only 3 of them advanced practice providers (role ``app``), every other
+    level and score often: the support a trained model records
+    (:func:`recommender.model.training_support`, 11 rows a level)."""
+    from recommender.cohort import feature_frame
+    from recommender.model import training_support
+
+    from recommender.cohort import CATEGORIES
+
+    roles = ("physician", "resident", "nurse")
+
+    def level(column, i):  # every level of the other categories, often
+        return CATEGORIES[column][i % len(CATEGORIES[column])]
+
+    rows = pd.DataFrame(
+        [
+            profile(
+                person_id=f"t{i}",
+                age=25 + i % 40,
+                weekly_hours=30.0 + i % 51,
+                years_in_practice=float(i % 41),
+                role="app" if i < 3 else roles[i % 3],
+                gender=level("gender", i),
+                specialty=level("specialty", i),
+                setting=level("setting", i),
+                ee=i % 55,
+                dp=i % 31,
+                pa=i % 49,
+            )
+            for i in range(600)
+        ]
+    )
+    model.metadata = {"training_support": training_support(feature_frame(rows), min_rows=11)}
+    return model
+
+
 def _contract_schema() -> list[dict]:
     from recommender.cohort import feature_frame
     from recommender.model import feature_schema

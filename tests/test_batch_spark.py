@@ -17,6 +17,7 @@ import pytest
 
 from bench import batch as bench_batch
 from recommender.errors import InputError
+from recommender.model import OUTSIDE_COLUMN
 
 pytestmark = pytest.mark.slow
 
@@ -134,8 +135,15 @@ def _assert_same_scores(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
     np.testing.assert_array_equal(
         actual["recommended"].to_numpy(dtype=str), expected["recommended"].to_numpy(dtype=str)
     )
+    # the fields outside the training data: text, empty when inside
+    np.testing.assert_array_equal(
+        actual[OUTSIDE_COLUMN].fillna("<null>").to_numpy(dtype=str),
+        expected[OUTSIDE_COLUMN].fillna("<null>").to_numpy(dtype=str),
+    )
     numeric = [
-        c for c in expected.columns if c not in ("person_id", "recommended", *SAFETY_COLUMNS)
+        c
+        for c in expected.columns
+        if c not in ("person_id", "recommended", OUTSIDE_COLUMN, *SAFETY_COLUMNS)
     ]
     np.testing.assert_allclose(
         actual[numeric].to_numpy(dtype=float),
@@ -156,6 +164,49 @@ def test_spark_scores_equal_in_process_scoring(trained, spark_scored, profiles):
     pyfunc = load_pyfunc(uri).predict(profiles, params={"contributions": False})
     _assert_same_scores(scored, pyfunc)
     assert len(in_process["recommended"].unique()) >= 2  # a comparison across several arms
+
+
+def test_a_model_saved_before_support_was_recorded_gets_an_empty_column(
+    trained, spark, profiles, cohort_parquet, tmp_path, monkeypatch
+):
+    # As older code saved a model: no support in its metadata, no such column in its
+    # signature (its score had none).
+    import copy
+
+    from pipelines.batch import score_with_spark
+    from recommender.model import RecommendationModel
+    from recommender.registry._pyfunc import log_pyfunc
+    from recommender.registry._store import ensure_experiment, mlflow_session
+
+    result, _ = trained
+    older = copy.copy(result.model)
+    older.metadata = {k: v for k, v in older.metadata.items() if k != "training_support"}
+    score = RecommendationModel.score
+    with monkeypatch.context() as patch:
+        patch.setattr(
+            RecommendationModel,
+            "score",
+            lambda self, *a, **k: score(self, *a, **k).drop(columns=OUTSIDE_COLUMN),
+        )
+        # in the project's experiment, whose artifacts stay under this test's home
+        with mlflow_session() as mlflow, mlflow.start_run(experiment_id=ensure_experiment()):
+            info = log_pyfunc(older, profiles.head(5))
+    assert OUTSIDE_COLUMN not in info.signature.outputs.input_names()
+    out = tmp_path / "older.parquet"
+    summary = score_with_spark(info.model_uri, cohort_parquet, out)
+    scored = pd.read_parquet(out)
+    assert OUTSIDE_COLUMN in summary.columns and len(scored) == N_PROFILES
+    assert scored[OUTSIDE_COLUMN].isna().all()
+
+
+def test_the_fields_outside_the_training_data_are_listed(trained, spark_scored, profiles):
+    result, _ = trained
+    _, scored = spark_scored
+    listed = scored[OUTSIDE_COLUMN]
+    assert listed.notna().all()  # the model records its support: empty when inside
+    oldest = result.model.metadata["training_support"]["features"]["age"]["max"]
+    beyond = (profiles["age"] > oldest).to_numpy()
+    assert [("age" in fields.split(";")) for fields in listed] == beyond.tolist()
 
 
 def test_scored_table_follows_the_data_contract_and_keeps_row_order(

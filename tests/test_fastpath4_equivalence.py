@@ -23,7 +23,7 @@ from recommender.policy import (
 from recommender.service import AuditLog, RecommendationEngine, load_serve_config
 from recommender.service._answer_json import batch_response_json
 from recommender.service._responses import BatchResponse, Recommendation
-from service_fixtures import LinearModel
+from service_fixtures import LinearModel, with_training_support
 
 POLICIES = ("thompson", "epsilon", "greedy")
 
@@ -85,7 +85,7 @@ def varied_model() -> LinearModel:
     )
 
 
-def engine_for(policy: str, cycle: int = 1) -> RecommendationEngine:
+def engine_for(policy: str, cycle: int = 1, *, support: bool = False) -> RecommendationEngine:
     config = load_serve_config()
     rule = ExplorationRule(
         policy=policy,
@@ -95,8 +95,9 @@ def engine_for(policy: str, cycle: int = 1) -> RecommendationEngine:
         max_cost=0.5 if policy == "epsilon" else config.exploration.max_cost,
         coverage=config.exploration.coverage,
     )
+    model = varied_model()
     return RecommendationEngine(
-        varied_model(),
+        with_training_support(model) if support else model,
         "7",
         catalog=load_catalog(),
         config=dataclasses.replace(config, exploration=rule),
@@ -105,11 +106,15 @@ def engine_for(policy: str, cycle: int = 1) -> RecommendationEngine:
 
 
 @pytest.mark.parametrize("policy", POLICIES)
-def test_batch_json_is_the_response_models_json(policy):
-    engine = engine_for(policy)
+@pytest.mark.parametrize("support", [False, True])
+def test_batch_json_is_the_response_models_json(policy, support):
+    engine = engine_for(policy, support=support)
     bodies = varied_bodies(400, seed=len(policy))
     rows, _, errors = engine.check_rows([*bodies, {"age": 5}, {"person_id": "x", "offered": ["?"]}])
     answers = engine.recommend(rows, caller_role="program", batch_id="b", compact=True)
+    # with support, ages 18 to 90 and every role: many profiles lie outside it, some inside
+    outside = [a.get("outside_training_data") for a in answers]
+    assert (any(outside) and [] in outside) if support else not any(outside)
     assert any(a["safety"]["level"] == "crisis" for a in answers)
     assert any(a["safety"]["level"] == "referral" for a in answers)
     assert any(a["excluded"] for a in answers) and len(errors) == 2
@@ -141,10 +146,13 @@ def answers_of(engine, bodies):
 
 
 @pytest.mark.parametrize("policy", POLICIES)
-def test_one_answers_json_is_the_response_models_json(policy):
-    engine = engine_for(policy, cycle=2)
+@pytest.mark.parametrize("support", [False, True])
+def test_one_answers_json_is_the_response_models_json(policy, support):
+    engine = engine_for(policy, cycle=2, support=support)
     bodies = varied_bodies(150, seed=10 + len(policy))
     answers = answers_of(engine, bodies)
+    outside = [a.get("outside_training_data") for a in answers]
+    assert (any(outside) and [] in outside) if support else not any(outside)
     for answer in answers:
         expected = Recommendation.model_validate(answer).model_dump_json().encode()
         assert engine.answer_json.recommendation(answer) == expected

@@ -23,7 +23,13 @@ from pipelines.train import (
 )
 from recommender.catalog import load_catalog
 from recommender.cohort import PROFILE_COLUMNS, typed_cohort
-from recommender.model import CarriedModel, estimate_basis, evidence_model, learnt_arms
+from recommender.model import (
+    OUTSIDE_COLUMN,
+    CarriedModel,
+    estimate_basis,
+    evidence_model,
+    learnt_arms,
+)
 from recommender.registry import policy_value_scores
 from recommender.service import AuditLog, RecommendationEngine, load_serve_config
 
@@ -200,7 +206,7 @@ def test_compiled_uncompiled_and_reloaded_forms_agree(carried, tmp_path):
     slow = joblib.load(path)
     slow._compiled_carried = None  # answered learner by learner
     one_by_one = slow.score(people, contributions=True)
-    numbers = [c for c in compiled.columns if c not in ("person_id", "recommended")]
+    numbers = [c for c in compiled.columns if c not in ("person_id", "recommended", OUTSIDE_COLUMN)]
     np.testing.assert_allclose(compiled[numbers], one_by_one[numbers], rtol=0, atol=1e-9)
     assert (compiled["recommended"] == one_by_one["recommended"]).all()
     # contributions add up to the recommended arm's effect, a carried arm's included

@@ -147,6 +147,11 @@ def test_the_loop_learns_from_its_own_log(tmp_path, monkeypatch):
             assert arm in registered.treatment_arms
             assert registered.metadata["arm_sources"][arm]["source"] == "carried"
         assert registered.compiled is not None  # the service's one-pass prediction form
+        # where its answers say they extrapolate: the support of the log's training rows
+        trained_on = json.loads((result.card_folder / "card.json").read_text())["training_data"]
+        support = registered.metadata["training_support"]
+        assert support["rows"] == trained_on["n_train"] < report.recorded
+        assert sum(support["features"]["role"]["rows"].values()) == support["rows"]
         # the run says so (the CLI shows these notes)
         said = next(n for n in notes.lines if n.startswith("carried over"))
         # (the count follows the exploration, which reads the intervals: 101 before the fifth

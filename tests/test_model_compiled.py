@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from recommender.errors import InputError
-from recommender.model import RecommendationModel
+from recommender.model import OUTSIDE_COLUMN, RecommendationModel
 from recommender.uplift import GBMSpec, LogLinearSpec, RidgeSpec, UpliftModel, compile_effects
 from recommender.uplift._synthetic import make_uplift_cohort
 
@@ -110,7 +110,7 @@ def test_score_is_unchanged_by_compilation(cohort, model):
     slow_model._compiled = None  # the learners answer one by one
     slow = slow_model.score(X, contributions=True)
     assert fast["recommended"].tolist() == slow["recommended"].tolist()
-    numbers = [c for c in fast.columns if c not in ("person_id", "recommended")]
+    numbers = [c for c in fast.columns if c not in ("person_id", "recommended", OUTSIDE_COLUMN)]
     np.testing.assert_allclose(fast[numbers], slow[numbers], atol=TOLERANCE, rtol=0)
     contrib = [c for c in fast.columns if c.startswith("contrib_")]
     best = fast["recommended"].to_numpy()

@@ -18,6 +18,7 @@ def test_score_has_the_contract_columns_in_order():
     for arm in ARMS:
         expected += [f"effect_{arm}", f"lower_{arm}", f"upper_{arm}"]
     expected += [f"effect_{o}_{arm}" for o in ("dp", "pa") for arm in ARMS]
+    expected += ["outside_training_data"]
     expected += [f"contrib_{f}" for f in model.feature_names] + ["contrib_base"]
     assert list(scored.columns) == expected
     assert scored["person_id"].tolist() == profiles(30)["person_id"].tolist()

@@ -129,6 +129,7 @@ def test_registered_pyfunc_scores_profiles(trained, monkeypatch):
         *(f"upper_{a}" for a in arms),
         *(f"effect_dp_{a}" for a in arms),
         *(f"effect_pa_{a}" for a in arms),
+        "outside_training_data",
         "contrib_ee",
         "contrib_base",
     }
@@ -148,6 +149,8 @@ def test_score_and_card_commands(trained, monkeypatch, tmp_path, capsys):
     assert main(["score", "--model", "champion", "--data", str(cohort), "--out", str(out)]) == 0
     scored = pd.read_parquet(out)
     assert len(scored) == 120 and scored.columns[:2].tolist() == ["person_id", "recommended"]
+    # the fields where each row lies outside the training data: listed, empty when inside
+    assert scored["outside_training_data"].notna().all()
     assert (
         main(["card", "--model", "models:/burnout-recommender/1", "--out", str(tmp_path / "card")])
         == 0
@@ -409,6 +412,40 @@ def test_card_min_cell_reaches_the_subgroup_table(trained):
     table = train.evaluate_stage(result.model, split, cohort, config).report.subgroups
     published = table[~table["suppressed"]]
     assert len(published) > 0 and (published["n"] >= min_cell).all()
+
+
+def test_the_support_recorded_is_the_training_rows_and_the_card_counts_held_out_rows_outside(
+    trained,
+):
+    from recommender.model import support_check
+
+    result, home = trained
+    config = train.config_from_mapping(SMALL)
+    split = train.split_stage(train.load_stage(config), config)
+    model = result.model
+    support = model.metadata["training_support"]
+    assert support["rows"] == len(split.train) and support["min_rows"] == 11  # card.min_cell
+    X = model.feature_frame(split.train)
+    assert list(support["features"]) == model.feature_names
+    for name, entry in support["features"].items():
+        if "rows" in entry:
+            counts = X[name].astype(str).value_counts()
+            assert entry["rows"] == {level: int(counts.get(level, 0)) for level in entry["rows"]}
+            assert sum(entry["rows"].values()) == len(X)
+        else:
+            assert (entry["min"], entry["max"]) == (X[name].min(), X[name].max())
+    # every training row lies inside, by construction
+    assert not any(support_check(model).outside(X))
+    held_out = support_check(model).outside(model.feature_frame(split.holdout))
+    card = json.loads((home / "cards" / "1" / "card.json").read_text())["training_data"]
+    assert card["outside"]["rows"] == len(split.holdout)
+    assert card["outside"]["outside"] == sum(map(bool, held_out))
+    per_field = {row[0]: row[1] for row in card["outside"]["fields"]["rows"]}
+    assert per_field == {
+        field: sum(field in [item["field"] for item in row] for row in held_out)
+        for field in per_field
+    }
+    assert sum(per_field.values()) == sum(len(row) for row in held_out)
 
 
 def test_training_person_hashes_are_keyed_by_a_secret_kept_out_of_the_artifact(trained):

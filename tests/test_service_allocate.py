@@ -412,3 +412,11 @@ def test_a_solver_that_fails_still_answers_the_crisis_flags(asgi_client, monkeyp
     names = [resource["name"] for resource in answer["safety"]["resources"]]
     assert any("988" in name for name in names)
     assert any("Physician Support Line" in name for name in names)
+
+
+def test_a_plan_of_a_model_recording_no_training_data_says_nothing_of_it(asgi_client):
+    response = plan(asgi_client, profiles=cohort({"age": 90}, {"crisis_risk": True}))
+    assert response.status_code == 200
+    lines = response.json()["assignments"]
+    assert [line["outside_training_data"] for line in lines] == [None, None]
+    assert [line["note"] for line in lines] == [None, None]

@@ -11,7 +11,7 @@ from recommender.service import (
     RecommendationEngine,
     load_serve_config,
 )
-from service_fixtures import LinearModel, profile
+from service_fixtures import LinearModel, profile, with_training_support
 
 
 @pytest.fixture
@@ -23,6 +23,61 @@ def engine():
         config=load_serve_config(),
         audit=AuditLog("sqlite://", salt="s"),
     )
+
+
+def engine_with_support():
+    return RecommendationEngine(
+        with_training_support(LinearModel()),
+        "5",
+        catalog=load_catalog(),
+        config=load_serve_config(),
+        audit=AuditLog("sqlite://", salt="s"),
+    )
+
+
+def test_answers_name_the_fields_outside_the_training_data_and_say_so():
+    engine = engine_with_support()
+    rows = [
+        engine.check_row(profile(person_id="inside")),
+        engine.check_row(profile(person_id="at-max", age=64, weekly_hours=80.0)),
+        engine.check_row(profile(person_id="above", age=65)),
+        engine.check_row(profile(person_id="rare", role="app", weekly_hours=80.5)),
+    ]
+    for compact in (False, True):  # /recommend's answer and a batch's
+        answers = engine.recommend(rows, caller_role="program", compact=compact)
+        outside = [a["outside_training_data"] for a in answers]
+        assert outside[:2] == [[], []]
+        assert outside[2] == [
+            {"field": "age", "value": 65, "seen": "the training rows range from 25 to 64"}
+        ]
+        assert outside[3] == [
+            {"field": "role", "value": "app", "seen": "3 training rows (fewer than 11)"},
+            {
+                "field": "weekly_hours",
+                "value": 80.5,
+                "seen": "the training rows range from 30 to 80",
+            },
+        ]
+        notes = [a["ranking_note"] for a in answers]
+        assert not any("extrapolated" in note for note in notes[:2])
+        assert "(age 65: the training rows range from 25 to 64)" in notes[2]
+        assert "its effects are extrapolated and their 90 % intervals may not hold" in notes[3]
+    single = engine.recommend([rows[2]], caller_role="program")[0]
+    assert single["outside_training_data"] == outside[2]
+
+
+def test_a_model_that_records_no_training_data_says_nothing_of_it(engine):
+    answers = engine.recommend(
+        [engine.check_row(profile(age=90)), engine.check_row(profile(crisis_risk=True))],
+        caller_role="program",
+    )
+    assert [a.get("outside_training_data") for a in answers] == [None, None]
+    assert "extrapolated" not in answers[0]["ranking_note"]
+    # nor does a crisis answer, which no model gives
+    crisis = engine_with_support().recommend(
+        [engine.check_row(profile(age=90, crisis_risk=True))], caller_role="program"
+    )[0]
+    assert crisis.get("outside_training_data") is None
 
 
 def test_numbers_come_from_the_model(engine):

@@ -15,11 +15,13 @@ import pytest
 from service_fixtures import (  # noqa: F401  (fixtures)
     KEYS,
     PROFILE,
+    LinearModel,
     asgi_client,
     auth,
     linear_model,
     profile,
     service_home,
+    with_training_support,
 )
 
 
@@ -99,6 +101,47 @@ def test_answers_and_crisis_answers_match_the_documented_schema(asgi_client, doc
         assert_documented(document, "/recommend", response)
     crisis = answers["a crisis answer"].json()
     assert crisis["recommended"] is None and crisis["safety"]["resources"]
+
+
+class TestOutsideTheTrainingData:
+    """Answers for profiles outside the data the served model learnt from."""
+
+    @pytest.fixture
+    def linear_model(self):  # served by asgi_client: a model that records its support
+        return with_training_support(LinearModel())
+
+    def test_answers_naming_the_fields_match_the_documented_schema_and_say_so(
+        self, asgi_client, document
+    ):
+        outside = profile(person_id="far", age=80, role="app")
+        fields = ["age", "role"]
+        one = asgi_client.post("/recommend", json=outside, headers=auth("program"))
+        assert one.status_code == 200
+        assert_documented(document, "/recommend", one)
+        assert [item["field"] for item in one.json()["outside_training_data"]] == fields
+        assert "effects are extrapolated" in one.json()["ranking_note"]
+
+        batch = asgi_client.post(
+            "/recommend_batch",
+            json={"profiles": [outside, PROFILE, {"crisis_risk": True}]},
+            headers=auth("program"),
+        )
+        assert batch.status_code == 200
+        assert_documented(document, "/recommend_batch", batch)
+        results = batch.json()["results"]
+        assert [item["field"] for item in results[0]["outside_training_data"]] == fields
+        assert "effects are extrapolated" in results[0]["ranking_note"]
+        assert [r["outside_training_data"] for r in results[1:]] == [[], None]
+
+        plan = asgi_client.post(
+            "/allocate", json={"profiles": [outside, PROFILE]}, headers=auth("program")
+        )
+        assert plan.status_code == 200
+        assert_documented(document, "/allocate", plan)
+        far, near = plan.json()["assignments"]
+        assert [item["field"] for item in far["outside_training_data"]] == fields
+        assert "effects are extrapolated" in far["note"]
+        assert near["outside_training_data"] == [] and near["note"] is None
 
 
 def test_a_crisis_flagged_body_missing_fields_is_allowed_by_the_document(document):

@@ -187,6 +187,7 @@ def training_card_facts(
         arm_counts,
         complement_facts,
         evidence_facts,
+        outside_counts,
         policy_summary,
         recommendation_mix,
     )
@@ -242,6 +243,7 @@ def training_card_facts(
                 ),
                 "outcomes": ", ".join(f"{o} (follow-up minus baseline)" for o in model.outcomes),
                 "arm_counts": arm_counts(treatment_train, treatment_holdout, arms),
+                "outside": outside_counts(model, holdout_features),
                 "loop": data.get("loop"),
             },
             "evaluation": evaluation_facts(report, secondary=secondary, carried=carried),

@@ -124,7 +124,25 @@ def _training_data(facts):
     ]
     if d.get("arm_counts"):
         blocks.append(("table", d["arm_counts"], "Rows per arm"))
+    blocks += _outside_blocks(d.get("outside"))
     blocks += loop_blocks(d.get("loop"))
+    return blocks
+
+
+def _outside_blocks(outside) -> list:
+    """Held-out rows outside the training data: where answers say their effects are
+    extrapolated (nothing for a card without the count, or a model that records no support)."""
+    if not outside:
+        return []
+    text = (
+        f"{outside['outside']:,} of {outside['rows']:,} held-out rows lie outside the training "
+        "data in at least one field (a number beyond the training rows' range, or a level "
+        "fewer training rows had than the subgroup tables' minimum cell); the service and the "
+        "scored files name those fields and say the effects there are extrapolated."
+    )
+    blocks = [("p", text)]
+    if outside["fields"]["rows"]:
+        blocks.append(("table", outside["fields"], "Held-out rows outside the training data"))
     return blocks
 
 

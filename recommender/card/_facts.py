@@ -22,6 +22,7 @@ __all__ = [
     "evidence_facts",
     "complement_facts",
     "arm_counts",
+    "outside_counts",
 ]
 
 
@@ -58,6 +59,29 @@ def arm_counts(treatment_train, treatment_holdout, arms) -> dict:
     )
     frame["total"] = frame["training"] + frame["held_out"]
     return table(frame)
+
+
+def outside_counts(model, X: pd.DataFrame) -> dict | None:
+    """Held-out rows outside the data the model learnt from, per field (see
+    :func:`recommender.model.support_check`): ``{"rows", "outside", "fields": table}``, the
+    table one line per field with any row outside; None when the model records no support."""
+    from recommender.model import support_check
+
+    check = support_check(model)
+    if check is None:
+        return None
+    outside = check.outside(X)
+    fields = pd.Series([item["field"] for row in outside for item in row], dtype=object)
+    counts = fields.value_counts(sort=False)
+    n = max(len(X), 1)
+    frame = pd.DataFrame(
+        {
+            "field": [str(f) for f in counts.index],
+            "held_out_rows": [int(c) for c in counts],
+            "share": [int(c) / n for c in counts],
+        }
+    )
+    return {"rows": int(len(X)), "outside": int(sum(map(bool, outside))), "fields": table(frame)}
 
 
 def policy_summary(

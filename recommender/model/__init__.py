@@ -17,8 +17,16 @@ from recommender.model._facts import data_source, model_facts, one_effect_arms
 from recommender.model._prediction import Prediction
 from recommender.model._recommendation import RecommendationModel
 from recommender.model._schema import feature_schema, frame_from_schema
+from recommender.model._support import (
+    OUTSIDE_COLUMN,
+    SupportCheck,
+    extrapolation_note,
+    support_check,
+    training_support,
+)
 
 __all__ = [
+    "OUTSIDE_COLUMN",
     "CarriedModel",
     "arm_source",
     "carry_arms",
@@ -27,11 +35,15 @@ __all__ = [
     "EvidenceEstimate",
     "Prediction",
     "RecommendationModel",
+    "SupportCheck",
     "data_source",
     "evidence_estimates",
     "evidence_model",
+    "extrapolation_note",
     "feature_schema",
     "frame_from_schema",
     "model_facts",
     "one_effect_arms",
+    "support_check",
+    "training_support",
 ]

@@ -10,6 +10,7 @@ import pandas as pd
 from recommender.errors import InputError
 from recommender.model._prediction import Prediction, compile_model, encode_rows
 from recommender.model._schema import feature_schema, frame_from_schema
+from recommender.model._support import OUTSIDE_COLUMN, support_check
 
 __all__ = ["RecommendationModel", "Prediction"]
 
@@ -306,7 +307,10 @@ class RecommendationModel:
         DataFrame
             ``person_id``, ``recommended``, then per treatment arm ``effect_<arm>``,
             ``lower_<arm>``, ``upper_<arm>`` (primary), then ``effect_<outcome>_<arm>`` for each
-            secondary outcome, then the contributions if asked; on the index of ``profiles``.
+            secondary outcome, then ``outside_training_data`` (the fields where the row lies
+            outside the training data, ``;``-separated: empty when inside, missing when the
+            model records no support, see :func:`recommender.model.support_check`), then the
+            contributions if asked; on the index of ``profiles``.
         """
         if not 0 < alpha < 1:
             raise InputError(f"alpha must lie strictly between 0 and 1, got {alpha!r}")
@@ -330,6 +334,14 @@ class RecommendationModel:
         for outcome in self.outcomes[1:]:
             for j, arm in enumerate(arms):
                 out[f"effect_{outcome}_{arm}"] = prediction.secondary[outcome][:, j]
+        support = support_check(self)
+        # Typed text either way: a column of nothing but missing values has no type to log.
+        out[OUTSIDE_COLUMN] = pd.array(
+            [None] * len(profiles)
+            if support is None
+            else [";".join(item["field"] for item in row) for row in support.outside(encoded)],
+            dtype="string",
+        )
         table = pd.DataFrame(out, index=profiles.index)
         if contributions:
             table = pd.concat(

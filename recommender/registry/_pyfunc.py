@@ -95,6 +95,20 @@ def _lenient_inputs(signature):
     )
 
 
+def _text_outputs(signature):
+    """The output schema with columns of no inferred type (``outside_training_data`` of a
+    model that records no support: missing in every row) declared optional text, which Spark
+    can hold (it has no column of any type)."""
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ColSpec, DataType, Schema
+
+    columns = [
+        spec if isinstance(spec.type, DataType) else ColSpec("string", spec.name, required=False)
+        for spec in signature.outputs.inputs
+    ]
+    return ModelSignature(inputs=signature.inputs, outputs=Schema(columns), params=signature.params)
+
+
 def model_requirements() -> list[str]:
     """The scoring environment's pip requirements: the core dependencies, pinned.
 
@@ -156,7 +170,7 @@ def log_pyfunc(model: RecommendationModel, input_example: pd.DataFrame, *, name:
         # contract has no missing values and the signature is given explicitly.
         warnings.simplefilter("ignore", UserWarning)
         signature = infer_signature(example, output, params=dict(DEFAULT_PARAMS))
-    signature = _lenient_inputs(signature)
+    signature = _text_outputs(_lenient_inputs(signature))
     with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings(), quiet_pyfunc_logger():
         warnings.simplefilter("ignore", UserWarning)
         path = Path(folder) / "recommendation_model.joblib"

@@ -20,6 +20,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 
 from recommender.errors import InputError, PlanTimeout
+from recommender.model import extrapolation_note
 from recommender.policy import (
     MAX_CAPACITY,
     check_plan_options,
@@ -30,7 +31,13 @@ from recommender.policy import (
 from recommender.service._crisis import crisis_flagged, record_answers, safety_block
 from recommender.service._problems import Problem
 from recommender.service._requests import MAX_BATCH_ROWS, ProfileEntry
-from recommender.service._responses import ComplementItem, ContextBlock, SafetyBlock
+from recommender.service._responses import (
+    OUTSIDE_DESCRIPTION,
+    ComplementItem,
+    ContextBlock,
+    OutsideItem,
+    SafetyBlock,
+)
 
 __all__ = [
     "AllocationRequest",
@@ -122,6 +129,13 @@ class PersonPlan(BaseModel):
     )
     ee_lower: float | None = Field(description="Lower bound of the interval of ee_effect.")
     ee_upper: float | None = Field(description="Upper bound of the interval of ee_effect.")
+    outside_training_data: list[OutsideItem] | None = Field(None, description=OUTSIDE_DESCRIPTION)
+    note: str | None = Field(
+        None,
+        description="What this person's figures rest on, in words, when there is something to "
+        "say: that the profile lies outside the training data, so its effects are "
+        "extrapolated and their intervals may not hold; null otherwise.",
+    )
     safety: SafetyBlock = Field(description="Safety triage, as in /recommend.")
     ignored: list[Problem] = Field(
         default_factory=list,
@@ -246,7 +260,9 @@ def allocate_cohort(
     # Crisis entries never reach the check, the model or the solver.
     rows = _checked_cohort(engine, request.profiles, skip=crisis)
     planned = sorted(rows)
-    cohort, estimates = _planned_cohort(engine, [rows[i] for i in planned], request, time_limit)
+    cohort, estimates, outside = _planned_cohort(
+        engine, [rows[i] for i in planned], request, time_limit
+    )
     allocation = cohort.allocation
     where = {i: position for position, i in enumerate(planned)}
 
@@ -260,6 +276,7 @@ def allocate_cohort(
         allocated = str(cohort.allocated[position])
         figures = [round(float(v), 3) for v in cohort.figures[position]]
         request_id = uuid.uuid4().hex
+        fields = None if outside is None else outside[position]
         assignments.append(
             PersonPlan(
                 request_id=request_id,
@@ -268,6 +285,8 @@ def allocate_cohort(
                 ee_effect=figures[0],
                 ee_lower=figures[1],
                 ee_upper=figures[2],
+                outside_training_data=fields,
+                note=extrapolation_note(fields, config.coverage) if fields else None,
                 safety=safety_block(triaged),
             )
         )
@@ -330,12 +349,17 @@ def _crisis_line(answer: dict) -> PersonPlan:
 def _planned_cohort(engine, cohort, request, time_limit):
     """Score ``cohort`` once (no model call when it is empty) and plan it.
 
-    Returns the policy's :class:`~recommender.policy.PlannedCohort` and every planned arm's
-    figures (people x arms x effect, lower, upper), which the audit records.
+    Returns the policy's :class:`~recommender.policy.PlannedCohort`, every planned arm's
+    figures (people x arms x effect, lower, upper), which the audit records, and each
+    person's fields outside the training data (None when the model records none).
     """
     arms = _planned_arms(engine)
+    outside = None if engine.support is None else [[] for _ in cohort]
     if cohort:
-        prediction = engine.model.predict(engine.model.encode(cohort), alpha=engine.config.alpha)
+        encoded = engine.model.encode(cohort)
+        if engine.support is not None:
+            outside = engine.support.outside(encoded)
+        prediction = engine.model.predict(encoded, alpha=engine.config.alpha)
         columns = [list(prediction.arms).index(arm) for arm in arms]
         # Planned on the model's full figures, as `recommender allocate` plans (rounded, a
         # near tie could be planned otherwise); the answer and the audit show three decimals.
@@ -372,7 +396,7 @@ def _planned_cohort(engine, cohort, request, time_limit):
             "split the cohort into smaller ones"
         ) from None
     columns = [arms.index(arm) for arm in plan.arms]
-    return plan, np.stack([effect, lower, upper], axis=2)[:, columns]
+    return plan, np.stack([effect, lower, upper], axis=2)[:, columns], outside
 
 
 def _planned_arms(engine) -> list[str]:

@@ -25,6 +25,7 @@ import numpy as np
 
 from recommender.cohort import PROFILE_COLUMNS
 from recommender.explain import complements_for, evidence_for
+from recommender.model import support_check
 from recommender.policy import (
     Exclusion,
     assign_many,
@@ -127,6 +128,8 @@ class RecommendationEngine(RequestChecking, AnswerWording):
         # evidence-only model's, or a retrained model's arms carried over): it depends on the
         # role and the ranked arms alone, so it is worded once per pair.
         self._basis = functools.lru_cache(maxsize=4096)(self._evidence_basis)
+        # Where a profile lies outside the data the model learnt from (None: it records none).
+        self.support = support_check(model)
         # The answers' JSON as the response model gives it, the facts above dumped once.
         self.answer_json = AnswerJSON(self._arm_facts, self.complements, self.context)
 
@@ -173,6 +176,7 @@ class RecommendationEngine(RequestChecking, AnswerWording):
             ranked = [rows[i] for i in ranked_rows]
             # Encoded once: the model predicts and explains from the same rows.
             encoded = self.model.encode(ranked)
+            outside = None if self.support is None else self.support.outside(encoded)
             figures, estimated = arm_figures(
                 self.model.predict(encoded, alpha=config.alpha), len(ranked_rows), self.modelled
             )
@@ -307,7 +311,7 @@ class RecommendationEngine(RequestChecking, AnswerWording):
             record_answers(audit, records, answers, crisis, started=started)
         if ranked_rows:
             explanations = self._explain(contributions, ranked_rows, rows, rankings)
-            for i in ranked_rows:
+            for k, i in enumerate(ranked_rows):
                 answers[i] = self._answer(
                     ids[i],
                     rows[i],
@@ -317,6 +321,7 @@ class RecommendationEngine(RequestChecking, AnswerWording):
                     exclusions.get(i, []),
                     compact,
                     assignments.get(i),
+                    None if outside is None else outside[k],
                 )
             # What only the wording needed is freed now, while the writer commits, rather
             # than after the commit when this returns (a few ms for a 1,000-row batch).

@@ -18,6 +18,7 @@ __all__ = [
     "ComplementItem",
     "ContextBlock",
     "OutcomesResponse",
+    "OutsideItem",
     "Recommendation",
     "ReloadResponse",
     "SafetyBlock",
@@ -225,6 +226,25 @@ class ContextBlock(BaseModel):
     )
 
 
+class OutsideItem(BaseModel):
+    """A field where the profile lies outside the data the model learnt from."""
+
+    field: str = Field(description="Profile field.")
+    value: Any = Field(None, description="The person's value of that field.")
+    seen: str = Field(description="What training had: a number's range, a level's few rows.")
+
+
+# The answers' field: one description for /recommend, its batch and /allocate's lines.
+OUTSIDE_DESCRIPTION = (
+    "The fields where this profile lies outside the data the model learnt from: a number "
+    "below the lowest or above the highest of the training rows, or a level (role, specialty, "
+    "setting, ...) too few training rows had. Empty when inside; null when the model records "
+    "no training data (the evidence-only model) or no model answered (a crisis answer). When "
+    "not empty the effects are extrapolated, the intervals may not hold, and the answer says "
+    "so in words."
+)
+
+
 class ExclusionItem(BaseModel):
     arm: str = Field(description="Arm id.")
     reason: str = Field(description="Why it is not ranked for this person.")
@@ -269,6 +289,7 @@ class Recommendation(BaseModel):
     ranking_note: str | None = Field(description="The same in words.")
     excluded: list[ExclusionItem] = Field(description="Offered arms not ranked, with reasons.")
     explanation: ExplanationBlock | None = Field(description="Why the recommended arm.")
+    outside_training_data: list[OutsideItem] | None = Field(None, description=OUTSIDE_DESCRIPTION)
     safety: SafetyBlock = Field(description="Safety triage.")
     disclaimer: str | None = Field(
         description="Decision support, not a diagnosis. Null in "

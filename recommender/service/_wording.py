@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from math import isfinite
 
 from recommender.explain import explain, top_contributions_many
-from recommender.model import estimate_basis
+from recommender.model import estimate_basis, extrapolation_note
 from recommender.service._crisis import safety_block
 
 __all__ = ["AnswerWording"]
@@ -91,7 +91,16 @@ class AnswerWording:
         return estimate_basis(metadata, list(ranked), role, self._names)
 
     def _answer(
-        self, request_id, row, safety, ranking, explanation, excluded, compact, assignment=None
+        self,
+        request_id,
+        row,
+        safety,
+        ranking,
+        explanation,
+        excluded,
+        compact,
+        assignment=None,
+        outside=None,
     ) -> dict:
         config = self.config
         answer = {
@@ -105,6 +114,7 @@ class AnswerWording:
             "ranking_note": None,
             "excluded": [{"arm": e.arm, "reason": e.reason} for e in excluded],
             "explanation": None,
+            "outside_training_data": outside,
             "safety": safety_block(safety),
             "disclaimer": None if compact else config.disclaimer,
             "complements": [] if compact else self.complements,
@@ -119,6 +129,8 @@ class AnswerWording:
         basis = self._basis(str(row.get("role")), tuple(map(_arm_of, ranking.arms)))
         if basis:
             answer["ranking_note"] += " " + basis
+        if outside:  # the rare profile outside the training data: said in words
+            answer["ranking_note"] += " " + extrapolation_note(outside, config.coverage)
         if assignment is not None:
             answer["recommended"] = assignment.arm
             answer["assignment"] = assignment.as_answer()
