@@ -61,7 +61,7 @@ def test_answers_name_the_fields_outside_the_training_data_and_say_so():
         notes = [a["ranking_note"] for a in answers]
         assert not any("extrapolated" in note for note in notes[:2])
         assert "(age 65: the training rows range from 25 to 64)" in notes[2]
-        assert "its effects are extrapolated and their 90 % intervals may not hold" in notes[3]
+        assert "its effects are extrapolated and their 90% intervals may not hold" in notes[3]
     single = engine.recommend([rows[2]], caller_role="program")[0]
     assert single["outside_training_data"] == outside[2]
 

@@ -239,14 +239,14 @@ def extrapolation_note(outside: Sequence[Mapping], coverage: float) -> str | Non
     --------
     >>> extrapolation_note([{"field": "age", "value": 95,
     ...                      "seen": "the training rows range from 24 to 67"}], 0.9)
-    'This profile lies outside the data the model learnt from (age 95: the training rows range from 24 to 67), so its effects are extrapolated and their 90 % intervals may not hold.'
+    'This profile lies outside the data the model learnt from (age 95: the training rows range from 24 to 67), so its effects are extrapolated and their 90% intervals may not hold.'
     """
     if not outside:
         return None
     fields = "; ".join(f"{item['field']} {item['value']}: {item['seen']}" for item in outside)
     return (
         f"This profile lies outside the data the model learnt from ({fields}), so its effects "
-        f"are extrapolated and their {coverage * 100:g} % intervals may not hold."
+        f"are extrapolated and their {coverage * 100:g}% intervals may not hold."
     )
 
 
