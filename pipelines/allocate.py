@@ -203,7 +203,7 @@ def plan_cohort(
         crisis = crisis_flags(frame, where=str(data))
         # Before the model is loaded, as the service does before it scores: each bad option
         # by name, with what is accepted.
-        check_plan_options(catalog, capacity=capacity, cost=cost, floors=floors)
+        check_plan_options(catalog, capacity=capacity, cost=cost, floors=floors, budget=budget)
         ref = resolve_model(model)
         recommendation_model = load_model(ref.uri)
         report = validate_cohort(frame, training=False)

@@ -107,6 +107,26 @@ def test_bad_options_are_named_and_nothing_is_written(
     assert not out.exists()
 
 
+def test_a_bad_budget_from_python_is_refused_before_the_model_is_loaded(
+    cohort_file, tmp_path, monkeypatch
+):
+    # The CLI's argparse checks --budget; a program calling the pipeline from Python gets the
+    # same refusal by name from the one options check, before any model is looked up.
+    import recommender.registry as registry
+    from pipelines.allocate import plan_cohort
+    from recommender.errors import InputError
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was looked up before the budget was checked")
+
+    monkeypatch.setattr(registry, "resolve_model", no_model)
+    out = tmp_path / "plan.csv"
+    with pytest.raises(InputError) as refused:
+        plan_cohort("champion", cohort_file, out, budget=-1.0)
+    assert [p["field"] for p in refused.value.problems] == ["budget"]
+    assert not out.exists()
+
+
 def test_invalid_cohort_is_refused_with_its_row(
     champion_home, cohort_file, tmp_path, monkeypatch, capsys
 ):

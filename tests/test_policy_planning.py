@@ -114,13 +114,25 @@ def test_nobody_to_plan_for_is_usual_care_but_the_limits_are_still_checked(catal
     assert empty.allocated.size == 0 and empty.allocation.status == "optimal"
     assert empty.allocation.summary["people"].tolist() == [0] * len(ARMS)
     with pytest.raises(InputError) as bad:
-        plan_allocation(
-            catalog,
-            [],
-            np.zeros((0, 5)),
-            np.zeros((0, 5)),
-            np.zeros((0, 5)),
-            arms=ARMS,
-            capacity={"peer_group": 3},
-        )
+        _plan(catalog, [], np.zeros((0, 5)), capacity={"peer_group": 3})
     assert bad.value.problems[0]["field"] == "capacity.peer_group"
+
+
+@pytest.mark.parametrize("budget", [-5.0, float("nan"), float("inf"), "lots", True])
+def test_a_bad_budget_is_refused_by_name_even_with_nobody_to_plan_for(catalog, budget):
+    # The budget is an option like the capacities: checked in the one place every caller's
+    # options are checked, not only when there is someone for the solver to plan.
+    with pytest.raises(InputError) as bad:
+        _plan(catalog, [], np.zeros((0, 5)), budget=budget)
+    (problem,) = bad.value.problems
+    assert problem["field"] == "budget" and "a number >= 0 (US$)" in problem["accepted"]
+    assert bad.value.args[0].startswith("budget: ")
+
+
+def test_the_budget_is_checked_with_the_other_options(catalog):
+    from recommender.policy import check_plan_options
+
+    with pytest.raises(InputError) as bad:
+        check_plan_options(catalog, capacity={"peer_group": 3}, budget=-1)
+    assert [p["field"] for p in bad.value.problems] == ["capacity.peer_group", "budget"]
+    assert check_plan_options(catalog, budget=0) == check_plan_options(catalog)

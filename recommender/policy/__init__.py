@@ -6,7 +6,12 @@ were estimated.
 """
 
 from recommender.policy._allocation import Allocation, allocate
-from recommender.policy._limits import MAX_CAPACITY, ArmLimits, limits_from_catalog
+from recommender.policy._limits import (
+    BUDGET_ACCEPTED,
+    MAX_CAPACITY,
+    ArmLimits,
+    limits_from_catalog,
+)
 from recommender.policy._planning import PlannedCohort, check_plan_options, plan_allocation
 from recommender.policy._eligibility import (
     Exclusion,
@@ -52,6 +57,7 @@ __all__ = [
     "CRISIS_COLUMN",
     "Allocation",
     "ArmLimits",
+    "BUDGET_ACCEPTED",
     "MAX_CAPACITY",
     "CrisisResource",
     "FAIRNESS_ATTRIBUTES",

@@ -13,7 +13,13 @@ from dataclasses import dataclass, replace
 
 from recommender.errors import InputError
 
-__all__ = ["ArmLimits", "MAX_CAPACITY", "MAX_COST_PER_PERSON", "limits_from_catalog"]
+__all__ = [
+    "BUDGET_ACCEPTED",
+    "MAX_CAPACITY",
+    "MAX_COST_PER_PERSON",
+    "ArmLimits",
+    "limits_from_catalog",
+]
 
 # Places one arm may have in a cycle: far beyond any program, and a bound the solver can use.
 # The one limit of the CLI's --capacity, the service's capacity and every library caller's.
@@ -21,6 +27,8 @@ MAX_CAPACITY = 1_000_000
 # US$ per person an arm may cost: far beyond any program, and within what the solver takes (HiGHS
 # refuses a budget coefficient of 1e15 or more as a model error, which read as "no allocation").
 MAX_COST_PER_PERSON = 1e9
+# What a plan's budget may be, in every refusal of one (the service's, the CLI's, the library's).
+BUDGET_ACCEPTED = "a number >= 0 (US$), or none for no budget limit"
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,13 @@ from recommender.errors import InputError
 from recommender.policy._allocation import Allocation, allocate
 from recommender.policy._eligibility import eligible_mask
 from recommender.policy._fairness import FAIRNESS_ATTRIBUTES, MIN_CELL, check_floors
-from recommender.policy._limits import ArmLimits, limits_from_catalog
+from recommender.policy._limits import (
+    BUDGET_ACCEPTED,
+    ArmLimits,
+    _money,
+    _shown,
+    limits_from_catalog,
+)
 from recommender.policy._ranking import best_arm
 
 __all__ = ["PlannedCohort", "check_plan_options", "plan_allocation"]
@@ -66,6 +72,7 @@ def check_plan_options(
     capacity: Mapping[str, float] | None = None,
     cost: Mapping[str, float] | None = None,
     floors: Mapping[str, float] | None = None,
+    budget: float | None = None,
 ) -> dict[str, ArmLimits]:
     """A plan's options checked before anything is scored or planned; this cycle's limits.
 
@@ -82,6 +89,8 @@ def check_plan_options(
         As for :func:`~recommender.policy.limits_from_catalog`.
     floors : mapping of role to share, optional
         As for :func:`~recommender.policy.allocate`.
+    budget : float, optional
+        US$ for the whole plan; None for no budget limit.
 
     Returns
     -------
@@ -90,8 +99,8 @@ def check_plan_options(
     Raises
     ------
     InputError
-        Naming every bad option (``capacity.<arm>``, ``cost.<arm>``, ``floors.<role>``): its
-        value and what is accepted.
+        Naming every bad option (``capacity.<arm>``, ``cost.<arm>``, ``floors.<role>``,
+        ``budget``): its value and what is accepted.
     """
     problems, limits = [], {}
     try:
@@ -102,6 +111,15 @@ def check_plan_options(
         check_floors(floors)
     except InputError as error:  # (floors that are not a mapping come without problems)
         problems += error.problems or [{"field": "floors", "value": None, "accepted": str(error)}]
+    if budget is not None and _money(budget) is None:
+        problems.append(
+            {
+                "field": "budget",
+                "value": _shown(budget),
+                "accepted": BUDGET_ACCEPTED,
+                "message": "not a number >= 0",
+            }
+        )
     if problems:
         first = problems[0]
         raise InputError(
@@ -167,7 +185,9 @@ def plan_allocation(
         np.asarray(table, dtype=float).reshape(n, len(arms))[:, columns]
         for table in (effect, lower, upper)
     )
-    limits = check_plan_options(catalog, planned, capacity=capacity, cost=cost, floors=floors)
+    limits = check_plan_options(
+        catalog, planned, capacity=capacity, cost=cost, floors=floors, budget=budget
+    )
     rows = profiles if isinstance(profiles, pd.DataFrame) else list(profiles)
     # an arm without an estimate for someone is not given to them
     estimated = np.isfinite(effect) & np.isfinite(lower) & np.isfinite(upper)

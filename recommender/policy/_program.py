@@ -23,7 +23,7 @@ import pandas as pd
 
 from recommender.errors import InputError
 from recommender.policy._fairness import check_floors
-from recommender.policy._limits import MAX_COST_PER_PERSON, _money, _whole
+from recommender.policy._limits import BUDGET_ACCEPTED, MAX_COST_PER_PERSON, _money, _whole
 
 __all__ = ["Program", "build_program", "candidate_pairs", "checked_inputs", "floor_rows"]
 
@@ -88,7 +88,7 @@ def checked_inputs(effects, limits, budget, eligible, upper, confident_only):
                 f"{arm}.group_min/group_max={lim.group_min}/{lim.group_max} (accepted: 1 <= min <= max)"
             )
     if budget is not None and _money(budget) is None:
-        problems.append(f"budget={budget!r} (accepted: a number >= 0, or none for no budget limit)")
+        problems.append(f"budget={budget!r} (accepted: {BUDGET_ACCEPTED})")
     values = effects.to_numpy(dtype=float)
     if not np.isfinite(values).all():
         r, c = np.argwhere(~np.isfinite(values))[0]

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
 from recommender.errors import InputError, PlanTimeout
 from recommender.model import extrapolation_note
 from recommender.policy import (
+    BUDGET_ACCEPTED,
     MAX_CAPACITY,
     check_plan_options,
     fairness_records,
@@ -48,7 +49,7 @@ __all__ = [
 
 # What each /allocate field accepts, in words (``profiles`` as in /recommend_batch).
 ALLOCATION_ACCEPTED = {
-    "budget": "a number >= 0 (US$), or null for no budget limit",
+    "budget": BUDGET_ACCEPTED.replace("none", "null"),
     "capacity": "an object mapping arm ids of the intervention catalog to whole numbers of "
     f"places >= 0 and at most {MAX_CAPACITY:,} (0: not offered this cycle)",
     "confident_only": "true or false",
@@ -255,7 +256,11 @@ def allocate_cohort(
     # The options before the profiles and the model, by name, as `recommender allocate` does:
     # a bad capacity or floor is the caller's to correct, not a plan the solver did not find.
     check_plan_options(
-        catalog, _planned_arms(engine), capacity=request.capacity, floors=request.floors
+        catalog,
+        _planned_arms(engine),
+        capacity=request.capacity,
+        floors=request.floors,
+        budget=request.budget,
     )
     # Crisis entries never reach the check, the model or the solver.
     rows = _checked_cohort(engine, request.profiles, skip=crisis)
