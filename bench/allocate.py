@@ -414,10 +414,12 @@ def main(argv=None) -> int:
         if data is None and args.home:
             data = Path(args.home) / "demo" / "cohort.parquet"
         if data is None:
+            from recommender.cohort import write_cohort
             from recommender.simulate import simulate_cohort
 
             data = Path(os.environ["RECOMMENDER_HOME"]) / "cohort.parquet"
-            simulate_cohort("default", n=20_000, seed=7, assignment="rct").to_parquet(data)
+            # text columns as text, as the project writes its tables (and MLflow's schema wants)
+            write_cohort(simulate_cohort("default", n=20_000, seed=7, assignment="rct"), data)
         if temporary:
             from pipelines.train import run_training
 

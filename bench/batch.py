@@ -55,7 +55,7 @@ def run(
 
     from pipelines.batch import score_with_spark, spark_session
     from pipelines.score import score_file
-    from recommender.cohort import PROFILE_COLUMNS
+    from recommender.cohort import PROFILE_COLUMNS, write_cohort
     from recommender.registry import load_model
     from recommender.simulate import load_scenario, simulate_cohort
 
@@ -73,7 +73,7 @@ def run(
         recommendation_model = load_model(model)
         cohort = simulate_cohort(load_scenario("default"), n, seed=11)[list(PROFILE_COLUMNS)]
         data = folder / "cohort.parquet"
-        cohort.to_parquet(data, index=False)
+        write_cohort(cohort, data)  # text columns as text, as the project writes its tables
         profiles = pd.read_parquet(data)
 
         log("starting Spark ...")
