@@ -193,7 +193,7 @@ class LinearModel:
 def with_training_support(model):
     """``model`` as if trained on 600 rows aged 25 to 64, working 30 to 80 hours a week, 0 to 40
     years in practice, only 3 of them advanced practice providers (role ``app``), every other
-    level and score often: the support a trained model records
+    level and score often, within each role too: the support a trained model records
     (:func:`recommender.model.training_support`, 11 rows a level)."""
     from recommender.cohort import feature_frame
     from recommender.model import training_support
@@ -212,7 +212,10 @@ def with_training_support(model):
                 age=25 + i % 40,
                 weekly_hours=30.0 + i % 51,
                 years_in_practice=float(i % 41),
-                role="app" if i < 3 else roles[i % 3],
+                # in blocks of 36 rows, so that each role has every gender, specialty and
+                # setting often (cycling with i % 3 would cross roles with only a third of
+                # the specialties)
+                role="app" if i < 3 else roles[(i // 36) % 3],
                 gender=level("gender", i),
                 specialty=level("specialty", i),
                 setting=level("setting", i),

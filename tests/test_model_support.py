@@ -79,13 +79,13 @@ def test_a_value_at_the_training_max_is_inside_and_just_above_is_outside():
     assert outside[4] == [
         {"field": "role", "value": "app", "seen": "4 training rows (fewer than 11)"}
     ]
-    # the threshold is the one recorded: 4 rows are enough when 4 are asked
-    assert (
-        support_check(supported(fake_model(), rows, min_rows=4)).outside(
-            model.feature_frame(asked)
-        )[4]
-        == []
-    )
+    # the threshold is the one recorded: 4 rows are enough when 4 are asked (and then the
+    # app's other fields are checked against those 4 apps' own ranges)
+    enough = support_check(supported(fake_model(), rows, min_rows=4)).outside(
+        model.feature_frame(asked)
+    )[4]
+    assert "role" not in [item["field"] for item in enough]
+    assert all(" with role app " in item["seen"] for item in enough)
 
 
 def test_the_encoded_rows_and_the_feature_frame_give_the_same_fields():
@@ -142,3 +142,98 @@ def test_the_scored_table_lists_the_fields_outside_empty_when_inside_missing_whe
     assert scored[OUTSIDE_COLUMN].tolist() == ["", "age", "age;role"]
     unknown = fake_model().score(asked)[OUTSIDE_COLUMN]
     assert unknown.isna().all() and unknown.dtype == pd.StringDtype()
+
+
+def role_shaped_rows(n=600, seed=3):
+    """Training profiles shaped by role as real ones are: residents young with 0 years in
+    practice, nurses working at most 60 hours, nobody in oncology but physicians."""
+    rows = profiles(n, seed=seed)
+    resident = rows["role"] == "resident"
+    rows.loc[resident, "age"] = np.clip(rows.loc[resident, "age"], 25, 36)
+    rows.loc[resident, "years_in_practice"] = 0.0
+    nurse = rows["role"] == "nurse"
+    rows.loc[nurse, "weekly_hours"] = np.clip(rows.loc[nurse, "weekly_hours"], 30, 60)
+    rows.loc[(rows["role"] != "physician") & (rows["specialty"] == "oncology"), "specialty"] = (
+        "other"
+    )
+    return rows
+
+
+def test_the_support_is_also_recorded_within_each_role():
+    rows = role_shaped_rows()
+    within = training_support(feature_frame(rows), min_rows=11)["within"]
+    assert within["feature"] == "role"
+    assert sorted(within["levels"]) == sorted(rows["role"].unique())
+    for role, group in rows.groupby("role"):
+        entries = within["levels"][role]
+        assert "role" not in entries
+        for name in ("age", "years_in_practice", "weekly_hours", "ee", "dp", "pa"):
+            assert entries[name] == {"min": group[name].min(), "max": group[name].max()}
+        assert entries["specialty"]["rows"]["oncology"] == int(
+            (group["specialty"] == "oncology").sum()
+        )
+    # a role too few rows had is not recorded within (the role itself is said to be unseen)
+    few = training_support(feature_frame(training_rows()), min_rows=11)["within"]["levels"]
+    assert "app" not in few and "nurse" in few
+    assert "within" not in training_support(feature_frame(rows), within=None)
+
+
+def test_a_profile_inside_every_field_but_outside_its_role_is_named():
+    rows = role_shaped_rows()
+    model = supported(fake_model(), rows)
+    typical = {"age": 30, "years_in_practice": 0.0, "weekly_hours": 50.0, "ee": 20, "dp": 5}
+    asked = pd.DataFrame(
+        [
+            {**typical, "role": "resident", "specialty": "surgery"},  # inside
+            {**typical, "role": "resident", "age": 50, "years_in_practice": 12.0},
+            {**typical, "role": "physician", "age": 50, "years_in_practice": 12.0},  # inside
+            {**typical, "role": "nurse", "weekly_hours": 75.0},
+            {**typical, "role": "nurse", "specialty": "oncology"},
+            # older than everyone: said once, by the field's own range
+            {**typical, "role": "resident", "age": int(rows["age"].max()) + 1},
+        ]
+    ).reindex(columns=rows.columns)
+    asked = asked.fillna(profiles(len(asked), seed=9).assign(specialty="surgery", pa=30))
+    residents = rows[rows["role"] == "resident"]
+    check = support_check(model)
+    outside = check.outside(model.feature_frame(asked))
+    assert outside[0] == [] and outside[2] == []
+    assert outside[1] == [
+        {
+            "field": "age",
+            "value": 50,
+            "seen": f"the training rows with role resident range from "
+            f"{residents['age'].min()} to {residents['age'].max()}",
+        },
+        {
+            "field": "years_in_practice",
+            "value": 12.0,
+            "seen": "the training rows with role resident range from 0 to 0",
+        },
+    ]
+    assert [(item["field"], item["value"]) for item in outside[3]] == [("weekly_hours", 75.0)]
+    assert outside[3][0]["seen"].startswith("the training rows with role nurse range from")
+    assert outside[4] == [
+        {
+            "field": "specialty",
+            "value": "oncology",
+            "seen": "0 training rows with role nurse (fewer than 11)",
+        }
+    ]
+    assert [item["seen"] for item in outside[5]] == [
+        f"the training rows range from {rows['age'].min()} to {rows['age'].max()}"
+    ]
+    # the service's single row, a batch's matrix and a frame name the same fields
+    encoded = model.encode(asked)
+    assert check.outside(encoded) == outside
+    assert [check.outside(encoded[k : k + 1])[0] for k in range(len(asked))] == outside
+    many = pd.concat([asked] * 4, ignore_index=True)  # past the value-by-value path
+    assert check.outside(model.encode(many)) == outside * 4
+
+
+def test_a_support_recorded_before_the_roles_checks_each_field_alone():
+    rows = role_shaped_rows()
+    model = supported(fake_model(), rows)
+    del model.metadata["training_support"]["within"]
+    asked = profiles(1, seed=9).assign(role="resident", age=50, years_in_practice=12.0)
+    assert support_check(model).outside(model.feature_frame(asked)) == [[]]

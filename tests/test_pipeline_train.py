@@ -434,8 +434,16 @@ def test_the_support_recorded_is_the_training_rows_and_the_card_counts_held_out_
             assert sum(entry["rows"].values()) == len(X)
         else:
             assert (entry["min"], entry["max"]) == (X[name].min(), X[name].max())
-    # every training row lies inside, by construction
-    assert not any(support_check(model).outside(X))
+    for role, entries in support["within"]["levels"].items():  # and within each role
+        group = X[(X["role"] == role).to_numpy()]
+        assert len(group) >= 11
+        for name, entry in entries.items():
+            if "min" in entry:
+                assert (entry["min"], entry["max"]) == (group[name].min(), group[name].max())
+    # every training row lies inside every range, its role's too, by construction: what may
+    # be said of one is only a level (or a level within its role) too few rows had
+    said = [item for row in support_check(model).outside(X) for item in row]
+    assert all(item["seen"].endswith("(fewer than 11)") for item in said)
     held_out = support_check(model).outside(model.feature_frame(split.holdout))
     card = json.loads((home / "cards" / "1" / "card.json").read_text())["training_data"]
     assert card["outside"]["rows"] == len(split.holdout)

@@ -137,7 +137,8 @@ def _outside_blocks(outside) -> list:
     text = (
         f"{outside['outside']:,} of {outside['rows']:,} held-out rows lie outside the training "
         "data in at least one field (a number beyond the training rows' range, or a level "
-        "fewer training rows had than the subgroup tables' minimum cell); the service and the "
+        "fewer training rows had than the subgroup tables' minimum cell, among everyone or "
+        "among the people of the row's role); the service and the "
         "scored files name those fields and say the effects there are extrapolated."
     )
     blocks = [("p", text)]
