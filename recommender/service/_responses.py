@@ -149,11 +149,15 @@ class ContributionItem(BaseModel):
 
 class ExplanationBlock(BaseModel):
     versus_usual_care: list[ContributionItem] = Field(
-        description="Top contributions to the recommended arm's effect against usual care."
+        description="Top contributions (largest first; none under 0.05 points) to how far "
+        "the recommended arm's effect against usual care lies from the arm's average for this "
+        "profile: negative ones make the benefit larger, positive ones smaller."
     )
     runner_up: str | None = Field(None, description="The second-ranked arm.")
     versus_runner_up: list[ContributionItem] = Field(
-        description="Top contributions to the recommended arm's lead over the runner-up."
+        description="Top contributions (largest first; none under 0.05 points) to how far "
+        "the recommended arm's lead over the runner-up lies from its average for this profile: "
+        "negative ones widen the lead, positive ones narrow it."
     )
     sentence: str = Field(description="The same in one plain-language sentence.")
 
