@@ -338,7 +338,7 @@ def explain(
     level = _percent[coverage]
     if recommended == control:
         if runner_up is None:
-            sentence = "Only usual care can be offered, so there is nothing to compare."
+            sentence = "Only usual care is ranked for this person, so there is nothing to compare."
         else:
             sentence = (
                 f"No offered intervention is expected to lower emotional exhaustion more "
