@@ -127,6 +127,14 @@ class ArmEstimate(ArmFigures):
     cost_per_person: float | None = Field(
         None, description="Default cost of a full course, US$ (batch: see 'arms')."
     )
+    cost_is_assumption: bool | None = Field(
+        None,
+        description="True when the catalog's cost is an assumption (a default to replace), "
+        "not a price from a source (batch: see 'arms').",
+    )
+    cost_basis: str | None = Field(
+        None, description="Where the cost comes from, as the catalog says (batch: see 'arms')."
+    )
     evidence: list[EvidenceItem] = Field(
         default_factory=list, description="Published evidence for this arm (batch: see 'arms')."
     )
@@ -135,6 +143,11 @@ class ArmEstimate(ArmFigures):
 class ArmFacts(BaseModel):
     name: str = Field(description="Readable name.")
     cost_per_person: float = Field(description="Default cost of a full course, US$.")
+    cost_is_assumption: bool = Field(
+        description="True when the catalog's cost is an assumption (a default to replace), "
+        "not a price from a source."
+    )
+    cost_basis: str = Field(description="Where the cost comes from, as the catalog says.")
     evidence: list[EvidenceItem] = Field(description="Published evidence for this arm.")
 
 
