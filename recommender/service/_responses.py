@@ -110,11 +110,13 @@ class ArmFigures(BaseModel):
     ee_upper: float = Field(description="Upper bound of the interval of ee_effect.")
     dp_effect: float | None = Field(
         description="Expected change in Depersonalization points "
-        "(negative = better); null when the model has no DP model."
+        "(negative = better), a point estimate without an interval (intervals are computed for "
+        "EE, which decides the ranking); null when the model has no DP model."
     )
     pa_effect: float | None = Field(
         description="Expected change in Personal Accomplishment "
-        "points (positive = better); null when not modelled."
+        "points (positive = better), a point estimate without an interval; null when not "
+        "modelled."
     )
 
 
