@@ -95,15 +95,19 @@ def test_a_catalog_without_converted_effects_is_refused():
         )
 
 
-def test_answers_say_they_rest_on_published_trials():
+def _evidence_engine():
     catalog = evidence_catalog()
-    engine = RecommendationEngine(
+    return RecommendationEngine(
         evidence_model(catalog),
         "1",
         catalog=catalog,
         config=load_serve_config(),
         audit=AuditLog("sqlite://", salt="s"),
     )
+
+
+def test_answers_say_they_rest_on_published_trials():
+    engine = _evidence_engine()
     answer = engine.recommend([engine.check_row(profile())], caller_role="program")[0]
     assert answer["ranking"][0]["arm"] == "mindfulness"
     assert "rest on published trials alone" in answer["ranking_note"]
@@ -119,6 +123,23 @@ def test_answers_say_they_rest_on_published_trials():
     data = answer["context"]["training_data"]
     assert data["source"] == "evidence" and "published" in data["statement"]
     assert "not recorded" not in data["statement"]
+
+
+def test_answers_say_a_pooled_figure_is_pooled_and_never_that_arms_cannot_be_offered():
+    engine = _evidence_engine()
+    # Residents: mindfulness's only figure is a review pooling several kinds of intervention;
+    # the note cited it as if it were mindfulness's own.
+    resident = engine.recommend([engine.check_row(profile(role="resident"))], caller_role="program")
+    note = resident[0]["ranking_note"]
+    assert "pooled review, an estimate pooled over several kinds of intervention" in note
+    # APPs: the catalog offers them coaching, but no finding concerns APPs, so only usual care
+    # is ranked; the answer said "Only usual care can be offered to this person".
+    app = engine.recommend([engine.check_row(profile(role="app"))], caller_role="program")[0]
+    assert [a["arm"] for a in app["ranking"]] == ["none"]
+    assert any(e["arm"] == "coaching" and "no estimate" in e["reason"] for e in app["excluded"])
+    assert "can be offered" not in app["ranking_note"]
+    assert "can be offered" not in app["explanation"]["sentence"]
+    assert app["ranking_note"].startswith("Usual care is the only arm ranked for this person")
 
 
 def test_scored_files_say_the_evidence_model_rests_on_published_trials():

@@ -65,6 +65,14 @@ def test_the_best_plan_under_the_budget(asgi_client):
     arms = {a["arm"]: a for a in body["arms"]}
     assert (arms["coaching"]["people"], arms["coaching"]["cost"]) == (1, 1400.0)
     assert (arms["mindfulness"]["people"], arms["mindfulness"]["cost"]) == (2, 600.0)
+    # The catalog's costs are assumptions, defaults to replace: the plan says so per arm.
+    from recommender.catalog import load_catalog
+
+    catalog = load_catalog()
+    assert {a: arms[a]["cost_is_assumption"] for a in arms} == {
+        a: catalog.arm(a).cost_is_assumption for a in arms
+    }
+    assert arms["coaching"]["cost_is_assumption"] is True
     assert "not a diagnosis" in body["disclaimer"]
     assert "p1" not in response.text  # ids are never echoed; answers are in the order sent
 

@@ -191,3 +191,26 @@ def test_nothing_is_answered_when_the_audit_cannot_be_written(engine, monkeypatc
     monkeypatch.setattr(engine.audit, "start_append", broken)
     with pytest.raises(AuditUnavailable):
         engine.recommend([engine.check_row(profile())], caller_role="program")
+
+
+def test_every_cost_shown_says_whether_it_is_an_assumption(engine):
+    # The catalog marks most costs as assumptions (defaults to replace); the answers showed
+    # cost_per_person alone, as if it were a price.
+    from recommender.service._responses import Recommendation
+
+    catalog = load_catalog()
+    answer = engine.recommend([engine.check_row(profile())], caller_role="program")[0]
+    for item in answer["ranking"]:
+        arm = catalog.arm(item["arm"])
+        assert item["cost_is_assumption"] is arm.cost_is_assumption
+        assert item["cost_basis"] == " ".join(arm.cost_basis.split())
+    assert any(item["cost_is_assumption"] for item in answer["ranking"])
+    # The same in what is sent: the response model's JSON and the fast path's, and a batch's
+    # arms map.
+    sent = Recommendation.model_validate(answer).model_dump(mode="json")
+    assert all("cost_is_assumption" in item for item in sent["ranking"])
+    assert (
+        engine.answer_json.recommendation(answer)
+        == Recommendation.model_validate(answer).model_dump_json().encode()
+    )
+    assert all("cost_basis" in facts for facts in engine.arm_facts([answer]).values())

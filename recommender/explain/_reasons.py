@@ -4,6 +4,12 @@ The uplift models give additive contributions: one value per feature plus a ``ba
 together sum to the difference in expected EE change between two arms. Two comparisons answer
 the questions a program asks: why this arm rather than nothing (versus usual care), and why this
 arm rather than the next best (versus the runner-up). The sentence says the same in words.
+
+A contribution is the feature's share of how far this person's figure lies from the arm's (or
+the lead's) average, not of the figure itself: the sentence says which features make it larger
+and which make it smaller, never that a feature pulling the other way is a reason for it.
+Contributions under half a tenth of a point (which the sentence would show as 0.0, such as the
+rounding left in an arm given one effect for everyone) are no reasons and are not listed.
 """
 
 from __future__ import annotations
@@ -85,8 +91,8 @@ def top_contributions(
 ) -> tuple[Contribution, ...]:
     """The ``top`` features with the largest absolute contribution, largest first.
 
-    ``base`` (the part no feature accounts for) is never listed; features contributing
-    exactly zero are left out.
+    ``base`` (the part no feature accounts for) is never listed; features contributing less
+    than :data:`SHOWN` points (0.0 at the sentence's one decimal) are left out.
 
     Examples
     --------
@@ -98,7 +104,7 @@ def top_contributions(
     # person of a 1,000-row batch, where generator and lambda overheads add up.
     items = []
     for k, v in (contributions if isinstance(contributions, dict) else dict(contributions)).items():
-        if k != "base" and math.isfinite(v) and v != 0.0:
+        if k != "base" and math.isfinite(v) and abs(round(v, 3)) >= SHOWN:
             items.append((str(k), float(v)))
     if len(items) > 1:
         items.sort(key=_largest_first)
@@ -150,7 +156,7 @@ def top_contributions_many(
     order = np.lexsort((name_rank[picked], -np.abs(shown)), axis=1)
     picked = np.take_along_axis(picked, order, axis=1)
     shown = np.take_along_axis(shown, order, axis=1)
-    keep = np.isfinite(shown) & (shown != 0.0)
+    keep = np.isfinite(shown)
     new = tuple.__new__  # Contribution's own __new__ handles keywords: slower, per item
     out = []
     for profile, columns, points, kept in zip(
@@ -158,18 +164,22 @@ def top_contributions_many(
     ):
         items = []
         for j, v, ok in zip(columns, points, kept):
-            if ok:
+            if ok and abs(rounded := round(v, 3)) >= SHOWN:
                 name = labels[j]
                 value = profile.get(name)
                 if isinstance(value, np.generic):  # _plain, inline: three calls per row
                     value = value.item()
-                items.append(new(Contribution, (name, value, round(v, 3))))
+                items.append(new(Contribution, (name, value, rounded)))
         out.append(tuple(items))
     return out
 
 
 # Fewer rows than this are ordered one by one (one answer's request, say).
 _FEW_ROWS = 8
+
+# The smallest contribution that is a reason: the sentence shows points to one decimal, so
+# anything smaller reads "+0.0" (an arm given one effect for everyone leaves such rounding).
+SHOWN = 0.05
 
 
 def _chosen(contributions, profile: Mapping, top: int) -> tuple[Contribution, ...]:
@@ -249,6 +259,19 @@ def _join(parts: list[str]) -> str:
     return ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
+def _pulls(contributions, toward: tuple[str, str], away: tuple[str, str]) -> str:
+    """The contributions in words, split by the way they pull: ``"A (-1.0) and B (-0.8) widen
+    the lead and C (+1.3) narrows it"``. Negative points pull ``toward`` (the claim: a larger
+    benefit, a wider lead), positive ones ``away``; each pair is (singular, plural) verb
+    phrases. Empty when there are none."""
+    parts = []
+    for wanted, (one, many) in ((True, toward), (False, away)):
+        cited = [_feature_text(c) for c in contributions if (c.points < 0) == wanted]
+        if cited:
+            parts.append(f"{_join(cited)} {one if len(cited) == 1 else many}")
+    return " and ".join(parts)
+
+
 def explain(
     *,
     recommended: str,
@@ -298,7 +321,7 @@ def explain(
     ...             versus_runner_up={"role": -2.5, "base": -0.7},
     ...             profile={"role": "physician", "ee": 33})
     >>> print(e.sentence)
-    Coaching is expected to lower emotional exhaustion by 4.2 points (90% interval: between 1.4 and 7.0 points lower) compared with usual care, most of all because of role physician (-2.0) and emotional exhaustion score 33 (-1.0). It is expected to do 3.2 points better than peer group, mainly because of role physician (-2.5).
+    Coaching is expected to lower emotional exhaustion by 4.2 points (90% interval: between 1.4 and 7.0 points lower) compared with usual care; for this profile role physician (-2.0) and emotional exhaustion score 33 (-1.0) make the benefit larger than its average. It is expected to do 3.2 points better than peer group; for this profile role physician (-2.5) widens the lead.
     """
     names = names or {}
     label = lambda arm: names.get(arm, arm.replace("_", " "))  # noqa: E731
@@ -315,40 +338,50 @@ def explain(
     level = _percent[coverage]
     if recommended == control:
         if runner_up is None:
-            sentence = "Only usual care can be offered, so there is nothing to compare."
+            sentence = "Only usual care is ranked for this person, so there is nothing to compare."
         else:
             sentence = (
                 f"No offered intervention is expected to lower emotional exhaustion more "
                 f"than usual care for this profile; the closest is {label(runner_up)} "
                 f"({_signed_tenths[runner_up_effect]} points against usual care)"
             )
-            sentence += (
-                f", held back mainly by {_join([_feature_text(c) for c in vs_next])}."
-                if vs_next
-                else "."
+            # Points of usual care minus the runner-up: negative ones raise the runner-up's EE.
+            pulls = _pulls(
+                vs_next, ("holds it back", "hold it back"), ("works for it", "work for it")
             )
+            sentence += f", and for this profile {pulls}." if pulls else "."
         return _new_explanation(recommended, runner_up, vs_care, vs_next, sentence)
-    direction = "lower" if effect < 0 else "raise"
+    direction, change = ("lower", "benefit") if effect < 0 else ("raise", "rise")
     sentence = (
         f"{label(recommended).capitalize()} is expected to {direction} emotional "
         f"exhaustion by {_tenths[abs(effect)]} points ({level} interval: "
         f"{_interval_text(lower, upper)}) compared with usual care"
     )
-    sentence += (
-        f", most of all because of {_join([_feature_text(c) for c in vs_care])}."
-        if vs_care
-        else "."
+    larger, smaller = ("larger", "smaller") if effect < 0 else ("smaller", "larger")
+    pulls = _pulls(
+        vs_care,
+        (
+            f"makes the {change} {larger} than its average",
+            f"make the {change} {larger} than its average",
+        ),
+        (f"makes it {smaller}", f"make it {smaller}"),
     )
+    sentence += f"; for this profile {pulls}." if pulls else "."
     if runner_up is not None and runner_up_effect is not None:
         lead = runner_up_effect - effect
         # When the runner-up is usual care, the first sentence already made that comparison.
         if runner_up != control:
-            sentence += (
-                f" It is expected to do {_tenths[lead]} points better than {label(runner_up)}"
+            if _tenths[abs(lead)] == "0.0":  # "0.0 points better" would claim an order
+                sentence += (
+                    f" It is expected to do about as well as {label(runner_up)} (less than "
+                    "0.1 points apart)"
+                )
+            else:
+                sentence += (
+                    f" It is expected to do {_tenths[lead]} points better than {label(runner_up)}"
+                )
+            pulls = _pulls(
+                vs_next, ("widens the lead", "widen the lead"), ("narrows it", "narrow it")
             )
-            sentence += (
-                f", mainly because of {_join([_feature_text(c) for c in vs_next])}."
-                if vs_next
-                else "."
-            )
+            sentence += f"; for this profile {pulls}." if pulls else "."
     return _new_explanation(recommended, runner_up, vs_care, vs_next, sentence)

@@ -28,6 +28,9 @@ from recommender.errors import InputError
 
 __all__ = ["EvidenceEffects", "EvidenceEstimate", "evidence_estimates", "evidence_model"]
 
+# Said beside the citation of a figure pooled over several kinds of intervention.
+POOLED_NOTE = "an estimate pooled over several kinds of intervention, not this arm's own"
+
 # Published intervals are 95 % intervals unless a source says otherwise.
 _PUBLISHED_LEVEL = 0.95
 
@@ -151,7 +154,11 @@ def evidence_model(catalog, *, metadata=None):
     features = [{"name": "role", "kind": "category", "categories": list(CATEGORIES["role"])}]
     citations = {}
     for e in estimates:
-        citations.setdefault(e.arm, {})[e.role] = e.citation
+        # What the answers cite as the source of the arm's figure for the role: a finding
+        # pooled over several arms is said to be so, or the figure reads as this arm's own.
+        citations.setdefault(e.arm, {})[e.role] = (
+            e.citation if e.specific_to_arm else f"{e.citation}, {POOLED_NOTE}"
+        )
     facts = {"source": "evidence", "evidence_citations": citations, **dict(metadata or {})}
     return RecommendationModel(
         outcome_models={"ee": effects},

@@ -271,6 +271,12 @@ def rank_many(
     return out
 
 
+# The note of a ranking that holds usual care alone.
+ONLY_USUAL_CARE = (
+    "Usual care is the only arm ranked for this person: no other arm is both offered to them "
+    "and estimated by the model (the excluded arms say why)."
+)
+
 # Fewer people than this are ranked one by one (one answer's request, say).
 _FEW_PEOPLE = 8
 _NOT_FINITE = "the effects of allowed arms must be finite (rank_arms ranks the rest)"
@@ -281,7 +287,9 @@ def _judged(arms: tuple, control: str, max_overlap: float, names: dict, coverage
     the overlap rule and the note, for :func:`rank_arms` and :func:`rank_many`."""
     label = lambda arm: names.get(arm, arm.replace("_", " "))  # noqa: E731
     if len(arms) == 1:
-        return Ranking(arms, True, None, "Only usual care can be offered to this person.")
+        # Not "can be offered": an arm the program offers may be left out because the model
+        # has no estimate of it for this person (the answer's excluded list says which and why).
+        return Ranking(arms, True, None, ONLY_USUAL_CARE)
     best, second = arms[0], arms[1]
     overlap = interval_overlap(best.lower, best.upper, second.lower, second.upper)
     meaningful = overlap <= max_overlap

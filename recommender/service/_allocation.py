@@ -103,6 +103,10 @@ class ArmPlan(BaseModel):
     groups: int = Field(description="Groups they form (people, for one-to-one arms).")
     capacity: int | None = Field(description="Places that were available (null: no limit).")
     cost_per_person: float = Field(description="US$ per participant (the catalog's).")
+    cost_is_assumption: bool = Field(
+        description="True when that cost is the catalog's assumption (a default to replace), "
+        "not a price from a source."
+    )
     cost: float = Field(description="What this arm costs for the people allocated, US$.")
     expected_points_avoided: float = Field(
         description="EE points this arm is expected to "
@@ -472,6 +476,8 @@ def _arm_plans(catalog, arms, limits, summary: pd.DataFrame) -> list[ArmPlan]:
                 groups=int(counts["groups"]),
                 capacity=limits[arm].capacity,
                 cost_per_person=cost_per_person,
+                cost_is_assumption=bool(catalog.arm(arm).cost_is_assumption)
+                and cost_per_person == float(catalog.arm(arm).cost_per_person),
                 cost=round(people * cost_per_person, 2),
                 expected_points_avoided=round(float(counts["expected_points_avoided"]), 3),
             )

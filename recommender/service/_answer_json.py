@@ -41,7 +41,8 @@ class AnswerJSON:
     Parameters
     ----------
     arm_facts : mapping
-        ``arm -> {"name", "cost_per_person", "evidence"}``, the very dicts the answers use.
+        ``arm -> {"name", "cost_per_person", "cost_is_assumption", "cost_basis", "evidence"}``,
+        the very dicts the answers use.
     complements : list
         The answers' ``complements`` (the very list).
     context : dict or None

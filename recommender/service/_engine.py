@@ -116,6 +116,8 @@ class RecommendationEngine(RequestChecking, AnswerWording):
             arm.id: {
                 "name": arm.name,
                 "cost_per_person": float(arm.cost_per_person),
+                "cost_is_assumption": bool(arm.cost_is_assumption),
+                "cost_basis": " ".join(str(arm.cost_basis).split()),
                 "evidence": evidence_for(catalog, arm.id),
             }
             for arm in catalog.arms

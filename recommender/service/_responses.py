@@ -110,11 +110,13 @@ class ArmFigures(BaseModel):
     ee_upper: float = Field(description="Upper bound of the interval of ee_effect.")
     dp_effect: float | None = Field(
         description="Expected change in Depersonalization points "
-        "(negative = better); null when the model has no DP model."
+        "(negative = better), a point estimate without an interval (intervals are computed for "
+        "EE, which decides the ranking); null when the model has no DP model."
     )
     pa_effect: float | None = Field(
         description="Expected change in Personal Accomplishment "
-        "points (positive = better); null when not modelled."
+        "points (positive = better), a point estimate without an interval; null when not "
+        "modelled."
     )
 
 
@@ -127,6 +129,14 @@ class ArmEstimate(ArmFigures):
     cost_per_person: float | None = Field(
         None, description="Default cost of a full course, US$ (batch: see 'arms')."
     )
+    cost_is_assumption: bool | None = Field(
+        None,
+        description="True when the catalog's cost is an assumption (a default to replace), "
+        "not a price from a source (batch: see 'arms').",
+    )
+    cost_basis: str | None = Field(
+        None, description="Where the cost comes from, as the catalog says (batch: see 'arms')."
+    )
     evidence: list[EvidenceItem] = Field(
         default_factory=list, description="Published evidence for this arm (batch: see 'arms')."
     )
@@ -135,6 +145,11 @@ class ArmEstimate(ArmFigures):
 class ArmFacts(BaseModel):
     name: str = Field(description="Readable name.")
     cost_per_person: float = Field(description="Default cost of a full course, US$.")
+    cost_is_assumption: bool = Field(
+        description="True when the catalog's cost is an assumption (a default to replace), "
+        "not a price from a source."
+    )
+    cost_basis: str = Field(description="Where the cost comes from, as the catalog says.")
     evidence: list[EvidenceItem] = Field(description="Published evidence for this arm.")
 
 
@@ -149,11 +164,15 @@ class ContributionItem(BaseModel):
 
 class ExplanationBlock(BaseModel):
     versus_usual_care: list[ContributionItem] = Field(
-        description="Top contributions to the recommended arm's effect against usual care."
+        description="Top contributions (largest first; none under 0.05 points) to how far "
+        "the recommended arm's effect against usual care lies from the arm's average for this "
+        "profile: negative ones make the benefit larger, positive ones smaller."
     )
     runner_up: str | None = Field(None, description="The second-ranked arm.")
     versus_runner_up: list[ContributionItem] = Field(
-        description="Top contributions to the recommended arm's lead over the runner-up."
+        description="Top contributions (largest first; none under 0.05 points) to how far "
+        "the recommended arm's lead over the runner-up lies from its average for this profile: "
+        "negative ones widen the lead, positive ones narrow it."
     )
     sentence: str = Field(description="The same in one plain-language sentence.")
 
