@@ -38,17 +38,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output file ending in .csv or .parquet")
 
 
-def _whole_number(text: str, option: str, *, minimum: int) -> int:
+def _whole_number(text: str, option: str, *, minimum: int, maximum: int) -> int:
     from recommender.errors import InputError
 
     cleaned = str(text).replace("_", "").replace(",", "").strip()
     try:
         value = float(cleaned) if ("e" in cleaned.lower() or "." in cleaned) else int(cleaned)
-    except ValueError:
-        value = None
-    if value is None or value != int(value) or int(value) < minimum:
-        raise InputError(f"{option}: expected a whole number >= {minimum}, got {text!r}")
-    return int(value)
+        whole = int(value)  # OverflowError for '1e400' (inf), ValueError for 'nan'
+    except (ValueError, OverflowError):
+        value = whole = None
+    if whole is None or value != whole or not minimum <= whole <= maximum:
+        raise InputError(
+            f"{option}: expected a whole number >= {minimum} and <= {maximum:,}, got {text!r}"
+        )
+    return whole
 
 
 @contextlib.contextmanager
@@ -72,10 +75,10 @@ def run(args: argparse.Namespace) -> int:
     from recommender.cohort import check_table_output, write_cohort
     from recommender.errors import InputError
     from recommender.simulate import ASSIGNMENTS, load_scenario, parse_shares, simulate_cohort
-    from recommender.simulate import resolve_rct_shares
+    from recommender.simulate import MAX_PEOPLE, MAX_SEED, resolve_rct_shares
 
-    n = _whole_number(args.n, "--n", minimum=1)
-    seed = _whole_number(args.seed, "--seed", minimum=0)
+    n = _whole_number(args.n, "--n", minimum=1, maximum=MAX_PEOPLE)
+    seed = _whole_number(args.seed, "--seed", minimum=0, maximum=MAX_SEED)
     if args.assignment not in ASSIGNMENTS:
         raise InputError(
             f"--assignment: expected one of {', '.join(ASSIGNMENTS)}, got {args.assignment!r}"
