@@ -35,6 +35,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="arm shares for rct, e.g. 'none=0.5,coaching=0.5' (default: the scenario's)",
     )
+    parser.add_argument(
+        "--catalog",
+        default=None,
+        help="intervention catalog YAML whose arms the scenario's must be "
+        "(default: configs/interventions.yaml)",
+    )
     parser.add_argument("--out", required=True, help="output file ending in .csv or .parquet")
 
 
@@ -72,6 +78,7 @@ def memory_for(n: int, option: str = "--n"):
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from recommender.catalog import load_catalog
     from recommender.cohort import check_table_output, write_cohort
     from recommender.errors import InputError
     from recommender.simulate import ASSIGNMENTS, load_scenario, parse_shares, simulate_cohort
@@ -87,8 +94,14 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix.lower() not in _SUFFIXES:
         raise InputError(f"--out: the file must end in {' or '.join(_SUFFIXES)}, got {str(out)!r}")
     check_table_output(out)
+    catalog = load_catalog(args.catalog)
     try:
         scenario = load_scenario(args.scenario)
+        scenario.check_catalog(
+            catalog.arm_ids,
+            catalog.control,
+            catalog=f"the catalog {args.catalog or 'configs/interventions.yaml'}",
+        )
     except InputError as error:
         raise InputError(f"--scenario: {error}", problems=error.problems) from error
     shares = None

@@ -49,7 +49,9 @@ class _Reader(FieldReader):
                     if isinstance(v, str) and v
                     else self.problem(p, f"must be a non-empty string, got {v!r}")
                 ),
-                "description": lambda v, p: str(v),
+                "description": lambda v, p: (
+                    v if isinstance(v, str) else self.problem(p, f"must be text, got {v!r}")
+                ),
                 "control": lambda v, p: (
                     v
                     if isinstance(v, str) and v
@@ -170,10 +172,25 @@ class _Reader(FieldReader):
         )
         if values is None or any(v is None for v in values.values()):
             return None
+        # A mean outside the clipping bounds would put everyone on a bound, silently.
         for role, hours in values["weekly_hours"].items():
-            if None not in hours.values() and hours["min"] > hours["max"]:
+            if None in hours.values():
+                continue
+            if hours["min"] > hours["max"]:
                 self.problem(
                     f"{path}.weekly_hours.{role}", f"min {hours['min']} exceeds max {hours['max']}"
+                )
+            elif not hours["min"] <= hours["mean"] <= hours["max"]:
+                self.problem(
+                    f"{path}.weekly_hours.{role}.mean",
+                    f"must lie within min and max [{hours['min']}, {hours['max']}], "
+                    f"got {hours['mean']}",
+                )
+        for role, years in values["years_in_practice"].items():
+            if None not in years.values() and years["mean"] > years["max"]:
+                self.problem(
+                    f"{path}.years_in_practice.{role}.mean",
+                    f"must not exceed max ({years['max']}), got {years['mean']}",
                 )
         values["roles"] = _frozen(values["roles"])
         values["setting"] = _frozen(values["setting"])
@@ -206,9 +223,12 @@ class _Reader(FieldReader):
 
     def positive_scores(self, node, path):
         scores = self.scores(node, path)
-        if scores is not None and min(scores.ee, scores.dp, scores.pa) < 0:
-            return self.problem(path, f"SDs must be >= 0, got {scores}")
-        return scores
+        if scores is None:
+            return None
+        negative = {k: v for k, v in vars(scores).items() if v < 0}
+        for score, number in negative.items():
+            self.problem(f"{path}.{score}", f"must be >= 0, got {number:g}")
+        return None if negative else scores
 
     def course(self, node, roles) -> Course | None:
         values = self.fields(
