@@ -75,6 +75,7 @@ def test_simulate_rct_shares(tmp_path):
         (["--rct-shares", "none=0.5,yoga=0.5"], "--rct-shares: arm 'yoga' is not in scenario"),
         (["--rct-shares", "none=0.7,coaching=0.7"], "--rct-shares: shares must sum to 1"),
         (["--rct-shares", "none:1"], "--rct-shares: entry 'none:1' is not ARM=SHARE"),
+        (["--catalog", "absent.yaml"], "--catalog: absent.yaml: no such catalog file"),
         # numpy's "Maximum allowed dimension exceeded" and an OverflowError were tracebacks
         (["--n", "1e30"], "--n: expected a whole number >= 1 and <= 1,000,000,000,000"),
         (["--n", "1e400"], "--n: expected a whole number >= 1 and <= 1,000,000,000,000"),

@@ -94,7 +94,10 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix.lower() not in _SUFFIXES:
         raise InputError(f"--out: the file must end in {' or '.join(_SUFFIXES)}, got {str(out)!r}")
     check_table_output(out)
-    catalog = load_catalog(args.catalog)
+    try:
+        catalog = load_catalog(args.catalog)
+    except InputError as error:
+        raise InputError(f"--catalog: {error}", problems=error.problems) from error
     try:
         scenario = load_scenario(args.scenario)
         scenario.check_catalog(
