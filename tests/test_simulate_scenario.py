@@ -216,6 +216,35 @@ def test_malformed_field_is_named(default_raw, edit, field):
     assert any(field in problem for problem in caught.value.problems)
 
 
+def test_an_unreadable_arm_list_is_the_one_problem_reported(default_raw):
+    # `arms: none` was followed by one problem per arm-keyed entry (effects, every table of the
+    # observational design): 26 problems burying the one that mattered.
+    raw = copy.deepcopy(default_raw)
+    raw["arms"] = "none"
+    with pytest.raises(InputError) as caught:
+        load_scenario(raw)
+    assert caught.value.problems == [
+        "field 'arms' must be a list of at least two arm names, got 'none'"
+    ]
+
+
+def test_arms_whose_oracle_columns_would_clash_are_refused(default_raw):
+    # true_effect_dp_coaching is the DP oracle of 'coaching' and the EE oracle of 'dp_coaching':
+    # the simulated table kept one of the two columns, silently.
+    raw = _with_yoga(default_raw)
+    raw["arms"][-1] = "dp_coaching"
+    raw["effects"]["dp_coaching"] = raw["effects"].pop("yoga")
+    observational = raw["assignment"]["observational"]
+    for key in ("intercept", "severity", "hours", "role"):
+        observational[key]["value"]["dp_coaching"] = observational[key]["value"].pop("yoga")
+    with pytest.raises(InputError) as caught:
+        load_scenario(raw)
+    assert caught.value.problems == [
+        "field 'arms' arm 'dp_coaching' would share its oracle column true_effect_dp_coaching "
+        "with arm 'coaching''s DP effect; rename one of them"
+    ]
+
+
 def test_every_problem_is_reported_at_once(default_raw):
     raw = copy.deepcopy(default_raw)
     set_value(raw, "course.regression_to_mean", -1)

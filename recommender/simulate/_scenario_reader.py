@@ -82,8 +82,12 @@ class _Reader(FieldReader):
         course = self.course(top["course"], roles)
         modifiers = self.modifiers(top["effect_modifiers"])
         treatment = tuple(a for a in (arms or ()) if a != control)
-        effects = self.effects(top["effects"], treatment, roles)
-        assignment = self.assignment(top["assignment"], arms or (), control, treatment, roles)
+        # Without a valid arm list every arm-keyed table would be reported wrong, burying the
+        # one problem under dozens; they are checked once 'arms' is readable.
+        effects, assignment = {}, None
+        if arms is not None:
+            effects = self.effects(top["effects"], treatment, roles)
+            assignment = self.assignment(top["assignment"], arms, control, treatment, roles)
         if self.problems:
             raise InputError(
                 f"scenario {self.source} is malformed: " + "; ".join(self.problems),
@@ -114,6 +118,15 @@ class _Reader(FieldReader):
             return self.problem(path, f"must be a list of at least two arm names, got {value!r}")
         if len(set(value)) != len(value):
             return self.problem(path, f"must not repeat an arm, got {value!r}")
+        # The oracle columns are true_effect_<arm> (EE) and true_effect_dp_<arm> / _pa_<arm>:
+        # arms 'x' and 'dp_x' would write two columns of one name, one silently lost.
+        clashes = [a for a in value for b in value if a in (f"dp_{b}", f"pa_{b}")]
+        if clashes:
+            return self.problem(
+                path,
+                f"arm {clashes[0]!r} would share its oracle column true_effect_{clashes[0]} with "
+                f"arm {clashes[0][3:]!r}'s {clashes[0][:2].upper()} effect; rename one of them",
+            )
         return tuple(value)
 
     def per_role(self, node, path, roles, reader):
