@@ -139,13 +139,19 @@ def load_stage(config: dict, data=None) -> Cohort:
         )
         design = config["data"].get("design") or _design_from_propensity(frame)
     else:
-        from recommender.simulate import simulate_cohort
+        from recommender.simulate import load_scenario, simulate_cohort
 
         spec = config["data"]
         seed = spec["seed"] if spec.get("seed") is not None else config["seed"]
-        frame = simulate_cohort(
-            spec["scenario"], spec["n"], seed=seed, assignment=spec["assignment"]
-        )
+        try:
+            scenario = load_scenario(spec["scenario"])
+            # before simulating: a cohort with arms the catalog lacks breaks the contract
+            scenario.check_catalog(
+                catalog.arm_ids, catalog.control, catalog=f"the catalog {catalog_file}"
+            )
+        except InputError as error:
+            raise InputError(f"data.scenario: {error}", problems=error.problems) from error
+        frame = simulate_cohort(scenario, spec["n"], seed=seed, assignment=spec["assignment"])
         source, sha, path = "simulated", _frame_sha256(frame), None
         description = (
             f"simulated: scenario {spec['scenario']}, n = {spec['n']}, seed {seed}, "

@@ -16,6 +16,7 @@ from pydantic import Field
 from recommender.errors import InputError
 from recommender.paths import config_path
 from recommender.settings import Section, check_settings
+from recommender.simulate import MAX_PEOPLE, MAX_SEED
 
 __all__ = [
     "load_config",
@@ -35,9 +36,15 @@ LOWER_IS_BETTER = {"ee": True, "dp": True, "pa": False}
 
 
 class _Data(Section):
-    scenario: str = "default"
-    n: int = Field(20000, ge=200)
-    seed: int | None = Field(None, ge=0)
+    scenario: str = Field(
+        "default",
+        description=(
+            "a scenario name of configs/scenarios (default, homogeneous, conservative, local, "
+            'or "null" in quotes: a bare null is YAML for no value) or a scenario file\'s path'
+        ),
+    )
+    n: int = Field(20000, ge=200, le=MAX_PEOPLE)
+    seed: int | None = Field(None, ge=0, le=MAX_SEED)
     assignment: Literal["rct", "observational"] = "rct"
     # How the training cohort was assigned; null = detect from its logged propensities.
     design: Literal["randomized", "observational"] | None = Field(

@@ -733,6 +733,10 @@ def test_failed_score_write_leaves_the_earlier_output(trained, monkeypatch, tmp_
             "gate: {alpha: 0.5}\n",
             "gate.alpha = 0.5 is not accepted; give a number above 0 and below 0.5",
         ),
+        # YAML reads `scenario: null` (the null scenario of the README) as no value
+        ("data: {scenario: null}\n", 'or "null" in quotes: a bare null is YAML for no value'),
+        # a seed this long made the simulated person_ids longer than the contract's 64 characters
+        ("data: {seed: " + "9" * 30 + "}\n", "data.seed = " + "9" * 30 + " is not accepted"),
     ],
 )
 def test_config_typos_and_ranges_are_refused_by_name(tmp_path, text, words):

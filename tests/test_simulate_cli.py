@@ -75,6 +75,12 @@ def test_simulate_rct_shares(tmp_path):
         (["--rct-shares", "none=0.5,yoga=0.5"], "--rct-shares: arm 'yoga' is not in scenario"),
         (["--rct-shares", "none=0.7,coaching=0.7"], "--rct-shares: shares must sum to 1"),
         (["--rct-shares", "none:1"], "--rct-shares: entry 'none:1' is not ARM=SHARE"),
+        (["--catalog", "absent.yaml"], "--catalog: absent.yaml: no such catalog file"),
+        # numpy's "Maximum allowed dimension exceeded" and an OverflowError were tracebacks
+        (["--n", "1e30"], "--n: expected a whole number >= 1 and <= 1,000,000,000,000"),
+        (["--n", "1e400"], "--n: expected a whole number >= 1 and <= 1,000,000,000,000"),
+        # a 60-digit seed made person_ids of 68 characters, which `validate` then refused
+        (["--seed", "1" + "0" * 59], "--seed: expected a whole number >= 0 and <= 9,223,372"),
     ],
 )
 def test_simulate_bad_options_exit_2_naming_the_option(tmp_path, capsys, arguments, expected):
@@ -99,9 +105,12 @@ def test_calibration_writes_the_table(tmp_path, capsys):
     assert "studies within target" in capsys.readouterr().out
 
 
-def test_calibration_rejects_a_tiny_n(capsys):
-    assert main(["calibration", "--n", "10"]) == 2
-    assert "--n: expected a whole number >= 1000" in capsys.readouterr().err
+@pytest.mark.parametrize("n", ["10", "1e30", "1e400"])
+def test_calibration_rejects_an_n_out_of_range(capsys, n):
+    assert main(["calibration", "--n", n]) == 2
+    assert "--n: expected a whole number >= 1000 and <= 1,000,000,000,000" in (
+        capsys.readouterr().err
+    )
 
 
 def _out_of_memory(*args, **kwargs):

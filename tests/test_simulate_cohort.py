@@ -214,6 +214,11 @@ def test_observational_is_confounded_as_the_scenario_says(default):
         ({"n": 0}, "n: the number of people"),
         ({"n": 2.5}, "n: the number of people"),
         ({"seed": -1}, "seed: must be"),
+        ({"seed": 10**60}, "seed: must be a whole number from 0 to 9,223,372,036,854,775,807"),
+        (
+            {"n": 10**30},
+            "n: the number of people must be a whole number from 1 to 1,000,000,000,000",
+        ),
         ({"assignment": "cluster"}, "assignment: must be one of rct, observational"),
         ({"rct_shares": {"none": 0.5, "yoga": 0.5}}, "arm 'yoga' is not in scenario"),
         ({"rct_shares": {"none": 0.5, "coaching": 0.2}}, "shares must sum to 1"),

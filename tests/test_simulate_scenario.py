@@ -77,6 +77,82 @@ def test_missing_file_is_an_input_error(tmp_path):
         load_scenario(tmp_path / "absent.yaml")
 
 
+def test_a_folder_is_named_as_a_folder(tmp_path):
+    with pytest.raises(InputError, match="is a folder; accepted: a .yaml file"):
+        load_scenario(tmp_path)
+
+
+@pytest.mark.parametrize("parent", ["null", "[default]", "''"])
+def test_an_empty_or_bare_null_extends_is_named(tmp_path, parent):
+    # `extends: null` (a variant of the null scenario) was read as no parent: every section
+    # was then reported missing, and nothing said why.
+    path = tmp_path / "variant.yaml"
+    path.write_text(f"extends: {parent}\nname: variant\n")
+    with pytest.raises(InputError, match=r"field 'extends' must be a scenario name or a path"):
+        load_scenario(path)
+
+
+def test_extends_the_null_scenario_quoted(tmp_path):
+    path = tmp_path / "variant.yaml"
+    path.write_text('extends: "null"\nname: variant\n')
+    assert load_scenario(path).effects == load_scenario("null").effects
+
+
+def _with_yoga(raw: dict) -> dict:
+    """The default scenario with a sixth treatment arm, complete in every section."""
+    raw = copy.deepcopy(raw)
+    raw.update(name="yoga", arms=[*raw["arms"], "yoga"])
+    raw["effects"]["yoga"] = copy.deepcopy(raw["effects"]["mindfulness"])
+    observational = raw["assignment"]["observational"]
+    for key in ("intercept", "severity", "hours"):
+        observational[key]["value"]["yoga"] = 0.0
+    observational["role"]["value"]["yoga"] = dict.fromkeys(
+        ("physician", "resident", "nurse", "app"), 0.0
+    )
+    return raw
+
+
+def test_an_arm_the_catalog_does_not_offer_is_refused_before_simulating(
+    default_raw, tmp_path, capsys
+):
+    # The scenario was simulated and written; `validate` and training then refused every row of
+    # the unknown arm.
+    from recommender.cli import main
+
+    path, out = tmp_path / "yoga.yaml", tmp_path / "cohort.csv"
+    path.write_text(yaml.safe_dump(_with_yoga(default_raw)))
+    assert load_scenario(path).arms[-1] == "yoga"  # a well-formed scenario in itself
+    assert main(["simulate", "--scenario", str(path), "--n", "300", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--scenario: scenario" in err and "field 'arms' names 'yoga'" in err
+    assert "accepted: the catalog's arms (none, coaching, mindfulness" in err
+    assert not out.exists()
+
+
+def test_check_catalog_names_unknown_arms_and_another_control():
+    scenario = load_scenario("default")
+    scenario.check_catalog(ARMS, "none")  # the shipped catalog's arms: accepted
+    with pytest.raises(InputError) as caught:
+        scenario.check_catalog(("usual_care", "coaching", "mindfulness"), "usual_care")
+    message = str(caught.value)
+    assert "field 'arms' names 'none', 'peer_group', 'resilience_training', 'balint_group'" in (
+        message
+    )
+    assert "field 'control' is 'none'; accepted: the catalog's control arm 'usual_care'" in message
+    assert len(caught.value.problems) == 2
+
+
+def test_training_refuses_a_scenario_arm_the_catalog_does_not_offer(default_raw, tmp_path):
+    from pipelines._train_cohort import load_stage
+    from pipelines.train import load_config
+
+    path = tmp_path / "yoga.yaml"
+    path.write_text(yaml.safe_dump(_with_yoga(default_raw)))
+    config = load_config(overrides={"data": {"scenario": str(path), "n": 2000}})
+    with pytest.raises(InputError, match=r"^data\.scenario: scenario .*field 'arms' names 'yoga'"):
+        load_stage(config)
+
+
 @pytest.mark.parametrize(
     ("edit", "field"),
     [
@@ -109,6 +185,26 @@ def test_missing_file_is_an_input_error(tmp_path):
             lambda r: r["effect_modifiers"].update(typo={"value": 1, "assumption": "x"}),
             "effect_modifiers.typo",
         ),
+        # A negative SD named its section and printed Scores(ee=-1.0, ...), not the subscale.
+        (lambda r: value(r, "baseline.sd").update(dp=-1.0), "baseline.sd.dp"),
+        (lambda r: set_value(r, "course.noise_sd.pa", -2.0), "course.noise_sd.pa"),
+        # A share is a probability: 1.5 was "in [0.0, inf]".
+        (
+            lambda r: set_value(r, "assignment.rct_shares", {"none": 1.5, "coaching": -0.5}),
+            "assignment.rct_shares.none",
+        ),
+        # A mean outside the clipping bounds put every physician on the bound, silently.
+        (
+            lambda r: value(r, "population.years_in_practice.physician").update(mean=50.0),
+            "population.years_in_practice.physician.mean",
+        ),
+        (
+            lambda r: value(r, "population.weekly_hours.nurse").update(mean=10.0),
+            "population.weekly_hours.nurse.mean",
+        ),
+        # A list (or an empty `description:`) became the text "[1, 2]" ("None").
+        (lambda r: r.update(description=[1, 2]), "description"),
+        (lambda r: r.update(description=None), "description"),
     ],
 )
 def test_malformed_field_is_named(default_raw, edit, field):
@@ -118,6 +214,35 @@ def test_malformed_field_is_named(default_raw, edit, field):
         load_scenario(raw)
     assert f"'{field}'" in str(caught.value)
     assert any(field in problem for problem in caught.value.problems)
+
+
+def test_an_unreadable_arm_list_is_the_one_problem_reported(default_raw):
+    # `arms: none` was followed by one problem per arm-keyed entry (effects, every table of the
+    # observational design): 26 problems burying the one that mattered.
+    raw = copy.deepcopy(default_raw)
+    raw["arms"] = "none"
+    with pytest.raises(InputError) as caught:
+        load_scenario(raw)
+    assert caught.value.problems == [
+        "field 'arms' must be a list of at least two arm names, got 'none'"
+    ]
+
+
+def test_arms_whose_oracle_columns_would_clash_are_refused(default_raw):
+    # true_effect_dp_coaching is the DP oracle of 'coaching' and the EE oracle of 'dp_coaching':
+    # the simulated table kept one of the two columns, silently.
+    raw = _with_yoga(default_raw)
+    raw["arms"][-1] = "dp_coaching"
+    raw["effects"]["dp_coaching"] = raw["effects"].pop("yoga")
+    observational = raw["assignment"]["observational"]
+    for key in ("intercept", "severity", "hours", "role"):
+        observational[key]["value"]["dp_coaching"] = observational[key]["value"].pop("yoga")
+    with pytest.raises(InputError) as caught:
+        load_scenario(raw)
+    assert caught.value.problems == [
+        "field 'arms' arm 'dp_coaching' would share its oracle column true_effect_dp_coaching "
+        "with arm 'coaching''s DP effect; rename one of them"
+    ]
 
 
 def test_every_problem_is_reported_at_once(default_raw):

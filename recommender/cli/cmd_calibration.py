@@ -32,10 +32,18 @@ def run(args: argparse.Namespace) -> int:
     from recommender.errors import InputError
     from recommender.simulate import calibration_markdown, load_scenario, run_calibration
     from recommender.simulate import heterogeneity_markdown
-    from recommender.simulate import CALIBRATION_N, CALIBRATION_SEED
+    from recommender.simulate import CALIBRATION_N, CALIBRATION_SEED, MAX_PEOPLE, MAX_SEED
 
-    seed = CALIBRATION_SEED if args.seed is None else _whole_number(args.seed, "--seed", minimum=0)
-    n = CALIBRATION_N if args.n is None else _whole_number(args.n, "--n", minimum=1000)
+    seed = (
+        CALIBRATION_SEED
+        if args.seed is None
+        else _whole_number(args.seed, "--seed", minimum=0, maximum=MAX_SEED)
+    )
+    n = (
+        CALIBRATION_N
+        if args.n is None
+        else _whole_number(args.n, "--n", minimum=1000, maximum=MAX_PEOPLE)
+    )
     out = None if args.out is None else check_writable(args.out)  # before the simulating
     try:
         scenario = load_scenario(args.scenario)

@@ -35,20 +35,29 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="arm shares for rct, e.g. 'none=0.5,coaching=0.5' (default: the scenario's)",
     )
+    parser.add_argument(
+        "--catalog",
+        default=None,
+        help="intervention catalog YAML whose arms the scenario's must be "
+        "(default: configs/interventions.yaml)",
+    )
     parser.add_argument("--out", required=True, help="output file ending in .csv or .parquet")
 
 
-def _whole_number(text: str, option: str, *, minimum: int) -> int:
+def _whole_number(text: str, option: str, *, minimum: int, maximum: int) -> int:
     from recommender.errors import InputError
 
     cleaned = str(text).replace("_", "").replace(",", "").strip()
     try:
         value = float(cleaned) if ("e" in cleaned.lower() or "." in cleaned) else int(cleaned)
-    except ValueError:
-        value = None
-    if value is None or value != int(value) or int(value) < minimum:
-        raise InputError(f"{option}: expected a whole number >= {minimum}, got {text!r}")
-    return int(value)
+        whole = int(value)  # OverflowError for '1e400' (inf), ValueError for 'nan'
+    except (ValueError, OverflowError):
+        value = whole = None
+    if whole is None or value != whole or not minimum <= whole <= maximum:
+        raise InputError(
+            f"{option}: expected a whole number >= {minimum} and <= {maximum:,}, got {text!r}"
+        )
+    return whole
 
 
 @contextlib.contextmanager
@@ -69,13 +78,14 @@ def memory_for(n: int, option: str = "--n"):
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from recommender.catalog import load_catalog
     from recommender.cohort import check_table_output, write_cohort
     from recommender.errors import InputError
     from recommender.simulate import ASSIGNMENTS, load_scenario, parse_shares, simulate_cohort
-    from recommender.simulate import resolve_rct_shares
+    from recommender.simulate import MAX_PEOPLE, MAX_SEED, resolve_rct_shares
 
-    n = _whole_number(args.n, "--n", minimum=1)
-    seed = _whole_number(args.seed, "--seed", minimum=0)
+    n = _whole_number(args.n, "--n", minimum=1, maximum=MAX_PEOPLE)
+    seed = _whole_number(args.seed, "--seed", minimum=0, maximum=MAX_SEED)
     if args.assignment not in ASSIGNMENTS:
         raise InputError(
             f"--assignment: expected one of {', '.join(ASSIGNMENTS)}, got {args.assignment!r}"
@@ -85,7 +95,16 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--out: the file must end in {' or '.join(_SUFFIXES)}, got {str(out)!r}")
     check_table_output(out)
     try:
+        catalog = load_catalog(args.catalog)
+    except InputError as error:
+        raise InputError(f"--catalog: {error}", problems=error.problems) from error
+    try:
         scenario = load_scenario(args.scenario)
+        scenario.check_catalog(
+            catalog.arm_ids,
+            catalog.control,
+            catalog=f"the catalog {args.catalog or 'configs/interventions.yaml'}",
+        )
     except InputError as error:
         raise InputError(f"--scenario: {error}", problems=error.problems) from error
     shares = None

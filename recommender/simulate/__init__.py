@@ -16,12 +16,14 @@ from recommender.simulate._calibration import DEFAULT_SEED as CALIBRATION_SEED
 from recommender.simulate._calibration import STUDIES, Study, run_calibration
 from recommender.simulate._calibration_report import calibration_markdown, heterogeneity_markdown
 from recommender.simulate._scenario import Scenario, load_scenario, scenario_names
-from recommender.simulate._simulate import oracle_columns, simulate_cohort
+from recommender.simulate._simulate import MAX_PEOPLE, MAX_SEED, oracle_columns, simulate_cohort
 
 __all__ = [
     "ASSIGNMENTS",
     "CALIBRATION_N",
     "CALIBRATION_SEED",
+    "MAX_PEOPLE",
+    "MAX_SEED",
     "STUDIES",
     "Scenario",
     "Study",

@@ -205,6 +205,26 @@ class Scenario:
         """The non-control arms, in scenario order."""
         return tuple(arm for arm in self.arms if arm != self.control)
 
+    def check_catalog(self, arms, control: str, *, catalog: str = "the intervention catalog"):
+        """Raise :class:`InputError` unless every arm is one of the catalog's ``arms`` and the
+        control is the catalog's ``control``: a cohort with other arms breaks the data contract,
+        and would only be refused once simulated (by ``validate``, or before training)."""
+        arms = tuple(arms)
+        problems = []
+        unknown = [arm for arm in self.arms if arm not in arms]
+        if unknown:
+            problems.append(
+                f"field 'arms' names {', '.join(map(repr, unknown))}, which {catalog} does not "
+                f"offer; accepted: the catalog's arms ({', '.join(arms)})"
+            )
+        if self.control != control:
+            problems.append(
+                f"field 'control' is {self.control!r}; accepted: the catalog's control arm "
+                f"{control!r}"
+            )
+        if problems:
+            raise InputError(f"scenario {self.source}: " + "; ".join(problems), problems=problems)
+
 
 def scenario_names() -> list[str]:
     """Names of the scenario files in ``configs/scenarios``."""
@@ -262,8 +282,13 @@ def _read_raw(name_or_path, *, seen: tuple[str, ...]) -> tuple[dict, str]:
             raise InputError(f"scenario {source}: not valid YAML ({error})") from error
         if not isinstance(raw, dict):
             raise InputError(f"scenario {source}: expected a mapping of fields at the top level")
-    parent = raw.pop("extends", None)
-    if parent is not None:
+    has_parent, parent = "extends" in raw, raw.pop("extends", None)
+    if has_parent and (not isinstance(parent, str) or not parent):
+        raise InputError(
+            f"scenario {source}: field 'extends' must be a scenario name or a path, got "
+            f'{parent!r} (YAML reads a bare null as no value: write "null" in quotes)'
+        )
+    if has_parent:
         base, _ = _read_raw(parent, seen=(*seen, source))
         raw = _merge(base, raw)
     return raw, source
@@ -275,6 +300,8 @@ def _resolve(name_or_path) -> Path:
     text = str(name_or_path)
     path = Path(text)
     if path.suffix in (".yaml", ".yml") or path.parent != Path("."):
+        if path.is_dir():
+            raise InputError(f"scenario file {text!r} is a folder; accepted: a .yaml file")
         if not path.is_file():
             raise InputError(f"scenario file {text!r} does not exist")
         return path

@@ -145,7 +145,7 @@ class FieldReader:
         return out
 
     def shares(self, node, path: str, allowed) -> dict | None:
-        values = self.keyed(node, path, allowed, lambda v, p: self.number(v, p, lo=0.0))
+        values = self.keyed(node, path, allowed, lambda v, p: self.number(v, p, lo=0.0, hi=1.0))
         if values is None or any(v is None for v in values.values()):
             return None
         total = sum(values.values())

@@ -49,7 +49,9 @@ class _Reader(FieldReader):
                     if isinstance(v, str) and v
                     else self.problem(p, f"must be a non-empty string, got {v!r}")
                 ),
-                "description": lambda v, p: str(v),
+                "description": lambda v, p: (
+                    v if isinstance(v, str) else self.problem(p, f"must be text, got {v!r}")
+                ),
                 "control": lambda v, p: (
                     v
                     if isinstance(v, str) and v
@@ -80,8 +82,12 @@ class _Reader(FieldReader):
         course = self.course(top["course"], roles)
         modifiers = self.modifiers(top["effect_modifiers"])
         treatment = tuple(a for a in (arms or ()) if a != control)
-        effects = self.effects(top["effects"], treatment, roles)
-        assignment = self.assignment(top["assignment"], arms or (), control, treatment, roles)
+        # Without a valid arm list every arm-keyed table would be reported wrong, burying the
+        # one problem under dozens; they are checked once 'arms' is readable.
+        effects, assignment = {}, None
+        if arms is not None:
+            effects = self.effects(top["effects"], treatment, roles)
+            assignment = self.assignment(top["assignment"], arms, control, treatment, roles)
         if self.problems:
             raise InputError(
                 f"scenario {self.source} is malformed: " + "; ".join(self.problems),
@@ -112,6 +118,15 @@ class _Reader(FieldReader):
             return self.problem(path, f"must be a list of at least two arm names, got {value!r}")
         if len(set(value)) != len(value):
             return self.problem(path, f"must not repeat an arm, got {value!r}")
+        # The oracle columns are true_effect_<arm> (EE) and true_effect_dp_<arm> / _pa_<arm>:
+        # arms 'x' and 'dp_x' would write two columns of one name, one silently lost.
+        clashes = [a for a in value for b in value if a in (f"dp_{b}", f"pa_{b}")]
+        if clashes:
+            return self.problem(
+                path,
+                f"arm {clashes[0]!r} would share its oracle column true_effect_{clashes[0]} with "
+                f"arm {clashes[0][3:]!r}'s {clashes[0][:2].upper()} effect; rename one of them",
+            )
         return tuple(value)
 
     def per_role(self, node, path, roles, reader):
@@ -170,10 +185,25 @@ class _Reader(FieldReader):
         )
         if values is None or any(v is None for v in values.values()):
             return None
+        # A mean outside the clipping bounds would put everyone on a bound, silently.
         for role, hours in values["weekly_hours"].items():
-            if None not in hours.values() and hours["min"] > hours["max"]:
+            if None in hours.values():
+                continue
+            if hours["min"] > hours["max"]:
                 self.problem(
                     f"{path}.weekly_hours.{role}", f"min {hours['min']} exceeds max {hours['max']}"
+                )
+            elif not hours["min"] <= hours["mean"] <= hours["max"]:
+                self.problem(
+                    f"{path}.weekly_hours.{role}.mean",
+                    f"must lie within min and max [{hours['min']}, {hours['max']}], "
+                    f"got {hours['mean']}",
+                )
+        for role, years in values["years_in_practice"].items():
+            if None not in years.values() and years["mean"] > years["max"]:
+                self.problem(
+                    f"{path}.years_in_practice.{role}.mean",
+                    f"must not exceed max ({years['max']}), got {years['mean']}",
                 )
         values["roles"] = _frozen(values["roles"])
         values["setting"] = _frozen(values["setting"])
@@ -206,9 +236,12 @@ class _Reader(FieldReader):
 
     def positive_scores(self, node, path):
         scores = self.scores(node, path)
-        if scores is not None and min(scores.ee, scores.dp, scores.pa) < 0:
-            return self.problem(path, f"SDs must be >= 0, got {scores}")
-        return scores
+        if scores is None:
+            return None
+        negative = {k: v for k, v in vars(scores).items() if v < 0}
+        for score, number in negative.items():
+            self.problem(f"{path}.{score}", f"must be >= 0, got {number:g}")
+        return None if negative else scores
 
     def course(self, node, roles) -> Course | None:
         values = self.fields(

@@ -24,7 +24,12 @@ from recommender.simulate._scenario import (
     load_scenario,
 )
 
-__all__ = ["simulate_cohort", "oracle_columns"]
+__all__ = ["simulate_cohort", "oracle_columns", "MAX_PEOPLE", "MAX_SEED"]
+
+# Past these numpy fails with a ValueError instead of a MemoryError (rows), and person_id
+# ("s<seed>-<row>") outgrows the contract's 64 characters (seed), so both are refused up front.
+MAX_PEOPLE = 10**12
+MAX_SEED = 2**63 - 1
 
 
 def oracle_columns(arms) -> list[str]:
@@ -51,10 +56,10 @@ def simulate_cohort(
     scenario : Scenario or str
         A loaded scenario, or a name or path for :func:`load_scenario`.
     n : int
-        Number of people (rows), >= 1.
+        Number of people (rows), from 1 to :data:`MAX_PEOPLE`.
     seed : int
-        Seed of the single ``numpy.random.Generator`` that draws everything; the same seed,
-        scenario and arguments give the same table.
+        Seed of the single ``numpy.random.Generator`` that draws everything, from 0 to
+        :data:`MAX_SEED`; the same seed, scenario and arguments give the same table.
     assignment : {"rct", "observational"}
         ``"rct"``: arms drawn independently of the profile with ``rct_shares``;
         ``"observational"``: the scenario's confounded multinomial logit.
@@ -82,10 +87,16 @@ def simulate_cohort(
     """
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-        raise InputError(f"n: the number of people must be a whole number >= 1, got {n!r}")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise InputError(f"seed: must be a whole number >= 0, got {seed!r}")
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not 1 <= n <= MAX_PEOPLE:
+        raise InputError(
+            f"n: the number of people must be a whole number from 1 to {MAX_PEOPLE:,}, got {n!r}"
+        )
+    if (
+        isinstance(seed, bool)
+        or not isinstance(seed, numbers.Integral)
+        or not 0 <= seed <= MAX_SEED
+    ):
+        raise InputError(f"seed: must be a whole number from 0 to {MAX_SEED:,}, got {seed!r}")
     if assignment not in ASSIGNMENTS:
         raise InputError(f"assignment: must be one of {', '.join(ASSIGNMENTS)}, got {assignment!r}")
     if rct_shares is not None:
