@@ -204,8 +204,19 @@ def test_the_fields_outside_the_training_data_are_listed(trained, spark_scored, 
     _, scored = spark_scored
     listed = scored[OUTSIDE_COLUMN]
     assert listed.notna().all()  # the model records its support: empty when inside
-    oldest = result.model.metadata["training_support"]["features"]["age"]["max"]
-    beyond = (profiles["age"] > oldest).to_numpy()
+    support = result.model.metadata["training_support"]
+    oldest = support["features"]["age"]["max"]
+    # beyond the oldest trained on, or beyond the oldest (youngest) of the person's role
+    within = support["within"]["levels"]
+    role_age = (
+        profiles["role"]
+        .astype(str)
+        .map(lambda role: within[role]["age"] if role in within else {"min": -1, "max": 999})
+    )
+    beyond = (profiles["age"] > oldest).to_numpy() | np.array(
+        [not (span["min"] <= age <= span["max"]) for age, span in zip(profiles["age"], role_age)]
+    )
+    assert beyond.any() and not beyond.all()
     assert [("age" in fields.split(";")) for fields in listed] == beyond.tolist()
 
 
