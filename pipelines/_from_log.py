@@ -402,11 +402,17 @@ def off_policy_notes(model, frame, dr_scores, table, *, control: str, alpha: flo
     # one arm for everyone, for each arm with a score on every row (a carried arm's estimate
     # is missing where the arm is not offered)
     whole = [arm for arm in dr_scores.columns if np.isfinite(dr_scores[arm]).all()]
+    # each one-arm policy as a program could run it: the arm for those it is offered to
+    eligible = model.eligibility(frame)
     gain, best, _ = personalization_gain(
-        scores, arms, control=control, alpha=alpha, single_arms=whole
+        scores, arms, control=control, alpha=alpha, single_arms=whole, eligible=eligible
     )
     level = f"{100 * (1 - alpha):.0f}% CI {gain.lower:+.2f} to {gain.upper:+.2f}"
-    versus = f"{best} for everyone (the best single arm on these rows)"
+    versus = (
+        f"{best} for everyone it is offered to (the best single arm on these rows)"
+        if best != control
+        else f"{best} for everyone (the best single arm on these rows)"
+    )
     if gain.lower > 0:
         verdict = f"personalizing adds to {versus}"
     elif gain.upper < 0:

@@ -111,3 +111,39 @@ def test_heterogeneous_effects_are_found_and_beat_random(default):
     # booster) gives mindfulness one effect for everyone (measured: coaching slope 1.29, 90 % CI
     # 1.02 to 1.55; mindfulness not personalized).
     assert np.isfinite(report.calibration_slopes["estimate"][["coaching"]]).all()
+
+
+def test_one_arm_policies_give_the_arm_only_where_it_is_offered():
+    """A learned policy that respects eligibility is compared with one-arm policies that do:
+    coaching (3 points) is offered to half the people, mindfulness (2 points) to everyone, so
+    the learned policy (coaching where offered, mindfulness elsewhere: 2.5) beats every policy a
+    program could run with one arm (coaching where offered: 1.5; mindfulness: 2). Compared with
+    coaching given to everyone, offered or not (3), it read as 'measurably worse'."""
+    import pandas as pd
+
+    from recommender.evaluation import evaluate_effects
+
+    n = 4000
+    rng = np.random.default_rng(0)
+    offered = np.arange(n) % 2 == 0
+    noise = rng.normal(0.0, 1.0, (n, 3))
+    scores = pd.DataFrame(
+        {"none": noise[:, 0], "coaching": -3.0 + noise[:, 1], "mindfulness": -2.0 + noise[:, 2]}
+    )
+    effects = pd.DataFrame({"coaching": np.full(n, -3.0), "mindfulness": np.full(n, -2.0)})
+    eligible = pd.DataFrame({"coaching": offered, "mindfulness": np.ones(n, dtype=bool)})
+    truth = pd.DataFrame({"coaching": np.full(n, -3.0), "mindfulness": np.full(n, -2.0)})
+    report = evaluate_effects(effects, scores, eligible=eligible, oracle=truth)
+    values = report.policy_values
+    assert values.loc["learned", "true_value"] == pytest.approx(2.5)
+    assert values.loc["all:coaching", "true_value"] == pytest.approx(1.5)
+    assert values.loc["all:mindfulness", "true_value"] == pytest.approx(2.0)
+    assert values.loc["oracle", "true_value"] == pytest.approx(2.5)  # the best offered arm
+    assert report.best_single_arm == "mindfulness"
+    assert report.personalization_adds_value  # +0.5, its interval well above 0
+    assert "giving mindfulness to everyone it is offered to" in report.personalization_statement
+    assert any("only to the people the catalog offers it to" in note for note in report.notes)
+    # without the catalog's eligibility, every policy may give any arm to anyone (as before)
+    free = evaluate_effects(effects, scores, oracle=truth)
+    assert free.policy_values.loc["all:coaching", "true_value"] == pytest.approx(3.0)
+    assert not free.offered_only and "giving everyone" in free.personalization_statement

@@ -51,7 +51,10 @@ def test_the_notes_name_extreme_weights_and_whether_personalizing_adds_anything(
     assert any("effective rows of 2,000 (rows logged with small probabilities" in n for n in notes)
     # the log's arms have one effect for everyone: personalizing cannot beat the best one
     said = [n for n in notes if "personalizing" in n]
-    assert len(said) == 1 and "peer_group for everyone (the best single arm" in said[0]
+    assert (
+        len(said) == 1
+        and "peer_group for everyone it is offered to (the best single arm" in said[0]
+    )
     assert "personalizing adds to" not in said[0] and "CI" in said[0]
 
 

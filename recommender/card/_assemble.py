@@ -18,14 +18,18 @@ PLOT_CAPTIONS = {
 }
 
 
-def _policy_label(name: str, control: str) -> str:
+def _policy_label(name: str, control: str, offered_only: bool = False) -> str:
+    # offered_only: the one-arm policies and the oracle gave arms only where the catalog
+    # offers them (see recommender.evaluation.single_arm_policy)
     if name.startswith("all:"):
         arm = name[4:]
-        return "usual care for all" if arm == control else f"{arm} for all"
+        if arm == control:
+            return "usual care for all"
+        return f"{arm} for all it is offered to" if offered_only else f"{arm} for all"
     return {
         "learned": "learned policy (this model)",
         "random": "random assignment",
-        "oracle": "oracle (true best arm)",
+        "oracle": "oracle (true best offered arm)" if offered_only else "oracle (true best arm)",
     }.get(name, name)
 
 
@@ -54,7 +58,8 @@ def evaluation_facts(
     values = report.policy_values.copy()
     columns = [c for c in ("estimate", "lower", "upper", "true_value") if c in values.columns]
     values = values[columns]
-    values.index = [_policy_label(str(i), control) for i in values.index]
+    offered_only = bool(getattr(report, "offered_only", False))
+    values.index = [_policy_label(str(i), control, offered_only) for i in values.index]
     if carried:
         values.index = [
             "learned policy among the learnt arms" if i == _policy_label("learned", control) else i

@@ -38,6 +38,13 @@ _NOTES = [
     "effect on the prediction (1 = calibrated, 0 = no information about who benefits).",
 ]
 
+# With the catalog's eligibility, every policy compared is one a program could run.
+_OFFERED_ONLY = (
+    "One-arm policies ('all:<arm>', the best single arm of the personalization gain) and the "
+    "oracle give an arm only to the people the catalog offers it to, usual care to the rest, "
+    "as the learned policy does."
+)
+
 
 def _check_rows(name: str, value, n: int) -> None:
     if value is not None and len(value) != n:
@@ -84,7 +91,8 @@ def evaluate_effects(
     eligible : DataFrame of bool, optional
         People x arms, same rows in the same order: arms the catalog offers each person. The
         learned policy (its value, mix, subgroups) never recommends an ineligible arm, as the
-        service does; effects, PEHE, Qini and calibration are unaffected.
+        service does, and neither do the one-arm policies it is compared with nor the oracle;
+        effects, PEHE, Qini and calibration are unaffected.
     min_cell : int
         Subgroup cells with fewer people are suppressed (the card's privacy floor).
 
@@ -134,7 +142,7 @@ def evaluate_effects(
     best_policy = None
     if oracle is not None:
         true_effects = oracle_effects(oracle.set_axis(index), effects.columns)
-        best_policy = oracle_policy(true_effects, control=control)
+        best_policy = oracle_policy(true_effects, control=control, eligible=eligible)
     values = policy_value_table(
         scores,
         recommended,
@@ -142,9 +150,15 @@ def evaluate_effects(
         alpha=alpha,
         oracle_policy=best_policy,
         true_effects=true_effects,
+        eligible=eligible,
     )
     gain, best_arm, fold_arms = personalization_gain(
-        scores, recommended, control=control, alpha=alpha, random_state=random_state
+        scores,
+        recommended,
+        control=control,
+        alpha=alpha,
+        random_state=random_state,
+        eligible=eligible,
     )
     qini, curves = qini_table(
         scores, effects, control=control, alpha=alpha, true_effects=true_effects
@@ -191,7 +205,8 @@ def evaluate_effects(
         pehe=pehe,
         oracle=summary,
         subgroups=subgroups,
-        notes=list(_NOTES),
+        notes=list(_NOTES) + ([] if eligible is None else [_OFFERED_ONLY]),
+        offered_only=eligible is not None,
     )
 
 

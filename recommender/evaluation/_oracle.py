@@ -43,9 +43,12 @@ def oracle_effects(oracle: pd.DataFrame, arms) -> pd.DataFrame:
     return pd.DataFrame(columns, index=oracle.index)
 
 
-def oracle_policy(true_effects: pd.DataFrame, *, control: str = "none") -> np.ndarray:
-    """The best arm per person by the true effect (control when no arm truly helps)."""
-    return learned_policy(true_effects, control=control)
+def oracle_policy(
+    true_effects: pd.DataFrame, *, control: str = "none", eligible: pd.DataFrame | None = None
+) -> np.ndarray:
+    """The best arm per person by the true effect (control when no arm truly helps), among
+    the arms the catalog offers them when ``eligible`` is given."""
+    return learned_policy(true_effects, control=control, eligible=eligible)
 
 
 def pehe_table(

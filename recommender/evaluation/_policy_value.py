@@ -132,6 +132,27 @@ def learned_policy(
     return np.where(best_effect < 0.0, arms[best], control).astype(object)
 
 
+def single_arm_policy(
+    arm: str, n: int, *, control: str = "none", eligible: pd.DataFrame | None = None
+) -> np.ndarray:
+    """One arm for everyone the catalog offers it to (``eligible``), usual care for the rest.
+
+    The one-arm policy a program could run: coaching "for everyone" cannot give coaching to
+    nurses the catalog does not offer it to, and comparing a policy that respects eligibility
+    with one that does not would call the difference a failure of personalization.
+
+    Examples
+    --------
+    >>> offered = pd.DataFrame({"coaching": [True, False, True]})
+    >>> single_arm_policy("coaching", 3, eligible=offered).tolist()
+    ['coaching', 'none', 'coaching']
+    """
+    policy = np.full(n, arm, dtype=object)
+    if eligible is not None and arm != control and arm in eligible.columns:
+        policy[~eligible[arm].to_numpy(dtype=bool)] = control
+    return policy
+
+
 def policy_scores(scores: pd.DataFrame, assignment, *, control: str = "none") -> np.ndarray:
     """Per-person doubly robust EE points avoided by ``assignment`` versus control.
 
@@ -192,10 +213,13 @@ def policy_value_table(
     alpha: float = 0.1,
     oracle_policy=None,
     true_effects: pd.DataFrame | None = None,
+    eligible: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Policy values of the learned policy, every one-arm-for-all policy and random assignment.
 
-    Random assignment draws each arm, control included, with equal probability. When
+    With ``eligible`` (people x arms, bool), a one-arm policy gives its arm only to the people
+    the catalog offers it to, usual care to the rest (:func:`single_arm_policy`). Random
+    assignment draws each arm, control included, with equal probability. When
     ``oracle_policy`` is given a row ``oracle`` is added; when ``true_effects`` (oracle effects
     per non-control arm) are given, column ``true_value`` holds each policy's value computed
     from the true effects rather than estimated.
@@ -208,7 +232,9 @@ def policy_value_table(
     """
     policies: dict[str, object] = {"learned": np.asarray(learned, dtype=object)}
     for arm in scores.columns:
-        policies[f"all:{arm}"] = np.full(len(scores), arm, dtype=object)
+        policies[f"all:{arm}"] = single_arm_policy(
+            arm, len(scores), control=control, eligible=eligible
+        )
     policies["random"] = _uniform(scores)
     if oracle_policy is not None:
         policies["oracle"] = np.asarray(oracle_policy, dtype=object)
@@ -266,6 +292,7 @@ def personalization_gain(
     n_boot: int = 200,
     random_state: int = 0,
     single_arms=None,
+    eligible: pd.DataFrame | None = None,
 ) -> tuple[Estimate, str, list[str]]:
     """Learned policy value minus the best one-arm-for-all policy's, with a paired interval.
 
@@ -285,7 +312,9 @@ def personalization_gain(
 
     ``single_arms`` (default: every column) are the one-arm-for-all policies compared with: an
     arm whose scores are an estimate rather than measured (or missing where it is not offered)
-    is better left out.
+    is better left out. With ``eligible`` (people x arms, bool), each one-arm policy gives its
+    arm only to the people the catalog offers it to, usual care to the rest
+    (:func:`single_arm_policy`), as the learned policy does.
 
     Returns
     -------
@@ -298,7 +327,11 @@ def personalization_gain(
     arms = list(scores.columns if single_arms is None else single_arms)
     single = np.column_stack(
         [
-            policy_scores(scores, np.full(len(scores), arm, dtype=object), control=control)
+            policy_scores(
+                scores,
+                single_arm_policy(arm, len(scores), control=control, eligible=eligible),
+                control=control,
+            )
             for arm in arms
         ]
     )

@@ -32,9 +32,11 @@ def _records(table: pd.DataFrame) -> dict:
     return {str(k): _json_safe(v) for k, v in table.to_dict(orient="index").items()}
 
 
-def _phrase_single(arm: str, control: str) -> str:
+def _phrase_single(arm: str, control: str, offered_only: bool = False) -> str:
     if arm == control:
         return "usual care (no intervention) for all"
+    if offered_only:
+        return f"giving {arm.replace('_', ' ')} to everyone it is offered to"
     return f"giving everyone {arm.replace('_', ' ')}"
 
 
@@ -78,6 +80,9 @@ class EvaluationReport:
     subgroups : DataFrame or None
     notes : list of str
         How each number was obtained where a choice was made.
+    offered_only : bool
+        Whether the one-arm policies and the oracle gave each arm only to the people the
+        catalog offers it to (evaluated with the catalog's eligibility).
     """
 
     alpha: float
@@ -98,6 +103,7 @@ class EvaluationReport:
     oracle: dict | None = None
     subgroups: pd.DataFrame | None = None
     notes: list = field(default_factory=list)
+    offered_only: bool = False
 
     # ---------------------------------------------------------------- headline answers
     @property
@@ -117,7 +123,7 @@ class EvaluationReport:
     @property
     def personalization_statement(self) -> str:
         est, lower, upper = self.gain
-        versus = _phrase_single(self.best_single_arm, self.control)
+        versus = _phrase_single(self.best_single_arm, self.control, self.offered_only)
         if set(self.comparator_arms) != {self.best_single_arm}:
             counts = pd.Series(self.comparator_arms).value_counts()
             chosen = ", ".join(f"{arm.replace('_', ' ')} in {k}" for arm, k in counts.items())
