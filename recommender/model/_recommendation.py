@@ -308,10 +308,11 @@ class RecommendationModel:
             ``person_id``, ``recommended``, then per treatment arm ``effect_<arm>``,
             ``lower_<arm>``, ``upper_<arm>`` (primary), then for each secondary outcome and arm
             ``effect_<outcome>_<arm>``, ``lower_<outcome>_<arm>``, ``upper_<outcome>_<arm>``
-            (missing where the model has no estimate), then ``outside_training_data`` (the fields where the row lies
-            outside the training data, ``;``-separated: empty when inside, missing when the
-            model records no support, see :func:`recommender.model.support_check`), then the
-            contributions if asked; on the index of ``profiles``.
+            (missing where the model has no estimate), then ``outside_training_data`` (the
+            fields where the row lies outside the training data, ``;``-separated: empty when
+            inside, missing when the model records no support, see
+            :func:`recommender.model.support_check`), then the contributions if asked; on the
+            index of ``profiles``.
         """
         if not 0 < alpha < 1:
             raise InputError(f"alpha must lie strictly between 0 and 1, got {alpha!r}")

@@ -217,8 +217,9 @@ def rank_many(
     figures : sequence (people) of sequences (arms) of tuples
         The figures of every arm in ``arms`` for each person, all nine of a
         :class:`RankedArm` (``effect, lower, upper, effect_dp, effect_pa, lower_dp,
-        upper_dp, lower_pa, upper_pa``), as Python floats (what :func:`rank_arms` makes of its values; they are taken as they are);
-        entries where ``allowed`` is False are never read.
+        upper_dp, lower_pa, upper_pa``), as Python floats (what :func:`rank_arms` makes of
+        its values; they are taken as they are); entries where ``allowed`` is False are
+        never read.
     arms : sequence of str
         The treatment arms, in catalog order (ties keep this order).
     allowed : array-like of bool (people x arms)
