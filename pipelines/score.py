@@ -102,7 +102,8 @@ def score_file(
         Cohort file (CSV or Parquet) with the profile columns.
     out : path
         ``.csv`` or ``.parquet``: ``person_id``, ``recommended``, ``effect_<arm>`` (primary),
-        its interval bounds, secondary effects, contributions if asked, then ``safety_level``
+        its interval bounds, each secondary outcome's effects and interval bounds
+        (``effect_/lower_/upper_<outcome>_<arm>``), contributions if asked, then ``safety_level``
         and ``referral`` (see :func:`recommender.policy.triage_table`). A row flagged in the
         optional ``crisis_risk`` column is not scored: its recommendation and effects are
         empty and its ``referral`` holds the crisis resources. When nothing can be scored

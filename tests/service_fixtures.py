@@ -135,9 +135,12 @@ class LinearModel:
             out[f"effect_{arm}"] = effects[arm]
             out[f"lower_{arm}"] = effects[arm] - self.half_width[arm]
             out[f"upper_{arm}"] = effects[arm] + self.half_width[arm]
-        for arm in self.treatment_arms:
-            out[f"effect_dp_{arm}"] = effects[arm] / 3
-            out[f"effect_pa_{arm}"] = -effects[arm] / 4
+        for outcome, scale in (("dp", 1 / 3), ("pa", -1 / 4)):
+            for arm in self.treatment_arms:
+                effect, half = effects[arm] * scale, self.half_width[arm] * abs(scale)
+                out[f"effect_{outcome}_{arm}"] = effect
+                out[f"lower_{outcome}_{arm}"] = effect - half
+                out[f"upper_{outcome}_{arm}"] = effect + half
         return pd.DataFrame(out, index=profiles.index)
 
     # The engine's interface: rows encoded once, predicted and explained from the encoding.
@@ -163,6 +166,8 @@ class LinearModel:
             lower=table("lower"),
             upper=table("upper"),
             secondary={"dp": table("effect_dp"), "pa": table("effect_pa")},
+            secondary_lower={"dp": table("lower_dp"), "pa": table("lower_pa")},
+            secondary_upper={"dp": table("upper_dp"), "pa": table("upper_pa")},
         )
 
     def explain(self, encoded, needs):

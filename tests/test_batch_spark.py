@@ -227,7 +227,12 @@ def test_scored_table_follows_the_data_contract_and_keeps_row_order(
     summary, scored = spark_scored
     assert scored["person_id"].tolist() == profiles["person_id"].tolist()
     for arm in result.model.treatment_arms:
-        for prefix in ("effect_", "lower_", "upper_", "effect_dp_", "effect_pa_"):
+        for prefix in (
+            "effect_",
+            "lower_",
+            "upper_",
+            *(f"{kind}_{o}_" for o in ("dp", "pa") for kind in ("effect", "lower", "upper")),
+        ):
             assert f"{prefix}{arm}" in scored.columns
     assert set(scored["recommended"]) <= set(result.model.arms)
     assert summary.rows == N_PROFILES == len(scored)

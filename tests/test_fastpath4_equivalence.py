@@ -160,6 +160,7 @@ def test_one_answers_json_is_the_response_models_json(policy, support):
     ranked = next(a for a in answers if a["explanation"] and a["explanation"]["versus_usual_care"])
     ranked["explanation"]["versus_usual_care"][0]["value"] = float("nan")
     ranked["ranking"][0]["dp_effect"] = float("inf")
+    ranked["ranking"][0]["pa_upper"] = float("nan")
     expected = Recommendation.model_validate(ranked).model_dump_json().encode()
     assert engine.answer_json.recommendation(ranked) == expected
     # An answer whose catalog facts are not the engine's own goes through the model.

@@ -24,8 +24,20 @@ def random_figures(rng: random.Random) -> tuple:
     effect = rng.choice([0.0, -0.0, -1.5, -1.5, 2.0, -3.25, round(rng.uniform(-5, 5), 3)])
     lower = effect - rng.choice([0.0, 0.5, 2.0, 4.0])
     upper = effect + rng.choice([0.0, 0.5, 2.0, 4.0])
-    secondary = rng.choice([float("nan"), -0.7, 1.25])
-    return (effect, lower, upper, secondary, rng.choice([float("nan"), 0.3]))
+    dp = rng.choice([float("nan"), -0.7, 1.25])
+    pa = rng.choice([float("nan"), 0.3])
+    # (effect, lower, upper, dp, pa, dp's interval, pa's interval), as the engine's figures
+    return (
+        effect,
+        lower,
+        upper,
+        dp,
+        pa,
+        dp - 0.5,
+        dp + 0.5,
+        pa - 0.25,
+        pa + rng.choice([0.0, 1.0]),
+    )
 
 
 @pytest.mark.parametrize("max_overlap", [0.0, 0.5, 1.0])

@@ -64,7 +64,8 @@ def _log(shares: dict, *, n=3000, seed=3) -> pd.DataFrame:
     joined["propensity"] = [shares[a] for a in served]
     joined["probabilities"] = json.dumps(shares)
     joined["ee_followup"] = joined["ee"] + np.array([TRUE[a] for a in served])
-    joined["dp_followup"] = joined["dp"]
+    # DP moves a little, so that a model can be fitted to it too
+    joined["dp_followup"] = np.clip(joined["dp"] + rng.integers(-2, 3, size=n), 0, 30)
     joined["pa_followup"] = joined["pa"]
     joined["arm_taken"] = served
     joined["request_id"] = [f"r{k}" for k in range(n)]
@@ -74,9 +75,9 @@ def _log(shares: dict, *, n=3000, seed=3) -> pd.DataFrame:
     return joined
 
 
-def _retrain(joined, catalog, previous):
+def _retrain(joined, catalog, previous, outcomes=("ee",)):
     """The product's from-log stages: table, split, fit, carry, evaluate."""
-    settings = config_from_mapping(SETTINGS)
+    settings = config_from_mapping({**SETTINGS, "outcomes": list(outcomes)})
     frame, summary = log_training_frame(joined, catalog, min_arm_rows=fit_min_arm_rows(settings))
     cohort = Cohort(
         frame=typed_cohort(frame, arms=catalog.arm_ids, control=catalog.control),
@@ -216,6 +217,36 @@ def test_compiled_uncompiled_and_reloaded_forms_agree(carried, tmp_path):
     ]
     assert (compiled["recommended"] == "peer_group").any()
     np.testing.assert_allclose(compiled.filter(like="contrib_").sum(axis=1), effect, atol=1e-9)
+
+
+def test_a_carried_arm_keeps_its_secondary_outcomes_interval_or_says_it_has_none(
+    catalog, evidence, tmp_path
+):
+    # Every effect has its interval: an arm carried from a learnt model keeps that model's DP
+    # effect and interval; one carried from the evidence-only model (no DP finding) has
+    # neither, rather than an invented one.
+    outcomes = ("ee", "dp")
+    first = _retrain(_log(COMMON, seed=4), catalog, evidence, outcomes)[0]
+    model = _retrain(_log(RARE, seed=6), catalog, first, outcomes)[0]
+    assert "peer_group" not in learnt_arms(model) and "peer_group" in learnt_arms(first)
+    people = staff_cohort("default", 300, seed=9)
+    ours, theirs = model.score(people, alpha=0.2), first.score(people, alpha=0.2)
+    kept = [f"{kind}_dp_peer_group" for kind in ("effect", "lower", "upper")]
+    np.testing.assert_allclose(ours[kept], theirs[kept], rtol=0, atol=1e-9)
+    assert (ours["lower_dp_peer_group"] < ours["upper_dp_peer_group"]).all()
+    learnt_dp = model.outcome_models["dp"].learnt
+    lower, upper = learnt_dp.predict_interval(model.feature_frame(people), alpha=0.2)
+    np.testing.assert_allclose(ours["lower_dp_coaching"], lower["coaching"], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(ours["upper_dp_coaching"], upper["coaching"], rtol=0, atol=1e-9)
+    unpublished = [f"{kind}_dp_balint_group" for kind in ("effect", "lower", "upper")]
+    assert ours[unpublished].isna().all().all()
+    # the compiled form gives what the learners give, one by one
+    joblib.dump(model, tmp_path / "model.joblib")
+    slow = joblib.load(tmp_path / "model.joblib")
+    slow._compiled_carried = None
+    one_by_one = slow.score(people, alpha=0.2)
+    numbers = [c for c in ours.columns if c not in ("person_id", "recommended", OUTSIDE_COLUMN)]
+    np.testing.assert_allclose(ours[numbers], one_by_one[numbers], rtol=0, atol=1e-9)
 
 
 @pytest.fixture(scope="module")

@@ -111,6 +111,12 @@ def test_answers_say_they_rest_on_published_trials():
     answer = engine.recommend([engine.check_row(profile())], caller_role="program")[0]
     assert answer["ranking"][0]["arm"] == "mindfulness"
     assert "rest on published trials alone" in answer["ranking_note"]
+    # the published findings are in EE points alone: no DP or PA figure, and no interval
+    # made up for one
+    best = answer["ranking"][0]
+    assert [best[f"{o}_{k}"] for o in ("dp", "pa") for k in ("effect", "lower", "upper")] == [
+        None
+    ] * 6
     assert (
         "Collett 2025 MBI" in answer["ranking_note"]
         and "not personalised beyond role" in answer["ranking_note"]

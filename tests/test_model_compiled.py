@@ -75,7 +75,16 @@ def test_compiled_effects_intervals_and_contributions_equal_the_learners(cohort,
         atol=TOLERANCE,
         rtol=0,
     )
+    # the secondary outcome's interval is its learner's own, at the same level
+    lower, upper = model.outcome_models["dp"].predict_interval(X, alpha=0.1)
+    np.testing.assert_allclose(
+        prediction.secondary_lower["dp"], lower[arms], atol=TOLERANCE, rtol=0
+    )
+    np.testing.assert_allclose(
+        prediction.secondary_upper["dp"], upper[arms], atol=TOLERANCE, rtol=0
+    )
     assert np.all(prediction.upper > prediction.lower)
+    assert np.all(prediction.secondary_upper["dp"] > prediction.secondary_lower["dp"])
 
     positions = np.arange(0, 400, 3)
     parts = model.explain(model.encode(X), {arm: positions for arm in arms})
@@ -118,6 +127,43 @@ def test_score_is_unchanged_by_compilation(cohort, model):
         [fast.at[i, f"effect_{a}"] if a != "none" else 0.0 for i, a in zip(fast.index, best)]
     )
     np.testing.assert_allclose(fast[contrib].sum(axis=1), effect, atol=TOLERANCE, rtol=0)
+
+
+def test_the_scored_table_gives_every_outcome_its_interval(cohort, model):
+    X = cohort[0].iloc[:60]
+    table = model.score(X, alpha=0.2)
+    learner = model.outcome_models["dp"]
+    lower, upper = learner.predict_interval(X, alpha=0.2)
+    effect = learner.predict_effect(X)
+    for arm in model.treatment_arms:
+        columns = [f"effect_dp_{arm}", f"lower_dp_{arm}", f"upper_dp_{arm}"]
+        # beside each other, after the primary's columns
+        at = table.columns.get_loc(columns[0])
+        assert list(table.columns[at : at + 3]) == columns
+        for column, expected in zip(columns, (effect, lower, upper)):
+            np.testing.assert_allclose(table[column], expected[arm], atol=TOLERANCE, rtol=0)
+
+
+def test_a_model_compiled_with_the_primary_intervals_alone_compiles_again(cohort, model):
+    # Models registered before every outcome had intervals carry a form (layout 2) whose
+    # secondary outcomes have no fold models: it is compiled afresh, and then gives them.
+    X = cohort[0].iloc[:30]
+    older = pickle.loads(pickle.dumps(model))
+    stale = compile_effects(
+        {o: older.outcome_models[o] for o in older.outcomes}, intervals=[older.primary]
+    )
+    stale.form = 2
+    older._compiled = stale
+    older = pickle.loads(pickle.dumps(older))
+    prediction = older.predict(older.encode(X), alpha=0.1)
+    assert older.compiled is not stale and older.compiled.current
+    lower, _ = model.outcome_models["dp"].predict_interval(X, alpha=0.1)
+    np.testing.assert_allclose(
+        prediction.secondary_lower["dp"],
+        lower[list(model.treatment_arms)],
+        atol=TOLERANCE,
+        rtol=0,
+    )
 
 
 def test_request_rows_encode_like_the_feature_frame(cohort, model):

@@ -17,7 +17,13 @@ def test_score_has_the_contract_columns_in_order():
     expected = ["person_id", "recommended"]
     for arm in ARMS:
         expected += [f"effect_{arm}", f"lower_{arm}", f"upper_{arm}"]
-    expected += [f"effect_{o}_{arm}" for o in ("dp", "pa") for arm in ARMS]
+    # every secondary outcome's effect with its interval, as the primary's
+    expected += [
+        f"{kind}_{o}_{arm}"
+        for o in ("dp", "pa")
+        for arm in ARMS
+        for kind in ("effect", "lower", "upper")
+    ]
     expected += ["outside_training_data"]
     expected += [f"contrib_{f}" for f in model.feature_names] + ["contrib_base"]
     assert list(scored.columns) == expected

@@ -127,8 +127,12 @@ def test_registered_pyfunc_scores_profiles(trained, monkeypatch):
         *(f"effect_{a}" for a in arms),
         *(f"lower_{a}" for a in arms),
         *(f"upper_{a}" for a in arms),
-        *(f"effect_dp_{a}" for a in arms),
-        *(f"effect_pa_{a}" for a in arms),
+        *(
+            f"{kind}_{o}_{a}"
+            for kind in ("effect", "lower", "upper")
+            for o in ("dp", "pa")
+            for a in arms
+        ),
         "outside_training_data",
         "contrib_ee",
         "contrib_base",
@@ -138,6 +142,18 @@ def test_registered_pyfunc_scores_profiles(trained, monkeypatch):
         scored[[f"effect_{a}" for a in arms]].to_numpy(),
         result.model.predict_effect(rows).to_numpy(),
     )
+    # the secondary outcomes' intervals are their learners' own, at the asked level
+    lower, upper = result.model.outcome_models["pa"].predict_interval(
+        result.model.feature_frame(rows), alpha=0.1
+    )
+    for bound, expected in (("lower", lower), ("upper", upper)):
+        np.testing.assert_allclose(
+            scored[[f"{bound}_pa_{a}" for a in arms]].to_numpy(),
+            expected[list(arms)].to_numpy(),
+            rtol=0,
+            atol=1e-9,
+        )
+    assert {f"lower_dp_{a}" for a in arms} <= set(pyfunc.metadata.signature.outputs.input_names())
 
 
 def test_score_and_card_commands(trained, monkeypatch, tmp_path, capsys):

@@ -89,7 +89,19 @@ def test_numbers_come_from_the_model(engine):
     bounds = (ranking["coaching"]["ee_lower"], ranking["coaching"]["ee_upper"])
     assert bounds == pytest.approx((-6.4, -4.4))
     assert ranking["coaching"]["dp_effect"] == pytest.approx(-1.8)
-    assert ranking["none"]["ee_effect"] == 0.0
+    # every effect has its interval, at the same level: DP and PA too (the fake's thirds and
+    # quarters of EE's; figures are rounded to 0.001 points)
+    coaching = ranking["coaching"]
+    assert (coaching["dp_lower"], coaching["dp_upper"]) == (-2.133, -1.467)
+    assert (coaching["pa_effect"], coaching["pa_lower"], coaching["pa_upper"]) == pytest.approx(
+        (1.35, 1.1, 1.6)
+    )
+    # usual care against itself: exactly no change, in every outcome
+    assert [
+        ranking["none"][f"{o}_{k}"]
+        for o in ("ee", "dp", "pa")
+        for k in ("effect", "lower", "upper")
+    ] == [0.0] * 9
     assert answer["recommended"] == "coaching" and answer["ranking"][0]["rank"] == 1
     assert ranking["coaching"]["cost_per_person"] == load_catalog().arm("coaching").cost_per_person
     explanation = answer["explanation"]

@@ -202,3 +202,28 @@ def test_the_audit_export_is_documented_as_csv(asgi_client, document):
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
     assert "text/csv" in document["paths"]["/audit/export"]["get"]["responses"]["200"]["content"]
+
+
+def test_every_effect_an_answer_gives_has_its_documented_interval(asgi_client, document):
+    # DP and PA too, not EE alone (the one that ranks): in one answer's ranking and in a
+    # batch's, each bound documented beside its effect.
+    schemas = document["components"]["schemas"]
+    for name in ("ArmFigures", "ArmEstimate"):
+        fields = list(schemas[name]["properties"])
+        for outcome in ("ee", "dp", "pa"):
+            at = fields.index(f"{outcome}_effect")
+            assert fields[at : at + 3] == [f"{outcome}_{k}" for k in ("effect", "lower", "upper")]
+            assert "interval" in schemas[name]["properties"][f"{outcome}_lower"]["description"]
+    one = asgi_client.post("/recommend", json=PROFILE, headers=auth("program")).json()
+    batch = asgi_client.post(
+        "/recommend_batch", json={"profiles": [PROFILE]}, headers=auth("program")
+    ).json()
+    for ranking in (one["ranking"], batch["results"][0]["ranking"]):
+        for item in ranking:
+            for outcome in ("ee", "dp", "pa"):
+                lower, effect, upper = (
+                    item[f"{outcome}_{k}"] for k in ("lower", "effect", "upper")
+                )
+                assert lower <= effect <= upper, (item["arm"], outcome)
+                if item["arm"] != "none":
+                    assert lower < upper

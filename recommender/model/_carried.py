@@ -336,9 +336,13 @@ def _reader(source: CarriedArm, arm, outcome, encoder, primary):
     for k, j in enumerate(columns):
         if theirs.categories.get(k) != encoder.categories.get(j):
             return _NOT_YET
-    wanted = [outcome] if outcome == primary else []
     try:
-        form = compile_effects({outcome: learner}, intervals=wanted)
+        # every outcome's intervals; only the primary's contributions are explained
+        form = compile_effects(
+            {outcome: learner},
+            intervals=[outcome],
+            explained=[outcome] if outcome == primary else [],
+        )
     except ValueError:
         return _NOT_YET
     return _LearnerColumns(form, outcome, [str(a) for a in learner.arms_].index(arm), columns)
@@ -419,7 +423,7 @@ class _CompiledCarried:
         return self.inner.encode(X)
 
     def predict(self, M, *, alpha: float, intervals=None) -> dict:
-        wanted = set([self.primary] if intervals is None else intervals)
+        wanted = set(self.arms if intervals is None else intervals)
         learnt = self.inner.predict(M, alpha=alpha, intervals=wanted)
         out = {}
         for outcome, arms in self.arms.items():

@@ -33,9 +33,13 @@ _FEW_ROWS = 16
 
 @dataclass(frozen=True)
 class Prediction:
-    """Every treatment arm's primary effect and interval, and the secondary effects.
+    """Every treatment arm's effect and interval, for the primary and the secondary outcomes.
 
     Arrays are (rows x arms), columns in the order of ``arms`` (the model's treatment arms).
+    ``secondary``, ``secondary_lower`` and ``secondary_upper`` map each secondary outcome to
+    its effects and their interval bounds, at the primary's level; NaN where the model has no
+    estimate (an arm carried over from a model without that outcome). A secondary outcome
+    missing from the bounds has no interval.
     """
 
     arms: tuple
@@ -43,10 +47,13 @@ class Prediction:
     lower: np.ndarray
     upper: np.ndarray
     secondary: dict = field(default_factory=dict)  # outcome -> (rows x arms) effects
+    secondary_lower: dict = field(default_factory=dict)  # outcome -> (rows x arms) bounds
+    secondary_upper: dict = field(default_factory=dict)
 
 
 def compile_model(model):
-    """The model's learners compiled into one prediction pass, or None if they cannot be.
+    """The model's learners compiled into one prediction pass (every outcome with its
+    intervals), or None if they cannot be.
 
     Learners that are not :class:`recommender.uplift.UpliftModel` (test doubles, older
     artifacts) or that do not share one feature encoding are answered one by one instead.
@@ -61,9 +68,7 @@ def compile_model(model):
     if list(learners[0].encoder_.feature_names) != list(model.feature_names):
         return None
     try:
-        return compile_effects(
-            {o: model.outcome_models[o] for o in model.outcomes}, intervals=[model.primary]
-        )
+        return compile_effects({o: model.outcome_models[o] for o in model.outcomes})
     except ValueError:
         return None
 

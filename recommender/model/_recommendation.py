@@ -27,7 +27,8 @@ class RecommendationModel:
     The primary outcome (follow-up Emotional Exhaustion, change from baseline) decides the
     recommendation: the arm with the lowest expected change, usual care counting as 0, so a
     person is recommended ``none`` when no arm is expected to lower exhaustion. Secondary
-    outcomes (Depersonalization, Personal Accomplishment) are reported beside it.
+    outcomes (Depersonalization, Personal Accomplishment) are reported beside it, each effect
+    with its interval as the primary's.
 
     Parameters
     ----------
@@ -154,40 +155,39 @@ class RecommendationModel:
         return encode_rows(profiles, self.features, compiled.encoder)
 
     def predict(self, encoded, *, alpha: float = 0.1) -> Prediction:
-        """Every arm's primary effect with its interval, and the secondary effects.
+        """Every arm's effect with its interval, for the primary and the secondary outcomes.
 
         Parameters
         ----------
         encoded : as returned by :meth:`encode`
         alpha : float
-            Intervals are two-sided ``1 - alpha``.
+            Intervals are two-sided ``1 - alpha``, for every outcome.
         """
         if not 0 < alpha < 1:
             raise InputError(f"alpha must lie strictly between 0 and 1, got {alpha!r}")
         arms = list(self.treatment_arms)
         compiled = self.compiled
         if compiled is not None:
-            out = compiled.predict(encoded, alpha=alpha, intervals=[self.primary])
-            primary = out[self.primary]
-            return Prediction(
-                arms=tuple(arms),
-                effect=primary["effect"],
-                lower=primary["lower"],
-                upper=primary["upper"],
-                secondary={o: out[o]["effect"] for o in self.outcomes[1:]},
-            )
-        learner = self._learner(None)
-        effect = learner.predict_effect(encoded)[arms].to_numpy(dtype=float)
-        lower, upper = learner.predict_interval(encoded, alpha=alpha)
+            out = compiled.predict(encoded, alpha=alpha, intervals=self.outcomes)
+        else:
+            out = {}
+            for outcome in self.outcomes:
+                learner = self.outcome_models[outcome]
+                lower, upper = learner.predict_interval(encoded, alpha=alpha)
+                out[outcome] = {
+                    "effect": learner.predict_effect(encoded)[arms].to_numpy(dtype=float),
+                    "lower": lower[arms].to_numpy(dtype=float),
+                    "upper": upper[arms].to_numpy(dtype=float),
+                }
+        primary, secondary = out[self.primary], self.outcomes[1:]
         return Prediction(
             arms=tuple(arms),
-            effect=effect,
-            lower=lower[arms].to_numpy(dtype=float),
-            upper=upper[arms].to_numpy(dtype=float),
-            secondary={
-                o: self.outcome_models[o].predict_effect(encoded)[arms].to_numpy(dtype=float)
-                for o in self.outcomes[1:]
-            },
+            effect=primary["effect"],
+            lower=primary["lower"],
+            upper=primary["upper"],
+            secondary={o: out[o]["effect"] for o in secondary},
+            secondary_lower={o: out[o]["lower"] for o in secondary},
+            secondary_upper={o: out[o]["upper"] for o in secondary},
         )
 
     def explain(self, encoded, needs: Mapping[str, Sequence[int]]) -> dict[str, np.ndarray]:
@@ -288,7 +288,7 @@ class RecommendationModel:
         alpha: float = 0.1,
         contributions: bool = False,
     ) -> pd.DataFrame:
-        """Score profile rows: recommendation, effects with intervals, secondary effects.
+        """Score profile rows: recommendation, every outcome's effects with their intervals.
 
         Parameters
         ----------
@@ -297,7 +297,7 @@ class RecommendationModel:
         offered : sequence of str, optional
             Arms the program can offer; usual care is always a candidate.
         alpha : float, default 0.1
-            Intervals are two-sided ``1 - alpha``.
+            Intervals are two-sided ``1 - alpha``, for every outcome.
         contributions : bool, default False
             Add ``contrib_<feature>`` and ``contrib_base``: the additive explanation of the
             recommended arm's effect versus usual care (all 0 when ``none`` is recommended).
@@ -306,11 +306,13 @@ class RecommendationModel:
         -------
         DataFrame
             ``person_id``, ``recommended``, then per treatment arm ``effect_<arm>``,
-            ``lower_<arm>``, ``upper_<arm>`` (primary), then ``effect_<outcome>_<arm>`` for each
-            secondary outcome, then ``outside_training_data`` (the fields where the row lies
-            outside the training data, ``;``-separated: empty when inside, missing when the
-            model records no support, see :func:`recommender.model.support_check`), then the
-            contributions if asked; on the index of ``profiles``.
+            ``lower_<arm>``, ``upper_<arm>`` (primary), then for each secondary outcome and arm
+            ``effect_<outcome>_<arm>``, ``lower_<outcome>_<arm>``, ``upper_<outcome>_<arm>``
+            (missing where the model has no estimate), then ``outside_training_data`` (the
+            fields where the row lies outside the training data, ``;``-separated: empty when
+            inside, missing when the model records no support, see
+            :func:`recommender.model.support_check`), then the contributions if asked; on the
+            index of ``profiles``.
         """
         if not 0 < alpha < 1:
             raise InputError(f"alpha must lie strictly between 0 and 1, got {alpha!r}")
@@ -334,6 +336,8 @@ class RecommendationModel:
         for outcome in self.outcomes[1:]:
             for j, arm in enumerate(arms):
                 out[f"effect_{outcome}_{arm}"] = prediction.secondary[outcome][:, j]
+                out[f"lower_{outcome}_{arm}"] = prediction.secondary_lower[outcome][:, j]
+                out[f"upper_{outcome}_{arm}"] = prediction.secondary_upper[outcome][:, j]
         support = support_check(self)
         # Typed text either way: a column of nothing but missing values has no type to log.
         out[OUTSIDE_COLUMN] = pd.array(

@@ -29,7 +29,8 @@ __all__ = [
 
 
 class RankedArm(NamedTuple):
-    """One arm in a person's ranking (EE points; DP and PA as point estimates).
+    """One arm in a person's ranking: EE (which ranks), DP and PA effects with their intervals
+    (NaN where the model has no such estimate or interval).
 
     A named tuple rather than a frozen dataclass: every answer builds one per arm, and a
     dataclass's frozen ``__init__`` costs four times as much.
@@ -42,6 +43,10 @@ class RankedArm(NamedTuple):
     upper: float
     effect_dp: float
     effect_pa: float
+    lower_dp: float = math.nan
+    upper_dp: float = math.nan
+    lower_pa: float = math.nan
+    upper_pa: float = math.nan
 
     @property
     def helps(self) -> bool:
@@ -163,7 +168,9 @@ def rank_arms(
     ----------
     effects : mapping
         ``arm -> (effect, lower, upper, effect_dp, effect_pa)`` for each treatment arm that may
-        be ranked, in catalog order (ties keep this order). The control arm is added at zero.
+        be ranked, in catalog order (ties keep this order), optionally followed by
+        ``lower_dp, upper_dp, lower_pa, upper_pa`` (NaN when not given): the figures of a
+        :class:`RankedArm`. The control arm is added at zero.
     control : str
         Id of usual care.
     max_overlap : float
@@ -182,7 +189,7 @@ def rank_arms(
     >>> rank_arms({"coaching": (-2, -5, 1, 0, 0), "peer_group": (-1.8, -4.5, 1, 0, 0)}).meaningful
     False
     """
-    options = [(control, (0.0, 0.0, 0.0, 0.0, 0.0))]
+    options = [(control, _USUAL_CARE)]
     options += [
         (arm, tuple(map(float, values))) for arm, values in effects.items() if arm != control
     ]
@@ -207,10 +214,12 @@ def rank_many(
 
     Parameters
     ----------
-    figures : sequence (people) of sequences (arms) of 5-tuples
-        ``(effect, lower, upper, effect_dp, effect_pa)`` of every arm in ``arms`` for each
-        person, as Python floats (what :func:`rank_arms` makes of its values; they are taken
-        as they are); entries where ``allowed`` is False are never read.
+    figures : sequence (people) of sequences (arms) of tuples
+        The figures of every arm in ``arms`` for each person, all nine of a
+        :class:`RankedArm` (``effect, lower, upper, effect_dp, effect_pa, lower_dp,
+        upper_dp, lower_pa, upper_pa``), as Python floats (what :func:`rank_arms` makes of
+        its values; they are taken as they are); entries where ``allowed`` is False are
+        never read.
     arms : sequence of str
         The treatment arms, in catalog order (ties keep this order).
     allowed : array-like of bool (people x arms)
@@ -258,7 +267,7 @@ def rank_many(
     counts = (mask.sum(axis=1) + 1).tolist()
     names = dict(names or {})
     new = tuple.__new__  # RankedArm's own __new__ handles keywords: too slow per arm of everyone
-    zero = (0.0, 0.0, 0.0, 0.0, 0.0)
+    zero = _USUAL_CARE
     out = []
     for row, order, count in zip(figures, orders, counts):
         ranked = []
@@ -270,6 +279,9 @@ def rank_many(
         out.append(_judged(tuple(ranked), control, max_overlap, names, coverage))
     return out
 
+
+# Usual care against itself: no change, exactly, in every outcome (every RankedArm figure).
+_USUAL_CARE = (0.0,) * (len(RankedArm._fields) - 2)
 
 # The note of a ranking that holds usual care alone.
 ONLY_USUAL_CARE = (

@@ -58,7 +58,7 @@ class RecommenderPyfunc(mlflow.pyfunc.PythonModel):
 
     ``predict(profiles, params={"alpha": 0.1, "contributions": True})`` returns the scored
     table: ``person_id``, ``recommended``, ``effect_/lower_/upper_<arm>``, the secondary
-    outcomes' effects and ``contrib_<feature>`` of the recommended arm versus usual care.
+    outcomes' ``effect_/lower_/upper_<outcome>_<arm>`` and ``contrib_<feature>`` of the recommended arm versus usual care.
     """
 
     def __init__(self, model: RecommendationModel | None = None):

@@ -45,7 +45,8 @@ class SparkScorer:
         ``column -> "string" | "long" | "double" | ...`` from the signature; cast to these first.
     result_type : pyspark.sql.types.StructType
         One field per output column: ``person_id``, ``recommended``, ``effect_<arm>``,
-        ``lower_<arm>``, ``upper_<arm>``, ``effect_<outcome>_<arm>`` (and ``contrib_*`` if asked).
+        ``lower_<arm>``, ``upper_<arm>``, ``effect_<outcome>_<arm>``, ``lower_<outcome>_<arm>``,
+        ``upper_<outcome>_<arm>`` (and ``contrib_*`` if asked).
     features : tuple of str
         The model's feature columns.
     extra_features : tuple of str

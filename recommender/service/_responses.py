@@ -96,6 +96,14 @@ class ComplementItem(BaseModel):
     evidence: list[ComplementEvidence] = Field(description="Published findings, with certainty.")
 
 
+def _secondary_bound(outcome: str, side: str):
+    return Field(
+        description=f"{side} bound of the interval of {outcome}_effect, at the same level as "
+        f"EE's (interval_level); null when {outcome}_effect is null or the model gives it no "
+        "interval."
+    )
+
+
 class ArmFigures(BaseModel):
     """One arm in a batch answer's ranking: its figures (its catalog facts are in the batch's
     'arms' map, given once). Effects are expected changes against usual care."""
@@ -109,15 +117,18 @@ class ArmFigures(BaseModel):
     ee_lower: float = Field(description="Lower bound of the interval of ee_effect.")
     ee_upper: float = Field(description="Upper bound of the interval of ee_effect.")
     dp_effect: float | None = Field(
-        description="Expected change in Depersonalization points "
-        "(negative = better), a point estimate without an interval (intervals are computed for "
-        "EE, which decides the ranking); null when the model has no DP model."
+        description="Expected change in Depersonalization points against usual care "
+        "(negative = better); null when the model has no DP estimate for the arm (the "
+        "evidence-only model has none)."
     )
+    dp_lower: float | None = _secondary_bound("dp", "Lower")
+    dp_upper: float | None = _secondary_bound("dp", "Upper")
     pa_effect: float | None = Field(
-        description="Expected change in Personal Accomplishment "
-        "points (positive = better), a point estimate without an interval; null when not "
-        "modelled."
+        description="Expected change in Personal Accomplishment points against usual care "
+        "(positive = better); null when the model has no PA estimate for the arm."
     )
+    pa_lower: float | None = _secondary_bound("pa", "Lower")
+    pa_upper: float | None = _secondary_bound("pa", "Upper")
 
 
 class ArmEstimate(ArmFigures):

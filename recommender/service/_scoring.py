@@ -12,8 +12,10 @@ __all__ = ["arm_figures", "explanation_contributions", "rule_fields"]
 
 
 def arm_figures(prediction, n: int, modelled) -> tuple[dict, dict]:
-    """Per arm, each row's five figures as a tuple (NaN when the model lacks an outcome),
-    and whether each row's EE effect and interval are finite (an estimate to rank).
+    """Per arm, each row's figures as a tuple in :class:`~recommender.policy.RankedArm`'s
+    order (``effect, lower, upper, effect_dp, effect_pa, lower_dp, upper_dp, lower_pa,
+    upper_pa``; NaN where the model lacks an outcome or its interval), and whether each row's
+    EE effect and interval are finite (an estimate to rank).
 
     Indexing a list is what the per-row loop does a thousand times. Rounded to 0.001
     points here, vectorized, rather than figure by figure in every answer; finer
@@ -21,12 +23,17 @@ def arm_figures(prediction, n: int, modelled) -> tuple[dict, dict]:
     """
     missing = [float("nan")] * n
     columns = {arm: j for j, arm in enumerate(prediction.arms)}
+    lower, upper = prediction.secondary_lower, prediction.secondary_upper
     kinds = [
         prediction.effect,
         prediction.lower,
         prediction.upper,
         prediction.secondary.get("dp"),
         prediction.secondary.get("pa"),
+        lower.get("dp"),
+        upper.get("dp"),
+        lower.get("pa"),
+        upper.get("pa"),
     ]
     kinds = [None if table is None else np.asarray(table, dtype=float).round(3) for table in kinds]
     # effect + lower + upper, as the figures' own sum (inf - inf is not finite either).

@@ -141,8 +141,8 @@ class AnswerWording:
                     f"program's {assignment.policy} exploration policy drew it with probability "
                     f"{assignment.probability:.2f}, so the program can learn which helps more."
                 )
-        # EE figures are finite (checked before ranking) and already rounded; DP and PA are
-        # NaN when the model has no such outcome, and JSON has no NaN.
+        # EE figures are finite (checked before ranking) and already rounded; DP and PA
+        # figures are NaN when the model has no such outcome or interval, and JSON has no NaN.
         ranked = [
             {
                 "arm": arm,
@@ -151,10 +151,26 @@ class AnswerWording:
                 "ee_lower": lower,
                 "ee_upper": upper,
                 "dp_effect": dp if isfinite(dp) else None,
+                "dp_lower": dp_lower if isfinite(dp_lower) else None,
+                "dp_upper": dp_upper if isfinite(dp_upper) else None,
                 "pa_effect": pa if isfinite(pa) else None,
+                "pa_lower": pa_lower if isfinite(pa_lower) else None,
+                "pa_upper": pa_upper if isfinite(pa_upper) else None,
             }
             # a RankedArm's fields, unpacked rather than read one by one
-            for arm, rank, effect, lower, upper, dp, pa in ranking.arms
+            for (
+                arm,
+                rank,
+                effect,
+                lower,
+                upper,
+                dp,
+                pa,
+                dp_lower,
+                dp_upper,
+                pa_lower,
+                pa_upper,
+            ) in ranking.arms
         ]
         if not compact:
             for item in ranked:

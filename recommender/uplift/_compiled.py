@@ -42,14 +42,18 @@ from ._regressors import GBMModel, RidgeModel
 __all__ = ["CompiledEffects", "compile_effects", "FORM"]
 
 # The compiled form's layout; a pickled form of another one is compiled again when loaded.
-FORM = 2
+# 3: a model's form carries every outcome's fold models (forms of 2 had the primary's alone,
+# so a model pickled with one could not give the secondary outcomes' intervals).
+FORM = 3
 
 
-def compile_effects(learners: Mapping, *, intervals=None) -> "CompiledEffects":
+def compile_effects(learners: Mapping, *, intervals=None, explained=None) -> "CompiledEffects":
     """Compile fitted :class:`UpliftModel` s (keyed by outcome) sharing features and arms.
 
     ``intervals`` names the outcomes whose intervals will be asked for (default: all); only
-    theirs carry the fold models, which are three quarters of the trees.
+    theirs carry the fold models, which are three quarters of the trees. ``explained`` names
+    the outcomes whose contribution tables are built now and pickled with the form (default:
+    the first outcome, the one answers explain); others are built when first asked.
 
     Raises
     ------
@@ -69,15 +73,22 @@ class CompiledEffects:
         Keyed by outcome; all must share the feature encoding, the arms and the fold count.
     intervals : iterable of str, optional
         Outcomes with intervals (default: all).
+    explained : iterable of str, optional
+        Outcomes whose contribution tables are built now (default: the first).
     """
 
-    def __init__(self, learners: Mapping, *, intervals=None):
+    def __init__(self, learners: Mapping, *, intervals=None, explained=None):
         self.form = FORM
         self.learners = dict(learners)
         self.intervals = tuple(
             self.learners
             if intervals is None
             else [o for o in self.learners if o in set(intervals)]
+        )
+        self.explained = tuple(
+            list(self.learners)[:1]
+            if explained is None
+            else [o for o in self.learners if o in set(explained)]
         )
         first = next(iter(self.learners.values()))
         self.encoder = first.encoder_
@@ -119,7 +130,7 @@ class CompiledEffects:
         # the contributions an answer shows are the primary outcome's: built now, kept with
         # the pickled form (others are built when first asked)
         self._contrib_parts = {}
-        for outcome in self.intervals[:1]:
+        for outcome in self.explained:
             for j in range(len(self.arms)):
                 self._arm_contributions(outcome, j)
 
@@ -223,11 +234,11 @@ class CompiledEffects:
         return bins
 
     def __getstate__(self):
-        # Only the primary outcome's contribution tables travel with the pickled form; the
+        # Only the explained outcomes' contribution tables travel with the pickled form; the
         # last binning stays behind.
         state = dict(self.__dict__)
         state.pop("_last_bins", None)
-        kept = self.intervals[:1]
+        kept = self.explained
         state["_contrib_parts"] = {
             key: part for key, part in state.get("_contrib_parts", {}).items() if key[0] in kept
         }
