@@ -227,7 +227,7 @@ def run_evidence_training(settings: dict, *, progress, reason: str | None = None
     """Build, gate, card, log and register the evidence-only model; all or nothing."""
     from pipelines._train_card import card_stage
     from pipelines._train_lineage import _git_commit, _package_versions
-    from pipelines._train_register import register_stage
+    from pipelines._train_register import regated_note, register_stage
     from pipelines.train import TrainingResult
     from recommender.catalog import load_catalog
     from recommender.model import evidence_model
@@ -298,8 +298,9 @@ def run_evidence_training(settings: dict, *, progress, reason: str | None = None
                     card_facts_=facts,
                     plots={},
                     reason=reason or f"evidence-only model of catalog {catalog.version}",
-                    previous_champion=previous_champion,
+                    regate=lambda: evidence_gate(model, catalog, settings),
                 )
+            regated_note(gate, registration, progress)
             progress.note(f"version {registration.version}: {', '.join(registration.aliases)}")
     except Exception as error:
         if registration is not None:
@@ -309,7 +310,7 @@ def run_evidence_training(settings: dict, *, progress, reason: str | None = None
         run_id=run.run_id,
         version=registration.version,
         aliases=registration.aliases,
-        gate=gate,
+        gate=registration.gate,
         model=model,
         report=_EvidenceReport(facts["evaluation"]["statement"]),
         card_folder=getattr(registration, "card_folder", None),

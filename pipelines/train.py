@@ -47,7 +47,7 @@ from pipelines._train_key import key_fingerprint as key_fingerprint
 from pipelines._train_key import comparison_rows, person_hashes, seen_rows, training_key
 from pipelines._train_lineage import _git_commit, _package_versions
 from pipelines._train_log import log_stage, run_description
-from pipelines._train_register import publish_folder, register_stage
+from pipelines._train_register import publish_folder, regated_note, register_stage
 
 __all__ = [
     "STAGES",
@@ -264,8 +264,9 @@ def run_training(
                     card_facts_=facts,
                     plots=plots,
                     reason=reason or f"training run {run_name}",
-                    previous_champion=previous_champion,
+                    regate=lambda: gate_stage(evaluation, split, cohort, settings, model=model),
                 )
+            regated_note(gate, registration, display)
             display.note(f"version {registration.version}: {', '.join(registration.aliases)}")
     except BaseException as error:
         # A failure or Ctrl-C after registration (a note, temp cleanup, closing the run) leaves
@@ -277,7 +278,7 @@ def run_training(
         run_id=run.run_id,
         version=registration.version,
         aliases=registration.aliases,
-        gate=gate,
+        gate=registration.gate,
         model=model,
         report=evaluation.report,
         card_folder=getattr(registration, "card_folder", None),

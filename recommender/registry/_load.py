@@ -16,6 +16,7 @@ from pathlib import Path
 
 from recommender.errors import InputError, ModelUnavailable
 from recommender.registry._aliases import CHAMPION
+from recommender.registry._pending import committed_holder
 from recommender.registry._store import MODEL_NAME, _quiet, client, mlflow_session, tracking_uri
 
 __all__ = ["ModelRef", "resolve_model", "load_model", "load_champion", "load_pyfunc", "fetch_card"]
@@ -68,6 +69,12 @@ def resolve_model(model: str) -> ModelRef:
     try:
         if match["alias"]:
             found = mlflow_client.get_model_version_by_alias(name, match["alias"])
+            # While a registration is unfinished, the alias still names its earlier holder.
+            holder = committed_holder(found, match["alias"])
+            if holder is None:
+                raise MlflowException(f"alias {match['alias']!r} is being registered")
+            if holder != str(found.version):
+                found = mlflow_client.get_model_version(name, holder)
         else:
             found = mlflow_client.get_model_version(name, match["version"])
     except MlflowException:
