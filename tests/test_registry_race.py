@@ -173,3 +173,25 @@ def test_a_gate_judged_against_a_champion_replaced_meanwhile_does_not_promote(ho
     assert tags["gate.passed"] == "false"
     with pytest.raises(InputError, match="--force"):
         registry.promote("3", reason="unreviewed")
+
+
+def test_a_store_another_program_holds_locked_is_said_to_be_so_not_to_lack_a_champion(home):
+    # Found: a /reload while a program held the SQLite store locked (a write, an open
+    # transaction in a SQL shell) answered 409 "no registered model version matches
+    # 'models:/burnout-recommender@champion'", as if the champion were gone; it is a 503 now.
+    import sqlite3
+
+    from recommender.errors import ModelUnavailable
+
+    register()
+    holder = sqlite3.connect(home / "mlflow.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(ModelUnavailable, match=r"could not be read.*database is locked"):
+            registry.resolve_model("champion")  # after MLflow's own wait (20 s)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert registry.resolve_model("champion").version == "1"
+    with pytest.raises(InputError, match="no registered model version matches"):
+        registry.resolve_model("challenger-2")

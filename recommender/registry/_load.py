@@ -24,6 +24,9 @@ __all__ = ["ModelRef", "resolve_model", "load_model", "load_champion", "load_pyf
 # Seconds a read waits for another thread's MLflow session before giving up with StoreBusy.
 READ_TIMEOUT = 30.0
 
+# MLflow's error codes for a registered model, version or alias that does not exist.
+_NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+
 _REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
 
 
@@ -71,19 +74,26 @@ def resolve_model(model: str) -> ModelRef:
             found = mlflow_client.get_model_version_by_alias(name, match["alias"])
             # While a registration is unfinished, the alias still names its earlier holder.
             holder = committed_holder(found, match["alias"])
-            if holder is None:
-                raise MlflowException(f"alias {match['alias']!r} is being registered")
             if holder != str(found.version):
-                found = mlflow_client.get_model_version(name, holder)
+                found = None if holder is None else mlflow_client.get_model_version(name, holder)
         else:
             found = mlflow_client.get_model_version(name, match["version"])
-    except MlflowException:
+    except MlflowException as error:
+        found = None
+        if error.error_code not in _NOT_FOUND:  # the store, not the name: locked, unreachable
+            first = str(error).strip().splitlines()[0][:200]
+            raise ModelUnavailable(
+                f"the MLflow store at {mlflow_client.tracking_uri} could not be read to find "
+                f"{model!r} ({first}): another program may hold it locked, or its server is "
+                "down; nothing was changed, try again"
+            ) from None
+    if found is None:
         if short and Path(given).exists():  # no such alias or version: the folder is meant
             return ModelRef(uri=given)
         raise InputError(
             f"no registered model version matches {model!r} in the store at "
             f"{mlflow_client.tracking_uri}"
-        ) from None
+        )
     return ModelRef(
         uri=f"models:/{name}/{found.version}",
         name=name,
