@@ -195,3 +195,23 @@ def test_a_store_another_program_holds_locked_is_said_to_be_so_not_to_lack_a_cha
     assert registry.resolve_model("champion").version == "1"
     with pytest.raises(InputError, match="no registered model version matches"):
         registry.resolve_model("challenger-2")
+
+
+def test_a_run_killed_before_it_registered_is_ended_killed_by_the_next_run(home):
+    # Found: a run killed with SIGKILL (during its fit or its logging) showed RUNNING in MLflow
+    # for ever, though the README says a run stopped by a kill ends KILLED.
+    code = """
+import os, signal
+from recommender import registry
+with registry.TrainingRun(run_name="killed while fitting") as run:
+    run.log_params({"seed": 7})
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+    assert start(home, code).wait() == -signal.SIGKILL
+    client = registry.client()
+    [killed] = client.search_runs([_experiment()])
+    assert killed.info.status == "RUNNING"
+    register()  # the next training run on the store
+    assert client.get_run(killed.info.run_id).info.status == "KILLED"
+    statuses = sorted(r.info.status for r in client.search_runs([_experiment()]))
+    assert statuses == ["FINISHED", "KILLED"]

@@ -10,19 +10,73 @@ registration is under way, so a pending version then is an abandoned one.
 Until the mark is removed, readers take an alias on a pending version to name the version it
 named before (:func:`committed_holder`): removing the mark is the moment the registration
 takes effect, so the service never loads a version whose registration may yet be undone.
+
+A run killed before it registered leaves only a run that MLflow shows RUNNING for ever; runs
+carry their machine and process id, and the next run on a store of this machine ends those
+whose process is gone KILLED (:func:`end_abandoned_runs`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
+import socket
 
 from recommender.paths import models_dir
 
-__all__ = ["PENDING_TAG", "pending_aliases", "undo_abandoned", "is_pending", "committed_holder"]
+__all__ = [
+    "PENDING_TAG",
+    "pending_aliases",
+    "undo_abandoned",
+    "is_pending",
+    "committed_holder",
+    "process_tags",
+    "end_abandoned_runs",
+]
 
 PENDING_TAG = "registration.pending"
+# The process a run is in, so that a run whose process was killed can be ended KILLED.
+HOST_TAG = "process.host"
+PID_TAG = "process.pid"
+
+
+def process_tags() -> dict[str, str]:
+    """Tags naming this process: a training run carries them while it runs."""
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+
+
+def end_abandoned_runs(experiment_id: str, *, mlflow_client) -> list[str]:
+    """End KILLED the RUNNING runs of this machine whose process is gone (``kill -9``, a
+    crash): MLflow would show them running for ever. Returns their ids.
+
+    Only runs this machine started (their ``process.host``) are judged, by whether their
+    process still exists; a run of another machine, or one without the tags, is left alone.
+    """
+    host = socket.gethostname()
+    ended = []
+    for run in mlflow_client.search_runs(
+        [experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000
+    ):
+        tags = run.data.tags
+        if tags.get(HOST_TAG) != host or not str(tags.get(PID_TAG, "")).isdigit():
+            continue
+        if _alive(int(tags[PID_TAG])):
+            continue
+        mlflow_client.set_terminated(run.info.run_id, "KILLED")
+        ended.append(run.info.run_id)
+    return ended
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process, say: it exists
+        return True
+    return True
 
 
 def pending_aliases(before: dict) -> str:

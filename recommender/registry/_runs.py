@@ -24,12 +24,18 @@ from recommender.registry._aliases import (
     tag_events,
 )
 from recommender.registry._gate import GateDecision
-from recommender.registry._lock import registry_lock
-from recommender.registry._pending import PENDING_TAG, pending_aliases
+from recommender.registry._lock import registry_lock, store_is_local
+from recommender.registry._pending import (
+    PENDING_TAG,
+    end_abandoned_runs,
+    pending_aliases,
+    process_tags,
+)
 from recommender.registry._promotion import PromotionEvent, append_events
 from recommender.registry._store import (
     EXPERIMENT_NAME,
     MODEL_NAME,
+    client,
     ensure_experiment,
     mlflow_session,
 )
@@ -109,10 +115,12 @@ class TrainingRun:
         self._mlflow = self._session.__enter__()
         try:
             experiment_id = ensure_experiment(self.experiment)
+            if store_is_local():  # every run of such a store was started on this machine
+                end_abandoned_runs(experiment_id, mlflow_client=client())
             run = self._mlflow.start_run(
                 experiment_id=experiment_id,
                 run_name=self.run_name,
-                tags={k: str(v) for k, v in self.tags.items()},
+                tags={**{k: str(v) for k, v in self.tags.items()}, **process_tags()},
                 description=self.description,
             )
             self.run_id = run.info.run_id
@@ -158,8 +166,6 @@ class TrainingRun:
         import time
 
         from mlflow.entities import Metric
-
-        from recommender.registry._store import client
 
         now = int(time.time() * 1000)
         metrics = [
@@ -261,8 +267,6 @@ class TrainingRun:
         regate : callable, optional
             ``regate() -> GateDecision`` against the champion as it is now.
         """
-        from recommender.registry._store import client
-
         mlflow_client = client()
         with registry_lock():
             settle(self.model_name, mlflow_client=mlflow_client)
@@ -274,8 +278,6 @@ class TrainingRun:
 
     def _register(self, model_info, gate, reason, actor, on_registered, before) -> Registration:
         from mlflow.exceptions import MlflowException
-
-        from recommender.registry._store import client
 
         mlflow_client = client()
         name = self.model_name
