@@ -264,17 +264,21 @@ def run_evidence_training(settings: dict, *, progress, reason: str | None = None
             progress.note(("passes: " if gate.passed else "stays challenger: ") + gate.reason)
             with progress.stage("card", "rendering the model card (staged)"):
                 created = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M:%S")
-                facts = evidence_card_facts(
-                    model,
-                    catalog,
-                    settings,
-                    gate=gate,
-                    run_id=run.run_id,
-                    git_commit=git_commit,
-                    versions=versions,
-                    previous_champion=previous_champion,
-                    created=created,
-                )
+
+                def facts_for(gate, previous_champion):
+                    return evidence_card_facts(
+                        model,
+                        catalog,
+                        settings,
+                        gate=gate,
+                        run_id=run.run_id,
+                        git_commit=git_commit,
+                        versions=versions,
+                        previous_champion=previous_champion,
+                        created=created,
+                    )
+
+                facts = facts_for(gate, previous_champion)
                 card_stage(facts, {}, Path(workspace) / "card")
             with progress.stage("log", "logging the evidence model to MLflow"):
                 run.log_params(
@@ -299,6 +303,7 @@ def run_evidence_training(settings: dict, *, progress, reason: str | None = None
                     plots={},
                     reason=reason or f"evidence-only model of catalog {catalog.version}",
                     regate=lambda: evidence_gate(model, catalog, settings),
+                    facts_for=facts_for,
                 )
             regated_note(gate, registration, progress)
             progress.note(f"version {registration.version}: {', '.join(registration.aliases)}")

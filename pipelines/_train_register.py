@@ -49,23 +49,27 @@ def register_stage(
     card_facts_: dict,
     plots: dict,
     regate=None,
+    facts_for=None,
 ):
     """Register the version, alias it, write the final card with its version; all or nothing.
 
     ``regate()`` gives the gate against the champion as it is at registration, when another
-    run or a person changed it since ``gate`` (see :meth:`TrainingRun.register`); the card
-    shows the gate the version was registered with and the champion it was registered beside.
+    run or a person changed it since ``gate`` (see :meth:`TrainingRun.register`), and
+    ``facts_for(gate, previous_champion)`` the card's facts for that gate (``card_facts_`` are
+    those for ``gate``); the card shows the champion the version was registered beside.
     """
     published: list[Path] = []
 
     def publish(registration):
-        facts = dict(card_facts_)
+        if registration.gate is not gate and facts_for is not None:
+            facts = facts_for(registration.gate, registration.previous_champion)
+        else:
+            facts = dict(card_facts_)
         facts["model"] = {
             **facts["model"],
             "version": registration.version,
             "aliases": registration.aliases,
             "previous_champion": registration.previous_champion,
-            "gate": registration.gate.to_dict(),
         }
         target = models_dir() / "cards" / registration.version
         with tempfile.TemporaryDirectory(prefix="recommender-card-") as staging:

@@ -230,19 +230,23 @@ def run_training(
                 plot_paths = evaluation.report.save_plots(plots_folder)
                 plots = {p.stem: p.read_bytes() for p in plot_paths}
                 created = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M:%S")
-                facts = card_facts(
-                    model,
-                    evaluation,
-                    split,
-                    cohort,
-                    settings,
-                    gate=gate,
-                    run_id=run.run_id,
-                    git_commit=git_commit,
-                    versions=versions,
-                    previous_champion=previous_champion,
-                    created=created,
-                )
+
+                def facts_for(gate, previous_champion):
+                    return card_facts(
+                        model,
+                        evaluation,
+                        split,
+                        cohort,
+                        settings,
+                        gate=gate,
+                        run_id=run.run_id,
+                        git_commit=git_commit,
+                        versions=versions,
+                        previous_champion=previous_champion,
+                        created=created,
+                    )
+
+                facts = facts_for(gate, previous_champion)
                 card_stage(facts, plots, workspace / "card")
             with display.stage("log", "logging parameters, metrics, plots and the model to MLflow"):
                 model_info = log_stage(
@@ -265,6 +269,7 @@ def run_training(
                     plots=plots,
                     reason=reason or f"training run {run_name}",
                     regate=lambda: gate_stage(evaluation, split, cohort, settings, model=model),
+                    facts_for=facts_for,
                 )
             regated_note(gate, registration, display)
             display.note(f"version {registration.version}: {', '.join(registration.aliases)}")

@@ -97,6 +97,8 @@ def move_alias(
     ``champion`` only moves to a version that loads (the service's next ``/reload`` or start
     loads it); otherwise :class:`~recommender.errors.ModelUnavailable` is raised before anything
     changes, whatever ``kind`` or ``forced``.
+    The reads, the move and the record hold the store's alias lock
+    (:mod:`recommender.registry._lock`).
 
     Parameters
     ----------
@@ -129,22 +131,22 @@ def move_alias(
         if alias == CHAMPION:
             _require_loadable(name, version, kind)
         mlflow_client.set_registered_model_alias(name, alias, str(version))
-    event = PromotionEvent.now(
-        model=name,
-        alias=alias,
-        version=str(version),
-        previous_version=before.get(alias),
-        kind=kind,
-        actor=actor or current_actor(),
-        reason=reason.strip(),
-        previous_aliases=sorted(a for a, v in before.items() if v == str(version)),
-        run_id=target.run_id,
-        policy=dict(policy or {}),
-        forced=forced,
-    )
-    if record:
-        record_events([event], mlflow_client=mlflow_client)
-    return event
+        event = PromotionEvent.now(
+            model=name,
+            alias=alias,
+            version=str(version),
+            previous_version=before.get(alias),
+            kind=kind,
+            actor=actor or current_actor(),
+            reason=reason.strip(),
+            previous_aliases=sorted(a for a, v in before.items() if v == str(version)),
+            run_id=target.run_id,
+            policy=dict(policy or {}),
+            forced=forced,
+        )
+        if record:
+            record_events([event], mlflow_client=mlflow_client)
+        return event
 
 
 def _require_loadable(name, version, kind: str) -> None:
