@@ -9,6 +9,7 @@ stays challenger until a person promotes it. Its card says what it rests on.
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from pathlib import Path
 
@@ -264,21 +265,17 @@ def run_evidence_training(settings: dict, *, progress, reason: str | None = None
             progress.note(("passes: " if gate.passed else "stays challenger: ") + gate.reason)
             with progress.stage("card", "rendering the model card (staged)"):
                 created = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M:%S")
-
-                def facts_for(gate, previous_champion):
-                    return evidence_card_facts(
-                        model,
-                        catalog,
-                        settings,
-                        gate=gate,
-                        run_id=run.run_id,
-                        git_commit=git_commit,
-                        versions=versions,
-                        previous_champion=previous_champion,
-                        created=created,
-                    )
-
-                facts = facts_for(gate, previous_champion)
+                facts_for = functools.partial(
+                    evidence_card_facts,
+                    model,
+                    catalog,
+                    settings,
+                    run_id=run.run_id,
+                    git_commit=git_commit,
+                    versions=versions,
+                    created=created,
+                )
+                facts = facts_for(gate=gate, previous_champion=previous_champion)
                 card_stage(facts, {}, Path(workspace) / "card")
             with progress.stage("log", "logging the evidence model to MLflow"):
                 run.log_params(

@@ -55,14 +55,16 @@ def register_stage(
 
     ``regate()`` gives the gate against the champion as it is at registration, when another
     run or a person changed it since ``gate`` (see :meth:`TrainingRun.register`), and
-    ``facts_for(gate, previous_champion)`` the card's facts for that gate (``card_facts_`` are
+    ``facts_for(gate=..., previous_champion=...)`` the card's facts for that gate (``card_facts_`` are
     those for ``gate``); the card shows the champion the version was registered beside.
     """
     published: list[Path] = []
 
     def publish(registration):
         if registration.gate is not gate and facts_for is not None:
-            facts = facts_for(registration.gate, registration.previous_champion)
+            facts = facts_for(
+                gate=registration.gate, previous_champion=registration.previous_champion
+            )
         else:
             facts = dict(card_facts_)
         facts["model"] = {

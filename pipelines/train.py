@@ -15,6 +15,7 @@ do) replaces it in the run.
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -230,23 +231,20 @@ def run_training(
                 plot_paths = evaluation.report.save_plots(plots_folder)
                 plots = {p.stem: p.read_bytes() for p in plot_paths}
                 created = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M:%S")
-
-                def facts_for(gate, previous_champion):
-                    return card_facts(
-                        model,
-                        evaluation,
-                        split,
-                        cohort,
-                        settings,
-                        gate=gate,
-                        run_id=run.run_id,
-                        git_commit=git_commit,
-                        versions=versions,
-                        previous_champion=previous_champion,
-                        created=created,
-                    )
-
-                facts = facts_for(gate, previous_champion)
+                # the card's facts but for the gate (taken again if the champion changed)
+                facts_for = functools.partial(
+                    card_facts,
+                    model,
+                    evaluation,
+                    split,
+                    cohort,
+                    settings,
+                    run_id=run.run_id,
+                    git_commit=git_commit,
+                    versions=versions,
+                    created=created,
+                )
+                facts = facts_for(gate=gate, previous_champion=previous_champion)
                 card_stage(facts, plots, workspace / "card")
             with display.stage("log", "logging parameters, metrics, plots and the model to MLflow"):
                 model_info = log_stage(
