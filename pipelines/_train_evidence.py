@@ -9,6 +9,7 @@ stays challenger until a person promotes it. Its card says what it rests on.
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from pathlib import Path
 
@@ -227,7 +228,7 @@ def run_evidence_training(settings: dict, *, progress, reason: str | None = None
     """Build, gate, card, log and register the evidence-only model; all or nothing."""
     from pipelines._train_card import card_stage
     from pipelines._train_lineage import _git_commit, _package_versions
-    from pipelines._train_register import register_stage
+    from pipelines._train_register import regated_note, register_stage
     from pipelines.train import TrainingResult
     from recommender.catalog import load_catalog
     from recommender.model import evidence_model
@@ -264,17 +265,17 @@ def run_evidence_training(settings: dict, *, progress, reason: str | None = None
             progress.note(("passes: " if gate.passed else "stays challenger: ") + gate.reason)
             with progress.stage("card", "rendering the model card (staged)"):
                 created = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M:%S")
-                facts = evidence_card_facts(
+                facts_for = functools.partial(
+                    evidence_card_facts,
                     model,
                     catalog,
                     settings,
-                    gate=gate,
                     run_id=run.run_id,
                     git_commit=git_commit,
                     versions=versions,
-                    previous_champion=previous_champion,
                     created=created,
                 )
+                facts = facts_for(gate=gate, previous_champion=previous_champion)
                 card_stage(facts, {}, Path(workspace) / "card")
             with progress.stage("log", "logging the evidence model to MLflow"):
                 run.log_params(
@@ -298,8 +299,10 @@ def run_evidence_training(settings: dict, *, progress, reason: str | None = None
                     card_facts_=facts,
                     plots={},
                     reason=reason or f"evidence-only model of catalog {catalog.version}",
-                    previous_champion=previous_champion,
+                    regate=lambda: evidence_gate(model, catalog, settings),
+                    facts_for=facts_for,
                 )
+            regated_note(gate, registration, progress)
             progress.note(f"version {registration.version}: {', '.join(registration.aliases)}")
     except Exception as error:
         if registration is not None:
@@ -309,7 +312,7 @@ def run_evidence_training(settings: dict, *, progress, reason: str | None = None
         run_id=run.run_id,
         version=registration.version,
         aliases=registration.aliases,
-        gate=gate,
+        gate=registration.gate,
         model=model,
         report=_EvidenceReport(facts["evaluation"]["statement"]),
         card_folder=getattr(registration, "card_folder", None),

@@ -15,6 +15,7 @@ do) replaces it in the run.
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -47,7 +48,7 @@ from pipelines._train_key import key_fingerprint as key_fingerprint
 from pipelines._train_key import comparison_rows, person_hashes, seen_rows, training_key
 from pipelines._train_lineage import _git_commit, _package_versions
 from pipelines._train_log import log_stage, run_description
-from pipelines._train_register import publish_folder, register_stage
+from pipelines._train_register import publish_folder, regated_note, register_stage
 
 __all__ = [
     "STAGES",
@@ -230,19 +231,20 @@ def run_training(
                 plot_paths = evaluation.report.save_plots(plots_folder)
                 plots = {p.stem: p.read_bytes() for p in plot_paths}
                 created = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M:%S")
-                facts = card_facts(
+                # the card's facts but for the gate (taken again if the champion changed)
+                facts_for = functools.partial(
+                    card_facts,
                     model,
                     evaluation,
                     split,
                     cohort,
                     settings,
-                    gate=gate,
                     run_id=run.run_id,
                     git_commit=git_commit,
                     versions=versions,
-                    previous_champion=previous_champion,
                     created=created,
                 )
+                facts = facts_for(gate=gate, previous_champion=previous_champion)
                 card_stage(facts, plots, workspace / "card")
             with display.stage("log", "logging parameters, metrics, plots and the model to MLflow"):
                 model_info = log_stage(
@@ -264,8 +266,10 @@ def run_training(
                     card_facts_=facts,
                     plots=plots,
                     reason=reason or f"training run {run_name}",
-                    previous_champion=previous_champion,
+                    regate=lambda: gate_stage(evaluation, split, cohort, settings, model=model),
+                    facts_for=facts_for,
                 )
+            regated_note(gate, registration, display)
             display.note(f"version {registration.version}: {', '.join(registration.aliases)}")
     except BaseException as error:
         # A failure or Ctrl-C after registration (a note, temp cleanup, closing the run) leaves
@@ -277,7 +281,7 @@ def run_training(
         run_id=run.run_id,
         version=registration.version,
         aliases=registration.aliases,
-        gate=gate,
+        gate=registration.gate,
         model=model,
         report=evaluation.report,
         card_folder=getattr(registration, "card_folder", None),

@@ -382,6 +382,37 @@ def test_promote_and_rollback_commands(trained, home, monkeypatch, capsys):
     assert events[-2].reason == "version 2 misbehaves in clinic A"
 
 
+def test_a_champion_changed_while_a_run_trained_is_the_one_its_gate_judges(
+    trained, home, monkeypatch
+):
+    # A colleague puts the good model back while a run of the bad one is between its gate
+    # (judged against the bad champion: a tie, so it passes) and its registration.
+    good = trained[0].model
+    bad = reversed_model(good)
+    reuse_model(monkeypatch, good)
+    train.run_training(overrides=SMALL)
+    reuse_model(monkeypatch, bad)
+    train.run_training(overrides=SMALL)
+    registry.promote("2", force=True, reason="try the other model")
+    register = train.register_stage
+
+    def champion_moved_meanwhile(*args, **kwargs):
+        registry.promote("1", reason="back to the good model")
+        return register(*args, **kwargs)
+
+    monkeypatch.setattr(train, "register_stage", champion_moved_meanwhile)
+    result = train.run_training(overrides=SMALL, reason="bad again")
+    assert result.gate.champion_version == "1"
+    assert not result.gate.passed and result.gate.difference.upper < 0
+    assert result.aliases == ["challenger"]
+    assert registry.aliases() == {"champion": "1", "challenger": "3"}
+    card = (home / "cards" / "3" / "card.md").read_text()
+    assert "| Previous champion | 1 |" in card and "not passed" in card
+    for event in registry.read_promotion_log():
+        if event.alias == "champion" and event.kind == "gate":
+            assert event.policy["champion_version"] == event.previous_version
+
+
 def test_gate_compares_on_rows_the_champion_never_trained_on(trained, home, monkeypatch):
     result, _ = trained
     reuse_model(monkeypatch, result.model)

@@ -25,8 +25,11 @@ def home(tmp_path, monkeypatch):
 
 def register_fake(*, passed=True, reason="test", on_registered=None, **model_kwargs):
     model = fake_model(**model_kwargs)
+    champion = registry.aliases().get("champion")  # the gate judges the current champion
     gate = (
-        registry.gate_decision(np.ones(20))
+        registry.gate_decision(
+            np.ones(20), None if champion is None else np.ones(20), champion_version=champion
+        )
         if passed
         else registry.GateDecision(
             passed=False, reason="worse", alpha=0.1, challenger=registry.estimate(np.ones(20))
@@ -185,7 +188,7 @@ def test_failed_registration_is_undone(home, monkeypatch, failing_step):
     elif failing_step == "on_registered":
         on_registered = boom
     else:
-        monkeypatch.setattr(registry._runs, "record_events", boom)
+        monkeypatch.setattr(registry._runs, "tag_events", boom)
     with pytest.raises(RuntimeError, match="injected"):
         register_fake(on_registered=on_registered)
 
@@ -426,7 +429,8 @@ def test_a_new_version_whose_files_cannot_be_read_is_not_made_champion(home):
         with registry.TrainingRun(run_name="fake") as run:
             info = run.log_model(fake_model(), profiles(5))
             shutil.rmtree(unquote(urlparse(info.artifact_path).path), ignore_errors=True)
-            run.register(info, gate=registry.gate_decision(np.ones(20)), reason="retrain")
+            gate = registry.gate_decision(np.ones(20), np.ones(20), champion_version="1")
+            run.register(info, gate=gate, reason="retrain")
     assert store_state(home) == before
     assert [str(v.version) for v in registry.client().search_model_versions()] == ["1"]
 

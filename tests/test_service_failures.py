@@ -57,6 +57,33 @@ def test_a_reload_the_store_could_not_record_says_the_other_workers_did_not_foll
     assert answer.json() == {"previous_version": "7", "model_version": "7", "announced": False}
 
 
+def test_a_worker_follows_the_version_another_reloaded_not_a_champion_moved_since(
+    asgi_client, monkeypatch, linear_model
+):
+    # Found: the other workers loaded "the champion" when they followed, so a promotion (or a
+    # training run's) between a /reload and their next poll left the workers serving two
+    # versions until the next /reload.
+    import bentoml
+
+    from recommender.service import service as service_module
+
+    loaded = []
+
+    def version_model(version):
+        loaded.append(version)
+        return linear_model, version
+
+    monkeypatch.setattr(service_module, "load_version_model", version_model, raising=False)
+    # The champion moved on to version 9 after another worker's /reload served version 8.
+    monkeypatch.setattr(service_module, "load_champion_model", lambda: (linear_model, "9"))
+    service = bentoml.get_current_service()
+    service.audit.announce_reload("8", "scientist")
+    service._follow_once()
+    assert service.engine.version == "8" and loaded == ["8"]
+    after = asgi_client.post("/recommend", json=PROFILE, headers=auth("program"))
+    assert after.json()["model_version"] == "8"
+
+
 def test_an_unreadable_audit_store_is_a_503_on_export(asgi_client, monkeypatch):
     from recommender.service import AuditLog
 

@@ -147,11 +147,17 @@ def _check_champion() -> None:
     # says not ready on /readyz and answers everything else 503 until /reload loads one.
     import sys
 
-    from recommender.errors import InputError
+    from recommender.errors import InputError, ModelUnavailable
     from recommender.registry import resolve_model, tracking_uri
 
     try:
         resolve_model("champion")
+    except ModelUnavailable as error:
+        print(
+            f"warning: {error}; if the service cannot read it either, it starts for crisis "
+            "answers only (/readyz not ready) until /reload loads the champion",
+            file=sys.stderr,
+        )
     except InputError:
         print(
             f"warning: no model holds the 'champion' alias in the MLflow store at "

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 from recommender.errors import InputError
+from recommender.registry._lock import registry_lock, store_is_local
+from recommender.registry._pending import committed_holder, is_pending, undo_abandoned
 from recommender.registry._promotion import (
     TAG_PREFIX,
     PromotionEvent,
@@ -19,6 +21,8 @@ __all__ = [
     "aliases",
     "move_alias",
     "record_events",
+    "tag_events",
+    "settle",
     "promotion_history",
     "promote",
     "rollback",
@@ -39,8 +43,22 @@ def _registered(mlflow_client, name):
 
 
 def aliases(name: str = MODEL_NAME, *, mlflow_client=None) -> dict[str, str]:
-    """Current ``alias -> version`` of the registered model (empty if it does not exist)."""
+    """Current ``alias -> version`` of the registered model (empty if it does not exist).
+
+    An alias on a version whose registration has not finished names the version it named
+    before (see :mod:`recommender.registry._pending`).
+    """
     mlflow_client = mlflow_client or client()
+    current = {}
+    for alias, number in _moved(name, mlflow_client).items():
+        holder = committed_holder(mlflow_client.get_model_version(name, number), alias)
+        if holder is not None:
+            current[alias] = holder
+    return current
+
+
+def _moved(name, mlflow_client) -> dict[str, str]:
+    """``alias -> version`` as the store holds them, a registration under way included."""
     model = _registered(mlflow_client, name)
     return {} if model is None else {k: str(v) for k, v in model.aliases.items()}
 
@@ -79,6 +97,8 @@ def move_alias(
     ``champion`` only moves to a version that loads (the service's next ``/reload`` or start
     loads it); otherwise :class:`~recommender.errors.ModelUnavailable` is raised before anything
     changes, whatever ``kind`` or ``forced``.
+    The reads, the move and the record hold the store's alias lock
+    (:mod:`recommender.registry._lock`).
 
     Parameters
     ----------
@@ -105,27 +125,28 @@ def move_alias(
             'promotion log); pass --reason "..."'
         )
     mlflow_client = mlflow_client or client()
-    target = _version(mlflow_client, name, version)
-    before = aliases(name, mlflow_client=mlflow_client)
-    if alias == CHAMPION:
-        _require_loadable(name, version, kind)
-    mlflow_client.set_registered_model_alias(name, alias, str(version))
-    event = PromotionEvent.now(
-        model=name,
-        alias=alias,
-        version=str(version),
-        previous_version=before.get(alias),
-        kind=kind,
-        actor=actor or current_actor(),
-        reason=reason.strip(),
-        previous_aliases=sorted(a for a, v in before.items() if v == str(version)),
-        run_id=target.run_id,
-        policy=dict(policy or {}),
-        forced=forced,
-    )
-    if record:
-        record_events([event], mlflow_client=mlflow_client)
-    return event
+    with registry_lock():
+        target = _version(mlflow_client, name, version)
+        before = _moved(name, mlflow_client)
+        if alias == CHAMPION:
+            _require_loadable(name, version, kind)
+        mlflow_client.set_registered_model_alias(name, alias, str(version))
+        event = PromotionEvent.now(
+            model=name,
+            alias=alias,
+            version=str(version),
+            previous_version=before.get(alias),
+            kind=kind,
+            actor=actor or current_actor(),
+            reason=reason.strip(),
+            previous_aliases=sorted(a for a, v in before.items() if v == str(version)),
+            run_id=target.run_id,
+            policy=dict(policy or {}),
+            forced=forced,
+        )
+        if record:
+            record_events([event], mlflow_client=mlflow_client)
+        return event
 
 
 def _require_loadable(name, version, kind: str) -> None:
@@ -142,12 +163,29 @@ def _require_loadable(name, version, kind: str) -> None:
 
 def record_events(events, *, mlflow_client=None) -> None:
     """Write events as model-version tags, then to the JSON-lines log."""
+    tag_events(events, mlflow_client=mlflow_client)
+    append_events(events)
+
+
+def tag_events(events, *, mlflow_client=None) -> None:
+    """Write events as tags of the versions they moved an alias to."""
     mlflow_client = mlflow_client or client()
     for event in events:
         mlflow_client.set_model_version_tag(
             event.model, event.version, event.tag_key, json.dumps(event.to_dict(), sort_keys=True)
         )
-    append_events(events)
+
+
+def settle(name: str = MODEL_NAME, *, mlflow_client=None) -> dict[str, str]:
+    """Undo the registrations a killed training run left half done (``{version: run_id}``).
+
+    Call holding :func:`registry_lock`. Only a store whose lock every process using it shares
+    (a SQLite file, a ``file:`` store) is settled: on a server another machine may be
+    registering right now, so nothing is undone there (a pending version is refused instead).
+    """
+    if not store_is_local():
+        return {}
+    return undo_abandoned(name, mlflow_client=mlflow_client or client())
 
 
 def promotion_history(name: str = MODEL_NAME, *, mlflow_client=None) -> list[PromotionEvent]:
@@ -232,42 +270,67 @@ def promote(
         this, since the service could not load it.
     """
     mlflow_client = client(existing=True)
-    tags = _version(mlflow_client, name, version).tags or {}
-    failed = tags.get("gate.passed") == "false"
-    if failed and not force:
-        # Files that cannot be read are named first: --force would not get past them.
-        _require_loadable(name, version, "promote")
-        verdict = tags.get("gate.reason", "no reason recorded")
-        raise InputError(
-            f"version {version} failed the promotion gate ({verdict}); "
-            "promote it anyway only as a considered decision, with --force (the "
-            "promotion log records that it was forced)"
+    with registry_lock():
+        _settled(name, version, mlflow_client)
+        tags = _version(mlflow_client, name, version).tags or {}
+        failed = tags.get("gate.passed") == "false"
+        if failed and not force:
+            # Files that cannot be read are named first: --force would not get past them.
+            _require_loadable(name, version, "promote")
+            verdict = tags.get("gate.reason", "no reason recorded")
+            raise InputError(
+                f"version {version} failed the promotion gate ({verdict}); "
+                "promote it anyway only as a considered decision, with --force (the "
+                "promotion log records that it was forced)"
+            )
+        policy = (
+            {"gate_passed": False, "gate_reason": tags.get("gate.reason", "")} if failed else None
         )
-    policy = {"gate_passed": False, "gate_reason": tags.get("gate.reason", "")} if failed else None
-    return move_alias(
-        CHAMPION,
-        str(version),
-        kind="promote",
-        reason=reason,
-        actor=actor,
-        name=name,
-        mlflow_client=mlflow_client,
-        policy=policy,
-        forced=failed,
-    )
+        return move_alias(
+            CHAMPION,
+            str(version),
+            kind="promote",
+            reason=reason,
+            actor=actor,
+            name=name,
+            mlflow_client=mlflow_client,
+            policy=policy,
+            forced=failed,
+        )
+
+
+def _settled(name, version, mlflow_client) -> None:
+    """Settle the store, refusing ``version`` if its registration was undone or is unfinished."""
+    undone = settle(name, mlflow_client=mlflow_client)
+    if str(version) in undone:
+        raise InputError(
+            f"version {version} was left half registered by training run {undone[str(version)]}"
+            ", which was stopped before it finished (no card, no promotion record); it has "
+            "been removed and the aliases are as they were. Train again (`recommender train`)"
+        )
+    if is_pending(_version(mlflow_client, name, version)):
+        raise InputError(
+            f"version {version} is still being registered by its training run (or that run "
+            "was stopped, on a machine sharing this store, before it finished): it has no card "
+            "or promotion record yet; promote it once `recommender train` has printed its "
+            "version"
+        )
 
 
 def rollback(*, reason: str, actor: str | None = None, name: str = MODEL_NAME) -> PromotionEvent:
     """Return ``champion`` to the version that held it before the current one."""
     mlflow_client = client(existing=True)
-    current = aliases(name, mlflow_client=mlflow_client).get(CHAMPION)
-    target = rollback_target(promotion_history(name, mlflow_client=mlflow_client), current)
-    return move_alias(
-        CHAMPION,
-        target,
-        kind="rollback",
-        reason=reason,
-        actor=actor,
-        name=name,
-        mlflow_client=mlflow_client,
-    )
+    # The champion and the history read, and the alias moved, with no other change between.
+    with registry_lock():
+        settle(name, mlflow_client=mlflow_client)
+        current = aliases(name, mlflow_client=mlflow_client).get(CHAMPION)
+        target = rollback_target(promotion_history(name, mlflow_client=mlflow_client), current)
+        return move_alias(
+            CHAMPION,
+            target,
+            kind="rollback",
+            reason=reason,
+            actor=actor,
+            name=name,
+            mlflow_client=mlflow_client,
+        )

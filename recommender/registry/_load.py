@@ -16,12 +16,16 @@ from pathlib import Path
 
 from recommender.errors import InputError, ModelUnavailable
 from recommender.registry._aliases import CHAMPION
+from recommender.registry._pending import committed_holder
 from recommender.registry._store import MODEL_NAME, _quiet, client, mlflow_session, tracking_uri
 
 __all__ = ["ModelRef", "resolve_model", "load_model", "load_champion", "load_pyfunc", "fetch_card"]
 
 # Seconds a read waits for another thread's MLflow session before giving up with StoreBusy.
 READ_TIMEOUT = 30.0
+
+# MLflow's error codes for a registered model, version or alias that does not exist.
+_NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 
 _REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
 
@@ -68,15 +72,28 @@ def resolve_model(model: str) -> ModelRef:
     try:
         if match["alias"]:
             found = mlflow_client.get_model_version_by_alias(name, match["alias"])
+            # While a registration is unfinished, the alias still names its earlier holder.
+            holder = committed_holder(found, match["alias"])
+            if holder != str(found.version):
+                found = None if holder is None else mlflow_client.get_model_version(name, holder)
         else:
             found = mlflow_client.get_model_version(name, match["version"])
-    except MlflowException:
+    except MlflowException as error:
+        found = None
+        if error.error_code not in _NOT_FOUND:  # the store, not the name: locked, unreachable
+            first = str(error).strip().splitlines()[0][:200]
+            raise ModelUnavailable(
+                f"the MLflow store at {mlflow_client.tracking_uri} could not be read to find "
+                f"{model!r} ({first}): another program may hold it locked, or its server is "
+                "down; nothing was changed, try again"
+            ) from None
+    if found is None:
         if short and Path(given).exists():  # no such alias or version: the folder is meant
             return ModelRef(uri=given)
         raise InputError(
             f"no registered model version matches {model!r} in the store at "
             f"{mlflow_client.tracking_uri}"
-        ) from None
+        )
     return ModelRef(
         uri=f"models:/{name}/{found.version}",
         name=name,

@@ -3,13 +3,14 @@
 Everything a run logs before registration is harmless if the run later fails: the run is marked
 FAILED and nothing is registered. Registration comes last and is undone as a whole when any of
 its steps fails: the new version is deleted, aliases are put back where they were, and the run
-is marked FAILED, so ``champion`` only ever points at a version whose run finished.
+is marked FAILED, so ``champion`` only ever points at a version whose registration finished (a
+process killed while registering is undone by the next alias change on the store).
 """
 
 from __future__ import annotations
 
 import contextlib
-
+import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
@@ -19,13 +20,22 @@ from recommender.registry._aliases import (
     CHAMPION,
     aliases,
     move_alias,
-    record_events,
+    settle,
+    tag_events,
 )
 from recommender.registry._gate import GateDecision
-from recommender.registry._promotion import PromotionEvent
+from recommender.registry._lock import registry_lock, store_is_local
+from recommender.registry._pending import (
+    PENDING_TAG,
+    end_abandoned_runs,
+    pending_aliases,
+    process_tags,
+)
+from recommender.registry._promotion import PromotionEvent, append_events
 from recommender.registry._store import (
     EXPERIMENT_NAME,
     MODEL_NAME,
+    client,
     ensure_experiment,
     mlflow_session,
 )
@@ -47,6 +57,7 @@ class Registration:
     aliases: list[str]
     gate: GateDecision
     events: list[PromotionEvent] = field(default_factory=list)
+    previous_champion: str | None = None
 
     @property
     def uri(self) -> str:
@@ -104,10 +115,12 @@ class TrainingRun:
         self._mlflow = self._session.__enter__()
         try:
             experiment_id = ensure_experiment(self.experiment)
+            if store_is_local():  # every run of such a store was started on this machine
+                end_abandoned_runs(experiment_id, mlflow_client=client())
             run = self._mlflow.start_run(
                 experiment_id=experiment_id,
                 run_name=self.run_name,
-                tags={k: str(v) for k, v in self.tags.items()},
+                tags={**{k: str(v) for k, v in self.tags.items()}, **process_tags()},
                 description=self.description,
             )
             self.run_id = run.info.run_id
@@ -153,8 +166,6 @@ class TrainingRun:
         import time
 
         from mlflow.entities import Metric
-
-        from recommender.registry._store import client
 
         now = int(time.time() * 1000)
         metrics = [
@@ -226,14 +237,22 @@ class TrainingRun:
         reason: str,
         actor: str | None = None,
         on_registered=None,
+        regate=None,
     ) -> Registration:
         """Register the logged model as a new version, alias it, and record the changes.
 
-        The version gets ``challenger``; it also gets ``champion`` when ``gate.passed``. Then
-        ``on_registered(registration)`` runs (the pipeline writes the final model card there),
-        and only then are the alias changes written to the promotion log. If any step raises,
-        the version is deleted, the previous aliases are restored and the error propagates
-        (the run then ends FAILED).
+        All of it holds the store's alias lock (:mod:`recommender.registry._lock`), so no other
+        training run, promote or rollback changes the aliases meanwhile. First a registration
+        a killed run left half done is undone. Then, if the champion is no longer the one
+        ``gate`` compared with (another run or a person moved it since), ``regate()`` gives the
+        gate against the current one; without ``regate`` a passing gate is withdrawn and the
+        version stays challenger. The version is created marked pending;
+        ``on_registered(registration)`` runs (the pipeline writes the final model card there,
+        from ``registration.gate``); the version gets ``challenger``, and ``champion`` when the
+        gate passed; the changes are tagged on the version, the pending mark removed, and the
+        changes appended to the promotion log. If any step raises, the version is deleted,
+        the previous aliases are restored and the error propagates (the run then ends FAILED);
+        if the process is killed, the next alias change on the store undoes it.
 
         Parameters
         ----------
@@ -245,19 +264,26 @@ class TrainingRun:
         actor : str, optional
         on_registered : callable, optional
             ``on_registered(registration) -> None``; part of the transaction.
+        regate : callable, optional
+            ``regate() -> GateDecision`` against the champion as it is now.
         """
-        from recommender.registry._store import client
+        mlflow_client = client()
+        with registry_lock():
+            settle(self.model_name, mlflow_client=mlflow_client)
+            before = aliases(self.model_name, mlflow_client=mlflow_client)
+            gate = _current_gate(gate, before.get(CHAMPION), regate)
+            # The same names for every pipeline, so the gate's figures compare across runs.
+            self.log_metrics(_gate_metrics(gate))
+            return self._register(model_info, gate, reason, actor, on_registered, before)
 
-        # The same names for every pipeline, so the gate's figures compare across runs.
-        self.log_metrics(_gate_metrics(gate))
+    def _register(self, model_info, gate, reason, actor, on_registered, before) -> Registration:
+        from mlflow.exceptions import MlflowException
+
         mlflow_client = client()
         name = self.model_name
-        before = aliases(name, mlflow_client=mlflow_client)
         created_model = False
         version = None
         try:
-            from mlflow.exceptions import MlflowException
-
             try:
                 mlflow_client.get_registered_model(name)
             except MlflowException:
@@ -279,52 +305,45 @@ class TrainingRun:
                     "gate.passed": str(gate.passed).lower(),
                     "gate.reason": gate.reason[:5000],
                     "run_id": self.run_id,
+                    PENDING_TAG: pending_aliases(before),
                 },
             )
             version = str(created.version)
-            policy = gate.to_dict()
-            events = [
-                move_alias(
-                    CHALLENGER,
-                    version,
-                    kind="gate",
-                    reason=reason,
-                    actor=actor,
-                    policy=policy,
-                    name=name,
-                    mlflow_client=mlflow_client,
-                    record=False,
-                )
-            ]
-            if gate.passed:
-                events.append(
-                    move_alias(
-                        CHAMPION,
-                        version,
-                        kind="gate",
-                        reason=f"{reason}; gate: {gate.reason}",
-                        actor=actor,
-                        policy=policy,
-                        name=name,
-                        mlflow_client=mlflow_client,
-                        record=False,
-                    )
-                )
             registration = Registration(
                 name=name,
                 version=version,
                 run_id=self.run_id,
                 model_uri=model_info.model_uri,
-                aliases=[e.alias for e in events],
+                aliases=[CHALLENGER, CHAMPION] if gate.passed else [CHALLENGER],
                 gate=gate,
-                events=events,
+                previous_champion=before.get(CHAMPION),
             )
             self._mlflow.set_tags(
                 {"registered_version": version, "gate.passed": str(gate.passed).lower()}
             )
             if on_registered is not None:
                 on_registered(registration)
-            record_events(events, mlflow_client=mlflow_client)
+            # The aliases move last, once the card is out: the service never loads a version
+            # whose card is missing.
+            policy = gate.to_dict()
+            reasons = {CHALLENGER: reason, CHAMPION: f"{reason}; gate: {gate.reason}"}
+            registration.events = [
+                move_alias(
+                    alias,
+                    version,
+                    kind="gate",
+                    reason=reasons[alias],
+                    actor=actor,
+                    policy=policy,
+                    name=name,
+                    mlflow_client=mlflow_client,
+                    record=False,
+                )
+                for alias in registration.aliases
+            ]
+            tag_events(registration.events, mlflow_client=mlflow_client)
+            mlflow_client.delete_model_version_tag(name, version, PENDING_TAG)
+            append_events(registration.events)
             return registration
         except BaseException:
             _undo(mlflow_client, name, version, before, created_model)
@@ -333,6 +352,30 @@ class TrainingRun:
                 with contextlib.suppress(Exception):
                     mlflow_client.delete_tag(self.run_id, "registered_version")
             raise
+
+
+def _current_gate(gate: GateDecision, champion: str | None, regate) -> GateDecision:
+    """``gate`` if it compared with ``champion``, the champion now; else the gate again against
+    it (``regate``) or, without one, a passing gate withdrawn: it judged another champion."""
+    if gate.champion_version == champion:
+        return gate
+    if regate is not None:
+        fresh = regate()
+        if fresh.champion_version == champion:
+            return fresh
+        gate = fresh
+    if not gate.passed:
+        return gate
+    compared = f"version {gate.champion_version}" if gate.champion_version else "no champion"
+    now = f"version {champion}" if champion else "none"
+    return dataclasses.replace(
+        gate,
+        passed=False,
+        reason=f"{gate.reason.rstrip('.')}. But the gate compared with {compared}, and the "
+        f"champion changed (now {now}) while this run was training, so it stays challenger "
+        "until a person compares it with the champion and promotes it "
+        "(`recommender promote VERSION --force`).",
+    )
 
 
 def _gate_metrics(gate: GateDecision) -> dict:

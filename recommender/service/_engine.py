@@ -47,7 +47,13 @@ from recommender.service._profiles import extra_features, profile_schema
 from recommender.service._scoring import arm_figures, explanation_contributions, rule_fields
 from recommender.service._wording import AnswerWording
 
-__all__ = ["RecommendationEngine", "AuditUnavailable", "load_champion_model", "safety_block"]
+__all__ = [
+    "RecommendationEngine",
+    "AuditUnavailable",
+    "load_champion_model",
+    "load_version_model",
+    "safety_block",
+]
 
 
 def load_champion_model():
@@ -55,6 +61,14 @@ def load_champion_model():
     from recommender.registry import load_champion
 
     return load_champion()
+
+
+def load_version_model(version: str):
+    """``(RecommendationModel, version)`` of registered ``version`` (a reload another worker
+    announced)."""
+    from recommender.registry import MODEL_NAME, load_model
+
+    return load_model(f"models:/{MODEL_NAME}/{version}"), str(version)
 
 
 class RecommendationEngine(RequestChecking, AnswerWording):

@@ -180,7 +180,9 @@ class Serving:
             latest = self.audit.latest_reload()
             if latest is not None and latest[0] > self._reload_seen:
                 if self.engine is None or latest[1] != self.engine.version:
-                    previous, engine = self._swap_in_champion()
+                    # The version the reload served, not the champion of now: moved since
+                    # (a promotion, a training run), it would leave the workers serving two.
+                    previous, engine = self._swap_in_champion(latest[1])
                     log.info("followed a /reload: version %s -> %s", previous, engine.version)
                 self._reload_seen = latest[0]
         except Exception as error:  # noqa: BLE001 - never let the watcher die
@@ -194,8 +196,9 @@ class Serving:
         else:
             self._follow_failure = None
 
-    def _swap_in_champion(self):
-        """Load the registry's champion and serve it; returns ``(previous_version, engine)``."""
+    def _swap_in_champion(self, version: str | None = None):
+        """Load the registry's champion (or ``version``) and serve it; returns
+        ``(previous_version, engine)``."""
         with self._reload_lock:
             previous = None if self.engine is None else self.engine.version
             if self.catalog is None:  # broken at start: read again, once it is fixed
@@ -206,13 +209,14 @@ class Serving:
                 except Exception as error:  # noqa: BLE001 - said as the reason nothing loads
                     self.load_error = _catalog_error(error)
                     raise Unservable(self.load_error) from None
-            engine = self._load_engine()
+            engine = self._load_engine(version)
             self.engine = engine  # a single reference swap: atomic for readers
             self.load_error = None
         return previous, engine
 
-    def _load_engine(self) -> RecommendationEngine:
-        """The engine of the registry's champion (the service class says where it comes from)."""
+    def _load_engine(self, version: str | None = None) -> RecommendationEngine:
+        """The engine of the registry's champion, or of registered ``version`` (the service
+        class says where they come from)."""
         raise NotImplementedError
 
     def _engine_for(self, model, version) -> RecommendationEngine:

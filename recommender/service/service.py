@@ -23,7 +23,11 @@ from recommender.service._allocation import AllocationPlan, AllocationRequest
 from recommender.service._answering import Answering
 from recommender.service._config import SERVICE_NAME, worker_settings
 from recommender.service._deadline import Deadline, is_bentoml_timeout_layer
-from recommender.service._engine import RecommendationEngine, load_champion_model
+from recommender.service._engine import (
+    RecommendationEngine,
+    load_champion_model,
+    load_version_model,
+)
 from recommender.service._gate import Gate, KnownRoutes
 from recommender.service._landing import landing_page
 from recommender.service._openapi import openapi_document
@@ -54,8 +58,8 @@ class Recommender(Answering):
     # Startup, /reload and the watcher of other workers' reloads: ``Serving`` (_serving.py);
     # the routes' handlers: ``Answering`` (_answering.py).
 
-    def _load_engine(self) -> RecommendationEngine:
-        model, version = load_champion_model()
+    def _load_engine(self, version: str | None = None) -> RecommendationEngine:
+        model, version = load_champion_model() if version is None else load_version_model(version)
         return self._engine_for(model, version)
 
     @bentoml.on_shutdown
