@@ -226,3 +226,18 @@ def test_every_cost_shown_says_whether_it_is_an_assumption(engine):
         == Recommendation.model_validate(answer).model_dump_json().encode()
     )
     assert all("cost_basis" in facts for facts in engine.arm_facts([answer]).values())
+
+
+def test_usual_care_alone_is_not_said_to_be_extrapolated():
+    # a nurse offered only coaching (which the catalog does not offer nurses), older than
+    # everyone trained on: the field is listed, but no effect is shown to call extrapolated
+    engine = engine_with_support()
+    row = engine.check_row(profile(person_id="x", age=65, role="nurse", offered=["coaching"]))
+    (answer,) = engine.recommend([row], caller_role="program")
+    assert [entry["arm"] for entry in answer["ranking"]] == ["none"]
+    assert [item["field"] for item in answer["outside_training_data"]] == ["age"]
+    assert "extrapolated" not in answer["ranking_note"]
+    # with an arm ranked, the same profile's note says so
+    row = engine.check_row(profile(person_id="y", age=65, role="nurse"))
+    (answer,) = engine.recommend([row], caller_role="program")
+    assert "extrapolated" in answer["ranking_note"]

@@ -129,7 +129,9 @@ class AnswerWording:
         basis = self._basis(str(row.get("role")), tuple(map(_arm_of, ranking.arms)))
         if basis:
             answer["ranking_note"] += " " + basis
-        if outside:  # the rare profile outside the training data: said in words
+        # the rare profile outside the training data: said in words, where effects are shown
+        # (usual care alone, ranked at 0, has none to call extrapolated)
+        if outside and any(_arm_of(arm) != self.control for arm in ranking.arms):
             answer["ranking_note"] += " " + extrapolation_note(outside, config.coverage)
         if assignment is not None:
             answer["recommended"] = assignment.arm
