@@ -14,7 +14,7 @@ DEMO := models/demo
 export BENTOML_DO_NOT_TRACK := True
 export MPLBACKEND := Agg
 
-.PHONY: demo test lint bench bento lock venv venv-test venv-bench system-test-deps bench-deps clean help
+.PHONY: demo test lint bench bento lock venv venv-test venv-bench system-test-deps bench-deps drop-pyspark-build clean help
 
 help:
 	@echo "make demo   simulate a cohort, train, register the champion, serve on $(HOST):$(PORT)"
@@ -36,11 +36,23 @@ $(VENV)/.runtime: requirements/runtime.lock pyproject.toml | $(UV)
 $(VENV)/.test: requirements/test.lock pyproject.toml | $(UV)
 	$(UV) pip install --quiet -p $(BIN)/python -r requirements/test.lock
 	$(UV) pip install --quiet -p $(BIN)/python --no-deps -e .
+	@$(MAKE) --no-print-directory drop-pyspark-build
 	@touch $@ $(VENV)/.runtime
 $(VENV)/.bench: requirements/bench.lock pyproject.toml | $(UV)
 	$(UV) pip install --quiet -p $(BIN)/python -r requirements/bench.lock
 	$(UV) pip install --quiet -p $(BIN)/python --no-deps -e .
+	@$(MAKE) --no-print-directory drop-pyspark-build
 	@touch $@ $(VENV)/.test $(VENV)/.runtime
+
+# pyspark ships only as a source distribution. A registry that answers without cache
+# validators (as this machine's does) makes uv build it afresh for every new environment and
+# keep every build in its cache, 1.4 GB each: a few dozen fresh clones filled the disk and
+# CI stopped with "No space left on device". Once installed, the build is dropped from the
+# cache (the installed copy in .venv is not touched). A cache another uv process is using is
+# left as it is, with a message, rather than failing the install.
+drop-pyspark-build: | $(UV)
+	@$(UV) cache clean --quiet pyspark 2>/dev/null \
+	  || echo "uv's cache is in use; pyspark's build stays in it (uv cache clean pyspark frees it)"
 
 venv: $(VENV)/.runtime
 venv-test: $(VENV)/.test
@@ -60,7 +72,7 @@ system-test-deps:
 	if [ -z "$$need" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	echo "installing Debian packages for the browser and Spark tests:$$need"; \
-	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$need >/dev/null
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$need >/dev/null && $$SUDO apt-get clean
 
 # The bench extra is installed too: the differential test against EconML and the benchmark
 # smoke test need the anchors. They stay out of the runtime dependencies.
