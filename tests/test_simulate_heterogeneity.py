@@ -2,7 +2,7 @@
 simulated people with one thing changed (so that no other difference between groups can carry
 the check): effects grow with baseline severity, long weekly hours blunt the benefit of the arms
 that need time, coaching helps mid-career physicians more than trainees and more than nurses,
-mindfulness helps nurses more than physicians. (tests/test_simulate_cohort.py checks the same
+mindfulness helps nurses more than physicians, groups act mainly on DP. (tests/test_simulate_cohort.py checks the same
 directions between groups of one cohort, and docs/calibration.md shows them per group.)"""
 
 from __future__ import annotations
@@ -92,3 +92,16 @@ def test_who_gains_more_from_an_arm(default, people, arm, gains_more, gains_less
     # Clearly more, person by person, not by a rounding: at least 1 EE point on average.
     assert (more <= less + 1e-12).all()
     assert more.mean() < less.mean() - 1.0
+
+
+@pytest.mark.parametrize("arm", ["peer_group", "balint_group"])
+@pytest.mark.parametrize("role", ROLES)
+def test_groups_act_mainly_on_depersonalization(default, people, arm, role):
+    """Each role's mean DP effect of a group, in SDs of its baseline DP, exceeds the mean EE
+    effect in SDs of baseline EE (the scales differ: DP 0-30, EE 0-54) by a quarter at least,
+    so that neither rounding nor the cohort's draw carries it."""
+    drawn, baseline = people
+    mine = drawn.role == ROLES.index(role)
+    effects = arm_effects(default, drawn, baseline)[default.treatment_arms.index(arm)][mine]
+    ee, dp = (effects[:, k].mean() / baseline[mine, k].std() for k in (0, 1))
+    assert dp < 1.25 * ee, (ee, dp)
