@@ -3,13 +3,12 @@ which rows of a comparison each model has already seen."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import tempfile
 
 import numpy as np
 
 from recommender.paths import models_dir
+from recommender.settings import make_secret_file
 
 __all__ = [
     "training_key",
@@ -33,11 +32,10 @@ def training_key(*, create: bool = True) -> bytes | None:
     """The secret that keys the person-id hashes a model carries; never stored in the model.
 
     ``RECOMMENDER_TRAINING_KEY`` wins; otherwise ``<models_dir>/training.key``, created once
-    with a random key (mode 0600, written whole or not at all). None when neither exists and
-    ``create`` is False.
+    with a random key (mode 0600, written whole or not at all; of two runs making it at once,
+    both use the first's). None when neither exists and ``create`` is False.
     """
     import os
-    import secrets
 
     env = os.environ.get(_KEY_ENV)
     if env:
@@ -47,19 +45,7 @@ def training_key(*, create: bool = True) -> bytes | None:
         if not path.exists():
             if not create:
                 return None
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle, temp = tempfile.mkstemp(prefix=".training-key-", dir=path.parent)
-            try:
-                os.fchmod(handle, 0o600)
-                os.write(handle, secrets.token_hex(32).encode())
-                os.close(handle)
-                os.replace(temp, path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.close(handle)
-                with contextlib.suppress(OSError):
-                    os.unlink(temp)
-                raise
+            make_secret_file(path)
         raw = path.read_bytes().strip()
     # BLAKE2b keys are at most 64 bytes: condense whatever was given.
     return hashlib.blake2b(raw, digest_size=32, person=b"train-key").digest()

@@ -16,9 +16,12 @@ Secrets (database passwords, API keys, salts) never need to be in a YAML file:
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import re
+import secrets
+import tempfile
 import typing
 from pathlib import Path
 from typing import Any
@@ -27,7 +30,14 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from recommender.errors import InputError
 
-__all__ = ["Section", "check_settings", "check_value", "read_secret", "SECRETS_DIR_ENV"]
+__all__ = [
+    "Section",
+    "check_settings",
+    "check_value",
+    "make_secret_file",
+    "read_secret",
+    "SECRETS_DIR_ENV",
+]
 
 SECRETS_DIR_ENV = "RECOMMENDER_SECRETS_DIR"
 # Field metadata marking a value never to be repeated in an error (keys, salts, passwords).
@@ -140,6 +150,32 @@ def read_secret(name: str, *, env: str | None = None) -> str | None:
         return None
     value = path.read_text(encoding="utf-8").strip()
     return value or None
+
+
+def make_secret_file(path) -> None:
+    """Make ``path`` (owner-only) holding a new random secret, unless it exists already.
+
+    Written to a temporary sibling and linked into place, so another process sees the whole
+    secret or no file, never an empty one; when two make it at once the first link wins and
+    both then read that one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        os.fchmod(handle, 0o600)
+        os.write(handle, secrets.token_hex(32).encode())
+        os.fsync(handle)
+        os.close(handle)
+        handle = None
+        with contextlib.suppress(FileExistsError):  # another process made it first
+            os.link(temp, path)
+    finally:
+        if handle is not None:
+            with contextlib.suppress(OSError):
+                os.close(handle)
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
 
 
 # ------------------------------------------------------------------------------ messages

@@ -27,6 +27,17 @@ KEYS = {
 }
 ENV_KEYS = ",".join(f"{role}={key}" for role, key in KEYS.items())
 SALT = "test-salt-not-secret"
+# One audit record as the service appends it (AuditLog.append).
+AUDIT_RECORD = {
+    "request_id": "r-1",
+    "model_version": "3",
+    "caller_role": "program",
+    "person_id": "p-1",
+    "safety_level": "routine",
+    "recommended": "coaching",
+    "ranking_meaningful": True,
+    "effects": {"coaching": [-4.0, -6.0, -2.0]},
+}
 
 PROFILE = {
     "person_id": "p-0001",

@@ -17,17 +17,7 @@ import sqlalchemy as sa
 from recommender.service import AuditLog, AuditSaltMismatch
 from recommender.service._audit_tables import _metadata
 from recommender.service._migrate import BASELINE, VERSION_TABLE, schema_revision
-
-RECORD = {
-    "request_id": "r-1",
-    "model_version": "3",
-    "caller_role": "program",
-    "person_id": "p-1",
-    "safety_level": "routine",
-    "recommended": "coaching",
-    "ranking_meaningful": True,
-    "effects": {"coaching": [-4.0, -6.0, -2.0]},
-}
+from service_fixtures import AUDIT_RECORD as RECORD
 
 # The DDL today's service (create_all, before migrations) wrote to a new SQLite audit file.
 BEFORE_MIGRATIONS = """

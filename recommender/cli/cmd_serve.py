@@ -118,9 +118,17 @@ def _check_audit_store(config) -> None:
     try:
         # The salt the workers will use (the same settings, the same salt file), so that a
         # store written with another one is said now rather than only in the workers' log.
-        salt = resolve_salt(config.audit_salt, config.models_dir)
+        salt = resolve_salt(config.audit_salt, config.models_dir, store=config.audit_store)
     except OSError:  # a models folder not writable: the workers say it, the store is checked
         salt = None
+    except InputError as error:  # no usable salt: the workers try again every poll
+        print(
+            f"warning: {error}; the service starts for crisis answers only (/readyz not ready; "
+            "every other answer 503) until it has a salt (a salt file or the secrets folder is "
+            "read again every reload_poll_seconds; a variable or serve.yaml needs a restart)",
+            file=sys.stderr,
+        )
+        salt = None  # the URL is still checked
     try:
         AuditLog(config.audit_store, salt=salt, durability=config.audit_durability).close()
     except AuditUrlRefused:

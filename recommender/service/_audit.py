@@ -23,7 +23,6 @@ from __future__ import annotations
 import hmac
 import json
 import os
-import secrets
 import threading
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
@@ -38,11 +37,18 @@ from recommender.service._audit_writer import GroupWriter, PendingAppend
 from recommender.service._migrate import upgrade_schema
 from recommender.service._sqlite import sqlite_file
 from recommender.service._store_check import StoreCheck
-from recommender.service._store_salt import AuditSaltMismatch, check_store_salt
+from recommender.service._store_salt import (
+    SALT_ENV,
+    AuditSaltMismatch,
+    AuditSaltMissing,
+    check_store_salt,
+    resolve_salt,
+)
 
 __all__ = [
     "AuditLog",
     "AuditSaltMismatch",
+    "AuditSaltMissing",
     "AuditUrlRefused",
     "PendingAppend",
     "resolve_salt",
@@ -50,8 +56,6 @@ __all__ = [
     "SALT_ENV",
     "DURABILITY",
 ]
-
-SALT_ENV = "RECOMMENDER_AUDIT_SALT"
 
 # What a committed audit record survives -> SQLite's synchronous level in WAL mode. An answer
 # is given only after its record's commit returns; whether that commit has reached the disk
@@ -89,49 +93,14 @@ def _one_shot_compact():
 _compact_record = _one_shot_compact()
 
 
-def resolve_salt(configured: str | None, models_dir: Path, *, create: bool = True) -> str:
-    """The salt for person hashes: the environment, the secrets folder, the config, a salt file.
-
-    ``$RECOMMENDER_AUDIT_SALT`` first, then ``$RECOMMENDER_SECRETS_DIR/audit_salt`` (see
-    :func:`recommender.settings.read_secret`). Several workers or replicas must share one salt,
-    so a deployment gives it one of these ways. Otherwise the file (``<models_dir>/audit.salt``, owner-only) is created once with a random salt, so
-    hashes of the same person stay comparable across restarts of a local service.
-
-    ``create=False`` (a command reading what the service hashed) raises :class:`InputError`
-    instead of creating the file: a new salt would match no person the service has logged.
-    """
-    from recommender.settings import read_secret
-
-    secret = read_secret("audit_salt", env=SALT_ENV)
-    if secret:
-        return secret
-    if configured:
-        return configured
-    path = Path(models_dir) / "audit.salt"
-    if not path.exists() and not create:
-        raise InputError(
-            f"no audit salt: person ids are linked through the salt the service hashed them "
-            f"with; give this command the service's own ({SALT_ENV}, the secrets folder's "
-            f"audit_salt, audit.salt in serve.yaml, or the file {path})"
-        )
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another worker created it first
-            pass
-        else:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_hex(32))
-    return path.read_text().strip()
-
-
 def salted_hash(salt: str | bytes, person_id: str) -> str:
     """What the audit log stores of a person id: its HMAC-SHA-256 under ``salt`` (hex).
 
     >>> salted_hash("s", "p-1") == AuditLog("sqlite://", salt="s").person_hash("p-1")
     True
     """
+    if not salt:  # an HMAC with an empty key is one anyone can compute from a guessed id
+        raise ValueError("an empty audit salt hashes no person id")
     if isinstance(salt, str):
         salt = salt.encode("utf-8")
     # hmac.digest: the same HMAC in one call to the C implementation (a third faster).
@@ -173,8 +142,15 @@ class AuditLog:
             )
         self.url = url
         self.durability = durability
-        # Reading (an auditor's export) needs no salt; writing does.
-        self._salt = salt.encode("utf-8") if salt else None
+        # Reading (an auditor's export) needs no salt (None); writing does, and never an empty
+        # one, which would hash person ids as anyone could.
+        if salt is not None and not salt.strip():
+            raise InputError(
+                f"the audit salt is empty; accepted: a secret text ({SALT_ENV}, the secrets "
+                "folder's audit_salt, audit.salt in serve.yaml, or the audit.salt file in the "
+                "models folder), or None to only read the store"
+            )
+        self._salt = None if salt is None else salt.encode("utf-8")
         try:
             self._engine = _make_engine(url, synchronous=DURABILITY[durability])
         except (sa.exc.ArgumentError, ImportError) as error:  # before any connection is tried

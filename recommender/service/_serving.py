@@ -16,7 +16,13 @@ import threading
 
 from recommender.errors import InputError
 from recommender.service._allocation import ALLOCATION_ACCEPTED, AllocationRequest
-from recommender.service._audit import AuditLog, AuditSaltMismatch, resolve_salt, salted_hash
+from recommender.service._audit import (
+    AuditLog,
+    AuditSaltMismatch,
+    AuditSaltMissing,
+    resolve_salt,
+    salted_hash,
+)
 from recommender.service._auth import API_KEYS_ENV, KeyRing, secret_api_keys
 from recommender.service._config import load_serve_config
 from recommender.service._context import answer_context
@@ -112,7 +118,9 @@ class Serving:
         try:
             # Read again after the store refused it: a secrets folder's file may be corrected.
             if self._salt is None or self.store_refusal is not None:
-                self._salt = resolve_salt(config.audit_salt, config.models_dir)
+                self._salt = resolve_salt(
+                    config.audit_salt, config.models_dir, store=config.audit_store
+                )
             audit = AuditLog(
                 config.audit_store, salt=self._salt, durability=config.audit_durability
             )
@@ -124,6 +132,8 @@ class Serving:
                     f"the audit store was written with another audit salt than this "
                     f"service's; {error.remedy}"
                 )
+            elif isinstance(error, AuditSaltMissing):
+                self.store_refusal = str(error)
             if problem != self._store_problem:
                 self._store_problem = problem
                 log.warning(

@@ -10,32 +10,148 @@ service whose salt has another fingerprint is refused (:class:`AuditSaltMismatch
 
 The fingerprint is an HMAC under the salt of a constant, with SHA3-256 where person hashes use
 SHA-256, so it is no person's hash either; like a person hash, it does not reveal the salt.
+
+Where the salt comes from (:func:`resolve_salt`): the environment, the secrets folder, the
+config, else a salt file the service makes once. The file is never empty (an HMAC with an empty
+key is one anyone can compute from a guessed id) and is never made for a store that already
+holds records: a new random salt cannot be the one they were written with, and a store from
+before the fingerprint would adopt it.
 """
 
 from __future__ import annotations
 
 import hmac
+from pathlib import Path
 
 import sqlalchemy as sa
 
 from recommender.errors import InputError
-from recommender.service._audit_tables import store_facts
+from recommender.settings import make_secret_file, read_secret
+from recommender.service._audit_tables import recommendations, store_facts
+from recommender.service._sqlite import sqlite_file
 
-__all__ = ["AuditSaltMismatch", "check_store_salt", "salt_fingerprint", "SALT_FINGERPRINT"]
+__all__ = [
+    "AuditSaltMismatch",
+    "AuditSaltMissing",
+    "check_store_salt",
+    "resolve_salt",
+    "salt_fingerprint",
+    "SALT_ENV",
+    "SALT_FINGERPRINT",
+]
 
+SALT_ENV = "RECOMMENDER_AUDIT_SALT"
 # The store_facts row holding the fingerprint.
 SALT_FINGERPRINT = "salt_fingerprint"
 _LABEL = b"burnout-recommender audit salt fingerprint v1"
+_WHERE = (
+    f"{SALT_ENV}, the secrets folder's audit_salt, audit.salt in serve.yaml, or the audit.salt "
+    "file in the models folder, in that order"
+)
 
 
 class AuditSaltMismatch(InputError):
     """The audit store was written with another salt than the one this service was given."""
 
     remedy = (
-        "give this service the audit salt the store was written with (RECOMMENDER_AUDIT_SALT, "
-        "the secrets folder's audit_salt, audit.salt in serve.yaml, or the audit.salt file in "
-        "the models folder, in that order); the service log says more"
+        f"give this service the audit salt the store was written with ({_WHERE}); the service "
+        "log says more"
     )
+
+
+class AuditSaltMissing(InputError):
+    """No usable salt: none is given and the salt file is empty, or none may be made because
+    the store holds records hashed with a salt this service was not given."""
+
+
+def resolve_salt(
+    configured: str | None, models_dir: Path, *, create: bool = True, store: str | None = None
+) -> str:
+    """The salt for person hashes: the environment, the secrets folder, the config, a salt file.
+
+    ``$RECOMMENDER_AUDIT_SALT`` first, then ``$RECOMMENDER_SECRETS_DIR/audit_salt`` (see
+    :func:`recommender.settings.read_secret`). Several workers or replicas must share one salt,
+    so a deployment gives it one of these ways. Otherwise the file (``<models_dir>/audit.salt``,
+    owner-only) is made once with a random salt, whole or not at all, so hashes of the same
+    person stay comparable across restarts of a local service.
+
+    ``store``: the URL of the audit store the salt is for; no salt file is made for a store that
+    already holds records (:class:`AuditSaltMissing`), since they were hashed with another salt.
+    ``create=False`` (a command reading what the service hashed) makes none either.
+
+    Raises
+    ------
+    AuditSaltMissing
+        An empty salt file, or no salt where none may be made.
+    """
+    secret = read_secret("audit_salt", env=SALT_ENV)
+    if secret:
+        return secret
+    if configured and configured.strip():
+        return configured
+    path = Path(models_dir) / "audit.salt"
+    if not path.exists():
+        if not create:
+            raise AuditSaltMissing(
+                f"no audit salt: person ids are linked through the salt the service hashed "
+                f"them with; give this command the service's own ({SALT_ENV}, the secrets "
+                f"folder's audit_salt, audit.salt in serve.yaml, or the file {path})"
+            )
+        if store is not None and _holds_records(store):
+            raise AuditSaltMissing(
+                f"no audit salt is given, and none is made for the audit store "
+                f"{_shown(store)}: it holds records, whose person hashes were made with a salt "
+                f"a new one would never match (and a store from before revision 0004 would "
+                f"adopt it). Give this service the salt those records were written with "
+                f"({_WHERE}; the file would be {path}), or another store (audit.url)"
+            )
+        make_secret_file(path)
+    salt = path.read_text().strip()
+    if not salt:
+        raise AuditSaltMissing(
+            f"the audit salt file {path} is empty (a start stopped while making it?), and an "
+            f"empty salt would hash person ids as anyone could; write in it the salt the audit "
+            f"store was written with, give that salt another way ({SALT_ENV}, the secrets "
+            f"folder's audit_salt, audit.salt in serve.yaml), or delete the file to have a new "
+            f"one made if the store holds no records yet"
+        )
+    return salt
+
+
+def _holds_records(url: str) -> bool:
+    """Whether the store at ``url`` holds any recommendation record (each answer writes one).
+
+    A URL no store is made from is left for :class:`~recommender.service.AuditLog` to refuse by
+    name; a store that cannot be read now is an :class:`InputError` (the service tries again),
+    since making a salt for it could orphan its records.
+    """
+    try:
+        database = sqlite_file(url)
+        if database is not None and not database.exists():
+            return False
+        engine = sa.create_engine(url)
+    except (sa.exc.ArgumentError, ImportError):
+        return False
+    try:
+        with engine.connect() as connection:
+            if not sa.inspect(connection).has_table(recommendations.name):
+                return False
+            query = sa.select(recommendations.c.id).limit(1)
+            return connection.execute(query).first() is not None
+    except sa.exc.SQLAlchemyError as error:
+        cause = getattr(error, "orig", None) or error
+        raise InputError(
+            f"no audit salt is given, and whether the audit store {_shown(url)} holds "
+            f"records (hashed with a salt a new one would never match) cannot be read now "
+            f"({type(cause).__name__}); a salt is made once the store answers "
+            f"and holds none, or give the service its salt ({_WHERE})"
+        ) from None
+    finally:
+        engine.dispose()
+
+
+def _shown(store: str) -> str:
+    return sa.engine.make_url(store).render_as_string(hide_password=True)
 
 
 def salt_fingerprint(salt: bytes) -> str:
@@ -79,7 +195,5 @@ def check_store_salt(engine: sa.Engine, salt: bytes, *, shown: str) -> None:
         "this service's, so outcomes would not link to the answers they follow, exploration "
         "draws would differ per person and training from the log would count one person as "
         "two. Give this service the salt the store was written with, as every service writing "
-        "to it must (RECOMMENDER_AUDIT_SALT, the secrets folder's audit_salt, audit.salt in "
-        "serve.yaml, or the audit.salt file in the models folder, in that order), or another "
-        "store (audit.url)"
+        f"to it must ({_WHERE}), or another store (audit.url)"
     )
