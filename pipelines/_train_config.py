@@ -185,10 +185,27 @@ def config_from_mapping(
                 }
             ],
         )
-    problems = _excluded_problems(config) + _learner_params_problems(config)
+    problems = (
+        _mbi_item_problems(config) + _excluded_problems(config) + _learner_params_problems(config)
+    )
     if problems:
         raise InputError(f"{source}: " + "; ".join(problems), problems=problems)
     return config
+
+
+def _mbi_item_problems(config: dict) -> list[str]:
+    """``extra_features`` named like MBI items' answers: a model would learn from them, the
+    service would ask every request for them and keep them in its log."""
+    from recommender.cohort import MBI_ITEMS_REFUSED, looks_like_mbi_item
+
+    extras = config["extra_features"]
+    items = [repr(c) for c in extras if looks_like_mbi_item(c)]
+    if not items:
+        return []
+    return [
+        f"extra_features: {', '.join(items)} read as MBI item answers, which are not accepted "
+        f"as features (accepted: other columns; the model takes {MBI_ITEMS_REFUSED})"
+    ]
 
 
 def _excluded_problems(config: dict) -> list[str]:

@@ -9,12 +9,14 @@ from ._contract import (
     CATEGORIES,
     FEATURE_COLUMNS,
     INTEGER_COLUMNS,
+    MBI_ITEMS_REFUSED,
     OUTCOME_COLUMNS,
     PERSON_ID_MAX_LENGTH,
     PROFILE_COLUMNS,
     RANGES,
     SCORE_COLUMNS,
     TRAINING_COLUMNS,
+    looks_like_mbi_item,
 )
 from ._features import feature_frame
 from ._io import (
@@ -40,6 +42,8 @@ __all__ = [
     "SCORE_COLUMNS",
     "OUTCOME_COLUMNS",
     "TRAINING_COLUMNS",
+    "MBI_ITEMS_REFUSED",
+    "looks_like_mbi_item",
     "RULES",
     "Problem",
     "ValidationReport",

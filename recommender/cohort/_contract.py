@@ -6,6 +6,8 @@ these tables, so a change to the contract is a change here and nowhere else.
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
     "PROFILE_COLUMNS",
     "FEATURE_COLUMNS",
@@ -21,6 +23,8 @@ __all__ = [
     "ORACLE_PREFIX",
     "CRISIS_COLUMN",
     "PERSON_ID_MAX_LENGTH",
+    "MBI_ITEMS_REFUSED",
+    "looks_like_mbi_item",
 ]
 
 PROFILE_COLUMNS: tuple[str, ...] = (
@@ -83,3 +87,26 @@ RANGES: dict[str, tuple[float, float]] = {
 
 INTEGER_COLUMNS: tuple[str, ...] = ("age", "ee", "dp", "pa", *OUTCOME_COLUMNS)
 FLOAT_COLUMNS: tuple[str, ...] = ("years_in_practice", "weekly_hours")
+
+# The MBI is copyrighted: the project takes its subscale scores (ee, dp, pa: sums of their items)
+# and never asks for, learns from or stores an item's answer or wording. A column or field named
+# like an item's answer (ee_item_1, dp3, mbi_q12, items) is refused where one could come in.
+_MBI_ITEM = re.compile(
+    r"mbi([\W_\d].*)?"  # mbi_ee_3, MBI-HSS-Q22, mbi1
+    r"|items?|(items?|questions?|q)[_\-\s]?\d{1,2}"  # items, item_4, q12
+    r"|(ee|dp|pa)(_followup)?[_\-\s]?((items?|questions?|q)[_\-\s]?)?\d{1,2}",  # ee_item_1, dp3
+    re.IGNORECASE,
+)
+MBI_ITEMS_REFUSED = (
+    "the subscale scores ee, dp and pa (each the sum of its items' answers) alone: the MBI is "
+    "copyrighted, and its items' answers and wording are neither asked for nor stored"
+)
+
+
+def looks_like_mbi_item(name: str) -> bool:
+    """Whether a column or field name reads as one MBI item's answer (or a list of them).
+
+    >>> [looks_like_mbi_item(n) for n in ("ee_item_3", "dp2", "mbi_q12", "ee", "unit")]
+    [True, True, True, False, False]
+    """
+    return _MBI_ITEM.fullmatch(str(name).strip()) is not None

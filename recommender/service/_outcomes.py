@@ -24,10 +24,11 @@ import pandas as pd
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
-from recommender.cohort import RANGES
+from recommender.cohort import MBI_ITEMS_REFUSED, RANGES, looks_like_mbi_item
 from recommender.errors import InputError
 from recommender.service._audit import AuditLog
 from recommender.service._audit_tables import assignments, outcomes, recommendations
+from recommender.service._problems import MBI_ITEM_MESSAGE
 
 # The data contract allows person ids of 1 to 64 characters.
 PERSON_ID_MAX_LENGTH = 64
@@ -177,9 +178,10 @@ def record_outcomes(
         except ValidationError as error:
             for item in error.errors():
                 name = ".".join(str(p) for p in item["loc"]) or "row"
-                problems.append(
-                    _problem(i, name, _echoed(name, item), _accepted(name), item["msg"])
-                )
+                accepted, message = _accepted(name), item["msg"]
+                if item["type"] == "extra_forbidden" and looks_like_mbi_item(name):
+                    accepted, message = MBI_ITEMS_REFUSED, MBI_ITEM_MESSAGE
+                problems.append(_problem(i, name, _echoed(name, item), accepted, message))
             continue
         if row.arm_taken not in arms:
             problems.append(

@@ -13,11 +13,14 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from recommender.cohort import MBI_ITEMS_REFUSED, looks_like_mbi_item
 from recommender.service._requests import accepted_for, accepted_text
 
-__all__ = ["Problem", "ErrorResponse", "problems_from", "as_problems"]
+__all__ = ["Problem", "ErrorResponse", "problems_from", "as_problems", "MBI_ITEM_MESSAGE"]
 
 _MAX_VALUE_CHARS = 120
+# An unknown field named like an MBI item's answer: what the service takes instead is said.
+MBI_ITEM_MESSAGE = "MBI item answers are not accepted"
 
 
 class Problem(BaseModel):
@@ -96,7 +99,10 @@ def problems_from(
         loc = tuple(item.get("loc", ()))
         names = [part for part in loc if isinstance(part, str)]
         kind = item.get("type", "")
-        if kind == "extra_forbidden":
+        message = item.get("msg", "")
+        if kind == "extra_forbidden" and names and looks_like_mbi_item(names[-1]):
+            text, message = MBI_ITEMS_REFUSED, MBI_ITEM_MESSAGE
+        elif kind == "extra_forbidden":
             text = (
                 "no such field; known fields: " + ", ".join(known)
                 if known
@@ -112,7 +118,7 @@ def problems_from(
                 "field": _field_name(loc, prefix),
                 "value": value,
                 "accepted": text,
-                "message": item.get("msg", ""),
+                "message": message,
             }
         )
     return problems
