@@ -436,7 +436,7 @@ def _checked_cohort(engine, raws: Sequence, *, skip=()) -> dict[int, dict]:
             by_entry[i] = [
                 {
                     "field": f"profiles[{i}].person_id",
-                    "value": row["person_id"],
+                    "value": "(hidden)",  # the entries' positions say which
                     "accepted": f"a person_id no other entry has (profiles[{first}] has this "
                     f"one{flagged})",
                     "message": "duplicate person_id",

@@ -70,6 +70,17 @@ def _short(value: Any) -> Any:
     return text if len(text) <= _MAX_VALUE_CHARS else text[:_MAX_VALUE_CHARS] + "..."
 
 
+def _echoed(names: list[str], kind: str, value):
+    """A refused value as a problem shows it: never a person id, nor an unknown field's value
+    (a name or a remark about someone); error bodies are often logged by clients and gateways,
+    and the field with what is accepted says what to fix."""
+    if names and names[-1] == "person_id":
+        return "(hidden)"
+    if kind == "extra_forbidden":
+        return "(not shown)"
+    return _short(value)
+
+
 def _field_name(loc: tuple, prefix: str) -> str:
     name = prefix
     for part in loc:
@@ -112,7 +123,7 @@ def problems_from(
             text = "a JSON object with the documented fields (see /docs.json)"
         else:
             text = _accepted_at(names, accepted)
-        value = None if kind == "missing" else _short(item.get("input"))
+        value = None if kind == "missing" else _echoed(names, kind, item.get("input"))
         problems.append(
             {
                 "field": _field_name(loc, prefix),
@@ -153,10 +164,11 @@ def as_problems(items) -> list[dict]:
                 "accepted": str(item.get("rule", "")),
                 "message": str(item.get("message", "")),
             }
+        field = str(item["field"])
         problems.append(
             {
-                "field": str(item["field"]),
-                "value": _short(item.get("value")),
+                "field": field,
+                "value": "(hidden)" if field.endswith("person_id") else _short(item.get("value")),
                 "accepted": str(item.get("accepted", "")),
                 "message": str(item.get("message", "")),
             }

@@ -1,0 +1,81 @@
+"""Refusals name the field, never repeat a person id or an unknown field's text (red-team
+redprivacy).
+
+On main /outcomes already answered "(hidden)" for a person_id and "(not shown)" for an unknown
+column, but /recommend, /recommend_batch and /allocate repeated both in their 422 problems and a
+crisis answer's ``ignored`` list: an e-mail sent as person_id, a "name" or "notes" field a
+program filled with a person's name or a remark about them came back in error bodies, which
+clients and gateways commonly log. The field and what is accepted say what to fix.
+"""
+
+from __future__ import annotations
+
+import json
+
+from service_fixtures import (  # noqa: F401  (fixtures)
+    asgi_client,
+    auth,
+    linear_model,
+    profile,
+    service_home,
+)
+
+EMAIL = "jane.doe@hospital.example"
+NOTE = "Jane said she wants to quit"
+
+
+def _said(answer) -> str:
+    return json.dumps(answer.json())
+
+
+def test_recommend_refusals_repeat_no_person_id_nor_unknown_text(asgi_client):
+    for sent in (
+        profile(person_id=EMAIL * 4),  # too long
+        profile(person_id=EMAIL, age="forty"),
+        profile(person_id=EMAIL, name="Jane Doe", notes=NOTE),
+    ):
+        answer = asgi_client.post("/recommend", json=sent, headers=auth("program"))
+        assert answer.status_code == 422, answer.text
+        said = _said(answer)
+        assert "jane" not in said.lower(), said
+    fields = {p["field"]: p for p in answer.json()["problems"]}
+    assert set(fields) == {"name", "notes"}  # named, with what is accepted
+    assert fields["name"]["value"] == "(not shown)" and "known fields" in fields["name"]["accepted"]
+    number = asgi_client.post("/recommend", json=profile(person_id=4711), headers=auth("program"))
+    assert number.status_code == 422 and "4711" not in _said(number)
+    assert number.json()["problems"][0]["value"] == "(hidden)"
+    age = asgi_client.post("/recommend", json=profile(age="forty"), headers=auth("program"))
+    assert age.json()["problems"][0]["value"] == "forty"  # other values are still shown
+
+
+def test_a_crisis_answer_lists_ignored_fields_without_their_text(asgi_client):
+    sent = {"person_id": EMAIL, "crisis_risk": True, "name": "Jane Doe", "notes": NOTE}
+    answer = asgi_client.post("/recommend", json=sent, headers=auth("program"))
+    assert answer.status_code == 200 and answer.json()["safety"]["resources"]
+    assert {p["field"] for p in answer.json()["ignored"]} == {"name", "notes"}
+    assert "jane" not in _said(answer).lower()
+
+
+def test_batch_and_plan_refusals_repeat_no_person_id(asgi_client):
+    batch = asgi_client.post(
+        "/recommend_batch",
+        json={
+            "profiles": [
+                profile(person_id="a"),
+                profile(person_id=EMAIL, age=-4),
+                profile(person_id=EMAIL * 4),
+                profile(person_id="b", remark=NOTE),
+            ]
+        },
+        headers=auth("program"),
+    )
+    assert batch.status_code == 200, batch.text
+    assert batch.json()["rejected"] == 3 and "jane" not in _said(batch).lower()
+    plan = asgi_client.post(
+        "/allocate",
+        json={"profiles": [profile(person_id=EMAIL), profile(person_id=EMAIL)], "budget": 1e6},
+        headers=auth("program"),
+    )
+    assert plan.status_code == 422, plan.text
+    assert "duplicate person_id" in _said(plan) and "profiles[0] has this one" in _said(plan)
+    assert "jane" not in _said(plan).lower()
