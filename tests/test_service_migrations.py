@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 import pytest
 import sqlalchemy as sa
 
-from recommender.service import AuditLog, AuditSaltMismatch
+from recommender.service import AuditLog, AuditSaltMismatch, AuditSaltMissing, resolve_salt
 from recommender.service._audit_tables import _metadata
 from recommender.service._migrate import BASELINE, VERSION_TABLE, schema_revision
 from service_fixtures import AUDIT_RECORD as RECORD
@@ -198,6 +198,21 @@ def test_a_store_from_before_the_fingerprint_adopts_the_salt_it_is_next_opened_w
     engine.dispose()
     with pytest.raises(AuditSaltMismatch):
         AuditLog(store_url, salt=OTHER)
+
+
+def test_no_salt_is_made_for_a_store_that_holds_records(store_url, tmp_path, monkeypatch):
+    # A service given no salt makes one only while the store holds no record (see
+    # tests/test_service_salt_file.py): a new salt cannot be the one the records were hashed with.
+    monkeypatch.delenv("RECOMMENDER_AUDIT_SALT", raising=False)
+    monkeypatch.delenv("RECOMMENDER_SECRETS_DIR", raising=False)
+    AuditLog(store_url, salt=None).close()
+    assert len(resolve_salt(None, tmp_path / "empty", store=store_url)) == 64
+    written = AuditLog(store_url, salt=FIRST)
+    written.append([RECORD])
+    written.close()
+    with pytest.raises(AuditSaltMissing, match="holds records"):
+        resolve_salt(None, tmp_path / "models", store=store_url)
+    assert not (tmp_path / "models" / "audit.salt").exists()
 
 
 def test_of_two_services_adopting_a_new_store_at_once_only_one_salt_wins(store_url):

@@ -4,7 +4,13 @@ Importing this package does not import BentoML; only :mod:`recommender.service.s
 (serve it with ``recommender serve``). The parts below work without HTTP.
 """
 
-from recommender.service._audit import AuditLog, AuditSaltMismatch, AuditUrlRefused, resolve_salt
+from recommender.service._audit import (
+    AuditLog,
+    AuditSaltMismatch,
+    AuditSaltMissing,
+    AuditUrlRefused,
+    resolve_salt,
+)
 from recommender.service._audit_export import audit_csv, parse_since
 from recommender.service._auth import (
     API_KEYS_ENV,
@@ -38,6 +44,7 @@ __all__ = [
     "ROLES",
     "AuditLog",
     "AuditSaltMismatch",
+    "AuditSaltMissing",
     "AuditUrlRefused",
     "AuditUnavailable",
     "KeyRing",
