@@ -169,3 +169,25 @@ def test_a_new_store_still_gets_a_salt_made(service_home, monkeypatch):
     made = resolve_salt(None, service_home, store=url)
     assert len(made) == 64 and resolve_salt(None, service_home, store=url) == made
     assert resolve_salt(None, service_home / "other", store=f"sqlite:///{service_home}/x.db")
+
+
+def test_a_new_sqlite_audit_store_is_readable_by_its_owner_only(tmp_path):
+    # Its rows are pseudonymous, but a profile (age, role, specialty, setting, years) beside a
+    # crisis safety level can point at one colleague: not for every user of the machine.
+    import os
+    import stat
+
+    before = os.umask(0o022)
+    try:
+        log = AuditLog(f"sqlite:///{tmp_path / 'store' / 'audit.db'}", salt="s")
+        log.append([AUDIT_RECORD])
+        modes = {
+            path.name: stat.S_IMODE(path.stat().st_mode)
+            for path in (tmp_path / "store").glob("audit.db*")
+            if not path.name.endswith(".lock")  # empty: a lock for migrations
+        }
+        log.close()
+    finally:
+        os.umask(before)
+    assert {"audit.db", "audit.db-wal"} <= set(modes)
+    assert set(modes.values()) == {0o600}, modes

@@ -349,6 +349,8 @@ def _make_engine(url: str, *, synchronous: str = "NORMAL") -> sa.Engine:
         database = sqlite_file(url)
         if database is not None:
             database.parent.mkdir(parents=True, exist_ok=True)
+            if sa.engine.make_url(url).query.get("mode") != "ro":  # read-only: made by others
+                _create_owner_only(database)
         memory = database is None
         engine = sa.create_engine(
             url,
@@ -370,6 +372,16 @@ def _make_engine(url: str, *, synchronous: str = "NORMAL") -> sa.Engine:
 
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
+
+
+def _create_owner_only(database: Path) -> None:
+    # A new store is readable by its owner alone (SQLite gives its WAL and shared-memory files
+    # the database file's mode): its rows are pseudonymous, but a profile beside a crisis
+    # safety level can point at one colleague. An existing file keeps the mode it was given.
+    try:
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
 
 
 def _unopenable(url: sa.engine.URL, cause) -> str:
