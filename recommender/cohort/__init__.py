@@ -18,7 +18,7 @@ from ._contract import (
     TRAINING_COLUMNS,
     looks_like_mbi_item,
 )
-from ._features import feature_frame
+from ._features import MAX_EXTRA_LEVELS, feature_frame
 from ._io import (
     check_table_output,
     load_cohort,
@@ -56,4 +56,5 @@ __all__ = [
     "load_cohort",
     "typed_cohort",
     "feature_frame",
+    "MAX_EXTRA_LEVELS",
 ]

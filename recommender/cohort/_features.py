@@ -10,7 +10,22 @@ from recommender.errors import InputError
 
 from ._contract import CATEGORIES, FEATURE_COLUMNS, INTEGER_COLUMNS
 
-__all__ = ["feature_frame"]
+__all__ = ["feature_frame", "extra_is_number", "MAX_EXTRA_LEVELS"]
+
+# Most distinct values a categorical extra feature may take in a training table. A column with
+# more is closer to an identifier (a name, an e-mail, a unit code per person) than to a
+# feature: its levels are too thin to learn from, and a served model lists them in its public
+# request schema. 50 levels leave 400 rows each in the demo's 20,000.
+MAX_EXTRA_LEVELS = 50
+
+
+def extra_is_number(column: pd.Series) -> bool:
+    """Whether an extra feature column is taken as a number (else as a category): a numeric
+    column, or text whose every present value reads as a number."""
+    if pd.api.types.is_numeric_dtype(column.dtype):
+        return True
+    numbers = pd.to_numeric(column, errors="coerce")
+    return bool(numbers.notna().sum() == column.notna().sum())
 
 
 def feature_frame(frame: pd.DataFrame, extra_features: Iterable[str] = ()) -> pd.DataFrame:
@@ -74,12 +89,8 @@ def feature_frame(frame: pd.DataFrame, extra_features: Iterable[str] = ()) -> pd
             else:
                 features[name] = numbers.astype("float64")
         else:
-            numbers = pd.to_numeric(column, errors="coerce")
-            if (
-                pd.api.types.is_numeric_dtype(column.dtype)
-                or numbers.notna().sum() == column.notna().sum()
-            ):
-                features[name] = numbers.astype("float64")
+            if extra_is_number(column):
+                features[name] = pd.to_numeric(column, errors="coerce").astype("float64")
             else:
                 text = column.astype("string")
                 features[name] = pd.Series(

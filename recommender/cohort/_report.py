@@ -36,6 +36,7 @@ RULES: dict[str, str] = {
     "unused_arm": "catalog arm has no rows",
     "duplicate_column": "column name appears more than once",
     "empty_table": "table has no rows",
+    "extra_levels": "categorical extra feature has too many distinct values",
 }
 
 

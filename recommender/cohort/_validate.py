@@ -10,7 +10,8 @@ Columns are sorted into four kinds:
 - known optional: ``propensity`` and the simulator's ``true_effect_*`` oracle columns, checked
   when present (training columns are known too and are only checked when ``training=True``);
 - named extras (``extra_features``): free-form numeric or categorical, checked for presence and
-  missing values only;
+  missing values, and in a training table a categorical one for at most ``MAX_EXTRA_LEVELS``
+  distinct values;
 - anything else: reported as a *note* and ignored; it never makes a table invalid, because a
   program's export may carry columns the project does not use.
 """
@@ -37,6 +38,7 @@ from ._contract import (
     TRAINING_COLUMNS,
     TREATMENT_COLUMN,
 )
+from ._features import MAX_EXTRA_LEVELS, extra_is_number
 from ._report import ValidationReport, _Check
 
 __all__ = ["validate_cohort"]
@@ -152,6 +154,8 @@ def validate_cohort(
     for name in extra_features:
         if name in frame.columns and name not in PROFILE_COLUMNS:
             context.missing(name)
+            if training:
+                context.extra_levels(name)
     for name in frame.columns:
         if name.startswith(ORACLE_PREFIX):
             context.number(name, integer=False, bounds=None)
@@ -213,6 +217,32 @@ class _Context:
         blank = _blank(self.frame[column])
         self.add("missing_value", column, blank, "a value in every row")
         return blank
+
+    def extra_levels(self, column):
+        """A categorical extra feature with more than MAX_EXTRA_LEVELS values: reported with
+        its count alone, as its values may be names (an identifier is no feature)."""
+        series = self.frame[column]
+        if extra_is_number(series):
+            return
+        levels = series[~_blank(series)].astype("string").nunique()
+        if levels <= MAX_EXTRA_LEVELS:
+            return
+        rows = len(series)
+        like_id = (
+            " (about one per row: an identifier, which must never be a feature)"
+            if (levels >= 0.5 * rows)
+            else ""
+        )
+        self.checks.append(
+            _table(
+                "extra_levels",
+                column,
+                f"extra feature {column!r} takes {levels:,} distinct values in {rows:,} rows"
+                f"{like_id}; a categorical extra feature takes at most {MAX_EXTRA_LEVELS}, so "
+                "group its values (e.g. units into departments) or leave it out of "
+                "extra_features",
+            )
+        )
 
     def person_id(self):
         series = self.frame["person_id"]

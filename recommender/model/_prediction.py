@@ -16,6 +16,8 @@ import numpy as np
 
 from recommender.errors import InputError
 
+from ._schema import levels_rule
+
 __all__ = ["Prediction", "compile_model", "encode_rows"]
 
 # Problems listed in one error (as frame_from_schema does).
@@ -106,7 +108,7 @@ def encode_rows(rows: Sequence[Mapping], schema: Sequence[Mapping], encoder) -> 
                             "row": i,
                             "column": name,
                             "value": value,
-                            "rule": f"one of {list(feature['categories'])}",
+                            "rule": levels_rule(feature["categories"]),
                         }
                     )
                     code = math.nan

@@ -13,12 +13,23 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from recommender.cohort import MAX_EXTRA_LEVELS
 from recommender.errors import InputError
 
 __all__ = ["feature_schema", "frame_from_schema"]
 
 # Problems listed in one error before the rest are summarised as a count.
 _MAX_LISTED = 20
+
+
+def levels_rule(categories) -> str:
+    """What a category feature accepts, in a problem: its levels, or only their count when
+    there are more than a training table may now have (a model trained on an identifier-like
+    column before that rule must not print every name it saw)."""
+    levels = list(categories)
+    if len(levels) > MAX_EXTRA_LEVELS:
+        return f"one of the {len(levels):,} values the model was trained on"
+    return f"one of {levels}"
 
 
 def feature_schema(X: pd.DataFrame) -> list[dict]:
@@ -117,7 +128,7 @@ def frame_from_schema(profiles: pd.DataFrame, schema: Sequence[dict]) -> pd.Data
                         "row": _plain(rows[position]),
                         "column": name,
                         "value": _plain(values.iloc[position]),
-                        "rule": f"one of {allowed}",
+                        "rule": levels_rule(allowed),
                     }
                 )
             if bad.sum() > _MAX_LISTED:
