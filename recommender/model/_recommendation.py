@@ -12,7 +12,10 @@ from recommender.model._prediction import Prediction, compile_model, encode_rows
 from recommender.model._schema import feature_schema, frame_from_schema
 from recommender.model._support import OUTSIDE_COLUMN, support_check
 
-__all__ = ["RecommendationModel", "Prediction"]
+__all__ = ["RecommendationModel", "Prediction", "JUDGEMENT_COLUMNS"]
+
+# What every scored table says of its row's ranking, after ``recommended`` (see score).
+JUDGEMENT_COLUMNS = ("ranking_meaningful", "benefit_established")
 
 # A model not yet compiled (None means: its learners cannot be).
 _NOT_YET = object()
@@ -356,12 +359,8 @@ class RecommendationModel:
             person_id = profiles["person_id"].astype(str).to_numpy()
         else:
             person_id = profiles.index.astype(str).to_numpy()
-        out = {
-            "person_id": person_id,
-            "recommended": ranked.recommended,
-            "ranking_meaningful": ranked.ranking_meaningful,
-            "benefit_established": ranked.benefit_established,
-        }
+        out = {"person_id": person_id, "recommended": ranked.recommended}
+        out.update(zip(JUDGEMENT_COLUMNS, (ranked.ranking_meaningful, ranked.benefit_established)))
         for j, arm in enumerate(arms):
             out[f"effect_{arm}"] = prediction.effect[:, j]
             out[f"lower_{arm}"] = prediction.lower[:, j]
