@@ -165,13 +165,16 @@ def score_file(
         )
     scored.index = frame.index[~crisis]
     scored = scored.reindex(frame.index)
-    # Crisis rows have no judgement: missing, in a column that stays boolean in every file.
+    # Crisis rows have no recommendation or judgement: missing, in columns that keep their
+    # types in every file (a file of crisis rows alone would otherwise hold a column of nulls).
+    scored["recommended"] = scored["recommended"].astype(pd.StringDtype(na_value=float("nan")))
     scored[list(JUDGEMENT_COLUMNS)] = scored[list(JUDGEMENT_COLUMNS)].astype("boolean")
     scored["person_id"] = frame["person_id"].astype(str).to_numpy()
     scored = pd.concat([scored, triage_table(frame, rules, crisis)], axis=1)
     # An earlier failed run's crisis file goes with this table's writing: it is not this table's.
     (path,) = write_cohorts({out: scored}, stale=[beside(out, "crisis")])
-    mix = scored["recommended"].value_counts(normalize=True).round(4).to_dict()
+    # Shares of every row, as batch-score's: the crisis rows' share completes 100 %.
+    mix = (scored["recommended"].value_counts() / len(scored)).round(4).to_dict()
     if crisis.any():
         mix[CRISIS_NOT_SCORED] = round(float(crisis.mean()), 4)
     return ScoreResult(

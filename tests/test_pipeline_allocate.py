@@ -600,3 +600,26 @@ def test_score_reads_the_services_config_as_the_service_does(
     assert again["upper_coaching"].to_numpy() != pytest.approx(
         expected["upper_coaching"].to_numpy(), abs=1e-9
     )
+
+
+def test_a_file_of_crisis_rows_keeps_the_tables_types_and_the_mix_counts_every_row(
+    champion_home, flagged_cohort, tmp_path, monkeypatch, capsys
+):
+    import pyarrow.parquet as pq
+
+    use_home(monkeypatch, champion_home)
+    cohort = pd.read_csv(flagged_cohort, keep_default_na=False)
+    every = tmp_path / "every.parquet"
+    assert main(["score", "--data", str(flagged_cohort), "--out", str(every)]) == 0
+    printed = capsys.readouterr().out
+    only = tmp_path / "crisis.csv"
+    cohort.iloc[3:6].to_csv(only, index=False)  # nobody here is scored
+    out = tmp_path / "crisis.parquet"
+    assert main(["score", "--data", str(only), "--out", str(out)]) == 0
+    # the same column types whether or not any row was scored
+    assert pq.read_schema(out).types == pq.read_schema(every).types
+    # shares of every row: the arms' and the crisis rows' add up to 100 %
+    line = next(x for x in printed.splitlines() if x.startswith("recommended: "))
+    shares = [float(part.rsplit(" ", 1)[1].rstrip("%")) for part in line[13:].split(", ")]
+    assert sum(shares) == pytest.approx(100, abs=0.5)
+    assert "(crisis: not scored) 1.0%" in line  # 3 of 300 rows
