@@ -113,16 +113,21 @@ def score_with_spark(
     *,
     master: str = "local[2]",
     partitions: int | None = None,
-    alpha: float = 0.1,
+    alpha: float | None = None,
     contributions: bool = False,
     batch_rows: int = 50_000,
     overwrite: bool = False,
     serve_config=None,
+    max_overlap: float | None = None,
 ) -> BatchSummary:
     """Validate a cohort, score every row with the registered model on Spark, write Parquet.
 
-    Besides the model's columns the table has ``safety_level`` and ``referral`` (the service's
-    triage, :func:`recommender.policy.triage_table`). A row flagged in the optional
+    The columns are those of ``recommender score`` (:meth:`RecommendationModel.score`):
+    ``person_id``, ``recommended``, ``ranking_meaningful``, ``benefit_established`` (null for
+    every row of a model registered before scored tables had them: re-register it to get
+    them), each outcome's effects and bounds, ``outside_training_data``, contributions if asked,
+    then ``safety_level`` and ``referral`` (the service's triage,
+    :func:`recommender.policy.triage_table`). A row flagged in the optional
     ``crisis_risk`` column gets crisis resources in ``referral`` and no recommendation or
     effects (the UDF scores whole Arrow batches, so its figures are computed and then blanked).
 
@@ -141,8 +146,8 @@ def score_with_spark(
         Spark master of a new session; an active session is reused.
     partitions : int, optional
         Partitions to score on; default: the input's, raised to Spark's default parallelism.
-    alpha : float, default 0.1
-        Intervals are two-sided ``1 - alpha``.
+    alpha : float, optional
+        Intervals are two-sided ``1 - alpha``; default: the service's ``alpha``.
     contributions : bool, default False
         Add ``contrib_<feature>`` columns explaining the recommended arm.
     batch_rows : int, default 50,000
@@ -151,7 +156,10 @@ def score_with_spark(
     overwrite : bool, default False
         Replace whatever is at ``out_path``, even a folder that is not an earlier Spark output.
     serve_config : path, optional
-        The ``serve.yaml`` whose safety rules apply (default: the project's).
+        The service's ``serve.yaml``, whose safety rules, ``alpha`` and ``ranking.max_overlap``
+        apply (default: ``$RECOMMENDER_SERVE_CONFIG``, else the project's, as the service).
+    max_overlap : float, optional
+        The overlap threshold of ``ranking_meaningful``; default: the service's.
 
     Returns
     -------
@@ -187,8 +195,8 @@ def score_with_spark(
     from pyspark.sql import functions as F
     from pyspark.sql.types import LongType, StructField, StructType
 
-    from pipelines.score import CRISIS_NOT_SCORED, safety_rules
-    from recommender.model import OUTSIDE_COLUMN
+    from pipelines.score import CRISIS_NOT_SCORED, service_settings
+    from recommender.model import JUDGEMENT_COLUMNS, OUTSIDE_COLUMN
     from recommender.registry import spark_scorer
 
     if partitions is not None and (isinstance(partitions, bool) or int(partitions) < 1):
@@ -197,7 +205,10 @@ def score_with_spark(
     if isinstance(batch_rows, bool) or int(batch_rows) < 1:
         raise InputError(f"batch_rows must be a whole number >= 1, got {batch_rows!r}")
 
-    rules = safety_rules(serve_config)
+    service = service_settings(serve_config)
+    rules = service.safety
+    alpha = service.alpha if alpha is None else alpha
+    max_overlap = service.max_overlap if max_overlap is None else max_overlap
     spark = spark_session(master)
     with (
         _quiet_interrupted_call(),
@@ -210,7 +221,13 @@ def score_with_spark(
         # risk still get their resources (``<out>.crisis.csv``, named in the error).
         cohort = read_cohort_spark(spark, data_path)
         try:
-            scorer = spark_scorer(spark, model_uri, alpha=alpha, contributions=contributions)
+            scorer = spark_scorer(
+                spark,
+                model_uri,
+                alpha=alpha,
+                contributions=contributions,
+                max_overlap=max_overlap,
+            )
             report, offsets, unlisted = validate_cohort_spark(
                 cohort, extra_features=scorer.extra_features
             )
@@ -256,6 +273,9 @@ def score_with_spark(
             )
         safety_udf = _safety_udf(rules)
         model_columns = list(scorer.result_type.fieldNames())
+        # A model registered before the scored tables said what the answers say of a ranking
+        # returns neither judgement: the columns are there, in their place, and null.
+        unjudged = [c for c in JUDGEMENT_COLUMNS if c not in model_columns]
         safety_input = [c for c in ("role", "ee", "dp", "pa") if c in typed.columns]
         safety_input += [CRISIS_COLUMN] if flagged else []
         scored = typed.select(
@@ -266,13 +286,16 @@ def score_with_spark(
         # A model saved before support was recorded returns no such column: nothing is known
         # of where its rows lie, so the column is there and empty (null), as for the service.
         unknown = [] if OUTSIDE_COLUMN in model_columns else [OUTSIDE_COLUMN]
+        model_column = {
+            c: F.col(f"scored.{c}")
+            if c == "person_id"
+            else F.when(crisis_row, F.lit(None)).otherwise(F.col(f"scored.{c}")).alias(c)
+            for c in model_columns
+        }
+        model_column.update({c: F.lit(None).cast("boolean").alias(c) for c in unjudged})
+        model_columns = [*model_columns[:2], *unjudged, *model_columns[2:]]
         scored = scored.select(
-            *[
-                F.col(f"scored.{c}")
-                if c == "person_id"
-                else F.when(crisis_row, F.lit(None)).otherwise(F.col(f"scored.{c}")).alias(c)
-                for c in model_columns
-            ],
+            *[model_column[c] for c in model_columns],
             *[F.lit(None).cast("string").alias(c) for c in unknown],
             "safety.safety_level",
             "safety.referral",

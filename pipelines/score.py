@@ -21,6 +21,7 @@ __all__ = [
     "ScoreResult",
     "model_notes",
     "safety_rules",
+    "service_settings",
     "score_frame",
     "score_file",
 ]
@@ -62,21 +63,20 @@ def score_frame(
     contributions: bool = False,
     offered=None,
     chunk_size: int = 50_000,
+    max_overlap: float = 0.5,
 ) -> pd.DataFrame:
     """Score validated profile rows with a RecommendationModel, ``chunk_size`` rows at a time."""
     if chunk_size < 1:
         raise InputError(f"chunk_size must be >= 1, got {chunk_size}")
+    options = dict(
+        alpha=alpha, contributions=contributions, offered=offered, max_overlap=max_overlap
+    )
     parts = [
-        model.score(
-            profiles.iloc[start : start + chunk_size],
-            alpha=alpha,
-            contributions=contributions,
-            offered=offered,
-        )
+        model.score(profiles.iloc[start : start + chunk_size], **options)
         for start in range(0, len(profiles), chunk_size)
     ]
     if not parts:
-        return model.score(profiles, alpha=alpha, contributions=contributions, offered=offered)
+        return model.score(profiles, **options)
     return pd.concat(parts).reset_index(drop=True)
 
 
@@ -85,11 +85,12 @@ def score_file(
     data,
     out,
     *,
-    alpha: float = 0.1,
+    alpha: float | None = None,
     contributions: bool = False,
     offered=None,
     chunk_size: int = 50_000,
     serve_config=None,
+    max_overlap: float | None = None,
 ) -> ScoreResult:
     """Validate ``data`` against the contract, score it with ``model`` and write ``out``.
 
@@ -101,29 +102,40 @@ def score_file(
     data : path
         Cohort file (CSV or Parquet) with the profile columns.
     out : path
-        ``.csv`` or ``.parquet``: ``person_id``, ``recommended``, ``effect_<arm>`` (primary),
+        ``.csv`` or ``.parquet``: ``person_id``, ``recommended``, ``ranking_meaningful`` and
+        ``benefit_established`` (what the service's answer says of the person's ranking, see
+        :meth:`recommender.model.RecommendationModel.score`), ``effect_<arm>`` (primary),
         its interval bounds, each secondary outcome's effects and interval bounds
         (``effect_/lower_/upper_<outcome>_<arm>``), contributions if asked, then ``safety_level``
         and ``referral`` (see :func:`recommender.policy.triage_table`). A row flagged in the
-        optional ``crisis_risk`` column is not scored: its recommendation and effects are
-        empty and its ``referral`` holds the crisis resources. When nothing can be scored
+        optional ``crisis_risk`` column is not scored: its recommendation, judgements and
+        effects are empty and its ``referral`` holds the crisis resources. When nothing can be scored
         (rows that fail the contract, a crisis flag that cannot be read, a model that cannot
         be found or loaded), the flagged rows' resources, and those of rows whose flag cannot
         be read, are written to ``<out>.crisis.csv`` all the same, and the error names it (see
         :mod:`pipelines._crisis_rows`).
+    alpha : float, optional
+        Intervals are two-sided ``1 - alpha``; default: the service's ``alpha``.
     serve_config : path, optional
-        The ``serve.yaml`` whose safety rules apply (default: the project's).
+        The service's ``serve.yaml``, whose safety rules, ``alpha`` and ``ranking.max_overlap``
+        apply (default: ``$RECOMMENDER_SERVE_CONFIG``, else the project's, as the service).
+    max_overlap : float, optional
+        The overlap threshold of ``ranking_meaningful``; default: the service's.
 
     Returns
     -------
     ScoreResult
     """
     from recommender.cohort import check_table_output, read_cohort, validate_cohort, write_cohorts
+    from recommender.model import JUDGEMENT_COLUMNS
     from recommender.policy import crisis_flags, triage_table
     from recommender.registry import load_model, resolve_model
 
     check_table_output(out)  # before the model is loaded: an unwritable path is said at once
-    rules = safety_rules(serve_config)
+    service = service_settings(serve_config)
+    rules = service.safety
+    alpha = service.alpha if alpha is None else alpha
+    max_overlap = service.max_overlap if max_overlap is None else max_overlap
     # The file first: whatever fails after it (the model, the contract), the rows flagged for
     # crisis risk still get their resources, beside ``out``; a crisis answer needs no profile.
     frame = read_cohort(data)
@@ -149,14 +161,20 @@ def score_file(
             contributions=contributions,
             offered=offered,
             chunk_size=chunk_size,
+            max_overlap=max_overlap,
         )
     scored.index = frame.index[~crisis]
     scored = scored.reindex(frame.index)
+    # Crisis rows have no recommendation or judgement: missing, in columns that keep their
+    # types in every file (a file of crisis rows alone would otherwise hold a column of nulls).
+    scored["recommended"] = scored["recommended"].astype(pd.StringDtype(na_value=float("nan")))
+    scored[list(JUDGEMENT_COLUMNS)] = scored[list(JUDGEMENT_COLUMNS)].astype("boolean")
     scored["person_id"] = frame["person_id"].astype(str).to_numpy()
     scored = pd.concat([scored, triage_table(frame, rules, crisis)], axis=1)
     # An earlier failed run's crisis file goes with this table's writing: it is not this table's.
     (path,) = write_cohorts({out: scored}, stale=[beside(out, "crisis")])
-    mix = scored["recommended"].value_counts(normalize=True).round(4).to_dict()
+    # Shares of every row, as batch-score's: the crisis rows' share completes 100 %.
+    mix = (scored["recommended"].value_counts() / len(scored)).round(4).to_dict()
     if crisis.any():
         mix[CRISIS_NOT_SCORED] = round(float(crisis.mean()), 4)
     return ScoreResult(
@@ -195,16 +213,16 @@ def model_notes(model) -> list[str]:
     return notes
 
 
+def service_settings(serve_config=None):
+    """The service's settings (:func:`recommender.service.load_serve_config`): the same file
+    the service reads (``serve_config``, else ``$RECOMMENDER_SERVE_CONFIG``, else the project's
+    ``configs/serve.yaml``), checked the same way, so a table's safety columns, interval level
+    and ``ranking_meaningful`` are those of the service's answers."""
+    from recommender.service import load_serve_config
+
+    return load_serve_config(serve_config)
+
+
 def safety_rules(serve_config=None):
-    """The safety rules of ``serve.yaml`` (the service's own), for the files' safety columns."""
-    import yaml
-
-    from recommender.paths import config_path
-    from recommender.policy import SafetyRules
-
-    path = Path(serve_config) if serve_config else config_path("serve.yaml")
-    try:
-        settings = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise InputError(f"service config {path} does not exist") from None
-    return SafetyRules.from_config(settings.get("safety") or {}, where=f"{path.name}: safety")
+    """The safety rules of the service's ``serve.yaml`` (see :func:`service_settings`)."""
+    return service_settings(serve_config).safety

@@ -17,7 +17,7 @@ import pytest
 
 from bench import batch as bench_batch
 from recommender.errors import InputError
-from recommender.model import OUTSIDE_COLUMN
+from recommender.model import JUDGEMENT_COLUMNS, OUTSIDE_COLUMN
 
 pytestmark = pytest.mark.slow
 
@@ -135,6 +135,10 @@ def _assert_same_scores(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
     np.testing.assert_array_equal(
         actual["recommended"].to_numpy(dtype=str), expected["recommended"].to_numpy(dtype=str)
     )
+    # what the service's answers say of each ranking: booleans beside the recommendation
+    for column in JUDGEMENT_COLUMNS:
+        assert actual[column].tolist() == expected[column].tolist()
+        assert actual[column].dtype == bool
     # the fields outside the training data: text, empty when inside
     np.testing.assert_array_equal(
         actual[OUTSIDE_COLUMN].fillna("<null>").to_numpy(dtype=str),
@@ -143,7 +147,8 @@ def _assert_same_scores(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
     numeric = [
         c
         for c in expected.columns
-        if c not in ("person_id", "recommended", OUTSIDE_COLUMN, *SAFETY_COLUMNS)
+        if c
+        not in ("person_id", "recommended", *JUDGEMENT_COLUMNS, OUTSIDE_COLUMN, *SAFETY_COLUMNS)
     ]
     np.testing.assert_allclose(
         actual[numeric].to_numpy(dtype=float),
@@ -197,6 +202,40 @@ def test_a_model_saved_before_support_was_recorded_gets_an_empty_column(
     scored = pd.read_parquet(out)
     assert OUTSIDE_COLUMN in summary.columns and len(scored) == N_PROFILES
     assert scored[OUTSIDE_COLUMN].isna().all()
+
+
+def test_a_model_saved_before_the_judgements_gets_them_null_in_their_place(
+    trained, spark, profiles, cohort_parquet, tmp_path, monkeypatch
+):
+    # As older code saved a model: no ranking_meaningful or benefit_established in its
+    # signature (its score had neither), no max_overlap among its parameters.
+    from pipelines.batch import score_with_spark
+    from recommender.model import RecommendationModel
+    from recommender.registry import _pyfunc
+    from recommender.registry._store import ensure_experiment, mlflow_session
+
+    result, uri = trained
+    score = RecommendationModel.score
+    with monkeypatch.context() as patch:
+        patch.setattr(
+            RecommendationModel,
+            "score",
+            lambda self, *a, max_overlap=0.5, **k: score(self, *a, **k).drop(
+                columns=list(JUDGEMENT_COLUMNS)
+            ),
+        )
+        patch.setattr(_pyfunc, "DEFAULT_PARAMS", {"alpha": 0.1, "contributions": True})
+        with mlflow_session() as mlflow, mlflow.start_run(experiment_id=ensure_experiment()):
+            info = _pyfunc.log_pyfunc(result.model, profiles.head(5))
+    assert not set(JUDGEMENT_COLUMNS) & set(info.signature.outputs.input_names())
+    out = tmp_path / "older.parquet"
+    summary = score_with_spark(info.model_uri, cohort_parquet, out)
+    scored = pd.read_parquet(out)
+    assert summary.columns[:4] == ["person_id", "recommended", *JUDGEMENT_COLUMNS]
+    assert scored.columns[:4].tolist() == summary.columns[:4]
+    assert len(scored) == N_PROFILES
+    for column in JUDGEMENT_COLUMNS:
+        assert scored[column].isna().all() and str(scored[column].dtype) in ("object", "boolean")
 
 
 def test_the_fields_outside_the_training_data_are_listed(trained, spark_scored, profiles):
@@ -382,6 +421,20 @@ def test_crisis_column_gives_safety_columns_and_is_checked(trained, spark, profi
     assert "Physician Support Line" in crisis.loc[250, "referral"]
     assert scored.loc[10, "safety_level"] == "referral" and scored.loc[10, "recommended"]
     assert scored["recommended"].notna().sum() == 398
+    # crisis rows have no judgement either, and the same columns as `recommender score`'s
+    for column in JUDGEMENT_COLUMNS:
+        assert crisis[column].isna().all() and scored[column].notna().sum() == 398
+    from pipelines.score import score_file
+
+    score_file(uri, tmp_path / "flagged.parquet", tmp_path / "in-process.parquet")
+    in_process = pd.read_parquet(tmp_path / "in-process.parquet")
+    assert in_process.columns.tolist() == scored.columns.tolist()
+
+    def values(column):
+        return [None if pd.isna(v) else v for v in column.tolist()]
+
+    for column in ("recommended", *JUDGEMENT_COLUMNS):
+        assert values(in_process[column]) == values(scored[column])
 
     flagged.loc[321, "crisis_risk"] = "perhaps"
     flagged.to_parquet(tmp_path / "bad.parquet", index=False)

@@ -14,7 +14,7 @@ from recommender.model import RecommendationModel, feature_schema, frame_from_sc
 def test_score_has_the_contract_columns_in_order():
     model = fake_model()
     scored = model.score(profiles(30), contributions=True)
-    expected = ["person_id", "recommended"]
+    expected = ["person_id", "recommended", "ranking_meaningful", "benefit_established"]
     for arm in ARMS:
         expected += [f"effect_{arm}", f"lower_{arm}", f"upper_{arm}"]
     # every secondary outcome's effect with its interval, as the primary's

@@ -495,3 +495,131 @@ def test_a_model_that_cannot_be_found_still_gives_the_crisis_rows_their_resource
     assert "no registered model version matches" in err and not out.exists()
     rows = pd.read_csv(tmp_path / "out.crisis.csv")
     assert len(rows) == 3 and (rows["safety_level"] == "crisis").all()
+
+
+def _greedy_answers(model, rows: pd.DataFrame, config) -> list[dict]:
+    """The service's answers (exploration off) for ``rows``, in process."""
+    import dataclasses
+
+    from recommender.cohort import PROFILE_COLUMNS
+    from recommender.policy import ExplorationRule
+    from recommender.service import AuditLog, RecommendationEngine
+
+    config = dataclasses.replace(config, exploration=ExplorationRule(policy="greedy"))
+    engine = RecommendationEngine(
+        model, "1", catalog=load_catalog(), config=config, audit=AuditLog("sqlite://", salt="s")
+    )
+    contract = [c for c in rows.columns if c in PROFILE_COLUMNS and c != "crisis_risk"]
+    bodies = [engine.check_row(r) for r in rows[contract].to_dict("records")]
+    return engine.recommend(bodies, caller_role="program", compact=True)
+
+
+def test_the_scored_file_says_what_the_services_answers_say(
+    champion_home, flagged_cohort, tmp_path, monkeypatch, capsys
+):
+    from recommender.registry import load_model
+    from recommender.service import load_serve_config
+
+    use_home(monkeypatch, champion_home)
+    monkeypatch.delenv("RECOMMENDER_SERVE_CONFIG", raising=False)
+    out = tmp_path / "scored.parquet"
+    assert main(["score", "--data", str(flagged_cohort), "--out", str(out)]) == 0, (
+        capsys.readouterr().err
+    )
+    scored = pd.read_parquet(out)
+    assert scored.columns[:4].tolist() == [
+        "person_id",
+        "recommended",
+        "ranking_meaningful",
+        "benefit_established",
+    ]
+    # boolean in the file, missing for the crisis rows (3-5), which no model ranks
+    for column in ("ranking_meaningful", "benefit_established"):
+        assert str(scored[column].dtype) == "boolean"
+        assert scored[column].iloc[3:6].isna().all()
+        assert scored[column].drop(index=[3, 4, 5]).notna().all()
+    ranked = scored.drop(index=[3, 4, 5])
+    cohort = pd.read_csv(flagged_cohort, keep_default_na=False).drop(index=[3, 4, 5])
+    answers = _greedy_answers(load_model("champion"), cohort, load_serve_config())
+    assert ranked["recommended"].tolist() == [a["recommended"] for a in answers]
+    assert ranked["ranking_meaningful"].tolist() == [a["ranking_meaningful"] for a in answers]
+    established = [
+        a["recommended"] != "none" and "is not established" not in a["ranking_note"]
+        for a in answers
+    ]
+    assert ranked["benefit_established"].tolist() == established
+    assert ranked["ranking_meaningful"].nunique() == 2  # the comparison reached both values
+    # the same columns, in a CSV
+    csv_out = tmp_path / "scored.csv"
+    assert main(["score", "--data", str(flagged_cohort), "--out", str(csv_out)]) == 0
+    again = pd.read_csv(csv_out)
+    assert again.columns.tolist() == scored.columns.tolist()
+    assert again["benefit_established"].drop(index=[3, 4, 5]).tolist() == established
+
+
+def test_score_reads_the_services_config_as_the_service_does(
+    champion_home, flagged_cohort, tmp_path, monkeypatch, capsys
+):
+    # A program sets its own referral rule, interval level and overlap threshold for the
+    # service (RECOMMENDER_SERVE_CONFIG): its scored tables must say what its answers say.
+    import yaml
+
+    from recommender.paths import config_path
+    from recommender.registry import load_model
+
+    use_home(monkeypatch, champion_home)
+    settings = yaml.safe_load(config_path("serve.yaml").read_text())
+    settings["safety"]["referral_rules"] = [{"ee_at_least": 20}]
+    settings["alpha"] = 0.2
+    settings["ranking"]["max_overlap"] = 0.0
+    own = tmp_path / "serve.yaml"
+    own.write_text(yaml.safe_dump(settings))
+    monkeypatch.setenv("RECOMMENDER_SERVE_CONFIG", str(own))
+    out = tmp_path / "scored.parquet"
+    assert main(["score", "--data", str(flagged_cohort), "--out", str(out)]) == 0, (
+        capsys.readouterr().err
+    )
+    scored = pd.read_parquet(out).drop(index=[3, 4, 5])
+    cohort = pd.read_csv(flagged_cohort, keep_default_na=False).drop(index=[3, 4, 5])
+    referred = (cohort["ee"] >= 20).map({True: "referral", False: "routine"})
+    assert scored["safety_level"].tolist() == referred.tolist()
+    expected = load_model("champion").score(
+        cohort.drop(columns="crisis_risk"), alpha=0.2, max_overlap=0.0
+    )
+    for column in ("recommended", "ranking_meaningful", "benefit_established"):
+        assert scored[column].tolist() == expected[column].tolist()
+    assert scored["upper_coaching"].to_numpy() == pytest.approx(
+        expected["upper_coaching"].to_numpy(), abs=1e-9
+    )
+    # --serve-config names the file outright; --alpha still overrides its level
+    monkeypatch.delenv("RECOMMENDER_SERVE_CONFIG")
+    args = ["score", "--data", str(flagged_cohort), "--out", str(out), "--serve-config", str(own)]
+    assert main([*args, "--alpha", "0.1"]) == 0
+    again = pd.read_parquet(out).drop(index=[3, 4, 5])
+    assert again["safety_level"].tolist() == referred.tolist()
+    assert again["upper_coaching"].to_numpy() != pytest.approx(
+        expected["upper_coaching"].to_numpy(), abs=1e-9
+    )
+
+
+def test_a_file_of_crisis_rows_keeps_the_tables_types_and_the_mix_counts_every_row(
+    champion_home, flagged_cohort, tmp_path, monkeypatch, capsys
+):
+    import pyarrow.parquet as pq
+
+    use_home(monkeypatch, champion_home)
+    cohort = pd.read_csv(flagged_cohort, keep_default_na=False)
+    every = tmp_path / "every.parquet"
+    assert main(["score", "--data", str(flagged_cohort), "--out", str(every)]) == 0
+    printed = capsys.readouterr().out
+    only = tmp_path / "crisis.csv"
+    cohort.iloc[3:6].to_csv(only, index=False)  # nobody here is scored
+    out = tmp_path / "crisis.parquet"
+    assert main(["score", "--data", str(only), "--out", str(out)]) == 0
+    # the same column types whether or not any row was scored
+    assert pq.read_schema(out).types == pq.read_schema(every).types
+    # shares of every row: the arms' and the crisis rows' add up to 100 %
+    line = next(x for x in printed.splitlines() if x.startswith("recommended: "))
+    shares = [float(part.rsplit(" ", 1)[1].rstrip("%")) for part in line[13:].split(", ")]
+    assert sum(shares) == pytest.approx(100, abs=0.5)
+    assert "(crisis: not scored) 1.0%" in line  # 3 of 300 rows

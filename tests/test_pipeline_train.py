@@ -154,6 +154,20 @@ def test_registered_pyfunc_scores_profiles(trained, monkeypatch):
             atol=1e-9,
         )
     assert {f"lower_dp_{a}" for a in arms} <= set(pyfunc.metadata.signature.outputs.input_names())
+    # what the service's answers say of each ranking, typed in the signature as in the table
+    assert scored.columns[:4].tolist() == [
+        "person_id",
+        "recommended",
+        "ranking_meaningful",
+        "benefit_established",
+    ]
+    outputs = {c.name: c.type.name for c in pyfunc.metadata.signature.outputs.inputs}
+    assert outputs["ranking_meaningful"] == outputs["benefit_established"] == "boolean"
+    expected = result.model.score(rows, max_overlap=0.0).reset_index(drop=True)
+    strict = pyfunc.predict(rows, params={"max_overlap": 0.0})
+    for column in ("recommended", "ranking_meaningful", "benefit_established"):
+        assert strict[column].tolist() == expected[column].tolist()
+    assert scored["ranking_meaningful"].sum() > strict["ranking_meaningful"].sum()
 
 
 def test_score_and_card_commands(trained, monkeypatch, tmp_path, capsys):

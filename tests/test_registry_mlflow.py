@@ -97,7 +97,7 @@ def test_register_load_and_predict_round_trip(home):
     pyfunc = registry.load_pyfunc("champion")
     signature = pyfunc.metadata.signature
     assert "effect_coaching" in signature.outputs.input_names()
-    assert {p.name for p in signature.params.params} == {"alpha", "contributions"}
+    assert {p.name for p in signature.params.params} == {"alpha", "contributions", "max_overlap"}
     predicted = pyfunc.predict(rows, params={"alpha": 0.2, "contributions": False})
     assert "contrib_ee" not in predicted.columns
     assert predicted["recommended"].tolist() == loaded.score(rows)["recommended"].tolist()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from recommender.cli._table_options import add_service_options
+
 HELP = "score a large cohort on Spark (mlflow spark_udf) and write the scored table as Parquet"
 
 
@@ -40,9 +42,7 @@ def configure(parser) -> None:
         default=None,
         help="partitions to score on (default: the input's, at least one per core)",
     )
-    parser.add_argument(
-        "--alpha", type=float, default=0.1, help="intervals are 1 - alpha (default 0.1: 90%%)"
-    )
+    add_service_options(parser)
     parser.add_argument(
         "--contributions",
         action="store_true",
@@ -65,6 +65,7 @@ def run(args) -> int:
             alpha=args.alpha,
             contributions=args.contributions,
             overwrite=args.overwrite,
+            serve_config=args.serve_config,
         )
     except Exception as error:  # noqa: BLE001 - only Spark's own failures are rephrased
         if not type(error).__module__.startswith(("pyspark", "py4j")):

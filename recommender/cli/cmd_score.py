@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from recommender.cli._table_options import add_service_options
+
 HELP = "score a cohort file with a registered model and write the scored table"
 
 
@@ -23,9 +25,7 @@ def configure(parser) -> None:
         metavar="FILE",
         help="where to write the scored table (.csv or .parquet)",
     )
-    parser.add_argument(
-        "--alpha", type=float, default=0.1, help="intervals are 1 - alpha (default 0.1: 90%%)"
-    )
+    add_service_options(parser)
     parser.add_argument(
         "--contributions",
         action="store_true",
@@ -47,6 +47,7 @@ def run(args) -> int:
         alpha=args.alpha,
         contributions=args.contributions,
         offered=offered,
+        serve_config=args.serve_config,
     )
     mix = ", ".join(f"{arm} {share:.1%}" for arm, share in result.recommendation_mix.items())
     version = f" version {result.version}" if result.version else ""

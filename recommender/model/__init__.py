@@ -15,7 +15,7 @@ from recommender.model._carried import (
 from recommender.model._evidence import EvidenceEstimate, evidence_estimates, evidence_model
 from recommender.model._facts import data_source, model_facts, one_effect_arms
 from recommender.model._prediction import Prediction
-from recommender.model._recommendation import RecommendationModel
+from recommender.model._recommendation import JUDGEMENT_COLUMNS, RecommendationModel
 from recommender.model._schema import feature_schema, frame_from_schema
 from recommender.model._support import (
     OUTSIDE_COLUMN,
@@ -26,6 +26,7 @@ from recommender.model._support import (
 )
 
 __all__ = [
+    "JUDGEMENT_COLUMNS",
     "OUTSIDE_COLUMN",
     "CarriedModel",
     "arm_source",

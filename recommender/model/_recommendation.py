@@ -12,7 +12,10 @@ from recommender.model._prediction import Prediction, compile_model, encode_rows
 from recommender.model._schema import feature_schema, frame_from_schema
 from recommender.model._support import OUTSIDE_COLUMN, support_check
 
-__all__ = ["RecommendationModel", "Prediction"]
+__all__ = ["RecommendationModel", "Prediction", "JUDGEMENT_COLUMNS"]
+
+# What every scored table says of its row's ranking, after ``recommended`` (see score).
+JUDGEMENT_COLUMNS = ("ranking_meaningful", "benefit_established")
 
 # A model not yet compiled (None means: its learners cannot be).
 _NOT_YET = object()
@@ -248,6 +251,10 @@ class RecommendationModel:
     ) -> pd.Series:
         """The arm with the lowest expected primary change among those offered (control = 0).
 
+        The service's rule (:func:`recommender.policy.best_arm` of the effects as an answer
+        ranks them, :func:`recommender.policy.ranked_figures`): usual care wins ties, then the
+        catalog's order.
+
         Parameters
         ----------
         effects : DataFrame
@@ -258,19 +265,10 @@ class RecommendationModel:
             Rows x treatment arms (same row order as ``effects``): arms a person may be
             recommended, see :meth:`eligibility`. Default: every arm for everyone.
         """
-        from recommender.policy import best_arm
+        from recommender.policy import best_arm, ranked_figures
 
-        allowed = self._offered(offered)
-        candidates = [a for a in self.treatment_arms if a in allowed]
-        mask = None
-        if eligible is not None:
-            if len(eligible) != len(effects):
-                raise InputError(
-                    f"eligible has {len(eligible)} rows but effects has {len(effects)}"
-                )
-            # An arm the catalog does not offer this person can never win.
-            mask = eligible[candidates].to_numpy(dtype=bool)
-        values = effects[candidates].to_numpy(dtype=float)
+        candidates, mask = self._candidates(len(effects), offered, eligible)
+        values = ranked_figures(effects[candidates].to_numpy(dtype=float))
         # No estimate (an evidence-only model for a role the evidence does not cover) can
         # never win.
         values = np.where(np.isnan(values), np.inf, values)
@@ -287,8 +285,16 @@ class RecommendationModel:
         offered: Sequence[str] | None = None,
         alpha: float = 0.1,
         contributions: bool = False,
+        max_overlap: float = 0.5,
     ) -> pd.DataFrame:
         """Score profile rows: recommendation, every outcome's effects with their intervals.
+
+        Each row's ``recommended``, ``ranking_meaningful`` and ``benefit_established`` are what
+        the service's answer for that person says (its ranking's best arm, its
+        ``ranking_meaningful``, and whether its note leaves out "a benefit over usual care is
+        not established"), for the same offered arms, ``alpha`` and ``max_overlap``: one
+        function decides both (:func:`recommender.policy.rank_table`). An answer's
+        ``recommended`` is another arm only when the service's exploration serves one.
 
         Parameters
         ----------
@@ -301,11 +307,20 @@ class RecommendationModel:
         contributions : bool, default False
             Add ``contrib_<feature>`` and ``contrib_base``: the additive explanation of the
             recommended arm's effect versus usual care (all 0 when ``none`` is recommended).
+        max_overlap : float, default 0.5
+            The service's ``ranking.max_overlap``: a ranking is not meaningful when the two
+            best arms' intervals overlap by more than this share of the narrower one.
 
         Returns
         -------
         DataFrame
-            ``person_id``, ``recommended``, then per treatment arm ``effect_<arm>``,
+            ``person_id``, ``recommended`` (the best-ranked arm; ``none`` = usual care),
+            ``ranking_meaningful`` (bool: False when the intervals of the two best arms overlap
+            by more than ``max_overlap``, so their order is not meaningful; True when usual
+            care is the only arm ranked), ``benefit_established`` (bool: True only when the
+            recommended arm's whole interval lies below 0, so its benefit over usual care is
+            established; False when the interval includes no change and when ``none`` is
+            recommended), then per treatment arm ``effect_<arm>``,
             ``lower_<arm>``, ``upper_<arm>`` (primary), then for each secondary outcome and arm
             ``effect_<outcome>_<arm>``, ``lower_<outcome>_<arm>``, ``upper_<outcome>_<arm>``
             (missing where the model has no estimate), then ``outside_training_data`` (the
@@ -316,19 +331,36 @@ class RecommendationModel:
         """
         if not 0 < alpha < 1:
             raise InputError(f"alpha must lie strictly between 0 and 1, got {alpha!r}")
+        if isinstance(max_overlap, bool) or not 0 <= max_overlap <= 1:
+            raise InputError(f"max_overlap must lie between 0 and 1, got {max_overlap!r}")
         if not isinstance(profiles, pd.DataFrame):
             raise InputError(f"profiles must be a pandas DataFrame, got {type(profiles).__name__}")
+        from recommender.policy import rank_table
+
         encoded = self.encode(profiles)
         prediction = self.predict(encoded, alpha=alpha)
         arms = list(self.treatment_arms)
-        effects = pd.DataFrame(prediction.effect, index=profiles.index, columns=arms)
-        recommended = self.recommend(effects, offered=offered, eligible=self.eligibility(profiles))
+        candidates, mask = self._candidates(
+            len(profiles), offered, self.eligibility(profiles), every_row=True
+        )
+        at = [arms.index(arm) for arm in candidates]
+        ranked = rank_table(
+            prediction.effect[:, at],
+            prediction.lower[:, at],
+            prediction.upper[:, at],
+            candidates,
+            mask,
+            control=self.control,
+            max_overlap=float(max_overlap),
+        )
+        recommended = pd.Series(ranked.recommended, index=profiles.index, name="recommended")
 
         if "person_id" in profiles.columns:
             person_id = profiles["person_id"].astype(str).to_numpy()
         else:
             person_id = profiles.index.astype(str).to_numpy()
-        out = {"person_id": person_id, "recommended": recommended.to_numpy()}
+        out = {"person_id": person_id, "recommended": ranked.recommended}
+        out.update(zip(JUDGEMENT_COLUMNS, (ranked.ranking_meaningful, ranked.benefit_established)))
         for j, arm in enumerate(arms):
             out[f"effect_{arm}"] = prediction.effect[:, j]
             out[f"lower_{arm}"] = prediction.lower[:, j]
@@ -386,6 +418,23 @@ class RecommendationModel:
                 f"offered arm(s) {unknown} are not in the model; it knows {list(self.arms)}"
             )
         return set(offered) | {self.control}
+
+    def _candidates(self, rows: int, offered, eligible, *, every_row: bool = False):
+        """``(arms, mask)``: the treatment arms that may be recommended, in the catalog's order
+        (which breaks ties, as in the service), and which of them each row may get (rows x
+        arms, from ``eligible``; None when every row may get every one, unless ``every_row``)."""
+        allowed = self._offered(offered)
+        catalog = getattr(self, "catalog", None)
+        order = list(catalog.treatment_arms) if catalog is not None else []
+        arms = [a for a in order if a in self.treatment_arms]
+        arms += [a for a in self.treatment_arms if a not in arms]
+        candidates = [a for a in arms if a in allowed]
+        if eligible is None:
+            return candidates, np.ones((rows, len(candidates)), dtype=bool) if every_row else None
+        if len(eligible) != rows:
+            raise InputError(f"eligible has {len(eligible)} rows but effects has {rows}")
+        # An arm the catalog does not offer this person can never win.
+        return candidates, eligible[candidates].to_numpy(dtype=bool)
 
     def _recommended_contributions(self, encoded, recommended):
         columns = [f"contrib_{name}" for name in self.feature_names] + ["contrib_base"]

@@ -35,13 +35,17 @@ from recommender.policy._triage import (
     triage_table,
 )
 from recommender.policy._ranking import (
+    FIGURE_DECIMALS,
     RankedArm,
     Ranking,
+    TableRanking,
     arm_order,
     best_arm,
     interval_overlap,
     rank_arms,
     rank_many,
+    rank_table,
+    ranked_figures,
 )
 
 __all__ = [
@@ -62,9 +66,11 @@ __all__ = [
     "CrisisResource",
     "FAIRNESS_ATTRIBUTES",
     "Exclusion",
+    "FIGURE_DECIMALS",
     "RankedArm",
     "Referral",
     "Ranking",
+    "TableRanking",
     "SafetyRules",
     "Triage",
     "allocate",
@@ -84,6 +90,8 @@ __all__ = [
     "plan_allocation",
     "rank_arms",
     "rank_many",
+    "rank_table",
+    "ranked_figures",
     "triage",
     "triage_table",
 ]

@@ -18,14 +18,24 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = [
+    "FIGURE_DECIMALS",
     "RankedArm",
     "Ranking",
+    "TableRanking",
     "interval_overlap",
     "rank_arms",
     "rank_many",
+    "rank_table",
+    "ranked_figures",
     "arm_order",
     "best_arm",
 ]
+
+# Effects and bounds are ranked and judged as an answer shows them, rounded to this many decimals
+# of an MBI point: finer differences mean nothing on a 0-54 scale, and an answer's order and
+# judgements can then be read off the figures it shows (arms within rounding of each other tie:
+# usual care first, then catalog order).
+FIGURE_DECIMALS = 3
 
 
 class RankedArm(NamedTuple):
@@ -70,6 +80,33 @@ class Ranking:
     @property
     def runner_up(self) -> str | None:
         return self.arms[1].arm if len(self.arms) > 1 else None
+
+    @property
+    def benefit_established(self) -> bool:
+        """Whether the recommended arm's whole interval lies below zero: False when its interval
+        includes no change (the note then says a benefit over usual care is not established)
+        and when usual care itself is recommended (there is no benefit to establish)."""
+        return self.arms[0].helps
+
+
+class TableRanking(NamedTuple):
+    """What the rankings of many rows say, one array (rows) per judgement; see
+    :func:`rank_table`."""
+
+    recommended: np.ndarray
+    ranking_meaningful: np.ndarray
+    benefit_established: np.ndarray
+
+
+def ranked_figures(values) -> np.ndarray:
+    """Effects or bounds as the ranking reads them: floats rounded to :data:`FIGURE_DECIMALS`.
+
+    Examples
+    --------
+    >>> ranked_figures([[-1.60437, -1.60395]]).tolist()
+    [[-1.604, -1.604]]
+    """
+    return np.asarray(values, dtype=float).round(FIGURE_DECIMALS)
 
 
 def interval_overlap(lower_a: float, upper_a: float, lower_b: float, upper_b: float) -> float:
@@ -280,6 +317,76 @@ def rank_many(
     return out
 
 
+def rank_table(
+    effect,
+    lower,
+    upper,
+    arms: Sequence[str],
+    allowed=None,
+    *,
+    control: str = "none",
+    max_overlap: float = 0.5,
+) -> TableRanking:
+    """The service's ranking of every row of a table: what a scored table says of each.
+
+    The rankings are :func:`rank_many`'s, the service's own, of the figures an answer ranks
+    (:func:`ranked_figures`), so a row's ``recommended``, ``ranking_meaningful`` and
+    ``benefit_established`` are what the service's answer for that person says when it does
+    not explore (exploration may serve another arm than the best-ranked one).
+
+    Parameters
+    ----------
+    effect, lower, upper : array-like (rows x arms)
+        Each arm's expected EE change versus usual care and its interval, at full precision.
+    arms : sequence of str
+        The treatment arms of the columns, in catalog order (ties keep it).
+    allowed : array-like of bool (rows x arms), optional
+        Arms a row's ranking may hold (offered, eligible); default every arm. An arm without a
+        finite effect and interval for a row is left out of its ranking, as the service leaves
+        out an arm the model returned no estimate for.
+    control, max_overlap
+        As for :func:`rank_arms`; ``max_overlap`` is the service's ``ranking.max_overlap``.
+
+    Returns
+    -------
+    TableRanking
+        ``recommended`` (object array: the best-ranked arm), ``ranking_meaningful`` and
+        ``benefit_established`` (bool arrays: :attr:`Ranking.meaningful` and
+        :attr:`Ranking.benefit_established`).
+
+    Examples
+    --------
+    >>> t = rank_table([[-5.0, -1.0], [-0.0004, 2.0]], [[-8, -3], [-2, 1]], [[-2, 1], [2, 3]],
+    ...                ["coaching", "peer_group"])
+    >>> t.recommended.tolist(), t.ranking_meaningful.tolist(), t.benefit_established.tolist()
+    (['coaching', 'none'], [True, False], [True, False])
+    """
+    effect, lower, upper = (ranked_figures(v) for v in (effect, lower, upper))
+    if effect.ndim != 2 or effect.shape[1] != len(arms):
+        raise ValueError(f"effect must be rows x arms ({len(arms)} arms), got {effect.shape}")
+    if lower.shape != effect.shape or upper.shape != effect.shape:
+        raise ValueError(
+            f"effect {effect.shape}, lower {lower.shape} and upper {upper.shape} must match"
+        )
+    mask = np.isfinite(effect + lower + upper)
+    if allowed is not None:
+        mask &= np.asarray(allowed, dtype=bool)
+    n = effect.shape[0]
+    # Secondary outcomes do not enter the ranking or its judgements.
+    missing = [math.nan] * n
+    columns = [
+        list(zip(*(v[:, j].tolist() for v in (effect, lower, upper)), *[missing] * 6))
+        for j in range(len(arms))
+    ]
+    table = list(zip(*columns)) if columns else [()] * n
+    rankings = rank_many(table, list(arms), mask, control=control, max_overlap=max_overlap)
+    return TableRanking(
+        recommended=np.array([r.recommended for r in rankings], dtype=object),
+        ranking_meaningful=np.array([r.meaningful for r in rankings], dtype=bool),
+        benefit_established=np.array([r.benefit_established for r in rankings], dtype=bool),
+    )
+
+
 # Usual care against itself: no change, exactly, in every outcome (every RankedArm figure).
 _USUAL_CARE = (0.0,) * (len(RankedArm._fields) - 2)
 
@@ -317,6 +424,7 @@ def _judged(arms: tuple, control: str, max_overlap: float, names: dict, coverage
             "them helps this person more; the person's preference and availability should "
             "decide."
         )
+    # Ranking.benefit_established, said in words (usual care has no benefit to establish).
     if best.arm != control and not best.helps:
         note += (
             f" The interval of {label(best.arm)} includes no change, so a benefit over "

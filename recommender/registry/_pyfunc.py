@@ -30,8 +30,9 @@ __all__ = [
 ]
 
 ARTIFACT_KEY = "recommendation_model"
-# Inference parameters a caller may pass as ``predict(rows, params={...})``.
-DEFAULT_PARAMS = {"alpha": 0.1, "contributions": True}
+# Inference parameters a caller may pass as ``predict(rows, params={...})``: the interval level
+# and the ranking's overlap threshold default to the service's (configs/serve.yaml).
+DEFAULT_PARAMS = {"alpha": 0.1, "contributions": True, "max_overlap": 0.5}
 # The project's distribution: its core dependencies (no extras) are what a scoring environment
 # needs; the package's own code travels with the model (code_paths), not as a requirement.
 _DISTRIBUTION = "burnout-recommender"
@@ -56,9 +57,11 @@ _FALLBACK_REQUIREMENTS = (
 class RecommenderPyfunc(mlflow.pyfunc.PythonModel):
     """Pyfunc face of a :class:`~recommender.model.RecommendationModel`.
 
-    ``predict(profiles, params={"alpha": 0.1, "contributions": True})`` returns the scored
-    table: ``person_id``, ``recommended``, ``effect_/lower_/upper_<arm>``, the secondary
-    outcomes' ``effect_/lower_/upper_<outcome>_<arm>`` and ``contrib_<feature>`` of the recommended arm versus usual care.
+    ``predict(profiles, params={"alpha": 0.1, "contributions": True, "max_overlap": 0.5})``
+    returns the scored table of :meth:`RecommendationModel.score`: ``person_id``,
+    ``recommended``, ``ranking_meaningful``, ``benefit_established``,
+    ``effect_/lower_/upper_<arm>``, the secondary outcomes' ``effect_/lower_/upper_<outcome>_<arm>``,
+    ``outside_training_data`` and ``contrib_<feature>`` of the recommended arm versus usual care.
     """
 
     def __init__(self, model: RecommendationModel | None = None):
@@ -73,7 +76,10 @@ class RecommenderPyfunc(mlflow.pyfunc.PythonModel):
         if not isinstance(model_input, pd.DataFrame):
             model_input = pd.DataFrame(model_input)
         scored = self.model.score(
-            model_input, alpha=float(options["alpha"]), contributions=bool(options["contributions"])
+            model_input,
+            alpha=float(options["alpha"]),
+            contributions=bool(options["contributions"]),
+            max_overlap=float(options["max_overlap"]),
         )
         return scored.reset_index(drop=True)
 
@@ -162,9 +168,7 @@ def log_pyfunc(model: RecommendationModel, input_example: pd.DataFrame, *, name:
     mlflow.models.model.ModelInfo
     """
     example = input_example.reset_index(drop=True)
-    output = model.score(
-        example, alpha=DEFAULT_PARAMS["alpha"], contributions=DEFAULT_PARAMS["contributions"]
-    ).reset_index(drop=True)
+    output = model.score(example, **DEFAULT_PARAMS).reset_index(drop=True)
     with warnings.catch_warnings():
         # MLflow's hints (integer columns, type hints on predict) do not apply: the data
         # contract has no missing values and the signature is given explicitly.

@@ -44,7 +44,9 @@ class SparkScorer:
     input_types : dict
         ``column -> "string" | "long" | "double" | ...`` from the signature; cast to these first.
     result_type : pyspark.sql.types.StructType
-        One field per output column: ``person_id``, ``recommended``, ``effect_<arm>``,
+        One field per output column: ``person_id``, ``recommended``, ``ranking_meaningful``,
+        ``benefit_established`` (models registered before they existed lack both),
+        ``effect_<arm>``,
         ``lower_<arm>``, ``upper_<arm>``, ``effect_<outcome>_<arm>``, ``lower_<outcome>_<arm>``,
         ``upper_<outcome>_<arm>`` (and ``contrib_*`` if asked).
     features : tuple of str
@@ -71,7 +73,7 @@ class SparkScorer:
 
 
 def spark_scorer(
-    spark, model: str, *, alpha: float = 0.1, contributions: bool = False
+    spark, model: str, *, alpha: float = 0.1, contributions: bool = False, max_overlap: float = 0.5
 ) -> SparkScorer:
     """Wrap ``model`` as a Spark UDF with ``mlflow.pyfunc.spark_udf`` (``env_manager="local"``).
 
@@ -87,6 +89,9 @@ def spark_scorer(
         Intervals are two-sided ``1 - alpha``.
     contributions : bool, default False
         Also return ``contrib_<feature>`` columns explaining the recommended arm.
+    max_overlap : float, default 0.5
+        The service's ``ranking.max_overlap`` (see ``ranking_meaningful``); a model registered
+        before the scored tables had ``ranking_meaningful`` ignores it.
 
     Returns
     -------
@@ -106,6 +111,8 @@ def spark_scorer(
     """
     if not 0 < float(alpha) < 1:
         raise InputError(f"alpha must lie strictly between 0 and 1, got {alpha!r}")
+    if not 0 <= float(max_overlap) <= 1:
+        raise InputError(f"max_overlap must lie between 0 and 1, got {max_overlap!r}")
     ref = resolve_model(model)
     with mlflow_session() as mlflow, quiet_pyfunc_logger():
         from mlflow.exceptions import MlflowException
@@ -122,6 +129,8 @@ def spark_scorer(
             )
         result_type = _result_struct(signature.outputs, contributions=contributions)
         params = {"alpha": float(alpha), "contributions": bool(contributions)}
+        if "max_overlap" in {p.name for p in (signature.params.params if signature.params else [])}:
+            params["max_overlap"] = float(max_overlap)
         udf = mlflow.pyfunc.spark_udf(
             spark,
             ref.uri,

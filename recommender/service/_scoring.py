@@ -8,6 +8,8 @@ from math import copysign
 
 import numpy as np
 
+from recommender.policy import ranked_figures
+
 __all__ = ["arm_figures", "explanation_contributions", "rule_fields"]
 
 
@@ -17,9 +19,9 @@ def arm_figures(prediction, n: int, modelled) -> tuple[dict, dict]:
     upper_pa``; NaN where the model lacks an outcome or its interval), and whether each row's
     EE effect and interval are finite (an estimate to rank).
 
-    Indexing a list is what the per-row loop does a thousand times. Rounded to 0.001
-    points here, vectorized, rather than figure by figure in every answer; finer
-    differences mean nothing on a 0-54 scale.
+    Indexing a list is what the per-row loop does a thousand times. Rounded as the ranking
+    reads them (:func:`~recommender.policy.ranked_figures`, 0.001 points) here, vectorized,
+    rather than figure by figure in every answer.
     """
     missing = [float("nan")] * n
     columns = {arm: j for j, arm in enumerate(prediction.arms)}
@@ -35,7 +37,7 @@ def arm_figures(prediction, n: int, modelled) -> tuple[dict, dict]:
         lower.get("pa"),
         upper.get("pa"),
     ]
-    kinds = [None if table is None else np.asarray(table, dtype=float).round(3) for table in kinds]
+    kinds = [None if table is None else ranked_figures(table) for table in kinds]
     # effect + lower + upper, as the figures' own sum (inf - inf is not finite either).
     finite = np.isfinite(kinds[0] + kinds[1] + kinds[2]).T.tolist()
     kinds = [None if table is None else table.T.tolist() for table in kinds]
