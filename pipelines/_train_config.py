@@ -84,7 +84,9 @@ class _Registry(Section):
 
 class _Log(Section):
     serve_config: str | None = Field(
-        None, description="null (configs/serve.yaml) or the path of the service's settings"
+        None,
+        description="null ($RECOMMENDER_SERVE_CONFIG, else configs/serve.yaml) or the path "
+        "of the service's settings (its store, and the safety rules a model carries)",
     )
 
 

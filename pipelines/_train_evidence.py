@@ -224,7 +224,7 @@ def _used_settings(settings: dict) -> dict:
     return {k: v for k, v in settings.items() if k not in _UNUSED_SETTINGS}
 
 
-def run_evidence_training(settings: dict, *, progress, reason: str | None = None):
+def run_evidence_training(settings: dict, *, progress, safety, reason: str | None = None):
     """Build, gate, card, log and register the evidence-only model; all or nothing."""
     from pipelines._train_card import card_stage
     from pipelines._train_lineage import _git_commit, _package_versions
@@ -290,7 +290,7 @@ def run_evidence_training(settings: dict, *, progress, reason: str | None = None
                     {"git_commit": git_commit, **{f"version.{k}": v for k, v in versions.items()}}
                 )
                 run.log_dict(settings, "config/train.yaml")
-                model_info = run.log_model(model, _example_profiles())
+                model_info = run.log_model(model, _example_profiles(), safety=safety)
             with progress.stage("register", f"registering a version of {name}"):
                 registration = register_stage(
                     run,

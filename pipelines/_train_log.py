@@ -58,6 +58,7 @@ def log_stage(
     plots_folder: Path,
     git_commit: str,
     versions: dict,
+    safety,
 ):
     """Log config, lineage, metrics, plots, report and the pyfunc model (not registered)."""
     train_counts = split.train["intervention"].astype(str).value_counts()
@@ -120,7 +121,7 @@ def log_stage(
     example = _plain_profiles(example)
     if "person_id" in example.columns:  # a data file's ids are no one's business in MLflow
         example["person_id"] = [f"example-{i + 1}" for i in range(len(example))]
-    return run.log_model(model, example)
+    return run.log_model(model, example, safety=safety)
 
 
 def _qini_steps(curves: dict) -> dict:

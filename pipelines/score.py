@@ -127,8 +127,7 @@ def score_file(
     ScoreResult
     """
     from recommender.cohort import check_table_output, read_cohort, validate_cohort, write_cohorts
-    from recommender.model import JUDGEMENT_COLUMNS
-    from recommender.policy import crisis_flags, triage_table
+    from recommender.policy import crisis_flags, triaged_scores
     from recommender.registry import load_model, resolve_model
 
     check_table_output(out)  # before the model is loaded: an unwritable path is said at once
@@ -163,14 +162,8 @@ def score_file(
             chunk_size=chunk_size,
             max_overlap=max_overlap,
         )
-    scored.index = frame.index[~crisis]
-    scored = scored.reindex(frame.index)
-    # Crisis rows have no recommendation or judgement: missing, in columns that keep their
-    # types in every file (a file of crisis rows alone would otherwise hold a column of nulls).
-    scored["recommended"] = scored["recommended"].astype(pd.StringDtype(na_value=float("nan")))
-    scored[list(JUDGEMENT_COLUMNS)] = scored[list(JUDGEMENT_COLUMNS)].astype("boolean")
-    scored["person_id"] = frame["person_id"].astype(str).to_numpy()
-    scored = pd.concat([scored, triage_table(frame, rules, crisis)], axis=1)
+    # Crisis rows have no recommendation, judgement or figure, in columns that keep their types.
+    scored = triaged_scores(scored, frame, rules, crisis)
     # An earlier failed run's crisis file goes with this table's writing: it is not this table's.
     (path,) = write_cohorts({out: scored}, stale=[beside(out, "crisis")])
     # Shares of every row, as batch-score's: the crisis rows' share completes 100 %.

@@ -49,6 +49,7 @@ from pipelines._train_key import comparison_rows, person_hashes, seen_rows, trai
 from pipelines._train_lineage import _git_commit, _package_versions
 from pipelines._train_log import log_stage, run_description
 from pipelines._train_register import publish_folder, regated_note, register_stage
+from pipelines.score import safety_rules
 
 __all__ = [
     "STAGES",
@@ -166,12 +167,15 @@ def run_training(
     else:
         settings = load_config(config, overrides=extra)
     display = progress or SilentProgress()
+    # The service's safety rules travel inside the model (its pyfunc gives crisis resources);
+    # read first, so that a broken serve.yaml stops the run before anything is fitted.
+    safety = safety_rules(settings["log"]["serve_config"])
     if settings["source"] == "evidence":
         from pipelines._train_evidence import run_evidence_training
 
         if data is not None:
             raise InputError("give either --data FILE or --evidence-only, not both")
-        return run_evidence_training(settings, progress=display, reason=reason)
+        return run_evidence_training(settings, progress=display, reason=reason, safety=safety)
 
     with display.stage("load", "reading and validating the cohort"):
         cohort = load_stage(settings, data)
@@ -257,6 +261,7 @@ def run_training(
                     plots_folder=plots_folder,
                     git_commit=git_commit,
                     versions=versions,
+                    safety=safety,
                 )
             with display.stage("register", f"registering a version of {name}"):
                 registration = register_stage(

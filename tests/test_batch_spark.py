@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from bench import batch as bench_batch
+from pipelines.score import safety_rules
 from recommender.errors import InputError
 from recommender.model import JUDGEMENT_COLUMNS, OUTSIDE_COLUMN
 
@@ -195,7 +196,7 @@ def test_a_model_saved_before_support_was_recorded_gets_an_empty_column(
         )
         # in the project's experiment, whose artifacts stay under this test's home
         with mlflow_session() as mlflow, mlflow.start_run(experiment_id=ensure_experiment()):
-            info = log_pyfunc(older, profiles.head(5))
+            info = log_pyfunc(older, profiles.head(5), safety=safety_rules())
     assert OUTSIDE_COLUMN not in info.signature.outputs.input_names()
     out = tmp_path / "older.parquet"
     summary = score_with_spark(info.model_uri, cohort_parquet, out)
@@ -226,7 +227,7 @@ def test_a_model_saved_before_the_judgements_gets_them_null_in_their_place(
         )
         patch.setattr(_pyfunc, "DEFAULT_PARAMS", {"alpha": 0.1, "contributions": True})
         with mlflow_session() as mlflow, mlflow.start_run(experiment_id=ensure_experiment()):
-            info = _pyfunc.log_pyfunc(result.model, profiles.head(5))
+            info = _pyfunc.log_pyfunc(result.model, profiles.head(5), safety=safety_rules())
     assert not set(JUDGEMENT_COLUMNS) & set(info.signature.outputs.input_names())
     out = tmp_path / "older.parquet"
     summary = score_with_spark(info.model_uri, cohort_parquet, out)

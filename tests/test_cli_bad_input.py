@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from test_model_fakes import fake_model, profiles
 
+from pipelines.score import safety_rules
 from recommender import registry
 from recommender.cli import main
 from recommender.cohort import write_cohort
@@ -237,7 +238,7 @@ def _register_with_card(folder, *, plots):
     write_card(facts, folder, plots={name: b"\x89PNG fake" for name in plots})
     with registry.TrainingRun(run_name="card test") as run:
         run.log_artifacts(folder, "card")
-        info = run.log_model(fake_model(), profiles(5))
+        info = run.log_model(fake_model(), profiles(5), safety=safety_rules())
         return run.register(info, gate=registry.gate_decision(np.ones(20)), reason="test")
 
 

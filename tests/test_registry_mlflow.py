@@ -11,6 +11,7 @@ import pytest
 from test_model_fakes import fake_model, profiles
 from test_registry_store import held_session  # noqa: F401 - a fixture used below
 
+from pipelines.score import safety_rules
 from recommender import registry
 from recommender.errors import InputError
 
@@ -37,7 +38,7 @@ def register_fake(*, passed=True, reason="test", on_registered=None, **model_kwa
     )
     with registry.TrainingRun(run_name="fake") as run:
         run.log_metrics({"policy_value.learned": 1.0})
-        info = run.log_model(model, profiles(5))
+        info = run.log_model(model, profiles(5), safety=safety_rules())
         registration = run.register(info, gate=gate, reason=reason, on_registered=on_registered)
     return registration
 
@@ -219,7 +220,7 @@ def test_a_version_is_described_by_its_run_and_the_gates_verdict(home):
         passed=False, reason="worse", alpha=0.1, challenger=registry.estimate(np.ones(20))
     )
     with registry.TrainingRun(run_name="fake", description="T-learners on a file.") as run:
-        info = run.log_model(fake_model(), profiles(5))
+        info = run.log_model(fake_model(), profiles(5), safety=safety_rules())
         registration = run.register(info, gate=gate, reason="test")
     client = registry.client()
     assert client.get_run(registration.run_id).data.tags["mlflow.note.content"] == (
@@ -259,7 +260,9 @@ def test_the_gates_extrapolated_figure_is_a_metric_apart_from_the_measured_diffe
     )
     with registry.TrainingRun(run_name="fake") as run:
         registration = run.register(
-            run.log_model(fake_model(), profiles(5)), gate=gate, reason="test"
+            run.log_model(fake_model(), profiles(5), safety=safety_rules()),
+            gate=gate,
+            reason="test",
         )
     logged = registry.client().get_run(registration.run_id).data.metrics
     assert logged["gate.extrapolated"] == pytest.approx(0.2)  # 10 rows of 0.8 over 40
@@ -427,7 +430,7 @@ def test_a_new_version_whose_files_cannot_be_read_is_not_made_champion(home):
     before = store_state(home)
     with pytest.raises(ModelUnavailable, match="version 2 the champion"):
         with registry.TrainingRun(run_name="fake") as run:
-            info = run.log_model(fake_model(), profiles(5))
+            info = run.log_model(fake_model(), profiles(5), safety=safety_rules())
             shutil.rmtree(unquote(urlparse(info.artifact_path).path), ignore_errors=True)
             gate = registry.gate_decision(np.ones(20), np.ones(20), champion_version="1")
             run.register(info, gate=gate, reason="retrain")

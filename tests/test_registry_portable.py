@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -63,10 +64,16 @@ def champion(tmp_path_factory):
         )
         columns = list(pyfunc.metadata.get_input_schema().input_names())
         rows = simulate_cohort("default", 30, seed=11)
+        # Every tenth person flagged for crisis risk: the resources travel with the model too.
+        rows["crisis_risk"] = np.arange(len(rows)) % 10 == 0
         rows = rows[columns]
         # Plain types, as a caller's JSON or CSV gives them (the simulator's are categorical).
-        rows = rows.astype({c: str for c in columns if rows[c].dtype.kind not in "iuf"})
+        rows = rows.astype({c: str for c in columns if rows[c].dtype.kind not in "iufb"})
         expected = pyfunc.predict(rows)
+        flagged = rows["crisis_risk"].to_numpy()
+        assert (expected.loc[flagged, "safety_level"] == "crisis").all()
+        assert expected.loc[flagged, "recommended"].isna().all()
+        assert expected.loc[~flagged, "recommended"].notna().all()
     return {"home": home, "uri": uri, "local": local, "rows": rows, "expected": expected}
 
 
@@ -160,7 +167,8 @@ print(json.dumps({{"from": recommender.__file__,
     scored = pd.DataFrame(out["scored"]["data"], columns=out["scored"]["columns"])
     expected = champion["expected"]
     assert list(scored.columns) == list(expected.columns)
-    assert scored["recommended"].tolist() == expected["recommended"].tolist()
+    assert _arms(scored["recommended"]) == _arms(expected["recommended"])
+    assert scored["safety_level"].tolist() == expected["safety_level"].tolist()
     effects = [c for c in expected.columns if c.startswith("effect_")]
     pd.testing.assert_frame_equal(
         scored[effects], expected[effects].reset_index(drop=True), check_dtype=False, rtol=1e-9
@@ -215,13 +223,18 @@ def test_mlflow_models_serve_answers_a_scoring_request(champion, bare_python, tm
         body = {"dataframe_split": json.loads(rows.to_json(orient="split", index=False))}
         response = httpx.post(f"{url}/invocations", json=body, timeout=120)
         assert response.status_code == 200, response.text[:2000]
-        predictions = response.json()["predictions"]
-        assert [p["recommended"] for p in predictions] == champion["expected"]["recommended"].head(
-            5
-        ).tolist()
+        predictions = pd.DataFrame(response.json()["predictions"])
+        expected = champion["expected"].head(5)
+        assert _arms(predictions["recommended"]) == _arms(expected["recommended"])
+        assert predictions["referral"].tolist() == expected["referral"].tolist()
     finally:
         _stop(server)
         log.close()
+
+
+def _arms(recommended) -> list:
+    """Recommended arms, a crisis row's missing one (None from JSON, NaN in pandas) as None."""
+    return [None if pd.isna(arm) else arm for arm in recommended]
 
 
 def _stop(server: subprocess.Popen) -> None:

@@ -21,6 +21,7 @@ import pytest
 from test_model_fakes import fake_model, profiles
 from test_registry_mlflow import home  # noqa: F401 - a fixture used below
 
+from pipelines.score import safety_rules
 from recommender import registry
 from recommender.errors import InputError
 
@@ -36,7 +37,7 @@ def register(champion_version=None, on_registered=None):
         champion_version=champion_version,
     )
     with registry.TrainingRun(run_name="fake") as run:
-        info = run.log_model(fake_model(), profiles(5))
+        info = run.log_model(fake_model(), profiles(5), safety=safety_rules())
         return run.register(info, gate=gate, reason="test", on_registered=on_registered)
 
 
@@ -162,7 +163,7 @@ def test_a_gate_judged_against_a_champion_replaced_meanwhile_does_not_promote(ho
     values = np.ones(20)
     stale = registry.gate_decision(values, values, champion_version="2")
     with registry.TrainingRun(run_name="stale") as run:
-        info = run.log_model(fake_model(), profiles(5))
+        info = run.log_model(fake_model(), profiles(5), safety=safety_rules())
         registration = run.register(info, gate=stale, reason="test")
     assert registration.aliases == ["challenger"]
     assert not registration.gate.passed

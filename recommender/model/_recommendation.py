@@ -11,11 +11,10 @@ from recommender.errors import InputError
 from recommender.model._prediction import Prediction, compile_model, encode_rows
 from recommender.model._schema import feature_schema, frame_from_schema
 from recommender.model._support import OUTSIDE_COLUMN, support_check
+from recommender.policy import JUDGEMENT_COLUMNS
 
 __all__ = ["RecommendationModel", "Prediction", "JUDGEMENT_COLUMNS"]
 
-# What every scored table says of its row's ranking, after ``recommended`` (see score).
-JUDGEMENT_COLUMNS = ("ranking_meaningful", "benefit_established")
 
 # A model not yet compiled (None means: its learners cannot be).
 _NOT_YET = object()

@@ -27,14 +27,17 @@ from recommender.policy._triage import (
     CRISIS_COLUMN,
     CrisisResource,
     Referral,
+    SAFETY_COLUMNS,
     SafetyRules,
     Triage,
     crisis_flag,
     crisis_flags,
     triage,
     triage_table,
+    triaged_scores,
 )
 from recommender.policy._ranking import (
+    JUDGEMENT_COLUMNS,
     FIGURE_DECIMALS,
     RankedArm,
     Ranking,
@@ -49,6 +52,7 @@ from recommender.policy._ranking import (
 )
 
 __all__ = [
+    "JUDGEMENT_COLUMNS",
     "POLICIES",
     "Assignment",
     "ExplorationRule",
@@ -94,4 +98,6 @@ __all__ = [
     "ranked_figures",
     "triage",
     "triage_table",
+    "SAFETY_COLUMNS",
+    "triaged_scores",
 ]

@@ -18,6 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = [
+    "JUDGEMENT_COLUMNS",
     "FIGURE_DECIMALS",
     "RankedArm",
     "Ranking",
@@ -30,6 +31,10 @@ __all__ = [
     "arm_order",
     "best_arm",
 ]
+
+# What a scored table says of each row's ranking, after ``recommended``: Ranking.meaningful and
+# Ranking.benefit_established, under these names.
+JUDGEMENT_COLUMNS = ("ranking_meaningful", "benefit_established")
 
 # Effects and bounds are ranked and judged as an answer shows them, rounded to this many decimals
 # of an MBI point: finer differences mean nothing on a 0-54 scale, and an answer's order and

@@ -14,6 +14,7 @@ import numpy as np
 
 from recommender.cohort import CRISIS_COLUMN
 from recommender.errors import InputError
+from recommender.policy._ranking import JUDGEMENT_COLUMNS
 
 __all__ = [
     "CRISIS_COLUMN",
@@ -414,6 +415,10 @@ def crisis_flags(frame, *, where: str = "the cohort", strict: bool = True):
     return flags
 
 
+# The columns triage_table adds to a cohort table.
+SAFETY_COLUMNS = ("safety_level", "referral")
+
+
 def triage_table(frame, rules: SafetyRules, crisis):
     """``safety_level`` and ``referral`` columns for a cohort table (one row per person).
 
@@ -428,4 +433,33 @@ def triage_table(frame, rules: SafetyRules, crisis):
         decision = triage(profile, rules, crisis_risk=bool(flagged))
         levels.append(decision.level)
         texts.append(decision.summary())
-    return pd.DataFrame({"safety_level": levels, "referral": texts}, index=frame.index)
+    return pd.DataFrame(dict(zip(SAFETY_COLUMNS, (levels, texts))), index=frame.index)
+
+
+def triaged_scores(scored, frame, rules: SafetyRules, crisis):
+    """A cohort's scored table: ``scored`` (the model's table of the rows of ``frame`` not
+    flagged for crisis risk, in their order) placed on every row of ``frame``, then
+    ``safety_level`` and ``referral`` (:func:`triage_table`).
+
+    A flagged row is never ranked: its recommendation, judgements and figures are missing and
+    its ``referral`` holds the crisis resources. ``recommended`` stays text and the judgements
+    stay booleans (nullable) even when every row is flagged. The one home of this rule for
+    ``recommender score`` and the registered pyfunc model.
+    """
+    import pandas as pd
+
+    crisis = np.asarray(crisis, dtype=bool)
+    if len(scored) != int((~crisis).sum()):
+        raise ValueError(f"{len(scored)} scored rows for {int((~crisis).sum())} unflagged ones")
+    kept = scored.copy()
+    kept.index = frame.index[~crisis]
+    table = kept.reindex(frame.index)
+    judged = [c for c in JUDGEMENT_COLUMNS if c in table.columns]
+    table[judged] = table[judged].astype("boolean")
+    if "recommended" in table.columns:
+        table["recommended"] = table["recommended"].astype(pd.StringDtype(na_value=float("nan")))
+    if "person_id" in frame.columns:
+        table["person_id"] = frame["person_id"].astype(str).to_numpy()
+    elif "person_id" in table.columns:
+        table["person_id"] = frame.index.astype(str).to_numpy()
+    return pd.concat([table, triage_table(frame, rules, crisis)], axis=1)

@@ -18,7 +18,10 @@ import mlflow
 import pandas as pd
 from mlflow.models import infer_signature
 
+from recommender.cohort import CRISIS_COLUMN
+from recommender.errors import InputError
 from recommender.model import RecommendationModel
+from recommender.policy import SafetyRules, crisis_flags, triaged_scores
 from recommender.registry._store import quiet_pyfunc_logger
 
 __all__ = [
@@ -61,12 +64,20 @@ class RecommenderPyfunc(mlflow.pyfunc.PythonModel):
     returns the scored table of :meth:`RecommendationModel.score`: ``person_id``,
     ``recommended``, ``ranking_meaningful``, ``benefit_established``,
     ``effect_/lower_/upper_<arm>``, the secondary outcomes' ``effect_/lower_/upper_<outcome>_<arm>``,
-    ``outside_training_data`` and ``contrib_<feature>`` of the recommended arm versus usual care.
+    ``outside_training_data``, ``contrib_<feature>`` of the recommended arm versus usual care,
+    then ``safety_level`` and ``referral`` (:func:`recommender.policy.triaged_scores`).
+
+    A row whose optional ``crisis_risk`` reads as true, or cannot be read either way, is never
+    given to the model: it gets the crisis resources in ``referral`` and nothing else, as from
+    ``recommender score`` and the service. The safety rules are the service's at logging time
+    (``safety``), carried inside the model so that an environment without the project's
+    ``serve.yaml`` still has them.
     """
 
-    def __init__(self, model: RecommendationModel | None = None):
+    def __init__(self, model: RecommendationModel | None = None, safety: SafetyRules | None = None):
         # Set when built in process (before logging) or by load_context after loading.
         self.model = model
+        self.safety = safety
 
     def load_context(self, context) -> None:
         self.model = joblib.load(context.artifacts[ARTIFACT_KEY])
@@ -75,27 +86,33 @@ class RecommenderPyfunc(mlflow.pyfunc.PythonModel):
         options = {**DEFAULT_PARAMS, **(params or {})}
         if not isinstance(model_input, pd.DataFrame):
             model_input = pd.DataFrame(model_input)
+        model_input = model_input.reset_index(drop=True)
+        # Unreadable flags count as set: the person gets the resources, the others their scores.
+        crisis = crisis_flags(model_input, strict=False)
+        kinds = {"alpha": float, "contributions": bool, "max_overlap": float}
         scored = self.model.score(
-            model_input,
-            alpha=float(options["alpha"]),
-            contributions=bool(options["contributions"]),
-            max_overlap=float(options["max_overlap"]),
+            model_input.loc[~crisis],
+            **{name: kind(options[name]) for name, kind in kinds.items() if name in options},
         )
-        return scored.reset_index(drop=True)
+        return triaged_scores(scored, model_input, self.safety, crisis).reset_index(drop=True)
 
 
 def _lenient_inputs(signature):
-    """The inferred input schema with ``person_id`` optional (scores are then keyed by row).
+    """The inferred input schema with ``person_id`` optional (scores are then keyed by row),
+    and an optional ``crisis_risk`` of any type (true/false, "yes", 1: every form the one flag
+    rule reads, and an unreadable one counts as set, so no type check may refuse it first).
 
     Integer columns stay ``long``: MLflow will not cast int64 to float64 "safely", so declaring
     them double would refuse the contract's own integers.
     """
     from mlflow.models import ModelSignature
-    from mlflow.types.schema import ColSpec, Schema
+    from mlflow.types.schema import AnyType, ColSpec, Schema
 
     columns = []
     for spec in signature.inputs.inputs:
-        columns.append(ColSpec(spec.type, spec.name, required=spec.name != "person_id"))
+        if spec.name != CRISIS_COLUMN:
+            columns.append(ColSpec(spec.type, spec.name, required=spec.name != "person_id"))
+    columns.append(ColSpec(AnyType(), CRISIS_COLUMN, required=False))
     return ModelSignature(
         inputs=Schema(columns), outputs=signature.outputs, params=signature.params
     )
@@ -150,7 +167,13 @@ def _code_paths() -> list[str]:
     return [str(Path(recommender.__file__).resolve().parent)]
 
 
-def log_pyfunc(model: RecommendationModel, input_example: pd.DataFrame, *, name: str = "model"):
+def log_pyfunc(
+    model: RecommendationModel,
+    input_example: pd.DataFrame,
+    *,
+    safety: SafetyRules,
+    name: str = "model",
+):
     """Log ``model`` as a pyfunc model of the active run (not registered).
 
     Parameters
@@ -160,6 +183,9 @@ def log_pyfunc(model: RecommendationModel, input_example: pd.DataFrame, *, name:
     input_example : DataFrame
         A few profile rows in the data contract's plain types; with the model's output on them
         it defines the signature.
+    safety : SafetyRules
+        The service's safety rules (``serve.yaml``), carried in the model: its ``referral``
+        column and the crisis resources of rows flagged in ``crisis_risk``.
     name : str, default "model"
         The logged model's name within the run.
 
@@ -167,8 +193,11 @@ def log_pyfunc(model: RecommendationModel, input_example: pd.DataFrame, *, name:
     -------
     mlflow.models.model.ModelInfo
     """
+    if not isinstance(safety, SafetyRules):
+        raise InputError(f"safety must be SafetyRules, got {type(safety).__name__}")
+    wrapper = RecommenderPyfunc(model, safety)
     example = input_example.reset_index(drop=True)
-    output = model.score(example, **DEFAULT_PARAMS).reset_index(drop=True)
+    output = wrapper.predict(None, example, dict(DEFAULT_PARAMS))
     with warnings.catch_warnings():
         # MLflow's hints (integer columns, type hints on predict) do not apply: the data
         # contract has no missing values and the signature is given explicitly.
@@ -181,7 +210,7 @@ def log_pyfunc(model: RecommendationModel, input_example: pd.DataFrame, *, name:
         joblib.dump(model, path)
         return mlflow.pyfunc.log_model(
             name=name,
-            python_model=RecommenderPyfunc(),
+            python_model=RecommenderPyfunc(safety=safety),
             artifacts={ARTIFACT_KEY: str(path)},
             signature=signature,
             input_example=example,

@@ -87,7 +87,7 @@ class TrainingRun:
     --------
     >>> with TrainingRun(run_name="seed-7") as run:  # doctest: +SKIP
     ...     run.log_params({"seed": 7})
-    ...     info = run.log_model(model, profiles.head(5))
+    ...     info = run.log_model(model, profiles.head(5), safety=rules)
     ...     registration = run.register(info, gate=decision, reason="scheduled retrain")
     """
 
@@ -222,11 +222,12 @@ class TrainingRun:
             dataset = mlflow.data.from_pandas(frame, source=source, name=name, targets=targets)
         self._mlflow.log_input(dataset, context=context)
 
-    def log_model(self, model, input_example):
-        """Log the pyfunc model of ``model`` (not registered yet); returns its ModelInfo."""
+    def log_model(self, model, input_example, *, safety):
+        """Log the pyfunc model of ``model`` (not registered yet), carrying the service's
+        ``safety`` rules (:class:`recommender.policy.SafetyRules`); returns its ModelInfo."""
         from recommender.registry._pyfunc import log_pyfunc
 
-        return log_pyfunc(model, input_example)
+        return log_pyfunc(model, input_example, safety=safety)
 
     # -- registration ------------------------------------------------------------------------
     def register(

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from recommender.cohort import FEATURE_COLUMNS
+from recommender.cohort import CRISIS_COLUMN, FEATURE_COLUMNS
 from recommender.errors import InputError
+from recommender.policy import SAFETY_COLUMNS
 from recommender.registry._load import resolve_model
 from recommender.registry._store import mlflow_session, quiet_pyfunc_logger
 
@@ -139,7 +140,12 @@ def spark_scorer(
             params=params,
             extra_env=_WORKER_ENV,
         )
-    inputs = signature.inputs.as_spark_schema()
+    from mlflow.types.schema import Schema
+
+    # The job reads the crisis flags and triages every row itself, with the serve.yaml of the
+    # day: the model is given neither the flag nor asked for its (logging-time) safety columns.
+    inputs = Schema([c for c in signature.inputs.inputs if c.name != CRISIS_COLUMN])
+    inputs = inputs.as_spark_schema()
     metadata = dict(info.metadata or {})
     features = tuple(metadata.get("features") or ())
     arms = tuple(metadata.get("arms") or ())
@@ -165,7 +171,8 @@ def _result_struct(outputs, *, contributions: bool):
     fields = [
         StructField(f.name, f.dataType, True)
         for f in schema.fields
-        if contributions or not f.name.startswith(_CONTRIBUTION_PREFIX)
+        if (contributions or not f.name.startswith(_CONTRIBUTION_PREFIX))
+        and f.name not in SAFETY_COLUMNS
     ]
     if not fields or fields[0].name != "person_id":
         raise InputError(
