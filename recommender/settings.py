@@ -130,6 +130,13 @@ def read_secret(name: str, *, env: str | None = None) -> str | None:
     Returns ``None`` when neither holds it. Surrounding whitespace (a trailing newline of a
     mounted file) is stripped; an empty value counts as absent.
 
+    Raises
+    ------
+    InputError
+        When ``$RECOMMENDER_SECRETS_DIR`` is set but names no folder (a mount that failed: its
+        secrets ignored, the service would start without them), or ``<name>`` in it is not a
+        readable text file; naming the variable or the file and what is needed.
+
     Examples
     --------
     >>> import os, tempfile
@@ -145,10 +152,25 @@ def read_secret(name: str, *, env: str | None = None) -> str | None:
     folder = os.environ.get(SECRETS_DIR_ENV, "").strip()
     if not folder:
         return None
+    if not Path(folder).is_dir():
+        raise InputError(
+            f"{SECRETS_DIR_ENV} = {folder!r} is not a folder; give the folder holding the "
+            "secret files (api_keys, audit_salt, audit_url), or unset it"
+        )
     path = Path(folder) / name
-    if not path.is_file():
+    if not path.exists():
         return None
-    value = path.read_text(encoding="utf-8").strip()
+    if not path.is_file():
+        raise InputError(f"the secret {path} is not a file; give it as a file holding the secret")
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError:
+        raise InputError(f"the secret {path} cannot be read: it is not UTF-8 text") from None
+    except OSError as error:  # a file the service's user may not read (a mount's owner)
+        raise InputError(
+            f"the secret {path} cannot be read ({error.strerror}); it must be readable by the "
+            "user the service runs as"
+        ) from None
     return value or None
 
 

@@ -35,15 +35,15 @@ def run(args) -> int:
     from recommender.catalog import load_catalog
     from recommender.errors import InputError
     from recommender.service import WORKER_ENV, load_serve_config, worker_settings
-    from recommender.service import API_KEYS_ENV, ROLES, secret_api_keys
+    from recommender.service import API_KEYS_ENV, ROLES, check_before_serving
 
     config = load_serve_config(args.config)
     host = args.host or config.host
     port = config.port if args.port is None else args.port
     if not 0 < port < 65536:
         raise InputError(f"--port {port} is not accepted; give a port from 1 to 65535")
-    # Checked here, once, in one line: inside the workers a bad entry is a crash loop.
-    secret_api_keys()
+    # Checked here, once, in one line (as the service class does under a plain `bentoml serve`).
+    check_before_serving(config)
     # Every worker loads the catalog at start, crisis answers or not: one it cannot load is a
     # worker that fails at every start and answers nothing, so it is refused here, named.
     load_catalog()

@@ -24,6 +24,7 @@ from recommender.service._auth import (
 from recommender.service._config import (
     WORKER_ENV,
     ServeConfig,
+    check_before_serving,
     load_serve_config,
     worker_settings,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "ServeConfig",
     "WORKER_ENV",
     "audit_csv",
+    "check_before_serving",
     "authorize",
     "example_profile",
     "hash_key",

@@ -50,6 +50,7 @@ __all__ = [
     "AuditSaltMismatch",
     "AuditSaltMissing",
     "AuditUrlRefused",
+    "check_audit_url",
     "PendingAppend",
     "resolve_salt",
     "salted_hash",
@@ -151,10 +152,9 @@ class AuditLog:
                 "models folder), or None to only read the store"
             )
         self._salt = None if salt is None else salt.encode("utf-8")
+        check_audit_url(url)
         try:
             self._engine = _make_engine(url, synchronous=DURABILITY[durability])
-        except (sa.exc.ArgumentError, ImportError) as error:  # before any connection is tried
-            raise AuditUrlRefused(_refused_url(url, error)) from None
         except OSError as error:  # a SQLite file's folder that cannot be made
             raise InputError(_unopenable(sa.engine.make_url(url), error.strerror)) from None
         database = sqlite_file(url)
@@ -394,6 +394,25 @@ def _unopenable(url: sa.engine.URL, cause) -> str:
 
 class AuditUrlRefused(InputError):
     """The audit store's URL names no store this service can open, whatever the server does."""
+
+
+def check_audit_url(url: str) -> None:
+    """Refuse a URL that names no store this service can open (:class:`AuditUrlRefused`: no
+    SQLAlchemy URL, a dialect SQLAlchemy does not know, a driver not installed), without
+    connecting: nothing a server does can make such a URL work.
+
+    Examples
+    --------
+    >>> check_audit_url("sqlite:///models/audit.db")
+    >>> check_audit_url("postgres://svc:secret@db/audit")
+    Traceback (most recent call last):
+    ...
+    recommender.service._audit.AuditUrlRefused: the audit store URL postgres://svc:***@db/audit is not accepted: SQLAlchemy does not know its dialect (Can't load plugin: sqlalchemy.dialects:postgres); give sqlite:///path or postgresql+psycopg://user:PASSWORD@host/database (set by audit.url in serve.yaml, RECOMMENDER_AUDIT_URL or the secrets folder's audit_url)
+    """
+    try:
+        sa.create_engine(url).dispose()  # loads the dialect and its driver; connects to nothing
+    except (sa.exc.ArgumentError, ImportError) as error:
+        raise AuditUrlRefused(_refused_url(url, error)) from None
 
 
 def _refused_url(url: str, error: Exception) -> str:

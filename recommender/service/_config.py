@@ -20,6 +20,7 @@ __all__ = [
     "ServeSettings",
     "load_serve_config",
     "worker_settings",
+    "check_before_serving",
     "CONFIG_ENV",
     "WORKER_ENV",
     "AUDIT_URL_ENV",
@@ -237,6 +238,28 @@ def worker_settings(config: ServeConfig | None = None) -> dict:
         "threads": chosen["threads"],
         "traffic": {"timeout": float(chosen["timeout"])},
     }
+
+
+def check_before_serving(config: ServeConfig) -> None:
+    """Refuse what every worker would refuse at its start, once, before any worker starts.
+
+    The API keys given outside ``serve.yaml`` (``$RECOMMENDER_API_KEYS`` or the secrets
+    folder's ``api_keys``: an entry a worker cannot read would stop it at every start) and an
+    audit URL that names no store (no server can make it work). Called by ``recommender
+    serve`` and when the service class is defined, which a plain ``bentoml serve`` (the bento's
+    container) does in its own process before it starts workers, so both stop here, naming the
+    setting, instead of running without a worker that can answer.
+
+    Raises
+    ------
+    InputError
+        Naming the variable, file or URL (password masked) and what is accepted.
+    """
+    from recommender.service._audit import check_audit_url
+    from recommender.service._auth import secret_api_keys
+
+    secret_api_keys()
+    check_audit_url(config.audit_store)
 
 
 def _worker_override(key: str, configured):

@@ -21,7 +21,12 @@ from starlette.responses import HTMLResponse, Response
 
 from recommender.service._allocation import AllocationPlan, AllocationRequest
 from recommender.service._answering import Answering
-from recommender.service._config import SERVICE_NAME, worker_settings
+from recommender.service._config import (
+    SERVICE_NAME,
+    check_before_serving,
+    load_serve_config,
+    worker_settings,
+)
 from recommender.service._deadline import Deadline, is_bentoml_timeout_layer
 from recommender.service._engine import (
     RecommendationEngine,
@@ -46,12 +51,18 @@ __all__ = ["Recommender", "SERVICE_NAME"]
 # under the service; its routes are listed in the service's OpenAPI document too.
 pages = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
+# Settings every worker would refuse at its start are refused here, once: a plain `bentoml
+# serve` (the bento's container) defines this class in its own process before starting any
+# worker, so it stops naming the setting rather than restarting failing workers for ever.
+_SETTINGS = load_serve_config()
+check_before_serving(_SETTINGS)
+
 
 @bentoml.asgi_app(pages, path="/")
 # BentoML reads worker settings when the class is defined: they come from serve.yaml (the file
 # `recommender serve` names in RECOMMENDER_SERVE_CONFIG, else configs/serve.yaml), so a plain
 # `bentoml serve` runs with the same workers and threads (reading the file changes nothing).
-@bentoml.service(name=SERVICE_NAME, **worker_settings())
+@bentoml.service(name=SERVICE_NAME, **worker_settings(_SETTINGS))
 class Recommender(Answering):
     """Recommends a clinician-wellness intervention per person, with intervals and reasons."""
 
