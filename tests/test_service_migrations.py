@@ -7,6 +7,7 @@ several processes opening one new database at once all succeed.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -240,3 +241,85 @@ def test_of_two_services_adopting_a_new_store_at_once_only_one_salt_wins(store_u
     refused = {line.split()[1] for line in said if line.startswith("refused")}
     assert len(opened) == 1 and len(refused) == 1 and opened != refused, said
     assert said.count(f"opened {opened.pop()}") == 2
+
+
+# -- found by red-teaming the deployment (reddeploy) ---------------------------------------------
+def test_a_role_that_may_not_create_the_tables_is_told_what_to_grant(postgres, tmp_path, capsys):
+    """A least-privilege service role on a new PostgreSQL database (since PostgreSQL 15 only
+    the database owner may create in schema public): opening the store raised SQLAlchemy's
+    ProgrammingError, so `recommender serve` stopped with a traceback and the workers logged one.
+    """
+    import psycopg
+
+    from recommender.cli.cmd_serve import _check_audit_store
+    from recommender.errors import InputError
+    from recommender.service import load_serve_config
+
+    owner_url = postgres.database("audit")
+    database = sa.engine.make_url(owner_url).database
+    admin = f"host=127.0.0.1 port={postgres.port} user=recommender dbname={database}"
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute("DROP ROLE IF EXISTS dml_only")
+        connection.execute("CREATE ROLE dml_only LOGIN")
+        connection.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    service_url = f"postgresql+psycopg://dml_only@127.0.0.1:{postgres.port}/{database}"
+    with pytest.raises(InputError) as caught:
+        AuditLog(service_url, salt="s")
+    message = str(caught.value)
+    assert "may not create or read the audit tables" in message
+    assert "permission denied for schema public" in message
+    assert "alembic -c alembic.ini upgrade head" in message
+    assert not sa.inspect(sa.create_engine(owner_url)).get_table_names()  # nothing half-made
+
+    # `recommender serve` says it in one line and starts for crisis answers.
+    config = load_serve_config()
+    config = type(config)(**{**config.__dict__, "audit_url": service_url})
+    _check_audit_store(config)
+    assert "may not create or read the audit tables" in capsys.readouterr().err
+
+    # Migrated once by the owner, with the tables granted: the service role opens it.
+    AuditLog(owner_url, salt="s").close()
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute("GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO dml_only")
+        connection.execute("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO dml_only")
+    log = AuditLog(service_url, salt="s")
+    assert log.append([RECORD]) == 1
+    assert log.writable() and [row["request_id"] for row in log.export()] == ["r-1"]
+    assert log.latest_reload() is None and log.announce_reload("3", "scientist") > 0
+    log.close()
+
+
+def test_the_documented_alembic_command_runs_where_the_project_is_not_installed(tmp_path):
+    """docs/migrations.md's `alembic -c alembic.ini upgrade head`, as a container of the bento
+    runs it: the code is a folder (the bento's src/), not an installed package, and the command
+    may be given from another folder. It said "Path doesn't exist: recommender/service/migrations"
+    outside the folder of alembic.ini, and "No module named 'recommender'" inside it."""
+    import shutil
+    import sysconfig
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    src = tmp_path / "bento" / "src"  # what bentofile.yaml ships of the migrations
+    shutil.copytree(
+        root / "recommender", src / "recommender", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    shutil.copy(root / "alembic.ini", src / "alembic.ini")
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    # -S: no site-packages' .pth files, so the checkout's editable install is not importable;
+    # the libraries come from site-packages as a plain folder, as in the bento's environment.
+    code = (
+        f"import sys; sys.path.append({sysconfig.get_paths()['purelib']!r}); "
+        "from alembic.config import main; "
+        f"main(['-c', {str(src / 'alembic.ini')!r}, '-x', 'url={url}', 'upgrade', 'head'])"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert schema_revision(sa.create_engine(url)) == _head()

@@ -173,6 +173,11 @@ class AuditLog:
         except sa.exc.OperationalError as error:  # the first connection: a store not ours to open
             self._engine.dispose()
             raise InputError(_unopenable(self._engine.url, error.orig)) from None
+        except sa.exc.ProgrammingError as error:
+            self._engine.dispose()
+            if getattr(error.orig, "sqlstate", None) != _INSUFFICIENT_PRIVILEGE:
+                raise
+            raise InputError(_not_permitted(self._engine.url, error.orig)) from None
         # One store, one salt (reading needs none, so it is not checked then).
         if self._salt is not None:
             try:
@@ -389,6 +394,21 @@ def _unopenable(url: sa.engine.URL, cause) -> str:
         f"cannot open the audit store {url.render_as_string(hide_password=True)} ({cause}); "
         "a SQLite store needs its file and folder readable and writable by this user (it "
         "keeps a write-ahead log beside the file), a database server must be reachable"
+    )
+
+
+# SQLSTATE of a statement the role may not run (PostgreSQL's insufficient_privilege).
+_INSUFFICIENT_PRIVILEGE = "42501"
+
+
+def _not_permitted(url: sa.engine.URL, cause) -> str:
+    first_line = str(cause).strip().splitlines()[0]
+    return (
+        f"the audit store {url.render_as_string(hide_password=True)}: its role may not create "
+        f"or read the audit tables ({first_line}); migrate it once with a role that may "
+        "(RECOMMENDER_AUDIT_URL=<that role's URL> alembic -c alembic.ini upgrade head, see "
+        "docs/migrations.md) and grant this one SELECT and INSERT on its tables and USAGE on "
+        "their sequences, or grant this role CREATE on the schema"
     )
 
 
