@@ -100,3 +100,26 @@ def test_env_key_mistakes_never_echo_the_key(text, words):
 
 def test_env_keys_with_spaces_and_empty_entries():
     assert [r for r, _ in parse_env_keys(" program = k1 ,, auditor=k2 ")] == ["program", "auditor"]
+
+
+# -- found by red-teaming the deployment (reddeploy) ---------------------------------------------
+def test_a_secret_may_hold_only_the_keys_digests():
+    """A container's keys come from RECOMMENDER_API_KEYS or the secrets folder's api_keys, which
+    took keys in clear only: whoever could read the secret store could call the service. An
+    entry ROLE=sha256:<hex digest> gives the digest alone (rotation: the new key's digest beside
+    the old one's, then the old one removed)."""
+    old, new = hash_key("old-program-key"), hash_key("new-program-key")
+    ring = KeyRing(parse_env_keys(f"program=sha256:{old.upper()}, program=sha256:{new}"))
+    assert ring.roles_of("old-program-key") == ring.roles_of("new-program-key") == {"program"}
+    assert ring.roles_of(f"sha256:{old}") == frozenset()  # the digest is not a key
+    ring = KeyRing(parse_env_keys(f"program=sha256:{new},auditor=a-key-in-clear"))
+    assert ring.roles_of("a-key-in-clear") == {"auditor"}
+
+
+@pytest.mark.parametrize("digest", ["abc", "g" * 64, "0" * 63, ""])
+def test_a_digest_entry_that_is_not_64_hex_digits_is_refused_unechoed(digest):
+    with pytest.raises(InputError) as caught:
+        parse_env_keys(f"scientist=k,program=sha256:{digest}")
+    message = str(caught.value)
+    assert "RECOMMENDER_API_KEYS entry 2: a sha256: entry needs the 64 hex digits" in message
+    assert not digest or digest not in message

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -28,6 +29,8 @@ __all__ = [
 ]
 
 API_KEYS_ENV = "RECOMMENDER_API_KEYS"
+# An entry of RECOMMENDER_API_KEYS (or api_keys) giving a key's SHA-256 digest, not the key.
+DIGEST_PREFIX = "sha256:"
 ROLES = ("program", "scientist", "auditor")
 
 # Protected routes and the roles allowed on each. Anything not listed (health probes, metrics,
@@ -58,6 +61,15 @@ def hash_key(key: str) -> str:
 def parse_env_keys(text: str | None, *, source: str = API_KEYS_ENV) -> list[tuple[str, str]]:
     """Parse ``"program=KEY,auditor=KEY2"`` into ``(role, sha256)`` pairs; keys are hashed here.
 
+    An entry ``ROLE=sha256:<64 hex digits>`` gives the key's digest (:func:`hash_key`) instead
+    of the key, so that the secret store need not hold keys in clear.
+
+    Examples
+    --------
+    >>> parse_env_keys(f"program=k1,auditor=sha256:{hash_key('k2')}") == [
+    ...     ("program", hash_key("k1")), ("auditor", hash_key("k2"))]
+    True
+
     Raises
     ------
     InputError
@@ -76,7 +88,16 @@ def parse_env_keys(text: str | None, *, source: str = API_KEYS_ENV) -> list[tupl
             raise InputError(
                 f"{source} entry {i + 1}: role {role!r} is not accepted; roles: {', '.join(ROLES)}"
             )
-        pairs.append((role, hash_key(key)))
+        if key.startswith(DIGEST_PREFIX):
+            digest = key[len(DIGEST_PREFIX) :].strip()
+            if not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
+                raise InputError(
+                    f"{source} entry {i + 1}: a {DIGEST_PREFIX} entry needs the 64 hex digits "
+                    "of the key's SHA-256 digest (ROLE=sha256:HEX), or give the key itself"
+                )
+            pairs.append((role, digest.lower()))
+        else:
+            pairs.append((role, hash_key(key)))
     return pairs
 
 
