@@ -167,3 +167,23 @@ def test_serve_refuses_a_broken_catalog_before_starting(
     assert f"{catalog}: 1 problem(s) in the intervention catalog" in err
     assert "catalog.version: wrong type; found 2026.12; accepted: a text" in err
     assert "Traceback" not in err and started == []
+
+
+def test_serve_says_at_start_when_the_audit_file_is_not_a_database(
+    service_home, monkeypatch, capsys
+):
+    """A damaged audit file (or another file in its place) stopped `recommender serve` with
+    SQLAlchemy's DatabaseError traceback, so not even crisis answers were given; the workers of
+    a plain `bentoml serve` logged the traceback. It is said in one line now, and the service
+    starts for crisis answers, as for any store that cannot be opened."""
+    started = _serve_without_starting(monkeypatch)
+    damaged = service_home / "damaged" / "audit.db"
+    damaged.parent.mkdir()
+    damaged.write_bytes(bytes(range(256)) * 64)
+    monkeypatch.setenv("RECOMMENDER_AUDIT_URL", f"sqlite:///{damaged}")
+    assert main(["serve"]) == 0
+    err = capsys.readouterr().err
+    assert f"the audit store sqlite:///{damaged} is not a database this service can read" in err
+    assert "file is not a database" in err and "restore it from a backup" in err
+    assert "Traceback" not in err and len(started) == 1
+    assert damaged.read_bytes() == bytes(range(256)) * 64  # left as it was, for recovery

@@ -178,6 +178,15 @@ class AuditLog:
             if getattr(error.orig, "sqlstate", None) != _INSUFFICIENT_PRIVILEGE:
                 raise
             raise InputError(_not_permitted(self._engine.url, error.orig)) from None
+        except sa.exc.DatabaseError as error:  # a SQLite file that is not (or no longer) one
+            self._engine.dispose()
+            if database is None:
+                raise
+            raise InputError(
+                f"the audit store {url} is not a database this service can read ({error.orig}): "
+                "a damaged file or another file in its place; it is left as it is: restore it "
+                "from a backup, or move it away to start a new store"
+            ) from None
         # One store, one salt (reading needs none, so it is not checked then).
         if self._salt is not None:
             try:
