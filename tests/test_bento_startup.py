@@ -124,3 +124,45 @@ def test_a_secret_file_that_cannot_be_read_is_named(tmp_path, monkeypatch):
     (tmp_path / "api_keys").mkdir()  # a mount of a folder where the file was meant
     with pytest.raises(InputError, match="api_keys is not a file"):
         secret_api_keys()
+
+
+def test_a_registry_server_that_is_down_is_given_up_on_within_three_tries(monkeypatch):
+    """MLflow tries a tracking server it cannot reach 8 times, waiting up to 2 minutes between
+    tries: the built bento started while its registry was down gave no answer at all, crisis
+    ones included, for 4 min 25 s, and `recommender serve` waited as long before starting. The
+    service's loads of the champion now give up after three tries (a variable the operator sets
+    still wins), so crisis answers come within seconds and /reload brings the model later."""
+    import socket
+    import threading
+
+    from recommender.errors import ModelUnavailable
+    from recommender.service._engine import load_champion_model
+
+    for name in ("MAX_RETRIES", "BACKOFF_FACTOR", "TIMEOUT"):
+        # Unset for this test, and unset again after it (what the load sets must not stay).
+        monkeypatch.setenv(f"MLFLOW_HTTP_REQUEST_{name}", "")
+        monkeypatch.delenv(f"MLFLOW_HTTP_REQUEST_{name}")
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    server.settimeout(1)
+    tries, done = [], threading.Event()
+
+    def refuse_every_request():  # a server that accepts and closes, counted
+        while not done.is_set():
+            try:
+                connection, _ = server.accept()
+            except OSError:
+                continue
+            tries.append(1)
+            connection.close()
+
+    threading.Thread(target=refuse_every_request, daemon=True).start()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{server.getsockname()[1]}")
+    try:
+        with pytest.raises(ModelUnavailable, match="could not be read"):
+            load_champion_model()
+    finally:
+        done.set()
+        server.close()
+    assert 1 <= len(tries) <= 3

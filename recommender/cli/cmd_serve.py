@@ -157,7 +157,9 @@ def _check_champion() -> None:
 
     from recommender.errors import InputError, ModelUnavailable
     from recommender.registry import resolve_model, tracking_uri
+    from recommender.service import give_up_on_registry_soon
 
+    give_up_on_registry_soon()  # a registry down: start for crisis answers within seconds
     try:
         resolve_model("champion")
     except ModelUnavailable as error:

@@ -28,7 +28,11 @@ from recommender.service._config import (
     load_serve_config,
     worker_settings,
 )
-from recommender.service._engine import AuditUnavailable, RecommendationEngine
+from recommender.service._engine import (
+    AuditUnavailable,
+    RecommendationEngine,
+    give_up_on_registry_soon,
+)
 from recommender.service._outcomes import (
     OutcomeRefused,
     OutcomeReport,
@@ -58,6 +62,7 @@ __all__ = [
     "check_before_serving",
     "authorize",
     "example_profile",
+    "give_up_on_registry_soon",
     "hash_key",
     "sqlite_file",
     "load_serve_config",
