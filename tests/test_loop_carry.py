@@ -24,6 +24,7 @@ from pipelines.train import (
 from recommender.catalog import load_catalog
 from recommender.cohort import PROFILE_COLUMNS, typed_cohort
 from recommender.model import (
+    JUDGEMENT_COLUMNS,
     OUTSIDE_COLUMN,
     CarriedModel,
     estimate_basis,
@@ -207,9 +208,10 @@ def test_compiled_uncompiled_and_reloaded_forms_agree(carried, tmp_path):
     slow = joblib.load(path)
     slow._compiled_carried = None  # answered learner by learner
     one_by_one = slow.score(people, contributions=True)
-    numbers = [c for c in compiled.columns if c not in ("person_id", "recommended", OUTSIDE_COLUMN)]
+    words = ("person_id", "recommended", *JUDGEMENT_COLUMNS, OUTSIDE_COLUMN)
+    numbers = [c for c in compiled.columns if c not in words]
     np.testing.assert_allclose(compiled[numbers], one_by_one[numbers], rtol=0, atol=1e-9)
-    assert (compiled["recommended"] == one_by_one["recommended"]).all()
+    pd.testing.assert_frame_equal(compiled[list(words)], one_by_one[list(words)])
     # contributions add up to the recommended arm's effect, a carried arm's included
     effect = [
         0.0 if arm == "none" else compiled[f"effect_{arm}"].iloc[i]
@@ -245,8 +247,10 @@ def test_a_carried_arm_keeps_its_secondary_outcomes_interval_or_says_it_has_none
     slow = joblib.load(tmp_path / "model.joblib")
     slow._compiled_carried = None
     one_by_one = slow.score(people, alpha=0.2)
-    numbers = [c for c in ours.columns if c not in ("person_id", "recommended", OUTSIDE_COLUMN)]
+    words = ("person_id", "recommended", *JUDGEMENT_COLUMNS, OUTSIDE_COLUMN)
+    numbers = [c for c in ours.columns if c not in words]
     np.testing.assert_allclose(ours[numbers], one_by_one[numbers], rtol=0, atol=1e-9)
+    pd.testing.assert_frame_equal(ours[list(words)], one_by_one[list(words)])
 
 
 @pytest.fixture(scope="module")

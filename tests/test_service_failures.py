@@ -108,3 +108,52 @@ def test_batch_limit_cannot_be_configured_above_what_the_request_model_accepts(
     path.write_text(text.replace("max_batch_rows: 10000", "max_batch_rows: 50000"))
     with pytest.raises(InputError, match="max_batch_rows"):
         load_serve_config(path)
+
+
+def test_a_worker_started_without_a_champion_loads_it_by_itself_once_it_can(
+    service_home, linear_model, monkeypatch
+):
+    # Found: after a registry outage at start (given up on within seconds since 3563d22) a
+    # worker served crisis answers only until someone sent /reload.
+    import bentoml
+    from service_fixtures import _app
+    from starlette.testclient import TestClient
+
+    from recommender.service import service as service_module
+    from recommender.service._serving import Serving
+
+    tries = []
+
+    def registry_down():
+        tries.append("down")
+        raise ConnectionError("tracking server unreachable")
+
+    monkeypatch.setattr(service_module, "load_champion_model", registry_down)
+    # The test is the watcher: its thread must not try in the background meanwhile.
+    monkeypatch.setattr(Serving, "_follow_reloads", lambda self: None)
+    with TestClient(_app(service_module), raise_server_exceptions=False) as client:
+        service = bentoml.get_current_service()
+        assert client.get("/readyz").status_code == 503
+        assert client.post("/recommend", json=PROFILE, headers=auth("program")).status_code == 503
+        crisis = {"person_id": "p-1", "crisis_risk": True}
+        assert client.post("/recommend", json=crisis, headers=auth("program")).status_code == 200
+
+        # Not due yet: no try. Due: one try, and each failure doubles the wait.
+        service._follow_once()
+        assert tries == ["down"]
+        waits = []
+        for _ in range(3):
+            service._champion_retry_at = 0.0
+            service._follow_once()
+            waits.append(service._champion_wait)
+        assert tries == ["down"] * 4
+        assert waits == [10.0, 20.0, 40.0]  # from reload_poll_seconds (5)
+        assert "ConnectionError" in service.load_error
+
+        # The registry is back: the next due try serves the champion, no /reload needed.
+        monkeypatch.setattr(service_module, "load_champion_model", lambda: (linear_model, "7"))
+        service._champion_retry_at = 0.0
+        service._follow_once()
+        answer = client.post("/recommend", json=PROFILE, headers=auth("program"))
+        assert answer.status_code == 200 and answer.json()["model_version"] == "7"
+        assert service.load_error is None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import logging
 import threading
+import time
 
 from recommender.errors import InputError
 from recommender.service._allocation import ALLOCATION_ACCEPTED, AllocationRequest
@@ -33,6 +34,11 @@ from recommender.service._requests import BatchRequest, OutcomesRequest, ReloadR
 __all__ = ["Serving", "Unservable"]
 
 log = logging.getLogger("recommender.service")
+
+# A worker serving no model (the registry down at start, no champion yet, a broken catalog)
+# tries to load the champion again by itself: first after reload_poll_seconds, then twice as
+# long after each failure, up to this many seconds between tries.
+CHAMPION_RETRY_MAX_SECONDS = 300.0
 
 
 class Serving:
@@ -84,6 +90,8 @@ class Serving:
                     "/reload brings a model"
                 )
         self.context_without_model = answer_context(self.config)
+        self._champion_wait = self.config.reload_poll_seconds
+        self._champion_retry_at = time.monotonic() + self._champion_wait
         self._stopping = threading.Event()
         threading.Thread(target=self._follow_reloads, name="follow-reloads", daemon=True).start()
         # The loaded libraries and model are hundreds of thousands of long-lived objects; kept
@@ -182,8 +190,10 @@ class Serving:
 
         One query on the audit store (or, while none is open, one try to open it:
         :meth:`_open_store`); a failed query or load is logged, once until it succeeds again,
-        and this worker keeps serving what it has, trying again next time.
+        and this worker keeps serving what it has, trying again next time. A worker serving no
+        model tries the champion again first (:meth:`_retry_champion`).
         """
+        self._retry_champion()
         if not self._open_store():  # no store yet: no reload can be announced
             return
         try:
@@ -205,6 +215,31 @@ class Serving:
             self._follow_failure = failure
         else:
             self._follow_failure = None
+
+    def _retry_champion(self) -> None:
+        """While no model is served, load the registry's champion when its next try is due.
+
+        A registry that was down at start, a champion registered since, a catalog fixed since:
+        the worker serves every answer again without a /reload. Each failure doubles the wait
+        (up to :data:`CHAMPION_RETRY_MAX_SECONDS`) and is logged when its cause changes.
+        """
+        if self.engine is not None or time.monotonic() < self._champion_retry_at:
+            return
+        try:
+            _, engine = self._swap_in_champion()
+        except Exception as error:  # noqa: BLE001 - crisis answers go on; tried again later
+            self._champion_wait = min(2 * self._champion_wait, CHAMPION_RETRY_MAX_SECONDS)
+            self._champion_retry_at = time.monotonic() + self._champion_wait
+            cause = (
+                str(error)
+                if isinstance(error, Unservable)
+                else f"no model is loaded ({type(error).__name__}: {error})"
+            )
+            if cause != self.load_error:
+                log.warning("%s; trying again in %g s", cause, self._champion_wait)
+            self.load_error = cause
+            return
+        log.info("the champion is loaded now: serving model version %s", engine.version)
 
     def _swap_in_champion(self, version: str | None = None):
         """Load the registry's champion (or ``version``) and serve it; returns
