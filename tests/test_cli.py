@@ -17,6 +17,9 @@ def test_every_subcommand_has_help_and_runs_its_parser():
     assert sub.choices, "no subcommand was discovered"
     for name, command_parser in sub.choices.items():
         assert command_parser.description, f"{name} has no help line"
+        # `recommender --help` lists them as one table: the same form for every line
+        line = command_parser.description
+        assert line[0].islower() and not line.endswith("."), f"{name}: {line!r}"
 
 
 def test_version_is_printed(capsys):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "Simulate every published study the simulator is calibrated to; write target vs simulated (docs/calibration.md)."
+HELP = "simulate every published study the simulator is calibrated to; write target vs simulated (docs/calibration.md)"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

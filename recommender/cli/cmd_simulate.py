@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 
-HELP = "Simulate a calibrated cohort (profiles, arms, follow-up, true effects) to CSV or Parquet."
+HELP = "simulate a calibrated cohort (profiles, arms, follow-up, true effects) to CSV or Parquet"
 
 _SUFFIXES = (".csv", ".parquet")
 
