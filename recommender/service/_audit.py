@@ -32,7 +32,7 @@ import sqlalchemy as sa
 
 from recommender.errors import InputError
 from recommender.service._audit_export import as_utc
-from recommender.service._audit_tables import recommendations, reloads
+from recommender.service._audit_tables import SECONDARY_COLUMNS, recommendations, reloads
 from recommender.service._audit_writer import GroupWriter, PendingAppend
 from recommender.service._migrate import head_revision, schema_revision, upgrade_schema
 from recommender.service._readiness import Reason
@@ -238,7 +238,9 @@ class AuditLog:
 
         Each record has ``request_id``, ``model_version``, ``caller_role``, ``person_id`` (hashed
         here, never stored), ``safety_level``, ``recommended``, ``ranking_meaningful``,
-        ``effects`` (mapping) and optionally ``person_hash`` (this log's :meth:`person_hash` of
+        ``effects`` (mapping) and optionally ``dp_pa`` (the recommended arm's DP effect, lower
+        and upper bounds, then PA's, in :data:`SECONDARY_COLUMNS` order; NaN or ``None`` where
+        the answer showed none), ``person_hash`` (this log's :meth:`person_hash` of
         ``person_id``, when the caller has it already), ``batch_id``, ``logged_at``, and ``assignment``
         (arm, probability, policy, cycle, probabilities) with ``profile`` (the non-identifying
         fields), which go to the ``assignments`` table in the same transaction.
@@ -273,6 +275,7 @@ class AuditLog:
                 record.get("recommended"),
                 record.get("ranking_meaningful"),
                 _compact_record(record.get("effects") or {}),
+                *_secondary(record.get("dp_pa")),
             )
             for record, person_hash in zip(records, hashes)
         ]
@@ -366,6 +369,16 @@ class AuditLog:
 
 
 _WRITER_LOCK = threading.Lock()
+
+_NO_SECONDARY = (None,) * len(SECONDARY_COLUMNS)
+
+
+def _secondary(figures) -> tuple:
+    """A record's ``dp_pa`` as stored: a float each, ``None`` for a figure the answer lacked
+    (NaN: JSON, the CSV export and PostgreSQL would each write it otherwise)."""
+    if figures is None:
+        return _NO_SECONDARY
+    return tuple(None if v is None or v != v else float(v) for v in figures)
 
 
 def _make_engine(url: str, *, synchronous: str = "NORMAL") -> sa.Engine:
