@@ -12,6 +12,7 @@
 
 import dataclasses
 import datetime as dt
+import math
 import random
 import threading
 import time
@@ -94,6 +95,10 @@ def _records(n: int, seed: int) -> list[dict]:
             "recommended": rng.choice([None, "coaching"]),
             "ranking_meaningful": rng.choice([None, True, False]),
             "effects": rng.choice([{}, {"coaching": (-4.25, -6.0, -2.5)}]),
+            # the recommended arm's DP and PA figures: none, all, or DP alone (NaN for PA)
+            "dp_pa": rng.choice(
+                [None, (-1.5, -2.0, -1.0, 0.25, 0.0, 0.5), (-1.5, -2.0, -1.0, *[math.nan] * 3)]
+            ),
         }
         # Given times (the time of the append otherwise differs between the two stores),
         # equal instants in another zone among them.

@@ -7,6 +7,8 @@ several processes opening one new database at once all succeed.
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import subprocess
 import sys
@@ -14,10 +16,17 @@ from datetime import datetime, timezone
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 
-from recommender.service import AuditLog, AuditSaltMismatch, AuditSaltMissing, resolve_salt
-from recommender.service._audit_tables import _metadata
-from recommender.service._migrate import BASELINE, VERSION_TABLE, schema_revision
+from recommender.service import (
+    AuditLog,
+    AuditSaltMismatch,
+    AuditSaltMissing,
+    audit_csv,
+    resolve_salt,
+)
+from recommender.service._audit_tables import SECONDARY_COLUMNS, _metadata
+from recommender.service._migrate import BASELINE, VERSION_TABLE, _config, schema_revision
 from service_fixtures import AUDIT_RECORD as RECORD
 
 # The DDL today's service (create_all, before migrations) wrote to a new SQLite audit file.
@@ -145,6 +154,41 @@ def test_a_store_a_newer_release_upgraded_is_named_not_alembics_error(store_url)
     engine.dispose()
 
 
+def test_a_store_at_revision_0004_is_upgraded_keeping_its_rows_readable(store_url):
+    # Revision 0005 gave the audit log the recommended arm's DP and PA figures; a record from
+    # before keeps null there and reads, exports and sits beside new records as before.
+    engine = sa.create_engine(store_url)
+    with engine.begin() as connection:
+        command.upgrade(_config(connection), "0004")
+        connection.execute(
+            sa.text(
+                "INSERT INTO recommendations (logged_at, request_id, model_version, caller_role, "
+                "person_hash, safety_level, recommended, ranking_meaningful, effects) VALUES "
+                "('2026-11-20 10:00:00.000000', 'old-1', '1', 'program', 'abc', 'routine', "
+                "'mindfulness', TRUE, '{\"mindfulness\":[-2.0,-3.5,-0.5]}')"
+            )
+        )
+    assert schema_revision(engine) == "0004"
+
+    log = AuditLog(store_url, salt="s")
+    assert schema_revision(engine) == _head()
+    log.append([{**RECORD, "dp_pa": (-1.0, -1.5, -0.5, 0.25, 0.0, 0.5)}])
+    old, new = log.export()
+    assert old["request_id"] == "old-1"
+    assert old["effects"] == {"mindfulness": [-2.0, -3.5, -0.5]}
+    assert [old[name] for name in SECONDARY_COLUMNS] == [None] * 6
+    assert [new[name] for name in SECONDARY_COLUMNS] == [-1.0, -1.5, -0.5, 0.25, 0.0, 0.5]
+    log.close()
+
+    # The CLI's export reads it as the service's does: the new columns, empty for the old row.
+    reader = AuditLog(store_url, salt=None)
+    lines = list(csv.DictReader(io.StringIO(audit_csv(reader.export()))))
+    reader.close()
+    assert [line["dp_effect"] for line in lines] == ["", "-1.0"]
+    assert list(lines[0])[-6:] == list(SECONDARY_COLUMNS)
+    engine.dispose()
+
+
 # -- one store, one salt ------------------------------------------------------------------------
 # Two services (replicas, an old and a new deployment) on one store with different salts hashed
 # one person two ways: outcomes did not link, exploration draws and training split people.
@@ -187,9 +231,8 @@ def test_a_store_from_before_the_fingerprint_adopts_the_salt_it_is_next_opened_w
     old = AuditLog(store_url, salt=None)
     old.close()
     engine = sa.create_engine(store_url)
-    with engine.begin() as connection:
-        connection.execute(sa.text("DROP TABLE store_facts"))
-        connection.execute(sa.text(f"UPDATE {VERSION_TABLE} SET version_num = '0003'"))
+    with engine.begin() as connection:  # Alembic's own way back, through every later revision
+        command.downgrade(_config(connection), "0003")
     reader = AuditLog(store_url, salt=None)  # migrated; reading adopts nothing
     reader.close()
     adopted = AuditLog(store_url, salt=FIRST)

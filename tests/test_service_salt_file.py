@@ -19,12 +19,13 @@ import hmac
 import bentoml
 import pytest
 import sqlalchemy as sa
+from alembic import command
 
 from recommender.cli import cmd_serve
 from recommender.errors import InputError
 from recommender.service import AuditLog, load_serve_config, resolve_salt
 from recommender.service._audit import salted_hash
-from recommender.service._migrate import VERSION_TABLE
+from recommender.service._migrate import _config
 from service_fixtures import (  # noqa: F401  (fixtures)
     AUDIT_RECORD,
     PROFILE,
@@ -119,9 +120,8 @@ def store_from_before_the_fingerprint(service_home):
     old.append([AUDIT_RECORD])
     old.close()
     engine = sa.create_engine(url)
-    with engine.begin() as connection:
-        connection.execute(sa.text("DROP TABLE store_facts"))
-        connection.execute(sa.text(f"UPDATE {VERSION_TABLE} SET version_num = '0003'"))
+    with engine.begin() as connection:  # Alembic's own way back, through every later revision
+        command.downgrade(_config(connection), "0003")
     engine.dispose()
     return url
 

@@ -32,11 +32,13 @@ import sqlalchemy as sa
 
 from recommender.errors import InputError
 from recommender.service._audit_export import as_utc
-from recommender.service._audit_tables import recommendations, reloads
+from recommender.service._audit_tables import SECONDARY_COLUMNS, recommendations, reloads
 from recommender.service._audit_writer import GroupWriter, PendingAppend
-from recommender.service._migrate import upgrade_schema
-from recommender.service._sqlite import sqlite_file
-from recommender.service._store_check import StoreCheck
+from recommender.service._migrate import head_revision, schema_revision, upgrade_schema
+from recommender.service._readiness import Reason
+from recommender.service._sqlite import AuditFileReplaced, sqlite_file, watch_file
+from recommender.service._store_check import StoreCheck, check_privileges, not_permitted
+from recommender.service._store_errors import AuditStoreDamaged, AuditStoreUnreachable
 from recommender.service._store_salt import (
     SALT_ENV,
     AuditSaltMismatch,
@@ -156,45 +158,47 @@ class AuditLog:
         try:
             self._engine = _make_engine(url, synchronous=DURABILITY[durability])
         except OSError as error:  # a SQLite file's folder that cannot be made
-            raise InputError(_unopenable(sa.engine.make_url(url), error.strerror)) from None
+            raise _unopenable(sa.engine.make_url(url), error.strerror) from None
+        shown = self._engine.url.render_as_string(hide_password=True)
         database = sqlite_file(url)
-        self._check_file = None if database is None else _watch_file(self._engine, database)
+        self._check_file = None if database is None else watch_file(self._engine, database)
         # A database server may go down while the service runs (a SQLite file is checked above).
         self._check_server = (
             None
             if self._engine.dialect.name == "sqlite"
-            else StoreCheck(
-                self._engine, shown=self._engine.url.render_as_string(hide_password=True)
-            )
+            else StoreCheck(self._engine, shown=shown, writes=self._salt is not None)
         )
         # The schema is Alembic's (recommender/service/migrations), never create_all's.
         try:
             upgrade_schema(self._engine)
+            if self._salt is not None:  # a service writes: its role must be allowed to
+                check_privileges(self._engine, shown=shown)
         except sa.exc.OperationalError as error:  # the first connection: a store not ours to open
             self._engine.dispose()
-            raise InputError(_unopenable(self._engine.url, error.orig)) from None
+            raise _unopenable(self._engine.url, error.orig) from None
         except sa.exc.ProgrammingError as error:
-            self._engine.dispose()
             if getattr(error.orig, "sqlstate", None) != _INSUFFICIENT_PRIVILEGE:
+                self._engine.dispose()
                 raise
-            raise InputError(_not_permitted(self._engine.url, error.orig)) from None
+            behind = _behind(self._engine)
+            self._engine.dispose()
+            raise not_permitted(self._engine.url, error.orig, behind=behind) from None
         except sa.exc.DatabaseError as error:  # a SQLite file that is not (or no longer) one
             self._engine.dispose()
             if database is None:
                 raise
-            raise InputError(
+            raise AuditStoreDamaged(
                 f"the audit store {url} is not a database this service can read ({error.orig}): "
                 "a damaged file or another file in its place; it is left as it is: restore it "
                 "from a backup, or move it away to start a new store"
             ) from None
+        except Exception:
+            self._engine.dispose()
+            raise
         # One store, one salt (reading needs none, so it is not checked then).
         if self._salt is not None:
             try:
-                check_store_salt(
-                    self._engine,
-                    self._salt,
-                    shown=self._engine.url.render_as_string(hide_password=True),
-                )
+                check_store_salt(self._engine, self._salt, shown=shown)
             except AuditSaltMismatch:
                 self._engine.dispose()
                 raise
@@ -203,16 +207,22 @@ class AuditLog:
         return f"AuditLog({self._engine.url.render_as_string(hide_password=True)!r})"
 
     def writable(self) -> bool:
-        """False once the store's SQLite file was removed or replaced (see
-        :class:`AuditFileReplaced`), or while its database server does not answer; a readiness
-        probe may ask: SQLite is not queried, a server at most once every few seconds and
-        never waited for long (see :class:`~recommender.service._store_check.StoreCheck`)."""
+        """Whether the store can take records now (see :meth:`unwritable`)."""
+        return self.unwritable() is None
+
+    def unwritable(self) -> tuple[Reason, str | None] | None:
+        """Why the store cannot take records now, as a readiness reason and a detail holding
+        no secret, or ``None`` when it can: its SQLite file was removed or replaced (see
+        :class:`AuditFileReplaced`), or its database server does not answer, takes no writes
+        or no longer lets its role write. A readiness probe may ask: SQLite is not queried, a
+        server at most once every few seconds and never waited for long (see
+        :class:`~recommender.service._store_check.StoreCheck`)."""
         try:
             if self._check_file is not None:
                 self._check_file()
         except AuditFileReplaced:
-            return False
-        return self._check_server is None or self._check_server.answers()
+            return Reason.AUDIT_FILE_REPLACED, None
+        return None if self._check_server is None else self._check_server.problem()
 
     def person_hash(self, person_id: str) -> str:
         """Salted HMAC-SHA-256 of a person id (hex)."""
@@ -228,7 +238,9 @@ class AuditLog:
 
         Each record has ``request_id``, ``model_version``, ``caller_role``, ``person_id`` (hashed
         here, never stored), ``safety_level``, ``recommended``, ``ranking_meaningful``,
-        ``effects`` (mapping) and optionally ``person_hash`` (this log's :meth:`person_hash` of
+        ``effects`` (mapping) and optionally ``dp_pa`` (the recommended arm's DP effect, lower
+        and upper bounds, then PA's, in :data:`SECONDARY_COLUMNS` order; NaN or ``None`` where
+        the answer showed none), ``person_hash`` (this log's :meth:`person_hash` of
         ``person_id``, when the caller has it already), ``batch_id``, ``logged_at``, and ``assignment``
         (arm, probability, policy, cycle, probabilities) with ``profile`` (the non-identifying
         fields), which go to the ``assignments`` table in the same transaction.
@@ -263,6 +275,7 @@ class AuditLog:
                 record.get("recommended"),
                 record.get("ranking_meaningful"),
                 _compact_record(record.get("effects") or {}),
+                *_secondary(record.get("dp_pa")),
             )
             for record, person_hash in zip(records, hashes)
         ]
@@ -357,6 +370,16 @@ class AuditLog:
 
 _WRITER_LOCK = threading.Lock()
 
+_NO_SECONDARY = (None,) * len(SECONDARY_COLUMNS)
+
+
+def _secondary(figures) -> tuple:
+    """A record's ``dp_pa`` as stored: a float each, ``None`` for a figure the answer lacked
+    (NaN: JSON, the CSV export and PostgreSQL would each write it otherwise)."""
+    if figures is None:
+        return _NO_SECONDARY
+    return tuple(None if v is None or v != v else float(v) for v in figures)
+
 
 def _make_engine(url: str, *, synchronous: str = "NORMAL") -> sa.Engine:
     if url.startswith("sqlite"):
@@ -398,8 +421,8 @@ def _create_owner_only(database: Path) -> None:
         pass
 
 
-def _unopenable(url: sa.engine.URL, cause) -> str:
-    return (
+def _unopenable(url: sa.engine.URL, cause) -> AuditStoreUnreachable:
+    return AuditStoreUnreachable(
         f"cannot open the audit store {url.render_as_string(hide_password=True)} ({cause}); "
         "a SQLite store needs its file and folder readable and writable by this user (it "
         "keeps a write-ahead log beside the file), a database server must be reachable"
@@ -410,15 +433,13 @@ def _unopenable(url: sa.engine.URL, cause) -> str:
 _INSUFFICIENT_PRIVILEGE = "42501"
 
 
-def _not_permitted(url: sa.engine.URL, cause) -> str:
-    first_line = str(cause).strip().splitlines()[0]
-    return (
-        f"the audit store {url.render_as_string(hide_password=True)}: its role may not create "
-        f"or read the audit tables ({first_line}); migrate it once with a role that may "
-        "(RECOMMENDER_AUDIT_URL=<that role's URL> alembic -c alembic.ini upgrade head, see "
-        "docs/migrations.md) and grant this one SELECT and INSERT on its tables and USAGE on "
-        "their sequences, or grant this role CREATE on the schema"
-    )
+def _behind(engine: sa.Engine) -> bool:
+    """Whether the store's schema is older than this release's (a role refused while
+    migrating it); False when the role may not even read its revision."""
+    try:
+        return schema_revision(engine) != head_revision()
+    except sa.exc.SQLAlchemyError:
+        return False
 
 
 class AuditUrlRefused(InputError):
@@ -462,39 +483,3 @@ def _refused_url(url: str, error: Exception) -> str:
         "postgresql+psycopg://user:PASSWORD@host/database (set by audit.url in serve.yaml, "
         "RECOMMENDER_AUDIT_URL or the secrets folder's audit_url)"
     )
-
-
-class AuditFileReplaced(RuntimeError):
-    """The audit store's SQLite file is no longer the one the service opened."""
-
-    remedy = "restart the service"
-
-
-def _watch_file(engine: sa.Engine, database: Path):
-    """Refuse every transaction once ``database`` is not the file first opened; returns the
-    check (raises :class:`AuditFileReplaced`).
-
-    SQLite's open connections keep writing to a deleted file, so every later record would be
-    lost while its answer said it was in the audit log; a file put in its place (an empty one,
-    a restored copy) is another store. One ``stat`` per transaction.
-    """
-    opened: list = []
-
-    def check(*_args) -> None:
-        try:
-            status = os.stat(database)
-            found = (status.st_dev, status.st_ino)
-        except OSError:
-            found = None
-        if not opened and found is not None:
-            opened.append(found)
-        elif found is None or found != opened[0]:
-            raise AuditFileReplaced(
-                f"the audit database file {database} was removed or replaced after the "
-                "service opened it; nothing more is written there (restart the service to "
-                "open the store now at that path)"
-            )
-
-    sa.event.listen(engine, "connect", check)
-    sa.event.listen(engine, "begin", check)
-    return check

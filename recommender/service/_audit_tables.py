@@ -17,9 +17,12 @@ __all__ = [
     "AUDIT_COLUMNS",
     "ROW_COLUMNS",
     "SERVED_COLUMNS",
+    "SECONDARY_COLUMNS",
 ]
 
 _metadata = sa.MetaData()
+# The recommended arm's secondary figures a record keeps, in this order.
+SECONDARY_COLUMNS = ("dp_effect", "dp_lower", "dp_upper", "pa_effect", "pa_lower", "pa_upper")
 recommendations = sa.Table(
     "recommendations",
     _metadata,
@@ -35,6 +38,11 @@ recommendations = sa.Table(
     sa.Column("ranking_meaningful", sa.Boolean, nullable=True),
     # {"arm": [effect, lower, upper]} in EE points; JSON text so every backend stores it alike.
     sa.Column("effects", sa.Text, nullable=False),
+    # The recommended arm's DP and PA effects with their bounds (MBI points, at the answer's
+    # interval level), as its answer showed them (revision 0005). Null where the answer showed
+    # none: the evidence-only model's arms (and arms carried over from it), a crisis answer, a
+    # plan's line (plans show EE alone), and every record written before revision 0005.
+    *(sa.Column(name, sa.Float, nullable=True) for name in SECONDARY_COLUMNS),
 )
 AUDIT_COLUMNS = tuple(c.name for c in recommendations.columns)
 # Every accepted /reload, so that all workers (and replicas) sharing this store follow it, and

@@ -314,6 +314,7 @@ class RecommendationEngine(RequestChecking, AnswerWording):
                 records.append(crisis_records[i])
                 continue
             ranking, assignment = rankings[i], assignments.get(i)
+            served_arm = ranking.recommended if assignment is None else assignment.arm
             records.append(
                 {
                     "request_id": ids[i],
@@ -324,11 +325,13 @@ class RecommendationEngine(RequestChecking, AnswerWording):
                     "person_hash": hashes.get(i),  # hashed once, for the draw and the log
                     "safety_level": triages[i].level,
                     # What the answer says it recommends: the arm served.
-                    "recommended": ranking.recommended if assignment is None else assignment.arm,
+                    "recommended": served_arm,
                     "ranking_meaningful": ranking.meaningful,
                     # The answer's ranking, as the answer shows it.
                     # (effect, lower, upper) as a tuple: the stored JSON is a list either way
                     "effects": {a[0]: a[2:5] for a in ranking.arms},
+                    # and the served arm's DP and PA figures, as the answer shows them
+                    "dp_pa": _secondary_figures(ranking, served_arm),
                     # What retraining from the log needs: every candidate's probability and the
                     # profile without its identifier.
                     "assignment": _logged_assignment(assignment),
@@ -443,6 +446,22 @@ def _getter(keys: Sequence[str]):
     if len(keys) == 1:
         return lambda row: (row[keys[0]],)
     return operator.itemgetter(*keys) if keys else lambda row: ()
+
+
+def _secondary_figures(ranking, arm: str) -> tuple | None:
+    """``arm``'s DP effect and bounds, then PA's (NaN where the model has none), from its
+    :class:`~recommender.policy.RankedArm` in ``ranking``; ``None`` if it is not ranked."""
+    for ranked in ranking.arms:
+        if ranked.arm == arm:
+            return (
+                ranked.effect_dp,
+                ranked.lower_dp,
+                ranked.upper_dp,
+                ranked.effect_pa,
+                ranked.lower_pa,
+                ranked.upper_pa,
+            )
+    return None
 
 
 def _logged_assignment(assignment) -> dict | None:

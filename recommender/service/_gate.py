@@ -8,6 +8,10 @@ answers itself (``direct_routes``: ``/recommend``, ``/recommend_batch``), answer
 worker thread without BentoML's endpoint parsing it again (BentoML's metrics, tracing, access
 log and timeout, which wrap this layer, still see the request).
 
+``GET /readyz`` is answered here while the service is not ready: 503 with each cause named
+(:mod:`~recommender.service._readiness`), where BentoML would say only that ``__is_ready__``
+returned False; a ready service's probe goes on to BentoML's own answer.
+
 Before any of that, :class:`KnownRoutes` (the outermost layer, in front of BentoML's own)
 answers every path the service does not serve with 404: BentoML's metrics make a Prometheus
 label of each path they see, so unknown paths must never reach them. It also serves the
@@ -24,6 +28,7 @@ from collections.abc import Callable, Collection
 from pydantic import ValidationError
 
 from recommender.service._auth import authorize
+from recommender.service._readiness import Reason, not_ready_body
 
 __all__ = ["Gate", "KnownRoutes", "MAX_BODY_BYTES", "MAX_JSON_DEPTH"]
 
@@ -71,8 +76,8 @@ class Gate:
         The wrapped application.
     current : callable
         Returns the live service object (with ``keyring``, ``body_models``,
-        ``direct_routes``, ``refused_routes``, ``unread_routes`` and ``unauthorized_routes``),
-        or ``None`` while it is starting.
+        ``direct_routes``, ``refused_routes``, ``unread_routes``, ``unauthorized_routes`` and
+        ``not_ready``), or ``None`` while it is starting.
     threads : int, default 1
         How many requests of the direct routes are answered at once (the service's
         ``threads``); the others wait their turn.
@@ -99,6 +104,11 @@ class Gate:
             return await self.app(scope, receive, send)
         path = scope.get("path", "")
         service = self.current()
+        if path == "/readyz" and scope.get("method") in ("GET", "HEAD"):
+            response = await _not_ready(service)
+            if response is not None:
+                return await response(scope, receive, send)
+            return await self.app(scope, receive, send)
         headers = {
             k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
         }
@@ -204,6 +214,18 @@ class Gate:
             )
         response.headers.update(self.headers())
         return response
+
+
+async def _not_ready(service):
+    """``/readyz``'s 503 naming each cause, or ``None`` when the service is ready. The
+    service's check may wait a second for its audit store: on a thread, not the event loop."""
+    if service is None:
+        causes = [(Reason.STARTING, None)]
+    else:
+        import anyio
+
+        causes = await anyio.to_thread.run_sync(service.not_ready)
+    return _json_response(503, not_ready_body(causes)) if causes else None
 
 
 class KnownRoutes:

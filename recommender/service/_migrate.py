@@ -17,10 +17,10 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from recommender.errors import InputError
 from recommender.service._sqlite import sqlite_file
+from recommender.service._store_errors import AuditSchemaNewer
 
-__all__ = ["upgrade_schema", "schema_revision", "VERSION_TABLE", "BASELINE"]
+__all__ = ["upgrade_schema", "schema_revision", "head_revision", "VERSION_TABLE", "BASELINE"]
 
 # Not Alembic's default `alembic_version`: the audit tables may share a database with MLflow's
 # tracking store, which keeps its own revision there.
@@ -49,6 +49,11 @@ def _config(connection):
     return config
 
 
+def head_revision() -> str:
+    """The newest revision this release knows (what :func:`upgrade_schema` brings a store to)."""
+    return _scripts().get_current_head()
+
+
 def schema_revision(engine: sa.Engine) -> str | None:
     """The revision the database is at (``None``: never migrated)."""
     with engine.connect() as connection:
@@ -69,14 +74,14 @@ def upgrade_schema(engine: sa.Engine) -> str:
     ['assignments', 'outcomes', 'recommendations', 'recommender_schema_version',
      'service_reloads', 'store_facts']
     """
-    head = _scripts().get_current_head()
+    head = head_revision()
     found = schema_revision(engine)
     if found == head:
         return head
     known = [script.revision for script in _scripts().walk_revisions()][::-1]
     if found is not None and found not in known:
         # Alembic would say "Can't locate revision"; this is a store a newer release upgraded.
-        raise InputError(
+        raise AuditSchemaNewer(
             f"the audit store {engine.url.render_as_string(hide_password=True)} is at schema "
             f"revision {found!r}, which this release does not know (it knows "
             f"{', '.join(known)}): a newer release has upgraded it; serve that release, or "

@@ -36,6 +36,7 @@ from recommender.service._auth import PERMISSIONS
 from recommender.service._gate import MAX_BODY_BYTES
 from recommender.service._outcomes import OutcomeRow
 from recommender.service._problems import ErrorResponse
+from recommender.service._readiness import NotReadyResponse
 from recommender.service._requests import (
     BatchRequest,
     OutcomesRequest,
@@ -162,6 +163,7 @@ def openapi_document(spec: dict) -> dict:
     schemas.update(
         _schemas(
             (ErrorResponse, "serialization"),
+            (NotReadyResponse, "serialization"),
             (OutcomeRow, "validation"),
             (ServedProfileRequest, "validation"),
         )
@@ -170,6 +172,15 @@ def openapi_document(spec: dict) -> dict:
     for path, route in _ROUTES.items():
         for operation in document.get("paths", {}).get(path, {}).values():
             _correct(path, operation, route)
+    readiness = document.get("paths", {}).get("/readyz", {}).get("get")
+    if readiness is not None:
+        readiness.setdefault("responses", {})["503"] = {
+            "description": "Not ready: ordinary requests should go elsewhere (crisis answers "
+            "are given all the same). The body names each cause as a code and says what to do.",
+            "content": {
+                "application/json": {"schema": {"$ref": _REF.format(model="NotReadyResponse")}}
+            },
+        }
     components["schemas"] = _referenced(document.get("paths", {}), schemas)
     return document
 

@@ -17,19 +17,15 @@ import time
 
 from recommender.errors import InputError
 from recommender.service._allocation import ALLOCATION_ACCEPTED, AllocationRequest
-from recommender.service._audit import (
-    AuditLog,
-    AuditSaltMismatch,
-    AuditSaltMissing,
-    resolve_salt,
-    salted_hash,
-)
+from recommender.service._audit import AuditLog, AuditSaltMismatch, resolve_salt, salted_hash
 from recommender.service._auth import API_KEYS_ENV, KeyRing, secret_api_keys
 from recommender.service._config import load_serve_config
 from recommender.service._context import answer_context
 from recommender.service._engine import RecommendationEngine
 from recommender.service._profiles import profile_schema
+from recommender.service._readiness import Reason
 from recommender.service._requests import BatchRequest, OutcomesRequest, ReloadRequest
+from recommender.service._store_errors import AuditPrivilegeMissing, StoreRefusal
 
 __all__ = ["Serving", "Unservable"]
 
@@ -66,6 +62,8 @@ class Serving:
         self.audit, self._salt, self._store_problem = None, None, None
         # Why no store is open, when a caller should be told (a salt the store refuses).
         self.store_refusal: str | None = None
+        # Why no store is open, for /readyz: a reason and a detail that holds no secret.
+        self._store_reason: tuple[Reason, str | None] | None = None
         self._follow_failure = None
         self.engine = None
         self._open_store()
@@ -74,17 +72,20 @@ class Serving:
         # Without a catalog or a champion the service still starts: crisis answers need
         # neither (their resources are serve.yaml's). /readyz then says not ready, other
         # requests get 503 with the cause, and /reload can bring them.
-        self.catalog, self.load_error = None, None
+        # ``load_reason``: the same cause, as /readyz names it.
+        self.catalog, self.load_error, self.load_reason = None, None, None
         try:
             self.catalog = load_catalog()
         except Exception as error:  # noqa: BLE001 - a broken catalog must not stop crisis answers
             self.load_error = _catalog_error(error)
+            self.load_reason = Reason.CATALOG_UNREADABLE
             log.error("%s; serving crisis answers only until /reload loads it", self.load_error)
         if self.catalog is not None:
             try:
                 self.engine = self._load_engine()
             except Exception as error:  # noqa: BLE001 - a bad champion must not stop crisis answers
                 self.load_error = f"no model is loaded ({type(error).__name__}: {error})"
+                self.load_reason = _no_model_reason(error)
                 log.exception(
                     "the champion could not be loaded; serving crisis answers only until "
                     "/reload brings a model"
@@ -105,8 +106,22 @@ class Serving:
     def __is_ready__(self) -> bool:
         """/readyz: ready only with a model loaded and an audit store that can be written
         and answered its last check (crisis answers are given either way)."""
+        return not self.not_ready()
+
+    def not_ready(self) -> list[tuple[Reason, str | None]]:
+        """Why ``/readyz`` says not ready, each cause as a reason and a detail that holds no
+        secret (``None`` mostly); empty when ready. May wait a second for the store's check."""
+        causes = []
+        if self.engine is None:
+            causes.append((self.load_reason or Reason.MODEL_NOT_LOADED, None))
         audit = self.audit
-        return self.engine is not None and audit is not None and audit.writable()
+        if audit is None:
+            causes.append(self._store_reason or (Reason.AUDIT_STORE_UNAVAILABLE, None))
+        else:
+            problem = audit.unwritable()
+            if problem is not None:
+                causes.append(problem)
+        return causes
 
     def _open_store(self) -> bool:
         """Open the audit store if none is open yet and hand it to the served engine; whether
@@ -134,13 +149,19 @@ class Serving:
             )
         except Exception as error:  # noqa: BLE001 - crisis answers must not wait for the store
             problem = f"{type(error).__name__}: {error}"
+            # A StoreRefusal names its reason; anything else is a surprise (the log has it).
+            refused = isinstance(error, StoreRefusal)
+            self._store_reason = (
+                error.reason if refused else Reason.AUDIT_STORE_UNAVAILABLE,
+                error.missing if isinstance(error, AuditPrivilegeMissing) else None,
+            )
             self.store_refusal = None
             if isinstance(error, AuditSaltMismatch):
                 self.store_refusal = (
                     f"the audit store was written with another audit salt than this "
                     f"service's; {error.remedy}"
                 )
-            elif isinstance(error, AuditSaltMissing):
+            elif refused and error.lasting:  # retrying alone will not help
                 self.store_refusal = str(error)
             if problem != self._store_problem:
                 self._store_problem = problem
@@ -158,7 +179,7 @@ class Serving:
             if engine is not None:
                 engine.audit = audit
             self.audit = audit  # a single reference swap: requests read it once
-        self.store_refusal = None
+        self.store_refusal, self._store_reason = None, None
         if self._store_problem is not None:
             self._store_problem = None
             log.info("the audit store %r is open now: every answer is given again", audit)
@@ -237,7 +258,7 @@ class Serving:
             )
             if cause != self.load_error:
                 log.warning("%s; trying again in %g s", cause, self._champion_wait)
-            self.load_error = cause
+            self.load_error, self.load_reason = cause, _no_model_reason(error)
             return
         log.info("the champion is loaded now: serving model version %s", engine.version)
 
@@ -253,10 +274,11 @@ class Serving:
                     self.catalog = load_catalog()
                 except Exception as error:  # noqa: BLE001 - said as the reason nothing loads
                     self.load_error = _catalog_error(error)
-                    raise Unservable(self.load_error) from None
+                    self.load_reason = Reason.CATALOG_UNREADABLE
+                    raise CatalogUnreadable(self.load_error) from None
             engine = self._load_engine(version)
             self.engine = engine  # a single reference swap: atomic for readers
-            self.load_error = None
+            self.load_error, self.load_reason = None, None
         return previous, engine
 
     def _load_engine(self, version: str | None = None) -> RecommendationEngine:
@@ -298,6 +320,21 @@ class Serving:
 
 class Unservable(InputError):
     """A champion was loaded but cannot be served (e.g. an extra feature named like a field)."""
+
+
+class CatalogUnreadable(Unservable):
+    """No champion is served because the intervention catalog does not load."""
+
+
+def _no_model_reason(error: Exception) -> Reason:
+    """The readiness reason of a failed load of the champion."""
+    if isinstance(error, CatalogUnreadable):
+        return Reason.CATALOG_UNREADABLE
+    if isinstance(error, Unservable):
+        return Reason.MODEL_UNSERVABLE
+    if isinstance(error, InputError):  # the registry answered: no version holds the alias
+        return Reason.NO_CHAMPION
+    return Reason.MODEL_NOT_LOADED
 
 
 def _catalog_error(error: Exception) -> str:

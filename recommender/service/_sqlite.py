@@ -4,17 +4,19 @@ SQLAlchemy's ``make_url(...).database`` is the text after ``sqlite:///``: a path
 nothing, or a SQLite URI filename (``file:/path/audit.db`` with ``?uri=true``, for example
 ``mode=ro`` for a read-only store). Every part that creates a store's folder, checks that a log
 exists or puts a lock file beside it reads the file from :func:`sqlite_file`, so a URI filename
-is never taken for a relative folder named ``file:``.
+is never taken for a relative folder named ``file:``. And the file an open store writes to
+is watched (:func:`watch_file`): a file removed or replaced is never written again.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import sqlalchemy as sa
 
-__all__ = ["sqlite_file"]
+__all__ = ["sqlite_file", "watch_file", "AuditFileReplaced"]
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -42,3 +44,39 @@ def sqlite_file(url: str | sa.engine.URL) -> Path | None:
         path = unquote(urlsplit(database).path)
         return Path(path) if path and path != ":memory:" else None
     return Path(database)
+
+
+class AuditFileReplaced(RuntimeError):
+    """The audit store's SQLite file is no longer the one the service opened."""
+
+    remedy = "restart the service"
+
+
+def watch_file(engine: sa.Engine, database: Path):
+    """Refuse every transaction once ``database`` is not the file first opened; returns the
+    check (raises :class:`AuditFileReplaced`).
+
+    SQLite's open connections keep writing to a deleted file, so every later record would be
+    lost while its answer said it was in the audit log; a file put in its place (an empty one,
+    a restored copy) is another store. One ``stat`` per transaction.
+    """
+    opened: list = []
+
+    def check(*_args) -> None:
+        try:
+            status = os.stat(database)
+            found = (status.st_dev, status.st_ino)
+        except OSError:
+            found = None
+        if not opened and found is not None:
+            opened.append(found)
+        elif found is None or found != opened[0]:
+            raise AuditFileReplaced(
+                f"the audit database file {database} was removed or replaced after the "
+                "service opened it; nothing more is written there (restart the service to "
+                "open the store now at that path)"
+            )
+
+    sa.event.listen(engine, "connect", check)
+    sa.event.listen(engine, "begin", check)
+    return check

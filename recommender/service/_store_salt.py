@@ -25,10 +25,11 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from recommender.errors import InputError
 from recommender.settings import make_secret_file, read_secret
 from recommender.service._audit_tables import recommendations, store_facts
+from recommender.service._readiness import Reason
 from recommender.service._sqlite import sqlite_file
+from recommender.service._store_errors import AuditStoreUnreachable, StoreRefusal
 
 __all__ = [
     "AuditSaltMismatch",
@@ -50,8 +51,11 @@ _WHERE = (
 )
 
 
-class AuditSaltMismatch(InputError):
+class AuditSaltMismatch(StoreRefusal):
     """The audit store was written with another salt than the one this service was given."""
+
+    reason = Reason.AUDIT_SALT_MISMATCH
+    lasting = True
 
     remedy = (
         f"give this service the audit salt the store was written with ({_WHERE}); the service "
@@ -59,9 +63,12 @@ class AuditSaltMismatch(InputError):
     )
 
 
-class AuditSaltMissing(InputError):
+class AuditSaltMissing(StoreRefusal):
     """No usable salt: none is given and the salt file is empty, or none may be made because
     the store holds records hashed with a salt this service was not given."""
+
+    reason = Reason.AUDIT_SALT_MISSING
+    lasting = True
 
 
 def resolve_salt(
@@ -122,8 +129,8 @@ def _holds_records(url: str) -> bool:
     """Whether the store at ``url`` holds any recommendation record (each answer writes one).
 
     A URL no store is made from is left for :class:`~recommender.service.AuditLog` to refuse by
-    name; a store that cannot be read now is an :class:`InputError` (the service tries again),
-    since making a salt for it could orphan its records.
+    name; a store that cannot be read now is :class:`AuditStoreUnreachable` (the service tries
+    again), since making a salt for it could orphan its records.
     """
     try:
         database = sqlite_file(url)
@@ -140,7 +147,7 @@ def _holds_records(url: str) -> bool:
             return connection.execute(query).first() is not None
     except sa.exc.SQLAlchemyError as error:
         cause = getattr(error, "orig", None) or error
-        raise InputError(
+        raise AuditStoreUnreachable(
             f"no audit salt is given, and whether the audit store {_shown(url)} holds "
             f"records (hashed with a salt a new one would never match) cannot be read now "
             f"({type(cause).__name__}); a salt is made once the store answers "
