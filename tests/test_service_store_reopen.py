@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 import uuid
 
 import bentoml
@@ -220,18 +221,27 @@ def test_readyz_says_not_ready_while_postgres_takes_no_writes(serve, postgres, m
             connection.execute(f"ALTER SYSTEM SET default_transaction_read_only = {value}")
             connection.execute("SELECT pg_reload_conf()")
 
+    def soon(status, call) -> int:
+        # pg_reload_conf() only signals the server's processes: the service's pooled connection
+        # takes the setting at a command after its signal arrives, so wait for it (bounded).
+        deadline = time.monotonic() + 30
+        while (got := call().status_code) != status and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return got
+
+    def recommend():
+        return client.post("/recommend", json=PROFILE, headers=auth("program"))
+
     with serve(postgres.database("audit")) as client:
         assert client.get("/readyz").status_code == 200
         read_only(True)
         try:
-            assert (
-                client.post("/recommend", json=PROFILE, headers=auth("program")).status_code == 503
-            )
+            assert soon(503, recommend) == 503
             assert client.get("/readyz").status_code != 200
             assert client.get("/livez").status_code == 200
             crisis = client.post("/recommend", json=CRISIS_ONLY, headers=auth("program"))
             assert crisis.status_code == 200 and crisis.json()["safety"]["resources"]
         finally:
             read_only(False)
-        assert client.get("/readyz").status_code == 200
-        assert client.post("/recommend", json=PROFILE, headers=auth("program")).status_code == 200
+        assert soon(200, lambda: client.get("/readyz")) == 200
+        assert recommend().status_code == 200
