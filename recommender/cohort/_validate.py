@@ -52,6 +52,7 @@ def validate_cohort(
     control: str = "none",
     min_arm_rows: int = 30,
     extra_features: Iterable[str] = (),
+    min_arm_rows_reason: str = "min_arm_rows",
 ) -> ValidationReport:
     """Check a cohort table against the data contract and report every problem.
 
@@ -71,6 +72,8 @@ def validate_cohort(
     extra_features : iterable of str
         Optional profile columns the training config names; required and checked for
         missing values.
+    min_arm_rows_reason : str
+        Where ``min_arm_rows`` comes from, said in the finding of an arm with fewer rows.
 
     Returns
     -------
@@ -167,7 +170,7 @@ def validate_cohort(
         if PROPENSITY_COLUMN in frame.columns:
             context.propensity()
         if TREATMENT_COLUMN in frame.columns:
-            report.arm_counts = context.arms(arms, control, min_arm_rows)
+            report.arm_counts = context.arms(arms, control, min_arm_rows, min_arm_rows_reason)
     return report
 
 
@@ -323,7 +326,7 @@ class _Context:
             "a probability greater than 0 and at most 1",
         )
 
-    def arms(self, arms, control, min_arm_rows) -> dict[str, int]:
+    def arms(self, arms, control, min_arm_rows, reason) -> dict[str, int]:
         blank = self.missing(TREATMENT_COLUMN)
         text = self.frame[TREATMENT_COLUMN].astype("string")
         if arms is not None:
@@ -370,7 +373,7 @@ class _Context:
                         "arm_too_small",
                         TREATMENT_COLUMN,
                         f"arm {arm!r} has {n:,} rows; at least {min_arm_rows:,} are needed "
-                        "to learn its effect (min_arm_rows)",
+                        f"to learn its effect ({reason}); leave its rows out, or add rows",
                         value=arm,
                     )
                 )
