@@ -278,7 +278,14 @@ class _Context:
         blank = self.missing(column)
         text = self.frame[column].astype("string")
         known = text.isin(allowed).fillna(False).to_numpy(dtype=bool)
-        self.add("category", column, ~blank & ~known, "one of " + ", ".join(allowed))
+        bad = ~blank & ~known
+        self.add(
+            "category",
+            column,
+            bad,
+            "one of " + ", ".join(allowed),
+            details=_spelling_hints(text[bad], allowed),
+        )
 
     def _numbers(self, column, blank, accepted="a number") -> np.ndarray:
         """The column as float64; cells that are present but not numbers become a finding."""
@@ -290,7 +297,8 @@ class _Context:
         else:
             text = series.astype("string").str.strip()
             values = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        self.add("type", column, ~blank & np.isnan(values), accepted)
+        bad = ~blank & np.isnan(values)
+        self.add("type", column, bad, accepted, details=_decimal_comma_hints(series[bad]))
         return values
 
     def number(self, column, *, integer, bounds):
@@ -337,6 +345,7 @@ class _Context:
                 TREATMENT_COLUMN,
                 ~blank & ~known,
                 "an arm of the catalog: " + ", ".join(offered),
+                details=_spelling_hints(text[~blank & ~known], offered),
             )
         else:
             offered = (control,)
@@ -388,6 +397,33 @@ class _Context:
                     )
                 )
         return counts
+
+
+def _spelling_hints(values: pd.Series, allowed) -> np.ndarray:
+    """Per value, ``did you mean 'nurse'?`` when it is an allowed value but for case and
+    spaces (``'Nurse'``, ``' nurse '``: a spreadsheet's spelling); else empty. Values are
+    compared as written, as the service compares a request's, so the file must be corrected."""
+    lowered = {str(a).lower(): a for a in allowed}
+    plain = values.astype("string").str.strip().str.lower().str.replace(r"[\s_]+", "_", regex=True)
+    return np.array(
+        ["" if pd.isna(v) or v not in lowered else f"did you mean {lowered[v]!r}?" for v in plain],
+        dtype=object,
+    )
+
+
+def _decimal_comma_hints(values: pd.Series) -> np.ndarray | None:
+    """Per value, how to write a number given with a decimal comma (``'41,5'``: a spreadsheet
+    export in a locale that writes one) with the point the contract reads; else empty."""
+    if pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
+        return None
+    text = values.astype("string").str.strip()
+    comma = text.str.fullmatch(r"[+-]?\d*,\d+").fillna(False).to_numpy(dtype=bool)
+    if not comma.any():
+        return None
+    return np.array(
+        [f"a decimal comma; write {t.replace(',', '.')}" if c else "" for t, c in zip(text, comma)],
+        dtype=object,
+    )
 
 
 def _num(x) -> str:
