@@ -203,7 +203,12 @@ def load_stage(config: dict, data=None) -> Cohort:
             f"{where} does not meet the data contract:\n{report.format()}",
             problems=list(getattr(report, "errors", report.problems)),
         )
-    typed = typed_cohort(frame, arms=catalog.arm_ids, control=catalog.control)
+    typed = typed_cohort(
+        frame,
+        arms=catalog.arm_ids,
+        control=catalog.control,
+        extra_features=config["extra_features"],
+    )
     return Cohort(
         frame=typed,
         catalog=catalog,

@@ -2,7 +2,9 @@
 
 Found by bringing a hospital's table that the simulator did not make: the export's spellings
 ('Nurse', 'Internal Medicine', 'Coaching', '41,5') were refused without saying what the
-accepted spelling is.
+accepted spelling is, and a numeric extra feature read from a CSV stayed text, so a model
+trained on the CSV declared it a string in its MLflow signature and refused the same data
+from Parquet.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import pandas as pd
 import pytest
 from test_cohort_helpers import clean_cohort
 
-from recommender.cohort import load_cohort, read_cohort, validate_cohort
+from recommender.cohort import load_cohort, read_cohort, typed_cohort, validate_cohort
 
 ARMS = ("none", "coaching", "mindfulness", "peer_group", "resilience_training", "balint_group")
 
@@ -83,3 +85,20 @@ def test_parquet_with_other_dtypes_loads_as_the_contract_types(tmp_path, dtypes)
     plain = load_cohort(tmp_path / "plain.parquet", training=True)
     typed = load_cohort(tmp_path / "typed.parquet", training=True)
     pd.testing.assert_frame_equal(typed, plain)
+
+
+def test_numeric_extra_features_read_from_csv_are_typed_as_from_parquet(tmp_path):
+    frame = clean_cohort(240, arms=ARMS)
+    frame["night_shifts"] = [i % 9 for i in range(len(frame))]
+    frame["fte"] = [0.5 + (i % 6) / 10 for i in range(len(frame))]
+    frame["on_call"] = ["yes" if i % 3 else "no" for i in range(len(frame))]
+    spreadsheet_export(frame, tmp_path / "export.csv")
+    extras = ["night_shifts", "fte", "on_call"]
+    from_csv = typed_cohort(read_cohort(tmp_path / "export.csv"), extra_features=extras)
+    assert from_csv["night_shifts"].dtype == "int64" and from_csv["fte"].dtype == "float64"
+    assert from_csv["on_call"].tolist() == frame["on_call"].tolist()  # text stays text
+    pd.testing.assert_frame_equal(
+        from_csv[extras[:2]], typed_cohort(frame, extra_features=extras)[extras[:2]]
+    )
+    # not named as a feature: left as read
+    assert typed_cohort(read_cohort(tmp_path / "export.csv"))["night_shifts"].iloc[1] == "1"
