@@ -102,3 +102,17 @@ def test_numeric_extra_features_read_from_csv_are_typed_as_from_parquet(tmp_path
     )
     # not named as a feature: left as read
     assert typed_cohort(read_cohort(tmp_path / "export.csv"))["night_shifts"].iloc[1] == "1"
+
+
+def test_a_categorical_extra_written_several_ways_gets_a_note_not_a_refusal(tmp_path):
+    frame = clean_cohort(240, arms=ARMS)
+    frame["on_call"] = ["yes" if i % 3 else "no" for i in range(len(frame))]
+    frame.loc[[4, 5], "on_call"] = ["Yes", "yes "]
+    report = validate_cohort(frame, training=True, arms=ARMS, extra_features=["on_call"])
+    assert report.ok
+    (note,) = [p for p in report.problems if p.rule == "extra_spelling"]
+    assert note.severity == "note" and note.column == "on_call"
+    assert "writes one value several ways ('Yes', 'yes', 'yes ')" in note.message
+    frame.loc[[4, 5], "on_call"] = "yes"
+    report = validate_cohort(frame, training=True, arms=ARMS, extra_features=["on_call"])
+    assert not [p for p in report.problems if p.rule == "extra_spelling"]

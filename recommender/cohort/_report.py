@@ -37,6 +37,7 @@ RULES: dict[str, str] = {
     "duplicate_column": "column name appears more than once",
     "empty_table": "table has no rows",
     "extra_levels": "categorical extra feature has too many distinct values",
+    "extra_spelling": "categorical extra feature writes one value several ways",
 }
 
 

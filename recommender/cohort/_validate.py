@@ -229,6 +229,7 @@ class _Context:
             return
         levels = series[~_blank(series)].astype("string").nunique()
         if levels <= MAX_EXTRA_LEVELS:
+            self.extra_spellings(column)
             return
         rows = len(series)
         like_id = (
@@ -244,6 +245,26 @@ class _Context:
                 f"{like_id}; a categorical extra feature takes at most {MAX_EXTRA_LEVELS}, so "
                 "group its values (e.g. units into departments) or leave it out of "
                 "extra_features",
+            )
+        )
+
+    def extra_spellings(self, column):
+        """A categorical extra feature writing one value several ways (``'Yes'``, ``'yes '``):
+        a note, since the model learns them as different values (they may be meant so)."""
+        series = self.frame[column]
+        text = series[~_blank(series)].astype("string")
+        spellings = text.groupby(text.str.strip().str.lower().to_numpy()).unique()
+        mixed = [sorted(map(str, group)) for group in spellings if len(group) > 1]
+        if not mixed:
+            return
+        shown = "; ".join(", ".join(map(repr, group)) for group in mixed[:3])
+        self.checks.append(
+            _table(
+                "extra_spelling",
+                column,
+                f"extra feature {column!r} writes one value several ways ({shown}): the model "
+                "learns each as a value of its own; write each value one way if they mean one",
+                severity="note",
             )
         )
 
