@@ -14,7 +14,16 @@ import pandas as pd
 from recommender.errors import InputError
 from recommender.paths import config_path
 
-__all__ = ["Cohort", "Split", "fit_min_arm_rows", "load_stage", "split_stage", "learner_design"]
+__all__ = [
+    "Cohort",
+    "Split",
+    "fit_min_arm_rows",
+    "min_arm_rows_reason",
+    "training_catalog",
+    "load_stage",
+    "split_stage",
+    "learner_design",
+]
 
 
 @dataclass
@@ -98,19 +107,37 @@ def fit_min_arm_rows(config: dict) -> int:
     return max(math.ceil(per_fit / (1 - share)), math.ceil((per_score + 1) / share))
 
 
+def min_arm_rows_reason(config: dict) -> str:
+    """Where :func:`fit_min_arm_rows` comes from, in words naming the config's keys."""
+    per_fit, per_score = _arm_minimums(config)
+    share = config["split"]["holdout_share"]
+    return (
+        f"{per_fit} to fit in the {1 - share:.0%} training part (learner.params.min_arm_rows, "
+        f"learner.n_folds) and {per_score} to evaluate in the {share:.0%} held out "
+        "(split.holdout_share, evaluation.n_folds)"
+    )
+
+
+def training_catalog(config: dict):
+    """The intervention catalog the training config names (relative to the configs folder)."""
+    from recommender.catalog import load_catalog
+
+    catalog_file = config["catalog"]
+    return load_catalog(
+        config_path(catalog_file) if not Path(catalog_file).is_absolute() else catalog_file
+    )
+
+
 def load_stage(config: dict, data=None) -> Cohort:
     """Load and validate the training cohort: ``data`` (a file) or the configured simulation.
 
     A file that breaks the data contract raises :class:`InputError` with the whole validation
     report, before any MLflow run exists.
     """
-    from recommender.catalog import load_catalog
     from recommender.cohort import read_cohort, typed_cohort, validate_cohort
 
     catalog_file = config["catalog"]
-    catalog = load_catalog(
-        config_path(catalog_file) if not Path(catalog_file).is_absolute() else catalog_file
-    )
+    catalog = training_catalog(config)
     loop = None
     if config.get("source") == "log":
         from pipelines._from_log import log_cohort
@@ -168,6 +195,7 @@ def load_stage(config: dict, data=None) -> Cohort:
         control=catalog.control,
         extra_features=config["extra_features"],
         min_arm_rows=fit_min_arm_rows(config),
+        min_arm_rows_reason=min_arm_rows_reason(config),
     )
     if not report.ok:
         where = path or ("the service's log" if loop is not None else "the simulated cohort")
@@ -175,7 +203,12 @@ def load_stage(config: dict, data=None) -> Cohort:
             f"{where} does not meet the data contract:\n{report.format()}",
             problems=list(getattr(report, "errors", report.problems)),
         )
-    typed = typed_cohort(frame, arms=catalog.arm_ids, control=catalog.control)
+    typed = typed_cohort(
+        frame,
+        arms=catalog.arm_ids,
+        control=catalog.control,
+        extra_features=config["extra_features"],
+    )
     return Cohort(
         frame=typed,
         catalog=catalog,

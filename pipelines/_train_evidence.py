@@ -230,15 +230,11 @@ def run_evidence_training(settings: dict, *, progress, safety, reason: str | Non
     from pipelines._train_lineage import _git_commit, _package_versions
     from pipelines._train_register import regated_note, register_stage
     from pipelines.train import TrainingResult
-    from recommender.catalog import load_catalog
+    from pipelines._train_cohort import training_catalog
     from recommender.model import evidence_model
-    from recommender.paths import config_path
     from recommender.registry import TrainingRun, aliases as current_aliases
 
-    catalog_file = settings["catalog"]
-    catalog = load_catalog(
-        config_path(catalog_file) if not Path(catalog_file).is_absolute() else catalog_file
-    )
+    catalog = training_catalog(settings)
     with progress.stage("load", "reading the catalog's published evidence"):
         model = evidence_model(catalog, metadata={"seed": settings["seed"]})
     name = settings["registry"]["model_name"]

@@ -38,6 +38,8 @@ from pipelines._train_card import card_facts, card_stage
 from pipelines._train_carry import carry_stage, scores_with_estimates
 from pipelines._train_cohort import Cohort, Split, load_stage, split_stage
 from pipelines._train_cohort import fit_min_arm_rows as fit_min_arm_rows
+from pipelines._train_cohort import min_arm_rows_reason as min_arm_rows_reason
+from pipelines._train_cohort import training_catalog as training_catalog
 from pipelines._train_cohort import learner_design as learner_design
 from pipelines._train_config import LOWER_IS_BETTER as LOWER_IS_BETTER
 from pipelines._train_config import config_from_mapping, load_config

@@ -339,9 +339,10 @@ def test_an_arm_is_added_by_configuration_alone(raw, tmp_path, capsys):
     assert "yoga" in catalog.eligible_arms({"role": "nurse"})
 
     arms = (*ARMS, "yoga")
-    cohort = write_cohort(clean_cohort(n=280, arms=arms), tmp_path / "cohort.csv")
+    # 120 rows an arm: what training needs after the split, which validate --training checks
+    cohort = write_cohort(clean_cohort(n=840, arms=arms), tmp_path / "cohort.csv")
     assert main(["validate", str(cohort), "--training", "--catalog", str(path)]) == 0
-    assert "yoga 40" in capsys.readouterr().out
+    assert "yoga 120" in capsys.readouterr().out
     assert main(["validate", str(cohort), "--training"]) == 2  # default catalog has no yoga
     assert "intervention [unknown_arm]" in capsys.readouterr().out
 

@@ -18,7 +18,8 @@ VENV_COMMAND = Path(sys.executable).parent / "recommender"
 @pytest.fixture
 def faulty(tmp_path):
     def write(suffix):
-        table, faults = plant_ten_faults(clean_cohort())
+        # 120 rows per arm: enough for training with the shipped config (fit_min_arm_rows)
+        table, faults = plant_ten_faults(clean_cohort(720))
         if suffix == ".parquet":
             table = table.astype("string")  # mixed objects: as a program's export would store them
         return write_cohort(table, tmp_path / f"faulty{suffix}"), faults
@@ -48,10 +49,10 @@ def test_validate_subprocess_exit_code_and_report(faulty):
 
 
 def test_clean_file_exits_0_with_a_summary_line(tmp_path, capsys):
-    path = write_cohort(clean_cohort(), tmp_path / "clean.parquet")
+    path = write_cohort(clean_cohort(720), tmp_path / "clean.parquet")
     assert main(["validate", str(path), "--training"]) == 0
     out = capsys.readouterr().out
-    assert "OK: 240 rows, 21 columns; arms: none 40, coaching 40, mindfulness 40" in out
+    assert "OK: 720 rows, 21 columns; arms: none 120, coaching 120, mindfulness 120" in out
 
 
 def test_profile_file_without_training_flag(tmp_path, capsys):
@@ -69,3 +70,27 @@ def test_min_arm_rows_option(tmp_path, capsys):
 def test_missing_file_exits_2(tmp_path, capsys):
     assert main(["validate", str(tmp_path / "absent.csv")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_validate_training_checks_what_train_needs_and_agrees_with_it(tmp_path, capsys):
+    # Found: `validate --training` passed arms of 30 to 103 rows that `train` then refused
+    # (it needs rows to fit in the training part and to evaluate in the held-out part).
+    path = write_cohort(clean_cohort(), tmp_path / "forty-per-arm.csv")
+    assert main(["validate", str(path), "--training"]) == 2
+    validated = capsys.readouterr().out
+    line = next(s for s in validated.splitlines() if "'coaching' has 40 rows" in s)
+    assert "at least 104 are needed" in line and "split.holdout_share" in line
+    assert main(["train", "--data", str(path), "--quiet"]) == 2
+    assert line.split(": ", 1)[1] in capsys.readouterr().err  # train refuses it in the same words
+    assert main(["validate", str(path), "--training", "--min-arm-rows", "30"]) == 0
+
+
+def test_validate_training_takes_the_configs_extra_features_and_holdout(tmp_path, capsys):
+    config = tmp_path / "train.yaml"
+    config.write_text("extra_features: [night_shifts]\nsplit: {holdout_share: 0.5}\n")
+    path = write_cohort(clean_cohort(360), tmp_path / "sixty-per-arm.csv")
+    assert main(["validate", str(path), "--training", "--config", str(config)]) == 2
+    out = capsys.readouterr().out
+    assert "night_shifts [missing_column]" in out
+    # 30 to evaluate in the 50 % held out, +1 for the split's rounding: 62 per arm
+    assert "'coaching' has 60 rows; at least 62 are needed" in out

@@ -835,3 +835,46 @@ def test_a_version_whose_files_are_gone_is_named_not_a_traceback(
     err = capsys.readouterr().err
     assert "its files could not be read" in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_a_csv_and_its_parquet_train_the_same_model_with_numeric_extras_as_numbers(home, tmp_path):
+    # Found: a numeric extra feature read from a CSV stayed text, so the version's MLflow
+    # signature declared it a string and its pyfunc refused the same data read from Parquet
+    # ("Can not safely convert int64 to <U0"); the run's datasets showed other digests too.
+    from recommender.simulate import simulate_cohort
+
+    cohort = simulate_cohort("default", 1200, seed=2)
+    cohort = cohort.astype({c: str for c in cohort.select_dtypes("category").columns})
+    cohort["night_shifts"] = np.arange(len(cohort)) % 9
+    cohort.to_csv(tmp_path / "cohort.csv", index=False)
+    cohort.to_parquet(tmp_path / "cohort.parquet", index=False)
+    small = {**SMALL, "extra_features": ["night_shifts"]}
+    runs = {
+        kind: train.run_training(overrides=small, data=tmp_path / f"cohort.{kind}")
+        for kind in ("csv", "parquet")
+    }
+    pyfuncs = {
+        kind: registry.load_pyfunc(f"models:/burnout-recommender/{r.version}")
+        for kind, r in runs.items()
+    }
+    signatures = {
+        kind: {c.name: str(c.type) for c in pyfunc.metadata.get_input_schema().inputs}
+        for kind, pyfunc in pyfuncs.items()
+    }
+    assert (
+        signatures["csv"]["night_shifts"]
+        == signatures["parquet"]["night_shifts"]
+        == ("DataType.long")
+    )
+    digests = {
+        kind: sorted(
+            i.dataset.digest for i in registry.client().get_run(r.run_id).inputs.dataset_inputs
+        )
+        for kind, r in runs.items()
+    }
+    assert digests["csv"] == digests["parquet"]
+    rows = pd.read_parquet(tmp_path / "cohort.parquet").head(40)
+    scored = pyfuncs["csv"].predict(rows)
+    effects = runs["parquet"].model.predict_effect(rows)
+    pd.testing.assert_frame_equal(runs["csv"].model.predict_effect(rows), effects, check_exact=True)
+    assert scored["effect_coaching"].to_numpy() == pytest.approx(effects["coaching"].to_numpy())

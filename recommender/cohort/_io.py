@@ -22,6 +22,7 @@ from ._contract import (
     PROPENSITY_COLUMN,
     TREATMENT_COLUMN,
 )
+from ._features import extra_is_number
 from ._validate import validate_cohort
 
 __all__ = [
@@ -182,13 +183,17 @@ def check_table_output(path, *, option: str = "--out", folder: bool = False) -> 
     return path
 
 
-def typed_cohort(frame: pd.DataFrame, *, arms=None, control: str = "none") -> pd.DataFrame:
+def typed_cohort(
+    frame: pd.DataFrame, *, arms=None, control: str = "none", extra_features=()
+) -> pd.DataFrame:
     """Give a *validated* table its contract types.
 
     Categoricals get the contract's fixed categories, whole-number columns ``int64`` (or
     ``Int64`` if a column may be missing), measurements ``float64``; ``intervention`` gets
-    the catalog's arms (control first) as categories. Columns outside the contract are left
-    as they are.
+    the catalog's arms (control first) as categories. Named ``extra_features`` that read as
+    numbers become numbers (``int64`` when every value is whole, else ``float64``), so a CSV
+    (read as text) gives the same table as a Parquet file of the same data. Other columns
+    outside the contract are left as they are.
     """
     typed = frame.copy()
     if "person_id" in typed.columns:
@@ -204,6 +209,9 @@ def typed_cohort(frame: pd.DataFrame, *, arms=None, control: str = "none") -> pd
             )
         elif name in FLOAT_COLUMNS or name == PROPENSITY_COLUMN or name.startswith(ORACLE_PREFIX):
             typed[name] = pd.to_numeric(typed[name], errors="raise").astype("float64")
+    for name in dict.fromkeys(extra_features):
+        if name in typed.columns and name not in CATEGORIES and _text_numbers(typed[name]):
+            typed[name] = _numbers(typed[name])
     if TREATMENT_COLUMN in typed.columns:
         values = typed[TREATMENT_COLUMN].astype("string")
         if arms is None:
@@ -215,6 +223,20 @@ def typed_cohort(frame: pd.DataFrame, *, arms=None, control: str = "none") -> pd
         categories = tuple(dict.fromkeys((control, *arms, *others)))
         typed[TREATMENT_COLUMN] = pd.Categorical(values, categories=categories)
     return typed
+
+
+def _text_numbers(column: pd.Series) -> bool:
+    """Whether a column holds numbers written as text (a CSV's, read as strings)."""
+    text = pd.api.types.is_object_dtype(column.dtype) or pd.api.types.is_string_dtype(column.dtype)
+    return text and not isinstance(column.dtype, pd.CategoricalDtype) and extra_is_number(column)
+
+
+def _numbers(column: pd.Series) -> pd.Series:
+    """Text numbers typed as ``pd.read_csv`` would: ``int64`` when every one is written as a
+    whole number (``4``, not ``4.0``), else ``float64``."""
+    text = column.astype("string").str.strip()
+    whole = bool(text.str.fullmatch(r"[+-]?\d+").all())
+    return pd.to_numeric(text, errors="raise").astype("int64" if whole else "float64")
 
 
 def load_cohort(

@@ -37,6 +37,7 @@ RULES: dict[str, str] = {
     "duplicate_column": "column name appears more than once",
     "empty_table": "table has no rows",
     "extra_levels": "categorical extra feature has too many distinct values",
+    "extra_spelling": "categorical extra feature writes one value several ways",
 }
 
 
@@ -83,7 +84,7 @@ class _Check:
     rows: np.ndarray | None = None  # 0-based positions, None for table-level findings
     values: np.ndarray | None = None
     person_ids: np.ndarray | None = None
-    details: np.ndarray | None = None  # per-row extra words, e.g. "same as row 3"
+    details: np.ndarray | None = None  # per-row extra words, e.g. "same as row 3" ("": none)
     summary: str = ""  # for table-level findings: the whole sentence
     table_value: object = None  # for table-level findings: the value concerned (an arm name)
 
@@ -93,11 +94,14 @@ class _Check:
 
     def row_message(self, i: int) -> str:
         where = _where(int(self.rows[i]), self._pid(i))
-        detail = f" ({self.details[i]})" if self.details is not None else ""
+        detail = self._detail(i)
         return (
             f"{where}, column {self.column}: {RULES[self.rule]}: {_show(self.values[i])}"
             f"{detail}; accepted: {self.accepted}"
         )
+
+    def _detail(self, i: int) -> str:
+        return f" ({self.details[i]})" if self.details is not None and self.details[i] else ""
 
     def _pid(self, i: int) -> str | None:
         if self.person_ids is None:
@@ -256,7 +260,7 @@ class ValidationReport:
             noun = "row" if check.count == 1 else "rows"
             examples = "; ".join(
                 f"{_where(int(check.rows[i]), check._pid(i))} value {_show(check.values[i])}"
-                + (f" ({check.details[i]})" if check.details is not None else "")
+                + check._detail(i)
                 for i in range(min(max_listed, check.count))
             )
             more = check.count - min(max_listed, check.count)

@@ -52,6 +52,7 @@ def validate_cohort(
     control: str = "none",
     min_arm_rows: int = 30,
     extra_features: Iterable[str] = (),
+    min_arm_rows_reason: str = "min_arm_rows",
 ) -> ValidationReport:
     """Check a cohort table against the data contract and report every problem.
 
@@ -71,6 +72,8 @@ def validate_cohort(
     extra_features : iterable of str
         Optional profile columns the training config names; required and checked for
         missing values.
+    min_arm_rows_reason : str
+        Where ``min_arm_rows`` comes from, said in the finding of an arm with fewer rows.
 
     Returns
     -------
@@ -167,7 +170,7 @@ def validate_cohort(
         if PROPENSITY_COLUMN in frame.columns:
             context.propensity()
         if TREATMENT_COLUMN in frame.columns:
-            report.arm_counts = context.arms(arms, control, min_arm_rows)
+            report.arm_counts = context.arms(arms, control, min_arm_rows, min_arm_rows_reason)
     return report
 
 
@@ -226,6 +229,7 @@ class _Context:
             return
         levels = series[~_blank(series)].astype("string").nunique()
         if levels <= MAX_EXTRA_LEVELS:
+            self.extra_spellings(column)
             return
         rows = len(series)
         like_id = (
@@ -241,6 +245,26 @@ class _Context:
                 f"{like_id}; a categorical extra feature takes at most {MAX_EXTRA_LEVELS}, so "
                 "group its values (e.g. units into departments) or leave it out of "
                 "extra_features",
+            )
+        )
+
+    def extra_spellings(self, column):
+        """A categorical extra feature writing one value several ways (``'Yes'``, ``'yes '``):
+        a note, since the model learns them as different values (they may be meant so)."""
+        series = self.frame[column]
+        text = series[~_blank(series)].astype("string")
+        spellings = text.groupby(text.str.strip().str.lower().to_numpy()).unique()
+        mixed = [sorted(map(str, group)) for group in spellings if len(group) > 1]
+        if not mixed:
+            return
+        shown = "; ".join(", ".join(map(repr, group)) for group in mixed[:3])
+        self.checks.append(
+            _table(
+                "extra_spelling",
+                column,
+                f"extra feature {column!r} writes one value several ways ({shown}): the model "
+                "learns each as a value of its own; write each value one way if they mean one",
+                severity="note",
             )
         )
 
@@ -275,7 +299,14 @@ class _Context:
         blank = self.missing(column)
         text = self.frame[column].astype("string")
         known = text.isin(allowed).fillna(False).to_numpy(dtype=bool)
-        self.add("category", column, ~blank & ~known, "one of " + ", ".join(allowed))
+        bad = ~blank & ~known
+        self.add(
+            "category",
+            column,
+            bad,
+            "one of " + ", ".join(allowed),
+            details=_spelling_hints(text[bad], allowed),
+        )
 
     def _numbers(self, column, blank, accepted="a number") -> np.ndarray:
         """The column as float64; cells that are present but not numbers become a finding."""
@@ -287,7 +318,8 @@ class _Context:
         else:
             text = series.astype("string").str.strip()
             values = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        self.add("type", column, ~blank & np.isnan(values), accepted)
+        bad = ~blank & np.isnan(values)
+        self.add("type", column, bad, accepted, details=_decimal_comma_hints(series[bad]))
         return values
 
     def number(self, column, *, integer, bounds):
@@ -323,7 +355,7 @@ class _Context:
             "a probability greater than 0 and at most 1",
         )
 
-    def arms(self, arms, control, min_arm_rows) -> dict[str, int]:
+    def arms(self, arms, control, min_arm_rows, reason) -> dict[str, int]:
         blank = self.missing(TREATMENT_COLUMN)
         text = self.frame[TREATMENT_COLUMN].astype("string")
         if arms is not None:
@@ -334,6 +366,7 @@ class _Context:
                 TREATMENT_COLUMN,
                 ~blank & ~known,
                 "an arm of the catalog: " + ", ".join(offered),
+                details=_spelling_hints(text[~blank & ~known], offered),
             )
         else:
             offered = (control,)
@@ -370,7 +403,7 @@ class _Context:
                         "arm_too_small",
                         TREATMENT_COLUMN,
                         f"arm {arm!r} has {n:,} rows; at least {min_arm_rows:,} are needed "
-                        "to learn its effect (min_arm_rows)",
+                        f"to learn its effect ({reason}); leave its rows out, or add rows",
                         value=arm,
                     )
                 )
@@ -385,6 +418,33 @@ class _Context:
                     )
                 )
         return counts
+
+
+def _spelling_hints(values: pd.Series, allowed) -> np.ndarray:
+    """Per value, ``did you mean 'nurse'?`` when it is an allowed value but for case and
+    spaces (``'Nurse'``, ``' nurse '``: a spreadsheet's spelling); else empty. Values are
+    compared as written, as the service compares a request's, so the file must be corrected."""
+    lowered = {str(a).lower(): a for a in allowed}
+    plain = values.astype("string").str.strip().str.lower().str.replace(r"[\s_]+", "_", regex=True)
+    return np.array(
+        ["" if pd.isna(v) or v not in lowered else f"did you mean {lowered[v]!r}?" for v in plain],
+        dtype=object,
+    )
+
+
+def _decimal_comma_hints(values: pd.Series) -> np.ndarray | None:
+    """Per value, how to write a number given with a decimal comma (``'41,5'``: a spreadsheet
+    export in a locale that writes one) with the point the contract reads; else empty."""
+    if pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
+        return None
+    text = values.astype("string").str.strip()
+    comma = text.str.fullmatch(r"[+-]?\d*,\d+").fillna(False).to_numpy(dtype=bool)
+    if not comma.any():
+        return None
+    return np.array(
+        [f"a decimal comma; write {t.replace(',', '.')}" if c else "" for t, c in zip(text, comma)],
+        dtype=object,
+    )
 
 
 def _num(x) -> str:
