@@ -2,16 +2,28 @@
 
 Resolved when asked, never at import: ``RECOMMENDER_CONFIG_DIR`` and ``RECOMMENDER_HOME`` win,
 then ``./configs`` and ``./models`` under the current directory, then the source checkout's own.
+Installed from a wheel (no checkout around the package), the shipped configuration is read from
+``<prefix>/share/burnout-recommender/configs`` (pyproject's data-files) and artifacts go to
+``./models``: never into the installed package's folder.
 """
 
 from __future__ import annotations
 
 import os
+import sysconfig
 from pathlib import Path
 
 __all__ = ["config_dir", "models_dir", "config_path"]
 
 _CHECKOUT = Path(__file__).resolve().parents[1]
+# Where a wheel's data-files put the shipped configs (pyproject.toml, tool.setuptools.data-files).
+_SHARED = Path("share") / "burnout-recommender" / "configs"
+
+
+def _installed(folder: Path) -> bool:
+    """Whether ``folder``, the one holding the package, is an environment's library folder (a
+    wheel's install) rather than a source tree (a checkout, an editable install, a bento)."""
+    return folder.name in ("site-packages", "dist-packages")
 
 
 def config_dir() -> Path:
@@ -22,6 +34,10 @@ def config_dir() -> Path:
     local = Path.cwd() / "configs"
     if (local / "interventions.yaml").exists():
         return local
+    if _installed(_CHECKOUT):
+        installed = Path(sysconfig.get_path("data")) / _SHARED
+        if (installed / "interventions.yaml").exists():
+            return installed
     return _CHECKOUT / "configs"
 
 
@@ -36,6 +52,6 @@ def models_dir() -> Path:
     if env:
         return Path(env)
     local = Path.cwd() / "models"
-    if local.is_dir():
+    if local.is_dir() or _installed(_CHECKOUT):
         return local
     return _CHECKOUT / "models"
