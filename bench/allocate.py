@@ -32,7 +32,7 @@ from bench._report import machine_line, markdown_table, median, write_section
 
 BUDGET = 50_000.0
 SERVICE_ROWS = 10_000
-KEY = "bench-allocate-key"
+KEY = "bench-allocate-key-0123"
 TARGET_SECONDS, TARGET_GAP = 20.0, 1e-3
 
 
@@ -408,7 +408,7 @@ def main(argv=None) -> int:
     else:
         temporary = tempfile.mkdtemp(prefix="bench-allocate-")
         os.environ["RECOMMENDER_HOME"] = temporary
-    os.environ.setdefault("RECOMMENDER_AUDIT_SALT", "bench-salt")
+    os.environ.setdefault("RECOMMENDER_AUDIT_SALT", "bench-salt-not-secret")
     try:
         data = Path(args.data) if args.data else None
         if data is None and args.home:

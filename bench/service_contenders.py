@@ -8,9 +8,9 @@ import os
 import shutil
 from pathlib import Path
 
-KEY = "bench-program-key"
+KEY = "bench-program-key-0123"
 BATCH_ROWS = 1000
-SALT = "bench-salt"
+SALT = "bench-salt-not-secret"
 CONNECTIONS = 16
 # Bodies each wrk connection sends in turn (about 300 requests per connection per round).
 WRK_BODIES = 1000

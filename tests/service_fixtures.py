@@ -21,9 +21,9 @@ import pandas as pd
 import pytest
 
 KEYS = {
-    "program": "program-key-123",
-    "scientist": "scientist-key-456",
-    "auditor": "auditor-key-789",
+    "program": "program-key-1234567",
+    "scientist": "scientist-key-4567890",
+    "auditor": "auditor-key-7890123",
 }
 ENV_KEYS = ",".join(f"{role}={key}" for role, key in KEYS.items())
 SALT = "test-salt-not-secret"

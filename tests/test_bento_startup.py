@@ -33,7 +33,7 @@ def _environment(tmp_path: Path, **extra: str) -> dict:
         RECOMMENDER_HOME=str(tmp_path / "home"),
         BENTOML_HOME=str(tmp_path / "bentoml"),
         BENTOML_DO_NOT_TRACK="True",
-        RECOMMENDER_AUDIT_SALT="a-salt",
+        RECOMMENDER_AUDIT_SALT="a-salt-of-the-bento-tests",
         PYTHONPATH=str(ROOT),
         **extra,
     )
@@ -42,7 +42,7 @@ def _environment(tmp_path: Path, **extra: str) -> dict:
 
 REFUSED = [
     (
-        {"RECOMMENDER_API_KEYS": "admin=k1"},
+        {"RECOMMENDER_API_KEYS": "admin=a-key-of-20-chars.."},
         "RECOMMENDER_API_KEYS entry 1: role 'admin' is not accepted; roles: program, "
         "scientist, auditor",
     ),
@@ -76,7 +76,9 @@ def test_defining_the_service_refuses_what_every_worker_would(tmp_path, extra, w
 
 @pytest.mark.slow
 def test_a_plain_bentoml_serve_with_a_bad_key_entry_stops_naming_it(tmp_path):
-    env = _environment(tmp_path, RECOMMENDER_API_KEYS="program=k1,admin=k2")
+    env = _environment(
+        tmp_path, RECOMMENDER_API_KEYS="program=a-key-of-20-chars..,admin=another-key-of-20.."
+    )
     command = [sys.executable, "-m", "bentoml", "serve", "recommender.service.service:Recommender"]
     command += ["--host", "127.0.0.1", "--port", "3169"]
     try:

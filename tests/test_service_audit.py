@@ -77,10 +77,10 @@ def test_duplicate_request_ids_are_refused_and_nothing_of_the_batch_is_written()
 
 
 def test_salt_resolution_env_then_config_then_owner_only_file(tmp_path, monkeypatch):
-    monkeypatch.setenv("RECOMMENDER_AUDIT_SALT", "from-env")
-    assert resolve_salt("from-config", tmp_path) == "from-env"
+    monkeypatch.setenv("RECOMMENDER_AUDIT_SALT", "salt-from-the-env")
+    assert resolve_salt("salt-from-the-config", tmp_path) == "salt-from-the-env"
     monkeypatch.delenv("RECOMMENDER_AUDIT_SALT")
-    assert resolve_salt("from-config", tmp_path) == "from-config"
+    assert resolve_salt("salt-from-the-config", tmp_path) == "salt-from-the-config"
     first = resolve_salt(None, tmp_path)
     assert first == resolve_salt(None, tmp_path) and len(first) == 64
     mode = stat.S_IMODE(os.stat(tmp_path / "audit.salt").st_mode)

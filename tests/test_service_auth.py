@@ -18,9 +18,9 @@ RING = KeyRing(
 
 
 def test_keys_are_kept_only_as_digests():
-    ring = KeyRing(parse_env_keys("program=plain-secret"))
-    assert b"plain-secret" not in repr(vars(ring)).encode()
-    assert ring._entries[0][1] == hashlib.sha256(b"plain-secret").digest()
+    ring = KeyRing(parse_env_keys("program=plain-secret-key-0123"))
+    assert b"plain-secret-key-0123" not in repr(vars(ring)).encode()
+    assert ring._entries[0][1] == hashlib.sha256(b"plain-secret-key-0123").digest()
 
 
 def test_comparison_uses_hmac_compare_digest_for_every_stored_key(monkeypatch):
@@ -99,7 +99,20 @@ def test_env_key_mistakes_never_echo_the_key(text, words):
 
 
 def test_env_keys_with_spaces_and_empty_entries():
-    assert [r for r, _ in parse_env_keys(" program = k1 ,, auditor=k2 ")] == ["program", "auditor"]
+    text = " program = a-first-key-of-20 ,, auditor=a-second-key-of-20 "
+    assert [r for r, _ in parse_env_keys(text)] == ["program", "auditor"]
+
+
+@pytest.mark.parametrize("key", ["change-me", "k1", "15-characters.."])
+def test_a_key_given_in_clear_shorter_than_16_characters_is_refused_unechoed(key):
+    # A guessable key (README's placeholder, a test's "k1") opened the service to anyone who
+    # tried it; the service now refuses to start on it and says how to make one.
+    with pytest.raises(InputError) as caught:
+        parse_env_keys(f"scientist=sixteen-chars-ok,program={key}")
+    message = str(caught.value)
+    assert "RECOMMENDER_API_KEYS entry 2 (program)" in message and "at least 16" in message
+    assert key not in message and "secrets.token_urlsafe" in message
+    assert parse_env_keys("program=sixteen-chars-ok") == [("program", hash_key("sixteen-chars-ok"))]
 
 
 # -- found by red-teaming the deployment (reddeploy) ---------------------------------------------
@@ -112,14 +125,14 @@ def test_a_secret_may_hold_only_the_keys_digests():
     ring = KeyRing(parse_env_keys(f"program=sha256:{old.upper()}, program=sha256:{new}"))
     assert ring.roles_of("old-program-key") == ring.roles_of("new-program-key") == {"program"}
     assert ring.roles_of(f"sha256:{old}") == frozenset()  # the digest is not a key
-    ring = KeyRing(parse_env_keys(f"program=sha256:{new},auditor=a-key-in-clear"))
-    assert ring.roles_of("a-key-in-clear") == {"auditor"}
+    ring = KeyRing(parse_env_keys(f"program=sha256:{new},auditor=a-key-given-in-clear"))
+    assert ring.roles_of("a-key-given-in-clear") == {"auditor"}
 
 
 @pytest.mark.parametrize("digest", ["abc", "g" * 64, "0" * 63, ""])
 def test_a_digest_entry_that_is_not_64_hex_digits_is_refused_unechoed(digest):
     with pytest.raises(InputError) as caught:
-        parse_env_keys(f"scientist=k,program=sha256:{digest}")
+        parse_env_keys(f"scientist=a-key-given-in-clear,program=sha256:{digest}")
     message = str(caught.value)
     assert "RECOMMENDER_API_KEYS entry 2: a sha256: entry needs the 64 hex digits" in message
     assert not digest or digest not in message

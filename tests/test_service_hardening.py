@@ -253,7 +253,9 @@ def test_since_with_an_offset_on_the_command_line(service_home, tmp_path):
 def test_serve_refuses_a_mistyped_role_in_one_line_before_starting(
     service_home, monkeypatch, capsys
 ):
-    monkeypatch.setenv("RECOMMENDER_API_KEYS", "program=secret-one,admin=secret-two")
+    monkeypatch.setenv(
+        "RECOMMENDER_API_KEYS", "program=secret-key-number-one,admin=secret-key-number-two"
+    )
     assert main(["serve", "--port", "3999"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
@@ -269,18 +271,18 @@ def test_serve_refuses_a_mistyped_role_in_the_secrets_folder_in_one_line(
     # worker failed at start with a traceback naming RECOMMENDER_API_KEYS.
     secrets = tmp_path / "secrets"
     secrets.mkdir()
-    (secrets / "api_keys").write_text("progam=secret-one\n")
+    (secrets / "api_keys").write_text("progam=secret-key-number-one\n")
     monkeypatch.delenv("RECOMMENDER_API_KEYS", raising=False)
     monkeypatch.setenv("RECOMMENDER_SECRETS_DIR", str(secrets))
     assert main(["serve", "--port", "3999"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert f"{secrets / 'api_keys'} entry 1: role 'progam' is not accepted" in err
-    assert "secret-one" not in err
+    assert "secret-key-number-one" not in err
     # A good file gives its keys, and the variable still wins over it.
     from recommender.service import hash_key, secret_api_keys
 
-    (secrets / "api_keys").write_text("program=secret-one\n")
-    assert secret_api_keys() == [("program", hash_key("secret-one"))]
-    monkeypatch.setenv("RECOMMENDER_API_KEYS", "auditor=secret-two")
-    assert secret_api_keys() == [("auditor", hash_key("secret-two"))]
+    (secrets / "api_keys").write_text("program=secret-key-number-one\n")
+    assert secret_api_keys() == [("program", hash_key("secret-key-number-one"))]
+    monkeypatch.setenv("RECOMMENDER_API_KEYS", "auditor=secret-key-number-two")
+    assert secret_api_keys() == [("auditor", hash_key("secret-key-number-two"))]

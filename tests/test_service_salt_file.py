@@ -42,6 +42,29 @@ def _keyless(person_id: str) -> str:
     return hmac.digest(b"", person_id.encode(), "sha256").hex()
 
 
+@pytest.mark.parametrize("where", ["environment", "config", "file"])
+def test_a_salt_shorter_than_16_characters_is_refused_naming_where_it_came_from(
+    tmp_path, monkeypatch, where
+):
+    # Person ids are guessable (payroll numbers, ids in sequence): under a short salt anyone
+    # could recompute their hashes, so "a-salt" is as good as none.
+    monkeypatch.delenv("RECOMMENDER_AUDIT_SALT", raising=False)
+    configured = None
+    if where == "environment":
+        monkeypatch.setenv("RECOMMENDER_AUDIT_SALT", "a-salt")
+    elif where == "config":
+        configured = "a-salt"
+    else:
+        (tmp_path / "audit.salt").write_text("a-salt\n")
+    with pytest.raises(InputError) as refused:
+        resolve_salt(configured, tmp_path)
+    message = str(refused.value)
+    said = {"environment": "RECOMMENDER_AUDIT_SALT", "config": "serve.yaml", "file": "audit.salt"}
+    assert said[where] in message and "6 characters" in message and "at least 16" in message
+    if where == "config":  # sixteen is enough
+        assert resolve_salt("a-salt-of-16-chr", tmp_path) == "a-salt-of-16-chr"
+
+
 def test_an_empty_salt_file_is_refused_naming_it(tmp_path, monkeypatch):
     monkeypatch.delenv("RECOMMENDER_AUDIT_SALT", raising=False)
     (tmp_path / "audit.salt").write_text("\n")

@@ -29,6 +29,9 @@ __all__ = [
 ]
 
 API_KEYS_ENV = "RECOMMENDER_API_KEYS"
+# The shortest key given in clear that is accepted: a short key is one a caller can guess.
+MIN_KEY_CHARS = 16
+MAKE_KEY = "python3 -c 'import secrets; print(secrets.token_urlsafe(24))'"
 # An entry of RECOMMENDER_API_KEYS (or api_keys) giving a key's SHA-256 digest, not the key.
 DIGEST_PREFIX = "sha256:"
 ROLES = ("program", "scientist", "auditor")
@@ -66,14 +69,16 @@ def parse_env_keys(text: str | None, *, source: str = API_KEYS_ENV) -> list[tupl
 
     Examples
     --------
-    >>> parse_env_keys(f"program=k1,auditor=sha256:{hash_key('k2')}") == [
-    ...     ("program", hash_key("k1")), ("auditor", hash_key("k2"))]
+    >>> key = "a-key-of-24-characters.."
+    >>> parse_env_keys(f"program={key},auditor=sha256:{hash_key('k2')}") == [
+    ...     ("program", hash_key(key)), ("auditor", hash_key("k2"))]
     True
 
     Raises
     ------
     InputError
-        Naming ``source`` and the entry (never the key) and the accepted roles.
+        Naming ``source`` and the entry (never the key) and the accepted roles; a key given in
+        clear shorter than ``MIN_KEY_CHARS`` characters is refused (a digest cannot be checked).
     """
     pairs = []
     for i, entry in enumerate((text or "").split(",")):
@@ -96,6 +101,12 @@ def parse_env_keys(text: str | None, *, source: str = API_KEYS_ENV) -> list[tupl
                     "of the key's SHA-256 digest (ROLE=sha256:HEX), or give the key itself"
                 )
             pairs.append((role, digest.lower()))
+        elif len(key) < MIN_KEY_CHARS:
+            raise InputError(
+                f"{source} entry {i + 1} ({role}): the key has {len(key)} characters, and a key "
+                f"needs at least {MIN_KEY_CHARS} (a short one can be guessed); make one with "
+                f"{MAKE_KEY}"
+            )
         else:
             pairs.append((role, hash_key(key)))
     return pairs

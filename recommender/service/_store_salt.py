@@ -42,6 +42,7 @@ __all__ = [
 ]
 
 SALT_ENV = "RECOMMENDER_AUDIT_SALT"
+MIN_SALT_CHARS = 16
 # The store_facts row holding the fingerprint.
 SALT_FINGERPRINT = "salt_fingerprint"
 _LABEL = b"burnout-recommender audit salt fingerprint v1"
@@ -64,8 +65,8 @@ class AuditSaltMismatch(StoreRefusal):
 
 
 class AuditSaltMissing(StoreRefusal):
-    """No usable salt: none is given and the salt file is empty, or none may be made because
-    the store holds records hashed with a salt this service was not given."""
+    """No usable salt: none is given and the salt file is empty, the salt is too short, or none
+    may be made because the store holds records hashed with a salt this service was not given."""
 
     reason = Reason.AUDIT_SALT_MISSING
     lasting = True
@@ -89,13 +90,14 @@ def resolve_salt(
     Raises
     ------
     AuditSaltMissing
-        An empty salt file, or no salt where none may be made.
+        An empty salt file, a salt shorter than ``MIN_SALT_CHARS``, or no salt where none may
+        be made.
     """
     secret = read_secret("audit_salt", env=SALT_ENV)
     if secret:
-        return secret
+        return _long_enough(secret, f"{SALT_ENV} (or the secrets folder's audit_salt)")
     if configured and configured.strip():
-        return configured
+        return _long_enough(configured, "audit.salt in serve.yaml")
     path = Path(models_dir) / "audit.salt"
     if not path.exists():
         if not create:
@@ -121,6 +123,19 @@ def resolve_salt(
             f"store was written with, give that salt another way ({SALT_ENV}, the secrets "
             f"folder's audit_salt, audit.salt in serve.yaml), or delete the file to have a new "
             f"one made if the store holds no records yet"
+        )
+    return _long_enough(salt, f"the file {path}")
+
+
+def _long_enough(salt: str, where: str) -> str:
+    """``salt`` if it has at least ``MIN_SALT_CHARS`` characters: person ids are guessable
+    (payroll numbers, ids in sequence), so a short salt lets anyone recompute their hashes."""
+    if len(salt) < MIN_SALT_CHARS:
+        raise AuditSaltMissing(
+            f"the audit salt from {where} has {len(salt)} characters; a salt needs at least "
+            f"{MIN_SALT_CHARS}, or anyone who guesses a person's id can recompute their hash "
+            f"from it. Make one with python3 -c 'import secrets; print(secrets.token_hex(32))' "
+            f"(the salt file the service makes by itself is 64 characters)"
         )
     return salt
 
