@@ -186,7 +186,9 @@ def test_recommender_serve_says_it_in_one_line_at_start(store, capsys):
 
     _, url, _ = store
     config = load_serve_config()
-    config = type(config)(**{**config.__dict__, "audit_url": url, "audit_salt": "s"})
+    config = type(config)(
+        **{**config.__dict__, "audit_url": url, "audit_salt": "a-salt-of-16-or-more"}
+    )
     _check_audit_store(config)
     said = capsys.readouterr().err
     assert "INSERT on recommendations" in said and "GRANT INSERT ON TABLE" in said
