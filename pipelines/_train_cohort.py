@@ -38,6 +38,8 @@ class Cohort:
     design: str  # "randomized", "observational" or "not declared"
     path: str | None = None
     loop: dict | None = None  # from the service's log: uptake, certainty, overlap
+    # validation's notes: allowed but perhaps unintended (an arm without rows, 'Yes' and 'yes')
+    notes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -218,6 +220,7 @@ def load_stage(config: dict, data=None) -> Cohort:
         design=design,
         path=None if path is None else str(path),
         loop=loop,
+        notes=tuple(report.notes()),
     )
 
 

@@ -182,6 +182,8 @@ def run_training(
     with display.stage("load", "reading and validating the cohort"):
         cohort = load_stage(settings, data)
     display.note(f"{cohort.description}: {len(cohort.frame):,} rows, sha256 {cohort.sha256[:12]}…")
+    for note in cohort.notes:  # what `recommender validate` would have noted: trained as it is
+        display.note(f"note: {note}")
     if cohort.loop is not None:
         loop = cohort.loop
         without = ", ".join(loop["arms_without_overlap"]) or "none"

@@ -253,25 +253,35 @@ class ValidationReport:
         lines = [head]
         for check in sorted(self.checks, key=lambda c: c.severity != "error"):
             label = "error" if check.severity == "error" else "note "
-            column = check.column or "table"
-            if check.rows is None:
-                lines.append(f"  {label} {column} [{check.rule}]: {check.summary}")
-                continue
-            noun = "row" if check.count == 1 else "rows"
-            examples = "; ".join(
-                f"{_where(int(check.rows[i]), check._pid(i))} value {_show(check.values[i])}"
-                + check._detail(i)
-                for i in range(min(max_listed, check.count))
-            )
-            more = check.count - min(max_listed, check.count)
-            tail = f"; and {more:,} more" if more else ""
-            lines.append(
-                f"  {label} {column} [{check.rule}]: {check.count:,} {noun} "
-                f"{RULES[check.rule]} (accepted: {check.accepted}), first: {examples}{tail}"
-            )
+            lines.append(f"  {label} {_check_line(check, max_listed)}")
         return "\n".join(lines)
+
+    def notes(self, max_listed: int = 3) -> list[str]:
+        """One line per check of severity ``"note"`` (what is allowed but may be unintended:
+        an arm of the catalog with no rows, one value written several ways), as :meth:`format`
+        words it."""
+        return [_check_line(c, max_listed) for c in self.checks if c.severity != "error"]
 
     def raise_if_invalid(self) -> None:
         """Raise :class:`~recommender.errors.InputError` carrying every problem, if any."""
         if not self.ok:
             raise InputError(self.format(), problems=self.errors)
+
+
+def _check_line(check: _Check, max_listed: int) -> str:
+    """``column [rule]: count rows <rule> (accepted: ...), first: ...`` of one check."""
+    column = check.column or "table"
+    if check.rows is None:
+        return f"{column} [{check.rule}]: {check.summary}"
+    noun = "row" if check.count == 1 else "rows"
+    examples = "; ".join(
+        f"{_where(int(check.rows[i]), check._pid(i))} value {_show(check.values[i])}"
+        + check._detail(i)
+        for i in range(min(max_listed, check.count))
+    )
+    more = check.count - min(max_listed, check.count)
+    tail = f"; and {more:,} more" if more else ""
+    return (
+        f"{column} [{check.rule}]: {check.count:,} {noun} "
+        f"{RULES[check.rule]} (accepted: {check.accepted}), first: {examples}{tail}"
+    )
