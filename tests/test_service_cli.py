@@ -1,5 +1,6 @@
 """`recommender audit export` and `recommender serve`'s refusal without a champion."""
 
+import contextlib
 import csv
 import json
 from datetime import datetime, timedelta, timezone
@@ -75,24 +76,31 @@ def test_serve_refuses_port_0(service_home, capsys):
 class _Started:
     """What `recommender serve` starts, recorded instead of run."""
 
-    def __init__(self, command, env):
+    def __init__(self, command, env, **options):
         self.env = env
+        self.options = options
+        self.signals = []
 
     def wait(self, timeout=None):
         return 0
 
     def poll(self):
-        return 0
+        return None if not self.signals else 0
+
+    def send_signal(self, signum):
+        self.signals.append(signum)
 
 
-def _serve_without_starting(monkeypatch):
+def _serve_without_starting(monkeypatch, started_as=_Started):
     import subprocess
 
     started = []
     monkeypatch.setattr(
         subprocess,
         "Popen",
-        lambda command, env: started.append(_Started(command, env)) or started[-1],
+        lambda command, env, **options: (
+            started.append(started_as(command, env, **options)) or started[-1]
+        ),
     )
     monkeypatch.setattr("recommender.cli.cmd_serve._check_champion", lambda: None)
     return started
@@ -187,3 +195,82 @@ def test_serve_says_at_start_when_the_audit_file_is_not_a_database(
     assert "file is not a database" in err and "restore it from a backup" in err
     assert "Traceback" not in err and len(started) == 1
     assert damaged.read_bytes() == bytes(range(256)) * 64  # left as it was, for recovery
+
+
+def test_serve_refuses_a_port_in_use_before_starting_and_names_a_free_one(
+    service_home, monkeypatch, capsys
+):
+    """A port held by another server (an earlier `make demo` still running) let BentoML start,
+    fail to bind with a traceback, and meanwhile the other server answered the printed example
+    with this run's key: 401. `make demo` found out only after training."""
+    import socket
+
+    started = _serve_without_starting(monkeypatch)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for argv in (["serve"], ["serve", "--check"], ["serve", "--print-example"]):
+            assert main([*argv, "--host", "127.0.0.1", "--port", str(port)]) == 2
+            err = capsys.readouterr().err
+            assert f"port {port} on 127.0.0.1 is already in use" in err, err
+            free = int(err.split("--port ")[1].split(",")[0])
+            assert port < free <= port + 20 and f"make demo PORT={free}" in err
+            assert "Traceback" not in err
+    assert started == []
+
+
+def test_serve_check_starts_nothing_and_says_the_address_is_free(service_home, monkeypatch, capsys):
+    """`make demo` runs it before training, so a port in use is said before, not after."""
+    started = _serve_without_starting(monkeypatch)
+    with socket_port() as port:
+        pass  # free again
+    assert main(["serve", "--check", "--port", str(port)]) == 0
+    assert f"ready to serve on http://127.0.0.1:{port}" in capsys.readouterr().out
+    assert started == []
+
+
+def test_serve_refuses_a_host_name_bentoml_cannot_bind(service_home, monkeypatch, capsys):
+    started = _serve_without_starting(monkeypatch)
+    assert main(["serve", "--check", "--host", "localhost"]) == 2
+    err = capsys.readouterr().err
+    assert "--host localhost: give an IP address" in err and "127.0.0.1" in err
+    assert started == []
+
+
+class _HungUp(_Started):
+    """A server whose terminal is closed while it runs: this process gets SIGHUP."""
+
+    def wait(self, timeout=None):
+        import os
+        import signal
+
+        # Without a handler of serve's the hangup would end the test run itself.
+        if callable(signal.getsignal(signal.SIGHUP)):
+            os.kill(os.getpid(), signal.SIGHUP)
+        return 0
+
+
+def test_a_closed_terminal_stops_the_server(service_home, monkeypatch):
+    """Closing the terminal of `make demo` left BentoML's server running, orphaned, on the port
+    (its arbiter takes SIGHUP as "restart the workers"), so the next demo found the port taken.
+    The server runs in a session of its own and a hangup reaches it as SIGTERM."""
+    import signal
+
+    before = signal.getsignal(signal.SIGHUP)
+    started = _serve_without_starting(monkeypatch, started_as=_HungUp)
+    with socket_port() as port:
+        pass
+    assert main(["serve", "--port", str(port)]) == 0
+    assert started[0].options.get("start_new_session") is True
+    assert started[0].signals == [signal.SIGTERM]
+    assert signal.getsignal(signal.SIGHUP) == before  # put back once the server is gone
+
+
+@contextlib.contextmanager
+def socket_port():
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        yield probe.getsockname()[1]

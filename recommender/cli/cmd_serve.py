@@ -5,6 +5,9 @@ from __future__ import annotations
 HELP = "serve the champion model over HTTP (BentoML) on 127.0.0.1:3000"
 
 _TARGET = "recommender.service.service:Recommender"
+# Signals passed on to the server (a hangup as SIGTERM: BentoML's arbiter takes SIGHUP as
+# "restart the workers"); Ctrl-C's SIGINT arrives as KeyboardInterrupt and is passed on too.
+_FORWARDED = ("SIGTERM", "SIGHUP")
 
 
 def configure(parser) -> None:
@@ -15,6 +18,12 @@ def configure(parser) -> None:
         default=None,
         metavar="FILE",
         help="service settings (default: configs/serve.yaml)",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="check the settings, the catalog and that the address is free, then exit "
+        "without serving (make demo does this before it trains)",
     )
     parser.add_argument(
         "--print-example",
@@ -47,6 +56,10 @@ def run(args) -> int:
     # Every worker loads the catalog at start, crisis answers or not: one it cannot load is a
     # worker that fails at every start and answers nothing, so it is refused here, named.
     load_catalog()
+    _check_address(host, port)
+    if args.check:
+        print(f"ready to serve on http://{host}:{port}: settings and catalog read, port free")
+        return 0
     _check_audit_store(config)
     _check_champion()
 
@@ -83,16 +96,22 @@ def run(args) -> int:
         "--port",
         str(port),
     ]
+    _check_address(host, port)  # again: the audit store and champion checks take a while
     print(
         f"serving on http://{host}:{port} (OpenAPI: /docs.json; stop with Ctrl-C)", file=sys.stderr
     )
-    process = subprocess.Popen(command, env=env)
+    # In a session of its own, so that the signals of this terminal reach the server only
+    # through this process: a closed terminal (SIGHUP) would otherwise make BentoML's arbiter
+    # restart its workers, and the server would go on running, orphaned, on the port.
+    process = subprocess.Popen(command, env=env, start_new_session=True)
 
     def forward(signum, _frame):
         if process.poll() is None:
-            process.send_signal(signum)
+            process.send_signal(signal.SIGTERM if signum == signal.SIGHUP else signum)
 
-    signal.signal(signal.SIGTERM, forward)
+    previous = {
+        getattr(signal, name): signal.signal(getattr(signal, name), forward) for name in _FORWARDED
+    }
     try:
         if args.print_example:
             _print_example(process, host, port, demo_keys)
@@ -100,10 +119,73 @@ def run(args) -> int:
     except KeyboardInterrupt:
         forward(signal.SIGINT, None)
         try:
-            return process.wait(timeout=30)
+            process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
-            return 130
+        return 130
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _check_address(host: str, port: int) -> None:
+    """Raise :class:`InputError` unless a server can listen on ``host``:``port`` now.
+
+    BentoML finds out only after it has started, with a traceback, and ``make demo`` only
+    after training; meanwhile another server on the port (an earlier demo, say) answered the
+    example request with this run's keys, 401.
+    """
+    import errno
+    import ipaddress
+    import socket
+
+    from recommender.errors import InputError
+
+    try:
+        family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:
+        raise InputError(
+            f"--host {host}: give an IP address (BentoML takes no name): 127.0.0.1 for this "
+            "machine only, 0.0.0.0 for every interface (make demo: HOST=...)"
+        ) from None
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As the server binds: a port some connection just left (TIME_WAIT) is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                free = _free_port_after(host, port, family)
+                instead = f" (e.g. --port {free}, or make demo PORT={free})" if free else ""
+                raise InputError(
+                    f"port {port} on {host} is already in use, by another program (an "
+                    f"earlier `recommender serve` or `make demo` still running, say); stop it, "
+                    f"or serve on another port{instead}"
+                ) from None
+            if error.errno == errno.EACCES:
+                raise InputError(
+                    f"--port {port}: this user may not listen on it (ports below 1024 need "
+                    "root); give a port from 1024 to 65535 (make demo: PORT=...)"
+                ) from None
+            raise InputError(
+                f"cannot listen on {host}:{port} ({error.strerror}); --host must be an address "
+                "of this machine (make demo: HOST=...)"
+            ) from None
+
+
+def _free_port_after(host: str, port: int, family) -> int | None:
+    """The first port after ``port`` (within 20) that is free on ``host`` now, or None."""
+    import socket
+
+    for candidate in range(port + 1, min(port + 21, 65536)):
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, candidate))
+            except OSError:
+                continue
+            return candidate
+    return None
 
 
 def _check_audit_store(config) -> None:
@@ -197,6 +279,8 @@ def _print_example(process, host, port, keys: dict) -> None:
             pass
         time.sleep(1)
     else:
+        return
+    if process.poll() is not None:  # whatever answered on the port, it is not this server
         return
     body = example_profile()
     response = httpx.post(
