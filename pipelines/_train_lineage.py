@@ -1,7 +1,10 @@
-"""Lineage of a training run: the code's git commit and the versions of the packages it ran on."""
+"""Lineage of a training run: the code's git commit and the versions of the packages it ran on,
+and the fingerprint that tells whether two runs would train the same model."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import platform
 import subprocess
 from importlib import metadata
@@ -51,3 +54,46 @@ def _package_versions() -> dict:
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
+
+
+# The run tag holding :func:`training_fingerprint`.
+FINGERPRINT_TAG = "training.fingerprint"
+
+
+def training_fingerprint(
+    settings: dict, data_sha256: str, *, git_commit: str, versions: dict, files=()
+) -> str | None:
+    """A digest of everything a training run's model follows from: the settings, the data,
+    the code (its commit and any uncommitted change), the package versions and ``files`` (the
+    configuration files read: catalog, scenarios, the service's safety rules).
+
+    Two runs with the same fingerprint train the same model (the seeds are in the settings).
+    None when the code cannot be told: not a git checkout.
+    """
+    change = _uncommitted_change() if git_commit.endswith("-dirty") else ""
+    if git_commit == "unknown" or change is None:
+        return None
+    digest = hashlib.sha256()
+    for part in (
+        json.dumps(settings, sort_keys=True, default=str),
+        data_sha256,
+        git_commit,
+        change,
+        json.dumps(versions, sort_keys=True),
+    ):
+        digest.update(part.encode() + b"\0")
+    for path in sorted({Path(f).resolve() for f in files if Path(f).is_file()}):
+        digest.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _uncommitted_change() -> str | None:
+    """A digest of the checkout's uncommitted changes to tracked files; None if unreadable."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        diff = subprocess.run(
+            ["git", "diff", "HEAD"], cwd=root, capture_output=True, check=True, timeout=30
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return hashlib.sha256(diff).hexdigest()
