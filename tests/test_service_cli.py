@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 from recommender.cli import main
 from recommender.service import AuditLog
-from service_fixtures import service_home  # noqa: F401  (fixture)
+from service_fixtures import asgi_client, auth, linear_model, service_home  # noqa: F401  (fixtures)
 
 
 def _log(home):
@@ -274,3 +274,47 @@ def socket_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         yield probe.getsockname()[1]
+
+
+def test_the_printed_example_fits_a_screen_and_keeps_what_decides_the_answer(
+    asgi_client, monkeypatch, capsys
+):
+    """`make demo` printed the example's whole answer, about 700 lines (every arm's evidence,
+    the complements), so the keys and the request to paste were far out of sight. It prints
+    what decides the answer, the safety block whole, and says the curl gives all of it."""
+    import json
+
+    import httpx
+
+    from recommender.service import example_profile
+
+    full = asgi_client.post("/recommend", json=example_profile(), headers=auth("program"))
+    assert full.status_code == 200 and full.json()["ranking"]
+    _serve_without_starting(monkeypatch)
+    monkeypatch.setattr(httpx, "get", lambda url, timeout: httpx.Response(200))
+    monkeypatch.setattr(
+        httpx,
+        "post",
+        lambda url, json, timeout, headers: httpx.Response(
+            200, content=full.content, headers={"content-type": "application/json"}
+        ),
+    )
+    with socket_port() as port:
+        pass
+    assert main(["serve", "--print-example", "--port", str(port)]) == 0
+    out = capsys.readouterr().out
+    assert len(out.splitlines()) < 60
+    head, _, rest = out.partition("Response (200), shortened")
+    assert "  program " in head and f"curl -s -X POST http://127.0.0.1:{port}/recommend" in head
+    assert f"all {len(full.content):,} bytes" in rest
+    printed, _, calls = rest.partition("):\n\n")[2].partition("\nAn auditor")
+    short, answer = json.loads(printed), full.json()
+    assert short["recommended"] == answer["recommended"]
+    assert short["safety"] == answer["safety"]
+    assert [(a["arm"], a["ee_effect"], a["ee_lower"], a["ee_upper"]) for a in short["ranking"]] == [
+        (a["arm"], a["ee_effect"], a["ee_lower"], a["ee_upper"]) for a in answer["ranking"]
+    ]
+    assert short["explanation"]["sentence"] == answer["explanation"]["sentence"]
+    statement = answer["context"]["training_data"]["statement"]
+    assert short["context"]["training_data"]["statement"] == statement
+    assert "citation" not in printed and "/model_card" in calls
