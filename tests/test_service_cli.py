@@ -1,9 +1,12 @@
-"""`recommender audit export` and `recommender serve`'s refusal without a champion."""
+"""`recommender audit export`, and `recommender serve` as a user starts and stops it: its
+checks before starting, its signals, and the example it prints for `make demo`."""
 
 import contextlib
 import csv
 import json
 from datetime import datetime, timedelta, timezone
+
+import pytest
 
 from recommender.cli import main
 from recommender.service import AuditLog
@@ -318,3 +321,24 @@ def test_the_printed_example_fits_a_screen_and_keeps_what_decides_the_answer(
     statement = answer["context"]["training_data"]["statement"]
     assert short["context"]["training_data"]["statement"] == statement
     assert "citation" not in printed and "/model_card" in calls
+
+
+@pytest.mark.parametrize("server_exit, serve_exit", [(0, 0), (-2, 130), (-15, 143)])
+def test_ctrl_c_passes_on_and_exits_as_the_server_stopped(
+    service_home, monkeypatch, server_exit, serve_exit
+):
+    """Ctrl-C is passed on to the server; one that stopped cleanly is no error (`make demo` said
+    "Error 254" for a server ended by the signal, -2 read as 256 - 2)."""
+    import signal
+
+    class Interrupted(_Started):
+        def wait(self, timeout=None):
+            if not self.signals:
+                raise KeyboardInterrupt
+            return server_exit
+
+    started = _serve_without_starting(monkeypatch, started_as=Interrupted)
+    with socket_port() as port:
+        pass
+    assert main(["serve", "--port", str(port)]) == serve_exit
+    assert started[0].signals == [signal.SIGINT]

@@ -119,10 +119,13 @@ def run(args) -> int:
     except KeyboardInterrupt:
         forward(signal.SIGINT, None)
         try:
-            process.wait(timeout=30)
+            code = process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
-        return 130
+            return 130
+        # A server that stopped cleanly is no error (make stays quiet); one ended by a signal
+        # (-N) exits 128 + N as a shell would say it, not 256 - N.
+        return 128 - code if code < 0 else code
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
