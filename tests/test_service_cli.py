@@ -342,3 +342,34 @@ def test_ctrl_c_passes_on_and_exits_as_the_server_stopped(
         pass
     assert main(["serve", "--port", str(port)]) == serve_exit
     assert started[0].signals == [signal.SIGINT]
+
+
+def test_the_example_is_written_at_once_and_an_error_answer_whole(service_home, monkeypatch):
+    """The server logs the example request on the same terminal: written line by line, the
+    example had that log line among its keys."""
+    import sys
+
+    import httpx
+
+    class Terminal:
+        def __init__(self):
+            self.writes = []
+
+        def write(self, text):
+            self.writes.append(text)
+
+        def flush(self):
+            pass
+
+    _serve_without_starting(monkeypatch)
+    monkeypatch.setattr(httpx, "get", lambda url, timeout: httpx.Response(200))
+    refused = {"error": "the API key is not valid", "problems": []}
+    monkeypatch.setattr(httpx, "post", lambda *a, **k: httpx.Response(401, json=refused))
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    with socket_port() as port:
+        pass
+    assert main(["serve", "--print-example", "--port", str(port)]) == 0
+    (example,) = [text for text in terminal.writes if "Keys made for this run" in text]
+    assert "Response (401):" in example and '"error": "the API key is not valid"' in example
+    assert "/reload -H 'Authorization: Bearer" in example.strip().splitlines()[-1]

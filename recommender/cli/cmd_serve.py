@@ -264,6 +264,8 @@ def _check_champion() -> None:
 
 
 def _print_example(process, host, port, keys: dict) -> None:
+    import contextlib
+    import io
     import json
     import sys
     import time
@@ -292,37 +294,41 @@ def _print_example(process, host, port, keys: dict) -> None:
         timeout=60,
         headers={"Authorization": f"Bearer {keys['program']}"},
     )
-    print("\nKeys made for this run only (set RECOMMENDER_API_KEYS for lasting keys):\n")
-    for role, key in keys.items():
-        print(f"  {role:<10} {key}")
-    print("\nA wellness program asks for a recommendation:\n")
-    print(
-        f"curl -s -X POST {url}/recommend -H 'Authorization: Bearer {keys['program']}' \\\n"
-        f"     -H 'Content-Type: application/json' -d '{json.dumps(body)}'\n"
-    )
-    answer = response.json()
-    short = _shortened(answer)
-    if short is answer:
-        print(f"Response ({response.status_code}):\n")
-    else:
+    # One write: the server logs the example request on the same terminal, and a log line
+    # landed among the keys, between lines written one by one.
+    with contextlib.redirect_stdout(io.StringIO()) as block:
+        print("\nKeys made for this run only (set RECOMMENDER_API_KEYS for lasting keys):\n")
+        for role, key in keys.items():
+            print(f"  {role:<10} {key}")
+        print("\nA wellness program asks for a recommendation:\n")
         print(
-            f"Response ({response.status_code}), shortened to what decides it (the curl "
-            f"above prints all {len(response.content):,} bytes: each arm's evidence and DP "
-            "and PA effects, the reasons, the complements, the context):\n"
+            f"curl -s -X POST {url}/recommend -H 'Authorization: Bearer {keys['program']}' \\\n"
+            f"     -H 'Content-Type: application/json' -d '{json.dumps(body)}'\n"
         )
-    print(_example_json(short))
-    print("\nAn auditor reads the model card and exports the audit log (hashed person ids):\n")
-    print(
-        f"curl -s {url}/model_card -H 'Authorization: Bearer {keys['auditor']}' "
-        "--create-dirs -o models/work/card.html"
-    )
-    print(
-        f"curl -s '{url}/audit/export?since=2026-01-01' "
-        f"-H 'Authorization: Bearer {keys['auditor']}'"
-    )
-    print("\nA data scientist reads the card as JSON and serves a newly promoted champion:\n")
-    print(f"curl -s {url}/model_card.json -H 'Authorization: Bearer {keys['scientist']}'")
-    print(f"curl -s -X POST {url}/reload -H 'Authorization: Bearer {keys['scientist']}'")
+        answer = response.json()
+        short = _shortened(answer)
+        if short is answer:
+            print(f"Response ({response.status_code}):\n")
+        else:
+            print(
+                f"Response ({response.status_code}), shortened to what decides it (the curl "
+                f"above prints all {len(response.content):,} bytes: each arm's evidence and DP "
+                "and PA effects, the reasons, the complements, the context):\n"
+            )
+        print(_example_json(short))
+        print("\nAn auditor reads the model card and exports the audit log (hashed person ids):\n")
+        print(
+            f"curl -s {url}/model_card -H 'Authorization: Bearer {keys['auditor']}' "
+            "--create-dirs -o models/work/card.html"
+        )
+        print(
+            f"curl -s '{url}/audit/export?since=2026-01-01' "
+            f"-H 'Authorization: Bearer {keys['auditor']}'"
+        )
+        print("\nA data scientist reads the card as JSON and serves a newly promoted champion:\n")
+        print(f"curl -s {url}/model_card.json -H 'Authorization: Bearer {keys['scientist']}'")
+        print(f"curl -s -X POST {url}/reload -H 'Authorization: Bearer {keys['scientist']}'")
+    sys.stdout.write(block.getvalue())
     sys.stdout.flush()
 
 
