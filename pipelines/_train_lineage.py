@@ -60,40 +60,24 @@ def _package_versions() -> dict:
 FINGERPRINT_TAG = "training.fingerprint"
 
 
-def training_fingerprint(
-    settings: dict, data_sha256: str, *, git_commit: str, versions: dict, files=()
-) -> str | None:
+def training_fingerprint(settings: dict, data_sha256: str, *, versions: dict, files=()) -> str:
     """A digest of everything a training run's model follows from: the settings, the data,
-    the code (its commit and any uncommitted change), the package versions and ``files`` (the
-    configuration files read: catalog, scenarios, the service's safety rules).
+    the code (every module of the library and the pipelines, so that a change elsewhere, to
+    the README say, does not count), the package versions and ``files`` (the configuration
+    files read: catalog, scenarios, the service's safety rules).
 
     Two runs with the same fingerprint train the same model (the seeds are in the settings).
-    None when the code cannot be told: not a git checkout.
     """
-    change = _uncommitted_change() if git_commit.endswith("-dirty") else ""
-    if git_commit == "unknown" or change is None:
-        return None
+    root = Path(__file__).resolve().parents[1]
+    code = sorted(
+        path for package in ("recommender", "pipelines") for path in (root / package).rglob("*.py")
+    )
     digest = hashlib.sha256()
-    for part in (
-        json.dumps(settings, sort_keys=True, default=str),
-        data_sha256,
-        git_commit,
-        change,
-        json.dumps(versions, sort_keys=True),
-    ):
+    for part in (json.dumps(settings, sort_keys=True, default=str), data_sha256):
         digest.update(part.encode() + b"\0")
+    digest.update(json.dumps(versions, sort_keys=True).encode() + b"\0")
+    for path in code:
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
     for path in sorted({Path(f).resolve() for f in files if Path(f).is_file()}):
         digest.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
-
-
-def _uncommitted_change() -> str | None:
-    """A digest of the checkout's uncommitted changes to tracked files; None if unreadable."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        diff = subprocess.run(
-            ["git", "diff", "HEAD"], cwd=root, capture_output=True, check=True, timeout=30
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return hashlib.sha256(diff).hexdigest()

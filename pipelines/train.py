@@ -190,9 +190,7 @@ def run_training(
     # The learner leads the name: runs sit side by side in MLflow, named by what differs.
     run_name = f"{settings['learner']['learner']}-seed-{settings['seed']}-{cohort.sha256[:8]}"
     tags = {"pipeline": "train", "data.source": cohort.source}
-    fingerprint = _fingerprint(settings, cohort, git_commit, versions)
-    if fingerprint is not None:
-        tags[FINGERPRINT_TAG] = fingerprint
+    tags[FINGERPRINT_TAG] = _fingerprint(settings, cohort, versions)
 
     # Before the run exists: a log that cannot be held out by person leaves no failed run.
     held_out = "people (every survey cycle of theirs)" if cohort.loop else "a stratified share"
@@ -300,7 +298,7 @@ def champion_trained_alike(
     """``(version, run_id)`` of the champion when its training run had what a run with these
     arguments would have (settings, data, code, package versions, configuration files), so
     that it would train the same model again; None otherwise, or when that cannot be told (a
-    champion trained before runs were fingerprinted, code outside a git checkout).
+    champion trained before runs were fingerprinted).
 
     Only for a data file or the simulated cohort: a log grows, and the evidence-only model
     has its own run.
@@ -319,8 +317,8 @@ def champion_trained_alike(
         return None
     if champion.run_id is None:
         return None
-    fingerprint = _fingerprint(settings, load_stage(settings, data), _git_commit(), None)
-    if fingerprint is None or run_tags(champion.run_id).get(FINGERPRINT_TAG) != fingerprint:
+    fingerprint = _fingerprint(settings, load_stage(settings, data), _package_versions())
+    if run_tags(champion.run_id).get(FINGERPRINT_TAG) != fingerprint:
         return None
     return champion.version, champion.run_id
 
@@ -335,7 +333,7 @@ def _settings(config, seed, overrides) -> dict:
     return load_config(config, overrides=extra)
 
 
-def _fingerprint(settings: dict, cohort: Cohort, git_commit: str, versions) -> str | None:
+def _fingerprint(settings: dict, cohort: Cohort, versions: dict) -> str:
     """:func:`training_fingerprint` of a run on ``cohort``, with every configuration file."""
     import os
 
@@ -348,11 +346,7 @@ def _fingerprint(settings: dict, cohort: Cohort, git_commit: str, versions) -> s
         settings["log"]["serve_config"] or os.environ.get("RECOMMENDER_SERVE_CONFIG", ""),
     ]
     return training_fingerprint(
-        settings,
-        cohort.sha256,
-        git_commit=git_commit,
-        versions=versions or _package_versions(),
-        files=[f for f in files if f],
+        settings, cohort.sha256, versions=versions, files=[f for f in files if f]
     )
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from test_model_fakes import fake_model, profiles
 
+import pipelines._train_lineage as train_lineage
 import pipelines._train_register as train_register
 import pipelines.train as train
 from recommender import registry
@@ -109,9 +110,9 @@ def test_the_champion_is_known_as_trained_alike_only_while_nothing_it_follows_fr
     trained, monkeypatch, tmp_path
 ):
     """A second `make demo` trained the same model on the same cohort again: version 2, 3, ...,
-    each "not worse than" the last by 0.000. A run is fingerprinted (settings, data, code,
-    package versions, configuration files), and `train --if-changed` keeps a champion whose
-    run had the same."""
+    each "not worse than" the last by 0.000. A run is fingerprinted (settings, data, the code's
+    modules, package versions, configuration files), and `train --if-changed` keeps a champion
+    whose run had the same."""
     import shutil
 
     from recommender.paths import config_dir
@@ -123,7 +124,16 @@ def test_the_champion_is_known_as_trained_alike_only_while_nothing_it_follows_fr
     other_cohort = {**SMALL, "data": {**SMALL["data"], "seed": 6}}
     assert train.champion_trained_alike(overrides=other_cohort) is None
     with monkeypatch.context() as changed:
-        changed.setattr(train, "_git_commit", lambda: "0" * 40)
+        changed.setattr(train, "_package_versions", lambda: {"lightgbm": "5.0"})
+        assert train.champion_trained_alike(overrides=SMALL) is None
+    code = tmp_path / "code"  # the same modules, one of them changed
+    for package in ("pipelines", "recommender"):
+        shutil.copytree(Path(train.__file__).parents[1] / package, code / package)
+    with monkeypatch.context() as changed:
+        changed.setattr(train_lineage, "__file__", str(code / "pipelines" / "_train_lineage.py"))
+        assert train.champion_trained_alike(overrides=SMALL) == ("1", result.run_id)
+        with (code / "pipelines" / "_train_fit.py").open("a") as module:
+            module.write("# a change to the code\n")
         assert train.champion_trained_alike(overrides=SMALL) is None
     configs = tmp_path / "configs"
     shutil.copytree(config_dir(), configs)
