@@ -4,6 +4,7 @@ checks before starting, its signals, and the example it prints for `make demo`."
 import contextlib
 import csv
 import json
+import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -266,6 +267,7 @@ def test_a_closed_terminal_stops_the_server(service_home, monkeypatch):
         pass
     assert main(["serve", "--port", str(port)]) == 0
     assert started[0].options.get("start_new_session") is True
+    assert callable(started[0].options.get("preexec_fn"))
     assert started[0].signals == [signal.SIGTERM]
     assert signal.getsignal(signal.SIGHUP) == before  # put back once the server is gone
 
@@ -373,3 +375,37 @@ def test_the_example_is_written_at_once_and_an_error_answer_whole(service_home, 
     (example,) = [text for text in terminal.writes if "Keys made for this run" in text]
     assert "Response (401):" in example and '"error": "the API key is not valid"' in example
     assert "/reload -H 'Authorization: Bearer" in example.strip().splitlines()[-1]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_the_server_ends_with_serve_even_when_serve_is_killed(tmp_path):
+    """In a session of its own, the server is no longer reached by a signal to serve's process
+    group: killed with -9, serve takes it along all the same."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    script = (
+        "import subprocess, sys, time\n"
+        "from recommender.cli.cmd_serve import _stop_with_this_process\n"
+        "child = subprocess.Popen(['sleep', '300'], start_new_session=True,"
+        " preexec_fn=_stop_with_this_process)\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(300)\n"
+    )
+    serve = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    server = int(serve.stdout.readline())
+    serve.kill()
+    serve.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(server, 0)
+        except ProcessLookupError:
+            return
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(server, os.WNOHANG)
+        time.sleep(0.1)
+    os.kill(server, signal.SIGKILL)
+    pytest.fail("the server outlived serve")

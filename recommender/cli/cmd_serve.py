@@ -103,7 +103,9 @@ def run(args) -> int:
     # In a session of its own, so that the signals of this terminal reach the server only
     # through this process: a closed terminal (SIGHUP) would otherwise make BentoML's arbiter
     # restart its workers, and the server would go on running, orphaned, on the port.
-    process = subprocess.Popen(command, env=env, start_new_session=True)
+    process = subprocess.Popen(
+        command, env=env, start_new_session=True, preexec_fn=_stop_with_this_process
+    )
 
     def forward(signum, _frame):
         if process.poll() is None:
@@ -129,6 +131,18 @@ def run(args) -> int:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _stop_with_this_process() -> None:
+    """In the server's process before it starts (Linux): SIGTERM when this process ends, even
+    by ``kill -9``, which no longer reaches the server through the process group."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
 
 
 def _check_address(host: str, port: int) -> None:
