@@ -87,11 +87,14 @@ lint: $(VENV)/.test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The address is checked first: a port in use is said before the cohort is simulated and the
+# model trained, not after.
 demo: $(VENV)/.runtime
+	@$(BIN)/recommender serve --host $(HOST) --port $(PORT) --check
 	@mkdir -p $(DEMO)
 	$(BIN)/recommender simulate --scenario default --n $(DEMO_N) --seed $(DEMO_SEED) --assignment rct --out $(DEMO)/cohort.parquet
 	$(BIN)/recommender validate $(DEMO)/cohort.parquet --training
-	$(BIN)/recommender train --config configs/train.yaml --data $(DEMO)/cohort.parquet
+	$(BIN)/recommender train --config configs/train.yaml --data $(DEMO)/cohort.parquet --if-changed
 	$(BIN)/recommender serve --host $(HOST) --port $(PORT) --print-example
 
 # The service benchmark's load generator is wrk, Debian's package (a C client that leaves the

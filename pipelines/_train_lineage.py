@@ -1,7 +1,10 @@
-"""Lineage of a training run: the code's git commit and the versions of the packages it ran on."""
+"""Lineage of a training run: the code's git commit and the versions of the packages it ran on,
+and the fingerprint that tells whether two runs would train the same model."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import platform
 import subprocess
 from importlib import metadata
@@ -51,3 +54,30 @@ def _package_versions() -> dict:
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
+
+
+# The run tag holding :func:`training_fingerprint`.
+FINGERPRINT_TAG = "training.fingerprint"
+
+
+def training_fingerprint(settings: dict, data_sha256: str, *, versions: dict, files=()) -> str:
+    """A digest of everything a training run's model follows from: the settings, the data,
+    the code (every module of the library and the pipelines, so that a change elsewhere, to
+    the README say, does not count), the package versions and ``files`` (the configuration
+    files read: catalog, scenarios, the service's safety rules).
+
+    Two runs with the same fingerprint train the same model (the seeds are in the settings).
+    """
+    root = Path(__file__).resolve().parents[1]
+    code = sorted(
+        path for package in ("recommender", "pipelines") for path in (root / package).rglob("*.py")
+    )
+    digest = hashlib.sha256()
+    for part in (json.dumps(settings, sort_keys=True, default=str), data_sha256):
+        digest.update(part.encode() + b"\0")
+    digest.update(json.dumps(versions, sort_keys=True).encode() + b"\0")
+    for path in code:
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    for path in sorted({Path(f).resolve() for f in files if Path(f).is_file()}):
+        digest.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()

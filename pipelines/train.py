@@ -48,7 +48,8 @@ from pipelines._train_fit import fit_stage, learner_params
 from pipelines._train_gate import gate_stage
 from pipelines._train_key import key_fingerprint as key_fingerprint
 from pipelines._train_key import comparison_rows, person_hashes, seen_rows, training_key
-from pipelines._train_lineage import _git_commit, _package_versions
+from pipelines._train_lineage import FINGERPRINT_TAG, _git_commit, _package_versions
+from pipelines._train_lineage import training_fingerprint
 from pipelines._train_log import log_stage, run_description
 from pipelines._train_register import publish_folder, regated_note, register_stage
 from pipelines.score import safety_rules
@@ -62,6 +63,7 @@ __all__ = [
     "Evaluation",
     "load_config",
     "run_training",
+    "champion_trained_alike",
     "training_key",
     "person_hashes",
     "seen_rows",
@@ -161,13 +163,7 @@ def run_training(
     """
     from recommender.registry import TrainingRun, aliases as current_aliases
 
-    extra = dict(overrides or {})
-    if seed is not None:
-        extra["seed"] = int(seed)
-    if isinstance(config, dict):
-        settings = config_from_mapping(config, overrides=extra)
-    else:
-        settings = load_config(config, overrides=extra)
+    settings = _settings(config, seed, overrides)
     display = progress or SilentProgress()
     # The service's safety rules travel inside the model (its pyfunc gives crisis resources);
     # read first, so that a broken serve.yaml stops the run before anything is fitted.
@@ -198,6 +194,7 @@ def run_training(
     # The learner leads the name: runs sit side by side in MLflow, named by what differs.
     run_name = f"{settings['learner']['learner']}-seed-{settings['seed']}-{cohort.sha256[:8]}"
     tags = {"pipeline": "train", "data.source": cohort.source}
+    tags[FINGERPRINT_TAG] = _fingerprint(settings, cohort, versions)
 
     # Before the run exists: a log that cannot be held out by person leaves no failed run.
     held_out = "people (every survey cycle of theirs)" if cohort.loop else "a stratified share"
@@ -296,6 +293,64 @@ def run_training(
         card_folder=getattr(registration, "card_folder", None),
         config=settings,
         data_sha256=cohort.sha256,
+    )
+
+
+def champion_trained_alike(
+    config=None, *, data=None, seed: int | None = None, overrides: dict | None = None
+) -> tuple[str, str] | None:
+    """``(version, run_id)`` of the champion when its training run had what a run with these
+    arguments would have (settings, data, code, package versions, configuration files), so
+    that it would train the same model again; None otherwise, or when that cannot be told (a
+    champion trained before runs were fingerprinted).
+
+    Only for a data file or the simulated cohort: a log grows, and the evidence-only model
+    has its own run.
+    """
+    from recommender.registry import resolve_model, run_tags
+
+    settings = _settings(config, seed, overrides)
+    if settings["source"] != "data":
+        raise InputError(
+            f"--if-changed: only for a data file or the simulated cohort, not for source "
+            f"{settings['source']!r}"
+        )
+    try:
+        champion = resolve_model(f"models:/{settings['registry']['model_name']}@champion")
+    except InputError:  # no store, or no champion yet
+        return None
+    if champion.run_id is None:
+        return None
+    fingerprint = _fingerprint(settings, load_stage(settings, data), _package_versions())
+    if run_tags(champion.run_id).get(FINGERPRINT_TAG) != fingerprint:
+        return None
+    return champion.version, champion.run_id
+
+
+def _settings(config, seed, overrides) -> dict:
+    """The run's settings: ``config`` (a file or a mapping) with ``seed`` and ``overrides``."""
+    extra = dict(overrides or {})
+    if seed is not None:
+        extra["seed"] = int(seed)
+    if isinstance(config, dict):
+        return config_from_mapping(config, overrides=extra)
+    return load_config(config, overrides=extra)
+
+
+def _fingerprint(settings: dict, cohort: Cohort, versions: dict) -> str:
+    """:func:`training_fingerprint` of a run on ``cohort``, with every configuration file."""
+    import os
+
+    from recommender.paths import config_dir
+
+    files = [path for path in config_dir().rglob("*") if path.is_file()]
+    files += [
+        settings["catalog"],
+        settings["data"]["scenario"],
+        settings["log"]["serve_config"] or os.environ.get("RECOMMENDER_SERVE_CONFIG", ""),
+    ]
+    return training_fingerprint(
+        settings, cohort.sha256, versions=versions, files=[f for f in files if f]
     )
 
 

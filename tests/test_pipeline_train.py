@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from test_model_fakes import fake_model, profiles
 
+import pipelines._train_lineage as train_lineage
 import pipelines._train_register as train_register
 import pipelines.train as train
 from recommender import registry
@@ -104,6 +105,57 @@ def test_first_run_becomes_champion_with_card_and_lineage(trained, monkeypatch):
     assert {"card/card.json", "card/card.md", "card/card.html"} <= card_files
     plots = {a.path for a in client.list_artifacts(result.run_id, "evaluation/plots")}
     assert "evaluation/plots/policy_values.png" in plots
+
+
+def test_the_champion_is_known_as_trained_alike_only_while_nothing_it_follows_from_changed(
+    trained, monkeypatch, tmp_path
+):
+    """A second `make demo` trained the same model on the same cohort again: version 2, 3, ...,
+    each "not worse than" the last by 0.000. A run is fingerprinted (settings, data, the code's
+    modules, package versions, configuration files), and `train --if-changed` keeps a champion
+    whose run had the same."""
+    import shutil
+
+    from recommender.paths import config_dir
+
+    result, home = trained
+    use_home(monkeypatch, home)
+    assert train.champion_trained_alike(overrides=SMALL) == ("1", result.run_id)
+    assert train.champion_trained_alike(overrides=SMALL, seed=4) is None
+    other_cohort = {**SMALL, "data": {**SMALL["data"], "seed": 6}}
+    assert train.champion_trained_alike(overrides=other_cohort) is None
+    with monkeypatch.context() as changed:
+        changed.setattr(train, "_package_versions", lambda: {"lightgbm": "5.0"})
+        assert train.champion_trained_alike(overrides=SMALL) is None
+    code = tmp_path / "code"  # the same modules, one of them changed
+    for package in ("pipelines", "recommender"):
+        shutil.copytree(Path(train.__file__).parents[1] / package, code / package)
+    with monkeypatch.context() as changed:
+        changed.setattr(train_lineage, "__file__", str(code / "pipelines" / "_train_lineage.py"))
+        assert train.champion_trained_alike(overrides=SMALL) == ("1", result.run_id)
+        with (code / "pipelines" / "_train_fit.py").open("a") as module:
+            module.write("# a change to the code\n")
+        assert train.champion_trained_alike(overrides=SMALL) is None
+    configs = tmp_path / "configs"
+    shutil.copytree(config_dir(), configs)
+    with (configs / "serve.yaml").open("a") as serve:  # the safety rules travel in the model
+        serve.write("# a crisis line changed\n")
+    monkeypatch.setenv("RECOMMENDER_CONFIG_DIR", str(configs))
+    assert train.champion_trained_alike(overrides=SMALL) is None
+
+
+def test_train_if_changed_keeps_a_champion_trained_alike_and_says_so(monkeypatch, capsys):
+    monkeypatch.setattr(train, "champion_trained_alike", lambda *a, **k: ("4", "abc123"))
+    monkeypatch.setattr(train, "run_training", lambda *a, **k: pytest.fail("trained again"))
+    assert main(["train", "--if-changed", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("not trained: champion version 4 (run abc123) was trained with")
+    assert "it stays the champion" in out
+
+
+def test_train_if_changed_refuses_the_evidence_only_model(home, capsys):
+    assert main(["train", "--if-changed", "--evidence-only"]) == 2
+    assert "--if-changed: only for a data file or the simulated cohort" in capsys.readouterr().err
 
 
 def test_card_names_version_run_and_data(trained):

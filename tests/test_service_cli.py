@@ -1,12 +1,17 @@
-"""`recommender audit export` and `recommender serve`'s refusal without a champion."""
+"""`recommender audit export`, and `recommender serve` as a user starts and stops it: its
+checks before starting, its signals, and the example it prints for `make demo`."""
 
+import contextlib
 import csv
 import json
+import sys
 from datetime import datetime, timedelta, timezone
+
+import pytest
 
 from recommender.cli import main
 from recommender.service import AuditLog
-from service_fixtures import service_home  # noqa: F401  (fixture)
+from service_fixtures import asgi_client, auth, linear_model, service_home  # noqa: F401  (fixtures)
 
 
 def _log(home):
@@ -75,24 +80,31 @@ def test_serve_refuses_port_0(service_home, capsys):
 class _Started:
     """What `recommender serve` starts, recorded instead of run."""
 
-    def __init__(self, command, env):
+    def __init__(self, command, env, **options):
         self.env = env
+        self.options = options
+        self.signals = []
 
     def wait(self, timeout=None):
         return 0
 
     def poll(self):
-        return 0
+        return None if not self.signals else 0
+
+    def send_signal(self, signum):
+        self.signals.append(signum)
 
 
-def _serve_without_starting(monkeypatch):
+def _serve_without_starting(monkeypatch, started_as=_Started):
     import subprocess
 
     started = []
     monkeypatch.setattr(
         subprocess,
         "Popen",
-        lambda command, env: started.append(_Started(command, env)) or started[-1],
+        lambda command, env, **options: (
+            started.append(started_as(command, env, **options)) or started[-1]
+        ),
     )
     monkeypatch.setattr("recommender.cli.cmd_serve._check_champion", lambda: None)
     return started
@@ -187,3 +199,213 @@ def test_serve_says_at_start_when_the_audit_file_is_not_a_database(
     assert "file is not a database" in err and "restore it from a backup" in err
     assert "Traceback" not in err and len(started) == 1
     assert damaged.read_bytes() == bytes(range(256)) * 64  # left as it was, for recovery
+
+
+def test_serve_refuses_a_port_in_use_before_starting_and_names_a_free_one(
+    service_home, monkeypatch, capsys
+):
+    """A port held by another server (an earlier `make demo` still running) let BentoML start,
+    fail to bind with a traceback, and meanwhile the other server answered the printed example
+    with this run's key: 401. `make demo` found out only after training."""
+    import socket
+
+    started = _serve_without_starting(monkeypatch)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for argv in (["serve"], ["serve", "--check"], ["serve", "--print-example"]):
+            assert main([*argv, "--host", "127.0.0.1", "--port", str(port)]) == 2
+            err = capsys.readouterr().err
+            assert f"port {port} on 127.0.0.1 is already in use" in err, err
+            free = int(err.split("--port ")[1].split(",")[0])
+            assert port < free <= port + 20 and f"make demo PORT={free}" in err
+            assert "Traceback" not in err
+    assert started == []
+
+
+def test_serve_check_starts_nothing_and_says_the_address_is_free(service_home, monkeypatch, capsys):
+    """`make demo` runs it before training, so a port in use is said before, not after."""
+    started = _serve_without_starting(monkeypatch)
+    with socket_port() as port:
+        pass  # free again
+    assert main(["serve", "--check", "--port", str(port)]) == 0
+    assert f"ready to serve on http://127.0.0.1:{port}" in capsys.readouterr().out
+    assert started == []
+
+
+def test_serve_refuses_a_host_name_bentoml_cannot_bind(service_home, monkeypatch, capsys):
+    started = _serve_without_starting(monkeypatch)
+    assert main(["serve", "--check", "--host", "localhost"]) == 2
+    err = capsys.readouterr().err
+    assert "--host localhost: give an IP address" in err and "127.0.0.1" in err
+    assert started == []
+
+
+class _HungUp(_Started):
+    """A server whose terminal is closed while it runs: this process gets SIGHUP."""
+
+    def wait(self, timeout=None):
+        import os
+        import signal
+
+        # Without a handler of serve's the hangup would end the test run itself.
+        if callable(signal.getsignal(signal.SIGHUP)):
+            os.kill(os.getpid(), signal.SIGHUP)
+        return 0
+
+
+def test_a_closed_terminal_stops_the_server(service_home, monkeypatch):
+    """Closing the terminal of `make demo` left BentoML's server running, orphaned, on the port
+    (its arbiter takes SIGHUP as "restart the workers"), so the next demo found the port taken.
+    The server runs in a session of its own and a hangup reaches it as SIGTERM."""
+    import signal
+
+    before = signal.getsignal(signal.SIGHUP)
+    started = _serve_without_starting(monkeypatch, started_as=_HungUp)
+    with socket_port() as port:
+        pass
+    assert main(["serve", "--port", str(port)]) == 0
+    assert started[0].options.get("start_new_session") is True
+    assert callable(started[0].options.get("preexec_fn"))
+    assert started[0].signals == [signal.SIGTERM]
+    assert signal.getsignal(signal.SIGHUP) == before  # put back once the server is gone
+
+
+@contextlib.contextmanager
+def socket_port():
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        yield probe.getsockname()[1]
+
+
+def test_the_printed_example_fits_a_screen_and_keeps_what_decides_the_answer(
+    asgi_client, monkeypatch, capsys
+):
+    """`make demo` printed the example's whole answer, about 700 lines (every arm's evidence,
+    the complements), so the keys and the request to paste were far out of sight. It prints
+    what decides the answer, the safety block whole, and says the curl gives all of it."""
+    import json
+
+    import httpx
+
+    from recommender.service import example_profile
+
+    full = asgi_client.post("/recommend", json=example_profile(), headers=auth("program"))
+    assert full.status_code == 200 and full.json()["ranking"]
+    _serve_without_starting(monkeypatch)
+    monkeypatch.setattr(httpx, "get", lambda url, timeout: httpx.Response(200))
+    monkeypatch.setattr(
+        httpx,
+        "post",
+        lambda url, json, timeout, headers: httpx.Response(
+            200, content=full.content, headers={"content-type": "application/json"}
+        ),
+    )
+    with socket_port() as port:
+        pass
+    assert main(["serve", "--print-example", "--port", str(port)]) == 0
+    out = capsys.readouterr().out
+    assert len(out.splitlines()) < 60
+    head, _, rest = out.partition("Response (200), shortened")
+    assert "  program " in head and f"curl -s -X POST http://127.0.0.1:{port}/recommend" in head
+    assert f"all {len(full.content):,} bytes" in rest
+    printed, _, calls = rest.partition("):\n\n")[2].partition("\nAn auditor")
+    short, answer = json.loads(printed), full.json()
+    assert short["recommended"] == answer["recommended"]
+    assert short["safety"] == answer["safety"]
+    assert [(a["arm"], a["ee_effect"], a["ee_lower"], a["ee_upper"]) for a in short["ranking"]] == [
+        (a["arm"], a["ee_effect"], a["ee_lower"], a["ee_upper"]) for a in answer["ranking"]
+    ]
+    assert short["explanation"]["sentence"] == answer["explanation"]["sentence"]
+    statement = answer["context"]["training_data"]["statement"]
+    assert short["context"]["training_data"]["statement"] == statement
+    assert "citation" not in printed and "/model_card" in calls
+
+
+@pytest.mark.parametrize("server_exit, serve_exit", [(0, 0), (-2, 130), (-15, 143)])
+def test_ctrl_c_passes_on_and_exits_as_the_server_stopped(
+    service_home, monkeypatch, server_exit, serve_exit
+):
+    """Ctrl-C is passed on to the server; one that stopped cleanly is no error (`make demo` said
+    "Error 254" for a server ended by the signal, -2 read as 256 - 2)."""
+    import signal
+
+    class Interrupted(_Started):
+        def wait(self, timeout=None):
+            if not self.signals:
+                raise KeyboardInterrupt
+            return server_exit
+
+    started = _serve_without_starting(monkeypatch, started_as=Interrupted)
+    with socket_port() as port:
+        pass
+    assert main(["serve", "--port", str(port)]) == serve_exit
+    assert started[0].signals == [signal.SIGINT]
+
+
+def test_the_example_is_written_at_once_and_an_error_answer_whole(service_home, monkeypatch):
+    """The server logs the example request on the same terminal: written line by line, the
+    example had that log line among its keys."""
+    import sys
+
+    import httpx
+
+    class Terminal:
+        def __init__(self):
+            self.writes = []
+
+        def write(self, text):
+            self.writes.append(text)
+
+        def flush(self):
+            pass
+
+    _serve_without_starting(monkeypatch)
+    monkeypatch.setattr(httpx, "get", lambda url, timeout: httpx.Response(200))
+    refused = {"error": "the API key is not valid", "problems": []}
+    monkeypatch.setattr(httpx, "post", lambda *a, **k: httpx.Response(401, json=refused))
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    with socket_port() as port:
+        pass
+    assert main(["serve", "--print-example", "--port", str(port)]) == 0
+    (example,) = [text for text in terminal.writes if "Keys made for this run" in text]
+    assert "Response (401):" in example and '"error": "the API key is not valid"' in example
+    assert "/reload -H 'Authorization: Bearer" in example.strip().splitlines()[-1]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_the_server_ends_with_serve_even_when_serve_is_killed(tmp_path):
+    """In a session of its own, the server is no longer reached by a signal to serve's process
+    group: killed with -9, serve takes it along all the same."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    script = (
+        "import subprocess, sys, time\n"
+        "from recommender.cli.cmd_serve import _stop_with_this_process\n"
+        "child = subprocess.Popen(['sleep', '300'], start_new_session=True,"
+        " preexec_fn=_stop_with_this_process)\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(300)\n"
+    )
+    serve = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    server = int(serve.stdout.readline())
+    serve.kill()
+    serve.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(server, 0)
+        except ProcessLookupError:
+            return
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(server, os.WNOHANG)
+        time.sleep(0.1)
+    os.kill(server, signal.SIGKILL)
+    pytest.fail("the server outlived serve")

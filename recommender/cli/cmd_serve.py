@@ -5,6 +5,9 @@ from __future__ import annotations
 HELP = "serve the champion model over HTTP (BentoML) on 127.0.0.1:3000"
 
 _TARGET = "recommender.service.service:Recommender"
+# Signals passed on to the server (a hangup as SIGTERM: BentoML's arbiter takes SIGHUP as
+# "restart the workers"); Ctrl-C's SIGINT arrives as KeyboardInterrupt and is passed on too.
+_FORWARDED = ("SIGTERM", "SIGHUP")
 
 
 def configure(parser) -> None:
@@ -15,6 +18,12 @@ def configure(parser) -> None:
         default=None,
         metavar="FILE",
         help="service settings (default: configs/serve.yaml)",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="check the settings, the catalog and that the address is free, then exit "
+        "without serving (make demo does this before it trains)",
     )
     parser.add_argument(
         "--print-example",
@@ -47,6 +56,10 @@ def run(args) -> int:
     # Every worker loads the catalog at start, crisis answers or not: one it cannot load is a
     # worker that fails at every start and answers nothing, so it is refused here, named.
     load_catalog()
+    _check_address(host, port)
+    if args.check:
+        print(f"ready to serve on http://{host}:{port}: settings and catalog read, port free")
+        return 0
     _check_audit_store(config)
     _check_champion()
 
@@ -83,16 +96,24 @@ def run(args) -> int:
         "--port",
         str(port),
     ]
+    _check_address(host, port)  # again: the audit store and champion checks take a while
     print(
         f"serving on http://{host}:{port} (OpenAPI: /docs.json; stop with Ctrl-C)", file=sys.stderr
     )
-    process = subprocess.Popen(command, env=env)
+    # In a session of its own, so that the signals of this terminal reach the server only
+    # through this process: a closed terminal (SIGHUP) would otherwise make BentoML's arbiter
+    # restart its workers, and the server would go on running, orphaned, on the port.
+    process = subprocess.Popen(
+        command, env=env, start_new_session=True, preexec_fn=_stop_with_this_process
+    )
 
     def forward(signum, _frame):
         if process.poll() is None:
-            process.send_signal(signum)
+            process.send_signal(signal.SIGTERM if signum == signal.SIGHUP else signum)
 
-    signal.signal(signal.SIGTERM, forward)
+    previous = {
+        getattr(signal, name): signal.signal(getattr(signal, name), forward) for name in _FORWARDED
+    }
     try:
         if args.print_example:
             _print_example(process, host, port, demo_keys)
@@ -100,10 +121,88 @@ def run(args) -> int:
     except KeyboardInterrupt:
         forward(signal.SIGINT, None)
         try:
-            return process.wait(timeout=30)
+            code = process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
             return 130
+        # A server that stopped cleanly is no error (make stays quiet); one ended by a signal
+        # (-N) exits 128 + N as a shell would say it, not 256 - N.
+        return 128 - code if code < 0 else code
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _stop_with_this_process() -> None:
+    """In the server's process before it starts (Linux): SIGTERM when this process ends, even
+    by ``kill -9``, which no longer reaches the server through the process group."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+
+
+def _check_address(host: str, port: int) -> None:
+    """Raise :class:`InputError` unless a server can listen on ``host``:``port`` now.
+
+    BentoML finds out only after it has started, with a traceback, and ``make demo`` only
+    after training; meanwhile another server on the port (an earlier demo, say) answered the
+    example request with this run's keys, 401.
+    """
+    import errno
+    import ipaddress
+    import socket
+
+    from recommender.errors import InputError
+
+    try:
+        family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:
+        raise InputError(
+            f"--host {host}: give an IP address (BentoML takes no name): 127.0.0.1 for this "
+            "machine only, 0.0.0.0 for every interface (make demo: HOST=...)"
+        ) from None
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As the server binds: a port some connection just left (TIME_WAIT) is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                free = _free_port_after(host, port, family)
+                instead = f" (e.g. --port {free}, or make demo PORT={free})" if free else ""
+                raise InputError(
+                    f"port {port} on {host} is already in use, by another program (an "
+                    f"earlier `recommender serve` or `make demo` still running, say); stop it, "
+                    f"or serve on another port{instead}"
+                ) from None
+            if error.errno == errno.EACCES:
+                raise InputError(
+                    f"--port {port}: this user may not listen on it (ports below 1024 need "
+                    "root); give a port from 1024 to 65535 (make demo: PORT=...)"
+                ) from None
+            raise InputError(
+                f"cannot listen on {host}:{port} ({error.strerror}); --host must be an address "
+                "of this machine (make demo: HOST=...)"
+            ) from None
+
+
+def _free_port_after(host: str, port: int, family) -> int | None:
+    """The first port after ``port`` (within 20) that is free on ``host`` now, or None."""
+    import socket
+
+    for candidate in range(port + 1, min(port + 21, 65536)):
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, candidate))
+            except OSError:
+                continue
+            return candidate
+    return None
 
 
 def _check_audit_store(config) -> None:
@@ -179,6 +278,8 @@ def _check_champion() -> None:
 
 
 def _print_example(process, host, port, keys: dict) -> None:
+    import contextlib
+    import io
     import json
     import sys
     import time
@@ -198,6 +299,8 @@ def _print_example(process, host, port, keys: dict) -> None:
         time.sleep(1)
     else:
         return
+    if process.poll() is not None:  # whatever answered on the port, it is not this server
+        return
     body = example_profile()
     response = httpx.post(
         f"{url}/recommend",
@@ -205,26 +308,98 @@ def _print_example(process, host, port, keys: dict) -> None:
         timeout=60,
         headers={"Authorization": f"Bearer {keys['program']}"},
     )
-    print("\nKeys made for this run only (set RECOMMENDER_API_KEYS for lasting keys):\n")
-    for role, key in keys.items():
-        print(f"  {role:<10} {key}")
-    print("\nA wellness program asks for a recommendation:\n")
-    print(
-        f"curl -s -X POST {url}/recommend -H 'Authorization: Bearer {keys['program']}' \\\n"
-        f"     -H 'Content-Type: application/json' -d '{json.dumps(body)}'\n"
-    )
-    print(f"Response ({response.status_code}):\n")
-    print(json.dumps(response.json(), indent=2))
-    print("\nAn auditor reads the model card and exports the audit log (hashed person ids):\n")
-    print(
-        f"curl -s {url}/model_card -H 'Authorization: Bearer {keys['auditor']}' "
-        "--create-dirs -o models/work/card.html"
-    )
-    print(
-        f"curl -s '{url}/audit/export?since=2026-01-01' "
-        f"-H 'Authorization: Bearer {keys['auditor']}'"
-    )
-    print("\nA data scientist reads the card as JSON and serves a newly promoted champion:\n")
-    print(f"curl -s {url}/model_card.json -H 'Authorization: Bearer {keys['scientist']}'")
-    print(f"curl -s -X POST {url}/reload -H 'Authorization: Bearer {keys['scientist']}'")
+    # One write: the server logs the example request on the same terminal, and a log line
+    # landed among the keys, between lines written one by one.
+    with contextlib.redirect_stdout(io.StringIO()) as block:
+        print("\nKeys made for this run only (set RECOMMENDER_API_KEYS for lasting keys):\n")
+        for role, key in keys.items():
+            print(f"  {role:<10} {key}")
+        print("\nA wellness program asks for a recommendation:\n")
+        print(
+            f"curl -s -X POST {url}/recommend -H 'Authorization: Bearer {keys['program']}' \\\n"
+            f"     -H 'Content-Type: application/json' -d '{json.dumps(body)}'\n"
+        )
+        answer = response.json()
+        short = _shortened(answer)
+        if short is answer:
+            print(f"Response ({response.status_code}):\n")
+        else:
+            print(
+                f"Response ({response.status_code}), shortened to what decides it (the curl "
+                f"above prints all {len(response.content):,} bytes: each arm's evidence and DP "
+                "and PA effects, the reasons, the complements, the context):\n"
+            )
+        print(_example_json(short))
+        print("\nAn auditor reads the model card and exports the audit log (hashed person ids):\n")
+        print(
+            f"curl -s {url}/model_card -H 'Authorization: Bearer {keys['auditor']}' "
+            "--create-dirs -o models/work/card.html"
+        )
+        print(
+            f"curl -s '{url}/audit/export?since=2026-01-01' "
+            f"-H 'Authorization: Bearer {keys['auditor']}'"
+        )
+        print("\nA data scientist reads the card as JSON and serves a newly promoted champion:\n")
+        print(f"curl -s {url}/model_card.json -H 'Authorization: Bearer {keys['scientist']}'")
+        print(f"curl -s -X POST {url}/reload -H 'Authorization: Bearer {keys['scientist']}'")
+    sys.stdout.write(block.getvalue())
     sys.stdout.flush()
+
+
+# What the example's answer shows of each ranked arm; the rest is "...". The whole answer (some
+# 40 kB, 700 lines) pushed the keys and the request out of the terminal.
+_ARM_SHOWN = ("arm", "rank", "ee_effect", "ee_lower", "ee_upper")
+# Kept whole: the safety block (resources are never cut), what the answer is and stands on.
+_KEPT = (
+    "request_id",
+    "model_version",
+    "recommended",
+    "interval_level",
+    "ranking_meaningful",
+    "ranking_note",
+    "outside_training_data",
+    "safety",
+    "assignment",
+    "disclaimer",
+)
+
+
+def _shortened(answer):
+    """``answer`` of ``/recommend`` as the README shows it, with ``"...": "..."`` where parts
+    are left out; any other body (an error, a crisis answer without a ranking) unchanged."""
+    if not isinstance(answer, dict) or not isinstance(answer.get("ranking"), list):
+        return answer
+    short = {}
+    for key, value in answer.items():
+        if key == "ranking":
+            short[key] = [
+                {**{k: arm[k] for k in _ARM_SHOWN if k in arm}, "...": "..."} for arm in value
+            ]
+        elif key == "explanation" and isinstance(value, dict):
+            short[key] = {"sentence": value.get("sentence"), "...": "..."}
+        elif key == "context" and isinstance(value, dict):
+            statement = (value.get("training_data") or {}).get("statement")
+            short[key] = {"training_data": {"statement": statement}, "...": "..."}
+        elif key in _KEPT:
+            short[key] = value
+    short["..."] = "..."
+    return short
+
+
+def _example_json(value, indent: int = 0, width: int = 120) -> str:
+    """``value`` as indented JSON, with every object or list that fits in ``width`` columns on
+    one line (each ranked arm, as the README shows them)."""
+    import json
+
+    flat = json.dumps(value)
+    if not isinstance(value, (dict, list)) or not value or indent + len(flat) <= width:
+        return flat
+    pad = " " * (indent + 2)
+    if isinstance(value, dict):
+        items = [
+            f"{pad}{json.dumps(key)}: {_example_json(item, indent + 2, width)}"
+            for key, item in value.items()
+        ]
+        return "{\n" + ",\n".join(items) + "\n" + " " * indent + "}"
+    items = [f"{pad}{_example_json(item, indent + 2, width)}" for item in value]
+    return "[\n" + ",\n".join(items) + "\n" + " " * indent + "]"

@@ -49,6 +49,12 @@ def configure(parser) -> None:
         help="with --from-log: the service settings naming its store (default: configs/serve.yaml)",
     )
     parser.add_argument(
+        "--if-changed",
+        action="store_true",
+        help="train only if the champion's run had other settings, data, code, package "
+        "versions or configuration files; otherwise say so and keep it (make demo run again)",
+    )
+    parser.add_argument(
         "--quiet", action="store_true", help="no progress display; print only the result line"
     )
 
@@ -82,7 +88,7 @@ class RichProgress:
 
 
 def run(args) -> int:
-    from pipelines.train import run_training
+    from pipelines.train import champion_trained_alike, run_training
     from recommender.errors import InputError
     from recommender.registry import tracking_uri
 
@@ -94,6 +100,19 @@ def run(args) -> int:
             overrides["source"] = "evidence"
         if args.serve_config:
             overrides["log"] = {"serve_config": args.serve_config}
+        if args.if_changed:
+            alike = champion_trained_alike(
+                args.config, data=args.data, seed=args.seed, overrides=overrides or None
+            )
+            if alike is not None:
+                version, run_id = alike
+                print(
+                    f"not trained: champion version {version} (run {run_id}) was trained with "
+                    "these settings on this data, code and configuration, so it would be "
+                    "trained again as it is; it stays the champion (without --if-changed a "
+                    "new version is trained and registered all the same)"
+                )
+                return 0
         result = run_training(
             args.config,
             data=args.data,

@@ -28,6 +28,7 @@ from recommender.registry._load import (
     load_model,
     load_pyfunc,
     resolve_model,
+    run_tags,
 )
 from recommender.registry._promotion import PromotionEvent, promotion_log_path, read_promotion_log
 from recommender.registry._runs import Registration, TrainingRun
@@ -77,6 +78,7 @@ __all__ = [
     "resolve_model",
     "rollback",
     "rollback_target",
+    "run_tags",
     "spark_scorer",
     "tracking_uri",
 ]

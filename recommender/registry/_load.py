@@ -19,7 +19,15 @@ from recommender.registry._aliases import CHAMPION
 from recommender.registry._pending import committed_holder
 from recommender.registry._store import MODEL_NAME, _quiet, client, mlflow_session, tracking_uri
 
-__all__ = ["ModelRef", "resolve_model", "load_model", "load_champion", "load_pyfunc", "fetch_card"]
+__all__ = [
+    "ModelRef",
+    "resolve_model",
+    "run_tags",
+    "load_model",
+    "load_champion",
+    "load_pyfunc",
+    "fetch_card",
+]
 
 # Seconds a read waits for another thread's MLflow session before giving up with StoreBusy.
 READ_TIMEOUT = 30.0
@@ -100,6 +108,16 @@ def resolve_model(model: str) -> ModelRef:
         version=str(found.version),
         run_id=found.run_id,
     )
+
+
+def run_tags(run_id: str) -> dict[str, str]:
+    """The tags of training run ``run_id`` (``{}`` for a run the store no longer has)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return dict(client(existing=True).get_run(run_id).data.tags)
+    except MlflowException:
+        return {}
 
 
 def load_pyfunc(model: str, *, timeout: float | None = READ_TIMEOUT):

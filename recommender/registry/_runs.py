@@ -217,10 +217,11 @@ class TrainingRun:
             source = CodeDatasetSource({k: str(v) for k, v in (source or {}).items()})
         with warnings.catch_warnings():
             # MLflow's own: a path taken for a local file (it is one), integer columns (the
-            # contract has no missing values), pandas deprecations inside its digest.
+            # contract has no missing values), pandas deprecations inside its digest. The
+            # schema is inferred when the dataset is logged, not when it is made.
             warnings.simplefilter("ignore")
             dataset = mlflow.data.from_pandas(frame, source=source, name=name, targets=targets)
-        self._mlflow.log_input(dataset, context=context)
+            self._mlflow.log_input(dataset, context=context)
 
     def log_model(self, model, input_example, *, safety):
         """Log the pyfunc model of ``model`` (not registered yet), carrying the service's
