@@ -50,6 +50,12 @@ def test_the_driver_insert_stores_what_sqlalchemys_insert_stores():
                 "recommended": rng.choice([None, "coaching", "none"]),
                 "ranking_meaningful": rng.choice([None, True, False]),
                 "effects": '{"coaching":[-4.25,-6.0,-2.5]}',
+                # the served arm's DP and PA figures (revision 0005): null where none was shown
+                **{
+                    f"{outcome}_{part}": rng.choice([None, -1.25, 0.5 + i / 7])
+                    for outcome in ("dp", "pa")
+                    for part in ("effect", "lower", "upper")
+                },
             }
         )
         if i % 4:
