@@ -6,9 +6,11 @@ database) and crisis answers go on, recorded in the service log."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from service_fixtures import (  # noqa: F401  (fixtures)
     KEYS,
@@ -26,12 +28,30 @@ def headers(role):
     return {"Authorization": f"Bearer {KEYS[role]}"}
 
 
+def _serve_config(path: Path, **changes) -> str:
+    """configs/serve.yaml with ``changes`` (a mapping's keys merged into its section), written
+    to ``path``; returns the path for RECOMMENDER_SERVE_CONFIG."""
+    from recommender.paths import config_path
+
+    settings = yaml.safe_load(config_path("serve.yaml").read_text())
+    for key, value in changes.items():
+        settings[key] = {**settings[key], **value} if isinstance(value, dict) else value
+    path.write_text(yaml.safe_dump(settings))
+    return str(path)
+
+
 def test_serve_without_a_champion_gives_crisis_answers_then_reloads(tmp_path):
     home = tmp_path / "empty-home"
     home.mkdir()
     log = home / "serve.log"
+    # The watcher's own retries of the champion (after 5, 15, 35, 75 s...) are put off past the
+    # test: one falling between the training's registration and the /reload loaded the model
+    # first, and /reload answered previous_version "1".
+    env = {
+        "RECOMMENDER_SERVE_CONFIG": _serve_config(tmp_path / "serve.yaml", reload_poll_seconds=3600)
+    }
     # Wait for /livez instead of /readyz: without a model the service is alive, not ready.
-    with running_server(home, log_path=log, ready_path="/livez") as url:
+    with running_server(home, env=env, log_path=log, ready_path="/livez") as url:
         not_ready = httpx.get(f"{url}/readyz", timeout=10)
         # A real server names the cause too (the front door answers before BentoML's probe).
         assert not_ready.status_code == 503 and not_ready.json()["reason"] == "no_champion"
@@ -68,20 +88,16 @@ def test_serve_without_a_champion_gives_crisis_answers_then_reloads(tmp_path):
 
 
 def test_a_read_only_audit_database_over_http(champion_home, tmp_path):
-    import yaml
-
-    from recommender.paths import config_path
     from recommender.service import AuditLog
 
     database = tmp_path / "audit-ro.db"
     AuditLog(f"sqlite:///{database}", salt=None).close()
-    settings = yaml.safe_load(config_path("serve.yaml").read_text())
-    settings["audit"]["url"] = f"sqlite:///file:{database}?mode=ro&uri=true"
-    config = tmp_path / "serve-ro.yaml"
-    config.write_text(yaml.safe_dump(settings))
+    config = _serve_config(
+        tmp_path / "serve-ro.yaml", audit={"url": f"sqlite:///file:{database}?mode=ro&uri=true"}
+    )
     log = tmp_path / "serve-ro.log"
     with running_server(
-        champion_home, env={"RECOMMENDER_SERVE_CONFIG": str(config)}, log_path=log
+        champion_home, env={"RECOMMENDER_SERVE_CONFIG": config}, log_path=log
     ) as url:
         crisis = httpx.post(
             f"{url}/recommend",

@@ -115,10 +115,13 @@ def test_a_worker_started_without_a_champion_loads_it_by_itself_once_it_can(
 ):
     # Found: after a registry outage at start (given up on within seconds since 3563d22) a
     # worker served crisis answers only until someone sent /reload.
+    from types import SimpleNamespace
+
     import bentoml
     from service_fixtures import _app
     from starlette.testclient import TestClient
 
+    from recommender.service import _serving
     from recommender.service import service as service_module
     from recommender.service._serving import Serving
 
@@ -131,6 +134,10 @@ def test_a_worker_started_without_a_champion_loads_it_by_itself_once_it_can(
     monkeypatch.setattr(service_module, "load_champion_model", registry_down)
     # The test is the watcher: its thread must not try in the background meanwhile.
     monkeypatch.setattr(Serving, "_follow_reloads", lambda self: None)
+    # And its clock: on a busy machine the real one passed the first try's 5 s (a worker's start
+    # in a fresh test process) before the "not due yet" below.
+    clock = [1000.0]
+    monkeypatch.setattr(_serving, "time", SimpleNamespace(monotonic=lambda: clock[0]))
     with TestClient(_app(service_module), raise_server_exceptions=False) as client:
         service = bentoml.get_current_service()
         assert client.get("/readyz").status_code == 503
@@ -139,11 +146,12 @@ def test_a_worker_started_without_a_champion_loads_it_by_itself_once_it_can(
         assert client.post("/recommend", json=crisis, headers=auth("program")).status_code == 200
 
         # Not due yet: no try. Due: one try, and each failure doubles the wait.
+        clock[0] += 4.9
         service._follow_once()
         assert tries == ["down"]
         waits = []
         for _ in range(3):
-            service._champion_retry_at = 0.0
+            clock[0] += service._champion_wait
             service._follow_once()
             waits.append(service._champion_wait)
         assert tries == ["down"] * 4
@@ -152,7 +160,7 @@ def test_a_worker_started_without_a_champion_loads_it_by_itself_once_it_can(
 
         # The registry is back: the next due try serves the champion, no /reload needed.
         monkeypatch.setattr(service_module, "load_champion_model", lambda: (linear_model, "7"))
-        service._champion_retry_at = 0.0
+        clock[0] += service._champion_wait
         service._follow_once()
         answer = client.post("/recommend", json=PROFILE, headers=auth("program"))
         assert answer.status_code == 200 and answer.json()["model_version"] == "7"
