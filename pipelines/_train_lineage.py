@@ -60,11 +60,15 @@ def _package_versions() -> dict:
 FINGERPRINT_TAG = "training.fingerprint"
 
 
-def training_fingerprint(settings: dict, data_sha256: str, *, versions: dict, files=()) -> str:
+def training_fingerprint(
+    settings: dict, data_sha256: str, *, versions: dict, files=(), training_key_id: str = ""
+) -> str:
     """A digest of everything a training run's model follows from: the settings, the data,
     the code (every module of the library and the pipelines, so that a change elsewhere, to
-    the README say, does not count), the package versions and ``files`` (the configuration
-    files read: catalog, scenarios, the service's safety rules).
+    the README say, does not count), the package versions, ``files`` (the configuration
+    files read: catalog, scenarios, the service's safety rules) and ``training_key_id`` (the
+    public name of the training key, under which the model records whom it was trained on:
+    a model whose record uses a key no longer held lets the next gate see none of its rows).
 
     Two runs with the same fingerprint train the same model (the seeds are in the settings).
     """
@@ -76,6 +80,7 @@ def training_fingerprint(settings: dict, data_sha256: str, *, versions: dict, fi
     for part in (json.dumps(settings, sort_keys=True, default=str), data_sha256):
         digest.update(part.encode() + b"\0")
     digest.update(json.dumps(versions, sort_keys=True).encode() + b"\0")
+    digest.update(training_key_id.encode() + b"\0")
     for path in code:
         digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
     for path in sorted({Path(f).resolve() for f in files if Path(f).is_file()}):

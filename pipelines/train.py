@@ -194,7 +194,8 @@ def run_training(
     # The learner leads the name: runs sit side by side in MLflow, named by what differs.
     run_name = f"{settings['learner']['learner']}-seed-{settings['seed']}-{cohort.sha256[:8]}"
     tags = {"pipeline": "train", "data.source": cohort.source}
-    tags[FINGERPRINT_TAG] = _fingerprint(settings, cohort, versions)
+    # The key the fit stage will use (made now if this home has none yet, as it would be then).
+    tags[FINGERPRINT_TAG] = _fingerprint(settings, cohort, versions, training_key())
 
     # Before the run exists: a log that cannot be held out by person leaves no failed run.
     held_out = "people (every survey cycle of theirs)" if cohort.loop else "a stratified share"
@@ -321,7 +322,8 @@ def champion_trained_alike(
         return None
     if champion.run_id is None:
         return None
-    fingerprint = _fingerprint(settings, load_stage(settings, data), _package_versions())
+    cohort, key = load_stage(settings, data), training_key(create=False)
+    fingerprint = _fingerprint(settings, cohort, _package_versions(), key)
     if run_tags(champion.run_id).get(FINGERPRINT_TAG) != fingerprint:
         return None
     return champion.version, champion.run_id
@@ -337,8 +339,9 @@ def _settings(config, seed, overrides) -> dict:
     return load_config(config, overrides=extra)
 
 
-def _fingerprint(settings: dict, cohort: Cohort, versions: dict) -> str:
-    """:func:`training_fingerprint` of a run on ``cohort``, with every configuration file."""
+def _fingerprint(settings: dict, cohort: Cohort, versions: dict, key: bytes | None) -> str:
+    """:func:`training_fingerprint` of a run on ``cohort``, with every configuration file and
+    the training ``key`` (None: this home holds none yet)."""
     import os
 
     from recommender.paths import config_dir
@@ -350,7 +353,11 @@ def _fingerprint(settings: dict, cohort: Cohort, versions: dict) -> str:
         settings["log"]["serve_config"] or os.environ.get("RECOMMENDER_SERVE_CONFIG", ""),
     ]
     return training_fingerprint(
-        settings, cohort.sha256, versions=versions, files=[f for f in files if f]
+        settings,
+        cohort.sha256,
+        versions=versions,
+        files=[f for f in files if f],
+        training_key_id=key_fingerprint(key) if key is not None else "none",
     )
 
 

@@ -144,6 +144,28 @@ def test_the_champion_is_known_as_trained_alike_only_while_nothing_it_follows_fr
     assert train.champion_trained_alike(overrides=SMALL) is None
 
 
+def test_a_champion_whose_training_key_is_gone_is_not_trained_alike(trained, home, monkeypatch):
+    """A model records whom it was trained on under the training key (``training.key`` in the
+    home, or $RECOMMENDER_TRAINING_KEY). With the key changed or the file deleted, `make demo`
+    kept that champion, whose rows the next gate could then not recognise; so the key, as its
+    public name, is part of what a run is fingerprinted by."""
+    result, trained_home = trained
+    use_home(monkeypatch, trained_home)
+    assert train.champion_trained_alike(overrides=SMALL) == ("1", result.run_id)
+    with monkeypatch.context() as changed:
+        changed.setenv("RECOMMENDER_TRAINING_KEY", "another-test-suite-key")
+        assert train.champion_trained_alike(overrides=SMALL) is None
+    # A fresh home's first run makes its key file before fingerprinting, as the fit would.
+    use_home(monkeypatch, home)
+    monkeypatch.delenv("RECOMMENDER_TRAINING_KEY")
+    reuse_model(monkeypatch, result.model)
+    first = train.run_training(overrides=SMALL)
+    assert (home / "training.key").is_file()
+    assert train.champion_trained_alike(overrides=SMALL) == (first.version, first.run_id)
+    (home / "training.key").unlink()
+    assert train.champion_trained_alike(overrides=SMALL) is None
+
+
 def test_train_if_changed_keeps_a_champion_trained_alike_and_says_so(monkeypatch, capsys):
     monkeypatch.setattr(train, "champion_trained_alike", lambda *a, **k: ("4", "abc123"))
     monkeypatch.setattr(train, "run_training", lambda *a, **k: pytest.fail("trained again"))
