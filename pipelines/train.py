@@ -18,6 +18,7 @@ import contextlib
 import functools
 import sys
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +52,7 @@ from pipelines._train_key import comparison_rows, person_hashes, seen_rows, trai
 from pipelines._train_lineage import FINGERPRINT_TAG, _git_commit, _package_versions
 from pipelines._train_lineage import training_fingerprint
 from pipelines._train_log import log_stage, run_description
+from pipelines._train_overlap import OverlapRecord
 from pipelines._train_register import publish_folder, regated_note, register_stage
 from pipelines.score import safety_rules
 
@@ -214,17 +216,25 @@ def run_training(
             tempfile.TemporaryDirectory(prefix="recommender-train-") as workspace,
         ):
             workspace = Path(workspace)
-            with display.stage(
-                "fit",
-                f"fitting {settings['learner']['learner']} uplift learners "
-                f"for {', '.join(settings['outcomes'])}",
+            overlap = OverlapRecord(settings["outcomes"])
+            with (
+                display.stage(
+                    "fit",
+                    f"fitting {settings['learner']['learner']} uplift learners "
+                    f"for {', '.join(settings['outcomes'])}",
+                ),
+                overlap.watching("Training part"),
             ):
                 model = fit_stage(split, cohort, settings)
             if cohort.loop is not None:
                 model = carry_stage(model, cohort, settings)
                 _carried_note(cohort.loop, display)
-            with display.stage("evaluate", "doubly robust evaluation on the held-out part"):
+            with (
+                display.stage("evaluate", "doubly robust evaluation on the held-out part"),
+                overlap.watching("Held-out part (the evaluation's scores)"),
+            ):
                 evaluation = evaluate_stage(model, split, cohort, settings)
+            _overlap_warning(overlap, progress)
             display.note(evaluation.report.statement)
             if cohort.loop is not None:
                 _off_policy_note(cohort, model, evaluation, split, settings, display)
@@ -444,6 +454,17 @@ def _registered_version(name: str, given) -> str:
             "a version number or alias of the registry (e.g. 3, champion, challenger)"
         )
     return ref.version
+
+
+def _overlap_warning(overlap: OverlapRecord, progress) -> None:
+    """The run's poor overlap, once: a note of the progress display, else a warning."""
+    said = overlap.statement()
+    if not said:
+        return
+    if progress is None:
+        warnings.warn(said, UserWarning, stacklevel=3)
+    else:
+        progress.note(f"warning: {said}")
 
 
 def _carried_note(loop: dict, display) -> None:

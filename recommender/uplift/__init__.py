@@ -6,17 +6,20 @@ per-feature reasons (``contributions``). ``doubly_robust_scores`` gives the cros
 scores that evaluation and model selection rest on. ``GBMSpec``, ``RidgeSpec`` and
 ``LogLinearSpec`` describe candidate regressors for the ``outcome_candidates`` and
 ``final_candidates`` parameters. ``compile_effects`` turns fitted learners into one
-prediction pass for every outcome, arm and fold (the served form).
+prediction pass for every outcome, arm and fold (the served form). ``PoorOverlapWarning`` is
+what a fit or the scores warn when estimated propensities are clipped, naming arms and rows.
 """
 
 from ._compiled import CompiledEffects, compile_effects
 from ._model import UpliftModel
+from ._propensity import PoorOverlapWarning
 from ._regressors import GBMSpec, LogLinearSpec, RidgeSpec
 from ._scores import doubly_robust_scores
 
 __all__ = [
     "UpliftModel",
     "doubly_robust_scores",
+    "PoorOverlapWarning",
     "GBMSpec",
     "RidgeSpec",
     "LogLinearSpec",

@@ -15,7 +15,33 @@ import warnings
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-__all__ = ["Propensity", "estimate_propensity"]
+__all__ = ["Propensity", "PoorOverlapWarning", "estimate_propensity"]
+
+
+class PoorOverlapWarning(UserWarning):
+    """Estimated propensities below the clip: effects for those rows rest on extrapolation.
+
+    Besides its message, it carries ``clip`` (the lower bound the propensities were clipped
+    at) and ``arms``, one ``(arm, rows, region)`` per arm concerned (``region`` says which
+    feature value best singles those rows out, "" when none does), so that a caller fitting
+    several models on the same rows (one per outcome) can say it once.
+    """
+
+    def __init__(self, clip: float, arms: tuple):
+        self.clip = clip
+        self.arms = tuple(arms)
+        described = [
+            f"arm {arm!r}: {rows} rows with estimated propensity below {clip}"
+            + (f", {region}" if region else "")
+            for arm, rows, region in self.arms
+        ]
+        super().__init__(
+            f"poor overlap, propensities clipped at {clip} (effects there rest on "
+            "extrapolation): " + "; ".join(described)
+        )
+
+    def __reduce__(self):  # rebuilt from its facts, not its message (copied, pickled)
+        return type(self), (self.clip, self.arms)
 
 
 class Propensity:
@@ -91,26 +117,19 @@ def resolve_propensity(
 
 
 def _warn_poor_overlap(matrix, M, arms, categorical, names, low, encoder):
-    messages = []
+    concerned = []
     for a, arm in enumerate(arms):
         poor = matrix[:, a] < low
-        if not poor.any():
-            continue
-        messages.append(
-            f"arm {arm!r}: {poor.sum()} rows with estimated propensity below {low}"
-            + _describe_region(M, poor, categorical, names, encoder)
-        )
-    if messages:
-        warnings.warn(
-            "poor overlap, propensities clipped at " + str(low) + " (effects there rest on "
-            "extrapolation): " + "; ".join(messages),
-            UserWarning,
-            stacklevel=4,
-        )
+        if poor.any():
+            concerned.append(
+                (str(arm), int(poor.sum()), _describe_region(M, poor, categorical, names, encoder))
+            )
+    if concerned:
+        warnings.warn(PoorOverlapWarning(low, concerned), stacklevel=4)
 
 
 def _describe_region(M, rows, categorical, names, encoder) -> str:
-    """The feature value that best singles out the poor-overlap rows, in words."""
+    """The feature value that best singles out the poor-overlap rows, in words ("" if none)."""
     best, best_lift = "", 0.0
     for j, name in enumerate(names):
         column = M[:, j]
@@ -123,7 +142,7 @@ def _describe_region(M, rows, categorical, names, encoder) -> str:
                     if encoder is not None:
                         label = encoder.categories[j][int(code)]
                     best_lift = inside / outside
-                    best = f", mostly {name}={label} ({inside:.0%} of them)"
+                    best = f"mostly {name}={label} ({inside:.0%} of them)"
         else:
             seen = column[rows][~np.isnan(column[rows])]
             if seen.size == 0:
@@ -133,5 +152,5 @@ def _describe_region(M, rows, categorical, names, encoder) -> str:
             lift = 0.9 / share_all if share_all > 0 else 0.0
             if lift > best_lift:
                 best_lift = lift
-                best = f", mostly {name} in [{lo:.3g}, {hi:.3g}]"
+                best = f"mostly {name} in [{lo:.3g}, {hi:.3g}]"
     return best
