@@ -273,6 +273,7 @@ def run_evidence_training(settings: dict, *, progress, safety, reason: str | Non
                 )
                 facts = facts_for(gate=gate, previous_champion=previous_champion)
                 card_stage(facts, {}, Path(workspace) / "card")
+            progress.note(facts["evaluation"]["statement"])
             with progress.stage("log", "logging the evidence model to MLflow"):
                 run.log_params(
                     {
@@ -299,7 +300,6 @@ def run_evidence_training(settings: dict, *, progress, safety, reason: str | Non
                     facts_for=facts_for,
                 )
             regated_note(gate, registration, progress)
-            progress.note(f"version {registration.version}: {', '.join(registration.aliases)}")
     except Exception as error:
         if registration is not None:
             error.registered_version = registration.version
@@ -318,7 +318,7 @@ def run_evidence_training(settings: dict, *, progress, safety, reason: str | Non
 
 
 class _EvidenceReport:
-    """What the CLI prints of a report: its statement."""
+    """The report of an evidence-only run: its statement (no evaluation on data)."""
 
     def __init__(self, statement: str):
         self.statement = statement

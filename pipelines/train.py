@@ -287,7 +287,6 @@ def run_training(
                     facts_for=facts_for,
                 )
             regated_note(gate, registration, display)
-            display.note(f"version {registration.version}: {', '.join(registration.aliases)}")
     except BaseException as error:
         # A failure or Ctrl-C after registration (a note, temp cleanup, closing the run) leaves
         # the version registered: say so, rather than let the caller claim nothing was.

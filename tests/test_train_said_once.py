@@ -2,7 +2,9 @@
 
 An observational export without a propensity column, where nurses almost never got coaching,
 makes every outcome's learners (and the evaluation's scores, per outcome) estimate propensities
-and clip them: the same poor-overlap warning was printed six times a run.
+and clip them: the same poor-overlap warning was printed six times a run. The gate's verdict,
+the evaluation's statement and the registered version were each printed twice (a note under
+their stage, then again in the closing lines).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def confounded_cohort(path):
     return path
 
 
-def train_cli(home, data, config, *extra):
+def train_cli(home, *arguments):
     """``recommender train`` as the CLI runs it: (exit code, stdout + stderr, warnings)."""
     out, err = io.StringIO(), io.StringIO()
     with (
@@ -50,7 +52,7 @@ def train_cli(home, data, config, *extra):
         use_home(monkeypatch, home)
         monkeypatch.setenv("COLUMNS", WIDE)
         warnings.simplefilter("always")  # every warning the run emits, however filtered
-        code = main(["train", "--config", str(config), "--data", str(data), *extra])
+        code = main(["train", *arguments])
     said = [str(w.message) for w in caught]
     return code, out.getvalue() + err.getvalue(), said
 
@@ -61,9 +63,10 @@ def runs(tmp_path_factory):
     config = folder / "train.yaml"
     config.write_text(yaml.safe_dump(SMALL))
     data = confounded_cohort(folder / "confounded.csv")
+    arguments = ["--config", str(config), "--data", str(data)]
     return {
-        "shown": train_cli(folder / "home", data, config),
-        "quiet": train_cli(folder / "quiet-home", data, config, "--quiet"),
+        "shown": train_cli(folder / "home", *arguments),
+        "quiet": train_cli(folder / "quiet-home", *arguments, "--quiet"),
     }
 
 
@@ -85,3 +88,22 @@ def test_poor_overlap_is_one_warning_when_quiet(runs):
     assert "poor overlap" not in printed
     (warning,) = [w for w in said if "poor overlap" in w]
     assert "arm 'coaching'" in warning and "outcomes ee, dp, pa alike" in warning
+
+
+def test_the_gate_the_statement_and_the_version_are_said_once(runs):
+    code, printed, _ = runs["shown"]
+    assert code == 0
+    assert printed.count("there is no champion yet") == 1
+    assert "  passes: there is no champion yet" in printed  # under the gate's stage
+    assert printed.count("Personalization ") == 1
+    assert printed.count("version 1") == 1
+    assert "registered burnout-recommender version 1 (challenger, champion); run " in printed
+    assert "model card: " in printed
+
+
+def test_the_evidence_only_run_says_its_statement_and_gate_once(tmp_path):
+    code, printed, _ = train_cli(tmp_path, "--evidence-only")
+    assert code == 0
+    assert printed.count("the evidence-only model is the day-one model") == 1
+    assert printed.count("Built from the catalog's published evidence alone") == 1
+    assert printed.count("version 1") == 1

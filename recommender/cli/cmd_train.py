@@ -150,8 +150,8 @@ def run(args) -> int:
         f"registered burnout-recommender version {result.version} ({aliases}); run {result.run_id}"
     )
     if not args.quiet:
-        print(f"gate: {'passed' if result.gate.passed else 'not passed'}: {result.gate.reason}")
-        print(result.report.statement)
+        # The gate's verdict and the evaluation's statement were said by the progress display,
+        # each under its stage (and the gate again if it was taken again): not repeated here.
         print(f"model card: {result.card_folder / 'card.html'}")
         uri = tracking_uri()
         if uri.startswith("sqlite:"):
