@@ -55,6 +55,28 @@ def test_the_landing_page_says_how_to_open_the_card_with_a_key():
     assert page.count('<th scope="col">') == 3 and "<th>" not in page
 
 
+def test_the_landing_pages_curl_names_the_address_it_was_asked_for(asgi_client):
+    # It said http://HOST/model_card, to be edited before it ran.
+    page = asgi_client.get("/", headers={"host": "recommender.example.org:8443"}).text
+    assert "-o card.html http://recommender.example.org:8443/model_card</code>" in page
+    assert "HOST" not in page
+    ipv6 = asgi_client.get("/", headers={"host": "[::1]:3000"}).text
+    assert "http://[::1]:3000/model_card" in ipv6
+
+
+@pytest.mark.parametrize(
+    "host",
+    ['x"><script>alert(1)</script>', "evil.example\r\nSet-Cookie: a=b", "a b", "x/../y", ""],
+)
+def test_a_host_header_that_is_no_plain_address_never_reaches_the_landing_page(asgi_client, host):
+    response = asgi_client.get("/", headers={"host": host})
+    assert response.status_code == 200
+    page = response.text
+    assert "<script" not in page.lower() and "Set-Cookie" not in page and "evil" not in page
+    # the address the connection reached instead (the test client's)
+    assert "-o card.html http://testserver:80/model_card</code>" in page
+
+
 def _links(page: str) -> list[str]:
     import re
 

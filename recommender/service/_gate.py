@@ -244,14 +244,15 @@ class KnownRoutes:
     routes : collection of str
         The exact paths served (API routes, pages, health, metrics, OpenAPI).
     landing : callable
-        Returns the landing page's HTML as bytes, for ``GET /`` and ``HEAD /``.
+        Returns the landing page's HTML as bytes for a request's scope, for ``GET /`` and
+        ``HEAD /``.
     document : bytes
         The OpenAPI document (JSON) answered to ``GET /docs.json`` and ``HEAD /docs.json``
         in place of BentoML's (see :mod:`~recommender.service._openapi`).
     """
 
     def __init__(
-        self, app, *, routes: Collection[str], landing: Callable[[], bytes], document: bytes
+        self, app, *, routes: Collection[str], landing: Callable[[dict], bytes], document: bytes
     ):
         self.app = app
         self.routes = frozenset(routes)
@@ -271,7 +272,7 @@ class KnownRoutes:
             return await send({"type": "websocket.close", "code": 1008})
         if scope.get("path") == "/" and scope.get("method") in ("GET", "HEAD"):
             response = Response(
-                self.landing(), media_type="text/html; charset=utf-8", headers=_LANDING_HEADERS
+                self.landing(scope), media_type="text/html; charset=utf-8", headers=_LANDING_HEADERS
             )
         else:
             # The path is not echoed: it may hold what its sender should not have put there.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import html
+import re
 
 from recommender.service._auth import PERMISSIONS
 
@@ -32,9 +33,47 @@ _OPEN = (
 )
 
 
+# Where the page's curl example puts the service's address (never in the cached page itself).
+_ADDRESS = "\x00address\x00"
+# A Host header the example may repeat: a host name or IPv4 address, or an IPv6 one in brackets,
+# with an optional port. Anything else (the header is the sender's to write) is not used.
+_HOST = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?"
+)
+
+
+def landing_page(scope: dict | None = None) -> bytes:
+    """The page's HTML for a request's ASGI ``scope``: its curl example names the address the
+    page was asked for (the Host header when it is a plain host and port, else the address the
+    connection reached); without a scope, ``HOST:PORT``."""
+    return _page().replace(_ADDRESS, html.escape(request_address(scope))).encode()
+
+
+def request_address(scope: dict | None) -> str:
+    """``scheme://host[:port]`` of the request, for a command to paste (see landing_page).
+
+    >>> request_address({"scheme": "http", "headers": [(b"host", b"10.0.0.5:3000")]})
+    'http://10.0.0.5:3000'
+    >>> request_address({"scheme": "http", "headers": [(b"host", b'x"><b>')],
+    ...                  "server": ("127.0.0.1", 3000)})
+    'http://127.0.0.1:3000'
+    """
+    if scope is None:
+        return "http://HOST:PORT"
+    scheme = "https" if scope.get("scheme") == "https" else "http"
+    host = dict(scope.get("headers") or ()).get(b"host", b"").decode("latin-1")
+    if not _HOST.fullmatch(host):
+        server = scope.get("server") or (None, None)
+        if server[1] is None:  # a Unix socket, or no server address known
+            host = "HOST:PORT"
+        else:
+            host = f"[{server[0]}]:{server[1]}" if ":" in server[0] else f"{server[0]}:{server[1]}"
+    return f"{scheme}://{host}"
+
+
 @functools.cache
-def landing_page() -> bytes:
-    """The page's HTML (built once)."""
+def _page() -> str:
+    """The page's HTML but for the address (built once)."""
     rows = "".join(
         f"<tr><td><code>{html.escape(path)}</code></td>"
         f"<td>{html.escape(', '.join(sorted(roles)))}</td>"
@@ -65,9 +104,10 @@ crisis risk gets crisis resources and no ranking.</p>
 each key has one role. The fields each route accepts are in
 <a href="/docs.json">/docs.json</a>; auditors and scientists read the served model's card at
 <a href="/model_card">/model_card</a>. A browser's address bar cannot send the key (and a key
-never goes in an address), so save the card with it and open the file:
-<code>curl -H 'Authorization: Bearer KEY' -o card.html http://HOST/model_card</code>.</p>
+never goes in an address), so save the card with it and open the file, your key in the shell
+variable <code>KEY</code>:
+<code>curl -H "Authorization: Bearer $KEY" -o card.html {_ADDRESS}/model_card</code>.</p>
 <table><caption>Routes and the roles that may call them</caption>
 <tr><th scope="col">route</th><th scope="col">who</th><th scope="col">what</th></tr>{rows}</table>
 </body></html>
-""".encode()
+"""
