@@ -310,9 +310,9 @@ def champion_trained_alike(
     config=None, *, data=None, seed: int | None = None, overrides: dict | None = None
 ) -> tuple[str, str] | None:
     """``(version, run_id)`` of the champion when its training run had what a run with these
-    arguments would have (settings, data, code, package versions, configuration files), so
-    that it would train the same model again; None otherwise, or when that cannot be told (a
-    champion trained before runs were fingerprinted).
+    arguments would have (settings, data, code, package versions, configuration files,
+    training key), so that it would train the same model again; None otherwise, or when that
+    cannot be told (a champion trained before runs were fingerprinted).
 
     Only for a data file or the simulated cohort: a log grows, and the evidence-only model
     has its own run.

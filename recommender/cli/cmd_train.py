@@ -52,7 +52,8 @@ def configure(parser) -> None:
         "--if-changed",
         action="store_true",
         help="train only if the champion's run had other settings, data, code, package "
-        "versions or configuration files; otherwise say so and keep it (make demo run again)",
+        "versions, configuration files or training key; otherwise say so and keep it (make "
+        "demo run again)",
     )
     parser.add_argument(
         "--quiet", action="store_true", help="no progress display; print only the result line"
@@ -108,9 +109,9 @@ def run(args) -> int:
                 version, run_id = alike
                 print(
                     f"not trained: champion version {version} (run {run_id}) was trained with "
-                    "these settings on this data, code and configuration, so it would be "
-                    "trained again as it is; it stays the champion (without --if-changed a "
-                    "new version is trained and registered all the same)"
+                    "these settings on this data, code, configuration and training key, so it "
+                    "would be trained again as it is; it stays the champion (without "
+                    "--if-changed a new version is trained and registered all the same)"
                 )
                 return 0
         result = run_training(
