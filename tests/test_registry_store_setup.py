@@ -100,6 +100,19 @@ def test_a_writer_finishes_a_store_whose_creation_was_cut_short(home, statements
         registry.resolve_model("champion")  # set up now, and nothing registered yet
 
 
+def test_a_reader_on_a_store_older_than_mlflow_leaves_its_upgrade_to_a_training_run(home):
+    store = home / "mlflow.db"
+    registry.ensure_experiment()
+    with sqlite3.connect(store) as db:  # as a store of an MLflow before model aliases
+        db.execute("DROP TABLE registered_model_aliases")
+    db.close()
+    before = store.read_bytes()
+    for read in _READERS.values():
+        with pytest.raises(ModelUnavailable, match=r"lacks tables this MLflow .* older MLflow"):
+            read()
+    assert store.read_bytes() == before
+
+
 def test_a_reader_waiting_on_a_locked_store_says_so_and_changes_nothing(home):
     store = home / "mlflow.db"
     before = _half_made(store, _HALF_MADE["first table only"])

@@ -48,7 +48,8 @@ def sqlite_path(uri: str) -> Path | None:
 
 
 def require_sqlite_store(uri: str) -> None:
-    """Refuse, by name, a SQLite store a reader must not open: missing, or not set up yet.
+    """Refuse, by name, a SQLite store a reader must not open: missing, not set up yet, or
+    older than this MLflow.
 
     MLflow's client creates and migrates whatever store it opens that lacks its tables: a
     reader that opened the store a first training run was still creating ran the same
@@ -73,6 +74,15 @@ def require_sqlite_store(uri: str) -> None:
             f"there is no MLflow store at {path}: nothing was ever trained or registered there. "
             "Point RECOMMENDER_HOME (or MLFLOW_TRACKING_URI) at the store that holds the "
             "models, or train one first (`recommender train`); nothing was created"
+        )
+    if state == _OLDER:
+        from importlib.metadata import version
+
+        raise ModelUnavailable(
+            f"the MLflow store {path} lacks tables this MLflow ({version('mlflow')}) needs: it "
+            "was made by an older MLflow, or a training run is upgrading it right now. The next "
+            "`recommender train` upgrades it (back it up first), as does `mlflow db upgrade "
+            f"{uri}`; nothing was changed"
         )
     if state == _NOT_SET_UP:
         raise InputError(
@@ -104,8 +114,8 @@ def set_up_sqlite_store(uri: str, *, artifact_root: str) -> None:
             return  # held by another program: MLflow waits for it, and says so if in vain
         if state == _READY:  # set up by the writer this one waited for
             return
-        if state == _NOT_SET_UP and path.stat().st_size > 0:
-            _open_mlflow_store(uri, artifact_root)
+        if state == _OLDER or (state == _NOT_SET_UP and path.stat().st_size > 0):
+            _open_mlflow_store(uri, artifact_root)  # MLflow upgrades or finishes it in place
             return
         staging = path.with_name(f".{path.name}.{os.getpid()}.new")
         journal = staging.with_name(staging.name + "-journal")
@@ -146,15 +156,18 @@ def check_sqlite_store(uri: str) -> None:
             sqlite_state(path)
 
 
-_MISSING, _NOT_SET_UP, _READY = "missing", "not set up", "ready"
+_MISSING, _NOT_SET_UP, _OLDER, _READY = "missing", "not set up", "older", "ready"
 
 
 def sqlite_state(path: Path) -> str:
-    """Whether the SQLite store at ``path`` is missing, not set up yet, or ready for MLflow.
+    """Whether the SQLite store at ``path`` is missing, not set up yet, older than this MLflow,
+    or ready for it.
 
     Ready is a file with MLflow's schema revision stamped and every table MLflow checks for
     before it decides to create its schema (so opening it, MLflow creates and migrates
-    nothing). Read through a read-only connection: looking never changes the file. A ready
+    nothing). Not set up is an empty file or one without a revision stamped (its creation under
+    way or cut short); older, one with a revision but without some of those tables (made by an
+    older MLflow, or being upgraded). Read through a read-only connection: looking never changes the file. A ready
     store stays ready, so a file once found ready (same inode, size and modification time) is
     not read again.
 
@@ -193,8 +206,10 @@ def sqlite_state(path: Path) -> str:
             "damaged or replaced by another file. Restore it from a backup, or point "
             "MLFLOW_TRACKING_URI (or RECOMMENDER_HOME) at another store; nothing was written"
         ) from None
-    if not stamped or not _mlflow_tables() <= tables:
+    if not stamped:
         return _NOT_SET_UP
+    if not _mlflow_tables() <= tables:
+        return _OLDER
     _READY_STORES.add(key)
     return _READY
 
