@@ -10,7 +10,7 @@ import pytest
 
 from recommender import registry
 from recommender.errors import InputError
-from recommender.registry import _store
+from recommender.registry import _sqlite, _store
 
 # How long a thread inside a session waits for a thread of the other store to get in too. On
 # code that lets sessions overlap, the other thread gets in well within it; on code that makes
@@ -313,8 +313,8 @@ def test_a_locked_store_is_not_called_damaged(home):
     holder = sqlite3.connect(home / "mlflow.db", isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
-        _store._CHECKED_STORES.clear()
-        _store._check_sqlite_store(registry.tracking_uri())  # no error: busy is not damage
+        _sqlite._READY_STORES.clear()
+        _sqlite.check_sqlite_store(registry.tracking_uri())  # no error: busy is not damage
     finally:
         holder.execute("ROLLBACK")
         holder.close()

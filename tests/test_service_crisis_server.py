@@ -55,6 +55,9 @@ def test_serve_without_a_champion_gives_crisis_answers_then_reloads(tmp_path):
         not_ready = httpx.get(f"{url}/readyz", timeout=10)
         # A real server names the cause too (the front door answers before BentoML's probe).
         assert not_ready.status_code == 503 and not_ready.json()["reason"] == "no_champion"
+        # Only the training run below creates the store: a service that created (and migrated)
+        # it raced that run's own creation of it.
+        assert not (home / "mlflow.db").exists()
         crisis = httpx.post(
             f"{url}/recommend",
             json={"person_id": "s-1", "crisis_risk": True},

@@ -154,7 +154,7 @@ def load_pyfunc(model: str, *, timeout: float | None = READ_TIMEOUT):
     from mlflow.exceptions import MlflowException
 
     uri = tracking_uri()
-    source = client().get_model_version_download_uri(ref.name, ref.version)
+    source = client(existing=True).get_model_version_download_uri(ref.name, ref.version)
     with tempfile.TemporaryDirectory(prefix="recommender-model-") as staging:
         try:
             local = mlflow.artifacts.download_artifacts(

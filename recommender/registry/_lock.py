@@ -4,7 +4,9 @@ A training run's gate reads the champion, and its registration moves the alias s
 ``promote`` and ``rollback`` read the aliases and the promotion history before they move one.
 Two of them on the same store at once would each act on what the other is replacing (two gates
 both judged against the old champion, a rollback undoing a promotion it never saw), so every
-alias change, with the reads it depends on, holds this lock.
+alias change, with the reads it depends on, holds this lock; so does setting up a new SQLite
+store (:mod:`recommender.registry._sqlite`), which two first training runs would otherwise do at
+once.
 
 The lock is an exclusive ``flock`` on a file beside the store (``mlflow.db.lock`` for a SQLite
 store, ``.registry.lock`` in a ``file:`` store's folder): processes of every user of the store
@@ -23,7 +25,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from recommender.paths import models_dir
-from recommender.registry._store import _sqlite_path, _store_scheme, tracking_uri
+from recommender.registry._sqlite import sqlite_path
+from recommender.registry._store import _store_scheme, tracking_uri
 
 __all__ = ["registry_lock", "store_is_local"]
 
@@ -39,7 +42,7 @@ def store_is_local(uri: str | None = None) -> bool:
 
 
 def _lock_path(uri: str) -> Path:
-    sqlite = _sqlite_path(uri)
+    sqlite = sqlite_path(uri)
     if sqlite is not None:
         return sqlite.with_name(sqlite.name + ".lock")
     if store_is_local(uri):
@@ -82,8 +85,8 @@ def _acquire(path: Path):
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             _log.warning(
-                "waiting for another training run, promote or rollback to finish changing the "
-                "aliases of this store (lock %s)",
+                "waiting for another training run, promote or rollback to finish setting up "
+                "this store or changing its aliases (lock %s)",
                 path,
             )
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX)

@@ -13,6 +13,9 @@ experiment keeps its artifacts depends on the store:
   --backend-store-uri <database> --artifacts-destination <root>`` and point
   ``MLFLOW_TRACKING_URI`` at its ``http://`` address.
 
+A SQLite store is created only by a client that writes, never by one that reads (see
+:mod:`recommender.registry._sqlite`).
+
 MLflow itself is imported lazily, after its telemetry has been switched off, so that importing
 this package stays cheap and silent.
 """
@@ -22,13 +25,18 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import sqlite3
 import threading
 from pathlib import Path
-from urllib.parse import quote, unquote, urlparse
+from urllib.parse import urlparse
 
 from recommender.errors import InputError
 from recommender.paths import models_dir
+from recommender.registry._sqlite import (
+    check_sqlite_store,
+    require_sqlite_store,
+    set_up_sqlite_store,
+    sqlite_uri,
+)
 
 __all__ = [
     "tracking_uri",
@@ -51,9 +59,6 @@ EXPERIMENT_NAME = "burnout-recommender"
 _LOCAL_STORE_SCHEMES = ("", "file", "sqlite")
 # Stores that decide the artifact root themselves (a tracking server, Databricks).
 _SERVER_STORE_SCHEMES = ("http", "https", "databricks")
-
-# Every printable ASCII character but "%" and "?" stays as it is in a SQLite URL's path.
-_SQLITE_PATH_SAFE = "".join(chr(c) for c in range(32, 127) if chr(c) not in "%?")
 
 # The artifact root for a store that is a database reached directly (PostgreSQL, MySQL, ...).
 ARTIFACT_ROOT_ENV = "RECOMMENDER_ARTIFACT_ROOT"
@@ -83,8 +88,7 @@ def tracking_uri() -> str:
     # two so that a RECOMMENDER_HOME holding "%41" names the very folder it says. Nothing else
     # is quoted: MLflow also creates the URL's path as given, so a space quoted as "%20" would
     # leave an empty "my%20home" folder beside the real one.
-    path = (models_dir() / "mlflow.db").resolve().as_posix()
-    return f"sqlite:///{quote(path, safe=_SQLITE_PATH_SAFE)}"
+    return sqlite_uri((models_dir() / "mlflow.db").resolve())
 
 
 def artifact_location() -> str | None:
@@ -204,7 +208,7 @@ def mlflow_session(*, timeout: float | None = None):
         uri = tracking_uri()
         if uri.startswith("sqlite:///") and "MLFLOW_TRACKING_URI" not in os.environ:
             models_dir().mkdir(parents=True, exist_ok=True)
-        _check_sqlite_store(uri)
+        check_sqlite_store(uri)
         import mlflow
         from mlflow.tracking import _model_registry, _tracking_service
 
@@ -230,74 +234,22 @@ def mlflow_session(*, timeout: float | None = None):
         _SESSION_LOCK.release()
 
 
-def _sqlite_path(uri: str) -> Path | None:
-    if not uri.startswith("sqlite:///"):
-        return None
-    return Path(unquote(uri[len("sqlite:///") :].split("?", 1)[0]))
-
-
-def _require_sqlite_store(uri: str) -> None:
-    path = _sqlite_path(uri)
-    if path is not None and not path.exists():
-        raise InputError(
-            f"there is no MLflow store at {path}: nothing was ever trained or registered there. "
-            "Point RECOMMENDER_HOME (or MLFLOW_TRACKING_URI) at the store that holds the "
-            "models, or train one first (`recommender train`); nothing was created"
-        )
-
-
-def _check_sqlite_store(uri: str) -> None:
-    """Refuse, by name, a SQLite store whose file exists but is not a readable database.
-
-    MLflow would otherwise end in SQLAlchemy's traceback ("file is not a database") on the first
-    query. A missing or empty file is fine: MLflow creates the store. Checked once per file
-    state (path, size, modification time), so repeated clients cost one ``stat``.
-    """
-    path = _sqlite_path(uri)
-    if path is None:
-        return
-    try:
-        status = path.stat()
-    except OSError:
-        return
-    if status.st_size == 0:
-        return
-    key = (str(path), status.st_size, status.st_mtime_ns)
-    if key in _CHECKED_STORES:
-        return
-    try:
-        with contextlib.closing(
-            sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
-        ) as db:
-            db.execute("PRAGMA schema_version").fetchone()
-    except sqlite3.OperationalError:
-        return  # locked, busy, not readable by this user: MLflow says so itself; not damage
-    except sqlite3.DatabaseError as error:
-        raise InputError(
-            f"the MLflow store {path} is not a readable SQLite database ({error}): it was "
-            "damaged or replaced by another file. Restore it from a backup, or point "
-            "MLFLOW_TRACKING_URI (or RECOMMENDER_HOME) at another store; nothing was written"
-        ) from None
-    _CHECKED_STORES.add(key)
-
-
-_CHECKED_STORES: set = set()
-
-
 def client(*, existing: bool = False):
     """An ``MlflowClient`` on :func:`tracking_uri` for tracking and registry alike.
 
     ``existing=True`` (reading or moving what was registered: resolving a model, promoting,
-    rolling back) refuses a SQLite store whose file does not exist, by name, instead of letting
-    MLflow create an empty one wherever a mistyped ``RECOMMENDER_HOME`` points.
+    rolling back) refuses, by name, a SQLite store whose file does not exist (instead of letting
+    MLflow create an empty one wherever a mistyped ``RECOMMENDER_HOME`` points) or is not set up
+    yet, and never creates or migrates one. Otherwise (a training run writing) a SQLite store
+    is set up first, holding the store's lock. Other stores (a database, a server, ``file:``)
+    are left to MLflow.
     """
     _quiet()
     uri = tracking_uri()
     if existing:
-        _require_sqlite_store(uri)
-    elif uri.startswith("sqlite:///") and "MLFLOW_TRACKING_URI" not in os.environ:
-        models_dir().mkdir(parents=True, exist_ok=True)
-    _check_sqlite_store(uri)
+        require_sqlite_store(uri)
+    else:
+        set_up_sqlite_store(uri, artifact_root=_artifact_folder().as_uri())
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -315,8 +267,19 @@ def ensure_experiment(name: str = EXPERIMENT_NAME) -> str:
     location = artifact_location()
     if location is not None and location == _artifact_folder().as_uri():
         _artifact_folder().mkdir(parents=True, exist_ok=True)  # a shared root is not ours to make
-    # Without the kind tag MLflow 3's UI opens a new experiment on its GenAI overview; this one
-    # holds training runs, so it opens on them and runs sit side by side.
-    return mlflow_client.create_experiment(
-        name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: "custom_model_development"}
-    )
+    from mlflow.exceptions import MlflowException
+
+    try:
+        # Without the kind tag MLflow 3's UI opens a new experiment on its GenAI overview; this
+        # one holds training runs, so it opens on them and runs sit side by side.
+        return mlflow_client.create_experiment(
+            name,
+            artifact_location=location,
+            tags={EXPERIMENT_KIND_TAG: "custom_model_development"},
+        )
+    except MlflowException as error:
+        # Two first training runs: the other one created it since the look above.
+        experiment = mlflow_client.get_experiment_by_name(name)
+        if error.error_code != "RESOURCE_ALREADY_EXISTS" or experiment is None:
+            raise
+        return experiment.experiment_id
