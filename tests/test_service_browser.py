@@ -55,6 +55,8 @@ def browser(tmp_path):
         f"--user-data-dir={tmp_path / 'chromium-profile'}",
     ):
         options.add_argument(flag)
+    # the console, and the network's answers (performance log) to every request the page made
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(120)
     try:
@@ -69,6 +71,40 @@ def _with_key(driver, role):
     driver.execute_cdp_cmd(
         "Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Bearer {KEYS[role]}"}}
     )
+
+
+def _answers(driver) -> list[tuple[int, str]]:
+    """(status, URL) of each answer the browser received since the last call."""
+    import json
+
+    answers = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.responseReceived":
+            response = message["params"]["response"]
+            answers.append((response["status"], response["url"]))
+    return answers
+
+
+def test_the_pages_leave_no_failed_request_and_no_console_error(browser, server_url):
+    # What an auditor's browser asks of the service opening its pages, /favicon.ico included
+    # (the browser asks for it by itself, once per site): every answer is a success, and the
+    # console stays clean. The favicon once got 404, an error in every page's console.
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _with_key(browser, "auditor")
+    answers = []
+    for path in ("/", "/docs.json", "/model_card"):
+        browser.get(f"{server_url}{path}")
+        answers += _answers(browser)
+
+    def favicon_answered(driver):
+        answers.extend(_answers(driver))
+        return any(url == f"{server_url}/favicon.ico" for _, url in answers)
+
+    WebDriverWait(browser, 60).until(favicon_answered)
+    assert [(s, url) for s, url in answers if s >= 400] == []
+    assert [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
 
 
 def test_model_card_page_renders_every_section(browser, server_url, tmp_path):

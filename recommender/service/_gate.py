@@ -235,7 +235,8 @@ class KnownRoutes:
     add series to ``/metrics`` and memory to the worker for good (and show whatever the path
     held to anyone who reads ``/metrics``). Unknown paths are answered 404 here, before that
     layer; BentoML's own pages (its index, which loads a third-party tag-manager script, and
-    its static UI files) are not among the known paths.
+    its static UI files) are not among the known paths. ``/favicon.ico``, which browsers ask
+    for by themselves, is answered 204 (no icon) rather than 404.
 
     Parameters
     ----------
@@ -274,6 +275,10 @@ class KnownRoutes:
             response = Response(
                 self.landing(scope), media_type="text/html; charset=utf-8", headers=_LANDING_HEADERS
             )
+        elif scope.get("path") == "/favicon.ico" and scope.get("method") in ("GET", "HEAD"):
+            # Browsers ask for it by themselves on every site they open: a 404 would be an
+            # error in the console of every page (the card, /docs.json). There is no icon.
+            response = Response(status_code=204, headers={"Cache-Control": "max-age=86400"})
         else:
             # The path is not echoed: it may hold what its sender should not have put there.
             response = _json_response(
