@@ -107,6 +107,25 @@ def test_the_pages_leave_no_failed_request_and_no_console_error(browser, server_
     assert [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
 
 
+def test_the_pages_reflow_at_320_css_pixels(browser, server_url):
+    # 320 CSS px is a 1280 px window zoomed to 400 % (WCAG's reflow width) and the narrowest
+    # phones: nothing of either page may need a sideways scroll of the whole page (a wide table
+    # scrolls in its own box). The landing page's routes table and the card's two-column
+    # contents once did, by 49 and 5 px.
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 320, "height": 800, "deviceScaleFactor": 2, "mobile": True},
+    )
+    _with_key(browser, "auditor")
+    widths = {}
+    for path in ("/", "/model_card"):
+        browser.get(f"{server_url}{path}")
+        widths[path] = browser.execute_script(
+            "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+        )
+    assert widths == {"/": [320, 320], "/model_card": [320, 320]}
+
+
 def test_model_card_page_renders_every_section(browser, server_url, tmp_path):
     from PIL import Image, ImageStat
     from selenium.webdriver.common.by import By

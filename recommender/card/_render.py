@@ -38,7 +38,7 @@ tr:nth-child(even) td{background:#f8fafb}
 pre{background:#f6f8fa;border:1px solid #d0d7de;padding:.8rem;overflow-x:auto;font-size:.85rem}
 figure{margin:1rem 0}figure img{max-width:100%;border:1px solid #d0d7de}
 figcaption{font-size:.85rem;color:#57606a}
-nav ol{columns:2;font-size:.95rem}
+nav ol{columns:2 14rem;font-size:.95rem}
 .statement{background:#fff8e1;border-left:4px solid #e0a800;padding:.6rem .9rem}
 .warning{background:#fdecea;border-left:4px solid #b3261e;padding:.6rem .9rem}
 .meta{color:#57606a;font-size:.9rem}

@@ -91,7 +91,9 @@ def _page() -> str:
 <style>body{{font-family:system-ui,sans-serif;max-width:56rem;margin:2rem auto;padding:0 1rem;
 line-height:1.45}}table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ccc;
 padding:.3rem .5rem;text-align:left;vertical-align:top}}.note{{background:#fff4d6;
-padding:.6rem .8rem;border-left:4px solid #c90}}</style></head>
+padding:.6rem .8rem;border-left:4px solid #c90}}.wide{{overflow-x:auto}}
+@media (max-width:24rem){{td,th{{padding:.3rem .25rem}}}}
+@media (width<22.5rem){{td code{{overflow-wrap:anywhere}}}}</style></head>
 <body>
 <h1>burnout-recommender</h1>
 <p>Tells a clinician wellness program which intervention (professional coaching, mindfulness, a
@@ -107,7 +109,8 @@ each key has one role. The fields each route accepts are in
 never goes in an address), so save the card with it and open the file, your key in the shell
 variable <code>KEY</code>:
 <code>curl -H "Authorization: Bearer $KEY" -o card.html {_ADDRESS}/model_card</code>.</p>
-<table><caption>Routes and the roles that may call them</caption>
+<div class="wide"><table><caption>Routes and the roles that may call them</caption>
 <tr><th scope="col">route</th><th scope="col">who</th><th scope="col">what</th></tr>{rows}</table>
+</div>
 </body></html>
 """
