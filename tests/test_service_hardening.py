@@ -99,6 +99,29 @@ def test_bentoml_ui_pages_are_not_served(asgi_client, path):
     assert asgi_client.get(path).status_code == 404
 
 
+def test_a_method_a_route_does_not_take_is_405_naming_those_it_takes(asgi_client):
+    # GET /recommend (a browser's address bar) was BentoML's plain "Method Not Allowed", POST
+    # /model_card FastAPI's {"detail": ...} and POST / "no such route": three bodies, none the
+    # service's error body. Every route the document lists, and the two pages it does not.
+    document = asgi_client.get("/docs.json").json()
+    taken = {
+        path: ", ".join(sorted(m.upper() for m in ops)) for path, ops in document["paths"].items()
+    }
+    taken.update({"/": "GET", "/docs.json": "GET"})
+    assert taken["/recommend"] == "POST" and taken["/model_card"] == "GET"
+    for path, allowed in taken.items():
+        method = "GET" if allowed == "POST" else "POST"
+        response = asgi_client.request(method, path, headers=auth("scientist"))
+        assert response.status_code == 405, (path, response.text)
+        assert response.headers["allow"] == allowed
+        body = response.json()
+        assert set(body) == {"error", "problems"}
+        assert body["problems"] == [
+            {"field": "method", "value": method, "message": "not taken here", "accepted": allowed}
+        ]
+        assert f"{method} {path}" in body["error"] and allowed in body["error"]
+
+
 def test_an_unknown_path_is_404_without_echoing_it(asgi_client):
     response = asgi_client.get("/recommend/p-000777-secret")
     assert response.status_code == 404

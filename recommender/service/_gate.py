@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 
 from pydantic import ValidationError
 
@@ -236,14 +236,18 @@ class KnownRoutes:
     held to anyone who reads ``/metrics``). Unknown paths are answered 404 here, before that
     layer; BentoML's own pages (its index, which loads a third-party tag-manager script, and
     its static UI files) are not among the known paths. ``/favicon.ico``, which browsers ask
-    for by themselves, is answered 204 (no icon) rather than 404.
+    for by themselves, is answered 204 (no icon) rather than 404. A known path asked with a
+    method it does not take is answered 405 here, in the service's error body, naming the
+    methods it takes (BentoML, FastAPI and the landing page each had a body of their own).
 
     Parameters
     ----------
     app : ASGI app
         BentoML's application.
-    routes : collection of str
-        The exact paths served (API routes, pages, health, metrics, OpenAPI).
+    routes : mapping of str to collection of str
+        The exact paths served (API routes, pages, health, metrics, OpenAPI), each with the
+        methods it takes, in any case (other names, an OpenAPI path item's ``summary`` or
+        ``parameters``, are left out); ``HEAD`` goes on wherever ``GET`` is taken.
     landing : callable
         Returns the landing page's HTML as bytes for a request's scope, for ``GET /`` and
         ``HEAD /``.
@@ -253,16 +257,31 @@ class KnownRoutes:
     """
 
     def __init__(
-        self, app, *, routes: Collection[str], landing: Callable[[dict], bytes], document: bytes
+        self,
+        app,
+        *,
+        routes: Mapping[str, Collection[str]],
+        landing: Callable[[dict], bytes],
+        document: bytes,
     ):
         self.app = app
         self.routes = frozenset(routes)
+        self.methods = {
+            path: tuple(sorted({m.upper() for m in taken} & _HTTP_METHODS))
+            for path, taken in routes.items()
+        }
+        self.methods["/"] = ("GET",)
         self.landing = landing
         self.document = document
 
     async def __call__(self, scope, receive, send):
         from starlette.responses import Response
 
+        taken = self.methods.get(scope.get("path")) if scope["type"] == "http" else None
+        method = scope.get("method")
+        if taken and method not in taken and not (method == "HEAD" and "GET" in taken):
+            response = _method_not_taken(method, scope["path"], taken)
+            return await response(scope, receive, send)
         if scope.get("path") == "/docs.json" and scope.get("method") in ("GET", "HEAD"):
             response = Response(self.document, media_type="application/json")
             return await response(scope, receive, send)
@@ -285,6 +304,30 @@ class KnownRoutes:
                 404, {"error": "no such route; the routes are listed in /docs.json", "problems": []}
             )
         return await response(scope, receive, send)
+
+
+_HTTP_METHODS = frozenset({"GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE"})
+
+
+def _method_not_taken(method: str, path: str, taken: tuple[str, ...]):
+    allowed = ", ".join(taken)
+    method = method[:20]  # a method is any token its sender chose
+    return _json_response(
+        405,
+        {
+            "error": f"{method} {path}: the route does not take this method; accepted: "
+            f"{allowed} (see /docs.json)",
+            "problems": [
+                {
+                    "field": "method",
+                    "value": method,
+                    "message": "not taken here",
+                    "accepted": allowed,
+                }
+            ],
+        },
+        headers={"Allow": allowed},
+    )
 
 
 # The landing page needs no script and loads nothing from elsewhere; the browser is told so.

@@ -179,7 +179,9 @@ class _FrontedService(type(Recommender)):
 
     def to_asgi(self, is_main: bool = True):
         spec = self.openapi_spec.asdict()
-        routes = {*spec["paths"], *_DOCUMENT_ROUTES}
+        # each path with its path item's keys: its methods (and its summary, parameters, ...)
+        routes = {path: list(item) for path, item in spec["paths"].items()}
+        routes.update({path: ["GET"] for path in _DOCUMENT_ROUTES})
         app = super().to_asgi(is_main=is_main)
         _tune_layers(app)
         document = json.dumps(openapi_document(spec)).encode()
