@@ -79,3 +79,26 @@ def test_batch_and_plan_refusals_repeat_no_person_id(asgi_client):
     assert plan.status_code == 422, plan.text
     assert "duplicate person_id" in _said(plan) and "profiles[0] has this one" in _said(plan)
     assert "jane" not in _said(plan).lower()
+
+
+def test_an_entry_that_is_no_object_is_not_repeated(asgi_client):
+    # A person id (or a list of them) sent where a profile, an outcome row or the whole body
+    # belongs was repeated in clear as the refused value: ids a program sent as
+    # ["p-000123", ...] came back in error bodies, which clients and gateways log.
+    sent = {
+        "/recommend": [EMAIL],
+        "/recommend_batch": {"profiles": [profile(person_id="a"), EMAIL, [EMAIL]]},
+        "/allocate": {"profiles": [EMAIL, profile(person_id="a")]},
+        "/outcomes": {"outcomes": [EMAIL]},
+    }
+    for route, body in sent.items():
+        answer = asgi_client.post(route, json=body, headers=auth("program"))
+        assert answer.status_code in (200, 400, 422), (route, answer.text)
+        assert "jane" not in _said(answer).lower(), (route, _said(answer))
+        problems = answer.json().get("problems") or [
+            p for error in answer.json()["errors"] for p in error["problems"]
+        ]
+        assert problems and all(p["value"] == "(not shown)" for p in problems), problems
+        assert all("object" in p["accepted"] for p in problems), problems  # still says what to send
+    said = asgi_client.post("/recommend", json="p-000123", headers=auth("program"))
+    assert "p-000123" not in _said(said) and said.json()["problems"][0]["field"] == "body"

@@ -70,13 +70,19 @@ def _short(value: Any) -> Any:
     return text if len(text) <= _MAX_VALUE_CHARS else text[:_MAX_VALUE_CHARS] + "..."
 
 
+# Refusals of a value sent where an object or a list belongs: a profile, an outcome row, the
+# body, a batch's list of profiles. What came instead is most often a person id or a list of ids.
+_NOT_THE_CONTAINER = frozenset({"model_type", "model_attributes_type", "dict_type", "list_type"})
+
+
 def _echoed(names: list[str], kind: str, value):
     """A refused value as a problem shows it: never a person id, nor an unknown field's value
-    (a name or a remark about someone); error bodies are often logged by clients and gateways,
-    and the field with what is accepted says what to fix."""
+    (a name or a remark about someone), nor what stands where a whole record belongs; error
+    bodies are often logged by clients and gateways, and the field with what is accepted says
+    what to fix."""
     if names and names[-1] == "person_id":
         return "(hidden)"
-    if kind == "extra_forbidden":
+    if kind == "extra_forbidden" or kind in _NOT_THE_CONTAINER:
         return "(not shown)"
     return _short(value)
 
