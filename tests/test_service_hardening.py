@@ -122,6 +122,20 @@ def test_a_method_a_route_does_not_take_is_405_naming_those_it_takes(asgi_client
         assert f"{method} {path}" in body["error"] and allowed in body["error"]
 
 
+def test_head_is_answered_wherever_get_is(asgi_client):
+    # The card, its JSON and the audit export (FastAPI's routes) answered HEAD 405 while
+    # BentoML's and the landing page answered it: `curl -I` of the card said it did not exist.
+    document = asgi_client.get("/docs.json").json()
+    # (/metrics needs the server's Prometheus directory: not in process)
+    paths = [p for p, ops in document["paths"].items() if "get" in ops and p != "/metrics"]
+    assert "/model_card" in paths and "/livez" in paths
+    for path in [*paths, "/", "/docs.json"]:
+        got = asgi_client.get(path, headers=auth("auditor"))
+        head = asgi_client.head(path, headers=auth("auditor"))
+        assert head.status_code == got.status_code, (path, head.text)
+        assert head.content == b"" and head.headers["content-type"] == got.headers["content-type"]
+
+
 def test_an_unknown_path_is_404_without_echoing_it(asgi_client):
     response = asgi_client.get("/recommend/p-000777-secret")
     assert response.status_code == 404

@@ -247,7 +247,7 @@ class KnownRoutes:
     routes : mapping of str to collection of str
         The exact paths served (API routes, pages, health, metrics, OpenAPI), each with the
         methods it takes, in any case (other names, an OpenAPI path item's ``summary`` or
-        ``parameters``, are left out); ``HEAD`` goes on wherever ``GET`` is taken.
+        ``parameters``, are left out); ``HEAD`` is answered wherever ``GET`` is taken.
     landing : callable
         Returns the landing page's HTML as bytes for a request's scope, for ``GET /`` and
         ``HEAD /``.
@@ -282,6 +282,10 @@ class KnownRoutes:
         if taken and method not in taken and not (method == "HEAD" and "GET" in taken):
             response = _method_not_taken(method, scope["path"], taken)
             return await response(scope, receive, send)
+        if method == "HEAD" and taken and "HEAD" not in taken:
+            # Not every layer below answers HEAD (FastAPI's pages did not): it is asked as GET,
+            # and the answer's headers go out without its body.
+            scope, send = {**scope, "method": "GET"}, _headers_only(send)
         if scope.get("path") == "/docs.json" and scope.get("method") in ("GET", "HEAD"):
             response = Response(self.document, media_type="application/json")
             return await response(scope, receive, send)
@@ -304,6 +308,15 @@ class KnownRoutes:
                 404, {"error": "no such route; the routes are listed in /docs.json", "problems": []}
             )
         return await response(scope, receive, send)
+
+
+def _headers_only(send):
+    async def send_headers(message):
+        if message["type"] == "http.response.body":
+            message = {**message, "body": b""}
+        await send(message)
+
+    return send_headers
 
 
 _HTTP_METHODS = frozenset({"GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE"})
