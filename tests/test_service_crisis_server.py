@@ -153,3 +153,14 @@ def test_bodies_the_server_cannot_read_still_carry_crisis_resources(server_url, 
         assert crisis["answer"]["safety"]["level"] == "crisis"
         assert any("988" in r["contact"] for r in crisis["answer"]["safety"]["resources"])
         assert "s-9" not in response.text
+
+
+def test_a_method_the_route_does_not_take_still_carries_crisis_resources(server_url):
+    # The 405 is decided in front of BentoML's layers and answered by the front door behind
+    # them: through the real stack, a flag in the address bar's query still gets resources.
+    response = httpx.get(f"{server_url}/recommend?crisis_risk=true&person_id=s-8", timeout=60)
+    assert response.status_code == 405 and response.headers["allow"] == "POST", response.text
+    (crisis,) = response.json()["crisis_results"]
+    assert crisis["answer"]["safety"]["level"] == "crisis" and "s-8" not in response.text
+    plain = httpx.put(f"{server_url}/recommend_batch", json={"profiles": []}, timeout=60)
+    assert plain.status_code == 405 and "crisis_results" not in plain.json()

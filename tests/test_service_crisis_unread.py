@@ -257,3 +257,45 @@ def test_a_batch_over_the_services_row_limit_still_answers_its_crisis_rows(
     assert crisis["index"] == 2 and crisis["answer"]["safety"]["level"] == "crisis"
     assert linear_model.calls == []
     assert_documented(document, route, response)
+
+
+@pytest.mark.parametrize("route", ["/recommend", "/recommend_batch", "/allocate"])
+@pytest.mark.parametrize(
+    "method, query, text",
+    [
+        ("GET", "crisis_risk=true&person_id=u-1", b""),  # a browser's address bar
+        ("PUT", "", json.dumps(FLAGGED).encode()),
+        ("DELETE", "", b'{"profiles": [{"person_id": "u-1", "crisis_risk": "yes"}]}'),
+    ],
+)
+def test_a_method_the_route_does_not_take_keeps_its_405_and_gets_resources(
+    asgi_client, route, method, query, text
+):
+    # The 405 named the methods the route takes and withheld the resources of the flag sent
+    # with it; now the flag in the query string or the body is answered once for the request,
+    # recorded nowhere (no key was asked for), and nothing sent is echoed.
+    url = f"{route}?{query}" if query else route
+    response = asgi_client.request(method, url, content=text)
+    assert response.status_code == 405, response.text
+    assert response.headers["allow"] == "POST"
+    body = response.json()
+    assert body["problems"][0] == {
+        "field": "method",
+        "value": method,
+        "message": "not taken here",
+        "accepted": "POST",
+    }
+    (crisis,) = body["crisis_results"]
+    assert crisis["index"] == (0 if route == "/recommend" else None)
+    answer = crisis["answer"]
+    assert answer["safety"]["level"] == "crisis" and answer["safety"]["resources"]
+    assert answer["safety"]["recorded_in"].startswith("not recorded")
+    assert "u-1" not in response.text
+    assert audit_rows(asgi_client) == []
+    # unflagged (or flagged false), the same 405 without a crisis answer
+    plain = asgi_client.request(method, unflagged(url.encode()).decode(), content=unflagged(text))
+    off = asgi_client.request("GET", f"{route}?crisis_risk=false")
+    for refused in (plain, off):
+        assert refused.status_code == 405 and refused.headers["allow"] == "POST"
+        assert "crisis_results" not in refused.json()
+    assert plain.json() == {k: v for k, v in body.items() if k != "crisis_results"}

@@ -45,6 +45,10 @@ MAX_JSON_DEPTH = 32
 # without a worker thread or a scan of its text (a hostile body costs what it did before).
 _FLAG_KEY = b"crisis_risk"
 
+# The scope key by which KnownRoutes hands the Gate a request its route does not take (the
+# methods it takes): the Gate answers it 405, with the crisis flag it holds answered.
+METHOD_NOT_TAKEN = "recommender.method_not_taken"
+
 _TOO_LARGE = (
     413,
     {
@@ -104,6 +108,10 @@ class Gate:
             return await self.app(scope, receive, send)
         path = scope.get("path", "")
         service = self.current()
+        taken = scope.get(METHOD_NOT_TAKEN)
+        if taken is not None:
+            response = await self._method_not_taken(service, scope, receive, path, taken)
+            return await response(scope, receive, send)
         if path == "/readyz" and scope.get("method") in ("GET", "HEAD"):
             response = await _not_ready(service)
             if response is not None:
@@ -167,6 +175,24 @@ class Gate:
             (b"content-length", str(len(body)).encode()),
         ]
         return await self.app(scope, _replay(body, receive), send)
+
+    async def _method_not_taken(self, service, scope, receive, path: str, taken):
+        """405 naming the methods the route takes (:class:`KnownRoutes` sends it here); a
+        crisis flag in the request's query string or body (``GET /recommend?crisis_risk=true``)
+        still gets one crisis answer for the request, recorded nowhere: no key was asked
+        for. A crisis answer never depends on the method."""
+        status, payload, headers = _method_not_taken(scope.get("method", ""), path, taken)
+        answer = None if service is None else service.unread_routes.get(path.rstrip("/"))
+        text = b""
+        if answer is not None:
+            body, _ = await _read_body(receive)
+            text = scope.get("query_string", b"") + b"\n" + body
+        if _FLAG_KEY in text:
+            response = await self._answer(answer, text, None, (status, payload))
+        else:
+            response = _json_response(status, payload)
+        response.headers.update(headers)
+        return response
 
     async def _unauthorized(self, service, scope, receive, path: str, decision):
         """401 or 403; on a route that answers profiles, the body's crisis flags (read from it,
@@ -280,7 +306,11 @@ class KnownRoutes:
         taken = self.methods.get(scope.get("path")) if scope["type"] == "http" else None
         method = scope.get("method")
         if taken and method not in taken and not (method == "HEAD" and "GET" in taken):
-            response = _method_not_taken(method, scope["path"], taken)
+            if "POST" in taken:
+                # A route that answers profiles: the Gate refuses it, after looking for a
+                # crisis flag in what was sent (a crisis answer never depends on the method).
+                return await self.app({**scope, METHOD_NOT_TAKEN: taken}, receive, send)
+            response = _json_response(*_method_not_taken(method, scope["path"], taken))
             return await response(scope, receive, send)
         if method == "HEAD" and taken and "HEAD" not in taken:
             # Not every layer below answers HEAD (FastAPI's pages did not): it is asked as GET,
@@ -322,10 +352,11 @@ def _headers_only(send):
 _HTTP_METHODS = frozenset({"GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE"})
 
 
-def _method_not_taken(method: str, path: str, taken: tuple[str, ...]):
+def _method_not_taken(method: str, path: str, taken: tuple[str, ...]) -> tuple[int, dict, dict]:
+    """(status, payload, headers) of the 405 naming the methods a route takes."""
     allowed = ", ".join(taken)
     method = method[:20]  # a method is any token its sender chose
-    return _json_response(
+    return (
         405,
         {
             "error": f"{method} {path}: the route does not take this method; accepted: "
@@ -339,7 +370,7 @@ def _method_not_taken(method: str, path: str, taken: tuple[str, ...]):
                 }
             ],
         },
-        headers={"Allow": allowed},
+        {"Allow": allowed},
     )
 
 
