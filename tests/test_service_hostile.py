@@ -18,7 +18,6 @@ import json
 import os
 import re
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -30,9 +29,8 @@ import pytest
 from service_fixtures import (  # noqa: F401  (fixtures)
     PROFILE,
     SALT,
-    _stop,
     champion_home,
-    free_port,
+    serving,
 )
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
@@ -50,7 +48,6 @@ PROBE_SECONDS = 10.0
 def demo(champion_home, tmp_path_factory):
     """``recommender serve --print-example`` over the champion: (url, keys by role, output,
     the serve process)."""
-    port = free_port()
     logs = tmp_path_factory.mktemp("hostile")
     env = {
         **os.environ,
@@ -61,26 +58,13 @@ def demo(champion_home, tmp_path_factory):
         "RECOMMENDER_AUDIT_SALT": SALT,
         "RECOMMENDER_API_KEYS": "",
     }
+
+    def command(port: int) -> list[str]:
+        serve = [sys.executable, "-m", "recommender", "serve", "--host", "127.0.0.1"]
+        return serve + ["--port", str(port), "--print-example"]
+
     out_path, err_path = logs / "stdout.txt", logs / "stderr.txt"
-    with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "recommender",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--print-example",
-            ],
-            env=env,
-            stdout=out,
-            stderr=err,
-            start_new_session=True,
-        )
-    try:
+    with serving(command, env=env, log_path=err_path, out_path=out_path) as (url, process):
         deadline = time.monotonic() + 240
         while "Response (" not in out_path.read_text():
             if process.poll() is not None or time.monotonic() > deadline:
@@ -96,9 +80,7 @@ def demo(champion_home, tmp_path_factory):
         keys.setdefault(
             "program", re.search(r"/recommend -H 'Authorization: Bearer (\S+)'", text).group(1)
         )
-        yield f"http://127.0.0.1:{port}", keys, text, process
-    finally:
-        _stop(process)
+        yield url, keys, text, process
 
 
 def _headers(keys, role):
