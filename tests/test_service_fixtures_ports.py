@@ -2,7 +2,8 @@
 before the server binds it, and on a busy CI machine another process (a client's outgoing
 connection, another test's server) may take it meanwhile; the server then ends with "address
 already in use" and the test fails for nothing the service did. :func:`serving` starts such a server again on another
-port; any other failure to start is raised at once with the server's log.
+port; any other failure to start is raised at once with the server's log. The tests' PostgreSQL
+cluster (tests/pg_cluster.py) chooses its port the same way, and starts on another likewise.
 
 A port held by a listening socket here stands for the one taken; Python's own HTTP server
 stands for a server that says so as BentoML does (``[Errno 98] Address already in use``).
@@ -98,3 +99,21 @@ def test_recommender_serve_on_a_taken_port_is_started_on_another(tmp_path, taken
     with running_server(home, log_path=log, ready_path="/livez") as url:
         assert len(given) == 2 and url == f"http://127.0.0.1:{given[1]}"
         assert httpx.get(f"{url}/livez", timeout=30).status_code == 200
+
+
+def test_a_postgres_cluster_whose_port_was_taken_starts_on_another(postgres, taken_port, ports):
+    # The session's cluster (`postgres`) only to find the server binaries, or skip without them.
+    import psycopg
+
+    from pg_cluster import Cluster
+
+    given = ports(taken_port)
+    cluster = Cluster(postgres.binaries)
+    try:
+        assert len(given) == 2 and cluster.port == given[1] != taken_port
+        with psycopg.connect(
+            f"host=127.0.0.1 port={cluster.port} user=recommender dbname=postgres"
+        ):
+            pass
+    finally:
+        cluster.stop()
