@@ -65,15 +65,16 @@ def demo(champion_home, tmp_path_factory):
 
     out_path, err_path = logs / "stdout.txt", logs / "stderr.txt"
     with serving(command, env=env, log_path=err_path, out_path=out_path) as (url, process):
+        # The example is printed once the service answers it, in one write; its last line is
+        # the scientist's /reload.
         deadline = time.monotonic() + 240
-        while "Response (" not in out_path.read_text():
+        while "/reload -H 'Authorization: Bearer " not in out_path.read_text():
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(
                     f"the demo server printed no example (exit {process.poll()}):\n"
                     f"{err_path.read_text()[-3000:]}"
                 )
             time.sleep(0.5)
-        time.sleep(1)  # the rest of the example follows the response at once
         text = out_path.read_text()
         keys = dict(re.findall(r"^  (program|scientist|auditor) +(\S+)$", text, re.MULTILINE))
         # The program's key is also in the example request, however the keys are listed.
