@@ -11,13 +11,15 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
 from pathlib import Path
 
 USER = "recommender"
+# What the server logs when another process holds its port, and how many ports it is given.
+_PORT_TAKEN = b"Address already in use"
+_PORT_TRIES = 5
 
 
 def server_binaries() -> Path | None:
@@ -39,9 +41,6 @@ class Cluster:
         self.binaries = binaries
         self.folder = Path(tempfile.mkdtemp(prefix="recommender-pg-"))
         self.data = self.folder / "data"
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
         self._as_postgres = os.geteuid() == 0
         if self._as_postgres:
             shutil.chown(self.folder, "postgres", "postgres")
@@ -57,7 +56,26 @@ class Cluster:
             "--no-sync",
             "--no-instructions",
         )
-        self.start()
+        self._start_on_a_free_port()
+
+    def _start_on_a_free_port(self) -> None:
+        """Start on a loopback port free now. The port is released before the server binds it:
+        when another process took it meanwhile, start on another."""
+        from service_fixtures import free_port
+
+        log = self.folder / "server.log"
+        for _ in range(_PORT_TRIES):
+            self.port = free_port()
+            said = log.stat().st_size if log.exists() else 0  # this try's lines follow
+            try:
+                self.start()
+                return
+            except RuntimeError:
+                if _PORT_TAKEN not in log.read_bytes()[said:]:
+                    raise
+        raise RuntimeError(
+            f"{_PORT_TRIES} free ports in a row were taken before PostgreSQL bound them"
+        )
 
     def start(self) -> None:
         """Start the server (again, after :meth:`halt`: same port, same databases)."""

@@ -395,6 +395,8 @@ def load_with_16_connections(url: str, seconds: float, *, tag: str = "load"):
 
 
 def free_port() -> int:
+    """A loopback port free now. It is released before the server binds it, so another process
+    may take it meanwhile: start servers with :func:`serving`, which then tries another."""
     with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -419,6 +421,58 @@ def wait_ready(
     raise RuntimeError(f"the server at {url} did not answer {path} within {timeout:.0f} s")
 
 
+# What a server that could not bind its port says: `recommender serve`'s own check of the port
+# ("port N on 127.0.0.1 is already in use"), and BentoML's bind ("[Errno 98] Address already in
+# use").
+_PORT_TAKEN = ("is already in use", "Address already in use")
+# Servers started on a port another process took first, before the test gives up.
+_PORT_TRIES = 5
+
+
+@contextlib.contextmanager
+def serving(
+    command,
+    *,
+    env: dict,
+    log_path: Path,
+    out_path: Path | None = None,
+    cwd: Path | None = None,
+    ready_path: str = "/readyz",
+):
+    """The server ``command(port)`` starts on a free loopback port, in a session of its own;
+    yields ``(url, process)`` once ``ready_path`` answers 200 and stops it afterwards.
+
+    Its output goes to ``log_path`` (its standard output to ``out_path`` when given). A server
+    that ends saying its port is in use (taken by another process after :func:`free_port` chose
+    it) is started again on another port; any other failure to start is raised with its log.
+    """
+    for _ in range(_PORT_TRIES):
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        with contextlib.ExitStack() as stack:
+            log = stack.enter_context(open(log_path, "wb"))
+            out = log if out_path is None else stack.enter_context(open(out_path, "wb"))
+            process = subprocess.Popen(
+                command(port),
+                env=env,
+                cwd=cwd,
+                stdout=out,
+                stderr=log if out_path is not None else subprocess.STDOUT,
+                start_new_session=True,
+            )
+            stack.callback(_stop, process)
+            try:
+                wait_ready(url, process, path=ready_path)
+            except RuntimeError as error:
+                said = "".join(p.read_text(errors="replace") for p in (log_path, out_path) if p)
+                if process.poll() is not None and any(words in said for words in _PORT_TAKEN):
+                    continue
+                raise RuntimeError(f"{error}; server log:\n{said[-4000:]}") from None
+            yield url, process
+            return
+    raise RuntimeError(f"{_PORT_TRIES} free ports in a row were taken before the server bound them")
+
+
 @contextlib.contextmanager
 def running_server(
     home: Path,
@@ -429,7 +483,8 @@ def running_server(
 ):
     """``recommender serve`` on a free loopback port; yields the base URL once ``ready_path``
     answers 200."""
-    port = free_port()
+    import tempfile
+
     environment = {
         **os.environ,
         "RECOMMENDER_HOME": str(home),
@@ -439,32 +494,19 @@ def running_server(
         "RECOMMENDER_AUDIT_SALT": SALT,
         **(env or {}),
     }
-    log_path = log_path or home / f"serve-{port}.log"
-    with open(log_path, "wb") as log_file:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "recommender",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            env=environment,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_ready(url, process, path=ready_path)
-            yield url
-        except RuntimeError as error:
-            raise RuntimeError(f"{error}; server log:\n{log_path.read_text()[-4000:]}") from None
-        finally:
-            _stop(process)
+    if log_path is None:
+        handle, name = tempfile.mkstemp(prefix="serve-", suffix=".log", dir=home)
+        os.close(handle)
+        log_path = Path(name)
+
+    def command(port: int) -> list[str]:
+        return [
+            *(sys.executable, "-m", "recommender", "serve"),
+            *("--host", "127.0.0.1", "--port", str(port)),
+        ]
+
+    with serving(command, env=environment, log_path=log_path, ready_path=ready_path) as (url, _):
+        yield url
 
 
 def _stop(process: subprocess.Popen) -> None:

@@ -56,7 +56,9 @@ def test_every_request_sent_is_answered_and_counted(server):
     assert load.answered == len(seen) > 4
     assert load.succeeded == load.answered and load.errors == 0
     assert len(load.latencies) == load.answered
-    assert 0 < load.seconds < 5 and load.rate == load.answered / load.seconds
+    # The window is the run's (its connections stop at their 1 s deadline), not wrk's own -d
+    # (61 s); bounded generously, since a busy machine may answer the last requests late.
+    assert 0 < load.seconds < 30 and load.rate == load.answered / load.seconds
 
 
 @needs_wrk

@@ -5,7 +5,6 @@ bento, as its container runs it, answers."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import subprocess
@@ -20,11 +19,9 @@ from service_fixtures import (  # noqa: F401  (champion_home: a fixture)
     ENV_KEYS,
     KEYS,
     SALT,
-    _stop,
     champion_home,
-    free_port,
     profile,
-    wait_ready,
+    serving,
 )
 
 pytestmark = pytest.mark.slow
@@ -87,7 +84,6 @@ def test_bentoml_build_holds_configs_code_and_pinned_requirements(bento):
 def test_bentoml_serve_of_the_built_bento_answers_and_audits(bento, champion_home, tmp_path):
     """What the container's entrypoint runs (`bentoml serve $BENTO_PATH`), from another folder,
     with the champion from the registry the environment names."""
-    port = free_port()
     env = {
         k: v
         for k, v in os.environ.items()
@@ -101,24 +97,13 @@ def test_bentoml_serve_of_the_built_bento_answers_and_audits(bento, champion_hom
         RECOMMENDER_API_KEYS=ENV_KEYS,
         RECOMMENDER_AUDIT_SALT=SALT,
     )
-    command = [sys.executable, "-m", "bentoml", "serve", str(bento), "--port", str(port)]
-    command += ["--host", "127.0.0.1"]
+
+    def command(port: int) -> list[str]:
+        serve = [sys.executable, "-m", "bentoml", "serve", str(bento)]
+        return serve + ["--port", str(port), "--host", "127.0.0.1"]
+
     log_path = tmp_path / "serve.log"
-    url = f"http://127.0.0.1:{port}"
-    with open(log_path, "wb") as log, contextlib.ExitStack() as stack:
-        process = subprocess.Popen(
-            command,
-            cwd=tmp_path,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        stack.callback(_stop, process)
-        try:
-            wait_ready(url, process)
-        except RuntimeError as error:
-            pytest.fail(f"{error}; server log:\n{log_path.read_text()[-4000:]}")
+    with serving(command, env=env, log_path=log_path, cwd=tmp_path) as (url, _):
         assert httpx.get(f"{url}/livez", timeout=30).status_code == 200
         headers = {"Authorization": f"Bearer {KEYS['program']}"}
         answer = httpx.post(f"{url}/recommend", json=profile(), headers=headers, timeout=60)

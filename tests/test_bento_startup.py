@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from recommender.errors import InputError
+from service_fixtures import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,7 +81,10 @@ def test_a_plain_bentoml_serve_with_a_bad_key_entry_stops_naming_it(tmp_path):
         tmp_path, RECOMMENDER_API_KEYS="program=a-key-of-20-chars..,admin=another-key-of-20.."
     )
     command = [sys.executable, "-m", "bentoml", "serve", "recommender.service.service:Recommender"]
-    command += ["--host", "127.0.0.1", "--port", "3169"]
+    # A free port, not a fixed one another program may hold. No second try on a taken port (as
+    # service_fixtures.serving makes): the refusal comes before the bind, so a server that got
+    # as far as binding its port has failed this test already.
+    command += ["--host", "127.0.0.1", "--port", str(free_port())]
     try:
         # Bounded only so that a server that keeps running fails the test rather than hangs it.
         done = subprocess.run(

@@ -227,9 +227,8 @@ def test_serve_refuses_a_port_in_use_before_starting_and_names_a_free_one(
 def test_serve_check_starts_nothing_and_says_the_address_is_free(service_home, monkeypatch, capsys):
     """`make demo` runs it before training, so a port in use is said before, not after."""
     started = _serve_without_starting(monkeypatch)
-    with socket_port() as port:
-        pass  # free again
-    assert main(["serve", "--check", "--port", str(port)]) == 0
+    port, code = serve_on_a_free_port(capsys, "--check")
+    assert code == 0
     assert f"ready to serve on http://127.0.0.1:{port}" in capsys.readouterr().out
     assert started == []
 
@@ -255,7 +254,7 @@ class _HungUp(_Started):
         return 0
 
 
-def test_a_closed_terminal_stops_the_server(service_home, monkeypatch):
+def test_a_closed_terminal_stops_the_server(service_home, monkeypatch, capsys):
     """Closing the terminal of `make demo` left BentoML's server running, orphaned, on the port
     (its arbiter takes SIGHUP as "restart the workers"), so the next demo found the port taken.
     The server runs in a session of its own and a hangup reaches it as SIGTERM."""
@@ -263,22 +262,54 @@ def test_a_closed_terminal_stops_the_server(service_home, monkeypatch):
 
     before = signal.getsignal(signal.SIGHUP)
     started = _serve_without_starting(monkeypatch, started_as=_HungUp)
-    with socket_port() as port:
-        pass
-    assert main(["serve", "--port", str(port)]) == 0
+    _, code = serve_on_a_free_port(capsys)
+    assert code == 0
     assert started[0].options.get("start_new_session") is True
     assert callable(started[0].options.get("preexec_fn"))
     assert started[0].signals == [signal.SIGTERM]
     assert signal.getsignal(signal.SIGHUP) == before  # put back once the server is gone
 
 
-@contextlib.contextmanager
-def socket_port():
+def serve_on_a_free_port(capsys, *options: str) -> tuple[int, int]:
+    """``recommender serve *options --port PORT`` on a port free when chosen: ``(PORT, exit
+    code)``. The port is released before serve checks it, so another process may take it
+    meanwhile; serve then refuses it (exit 2, "already in use") and is given another port, 5
+    times at most. Its output is left for the test to read."""
+    import sys
+
+    from service_fixtures import free_port
+
+    for _ in range(5):
+        port = free_port()
+        code = main(["serve", *options, "--port", str(port)])
+        if code != 2:
+            return port, code
+        out, err = capsys.readouterr()
+        if f"port {port} on 127.0.0.1 is already in use" not in err:
+            sys.stdout.write(out)  # for the test to read
+            sys.stderr.write(err)
+            return port, code
+    raise RuntimeError("5 free ports in a row were taken before serve checked them")
+
+
+def test_serve_is_given_another_port_when_its_own_was_taken_meanwhile(
+    service_home, monkeypatch, capsys
+):
     import socket
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        yield probe.getsockname()[1]
+    import service_fixtures
+
+    started = _serve_without_starting(monkeypatch)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        held = taken.getsockname()[1]
+        ports = [held, service_fixtures.free_port()]
+        monkeypatch.setattr(service_fixtures, "free_port", lambda: ports.pop(0))
+        port, code = serve_on_a_free_port(capsys, "--check")
+    assert code == 0 and ports == [] and port != held
+    assert f"ready to serve on http://127.0.0.1:{port}" in capsys.readouterr().out
+    assert started == []
 
 
 def test_the_printed_example_fits_a_screen_and_keeps_what_decides_the_answer(
@@ -304,9 +335,8 @@ def test_the_printed_example_fits_a_screen_and_keeps_what_decides_the_answer(
             200, content=full.content, headers={"content-type": "application/json"}
         ),
     )
-    with socket_port() as port:
-        pass
-    assert main(["serve", "--print-example", "--port", str(port)]) == 0
+    port, code = serve_on_a_free_port(capsys, "--print-example")
+    assert code == 0
     out = capsys.readouterr().out
     assert len(out.splitlines()) < 60
     head, _, rest = out.partition("Response (200), shortened")
@@ -327,7 +357,7 @@ def test_the_printed_example_fits_a_screen_and_keeps_what_decides_the_answer(
 
 @pytest.mark.parametrize("server_exit, serve_exit", [(0, 0), (-2, 130), (-15, 143)])
 def test_ctrl_c_passes_on_and_exits_as_the_server_stopped(
-    service_home, monkeypatch, server_exit, serve_exit
+    service_home, monkeypatch, capsys, server_exit, serve_exit
 ):
     """Ctrl-C is passed on to the server; one that stopped cleanly is no error (`make demo` said
     "Error 254" for a server ended by the signal, -2 read as 256 - 2)."""
@@ -340,13 +370,14 @@ def test_ctrl_c_passes_on_and_exits_as_the_server_stopped(
             return server_exit
 
     started = _serve_without_starting(monkeypatch, started_as=Interrupted)
-    with socket_port() as port:
-        pass
-    assert main(["serve", "--port", str(port)]) == serve_exit
+    _, code = serve_on_a_free_port(capsys)
+    assert code == serve_exit
     assert started[0].signals == [signal.SIGINT]
 
 
-def test_the_example_is_written_at_once_and_an_error_answer_whole(service_home, monkeypatch):
+def test_the_example_is_written_at_once_and_an_error_answer_whole(
+    service_home, monkeypatch, capsys
+):
     """The server logs the example request on the same terminal: written line by line, the
     example had that log line among its keys."""
     import sys
@@ -369,9 +400,8 @@ def test_the_example_is_written_at_once_and_an_error_answer_whole(service_home, 
     monkeypatch.setattr(httpx, "post", lambda *a, **k: httpx.Response(401, json=refused))
     terminal = Terminal()
     monkeypatch.setattr(sys, "stdout", terminal)
-    with socket_port() as port:
-        pass
-    assert main(["serve", "--print-example", "--port", str(port)]) == 0
+    port, code = serve_on_a_free_port(capsys, "--print-example")
+    assert code == 0
     (example,) = [text for text in terminal.writes if "Keys made for this run" in text]
     assert "Response (401):" in example and '"error": "the API key is not valid"' in example
     assert "/reload -H 'Authorization: Bearer" in example.strip().splitlines()[-1]

@@ -52,7 +52,7 @@ def test_serve_without_a_champion_gives_crisis_answers_then_reloads(tmp_path):
     }
     # Wait for /livez instead of /readyz: without a model the service is alive, not ready.
     with running_server(home, env=env, log_path=log, ready_path="/livez") as url:
-        not_ready = httpx.get(f"{url}/readyz", timeout=10)
+        not_ready = httpx.get(f"{url}/readyz", timeout=60)
         # A real server names the cause too (the front door answers before BentoML's probe).
         assert not_ready.status_code == 503 and not_ready.json()["reason"] == "no_champion"
         # Only the training run below creates the store: a service that created (and migrated)
@@ -81,7 +81,7 @@ def test_serve_without_a_champion_gives_crisis_answers_then_reloads(tmp_path):
             "model_version": version,
             "announced": True,
         }
-        assert httpx.get(f"{url}/readyz", timeout=10).status_code == 200
+        assert httpx.get(f"{url}/readyz", timeout=60).status_code == 200
         scored = httpx.post(
             f"{url}/recommend", json=PROFILE, headers=headers("program"), timeout=60
         ).json()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -19,9 +18,8 @@ from service_fixtures import (  # noqa: F401  (champion_home: a fixture)
     SALT,
     auth,
     champion_home,
-    free_port,
     profile,
-    wait_ready,
+    serving,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
@@ -47,7 +45,6 @@ def _post_until_refused(url: str, answered: list, stop: threading.Event) -> None
 def test_sigterm_under_load_loses_no_audit_record(champion_home, tmp_path):
     from recommender.service import AuditLog
 
-    port = free_port()
     store = f"sqlite:///{tmp_path / 'audit.db'}"
     env = {
         **os.environ,
@@ -58,34 +55,27 @@ def test_sigterm_under_load_loses_no_audit_record(champion_home, tmp_path):
         "RECOMMENDER_AUDIT_URL": store,
         "RECOMMENDER_SERVE_WORKERS": "2",
     }
-    command = [sys.executable, "-m", "recommender", "serve", "--port", str(port)]
+
+    def command(port: int) -> list[str]:
+        return [sys.executable, "-m", "recommender", "serve", "--port", str(port)]
+
     log_path = tmp_path / "serve.log"
-    url = f"http://127.0.0.1:{port}"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            wait_ready(url, process)
-            answered = [[] for _ in range(16)]
-            stop = threading.Event()
-            threads = [
-                threading.Thread(target=_post_until_refused, args=(url, answered[k], stop))
-                for k in range(16)
-            ]
-            for thread in threads:
-                thread.start()
-            while sum(map(len, answered)) < 200 and process.poll() is None:
-                time.sleep(0.1)
-            os.kill(process.pid, signal.SIGTERM)  # as a container runtime stops it
-            process.wait(timeout=120)
-            stop.set()
-            for thread in threads:
-                thread.join(60)
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=30)
+    with serving(command, env=env, log_path=log_path) as (url, process):
+        answered = [[] for _ in range(16)]
+        stop = threading.Event()
+        threads = [
+            threading.Thread(target=_post_until_refused, args=(url, answered[k], stop))
+            for k in range(16)
+        ]
+        for thread in threads:
+            thread.start()
+        while sum(map(len, answered)) < 200 and process.poll() is None:
+            time.sleep(0.1)
+        os.kill(process.pid, signal.SIGTERM)  # as a container runtime stops it
+        process.wait(timeout=120)
+        stop.set()
+        for thread in threads:
+            thread.join(60)
     given = {request_id for answers in answered for request_id in answers}
     assert len(given) >= 200
     audit = AuditLog(store, salt=None)

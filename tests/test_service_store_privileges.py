@@ -128,9 +128,9 @@ def serve(service_home, linear_model, monkeypatch):
 
     monkeypatch.setattr(service_module, "load_champion_model", lambda: (linear_model, "7"))
     monkeypatch.setattr(Serving, "_follow_reloads", lambda self: None)  # the test is the watcher
-    # Every probe checks the store, and waits for the check: no clock decides the answer.
+    # Every probe checks the store, and waits for the check (the postgres fixture's
+    # CHECK_WAIT): no clock decides the answer.
     monkeypatch.setattr(_store_check, "CHECK_EVERY", 0.0)
-    monkeypatch.setattr(_store_check, "CHECK_WAIT", 60.0)
 
     def start(url: str) -> TestClient:
         monkeypatch.setenv("RECOMMENDER_AUDIT_URL", url)
