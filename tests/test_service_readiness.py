@@ -215,3 +215,46 @@ def test_the_not_ready_answer_is_documented(serve):
     assert [e.message for e in validator.iter_errors(answer.json())] == []
     codes = document["components"]["schemas"]["Reason"]["enum"]
     assert sorted(codes) == sorted(str(r) for r in Reason)
+
+
+class _SilentEngine:
+    """An engine whose store does not answer until ``answer`` is set (a server that hangs)."""
+
+    def __init__(self):
+        import threading
+
+        self.answer = threading.Event()
+        self.entered = threading.Event()
+
+    def connect(self):
+        import contextlib
+        from types import SimpleNamespace
+
+        @contextlib.contextmanager
+        def connection():
+            self.entered.set()
+            assert self.answer.wait(60), "the test never let the store answer"
+            yield SimpleNamespace(
+                dialect=SimpleNamespace(name="sqlite"), exec_driver_sql=lambda sql: None
+            )
+
+        return connection()
+
+
+def test_a_store_silent_past_the_wait_is_not_ready_until_its_check_answers(monkeypatch):
+    # A probe waits CHECK_WAIT for the store's check and no longer: a store that does not
+    # answer reads as unreachable (not as ready, not as a probe hanging), and the check it
+    # started decides the probes once it answers.
+    from recommender.service import _store_check
+
+    monkeypatch.setattr(_store_check, "CHECK_WAIT", 0.01)
+    monkeypatch.setattr(_store_check, "CHECK_EVERY", 3600.0)
+    engine = _SilentEngine()
+    check = _store_check.StoreCheck(engine, shown="sqlite:///silent.db")
+    assert check.problem() == (Reason.AUDIT_STORE_UNREACHABLE, None)
+    assert engine.entered.is_set()
+    assert check.problem() == (Reason.AUDIT_STORE_UNREACHABLE, None)  # still silent
+    running = check._running
+    engine.answer.set()
+    assert running.wait(60)
+    assert check.problem() is None  # answered: ready, without a new check (CHECK_EVERY)
