@@ -27,7 +27,12 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, f
 from recommender.cohort import MBI_ITEMS_REFUSED, RANGES, looks_like_mbi_item
 from recommender.errors import InputError
 from recommender.service._audit import AuditLog
-from recommender.service._audit_tables import assignments, outcomes, recommendations
+from recommender.service._audit_tables import (
+    PLAN_ID_PREFIX,
+    assignments,
+    outcomes,
+    recommendations,
+)
 from recommender.service._problems import MBI_ITEM_MESSAGE
 
 # The data contract allows person ids of 1 to 64 characters.
@@ -208,6 +213,24 @@ def record_outcomes(
     linked = []
     for i, row, measured, person_hash in checked:
         history = served.get(person_hash)
+        if not history and answered.get(person_hash):
+            # Ranked, yet with no assignment: served by a release older than the learning loop
+            # (audit revision 0003), which logged neither the probability nor the profile a
+            # retraining needs. Saying "crisis answer or plan line" would be false.
+            problems.append(
+                _problem(
+                    i,
+                    "person_id",
+                    "(hidden)",
+                    "a person served a ranked recommendation since the audit store recorded "
+                    "assignments (serve the person again, then send the outcome measured after "
+                    "that answer)",
+                    "this person id was served only by a release older than the learning loop "
+                    "(before audit revision 0003), which logged no assignment probability or "
+                    "profile, so no outcome can be linked to those recommendations",
+                )
+            )
+            continue
         if not history and person_hash in answered:
             problems.append(
                 _problem(
@@ -386,18 +409,31 @@ def _served_by_person(audit: AuditLog, hashes: set) -> dict:
     return out
 
 
-def _answered(audit: AuditLog, hashes: set) -> set:
+def _answered(audit: AuditLog, hashes: set) -> dict:
     """Those of ``hashes`` the audit log holds any answer for (crisis answers and plan lines
-    included)."""
-    out: set = set()
+    included), each with whether one of its answers was a ranked recommendation.
+
+    Asked only of persons without an assignment: a ranked answer without one was written by
+    a release older than the learning loop.
+    """
+    ranked = sa.and_(
+        recommendations.c.recommended.is_not(None),
+        recommendations.c.safety_level != "crisis",
+        sa.or_(
+            recommendations.c.batch_id.is_(None),
+            sa.not_(recommendations.c.batch_id.startswith(PLAN_ID_PREFIX)),
+        ),
+    )
+    out: dict = {}
     with audit.engine.connect() as connection:
         for batch in _batches(hashes):
             query = (
-                sa.select(recommendations.c.person_hash)
+                sa.select(recommendations.c.person_hash, ranked)
                 .where(recommendations.c.person_hash.in_(batch))
                 .distinct()
             )
-            out.update(person_hash for (person_hash,) in connection.execute(query))
+            for person_hash, was_ranked in connection.execute(query):
+                out[person_hash] = out.get(person_hash, False) or bool(was_ranked)
     return out
 
 
