@@ -358,12 +358,45 @@ def parse_catalog(data, *, source: str = "catalog") -> Catalog:
             complements.append(complement)
     if problems:
         lines = "\n".join(f"  - {p['message']}" for p in problems)
+        older = _older_format(data)
         raise InputError(
-            f"{source}: {len(problems)} problem(s) in the intervention catalog:\n{lines}",
+            f"{source}: {len(problems)} problem(s) in the intervention catalog"
+            + (" (written in an older release's format)" if older else "")
+            + f":\n{lines}"
+            + (f"\n{older}" if older else ""),
             problems=list(problems),
         )
     return Catalog(
         version=good["version"], control=control, arms=tuple(arms), complements=tuple(complements)
+    )
+
+
+# Evidence fields of the catalog format before version 2026.12-1 (one `citation` text and an
+# `smd`), which this release's evidence records replaced by their parts.
+_OLDER_EVIDENCE_FIELDS = ("citation", "smd")
+
+
+def _older_format(data) -> str | None:
+    """What to do with a catalog an older release wrote (``None`` for any other): its every
+    evidence record is refused field by field, which alone would not say why."""
+    arms = data.get("arms") if isinstance(data, Mapping) else None
+    records = [
+        record
+        for arm in (arms if isinstance(arms, list) else ())
+        if isinstance(arm, Mapping) and isinstance(arm.get("evidence"), list)
+        for record in arm["evidence"]
+        if isinstance(record, Mapping)
+    ]
+    if not any(field in record for record in records for field in _OLDER_EVIDENCE_FIELDS):
+        return None
+    version = data.get("version")
+    return (
+        f"This catalog (version {version!r}) is in the format of a release before catalog "
+        "2026.12-1 (evidence records with `citation` and `smd`), which this release does not "
+        "read. Start from the interventions.yaml this release ships (its configs/ folder) and "
+        "carry your own changes over (costs, capacities, eligibility, arms); `recommender serve "
+        "--check` checks the result. Models registered with the older catalog "
+        "are still served with the new one."
     )
 
 

@@ -11,9 +11,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
+import yaml
 from alembic import command
 
-from recommender.catalog import load_catalog
+from recommender.catalog import load_catalog, parse_catalog
+from recommender.errors import InputError
+from recommender.paths import config_path
 from recommender.service import AuditLog, OutcomeRefused, logged_cohort, record_outcomes
 from recommender.service._migrate import _config, schema_revision
 from service_fixtures import SALT
@@ -91,3 +94,60 @@ def test_an_outcome_of_a_person_served_before_the_learning_loop_says_so(tmp_path
     assert logged_cohort(audit).empty
     assert [row["request_id"] for row in audit.export()] == [r[0] for r in BEFORE_THE_LOOP]
     audit.close()
+
+
+# A catalog as releases before catalog 2026.12-1 wrote it: evidence as one citation text and an
+# SMD, no exclusions (cut to two arms; the fields are those of version 2026.11-1).
+CATALOG_2026_11 = """
+version: "2026.11-1"
+control: none
+arms:
+  - id: none
+    name: Usual care
+    description: No program intervention.
+    format: none
+    dose: none
+    group_min: 1
+    group_max: 1
+    cost_per_person: 0
+  - id: coaching
+    name: Professional coaching
+    description: One-to-one sessions with a trained professional coach.
+    format: individual
+    dose: 6 sessions
+    group_min: 1
+    group_max: 1
+    cost_per_person: 1400
+    cost_is_assumption: true
+    eligibility:
+      roles: [physician, resident, app]
+    evidence:
+      - citation: A trial of professional coaching
+        population: physicians
+        outcome: MBI Emotional Exhaustion at 5 months
+        effect: net -6.7 points versus usual care
+        effect_points: -6.7
+        smd: null
+"""
+
+
+def test_a_catalog_of_an_older_release_is_named_as_such_with_what_to_do():
+    # Every evidence record of it is refused field by field (dozens of lines), which alone
+    # did not say that the file is an older release's, nor what to do with it.
+    with pytest.raises(InputError) as caught:
+        parse_catalog(yaml.safe_load(CATALOG_2026_11), source="configs/interventions.yaml")
+    message = str(caught.value)
+    first, *_, last = message.splitlines()
+    assert first.startswith("configs/interventions.yaml: ")
+    assert "older release's format" in first
+    assert "'2026.11-1'" in last and "carry your own changes over" in last
+    assert "recommender serve --check" in last
+    assert any("citation: unknown field" in p["message"] for p in caught.value.problems)
+
+
+def test_a_malformed_catalog_of_this_release_is_not_called_old():
+    raw = yaml.safe_load(config_path("interventions.yaml").read_text(encoding="utf-8"))
+    raw["arms"][1]["cost_per_person"] = "a lot"
+    with pytest.raises(InputError) as caught:
+        parse_catalog(raw, source="configs/interventions.yaml")
+    assert "older release" not in str(caught.value)
