@@ -8,6 +8,7 @@ or by hand (an artifact without a newer field), never by running an older commit
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -20,6 +21,7 @@ from recommender.paths import config_path
 from recommender.service import AuditLog, OutcomeRefused, logged_cohort, record_outcomes
 from recommender.service._migrate import _config, schema_revision
 from service_fixtures import SALT
+from test_registry_mlflow import home, register_fake  # noqa: F401 - a fixture used below
 
 ARMS = load_catalog().arm_ids
 # Rows as a release before the learning loop (revision 0002) wrote them: a ranked answer, a
@@ -151,3 +153,36 @@ def test_a_malformed_catalog_of_this_release_is_not_called_old():
     with pytest.raises(InputError) as caught:
         parse_catalog(raw, source="configs/interventions.yaml")
     assert "older release" not in str(caught.value)
+
+
+# A pickle naming a class this release does not have, as a model an older release pickled
+# with a class since renamed or removed would: GLOBAL, EMPTY_TUPLE, NEWOBJ, STOP.
+GONE_CLASS = b"\x80\x04crecommender.model\nRecommendationModelOfOld\n)\x81."
+
+
+def test_a_version_this_release_cannot_load_is_named_never_a_traceback(home, capsys):
+    from urllib.parse import unquote, urlparse
+
+    from recommender import registry
+    from recommender.cli import main
+    from recommender.errors import ModelUnavailable, ModelUnreadable
+
+    register_fake()
+    register_fake()
+    uri = registry.client().get_model_version_download_uri("burnout-recommender", "1")
+    (bundle,) = Path(unquote(urlparse(uri).path)).rglob("*.joblib")
+    bundle.write_bytes(GONE_CLASS)
+    with pytest.raises(ModelUnreadable) as caught:
+        registry.load_model("models:/burnout-recommender/1")
+    assert isinstance(caught.value, ModelUnavailable)  # handled wherever a missing one is
+    message = str(caught.value)
+    assert "version 1 of burnout-recommender" in message and "could not load them" in message
+    assert "AttributeError" in message and "RecommendationModelOfOld" in message
+    assert "recommender promote VERSION" in message
+
+    before = registry.aliases()
+    assert main(["promote", "1", "--reason", "back to the old one"]) == 2
+    err = capsys.readouterr().err
+    assert "refusing to make version 1 the champion" in err and "could not load them" in err
+    assert "Traceback" not in err
+    assert registry.aliases() == before and before["champion"] == "2"
