@@ -17,7 +17,7 @@ from alembic import command
 
 from recommender.catalog import load_catalog, parse_catalog
 from recommender.errors import InputError
-from recommender.paths import config_path
+from recommender.paths import shipped_config_dir
 from recommender.service import AuditLog, OutcomeRefused, logged_cohort, record_outcomes
 from recommender.service._migrate import _config, schema_revision
 from service_fixtures import SALT
@@ -147,12 +147,28 @@ def test_a_catalog_of_an_older_release_is_named_as_such_with_what_to_do():
     assert any("citation: unknown field" in p["message"] for p in caught.value.problems)
 
 
-def test_a_malformed_catalog_of_this_release_is_not_called_old():
-    raw = yaml.safe_load(config_path("interventions.yaml").read_text(encoding="utf-8"))
+@pytest.mark.parametrize("version", ["2026.12-1", None], ids=["older", "this release's"])
+def test_a_refused_catalog_of_another_version_names_the_one_this_release_ships(tmp_path, version):
+    # Catalog 2026.12-1, kept over an upgrade, breaks one rule added since (an exclusion both
+    # an assumption and sourced): the field alone did not say the file was an older release's.
+    shipped = shipped_config_dir() / "interventions.yaml"
+    raw = yaml.safe_load(shipped.read_text(encoding="utf-8"))
+    ships = raw["version"]
+    raw["version"] = version or ships
     raw["arms"][1]["cost_per_person"] = "a lot"
+    kept = tmp_path / "interventions.yaml"
+    kept.write_text(yaml.safe_dump(raw), encoding="utf-8")
     with pytest.raises(InputError) as caught:
-        parse_catalog(raw, source="configs/interventions.yaml")
-    assert "older release" not in str(caught.value)
+        load_catalog(kept)
+    message = str(caught.value)
+    assert "cost_per_person" in message and len(caught.value.problems) == 1
+    assert "older release's format" not in message
+    if version is None:
+        assert "this release ships" not in message
+    else:
+        assert message.splitlines()[-1].startswith(
+            f"This catalog is version '{version}'; this release ships version '{ships}' ({shipped})"
+        )
 
 
 # A pickle naming a class this release does not have, as a model an older release pickled

@@ -431,4 +431,32 @@ def load_catalog(path=None) -> Catalog:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         raise InputError(f"{path}: not valid YAML: {error}") from error
-    return parse_catalog(data, source=str(path))
+    try:
+        return parse_catalog(data, source=str(path))
+    except InputError as error:
+        note = None if _older_format(data) else _other_version(data, path)
+        if note is None:
+            raise
+        raise InputError(f"{error}\n{note}", problems=error.problems) from None
+
+
+def _other_version(data, path: Path) -> str | None:
+    """A refused catalog whose version is not the one this release ships: it may be kept from
+    an older release, from before a rule it breaks (``None`` otherwise)."""
+    from recommender.paths import shipped_config_dir
+
+    shipped = shipped_config_dir() / "interventions.yaml"
+    found = data.get("version") if isinstance(data, Mapping) else None
+    try:
+        if shipped.resolve() == path.resolve():
+            return None
+        ships = (yaml.safe_load(shipped.read_text(encoding="utf-8")) or {}).get("version")
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None
+    if not isinstance(ships, str) or not isinstance(found, str) or found == ships:
+        return None
+    return (
+        f"This catalog is version {found!r}; this release ships version {ships!r} ({shipped}). "
+        "A catalog kept from an older release may break a rule added since: compare it with the "
+        "shipped one and carry your own changes over; `recommender serve --check` checks it."
+    )
