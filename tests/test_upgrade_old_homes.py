@@ -7,20 +7,29 @@ or by hand (an artifact without a newer field), never by running an older commit
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 import yaml
 from alembic import command
 
+from pipelines.score import safety_rules
+from recommender import registry
 from recommender.catalog import load_catalog, parse_catalog
-from recommender.errors import InputError
+from recommender.cli import main
+from recommender.errors import InputError, ModelUnavailable, ModelUnreadable
 from recommender.paths import shipped_config_dir
 from recommender.service import AuditLog, OutcomeRefused, logged_cohort, record_outcomes
 from recommender.service._migrate import _config, schema_revision
+from recommender.service._pages import champion_record
 from service_fixtures import SALT
+from test_model_fakes import fake_model, profiles
 from test_registry_mlflow import home, register_fake  # noqa: F401 - a fixture used below
 
 ARMS = load_catalog().arm_ids
@@ -177,12 +186,6 @@ GONE_CLASS = b"\x80\x04crecommender.model\nRecommendationModelOfOld\n)\x81."
 
 
 def test_a_version_this_release_cannot_load_is_named_never_a_traceback(home, capsys):
-    from urllib.parse import unquote, urlparse
-
-    from recommender import registry
-    from recommender.cli import main
-    from recommender.errors import ModelUnavailable, ModelUnreadable
-
     register_fake()
     register_fake()
     uri = registry.client().get_model_version_download_uri("burnout-recommender", "1")
@@ -202,3 +205,29 @@ def test_a_version_this_release_cannot_load_is_named_never_a_traceback(home, cap
     assert "refusing to make version 1 the champion" in err and "could not load them" in err
     assert "Traceback" not in err
     assert registry.aliases() == before and before["champion"] == "2"
+
+
+def test_a_gate_valued_on_no_rows_is_recorded_and_served_as_strict_json(home):
+    # The day-one evidence-only model's gate has no rows to value it on: its figures are NaN,
+    # which the promotion log and the version's tags held as NaN (this release and older
+    # ones), so /model_card.json of such a champion answered 500 (NaN is no JSON).
+
+    # As the evidence-only run's gate values it (pipelines/_train_evidence.py): on no rows.
+    nothing = registry.PolicyValue(float("nan"), float("nan"), float("nan"), 0)
+    day_one = registry.GateDecision(passed=True, reason="day one", alpha=0.1, challenger=nothing)
+    assert np.isnan(day_one.challenger.estimate)
+    with registry.TrainingRun(run_name="fake") as run:
+        info = run.log_model(fake_model(), profiles(5), safety=safety_rules())
+        run.register(info, gate=day_one, reason="evidence-only model")
+    assert "NaN" not in (home / "promotions.jsonl").read_text()
+    record = champion_record("1")
+    json.dumps(record, allow_nan=False)
+    assert record["event"]["policy"]["challenger"]["estimate"] is None
+
+    # A home an older release wrote holds the NaN in the version's tags already.
+    older = registry.champion_event("1")
+    older = registry.PromotionEvent(**{**asdict(older), "time": "2026-12-04T10:00:00.000000+00:00"})
+    tags = registry.client()
+    tags.set_model_version_tag("burnout-recommender", "1", older.tag_key, json.dumps(asdict(older)))
+    record = champion_record("1")
+    json.dumps(record, allow_nan=False)
