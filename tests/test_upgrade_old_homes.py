@@ -25,10 +25,17 @@ from recommender.catalog import load_catalog, parse_catalog
 from recommender.cli import main
 from recommender.errors import InputError, ModelUnavailable, ModelUnreadable
 from recommender.paths import shipped_config_dir
-from recommender.service import AuditLog, OutcomeRefused, logged_cohort, record_outcomes
+from recommender.service import (
+    AuditLog,
+    AuditSaltMissing,
+    OutcomeRefused,
+    logged_cohort,
+    record_outcomes,
+    resolve_salt,
+)
 from recommender.service._migrate import _config, schema_revision
 from recommender.service._pages import champion_record
-from service_fixtures import SALT
+from service_fixtures import AUDIT_RECORD, SALT
 from test_model_fakes import fake_model, profiles
 from test_registry_mlflow import home, register_fake  # noqa: F401 - a fixture used below
 
@@ -231,3 +238,36 @@ def test_a_gate_valued_on_no_rows_is_recorded_and_served_as_strict_json(home):
     tags.set_model_version_tag("burnout-recommender", "1", older.tag_key, json.dumps(asdict(older)))
     record = champion_record("1")
     json.dumps(record, allow_nan=False)
+
+
+SALT_ENV = "RECOMMENDER_AUDIT_SALT"  # README names it; the service reads it
+SHORT = "a-salt-of-old"  # 13 characters: taken by releases before 2026-12-05
+
+
+@pytest.mark.parametrize("revision", ["0003", None], ids=["before-0004", "with-fingerprint"])
+def test_a_short_salt_a_store_was_written_with_is_refused_saying_what_keeps_its_records(
+    tmp_path, monkeypatch, revision
+):
+    # "Make a new salt", alone, orphaned the records: a store from before revision 0004 adopted
+    # the new salt silently, and a later one refused it, sending the program back to the short
+    # salt that is refused.
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    if revision is None:
+        written = AuditLog(url, salt=SHORT)
+        written.append([{**AUDIT_RECORD, "person_id": "p-1"}])
+        written.close()
+    else:
+        _store_at(url, revision, BEFORE_THE_LOOP[:1])
+    monkeypatch.setenv(SALT_ENV, SHORT)
+    with pytest.raises(AuditSaltMissing) as caught:
+        resolve_salt(None, tmp_path, store=url)
+    message = str(caught.value)
+    assert message.startswith(f"the audit salt from {SALT_ENV}") and "has 13 characters" in message
+    assert "releases before 2026-12-05" in message and "holds records" in message
+    assert ("this very salt" in message) == (revision is None)
+    assert "new store (audit.url" in message and "recommender audit export" in message
+    assert SHORT not in message
+
+    with pytest.raises(AuditSaltMissing) as caught:  # a store without records: just too short
+        resolve_salt(None, tmp_path, store=f"sqlite:///{tmp_path / 'new.db'}")
+    assert "holds records" not in str(caught.value)
