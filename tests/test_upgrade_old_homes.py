@@ -27,6 +27,8 @@ from recommender.errors import InputError, ModelUnavailable, ModelUnreadable
 from recommender.paths import shipped_config_dir
 from recommender.service import (
     AuditLog,
+    RecommendationEngine,
+    load_serve_config,
     AuditSaltMissing,
     OutcomeRefused,
     logged_cohort,
@@ -35,7 +37,7 @@ from recommender.service import (
 )
 from recommender.service._migrate import _config, schema_revision
 from recommender.service._pages import champion_record
-from service_fixtures import AUDIT_RECORD, SALT
+from service_fixtures import AUDIT_RECORD, SALT, LinearModel, profile
 from test_model_fakes import fake_model, profiles
 from test_registry_mlflow import home, register_fake  # noqa: F401 - a fixture used below
 
@@ -111,6 +113,29 @@ def test_an_outcome_of_a_person_served_before_the_learning_loop_says_so(tmp_path
         assert "crisis answer or a plan line" in problem["message"], problem
     assert logged_cohort(audit).empty
     assert [row["request_id"] for row in audit.export()] == [r[0] for r in BEFORE_THE_LOOP]
+    audit.close()
+
+
+def test_an_outcome_dated_before_a_new_recommendation_says_the_old_one_cannot_link(tmp_path):
+    # Served by an older release, then again since the upgrade: an outcome measured between the
+    # two follows the old answer, which no outcome links to; "before the person's first
+    # recommendation" would be false.
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    _store_at(url, "0002", BEFORE_THE_LOOP[:1])
+    audit = AuditLog(url, salt=SALT)
+    engine = RecommendationEngine(
+        LinearModel(), "5", catalog=load_catalog(), config=load_serve_config(), audit=audit
+    )
+    engine.recommend([engine.check_row(profile(person_id="p-ranked"))], caller_role="program")
+    between = {**_outcome("p-ranked"), "measured_at": "2026-12-04T00:00:00Z"}
+    with pytest.raises(OutcomeRefused) as caught:
+        record_outcomes(audit, [between], arms=ARMS, source="api")
+    (problem,) = caught.value.problems
+    assert problem["field"] == "outcomes[0].measured_at"
+    assert "older than the learning loop" in problem["message"]
+    assert problem["accepted"].endswith("served with a logged assignment")
+    recorded = record_outcomes(audit, [_outcome("p-ranked")], arms=ARMS, source="api")
+    assert recorded.recorded == 1  # measured after the new answer, it links to that one
     audit.close()
 
 

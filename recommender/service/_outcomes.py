@@ -210,10 +210,11 @@ def record_outcomes(
 
     served = _served_by_person(audit, {h for *_, h in checked})
     answered = _answered(audit, {h for *_, h in checked if h not in served})
+    before_the_loop = _served_before_the_loop(audit, answered | set(served))
     linked = []
     for i, row, measured, person_hash in checked:
         history = served.get(person_hash)
-        if not history and answered.get(person_hash):
+        if not history and person_hash in before_the_loop:
             # Ranked, yet with no assignment: served by a release older than the learning loop
             # (audit revision 0003), which logged neither the probability nor the profile a
             # retraining needs. Saying "crisis answer or plan line" would be false.
@@ -258,14 +259,21 @@ def record_outcomes(
         before = [item for item in history if item["logged_at"] <= measured]
         if not before:
             first = history[0]["logged_at"].isoformat()
+            older = (
+                " (an outcome of a recommendation served by a release older than the learning "
+                "loop, before audit revision 0003, cannot be linked: it logged no assignment)"
+                if person_hash in before_the_loop
+                else ""
+            )
             problems.append(
                 _problem(
                     i,
                     "measured_at",
                     measured.isoformat(),
                     f"a time at or after {first}, when the "
-                    "person's first recommendation was served",
-                    "dated before its recommendation",
+                    "person's first recommendation was served"
+                    + (" with a logged assignment" if older else ""),
+                    "dated before its recommendation" + older,
                 )
             )
             continue
@@ -409,31 +417,39 @@ def _served_by_person(audit: AuditLog, hashes: set) -> dict:
     return out
 
 
-def _answered(audit: AuditLog, hashes: set) -> dict:
+def _answered(audit: AuditLog, hashes: set) -> set:
     """Those of ``hashes`` the audit log holds any answer for (crisis answers and plan lines
-    included), each with whether one of its answers was a ranked recommendation.
+    included)."""
+    out: set = set()
+    with audit.engine.connect() as connection:
+        for batch in _batches(hashes):
+            query = (
+                sa.select(recommendations.c.person_hash)
+                .where(recommendations.c.person_hash.in_(batch))
+                .distinct()
+            )
+            out.update(person_hash for (person_hash,) in connection.execute(query))
+    return out
 
-    Asked only of persons without an assignment: a ranked answer without one was written by
-    a release older than the learning loop.
-    """
-    ranked = sa.and_(
+
+def _served_before_the_loop(audit: AuditLog, hashes: set) -> set:
+    """Those of ``hashes`` served a ranked recommendation that has no assignment: written by a
+    release older than the learning loop (audit revision 0003), which logged none."""
+    ranked_without_assignment = sa.and_(
+        recommendations.c.person_hash.in_(sa.bindparam("batch", expanding=True)),
         recommendations.c.recommended.is_not(None),
         recommendations.c.safety_level != "crisis",
         sa.or_(
             recommendations.c.batch_id.is_(None),
             sa.not_(recommendations.c.batch_id.startswith(PLAN_ID_PREFIX)),
         ),
+        ~sa.exists().where(assignments.c.request_id == recommendations.c.request_id),
     )
-    out: dict = {}
+    query = sa.select(recommendations.c.person_hash).where(ranked_without_assignment).distinct()
+    out: set = set()
     with audit.engine.connect() as connection:
         for batch in _batches(hashes):
-            query = (
-                sa.select(recommendations.c.person_hash, ranked)
-                .where(recommendations.c.person_hash.in_(batch))
-                .distinct()
-            )
-            for person_hash, was_ranked in connection.execute(query):
-                out[person_hash] = out.get(person_hash, False) or bool(was_ranked)
+            out.update(h for (h,) in connection.execute(query, {"batch": list(batch)}))
     return out
 
 

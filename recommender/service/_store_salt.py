@@ -174,14 +174,12 @@ def _fingerprint_of(store: str) -> str | None:
         engine = sa.create_engine(store)
     except (sa.exc.ArgumentError, ImportError):
         return None
+    row = store_facts.c
+    query = sa.select(row.value).where(row.name == SALT_FINGERPRINT)
     try:
         with engine.connect() as connection:
-            if not sa.inspect(connection).has_table(store_facts.name):
-                return None
-            row = store_facts.c
-            query = sa.select(row.value).where(row.name == SALT_FINGERPRINT)
             return connection.execute(query).scalar()
-    except sa.exc.SQLAlchemyError:
+    except sa.exc.SQLAlchemyError:  # no store_facts table: a store from before revision 0004
         return None
     finally:
         engine.dispose()
