@@ -7,7 +7,7 @@ found and what would be accepted. The CLI turns it into exit code 2, the service
 
 from __future__ import annotations
 
-__all__ = ["InputError", "ModelUnavailable", "PlanTimeout"]
+__all__ = ["InputError", "ModelUnavailable", "ModelUnreadable", "PlanTimeout"]
 
 
 class InputError(ValueError):
@@ -42,3 +42,10 @@ class ModelUnavailable(RuntimeError):
     should be and what to do. The CLI prints it in one line (exit 2); the service keeps serving
     the model it has and answers ``/reload`` 503 with it; ``champion`` is never moved to such a
     version (promote, rollback, the gate)."""
+
+
+class ModelUnreadable(ModelUnavailable):
+    """A registered model version whose files are there but that this release cannot load: a
+    model format it does not read (a much older or newer release's) or damaged files. Handled
+    as :class:`ModelUnavailable`; the service says that its champion cannot be served (no
+    store or network to wait for)."""

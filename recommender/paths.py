@@ -13,7 +13,7 @@ import os
 import sysconfig
 from pathlib import Path
 
-__all__ = ["config_dir", "models_dir", "config_path"]
+__all__ = ["config_dir", "models_dir", "config_path", "shipped_config_dir"]
 
 _CHECKOUT = Path(__file__).resolve().parents[1]
 # Where a wheel's data-files put the shipped configs (pyproject.toml, tool.setuptools.data-files).
@@ -34,6 +34,13 @@ def config_dir() -> Path:
     local = Path.cwd() / "configs"
     if (local / "interventions.yaml").exists():
         return local
+    return shipped_config_dir()
+
+
+def shipped_config_dir() -> Path:
+    """The configs this release ships (a wheel's data-files, else the source tree's), whatever
+    folder :func:`config_dir` reads: what a configuration kept from an older release is
+    compared with."""
     if _installed(_CHECKOUT):
         installed = Path(sysconfig.get_path("data")) / _SHARED
         if (installed / "interventions.yaml").exists():

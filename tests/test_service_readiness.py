@@ -114,6 +114,20 @@ def test_a_champion_that_fails_to_load_is_named(serve, error, reason):
         assert "unreachable" not in body["error"] and "artifact folder" not in body["error"]
 
 
+def test_a_champion_in_a_model_format_this_release_cannot_read_is_unservable(serve):
+    # Its files are there (an older release's pickle whose classes are gone): nothing to wait
+    # for, unlike model_not_loaded's unreachable store; the way on is another version.
+    from recommender.errors import ModelUnreadable
+
+    error = ModelUnreadable("version 1 of burnout-recommender ... could not load them")
+    with serve(_raises(error)) as client:
+        _not_ready(client, "model_unservable")
+        answer = client.post("/recommend", json=CRISIS_ONLY, headers=auth("program"))
+        assert answer.status_code == 200 and answer.json()["safety"]["resources"]
+        refused = client.post("/recommend", json=PROFILE, headers=auth("program"))
+        assert refused.status_code == 503 and "could not load them" in refused.json()["error"]
+
+
 def test_a_champion_this_release_cannot_serve_is_named(serve):
     from recommender.service._serving import Unservable
 

@@ -358,12 +358,45 @@ def parse_catalog(data, *, source: str = "catalog") -> Catalog:
             complements.append(complement)
     if problems:
         lines = "\n".join(f"  - {p['message']}" for p in problems)
+        older = _older_format(data)
         raise InputError(
-            f"{source}: {len(problems)} problem(s) in the intervention catalog:\n{lines}",
+            f"{source}: {len(problems)} problem(s) in the intervention catalog"
+            + (" (written in an older release's format)" if older else "")
+            + f":\n{lines}"
+            + (f"\n{older}" if older else ""),
             problems=list(problems),
         )
     return Catalog(
         version=good["version"], control=control, arms=tuple(arms), complements=tuple(complements)
+    )
+
+
+# Evidence fields of the catalog format before version 2026.12-1 (one `citation` text and an
+# `smd`), which this release's evidence records replaced by their parts.
+_OLDER_EVIDENCE_FIELDS = ("citation", "smd")
+
+
+def _older_format(data) -> str | None:
+    """What to do with a catalog an older release wrote (``None`` for any other): its every
+    evidence record is refused field by field, which alone would not say why."""
+    arms = data.get("arms") if isinstance(data, Mapping) else None
+    records = [
+        record
+        for arm in (arms if isinstance(arms, list) else ())
+        if isinstance(arm, Mapping) and isinstance(arm.get("evidence"), list)
+        for record in arm["evidence"]
+        if isinstance(record, Mapping)
+    ]
+    if not any(field in record for record in records for field in _OLDER_EVIDENCE_FIELDS):
+        return None
+    version = data.get("version")
+    return (
+        f"This catalog (version {version!r}) is in the format of a release before catalog "
+        "2026.12-1 (evidence records with `citation` and `smd`), which this release does not "
+        "read. Start from the interventions.yaml this release ships (its configs/ folder) and "
+        "carry your own changes over (costs, capacities, eligibility, arms); `recommender serve "
+        "--check` checks the result. Models registered with the older catalog "
+        "are still served with the new one."
     )
 
 
@@ -398,4 +431,32 @@ def load_catalog(path=None) -> Catalog:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         raise InputError(f"{path}: not valid YAML: {error}") from error
-    return parse_catalog(data, source=str(path))
+    try:
+        return parse_catalog(data, source=str(path))
+    except InputError as error:
+        note = None if _older_format(data) else _other_version(data, path)
+        if note is None:
+            raise
+        raise InputError(f"{error}\n{note}", problems=error.problems) from None
+
+
+def _other_version(data, path: Path) -> str | None:
+    """A refused catalog whose version is not the one this release ships: it may be kept from
+    an older release, from before a rule it breaks (``None`` otherwise)."""
+    from recommender.paths import shipped_config_dir
+
+    shipped = shipped_config_dir() / "interventions.yaml"
+    found = data.get("version") if isinstance(data, Mapping) else None
+    try:
+        if shipped.resolve() == path.resolve():
+            return None
+        ships = (yaml.safe_load(shipped.read_text(encoding="utf-8")) or {}).get("version")
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None
+    if not isinstance(ships, str) or not isinstance(found, str) or found == ships:
+        return None
+    return (
+        f"This catalog is version {found!r}; this release ships version {ships!r} ({shipped}). "
+        "A catalog kept from an older release may break a rule added since: compare it with the "
+        "shipped one and carry your own changes over; `recommender serve --check` checks it."
+    )

@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from recommender.errors import InputError, ModelUnavailable
+from recommender.errors import InputError, ModelUnavailable, ModelUnreadable
 from recommender.registry._aliases import CHAMPION
 from recommender.registry._pending import committed_holder
 from recommender.registry._store import MODEL_NAME, _quiet, client, mlflow_session, tracking_uri
@@ -170,7 +170,18 @@ def load_pyfunc(model: str, *, timeout: float | None = READ_TIMEOUT):
             ) from None
         # load_context reads the joblib bundle now, so the staging folder may go afterwards.
         with _installed_code_first():
-            return mlflow.pyfunc.load_model(local)
+            try:
+                return mlflow.pyfunc.load_model(local)
+            except Exception as error:  # noqa: BLE001 - any failure: this release cannot read it
+                first = (str(error).strip().splitlines() or [""])[-1][:200]
+                raise ModelUnreadable(
+                    f"version {ref.version} of {ref.name} is registered and its files were "
+                    f"found, but this release could not load them ({type(error).__name__}: "
+                    f"{first}): they were written in a model format this release does not "
+                    "read (a much older or newer release's) or are damaged. Use another version "
+                    "(`recommender promote VERSION`, `recommender rollback`) or train a new one "
+                    "(`recommender train`); the version's card and run stay readable"
+                ) from error
 
 
 def require_loadable(name: str, version: str, *, action: str) -> None:

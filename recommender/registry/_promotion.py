@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from recommender._json import json_safe
 from recommender.paths import models_dir
 
 __all__ = [
@@ -78,7 +79,10 @@ class PromotionEvent:
         return cls(time=datetime.now(timezone.utc).isoformat(timespec="microseconds"), **fields)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        # Strict JSON: a gate valued on no rows (the day-one evidence-only model) has NaN
+        # figures, which the log and the tags held as NaN, and /model_card.json could not send.
+        # Events read back from an older release's log or tags are made strict here too.
+        return json_safe(asdict(self))
 
     @property
     def tag_key(self) -> str:

@@ -30,6 +30,7 @@ from recommender.policy import (
     triage,
 )
 from recommender.service._crisis import crisis_flagged, record_answers, safety_block
+from recommender.service._audit_tables import PLAN_ID_PREFIX
 from recommender.service._problems import Problem
 from recommender.service._requests import MAX_BATCH_ROWS, ProfileEntry
 from recommender.service._responses import (
@@ -238,7 +239,7 @@ def allocate_cohort(
         The audit log cannot be written: nothing is answered.
     """
     catalog, config, control = engine.catalog, engine.config, engine.control
-    plan_id = plan_id or f"plan-{uuid.uuid4().hex}"
+    plan_id = plan_id or f"{PLAN_ID_PREFIX}{uuid.uuid4().hex}"
     crisis = dict(crisis) if crisis is not None else {}
     flagged = [
         i for i, raw in enumerate(request.profiles) if i not in crisis and crisis_flagged(raw)

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 
 from recommender.errors import InputError, PlanTimeout
 from recommender.service._allocation import AllocationRequest, allocate_cohort
+from recommender.service._audit_tables import PLAN_ID_PREFIX
 from recommender.service._answer_json import batch_response_json
 from recommender.service._crisis import crisis_flagged
 from recommender.service._engine import AuditUnavailable
@@ -126,7 +127,7 @@ class Answering(Refusing):
     def _allocate(self, request: AllocationRequest, caller_role: str):
         """A cohort's plan (the response model), or the refusal to send instead."""
         engine = self.engine
-        plan_id = f"plan-{uuid.uuid4().hex}"
+        plan_id = f"{PLAN_ID_PREFIX}{uuid.uuid4().hex}"
         if len(request.profiles) > self.config.max_batch_rows:
             return self._too_many(request.profiles, caller_role, plan_id)
         # Crisis rows get their resources before any planning, whatever happens to the plan.

@@ -18,9 +18,12 @@ __all__ = [
     "ROW_COLUMNS",
     "SERVED_COLUMNS",
     "SECONDARY_COLUMNS",
+    "PLAN_ID_PREFIX",
 ]
 
 _metadata = sa.MetaData()
+# A plan's lines share its plan_id in `batch_id`; the prefix tells them from a batch's.
+PLAN_ID_PREFIX = "plan-"
 # The recommended arm's secondary figures a record keeps, in this order.
 SECONDARY_COLUMNS = ("dp_effect", "dp_lower", "dp_upper", "pa_effect", "pa_lower", "pa_upper")
 recommendations = sa.Table(

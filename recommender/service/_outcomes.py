@@ -27,7 +27,12 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, f
 from recommender.cohort import MBI_ITEMS_REFUSED, RANGES, looks_like_mbi_item
 from recommender.errors import InputError
 from recommender.service._audit import AuditLog
-from recommender.service._audit_tables import assignments, outcomes, recommendations
+from recommender.service._audit_tables import (
+    PLAN_ID_PREFIX,
+    assignments,
+    outcomes,
+    recommendations,
+)
 from recommender.service._problems import MBI_ITEM_MESSAGE
 
 # The data contract allows person ids of 1 to 64 characters.
@@ -205,9 +210,28 @@ def record_outcomes(
 
     served = _served_by_person(audit, {h for *_, h in checked})
     answered = _answered(audit, {h for *_, h in checked if h not in served})
+    before_the_loop = _served_before_the_loop(audit, answered | set(served))
     linked = []
     for i, row, measured, person_hash in checked:
         history = served.get(person_hash)
+        if not history and person_hash in before_the_loop:
+            # Ranked, yet with no assignment: served by a release older than the learning loop
+            # (audit revision 0003), which logged neither the probability nor the profile a
+            # retraining needs. Saying "crisis answer or plan line" would be false.
+            problems.append(
+                _problem(
+                    i,
+                    "person_id",
+                    "(hidden)",
+                    "a person served a ranked recommendation since the audit store recorded "
+                    "assignments (serve the person again, then send the outcome measured after "
+                    "that answer)",
+                    "this person id was served only by a release older than the learning loop "
+                    "(before audit revision 0003), which logged no assignment probability or "
+                    "profile, so no outcome can be linked to those recommendations",
+                )
+            )
+            continue
         if not history and person_hash in answered:
             problems.append(
                 _problem(
@@ -235,14 +259,21 @@ def record_outcomes(
         before = [item for item in history if item["logged_at"] <= measured]
         if not before:
             first = history[0]["logged_at"].isoformat()
+            older = (
+                " (an outcome of a recommendation served by a release older than the learning "
+                "loop, before audit revision 0003, cannot be linked: it logged no assignment)"
+                if person_hash in before_the_loop
+                else ""
+            )
             problems.append(
                 _problem(
                     i,
                     "measured_at",
                     measured.isoformat(),
                     f"a time at or after {first}, when the "
-                    "person's first recommendation was served",
-                    "dated before its recommendation",
+                    "person's first recommendation was served"
+                    + (" with a logged assignment" if older else ""),
+                    "dated before its recommendation" + older,
                 )
             )
             continue
@@ -398,6 +429,27 @@ def _answered(audit: AuditLog, hashes: set) -> set:
                 .distinct()
             )
             out.update(person_hash for (person_hash,) in connection.execute(query))
+    return out
+
+
+def _served_before_the_loop(audit: AuditLog, hashes: set) -> set:
+    """Those of ``hashes`` served a ranked recommendation that has no assignment: written by a
+    release older than the learning loop (audit revision 0003), which logged none."""
+    ranked_without_assignment = sa.and_(
+        recommendations.c.person_hash.in_(sa.bindparam("batch", expanding=True)),
+        recommendations.c.recommended.is_not(None),
+        recommendations.c.safety_level != "crisis",
+        sa.or_(
+            recommendations.c.batch_id.is_(None),
+            sa.not_(recommendations.c.batch_id.startswith(PLAN_ID_PREFIX)),
+        ),
+        ~sa.exists().where(assignments.c.request_id == recommendations.c.request_id),
+    )
+    query = sa.select(recommendations.c.person_hash).where(ranked_without_assignment).distinct()
+    out: set = set()
+    with audit.engine.connect() as connection:
+        for batch in _batches(hashes):
+            out.update(h for (h,) in connection.execute(query, {"batch": list(batch)}))
     return out
 
 

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from starlette.responses import JSONResponse, Response
 
 from recommender.explain import complements_for
+from recommender.service._audit_tables import PLAN_ID_PREFIX
 from recommender.service._crisis import (
     crisis_answer,
     crisis_flagged,
@@ -132,7 +133,9 @@ class Refusing(Serving):
         return self._refused_cohort(body, caller_role, refused, uuid.uuid4().hex)
 
     def _refused_plan(self, body: bytes, caller_role: str, refused) -> Response:
-        return self._refused_cohort(body, caller_role, refused, f"plan-{uuid.uuid4().hex}")
+        return self._refused_cohort(
+            body, caller_role, refused, f"{PLAN_ID_PREFIX}{uuid.uuid4().hex}"
+        )
 
     def _refused_cohort(self, body: bytes, caller_role: str, refused, batch_id: str) -> Response:
         status, payload = refused
@@ -154,7 +157,7 @@ class Refusing(Serving):
         )
 
     def _unread_plan(self, body: bytes, caller_role: str | None, refused) -> Response:
-        plan_id = f"plan-{uuid.uuid4().hex}"
+        plan_id = f"{PLAN_ID_PREFIX}{uuid.uuid4().hex}"
         return self._flag_in_text(body, caller_role, refused, single=False, batch_id=plan_id)
 
     def _flag_in_text(

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 
-from recommender.errors import InputError
+from recommender.errors import InputError, ModelUnreadable
 from recommender.service._allocation import ALLOCATION_ACCEPTED, AllocationRequest
 from recommender.service._audit import AuditLog, AuditSaltMismatch, resolve_salt, salted_hash
 from recommender.service._auth import API_KEYS_ENV, KeyRing, secret_api_keys
@@ -330,7 +330,7 @@ def _no_model_reason(error: Exception) -> Reason:
     """The readiness reason of a failed load of the champion."""
     if isinstance(error, CatalogUnreadable):
         return Reason.CATALOG_UNREADABLE
-    if isinstance(error, Unservable):
+    if isinstance(error, (Unservable, ModelUnreadable)):
         return Reason.MODEL_UNSERVABLE
     if isinstance(error, InputError):  # the registry answered: no version holds the alias
         return Reason.NO_CHAMPION

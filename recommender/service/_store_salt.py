@@ -95,9 +95,9 @@ def resolve_salt(
     """
     secret = read_secret("audit_salt", env=SALT_ENV)
     if secret:
-        return _long_enough(secret, f"{SALT_ENV} (or the secrets folder's audit_salt)")
+        return _long_enough(secret, f"{SALT_ENV} (or the secrets folder's audit_salt)", store)
     if configured and configured.strip():
-        return _long_enough(configured, "audit.salt in serve.yaml")
+        return _long_enough(configured, "audit.salt in serve.yaml", store)
     path = Path(models_dir) / "audit.salt"
     if not path.exists():
         if not create:
@@ -124,20 +124,65 @@ def resolve_salt(
             f"folder's audit_salt, audit.salt in serve.yaml), or delete the file to have a new "
             f"one made if the store holds no records yet"
         )
-    return _long_enough(salt, f"the file {path}")
+    return _long_enough(salt, f"the file {path}", store)
 
 
-def _long_enough(salt: str, where: str) -> str:
+def _long_enough(salt: str, where: str, store: str | None = None) -> str:
     """``salt`` if it has at least ``MIN_SALT_CHARS`` characters: person ids are guessable
-    (payroll numbers, ids in sequence), so a short salt lets anyone recompute their hashes."""
-    if len(salt) < MIN_SALT_CHARS:
+    (payroll numbers, ids in sequence), so a short salt lets anyone recompute their hashes.
+
+    Releases before 2026-12-05 took shorter salts: for a ``store`` holding records written
+    with one, "make a new salt" alone would orphan them (a store from before revision 0004
+    adopts it without a word), so the refusal says what keeps them.
+    """
+    if len(salt) >= MIN_SALT_CHARS:
+        return salt
+    short = (
+        f"the audit salt from {where} has {len(salt)} characters; a salt needs at least "
+        f"{MIN_SALT_CHARS}, or anyone who guesses a person's id can recompute their hash from "
+        "it (releases before 2026-12-05 took shorter ones)"
+    )
+    make = "python3 -c 'import secrets; print(secrets.token_hex(32))'"
+    try:
+        kept = store is not None and _holds_records(store)
+    except AuditStoreUnreachable:
+        kept = False
+    if not kept:
         raise AuditSaltMissing(
-            f"the audit salt from {where} has {len(salt)} characters; a salt needs at least "
-            f"{MIN_SALT_CHARS}, or anyone who guesses a person's id can recompute their hash "
-            f"from it. Make one with python3 -c 'import secrets; print(secrets.token_hex(32))' "
-            f"(the salt file the service makes by itself is 64 characters)"
+            f"{short}. Make one with {make} (the salt file the service makes by itself is 64 "
+            "characters)"
         )
-    return salt
+    written = (
+        "and its fingerprint shows they were written with this very salt"
+        if _fingerprint_of(store) == salt_fingerprint(salt.encode())
+        else "written with the salt an older release was given"
+    )
+    raise AuditSaltMissing(
+        f"{short}. The audit store {_shown(store)} holds records, {written}: a new salt would "
+        "not match their person hashes (outcomes would not link to the answers they follow, "
+        "training from the log would count one person as two), and a store from before "
+        "revision 0004 would adopt it without a word. Keep this store as the record of what "
+        "was served (reading it needs no salt: `recommender audit export`), and serve with a "
+        f"new store (audit.url in serve.yaml) and a new salt of {MIN_SALT_CHARS} characters or "
+        f"more ({make})"
+    )
+
+
+def _fingerprint_of(store: str) -> str | None:
+    """The salt fingerprint ``store`` keeps, or None (none kept, or it cannot be read)."""
+    try:
+        engine = sa.create_engine(store)
+    except (sa.exc.ArgumentError, ImportError):
+        return None
+    row = store_facts.c
+    query = sa.select(row.value).where(row.name == SALT_FINGERPRINT)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(query).scalar()
+    except sa.exc.SQLAlchemyError:  # no store_facts table: a store from before revision 0004
+        return None
+    finally:
+        engine.dispose()
 
 
 def _holds_records(url: str) -> bool:
