@@ -76,6 +76,20 @@ class OutcomeRow(BaseModel):
         description="When the follow-up survey was answered (ISO 8601; UTC when no zone is given)."
     )
 
+    @field_validator("measured_at", mode="before")
+    @classmethod
+    def _not_a_number(cls, stamp):
+        # pydantic reads a number (or text of digits alone) as seconds since 1970: an Excel
+        # serial day (46000) became 1970-01-01T12:46:40, a compact 20260312 a day in 1970.
+        text = stamp.strip() if isinstance(stamp, str) else None
+        number = isinstance(stamp, (int, float)) and not isinstance(stamp, bool)
+        if number or (text and text.replace(".", "", 1).isdigit()):
+            raise ValueError(
+                "a number is not read as a time (an Excel serial day or seconds since 1970 "
+                "would each be misread); write the date, and the time with its zone, as text"
+            )
+        return stamp
+
     @field_validator("measured_at")
     @classmethod
     def _in_utc(cls, stamp: datetime) -> datetime:

@@ -1,0 +1,79 @@
+"""Times of follow-up measurements as programs write them: read as written, or refused by
+row and field with the value given; never a number taken for a date."""
+
+from datetime import datetime, timezone
+
+import pytest
+
+from recommender.catalog import load_catalog
+from recommender.service import AuditLog, OutcomeRefused, record_outcomes
+
+ARMS = load_catalog().arm_ids
+SCORES = {"arm_taken": "none", "ee_followup": 20, "dp_followup": 5, "pa_followup": 30}
+
+
+def _refused(stamp) -> dict:
+    audit = AuditLog("sqlite://", salt="s-for-a-test-of-times")
+    with pytest.raises(OutcomeRefused) as caught:
+        record_outcomes(
+            audit, [{"person_id": "p-1", "measured_at": stamp, **SCORES}], arms=ARMS, source="api"
+        )
+    (problem,) = caught.value.problems
+    assert caught.value.status == 422
+    return problem
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "46000",  # an Excel serial day (2025-12-09) exported as a number
+        46000,  # the same sent as a JSON number
+        46000.5,
+        "20260312",  # a compact date, read by pydantic as 20 million seconds after 1970
+        "1780000000",  # Unix seconds: nothing in the contract says so
+        1780000000,
+    ],
+)
+def test_a_number_for_measured_at_is_refused_as_written_not_read_as_seconds_since_1970(stamp):
+    # Each was taken for seconds (or milliseconds) since 1970: an Excel serial day became
+    # 1970-01-01T12:46:40 and was refused as "dated before its recommendation", showing a value
+    # the program never wrote, and Unix seconds were stored as if the contract said so.
+    problem = _refused(stamp)
+    assert problem["field"] == "outcomes[0].measured_at"
+    assert problem["value"] == stamp
+    assert "1970-01-01" not in str(problem) and "not read as a time" in problem["message"]
+    assert problem["accepted"].startswith("an ISO 8601 date or time")
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    ["12/03/2026", "2027-02-29", "2026-03-12T24:00:00", " 2026-03-12T10:00:00Z", "NaN", True],
+)
+def test_a_time_written_otherwise_is_refused_by_field_with_the_value_given(stamp):
+    problem = _refused(stamp)
+    assert problem["field"] == "outcomes[0].measured_at" and problem["value"] == stamp
+    assert problem["accepted"].startswith("an ISO 8601 date or time")
+
+
+@pytest.mark.parametrize(
+    ("stamp", "utc"),
+    [
+        ("2026-03-12T10:00:00Z", datetime(2026, 3, 12, 10, tzinfo=timezone.utc)),
+        ("2026-03-12T10:00:00+01:00", datetime(2026, 3, 12, 9, tzinfo=timezone.utc)),
+        ("2026-03-12T10:00:00-0500", datetime(2026, 3, 12, 15, tzinfo=timezone.utc)),
+        ("2026-03-12 10:00", datetime(2026, 3, 12, 10, tzinfo=timezone.utc)),
+        ("2026-03-12", datetime(2026, 3, 12, tzinfo=timezone.utc)),
+        ("2028-02-29T08:00:00Z", datetime(2028, 2, 29, 8, tzinfo=timezone.utc)),
+    ],
+)
+def test_iso_times_with_or_without_a_zone_are_read_in_utc(stamp, utc):
+    # Read back from the "in the future" refusal of a service whose clock says 2000, which
+    # shows the time as it was read, in UTC.
+    audit = AuditLog("sqlite://", salt="s-for-a-test-of-times")
+    row = {"person_id": "p-1", "measured_at": stamp, **SCORES}
+    then = datetime(2000, 1, 1, tzinfo=timezone.utc)
+    with pytest.raises(OutcomeRefused) as caught:
+        record_outcomes(audit, [row], arms=ARMS, source="api", now=then)
+    (problem,) = caught.value.problems
+    assert problem["message"] == "in the future"
+    assert datetime.fromisoformat(problem["value"]) == utc
