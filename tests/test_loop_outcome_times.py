@@ -77,3 +77,44 @@ def test_iso_times_with_or_without_a_zone_are_read_in_utc(stamp, utc):
     (problem,) = caught.value.problems
     assert problem["message"] == "in the future"
     assert datetime.fromisoformat(problem["value"]) == utc
+
+
+def _served_at(audit, logged_at, person_id="p-1"):
+    audit.append(
+        [
+            {
+                "request_id": f"r-{person_id}",
+                "model_version": "5",
+                "caller_role": "program",
+                "person_id": person_id,
+                "safety_level": "routine",
+                "recommended": "coaching",
+                "ranking_meaningful": True,
+                "effects": {"coaching": -5.0},
+                "logged_at": logged_at,
+                "assignment": {
+                    "arm": "coaching",
+                    "probability": 1.0,
+                    "policy": "greedy",
+                    "cycle": 0,
+                    "probabilities": {"coaching": 1.0},
+                },
+            }
+        ]
+    )
+
+
+@pytest.mark.parametrize("stamp", ["2026-03-12T10:00:00Z", "2026-03-12T11:00:00+01:00"])
+def test_an_outcome_measured_in_the_second_of_its_recommendation_is_linked(stamp):
+    # A program's clock (and README's `date -u +%FT%TZ`) writes whole seconds, the log keeps
+    # microseconds: an outcome stamped in the same second as the answer at 10:00:00.7 was
+    # refused as "dated before its recommendation", though outcomes are stored to the second.
+    audit = AuditLog("sqlite://", salt="s-for-a-test-of-times")
+    _served_at(audit, datetime(2026, 3, 12, 10, 0, 0, 700000, tzinfo=timezone.utc))
+    row = {"person_id": "p-1", "measured_at": stamp, **SCORES}
+    then = datetime(2026, 3, 13, tzinfo=timezone.utc)
+    report = record_outcomes(audit, [row], arms=ARMS, source="api", now=then)
+    assert report.recorded == 1 and report.linked == ["r-p-1"]
+    earlier = {**row, "measured_at": "2026-03-12T09:59:59Z"}
+    with pytest.raises(OutcomeRefused, match="dated before its recommendation"):
+        record_outcomes(audit, [earlier], arms=ARMS, source="api", now=then)

@@ -270,9 +270,11 @@ def record_outcomes(
                 )
             )
             continue
-        before = [item for item in history if item["logged_at"] <= measured]
+        # To the second, as outcomes are stored: a program's clock writes whole seconds, so an
+        # outcome stamped in the second of its answer (10:00:00 for 10:00:00.7) is after it.
+        before = [item for item in history if item["logged_at"].replace(microsecond=0) <= measured]
         if not before:
-            first = history[0]["logged_at"].isoformat()
+            first = history[0]["logged_at"].replace(microsecond=0).isoformat()
             older = (
                 " (an outcome of a recommendation served by a release older than the learning "
                 "loop, before audit revision 0003, cannot be linked: it logged no assignment)"
