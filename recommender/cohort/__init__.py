@@ -25,6 +25,7 @@ from ._io import (
     read_cohort,
     read_csv_header,
     typed_cohort,
+    not_utf8,
     write_cohort,
     write_cohorts,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "check_table_output",
     "load_cohort",
     "typed_cohort",
+    "not_utf8",
     "feature_frame",
     "MAX_EXTRA_LEVELS",
 ]

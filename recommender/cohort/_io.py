@@ -32,6 +32,7 @@ __all__ = [
     "check_table_output",
     "load_cohort",
     "typed_cohort",
+    "not_utf8",
 ]
 
 _CSV = (".csv", ".csv.gz", ".tsv")
@@ -71,6 +72,8 @@ def read_cohort(path) -> pd.DataFrame:
             frame = pd.read_csv(path, dtype=str, sep=_separator(path))
         else:
             return pd.read_parquet(path)
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: {not_utf8(path)}; accepted: UTF-8 text") from None
     except (ValueError, OSError, pd.errors.ParserError) as error:
         raise InputError(f"{path}: cannot be read as {kind}: {str(error).strip()}") from error
     if len(set(names)) < len(names) and len(names) == frame.shape[1]:
@@ -89,11 +92,38 @@ def read_csv_header(path) -> list[str]:
     sep = _separator(path)
     try:
         first = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False)
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: {not_utf8(path)}; accepted: UTF-8 text") from None
     except (ValueError, OSError, pd.errors.ParserError) as error:
         raise InputError(f"{path}: cannot be read as csv: {str(error).strip()}") from error
     names = [str(name) for name in first.iloc[0].tolist()] if len(first) else []
     _refuse_other_separator(path, names, sep)
     return names
+
+
+def not_utf8(path) -> str:
+    """Where a text file (``.gz`` read through) stops being UTF-8, said for its author:
+    ``line 4 is not UTF-8 text (byte 0xe9 ...)``, or that it is UTF-16 (a spreadsheet's
+    "Unicode Text"). The codec's own position is an offset in a buffer of the reader's; this
+    is the file's line. Called once a reader has failed to decode the file."""
+    import codecs
+    import gzip
+
+    path = Path(path)
+    opened = gzip.open if path.name.lower().endswith(".gz") else open
+    with opened(path, "rb") as handle:
+        data = handle.read()
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "UTF-16 text; save it as UTF-8 (in a spreadsheet: CSV UTF-8)"
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        return (
+            f"line {line} is not UTF-8 text (byte 0x{data[error.start]:02x}, as Windows-1252 or "
+            "Latin-1 write an accented letter); save it as UTF-8 (in a spreadsheet: CSV UTF-8)"
+        )
+    return "not UTF-8 text; save it as UTF-8 (in a spreadsheet: CSV UTF-8)"
 
 
 def _separator(path: Path) -> str:

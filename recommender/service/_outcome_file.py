@@ -10,6 +10,7 @@ import json
 
 import pandas as pd
 
+from recommender.cohort import not_utf8
 from recommender.errors import InputError
 from recommender.service._outcomes import OUTCOME_FIELDS
 
@@ -60,6 +61,8 @@ def read_outcome_file(path) -> list[dict]:
         return rows
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except UnicodeDecodeError:
+        raise InputError(f"{path.name}: {not_utf8(path)}; {accepted} in UTF-8") from None
     except ValueError as error:  # empty, not CSV, not UTF-8 text: all ValueErrors in pandas
         raise InputError(
             f"{path.name}: cannot be read as CSV ({str(error).strip()}); {accepted}"

@@ -1,0 +1,53 @@
+"""Tables saved in another encoding than UTF-8 (a spreadsheet's Windows-1252 or "Unicode
+Text" export): refused naming the line, the byte and what to save instead; never a codec's
+position in a buffer the reader never saw."""
+
+import gzip
+
+import pytest
+
+from recommender.cohort import load_cohort
+from recommender.errors import InputError
+from recommender.service import read_outcome_file
+
+COHORT = "person_id,age,gender,role,specialty,setting,years_in_practice,weekly_hours,ee,dp,pa\n"
+OUTCOMES = "person_id,measured_at,arm_taken,ee_followup,dp_followup,pa_followup\n"
+
+
+def _cohort_rows(n, accented_row):
+    return "".join(
+        f"{'pé' if i == accented_row else 'p'}-{i},41,female,nurse,other,rural,3.5,40,20,5,30\n"
+        for i in range(n)
+    )
+
+
+@pytest.mark.parametrize("name", ["export.csv", "export.csv.gz"])
+@pytest.mark.parametrize("accented_row", [0, 4000])
+def test_a_windows_1252_cohort_is_refused_naming_its_line_and_byte(tmp_path, name, accented_row):
+    data = (COHORT + _cohort_rows(4001, accented_row)).encode("cp1252")
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    with pytest.raises(InputError) as caught:
+        load_cohort(path)
+    message = str(caught.value)
+    assert f"line {accented_row + 2} is not UTF-8 text" in message, message
+    assert "byte 0xe9" in message and "accepted: UTF-8" in message
+    assert "codec" not in message
+
+
+def test_a_utf16_cohort_is_refused_naming_its_encoding(tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_text(COHORT + _cohort_rows(3, None), encoding="utf-16")
+    with pytest.raises(InputError, match="UTF-16 text; save it as UTF-8.*accepted: UTF-8"):
+        load_cohort(path)
+
+
+def test_a_windows_1252_outcome_file_is_refused_naming_its_line(tmp_path):
+    path = tmp_path / "followup.csv"
+    rows = "p-1,2026-12-01T10:00:00Z,none,20,5,30\np-\xe9,2026-12-01T10:00:00Z,none,20,5,30\n"
+    path.write_bytes((OUTCOMES + rows).encode("cp1252"))
+    with pytest.raises(InputError) as caught:
+        read_outcome_file(path)
+    message = str(caught.value)
+    assert "line 3 is not UTF-8 text" in message and message.endswith("in UTF-8"), message
+    assert "codec" not in message
