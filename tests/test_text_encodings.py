@@ -51,3 +51,15 @@ def test_a_windows_1252_outcome_file_is_refused_naming_its_line(tmp_path):
     message = str(caught.value)
     assert "line 3 is not UTF-8 text" in message and message.endswith("in UTF-8"), message
     assert "codec" not in message
+
+
+@pytest.mark.parametrize("name", ["followup.json", "followup.jsonl"])
+def test_a_json_outcome_file_with_a_byte_order_mark_is_read(tmp_path, name):
+    # Windows Notepad saves UTF-8 with a byte-order mark: it was refused as "line 1: not JSON
+    # (Unexpected UTF-8 BOM)", while a CSV with one was read.
+    row = '{"person_id": "p-1", "measured_at": "2026-12-01T10:00:00Z", "arm_taken": "none"}'
+    text = f"[{row}]" if name.endswith(".json") else f"{row}\n{row}\n"
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8-sig")
+    rows = read_outcome_file(path)
+    assert rows[0]["person_id"] == "p-1" and len(rows) == (1 if name.endswith(".json") else 2)

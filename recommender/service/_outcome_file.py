@@ -37,7 +37,7 @@ def read_outcome_file(path) -> list[dict]:
     )
     if path.suffix.lower() in (".jsonl", ".json"):
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Notepad) is no value
         except UnicodeDecodeError as error:
             raise InputError(
                 f"{path.name}: byte {error.start} is not UTF-8 text; {accepted} in UTF-8"
