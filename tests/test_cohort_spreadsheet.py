@@ -116,3 +116,31 @@ def test_a_categorical_extra_written_several_ways_gets_a_note_not_a_refusal(tmp_
     frame.loc[[4, 5], "on_call"] = "yes"
     report = validate_cohort(frame, training=True, arms=ARMS, extra_features=["on_call"])
     assert not [p for p in report.problems if p.rule == "extra_spelling"]
+
+
+def test_empty_columns_and_rows_a_spreadsheet_leaves_after_the_table_are_not_part_of_it(tmp_path):
+    # A sheet whose cells beyond the table were once touched exports them as ',,' at the end of
+    # every line and lines of commas alone: the cohort was refused ("column '' appears 2
+    # times", then every column of those lines missing its value).
+    frame = clean_cohort(240, arms=ARMS)
+    lines = frame.to_csv(index=False).splitlines()
+    blank = "," * (frame.shape[1] + 1)
+    text = "\r\n".join([line + ",," for line in lines] + [blank, blank]) + "\r\n"
+    (tmp_path / "export.csv").write_text(text, encoding="utf-8-sig")
+    frame.to_parquet(tmp_path / "export.parquet", index=False)
+    from_csv = load_cohort(tmp_path / "export.csv", training=True)
+    from_parquet = load_cohort(tmp_path / "export.parquet", training=True)
+    pd.testing.assert_frame_equal(from_csv, from_parquet[from_csv.columns])
+    assert list(from_csv.columns) == list(from_parquet.columns)
+
+
+def test_an_empty_row_inside_the_table_or_a_named_empty_column_is_still_reported(tmp_path):
+    frame = clean_cohort(240, arms=ARMS)
+    lines = frame.to_csv(index=False).splitlines()
+    lines[0] += ",unit"
+    lines[1:] = [line + "," for line in lines[1:]]
+    lines.insert(5, "," * frame.shape[1])
+    (tmp_path / "export.csv").write_text("\n".join(lines) + "\n")
+    report = validate_cohort(read_cohort(tmp_path / "export.csv"), training=True, arms=ARMS)
+    assert {p.row for p in report.errors} == {4}
+    assert "unit" in read_cohort(tmp_path / "export.csv").columns

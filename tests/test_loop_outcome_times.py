@@ -118,3 +118,15 @@ def test_an_outcome_measured_in_the_second_of_its_recommendation_is_linked(stamp
     earlier = {**row, "measured_at": "2026-03-12T09:59:59Z"}
     with pytest.raises(OutcomeRefused, match="dated before its recommendation"):
         record_outcomes(audit, [earlier], arms=ARMS, source="api", now=then)
+
+
+def test_an_outcome_file_with_a_spreadsheets_empty_columns_and_lines_reads_its_rows(tmp_path):
+    from recommender.service import read_outcome_file
+
+    path = tmp_path / "followup.csv"
+    header = "person_id,measured_at,arm_taken,ee_followup,dp_followup,pa_followup,,"
+    rows = ["p-1,2026-03-12T10:00:00Z,none,20,5,30,,", "p-2,2026-03-12,none,21,6,31,,"]
+    path.write_text("\r\n".join([header, *rows, ",,,,,,,", ",,,,,,,"]) + "\r\n")
+    read = read_outcome_file(path)
+    assert [sorted(row) for row in read] == [sorted(header.strip(",").split(","))] * 2
+    assert [row["person_id"] for row in read] == ["p-1", "p-2"]

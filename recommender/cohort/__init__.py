@@ -26,6 +26,7 @@ from ._io import (
     read_csv_header,
     typed_cohort,
     not_utf8,
+    without_empty_margins,
     write_cohort,
     write_cohorts,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "load_cohort",
     "typed_cohort",
     "not_utf8",
+    "without_empty_margins",
     "feature_frame",
     "MAX_EXTRA_LEVELS",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from recommender._files import check_writable, write_together
@@ -33,6 +34,7 @@ __all__ = [
     "load_cohort",
     "typed_cohort",
     "not_utf8",
+    "without_empty_margins",
 ]
 
 _CSV = (".csv", ".csv.gz", ".tsv")
@@ -78,7 +80,35 @@ def read_cohort(path) -> pd.DataFrame:
         raise InputError(f"{path}: cannot be read as {kind}: {str(error).strip()}") from error
     if len(set(names)) < len(names) and len(names) == frame.shape[1]:
         frame.columns = names  # pandas named the second copy 'ee.1'; validation must see it
-    return frame
+    return without_empty_margins(frame)
+
+
+def without_empty_margins(frame: pd.DataFrame) -> pd.DataFrame:
+    """A CSV table without what a spreadsheet leaves around it: columns with no name and no
+    value (``,,`` ending every line, which pandas names ``Unnamed: 11``), and the lines of
+    empty cells after its last row. An empty row inside the table stays, to be reported by
+    its row number, and so does a named column, empty or not."""
+    unnamed = [
+        str(name).strip() == "" or str(name).startswith("Unnamed: ") for name in frame.columns
+    ]
+    empty_columns = np.asarray(unnamed, dtype=bool)
+    for i in np.flatnonzero(empty_columns):
+        empty_columns[i] = bool(_blank_cells(frame.iloc[:, [i]]).all())
+    kept = frame.iloc[:, ~empty_columns]
+    rows = len(kept)
+    while rows:  # from the end, a block at a time: only the margin is looked at
+        block = _blank_cells(kept.iloc[max(rows - 1024, 0) : rows]).all(axis=1)
+        filled = np.flatnonzero(~block)
+        if len(filled):
+            rows = max(rows - 1024, 0) + int(filled[-1]) + 1
+            break
+        rows = max(rows - 1024, 0)
+    return kept if rows == len(kept) else kept.iloc[:rows]
+
+
+def _blank_cells(frame: pd.DataFrame) -> np.ndarray:
+    text = frame.astype("string")
+    return (text.isna() | text.apply(lambda column: column.str.strip().eq(""))).to_numpy(bool)
 
 
 def read_csv_header(path) -> list[str]:

@@ -10,7 +10,7 @@ import json
 
 import pandas as pd
 
-from recommender.cohort import not_utf8
+from recommender.cohort import not_utf8, without_empty_margins
 from recommender.errors import InputError
 from recommender.service._outcomes import OUTCOME_FIELDS
 
@@ -67,6 +67,7 @@ def read_outcome_file(path) -> list[dict]:
         raise InputError(
             f"{path.name}: cannot be read as CSV ({str(error).strip()}); {accepted}"
         ) from None
+    frame = without_empty_margins(frame)
     missing = [c for c in OUTCOME_FIELDS if c not in frame.columns]
     if missing:
         # Shown quoted: a space after each comma or a spreadsheet's semicolons hide the names.
