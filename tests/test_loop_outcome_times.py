@@ -1,4 +1,4 @@
-"""Times of follow-up measurements as programs write them: read as written, or refused by
+"""Follow-up times and scores as programs write them: read as written, or refused by
 row and field with the value given; never a number taken for a date."""
 
 from datetime import datetime, timezone
@@ -130,3 +130,43 @@ def test_an_outcome_file_with_a_spreadsheets_empty_columns_and_lines_reads_its_r
     read = read_outcome_file(path)
     assert [sorted(row) for row in read] == [sorted(header.strip(",").split(","))] * 2
     assert [row["person_id"] for row in read] == ["p-1", "p-2"]
+
+
+@pytest.mark.parametrize(
+    ("score", "recorded"),
+    [(20, 20), (20.0, 20), (21.5, None), (True, None), ("20", None), (float("nan"), None)],
+)
+def test_a_score_sent_as_a_whole_float_is_read_as_the_profile_routes_read_one(score, recorded):
+    # /recommend takes 41.0 for an integer (JSON does not tell 41 from 41.0, and a client
+    # holding a column with a missing value writes floats); /outcomes refused 20.0 with
+    # "Input should be a valid integer" while saying it accepts "a whole number from 0 to 54".
+    audit = AuditLog("sqlite://", salt="s-for-a-test-of-times")
+    _served_at(audit, datetime(2026, 3, 12, 10, tzinfo=timezone.utc))
+    row = {"person_id": "p-1", "measured_at": "2026-03-12T11:00:00Z", **SCORES}
+    row["ee_followup"] = score
+    then = datetime(2026, 3, 13, tzinfo=timezone.utc)
+    if recorded is None:
+        with pytest.raises(OutcomeRefused) as caught:
+            record_outcomes(audit, [row], arms=ARMS, source="api", now=then)
+        (problem,) = caught.value.problems
+        assert problem["field"] == "outcomes[0].ee_followup"
+        return
+    assert record_outcomes(audit, [row], arms=ARMS, source="api", now=then).recorded == 1
+
+
+def test_an_outcome_csv_reads_scores_written_as_whole_decimals(tmp_path):
+    from recommender.service import read_outcome_file
+
+    path = tmp_path / "followup.csv"
+    path.write_text(
+        "person_id,measured_at,arm_taken,ee_followup,dp_followup,pa_followup\n"
+        "p-1,2026-03-12T11:00:00Z,none,20.0, 5 ,3e1\n"
+        "p-2,2026-03-12T11:00:00Z,none,12.5,NaN,inf\n"
+    )
+    first, second = read_outcome_file(path)
+    assert (first["ee_followup"], first["dp_followup"], first["pa_followup"]) == (20.0, 5, 30.0)
+    assert (second["ee_followup"], second["dp_followup"], second["pa_followup"]) == (
+        12.5,
+        "NaN",
+        "inf",
+    )

@@ -7,6 +7,7 @@ body is (``recommender outcomes import``).
 from __future__ import annotations
 
 import json
+import math
 
 import pandas as pd
 
@@ -23,8 +24,8 @@ def read_outcome_file(path) -> list[dict]:
     CSV with a header row, or JSON (``.json``, ``.jsonl``): one outcome object per line, an
     array of them, or the body of ``POST /outcomes`` (``{"outcomes": [...]}``).
 
-    Integers stay integers and everything else stays text, so the same checks as over HTTP
-    apply (a score of 12.5 is refused, not rounded).
+    Scores written as numbers become the JSON numbers they write and everything else stays
+    text, so the same checks as over HTTP apply (20.0 is 20; 12.5 is refused, not rounded).
     """
     from pathlib import Path
 
@@ -80,8 +81,19 @@ def read_outcome_file(path) -> list[dict]:
     rows = []
     for record in frame.to_dict(orient="records"):
         for name in ("ee_followup", "dp_followup", "pa_followup"):
-            text = record.get(name, "").strip()
-            if text.lstrip("-").isdigit():
-                record[name] = int(text)
+            record[name] = _number(record.get(name, ""))
         rows.append(record)
     return rows
+
+
+def _number(text: str):
+    """A CSV cell as the JSON number it writes (``20``, ``20.0``, ``3e1``; spaces around it
+    aside), else the text as given, for the checks to refuse by its value."""
+    plain = text.strip()
+    if plain.lstrip("-").isdigit():
+        return int(plain)
+    try:
+        number = float(plain)
+    except ValueError:
+        return text
+    return number if math.isfinite(number) else text

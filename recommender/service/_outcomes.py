@@ -18,11 +18,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Annotated
 from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from recommender.cohort import MBI_ITEMS_REFUSED, RANGES, looks_like_mbi_item
 from recommender.errors import InputError
@@ -34,6 +35,7 @@ from recommender.service._audit_tables import (
     recommendations,
 )
 from recommender.service._problems import MBI_ITEM_MESSAGE
+from recommender.service._requests import _NUMBER_ONLY
 
 # The data contract allows person ids of 1 to 64 characters.
 PERSON_ID_MAX_LENGTH = 64
@@ -55,6 +57,9 @@ OUTCOME_FIELDS = (
     "dp_followup",
     "pa_followup",
 )
+
+
+_WholeNumber = Annotated[int, _NUMBER_ONLY]
 
 
 def _score(name: str, description: str):
@@ -104,9 +109,11 @@ class OutcomeRow(BaseModel):
         max_length=64,
         description="The arm the person actually took ('none' = usual care).",
     )
-    ee_followup: StrictInt = _score("ee_followup", "Emotional Exhaustion at follow-up")
-    dp_followup: StrictInt = _score("dp_followup", "Depersonalization at follow-up")
-    pa_followup: StrictInt = _score("pa_followup", "Personal Accomplishment at follow-up")
+    # JSON numbers, as the profile routes take them: 20.0 is 20 (JSON does not tell them
+    # apart), 20.5, "20" and true are refused.
+    ee_followup: _WholeNumber = _score("ee_followup", "Emotional Exhaustion at follow-up")
+    dp_followup: _WholeNumber = _score("dp_followup", "Depersonalization at follow-up")
+    pa_followup: _WholeNumber = _score("pa_followup", "Personal Accomplishment at follow-up")
 
 
 class OutcomeRefused(InputError):
