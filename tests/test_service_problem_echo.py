@@ -102,3 +102,30 @@ def test_an_entry_that_is_no_object_is_not_repeated(asgi_client):
         assert all("object" in p["accepted"] for p in problems), problems  # still says what to send
     said = asgi_client.post("/recommend", json="p-000123", headers=auth("program"))
     assert "p-000123" not in _said(said) and said.json()["problems"][0]["field"] == "body"
+
+
+def test_a_body_that_is_not_json_repeats_no_person_id(asgi_client):
+    # A byte-order mark (a file saved by Notepad and posted as it is) or half an emoji (a client
+    # cutting an id at 64 UTF-16 units): the 400 repeated the body's first 100 characters, the
+    # person id among them.
+    headers = {**auth("program"), "Content-Type": "application/json"}
+    row = {"person_id": EMAIL, "measured_at": "2026-03-12", "arm_taken": "none"}
+    bodies = {
+        "/outcomes": [
+            b"\xef\xbb\xbf" + json.dumps({"outcomes": [row]}).encode(),
+            json.dumps({"outcomes": [row]}).replace(".example", ".example\\ud83d").encode(),
+        ],
+        "/recommend_batch": [
+            b"\xef\xbb\xbf" + json.dumps({"profiles": [profile(person_id=EMAIL)]}).encode(),
+        ],
+        "/allocate": [
+            json.dumps({"profiles": [profile(person_id=EMAIL + "\ud800")]}).encode(),
+        ],
+    }
+    for route, sent in bodies.items():
+        for body in sent:
+            answer = asgi_client.post(route, content=body, headers=headers)
+            assert "jane" not in answer.text.lower(), (route, answer.text)
+            assert answer.status_code == 400, answer.text
+            (problem,) = answer.json()["problems"]
+            assert problem["field"] == "body" and problem["value"] == "(not shown)", problem

@@ -77,12 +77,14 @@ _NOT_THE_CONTAINER = frozenset({"model_type", "model_attributes_type", "dict_typ
 
 def _echoed(names: list[str], kind: str, value):
     """A refused value as a problem shows it: never a person id, nor an unknown field's value
-    (a name or a remark about someone), nor what stands where a whole record belongs; error
-    bodies are often logged by clients and gateways, and the field with what is accepted says
-    what to fix."""
+    (a name or a remark about someone), nor what stands where a whole record belongs, nor the
+    body itself (not JSON: a byte-order mark, half an emoji); error bodies are often logged by
+    clients and gateways, and the field with what is accepted says what to fix."""
     if names and names[-1] == "person_id":
         return "(hidden)"
     if kind == "extra_forbidden" or kind in _NOT_THE_CONTAINER:
+        return "(not shown)"
+    if not names or kind.startswith("json"):  # the body as sent: its first field is an id
         return "(not shown)"
     return _short(value)
 
