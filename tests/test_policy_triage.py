@@ -103,3 +103,22 @@ def test_config_mistakes_name_the_entry(safety, words):
     with pytest.raises(InputError) as caught:
         SafetyRules.from_config({**base, **safety})
     assert words in str(caught.value)
+
+
+def test_a_crisis_flag_column_pandas_wrote_with_a_blank_reads_as_its_numbers(tmp_path):
+    # A 0/1 column holding one missing value is a float column in pandas, which writes it as
+    # 1.0 and 0.0: such a file (score, allocate) was refused, while the same values read from
+    # Parquet, or 1 and 0 as text, were taken. 2.0 and 0.5 are still refused by row.
+    import pandas as pd
+
+    from recommender.cohort import read_cohort
+    from recommender.policy import crisis_flags
+
+    pd.DataFrame({"person_id": ["a", "b", "c"], "crisis_risk": [1, None, 0]}).to_csv(
+        tmp_path / "flags.csv", index=False
+    )
+    frame = read_cohort(tmp_path / "flags.csv")
+    assert frame["crisis_risk"].tolist()[0] == "1.0"
+    assert crisis_flags(frame).tolist() == [True, False, False]
+    with pytest.raises(InputError, match=r"row 0: '2\.0', row 1: '0\.5'"):
+        crisis_flags(pd.DataFrame({"crisis_risk": ["2.0", "0.5"]}))

@@ -338,15 +338,16 @@ def triage(profile: Mapping, rules: SafetyRules, *, crisis_risk: bool = False) -
 
 # The texts a crisis flag may be sent as, any case, spaces around trimmed: the ones pydantic
 # reads as a bool, so the service's requests and the files read a flag alike.
-_TRUE = frozenset({"true", "t", "yes", "y", "on", "1"})
-_FALSE = frozenset({"false", "f", "no", "n", "off", "0", ""})
+# 1.0 and 0.0: pandas writes a 0/1 column holding a missing value so (a float column).
+_TRUE = frozenset({"true", "t", "yes", "y", "on", "1", "1.0"})
+_FALSE = frozenset({"false", "f", "no", "n", "off", "0", "0.0", ""})
 _LISTED = 20
 
 
 def crisis_flag(value) -> bool | None:
     """One ``crisis_risk`` value as a flag: True, False, or None when it cannot be read.
 
-    Booleans, 0/1 and the texts true/false, t/f, yes/no, y/n, on/off, 1/0 (any case, spaces
+    Booleans, 0/1 and the texts true/false, t/f, yes/no, y/n, on/off, 1/0, 1.0/0.0 (any case, spaces
     around trimmed); a missing value or an empty text is False. The one reading for requests
     and files: callers decide what an unreadable flag means (a file is refused naming its row;
     either way the person gets the crisis resources, since a flag read wrongly as unset would
@@ -393,7 +394,8 @@ def crisis_flags(frame, *, where: str = "the cohort", strict: bool = True):
     bad = [(row, value) for row, (value, flag) in enumerate(zip(values, read)) if flag is None]
     if bad and strict:
         accepted = (
-            "true or false (also yes/no, y/n, t/f, on/off, 1/0, any case; an empty cell is false)"
+            "true or false (also yes/no, y/n, t/f, on/off, 1/0, 1.0/0.0, any case; an empty cell "
+            "is false)"
         )
         problems = [
             {

@@ -70,8 +70,8 @@ class AuditNotOpened(RuntimeError):
 
 def crisis_flagged(raw) -> bool:
     """Is a request body flagged ``crisis_risk``? Read by the files' rule,
-    :func:`recommender.policy.crisis_flag` (true/false, yes/no, y/n, t/f, on/off, 1/0, any
-    case, spaces around trimmed). A flag that cannot be read either way (``"maybe"``, ``2``)
+    :func:`recommender.policy.crisis_flag` (true/false, yes/no, y/n, t/f, on/off, 1/0,
+    1.0/0.0, any case, spaces around trimmed). A flag that cannot be read either way (``"maybe"``, ``2``)
     counts as set, as a file's does: the person gets the crisis resources, and the answer's
     ``ignored`` names the value, which the request model refuses."""
     from recommender.policy import crisis_flag
