@@ -129,3 +129,26 @@ def test_a_body_that_is_not_json_repeats_no_person_id(asgi_client):
             assert answer.status_code == 400, answer.text
             (problem,) = answer.json()["problems"]
             assert problem["field"] == "body" and problem["value"] == "(not shown)", problem
+
+
+def test_a_person_id_of_spaces_alone_is_refused_as_a_file_s_blank_id_is(asgi_client):
+    # A fixed-width export writes a missing id as spaces: /recommend answered it, and every
+    # such person shared one hash, so one's outcome could be linked to another's answer.
+    # validate already reads a cell of spaces as missing.
+    blank = " " * 10
+    one = asgi_client.post("/recommend", json=profile(person_id=blank), headers=auth("program"))
+    assert one.status_code == 422, one.text
+    (problem,) = one.json()["problems"]
+    assert problem["field"] == "person_id" and "not only spaces" in problem["accepted"]
+    batch = asgi_client.post(
+        "/recommend_batch",
+        json={"profiles": [profile(person_id="a"), profile(person_id="\t")]},
+        headers=auth("program"),
+    )
+    assert batch.status_code == 200 and batch.json()["rejected"] == 1, batch.text
+    row = {"person_id": blank, "measured_at": "2026-03-12", "arm_taken": "none"}
+    row.update(ee_followup=20, dp_followup=5, pa_followup=30)
+    outcome = asgi_client.post("/outcomes", json={"outcomes": [row]}, headers=auth("program"))
+    assert outcome.status_code == 422
+    (problem,) = outcome.json()["problems"]
+    assert problem["field"] == "outcomes[0].person_id" and "not only spaces" in problem["accepted"]

@@ -35,7 +35,7 @@ from recommender.service._audit_tables import (
     recommendations,
 )
 from recommender.service._problems import MBI_ITEM_MESSAGE
-from recommender.service._requests import _NUMBER_ONLY
+from recommender.service._requests import _NOT_BLANK, _NUMBER_ONLY
 
 # The data contract allows person ids of 1 to 64 characters.
 PERSON_ID_MAX_LENGTH = 64
@@ -72,7 +72,7 @@ class OutcomeRow(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    person_id: str = Field(
+    person_id: Annotated[str, _NOT_BLANK] = Field(
         min_length=1,
         max_length=PERSON_ID_MAX_LENGTH,
         description="The id sent with the recommendation (hashed, never stored).",
@@ -511,7 +511,7 @@ def _accepted(name: str) -> str:
         low, high = RANGES[name]
         return f"a whole number from {int(low)} to {int(high)}"
     return {
-        "person_id": f"text of 1 to {PERSON_ID_MAX_LENGTH} characters",
+        "person_id": f"text of 1 to {PERSON_ID_MAX_LENGTH} characters, not only spaces",
         "measured_at": "an ISO 8601 date or time, e.g. 2027-06-01T09:00:00+00:00",
         "arm_taken": "an arm id of the catalog",
     }.get(name, f"only the fields {', '.join(OUTCOME_FIELDS)}")

@@ -10,6 +10,7 @@ import functools
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -89,7 +90,7 @@ def accepted_text(field: str) -> str | None:
     """What the API accepts for a request field, in words; ``None`` for a field it does not
     describe."""
     if field == "person_id":
-        return f"a string of 1 to {PERSON_ID_MAX_LENGTH} characters"
+        return f"a string of 1 to {PERSON_ID_MAX_LENGTH} characters, not only spaces"
     if field in CATEGORIES:
         return "one of " + ", ".join(CATEGORIES[field])
     if field in RANGES:
@@ -114,7 +115,7 @@ def _profile_field(name: str):
     description = f"{_DESCRIPTIONS.get(name, name)} Accepted: {accepted_for(name)}."
     if name == "person_id":
         return (
-            str,
+            Annotated[str, _NOT_BLANK],
             Field(
                 min_length=1,
                 max_length=PERSON_ID_MAX_LENGTH,
@@ -157,6 +158,17 @@ def _number_only(value):
 
 
 _NUMBER_ONLY = BeforeValidator(_number_only)
+
+
+def _not_blank(value: str) -> str:
+    # A fixed-width export writes a missing id as spaces; all such people would share one
+    # hash, and validate reads such a cell as missing.
+    if not value.strip():
+        raise PydanticCustomError("blank_id", "String should hold more than spaces")
+    return value
+
+
+_NOT_BLANK = AfterValidator(_not_blank)
 
 
 _STRICT = ConfigDict(extra="forbid")
