@@ -144,3 +144,20 @@ def test_an_empty_row_inside_the_table_or_a_named_empty_column_is_still_reported
     report = validate_cohort(read_cohort(tmp_path / "export.csv"), training=True, arms=ARMS)
     assert {p.row for p in report.errors} == {4}
     assert "unit" in read_cohort(tmp_path / "export.csv").columns
+
+
+def test_a_header_written_in_another_case_or_with_spaces_is_named_beside_the_missing_column(
+    tmp_path,
+):
+    # '"Person ID"', '" Age"', 'EE': each contract column was reported missing and each header
+    # as an unknown column, eleven of each, without saying that one was the other.
+    frame = clean_cohort(240, arms=ARMS).rename(
+        columns={"person_id": "Person ID", "age": " Age", "ee": "EE", "weekly_hours": "Hours"}
+    )
+    frame.to_csv(tmp_path / "export.csv", index=False)
+    report = validate_cohort(read_cohort(tmp_path / "export.csv"), training=True, arms=ARMS)
+    missing = {p.column: p.message for p in report.errors if p.rule == "missing_column"}
+    assert set(missing) == {"person_id", "age", "ee", "weekly_hours"}
+    assert "the table has 'Person ID'" in missing["person_id"], missing["person_id"]
+    assert "the table has ' Age'" in missing["age"] and "the table has 'EE'" in missing["ee"]
+    assert "the table has" not in missing["weekly_hours"]  # no header reads like it

@@ -18,6 +18,7 @@ Columns are sorted into four kinds:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 import numpy as np
@@ -118,6 +119,8 @@ def validate_cohort(
 
     required = list(PROFILE_COLUMNS) + (list(TRAINING_COLUMNS) if training else [])
     required += [c for c in extra_features if c not in required]
+    # A spreadsheet's header for a contract column ('Person ID', ' age'), named beside it.
+    written = {_plain(c): c for c in frame.columns if c not in required}
     for name in required:
         if name not in frame.columns:
             kind = (
@@ -125,7 +128,11 @@ def validate_cohort(
                 if name in TRAINING_COLUMNS
                 else ("extra feature" if name in extra_features else "profile")
             )
-            checks.append(_table("missing_column", name, f"{kind} column {name!r} is missing"))
+            found = written.get(_plain(name))
+            hint = "" if found is None else f"; the table has {found!r}: rename it {name!r}"
+            checks.append(
+                _table("missing_column", name, f"{kind} column {name!r} is missing{hint}")
+            )
     known = {*PROFILE_COLUMNS, *TRAINING_COLUMNS, PROPENSITY_COLUMN, CRISIS_COLUMN, *extra_features}
     for name in frame.columns:
         if name not in known and not name.startswith(ORACLE_PREFIX):
@@ -425,11 +432,16 @@ def _spelling_hints(values: pd.Series, allowed) -> np.ndarray:
     spaces (``'Nurse'``, ``' nurse '``: a spreadsheet's spelling); else empty. Values are
     compared as written, as the service compares a request's, so the file must be corrected."""
     lowered = {str(a).lower(): a for a in allowed}
-    plain = values.astype("string").str.strip().str.lower().str.replace(r"[\s_]+", "_", regex=True)
+    plain = [None if pd.isna(v) else _plain(v) for v in values.astype("string")]
     return np.array(
         ["" if pd.isna(v) or v not in lowered else f"did you mean {lowered[v]!r}?" for v in plain],
         dtype=object,
     )
+
+
+def _plain(text) -> str:
+    """A name or value as compared for a hint: case, spaces around and between words aside."""
+    return re.sub(r"[\s_]+", "_", str(text).strip().lower())
 
 
 def _decimal_comma_hints(values: pd.Series) -> np.ndarray | None:
