@@ -40,7 +40,7 @@ def read_cohort_spark(spark, path):
     # Imported here, on the driver: Spark's Python workers import this module too, and once the
     # model is loaded there `recommender` is the copy saved with the model, which may predate
     # this name (found: ImportError in a reused session scoring an older model).
-    from recommender.cohort import read_csv_header
+    from recommender.cohort import check_utf8, read_csv_header
 
     path = Path(path)
     name = path.name.lower()
@@ -50,6 +50,8 @@ def read_cohort_spark(spark, path):
     text = not parquet and name.endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz"))
     # The header as written (a name given twice stays twice; another separator is named).
     names = read_csv_header(path) if text and path.is_file() else []
+    if text and path.is_file():
+        check_utf8(path)  # Spark would read each byte that is not UTF-8 as U+FFFD, silently
     try:
         if parquet:
             return spark.read.parquet(str(path))

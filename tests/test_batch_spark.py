@@ -536,3 +536,18 @@ def test_without_java_the_cli_says_what_to_install(tmp_path, capsys, monkeypatch
     assert _batch_score(tmp_path / "scored.parquet") == 2
     error = capsys.readouterr().err
     assert "Java 17+" in error and "JAVA_HOME" in error
+
+
+def test_a_cohort_that_is_not_utf8_is_refused_naming_its_line_not_read_with_marks(spark, tmp_path):
+    # Spark reads bytes that are not UTF-8 as U+FFFD: a Windows-1252 export's 'pé' and 'pè'
+    # both became 'p\ufffd', ids the program could no longer join its table on.
+    from pipelines._batch_cohort import read_cohort_spark
+
+    header = "person_id,age,gender,role,specialty,setting,years_in_practice,weekly_hours,ee,dp,pa\n"
+    rows = "".join(f"p{c},41,female,nurse,other,rural,3.5,40,20,5,30\n" for c in "aéè")
+    path = tmp_path / "export.csv"
+    path.write_bytes((header + rows).encode("cp1252"))
+    with pytest.raises(InputError, match="line 3 is not UTF-8 text"):
+        read_cohort_spark(spark, path)
+    path.write_text(header + rows, encoding="utf-8")
+    assert read_cohort_spark(spark, path).toPandas()["person_id"].tolist() == ["pa", "pé", "pè"]

@@ -63,3 +63,17 @@ def test_a_json_outcome_file_with_a_byte_order_mark_is_read(tmp_path, name):
     path.write_text(text, encoding="utf-8-sig")
     rows = read_outcome_file(path)
     assert rows[0]["person_id"] == "p-1" and len(rows) == (1 if name.endswith(".json") else 2)
+
+
+@pytest.mark.parametrize("cut", [0, 1, 2, 3])
+def test_not_utf8_reads_a_file_in_pieces_and_names_the_line_across_their_seams(tmp_path, cut):
+    # Read in pieces so that a batch-score cohort of gigabytes is checked without holding it;
+    # a letter of several bytes split by a seam is no error, a bad byte after it is.
+    from recommender.cohort import not_utf8
+
+    path = tmp_path / "export.csv"
+    good = ("x" * (2**20 - cut) + "é€😀\n") * 3
+    path.write_text(good)
+    assert not_utf8(path) is None
+    path.write_bytes(good.encode() + "pé\n".encode("cp1252"))
+    assert not_utf8(path).startswith("line 4 is not UTF-8 text (byte 0xe9")

@@ -27,6 +27,7 @@ from ._io import (
     typed_cohort,
     not_utf8,
     without_empty_margins,
+    check_utf8,
     write_cohort,
     write_cohorts,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "typed_cohort",
     "not_utf8",
     "without_empty_margins",
+    "check_utf8",
     "feature_frame",
     "MAX_EXTRA_LEVELS",
 ]

@@ -34,6 +34,7 @@ __all__ = [
     "load_cohort",
     "typed_cohort",
     "not_utf8",
+    "check_utf8",
     "without_empty_margins",
 ]
 
@@ -75,7 +76,7 @@ def read_cohort(path) -> pd.DataFrame:
         else:
             return pd.read_parquet(path)
     except UnicodeDecodeError:
-        raise InputError(f"{path}: {not_utf8(path)}; accepted: UTF-8 text") from None
+        raise _not_utf8_error(path) from None
     except (ValueError, OSError, pd.errors.ParserError) as error:
         raise InputError(f"{path}: cannot be read as {kind}: {str(error).strip()}") from error
     if len(set(names)) < len(names) and len(names) == frame.shape[1]:
@@ -123,7 +124,7 @@ def read_csv_header(path) -> list[str]:
     try:
         first = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False)
     except UnicodeDecodeError:
-        raise InputError(f"{path}: {not_utf8(path)}; accepted: UTF-8 text") from None
+        raise _not_utf8_error(path) from None
     except (ValueError, OSError, pd.errors.ParserError) as error:
         raise InputError(f"{path}: cannot be read as csv: {str(error).strip()}") from error
     names = [str(name) for name in first.iloc[0].tolist()] if len(first) else []
@@ -131,29 +132,57 @@ def read_csv_header(path) -> list[str]:
     return names
 
 
-def not_utf8(path) -> str:
+def not_utf8(path) -> str | None:
     """Where a text file (``.gz`` read through) stops being UTF-8, said for its author:
     ``line 4 is not UTF-8 text (byte 0xe9 ...)``, or that it is UTF-16 (a spreadsheet's
-    "Unicode Text"). The codec's own position is an offset in a buffer of the reader's; this
-    is the file's line. Called once a reader has failed to decode the file."""
+    "Unicode Text"); None for UTF-8 text. A codec's own position is an offset in a buffer of
+    its reader's; this is the file's line. Read in pieces, so a file of gigabytes is checked
+    without holding it (Spark, which reads such bytes as U+FFFD, is given only checked files).
+    """
     import codecs
     import gzip
 
     path = Path(path)
     opened = gzip.open if path.name.lower().endswith(".gz") else open
+    lines, carried = 0, b""
     with opened(path, "rb") as handle:
-        data = handle.read()
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "UTF-16 text; save it as UTF-8 (in a spreadsheet: CSV UTF-8)"
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        return (
-            f"line {line} is not UTF-8 text (byte 0x{data[error.start]:02x}, as Windows-1252 or "
-            "Latin-1 write an accented letter); save it as UTF-8 (in a spreadsheet: CSV UTF-8)"
-        )
-    return "not UTF-8 text; save it as UTF-8 (in a spreadsheet: CSV UTF-8)"
+        start = handle.read(2)
+        if start in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+            return "UTF-16 text; save it as UTF-8 (in a spreadsheet: CSV UTF-8)"
+        piece = start
+        while True:
+            more = handle.read(1 << 20)
+            data = carried + piece + more
+            if not data:
+                return None
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError as error:
+                # A letter cut by the piece's end is carried to the next piece, not an error.
+                if more and error.end == len(data) and len(data) - error.start < 4:
+                    carried, piece = data[error.start :], b""
+                    lines += data.count(b"\n", 0, error.start)
+                    continue
+                line = lines + data.count(b"\n", 0, error.start) + 1
+                return (
+                    f"line {line} is not UTF-8 text (byte 0x{data[error.start]:02x}, as "
+                    "Windows-1252 or Latin-1 write an accented letter); save it as UTF-8 (in a "
+                    "spreadsheet: CSV UTF-8)"
+                )
+            if not more:
+                return None
+            lines += data.count(b"\n")
+            carried, piece = b"", b""
+
+
+def check_utf8(path) -> None:
+    """Raise :class:`InputError` naming the line where ``path`` stops being UTF-8 text."""
+    if not_utf8(path) is not None:
+        raise _not_utf8_error(path)
+
+
+def _not_utf8_error(path) -> InputError:
+    return InputError(f"{path}: {not_utf8(path) or 'not UTF-8 text'}; accepted: UTF-8 text")
 
 
 def _separator(path: Path) -> str:

@@ -63,7 +63,8 @@ def read_outcome_file(path) -> list[dict]:
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except UnicodeDecodeError:
-        raise InputError(f"{path.name}: {not_utf8(path)}; {accepted} in UTF-8") from None
+        problem = not_utf8(path) or "not UTF-8 text"
+        raise InputError(f"{path.name}: {problem}; {accepted} in UTF-8") from None
     except ValueError as error:  # empty, not CSV, not UTF-8 text: all ValueErrors in pandas
         raise InputError(
             f"{path.name}: cannot be read as CSV ({str(error).strip()}); {accepted}"
