@@ -77,3 +77,16 @@ def test_not_utf8_reads_a_file_in_pieces_and_names_the_line_across_their_seams(t
     assert not_utf8(path) is None
     path.write_bytes(good.encode() + "pé\n".encode("cp1252"))
     assert not_utf8(path).startswith("line 4 is not UTF-8 text (byte 0xe9")
+
+
+@pytest.mark.parametrize("name", ["followup.xlsx", "followup.xls", "followup.ods", "f.parquet"])
+def test_an_outcome_workbook_or_parquet_file_is_refused_by_its_kind(tmp_path, name):
+    # Read as CSV, an Excel workbook (a zip) was refused as "line 1 is not UTF-8 text", and a
+    # Parquet file with a tokenizer's "Expected 2 fields in line 4, saw 6".
+    path = tmp_path / name
+    path.write_bytes(b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00\x86")
+    with pytest.raises(InputError) as caught:
+        read_outcome_file(path)
+    message = str(caught.value)
+    assert message.startswith(f"{name}: a ") and "save it as CSV UTF-8" in message, message
+    assert "line 1" not in message and "accepted: CSV" in message

@@ -18,6 +18,18 @@ from recommender.service._outcomes import OUTCOME_FIELDS
 __all__ = ["read_outcome_file"]
 
 
+_WORKBOOK = "spreadsheet workbook, not a table of text"
+_NOT_TEXT = {
+    ".xlsx": _WORKBOOK,
+    ".xlsm": _WORKBOOK,
+    ".xls": _WORKBOOK,
+    ".ods": _WORKBOOK,
+    ".numbers": _WORKBOOK,
+    ".parquet": "Parquet file, which outcome files are not",
+    ".pq": "Parquet file, which outcome files are not",
+}
+
+
 def read_outcome_file(path) -> list[dict]:
     """Rows of an outcome file as plain mappings, values as given.
 
@@ -36,6 +48,9 @@ def read_outcome_file(path) -> list[dict]:
         f"accepted: CSV with a header row of {', '.join(OUTCOME_FIELDS)}, or JSON (one "
         "outcome per line, an array of outcomes, or a POST /outcomes body)"
     )
+    kind = _NOT_TEXT.get(path.suffix.lower())
+    if kind:  # read as CSV, its bytes were refused as text that is not UTF-8, or not CSV
+        raise InputError(f"{path.name}: a {kind}; save it as CSV UTF-8; {accepted}")
     if path.suffix.lower() in (".jsonl", ".json"):
         try:
             text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Notepad) is no value
