@@ -7,8 +7,10 @@ the reload there, or a lock shows that the watcher waits), so that no test depen
 
 from __future__ import annotations
 
+import threading
+
 import pytest
-from service_fixtures import LinearModel, _app, auth, profile
+from service_fixtures import PROFILE, LinearModel, _app, auth, profile
 from service_fixtures import asgi_client, linear_model, service_home  # noqa: F401  (fixtures)
 
 # The stand-in models' versions: "7" served at start, "8" the champion a /reload brings.
@@ -70,6 +72,68 @@ def test_a_reload_during_a_batch_leaves_its_crisis_rows_on_the_model_that_answer
     assert len(crisis) == 1
     for result in answered.get("results", []):
         assert result["model_version"] in (None, "7")
+
+
+class _WatchedLock:
+    """The service's reload lock, saying when the thread named ``waiter`` asks for it."""
+
+    def __init__(self, lock, waiter: str):
+        self._lock, self._waiter = lock, waiter
+        self.asked = threading.Event()
+
+    def __enter__(self):
+        if threading.current_thread().name == self._waiter:
+            self.asked.set()
+        return self._lock.__enter__()
+
+    def __exit__(self, *exc):
+        return self._lock.__exit__(*exc)
+
+
+def test_the_watcher_never_puts_back_an_older_version_after_this_workers_reload(
+    asgi_client, monkeypatch, linear_model
+):
+    # Found: the watcher read another worker's announcement (version 8), then waited for the
+    # reload lock a /reload of this worker held while loading the champion (version 9); once
+    # the /reload had swapped in 9, announced it and answered "model_version": "9", the
+    # watcher loaded 8 and served it until its next poll.
+    from recommender.service import service as service_module
+
+    service = _service()
+    service._stopping.set()  # the service's own watcher stops; this test runs its turns
+    newest = LinearModel(base={"coaching": -5.0, "mindfulness": -1.0}, weights={})
+    loading, release = threading.Event(), threading.Event()
+
+    def champion():  # the /reload's load, held until the watcher waits for the lock
+        loading.set()
+        assert release.wait(30)
+        return newest, "9"
+
+    monkeypatch.setattr(service_module, "load_champion_model", champion)
+    monkeypatch.setattr(service_module, "load_version_model", lambda v: (NEWER, str(v)))
+    service.audit.announce_reload("8", "scientist")  # another worker's /reload, not followed yet
+    lock = _WatchedLock(service._reload_lock, waiter="watcher-turn")
+    monkeypatch.setattr(service, "_reload_lock", lock)
+
+    answers = {}
+    reloader = threading.Thread(
+        target=lambda: answers.update(reload=service._reload("scientist")), name="reload"
+    )
+    reloader.start()
+    assert loading.wait(30)
+    watcher = threading.Thread(target=service._follow_once, name="watcher-turn")
+    watcher.start()
+    assert lock.asked.wait(30)
+    release.set()
+    reloader.join(30)
+    watcher.join(30)
+    assert not reloader.is_alive() and not watcher.is_alive()
+    assert answers["reload"].status_code == 200
+    assert b'"model_version":"9"' in answers["reload"].body
+    after = asgi_client.post("/recommend", json=PROFILE, headers=auth("program"))
+    assert after.json()["model_version"] == "9"
+    service._follow_once()  # and the next turn leaves it there
+    assert service.engine.version == "9"
 
 
 def test_a_champion_loaded_during_a_batch_refused_for_want_of_one_still_says_why(

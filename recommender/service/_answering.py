@@ -254,7 +254,7 @@ class Answering(Refusing):
         previous = None if self.engine is None else self.engine.version
         serving = "crisis answers only" if previous is None else f"version {previous}"
         try:
-            previous, engine = self._swap_in_champion()
+            previous, engine, announced = self._reload_champion(caller_role)
         except Unservable as error:
             return refusal(409, f"{error}; still serving {serving}")
         except InputError as error:
@@ -269,16 +269,6 @@ class Answering(Refusing):
                 f"{error}); still serving {serving}",
             )
         log.info("reloaded: version %s -> %s", previous, engine.version)
-        announced = True
-        try:
-            self._reload_seen = self.audit.announce_reload(engine.version, caller_role)
-        except Exception:  # noqa: BLE001 - this worker serves the new version regardless
-            announced = False
-            log.exception(
-                "could not record the reload; other workers keep version %s until "
-                "their next /reload",
-                previous,
-            )
         return JSONResponse(
             {"previous_version": previous, "model_version": engine.version, "announced": announced}
         )
