@@ -114,6 +114,7 @@ class Refusing(Serving):
         answers = self._crisis_answers(
             [profiles[i] for i in flagged],
             None,
+            engine=self.engine,
             compact=not single,
             prefixes=None if single else [f"profiles[{i}]" for i in flagged],
             unrecorded=_unrecorded(status),
@@ -125,7 +126,7 @@ class Refusing(Serving):
         raw = _flags_kept(body)
         if not crisis_flagged(raw):
             return self._flag_in_text(body, caller_role, refused, single=True)
-        answer = self._crisis_answers([raw], caller_role)[0]
+        answer = self._crisis_answers([raw], caller_role, engine=self.engine)[0]
         answer["ignored"] = [*payload["problems"], *answer["ignored"]]
         return JSONResponse(answer)
 
@@ -143,7 +144,7 @@ class Refusing(Serving):
         profiles = raw.get("profiles") if isinstance(raw, dict) else None
         if not isinstance(profiles, list) or len(profiles) > self.config.max_batch_rows:
             return self._flag_in_text(body, caller_role, refused, single=False, batch_id=batch_id)
-        crisis = self._crisis_rows(profiles, caller_role, batch_id)
+        crisis = self._crisis_rows(profiles, caller_role, batch_id, engine=self.engine)
         if not crisis:
             return self._flag_in_text(body, caller_role, refused, single=False, batch_id=batch_id)
         return refusal(status, payload["error"], payload["problems"], crisis)
@@ -179,6 +180,7 @@ class Refusing(Serving):
             [{"crisis_risk": True}],
             caller_role,
             batch_id,
+            engine=self.engine,
             compact=not single,
             unrecorded=None if caller_role is not None else _unrecorded(status),
         )[0]
@@ -200,17 +202,22 @@ class Refusing(Serving):
         caller_role: str,
         batch_id: str | None = None,
         *,
+        engine,
         compact: bool = False,
         prefixes=None,
         unrecorded: str | None = None,
     ) -> list[dict]:
         """Crisis answers for flagged bodies, recorded (in the service log if the audit store
-        fails); they need no model, so one is used only for its version when loaded.
+        fails); they need no model, so ``engine`` (the served one, ``None`` while none is
+        loaded) gives only its version and context.
+
+        ``engine`` is the one the request read once: a batch's or plan's crisis rows name the
+        model its other rows were answered by, even when a /reload swapped another in meanwhile.
 
         ``unrecorded``: why they are recorded nowhere (a refused caller's), as their
         ``safety.recorded_in`` says; the service log counts them, without identifiers.
         """
-        engine, config = self.engine, self.config
+        config = self.config
         prefixes = prefixes or [""] * len(raws)
         if engine is not None:
             pairs = [
@@ -252,9 +259,10 @@ class Refusing(Serving):
         return answers
 
     def _crisis_rows(
-        self, profiles, caller_role: str, batch_id: str, *, same_person: bool = False
+        self, profiles, caller_role: str, batch_id: str, *, engine, same_person: bool = False
     ) -> dict[int, dict]:
-        """``{position: crisis answer}`` for the flagged entries of a batch or plan.
+        """``{position: crisis answer}`` for the flagged entries of a batch or plan, answered
+        with ``engine`` (see :meth:`_crisis_answers`).
 
         ``same_person`` (batches, where a person may be named twice): an entry whose person_id
         a flagged entry also names gets the crisis answer too, never a ranking, with the
@@ -274,6 +282,7 @@ class Refusing(Serving):
             [{"crisis_risk": True} if i in unread else profiles[i] for i in answered],
             caller_role,
             batch_id,
+            engine=engine,
             compact=True,
             prefixes=[f"profiles[{i}]" for i in answered],
         )
