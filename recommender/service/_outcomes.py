@@ -7,8 +7,9 @@ to that person at or before the measurement. No raw identifier is stored.
 
 Every report is checked as a whole before anything is written: a score out of range, an arm
 the catalog does not know, a person never served, a measurement dated before the person's
-first recommendation, or a second, different outcome for the same recommendation refuses the
-whole submission, naming the row and field. An outcome identical to one already stored is a
+first recommendation or after a crisis answer or plan line given since the recommendation it
+would follow, or a second, different outcome for the same recommendation refuses the whole
+submission, naming the row and field. An outcome identical to one already stored is a
 duplicate: refused (409) over HTTP, skipped by a file import, so that importing the same file
 twice changes nothing; the same outcome twice within one submission is refused either way.
 """
@@ -16,6 +17,7 @@ twice changes nothing; the same outcome twice within one submission is refused e
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -232,6 +234,7 @@ def record_outcomes(
     served = _served_by_person(audit, {h for *_, h in checked})
     answered = _answered(audit, {h for *_, h in checked if h not in served})
     before_the_loop = _served_before_the_loop(audit, answered | set(served))
+    unlinkable = _unlinkable_answers(audit, set(served))
     linked = []
     for i, row, measured, person_hash in checked:
         history = served.get(person_hash)
@@ -296,11 +299,40 @@ def record_outcomes(
                     f"a time at or after {first}, when the "
                     "person's first recommendation was served"
                     + (" with a logged assignment" if older else ""),
-                    "dated before its recommendation" + older,
+                    "dated before its recommendation" + older + _date_alone(raws[i]),
                 )
             )
             continue
-        linked.append((i, row, measured, person_hash, before[-1]["request_id"]))
+        latest = before[-1]
+        # A crisis answer or a plan line given the person after that recommendation and before
+        # the measurement: the score follows it too (crisis care, or the arm a plan allocated),
+        # so it is no follow-up of the earlier arm alone, and retraining would credit that arm.
+        since = [
+            answer
+            for answer in unlinkable.get(person_hash, ())
+            if latest["logged_at"] < answer["logged_at"]
+            and answer["logged_at"].replace(microsecond=0) <= measured
+        ]
+        if since:
+            last = since[-1]
+            answer_at = last["logged_at"].replace(microsecond=0).isoformat()
+            served_at = latest["logged_at"].replace(microsecond=0).isoformat()
+            problems.append(
+                _problem(
+                    i,
+                    "measured_at",
+                    measured.isoformat(),
+                    f"a time before {answer_at} (the outcome of the recommendation served at "
+                    f"{served_at}), or serve the person a ranked recommendation again and send "
+                    "the outcome measured after that answer",
+                    f"measured after the person's {last['kind']} at {answer_at}, which came "
+                    f"after their recommendation served at {served_at}: no outcome is linked to "
+                    "a crisis answer or a plan line, and the score no longer follows that "
+                    "recommendation alone",
+                )
+            )
+            continue
+        linked.append((i, row, measured, person_hash, latest["request_id"]))
     if problems:
         raise OutcomeRefused(_summary(problems), problems=problems, status=422)
 
@@ -476,6 +508,34 @@ def _served_before_the_loop(audit: AuditLog, hashes: set) -> set:
     return out
 
 
+def _unlinkable_answers(audit: AuditLog, hashes: set) -> dict:
+    """Each of ``hashes``' answers no outcome is linked to (crisis answers and plan lines),
+    ``{"logged_at", "kind"}`` in time order."""
+    unlinkable = sa.and_(
+        recommendations.c.person_hash.in_(sa.bindparam("batch", expanding=True)),
+        sa.or_(
+            recommendations.c.safety_level == "crisis",
+            recommendations.c.batch_id.startswith(PLAN_ID_PREFIX),
+        ),
+    )
+    query = (
+        sa.select(
+            recommendations.c.person_hash,
+            recommendations.c.logged_at,
+            recommendations.c.safety_level,
+        )
+        .where(unlinkable)
+        .order_by(recommendations.c.logged_at, recommendations.c.id)
+    )
+    out: dict = {}
+    with audit.engine.connect() as connection:
+        for batch in _batches(hashes):
+            for person_hash, logged_at, level in connection.execute(query, {"batch": batch}):
+                kind = "crisis answer" if level == "crisis" else "plan line (/allocate)"
+                out.setdefault(person_hash, []).append({"logged_at": _utc(logged_at), "kind": kind})
+    return out
+
+
 def _stored_outcomes(audit: AuditLog, request_ids: set) -> dict:
     out: dict = {}
     with audit.engine.connect() as connection:
@@ -490,6 +550,19 @@ def _stored_outcomes(audit: AuditLog, request_ids: set) -> dict:
                     r.pa_followup,
                 )
     return out
+
+
+def _date_alone(raw) -> str:
+    """What a refusal adds when ``measured_at`` was a date without a time: read as midnight
+    UTC, a survey answered on the day of the recommendation is dated before it."""
+    stamp = raw.get("measured_at") if isinstance(raw, Mapping) else None
+    if isinstance(stamp, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", stamp.strip()):
+        return (
+            f" ({stamp.strip()!r} is a date alone, read as midnight UTC: give the time the "
+            "survey was answered, with its zone, e.g. "
+            f"{stamp.strip()}T16:30:00+01:00)"
+        )
+    return ""
 
 
 def _echoed(name: str, error: dict):

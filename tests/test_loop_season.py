@@ -1,0 +1,99 @@
+"""A wellness program's year of the learning loop, as it runs it: people served in several
+rounds, crisis answers and plans between a recommendation and its follow-up, follow-up dates
+written as dates alone, and the retraining saying which outcomes made the new model."""
+
+from datetime import datetime, timezone
+
+import pytest
+
+from recommender.catalog import load_catalog
+from recommender.service import AuditLog, OutcomeRefused, logged_cohort, record_outcomes
+from service_fixtures import AUDIT_RECORD
+
+ARMS = load_catalog().arm_ids
+SCORES = {"arm_taken": "coaching", "ee_followup": 20, "dp_followup": 5, "pa_followup": 30}
+JUNE = datetime(2027, 6, 1, tzinfo=timezone.utc)
+
+
+def _at(day: int, hour: int = 10) -> datetime:
+    return datetime(2027, 3, day, hour, 0, 0, 300000, tzinfo=timezone.utc)
+
+
+def _ranked(audit, person_id, logged_at, request_id):
+    assignment = {"arm": "coaching", "probability": 0.8, "policy": "thompson", "cycle": 0}
+    assignment["probabilities"] = {"coaching": 0.8, "none": 0.2}
+    record = {**AUDIT_RECORD, "request_id": request_id, "person_id": person_id}
+    audit.append([{**record, "logged_at": logged_at, "assignment": assignment}])
+
+
+def _unranked(audit, person_id, logged_at, request_id, *, crisis):
+    record = {**AUDIT_RECORD, "request_id": request_id, "person_id": person_id}
+    if crisis:  # a crisis answer of /recommend: no ranking, no batch
+        record.update(safety_level="crisis", recommended=None, ranking_meaningful=None, effects={})
+    else:  # a plan line carries its plan's id
+        record.update(recommended="mindfulness", batch_id="plan-7f3a")
+    audit.append([{**record, "logged_at": logged_at}])
+
+
+def _outcome(person_id, measured_at):
+    return {"person_id": person_id, "measured_at": measured_at, **SCORES}
+
+
+@pytest.mark.parametrize("crisis", [True, False], ids=["crisis answer", "plan line"])
+def test_an_outcome_measured_after_a_later_crisis_answer_or_plan_line_is_not_credited_to_the_arm(
+    crisis,
+):
+    # Served coaching on 1 March, flagged in crisis (or allocated another arm by a plan) on 10
+    # March, surveyed on 20 March: the score follows crisis care or the plan's arm, yet it was
+    # linked to the coaching recommendation, and the next retraining credited coaching with it.
+    audit = AuditLog("sqlite://", salt="s-for-a-season-of-the-loop")
+    _ranked(audit, "p-1", _at(1), "r-march")
+    _unranked(audit, "p-1", _at(10), "r-after", crisis=crisis)
+    with pytest.raises(OutcomeRefused) as caught:
+        record_outcomes(
+            audit, [_outcome("p-1", "2027-03-20T09:00:00Z")], arms=ARMS, source="api", now=JUNE
+        )
+    (problem,) = caught.value.problems
+    assert caught.value.status == 422 and problem["field"] == "outcomes[0].measured_at"
+    kind = "crisis answer" if crisis else "plan line (/allocate)"
+    assert f"measured after the person's {kind} at 2027-03-10T10:00:00+00:00" in problem["message"]
+    assert problem["accepted"].startswith("a time before 2027-03-10T10:00:00+00:00")
+    assert "p-1" not in str(problem) and logged_cohort(audit).empty
+    # measured before that answer, it is the recommendation's follow-up and is linked to it
+    report = record_outcomes(
+        audit, [_outcome("p-1", "2027-03-09T09:00:00Z")], arms=ARMS, source="api", now=JUNE
+    )
+    assert report.linked == ["r-march"]
+
+
+def test_a_crisis_answer_before_the_recommendation_does_not_stop_its_outcome():
+    audit = AuditLog("sqlite://", salt="s-for-a-season-of-the-loop")
+    _unranked(audit, "p-1", _at(1), "r-crisis", crisis=True)
+    _ranked(audit, "p-1", _at(5), "r-ranked")
+    report = record_outcomes(
+        audit, [_outcome("p-1", "2027-03-20T09:00:00Z")], arms=ARMS, source="api", now=JUNE
+    )
+    assert report.linked == ["r-ranked"]
+
+
+def test_a_date_alone_refused_as_before_the_recommendation_says_it_is_read_as_midnight_utc():
+    # A survey tool exports the day only: answered on the day of the recommendation, it reads
+    # as midnight UTC, before it, and the refusal showed T00:00:00 without saying why.
+    audit = AuditLog("sqlite://", salt="s-for-a-season-of-the-loop")
+    _ranked(audit, "p-1", _at(1), "r-march")
+    with pytest.raises(OutcomeRefused) as caught:
+        record_outcomes(audit, [_outcome("p-1", "2027-03-01")], arms=ARMS, source="api", now=JUNE)
+    (problem,) = caught.value.problems
+    assert problem["value"] == "2027-03-01T00:00:00+00:00"
+    assert "'2027-03-01' is a date alone, read as midnight UTC" in problem["message"]
+    # a time given in full says nothing about dates
+    with pytest.raises(OutcomeRefused) as caught:
+        record_outcomes(
+            audit, [_outcome("p-1", "2027-03-01T09:00:00Z")], arms=ARMS, source="api", now=JUNE
+        )
+    assert "date alone" not in caught.value.problems[0]["message"]
+    # the day after, the date alone is linked
+    report = record_outcomes(
+        audit, [_outcome("p-1", "2027-03-02")], arms=ARMS, source="api", now=JUNE
+    )
+    assert report.linked == ["r-march"]
