@@ -142,16 +142,13 @@ def load_stage(config: dict, data=None) -> Cohort:
     catalog = training_catalog(config)
     loop = None
     if config.get("source") == "log":
-        from pipelines._from_log import log_cohort
+        from pipelines._from_log import log_cohort, log_description
 
         if data is not None:
             raise InputError("give either --data FILE or train from the log, not both")
         frame, loop = log_cohort(config, catalog, min_arm_rows=fit_min_arm_rows(config))
         source, sha, path = "service log", _frame_sha256(frame), None
-        description = (
-            f"the service's log: {loop['n_rows']:,} served recommendations with "
-            f"outcomes, cycles {', '.join(map(str, loop['cycles']))}"
-        )
+        description = log_description(loop)
         # The logged probabilities are the design, whatever their pattern.
         design = "observational (the service's logged probabilities of the recommended arm)"
     elif data is not None:

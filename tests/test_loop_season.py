@@ -19,10 +19,11 @@ def _at(day: int, hour: int = 10) -> datetime:
     return datetime(2027, 3, day, hour, 0, 0, 300000, tzinfo=timezone.utc)
 
 
-def _ranked(audit, person_id, logged_at, request_id):
+def _ranked(audit, person_id, logged_at, request_id, *, version="3"):
     assignment = {"arm": "coaching", "probability": 0.8, "policy": "thompson", "cycle": 0}
     assignment["probabilities"] = {"coaching": 0.8, "none": 0.2}
     record = {**AUDIT_RECORD, "request_id": request_id, "person_id": person_id}
+    record["model_version"] = version
     audit.append([{**record, "logged_at": logged_at, "assignment": assignment}])
 
 
@@ -97,3 +98,25 @@ def test_a_date_alone_refused_as_before_the_recommendation_says_it_is_read_as_mi
         audit, [_outcome("p-1", "2027-03-02")], arms=ARMS, source="api", now=JUNE
     )
     assert report.linked == ["r-march"]
+
+
+def test_a_model_from_the_log_says_which_outcomes_and_which_versions_made_it():
+    # The run said "5,300 served recommendations with outcomes, cycles 0, 1": with outcomes
+    # still arriving for earlier cycles, no one could tell later which of the store's outcomes
+    # had made the model, nor which versions had served them (a champion, one rolled back).
+    from pipelines.train import log_description, log_summary
+
+    audit = AuditLog("sqlite://", salt="s-for-a-season-of-the-loop")
+    for i, version in enumerate(["1", "1", "10", "2"]):
+        _ranked(audit, f"p-{i}", _at(1 + i), f"r-{i}", version=version)
+    rows = [_outcome(f"p-{i}", "2027-03-20T09:00:00Z") for i in range(4)]
+    record_outcomes(audit, rows[:2], arms=ARMS, source="api", now=JUNE)
+    late = datetime(2027, 7, 2, 8, 30, 15, 999, tzinfo=timezone.utc)
+    record_outcomes(audit, rows[2:], arms=ARMS, source="import late.csv", now=late)
+    summary = log_summary(logged_cohort(audit), load_catalog(), min_arm_rows=1)
+    assert summary["outcomes_recorded_through"] == "2027-07-02T08:30:15.000999+00:00"
+    assert summary["served_by_version"] == {"1": 2, "2": 1, "10": 1}
+    assert log_description(summary) == (
+        "the service's log: 4 served recommendations with outcomes recorded up to "
+        "2027-07-02T08:30:15.000999+00:00, cycles 0, served by version(s) 1 (2), 2 (1), 10 (1)"
+    )

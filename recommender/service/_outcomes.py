@@ -406,13 +406,16 @@ def logged_cohort(audit: AuditLog) -> pd.DataFrame:
     Columns: the profile fields, ``person_id`` (the salted hash: pseudonymous, as the data
     contract asks), ``intervention`` (the arm served: the model learns the effect of
     recommending, intention to treat), ``propensity`` (its logged probability), ``arm_taken``,
-    ``cycle``, ``policy``, ``probabilities`` (JSON), ``request_id`` and the follow-up scores.
+    ``cycle``, ``policy``, ``probabilities`` (JSON), ``request_id``, ``model_version`` (the
+    version that served the row), ``recorded_at`` (when its outcome was stored, in UTC) and the
+    follow-up scores.
     """
     query = (
         sa.select(
             assignments,
             outcomes.c.arm_taken,
             outcomes.c.measured_at,
+            outcomes.c.recorded_at,
             outcomes.c.ee_followup,
             outcomes.c.dp_followup,
             outcomes.c.pa_followup,
@@ -440,6 +443,7 @@ def logged_cohort(audit: AuditLog) -> pd.DataFrame:
                 "probabilities": row["probabilities"],
                 "request_id": row["request_id"],
                 "model_version": row["model_version"],
+                "recorded_at": _utc(row["recorded_at"]),
             }
         )
     return pd.DataFrame(table)
