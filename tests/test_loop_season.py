@@ -120,3 +120,23 @@ def test_a_model_from_the_log_says_which_outcomes_and_which_versions_made_it():
         "the service's log: 4 served recommendations with outcomes recorded up to "
         "2027-07-02T08:30:15.000999+00:00, cycles 0, served by version(s) 1 (2), 2 (1), 10 (1)"
     )
+
+
+def test_an_outcome_file_imported_again_after_the_person_was_served_again_changes_nothing():
+    # Stamped within the hour's grace (the program's clock a little ahead), the outcome was
+    # linked to the March answer; the person was served again before that stamp, so the same
+    # file imported again linked the same outcome to the new answer and stored it twice.
+    audit = AuditLog("sqlite://", salt="s-for-a-season-of-the-loop")
+    _ranked(audit, "p-1", _at(1), "r-march")
+    row = _outcome("p-1", "2027-03-20T10:30:00Z")
+    first = record_outcomes(audit, [row], arms=ARMS, source="import f.csv", now=_at(20, 10))
+    assert first.linked == ["r-march"]
+    _ranked(audit, "p-1", datetime(2027, 3, 20, 10, 10, tzinfo=timezone.utc), "r-next")
+    again = record_outcomes(
+        audit, [row], arms=ARMS, source="import f.csv", duplicates="skip", now=_at(20, 11)
+    )
+    assert (again.recorded, again.already_recorded) == (0, 1)
+    assert logged_cohort(audit)["request_id"].tolist() == ["r-march"]
+    with pytest.raises(OutcomeRefused, match="already recorded") as caught:
+        record_outcomes(audit, [row], arms=ARMS, source="api", now=_at(20, 11))
+    assert caught.value.status == 409

@@ -336,7 +336,7 @@ def record_outcomes(
     if problems:
         raise OutcomeRefused(_summary(problems), problems=problems, status=422)
 
-    stored = _stored_outcomes(audit, {request_id for *_, request_id in linked})
+    stored, stored_of_person = _stored_outcomes(audit, {h for *_, h, _ in linked})
     fresh, report, conflicts, seen = [], OutcomeReport(), [], {}
     for i, row, measured, person_hash, request_id in linked:
         values = (
@@ -347,6 +347,10 @@ def record_outcomes(
             row.pa_followup,
         )
         earlier, row_before = stored.get(request_id), None
+        if values in stored_of_person.get(person_hash, ()):
+            # This very outcome is stored, though perhaps linked to an earlier recommendation:
+            # measured within the hour's grace, before one served since (a file imported again).
+            earlier = values
         if earlier is None and request_id in seen:
             row_before, earlier = seen[request_id]
         if earlier is not None:
@@ -540,20 +544,24 @@ def _unlinkable_answers(audit: AuditLog, hashes: set) -> dict:
     return out
 
 
-def _stored_outcomes(audit: AuditLog, request_ids: set) -> dict:
-    out: dict = {}
+def _stored_outcomes(audit: AuditLog, person_hashes: set) -> tuple[dict, dict]:
+    """The stored outcomes of these people: ``({request id: values}, {person hash: {values}})``."""
+    by_request: dict = {}
+    by_person: dict = {}
     with audit.engine.connect() as connection:
-        for batch in _batches(request_ids):
-            query = sa.select(outcomes).where(outcomes.c.request_id.in_(batch))
+        for batch in _batches(person_hashes):
+            query = sa.select(outcomes).where(outcomes.c.person_hash.in_(batch))
             for r in connection.execute(query):
-                out[r.request_id] = (
+                values = (
                     _utc(r.measured_at).replace(microsecond=0),
                     r.arm_taken,
                     r.ee_followup,
                     r.dp_followup,
                     r.pa_followup,
                 )
-    return out
+                by_request[r.request_id] = values
+                by_person.setdefault(r.person_hash, set()).add(values)
+    return by_request, by_person
 
 
 def _date_alone(raw) -> str:
