@@ -186,11 +186,14 @@ def load_stage(config: dict, data=None) -> Cohort:
         design = spec.get("design") or (
             "randomized" if spec["assignment"] == "rct" else "observational"
         )
+    # The arms a log served too rarely have had their rows set aside (the log's note says so
+    # and the carry stage keeps them): "catalog arm has no rows" would say the log has none.
+    set_aside = set(loop["arms_without_overlap"]) if loop is not None else set()
     report = validate_cohort(
         # the log's candidate probabilities are for the gate, not a column of the contract
         frame.drop(columns=["probabilities"], errors="ignore") if loop is not None else frame,
         training=True,
-        arms=catalog.arm_ids,
+        arms=[arm for arm in catalog.arm_ids if arm not in set_aside],
         control=catalog.control,
         extra_features=config["extra_features"],
         min_arm_rows=fit_min_arm_rows(config),

@@ -160,6 +160,8 @@ def test_the_loop_learns_from_its_own_log(tmp_path, monkeypatch):
         assert sum(support["features"]["role"]["rows"].values()) == support["rows"]
         # the run says so (the CLI shows these notes)
         said = next(n for n in notes.lines if n.startswith("carried over"))
+        # the arms carried have rows in the log: set aside, not missing
+        assert not any("has no rows" in line for line in notes.lines), notes.lines
         # (the count follows the exploration, which reads the intervals: 101 before the fifth
         # interval pass, 99 after)
         rows = carried["peer_group"]["rows"]

@@ -140,3 +140,14 @@ def test_an_outcome_file_imported_again_after_the_person_was_served_again_change
     with pytest.raises(OutcomeRefused, match="already recorded") as caught:
         record_outcomes(audit, [row], arms=ARMS, source="api", now=_at(20, 11))
     assert caught.value.status == 409
+
+
+def test_the_training_display_shows_a_notes_brackets_as_written(capsys):
+    # Read as rich markup, "[unused_arm]" vanished from every note train printed, leaving
+    # "note: intervention : catalog arm ..."; a value in brackets would vanish alike.
+    from recommender.cli.cmd_train import RichProgress
+
+    RichProgress().note("note: intervention [unused_arm]: catalog arm 'x' has no rows; [b]")
+    said = " ".join(capsys.readouterr().err.split())
+    assert "note: intervention [unused_arm]: catalog arm 'x' has no rows; [b]" in said
+
