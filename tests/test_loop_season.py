@@ -151,3 +151,19 @@ def test_the_training_display_shows_a_notes_brackets_as_written(capsys):
     said = " ".join(capsys.readouterr().err.split())
     assert "note: intervention [unused_arm]: catalog arm 'x' has no rows; [b]" in said
 
+
+def test_a_file_with_a_few_bad_rows_among_many_is_refused_with_its_problems_in_row_order():
+    # The checks of values ran before the links, so the unknown person of row 3 was listed
+    # after row 40's bad score, and past the import's first 50 problems in a larger file.
+    audit = AuditLog("sqlite://", salt="s-for-a-season-of-the-loop")
+    for i in range(60):
+        _ranked(audit, f"p-{i}", _at(1), f"r-{i}")
+    rows = [_outcome(f"p-{i}", "2027-03-20T09:00:00Z") for i in range(60)]
+    rows[3]["person_id"] = "never-served"
+    rows[40]["ee_followup"] = 60
+    rows[7]["arm_taken"] = "Coaching"
+    with pytest.raises(OutcomeRefused) as caught:
+        record_outcomes(audit, rows, arms=ARMS, source="import f.csv", now=JUNE)
+    fields = [problem["field"] for problem in caught.value.problems]
+    assert fields == ["outcomes[3].person_id", "outcomes[7].arm_taken", "outcomes[40].ee_followup"]
+    assert logged_cohort(audit).empty

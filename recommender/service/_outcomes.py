@@ -334,6 +334,9 @@ def record_outcomes(
             continue
         linked.append((i, row, measured, person_hash, latest["request_id"]))
     if problems:
+        # In row order, as a program corrects its file: a row's link problem beside its others
+        # (the import prints the first 50).
+        problems.sort(key=lambda problem: int(re.match(r"outcomes\[(\d+)\]", problem["field"])[1]))
         raise OutcomeRefused(_summary(problems), problems=problems, status=422)
 
     stored, stored_of_person = _stored_outcomes(audit, {h for *_, h, _ in linked})
