@@ -8,7 +8,7 @@ import pytest
 
 from recommender.catalog import load_catalog
 from recommender.service import AuditLog, OutcomeRefused, logged_cohort, record_outcomes
-from service_fixtures import AUDIT_RECORD
+from service_fixtures import AUDIT_RECORD, asgi_client, auth, linear_model, profile, service_home  # noqa: F401
 
 ARMS = load_catalog().arm_ids
 SCORES = {"arm_taken": "coaching", "ee_followup": 20, "dp_followup": 5, "pa_followup": 30}
@@ -167,3 +167,25 @@ def test_a_file_with_a_few_bad_rows_among_many_is_refused_with_its_problems_in_r
     fields = [problem["field"] for problem in caught.value.problems]
     assert fields == ["outcomes[3].person_id", "outcomes[7].arm_taken", "outcomes[40].ee_followup"]
     assert logged_cohort(audit).empty
+
+
+@pytest.mark.parametrize(
+    "route, key", [("/outcomes", "outcomes"), ("/recommend_batch", "profiles")]
+)
+def test_a_list_longer_than_a_route_takes_is_refused_without_its_first_person_id(
+    asgi_client,  # noqa: F811
+    route,
+    key,
+):
+    # A program sending a year's follow-ups at once: the refusal echoed the list's first 120
+    # characters, the first row's person_id among them, in an error body gateways log.
+    fields = {k: v for k, v in profile().items() if k != "person_id"}
+    if key == "outcomes":
+        fields = {k: v for k, v in _outcome("x", "2027-03-20").items() if k != "person_id"}
+    rows = [{"person_id": f"p-never-shown-{i}", **fields} for i in range(10_001)]
+    refused = asgi_client.post(route, json={key: rows}, headers=auth("program"))
+    assert refused.status_code == 422, refused.text
+    (problem,) = refused.json()["problems"]
+    assert problem["field"] == key and "10,000" in problem["accepted"]
+    assert problem["value"] == "(a list of 10,001 items; not shown)"
+    assert "p-never-shown" not in refused.text
