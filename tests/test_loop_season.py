@@ -189,3 +189,27 @@ def test_a_list_longer_than_a_route_takes_is_refused_without_its_first_person_id
     assert problem["field"] == key and "10,000" in problem["accepted"]
     assert problem["value"] == "(a list of 10,001 items; not shown)"
     assert "p-never-shown" not in refused.text
+
+
+def test_a_local_time_without_a_zone_refused_as_in_the_future_says_it_is_read_as_utc():
+    # A program west of UTC writes its clock's 09:30 without a zone: read as
+    # UTC it is hours ahead, and "in the future" gave no reason for a time that had passed.
+    audit = AuditLog("sqlite://", salt="s-for-a-season-of-the-loop")
+    _ranked(audit, "p-1", _at(1), "r-march")
+    now = datetime(2027, 3, 20, 5, 0, tzinfo=timezone.utc)  # 09:30 happened, at UTC-05:00
+    with pytest.raises(OutcomeRefused) as caught:
+        record_outcomes(
+            audit, [_outcome("p-1", "2027-03-20 09:30")], arms=ARMS, source="api", now=now
+        )
+    (problem,) = caught.value.problems
+    assert problem["message"].startswith("in the future ('2027-03-20 09:30' has no zone and is")
+    assert "2027-03-20T09:30:00+01:00" in problem["message"]
+    with pytest.raises(OutcomeRefused) as caught:
+        record_outcomes(
+            audit, [_outcome("p-1", "2027-03-20T09:30:00Z")], arms=ARMS, source="api", now=now
+        )
+    assert caught.value.problems[0]["message"] == "in the future"
+    report = record_outcomes(
+        audit, [_outcome("p-1", "2027-03-20T09:30-05:00")], arms=ARMS, source="api", now=_at(21)
+    )
+    assert report.linked == ["r-march"]

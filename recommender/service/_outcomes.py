@@ -225,7 +225,7 @@ def record_outcomes(
                     "measured_at",
                     measured.isoformat(),
                     "a time that is not in the future",
-                    "in the future",
+                    "in the future" + _read_as_utc(raw),
                 )
             )
             continue
@@ -299,7 +299,7 @@ def record_outcomes(
                     f"a time at or after {first}, when the "
                     "person's first recommendation was served"
                     + (" with a logged assignment" if older else ""),
-                    "dated before its recommendation" + older + _date_alone(raws[i]),
+                    "dated before its recommendation" + older + _read_as_utc(raws[i]),
                 )
             )
             continue
@@ -567,15 +567,27 @@ def _stored_outcomes(audit: AuditLog, person_hashes: set) -> tuple[dict, dict]:
     return by_request, by_person
 
 
-def _date_alone(raw) -> str:
-    """What a refusal adds when ``measured_at`` was a date without a time: read as midnight
-    UTC, a survey answered on the day of the recommendation is dated before it."""
+def _read_as_utc(raw) -> str:
+    """What a refusal of ``measured_at`` by its time adds when the time was written without a
+    zone: read as UTC, a program's local time moves by its offset (into the future, or before
+    the recommendation), and a date alone is midnight UTC, before an answer given that day."""
     stamp = raw.get("measured_at") if isinstance(raw, Mapping) else None
-    if isinstance(stamp, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", stamp.strip()):
+    if not isinstance(stamp, str):
+        return ""
+    text = stamp.strip()
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return ""
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
         return (
-            f" ({stamp.strip()!r} is a date alone, read as midnight UTC: give the time the "
-            "survey was answered, with its zone, e.g. "
-            f"{stamp.strip()}T16:30:00+01:00)"
+            f" ({text!r} is a date alone, read as midnight UTC: give the time the survey was "
+            f"answered, with its zone, e.g. {text}T16:30:00+01:00)"
+        )
+    if parsed.tzinfo is None:
+        return (
+            f" ({text!r} has no zone and is read as UTC: give the zone of the program's clock, "
+            f"e.g. {parsed.isoformat()}+01:00, or write the time in UTC with Z)"
         )
     return ""
 
