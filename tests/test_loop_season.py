@@ -213,3 +213,15 @@ def test_a_local_time_without_a_zone_refused_as_in_the_future_says_it_is_read_as
         audit, [_outcome("p-1", "2027-03-20T09:30-05:00")], arms=ARMS, source="api", now=_at(21)
     )
     assert report.linked == ["r-march"]
+
+
+def test_an_unknown_person_refusal_says_ids_are_compared_as_written():
+    # A spreadsheet re-saves an export's 000123 as 123: the id was "unknown", and nothing
+    # said that a leading zero, a case or a space makes another id.
+    audit = AuditLog("sqlite://", salt="s-for-a-season-of-the-loop")
+    _ranked(audit, "000123", _at(1), "r-march")
+    with pytest.raises(OutcomeRefused) as caught:
+        record_outcomes(audit, [_outcome("123", "2027-03-20")], arms=ARMS, source="api", now=JUNE)
+    (problem,) = caught.value.problems
+    assert problem["message"].startswith("unknown person") and problem["value"] == "(hidden)"
+    assert "leading zeros count" in problem["accepted"] and "123" not in problem["message"]

@@ -274,7 +274,9 @@ def record_outcomes(
                     i,
                     "person_id",
                     "(hidden)",
-                    "a person the service has served a recommendation",
+                    "a person the service has served a recommendation, the id written exactly "
+                    "as it was sent then (case, spaces and leading zeros count: a spreadsheet "
+                    "reads 000123 as 123)",
                     "unknown person: no recommendation was served to this person id (with this "
                     "service's salt)",
                 )
