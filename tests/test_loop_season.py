@@ -40,6 +40,20 @@ def _outcome(person_id, measured_at):
     return {"person_id": person_id, "measured_at": measured_at, **SCORES}
 
 
+def _one_refusal(audit, person_id, stamp, *, now=JUNE) -> dict:
+    """The one problem of a submission of one outcome."""
+    with pytest.raises(OutcomeRefused) as caught:
+        record_outcomes(audit, [_outcome(person_id, stamp)], arms=ARMS, source="api", now=now)
+    (problem,) = caught.value.problems
+    return problem
+
+
+def _served_in_march(person_id="p-1"):
+    audit = AuditLog("sqlite://", salt="s-for-a-season-of-the-loop")
+    _ranked(audit, person_id, _at(1), "r-march")
+    return audit
+
+
 @pytest.mark.parametrize("crisis", [True, False], ids=["crisis answer", "plan line"])
 def test_an_outcome_measured_after_a_later_crisis_answer_or_plan_line_is_not_credited_to_the_arm(
     crisis,
@@ -80,11 +94,8 @@ def test_a_crisis_answer_before_the_recommendation_does_not_stop_its_outcome():
 def test_a_date_alone_refused_as_before_the_recommendation_says_it_is_read_as_midnight_utc():
     # A survey tool exports the day only: answered on the day of the recommendation, it reads
     # as midnight UTC, before it, and the refusal showed T00:00:00 without saying why.
-    audit = AuditLog("sqlite://", salt="s-for-a-season-of-the-loop")
-    _ranked(audit, "p-1", _at(1), "r-march")
-    with pytest.raises(OutcomeRefused) as caught:
-        record_outcomes(audit, [_outcome("p-1", "2027-03-01")], arms=ARMS, source="api", now=JUNE)
-    (problem,) = caught.value.problems
+    audit = _served_in_march()
+    problem = _one_refusal(audit, "p-1", "2027-03-01")
     assert problem["value"] == "2027-03-01T00:00:00+00:00"
     assert "'2027-03-01' is a date alone, read as midnight UTC" in problem["message"]
     # a time given in full says nothing about dates
@@ -194,21 +205,14 @@ def test_a_list_longer_than_a_route_takes_is_refused_without_its_first_person_id
 def test_a_local_time_without_a_zone_refused_as_in_the_future_says_it_is_read_as_utc():
     # A program west of UTC writes its clock's 09:30 without a zone: read as
     # UTC it is hours ahead, and "in the future" gave no reason for a time that had passed.
-    audit = AuditLog("sqlite://", salt="s-for-a-season-of-the-loop")
-    _ranked(audit, "p-1", _at(1), "r-march")
+    audit = _served_in_march()
     now = datetime(2027, 3, 20, 5, 0, tzinfo=timezone.utc)  # 09:30 happened, at UTC-05:00
-    with pytest.raises(OutcomeRefused) as caught:
-        record_outcomes(
-            audit, [_outcome("p-1", "2027-03-20 09:30")], arms=ARMS, source="api", now=now
-        )
-    (problem,) = caught.value.problems
+    problem = _one_refusal(audit, "p-1", "2027-03-20 09:30", now=now)
     assert problem["message"].startswith("in the future ('2027-03-20 09:30' has no zone and is")
     assert "2027-03-20T09:30:00+01:00" in problem["message"]
-    with pytest.raises(OutcomeRefused) as caught:
-        record_outcomes(
-            audit, [_outcome("p-1", "2027-03-20T09:30:00Z")], arms=ARMS, source="api", now=now
-        )
-    assert caught.value.problems[0]["message"] == "in the future"
+    assert _one_refusal(audit, "p-1", "2027-03-20T09:30:00Z", now=now)["message"] == (
+        "in the future"
+    )
     report = record_outcomes(
         audit, [_outcome("p-1", "2027-03-20T09:30-05:00")], arms=ARMS, source="api", now=_at(21)
     )
@@ -218,10 +222,6 @@ def test_a_local_time_without_a_zone_refused_as_in_the_future_says_it_is_read_as
 def test_an_unknown_person_refusal_says_ids_are_compared_as_written():
     # A spreadsheet re-saves an export's 000123 as 123: the id was "unknown", and nothing
     # said that a leading zero, a case or a space makes another id.
-    audit = AuditLog("sqlite://", salt="s-for-a-season-of-the-loop")
-    _ranked(audit, "000123", _at(1), "r-march")
-    with pytest.raises(OutcomeRefused) as caught:
-        record_outcomes(audit, [_outcome("123", "2027-03-20")], arms=ARMS, source="api", now=JUNE)
-    (problem,) = caught.value.problems
+    problem = _one_refusal(_served_in_march("000123"), "123", "2027-03-20")
     assert problem["message"].startswith("unknown person") and problem["value"] == "(hidden)"
     assert "leading zeros count" in problem["accepted"] and "123" not in problem["message"]
