@@ -177,6 +177,8 @@ def test_a_file_with_a_few_bad_rows_among_many_is_refused_with_its_problems_in_r
         record_outcomes(audit, rows, arms=ARMS, source="import f.csv", now=JUNE)
     fields = [problem["field"] for problem in caught.value.problems]
     assert fields == ["outcomes[3].person_id", "outcomes[7].arm_taken", "outcomes[40].ee_followup"]
+    # a spreadsheet's capital is named, as validate names a cohort file's
+    assert caught.value.problems[1]["message"] == "unknown arm (did you mean 'coaching'?)"
     assert logged_cohort(audit).empty
 
 

@@ -27,7 +27,7 @@ import pandas as pd
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from recommender.cohort import MBI_ITEMS_REFUSED, RANGES, looks_like_mbi_item
+from recommender.cohort import MBI_ITEMS_REFUSED, RANGES, looks_like_mbi_item, spelling_hint
 from recommender.errors import InputError
 from recommender.service._audit import AuditLog
 from recommender.service._audit_tables import (
@@ -212,8 +212,10 @@ def record_outcomes(
                 problems.append(_problem(i, name, _echoed(name, item), accepted, message))
             continue
         if row.arm_taken not in arms:
+            hint = spelling_hint(row.arm_taken, arms)  # a spreadsheet's 'Coaching'
+            message = f"unknown arm ({hint})" if hint else "unknown arm"
             problems.append(
-                _problem(i, "arm_taken", row.arm_taken, f"one of {', '.join(arms)}", "unknown arm")
+                _problem(i, "arm_taken", row.arm_taken, f"one of {', '.join(arms)}", message)
             )
             continue
         measured = row.measured_at  # in UTC
