@@ -10,9 +10,9 @@ import copy
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field
 
+from recommender.config_file import read_config
 from recommender.errors import InputError
 from recommender.paths import config_path
 from recommender.settings import Section, check_settings
@@ -149,12 +149,7 @@ def load_config(path=None, *, overrides: dict | None = None) -> dict:
         Naming the field, the value and what is accepted.
     """
     path = config_path("train.yaml") if path is None else Path(path)
-    try:
-        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise InputError(f"training config {path} does not exist") from None
-    except yaml.YAMLError as error:
-        raise InputError(f"training config {path} is not valid YAML: {error}") from None
+    loaded = read_config(path, what="training config")
     return config_from_mapping(loaded, overrides=overrides, source=f"training config {path}")
 
 

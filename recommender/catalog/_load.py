@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-import yaml
-
 from recommender.cohort import CATEGORIES
+from recommender.config_file import read_config
 from recommender.errors import InputError
 
 from ._checks import (
@@ -425,12 +424,9 @@ def load_catalog(path=None) -> Catalog:
 
         path = config_path("interventions.yaml")
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise InputError(f"{path}: no such catalog file")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise InputError(f"{path}: not valid YAML: {error}") from error
+    data = read_config(path, what="catalog")
     try:
         return parse_catalog(data, source=str(path))
     except InputError as error:
@@ -450,8 +446,8 @@ def _other_version(data, path: Path) -> str | None:
     try:
         if shipped.resolve() == path.resolve():
             return None
-        ships = (yaml.safe_load(shipped.read_text(encoding="utf-8")) or {}).get("version")
-    except (OSError, yaml.YAMLError, AttributeError):
+        ships = read_config(shipped, what="catalog").get("version")
+    except (OSError, InputError):
         return None
     if not isinstance(ships, str) or not isinstance(found, str) or found == ships:
         return None
