@@ -183,11 +183,31 @@ def config_from_mapping(
             ],
         )
     problems = (
-        _mbi_item_problems(config) + _excluded_problems(config) + _learner_params_problems(config)
+        _repeated_problems(config)
+        + _mbi_item_problems(config)
+        + _excluded_problems(config)
+        + _learner_params_problems(config)
     )
     if problems:
         raise InputError(f"{source}: " + "; ".join(problems), problems=problems)
     return config
+
+
+def _repeated_problems(config: dict) -> list[str]:
+    """A name listed twice (a hand edit's slip): a second model fitted for one outcome, a
+    column carried twice."""
+    problems = []
+    for key in ("outcomes", "extra_features", "exclude_features"):
+        names = config[key] if isinstance(config[key], list) else []
+        twice = []
+        for index, name in enumerate(names):
+            if name in names[:index] and name not in twice:
+                twice.append(name)
+        if twice:
+            problems.append(
+                f"{key}: {', '.join(map(repr, twice))} given twice (accepted: each name once)"
+            )
+    return problems
 
 
 def _mbi_item_problems(config: dict) -> list[str]:

@@ -288,3 +288,26 @@ def test_the_commands_say_it_in_one_line_and_exit_2(home, capsys, argv, words):
 def _dup_port(path: Path) -> Path:
     path.write_text(_shipped("serve").replace("port: 3000", "port: 3190\nport: 3191"))
     return path
+
+
+# -- what a training config names -------------------------------------------------------------
+@pytest.mark.parametrize(
+    "old, new, words",
+    [
+        ("outcomes: [ee, dp, pa]", "outcomes: [ee, dp, pa, ee]", "outcomes: 'ee' given twice"),
+        (
+            "exclude_features: []",
+            "exclude_features: [gender, age, gender]",
+            "exclude_features: 'gender' given twice",
+        ),
+        (
+            "extra_features: []",
+            "extra_features: [site, unit, site]",
+            "extra_features: 'site' given twice",
+        ),
+    ],
+    ids=["outcomes", "exclude_features", "extra_features"],
+)
+def test_a_name_listed_twice_is_refused(tmp_path, old, new, words):
+    message = _refusal("train", _edited(tmp_path, "train", old, new))
+    assert words in message and "accepted: each name once" in message
