@@ -150,7 +150,12 @@ def load_config(path=None, *, overrides: dict | None = None) -> dict:
     """
     path = config_path("train.yaml") if path is None else Path(path)
     loaded = read_config(path, what="training config")
-    return config_from_mapping(loaded, overrides=overrides, source=f"training config {path}")
+    source = f"training config {path}"
+    config = config_from_mapping(loaded, overrides=overrides, source=source)
+    problems = _beside_problems(config, Path(path).parent)
+    if problems:
+        raise InputError(f"{source}: " + "; ".join(problems), problems=problems)
+    return config
 
 
 def config_from_mapping(
@@ -207,6 +212,34 @@ def _repeated_problems(config: dict) -> list[str]:
             problems.append(
                 f"{key}: {', '.join(map(repr, twice))} given twice (accepted: each name once)"
             )
+    return problems
+
+
+def _beside_problems(config: dict, folder: Path) -> list[str]:
+    """Relative paths the config names that are read from elsewhere (the configs folder, the
+    working folder) than its own ``folder``, which holds another file of that name: the run
+    would silently use the one the writer did not edit."""
+    from recommender.paths import config_dir
+
+    named = [("catalog", config["catalog"], config_dir())]
+    scenario = Path(config["data"]["scenario"])
+    if scenario.suffix in (".yaml", ".yml") or scenario.parent != Path("."):
+        named.append(("data.scenario", config["data"]["scenario"], Path.cwd()))
+    if config["log"]["serve_config"]:
+        named.append(("log.serve_config", config["log"]["serve_config"], Path.cwd()))
+    problems = []
+    for key, value, base in named:
+        beside, read = folder / value, base / value
+        if Path(value).is_absolute() or not beside.is_file():
+            continue
+        if read.is_file() and (read.samefile(beside) or read.read_bytes() == beside.read_bytes()):
+            continue
+        problems.append(
+            f"{key} = {value!r} is read from {base} ({'another' if read.is_file() else 'no'} "
+            f"file there), not from {folder} beside this config; accepted: the absolute path "
+            f"{beside.resolve()}"
+            + (f", or RECOMMENDER_CONFIG_DIR={folder.resolve()}" if key == "catalog" else "")
+        )
     return problems
 
 

@@ -18,7 +18,7 @@ from recommender.catalog import load_catalog
 from recommender.cli import main
 from recommender.config_file import MAX_BYTES, MAX_VALUES
 from recommender.errors import InputError
-from recommender.paths import shipped_config_dir
+from recommender.paths import config_dir, shipped_config_dir
 from recommender.service import load_serve_config
 from recommender.simulate import load_scenario
 
@@ -311,3 +311,47 @@ def _dup_port(path: Path) -> Path:
 def test_a_name_listed_twice_is_refused(tmp_path, old, new, words):
     message = _refusal("train", _edited(tmp_path, "train", old, new))
     assert words in message and "accepted: each name once" in message
+
+
+def _program_folder(tmp_path) -> Path:
+    """A program's own train.yaml and catalog side by side, outside the configs folder."""
+    folder = tmp_path / "program"
+    folder.mkdir()
+    catalog = _shipped("catalog").replace("cost_per_person: 1400", "cost_per_person: 900")
+    (folder / "interventions.yaml").write_text(catalog, encoding="utf-8")
+    (folder / "train.yaml").write_text(_shipped("train"), encoding="utf-8")
+    return folder
+
+
+def test_a_catalog_beside_the_config_is_not_silently_passed_over(tmp_path):
+    # `catalog: interventions.yaml` is read from the configs folder: the program's own catalog
+    # beside its train.yaml (costs edited) would have been ignored without a word
+    folder = _program_folder(tmp_path)
+    message = _refusal("train", folder / "train.yaml")
+    assert f"catalog = 'interventions.yaml' is read from {config_dir()}" in message
+    assert f"not from {folder} beside this config" in message
+    assert f"RECOMMENDER_CONFIG_DIR={folder.resolve()}" in message
+
+
+def test_a_catalog_beside_the_config_is_read_where_the_config_folder_is_that_folder(
+    tmp_path, monkeypatch
+):
+    folder = _program_folder(tmp_path)
+    monkeypatch.setenv("RECOMMENDER_CONFIG_DIR", str(folder))
+    assert load_config(folder / "train.yaml")["catalog"] == "interventions.yaml"
+    # an identical copy beside the config is the same catalog wherever it is read from
+    monkeypatch.delenv("RECOMMENDER_CONFIG_DIR")
+    (folder / "interventions.yaml").write_text(_shipped("catalog"), encoding="utf-8")
+    assert load_config(folder / "train.yaml")["catalog"] == "interventions.yaml"
+
+
+def test_a_serve_config_beside_the_config_is_not_silently_passed_over(tmp_path, monkeypatch):
+    # log.serve_config is read from the working folder
+    folder = tmp_path / "program"
+    folder.mkdir()
+    (folder / "serve.yaml").write_text(_shipped("serve"), encoding="utf-8")
+    text = _shipped("train").replace("serve_config: null", "serve_config: serve.yaml")
+    (folder / "train.yaml").write_text(text, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    message = _refusal("train", folder / "train.yaml")
+    assert f"log.serve_config = 'serve.yaml' is read from {tmp_path} (no file there)" in message
