@@ -168,7 +168,10 @@ def config_from_mapping(
     if not isinstance(loaded, dict):
         raise InputError(f"{source} must be a mapping of settings")
     config = check_settings(
-        TrainSettings, _merge(loaded, overrides or {}), source=source
+        TrainSettings,
+        _merge(loaded, overrides or {}),
+        source=source,
+        lines=_file_lines(loaded, overrides or {}),
     ).model_dump()
     # The recommendation is the arm with the LOWEST expected change in the primary outcome, so
     # an outcome where higher is better (pa) would silently recommend the most harmful arm.
@@ -196,6 +199,25 @@ def config_from_mapping(
     if problems:
         raise InputError(f"{source}: " + "; ".join(problems), problems=problems)
     return config
+
+
+def _file_lines(loaded, overrides: dict) -> dict[str, int]:
+    """The lines of the keys whose values come from the file (an override's do not)."""
+    lines = dict(getattr(loaded, "lines", {}))
+
+    def drop(mapping: dict, prefix: str) -> None:
+        for key, value in mapping.items():
+            dotted = f"{prefix}{key}"
+            if isinstance(value, dict) and key != "params":
+                drop(value, f"{dotted}.")
+                continue
+            for name in [
+                n for n in lines if n == dotted or n.startswith((dotted + ".", dotted + "["))
+            ]:
+                del lines[name]
+
+    drop(overrides, "")
+    return lines
 
 
 def _repeated_problems(config: dict) -> list[str]:

@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from recommender.errors import InputError
 
-__all__ = ["read_config", "MAX_BYTES", "MAX_VALUES"]
+__all__ = ["read_config", "ConfigMapping", "MAX_BYTES", "MAX_VALUES"]
 
 # The shipped catalog is 55 kB; a config a hundred times larger is not one written by hand.
 MAX_BYTES = 5_000_000
@@ -120,7 +119,21 @@ for _tag in _AMBIGUOUS:
     _Loader.add_constructor(_tag, _refuse_ambiguous)
 
 
-def read_config(path, *, what: str) -> dict[str, Any]:
+class ConfigMapping(dict):
+    """A config file's top-level mapping, with the line each key was written on.
+
+    ``lines`` maps a dotted key (``evaluation.alpha``, ``arms[1].capacity``) to its line, so
+    that a reader refusing a value can say where it is (:meth:`line`).
+    """
+
+    lines: dict[str, int]
+
+    def line(self, dotted: str) -> int | None:
+        """The line of ``dotted`` in the file (``None`` for a key it does not hold)."""
+        return getattr(self, "lines", {}).get(dotted)
+
+
+def read_config(path, *, what: str) -> ConfigMapping:
     """The mapping a YAML config file holds, read by the rules above.
 
     Parameters
@@ -132,8 +145,8 @@ def read_config(path, *, what: str) -> dict[str, Any]:
 
     Returns
     -------
-    dict
-        The file's top-level mapping.
+    ConfigMapping
+        The file's top-level mapping, with the line of each key.
 
     Raises
     ------
@@ -161,7 +174,7 @@ def read_config(path, *, what: str) -> dict[str, Any]:
                 f"{where} is empty (or holds only comments); give its settings (the shipped "
                 "configs/ folder has an example of each file)"
             )
-        _check_nodes(node, where)
+        lines = _check_nodes(node, where)
         data = loader.construct_document(node)
     except yaml.YAMLError as error:
         raise InputError(f"{where}: {_yaml_problem(error)}") from None
@@ -177,7 +190,9 @@ def read_config(path, *, what: str) -> dict[str, Any]:
             f"{where}: the file holds {_kind(data)}, not settings; accepted: a mapping of "
             "`key: value` lines"
         )
-    return data
+    mapping = ConfigMapping(data)
+    mapping.lines = lines
+    return mapping
 
 
 def _text(path: Path, where: str) -> str:
@@ -209,10 +224,12 @@ def _text(path: Path, where: str) -> str:
         ) from None
 
 
-def _check_nodes(root, where: str) -> None:
-    """Refuse a key twice in one mapping, and anchors expanding past :data:`MAX_VALUES`."""
+def _check_nodes(root, where: str) -> dict[str, int]:
+    """Refuse a key twice in one mapping, and anchors expanding past :data:`MAX_VALUES`;
+    returns the line of each dotted key and list item (where first written, for an alias)."""
     sizes: dict[int, int] = {}  # values under a node, anchors expanded (each node counted once)
     open_nodes: set[int] = set()
+    lines: dict[str, int] = {}
 
     def walk(node, dotted: str) -> int:
         if id(node) in sizes:
@@ -244,9 +261,11 @@ def _check_nodes(root, where: str) -> None:
                         f"{keys[name]}); keep one"
                     )
                 keys[name] = line
+                lines.setdefault(inner, line)
                 total += walk(value, inner)
         elif isinstance(node, SequenceNode):
             for index, item in enumerate(node.value):
+                lines.setdefault(f"{dotted}[{index}]", item.start_mark.line + 1)
                 total += walk(item, f"{dotted}[{index}]")
         if total > MAX_VALUES:
             raise InputError(
@@ -259,6 +278,7 @@ def _check_nodes(root, where: str) -> None:
         return total
 
     walk(root, "")
+    return lines
 
 
 def _yaml_problem(error: yaml.YAMLError) -> str:

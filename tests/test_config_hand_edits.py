@@ -180,39 +180,33 @@ def test_a_file_too_large_for_a_config_is_refused_unread(tmp_path, kind):
     assert f"accepted: a config of at most {MAX_BYTES:,} bytes" in _refusal(kind, path)
 
 
-# -- values YAML 1.1 reads as something else --------------------------------------------------
+# -- values: YAML 1.1's readings, wrong types, ranges ------------------------------------
 @pytest.mark.parametrize(
     "kind, old, new, words",
     [
         # YAML 1.1 read 03000 as octal: the service would have listened on port 1536
-        ("serve", "port: 3000", "port: 03000", "line 11: port = 03000 is read as an octal number"),
+        ("serve", "port: 3000", "port: 03000", "line 11: port = 03000 is read as an octal"),
         ("train", "seed: 7", "seed: 010", "line 7: seed = 010"),
         # a crisis line's number with a leading zero became another number
-        (
-            "serve",
-            'contact: "911 in the US, 112 in the EU, 999 in the UK"',
-            "contact: 0123456",
-            "safety.crisis_resources[2].contact = 0123456",
-        ),
-        (
-            "serve",
-            "  policy: thompson",
-            "  policy: off",
-            "exploration.policy = off is read as true/false",
-        ),
-        (
-            "catalog",
-            "    cost_is_assumption: true",
-            "    cost_is_assumption: yes",
-            "arms[1].cost_is_assumption = yes",
-        ),
+        ("serve", 'contact: "911 in the US', "contact: 0123456 #", "[2].contact = 0123456"),
+        ("serve", "policy: thompson", "policy: off", "exploration.policy = off is read as true"),
+        ("catalog", "cost_is_assumption: true", "cost_is_assumption: yes", "[1].cost_is_assu"),
         ("train", "source: data", "source: no", 'or "no" in quotes for the text'),
+        # wrong types and ranges, named with their line too
+        ("train", "n_folds: 3 ", "n_folds: 1 ", "line 48: learner.n_folds = 1 is not accepted"),
+        ("train", "holdout_share: 0.3", "holdout_shre: 0.3", "line 39: split.holdout_shre = 0.3"),
+        ("serve", "alpha: 0.1", "alpha: 0", "line 28: alpha = 0 is not accepted"),
+        ("serve", "top: 3", "top: 2.5", "line 84: explanation.top = 2.5 is not accepted"),
+        # a capacity of 2.5 people, and a negative cost
+        ("catalog", "capacity: 40", "capacity: 2.5", "line 129: arms[1] (coaching).capacity"),
+        ("catalog", "cost_per_person: 1400", "cost_per_person: -1", "line 123: arms[1] (coaching)"),
     ],
-    ids=["port-octal", "seed-octal", "crisis-contact", "policy-off", "yes", "source-no"],
+    ids=[
+        *("port-octal", "seed-octal", "crisis-contact", "policy-off", "yes", "source-no"),
+        *("n_folds-1", "misspelt-key", "alpha-0", "top-2.5", "capacity-2.5", "negative-cost"),
+    ],
 )
-def test_a_value_yaml_readers_disagree_on_is_refused_by_key_and_line(
-    tmp_path, kind, old, new, words
-):
+def test_a_hand_edited_value_is_refused_by_key_and_line(tmp_path, kind, old, new, words):
     assert words in _refusal(kind, _edited(tmp_path, kind, old, new))
 
 
@@ -230,6 +224,14 @@ def test_numbers_are_read_as_written(tmp_path):
     assert train["registry"]["experiment"] == "2026-12-06"
     train = load_config(_edited(tmp_path, "train", "  n: 20000", "  n: 20_000"))
     assert train["data"]["n"] == 20000
+
+
+def test_an_override_is_not_given_the_line_of_the_value_it_replaced(tmp_path):
+    path = _edited(tmp_path, "train", "seed: 7", "seed: 7")
+    with pytest.raises(InputError) as caught:
+        load_config(path, overrides={"learner": {"n_folds": 1}})
+    assert "learner.n_folds = 1 is not accepted" in str(caught.value)
+    assert "line" not in str(caught.value)
 
 
 # -- at the command line ------------------------------------------------------------------------

@@ -180,8 +180,8 @@ def load_serve_config(path: str | os.PathLike | None = None) -> ServeConfig:
 
     path = Path(path or os.environ.get(CONFIG_ENV) or config_path("serve.yaml"))
     raw = read_config(path, what="service config")
-    where = str(path)
-    settings = check_settings(ServeSettings, raw, source=where)
+    where = f"service config {path}"
+    settings = check_settings(ServeSettings, raw, source=where, lines=raw.lines)
     # A URL with a password comes from the environment or the secrets folder, never the file.
     audit_url = read_secret("audit_url", env=AUDIT_URL_ENV) or settings.audit.url
     return ServeConfig(
