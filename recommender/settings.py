@@ -290,6 +290,9 @@ def _inner_model(annotation):
 def _accepted(field, item: dict) -> str:
     if field is None:
         return _plain(item["msg"])
+    inner = _inner_model(field.annotation) if item["type"] == "model_type" else None
+    if inner is not None:  # a list or a text where a section goes; not pydantic's class name
+        return f"a mapping of settings (keys: {', '.join(inner.model_fields)})"
     if field.description:
         return field.description
     bounds = {}

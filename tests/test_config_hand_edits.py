@@ -195,6 +195,7 @@ def test_a_file_too_large_for_a_config_is_refused_unread(tmp_path, kind):
         # wrong types and ranges, named with their line too
         ("train", "n_folds: 3 ", "n_folds: 1 ", "line 48: learner.n_folds = 1 is not accepted"),
         ("train", "holdout_share: 0.3", "holdout_shre: 0.3", "line 39: split.holdout_shre = 0.3"),
+        ("train", "holdout_share: 0.3", "- 0.3", "line 38: split = [0.3] is not accepted; give a"),
         ("serve", "alpha: 0.1", "alpha: 0", "line 28: alpha = 0 is not accepted"),
         ("serve", "top: 3", "top: 2.5", "line 84: explanation.top = 2.5 is not accepted"),
         # a capacity of 2.5 people, and a negative cost
@@ -203,7 +204,8 @@ def test_a_file_too_large_for_a_config_is_refused_unread(tmp_path, kind):
     ],
     ids=[
         *("port-octal", "seed-octal", "crisis-contact", "policy-off", "yes", "source-no"),
-        *("n_folds-1", "misspelt-key", "alpha-0", "top-2.5", "capacity-2.5", "negative-cost"),
+        *("n_folds-1", "misspelt-key", "list-for-mapping", "alpha-0", "top-2.5"),
+        *("capacity-2.5", "negative-cost"),
     ],
 )
 def test_a_hand_edited_value_is_refused_by_key_and_line(tmp_path, kind, old, new, words):
@@ -224,6 +226,13 @@ def test_numbers_are_read_as_written(tmp_path):
     assert train["registry"]["experiment"] == "2026-12-06"
     train = load_config(_edited(tmp_path, "train", "  n: 20000", "  n: 20_000"))
     assert train["data"]["n"] == 20000
+
+
+def test_a_list_where_a_section_goes_says_the_section_s_keys(tmp_path):
+    # pydantic said "a valid dictionary or instance of _Split", a class name no file holds
+    message = _refusal("train", _edited(tmp_path, "train", "holdout_share: 0.3", "- 0.3"))
+    assert "give a mapping of settings (keys: holdout_share)" in message
+    assert "_Split" not in message
 
 
 def test_an_override_is_not_given_the_line_of_the_value_it_replaced(tmp_path):
