@@ -10,9 +10,9 @@ import copy
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field
 
+from recommender.config_file import read_config
 from recommender.errors import InputError
 from recommender.paths import config_path
 from recommender.settings import Section, check_settings
@@ -149,13 +149,13 @@ def load_config(path=None, *, overrides: dict | None = None) -> dict:
         Naming the field, the value and what is accepted.
     """
     path = config_path("train.yaml") if path is None else Path(path)
-    try:
-        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise InputError(f"training config {path} does not exist") from None
-    except yaml.YAMLError as error:
-        raise InputError(f"training config {path} is not valid YAML: {error}") from None
-    return config_from_mapping(loaded, overrides=overrides, source=f"training config {path}")
+    loaded = read_config(path, what="training config")
+    source = f"training config {path}"
+    config = config_from_mapping(loaded, overrides=overrides, source=source)
+    problems = _beside_problems(config, Path(path).parent)
+    if problems:
+        raise InputError(f"{source}: " + "; ".join(problems), problems=problems)
+    return config
 
 
 def config_from_mapping(
@@ -168,7 +168,10 @@ def config_from_mapping(
     if not isinstance(loaded, dict):
         raise InputError(f"{source} must be a mapping of settings")
     config = check_settings(
-        TrainSettings, _merge(loaded, overrides or {}), source=source
+        TrainSettings,
+        _merge(loaded, overrides or {}),
+        source=source,
+        lines=_file_lines(loaded, overrides or {}),
     ).model_dump()
     # The recommendation is the arm with the LOWEST expected change in the primary outcome, so
     # an outcome where higher is better (pa) would silently recommend the most harmful arm.
@@ -188,11 +191,78 @@ def config_from_mapping(
             ],
         )
     problems = (
-        _mbi_item_problems(config) + _excluded_problems(config) + _learner_params_problems(config)
+        _repeated_problems(config)
+        + _mbi_item_problems(config)
+        + _excluded_problems(config)
+        + _learner_params_problems(config)
     )
     if problems:
         raise InputError(f"{source}: " + "; ".join(problems), problems=problems)
     return config
+
+
+def _file_lines(loaded, overrides: dict) -> dict[str, int]:
+    """The lines of the keys whose values come from the file (an override's do not)."""
+    lines = dict(getattr(loaded, "lines", {}))
+
+    def drop(mapping: dict, prefix: str) -> None:
+        for key, value in mapping.items():
+            dotted = f"{prefix}{key}"
+            if isinstance(value, dict) and key != "params":
+                drop(value, f"{dotted}.")
+                continue
+            for name in [
+                n for n in lines if n == dotted or n.startswith((dotted + ".", dotted + "["))
+            ]:
+                del lines[name]
+
+    drop(overrides, "")
+    return lines
+
+
+def _repeated_problems(config: dict) -> list[str]:
+    """A name listed twice (a hand edit's slip): a second model fitted for one outcome, a
+    column carried twice."""
+    problems = []
+    for key in ("outcomes", "extra_features", "exclude_features"):
+        names = config[key] if isinstance(config[key], list) else []
+        twice = []
+        for index, name in enumerate(names):
+            if name in names[:index] and name not in twice:
+                twice.append(name)
+        if twice:
+            problems.append(
+                f"{key}: {', '.join(map(repr, twice))} given twice (accepted: each name once)"
+            )
+    return problems
+
+
+def _beside_problems(config: dict, folder: Path) -> list[str]:
+    """Relative paths the config names that are read from elsewhere (the configs folder, the
+    working folder) than its own ``folder``, which holds another file of that name: the run
+    would silently use the one the writer did not edit."""
+    from recommender.paths import config_dir
+
+    named = [("catalog", config["catalog"], config_dir())]
+    scenario = Path(config["data"]["scenario"])
+    if scenario.suffix in (".yaml", ".yml") or scenario.parent != Path("."):
+        named.append(("data.scenario", config["data"]["scenario"], Path.cwd()))
+    if config["log"]["serve_config"]:
+        named.append(("log.serve_config", config["log"]["serve_config"], Path.cwd()))
+    problems = []
+    for key, value, base in named:
+        beside, read = folder / value, base / value
+        if Path(value).is_absolute() or not beside.is_file():
+            continue
+        if read.is_file() and (read.samefile(beside) or read.read_bytes() == beside.read_bytes()):
+            continue
+        problems.append(
+            f"{key} = {value!r} is read from {base} ({'another' if read.is_file() else 'no'} "
+            f"file there), not from {folder} beside this config; accepted: the absolute path "
+            f"{beside.resolve()}"
+            + (f", or RECOMMENDER_CONFIG_DIR={folder.resolve()}" if key == "catalog" else "")
+        )
+    return problems
 
 
 def _mbi_item_problems(config: dict) -> list[str]:

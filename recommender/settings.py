@@ -23,6 +23,7 @@ import re
 import secrets
 import tempfile
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +72,13 @@ class Section(BaseModel):
 _Model = typing.TypeVar("_Model", bound=BaseModel)
 
 
-def check_settings(model: type[_Model], raw: Any, *, source: str = "config") -> _Model:
+def check_settings(
+    model: type[_Model], raw: Any, *, source: str = "config", lines: Mapping | None = None
+) -> _Model:
     """Validate ``raw`` (a parsed YAML mapping) against ``model``.
+
+    ``lines`` (dotted key -> line, as :class:`recommender.config_file.ConfigMapping` holds
+    them) puts ``line N:`` before each problem of a key the file holds.
 
     Raises
     ------
@@ -86,6 +92,9 @@ def check_settings(model: type[_Model], raw: Any, *, source: str = "config") -> 
         return model.model_validate(raw)
     except ValidationError as error:
         problems = [_problem(model, item) for item in error.errors()]
+    for problem in problems:
+        line = (lines or {}).get(problem["field"])
+        problem["text"] = (f"line {line}: " if line else "") + problem["text"]
     text = "; ".join(p["text"] for p in problems)
     raise InputError(
         f"{source}: {text}",
@@ -281,6 +290,9 @@ def _inner_model(annotation):
 def _accepted(field, item: dict) -> str:
     if field is None:
         return _plain(item["msg"])
+    inner = _inner_model(field.annotation) if item["type"] == "model_type" else None
+    if inner is not None:  # a list or a text where a section goes; not pydantic's class name
+        return f"a mapping of settings (keys: {', '.join(inner.model_fields)})"
     if field.description:
         return field.description
     bounds = {}

@@ -316,12 +316,12 @@ def test_file_errors_are_input_errors(tmp_path):
     with pytest.raises(InputError, match="not valid YAML"):
         load_catalog(tmp_path / "bad.yaml")
     (tmp_path / "list.yaml").write_text("- just\n- a list\n")
-    with pytest.raises(InputError, match="catalog: wrong type"):
+    with pytest.raises(InputError, match="list.yaml: the file holds a list, not settings"):
         load_catalog(tmp_path / "list.yaml")
     # a file that is not a catalog at all reads as one long text: named, not printed back
     (tmp_path / "notes.txt").write_text("word " * 2000)
     with pytest.raises(
-        InputError, match=r"catalog: wrong type; found 'word .*\(10,0\d\d characters\)"
+        InputError, match=r"notes.txt: the file holds one text \(9,999 characters\), not settings"
     ) as raised:
         load_catalog(tmp_path / "notes.txt")
     assert len(str(raised.value)) < 400

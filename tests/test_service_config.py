@@ -161,7 +161,7 @@ def test_an_exploration_setting_that_is_not_a_number_is_named(tmp_path, setting,
 
 
 def test_a_config_path_that_is_a_folder_is_named(tmp_path):
-    with pytest.raises(InputError, match=f"service config {tmp_path} cannot be read"):
+    with pytest.raises(InputError, match=f"service config {tmp_path} is a folder"):
         load_serve_config(tmp_path)
 
 

@@ -8,12 +8,12 @@ and what would be accepted. Evidence records, exclusions and complements are che
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
-import yaml
-
 from recommender.cohort import CATEGORIES
+from recommender.config_file import read_config
 from recommender.errors import InputError
 
 from ._checks import (
@@ -357,7 +357,7 @@ def parse_catalog(data, *, source: str = "catalog") -> Catalog:
         if complement is not None:
             complements.append(complement)
     if problems:
-        lines = "\n".join(f"  - {p['message']}" for p in problems)
+        lines = "\n".join(f"  - {_line(data, p)}{p['message']}" for p in problems)
         older = _older_format(data)
         raise InputError(
             f"{source}: {len(problems)} problem(s) in the intervention catalog"
@@ -369,6 +369,16 @@ def parse_catalog(data, *, source: str = "catalog") -> Catalog:
     return Catalog(
         version=good["version"], control=control, arms=tuple(arms), complements=tuple(complements)
     )
+
+
+def _line(data, problem: dict) -> str:
+    """``line N: `` for a problem of a key the file holds (read by ``read_config``), else ``""``."""
+    if not hasattr(data, "line"):
+        return ""
+    entry = re.sub(r" \([^)]*\)", "", problem["entry"])  # arms[1] (coaching) -> arms[1]
+    parts = [part for part in (entry, problem["field"]) if part and part != "catalog"]
+    line = data.line(".".join(parts)) if parts else None
+    return f"line {line}: " if line else ""
 
 
 # Evidence fields of the catalog format before version 2026.12-1 (one `citation` text and an
@@ -425,14 +435,11 @@ def load_catalog(path=None) -> Catalog:
 
         path = config_path("interventions.yaml")
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise InputError(f"{path}: no such catalog file")
+    data = read_config(path, what="catalog")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise InputError(f"{path}: not valid YAML: {error}") from error
-    try:
-        return parse_catalog(data, source=str(path))
+        return parse_catalog(data, source=f"catalog {path}")
     except InputError as error:
         note = None if _older_format(data) else _other_version(data, path)
         if note is None:
@@ -450,8 +457,8 @@ def _other_version(data, path: Path) -> str | None:
     try:
         if shipped.resolve() == path.resolve():
             return None
-        ships = (yaml.safe_load(shipped.read_text(encoding="utf-8")) or {}).get("version")
-    except (OSError, yaml.YAMLError, AttributeError):
+        ships = read_config(shipped, what="catalog").get("version")
+    except (OSError, InputError):
         return None
     if not isinstance(ships, str) or not isinstance(found, str) or found == ships:
         return None

@@ -9,7 +9,6 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from recommender.errors import InputError
 from recommender.policy import ExplorationRule, SafetyRules
 from recommender.service._auth import ROLES
 from recommender.service._requests import MAX_BATCH_ROWS
@@ -176,23 +175,13 @@ def load_serve_config(path: str | os.PathLike | None = None) -> ServeConfig:
     InputError
         Naming the key, the value found and what is accepted.
     """
-    import yaml
-
+    from recommender.config_file import read_config
     from recommender.paths import config_path, models_dir
 
     path = Path(path or os.environ.get(CONFIG_ENV) or config_path("serve.yaml"))
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise InputError(f"service config {path} does not exist") from None
-    except OSError as error:  # a folder, or a file this user may not read
-        raise InputError(
-            f"service config {path} cannot be read ({error.strerror}); give a readable YAML file"
-        ) from None
-    except yaml.YAMLError as error:
-        raise InputError(f"service config {path} is not valid YAML: {error}") from None
-    where = str(path)
-    settings = check_settings(ServeSettings, raw, source=where)
+    raw = read_config(path, what="service config")
+    where = f"service config {path}"
+    settings = check_settings(ServeSettings, raw, source=where, lines=raw.lines)
     # A URL with a password comes from the environment or the secrets folder, never the file.
     audit_url = read_secret("audit_url", env=AUDIT_URL_ENV) or settings.audit.url
     return ServeConfig(

@@ -267,7 +267,7 @@ def load_scenario(name_or_path: str | Path | Mapping) -> Scenario:
 
 
 def _read_raw(name_or_path, *, seen: tuple[str, ...]) -> tuple[dict, str]:
-    import yaml
+    from recommender.config_file import read_config
 
     if isinstance(name_or_path, Mapping):
         raw, source = dict(name_or_path), str(name_or_path.get("name", "<mapping>"))
@@ -276,12 +276,7 @@ def _read_raw(name_or_path, *, seen: tuple[str, ...]) -> tuple[dict, str]:
         source = str(path)
         if source in seen:
             raise InputError(f"scenario {source}: 'extends' forms a cycle through {list(seen)}")
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as error:
-            raise InputError(f"scenario {source}: not valid YAML ({error})") from error
-        if not isinstance(raw, dict):
-            raise InputError(f"scenario {source}: expected a mapping of fields at the top level")
+        raw = read_config(path, what="scenario")
     has_parent, parent = "extends" in raw, raw.pop("extends", None)
     if has_parent and (not isinstance(parent, str) or not parent):
         raise InputError(
