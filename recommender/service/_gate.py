@@ -28,6 +28,7 @@ from collections.abc import Callable, Collection, Mapping
 from pydantic import ValidationError
 
 from recommender.service._auth import authorize
+from recommender.service._crisis import crisis_in_query, may_be_flagged
 from recommender.service._readiness import Reason, not_ready_body
 
 __all__ = ["Gate", "KnownRoutes", "MAX_BODY_BYTES", "MAX_JSON_DEPTH"]
@@ -41,9 +42,12 @@ MAX_BODY_BYTES = 32 * 1024 * 1024
 MAX_JSON_DEPTH = 32
 
 
-# A body no parser could read shows no crisis flag without this key: it is refused at once,
-# without a worker thread or a scan of its text (a hostile body costs what it did before).
-_FLAG_KEY = b"crisis_risk"
+def _may_flag(body: bytes, query) -> bool:
+    """Whether a request whose body no parser could read may be flagged: by its query string,
+    or by its body's text. A body that cannot be is refused at once, without a worker thread
+    (a hostile body costs what it did before)."""
+    return query is not None or may_be_flagged(body)
+
 
 # The scope key by which KnownRoutes hands the Gate a request its route does not take (the
 # methods it takes): the Gate answers it 405, with the crisis flag it holds answered.
@@ -117,9 +121,7 @@ class Gate:
             if response is not None:
                 return await response(scope, receive, send)
             return await self.app(scope, receive, send)
-        headers = {
-            k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
-        }
+        headers = _headers(scope)
         if service is None:
             from recommender.service._auth import PERMISSIONS
 
@@ -143,18 +145,28 @@ class Gate:
         if not too_large:
             body = body if body.strip() else b"{}"  # no body is an empty object, not bad JSON
         refusal = (
-            _TOO_LARGE if too_large else _unparsable(body) or _invalid(model, body, known, accepted)
+            _TOO_LARGE
+            if too_large
+            else _sent_as(
+                _unparsable(body) or _invalid(model, body, known, accepted), body, headers
+            )
         )
-        if refusal is not None:
+        # A flag in the query string flags the whole request, whatever the body says.
+        query = crisis_in_query(scope.get("query_string", b""))
+        answer = None
+        if refusal is None and query is not None:
+            answer = service.refused_routes.get(path.rstrip("/"))
+        if refusal is not None or answer is not None:
             # The refusal stands, but the crisis flags in the body are still answered: those
             # read from it (the service's ``refused_routes``), or, in a body no parser could
             # read (400, 413), one seen in its text (``unread_routes``).
-            routes = service.refused_routes if refusal[0] == 422 else service.unread_routes
-            answer = routes.get(path.rstrip("/"))
-            if answer is None or (refusal[0] != 422 and _FLAG_KEY not in body):
+            if refusal is not None:
+                routes = service.refused_routes if refusal[0] == 422 else service.unread_routes
+                answer = routes.get(path.rstrip("/"))
+            if answer is None or (refusal and refusal[0] != 422 and not _may_flag(body, query)):
                 response = _json_response(*refusal)
             else:
-                response = await self._answer(answer, body, decision.role, refusal)
+                response = await self._answer(answer, body, decision.role, refusal, query)
             return await response(scope, receive, send)
 
         answer = service.direct_routes.get(path.rstrip("/"))
@@ -183,12 +195,12 @@ class Gate:
         for. A crisis answer never depends on the method."""
         status, payload, headers = _method_not_taken(scope.get("method", ""), path, taken)
         answer = None if service is None else service.unread_routes.get(path.rstrip("/"))
-        text = b""
+        body, query = b"", None
         if answer is not None:
             body, _ = await _read_body(receive)
-            text = scope.get("query_string", b"") + b"\n" + body
-        if _FLAG_KEY in text:
-            response = await self._answer(answer, text, None, (status, payload))
+            query = crisis_in_query(scope.get("query_string", b""))
+        if answer is not None and _may_flag(body, query):
+            response = await self._answer(answer, body, None, (status, payload), query)
         else:
             response = _json_response(status, payload)
         response.headers.update(headers)
@@ -206,11 +218,12 @@ class Gate:
             # Keys given twice (a 422 of their own) are read as the refused routes read them; a
             # body no parser could read may still show a crisis flag in its text.
             problem = (400,) if too_large or not body.strip() else _unparsable(body)
+            query = crisis_in_query(scope.get("query_string", b""))
             if problem is None or problem[0] == 422:
-                response = await self._answer(answer, body, None, refused)
-            elif _FLAG_KEY in body:
+                response = await self._answer(answer, body, None, refused, query)
+            elif _may_flag(body, query):
                 response = await self._answer(
-                    service.unread_routes[path.rstrip("/")], body, None, refused
+                    service.unread_routes[path.rstrip("/")], body, None, refused, query
                 )
             else:
                 response = _json_response(*refused)
@@ -483,6 +496,31 @@ def _unparsable(body: bytes) -> tuple[int, dict] | None:
     return None
 
 
+_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _sent_as(refusal: tuple[int, dict] | None, body: bytes, headers: Mapping[str, str]):
+    """A 400 refusal of a body that is not JSON, saying why when its sender can be told: it was
+    sent as a form, or in UTF-16 or UTF-32 (the request models read UTF-8 alone)."""
+    if refusal is None or refusal[0] != 400 or refusal[1]["problems"][0]["field"] != "body":
+        return refusal
+    media = headers.get("content-type", "").split(";")[0].strip().lower()
+    encoding = json.detect_encoding(body[:4])
+    if media in _FORMS:
+        reason = f"the body was sent as a form ({media}): send the fields as JSON"
+    elif encoding.startswith("utf-16") or encoding.startswith("utf-32"):
+        reason = f"the body is {encoding.upper()} text: send it as UTF-8"
+    else:
+        return refusal
+    status, payload = refusal
+    first = {**payload["problems"][0]}
+    first["message"] = f"{first['message']}; {reason}"
+    return status, {
+        "error": f"{payload['error']}; {reason}",
+        "problems": [first, *payload["problems"][1:]],
+    }
+
+
 def _invalid(model, body: bytes, known, accepted) -> tuple[int, dict] | None:
     """(status, payload) for a body its route's model refuses, naming every problem."""
     try:
@@ -518,6 +556,10 @@ async def _read_body(receive) -> tuple[bytes, bool]:
         if not message.get("more_body", False):
             break
     return b"".join(chunks), False
+
+
+def _headers(scope) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
 
 
 def _replay(body: bytes, receive):

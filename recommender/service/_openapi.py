@@ -93,7 +93,9 @@ _STATUS = {
     "answers are given all the same, in crisis_results (for a body too large, one for the "
     f"request when the text of its first {MAX_BODY_BYTES // 2**20} MiB sets crisis_risk).",
     422: "Not valid: every problem is named (field, value received, what is accepted); crisis "
-    "answers are given all the same, in crisis_results.",
+    "answers are given all the same, in crisis_results. A batch, plan or outcome report whose "
+    "query string sets crisis_risk is refused so (which entry it flags cannot be told), with "
+    "one crisis answer for the request (index null).",
     500: "An unexpected failure, a defect of the service; the service log has the details.",
     503: "Not answered now: no model loaded, or the audit store cannot record or read (the "
     "error says which); crisis answers are given all the same, in crisis_results.",

@@ -100,7 +100,7 @@ class Recommender(Answering):
         self, request: OutcomesRequest, /, ctx: bentoml.Context
     ) -> OutcomesResponse:
         """Record follow-up scores, each linked to the person's served recommendation."""
-        return _with_status(ctx, self._record_outcomes(request))
+        return _with_status(ctx, self._record_outcomes(request, _role(ctx)))
 
     @bentoml.api(route="/reload")
     def reload(self, ctx: bentoml.Context) -> ReloadResponse:
