@@ -6,17 +6,29 @@ whatever the body says: ``/recommend`` gives the crisis answer; a batch, plan or
 answer for the request (index null) beside those of its flagged entries. The key written in
 another case or with spaces (``"Crisis Risk"``), a form, UTF-16 text, a gzip body and an
 outcome flagged for crisis risk each carry crisis resources too, and every answer says where
-its flag was read. The service's own app in process, over the stand-in model.
+its flag was read. The service's own app in process, over the stand-in model; the shapes that
+only a real server shows (chunked, ``Expect: 100-continue``, compressed and very slow bodies)
+are sent to a real ``recommender serve`` at the end.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
+import socket
+import time
+import zlib
 
+import httpx
 import pytest
 
-from service_fixtures import PROFILE, auth, profile
-from service_fixtures import asgi_client, linear_model, service_home  # noqa: F401  (fixtures)
+from service_fixtures import KEYS, PROFILE, auth, profile, running_server
+from service_fixtures import (  # noqa: F401  (fixtures)
+    asgi_client,
+    champion_home,
+    linear_model,
+    service_home,
+)
 from test_service_crisis_edges import audit_rows
 from test_service_openapi import assert_documented, document  # noqa: F401  (fixture)
 
@@ -252,3 +264,168 @@ def test_a_flagged_body_not_in_plain_utf8_is_refused_with_resources_not_a_500(
     assert is_crisis(crisis["answer"]) and "u-1" not in response.text
     if encoding != "utf-8-sig":
         assert f"{encoding.upper()}" in response.json()["error"]
+
+
+# -- compressed bodies -------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "coding, compress",
+    [
+        ("gzip", gzip.compress),
+        ("deflate", zlib.compress),
+        ("deflate", lambda b: zlib.compress(b, wbits=-15)),  # raw deflate, as some send it
+        ("identity, gzip", gzip.compress),
+    ],
+)
+def test_a_compressed_body_is_read_as_its_content_encoding_says(
+    asgi_client, document, coding, compress
+):
+    # Read as it came, it was refused as not JSON, a flagged one without its resources.
+    headers = {"content-encoding": coding}
+    flagged = post(asgi_client, "/recommend", compress(b'{"crisis_risk": true}'), headers)
+    assert flagged.status_code == 200, flagged.text
+    assert is_crisis(flagged.json())
+    for route in ("/recommend", *COHORT_ROUTES):
+        answered = post(asgi_client, route, compress(valid_body(route)), headers)
+        assert answered.status_code == 200, answered.text
+        assert_documented(document, route, answered)
+
+
+def test_a_compressed_body_over_the_limit_is_inflated_no_further(asgi_client, monkeypatch):
+    from recommender.service import _gate
+
+    monkeypatch.setattr(_gate, "MAX_BODY_BYTES", 4096)
+    bomb = gzip.compress(b'{"crisis_risk": true, "pad": "' + b"x" * 3_000_000 + b'"}')
+    assert len(bomb) < 4096
+    response = post(asgi_client, "/recommend", bomb, {"content-encoding": "gzip"})
+    assert response.status_code == 413, response.text
+    (crisis,) = response.json()["crisis_results"]
+    assert is_crisis(crisis["answer"])
+
+
+def test_a_coding_the_service_does_not_read_is_refused_naming_it(asgi_client, document):
+    response = post(asgi_client, "/recommend", b"\x1b\x00\x00", {"content-encoding": "br"})
+    assert response.status_code == 415, response.text
+    (problem,) = response.json()["problems"]
+    assert problem["field"] == "Content-Encoding" and problem["value"] == "br"
+    assert "gzip" in problem["accepted"]
+    assert_documented(document, "/recommend", response)
+    flagged = post(
+        asgi_client, "/recommend?crisis_risk=true", b"\x1b\x00", {"content-encoding": "br"}
+    )
+    assert flagged.status_code == 415 and is_crisis(flagged.json()["crisis_results"][0]["answer"])
+    broken = post(asgi_client, "/recommend", b"not gzip", {"content-encoding": "gzip"})
+    assert broken.status_code == 400, broken.text
+    assert broken.json()["problems"][0]["field"] == "Content-Encoding"
+
+
+# -- a real server: chunked, Expect: 100-continue, gzip and very slow bodies -------------------
+# The request timeout of the server below: a body still arriving after three quarters of it
+# is refused (408) with its crisis flags answered, before a bare 504 could be.
+TIMEOUT = 4
+
+
+@pytest.fixture(scope="module")
+def short_timeout_server(champion_home):
+    with running_server(champion_home, env={"RECOMMENDER_SERVE_TIMEOUT": str(TIMEOUT)}) as url:
+        yield url
+
+
+def raw_post(url: str, path: str, headers: dict, parts, *, pause: float = 0.0):
+    """Send a POST by hand (parts of its body one by one, ``pause`` seconds apart; None waits
+    for an interim answer) and return what came back, as bytes."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=60) as sock:
+        head = f"POST {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n"
+        head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+        sock.sendall(head.encode())
+        received = b""
+        for part in parts:
+            if part is None:  # wait for the server's interim answer
+                received += sock.recv(64)
+                continue
+            try:
+                sock.sendall(part)
+            except (BrokenPipeError, ConnectionResetError):  # answered: no longer reading
+                break
+            time.sleep(pause)
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+        except ConnectionResetError:  # closed on a body it no longer reads: the answer came
+            pass
+    return received
+
+
+def answer_of(received: bytes) -> tuple[int, dict]:
+    final = received[received.rindex(b"HTTP/1.1 ") :]  # after a 100 Continue
+    head, _, body = final.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+def chunked(body: bytes, size: int = 16):
+    pieces = [body[i : i + size] for i in range(0, len(body), size)]
+    return [b"%x\r\n%s\r\n" % (len(p), p) for p in pieces] + [b"0\r\n\r\n"]
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_a_real_server_reads_the_flag_of_every_transfer_shape(short_timeout_server):
+    url = short_timeout_server
+    auth_json = {"Authorization": f"Bearer {KEYS['program']}", "Content-Type": "application/json"}
+    flagged = json.dumps({"crisis_risk": True, "person_id": "s-1"}).encode()
+    squeezed = gzip.compress(flagged)
+    shapes = {
+        "chunked": ({"Transfer-Encoding": "chunked"}, chunked(flagged)),
+        "expect 100-continue": (
+            {"Content-Length": len(flagged), "Expect": "100-continue"},
+            [None, flagged],
+        ),
+        "gzip": ({"Content-Length": len(squeezed), "Content-Encoding": "gzip"}, [squeezed]),
+        "gzip, chunked": (
+            {"Transfer-Encoding": "chunked", "Content-Encoding": "gzip"},
+            chunked(squeezed, 5),
+        ),
+    }
+    for shape, (headers, parts) in shapes.items():
+        received = raw_post(url, "/recommend", {**auth_json, **headers}, parts)
+        status, answer = answer_of(received)
+        assert status == 200 and is_crisis(answer), (shape, received[:500])
+        if shape == "expect 100-continue":
+            assert received.startswith(b"HTTP/1.1 100 Continue")
+    plain = json.dumps(PROFILE).encode()
+    response = httpx.post(
+        f"{url}/recommend?crisis_risk=true", content=plain, headers=auth_json, timeout=60
+    )
+    assert response.status_code == 200 and is_crisis(response.json()), response.text
+
+
+@pytest.mark.server
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "path, first",
+    [
+        ("/recommend", b'{"crisis_risk": true, "person_id": "s-2", '),
+        ("/recommend_batch?crisis_risk=true", b'{"profiles": ['),
+        ("/allocate", b'{"profiles": [{"crisis_risk": "yes", "person_id": "s-2"}, '),
+    ],
+)
+def test_a_very_slow_body_is_refused_in_time_with_its_crisis_answer(
+    short_timeout_server, path, first
+):
+    # A body still arriving at the request timeout was answered 504 by BentoML's timeout, a
+    # flag already received (or in the query string) without its resources.
+    headers = {
+        "Authorization": f"Bearer {KEYS['program']}",
+        "Content-Type": "application/json",
+        "Content-Length": "100000",
+    }
+    received = raw_post(short_timeout_server, path, headers, [first, *[b" "] * 20], pause=1)
+    status, body = answer_of(received)
+    assert status == 408, received[:500]
+    (problem,) = body["problems"]
+    assert problem["field"] == "body" and f"within {0.75 * TIMEOUT:g} s" in problem["accepted"]
+    (crisis,) = body["crisis_results"]
+    assert is_crisis(crisis["answer"]) and "s-2" not in received.decode()
+    plain = raw_post(short_timeout_server, "/recommend", headers, [b"{", *[b" "] * 20], pause=1)
+    status, body = answer_of(plain)
+    assert status == 408 and "crisis_results" not in body

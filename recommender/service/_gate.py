@@ -28,6 +28,7 @@ from collections.abc import Callable, Collection, Mapping
 from pydantic import ValidationError
 
 from recommender.service._auth import authorize
+from recommender.service._content_coding import UnreadCoding, decode_body
 from recommender.service._crisis import crisis_in_query, may_be_flagged
 from recommender.service._readiness import Reason, not_ready_body
 
@@ -91,6 +92,10 @@ class Gate:
         ``threads``); the others wait their turn.
     headers : callable, default dict
         The headers every direct answer carries, read in the request's context.
+    body_seconds : float, optional
+        How long a request's body may take to arrive; one still arriving then is refused (408)
+        while its crisis flags can still be answered, before the service's request timeout
+        answers a bare 504.
     """
 
     def __init__(
@@ -100,11 +105,13 @@ class Gate:
         current: Callable[[], object],
         threads: int = 1,
         headers: Callable[[], dict] = dict,
+        body_seconds: float | None = None,
     ):
         self.app = app
         self.current = current
         self.threads = threads
         self.headers = headers
+        self.body_seconds = body_seconds
         self._limiter = None  # made on first use: it belongs to the running event loop
 
     async def __call__(self, scope, receive, send):
@@ -140,11 +147,11 @@ class Gate:
         if body_model is None or scope.get("method") != "POST":
             return await self.app(scope, receive, send)
 
-        body, too_large = await _read_body(receive)
+        body, too_large, unread = await _read_request(headers, receive, self.body_seconds)
         model, known, accepted = body_model
         if not too_large:
             body = body if body.strip() else b"{}"  # no body is an empty object, not bad JSON
-        refusal = (
+        refusal = unread or (
             _TOO_LARGE
             if too_large
             else _sent_as(
@@ -180,7 +187,7 @@ class Gate:
         scope["headers"] = [
             (k, v)
             for k, v in scope.get("headers", [])
-            if k.lower() not in (b"content-type", b"content-length")
+            if k.lower() not in (b"content-type", b"content-length", b"content-encoding")
         ]
         scope["headers"] += [
             (b"content-type", b"application/json"),
@@ -197,7 +204,7 @@ class Gate:
         answer = None if service is None else service.unread_routes.get(path.rstrip("/"))
         body, query = b"", None
         if answer is not None:
-            body, _ = await _read_body(receive)
+            body, _, _ = await _read_request(_headers(scope), receive, self.body_seconds)
             query = crisis_in_query(scope.get("query_string", b""))
         if answer is not None and _may_flag(body, query):
             response = await self._answer(answer, body, None, (status, payload), query)
@@ -214,10 +221,12 @@ class Gate:
         refused = (decision.status, {"error": decision.message, "problems": []})
         answer = service.unauthorized_routes.get(path.rstrip("/"))
         if answer is not None and scope.get("method") == "POST":
-            body, too_large = await _read_body(receive)
+            body, too_large, unread = await _read_request(
+                _headers(scope), receive, self.body_seconds
+            )
             # Keys given twice (a 422 of their own) are read as the refused routes read them; a
             # body no parser could read may still show a crisis flag in its text.
-            problem = (400,) if too_large or not body.strip() else _unparsable(body)
+            problem = (400,) if too_large or unread or not body.strip() else _unparsable(body)
             query = crisis_in_query(scope.get("query_string", b""))
             if problem is None or problem[0] == 422:
                 response = await self._answer(answer, body, None, refused, query)
@@ -539,23 +548,58 @@ def _invalid(model, body: bytes, known, accepted) -> tuple[int, dict] | None:
     return None
 
 
-async def _read_body(receive) -> tuple[bytes, bool]:
-    """``(body, too_large)``; of a body larger than MAX_BODY_BYTES, its first MAX_BODY_BYTES
-    bytes (its crisis flags are looked for there) and nothing more is read."""
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            chunks.append(chunk[: len(chunk) - (size - MAX_BODY_BYTES)])
-            return b"".join(chunks), True
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks), False
+async def _read_body(receive, seconds: float | None = None) -> tuple[bytes, bool, bool]:
+    """``(body, too_large, too_slow)``; of a body larger than MAX_BODY_BYTES, its first
+    MAX_BODY_BYTES bytes (its crisis flags are looked for there) and nothing more is read; of a
+    body still arriving after ``seconds``, what had arrived."""
+    import anyio
+
+    chunks, size, too_large = [], 0, False
+    with anyio.move_on_after(seconds) as waiting:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                chunks.append(chunk[: len(chunk) - (size - MAX_BODY_BYTES)])
+                too_large = True
+                break
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+    return b"".join(chunks), too_large, waiting.cancelled_caught
+
+
+async def _read_request(
+    headers: Mapping[str, str], receive, seconds: float | None
+) -> tuple[bytes, bool, tuple | None]:
+    """``(body, too_large, refusal)``: the body as :func:`_read_body` reads it in ``seconds``,
+    undone of its Content-Encoding (:mod:`~recommender.service._content_coding`); with the
+    refusal of a body still arriving then (408), or of a coding that cannot be read (as it
+    came)."""
+    body, too_large, too_slow = await _read_body(receive, seconds)
+    refusal = _too_slow(seconds, len(body)) if too_slow else None
+    coding = headers.get("content-encoding", "")
+    if not coding.strip():
+        return body, too_large, refusal
+    try:
+        decoded, larger = decode_body(body, coding, MAX_BODY_BYTES)
+    except UnreadCoding as error:
+        return body, False, refusal or error.refusal()
+    return decoded, too_large or larger, refusal
+
+
+def _too_slow(seconds: float, received: int) -> tuple[int, dict]:
+    # Answered before the service's request timeout (a bare 504) can be: a flag in what has
+    # arrived, or in the query string, still gets its crisis answer.
+    message = f"{received:,} bytes received in {seconds:g} s, and the body was not over"
+    accepted = f"the whole body within {seconds:g} s"
+    return 408, {
+        "error": f"body: {message}; accepted: {accepted}",
+        "problems": [{"field": "body", "value": None, "accepted": accepted, "message": message}],
+    }
 
 
 def _headers(scope) -> dict[str, str]:
