@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pydantic import ValidationError
 
 from recommender.cohort import CATEGORIES, PROFILE_COLUMNS
-from recommender.policy import triage
+from recommender.policy import crisis_flag, triage
 
 __all__ = [
     "AuditUnavailable",
@@ -87,13 +87,12 @@ def crisis_flagged(raw) -> bool:
     >>> crisis_flagged({"crisis_risk": False, "crisis-risk": "true "})
     True
     """
-    from recommender.policy import crisis_flag
-
     if not isinstance(raw, Mapping):
         return False
     if "crisis_risk" in raw and crisis_flag(raw["crisis_risk"]) is not False:
         return True
-    # Keys other than the documented ones are few (none in a valid profile): only they are read.
+    if _DOCUMENTED.issuperset(raw):  # a profile's keys alone: a batch's rows, mostly
+        return False
     return any(
         crisis_flag(raw[key]) is not False
         for key in raw.keys() - _DOCUMENTED
@@ -125,10 +124,10 @@ def crisis_in_query(query: bytes) -> tuple[str, object] | None:
     >>> crisis_in_query(b"crisis_risk=false"), crisis_in_query(b"crisis_risk="), crisis_in_query(b"")
     (None, None, None)
     """
-    from urllib.parse import unquote_plus
-
     if not query or (b"%" not in query and b"risk" not in query.lower()):
         return None
+    from urllib.parse import unquote_plus
+
     for part in query.split(b"&"):
         name, given, value = part.partition(b"=")
         name = unquote_plus(name.decode("utf-8", "replace"))
