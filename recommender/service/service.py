@@ -33,7 +33,8 @@ from recommender.service._engine import (
     load_champion_model,
     load_version_model,
 )
-from recommender.service._gate import Gate, KnownRoutes
+from recommender.service._gate import Gate
+from recommender.service._known_routes import KnownRoutes
 from recommender.service._landing import landing_page
 from recommender.service._openapi import openapi_document
 from recommender.service._pages import audit_export_response, model_card_facts, model_card_page
