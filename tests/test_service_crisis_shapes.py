@@ -274,6 +274,7 @@ def test_a_flagged_body_not_in_plain_utf8_is_refused_with_resources_not_a_500(
         ("deflate", zlib.compress),
         ("deflate", lambda b: zlib.compress(b, wbits=-15)),  # raw deflate, as some send it
         ("identity, gzip", gzip.compress),
+        ("gzip", lambda b: gzip.compress(b[:5]) + gzip.compress(b[5:])),  # two members
     ],
 )
 def test_a_compressed_body_is_read_as_its_content_encoding_says(

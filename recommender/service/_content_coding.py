@@ -77,6 +77,17 @@ def decode_body(body: bytes, codings: str, limit: int) -> tuple[bytes, bool]:
 
 
 def _inflate(data: bytes, wbits: int, limit: int) -> tuple[bytes, bool]:
-    inflater = zlib.decompressobj(wbits)
-    out = inflater.decompress(data, limit + 1)
+    """``(data inflated, at most limit bytes of it; whether there was more)``, of each member of
+    a stream written in several (``cat a.gz b.gz``, which gzip itself reads as one).
+
+    >>> _inflate(zlib.compress(b"ab") + zlib.compress(b"cd"), _GZIP_OR_ZLIB, 3)
+    (b'abc', True)
+    """
+    out = b""
+    while data and len(out) <= limit:
+        inflater = zlib.decompressobj(wbits)
+        out += inflater.decompress(data, limit + 1 - len(out))
+        if not inflater.eof:  # cut short, or over the limit
+            break
+        data = inflater.unused_data
     return out[:limit], len(out) > limit
