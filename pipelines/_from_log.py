@@ -22,6 +22,7 @@ __all__ = [
     "OFF_POLICY_COLUMNS",
     "best_arms",
     "log_cohort",
+    "log_description",
     "log_policy_frame",
     "log_summary",
     "log_training_frame",
@@ -193,7 +194,19 @@ def log_summary(joined: pd.DataFrame, catalog, *, min_arm_rows: int) -> dict:
     without = [arm for arm in catalog.treatment_arms if int(counts.get(arm, 0)) < min_arm_rows]
     certain = np.isclose(joined["propensity"].to_numpy(dtype=float), 1.0)
     followed = float((joined["intervention"] == joined["arm_taken"]).mean())
+    # Which outcomes made the model: outcomes are only ever added, so those recorded up to the
+    # latest one read are the same rows in the store later; and the versions that served them.
+    lineage = {}
+    if "recorded_at" in joined.columns:
+        latest = pd.to_datetime(joined["recorded_at"], utc=True).max()
+        lineage["outcomes_recorded_through"] = latest.isoformat()
+    if "model_version" in joined.columns:
+        served_by = joined["model_version"].astype(str).value_counts()
+        lineage["served_by_version"] = {
+            version: int(served_by[version]) for version in sorted(served_by.index, key=_numeric)
+        }
     return {
+        **lineage,
         "n_rows": int(len(joined)),
         "served_with_probability_one": int(certain.sum()),
         "arms_without_overlap": without,
@@ -209,6 +222,28 @@ def log_summary(joined: pd.DataFrame, catalog, *, min_arm_rows: int) -> dict:
             ],
         },
     }
+
+
+def _numeric(version: str):
+    return (0, int(version), "") if version.isdigit() else (1, 0, version)
+
+
+def log_description(loop: dict) -> str:
+    """What a log-trained model was made from, in words, for its run and card: the outcomes
+    (how many, up to when they were recorded), the cycles and the versions that served them."""
+    through = loop.get("outcomes_recorded_through")
+    versions = loop.get("served_by_version") or {}
+    return (
+        f"the service's log: {loop['n_rows']:,} served recommendations with outcomes"
+        + (f" recorded up to {through}" if through else "")
+        + f", cycles {', '.join(map(str, loop['cycles']))}"
+        + (
+            ", served by version(s) "
+            + ", ".join(f"{version} ({rows:,})" for version, rows in versions.items())
+            if versions
+            else ""
+        )
+    )
 
 
 def log_policy_frame(config: dict, catalog, *, required: bool = False):

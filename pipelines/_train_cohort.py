@@ -142,16 +142,13 @@ def load_stage(config: dict, data=None) -> Cohort:
     catalog = training_catalog(config)
     loop = None
     if config.get("source") == "log":
-        from pipelines._from_log import log_cohort
+        from pipelines._from_log import log_cohort, log_description
 
         if data is not None:
             raise InputError("give either --data FILE or train from the log, not both")
         frame, loop = log_cohort(config, catalog, min_arm_rows=fit_min_arm_rows(config))
         source, sha, path = "service log", _frame_sha256(frame), None
-        description = (
-            f"the service's log: {loop['n_rows']:,} served recommendations with "
-            f"outcomes, cycles {', '.join(map(str, loop['cycles']))}"
-        )
+        description = log_description(loop)
         # The logged probabilities are the design, whatever their pattern.
         design = "observational (the service's logged probabilities of the recommended arm)"
     elif data is not None:
@@ -189,11 +186,14 @@ def load_stage(config: dict, data=None) -> Cohort:
         design = spec.get("design") or (
             "randomized" if spec["assignment"] == "rct" else "observational"
         )
+    # The arms a log served too rarely have had their rows set aside (the log's note says so
+    # and the carry stage keeps them): "catalog arm has no rows" would say the log has none.
+    set_aside = set(loop["arms_without_overlap"]) if loop is not None else set()
     report = validate_cohort(
         # the log's candidate probabilities are for the gate, not a column of the contract
         frame.drop(columns=["probabilities"], errors="ignore") if loop is not None else frame,
         training=True,
-        arms=catalog.arm_ids,
+        arms=[arm for arm in catalog.arm_ids if arm not in set_aside],
         control=catalog.control,
         extra_features=config["extra_features"],
         min_arm_rows=fit_min_arm_rows(config),

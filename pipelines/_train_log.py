@@ -81,6 +81,12 @@ def log_stage(
                 o: str(getattr(m, "learner_", "?")) for o, m in model.outcome_models.items()
             },
             "catalog.version": model.catalog_version,
+            # which of the store's outcomes made a log-trained model, to find them again there
+            **{
+                f"data.log.{key}": (cohort.loop or {})[key]
+                for key in ("outcomes_recorded_through", "served_by_version")
+                if key in (cohort.loop or {})
+            },
         }
     )
     run.set_tags(

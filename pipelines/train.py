@@ -28,6 +28,7 @@ from recommender.errors import InputError
 
 from pipelines._from_log import (
     best_arms,
+    log_description,
     log_summary,
     log_training_frame,
     logged_people,
@@ -85,6 +86,7 @@ __all__ = [
     "log_training_frame",
     "logged_people",
     "log_summary",
+    "log_description",
     "best_arms",
     "policy_on_log",
     "policy_scores_on_log",
@@ -185,11 +187,12 @@ def run_training(
     if cohort.loop is not None:
         loop = cohort.loop
         without = ", ".join(loop["arms_without_overlap"]) or "none"
+        set_aside = loop["n_rows"] - len(cohort.frame)
         display.note(
             f"log: {loop['n_rows']:,} served recommendations with outcomes; "
             f"{loop['served_with_probability_one']:,} served with probability 1 "
             f"(they inform only the arm they got); arms too rarely served to learn: "
-            f"{without}"
+            f"{without}" + (f" (their {set_aside:,} rows are not trained on)" if set_aside else "")
         )
     git_commit, versions = _git_commit(), _package_versions()
     name = settings["registry"]["model_name"]

@@ -135,6 +135,12 @@ def test_the_loop_learns_from_its_own_log(tmp_path, monkeypatch):
         assert facts["training_data"]["design"].startswith("observational")
         html = (result.card_folder / "card.html").read_text()
         assert "Uptake: arm recommended" in html and "Rows served with probability 1" in html
+        # which outcomes made it, to find them in the store later, and who served them
+        assert loop["served_by_version"] == {"1": report.recorded}
+        assert (
+            f"served by version(s) 1 ({report.recorded:,})" in facts["training_data"]["description"]
+        )
+        assert f"recorded up to {loop['outcomes_recorded_through']}" in html
         # Arms served too rarely to learn are carried over with the champion's estimates,
         # listed in the card with their rows, and kept by the registered model.
         carried = {c["arm"]: c for c in loop["carried_arms"]}
@@ -154,6 +160,8 @@ def test_the_loop_learns_from_its_own_log(tmp_path, monkeypatch):
         assert sum(support["features"]["role"]["rows"].values()) == support["rows"]
         # the run says so (the CLI shows these notes)
         said = next(n for n in notes.lines if n.startswith("carried over"))
+        # the arms carried have rows in the log: set aside, not missing
+        assert not any("has no rows" in line for line in notes.lines), notes.lines
         # (the count follows the exploration, which reads the intervals: 101 before the fifth
         # interval pass, 99 after)
         rows = carried["peer_group"]["rows"]

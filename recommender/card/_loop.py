@@ -19,6 +19,16 @@ def loop_blocks(loop):
             "the arm the service recommended (intention to treat); propensity = "
             "its logged probability",
         ),
+        ("Outcomes recorded up to (UTC)", loop.get("outcomes_recorded_through")),
+        (
+            "Rows served by each model version",
+            ", ".join(
+                f"version {version}: {rows:,}"
+                for version, rows in loop["served_by_version"].items()
+            )
+            if loop.get("served_by_version")
+            else None,
+        ),
         ("Exploration in serve.yaml at training", loop.get("exploration")),
         ("Policies in the log", ", ".join(loop.get("policies") or [])),
         (

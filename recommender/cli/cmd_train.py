@@ -85,7 +85,8 @@ class RichProgress:
         )
 
     def note(self, text: str) -> None:
-        self.console.print(f"  {text}", highlight=False)
+        # Plain text: a note's "[unused_arm]" or a value in brackets is no style to apply.
+        self.console.print(f"  {text}", highlight=False, markup=False)
 
 
 def run(args) -> int:

@@ -32,9 +32,10 @@ from ._io import (
     write_cohorts,
 )
 from ._report import RULES, Problem, ValidationReport
-from ._validate import validate_cohort
+from ._validate import spelling_hint, validate_cohort
 
 __all__ = [
+    "spelling_hint",
     "CRISIS_COLUMN",
     "PROFILE_COLUMNS",
     "FEATURE_COLUMNS",

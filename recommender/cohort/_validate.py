@@ -427,6 +427,12 @@ class _Context:
         return counts
 
 
+def spelling_hint(value, allowed) -> str:
+    """``did you mean 'nurse'?`` when ``value`` is one of ``allowed`` but for case and spaces
+    (a spreadsheet's ``'Nurse'``), else empty: the comparison files and outcomes share."""
+    return str(_spelling_hints(pd.Series([value], dtype=object), allowed)[0])
+
+
 def _spelling_hints(values: pd.Series, allowed) -> np.ndarray:
     """Per value, ``did you mean 'nurse'?`` when it is an allowed value but for case and
     spaces (``'Nurse'``, ``' nurse '``: a spreadsheet's spelling); else empty. Values are

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from recommender.errors import InputError, ModelUnavailable, ModelUnreadable
 from recommender.registry._aliases import CHAMPION
+from recommender.registry._home import local_location, moved_location
 from recommender.registry._pending import committed_holder
 from recommender.registry._store import MODEL_NAME, _quiet, client, mlflow_session, tracking_uri
 
@@ -154,7 +155,7 @@ def load_pyfunc(model: str, *, timeout: float | None = READ_TIMEOUT):
     from mlflow.exceptions import MlflowException
 
     uri = tracking_uri()
-    source = client(existing=True).get_model_version_download_uri(ref.name, ref.version)
+    _, source = model_version_source(ref)
     with tempfile.TemporaryDirectory(prefix="recommender-model-") as staging:
         try:
             local = mlflow.artifacts.download_artifacts(
@@ -162,11 +163,18 @@ def load_pyfunc(model: str, *, timeout: float | None = READ_TIMEOUT):
             )
         except (MlflowException, OSError) as error:
             first = str(error).strip().splitlines()[-1][:200]
+            here = moved_location(source)
+            elsewhere = (
+                f"; they are not in this home's copy of that folder either ({here}): this "
+                "home was moved or copied without them"
+                if here is not None
+                else ""
+            )
             raise ModelUnavailable(
                 f"version {ref.version} of {ref.name} is registered, but its files could not "
-                f"be read from {source} ({type(error).__name__}: {first}): restore the "
-                "artifact folder (or point RECOMMENDER_HOME / MLFLOW_TRACKING_URI at the store "
-                "it belongs with), or use another version"
+                f"be read from {source} ({type(error).__name__}: {first}){elsewhere}: restore "
+                "the artifact folder (or point RECOMMENDER_HOME / MLFLOW_TRACKING_URI at the "
+                "store it belongs with), or use another version"
             ) from None
         # load_context reads the joblib bundle now, so the staging folder may go afterwards.
         with _installed_code_first():
@@ -182,6 +190,24 @@ def load_pyfunc(model: str, *, timeout: float | None = READ_TIMEOUT):
                     "(`recommender promote VERSION`, `recommender rollback`) or train a new one "
                     "(`recommender train`); the version's card and run stay readable"
                 ) from error
+
+
+def model_version_source(ref: ModelRef) -> tuple[str, str]:
+    """Where registered version ``ref``'s files are: ``(recorded, read)``, the location the
+    store records and the one this home reads, the same unless the home was moved or copied
+    from another folder (then its own copy of the files, see :mod:`recommender.registry._home`).
+    """
+    recorded = client(existing=True).get_model_version_download_uri(ref.name, ref.version)
+    return recorded, local_location(recorded)
+
+
+def readable_uri(ref: ModelRef) -> str:
+    """The URI MLflow loads ``ref`` from: ``ref.uri``, or for a registered version of a home
+    moved or copied from another folder, this home's copy of its files."""
+    if ref.version is None:
+        return ref.uri
+    recorded, read = model_version_source(ref)
+    return ref.uri if read == recorded else read
 
 
 def require_loadable(name: str, version: str, *, action: str) -> None:
@@ -282,12 +308,15 @@ def fetch_card(model: str, out) -> Path:
     with tempfile.TemporaryDirectory(prefix="recommender-card-") as staging:
         try:
             # The store named per call: no session, so no wait for a training run's.
+            recorded = client(existing=True).get_run(ref.run_id).info.artifact_uri
+            here = local_location(recorded)
+            card = (
+                {"run_id": ref.run_id, "artifact_path": "card"}
+                if here == recorded
+                else {"artifact_uri": f"{here}/card"}  # this home's copy of a moved home's
+            )
             local = mlflow.artifacts.download_artifacts(
-                run_id=ref.run_id,
-                artifact_path="card",
-                dst_path=staging,
-                tracking_uri=uri,
-                registry_uri=uri,
+                **card, dst_path=staging, tracking_uri=uri, registry_uri=uri
             )
         except (MlflowException, OSError) as error:
             raise InputError(

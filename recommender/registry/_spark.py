@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from recommender.cohort import CRISIS_COLUMN, FEATURE_COLUMNS
 from recommender.errors import InputError
 from recommender.policy import SAFETY_COLUMNS
-from recommender.registry._load import resolve_model
+from recommender.registry._load import readable_uri, resolve_model
 from recommender.registry._store import mlflow_session, quiet_pyfunc_logger
 
 __all__ = ["SparkScorer", "spark_scorer"]
@@ -115,11 +115,12 @@ def spark_scorer(
     if not 0 <= float(max_overlap) <= 1:
         raise InputError(f"max_overlap must lie between 0 and 1, got {max_overlap!r}")
     ref = resolve_model(model)
+    source = readable_uri(ref)  # a home moved or copied: its own copy, not the original's
     with mlflow_session() as mlflow, quiet_pyfunc_logger():
         from mlflow.exceptions import MlflowException
 
         try:
-            info = mlflow.models.get_model_info(ref.uri)
+            info = mlflow.models.get_model_info(source)
         except (MlflowException, OSError) as error:
             raise InputError(f"cannot load model {model!r} ({ref.uri}): {error}") from None
         signature = info.signature
@@ -134,7 +135,7 @@ def spark_scorer(
             params["max_overlap"] = float(max_overlap)
         udf = mlflow.pyfunc.spark_udf(
             spark,
-            ref.uri,
+            source,
             result_type=result_type,
             env_manager="local",
             params=params,

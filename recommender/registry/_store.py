@@ -14,7 +14,8 @@ experiment keeps its artifacts depends on the store:
   ``MLFLOW_TRACKING_URI`` at its ``http://`` address.
 
 A SQLite store is created only by a client that writes, never by one that reads (see
-:mod:`recommender.registry._sqlite`).
+:mod:`recommender.registry._sqlite`). A home moved or copied elsewhere reads and writes its own
+artifact folder, not the original's (see :mod:`recommender.registry._home`).
 
 MLflow itself is imported lazily, after its telemetry has been switched off, so that importing
 this package stays cheap and silent.
@@ -241,8 +242,9 @@ def client(*, existing: bool = False):
     rolling back) refuses, by name, a SQLite store whose file does not exist (instead of letting
     MLflow create an empty one wherever a mistyped ``RECOMMENDER_HOME`` points) or is not set up
     yet, and never creates or migrates one. Otherwise (a training run writing) a SQLite store
-    is set up first, holding the store's lock. Other stores (a database, a server, ``file:``)
-    are left to MLflow.
+    is set up first, holding the store's lock, and a home's store copied or moved from another
+    folder is made to name this home's artifact folder (:mod:`recommender.registry._home`).
+    Other stores (a database, a server, ``file:``) are left to MLflow.
     """
     _quiet()
     uri = tracking_uri()
@@ -250,6 +252,10 @@ def client(*, existing: bool = False):
         require_sqlite_store(uri)
     else:
         set_up_sqlite_store(uri, artifact_root=_artifact_folder().as_uri())
+        # Imported here: that module imports this one.
+        from recommender.registry._home import adopt_moved_home
+
+        adopt_moved_home(uri)
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri, registry_uri=uri)

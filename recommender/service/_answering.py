@@ -56,9 +56,9 @@ class Answering(Refusing):
 
     def _recommend(self, request: ServedProfileRequest, caller_role: str) -> Response:
         raw = request.body()
-        if crisis_flagged(raw):  # before and outside anything that could fail
-            return JSONResponse(self._crisis_answers([raw], caller_role)[0])
         engine = self.engine  # one model for the whole request, even if /reload runs meanwhile
+        if crisis_flagged(raw):  # before and outside anything that could fail
+            return JSONResponse(self._crisis_answers([raw], caller_role, engine=engine)[0])
         if engine is None:
             return self._refusal_without_model()
         try:
@@ -81,9 +81,11 @@ class Answering(Refusing):
         engine = self.engine
         batch_id = uuid.uuid4().hex
         if len(request.profiles) > self.config.max_batch_rows:
-            return self._too_many(request.profiles, caller_role, batch_id)
+            return self._too_many(request.profiles, caller_role, batch_id, engine)
         # Crisis rows first, on their own: they neither block nor are blocked by the others.
-        crisis = self._crisis_rows(request.profiles, caller_role, batch_id, same_person=True)
+        crisis = self._crisis_rows(
+            request.profiles, caller_role, batch_id, engine=engine, same_person=True
+        )
         if engine is None:
             return self._refusal_without_model(crisis)
         if _store_failed(crisis):
@@ -129,9 +131,9 @@ class Answering(Refusing):
         engine = self.engine
         plan_id = f"{PLAN_ID_PREFIX}{uuid.uuid4().hex}"
         if len(request.profiles) > self.config.max_batch_rows:
-            return self._too_many(request.profiles, caller_role, plan_id)
+            return self._too_many(request.profiles, caller_role, plan_id, engine)
         # Crisis rows get their resources before any planning, whatever happens to the plan.
-        crisis = self._crisis_rows(request.profiles, caller_role, plan_id)
+        crisis = self._crisis_rows(request.profiles, caller_role, plan_id, engine=engine)
         if engine is None:
             return self._refusal_without_model(crisis)
         if _store_failed(crisis):
@@ -198,14 +200,16 @@ class Answering(Refusing):
         return f"{message}, please retry" if refused is None else f"{message}: {refused}"
 
     def _refusal_without_model(self, crisis=None) -> JSONResponse:
+        # A model loaded since the request read none has cleared the cause meanwhile.
+        cause = self.load_error or "no model was loaded when this request arrived"
         return refusal(
             503,
-            f"{self.load_error}; only crisis answers can be given until /reload loads a champion",
+            f"{cause}; only crisis answers can be given until /reload loads a champion",
             None,
             crisis,
         )
 
-    def _too_many(self, profiles, caller_role: str, batch_id: str) -> JSONResponse:
+    def _too_many(self, profiles, caller_role: str, batch_id: str, engine) -> JSONResponse:
         """413 for more entries than the service's ``max_batch_rows``; the flagged entries
         still get their crisis answers (at most the 10,000 entries any request may hold)."""
         limit, entries = self.config.max_batch_rows, len(profiles)
@@ -220,14 +224,14 @@ class Answering(Refusing):
                     "message": "too many",
                 }
             ],
-            self._crisis_rows(profiles, caller_role, batch_id),
+            self._crisis_rows(profiles, caller_role, batch_id, engine=engine),
         )
 
     def _record_outcomes(self, request: OutcomesRequest, caller_role: str) -> JSONResponse:
         # An outcome flagged crisis_risk (no outcome's field: the report is refused for it)
         # still gets its person the crisis resources.
         crisis = self._crisis_rows(
-            request.outcomes, caller_role, uuid.uuid4().hex, entries="outcomes"
+            request.outcomes, caller_role, uuid.uuid4().hex, engine=self.engine, entries="outcomes"
         )
         if self.catalog is None:  # the arms an outcome may name are the catalog's
             return refusal(
@@ -257,7 +261,7 @@ class Answering(Refusing):
         previous = None if self.engine is None else self.engine.version
         serving = "crisis answers only" if previous is None else f"version {previous}"
         try:
-            previous, engine = self._swap_in_champion()
+            previous, engine, announced = self._reload_champion(caller_role)
         except Unservable as error:
             return refusal(409, f"{error}; still serving {serving}")
         except InputError as error:
@@ -272,16 +276,6 @@ class Answering(Refusing):
                 f"{error}); still serving {serving}",
             )
         log.info("reloaded: version %s -> %s", previous, engine.version)
-        announced = True
-        try:
-            self._reload_seen = self.audit.announce_reload(engine.version, caller_role)
-        except Exception:  # noqa: BLE001 - this worker serves the new version regardless
-            announced = False
-            log.exception(
-                "could not record the reload; other workers keep version %s until "
-                "their next /reload",
-                previous,
-            )
         return JSONResponse(
             {"previous_version": previous, "model_version": engine.version, "announced": announced}
         )

@@ -7,8 +7,9 @@ to that person at or before the measurement. No raw identifier is stored.
 
 Every report is checked as a whole before anything is written: a score out of range, an arm
 the catalog does not know, a person never served, a measurement dated before the person's
-first recommendation, or a second, different outcome for the same recommendation refuses the
-whole submission, naming the row and field. An outcome identical to one already stored is a
+first recommendation or after a crisis answer or plan line given since the recommendation it
+would follow, or a second, different outcome for the same recommendation refuses the whole
+submission, naming the row and field. An outcome identical to one already stored is a
 duplicate: refused (409) over HTTP, skipped by a file import, so that importing the same file
 twice changes nothing; the same outcome twice within one submission is refused either way.
 """
@@ -16,6 +17,7 @@ twice changes nothing; the same outcome twice within one submission is refused e
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -25,7 +27,7 @@ import pandas as pd
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from recommender.cohort import MBI_ITEMS_REFUSED, RANGES, looks_like_mbi_item
+from recommender.cohort import MBI_ITEMS_REFUSED, RANGES, looks_like_mbi_item, spelling_hint
 from recommender.errors import InputError
 from recommender.service._audit import AuditLog
 from recommender.service._audit_tables import (
@@ -210,8 +212,10 @@ def record_outcomes(
                 problems.append(_problem(i, name, _echoed(name, item), accepted, message))
             continue
         if row.arm_taken not in arms:
+            hint = spelling_hint(row.arm_taken, arms)  # a spreadsheet's 'Coaching'
+            message = f"unknown arm ({hint})" if hint else "unknown arm"
             problems.append(
-                _problem(i, "arm_taken", row.arm_taken, f"one of {', '.join(arms)}", "unknown arm")
+                _problem(i, "arm_taken", row.arm_taken, f"one of {', '.join(arms)}", message)
             )
             continue
         measured = row.measured_at  # in UTC
@@ -223,7 +227,7 @@ def record_outcomes(
                     "measured_at",
                     measured.isoformat(),
                     "a time that is not in the future",
-                    "in the future",
+                    "in the future" + _read_as_utc(raw),
                 )
             )
             continue
@@ -232,6 +236,7 @@ def record_outcomes(
     served = _served_by_person(audit, {h for *_, h in checked})
     answered = _answered(audit, {h for *_, h in checked if h not in served})
     before_the_loop = _served_before_the_loop(audit, answered | set(served))
+    unlinkable = _unlinkable_answers(audit, set(served))
     linked = []
     for i, row, measured, person_hash in checked:
         history = served.get(person_hash)
@@ -271,7 +276,9 @@ def record_outcomes(
                     i,
                     "person_id",
                     "(hidden)",
-                    "a person the service has served a recommendation",
+                    "a person the service has served a recommendation, the id written exactly "
+                    "as it was sent then (case, spaces and leading zeros count: a spreadsheet "
+                    "reads 000123 as 123)",
                     "unknown person: no recommendation was served to this person id (with this "
                     "service's salt)",
                 )
@@ -296,15 +303,47 @@ def record_outcomes(
                     f"a time at or after {first}, when the "
                     "person's first recommendation was served"
                     + (" with a logged assignment" if older else ""),
-                    "dated before its recommendation" + older,
+                    "dated before its recommendation" + older + _read_as_utc(raws[i]),
                 )
             )
             continue
-        linked.append((i, row, measured, person_hash, before[-1]["request_id"]))
+        latest = before[-1]
+        # A crisis answer or a plan line given the person after that recommendation and before
+        # the measurement: the score follows it too (crisis care, or the arm a plan allocated),
+        # so it is no follow-up of the earlier arm alone, and retraining would credit that arm.
+        since = [
+            answer
+            for answer in unlinkable.get(person_hash, ())
+            if latest["logged_at"] < answer["logged_at"]
+            and answer["logged_at"].replace(microsecond=0) <= measured
+        ]
+        if since:
+            last = since[-1]
+            answer_at = last["logged_at"].replace(microsecond=0).isoformat()
+            served_at = latest["logged_at"].replace(microsecond=0).isoformat()
+            problems.append(
+                _problem(
+                    i,
+                    "measured_at",
+                    measured.isoformat(),
+                    f"a time before {answer_at} (the outcome of the recommendation served at "
+                    f"{served_at}), or serve the person a ranked recommendation again and send "
+                    "the outcome measured after that answer",
+                    f"measured after the person's {last['kind']} at {answer_at}, which came "
+                    f"after their recommendation served at {served_at}: no outcome is linked to "
+                    "a crisis answer or a plan line, and the score no longer follows that "
+                    "recommendation alone",
+                )
+            )
+            continue
+        linked.append((i, row, measured, person_hash, latest["request_id"]))
     if problems:
+        # In row order, as a program corrects its file: a row's link problem beside its others
+        # (the import prints the first 50).
+        problems.sort(key=lambda problem: int(re.match(r"outcomes\[(\d+)\]", problem["field"])[1]))
         raise OutcomeRefused(_summary(problems), problems=problems, status=422)
 
-    stored = _stored_outcomes(audit, {request_id for *_, request_id in linked})
+    stored, stored_of_person = _stored_outcomes(audit, {h for *_, h, _ in linked})
     fresh, report, conflicts, seen = [], OutcomeReport(), [], {}
     for i, row, measured, person_hash, request_id in linked:
         values = (
@@ -315,6 +354,10 @@ def record_outcomes(
             row.pa_followup,
         )
         earlier, row_before = stored.get(request_id), None
+        if values in stored_of_person.get(person_hash, ()):
+            # This very outcome is stored, though perhaps linked to an earlier recommendation:
+            # measured within the hour's grace, before one served since (a file imported again).
+            earlier = values
         if earlier is None and request_id in seen:
             row_before, earlier = seen[request_id]
         if earlier is not None:
@@ -374,13 +417,16 @@ def logged_cohort(audit: AuditLog) -> pd.DataFrame:
     Columns: the profile fields, ``person_id`` (the salted hash: pseudonymous, as the data
     contract asks), ``intervention`` (the arm served: the model learns the effect of
     recommending, intention to treat), ``propensity`` (its logged probability), ``arm_taken``,
-    ``cycle``, ``policy``, ``probabilities`` (JSON), ``request_id`` and the follow-up scores.
+    ``cycle``, ``policy``, ``probabilities`` (JSON), ``request_id``, ``model_version`` (the
+    version that served the row), ``recorded_at`` (when its outcome was stored, in UTC) and the
+    follow-up scores.
     """
     query = (
         sa.select(
             assignments,
             outcomes.c.arm_taken,
             outcomes.c.measured_at,
+            outcomes.c.recorded_at,
             outcomes.c.ee_followup,
             outcomes.c.dp_followup,
             outcomes.c.pa_followup,
@@ -408,6 +454,7 @@ def logged_cohort(audit: AuditLog) -> pd.DataFrame:
                 "probabilities": row["probabilities"],
                 "request_id": row["request_id"],
                 "model_version": row["model_version"],
+                "recorded_at": _utc(row["recorded_at"]),
             }
         )
     return pd.DataFrame(table)
@@ -476,20 +523,77 @@ def _served_before_the_loop(audit: AuditLog, hashes: set) -> set:
     return out
 
 
-def _stored_outcomes(audit: AuditLog, request_ids: set) -> dict:
+def _unlinkable_answers(audit: AuditLog, hashes: set) -> dict:
+    """Each of ``hashes``' answers no outcome is linked to (crisis answers and plan lines),
+    ``{"logged_at", "kind"}`` in time order."""
+    unlinkable = sa.and_(
+        recommendations.c.person_hash.in_(sa.bindparam("batch", expanding=True)),
+        sa.or_(
+            recommendations.c.safety_level == "crisis",
+            recommendations.c.batch_id.startswith(PLAN_ID_PREFIX),
+        ),
+    )
+    query = (
+        sa.select(
+            recommendations.c.person_hash,
+            recommendations.c.logged_at,
+            recommendations.c.safety_level,
+        )
+        .where(unlinkable)
+        .order_by(recommendations.c.logged_at, recommendations.c.id)
+    )
     out: dict = {}
     with audit.engine.connect() as connection:
-        for batch in _batches(request_ids):
-            query = sa.select(outcomes).where(outcomes.c.request_id.in_(batch))
+        for batch in _batches(hashes):
+            for person_hash, logged_at, level in connection.execute(query, {"batch": batch}):
+                kind = "crisis answer" if level == "crisis" else "plan line (/allocate)"
+                out.setdefault(person_hash, []).append({"logged_at": _utc(logged_at), "kind": kind})
+    return out
+
+
+def _stored_outcomes(audit: AuditLog, person_hashes: set) -> tuple[dict, dict]:
+    """The stored outcomes of these people: ``({request id: values}, {person hash: {values}})``."""
+    by_request: dict = {}
+    by_person: dict = {}
+    with audit.engine.connect() as connection:
+        for batch in _batches(person_hashes):
+            query = sa.select(outcomes).where(outcomes.c.person_hash.in_(batch))
             for r in connection.execute(query):
-                out[r.request_id] = (
+                values = (
                     _utc(r.measured_at).replace(microsecond=0),
                     r.arm_taken,
                     r.ee_followup,
                     r.dp_followup,
                     r.pa_followup,
                 )
-    return out
+                by_request[r.request_id] = values
+                by_person.setdefault(r.person_hash, set()).add(values)
+    return by_request, by_person
+
+
+def _read_as_utc(raw) -> str:
+    """What a refusal of ``measured_at`` by its time adds when the time was written without a
+    zone: read as UTC, a program's local time moves by its offset (into the future, or before
+    the recommendation), and a date alone is midnight UTC, before an answer given that day."""
+    stamp = raw.get("measured_at") if isinstance(raw, Mapping) else None
+    if not isinstance(stamp, str):
+        return ""
+    text = stamp.strip()
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return ""
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        return (
+            f" ({text!r} is a date alone, read as midnight UTC: give the time the survey was "
+            f"answered, with its zone, e.g. {text}T16:30:00+01:00)"
+        )
+    if parsed.tzinfo is None:
+        return (
+            f" ({text!r} has no zone and is read as UTC: give the zone of the program's clock, "
+            f"e.g. {parsed.isoformat()}+01:00, or write the time in UTC with Z)"
+        )
+    return ""
 
 
 def _echoed(name: str, error: dict):

@@ -86,6 +86,9 @@ def _echoed(names: list[str], kind: str, value):
         return "(not shown)"
     if not names or kind.startswith("json"):  # the body as sent: its first field is an id
         return "(not shown)"
+    if isinstance(value, (list, tuple)) and any(isinstance(v, (dict, list)) for v in value):
+        # records refused as a whole (more than a batch takes): the first begins with its id
+        return f"(a list of {len(value):,} items; not shown)"
     return _short(value)
 
 

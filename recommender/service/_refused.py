@@ -126,6 +126,7 @@ class Refusing(Serving):
         answers = self._crisis_answers(
             [_as_profile(profiles[i], entries) for i in flagged],
             None,
+            engine=self.engine,
             compact=not single,
             prefixes=None if single else [f"{entries}[{i}]" for i in flagged],
             unrecorded=_unrecorded(status),
@@ -142,7 +143,7 @@ class Refusing(Serving):
             refused = refused or _refused_by_query(query, "a JSON object (see /docs.json)")
             return self._flag_in_text(body, caller_role, refused, single=True, query=query)
         flagged = raw if crisis_flagged(raw) else {**raw, "crisis_risk": True}
-        answer = self._crisis_answers([flagged], caller_role)[0]
+        answer = self._crisis_answers([flagged], caller_role, engine=self.engine)[0]
         answer["ignored"] = [
             *_query_notes(query, "crisis resources and no ranking"),
             *problems,
@@ -182,7 +183,9 @@ class Refusing(Serving):
             return self._flag_in_text(
                 body, caller_role, refused, single=False, batch_id=batch_id, query=query, raw=raw
             )
-        crisis = self._crisis_rows(profiles, caller_role, batch_id, entries=entries)
+        crisis = self._crisis_rows(
+            profiles, caller_role, batch_id, engine=self.engine, entries=entries
+        )
         crisis.update(
             self._flagged_request(
                 body, caller_role, refused, batch_id=batch_id, query=query, raw=raw, scan=not crisis
@@ -256,6 +259,7 @@ class Refusing(Serving):
             [{"crisis_risk": True}],
             caller_role,
             batch_id,
+            engine=self.engine,
             compact=not single,
             unrecorded=None if caller_role is not None else _unrecorded(status),
         )[0]
@@ -268,17 +272,22 @@ class Refusing(Serving):
         caller_role: str,
         batch_id: str | None = None,
         *,
+        engine,
         compact: bool = False,
         prefixes=None,
         unrecorded: str | None = None,
     ) -> list[dict]:
         """Crisis answers for flagged bodies, recorded (in the service log if the audit store
-        fails); they need no model, so one is used only for its version when loaded.
+        fails); they need no model, so ``engine`` (the served one, ``None`` while none is
+        loaded) gives only its version and context.
+
+        ``engine`` is the one the request read once: a batch's or plan's crisis rows name the
+        model its other rows were answered by, even when a /reload swapped another in meanwhile.
 
         ``unrecorded``: why they are recorded nowhere (a refused caller's), as their
         ``safety.recorded_in`` says; the service log counts them, without identifiers.
         """
-        engine, config = self.engine, self.config
+        config = self.config
         prefixes = prefixes or [""] * len(raws)
         if engine is not None:
             pairs = [
@@ -325,10 +334,12 @@ class Refusing(Serving):
         caller_role: str,
         batch_id: str,
         *,
+        engine,
         same_person: bool = False,
         entries: str = "profiles",
     ) -> dict[int, dict]:
-        """``{position: crisis answer}`` for the flagged entries of a batch or plan.
+        """``{position: crisis answer}`` for the flagged entries of a batch or plan, answered
+        with ``engine`` (see :meth:`_crisis_answers`).
 
         ``same_person`` (batches, where a person may be named twice): an entry whose person_id
         a flagged entry also names gets the crisis answer too, never a ranking, with the
@@ -353,6 +364,7 @@ class Refusing(Serving):
             ],
             caller_role,
             batch_id,
+            engine=engine,
             compact=True,
             prefixes=[f"{entries}[{i}]" for i in answered],
         )

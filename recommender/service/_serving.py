@@ -58,7 +58,9 @@ class Serving:
             )
         # The store is opened now or, when it cannot be (a database not up yet), by the watcher
         # once it can; crisis answers never wait for it.
-        self._reload_lock, self._opening = threading.Lock(), threading.Lock()
+        # The reload lock makes a swap, and a /reload's announcement with it, one step for the
+        # watcher (re-entrant: a /reload's swap takes it inside its own).
+        self._reload_lock, self._opening = threading.RLock(), threading.Lock()
         self.audit, self._salt, self._store_problem = None, None, None
         # Why no store is open, when a caller should be told (a salt the store refuses).
         self.store_refusal: str | None = None
@@ -218,14 +220,18 @@ class Serving:
         if not self._open_store():  # no store yet: no reload can be announced
             return
         try:
-            latest = self.audit.latest_reload()
-            if latest is not None and latest[0] > self._reload_seen:
-                if self.engine is None or latest[1] != self.engine.version:
-                    # The version the reload served, not the champion of now: moved since
-                    # (a promotion, a training run), it would leave the workers serving two.
-                    previous, engine = self._swap_in_champion(latest[1])
-                    log.info("followed a /reload: version %s -> %s", previous, engine.version)
-                self._reload_seen = latest[0]
+            # Read under the reload lock: a /reload of this worker running meanwhile has then
+            # swapped and announced its version, which is the latest; read before it, another
+            # worker's older announcement was loaded after it and served until the next poll.
+            with self._reload_lock:
+                latest = self.audit.latest_reload()
+                if latest is not None and latest[0] > self._reload_seen:
+                    if self.engine is None or latest[1] != self.engine.version:
+                        # The version the reload served, not the champion of now: moved since
+                        # (a promotion, a training run), it would leave the workers serving two.
+                        previous, engine = self._swap_in_champion(latest[1])
+                        log.info("followed a /reload: version %s -> %s", previous, engine.version)
+                    self._reload_seen = latest[0]
         except Exception as error:  # noqa: BLE001 - never let the watcher die
             failure = type(error).__name__
             if failure != self._follow_failure:  # a store down: once, not every poll
@@ -261,6 +267,28 @@ class Serving:
             self.load_error, self.load_reason = cause, _no_model_reason(error)
             return
         log.info("the champion is loaded now: serving model version %s", engine.version)
+
+    def _reload_champion(self, caller_role: str):
+        """``/reload``: serve the registry's champion and announce it to the other workers in
+        the audit store; returns ``(previous_version, engine, announced)``.
+
+        One step under the reload lock, so that this worker's watcher reads the store before
+        the swap or after the announcement, never between (see :meth:`_follow_once`). A load
+        that fails raises, and the served model stays; an announcement that fails is logged
+        and said (``announced`` false): the other workers keep their version.
+        """
+        with self._reload_lock:
+            previous, engine = self._swap_in_champion()
+            try:
+                self._reload_seen = self.audit.announce_reload(engine.version, caller_role)
+            except Exception:  # noqa: BLE001 - this worker serves the new version regardless
+                log.exception(
+                    "could not record the reload; other workers keep version %s until "
+                    "their next /reload",
+                    previous,
+                )
+                return previous, engine, False
+        return previous, engine, True
 
     def _swap_in_champion(self, version: str | None = None):
         """Load the registry's champion (or ``version``) and serve it; returns
