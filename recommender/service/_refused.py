@@ -38,6 +38,14 @@ from recommender.service._crisis import (
     is_flag_name,
     record_answers,
 )
+from recommender.service._crisis_notes import (
+    beside_entries,
+    outcome_flagged,
+    query_notes,
+    refused_by_query,
+    seen_in_text,
+    not_recorded,
+)
 from recommender.service._problems import as_problems
 from recommender.service._serving import Serving
 
@@ -129,7 +137,7 @@ class Refusing(Serving):
             engine=self.engine,
             compact=not single,
             prefixes=None if single else [f"{entries}[{i}]" for i in flagged],
-            unrecorded=_unrecorded(status),
+            unrecorded=not_recorded(status),
         )
         crisis = dict(zip(flagged, answers))
         crisis.update(self._flagged_request(body, None, refused, query=query, scan=False))
@@ -140,12 +148,12 @@ class Refusing(Serving):
         problems = [] if refused is None else refused[1]["problems"]
         raw = _flags_kept(body)
         if not isinstance(raw, dict) or (query is None and not crisis_flagged(raw)):
-            refused = refused or _refused_by_query(query, "a JSON object (see /docs.json)")
+            refused = refused or refused_by_query(query, "a JSON object (see /docs.json)")
             return self._flag_in_text(body, caller_role, refused, single=True, query=query)
         flagged = raw if crisis_flagged(raw) else {**raw, "crisis_risk": True}
         answer = self._crisis_answers([flagged], caller_role, engine=self.engine)[0]
         answer["ignored"] = [
-            *_query_notes(query, "crisis resources and no ranking"),
+            *query_notes(query, "crisis resources and no ranking"),
             *problems,
             *answer["ignored"],
         ]
@@ -173,7 +181,7 @@ class Refusing(Serving):
     ) -> Response:
         """``refused`` is None for a valid body flagged by the query string alone: it is
         refused all the same (which entry the flag is for cannot be told)."""
-        refused = refused or _refused_by_query(
+        refused = refused or refused_by_query(
             query, f"crisis_risk in each flagged entry of {entries}"
         )
         status, payload = refused
@@ -239,15 +247,15 @@ class Refusing(Serving):
         was read."""
         status = refused[0]
         entry = "the profile" if single else "which entry it flags cannot be told"
-        notes = _query_notes(
+        notes = query_notes(
             query, f"crisis resources for every role once for the request ({entry})"
         )
         if not notes and not single and crisis_flagged(raw):
-            notes = [_beside_entries()]
+            notes = [beside_entries()]
         if not notes and scan and crisis_in_text(body):
             unread = "the profile" if single else "which entry set it"
             notes = [
-                _seen_in_text(
+                seen_in_text(
                     "body",
                     "this route's request (see the error)",
                     f"once for the request ({unread} could not be read)",
@@ -261,7 +269,7 @@ class Refusing(Serving):
             batch_id,
             engine=self.engine,
             compact=not single,
-            unrecorded=None if caller_role is not None else _unrecorded(status),
+            unrecorded=None if caller_role is not None else not_recorded(status),
         )[0]
         answer["ignored"] = notes
         return {0 if single else None: answer}
@@ -370,9 +378,9 @@ class Refusing(Serving):
         )
         for i, answer in zip(answered, answers):
             if i in unread:
-                answer["ignored"] = [_seen_in_text(f"{entries}[{i}]", "this entry, not an object")]
+                answer["ignored"] = [seen_in_text(f"{entries}[{i}]", "this entry, not an object")]
             elif entries == "outcomes":
-                answer["ignored"] = [_outcome_flagged(i)]
+                answer["ignored"] = [outcome_flagged(i)]
             elif i in because:
                 answer["ignored"] = [
                     {
@@ -387,69 +395,6 @@ class Refusing(Serving):
         return dict(zip(answered, answers))
 
 
-def _seen_in_text(field: str, read_as: str, given: str = "") -> dict:
-    """The problem a crisis answer names when its flag was seen in text no parser read."""
-    return {
-        "field": field,
-        "value": None,
-        "accepted": "a JSON object with the documented fields (see /docs.json)",
-        "message": f"not read as {read_as}, but its text sets crisis_risk: crisis resources "
-        f"for every role{', ' + given if given else ''}",
-    }
-
-
-def _query_notes(query, given: str) -> list[dict]:
-    """Where a request's crisis flag was read, when its query string set it: ``[note]``."""
-    if query is None:
-        return []
-    name, value = query
-    return [
-        {
-            "field": f"query string: {name[:60]}",
-            "value": value if isinstance(value, bool) else str(value)[:20],
-            "accepted": "crisis_risk in the JSON body (see /docs.json)",
-            "message": f"read from the query string as a crisis flag: {given}",
-        }
-    ]
-
-
-def _refused_by_query(query, accepted: str) -> tuple[int, dict]:
-    """The 422 of a valid body whose query string flags the request, and no one entry."""
-    name = query[0][:60]
-    message = "a crisis flag for the request, not for one entry of its body"
-    return 422, {
-        "error": f"query string: {name}: {message}; accepted: {accepted}",
-        "problems": [
-            {
-                "field": f"query string: {name}",
-                "value": query[1] if isinstance(query[1], bool) else str(query[1])[:20],
-                "accepted": accepted,
-                "message": message,
-            }
-        ],
-    }
-
-
-def _beside_entries() -> dict:
-    return {
-        "field": "crisis_risk",
-        "value": None,
-        "accepted": "crisis_risk in each flagged entry (see /docs.json)",
-        "message": "set beside the entries, not in one: crisis resources for every role, once "
-        "for the request (which entry it flags cannot be told)",
-    }
-
-
-def _outcome_flagged(i: int) -> dict:
-    return {
-        "field": f"outcomes[{i}].crisis_risk",
-        "value": None,
-        "accepted": "crisis_risk on /recommend, /recommend_batch or /allocate",
-        "message": "not an outcome's field, but it flags this person for crisis risk: crisis "
-        "resources for every role; no outcome of the request was recorded",
-    }
-
-
 def _entries(raw, key: str) -> list | None:
     entries = raw.get(key) if isinstance(raw, dict) else None
     return entries if isinstance(entries, list) else None
@@ -461,13 +406,6 @@ def _as_profile(entry, entries: str):
     if entries != "outcomes" or not isinstance(entry, Mapping):
         return entry
     return {k: v for k, v in entry.items() if k == "person_id" or is_flag_name(k)}
-
-
-def _unrecorded(status: int) -> str:
-    return (
-        f"not recorded: the request was refused ({status}), so nothing of it was written to "
-        "the audit log"
-    )
 
 
 def _flagged_elsewhere(profiles, flagged) -> dict[int, int]:
