@@ -227,17 +227,24 @@ class Answering(Refusing):
             self._crisis_rows(profiles, caller_role, batch_id, engine=engine),
         )
 
-    def _record_outcomes(self, request: OutcomesRequest) -> JSONResponse:
+    def _record_outcomes(self, request: OutcomesRequest, caller_role: str) -> JSONResponse:
+        # An outcome flagged crisis_risk (no outcome's field: the report is refused for it)
+        # still gets its person the crisis resources.
+        crisis = self._crisis_rows(
+            request.outcomes, caller_role, uuid.uuid4().hex, engine=self.engine, entries="outcomes"
+        )
         if self.catalog is None:  # the arms an outcome may name are the catalog's
-            return refusal(503, f"{self.load_error}; outcomes cannot be checked until /reload")
+            return refusal(
+                503, f"{self.load_error}; outcomes cannot be checked until /reload", None, crisis
+            )
         if self.audit is None:
-            return refusal(503, self._store_closed("nothing was recorded"))
+            return refusal(503, self._store_closed("nothing was recorded"), None, crisis)
         try:
             report = record_outcomes(
                 self.audit, request.outcomes, arms=self.catalog.arm_ids, source="api"
             )
         except OutcomeRefused as error:
-            return refusal(error.status, str(error), error.problems)
+            return refusal(error.status, str(error), error.problems, crisis)
         except Exception as error:  # noqa: BLE001 - the store's failure is not the caller's
             log.exception("recording outcomes failed")
             return refusal(

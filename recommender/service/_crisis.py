@@ -19,8 +19,8 @@ from datetime import datetime, timezone
 
 from pydantic import ValidationError
 
-from recommender.cohort import CATEGORIES
-from recommender.policy import triage
+from recommender.cohort import CATEGORIES, PROFILE_COLUMNS
+from recommender.policy import crisis_flag, triage
 
 __all__ = [
     "AuditUnavailable",
@@ -28,7 +28,10 @@ __all__ = [
     "NO_MODEL",
     "crisis_answer",
     "crisis_flagged",
+    "crisis_in_query",
     "crisis_in_text",
+    "is_flag_name",
+    "may_be_flagged",
     "record_answers",
     "safety_block",
 ]
@@ -73,12 +76,65 @@ def crisis_flagged(raw) -> bool:
     :func:`recommender.policy.crisis_flag` (true/false, yes/no, y/n, t/f, on/off, 1/0,
     1.0/0.0, any case, spaces around trimmed). A flag that cannot be read either way (``"maybe"``, ``2``)
     counts as set, as a file's does: the person gets the crisis resources, and the answer's
-    ``ignored`` names the value, which the request model refuses."""
-    from recommender.policy import crisis_flag
+    ``ignored`` names the value, which the request model refuses. The key counts written in any
+    case and with spaces, hyphens or underscores (``"Crisis Risk"``, ``"crisisRisk"``): the
+    request model refuses such a field by its name, but not the person its resources.
 
-    if not isinstance(raw, Mapping) or "crisis_risk" not in raw:
+    Examples
+    --------
+    >>> [crisis_flagged(b) for b in ({"crisis_risk": "Yes"}, {"Crisis_Risk": 1}, {"crisis_risk": 0})]
+    [True, True, False]
+    >>> crisis_flagged({"crisis_risk": False, "crisis-risk": "true "})
+    True
+    """
+    if not isinstance(raw, Mapping):
         return False
-    return crisis_flag(raw["crisis_risk"]) is not False
+    if "crisis_risk" in raw and crisis_flag(raw["crisis_risk"]) is not False:
+        return True
+    if _DOCUMENTED.issuperset(raw):  # a profile's keys alone: a batch's rows, mostly
+        return False
+    return any(
+        crisis_flag(raw[key]) is not False
+        for key in raw.keys() - _DOCUMENTED
+        if is_flag_name(key) and key != "crisis_risk"
+    )
+
+
+def is_flag_name(key) -> bool:
+    """Is ``key`` ``crisis_risk`` but for case, spaces, hyphens or underscores?"""
+    return isinstance(key, str) and _NOT_ALPHANUMERIC.sub("", key).casefold() == "crisisrisk"
+
+
+_NOT_ALPHANUMERIC = re.compile(r"[\W_]+")
+_DOCUMENTED = frozenset(PROFILE_COLUMNS) | {"crisis_risk", "offered"}
+
+
+def crisis_in_query(query: bytes) -> tuple[str, object] | None:
+    """The parameter of a query string (or of a form's body, written alike) that flags the
+    request for crisis risk, as ``(name, value)`` decoded, or None.
+
+    Each parameter is read as :func:`crisis_flagged` reads a body's key; a name given without
+    ``=`` (``?crisis_risk``) is a flag set, as such a parameter is meant, and ``crisis_risk=``
+    (no value) is not.
+
+    Examples
+    --------
+    >>> crisis_in_query(b"person_id=a&Crisis%20Risk=YES"), crisis_in_query(b"crisis_risk")
+    (('Crisis Risk', 'YES'), ('crisis_risk', True))
+    >>> crisis_in_query(b"crisis_risk=false"), crisis_in_query(b"crisis_risk="), crisis_in_query(b"")
+    (None, None, None)
+    """
+    if not query or (b"%" not in query and b"risk" not in query.lower()):
+        return None
+    from urllib.parse import unquote_plus
+
+    for part in query.split(b"&"):
+        name, given, value = part.partition(b"=")
+        name = unquote_plus(name.decode("utf-8", "replace"))
+        read = unquote_plus(value.decode("utf-8", "replace")) if given else True
+        if is_flag_name(name) and crisis_flagged({name: read}):
+            return name, read
+    return None
 
 
 # ``crisis_risk`` as a key set to a value ``crisis_flagged`` reads as true, in any text a caller
@@ -94,13 +150,23 @@ _FLAG_IN_TEXT = re.compile(
 )
 
 
+# Bodies up to this size are also read as a person writes the key (any case, spaces: a form's
+# ``Crisis+Risk=TRUE``), in UTF-16 or UTF-32, and as a form: a profile, even a flagged form,
+# is far smaller, and a batch's JSON is read by its parser.
+LOOSE_TEXT_BYTES = 64 * 1024
+_LOOSE_NAME = re.compile(rb"crisis[\W_]{0,3}risk")
+_FLAG_KEY = b"crisis_risk"
+
+
 def crisis_in_text(body: bytes) -> bool:
     """Does the raw text of a body no parser could read set ``crisis_risk``?
 
     For refusals only (a body that is not JSON, nested too deep, too large, or not the route's
     request): one linear search in C, about a second on 32 MiB of the worst text, so callers
     bound what they pass (the front door passes at most the bytes it reads of any body).
-    A key named otherwise (``not_crisis_risk``) does not count.
+    A key named otherwise (``not_crisis_risk``) does not count. A body of at most
+    :data:`LOOSE_TEXT_BYTES` is also read in UTF-16 or UTF-32, with the key in any case or
+    spacing, and as a form (:func:`crisis_in_query`).
 
     Examples
     --------
@@ -108,12 +174,35 @@ def crisis_in_text(body: bytes) -> bool:
     (True, True)
     >>> crisis_in_text(b"{'crisis_risk': False}"), crisis_in_text(b'{"not_crisis_risk": true')
     (False, False)
+    >>> crisis_in_text(b"Crisis+Risk=TRUE"), crisis_in_text('{"crisis_risk": 1'.encode("utf-16"))
+    (True, True)
     """
-    for match in _FLAG_IN_TEXT.finditer(body):
+    if _flag_in(body):
+        return True
+    if len(body) > LOOSE_TEXT_BYTES:
+        return False
+    text = _utf8(body).lower()
+    return _flag_in(_LOOSE_NAME.sub(_FLAG_KEY, text)) or crisis_in_query(text) is not None
+
+
+def may_be_flagged(body: bytes) -> bool:
+    """Whether :func:`crisis_in_text` may find a flag in a body, at the cost of a look-up in C
+    for a large body: a hostile body costs no scan of its text."""
+    return _FLAG_KEY in body or (len(body) <= LOOSE_TEXT_BYTES and crisis_in_text(body))
+
+
+def _flag_in(text: bytes) -> bool:
+    for match in _FLAG_IN_TEXT.finditer(text):
         start = match.start()
-        if start == 0 or not (body[start - 1 : start].isalnum() or body[start - 1] == 0x5F):
+        if start == 0 or not (text[start - 1 : start].isalnum() or text[start - 1] == 0x5F):
             return True
     return False
+
+
+def _utf8(body: bytes) -> bytes:
+    """A UTF-16 or UTF-32 text (told as JSON's parser tells it) in UTF-8; others as they are."""
+    encoding = json.detect_encoding(body)
+    return body if encoding.startswith("utf-8") else body.decode(encoding, "replace").encode()
 
 
 def safety_block(safety, *, recorded_in: str = AUDIT_LOG) -> dict:

@@ -12,10 +12,10 @@ log and timeout, which wrap this layer, still see the request).
 (:mod:`~recommender.service._readiness`), where BentoML would say only that ``__is_ready__``
 returned False; a ready service's probe goes on to BentoML's own answer.
 
-Before any of that, :class:`KnownRoutes` (the outermost layer, in front of BentoML's own)
-answers every path the service does not serve with 404: BentoML's metrics make a Prometheus
-label of each path they see, so unknown paths must never reach them. It also serves the
-service's own landing page at ``/`` instead of BentoML's, which loads a third-party script.
+Before any of that, :class:`~recommender.service._known_routes.KnownRoutes` (the outermost
+layer, in front of BentoML's own) answers every path the service does not serve with 404, and
+hands the Gate a profile route asked with a method it does not take (405, its crisis flags
+answered).
 """
 
 from __future__ import annotations
@@ -23,14 +23,17 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 
 from pydantic import ValidationError
 
 from recommender.service._auth import authorize
+from recommender.service._content_coding import UnreadCoding, decode_body
+from recommender.service._crisis import crisis_in_query, may_be_flagged
+from recommender.service._known_routes import METHOD_NOT_TAKEN, method_not_taken
 from recommender.service._readiness import Reason, not_ready_body
 
-__all__ = ["Gate", "KnownRoutes", "MAX_BODY_BYTES", "MAX_JSON_DEPTH"]
+__all__ = ["Gate", "MAX_BODY_BYTES", "MAX_JSON_DEPTH"]
 
 log = logging.getLogger("recommender.service")
 
@@ -41,13 +44,12 @@ MAX_BODY_BYTES = 32 * 1024 * 1024
 MAX_JSON_DEPTH = 32
 
 
-# A body no parser could read shows no crisis flag without this key: it is refused at once,
-# without a worker thread or a scan of its text (a hostile body costs what it did before).
-_FLAG_KEY = b"crisis_risk"
+def _may_flag(body: bytes, query) -> bool:
+    """Whether a request whose body no parser could read may be flagged: by its query string,
+    or by its body's text. A body that cannot be is refused at once, without a worker thread
+    (a hostile body costs what it did before)."""
+    return query is not None or may_be_flagged(body)
 
-# The scope key by which KnownRoutes hands the Gate a request its route does not take (the
-# methods it takes): the Gate answers it 405, with the crisis flag it holds answered.
-METHOD_NOT_TAKEN = "recommender.method_not_taken"
 
 _TOO_LARGE = (
     413,
@@ -87,6 +89,10 @@ class Gate:
         ``threads``); the others wait their turn.
     headers : callable, default dict
         The headers every direct answer carries, read in the request's context.
+    body_seconds : float, optional
+        How long a request's body may take to arrive; one still arriving then is refused (408)
+        while its crisis flags can still be answered, before the service's request timeout
+        answers a bare 504.
     """
 
     def __init__(
@@ -96,11 +102,13 @@ class Gate:
         current: Callable[[], object],
         threads: int = 1,
         headers: Callable[[], dict] = dict,
+        body_seconds: float | None = None,
     ):
         self.app = app
         self.current = current
         self.threads = threads
         self.headers = headers
+        self.body_seconds = body_seconds
         self._limiter = None  # made on first use: it belongs to the running event loop
 
     async def __call__(self, scope, receive, send):
@@ -117,9 +125,7 @@ class Gate:
             if response is not None:
                 return await response(scope, receive, send)
             return await self.app(scope, receive, send)
-        headers = {
-            k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
-        }
+        headers = _headers(scope)
         if service is None:
             from recommender.service._auth import PERMISSIONS
 
@@ -138,23 +144,33 @@ class Gate:
         if body_model is None or scope.get("method") != "POST":
             return await self.app(scope, receive, send)
 
-        body, too_large = await _read_body(receive)
+        body, too_large, unread = await _read_request(headers, receive, self.body_seconds)
         model, known, accepted = body_model
         if not too_large:
             body = body if body.strip() else b"{}"  # no body is an empty object, not bad JSON
-        refusal = (
-            _TOO_LARGE if too_large else _unparsable(body) or _invalid(model, body, known, accepted)
+        refusal = unread or (
+            _TOO_LARGE
+            if too_large
+            else _sent_as(
+                _unparsable(body) or _invalid(model, body, known, accepted), body, headers
+            )
         )
-        if refusal is not None:
+        # A flag in the query string flags the whole request, whatever the body says.
+        query = crisis_in_query(scope.get("query_string", b""))
+        answer = None
+        if refusal is None and query is not None:
+            answer = service.refused_routes.get(path.rstrip("/"))
+        if refusal is not None or answer is not None:
             # The refusal stands, but the crisis flags in the body are still answered: those
             # read from it (the service's ``refused_routes``), or, in a body no parser could
             # read (400, 413), one seen in its text (``unread_routes``).
-            routes = service.refused_routes if refusal[0] == 422 else service.unread_routes
-            answer = routes.get(path.rstrip("/"))
-            if answer is None or (refusal[0] != 422 and _FLAG_KEY not in body):
+            if refusal is not None:
+                routes = service.refused_routes if refusal[0] == 422 else service.unread_routes
+                answer = routes.get(path.rstrip("/"))
+            if answer is None or (refusal and refusal[0] != 422 and not _may_flag(body, query)):
                 response = _json_response(*refusal)
             else:
-                response = await self._answer(answer, body, decision.role, refusal)
+                response = await self._answer(answer, body, decision.role, refusal, query)
             return await response(scope, receive, send)
 
         answer = service.direct_routes.get(path.rstrip("/"))
@@ -168,7 +184,7 @@ class Gate:
         scope["headers"] = [
             (k, v)
             for k, v in scope.get("headers", [])
-            if k.lower() not in (b"content-type", b"content-length")
+            if k.lower() not in (b"content-type", b"content-length", b"content-encoding")
         ]
         scope["headers"] += [
             (b"content-type", b"application/json"),
@@ -177,18 +193,18 @@ class Gate:
         return await self.app(scope, _replay(body, receive), send)
 
     async def _method_not_taken(self, service, scope, receive, path: str, taken):
-        """405 naming the methods the route takes (:class:`KnownRoutes` sends it here); a
+        """405 naming the methods the route takes (``KnownRoutes`` sends it here); a
         crisis flag in the request's query string or body (``GET /recommend?crisis_risk=true``)
         still gets one crisis answer for the request, recorded nowhere: no key was asked
         for. A crisis answer never depends on the method."""
-        status, payload, headers = _method_not_taken(scope.get("method", ""), path, taken)
+        status, payload, headers = method_not_taken(scope.get("method", ""), path, taken)
         answer = None if service is None else service.unread_routes.get(path.rstrip("/"))
-        text = b""
+        body, query = b"", None
         if answer is not None:
-            body, _ = await _read_body(receive)
-            text = scope.get("query_string", b"") + b"\n" + body
-        if _FLAG_KEY in text:
-            response = await self._answer(answer, text, None, (status, payload))
+            body, _, _ = await _read_request(_headers(scope), receive, self.body_seconds)
+            query = crisis_in_query(scope.get("query_string", b""))
+        if answer is not None and _may_flag(body, query):
+            response = await self._answer(answer, body, None, (status, payload), query)
         else:
             response = _json_response(status, payload)
         response.headers.update(headers)
@@ -202,15 +218,18 @@ class Gate:
         refused = (decision.status, {"error": decision.message, "problems": []})
         answer = service.unauthorized_routes.get(path.rstrip("/"))
         if answer is not None and scope.get("method") == "POST":
-            body, too_large = await _read_body(receive)
+            body, too_large, unread = await _read_request(
+                _headers(scope), receive, self.body_seconds
+            )
             # Keys given twice (a 422 of their own) are read as the refused routes read them; a
             # body no parser could read may still show a crisis flag in its text.
-            problem = (400,) if too_large or not body.strip() else _unparsable(body)
+            problem = (400,) if too_large or unread or not body.strip() else _unparsable(body)
+            query = crisis_in_query(scope.get("query_string", b""))
             if problem is None or problem[0] == 422:
-                response = await self._answer(answer, body, None, refused)
-            elif _FLAG_KEY in body:
+                response = await self._answer(answer, body, None, refused, query)
+            elif _may_flag(body, query):
                 response = await self._answer(
-                    service.unread_routes[path.rstrip("/")], body, None, refused
+                    service.unread_routes[path.rstrip("/")], body, None, refused, query
                 )
             else:
                 response = _json_response(*refused)
@@ -252,134 +271,6 @@ async def _not_ready(service):
 
         causes = await anyio.to_thread.run_sync(service.not_ready)
     return _json_response(503, not_ready_body(causes)) if causes else None
-
-
-class KnownRoutes:
-    """Outermost ASGI layer: only the service's own paths go further; ``GET /`` is ours.
-
-    BentoML's metrics layer labels every request with its path, so each unknown path would
-    add series to ``/metrics`` and memory to the worker for good (and show whatever the path
-    held to anyone who reads ``/metrics``). Unknown paths are answered 404 here, before that
-    layer; BentoML's own pages (its index, which loads a third-party tag-manager script, and
-    its static UI files) are not among the known paths. ``/favicon.ico``, which browsers ask
-    for by themselves, is answered 204 (no icon) rather than 404. A known path asked with a
-    method it does not take is answered 405 here, in the service's error body, naming the
-    methods it takes (BentoML, FastAPI and the landing page each had a body of their own).
-
-    Parameters
-    ----------
-    app : ASGI app
-        BentoML's application.
-    routes : mapping of str to collection of str
-        The exact paths served (API routes, pages, health, metrics, OpenAPI), each with the
-        methods it takes, in any case (other names, an OpenAPI path item's ``summary`` or
-        ``parameters``, are left out); ``HEAD`` is answered wherever ``GET`` is taken.
-    landing : callable
-        Returns the landing page's HTML as bytes for a request's scope, for ``GET /`` and
-        ``HEAD /``.
-    document : bytes
-        The OpenAPI document (JSON) answered to ``GET /docs.json`` and ``HEAD /docs.json``
-        in place of BentoML's (see :mod:`~recommender.service._openapi`).
-    """
-
-    def __init__(
-        self,
-        app,
-        *,
-        routes: Mapping[str, Collection[str]],
-        landing: Callable[[dict], bytes],
-        document: bytes,
-    ):
-        self.app = app
-        self.routes = frozenset(routes)
-        self.methods = {
-            path: tuple(sorted({m.upper() for m in taken} & _HTTP_METHODS))
-            for path, taken in routes.items()
-        }
-        self.methods["/"] = ("GET",)
-        self.landing = landing
-        self.document = document
-
-    async def __call__(self, scope, receive, send):
-        from starlette.responses import Response
-
-        taken = self.methods.get(scope.get("path")) if scope["type"] == "http" else None
-        method = scope.get("method")
-        if taken and method not in taken and not (method == "HEAD" and "GET" in taken):
-            if "POST" in taken:
-                # A route that answers profiles: the Gate refuses it, after looking for a
-                # crisis flag in what was sent (a crisis answer never depends on the method).
-                return await self.app({**scope, METHOD_NOT_TAKEN: taken}, receive, send)
-            response = _json_response(*_method_not_taken(method, scope["path"], taken))
-            return await response(scope, receive, send)
-        if method == "HEAD" and taken and "HEAD" not in taken:
-            # Not every layer below answers HEAD (FastAPI's pages did not): it is asked as GET,
-            # and the answer's headers go out without its body.
-            scope, send = {**scope, "method": "GET"}, _headers_only(send)
-        if scope.get("path") == "/docs.json" and scope.get("method") in ("GET", "HEAD"):
-            response = Response(self.document, media_type="application/json")
-            return await response(scope, receive, send)
-        if scope["type"] not in ("http", "websocket") or scope.get("path") in self.routes:
-            return await self.app(scope, receive, send)
-
-        if scope["type"] == "websocket":
-            return await send({"type": "websocket.close", "code": 1008})
-        if scope.get("path") == "/" and scope.get("method") in ("GET", "HEAD"):
-            response = Response(
-                self.landing(scope), media_type="text/html; charset=utf-8", headers=_LANDING_HEADERS
-            )
-        elif scope.get("path") == "/favicon.ico" and scope.get("method") in ("GET", "HEAD"):
-            # Browsers ask for it by themselves on every site they open: a 404 would be an
-            # error in the console of every page (the card, /docs.json). There is no icon.
-            response = Response(status_code=204, headers={"Cache-Control": "max-age=86400"})
-        else:
-            # The path is not echoed: it may hold what its sender should not have put there.
-            response = _json_response(
-                404, {"error": "no such route; the routes are listed in /docs.json", "problems": []}
-            )
-        return await response(scope, receive, send)
-
-
-def _headers_only(send):
-    async def send_headers(message):
-        if message["type"] == "http.response.body":
-            message = {**message, "body": b""}
-        await send(message)
-
-    return send_headers
-
-
-_HTTP_METHODS = frozenset({"GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE"})
-
-
-def _method_not_taken(method: str, path: str, taken: tuple[str, ...]) -> tuple[int, dict, dict]:
-    """(status, payload, headers) of the 405 naming the methods a route takes."""
-    allowed = ", ".join(taken)
-    method = method[:20]  # a method is any token its sender chose
-    return (
-        405,
-        {
-            "error": f"{method} {path}: the route does not take this method; accepted: "
-            f"{allowed} (see /docs.json)",
-            "problems": [
-                {
-                    "field": "method",
-                    "value": method,
-                    "message": "not taken here",
-                    "accepted": allowed,
-                }
-            ],
-        },
-        {"Allow": allowed},
-    )
-
-
-# The landing page needs no script and loads nothing from elsewhere; the browser is told so.
-_LANDING_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-    "base-uri 'none'; form-action 'none'",
-    "X-Content-Type-Options": "nosniff",
-}
 
 
 class _DuplicateKey(ValueError):
@@ -483,6 +374,31 @@ def _unparsable(body: bytes) -> tuple[int, dict] | None:
     return None
 
 
+_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _sent_as(refusal: tuple[int, dict] | None, body: bytes, headers: Mapping[str, str]):
+    """A 400 refusal of a body that is not JSON, saying why when its sender can be told: it was
+    sent as a form, or in UTF-16 or UTF-32 (the request models read UTF-8 alone)."""
+    if refusal is None or refusal[0] != 400 or refusal[1]["problems"][0]["field"] != "body":
+        return refusal
+    media = headers.get("content-type", "").split(";")[0].strip().lower()
+    encoding = json.detect_encoding(body[:4])
+    if media in _FORMS:
+        reason = f"the body was sent as a form ({media}): send the fields as JSON"
+    elif encoding.startswith("utf-16") or encoding.startswith("utf-32"):
+        reason = f"the body is {encoding.upper()} text: send it as UTF-8"
+    else:
+        return refusal
+    status, payload = refusal
+    first = {**payload["problems"][0]}
+    first["message"] = f"{first['message']}; {reason}"
+    return status, {
+        "error": f"{payload['error']}; {reason}",
+        "problems": [first, *payload["problems"][1:]],
+    }
+
+
 def _invalid(model, body: bytes, known, accepted) -> tuple[int, dict] | None:
     """(status, payload) for a body its route's model refuses, naming every problem."""
     try:
@@ -501,23 +417,66 @@ def _invalid(model, body: bytes, known, accepted) -> tuple[int, dict] | None:
     return None
 
 
-async def _read_body(receive) -> tuple[bytes, bool]:
-    """``(body, too_large)``; of a body larger than MAX_BODY_BYTES, its first MAX_BODY_BYTES
-    bytes (its crisis flags are looked for there) and nothing more is read."""
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            chunks.append(chunk[: len(chunk) - (size - MAX_BODY_BYTES)])
-            return b"".join(chunks), True
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks), False
+async def _read_body(receive, seconds: float | None = None) -> tuple[bytes, bool, bool]:
+    """``(body, too_large, too_slow)``; of a body larger than MAX_BODY_BYTES, its first
+    MAX_BODY_BYTES bytes (its crisis flags are looked for there) and nothing more is read; of a
+    body still arriving after ``seconds``, what had arrived."""
+    import asyncio
+
+    chunks, size, too_large = [], 0, False
+    try:
+        # asyncio's own timeout: half the cost of anyio's per request (10 us against 20).
+        async with asyncio.timeout(seconds):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    break
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    chunks.append(chunk[: len(chunk) - (size - MAX_BODY_BYTES)])
+                    too_large = True
+                    break
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+    except TimeoutError:
+        return b"".join(chunks), False, True
+    return b"".join(chunks), too_large, False
+
+
+async def _read_request(
+    headers: Mapping[str, str], receive, seconds: float | None
+) -> tuple[bytes, bool, tuple | None]:
+    """``(body, too_large, refusal)``: the body as :func:`_read_body` reads it in ``seconds``,
+    undone of its Content-Encoding (:mod:`~recommender.service._content_coding`); with the
+    refusal of a body still arriving then (408), or of a coding that cannot be read (as it
+    came)."""
+    body, too_large, too_slow = await _read_body(receive, seconds)
+    refusal = _too_slow(seconds, len(body)) if too_slow else None
+    coding = headers.get("content-encoding", "")
+    if not coding.strip():
+        return body, too_large, refusal
+    try:
+        decoded, larger = decode_body(body, coding, MAX_BODY_BYTES)
+    except UnreadCoding as error:
+        return body, False, refusal or error.refusal()
+    return decoded, too_large or larger, refusal
+
+
+def _too_slow(seconds: float, received: int) -> tuple[int, dict]:
+    # Answered before the service's request timeout (a bare 504) can be: a flag in what has
+    # arrived, or in the query string, still gets its crisis answer.
+    message = f"{received:,} bytes received in {seconds:g} s, and the body was not over"
+    accepted = f"the whole body within {seconds:g} s"
+    return 408, {
+        "error": f"body: {message}; accepted: {accepted}",
+        "problems": [{"field": "body", "value": None, "accepted": accepted, "message": message}],
+    }
+
+
+def _headers(scope) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
 
 
 def _replay(body: bytes, receive):

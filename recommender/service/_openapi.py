@@ -62,7 +62,7 @@ class _Route:
     media_type: str | None = None  # of the 200 answer, where it is not JSON
 
 
-_BODY = (400, 401, 403, 413, 422, 500, 503, 504)
+_BODY = (400, 401, 403, 408, 413, 415, 422, 500, 503, 504)
 _ROUTES = {
     "/recommend": _Route(ServedProfileRequest, Recommendation, _BODY),
     "/recommend_batch": _Route(BatchRequest, BatchResponse, _BODY),
@@ -84,6 +84,9 @@ _STATUS = {
     "still get their crisis answers, in crisis_results (recorded nowhere).",
     403: "The key's role may not call this route; the error names the roles that may.",
     404: "No model card for the served version.",
+    408: "The body was still arriving after three quarters of the request timeout (the error "
+    "says how long): nothing was answered; a flag in the query string or in what had arrived "
+    "still gets one crisis answer for the request, in crisis_results.",
     409: {
         "/outcomes": "An outcome identical to one already stored: nothing of the submission was "
         "recorded.",
@@ -92,8 +95,13 @@ _STATUS = {
     413: "The body, or the number of entries, is over the limit given in the error; crisis "
     "answers are given all the same, in crisis_results (for a body too large, one for the "
     f"request when the text of its first {MAX_BODY_BYTES // 2**20} MiB sets crisis_risk).",
+    415: "The body's Content-Encoding is not one the service reads (gzip, deflate and none "
+    "are): the error names it; a flag in the query string still gets its crisis answer, in "
+    "crisis_results.",
     422: "Not valid: every problem is named (field, value received, what is accepted); crisis "
-    "answers are given all the same, in crisis_results.",
+    "answers are given all the same, in crisis_results. A batch, plan or outcome report whose "
+    "query string sets crisis_risk is refused so (which entry it flags cannot be told), with "
+    "one crisis answer for the request (index null).",
     500: "An unexpected failure, a defect of the service; the service log has the details.",
     503: "Not answered now: no model loaded, or the audit store cannot record or read (the "
     "error says which); crisis answers are given all the same, in crisis_results.",

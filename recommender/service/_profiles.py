@@ -194,6 +194,10 @@ class _FrontDoor:
             return self.schema.model.model_validate_json(body)
         except ValidationError as error:
             refused = error
+        if any(problem["type"] == "json_invalid" for problem in refused.errors()):
+            # Not JSON as the request models read it (UTF-16, a byte-order mark), however
+            # Python's parser reads it: its flag is looked for in its text (a 400).
+            raise refused
         try:
             raw = json.loads(body)
         except ValueError:

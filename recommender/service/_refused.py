@@ -9,6 +9,13 @@ request, for every role, saying that its entry could not be read (``index`` 0 on
 ``/recommend``, null on a batch or plan, whose flagged entry cannot be told). Nothing of the
 body is echoed.
 
+A flag in the request's query string (``POST /recommend?crisis_risk=true``, read by
+:func:`~recommender.service._crisis.crisis_in_query`) flags the whole request, whatever its
+body says: ``/recommend`` gives the crisis answer for its profile; a batch, plan or outcome
+report, whose flagged entry cannot be told, is refused (422, naming the parameter) with one
+crisis answer for the request (``index`` null) besides those of its flagged entries. Each such
+answer names the parameter in ``ignored``: where its flag was read.
+
 The answers of :class:`~recommender.service._answering.Answering` (its base class); the crisis
 answers themselves, recorded before they are given, are made here for every route.
 """
@@ -28,7 +35,16 @@ from recommender.service._crisis import (
     crisis_answer,
     crisis_flagged,
     crisis_in_text,
+    is_flag_name,
     record_answers,
+)
+from recommender.service._crisis_notes import (
+    beside_entries,
+    outcome_flagged,
+    query_notes,
+    refused_by_query,
+    seen_in_text,
+    not_recorded,
 )
 from recommender.service._problems import as_problems
 from recommender.service._serving import Serving
@@ -59,6 +75,7 @@ class Refusing(Serving):
             "/recommend": self._refused_recommend,
             "/recommend_batch": self._refused_batch,
             "/allocate": self._refused_plan,
+            "/outcomes": self._refused_outcomes,
         }
 
     @property
@@ -75,6 +92,7 @@ class Refusing(Serving):
             "/recommend": self._unread_profile,
             "/recommend_batch": self._unread_batch,
             "/allocate": self._unread_plan,
+            "/outcomes": self._unread_batch,
         }
 
     @property
@@ -91,110 +109,170 @@ class Refusing(Serving):
             "/recommend": self._refused_caller_one,
             "/recommend_batch": self._refused_caller_cohort,
             "/allocate": self._refused_caller_cohort,
+            "/outcomes": self._refused_caller_outcomes,
         }
 
-    def _refused_caller_one(self, body: bytes, _caller_role: None, refused) -> Response:
-        return self._refused_caller(body, refused, single=True)
+    def _refused_caller_one(self, body: bytes, _caller_role: None, refused, query=None):
+        return self._refused_caller(body, refused, query, entries=None)
 
-    def _refused_caller_cohort(self, body: bytes, _caller_role: None, refused) -> Response:
-        return self._refused_caller(body, refused, single=False)
+    def _refused_caller_cohort(self, body: bytes, _caller_role: None, refused, query=None):
+        return self._refused_caller(body, refused, query, entries="profiles")
 
-    def _refused_caller(self, body: bytes, refused, *, single: bool) -> Response:
+    def _refused_caller_outcomes(self, body: bytes, _caller_role: None, refused, query=None):
+        return self._refused_caller(body, refused, query, entries="outcomes")
+
+    def _refused_caller(self, body: bytes, refused, query, *, entries: str | None) -> Response:
         status, payload = refused
+        single = entries is None
         raw = _flags_kept(body)
-        if single:
-            profiles = [raw]
-        else:
-            profiles = raw.get("profiles") if isinstance(raw, dict) else None
-        if not isinstance(profiles, list) or len(profiles) > self.config.max_batch_rows:
-            return self._flag_in_text(body, None, refused, single=single)
+        profiles = [raw] if single else _entries(raw, entries)
+        if profiles is None or len(profiles) > self.config.max_batch_rows:
+            return self._flag_in_text(body, None, refused, single=single, query=query)
         flagged = [i for i, profile in enumerate(profiles) if crisis_flagged(profile)]
-        if not flagged:
-            return self._flag_in_text(body, None, refused, single=single)
+        if not flagged or (single and query is not None):
+            return self._flag_in_text(body, None, refused, single=single, query=query, raw=raw)
         answers = self._crisis_answers(
-            [profiles[i] for i in flagged],
+            [_as_profile(profiles[i], entries) for i in flagged],
             None,
             engine=self.engine,
             compact=not single,
-            prefixes=None if single else [f"profiles[{i}]" for i in flagged],
-            unrecorded=_unrecorded(status),
+            prefixes=None if single else [f"{entries}[{i}]" for i in flagged],
+            unrecorded=not_recorded(status),
         )
-        return refusal(status, payload["error"], None, dict(zip(flagged, answers)))
+        crisis = dict(zip(flagged, answers))
+        crisis.update(self._flagged_request(body, None, refused, query=query, scan=False))
+        return refusal(status, payload["error"], None, crisis)
 
-    def _refused_recommend(self, body: bytes, caller_role: str, refused) -> Response:
-        status, payload = refused
+    def _refused_recommend(self, body: bytes, caller_role: str, refused, query=None):
+        """``refused`` is None for a valid profile flagged by the query string alone."""
+        problems = [] if refused is None else refused[1]["problems"]
         raw = _flags_kept(body)
-        if not crisis_flagged(raw):
-            return self._flag_in_text(body, caller_role, refused, single=True)
-        answer = self._crisis_answers([raw], caller_role, engine=self.engine)[0]
-        answer["ignored"] = [*payload["problems"], *answer["ignored"]]
+        if not isinstance(raw, dict) or (query is None and not crisis_flagged(raw)):
+            refused = refused or refused_by_query(query, "a JSON object (see /docs.json)")
+            return self._flag_in_text(body, caller_role, refused, single=True, query=query)
+        flagged = raw if crisis_flagged(raw) else {**raw, "crisis_risk": True}
+        answer = self._crisis_answers([flagged], caller_role, engine=self.engine)[0]
+        answer["ignored"] = [
+            *query_notes(query, "crisis resources and no ranking"),
+            *problems,
+            *answer["ignored"],
+        ]
         return JSONResponse(answer)
 
-    def _refused_batch(self, body: bytes, caller_role: str, refused) -> Response:
-        return self._refused_cohort(body, caller_role, refused, uuid.uuid4().hex)
+    def _refused_batch(self, body: bytes, caller_role: str, refused, query=None) -> Response:
+        return self._refused_cohort(body, caller_role, refused, uuid.uuid4().hex, query)
 
-    def _refused_plan(self, body: bytes, caller_role: str, refused) -> Response:
-        return self._refused_cohort(
-            body, caller_role, refused, f"{PLAN_ID_PREFIX}{uuid.uuid4().hex}"
+    def _refused_plan(self, body: bytes, caller_role: str, refused, query=None) -> Response:
+        plan_id = f"{PLAN_ID_PREFIX}{uuid.uuid4().hex}"
+        return self._refused_cohort(body, caller_role, refused, plan_id, query)
+
+    def _refused_outcomes(self, body: bytes, caller_role: str, refused, query=None) -> Response:
+        batch_id = uuid.uuid4().hex
+        return self._refused_cohort(body, caller_role, refused, batch_id, query, "outcomes")
+
+    def _refused_cohort(
+        self,
+        body: bytes,
+        caller_role: str,
+        refused,
+        batch_id: str,
+        query=None,
+        entries: str = "profiles",
+    ) -> Response:
+        """``refused`` is None for a valid body flagged by the query string alone: it is
+        refused all the same (which entry the flag is for cannot be told)."""
+        refused = refused or refused_by_query(
+            query, f"crisis_risk in each flagged entry of {entries}"
         )
-
-    def _refused_cohort(self, body: bytes, caller_role: str, refused, batch_id: str) -> Response:
         status, payload = refused
         raw = _flags_kept(body)
-        profiles = raw.get("profiles") if isinstance(raw, dict) else None
-        if not isinstance(profiles, list) or len(profiles) > self.config.max_batch_rows:
-            return self._flag_in_text(body, caller_role, refused, single=False, batch_id=batch_id)
-        crisis = self._crisis_rows(profiles, caller_role, batch_id, engine=self.engine)
+        profiles = _entries(raw, entries)
+        if profiles is None or len(profiles) > self.config.max_batch_rows:
+            return self._flag_in_text(
+                body, caller_role, refused, single=False, batch_id=batch_id, query=query, raw=raw
+            )
+        crisis = self._crisis_rows(
+            profiles, caller_role, batch_id, engine=self.engine, entries=entries
+        )
+        crisis.update(
+            self._flagged_request(
+                body, caller_role, refused, batch_id=batch_id, query=query, raw=raw, scan=not crisis
+            )
+        )
         if not crisis:
-            return self._flag_in_text(body, caller_role, refused, single=False, batch_id=batch_id)
+            return JSONResponse(payload, status_code=status)
         return refusal(status, payload["error"], payload["problems"], crisis)
 
-    def _unread_profile(self, body: bytes, caller_role: str | None, refused) -> Response:
-        return self._flag_in_text(body, caller_role, refused, single=True)
+    def _unread_profile(self, body: bytes, caller_role, refused, query=None) -> Response:
+        return self._flag_in_text(body, caller_role, refused, single=True, query=query)
 
-    def _unread_batch(self, body: bytes, caller_role: str | None, refused) -> Response:
+    def _unread_batch(self, body: bytes, caller_role, refused, query=None) -> Response:
+        batch_id = uuid.uuid4().hex
         return self._flag_in_text(
-            body, caller_role, refused, single=False, batch_id=uuid.uuid4().hex
+            body, caller_role, refused, single=False, batch_id=batch_id, query=query
         )
 
-    def _unread_plan(self, body: bytes, caller_role: str | None, refused) -> Response:
+    def _unread_plan(self, body: bytes, caller_role, refused, query=None) -> Response:
         plan_id = f"{PLAN_ID_PREFIX}{uuid.uuid4().hex}"
-        return self._flag_in_text(body, caller_role, refused, single=False, batch_id=plan_id)
+        return self._flag_in_text(
+            body, caller_role, refused, single=False, batch_id=plan_id, query=query
+        )
 
-    def _flag_in_text(
+    def _flag_in_text(self, body: bytes, caller_role, refused, **request) -> Response:
+        """The refusal, with one crisis answer for the request when it is flagged though no
+        entry's flag could be read (see :meth:`_flagged_request`)."""
+        status, payload = refused
+        crisis = self._flagged_request(body, caller_role, refused, **request)
+        if not crisis:
+            return JSONResponse(payload, status_code=status)
+        return refusal(status, payload["error"], payload["problems"], crisis)
+
+    def _flagged_request(
         self,
         body: bytes,
         caller_role: str | None,
         refused,
         *,
-        single: bool,
+        single: bool = False,
         batch_id: str | None = None,
-    ) -> Response:
-        """The refusal, with one crisis answer for the request when the body's text sets
-        ``crisis_risk`` though no flag could be read from it (recorded nowhere for a caller
-        refused 401 or 403: ``caller_role`` None)."""
-        status, payload = refused
-        if not crisis_in_text(body):
-            return JSONResponse(payload, status_code=status)
+        query=None,
+        raw=None,
+        scan: bool = True,
+    ) -> dict:
+        """``{index: answer}``: one crisis answer for the request (index 0 on /recommend, None
+        on a batch, plan or outcome report), or nothing, when the query string flags it, or a
+        flag beside the entries (``raw``, the body read) or in the text of a body no parser
+        could read sets it (``scan``: no entry's flag was read; recorded nowhere for a caller
+        refused 401, 403 or 405: ``caller_role`` None). Its ``ignored`` says where the flag
+        was read."""
+        status = refused[0]
+        entry = "the profile" if single else "which entry it flags cannot be told"
+        notes = query_notes(
+            query, f"crisis resources for every role once for the request ({entry})"
+        )
+        if not notes and not single and crisis_flagged(raw):
+            notes = [beside_entries()]
+        if not notes and scan and crisis_in_text(body):
+            unread = "the profile" if single else "which entry set it"
+            notes = [
+                seen_in_text(
+                    "body",
+                    "this route's request (see the error)",
+                    f"once for the request ({unread} could not be read)",
+                )
+            ]
+        if not notes:
+            return {}
         answer = self._crisis_answers(
             [{"crisis_risk": True}],
             caller_role,
             batch_id,
             engine=self.engine,
             compact=not single,
-            unrecorded=None if caller_role is not None else _unrecorded(status),
+            unrecorded=None if caller_role is not None else not_recorded(status),
         )[0]
-        entry = "the profile" if single else "which entry set it"
-        answer["ignored"] = [
-            _seen_in_text(
-                "body",
-                "this route's request (see the error)",
-                f"once for the request ({entry} could not be read)",
-            )
-        ]
-        return refusal(
-            status, payload["error"], payload["problems"], {0 if single else None: answer}
-        )
+        answer["ignored"] = notes
+        return {0 if single else None: answer}
 
     def _crisis_answers(
         self,
@@ -259,7 +337,14 @@ class Refusing(Serving):
         return answers
 
     def _crisis_rows(
-        self, profiles, caller_role: str, batch_id: str, *, engine, same_person: bool = False
+        self,
+        profiles,
+        caller_role: str,
+        batch_id: str,
+        *,
+        engine,
+        same_person: bool = False,
+        entries: str = "profiles",
     ) -> dict[int, dict]:
         """``{position: crisis answer}`` for the flagged entries of a batch or plan, answered
         with ``engine`` (see :meth:`_crisis_answers`).
@@ -269,6 +354,8 @@ class Refusing(Serving):
         flagged entry named in its ``ignored``. (A plan refuses a person named twice.)
         """
         flagged = [i for i, raw in enumerate(profiles) if crisis_flagged(raw)]
+        if entries == "outcomes" and not flagged:  # the usual report: no crisis row
+            return {}
         # An entry that is not an object (a profile sent as a JSON string) is no profile, but
         # its text may still set the flag: its resources are for every role.
         unread = [
@@ -279,16 +366,21 @@ class Refusing(Serving):
         because = _flagged_elsewhere(profiles, flagged) if same_person else {}
         answered = sorted([*flagged, *unread, *because])
         answers = self._crisis_answers(
-            [{"crisis_risk": True} if i in unread else profiles[i] for i in answered],
+            [
+                {"crisis_risk": True} if i in unread else _as_profile(profiles[i], entries)
+                for i in answered
+            ],
             caller_role,
             batch_id,
             engine=engine,
             compact=True,
-            prefixes=[f"profiles[{i}]" for i in answered],
+            prefixes=[f"{entries}[{i}]" for i in answered],
         )
         for i, answer in zip(answered, answers):
             if i in unread:
-                answer["ignored"] = [_seen_in_text(f"profiles[{i}]", "this entry, not an object")]
+                answer["ignored"] = [seen_in_text(f"{entries}[{i}]", "this entry, not an object")]
+            elif entries == "outcomes":
+                answer["ignored"] = [outcome_flagged(i)]
             elif i in because:
                 answer["ignored"] = [
                     {
@@ -303,22 +395,17 @@ class Refusing(Serving):
         return dict(zip(answered, answers))
 
 
-def _seen_in_text(field: str, read_as: str, given: str = "") -> dict:
-    """The problem a crisis answer names when its flag was seen in text no parser read."""
-    return {
-        "field": field,
-        "value": None,
-        "accepted": "a JSON object with the documented fields (see /docs.json)",
-        "message": f"not read as {read_as}, but its text sets crisis_risk: crisis resources "
-        f"for every role{', ' + given if given else ''}",
-    }
+def _entries(raw, key: str) -> list | None:
+    entries = raw.get(key) if isinstance(raw, dict) else None
+    return entries if isinstance(entries, list) else None
 
 
-def _unrecorded(status: int) -> str:
-    return (
-        f"not recorded: the request was refused ({status}), so nothing of it was written to "
-        "the audit log"
-    )
+def _as_profile(entry, entries: str):
+    """An entry as the crisis path reads it: an outcome's fields are none of a profile's, so
+    only its person_id and flag are kept (the others would each be named as ignored)."""
+    if entries != "outcomes" or not isinstance(entry, Mapping):
+        return entry
+    return {k: v for k, v in entry.items() if k == "person_id" or is_flag_name(k)}
 
 
 def _flagged_elsewhere(profiles, flagged) -> dict[int, int]:
@@ -353,7 +440,7 @@ def _flags_kept(body: bytes):
     def keep_flags(pairs: list) -> dict:
         read: dict = {}
         for key, value in pairs:
-            if key == "crisis_risk" and crisis_flagged(read):
+            if key in read and crisis_flagged({key: read[key]}):
                 continue
             read[key] = value
         return read
@@ -364,5 +451,6 @@ def _flags_kept(body: bytes):
 def refusal(status: int, message: str, problems=None, crisis=None) -> JSONResponse:
     body = {"error": message, "problems": as_problems(problems)}
     if crisis:  # a batch or plan refused: its crisis rows are answered all the same
-        body["crisis_results"] = [{"index": i, "answer": crisis[i]} for i in sorted(crisis)]
+        order = sorted(crisis, key=lambda i: (i is None, i or 0))  # the request's own last
+        body["crisis_results"] = [{"index": i, "answer": crisis[i]} for i in order]
     return JSONResponse(body, status_code=status)

@@ -33,7 +33,8 @@ from recommender.service._engine import (
     load_champion_model,
     load_version_model,
 )
-from recommender.service._gate import Gate, KnownRoutes
+from recommender.service._gate import Gate
+from recommender.service._known_routes import KnownRoutes
 from recommender.service._landing import landing_page
 from recommender.service._openapi import openapi_document
 from recommender.service._pages import audit_export_response, model_card_facts, model_card_page
@@ -100,7 +101,7 @@ class Recommender(Answering):
         self, request: OutcomesRequest, /, ctx: bentoml.Context
     ) -> OutcomesResponse:
         """Record follow-up scores, each linked to the person's served recommendation."""
-        return _with_status(ctx, self._record_outcomes(request))
+        return _with_status(ctx, self._record_outcomes(request, _role(ctx)))
 
     @bentoml.api(route="/reload")
     def reload(self, ctx: bentoml.Context) -> ReloadResponse:
@@ -161,6 +162,8 @@ Recommender.add_asgi_middleware(
     current=bentoml.get_current_service,
     threads=Recommender.config.get("threads", 1),
     headers=_answer_headers,
+    # Three quarters of the request timeout: a slow body's crisis flags are answered in the rest.
+    body_seconds=0.75 * Recommender.config["traffic"]["timeout"],
 )
 
 # Served beyond the routes the OpenAPI document lists: the document itself and BentoML's

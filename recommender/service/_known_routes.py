@@ -1,0 +1,150 @@
+"""The outermost ASGI layer: only the service's own paths go further, ``GET /`` is ours.
+
+:class:`KnownRoutes` stands in front of BentoML's own layers. It answers every path the service
+does not serve with 404 (BentoML's metrics make a Prometheus label of each path they see, so
+unknown paths must never reach them), serves the service's own landing page at ``/`` instead
+of BentoML's (which loads a third-party script) and the OpenAPI document, and answers 405 for a
+method a route does not take, naming those it takes; on a route that answers profiles, it hands
+such a request to the front door (:class:`~recommender.service._gate.Gate`), which answers the
+crisis flags it holds with the 405.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+
+__all__ = ["KnownRoutes", "METHOD_NOT_TAKEN", "method_not_taken"]
+
+# The scope key by which KnownRoutes hands the Gate a request its route does not take (the
+# methods it takes): the Gate answers it 405, with the crisis flag it holds answered.
+METHOD_NOT_TAKEN = "recommender.method_not_taken"
+
+
+class KnownRoutes:
+    """Outermost ASGI layer: only the service's own paths go further; ``GET /`` is ours.
+
+    BentoML's metrics layer labels every request with its path, so each unknown path would
+    add series to ``/metrics`` and memory to the worker for good (and show whatever the path
+    held to anyone who reads ``/metrics``). Unknown paths are answered 404 here, before that
+    layer; BentoML's own pages (its index, which loads a third-party tag-manager script, and
+    its static UI files) are not among the known paths. ``/favicon.ico``, which browsers ask
+    for by themselves, is answered 204 (no icon) rather than 404. A known path asked with a
+    method it does not take is answered 405 here, in the service's error body, naming the
+    methods it takes (BentoML, FastAPI and the landing page each had a body of their own).
+
+    Parameters
+    ----------
+    app : ASGI app
+        BentoML's application.
+    routes : mapping of str to collection of str
+        The exact paths served (API routes, pages, health, metrics, OpenAPI), each with the
+        methods it takes, in any case (other names, an OpenAPI path item's ``summary`` or
+        ``parameters``, are left out); ``HEAD`` is answered wherever ``GET`` is taken.
+    landing : callable
+        Returns the landing page's HTML as bytes for a request's scope, for ``GET /`` and
+        ``HEAD /``.
+    document : bytes
+        The OpenAPI document (JSON) answered to ``GET /docs.json`` and ``HEAD /docs.json``
+        in place of BentoML's (see :mod:`~recommender.service._openapi`).
+    """
+
+    def __init__(
+        self,
+        app,
+        *,
+        routes: Mapping[str, Collection[str]],
+        landing: Callable[[dict], bytes],
+        document: bytes,
+    ):
+        self.app = app
+        self.routes = frozenset(routes)
+        self.methods = {
+            path: tuple(sorted({m.upper() for m in taken} & _HTTP_METHODS))
+            for path, taken in routes.items()
+        }
+        self.methods["/"] = ("GET",)
+        self.landing = landing
+        self.document = document
+
+    async def __call__(self, scope, receive, send):
+        from starlette.responses import JSONResponse, Response
+
+        taken = self.methods.get(scope.get("path")) if scope["type"] == "http" else None
+        method = scope.get("method")
+        if taken and method not in taken and not (method == "HEAD" and "GET" in taken):
+            if "POST" in taken:
+                # A route that answers profiles: the Gate refuses it, after looking for a
+                # crisis flag in what was sent (a crisis answer never depends on the method).
+                return await self.app({**scope, METHOD_NOT_TAKEN: taken}, receive, send)
+            status, payload, headers = method_not_taken(method, scope["path"], taken)
+            response = JSONResponse(payload, status_code=status, headers=headers)
+            return await response(scope, receive, send)
+        if method == "HEAD" and taken and "HEAD" not in taken:
+            # Not every layer below answers HEAD (FastAPI's pages did not): it is asked as GET,
+            # and the answer's headers go out without its body.
+            scope, send = {**scope, "method": "GET"}, _headers_only(send)
+        if scope.get("path") == "/docs.json" and scope.get("method") in ("GET", "HEAD"):
+            response = Response(self.document, media_type="application/json")
+            return await response(scope, receive, send)
+        if scope["type"] not in ("http", "websocket") or scope.get("path") in self.routes:
+            return await self.app(scope, receive, send)
+
+        if scope["type"] == "websocket":
+            return await send({"type": "websocket.close", "code": 1008})
+        if scope.get("path") == "/" and scope.get("method") in ("GET", "HEAD"):
+            response = Response(
+                self.landing(scope), media_type="text/html; charset=utf-8", headers=_LANDING_HEADERS
+            )
+        elif scope.get("path") == "/favicon.ico" and scope.get("method") in ("GET", "HEAD"):
+            # Browsers ask for it by themselves on every site they open: a 404 would be an
+            # error in the console of every page (the card, /docs.json). There is no icon.
+            response = Response(status_code=204, headers={"Cache-Control": "max-age=86400"})
+        else:
+            # The path is not echoed: it may hold what its sender should not have put there.
+            response = JSONResponse(
+                {"error": "no such route; the routes are listed in /docs.json", "problems": []},
+                status_code=404,
+            )
+        return await response(scope, receive, send)
+
+
+def _headers_only(send):
+    async def send_headers(message):
+        if message["type"] == "http.response.body":
+            message = {**message, "body": b""}
+        await send(message)
+
+    return send_headers
+
+
+_HTTP_METHODS = frozenset({"GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE"})
+
+
+def method_not_taken(method: str, path: str, taken: tuple[str, ...]) -> tuple[int, dict, dict]:
+    """(status, payload, headers) of the 405 naming the methods a route takes."""
+    allowed = ", ".join(taken)
+    method = method[:20]  # a method is any token its sender chose
+    return (
+        405,
+        {
+            "error": f"{method} {path}: the route does not take this method; accepted: "
+            f"{allowed} (see /docs.json)",
+            "problems": [
+                {
+                    "field": "method",
+                    "value": method,
+                    "message": "not taken here",
+                    "accepted": allowed,
+                }
+            ],
+        },
+        {"Allow": allowed},
+    )
+
+
+# The landing page needs no script and loads nothing from elsewhere; the browser is told so.
+_LANDING_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "base-uri 'none'; form-action 'none'",
+    "X-Content-Type-Options": "nosniff",
+}
