@@ -24,49 +24,154 @@ _MAX_DUPLICATE_IDS = 1000
 
 
 def read_cohort_spark(spark, path):
-    """Read a cohort file or Parquet folder as a Spark DataFrame, without coercing types.
+    """Read a cohort file or folder as a Spark DataFrame, without coercing types.
+
+    A CSV is read as :func:`recommender.cohort.read_cohort` reads it, so that both score the
+    same rows or refuse the same file: its header as written, quotes doubled inside a quoted
+    field (RFC 4180, pandas' reading; Spark's default takes a backslash, and kept the quotes
+    of an id written ``"p,""x""``), a line break inside a quoted field, and without a spreadsheet's
+    empty margins (:func:`recommender.cohort.without_empty_margins`). Every file of a folder of
+    CSV part files is checked as one file is: UTF-8 text, and one header.
 
     Parameters
     ----------
     spark : SparkSession
     path : str or Path
-        ``.parquet`` (a file or a folder of part files), ``.csv``, ``.csv.gz`` or ``.tsv``.
+        ``.parquet`` (a file or a folder of part files), ``.csv``, ``.csv.gz`` or ``.tsv`` (a
+        file or a folder of part files).
 
     Returns
     -------
     pyspark.sql.DataFrame
         CSV columns as strings (empty cells missing), Parquet columns as stored.
     """
-    # Imported here, on the driver: Spark's Python workers import this module too, and once the
-    # model is loaded there `recommender` is the copy saved with the model, which may predate
-    # this name (found: ImportError in a reused session scoring an older model).
-    from recommender.cohort import check_utf8, read_csv_header
-
     path = Path(path)
     name = path.name.lower()
     if not path.exists():
         raise InputError(f"{path}: no such file")
     parquet = name.endswith(".parquet") or (path.is_dir() and any(path.glob("*.parquet")))
     text = not parquet and name.endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz"))
-    # The header as written (a name given twice stays twice; another separator is named).
-    names = read_csv_header(path) if text and path.is_file() else []
-    if text and path.is_file():
-        check_utf8(path)  # Spark would read each byte that is not UTF-8 as U+FFFD, silently
     try:
         if parquet:
             return spark.read.parquet(str(path))
         if text:
             sep = "\t" if ".tsv" in name else ","
+            names, quoted_breaks = _checked_text(path, sep)
             # No type inference: validation must see the text as written, like read_cohort.
-            frame = spark.read.csv(str(path), header=True, sep=sep, inferSchema=False)
-            if len(set(names)) < len(names) and len(names) == len(frame.columns):
-                frame = frame.toDF(*names)  # Spark named the second copy 'ee11'
-            return frame
+            frame = spark.read.csv(
+                str(path),
+                header=True,
+                sep=sep,
+                inferSchema=False,
+                escape='"',
+                multiLine=quoted_breaks,  # reads each file whole: only when it must
+            )
+            return _without_empty_margins(frame, names)
+    except InputError:
+        raise
     except Exception as error:  # noqa: BLE001 - Spark's AnalysisException and friends
         raise InputError(f"{path}: cannot be read: {spark_error_message(error)}") from None
     raise InputError(
         f"{path}: unknown file type; accepted are .parquet (file or folder), .csv, .csv.gz and .tsv"
     )
+
+
+def _checked_text(path: Path, sep: str) -> tuple[list, bool]:
+    """The header as written of a CSV file or folder of part files, and whether any of its
+    files breaks a line inside a quoted field; refuses a file that is not UTF-8 text (Spark
+    would read each such byte as U+FFFD, silently) or a part whose header differs (Spark takes
+    one file's header for all: the other parts' columns would be read under its names)."""
+    # Imported here, on the driver: Spark's Python workers import this module too, and once
+    # the model is loaded there `recommender` is the copy saved with the model, which may
+    # predate these names (found: ImportError in a reused session scoring an older model).
+    from recommender.cohort import check_utf8, read_csv_header
+
+    files = _text_files(path)
+    names = None
+    for part in files:
+        check_utf8(part)
+        header = read_csv_header(part, sep=sep)
+        if names is None:
+            names, first = header, part
+        elif header != names:
+            raise InputError(
+                f"{part}: its header {header!r} differs from {first.name}'s {names!r}; "
+                "accepted: part files with the same columns in the same order"
+            )
+    return names or [], any(_quoted_line_break(part) for part in files)
+
+
+def _text_files(path: Path) -> list[Path]:
+    """The files Spark reads for ``path``: itself, or a folder's files but for hidden ones
+    (``_SUCCESS``, ``.crc``) and empty ones (no header, no rows)."""
+    if path.is_file():
+        return [path]
+
+    def hidden(part: Path) -> bool:
+        return any(p.startswith((".", "_")) for p in part.relative_to(path).parts)
+
+    return sorted(p for p in path.rglob("*") if p.is_file() and not hidden(p) and p.stat().st_size)
+
+
+def _quoted_line_break(path: Path) -> bool:
+    """Whether a line of ``path`` ends inside a quoted field (an odd count of quotes before
+    it; doubled quotes count twice). Spark reads a file split at line breaks unless told
+    otherwise, and split such a field into rows of their own. A quote inside an unquoted
+    field may say yes where no field spans lines: the file is then read whole, as correctly."""
+    import gzip
+
+    opened = gzip.open if path.name.lower().endswith(".gz") else open
+    inside = 0
+    with opened(path, "rb") as handle:
+        while piece := handle.read(1 << 20):
+            data = np.frombuffer(piece, dtype=np.uint8)
+            quotes = np.cumsum(data == ord('"')) + inside
+            breaks = (data == ord("\n")) | (data == ord("\r"))
+            if (quotes[breaks] % 2).any():
+                return True
+            inside = int(quotes[-1] % 2)
+    return False
+
+
+def _without_empty_margins(frame, names: list):
+    """:func:`recommender.cohort.without_empty_margins` over a Spark DataFrame: the columns
+    with no name and no value and the rows of blank cells after the last row with a value
+    go; an empty row inside the table stays, to be reported by its row number. Columns take
+    their names as written (Spark names a second ``ee`` ``ee11``, a blank name ``_c11``).
+
+    One pass over the file, in the JVM: a cell is blank as ``without_empty_margins`` says
+    (missing or white space alone). Rows are told apart by Spark's row id, which numbers the
+    rows of each partition of the file in order, as every later pass reads them.
+    """
+    from functools import reduce
+
+    from pyspark.sql import functions as F
+
+    from recommender.cohort import unnamed_column
+
+    columns = list(frame.columns)
+    if len(names) != len(columns):
+        return frame
+    position = F.monotonically_increasing_id()
+
+    def filled(column):
+        cell = F.col(f"`{column}`")
+        return cell.isNotNull() & ~cell.rlike(r"^(?U)\s*$")
+
+    unnamed = [c for c, written in zip(columns, names) if unnamed_column(written)]
+    cells = frame.select(
+        F.when(reduce(lambda a, b: a | b, map(filled, columns)), position).alias("row"),
+        *[filled(c).cast("int").alias(f"u{i}") for i, c in enumerate(unnamed)],
+    )
+    found = cells.select(
+        F.max("row").alias("last"), *[F.max(f"u{i}").alias(f"u{i}") for i in range(len(unnamed))]
+    ).first()
+    empty = {c for i, c in enumerate(unnamed) if not found[f"u{i}"]}
+    kept = [(c, written) for c, written in zip(columns, names) if c not in empty]
+    frame = frame.select(*[F.col(f"`{c}`").alias(written) for c, written in kept])
+    if found["last"] is None:
+        return frame.where(F.lit(False))
+    return frame.where(position <= found["last"])
 
 
 # ---------------------------------------------------------------------------------- validation
