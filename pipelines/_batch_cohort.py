@@ -51,6 +51,8 @@ def read_cohort_spark(spark, path):
         raise InputError(f"{path}: no such file")
     parquet = name.endswith(".parquet") or (path.is_dir() and any(path.glob("*.parquet")))
     text = not parquet and name.endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz"))
+    from pyspark.sql.types import StringType, StructField, StructType
+
     try:
         if parquet:
             return spark.read.parquet(str(path))
@@ -58,15 +60,20 @@ def read_cohort_spark(spark, path):
             sep = "\t" if ".tsv" in name else ","
             names, quoted_breaks = _checked_text(path, sep)
             # No type inference: validation must see the text as written, like read_cohort.
-            frame = spark.read.csv(
-                str(path),
+            options = dict(
                 header=True,
                 sep=sep,
-                inferSchema=False,
                 escape='"',
                 multiLine=quoted_breaks,  # reads each file whole: only when it must
             )
-            return _without_empty_margins(frame, names)
+            columns = spark.read.csv(str(path), inferSchema=False, **options).columns
+            # Every column as text, and the line of a row with other than the header's count
+            # of fields kept aside: Spark drops the fields past the header's silently.
+            text_schema = StructType([StructField(c, StringType()) for c in [*columns, _MALFORMED]])
+            frame = spark.read.csv(
+                str(path), schema=text_schema, columnNameOfCorruptRecord=_MALFORMED, **options
+            )
+            return _table_rows(frame, names, path=path, sep=sep)
     except InputError:
         raise
     except Exception as error:  # noqa: BLE001 - Spark's AnalysisException and friends
@@ -133,15 +140,17 @@ def _quoted_line_break(path: Path) -> bool:
     return False
 
 
-def _without_empty_margins(frame, names: list):
-    """:func:`recommender.cohort.without_empty_margins` over a Spark DataFrame: the columns
-    with no name and no value and the rows of blank cells after the last row with a value
-    go; an empty row inside the table stays, to be reported by its row number. Columns take
-    their names as written (Spark names a second ``ee`` ``ee11``, a blank name ``_c11``).
+def _table_rows(frame, names: list, *, path: Path, sep: str):
+    """The table of a CSV read by Spark as :func:`recommender.cohort.read_cohort` reads it:
+    columns named as written (Spark names a second ``ee`` ``ee11``, a blank name ``_c11``),
+    without the spreadsheet margins :func:`recommender.cohort.without_empty_margins` drops
+    (the columns with no name and no value, the rows of blank cells after the last row with a
+    value; an empty row inside the table stays, to be reported by its row number), and
+    refused, as pandas refuses it, when a row has more fields than the header.
 
     One pass over the file, in the JVM: a cell is blank as ``without_empty_margins`` says
-    (missing or white space alone). Rows are told apart by Spark's row id, which numbers the
-    rows of each partition of the file in order, as every later pass reads them.
+    (missing or white space alone). Rows are told apart by Spark's row id (the partition in
+    its upper bits, the row's place in it below), which every later pass reads alike.
     """
     from functools import reduce
 
@@ -149,9 +158,7 @@ def _without_empty_margins(frame, names: list):
 
     from recommender.cohort import unnamed_column
 
-    columns = list(frame.columns)
-    if len(names) != len(columns):
-        return frame
+    columns = [c for c in frame.columns if c != _MALFORMED]
     position = F.monotonically_increasing_id()
 
     def filled(column):
@@ -160,18 +167,85 @@ def _without_empty_margins(frame, names: list):
 
     unnamed = [c for c, written in zip(columns, names) if unnamed_column(written)]
     cells = frame.select(
+        position.alias("at"),
         F.when(reduce(lambda a, b: a | b, map(filled, columns)), position).alias("row"),
+        F.col(_MALFORMED).isNotNull().cast("int").alias("malformed"),
         *[filled(c).cast("int").alias(f"u{i}") for i, c in enumerate(unnamed)],
     )
-    found = cells.select(
-        F.max("row").alias("last"), *[F.max(f"u{i}").alias(f"u{i}") for i in range(len(unnamed))]
-    ).first()
-    empty = {c for i, c in enumerate(unnamed) if not found[f"u{i}"]}
+    parts = (
+        cells.groupBy(F.shiftright("at", _ROW_BITS).alias("part"))
+        .agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.max("row").alias("last"),
+            F.sum("malformed").alias("malformed"),
+            *[F.max(f"u{i}").alias(f"u{i}") for i in range(len(unnamed))],
+        )
+        .collect()
+    )
+    if any(p["malformed"] for p in parts):
+        _refuse_long_rows(frame, parts, columns, path=path, sep=sep)
+    empty = {c for i, c in enumerate(unnamed) if not any(p[f"u{i}"] for p in parts)}
     kept = [(c, written) for c, written in zip(columns, names) if c not in empty]
     frame = frame.select(*[F.col(f"`{c}`").alias(written) for c, written in kept])
-    if found["last"] is None:
+    last = max((p["last"] for p in parts if p["last"] is not None), default=None)
+    if last is None:
         return frame.where(F.lit(False))
-    return frame.where(position <= found["last"])
+    return frame.where(position <= last)
+
+
+# Spark's row id: the partition in the bits above these, the row's place in it in these.
+_ROW_BITS = 33
+_MALFORMED = "_malformed_line"
+
+
+def _refuse_long_rows(frame, parts, columns, *, path: Path, sep: str) -> None:
+    """Raise naming the first row with more fields than the header, if there is one (Spark
+    keeps the line of a row with fewer as well, which pandas reads with missing cells)."""
+    from pyspark.sql import functions as F
+
+    # Every column read: Spark compares a line's fields with the columns it parses, so a
+    # narrower read would not see the line's extra fields.
+    lines = frame.select(F.monotonically_increasing_id().alias("at"), "*").where(
+        F.col(_MALFORMED).isNotNull()
+    )
+    expected = len(columns)
+    long = (
+        lines.mapInPandas(
+            lambda batches: _field_counts(batches, sep=sep, more_than=expected),
+            "at long, fields int",
+        )
+        .orderBy("at")
+        .first()
+    )
+    if long is None:
+        return
+    offsets, before = {}, 0
+    for part in sorted(parts, key=lambda p: p["part"]):
+        offsets[part["part"]], before = before, before + part["rows"]
+    at = long["at"]
+    row = offsets[at >> _ROW_BITS] + (at & ((1 << _ROW_BITS) - 1))
+    raise InputError(
+        f"{path}: cannot be read as csv: Expected {expected} fields in row {row} (a CSV line "
+        f"is row + 2), saw {long['fields']}"
+    )
+
+
+def _field_counts(batches, *, sep: str, more_than: int):
+    """mapInPandas body: (row id, fields) of the lines with more than ``more_than`` fields,
+    split as pandas splits them (quotes doubled inside a quoted field)."""
+    import csv
+    import io
+
+    for batch in batches:
+        counts = np.array(
+            [
+                len(next(csv.reader(io.StringIO(line), delimiter=sep), []))
+                for line in batch[_MALFORMED]
+            ],
+            dtype=np.int32,
+        )
+        long = counts > more_than
+        yield pd.DataFrame({"at": batch["at"].to_numpy()[long], "fields": counts[long]})
 
 
 # ---------------------------------------------------------------------------------- validation
