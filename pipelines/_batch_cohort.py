@@ -96,6 +96,11 @@ def _checked_text(path: Path, sep: str) -> tuple[list, bool]:
     files = _text_files(path)
     names = None
     for part in files:
+        if part.name.lower().endswith(_UNCHECKED_CODECS):
+            raise InputError(
+                f"{part}: compressed as {part.suffix}, which cannot be checked for UTF-8 text "
+                "here; accepted: part files uncompressed or gzipped (.gz)"
+            )
         check_utf8(part)
         header = read_csv_header(part, sep=sep)
         if names is None:
@@ -106,6 +111,10 @@ def _checked_text(path: Path, sep: str) -> tuple[list, bool]:
                 "accepted: part files with the same columns in the same order"
             )
     return names or [], any(_quoted_line_break(part) for part in files)
+
+
+# Codecs Spark reads by suffix that the checks here do not read through (they read .gz).
+_UNCHECKED_CODECS = (".bz2", ".deflate", ".lz4", ".snappy", ".zst")
 
 
 def _text_files(path: Path) -> list[Path]:

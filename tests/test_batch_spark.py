@@ -687,6 +687,13 @@ EDGE_FILES = {
         ),
         "Expected 11 fields in",
     ),
+    "a_field_too_many_holding_a_line_break": (
+        _write_file(
+            "a.csv",
+            lambda f: _lines(_text(f), lambda lines: lines.__setitem__(4, lines[4] + ',"x\ny"')),
+        ),
+        "Expected 11 fields in",
+    ),
     "row_with_a_field_too_few": (
         _write_file(
             "a.csv",
@@ -766,13 +773,16 @@ def test_score_and_batch_score_agree_on_every_file(trained, spark, profiles, tmp
     _assert_agree(*_score_both(uri, data, tmp_path), expected)
 
 
-def _parts(frame: pd.DataFrame, folder: Path, *, sep: str = ",", edit=None) -> Path:
+def _parts(
+    frame: pd.DataFrame, folder: Path, *, sep: str = ",", edit=None, second: str = ".csv"
+) -> Path:
     """``frame`` as Spark writes a CSV table: part files of 7 and 5 rows (the larger is read
-    first), each with the header, beside _SUCCESS and a checksum that is not text."""
+    first; the second's name ends in ``second``), each with the header, beside _SUCCESS and a
+    checksum that is not text."""
     folder.mkdir()
     for i, part in enumerate((frame.iloc[:7], frame.iloc[7:])):
         data = (edit or (lambda i, part: part.to_csv(index=False, sep=sep)))(i, part)
-        path = folder / f"part-0000{i}-c000.csv"
+        path = folder / f"part-0000{i}-c000{second if i else '.csv'}"
         path.write_bytes(data if isinstance(data, bytes) else data.encode())
     (folder / "_SUCCESS").write_text("")
     (folder / ".part-00000-c000.csv.crc").write_bytes(b"\xff\xfe\x00")
@@ -786,6 +796,16 @@ def _cp1252_in_second_part(i, part):
         _changed(part.reset_index(drop=True), 1, "person_id", "pé")
         .to_csv(index=False)
         .encode("cp1252")
+    )
+
+
+def _bzip2_second_part(i, part):
+    import bz2
+
+    return (
+        part.to_csv(index=False).encode()
+        if i == 0
+        else bz2.compress(part.to_csv(index=False).encode())
     )
 
 
@@ -815,21 +835,23 @@ def test_a_folder_of_csv_parts_scores_as_the_one_file_they_make(
 
 
 @pytest.mark.parametrize(
-    "edit, said",
+    "edit, second, said",
     [
-        (_cp1252_in_second_part, "part-00001-c000.csv: line 3 is not UTF-8 text"),
-        (_other_order_in_second_part, "part-00001-c000.csv: its header"),
+        (_cp1252_in_second_part, ".csv", "part-00001-c000.csv: line 3 is not UTF-8 text"),
+        (_other_order_in_second_part, ".csv", "part-00001-c000.csv: its header"),
+        (_bzip2_second_part, ".csv.bz2", "part-00001-c000.csv.bz2: compressed as .bz2"),
     ],
 )
 def test_a_folder_with_one_bad_part_is_refused_naming_it(
-    trained, spark, profiles, tmp_path, edit, said
+    trained, spark, profiles, tmp_path, edit, second, said
 ):
     # Found: a Windows-1252 part was read with U+FFFD for 'é' (ids silently changed), and a
-    # part whose columns are in another order was read under the first part's names.
+    # part whose columns are in another order was read under the first part's names. A codec
+    # the UTF-8 check cannot read through is refused rather than read unchecked.
     from pipelines.batch import score_with_spark
 
     _, uri = trained
-    folder = _parts(profiles.head(12), tmp_path / "cohort.csv", edit=edit)
+    folder = _parts(profiles.head(12), tmp_path / "cohort.csv", edit=edit, second=second)
     with pytest.raises(InputError, match=said.replace(".", r"\.")):
         score_with_spark(uri, folder, tmp_path / "scored.parquet")
     assert not (tmp_path / "scored.parquet").exists()
