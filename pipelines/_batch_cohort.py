@@ -24,49 +24,237 @@ _MAX_DUPLICATE_IDS = 1000
 
 
 def read_cohort_spark(spark, path):
-    """Read a cohort file or Parquet folder as a Spark DataFrame, without coercing types.
+    """Read a cohort file or folder as a Spark DataFrame, without coercing types.
+
+    A CSV is read as :func:`recommender.cohort.read_cohort` reads it, so that both score the
+    same rows or refuse the same file: its header as written, quotes doubled inside a quoted
+    field (RFC 4180, pandas' reading; Spark's default takes a backslash, and kept the quotes
+    of an id written ``"p,""x""``), a line break inside a quoted field, and without a spreadsheet's
+    empty margins (:func:`recommender.cohort.without_empty_margins`). Every file of a folder of
+    CSV part files is checked as one file is: UTF-8 text, and one header.
 
     Parameters
     ----------
     spark : SparkSession
     path : str or Path
-        ``.parquet`` (a file or a folder of part files), ``.csv``, ``.csv.gz`` or ``.tsv``.
+        ``.parquet`` (a file or a folder of part files), ``.csv``, ``.csv.gz`` or ``.tsv`` (a
+        file or a folder of part files).
 
     Returns
     -------
     pyspark.sql.DataFrame
         CSV columns as strings (empty cells missing), Parquet columns as stored.
     """
-    # Imported here, on the driver: Spark's Python workers import this module too, and once the
-    # model is loaded there `recommender` is the copy saved with the model, which may predate
-    # this name (found: ImportError in a reused session scoring an older model).
-    from recommender.cohort import check_utf8, read_csv_header
-
     path = Path(path)
     name = path.name.lower()
     if not path.exists():
         raise InputError(f"{path}: no such file")
     parquet = name.endswith(".parquet") or (path.is_dir() and any(path.glob("*.parquet")))
     text = not parquet and name.endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz"))
-    # The header as written (a name given twice stays twice; another separator is named).
-    names = read_csv_header(path) if text and path.is_file() else []
-    if text and path.is_file():
-        check_utf8(path)  # Spark would read each byte that is not UTF-8 as U+FFFD, silently
+    from pyspark.sql.types import StringType, StructField, StructType
+
     try:
         if parquet:
             return spark.read.parquet(str(path))
         if text:
             sep = "\t" if ".tsv" in name else ","
+            names, quoted_breaks = _checked_text(path, sep)
             # No type inference: validation must see the text as written, like read_cohort.
-            frame = spark.read.csv(str(path), header=True, sep=sep, inferSchema=False)
-            if len(set(names)) < len(names) and len(names) == len(frame.columns):
-                frame = frame.toDF(*names)  # Spark named the second copy 'ee11'
-            return frame
+            options = dict(
+                header=True,
+                sep=sep,
+                escape='"',
+                multiLine=quoted_breaks,  # reads each file whole: only when it must
+            )
+            columns = spark.read.csv(str(path), inferSchema=False, **options).columns
+            # Every column as text, and the line of a row with other than the header's count
+            # of fields kept aside: Spark drops the fields past the header's silently.
+            text_schema = StructType([StructField(c, StringType()) for c in [*columns, _MALFORMED]])
+            frame = spark.read.csv(
+                str(path), schema=text_schema, columnNameOfCorruptRecord=_MALFORMED, **options
+            )
+            return _table_rows(frame, names, path=path, sep=sep)
+    except InputError:
+        raise
     except Exception as error:  # noqa: BLE001 - Spark's AnalysisException and friends
         raise InputError(f"{path}: cannot be read: {spark_error_message(error)}") from None
     raise InputError(
         f"{path}: unknown file type; accepted are .parquet (file or folder), .csv, .csv.gz and .tsv"
     )
+
+
+def _checked_text(path: Path, sep: str) -> tuple[list, bool]:
+    """The header as written of a CSV file or folder of part files, and whether any of its
+    files breaks a line inside a quoted field; refuses a file that is not UTF-8 text (Spark
+    would read each such byte as U+FFFD, silently) or a part whose header differs (Spark takes
+    one file's header for all: the other parts' columns would be read under its names)."""
+    # Imported here, on the driver: Spark's Python workers import this module too, and once
+    # the model is loaded there `recommender` is the copy saved with the model, which may
+    # predate these names (found: ImportError in a reused session scoring an older model).
+    from recommender.cohort import check_utf8, read_csv_header
+
+    files = _text_files(path)
+    names = None
+    for part in files:
+        if part.name.lower().endswith(_UNCHECKED_CODECS):
+            raise InputError(
+                f"{part}: compressed as {part.suffix}, which cannot be checked for UTF-8 text "
+                "here; accepted: part files uncompressed or gzipped (.gz)"
+            )
+        check_utf8(part)
+        header = read_csv_header(part, sep=sep)
+        if names is None:
+            names, first = header, part
+        elif header != names:
+            raise InputError(
+                f"{part}: its header {header!r} differs from {first.name}'s {names!r}; "
+                "accepted: part files with the same columns in the same order"
+            )
+    return names or [], any(_quoted_line_break(part) for part in files)
+
+
+# Codecs Spark reads by suffix that the checks here do not read through (they read .gz).
+_UNCHECKED_CODECS = (".bz2", ".deflate", ".lz4", ".snappy", ".zst")
+
+
+def _text_files(path: Path) -> list[Path]:
+    """The files Spark reads for ``path``: itself, or a folder's files but for hidden ones
+    (``_SUCCESS``, ``.crc``) and empty ones (no header, no rows)."""
+    if path.is_file():
+        return [path]
+
+    def hidden(part: Path) -> bool:
+        return any(p.startswith((".", "_")) for p in part.relative_to(path).parts)
+
+    return sorted(p for p in path.rglob("*") if p.is_file() and not hidden(p) and p.stat().st_size)
+
+
+def _quoted_line_break(path: Path) -> bool:
+    """Whether a line of ``path`` ends inside a quoted field (an odd count of quotes before
+    it; doubled quotes count twice). Spark reads a file split at line breaks unless told
+    otherwise, and split such a field into rows of their own. A quote inside an unquoted
+    field may say yes where no field spans lines: the file is then read whole, as correctly."""
+    import gzip
+
+    opened = gzip.open if path.name.lower().endswith(".gz") else open
+    inside = 0
+    with opened(path, "rb") as handle:
+        while piece := handle.read(1 << 20):
+            data = np.frombuffer(piece, dtype=np.uint8)
+            quotes = np.cumsum(data == ord('"')) + inside
+            breaks = (data == ord("\n")) | (data == ord("\r"))
+            if (quotes[breaks] % 2).any():
+                return True
+            inside = int(quotes[-1] % 2)
+    return False
+
+
+def _table_rows(frame, names: list, *, path: Path, sep: str):
+    """The table of a CSV read by Spark as :func:`recommender.cohort.read_cohort` reads it:
+    columns named as written (Spark names a second ``ee`` ``ee11``, a blank name ``_c11``),
+    without the spreadsheet margins :func:`recommender.cohort.without_empty_margins` drops
+    (the columns with no name and no value, the rows of blank cells after the last row with a
+    value; an empty row inside the table stays, to be reported by its row number), and
+    refused, as pandas refuses it, when a row has more fields than the header.
+
+    One pass over the file, in the JVM: a cell is blank as ``without_empty_margins`` says
+    (missing or white space alone). Rows are told apart by Spark's row id (the partition in
+    its upper bits, the row's place in it below), which every later pass reads alike.
+    """
+    from functools import reduce
+
+    from pyspark.sql import functions as F
+
+    from recommender.cohort import unnamed_column
+
+    columns = [c for c in frame.columns if c != _MALFORMED]
+    position = F.monotonically_increasing_id()
+
+    def filled(column):
+        cell = F.col(f"`{column}`")
+        return cell.isNotNull() & ~cell.rlike(r"^(?U)\s*$")
+
+    unnamed = [c for c, written in zip(columns, names) if unnamed_column(written)]
+    cells = frame.select(
+        position.alias("at"),
+        F.when(reduce(lambda a, b: a | b, map(filled, columns)), position).alias("row"),
+        F.col(_MALFORMED).isNotNull().cast("int").alias("malformed"),
+        *[filled(c).cast("int").alias(f"u{i}") for i, c in enumerate(unnamed)],
+    )
+    parts = (
+        cells.groupBy(F.shiftright("at", _ROW_BITS).alias("part"))
+        .agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.max("row").alias("last"),
+            F.sum("malformed").alias("malformed"),
+            *[F.max(f"u{i}").alias(f"u{i}") for i in range(len(unnamed))],
+        )
+        .collect()
+    )
+    if any(p["malformed"] for p in parts):
+        _refuse_long_rows(frame, parts, columns, path=path, sep=sep)
+    empty = {c for i, c in enumerate(unnamed) if not any(p[f"u{i}"] for p in parts)}
+    kept = [(c, written) for c, written in zip(columns, names) if c not in empty]
+    frame = frame.select(*[F.col(f"`{c}`").alias(written) for c, written in kept])
+    last = max((p["last"] for p in parts if p["last"] is not None), default=None)
+    if last is None:
+        return frame.where(F.lit(False))
+    return frame.where(position <= last)
+
+
+# Spark's row id: the partition in the bits above these, the row's place in it in these.
+_ROW_BITS = 33
+_MALFORMED = "_malformed_line"
+
+
+def _refuse_long_rows(frame, parts, columns, *, path: Path, sep: str) -> None:
+    """Raise naming the first row with more fields than the header, if there is one (Spark
+    keeps the line of a row with fewer as well, which pandas reads with missing cells)."""
+    from pyspark.sql import functions as F
+
+    # Every column read: Spark compares a line's fields with the columns it parses, so a
+    # narrower read would not see the line's extra fields.
+    lines = frame.select(F.monotonically_increasing_id().alias("at"), "*").where(
+        F.col(_MALFORMED).isNotNull()
+    )
+    expected = len(columns)
+    long = (
+        lines.mapInPandas(
+            lambda batches: _field_counts(batches, sep=sep, more_than=expected),
+            "at long, fields int",
+        )
+        .orderBy("at")
+        .first()
+    )
+    if long is None:
+        return
+    offsets, before = {}, 0
+    for part in sorted(parts, key=lambda p: p["part"]):
+        offsets[part["part"]], before = before, before + part["rows"]
+    at = long["at"]
+    row = offsets[at >> _ROW_BITS] + (at & ((1 << _ROW_BITS) - 1))
+    raise InputError(
+        f"{path}: cannot be read as csv: Expected {expected} fields in row {row} (a CSV line "
+        f"is row + 2), saw {long['fields']}"
+    )
+
+
+def _field_counts(batches, *, sep: str, more_than: int):
+    """mapInPandas body: (row id, fields) of the lines with more than ``more_than`` fields,
+    split as pandas splits them (quotes doubled inside a quoted field)."""
+    import csv
+    import io
+
+    for batch in batches:
+        counts = np.array(
+            [
+                len(next(csv.reader(io.StringIO(line), delimiter=sep), []))
+                for line in batch[_MALFORMED]
+            ],
+            dtype=np.int32,
+        )
+        long = counts > more_than
+        yield pd.DataFrame({"at": batch["at"].to_numpy()[long], "fields": counts[long]})
 
 
 # ---------------------------------------------------------------------------------- validation

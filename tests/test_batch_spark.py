@@ -551,3 +551,307 @@ def test_a_cohort_that_is_not_utf8_is_refused_naming_its_line_not_read_with_mark
         read_cohort_spark(spark, path)
     path.write_text(header + rows, encoding="utf-8")
     assert read_cohort_spark(spark, path).toPandas()["person_id"].tolist() == ["pa", "pé", "pè"]
+
+
+# ------------------------------------------ the same file through `score` and `batch-score`
+# Each file is scored in process (score_file, as `recommender score`) and on Spark
+# (score_with_spark, as `recommender batch-score`): both score it, to equal tables, or both
+# refuse it, with the same problems (rule, column, row) and the words said here. Found by
+# running such files through both: Spark refused a spreadsheet's empty margins that `score`
+# reads, kept the quotes of an id written as RFC 4180 writes a quote, split a quoted field's
+# line break into rows, and scored a row with more fields than the header; `score` read an id
+# 'NA' as missing and a crisis_risk 'NA' as not flagged, and shifted every column when the
+# first row had one field too many.
+def _text(frame: pd.DataFrame, **options) -> str:
+    return frame.to_csv(index=False, **options)
+
+
+def _with_margins(text: str, *, end: str = "\n", cell: str = "") -> str:
+    """``text`` as a spreadsheet exports a sheet whose cells beyond the table were touched: two
+    empty columns with no name ending every line, then lines of empty cells."""
+    lines = [line + f",{cell}," for line in text.rstrip("\n").split("\n")]
+    width = lines[0].count(",") + 1
+    return end.join([*lines, *[",".join([cell] * width)] * 3]) + end
+
+
+def _lines(text: str, edit) -> str:
+    lines = text.split("\n")
+    edit(lines)
+    return "\n".join(lines)
+
+
+def _changed(frame: pd.DataFrame, row: int, column: str, value) -> pd.DataFrame:
+    frame = frame.astype(object)
+    frame.loc[row, column] = value
+    return frame
+
+
+def _write_file(name: str, content):
+    def write(frame: pd.DataFrame, folder: Path) -> Path:
+        path = folder / name
+        data = content(frame)
+        if isinstance(data, pd.DataFrame):
+            data.to_parquet(path, index=False)
+        elif isinstance(data, bytes):
+            path.write_bytes(data)
+        else:
+            path.write_text(data, encoding="utf-8", newline="")
+        return path
+
+    return write
+
+
+def _gzip(text: str) -> bytes:
+    import gzip
+
+    return gzip.compress(text.encode(), mtime=0)
+
+
+# name: (the file, "scored" or words both refusals say)
+EDGE_FILES = {
+    "bom_and_crlf": (
+        _write_file("a.csv", lambda f: b"\xef\xbb\xbf" + _text(f, lineterminator="\r\n").encode()),
+        "scored",
+    ),
+    "every_field_quoted": (_write_file("a.csv", lambda f: _text(f, quoting=1)), "scored"),
+    "doubled_quote_in_an_id": (
+        _write_file("a.csv", lambda f: _text(_changed(f, 2, "person_id", 'p,"x"'))),
+        "scored",
+    ),
+    "line_break_in_a_quoted_field": (
+        _write_file("a.csv", lambda f: _text(f.assign(notes="first line\nsecond line"))),
+        "scored",
+    ),
+    "semicolons": (
+        _write_file("a.csv", lambda f: _text(f, sep=";")),
+        "is separated by semicolons; accepted: comma-separated (.csv) columns",
+    ),
+    "header_case_and_spaces": (
+        _write_file("a.csv", lambda f: _text(f.rename(columns={"person_id": "Person ID"}))),
+        "the table has 'Person ID': rename it 'person_id'",
+    ),
+    "blank_lines": (
+        _write_file(
+            "a.csv", lambda f: _lines(_text(f), lambda lines: lines.insert(4, "")) + "\n\n"
+        ),
+        "scored",
+    ),
+    "empty_row_inside": (
+        _write_file("a.csv", lambda f: _lines(_text(f), lambda lines: lines.insert(4, "," * 10))),
+        "missing value",
+    ),
+    "spreadsheet_margins": (
+        _write_file(
+            "a.csv", lambda f: b"\xef\xbb\xbf" + _with_margins(_text(f), end="\r\n").encode()
+        ),
+        "scored",
+    ),
+    "margins_of_spaces": (
+        _write_file("a.csv", lambda f: _with_margins(_text(f), cell=" ")),
+        "scored",
+    ),
+    "margins_compressed": (
+        _write_file("a.csv.gz", lambda f: _gzip(_with_margins(_text(f)))),
+        "scored",
+    ),
+    "margins_after_an_empty_row": (
+        _write_file(
+            "a.csv",
+            lambda f: _with_margins(_lines(_text(f), lambda lines: lines.insert(4, "," * 10))),
+        ),
+        "missing value",
+    ),
+    "windows_1252": (
+        _write_file("a.csv", lambda f: _text(_changed(f, 3, "person_id", "pé")).encode("cp1252")),
+        "line 5 is not UTF-8 text (byte 0xe9",
+    ),
+    "an_id_written_NA": (
+        _write_file("a.csv", lambda f: _text(_changed(f, 2, "person_id", "NA"))),
+        "scored",
+    ),
+    "a_crisis_flag_written_NA": (
+        _write_file(
+            "a.csv", lambda f: _text(_changed(f.assign(crisis_risk="no"), 2, "crisis_risk", "NA"))
+        ),
+        "(row 2: 'NA')",
+    ),
+    "first_row_with_a_field_too_many": (
+        _write_file(
+            "a.csv", lambda f: _lines(_text(f), lambda lines: lines.__setitem__(1, lines[1] + ",x"))
+        ),
+        "Expected 11 fields in",
+    ),
+    "later_row_with_a_field_too_many": (
+        _write_file(
+            "a.csv", lambda f: _lines(_text(f), lambda lines: lines.__setitem__(4, lines[4] + ",x"))
+        ),
+        "Expected 11 fields in",
+    ),
+    "a_field_too_many_holding_a_line_break": (
+        _write_file(
+            "a.csv",
+            lambda f: _lines(_text(f), lambda lines: lines.__setitem__(4, lines[4] + ',"x\ny"')),
+        ),
+        "Expected 11 fields in",
+    ),
+    "row_with_a_field_too_few": (
+        _write_file(
+            "a.csv",
+            lambda f: _lines(
+                _text(f), lambda lines: lines.__setitem__(4, lines[4].rsplit(",", 1)[0])
+            ),
+        ),
+        "missing value",
+    ),
+    "parquet_with_extra_columns": (
+        _write_file("a.parquet", lambda f: f.assign(notes="free text", site=3)),
+        "scored",
+    ),
+    "parquet_with_a_wrong_type": (
+        _write_file("a.parquet", lambda f: _changed(f, 2, "ee", "abc").astype({"ee": str})),
+        "wrong type",
+    ),
+    "parquet_with_nulls": (
+        _write_file(
+            "a.parquet", lambda f: f.astype({"age": float}).assign(role=[None, *f["role"][1:]])
+        ),
+        "missing value",
+    ),
+    "duplicate_person_id": (
+        _write_file("a.csv", lambda f: _text(_changed(f, 8, "person_id", f.loc[1, "person_id"]))),
+        "duplicate person_id",
+    ),
+    "empty_file": (_write_file("a.csv", lambda f: ""), "No columns to parse from file"),
+    "header_only": (_write_file("a.csv", lambda f: _text(f.iloc[:0])), "the table has no rows"),
+}
+
+
+def _outcome(score, data: Path, out: Path):
+    """("scored", table) or ("refused", message, problems as (rule, column, row))."""
+    try:
+        score(data, out)
+    except InputError as error:
+
+        def key(problem):
+            if isinstance(problem, dict):
+                return problem.get("rule"), problem.get("column"), problem.get("row")
+            return problem.rule, problem.column, problem.row
+
+        return "refused", str(error), sorted(map(key, error.problems or []), key=repr)
+    return "scored", pd.read_parquet(out)
+
+
+def _score_both(uri, data: Path, folder: Path):
+    from pipelines.batch import score_with_spark
+    from pipelines.score import score_file
+
+    return (
+        _outcome(lambda d, o: score_file(uri, d, o), data, folder / "in-process.parquet"),
+        _outcome(lambda d, o: score_with_spark(uri, d, o), data, folder / "spark.parquet"),
+    )
+
+
+def _assert_agree(in_process, on_spark, expected: str) -> None:
+    assert on_spark[0] == in_process[0] == ("scored" if expected == "scored" else "refused"), (
+        in_process[:2],
+        on_spark[:2],
+    )
+    if expected == "scored":
+        _assert_same_scores(on_spark[1], in_process[1])
+        for column in SAFETY_COLUMNS:
+            assert on_spark[1][column].tolist() == in_process[1][column].tolist()
+        return
+    assert expected in in_process[1] and expected in on_spark[1], (in_process[1], on_spark[1])
+    assert on_spark[2] == in_process[2]
+
+
+@pytest.mark.parametrize("case", list(EDGE_FILES))
+def test_score_and_batch_score_agree_on_every_file(trained, spark, profiles, tmp_path, case):
+    _, uri = trained
+    write, expected = EDGE_FILES[case]
+    data = write(profiles.head(12).copy(), tmp_path)
+    _assert_agree(*_score_both(uri, data, tmp_path), expected)
+
+
+def _parts(
+    frame: pd.DataFrame, folder: Path, *, sep: str = ",", edit=None, second: str = ".csv"
+) -> Path:
+    """``frame`` as Spark writes a CSV table: part files of 7 and 5 rows (the larger is read
+    first; the second's name ends in ``second``), each with the header, beside _SUCCESS and a
+    checksum that is not text."""
+    folder.mkdir()
+    for i, part in enumerate((frame.iloc[:7], frame.iloc[7:])):
+        data = (edit or (lambda i, part: part.to_csv(index=False, sep=sep)))(i, part)
+        path = folder / f"part-0000{i}-c000{second if i else '.csv'}"
+        path.write_bytes(data if isinstance(data, bytes) else data.encode())
+    (folder / "_SUCCESS").write_text("")
+    (folder / ".part-00000-c000.csv.crc").write_bytes(b"\xff\xfe\x00")
+    return folder
+
+
+def _cp1252_in_second_part(i, part):
+    if i == 0:
+        return part.to_csv(index=False)
+    return (
+        _changed(part.reset_index(drop=True), 1, "person_id", "pé")
+        .to_csv(index=False)
+        .encode("cp1252")
+    )
+
+
+def _bzip2_second_part(i, part):
+    import bz2
+
+    return (
+        part.to_csv(index=False).encode()
+        if i == 0
+        else bz2.compress(part.to_csv(index=False).encode())
+    )
+
+
+def _other_order_in_second_part(i, part):
+    columns = list(part.columns)
+    if i == 1:
+        columns[8], columns[9] = columns[9], columns[8]  # ee and dp swapped
+    return part[columns].to_csv(index=False)
+
+
+@pytest.mark.parametrize("sep, name", [(",", "cohort.csv"), ("\t", "cohort.tsv")])
+def test_a_folder_of_csv_parts_scores_as_the_one_file_they_make(
+    trained, spark, profiles, tmp_path, sep, name
+):
+    # `score` reads one file, and says a folder is one; batch-score reads Spark's layout.
+    from pipelines.score import score_file
+
+    _, uri = trained
+    cohort = profiles.head(12)
+    (tmp_path / "whole.csv").write_text(_text(cohort))
+    folder = _parts(cohort, tmp_path / name, sep=sep)
+    in_process, on_spark = _score_both(uri, folder, tmp_path)
+    assert in_process[0] == "refused" and "is a folder" in in_process[1]
+    score_file(uri, tmp_path / "whole.csv", tmp_path / "whole.parquet")
+    assert on_spark[0] == "scored", on_spark[1]
+    _assert_same_scores(on_spark[1], pd.read_parquet(tmp_path / "whole.parquet"))
+
+
+@pytest.mark.parametrize(
+    "edit, second, said",
+    [
+        (_cp1252_in_second_part, ".csv", "part-00001-c000.csv: line 3 is not UTF-8 text"),
+        (_other_order_in_second_part, ".csv", "part-00001-c000.csv: its header"),
+        (_bzip2_second_part, ".csv.bz2", "part-00001-c000.csv.bz2: compressed as .bz2"),
+    ],
+)
+def test_a_folder_with_one_bad_part_is_refused_naming_it(
+    trained, spark, profiles, tmp_path, edit, second, said
+):
+    # Found: a Windows-1252 part was read with U+FFFD for 'é' (ids silently changed), and a
+    # part whose columns are in another order was read under the first part's names. A codec
+    # the UTF-8 check cannot read through is refused rather than read unchecked.
+    from pipelines.batch import score_with_spark
+
+    _, uri = trained
+    folder = _parts(profiles.head(12), tmp_path / "cohort.csv", edit=edit, second=second)
+    with pytest.raises(InputError, match=said.replace(".", r"\.")):
+        score_with_spark(uri, folder, tmp_path / "scored.parquet")
+    assert not (tmp_path / "scored.parquet").exists()

@@ -36,6 +36,7 @@ __all__ = [
     "not_utf8",
     "check_utf8",
     "without_empty_margins",
+    "unnamed_column",
 ]
 
 _CSV = (".csv", ".csv.gz", ".tsv")
@@ -62,9 +63,15 @@ def read_cohort(path) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        CSV columns as strings (empty cells missing); Parquet columns as stored.
+        CSV columns as strings (empty cells missing; 'NA' or 'null' is text); Parquet columns
+        as stored.
     """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(
+            f"{path}: is a folder; accepted: one {', '.join(_CSV + _PARQUET)} file (a folder of "
+            "Spark part files is read by `recommender batch-score`)"
+        )
     kind = _kind(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
@@ -72,13 +79,25 @@ def read_cohort(path) -> pd.DataFrame:
         names = read_csv_header(path)
     try:
         if kind == "csv":
-            frame = pd.read_csv(path, dtype=str, sep=_separator(path))
+            # Only an empty cell is missing, as for Spark and the outcome files: pandas' own
+            # list made 'NA', 'null' and 'None' missing, so such an id was refused as
+            # "(empty)" and a crisis_risk of 'NA' read as not flagged, where Spark names it.
+            frame = pd.read_csv(
+                path, dtype=str, sep=_separator(path), keep_default_na=False, na_values=[""]
+            )
         else:
             return pd.read_parquet(path)
     except UnicodeDecodeError:
         raise _not_utf8_error(path) from None
     except (ValueError, OSError, pd.errors.ParserError) as error:
         raise InputError(f"{path}: cannot be read as {kind}: {str(error).strip()}") from error
+    if not isinstance(frame.index, pd.RangeIndex):
+        # The first row has more fields than the header: pandas took its first ones for an
+        # index and shifted every column (person_id read as age), where a later row is refused.
+        raise InputError(
+            f"{path}: cannot be read as csv: Expected {len(names)} fields in line 2, saw "
+            f"{len(names) + frame.index.nlevels}"
+        )
     if len(set(names)) < len(names) and len(names) == frame.shape[1]:
         frame.columns = names  # pandas named the second copy 'ee.1'; validation must see it
     return without_empty_margins(frame)
@@ -89,10 +108,7 @@ def without_empty_margins(frame: pd.DataFrame) -> pd.DataFrame:
     value (``,,`` ending every line, which pandas names ``Unnamed: 11``), and the lines of
     empty cells after its last row. An empty row inside the table stays, to be reported by
     its row number, and so does a named column, empty or not."""
-    unnamed = [
-        str(name).strip() == "" or str(name).startswith("Unnamed: ") for name in frame.columns
-    ]
-    empty_columns = np.asarray(unnamed, dtype=bool)
+    empty_columns = np.asarray([unnamed_column(name) for name in frame.columns], dtype=bool)
     for i in np.flatnonzero(empty_columns):
         empty_columns[i] = bool(_blank_cells(frame.iloc[:, [i]]).all())
     kept = frame.iloc[:, ~empty_columns]
@@ -107,20 +123,26 @@ def without_empty_margins(frame: pd.DataFrame) -> pd.DataFrame:
     return kept if rows == len(kept) else kept.iloc[:rows]
 
 
+def unnamed_column(name) -> bool:
+    """Whether a column name is no name: blank as written, or pandas' ``Unnamed: 11`` for it."""
+    return str(name).strip() == "" or str(name).startswith("Unnamed: ")
+
+
 def _blank_cells(frame: pd.DataFrame) -> np.ndarray:
     text = frame.astype("string")
     return (text.isna() | text.apply(lambda column: column.str.strip().eq(""))).to_numpy(bool)
 
 
-def read_csv_header(path) -> list[str]:
+def read_csv_header(path, *, sep: str | None = None) -> list[str]:
     """The column names of a CSV or TSV file as written.
 
     A name given twice stays twice: pandas and Spark rename the second copy (``ee.1``,
     ``ee11``), which would hide it from validation's ``duplicate_column`` rule. A header split
-    by another separator (a spreadsheet export writing ';') is refused, naming it.
+    by another separator (a spreadsheet export writing ';') is refused, naming it. ``sep`` is
+    the file's separator when its name does not say it (a part file of a ``.tsv`` folder).
     """
     path = Path(path)
-    sep = _separator(path)
+    sep = _separator(path) if sep is None else sep
     try:
         first = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False)
     except UnicodeDecodeError:
