@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+from service_fixtures import asgi_client, auth, linear_model, service_home  # noqa: F401
 from test_registry_mlflow import home, register_fake  # noqa: F401 - a fixture and a helper
 
 from recommender import registry
@@ -73,3 +74,51 @@ def test_an_alias_moved_outside_the_product_or_an_unreadable_registry_is_said(ho
 
 def test_no_model_loaded_is_still_a_503(home):
     assert model_card_page(load_serve_config(), None, "no champion").status_code == 503
+
+
+def test_the_served_card_gives_the_aliases_the_registry_holds_now(
+    home, asgi_client, linear_model, monkeypatch
+):
+    # A card keeps the aliases its version got at registration; after a promotion they were
+    # served as they were: "challenger" only, for the champion.
+    from recommender.service import service as service_module
+
+    register_fake()
+    register_fake(passed=False)  # stays challenger
+    for version, at_registration in (("1", ["challenger", "champion"]), ("2", ["challenger"])):
+        _card_files(home, version)
+        card = home / "cards" / version / "card.json"
+        card.write_text(json.dumps({"model": {"version": version, "aliases": at_registration}}))
+    monkeypatch.setattr(
+        service_module,
+        "load_champion_model",
+        lambda: (linear_model, registry.aliases()["champion"]),
+    )
+    registry.promote("2", reason="reviewed by the panel", force=True)
+    assert asgi_client.post("/reload", headers=auth("scientist")).json()["model_version"] == "2"
+
+    facts = asgi_client.get("/model_card.json", headers=auth("auditor")).json()
+    assert facts["serving"]["aliases"] == ["challenger", "champion"]
+    assert "aliases" not in facts["model"]
+    assert facts["model"]["aliases_at_registration"] == ["challenger"]
+    page = asgi_client.get("/model_card", headers=auth("auditor")).text
+    assert "Aliases now:</strong> challenger, champion" in page
+
+    registry.rollback(reason="v2 misranks nurses")
+    asgi_client.post("/reload", headers=auth("scientist"))
+    facts = asgi_client.get("/model_card.json", headers=auth("auditor")).json()
+    assert facts["model"]["version"] == "1" and facts["serving"]["aliases"] == ["champion"]
+
+
+def test_unreadable_aliases_do_not_withhold_the_card(home, monkeypatch):
+    register_fake()
+    _card_files(home, "1")
+
+    def down(*args, **kwargs):
+        raise ConnectionError("the tracking server does not answer")
+
+    monkeypatch.setattr(registry, "aliases", down)
+    facts = json.loads(model_card_facts(load_serve_config(), "1", None).body)
+    assert facts["serving"]["aliases"] is None
+    page = model_card_page(load_serve_config(), "1", None).body.decode()
+    assert "Aliases now:</strong> not known" in page

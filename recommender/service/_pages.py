@@ -30,9 +30,12 @@ def model_card_page(config, version: str | None, load_error: str | None) -> Resp
     # The card was written at training; the exploration policy is the service's own.
     import html as markup
 
+    now = current_aliases(version)
     serving = (
         f'<p id="serving-policy"><strong>As served now:</strong> '
         f"{markup.escape(config.exploration.describe())}</p>"
+        f'<p id="current-aliases"><strong>Aliases now:</strong> '
+        f"{markup.escape(_UNREAD_ALIASES if now is None else ', '.join(now) or 'none')}</p>"
         f'<p id="champion-record"><strong>How it became champion:</strong> '
         f"{markup.escape(champion_record(version)['statement'])}</p>"
     )
@@ -53,6 +56,14 @@ def model_card_facts(config, version: str | None, load_error: str | None) -> Res
     import json
 
     facts = json.loads(text)
+    model = facts.get("model")
+    if isinstance(model, dict) and "aliases" in model:
+        # The card's aliases are those the version got when it was registered; a promotion or
+        # a rollback since has moved them. Labelled so, in place, and the current ones beside.
+        facts["model"] = {
+            ("aliases_at_registration" if key == "aliases" else key): value
+            for key, value in model.items()
+        }
     rule = config.exploration
     facts["serving"] = {
         "exploration": {
@@ -64,8 +75,28 @@ def model_card_facts(config, version: str | None, load_error: str | None) -> Res
             "description": rule.describe(),
         },
         "champion": champion_record(version),
+        "aliases": current_aliases(version),
     }
     return JSONResponse(facts)
+
+
+_UNREAD_ALIASES = "not known: the registry could not be read"
+
+
+def current_aliases(version: str) -> list[str] | None:
+    """The aliases the registry gives the served ``version`` now, sorted (``None``: the
+    registry could not be read, which does not withhold the card).
+
+    Read when the card is asked for, never on the way to a recommendation.
+    """
+    try:
+        from recommender.registry import aliases
+
+        held = aliases()
+    except Exception as error:  # noqa: BLE001 - said on the card, which is still shown
+        log.warning("the registry's aliases could not be read: %s", error)
+        return None
+    return sorted(alias for alias, holder in held.items() if holder == str(version))
 
 
 def champion_record(version: str) -> dict:
