@@ -23,7 +23,7 @@ from alembic import command
 
 from recommender.cli import cmd_serve
 from recommender.errors import InputError
-from recommender.service import AuditLog, load_serve_config, resolve_salt
+from recommender.service import AuditLog, AuditSaltMissing, load_serve_config, resolve_salt
 from recommender.service._audit import salted_hash
 from recommender.service._migrate import _config
 from service_fixtures import (  # noqa: F401  (fixtures)
@@ -73,6 +73,20 @@ def test_an_empty_salt_file_is_refused_naming_it(tmp_path, monkeypatch):
     message = str(refused.value)
     assert str(tmp_path / "audit.salt") in message and "empty" in message
     assert "RECOMMENDER_AUDIT_SALT" in message
+
+
+def test_a_salt_file_that_is_not_utf8_is_refused_naming_it(tmp_path, monkeypatch):
+    # Read in the locale's encoding, it gave a traceback under UTF-8 and, under Latin-1,
+    # another salt than the same bytes given as RECOMMENDER_AUDIT_SALT.
+    monkeypatch.delenv("RECOMMENDER_AUDIT_SALT", raising=False)
+    (tmp_path / "audit.salt").write_bytes("sel-de-la-mer-\u00e9t\u00e9-2026\n".encode("latin-1"))
+    with pytest.raises(AuditSaltMissing) as refused:
+        resolve_salt(None, tmp_path)
+    message = str(refused.value)
+    assert str(tmp_path / "audit.salt") in message and "line 1 is not UTF-8" in message
+    assert "accepted: UTF-8 text" in message
+    (tmp_path / "audit.salt").write_text("sel-de-la-mer-\u00e9t\u00e9-2026\n", encoding="utf-8")
+    assert resolve_salt(None, tmp_path) == "sel-de-la-mer-\u00e9t\u00e9-2026"
 
 
 def test_no_salt_is_ever_empty():

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from recommender.cohort import not_utf8
 from recommender.settings import make_secret_file, read_secret
 from recommender.service._audit_tables import recommendations, store_facts
 from recommender.service._readiness import Reason
@@ -115,7 +116,15 @@ def resolve_salt(
                 f"({_WHERE}; the file would be {path}), or another store (audit.url)"
             )
         make_secret_file(path)
-    salt = path.read_text().strip()
+    try:
+        # UTF-8 whatever the locale: the same salt given as a variable hashes the same.
+        salt = path.read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError:
+        raise AuditSaltMissing(
+            f"the audit salt file {path}: {not_utf8(path) or 'not UTF-8 text'}; accepted: "
+            f"UTF-8 text, the salt the audit store was written with (or give that salt another "
+            f"way: {SALT_ENV}, the secrets folder's audit_salt, audit.salt in serve.yaml)"
+        ) from None
     if not salt:
         raise AuditSaltMissing(
             f"the audit salt file {path} is empty (a start stopped while making it?), and an "
