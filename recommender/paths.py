@@ -13,8 +13,9 @@ import os
 import sysconfig
 from pathlib import Path
 
-__all__ = ["config_dir", "models_dir", "config_path", "shipped_config_dir"]
+__all__ = ["CONFIG_DIR_ENV", "config_dir", "models_dir", "config_path", "shipped_config_dir"]
 
+CONFIG_DIR_ENV = "RECOMMENDER_CONFIG_DIR"
 _CHECKOUT = Path(__file__).resolve().parents[1]
 # Where a wheel's data-files put the shipped configs (pyproject.toml, tool.setuptools.data-files).
 _SHARED = Path("share") / "burnout-recommender" / "configs"
@@ -28,7 +29,7 @@ def _installed(folder: Path) -> bool:
 
 def config_dir() -> Path:
     """The folder holding ``interventions.yaml``, ``scenarios/``, ``train.yaml``, ``serve.yaml``."""
-    env = os.environ.get("RECOMMENDER_CONFIG_DIR")
+    env = os.environ.get(CONFIG_DIR_ENV)
     if env:
         return Path(env)
     local = Path.cwd() / "configs"
@@ -49,8 +50,27 @@ def shipped_config_dir() -> Path:
 
 
 def config_path(name: str) -> Path:
-    """A file inside :func:`config_dir` (``"interventions.yaml"``, ``"scenarios/null.yaml"``)."""
-    return config_dir() / name
+    """A file inside :func:`config_dir` (``"interventions.yaml"``, ``"scenarios/null.yaml"``).
+
+    Raises
+    ------
+    InputError
+        When ``RECOMMENDER_CONFIG_DIR`` names no folder: a typo there is said as the
+        variable's, not as a missing ``interventions.yaml`` the reader never meant to move.
+    """
+    folder = config_dir()
+    given = os.environ.get(CONFIG_DIR_ENV)
+    if given and not folder.is_dir():
+        from recommender.errors import InputError
+
+        what = "is not a folder" if folder.exists() else "does not exist"
+        seen = "" if folder.is_absolute() else f" (in {Path.cwd()})"
+        raise InputError(
+            f"{CONFIG_DIR_ENV} = {given!r} {what}{seen}; give the folder "
+            "holding interventions.yaml, serve.yaml, train.yaml and scenarios/, or unset it "
+            "to read ./configs or the shipped configs"
+        )
+    return folder / name
 
 
 def models_dir() -> Path:

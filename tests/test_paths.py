@@ -45,6 +45,29 @@ def test_the_working_folder_and_the_variables_come_first(elsewhere, monkeypatch,
     assert (paths.config_dir(), paths.models_dir()) == (tmp_path / "c", tmp_path / "h")
 
 
+@pytest.mark.parametrize("kind", ["missing", "a file"])
+def test_a_config_folder_variable_naming_no_folder_is_said_as_the_variable(
+    elsewhere, monkeypatch, kind
+):
+    # It was said as the first file looked for: "<value>/interventions.yaml: no such catalog
+    # file", which sends the reader looking for a catalog rather than at the variable.
+    from recommender.catalog import load_catalog
+    from recommender.errors import InputError
+    from recommender.service import load_serve_config
+
+    if kind == "a file":
+        (elsewhere / "confgis").write_text("")
+    monkeypatch.setenv("RECOMMENDER_CONFIG_DIR", "confgis")
+    assert paths.config_dir() == Path("confgis")  # what it names, unchanged
+    said = "does not exist" if kind == "missing" else "is not a folder"
+    for read in (load_catalog, load_serve_config):
+        with pytest.raises(InputError) as refused:
+            read()
+        message = str(refused.value)
+        assert message.startswith(f"RECOMMENDER_CONFIG_DIR = 'confgis' {said} (in {elsewhere})")
+        assert "interventions.yaml" in message and "unset it" in message
+
+
 def test_a_wheel_reads_the_shipped_configs_and_writes_models_in_the_working_folder(
     elsewhere, monkeypatch, tmp_path
 ):
