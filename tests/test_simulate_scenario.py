@@ -267,6 +267,49 @@ def test_extends_merges_over_the_parent(tmp_path):
     assert variant.effects == default.effects
 
 
+_BASE = "extends: default\nname: base\ncourse: {regression_to_mean: {value: 0.3, assumption: x}}\n"
+
+
+def test_a_relative_extends_is_read_beside_the_scenario_then_in_the_working_folder(
+    tmp_path, monkeypatch
+):
+    # It was read in the working folder only: a program's scenarios, kept together in a folder
+    # and run from another, could not extend one another by a path.
+    (tmp_path / "program").mkdir()
+    (tmp_path / "program" / "base.yaml").write_text(_BASE)
+    (tmp_path / "program" / "variant.yaml").write_text("extends: ./base.yaml\nname: variant\n")
+    work = tmp_path / "work"
+    (work / "shared").mkdir(parents=True)
+    (work / "shared" / "base.yaml").write_text(_BASE.replace("0.3", "0.4"))
+    monkeypatch.chdir(work)
+    assert load_scenario(tmp_path / "program" / "variant.yaml").course.regression_to_mean == 0.3
+    # not beside it: the working folder's, as before
+    (tmp_path / "program" / "other.yaml").write_text("extends: shared/base.yaml\nname: other\n")
+    assert load_scenario(tmp_path / "program" / "other.yaml").course.regression_to_mean == 0.4
+
+
+def test_a_missing_relative_extends_names_both_places_looked(tmp_path, monkeypatch):
+    (tmp_path / "program").mkdir()
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    path = tmp_path / "program" / "variant.yaml"
+    path.write_text("extends: ./bsae.yaml\nname: variant\n")
+    with pytest.raises(InputError) as refused:
+        load_scenario(path)
+    message = str(refused.value)
+    assert repr(str(tmp_path / "program" / "bsae.yaml")) in message
+    assert repr(str(tmp_path / "work" / "bsae.yaml")) in message
+
+
+def test_a_cycle_through_paths_written_differently_is_named(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "one.yaml").write_text("extends: ../b/two.yaml\nname: one\n")
+    (tmp_path / "b" / "two.yaml").write_text("extends: ../a/./one.yaml\nname: two\n")
+    with pytest.raises(InputError, match="'extends' forms a cycle"):
+        load_scenario(tmp_path / "a" / "one.yaml")
+
+
 def test_scenario_is_frozen():
     scenario = load_scenario("default")
     with pytest.raises(AttributeError):

@@ -14,7 +14,8 @@ A parameter without a tag is refused, naming it; the tags are kept in
 
 A scenario may start from another with ``extends: <name>``: mappings merge key by key, anything
 else replaces; a tagged parameter replaces the parent's whole, so a new value never inherits the
-parent's source.
+parent's source. ``extends`` may also be a path to a ``.yaml`` file: a relative one is looked for
+beside the extending file first, then in the working folder (where earlier releases looked).
 """
 
 from __future__ import annotations
@@ -266,16 +267,21 @@ def load_scenario(name_or_path: str | Path | Mapping) -> Scenario:
     return read_scenario(raw, source)
 
 
-def _read_raw(name_or_path, *, seen: tuple[str, ...]) -> tuple[dict, str]:
+def _read_raw(
+    name_or_path, *, seen: tuple[str, ...], beside: Path | None = None
+) -> tuple[dict, str]:
     from recommender.config_file import read_config
 
+    folder = None  # the extending file's, against which a relative parent path is read
     if isinstance(name_or_path, Mapping):
         raw, source = dict(name_or_path), str(name_or_path.get("name", "<mapping>"))
     else:
-        path = _resolve(name_or_path)
-        source = str(path)
-        if source in seen:
+        path = _resolve(name_or_path, beside=beside)
+        source, folder = str(path), path.parent
+        # Compared resolved: "./b.yaml" and "../x/b.yaml" may name one file.
+        if str(path.resolve()) in seen:
             raise InputError(f"scenario {source}: 'extends' forms a cycle through {list(seen)}")
+        seen = (*seen, str(path.resolve()))
         raw = read_config(path, what="scenario")
     has_parent, parent = "extends" in raw, raw.pop("extends", None)
     if has_parent and (not isinstance(parent, str) or not parent):
@@ -284,22 +290,36 @@ def _read_raw(name_or_path, *, seen: tuple[str, ...]) -> tuple[dict, str]:
             f'{parent!r} (YAML reads a bare null as no value: write "null" in quotes)'
         )
     if has_parent:
-        base, _ = _read_raw(parent, seen=(*seen, source))
+        base, _ = _read_raw(parent, seen=seen, beside=folder)
         raw = _merge(base, raw)
     return raw, source
 
 
-def _resolve(name_or_path) -> Path:
+def _resolve(name_or_path, *, beside: Path | None = None) -> Path:
+    """The file a scenario name or path names; ``beside``: the folder of the scenario file
+    whose ``extends`` it is, where a relative path is looked for first."""
     from recommender.paths import config_path
 
     text = str(name_or_path)
     path = Path(text)
     if path.suffix in (".yaml", ".yml") or path.parent != Path("."):
-        if path.is_dir():
-            raise InputError(f"scenario file {text!r} is a folder; accepted: a .yaml file")
-        if not path.is_file():
+        tried = [path]
+        if beside is not None and not path.is_absolute():
+            tried.insert(0, beside / path)
+        for candidate in tried:
+            if candidate.is_dir():
+                raise InputError(
+                    f"scenario file {str(candidate)!r} is a folder; accepted: a .yaml file"
+                )
+            if candidate.is_file():
+                return candidate
+        if len(tried) == 1:
             raise InputError(f"scenario file {text!r} does not exist")
-        return path
+        raise InputError(
+            f"'extends: {text}' names no file: neither {str(tried[0])!r} (beside the scenario "
+            f"extending it) nor {str(path.absolute())!r} (in the working folder) exists; "
+            "accepted: a scenario name or a path to a .yaml file"
+        )
     candidate = config_path(f"scenarios/{text}.yaml")
     if not candidate.is_file():
         known = ", ".join(scenario_names()) or "none found"
