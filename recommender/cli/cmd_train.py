@@ -160,13 +160,16 @@ def _not_trained(alike) -> str:
     """The one line ``train --if-changed`` says when a version was trained alike."""
     data = "this data"
     if alike.outcomes_recorded_through:
-        data = f"the log's outcomes recorded up to {alike.outcomes_recorded_through}"
+        data = f"this log (outcomes recorded up to {alike.outcomes_recorded_through}, none since)"
     if alike.champion:
         kept = "it stays the champion"
     else:
         verdict = "passed" if alike.gate_passed else "did not pass"
         reason = " ".join(alike.gate_reason.split())
-        kept = f"its gate {verdict} ({reason}) and would judge it alike: it stays as it is"
+        kept = (
+            f"its gate {verdict} against the champion of now ({reason}), as it would again; "
+            "nothing is registered"
+        )
     which = "champion version" if alike.champion else "version"
     return (
         f"not trained: {which} {alike.version} (run {alike.run_id}, trained "
