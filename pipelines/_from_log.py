@@ -65,8 +65,14 @@ def _audit_store(serve_config: str | None):
     return AuditLog(url, salt=None), serve
 
 
-def log_cohort(config: dict, catalog, *, min_arm_rows: int) -> tuple[pd.DataFrame, dict]:
-    """The training table built from the log, and what the card reports about it.
+def log_cohort(config: dict, catalog, *, min_arm_rows: int) -> tuple[pd.DataFrame, dict, str]:
+    """The training table built from the log, what the card reports about it, and the sha256
+    of the linked cohort it was built from.
+
+    The digest covers every served recommendation with an outcome as read (the rows of arms
+    set aside too: their counts are in the model, and the gate values on them), and nothing
+    else in the store: a crisis answer or a recommendation still without an outcome leaves it
+    as it was, a new outcome changes it.
 
     Parameters
     ----------
@@ -99,7 +105,9 @@ def log_cohort(config: dict, catalog, *, min_arm_rows: int) -> tuple[pd.DataFram
         joined, catalog, extra_features=config["extra_features"], min_arm_rows=min_arm_rows
     )
     summary["exploration"] = serve.exploration.describe()
-    return frame, summary
+    from pipelines._train_cohort import _frame_sha256
+
+    return frame, summary, _frame_sha256(joined)
 
 
 def log_training_frame(

@@ -146,8 +146,8 @@ def load_stage(config: dict, data=None) -> Cohort:
 
         if data is not None:
             raise InputError("give either --data FILE or train from the log, not both")
-        frame, loop = log_cohort(config, catalog, min_arm_rows=fit_min_arm_rows(config))
-        source, sha, path = "service log", _frame_sha256(frame), None
+        frame, loop, sha = log_cohort(config, catalog, min_arm_rows=fit_min_arm_rows(config))
+        source, path = "service log", None
         description = log_description(loop)
         # The logged probabilities are the design, whatever their pattern.
         design = "observational (the service's logged probabilities of the recommended arm)"

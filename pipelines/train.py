@@ -66,7 +66,8 @@ __all__ = [
     "Evaluation",
     "load_config",
     "run_training",
-    "champion_trained_alike",
+    "TrainedAlike",
+    "trained_alike",
     "training_key",
     "person_hashes",
     "seen_rows",
@@ -309,36 +310,66 @@ def run_training(
     )
 
 
-def champion_trained_alike(
-    config=None, *, data=None, seed: int | None = None, overrides: dict | None = None
-) -> tuple[str, str] | None:
-    """``(version, run_id)`` of the champion when its training run had what a run with these
-    arguments would have (settings, data, code, package versions, configuration files,
-    training key), so that it would train the same model again; None otherwise, or when that
-    cannot be told (a champion trained before runs were fingerprinted).
+@dataclass(frozen=True)
+class TrainedAlike:
+    """A registered version a run with the same arguments would train again as it is."""
 
-    Only for a data file or the simulated cohort: a log grows, and the evidence-only model
-    has its own run.
+    version: str
+    run_id: str
+    champion: bool
+    gate_passed: bool | None
+    gate_reason: str
+    trained_at: str  # when its run started, "YYYY-MM-DD HH:MM UTC"
+    outcomes_recorded_through: str | None  # trained from the log: its latest outcome's time
+
+
+def trained_alike(
+    config=None, *, data=None, seed: int | None = None, overrides: dict | None = None
+) -> TrainedAlike | None:
+    """The registered version whose training run had what a run with these arguments would
+    have (settings, data, code, package versions, configuration files, training key), so that
+    training would make the same model again; None when there is none, or when that cannot be
+    told (versions trained before runs were fingerprinted).
+
+    The champion, when it was trained alike; otherwise the latest version trained alike whose
+    gate compared with the champion of now (so it would also get the same verdict: a version
+    whose gate failed is not trained again every night on an unchanged log). A data file's
+    data is its bytes; the service log's is the linked cohort as training reads it (every
+    served recommendation with an outcome), so a new outcome is a change and a crisis answer
+    or a recommendation without an outcome is not. Not for the evidence-only model, which has
+    its own run.
     """
-    from recommender.registry import resolve_model, run_tags
+    from recommender.registry import aliases, client, versions_trained_by
 
     settings = _settings(config, seed, overrides)
-    if settings["source"] != "data":
+    if settings["source"] == "evidence":
         raise InputError(
-            f"--if-changed: only for a data file or the simulated cohort, not for source "
-            f"{settings['source']!r}"
+            "--if-changed: only for a data file, the simulated cohort or the service log "
+            "(--from-log), not for the evidence-only model"
         )
+    name = settings["registry"]["model_name"]
     try:
-        champion = resolve_model(f"models:/{settings['registry']['model_name']}@champion")
-    except InputError:  # no store, or no champion yet
-        return None
-    if champion.run_id is None:
+        champion = aliases(name, mlflow_client=client(existing=True)).get("champion")
+    except InputError:  # no store yet
         return None
     cohort, key = load_stage(settings, data), training_key(create=False)
     fingerprint = _fingerprint(settings, cohort, _package_versions(), key)
-    if run_tags(champion.run_id).get(FINGERPRINT_TAG) != fingerprint:
+    trained = versions_trained_by(FINGERPRINT_TAG, fingerprint, name=name)
+    same = [v for v in trained if v.version == champion] or [
+        v for v in trained if v.gate_champion == (champion or "none")
+    ]
+    if not same:
         return None
-    return champion.version, champion.run_id
+    found = same[-1]
+    return TrainedAlike(
+        version=found.version,
+        run_id=found.run_id,
+        champion=found.version == champion,
+        gate_passed=found.gate_passed,
+        gate_reason=found.gate_reason,
+        trained_at=found.started,
+        outcomes_recorded_through=found.params.get("data.log.outcomes_recorded_through"),
+    )
 
 
 def _settings(config, seed, overrides) -> dict:

@@ -120,28 +120,28 @@ def test_the_champion_is_known_as_trained_alike_only_while_nothing_it_follows_fr
 
     result, home = trained
     use_home(monkeypatch, home)
-    assert train.champion_trained_alike(overrides=SMALL) == ("1", result.run_id)
-    assert train.champion_trained_alike(overrides=SMALL, seed=4) is None
+    assert _alike(overrides=SMALL) == ("1", result.run_id)
+    assert _alike(overrides=SMALL, seed=4) is None
     other_cohort = {**SMALL, "data": {**SMALL["data"], "seed": 6}}
-    assert train.champion_trained_alike(overrides=other_cohort) is None
+    assert _alike(overrides=other_cohort) is None
     with monkeypatch.context() as changed:
         changed.setattr(train, "_package_versions", lambda: {"lightgbm": "5.0"})
-        assert train.champion_trained_alike(overrides=SMALL) is None
+        assert _alike(overrides=SMALL) is None
     code = tmp_path / "code"  # the same modules, one of them changed
     for package in ("pipelines", "recommender"):
         shutil.copytree(Path(train.__file__).parents[1] / package, code / package)
     with monkeypatch.context() as changed:
         changed.setattr(train_lineage, "__file__", str(code / "pipelines" / "_train_lineage.py"))
-        assert train.champion_trained_alike(overrides=SMALL) == ("1", result.run_id)
+        assert _alike(overrides=SMALL) == ("1", result.run_id)
         with (code / "pipelines" / "_train_fit.py").open("a") as module:
             module.write("# a change to the code\n")
-        assert train.champion_trained_alike(overrides=SMALL) is None
+        assert _alike(overrides=SMALL) is None
     configs = tmp_path / "configs"
     shutil.copytree(config_dir(), configs)
     with (configs / "serve.yaml").open("a") as serve:  # the safety rules travel in the model
         serve.write("# a crisis line changed\n")
     monkeypatch.setenv("RECOMMENDER_CONFIG_DIR", str(configs))
-    assert train.champion_trained_alike(overrides=SMALL) is None
+    assert _alike(overrides=SMALL) is None
 
 
 def test_a_champion_whose_training_key_is_gone_is_not_trained_alike(trained, home, monkeypatch):
@@ -151,33 +151,42 @@ def test_a_champion_whose_training_key_is_gone_is_not_trained_alike(trained, hom
     public name, is part of what a run is fingerprinted by."""
     result, trained_home = trained
     use_home(monkeypatch, trained_home)
-    assert train.champion_trained_alike(overrides=SMALL) == ("1", result.run_id)
+    assert _alike(overrides=SMALL) == ("1", result.run_id)
     with monkeypatch.context() as changed:
         changed.setenv("RECOMMENDER_TRAINING_KEY", "another-test-suite-key")
-        assert train.champion_trained_alike(overrides=SMALL) is None
+        assert _alike(overrides=SMALL) is None
     # A fresh home's first run makes its key file before fingerprinting, as the fit would.
     use_home(monkeypatch, home)
     monkeypatch.delenv("RECOMMENDER_TRAINING_KEY")
     reuse_model(monkeypatch, result.model)
     first = train.run_training(overrides=SMALL)
     assert (home / "training.key").is_file()
-    assert train.champion_trained_alike(overrides=SMALL) == (first.version, first.run_id)
+    assert _alike(overrides=SMALL) == (first.version, first.run_id)
     (home / "training.key").unlink()
-    assert train.champion_trained_alike(overrides=SMALL) is None
+    assert _alike(overrides=SMALL) is None
+
+
+def _alike(**arguments):
+    """``(version, run_id)`` of the version trained alike, or None."""
+    found = train.trained_alike(**arguments)
+    return found and (found.version, found.run_id)
 
 
 def test_train_if_changed_keeps_a_champion_trained_alike_and_says_so(monkeypatch, capsys):
-    monkeypatch.setattr(train, "champion_trained_alike", lambda *a, **k: ("4", "abc123"))
+    alike = train.TrainedAlike("4", "abc123", True, True, "passes", "2026-03-02 01:00 UTC", None)
+    monkeypatch.setattr(train, "trained_alike", lambda *a, **k: alike)
     monkeypatch.setattr(train, "run_training", lambda *a, **k: pytest.fail("trained again"))
     assert main(["train", "--if-changed", "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("not trained: champion version 4 (run abc123) was trained with")
-    assert "it stays the champion" in out
+    assert out.startswith(
+        "not trained: champion version 4 (run abc123, trained 2026-03-02 01:00 UTC) was trained"
+    )
+    assert "on this data" in out and "it stays the champion" in out
 
 
 def test_train_if_changed_refuses_the_evidence_only_model(home, capsys):
     assert main(["train", "--if-changed", "--evidence-only"]) == 2
-    assert "--if-changed: only for a data file or the simulated cohort" in capsys.readouterr().err
+    assert "not for the evidence-only model" in capsys.readouterr().err
 
 
 def test_card_names_version_run_and_data(trained):

@@ -51,9 +51,10 @@ def configure(parser) -> None:
     parser.add_argument(
         "--if-changed",
         action="store_true",
-        help="train only if the champion's run had other settings, data, code, package "
-        "versions, configuration files or training key; otherwise say so and keep it (make "
-        "demo run again)",
+        help="train only if no registered version was trained with these settings on this "
+        "data (with --from-log: the same outcomes), code, package versions, configuration "
+        "files and training key; otherwise say which and keep it (make demo run again, a "
+        "scheduled retraining)",
     )
     parser.add_argument(
         "--quiet", action="store_true", help="no progress display; print only the result line"
@@ -90,7 +91,7 @@ class RichProgress:
 
 
 def run(args) -> int:
-    from pipelines.train import champion_trained_alike, run_training
+    from pipelines.train import run_training, trained_alike
     from recommender.errors import InputError
     from recommender.registry import tracking_uri
 
@@ -103,17 +104,11 @@ def run(args) -> int:
         if args.serve_config:
             overrides["log"] = {"serve_config": args.serve_config}
         if args.if_changed:
-            alike = champion_trained_alike(
+            alike = trained_alike(
                 args.config, data=args.data, seed=args.seed, overrides=overrides or None
             )
             if alike is not None:
-                version, run_id = alike
-                print(
-                    f"not trained: champion version {version} (run {run_id}) was trained with "
-                    "these settings on this data, code, configuration and training key, so it "
-                    "would be trained again as it is; it stays the champion (without "
-                    "--if-changed a new version is trained and registered all the same)"
-                )
+                print(_not_trained(alike))
                 return 0
         result = run_training(
             args.config,
@@ -159,6 +154,29 @@ def run(args) -> int:
         if uri.startswith("sqlite:"):
             print(f"compare runs: {_mlflow_command()} ui --backend-store-uri {uri} --port 5000")
     return 0
+
+
+def _not_trained(alike) -> str:
+    """The one line ``train --if-changed`` says when a version was trained alike."""
+    data = "this data"
+    if alike.outcomes_recorded_through:
+        data = f"this log (outcomes recorded up to {alike.outcomes_recorded_through}, none since)"
+    if alike.champion:
+        kept = "it stays the champion"
+    else:
+        verdict = "passed" if alike.gate_passed else "did not pass"
+        reason = " ".join(alike.gate_reason.split())
+        kept = (
+            f"its gate {verdict} against the champion of now ({reason}), as it would again; "
+            "nothing is registered"
+        )
+    which = "champion version" if alike.champion else "version"
+    return (
+        f"not trained: {which} {alike.version} (run {alike.run_id}, trained "
+        f"{alike.trained_at}) was trained with these settings on {data}, with this code, "
+        f"configuration and training key, so it would be trained again as it is; {kept} "
+        "(without --if-changed a new version is trained and registered all the same)"
+    )
 
 
 _UNCHANGED = "nothing was registered and the champion is unchanged"

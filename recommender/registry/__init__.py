@@ -27,8 +27,10 @@ from recommender.registry._load import (
     load_champion,
     load_model,
     load_pyfunc,
+    TrainedVersion,
     resolve_model,
     run_tags,
+    versions_trained_by,
 )
 from recommender.registry._promotion import PromotionEvent, promotion_log_path, read_promotion_log
 from recommender.registry._runs import Registration, TrainingRun
@@ -56,6 +58,7 @@ __all__ = [
     "Registration",
     "SparkScorer",
     "StoreBusy",
+    "TrainedVersion",
     "TrainingRun",
     "aliases",
     "artifact_location",
@@ -81,4 +84,5 @@ __all__ = [
     "run_tags",
     "spark_scorer",
     "tracking_uri",
+    "versions_trained_by",
 ]

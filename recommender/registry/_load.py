@@ -24,6 +24,8 @@ __all__ = [
     "ModelRef",
     "resolve_model",
     "run_tags",
+    "TrainedVersion",
+    "versions_trained_by",
     "load_model",
     "load_champion",
     "load_pyfunc",
@@ -119,6 +121,73 @@ def run_tags(run_id: str) -> dict[str, str]:
         return dict(client(existing=True).get_run(run_id).data.tags)
     except MlflowException:
         return {}
+
+
+@dataclass(frozen=True)
+class TrainedVersion:
+    """A registered version as its training run and its gate left it."""
+
+    version: str
+    run_id: str
+    started: str  # when its training run started, "YYYY-MM-DD HH:MM UTC"
+    gate_passed: bool | None
+    gate_reason: str
+    # the champion its gate compared with ("none": there was none; None: not recorded)
+    gate_champion: str | None
+    params: dict
+
+
+def versions_trained_by(tag: str, value: str, *, name: str = MODEL_NAME) -> list[TrainedVersion]:
+    """The registered versions of ``name`` whose training run has ``tag`` set to ``value``,
+    oldest first; a version whose registration has not finished is left out.
+
+    Raises
+    ------
+    InputError
+        When there is no store yet (see :func:`~recommender.registry.client`).
+    """
+    import datetime
+
+    from mlflow.exceptions import MlflowException
+
+    from recommender.registry._pending import is_pending
+
+    mlflow_client = client(existing=True)
+    try:
+        registered = {
+            str(v.run_id): v
+            for v in mlflow_client.search_model_versions(f"name = '{name}'")
+            if not is_pending(v)
+        }
+    except MlflowException:  # no such model yet
+        return []
+    if not registered:
+        return []
+    experiments = [e.experiment_id for e in mlflow_client.search_experiments()]
+    quoted = value.replace("'", "")
+    runs = mlflow_client.search_runs(
+        experiments, filter_string=f"tags.`{tag}` = '{quoted}'", max_results=1000
+    )
+    found = []
+    for run in runs:
+        version = registered.get(run.info.run_id)
+        if version is None:
+            continue
+        tags = version.tags or {}
+        passed = tags.get("gate.passed")
+        started = datetime.datetime.fromtimestamp(run.info.start_time / 1000, datetime.timezone.utc)
+        found.append(
+            TrainedVersion(
+                version=str(version.version),
+                run_id=run.info.run_id,
+                started=started.strftime("%Y-%m-%d %H:%M UTC"),
+                gate_passed=None if passed is None else passed == "true",
+                gate_reason=tags.get("gate.reason", ""),
+                gate_champion=tags.get("gate.champion"),
+                params=dict(run.data.params),
+            )
+        )
+    return sorted(found, key=lambda v: int(v.version))
 
 
 def load_pyfunc(model: str, *, timeout: float | None = READ_TIMEOUT):

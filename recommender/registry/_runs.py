@@ -306,6 +306,8 @@ class TrainingRun:
                 tags={
                     "gate.passed": str(gate.passed).lower(),
                     "gate.reason": gate.reason[:5000],
+                    # whom it was judged against: the same data and champion, the same verdict
+                    "gate.champion": gate.champion_version or "none",
                     "run_id": self.run_id,
                     PENDING_TAG: pending_aliases(before),
                 },
