@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from recommender.evaluation._constant import is_constant
 from recommender.evaluation._policy_value import Estimate, mean_estimate
 
 __all__ = ["calibration_bins", "calibration_slope", "calibration_table"]
@@ -70,7 +71,7 @@ def calibration_slope(predicted, dr_effect, *, alpha: float = 0.1) -> Estimate:
     n = p.size
     centred = p - p.mean()
     sxx = float((centred**2).sum())
-    if n < 3 or sxx <= 1e-12 * max(n, 1):
+    if n < 3 or is_constant(p):
         nan = float("nan")
         return Estimate(nan, nan, nan, nan, int(n))
     slope = float((centred * (d - d.mean())).sum() / sxx)

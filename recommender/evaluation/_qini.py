@@ -15,7 +15,8 @@ Random ranking gives the straight line ``φ · mean(b)``. ``auuc`` is the area u
 [0, 1] (right-endpoint sum over the ``n`` people); ``qini`` is the area between ``Q`` and the
 random line, in EE points per person: 0 for a ranking no better than chance, with an interval.
 It equals the Qini-weighted RATE of Yadlowsky et al. (2021); tied predictions share their
-weight so a constant prediction scores exactly 0.
+weight so a constant prediction scores exactly 0, a prediction constant up to rounding
+included (see ``recommender.evaluation._constant``).
 """
 
 from __future__ import annotations
@@ -23,14 +24,21 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from recommender.evaluation._constant import is_constant
 from recommender.evaluation._policy_value import mean_estimate
 
 __all__ = ["qini_curve", "qini_terms", "qini_table"]
 
 
+def _ranking(predicted_benefit) -> np.ndarray:
+    """The ranking score, with a prediction constant up to rounding made exactly constant."""
+    score = np.asarray(predicted_benefit, dtype=float)
+    return np.zeros_like(score) if is_constant(score) else score
+
+
 def _order(predicted_benefit: np.ndarray) -> np.ndarray:
     # Stable sort so that equal predictions keep row order (deterministic curves).
-    return np.argsort(-predicted_benefit, kind="stable")
+    return np.argsort(-_ranking(predicted_benefit), kind="stable")
 
 
 def qini_curve(benefit, predicted_benefit, *, points: int = 101) -> pd.DataFrame:
@@ -54,9 +62,12 @@ def qini_curve(benefit, predicted_benefit, *, points: int = 101) -> pd.DataFrame
     [0.0, 1.0, 1.0]
     """
     b = np.asarray(benefit, dtype=float)
-    ranked = b[_order(np.asarray(predicted_benefit, dtype=float))]
     n = b.size
-    cumulative = np.concatenate([[0.0], np.cumsum(ranked)]) / n
+    if is_constant(predicted_benefit):  # every order of equals, averaged: the random line
+        cumulative = np.arange(n + 1) * (b.mean() if n else 0.0) / max(n, 1)
+    else:
+        ranked = b[_order(np.asarray(predicted_benefit, dtype=float))]
+        cumulative = np.concatenate([[0.0], np.cumsum(ranked)]) / n
     fraction = np.linspace(0.0, 1.0, points)
     k = np.rint(fraction * n).astype(int)
     return pd.DataFrame(
@@ -74,18 +85,24 @@ def qini_terms(benefit, predicted_benefit) -> np.ndarray:
     --------
     >>> qini_terms([3.0, 1.0], [1.0, 0.0]).tolist()
     [0.75, -0.25]
+    >>> qini_terms([3.0, 1.0], [-2.0, -2.0 + 1e-9]).tolist()  # one effect for everyone
+    [0.0, 0.0]
     """
     b = np.asarray(benefit, dtype=float)
-    score = np.asarray(predicted_benefit, dtype=float)
     n = b.size
-    order = _order(score)
-    rank = np.empty(n, dtype=float)
-    rank[order] = np.arange(1, n + 1)
-    weight = (n + 1 - 2 * rank) / (2 * n)
-    # Average the weights of tied predictions: ranking among equals is arbitrary.
+    if is_constant(predicted_benefit):  # the weights' mean is 0; its rounding is not
+        return np.zeros_like(b)
+    return b * _tied(predicted_benefit, (n + 1 - 2 * np.arange(1, n + 1)) / (2 * n))
+
+
+def _tied(predicted_benefit, by_rank: np.ndarray) -> np.ndarray:
+    """Each person's weight, ``by_rank[j]`` for the person ranked ``j + 1``, averaged over
+    tied predictions: ranking among equals is arbitrary."""
+    score = _ranking(predicted_benefit)
+    weight = np.empty(score.size, dtype=float)
+    weight[_order(score)] = by_rank
     _, group = np.unique(score, return_inverse=True)
-    weight = (np.bincount(group, weights=weight) / np.bincount(group))[group]
-    return b * weight
+    return (np.bincount(group, weights=weight) / np.bincount(group))[group]
 
 
 def qini_table(
@@ -114,8 +131,8 @@ def qini_table(
         predicted = -effects[arm].to_numpy(dtype=float)
         est = mean_estimate(qini_terms(benefit, predicted), alpha=alpha)
         n = benefit.size
-        ranked = benefit[_order(predicted)]
-        auuc = float((ranked * (n - np.arange(n)) / n).mean()) if n else float("nan")
+        # the area under the curve, ties sharing their weight as in the Qini
+        auuc = float(np.mean(benefit * _tied(predicted, (n - np.arange(n)) / n))) if n else np.nan
         row = {
             "qini": est.estimate,
             "se": est.se,
