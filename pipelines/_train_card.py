@@ -50,6 +50,7 @@ def card_facts(
         versions=versions,
         previous_champion=previous_champion,
         created=created,
+        training_profiles=split.train,
         fairness=fairness_facts(
             model,
             split.holdout,

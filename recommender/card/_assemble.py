@@ -119,11 +119,16 @@ def _propensity_text(data: dict) -> str:
     return "logged in the data"
 
 
-def subgroup_facts(report, *, min_cell: int = 11) -> dict:
-    """The subgroup section: the report's table with suppressed cells marked as such."""
+def subgroup_facts(report, *, min_cell: int = 11, training=None) -> dict:
+    """The subgroup section: the report's table with suppressed cells marked as such.
+
+    ``training`` (the training part's profile rows) adds ``not_held_out``: the cells of the
+    training data with no one held out, which no table shows (``[grouping, cell]`` pairs).
+    """
     frame = getattr(report, "subgroups", None)
     if frame is None or not len(frame):
         return {"min_cell": min_cell, "table": None, "plots": []}
+    missing = None if training is None else _not_held_out(frame, training)
     columns = [c for c in frame.columns if c != "suppressed"]
     rows = []
     for record in frame.to_dict(orient="records"):
@@ -138,7 +143,24 @@ def subgroup_facts(report, *, min_cell: int = 11) -> dict:
             row.append(value)
         rows.append(row)
     shown = {"columns": [str(c) for c in columns], "rows": json_safe(rows)}
-    return {"min_cell": min_cell, "table": shown, "plots": ["subgroups"]}
+    facts = {"min_cell": min_cell, "table": shown, "plots": ["subgroups"]}
+    if missing is not None:
+        facts["not_held_out"] = missing
+    return facts
+
+
+def _not_held_out(frame: pd.DataFrame, training: pd.DataFrame) -> list[list[str]]:
+    """Cells of the training rows that the held-out table has no row for (no one held out):
+    the out-of-scope list reads a group absent from the tables as absent from the data."""
+    from recommender.evaluation import subgroup_frame, subgroup_labels
+
+    held = set(zip(frame["grouping"].astype(str), frame["cell"].astype(str)))
+    out = []
+    for grouping, labels in subgroup_labels(subgroup_frame(training)).items():
+        for cell in sorted(set(map(str, labels))):
+            if (grouping, cell) not in held:
+                out.append([grouping, cell])
+    return out
 
 
 def training_card_facts(
@@ -162,6 +184,7 @@ def training_card_facts(
     version: str | None = None,
     aliases=None,
     fairness: dict | None = None,
+    training_profiles: pd.DataFrame | None = None,
 ) -> dict:
     """Every fact of a freshly trained model's card, as a JSON-safe dict.
 
@@ -187,6 +210,8 @@ def training_card_facts(
     gate : GateDecision
     fairness : dict, optional
         The fairness section (:func:`recommender.card.fairness_facts` on the held-out part).
+    training_profiles : DataFrame, optional
+        The training part's rows, to name the groups it holds that no one was held out from.
     """
     from recommender.card._facts import (
         arm_counts,
@@ -197,6 +222,7 @@ def training_card_facts(
         recommendation_mix,
     )
     from recommender.card._sections import DEFAULT_TEXT
+    from recommender.model import model_facts
 
     arms = list(model.arms)
     caveats = [report.statement, *DEFAULT_TEXT["caveats"]]
@@ -225,6 +251,8 @@ def training_card_facts(
                 "data_sha256": data.get("sha256"),
                 "catalog_version": model.catalog_version,
                 "learners": learners,
+                # the arms answers say have one effect for everyone: the card says so too
+                "one_effect_arms": model_facts(model)["one_effect_arms"],
                 "seed": config["seed"],
                 "previous_champion": previous_champion,
                 "gate": gate.to_dict(),
@@ -252,7 +280,9 @@ def training_card_facts(
                 "loop": data.get("loop"),
             },
             "evaluation": evaluation_facts(report, secondary=secondary, carried=carried),
-            "subgroups": subgroup_facts(report, min_cell=config["card"]["min_cell"]),
+            "subgroups": subgroup_facts(
+                report, min_cell=config["card"]["min_cell"], training=training_profiles
+            ),
             "fairness": fairness,
             "recommendation_mix": recommendation_mix(recommended, arms),
             "policy_summary": policy_summary(

@@ -12,7 +12,7 @@ from recommender.card._loop import carried_note, loop_blocks
 from recommender.card._sections import DEFAULT_TEXT, SECTIONS
 from recommender.card._subgroup_blocks import subgroup_blocks
 
-__all__ = ["card_blocks", "fmt", "provenance_warning"]
+__all__ = ["card_blocks", "card_warnings", "fmt", "provenance_warning"]
 
 
 def provenance_warning(facts: dict) -> str | None:
@@ -23,6 +23,24 @@ def provenance_warning(facts: dict) -> str | None:
             "be used to advise real clinicians."
         )
     return None
+
+
+def gate_warning(facts: dict) -> str | None:
+    """A version whose gate failed says so first: its card is read (``recommender card
+    --model N``, a forced promotion's served card) as often as the champion's."""
+    gate = (facts.get("model") or {}).get("gate") or {}
+    if not gate or gate.get("passed", True):
+        return None
+    reason = str(gate.get("reason") or "no reason recorded").rstrip(".")
+    return (
+        f"This version FAILED the promotion gate when it was registered ({reason}): it was "
+        "registered as challenger, not champion, and is served only if a person promotes it."
+    )
+
+
+def card_warnings(facts: dict) -> list[str]:
+    """What a reader must see before anything else, in order (none for most cards)."""
+    return [w for w in (provenance_warning(facts), gate_warning(facts)) if w]
 
 
 def _model_details(facts):
@@ -38,12 +56,14 @@ def _model_details(facts):
         ("Git commit", m.get("git_commit")),
         ("Training data SHA-256", m.get("data_sha256")),
         ("Intervention catalog version", m.get("catalog_version")),
-        (
-            "Learners (outcome: learner)",
-            ", ".join(f"{k}: {v}" for k, v in (m.get("learners") or {}).items()) or "—",
+        # one row per outcome: a learner's own text may hold "; " and ", " (carried arms)
+        *(
+            (f"Learner for {outcome}", learner)
+            for outcome, learner in (m.get("learners") or {}).items()
         ),
+        *_one_effect_row(m),
         ("Seed", m.get("seed")),
-        ("Previous champion", m.get("previous_champion") or "none"),
+        ("Champion when registered", _champion_then(m)),
         (
             "Promotion gate",
             ("passed" if gate.get("passed") else "not passed")
@@ -80,6 +100,35 @@ def _model_details(facts):
             )
         )
     return blocks
+
+
+def _one_effect_row(m: dict) -> list:
+    """Which arms the model gives one effect for everyone (its answers say so too); a card
+    from before the fact was recorded has no row."""
+    if "one_effect_arms" not in m:
+        return []
+    arms = m["one_effect_arms"]
+    return [
+        (
+            "Arms given one effect for everyone",
+            ", ".join(arms) + " (no measurable benefit in personalising them)"
+            if arms
+            else "none: every arm's effect is personalised",
+        )
+    ]
+
+
+def _champion_then(m: dict) -> str:
+    """The champion when this version was registered, and what became of it."""
+    before = m.get("previous_champion")
+    if not before:
+        return "none"
+    gate = m.get("gate") or {}
+    if not gate:
+        return f"version {before}"
+    if gate.get("passed"):
+        return f"version {before} (this version replaced it)"
+    return f"version {before} (it stayed champion: this version's gate did not pass)"
 
 
 def _intended_use(facts):
@@ -192,6 +241,8 @@ def _evaluation(facts):
     ):
         if e.get(key):
             blocks.append(("table", e[key], caption))
+            if key == "oracle" and _oracle_summary(e):
+                blocks.append(("p", _oracle_summary(e)))
         elif key == "oracle":
             blocks.append(
                 (
@@ -201,12 +252,58 @@ def _evaluation(facts):
                     "cannot be measured.",
                 )
             )
+    one = _one_effect_note(facts)
+    if one:
+        blocks.append(("p", one))
     for name in e.get("plots") or []:
         blocks.append(("img", name, (facts.get("plots") or {}).get(name, {}).get("caption", name)))
     if e.get("notes"):
         blocks.append(("h3", "How the numbers were obtained"))
         blocks.append(("list", e["notes"]))
     return blocks
+
+
+def _oracle_summary(e: dict) -> str | None:
+    """The oracle's one-number figures of card.json, which the tables do not give."""
+    o = e.get("oracle_summary") or {}
+    if o.get("true_value_learned") is None or o.get("true_value_oracle") is None:
+        return None
+    said = [
+        f"True value of the learned policy: {fmt(o['true_value_learned'], 2)} EE points "
+        f"avoided per person, against {fmt(o['true_value_oracle'], 2)} for the oracle"
+        + (
+            f" ({100 * o['share_of_oracle']:.1f}% of it; regret {fmt(o['regret'], 2)} points)"
+            if o.get("share_of_oracle") is not None and o.get("regret") is not None
+            else ""
+        )
+    ]
+    if o.get("coverage_mean") is not None and o.get("mean_width") is not None:
+        said.append(
+            f"over all arms, {100 * o['coverage_mean']:.1f}% of people's true effects lie "
+            f"inside their interval (mean width {fmt(o['mean_width'], 2)} points)"
+        )
+    if o.get("pehe_mean") is not None:
+        said.append(f"PEHE averaged over arms {fmt(o['pehe_mean'], 3)}")
+    return "; ".join(said) + "."
+
+
+def _one_effect_note(facts) -> str | None:
+    """Why the Qini and calibration of an arm with one effect for everyone say nothing."""
+    measured = {
+        row[0] for row in ((facts.get("evaluation") or {}).get("qini") or {}).get("rows") or []
+    }
+    arms = [a for a in (facts.get("model") or {}).get("one_effect_arms") or [] if a in measured]
+    if not arms:
+        return None
+    return (
+        f"The model gives {', '.join(arms)} one effect for everyone (it found no measurable "
+        "benefit in personalising "
+        + ("it" if len(arms) == 1 else "them")
+        + "): it ranks no one for "
+        + ("that arm" if len(arms) == 1 else "those arms")
+        + ", so the Qini is 0 and the calibration slope is not defined (—). Whom an arm "
+        "suits is measured only for the arms it personalises."
+    )
 
 
 def _mix(facts):

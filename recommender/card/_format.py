@@ -18,7 +18,9 @@ def fmt(value, digits: int = 3) -> str:
     if isinstance(value, float):
         if value != value:  # NaN
             return "—"
-        return f"{value:.{digits}f}"
+        text = f"{value:.{digits}f}"
+        # -0.0, or a negative that rounds to zero, is zero: "-0.000" reads as a finding
+        return text[1:] if text.startswith("-") and not text.strip("-0.") else text
     return str(value)
 
 

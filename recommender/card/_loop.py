@@ -43,6 +43,8 @@ def loop_blocks(loop):
             if without
             else "none",
         ),
+        ("Logged rows per arm", _per_arm(loop.get("rows_per_arm"))),
+        ("Rows set aside (arms not learnt; left out of Rows and Rows per arm)", _set_aside(loop)),
         (
             "Arms carried over (previous estimate kept until the log can support learning it)",
             "; ".join(
@@ -83,6 +85,26 @@ def loop_blocks(loop):
         )
         blocks += [("p", f"{n[0].upper()}{n[1:]}.") for n in loop["off_policy"].get("notes", [])]
     return blocks
+
+
+def _per_arm(rows_per_arm) -> str | None:
+    if not rows_per_arm:
+        return None
+    return ", ".join(f"{arm}: {rows:,}" for arm, rows in rows_per_arm.items())
+
+
+def _set_aside(loop) -> str | None:
+    """The log's rows of the arms not learnt, which the card's Rows and Rows per arm leave
+    out: without it, 2,396 rows stood beside "2,500 served recommendations" unexplained."""
+    per_arm = loop.get("rows_per_arm")
+    without = loop.get("arms_without_overlap") or []
+    if not per_arm or not without:
+        return None
+    rows = {arm: int(per_arm.get(arm, 0)) for arm in without}
+    total = sum(rows.values())
+    return f"{total:,} of {loop.get('n_rows', sum(per_arm.values())):,}" + (
+        " (" + ", ".join(f"{arm}: {n:,}" for arm, n in rows.items()) + ")" if total else ""
+    )
 
 
 def carried_arms(facts) -> list[str]:

@@ -9,7 +9,7 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from recommender.card._blocks import card_blocks, fmt, provenance_warning
+from recommender.card._blocks import card_blocks, card_warnings, fmt
 
 __all__ = [
     "render_markdown",
@@ -55,8 +55,7 @@ def _title(facts) -> str:
 def render_markdown(facts: dict) -> str:
     """The card as Markdown; images are referenced by their file under ``plots/``."""
     lines = [f"# {_title(facts)}", ""]
-    warning = provenance_warning(facts)
-    if warning:
+    for warning in card_warnings(facts):
         lines += [f"> **{warning}**", ""]
     plots = facts.get("plots") or {}
     for _sid, title, blocks in card_blocks(facts):
@@ -120,8 +119,7 @@ def render_html(facts: dict, plots: Mapping[str, bytes] | None = None) -> str:
         "<body>",
         f'<header><h1 id="top">{esc(title)}</h1>',
     ]
-    warning = provenance_warning(facts)
-    if warning:
+    for warning in card_warnings(facts):
         parts.append(f'<p class="warning" role="alert"><strong>{esc(warning)}</strong></p>')
     if created:
         parts.append(f'<p class="meta">Generated for the run created {esc(str(created))} UTC.</p>')

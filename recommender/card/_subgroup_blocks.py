@@ -73,6 +73,17 @@ def subgroup_blocks(facts):
             "flagged group as a question to review, not a finding.",
         ),
     ]
+    absent = s.get("not_held_out") or []
+    if absent:
+        blocks.append(
+            (
+                "p",
+                "In the training data but with no one in the held-out part, so not evaluated "
+                "and in no table below (not absent from the data): "
+                + "; ".join(f"{grouping} {cell}" for grouping, cell in absent)
+                + ".",
+            )
+        )
     if carried_arms(facts):
         blocks.append(
             (

@@ -19,7 +19,13 @@ from recommender.evaluation._policy_value import (
 )
 from recommender.evaluation._qini import qini_curve, qini_terms
 from recommender.evaluation._report import EvaluationReport, metric_key
-from recommender.evaluation._subgroups import MIN_CELL, age_band, subgroup_frame, subgroup_table
+from recommender.evaluation._subgroups import (
+    MIN_CELL,
+    age_band,
+    subgroup_frame,
+    subgroup_labels,
+    subgroup_table,
+)
 
 __all__ = [
     "evaluate",
@@ -38,6 +44,7 @@ __all__ = [
     "pehe_table",
     "subgroup_table",
     "subgroup_frame",
+    "subgroup_labels",
     "age_band",
     "metric_key",
     "MIN_CELL",

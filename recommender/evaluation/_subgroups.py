@@ -18,7 +18,14 @@ import pandas as pd
 
 from recommender.evaluation._policy_value import mean_estimate
 
-__all__ = ["MIN_CELL", "AGE_BANDS", "age_band", "subgroup_frame", "subgroup_table"]
+__all__ = [
+    "MIN_CELL",
+    "AGE_BANDS",
+    "age_band",
+    "subgroup_frame",
+    "subgroup_labels",
+    "subgroup_table",
+]
 
 MIN_CELL = 11
 AGE_BANDS = (
@@ -62,6 +69,24 @@ def subgroup_frame(cohort: pd.DataFrame) -> pd.DataFrame:
     return groups
 
 
+def subgroup_labels(groups: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Each person's cell in every grouping the tables report: the columns of ``groups`` (see
+    :func:`subgroup_frame`) and ``role x gender`` when both are given.
+
+    Examples
+    --------
+    >>> groups = pd.DataFrame({"role": ["nurse"], "gender": ["male"]})
+    >>> {k: v.tolist() for k, v in subgroup_labels(groups).items()}
+    {'role': ['nurse'], 'gender': ['male'], 'role x gender': ['nurse x male']}
+    """
+    labels = {column: groups[column].astype(str).to_numpy() for column in groups.columns}
+    if "role" in labels and "gender" in labels:
+        labels["role x gender"] = np.char.add(
+            np.char.add(labels["role"].astype(str), " x "), labels["gender"].astype(str)
+        ).astype(object)
+    return labels
+
+
 def subgroup_table(
     groups: pd.DataFrame,
     recommended,
@@ -99,13 +124,11 @@ def subgroup_table(
     recommended = np.asarray(recommended, dtype=object)
     effect = np.asarray(recommended_effect, dtype=float)
     terms = np.asarray(policy_terms, dtype=float)
-    groupings = {column: groups[column].astype(str).to_numpy() for column in groups.columns}
+    groupings = subgroup_labels(groups)
     margins: dict[str, list[list[str]]] = {}
-    if "role" in groups.columns and "gender" in groups.columns:
+    if "role x gender" in groupings:
         role = groups["role"].astype(str).to_numpy()
         gender = groups["gender"].astype(str).to_numpy()
-        labels = np.char.add(np.char.add(role.astype(str), " x "), gender.astype(str))
-        groupings["role x gender"] = labels
         # The role and gender tables publish these cells' row and column totals.
         pairs = sorted({(r, g) for r, g in zip(role.tolist(), gender.tolist())})
         margins["role x gender"] = [
