@@ -358,3 +358,30 @@ def test_data_digest_on_the_card_is_the_cohorts(audited, recomputed):
     assert _card(home, "1")["model"]["data_sha256"] == digest.hexdigest()
     card = json.dumps(_card(home, "1"))
     assert not any(str(pid) in card for pid in frame["person_id"].head(200))
+
+
+# Ellis et al. 2024, Medical Research Archives 12(9), the abstract's conclusion, as published
+# (shared/evidence/004_e5b084a0215e6c81.txt).
+ELLIS_CONCLUSION = (
+    "Rigorous data supporting the value of mentorship, including the best approach to be used "
+    "(coaching, mentorship, or peer support) is lacking. However, a growing database of "
+    "quality studies affirms physician mentoring as important to physician retention, "
+    "wellbeing and quality healthcare delivery."
+)
+
+
+def test_the_mentoring_evidence_on_the_card_quotes_the_review_exactly():
+    # The card quoted quality studies "affirm physician mentoring as important ...": the
+    # review says "affirms", of "a growing database of quality studies".
+    from recommender.card import complement_facts
+    from recommender.catalog import load_catalog
+
+    facts = {"complements": complement_facts(load_catalog())}
+    mentoring = next(c for c in facts["complements"] if "mentor" in c["name"].lower())
+    (record,) = [e for e in mentoring["evidence"] if "Ellis" in e["citation"]]
+    quotes = re.findall(r'"([^"]+)"', record["effect"])
+    assert len(quotes) == 2
+    for quote in quotes:
+        for part in quote.split(" ... "):
+            assert part in ELLIS_CONCLUSION, part
+    assert quotes[1] in render_markdown(facts)
