@@ -385,3 +385,26 @@ def test_the_mentoring_evidence_on_the_card_quotes_the_review_exactly():
         for part in quote.split(" ... "):
             assert part in ELLIS_CONCLUSION, part
     assert quotes[1] in render_markdown(facts)
+
+
+def test_a_cost_or_capacity_that_is_an_assumption_is_labelled_so_in_json_and_page():
+    # card.json gave coaching's cost_per_person 1400 bare and the page gave no cost at all;
+    # the catalog marks it an assumption, with its basis.
+    from recommender.card import evidence_facts
+    from recommender.catalog import load_catalog
+
+    catalog = load_catalog()
+    facts = {"evidence": evidence_facts(catalog)}
+    md, page = render_markdown(facts), _html_text(render_html(facts))
+    for arm, entry in zip(catalog.arms, facts["evidence"]):
+        assert entry["cost_is_assumption"] == arm.cost_is_assumption
+        assert entry["capacity_is_assumption"] == arm.capacity_is_assumption
+        cost = f"US${arm.cost_per_person:,.0f} a person" + (
+            " (assumption)" if arm.cost_is_assumption else ""
+        )
+        said = f"Cost: {cost}"
+        assert said in md and said in page, arm.id
+        places = "no limit" if arm.capacity is None else str(arm.capacity)
+        places += " (assumption)" if arm.capacity_is_assumption else ""
+        assert f"Places per cycle: {places}" in md, arm.id
+    assert any(a.cost_is_assumption for a in catalog.arms)

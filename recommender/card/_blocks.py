@@ -373,6 +373,10 @@ def _evidence(facts):
         blocks.append(("h3", f"{arm.get('name')} ({arm.get('arm')})"))
         if arm.get("description"):
             blocks.append(("p", arm["description"]))
+        if arm.get("cost"):
+            blocks.append(
+                ("p", f"Cost: {arm['cost']}. Places per cycle: {arm.get('capacity_text')}.")
+            )
         items = [_evidence_line(i) for i in arm.get("items") or []]
         blocks.append(("list", items or ["no published evidence recorded"]))
     complements = facts.get("complements") or []

@@ -162,7 +162,10 @@ def readable_rules(rules: str, *, categorical: set[str] = frozenset()) -> str:
 
 
 def evidence_facts(catalog, arms=None) -> list[dict]:
-    """The catalog's published evidence for each arm (all arms when ``arms`` is None)."""
+    """The catalog's published evidence for each arm (all arms when ``arms`` is None), with
+    its cost and capacity in words, labelled where they are assumptions."""
+    from recommender.catalog import cost_and_capacity
+
     wanted = list(arms) if arms is not None else list(catalog.arm_ids)
     out = []
     for arm_id in wanted:
@@ -173,13 +176,20 @@ def evidence_facts(catalog, arms=None) -> list[dict]:
                 {"arm": arm_id, "name": arm_id, "description": "not in the catalog", "items": []}
             )
             continue
+        cost, capacity = cost_and_capacity(arm)
         out.append(
             {
                 "arm": arm.id,
                 "name": arm.name,
                 "description": " ".join(str(arm.description).split()),
                 "cost_per_person": json_safe(arm.cost_per_person),
+                # most costs and capacities are assumptions: the figure never goes without
+                # the label (the JSON gave 1400 bare, and the page gave nothing)
+                "cost_is_assumption": bool(arm.cost_is_assumption),
+                "cost": cost,
                 "capacity": json_safe(arm.capacity),
+                "capacity_is_assumption": bool(arm.capacity_is_assumption),
+                "capacity_text": capacity,
                 "items": [json_safe(e.as_dict()) for e in arm.evidence],
             }
         )

@@ -5,13 +5,14 @@ or removes an arm by editing the YAML; :func:`load_catalog` checks it and names 
 field of every problem.
 """
 
-from ._document import ASSUMED_EE_SD, CONVERSION_NOTE, evidence_markdown
+from ._document import ASSUMED_EE_SD, CONVERSION_NOTE, cost_and_capacity, evidence_markdown
 from ._load import load_catalog, parse_catalog
 from ._model import Arm, Catalog, Complement, Eligibility, Evidence, Exclusion
 
 __all__ = [
     "ASSUMED_EE_SD",
     "CONVERSION_NOTE",
+    "cost_and_capacity",
     "evidence_markdown",
     "load_catalog",
     "parse_catalog",

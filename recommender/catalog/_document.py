@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from recommender.cohort import CATEGORIES
 
-__all__ = ["ASSUMED_EE_SD", "CONVERSION_NOTE", "evidence_markdown"]
+__all__ = ["ASSUMED_EE_SD", "CONVERSION_NOTE", "cost_and_capacity", "evidence_markdown"]
 
 # The SD the catalog's conversions multiply a standardized effect by ("SMD x 9.5 (assumed SD of
 # EE, see the header)"). The header is a comment of the catalog file, which neither this
@@ -120,6 +120,22 @@ def _gaps(arm) -> list[str]:
     return [role for role in arm.eligibility.roles if role not in covered]
 
 
+def cost_and_capacity(arm) -> tuple[str, str]:
+    """An arm's cost and capacity in words, each labelled an assumption where the catalog
+    marks it one, with its basis: ``("US$1,400 a person (assumption): ...", "40 ...")``."""
+    cost = (
+        f"US${arm.cost_per_person:,.0f} a person"
+        + (" (assumption)" if arm.cost_is_assumption else "")
+        + (f": {' '.join(arm.cost_basis.split()).rstrip('.')}" if arm.cost_basis else "")
+    )
+    capacity = (
+        f"{'no limit' if arm.capacity is None else arm.capacity}"
+        + (" (assumption)" if arm.capacity_is_assumption else "")
+        + (f": {' '.join(arm.capacity_basis.split()).rstrip('.')}" if arm.capacity_basis else "")
+    )
+    return cost, capacity
+
+
 def evidence_markdown(catalog) -> str:
     """``docs/evidence.md``: one section per arm and per complementary measure, every field of
     every evidence record, the certainty of each, and the reason and source of every
@@ -153,19 +169,8 @@ def evidence_markdown(catalog) -> str:
             " ".join(arm.description.split()),
             "",
             f"**Format:** {arm.format}. **Dose:** {arm.dose}. **Group size:** "
-            f"{arm.group_min}-{arm.group_max}. **Cost:** US${arm.cost_per_person:,.0f} a "
-            "person"
-            + (" (assumption)" if arm.cost_is_assumption else "")
-            + (f": {' '.join(arm.cost_basis.split()).rstrip('.')}" if arm.cost_basis else "")
-            + ". "
-            f"**Capacity:** {'no limit' if arm.capacity is None else arm.capacity}"
-            + (" (assumption)" if arm.capacity_is_assumption else "")
-            + (
-                f": {' '.join(arm.capacity_basis.split()).rstrip('.')}"
-                if arm.capacity_basis
-                else ""
-            )
-            + ".",
+            f"{arm.group_min}-{arm.group_max}. **Cost:** {cost_and_capacity(arm)[0]}. "
+            f"**Capacity:** {cost_and_capacity(arm)[1]}.",
             "",
         ]
         _eligibility(lines, arm)
