@@ -408,3 +408,13 @@ def test_a_cost_or_capacity_that_is_an_assumption_is_labelled_so_in_json_and_pag
         places += " (assumption)" if arm.capacity_is_assumption else ""
         assert f"Places per cycle: {places}" in md, arm.id
     assert any(a.cost_is_assumption for a in catalog.arms)
+
+
+def test_the_minimum_cell_said_is_the_runs(audited):
+    # train.yaml's card.min_cell may be raised; the ethics section said 11 whatever it was.
+    home, _ = audited
+    card = _card(home, "1")
+    card["subgroups"]["min_cell"] = 20
+    ethics = render_markdown(card).split("## Ethical considerations", 1)[1]
+    assert "fewer than 20 people" in ethics and "fewer than 11" not in ethics
+    assert "fewer than 11 people" in render_markdown(_card(home, "1"))

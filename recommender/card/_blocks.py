@@ -395,7 +395,13 @@ def _evidence(facts):
 
 
 def _ethics(facts):
-    return [("list", facts.get("ethics") or DEFAULT_TEXT["ethics"])]
+    if facts.get("ethics"):
+        return [("list", facts["ethics"])]
+    from recommender.evaluation import MIN_CELL
+
+    # the minimum cell is the run's (card.min_cell in train.yaml), not always 11
+    min_cell = (facts.get("subgroups") or {}).get("min_cell") or MIN_CELL
+    return [("list", [item.format(min_cell=min_cell) for item in DEFAULT_TEXT["ethics"]])]
 
 
 def _caveats(facts):

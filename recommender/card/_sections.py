@@ -64,8 +64,8 @@ DEFAULT_TEXT: dict = {
     "ethics": [
         "Burnout scores are sensitive health-adjacent data: person identifiers are "
         "pseudonymous, identifiers are hashed in logs, and no free text is stored.",
-        "Subgroup tables suppress every cell with fewer than 11 people so that no individual "
-        "can be singled out.",
+        "Subgroup tables suppress every cell with fewer than {min_cell} people so that no "
+        "individual can be singled out.",
         "The Maslach Burnout Inventory is a copyrighted instrument; only subscale scores are "
         "used, never item wording.",
         "Burnout is mostly driven by work systems; individual interventions complement, and "

@@ -119,7 +119,7 @@ def subgroup_figure(report):
     hidden = int(table["suppressed"].sum())
     ax.set_xlabel(
         "learned policy: EE points avoided per person "
-        f"({report.level}% CI); {hidden} cell(s) under 11 people suppressed"
+        f"({report.level}% CI); {hidden} cell(s) suppressed: too small, or giving one away"
     )
     ax.set_title("Policy value by subgroup")
     return figure
