@@ -418,3 +418,12 @@ def test_the_minimum_cell_said_is_the_runs(audited):
     ethics = render_markdown(card).split("## Ethical considerations", 1)[1]
     assert "fewer than 20 people" in ethics and "fewer than 11" not in ethics
     assert "fewer than 11 people" in render_markdown(_card(home, "1"))
+
+
+def test_the_card_says_what_a_crisis_flag_gets_and_that_it_never_diagnoses(audited):
+    home, _ = audited
+    md = render_markdown(_card(home, "1"))
+    scope = md.split("## Out-of-scope uses", 1)[1].split("\n## ", 1)[0]
+    assert "Diagnosis: the model does not diagnose" in scope
+    assert "answered with crisis resources and no ranking" in scope
+    assert "crisis resources are never withheld" in scope

@@ -55,7 +55,10 @@ DEFAULT_TEXT: dict = {
         "output is not a clinical assessment.",
         "Performance review, promotion, hiring, scheduling or discipline of any person.",
         "Any decision an employer makes about an individual; employers see aggregates only.",
-        "Crisis situations: a person at risk needs crisis resources, not a ranking.",
+        "Crisis situations: a person at risk needs crisis resources, not a ranking. A request "
+        "flagged for crisis risk (crisis_risk) is answered with crisis resources and no ranking, "
+        "whatever else it holds or lacks, by the service, the scored files and the registered "
+        "model alike; crisis resources are never withheld.",
         "Populations not represented in the training data (other professions, other countries "
         "or health systems, age or role groups absent from the tables below), and "
         "interventions that are not in the catalog.",
