@@ -4,7 +4,17 @@ that must be the service's, and options named as the program typed them."""
 
 from __future__ import annotations
 
+import pandas as pd
+import pytest
 from test_policy_planning import _person, _plan, catalog  # noqa: F401  (a fixture)
+
+from service_fixtures import (  # noqa: F401  (fixtures)
+    asgi_client,
+    auth,
+    linear_model,
+    profile,
+    service_home,
+)
 
 
 def test_the_solver_skips_highs_presolve_which_does_not_heed_the_time_limit(catalog, monkeypatch):
@@ -23,3 +33,63 @@ def test_the_solver_skips_highs_presolve_which_does_not_heed_the_time_limit(cata
     plan = _plan(catalog, people, [[-3.0, -1.0, -0.5, -0.2, -0.1]] * 4, time_limit=7.0)
     assert plan.allocation.status == "optimal"
     assert asked and all(o["presolve"] is False and o["time_limit"] == 7.0 for o in asked)
+
+
+def _stopped_at_half_the_bound(monkeypatch):
+    # HiGHS stopped by its time limit with a plan whose proven bound is twice its benefit: a
+    # gap of 50 %. The real solve gives the plan; only the stop is stood in for, so the test
+    # does not depend on how fast this machine is.
+    import scipy.optimize
+
+    real = scipy.optimize.milp
+
+    def stopped(*args, **kwargs):
+        result = real(*args, **kwargs)
+        result.status, result.mip_dual_bound = 1, 2 * result.fun
+        result.message = "Time limit reached. (HiGHS Status 13: Time limit reached)"
+        return result
+
+    monkeypatch.setattr(scipy.optimize, "milp", stopped)
+
+
+def _use_stand_in(monkeypatch, model):
+    """``recommender allocate`` over the service tests' stand-in model."""
+    from types import SimpleNamespace
+
+    import recommender.registry as registry
+
+    found = SimpleNamespace(uri="models:/stand-in", version="7")
+    monkeypatch.setattr(registry, "resolve_model", lambda name: found)
+    monkeypatch.setattr(registry, "load_model", lambda uri: model)
+
+
+def _allocate(rows, tmp_path, *options, out="plan.csv"):
+    """Run ``recommender allocate`` on ``rows``; (exit code, plan path)."""
+    from recommender.cli import main
+
+    data, out = tmp_path / "cohort.csv", tmp_path / out
+    pd.DataFrame(rows).to_csv(data, index=False)
+    return main(["allocate", "--data", str(data), "--out", str(out), *options]), out
+
+
+def test_a_plan_stopped_by_the_time_limit_says_so_with_its_gap_everywhere(
+    asgi_client, linear_model, tmp_path, monkeypatch, capsys
+):
+    _stopped_at_half_the_bound(monkeypatch)
+    rows = [profile(person_id=f"p{i}", ee=20 + i) for i in range(3)]
+    served = asgi_client.post(
+        "/allocate", json={"profiles": rows, "budget": 2000}, headers=auth("program")
+    )
+    assert served.status_code == 200, served.text
+    body = served.json()
+    assert body["gap"] == pytest.approx(0.5)
+    assert body["status"].startswith("stopped early (Time limit reached.")
+    assert body["status"].endswith(
+        "within 50.000% of the best possible (the bound the solver proved)"
+    )
+    # the command says the same of the same plan, in its summary
+    _use_stand_in(monkeypatch, linear_model)
+    code, out = _allocate(rows, tmp_path, "--budget", "2000")
+    assert code == 0, capsys.readouterr().err
+    assert f"{body['status']}; spent $" in capsys.readouterr().out
+    assert pd.read_csv(out)["allocated"].tolist() == [a["allocated"] for a in body["assignments"]]

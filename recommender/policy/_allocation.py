@@ -52,7 +52,8 @@ class Allocation:
     expected_points_avoided : float
         Sum over the cohort of the assigned arms' expected benefit (EE points).
     status : str
-        ``"optimal"``, or why the solver stopped (time limit) with the remaining ``gap``.
+        ``"optimal"``, or how far from the best possible the plan may be (``gap``, in words),
+        and why the solver stopped (time limit) when it stopped early.
     gap : float
         The plan's proven relative gap to ``bound`` (0 when proven optimal).
     fairness : DataFrame or None
@@ -217,12 +218,15 @@ def allocate(
         index=pd.Index(arms, name="arm"),
     )
     gap = float(getattr(result, "mip_gap", 0.0) or 0.0)
+    # Every reader of a plan (the CLI's summary, /allocate's answer) shows this one status: a
+    # plan that is not proven optimal says how far from the best it may be.
+    within = f"within {gap:.3%} of the best possible (the bound the solver proved)"
     status = (
         "optimal"
         if result.status == 0 and gap <= MIP_GAP
-        else f"within {gap:.3%} of the best possible (the bound the solver proved)"
+        else within
         if result.status == 0
-        else f"stopped early: {result.message}"
+        else f"stopped early ({result.message}); the best plan found is {within}"
     )
     fairness = None
     if profiles is not None:

@@ -157,7 +157,8 @@ class AllocationPlan(BaseModel):
     model_version: str = Field(description="Registered model version that estimated effects.")
     catalog_version: str = Field(description="Intervention catalog version.")
     status: str = Field(
-        description="'optimal', or why the solver stopped early with the best plan it had found."
+        description="'optimal', or how far from the best possible the plan may be, and why the "
+        "solver stopped early when it did (the best plan it had found is then the answer)."
     )
     gap: float = Field(
         0.0,
@@ -327,7 +328,7 @@ def allocate_cohort(
         plan_id=plan_id,
         model_version=engine.version,
         catalog_version=catalog.version,
-        status=_status(allocation),
+        status=allocation.status,
         gap=float(allocation.gap),
         budget=request.budget,
         total_cost=round(sum(a.cost for a in arm_plans), 2),
@@ -452,15 +453,6 @@ def _checked_cohort(engine, raws: Sequence, *, skip=()) -> dict[int, dict]:
             problems=problems,
         )
     return {i: row for row, i in kept}
-
-
-def _status(allocation) -> str:
-    if allocation.status == "optimal":
-        return "optimal"
-    return (
-        f"{allocation.status}; the best plan found is within {allocation.gap:.1%} of the "
-        "best possible"
-    )
 
 
 def _arm_plans(catalog, arms, limits, summary: pd.DataFrame) -> list[ArmPlan]:
