@@ -131,7 +131,7 @@ def plan_cohort(
     cost: Mapping[str, float] | None = None,
     offered: list[str] | None = None,
     confident_only: bool = False,
-    alpha: float = 0.1,
+    alpha: float | None = None,
     catalog_path=None,
     serve_config=None,
     time_limit: float = 60.0,
@@ -160,6 +160,12 @@ def plan_cohort(
         Arms the program offers this cycle (default: every arm of the catalog).
     confident_only : bool
         Allocate an arm only when its interval excludes no benefit.
+    alpha : float, optional
+        Intervals are two-sided ``1 - alpha``; default: the service's ``alpha``, so that
+        ``confident_only`` plans a cohort as ``/allocate`` does.
+    serve_config : path, optional
+        The service's ``serve.yaml``, whose safety rules and ``alpha`` apply (default:
+        ``$RECOMMENDER_SERVE_CONFIG``, else the project's, as the service).
     floors : mapping of role to share, optional
         At least this share of each named role's people is given an arm (held by the solver;
         an InputError says so when the budget and places cannot meet them all).
@@ -173,7 +179,7 @@ def plan_cohort(
     the rows flagged for crisis risk still get their resources,
     in ``<out>.crisis.csv`` (person_id, safety_level, referral), which the error names.
     """
-    from pipelines.score import model_notes, safety_rules
+    from pipelines.score import model_notes, service_settings
     from recommender.catalog import load_catalog
     from recommender.cohort import check_table_output, read_cohort, validate_cohort, write_cohorts
     from recommender.policy import (
@@ -193,7 +199,9 @@ def plan_cohort(
             f"unknown arm(s) {sorted(set(unknown))}; the catalog offers {', '.join(catalog.treatment_arms)}"
         )
 
-    rules = safety_rules(serve_config)
+    service = service_settings(serve_config)
+    rules = service.safety
+    alpha = service.alpha if alpha is None else alpha
     # The file first: whatever fails after it (the model, the contract, the solver), the rows
     # flagged for crisis risk still get their resources; a crisis answer needs no valid profile.
     frame = read_cohort(data)

@@ -9,9 +9,9 @@ import pytest
 from test_policy_planning import _person, _plan, catalog  # noqa: F401  (a fixture)
 
 from service_fixtures import (  # noqa: F401  (fixtures)
+    LinearModel,
     asgi_client,
     auth,
-    linear_model,
     profile,
     service_home,
 )
@@ -93,3 +93,50 @@ def test_a_plan_stopped_by_the_time_limit_says_so_with_its_gap_everywhere(
     assert code == 0, capsys.readouterr().err
     assert f"{body['status']}; spent $" in capsys.readouterr().out
     assert pd.read_csv(out)["allocated"].tolist() == [a["allocated"] for a in body["assignments"]]
+
+
+class _WidthByAlpha(LinearModel):
+    """The stand-in model with intervals as wide as ``alpha`` makes them (1 point at 0.1)."""
+
+    def predict(self, encoded, *, alpha=0.1):
+        from scipy.stats import norm
+
+        self.half_width = {arm: norm.ppf(1 - alpha / 2) / norm.ppf(0.95) for arm in self.base}
+        return super().predict(encoded, alpha=alpha)
+
+
+@pytest.fixture
+def linear_model():
+    # Coaching avoids 1.2 points: its 90 % interval (-2.2, -0.2) excludes no benefit, its 98 %
+    # interval (-2.6, +0.2) does not.
+    return _WidthByAlpha(base={"coaching": -1.2}, weights={}, half_width={"coaching": 1.0})
+
+
+@pytest.fixture
+def alpha_98(service_home, monkeypatch):
+    from recommender.paths import config_path
+
+    path = service_home / "serve.yaml"
+    path.write_text(config_path("serve.yaml").read_text().replace("alpha: 0.1", "alpha: 0.02"))
+    monkeypatch.setenv("RECOMMENDER_SERVE_CONFIG", str(path))
+
+
+def test_confident_only_plans_on_the_services_intervals_on_the_command_line_too(
+    alpha_98, asgi_client, linear_model, tmp_path, monkeypatch, capsys
+):
+    # `recommender allocate` planned on 90 % intervals whatever the service's alpha was, so
+    # --confident-only gave coaching to people whom /allocate left in usual care.
+    rows = [profile(person_id=f"p{i}") for i in range(2)]
+    served = asgi_client.post(
+        "/allocate", json={"profiles": rows, "confident_only": True}, headers=auth("program")
+    )
+    assert served.status_code == 200, served.text
+    assert [a["allocated"] for a in served.json()["assignments"]] == ["none", "none"]
+    _use_stand_in(monkeypatch, linear_model)
+    code, out = _allocate(rows, tmp_path, "--confident-only")
+    assert code == 0, capsys.readouterr().err
+    assert pd.read_csv(out)["allocated"].tolist() == ["none", "none"]
+    # --alpha still chooses other intervals: 90 % ones exclude no benefit here
+    code, out = _allocate(rows, tmp_path, "--confident-only", "--alpha", "0.1")
+    assert code == 0, capsys.readouterr().err
+    assert pd.read_csv(out)["allocated"].tolist() == ["coaching", "coaching"]

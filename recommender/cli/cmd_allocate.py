@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from recommender.cli._table_options import add_service_options
+
 HELP = "plan a cohort: who gets which intervention under a budget, capacities and group sizes"
 
 
@@ -51,9 +53,7 @@ def configure(parser) -> None:
         action="store_true",
         help="allocate an arm only when its interval excludes no benefit",
     )
-    parser.add_argument(
-        "--alpha", type=float, default=0.1, help="intervals are 1 - alpha (default 0.1: 90%%)"
-    )
+    add_service_options(parser)
     parser.add_argument(
         "--floor",
         default=None,
@@ -109,6 +109,7 @@ def run(args) -> int:
             alpha=args.alpha,
             time_limit=args.time_limit,
             floors=parse_limits(args.floor, option="--floor"),
+            serve_config=args.serve_config,
         )
     except PlanTimeout as error:
         print(
