@@ -262,6 +262,10 @@ def plan_cohort(
     )
     for column in ("allocated_effect", "allocated_lower", "allocated_upper", "recommended"):
         plan[column] = planned[column].to_numpy()
+    # Arms stay text when no row has one (a file of crisis rows only): a Parquet plan then has
+    # the columns' types of every other plan, not nulls a reader's schema refuses.
+    text = pd.StringDtype(na_value=float("nan"))
+    plan[["allocated", "recommended"]] = plan[["allocated", "recommended"]].astype(text)
     # The plan and its fairness are written together or not at all; an earlier run's fairness
     # or crisis file is removed with them, so neither is read beside this plan.
     tables = {Path(out): plan}

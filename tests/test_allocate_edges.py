@@ -140,3 +140,22 @@ def test_confident_only_plans_on_the_services_intervals_on_the_command_line_too(
     code, out = _allocate(rows, tmp_path, "--confident-only", "--alpha", "0.1")
     assert code == 0, capsys.readouterr().err
     assert pd.read_csv(out)["allocated"].tolist() == ["coaching", "coaching"]
+
+
+def test_a_plan_of_crisis_rows_only_keeps_every_plans_column_types(
+    linear_model, tmp_path, monkeypatch, capsys
+):
+    import pyarrow.parquet as pq
+
+    _use_stand_in(monkeypatch, linear_model)
+    rows = [profile(person_id=f"p{i}") for i in range(3)]
+    code, planned = _allocate(rows, tmp_path, out="planned.parquet")
+    assert code == 0, capsys.readouterr().err
+    flagged = [dict(row, crisis_risk="yes") for row in rows]
+    code, crisis = _allocate(flagged, tmp_path, out="crisis.parquet")
+    assert code == 0, capsys.readouterr().err
+    assert pq.read_schema(crisis).types == pq.read_schema(planned).types
+    plan = pd.read_parquet(crisis)
+    assert plan["allocated"].isna().all() and plan["recommended"].isna().all()
+    assert (plan["safety_level"] == "crisis").all()
+    assert plan["referral"].str.startswith("CRISIS").all()  # resources, never withheld
