@@ -97,8 +97,18 @@ class CohortPlan:
         return lines
 
 
-def parse_limits(text: str | None, *, option: str) -> dict[str, float]:
-    """``"coaching=20,peer_group=30"`` -> ``{"coaching": 20.0, "peer_group": 30.0}``."""
+def parse_limits(
+    text: str | None,
+    *,
+    option: str,
+    form: str = "ARM=NUMBER",
+    example: str = "coaching=20,peer_group=30",
+) -> dict[str, float]:
+    """``"coaching=20,peer_group=30"`` -> ``{"coaching": 20.0, "peer_group": 30.0}``.
+
+    ``form`` and ``example`` say what ``option`` takes when a part is not a name, ``=`` and a
+    number (``--floor`` takes ``ROLE=SHARE``, ``nurse=0.2``, not arms).
+    """
     if not text:
         return {}
     out = {}
@@ -109,9 +119,7 @@ def parse_limits(text: str | None, *, option: str) -> dict[str, float]:
                 raise ValueError
             number = float(value)
         except ValueError:
-            raise InputError(
-                f"{option}: {part!r} is not ARM=NUMBER (e.g. coaching=20,peer_group=30)"
-            ) from None
+            raise InputError(f"{option}: {part!r} is not {form} (e.g. {example})") from None
         if arm.strip() in out:  # the later would silently win: say which was meant instead
             raise InputError(
                 f"{option}: {arm.strip()!r} is given twice ({arm.strip()}="
@@ -196,7 +204,8 @@ def plan_cohort(
     unknown = [a for a in offered or [] if a not in catalog.treatment_arms]
     if unknown:  # before the model is loaded: a typo is said at once
         raise InputError(
-            f"unknown arm(s) {sorted(set(unknown))}; the catalog offers {', '.join(catalog.treatment_arms)}"
+            f"offered: unknown arm(s) {sorted(set(unknown))}; accepted: arms the catalog "
+            f"offers ({', '.join(catalog.treatment_arms)})"
         )
 
     service = service_settings(serve_config)

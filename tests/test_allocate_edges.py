@@ -159,3 +159,29 @@ def test_a_plan_of_crisis_rows_only_keeps_every_plans_column_types(
     assert plan["allocated"].isna().all() and plan["recommended"].isna().all()
     assert (plan["safety_level"] == "crisis").all()
     assert plan["referral"].str.startswith("CRISIS").all()  # resources, never withheld
+
+
+@pytest.mark.parametrize(
+    "option, said",
+    [
+        (
+            ["--floor", "nurse:0.2"],
+            "--floor: 'nurse:0.2' is not ROLE=SHARE (e.g. nurse=0.2,app=0.2)",
+        ),
+        (["--floor", "nurse=20%"], "--floor: 'nurse=20%' is not ROLE=SHARE"),
+        (
+            ["--cost", "coaching=$1200"],
+            "--cost: 'coaching=$1200' is not ARM=USD (e.g. coaching=1200)",
+        ),
+        (["--capacity", "coaching=20,"], "--capacity: '' is not ARM=NUMBER (e.g. coaching=20"),
+        (["--offered", "Coaching"], "offered: unknown arm(s) ['Coaching']; accepted: arms the"),
+    ],
+)
+def test_an_option_typed_wrong_is_named_with_the_form_it_takes(
+    linear_model, tmp_path, monkeypatch, capsys, option, said
+):
+    _use_stand_in(monkeypatch, linear_model)
+    code, out = _allocate([profile()], tmp_path, *option)
+    assert code == 2
+    assert said in capsys.readouterr().err
+    assert not out.exists() and linear_model.calls == []

@@ -103,12 +103,14 @@ def run(args) -> int:
             args.out,
             budget=args.budget,
             capacity=parse_limits(args.capacity, option="--capacity"),
-            cost=parse_limits(args.cost, option="--cost"),
+            cost=parse_limits(args.cost, option="--cost", form="ARM=USD", example="coaching=1200"),
             offered=offered,
             confident_only=args.confident_only,
             alpha=args.alpha,
             time_limit=args.time_limit,
-            floors=parse_limits(args.floor, option="--floor"),
+            floors=parse_limits(
+                args.floor, option="--floor", form="ROLE=SHARE", example="nurse=0.2,app=0.2"
+            ),
             serve_config=args.serve_config,
         )
     except PlanTimeout as error:
