@@ -199,6 +199,7 @@ def plan_cohort(
     from recommender.registry import load_model, resolve_model
 
     check_table_output(out)  # before the model is loaded: an unwritable path is said at once
+    _refuse_writing_over(data, out)
     catalog = load_catalog(catalog_path)
     # (the arms named by --capacity and --cost are checked with their values, below)
     unknown = [a for a in offered or [] if a not in catalog.treatment_arms]
@@ -297,3 +298,16 @@ def plan_cohort(
         notes=model_notes(recommendation_model),
         complements=catalog.complements,
     )
+
+
+def _refuse_writing_over(data, out) -> None:
+    """Refuse an ``out`` whose plan (or fairness or crisis file beside it) is the cohort file:
+    the plan would replace the program's only copy of its people's profiles."""
+    if not Path(data).is_file():
+        return  # read_cohort says what is wrong with it
+    for path in (Path(out), beside(out, "fairness"), beside(out, "crisis")):
+        if path.is_file() and path.samefile(data):
+            raise InputError(
+                f"--out {out}: the plan would be written over the cohort file it plans "
+                f"(--data {data}, as {path.name}); accepted: a path that is not the cohort file's"
+            )

@@ -185,3 +185,24 @@ def test_an_option_typed_wrong_is_named_with_the_form_it_takes(
     assert code == 2
     assert said in capsys.readouterr().err
     assert not out.exists() and linear_model.calls == []
+
+
+@pytest.mark.parametrize(
+    "data, out",
+    [("cohort.csv", "cohort.csv"), ("plan.crisis.csv", "plan.csv")],  # the plan, a file beside it
+)
+def test_a_plan_is_never_written_over_the_cohort_it_plans(
+    linear_model, tmp_path, monkeypatch, capsys, data, out
+):
+    # `--data cohort.csv --out cohort.csv` replaced the program's cohort with its plan.
+    from recommender.cli import main
+
+    _use_stand_in(monkeypatch, linear_model)
+    data = tmp_path / data
+    pd.DataFrame([profile(person_id=f"p{i}") for i in range(2)]).to_csv(data, index=False)
+    before = data.read_bytes()
+    assert main(["allocate", "--data", str(data), "--out", str(tmp_path / out)]) == 2
+    err = capsys.readouterr().err
+    assert "the plan would be written over the cohort file it plans" in err
+    assert "accepted: a path that is not the cohort file's" in err
+    assert data.read_bytes() == before and linear_model.calls == []
