@@ -4,6 +4,7 @@ that must be the service's, and options named as the program typed them."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from test_policy_planning import _person, _plan, catalog  # noqa: F401  (a fixture)
@@ -46,6 +47,23 @@ def _stopped_at_half_the_bound(monkeypatch):
     def stopped(*args, **kwargs):
         result = real(*args, **kwargs)
         result.status, result.mip_dual_bound = 1, 2 * result.fun
+        result.message = "Time limit reached. (HiGHS Status 13: Time limit reached)"
+        return result
+
+    monkeypatch.setattr(scipy.optimize, "milp", stopped)
+
+
+def _stopped_with_usual_care_for_everyone(monkeypatch):
+    # HiGHS stopped by its time limit holding only its trivial plan (nobody given an arm)
+    # while the bound it proved says a better one exists.
+    import scipy.optimize
+
+    real = scipy.optimize.milp
+
+    def stopped(*args, **kwargs):
+        result = real(*args, **kwargs)
+        result.status, result.mip_dual_bound = 1, result.fun
+        result.x, result.fun = np.zeros_like(result.x), 0.0
         result.message = "Time limit reached. (HiGHS Status 13: Time limit reached)"
         return result
 
@@ -206,3 +224,21 @@ def test_a_plan_is_never_written_over_the_cohort_it_plans(
     assert "the plan would be written over the cohort file it plans" in err
     assert "accepted: a path that is not the cohort file's" in err
     assert data.read_bytes() == before and linear_model.calls == []
+
+
+def test_usual_care_for_everyone_is_no_plan_when_the_solver_stopped_before_a_better_one(
+    asgi_client, linear_model, tmp_path, monkeypatch, capsys
+):
+    # It was answered 200 and audited person by person as if nobody were to be given anything:
+    # it is the plan of not planning, so it is a solver out of time (retry, or split).
+    _stopped_with_usual_care_for_everyone(monkeypatch)
+    rows = [profile(person_id=f"p{i}") for i in range(3)]
+    served = asgi_client.post("/allocate", json={"profiles": rows}, headers=auth("program"))
+    assert served.status_code == 503, served.text
+    assert "better than usual care for everyone" in served.json()["error"]
+    export = asgi_client.get("/audit/export", headers=auth("auditor"))
+    assert export.text.strip().count("\n") == 0  # the header only
+    _use_stand_in(monkeypatch, linear_model)
+    code, out = _allocate(rows, tmp_path, "--time-limit", "5")
+    assert code == 1 and not out.exists()
+    assert "--time-limit, now 5 s" in capsys.readouterr().err

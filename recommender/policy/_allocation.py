@@ -149,8 +149,9 @@ def allocate(
         Bad effects, limits, budget or floors (each named), or constraints no allocation
         satisfies (floors that cannot all be met say which role and why).
     PlanTimeout
-        The solver reached ``time_limit`` before finding any allocation (not the input's
-        fault: giving everyone usual care always fits; retry with more time or fewer people).
+        The solver reached ``time_limit`` before finding any allocation, or any better than
+        usual care for everyone when a better one exists (not the input's fault: retry with
+        more time or fewer people).
 
     Examples
     --------
@@ -197,6 +198,14 @@ def allocate(
             )
         raise InputError(f"no allocation satisfies the constraints ({result.message})")
     chosen = result.x[:m] > 0.5
+    if result.status == 1 and not chosen.any() and (getattr(result, "bound", 0.0) or 0.0) > 0:
+        # Stopped with only HiGHS's trivial plan, usual care for everyone, while a better one
+        # exists: that is no plan, and recorded as one it would read as a decision to give
+        # nobody anything.
+        raise PlanTimeout(
+            f"the solver ran out of time ({float(time_limit):g} s) before it found any plan "
+            f"better than usual care for everyone ({result.message})"
+        )
     people_of = [int(np.sum(chosen & (arm_of == j))) for j in range(k)]
     assigned = np.full(n, control, dtype=object)
     assigned[people[chosen]] = np.asarray(arms, dtype=object)[arm_of[chosen]]
