@@ -187,7 +187,7 @@ def plan_cohort(
     the rows flagged for crisis risk still get their resources,
     in ``<out>.crisis.csv`` (person_id, safety_level, referral), which the error names.
     """
-    from pipelines.score import model_notes, service_settings
+    from pipelines.score import extra_features, model_notes, service_settings
     from recommender.catalog import load_catalog
     from recommender.cohort import check_table_output, read_cohort, validate_cohort, write_cohorts
     from recommender.policy import (
@@ -224,7 +224,9 @@ def plan_cohort(
         check_plan_options(catalog, capacity=capacity, cost=cost, floors=floors, budget=budget)
         ref = resolve_model(model)
         recommendation_model = load_model(ref.uri)
-        report = validate_cohort(frame, training=False)
+        report = validate_cohort(
+            frame, training=False, extra_features=extra_features(recommendation_model)
+        )
         if not report.ok:
             raise InputError(
                 f"{data} does not meet the data contract:\n{report.format()}",
@@ -232,9 +234,11 @@ def plan_cohort(
             )
         frame = frame.reset_index(drop=True)
         safety = triage_table(frame, rules, crisis)
-        # Crisis rows never reach the model or the solver; the plan is for everyone else.
-        everyone, frame = frame, frame.loc[~crisis].reset_index(drop=True)
+        # Crisis rows never reach the model or the solver; the plan is for everyone else. The
+        # model is given the file's row numbers, so a value it refuses is named by its row.
+        everyone, frame = frame, frame.loc[~crisis]
         prediction = recommendation_model.predict(recommendation_model.encode(frame), alpha=alpha)
+        frame = frame.reset_index(drop=True)
         cohort = plan_allocation(
             catalog,
             frame,

@@ -242,3 +242,31 @@ def test_usual_care_for_everyone_is_no_plan_when_the_solver_stopped_before_a_bet
     code, out = _allocate(rows, tmp_path, "--time-limit", "5")
     assert code == 1 and not out.exists()
     assert "--time-limit, now 5 s" in capsys.readouterr().err
+
+
+def test_a_value_the_model_refuses_is_named_by_its_row_in_the_file(tmp_path, monkeypatch, capsys):
+    # The crisis row before it was left out and the rest renumbered, so the model's refusal
+    # named row 0, the crisis row, for the value of row 1.
+    model = LinearModel(extras=[{"name": "night_shifts", "kind": "float"}])
+    _use_stand_in(monkeypatch, model)
+    rows = [
+        profile(person_id="p0", night_shifts=1, crisis_risk="yes"),
+        profile(person_id="p1", night_shifts="four", crisis_risk="no"),
+    ]
+    code, out = _allocate(rows, tmp_path)
+    assert code == 2 and not out.exists()
+    err = capsys.readouterr().err
+    assert "row 1, column 'night_shifts', value 'four', accepted: a number" in err
+    assert pd.read_csv(tmp_path / "plan.crisis.csv")["person_id"].tolist() == ["p0"]
+
+
+def test_a_cohort_file_without_the_models_own_features_is_refused_by_the_contract_check(
+    tmp_path, monkeypatch, capsys
+):
+    model = LinearModel(extras=[{"name": "night_shifts", "kind": "float"}])
+    _use_stand_in(monkeypatch, model)
+    code, out = _allocate([profile(person_id="p0"), profile(person_id="p1")], tmp_path)
+    assert code == 2 and not out.exists()
+    err = capsys.readouterr().err
+    assert "does not meet the data contract" in err and "night_shifts" in err
+    assert model.calls == []
