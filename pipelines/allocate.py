@@ -201,14 +201,6 @@ def plan_cohort(
     check_table_output(out)  # before the model is loaded: an unwritable path is said at once
     _refuse_writing_over(data, out)
     catalog = load_catalog(catalog_path)
-    # (the arms named by --capacity and --cost are checked with their values, below)
-    unknown = [a for a in offered or [] if a not in catalog.treatment_arms]
-    if unknown:  # before the model is loaded: a typo is said at once
-        raise InputError(
-            f"offered: unknown arm(s) {sorted(set(unknown))}; accepted: arms the catalog "
-            f"offers ({', '.join(catalog.treatment_arms)})"
-        )
-
     service = service_settings(serve_config)
     rules = service.safety
     alpha = service.alpha if alpha is None else alpha
@@ -220,7 +212,14 @@ def plan_cohort(
     with crisis_rows_kept(frame, possible, rules, out, nothing="no plan was written"):
         crisis = crisis_flags(frame, where=str(data))
         # Before the model is loaded, as the service does before it scores: each bad option
-        # by name, with what is accepted.
+        # by name, with what is accepted (a refused option still gives the crisis rows their
+        # resources, as /allocate's 422 does).
+        unknown = [a for a in offered or [] if a not in catalog.treatment_arms]
+        if unknown:
+            raise InputError(
+                f"offered: unknown arm(s) {sorted(set(unknown))}; accepted: arms the catalog "
+                f"offers ({', '.join(catalog.treatment_arms)})"
+            )
         check_plan_options(catalog, capacity=capacity, cost=cost, floors=floors, budget=budget)
         ref = resolve_model(model)
         recommendation_model = load_model(ref.uri)

@@ -270,3 +270,21 @@ def test_a_cohort_file_without_the_models_own_features_is_refused_by_the_contrac
     err = capsys.readouterr().err
     assert "does not meet the data contract" in err and "night_shifts" in err
     assert model.calls == []
+
+
+@pytest.mark.parametrize(
+    "option", [["--offered", "yoga"], ["--capacity", "yoga=3"], ["--floor", "surgeon=0.2"]]
+)
+def test_a_refused_option_still_gives_the_crisis_rows_their_resources(
+    linear_model, tmp_path, monkeypatch, capsys, option
+):
+    # --offered was checked before the file was read: the flagged person got nothing.
+    _use_stand_in(monkeypatch, linear_model)
+    rows = [profile(person_id="p0", crisis_risk="yes"), profile(person_id="p1", crisis_risk="")]
+    code, out = _allocate(rows, tmp_path, *option)
+    assert code == 2 and not out.exists()
+    crisis = tmp_path / "plan.crisis.csv"
+    assert f"need the crisis resources now: they are in {crisis}" in capsys.readouterr().err
+    listed = pd.read_csv(crisis)
+    assert listed["person_id"].tolist() == ["p0"] and listed["referral"].str.contains("988").all()
+    assert linear_model.calls == []
