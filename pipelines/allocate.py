@@ -200,7 +200,6 @@ def plan_cohort(
 
     check_table_output(out)  # before the model is loaded: an unwritable path is said at once
     _refuse_writing_over(data, out)
-    catalog = load_catalog(catalog_path)
     service = service_settings(serve_config)
     rules = service.safety
     alpha = service.alpha if alpha is None else alpha
@@ -211,6 +210,7 @@ def plan_cohort(
     possible = crisis_flags(frame, strict=False)
     with crisis_rows_kept(frame, possible, rules, out, nothing="no plan was written"):
         crisis = crisis_flags(frame, where=str(data))
+        catalog = load_catalog(catalog_path)  # a catalog refused leaves the crisis rows theirs
         # Before the model is loaded, as the service does before it scores: each bad option
         # by name, with what is accepted (a refused option still gives the crisis rows their
         # resources, as /allocate's 422 does).

@@ -288,3 +288,28 @@ def test_a_refused_option_still_gives_the_crisis_rows_their_resources(
     listed = pd.read_csv(crisis)
     assert listed["person_id"].tolist() == ["p0"] and listed["referral"].str.contains("988").all()
     assert linear_model.calls == []
+
+
+def test_a_catalog_that_is_refused_still_gives_the_crisis_rows_their_resources(
+    linear_model, tmp_path, monkeypatch, capsys
+):
+    # A program's catalog with a negative cost is refused by line and field; the crisis rows,
+    # whose resources need no catalog, were left without them.
+    import shutil
+
+    from recommender.paths import config_path
+
+    configs = tmp_path / "configs"
+    shutil.copytree(config_path("interventions.yaml").parent, configs)
+    catalog = configs / "interventions.yaml"
+    catalog.write_text(
+        catalog.read_text().replace("cost_per_person: 1400", "cost_per_person: -1400")
+    )
+    monkeypatch.setenv("RECOMMENDER_CONFIG_DIR", str(configs))
+    _use_stand_in(monkeypatch, linear_model)
+    rows = [profile(person_id="p0", crisis_risk="yes"), profile(person_id="p1")]
+    code, out = _allocate(rows, tmp_path)
+    assert code == 2 and not out.exists()
+    err = capsys.readouterr().err
+    assert "(coaching).cost_per_person: negative cost; found -1400; accepted: a number >= 0" in err
+    assert pd.read_csv(tmp_path / "plan.crisis.csv")["person_id"].tolist() == ["p0"]
