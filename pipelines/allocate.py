@@ -41,8 +41,12 @@ class CohortPlan:
         budget = (
             "no budget limit" if allocation.budget is None else f"budget ${allocation.budget:,.0f}"
         )
+        # the rows flagged for crisis risk are in the plan's file but not planned for
+        planned = (
+            f"{self.rows - self.crisis:,} of {self.rows:,}" if self.crisis else f"{self.rows:,}"
+        )
         lines = [
-            f"planned {self.rows:,} people with {self.model_uri}"
+            f"planned {planned} people with {self.model_uri}"
             + (f" version {self.version}" if self.version else "")
             + f" -> {self.path}",
             f"{allocation.status}; spent ${allocation.total_cost:,.0f} of {budget}; expected "

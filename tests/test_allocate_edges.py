@@ -168,10 +168,12 @@ def test_a_plan_of_crisis_rows_only_keeps_every_plans_column_types(
     _use_stand_in(monkeypatch, linear_model)
     rows = [profile(person_id=f"p{i}") for i in range(3)]
     code, planned = _allocate(rows, tmp_path, out="planned.parquet")
-    assert code == 0, capsys.readouterr().err
+    assert code == 0 and capsys.readouterr().out.startswith("planned 3 people")
     flagged = [dict(row, crisis_risk="yes") for row in rows]
     code, crisis = _allocate(flagged, tmp_path, out="crisis.parquet")
-    assert code == 0, capsys.readouterr().err
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert printed.out.startswith("planned 0 of 3 people")  # nobody flagged is planned for
     assert pq.read_schema(crisis).types == pq.read_schema(planned).types
     plan = pd.read_parquet(crisis)
     assert plan["allocated"].isna().all() and plan["recommended"].isna().all()
