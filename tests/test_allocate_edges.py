@@ -315,3 +315,25 @@ def test_a_catalog_that_is_refused_still_gives_the_crisis_rows_their_resources(
     err = capsys.readouterr().err
     assert "(coaching).cost_per_person: negative cost; found -1400; accepted: a number >= 0" in err
     assert pd.read_csv(tmp_path / "plan.crisis.csv")["person_id"].tolist() == ["p0"]
+
+
+def _allocated(response) -> list:
+    assert response.status_code == 200, response.text
+    return [a["allocated"] for a in response.json()["assignments"]]
+
+
+def test_a_capacity_sent_as_a_whole_json_number_is_a_capacity(asgi_client):
+    # JSON does not tell 1 from 1.0 (a program's arithmetic sends 1.0), and the command line
+    # takes coaching=1.0: /allocate refused it as "not a valid integer".
+    rows = [profile(person_id=f"p{i}") for i in range(3)]
+
+    def plan(places):
+        body = {"profiles": rows, "capacity": {"coaching": places}}
+        return asgi_client.post("/allocate", json=body, headers=auth("program"))
+
+    assert _allocated(plan(1.0)) == _allocated(plan(1)) == ["coaching", "none", "none"]
+    for places, message in ((1.5, "valid integer"), ("1", "not text"), (True, "not true or false")):
+        refused = plan(places)
+        assert refused.status_code == 422, refused.text
+        (problem,) = refused.json()["problems"]
+        assert problem["field"] == "capacity.coaching" and message in problem["message"]

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat
 
 from recommender.errors import InputError, PlanTimeout
 from recommender.model import extrapolation_note
@@ -32,7 +32,7 @@ from recommender.policy import (
 from recommender.service._crisis import crisis_flagged, record_answers, safety_block
 from recommender.service._audit_tables import PLAN_ID_PREFIX
 from recommender.service._problems import Problem
-from recommender.service._requests import MAX_BATCH_ROWS, ProfileEntry
+from recommender.service._requests import _NUMBER_ONLY, MAX_BATCH_ROWS, ProfileEntry
 from recommender.service._responses import (
     OUTSIDE_DESCRIPTION,
     ComplementItem,
@@ -77,7 +77,9 @@ class AllocationRequest(BaseModel):
         f"person. Accepted: {ALLOCATION_ACCEPTED['budget']}.",
         examples=[20000.0],
     )
-    capacity: dict[str, Annotated[StrictInt, Field(ge=0, le=MAX_CAPACITY)]] = Field(
+    # A whole number as JSON sends it, 20 or 20.0 (JSON does not tell them apart; a program's
+    # arithmetic gives 20.0), as the profiles' whole numbers; never "20", true or 20.5.
+    capacity: dict[str, Annotated[int, _NUMBER_ONLY, Field(ge=0, le=MAX_CAPACITY)]] = Field(
         default_factory=dict,
         description="Places per intervention this cycle, overriding the catalog's; arms not "
         f"named keep the catalog's. Accepted: {ALLOCATION_ACCEPTED['capacity']}.",
