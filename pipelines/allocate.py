@@ -38,8 +38,13 @@ class CohortPlan:
 
     def summary_lines(self) -> list[str]:
         allocation = self.allocation
+        # A budget typed with too many zeros (1e300) is shown as a number, not 300 digits.
         budget = (
-            "no budget limit" if allocation.budget is None else f"budget ${allocation.budget:,.0f}"
+            "no budget limit"
+            if allocation.budget is None
+            else f"budget ${allocation.budget:,.0f}"
+            if allocation.budget < 1e15
+            else f"budget ${allocation.budget:.3g}"
         )
         # the rows flagged for crisis risk are in the plan's file but not planned for
         planned = (

@@ -337,3 +337,13 @@ def test_a_capacity_sent_as_a_whole_json_number_is_a_capacity(asgi_client):
         assert refused.status_code == 422, refused.text
         (problem,) = refused.json()["problems"]
         assert problem["field"] == "capacity.coaching" and message in problem["message"]
+
+
+def test_a_huge_budget_is_planned_and_shown_as_a_number(
+    linear_model, tmp_path, monkeypatch, capsys
+):
+    _use_stand_in(monkeypatch, linear_model)
+    code, out = _allocate([profile(person_id="p0")], tmp_path, "--budget", "1e300")
+    printed = capsys.readouterr().out
+    assert code == 0 and pd.read_csv(out)["allocated"].tolist() == ["coaching"]
+    assert "spent $1,400 of budget $1e+300;" in printed
