@@ -106,6 +106,22 @@ class CohortPlan:
         return lines
 
 
+# What each plan option given as text takes: its command-line option, form and an example.
+_TEXT_FORMS = {
+    "--capacity": ("ARM=NUMBER", "coaching=20,peer_group=30"),
+    "--cost": ("ARM=USD", "coaching=1200"),
+    "--floor": ("ROLE=SHARE", "nurse=0.2,app=0.2"),
+}
+
+
+def _limits(option: str, value):
+    # A mapping as it is; text as the command line gives it.
+    if not isinstance(value, str):
+        return value
+    form, example = _TEXT_FORMS[option]
+    return parse_limits(value, option=option, form=form, example=example)
+
+
 def parse_limits(
     text: str | None,
     *,
@@ -144,15 +160,15 @@ def plan_cohort(
     out,
     *,
     budget: float | None = None,
-    capacity: Mapping[str, float] | None = None,
-    cost: Mapping[str, float] | None = None,
+    capacity: Mapping[str, float] | str | None = None,
+    cost: Mapping[str, float] | str | None = None,
     offered: list[str] | None = None,
     confident_only: bool = False,
     alpha: float | None = None,
     catalog_path=None,
     serve_config=None,
     time_limit: float = 60.0,
-    floors: Mapping[str, float] | None = None,
+    floors: Mapping[str, float] | str | None = None,
 ) -> CohortPlan:
     """Score ``data`` with ``model``, allocate arms under the limits and write the plan.
 
@@ -171,8 +187,10 @@ def plan_cohort(
         arm, and its ``referral`` holds the crisis resources.
     budget : float, optional
         Money available for the cohort.
-    capacity, cost : mapping of arm to number, optional
-        Override the catalog's capacities (places) and costs per person.
+    capacity, cost : mapping of arm to number, or text, optional
+        Override the catalog's capacities (places) and costs per person; text as
+        ``--capacity`` and ``--cost`` take it (``coaching=20,peer_group=30``), read with the
+        file, so that a malformed one still gives the crisis rows their resources.
     offered : list of str, optional
         Arms the program offers this cycle (default: every arm of the catalog).
     confident_only : bool
@@ -183,7 +201,7 @@ def plan_cohort(
     serve_config : path, optional
         The service's ``serve.yaml``, whose safety rules and ``alpha`` apply (default:
         ``$RECOMMENDER_SERVE_CONFIG``, else the project's, as the service).
-    floors : mapping of role to share, optional
+    floors : mapping of role to share, or text as ``--floor`` takes it, optional
         At least this share of each named role's people is given an arm (held by the solver;
         an InputError says so when the budget and places cannot meet them all).
 
@@ -229,6 +247,9 @@ def plan_cohort(
                 f"offered: unknown arm(s) {sorted(set(unknown))}; accepted: arms the catalog "
                 f"offers ({', '.join(catalog.treatment_arms)})"
             )
+        capacity, cost, floors = (
+            _limits(option, value) for option, value in zip(_TEXT_FORMS, (capacity, cost, floors))
+        )
         check_plan_options(catalog, capacity=capacity, cost=cost, floors=floors, budget=budget)
         ref = resolve_model(model)
         recommendation_model = load_model(ref.uri)

@@ -275,12 +275,20 @@ def test_a_cohort_file_without_the_models_own_features_is_refused_by_the_contrac
 
 
 @pytest.mark.parametrize(
-    "option", [["--offered", "yoga"], ["--capacity", "yoga=3"], ["--floor", "surgeon=0.2"]]
+    "option",
+    [
+        ["--offered", "yoga"],
+        ["--capacity", "yoga=3"],
+        ["--capacity", "coaching:3"],
+        ["--floor", "surgeon=0.2"],
+        ["--floor", "nurse=20%"],
+    ],
 )
 def test_a_refused_option_still_gives_the_crisis_rows_their_resources(
     linear_model, tmp_path, monkeypatch, capsys, option
 ):
-    # --offered was checked before the file was read: the flagged person got nothing.
+    # --offered, and any malformed --capacity, --cost or --floor, was refused before the file
+    # was read: the flagged person got nothing.
     _use_stand_in(monkeypatch, linear_model)
     rows = [profile(person_id="p0", crisis_risk="yes"), profile(person_id="p1", crisis_risk="")]
     code, out = _allocate(rows, tmp_path, *option)

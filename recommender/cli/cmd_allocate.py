@@ -91,7 +91,7 @@ _seconds = _number(lambda value: value > 0, "seconds > 0")
 
 
 def run(args) -> int:
-    from pipelines.allocate import parse_limits, plan_cohort
+    from pipelines.allocate import plan_cohort
 
     from recommender.errors import PlanTimeout
 
@@ -102,15 +102,14 @@ def run(args) -> int:
             args.data,
             args.out,
             budget=args.budget,
-            capacity=parse_limits(args.capacity, option="--capacity"),
-            cost=parse_limits(args.cost, option="--cost", form="ARM=USD", example="coaching=1200"),
+            # read with the file: a malformed one still gives the crisis rows their resources
+            capacity=args.capacity,
+            cost=args.cost,
             offered=offered,
             confident_only=args.confident_only,
             alpha=args.alpha,
             time_limit=args.time_limit,
-            floors=parse_limits(
-                args.floor, option="--floor", form="ROLE=SHARE", example="nurse=0.2,app=0.2"
-            ),
+            floors=args.floor,
             serve_config=args.serve_config,
         )
     except PlanTimeout as error:
