@@ -38,11 +38,20 @@ class CohortPlan:
 
     def summary_lines(self) -> list[str]:
         allocation = self.allocation
+        # A budget typed with too many zeros (1e300) is shown as a number, not 300 digits.
         budget = (
-            "no budget limit" if allocation.budget is None else f"budget ${allocation.budget:,.0f}"
+            "no budget limit"
+            if allocation.budget is None
+            else f"budget ${allocation.budget:,.0f}"
+            if allocation.budget < 1e15
+            else f"budget ${allocation.budget:.3g}"
+        )
+        # the rows flagged for crisis risk are in the plan's file but not planned for
+        planned = (
+            f"{self.rows - self.crisis:,} of {self.rows:,}" if self.crisis else f"{self.rows:,}"
         )
         lines = [
-            f"planned {self.rows:,} people with {self.model_uri}"
+            f"planned {planned} people with {self.model_uri}"
             + (f" version {self.version}" if self.version else "")
             + f" -> {self.path}",
             f"{allocation.status}; spent ${allocation.total_cost:,.0f} of {budget}; expected "
@@ -97,8 +106,34 @@ class CohortPlan:
         return lines
 
 
-def parse_limits(text: str | None, *, option: str) -> dict[str, float]:
-    """``"coaching=20,peer_group=30"`` -> ``{"coaching": 20.0, "peer_group": 30.0}``."""
+# What each plan option given as text takes: its command-line option, form and an example.
+_TEXT_FORMS = {
+    "--capacity": ("ARM=NUMBER", "coaching=20,peer_group=30"),
+    "--cost": ("ARM=USD", "coaching=1200"),
+    "--floor": ("ROLE=SHARE", "nurse=0.2,app=0.2"),
+}
+
+
+def _limits(option: str, value):
+    # A mapping as it is; text as the command line gives it.
+    if not isinstance(value, str):
+        return value
+    form, example = _TEXT_FORMS[option]
+    return parse_limits(value, option=option, form=form, example=example)
+
+
+def parse_limits(
+    text: str | None,
+    *,
+    option: str,
+    form: str = "ARM=NUMBER",
+    example: str = "coaching=20,peer_group=30",
+) -> dict[str, float]:
+    """``"coaching=20,peer_group=30"`` -> ``{"coaching": 20.0, "peer_group": 30.0}``.
+
+    ``form`` and ``example`` say what ``option`` takes when a part is not a name, ``=`` and a
+    number (``--floor`` takes ``ROLE=SHARE``, ``nurse=0.2``, not arms).
+    """
     if not text:
         return {}
     out = {}
@@ -109,9 +144,7 @@ def parse_limits(text: str | None, *, option: str) -> dict[str, float]:
                 raise ValueError
             number = float(value)
         except ValueError:
-            raise InputError(
-                f"{option}: {part!r} is not ARM=NUMBER (e.g. coaching=20,peer_group=30)"
-            ) from None
+            raise InputError(f"{option}: {part!r} is not {form} (e.g. {example})") from None
         if arm.strip() in out:  # the later would silently win: say which was meant instead
             raise InputError(
                 f"{option}: {arm.strip()!r} is given twice ({arm.strip()}="
@@ -127,15 +160,15 @@ def plan_cohort(
     out,
     *,
     budget: float | None = None,
-    capacity: Mapping[str, float] | None = None,
-    cost: Mapping[str, float] | None = None,
+    capacity: Mapping[str, float] | str | None = None,
+    cost: Mapping[str, float] | str | None = None,
     offered: list[str] | None = None,
     confident_only: bool = False,
-    alpha: float = 0.1,
+    alpha: float | None = None,
     catalog_path=None,
     serve_config=None,
     time_limit: float = 60.0,
-    floors: Mapping[str, float] | None = None,
+    floors: Mapping[str, float] | str | None = None,
 ) -> CohortPlan:
     """Score ``data`` with ``model``, allocate arms under the limits and write the plan.
 
@@ -154,13 +187,21 @@ def plan_cohort(
         arm, and its ``referral`` holds the crisis resources.
     budget : float, optional
         Money available for the cohort.
-    capacity, cost : mapping of arm to number, optional
-        Override the catalog's capacities (places) and costs per person.
+    capacity, cost : mapping of arm to number, or text, optional
+        Override the catalog's capacities (places) and costs per person; text as
+        ``--capacity`` and ``--cost`` take it (``coaching=20,peer_group=30``), read with the
+        file, so that a malformed one still gives the crisis rows their resources.
     offered : list of str, optional
         Arms the program offers this cycle (default: every arm of the catalog).
     confident_only : bool
         Allocate an arm only when its interval excludes no benefit.
-    floors : mapping of role to share, optional
+    alpha : float, optional
+        Intervals are two-sided ``1 - alpha``; default: the service's ``alpha``, so that
+        ``confident_only`` plans a cohort as ``/allocate`` does.
+    serve_config : path, optional
+        The service's ``serve.yaml``, whose safety rules and ``alpha`` apply (default:
+        ``$RECOMMENDER_SERVE_CONFIG``, else the project's, as the service).
+    floors : mapping of role to share, or text as ``--floor`` takes it, optional
         At least this share of each named role's people is given an arm (held by the solver;
         an InputError says so when the budget and places cannot meet them all).
 
@@ -173,7 +214,7 @@ def plan_cohort(
     the rows flagged for crisis risk still get their resources,
     in ``<out>.crisis.csv`` (person_id, safety_level, referral), which the error names.
     """
-    from pipelines.score import model_notes, safety_rules
+    from pipelines.score import extra_features, model_notes, service_settings
     from recommender.catalog import load_catalog
     from recommender.cohort import check_table_output, read_cohort, validate_cohort, write_cohorts
     from recommender.policy import (
@@ -185,15 +226,10 @@ def plan_cohort(
     from recommender.registry import load_model, resolve_model
 
     check_table_output(out)  # before the model is loaded: an unwritable path is said at once
-    catalog = load_catalog(catalog_path)
-    # (the arms named by --capacity and --cost are checked with their values, below)
-    unknown = [a for a in offered or [] if a not in catalog.treatment_arms]
-    if unknown:  # before the model is loaded: a typo is said at once
-        raise InputError(
-            f"unknown arm(s) {sorted(set(unknown))}; the catalog offers {', '.join(catalog.treatment_arms)}"
-        )
-
-    rules = safety_rules(serve_config)
+    _refuse_writing_over(data, out)
+    service = service_settings(serve_config)
+    rules = service.safety
+    alpha = service.alpha if alpha is None else alpha
     # The file first: whatever fails after it (the model, the contract, the solver), the rows
     # flagged for crisis risk still get their resources; a crisis answer needs no valid profile.
     frame = read_cohort(data)
@@ -201,12 +237,25 @@ def plan_cohort(
     possible = crisis_flags(frame, strict=False)
     with crisis_rows_kept(frame, possible, rules, out, nothing="no plan was written"):
         crisis = crisis_flags(frame, where=str(data))
+        catalog = load_catalog(catalog_path)  # a catalog refused leaves the crisis rows theirs
         # Before the model is loaded, as the service does before it scores: each bad option
-        # by name, with what is accepted.
+        # by name, with what is accepted (a refused option still gives the crisis rows their
+        # resources, as /allocate's 422 does).
+        unknown = [a for a in offered or [] if a not in catalog.treatment_arms]
+        if unknown:
+            raise InputError(
+                f"offered: unknown arm(s) {sorted(set(unknown))}; accepted: arms the catalog "
+                f"offers ({', '.join(catalog.treatment_arms)})"
+            )
+        capacity, cost, floors = (
+            _limits(option, value) for option, value in zip(_TEXT_FORMS, (capacity, cost, floors))
+        )
         check_plan_options(catalog, capacity=capacity, cost=cost, floors=floors, budget=budget)
         ref = resolve_model(model)
         recommendation_model = load_model(ref.uri)
-        report = validate_cohort(frame, training=False)
+        report = validate_cohort(
+            frame, training=False, extra_features=extra_features(recommendation_model)
+        )
         if not report.ok:
             raise InputError(
                 f"{data} does not meet the data contract:\n{report.format()}",
@@ -214,9 +263,11 @@ def plan_cohort(
             )
         frame = frame.reset_index(drop=True)
         safety = triage_table(frame, rules, crisis)
-        # Crisis rows never reach the model or the solver; the plan is for everyone else.
-        everyone, frame = frame, frame.loc[~crisis].reset_index(drop=True)
+        # Crisis rows never reach the model or the solver; the plan is for everyone else. The
+        # model is given the file's row numbers, so a value it refuses is named by its row.
+        everyone, frame = frame, frame.loc[~crisis]
         prediction = recommendation_model.predict(recommendation_model.encode(frame), alpha=alpha)
+        frame = frame.reset_index(drop=True)
         cohort = plan_allocation(
             catalog,
             frame,
@@ -254,6 +305,10 @@ def plan_cohort(
     )
     for column in ("allocated_effect", "allocated_lower", "allocated_upper", "recommended"):
         plan[column] = planned[column].to_numpy()
+    # Arms stay text when no row has one (a file of crisis rows only): a Parquet plan then has
+    # the columns' types of every other plan, not nulls a reader's schema refuses.
+    text = pd.StringDtype(na_value=float("nan"))
+    plan[["allocated", "recommended"]] = plan[["allocated", "recommended"]].astype(text)
     # The plan and its fairness are written together or not at all; an earlier run's fairness
     # or crisis file is removed with them, so neither is read beside this plan.
     tables = {Path(out): plan}
@@ -276,3 +331,16 @@ def plan_cohort(
         notes=model_notes(recommendation_model),
         complements=catalog.complements,
     )
+
+
+def _refuse_writing_over(data, out) -> None:
+    """Refuse an ``out`` whose plan (or fairness or crisis file beside it) is the cohort file:
+    the plan would replace the program's only copy of its people's profiles."""
+    if not Path(data).is_file():
+        return  # read_cohort says what is wrong with it
+    for path in (Path(out), beside(out, "fairness"), beside(out, "crisis")):
+        if path.is_file() and path.samefile(data):
+            raise InputError(
+                f"--out {out}: the plan would be written over the cohort file it plans "
+                f"(--data {data}, as {path.name}); accepted: a path that is not the cohort file's"
+            )

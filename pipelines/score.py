@@ -19,6 +19,7 @@ from recommender.errors import InputError
 __all__ = [
     "CRISIS_NOT_SCORED",
     "ScoreResult",
+    "extra_features",
     "model_notes",
     "safety_rules",
     "service_settings",
@@ -144,8 +145,9 @@ def score_file(
         crisis = crisis_flags(frame, where=str(data))
         ref = resolve_model(model)
         recommendation_model = load_model(ref.uri)
-        extra = [f for f in recommendation_model.feature_names if f not in _CONTRACT_FEATURES]
-        report = validate_cohort(frame, training=False, extra_features=extra)
+        report = validate_cohort(
+            frame, training=False, extra_features=extra_features(recommendation_model)
+        )
         if not report.ok:
             raise InputError(
                 f"{data} does not meet the data contract:\n{report.format()}",
@@ -178,6 +180,12 @@ def score_file(
         recommendation_mix=mix,
         notes=model_notes(recommendation_model),
     )
+
+
+def extra_features(model) -> list[str]:
+    """The features ``model`` reads besides the data contract's profile columns (a program's
+    own, named in the training config's ``extra_features``): a cohort file must have them."""
+    return [f for f in model.feature_names if f not in _CONTRACT_FEATURES]
 
 
 def model_notes(model) -> list[str]:

@@ -112,6 +112,10 @@ class LinearModel:
         self.extras = [dict(entry) for entry in extras]
         self.features = _contract_schema() + self.extras
 
+    @property
+    def feature_names(self) -> list[str]:
+        return [f["name"] for f in self.features]
+
     def _x(self, profiles: pd.DataFrame) -> pd.DataFrame:
         from recommender.model import frame_from_schema
 

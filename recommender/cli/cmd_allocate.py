@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from recommender.cli._table_options import add_service_options
+
 HELP = "plan a cohort: who gets which intervention under a budget, capacities and group sizes"
 
 
@@ -51,9 +53,7 @@ def configure(parser) -> None:
         action="store_true",
         help="allocate an arm only when its interval excludes no benefit",
     )
-    parser.add_argument(
-        "--alpha", type=float, default=0.1, help="intervals are 1 - alpha (default 0.1: 90%%)"
-    )
+    add_service_options(parser)
     parser.add_argument(
         "--floor",
         default=None,
@@ -91,7 +91,7 @@ _seconds = _number(lambda value: value > 0, "seconds > 0")
 
 
 def run(args) -> int:
-    from pipelines.allocate import parse_limits, plan_cohort
+    from pipelines.allocate import plan_cohort
 
     from recommender.errors import PlanTimeout
 
@@ -102,13 +102,15 @@ def run(args) -> int:
             args.data,
             args.out,
             budget=args.budget,
-            capacity=parse_limits(args.capacity, option="--capacity"),
-            cost=parse_limits(args.cost, option="--cost"),
+            # read with the file: a malformed one still gives the crisis rows their resources
+            capacity=args.capacity,
+            cost=args.cost,
             offered=offered,
             confident_only=args.confident_only,
             alpha=args.alpha,
             time_limit=args.time_limit,
-            floors=parse_limits(args.floor, option="--floor"),
+            floors=args.floor,
+            serve_config=args.serve_config,
         )
     except PlanTimeout as error:
         print(

@@ -52,7 +52,8 @@ class Allocation:
     expected_points_avoided : float
         Sum over the cohort of the assigned arms' expected benefit (EE points).
     status : str
-        ``"optimal"``, or why the solver stopped (time limit) with the remaining ``gap``.
+        ``"optimal"``, or how far from the best possible the plan may be (``gap``, in words),
+        and why the solver stopped (time limit) when it stopped early.
     gap : float
         The plan's proven relative gap to ``bound`` (0 when proven optimal).
     fairness : DataFrame or None
@@ -148,8 +149,9 @@ def allocate(
         Bad effects, limits, budget or floors (each named), or constraints no allocation
         satisfies (floors that cannot all be met say which role and why).
     PlanTimeout
-        The solver reached ``time_limit`` before finding any allocation (not the input's
-        fault: giving everyone usual care always fits; retry with more time or fewer people).
+        The solver reached ``time_limit`` before finding any allocation, or any better than
+        usual care for everyone when a better one exists (not the input's fault: retry with
+        more time or fewer people).
 
     Examples
     --------
@@ -196,6 +198,14 @@ def allocate(
             )
         raise InputError(f"no allocation satisfies the constraints ({result.message})")
     chosen = result.x[:m] > 0.5
+    if result.status == 1 and not chosen.any() and (getattr(result, "bound", 0.0) or 0.0) > 0:
+        # Stopped with only HiGHS's trivial plan, usual care for everyone, while a better one
+        # exists: that is no plan, and recorded as one it would read as a decision to give
+        # nobody anything.
+        raise PlanTimeout(
+            f"the solver ran out of time ({float(time_limit):g} s) before it found any plan "
+            f"better than usual care for everyone ({result.message})"
+        )
     people_of = [int(np.sum(chosen & (arm_of == j))) for j in range(k)]
     assigned = np.full(n, control, dtype=object)
     assigned[people[chosen]] = np.asarray(arms, dtype=object)[arm_of[chosen]]
@@ -217,12 +227,15 @@ def allocate(
         index=pd.Index(arms, name="arm"),
     )
     gap = float(getattr(result, "mip_gap", 0.0) or 0.0)
+    # Every reader of a plan (the CLI's summary, /allocate's answer) shows this one status: a
+    # plan that is not proven optimal says how far from the best it may be.
+    within = f"within {gap:.3%} of the best possible (the bound the solver proved)"
     status = (
         "optimal"
         if result.status == 0 and gap <= MIP_GAP
-        else f"within {gap:.3%} of the best possible (the bound the solver proved)"
+        else within
         if result.status == 0
-        else f"stopped early: {result.message}"
+        else f"stopped early ({result.message}); the best plan found is {within}"
     )
     fairness = None
     if profiles is not None:

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat
 
 from recommender.errors import InputError, PlanTimeout
 from recommender.model import extrapolation_note
@@ -32,7 +32,7 @@ from recommender.policy import (
 from recommender.service._crisis import crisis_flagged, record_answers, safety_block
 from recommender.service._audit_tables import PLAN_ID_PREFIX
 from recommender.service._problems import Problem
-from recommender.service._requests import MAX_BATCH_ROWS, ProfileEntry
+from recommender.service._requests import _NUMBER_ONLY, MAX_BATCH_ROWS, ProfileEntry
 from recommender.service._responses import (
     OUTSIDE_DESCRIPTION,
     ComplementItem,
@@ -77,7 +77,9 @@ class AllocationRequest(BaseModel):
         f"person. Accepted: {ALLOCATION_ACCEPTED['budget']}.",
         examples=[20000.0],
     )
-    capacity: dict[str, Annotated[StrictInt, Field(ge=0, le=MAX_CAPACITY)]] = Field(
+    # A whole number as JSON sends it, 20 or 20.0 (JSON does not tell them apart; a program's
+    # arithmetic gives 20.0), as the profiles' whole numbers; never "20", true or 20.5.
+    capacity: dict[str, Annotated[int, _NUMBER_ONLY, Field(ge=0, le=MAX_CAPACITY)]] = Field(
         default_factory=dict,
         description="Places per intervention this cycle, overriding the catalog's; arms not "
         f"named keep the catalog's. Accepted: {ALLOCATION_ACCEPTED['capacity']}.",
@@ -157,7 +159,8 @@ class AllocationPlan(BaseModel):
     model_version: str = Field(description="Registered model version that estimated effects.")
     catalog_version: str = Field(description="Intervention catalog version.")
     status: str = Field(
-        description="'optimal', or why the solver stopped early with the best plan it had found."
+        description="'optimal', or how far from the best possible the plan may be, and why the "
+        "solver stopped early when it did (the best plan it had found is then the answer)."
     )
     gap: float = Field(
         0.0,
@@ -327,7 +330,7 @@ def allocate_cohort(
         plan_id=plan_id,
         model_version=engine.version,
         catalog_version=catalog.version,
-        status=_status(allocation),
+        status=allocation.status,
         gap=float(allocation.gap),
         budget=request.budget,
         total_cost=round(sum(a.cost for a in arm_plans), 2),
@@ -452,15 +455,6 @@ def _checked_cohort(engine, raws: Sequence, *, skip=()) -> dict[int, dict]:
             problems=problems,
         )
     return {i: row for row, i in kept}
-
-
-def _status(allocation) -> str:
-    if allocation.status == "optimal":
-        return "optimal"
-    return (
-        f"{allocation.status}; the best plan found is within {allocation.gap:.1%} of the "
-        "best possible"
-    )
 
 
 def _arm_plans(catalog, arms, limits, summary: pd.DataFrame) -> list[ArmPlan]:
