@@ -113,10 +113,13 @@ def _serve_without_starting(monkeypatch, started_as=_Started):
 def test_serve_refuses_a_worker_setting_from_the_environment_before_starting(
     service_home, monkeypatch, capsys
 ):
+    """`serve --check` (which `make demo` runs before training) passed such a setting, and the
+    demo was refused only after it had simulated and trained."""
     started = _serve_without_starting(monkeypatch)
     monkeypatch.setenv("RECOMMENDER_SERVE_WORKERS", "two")
-    assert main(["serve"]) == 2
-    assert "RECOMMENDER_SERVE_WORKERS = 'two' is not accepted" in capsys.readouterr().err
+    for argv in (["serve"], ["serve", "--check"], ["serve", "--print-example"]):
+        assert main(argv) == 2
+        assert "RECOMMENDER_SERVE_WORKERS = 'two' is not accepted" in capsys.readouterr().err
     assert started == []
 
 

@@ -53,6 +53,9 @@ def run(args) -> int:
         raise InputError(f"--port {port} is not accepted; give a port from 1 to 65535")
     # Checked here, once, in one line (as the service class does under a plain `bentoml serve`).
     check_before_serving(config)
+    # Worker settings reach the service class through the environment (see service.py): the
+    # file's, or the variables' where they are set; checked before `--check` says ready.
+    workers = worker_settings(config)
     # Every worker loads the catalog at start, crisis answers or not: one it cannot load is a
     # worker that fails at every start and answers nothing, so it is refused here, named.
     load_catalog()
@@ -71,9 +74,6 @@ def run(args) -> int:
     home.mkdir(parents=True, exist_ok=True)
     env["BENTOML_HOME"] = str(home)
     env["RECOMMENDER_SERVE_CONFIG"] = str(Path(config.source).resolve())
-    # Worker settings reach the service class through the environment (see service.py): the
-    # file's, or the variables' where they are set (checked here, before any worker starts).
-    workers = worker_settings(config)
     env[WORKER_ENV["workers"]] = str(workers["workers"])
     env[WORKER_ENV["threads"]] = str(workers["threads"])
     env[WORKER_ENV["timeout"]] = str(workers["traffic"]["timeout"])
