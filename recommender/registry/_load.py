@@ -206,9 +206,10 @@ def load_pyfunc(model: str, *, timeout: float | None = READ_TIMEOUT):
     if ref.version is None:
         from mlflow.exceptions import MlflowException
 
+        source = readable_uri(ref)  # a home moved or copied: its own copy of a run's model
         with mlflow_session(timeout=timeout) as mlflow, _installed_code_first():
             try:
-                return mlflow.pyfunc.load_model(ref.uri)
+                return mlflow.pyfunc.load_model(source)
             except (MlflowException, OSError, ImportError) as error:
                 raise InputError(
                     f"no registered model version, run or model folder matches {model!r} "
@@ -311,12 +312,66 @@ def model_version_source(ref: ModelRef) -> tuple[str, str]:
 
 
 def readable_uri(ref: ModelRef) -> str:
-    """The URI MLflow loads ``ref`` from: ``ref.uri``, or for a registered version of a home
-    moved or copied from another folder, this home's copy of its files."""
+    """The URI MLflow loads ``ref`` from: ``ref.uri``, or for a registered version or a
+    ``runs:/`` URI of a home moved or copied from another folder, this home's copy of its
+    files.
+
+    Raises
+    ------
+    ModelFilesMissing
+        For a ``runs:/`` URI whose files are neither where the store records them (another
+        home's folder) nor in this home's copy of it.
+    """
     if ref.version is None:
-        return ref.uri
+        return _run_files(ref.uri) if ref.uri.startswith("runs:/") else ref.uri
     recorded, read = model_version_source(ref)
     return ref.uri if read == recorded else read
+
+
+def _run_files(uri: str) -> str:
+    """Where ``runs:/<run id>/<path>`` is read: the URI itself, unless the store records its
+    files in another home's artifact folder (this home was moved or copied, and MLflow would
+    read the original's); then this home's copy of them, else the original's while it exists.
+
+    MLflow 3 keeps a model logged by a run apart from the run's other files (a logged model's
+    folder, ``mlartifacts/models/m-...``): ``runs:/<run id>/model`` names that one first.
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
+
+    try:
+        run_id, path = RunsArtifactRepository.parse_runs_uri(uri)
+        mlflow_client = client(existing=True)
+        run = mlflow_client.get_run(run_id)
+        name, _, rest = (path or "").partition("/")
+        models = mlflow_client.search_logged_models(
+            experiment_ids=[run.info.experiment_id],
+            filter_string=f"name = '{name}' AND source_run_id = '{run_id}'",
+        )
+    except (MlflowException, InputError):  # no such run: MLflow says so, as before
+        return uri
+    recorded = [_joined(model.artifact_location, rest) for model in models]
+    recorded.append(_joined(run.info.artifact_uri, path or ""))
+    for location in recorded:
+        if moved_location(location) is None:
+            return uri  # in this home, or not in a home's folder: read as recorded
+        read = local_location(location)
+        if local_folder(read).exists():
+            return read
+    here = moved_location(recorded[0])
+    raise ModelFilesMissing(
+        f"{uri} names files the store records in another home's artifact folder "
+        f"({recorded[0]}), and they are not in this home's copy of that folder either "
+        f"({here}): this home was moved or copied without them. Copy that run's files into "
+        "this home's mlartifacts/ (or point RECOMMENDER_HOME / MLFLOW_TRACKING_URI at the "
+        "store it belongs with), or use a registered version",
+        version=None,
+        missing=str(local_folder(here)),
+    )
+
+
+def _joined(location: str, path: str) -> str:
+    return f"{location.rstrip('/')}/{path}" if path else location
 
 
 def require_loadable(name: str, version: str, *, action: str) -> None:
