@@ -54,9 +54,10 @@ class ModelFilesMissing(ModelUnavailable):
     """A registered model version whose files are, on this machine, partly or wholly missing
     (deleted, a copy or a mount without them). ``version`` is the version (``None`` for a
     ``runs:/`` URI) and ``missing`` the first file (or folder) found missing, as a path of the
-    artifact store, never a staging copy's; the message names both."""
+    artifact store, never a staging copy's; the message names both. Both may be left out
+    (``None``), as by a caller that rebuilds an error of the same type with a longer message."""
 
-    def __init__(self, message: str, *, version: str | None, missing: str):
+    def __init__(self, message: str, *, version: str | None = None, missing: str | None = None):
         super().__init__(message)
         self.version, self.missing = version, missing
 
