@@ -54,7 +54,7 @@ def _audit_store(serve_config: str | None):
     from recommender.service import AuditLog, load_serve_config, sqlite_file
 
     serve = load_serve_config(serve_config)
-    url = serve.audit_url or f"sqlite:///{serve.models_dir / 'audit.db'}"
+    url = serve.audit_store
     if url.startswith("sqlite"):
         database = sqlite_file(url)
         if database is None or not database.is_file():

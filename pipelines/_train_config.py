@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from recommender.config_file import read_config
+from recommender.config_file import read_beside, read_config
 from recommender.errors import InputError
 from recommender.paths import config_path
 from recommender.settings import Section, check_settings
@@ -152,9 +152,7 @@ def load_config(path=None, *, overrides: dict | None = None) -> dict:
     loaded = read_config(path, what="training config")
     source = f"training config {path}"
     config = config_from_mapping(loaded, overrides=overrides, source=source)
-    problems = _beside_problems(config, Path(path).parent)
-    if problems:
-        raise InputError(f"{source}: " + "; ".join(problems), problems=problems)
+    _read_beside(config, path, overrides or {})
     return config
 
 
@@ -237,32 +235,24 @@ def _repeated_problems(config: dict) -> list[str]:
     return problems
 
 
-def _beside_problems(config: dict, folder: Path) -> list[str]:
-    """Relative paths the config names that are read from elsewhere (the configs folder, the
-    working folder) than its own ``folder``, which holds another file of that name: the run
-    would silently use the one the writer did not edit."""
+def _read_beside(config: dict, path: Path, overrides: dict) -> None:
+    """Read the files ``config`` names by a relative path beside its file ``path``, where
+    there is one (:func:`~recommender.config_file.read_beside`): the catalog, else from the
+    configs folder; a scenario file and the service's settings, else from the working folder.
+    A value given as an override (``--serve-config``) is the caller's, from the working folder.
+    """
     from recommender.paths import config_dir
 
-    named = [("catalog", config["catalog"], config_dir())]
-    scenario = Path(config["data"]["scenario"])
-    if scenario.suffix in (".yaml", ".yml") or scenario.parent != Path("."):
-        named.append(("data.scenario", config["data"]["scenario"], Path.cwd()))
-    if config["log"]["serve_config"]:
-        named.append(("log.serve_config", config["log"]["serve_config"], Path.cwd()))
-    problems = []
-    for key, value, base in named:
-        beside, read = folder / value, base / value
-        if Path(value).is_absolute() or not beside.is_file():
-            continue
-        if read.is_file() and (read.samefile(beside) or read.read_bytes() == beside.read_bytes()):
-            continue
-        problems.append(
-            f"{key} = {value!r} is read from {base} ({'another' if read.is_file() else 'no'} "
-            f"file there), not from {folder} beside this config; accepted: the absolute path "
-            f"{beside.resolve()}"
-            + (f", or RECOMMENDER_CONFIG_DIR={folder.resolve()}" if key == "catalog" else "")
-        )
-    return problems
+    if "catalog" not in overrides:
+        config["catalog"] = read_beside(config["catalog"], path, config_dir())
+    data = config["data"]
+    scenario = Path(data["scenario"])
+    named_by_path = scenario.suffix in (".yaml", ".yml") or scenario.parent != Path(".")
+    if named_by_path and "scenario" not in overrides.get("data", {}):
+        data["scenario"] = read_beside(data["scenario"], path, Path.cwd())
+    log = config["log"]
+    if log["serve_config"] and "serve_config" not in overrides.get("log", {}):
+        log["serve_config"] = read_beside(log["serve_config"], path, Path.cwd())
 
 
 def _mbi_item_problems(config: dict) -> list[str]:

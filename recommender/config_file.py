@@ -19,6 +19,13 @@ rules that say what was written or refuse it, naming the file, the line and the 
 
 What a mapping's keys and values must be is each reader's own check (pydantic sections in
 :mod:`recommender.settings`, the catalog's and the scenario's tables).
+
+A relative path written in a config file names a place beside that file, wherever the command
+runs from (:func:`beside`): a program's configs kept with their models folder, catalog or
+scenarios mean the same from any working folder. A file the config reads is also looked for
+where earlier releases looked (the working folder, or the configs folder for a catalog) when
+there is none beside it (:func:`read_beside`). A path from the environment or the command line
+is the caller's, read from the working folder as ever.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from recommender.errors import InputError
 
-__all__ = ["read_config", "ConfigMapping", "MAX_BYTES", "MAX_VALUES"]
+__all__ = ["read_config", "ConfigMapping", "beside", "read_beside", "MAX_BYTES", "MAX_VALUES"]
 
 # The shipped catalog is 55 kB; a config a hundred times larger is not one written by hand.
 MAX_BYTES = 5_000_000
@@ -301,3 +308,30 @@ def _kind(data) -> str:
     if isinstance(data, str):
         return f"one text ({len(data):,} characters)"
     return f"one value ({type(data).__name__})"
+
+
+def beside(value, config_file) -> Path:
+    """The place a path written in ``config_file`` names: as written when absolute, else
+    beside that file.
+
+    >>> beside("../models", "/srv/program/configs/serve.yaml")
+    PosixPath('/srv/program/configs/../models')
+    >>> beside("/var/lib/models", "configs/serve.yaml")
+    PosixPath('/var/lib/models')
+    """
+    path = Path(value)
+    return path if path.is_absolute() else Path(config_file).absolute().parent / path
+
+
+def read_beside(value: str, config_file, earlier: Path) -> str:
+    """The file a config reads, named ``value`` in ``config_file``: ``value`` unchanged when
+    absolute, when nothing of that name is beside the config, or when what is beside it is
+    the file ``earlier / value`` (where earlier releases read it, kept as written so that a
+    config that trained alike still does); else the absolute path of the file beside it."""
+    found = beside(value, config_file)
+    if Path(value).is_absolute() or not found.is_file():
+        return value
+    before = earlier / value
+    if before.is_file() and (before.samefile(found) or before.read_bytes() == found.read_bytes()):
+        return value
+    return str(found)

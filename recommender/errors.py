@@ -7,7 +7,13 @@ found and what would be accepted. The CLI turns it into exit code 2, the service
 
 from __future__ import annotations
 
-__all__ = ["InputError", "ModelUnavailable", "ModelUnreadable", "PlanTimeout"]
+__all__ = [
+    "InputError",
+    "ModelUnavailable",
+    "ModelFilesMissing",
+    "ModelUnreadable",
+    "PlanTimeout",
+]
 
 
 class InputError(ValueError):
@@ -40,8 +46,20 @@ class ModelUnavailable(RuntimeError):
     """A registered model version whose files cannot be read: its artifacts were deleted, moved
     or are unreachable. Not the caller's input; the message names the version, where its files
     should be and what to do. The CLI prints it in one line (exit 2); the service keeps serving
-    the model it has and answers ``/reload`` 503 with it; ``champion`` is never moved to such a
-    version (promote, rollback, the gate)."""
+    the model it has and answers ``/reload`` 503 with it (409 for the two kinds below, which no
+    retry mends); ``champion`` is never moved to such a version (promote, rollback, the gate)."""
+
+
+class ModelFilesMissing(ModelUnavailable):
+    """A registered model version whose files are, on this machine, partly or wholly missing
+    (deleted, a copy or a mount without them). ``version`` is the version (``None`` for a
+    ``runs:/`` URI) and ``missing`` the first file (or folder) found missing, as a path of the
+    artifact store, never a staging copy's; the message names both. Both may be left out
+    (``None``), as by a caller that rebuilds an error of the same type with a longer message."""
+
+    def __init__(self, message: str, *, version: str | None = None, missing: str | None = None):
+        super().__init__(message)
+        self.version, self.missing = version, missing
 
 
 class ModelUnreadable(ModelUnavailable):

@@ -18,7 +18,7 @@ from recommender.catalog import load_catalog
 from recommender.cli import main
 from recommender.config_file import MAX_BYTES, MAX_VALUES
 from recommender.errors import InputError
-from recommender.paths import config_dir, shipped_config_dir
+from recommender.paths import shipped_config_dir
 from recommender.service import load_serve_config
 from recommender.simulate import load_scenario
 
@@ -193,11 +193,11 @@ def test_a_file_too_large_for_a_config_is_refused_unread(tmp_path, kind):
         ("catalog", "cost_is_assumption: true", "cost_is_assumption: yes", "[1].cost_is_assu"),
         ("train", "source: data", "source: no", 'or "no" in quotes for the text'),
         # wrong types and ranges, named with their line too
-        ("train", "n_folds: 3 ", "n_folds: 1 ", "line 48: learner.n_folds = 1 is not accepted"),
-        ("train", "holdout_share: 0.3", "holdout_shre: 0.3", "line 39: split.holdout_shre = 0.3"),
-        ("train", "holdout_share: 0.3", "- 0.3", "line 38: split = [0.3] is not accepted; give a"),
+        ("train", "n_folds: 3 ", "n_folds: 1 ", "line 50: learner.n_folds = 1 is not accepted"),
+        ("train", "holdout_share: 0.3", "holdout_shre: 0.3", "line 41: split.holdout_shre = 0.3"),
+        ("train", "holdout_share: 0.3", "- 0.3", "line 40: split = [0.3] is not accepted; give a"),
         ("serve", "alpha: 0.1", "alpha: 0", "line 28: alpha = 0 is not accepted"),
-        ("serve", "top: 3", "top: 2.5", "line 84: explanation.top = 2.5 is not accepted"),
+        ("serve", "top: 3", "top: 2.5", "line 87: explanation.top = 2.5 is not accepted"),
         # a capacity of 2.5 people, and a negative cost
         ("catalog", "capacity: 40", "capacity: 2.5", "line 129: arms[1] (coaching).capacity"),
         ("catalog", "cost_per_person: 1400", "cost_per_person: -1", "line 123: arms[1] (coaching)"),
@@ -322,47 +322,3 @@ def _dup_port(path: Path) -> Path:
 def test_a_name_listed_twice_is_refused(tmp_path, old, new, words):
     message = _refusal("train", _edited(tmp_path, "train", old, new))
     assert words in message and "accepted: each name once" in message
-
-
-def _program_folder(tmp_path) -> Path:
-    """A program's own train.yaml and catalog side by side, outside the configs folder."""
-    folder = tmp_path / "program"
-    folder.mkdir()
-    catalog = _shipped("catalog").replace("cost_per_person: 1400", "cost_per_person: 900")
-    (folder / "interventions.yaml").write_text(catalog, encoding="utf-8")
-    (folder / "train.yaml").write_text(_shipped("train"), encoding="utf-8")
-    return folder
-
-
-def test_a_catalog_beside_the_config_is_not_silently_passed_over(tmp_path):
-    # `catalog: interventions.yaml` is read from the configs folder: the program's own catalog
-    # beside its train.yaml (costs edited) would have been ignored without a word
-    folder = _program_folder(tmp_path)
-    message = _refusal("train", folder / "train.yaml")
-    assert f"catalog = 'interventions.yaml' is read from {config_dir()}" in message
-    assert f"not from {folder} beside this config" in message
-    assert f"RECOMMENDER_CONFIG_DIR={folder.resolve()}" in message
-
-
-def test_a_catalog_beside_the_config_is_read_where_the_config_folder_is_that_folder(
-    tmp_path, monkeypatch
-):
-    folder = _program_folder(tmp_path)
-    monkeypatch.setenv("RECOMMENDER_CONFIG_DIR", str(folder))
-    assert load_config(folder / "train.yaml")["catalog"] == "interventions.yaml"
-    # an identical copy beside the config is the same catalog wherever it is read from
-    monkeypatch.delenv("RECOMMENDER_CONFIG_DIR")
-    (folder / "interventions.yaml").write_text(_shipped("catalog"), encoding="utf-8")
-    assert load_config(folder / "train.yaml")["catalog"] == "interventions.yaml"
-
-
-def test_a_serve_config_beside_the_config_is_not_silently_passed_over(tmp_path, monkeypatch):
-    # log.serve_config is read from the working folder
-    folder = tmp_path / "program"
-    folder.mkdir()
-    (folder / "serve.yaml").write_text(_shipped("serve"), encoding="utf-8")
-    text = _shipped("train").replace("serve_config: null", "serve_config: serve.yaml")
-    (folder / "train.yaml").write_text(text, encoding="utf-8")
-    monkeypatch.chdir(tmp_path)
-    message = _refusal("train", folder / "train.yaml")
-    assert f"log.serve_config = 'serve.yaml' is read from {tmp_path} (no file there)" in message

@@ -25,7 +25,7 @@ from pipelines import train
 from recommender import registry
 from recommender.catalog import load_catalog
 from recommender.cli import main
-from recommender.errors import ModelUnavailable
+from recommender.errors import InputError, ModelFilesMissing, ModelUnavailable
 from recommender.service import AuditLog, RecommendationEngine, load_serve_config
 from recommender.simulate import simulate_cohort
 from service_fixtures import SALT, profile
@@ -244,3 +244,43 @@ def test_only_another_homes_artifact_folder_is_rewritten_and_all_of_it_or_nothin
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home_c / 'mlflow.db'}")
     registry.client()  # a writer's client
     assert recorded_locations(home_c) == recorded
+
+
+def test_a_run_uri_in_a_copied_home_reads_the_copy_or_says_which_files_are_missing(
+    tmp_path, monkeypatch
+):
+    # Found: `runs:/<run id>/model` in a copy that had not trained since the copy was read from
+    # the original's mlartifacts/ (MLflow resolves it by the locations the store records), and
+    # once the original was gone it was refused as "no registered model version, run or model
+    # folder matches", naming a staging folder.
+    home_a, home_b = tmp_path / "a", tmp_path / "b"
+    use_home(monkeypatch, home_a)
+    run_id = register_fake().run_id
+    uri = f"runs:/{run_id}/model"
+    shutil.copytree(home_a, home_b)
+    use_home(monkeypatch, home_b)
+    before = files_of(home_a)
+
+    with away(home_a):
+        assert registry.load_model(uri) is not None
+    # With the original back, the copy's own files are the ones read: without its pickled
+    # model (the original still has it), the copy's model cannot be loaded.
+    [mlmodel] = [p for p in (home_b / "mlartifacts").rglob("MLmodel") if run_id in p.read_text()]
+    pickled = mlmodel.parent / "python_model.pkl"
+    pickled.rename(pickled.with_suffix(".away"))
+    with pytest.raises(InputError, match="python_model.pkl"):
+        registry.load_model(uri)
+    pickled.with_suffix(".away").rename(pickled)
+    assert registry.load_model(uri) is not None
+    assert files_of(home_a) == before
+
+    # The copy without the run's model, the original there: read there, as a version's files.
+    shutil.rmtree(mlmodel.parent)
+    assert registry.load_model(uri) is not None
+    # And gone too: refused, naming both places.
+    with away(home_a), pytest.raises(ModelFilesMissing) as refused:
+        registry.load_model(uri)
+    said = str(refused.value)
+    assert uri in said and str(home_a / "mlartifacts") in said
+    assert str(home_b / "mlartifacts") in said and "moved or copied without them" in said
+    assert refused.value.missing == str(mlmodel.parent)

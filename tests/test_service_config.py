@@ -97,7 +97,8 @@ def test_audit_url_and_salt_from_the_environment_or_a_secrets_folder(tmp_path, m
     from recommender.service import resolve_salt
 
     path = _write(tmp_path, {"audit": {"url": "sqlite:///from-the-file.db", "salt": None}})
-    assert load_serve_config(path).audit_url == "sqlite:///from-the-file.db"
+    # relative: beside the file (tests/test_config_relative_paths.py)
+    assert load_serve_config(path).audit_url == f"sqlite:///{path.parent / 'from-the-file.db'}"
     monkeypatch.setenv("RECOMMENDER_AUDIT_URL", "postgresql+psycopg://svc@db/audit")
     assert load_serve_config(path).audit_url == "postgresql+psycopg://svc@db/audit"
     secrets = tmp_path / "secrets"

@@ -204,7 +204,7 @@ def test_a_database_that_cannot_be_reached_is_named_without_its_url(serve, postg
 
 
 def test_a_worker_still_starting_says_so():
-    from recommender.service._gate import _not_ready as gate_answer
+    from recommender.service._gate import _readiness as gate_answer
 
     response = asyncio.run(gate_answer(None))
     assert response.status_code == 503

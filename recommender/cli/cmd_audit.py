@@ -50,7 +50,7 @@ def run(args) -> int:
     )
 
     config = load_serve_config(args.config)
-    url = config.audit_url or f"sqlite:///{config.models_dir / 'audit.db'}"
+    url = config.audit_store
     database = sqlite_file(url) if url.startswith("sqlite") else None
     if args.out:
         _check_out(Path(args.out), kept=[database, promotion_log_path()])

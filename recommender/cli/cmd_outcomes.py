@@ -53,7 +53,7 @@ def run(args) -> int:
             "answered, so import them where it serves (its models folder, or the audit_url "
             "of its serve.yaml: --config)"
         )
-    url = config.audit_url or f"sqlite:///{store}"
+    url = config.audit_store
     audit = AuditLog(url, salt=resolve_salt(config.audit_salt, config.models_dir, create=False))
     try:
         report = record_outcomes(

@@ -34,7 +34,7 @@ from recommender.registry._lock import registry_lock
 from recommender.registry._sqlite import sqlite_path
 from recommender.registry._store import _artifact_folder, tracking_uri
 
-__all__ = ["local_location", "moved_location", "adopt_moved_home"]
+__all__ = ["local_location", "local_folder", "moved_location", "adopt_moved_home"]
 
 ARTIFACT_FOLDER = "mlartifacts"
 # (table, column) of every artifact location MLflow 3 records in its store. Experiments' roots
@@ -89,6 +89,13 @@ def local_location(location: str) -> str:
     if here is not None and _exists(here):
         return here
     return location
+
+
+def local_folder(location: str) -> Path | None:
+    """The folder of this machine that ``location`` (a ``file:`` URI or an absolute path, as
+    MLflow records it) names; ``None`` for a location elsewhere (``s3://``, a server)."""
+    path = _local_path(location or "")
+    return None if path is None else Path(path)
 
 
 def adopt_moved_home(uri: str) -> None:
@@ -202,7 +209,7 @@ def _origin(location: str) -> str:
 
 
 def _exists(location: str) -> bool:
-    return Path(_local_path(location)).exists()
+    return local_folder(location).exists()
 
 
 def _connect(path: Path, *, read_only: bool):

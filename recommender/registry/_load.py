@@ -14,9 +14,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from recommender.errors import InputError, ModelUnavailable, ModelUnreadable
+from recommender.errors import InputError, ModelFilesMissing, ModelUnavailable, ModelUnreadable
 from recommender.registry._aliases import CHAMPION
-from recommender.registry._home import local_location, moved_location
+from recommender.registry._home import local_folder, local_location, moved_location
 from recommender.registry._pending import committed_holder
 from recommender.registry._store import MODEL_NAME, _quiet, client, mlflow_session, tracking_uri
 
@@ -206,9 +206,10 @@ def load_pyfunc(model: str, *, timeout: float | None = READ_TIMEOUT):
     if ref.version is None:
         from mlflow.exceptions import MlflowException
 
+        source = readable_uri(ref)  # a home moved or copied: its own copy of a run's model
         with mlflow_session(timeout=timeout) as mlflow, _installed_code_first():
             try:
-                return mlflow.pyfunc.load_model(ref.uri)
+                return mlflow.pyfunc.load_model(source)
             except (MlflowException, OSError, ImportError) as error:
                 raise InputError(
                     f"no registered model version, run or model folder matches {model!r} "
@@ -225,6 +226,7 @@ def load_pyfunc(model: str, *, timeout: float | None = READ_TIMEOUT):
 
     uri = tracking_uri()
     _, source = model_version_source(ref)
+    folder = local_folder(source)  # None: an artifact store elsewhere (s3://, a server)
     with tempfile.TemporaryDirectory(prefix="recommender-model-") as staging:
         try:
             local = mlflow.artifacts.download_artifacts(
@@ -239,6 +241,8 @@ def load_pyfunc(model: str, *, timeout: float | None = READ_TIMEOUT):
                 if here is not None
                 else ""
             )
+            if folder is not None and not folder.exists():
+                raise _files_missing(ref, source, folder, elsewhere) from None
             raise ModelUnavailable(
                 f"version {ref.version} of {ref.name} is registered, but its files could not "
                 f"be read from {source} ({type(error).__name__}: {first}){elsewhere}: restore "
@@ -250,6 +254,9 @@ def load_pyfunc(model: str, *, timeout: float | None = READ_TIMEOUT):
             try:
                 return mlflow.pyfunc.load_model(local)
             except Exception as error:  # noqa: BLE001 - any failure: this release cannot read it
+                missing = _missing_file(error, Path(local), folder)
+                if missing is not None:
+                    raise _files_missing(ref, source, missing, "") from None
                 first = (str(error).strip().splitlines() or [""])[-1][:200]
                 raise ModelUnreadable(
                     f"version {ref.version} of {ref.name} is registered and its files were "
@@ -259,6 +266,40 @@ def load_pyfunc(model: str, *, timeout: float | None = READ_TIMEOUT):
                     "(`recommender promote VERSION`, `recommender rollback`) or train a new one "
                     "(`recommender train`); the version's card and run stay readable"
                 ) from error
+
+
+def _missing_file(error: BaseException, staged: Path, folder: Path | None) -> Path | None:
+    """The file of the version's artifact ``folder`` whose absence made loading its copy in
+    ``staged`` fail (``MLmodel``, the pickled model, the bundle it opens), or ``None`` when
+    none is missing there. Said as the artifact store's path: the staging copy is gone by
+    the time anyone reads the message."""
+    if folder is None or not folder.is_dir():
+        return None
+    if not (folder / "MLmodel").is_file():
+        return folder / "MLmodel"
+    seen = set()
+    while error is not None and id(error) not in seen:  # the error and what it wraps
+        seen.add(id(error))
+        name = getattr(error, "filename", None)
+        if isinstance(error, FileNotFoundError) and name:
+            with contextlib.suppress(ValueError):
+                original = folder / Path(name).relative_to(staged)
+                if not original.exists():
+                    return original
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _files_missing(ref: ModelRef, source: str, missing: Path, elsewhere: str):
+    return ModelFilesMissing(
+        f"version {ref.version} of {ref.name} is registered, but its files could not be read "
+        f"from {source} ({missing} does not exist){elsewhere}: restore the artifact folder "
+        "(from a backup; or point RECOMMENDER_HOME / MLFLOW_TRACKING_URI at the store it "
+        "belongs with), or use another version (`recommender promote VERSION`, `recommender "
+        "rollback`)",
+        version=str(ref.version),
+        missing=str(missing),
+    )
 
 
 def model_version_source(ref: ModelRef) -> tuple[str, str]:
@@ -271,19 +312,73 @@ def model_version_source(ref: ModelRef) -> tuple[str, str]:
 
 
 def readable_uri(ref: ModelRef) -> str:
-    """The URI MLflow loads ``ref`` from: ``ref.uri``, or for a registered version of a home
-    moved or copied from another folder, this home's copy of its files."""
+    """The URI MLflow loads ``ref`` from: ``ref.uri``, or for a registered version or a
+    ``runs:/`` URI of a home moved or copied from another folder, this home's copy of its
+    files.
+
+    Raises
+    ------
+    ModelFilesMissing
+        For a ``runs:/`` URI whose files are neither where the store records them (another
+        home's folder) nor in this home's copy of it.
+    """
     if ref.version is None:
-        return ref.uri
+        return _run_files(ref.uri) if ref.uri.startswith("runs:/") else ref.uri
     recorded, read = model_version_source(ref)
     return ref.uri if read == recorded else read
+
+
+def _run_files(uri: str) -> str:
+    """Where ``runs:/<run id>/<path>`` is read: the URI itself, unless the store records its
+    files in another home's artifact folder (this home was moved or copied, and MLflow would
+    read the original's); then this home's copy of them, else the original's while it exists.
+
+    MLflow 3 keeps a model logged by a run apart from the run's other files (a logged model's
+    folder, ``mlartifacts/models/m-...``): ``runs:/<run id>/model`` names that one first.
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
+
+    try:
+        run_id, path = RunsArtifactRepository.parse_runs_uri(uri)
+        mlflow_client = client(existing=True)
+        run = mlflow_client.get_run(run_id)
+        name, _, rest = (path or "").partition("/")
+        models = mlflow_client.search_logged_models(
+            experiment_ids=[run.info.experiment_id],
+            filter_string=f"name = '{name}' AND source_run_id = '{run_id}'",
+        )
+    except (MlflowException, InputError):  # no such run: MLflow says so, as before
+        return uri
+    recorded = [_joined(model.artifact_location, rest) for model in models]
+    recorded.append(_joined(run.info.artifact_uri, path or ""))
+    for location in recorded:
+        if moved_location(location) is None:
+            return uri  # in this home, or not in a home's folder: read as recorded
+        read = local_location(location)
+        if local_folder(read).exists():
+            return read
+    here = moved_location(recorded[0])
+    raise ModelFilesMissing(
+        f"{uri} names files the store records in another home's artifact folder "
+        f"({recorded[0]}), and they are not in this home's copy of that folder either "
+        f"({here}): this home was moved or copied without them. Copy that run's files into "
+        "this home's mlartifacts/ (or point RECOMMENDER_HOME / MLFLOW_TRACKING_URI at the "
+        "store it belongs with), or use a registered version",
+        version=None,
+        missing=str(local_folder(here)),
+    )
+
+
+def _joined(location: str, path: str) -> str:
+    return f"{location.rstrip('/')}/{path}" if path else location
 
 
 def require_loadable(name: str, version: str, *, action: str) -> None:
     """Load version ``version`` of ``name`` as the service would, or refuse ``action``.
 
     Called before ``champion`` moves: an alias on a version whose files are gone makes the
-    running service's ``/reload`` answer 503 and leaves its next start without a model.
+    running service's ``/reload`` answer 409 and leaves its next start without a model.
 
     Raises
     ------
@@ -297,7 +392,7 @@ def require_loadable(name: str, version: str, *, action: str) -> None:
         raise ModelUnavailable(
             f"refusing to {action}: {error}. The aliases and the promotion log are unchanged; "
             "--force does not override this (it accepts a version the gate judged worse, not "
-            "one the service cannot load: /reload would answer 503 and the next start would "
+            "one the service cannot load: /reload would answer 409 and the next start would "
             "have no model)"
         ) from None
 

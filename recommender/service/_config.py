@@ -165,6 +165,10 @@ class ServeConfig:
 def load_serve_config(path: str | os.PathLike | None = None) -> ServeConfig:
     """Read and check ``serve.yaml``.
 
+    A relative ``models_dir`` and a relative SQLite file in ``audit.url`` are read beside the
+    file, whatever the working folder (``RECOMMENDER_AUDIT_URL`` and the secrets folder's
+    ``audit_url`` still win over ``audit.url``, as given).
+
     Parameters
     ----------
     path : path-like, optional
@@ -175,15 +179,19 @@ def load_serve_config(path: str | os.PathLike | None = None) -> ServeConfig:
     InputError
         Naming the key, the value found and what is accepted.
     """
-    from recommender.config_file import read_config
+    from recommender.config_file import beside, read_config
     from recommender.paths import config_path, models_dir
+    from recommender.service._sqlite import sqlite_beside
 
     path = Path(path or os.environ.get(CONFIG_ENV) or config_path("serve.yaml"))
     raw = read_config(path, what="service config")
     where = f"service config {path}"
     settings = check_settings(ServeSettings, raw, source=where, lines=raw.lines)
+    # A relative models_dir or SQLite file in the file is beside the file, from any working
+    # folder; the environment's and the secrets folder's are the caller's, as given.
+    file_url = settings.audit.url and sqlite_beside(settings.audit.url, beside(".", path))
     # A URL with a password comes from the environment or the secrets folder, never the file.
-    audit_url = read_secret("audit_url", env=AUDIT_URL_ENV) or settings.audit.url
+    audit_url = read_secret("audit_url", env=AUDIT_URL_ENV) or file_url
     return ServeConfig(
         host=settings.host,
         port=settings.port,
@@ -192,7 +200,7 @@ def load_serve_config(path: str | os.PathLike | None = None) -> ServeConfig:
         timeout=float(settings.timeout),
         alpha=float(settings.alpha),
         max_batch_rows=settings.max_batch_rows,
-        models_dir=Path(settings.models_dir) if settings.models_dir else models_dir(),
+        models_dir=beside(settings.models_dir, path) if settings.models_dir else models_dir(),
         api_keys=tuple((k.role, k.sha256.lower()) for k in settings.auth.keys),
         audit_url=audit_url or None,
         audit_salt=settings.audit.salt,

@@ -10,7 +10,9 @@ log and timeout, which wrap this layer, still see the request).
 
 ``GET /readyz`` is answered here while the service is not ready: 503 with each cause named
 (:mod:`~recommender.service._readiness`), where BentoML would say only that ``__is_ready__``
-returned False; a ready service's probe goes on to BentoML's own answer.
+returned False; and while a worker serves another version than the champion a /reload
+announced: 200 with a body saying so. A ready, current service's probe goes on to BentoML's
+own answer.
 
 Before any of that, :class:`~recommender.service._known_routes.KnownRoutes` (the outermost
 layer, in front of BentoML's own) answers every path the service does not serve with 404, and
@@ -31,7 +33,7 @@ from recommender.service._auth import authorize
 from recommender.service._content_coding import UnreadCoding, decode_body
 from recommender.service._crisis import crisis_in_query, may_be_flagged
 from recommender.service._known_routes import METHOD_NOT_TAKEN, method_not_taken
-from recommender.service._readiness import Reason, not_ready_body
+from recommender.service._readiness import Reason, not_ready_body, stale_body
 
 __all__ = ["Gate", "MAX_BODY_BYTES", "MAX_JSON_DEPTH"]
 
@@ -121,7 +123,7 @@ class Gate:
             response = await self._method_not_taken(service, scope, receive, path, taken)
             return await response(scope, receive, send)
         if path == "/readyz" and scope.get("method") in ("GET", "HEAD"):
-            response = await _not_ready(service)
+            response = await _readiness(service)
             if response is not None:
                 return await response(scope, receive, send)
             return await self.app(scope, receive, send)
@@ -261,8 +263,9 @@ class Gate:
         return response
 
 
-async def _not_ready(service):
-    """``/readyz``'s 503 naming each cause, or ``None`` when the service is ready. The
+async def _readiness(service):
+    """``/readyz``'s 503 naming each cause; else its 200 saying that the worker serves another
+    version than the announced champion; ``None`` when the service is ready and current. The
     service's check may wait a second for its audit store: on a thread, not the event loop."""
     if service is None:
         causes = [(Reason.STARTING, None)]
@@ -270,7 +273,10 @@ async def _not_ready(service):
         import anyio
 
         causes = await anyio.to_thread.run_sync(service.not_ready)
-    return _json_response(503, not_ready_body(causes)) if causes else None
+    if causes:
+        return _json_response(503, not_ready_body(causes))
+    stale = service.stale
+    return None if stale is None else _json_response(200, stale_body(stale))
 
 
 class _DuplicateKey(ValueError):

@@ -36,7 +36,7 @@ from recommender.service._auth import PERMISSIONS
 from recommender.service._gate import MAX_BODY_BYTES
 from recommender.service._outcomes import OutcomeRow
 from recommender.service._problems import ErrorResponse
-from recommender.service._readiness import NotReadyResponse
+from recommender.service._readiness import NotReadyResponse, StaleResponse
 from recommender.service._requests import (
     BatchRequest,
     OutcomesRequest,
@@ -172,6 +172,7 @@ def openapi_document(spec: dict) -> dict:
         _schemas(
             (ErrorResponse, "serialization"),
             (NotReadyResponse, "serialization"),
+            (StaleResponse, "serialization"),
             (OutcomeRow, "validation"),
             (ServedProfileRequest, "validation"),
         )
@@ -188,6 +189,16 @@ def openapi_document(spec: dict) -> dict:
             "content": {
                 "application/json": {"schema": {"$ref": _REF.format(model="NotReadyResponse")}}
             },
+        }
+        ready = readiness["responses"].setdefault("200", {"description": "Ready."})
+        ready["description"] = (
+            "Ready. The body is empty, or, while this worker answers with another version than "
+            "the champion a /reload announced (it could not load that one), JSON naming both "
+            "versions and why: every answer is still given, so a load balancer keeps sending."
+        )
+        ready["content"] = {
+            "text/plain": {"schema": {"type": "string"}},  # BentoML's own, a newline
+            "application/json": {"schema": {"$ref": _REF.format(model="StaleResponse")}},
         }
     components["schemas"] = _referenced(document.get("paths", {}), schemas)
     return document

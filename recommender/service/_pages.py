@@ -13,15 +13,19 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from recommender.errors import InputError
 from recommender.service._audit_export import audit_csv, parse_since
 from recommender.service._card import read_card
+from recommender.service._readiness import StaleModel
 
 __all__ = ["audit_export_response", "model_card_facts", "model_card_page"]
 
 log = logging.getLogger("recommender.service")
 
 
-def model_card_page(config, version: str | None, load_error: str | None) -> Response:
+def model_card_page(
+    config, version: str | None, load_error: str | None, stale: StaleModel | None = None
+) -> Response:
     """The card of the served ``version`` as HTML, with the exploration policy served now
-    (``version`` ``None``: no model is loaded, for ``load_error``)."""
+    (``version`` ``None``: no model is loaded, for ``load_error``) and, when ``stale``, that
+    the announced champion could not be loaded and why."""
     if version is None:
         return _no_card(load_error)
     html = read_card(config.models_dir, version, "card.html")
@@ -39,6 +43,14 @@ def model_card_page(config, version: str | None, load_error: str | None) -> Resp
         f'<p id="champion-record"><strong>How it became champion:</strong> '
         f"{markup.escape(champion_record(version)['statement'])}</p>"
     )
+    if stale is not None:
+        serving += (
+            f'<p id="stale-model"><strong>Not the announced champion:</strong> this worker '
+            f"serves version {markup.escape(stale.serving)}, not version "
+            f"{markup.escape(stale.champion)}, which a /reload announced as the champion and "
+            f"which it could not load (since {markup.escape(stale.since)}): "
+            f"{markup.escape(stale.cause)}</p>"
+        )
     # after the title and the card's own warning (simulated data), which come first
     at = html.find("<nav ")
     if at < 0:
@@ -46,8 +58,12 @@ def model_card_page(config, version: str | None, load_error: str | None) -> Resp
     return HTMLResponse(html[:at] + serving + html[at:])
 
 
-def model_card_facts(config, version: str | None, load_error: str | None) -> Response:
-    """The card of the served ``version`` as JSON, with the exploration policy served now."""
+def model_card_facts(
+    config, version: str | None, load_error: str | None, stale: StaleModel | None = None
+) -> Response:
+    """The card of the served ``version`` as JSON, with the exploration policy served now and
+    ``serving.stale``: ``null``, or the announced champion this worker could not load and why
+    (the loader's message, naming the missing file; the route needs a key, unlike /readyz)."""
     if version is None:
         return _no_card(load_error)
     text = read_card(config.models_dir, version, "card.json")
@@ -76,6 +92,7 @@ def model_card_facts(config, version: str | None, load_error: str | None) -> Res
         },
         "champion": champion_record(version),
         "aliases": current_aliases(version),
+        "stale": None if stale is None else stale.facts(),
     }
     return JSONResponse(facts)
 

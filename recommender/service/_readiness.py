@@ -1,5 +1,11 @@
 """Why ``/readyz`` says not ready: one short code per cause, and what an operator should do.
 
+A worker that serves a model but could not load the version a ``/reload`` announced as the
+champion (another worker loaded it; here its files are missing or damaged) stays ready: it
+answers with a vetted former champion, and a bad announcement that drained every worker would
+leave a load balancer nothing to send even crisis requests to. Its ``/readyz`` says 200 with a
+body naming both versions and why (:func:`stale_body`), for the person called to it.
+
 A load balancer or Kubernetes reads the status alone (503: send ordinary requests elsewhere;
 crisis answers are given either way); the person called to it reads the body, which names each
 cause (``reason``, ``reasons``) and says in a sentence what to do. The sentences are fixed
@@ -10,11 +16,20 @@ list of privileges an audit role lacks (``INSERT on recommendations``), which is
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-__all__ = ["Reason", "ADVICE", "NotReadyResponse", "not_ready_body"]
+__all__ = [
+    "Reason",
+    "ADVICE",
+    "NotReadyResponse",
+    "not_ready_body",
+    "StaleModel",
+    "StaleResponse",
+    "stale_body",
+]
 
 
 class Reason(StrEnum):
@@ -25,6 +40,7 @@ class Reason(StrEnum):
     NO_CHAMPION = "no_champion"
     MODEL_NOT_LOADED = "model_not_loaded"
     MODEL_UNSERVABLE = "model_unservable"
+    MODEL_FILES_MISSING = "model_files_missing"
     AUDIT_SALT_MISSING = "audit_salt_missing"
     AUDIT_SALT_MISMATCH = "audit_salt_mismatch"
     AUDIT_STORE_UNREACHABLE = "audit_store_unreachable"
@@ -53,6 +69,9 @@ ADVICE = {
     "the worker tries again by itself, or at once on POST /reload; the service log says why.",
     Reason.MODEL_UNSERVABLE: "The champion is a model this release cannot serve (the service "
     "log says why): promote a version it can serve, then POST /reload.",
+    Reason.MODEL_FILES_MISSING: "The champion's files are missing from its artifact folder "
+    "(deleted, or a copy or mount without them; the service log names the version and the "
+    "file): restore them, or promote a version whose files are there, then POST /reload.",
     Reason.AUDIT_SALT_MISSING: "No usable audit salt: give the salt the audit store was "
     f"written with ({_SALT_WHERE}); a salt file or secrets folder is read again every "
     "reload_poll_seconds, a variable or serve.yaml needs a restart.",
@@ -112,4 +131,65 @@ def not_ready_body(causes: list[tuple[Reason, str | None]]) -> dict:
         "reason": reasons[0],
         "reasons": reasons,
         "problems": [],
+    }
+
+
+@dataclass(frozen=True)
+class StaleModel:
+    """A worker serving another version than the champion a ``/reload`` announced, and why."""
+
+    serving: str  # the version this worker serves
+    champion: str  # the version the newest /reload announced, which it could not load
+    reason: Reason  # why, as a code
+    cause: str  # the loader's message, naming the file: for the log and the card, not /readyz
+    since: str  # when the load first failed, ISO 8601 UTC
+
+    def facts(self) -> dict:
+        """What ``/model_card.json``'s ``serving`` block says of it (scientists, auditors)."""
+        return {
+            "serving_version": self.serving,
+            "champion_version": self.champion,
+            "reason": str(self.reason),
+            "cause": self.cause,
+            "since": self.since,
+        }
+
+
+class StaleResponse(BaseModel):
+    """``/readyz``'s answer (200) while this worker serves another version than the champion
+    a ``/reload`` announced, because that version could not be loaded here."""
+
+    ready: bool = Field(description="Always true: every answer is given, by serving_version.")
+    stale: bool = Field(description="Always true: serving_version is not the champion.")
+    serving_version: str = Field(description="The version this worker answers with.")
+    champion_version: str = Field(
+        description="The version the newest /reload announced as the champion."
+    )
+    reason: Reason = Field(description="Why champion_version could not be loaded, as a code.")
+    warning: str = Field(description="What is wrong and what to do.")
+
+
+def stale_body(stale: StaleModel) -> dict:
+    """The 200 body of a worker in ``stale``'s state: no file, URL or secret (the log has the
+    file).
+
+    Examples
+    --------
+    >>> stale = StaleModel("8", "9", Reason.MODEL_FILES_MISSING, "... MLmodel ...", "2026-01-01")
+    >>> body = stale_body(stale)
+    >>> body["stale"], body["serving_version"], body["champion_version"], "MLmodel" in str(body)
+    (True, '8', '9', False)
+    """
+    return {
+        "ready": True,
+        "stale": True,
+        "serving_version": stale.serving,
+        "champion_version": stale.champion,
+        "reason": str(stale.reason),
+        "warning": (
+            f"This worker answers with version {stale.serving}, not with version "
+            f"{stale.champion}, which a /reload announced as the champion and which it could "
+            f"not load: {ADVICE[stale.reason]} It tries version {stale.champion} again by "
+            "itself meanwhile."
+        ),
     }

@@ -4,7 +4,10 @@ At startup: the settings, the API keys, the audit store, the catalog and the cha
 (none, when the champion cannot be loaded: crisis answers need no model). Afterwards: ``/reload``
 swaps in the current champion by replacing one reference, so requests already running finish
 on the model they started with, and a watcher follows the reloads other workers announce in
-the audit store. A part of :class:`~recommender.service.service.Recommender` (its base class),
+the audit store. A worker that cannot load the version another worker's /reload announced keeps
+serving its own and says so (``stale``: on /readyz, the card's ``serving`` block and the log,
+which names the version and the missing file). A part of
+:class:`~recommender.service.service.Recommender` (its base class),
 which says where the champion comes from (``_load_engine``); nothing here imports BentoML.
 """
 
@@ -14,8 +17,9 @@ import gc
 import logging
 import threading
 import time
+from datetime import datetime, timezone
 
-from recommender.errors import InputError, ModelUnreadable
+from recommender.errors import InputError, ModelFilesMissing, ModelUnavailable, ModelUnreadable
 from recommender.service._allocation import ALLOCATION_ACCEPTED, AllocationRequest
 from recommender.service._audit import AuditLog, AuditSaltMismatch, resolve_salt, salted_hash
 from recommender.service._auth import API_KEYS_ENV, KeyRing, secret_api_keys
@@ -23,7 +27,7 @@ from recommender.service._config import load_serve_config
 from recommender.service._context import answer_context
 from recommender.service._engine import RecommendationEngine
 from recommender.service._profiles import profile_schema
-from recommender.service._readiness import Reason
+from recommender.service._readiness import Reason, StaleModel
 from recommender.service._requests import BatchRequest, OutcomesRequest, ReloadRequest
 from recommender.service._store_errors import AuditPrivilegeMissing, StoreRefusal
 
@@ -31,9 +35,10 @@ __all__ = ["Serving", "Unservable"]
 
 log = logging.getLogger("recommender.service")
 
-# A worker serving no model (the registry down at start, no champion yet, a broken catalog)
-# tries to load the champion again by itself: first after reload_poll_seconds, then twice as
-# long after each failure, up to this many seconds between tries.
+# A worker serving no model (the registry down at start, no champion yet, a broken catalog), or
+# one that could not load the version a /reload announced, tries again by itself: first after
+# reload_poll_seconds, then twice as long after each failure, up to this many seconds between
+# tries (a damaged model is not downloaded and unpickled every few seconds by every worker).
 CHAMPION_RETRY_MAX_SECONDS = 300.0
 
 
@@ -68,6 +73,10 @@ class Serving:
         self._store_reason: tuple[Reason, str | None] | None = None
         self._follow_failure = None
         self.engine = None
+        # Set while this worker serves another version than the one the newest /reload
+        # announced, which it could not load (a single reference: readers read it once).
+        self.stale: StaleModel | None = None
+        self._stale_announcement = None  # the id of the announcement it could not follow
         self._open_store()
         # Reloads other workers announced before this one started are already in the champion.
         self._reload_seen = self._latest_reload_id()
@@ -212,9 +221,10 @@ class Serving:
         """Load the champion when another worker (or replica) has announced a /reload.
 
         One query on the audit store (or, while none is open, one try to open it:
-        :meth:`_open_store`); a failed query or load is logged, once until it succeeds again,
-        and this worker keeps serving what it has, trying again next time. A worker serving no
-        model tries the champion again first (:meth:`_retry_champion`).
+        :meth:`_open_store`); a failed query is logged once until it succeeds again. A version
+        announced that cannot be loaded here leaves this worker serving what it has, ``stale``
+        (:meth:`_fell_behind`), and is tried again as a missing champion is. A worker serving
+        no model tries the champion again first (:meth:`_retry_champion`).
         """
         self._retry_champion()
         if not self._open_store():  # no store yet: no reload can be announced
@@ -226,12 +236,7 @@ class Serving:
             with self._reload_lock:
                 latest = self.audit.latest_reload()
                 if latest is not None and latest[0] > self._reload_seen:
-                    if self.engine is None or latest[1] != self.engine.version:
-                        # The version the reload served, not the champion of now: moved since
-                        # (a promotion, a training run), it would leave the workers serving two.
-                        previous, engine = self._swap_in_champion(latest[1])
-                        log.info("followed a /reload: version %s -> %s", previous, engine.version)
-                    self._reload_seen = latest[0]
+                    self._follow(*latest)
         except Exception as error:  # noqa: BLE001 - never let the watcher die
             failure = type(error).__name__
             if failure != self._follow_failure:  # a store down: once, not every poll
@@ -242,6 +247,63 @@ class Serving:
             self._follow_failure = failure
         else:
             self._follow_failure = None
+
+    def _follow(self, announcement: int, version: str) -> None:
+        """Serve ``version``, which /reload record ``announcement`` put in service elsewhere."""
+        if self.engine is not None and version == self.engine.version:
+            self._reload_seen, self.stale = announcement, None
+            return
+        if announcement == self._stale_announcement and time.monotonic() < self._champion_retry_at:
+            return  # failed before: tried again when due, or at once on a newer /reload
+        # The version the reload served, not the champion of now: moved since (a promotion, a
+        # training run), it would leave the workers serving two.
+        try:
+            previous, engine = self._swap_in_champion(version)
+        except Exception as error:  # noqa: BLE001 - the served model stays; said, tried again
+            self._fell_behind(announcement, version, error)
+            return
+        log.info("followed a /reload: version %s -> %s", previous, engine.version)
+        self._reload_seen = announcement
+
+    def _fell_behind(self, announcement: int, version: str, error: Exception) -> None:
+        """Keep serving after ``version``, announced by a /reload, failed to load; say so.
+
+        Logged when the version or the cause changes, naming the version and the cause (a
+        missing file by its path); ``stale`` then tells /readyz (200, no file named) and the
+        card. Tried again after ``reload_poll_seconds``, then less and less often.
+        """
+        known = isinstance(error, (Unservable, ModelUnavailable))
+        cause = str(error) if known else f"{type(error).__name__}: {error}"
+        first = announcement != self._stale_announcement
+        self._stale_announcement = announcement
+        engine, before = self.engine, self.stale
+        if engine is None:  # no model to be stale with: the champion's retries go on as they are
+            if first:
+                log.error(
+                    "version %s, announced by a /reload, could not be loaded: %s", version, cause
+                )
+            return
+        wait = self.config.reload_poll_seconds if first else 2 * self._champion_wait
+        self._champion_wait = min(wait, CHAMPION_RETRY_MAX_SECONDS)
+        self._champion_retry_at = time.monotonic() + self._champion_wait
+        if before is None or (before.champion, before.cause) != (version, cause):
+            log.error(
+                "version %s, which a /reload announced as the champion, could not be loaded: "
+                "%s; still serving version %s (/readyz says stale), trying version %s again in "
+                "%g s or at the next /reload",
+                version,
+                cause,
+                engine.version,
+                version,
+                self._champion_wait,
+                exc_info=error if not known else None,
+            )
+        since = (
+            before.since
+            if before is not None and before.champion == version
+            else datetime.now(timezone.utc).isoformat(timespec="seconds")
+        )
+        self.stale = StaleModel(engine.version, version, _no_model_reason(error), cause, since)
 
     def _retry_champion(self) -> None:
         """While no model is served, load the registry's champion when its next try is due.
@@ -304,9 +366,15 @@ class Serving:
                     self.load_error = _catalog_error(error)
                     self.load_reason = Reason.CATALOG_UNREADABLE
                     raise CatalogUnreadable(self.load_error) from None
-            engine = self._load_engine(version)
+            try:
+                engine = self._load_engine(version)
+            except (ModelFilesMissing, ModelUnreadable) as error:
+                # No retry mends these (unlike a registry down): /reload answers 409 with the
+                # loader's message, which names the version and the missing file.
+                raise ChampionUnloadable(str(error), reason=_no_model_reason(error)) from error
             self.engine = engine  # a single reference swap: atomic for readers
-            self.load_error, self.load_reason = None, None
+            self.load_error, self.load_reason, self.stale = None, None, None
+            self._stale_announcement = None
         return previous, engine
 
     def _load_engine(self, version: str | None = None) -> RecommendationEngine:
@@ -354,10 +422,23 @@ class CatalogUnreadable(Unservable):
     """No champion is served because the intervention catalog does not load."""
 
 
+class ChampionUnloadable(Unservable):
+    """The champion's files are missing or damaged (a :class:`ModelFilesMissing` or
+    :class:`ModelUnreadable`, its message kept): nothing but a person's action mends it."""
+
+    def __init__(self, message: str, *, reason: Reason):
+        super().__init__(message)
+        self.reason = reason
+
+
 def _no_model_reason(error: Exception) -> Reason:
     """The readiness reason of a failed load of the champion."""
     if isinstance(error, CatalogUnreadable):
         return Reason.CATALOG_UNREADABLE
+    if isinstance(error, ChampionUnloadable):
+        return error.reason
+    if isinstance(error, ModelFilesMissing):
+        return Reason.MODEL_FILES_MISSING
     if isinstance(error, (Unservable, ModelUnreadable)):
         return Reason.MODEL_UNSERVABLE
     if isinstance(error, InputError):  # the registry answered: no version holds the alias

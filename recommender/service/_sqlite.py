@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import sqlalchemy as sa
 
-__all__ = ["sqlite_file", "watch_file", "AuditFileReplaced"]
+__all__ = ["sqlite_file", "sqlite_beside", "watch_file", "AuditFileReplaced"]
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -44,6 +44,28 @@ def sqlite_file(url: str | sa.engine.URL) -> Path | None:
         path = unquote(urlsplit(database).path)
         return Path(path) if path and path != ":memory:" else None
     return Path(database)
+
+
+def sqlite_beside(url: str, folder: Path) -> str:
+    """``url`` with a relative SQLite file read in ``folder`` (that of the config file that
+    names it); any other URL unchanged.
+
+    >>> sqlite_beside("sqlite:///audit.db", Path("/srv/program"))
+    'sqlite:////srv/program/audit.db'
+    >>> sqlite_beside("sqlite:///file:audit.db?mode=ro&uri=true", Path("/srv"))
+    'sqlite:///file:/srv/audit.db?mode=ro&uri=true'
+    >>> sqlite_beside("sqlite:////var/audit.db", Path("/srv")), sqlite_beside("sqlite://", Path("/srv"))
+    ('sqlite:////var/audit.db', 'sqlite://')
+    """
+    parsed = sa.engine.make_url(url)
+    database = sqlite_file(parsed)
+    if database is None or database.is_absolute():
+        return url
+    path = Path(folder) / database
+    if parsed.database.startswith("file:"):  # a SQLite URI filename: its path part, quoted
+        path = "file:" + quote(str(path))
+    _, ask, query = url.partition("?")
+    return f"{parsed.drivername}:///{path}{ask}{query}"
 
 
 class AuditFileReplaced(RuntimeError):

@@ -120,13 +120,13 @@ class Recommender(Answering):
     def model_card(self):
         engine = self.engine
         version = None if engine is None else engine.version
-        return model_card_page(self.config, version, self.load_error)
+        return model_card_page(self.config, version, self.load_error, self.stale)
 
     @pages.get("/model_card.json", summary="The served model's card as JSON.")
     def model_card_json(self):
         engine = self.engine
         version = None if engine is None else engine.version
-        return model_card_facts(self.config, version, self.load_error)
+        return model_card_facts(self.config, version, self.load_error, self.stale)
 
     @pages.get("/audit/export", summary="The audit log as CSV (auditors only).")
     def audit_export(self, since: str | None = None):
