@@ -16,6 +16,7 @@ import pytest
 from recommender.uplift._compiled_trees import _BoosterContributions, _Forest
 from recommender.uplift._regressors import GBMModel, weighted_trees
 from recommender.uplift._lightgbm_trees import MAX_SPLITS, parse_trees
+from recommender.uplift._tree_tables import _CHUNK_ROWS
 
 TOLERANCE = 1e-9
 CATEGORY = 1  # the categorical column
@@ -167,3 +168,19 @@ def test_trees_cut_elsewhere_than_the_bins_are_explained_by_lightgbm():
         atol=TOLERANCE,
         rtol=0,
     )
+
+
+def test_a_batch_read_in_slices_gives_each_row_what_it_gets_alone():
+    # A batch's patterns are read a slice of rows at a time (to stay in cache): no row may
+    # get another's sums or contributions, nor other bits than alone, at a slice's edges too.
+    model = _booster(7, missing=True, zero_as_missing=False, seed=9)
+    forest = _Forest([(0, 1.0, model), (1, 0.5, model)], 2, 4)
+    explain = _BoosterContributions([(1.0, model)], 4, forest.binning)
+    X = _hostile_rows([model], seed=10)
+    assert len(X) > 2 * _CHUNK_ROWS and len(X) % _CHUNK_ROWS  # slices, a shorter last one
+    bins = forest.binning.bins(X)
+    sums, parts = forest.predict(X, bins), explain.contrib(X, bins)
+    for k in range(len(X)):
+        alone = slice(k, k + 1)
+        np.testing.assert_array_equal(forest.predict(X[alone], bins[alone]), sums[alone])
+        np.testing.assert_array_equal(explain.contrib(X[alone], bins[alone]), parts[alone])

@@ -264,9 +264,13 @@ def _pulls(contributions, toward: tuple[str, str], away: tuple[str, str]) -> str
     the lead and C (+1.3) narrows it"``. Negative points pull ``toward`` (the claim: a larger
     benefit, a wider lead), positive ones ``away``; each pair is (singular, plural) verb
     phrases. Empty when there are none."""
+    if not contributions:
+        return ""
+    pulling, pushing = [], []
+    for c in contributions:  # one pass, each side in the contributions' order
+        (pulling if c.points < 0 else pushing).append(_feature_text(c))
     parts = []
-    for wanted, (one, many) in ((True, toward), (False, away)):
-        cited = [_feature_text(c) for c in contributions if (c.points < 0) == wanted]
+    for cited, (one, many) in ((pulling, toward), (pushing, away)):
         if cited:
             parts.append(f"{_join(cited)} {one if len(cited) == 1 else many}")
     return " and ".join(parts)

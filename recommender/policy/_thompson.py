@@ -105,12 +105,13 @@ def _probability_best(effects: np.ndarray, sd: np.ndarray) -> np.ndarray:
         density[point] = 0.0
         above[point] = 1.0
     # ∏_{j≠k} P(X_j > x) as products of the arms before k and after k (no division by ~0).
-    others = np.ones_like(above)
+    others = np.empty_like(above)  # every column is written below: no pass to fill it first
+    others[:, 0] = 1.0
     for j in range(1, k):
-        others[:, j] = others[:, j - 1] * above[:, j - 1]
+        np.multiply(others[:, j - 1], above[:, j - 1], out=others[:, j])
     after = np.ones((n, above.shape[2]))
     for j in range(k - 2, -1, -1):
-        after = after * above[:, j + 1]
+        after *= above[:, j + 1]
         others[:, j] *= after
     density *= others
     density *= weight[:, None, :]
