@@ -19,6 +19,7 @@ __all__ = [
     "SERVED_COLUMNS",
     "SECONDARY_COLUMNS",
     "PLAN_ID_PREFIX",
+    "UNLINKABLE_ANSWER",
 ]
 
 _metadata = sa.MetaData()
@@ -48,6 +49,22 @@ recommendations = sa.Table(
     *(sa.Column(name, sa.Float, nullable=True) for name in SECONDARY_COLUMNS),
 )
 AUDIT_COLUMNS = tuple(c.name for c in recommendations.columns)
+# The answers no outcome is linked to: crisis answers and plan lines. Linking an outcome looks
+# up a person's such answers (revision 0006), through an index over these rows alone: a full
+# index of person_hash would cost every answer a random B-tree insert, and the person's ranked
+# answers are found through `assignments`, which has one. Literals, not bound parameters: a
+# query finds the partial index only where its condition reads as the index's own (SQLite
+# matches the expression's terms; PostgreSQL proves the implication from constants).
+UNLINKABLE_ANSWER = sa.or_(
+    recommendations.c.safety_level == sa.literal_column("'crisis'"),
+    recommendations.c.batch_id.like(sa.literal_column(f"'{PLAN_ID_PREFIX}%'")),
+)
+sa.Index(
+    "ix_recommendations_unlinkable_person",
+    recommendations.c.person_hash,
+    sqlite_where=UNLINKABLE_ANSWER,
+    postgresql_where=UNLINKABLE_ANSWER,
+)
 # Every accepted /reload, so that all workers (and replicas) sharing this store follow it, and
 # an auditor can see who put which version in service when.
 reloads = sa.Table(

@@ -32,6 +32,7 @@ from recommender.errors import InputError
 from recommender.service._audit import AuditLog
 from recommender.service._audit_tables import (
     PLAN_ID_PREFIX,
+    UNLINKABLE_ANSWER,
     assignments,
     outcomes,
     recommendations,
@@ -233,10 +234,19 @@ def record_outcomes(
             continue
         checked.append((i, row, measured, audit.person_hash(row.person_id)))
 
-    served = _served_by_person(audit, {h for *_, h in checked})
-    answered = _answered(audit, {h for *_, h in checked if h not in served})
-    before_the_loop = _served_before_the_loop(audit, answered | set(served))
-    unlinkable = _unlinkable_answers(audit, set(served))
+    people = {h for *_, h in checked}
+    served = _served_by_person(audit, people)  # through assignments' index
+    unlinkable = _unlinkable_answers(audit, people)  # through the index of such answers
+    # Only a row that will be refused reads the whole log: a person with no assignment, or one
+    # measured before their first (its message says whether an older release served them).
+    refused = {
+        h
+        for _, _, measured, h in checked
+        if h not in served or served[h][0]["logged_at"].replace(microsecond=0) > measured
+    }
+    before_the_loop = _served_before_the_loop(audit, refused)
+    unknown = refused - set(served) - set(unlinkable) - before_the_loop
+    answered = set(unlinkable) | _answered(audit, unknown)
     linked = []
     for i, row, measured, person_hash in checked:
         history = served.get(person_hash)
@@ -528,10 +538,7 @@ def _unlinkable_answers(audit: AuditLog, hashes: set) -> dict:
     ``{"logged_at", "kind"}`` in time order."""
     unlinkable = sa.and_(
         recommendations.c.person_hash.in_(sa.bindparam("batch", expanding=True)),
-        sa.or_(
-            recommendations.c.safety_level == "crisis",
-            recommendations.c.batch_id.startswith(PLAN_ID_PREFIX),
-        ),
+        UNLINKABLE_ANSWER,  # as the index's own condition reads, so that it is used
     )
     query = (
         sa.select(
