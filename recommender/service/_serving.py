@@ -342,7 +342,7 @@ class Serving:
                 ALLOCATION_ACCEPTED,
             ),
             "/reload": (ReloadRequest, (), {}),
-            "/outcomes": (OutcomesRequest, ("outcomes",), {}),
+            "/outcomes": (OutcomesRequest, tuple(OutcomesRequest.model_fields), {}),
         }
 
 
