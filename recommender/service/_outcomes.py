@@ -32,12 +32,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from recommender.cohort import MBI_ITEMS_REFUSED, RANGES, looks_like_mbi_item, spelling_hint
 from recommender.errors import InputError
 from recommender.service._audit import AuditLog
-from recommender.service._audit_tables import (
-    PLAN_ID_PREFIX,
-    UNLINKABLE_ANSWER,
-    assignments,
-    outcomes,
-    recommendations,
+from recommender.service._audit_export import as_utc
+from recommender.service._audit_tables import outcomes
+from recommender.service._outcome_links import (
+    answered_at_all,
+    served_before_the_loop,
+    served_by_person,
+    stored_outcomes,
+    unlinkable_answers,
 )
 from recommender.service._problems import MBI_ITEM_MESSAGE
 from recommender.service._requests import _NOT_BLANK, _NUMBER_ONLY
@@ -104,7 +106,7 @@ class OutcomeRow(BaseModel):
     def _in_utc(cls, stamp: datetime) -> datetime:
         # Stored and compared in UTC: a time the calendar cannot hold there is refused here.
         try:
-            return _utc(stamp)
+            return as_utc(stamp)
         except OverflowError:
             raise ValueError("out of range once converted to UTC (years 1 to 9999 only)") from None
 
@@ -152,14 +154,6 @@ def _problem(row: int, name: str, value, accepted: str, message: str) -> dict:
         "accepted": accepted,
         "message": message,
     }
-
-
-def _utc(stamp: datetime) -> datetime:
-    return (
-        stamp.replace(tzinfo=timezone.utc)
-        if stamp.tzinfo is None
-        else stamp.astimezone(timezone.utc)
-    )
 
 
 def record_outcomes(
@@ -248,8 +242,8 @@ def record_outcomes(
         checked.append((i, row, measured, audit.person_hash(row.person_id)))
 
     people = {h for *_, h in checked}
-    served = _served_by_person(audit, people)  # through assignments' index
-    unlinkable = _unlinkable_answers(audit, people)  # through the index of such answers
+    served = served_by_person(audit, people)  # through assignments' index
+    unlinkable = unlinkable_answers(audit, people)  # through the index of such answers
     # Only a row that will be refused reads the whole log: a person with no assignment, or one
     # measured before their first (its message says whether an older release served them).
     refused = {
@@ -257,9 +251,9 @@ def record_outcomes(
         for _, _, measured, h in checked
         if h not in served or served[h][0]["logged_at"].replace(microsecond=0) > measured
     }
-    before_the_loop = _served_before_the_loop(audit, refused)
+    before_the_loop = served_before_the_loop(audit, refused)
     unknown = refused - set(served) - set(unlinkable) - before_the_loop
-    answered = set(unlinkable) | _answered(audit, unknown)
+    answered = set(unlinkable) | answered_at_all(audit, unknown)
     linked = []
     for i, row, measured, person_hash in checked:
         history = served.get(person_hash)
@@ -367,7 +361,7 @@ def record_outcomes(
         problems.sort(key=_row_number)
         raise OutcomeRefused(_summary(problems), problems=problems, status=422)
 
-    stored = _stored_outcomes(audit, {h for *_, h, _, _ in linked})
+    stored = stored_outcomes(audit, {h for *_, h, _, _ in linked})
     fresh, report, conflicts, missing, seen = [], OutcomeReport(), [], [], {}
     for i, row, measured, person_hash, request_id, served_at in linked:
         values = (
@@ -481,128 +475,6 @@ def _duplicate(i: int, request_id: str, same: bool, row_before: int | None) -> d
 
 def _row_number(problem: dict) -> int:
     return int(re.match(r"outcomes\[(\d+)\]", problem["field"])[1])
-
-
-# PostgreSQL binds at most 65,535 parameters a query, and an import may name more people.
-_QUERY_BATCH = 10_000
-
-
-def _batches(values) -> list[list]:
-    ordered = sorted(values)
-    return [ordered[i : i + _QUERY_BATCH] for i in range(0, len(ordered), _QUERY_BATCH)]
-
-
-def _served_by_person(audit: AuditLog, hashes: set) -> dict:
-    out: dict = {}
-    with audit.engine.connect() as connection:
-        for batch in _batches(hashes):  # a person's rows all fall in one batch, in order
-            query = (
-                sa.select(
-                    assignments.c.person_hash, assignments.c.request_id, assignments.c.logged_at
-                )
-                .where(assignments.c.person_hash.in_(batch))
-                .order_by(assignments.c.logged_at, assignments.c.id)
-            )
-            for person_hash, request_id, logged_at in connection.execute(query):
-                out.setdefault(person_hash, []).append(
-                    {"request_id": request_id, "logged_at": _utc(logged_at)}
-                )
-    return out
-
-
-def _answered(audit: AuditLog, hashes: set) -> set:
-    """Those of ``hashes`` the audit log holds any answer for (crisis answers and plan lines
-    included)."""
-    out: set = set()
-    with audit.engine.connect() as connection:
-        for batch in _batches(hashes):
-            query = (
-                sa.select(recommendations.c.person_hash)
-                .where(recommendations.c.person_hash.in_(batch))
-                .distinct()
-            )
-            out.update(person_hash for (person_hash,) in connection.execute(query))
-    return out
-
-
-def _served_before_the_loop(audit: AuditLog, hashes: set) -> set:
-    """Those of ``hashes`` served a ranked recommendation that has no assignment: written by a
-    release older than the learning loop (audit revision 0003), which logged none."""
-    ranked_without_assignment = sa.and_(
-        recommendations.c.person_hash.in_(sa.bindparam("batch", expanding=True)),
-        recommendations.c.recommended.is_not(None),
-        recommendations.c.safety_level != "crisis",
-        sa.or_(
-            recommendations.c.batch_id.is_(None),
-            sa.not_(recommendations.c.batch_id.startswith(PLAN_ID_PREFIX)),
-        ),
-        ~sa.exists().where(assignments.c.request_id == recommendations.c.request_id),
-    )
-    query = sa.select(recommendations.c.person_hash).where(ranked_without_assignment).distinct()
-    out: set = set()
-    with audit.engine.connect() as connection:
-        for batch in _batches(hashes):
-            out.update(h for (h,) in connection.execute(query, {"batch": list(batch)}))
-    return out
-
-
-def _unlinkable_answers(audit: AuditLog, hashes: set) -> dict:
-    """Each of ``hashes``' answers no outcome is linked to (crisis answers and plan lines),
-    ``{"logged_at", "kind"}`` in time order."""
-    unlinkable = sa.and_(
-        recommendations.c.person_hash.in_(sa.bindparam("batch", expanding=True)),
-        UNLINKABLE_ANSWER,  # as the index's own condition reads, so that it is used
-    )
-    query = (
-        sa.select(
-            recommendations.c.person_hash,
-            recommendations.c.logged_at,
-            recommendations.c.safety_level,
-        )
-        .where(unlinkable)
-        .order_by(recommendations.c.logged_at, recommendations.c.id)
-    )
-    out: dict = {}
-    with audit.engine.connect() as connection:
-        for batch in _batches(hashes):
-            for person_hash, logged_at, level in connection.execute(query, {"batch": batch}):
-                kind = "crisis answer" if level == "crisis" else "plan line (/allocate)"
-                out.setdefault(person_hash, []).append({"logged_at": _utc(logged_at), "kind": kind})
-    return out
-
-
-@dataclass
-class _Stored:
-    """The stored outcomes of some people: per recommendation the one in force (its row id and
-    values), and per person the values of those in force and of every row ever stored."""
-
-    in_force: dict = field(default_factory=dict)
-    in_force_of: dict = field(default_factory=dict)
-    ever_of: dict = field(default_factory=dict)
-
-
-def _stored_outcomes(audit: AuditLog, person_hashes: set) -> _Stored:
-    stored, rows = _Stored(), []
-    with audit.engine.connect() as connection:
-        for batch in _batches(person_hashes):
-            query = (
-                sa.select(outcomes).where(outcomes.c.person_hash.in_(batch)).order_by(outcomes.c.id)
-            )
-            rows.extend(connection.execute(query))
-    corrected = {r.corrects for r in rows}
-    for r in rows:
-        values = (
-            _utc(r.measured_at).replace(microsecond=0),
-            r.arm_taken,
-            r.ee_followup,
-            r.dp_followup,
-            r.pa_followup,
-        )
-        stored.ever_of.setdefault(r.person_hash, set()).add(values)
-        if r.id not in corrected:
-            stored.in_force[r.request_id] = (r.id, values)
-            stored.in_force_of.setdefault(r.person_hash, set()).add(values)
-    return stored
 
 
 def _read_as_utc(raw) -> str:
