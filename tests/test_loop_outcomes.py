@@ -186,7 +186,7 @@ def test_post_outcomes_over_http(asgi_client):  # noqa: F811
     assert asgi_client.post("/outcomes", json=body, headers=auth("auditor")).status_code == 403
     response = asgi_client.post("/outcomes", json=body, headers=auth("program"))
     assert response.status_code == 200, response.text
-    assert response.json() == {"recorded": 1, "already_recorded": 0}
+    assert response.json() == {"recorded": 1, "corrected": 0, "already_recorded": 0}
     duplicate = asgi_client.post("/outcomes", json=body, headers=auth("program"))
     assert (
         duplicate.status_code == 409

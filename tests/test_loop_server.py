@@ -81,7 +81,11 @@ def test_loop_through_a_real_server(tmp_path):
         recorded = httpx.post(
             f"{url}/outcomes", json={"outcomes": outcomes}, headers=auth("program"), timeout=300
         )
-        assert recorded.json() == {"recorded": len(outcomes), "already_recorded": 0}
+        assert recorded.json() == {
+            "recorded": len(outcomes),
+            "corrected": 0,
+            "already_recorded": 0,
+        }
         again = httpx.post(
             f"{url}/outcomes", json={"outcomes": outcomes[:1]}, headers=auth("program"), timeout=60
         )

@@ -26,6 +26,13 @@ def configure(parser) -> None:
         "unless it carries an offset (2026-12-03T09:00:00+05:00)",
     )
     export.add_argument(
+        "--table",
+        default="recommendations",
+        choices=("recommendations", "outcomes"),
+        help="recommendations (default): every answer; outcomes: every outcome row, "
+        "corrections and the rows they replaced (who replaced each, when)",
+    )
+    export.add_argument(
         "--config",
         default=None,
         metavar="FILE",
@@ -36,6 +43,7 @@ def configure(parser) -> None:
 def run(args) -> int:
     import json
     import sys
+    from datetime import datetime
     from pathlib import Path
 
     from recommender._files import check_writable, write_atomically
@@ -45,6 +53,8 @@ def run(args) -> int:
         AuditLog,
         audit_csv,
         load_serve_config,
+        outcome_history,
+        outcome_history_csv,
         parse_since,
         sqlite_file,
     )
@@ -61,17 +71,25 @@ def run(args) -> int:
             f"no audit log at {database}: the service has not answered any "
             "request with these settings (see audit.url in serve.yaml)"
         )
-    rows = AuditLog(url, salt=None).export(since=since)
+    audit = AuditLog(url, salt=None)
+    if args.table == "outcomes":
+        rows, as_csv = outcome_history(audit, since=since), outcome_history_csv
+    else:
+        rows, as_csv = audit.export(since=since), audit_csv
+    audit.close()
     if args.out and Path(args.out).suffix.lower() in (".jsonl", ".json"):
         text = "".join(
-            json.dumps({**row, "logged_at": row["logged_at"].isoformat()}) + "\n" for row in rows
+            json.dumps({n: v.isoformat() if isinstance(v, datetime) else v for n, v in row.items()})
+            + "\n"
+            for row in rows
         )
     else:
-        text = audit_csv(rows)
+        text = as_csv(rows)
     if args.out:
         # A temporary sibling renamed into place: an export is never left half written.
         write_atomically(args.out, lambda temporary: temporary.write_text(text, encoding="utf-8"))
-        print(f"wrote {len(rows)} audit row(s) to {args.out}", file=sys.stderr)
+        kind = "outcome" if args.table == "outcomes" else "audit"
+        print(f"wrote {len(rows)} {kind} row(s) to {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0

@@ -18,6 +18,14 @@ def configure(parser) -> None:
     )
     load.add_argument("file", metavar="FILE", help="outcome file (.csv, or .jsonl / .json)")
     load.add_argument(
+        "--correct",
+        action="store_true",
+        help="each row corrects the outcome recorded for the recommendation it links to (a "
+        "mistyped score): stored beside it, which is kept and marked replaced; rows identical "
+        "to the outcome in force are skipped, a row whose recommendation has no outcome is "
+        "refused",
+    )
+    load.add_argument(
         "--config",
         default=None,
         metavar="FILE",
@@ -62,6 +70,7 @@ def run(args) -> int:
             arms=load_catalog().arm_ids,
             source=f"import {Path(args.file).name}",
             duplicates="skip",
+            correct=args.correct,
         )
     except OutcomeRefused as error:
         print(f"error: nothing was imported: {error}", file=sys.stderr)
@@ -75,8 +84,9 @@ def run(args) -> int:
         return 2
     finally:
         audit.close()
+    done = f"corrected {report.corrected}" if args.correct else f"recorded {report.recorded}"
     print(
-        f"recorded {report.recorded} outcome(s); {report.already_recorded} already recorded "
+        f"{done} outcome(s); {report.already_recorded} already recorded "
         f"(of {len(rows)} row(s) in {Path(args.file).name})"
     )
     return 0

@@ -36,9 +36,9 @@ from recommender.service._engine import (
 from recommender.service._outcomes import (
     OutcomeRefused,
     OutcomeReport,
-    logged_cohort,
     record_outcomes,
 )
+from recommender.service._outcome_log import logged_cohort, outcome_history, outcome_history_csv
 from recommender.service._outcome_file import read_outcome_file
 from recommender.service._migrate import upgrade_schema
 from recommender.service._requests import example_profile
@@ -67,6 +67,8 @@ __all__ = [
     "sqlite_file",
     "load_serve_config",
     "logged_cohort",
+    "outcome_history",
+    "outcome_history_csv",
     "parse_env_keys",
     "secret_api_keys",
     "parse_since",

@@ -241,7 +241,11 @@ class Answering(Refusing):
             return refusal(503, self._store_closed("nothing was recorded"), None, crisis)
         try:
             report = record_outcomes(
-                self.audit, request.outcomes, arms=self.catalog.arm_ids, source="api"
+                self.audit,
+                request.outcomes,
+                arms=self.catalog.arm_ids,
+                source="api",
+                correct=request.correct,
             )
         except OutcomeRefused as error:
             return refusal(error.status, str(error), error.problems, crisis)

@@ -31,7 +31,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from recommender.errors import InputError
-from recommender.service._audit_export import as_utc
+from recommender.service._audit_export import stored_since
 from recommender.service._audit_tables import SECONDARY_COLUMNS, recommendations, reloads
 from recommender.service._audit_writer import GroupWriter, PendingAppend
 from recommender.service._migrate import head_revision, schema_revision, upgrade_schema
@@ -326,11 +326,7 @@ class AuditLog:
         """All records (optionally from ``since`` on), oldest first, effects parsed."""
         query = sa.select(recommendations).order_by(recommendations.c.id)
         if since is not None:
-            # Rows hold UTC; SQLite compares the stored text and would ignore an offset.
-            since = as_utc(since)
-            if self._engine.dialect.name == "sqlite":
-                since = since.replace(tzinfo=None)
-            query = query.where(recommendations.c.logged_at >= since)
+            query = query.where(recommendations.c.logged_at >= stored_since(since, self._engine))
         with self._engine.connect() as connection:
             rows = [dict(row._mapping) for row in connection.execute(query)]
         for row in rows:

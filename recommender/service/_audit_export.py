@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from recommender.errors import InputError
 from recommender.service._audit_tables import AUDIT_COLUMNS
 
-__all__ = ["audit_csv", "parse_since", "as_utc"]
+__all__ = ["audit_csv", "parse_since", "as_utc", "stored_since"]
 
 
 def audit_csv(rows: Iterable[Mapping]) -> str:
@@ -67,3 +67,10 @@ def as_utc(stamp: datetime) -> datetime:
     if stamp.tzinfo is None:
         return stamp.replace(tzinfo=timezone.utc)
     return stamp.astimezone(timezone.utc)
+
+
+def stored_since(since: datetime, engine) -> datetime:
+    """``since`` as a query compares it with the store's times: in UTC, which rows hold, and
+    naive on SQLite, which compares the stored text and would ignore an offset."""
+    since = as_utc(since)
+    return since.replace(tzinfo=None) if engine.dialect.name == "sqlite" else since

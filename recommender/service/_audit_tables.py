@@ -19,6 +19,7 @@ __all__ = [
     "SERVED_COLUMNS",
     "SECONDARY_COLUMNS",
     "PLAN_ID_PREFIX",
+    "UNLINKABLE_ANSWER",
 ]
 
 _metadata = sa.MetaData()
@@ -48,6 +49,22 @@ recommendations = sa.Table(
     *(sa.Column(name, sa.Float, nullable=True) for name in SECONDARY_COLUMNS),
 )
 AUDIT_COLUMNS = tuple(c.name for c in recommendations.columns)
+# The answers no outcome is linked to: crisis answers and plan lines. Linking an outcome looks
+# up a person's such answers (revision 0006), through an index over these rows alone: a full
+# index of person_hash would cost every answer a random B-tree insert, and the person's ranked
+# answers are found through `assignments`, which has one. Literals, not bound parameters: a
+# query finds the partial index only where its condition reads as the index's own (SQLite
+# matches the expression's terms; PostgreSQL proves the implication from constants).
+UNLINKABLE_ANSWER = sa.or_(
+    recommendations.c.safety_level == sa.literal_column("'crisis'"),
+    recommendations.c.batch_id.like(sa.literal_column(f"'{PLAN_ID_PREFIX}%'")),
+)
+sa.Index(
+    "ix_recommendations_unlinkable_person",
+    recommendations.c.person_hash,
+    sqlite_where=UNLINKABLE_ANSWER,
+    postgresql_where=UNLINKABLE_ANSWER,
+)
 # Every accepted /reload, so that all workers (and replicas) sharing this store follow it, and
 # an auditor can see who put which version in service when.
 reloads = sa.Table(
@@ -82,13 +99,15 @@ assignments = sa.Table(
 # The columns an append writes, in table order (the id is the database's).
 ROW_COLUMNS = tuple(c.name for c in recommendations.columns if c.name != "id")
 SERVED_COLUMNS = tuple(c.name for c in assignments.columns if c.name != "id")
-# Follow-up scores, each linked to the one served recommendation it follows.
+# Follow-up scores, each linked to the one served recommendation it follows. Append-only: a
+# correction is a row naming the row it replaces in `corrects` (revision 0007), and the
+# recommendation's outcome is the row no other row corrects.
 outcomes = sa.Table(
     "outcomes",
     _metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("request_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("request_id", sa.String(64), nullable=False),
     sa.Column("person_hash", sa.String(64), nullable=False, index=True),
     sa.Column("measured_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("arm_taken", sa.String(64), nullable=False),
@@ -96,7 +115,19 @@ outcomes = sa.Table(
     sa.Column("dp_followup", sa.Integer, nullable=False),
     sa.Column("pa_followup", sa.Integer, nullable=False),
     sa.Column("source", sa.String(120), nullable=False),
+    sa.Column("corrects", sa.Integer, nullable=True),
 )
+# One first outcome a recommendation, and each row corrected at most once: unique indexes, so
+# that they hold when two submissions race.
+_FIRST_ONLY = outcomes.c.corrects.is_(None)
+sa.Index(
+    "uq_outcomes_first_per_request",
+    outcomes.c.request_id,
+    unique=True,
+    sqlite_where=_FIRST_ONLY,
+    postgresql_where=_FIRST_ONLY,
+)
+sa.Index("uq_outcomes_corrects", outcomes.c.corrects, unique=True)
 # What the store remembers about itself: ``salt_fingerprint``, a keyed digest of the salt its
 # person hashes were made with (never the salt), so that a service with another salt is refused.
 store_facts = sa.Table(

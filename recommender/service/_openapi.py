@@ -88,8 +88,9 @@ _STATUS = {
     "says how long): nothing was answered; a flag in the query string or in what had arrived "
     "still gets one crisis answer for the request, in crisis_results.",
     409: {
-        "/outcomes": "An outcome identical to one already stored: nothing of the submission was "
-        "recorded.",
+        "/outcomes": "An outcome identical to one already stored, or one different from the "
+        "outcome recorded for its recommendation sent without correct: true (the problem says "
+        "which): nothing of the submission was recorded.",
         "/reload": "The registry's champion cannot be loaded; the version named keeps serving.",
     },
     413: "The body, or the number of entries, is over the limit given in the error; crisis "

@@ -12,29 +12,34 @@ would follow, or a second, different outcome for the same recommendation refuses
 submission, naming the row and field. An outcome identical to one already stored is a
 duplicate: refused (409) over HTTP, skipped by a file import, so that importing the same file
 twice changes nothing; the same outcome twice within one submission is refused either way.
+
+A mistyped outcome is replaced only by an explicit correction (``correct``), appended as a row
+of its own that names the row it replaces; nothing stored is changed or deleted
+(:mod:`recommender.service._outcome_log` reads the outcome in force and the history).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated
 from datetime import datetime, timedelta, timezone
 
-import pandas as pd
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from recommender.cohort import MBI_ITEMS_REFUSED, RANGES, looks_like_mbi_item, spelling_hint
 from recommender.errors import InputError
 from recommender.service._audit import AuditLog
-from recommender.service._audit_tables import (
-    PLAN_ID_PREFIX,
-    assignments,
-    outcomes,
-    recommendations,
+from recommender.service._audit_export import as_utc
+from recommender.service._audit_tables import outcomes
+from recommender.service._outcome_links import (
+    answered_at_all,
+    served_before_the_loop,
+    served_by_person,
+    stored_outcomes,
+    unlinkable_answers,
 )
 from recommender.service._problems import MBI_ITEM_MESSAGE
 from recommender.service._requests import _NOT_BLANK, _NUMBER_ONLY
@@ -46,7 +51,6 @@ __all__ = [
     "OutcomeReport",
     "OutcomeRefused",
     "OutcomeRow",
-    "logged_cohort",
     "record_outcomes",
     "OUTCOME_FIELDS",
 ]
@@ -102,7 +106,7 @@ class OutcomeRow(BaseModel):
     def _in_utc(cls, stamp: datetime) -> datetime:
         # Stored and compared in UTC: a time the calendar cannot hold there is refused here.
         try:
-            return _utc(stamp)
+            return as_utc(stamp)
         except OverflowError:
             raise ValueError("out of range once converted to UTC (years 1 to 9999 only)") from None
 
@@ -131,11 +135,16 @@ class OutcomeReport:
     """What a submission did."""
 
     recorded: int = 0
+    corrected: int = 0  # corrections stored (not counted in ``recorded``)
     already_recorded: int = 0
-    linked: list = field(default_factory=list)  # request ids, one per recorded row
+    linked: list = field(default_factory=list)  # request ids, one per stored row
 
     def as_dict(self) -> dict:
-        return {"recorded": self.recorded, "already_recorded": self.already_recorded}
+        return {
+            "recorded": self.recorded,
+            "corrected": self.corrected,
+            "already_recorded": self.already_recorded,
+        }
 
 
 def _problem(row: int, name: str, value, accepted: str, message: str) -> dict:
@@ -147,14 +156,6 @@ def _problem(row: int, name: str, value, accepted: str, message: str) -> dict:
     }
 
 
-def _utc(stamp: datetime) -> datetime:
-    return (
-        stamp.replace(tzinfo=timezone.utc)
-        if stamp.tzinfo is None
-        else stamp.astimezone(timezone.utc)
-    )
-
-
 def record_outcomes(
     audit: AuditLog,
     raws: Sequence[Mapping],
@@ -162,6 +163,7 @@ def record_outcomes(
     arms: Sequence[str],
     source: str,
     duplicates: str = "refuse",
+    correct: bool = False,
     now: datetime | None = None,
 ) -> OutcomeReport:
     """Check every row, link it to its recommendation and store them all, or nothing.
@@ -179,6 +181,12 @@ def record_outcomes(
     duplicates : {"refuse", "skip"}
         What an outcome identical to a stored one does: refuse the submission (409) or count
         it as already recorded (an import run twice).
+    correct : bool
+        Each row replaces the outcome in force of the recommendation it links to (a mistyped
+        score, say): stored as a row of its own naming the row it replaces, which is kept. A
+        row whose recommendation has no outcome is refused (422); one identical to the outcome
+        in force is a duplicate, as ``duplicates`` says. Without it, a row different from the
+        outcome recorded for its recommendation is refused (409), naming this flag.
 
     Raises
     ------
@@ -233,10 +241,19 @@ def record_outcomes(
             continue
         checked.append((i, row, measured, audit.person_hash(row.person_id)))
 
-    served = _served_by_person(audit, {h for *_, h in checked})
-    answered = _answered(audit, {h for *_, h in checked if h not in served})
-    before_the_loop = _served_before_the_loop(audit, answered | set(served))
-    unlinkable = _unlinkable_answers(audit, set(served))
+    people = {h for *_, h in checked}
+    served = served_by_person(audit, people)  # through assignments' index
+    unlinkable = unlinkable_answers(audit, people)  # through the index of such answers
+    # Only a row that will be refused reads the whole log: a person with no assignment, or one
+    # measured before their first (its message says whether an older release served them).
+    refused = {
+        h
+        for _, _, measured, h in checked
+        if h not in served or served[h][0]["logged_at"].replace(microsecond=0) > measured
+    }
+    before_the_loop = served_before_the_loop(audit, refused)
+    unknown = refused - set(served) - set(unlinkable) - before_the_loop
+    answered = set(unlinkable) | answered_at_all(audit, unknown)
     linked = []
     for i, row, measured, person_hash in checked:
         history = served.get(person_hash)
@@ -336,16 +353,17 @@ def record_outcomes(
                 )
             )
             continue
-        linked.append((i, row, measured, person_hash, latest["request_id"]))
+        served_at = latest["logged_at"].replace(microsecond=0).isoformat()
+        linked.append((i, row, measured, person_hash, latest["request_id"], served_at))
     if problems:
         # In row order, as a program corrects its file: a row's link problem beside its others
         # (the import prints the first 50).
-        problems.sort(key=lambda problem: int(re.match(r"outcomes\[(\d+)\]", problem["field"])[1]))
+        problems.sort(key=_row_number)
         raise OutcomeRefused(_summary(problems), problems=problems, status=422)
 
-    stored, stored_of_person = _stored_outcomes(audit, {h for *_, h, _ in linked})
-    fresh, report, conflicts, seen = [], OutcomeReport(), [], {}
-    for i, row, measured, person_hash, request_id in linked:
+    stored = stored_outcomes(audit, {h for *_, h, _, _ in linked})
+    fresh, report, conflicts, missing, seen = [], OutcomeReport(), [], [], {}
+    for i, row, measured, person_hash, request_id, served_at in linked:
         values = (
             measured.replace(microsecond=0),
             row.arm_taken,
@@ -353,37 +371,34 @@ def record_outcomes(
             row.dp_followup,
             row.pa_followup,
         )
-        earlier, row_before = stored.get(request_id), None
-        if values in stored_of_person.get(person_hash, ()):
+        in_force = stored.in_force.get(request_id)  # (row id, values) of its outcome, if any
+        earlier, row_before = None if in_force is None else in_force[1], None
+        # A correction compares with the outcomes in force (one replaced may be restored); a
+        # first outcome with every one stored, so that a file imported again after a correction
+        # changes nothing.
+        if values in (stored.in_force_of if correct else stored.ever_of).get(person_hash, ()):
             # This very outcome is stored, though perhaps linked to an earlier recommendation:
             # measured within the hour's grace, before one served since (a file imported again).
             earlier = values
-        if earlier is None and request_id in seen:
+        if request_id in seen:
             row_before, earlier = seen[request_id]
-        if earlier is not None:
+        if earlier is not None and (earlier == values or row_before is not None or not correct):
             if earlier == values and duplicates == "skip" and row_before is None:
                 report.already_recorded += 1  # stored before: an import run again
                 continue
-            if row_before is not None:  # nothing is recorded yet: one recommendation twice here
-                same = "the same" if earlier == values else "a different"
-                message = (
-                    f"duplicate: outcomes[{row_before}] of this submission gives {same} outcome "
-                    "for this person's recommendation"
-                )
-            elif earlier == values:
-                message = "duplicate: this outcome is already recorded"
-            else:
-                message = (
-                    "duplicate: a different outcome is already recorded for this person's "
-                    "recommendation"
-                )
-            conflicts.append(
+            conflicts.append(_duplicate(i, request_id, earlier == values, row_before))
+            continue
+        if correct and in_force is None:
+            missing.append(
                 _problem(
                     i,
                     "person_id",
                     "(hidden)",
-                    "one outcome per served recommendation",
-                    f"{message} (request {request_id})",
+                    "with correct, only rows replacing a recorded outcome: a first outcome is "
+                    "sent without it",
+                    "nothing to correct: no outcome is recorded for the recommendation this row "
+                    f"links to (request {request_id}, served at {served_at}); a row links to "
+                    "the person's latest recommendation at or before its measured_at",
                 )
             )
             continue
@@ -399,176 +414,67 @@ def record_outcomes(
                 "dp_followup": row.dp_followup,
                 "pa_followup": row.pa_followup,
                 "source": source[:120],
+                "corrects": None if in_force is None else in_force[0],
             }
         )
+    if missing:
+        problems = sorted(missing + conflicts, key=_row_number)
+        raise OutcomeRefused(_summary(problems), problems=problems, status=422)
     if conflicts:
         raise OutcomeRefused(_summary(conflicts), problems=conflicts, status=409)
     if fresh:
-        with audit.engine.begin() as connection:
-            connection.execute(outcomes.insert(), fresh)
-    report.recorded = len(fresh)
+        try:
+            with audit.engine.begin() as connection:
+                connection.execute(outcomes.insert(), fresh)
+        except sa.exc.IntegrityError:
+            # The unique indexes: another submission recorded or corrected one of these
+            # outcomes since they were read.
+            raise OutcomeRefused(
+                "outcomes: another submission recorded an outcome for one of these "
+                "recommendations meanwhile; nothing of this one was recorded",
+                problems=[
+                    {
+                        "field": "outcomes",
+                        "value": "(not shown)",
+                        "accepted": "one outcome per served recommendation, or a correction "
+                        "of the one in force",
+                        "message": "recorded meanwhile by another submission: send this one "
+                        "again to see which rows are now duplicates",
+                    }
+                ],
+                status=409,
+            ) from None
+    report.corrected = sum(row["corrects"] is not None for row in fresh)
+    report.recorded = len(fresh) - report.corrected
     report.linked = [row["request_id"] for row in fresh]
     return report
 
 
-def logged_cohort(audit: AuditLog) -> pd.DataFrame:
-    """Served recommendations joined with their outcomes, one row per outcome.
-
-    Columns: the profile fields, ``person_id`` (the salted hash: pseudonymous, as the data
-    contract asks), ``intervention`` (the arm served: the model learns the effect of
-    recommending, intention to treat), ``propensity`` (its logged probability), ``arm_taken``,
-    ``cycle``, ``policy``, ``probabilities`` (JSON), ``request_id``, ``model_version`` (the
-    version that served the row), ``recorded_at`` (when its outcome was stored, in UTC) and the
-    follow-up scores.
-    """
-    query = (
-        sa.select(
-            assignments,
-            outcomes.c.arm_taken,
-            outcomes.c.measured_at,
-            outcomes.c.recorded_at,
-            outcomes.c.ee_followup,
-            outcomes.c.dp_followup,
-            outcomes.c.pa_followup,
+def _duplicate(i: int, request_id: str, same: bool, row_before: int | None) -> dict:
+    if row_before is not None:  # nothing is recorded yet: one recommendation twice here
+        message = (
+            f"duplicate: outcomes[{row_before}] of this submission gives "
+            f"{'the same' if same else 'a different'} outcome for this person's recommendation"
         )
-        .join(outcomes, outcomes.c.request_id == assignments.c.request_id)
-        .order_by(assignments.c.id)
-    )
-    with audit.engine.connect() as connection:
-        rows = [dict(r._mapping) for r in connection.execute(query)]
-    table = []
-    for row in rows:
-        profile = json.loads(row["profile"])
-        table.append(
-            {
-                "person_id": row["person_hash"],
-                **profile,
-                "intervention": row["arm"],
-                "propensity": float(row["probability"]),
-                "ee_followup": row["ee_followup"],
-                "dp_followup": row["dp_followup"],
-                "pa_followup": row["pa_followup"],
-                "arm_taken": row["arm_taken"],
-                "cycle": row["cycle"],
-                "policy": row["policy"],
-                "probabilities": row["probabilities"],
-                "request_id": row["request_id"],
-                "model_version": row["model_version"],
-                "recorded_at": _utc(row["recorded_at"]),
-            }
+    elif same:
+        message = "duplicate: this outcome is already recorded"
+    else:
+        message = (
+            "duplicate: a different outcome is already recorded for this person's "
+            'recommendation; to replace it, send the row as a correction ("correct": true '
+            "beside outcomes; recommender outcomes import --correct)"
         )
-    return pd.DataFrame(table)
-
-
-# PostgreSQL binds at most 65,535 parameters a query, and an import may name more people.
-_QUERY_BATCH = 10_000
-
-
-def _batches(values) -> list[list]:
-    ordered = sorted(values)
-    return [ordered[i : i + _QUERY_BATCH] for i in range(0, len(ordered), _QUERY_BATCH)]
-
-
-def _served_by_person(audit: AuditLog, hashes: set) -> dict:
-    out: dict = {}
-    with audit.engine.connect() as connection:
-        for batch in _batches(hashes):  # a person's rows all fall in one batch, in order
-            query = (
-                sa.select(
-                    assignments.c.person_hash, assignments.c.request_id, assignments.c.logged_at
-                )
-                .where(assignments.c.person_hash.in_(batch))
-                .order_by(assignments.c.logged_at, assignments.c.id)
-            )
-            for person_hash, request_id, logged_at in connection.execute(query):
-                out.setdefault(person_hash, []).append(
-                    {"request_id": request_id, "logged_at": _utc(logged_at)}
-                )
-    return out
-
-
-def _answered(audit: AuditLog, hashes: set) -> set:
-    """Those of ``hashes`` the audit log holds any answer for (crisis answers and plan lines
-    included)."""
-    out: set = set()
-    with audit.engine.connect() as connection:
-        for batch in _batches(hashes):
-            query = (
-                sa.select(recommendations.c.person_hash)
-                .where(recommendations.c.person_hash.in_(batch))
-                .distinct()
-            )
-            out.update(person_hash for (person_hash,) in connection.execute(query))
-    return out
-
-
-def _served_before_the_loop(audit: AuditLog, hashes: set) -> set:
-    """Those of ``hashes`` served a ranked recommendation that has no assignment: written by a
-    release older than the learning loop (audit revision 0003), which logged none."""
-    ranked_without_assignment = sa.and_(
-        recommendations.c.person_hash.in_(sa.bindparam("batch", expanding=True)),
-        recommendations.c.recommended.is_not(None),
-        recommendations.c.safety_level != "crisis",
-        sa.or_(
-            recommendations.c.batch_id.is_(None),
-            sa.not_(recommendations.c.batch_id.startswith(PLAN_ID_PREFIX)),
-        ),
-        ~sa.exists().where(assignments.c.request_id == recommendations.c.request_id),
+    return _problem(
+        i,
+        "person_id",
+        "(hidden)",
+        "one outcome per served recommendation; a different one only as a correction",
+        f"{message} (request {request_id})",
     )
-    query = sa.select(recommendations.c.person_hash).where(ranked_without_assignment).distinct()
-    out: set = set()
-    with audit.engine.connect() as connection:
-        for batch in _batches(hashes):
-            out.update(h for (h,) in connection.execute(query, {"batch": list(batch)}))
-    return out
 
 
-def _unlinkable_answers(audit: AuditLog, hashes: set) -> dict:
-    """Each of ``hashes``' answers no outcome is linked to (crisis answers and plan lines),
-    ``{"logged_at", "kind"}`` in time order."""
-    unlinkable = sa.and_(
-        recommendations.c.person_hash.in_(sa.bindparam("batch", expanding=True)),
-        sa.or_(
-            recommendations.c.safety_level == "crisis",
-            recommendations.c.batch_id.startswith(PLAN_ID_PREFIX),
-        ),
-    )
-    query = (
-        sa.select(
-            recommendations.c.person_hash,
-            recommendations.c.logged_at,
-            recommendations.c.safety_level,
-        )
-        .where(unlinkable)
-        .order_by(recommendations.c.logged_at, recommendations.c.id)
-    )
-    out: dict = {}
-    with audit.engine.connect() as connection:
-        for batch in _batches(hashes):
-            for person_hash, logged_at, level in connection.execute(query, {"batch": batch}):
-                kind = "crisis answer" if level == "crisis" else "plan line (/allocate)"
-                out.setdefault(person_hash, []).append({"logged_at": _utc(logged_at), "kind": kind})
-    return out
-
-
-def _stored_outcomes(audit: AuditLog, person_hashes: set) -> tuple[dict, dict]:
-    """The stored outcomes of these people: ``({request id: values}, {person hash: {values}})``."""
-    by_request: dict = {}
-    by_person: dict = {}
-    with audit.engine.connect() as connection:
-        for batch in _batches(person_hashes):
-            query = sa.select(outcomes).where(outcomes.c.person_hash.in_(batch))
-            for r in connection.execute(query):
-                values = (
-                    _utc(r.measured_at).replace(microsecond=0),
-                    r.arm_taken,
-                    r.ee_followup,
-                    r.dp_followup,
-                    r.pa_followup,
-                )
-                by_request[r.request_id] = values
-                by_person.setdefault(r.person_hash, set()).add(values)
-    return by_request, by_person
+def _row_number(problem: dict) -> int:
+    return int(re.match(r"outcomes\[(\d+)\]", problem["field"])[1])
 
 
 def _read_as_utc(raw) -> str:

@@ -11,7 +11,8 @@ import logging
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from recommender.errors import InputError
-from recommender.service._audit_export import audit_csv, parse_since
+from recommender.service._audit_export import parse_since
+from recommender.service._outcome_log import export_of
 from recommender.service._card import read_card
 from recommender.service._readiness import StaleModel
 
@@ -156,11 +157,15 @@ def champion_record(version: str) -> dict:
     return {"event": event.to_dict(), "statement": statement}
 
 
-def audit_export_response(audit, since: str | None, *, closed: str | None = None) -> Response:
-    """The audit log (from ``since`` on, an ISO 8601 date or time) as CSV; ``audit`` ``None``:
-    no store is open, for the reason ``closed``."""
+def audit_export_response(
+    audit, since: str | None, *, table: str = "recommendations", closed: str | None = None
+) -> Response:
+    """The audit log (from ``since`` on, an ISO 8601 date or time) as CSV: the answers
+    (``table`` ``recommendations``) or every outcome row, corrections and the rows they replaced
+    (``outcomes``); ``audit`` ``None``: no store is open, for the reason ``closed``."""
     try:
         start = None if since is None else parse_since(since)
+        export = export_of(table)
     except InputError as error:
         return JSONResponse({"error": str(error), "problems": error.problems}, status_code=422)
     if audit is None:
@@ -169,7 +174,7 @@ def audit_export_response(audit, since: str | None, *, closed: str | None = None
             status_code=503,
         )
     try:
-        rows = audit.export(since=start)
+        text = export(audit, start)
     except Exception as error:  # noqa: BLE001 - the store's failure is not the caller's
         log.exception("audit export failed")
         return JSONResponse(
@@ -180,7 +185,7 @@ def audit_export_response(audit, since: str | None, *, closed: str | None = None
             },
             status_code=503,
         )
-    return Response(audit_csv(rows), media_type="text/csv")
+    return Response(text, media_type="text/csv")
 
 
 def _no_card(cause: str | None) -> JSONResponse:

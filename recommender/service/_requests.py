@@ -273,6 +273,18 @@ class OutcomesRequest(BaseModel):
             "pa_followup (0-48)."
         ),
     )
+    correct: StrictBool = Field(
+        False,
+        description=(
+            "true: each row corrects the outcome already recorded for the recommendation it "
+            "links to (a mistyped score, say). The correction is stored as a record of its own "
+            "and used from then on; the outcome it replaces is kept, marked with when and by "
+            "whom it was replaced (GET /audit/export?table=outcomes). A row whose "
+            "recommendation has no outcome yet is refused (422); one identical to the outcome "
+            "in force is a duplicate (409). Without it, a different outcome for a "
+            "recommendation that has one is refused (409)."
+        ),
+    )
 
 
 class ReloadRequest(BaseModel):

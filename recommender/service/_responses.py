@@ -390,6 +390,10 @@ class BatchResponse(BaseModel):
 
 class OutcomesResponse(BaseModel):
     recorded: int = Field(description="Outcomes stored, each linked to its recommendation.")
+    corrected: int = Field(
+        description="Corrections stored (with correct: true), each replacing the outcome in "
+        "force of its recommendation, which is kept."
+    )
     already_recorded: int = Field(
         description="Identical outcomes already stored (always 0 "
         "over HTTP, where a duplicate is refused with 409)."

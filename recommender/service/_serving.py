@@ -410,7 +410,7 @@ class Serving:
                 ALLOCATION_ACCEPTED,
             ),
             "/reload": (ReloadRequest, (), {}),
-            "/outcomes": (OutcomesRequest, ("outcomes",), {}),
+            "/outcomes": (OutcomesRequest, tuple(OutcomesRequest.model_fields), {}),
         }
 
 

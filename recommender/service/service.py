@@ -129,9 +129,9 @@ class Recommender(Answering):
         return model_card_facts(self.config, version, self.load_error, self.stale)
 
     @pages.get("/audit/export", summary="The audit log as CSV (auditors only).")
-    def audit_export(self, since: str | None = None):
+    def audit_export(self, since: str | None = None, table: str = "recommendations"):
         closed = None if self.audit is not None else self._store_closed("nothing can be read")
-        return audit_export_response(self.audit, since, closed=closed)
+        return audit_export_response(self.audit, since, table=table, closed=closed)
 
 
 def _role(ctx: bentoml.Context) -> str:

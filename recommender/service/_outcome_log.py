@@ -1,0 +1,162 @@
+"""The outcomes read out: the training cohort and the auditor's history of every outcome row.
+
+Outcomes are append-only: a correction is a row of its own naming the row it replaces
+(``corrects``), which stays as it was. Training reads each recommendation's outcome in force,
+the row no other row corrects; the history shows every row with who replaced it and when.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+
+import pandas as pd
+import sqlalchemy as sa
+
+from recommender.service._audit import AuditLog
+from recommender.errors import InputError
+from recommender.service._audit_export import as_utc, audit_csv, stored_since
+from recommender.service._audit_tables import assignments, outcomes
+
+__all__ = [
+    "logged_cohort",
+    "outcome_history",
+    "outcome_history_csv",
+    "export_of",
+    "EXPORT_TABLES",
+    "OUTCOME_HISTORY_COLUMNS",
+    "CURRENT_OUTCOME",
+]
+
+_later = outcomes.alias("correction")
+# The recommendation's outcome in force: the row no other row corrects (its latest correction,
+# or its first outcome where it was never corrected).
+CURRENT_OUTCOME = ~sa.exists().where(_later.c.corrects == outcomes.c.id)
+# Each row as stored, then who replaced it and when: the correcting row's id, recorded_at and
+# source (empty where the row is in force).
+OUTCOME_HISTORY_COLUMNS = (
+    *(c.name for c in outcomes.columns),
+    "superseded_by",
+    "superseded_at",
+    "superseded_source",
+)
+
+
+def logged_cohort(audit: AuditLog) -> pd.DataFrame:
+    """Served recommendations joined with their outcomes, one row per outcome: the latest
+    correction of each, where it was corrected.
+
+    Columns: the profile fields, ``person_id`` (the salted hash: pseudonymous, as the data
+    contract asks), ``intervention`` (the arm served: the model learns the effect of
+    recommending, intention to treat), ``propensity`` (its logged probability), ``arm_taken``,
+    ``cycle``, ``policy``, ``probabilities`` (JSON), ``request_id``, ``model_version`` (the
+    version that served the row), ``recorded_at`` (when its outcome, or the correction in force,
+    was stored, in UTC) and the follow-up scores.
+    """
+    query = (
+        sa.select(
+            assignments,
+            outcomes.c.arm_taken,
+            outcomes.c.measured_at,
+            outcomes.c.recorded_at,
+            outcomes.c.ee_followup,
+            outcomes.c.dp_followup,
+            outcomes.c.pa_followup,
+        )
+        .join(outcomes, outcomes.c.request_id == assignments.c.request_id)
+        .where(CURRENT_OUTCOME)
+        .order_by(assignments.c.id)
+    )
+    with audit.engine.connect() as connection:
+        rows = [dict(r._mapping) for r in connection.execute(query)]
+    table = []
+    for row in rows:
+        profile = json.loads(row["profile"])
+        table.append(
+            {
+                "person_id": row["person_hash"],
+                **profile,
+                "intervention": row["arm"],
+                "propensity": float(row["probability"]),
+                "ee_followup": row["ee_followup"],
+                "dp_followup": row["dp_followup"],
+                "pa_followup": row["pa_followup"],
+                "arm_taken": row["arm_taken"],
+                "cycle": row["cycle"],
+                "policy": row["policy"],
+                "probabilities": row["probabilities"],
+                "request_id": row["request_id"],
+                "model_version": row["model_version"],
+                "recorded_at": as_utc(row["recorded_at"]),
+            }
+        )
+    return pd.DataFrame(table)
+
+
+def outcome_history(audit: AuditLog, *, since: datetime | None = None) -> list[dict]:
+    """Every outcome row (recorded from ``since`` on), oldest first, corrections and the rows
+    they replaced alike, with :data:`OUTCOME_HISTORY_COLUMNS`; times in UTC."""
+    query = (
+        sa.select(
+            outcomes,
+            _later.c.id.label("superseded_by"),
+            _later.c.recorded_at.label("superseded_at"),
+            _later.c.source.label("superseded_source"),
+        )
+        .outerjoin(_later, _later.c.corrects == outcomes.c.id)
+        .order_by(outcomes.c.id)
+    )
+    if since is not None:
+        query = query.where(outcomes.c.recorded_at >= stored_since(since, audit.engine))
+    with audit.engine.connect() as connection:
+        rows = [dict(row._mapping) for row in connection.execute(query)]
+    for row in rows:
+        for name in ("recorded_at", "measured_at", "superseded_at"):
+            if row[name] is not None:
+                row[name] = as_utc(row[name])
+    return rows
+
+
+def outcome_history_csv(rows: Iterable[Mapping]) -> str:
+    """Outcome rows (as from :func:`outcome_history`) as CSV text; times in ISO 8601, empty
+    where there is none."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(OUTCOME_HISTORY_COLUMNS), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(
+            {
+                name: value.isoformat() if isinstance(value, datetime) else value
+                for name, value in row.items()
+            }
+        )
+    return out.getvalue()
+
+
+# What an audit export can read out, as CSV text from a store and a ``since`` (or None).
+EXPORT_TABLES = {
+    "recommendations": lambda audit, since: audit_csv(audit.export(since=since)),
+    "outcomes": lambda audit, since: outcome_history_csv(outcome_history(audit, since=since)),
+}
+
+
+def export_of(table: str):
+    """The export of ``table`` (one of :data:`EXPORT_TABLES`), or :class:`InputError` naming
+    what is accepted."""
+    if table in EXPORT_TABLES:
+        return EXPORT_TABLES[table]
+    accepted = " or ".join(EXPORT_TABLES)
+    raise InputError(
+        f"table: {table[:120]!r} is not accepted; accepted: {accepted}",
+        problems=[
+            {
+                "field": "table",
+                "value": table[:120],
+                "message": "unknown table",
+                "accepted": f"{accepted} (the answers, or every outcome and correction)",
+            }
+        ],
+    )
