@@ -65,6 +65,7 @@ __all__ = [
     "validate_cohort_spark",
     "score_with_spark",
     "spark_error_message",
+    "flagged_rows_on_spark",
 ]
 
 _ROW = "_batch_row"
@@ -172,8 +173,8 @@ def score_with_spark(
         what is accepted), the model is unknown, an argument is out of range, ``out_path``
         holds something other than an earlier Spark output (without ``overwrite``), or pyspark
         or Java is not installed. Nothing is written, but for the rows flagged for crisis
-        risk when the model, the contract or a crisis flag that cannot be read fails the run:
-        their resources (and those of the rows whose flag cannot be read) go to
+        risk when the model, the contract, ``partitions`` or a crisis flag that cannot be read
+        fails the run: their resources (and those of the rows whose flag cannot be read) go to
         ``<out>.crisis.csv``, which the error names.
 
     Examples
@@ -199,12 +200,7 @@ def score_with_spark(
     from recommender.model import JUDGEMENT_COLUMNS, OUTSIDE_COLUMN
     from recommender.registry import spark_scorer
 
-    if partitions is not None and (isinstance(partitions, bool) or int(partitions) < 1):
-        raise InputError(f"partitions must be a whole number >= 1, got {partitions!r}")
-
-    if isinstance(batch_rows, bool) or int(batch_rows) < 1:
-        raise InputError(f"batch_rows must be a whole number >= 1, got {batch_rows!r}")
-
+    _check_whole_numbers(batch_rows=batch_rows)  # not a CLI option: said before any work
     service = service_settings(serve_config)
     rules = service.safety
     alpha = service.alpha if alpha is None else alpha
@@ -221,6 +217,8 @@ def score_with_spark(
         # risk still get their resources (``<out>.crisis.csv``, named in the error).
         cohort = read_cohort_spark(spark, data_path)
         try:
+            # with the file read: a refused option still gives the crisis rows their resources
+            _check_whole_numbers(partitions=partitions)
             scorer = spark_scorer(
                 spark,
                 model_uri,
@@ -337,6 +335,28 @@ def score_with_spark(
         partitions=int(wanted),
         columns=[*model_columns, *unknown, "safety_level", "referral"],
     )
+
+
+def _check_whole_numbers(**values) -> None:
+    """Refuse a value that is not a whole number >= 1 (None: the default), naming it."""
+    for name, value in values.items():
+        if value is not None and (isinstance(value, bool) or int(value) < 1):
+            raise InputError(f"{name} must be a whole number >= 1, got {value!r}")
+
+
+def flagged_rows_on_spark(data_path, *, master: str = "local[2]") -> pd.DataFrame:
+    """The rows of ``data_path`` (read as :func:`score_with_spark` reads it) flagged for crisis
+    risk or whose flag cannot be read, with ``person_id`` and ``role``: what their crisis
+    answers need when the run is refused before it reads the file."""
+    _require_spark()
+    spark = spark_session(master)
+    with _quiet_interrupted_call(), _quiet_pandas_warning():
+        try:
+            return _flagged_rows(read_cohort_spark(spark, data_path))
+        except InputError:
+            raise
+        except Exception as error:  # noqa: BLE001 - Spark's own failures, said in one line
+            raise InputError(f"{data_path}: cannot be read: {spark_error_message(error)}") from None
 
 
 def _flagged_rows(cohort) -> pd.DataFrame:

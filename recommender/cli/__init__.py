@@ -4,7 +4,10 @@ Each subcommand is a module ``recommender/cli/cmd_<name>.py`` that defines
 
 - ``HELP``: one line for ``recommender --help``;
 - ``configure(parser)``: adds its arguments to an ``argparse`` parser;
-- ``run(args) -> int``: calls one pipeline or library function and returns the exit code.
+- ``run(args) -> int``: calls one pipeline or library function and returns the exit code;
+- ``answer_refused(options, refusal) -> str`` (a command that reads a cohort file and answers
+  its crisis-flagged rows): what to say of an option argparse refuses, once those rows have
+  their resources; ``options`` holds the arguments as given, unchecked.
 
 Modules are discovered, so adding a subcommand touches no shared file. Heavy imports belong
 inside ``run`` so that ``recommender --help`` stays instant. An :class:`~recommender.errors.InputError`
@@ -36,15 +39,71 @@ def _command_modules():
             )
 
 
+class _CommandParser(argparse.ArgumentParser):
+    """A subcommand's parser. An argument it refuses (``--budget -5``, ``--alpha abc``, an
+    unknown option) is said as argparse says it, exit 2, but first the command's
+    ``answer_refused`` gives the crisis-flagged rows of its cohort file their resources, as
+    every refusal once the file is read does: a malformed option never withholds them."""
+
+    answer_refused = None  # the command module's, when it has one
+    configure = None
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._given = list(sys.argv[1:] if args is None else args)
+        options, extras = super().parse_known_args(args, namespace)
+        if extras and self.answer_refused is not None:
+            # said here, not by the top parser, so that the crisis rows are answered first
+            self.error("unrecognized arguments: " + " ".join(extras))
+        return options, extras
+
+    def error(self, message):
+        if self.answer_refused is not None:
+            options = _as_given(self.configure, self._given)
+            if options is not None:
+                message = self.answer_refused(options, message)
+        super().error(message)
+
+
+class _Unparsed(Exception):
+    pass
+
+
+class _AsGiven(argparse.ArgumentParser):
+    """A command's arguments as given: no type, choice or requirement checked."""
+
+    def add_argument(self, *names, **kwargs):
+        for check in ("type", "choices", "required"):
+            kwargs.pop(check, None)
+        return super().add_argument(*names, **kwargs)
+
+    def error(self, message):
+        raise _Unparsed(message)
+
+
+def _as_given(configure, given: list[str]):
+    """The arguments ``given`` to a command configured by ``configure``, unchecked; None when
+    even so they cannot be read (an option without its value, say)."""
+    parser = _AsGiven(add_help=False)
+    configure(parser)
+    try:
+        return parser.parse_known_args(given)[0]
+    except _Unparsed:
+        return None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="recommender",
         description="Recommend clinician-wellness interventions from multi-arm uplift models.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_CommandParser
+    )
     for name, module in _command_modules():
         sub = commands.add_parser(name, help=module.HELP, description=module.HELP)
+        sub.answer_refused = getattr(module, "answer_refused", None)
+        sub.configure = module.configure
         module.configure(sub)
         sub.set_defaults(_run=module.run)
     return parser

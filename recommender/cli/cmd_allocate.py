@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from recommender.cli._table_options import add_service_options
+from recommender.cli._table_options import add_service_options, crisis_rows_first
 
 HELP = "plan a cohort: who gets which intervention under a budget, capacities and group sizes"
 
@@ -88,6 +88,10 @@ def _number(ok, accepted: str):
 
 _dollars = _number(lambda value: value >= 0, "US$ >= 0 (leave --budget out for no limit)")
 _seconds = _number(lambda value: value > 0, "seconds > 0")
+
+
+# an option argparse refuses: the file's crisis rows answered first (see recommender.cli)
+answer_refused = crisis_rows_first("no plan was written")
 
 
 def run(args) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from recommender.cli._table_options import add_service_options
+from recommender.cli._table_options import add_service_options, crisis_rows_first
 
 HELP = "score a large cohort on Spark (mlflow spark_udf) and write the scored table as Parquet"
 
@@ -48,6 +48,10 @@ def configure(parser) -> None:
         action="store_true",
         help="add contrib_<feature> columns explaining the recommended arm",
     )
+
+
+# an option argparse refuses: the file's crisis rows answered first (see recommender.cli)
+answer_refused = crisis_rows_first("nothing was scored", on_spark=True)
 
 
 def run(args) -> int:

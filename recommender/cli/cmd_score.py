@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from recommender.cli._table_options import add_service_options
+from recommender.cli._table_options import add_service_options, crisis_rows_first
 
 HELP = "score a cohort file with a registered model and write the scored table"
 
@@ -34,6 +34,10 @@ def configure(parser) -> None:
     parser.add_argument(
         "--offered", default=None, help="comma-separated arms the program can offer (default: all)"
     )
+
+
+# an option argparse refuses: the file's crisis rows answered first (see recommender.cli)
+answer_refused = crisis_rows_first("nothing was scored")
 
 
 def run(args) -> int:

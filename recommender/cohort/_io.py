@@ -20,7 +20,9 @@ from ._contract import (
     FLOAT_COLUMNS,
     INTEGER_COLUMNS,
     ORACLE_PREFIX,
+    PROFILE_COLUMNS,
     PROPENSITY_COLUMN,
+    TRAINING_COLUMNS,
     TREATMENT_COLUMN,
 )
 from ._features import extra_is_number
@@ -147,6 +149,8 @@ def read_csv_header(path, *, sep: str | None = None) -> list[str]:
         first = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False)
     except UnicodeDecodeError:
         raise _not_utf8_error(path) from None
+    except pd.errors.EmptyDataError:  # pandas: "No columns to parse from file"
+        raise _empty_file_error(path, sep) from None
     except (ValueError, OSError, pd.errors.ParserError) as error:
         raise InputError(f"{path}: cannot be read as csv: {str(error).strip()}") from error
     names = [str(name) for name in first.iloc[0].tolist()] if len(first) else []
@@ -205,6 +209,18 @@ def check_utf8(path) -> None:
 
 def _not_utf8_error(path) -> InputError:
     return InputError(f"{path}: {not_utf8(path) or 'not UTF-8 text'}; accepted: UTF-8 text")
+
+
+def _empty_file_error(path, sep: str) -> InputError:
+    """A text file of 0 bytes or blank lines only: no header, so nothing to name but the one
+    the data contract needs."""
+    separated = "tab-separated" if sep == "\t" else "comma-separated"
+    return InputError(
+        f"{path}: the file is empty (no header row, no rows); accepted: {separated} text whose "
+        f"first line is the header, naming the data contract's profile columns "
+        f"({', '.join(PROFILE_COLUMNS)}; a training file adds {', '.join(TRAINING_COLUMNS)}), "
+        "then one row per person"
+    )
 
 
 def _separator(path: Path) -> str:
