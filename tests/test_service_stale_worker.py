@@ -201,6 +201,12 @@ def test_a_reload_of_a_champion_whose_files_are_missing_or_damaged_is_409(
     said = answer.json()
     assert "version 9" in said["error"] and words in said["error"]
     assert said["error"].endswith("still serving version 8")
+    [problem] = said["problems"]  # the refusal's body names the champion, as the message does
+    assert problem["field"] == "champion" and problem["accepted"].startswith("a registered")
+    if isinstance(error, ModelFilesMissing):
+        assert (problem["value"], problem["message"]) == ("9", f"missing: {error.missing}")
+    else:
+        assert problem["value"] is None and "load them" in problem["message"]
     assert answer.headers["content-type"] == "application/json"
     after = worker.client.post("/recommend", json=PROFILE, headers=auth("program"))
     assert after.json()["model_version"] == "8"

@@ -267,7 +267,7 @@ class Answering(Refusing):
         try:
             previous, engine, announced = self._reload_champion(caller_role)
         except Unservable as error:
-            return refusal(409, f"{error}; still serving {serving}")
+            return refusal(409, f"{error}; still serving {serving}", error.problems)
         except InputError as error:
             return refusal(409, f"no champion to load ({error}); still serving {serving}")
         except Exception as error:  # noqa: BLE001 - a bad champion must not take the service down

@@ -371,7 +371,7 @@ class Serving:
             except (ModelFilesMissing, ModelUnreadable) as error:
                 # No retry mends these (unlike a registry down): /reload answers 409 with the
                 # loader's message, which names the version and the missing file.
-                raise ChampionUnloadable(str(error), reason=_no_model_reason(error)) from error
+                raise ChampionUnloadable(error, reason=_no_model_reason(error)) from error
             self.engine = engine  # a single reference swap: atomic for readers
             self.load_error, self.load_reason, self.stale = None, None, None
             self._stale_announcement = None
@@ -426,8 +426,18 @@ class ChampionUnloadable(Unservable):
     """The champion's files are missing or damaged (a :class:`ModelFilesMissing` or
     :class:`ModelUnreadable`, its message kept): nothing but a person's action mends it."""
 
-    def __init__(self, message: str, *, reason: Reason):
-        super().__init__(message)
+    def __init__(self, error: Exception, *, reason: Reason):
+        # The refusal's one problem, in the API's shape: the version (when the loader knew
+        # it) and the file found missing, or that the files are there but cannot be loaded.
+        missing = getattr(error, "missing", None)
+        problem = {
+            "field": "champion",
+            "value": getattr(error, "version", None),
+            "accepted": "a registered version whose files are all in the artifact store and "
+            "load in this release",
+            "message": f"missing: {missing}" if missing else str(error),
+        }
+        super().__init__(str(error), [problem])
         self.reason = reason
 
 
