@@ -364,11 +364,13 @@ def report(r: dict, command: str, budget: float) -> str:
             "the same counts). HiGHS branches on about ten variables instead of thousands and "
             "proves the plan optimal against its own bound (the 'proven gap to optimum'), so its "
             "work does not grow with the cohort, and a loaded machine slows it by a factor, not "
-            "into its time limit. With the count variables HiGHS solves even the program with "
+            "into its time limit (HiGHS runs without its presolve, which does not heed the time "
+            "limit). With the count variables HiGHS solves even the program with "
             "every pair whole about as fast over the kept pairs; the plain MILP without them "
             "needs minutes over the kept pairs and finds no plan over every pair. The gap to the "
             "LP relaxation is the integrality gap of the problem itself (whole people within the "
-            "budget and places): the plain MILP's proven optimum has the same gap, so no plan "
+            "budget and places): the plain MILP's plan over the kept pairs, the same plan, has the "
+            "same gap, so no plan "
             "can close it, and the target is met by its other branch, the exact answer.",
         ]
     )
