@@ -721,7 +721,7 @@ EDGE_FILES = {
         _write_file("a.csv", lambda f: _text(_changed(f, 8, "person_id", f.loc[1, "person_id"]))),
         "duplicate person_id",
     ),
-    "empty_file": (_write_file("a.csv", lambda f: ""), "No columns to parse from file"),
+    "empty_file": (_write_file("a.csv", lambda f: ""), "the file is empty (no header row"),
     "header_only": (_write_file("a.csv", lambda f: _text(f.iloc[:0])), "the table has no rows"),
 }
 
