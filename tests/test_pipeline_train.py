@@ -62,6 +62,19 @@ def home(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.fixture
+def champion_home(trained, home):
+    """``home`` holding a copy of the trained fixture's store: version 1, champion and
+    challenger, with its card and promotion log, as a first run of the fixture's model leaves
+    it (a copied home reads its own files: tests/test_home_moved.py), without training it
+    again."""
+    import shutil
+
+    shutil.copytree(trained[1], home, dirs_exist_ok=True)
+    assert versions() == ["1"] and registry.aliases() == {"champion": "1", "challenger": "1"}
+    return home
+
+
 def versions():
     client = registry.client()
     return sorted(
@@ -317,11 +330,10 @@ STAGE_FUNCTIONS = [
 
 
 @pytest.mark.parametrize("stage", STAGE_FUNCTIONS)
-def test_failure_at_any_stage_registers_nothing(trained, home, monkeypatch, stage):
+def test_failure_at_any_stage_registers_nothing(trained, champion_home, monkeypatch, stage):
+    home = champion_home
     result, _ = trained
     reuse_model(monkeypatch, result.model)
-    champion = train.run_training(overrides=SMALL)
-    assert champion.version == "1"
     log_before = (home / "promotions.jsonl").read_text()
     runs_before = len(runs())
 
@@ -413,11 +425,9 @@ def reversed_model(good):
     )
 
 
-def test_worse_model_stays_challenger(trained, home, monkeypatch):
-
+def test_worse_model_stays_challenger(trained, champion_home, monkeypatch):
+    home = champion_home  # version 1: the fixture's model, champion
     result, _ = trained
-    reuse_model(monkeypatch, result.model)
-    train.run_training(overrides=SMALL)
     good = result.model
     bad = reversed_model(good)
     reuse_model(monkeypatch, bad)
@@ -458,11 +468,10 @@ def test_a_better_model_needing_request_fields_the_champion_does_not_stays_chall
     assert registry.aliases()["champion"] == "2"
 
 
-def test_promote_and_rollback_commands(trained, home, monkeypatch, capsys):
+def test_promote_and_rollback_commands(trained, champion_home, monkeypatch, capsys):
     result, _ = trained
     reuse_model(monkeypatch, result.model)
-    train.run_training(overrides=SMALL)
-    train.run_training(overrides=SMALL)
+    train.run_training(overrides=SMALL)  # version 2, after the copied home's version 1
     assert registry.aliases()["champion"] == "2"
     assert main(["rollback", "--reason", "version 2 misbehaves in clinic A"]) == 0
     assert registry.aliases()["champion"] == "1"
@@ -481,14 +490,12 @@ def test_promote_and_rollback_commands(trained, home, monkeypatch, capsys):
 
 
 def test_a_champion_changed_while_a_run_trained_is_the_one_its_gate_judges(
-    trained, home, monkeypatch
+    trained, champion_home, monkeypatch
 ):
     # A colleague puts the good model back while a run of the bad one is between its gate
     # (judged against the bad champion: a tie, so it passes) and its registration.
-    good = trained[0].model
-    bad = reversed_model(good)
-    reuse_model(monkeypatch, good)
-    train.run_training(overrides=SMALL)
+    home = champion_home  # version 1: the good model, champion
+    bad = reversed_model(trained[0].model)
     reuse_model(monkeypatch, bad)
     train.run_training(overrides=SMALL)
     registry.promote("2", force=True, reason="try the other model")
@@ -512,11 +519,10 @@ def test_a_champion_changed_while_a_run_trained_is_the_one_its_gate_judges(
             assert event.policy["champion_version"] == event.previous_version
 
 
-def test_gate_compares_on_rows_the_champion_never_trained_on(trained, home, monkeypatch):
+def test_gate_compares_on_rows_the_champion_never_trained_on(trained, champion_home, monkeypatch):
     result, _ = trained
     reuse_model(monkeypatch, result.model)
-    first = train.run_training(overrides=SMALL)
-    assert first.gate.champion is None
+    assert result.gate.champion is None  # version 1 of the copied home was the first
     # Same split seed: every held-out row is unseen by the champion, all 900 are compared.
     same_split = train.run_training(overrides=SMALL)
     assert same_split.gate.difference.n == 900
@@ -704,11 +710,10 @@ def test_training_key_file_is_created_once_private(home, monkeypatch):
 
 
 def test_gate_without_the_champions_key_compares_on_all_rows_and_says_so(
-    trained, home, monkeypatch
+    trained, champion_home, monkeypatch
 ):
     result, _ = trained
     reuse_model(monkeypatch, result.model)
-    train.run_training(overrides=SMALL)
     monkeypatch.setenv("RECOMMENDER_TRAINING_KEY", "another-machine")
     other_split = train.run_training(overrides=SMALL, seed=4)
     assert other_split.gate.difference.n == 900
@@ -900,16 +905,13 @@ def test_shipped_config_round_trips_through_the_settings_model():
     assert train.config_from_mapping(config) == config
 
 
-def test_a_version_whose_files_are_gone_is_named_not_a_traceback(
-    trained, home, monkeypatch, capsys
-):
+def test_a_version_whose_files_are_gone_is_named_not_a_traceback(champion_home, capsys):
     # The artifact folder deleted or moved (a restore of mlflow.db alone, a cleaned disk):
     # score, allocate and evaluate-policy ended in MLflow's download traceback.
     from recommender.errors import ModelUnavailable
     from recommender.simulate import simulate_cohort
 
-    reuse_model(monkeypatch, trained[0].model)
-    train.run_training(overrides=SMALL)
+    home = champion_home
     simulate_cohort("default", 50, seed=1).to_csv(home / "c.csv", index=False)
     (home / "mlartifacts").rename(home / "moved")
     with pytest.raises(ModelUnavailable, match="version 1 of burnout-recommender is registered"):
