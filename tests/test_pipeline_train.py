@@ -75,6 +75,34 @@ def champion_home(trained, home):
     return home
 
 
+@pytest.fixture
+def sketched_plots(monkeypatch):
+    """Runs' plots as one-pixel PNGs under the names the report gives its figures.
+
+    Drawing the four figures took about a third of a run on the fixture's model, and the tests
+    using this claim nothing of the plots' pixels; the fixture's run draws them for real (see
+    test_first_run_becomes_champion_with_card_and_lineage and the card's Chromium test).
+    """
+    import io
+
+    from PIL import Image
+
+    from recommender.evaluation import EvaluationReport
+
+    pixel = io.BytesIO()
+    Image.new("RGB", (1, 1), "white").save(pixel, format="PNG")
+
+    def save_plots(report, folder):
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = [folder / f"{name}.png" for name in report.figures()]
+        for path in paths:
+            path.write_bytes(pixel.getvalue())
+        return paths
+
+    monkeypatch.setattr(EvaluationReport, "save_plots", save_plots)
+
+
 def versions():
     client = registry.client()
     return sorted(
@@ -157,6 +185,7 @@ def test_the_champion_is_known_as_trained_alike_only_while_nothing_it_follows_fr
     assert _alike(overrides=SMALL) is None
 
 
+@pytest.mark.usefixtures("sketched_plots")
 def test_a_champion_whose_training_key_is_gone_is_not_trained_alike(trained, home, monkeypatch):
     """A model records whom it was trained on under the training key (``training.key`` in the
     home, or $RECOMMENDER_TRAINING_KEY). With the key changed or the file deleted, `make demo`
@@ -301,6 +330,7 @@ def test_trained_card_renders_in_chromium(trained, tmp_path):
 
 
 # ------------------------------------------------------------------------------ reproducible
+@pytest.mark.usefixtures("sketched_plots")
 def test_same_config_and_seed_give_identical_effects(trained, home):
     first, _ = trained
     again = train.run_training(overrides=SMALL)
@@ -330,6 +360,7 @@ STAGE_FUNCTIONS = [
 
 
 @pytest.mark.parametrize("stage", STAGE_FUNCTIONS)
+@pytest.mark.usefixtures("sketched_plots")
 def test_failure_at_any_stage_registers_nothing(trained, champion_home, monkeypatch, stage):
     home = champion_home
     result, _ = trained
@@ -425,6 +456,7 @@ def reversed_model(good):
     )
 
 
+@pytest.mark.usefixtures("sketched_plots")
 def test_worse_model_stays_challenger(trained, champion_home, monkeypatch):
     home = champion_home  # version 1: the fixture's model, champion
     result, _ = trained
@@ -442,6 +474,7 @@ def test_worse_model_stays_challenger(trained, champion_home, monkeypatch):
     assert train.run_training(overrides=SMALL).gate.passed
 
 
+@pytest.mark.usefixtures("sketched_plots")
 def test_a_better_model_needing_request_fields_the_champion_does_not_stays_challenger(
     trained, home, monkeypatch
 ):
@@ -468,6 +501,7 @@ def test_a_better_model_needing_request_fields_the_champion_does_not_stays_chall
     assert registry.aliases()["champion"] == "2"
 
 
+@pytest.mark.usefixtures("sketched_plots")
 def test_promote_and_rollback_commands(trained, champion_home, monkeypatch, capsys):
     result, _ = trained
     reuse_model(monkeypatch, result.model)
@@ -489,6 +523,7 @@ def test_promote_and_rollback_commands(trained, champion_home, monkeypatch, caps
     assert events[-2].reason == "version 2 misbehaves in clinic A"
 
 
+@pytest.mark.usefixtures("sketched_plots")
 def test_a_champion_changed_while_a_run_trained_is_the_one_its_gate_judges(
     trained, champion_home, monkeypatch
 ):
@@ -519,6 +554,7 @@ def test_a_champion_changed_while_a_run_trained_is_the_one_its_gate_judges(
             assert event.policy["champion_version"] == event.previous_version
 
 
+@pytest.mark.usefixtures("sketched_plots")
 def test_gate_compares_on_rows_the_champion_never_trained_on(trained, champion_home, monkeypatch):
     result, _ = trained
     reuse_model(monkeypatch, result.model)
@@ -709,6 +745,7 @@ def test_training_key_file_is_created_once_private(home, monkeypatch):
     assert [p.name for p in home.iterdir()] == ["training.key"]  # no temp file left
 
 
+@pytest.mark.usefixtures("sketched_plots")
 def test_gate_without_the_champions_key_compares_on_all_rows_and_says_so(
     trained, champion_home, monkeypatch
 ):
@@ -781,6 +818,7 @@ def test_an_arm_too_small_to_fit_after_the_split_stops_before_any_run(home, tmp_
     assert runs() == [] and not (home / "cards").exists()
 
 
+@pytest.mark.usefixtures("sketched_plots")
 def test_failure_after_registration_says_the_version_was_registered(
     trained, home, monkeypatch, tmp_path, capsys
 ):
@@ -923,6 +961,7 @@ def test_a_version_whose_files_are_gone_is_named_not_a_traceback(champion_home, 
     assert not out.exists()
 
 
+@pytest.mark.usefixtures("sketched_plots")
 def test_a_csv_and_its_parquet_train_the_same_model_with_numeric_extras_as_numbers(home, tmp_path):
     # Found: a numeric extra feature read from a CSV stayed text, so the version's MLflow
     # signature declared it a string and its pyfunc refused the same data read from Parquet
