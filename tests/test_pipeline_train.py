@@ -46,16 +46,6 @@ def use_home(monkeypatch, folder):
     monkeypatch.setenv("RECOMMENDER_TRAINING_KEY", "test-suite-key")
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """One real run (simulate, fit auto learners, evaluate, register) in its own store."""
-    home = tmp_path_factory.mktemp("trained-home")
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        use_home(monkeypatch, home)
-        result = train.run_training(overrides=SMALL, reason="fixture run")
-    return result, home
-
-
 @pytest.fixture
 def home(tmp_path, monkeypatch):
     use_home(monkeypatch, tmp_path)
