@@ -362,8 +362,9 @@ def test_failure_at_any_stage_registers_nothing(trained, champion_home, monkeypa
         raise RuntimeError(f"injected failure in {stage}")
 
     if stage == "publish":
-        # Inside registration, after the version exists: copying the card out fails.
-        monkeypatch.setattr(train_register.shutil, "copytree", boom)
+        # Inside registration, after the version exists: copying the card out fails. (Failing
+        # every shutil.copytree failed MLflow's save_model in the log stage, before any version.)
+        monkeypatch.setattr(train_register, "publish_folder", boom)
     else:
         monkeypatch.setattr(train, stage, boom)
     with pytest.raises(RuntimeError, match="injected"):
