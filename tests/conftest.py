@@ -39,6 +39,24 @@ _VARIABLES = (
 
 
 @pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """One real training run (simulate, fit auto learners, evaluate, register) with
+    tests/test_pipeline_train.py's SMALL settings, in a store of its own: ``(result, home)``.
+
+    Tests read that home or copy it and reuse its model; none writes there. Shared by the
+    session (one fit per worker) rather than by each module that needs it.
+    """
+    import pipelines.train as train
+    from test_pipeline_train import SMALL, use_home
+
+    home = tmp_path_factory.mktemp("trained-home")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        use_home(monkeypatch, home)
+        result = train.run_training(overrides=SMALL, reason="fixture run")
+    return result, home
+
+
+@pytest.fixture(scope="session")
 def postgres():
     """A throwaway PostgreSQL cluster on loopback (tests/pg_cluster.py), for this session only.
 

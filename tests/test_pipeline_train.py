@@ -46,20 +46,51 @@ def use_home(monkeypatch, folder):
     monkeypatch.setenv("RECOMMENDER_TRAINING_KEY", "test-suite-key")
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """One real run (simulate, fit auto learners, evaluate, register) in its own store."""
-    home = tmp_path_factory.mktemp("trained-home")
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        use_home(monkeypatch, home)
-        result = train.run_training(overrides=SMALL, reason="fixture run")
-    return result, home
-
-
 @pytest.fixture
 def home(tmp_path, monkeypatch):
     use_home(monkeypatch, tmp_path)
     return tmp_path
+
+
+@pytest.fixture
+def champion_home(trained, home):
+    """``home`` holding a copy of the trained fixture's store: version 1, champion and
+    challenger, with its card and promotion log, as a first run of the fixture's model leaves
+    it (a copied home reads its own files: tests/test_home_moved.py), without training it
+    again."""
+    import shutil
+
+    shutil.copytree(trained[1], home, dirs_exist_ok=True)
+    assert versions() == ["1"] and registry.aliases() == {"champion": "1", "challenger": "1"}
+    return home
+
+
+@pytest.fixture
+def sketched_plots(monkeypatch):
+    """Runs' plots as one-pixel PNGs under the names the report gives its figures.
+
+    Drawing the four figures took about a third of a run on the fixture's model, and the tests
+    using this claim nothing of the plots' pixels; the fixture's run draws them for real (see
+    test_first_run_becomes_champion_with_card_and_lineage and the card's Chromium test).
+    """
+    import io
+
+    from PIL import Image
+
+    from recommender.evaluation import EvaluationReport
+
+    pixel = io.BytesIO()
+    Image.new("RGB", (1, 1), "white").save(pixel, format="PNG")
+
+    def save_plots(report, folder):
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = [folder / f"{name}.png" for name in report.figures()]
+        for path in paths:
+            path.write_bytes(pixel.getvalue())
+        return paths
+
+    monkeypatch.setattr(EvaluationReport, "save_plots", save_plots)
 
 
 def versions():
@@ -144,6 +175,7 @@ def test_the_champion_is_known_as_trained_alike_only_while_nothing_it_follows_fr
     assert _alike(overrides=SMALL) is None
 
 
+@pytest.mark.usefixtures("sketched_plots")
 def test_a_champion_whose_training_key_is_gone_is_not_trained_alike(trained, home, monkeypatch):
     """A model records whom it was trained on under the training key (``training.key`` in the
     home, or $RECOMMENDER_TRAINING_KEY). With the key changed or the file deleted, `make demo`
@@ -288,6 +320,7 @@ def test_trained_card_renders_in_chromium(trained, tmp_path):
 
 
 # ------------------------------------------------------------------------------ reproducible
+@pytest.mark.usefixtures("sketched_plots")
 def test_same_config_and_seed_give_identical_effects(trained, home):
     first, _ = trained
     again = train.run_training(overrides=SMALL)
@@ -317,11 +350,11 @@ STAGE_FUNCTIONS = [
 
 
 @pytest.mark.parametrize("stage", STAGE_FUNCTIONS)
-def test_failure_at_any_stage_registers_nothing(trained, home, monkeypatch, stage):
+@pytest.mark.usefixtures("sketched_plots")
+def test_failure_at_any_stage_registers_nothing(trained, champion_home, monkeypatch, stage):
+    home = champion_home
     result, _ = trained
     reuse_model(monkeypatch, result.model)
-    champion = train.run_training(overrides=SMALL)
-    assert champion.version == "1"
     log_before = (home / "promotions.jsonl").read_text()
     runs_before = len(runs())
 
@@ -329,8 +362,9 @@ def test_failure_at_any_stage_registers_nothing(trained, home, monkeypatch, stag
         raise RuntimeError(f"injected failure in {stage}")
 
     if stage == "publish":
-        # Inside registration, after the version exists: copying the card out fails.
-        monkeypatch.setattr(train_register.shutil, "copytree", boom)
+        # Inside registration, after the version exists: copying the card out fails. (Failing
+        # every shutil.copytree failed MLflow's save_model in the log stage, before any version.)
+        monkeypatch.setattr(train_register, "publish_folder", boom)
     else:
         monkeypatch.setattr(train, stage, boom)
     with pytest.raises(RuntimeError, match="injected"):
@@ -413,11 +447,10 @@ def reversed_model(good):
     )
 
 
-def test_worse_model_stays_challenger(trained, home, monkeypatch):
-
+@pytest.mark.usefixtures("sketched_plots")
+def test_worse_model_stays_challenger(trained, champion_home, monkeypatch):
+    home = champion_home  # version 1: the fixture's model, champion
     result, _ = trained
-    reuse_model(monkeypatch, result.model)
-    train.run_training(overrides=SMALL)
     good = result.model
     bad = reversed_model(good)
     reuse_model(monkeypatch, bad)
@@ -432,6 +465,7 @@ def test_worse_model_stays_challenger(trained, home, monkeypatch):
     assert train.run_training(overrides=SMALL).gate.passed
 
 
+@pytest.mark.usefixtures("sketched_plots")
 def test_a_better_model_needing_request_fields_the_champion_does_not_stays_challenger(
     trained, home, monkeypatch
 ):
@@ -458,11 +492,11 @@ def test_a_better_model_needing_request_fields_the_champion_does_not_stays_chall
     assert registry.aliases()["champion"] == "2"
 
 
-def test_promote_and_rollback_commands(trained, home, monkeypatch, capsys):
+@pytest.mark.usefixtures("sketched_plots")
+def test_promote_and_rollback_commands(trained, champion_home, monkeypatch, capsys):
     result, _ = trained
     reuse_model(monkeypatch, result.model)
-    train.run_training(overrides=SMALL)
-    train.run_training(overrides=SMALL)
+    train.run_training(overrides=SMALL)  # version 2, after the copied home's version 1
     assert registry.aliases()["champion"] == "2"
     assert main(["rollback", "--reason", "version 2 misbehaves in clinic A"]) == 0
     assert registry.aliases()["champion"] == "1"
@@ -480,15 +514,14 @@ def test_promote_and_rollback_commands(trained, home, monkeypatch, capsys):
     assert events[-2].reason == "version 2 misbehaves in clinic A"
 
 
+@pytest.mark.usefixtures("sketched_plots")
 def test_a_champion_changed_while_a_run_trained_is_the_one_its_gate_judges(
-    trained, home, monkeypatch
+    trained, champion_home, monkeypatch
 ):
     # A colleague puts the good model back while a run of the bad one is between its gate
     # (judged against the bad champion: a tie, so it passes) and its registration.
-    good = trained[0].model
-    bad = reversed_model(good)
-    reuse_model(monkeypatch, good)
-    train.run_training(overrides=SMALL)
+    home = champion_home  # version 1: the good model, champion
+    bad = reversed_model(trained[0].model)
     reuse_model(monkeypatch, bad)
     train.run_training(overrides=SMALL)
     registry.promote("2", force=True, reason="try the other model")
@@ -512,11 +545,11 @@ def test_a_champion_changed_while_a_run_trained_is_the_one_its_gate_judges(
             assert event.policy["champion_version"] == event.previous_version
 
 
-def test_gate_compares_on_rows_the_champion_never_trained_on(trained, home, monkeypatch):
+@pytest.mark.usefixtures("sketched_plots")
+def test_gate_compares_on_rows_the_champion_never_trained_on(trained, champion_home, monkeypatch):
     result, _ = trained
     reuse_model(monkeypatch, result.model)
-    first = train.run_training(overrides=SMALL)
-    assert first.gate.champion is None
+    assert result.gate.champion is None  # version 1 of the copied home was the first
     # Same split seed: every held-out row is unseen by the champion, all 900 are compared.
     same_split = train.run_training(overrides=SMALL)
     assert same_split.gate.difference.n == 900
@@ -703,12 +736,12 @@ def test_training_key_file_is_created_once_private(home, monkeypatch):
     assert [p.name for p in home.iterdir()] == ["training.key"]  # no temp file left
 
 
+@pytest.mark.usefixtures("sketched_plots")
 def test_gate_without_the_champions_key_compares_on_all_rows_and_says_so(
-    trained, home, monkeypatch
+    trained, champion_home, monkeypatch
 ):
     result, _ = trained
     reuse_model(monkeypatch, result.model)
-    train.run_training(overrides=SMALL)
     monkeypatch.setenv("RECOMMENDER_TRAINING_KEY", "another-machine")
     other_split = train.run_training(overrides=SMALL, seed=4)
     assert other_split.gate.difference.n == 900
@@ -776,6 +809,7 @@ def test_an_arm_too_small_to_fit_after_the_split_stops_before_any_run(home, tmp_
     assert runs() == [] and not (home / "cards").exists()
 
 
+@pytest.mark.usefixtures("sketched_plots")
 def test_failure_after_registration_says_the_version_was_registered(
     trained, home, monkeypatch, tmp_path, capsys
 ):
@@ -900,16 +934,13 @@ def test_shipped_config_round_trips_through_the_settings_model():
     assert train.config_from_mapping(config) == config
 
 
-def test_a_version_whose_files_are_gone_is_named_not_a_traceback(
-    trained, home, monkeypatch, capsys
-):
+def test_a_version_whose_files_are_gone_is_named_not_a_traceback(champion_home, capsys):
     # The artifact folder deleted or moved (a restore of mlflow.db alone, a cleaned disk):
     # score, allocate and evaluate-policy ended in MLflow's download traceback.
     from recommender.errors import ModelUnavailable
     from recommender.simulate import simulate_cohort
 
-    reuse_model(monkeypatch, trained[0].model)
-    train.run_training(overrides=SMALL)
+    home = champion_home
     simulate_cohort("default", 50, seed=1).to_csv(home / "c.csv", index=False)
     (home / "mlartifacts").rename(home / "moved")
     with pytest.raises(ModelUnavailable, match="version 1 of burnout-recommender is registered"):
@@ -921,6 +952,7 @@ def test_a_version_whose_files_are_gone_is_named_not_a_traceback(
     assert not out.exists()
 
 
+@pytest.mark.usefixtures("sketched_plots")
 def test_a_csv_and_its_parquet_train_the_same_model_with_numeric_extras_as_numbers(home, tmp_path):
     # Found: a numeric extra feature read from a CSV stayed text, so the version's MLflow
     # signature declared it a string and its pyfunc refused the same data read from Parquet
