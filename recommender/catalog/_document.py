@@ -147,7 +147,9 @@ def evidence_markdown(catalog) -> str:
         "`recommender evidence --out docs/evidence.md`. Do not edit by hand: change the "
         "catalog and regenerate. A test checks that this file matches the catalog.",
         "",
-        "How to read a record: *Effect as reported* quotes the study; *Kind of figure* says "
+        "How to read a record: *Effect as reported* gives the finding in the study's own "
+        "figures and, condensed, its abstract's words; text in quotation marks is the "
+        "source's, verbatim. *Kind of figure* says "
         "whether it is a difference between arms (`between_group`), a pre-post change "
         "(`within_group`, never a difference from usual care), an association or a narrative "
         "finding. *EE points vs usual care* is filled only for between-group figures, and "
