@@ -1,12 +1,14 @@
 """Checks on what ``fit`` receives: every problem named, nothing silently dropped.
 
-The per-row inputs (treatment, outcome, propensity) are checked here, before any work starts;
-the feature columns are checked by ``FeatureEncoder``.
+The learners' parameters (``PARAMETERS``, one table for ``UpliftModel`` and
+``doubly_robust_scores``) and the per-row inputs (treatment, outcome, propensity) are checked
+here, before any work starts; the feature columns are checked by ``FeatureEncoder``.
 """
 
 from __future__ import annotations
 
 import warnings
+from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
@@ -14,12 +16,67 @@ import pandas as pd
 from recommender.errors import InputError
 
 __all__ = [
+    "LEARNERS",
+    "PARAMETERS",
     "TrainingData",
     "check_training_inputs",
+    "parameter_problems",
     "first_values",
     "plain",
     "warn_constant_features",
 ]
+
+LEARNERS = ("auto", "t", "x", "dr")
+DESIGNS = ("auto", "randomized", "observational")
+# numpy's RandomState (the folds) takes seeds below 2**32; the learners add up to some tens of
+# thousands to the seed for each arm, fold, stage and bootstrap replicate
+SEED_LIMIT = 2**32 - 2**16
+
+
+def _integer(least: int):
+    return lambda v: isinstance(v, Integral) and v >= least
+
+
+def _clip(v) -> bool:
+    return (
+        isinstance(v, (tuple, list))
+        and len(v) == 2
+        and all(isinstance(c, Real) for c in v)
+        and 0 < v[0] < v[1] <= 1
+    )
+
+
+_CLIP = (_clip, "(low, high) with 0 < low < high <= 1")
+# name: (accepted?, what is accepted)
+PARAMETERS = {
+    "learner": (lambda v: isinstance(v, str) and v in LEARNERS, " | ".join(LEARNERS)),
+    "n_folds": (_integer(2), "an integer >= 2"),
+    "random_state": (
+        lambda v: isinstance(v, Integral) and 0 <= v < SEED_LIMIT,
+        f"an integer from 0 to {SEED_LIMIT - 1}",
+    ),
+    "design": (lambda v: isinstance(v, str) and v in DESIGNS, " | ".join(DESIGNS)),
+    "propensity_clip": _CLIP,
+    "clip": _CLIP,
+    "min_arm_rows": (_integer(1), "a positive integer"),
+    "ensemble_size": (_integer(1), "a positive integer"),
+    "calibrate_intervals": (lambda v: isinstance(v, bool), "True | False"),
+    "heterogeneity_z": (
+        lambda v: v is None or (isinstance(v, Real) and v >= 0),
+        "None (always personalize) or a number >= 0",
+    ),
+    "n_jobs": (_integer(1), "a positive integer"),
+}
+
+
+def parameter_problems(values: dict) -> list[str]:
+    """``name=value (accepted: ...)`` for every value of ``values`` that ``PARAMETERS`` refuses."""
+    problems = []
+    for name, value in values.items():
+        accepted, says = PARAMETERS[name]
+        if not accepted(value):
+            problems.append(f"{name}={value!r} (accepted: {says})")
+    return problems
 
 
 def plain(value):

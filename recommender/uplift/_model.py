@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 import pandas as pd
@@ -13,7 +13,7 @@ from threadpoolctl import threadpool_limits
 from recommender.errors import InputError
 
 from ._auto import DEFAULT_FINAL_CANDIDATES, HETEROGENEITY_Z, select_learner
-from ._checks import check_training_inputs, warn_constant_features
+from ._checks import check_training_inputs, parameter_problems, warn_constant_features
 from ._encoding import FeatureEncoder
 from ._intervals import (
     AVERAGE_ROWS,
@@ -29,55 +29,25 @@ from ._nuisance import DEFAULT_OUTCOME_CANDIDATES, fit_nuisance
 
 __all__ = ["UpliftModel"]
 
-LEARNERS = ("auto", "t", "x", "dr")
-
 
 def _check_parameters(model: "UpliftModel") -> None:
-    """The constraint table, checked in one place when fitting."""
-    problems = []
-
-    def require(name, ok, accepted):
-        if not ok:
-            problems.append(f"{name}={getattr(model, name)!r} (accepted: {accepted})")
-
-    require("learner", model.learner in LEARNERS, " | ".join(LEARNERS))
-    require(
-        "n_folds", isinstance(model.n_folds, Integral) and model.n_folds >= 2, "an integer >= 2"
-    )
-    require("random_state", isinstance(model.random_state, Integral), "an integer")
-    require(
-        "design",
-        model.design in ("auto", "randomized", "observational"),
-        "auto | randomized | observational",
-    )
-    clip = model.propensity_clip
-    require(
-        "propensity_clip",
-        isinstance(clip, (tuple, list))
-        and len(clip) == 2
-        and all(isinstance(c, Real) for c in clip)
-        and 0 < clip[0] < clip[1] <= 1,
-        "(low, high) with 0 < low < high <= 1",
-    )
-    require(
-        "min_arm_rows",
-        isinstance(model.min_arm_rows, Integral) and model.min_arm_rows >= 1,
-        "a positive integer",
-    )
-    require(
-        "ensemble_size",
-        isinstance(model.ensemble_size, Integral) and model.ensemble_size >= 1,
-        "a positive integer",
-    )
-    require("calibrate_intervals", isinstance(model.calibrate_intervals, bool), "True | False")
-    require(
-        "heterogeneity_z",
-        model.heterogeneity_z is None
-        or (isinstance(model.heterogeneity_z, Real) and model.heterogeneity_z >= 0),
-        "None (always personalize) or a number >= 0",
-    )
-    require(
-        "n_jobs", isinstance(model.n_jobs, Integral) and model.n_jobs >= 1, "a positive integer"
+    """The constraint table (``_checks.PARAMETERS``), checked in one place when fitting."""
+    problems = parameter_problems(
+        {
+            name: getattr(model, name)
+            for name in (
+                "learner",
+                "n_folds",
+                "random_state",
+                "design",
+                "propensity_clip",
+                "min_arm_rows",
+                "ensemble_size",
+                "calibrate_intervals",
+                "heterogeneity_z",
+                "n_jobs",
+            )
+        }
     )
     signed = [
         spec.label
