@@ -439,7 +439,8 @@ class UpliftModel(BaseEstimator):
         a = self._arm_index(arm, "")
         b = 0 if versus is None else self._arm_index(versus, "versus ")
         out = np.zeros((M.shape[0], len(self.feature_names_) + 1))
-        if a != b:
+        # no rows: nothing to explain (LightGBM's contributions divide by the row count)
+        if a != b and len(M):
             if a > 0:
                 out += self.estimator_.contrib(M, a - 1)
             if b > 0:
