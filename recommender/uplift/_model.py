@@ -219,13 +219,30 @@ class UpliftModel(BaseEstimator):
         Parameters
         ----------
         X : DataFrame
-            Features: numeric and ``category`` columns (no identifiers, no oracle).
+            Features (no identifiers, no oracle): number and boolean columns, and text,
+            ``string`` or ``category`` columns (categories). Missing values (NaN, None,
+            ``pd.NA``) are accepted: the boosters send them down their missing branch, the
+            ridge stages use a number's training mean and no category. Refused: infinite
+            values, dates and durations (convert them to numbers), complex numbers,
+            duplicated column names, a column named ``"base"`` (the baseline column of
+            :meth:`contributions`).
         treatment : array-like
-            Arm received by each row; must include ``control``.
+            Arm received by each row; must include ``control``. Arms are told apart by their
+            text, so ``1`` and ``"1"`` are one arm (and ``1.0`` another); ``arms_`` keeps the
+            objects given.
         y : array-like of float
             Outcome (the change from baseline in this project). No missing values.
         propensity : array-like of float, optional
-            Probability of the arm each row received, in (0, 1]; used as given.
+            Probability of the arm each row received, in (0, 1] (1 for a row that could only
+            get its arm); used as given. One number per row, not a table of every arm's
+            probability, and so nothing that sums to 1 across arms is expected. There are no
+            sample weights.
+
+        ``treatment``, ``y`` and ``propensity`` are matched to X's rows by position: one given
+        as a pandas Series must have X's index (in X's order), or it is refused rather than
+        paired with other people's rows. Every refusal is an
+        :class:`~recommender.errors.InputError` (a ``ValueError``) naming the column, arm or
+        rows and what is accepted; parameters are checked first (:meth:`check_parameters`).
 
         Returns
         -------
@@ -344,6 +361,13 @@ class UpliftModel(BaseEstimator):
     def predict_effect(self, X) -> pd.DataFrame:
         """Expected outcome under each non-control arm minus under control, per row.
 
+        ``X`` is a DataFrame with the columns seen at fit (``feature_names_``), matched by
+        name in any order; a missing or an extra column is refused. A category not seen at
+        fit counts as missing; a value of the other kind (a number in a column whose
+        categories were text, or text where they were numbers) is refused, as a whole column
+        of them would silently be missing. Zero rows give an empty frame. The same holds for
+        :meth:`predict_interval` and :meth:`contributions`.
+
         Returns
         -------
         DataFrame
@@ -431,9 +455,16 @@ class UpliftModel(BaseEstimator):
         ----------
         X : DataFrame
         arm : object
-            Arm whose effect is explained.
+            Arm whose effect is explained (matched by its text, as at fit; the control gives
+            zeros).
         versus : object, optional
             Arm to compare with; default the control.
+
+        Returns
+        -------
+        DataFrame
+            Columns ``feature_names_`` then ``"base"`` (the part no feature explains), index
+            ``X.index``.
         """
         M = self._matrix(X)
         a = self._arm_index(arm, "")
