@@ -18,7 +18,13 @@ import pytest
 from sklearn.base import clone
 
 from recommender.errors import InputError
-from recommender.uplift import GBMSpec, LogLinearSpec, UpliftModel, doubly_robust_scores
+from recommender.uplift import (
+    GBMSpec,
+    LogLinearSpec,
+    UpliftModel,
+    compile_effects,
+    doubly_robust_scores,
+)
 from recommender.uplift._synthetic import make_uplift_cohort
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -261,6 +267,22 @@ def test_mixed_ensembles_on_log_linear_outcomes_decompose_and_cover_their_effect
         difference = effect[arm] - (0.0 if versus is None else effect[versus])
         total = model.contributions(X, arm, versus=versus).sum(axis=1)
         np.testing.assert_allclose(total, difference, rtol=0, atol=1e-9)
+
+
+def test_compile_effects_builds_the_contribution_tables_it_is_asked_for(cohort, fitted):
+    X, t, y, _, _ = cohort
+    other = UpliftModel(learner="x").fit(X, t, -y)
+    learners = {"first": fitted, "second": other}
+    assert compile_effects(learners).explained == ("first",)
+    asked = compile_effects(learners, explained=["second"])
+    assert asked.explained == ("second",)
+    none = compile_effects(learners, explained=[])
+    assert len(pickle.dumps(none)) < len(pickle.dumps(asked))
+    # built when first asked instead, and the same numbers
+    M = none.encode(X.head(20))
+    np.testing.assert_allclose(
+        none.contrib(M, "second", 1), asked.contrib(M, "second", 1), rtol=0, atol=1e-12
+    )
 
 
 SCRIPT = """
