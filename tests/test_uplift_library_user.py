@@ -21,6 +21,7 @@ from recommender.errors import InputError
 from recommender.uplift import (
     GBMSpec,
     LogLinearSpec,
+    RidgeSpec,
     UpliftModel,
     compile_effects,
     doubly_robust_scores,
@@ -240,6 +241,31 @@ def test_doubly_robust_scores_refuses_parameters_before_any_work(cohort, params,
 def test_a_seed_numpy_cannot_take_is_refused_as_a_parameter(seed):
     with pytest.raises(InputError, match=rf"random_state={seed} \(accepted: an integer from 0"):
         UpliftModel(random_state=seed).check_parameters()
+
+
+@pytest.mark.parametrize(
+    "params, says",
+    [
+        (
+            {"final_candidates": ("gbm",)},
+            r"final_candidates\[0\]='gbm' \(accepted: GBMSpec \| RidgeSpec\)",
+        ),
+        ({"outcome_candidates": GBMSpec()}, r"outcome_candidates=GBMSpec\(.*\(accepted: None for"),
+        (
+            {"outcome_candidates": [GBMSpec(num_leaves=1)]},
+            r"outcome_candidates\[0\]\.num_leaves=1 \(accepted: an integer >= 2\)",
+        ),
+        ({"final_candidates": [RidgeSpec(alpha=-1.0)]}, r"final_candidates\[0\]\.alpha=-1\.0"),
+        (
+            {"outcome_candidates": [GBMSpec(learning_rate=float("nan"))]},
+            r"outcome_candidates\[0\]\.learning_rate=nan",
+        ),
+    ],
+)
+def test_candidates_no_stage_can_fit_are_refused_before_any_work(params, says):
+    # LightGBM stopped mid-fit on num_leaves=1; a negative ridge alpha fitted without a word
+    with pytest.raises(InputError, match="invalid UpliftModel parameters: " + says):
+        UpliftModel(**params).check_parameters()
 
 
 # ---------------------------------------------------------------- outputs

@@ -7,6 +7,7 @@ here, before any work starts; the feature columns are checked by ``FeatureEncode
 
 from __future__ import annotations
 
+import math
 import warnings
 from numbers import Integral, Real
 
@@ -15,10 +16,13 @@ import pandas as pd
 
 from recommender.errors import InputError
 
+from ._regressors import GBMSpec, LogLinearSpec, RidgeSpec
+
 __all__ = [
     "LEARNERS",
     "PARAMETERS",
     "TrainingData",
+    "candidate_problems",
     "check_training_inputs",
     "parameter_problems",
     "first_values",
@@ -76,6 +80,60 @@ def parameter_problems(values: dict) -> list[str]:
         accepted, says = PARAMETERS[name]
         if not accepted(value):
             problems.append(f"{name}={value!r} (accepted: {says})")
+    return problems
+
+
+def _positive(v) -> bool:
+    return isinstance(v, Real) and math.isfinite(v) and v > 0
+
+
+def _non_negative(v) -> bool:
+    return isinstance(v, Real) and math.isfinite(v) and v >= 0
+
+
+# the regressors each candidates parameter takes, and their fields: (accepted?, what is)
+CANDIDATES = {
+    "outcome_candidates": (GBMSpec, RidgeSpec, LogLinearSpec),
+    "final_candidates": (GBMSpec, RidgeSpec),
+}
+SPEC_FIELDS = {
+    "num_leaves": (_integer(2), "an integer >= 2"),
+    "min_child_samples": (_integer(1), "a positive integer"),
+    "learning_rate": (_positive, "a number > 0"),
+    "max_rounds": (_integer(1), "a positive integer"),
+    "patience": (_integer(1), "a positive integer"),
+    "lambda_l2": (_non_negative, "a number >= 0"),
+    "max_bin": (_integer(2), "an integer >= 2"),
+    "alpha": (_positive, "a number > 0"),
+}
+
+
+def candidate_problems(name: str, specs) -> list[str]:
+    """What ``outcome_candidates`` or ``final_candidates`` (``name``) holds that no stage can
+    fit: not a list, a spec of another kind, a field out of range (LightGBM would stop mid-fit
+    on ``num_leaves=1``; a ridge with a negative ``alpha`` would fit without a word)."""
+    kinds = CANDIDATES[name]
+    accepted = " | ".join(kind.__name__ for kind in kinds)
+    if specs is None:
+        return []
+    if not isinstance(specs, (list, tuple)):
+        return [f"{name}={specs!r} (accepted: None for the defaults, or a list of {accepted})"]
+    problems = []
+    signed = [spec.label for spec in specs if getattr(spec, "outcome_only", False)]
+    if signed and name == "final_candidates":
+        problems.append(
+            f"final_candidates with {signed} (an outcome model only: the final stage "
+            "fits effects, which can be negative; accepted: GBMSpec, RidgeSpec)"
+        )
+    for k, spec in enumerate(specs):
+        if not isinstance(spec, kinds):
+            if not getattr(spec, "outcome_only", False):
+                problems.append(f"{name}[{k}]={spec!r} (accepted: {accepted})")
+            continue
+        for field, (ok, says) in SPEC_FIELDS.items():
+            if hasattr(spec, field) and not ok(getattr(spec, field)):
+                value = getattr(spec, field)
+                problems.append(f"{name}[{k}].{field}={value!r} (accepted: {says})")
     return problems
 
 

@@ -13,7 +13,12 @@ from threadpoolctl import threadpool_limits
 from recommender.errors import InputError
 
 from ._auto import DEFAULT_FINAL_CANDIDATES, HETEROGENEITY_Z, select_learner
-from ._checks import check_training_inputs, parameter_problems, warn_constant_features
+from ._checks import (
+    candidate_problems,
+    check_training_inputs,
+    parameter_problems,
+    warn_constant_features,
+)
 from ._encoding import FeatureEncoder
 from ._intervals import (
     AVERAGE_ROWS,
@@ -31,7 +36,8 @@ __all__ = ["UpliftModel"]
 
 
 def _check_parameters(model: "UpliftModel") -> None:
-    """The constraint table (``_checks.PARAMETERS``), checked in one place when fitting."""
+    """The constraint tables (``_checks.PARAMETERS``, the candidates' ``SPEC_FIELDS``),
+    checked in one place when fitting."""
     problems = parameter_problems(
         {
             name: getattr(model, name)
@@ -49,16 +55,8 @@ def _check_parameters(model: "UpliftModel") -> None:
             )
         }
     )
-    signed = [
-        spec.label
-        for spec in (model.final_candidates or ())
-        if getattr(spec, "outcome_only", False)
-    ]
-    if signed:
-        problems.append(
-            f"final_candidates with {signed} (an outcome model only: the final stage "
-            "fits effects, which can be negative; accepted: GBMSpec, RidgeSpec)"
-        )
+    for name in ("outcome_candidates", "final_candidates"):
+        problems += candidate_problems(name, getattr(model, name))
     if problems:
         raise InputError("invalid UpliftModel parameters: " + "; ".join(problems))
 
@@ -91,11 +89,14 @@ class UpliftModel(BaseEstimator):
         Bounds for estimated propensities.
     min_arm_rows : int, default 30
         Smallest arm accepted (at least twice ``n_folds`` is required in any case).
-    outcome_candidates : sequence of specs, optional
+    outcome_candidates : list or tuple of specs, optional
         Regressors tried for each arm's outcome model (defaults: two LightGBM, one ridge and,
-        for an arm whose outcomes are all positive, a log-linear model).
-    final_candidates : sequence of specs, optional
-        Regressors tried for the X- and DR-learners' final stage.
+        for an arm whose outcomes are all positive, a log-linear model): ``GBMSpec``,
+        ``RidgeSpec`` or ``LogLinearSpec``, whose fields ``fit`` checks (``num_leaves >= 2``,
+        ``alpha > 0``, ...; see ``_checks.SPEC_FIELDS``).
+    final_candidates : list or tuple of specs, optional
+        Regressors tried for the X- and DR-learners' final stage: ``GBMSpec`` or
+        ``RidgeSpec`` (effects can be negative: no log link), checked likewise.
     heterogeneity_z : float or None, default 1.0
         With the DR-learner among the candidates, an arm is personalized only when its best
         personalized DR final stage beats one effect for everyone by this many standard errors
