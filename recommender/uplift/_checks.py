@@ -1,8 +1,9 @@
 """Checks on what ``fit`` receives: every problem named, nothing silently dropped.
 
 The learners' parameters (``PARAMETERS``, one table for ``UpliftModel`` and
-``doubly_robust_scores``) and the per-row inputs (treatment, outcome, propensity) are checked
-here, before any work starts; the feature columns are checked by ``FeatureEncoder``.
+``doubly_robust_scores``; ``SPEC_FIELDS`` for the regressors of the candidates parameters) and
+the per-row inputs (treatment, outcome, propensity) are checked here, before any work starts;
+the feature columns are checked by ``FeatureEncoder``.
 """
 
 from __future__ import annotations
