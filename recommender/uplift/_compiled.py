@@ -61,7 +61,7 @@ def compile_effects(learners: Mapping, *, intervals=None, explained=None) -> "Co
         When the learners were fitted on different feature encodings or fold counts (then
         they cannot share one matrix; score them one by one).
     """
-    return CompiledEffects(learners, intervals=intervals)
+    return CompiledEffects(learners, intervals=intervals, explained=explained)
 
 
 class CompiledEffects:

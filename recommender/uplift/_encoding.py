@@ -3,7 +3,10 @@
 The frame is converted once (numbers as float, categories as their integer codes under the
 categories seen at fit), so prediction never goes back through pandas per model and a single
 row costs microseconds. Unknown categories at predict time become missing (NaN), which
-LightGBM sends down its missing-value branch rather than guessing a neighbour code.
+LightGBM sends down its missing-value branch rather than guessing a neighbour code; a value of
+the other kind (a number for a column whose categories were text, or text for one whose
+categories were numbers) is refused instead, since a whole column of them would silently all
+be missing. Columns are matched by name, in any order.
 """
 
 from __future__ import annotations
@@ -13,7 +16,35 @@ import pandas as pd
 
 from recommender.errors import InputError
 
-__all__ = ["FeatureEncoder"]
+from ._checks import first_values, plain
+
+__all__ = ["FeatureEncoder", "RESERVED_NAMES"]
+
+# ``UpliftModel.contributions`` adds this column beside the features'
+RESERVED_NAMES = ("base",)
+
+
+def _kind(value) -> str:
+    """What a category, or a value offered as one, is: text, a number or other."""
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, (bool, int, float, complex, np.number, np.bool_)):
+        return "number"
+    return "other"
+
+
+def _unsupported(values: pd.Series) -> str | None:
+    """Why a feature column cannot be used, or None."""
+    dtype = values.dtype
+    if pd.api.types.is_datetime64_any_dtype(dtype) or isinstance(dtype, pd.PeriodDtype):
+        return "dates; convert them to a number first (e.g. days since a fixed date)"
+    if pd.api.types.is_timedelta64_dtype(dtype):
+        return "durations; convert them to a number first (e.g. days)"
+    if pd.api.types.is_complex_dtype(dtype):
+        return "complex numbers"
+    if isinstance(dtype, pd.IntervalDtype):
+        return "intervals"
+    return None
 
 
 class FeatureEncoder:
@@ -33,19 +64,36 @@ class FeatureEncoder:
         if X.shape[1] == 0:
             raise InputError("X has no feature columns; at least one is needed")
         names = [str(c) for c in X.columns]
-        duplicated = sorted({c for c in names if names.count(c) > 1})
-        if duplicated:
-            raise InputError(f"X has duplicated column names {duplicated}; names must be unique")
+        _refuse_duplicates(names)
+        reserved = [c for c in names if c in RESERVED_NAMES]
+        if reserved:
+            raise InputError(
+                f"X has a column named {reserved[0]!r}, the name contributions give the "
+                "baseline; rename the feature"
+            )
         self.feature_names = names
         self.categories: dict[int, list] = {}
         for j, column in enumerate(X.columns):
             values = X[column]
+            why = _unsupported(values)
+            if why:
+                raise InputError(
+                    f"X column '{names[j]}' holds {why}; accepted: numbers, booleans, text or "
+                    "'category' columns"
+                )
             if isinstance(values.dtype, pd.CategoricalDtype):
                 self.categories[j] = list(values.cat.categories)
             elif pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
                 continue
             else:
-                observed = pd.unique(values.dropna())
+                try:
+                    observed = pd.unique(values.dropna())
+                except TypeError:  # lists, dicts: nothing a category can be
+                    raise InputError(
+                        f"X column '{names[j]}' holds values that are neither numbers nor text "
+                        f"(first: {values.dropna().iloc[0]!r}); accepted: numbers, booleans, "
+                        "text or 'category' columns"
+                    ) from None
                 self.categories[j] = sorted(observed, key=str)
         self.categorical_index = sorted(self.categories)
         self.lookups = {
@@ -59,6 +107,7 @@ class FeatureEncoder:
             raise InputError(f"X must be a pandas DataFrame, got {type(X).__name__}")
         names = [str(c) for c in X.columns]
         if names != self.feature_names:
+            _refuse_duplicates(names)
             missing = [c for c in self.feature_names if c not in names]
             extra = [c for c in names if c not in self.feature_names]
             if missing or extra or len(names) != len(self.feature_names):
@@ -77,6 +126,7 @@ class FeatureEncoder:
                 if j in self.lookups:
                     lookup = self.lookups[j]
                     matrix[:, j] = [lookup.get(v, np.nan) for v in column]
+                    self._check_unknown(column[np.isnan(matrix[:, j])], j)
                 else:
                     matrix[:, j] = [self._number(v, j) for v in column]
         else:
@@ -123,6 +173,33 @@ class FeatureEncoder:
             codes[codes < 0] = np.nan
             return codes
         values = column.to_numpy(dtype=object)
-        codes = pd.Categorical(values, categories=self.categories[j]).codes.astype(np.float64)
+        # (not pd.Categorical(values, categories=...): pandas 3 deprecates it for values
+        # outside the categories, which an unseen category is, and pandas 4 raises)
+        codes = pd.Index(self.categories[j], dtype=object).get_indexer(values).astype(np.float64)
         codes[codes < 0] = np.nan
+        self._check_unknown(values[np.isnan(codes)], j)
         return codes
+
+    def _check_unknown(self, values: np.ndarray, j: int) -> None:
+        """An unknown category is missing, unless it is of the other kind than the column's
+        categories (a number where they were text, text where they were numbers): refused."""
+        if values.size == 0:
+            return
+        kinds = {_kind(c) for c in self.categories[j]}
+        if len(kinds) != 1 or kinds == {"other"}:
+            return
+        (expected,) = kinds
+        for value in pd.unique(values[~pd.isna(values)]):
+            found = _kind(value)
+            if found != expected and found != "other":
+                raise InputError(
+                    f"X column '{self.feature_names[j]}' held {expected} categories at fit "
+                    f"({first_values(self.categories[j])}); got {plain(value)!r} ({found}). "
+                    f"Pass the column as at fit (an unknown {expected} value counts as missing)"
+                )
+
+
+def _refuse_duplicates(names: list[str]) -> None:
+    duplicated = sorted({c for c in names if names.count(c) > 1})
+    if duplicated:
+        raise InputError(f"X has duplicated column names {duplicated}; names must be unique")

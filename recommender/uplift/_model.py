@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 import pandas as pd
@@ -13,7 +13,12 @@ from threadpoolctl import threadpool_limits
 from recommender.errors import InputError
 
 from ._auto import DEFAULT_FINAL_CANDIDATES, HETEROGENEITY_Z, select_learner
-from ._checks import check_training_inputs, warn_constant_features
+from ._checks import (
+    candidate_problems,
+    check_training_inputs,
+    parameter_problems,
+    warn_constant_features,
+)
 from ._encoding import FeatureEncoder
 from ._intervals import (
     AVERAGE_ROWS,
@@ -29,66 +34,29 @@ from ._nuisance import DEFAULT_OUTCOME_CANDIDATES, fit_nuisance
 
 __all__ = ["UpliftModel"]
 
-LEARNERS = ("auto", "t", "x", "dr")
-
 
 def _check_parameters(model: "UpliftModel") -> None:
-    """The constraint table, checked in one place when fitting."""
-    problems = []
-
-    def require(name, ok, accepted):
-        if not ok:
-            problems.append(f"{name}={getattr(model, name)!r} (accepted: {accepted})")
-
-    require("learner", model.learner in LEARNERS, " | ".join(LEARNERS))
-    require(
-        "n_folds", isinstance(model.n_folds, Integral) and model.n_folds >= 2, "an integer >= 2"
+    """The constraint tables (``_checks.PARAMETERS``, the candidates' ``SPEC_FIELDS``),
+    checked in one place when fitting."""
+    problems = parameter_problems(
+        {
+            name: getattr(model, name)
+            for name in (
+                "learner",
+                "n_folds",
+                "random_state",
+                "design",
+                "propensity_clip",
+                "min_arm_rows",
+                "ensemble_size",
+                "calibrate_intervals",
+                "heterogeneity_z",
+                "n_jobs",
+            )
+        }
     )
-    require("random_state", isinstance(model.random_state, Integral), "an integer")
-    require(
-        "design",
-        model.design in ("auto", "randomized", "observational"),
-        "auto | randomized | observational",
-    )
-    clip = model.propensity_clip
-    require(
-        "propensity_clip",
-        isinstance(clip, (tuple, list))
-        and len(clip) == 2
-        and all(isinstance(c, Real) for c in clip)
-        and 0 < clip[0] < clip[1] <= 1,
-        "(low, high) with 0 < low < high <= 1",
-    )
-    require(
-        "min_arm_rows",
-        isinstance(model.min_arm_rows, Integral) and model.min_arm_rows >= 1,
-        "a positive integer",
-    )
-    require(
-        "ensemble_size",
-        isinstance(model.ensemble_size, Integral) and model.ensemble_size >= 1,
-        "a positive integer",
-    )
-    require("calibrate_intervals", isinstance(model.calibrate_intervals, bool), "True | False")
-    require(
-        "heterogeneity_z",
-        model.heterogeneity_z is None
-        or (isinstance(model.heterogeneity_z, Real) and model.heterogeneity_z >= 0),
-        "None (always personalize) or a number >= 0",
-    )
-    require(
-        "n_jobs", isinstance(model.n_jobs, Integral) and model.n_jobs >= 1, "a positive integer"
-    )
-    signed = [
-        spec.label
-        for spec in (model.final_candidates or ())
-        if getattr(spec, "outcome_only", False)
-    ]
-    if signed:
-        problems.append(
-            f"final_candidates with {signed} (an outcome model only: the final stage "
-            "fits effects, which can be negative; accepted: GBMSpec, RidgeSpec)"
-        )
+    for name in ("outcome_candidates", "final_candidates"):
+        problems += candidate_problems(name, getattr(model, name))
     if problems:
         raise InputError("invalid UpliftModel parameters: " + "; ".join(problems))
 
@@ -121,11 +89,14 @@ class UpliftModel(BaseEstimator):
         Bounds for estimated propensities.
     min_arm_rows : int, default 30
         Smallest arm accepted (at least twice ``n_folds`` is required in any case).
-    outcome_candidates : sequence of specs, optional
+    outcome_candidates : list or tuple of specs, optional
         Regressors tried for each arm's outcome model (defaults: two LightGBM, one ridge and,
-        for an arm whose outcomes are all positive, a log-linear model).
-    final_candidates : sequence of specs, optional
-        Regressors tried for the X- and DR-learners' final stage.
+        for an arm whose outcomes are all positive, a log-linear model): ``GBMSpec``,
+        ``RidgeSpec`` or ``LogLinearSpec``, whose fields ``fit`` checks (``num_leaves >= 2``,
+        ``alpha > 0``, ...; see ``_checks.SPEC_FIELDS``).
+    final_candidates : list or tuple of specs, optional
+        Regressors tried for the X- and DR-learners' final stage: ``GBMSpec`` or
+        ``RidgeSpec`` (effects can be negative: no log link), checked likewise.
     heterogeneity_z : float or None, default 1.0
         With the DR-learner among the candidates, an arm is personalized only when its best
         personalized DR final stage beats one effect for everyone by this many standard errors
@@ -249,13 +220,30 @@ class UpliftModel(BaseEstimator):
         Parameters
         ----------
         X : DataFrame
-            Features: numeric and ``category`` columns (no identifiers, no oracle).
+            Features (no identifiers, no oracle): number and boolean columns, and text,
+            ``string`` or ``category`` columns (categories). Missing values (NaN, None,
+            ``pd.NA``) are accepted: the boosters send them down their missing branch, the
+            ridge stages use a number's training mean and no category. Refused: infinite
+            values, dates and durations (convert them to numbers), complex numbers,
+            duplicated column names, a column named ``"base"`` (the baseline column of
+            :meth:`contributions`).
         treatment : array-like
-            Arm received by each row; must include ``control``.
+            Arm received by each row; must include ``control``. Arms are told apart by their
+            text, so ``1`` and ``"1"`` are one arm (and ``1.0`` another); ``arms_`` keeps the
+            objects given.
         y : array-like of float
             Outcome (the change from baseline in this project). No missing values.
         propensity : array-like of float, optional
-            Probability of the arm each row received, in (0, 1]; used as given.
+            Probability of the arm each row received, in (0, 1] (1 for a row that could only
+            get its arm); used as given. One number per row, not a table of every arm's
+            probability, and so nothing that sums to 1 across arms is expected. There are no
+            sample weights.
+
+        ``treatment``, ``y`` and ``propensity`` are matched to X's rows by position: one given
+        as a pandas Series must have X's index (in X's order), or it is refused rather than
+        paired with other people's rows. Every refusal is an
+        :class:`~recommender.errors.InputError` (a ``ValueError``) naming the column, arm or
+        rows and what is accepted; parameters are checked first (:meth:`check_parameters`).
 
         Returns
         -------
@@ -374,6 +362,13 @@ class UpliftModel(BaseEstimator):
     def predict_effect(self, X) -> pd.DataFrame:
         """Expected outcome under each non-control arm minus under control, per row.
 
+        ``X`` is a DataFrame with the columns seen at fit (``feature_names_``), matched by
+        name in any order; a missing or an extra column is refused. A category not seen at
+        fit counts as missing; a value of the other kind (a number in a column whose
+        categories were text, or text where they were numbers) is refused, as a whole column
+        of them would silently be missing. Zero rows give an empty frame. The same holds for
+        :meth:`predict_interval` and :meth:`contributions`.
+
         Returns
         -------
         DataFrame
@@ -461,15 +456,23 @@ class UpliftModel(BaseEstimator):
         ----------
         X : DataFrame
         arm : object
-            Arm whose effect is explained.
+            Arm whose effect is explained (matched by its text, as at fit; the control gives
+            zeros).
         versus : object, optional
             Arm to compare with; default the control.
+
+        Returns
+        -------
+        DataFrame
+            Columns ``feature_names_`` then ``"base"`` (the part no feature explains), index
+            ``X.index``.
         """
         M = self._matrix(X)
         a = self._arm_index(arm, "")
         b = 0 if versus is None else self._arm_index(versus, "versus ")
         out = np.zeros((M.shape[0], len(self.feature_names_) + 1))
-        if a != b:
+        # no rows: nothing to explain (LightGBM's contributions divide by the row count)
+        if a != b and len(M):
             if a > 0:
                 out += self.estimator_.contrib(M, a - 1)
             if b > 0:

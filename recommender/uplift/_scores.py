@@ -8,7 +8,7 @@ from threadpoolctl import threadpool_limits
 
 from recommender.errors import InputError
 
-from ._checks import check_training_inputs
+from ._checks import check_training_inputs, parameter_problems
 from ._encoding import FeatureEncoder
 from ._nuisance import fit_nuisance
 
@@ -67,6 +67,12 @@ def doubly_robust_scores(
     DataFrame
         One column per arm (control first, then the others sorted by name), index of X.
 
+    Raises
+    ------
+    InputError
+        Naming every parameter not accepted (``UpliftModel``'s table, ``clip`` as its
+        ``propensity_clip``) before any work, and bad inputs as ``UpliftModel.fit`` does.
+
     Examples
     --------
     >>> import numpy as np, pandas as pd
@@ -78,12 +84,22 @@ def doubly_robust_scores(
     >>> round(float((scores["a"] - scores["none"]).mean()))
     2
     """
+    problems = parameter_problems(
+        {
+            "n_folds": n_folds,
+            "random_state": random_state,
+            "design": design,
+            "clip": clip,
+            "min_arm_rows": min_arm_rows,
+            "n_jobs": n_jobs,
+        }
+    )
+    if problems:
+        raise InputError("invalid doubly_robust_scores parameters: " + "; ".join(problems))
     encoder = FeatureEncoder().fit(X)
     data = check_training_inputs(
         X, treatment, y, propensity, control=control, min_arm_rows=max(min_arm_rows, 2 * n_folds)
     )
-    if design not in ("auto", "randomized", "observational"):
-        raise InputError(f"design={design!r}; accepted: auto | randomized | observational")
     M = encoder.transform(X)
     with threadpool_limits(limits=n_jobs):
         nuisance = fit_nuisance(
