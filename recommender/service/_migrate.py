@@ -20,7 +20,14 @@ import sqlalchemy as sa
 from recommender.service._sqlite import sqlite_file
 from recommender.service._store_errors import AuditSchemaNewer
 
-__all__ = ["upgrade_schema", "schema_revision", "head_revision", "VERSION_TABLE", "BASELINE"]
+__all__ = [
+    "upgrade_schema",
+    "schema_revision",
+    "head_revision",
+    "begin_atomically",
+    "VERSION_TABLE",
+    "BASELINE",
+]
 
 # Not Alembic's default `alembic_version`: the audit tables may share a database with MLflow's
 # tracking store, which keeps its own revision there.
@@ -100,6 +107,23 @@ def upgrade_schema(engine: sa.Engine) -> str:
             command.stamp(config, BASELINE)
         command.upgrade(config, "head")
     return head
+
+
+def begin_atomically(connection: sa.Connection) -> None:
+    """Make a SQLite connection's migration one transaction, as it is on PostgreSQL.
+
+    Python's sqlite3 opens a transaction before INSERT, UPDATE and DELETE only: every CREATE,
+    DROP and ALTER before the first of them is committed at once. A revision that failed (or a
+    process stopped) half-way left its first statements applied under the old revision number:
+    a downgrade of 0007 refused by a unique constraint had already dropped two indexes and left
+    Alembic's copy of the table behind. An explicit BEGIN holds every statement until the one
+    commit (sqlite3 commits and rolls back whatever transaction is open).
+    """
+    if connection.dialect.name != "sqlite":
+        return
+    driver = connection.connection.dbapi_connection
+    if not driver.in_transaction:
+        connection.exec_driver_sql("BEGIN")
 
 
 @contextlib.contextmanager

@@ -1,0 +1,132 @@
+"""The PostgreSQL deployment path attacked: migrations run down and up again, a downgrade that
+would lose corrections, a SQLite migration failing half-way.
+
+One cluster (the suite's, tests/pg_cluster.py).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.util import CommandError
+
+from recommender.service import AuditLog, outcome_history, record_outcomes
+from recommender.service._migrate import _config, head_revision, schema_revision, upgrade_schema
+from service_fixtures import SALT
+from test_loop_outcomes import ARMS, _served
+
+# Indexes revision 0007 makes; a downgrade refused must leave them where they were.
+CORRECTION_INDEXES = {"uq_outcomes_first_per_request", "uq_outcomes_corrects"}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'audit.db'}"
+    return request.getfixturevalue("postgres").database("audit")
+
+
+def _migrate(url: str, revision: str, *, down: bool = False) -> None:
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as connection:
+            (command.downgrade if down else command.upgrade)(_config(connection), revision)
+    finally:
+        engine.dispose()
+
+
+def _schema(url: str) -> tuple:
+    engine = sa.create_engine(url)
+    try:
+        inspector = sa.inspect(engine)
+        tables = sorted(inspector.get_table_names())
+        indexes = {
+            index["name"]
+            for table in tables
+            for index in inspector.get_indexes(table)
+            if index["name"]
+        }
+        return schema_revision(engine), tables, indexes
+    finally:
+        engine.dispose()
+
+
+# -- migrations ---------------------------------------------------------------------------------
+def test_every_revision_goes_down_to_base_and_up_again(store_url):
+    _migrate(store_url, "head")
+    at_head = _schema(store_url)
+    _migrate(store_url, "base", down=True)
+    revision, tables, _ = _schema(store_url)
+    assert revision is None and tables == ["recommender_schema_version"]
+    _migrate(store_url, "head")
+    assert _schema(store_url) == at_head
+    log = AuditLog(store_url, salt=SALT)  # and the service writes to it
+    _served(log, n=1)
+    assert log.count() == 1
+    log.close()
+
+
+@pytest.fixture
+def corrected_store(store_url):
+    """A store at head holding two outcomes, one of them corrected."""
+    log = AuditLog(store_url, salt=SALT)
+    _served(log, n=2)
+    measured = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(minutes=30)
+
+    def outcome(i, ee):
+        scores = {"ee_followup": ee, "dp_followup": 7, "pa_followup": 38}
+        return {"person_id": f"p-{i}", "measured_at": measured.isoformat(), **scores}
+
+    def record(rows, **options):
+        now = measured + timedelta(seconds=5)
+        rows = [{**row, "arm_taken": "coaching"} for row in rows]
+        record_outcomes(log, rows, arms=ARMS, source="api", now=now, **options)
+
+    record([outcome(0, 20), outcome(1, 20)])
+    record([outcome(0, 25)], correct=True)
+    assert len(outcome_history(log)) == 3
+    log.close()
+    return store_url
+
+
+def test_downgrading_0007_with_a_correction_stored_is_refused_and_changes_nothing(
+    corrected_store,
+):
+    # It failed half-way on a unique constraint: PostgreSQL rolled back with an IntegrityError
+    # that said neither why nor what to do; SQLite had already dropped the two indexes (its
+    # DDL committed one statement at a time) and left Alembic's copy of the table behind.
+    before = _schema(corrected_store)
+    with pytest.raises(CommandError) as refused:
+        _migrate(corrected_store, "0006", down=True)
+    message = str(refused.value)
+    assert "1 correction(s)" in message and "nothing was changed" in message
+    assert "recommender audit export --table outcomes" in message
+    assert _schema(corrected_store) == before
+    assert CORRECTION_INDEXES <= before[2]
+    assert "_alembic_tmp_outcomes" not in before[1]
+    log = AuditLog(corrected_store, salt=None)
+    assert [row["ee_followup"] for row in outcome_history(log)] == [20, 20, 25]
+    log.close()
+
+
+def test_a_sqlite_migration_failing_half_way_leaves_the_store_as_it_was(tmp_path):
+    # Revision 0006 creates an index, then 0007 fails on its first statement (a table left in
+    # the way). The index used to be committed under revision 0005, and every later opening of
+    # the store failed on "index already exists".
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    _migrate(url, "0005")
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE _alembic_tmp_outcomes (id INTEGER)")
+    with pytest.raises(sa.exc.OperationalError, match="_alembic_tmp_outcomes"):
+        upgrade_schema(engine)
+    revision, _, indexes = _schema(url)
+    assert revision == "0005"
+    assert "ix_recommendations_unlinkable_person" not in indexes
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE _alembic_tmp_outcomes")
+    assert upgrade_schema(engine) == head_revision()
+    engine.dispose()
