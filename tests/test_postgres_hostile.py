@@ -1,7 +1,8 @@
 """The PostgreSQL deployment path attacked: migrations run down and up again, a downgrade that
-would lose corrections, a SQLite migration failing half-way.
+would lose corrections, a SQLite migration failing half-way, passwords in every message.
 
-One cluster (the suite's, tests/pg_cluster.py).
+One cluster (the suite's, tests/pg_cluster.py, trust authentication: a password in a URL is
+accepted and ignored, so it can be looked for in every message).
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from alembic.util import CommandError
 
 from recommender.service import AuditLog, outcome_history, record_outcomes
 from recommender.service._migrate import _config, head_revision, schema_revision, upgrade_schema
+from recommender.service._store_errors import shown_store
 from service_fixtures import SALT
 from test_loop_outcomes import ARMS, _served
 
+PASSWORD = "Never-Shown-4f9c2e"
 # Indexes revision 0007 makes; a downgrade refused must leave them where they were.
 CORRECTION_INDEXES = {"uq_outcomes_first_per_request", "uq_outcomes_corrects"}
 
@@ -27,6 +30,10 @@ def store_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'audit.db'}"
     return request.getfixturevalue("postgres").database("audit")
+
+
+def _with_password(url: str) -> str:
+    return url.replace("recommender@", f"recommender:{PASSWORD}@")
 
 
 def _migrate(url: str, revision: str, *, down: bool = False) -> None:
@@ -130,3 +137,23 @@ def test_a_sqlite_migration_failing_half_way_leaves_the_store_as_it_was(tmp_path
         connection.exec_driver_sql("DROP TABLE _alembic_tmp_outcomes")
     assert upgrade_schema(engine) == head_revision()
     engine.dispose()
+
+
+# -- passwords --------------------------------------------------------------------------------
+def test_a_password_given_as_a_query_parameter_is_hidden_too():
+    url = "postgresql+psycopg://svc@db/audit?password=" + PASSWORD + "&sslpassword=" + PASSWORD
+    assert PASSWORD not in shown_store(url)
+    assert shown_store(url).startswith("postgresql+psycopg://svc@db/audit?password=***")
+
+
+def test_opening_a_store_that_is_not_there_names_the_database_never_the_password(postgres):
+    from recommender.service._store_errors import AuditStoreUnreachable
+
+    missing = _with_password(postgres.url("no_such_database"))
+    for url in (missing, missing.replace(f":{PASSWORD}@", "@") + f"?password={PASSWORD}"):
+        with pytest.raises(AuditStoreUnreachable) as refused:
+            AuditLog(url, salt=SALT)
+        message = str(refused.value)
+        assert 'database "no_such_database" does not exist' in message
+        assert PASSWORD not in message and "database server must be reachable" in message
+        assert "SQLite" not in message  # the remedy is the server's, not a file's

@@ -38,7 +38,11 @@ from recommender.service._migrate import head_revision, schema_revision, upgrade
 from recommender.service._readiness import Reason
 from recommender.service._sqlite import AuditFileReplaced, sqlite_file, watch_file
 from recommender.service._store_check import StoreCheck, check_privileges, not_permitted
-from recommender.service._store_errors import AuditStoreDamaged, AuditStoreUnreachable
+from recommender.service._store_errors import (
+    AuditStoreDamaged,
+    AuditStoreUnreachable,
+    shown_store,
+)
 from recommender.service._store_salt import (
     SALT_ENV,
     AuditSaltMismatch,
@@ -159,7 +163,7 @@ class AuditLog:
             self._engine = _make_engine(url, synchronous=DURABILITY[durability])
         except OSError as error:  # a SQLite file's folder that cannot be made
             raise _unopenable(sa.engine.make_url(url), error.strerror) from None
-        shown = self._engine.url.render_as_string(hide_password=True)
+        shown = shown_store(self._engine.url)
         database = sqlite_file(url)
         self._check_file = None if database is None else watch_file(self._engine, database)
         # A database server may go down while the service runs (a SQLite file is checked above).
@@ -204,7 +208,7 @@ class AuditLog:
                 raise
 
     def __repr__(self) -> str:  # never show the salt
-        return f"AuditLog({self._engine.url.render_as_string(hide_password=True)!r})"
+        return f"AuditLog({shown_store(self._engine.url)!r})"
 
     def writable(self) -> bool:
         """Whether the store can take records now (see :meth:`unwritable`)."""
@@ -418,10 +422,15 @@ def _create_owner_only(database: Path) -> None:
 
 
 def _unopenable(url: sa.engine.URL, cause) -> AuditStoreUnreachable:
-    return AuditStoreUnreachable(
-        f"cannot open the audit store {url.render_as_string(hide_password=True)} ({cause}); "
+    remedy = (
         "a SQLite store needs its file and folder readable and writable by this user (it "
-        "keeps a write-ahead log beside the file), a database server must be reachable"
+        "keeps a write-ahead log beside the file)"
+        if url.get_backend_name() == "sqlite"
+        else "the database server must be reachable from here and take this URL's host, "
+        "port, database, user and password"
+    )
+    return AuditStoreUnreachable(
+        f"cannot open the audit store {shown_store(url)} ({cause}); {remedy}"
     )
 
 
@@ -463,7 +472,7 @@ def check_audit_url(url: str) -> None:
 
 def _refused_url(url: str, error: Exception) -> str:
     try:
-        shown = sa.engine.make_url(url).render_as_string(hide_password=True)
+        shown = shown_store(url)
     except sa.exc.ArgumentError:
         shown, reason = None, "it is not a SQLAlchemy URL"
     else:

@@ -18,7 +18,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from recommender.service._sqlite import sqlite_file
-from recommender.service._store_errors import AuditSchemaNewer
+from recommender.service._store_errors import AuditSchemaNewer, shown_store
 
 __all__ = [
     "upgrade_schema",
@@ -89,7 +89,7 @@ def upgrade_schema(engine: sa.Engine) -> str:
     if found is not None and found not in known:
         # Alembic would say "Can't locate revision"; this is a store a newer release upgraded.
         raise AuditSchemaNewer(
-            f"the audit store {engine.url.render_as_string(hide_password=True)} is at schema "
+            f"the audit store {shown_store(engine.url)} is at schema "
             f"revision {found!r}, which this release does not know (it knows "
             f"{', '.join(known)}): a newer release has upgraded it; serve that release, or "
             "give this one another store"

@@ -27,7 +27,11 @@ import sqlalchemy as sa
 from recommender.service._audit_tables import _metadata
 from recommender.service._migrate import VERSION_TABLE
 from recommender.service._readiness import Reason
-from recommender.service._store_errors import AuditMigrationsPending, AuditPrivilegeMissing
+from recommender.service._store_errors import (
+    AuditMigrationsPending,
+    AuditPrivilegeMissing,
+    shown_store,
+)
 
 __all__ = [
     "StoreCheck",
@@ -228,7 +232,7 @@ def not_permitted(url: sa.engine.URL, cause, *, behind: bool):
     first_line = str(cause).strip().splitlines()[0]
     role = "<the service's role>" if not url.username else _identifier(url.username)
     message = (
-        f"the audit store {url.render_as_string(hide_password=True)}: its role may not create "
+        f"the audit store {shown_store(url)}: its role may not create "
         f"or read the audit tables ({first_line}); migrate it once with a role that may "
         "(RECOMMENDER_AUDIT_URL=<that role's URL> alembic -c alembic.ini upgrade head, see "
         f"docs/migrations.md) and grant this one what it uses ({_grants(role)}), or grant "
