@@ -1,5 +1,6 @@
 """The PostgreSQL deployment path attacked: migrations run down and up again, a downgrade that
-would lose corrections, a SQLite migration failing half-way, passwords in every message.
+would lose corrections, a SQLite migration failing half-way, passwords in every message, a
+`serve --check` against a store it cannot use.
 
 One cluster (the suite's, tests/pg_cluster.py, trust authentication: a password in a URL is
 accepted and ignored, so it can be looked for in every message).
@@ -18,7 +19,9 @@ from recommender.service import AuditLog, outcome_history, record_outcomes
 from recommender.service._migrate import _config, head_revision, schema_revision, upgrade_schema
 from recommender.service._store_errors import shown_store
 from service_fixtures import SALT
+from service_fixtures import service_home  # noqa: F401 - a fixture
 from test_loop_outcomes import ARMS, _served
+from test_service_cli import serve_on_a_free_port
 
 PASSWORD = "Never-Shown-4f9c2e"
 # Indexes revision 0007 makes; a downgrade refused must leave them where they were.
@@ -139,7 +142,7 @@ def test_a_sqlite_migration_failing_half_way_leaves_the_store_as_it_was(tmp_path
     engine.dispose()
 
 
-# -- passwords --------------------------------------------------------------------------------
+# -- passwords and serve --check ----------------------------------------------------------------
 def test_a_password_given_as_a_query_parameter_is_hidden_too():
     url = "postgresql+psycopg://svc@db/audit?password=" + PASSWORD + "&sslpassword=" + PASSWORD
     assert PASSWORD not in shown_store(url)
@@ -157,3 +160,55 @@ def test_opening_a_store_that_is_not_there_names_the_database_never_the_password
         assert 'database "no_such_database" does not exist' in message
         assert PASSWORD not in message and "database server must be reachable" in message
         assert "SQLite" not in message  # the remedy is the server's, not a file's
+
+
+def _check(capsys, url, monkeypatch) -> tuple[int, str]:
+    monkeypatch.setenv("RECOMMENDER_AUDIT_URL", url)
+    _, code = serve_on_a_free_port(capsys, "--check")
+    said = capsys.readouterr()
+    return code, said.out + said.err
+
+
+def test_serve_check_reaches_a_server_store_and_changes_nothing(
+    postgres,
+    capsys,
+    monkeypatch,
+    service_home,  # noqa: F811
+):
+    # `--check` said "ready to serve" with a wrong password, host or database.
+    code, said = _check(capsys, _with_password(postgres.url("no_such_database")), monkeypatch)
+    assert code == 1
+    assert 'database "no_such_database" does not exist' in said and PASSWORD not in said
+    assert "crisis answers only" in said
+
+    empty = postgres.database("check")
+    code, said = _check(capsys, _with_password(empty), monkeypatch)
+    assert code == 0 and "not migrated yet" in said and PASSWORD not in said
+    assert schema_revision(sa.create_engine(empty)) is None  # a check migrates nothing
+
+    _migrate(empty, "head")
+    code, said = _check(capsys, empty, monkeypatch)
+    assert code == 0 and f"schema revision {head_revision()}, this release's" in said
+
+
+def test_serve_check_says_a_role_that_may_not_migrate_needs_the_owner(
+    postgres,
+    capsys,
+    monkeypatch,
+    service_home,  # noqa: F811
+):
+    import psycopg
+
+    url = postgres.database("nocreate")
+    database = sa.engine.make_url(url).database
+    with psycopg.connect(
+        f"host=127.0.0.1 port={postgres.port} user=recommender dbname={database}",
+        autocommit=True,
+    ) as connection:
+        connection.execute("CREATE ROLE hostile_reader LOGIN")
+        connection.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    reader = url.replace("recommender@", "hostile_reader@")
+    code, said = _check(capsys, reader, monkeypatch)
+    assert code == 1
+    assert "may not create" in said and "alembic -c alembic.ini upgrade head" in said
+    assert "GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO hostile_reader" in said

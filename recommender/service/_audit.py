@@ -34,7 +34,12 @@ from recommender.errors import InputError
 from recommender.service._audit_export import stored_since
 from recommender.service._audit_tables import SECONDARY_COLUMNS, recommendations, reloads
 from recommender.service._audit_writer import GroupWriter, PendingAppend
-from recommender.service._migrate import head_revision, schema_revision, upgrade_schema
+from recommender.service._migrate import (
+    check_schema_known,
+    head_revision,
+    schema_revision,
+    upgrade_schema,
+)
 from recommender.service._readiness import Reason
 from recommender.service._sqlite import AuditFileReplaced, sqlite_file, watch_file
 from recommender.service._store_check import StoreCheck, check_privileges, not_permitted
@@ -432,6 +437,61 @@ def _unopenable(url: sa.engine.URL, cause) -> AuditStoreUnreachable:
     return AuditStoreUnreachable(
         f"cannot open the audit store {shown_store(url)} ({cause}); {remedy}"
     )
+
+
+# How long `serve --check` waits for a database server to answer.
+_REACH_SECONDS = 10
+
+
+def reach_audit_store(url: str) -> str | None:
+    """Reach a database server's audit store once, changing nothing (``serve --check``): its
+    schema state in a few words, or the refusal opening it would give (an
+    :class:`AuditStoreUnreachable` naming the server's reason, the URL without its password;
+    a newer schema, :class:`AuditSchemaNewer`). ``None`` for SQLite, which has no server: its
+    file is made and migrated when the service starts.
+
+    Unlike opening the store, nothing is migrated: a check run before a rollout leaves the
+    store as the serving release needs it.
+    """
+    check_audit_url(url)
+    backend = sa.engine.make_url(url).get_backend_name()
+    if backend == "sqlite":
+        return None
+    # A host that drops packets is given up on within seconds, as a check should.
+    waits = {"connect_timeout": _REACH_SECONDS} if backend == "postgresql" else {}
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args=waits)
+    try:
+        found = schema_revision(engine)
+    except sa.exc.OperationalError as error:
+        raise _unopenable(engine.url, error.orig) from None
+    except sa.exc.ProgrammingError as error:
+        if getattr(error.orig, "sqlstate", None) != _INSUFFICIENT_PRIVILEGE:
+            raise
+        raise not_permitted(engine.url, error.orig, behind=False) from None
+    finally:
+        engine.dispose()
+    head = head_revision()
+    if found == head:
+        return f"at schema revision {head}, this release's"
+    if found is not None:
+        check_schema_known(engine, found)
+    if backend == "postgresql" and not _may_create(engine):
+        # What opening it would say (AuditMigrationsPending), before the service is started.
+        cause = "permission denied to create tables in its schema"
+        raise not_permitted(engine.url, cause, behind=True)
+    if found is None:
+        return "reached, not migrated yet: the service migrates it at start"
+    return f"reached, at schema revision {found}: the service migrates it to {head} at start"
+
+
+def _may_create(engine: sa.Engine) -> bool:
+    """Whether the URL's role may create tables where the audit tables go (PostgreSQL)."""
+    question = sa.text("SELECT has_schema_privilege(current_schema(), 'CREATE')")
+    try:
+        with engine.connect() as connection:
+            return bool(connection.execute(question).scalar())
+    finally:
+        engine.dispose()
 
 
 # SQLSTATE of a statement the role may not run (PostgreSQL's insufficient_privilege).

@@ -25,6 +25,7 @@ __all__ = [
     "schema_revision",
     "head_revision",
     "begin_atomically",
+    "check_schema_known",
     "VERSION_TABLE",
     "BASELINE",
 ]
@@ -69,6 +70,19 @@ def schema_revision(engine: sa.Engine) -> str | None:
         return connection.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
 
 
+def check_schema_known(engine: sa.Engine, found: str) -> None:
+    """Refuse a store at a revision this release does not know (:class:`AuditSchemaNewer`)."""
+    known = [script.revision for script in _scripts().walk_revisions()][::-1]
+    if found not in known:
+        # Alembic would say "Can't locate revision"; this is a store a newer release upgraded.
+        raise AuditSchemaNewer(
+            f"the audit store {shown_store(engine.url)} is at schema "
+            f"revision {found!r}, which this release does not know (it knows "
+            f"{', '.join(known)}): a newer release has upgraded it; serve that release, or "
+            "give this one another store"
+        )
+
+
 def upgrade_schema(engine: sa.Engine) -> str:
     """Bring the database to the newest revision; returns it.
 
@@ -85,15 +99,8 @@ def upgrade_schema(engine: sa.Engine) -> str:
     found = schema_revision(engine)
     if found == head:
         return head
-    known = [script.revision for script in _scripts().walk_revisions()][::-1]
-    if found is not None and found not in known:
-        # Alembic would say "Can't locate revision"; this is a store a newer release upgraded.
-        raise AuditSchemaNewer(
-            f"the audit store {shown_store(engine.url)} is at schema "
-            f"revision {found!r}, which this release does not know (it knows "
-            f"{', '.join(known)}): a newer release has upgraded it; serve that release, or "
-            "give this one another store"
-        )
+    if found is not None:
+        check_schema_known(engine, found)
     from alembic import command
 
     with _in_process, _exclusive(engine), engine.begin() as connection:
