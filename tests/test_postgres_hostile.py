@@ -1,15 +1,22 @@
 """The PostgreSQL deployment path attacked: migrations run down and up again, a downgrade that
 would lose corrections, a SQLite migration failing half-way, passwords in every message, a
-`serve --check` against a store it cannot use.
+`serve --check` against a store it cannot use, and a real two-worker `recommender serve` whose
+database is stopped under it and started again.
 
 One cluster (the suite's, tests/pg_cluster.py, trust authentication: a password in a URL is
-accepted and ignored, so it can be looked for in every message).
+accepted and ignored, so it can be looked for in every message) and one server for the module.
 """
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import io
+import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from alembic import command
@@ -18,8 +25,8 @@ from alembic.util import CommandError
 from recommender.service import AuditLog, outcome_history, record_outcomes
 from recommender.service._migrate import _config, head_revision, schema_revision, upgrade_schema
 from recommender.service._store_errors import shown_store
-from service_fixtures import SALT
-from service_fixtures import service_home  # noqa: F401 - a fixture
+from service_fixtures import KEYS, SALT, profile, running_server
+from service_fixtures import champion_home, service_home  # noqa: F401 - fixtures
 from test_loop_outcomes import ARMS, _served
 from test_service_cli import serve_on_a_free_port
 
@@ -212,3 +219,104 @@ def test_serve_check_says_a_role_that_may_not_migrate_needs_the_owner(
     assert code == 1
     assert "may not create" in said and "alembic -c alembic.ini upgrade head" in said
     assert "GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO hostile_reader" in said
+
+
+# -- a real two-worker service whose database is stopped and started ------------------------------
+@pytest.fixture(scope="module")
+def two_workers(postgres, champion_home, tmp_path_factory):  # noqa: F811
+    """``recommender serve`` with two workers on a PostgreSQL audit store whose URL holds a
+    password; yields ``(url, audit_url, log_path)``."""
+    folder = tmp_path_factory.mktemp("hostile")
+    audit_url = _with_password(postgres.database("hostile"))
+    env = {"RECOMMENDER_AUDIT_URL": audit_url, "RECOMMENDER_SERVE_WORKERS": "2"}
+    log_path = folder / "serve.log"
+    with running_server(champion_home, env=env, log_path=log_path) as url:
+        yield url, audit_url, log_path
+
+
+def _post(url, route, body, role="program"):
+    headers = {"Authorization": f"Bearer {KEYS[role]}"}
+    return httpx.post(f"{url}/{route}", json=body, headers=headers, timeout=120)
+
+
+def _until(call, status, seconds=60):
+    deadline = time.monotonic() + seconds
+    while (answer := call()).status_code != status and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return answer
+
+
+@contextlib.contextmanager
+def _halted(postgres):
+    postgres.halt()
+    try:
+        yield
+    finally:
+        postgres.start()
+
+
+def test_a_database_stopped_under_two_workers_refuses_clearly_and_recovers_by_itself(
+    two_workers, postgres
+):
+    url, audit_url, log_path = two_workers
+    crisis = profile(person_id="h-crisis", crisis_risk=True)
+    answered = set()  # request ids of the answers given while the store took records
+
+    def recommend(person):
+        return _post(url, "recommend", profile(person_id=person))
+
+    first = recommend("h-0")
+    assert first.status_code == 200, first.text
+    answered.add(first.json()["request_id"])
+    measured = datetime.now(timezone.utc) + timedelta(seconds=1)
+    outcome = {
+        "outcomes": [
+            {
+                "person_id": "h-0",
+                "measured_at": measured.isoformat(),
+                "arm_taken": first.json()["recommended"],
+                "ee_followup": 20,
+                "dp_followup": 7,
+                "pa_followup": 38,
+            }
+        ]
+    }
+    two = [profile(person_id="h-1"), crisis]
+    with _halted(postgres):
+        readyz = _until(lambda: httpx.get(f"{url}/readyz", timeout=30), 503)
+        assert readyz.json()["reason"] == "audit_store_unreachable"
+        assert PASSWORD not in readyz.text and "127.0.0.1" not in readyz.text
+        for _ in range(4):  # new connections: either worker may answer
+            refused = recommend("h-2")
+            assert refused.status_code == 503
+            assert "audit log could not be written" in refused.json()["error"]
+            given = _post(url, "recommend", crisis)
+            assert given.status_code == 200 and given.json()["safety"]["resources"]
+        batch = _post(url, "recommend_batch", {"profiles": two})
+        plan = _post(url, "allocate", {"budget": 100000, "profiles": two})
+        for refused in (batch, plan):
+            assert refused.status_code == 503
+            (saved,) = refused.json()["crisis_results"]
+            assert saved["answer"]["safety"]["resources"]
+        assert "no plan was given" in plan.json()["error"]
+        late = _post(url, "outcomes", outcome)
+        assert late.status_code == 503 and "nothing was recorded" in late.json()["error"]
+
+    # Back without a restart: both workers take records again.
+    assert _until(lambda: httpx.get(f"{url}/readyz", timeout=30), 200).status_code == 200
+    for i in range(6):
+        again = _until(lambda: recommend(f"h-back-{i}"), 200)  # noqa: B023
+        assert again.status_code == 200, again.text
+        answered.add(again.json()["request_id"])
+    recorded = _post(url, "outcomes", outcome)
+    assert recorded.status_code == 200 and recorded.json()["recorded"] == 1
+
+    # Every answer given is in the store and nothing refused is: rows == answers.
+    export = httpx.get(
+        f"{url}/audit/export", headers={"Authorization": f"Bearer {KEYS['auditor']}"}, timeout=60
+    )
+    stored = [row["request_id"] for row in csv.DictReader(io.StringIO(export.text))]
+    assert sorted(stored) == sorted(answered)
+    said = Path(log_path).read_text(errors="replace")
+    assert "not in the audit log" in said  # the crisis answers given meanwhile, in its log
+    assert PASSWORD in audit_url and PASSWORD not in said
