@@ -1,7 +1,8 @@
 """The PostgreSQL deployment path attacked: migrations run down and up again, a downgrade that
 would lose corrections, a SQLite migration failing half-way, passwords in every message, a
 `serve --check` against a store it cannot use, and a real two-worker `recommender serve` whose
-database is stopped under it and started again.
+database is stopped under it and started again; the learning loop's commands with a role that
+may only read and append.
 
 One cluster (the suite's, tests/pg_cluster.py, trust authentication: a password in a URL is
 accepted and ignored, so it can be looked for in every message) and one server for the module.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import os
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -22,7 +24,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.util import CommandError
 
-from recommender.service import AuditLog, outcome_history, record_outcomes
+from recommender.service import AuditLog, logged_cohort, outcome_history, record_outcomes
 from recommender.service._migrate import _config, head_revision, schema_revision, upgrade_schema
 from recommender.service._store_errors import shown_store
 from service_fixtures import KEYS, SALT, profile, running_server
@@ -320,3 +322,62 @@ def test_a_database_stopped_under_two_workers_refuses_clearly_and_recovers_by_it
     said = Path(log_path).read_text(errors="replace")
     assert "not in the audit log" in said  # the crisis answers given meanwhile, in its log
     assert PASSWORD in audit_url and PASSWORD not in said
+
+
+# -- the learning loop's commands, with a role that may only read and append -----------------------
+def test_the_loops_commands_on_postgres_need_only_select_and_insert(
+    postgres,
+    capsys,
+    monkeypatch,
+    service_home,  # noqa: F811
+):
+    import uuid
+
+    import psycopg
+
+    from recommender.cli import main
+
+    owner_url = postgres.database("loop")
+    log = AuditLog(owner_url, salt=SALT)  # migrated by the owner; three people served
+    _served(log, n=3)
+    log.close()
+    role = f"loop_{uuid.uuid4().hex[:8]}"
+    database = sa.engine.make_url(owner_url).database
+    admin = f"host=127.0.0.1 port={postgres.port} user=recommender dbname={database}"
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f"CREATE ROLE {role} LOGIN")
+        connection.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+        connection.execute(f"GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO {role}")
+        connection.execute(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}")
+    monkeypatch.setenv(
+        "RECOMMENDER_AUDIT_URL", _with_password(owner_url).replace("recommender:", f"{role}:")
+    )
+
+    measured = (datetime.now(timezone.utc) + timedelta(minutes=1)).replace(microsecond=0)
+    header = "person_id,measured_at,arm_taken,ee_followup,dp_followup,pa_followup\n"
+
+    def outcomes(name, first_ee):
+        path = service_home / name
+        lines = [f"p-{i},{measured.isoformat()},coaching,{first_ee + i},7,38\n" for i in range(3)]
+        path.write_text(header + "".join(lines))
+        return str(path)
+
+    assert main(["outcomes", "import", outcomes("first.csv", 20)]) == 0
+    assert "recorded 3 outcome(s)" in capsys.readouterr().out
+    assert main(["outcomes", "import", "--correct", outcomes("fixed.csv", 25)]) == 0
+    assert "corrected 3 outcome(s)" in capsys.readouterr().out
+    exported = service_home / "outcomes.csv"
+    assert main(["audit", "export", "--table", "outcomes", "--out", str(exported)]) == 0
+    rows = list(csv.DictReader(io.StringIO(exported.read_text())))
+    assert [row["ee_followup"] for row in rows] == ["20", "21", "22", "25", "26", "27"]
+    assert [bool(row["corrects"]) for row in rows] == [False] * 3 + [True] * 3
+    # Training reads the log from PostgreSQL: the three people, each with their correction
+    # (the stand-in served no one usual care, which training then asks for, after reading).
+    reader = AuditLog(os.environ["RECOMMENDER_AUDIT_URL"], salt=SALT)
+    cohort = logged_cohort(reader)
+    reader.close()
+    assert sorted(cohort["ee_followup"]) == [25, 26, 27]
+    assert main(["train", "--from-log", "--reason", "postgres loop"]) == 2
+    said = capsys.readouterr()
+    assert "no logged row was served usual care" in said.err, said.err
+    assert PASSWORD not in said.out + said.err
