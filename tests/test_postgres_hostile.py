@@ -171,6 +171,44 @@ def test_opening_a_store_that_is_not_there_names_the_database_never_the_password
         assert "SQLite" not in message  # the remedy is the server's, not a file's
 
 
+def test_a_server_that_takes_the_connection_and_never_answers_is_given_up_on(monkeypatch):
+    # A hung server, or a port forwarded to nothing that answers: the connection was waited for
+    # without end, so `recommender serve` never started (no crisis answers either) and a
+    # worker's every reconnection would have hung the same way.
+    import socket
+    import threading
+
+    from recommender.service import reach_audit_store
+    from recommender.service import _store_check
+    from recommender.service._store_errors import AuditStoreUnreachable
+
+    monkeypatch.setattr(_store_check, "CONNECT_SECONDS", 1)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # the kernel completes each handshake; nothing is ever said
+    url = f"postgresql+psycopg://svc:{PASSWORD}@127.0.0.1:{silent.getsockname()[1]}/audit"
+    said = {}
+
+    def open_both():
+        for name, opening in (
+            ("open", lambda: AuditLog(url, salt=SALT)),
+            ("check", lambda: reach_audit_store(url)),
+        ):
+            try:
+                opening()
+            except AuditStoreUnreachable as refused:
+                said[name] = str(refused)
+
+    opener = threading.Thread(target=open_both, daemon=True)
+    opener.start()
+    opener.join(timeout=120)  # a guard against hanging the suite, not a measured claim
+    silent.close()
+    assert not opener.is_alive(), "opening a silent server still waits without end"
+    assert set(said) == {"open", "check"}
+    for message in said.values():
+        assert "timeout expired" in message and PASSWORD not in message
+
+
 def _check(capsys, url, monkeypatch) -> tuple[int, str]:
     monkeypatch.setenv("RECOMMENDER_AUDIT_URL", url)
     _, code = serve_on_a_free_port(capsys, "--check")

@@ -42,7 +42,12 @@ from recommender.service._migrate import (
 )
 from recommender.service._readiness import Reason
 from recommender.service._sqlite import AuditFileReplaced, sqlite_file, watch_file
-from recommender.service._store_check import StoreCheck, check_privileges, not_permitted
+from recommender.service._store_check import (
+    StoreCheck,
+    check_privileges,
+    connect_waits,
+    not_permitted,
+)
 from recommender.service._store_errors import (
     AuditStoreDamaged,
     AuditStoreUnreachable,
@@ -413,7 +418,7 @@ def _make_engine(url: str, *, synchronous: str = "NORMAL") -> sa.Engine:
             cursor.close()
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_waits(url))
 
 
 def _create_owner_only(database: Path) -> None:
@@ -439,10 +444,6 @@ def _unopenable(url: sa.engine.URL, cause) -> AuditStoreUnreachable:
     )
 
 
-# How long `serve --check` waits for a database server to answer.
-_REACH_SECONDS = 10
-
-
 def reach_audit_store(url: str) -> str | None:
     """Reach a database server's audit store once, changing nothing (``serve --check``): its
     schema state in a few words, or the refusal opening it would give (an
@@ -457,9 +458,7 @@ def reach_audit_store(url: str) -> str | None:
     backend = sa.engine.make_url(url).get_backend_name()
     if backend == "sqlite":
         return None
-    # A host that drops packets is given up on within seconds, as a check should.
-    waits = {"connect_timeout": _REACH_SECONDS} if backend == "postgresql" else {}
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args=waits)
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args=connect_waits(url))
     try:
         found = schema_revision(engine)
     except sa.exc.OperationalError as error:

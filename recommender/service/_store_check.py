@@ -38,7 +38,9 @@ __all__ = [
     "CHECK_EVERY",
     "CHECK_WAIT",
     "GRANTS",
+    "CONNECT_SECONDS",
     "check_privileges",
+    "connect_waits",
     "missing_privileges",
     "not_permitted",
 ]
@@ -57,6 +59,21 @@ GRANTS = (
     "GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO {role};",
     "GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role};",
 )
+
+
+# How long a connection to a database server is waited for (libpq's connect_timeout, unless the
+# URL sets its own): without it, a server that accepts the connection and never answers (hung,
+# or a half-open network path) kept `recommender serve` from starting at all, crisis answers
+# included, and would hold every worker thread that opens a connection.
+CONNECT_SECONDS = 10
+
+
+def connect_waits(url: str) -> dict:
+    """The connection arguments that bound how long a connection to ``url`` is waited for."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() != "postgresql" or "connect_timeout" in parsed.query:
+        return {}
+    return {"connect_timeout": CONNECT_SECONDS}
 
 
 class StoreCheck:

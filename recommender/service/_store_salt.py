@@ -30,6 +30,7 @@ from recommender.settings import make_secret_file, read_secret
 from recommender.service._audit_tables import recommendations, store_facts
 from recommender.service._readiness import Reason
 from recommender.service._sqlite import sqlite_file
+from recommender.service._store_check import connect_waits
 from recommender.service._store_errors import AuditStoreUnreachable, StoreRefusal, shown_store
 
 __all__ = [
@@ -180,7 +181,7 @@ def _long_enough(salt: str, where: str, store: str | None = None) -> str:
 def _fingerprint_of(store: str) -> str | None:
     """The salt fingerprint ``store`` keeps, or None (none kept, or it cannot be read)."""
     try:
-        engine = sa.create_engine(store)
+        engine = sa.create_engine(store, connect_args=connect_waits(store))
     except (sa.exc.ArgumentError, ImportError):
         return None
     row = store_facts.c
@@ -205,7 +206,7 @@ def _holds_records(url: str) -> bool:
         database = sqlite_file(url)
         if database is not None and not database.exists():
             return False
-        engine = sa.create_engine(url)
+        engine = sa.create_engine(url, connect_args=connect_waits(url))
     except (sa.exc.ArgumentError, ImportError):
         return False
     try:
