@@ -260,6 +260,17 @@ def test_serve_check_says_a_role_that_may_not_migrate_needs_the_owner(
     assert "may not create" in said and "alembic -c alembic.ini upgrade head" in said
     assert "GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO hostile_reader" in said
 
+    # Migrated by the owner, the role given SELECT alone: every answer would be refused.
+    _migrate(url, "head")
+    with psycopg.connect(
+        f"host=127.0.0.1 port={postgres.port} user=recommender dbname={database}",
+        autocommit=True,
+    ) as connection:
+        connection.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO hostile_reader")
+    code, said = _check(capsys, reader, monkeypatch)
+    assert code == 1 and "INSERT on recommendations" in said
+    assert "GRANT INSERT ON TABLE" in said and "recommendations" in said
+
 
 # -- a real two-worker service whose database is stopped and started ------------------------------
 @pytest.fixture(scope="module")

@@ -471,6 +471,11 @@ def reach_audit_store(url: str) -> str | None:
         engine.dispose()
     head = head_revision()
     if found == head:
+        # What opening it would check: every privilege the service reads and writes with.
+        try:
+            check_privileges(engine, shown=shown_store(engine.url))
+        finally:
+            engine.dispose()
         return f"at schema revision {head}, this release's"
     if found is not None:
         check_schema_known(engine, found)
