@@ -22,8 +22,9 @@ def configure(parser) -> None:
     parser.add_argument(
         "--check",
         action="store_true",
-        help="check the settings, the catalog and that the address is free, then exit "
-        "without serving (make demo does this before it trains)",
+        help="check the settings, the catalog, that the address is free and that a database "
+        "server's audit store can be reached (changing nothing), then exit without serving "
+        "(make demo does this before it trains)",
     )
     parser.add_argument(
         "--print-example",
@@ -61,7 +62,12 @@ def run(args) -> int:
     load_catalog()
     _check_address(host, port)
     if args.check:
-        print(f"ready to serve on http://{host}:{port}: settings and catalog read, port free")
+        store = _reach_audit_store(config)
+        if store is None:
+            return 1
+        print(
+            f"ready to serve on http://{host}:{port}: settings and catalog read, port free{store}"
+        )
         return 0
     _check_audit_store(config)
     _check_champion()
@@ -203,6 +209,29 @@ def _free_port_after(host: str, port: int, family) -> int | None:
                 continue
             return candidate
     return None
+
+
+def _reach_audit_store(config) -> str | None:
+    # A database server is reached once, changing nothing (no migration: a check before a
+    # rollout must not upgrade the store the serving release uses): a wrong password, host or
+    # database is said here rather than only once the service runs. None: it cannot be.
+    import sys
+
+    from recommender.errors import InputError
+    from recommender.service import AuditUrlRefused, reach_audit_store
+
+    try:
+        state = reach_audit_store(config.audit_store)
+    except AuditUrlRefused:
+        raise
+    except InputError as error:
+        print(
+            f"error: {error}; `recommender serve` would start for crisis answers only (/readyz "
+            "not ready; every other answer 503) until it can open the store",
+            file=sys.stderr,
+        )
+        return None
+    return "" if state is None else f", audit store {state}"
 
 
 def _check_audit_store(config) -> None:

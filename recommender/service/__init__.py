@@ -9,6 +9,7 @@ from recommender.service._audit import (
     AuditSaltMismatch,
     AuditSaltMissing,
     AuditUrlRefused,
+    reach_audit_store,
     resolve_salt,
 )
 from recommender.service._audit_export import audit_csv, parse_since
@@ -48,6 +49,7 @@ __all__ = [
     "API_KEYS_ENV",
     "ROLES",
     "AuditLog",
+    "reach_audit_store",
     "AuditSaltMismatch",
     "AuditSaltMissing",
     "AuditUrlRefused",

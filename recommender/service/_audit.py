@@ -34,11 +34,25 @@ from recommender.errors import InputError
 from recommender.service._audit_export import stored_since
 from recommender.service._audit_tables import SECONDARY_COLUMNS, recommendations, reloads
 from recommender.service._audit_writer import GroupWriter, PendingAppend
-from recommender.service._migrate import head_revision, schema_revision, upgrade_schema
+from recommender.service._migrate import (
+    check_schema_known,
+    head_revision,
+    schema_revision,
+    upgrade_schema,
+)
 from recommender.service._readiness import Reason
 from recommender.service._sqlite import AuditFileReplaced, sqlite_file, watch_file
-from recommender.service._store_check import StoreCheck, check_privileges, not_permitted
-from recommender.service._store_errors import AuditStoreDamaged, AuditStoreUnreachable
+from recommender.service._store_check import (
+    StoreCheck,
+    check_privileges,
+    connect_waits,
+    not_permitted,
+)
+from recommender.service._store_errors import (
+    AuditStoreDamaged,
+    AuditStoreUnreachable,
+    shown_store,
+)
 from recommender.service._store_salt import (
     SALT_ENV,
     AuditSaltMismatch,
@@ -159,7 +173,7 @@ class AuditLog:
             self._engine = _make_engine(url, synchronous=DURABILITY[durability])
         except OSError as error:  # a SQLite file's folder that cannot be made
             raise _unopenable(sa.engine.make_url(url), error.strerror) from None
-        shown = self._engine.url.render_as_string(hide_password=True)
+        shown = shown_store(self._engine.url)
         database = sqlite_file(url)
         self._check_file = None if database is None else watch_file(self._engine, database)
         # A database server may go down while the service runs (a SQLite file is checked above).
@@ -204,7 +218,7 @@ class AuditLog:
                 raise
 
     def __repr__(self) -> str:  # never show the salt
-        return f"AuditLog({self._engine.url.render_as_string(hide_password=True)!r})"
+        return f"AuditLog({shown_store(self._engine.url)!r})"
 
     def writable(self) -> bool:
         """Whether the store can take records now (see :meth:`unwritable`)."""
@@ -404,7 +418,7 @@ def _make_engine(url: str, *, synchronous: str = "NORMAL") -> sa.Engine:
             cursor.close()
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_waits(url))
 
 
 def _create_owner_only(database: Path) -> None:
@@ -418,11 +432,70 @@ def _create_owner_only(database: Path) -> None:
 
 
 def _unopenable(url: sa.engine.URL, cause) -> AuditStoreUnreachable:
-    return AuditStoreUnreachable(
-        f"cannot open the audit store {url.render_as_string(hide_password=True)} ({cause}); "
+    remedy = (
         "a SQLite store needs its file and folder readable and writable by this user (it "
-        "keeps a write-ahead log beside the file), a database server must be reachable"
+        "keeps a write-ahead log beside the file)"
+        if url.get_backend_name() == "sqlite"
+        else "the database server must be reachable from here and take this URL's host, "
+        "port, database, user and password"
     )
+    return AuditStoreUnreachable(
+        f"cannot open the audit store {shown_store(url)} ({cause}); {remedy}"
+    )
+
+
+def reach_audit_store(url: str) -> str | None:
+    """Reach a database server's audit store once, changing nothing (``serve --check``): its
+    schema state in a few words, or the refusal opening it would give (an
+    :class:`AuditStoreUnreachable` naming the server's reason, the URL without its password;
+    a newer schema, :class:`AuditSchemaNewer`). ``None`` for SQLite, which has no server: its
+    file is made and migrated when the service starts.
+
+    Unlike opening the store, nothing is migrated: a check run before a rollout leaves the
+    store as the serving release needs it.
+    """
+    check_audit_url(url)
+    backend = sa.engine.make_url(url).get_backend_name()
+    if backend == "sqlite":
+        return None
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args=connect_waits(url))
+    try:
+        found = schema_revision(engine)
+    except sa.exc.OperationalError as error:
+        raise _unopenable(engine.url, error.orig) from None
+    except sa.exc.ProgrammingError as error:
+        if getattr(error.orig, "sqlstate", None) != _INSUFFICIENT_PRIVILEGE:
+            raise
+        raise not_permitted(engine.url, error.orig, behind=False) from None
+    finally:
+        engine.dispose()
+    head = head_revision()
+    if found == head:
+        # What opening it would check: every privilege the service reads and writes with.
+        try:
+            check_privileges(engine, shown=shown_store(engine.url))
+        finally:
+            engine.dispose()
+        return f"at schema revision {head}, this release's"
+    if found is not None:
+        check_schema_known(engine, found)
+    if backend == "postgresql" and not _may_create(engine):
+        # What opening it would say (AuditMigrationsPending), before the service is started.
+        cause = "permission denied to create tables in its schema"
+        raise not_permitted(engine.url, cause, behind=True)
+    if found is None:
+        return "reached, not migrated yet: the service migrates it at start"
+    return f"reached, at schema revision {found}: the service migrates it to {head} at start"
+
+
+def _may_create(engine: sa.Engine) -> bool:
+    """Whether the URL's role may create tables where the audit tables go (PostgreSQL)."""
+    question = sa.text("SELECT has_schema_privilege(current_schema(), 'CREATE')")
+    try:
+        with engine.connect() as connection:
+            return bool(connection.execute(question).scalar())
+    finally:
+        engine.dispose()
 
 
 # SQLSTATE of a statement the role may not run (PostgreSQL's insufficient_privilege).
@@ -463,7 +536,7 @@ def check_audit_url(url: str) -> None:
 
 def _refused_url(url: str, error: Exception) -> str:
     try:
-        shown = sa.engine.make_url(url).render_as_string(hide_password=True)
+        shown = shown_store(url)
     except sa.exc.ArgumentError:
         shown, reason = None, "it is not a SQLAlchemy URL"
     else:

@@ -18,9 +18,17 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from recommender.service._sqlite import sqlite_file
-from recommender.service._store_errors import AuditSchemaNewer
+from recommender.service._store_errors import AuditSchemaNewer, shown_store
 
-__all__ = ["upgrade_schema", "schema_revision", "head_revision", "VERSION_TABLE", "BASELINE"]
+__all__ = [
+    "upgrade_schema",
+    "schema_revision",
+    "head_revision",
+    "begin_atomically",
+    "check_schema_known",
+    "VERSION_TABLE",
+    "BASELINE",
+]
 
 # Not Alembic's default `alembic_version`: the audit tables may share a database with MLflow's
 # tracking store, which keeps its own revision there.
@@ -62,6 +70,19 @@ def schema_revision(engine: sa.Engine) -> str | None:
         return connection.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
 
 
+def check_schema_known(engine: sa.Engine, found: str) -> None:
+    """Refuse a store at a revision this release does not know (:class:`AuditSchemaNewer`)."""
+    known = [script.revision for script in _scripts().walk_revisions()][::-1]
+    if found not in known:
+        # Alembic would say "Can't locate revision"; this is a store a newer release upgraded.
+        raise AuditSchemaNewer(
+            f"the audit store {shown_store(engine.url)} is at schema "
+            f"revision {found!r}, which this release does not know (it knows "
+            f"{', '.join(known)}): a newer release has upgraded it; serve that release, or "
+            "give this one another store"
+        )
+
+
 def upgrade_schema(engine: sa.Engine) -> str:
     """Bring the database to the newest revision; returns it.
 
@@ -78,15 +99,8 @@ def upgrade_schema(engine: sa.Engine) -> str:
     found = schema_revision(engine)
     if found == head:
         return head
-    known = [script.revision for script in _scripts().walk_revisions()][::-1]
-    if found is not None and found not in known:
-        # Alembic would say "Can't locate revision"; this is a store a newer release upgraded.
-        raise AuditSchemaNewer(
-            f"the audit store {engine.url.render_as_string(hide_password=True)} is at schema "
-            f"revision {found!r}, which this release does not know (it knows "
-            f"{', '.join(known)}): a newer release has upgraded it; serve that release, or "
-            "give this one another store"
-        )
+    if found is not None:
+        check_schema_known(engine, found)
     from alembic import command
 
     with _in_process, _exclusive(engine), engine.begin() as connection:
@@ -100,6 +114,23 @@ def upgrade_schema(engine: sa.Engine) -> str:
             command.stamp(config, BASELINE)
         command.upgrade(config, "head")
     return head
+
+
+def begin_atomically(connection: sa.Connection) -> None:
+    """Make a SQLite connection's migration one transaction, as it is on PostgreSQL.
+
+    Python's sqlite3 opens a transaction before INSERT, UPDATE and DELETE only: every CREATE,
+    DROP and ALTER before the first of them is committed at once. A revision that failed (or a
+    process stopped) half-way left its first statements applied under the old revision number:
+    a downgrade of 0007 refused by a unique constraint had already dropped two indexes and left
+    Alembic's copy of the table behind. An explicit BEGIN holds every statement until the one
+    commit (sqlite3 commits and rolls back whatever transaction is open).
+    """
+    if connection.dialect.name != "sqlite":
+        return
+    driver = connection.connection.dbapi_connection
+    if not driver.in_transaction:
+        connection.exec_driver_sql("BEGIN")
 
 
 @contextlib.contextmanager

@@ -27,14 +27,20 @@ import sqlalchemy as sa
 from recommender.service._audit_tables import _metadata
 from recommender.service._migrate import VERSION_TABLE
 from recommender.service._readiness import Reason
-from recommender.service._store_errors import AuditMigrationsPending, AuditPrivilegeMissing
+from recommender.service._store_errors import (
+    AuditMigrationsPending,
+    AuditPrivilegeMissing,
+    shown_store,
+)
 
 __all__ = [
     "StoreCheck",
     "CHECK_EVERY",
     "CHECK_WAIT",
     "GRANTS",
+    "CONNECT_SECONDS",
     "check_privileges",
+    "connect_waits",
     "missing_privileges",
     "not_permitted",
 ]
@@ -53,6 +59,21 @@ GRANTS = (
     "GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO {role};",
     "GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role};",
 )
+
+
+# How long a connection to a database server is waited for (libpq's connect_timeout, unless the
+# URL sets its own): without it, a server that accepts the connection and never answers (hung,
+# or a half-open network path) kept `recommender serve` from starting at all, crisis answers
+# included, and would hold every worker thread that opens a connection.
+CONNECT_SECONDS = 10
+
+
+def connect_waits(url: str) -> dict:
+    """The connection arguments that bound how long a connection to ``url`` is waited for."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() != "postgresql" or "connect_timeout" in parsed.query:
+        return {}
+    return {"connect_timeout": CONNECT_SECONDS}
 
 
 class StoreCheck:
@@ -228,7 +249,7 @@ def not_permitted(url: sa.engine.URL, cause, *, behind: bool):
     first_line = str(cause).strip().splitlines()[0]
     role = "<the service's role>" if not url.username else _identifier(url.username)
     message = (
-        f"the audit store {url.render_as_string(hide_password=True)}: its role may not create "
+        f"the audit store {shown_store(url)}: its role may not create "
         f"or read the audit tables ({first_line}); migrate it once with a role that may "
         "(RECOMMENDER_AUDIT_URL=<that role's URL> alembic -c alembic.ini upgrade head, see "
         f"docs/migrations.md) and grant this one what it uses ({_grants(role)}), or grant "

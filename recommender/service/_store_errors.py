@@ -7,10 +7,13 @@ service's own retries alone, so a caller refused for want of a store is told the
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+
 from recommender.errors import InputError
 from recommender.service._readiness import Reason
 
 __all__ = [
+    "shown_store",
     "StoreRefusal",
     "AuditStoreUnreachable",
     "AuditStoreDamaged",
@@ -18,6 +21,20 @@ __all__ = [
     "AuditMigrationsPending",
     "AuditPrivilegeMissing",
 ]
+
+
+def shown_store(url: str | sa.engine.URL) -> str:
+    """A store's URL as messages and logs show it: no password, neither the one after the user
+    name nor one given as a query parameter (``?password=``, ``sslpassword``, which psycopg
+    takes as well).
+
+    >>> shown_store("postgresql+psycopg://svc:secret@db/audit?password=other&sslmode=require")
+    'postgresql+psycopg://svc:***@db/audit?password=***&sslmode=require'
+    """
+    url = sa.engine.make_url(url) if isinstance(url, str) else url
+    hidden = {key: "***" for key in url.query if "password" in key.lower()}
+    shown = url.update_query_dict(hidden).render_as_string(hide_password=True)
+    return shown.replace("=%2A%2A%2A", "=***")  # the query's stars, as the user name's read
 
 
 class StoreRefusal(InputError):

@@ -30,7 +30,8 @@ from recommender.settings import make_secret_file, read_secret
 from recommender.service._audit_tables import recommendations, store_facts
 from recommender.service._readiness import Reason
 from recommender.service._sqlite import sqlite_file
-from recommender.service._store_errors import AuditStoreUnreachable, StoreRefusal
+from recommender.service._store_check import connect_waits
+from recommender.service._store_errors import AuditStoreUnreachable, StoreRefusal, shown_store
 
 __all__ = [
     "AuditSaltMismatch",
@@ -110,7 +111,7 @@ def resolve_salt(
         if store is not None and _holds_records(store):
             raise AuditSaltMissing(
                 f"no audit salt is given, and none is made for the audit store "
-                f"{_shown(store)}: it holds records, whose person hashes were made with a salt "
+                f"{shown_store(store)}: it holds records, whose person hashes were made with a salt "
                 f"a new one would never match (and a store from before revision 0004 would "
                 f"adopt it). Give this service the salt those records were written with "
                 f"({_WHERE}; the file would be {path}), or another store (audit.url)"
@@ -167,7 +168,7 @@ def _long_enough(salt: str, where: str, store: str | None = None) -> str:
         else "written with the salt an older release was given"
     )
     raise AuditSaltMissing(
-        f"{short}. The audit store {_shown(store)} holds records, {written}: a new salt would "
+        f"{short}. The audit store {shown_store(store)} holds records, {written}: a new salt would "
         "not match their person hashes (outcomes would not link to the answers they follow, "
         "training from the log would count one person as two), and a store from before "
         "revision 0004 would adopt it without a word. Keep this store as the record of what "
@@ -180,7 +181,7 @@ def _long_enough(salt: str, where: str, store: str | None = None) -> str:
 def _fingerprint_of(store: str) -> str | None:
     """The salt fingerprint ``store`` keeps, or None (none kept, or it cannot be read)."""
     try:
-        engine = sa.create_engine(store)
+        engine = sa.create_engine(store, connect_args=connect_waits(store))
     except (sa.exc.ArgumentError, ImportError):
         return None
     row = store_facts.c
@@ -205,7 +206,7 @@ def _holds_records(url: str) -> bool:
         database = sqlite_file(url)
         if database is not None and not database.exists():
             return False
-        engine = sa.create_engine(url)
+        engine = sa.create_engine(url, connect_args=connect_waits(url))
     except (sa.exc.ArgumentError, ImportError):
         return False
     try:
@@ -217,17 +218,13 @@ def _holds_records(url: str) -> bool:
     except sa.exc.SQLAlchemyError as error:
         cause = getattr(error, "orig", None) or error
         raise AuditStoreUnreachable(
-            f"no audit salt is given, and whether the audit store {_shown(url)} holds "
+            f"no audit salt is given, and whether the audit store {shown_store(url)} holds "
             f"records (hashed with a salt a new one would never match) cannot be read now "
             f"({type(cause).__name__}); a salt is made once the store answers "
             f"and holds none, or give the service its salt ({_WHERE})"
         ) from None
     finally:
         engine.dispose()
-
-
-def _shown(store: str) -> str:
-    return sa.engine.make_url(store).render_as_string(hide_password=True)
 
 
 def salt_fingerprint(salt: bytes) -> str:

@@ -14,10 +14,11 @@ import sqlalchemy as sa
 from alembic import context
 
 from recommender.service._audit_tables import _metadata
-from recommender.service._migrate import VERSION_TABLE
+from recommender.service._migrate import VERSION_TABLE, begin_atomically
 
 
 def _run(connection) -> None:
+    begin_atomically(connection)
     context.configure(
         connection=connection,
         target_metadata=_metadata,

@@ -12,6 +12,7 @@ Revises: 0006
 
 import sqlalchemy as sa
 from alembic import op
+from alembic.util import CommandError
 
 revision = "0007"
 down_revision = "0006"
@@ -53,6 +54,21 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     # Only a store without corrections goes back: the earlier schema holds one row a request.
+    # Refused before anything changes (a unique constraint failing half-way says neither why
+    # nor what to do).
+    corrections = (
+        op.get_bind()
+        .execute(sa.text("SELECT count(*) FROM outcomes WHERE corrects IS NOT NULL"))
+        .scalar()
+    )
+    if corrections:
+        raise CommandError(
+            f"revision 0007 cannot be downgraded: the outcomes table holds {corrections} "
+            "correction(s) (rows whose corrects is set), and revision 0006 keeps one outcome "
+            "per recommendation, so going back would lose them; nothing was changed. Keep "
+            "this release, or export the outcomes first (recommender audit export --table "
+            "outcomes) and downgrade a copy of the store without its corrections"
+        )
     op.drop_index(_ONCE, table_name="outcomes")
     op.drop_index(_FIRST, table_name="outcomes")
     with op.batch_alter_table("outcomes") as table:
