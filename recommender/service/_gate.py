@@ -482,7 +482,15 @@ def _too_slow(seconds: float, received: int) -> tuple[int, dict]:
 
 
 def _headers(scope) -> dict[str, str]:
-    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+    """The request's headers by lower-case name; a field given in several lines is combined
+    into one, its values joined by commas as HTTP says (RFC 9110, 5.3). Keeping only the last
+    line let a request carry two keys (``Authorization`` given twice), of which a proxy in front
+    might check one while the service used the other."""
+    headers: dict[str, str] = {}
+    for name, value in scope.get("headers", []):
+        name, value = name.decode("latin-1").lower(), value.decode("latin-1")
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return headers
 
 
 def _replay(body: bytes, receive):

@@ -1,0 +1,111 @@
+"""What red-teaming a served API found: keys sent twice or unreadable, objects of a million
+keys, answers a cache could keep. Checked in process (the ASGI app over the stand-in model).
+
+The hostile bodies and floods measured against a real server are in
+tests/test_service_hostile.py; the key ring itself in tests/test_service_auth.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from recommender.errors import InputError
+from recommender.service import parse_env_keys
+from service_fixtures import (  # noqa: F401  (fixtures)
+    KEYS,
+    PROFILE,
+    asgi_client,
+    auth,
+    linear_model,
+    profile,
+    service_home,
+)
+
+FLAGGED = {"person_id": "c-31", "crisis_risk": True, "role": "nurse"}
+
+
+# -- a key sent twice ----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "first, second",
+    [
+        ("Bearer not-a-key-at-all-000", f"Bearer {KEYS['program']}"),
+        (f"Bearer {KEYS['program']}", "Bearer not-a-key-at-all-000"),
+        (f"Bearer {KEYS['auditor']}", f"Bearer {KEYS['program']}"),
+    ],
+)
+def test_authorization_given_twice_is_refused_whichever_line_holds_the_key(
+    asgi_client, linear_model, first, second
+):
+    # Only the last line counted, so a proxy that checked the first let a second key through.
+    headers = [("authorization", first), ("authorization", second)]
+    response = asgi_client.post("/recommend", json=PROFILE, headers=headers)
+    assert response.status_code == 401, response.text
+    assert "given more than once" in response.json()["error"]
+    assert KEYS["program"] not in response.text and linear_model.calls == []
+
+
+def test_an_api_key_header_given_twice_is_refused(asgi_client):
+    key = KEYS["program"]
+    response = asgi_client.post(
+        "/recommend", json=PROFILE, headers=[("x-api-key", key), ("x-api-key", key)]
+    )
+    assert response.status_code == 401 and "more than once" in response.json()["error"]
+
+
+def test_two_different_keys_in_the_two_headers_are_refused(asgi_client):
+    headers = {**auth("auditor"), "x-api-key": KEYS["program"]}
+    response = asgi_client.post("/recommend", json=PROFILE, headers=headers)
+    assert response.status_code == 401, response.text
+    assert response.json()["error"] == (
+        "two different API keys were sent (Authorization and x-api-key); send one"
+    )
+    # the same key in both is one key
+    same = {**auth("program"), "x-api-key": KEYS["program"]}
+    assert asgi_client.post("/recommend", json=PROFILE, headers=same).status_code == 200
+
+
+def test_a_flagged_profile_sent_with_a_key_given_twice_still_gets_crisis_resources(asgi_client):
+    headers = [("authorization", f"Bearer {KEYS['program']}")] * 2
+    response = asgi_client.post("/recommend", json=FLAGGED, headers=headers)
+    assert response.status_code == 401
+    (crisis,) = response.json()["crisis_results"]
+    assert crisis["answer"]["safety"]["level"] == "crisis"
+    assert crisis["answer"]["safety"]["resources"]
+
+
+def test_a_key_sent_in_the_query_string_is_not_read(asgi_client):
+    # A key in a URL ends in access logs, proxies and browser histories: it is never taken.
+    response = asgi_client.post(
+        f"/recommend?key={KEYS['program']}&api_key={KEYS['program']}", json=PROFILE
+    )
+    assert response.status_code == 401 and KEYS["program"] not in response.text
+
+
+@pytest.mark.parametrize(
+    "key", ["clé-du-programme-0001", "program-key-0001\u00a0x", "tab\tkey-0123456789"]
+)
+def test_a_key_a_header_cannot_carry_is_refused_when_serving_starts_unechoed(key):
+    # A header's bytes are read as latin-1: such a key was accepted, then never matched.
+    with pytest.raises(InputError) as caught:
+        parse_env_keys(f"scientist=sixteen-chars-ok,program={key}")
+    message = str(caught.value)
+    assert "entry 2 (program)" in message and "printable ASCII" in message
+    assert key not in message
+
+
+def test_a_refused_key_and_a_person_id_are_written_nowhere(asgi_client, service_home, caplog):
+    wrong = "a-wrong-key-that-must-not-show-0001"
+    flagged = {**FLAGGED, "person_id": "person-who-must-not-show"}
+    for body in (flagged, profile(person_id="person-who-must-not-show")):
+        response = asgi_client.post("/recommend", json=body, headers={"x-api-key": wrong})
+        assert response.status_code == 401
+        assert wrong not in response.text and "person-who-must-not-show" not in response.text
+    served = asgi_client.post(
+        "/recommend", json=profile(person_id="person-who-must-not-show"), headers=auth("program")
+    )
+    assert served.status_code == 200
+    stored = b"".join(path.read_bytes() for path in service_home.glob("audit.db*"))
+    assert stored, "no audit store was written"
+    for secret in (wrong, "person-who-must-not-show", KEYS["program"]):
+        assert secret.encode() not in stored
+        assert secret not in caplog.text
