@@ -7,10 +7,14 @@ tests/test_service_hostile.py; the key ring itself in tests/test_service_auth.py
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from recommender.errors import InputError
 from recommender.service import parse_env_keys
+from recommender.service._gate import MAX_OBJECT_KEYS
+from recommender.service._problems import MAX_UNKNOWN_FIELDS
 from service_fixtures import (  # noqa: F401  (fixtures)
     KEYS,
     PROFILE,
@@ -109,3 +113,85 @@ def test_a_refused_key_and_a_person_id_are_written_nowhere(asgi_client, service_
     for secret in (wrong, "person-who-must-not-show", KEYS["program"]):
         assert secret.encode() not in stored
         assert secret not in caplog.text
+
+
+# -- objects of very many keys ------------------------------------------------------------------
+def _object_of(keys: int, **fields) -> bytes:
+    members = [f'"k{i}": 1' for i in range(keys - len(fields))]
+    members += [f"{json.dumps(k)}: {json.dumps(v)}" for k, v in fields.items()]
+    return ("{" + ", ".join(members) + "}").encode()
+
+
+@pytest.mark.parametrize("route", ["/recommend", "/recommend_batch", "/allocate", "/outcomes"])
+def test_an_object_of_more_keys_than_any_the_api_holds_is_refused_naming_the_limit(
+    asgi_client, linear_model, route
+):
+    # An object of a million unknown keys (10 MB) took the worker half a minute and 3 GB, and
+    # its 422 listed each key (250 MB).
+    role = "program"
+    response = asgi_client.post(
+        route,
+        content=_object_of(100_000),
+        headers={**auth(role), "content-type": "application/json"},
+    )
+    assert response.status_code == 400, response.text[:300]
+    (problem,) = response.json()["problems"]
+    assert problem["field"] == "body" and problem["message"] == "too many keys in one object"
+    assert f"at most {MAX_OBJECT_KEYS} keys" in problem["accepted"]
+    assert linear_model.calls == []
+
+
+def test_an_object_of_as_many_keys_as_allowed_is_read_and_each_unknown_key_named(asgi_client):
+    body = json.loads(_object_of(MAX_OBJECT_KEYS, **PROFILE))
+    assert len(body) == MAX_OBJECT_KEYS
+    response = asgi_client.post("/recommend", json=body, headers=auth("program"))
+    assert response.status_code == 422
+    assert len(response.json()["problems"]) == MAX_OBJECT_KEYS - len(PROFILE)
+
+
+def test_a_flagged_profile_of_too_many_keys_still_gets_crisis_resources(asgi_client):
+    body = _object_of(MAX_OBJECT_KEYS + 1, person_id="c-32", crisis_risk=True)
+    response = asgi_client.post(
+        "/recommend", content=body, headers={**auth("program"), "content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    (crisis,) = response.json()["crisis_results"]
+    assert crisis["answer"]["safety"]["level"] == "crisis"
+
+
+@pytest.mark.parametrize("route", ["/recommend_batch", "/allocate"])
+def test_an_entry_of_many_unknown_fields_gets_one_problem_and_a_batch_answers_the_others(
+    asgi_client, route
+):
+    crowded = {**profile(person_id="p-2"), **{f"note_{i}": i for i in range(40)}}
+    few = {**profile(person_id="p-3"), **{f"note_{i}": i for i in range(MAX_UNKNOWN_FIELDS)}}
+    rows = [profile(person_id="p-1"), crowded, few]
+    response = asgi_client.post(route, json={"profiles": rows}, headers=auth("program"))
+    body = response.json()
+    if route == "/recommend_batch":
+        assert response.status_code == 200, response.text
+        assert body["result_index"] == [0]
+        errors = {error["index"]: error["problems"] for error in body["errors"]}
+    else:  # a plan is made for every entry or none
+        assert response.status_code == 422, response.text
+        errors = {}
+        for problem in body["problems"]:
+            index = int(problem["field"].split("[")[1].split("]")[0])
+            errors.setdefault(index, []).append(problem)
+    (one,) = errors[1]
+    assert one["field"] == "profiles[1]" and one["value"] == "(not shown)"
+    assert one["message"].startswith("40 fields this row does not take")
+    assert one["accepted"].startswith("no such field; known fields: person_id, age")
+    # up to MAX_UNKNOWN_FIELDS more fields than a profile has, each is still named
+    assert {p["field"] for p in errors[2]} == {
+        f"profiles[2].note_{i}" for i in range(MAX_UNKNOWN_FIELDS)
+    }
+
+
+def test_an_outcome_row_of_many_unknown_fields_gets_one_problem(asgi_client):
+    row = {"person_id": "p-1", **{f"note_{i}": i for i in range(40)}}
+    response = asgi_client.post("/outcomes", json={"outcomes": [row]}, headers=auth("program"))
+    assert response.status_code == 422, response.text
+    (problem,) = response.json()["problems"]
+    assert problem["field"] == "outcomes[0]" and "41 fields" not in problem["message"]
+    assert problem["message"].startswith("40 fields this row does not take")

@@ -35,7 +35,7 @@ from recommender.service._crisis import crisis_in_query, may_be_flagged
 from recommender.service._known_routes import METHOD_NOT_TAKEN, method_not_taken
 from recommender.service._readiness import Reason, not_ready_body, stale_body
 
-__all__ = ["Gate", "MAX_BODY_BYTES", "MAX_JSON_DEPTH"]
+__all__ = ["Gate", "MAX_BODY_BYTES", "MAX_JSON_DEPTH", "MAX_OBJECT_KEYS"]
 
 log = logging.getLogger("recommender.service")
 
@@ -44,6 +44,11 @@ MAX_BODY_BYTES = 32 * 1024 * 1024
 # The deepest body the API defines is 4 levels (a batch, its list, a profile, its `offered`
 # list); parsers recurse per level, so far deeper bodies are refused before any parser runs.
 MAX_JSON_DEPTH = 32
+# The most keys any one object of the API holds is a profile's (13 fields and a model's extra
+# features). A validator spends about 15 us and a few kB on each key it refuses, so an object of
+# a million unknown keys (10 MB) took half a minute and 3 GB; far larger objects are refused
+# before any validator runs.
+MAX_OBJECT_KEYS = 256
 
 
 def _may_flag(body: bytes, query) -> bool:
@@ -285,7 +290,15 @@ class _DuplicateKey(ValueError):
         self.key = key
 
 
+class _TooManyKeys(ValueError):
+    def __init__(self, count: int):
+        super().__init__(f"an object with {count:,} keys")
+        self.count = count
+
+
 def _refuse_duplicates(pairs: list) -> dict:
+    if len(pairs) > MAX_OBJECT_KEYS:
+        raise _TooManyKeys(len(pairs))
     # Most JSON parsers keep the last of two equal keys, so '"crisis_risk": true, ...,
     # "crisis_risk": false' would silently switch a crisis flag off; no reading is safe.
     obj = dict(pairs)
@@ -360,6 +373,19 @@ def _unparsable(body: bytes) -> tuple[int, dict] | None:
                     "value": None,
                     "message": "duplicate key",
                     "accepted": "each key at most once per object",
+                }
+            ],
+        }
+    except _TooManyKeys as many:
+        return 400, {
+            "error": f"body: {many}; at most {MAX_OBJECT_KEYS} are accepted in one object",
+            "problems": [
+                {
+                    "field": "body",
+                    "value": None,
+                    "message": "too many keys in one object",
+                    "accepted": f"at most {MAX_OBJECT_KEYS} keys in any one object "
+                    "(see /docs.json)",
                 }
             ],
         }
