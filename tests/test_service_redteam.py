@@ -195,3 +195,97 @@ def test_an_outcome_row_of_many_unknown_fields_gets_one_problem(asgi_client):
     (problem,) = response.json()["problems"]
     assert problem["field"] == "outcomes[0]" and "41 fields" not in problem["message"]
     assert problem["message"].startswith("40 fields this row does not take")
+
+
+# -- what a browser, a proxy or a cache may do with an answer -------------------------------------
+@pytest.mark.parametrize(
+    "method, path, role, body",
+    [
+        ("POST", "/recommend", "program", PROFILE),
+        ("POST", "/recommend", "program", FLAGGED),
+        ("POST", "/recommend", None, FLAGGED),
+        ("POST", "/recommend_batch", "program", {"profiles": [PROFILE]}),
+        ("POST", "/allocate", "program", {"profiles": [PROFILE]}),
+        ("GET", "/model_card", "auditor", None),
+        ("GET", "/model_card.json", "auditor", None),
+        ("GET", "/audit/export", "auditor", None),
+        ("GET", "/", None, None),
+        ("GET", "/no/such/route", None, None),
+    ],
+)
+def test_no_answer_may_be_kept_by_a_cache_nor_read_as_another_type(
+    asgi_client, method, path, role, body
+):
+    headers = auth(role) if role else {}
+    response = asgi_client.request(method, path, json=body, headers=headers)
+    assert response.status_code < 500, response.text
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_the_favicon_keeps_its_own_cache_time(asgi_client):
+    response = asgi_client.get("/favicon.ico")
+    assert response.status_code == 204
+    assert response.headers["cache-control"] == "max-age=86400"
+
+
+def test_a_page_of_another_site_is_not_let_in_by_cors(asgi_client):
+    # No Access-Control-Allow-Origin: a browser showing another site's page may not read an
+    # answer, and its preflight for a key header is refused.
+    origin = {"origin": "https://elsewhere.example"}
+    preflight = asgi_client.options(
+        "/recommend",
+        headers={
+            **origin,
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "authorization, content-type",
+        },
+    )
+    assert preflight.status_code == 405 and preflight.headers["allow"] == "POST"
+    answer = asgi_client.post("/recommend", json=PROFILE, headers={**origin, **auth("program")})
+    assert answer.status_code == 200
+    for response in (preflight, answer):
+        assert not any(name.startswith("access-control-") for name in response.headers)
+
+
+@pytest.mark.parametrize(
+    "path", ["/model_card/../audit/export", "/model_card/..%2Faudit", "/%2e%2e/audit/export"]
+)
+def test_dot_dot_never_leads_from_one_route_to_another(asgi_client, path):
+    # Sent as it is: an HTTP client (the test client's too) would resolve the dots itself.
+    status, text = _get_as_sent(asgi_client, path, auth("auditor"))
+    assert status == 404, text
+    assert "person_hash" not in text
+    # the route itself, asked the same way, answers
+    assert _get_as_sent(asgi_client, "/audit/export", auth("auditor"))[0] == 200
+
+
+def _get_as_sent(client, raw_path: str, headers: dict) -> tuple[int, str]:
+    """GET ``raw_path`` from the client's app as it is, on the client's event loop."""
+    from urllib.parse import unquote
+
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": unquote(raw_path),
+        "raw_path": raw_path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }
+    sent: list[dict] = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    client.portal.call(client.app, scope, receive, send)
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    text = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return status, text.decode()

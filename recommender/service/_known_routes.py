@@ -31,6 +31,8 @@ class KnownRoutes:
     for by themselves, is answered 204 (no icon) rather than 404. A known path asked with a
     method it does not take is answered 405 here, in the service's error body, naming the
     methods it takes (BentoML, FastAPI and the landing page each had a body of their own).
+    Every answer goes out with ``Cache-Control: no-store`` (unless it sets its own) and
+    ``X-Content-Type-Options: nosniff``.
 
     Parameters
     ----------
@@ -69,6 +71,8 @@ class KnownRoutes:
     async def __call__(self, scope, receive, send):
         from starlette.responses import JSONResponse, Response
 
+        if scope["type"] == "http":
+            send = _with_answer_headers(send)
         taken = self.methods.get(scope.get("path")) if scope["type"] == "http" else None
         method = scope.get("method")
         if taken and method not in taken and not (method == "HEAD" and "GET" in taken):
@@ -106,6 +110,25 @@ class KnownRoutes:
                 status_code=404,
             )
         return await response(scope, receive, send)
+
+
+# Every answer may hold health-related data (a profile's scores, a crisis answer, the audit
+# trail) or say what the service is: no cache along the way (a proxy, the browser's disk) keeps
+# one, and no browser reads a body as another type than it is sent as (the card is HTML built
+# from the registry's text). An answer that sets its own Cache-Control (the favicon's) keeps it.
+_ANSWER_HEADERS = ((b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff"))
+
+
+def _with_answer_headers(send):
+    async def send_with_headers(message):
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", []))
+            present = {name.lower() for name, _ in headers}
+            headers += [(name, value) for name, value in _ANSWER_HEADERS if name not in present]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return send_with_headers
 
 
 def _headers_only(send):
@@ -146,5 +169,4 @@ def method_not_taken(method: str, path: str, taken: tuple[str, ...]) -> tuple[in
 _LANDING_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
     "base-uri 'none'; form-action 'none'",
-    "X-Content-Type-Options": "nosniff",
 }
