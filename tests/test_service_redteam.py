@@ -289,3 +289,17 @@ def _get_as_sent(client, raw_path: str, headers: dict) -> tuple[int, str]:
     status = next(m["status"] for m in sent if m["type"] == "http.response.start")
     text = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return status, text.decode()
+
+
+# -- numbers ------------------------------------------------------------------------------------
+def test_a_number_of_thousands_of_digits_is_refused_without_the_servers_own_advice(asgi_client):
+    text = json.dumps(PROFILE).replace('"age": 44', '"age": 1' + "0" * 5000)
+    response = asgi_client.post(
+        "/recommend",
+        content=text.encode(),
+        headers={**auth("program"), "content-type": "application/json"},
+    )
+    assert response.status_code == 400
+    (problem,) = response.json()["problems"]
+    assert problem["field"] == "body" and "value has 5001 digits" in problem["message"]
+    assert "4300 digits" in problem["message"] and "sys." not in response.text

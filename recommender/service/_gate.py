@@ -390,7 +390,10 @@ def _unparsable(body: bytes) -> tuple[int, dict] | None:
             ],
         }
     except Exception as error:  # noqa: BLE001 - whatever the parser raises, the body is at fault
-        detail = f"{type(error).__name__}: {str(error)[:200]}"
+        # Python's own advice (a setting of the server's) is no use to the sender: the limit
+        # and the number's length are what it can act on.
+        said = str(error).split("; use sys.set_int_max_str_digits()")[0]
+        detail = f"{type(error).__name__}: {said[:200]}"
         return 400, {
             "error": f"body: Invalid JSON ({detail}); accepted: a JSON object with "
             "the documented fields (see /docs.json)",
