@@ -213,7 +213,7 @@ def test_an_outcome_row_of_many_unknown_fields_gets_one_problem(asgi_client):
         ("GET", "/no/such/route", None, None),
     ],
 )
-def test_no_answer_may_be_kept_by_a_cache_nor_read_as_another_type(
+def test_no_answer_may_be_cached_sniffed_framed_or_run_scripts(
     asgi_client, method, path, role, body
 ):
     headers = auth(role) if role else {}
@@ -221,6 +221,9 @@ def test_no_answer_may_be_kept_by_a_cache_nor_read_as_another_type(
     assert response.status_code < 500, response.text
     assert response.headers["cache-control"] == "no-store"
     assert response.headers["x-content-type-options"] == "nosniff"
+    policy = response.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy
+    assert "script-src" not in policy
 
 
 def test_the_favicon_keeps_its_own_cache_time(asgi_client):

@@ -31,8 +31,9 @@ class KnownRoutes:
     for by themselves, is answered 204 (no icon) rather than 404. A known path asked with a
     method it does not take is answered 405 here, in the service's error body, naming the
     methods it takes (BentoML, FastAPI and the landing page each had a body of their own).
-    Every answer goes out with ``Cache-Control: no-store`` (unless it sets its own) and
-    ``X-Content-Type-Options: nosniff``.
+    Every answer goes out with ``Cache-Control: no-store`` (unless it sets its own),
+    ``X-Content-Type-Options: nosniff`` and a Content-Security-Policy that lets a page run no
+    script, load nothing from elsewhere and be framed by no other site.
 
     Parameters
     ----------
@@ -96,9 +97,7 @@ class KnownRoutes:
         if scope["type"] == "websocket":
             return await send({"type": "websocket.close", "code": 1008})
         if scope.get("path") == "/" and scope.get("method") in ("GET", "HEAD"):
-            response = Response(
-                self.landing(scope), media_type="text/html; charset=utf-8", headers=_LANDING_HEADERS
-            )
+            response = Response(self.landing(scope), media_type="text/html; charset=utf-8")
         elif scope.get("path") == "/favicon.ico" and scope.get("method") in ("GET", "HEAD"):
             # Browsers ask for it by themselves on every site they open: a 404 would be an
             # error in the console of every page (the card, /docs.json). There is no icon.
@@ -115,8 +114,19 @@ class KnownRoutes:
 # Every answer may hold health-related data (a profile's scores, a crisis answer, the audit
 # trail) or say what the service is: no cache along the way (a proxy, the browser's disk) keeps
 # one, and no browser reads a body as another type than it is sent as (the card is HTML built
-# from the registry's text). An answer that sets its own Cache-Control (the favicon's) keeps it.
-_ANSWER_HEADERS = ((b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff"))
+# from the registry's text). The pages (the landing page, the card) need no script and load
+# nothing from elsewhere (the card's figures are data: URLs), and no other site may frame them;
+# the browser is told so. An answer that sets its own header (the favicon's Cache-Control)
+# keeps it.
+_ANSWER_HEADERS = (
+    (b"cache-control", b"no-store"),
+    (b"x-content-type-options", b"nosniff"),
+    (
+        b"content-security-policy",
+        b"default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; "
+        b"form-action 'none'; frame-ancestors 'none'",
+    ),
+)
 
 
 def _with_answer_headers(send):
@@ -163,10 +173,3 @@ def method_not_taken(method: str, path: str, taken: tuple[str, ...]) -> tuple[in
         },
         {"Allow": allowed},
     )
-
-
-# The landing page needs no script and loads nothing from elsewhere; the browser is told so.
-_LANDING_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-    "base-uri 'none'; form-action 'none'",
-}
