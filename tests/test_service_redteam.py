@@ -306,3 +306,46 @@ def test_a_number_of_thousands_of_digits_is_refused_without_the_servers_own_advi
     (problem,) = response.json()["problems"]
     assert problem["field"] == "body" and "value has 5001 digits" in problem["message"]
     assert "4300 digits" in problem["message"] and "sys." not in response.text
+
+
+# -- long lists and large profiles ----------------------------------------------------------------
+def test_a_profile_body_over_64_kib_is_refused_and_a_flagged_one_still_gets_resources(
+    asgi_client, linear_model
+):
+    # A 32 MiB profile of four million numbers missing its fields cost 16 s and 2.3 GB: each of
+    # the validator's errors converted the whole object anew.
+    big = {**PROFILE, "offered": [0] * 40_000}
+    response = asgi_client.post("/recommend", json=big, headers=auth("program"))
+    assert response.status_code == 413, response.text[:300]
+    (problem,) = response.json()["problems"]
+    assert problem["field"] == "body" and problem["accepted"] == "at most 65,536 bytes"
+    assert linear_model.calls == []
+    flagged = asgi_client.post(
+        "/recommend", json={**big, "crisis_risk": True}, headers=auth("program")
+    )
+    assert flagged.status_code == 413
+    (crisis,) = flagged.json()["crisis_results"]
+    assert crisis["answer"]["safety"]["level"] == "crisis"
+    # a batch takes as many bytes as its profiles need
+    rows = {"profiles": [profile(person_id=f"p-{i}") for i in range(400)]}
+    assert (
+        asgi_client.post("/recommend_batch", json=rows, headers=auth("program")).status_code == 200
+    )
+
+
+def test_an_offered_list_far_too_long_is_one_problem_and_the_batch_answers_the_others(
+    asgi_client,
+):
+    # Its length was checked after each item: 100,000 numbers were 100,000 errors first.
+    rows = [profile(person_id="p-1"), profile(person_id="p-2", offered=[0] * 100_000)]
+    response = asgi_client.post(
+        "/recommend_batch", json={"profiles": rows}, headers=auth("program")
+    )
+    assert response.status_code == 200, response.text[:300]
+    assert response.json()["result_index"] == [0]
+    (error,) = response.json()["errors"]
+    (problem,) = error["problems"]
+    assert problem["field"] == "profiles[1].offered"
+    assert problem["message"] == "List should have at most 64 items, not 100000"
+    assert problem["value"].startswith("[0, 0, 0") and problem["value"].endswith("...")
+    assert len(problem["value"]) == 123

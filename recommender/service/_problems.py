@@ -72,10 +72,15 @@ def _short(value: Any) -> Any:
         return value if abs(value) < 10**15 else _short(str(value))
     if isinstance(value, str):
         return value if len(value) <= _MAX_VALUE_CHARS else value[:_MAX_VALUE_CHARS] + "..."
+    shown = value
+    if isinstance(value, (list, tuple)) and len(value) > _MAX_VALUE_CHARS:
+        # Its first items alone fill the shown text (each takes a character and a comma at
+        # least): a million of them are not written out first.
+        shown = list(value[:_MAX_VALUE_CHARS])
     try:
-        text = json.dumps(value, allow_nan=False)
+        text = json.dumps(shown, allow_nan=False)
     except (TypeError, ValueError):
-        text = repr(value)
+        text = repr(shown)
     else:
         if len(text) <= _MAX_VALUE_CHARS:
             return value  # small lists and objects are echoed as they came
