@@ -101,6 +101,14 @@ def parse_env_keys(text: str | None, *, source: str = API_KEYS_ENV) -> list[tupl
                     "of the key's SHA-256 digest (ROLE=sha256:HEX), or give the key itself"
                 )
             pairs.append((role, digest.lower()))
+        elif not (key.isascii() and key.isprintable()):
+            # A header carries its bytes as latin-1 text: a key of other characters (an accented
+            # letter, a pasted no-break space) would never match its own digest.
+            raise InputError(
+                f"{source} entry {i + 1} ({role}): the key holds a character other than "
+                f"printable ASCII, which an HTTP header does not carry as it is; make one with "
+                f"{MAKE_KEY}"
+            )
         elif len(key) < MIN_KEY_CHARS:
             raise InputError(
                 f"{source} entry {i + 1} ({role}): the key has {len(key)} characters, and a key "
@@ -192,9 +200,18 @@ def authorize(path: str, headers: Mapping[str, str], keyring: KeyRing) -> Decisi
             401,
             message="an API key is required: send 'Authorization: Bearer KEY' or 'x-api-key: KEY'",
         )
+    other = headers.get("x-api-key", "").strip()
+    if other and other != key:
+        # Which of two keys counts is no guess to make: a proxy in front may check the other.
+        return Decision(
+            401, message="two different API keys were sent (Authorization and x-api-key); send one"
+        )
     roles = keyring.roles_of(key)
     if not roles:
-        return Decision(401, message="the API key is not valid")
+        # A header given twice reaches here as one value, its lines joined by a comma (which no
+        # key of RECOMMENDER_API_KEYS holds: it separates its entries with commas).
+        twice = " (a key header was given more than once: send one)" if "," in key else ""
+        return Decision(401, message=f"the API key is not valid{twice}")
     granted = sorted(roles & allowed)
     if not granted:
         return Decision(

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from pydantic import ValidationError
 
 from recommender.errors import InputError
+from recommender.service._problems import MAX_UNKNOWN_FIELDS, too_many_fields
 
 __all__ = ["RequestChecking"]
 
@@ -26,6 +27,9 @@ class RequestChecking:
         InputError
             With ``problems`` naming field, value and what is accepted.
         """
+        many = too_many_fields(raw, self.profiles.fields, prefix=prefix)
+        if many:
+            raise InputError(_summary(many), problems=many)
         try:
             row = self.profiles.validate(raw)
         except ValidationError as error:
@@ -40,7 +44,11 @@ class RequestChecking:
         One pydantic call checks the whole list when it is valid (the usual case); otherwise
         every entry is checked on its own so that each error names its entry.
         """
+        limit = len(self.profiles.fields) + MAX_UNKNOWN_FIELDS
         try:
+            # A row over the limit is refused on its own, before any validator reads it.
+            if any(isinstance(raw, Mapping) and len(raw) > limit for raw in raws):
+                raise InputError("a row holds too many fields")
             rows = self.profiles.validate_many(raws)
             for i, row in enumerate(rows):
                 self.check_offered(row, prefix=f"{field}[{i}]")

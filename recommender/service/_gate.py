@@ -35,7 +35,13 @@ from recommender.service._crisis import crisis_in_query, may_be_flagged
 from recommender.service._known_routes import METHOD_NOT_TAKEN, method_not_taken
 from recommender.service._readiness import Reason, not_ready_body, stale_body
 
-__all__ = ["Gate", "MAX_BODY_BYTES", "MAX_JSON_DEPTH"]
+__all__ = [
+    "Gate",
+    "MAX_BODY_BYTES",
+    "MAX_JSON_DEPTH",
+    "MAX_OBJECT_KEYS",
+    "MAX_PROFILE_BODY_BYTES",
+]
 
 log = logging.getLogger("recommender.service")
 
@@ -44,6 +50,11 @@ MAX_BODY_BYTES = 32 * 1024 * 1024
 # The deepest body the API defines is 4 levels (a batch, its list, a profile, its `offered`
 # list); parsers recurse per level, so far deeper bodies are refused before any parser runs.
 MAX_JSON_DEPTH = 32
+# The most keys any one object of the API holds is a profile's (13 fields and a model's extra
+# features). A validator spends about 15 us and a few kB on each key it refuses, so an object of
+# a million unknown keys (10 MB) took half a minute and 3 GB; far larger objects are refused
+# before any validator runs.
+MAX_OBJECT_KEYS = 256
 
 
 def _may_flag(body: bytes, query) -> bool:
@@ -53,20 +64,32 @@ def _may_flag(body: bytes, query) -> bool:
     return query is not None or may_be_flagged(body)
 
 
-_TOO_LARGE = (
-    413,
-    {
-        "error": f"the request body is larger than {MAX_BODY_BYTES:,} bytes",
+# One profile is a few hundred bytes (a kilobyte with every arm offered). A validator's error
+# carries the object it was found in, converted anew for each error: a 32 MiB profile of four
+# million numbers missing its ten fields cost 16 s and 2.3 GB.
+MAX_PROFILE_BODY_BYTES = 64 * 1024
+_BODY_LIMITS = {"/recommend": MAX_PROFILE_BODY_BYTES}
+
+
+def _too_large_for(path: str, body: bytes) -> tuple[int, dict] | None:
+    """The 413 of a body the route's model is not given (it parsed: a body that does not
+    is refused for that first)."""
+    limit = _BODY_LIMITS.get(path.rstrip("/"))
+    return None if limit is None or len(body) <= limit else _too_large(limit)
+
+
+def _too_large(limit: int) -> tuple[int, dict]:
+    return 413, {
+        "error": f"the request body is larger than {limit:,} bytes",
         "problems": [
             {
                 "field": "body",
                 "value": None,
-                "accepted": f"at most {MAX_BODY_BYTES:,} bytes",
+                "accepted": f"at most {limit:,} bytes",
                 "message": "too large",
             }
         ],
-    },
-)
+    }
 
 
 def _json_response(status: int, payload: dict, headers: dict | None = None):
@@ -151,10 +174,14 @@ class Gate:
         if not too_large:
             body = body if body.strip() else b"{}"  # no body is an empty object, not bad JSON
         refusal = unread or (
-            _TOO_LARGE
+            _too_large(MAX_BODY_BYTES)
             if too_large
             else _sent_as(
-                _unparsable(body) or _invalid(model, body, known, accepted), body, headers
+                _unparsable(body)
+                or _too_large_for(path, body)
+                or _invalid(model, body, known, accepted),
+                body,
+                headers,
             )
         )
         # A flag in the query string flags the whole request, whatever the body says.
@@ -285,7 +312,15 @@ class _DuplicateKey(ValueError):
         self.key = key
 
 
+class _TooManyKeys(ValueError):
+    def __init__(self, count: int):
+        super().__init__(f"an object with {count:,} keys")
+        self.count = count
+
+
 def _refuse_duplicates(pairs: list) -> dict:
+    if len(pairs) > MAX_OBJECT_KEYS:
+        raise _TooManyKeys(len(pairs))
     # Most JSON parsers keep the last of two equal keys, so '"crisis_risk": true, ...,
     # "crisis_risk": false' would silently switch a crisis flag off; no reading is safe.
     obj = dict(pairs)
@@ -363,8 +398,24 @@ def _unparsable(body: bytes) -> tuple[int, dict] | None:
                 }
             ],
         }
+    except _TooManyKeys as many:
+        return 400, {
+            "error": f"body: {many}; at most {MAX_OBJECT_KEYS} are accepted in one object",
+            "problems": [
+                {
+                    "field": "body",
+                    "value": None,
+                    "message": "too many keys in one object",
+                    "accepted": f"at most {MAX_OBJECT_KEYS} keys in any one object "
+                    "(see /docs.json)",
+                }
+            ],
+        }
     except Exception as error:  # noqa: BLE001 - whatever the parser raises, the body is at fault
-        detail = f"{type(error).__name__}: {str(error)[:200]}"
+        # Python's own advice (a setting of the server's) is no use to the sender: the limit
+        # and the number's length are what it can act on.
+        said = str(error).split("; use sys.set_int_max_str_digits()")[0]
+        detail = f"{type(error).__name__}: {said[:200]}"
         return 400, {
             "error": f"body: Invalid JSON ({detail}); accepted: a JSON object with "
             "the documented fields (see /docs.json)",
@@ -482,7 +533,15 @@ def _too_slow(seconds: float, received: int) -> tuple[int, dict]:
 
 
 def _headers(scope) -> dict[str, str]:
-    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+    """The request's headers by lower-case name; a field given in several lines is combined
+    into one, its values joined by commas as HTTP says (RFC 9110, 5.3). Keeping only the last
+    line let a request carry two keys (``Authorization`` given twice), of which a proxy in front
+    might check one while the service used the other."""
+    headers: dict[str, str] = {}
+    for name, value in scope.get("headers", []):
+        name, value = name.decode("latin-1").lower(), value.decode("latin-1")
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return headers
 
 
 def _replay(body: bytes, receive):

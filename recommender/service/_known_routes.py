@@ -31,6 +31,9 @@ class KnownRoutes:
     for by themselves, is answered 204 (no icon) rather than 404. A known path asked with a
     method it does not take is answered 405 here, in the service's error body, naming the
     methods it takes (BentoML, FastAPI and the landing page each had a body of their own).
+    Every answer goes out with ``Cache-Control: no-store`` (unless it sets its own),
+    ``X-Content-Type-Options: nosniff`` and a Content-Security-Policy that lets a page run no
+    script, load nothing from elsewhere and be framed by no other site.
 
     Parameters
     ----------
@@ -69,6 +72,8 @@ class KnownRoutes:
     async def __call__(self, scope, receive, send):
         from starlette.responses import JSONResponse, Response
 
+        if scope["type"] == "http":
+            send = _with_answer_headers(send)
         taken = self.methods.get(scope.get("path")) if scope["type"] == "http" else None
         method = scope.get("method")
         if taken and method not in taken and not (method == "HEAD" and "GET" in taken):
@@ -92,9 +97,7 @@ class KnownRoutes:
         if scope["type"] == "websocket":
             return await send({"type": "websocket.close", "code": 1008})
         if scope.get("path") == "/" and scope.get("method") in ("GET", "HEAD"):
-            response = Response(
-                self.landing(scope), media_type="text/html; charset=utf-8", headers=_LANDING_HEADERS
-            )
+            response = Response(self.landing(scope), media_type="text/html; charset=utf-8")
         elif scope.get("path") == "/favicon.ico" and scope.get("method") in ("GET", "HEAD"):
             # Browsers ask for it by themselves on every site they open: a 404 would be an
             # error in the console of every page (the card, /docs.json). There is no icon.
@@ -106,6 +109,36 @@ class KnownRoutes:
                 status_code=404,
             )
         return await response(scope, receive, send)
+
+
+# Every answer may hold health-related data (a profile's scores, a crisis answer, the audit
+# trail) or say what the service is: no cache along the way (a proxy, the browser's disk) keeps
+# one, and no browser reads a body as another type than it is sent as (the card is HTML built
+# from the registry's text). The pages (the landing page, the card) need no script and load
+# nothing from elsewhere (the card's figures are data: URLs), and no other site may frame them;
+# the browser is told so. An answer that sets its own header (the favicon's Cache-Control)
+# keeps it.
+_ANSWER_HEADERS = (
+    (b"cache-control", b"no-store"),
+    (b"x-content-type-options", b"nosniff"),
+    (
+        b"content-security-policy",
+        b"default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; "
+        b"form-action 'none'; frame-ancestors 'none'",
+    ),
+)
+
+
+def _with_answer_headers(send):
+    async def send_with_headers(message):
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", []))
+            present = {name.lower() for name, _ in headers}
+            headers += [(name, value) for name, value in _ANSWER_HEADERS if name not in present]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return send_with_headers
 
 
 def _headers_only(send):
@@ -140,11 +173,3 @@ def method_not_taken(method: str, path: str, taken: tuple[str, ...]) -> tuple[in
         },
         {"Allow": allowed},
     )
-
-
-# The landing page needs no script and loads nothing from elsewhere; the browser is told so.
-_LANDING_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-    "base-uri 'none'; form-action 'none'",
-    "X-Content-Type-Options": "nosniff",
-}

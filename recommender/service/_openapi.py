@@ -76,7 +76,8 @@ _ROUTES = {
 }
 
 _STATUS = {
-    400: "The body is not JSON (or nested too deep): nothing could be read; when its text "
+    400: "The body is not JSON (or nested over 32 levels deep, or an object of it holds over "
+    "256 keys): nothing could be read; when its text "
     "sets crisis_risk (e.g. '\"crisis_risk\": true', 'crisis_risk=on'), one crisis answer "
     "for the request is given all the same, in crisis_results (index null on a batch or "
     "plan: which entry set it cannot be told).",

@@ -41,7 +41,7 @@ from recommender.service._outcome_links import (
     stored_outcomes,
     unlinkable_answers,
 )
-from recommender.service._problems import MBI_ITEM_MESSAGE
+from recommender.service._problems import MBI_ITEM_MESSAGE, too_many_fields
 from recommender.service._requests import _NOT_BLANK, _NUMBER_ONLY
 
 # The data contract allows person ids of 1 to 64 characters.
@@ -209,6 +209,10 @@ def record_outcomes(
             ],
         )
     for i, raw in enumerate(raws):
+        many = too_many_fields(raw, tuple(OutcomeRow.model_fields), prefix=f"outcomes[{i}]")
+        if many:
+            problems += many
+            continue
         try:
             row = OutcomeRow.model_validate(raw)
         except ValidationError as error:

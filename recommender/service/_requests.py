@@ -160,6 +160,18 @@ def _number_only(value):
 _NUMBER_ONLY = BeforeValidator(_number_only)
 
 
+def _offered_not_too_long(value):
+    # pydantic checks a list's length only after each of its items: a batch entry offering a
+    # million numbers cost a million item errors before the one error it reports, this one.
+    if isinstance(value, list) and len(value) > _MAX_OFFERED:
+        raise PydanticCustomError(
+            "too_long",
+            "List should have at most {max_length} items, not {actual_length}",
+            {"field_type": "List", "max_length": _MAX_OFFERED, "actual_length": len(value)},
+        )
+    return value
+
+
 def _not_blank(value: str) -> str:
     # A fixed-width export writes a missing id as spaces; all such people would share one
     # hash, and validate reads such a cell as missing.
@@ -192,7 +204,7 @@ ProfileRequest = create_model(
         ),
     ),
     offered=(
-        list[str] | None,
+        Annotated[list[str] | None, BeforeValidator(_offered_not_too_long)],
         Field(
             None,
             min_length=1,
