@@ -115,15 +115,16 @@ class KnownRoutes:
 # trail) or say what the service is: no cache along the way (a proxy, the browser's disk) keeps
 # one, and no browser reads a body as another type than it is sent as (the card is HTML built
 # from the registry's text). The pages (the landing page, the card) need no script and load
-# nothing from elsewhere (the card's figures are data: URLs), and no other site may frame them;
-# the browser is told so. An answer that sets its own header (the favicon's Cache-Control)
-# keeps it.
+# nothing from elsewhere (the card's figures are data: URLs; 'self' is for the favicon a browser
+# asks for by itself, which it skips under `img-src data:` alone), and no other site may frame
+# them; the browser is told so. An answer that sets its own header (the favicon's
+# Cache-Control) keeps it.
 _ANSWER_HEADERS = (
     (b"cache-control", b"no-store"),
     (b"x-content-type-options", b"nosniff"),
     (
         b"content-security-policy",
-        b"default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; "
+        b"default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; base-uri 'none'; "
         b"form-action 'none'; frame-ancestors 'none'",
     ),
 )
