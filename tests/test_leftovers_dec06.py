@@ -2,6 +2,9 @@
 
 1. A plan's fairness table suppresses the groups the served model's card suppresses (its
    ``card.min_cell``), not always those under 11.
+2. Every numeric option of every command refuses a value by the option's name (``--partitions``)
+   and what it accepts, where some said ``invalid int value`` or ``partitions must ...``; the
+   crisis-flagged rows of a cohort file still get their resources first.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import pandas as pd
 import pytest
 
 from recommender.model import model_min_cell
+from test_cli_crisis_first import flagged_file  # noqa: F401  (fixture: 3 of 4 rows flagged)
 from service_fixtures import (  # noqa: F401  (fixtures)
     LinearModel,
     asgi_client,
@@ -121,3 +125,119 @@ def test_recommender_allocate_plans_with_the_models_min_cell(
     app = roles[roles["group"] == "app"].iloc[0]
     assert app["suppressed"] and pd.isna(app["people"])
     assert (roles.loc[~roles["suppressed"], "people"] >= 20).all()
+
+
+# -- 2. every numeric option of every command is refused by name, with what it accepts ---------
+
+
+def _commands(parser, path=()):
+    """Every (command path, parser) of the CLI, nested actions (``outcomes import``) included."""
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield (*path, name), sub
+                yield from _commands(sub, (*path, name))
+
+
+def _typed_options():
+    from recommender.cli import build_parser
+
+    return [
+        (command, action.option_strings[-1], sub)
+        for command, sub in _commands(build_parser())
+        for action in sub._actions
+        if action.type is not None and action.option_strings
+    ]
+
+
+def test_the_typed_options_are_the_numeric_ones():
+    found = {(" ".join(c), option) for c, option, _ in _typed_options()}
+    assert found == {
+        ("allocate", "--budget"),
+        ("allocate", "--alpha"),
+        ("allocate", "--time-limit"),
+        ("batch-score", "--partitions"),
+        ("batch-score", "--alpha"),
+        ("score", "--alpha"),
+        ("serve", "--port"),
+        ("train", "--seed"),
+        ("validate", "--min-arm-rows"),
+        ("validate", "--max-listed"),
+    }
+
+
+_NOT_NUMBERS = ["abc", "", "-1", "nan"]
+
+
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [(c, o) for c, o, _ in _typed_options() if c != ("batch-score",)],  # Spark: below
+)
+@pytest.mark.parametrize("value", _NOT_NUMBERS)
+def test_a_numeric_option_refused_names_the_option_and_what_it_accepts(
+    flagged_file, tmp_path, capsys, command, option, value
+):
+    from recommender.cli import main
+
+    sub = dict((c, s) for c, _, s in _typed_options())[command]
+    argv = [*command]
+    for action in sub._actions:
+        if action.required and action.option_strings:
+            given = {"--data": flagged_file, "--out": tmp_path / "out.csv"}
+            argv += [action.option_strings[-1], str(given[action.option_strings[-1]])]
+        elif not action.option_strings and action.nargs is None:
+            argv.append(str(flagged_file))  # a positional: the cohort file
+    with pytest.raises(SystemExit) as refused:
+        main([*argv, option, value])
+    assert refused.value.code == 2
+    err = capsys.readouterr().err
+    said = err.strip().splitlines()[-1]
+    assert f"error: argument {option}: {value!r} is not accepted; accepted: " in said, said
+    assert "invalid" not in said and "Traceback" not in err
+    if "--data" in argv:  # the crisis-flagged row has its resources all the same
+        crisis = pd.read_csv(tmp_path / "out.crisis.csv")
+        assert crisis["person_id"].tolist() == ["p1", "p3", "p4"] and "crisis resources now" in said
+        assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "accepted"),
+    [
+        (["batch-score", "--partitions", "0"], "a whole number >= 1"),
+        (["score", "--alpha", "0"], "a number strictly between 0 and 1"),
+        (["score", "--alpha", "1"], "a number strictly between 0 and 1"),
+        (["allocate", "--time-limit", "0"], "seconds > 0"),
+        (["serve", "--port", "0"], "a port from 1 to 65535"),
+        (["serve", "--port", "65536"], "a port from 1 to 65535"),
+        (["validate", "--min-arm-rows", "0"], "a whole number >= 1"),
+        (["validate", "--max-listed", "2.5"], "a whole number >= 0"),
+    ],
+)
+def test_zero_and_other_out_of_range_values_are_refused_alike(argv, accepted):
+    import argparse
+
+    command, option, value = argv
+    with pytest.raises(argparse.ArgumentTypeError, match=f"accepted: {accepted}"):
+        _type_of(command, option)(value)
+
+
+@pytest.mark.parametrize(
+    ("argv", "value"),
+    [
+        (["allocate", "--budget", "0"], 0.0),
+        (["train", "--seed", "0"], 0),
+        (["validate", "--max-listed", "0"], 0),
+        (["batch-score", "--partitions", "1_000"], 1000),
+        (["serve", "--port", "3171"], 3171),
+    ],
+)
+def test_values_in_range_are_taken(argv, value):
+    command, option, given = argv
+    assert _type_of(command, option)(given) == value
+
+
+def _type_of(command: str, option: str):
+    sub = dict((" ".join(c), s) for c, _, s in _typed_options())[command]
+    return next(a for a in sub._actions if option in a.option_strings).type
