@@ -5,6 +5,8 @@
 2. Every numeric option of every command refuses a value by the option's name (``--partitions``)
    and what it accepts, where some said ``invalid int value`` or ``partitions must ...``; the
    crisis-flagged rows of a cohort file still get their resources first.
+3. batch-score says an input with no rows is empty, naming the columns needed, as score does;
+   so does ``outcomes import`` of a file without rows, and that nothing was imported.
 """
 
 from __future__ import annotations
@@ -241,3 +243,111 @@ def test_values_in_range_are_taken(argv, value):
 def _type_of(command: str, option: str):
     sub = dict((" ".join(c), s) for c, _, s in _typed_options())[command]
     return next(a for a in sub._actions if option in a.option_strings).type
+
+
+# -- 3. empty inputs of batch-score and outcomes import are said to be empty ---------------------
+
+_NEEDED = "person_id, age, gender, role"
+
+
+def _empty_inputs(folder):
+    """Every empty input batch-score may be given, with the words its refusal starts with."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from recommender.cohort import PROFILE_COLUMNS
+
+    parts = folder / "parts.csv"
+    parts.mkdir()
+    (parts / "part-00000.csv").write_bytes(b"")
+    (parts / "part-00001.csv").write_bytes(b"")
+    (parts / "_SUCCESS").write_bytes(b"")
+    zero = folder / "zero.parquet"
+    zero.write_bytes(b"")
+    schema_only = folder / "schema_only.parquet"
+    pq.write_table(pa.table({c: pa.array([], pa.string()) for c in PROFILE_COLUMNS}), schema_only)
+    no_columns = folder / "no_columns.parquet"
+    pq.write_table(pa.table({}), no_columns)
+    spark_empty = folder / "spark_empty.parquet"  # what Spark leaves of an empty write
+    spark_empty.mkdir()
+    (spark_empty / "_SUCCESS").write_bytes(b"")
+    return [
+        (parts, "the folder's part files are empty (no header row, no rows)"),
+        (zero, "the file is empty (no columns, no rows)"),
+        (schema_only, f"the file is empty ({len(PROFILE_COLUMNS)} columns, no rows)"),
+        (no_columns, "the file is empty (no columns, no rows)"),
+        (spark_empty, "the folder's part files are empty (no columns, no rows)"),
+    ]
+
+
+def test_batch_score_says_an_empty_input_is_empty_before_spark_reads_it(tmp_path):
+    from pipelines.batch import read_cohort_spark
+    from recommender.errors import InputError
+
+    for path, said in _empty_inputs(tmp_path):
+        # refused before any Spark call: Spark said "reduce() of empty iterable" or "Unable to
+        # infer schema for Parquet" of these
+        with pytest.raises(InputError) as refused:
+            read_cohort_spark(None, path)
+        assert str(refused.value).startswith(f"{path}: {said}; accepted: "), path
+        assert _NEEDED in str(refused.value)
+
+
+def test_score_says_an_empty_parquet_is_empty_as_batch_score_does(tmp_path):
+    from recommender.cohort import read_cohort
+    from recommender.errors import InputError
+
+    for path, said in _empty_inputs(tmp_path):
+        if path.is_dir():
+            continue  # score reads one file
+        with pytest.raises(InputError) as refused:
+            read_cohort(path)
+        assert str(refused.value).startswith(f"{path}: {said}; accepted: Parquet whose columns")
+        assert _NEEDED in str(refused.value)
+
+
+@pytest.mark.slow
+def test_recommender_batch_score_of_empty_parts_exits_2_saying_so(tmp_path, capsys, monkeypatch):
+    from test_batch_spark import _need_java
+
+    from recommender.cli import main
+
+    _need_java()
+    monkeypatch.setenv("RECOMMENDER_HOME", str(tmp_path / "home"))  # no model: never reached
+    parts, said = _empty_inputs(tmp_path)[0]
+    out = tmp_path / "scored.parquet"
+    assert main(["batch-score", "--data", str(parts), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{parts}: {said}" in err and "reduce()" not in err and not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "said"),
+    [
+        ("outcomes.csv", b"", "the file is empty"),
+        ("outcomes.csv", b"\n\n", "the file is empty"),
+        (
+            "outcomes.csv",
+            b"person_id,measured_at,arm_taken,ee_followup,dp_followup,pa_followup\n",
+            "the file has its header row but no rows",
+        ),
+        ("outcomes.json", b"[]", "the file holds no outcomes"),
+        ("outcomes.jsonl", b"", "the file is empty"),
+    ],
+)
+def test_outcomes_import_of_a_file_without_rows_names_the_columns_and_imports_nothing(
+    service_home, tmp_path, capsys, name, content, said
+):
+    from recommender.cli import main
+    from recommender.service import AuditLog, resolve_salt
+
+    AuditLog(
+        f"sqlite:///{service_home / 'audit.db'}", salt=resolve_salt(None, service_home)
+    ).close()
+    path = tmp_path / name
+    path.write_bytes(content)
+    assert main(["outcomes", "import", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{name}: {said}, so nothing was imported; accepted: CSV with a header row of " in err
+    assert "person_id, measured_at, arm_taken, ee_followup, dp_followup, pa_followup" in err
+    assert "No columns to parse" not in err and "recorded 0" not in err
