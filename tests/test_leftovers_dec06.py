@@ -7,6 +7,8 @@
    crisis-flagged rows of a cohort file still get their resources first.
 3. batch-score says an input with no rows is empty, naming the columns needed, as score does;
    so does ``outcomes import`` of a file without rows, and that nothing was imported.
+4. ``GET /metrics`` in process answers at once (503, saying why) where it hung: the request
+   timeout layer waited for an answer from an app that had already failed.
 """
 
 from __future__ import annotations
@@ -351,3 +353,81 @@ def test_outcomes_import_of_a_file_without_rows_names_the_columns_and_imports_no
     assert f"{name}: {said}, so nothing was imported; accepted: CSV with a header row of " in err
     assert "person_id, measured_at, arm_taken, ee_followup, dp_followup, pa_followup" in err
     assert "No columns to parse" not in err and "recorded 0" not in err
+
+
+# -- 4. GET /metrics in process answers at once ------------------------------------------------
+
+
+def _within(seconds: float, call):
+    """``call()``'s result, or a failure if it has not returned within ``seconds`` (it ran
+    in a thread: a hang fails the test instead of stopping the suite)."""
+    import threading
+
+    done = {}
+
+    def run():
+        try:
+            done["value"] = call()
+        except BaseException as error:  # noqa: BLE001 - handed to the test
+            done["error"] = error
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"no answer within {seconds} s: the call hangs"
+    if "error" in done:
+        raise done["error"]
+    return done["value"]
+
+
+def test_metrics_in_process_answer_at_once_saying_why_there_are_none(asgi_client, monkeypatch):
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    # It hung: BentoML's client raised before any answer and the request timeout layer waited
+    # for an answer that never came (120 s), then returned none.
+    response = _within(60, lambda: asgi_client.get("/metrics"))
+    assert response.status_code == 503
+    said = response.json()["error"]
+    assert "in process" in said and "recommender serve" in said
+    assert "PROMETHEUS_MULTIPROC_DIR" in said
+
+
+def _through_deadline(app, timeout: float) -> list[dict]:
+    """The messages an HTTP request through the request timeout layer sends (in a thread)."""
+    import asyncio
+
+    from recommender.service._deadline import Deadline
+
+    async def request():
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        await Deadline(app, timeout=timeout)({"type": "http"}, receive, send)
+        return sent
+
+    return _within(30, lambda: asyncio.run(request()))
+
+
+def test_an_app_that_fails_before_answering_is_not_held_for_the_timeout():
+    async def failing(scope, receive, send):
+        raise RuntimeError("failed before its first message")
+
+    async def quiet(scope, receive, send):
+        return None  # no answer at all
+
+    with pytest.raises(RuntimeError, match="before its first message"):
+        _through_deadline(failing, timeout=3600)  # on to the layers that answer 500
+    assert _through_deadline(quiet, timeout=3600) == []
+
+
+def test_the_timeout_still_answers_504_when_nothing_has_begun():
+    import asyncio
+
+    async def slow(scope, receive, send):
+        await asyncio.Event().wait()  # never answers
+
+    assert _through_deadline(slow, timeout=0.05)[0]["status"] == 504
