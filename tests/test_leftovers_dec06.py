@@ -131,6 +131,20 @@ def test_recommender_allocate_plans_with_the_models_min_cell(
     assert (roles.loc[~roles["suppressed"], "people"] >= 20).all()
 
 
+def test_an_evidence_only_model_records_its_cards_min_cell(tmp_path, monkeypatch):
+    import recommender.catalog
+    from pipelines.train import run_training
+    from recommender.registry import load_champion
+    from test_loop_evidence import evidence_catalog
+
+    monkeypatch.setattr(recommender.catalog, "load_catalog", lambda *a, **k: evidence_catalog())
+    overrides = {"source": "evidence", "card": {"min_cell": 25}}
+    with recommender_home(tmp_path / "home"):
+        run_training(overrides=overrides)
+        model, _ = load_champion()
+    assert model.metadata["source"] == "evidence" and model_min_cell(model) == 25
+
+
 # -- 2. every numeric option of every command is refused by name, with what it accepts ---------
 
 
