@@ -55,6 +55,7 @@ def read_cohort_spark(spark, path):
 
     try:
         if parquet:
+            _refuse_empty_parquet(path)
             return spark.read.parquet(str(path))
         if text:
             sep = "\t" if ".tsv" in name else ","
@@ -91,9 +92,11 @@ def _checked_text(path: Path, sep: str) -> tuple[list, bool]:
     # Imported here, on the driver: Spark's Python workers import this module too, and once
     # the model is loaded there `recommender` is the copy saved with the model, which may
     # predate these names (found: ImportError in a reused session scoring an older model).
-    from recommender.cohort import check_utf8, read_csv_header
+    from recommender.cohort import check_utf8, empty_file_error, read_csv_header
 
     files = _text_files(path)
+    if not files:  # a folder of 0-byte parts only: Spark said "reduce() of empty iterable"
+        raise empty_file_error(path, sep=sep)
     names = None
     for part in files:
         if part.name.lower().endswith(_UNCHECKED_CODECS):
@@ -113,13 +116,33 @@ def _checked_text(path: Path, sep: str) -> tuple[list, bool]:
     return names or [], any(_quoted_line_break(part) for part in files)
 
 
+def _refuse_empty_parquet(path: Path) -> None:
+    """Refuse a Parquet file or folder with no rows as :func:`recommender.cohort.read_cohort`
+    does: 0-byte files only (Spark: "Unable to infer schema"), no columns, or a schema without
+    rows. Read from the files' footers, without a Spark job."""
+    import pyarrow.parquet as pq
+
+    from recommender.cohort import empty_file_error
+
+    files = [part for part in _text_files(path) if part.stat().st_size]
+    if not files:
+        raise empty_file_error(path, parquet=True)
+    try:
+        footers = [pq.read_metadata(part) for part in files]
+    except Exception:  # noqa: BLE001 - not Parquet after all: Spark says what it says
+        return
+    if sum(footer.num_rows for footer in footers) == 0:
+        columns = max(footer.num_columns for footer in footers)
+        raise empty_file_error(path, parquet=True, columns=columns)
+
+
 # Codecs Spark reads by suffix that the checks here do not read through (they read .gz).
 _UNCHECKED_CODECS = (".bz2", ".deflate", ".lz4", ".snappy", ".zst")
 
 
 def _text_files(path: Path) -> list[Path]:
     """The files Spark reads for ``path``: itself, or a folder's files but for hidden ones
-    (``_SUCCESS``, ``.crc``) and empty ones (no header, no rows)."""
+    (``_SUCCESS``, ``.crc``) and empty ones (0 bytes); a folder's parquet parts likewise."""
     if path.is_file():
         return [path]
 

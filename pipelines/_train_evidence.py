@@ -236,7 +236,11 @@ def run_evidence_training(settings: dict, *, progress, safety, reason: str | Non
 
     catalog = training_catalog(settings)
     with progress.stage("load", "reading the catalog's published evidence"):
-        model = evidence_model(catalog, metadata={"seed": settings["seed"]})
+        # min_cell: the smallest group its card reports on, and so its plans (model_min_cell)
+        model = evidence_model(
+            catalog,
+            metadata={"seed": settings["seed"], "min_cell": settings["card"]["min_cell"]},
+        )
     name = settings["registry"]["model_name"]
     git_commit, versions = _git_commit(), _package_versions()
     registration = None

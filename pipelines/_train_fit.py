@@ -90,5 +90,7 @@ def fit_stage(split: Split, cohort: Cohort, config: dict):
             # where answers are extrapolated: each feature's range or rows per level here
             # (a level under the card's min_cell counts as unseen)
             "training_support": training_support(X, min_rows=config["card"]["min_cell"]),
+            # the smallest group its card reports on, and so its plans (model_min_cell)
+            "min_cell": config["card"]["min_cell"],
         },
     )

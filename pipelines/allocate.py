@@ -76,7 +76,7 @@ class CohortPlan:
         if allocation.fairness is not None:
             lines.append(
                 f"  fairness by group (all of it in {self.fairness_path}; groups under "
-                "the smallest cell suppressed):"
+                f"{allocation.min_cell} people suppressed, the model card's min_cell):"
             )
             table = allocation.fairness[allocation.fairness["arm"] == "any"]
             for row in table.itertuples(index=False):
@@ -223,6 +223,7 @@ def plan_cohort(
         plan_allocation,
         triage_table,
     )
+    from recommender.model import model_min_cell
     from recommender.registry import load_model, resolve_model
 
     check_table_output(out)  # before the model is loaded: an unwritable path is said at once
@@ -282,6 +283,7 @@ def plan_cohort(
             confident_only=confident_only,
             floors=floors,
             time_limit=time_limit,
+            min_cell=model_min_cell(recommendation_model),
         )
     allocation = cohort.allocation
 

@@ -42,12 +42,12 @@ def _refused(argv) -> int:
 
 
 REFUSED_OPTIONS = [
-    ("score", ["--alpha", "abc"], "argument --alpha: invalid float value: 'abc'"),
+    ("score", ["--alpha", "abc"], "argument --alpha: 'abc' is not accepted; accepted: a number"),
     ("score", ["--bogus", "3"], "unrecognized arguments: --bogus 3"),
     ("allocate", ["--budget", "-5"], "argument --budget: '-5' is not accepted; accepted: US$ >= 0"),
     ("allocate", ["--budget", "nan"], "argument --budget: 'nan' is not accepted"),
     ("allocate", ["--time-limit", "0"], "argument --time-limit: '0' is not accepted; accepted: "),
-    ("allocate", ["--alpha", "0,1"], "argument --alpha: invalid float value: '0,1'"),
+    ("allocate", ["--alpha", "0,1"], "argument --alpha: '0,1' is not accepted; accepted: "),
 ]
 
 
@@ -93,7 +93,7 @@ def test_a_refusal_that_cannot_reach_the_file_is_said_alone(flagged_file, tmp_pa
     ):
         assert _refused(argv) == 2
         err = capsys.readouterr().err
-        assert "invalid float value: 'x'" in err and "crisis" not in err
+        assert "argument --alpha: 'x' is not accepted" in err and "crisis" not in err
     assert not (tmp_path / "o.crisis.csv").exists()
     assert over.read_bytes() == flagged_file.read_bytes()
 
@@ -162,15 +162,15 @@ def test_batch_score_answers_the_crisis_rows_of_a_refused_option_and_says_empty(
     crisis_file = tmp_path / "scored.crisis.csv"
     assert _refused([*base, "--partitions", "two"]) == 2
     err = capsys.readouterr().err
-    assert "argument --partitions: invalid int value: 'two'" in err
+    assert "argument --partitions: 'two' is not accepted; accepted: a whole number >= 1" in err
     assert f"3 profile(s) {ANSWERED} {crisis_file}" in err
     assert pd.read_csv(crisis_file)["person_id"].tolist() == ["p1", "p3", "p4"]
     crisis_file.unlink()
-    # a value argparse takes but the pipeline refuses, once the file is read
-    assert main([*base, "--partitions", "0"]) == 2
+    # a whole number out of range: refused by argparse as well, the option named with its --
+    assert _refused([*base, "--partitions", "0"]) == 2
     err = capsys.readouterr().err
-    assert "partitions must be a whole number >= 1" in err and ANSWERED in err
-    assert crisis_file.exists() and not out.exists()
+    assert "argument --partitions: '0' is not accepted; accepted: a whole" in err
+    assert ANSWERED in err and crisis_file.exists() and not out.exists()
     empty = _empty(tmp_path, ".csv", b"")
     assert main(["batch-score", "--data", str(empty), "--out", str(out)]) == 2
     assert f"{empty}: the file is empty" in capsys.readouterr().err

@@ -73,8 +73,12 @@ def test_export_mistakes_exit_2(service_home, capsys):
 def test_serve_refuses_port_0(service_home, capsys):
     # Without a champion the service starts for crisis answers only (see
     # test_service_crisis_server.py); a wrong port is still refused before anything starts.
-    assert main(["serve", "--port", "0"]) == 2
-    assert "--port 0 is not accepted" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:
+        main(["serve", "--port", "0"])
+    assert refused.value.code == 2
+    assert "argument --port: '0' is not accepted; accepted: a port from 1 to 65535" in (
+        capsys.readouterr().err
+    )
 
 
 class _Started:

@@ -4,12 +4,14 @@ and what such a command says of an option refused before its cohort file is read
 
 from __future__ import annotations
 
+from recommender.cli._numbers import alpha
+
 
 def add_service_options(parser) -> None:
     """``--alpha`` (default: the service's) and ``--serve-config`` (the service's file)."""
     parser.add_argument(
         "--alpha",
-        type=float,
+        type=alpha,
         default=None,
         help="intervals are 1 - alpha (default: the service's alpha, 0.1 = 90%% in "
         "configs/serve.yaml)",

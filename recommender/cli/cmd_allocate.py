@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from recommender.cli._numbers import number
 from recommender.cli._table_options import add_service_options, crisis_rows_first
 
 HELP = "plan a cohort: who gets which intervention under a budget, capacities and group sizes"
@@ -68,26 +69,8 @@ def configure(parser) -> None:
     )
 
 
-def _number(ok, accepted: str):
-    """An argparse type: a finite number for which ``ok`` holds, else argparse names the option
-    ("argument --budget: ...") and what it accepts, at once rather than once the model is loaded."""
-    import argparse
-    import math
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        if not (math.isfinite(value) and ok(value)):
-            raise argparse.ArgumentTypeError(f"{text!r} is not accepted; accepted: {accepted}")
-        return value
-
-    return parse
-
-
-_dollars = _number(lambda value: value >= 0, "US$ >= 0 (leave --budget out for no limit)")
-_seconds = _number(lambda value: value > 0, "seconds > 0")
+_dollars = number(lambda value: value >= 0, "US$ >= 0 (leave --budget out for no limit)")
+_seconds = number(lambda value: value > 0, "seconds > 0")
 
 
 # an option argparse refuses: the file's crisis rows answered first (see recommender.cli)

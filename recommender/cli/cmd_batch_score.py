@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from recommender.cli._numbers import whole_number
 from recommender.cli._table_options import add_service_options, crisis_rows_first
 
 HELP = "score a large cohort on Spark (mlflow spark_udf) and write the scored table as Parquet"
@@ -38,7 +39,7 @@ def configure(parser) -> None:
     )
     parser.add_argument(
         "--partitions",
-        type=int,
+        type=whole_number(minimum=1),
         default=None,
         help="partitions to score on (default: the input's, at least one per core)",
     )

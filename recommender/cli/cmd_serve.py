@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from recommender.cli._numbers import whole_number
+
 HELP = "serve the champion model over HTTP (BentoML) on 127.0.0.1:3000"
 
 _TARGET = "recommender.service.service:Recommender"
@@ -12,7 +14,12 @@ _FORWARDED = ("SIGTERM", "SIGHUP")
 
 def configure(parser) -> None:
     parser.add_argument("--host", default=None, help="address to bind (default: serve.yaml's)")
-    parser.add_argument("--port", type=int, default=None, help="port (default: serve.yaml's)")
+    parser.add_argument(
+        "--port",
+        type=whole_number(minimum=1, maximum=65535, accepted="a port from 1 to 65535"),
+        default=None,
+        help="port (default: serve.yaml's)",
+    )
     parser.add_argument(
         "--config",
         default=None,
@@ -43,15 +50,12 @@ def run(args) -> int:
     from pathlib import Path
 
     from recommender.catalog import load_catalog
-    from recommender.errors import InputError
     from recommender.service import WORKER_ENV, load_serve_config, worker_settings
     from recommender.service import API_KEYS_ENV, ROLES, check_before_serving
 
     config = load_serve_config(args.config)
     host = args.host or config.host
     port = config.port if args.port is None else args.port
-    if not 0 < port < 65536:
-        raise InputError(f"--port {port} is not accepted; give a port from 1 to 65535")
     # Checked here, once, in one line (as the service class does under a plain `bentoml serve`).
     check_before_serving(config)
     # Worker settings reach the service class through the environment (see service.py): the

@@ -45,19 +45,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _whole_number(text: str, option: str, *, minimum: int, maximum: int) -> int:
+    from recommender.cli._numbers import whole
     from recommender.errors import InputError
 
-    cleaned = str(text).replace("_", "").replace(",", "").strip()
-    try:
-        value = float(cleaned) if ("e" in cleaned.lower() or "." in cleaned) else int(cleaned)
-        whole = int(value)  # OverflowError for '1e400' (inf), ValueError for 'nan'
-    except (ValueError, OverflowError):
-        value = whole = None
-    if whole is None or value != whole or not minimum <= whole <= maximum:
+    value = whole(text)
+    if value is None or not minimum <= value <= maximum:
         raise InputError(
             f"{option}: expected a whole number >= {minimum} and <= {maximum:,}, got {text!r}"
         )
-    return whole
+    return value
 
 
 @contextlib.contextmanager

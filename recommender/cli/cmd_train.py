@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from recommender.cli._numbers import whole_number
+
 import contextlib
 import sys
 import time
@@ -22,7 +24,7 @@ def configure(parser) -> None:
     )
     parser.add_argument(
         "--seed",
-        type=int,
+        type=whole_number(minimum=0),
         default=None,
         help="overrides the config's seed (split, learners, evaluation)",
     )

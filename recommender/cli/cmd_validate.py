@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from recommender.cli._numbers import whole_number
+
 HELP = "check a cohort CSV/Parquet file against the data contract and list every problem"
 
 
@@ -28,7 +30,7 @@ def configure(parser) -> None:
     )
     parser.add_argument(
         "--min-arm-rows",
-        type=int,
+        type=whole_number(minimum=1),
         default=None,
         help="fewest rows an arm present in a training file may have (default: what training "
         "with the config needs; 30 without --training)",
@@ -43,7 +45,7 @@ def configure(parser) -> None:
     )
     parser.add_argument(
         "--max-listed",
-        type=int,
+        type=whole_number(minimum=0),
         default=3,
         help="example rows shown per problem kind; counts always cover all (default 3)",
     )

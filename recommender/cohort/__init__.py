@@ -29,6 +29,7 @@ from ._io import (
     without_empty_margins,
     unnamed_column,
     check_utf8,
+    empty_file_error,
     write_cohort,
     write_cohorts,
 )
@@ -37,6 +38,7 @@ from ._validate import spelling_hint, validate_cohort
 
 __all__ = [
     "spelling_hint",
+    "empty_file_error",
     "CRISIS_COLUMN",
     "PROFILE_COLUMNS",
     "FEATURE_COLUMNS",

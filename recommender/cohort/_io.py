@@ -39,6 +39,7 @@ __all__ = [
     "check_utf8",
     "without_empty_margins",
     "unnamed_column",
+    "empty_file_error",
 ]
 
 _CSV = (".csv", ".csv.gz", ".tsv")
@@ -88,7 +89,14 @@ def read_cohort(path) -> pd.DataFrame:
                 path, dtype=str, sep=_separator(path), keep_default_na=False, na_values=[""]
             )
         else:
-            return pd.read_parquet(path)
+            if path.stat().st_size == 0:
+                raise empty_file_error(path, parquet=True)
+            frame = pd.read_parquet(path)
+            if len(frame) == 0:  # no rows: with columns (a schema alone) or none at all
+                raise empty_file_error(path, parquet=True, columns=frame.shape[1])
+            return frame
+    except InputError:
+        raise
     except UnicodeDecodeError:
         raise _not_utf8_error(path) from None
     except (ValueError, OSError, pd.errors.ParserError) as error:
@@ -150,7 +158,7 @@ def read_csv_header(path, *, sep: str | None = None) -> list[str]:
     except UnicodeDecodeError:
         raise _not_utf8_error(path) from None
     except pd.errors.EmptyDataError:  # pandas: "No columns to parse from file"
-        raise _empty_file_error(path, sep) from None
+        raise empty_file_error(path, sep=sep) from None
     except (ValueError, OSError, pd.errors.ParserError) as error:
         raise InputError(f"{path}: cannot be read as csv: {str(error).strip()}") from error
     names = [str(name) for name in first.iloc[0].tolist()] if len(first) else []
@@ -211,15 +219,39 @@ def _not_utf8_error(path) -> InputError:
     return InputError(f"{path}: {not_utf8(path) or 'not UTF-8 text'}; accepted: UTF-8 text")
 
 
-def _empty_file_error(path, sep: str) -> InputError:
-    """A text file of 0 bytes or blank lines only: no header, so nothing to name but the one
-    the data contract needs."""
-    separated = "tab-separated" if sep == "\t" else "comma-separated"
+def empty_file_error(
+    path, *, sep: str = ",", parquet: bool = False, columns: int = 0
+) -> InputError:
+    """A cohort file (or folder of part files) with no rows to read: a text file of 0 bytes or
+    blank lines only, a Parquet file of 0 bytes, of no columns or of columns but no rows.
+    Nothing to name but what the data contract needs; one wording for every command that reads
+    a cohort, ``score`` and ``batch-score`` alike.
+
+    Parameters
+    ----------
+    path : str or Path
+    sep : str, default ","
+        A text file's separator (``"\t"``: tab-separated).
+    parquet : bool, default False
+        A Parquet file or folder.
+    columns : int, default 0
+        Columns the file has (a Parquet schema without rows).
+    """
+    needed = (
+        f"the data contract's profile columns ({', '.join(PROFILE_COLUMNS)}; a training file "
+        f"adds {', '.join(TRAINING_COLUMNS)})"
+    )
+    empty = "the folder's part files are empty" if Path(path).is_dir() else "the file is empty"
+    if not parquet:
+        separated = "tab-separated" if sep == "\t" else "comma-separated"
+        return InputError(
+            f"{path}: {empty} (no header row, no rows); accepted: {separated} text "
+            f"whose first line is the header, naming {needed}, then one row per person"
+        )
+    has = f"{columns} column{'' if columns == 1 else 's'}" if columns else "no columns"
     return InputError(
-        f"{path}: the file is empty (no header row, no rows); accepted: {separated} text whose "
-        f"first line is the header, naming the data contract's profile columns "
-        f"({', '.join(PROFILE_COLUMNS)}; a training file adds {', '.join(TRAINING_COLUMNS)}), "
-        "then one row per person"
+        f"{path}: {empty} ({has}, no rows); accepted: Parquet whose columns are "
+        f"{needed}, with one row per person"
     )
 
 

@@ -13,7 +13,7 @@ from recommender.model._carried import (
     learnt_arms,
 )
 from recommender.model._evidence import EvidenceEstimate, evidence_estimates, evidence_model
-from recommender.model._facts import data_source, model_facts, one_effect_arms
+from recommender.model._facts import data_source, model_facts, model_min_cell, one_effect_arms
 from recommender.model._prediction import Prediction
 from recommender.model._recommendation import JUDGEMENT_COLUMNS, RecommendationModel
 from recommender.model._schema import feature_schema, frame_from_schema
@@ -44,6 +44,7 @@ __all__ = [
     "feature_schema",
     "frame_from_schema",
     "model_facts",
+    "model_min_cell",
     "one_effect_arms",
     "support_check",
     "training_support",

@@ -4,17 +4,33 @@ one effect for everyone.
 The training pipeline records both in the model's metadata (``data_source``,
 ``one_effect_arms``); for models trained before it did, both are worked out from what the model
 carries (the description of its data, the primary learner's model-selection table).
+
+And the smallest group it may report on (:func:`model_min_cell`): its training config's
+``card.min_cell``, which its card suppresses cells under, so that a plan made with the model
+suppresses the same cells.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-__all__ = ["DATA_SOURCES", "data_source", "model_facts", "one_effect_arms"]
+from recommender.model._support import MIN_LEVEL_ROWS, SUPPORT_KEY
+
+__all__ = [
+    "DATA_SOURCES",
+    "MIN_CELL_KEY",
+    "data_source",
+    "model_facts",
+    "model_min_cell",
+    "one_effect_arms",
+]
 
 # "program": the program's own data (a file it supplied, or its log of answers and outcomes);
 # "evidence": no data at all, the catalog's published effects (`train --evidence-only`).
 DATA_SOURCES = ("simulated", "program", "evidence", "not recorded")
+
+# The metadata key of the training config's ``card.min_cell``.
+MIN_CELL_KEY = "min_cell"
 
 # The label of the learners' one-effect-for-everyone candidate in a model-selection table
 # (``UpliftModel.selection_``, column ``settings``); see recommender.uplift's select_learner.
@@ -75,3 +91,38 @@ def model_facts(model) -> dict:
         "data": None if description is None else str(description),
         "one_effect_arms": [str(a) for a in arms],
     }
+
+
+def model_min_cell(model) -> int:
+    """The smallest group a served model's plans may report on: its training ``card.min_cell``.
+
+    The one answer to "which min_cell applies" to a model: the training config's
+    ``card.min_cell``, recorded in the model's metadata (``min_cell``); for a model trained
+    before it was recorded, the ``min_rows`` of its recorded training support, which was that
+    same setting; for a model recording neither (an earlier release's evidence-only model),
+    the card's default. Never under that default (11), the privacy floor ``card.min_cell``
+    accepts.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> model_min_cell(SimpleNamespace(metadata={"min_cell": 20}))
+    20
+    >>> model_min_cell(SimpleNamespace(metadata={"training_support": {"min_rows": 15}}))
+    15
+    >>> model_min_cell(SimpleNamespace(metadata={"min_cell": 5}))
+    11
+    >>> model_min_cell(SimpleNamespace(metadata={}))
+    11
+    """
+    metadata = getattr(model, "metadata", None)
+    metadata = metadata if isinstance(metadata, Mapping) else {}
+    recorded = metadata.get(MIN_CELL_KEY)
+    if recorded is None:
+        support = metadata.get(SUPPORT_KEY)
+        recorded = support.get("min_rows") if isinstance(support, Mapping) else None
+    try:
+        value = int(recorded)
+    except (TypeError, ValueError):
+        value = MIN_LEVEL_ROWS
+    return max(value, MIN_LEVEL_ROWS)

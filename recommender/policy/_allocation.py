@@ -65,6 +65,8 @@ class Allocation:
     bound : float or None
         EE points avoided that no plan within the constraints can exceed, as the solver proved
         it (equal to ``expected_points_avoided`` for an optimal plan, up to ``MIP_GAP``).
+    min_cell : int
+        Groups of ``fairness`` with fewer people are suppressed.
     """
 
     assignment: pd.Series
@@ -77,6 +79,7 @@ class Allocation:
     fairness: pd.DataFrame | None = None
     floors: Mapping[str, float] | None = None
     bound: float | None = None
+    min_cell: int = MIN_CELL
 
     def to_dict(self) -> dict:
         out = {
@@ -88,6 +91,7 @@ class Allocation:
             "expected_points_avoided": self.expected_points_avoided,
             "arms": self.summary.reset_index().to_dict(orient="records"),
             "floors": dict(self.floors or {}),
+            "min_cell": self.min_cell,
         }
         if self.fairness is not None:
             out["fairness"] = fairness_records(self.fairness)
@@ -137,7 +141,9 @@ def allocate(
         At least this share of each named role's people (in the cohort) is given an arm, a
         constraint of the same program (needs ``profiles``).
     min_cell : int, default 11
-        Fairness cells smaller than this are suppressed.
+        Fairness cells smaller than this are suppressed. A plan made with a model takes the
+        model's own (:func:`recommender.model.model_min_cell`: its card's ``min_cell``), so
+        that the plan hides every cell its card hides.
 
     Returns
     -------
@@ -263,4 +269,5 @@ def allocate(
         fairness=fairness,
         floors=check_floors(floors),
         bound=getattr(result, "bound", None),
+        min_cell=int(min_cell),
     )

@@ -198,7 +198,7 @@ def plan_allocation(
         ).reshape(n, len(planned))
     control = catalog.control
     if not planned or n == 0:
-        return _usual_care_for_all(planned, limits, allowed, control, budget, floors, n)
+        return _usual_care_for_all(planned, limits, allowed, control, budget, floors, n, min_cell)
     index = pd.RangeIndex(n)
     frame = pd.DataFrame(rows) if not isinstance(rows, pd.DataFrame) else rows
     allocation = allocate(
@@ -260,7 +260,9 @@ def _planned_arms(catalog, arms, offered) -> list[str]:
     return [a for a in catalog.treatment_arms if a in wanted]
 
 
-def _usual_care_for_all(planned, limits, allowed, control, budget, floors, n) -> PlannedCohort:
+def _usual_care_for_all(
+    planned, limits, allowed, control, budget, floors, n, min_cell
+) -> PlannedCohort:
     # Nobody to plan for, or nothing to plan with: everyone gets usual care.
     summary = pd.DataFrame(
         {
@@ -283,6 +285,7 @@ def _usual_care_for_all(planned, limits, allowed, control, budget, floors, n) ->
         fairness=None,
         floors=dict(floors or {}),
         bound=0.0,
+        min_cell=int(min_cell),
     )
     return PlannedCohort(
         arms=tuple(planned),

@@ -179,7 +179,14 @@ class AllocationPlan(BaseModel):
         default_factory=list,
         description="Per role, gender and setting (of the planned profiles) and per arm ('any': "
         "any arm): people, share eligible, share allocated and, for 'any', the "
-        "expected EE points avoided per person; groups under 11 people suppressed.",
+        "expected EE points avoided per person; groups under `min_cell` people suppressed "
+        "(people, shares and benefit withheld), and with one such group the next smallest.",
+    )
+    min_cell: int = Field(
+        description="The smallest group `fairness` reports on: the served model's card's "
+        "`min_cell` (train.yaml's card.min_cell when it was trained; at least 11, and 11 for "
+        "a model that recorded none), so that the plan hides every group its card hides.",
+        examples=[11],
     )
     assignments: list[PersonPlan] = Field(description="One per profile, in the order sent.")
     disclaimer: str = Field(description="Decision support, not a diagnosis.")
@@ -338,6 +345,7 @@ def allocate_cohort(
         interval_level=round(config.coverage, 6),
         arms=arm_plans,
         fairness=fairness_records(allocation.fairness) if allocation.fairness is not None else [],
+        min_cell=allocation.min_cell,
         assignments=assignments,
         disclaimer=config.disclaimer,
         complements=engine.complements,
@@ -396,6 +404,7 @@ def _planned_cohort(engine, cohort, request, time_limit):
             confident_only=request.confident_only,
             floors=request.floors or None,
             time_limit=time_limit,
+            min_cell=engine.min_cell,
         )
     except InputError as error:
         raise InputError(

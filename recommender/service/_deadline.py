@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 
 __all__ = ["Deadline", "is_bentoml_timeout_layer"]
 
@@ -48,6 +49,12 @@ class Deadline:
             await send(message)
 
         task = asyncio.ensure_future(self.app(scope, receive, started))
+        # An app that fails (or returns) before its first message has no response to wait for:
+        # its error goes on at once to the layers outside, which answer 500. Waiting for the
+        # timer instead held the request for the whole timeout and then dropped the error,
+        # returning no response at all (found: GET /metrics in process, where BentoML's
+        # Prometheus client raises without `bentoml serve`'s multiprocess folder).
+        task.add_done_callback(functools.partial(_over, waiter))
         try:
             try:
                 await waiter
@@ -64,6 +71,11 @@ class Deadline:
                 await task  # the response has begun: it is streamed to its end
         finally:
             timer.cancel()  # drops the future; asyncio purges cancelled timers in bulk
+
+
+def _over(waiter: asyncio.Future, task: asyncio.Future) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _expire(waiter: asyncio.Future) -> None:

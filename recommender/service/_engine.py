@@ -25,7 +25,7 @@ import numpy as np
 
 from recommender.cohort import PROFILE_COLUMNS
 from recommender.explain import complements_for, evidence_for
-from recommender.model import support_check
+from recommender.model import model_min_cell, support_check
 from recommender.policy import (
     Exclusion,
     assign_many,
@@ -167,6 +167,8 @@ class RecommendationEngine(RequestChecking, AnswerWording):
         self._basis = functools.lru_cache(maxsize=4096)(self._evidence_basis)
         # Where a profile lies outside the data the model learnt from (None: it records none).
         self.support = support_check(model)
+        # The smallest group a plan's fairness reports on: the model's card's (min_cell).
+        self.min_cell = model_min_cell(model)
         # The answers' JSON as the response model gives it, the facts above dumped once.
         self.answer_json = AnswerJSON(self._arm_facts, self.complements, self.context)
 

@@ -13,11 +13,33 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 
-__all__ = ["KnownRoutes", "METHOD_NOT_TAKEN", "method_not_taken"]
+__all__ = [
+    "KnownRoutes",
+    "METHOD_NOT_TAKEN",
+    "METRICS_IN_PROCESS",
+    "method_not_taken",
+    "metrics_gathered",
+]
 
 # The scope key by which KnownRoutes hands the Gate a request its route does not take (the
 # methods it takes): the Gate answers it 405, with the crisis flag it holds answered.
 METHOD_NOT_TAKEN = "recommender.method_not_taken"
+
+# What GET /metrics answers where no server gathers them (503).
+METRICS_IN_PROCESS = (
+    "no metrics here: this service runs in process, without the server that gathers its "
+    "workers' metrics (PROMETHEUS_MULTIPROC_DIR, made by `bentoml serve`); GET /metrics of "
+    "`recommender serve` gives them (in process: set PROMETHEUS_MULTIPROC_DIR to a folder "
+    "before the app starts)"
+)
+
+
+def metrics_gathered() -> bool:
+    """Whether BentoML's Prometheus client has its multiprocess folder (``bentoml serve``
+    makes one for every server; an app run in process has none)."""
+    import os
+
+    return os.path.isdir(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or "")
 
 
 class KnownRoutes:
@@ -88,6 +110,12 @@ class KnownRoutes:
             # Not every layer below answers HEAD (FastAPI's pages did not): it is asked as GET,
             # and the answer's headers go out without its body.
             scope, send = {**scope, "method": "GET"}, _headers_only(send)
+        if scope.get("path") == "/metrics" and not metrics_gathered():
+            # BentoML's Prometheus client reads every worker's figures from the folder that
+            # `bentoml serve` makes; without it (the app run in process, a test client) it
+            # raises, which would be a bare 500.
+            response = JSONResponse({"error": METRICS_IN_PROCESS, "problems": []}, status_code=503)
+            return await response(scope, receive, send)
         if scope.get("path") == "/docs.json" and scope.get("method") in ("GET", "HEAD"):
             response = Response(self.document, media_type="application/json")
             return await response(scope, receive, send)

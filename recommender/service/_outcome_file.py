@@ -38,6 +38,10 @@ def read_outcome_file(path) -> list[dict]:
 
     Scores written as numbers become the JSON numbers they write and everything else stays
     text, so the same checks as over HTTP apply (20.0 is 20; 12.5 is refused, not rounded).
+
+    A file without a row (0 bytes, blank lines, a CSV header alone, ``[]``) is refused, naming
+    the columns an outcome needs: an import that recorded nothing would look like one that
+    found every outcome already recorded.
     """
     from pathlib import Path
 
@@ -48,6 +52,24 @@ def read_outcome_file(path) -> list[dict]:
         f"accepted: CSV with a header row of {', '.join(OUTCOME_FIELDS)}, or JSON (one "
         "outcome per line, an array of outcomes, or a POST /outcomes body)"
     )
+    rows = _rows(path, accepted)
+    if not rows:
+        json_file = path.suffix.lower() in (".jsonl", ".json")
+        said = (
+            "the file is empty"
+            if not path.read_bytes().strip()
+            else "the file holds no outcomes"
+            if json_file
+            else "the file has its header row but no rows"
+        )
+        raise InputError(
+            f"{path.name}: {said}, so nothing was imported; {accepted}, with at least one outcome"
+        )
+    return rows
+
+
+def _rows(path, accepted: str) -> list:
+    """The rows of ``path`` as read (see :func:`read_outcome_file`); [] for none."""
     kind = _NOT_TEXT.get(path.suffix.lower())
     if kind:  # read as CSV, its bytes were refused as text that is not UTF-8, or not CSV
         raise InputError(f"{path.name}: a {kind}; save it as CSV UTF-8; {accepted}")
@@ -77,6 +99,8 @@ def read_outcome_file(path) -> list[dict]:
         return rows
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:  # pandas: "No columns to parse from file"
+        return []
     except UnicodeDecodeError:
         problem = not_utf8(path) or "not UTF-8 text"
         raise InputError(f"{path.name}: {problem}; {accepted} in UTF-8") from None

@@ -1,0 +1,60 @@
+"""The numeric options of every command, read one way: a value that is not accepted is refused
+by argparse as ``argument --partitions: '0' is not accepted; accepted: a whole number >= 1``,
+naming the option as typed and what it takes, never Python's ``invalid int value`` or a
+library's ``partitions must ...``. A command that reads a cohort file still answers its crisis
+rows before the refusal (``recommender.cli``)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+__all__ = ["ALPHA_ACCEPTED", "alpha", "number", "whole", "whole_number"]
+
+
+def number(ok, accepted: str):
+    """An argparse type: a finite number for which ``ok`` holds, else argparse names the option
+    ("argument --budget: ...") and what it accepts, at once rather than once the model is loaded."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and ok(value)):
+            raise argparse.ArgumentTypeError(f"{text!r} is not accepted; accepted: {accepted}")
+        return value
+
+    return parse
+
+
+def whole(text) -> int | None:
+    """``text`` as a whole number (``20000``, ``1_000_000``, ``20,000``, ``2e4``), or None."""
+    cleaned = str(text).replace("_", "").replace(",", "").strip()
+    try:
+        value = float(cleaned) if ("e" in cleaned.lower() or "." in cleaned) else int(cleaned)
+        number_ = int(value)  # OverflowError for '1e400' (inf), ValueError for 'nan'
+    except (ValueError, OverflowError):
+        return None
+    return number_ if value == number_ else None
+
+
+def whole_number(*, minimum: int, maximum: int | None = None, accepted: str | None = None):
+    """An argparse type: a whole number from ``minimum`` (to ``maximum``), else refused as
+    :func:`number` refuses, saying ``accepted`` (default: the range in words)."""
+    if accepted is None:
+        accepted = f"a whole number >= {minimum}" + (
+            "" if maximum is None else f" and <= {maximum:,}"
+        )
+
+    def parse(text: str) -> int:
+        value = whole(text)
+        if value is None or value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"{text!r} is not accepted; accepted: {accepted}")
+        return value
+
+    return parse
+
+
+ALPHA_ACCEPTED = "a number strictly between 0 and 1 (0.1: 90% intervals)"
+alpha = number(lambda value: 0 < value < 1, ALPHA_ACCEPTED)
