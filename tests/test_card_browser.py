@@ -39,14 +39,10 @@ def chromium_installed():
 browser = pytest.mark.usefixtures("chromium_installed")
 
 
-def open_in_chromium(html_path: Path, profile_dir: Path):
-    """Open ``html_path``; returns (section ids found, image widths, screenshot PIL image)."""
-    from PIL import Image
+def chromium_driver(profile_dir: Path, *, window: str = "1280,2000"):
+    """Debian's headless Chromium through its chromedriver, nothing downloaded; quit it after."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-
-    from recommender.card import section_ids
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
@@ -59,12 +55,22 @@ def open_in_chromium(html_path: Path, profile_dir: Path):
         "--disable-component-update",
         "--disable-sync",
         "--no-first-run",
-        "--window-size=1280,2000",
+        f"--window-size={window}",
         f"--user-data-dir={profile_dir}",
     ):
         options.add_argument(flag)
     os.environ.setdefault("SE_AVOID_STATS", "true")
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+
+
+def open_in_chromium(html_path: Path, profile_dir: Path):
+    """Open ``html_path``; returns (section ids found, image widths, screenshot PIL image)."""
+    from PIL import Image
+    from selenium.webdriver.common.by import By
+
+    from recommender.card import section_ids
+
+    driver = chromium_driver(profile_dir)
     try:
         driver.set_page_load_timeout(60)
         driver.get(html_path.resolve().as_uri())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from recommender.card._fairness import fairness_blocks
 from recommender.card._format import fmt, interval_level, why_missing
+from recommender.card._plot_text import plot_block
 from recommender.card._loop import carried_note, loop_blocks
 from recommender.card._sections import DEFAULT_TEXT, SECTIONS
 from recommender.card._subgroup_blocks import subgroup_blocks
@@ -85,7 +86,11 @@ def _model_details(facts):
         )
     ]
     blocks.append(
-        ("table", {"columns": ["field", "value"], "rows": [[k, fmt(v)] for k, v in rows]}, None)
+        (
+            "table",
+            {"columns": ["field", "value"], "rows": [[k, fmt(v)] for k, v in rows]},
+            "The model, its lineage and its promotion gate",
+        )
     )
     versions = m.get("package_versions") or {}
     if versions:
@@ -168,7 +173,7 @@ def _training_data(facts):
                 "columns": ["field", "value"],
                 "rows": [[k, fmt(v)] for k, v in rows if v is not None],
             },
-            None,
+            "Where the training data came from and how it was split",
         )
     ]
     if d.get("arm_counts"):
@@ -256,7 +261,7 @@ def _evaluation(facts):
     if one:
         blocks.append(("p", one))
     for name in e.get("plots") or []:
-        blocks.append(("img", name, (facts.get("plots") or {}).get(name, {}).get("caption", name)))
+        blocks.append(plot_block(name, facts))
     if e.get("notes"):
         blocks.append(("h3", "How the numbers were obtained"))
         blocks.append(("list", e["notes"]))
@@ -312,7 +317,7 @@ def _mix(facts):
         return [("p", why_missing(mix))]
     return [
         ("p", "How often each intervention is recommended on the held-out part."),
-        ("table", mix, None),
+        ("table", mix, "People and share of the held-out part recommended each intervention"),
     ]
 
 

@@ -25,23 +25,32 @@ CARD_FILES = ("card.json", "card.md", "card.html")
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:60rem;
-margin:2rem auto;padding:0 1rem;color:#1b1f24;line-height:1.5;background:#fff}
+margin:2rem auto;padding:0 1rem;color:#1b1f24;line-height:1.5;background:#fff;
+overflow-wrap:break-word}
 h1{font-size:1.8rem;border-bottom:3px solid #2f6f8f;padding-bottom:.3rem}
 h2{font-size:1.35rem;margin-top:2.2rem;color:#2f6f8f;border-bottom:1px solid #d0d7de}
 h3{font-size:1.05rem;margin-bottom:.3rem}
-table{border-collapse:collapse;margin:.6rem 0 1.2rem;font-size:.88rem;display:block;
-overflow-x:auto}
+table{border-collapse:collapse;font-size:.88rem}
+.table-scroll{overflow-x:auto;margin:.6rem 0 1.2rem}
 caption{text-align:left;font-weight:600;padding:.2rem 0}
 th,td{border:1px solid #d0d7de;padding:.25rem .55rem;text-align:left;vertical-align:top}
 th{background:#eef3f6}
 tr:nth-child(even) td{background:#f8fafb}
 pre{background:#f6f8fa;border:1px solid #d0d7de;padding:.8rem;overflow-x:auto;font-size:.85rem}
-figure{margin:1rem 0}figure img{max-width:100%;border:1px solid #d0d7de}
+figure{margin:1rem 0}figure img{max-width:100%;height:auto;box-sizing:border-box;
+border:1px solid #d0d7de}
 figcaption{font-size:.85rem;color:#57606a}
 nav ol{columns:2 14rem;font-size:.95rem}
 .statement{background:#fff8e1;border-left:4px solid #e0a800;padding:.6rem .9rem}
 .warning{background:#fdecea;border-left:4px solid #b3261e;padding:.6rem .9rem}
 .meta{color:#57606a;font-size:.9rem}
+a:focus-visible,[tabindex]:focus-visible{outline:3px solid #2f6f8f;outline-offset:2px}
+.skip{position:absolute;left:.5rem;top:-5rem;background:#fff;color:#0b4f6c;padding:.4rem .7rem;
+border:2px solid #2f6f8f}
+.skip:focus{top:.5rem}
+@media print{.skip,nav{display:none}pre{white-space:pre-wrap}body{max-width:none;margin:0}.table-scroll{overflow:visible}
+table{font-size:.75rem}th,td{overflow-wrap:anywhere}figure,tr{break-inside:avoid}
+h2,h3{break-after:avoid}}
 """
 
 
@@ -117,6 +126,8 @@ def render_html(facts: dict, plots: Mapping[str, bytes] | None = None) -> str:
         f"<style>{_CSS}</style>",
         "</head>",
         "<body>",
+        # the first thing a keyboard reaches: past the contents list to the sections
+        '<a class="skip" href="#sections">Skip to the card\'s sections</a>',
         f'<header><h1 id="top">{esc(title)}</h1>',
     ]
     for warning in card_warnings(facts):
@@ -124,9 +135,10 @@ def render_html(facts: dict, plots: Mapping[str, bytes] | None = None) -> str:
     if created:
         parts.append(f'<p class="meta">Generated for the run created {esc(str(created))} UTC.</p>')
     sections = card_blocks(facts)
+    tables = 0
     parts.append('<nav aria-label="Contents"><ol>')
     parts += [f'<li><a href="#{sid}">{esc(t)}</a></li>' for sid, t, _ in sections]
-    parts.append("</ol></nav></header><main>")
+    parts.append('</ol></nav></header><main id="sections" tabindex="-1">')
     for sid, section_title, blocks in sections:
         parts.append(f'<section id="{sid}"><h2>{esc(section_title)}</h2>')
         for block in blocks:
@@ -142,18 +154,23 @@ def render_html(facts: dict, plots: Mapping[str, bytes] | None = None) -> str:
                     "<ul>" + "".join(f"<li>{esc(str(i))}</li>" for i in block[1]) + "</ul>"
                 )
             elif kind == "pre":
-                parts.append(f"<pre>{esc(block[1])}</pre>")
+                # scrolls sideways on a narrow screen: a named region a keyboard can reach
+                parts.append(
+                    f'<pre role="region" tabindex="0" aria-label="{esc(section_title)}">'
+                    f"{esc(block[1])}</pre>"
+                )
             elif kind == "table":
-                parts.append(_html_table(block[1], block[2]))
+                tables += 1
+                parts.append(_html_table(block[1], block[2] or section_title, f"table-{tables}"))
             elif kind == "img":
-                name, caption = block[1], block[2]
+                name, caption, alt = block[1], block[2], block[-1]
                 data = plots.get(name)
                 if data is None:
                     parts.append(f"<p>(plot {esc(name)} not available)</p>")
                 else:
                     encoded = base64.b64encode(data).decode("ascii")
                     parts.append(
-                        f'<figure><img alt="{esc(caption)}" '
+                        f'<figure><img alt="{esc(alt)}" '
                         f'src="data:image/png;base64,{encoded}">'
                         f"<figcaption>{esc(caption)}</figcaption></figure>"
                     )
@@ -162,7 +179,9 @@ def render_html(facts: dict, plots: Mapping[str, bytes] | None = None) -> str:
     return "\n".join(parts) + "\n"
 
 
-def _html_table(tbl, caption) -> str:
+def _html_table(tbl, caption: str, name: str) -> str:
+    """A table in a box of its own that scrolls sideways when the table is wider than the page:
+    the box is a named region a keyboard can reach (to scroll it), named by the caption."""
     esc = html.escape
     head = "".join(f'<th scope="col">{esc(str(c))}</th>' for c in tbl.get("columns") or [])
     # the first cell names its row (a field, a policy, an arm, a group): a row header
@@ -175,8 +194,11 @@ def _html_table(tbl, caption) -> str:
         + "</tr>"
         for row in tbl.get("rows") or []
     )
-    cap = f"<caption>{esc(caption)}</caption>" if caption else ""
-    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return (
+        f'<div class="table-scroll" role="region" tabindex="0" aria-labelledby="{name}">'
+        f'<table><caption id="{name}">{esc(caption)}</caption>'
+        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+    )
 
 
 def write_card(facts: dict, folder, *, plots: Mapping[str, object] | None = None) -> dict:

@@ -5,6 +5,7 @@ care, more or less than overall) so that a wide interval is not read as a findin
 from __future__ import annotations
 
 from recommender.card._format import fmt, interval_level, why_missing
+from recommender.card._plot_text import plot_block
 from recommender.card._loop import carried_arms
 
 __all__ = ["subgroup_blocks", "subgroup_reading"]
@@ -95,7 +96,7 @@ def subgroup_blocks(facts):
         )
     blocks += _subgroup_tables(s["table"], _overall(facts))
     for name in s.get("plots") or []:
-        blocks.append(("img", name, (facts.get("plots") or {}).get(name, {}).get("caption", name)))
+        blocks.append(plot_block(name, facts))
     return blocks
 
 

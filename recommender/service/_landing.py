@@ -86,15 +86,17 @@ def _page() -> str:
         for path, what in _OPEN
     )
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>burnout-recommender</title>
+<html lang="en"><head><meta charset="utf-8"><title>burnout-recommender: the service, its routes and roles</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>body{{font-family:system-ui,sans-serif;max-width:56rem;margin:2rem auto;padding:0 1rem;
 line-height:1.45}}table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ccc;
 padding:.3rem .5rem;text-align:left;vertical-align:top}}.note{{background:#fff4d6;
 padding:.6rem .8rem;border-left:4px solid #c90}}.wide{{overflow-x:auto}}
 @media (max-width:24rem){{td,th{{padding:.3rem .25rem}}}}
-@media (width<22.5rem){{td code{{overflow-wrap:anywhere}}}}</style></head>
-<body>
+@media (width<22.5rem){{td code{{overflow-wrap:anywhere}}}}
+a:focus-visible,[tabindex]:focus-visible{{outline:3px solid #1f5f7f;outline-offset:2px}}</style>
+</head>
+<body><main>
 <h1>burnout-recommender</h1>
 <p>Tells a clinician wellness program which intervention (professional coaching, mindfulness, a
 peer-support group, resilience training, a Balint group, or none) is expected to help a given
@@ -109,8 +111,9 @@ each key has one role. The fields each route accepts are in
 never goes in an address), so save the card with it and open the file, your key in the shell
 variable <code>KEY</code>:
 <code>curl -H "Authorization: Bearer $KEY" -o card.html {_ADDRESS}/model_card</code>.</p>
-<div class="wide"><table><caption>Routes and the roles that may call them</caption>
+<div class="wide" role="region" tabindex="0" aria-labelledby="routes"><table>
+<caption id="routes">Routes and the roles that may call them</caption>
 <tr><th scope="col">route</th><th scope="col">who</th><th scope="col">what</th></tr>{rows}</table>
 </div>
-</body></html>
+</main></body></html>
 """
