@@ -4,14 +4,19 @@ an advanced practice provider (APP), whom no published finding of the catalog co
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from pipelines.train import config_from_mapping, run_training
+from recommender.card import render_html, render_markdown
+from recommender.catalog import load_catalog
 from recommender.errors import InputError
+from recommender.model import evidence_model
 from recommender.uplift import SEED_LIMIT, GBMSpec, UpliftModel
-from service_fixtures import recommender_home
+from service_fixtures import _app, auth, profile, recommender_home, service_home  # noqa: F401
 
 # -- 1. the training seed ------------------------------------------------------------------
 
@@ -103,3 +108,85 @@ def test_a_library_user_gets_the_same_refusal_before_any_fit():
     with pytest.raises(InputError, match=r"outcome_candidates\[0\]\.extra\.no_such=1"):
         model.fit(X, t, rng.normal(size=60))
     assert not hasattr(model, "arms_")
+
+
+# -- 3. an APP and the evidence-only model -------------------------------------------------
+
+NO_TRIAL = "No published trial or review in the catalog concerns advanced practice providers"
+
+
+@pytest.fixture
+def evidence_client(service_home, monkeypatch):  # noqa: F811
+    """The service's ASGI app serving the model `train --evidence-only` builds from the
+    real catalog, none of whose findings concerns APPs."""
+    from starlette.testclient import TestClient
+
+    from recommender.service import service as service_module
+
+    model = evidence_model(load_catalog())
+    monkeypatch.setattr(service_module, "load_champion_model", lambda: (model, "1"))
+    with TestClient(_app(service_module), raise_server_exceptions=False) as client:
+        yield client
+
+
+def _recommend(client, **changes) -> dict:
+    response = client.post("/recommend", json=profile(**changes), headers=auth("program"))
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_an_app_is_told_plainly_that_no_trial_covers_their_role(evidence_client):
+    # Found: the note said "These estimates rest on published trials alone ... everyone in
+    # the same role gets the same figures" under a ranking of usual care alone.
+    answer = _recommend(evidence_client, role="app")
+    note = answer["ranking_note"]
+    assert NO_TRIAL in note
+    assert "ranks no intervention for them" in note and "not because it was found better" in note
+    assert "rest on published trials alone (" not in note  # no citation where none applies
+    assert [a["arm"] for a in answer["ranking"]] == ["none"]
+    assert answer["safety"]["level"] == "routine"
+    # a physician's answer still cites what it rests on
+    physician = _recommend(evidence_client, role="physician")["ranking_note"]
+    assert "rest on published trials alone (" in physician and NO_TRIAL not in physician
+
+
+def test_a_severe_app_still_gets_the_referral_and_a_flagged_one_the_crisis_resources(
+    evidence_client,
+):
+    severe = _recommend(evidence_client, role="app", ee=50, dp=25)
+    assert severe["safety"]["level"] == "referral"
+    assert severe["safety"]["referral"]["to"] and severe["safety"]["notice"]
+    assert NO_TRIAL in severe["ranking_note"]
+    flagged = _recommend(evidence_client, role="app", crisis_risk=True)
+    assert flagged["safety"]["level"] == "crisis" and flagged["ranking"] == []
+    assert flagged["recommended"] is None
+    assert {r["name"] for r in flagged["safety"]["resources"]} >= {
+        "988 Suicide & Crisis Lifeline (US)"
+    }
+
+
+def test_the_evidence_card_says_the_same_of_apps():
+    from pipelines._train_evidence import evidence_card_facts
+    from pipelines.train import load_config
+    from recommender.registry import GateDecision, PolicyValue
+
+    catalog = load_catalog()
+    nothing = PolicyValue(math.nan, math.nan, math.nan, 0)
+    card = evidence_card_facts(
+        evidence_model(catalog),
+        catalog,
+        load_config(),
+        gate=GateDecision(True, "there is no champion yet", 0.1, nothing),
+        run_id="r",
+        git_commit="c",
+        versions={},
+        previous_champion=None,
+        created="2026-12-06 09:00:00",
+    )
+    said = [n for n in card["evaluation"]["notes"] if n.startswith(NO_TRIAL)]
+    assert len(said) == 1 and "crisis resources" in said[0] and "referral" in said[0]
+    assert said[0] in card["caveats"]
+    for page in (render_markdown(card), render_html(card)):
+        assert NO_TRIAL in " ".join(page.split())
+    # roles the catalog's findings do concern are not said to be uncovered
+    assert not [n for n in card["evaluation"]["notes"] if "concerns physicians" in n]
