@@ -17,6 +17,7 @@ from recommender.errors import InputError
 from recommender.paths import config_path
 from recommender.settings import Section, check_settings
 from recommender.simulate import MAX_PEOPLE, MAX_SEED
+from recommender.uplift import SEED_LIMIT
 
 __all__ = [
     "load_config",
@@ -93,7 +94,9 @@ class _Log(Section):
 class TrainSettings(Section):
     """The keys of ``train.yaml``, their types and ranges (see the file for what each means)."""
 
-    seed: int = Field(0, ge=0)
+    # The learners' own limit: checked here, a seed past it would be refused only once fitting
+    # starts, after the cohort is read and split.
+    seed: int = Field(0, ge=0, le=SEED_LIMIT - 1)
     source: Literal[SOURCES] = "data"
     log: _Log = _Log()
     data: _Data = _Data()

@@ -73,6 +73,8 @@ def evidence_card_facts(
     model, catalog, config, *, gate, run_id, git_commit, versions, previous_champion, created
 ) -> dict:
     from recommender.card import DEFAULT_TEXT, evidence_facts, json_safe
+    from recommender.cohort import CATEGORIES
+    from recommender.model import no_evidence_for_role, roles_without_evidence
 
     estimates = model.outcome_models[model.primary].estimates
     rows = [
@@ -95,8 +97,14 @@ def evidence_card_facts(
     uncovered = [
         f"{arm} for {role}"
         for arm in model.treatment_arms
-        for role in ("physician", "resident", "nurse", "app")
+        for role in CATEGORIES["role"]
         if not any(e.arm == arm and e.role == role for e in estimates)
+    ]
+    # A role no finding concerns is said in words, with what its people still get.
+    unranked = [
+        no_evidence_for_role(role) + " A severe profile still gets the confidential referral "
+        "and a request flagged for crisis risk the crisis resources, as in every role."
+        for role in roles_without_evidence(model.metadata)
     ]
     no_data = "This model was built with no data of this program"
     features = ", ".join(model.feature_names)
@@ -169,6 +177,7 @@ def evidence_card_facts(
                     "No estimate (the arm is not ranked for that role): "
                     + (", ".join(uncovered) if uncovered else "none")
                     + ".",
+                    *unranked,
                     f"Gate: {gate.reason}.",
                 ],
                 "plots": [],
@@ -197,6 +206,7 @@ def evidence_card_facts(
             "evidence": evidence_facts(catalog, list(model.arms)),
             "caveats": [
                 statement,
+                *unranked,
                 "Published effects were measured on other programs' staff, mostly in single "
                 "small trials; they may not transfer to this program (the simulator's "
                 "`local` scenario asks what happens then).",

@@ -12,6 +12,7 @@ __all__ = [
     "PROFILE_COLUMNS",
     "FEATURE_COLUMNS",
     "CATEGORIES",
+    "ROLE_NAMES",
     "RANGES",
     "INTEGER_COLUMNS",
     "FLOAT_COLUMNS",
@@ -59,6 +60,14 @@ CATEGORIES: dict[str, tuple[str, ...]] = {
         "other",
     ),
     "setting": ("academic", "community", "rural"),
+}
+
+# Each role in words (plural), as answers and cards name the people of a role.
+ROLE_NAMES: dict[str, str] = {
+    "physician": "physicians",
+    "resident": "residents",
+    "nurse": "nurses",
+    "app": "advanced practice providers (APPs: nurse practitioners, physician assistants)",
 }
 
 SCORE_COLUMNS: tuple[str, ...] = ("ee", "dp", "pa")

@@ -12,7 +12,13 @@ from recommender.model._carried import (
     estimate_basis,
     learnt_arms,
 )
-from recommender.model._evidence import EvidenceEstimate, evidence_estimates, evidence_model
+from recommender.model._evidence import (
+    EvidenceEstimate,
+    evidence_estimates,
+    evidence_model,
+    no_evidence_for_role,
+    roles_without_evidence,
+)
 from recommender.model._facts import data_source, model_facts, model_min_cell, one_effect_arms
 from recommender.model._prediction import Prediction
 from recommender.model._recommendation import JUDGEMENT_COLUMNS, RecommendationModel
@@ -34,6 +40,8 @@ __all__ = [
     "estimate_basis",
     "learnt_arms",
     "EvidenceEstimate",
+    "no_evidence_for_role",
+    "roles_without_evidence",
     "Prediction",
     "RecommendationModel",
     "SupportCheck",

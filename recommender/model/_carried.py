@@ -26,7 +26,11 @@ import pandas as pd
 from scipy.stats import norm
 
 from recommender.errors import InputError
-from recommender.model._evidence import EvidenceEffects
+from recommender.model._evidence import (
+    EvidenceEffects,
+    no_evidence_for_role,
+    roles_without_evidence,
+)
 from recommender.model._recommendation import RecommendationModel
 
 __all__ = [
@@ -238,12 +242,15 @@ def estimate_basis(metadata: Mapping, arms: Sequence[str], role: str, names: Map
     """What an answer must say of figures not learnt from the program's staff, or None.
 
     An evidence-only model's answer (``arms[0]`` the recommended arm): they rest on published
-    trials, cited, and are the same for everyone in a role. A model retrained from the log:
+    trials, cited, and are the same for everyone in a role; for a role no finding concerns,
+    that none does and that nothing is ranked. A model retrained from the log:
     each ranked arm in ``arms`` whose estimate was carried over is named with its source (the
     published trial cited for the person's role, or the earlier model) and why.
     """
     metadata = metadata or {}
     if metadata.get("source") == "evidence":
+        if str(role) in roles_without_evidence(metadata):
+            return no_evidence_for_role(str(role))
         best = arms[0] if arms else None
         cited = (metadata.get("evidence_citations") or {}).get(best, {}).get(str(role))
         source = f" ({names.get(best, best)}: {cited})" if cited else ""

@@ -23,10 +23,17 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from recommender.cohort import CATEGORIES
+from recommender.cohort import CATEGORIES, ROLE_NAMES
 from recommender.errors import InputError
 
-__all__ = ["EvidenceEffects", "EvidenceEstimate", "evidence_estimates", "evidence_model"]
+__all__ = [
+    "EvidenceEffects",
+    "EvidenceEstimate",
+    "evidence_estimates",
+    "evidence_model",
+    "roles_without_evidence",
+    "no_evidence_for_role",
+]
 
 # Said beside the citation of a figure pooled over several kinds of intervention.
 POOLED_NOTE = "an estimate pooled over several kinds of intervention, not this arm's own"
@@ -168,4 +175,27 @@ def evidence_model(catalog, *, metadata=None):
         primary="ee",
         metadata=facts,
         catalog=catalog,
+    )
+
+
+def roles_without_evidence(metadata) -> list[str]:
+    """The roles of the data contract no finding of an evidence-only model concerns (from
+    its ``metadata``): for them it ranks no intervention."""
+    citations = (metadata or {}).get("evidence_citations") or {}
+    return [
+        r for r in CATEGORIES["role"] if not any(r in by_role for by_role in citations.values())
+    ]
+
+
+def no_evidence_for_role(role: str) -> str:
+    """What an answer and the card say of a role no published finding concerns: plainly that
+    none does, and that usual care, listed alone, is not a recommendation over anything."""
+    people = ROLE_NAMES.get(role, role)
+    return (
+        f"No published trial or review in the catalog concerns {people}, and this model rests "
+        "on published trials alone, so it ranks no intervention for them: usual care is listed "
+        "alone because no intervention has an estimate for their role, not because it was "
+        "found better. What to offer them is the program's judgement; a model retrained from "
+        "the program's own log (recommender train --from-log) can estimate it once their "
+        "follow-up scores are in."
     )

@@ -8,8 +8,11 @@ scores that evaluation and model selection rest on. ``GBMSpec``, ``RidgeSpec`` a
 ``final_candidates`` parameters. ``compile_effects`` turns fitted learners into one
 prediction pass for every outcome, arm and fold (the served form). ``PoorOverlapWarning`` is
 what a fit or the scores warn when estimated propensities are clipped, naming arms and rows.
+``SEED_LIMIT`` bounds ``random_state`` (seeds from 0 to ``SEED_LIMIT - 1``), for callers that
+check a seed from a file before any fit starts.
 """
 
+from ._checks import SEED_LIMIT
 from ._compiled import CompiledEffects, compile_effects
 from ._model import UpliftModel
 from ._propensity import PoorOverlapWarning
@@ -25,4 +28,5 @@ __all__ = [
     "LogLinearSpec",
     "CompiledEffects",
     "compile_effects",
+    "SEED_LIMIT",
 ]

@@ -135,6 +135,8 @@ def candidate_problems(name: str, specs) -> list[str]:
             if hasattr(spec, field) and not ok(getattr(spec, field)):
                 value = getattr(spec, field)
                 problems.append(f"{name}[{k}].{field}={value!r} (accepted: {says})")
+        if isinstance(spec, GBMSpec):
+            problems += [f"{name}[{k}].extra.{said}" for said in spec.extra_problems()]
     return problems
 
 
