@@ -17,6 +17,7 @@ from recommender.errors import InputError
 from recommender.paths import config_path
 from recommender.settings import Section, check_settings
 from recommender.simulate import MAX_PEOPLE, MAX_SEED
+from recommender.uplift import MAX_RANDOM_STATE
 
 __all__ = [
     "load_config",
@@ -93,7 +94,7 @@ class _Log(Section):
 class TrainSettings(Section):
     """The keys of ``train.yaml``, their types and ranges (see the file for what each means)."""
 
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=MAX_RANDOM_STATE)
     source: Literal[SOURCES] = "data"
     log: _Log = _Log()
     data: _Data = _Data()

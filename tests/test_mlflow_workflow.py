@@ -8,15 +8,21 @@ score` does, and a refusal still gives the crisis resources of the rows flagged 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import mlflow
 import pandas as pd
 import pytest
 from service_fixtures import champion_home  # noqa: F401 (fixtures)
 
 from pipelines.score import safety_rules
+from pipelines.train import load_config
 from recommender.cohort import PROFILE_COLUMNS
 from recommender.errors import InputError
 from recommender.simulate import load_scenario, simulate_cohort
+from recommender.uplift import MAX_RANDOM_STATE, UpliftModel
 
 CHAMPION = "models:/burnout-recommender@champion"
 
@@ -92,3 +98,31 @@ def test_the_contract_bounds_themselves_are_scored(champion):
     rows.loc[0, ["age", "ee", "dp", "pa"]] = [18, 54, 30, 0]
     rows.loc[1, ["age", "ee", "dp", "pa"]] = [90, 0, 0, 48]
     assert champion.predict(rows)["recommended"].notna().all()
+
+
+# ------------------------------------------------------------------------- the training seed
+def test_a_seed_past_what_the_learners_take_is_refused_by_name():
+    with pytest.raises(InputError, match=rf"seed = {2**40} .* from 0 to {MAX_RANDOM_STATE}"):
+        load_config(overrides={"seed": 2**40})
+    assert load_config(overrides={"seed": MAX_RANDOM_STATE})["seed"] == MAX_RANDOM_STATE
+
+
+@pytest.mark.parametrize("seed", [-1, MAX_RANDOM_STATE + 1, True])
+def test_uplift_model_refuses_a_seed_it_cannot_use(seed):
+    model = UpliftModel(random_state=seed)
+    with pytest.raises(InputError, match="random_state"):
+        model.fit(pd.DataFrame({"age": [40.0] * 4}), ["none", "a"] * 2, [1.0] * 4)
+
+
+def test_train_with_too_large_a_seed_registers_nothing(tmp_path):
+    home = tmp_path / "home"
+    done = subprocess.run(
+        [sys.executable, "-m", "recommender", "train", "--seed", str(2**32), "--quiet"],
+        env={**os.environ, "RECOMMENDER_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "seed" in done.stderr and "Traceback" not in done.stderr
+    assert not (home / "mlflow.db").exists()

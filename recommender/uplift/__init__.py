@@ -11,13 +11,14 @@ what a fit or the scores warn when estimated propensities are clipped, naming ar
 """
 
 from ._compiled import CompiledEffects, compile_effects
-from ._model import UpliftModel
+from ._model import MAX_RANDOM_STATE, UpliftModel
 from ._propensity import PoorOverlapWarning
 from ._regressors import GBMSpec, LogLinearSpec, RidgeSpec
 from ._scores import doubly_robust_scores
 
 __all__ = [
     "UpliftModel",
+    "MAX_RANDOM_STATE",
     "doubly_robust_scores",
     "PoorOverlapWarning",
     "GBMSpec",

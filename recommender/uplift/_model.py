@@ -27,9 +27,12 @@ from ._intervals import (
 )
 from ._nuisance import DEFAULT_OUTCOME_CANDIDATES, fit_nuisance
 
-__all__ = ["UpliftModel"]
+__all__ = ["UpliftModel", "MAX_RANDOM_STATE"]
 
 LEARNERS = ("auto", "t", "x", "dr")
+# The largest seed: the seed streams add offsets (per arm, fold and replicate) before a seed
+# reaches scikit-learn, which takes no random_state past 2**32 - 1; 2**31 - 1 leaves them room.
+MAX_RANDOM_STATE = 2**31 - 1
 
 
 def _check_parameters(model: "UpliftModel") -> None:
@@ -44,7 +47,13 @@ def _check_parameters(model: "UpliftModel") -> None:
     require(
         "n_folds", isinstance(model.n_folds, Integral) and model.n_folds >= 2, "an integer >= 2"
     )
-    require("random_state", isinstance(model.random_state, Integral), "an integer")
+    require(
+        "random_state",
+        isinstance(model.random_state, Integral)
+        and not isinstance(model.random_state, bool)
+        and 0 <= model.random_state <= MAX_RANDOM_STATE,
+        f"an integer from 0 to {MAX_RANDOM_STATE}",
+    )
     require(
         "design",
         model.design in ("auto", "randomized", "observational"),
