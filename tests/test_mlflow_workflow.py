@@ -9,13 +9,16 @@ score` does, and a refusal still gives the crisis resources of the rows flagged 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import mlflow
 import pandas as pd
 import pytest
-from service_fixtures import champion_home  # noqa: F401 (fixtures)
+import yaml
+from service_fixtures import SMALL_TRAINING, champion_home, serving  # noqa: F401 (fixtures)
 
 from pipelines.score import safety_rules
 from pipelines.train import load_config
@@ -25,6 +28,16 @@ from recommender.simulate import load_scenario, simulate_cohort
 from recommender.uplift import MAX_RANDOM_STATE, UpliftModel
 
 CHAMPION = "models:/burnout-recommender@champion"
+
+
+def small_config(folder: Path) -> list[str]:
+    """``--config`` of a small, fast training config written in ``folder``."""
+    settings = load_config()
+    for key, value in SMALL_TRAINING.items():
+        settings[key] = {**settings[key], **value} if isinstance(value, dict) else value
+    path = folder / "train.yaml"
+    path.write_text(yaml.safe_dump(settings), encoding="utf-8")
+    return ["--config", str(path)]
 
 
 def plain_profiles(n: int, seed: int) -> pd.DataFrame:
@@ -126,3 +139,96 @@ def test_train_with_too_large_a_seed_registers_nothing(tmp_path):
     assert done.returncode == 2, done.stderr
     assert "seed" in done.stderr and "Traceback" not in done.stderr
     assert not (home / "mlflow.db").exists()
+
+
+# ---------------------------------------------------------------- a real MLflow tracking server
+@pytest.fixture(scope="module")
+def tracking_server(tmp_path_factory):
+    """`mlflow server` on SQLite with its own artifact store, on a free loopback port."""
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    mlflow_command = shutil.which("mlflow", path=str(Path(sys.executable).parent))
+
+    def command(port):
+        return [
+            mlflow_command,
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{folder / 'server.db'}",
+            "--artifacts-destination",
+            str(folder / "artifacts"),
+            *f"--host 127.0.0.1 --port {port} --workers 1".split(),
+        ]
+
+    with serving(
+        command, env=dict(os.environ), log_path=folder / "server.log", ready_path="/health"
+    ) as (url, _):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def trained_on_server(tracking_server, tmp_path_factory):
+    """One small `recommender train --quiet` against the server: its completed process."""
+    home = tmp_path_factory.mktemp("server-home")
+    return subprocess.run(
+        [sys.executable, "-m", "recommender", "train", "--quiet", *small_config(home)],
+        env={**os.environ, "RECOMMENDER_HOME": str(home), "MLFLOW_TRACKING_URI": tracking_server},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def test_train_quiet_against_a_server_prints_its_one_result_line(trained_on_server):
+    assert trained_on_server.returncode == 0, trained_on_server.stderr
+    lines = trained_on_server.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("registered burnout-recommender version 1")
+    assert "View run" not in trained_on_server.stdout + trained_on_server.stderr
+
+
+def test_plain_mlflow_loads_the_servers_champion_and_scores(tracking_server, trained_on_server):
+    assert trained_on_server.returncode == 0, trained_on_server.stderr
+    script = (
+        "import sys, mlflow, pandas as pd\n"
+        f"mlflow.set_tracking_uri({tracking_server!r})\n"
+        f"model = mlflow.pyfunc.load_model({CHAMPION!r})\n"
+        "rows = pd.read_json(sys.stdin, orient='records', dtype=False)\n"
+        "print(model.predict(rows)['recommended'].notna().sum())\n"
+    )
+    rows = plain_profiles(5, seed=9)
+    # a fresh Python without the project's environment variables, as a notebook would be
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RECOMMENDER_", "MLFLOW_"))}
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        input=rows.to_json(orient="records"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == "5"
+
+
+# --------------------------------------------------------- a store that stops answering mid-run
+def test_a_run_the_store_cannot_end_keeps_its_own_error_and_says_so(tmp_path, monkeypatch, capsys):
+    import pipelines.train as train
+    from recommender.cli import main
+
+    def store_gone(*args, **kwargs):
+        raise ConnectionError("the tracking server stopped answering")
+
+    def end_refused(status="FINISHED"):
+        real_end_run(status=status)  # MLflow forgets the run, as it does before the request
+        raise ConnectionError("runs/update: connection refused")
+
+    real_end_run = mlflow.end_run
+    monkeypatch.setenv("RECOMMENDER_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(train, "log_stage", store_gone)
+    monkeypatch.setattr(mlflow, "end_run", end_refused)
+    code = main(["train", "--quiet", "--seed", "1", *small_config(tmp_path)])
+    said = capsys.readouterr().err
+    assert code == 1
+    assert "the tracking server stopped answering" in said  # the run's own error, not the end's
+    assert "could not be marked FAILED (ConnectionError: runs/update" in said
+    assert "still shows it RUNNING; nothing was registered" in said
+    assert mlflow.active_run() is None

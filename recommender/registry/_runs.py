@@ -37,6 +37,7 @@ from recommender.registry._store import (
     MODEL_NAME,
     client,
     ensure_experiment,
+    few_retries,
     mlflow_session,
 )
 
@@ -131,10 +132,26 @@ class TrainingRun:
 
     def __exit__(self, kind, error, traceback) -> bool:
         try:
-            self._mlflow.end_run(status=_end_status(kind))
+            if error is None:
+                self._mlflow.end_run(status=_end_status(kind))
+            else:
+                self._end_stopped(kind, error)
         finally:
             self._session.__exit__(None, None, None)
         return False
+
+    def _end_stopped(self, kind, error: BaseException) -> None:
+        """End a run its block stopped, FAILED or KILLED, without hiding why it stopped.
+
+        A store that cannot be reached (a tracking server down) is tried briefly: MLflow would
+        retry for minutes again after the block's own request already did. If the run cannot be
+        ended, ``error.run_not_ended`` says why, and the store shows it RUNNING.
+        """
+        try:
+            with few_retries():
+                self._mlflow.end_run(status=_end_status(kind))
+        except Exception as ending:  # noqa: BLE001 - the block's error is the one to raise
+            error.run_not_ended = f"{type(ending).__name__}: {str(ending)[:300]}"
 
     # -- logging -------------------------------------------------------------------------------
     def log_params(self, params: dict) -> None:
