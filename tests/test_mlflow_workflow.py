@@ -185,6 +185,19 @@ def test_train_quiet_against_a_server_prints_its_one_result_line(trained_on_serv
     assert "View run" not in trained_on_server.stdout + trained_on_server.stderr
 
 
+def test_the_servers_version_carries_its_runs_lineage(tracking_server, trained_on_server):
+    from mlflow import MlflowClient
+
+    assert trained_on_server.returncode == 0, trained_on_server.stderr
+    mlflow_client = MlflowClient(tracking_uri=tracking_server, registry_uri=tracking_server)
+    version = mlflow_client.get_model_version_by_alias("burnout-recommender", "champion")
+    run = mlflow_client.get_run(version.run_id)
+    assert run.info.status == "FINISHED"
+    for key in ("git_commit", "catalog.version", "data.source", "data.sha256"):
+        assert version.tags[key] == run.data.tags[key] != ""
+    assert "rows to train" in version.description and "Gate passed" in version.description
+
+
 def test_plain_mlflow_loads_the_servers_champion_and_scores(tracking_server, trained_on_server):
     assert trained_on_server.returncode == 0, trained_on_server.stderr
     script = (

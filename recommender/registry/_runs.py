@@ -45,6 +45,9 @@ __all__ = ["TrainingRun", "Registration"]
 
 # MLflow refuses parameter values longer than this.
 _PARAM_LIMIT = 6000
+# Run tags a registered version carries too, so that the registry's page of a version says what
+# it was trained from without opening its run.
+LINEAGE_TAGS = ("git_commit", "catalog.version", "data.source", "data.sha256")
 
 
 @dataclass
@@ -160,7 +163,9 @@ class TrainingRun:
         self._mlflow.log_params(flat)
 
     def set_tags(self, tags: dict) -> None:
+        """Tag the run; those of :data:`LINEAGE_TAGS` also tag the version it registers."""
         self._mlflow.set_tags({k: _text(v)[:_PARAM_LIMIT] for k, v in tags.items()})
+        self.tags.update(tags)
 
     def log_metrics(self, metrics: dict) -> None:
         """Log the finite numeric metrics; MLflow keys allow ``[A-Za-z0-9_\\-. /]`` only."""
@@ -326,6 +331,7 @@ class TrainingRun:
                     # whom it was judged against: the same data and champion, the same verdict
                     "gate.champion": gate.champion_version or "none",
                     "run_id": self.run_id,
+                    **{k: _text(self.tags[k]) for k in LINEAGE_TAGS if k in self.tags},
                     PENDING_TAG: pending_aliases(before),
                 },
             )
