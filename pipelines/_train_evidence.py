@@ -298,7 +298,11 @@ def run_evidence_training(settings: dict, *, progress, safety, reason: str | Non
                     }
                 )
                 run.set_tags(
-                    {"git_commit": git_commit, **{f"version.{k}": v for k, v in versions.items()}}
+                    {
+                        "git_commit": git_commit,
+                        "catalog.version": catalog.version,
+                        **{f"version.{k}": v for k, v in versions.items()},
+                    }
                 )
                 run.log_dict(settings, "config/train.yaml")
                 model_info = run.log_model(model, _example_profiles(), safety=safety)

@@ -92,6 +92,7 @@ def log_stage(
     run.set_tags(
         {
             "git_commit": git_commit,
+            "catalog.version": model.catalog_version,
             "data.sha256": cohort.sha256,
             **{f"version.{k}": v for k, v in versions.items()},
         }

@@ -30,19 +30,6 @@ __all__ = [
 # How the recommendation mix names the rows flagged for crisis risk (resources, no ranking).
 CRISIS_NOT_SCORED = "(crisis: not scored)"
 
-_CONTRACT_FEATURES = (
-    "age",
-    "gender",
-    "role",
-    "specialty",
-    "setting",
-    "years_in_practice",
-    "weekly_hours",
-    "ee",
-    "dp",
-    "pa",
-)
-
 
 @dataclass
 class ScoreResult:
@@ -185,7 +172,7 @@ def score_file(
 def extra_features(model) -> list[str]:
     """The features ``model`` reads besides the data contract's profile columns (a program's
     own, named in the training config's ``extra_features``): a cohort file must have them."""
-    return [f for f in model.feature_names if f not in _CONTRACT_FEATURES]
+    return model.extra_features
 
 
 def model_notes(model) -> list[str]:

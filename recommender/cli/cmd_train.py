@@ -124,7 +124,7 @@ def run(args) -> int:
         raise
     except KeyboardInterrupt as interrupt:  # Ctrl-C, or a kill (see recommender.cli)
         version = getattr(interrupt, "registered_version", None)
-        left = f"version {version} was registered before it" if version else _STOPPED
+        left = f"version {version} was registered before it" if version else _undone(interrupt)
         print(f"error: training stopped; {left}", file=sys.stderr)
         raise
     except Exception as error:  # noqa: BLE001 - report, then exit 1 as the CLI contract says
@@ -140,7 +140,7 @@ def run(args) -> int:
             )
         else:
             print(
-                f"error: training failed ({type(error).__name__}: {error}); {_UNDONE}",
+                f"error: training failed ({type(error).__name__}: {error}); {_undone(error)}",
                 file=sys.stderr,
             )
         return 1
@@ -155,6 +155,9 @@ def run(args) -> int:
         uri = tracking_uri()
         if uri.startswith("sqlite:"):
             print(f"compare runs: {_mlflow_command()} ui --backend-store-uri {uri} --port 5000")
+        elif uri.startswith(("http://", "https://")):
+            experiment = result.config["registry"]["experiment"]
+            print(f"compare runs: {uri.rstrip('/')} (experiment {experiment})")
     return 0
 
 
@@ -182,8 +185,19 @@ def _not_trained(alike) -> str:
 
 
 _UNCHANGED = "nothing was registered and the champion is unchanged"
-_UNDONE = f"the MLflow run is marked FAILED, {_UNCHANGED}"
-_STOPPED = f"the MLflow run is marked KILLED, {_UNCHANGED}"
+
+
+def _undone(error: BaseException) -> str:
+    """What a run that stopped before registering left: its run ended FAILED (KILLED when
+    stopped), or, when the store could not be reached to say so, a run still shown RUNNING."""
+    status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+    why = getattr(error, "run_not_ended", None)
+    if why is None:
+        return f"the MLflow run is marked {status}, {_UNCHANGED}"
+    return (
+        f"the MLflow run could not be marked {status} ({why}), so the store still shows it "
+        f"RUNNING; {_UNCHANGED}"
+    )
 
 
 def _mlflow_command() -> str:

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from recommender.cohort import FEATURE_COLUMNS
 from recommender.errors import InputError
 from recommender.model._prediction import Prediction, compile_model, encode_rows
 from recommender.model._schema import feature_schema, frame_from_schema
@@ -110,6 +111,12 @@ class RecommendationModel:
     def feature_names(self) -> list[str]:
         """The feature columns in the order the learners expect."""
         return [f["name"] for f in self.features]
+
+    @property
+    def extra_features(self) -> list[str]:
+        """The features read besides the data contract's profile columns (a program's own,
+        named in the training config's ``extra_features``): a profile table must have them."""
+        return [name for name in self.feature_names if name not in FEATURE_COLUMNS]
 
     @property
     def outcomes(self) -> list[str]:

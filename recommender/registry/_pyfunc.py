@@ -15,6 +15,7 @@ from pathlib import Path
 
 import joblib
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow.models import infer_signature
 
@@ -89,12 +90,37 @@ class RecommenderPyfunc(mlflow.pyfunc.PythonModel):
         model_input = model_input.reset_index(drop=True)
         # Unreadable flags count as set: the person gets the resources, the others their scores.
         crisis = crisis_flags(model_input, strict=False)
+        _check_profiles(model_input, crisis, self.model, self.safety)
         kinds = {"alpha": float, "contributions": bool, "max_overlap": float}
         scored = self.model.score(
             model_input.loc[~crisis],
             **{name: kind(options[name]) for name, kind in kinds.items() if name in options},
         )
         return triaged_scores(scored, model_input, self.safety, crisis).reset_index(drop=True)
+
+
+def _check_profiles(rows: pd.DataFrame, crisis, model: RecommendationModel, safety) -> None:
+    """Refuse rows that break the data contract, every problem named, as ``recommender score``
+    refuses a file: MLflow's schema checks only types, so an ``ee`` of 99 or an ``age`` of 5
+    would otherwise be ranked. The error still gives the crisis resources of the rows flagged
+    for crisis risk, which a refusal must not withhold.
+    """
+    from recommender.cohort import validate_cohort
+    from recommender.policy import triage_table
+
+    profiles = rows
+    if "person_id" not in rows.columns:  # optional here: scores are then keyed by row
+        profiles = rows.assign(person_id=[f"row {i}" for i in range(len(rows))])
+    report = validate_cohort(profiles, extra_features=model.extra_features)
+    if report.ok:
+        return
+    message = f"the rows do not meet the data contract:\n{report.format()}"
+    if crisis.any():
+        flagged = np.flatnonzero(crisis)
+        referral = triage_table(rows.iloc[flagged[:1]], safety, [True])["referral"].iloc[0]
+        listed = ", ".join(str(i) for i in flagged[:20]) + (", ..." if len(flagged) > 20 else "")
+        message += f"\nrows flagged for crisis risk (rows {listed}): {referral}"
+    raise InputError(message, problems=list(report.errors))
 
 
 def _lenient_inputs(signature):

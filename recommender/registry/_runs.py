@@ -37,6 +37,7 @@ from recommender.registry._store import (
     MODEL_NAME,
     client,
     ensure_experiment,
+    few_retries,
     mlflow_session,
 )
 
@@ -44,6 +45,9 @@ __all__ = ["TrainingRun", "Registration"]
 
 # MLflow refuses parameter values longer than this.
 _PARAM_LIMIT = 6000
+# Run tags a registered version carries too, so that the registry's page of a version says what
+# it was trained from without opening its run.
+LINEAGE_TAGS = ("git_commit", "catalog.version", "data.source", "data.sha256")
 
 
 @dataclass
@@ -131,10 +135,26 @@ class TrainingRun:
 
     def __exit__(self, kind, error, traceback) -> bool:
         try:
-            self._mlflow.end_run(status=_end_status(kind))
+            if error is None:
+                self._mlflow.end_run(status=_end_status(kind))
+            else:
+                self._end_stopped(kind, error)
         finally:
             self._session.__exit__(None, None, None)
         return False
+
+    def _end_stopped(self, kind, error: BaseException) -> None:
+        """End a run its block stopped, FAILED or KILLED, without hiding why it stopped.
+
+        A store that cannot be reached (a tracking server down) is tried briefly: MLflow would
+        retry for minutes again after the block's own request already did. If the run cannot be
+        ended, ``error.run_not_ended`` says why, and the store shows it RUNNING.
+        """
+        try:
+            with few_retries():
+                self._mlflow.end_run(status=_end_status(kind))
+        except Exception as ending:  # noqa: BLE001 - the block's error is the one to raise
+            error.run_not_ended = f"{type(ending).__name__}: {str(ending)[:300]}"
 
     # -- logging -------------------------------------------------------------------------------
     def log_params(self, params: dict) -> None:
@@ -143,7 +163,9 @@ class TrainingRun:
         self._mlflow.log_params(flat)
 
     def set_tags(self, tags: dict) -> None:
+        """Tag the run; those of :data:`LINEAGE_TAGS` also tag the version it registers."""
         self._mlflow.set_tags({k: _text(v)[:_PARAM_LIMIT] for k, v in tags.items()})
+        self.tags.update(tags)
 
     def log_metrics(self, metrics: dict) -> None:
         """Log the finite numeric metrics; MLflow keys allow ``[A-Za-z0-9_\\-. /]`` only."""
@@ -309,6 +331,7 @@ class TrainingRun:
                     # whom it was judged against: the same data and champion, the same verdict
                     "gate.champion": gate.champion_version or "none",
                     "run_id": self.run_id,
+                    **{k: _text(self.tags[k]) for k in LINEAGE_TAGS if k in self.tags},
                     PENDING_TAG: pending_aliases(before),
                 },
             )

@@ -46,6 +46,7 @@ __all__ = [
     "client",
     "ensure_experiment",
     "StoreBusy",
+    "few_retries",
     "MODEL_NAME",
     "EXPERIMENT_NAME",
     "ARTIFACT_ROOT_ENV",
@@ -144,6 +145,10 @@ def _quiet() -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # Against a tracking server MLflow prints "View run ... at: <url>" on stdout as each run
+    # ends, into the output `train --quiet` keeps to its one result line; `train` says the
+    # server's address itself.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     for name in ("mlflow", "alembic", "alembic.runtime.migration", "mlflow.store.db.utils"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
@@ -233,6 +238,22 @@ def mlflow_session(*, timeout: float | None = None):
                     os.environ[key] = value
     finally:
         _SESSION_LOCK.release()
+
+
+@contextlib.contextmanager
+def few_retries():
+    """For the block, MLflow tries a tracking server's request twice, 1 s apart, instead of
+    its default 7 times over about 4 minutes (a caller's own settings win)."""
+    defaults = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+    saved = {key: os.environ.get(key) for key in defaults}
+    for key, value in defaults.items():
+        os.environ.setdefault(key, value)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
 
 
 def client(*, existing: bool = False):

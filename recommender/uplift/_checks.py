@@ -57,7 +57,7 @@ PARAMETERS = {
     "learner": (lambda v: isinstance(v, str) and v in LEARNERS, " | ".join(LEARNERS)),
     "n_folds": (_integer(2), "an integer >= 2"),
     "random_state": (
-        lambda v: isinstance(v, Integral) and 0 <= v < SEED_LIMIT,
+        lambda v: isinstance(v, Integral) and not isinstance(v, bool) and 0 <= v < SEED_LIMIT,
         f"an integer from 0 to {SEED_LIMIT - 1}",
     ),
     "design": (lambda v: isinstance(v, str) and v in DESIGNS, " | ".join(DESIGNS)),
