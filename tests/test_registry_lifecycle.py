@@ -165,3 +165,14 @@ def test_a_promote_killed_between_the_alias_and_its_record_leaves_a_store_a_reru
         registry.rollback(reason="after the kill")
     registry.promote("1", reason="the promotion the kill cut short")
     assert registry.rollback(reason="back").version == "2"
+
+
+def test_promoting_the_champion_again_says_nothing_else_changed(home, capsys):
+    from recommender.cli import main
+
+    assert main(["promote", "2", "--reason", "endorsed by the panel"]) == 0
+    said = capsys.readouterr().out
+    assert "champion: version 2 -> 2" in said and "was already the champion" in said
+    assert registry.aliases()["champion"] == "2"
+    assert champion_record("2")["event"]["kind"] == "promote"
+    assert registry.rollback(reason="undo").version == "1"
