@@ -27,6 +27,12 @@ def run(args) -> int:
     event = promote(args.version, reason=args.reason, actor=args.actor, force=args.force)
     before = event.previous_version or "none"
     print(f"champion: version {before} -> {event.version} by {event.actor} ({event.reason})")
+    if event.previous_version == event.version:
+        # Recorded all the same: a person's endorsement is what the card then tells.
+        print(
+            f"version {event.version} was already the champion: nothing else changed, and the "
+            "service needs no /reload"
+        )
     if event.forced:
         print(
             f"forced: version {event.version} had failed the promotion gate "

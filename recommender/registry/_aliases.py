@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from recommender.errors import InputError
 from recommender.registry._lock import registry_lock, store_is_local
@@ -64,19 +65,30 @@ def _moved(name, mlflow_client) -> dict[str, str]:
 
 
 def _version(mlflow_client, name, version):
+    """The registered version numbered ``version`` (``2``, `` 2`` or ``02``).
+
+    Callers name it by its ``.version``, as MLflow writes it: the promotion log once held a
+    champion ``02`` that the history never matched to the alias ``2`` (a rollback "from 2 to
+    02", a card saying the alias was moved outside the product).
+    """
     from mlflow.exceptions import MlflowException
 
-    try:
-        return mlflow_client.get_model_version(name, str(version))
-    except MlflowException:
-        registered = sorted(
-            (str(v.version) for v in mlflow_client.search_model_versions(f"name = '{name}'")),
-            key=int,
-        )
-        raise InputError(
-            f"model {name!r} has no version {version!r} in the store at "
-            f"{mlflow_client.tracking_uri}; registered versions: {', '.join(registered) or 'none'}"
-        ) from None
+    text = str(version).strip()
+    if re.fullmatch(r"[0-9]+", text) and int(text) > 0:
+        try:
+            return mlflow_client.get_model_version(name, str(int(text)))
+        except MlflowException:
+            pass
+    registered = sorted(
+        (str(v.version) for v in mlflow_client.search_model_versions(f"name = '{name}'")),
+        key=int,
+    )
+    held = ", ".join(f"{a} is version {v}" for a, v in sorted(_moved(name, mlflow_client).items()))
+    raise InputError(
+        f"model {name!r} has no version {version!r} in the store at "
+        f"{mlflow_client.tracking_uri}; accepted: a registered version number "
+        f"({', '.join(registered) or 'none registered'})" + (f"; {held}" if held else "")
+    )
 
 
 def move_alias(
@@ -127,8 +139,10 @@ def move_alias(
     mlflow_client = mlflow_client or client()
     with registry_lock():
         target = _version(mlflow_client, name, version)
+        version = str(target.version)
         before = _moved(name, mlflow_client)
         if alias == CHAMPION:
+            _require_live_run(mlflow_client, target, kind)
             _require_loadable(name, version, kind)
         mlflow_client.set_registered_model_alias(name, alias, str(version))
         event = PromotionEvent.now(
@@ -149,16 +163,36 @@ def move_alias(
         return event
 
 
+def _action(version, kind: str) -> str:
+    if kind == "rollback":
+        return f"roll back to version {version}"
+    return f"make version {version} the champion"
+
+
 def _require_loadable(name, version, kind: str) -> None:
     # The champion is what the service loads; _load imports this module, hence imported here.
     from recommender.registry._load import require_loadable
 
-    action = (
-        f"roll back to version {version}"
-        if kind == "rollback"
-        else f"make version {version} the champion"
-    )
-    require_loadable(name, str(version), action=action)
+    require_loadable(name, str(version), action=_action(version, kind))
+
+
+def _require_live_run(mlflow_client, target, kind: str) -> None:
+    """Refuse a version whose training run was deleted: deleting a run discards it, and
+    ``mlflow gc`` then removes its files for good, from under the service."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        stage = mlflow_client.get_run(target.run_id).info.lifecycle_stage
+    except MlflowException:  # a run that no longer exists at all: its files are checked next
+        return
+    if stage == "deleted":
+        raise InputError(
+            f"refusing to {_action(target.version, kind)}: its training run {target.run_id} "
+            "was deleted (MLflow keeps it in the trash until `mlflow gc` removes its files); "
+            f"restore it first (`mlflow runs restore --run-id {target.run_id}`, with "
+            "MLFLOW_TRACKING_URI set to this store) if it is meant to serve. The aliases and "
+            "the promotion log are unchanged"
+        )
 
 
 def record_events(events, *, mlflow_client=None) -> None:
@@ -271,6 +305,7 @@ def promote(
     """
     mlflow_client = client(existing=True)
     with registry_lock():
+        version = str(_version(mlflow_client, name, version).version)
         _settled(name, version, mlflow_client)
         tags = _version(mlflow_client, name, version).tags or {}
         failed = tags.get("gate.passed") == "false"

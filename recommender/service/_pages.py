@@ -35,7 +35,8 @@ def model_card_page(
     # The card was written at training; the exploration policy is the service's own.
     import html as markup
 
-    now = current_aliases(version)
+    held = registry_aliases()
+    now = current_aliases(version, held)
     serving = (
         f'<p id="serving-policy"><strong>As served now:</strong> '
         f"{markup.escape(config.exploration.describe())}</p>"
@@ -44,6 +45,12 @@ def model_card_page(
         f'<p id="champion-record"><strong>How it became champion:</strong> '
         f"{markup.escape(champion_record(version)['statement'])}</p>"
     )
+    replaced = replaced_statement(version, held)
+    if replaced is not None:
+        serving += (
+            f'<p id="champion-replaced"><strong>No longer the champion:</strong> '
+            f"{markup.escape(replaced)}</p>"
+        )
     if stale is not None:
         serving += (
             f'<p id="stale-model"><strong>Not the announced champion:</strong> this worker '
@@ -82,6 +89,7 @@ def model_card_facts(
             for key, value in model.items()
         }
     rule = config.exploration
+    held = registry_aliases()
     facts["serving"] = {
         "exploration": {
             "policy": rule.policy,
@@ -92,7 +100,8 @@ def model_card_facts(
             "description": rule.describe(),
         },
         "champion": champion_record(version),
-        "aliases": current_aliases(version),
+        "aliases": current_aliases(version, held),
+        "replaced": replaced_statement(version, held),
         "stale": None if stale is None else stale.facts(),
     }
     return JSONResponse(facts)
@@ -101,20 +110,45 @@ def model_card_facts(
 _UNREAD_ALIASES = "not known: the registry could not be read"
 
 
-def current_aliases(version: str) -> list[str] | None:
-    """The aliases the registry gives the served ``version`` now, sorted (``None``: the
-    registry could not be read, which does not withhold the card).
+def registry_aliases() -> dict[str, str] | None:
+    """The registry's ``alias -> version`` now (``None``: the registry could not be read,
+    which does not withhold the card).
 
     Read when the card is asked for, never on the way to a recommendation.
     """
     try:
         from recommender.registry import aliases
 
-        held = aliases()
+        return aliases()
     except Exception as error:  # noqa: BLE001 - said on the card, which is still shown
         log.warning("the registry's aliases could not be read: %s", error)
         return None
+
+
+def current_aliases(version: str, held: dict[str, str] | None) -> list[str] | None:
+    """The aliases ``held`` (:func:`registry_aliases`) gives the served ``version``, sorted."""
+    if held is None:
+        return None
     return sorted(alias for alias, holder in held.items() if holder == str(version))
+
+
+def replaced_statement(version: str, held: dict[str, str] | None) -> str | None:
+    """Said when the registry's champion is no longer the served ``version``: a ``promote``
+    or ``rollback`` moves the alias, and the service keeps answering with the version it
+    loaded until a ``/reload`` (``None``: it is still the champion, or not known)."""
+    if held is None or held.get("champion") == str(version):
+        return None
+    champion = held.get("champion")
+    if champion is None:
+        return (
+            f"no version holds the registry's champion alias now; this service still answers "
+            f"with version {version}, and every answer names it"
+        )
+    return (
+        f"the registry's champion is now version {champion}; this service still answers with "
+        f"version {version}, and every answer names it, until POST /reload (or a restart) "
+        f"serves version {champion}"
+    )
 
 
 def champion_record(version: str) -> dict:
