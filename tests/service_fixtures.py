@@ -116,6 +116,11 @@ class LinearModel:
     def feature_names(self) -> list[str]:
         return [f["name"] for f in self.features]
 
+    @property
+    def extra_features(self) -> list[str]:
+        # As RecommendationModel.extra_features: what a profile table needs beyond the contract.
+        return [f["name"] for f in self.extras]
+
     def _x(self, profiles: pd.DataFrame) -> pd.DataFrame:
         from recommender.model import frame_from_schema
 

@@ -206,7 +206,7 @@ def test_promoting_a_version_that_does_not_exist_lists_those_that_do(tmp_path):
         with pytest.raises(InputError) as caught:
             promote("99", reason="test")
         message = str(caught.value)
-        assert "'99'" in message and "registered versions: 1" in message
+        assert "'99'" in message and "a registered version number (1)" in message
         assert tracking_uri() in message
 
 

@@ -52,12 +52,18 @@ def plain_profiles(n: int, seed: int) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def champion(champion_home):  # noqa: F811
     """The champion loaded as the README shows: plain MLflow on the project's SQLite store."""
-    saved = mlflow.get_tracking_uri()
+    # set_tracking_uri exports MLFLOW_TRACKING_URI too: restoring the URI alone left the
+    # working folder's default store in the environment of every later test of the worker.
+    saved, saved_env = mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(f"sqlite:///{champion_home / 'mlflow.db'}")
     try:
         yield mlflow.pyfunc.load_model(CHAMPION)
     finally:
         mlflow.set_tracking_uri(saved)
+        if saved_env is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = saved_env
 
 
 def crisis_resource_names():
