@@ -20,6 +20,12 @@ from ._contract import (
     looks_like_mbi_item,
 )
 from ._features import MAX_EXTRA_LEVELS, feature_frame
+from ._person_id import (
+    PERSON_ID_ACCEPTED,
+    person_id_problem,
+    shown_id,
+    unhashable_id_problem,
+)
 from ._io import (
     check_table_output,
     load_cohort,
@@ -48,6 +54,10 @@ __all__ = [
     "ROLE_NAMES",
     "INTEGER_COLUMNS",
     "PERSON_ID_MAX_LENGTH",
+    "PERSON_ID_ACCEPTED",
+    "person_id_problem",
+    "unhashable_id_problem",
+    "shown_id",
     "SCORE_COLUMNS",
     "OUTCOME_COLUMNS",
     "TRAINING_COLUMNS",

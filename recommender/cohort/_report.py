@@ -15,6 +15,8 @@ import pandas as pd
 
 from recommender.errors import InputError
 
+from ._person_id import shown_id
+
 __all__ = ["Problem", "ValidationReport", "RULES"]
 
 # rule -> how a finding reads in a sentence. Tests and callers match on the rule name.
@@ -28,6 +30,7 @@ RULES: dict[str, str] = {
     "category": "unknown category",
     "duplicate_id": "duplicate person_id",
     "id_length": "person_id length",
+    "id_characters": "person_id character not accepted",
     "unknown_arm": "arm not in the catalog",
     "arm_too_small": "arm has too few rows",
     "no_control": "no row received the control arm",
@@ -161,11 +164,12 @@ def _show(value) -> str:
     value = _plain(value)
     if value is None:
         return "(empty)"
-    return repr(_clip(value)) if isinstance(value, str) else _clip(str(value))
+    return repr(_clip(shown_id(value))) if isinstance(value, str) else _clip(str(value))
 
 
 def _where(row: int, person_id: str | None) -> str:
-    return f"row {row} (person {_clip(person_id)})" if person_id else f"row {row}"
+    # Escaped: a bidirectional control in an id would make the whole line read otherwise.
+    return f"row {row} (person {_clip(shown_id(person_id))})" if person_id else f"row {row}"
 
 
 @dataclass

@@ -40,9 +40,13 @@ from ._contract import (
     TREATMENT_COLUMN,
 )
 from ._features import MAX_EXTRA_LEVELS, extra_is_number
+from ._person_id import PERSON_ID_ACCEPTED, person_id_problem
 from ._report import ValidationReport, _Check
 
 __all__ = ["validate_cohort"]
+
+# Printable ASCII with no space at either end: an id person_id_problem always accepts.
+_PLAIN_ID = r"[!-~](?:[ -~]*[!-~])?"
 
 
 def validate_cohort(
@@ -280,12 +284,9 @@ class _Context:
         blank = self.missing("person_id")
         text = series.astype("string")
         lengths = text.str.len().fillna(0).to_numpy(dtype=np.int64)
-        self.add(
-            "id_length",
-            "person_id",
-            ~blank & (lengths > PERSON_ID_MAX_LENGTH),
-            f"1-{PERSON_ID_MAX_LENGTH} characters",
-        )
+        too_long = ~blank & (lengths > PERSON_ID_MAX_LENGTH)
+        self.add("id_length", "person_id", too_long, PERSON_ID_ACCEPTED)
+        self.id_characters(text, ~blank & ~too_long)
         # Every later copy is reported with the row that first used the id, naming both.
         ids = pd.Series(np.where(blank, None, self.person_ids), dtype=object)
         later = ids.duplicated(keep="first").to_numpy() & ~blank
@@ -301,6 +302,19 @@ class _Context:
                 [f"same person_id as row {int(first[r])}" for r in rows], dtype=object
             )
             self.add("duplicate_id", "person_id", later, "each person_id once", details=details)
+
+    def id_characters(self, text: pd.Series, checked: np.ndarray):
+        """Ids holding a character the contract refuses (invisible, control, bidirectional,
+        not NFC, a space at an end), each named by its code point."""
+        # Plain ASCII ids, nearly all of them, pass in one vectorized match.
+        plain = text.str.fullmatch(_PLAIN_ID).fillna(False).to_numpy(dtype=bool)
+        rows = np.flatnonzero(checked & ~plain)
+        found = {int(r): person_id_problem(str(text.iloc[r])) for r in rows}
+        bad = [r for r, problem in found.items() if problem]
+        mask = np.zeros(len(text), dtype=bool)
+        mask[bad] = True
+        details = np.array([found[r] for r in bad], dtype=object)
+        self.add("id_characters", "person_id", mask, PERSON_ID_ACCEPTED, details=details)
 
     def category(self, column, allowed):
         blank = self.missing(column)
