@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from recommender.cohort import MBI_ITEMS_REFUSED, RANGES, looks_like_mbi_item, spelling_hint
+from recommender.cohort import PERSON_ID_ACCEPTED, PERSON_ID_MAX_LENGTH, person_id_problem
 from recommender.errors import InputError
 from recommender.service._audit import AuditLog
 from recommender.service._audit_export import as_utc
@@ -42,10 +43,7 @@ from recommender.service._outcome_links import (
     unlinkable_answers,
 )
 from recommender.service._problems import MBI_ITEM_MESSAGE, too_many_fields
-from recommender.service._requests import _NOT_BLANK, _NUMBER_ONLY
-
-# The data contract allows person ids of 1 to 64 characters.
-PERSON_ID_MAX_LENGTH = 64
+from recommender.service._requests import _HASHABLE_ID, _NUMBER_ONLY
 
 __all__ = [
     "OutcomeReport",
@@ -78,7 +76,7 @@ class OutcomeRow(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    person_id: Annotated[str, _NOT_BLANK] = Field(
+    person_id: Annotated[str, *_HASHABLE_ID] = Field(
         min_length=1,
         max_length=PERSON_ID_MAX_LENGTH,
         description="The id sent with the recommendation (hashed, never stored).",
@@ -289,6 +287,14 @@ def record_outcomes(
                     "this person id was answered only with a crisis answer or a plan line "
                     "(/allocate), which no outcome is linked to",
                 )
+            )
+            continue
+        unaccepted = None if history else person_id_problem(row.person_id)
+        if unaccepted:
+            # An id served before the contract refused such characters still links (above);
+            # one never served is refused for what it holds, not as an unknown person.
+            problems.append(
+                _problem(i, "person_id", "(hidden)", PERSON_ID_ACCEPTED, f"person_id {unaccepted}")
             )
             continue
         if not history:
@@ -525,7 +531,7 @@ def _accepted(name: str) -> str:
         low, high = RANGES[name]
         return f"a whole number from {int(low)} to {int(high)}"
     return {
-        "person_id": f"text of 1 to {PERSON_ID_MAX_LENGTH} characters, not only spaces",
+        "person_id": PERSON_ID_ACCEPTED,
         "measured_at": "an ISO 8601 date or time, e.g. 2027-06-01T09:00:00+00:00",
         "arm_taken": "an arm id of the catalog",
     }.get(name, f"only the fields {', '.join(OUTCOME_FIELDS)}")

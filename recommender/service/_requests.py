@@ -26,7 +26,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from recommender.cohort import CATEGORIES, PROFILE_COLUMNS, RANGES
-from recommender.cohort import INTEGER_COLUMNS, PERSON_ID_MAX_LENGTH
+from recommender.cohort import INTEGER_COLUMNS, PERSON_ID_ACCEPTED, PERSON_ID_MAX_LENGTH
+from recommender.cohort import person_id_problem, unhashable_id_problem
 
 __all__ = [
     "ProfileRequest",
@@ -90,7 +91,7 @@ def accepted_text(field: str) -> str | None:
     """What the API accepts for a request field, in words; ``None`` for a field it does not
     describe."""
     if field == "person_id":
-        return f"a string of 1 to {PERSON_ID_MAX_LENGTH} characters, not only spaces"
+        return PERSON_ID_ACCEPTED
     if field in CATEGORIES:
         return "one of " + ", ".join(CATEGORIES[field])
     if field in RANGES:
@@ -115,7 +116,7 @@ def _profile_field(name: str):
     description = f"{_DESCRIPTIONS.get(name, name)} Accepted: {accepted_for(name)}."
     if name == "person_id":
         return (
-            Annotated[str, _NOT_BLANK],
+            Annotated[str, *_PERSON_ID],
             Field(
                 min_length=1,
                 max_length=PERSON_ID_MAX_LENGTH,
@@ -173,14 +174,40 @@ def _offered_not_too_long(value):
 
 
 def _not_blank(value: str) -> str:
-    # A fixed-width export writes a missing id as spaces; all such people would share one
+    # A fixed-width export writes a missing id as spaces: all such people would share one
     # hash, and validate reads such a cell as missing.
     if not value.strip():
         raise PydanticCustomError("blank_id", "String should hold more than spaces")
     return value
 
 
+def _person_id(value: str) -> str:
+    # The data contract's one rule (recommender.cohort.person_id_problem); the message names the
+    # offending character by its code point, never the id.
+    problem = person_id_problem(_not_blank(value))
+    if problem:
+        raise PydanticCustomError(
+            "person_id_characters", "person_id {problem}", {"problem": problem}
+        )
+    return value
+
+
+def _hashable_id(value):
+    # Before pydantic's own check, whose words for a lone surrogate (JSON's "\ud800", read by a
+    # file import) say nothing of which character. Such an id was never stored: refused at
+    # every entry, outcome rows included, which apply the rest of the rule only to ids never
+    # stored (an id stored before the rule must still link: record_outcomes).
+    problem = unhashable_id_problem(value) if isinstance(value, str) else None
+    if problem:
+        raise PydanticCustomError(
+            "person_id_characters", "person_id {problem}", {"problem": problem}
+        )
+    return value
+
+
 _NOT_BLANK = AfterValidator(_not_blank)
+_PERSON_ID = (BeforeValidator(_hashable_id), AfterValidator(_person_id))
+_HASHABLE_ID = (BeforeValidator(_hashable_id), _NOT_BLANK)
 
 
 _STRICT = ConfigDict(extra="forbid")
