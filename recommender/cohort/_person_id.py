@@ -51,16 +51,22 @@ def code_point(character: str) -> str:
 
 def shown_id(text: str) -> str:
     """``text`` with every character :func:`person_id_problem` refuses written as ``<U+200B>``
-    (and, in an id not in NFC, every combining mark), so that an id in a message or a log reads
-    as what it holds."""
+    (a space at either end too, and in an id not in NFC every combining mark), so that an id in
+    a message or a log reads as what it holds.
+
+    >>> shown_id("p\u202e1"), shown_id("p 1 "), shown_id("Jos\u00e9")
+    ('p<U+202E>1', 'p 1<U+0020>', 'José')
+    """
     nfc = unicodedata.is_normalized("NFC", text)
-    if nfc and text.isprintable():
+    if nfc and text.isprintable() and text.strip(" ") == text:
         return text
+    inner = range(len(text) - len(text.lstrip(" ")), len(text.rstrip(" ")))
 
-    def plain(c: str) -> bool:
-        return c.isprintable() and (nfc or not unicodedata.category(c).startswith("M"))
+    def plain(i: int, c: str) -> bool:
+        shows = c.isprintable() and (nfc or not unicodedata.category(c).startswith("M"))
+        return shows and (c != " " or i in inner)  # a space at an end does not show either
 
-    return "".join(c if plain(c) else f"<U+{ord(c):04X}>" for c in text)
+    return "".join(c if plain(i, c) else f"<U+{ord(c):04X}>" for i, c in enumerate(text))
 
 
 def _kind(character: str) -> str:
