@@ -59,6 +59,21 @@ def profile(**changes) -> dict:
     return {**PROFILE, **changes}
 
 
+def outcome(person_id: str, **changes) -> dict:
+    """A valid outcome row for ``person_id`` measured now, with changes."""
+    from datetime import datetime, timezone
+
+    return {
+        "person_id": person_id,
+        "measured_at": datetime.now(timezone.utc).isoformat(),
+        "arm_taken": "coaching",
+        "ee_followup": 20,
+        "dp_followup": 7,
+        "pa_followup": 38,
+        **changes,
+    }
+
+
 def auth(role: str) -> dict:
     return {"Authorization": f"Bearer {KEYS[role]}"}
 

@@ -38,6 +38,7 @@ from recommender.service import (
 from recommender.service._migrate import _config, schema_revision
 from recommender.service._pages import champion_record
 from service_fixtures import AUDIT_RECORD, SALT, LinearModel, profile
+from service_fixtures import outcome as _outcome
 from test_model_fakes import fake_model, profiles
 from test_registry_mlflow import home, register_fake  # noqa: F401 - a fixture used below
 
@@ -75,17 +76,6 @@ def _store_at(url: str, revision: str, rows) -> None:
     assert schema_revision(engine) == revision
     engine.dispose()
     hashing.close()
-
-
-def _outcome(person_id: str) -> dict:
-    return {
-        "person_id": person_id,
-        "measured_at": datetime.now(timezone.utc).isoformat(),
-        "arm_taken": "coaching",
-        "ee_followup": 20,
-        "dp_followup": 7,
-        "pa_followup": 38,
-    }
 
 
 def test_an_outcome_of_a_person_served_before_the_learning_loop_says_so(tmp_path):
