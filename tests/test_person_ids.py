@@ -245,6 +245,11 @@ def test_batch_and_allocate_refuse_the_entry_by_index(asgi_client):  # noqa: F81
     (problem,) = plan.json()["problems"]
     assert problem["field"] == "profiles[1].person_id" and "U+FEFF" in problem["message"]
     _no_raw(plan.text, "a\ufeff2")
+    flagged = {"person_id": "a\u202e3", "crisis_risk": True}
+    plan = _post(asgi_client, "/allocate", {"profiles": [profile(), flagged], "budget": 5000})
+    assert plan.status_code == 200, plan.text
+    assert "crisis" in json.dumps(plan.json()) and "U+202E" in plan.text
+    _no_raw(plan.text, "a\u202e3")
 
 
 def test_a_lone_surrogate_in_json_is_refused_and_a_flag_beside_it_is_answered(asgi_client):  # noqa: F811
