@@ -26,6 +26,7 @@ __all__ = [
     "log_policy_frame",
     "log_summary",
     "log_training_frame",
+    "logged_candidates",
     "logged_people",
     "off_policy_notes",
     "off_policy_table",
@@ -358,30 +359,33 @@ def unmeasured_rows(frame, arms, other_arms) -> tuple[np.ndarray, np.ndarray]:
     does), an arm outside the row's candidates had probability 0 there too; without it, rows
     served with probability below 1 count as measured.
     """
-    import json
+    from recommender.evaluation import unservable
 
     arms = np.asarray(arms, dtype=object)
     other_arms = np.asarray(other_arms, dtype=object)
     served = frame["intervention"].astype(str).to_numpy(dtype=object)
-    certain = np.isclose(frame["propensity"].to_numpy(dtype=float), 1.0)
-    ever = set(served)
-    candidates = [None] * len(served)
-    if CANDIDATES_COLUMN in frame.columns:
-        candidates = [
-            {arm for arm, p in json.loads(text).items() if float(p) > 0}
-            if isinstance(text, str)
-            else None
-            for text in frame[CANDIDATES_COLUMN]
-        ]
+    propensity = frame["propensity"].to_numpy(dtype=float)
+    candidates = logged_candidates(frame)
     differs = arms != other_arms
-    unmeasured = np.zeros(len(served), dtype=bool)
-    for chosen in (arms, other_arms):
-        never = ~np.isin(chosen, list(ever))
-        outside = np.array(
-            [c is not None and a not in c for a, c in zip(chosen, candidates)], dtype=bool
-        )
-        unmeasured |= never | outside | (certain & (chosen != served))
+    unmeasured = unservable(served, propensity, arms, candidates) | unservable(
+        served, propensity, other_arms, candidates
+    )
     return differs, differs & unmeasured
+
+
+def logged_candidates(frame) -> list | None:
+    """Per row of ``frame``, the arms the log could have served there (positive logged
+    probability; None where the row does not say), or None without the log's column."""
+    import json
+
+    if CANDIDATES_COLUMN not in frame.columns:
+        return None
+    return [
+        {arm for arm, p in json.loads(text).items() if float(p) > 0}
+        if isinstance(text, str)
+        else None
+        for text in frame[CANDIDATES_COLUMN]
+    ]
 
 
 def off_policy_table(
@@ -400,6 +404,7 @@ def off_policy_table(
         control=control,
         dr_scores=dr_scores,
         alpha=alpha,
+        candidates=logged_candidates(frame),
     )
     return [
         [label, v.method.upper(), v.estimate, v.lower, v.upper, v.n, round(v.effective_n, 1)]
