@@ -17,6 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import binom, norm
+from test_loop_carry import SETTINGS as LOOP_SETTINGS
+from test_loop_carry import _log as _loop_log
+from test_loop_carry import catalog, evidence  # noqa: F401 (fixtures)
 
 from recommender.errors import InputError
 from recommender.evaluation import off_policy_values, unservable
@@ -288,3 +291,27 @@ def test_the_gate_promotes_a_truly_worse_challenger_only_as_often_as_its_interva
     expected = norm.cdf(norm.ppf(0.95) + truth / estimate.std())
     low, high = _band(expected)
     assert 0.1 < expected < 0.9 and low <= passed.mean() <= high, (passed.mean(), expected)
+
+
+def test_the_notes_say_where_usual_care_could_not_have_been_served(catalog, evidence):
+    # A log served greedily: a row served coaching for certain has no usual-care outcome, so
+    # a policy serving coaching there is valued against usual care by the outcome model (DR)
+    # or not at all (IPS, SNIPS); before, only the rows where it picks another arm were named.
+    from pipelines._from_log import off_policy_notes, off_policy_table, policy_on_log
+    from pipelines._train_config import config_from_mapping
+    from pipelines.train import policy_scores_on_log
+
+    joined = _loop_log({"none": 0.3, "coaching": 0.4, "mindfulness": 0.3}, n=2000, seed=9)
+    joined["propensity"] = 1.0
+    frame, scores, change, _ = policy_scores_on_log(
+        joined, config_from_mapping(LOOP_SETTINGS), catalog
+    )
+    arms, _ = policy_on_log(evidence, frame, scores, control="none")
+    served = frame["intervention"].astype(str).to_numpy()
+    same = int(((arms == served) & (arms != "none")).sum())
+    assert same > 100
+    settings = dict(control="none", alpha=0.1, label="champion (version 1)")
+    table = off_policy_table(evidence, frame, scores, change, **settings)
+    notes = off_policy_notes(evidence, frame, scores, table, **settings)
+    said = [n for n in notes if "could not have served usual care" in n]
+    assert len(said) == 1 and f"on {same:,} more of 2,000 rows" in said[0], notes
