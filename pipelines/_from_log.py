@@ -26,6 +26,7 @@ __all__ = [
     "log_policy_frame",
     "log_summary",
     "log_training_frame",
+    "logged_candidates",
     "logged_people",
     "off_policy_notes",
     "off_policy_table",
@@ -358,30 +359,33 @@ def unmeasured_rows(frame, arms, other_arms) -> tuple[np.ndarray, np.ndarray]:
     does), an arm outside the row's candidates had probability 0 there too; without it, rows
     served with probability below 1 count as measured.
     """
-    import json
+    from recommender.evaluation import unservable
 
     arms = np.asarray(arms, dtype=object)
     other_arms = np.asarray(other_arms, dtype=object)
     served = frame["intervention"].astype(str).to_numpy(dtype=object)
-    certain = np.isclose(frame["propensity"].to_numpy(dtype=float), 1.0)
-    ever = set(served)
-    candidates = [None] * len(served)
-    if CANDIDATES_COLUMN in frame.columns:
-        candidates = [
-            {arm for arm, p in json.loads(text).items() if float(p) > 0}
-            if isinstance(text, str)
-            else None
-            for text in frame[CANDIDATES_COLUMN]
-        ]
+    propensity = frame["propensity"].to_numpy(dtype=float)
+    candidates = logged_candidates(frame)
     differs = arms != other_arms
-    unmeasured = np.zeros(len(served), dtype=bool)
-    for chosen in (arms, other_arms):
-        never = ~np.isin(chosen, list(ever))
-        outside = np.array(
-            [c is not None and a not in c for a, c in zip(chosen, candidates)], dtype=bool
-        )
-        unmeasured |= never | outside | (certain & (chosen != served))
+    unmeasured = unservable(served, propensity, arms, candidates) | unservable(
+        served, propensity, other_arms, candidates
+    )
     return differs, differs & unmeasured
+
+
+def logged_candidates(frame) -> list | None:
+    """Per row of ``frame``, the arms the log could have served there (positive logged
+    probability; None where the row does not say), or None without the log's column."""
+    import json
+
+    if CANDIDATES_COLUMN not in frame.columns:
+        return None
+    return [
+        {arm for arm, p in json.loads(text).items() if float(p) > 0}
+        if isinstance(text, str)
+        else None
+        for text in frame[CANDIDATES_COLUMN]
+    ]
 
 
 def off_policy_table(
@@ -400,6 +404,7 @@ def off_policy_table(
         control=control,
         dr_scores=dr_scores,
         alpha=alpha,
+        candidates=logged_candidates(frame),
     )
     return [
         [label, v.method.upper(), v.estimate, v.lower, v.upper, v.n, round(v.effective_n, 1)]
@@ -415,13 +420,15 @@ FEW_EFFECTIVE_ROWS = 100
 def off_policy_notes(model, frame, dr_scores, table, *, control: str, alpha: float, label: str):
     """What an off-policy value of ``model``'s best arms on the log must say besides its
     figures (``table``: its rows from :func:`off_policy_table`): the rows where it picks an arm
-    the log could not have served (valued by the outcome model alone), weights so extreme
+    the log could not have served (valued by the outcome model alone), the rows where it
+    serves another arm than usual care and the log could not have served usual care, weights so extreme
     that few rows carry the estimate, and whether personalizing beats the best single arm."""
-    from recommender.evaluation import personalization_gain
+    from recommender.evaluation import personalization_gain, unservable
 
     arms, scores = policy_on_log(model, frame, dr_scores, control=control)
     notes = []
-    _, guessed = unmeasured_rows(frame, arms, frame["intervention"].astype(str).to_numpy())
+    served = frame["intervention"].astype(str).to_numpy(dtype=object)
+    _, guessed = unmeasured_rows(frame, arms, served)
     if guessed.any():
         notes.append(
             f"{label}: on {int(guessed.sum()):,} of {len(frame):,} rows it picks an arm the log "
@@ -429,9 +436,26 @@ def off_policy_notes(model, frame, dr_scores, table, *, control: str, alpha: flo
             "never served): DR values those rows by the outcome model alone and IPS and SNIPS "
             "cannot value them, so its figures are not wholly measured"
         )
+    # the figures are against usual care for all: usual care's outcome is needed on every row
+    # where the policy serves another arm, and a row served another arm for certain has none
+    no_care = unservable(
+        served,
+        frame["propensity"].to_numpy(dtype=float),
+        np.full(len(frame), control, dtype=object),
+        logged_candidates(frame),
+    )
+    care = no_care & (arms != control) & ~guessed
+    if care.any():
+        notes.append(
+            f"{label}: on {int(care.sum()):,} {'more ' if guessed.any() else ''}of "
+            f"{len(frame):,} rows it serves an arm other than usual care where the log could "
+            "not have served usual care (another arm served with probability 1, or usual care "
+            "not among the row's candidates): against usual care, DR takes usual care's outcome "
+            "there from the outcome model and IPS and SNIPS leave it out, so its figures are "
+            "not wholly measured"
+        )
     effective = min(row[6] for row in table)
     if effective < FEW_EFFECTIVE_ROWS:
-        served = frame["intervention"].astype(str).to_numpy()
         behind = min(int((served == arms).sum()), int((served == control).sum()))
         why = (
             "rows logged with small probabilities carry most of the weight"

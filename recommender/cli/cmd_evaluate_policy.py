@@ -60,7 +60,11 @@ def run(args) -> int:
             "outcomes import FILE`)"
         )
     if args.json:
-        print(json.dumps(table, indent=2))
+        from recommender.card import json_safe
+
+        # strict JSON: an estimate not given (NaN: IPS and SNIPS of a policy picking an arm no
+        # logged row was served) is null
+        print(json.dumps(json_safe(table), indent=2, allow_nan=False))
         return 0
     level = f"{100 * (1 - config['evaluation']['alpha']):.0f} %"
     print(

@@ -7,6 +7,7 @@ from recommender.evaluation._off_policy import (
     OFF_POLICY_METHODS,
     OffPolicyEstimate,
     off_policy_values,
+    unservable,
 )
 from recommender.evaluation._oracle import pehe_table
 from recommender.evaluation._policy_value import (
@@ -51,4 +52,5 @@ __all__ = [
     "OFF_POLICY_METHODS",
     "OffPolicyEstimate",
     "off_policy_values",
+    "unservable",
 ]

@@ -21,6 +21,15 @@ same rows (for EE, negative = less exhaustion than usual care), so policies comp
 and the figure matches the training pipeline's policy value. Intervals are normal intervals
 from the per-row influence values (delta method for SNIPS).
 
+Where the policy's arm differs from usual care, the value of a row needs both arms' outcomes,
+and the log may not have been able to serve one of them there: the row was served another arm
+with probability 1, or the arm was served on none of the log's rows (or, given the logged
+candidates, had probability 0 there). Each estimate says on how many rows (``unmeasured``):
+DR values them by its outcome model alone, IPS and SNIPS leave the missing arm's outcome out
+(a bias they cannot see). When an arm the policy picks, or usual care, was never served at
+all, the weights know nothing of it and IPS and SNIPS are not given (NaN) rather than a figure
+with an interval that would not be about the policy.
+
 Each estimate carries ``effective_n``, Kish's effective number of rows behind its weights
 (the smaller of the policy's and usual care's): a few rows logged with a small probability
 take large weights, and the estimate and its normal interval then rest on far fewer rows than
@@ -37,14 +46,18 @@ from scipy.stats import norm
 
 from recommender.errors import InputError
 
-__all__ = ["OffPolicyEstimate", "off_policy_values", "OFF_POLICY_METHODS"]
+__all__ = ["OffPolicyEstimate", "off_policy_values", "OFF_POLICY_METHODS", "unservable"]
 
 OFF_POLICY_METHODS = ("dr", "ips", "snips")
 
 
 @dataclass(frozen=True)
 class OffPolicyEstimate:
-    """One estimator's value of one policy, with a two-sided ``1 - alpha`` interval."""
+    """One estimator's value of one policy, with a two-sided ``1 - alpha`` interval.
+
+    ``unmeasured``: the rows where the policy's arm differs from usual care and the log could
+    not have served one of the two there (see the module's docstring).
+    """
 
     method: str
     estimate: float
@@ -52,17 +65,52 @@ class OffPolicyEstimate:
     upper: float
     n: int
     effective_n: float = float("nan")
+    unmeasured: int = 0
 
     def covers(self, value: float) -> bool:
         return self.lower <= value <= self.upper
 
 
-def _interval(method, influence, estimate, alpha, effective_n) -> OffPolicyEstimate:
+def _interval(method, influence, estimate, alpha, effective_n, unmeasured) -> OffPolicyEstimate:
     n = len(influence)
     half = norm.ppf(1 - alpha / 2) * float(np.std(influence, ddof=1)) / np.sqrt(n)
     return OffPolicyEstimate(
-        method, float(estimate), float(estimate - half), float(estimate + half), n, effective_n
+        method,
+        float(estimate),
+        float(estimate - half),
+        float(estimate + half),
+        n,
+        effective_n,
+        unmeasured,
     )
+
+
+def _not_given(method, n, effective_n, unmeasured) -> OffPolicyEstimate:
+    nan = float("nan")
+    return OffPolicyEstimate(method, nan, nan, nan, n, effective_n, unmeasured)
+
+
+def unservable(logged_arm, propensity, arms, candidates=None) -> np.ndarray:
+    """Per row, whether the log could not have served ``arms[i]`` on row ``i``.
+
+    It could not where another arm was served with probability 1 (a greedy answer, a severe
+    profile), where the arm was served on none of the rows, and, given ``candidates`` (per row
+    the set of arms with a positive logged probability, or None where unknown), where the arm
+    was not among the row's candidates.
+
+    Examples
+    --------
+    >>> unservable(["a", "b", "a"], [1.0, 0.5, 0.5], ["b", "a", "c"]).tolist()
+    [True, False, True]
+    """
+    logged_arm = np.asarray(logged_arm, dtype=object)
+    arms = np.asarray(arms, dtype=object)
+    certain = np.isclose(np.asarray(propensity, dtype=float), 1.0)
+    never = ~np.isin(arms, list(set(logged_arm)))
+    if candidates is None:
+        candidates = [None] * len(arms)
+    outside = np.array([c is not None and a not in c for a, c in zip(arms, candidates)], bool)
+    return never | outside | (certain & (arms != logged_arm))
 
 
 def _effective_rows(weights: np.ndarray) -> float:
@@ -80,6 +128,7 @@ def off_policy_values(
     control: str = "none",
     dr_scores: pd.DataFrame | None = None,
     alpha: float = 0.1,
+    candidates=None,
 ) -> dict[str, OffPolicyEstimate]:
     """Off-policy value of ``target_arm`` against usual care for all, on a log.
 
@@ -101,6 +150,9 @@ def off_policy_values(
         and SNIPS are given.
     alpha : float
         Intervals are two-sided ``1 - alpha``.
+    candidates : sequence of set, optional
+        Per row, the arms the log could have served there (positive logged probability), or
+        None where unknown; counted in ``unmeasured`` (see :func:`unservable`).
 
     Returns
     -------
@@ -133,17 +185,32 @@ def off_policy_values(
     follows = (logged_arm == target_arm).astype(float) / p
     usual = (logged_arm == control).astype(float) / p
     effective = min(_effective_rows(follows), _effective_rows(usual))
+    contrast = target_arm != control
+    unmeasured = int(
+        (
+            contrast
+            & (
+                unservable(logged_arm, p, target_arm, candidates)
+                | unservable(logged_arm, p, np.full(n, control, dtype=object), candidates)
+            )
+        ).sum()
+    )
+    # an arm the contrast needs that no row was served: the weights know nothing of it
+    unlogged = contrast.any() and not set(target_arm[contrast]) | {control} <= set(logged_arm)
     out = {}
-    gain = (follows - usual) * y
-    out["ips"] = _interval("ips", gain, gain.mean(), alpha, effective)
-    if follows.sum() > 0 and usual.sum() > 0:
-        v1 = float((follows * y).sum() / follows.sum())
-        v0 = float((usual * y).sum() / usual.sum())
-        influence = follows * (y - v1) / follows.mean() - usual * (y - v0) / usual.mean()
-        out["snips"] = _interval("snips", influence, v1 - v0, alpha, effective)
+    if unlogged:
+        out["ips"] = _not_given("ips", n, effective, unmeasured)
+        out["snips"] = _not_given("snips", n, effective, unmeasured)
     else:
-        nan = float("nan")
-        out["snips"] = OffPolicyEstimate("snips", nan, nan, nan, n, effective)
+        gain = (follows - usual) * y
+        out["ips"] = _interval("ips", gain, gain.mean(), alpha, effective, unmeasured)
+        if follows.sum() > 0 and usual.sum() > 0:
+            v1 = float((follows * y).sum() / follows.sum())
+            v0 = float((usual * y).sum() / usual.sum())
+            influence = follows * (y - v1) / follows.mean() - usual * (y - v0) / usual.mean()
+            out["snips"] = _interval("snips", influence, v1 - v0, alpha, effective, unmeasured)
+        else:
+            out["snips"] = _not_given("snips", n, effective, unmeasured)
     if dr_scores is not None:
         columns = {str(c): j for j, c in enumerate(dr_scores.columns)}
         missing = sorted(set(map(str, target_arm)) - set(columns)) + (
@@ -155,5 +222,13 @@ def off_policy_values(
         rows = np.arange(n)
         chosen = table[rows, [columns[str(a)] for a in target_arm]]
         values = chosen - table[:, columns[control]]
-        out["dr"] = _interval("dr", values, values.mean(), alpha, effective)
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            shown = ", ".join(str(int(i)) for i in bad[:5]) + (", ..." if bad.size > 5 else "")
+            raise InputError(
+                f"dr_scores: {bad.size} of {n} rows have no finite score for the evaluated "
+                f"policy's arm or usual care (NaN or infinite, at rows {shown}); only finite "
+                "scores are accepted, so no doubly robust value is given"
+            )
+        out["dr"] = _interval("dr", values, values.mean(), alpha, effective, unmeasured)
     return {m: out[m] for m in OFF_POLICY_METHODS if m in out}
