@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from pipelines.train import config_from_mapping
 from recommender.cli import main
 from recommender.errors import InputError
+from service_fixtures import profile
 
 # -- 1. LightGBM's parameters, by public means, and its words on stderr --------------------
 
@@ -69,3 +72,92 @@ def test_what_else_reaches_stderr_meanwhile_is_passed_on(capfd):
         os.write(2, b"[LightGBM] [Fatal] refused\nanother thread's words\n")
         dropped.append("[LightGBM] [Fatal] refused\n")
     assert capfd.readouterr().err == "another thread's words\n"
+
+
+# -- 2. interval levels whose quantile is not finite ---------------------------------------
+
+TOO_SMALL = [1e-20, 2**-53, 1e-13]  # 1 - alpha/2 rounds to 1 for the first two: z = inf
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    from recommender.uplift import UpliftModel
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"x": rng.normal(size=120)})
+    t = np.repeat(["none", "a"], 60)
+    return UpliftModel(learner="t", n_folds=2).fit(X, t, rng.normal(size=120)), X
+
+
+@pytest.mark.parametrize("alpha", [*TOO_SMALL, 0, 1, "0.1", True])
+def test_predict_interval_refuses_a_level_without_finite_bounds(fitted, alpha):
+    model, X = fitted
+    with pytest.raises(InputError) as caught:
+        model.predict_interval(X.head(3), alpha=alpha)
+    assert str(caught.value) == (
+        f"alpha={alpha!r} is not accepted; accepted: a number strictly between 0 and 1, "
+        "at least 1e-12 (0.1: 90% intervals)"
+    )
+
+
+def test_the_least_accepted_level_gives_finite_bounds(fitted):
+    from recommender.levels import ALPHA_LEAST
+
+    model, X = fitted
+    lower, upper = model.predict_interval(X.head(3), alpha=ALPHA_LEAST)
+    assert np.isfinite(lower.to_numpy()).all() and np.isfinite(upper.to_numpy()).all()
+    assert (upper.to_numpy() > lower.to_numpy()).all()
+
+
+def test_every_public_level_parameter_takes_the_same_levels(fitted):
+    import argparse
+
+    from recommender.cli._numbers import alpha as cli_alpha
+    from recommender.evaluation import (
+        calibration_slope,
+        mean_estimate,
+        off_policy_values,
+        policy_value,
+    )
+    from recommender.model import evidence_model
+    from recommender.policy import ExplorationRule
+    from recommender.catalog import load_catalog
+
+    model = evidence_model(load_catalog())
+    evidence = model.outcome_models[model.primary]
+    people = pd.DataFrame([profile()])
+    frame = model.feature_frame(people)
+    values = np.arange(10.0)
+    arm = np.array(["a", "none"] * 10)
+    calls = {
+        "mean_estimate": lambda a: mean_estimate(values, alpha=a),
+        "calibration_slope": lambda a: calibration_slope(values, values[::-1], alpha=a),
+        "off_policy_values": lambda a: off_policy_values(
+            arm, np.full(20, 0.5), np.arange(20.0), np.full(20, "a"), alpha=a
+        ),
+        "policy_value": lambda a: policy_value(
+            pd.DataFrame({"none": values, "a": values}),
+            np.array(["a"] * 10),
+            alpha=a,
+        ),
+        "the evidence model's predict_interval": lambda a: evidence.predict_interval(
+            frame, alpha=a
+        ),
+        "RecommendationModel.score": lambda a: model.score(people, alpha=a),
+        "RecommendationModel.predict": lambda a: model.predict(model.encode(people), alpha=a),
+    }
+    for name, call in calls.items():
+        call(0.1)  # accepted
+        for alpha in TOO_SMALL:
+            with pytest.raises(InputError, match="at least 1e-12"):
+                call(alpha)
+                pytest.fail(f"{name} took alpha={alpha}")
+    for text in ("1e-20", "0", "1"):
+        with pytest.raises(argparse.ArgumentTypeError, match="at least 1e-12"):
+            cli_alpha(text)
+    assert cli_alpha("1e-12") == 1e-12
+    with pytest.raises(InputError, match="coverage"):
+        ExplorationRule(coverage=1 - 2**-53)
+    with pytest.raises(InputError) as caught:
+        config_from_mapping({"evaluation": {"alpha": 1e-20}})
+    assert "evaluation.alpha" in str(caught.value)

@@ -9,6 +9,7 @@ import pandas as pd
 
 from recommender.cohort import FEATURE_COLUMNS
 from recommender.errors import InputError
+from recommender.levels import check_alpha
 from recommender.model._prediction import Prediction, compile_model, encode_rows
 from recommender.model._schema import feature_schema, frame_from_schema
 from recommender.model._support import OUTSIDE_COLUMN, support_check
@@ -172,8 +173,7 @@ class RecommendationModel:
         alpha : float
             Intervals are two-sided ``1 - alpha``, for every outcome.
         """
-        if not 0 < alpha < 1:
-            raise InputError(f"alpha must lie strictly between 0 and 1, got {alpha!r}")
+        alpha = check_alpha(alpha)
         arms = list(self.treatment_arms)
         compiled = self.compiled
         if compiled is not None:
@@ -335,8 +335,7 @@ class RecommendationModel:
             :func:`recommender.model.support_check`), then the contributions if asked; on the
             index of ``profiles``.
         """
-        if not 0 < alpha < 1:
-            raise InputError(f"alpha must lie strictly between 0 and 1, got {alpha!r}")
+        alpha = check_alpha(alpha)
         if isinstance(max_overlap, bool) or not 0 <= max_overlap <= 1:
             raise InputError(f"max_overlap must lie between 0 and 1, got {max_overlap!r}")
         if not isinstance(profiles, pd.DataFrame):
