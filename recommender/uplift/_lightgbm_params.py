@@ -98,25 +98,31 @@ _STDERR = threading.Lock()
 @contextlib.contextmanager
 def _stderr_held():
     """Hold what is written to file descriptor 2 meanwhile; yields a list the caller fills
-    with the texts to drop, and writes the rest (another thread's words, say) on exit."""
+    with the texts to drop, and writes the rest (another thread's words, say) on exit. Without
+    a file descriptor 2 (a daemon's closed stderr) nothing is held."""
     dropped: list[str] = []
     with _STDERR, tempfile.TemporaryFile() as held:
-        sys.stderr.flush()
-        saved = os.dup(2)
+        if sys.stderr is not None:
+            sys.stderr.flush()
+        try:
+            saved = os.dup(2)
+        except OSError:
+            yield dropped
+            return
         os.dup2(held.fileno(), 2)
         try:
             yield dropped
         finally:
-            sys.stderr.flush()
+            if sys.stderr is not None:
+                sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
             held.seek(0)
-            text = held.read().decode("utf-8", "replace")
-            for said in dropped:
-                text = text.replace(said, "", 1)
-            if text:
-                sys.stderr.write(text)
-                sys.stderr.flush()
+            said = held.read()
+            for text in dropped:
+                said = said.replace(text.encode("utf-8"), b"", 1)
+            if said:
+                os.write(2, said)
 
 
 def _columns_named(value) -> int:
