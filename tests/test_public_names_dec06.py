@@ -5,6 +5,7 @@ said it was meaningful."""
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -14,7 +15,7 @@ import pytest
 from pipelines.train import config_from_mapping
 from recommender.cli import main
 from recommender.errors import InputError
-from service_fixtures import profile
+from service_fixtures import _app, auth, profile, service_home  # noqa: F401
 
 # -- 1. LightGBM's parameters, by public means, and its words on stderr --------------------
 
@@ -161,3 +162,73 @@ def test_every_public_level_parameter_takes_the_same_levels(fitted):
     with pytest.raises(InputError) as caught:
         config_from_mapping({"evaluation": {"alpha": 1e-20}})
     assert "evaluation.alpha" in str(caught.value)
+
+
+# -- 3. a ranking of usual care alone makes no order to judge -------------------------------
+
+
+def test_a_ranking_of_usual_care_alone_is_neither_meaningful_nor_not():
+    from recommender.policy import rank_arms, rank_many, rank_table
+
+    alone = rank_arms({})
+    assert [a.arm for a in alone.arms] == ["none"] and alone.meaningful is None
+    assert not alone.benefit_established
+    two = rank_arms({"coaching": (-5, -8, -2, -1, 1)})
+    assert two.meaningful is True
+    # the one-by-one and the table-wide paths (8 people and more) say the same
+    for people in (1, 12):
+        figures = [[(-5.0, -8.0, -2.0, *[math.nan] * 6)]] * people
+        for allowed, said in ((False, None), (True, True)):
+            ranked = rank_many(figures, ["coaching"], [[allowed]] * people)
+            assert {r.meaningful for r in ranked} == {said}
+    table = rank_table(
+        [[-5.0], [-5.0]], [[-8.0], [-8.0]], [[-2.0], [-2.0]], ["coaching"], [[False], [True]]
+    )
+    assert table.ranking_meaningful.tolist() == [None, True]
+    assert table.benefit_established.tolist() == [False, True]
+
+
+def test_a_scored_table_leaves_it_missing_where_an_answer_says_null():
+    from recommender.catalog import load_catalog
+    from recommender.model import evidence_model
+
+    model = evidence_model(load_catalog())
+    people = pd.DataFrame([profile(person_id="p-app", role="app"), profile(person_id="p-md")])
+    scored = model.score(people)
+    assert scored["recommended"].tolist()[0] == "none"
+    assert str(scored["ranking_meaningful"].dtype) == "boolean"
+    assert pd.isna(scored["ranking_meaningful"].iloc[0])
+    assert scored["ranking_meaningful"].iloc[1] in (True, False)
+
+
+@pytest.fixture
+def evidence_client(service_home, monkeypatch):  # noqa: F811
+    """The service's ASGI app serving the evidence-only model of the real catalog."""
+    from starlette.testclient import TestClient
+
+    from recommender.catalog import load_catalog
+    from recommender.model import evidence_model
+    from recommender.service import service as service_module
+
+    model = evidence_model(load_catalog())
+    monkeypatch.setattr(service_module, "load_champion_model", lambda: (model, "1"))
+    with TestClient(_app(service_module), raise_server_exceptions=False) as client:
+        yield client
+
+
+def test_the_answer_for_an_app_says_null_and_the_openapi_says_when(evidence_client):
+    answer = evidence_client.post(
+        "/recommend", json=profile(role="app"), headers=auth("program")
+    ).json()
+    assert [a["arm"] for a in answer["ranking"]] == ["none"]
+    assert answer["ranking_meaningful"] is None
+    assert "ranks no intervention for them" in answer["ranking_note"]
+    physician = evidence_client.post("/recommend", json=profile(), headers=auth("program"))
+    assert physician.json()["ranking_meaningful"] in (True, False)
+    schema = evidence_client.get("/docs.json").json()["components"]["schemas"]
+    said = [
+        s["properties"]["ranking_meaningful"]["description"]
+        for s in schema.values()
+        if "ranking_meaningful" in s.get("properties", {})
+    ]
+    assert said and all("usual care is the only arm ranked" in d for d in said)

@@ -321,9 +321,10 @@ class RecommendationModel:
         -------
         DataFrame
             ``person_id``, ``recommended`` (the best-ranked arm; ``none`` = usual care),
-            ``ranking_meaningful`` (bool: False when the intervals of the two best arms overlap
-            by more than ``max_overlap``, so their order is not meaningful; True when usual
-            care is the only arm ranked), ``benefit_established`` (bool: True only when the
+            ``ranking_meaningful`` (pandas' nullable boolean: False when the intervals of the
+            two best arms overlap by more than ``max_overlap``, so their order is not
+            meaningful; missing when usual care is the only arm ranked, so no order was made),
+            ``benefit_established`` (bool: True only when the
             recommended arm's whole interval lies below 0, so its benefit over usual care is
             established; False when the interval includes no change and when ``none`` is
             recommended), then per treatment arm ``effect_<arm>``,
@@ -365,7 +366,9 @@ class RecommendationModel:
         else:
             person_id = profiles.index.astype(str).to_numpy()
         out = {"person_id": person_id, "recommended": ranked.recommended}
-        out.update(zip(JUDGEMENT_COLUMNS, (ranked.ranking_meaningful, ranked.benefit_established)))
+        # nullable: no order to judge where usual care alone is ranked, as the answer's null
+        meaningful = pd.array(ranked.ranking_meaningful, dtype="boolean")
+        out.update(zip(JUDGEMENT_COLUMNS, (meaningful, ranked.benefit_established)))
         for j, arm in enumerate(arms):
             out[f"effect_{arm}"] = prediction.effect[:, j]
             out[f"lower_{arm}"] = prediction.lower[:, j]
