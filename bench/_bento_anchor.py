@@ -23,8 +23,6 @@ MODELS_ENV = "BENCH_ANCHOR_MODELS"
 
 def write_anchor_models(model, folder: Path) -> Path:
     """Write the served model's boosters and its feature lookup for the anchor to load."""
-    from recommender.uplift._regressors import GBMModel
-
     folder.mkdir(parents=True, exist_ok=True)
     compiled = model.compiled
     forest, slots_to_outputs = compiled.lightgbm_forest()
@@ -32,8 +30,9 @@ def write_anchor_models(model, folder: Path) -> Path:
     estimator = model.outcome_models[model.primary].estimator_
     arms = []
     for j in range(len(estimator.parts)):
+        # a LightGBM stage's model holds its booster; a linear stage's has none
         boosters = [
-            p.full_model for p in estimator._full_parts(j) if isinstance(p.full_model, GBMModel)
+            p.full_model for p in estimator._full_parts(j) if hasattr(p.full_model, "booster")
         ]
         if boosters:
             boosters[0].booster.save_model(

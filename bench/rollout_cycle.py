@@ -20,10 +20,9 @@ _LEARNER = {"learner": "t", "n_folds": 2}
 
 
 def _settings(seed: int) -> dict:
-    from pipelines.train import config_from_mapping  # noqa: F401 - validated config below
-    from pipelines._train_config import config_from_mapping as build
+    from pipelines.train import config_from_mapping
 
-    return build(
+    return config_from_mapping(
         {
             "seed": seed,
             "outcomes": ["ee"],

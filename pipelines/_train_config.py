@@ -14,6 +14,7 @@ from pydantic import Field
 
 from recommender.config_file import read_beside, read_config
 from recommender.errors import InputError
+from recommender.levels import ALPHA_LEAST
 from recommender.paths import config_path
 from recommender.settings import Section, check_settings
 from recommender.simulate import MAX_PEOPLE, MAX_SEED
@@ -65,12 +66,12 @@ class _Learner(Section):
 
 
 class _Evaluation(Section):
-    alpha: float = Field(0.1, gt=0, lt=0.5)
+    alpha: float = Field(0.1, ge=ALPHA_LEAST, lt=0.5)
     n_folds: int = Field(5, ge=2, le=20)
 
 
 class _Gate(Section):
-    alpha: float = Field(0.1, gt=0, lt=0.5)
+    alpha: float = Field(0.1, ge=ALPHA_LEAST, lt=0.5)
 
 
 class _Card(Section):

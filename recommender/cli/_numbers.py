@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import math
 
+from recommender.levels import ALPHA_ACCEPTED, alpha_accepted
+
 __all__ = ["ALPHA_ACCEPTED", "alpha", "number", "whole", "whole_number"]
 
 
@@ -56,5 +58,4 @@ def whole_number(*, minimum: int, maximum: int | None = None, accepted: str | No
     return parse
 
 
-ALPHA_ACCEPTED = "a number strictly between 0 and 1 (0.1: 90% intervals)"
-alpha = number(lambda value: 0 < value < 1, ALPHA_ACCEPTED)
+alpha = number(alpha_accepted, ALPHA_ACCEPTED)

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
+from recommender.levels import check_alpha, two_sided_z
 from recommender.evaluation._constant import is_constant
 from recommender.evaluation._policy_value import Estimate, mean_estimate
 
@@ -66,6 +66,7 @@ def calibration_slope(predicted, dr_effect, *, alpha: float = 0.1) -> Estimate:
     >>> round(calibration_slope([0, 1, 2, 3], [1.0, 3.0, 5.0, 7.0]).estimate, 6)
     2.0
     """
+    z = two_sided_z(check_alpha(alpha))
     p = np.asarray(predicted, dtype=float)
     d = np.asarray(dr_effect, dtype=float)
     n = p.size
@@ -77,7 +78,6 @@ def calibration_slope(predicted, dr_effect, *, alpha: float = 0.1) -> Estimate:
     slope = float((centred * (d - d.mean())).sum() / sxx)
     residual = d - d.mean() - slope * centred
     se = float(np.sqrt(n / (n - 2) * (centred**2 * residual**2).sum()) / sxx)
-    z = float(norm.ppf(1 - alpha / 2))
     return Estimate(slope, se, slope - z * se, slope + z * se, int(n))
 
 

@@ -42,8 +42,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
+from recommender.levels import check_alpha, two_sided_z
 from recommender.errors import InputError
 
 __all__ = ["OffPolicyEstimate", "off_policy_values", "OFF_POLICY_METHODS", "unservable"]
@@ -73,7 +73,7 @@ class OffPolicyEstimate:
 
 def _interval(method, influence, estimate, alpha, effective_n, unmeasured) -> OffPolicyEstimate:
     n = len(influence)
-    half = norm.ppf(1 - alpha / 2) * float(np.std(influence, ddof=1)) / np.sqrt(n)
+    half = two_sided_z(alpha) * float(np.std(influence, ddof=1)) / np.sqrt(n)
     return OffPolicyEstimate(
         method,
         float(estimate),
@@ -168,6 +168,7 @@ def off_policy_values(
     >>> round(v["ips"].estimate, 2), round(v["snips"].estimate, 2)
     (-2.0, -2.0)
     """
+    alpha = check_alpha(alpha)
     logged_arm = np.asarray(logged_arm, dtype=object)
     target_arm = np.asarray(target_arm, dtype=object)
     p = np.asarray(propensity, dtype=float)

@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
+from recommender.levels import check_alpha, two_sided_z
 from recommender.errors import InputError
 
 __all__ = [
@@ -52,9 +52,7 @@ class Estimate:
 
 
 def _z(alpha: float) -> float:
-    if not 0.0 < alpha < 1.0:
-        raise InputError(f"alpha={alpha!r} is not accepted: use a number strictly between 0 and 1")
-    return float(norm.ppf(1.0 - alpha / 2.0))
+    return two_sided_z(check_alpha(alpha))
 
 
 def mean_estimate(values, *, alpha: float = 0.1) -> Estimate:
@@ -79,7 +77,10 @@ def mean_estimate(values, *, alpha: float = 0.1) -> Estimate:
     >>> round(est.estimate, 3), round(est.se, 4), round(est.lower, 4)
     (2.5, 0.6455, 1.4383)
     """
-    z = _z(alpha)
+    return _estimate(values, _z(alpha))
+
+
+def _estimate(values, z: float) -> Estimate:
     terms = np.asarray(values, dtype=float)
     n = terms.size
     if n == 0:
@@ -271,7 +272,7 @@ def average_effects(
     for arm in arms:
         terms = scores[arm].to_numpy(dtype=float) - scores[control].to_numpy(dtype=float)
         est = mean_estimate(terms, alpha=alpha)
-        wide = mean_estimate(terms, alpha=alpha / k)
+        wide = _estimate(terms, two_sided_z(alpha / k))  # alpha was checked just above
         rows[arm] = {
             **est.to_dict(),
             "lower_simultaneous": wide.lower,

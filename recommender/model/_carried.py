@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
+from recommender.levels import two_sided_z
 from recommender.errors import InputError
 from recommender.model._evidence import (
     EvidenceEffects,
@@ -377,7 +377,7 @@ class _RoleTable:
         effect = self.effect[codes]
         if alpha is None:
             return effect, None, None
-        spread = norm.ppf(1 - alpha / 2) * self.se[codes]
+        spread = two_sided_z(alpha) * self.se[codes]
         return effect, effect - spread, effect + spread
 
     def explain(self, M, p):

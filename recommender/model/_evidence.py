@@ -24,6 +24,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from recommender.cohort import CATEGORIES, ROLE_NAMES
+from recommender.levels import check_alpha, two_sided_z
 from recommender.errors import InputError
 
 __all__ = [
@@ -121,7 +122,7 @@ class EvidenceEffects:
         return self._lookup(self._effect, X)
 
     def predict_interval(self, X: pd.DataFrame, alpha: float = 0.1):
-        z = norm.ppf(1 - alpha / 2)
+        z = two_sided_z(check_alpha(alpha))
         effect, se = self._lookup(self._effect, X), self._lookup(self._se, X)
         return effect - z * se, effect + z * se
 

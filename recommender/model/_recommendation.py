@@ -9,6 +9,7 @@ import pandas as pd
 
 from recommender.cohort import FEATURE_COLUMNS
 from recommender.errors import InputError
+from recommender.levels import check_alpha
 from recommender.model._prediction import Prediction, compile_model, encode_rows
 from recommender.model._schema import feature_schema, frame_from_schema
 from recommender.model._support import OUTSIDE_COLUMN, support_check
@@ -172,8 +173,7 @@ class RecommendationModel:
         alpha : float
             Intervals are two-sided ``1 - alpha``, for every outcome.
         """
-        if not 0 < alpha < 1:
-            raise InputError(f"alpha must lie strictly between 0 and 1, got {alpha!r}")
+        alpha = check_alpha(alpha)
         arms = list(self.treatment_arms)
         compiled = self.compiled
         if compiled is not None:
@@ -321,9 +321,10 @@ class RecommendationModel:
         -------
         DataFrame
             ``person_id``, ``recommended`` (the best-ranked arm; ``none`` = usual care),
-            ``ranking_meaningful`` (bool: False when the intervals of the two best arms overlap
-            by more than ``max_overlap``, so their order is not meaningful; True when usual
-            care is the only arm ranked), ``benefit_established`` (bool: True only when the
+            ``ranking_meaningful`` (pandas' nullable boolean: False when the intervals of the
+            two best arms overlap by more than ``max_overlap``, so their order is not
+            meaningful; missing when usual care is the only arm ranked, so no order was made),
+            ``benefit_established`` (bool: True only when the
             recommended arm's whole interval lies below 0, so its benefit over usual care is
             established; False when the interval includes no change and when ``none`` is
             recommended), then per treatment arm ``effect_<arm>``,
@@ -335,8 +336,7 @@ class RecommendationModel:
             :func:`recommender.model.support_check`), then the contributions if asked; on the
             index of ``profiles``.
         """
-        if not 0 < alpha < 1:
-            raise InputError(f"alpha must lie strictly between 0 and 1, got {alpha!r}")
+        alpha = check_alpha(alpha)
         if isinstance(max_overlap, bool) or not 0 <= max_overlap <= 1:
             raise InputError(f"max_overlap must lie between 0 and 1, got {max_overlap!r}")
         if not isinstance(profiles, pd.DataFrame):
@@ -366,7 +366,9 @@ class RecommendationModel:
         else:
             person_id = profiles.index.astype(str).to_numpy()
         out = {"person_id": person_id, "recommended": ranked.recommended}
-        out.update(zip(JUDGEMENT_COLUMNS, (ranked.ranking_meaningful, ranked.benefit_established)))
+        # nullable: no order to judge where usual care alone is ranked, as the answer's null
+        meaningful = pd.array(ranked.ranking_meaningful, dtype="boolean")
+        out.update(zip(JUDGEMENT_COLUMNS, (meaningful, ranked.benefit_established)))
         for j, arm in enumerate(arms):
             out[f"effect_{arm}"] = prediction.effect[:, j]
             out[f"lower_{arm}"] = prediction.lower[:, j]

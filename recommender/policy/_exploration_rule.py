@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from recommender.levels import ALPHA_LEAST, alpha_accepted
 from recommender.errors import InputError
 
 __all__ = ["POLICIES", "ExplorationRule"]
@@ -81,8 +82,12 @@ class ExplorationRule:
                 f"{self.usual_care_share!r}; usual care's share alone gives up that much of "
                 "the best arm's benefit, so give max_cost >= usual_care_share"
             )
-        if not 0 < float(self.coverage) < 1:
-            raise InputError(f"exploration coverage {self.coverage!r} must lie in (0, 1)")
+        # the service's 1 - alpha: the same levels as alpha, so the quantile stays finite
+        if isinstance(self.coverage, bool) or not alpha_accepted(1 - self.coverage):
+            raise InputError(
+                f"exploration coverage {self.coverage!r} is not accepted; accepted: a number "
+                f"above 0 and at most 1 - {ALPHA_LEAST:g} (1 - alpha)"
+            )
 
     @classmethod
     def from_config(

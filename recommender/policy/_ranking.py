@@ -71,10 +71,14 @@ class RankedArm(NamedTuple):
 
 @dataclass(frozen=True)
 class Ranking:
-    """A person's arms, best first, with what can honestly be said about the order."""
+    """A person's arms, best first, with what can honestly be said about the order.
+
+    ``meaningful`` is None when usual care is the only arm ranked: there is no order of arms to
+    judge (as a crisis answer, which ranks nothing, says null), not a meaningful one.
+    """
 
     arms: tuple[RankedArm, ...]
-    meaningful: bool
+    meaningful: bool | None
     overlap: float | None
     note: str
 
@@ -355,9 +359,9 @@ def rank_table(
     Returns
     -------
     TableRanking
-        ``recommended`` (object array: the best-ranked arm), ``ranking_meaningful`` and
-        ``benefit_established`` (bool arrays: :attr:`Ranking.meaningful` and
-        :attr:`Ranking.benefit_established`).
+        ``recommended`` (object array: the best-ranked arm), ``ranking_meaningful`` (object
+        array of :attr:`Ranking.meaningful`: True, False, or None where usual care alone is
+        ranked) and ``benefit_established`` (bool array: :attr:`Ranking.benefit_established`).
 
     Examples
     --------
@@ -387,7 +391,7 @@ def rank_table(
     rankings = rank_many(table, list(arms), mask, control=control, max_overlap=max_overlap)
     return TableRanking(
         recommended=np.array([r.recommended for r in rankings], dtype=object),
-        ranking_meaningful=np.array([r.meaningful for r in rankings], dtype=bool),
+        ranking_meaningful=np.array([r.meaningful for r in rankings], dtype=object),
         benefit_established=np.array([r.benefit_established for r in rankings], dtype=bool),
     )
 
@@ -413,7 +417,7 @@ def _judged(arms: tuple, control: str, max_overlap: float, names: dict, coverage
     if len(arms) == 1:
         # Not "can be offered": an arm the program offers may be left out because the model
         # has no estimate of it for this person (the answer's excluded list says which and why).
-        return Ranking(arms, True, None, ONLY_USUAL_CARE)
+        return Ranking(arms, None, None, ONLY_USUAL_CARE)
     best, second = arms[0], arms[1]
     overlap = interval_overlap(best.lower, best.upper, second.lower, second.upper)
     meaningful = overlap <= max_overlap

@@ -216,26 +216,28 @@ def mlflow_session(*, timeout: float | None = None):
             models_dir().mkdir(parents=True, exist_ok=True)
         check_sqlite_store(uri)
         import mlflow
-        from mlflow.tracking import _model_registry, _tracking_service
 
-        # set_tracking_uri also exports MLFLOW_TRACKING_URI; restore both the globals and the
-        # environment so nothing leaks past the block (tests switch RECOMMENDER_HOME between
-        # runs).
+        # set_tracking_uri also exports MLFLOW_TRACKING_URI; restore the environment so
+        # nothing leaks past the block (tests switch RECOMMENDER_HOME between runs).
         saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-        saved_tracking = _tracking_service.utils._tracking_uri
-        saved_registry = _model_registry.utils._registry_uri
         try:
             mlflow.set_tracking_uri(uri)
             mlflow.set_registry_uri(uri)
             yield mlflow
         finally:
-            _tracking_service.utils._tracking_uri = saved_tracking
-            _model_registry.utils._registry_uri = saved_registry
-            for key, value in saved_env.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+            try:
+                # Back to no URI set in the process (MLflow's public setters take None for
+                # that; its private globals are not ours to save), then the environment as it
+                # was: MLflow resolves an unset URI from it, so an outer session's URI, or a
+                # caller's own set_tracking_uri (which exported its URI), is found again.
+                mlflow.set_tracking_uri(None)
+                mlflow.set_registry_uri(None)
+            finally:
+                for key, value in saved_env.items():
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
     finally:
         _SESSION_LOCK.release()
 

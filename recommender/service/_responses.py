@@ -314,7 +314,9 @@ class Recommendation(BaseModel):
     ranking_meaningful: bool | None = Field(
         description="False when the two best arms' "
         "intervals overlap so much that their order is not "
-        "meaningful."
+        "meaningful; null when no order was made: usual care is "
+        "the only arm ranked (no offered arm is eligible and "
+        "estimated), or crisis resources are returned instead."
     )
     ranking_note: str | None = Field(description="The same in words.")
     excluded: list[ExclusionItem] = Field(description="Offered arms not ranked, with reasons.")

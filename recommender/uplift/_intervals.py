@@ -65,11 +65,11 @@ scored once on held-out seeds: see docs/benchmarks.md.
 
 from __future__ import annotations
 
-import functools
 import warnings
 
 import numpy as np
-from scipy.stats import norm
+
+from recommender.levels import two_sided_z
 
 from ._base import PerArmLearner, SeedStream
 from ._dr import DRLearner
@@ -322,14 +322,8 @@ def shrink_variance(variance: np.ndarray, typical: np.ndarray, weight: float = 0
     return weight * variance + (1.0 - weight) * typical[None, :]
 
 
-@functools.lru_cache(maxsize=16)
-def _z(alpha: float) -> float:
-    """The two-sided normal quantile; scipy's ppf costs a third of one row's prediction."""
-    return float(norm.ppf(1 - alpha / 2))
-
-
 def interval(effect: np.ndarray, variance: np.ndarray, alpha: float, scale: np.ndarray):
-    z = _z(float(alpha))
+    z = two_sided_z(float(alpha))
     half = z * np.sqrt(variance * scale)
     return effect - half, effect + half
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from numbers import Real
 
 import numpy as np
 import pandas as pd
@@ -10,6 +9,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
+from recommender.levels import check_alpha
 from recommender.errors import InputError
 
 from ._auto import DEFAULT_FINAL_CANDIDATES, HETEROGENEITY_Z, select_learner
@@ -385,8 +385,7 @@ class UpliftModel(BaseEstimator):
         (DataFrame, DataFrame)
             Same shape, columns and index as ``predict_effect``.
         """
-        if not (isinstance(alpha, Real) and 0 < alpha < 1):
-            raise InputError(f"alpha={alpha!r}; accepted: a number strictly between 0 and 1")
+        alpha = check_alpha(alpha)
         M = self._matrix(X)
         _, lower, upper = self._combine(
             self.estimator_.effect(M), self.estimator_.fold_effects(M), alpha

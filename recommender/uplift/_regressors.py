@@ -14,13 +14,12 @@ Every fit reads its rows from one ``TrainingMatrix``, which LightGBM bins once f
 
 from __future__ import annotations
 
-import difflib
-import functools
-import re
 from dataclasses import dataclass, field
 
 import lightgbm as lgb
 import numpy as np
+
+from ._lightgbm_params import extra_problems
 
 __all__ = [
     "GBMSpec",
@@ -130,40 +129,7 @@ class GBMSpec:
         LightGBM itself on a few rows), so a bad one is refused before any fit starts. A
         per-feature list whose length does not match the real features is still found by
         the fit."""
-        known = _lightgbm_parameters()
-        owner = {alias: main for main, aliases in known.items() for alias in aliases}
-        problems = []
-        for name, value in self.extra:
-            if name not in owner:
-                close = difflib.get_close_matches(name, owner, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                problems.append(
-                    f"{name}={value!r} (accepted: a LightGBM parameter name or alias, "
-                    f"{_PARAMETERS_PAGE}{hint})"
-                )
-            elif owner[name] in _SET_ELSEWHERE:
-                problems.append(
-                    f"{name}={value!r} (LightGBM's {owner[name]}, which "
-                    f"{_SET_ELSEWHERE[owner[name]]} sets; accepted: set it there)"
-                )
-            else:
-                refused = _lightgbm_refuses({name: value}, known[owner[name]])
-                if refused:
-                    problems.append(
-                        f"{name}={value!r} (LightGBM refuses it: {refused}; accepted: a value "
-                        f"of the type and range of {owner[name]} in {_PARAMETERS_PAGE})"
-                    )
-        # one parameter may depend on another (checked quietly: verbosity was checked alone)
-        together = {n: v for n, v in self.extra if owner.get(n) != "verbosity"}
-        if not problems and len(together) > 1:
-            given = {alias for name in together for alias in known[owner[name]]}
-            refused = _lightgbm_refuses(together, given)
-            if refused:
-                problems.append(
-                    f"{'+'.join(together)}={together!r} (LightGBM refuses them together: {refused}; "
-                    f"accepted: parameters that agree, {_PARAMETERS_PAGE})"
-                )
-        return problems
+        return extra_problems(self.extra)
 
     @staticmethod
     def accepts(y: np.ndarray) -> bool:
@@ -221,58 +187,6 @@ class GBMSpec:
         )
         best = booster.best_iteration or booster.current_iteration()
         return GBMModel(booster, best), best
-
-
-_PARAMETERS_PAGE = "https://lightgbm.readthedocs.io/en/stable/Parameters.html"
-
-# LightGBM parameters that a GBMSpec field or the learner sets: the same one (or an alias of it)
-# in ``extra`` would override them unseen (or, for early stopping, stop twice).
-_SET_ELSEWHERE = {
-    "num_leaves": "GBMSpec's num_leaves",
-    "min_data_in_leaf": "GBMSpec's min_child_samples",
-    "learning_rate": "GBMSpec's learning_rate",
-    "num_iterations": "GBMSpec's max_rounds",
-    "early_stopping_round": "GBMSpec's patience",
-    "lambda_l2": "GBMSpec's lambda_l2",
-    "max_bin": "GBMSpec's max_bin",
-    "seed": "UpliftModel's random_state",
-    "num_threads": "UpliftModel's n_jobs",
-}
-
-
-@functools.cache
-def _lightgbm_parameters() -> dict[str, tuple[str, ...]]:
-    """Every LightGBM parameter with its aliases (the name first), as the installed LightGBM
-    lists them (its C API's ``LGBM_DumpParamAliases``, which lightgbm's Python package reads
-    for its own alias handling; it offers no public name for it)."""
-    aliases = lgb.basic._ConfigAliases._get_all_param_aliases()
-    return {name: tuple(names) for name, names in aliases.items()}
-
-
-def _lightgbm_refuses(params: dict, aliases) -> str | None:
-    """What LightGBM says when it builds a booster with ``params`` on a few rows, or None.
-
-    A per-feature list (``monotone_constraints``, ``max_bin_by_feature``) gets as many columns
-    as it names."""
-
-    def columns_named(value) -> int:
-        if not isinstance(value, (list, tuple)):
-            return 0
-        groups = [v for v in value if isinstance(v, (list, tuple))]
-        if groups:  # groups of column indices (interaction_constraints)
-            return 1 + max([-1, *(i for g in groups for i in g if isinstance(i, int))])
-        return len(value)  # one entry per column
-
-    columns = max([2, *(columns_named(v) for v in params.values())])
-    rows = np.arange(10.0 * columns).reshape(10, columns) % 7
-    quiet = {"objective": "regression", "verbosity": -1, "num_threads": 1}
-    quiet = {k: v for k, v in quiet.items() if k not in aliases} | params
-    try:
-        lgb.Booster(params=quiet, train_set=lgb.Dataset(rows, np.arange(10.0), params=quiet))
-    except (lgb.basic.LightGBMError, TypeError, ValueError) as error:
-        # LightGBM's CHECK messages end with its source file and line: not the user's concern
-        return re.sub(r" at \S+, line \d+ ?\.?\s*$", "", str(error).strip())
-    return None
 
 
 class GBMModel:
