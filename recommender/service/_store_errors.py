@@ -13,6 +13,7 @@ from recommender.errors import InputError
 from recommender.service._readiness import Reason
 
 __all__ = [
+    "shown_location",
     "shown_store",
     "StoreRefusal",
     "AuditStoreUnreachable",
@@ -35,6 +36,25 @@ def shown_store(url: str | sa.engine.URL) -> str:
     hidden = {key: "***" for key in url.query if "password" in key.lower()}
     shown = url.update_query_dict(hidden).render_as_string(hide_password=True)
     return shown.replace("=%2A%2A%2A", "=***")  # the query's stars, as the user name's read
+
+
+def shown_location(uri: str) -> str:
+    """Any store's URI as logs show it (an audit store's, the MLflow registry's): as
+    :func:`shown_store` shows it, or, for a URI that is not a database URL, what follows its
+    last ``@`` (where a user and password would be).
+
+    >>> shown_location("https://ops:secret@mlflow.example.org:5000")
+    'https://ops:***@mlflow.example.org:5000'
+    >>> shown_location("ops:secret@mlflow.example.org"), shown_location("databricks")
+    ('***@mlflow.example.org', 'databricks')
+    """
+    try:
+        return shown_store(uri)
+    except (sa.exc.ArgumentError, ValueError):
+        head, sep, rest = uri.partition("://")
+        if not sep:
+            head, rest = "", uri
+        return f"{head}{sep}***@{rest.rpartition('@')[2]}" if "@" in rest else uri
 
 
 class StoreRefusal(InputError):
