@@ -1,0 +1,305 @@
+"""What an operator watching the service sees: its log lines and its Prometheus metrics.
+
+An answer's audit row, its log line and BentoML's access-log line are tied by ids (the row's
+``request_id`` or ``batch_id`` in the log line, which carries the request's span, the one the
+``X-BentoML-Request-ID`` header gives the caller). A failed write to the audit store is logged
+without the row it held. ``/metrics`` counts crisis answers by where they were recorded,
+audit-store failures, and the model version each worker serves, summed over two workers of a
+real ``recommender serve``, with labels no request can multiply.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sqlite3
+import threading
+
+import httpx
+import pytest
+from service_fixtures import (  # noqa: F401  (fixtures)
+    ENV_KEYS,
+    KEYS,
+    PROFILE,
+    SALT,
+    asgi_client,
+    auth,
+    champion_home,
+    linear_model,
+    profile,
+    running_server,
+    service_home,
+)
+
+CRISIS = profile(person_id="crisis-person-0042", crisis_risk=True)
+
+
+def _sample(name: str, **labels) -> float:
+    """A metric's value in this process (the in-process app has no multiprocess folder)."""
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def _crisis_count(recorded_in: str) -> float:
+    return _sample("recommender_crisis_answers_total", recorded_in=recorded_in)
+
+
+def _refuse_inserts(database, table: str) -> None:
+    """Make the service's audit store refuse every new row of ``table`` (as a full disk or a
+    constraint would), while it stays open and readable."""
+    with sqlite3.connect(database) as connection:
+        connection.execute(
+            f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} "
+            "BEGIN SELECT RAISE(ABORT, 'the disk refused the row'); END"
+        )
+
+
+def _logged(caplog) -> str:
+    """Every line the service logged, as a handler prints it (tracebacks included)."""
+    formatter = logging.Formatter("%(message)s")
+    return "\n".join(formatter.format(record) for record in caplog.records)
+
+
+# -- the log, in process --------------------------------------------------------------------------
+def test_an_answer_logs_the_id_of_its_audit_row_and_nothing_of_the_person(asgi_client, caplog):
+    body = profile(person_id="person-who-must-not-show", ee=37, weekly_hours=71.5)
+    with caplog.at_level(logging.INFO, logger="recommender.service"):
+        response = asgi_client.post("/recommend", json=body, headers=auth("program"))
+    assert response.status_code == 200, response.text
+    request_id = response.json()["request_id"]
+    lines = [r.getMessage() for r in caplog.records if request_id in r.getMessage()]
+    assert lines == [f"recorded in the audit log: request {request_id}"]
+    logged = _logged(caplog)
+    for secret in ("person-who-must-not-show", "71.5", KEYS["program"]):
+        assert secret not in logged
+
+
+def test_a_batch_logs_its_batch_id_once(asgi_client, caplog):
+    profiles = [profile(person_id=f"p-{i}") for i in range(3)]
+    with caplog.at_level(logging.INFO, logger="recommender.service"):
+        response = asgi_client.post(
+            "/recommend_batch", json={"profiles": profiles}, headers=auth("program")
+        )
+    assert response.status_code == 200, response.text
+    batch_id = response.json()["batch_id"]
+    lines = [r.getMessage() for r in caplog.records if batch_id in r.getMessage()]
+    assert lines == [f"recorded in the audit log: 3 rows of batch {batch_id}"]
+
+
+@pytest.mark.parametrize("table", ["recommendations", "assignments"])
+def test_a_failed_audit_write_is_logged_and_counted_without_the_row_it_held(
+    asgi_client, service_home, caplog, table
+):
+    # SQLAlchemy's error quotes the statement's parameters by default: the person's hash, their
+    # whole profile (scores, age, hours) and every effect estimated for them.
+    _refuse_inserts(service_home / "audit.db", table)
+    before = _sample("recommender_audit_store_failures_total", cause="IntegrityError")
+    body = profile(person_id="person-who-must-not-show", ee=37, weekly_hours=71.5)
+    with caplog.at_level(logging.INFO, logger="recommender.service"):
+        response = asgi_client.post("/recommend", json=body, headers=auth("program"))
+    assert response.status_code == 503, response.text
+    assert "could not be written (IntegrityError)" in response.json()["error"]
+    logged = _logged(caplog)
+    assert "the disk refused the row" in logged  # the cause is there
+    assert "[parameters:" not in logged and "hide_parameters" in logged
+    for secret in ("person-who-must-not-show", "71.5", '"ee": 37', "-6."):
+        assert secret not in logged
+    after = _sample("recommender_audit_store_failures_total", cause="IntegrityError")
+    assert after == before + 1
+
+
+def test_crisis_answers_are_counted_by_where_they_were_recorded(asgi_client, service_home):
+    counts = {where: _crisis_count(where) for where in ("audit_log", "service_log", "nowhere")}
+    assert asgi_client.post("/recommend", json=CRISIS, headers=auth("program")).status_code == 200
+    refused = asgi_client.post("/recommend", json=CRISIS, headers={"x-api-key": "wrong" * 4})
+    assert refused.status_code == 401 and refused.json()["crisis_results"]
+    batch = [CRISIS, profile(person_id="p-2", crisis_risk=True), profile(person_id="p-3")]
+    answered = asgi_client.post(
+        "/recommend_batch", json={"profiles": batch}, headers=auth("program")
+    )
+    assert answered.status_code == 200, answered.text
+    _refuse_inserts(service_home / "audit.db", "recommendations")
+    fallback = asgi_client.post("/recommend", json=CRISIS, headers=auth("program"))
+    assert fallback.json()["safety"]["recorded_in"].startswith("service log")
+    assert {where: _crisis_count(where) - counts[where] for where in counts} == {
+        "audit_log": 3,
+        "service_log": 1,
+        "nowhere": 1,
+    }
+
+
+def test_the_version_served_follows_a_reload(asgi_client, linear_model, monkeypatch, caplog):
+    from recommender.service import service as service_module
+
+    assert _sample("recommender_model_version_served", version="7") == 1
+    monkeypatch.setattr(service_module, "load_champion_model", lambda: (linear_model, "8"))
+    with caplog.at_level(logging.INFO, logger="recommender.service"):
+        reload = asgi_client.post("/reload", headers=auth("scientist"))
+    assert reload.json()["model_version"] == "8"
+    assert _sample("recommender_model_version_served", version="8") == 1
+    assert _sample("recommender_model_version_served", version="7") == 0
+    assert "reloaded: version 7 -> 8" in caplog.text
+
+
+@pytest.fixture
+def registry_with_password(monkeypatch, caplog):
+    """A registry URL with a password, and the service's INFO lines caught from its start."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://ops:registry-secret@mlflow.example.org")
+    caplog.set_level(logging.INFO, logger="recommender.service")
+
+
+def test_the_start_says_where_the_model_and_the_store_are_without_passwords(
+    caplog, registry_with_password, asgi_client, service_home
+):
+    started = [
+        r.getMessage()
+        for r in caplog.get_records("setup")
+        if r.getMessage().startswith("serving model version")
+    ]
+    assert started == [
+        "serving model version 7 from the registry https://ops:***@mlflow.example.org; "
+        f"audit store sqlite:///{service_home / 'audit.db'}"
+    ]
+    assert "registry-secret" not in _logged(caplog)
+
+
+# -- a real `recommender serve` with two workers --------------------------------------------------
+# Prometheus' text format, line by line: a comment, or a sample `name{labels} value`.
+_SAMPLE = re.compile(
+    r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\})? '
+    r"[-+]?(\d+(\.\d*)?([eE][-+]?\d+)?|NaN|[-+]?Inf)$"
+)
+
+
+def _families(text: str) -> dict:
+    """``{family name: [(sample name, labels, value), ...]}``, every line checked first."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for line in text.splitlines():
+        assert line.startswith("# ") or _SAMPLE.match(line), f"not Prometheus text: {line!r}"
+    return {
+        family.name: [(s.name, s.labels, s.value) for s in family.samples]
+        for family in text_string_to_metric_families(text)
+    }
+
+
+def _total(families: dict, family: str, **labels) -> float:
+    return sum(
+        value
+        for _, found, value in families.get(family, [])
+        if all(found.get(k) == v for k, v in labels.items())
+    )
+
+
+@pytest.fixture(scope="module")
+def two_workers(champion_home, tmp_path_factory):
+    """``recommender serve`` with two workers over the session's champion; yields its URL and
+    the path of everything it writes."""
+    log_path = tmp_path_factory.mktemp("operator") / "serve.log"
+    env = {"RECOMMENDER_SERVE_WORKERS": "2", "RECOMMENDER_SERVE_THREADS": "4"}
+    with running_server(champion_home, env=env, log_path=log_path) as url:
+        yield url, log_path
+
+
+def _in_parallel(n: int, send) -> list:
+    """``send(i)`` for i < n on 8 threads, each on connections of its own (so both workers
+    take some); the answers in order."""
+    answers = [None] * n
+
+    def run(k):
+        with httpx.Client(timeout=60) as client:
+            for i in range(k, n, 8):
+                answers[i] = send(client, i)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    return answers
+
+
+def test_two_workers_count_log_and_tie_each_answer_to_its_row(two_workers):
+    url, log_path = two_workers
+    metrics = _families(httpx.get(f"{url}/metrics").text)
+    before = {
+        "crisis": _total(metrics, "recommender_crisis_answers", recorded_in="audit_log"),
+        "nowhere": _total(metrics, "recommender_crisis_answers", recorded_in="nowhere"),
+        "series": len(metrics["bentoml_service_request"]),
+    }
+    program = auth("program")
+
+    def crisis(client, i):
+        body = {**CRISIS, "person_id": f"crisis-person-{i:04d}"}
+        return client.post(f"{url}/recommend", json=body, headers=program)
+
+    def ordinary(client, i):
+        body = profile(person_id=f"ordinary-person-{i:04d}", ee=i % 50)
+        return client.post(f"{url}/recommend", json=body, headers=program)
+
+    crises = _in_parallel(24, crisis)
+    answers = _in_parallel(16, ordinary)
+    assert all(r.status_code == 200 for r in crises + answers)
+    # refusals of every kind, a refused caller's crisis answer, and paths nobody serves
+    free_text = "free-text-that-must-not-show"
+    refusals = {
+        400: httpx.post(f"{url}/recommend", content=f"{{{free_text}", headers=program),
+        401: httpx.post(f"{url}/recommend", json=CRISIS, headers={"x-api-key": "wrong" * 4}),
+        422: httpx.post(f"{url}/recommend", json=profile(gender=free_text), headers=program),
+    }
+    assert {status: r.status_code for status, r in refusals.items()} == {
+        400: 400,
+        401: 401,
+        422: 422,
+    }
+    for i in range(40):
+        assert httpx.get(f"{url}/scan-{i}-{free_text}").status_code == 404
+
+    metrics = _families(httpx.get(f"{url}/metrics").text)
+    assert _total(metrics, "recommender_crisis_answers", recorded_in="audit_log") == (
+        before["crisis"] + 24
+    )
+    assert _total(metrics, "recommender_crisis_answers", recorded_in="nowhere") == (
+        before["nowhere"] + 1
+    )
+    # both workers serve version 1; the largest of their values is shown, once
+    assert [s for s in metrics["recommender_model_version_served"] if s[2]] == [
+        ("recommender_model_version_served", {"version": "1"}, 1.0)
+    ]
+    # per route and status, summed over the workers; unknown paths add no series
+    assert (
+        _total(
+            metrics,
+            "bentoml_service_request",
+            endpoint="/recommend",
+            http_response_code="200",
+        )
+        >= 40
+    )
+    for status in ("400", "401", "422"):
+        found = _total(
+            metrics, "bentoml_service_request", endpoint="/recommend", http_response_code=status
+        )
+        assert found >= 1, status
+    endpoints = {labels["endpoint"] for _, labels, _ in metrics["bentoml_service_request"]}
+    assert not [e for e in endpoints if "scan" in e]
+    assert len(metrics["bentoml_service_request"]) <= before["series"] + 6  # the new statuses
+    text = json.dumps(metrics)
+    for secret in (free_text, "crisis-person", "ordinary-person", *KEYS.values()):
+        assert secret not in text
+
+    # the log: an answer's row id, in a line carrying the span its header names
+    logged = log_path.read_text()
+    answer = answers[0]
+    request_id, span = answer.json()["request_id"], answer.headers["x-bentoml-request-id"]
+    line = [x for x in logged.splitlines() if f"request {request_id}" in x]
+    assert len(line) == 1 and f"span={span}" in line[0], line
+    access = [x for x in logged.splitlines() if f"span={span}" in x and "status=200" in x]
+    assert len(access) == 1
+    assert "serving model version 1 from the registry sqlite:///" in logged
+    for secret in (free_text, "crisis-person", "ordinary-person", ENV_KEYS, SALT, "wrongwrong"):
+        assert secret not in logged
+    for key in KEYS.values():
+        assert key not in logged
