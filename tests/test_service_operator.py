@@ -143,6 +143,74 @@ def test_the_version_served_follows_a_reload(asgi_client, linear_model, monkeypa
     assert "reloaded: version 7 -> 8" in caplog.text
 
 
+def test_a_refusal_logs_no_error_and_an_unexpected_failure_its_traceback(
+    asgi_client, monkeypatch, caplog
+):
+    from recommender.service import RecommendationEngine
+
+    program = auth("program")
+    with caplog.at_level(logging.INFO):
+        refused = [
+            asgi_client.post("/recommend", content=b"{not json", headers=program),
+            asgi_client.post("/recommend", json=PROFILE, headers={"x-api-key": "wrong" * 4}),
+            asgi_client.post("/recommend", json=profile(age="forty"), headers=program),
+            asgi_client.post("/recommend_batch", json={"profiles": 3}, headers=program),
+            asgi_client.post(
+                "/allocate", json={"profiles": [PROFILE], "budget": -1}, headers=program
+            ),
+        ]
+    assert [r.status_code for r in refused] == [400, 401, 422, 422, 422]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+
+    def broken(self, rows, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(RecommendationEngine, "recommend", broken)
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        failed = asgi_client.post("/recommend", json=PROFILE, headers=program)
+    assert failed.status_code == 500
+    assert "a bug" not in failed.text  # the caller is told to read the log
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and errors[0].exc_info[0] is RuntimeError
+
+
+@pytest.fixture
+def quiet_config(service_home, monkeypatch):
+    """serve.yaml with ``log_level: WARNING``."""
+    import yaml
+
+    from recommender.paths import config_path
+
+    settings = yaml.safe_load(config_path("serve.yaml").read_text())
+    settings["log_level"] = "WARNING"
+    path = service_home / "serve-quiet.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    monkeypatch.setenv("RECOMMENDER_SERVE_CONFIG", str(path))
+    return path
+
+
+def test_log_level_warning_keeps_no_line_per_answer(quiet_config, asgi_client, caplog):
+    response = asgi_client.post("/recommend", json=PROFILE, headers=auth("program"))
+    assert response.status_code == 200, response.text
+    assert not [r for r in caplog.records if r.name == "recommender.service"]
+    refused = asgi_client.post("/recommend", json=CRISIS, headers={"x-api-key": "wrong" * 4})
+    assert refused.status_code == 401
+    assert [r.levelname for r in caplog.records if r.name == "recommender.service"] == ["WARNING"]
+
+
+def test_an_unknown_log_level_is_refused_naming_it(tmp_path):
+    from recommender.errors import InputError
+    from recommender.service import load_serve_config
+
+    path = tmp_path / "serve.yaml"
+    path.write_text("log_level: verbose\ndisclaimer: Decision support.\n")
+    with pytest.raises(InputError) as caught:
+        load_serve_config(path)
+    assert "log_level" in str(caught.value) and "'verbose'" in str(caught.value)
+    assert "INFO" in str(caught.value)
+
+
 @pytest.fixture
 def registry_with_password(monkeypatch, caplog):
     """A registry URL with a password, and the service's INFO lines caught from its start."""
@@ -221,6 +289,8 @@ def _in_parallel(n: int, send) -> list:
     return answers
 
 
+@pytest.mark.slow
+@pytest.mark.server
 def test_two_workers_count_log_and_tie_each_answer_to_its_row(two_workers):
     url, log_path = two_workers
     metrics = _families(httpx.get(f"{url}/metrics").text)

@@ -50,11 +50,11 @@ class Serving:
     def __init__(self) -> None:
         from recommender.catalog import load_catalog
 
-        # BentoML's server logging passes only warnings from other loggers; which model a worker
-        # serves, and when it followed a /reload, are what an operator reads the log for.
-        if log.level == logging.NOTSET:
-            log.setLevel(logging.INFO)
         self.config = load_serve_config()
+        # BentoML's server logging passes only warnings from other loggers; which model a worker
+        # serves, when it followed a /reload and which audit rows each answer wrote are what an
+        # operator reads the log for (INFO), unless serve.yaml's log_level keeps fewer.
+        log.setLevel(self.config.log_level)
         self.keyring = KeyRing([*self.config.api_keys, *secret_api_keys()])
         if not len(self.keyring):
             log.warning(
