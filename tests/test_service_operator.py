@@ -158,8 +158,9 @@ def test_a_refusal_logs_no_error_and_an_unexpected_failure_its_traceback(
             asgi_client.post(
                 "/allocate", json={"profiles": [PROFILE], "budget": -1}, headers=program
             ),
+            asgi_client.post("/recommend", content=b" " * (33 << 20), headers=program),
         ]
-    assert [r.status_code for r in refused] == [400, 401, 422, 422, 422]
+    assert [r.status_code for r in refused] == [400, 401, 422, 422, 422, 413]
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
 
     def broken(self, rows, **kwargs):
