@@ -15,6 +15,7 @@ import logging
 import re
 import sqlite3
 import threading
+from datetime import datetime, timezone
 
 import httpx
 import pytest
@@ -374,3 +375,64 @@ def test_two_workers_count_log_and_tie_each_answer_to_its_row(two_workers):
         assert secret not in logged
     for key in KEYS.values():
         assert key not in logged
+
+
+# -- a PostgreSQL store ---------------------------------------------------------------------------
+@pytest.fixture
+def postgres_store(postgres, monkeypatch):
+    """A fresh PostgreSQL audit database for the service; yields its URL."""
+    url = postgres.database("operator")
+    monkeypatch.setenv("RECOMMENDER_AUDIT_URL", url)
+    return url
+
+
+def _refuse_rows(url: str, table: str, *, trigger: bool = False) -> None:
+    """Make PostgreSQL refuse new rows of ``table`` quoting them: by a check constraint (its
+    own DETAIL), or by a trigger (a DBA's, say) raising an error whose DETAIL is the row."""
+    import sqlalchemy as sa
+
+    statements = [f"ALTER TABLE {table} ADD CONSTRAINT refuse CHECK (false) NOT VALID"]
+    if trigger:
+        statements = [
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "RAISE EXCEPTION 'refused by a trigger' USING DETAIL = row_to_json(NEW)::text; "
+            "END $$",
+            f"CREATE TRIGGER refuse BEFORE INSERT ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION refuse()",
+        ]
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        for statement in statements:
+            connection.execute(sa.text(statement))
+    engine.dispose()
+
+
+def test_a_postgresql_refusal_is_logged_without_the_row_it_quotes(
+    postgres_store, asgi_client, caplog
+):
+    # PostgreSQL's own message for a row it refuses ends "DETAIL: Failing row contains (...)":
+    # the whole row, whatever the client hides of its parameters. Logged as a line (an answer's
+    # records) and as a traceback (an outcome's).
+    program = auth("program")
+    body = profile(person_id="person-who-must-not-show", ee=37, weekly_hours=71.5)
+    assert asgi_client.post("/recommend", json=body, headers=program).status_code == 200
+    _refuse_rows(postgres_store, "assignments")
+    _refuse_rows(postgres_store, "outcomes", trigger=True)
+    outcome = {
+        "person_id": "person-who-must-not-show",
+        "measured_at": datetime.now(timezone.utc).isoformat(),
+        "arm_taken": "coaching",
+        "ee_followup": 29,
+        "dp_followup": 7,
+        "pa_followup": 41,
+    }
+    with caplog.at_level(logging.INFO, logger="recommender.service"):
+        refused = asgi_client.post("/recommend", json=body, headers=program)
+        unrecorded = asgi_client.post("/outcomes", json={"outcomes": [outcome]}, headers=program)
+    assert (refused.status_code, unrecorded.status_code) == (503, 503), unrecorded.text
+    logged = _logged(caplog)
+    assert 'violates check constraint "refuse"' in logged and "refused by a trigger" in logged
+    assert logged.count("DETAIL: not logged (it may quote the row)") >= 2
+    assert "Traceback" in logged
+    for secret in ("person-who-must-not-show", "71.5", "Failing row", "physician", "coaching"):
+        assert secret not in logged

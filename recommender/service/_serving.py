@@ -30,7 +30,12 @@ from recommender.service._profiles import profile_schema
 from recommender.service._readiness import Reason, StaleModel
 from recommender.service._requests import BatchRequest, OutcomesRequest, ReloadRequest
 from recommender.service._metrics import serving_version
-from recommender.service._store_errors import AuditPrivilegeMissing, StoreRefusal, shown_location
+from recommender.service._store_errors import (
+    AuditPrivilegeMissing,
+    QuotedRowsHidden,
+    StoreRefusal,
+    shown_location,
+)
 
 __all__ = ["Serving", "Unservable"]
 
@@ -55,6 +60,8 @@ class Serving:
         # serves, when it followed a /reload and which audit rows each answer wrote are what an
         # operator reads the log for (INFO), unless serve.yaml's log_level keeps fewer.
         log.setLevel(self.config.log_level)
+        if not any(isinstance(f, QuotedRowsHidden) for f in log.filters):
+            log.addFilter(QuotedRowsHidden())
         self.keyring = KeyRing([*self.config.api_keys, *secret_api_keys()])
         if not len(self.keyring):
             log.warning(
