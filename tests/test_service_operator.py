@@ -328,6 +328,12 @@ def test_two_workers_count_log_and_tie_each_answer_to_its_row(two_workers):
     }
     for i in range(40):
         assert httpx.get(f"{url}/scan-{i}-{free_text}").status_code == 404
+    typed = httpx.post(
+        f"{url}/recommend",
+        content=json.dumps(PROFILE),
+        headers={**program, "Content-Type": f"application/json; note={free_text}"},
+    )
+    assert typed.status_code in (200, 415)
 
     metrics = _families(httpx.get(f"{url}/metrics").text)
     assert _total(metrics, "recommender_crisis_answers", recorded_in="audit_log") == (

@@ -226,7 +226,8 @@ def load_serve_config(path: str | os.PathLike | None = None) -> ServeConfig:
 
 
 def worker_settings(config: ServeConfig | None = None) -> dict:
-    """``workers``, ``threads`` and ``traffic`` for ``@bentoml.service``, from ``serve.yaml``.
+    """``workers``, ``threads``, ``traffic`` and ``logging`` for ``@bentoml.service``, from
+    ``serve.yaml``.
 
     BentoML reads them when the service class is defined, under ``recommender serve`` and a
     plain ``bentoml serve`` alike: both read the file named by ``$RECOMMENDER_SERVE_CONFIG``
@@ -239,6 +240,9 @@ def worker_settings(config: ServeConfig | None = None) -> dict:
         "workers": chosen["workers"],
         "threads": chosen["threads"],
         "traffic": {"timeout": float(chosen["timeout"])},
+        # The access log prints a request's Content-Type header as sent: any text a caller
+        # puts there (a name, a note) would reach the log. Every route takes JSON anyway.
+        "logging": {"access": {"request_content_type": False}},
     }
 
 
