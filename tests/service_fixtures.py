@@ -418,12 +418,25 @@ def load_with_16_connections(url: str, seconds: float, *, tag: str = "load"):
     return sum(answered), failures
 
 
+# A machine that gives the tests a range of ports of their own (``3150-3159``) names it here;
+# else the system picks any free one.
+TEST_PORTS_ENV = "RECOMMENDER_TEST_PORTS"
+
+
 def free_port() -> int:
-    """A loopback port free now. It is released before the server binds it, so another process
-    may take it meanwhile: start servers with :func:`serving`, which then tries another."""
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port free now (within ``RECOMMENDER_TEST_PORTS`` when set). It is released
+    before the server binds it, so another process may take it meanwhile: start servers with
+    :func:`serving`, which then tries another."""
+    first, _, last = os.environ.get(TEST_PORTS_ENV, "0").partition("-")
+    candidates = range(int(first), int(last or first) + 1)
+    for port in candidates:
+        with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:  # taken: the next one
+                continue
+            return sock.getsockname()[1]
+    raise RuntimeError(f"no port of {TEST_PORTS_ENV}={os.environ[TEST_PORTS_ENV]} is free")
 
 
 def wait_ready(

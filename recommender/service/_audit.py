@@ -392,6 +392,8 @@ def _secondary(figures) -> tuple:
 
 
 def _make_engine(url: str, *, synchronous: str = "NORMAL") -> sa.Engine:
+    # hide_parameters: a failed write's error (logged, and shown in tracebacks) would otherwise
+    # quote the rows it held, a person's scores and profile among them, into the service log.
     if url.startswith("sqlite"):
         database = sqlite_file(url)
         if database is not None:
@@ -401,6 +403,7 @@ def _make_engine(url: str, *, synchronous: str = "NORMAL") -> sa.Engine:
         memory = database is None
         engine = sa.create_engine(
             url,
+            hide_parameters=True,
             connect_args={"timeout": 30, "check_same_thread": False},
             # An in-memory database exists once per connection; keep exactly one.
             poolclass=sa.pool.StaticPool if memory else None,
@@ -418,7 +421,9 @@ def _make_engine(url: str, *, synchronous: str = "NORMAL") -> sa.Engine:
             cursor.close()
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_waits(url))
+    return sa.create_engine(
+        url, hide_parameters=True, pool_pre_ping=True, connect_args=connect_waits(url)
+    )
 
 
 def _create_owner_only(database: Path) -> None:

@@ -102,6 +102,9 @@ class ServeSettings(Section):
     alpha: float = Field(0.1, ge=0.001, le=0.5)
     max_batch_rows: int = Field(MAX_BATCH_ROWS, ge=1, le=MAX_BATCH_ROWS)
     reload_poll_seconds: float = Field(5, ge=0.5, le=3600)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="DEBUG, INFO, WARNING or ERROR: the service's own log lines kept"
+    )
     models_dir: str | None = None
     auth: _Auth = _Auth()
     audit: _Audit = _Audit()
@@ -146,6 +149,7 @@ class ServeConfig:
     organisational_change: str = ORGANISATIONAL_CHANGE
     reload_poll_seconds: float = 5.0
     audit_durability: str = "process_crash"
+    log_level: str = "INFO"
 
     @property
     def coverage(self) -> float:
@@ -217,11 +221,13 @@ def load_serve_config(path: str | os.PathLike | None = None) -> ServeConfig:
         organisational_change=" ".join(settings.organisational_change.split()),
         reload_poll_seconds=float(settings.reload_poll_seconds),
         audit_durability=settings.audit.durability,
+        log_level=settings.log_level,
     )
 
 
 def worker_settings(config: ServeConfig | None = None) -> dict:
-    """``workers``, ``threads`` and ``traffic`` for ``@bentoml.service``, from ``serve.yaml``.
+    """``workers``, ``threads``, ``traffic`` and ``logging`` for ``@bentoml.service``, from
+    ``serve.yaml``.
 
     BentoML reads them when the service class is defined, under ``recommender serve`` and a
     plain ``bentoml serve`` alike: both read the file named by ``$RECOMMENDER_SERVE_CONFIG``
@@ -234,6 +240,9 @@ def worker_settings(config: ServeConfig | None = None) -> dict:
         "workers": chosen["workers"],
         "threads": chosen["threads"],
         "traffic": {"timeout": float(chosen["timeout"])},
+        # The access log prints a request's Content-Type header as sent: any text a caller
+        # puts there (a name, a note) would reach the log. Every route takes JSON anyway.
+        "logging": {"access": {"request_content_type": False}},
     }
 
 

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from recommender.cohort import CATEGORIES, PROFILE_COLUMNS
 from recommender.policy import crisis_flag, triage
+from recommender.service._metrics import count_crisis_answers, count_store_failure
 
 __all__ = [
     "AuditUnavailable",
@@ -337,8 +338,8 @@ def record_answers(
             raise started
         else:
             started.result(wait)
-        return
     except Exception as error:  # any store failure: crisis answers go on, the others do not
+        count_store_failure(error)
         remedy = getattr(error, "remedy", None)  # when retrying alone will not help
         cause = f"{type(error).__name__}" + (f"; {remedy}" if remedy else "")
         log.error("the audit log could not be written (%s): %s", cause, error)
@@ -348,6 +349,14 @@ def record_answers(
                 f"service log (fallback: the audit store did not confirm the record within "
                 f"{wait:g} s; it may still be added there)"
             )
+    else:
+        # The line that ties the audit rows to this request's access-log line (its trace and
+        # span, which the X-BentoML-Request-ID header gives the caller): their ids, nothing else.
+        if records:
+            log.info("recorded in the audit log: %s", _recorded(records))
+        count_crisis_answers(len(crisis), "audit_log")
+        return
+    count_crisis_answers(len(crisis), "service_log")
     for i in crisis:
         _log_fallback(audit, records[i])
         answers[i]["safety"]["recorded_in"] = marked
@@ -355,6 +364,17 @@ def record_answers(
         raise AuditUnavailable(
             f"the audit log could not be written ({cause})", crisis={i: answers[i] for i in crisis}
         )
+
+
+def _recorded(records: Sequence[Mapping]) -> str:
+    """Which audit rows ``records`` are, by their ids: ``request <id>`` for one answer, else
+    the batch's or plan's id and the number of rows."""
+    first = records[0]
+    if len(records) == 1:
+        return f"request {first['request_id']}" + (
+            f" of batch {first['batch_id']}" if first.get("batch_id") else ""
+        )
+    return f"{len(records)} rows of batch {first.get('batch_id')}"
 
 
 def _log_fallback(audit, record: Mapping) -> None:

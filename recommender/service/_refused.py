@@ -46,6 +46,7 @@ from recommender.service._crisis_notes import (
     seen_in_text,
     not_recorded,
 )
+from recommender.service._metrics import count_crisis_answers
 from recommender.service._problems import as_problems
 from recommender.service._serving import Serving
 
@@ -329,6 +330,7 @@ class Refusing(Serving):
             for answer in answers:
                 answer["safety"]["recorded_in"] = unrecorded
             log.warning("%d crisis answer(s) given, %s", len(answers), unrecorded)
+            count_crisis_answers(len(answers), "nowhere")
             return answers
         records = [record for _, record in pairs]
         for record in records:  # hashed with the store's salt even while no store is open

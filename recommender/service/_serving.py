@@ -29,7 +29,13 @@ from recommender.service._engine import RecommendationEngine
 from recommender.service._profiles import profile_schema
 from recommender.service._readiness import Reason, StaleModel
 from recommender.service._requests import BatchRequest, OutcomesRequest, ReloadRequest
-from recommender.service._store_errors import AuditPrivilegeMissing, StoreRefusal
+from recommender.service._metrics import serving_version
+from recommender.service._store_errors import (
+    AuditPrivilegeMissing,
+    QuotedRowsHidden,
+    StoreRefusal,
+    shown_location,
+)
 
 __all__ = ["Serving", "Unservable"]
 
@@ -49,11 +55,13 @@ class Serving:
     def __init__(self) -> None:
         from recommender.catalog import load_catalog
 
-        # BentoML's server logging passes only warnings from other loggers; which model a worker
-        # serves, and when it followed a /reload, are what an operator reads the log for.
-        if log.level == logging.NOTSET:
-            log.setLevel(logging.INFO)
         self.config = load_serve_config()
+        # BentoML's server logging passes only warnings from other loggers; which model a worker
+        # serves, when it followed a /reload and which audit rows each answer wrote are what an
+        # operator reads the log for (INFO), unless serve.yaml's log_level keeps fewer.
+        log.setLevel(self.config.log_level)
+        if not any(isinstance(f, QuotedRowsHidden) for f in log.filters):
+            log.addFilter(QuotedRowsHidden())
         self.keyring = KeyRing([*self.config.api_keys, *secret_api_keys()])
         if not len(self.keyring):
             log.warning(
@@ -111,8 +119,29 @@ class Serving:
         # once: after /reload the old model must stay collectable.)
         gc.collect()
         gc.freeze()
-        if self.engine is not None:
-            log.info("serving model version %s", self.engine.version)
+        self._say_started()
+
+    def _say_started(self) -> None:
+        """One line at start: what is served, from where, and where answers are recorded
+        (locations without passwords); why not, when no model is loaded."""
+        from recommender.registry import tracking_uri
+
+        registry = shown_location(tracking_uri())
+        store = shown_location(str(self.config.audit_store))
+        if self.engine is None:
+            log.warning(
+                "started without a model (registry %s; audit store %s): crisis answers only",
+                registry,
+                store,
+            )
+            return
+        serving_version(self.engine.version)
+        log.info(
+            "serving model version %s from the registry %s; audit store %s",
+            self.engine.version,
+            registry,
+            store,
+        )
 
     def __is_ready__(self) -> bool:
         """/readyz: ready only with a model loaded and an audit store that can be written
@@ -373,6 +402,7 @@ class Serving:
                 # loader's message, which names the version and the missing file.
                 raise ChampionUnloadable(error, reason=_no_model_reason(error)) from error
             self.engine = engine  # a single reference swap: atomic for readers
+            serving_version(engine.version)
             self.load_error, self.load_reason, self.stale = None, None, None
             self._stale_announcement = None
         return previous, engine

@@ -7,12 +7,16 @@ service's own retries alone, so a caller refused for want of a store is told the
 
 from __future__ import annotations
 
+import logging
+
 import sqlalchemy as sa
 
 from recommender.errors import InputError
 from recommender.service._readiness import Reason
 
 __all__ = [
+    "QuotedRowsHidden",
+    "shown_location",
     "shown_store",
     "StoreRefusal",
     "AuditStoreUnreachable",
@@ -35,6 +39,59 @@ def shown_store(url: str | sa.engine.URL) -> str:
     hidden = {key: "***" for key in url.query if "password" in key.lower()}
     shown = url.update_query_dict(hidden).render_as_string(hide_password=True)
     return shown.replace("=%2A%2A%2A", "=***")  # the query's stars, as the user name's read
+
+
+def shown_location(uri: str) -> str:
+    """Any store's URI as logs show it (an audit store's, the MLflow registry's): as
+    :func:`shown_store` shows it, or, for a URI that is not a database URL, what follows its
+    last ``@`` (where a user and password would be).
+
+    >>> shown_location("https://ops:secret@mlflow.example.org:5000")
+    'https://ops:***@mlflow.example.org:5000'
+    >>> shown_location("ops:secret@mlflow.example.org"), shown_location("databricks")
+    ('***@mlflow.example.org', 'databricks')
+    """
+    try:
+        return shown_store(uri)
+    except (sa.exc.ArgumentError, ValueError):
+        head, sep, rest = uri.partition("://")
+        if not sep:
+            head, rest = "", uri
+        return f"{head}{sep}***@{rest.rpartition('@')[2]}" if "@" in rest else uri
+
+
+class QuotedRowsHidden(logging.Filter):
+    """A log filter that drops what a database server quotes of a row it refused from a line
+    and its traceback: PostgreSQL's ``DETAIL:`` line (``Failing row contains (...)``, ``Key
+    (...)=(...)``), which holds a person's profile, scores and effects. The client's own
+    parameters are hidden by the store's engine (``hide_parameters``); the server's message
+    is not the client's to hide, so it is cut here, where the service's lines are written.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if _DETAIL in message:
+            record.msg, record.args = _without_detail(message), None
+        if record.exc_info and not record.exc_text:
+            trace = logging.Formatter().formatException(record.exc_info)
+            if _DETAIL in trace:
+                record.exc_text = _without_detail(trace)
+        return True
+
+
+_DETAIL = "DETAIL:"
+
+
+def _without_detail(text: str) -> str:
+    r"""``text`` without its DETAIL lines, each said to be left out.
+
+    >>> _without_detail("violates check constraint\nDETAIL:  Failing row contains (44, x).")
+    'violates check constraint\nDETAIL: not logged (it may quote the row)'
+    """
+    return "\n".join(
+        "DETAIL: not logged (it may quote the row)" if line.lstrip().startswith(_DETAIL) else line
+        for line in text.split("\n")
+    )
 
 
 class StoreRefusal(InputError):
