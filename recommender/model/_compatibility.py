@@ -18,7 +18,8 @@ __all__ = ["catalog_difference", "new_request_fields"]
 
 def catalog_difference(model, installed: str, *, version: str | None = None) -> str | None:
     """What an answer of ``model`` takes from which catalog when the installed catalog
-    (version ``installed``) is not the one it was trained under; ``None`` when it is.
+    (version ``installed``) is not the one it was trained under; ``None`` when it is, or when
+    the model records no catalog version.
 
     Parameters
     ----------
@@ -37,9 +38,10 @@ def catalog_difference(model, installed: str, *, version: str | None = None) -> 
     >>> catalog_difference(model, "2026.12-4", version="5").split(":")[0]
     'version 5 was trained under intervention catalog 2026.12-3, not the installed 2026.12-4'
     """
-    trained = str(getattr(model, "catalog_version", None))
-    if trained == str(installed):
+    trained = getattr(model, "catalog_version", None)
+    if trained is None or str(trained) == str(installed):  # None: a stand-in that records none
         return None
+    trained = str(trained)
     metadata = getattr(model, "metadata", None)
     metadata = metadata if isinstance(metadata, Mapping) else {}
     named = "the model" if version is None else f"version {version}"

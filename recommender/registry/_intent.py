@@ -39,8 +39,14 @@ def declare(event: PromotionEvent, *, mlflow_client) -> None:
 
 
 def withdraw(name: str, *, mlflow_client) -> None:
-    """The change is recorded: the intent goes."""
-    mlflow_client.delete_registered_model_tag(name, INTENT_TAG)
+    """The change is recorded: the intent goes (already gone is fine: on a store on a server,
+    whose lock holds on one machine only, another machine's command may have taken it)."""
+    import contextlib
+
+    from mlflow.exceptions import MlflowException
+
+    with contextlib.suppress(MlflowException):
+        mlflow_client.delete_registered_model_tag(name, INTENT_TAG)
 
 
 def complete_interrupted(name: str, *, mlflow_client, command: str) -> PromotionEvent | None:
