@@ -16,6 +16,7 @@ from recommender.config_file import read_beside, read_config
 from recommender.errors import InputError
 from recommender.levels import ALPHA_LEAST
 from recommender.paths import config_path
+from recommender.registry import MODEL_NAME
 from recommender.settings import Section, check_settings
 from recommender.simulate import MAX_PEOPLE, MAX_SEED
 from recommender.uplift import SEED_LIMIT
@@ -81,7 +82,14 @@ class _Card(Section):
 
 class _Registry(Section):
     experiment: str = Field("burnout-recommender", min_length=1)
-    model_name: str = Field("burnout-recommender", min_length=1)
+    # The one registered model the service serves and promote, rollback and champions act on:
+    # a version registered under another name was gated against that name's champion and
+    # could never be promoted or served (and a quote in a name broke the store's searches).
+    model_name: Literal[MODEL_NAME] = Field(
+        MODEL_NAME,
+        description=f"{MODEL_NAME}, the registered model the service serves and "
+        "promote, rollback and champions act on",
+    )
 
 
 class _Log(Section):

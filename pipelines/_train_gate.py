@@ -47,16 +47,16 @@ def _held_for_new_fields(decision, model, config: dict):
     them would be refused 422. A person promotes it (``--force``) when the callers send them."""
     if model is None or not decision.passed or decision.champion_version is None:
         return decision
-    from recommender.cohort import FEATURE_COLUMNS
+    from recommender.model import new_request_fields
     from recommender.registry import load_model
 
     name = config["registry"]["model_name"]
     try:
-        served = set(load_model(f"models:/{name}/{decision.champion_version}").feature_names)
+        served = load_model(f"models:/{name}/{decision.champion_version}")
     except Exception as error:  # noqa: BLE001 - not comparable: fail closed, as the gate does
         why = f"the champion's request fields could not be read ({type(error).__name__}: {error})"
     else:
-        fields = [f for f in model.feature_names if f not in FEATURE_COLUMNS and f not in served]
+        fields = new_request_fields(model, served)
         if not fields:
             return decision
         why = (

@@ -121,7 +121,11 @@ class LinearModel:
         self.half_width = half_width if half_width is not None else {arm: 1.0 for arm in self.base}
         self.treatment_arms = tuple(self.base)
         self.arms = (self.control, *self.treatment_arms)
-        self.catalog_version = "test"
+        # The installed catalog's, as a model trained with it records (another is said on the
+        # card and in the log: tests/test_registry_lifecycle2.py).
+        from recommender.catalog import load_catalog
+
+        self.catalog_version = load_catalog().version
         self.calls: list[int] = []
         self.version_tag = version_tag
         self.extras = [dict(entry) for entry in extras]

@@ -119,8 +119,10 @@ def features(frame):
     return X
 
 
-def fake_model(*, intercepts=None, slopes=None):
-    """A RecommendationModel over LinearUplift learners for ee, dp and pa."""
+def fake_model(*, intercepts=None, slopes=None, catalog_version=None):
+    """A RecommendationModel over LinearUplift learners for ee, dp and pa, of the installed
+    catalog's version unless ``catalog_version`` is given (promote refuses another)."""
+    from recommender.catalog import load_catalog
     from recommender.model import RecommendationModel
 
     X = features(profiles())
@@ -128,4 +130,5 @@ def fake_model(*, intercepts=None, slopes=None):
         o: LinearUplift(intercepts=intercepts, slopes=slopes).fit(X, None, None)
         for o in ("ee", "dp", "pa")
     }
-    return RecommendationModel(outcome_models=learners, features=X, catalog_version="test-1")
+    version = load_catalog().version if catalog_version is None else catalog_version
+    return RecommendationModel(outcome_models=learners, features=X, catalog_version=version)

@@ -13,6 +13,7 @@ from test_registry_store import held_session  # noqa: F401 - a fixture used belo
 
 from pipelines.score import safety_rules
 from recommender import registry
+from recommender.catalog import load_catalog
 from recommender.errors import InputError
 
 
@@ -93,7 +94,7 @@ def test_register_load_and_predict_round_trip(home):
         loaded.predict_effect(rows).to_numpy(), fake_model().predict_effect(rows).to_numpy()
     )
     model, version = registry.load_champion()
-    assert version == "1" and model.catalog_version == "test-1"
+    assert version == "1" and model.catalog_version == load_catalog().version
 
     pyfunc = registry.load_pyfunc("champion")
     signature = pyfunc.metadata.signature
@@ -337,7 +338,7 @@ def test_the_services_reads_do_not_wait_for_another_threads_session(
 ):
     # /reload (load_champion) and /model_card (fetch_card) name the store on each call.
     model, version = _in_a_thread(registry.load_champion)
-    assert version == "1" and model.catalog_version == "test-1"
+    assert version == "1" and model.catalog_version == load_catalog().version
     folder = _in_a_thread(lambda: registry.fetch_card("1", tmp_path / "card"))
     assert (folder / "card.json").is_file()
 

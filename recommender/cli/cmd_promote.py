@@ -16,8 +16,9 @@ def configure(parser) -> None:
     parser.add_argument(
         "--force",
         action="store_true",
-        help="promote a version that failed the promotion gate; the promotion "
-        "log records that it was forced",
+        help="promote a version that failed the promotion gate, was trained under another "
+        "intervention catalog than the installed one, or needs request fields the champion "
+        "does not; the promotion log records what it overrode",
     )
 
 
@@ -33,10 +34,12 @@ def run(args) -> int:
             f"version {event.version} was already the champion: nothing else changed, and the "
             "service needs no /reload"
         )
-    if event.forced:
-        print(
-            f"forced: version {event.version} had failed the promotion gate "
-            f"({event.policy.get('gate_reason', '')})"
-        )
+    said_forced(event)
     print(f"recorded in {promotion_log_path()} and on the model version's tags")
     return 0
+
+
+def said_forced(event) -> None:
+    """Print what ``--force`` overrode, one line each (nothing when not forced)."""
+    for _, clause in event.forced_over:
+        print(f"forced over {clause}")

@@ -12,15 +12,24 @@ def configure(parser) -> None:
     parser.add_argument(
         "--actor", default=None, help="who decides (default: RECOMMENDER_ACTOR or the login name)"
     )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="roll back to a version trained under another intervention catalog than the "
+        "installed one, or needing request fields the champion does not; the promotion log "
+        "records what it overrode",
+    )
 
 
 def run(args) -> int:
+    from recommender.cli.cmd_promote import said_forced
     from recommender.registry import promotion_log_path, rollback
 
-    event = rollback(reason=args.reason, actor=args.actor)
+    event = rollback(reason=args.reason, actor=args.actor, force=args.force)
     print(
         f"champion rolled back: version {event.previous_version} -> {event.version} by "
         f"{event.actor} ({event.reason})"
     )
+    said_forced(event)
     print(f"recorded in {promotion_log_path()} and on the model version's tags")
     return 0

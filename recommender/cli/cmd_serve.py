@@ -288,7 +288,13 @@ def _check_champion() -> None:
     import sys
 
     from recommender.errors import InputError, ModelUnavailable
-    from recommender.registry import resolve_model, tracking_uri
+    from recommender.registry import (
+        MODEL_NAME,
+        champion_concerns,
+        client,
+        resolve_model,
+        tracking_uri,
+    )
     from recommender.service import give_up_on_registry_soon
 
     give_up_on_registry_soon()  # a registry down: start for crisis answers within seconds
@@ -308,6 +314,13 @@ def _check_champion() -> None:
             "MLFLOW_TRACKING_URI to the store that has one)",
             file=sys.stderr,
         )
+    else:
+        try:
+            concerns = champion_concerns(MODEL_NAME, mlflow_client=client(existing=True))
+        except Exception as error:  # noqa: BLE001 - a check, not a reason to stop the start
+            concerns = [f"the champion could not be checked ({type(error).__name__}: {error})"]
+        for concern in concerns:
+            print(f"warning: {concern}", file=sys.stderr)
 
 
 def _print_example(process, host, port, keys: dict) -> None:

@@ -12,6 +12,7 @@ from recommender.model._carried import (
     estimate_basis,
     learnt_arms,
 )
+from recommender.model._compatibility import catalog_difference, new_request_fields
 from recommender.model._evidence import (
     EvidenceEstimate,
     evidence_estimates,
@@ -37,6 +38,7 @@ __all__ = [
     "CarriedModel",
     "arm_source",
     "carry_arms",
+    "catalog_difference",
     "estimate_basis",
     "learnt_arms",
     "EvidenceEstimate",
@@ -53,6 +55,7 @@ __all__ = [
     "frame_from_schema",
     "model_facts",
     "model_min_cell",
+    "new_request_fields",
     "one_effect_arms",
     "support_check",
     "training_support",

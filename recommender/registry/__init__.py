@@ -14,6 +14,7 @@ from recommender.registry._aliases import (
     rollback,
     rollback_target,
 )
+from recommender.registry._fit import champion_concerns, run_concern
 from recommender.registry._gate import (
     GateDecision,
     PolicyValue,
@@ -21,6 +22,7 @@ from recommender.registry._gate import (
     gate_decision,
     policy_value_scores,
 )
+from recommender.registry._intent import complete_interrupted
 from recommender.registry._load import (
     ModelRef,
     fetch_card,
@@ -62,8 +64,10 @@ __all__ = [
     "TrainingRun",
     "aliases",
     "artifact_location",
+    "champion_concerns",
     "champion_event",
     "client",
+    "complete_interrupted",
     "ensure_experiment",
     "estimate",
     "fetch_card",
@@ -81,6 +85,7 @@ __all__ = [
     "resolve_model",
     "rollback",
     "rollback_target",
+    "run_concern",
     "run_tags",
     "spark_scorer",
     "tracking_uri",

@@ -6,6 +6,8 @@ import json
 import re
 
 from recommender.errors import InputError
+from recommender.registry._fit import misfits, refuse_misfits
+from recommender.registry._intent import complete_interrupted, declare, withdraw
 from recommender.registry._lock import registry_lock, store_is_local
 from recommender.registry._pending import committed_holder, is_pending, undo_abandoned
 from recommender.registry._promotion import (
@@ -103,14 +105,18 @@ def move_alias(
     mlflow_client=None,
     record: bool = True,
     forced: bool = False,
+    force: bool = False,
 ) -> PromotionEvent:
     """Point ``alias`` at ``version`` and (unless ``record=False``) log the change.
 
     ``champion`` only moves to a version that loads (the service's next ``/reload`` or start
     loads it); otherwise :class:`~recommender.errors.ModelUnavailable` is raised before anything
-    changes, whatever ``kind`` or ``forced``.
+    changes, whatever ``kind`` or ``forced``. A person's move of ``champion`` (``kind``
+    ``promote`` or ``rollback``) to a version that does not fit the service (another catalog,
+    new request fields: :mod:`recommender.registry._fit`) is refused unless ``force``.
     The reads, the move and the record hold the store's alias lock
-    (:mod:`recommender.registry._lock`).
+    (:mod:`recommender.registry._lock`); a recorded move is declared first
+    (:mod:`recommender.registry._intent`), so a process stopped midway leaves it completable.
 
     Parameters
     ----------
@@ -126,6 +132,11 @@ def move_alias(
     record : bool, default True
         False lets a caller that must stay atomic record several events at its end with
         :func:`record_events`.
+    forced : bool, default False
+        The caller overrode a failed gate; recorded.
+    force : bool, default False
+        Move ``champion`` to a version that does not fit the service; what it overrode is
+        recorded in the event's ``overrides``.
 
     Returns
     -------
@@ -141,10 +152,16 @@ def move_alias(
         target = _version(mlflow_client, name, version)
         version = str(target.version)
         before = _moved(name, mlflow_client)
+        overrides = []
         if alias == CHAMPION:
             _require_live_run(mlflow_client, target, kind)
-            _require_loadable(name, version, kind)
-        mlflow_client.set_registered_model_alias(name, alias, str(version))
+            model = _require_loadable(name, version, kind)
+            if kind != "gate":  # a training run's gate judged its own fit
+                overrides = misfits(model, version, before.get(CHAMPION), name=name)
+                if not force:
+                    refuse_misfits(
+                        overrides, action=_action(version, kind), force_with=_forcing(version, kind)
+                    )
         event = PromotionEvent.now(
             model=name,
             alias=alias,
@@ -156,11 +173,22 @@ def move_alias(
             previous_aliases=sorted(a for a, v in before.items() if v == str(version)),
             run_id=target.run_id,
             policy=dict(policy or {}),
-            forced=forced,
+            forced=forced or bool(overrides),
+            overrides=overrides,
         )
         if record:
+            declare(event, mlflow_client=mlflow_client)
+        mlflow_client.set_registered_model_alias(name, alias, str(version))
+        if record:
             record_events([event], mlflow_client=mlflow_client)
+            withdraw(name, mlflow_client=mlflow_client)
         return event
+
+
+def _forcing(version, kind: str) -> str:
+    if kind == "rollback":
+        return 'recommender rollback --force --reason "..."'
+    return f'recommender promote {version} --force --reason "..."'
 
 
 def _action(version, kind: str) -> str:
@@ -169,11 +197,11 @@ def _action(version, kind: str) -> str:
     return f"make version {version} the champion"
 
 
-def _require_loadable(name, version, kind: str) -> None:
+def _require_loadable(name, version, kind: str):
     # The champion is what the service loads; _load imports this module, hence imported here.
     from recommender.registry._load import require_loadable
 
-    require_loadable(name, str(version), action=_action(version, kind))
+    return require_loadable(name, str(version), action=_action(version, kind))
 
 
 def _require_live_run(mlflow_client, target, kind: str) -> None:
@@ -292,13 +320,15 @@ def promote(
     """Make ``version`` the champion by a person's decision, with the reason logged.
 
     A version that failed the promotion gate (its policy value was worse than the champion's
-    at training time) is promoted only with ``force=True``, and the event records that it was
-    forced and the gate's verdict.
+    at training time), was trained under another intervention catalog than the installed one,
+    or needs request fields the champion does not, is promoted only with ``force=True``, and
+    the event records that it was forced and what it overrode.
 
     Raises
     ------
     InputError
-        When the version failed the gate and ``force`` is not set, quoting the gate's reason.
+        When the version failed the gate or does not fit the service and ``force`` is not set,
+        saying why and what to do.
     ModelUnavailable
         When the version's files cannot be read (deleted, moved); ``force`` does not override
         this, since the service could not load it.
@@ -307,16 +337,21 @@ def promote(
     with registry_lock():
         version = str(_version(mlflow_client, name, version).version)
         _settled(name, version, mlflow_client)
+        complete_interrupted(name, mlflow_client=mlflow_client, command="promote")
         tags = _version(mlflow_client, name, version).tags or {}
         failed = tags.get("gate.passed") == "false"
         if failed and not force:
             # Files that cannot be read are named first: --force would not get past them.
-            _require_loadable(name, version, "promote")
+            model = _require_loadable(name, version, "promote")
+            # What else --force would override is said now, not after the gate is forced.
+            champion = aliases(name, mlflow_client=mlflow_client).get(CHAMPION)
+            more = misfits(model, version, champion, name=name)
             verdict = tags.get("gate.reason", "no reason recorded")
             raise InputError(
-                f"version {version} failed the promotion gate ({verdict}); "
-                "promote it anyway only as a considered decision, with --force (the "
-                "promotion log records that it was forced)"
+                f"version {version} failed the promotion gate ({verdict})"
+                + "".join(f"; and {m['statement']}" for m in more)
+                + "; promote it anyway only as a considered decision, with --force (the "
+                "promotion log records that it was forced, and what it overrode)"
             )
         policy = (
             {"gate_passed": False, "gate_reason": tags.get("gate.reason", "")} if failed else None
@@ -331,6 +366,7 @@ def promote(
             mlflow_client=mlflow_client,
             policy=policy,
             forced=failed,
+            force=force,
         )
 
 
@@ -352,12 +388,20 @@ def _settled(name, version, mlflow_client) -> None:
         )
 
 
-def rollback(*, reason: str, actor: str | None = None, name: str = MODEL_NAME) -> PromotionEvent:
-    """Return ``champion`` to the version that held it before the current one."""
+def rollback(
+    *, reason: str, actor: str | None = None, force: bool = False, name: str = MODEL_NAME
+) -> PromotionEvent:
+    """Return ``champion`` to the version that held it before the current one.
+
+    Refused, as :func:`promote` refuses, for a version whose run was deleted or whose files
+    are gone, and without ``force`` for one that does not fit the service (another catalog,
+    request fields the champion does not need).
+    """
     mlflow_client = client(existing=True)
     # The champion and the history read, and the alias moved, with no other change between.
     with registry_lock():
         settle(name, mlflow_client=mlflow_client)
+        complete_interrupted(name, mlflow_client=mlflow_client, command="rollback")
         current = aliases(name, mlflow_client=mlflow_client).get(CHAMPION)
         target = rollback_target(promotion_history(name, mlflow_client=mlflow_client), current)
         return move_alias(
@@ -368,4 +412,5 @@ def rollback(*, reason: str, actor: str | None = None, name: str = MODEL_NAME) -
             actor=actor,
             name=name,
             mlflow_client=mlflow_client,
+            force=force,
         )

@@ -374,8 +374,9 @@ def _joined(location: str, path: str) -> str:
     return f"{location.rstrip('/')}/{path}" if path else location
 
 
-def require_loadable(name: str, version: str, *, action: str) -> None:
-    """Load version ``version`` of ``name`` as the service would, or refuse ``action``.
+def require_loadable(name: str, version: str, *, action: str):
+    """Load version ``version`` of ``name`` as the service would, or refuse ``action``;
+    returns the :class:`~recommender.model.RecommendationModel` loaded.
 
     Called before ``champion`` moves: an alias on a version whose files are gone makes the
     running service's ``/reload`` answer 409 and leaves its next start without a model.
@@ -387,7 +388,7 @@ def require_loadable(name: str, version: str, *, action: str) -> None:
         what to do; nothing has been changed.
     """
     try:
-        load_pyfunc(f"models:/{name}/{version}")
+        return load_model(f"models:/{name}/{version}")
     except ModelUnavailable as error:
         raise ModelUnavailable(
             f"refusing to {action}: {error}. The aliases and the promotion log are unchanged; "

@@ -57,8 +57,15 @@ class PromotionEvent:
     policy : dict
         Policy values behind the decision (challenger, champion, difference, with intervals).
     forced : bool
-        A person promoted a version that had failed the promotion gate (``promote --force``);
-        ``policy`` then holds the gate's verdict.
+        A person made the version the champion with ``--force``: over a failed promotion gate
+        (``policy`` then holds the gate's verdict) or over ``overrides``.
+    overrides : list of dict
+        What else ``--force`` overrode, each ``{"code", "statement"}``: ``catalog`` (trained
+        under another intervention catalog than the installed one), ``request_fields`` (needs
+        request fields the champion it replaced did not).
+    recorded_late : str or None
+        When the record was written, if not with the move: the process that moved the alias
+        was stopped before it recorded the change, and a later command completed the record.
     """
 
     time: str
@@ -73,6 +80,8 @@ class PromotionEvent:
     run_id: str | None = None
     policy: dict = field(default_factory=dict)
     forced: bool = False
+    overrides: list = field(default_factory=list)
+    recorded_late: str | None = None
 
     @classmethod
     def now(cls, **fields) -> PromotionEvent:
@@ -83,6 +92,19 @@ class PromotionEvent:
         # figures, which the log and the tags held as NaN, and /model_card.json could not send.
         # Events read back from an older release's log or tags are made strict here too.
         return json_safe(asdict(self))
+
+    @property
+    def forced_over(self) -> list[tuple[str, str]]:
+        """What ``--force`` overrode, ``(code, clause)`` each: ``gate``, ``catalog``,
+        ``request_fields`` (empty when not forced; an event of an earlier release, forced
+        with no overrides recorded, was forced over the gate)."""
+        if not self.forced:
+            return []
+        over = []
+        if self.policy.get("gate_passed") is False or not self.overrides:
+            verdict = self.policy.get("gate_reason") or "no reason recorded"
+            over.append(("gate", f"a failed promotion gate ({verdict})"))
+        return over + [(str(o.get("code")), str(o.get("statement"))) for o in self.overrides]
 
     @property
     def tag_key(self) -> str:

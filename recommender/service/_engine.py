@@ -25,7 +25,7 @@ import numpy as np
 
 from recommender.cohort import PROFILE_COLUMNS
 from recommender.explain import complements_for, evidence_for
-from recommender.model import model_min_cell, support_check
+from recommender.model import catalog_difference, model_min_cell, support_check
 from recommender.policy import (
     Exclusion,
     assign_many,
@@ -116,6 +116,9 @@ class RecommendationEngine(RequestChecking, AnswerWording):
     profiles : ProfileSchema
         What a profile must hold for this model: the data contract's fields and the model's
         extra features, if it was trained with any.
+    catalog_note : str or None
+        Said when the model was trained under another catalog than ``catalog`` (which
+        figures come from which), for the log and the card; ``None`` when they are the same.
 
     Raises
     ------
@@ -135,6 +138,7 @@ class RecommendationEngine(RequestChecking, AnswerWording):
         self._logged_profile = _getter(self._logged_columns)
         self.version = str(version)
         self.catalog = catalog
+        self.catalog_note = catalog_difference(model, catalog.version, version=self.version)
         self.config = config
         self.audit = audit
         self.control = catalog.control

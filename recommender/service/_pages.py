@@ -22,11 +22,16 @@ log = logging.getLogger("recommender.service")
 
 
 def model_card_page(
-    config, version: str | None, load_error: str | None, stale: StaleModel | None = None
+    config,
+    version: str | None,
+    load_error: str | None,
+    stale: StaleModel | None = None,
+    catalog_note: str | None = None,
 ) -> Response:
     """The card of the served ``version`` as HTML, with the exploration policy served now
-    (``version`` ``None``: no model is loaded, for ``load_error``) and, when ``stale``, that
-    the announced champion could not be loaded and why."""
+    (``version`` ``None``: no model is loaded, for ``load_error``), when ``stale`` that the
+    announced champion could not be loaded and why, and what is amiss with the version served
+    (:func:`serving_concerns`)."""
     if version is None:
         return _no_card(load_error)
     html = read_card(config.models_dir, version, "card.html")
@@ -59,6 +64,10 @@ def model_card_page(
             f"which it could not load (since {markup.escape(stale.since)}): "
             f"{markup.escape(stale.cause)}</p>"
         )
+    for concern in serving_concerns(version, catalog_note):
+        serving += (
+            f'<p class="serving-concern"><strong>Warning:</strong> {markup.escape(concern)}</p>'
+        )
     # after the title and the card's own warning (simulated data), which come first
     at = html.find("<nav ")
     if at < 0:
@@ -67,11 +76,16 @@ def model_card_page(
 
 
 def model_card_facts(
-    config, version: str | None, load_error: str | None, stale: StaleModel | None = None
+    config,
+    version: str | None,
+    load_error: str | None,
+    stale: StaleModel | None = None,
+    catalog_note: str | None = None,
 ) -> Response:
-    """The card of the served ``version`` as JSON, with the exploration policy served now and
+    """The card of the served ``version`` as JSON, with the exploration policy served now,
     ``serving.stale``: ``null``, or the announced champion this worker could not load and why
-    (the loader's message, naming the missing file; the route needs a key, unlike /readyz)."""
+    (the loader's message, naming the missing file; the route needs a key, unlike /readyz),
+    and ``serving.concerns`` (:func:`serving_concerns`)."""
     if version is None:
         return _no_card(load_error)
     text = read_card(config.models_dir, version, "card.json")
@@ -103,8 +117,25 @@ def model_card_facts(
         "aliases": current_aliases(version, held),
         "replaced": replaced_statement(version, held),
         "stale": None if stale is None else stale.facts(),
+        "concerns": serving_concerns(version, catalog_note),
     }
     return JSONResponse(facts)
+
+
+def serving_concerns(version: str, catalog_note: str | None) -> list[str]:
+    """What is amiss with the served ``version``, one sentence each: trained under another
+    catalog than the installed one (``catalog_note``, the engine's), its training run deleted
+    from the registry (read now; a registry that cannot be read adds nothing here, the card
+    says so elsewhere)."""
+    said = [] if catalog_note is None else [catalog_note]
+    try:
+        from recommender.registry import MODEL_NAME, client, run_concern
+
+        deleted = run_concern(MODEL_NAME, version, mlflow_client=client(existing=True))
+    except Exception as error:  # noqa: BLE001 - the card is still shown
+        log.warning("the training run of version %s could not be read: %s", version, error)
+        deleted = None
+    return said if deleted is None else [*said, deleted]
 
 
 _UNREAD_ALIASES = "not known: the registry could not be read"
@@ -182,12 +213,17 @@ def champion_record(version: str) -> dict:
     else:
         did = "promoted by" if event.kind == "promote" else "rolled back to by"
         statement = f"{when}, {did} {event.actor}: {event.reason}"
-    if event.forced:
-        verdict = event.policy.get("gate_reason") or "no reason recorded"
-        statement += (
-            f". It had FAILED the promotion gate, which this card reports ({verdict}); the "
-            "person promoted it all the same (promote --force)"
-        )
+    for code, clause in event.forced_over:
+        if code == "gate":
+            verdict = event.policy.get("gate_reason") or "no reason recorded"
+            statement += (
+                f". It had FAILED the promotion gate, which this card reports ({verdict}); the "
+                "person promoted it all the same (promote --force)"
+            )
+        else:
+            statement += f". Made the champion with --force over this: {clause}"
+    if event.recorded_late:
+        statement += f" (recorded late: {event.recorded_late})"
     return {"event": event.to_dict(), "statement": statement}
 
 

@@ -414,13 +414,16 @@ class Serving:
 
     def _engine_for(self, model, version) -> RecommendationEngine:
         try:
-            return RecommendationEngine(
+            engine = RecommendationEngine(
                 model, version, catalog=self.catalog, config=self.config, audit=self.audit
             )
         except InputError as error:  # the champion exists but this service cannot serve it
             raise Unservable(
                 f"the champion (version {version}) cannot be served: {error}"
             ) from None
+        if engine.catalog_note is not None:  # served all the same: a person promoted it
+            log.warning("%s", engine.catalog_note)
+        return engine
 
     @property
     def body_models(self) -> dict:

@@ -119,14 +119,20 @@ class Recommender(Answering):
     )
     def model_card(self):
         engine = self.engine
-        version = None if engine is None else engine.version
-        return model_card_page(self.config, version, self.load_error, self.stale)
+        if engine is None:
+            return model_card_page(self.config, None, self.load_error, self.stale)
+        return model_card_page(
+            self.config, engine.version, self.load_error, self.stale, engine.catalog_note
+        )
 
     @pages.get("/model_card.json", summary="The served model's card as JSON.")
     def model_card_json(self):
         engine = self.engine
-        version = None if engine is None else engine.version
-        return model_card_facts(self.config, version, self.load_error, self.stale)
+        if engine is None:
+            return model_card_facts(self.config, None, self.load_error, self.stale)
+        return model_card_facts(
+            self.config, engine.version, self.load_error, self.stale, engine.catalog_note
+        )
 
     @pages.get("/audit/export", summary="The audit log as CSV (auditors only).")
     def audit_export(self, since: str | None = None, table: str = "recommendations"):

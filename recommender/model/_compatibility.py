@@ -1,0 +1,89 @@
+"""Whether a model fits what serves it: the intervention catalog installed, the request fields.
+
+A model keeps the version of the catalog it was trained under (``catalog_version``). The
+service answers with the catalog installed beside it, so the two may differ after a catalog
+correction: what an answer takes from each is said by :func:`catalog_difference`, in words
+that are true of the model at hand (an evidence-only model's figures are its catalog's
+published ones; a learnt model's effects come from data).
+
+A model trained with extra features needs them in every request (:func:`new_request_fields`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+__all__ = ["catalog_difference", "new_request_fields"]
+
+
+def catalog_difference(model, installed: str, *, version: str | None = None) -> str | None:
+    """What an answer of ``model`` takes from which catalog when the installed catalog
+    (version ``installed``) is not the one it was trained under; ``None`` when it is, or when
+    the model records no catalog version.
+
+    Parameters
+    ----------
+    model : RecommendationModel
+    installed : str
+        The version of the catalog the service answers with.
+    version : str, optional
+        The model's registered version, to name it.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> model = SimpleNamespace(catalog_version="2026.12-3", metadata={"source": "evidence"})
+    >>> print(catalog_difference(model, "2026.12-3"))
+    None
+    >>> catalog_difference(model, "2026.12-4", version="5").split(":")[0]
+    'version 5 was trained under intervention catalog 2026.12-3, not the installed 2026.12-4'
+    """
+    trained = getattr(model, "catalog_version", None)
+    if trained is None or str(trained) == str(installed):  # None: a stand-in that records none
+        return None
+    trained = str(trained)
+    metadata = getattr(model, "metadata", None)
+    metadata = metadata if isinstance(metadata, Mapping) else {}
+    named = "the model" if version is None else f"version {version}"
+    if metadata.get("source") == "evidence":
+        own = (
+            f"its effects and intervals are catalog {trained}'s published figures, and its "
+            "explanations cite that catalog's studies"
+        )
+    else:
+        carried = sorted(
+            arm
+            for arm, facts in (metadata.get("arm_sources") or {}).items()
+            if isinstance(facts, Mapping) and facts.get("citations")
+        )
+        own = (
+            f"its effects were learnt from data with catalog {trained}'s arms and eligibility rules"
+        )
+        if carried:
+            own += (
+                f", and its figures for {', '.join(carried)} are carried from catalog "
+                f"{trained}'s published evidence, cited in its explanations"
+            )
+    return (
+        f"{named} was trained under intervention catalog {trained}, not the installed "
+        f"{installed}: {own}; the evidence quoted beside each ranked arm, the costs, the "
+        f"eligibility rules and each answer's catalog_version are catalog {installed}'s, so an "
+        "answer may quote figures other than those it ranked by. Train again with the "
+        f"installed catalog (`recommender train`, `--evidence-only` for a model of the "
+        "evidence alone)"
+    )
+
+
+def new_request_fields(model, served=None) -> list[str]:
+    """The request fields ``model`` needs that ``served`` (the model serving now; ``None``:
+    the data contract alone) does not: its extra features beyond the data contract.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> new = SimpleNamespace(extra_features=["unit", "night_shifts"])
+    >>> new_request_fields(new, SimpleNamespace(extra_features=["unit"]))
+    ['night_shifts']
+    """
+    taken = set() if served is None else set(served.extra_features)
+    return [name for name in model.extra_features if name not in taken]

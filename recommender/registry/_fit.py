@@ -1,0 +1,139 @@
+"""Whether a version about to become the champion fits what will serve it.
+
+Checked by ``promote`` and ``rollback`` (a training run's gate judges its own version): a
+version trained under another intervention catalog than the installed one, or needing request
+fields the champion it replaces does not, becomes the champion only with ``--force``, and the
+promotion log records what was overridden (:attr:`PromotionEvent.overrides`). The champion
+already serving is described by :func:`champion_concerns`, for ``recommender champions`` and
+``recommender serve``.
+"""
+
+from __future__ import annotations
+
+from recommender.errors import InputError
+
+__all__ = ["misfits", "refuse_misfits", "champion_concerns", "run_concern"]
+
+
+def misfits(model, version: str, champion: str | None, *, name: str) -> list[dict]:
+    """What keeps ``model`` (registered ``version``) from fitting the service that would serve
+    it instead of ``champion``: ``[{"code", "statement", ...}]``, empty when it fits."""
+    from recommender.catalog import load_catalog
+    from recommender.model import catalog_difference, new_request_fields
+    from recommender.registry._load import load_model
+
+    found = []
+    installed = load_catalog().version
+    said = catalog_difference(model, installed, version=version)
+    if said is not None:
+        found.append(
+            {
+                "code": "catalog",
+                "statement": said,
+                "trained": str(model.catalog_version),
+                "installed": str(installed),
+            }
+        )
+    if champion is None or str(champion) == str(version):
+        return found
+    try:
+        served, against = load_model(f"models:/{name}/{champion}"), f"version {champion}"
+    except Exception:  # noqa: BLE001 - the champion's files gone: the data contract is the floor
+        served, against = None, f"the data contract (version {champion} could not be read)"
+    fields = new_request_fields(model, served)
+    if fields:
+        found.append(
+            {
+                "code": "request_fields",
+                "statement": (
+                    f"version {version} needs request fields that {against}, the champion now, "
+                    f"does not take: {', '.join(fields)}. Once it serves (after POST /reload or "
+                    "a restart), every profile without them (/recommend, each /recommend_batch "
+                    "entry, /allocate) is refused 422 naming the field until the callers send "
+                    "them; a profile flagged crisis_risk is answered with crisis resources "
+                    "all the same"
+                ),
+                "fields": fields,
+            }
+        )
+    return found
+
+
+def refuse_misfits(found: list[dict], *, action: str, force_with: str) -> None:
+    """Refuse ``action`` naming every misfit (``force_with``: the command that overrides)."""
+    if not found:
+        return
+    raise InputError(
+        f"refusing to {action}: "
+        + "; and ".join(f["statement"] for f in found)
+        + f". To serve it all the same, as a considered decision: {force_with} (the "
+        "promotion log records what --force overrode, with the reason). The aliases and the "
+        "promotion log are unchanged"
+    )
+
+
+def champion_concerns(name: str, *, mlflow_client) -> list[str]:
+    """What is wrong with the registry's champion as it stands, one sentence each (empty when
+    nothing is): its training run deleted, no recorded change making it the champion, or a
+    catalog other than the installed one (the version's ``catalog.version`` tag, then the
+    model itself, loaded only then, says what its answers take from which)."""
+    from recommender.catalog import load_catalog
+    from recommender.model import catalog_difference
+    from recommender.registry._aliases import CHAMPION, aliases, champion_event
+    from recommender.registry._load import load_model
+
+    champion = aliases(name, mlflow_client=mlflow_client).get(CHAMPION)
+    if champion is None:
+        return []
+    target = mlflow_client.get_model_version(name, champion)
+    said = [run_concern(name, champion, mlflow_client=mlflow_client)]
+    said = [s for s in said if s is not None]
+    if champion_event(champion, name, mlflow_client=mlflow_client) is None:
+        said.append(
+            f"no recorded change made version {champion} the champion: the alias was moved "
+            "outside `recommender train`, `promote` and `rollback`; `recommender promote "
+            f"{champion} --reason ...` records a person's decision to keep it"
+        )
+    try:
+        installed = load_catalog().version
+    except InputError as error:
+        return [*said, f"the installed intervention catalog cannot be loaded: {error}"]
+    trained = (target.tags or {}).get("catalog.version")
+    if trained is not None and trained != installed:
+        try:
+            model = load_model(f"models:/{name}/{champion}")
+        except Exception:  # noqa: BLE001 - the tag says enough to name both catalogs
+            said.append(
+                f"version {champion} was trained under intervention catalog {trained}, not "
+                f"the installed {installed}; train again with the installed catalog"
+            )
+        else:
+            said.append(catalog_difference(model, installed, version=champion))
+    return said
+
+
+def run_concern(name: str, version: str, *, mlflow_client) -> str | None:
+    """Said when ``version``'s training run was deleted (or is gone) after it became the
+    champion: MLflow's ``gc`` removes a deleted run's files, from under the service."""
+    from mlflow.exceptions import MlflowException
+
+    run_id = mlflow_client.get_model_version(name, str(version)).run_id
+    if not run_id:  # registered from files, not from a run
+        return None
+    try:
+        stage = mlflow_client.get_run(run_id).info.lifecycle_stage
+    except MlflowException:
+        stage = "gone"
+    if stage == "active":
+        return None
+    if stage == "deleted":
+        return (
+            f"version {version}'s training run {run_id} was deleted: `mlflow gc` would "
+            "remove its files from under the service; restore it (`mlflow runs restore "
+            f"--run-id {run_id}`, with MLFLOW_TRACKING_URI set to this store) or promote "
+            "another version"
+        )
+    return (
+        f"version {version}'s training run {run_id} is no longer in the store: its files "
+        "may go with it; promote another version"
+    )
