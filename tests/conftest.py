@@ -56,6 +56,22 @@ def trained(tmp_path_factory):
     return result, home
 
 
+@pytest.fixture(scope="module")
+def trained_copy(trained, tmp_path_factory):
+    """A module's own copy of the trained fixture's home: version 1, champion and challenger,
+    card and promotion log (a copied home reads its own files: tests/test_home_moved.py).
+
+    For a module that needs a registered champion and writes beside it (scores, plans,
+    downloads, more versions): a copy costs a fraction of a second, training it again a
+    minute on a loaded two-core machine.
+    """
+    import shutil
+
+    home = tmp_path_factory.mktemp("trained-copy")
+    shutil.copytree(trained[1], home, dirs_exist_ok=True)
+    return home
+
+
 @pytest.fixture(scope="session")
 def postgres():
     """A throwaway PostgreSQL cluster on loopback (tests/pg_cluster.py), for this session only.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -367,8 +368,24 @@ def champion_home(tmp_path_factory):
     if "home" not in _SESSION:
         home = tmp_path_factory.mktemp("service-champion")
         train_version(home)
+        # As trained, before the session's server writes its audit and logs beside it.
+        _SESSION["as_trained"] = tmp_path_factory.mktemp("service-champion-as-trained")
+        shutil.copytree(home, _SESSION["as_trained"], dirs_exist_ok=True)
         _SESSION["home"] = home
     return _SESSION["home"]
+
+
+@pytest.fixture
+def copy_champion(champion_home):
+    """``copy_champion(folder)`` makes ``folder`` what ``train_version(folder)`` leaves (version
+    1, champion, its card), copied from the session's champion as trained (a copied home reads
+    its own files: tests/test_home_moved.py), without training again; returns ``folder``."""
+
+    def copy(folder: Path) -> Path:
+        shutil.copytree(_SESSION["as_trained"], folder)
+        return folder
+
+    return copy
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,8 @@ from recommender.service import (
     load_serve_config,
     record_outcomes,
 )
-from service_fixtures import SALT, SMALL_TRAINING, recommender_home, train_version
+from service_fixtures import SALT, SMALL_TRAINING, recommender_home
+from service_fixtures import champion_home, copy_champion  # noqa: F401 - fixtures
 
 
 def _serve_yaml(tmp_path, home, **exploration):
@@ -80,13 +81,13 @@ class _Notes(SilentProgress):
         self.lines.append(text)
 
 
-def test_the_loop_learns_from_its_own_log(tmp_path, monkeypatch):
+def test_the_loop_learns_from_its_own_log(tmp_path, monkeypatch, copy_champion):
     from pipelines.train import evaluate_policies_on_log, load_config, run_training
     from recommender.registry import load_champion, load_model
 
     home = tmp_path / "home"
     monkeypatch.setenv("RECOMMENDER_AUDIT_SALT", SALT)
-    train_version(home)
+    copy_champion(home)  # version 1, as train_version(home) leaves it
     serve_yaml = _serve_yaml(tmp_path, home)
     config = load_serve_config(serve_yaml)
     audit = AuditLog(f"sqlite:///{home / 'audit.db'}", salt=SALT)
@@ -203,7 +204,7 @@ def test_the_loop_learns_from_its_own_log(tmp_path, monkeypatch):
             assert 0.8 * report.recorded <= trial.gate.difference.n <= report.recorded
     # Without a log the same kind of run is judged on its own held-out rows.
     other = tmp_path / "no-log"
-    train_version(other)
+    copy_champion(other)
     with recommender_home(other):
         plain = run_training(overrides=SMALL_TRAINING, reason="no log")
     assert "held-out rows" in plain.gate.reason

@@ -13,7 +13,8 @@ import yaml
 
 from bench._program import followup_under, staff_cohort
 from recommender.cohort import PROFILE_COLUMNS
-from service_fixtures import SALT, auth, running_server, train_version
+from service_fixtures import SALT, auth, running_server
+from service_fixtures import champion_home, copy_champion  # noqa: F401 - fixtures
 
 
 def _serve_yaml(tmp_path):
@@ -42,9 +43,8 @@ def _cli(home, *args, config=None):
     )
 
 
-def test_loop_through_a_real_server(tmp_path):
-    home = tmp_path / "home"
-    train_version(home)
+def test_loop_through_a_real_server(tmp_path, copy_champion):
+    home = copy_champion(tmp_path / "home")  # version 1, as train_version(home) leaves it
     serve_yaml = _serve_yaml(tmp_path)
     # Enough staff that usual care (6 % of the routine draws) reaches every arm's minimum rows.
     staff = staff_cohort("default", 3000, seed=23)

@@ -165,9 +165,14 @@ def tracking_server(tmp_path_factory):
             *f"--host 127.0.0.1 --port {port} --workers 1".split(),
         ]
 
-    with serving(
-        command, env=dict(os.environ), log_path=folder / "server.log", ready_path="/health"
-    ) as (url, _):
+    # MLflow 3's server also starts job consumers (huey: five more Python processes importing
+    # MLflow) for its GenAI jobs; nothing here runs one, and on a two-core CI machine they
+    # slowed the training run against this server.
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    with serving(command, env=env, log_path=folder / "server.log", ready_path="/health") as (
+        url,
+        _,
+    ):
         yield url
 
 

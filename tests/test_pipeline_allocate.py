@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from test_pipeline_train import SMALL, use_home
+from test_pipeline_train import use_home
 
-import pipelines.train as train
 from pipelines._crisis_rows import beside
 from recommender.catalog import load_catalog
 from recommender.cli import main
@@ -14,12 +13,10 @@ from recommender.simulate import simulate_cohort
 
 
 @pytest.fixture(scope="module")
-def champion_home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("allocate-home")
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        use_home(monkeypatch, home)
-        train.run_training(overrides=SMALL, reason="allocation fixture")
-    return home
+def champion_home(trained_copy):
+    """The session's trained model (tests/test_pipeline_train.py's SMALL settings), registered
+    as champion in a home of this module's own."""
+    return trained_copy
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from test_pipeline_train import SMALL, use_home
+from test_pipeline_train import use_home
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 
@@ -39,16 +39,15 @@ def _uv() -> str:
 
 
 @pytest.fixture(scope="module")
-def champion(tmp_path_factory):
-    """A real registered champion, its downloaded folder and a few profiles."""
-    from pipelines import train
+def champion(trained_copy):
+    """A real registered champion (the session's trained model, in a home of this module's
+    own), its downloaded folder and a few profiles."""
     from recommender import registry
     from recommender.simulate import simulate_cohort
 
-    home = tmp_path_factory.mktemp("portable-home")
+    home = trained_copy
     with pytest.MonkeyPatch.context() as monkeypatch:
         use_home(monkeypatch, home)
-        train.run_training(overrides=SMALL, reason="portable model test")
         pyfunc = registry.load_pyfunc("champion")
         import mlflow.artifacts
 
