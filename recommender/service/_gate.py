@@ -179,6 +179,7 @@ class Gate:
             else _sent_as(
                 _unparsable(body)
                 or _too_large_for(path, body)
+                or _lone_surrogates(body, accepted)
                 or _invalid(model, body, known, accepted),
                 body,
                 headers,
@@ -454,6 +455,79 @@ def _sent_as(refusal: tuple[int, dict] | None, body: bytes, headers: Mapping[str
         "error": f"{payload['error']}; {reason}",
         "problems": [first, *payload["problems"][1:]],
     }
+
+
+# A \uD800-\uDFFF escape. Python's parser reads an unpaired one into a string (a lone
+# surrogate); pydantic's refuses the body with its line and column alone, never the field.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_MAX_SURROGATE_PROBLEMS = 10
+
+
+def _lone_surrogates(body: bytes, accepted) -> tuple[int, dict] | None:
+    """The 400 of a parsed body holding unpaired surrogate escapes, naming the field of each
+    (at most ``_MAX_SURROGATE_PROBLEMS``) and the byte of its escape; None when it holds none
+    (a body without such an escape, the usual case, costs one search)."""
+    if not _SURROGATE_ESCAPE.search(body):
+        return None
+    from recommender.service._problems import lone_surrogate_problem
+
+    offsets = iter(_lone_escape_offsets(body))
+    problems = []
+    for loc, text, key in _lone_surrogate_strings(json.loads(body), ()):
+        # Strings come in the body's order; each holds one or more of the lone escapes.
+        found = [next(offsets, None) for _ in range(_surrogate_count(text))]
+        problems.append(lone_surrogate_problem(loc, text, found[0], key=key, accepted=accepted))
+        if len(problems) == _MAX_SURROGATE_PROBLEMS:
+            break
+    if not problems:
+        return None
+    first = problems[0]
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return 400, {
+        "error": f"{first['field']}: {first['message']}; accepted: {first['accepted']}{more}",
+        "problems": problems,
+    }
+
+
+def _surrogate_count(text: str) -> int:
+    return len(_SURROGATE.findall(text))
+
+
+def _lone_surrogate_strings(value, loc: tuple):
+    """``(loc, text, is_key)`` of each string holding a lone surrogate, in document order."""
+    if isinstance(value, str):
+        if _surrogate_count(value):
+            yield loc, value, False
+    elif isinstance(value, dict):
+        for name, item in value.items():
+            if _surrogate_count(name):
+                yield loc, name, True
+            yield from _lone_surrogate_strings(item, (*loc, name))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _lone_surrogate_strings(item, (*loc, i))
+
+
+def _lone_escape_offsets(body: bytes) -> list[int]:
+    """Byte offsets of the unpaired surrogate escapes of a body that parsed: an escape after
+    an odd run of backslashes is text (``\\\\ud800``), and a high one directly followed by
+    a low one is a pair."""
+    offsets, paired_until = [], -1
+    for match in _SURROGATE_ESCAPE.finditer(body):
+        start = match.start()
+        run = 0
+        while start - run > 0 and body[start - run - 1] == 0x5C:  # a backslash
+            run += 1
+        if run % 2 or start < paired_until:
+            continue
+        code = int(match.group()[2:], 16)
+        after = _SURROGATE_ESCAPE.match(body, match.end())
+        if code < 0xDC00 and after and int(after.group()[2:], 16) >= 0xDC00:
+            paired_until = after.end()
+            continue
+        offsets.append(start)
+    return offsets
 
 
 def _invalid(model, body: bytes, known, accepted) -> tuple[int, dict] | None:

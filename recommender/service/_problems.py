@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from recommender.cohort import MBI_ITEMS_REFUSED, looks_like_mbi_item
+from recommender.cohort import MBI_ITEMS_REFUSED, looks_like_mbi_item, unhashable_id_problem
 from recommender.service._requests import accepted_for, accepted_text
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "problems_from",
     "as_problems",
     "too_many_fields",
+    "lone_surrogate_problem",
     "MBI_ITEM_MESSAGE",
     "MAX_UNKNOWN_FIELDS",
 ]
@@ -187,6 +188,44 @@ def too_many_fields(raw, known: Collection[str], *, prefix: str = "") -> list[di
             f"{MAX_UNKNOWN_FIELDS} more than its {len(known)} fields are read)",
         }
     ]
+
+
+# How JSON writes a character beyond U+FFFF; an escape of half of one alone is no text.
+_PAIRED_ESCAPES = (
+    "a \\uD800-\\uDBFF escape only directly followed by a \\uDC00-\\uDFFF one (a character "
+    "beyond U+FFFF as its UTF-16 pair), or the character itself in UTF-8"
+)
+
+
+def lone_surrogate_problem(
+    loc: tuple, text: str, offset: int | None, *, key: bool = False, accepted=None
+) -> dict:
+    """The problem of a JSON string (at ``loc``; a key of the object there when ``key``)
+    holding an unpaired surrogate escape, the first at byte ``offset`` of the body: Python's
+    parser reads it, pydantic's refuses the body without saying where.
+
+    Examples
+    --------
+    >>> problem = lone_surrogate_problem(("profiles", 3, "person_id"), "p\\ud800", 52)
+    >>> problem["field"], problem["value"]
+    ('profiles[3].person_id', '(hidden)')
+    >>> problem["message"]
+    'Invalid JSON: character 2 is U+D800, a lone surrogate, which is not text (the escape at byte 52 of the body)'
+    """
+    names = [part for part in loc if isinstance(part, str)]
+    where = "" if offset is None else f" (the escape at byte {offset:,} of the body)"
+    subject = "a key of this object: its " if key else ""
+    if key or not names:
+        text_accepted = "a JSON object with the documented fields (see /docs.json)"
+    else:
+        text_accepted = _accepted_at(names, accepted or {})
+    return {
+        "field": _field_name(loc, ""),
+        # Not text, so never echoed: the field and the byte say where it is.
+        "value": _echoed(names, "json_invalid", text),
+        "accepted": f"{text_accepted}; as JSON text, {_PAIRED_ESCAPES}",
+        "message": f"Invalid JSON: {subject}{unhashable_id_problem(text)}{where}",
+    }
 
 
 def _accepted_at(names: list[str], accepted: Mapping[str, str]) -> str:

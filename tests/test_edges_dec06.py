@@ -1,0 +1,94 @@
+"""Edges found on 6 December: a JSON string holding a lone surrogate escape (``"\\ud800"``),
+refused by pydantic's parser without the field, and a per-feature LightGBM parameter of the
+wrong length, refused by LightGBM's own ``[LightGBM] [Fatal]`` line during the fit."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from service_fixtures import asgi_client, auth, linear_model, outcome, profile, service_home  # noqa: F401
+
+# -- 1. a lone surrogate escape in a request body ----------------------------------------
+
+ID_ESCAPE = '"\\ud800"'  # JSON text: the escape itself, as a client sends it
+
+
+def _with_lone_id(row: dict) -> str:
+    return json.dumps({**row, "person_id": "P"}).replace('"P"', ID_ESCAPE)
+
+
+def _bodies() -> dict[str, tuple[str, str]]:
+    flagged = _with_lone_id(profile(crisis_risk=True))
+    return {
+        "/recommend": (flagged, "person_id"),
+        "/recommend_batch": (
+            f'{{"profiles": [{json.dumps(profile())}, {flagged}]}}',
+            "profiles[1].person_id",
+        ),
+        "/allocate": (f'{{"profiles": [{flagged}], "budget": 5000}}', "profiles[0].person_id"),
+        "/outcomes": (f'{{"outcomes": [{_with_lone_id(outcome("x"))}]}}', "outcomes[0].person_id"),
+    }
+
+
+@pytest.mark.parametrize("route", ["/recommend", "/recommend_batch", "/allocate", "/outcomes"])
+def test_a_lone_surrogate_is_refused_naming_its_field_and_byte(asgi_client, route):
+    # Found: 400 "Invalid JSON: unexpected end of hex escape at line 1 column 22", no field.
+    text, field = _bodies()[route]
+    body = text.encode()
+    response = asgi_client.post(
+        route, content=body, headers={**auth("program"), "content-type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    answer = response.json()
+    problem = answer["problems"][0]
+    assert problem["field"] == field
+    assert problem["value"] == "(hidden)"  # a person id is never echoed
+    at = body.index(b"\\ud800")
+    assert problem["message"] == (
+        "Invalid JSON: character 1 is U+D800, a lone surrogate, which is not text "
+        f"(the escape at byte {at:,} of the body)"
+    )
+    assert problem["accepted"].startswith("a string of 1 to 64 characters")
+    assert (
+        "a \\uD800-\\uDBFF escape only directly followed by a \\uDC00-\\uDFFF one"
+        in (problem["accepted"])
+    )
+    assert answer["error"].startswith(f"{field}: Invalid JSON: character 1 is U+D800")
+    if route != "/outcomes":  # the crisis flag beside it is still answered
+        [crisis] = answer["crisis_results"]
+        assert crisis["answer"]["safety"]["level"] == "crisis"
+        assert crisis["answer"]["ranking"] == []
+
+
+def test_every_lone_surrogate_is_named_with_its_own_byte(asgi_client):
+    body = b'{"profiles": [{"gender": "f\\udc00\\ud800"}, {"\\udfff": 1}], "budget": 5}'
+    response = asgi_client.post(
+        "/allocate", content=body, headers={**auth("program"), "content-type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    problems = response.json()["problems"]
+    low, key = body.index(b"\\udc00"), body.index(b"\\udfff")
+    assert [p["field"] for p in problems] == ["profiles[0].gender", "profiles[1]"]
+    assert problems[0]["message"].endswith(f"(the escape at byte {low} of the body)")
+    assert problems[0]["accepted"].startswith("one of female, male, nonbinary, undisclosed; ")
+    assert problems[1]["message"] == (
+        "Invalid JSON: a key of this object: its character 1 is U+DFFF, a lone surrogate, "
+        f"which is not text (the escape at byte {key} of the body)"
+    )
+
+
+@pytest.mark.parametrize(
+    "person_id",
+    [
+        '"p\\ud83d\\ude00"',  # a pair: one character beyond U+FFFF
+        '"p\\\\ud800"',  # an escaped backslash: the text \ud800, no escape
+    ],
+)
+def test_paired_escapes_and_escaped_backslashes_are_not_lone_surrogates(asgi_client, person_id):
+    body = json.dumps(profile(person_id="P")).replace('"P"', person_id).encode()
+    response = asgi_client.post(
+        "/recommend", content=body, headers={**auth("program"), "content-type": "application/json"}
+    )
+    assert response.status_code == 200, response.text
