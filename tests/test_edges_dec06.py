@@ -6,9 +6,22 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import pandas as pd
 import pytest
 
-from service_fixtures import asgi_client, auth, linear_model, outcome, profile, service_home  # noqa: F401
+from pipelines.train import run_training
+from recommender.errors import InputError
+from recommender.uplift import GBMSpec, UpliftModel
+from service_fixtures import (  # noqa: F401
+    asgi_client,
+    auth,
+    linear_model,
+    outcome,
+    profile,
+    recommender_home,
+    service_home,
+)
 
 # -- 1. a lone surrogate escape in a request body ----------------------------------------
 
@@ -92,3 +105,71 @@ def test_paired_escapes_and_escaped_backslashes_are_not_lone_surrogates(asgi_cli
         "/recommend", content=body, headers={**auth("program"), "content-type": "application/json"}
     )
     assert response.status_code == 200, response.text
+
+
+# -- 2. a per-feature LightGBM parameter of the wrong length ----------------------------
+
+
+def _fit(extra, columns=("x", "z")):
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({c: rng.normal(size=120) for c in columns})
+    model = UpliftModel(learner="t", n_folds=2, outcome_candidates=[GBMSpec(extra=extra)])
+    return model.fit(X, np.repeat(["none", "a"], 60), rng.normal(size=120))
+
+
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        (
+            {"monotone_constraints": [1, -1, 0]},
+            "outcome_candidates[0].extra.monotone_constraints=(1, -1, 0) (3 values; X has 2 "
+            "features (x, z); accepted: 2 values, one per feature in X's column order)",
+        ),
+        (  # an alias, and a list shorter than X
+            {"feature_contrib": [1.0]},
+            "feature_contrib=(1.0,) (1 value; X has 2 features (x, z); accepted: 2 values",
+        ),
+        ({"max_bin_by_feature": [9, 9, 9]}, "max_bin_by_feature=(9, 9, 9) (3 values; X has 2"),
+        # LightGBM takes an index past the last feature without a word
+        (
+            {"interaction_constraints": ((0, 5),)},
+            "interaction_constraints=((0, 5),) (names column index 5; X has 2 features (x, z); "
+            "accepted: groups of column indices from 0 to 1)",
+        ),
+    ],
+)
+def test_a_per_feature_list_that_does_not_fit_x_is_refused_before_any_fit(extra, said, capfd):
+    # Found: the fit printed "[LightGBM] [Fatal] Check failed: ... monotone_constraints.size()"
+    # on stderr and raised LightGBM's own words, naming neither the count nor X's features.
+    with pytest.raises(InputError) as caught:
+        _fit(extra)
+    assert str(caught.value).startswith("invalid UpliftModel parameters: ")
+    assert said in str(caught.value)
+    assert "[LightGBM]" not in capfd.readouterr().err
+
+
+def test_a_per_feature_list_that_fits_x_is_fitted():
+    model = _fit({"monotone_constraints": [1, 0, -1]}, columns=("x", "z", "w"))
+    assert model.n_features_in_ == 3
+
+
+def test_a_one_value_list_is_checked_on_one_column_by_the_config_check():
+    # Found: the config check built its trial booster on 2 columns at least, so a list of one
+    # value (right for a one-feature X) was refused with LightGBM's own "Check failed" words.
+    assert GBMSpec(extra={"monotone_constraints": [1]}).extra_problems() == []
+    _fit({"monotone_constraints": [1]}, columns=("x",))
+
+
+def test_a_training_run_refuses_it_with_our_words_alone(tmp_path, capfd):
+    overrides = {
+        "data": {"n": 2000},
+        "learner": {
+            "learner": "t",
+            "n_folds": 2,
+            "params": {"outcome_candidates": [{"gbm": {"extra": {"feature_contri": [1.0] * 99}}}]},
+        },
+    }
+    with recommender_home(tmp_path / "home"), pytest.raises(InputError) as caught:
+        run_training(overrides=overrides)
+    assert "feature_contri=(" in str(caught.value) and "99 values; X has " in str(caught.value)
+    assert "[LightGBM]" not in capfd.readouterr().err

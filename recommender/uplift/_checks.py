@@ -23,6 +23,7 @@ __all__ = [
     "LEARNERS",
     "PARAMETERS",
     "TrainingData",
+    "candidate_feature_problems",
     "candidate_problems",
     "check_training_inputs",
     "parameter_problems",
@@ -138,6 +139,17 @@ def candidate_problems(name: str, specs) -> list[str]:
         if isinstance(spec, GBMSpec):
             problems += [f"{name}[{k}].extra.{said}" for said in spec.extra_problems()]
     return problems
+
+
+def candidate_feature_problems(name: str, specs, feature_names) -> list[str]:
+    """What the LightGBM candidates of ``name`` set per feature that does not fit X's columns
+    (``feature_names``): known only once X is, and refused before any fit."""
+    return [
+        f"{name}[{k}].extra.{said}"
+        for k, spec in enumerate(specs or ())
+        if isinstance(spec, GBMSpec)
+        for said in spec.feature_problems(feature_names)
+    ]
 
 
 def plain(value):

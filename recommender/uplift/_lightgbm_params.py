@@ -25,7 +25,7 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 
-__all__ = ["extra_problems"]
+__all__ = ["extra_problems", "feature_count_problems"]
 
 _PARAMETERS_PAGE = "https://lightgbm.readthedocs.io/en/stable/Parameters.html"
 
@@ -125,6 +125,39 @@ def _stderr_held():
                 os.write(2, said)
 
 
+# Parameters holding one value per feature, in X's column order: LightGBM refuses another
+# length only once a fit builds its booster, with a "[LightGBM] [Fatal]" line of its own.
+_PER_FEATURE = ("monotone_constraints", "feature_contri", "max_bin_by_feature")
+# Parameters naming features by column index: LightGBM takes an index past the last feature
+# without a word, so the constraint silently names nothing.
+_BY_INDEX = ("interaction_constraints",)
+
+
+def feature_count_problems(extra, feature_names) -> list[str]:
+    """``name=value (accepted: ...)`` for each per-feature parameter of ``extra`` whose length
+    is not the number of features (``feature_names``, X's columns), or that names a column
+    index past the last: what a fit would otherwise stop on, checked before any fit starts."""
+    owner = {alias: main for main, aliases in lightgbm_parameters().items() for alias in aliases}
+    count = len(feature_names)
+    shown = ", ".join(map(str, feature_names[:8])) + (", ..." if count > 8 else "")
+    features = f"X has {count} feature{'s' * (count != 1)} ({shown})"
+    problems = []
+    for name, value in extra:
+        if not isinstance(value, (list, tuple)):
+            continue  # a value of the wrong type: the parameter check names it
+        if owner.get(name) in _PER_FEATURE and len(value) != count:
+            problems.append(
+                f"{name}={value!r} ({len(value)} value{'s' * (len(value) != 1)}; {features}; accepted: {count} "
+                "values, one per feature in X's column order)"
+            )
+        elif owner.get(name) in _BY_INDEX and _columns_named(value) > count:
+            problems.append(
+                f"{name}={value!r} (names column index {_columns_named(value) - 1}; "
+                f"{features}; accepted: groups of column indices from 0 to {count - 1})"
+            )
+    return problems
+
+
 def _columns_named(value) -> int:
     """How many columns a per-feature list names (``monotone_constraints``,
     ``max_bin_by_feature``; groups of column indices for ``interaction_constraints``)."""
@@ -139,8 +172,9 @@ def _columns_named(value) -> int:
 def _lightgbm_refuses(params: dict, aliases) -> str | None:
     """What LightGBM says when it builds a booster with ``params`` on a few rows, or None.
 
-    A per-feature list gets as many columns as it names."""
-    columns = max([2, *(_columns_named(v) for v in params.values())])
+    A per-feature list gets as many columns as it names (its length against X's columns is
+    :func:`feature_count_problems`'s)."""
+    columns = max(_columns_named(v) for v in params.values()) or 2
     rows = np.arange(10.0 * columns).reshape(10, columns) % 7
     quiet = {"objective": "regression", "verbosity": -1, "num_threads": 1}
     quiet = {k: v for k, v in quiet.items() if k not in aliases} | params

@@ -14,6 +14,7 @@ from recommender.errors import InputError
 
 from ._auto import DEFAULT_FINAL_CANDIDATES, HETEROGENEITY_Z, select_learner
 from ._checks import (
+    candidate_feature_problems,
     candidate_problems,
     check_training_inputs,
     parameter_problems,
@@ -256,6 +257,13 @@ class UpliftModel(BaseEstimator):
 
     def _fit(self, X, treatment, y, propensity):
         encoder = FeatureEncoder().fit(X)
+        problems = [
+            said
+            for name in ("outcome_candidates", "final_candidates")
+            for said in candidate_feature_problems(name, getattr(self, name), encoder.feature_names)
+        ]
+        if problems:  # before any fit: LightGBM would print its own refusal mid-fit
+            raise InputError("invalid UpliftModel parameters: " + "; ".join(problems))
         data = check_training_inputs(
             X,
             treatment,

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import lightgbm as lgb
 import numpy as np
 
-from ._lightgbm_params import extra_problems
+from ._lightgbm_params import extra_problems, feature_count_problems
 
 __all__ = [
     "GBMSpec",
@@ -127,9 +127,14 @@ class GBMSpec:
         """``name=value (accepted: ...)`` for each ``extra`` parameter LightGBM does not know,
         that a field or the learner already sets, or whose value LightGBM refuses (asked of
         LightGBM itself on a few rows), so a bad one is refused before any fit starts. A
-        per-feature list whose length does not match the real features is still found by
-        the fit."""
+        per-feature list is checked against X's columns by :meth:`feature_problems`."""
         return extra_problems(self.extra)
+
+    def feature_problems(self, feature_names) -> list[str]:
+        """``name=value (accepted: ...)`` for each per-feature ``extra`` parameter that does
+        not fit ``feature_names`` (X's columns): the wrong length, or a column index past the
+        last; checked when fitting, before any booster is built."""
+        return feature_count_problems(self.extra, list(feature_names))
 
     @staticmethod
     def accepts(y: np.ndarray) -> bool:
