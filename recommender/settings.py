@@ -319,8 +319,10 @@ def _accepted(field, item: dict) -> str:
         if "le" in bounds
         else (f"below {bounds['lt']}" if "lt" in bounds else "")
     )
-    if low.startswith("above") and high:
-        high = "and " + high
+    # "from 1 to 5", "above 0 and up to 5", "above 0 and below 1", "at least 1e-12 and below 0.5"
+    if low and high and not (low.startswith("from") and high.startswith("to ")):
+        low = low.replace("from ", "at least ", 1)
+        high = "and " + ("up " if high.startswith("to ") else "") + high
     text = " ".join(part for part in (kind, low, high) if part)
     return text + (" (or null)" if optional else "")
 

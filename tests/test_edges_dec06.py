@@ -173,3 +173,21 @@ def test_a_training_run_refuses_it_with_our_words_alone(tmp_path, capfd):
         run_training(overrides=overrides)
     assert "feature_contri=(" in str(caught.value) and "99 values; X has " in str(caught.value)
     assert "[LightGBM]" not in capfd.readouterr().err
+
+
+def test_interaction_constraints_as_yaml_writes_them_fit_and_keep_their_groups():
+    """``interaction_constraints`` is a list of lists (as YAML and JSON write it): the spec is
+    still hashable (specs are dict keys), and the fitted model, whose boosters are merged
+    through LightGBM's model text, loads and predicts; a tuple of tuples reaches LightGBM as a
+    list of lists, the only nested form its model text can hold."""
+    spec = GBMSpec(extra={"interaction_constraints": [[0, 1], [2]]})
+    assert hash(spec) == hash(GBMSpec(extra={"interaction_constraints": ((0, 1), (2,))}))
+    assert spec.params(seed=0, n_jobs=1)["interaction_constraints"] == [[0, 1], [2]]
+    rng = np.random.default_rng(3)
+    n = 1_500
+    X = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n), "c": rng.normal(size=n)})
+    t = rng.choice(["none", "x"], size=n)
+    y = X["a"] + (t == "x") * X["b"] + rng.normal(size=n)
+    model = UpliftModel(learner="t", outcome_candidates=[spec], ensemble_size=1).fit(X, t, y)
+    effect = model.predict_effect(X.head(50))
+    assert np.all(np.isfinite(np.asarray(effect, dtype=float)))

@@ -910,7 +910,7 @@ def test_failed_score_write_leaves_the_earlier_output(trained, monkeypatch, tmp_
         ),
         (
             "gate: {alpha: 0.5}\n",
-            "gate.alpha = 0.5 is not accepted; give a number above 0 and below 0.5",
+            "gate.alpha = 0.5 is not accepted; give a number at least 1e-12 and below 0.5",
         ),
         # YAML reads `scenario: null` (the null scenario of the README) as no value
         ("data: {scenario: null}\n", 'or "null" in quotes: a bare null is YAML for no value'),

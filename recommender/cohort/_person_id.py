@@ -49,18 +49,22 @@ def code_point(character: str) -> str:
     return f"U+{ord(character):04X}" + (f" {name}" if name else "")
 
 
-def shown_id(text: str) -> str:
+def shown_id(text: str, *, edge_spaces: bool = True) -> str:
     """``text`` with every character :func:`person_id_problem` refuses written as ``<U+200B>``
     (a space at either end too, and in an id not in NFC every combining mark), so that an id in
-    a message or a log reads as what it holds.
+    a message or a log reads as what it holds. ``edge_spaces=False`` leaves spaces at the ends
+    as they are, for a value shown between quotes (where they show).
 
     >>> shown_id("p\u202e1"), shown_id("p 1 "), shown_id("Jos\u00e9")
     ('p<U+202E>1', 'p 1<U+0020>', 'José')
+    >>> shown_id(" nurse ", edge_spaces=False)
+    ' nurse '
     """
     nfc = unicodedata.is_normalized("NFC", text)
-    if nfc and text.isprintable() and text.strip(" ") == text:
+    if nfc and text.isprintable() and (not edge_spaces or text.strip(" ") == text):
         return text
     inner = range(len(text) - len(text.lstrip(" ")), len(text.rstrip(" ")))
+    inner = inner if edge_spaces else range(len(text))
 
     def plain(i: int, c: str) -> bool:
         shows = c.isprintable() and (nfc or not unicodedata.category(c).startswith("M"))

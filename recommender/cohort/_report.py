@@ -164,7 +164,11 @@ def _show(value) -> str:
     value = _plain(value)
     if value is None:
         return "(empty)"
-    return repr(_clip(shown_id(value))) if isinstance(value, str) else _clip(str(value))
+    return (
+        repr(_clip(shown_id(value, edge_spaces=False)))
+        if isinstance(value, str)
+        else _clip(str(value))
+    )
 
 
 def _where(row: int, person_id: str | None) -> str:

@@ -96,6 +96,22 @@ _DATASET_PARAMETERS = frozenset(
 )
 
 
+def _frozen(value):
+    """``value`` with its lists made tuples at every depth (``interaction_constraints`` is a
+    list of lists), so that a spec holding it can be a dict key."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+def _lightgbm_value(value):
+    """A frozen value as LightGBM takes it: a tuple of tuples back to a list of lists (LightGBM
+    writes a nested tuple into its model text as ``(0,``, which it then cannot read back)."""
+    if isinstance(value, tuple) and any(isinstance(v, tuple) for v in value):
+        return [list(v) if isinstance(v, tuple) else v for v in value]
+    return value
+
+
 @dataclass(frozen=True)
 class GBMSpec:
     """LightGBM settings; ``max_rounds`` is an upper bound, early stopping picks the rounds."""
@@ -119,9 +135,7 @@ class GBMSpec:
                 f"GBMSpec extra={self.extra!r}; accepted: a mapping of LightGBM parameters to "
                 "values, or a list of (name, value) pairs"
             )
-        object.__setattr__(
-            self, "extra", tuple((str(k), tuple(v) if isinstance(v, list) else v) for k, v in pairs)
-        )
+        object.__setattr__(self, "extra", tuple((str(k), _frozen(v)) for k, v in pairs))
 
     def extra_problems(self) -> list[str]:
         """``name=value (accepted: ...)`` for each ``extra`` parameter LightGBM does not know,
@@ -166,13 +180,13 @@ class GBMSpec:
             num_threads=n_jobs,
             verbose=-1,
         )
-        params.update(dict(self.extra))
+        params.update({k: _lightgbm_value(v) for k, v in self.extra})
         return params
 
     def dataset_params(self) -> dict:
         """The settings that decide the binning (shared by every spec with the same ones)."""
         params = {"max_bin": self.max_bin, "feature_pre_filter": False, "verbose": -1}
-        params.update({k: v for k, v in self.extra if k in _DATASET_PARAMETERS})
+        params.update({k: _lightgbm_value(v) for k, v in self.extra if k in _DATASET_PARAMETERS})
         return params
 
     def fit(self, matrix, rows, y, weight, *, seed, n_jobs, rounds=None, valid=None):
