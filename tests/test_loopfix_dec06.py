@@ -1,0 +1,127 @@
+"""Loose ends of the learning loop: an off-policy figure not given reads as such (with the rows
+the log could not measure beside every figure), /outcomes logs one line tying its rows to the
+request, and the benchmark's Open Bandit Pipeline figures value the rows the product values."""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import sys
+import types
+
+import numpy as np
+import pytest
+from service_fixtures import (  # noqa: F401  (fixtures)
+    asgi_client,
+    auth,
+    linear_model,
+    outcome,
+    profile,
+    service_home,
+)
+from test_loop_carry import COMMON, SETTINGS, _log, catalog, evidence  # noqa: F401 (fixtures)
+
+from pipelines._train_config import config_from_mapping
+from pipelines.train import policy_on_log, policy_scores_on_log
+
+
+# -- evaluate-policy: a figure not given, and the unmeasured rows ---------------------------------
+def _nan_row(estimator: str) -> dict:
+    nan = float("nan")
+    return {
+        "policy": "champion (version 1)",
+        "estimator": estimator,
+        "estimate": nan,
+        "lower": nan,
+        "upper": nan,
+        "rows": 400,
+        "effective_rows": 12.0,
+        "unmeasured_rows": 37,
+    }
+
+
+def test_the_plain_table_says_not_measurable_and_counts_the_unmeasured_rows(monkeypatch, capsys):
+    import pipelines.train
+    from recommender.cli import main
+
+    given = {**_nan_row("DR"), "estimate": -1.25, "lower": -2.0, "upper": -0.5}
+    table = {
+        "rows": 400,
+        "logged_rows": 400,
+        "notes": ["champion (version 1): IPS and SNIPS not measurable: the reason"],
+        "values": [given, _nan_row("IPS"), _nan_row("SNIPS")],
+    }
+    monkeypatch.setattr(pipelines.train, "evaluate_policies_on_log", lambda *a, **k: table)
+    assert main(["evaluate-policy", "--from-log"]) == 0
+    out = capsys.readouterr().out
+    assert "nan" not in out.lower()
+    header = next(line for line in out.splitlines() if line.startswith("policy"))
+    assert header.rstrip().endswith("unmeasured rows")
+    rows = [line for line in out.splitlines() if line.startswith("champion (version 1)  ")]
+    assert len(rows) == 3
+    assert "-1.250" in rows[0] and rows[0].rstrip().endswith("37")
+    for line in rows[1:]:
+        assert "not measurable" in line and line.rstrip().endswith("37")
+    # the reason once, in the notes
+    assert out.count("not measurable: the reason") == 1
+
+
+def _valued_without(catalog, evidence):  # noqa: F811
+    """A log valued as evaluate-policy does, less every row served an arm the policy picks."""
+    joined = _log(COMMON, n=2000, seed=8)
+    frame, scores, change, _ = policy_scores_on_log(joined, config_from_mapping(SETTINGS), catalog)
+    arms, _ = policy_on_log(evidence, frame, scores, control="none")
+    picked = [a for a in dict.fromkeys(arms) if a != "none"]
+    assert picked, "the policy should pick some arm other than usual care"
+    gone = picked[0]
+    kept = (frame["intervention"].astype(str) != gone).to_numpy()
+    frame = frame[kept].reset_index(drop=True)
+    return frame, scores[kept].reset_index(drop=True), change[kept], gone
+
+
+def test_estimates_not_given_are_explained_once_and_unmeasured_rows_are_counted(
+    catalog,  # noqa: F811
+    evidence,  # noqa: F811
+):
+    from pipelines._from_log import OFF_POLICY_COLUMNS, off_policy_notes, off_policy_table
+    from recommender.card import render_markdown
+
+    frame, scores, change, gone = _valued_without(catalog, evidence)
+    settings = dict(control="none", alpha=0.1, label="champion (version 1)")
+    table = off_policy_table(evidence, frame, scores, change, **settings)
+    assert len(OFF_POLICY_COLUMNS) == 8 and all(len(row) == 8 for row in table)
+    by = {row[1]: row for row in table}
+    assert math.isfinite(by["DR"][2])
+    assert math.isnan(by["IPS"][2]) and math.isnan(by["SNIPS"][2])
+    arms, _ = policy_on_log(evidence, frame, scores, control="none")
+    # at least every row where it picks the arm never served
+    assert {row[7] for row in table} == {by["DR"][7]}
+    assert by["DR"][7] >= int((arms == gone).sum()) > 0
+    notes = off_policy_notes(evidence, frame, scores, table, **settings)
+    said = [n for n in notes if "not measurable" in n]
+    assert said == [
+        f"champion (version 1): IPS and SNIPS not measurable: no logged row was served {gone}, "
+        "which it needs against usual care, and weights know nothing of an arm never served"
+    ]
+    # the card's off-policy table has the column, and a figure not given is no "nan"
+    loop = {"n_rows": len(frame), "off_policy": {"columns": OFF_POLICY_COLUMNS, "rows": table}}
+    loop["off_policy"]["notes"] = notes
+    card = render_markdown({"training_data": {"loop": loop}})
+    assert "| unmeasured rows |" in card and "nan" not in card.lower()
+    assert f"IPS and SNIPS not measurable: no logged row was served {gone}" in card
+
+
+def test_every_estimate_of_a_fully_logged_policy_is_given_and_no_note_says_otherwise(
+    catalog,  # noqa: F811
+    evidence,  # noqa: F811
+):
+    from pipelines._from_log import off_policy_notes, off_policy_table
+
+    joined = _log(COMMON, n=2000, seed=8)
+    frame, scores, change, _ = policy_scores_on_log(joined, config_from_mapping(SETTINGS), catalog)
+    settings = dict(control="none", alpha=0.1, label="version 2")
+    table = off_policy_table(evidence, frame, scores, change, **settings)
+    assert all(math.isfinite(row[2]) and row[7] == 0 for row in table)
+    notes = off_policy_notes(evidence, frame, scores, table, **settings)
+    assert not any("not measurable" in n for n in notes)
