@@ -125,3 +125,58 @@ def test_every_estimate_of_a_fully_logged_policy_is_given_and_no_note_says_other
     assert all(math.isfinite(row[2]) and row[7] == 0 for row in table)
     notes = off_policy_notes(evidence, frame, scores, table, **settings)
     assert not any("not measurable" in n for n in notes)
+
+
+# -- POST /outcomes: one log line per request ----------------------------------------------------
+def _lines(caplog, request_id: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if request_id in r.getMessage()]
+
+
+def test_outcomes_log_one_line_with_counts_and_the_request_id_and_nothing_of_the_person(
+    asgi_client,  # noqa: F811
+    caplog,
+):
+    person = "person-who-must-not-show"
+    served = asgi_client.post("/recommend", json=profile(person_id=person), headers=auth("program"))
+    assert served.status_code == 200, served.text
+    body = {"outcomes": [outcome(person, ee_followup=47, dp_followup=29, pa_followup=3)]}
+    with caplog.at_level(logging.INFO, logger="recommender.service"):
+        recorded = asgi_client.post("/outcomes", json=body, headers=auth("program"))
+        again = asgi_client.post("/outcomes", json=body, headers=auth("program"))
+    assert recorded.status_code == 200, recorded.text
+    assert again.status_code == 409, again.text
+    first = recorded.headers["x-bentoml-request-id"]
+    second = again.headers["x-bentoml-request-id"]
+    assert re.fullmatch(r"[0-9a-f]{16}", first) and first != second
+    assert _lines(caplog, first) == [
+        "outcomes recorded in the audit log: 1 recorded, 0 corrected, 0 already recorded, "
+        f"of 1 rows; request {first}"
+    ]
+    assert _lines(caplog, second) == [
+        "outcomes refused (409), nothing recorded: 1 of 1 rows refused, 1 of them as "
+        f"duplicates; request {second}"
+    ]
+    outcome_lines = [r for r in caplog.records if r.getMessage().startswith("outcomes ")]
+    assert len(outcome_lines) == 2 and all(r.levelno == logging.INFO for r in outcome_lines)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert person not in logged and "ee_followup" not in logged
+    for score in ("47", "29"):  # as a number of its own: request ids are random hex
+        assert not re.search(rf"\b{score}\b", logged)
+
+
+def test_a_refused_submission_counts_the_rows_it_names(asgi_client, caplog):  # noqa: F811
+    body = {
+        "outcomes": [
+            outcome("never-served-1"),
+            outcome("never-served-2", arm_taken="yoga"),
+            outcome("never-served-3"),
+        ]
+    }
+    with caplog.at_level(logging.INFO, logger="recommender.service"):
+        refused = asgi_client.post("/outcomes", json=body, headers=auth("program"))
+    assert refused.status_code == 422, refused.text
+    request_id = refused.headers["x-bentoml-request-id"]
+    assert _lines(caplog, request_id) == [
+        "outcomes refused (422), nothing recorded: 3 of 3 rows refused, 0 of them as "
+        f"duplicates; request {request_id}"
+    ]
