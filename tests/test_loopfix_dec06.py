@@ -180,3 +180,54 @@ def test_a_refused_submission_counts_the_rows_it_names(asgi_client, caplog):  # 
         "outcomes refused (422), nothing recorded: 3 of 3 rows refused, 0 of them as "
         f"duplicates; request {request_id}"
     ]
+
+
+# -- the benchmark's obp comparison: the same rows and probabilities ---------------------------
+def _fake_obp(monkeypatch) -> None:
+    """Open Bandit Pipeline's two estimators by their published formulas (obp itself is not a
+    dependency): IPS ``mean(w r)``, SNIPS ``sum(w r) / sum(w)``, ``w = pi(a|x) / pscore``."""
+
+    class _Weighted:
+        def _weights(self, action, pscore, action_dist):
+            return action_dist[np.arange(len(action)), action, 0] / pscore
+
+    class InverseProbabilityWeighting(_Weighted):
+        def estimate_policy_value(self, *, reward, action, pscore, action_dist):
+            return float(np.mean(self._weights(action, pscore, action_dist) * reward))
+
+    class SelfNormalizedInverseProbabilityWeighting(_Weighted):
+        def estimate_policy_value(self, *, reward, action, pscore, action_dist):
+            w = self._weights(action, pscore, action_dist)
+            return float((w * reward).sum() / w.sum())
+
+    ope = types.ModuleType("obp.ope")
+    ope.InverseProbabilityWeighting = InverseProbabilityWeighting
+    ope.SelfNormalizedInverseProbabilityWeighting = SelfNormalizedInverseProbabilityWeighting
+    package = types.ModuleType("obp")
+    package.ope = ope
+    monkeypatch.setitem(sys.modules, "obp", package)
+    monkeypatch.setitem(sys.modules, "obp.ope", ope)
+
+
+def test_the_obp_comparison_values_the_rows_and_probabilities_the_product_keeps(
+    monkeypatch,
+    catalog,  # noqa: F811
+):
+    from bench.rollout_offpolicy import off_policy_on_cycle
+
+    _fake_obp(monkeypatch)
+    # peer_group served to about 6 of 1,000: too rarely to score, so its rows are left out
+    # and its probability taken out of the kept rows'
+    shares = {"none": 0.4, "coaching": 0.3, "mindfulness": 0.294, "peer_group": 0.006}
+    log_cycle = _log(shares, n=1000, seed=4)
+    cohort = log_cycle.copy()
+    for arm in catalog.treatment_arms:
+        cohort[f"true_effect_{arm}"] = -1.0
+    best = np.where(np.arange(len(log_cycle)) % 2 == 0, "coaching", "none").astype(object)
+    values, _, kept_share, _, compared = off_policy_on_cycle(
+        log_cycle, cohort, best, catalog, seed=0
+    )
+    assert values is not None and 0.95 < kept_share < 1.0
+    # like with like: the same rows and probabilities give the same IPS and SNIPS
+    assert compared["obp_ips"] == pytest.approx(values["ips"].estimate, abs=1e-9)
+    assert compared["obp_snips"] == pytest.approx(values["snips"].estimate, abs=1e-9)
