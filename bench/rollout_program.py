@@ -12,7 +12,7 @@ import pandas as pd
 
 from bench._program import staff_cohort
 from bench.rollout_cycle import _log_rows, _true_effects, oracle_arms, retrain, serve_cycle
-from bench.rollout_offpolicy import _obp, off_policy_on_cycle
+from bench.rollout_offpolicy import off_policy_on_cycle
 
 __all__ = ["STRATEGIES", "run_one", "run"]
 
@@ -87,7 +87,7 @@ def run_one(
             )
             logs[strategy].append(log_cycle)
             if strategy == "loop" and policy != "greedy":
-                values, truth, kept, direct = off_policy_on_cycle(
+                values, truth, kept, direct, obp = off_policy_on_cycle(
                     log_cycle, cohort, best, catalog, seed=repeat, model=model
                 )
                 row["ope_kept_share"] = kept
@@ -98,7 +98,7 @@ def run_one(
                         row[f"ope_{method}"] = estimate.estimate
                         row[f"ope_{method}_covers"] = estimate.covers(truth)
                         row[f"ope_{method}_width"] = estimate.upper - estimate.lower
-                row.update(_obp(log_cycle, best, catalog))
+                row.update(obp)
             rows.append(row)
             if strategy != "evidence" and cycle + 1 < cycles:
                 models[strategy], status = retrain(

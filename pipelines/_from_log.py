@@ -391,8 +391,9 @@ def logged_candidates(frame) -> list | None:
 def off_policy_table(
     model, frame, dr_scores, change, *, control: str, alpha: float, label: str
 ) -> list[list]:
-    """Rows ``[policy, method, estimate, lower, upper, n, effective n]`` for the card and the
-    CLI (the effective number of rows behind the weights: see ``off_policy_values``)."""
+    """Rows ``[policy, method, estimate, lower, upper, n, effective n, unmeasured]`` for the card
+    and the CLI (the effective number of rows behind the weights, and the rows the log could not
+    measure: see ``off_policy_values``); an estimate not given is NaN."""
     from recommender.evaluation import off_policy_values
 
     arms, dr_scores = policy_on_log(model, frame, dr_scores, control=control)
@@ -407,7 +408,16 @@ def off_policy_table(
         candidates=logged_candidates(frame),
     )
     return [
-        [label, v.method.upper(), v.estimate, v.lower, v.upper, v.n, round(v.effective_n, 1)]
+        [
+            label,
+            v.method.upper(),
+            v.estimate,
+            v.lower,
+            v.upper,
+            v.n,
+            round(v.effective_n, 1),
+            v.unmeasured,
+        ]
         for v in values.values()
     ]
 
@@ -454,6 +464,10 @@ def off_policy_notes(model, frame, dr_scores, table, *, control: str, alpha: flo
             "there from the outcome model and IPS and SNIPS leave it out, so its figures are "
             "not wholly measured"
         )
+    not_given = [row[1] for row in table if not np.isfinite(row[2])]
+    if not_given:
+        why = _why_not_given(arms, served, control)
+        notes.append(f"{label}: {' and '.join(not_given)} not measurable: {why}")
     effective = min(row[6] for row in table)
     if effective < FEW_EFFECTIVE_ROWS:
         behind = min(int((served == arms).sum()), int((served == control).sum()))
@@ -493,6 +507,20 @@ def off_policy_notes(model, frame, dr_scores, table, *, control: str, alpha: flo
     return notes
 
 
+def _why_not_given(arms, served, control: str) -> str:
+    """Why ``off_policy_values`` gave no IPS or SNIPS figure (NaN) for the policy ``arms``."""
+    contrast = arms != control
+    never = sorted((set(arms[contrast]) | {control}) - set(served)) if contrast.any() else []
+    if never:
+        return (
+            f"no logged row was served {', '.join(map(str, never))}, which it needs against "
+            "usual care, and weights know nothing of an arm never served"
+        )
+    if not (served == control).any():
+        return "no logged row was served usual care, so its weights sum to 0"
+    return "no logged row was served the arm it picks there, so its weights sum to 0"
+
+
 OFF_POLICY_COLUMNS = [
     "policy",
     "estimator",
@@ -501,4 +529,5 @@ OFF_POLICY_COLUMNS = [
     "upper",
     "rows",
     "effective rows",
+    "unmeasured rows",
 ]

@@ -458,6 +458,7 @@ def evaluate_policies_on_log(config: dict, catalog, *, versions=()) -> dict | No
                     "upper": row[4],
                     "rows": row[5],
                     "effective_rows": row[6],
+                    "unmeasured_rows": row[7],
                 }
             )
     return {

@@ -46,7 +46,7 @@ def test_the_notes_name_extreme_weights_and_whether_personalizing_adds_anything(
     frame, scores, change = _valued(joined, catalog, evidence)
     settings = dict(control="none", alpha=0.1, label="champion (version 1)")
     table = off_policy_table(evidence, frame, scores, change, **settings)
-    assert all(len(row) == 7 and row[6] < 100 for row in table)
+    assert all(len(row) == 8 and row[6] < 100 for row in table)
     notes = off_policy_notes(evidence, frame, scores, table, **settings)
     assert any("effective rows of 2,000 (rows logged with small probabilities" in n for n in notes)
     # the log's arms have one effect for everyone: personalizing cannot beat the best one

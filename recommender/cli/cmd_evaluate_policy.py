@@ -7,6 +7,9 @@ HELP = (
     "versions on the service's log of recommendations and outcomes"
 )
 
+# What the plain table prints for an estimate not given (null in JSON).
+NOT_MEASURABLE = "not measurable"
+
 
 def configure(parser) -> None:
     parser.add_argument(
@@ -39,6 +42,7 @@ def configure(parser) -> None:
 
 def run(args) -> int:
     import json
+    import math
     from pathlib import Path
 
     from pipelines.train import evaluate_policies_on_log, load_config
@@ -73,12 +77,18 @@ def run(args) -> int:
     )
     print(
         f"{'policy':<34}{'estimator':<11}{'estimate':>9}{'lower':>9}{'upper':>9}"
-        f"{'effective rows':>16}"
+        f"{'effective rows':>16}{'unmeasured rows':>17}"
     )
     for row in table["values"]:
+        # NaN: an estimate not given (the notes say why), never printed as "nan"
+        figures = (
+            f"{row['estimate']:>9.3f}{row['lower']:>9.3f}{row['upper']:>9.3f}"
+            if math.isfinite(row["estimate"])
+            else f"{NOT_MEASURABLE:>27}"
+        )
         print(
-            f"{row['policy']:<34}{row['estimator']:<11}{row['estimate']:>9.3f}"
-            f"{row['lower']:>9.3f}{row['upper']:>9.3f}{row['effective_rows']:>16,.0f}"
+            f"{row['policy']:<34}{row['estimator']:<11}{figures}"
+            f"{row['effective_rows']:>16,.0f}{row['unmeasured_rows']:>17,}"
         )
     for note in table["notes"]:
         print(f"{note[0].upper()}{note[1:]}.")

@@ -25,7 +25,7 @@ from recommender.service._requests import BatchRequest, OutcomesRequest, ServedP
 from recommender.service._refused import Refusing, refusal
 from recommender.service._serving import Unservable
 
-__all__ = ["Answering"]
+__all__ = ["Answering", "request_id"]
 
 log = logging.getLogger("recommender.service")
 
@@ -233,11 +233,14 @@ class Answering(Refusing):
         crisis = self._crisis_rows(
             request.outcomes, caller_role, uuid.uuid4().hex, engine=self.engine, entries="outcomes"
         )
+        sent = len(request.outcomes)
         if self.catalog is None:  # the arms an outcome may name are the catalog's
+            _outcomes_logged("outcomes not recorded (503), no model loaded: 0 of %d rows", sent)
             return refusal(
                 503, f"{self.load_error}; outcomes cannot be checked until /reload", None, crisis
             )
         if self.audit is None:
+            _outcomes_logged("outcomes not recorded (503), no audit store: 0 of %d rows", sent)
             return refusal(503, self._store_closed("nothing was recorded"), None, crisis)
         try:
             report = record_outcomes(
@@ -248,15 +251,33 @@ class Answering(Refusing):
                 correct=request.correct,
             )
         except OutcomeRefused as error:
+            rows, duplicates = error.refused_rows()
+            _outcomes_logged(
+                "outcomes refused (%s), nothing recorded: %d of %d rows refused, %d of them as "
+                "duplicates",
+                error.status,
+                rows,
+                sent,
+                duplicates,
+            )
             return refusal(error.status, str(error), error.problems, crisis)
         except Exception as error:  # noqa: BLE001 - the store's failure is not the caller's
             log.exception("recording outcomes failed")
+            _outcomes_logged("outcomes not recorded (503), the store failed: 0 of %d rows", sent)
             return refusal(
                 503,
                 f"the outcome store could not be written "
                 f"({type(error).__name__}); nothing was recorded, please "
                 "retry",
             )
+        _outcomes_logged(
+            "outcomes recorded in the audit log: %d recorded, %d corrected, %d already "
+            "recorded, of %d rows",
+            report.recorded,
+            report.corrected,
+            report.already_recorded,
+            sent,
+        )
         return JSONResponse(report.as_dict())
 
     def _reload(self, caller_role: str) -> JSONResponse:
@@ -283,6 +304,22 @@ class Answering(Refusing):
         return JSONResponse(
             {"previous_version": previous, "model_version": engine.version, "announced": announced}
         )
+
+
+def request_id() -> str | None:
+    """This request's id, as the ``X-BentoML-Request-ID`` header gives it the caller and the
+    access log prints it: its OpenTelemetry server span's id in 16 hex digits (None outside a
+    traced request)."""
+    from opentelemetry import trace
+
+    span = trace.get_current_span().get_span_context()
+    return format(span.span_id, "016x") if span.is_valid else None
+
+
+def _outcomes_logged(message: str, *args) -> None:
+    """One line per /outcomes request: what became of its rows (counts only, nothing of a
+    person), tied to its access-log line by the request id, as an answer's audit row is."""
+    log.info(f"{message}; request %s", *args, request_id() or "(not traced)")
 
 
 def _store_failed(crisis: dict[int, dict]) -> bool:

@@ -127,6 +127,18 @@ class OutcomeRefused(InputError):
         super().__init__(message, problems=problems)
         self.status = status
 
+    def refused_rows(self) -> tuple[int, int]:
+        """How many rows the problems name, and how many of those as duplicates (a problem of
+        the whole submission, such as an empty one, names no row)."""
+        rows, duplicates = set(), set()
+        for problem in self.problems:
+            found = re.match(r"outcomes\[(\d+)\]", str(problem.get("field", "")))
+            if found:
+                rows.add(found[1])
+                if str(problem.get("message", "")).startswith("duplicate"):
+                    duplicates.add(found[1])
+        return len(rows), len(duplicates)
+
 
 @dataclass
 class OutcomeReport:

@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from starlette.responses import HTMLResponse, Response
 
 from recommender.service._allocation import AllocationPlan, AllocationRequest
-from recommender.service._answering import Answering
+from recommender.service._answering import Answering, request_id
 from recommender.service._config import (
     SERVICE_NAME,
     check_before_serving,
@@ -154,12 +154,10 @@ def _answer_headers() -> dict:
     """What BentoML's endpoint adds to every answer, for the answers the front door gives
     itself: the server's name and the request id (the id of the request's OpenTelemetry server
     span, which the access log prints too), as 16 hex digits."""
-    from opentelemetry import trace
-
     headers = {"Server": f"BentoML Service/{SERVICE_NAME}"}
-    span = trace.get_current_span().get_span_context()
-    if span.is_valid:
-        headers["X-BentoML-Request-ID"] = format(span.span_id, "016x")
+    span = request_id()
+    if span is not None:
+        headers["X-BentoML-Request-ID"] = span
     return headers
 
 
