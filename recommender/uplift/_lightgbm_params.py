@@ -219,6 +219,8 @@ def extra_problems(extra) -> list[str]:
                     f"{name}={value!r} (LightGBM refuses it: {refused}; accepted: a value "
                     f"of the type and range of {owner[name]} in {_PARAMETERS_PAGE})"
                 )
+    if not problems:
+        problems += _per_feature_lengths_differ(extra, owner)
     # one parameter may depend on another (checked quietly: verbosity was checked alone)
     together = {n: v for n, v in extra if owner.get(n) != "verbosity"}
     if not problems and len(together) > 1:
@@ -230,3 +232,23 @@ def extra_problems(extra) -> list[str]:
                 f"accepted: parameters that agree, {_PARAMETERS_PAGE})"
             )
     return problems
+
+
+def _per_feature_lengths_differ(extra, owner) -> list[str]:
+    """One problem naming every per-feature list of ``extra`` when their lengths differ: no X
+    fits them all, and LightGBM's trial booster would refuse them in its own words ("Check
+    failed: ... size()"), naming neither parameter's length."""
+    lists = [
+        (name, len(value))
+        for name, value in extra
+        if owner.get(name) in _PER_FEATURE and isinstance(value, (list, tuple))
+    ]
+    if len({length for _, length in lists}) < 2:
+        return []
+    named = " and ".join(
+        f"{name} has {length} value{'s' * (length != 1)}" for name, length in lists
+    )
+    return [
+        f"{'+'.join(name for name, _ in lists)} ({named}; accepted: lists of one length, each "
+        "one value per feature in X's column order, as many values as X has features)"
+    ]
