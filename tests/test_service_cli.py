@@ -110,7 +110,7 @@ def _serve_without_starting(monkeypatch, started_as=_Started):
             started.append(started_as(command, env, **options)) or started[-1]
         ),
     )
-    monkeypatch.setattr("recommender.cli.cmd_serve._check_champion", lambda: None)
+    monkeypatch.setattr("recommender.cli.cmd_serve._check_champion", lambda **_: "")
     return started
 
 

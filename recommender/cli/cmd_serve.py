@@ -29,8 +29,9 @@ def configure(parser) -> None:
     parser.add_argument(
         "--check",
         action="store_true",
-        help="check the settings, the catalog, that the address is free and that a database "
-        "server's audit store can be reached (changing nothing), then exit without serving "
+        help="check the settings, the catalog, that the address is free, that a database "
+        "server's audit store and the model registry can be read, and warn of what serving "
+        "would warn about the champion (changing nothing), then exit without serving "
         "(make demo does this before it trains)",
     )
     parser.add_argument(
@@ -66,11 +67,16 @@ def run(args) -> int:
     load_catalog()
     _check_address(host, port)
     if args.check:
+        # Both said in one run; either one unreadable fails the check, as the service would
+        # then give crisis answers only. What only warns at serve (no champion yet: make demo
+        # checks before it trains; a champion's concerns) warns here too, and passes.
         store = _reach_audit_store(config)
-        if store is None:
+        champion = _check_champion(check=True)
+        if store is None or champion is None:
             return 1
         print(
-            f"ready to serve on http://{host}:{port}: settings and catalog read, port free{store}"
+            f"ready to serve on http://{host}:{port}: settings and catalog read, port free"
+            f"{store}{champion}"
         )
         return 0
     _check_audit_store(config)
@@ -281,10 +287,12 @@ def _check_audit_store(config) -> None:
         )
 
 
-def _check_champion() -> None:
+def _check_champion(*, check: bool = False) -> str | None:
     # A clear message now beats a traceback from inside the server's worker later. Without a
     # champion the service still starts, because crisis answers need no model: it gives them,
     # says not ready on /readyz and answers everything else 503 until /reload loads one.
+    # ``check`` (serve --check): a registry that cannot be read is an error, as an audit store
+    # that cannot be reached is; returns what the ready line says of the champion, or None then.
     import sys
 
     from recommender.errors import InputError, ModelUnavailable
@@ -299,13 +307,15 @@ def _check_champion() -> None:
 
     give_up_on_registry_soon()  # a registry down: start for crisis answers within seconds
     try:
-        resolve_model("champion")
+        champion = resolve_model("champion")
     except ModelUnavailable as error:
         print(
-            f"warning: {error}; if the service cannot read it either, it starts for crisis "
-            "answers only (/readyz not ready) until /reload loads the champion",
+            f"{'error' if check else 'warning'}: {error}; if the service cannot read it either, "
+            "it starts for crisis answers only (/readyz not ready) until /reload loads the "
+            "champion",
             file=sys.stderr,
         )
+        return None
     except InputError:
         print(
             f"warning: no model holds the 'champion' alias in the MLflow store at "
@@ -314,13 +324,15 @@ def _check_champion() -> None:
             "MLFLOW_TRACKING_URI to the store that has one)",
             file=sys.stderr,
         )
-    else:
-        try:
-            concerns = champion_concerns(MODEL_NAME, mlflow_client=client(existing=True))
-        except Exception as error:  # noqa: BLE001 - a check, not a reason to stop the start
-            concerns = [f"the champion could not be checked ({type(error).__name__}: {error})"]
-        for concern in concerns:
-            print(f"warning: {concern}", file=sys.stderr)
+        return ", no champion yet"
+    try:
+        concerns = champion_concerns(MODEL_NAME, mlflow_client=client(existing=True))
+    except Exception as error:  # noqa: BLE001 - a check, not a reason to stop the start
+        concerns = [f"the champion could not be checked ({type(error).__name__}: {error})"]
+    for concern in concerns:
+        print(f"warning: {concern}", file=sys.stderr)
+    warned = f" ({len(concerns)} warning{'s' * (len(concerns) != 1)} above)" if concerns else ""
+    return f", champion version {champion.version}{warned}"
 
 
 def _print_example(process, host, port, keys: dict) -> None:
