@@ -107,28 +107,41 @@ def test_an_entry_that_is_no_object_is_not_repeated(asgi_client):
 def test_a_body_that_is_not_json_repeats_no_person_id(asgi_client):
     # A byte-order mark (a file saved by Notepad and posted as it is) or half an emoji (a client
     # cutting an id at 64 UTF-16 units): the 400 repeated the body's first 100 characters, the
-    # person id among them.
+    # person id among them. A body that is not JSON is named as the body; a lone surrogate is
+    # named at its field, its value hidden as every person_id is.
     headers = {**auth("program"), "Content-Type": "application/json"}
     row = {"person_id": EMAIL, "measured_at": "2026-03-12", "arm_taken": "none"}
     bodies = {
         "/outcomes": [
-            b"\xef\xbb\xbf" + json.dumps({"outcomes": [row]}).encode(),
-            json.dumps({"outcomes": [row]}).replace(".example", ".example\\ud83d").encode(),
+            (b"\xef\xbb\xbf" + json.dumps({"outcomes": [row]}).encode(), "body", "(not shown)"),
+            (
+                json.dumps({"outcomes": [row]}).replace(".example", ".example\\ud83d").encode(),
+                "outcomes[0].person_id",
+                "(hidden)",
+            ),
         ],
         "/recommend_batch": [
-            b"\xef\xbb\xbf" + json.dumps({"profiles": [profile(person_id=EMAIL)]}).encode(),
+            (
+                b"\xef\xbb\xbf" + json.dumps({"profiles": [profile(person_id=EMAIL)]}).encode(),
+                "body",
+                "(not shown)",
+            ),
         ],
         "/allocate": [
-            json.dumps({"profiles": [profile(person_id=EMAIL + "\ud800")]}).encode(),
+            (
+                json.dumps({"profiles": [profile(person_id=EMAIL + "\ud800")]}).encode(),
+                "profiles[0].person_id",
+                "(hidden)",
+            ),
         ],
     }
     for route, sent in bodies.items():
-        for body in sent:
+        for body, field, shown in sent:
             answer = asgi_client.post(route, content=body, headers=headers)
             assert "jane" not in answer.text.lower(), (route, answer.text)
             assert answer.status_code == 400, answer.text
             (problem,) = answer.json()["problems"]
-            assert problem["field"] == "body" and problem["value"] == "(not shown)", problem
+            assert problem["field"] == field and problem["value"] == shown, problem
 
 
 def test_a_person_id_of_spaces_alone_is_refused_as_a_file_s_blank_id_is(asgi_client):
