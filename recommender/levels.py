@@ -15,8 +15,6 @@ import functools
 import math
 from numbers import Real
 
-from scipy.stats import norm
-
 from recommender.errors import InputError
 
 __all__ = ["ALPHA_ACCEPTED", "ALPHA_LEAST", "alpha_accepted", "check_alpha", "two_sided_z"]
@@ -39,7 +37,11 @@ def check_alpha(alpha, name: str = "alpha") -> float:
 @functools.lru_cache(maxsize=64)
 def two_sided_z(alpha: float) -> float:
     """The normal quantile ``z_{1 - alpha/2}`` (cached: scipy's ppf costs a third of one row's
-    prediction). ``alpha`` is a checked level, or one split among arms."""
+    prediction). ``alpha`` is a checked level, or one split among arms. scipy is imported here,
+    not with the module: the command line's parser reads this module's rule, and scipy.stats
+    took most of ``recommender --help``'s start."""
+    from scipy.stats import norm
+
     z = float(norm.ppf(1.0 - alpha / 2.0))
     if not (0 < alpha < 1 and math.isfinite(z)):
         raise InputError(f"alpha={alpha!r} is not accepted; accepted: {ALPHA_ACCEPTED}")
