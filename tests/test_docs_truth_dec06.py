@@ -212,6 +212,55 @@ def test_the_readme_quotes_config_keys_to_check():
     assert len(quoted_keys(_read("README.md"))) >= 8
 
 
+def default_phrases(serve: dict, train: dict) -> list[str]:
+    """The README's words for the shipped configs' defaults, from the files' values."""
+    from pipelines.train import fit_min_arm_rows
+
+    exploration, share = serve["exploration"], train["split"]["holdout_share"]
+    return [
+        f"{serve['host']}:{serve['port']}",
+        f"`usual_care_share` ({exploration['usual_care_share'] * 100:g} %)",
+        f"`max_cost` ({exploration['max_cost'] * 100:g} %)",
+        f"`min_cell`, {train['card']['min_cell']} by default",
+        f"`card.min_cell` suppressed: {train['card']['min_cell']} by default",
+        f"three quarters of the request timeout ({0.75 * serve['timeout']:g} s)",
+        f"up to {serve['max_batch_rows']:,} profiles",
+        f"`log_level` in `serve.yaml` (`{serve['log_level']}`;",
+        f"The default, `{serve['audit']['durability']}`,",
+        f"{fit_min_arm_rows(train)} with the shipped config",
+        f"the {(1 - share) * 100:g} % training part and 30 to evaluate in the {share * 100:g} % held",
+    ]
+
+
+def _shipped(name: str) -> dict:
+    return yaml.safe_load(_read(f"configs/{name}.yaml"))
+
+
+def test_the_defaults_the_readme_gives_are_the_shipped_configs():
+    readme = _flat(_read("README.md"))
+    phrases = default_phrases(_shipped("serve"), _shipped("train"))
+    assert [phrase for phrase in phrases if phrase not in readme] == []
+    # A default changed in the file is a phrase the README no longer has.
+    serve = _shipped("serve")
+    serve["exploration"]["max_cost"], serve["timeout"] = 0.05, 60
+    changed = default_phrases(serve, _shipped("train"))
+    assert [phrase for phrase in changed if phrase not in readme] == [
+        "`max_cost` (5 %)",
+        "three quarters of the request timeout (45 s)",
+    ]
+
+
+def test_every_make_target_the_docs_name_is_the_makefiles():
+    targets = set(re.findall(r"^([a-z][\w-]*):", _read("Makefile"), flags=re.MULTILINE))
+    for name in DOCS:
+        named = re.findall(r"`make ([a-z][\w-]*)", _flat(_read(name)))
+        named += re.findall(r"^make ([a-z][\w-]*)", _read(name), flags=re.MULTILINE)
+        assert set(named) <= targets, (name, set(named) - targets)
+    assert {"demo", "test", "bench", "bento", "lock"} <= set(
+        re.findall(r"`make ([a-z][\w-]*)", _flat(_read("README.md")))
+    ) | set(re.findall(r"^make ([a-z][\w-]*)", _read("README.md"), flags=re.MULTILINE))
+
+
 # --- what the service answers ------------------------------------------------------------------
 
 
