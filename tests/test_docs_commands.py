@@ -164,6 +164,9 @@ def test_every_route_the_readme_lists_is_served_to_the_roles_it_names(asgi_clien
     # /metrics in process answers 503 at once (no server gathers its workers' metrics), which
     # still shows the route served, to anyone.
     assert ("GET", "/metrics", None) in routes
+    # Every path the service documents is in the table (BentoML's /healthz was not).
+    document = asgi_client.get("/docs.json").json()
+    assert {path for _, path, _ in routes} == {*document["paths"], "/", "/docs.json"}
     for method, path, roles in routes:
         for role in KEYS:
             response = _call(asgi_client, method, path, auth(role))
