@@ -333,6 +333,44 @@ def test_the_readme_answer_and_readyz_reasons_are_the_services(asgi_client):
     assert _readyz_table(_read("README.md")) == reasons
 
 
+def evidence_problems(example: dict, catalog) -> list[str]:
+    """Each cost or evidence figure of the example answer's ranking that is not the catalog's
+    (evidence is quoted exactly, in the README as in the answers)."""
+    problems = []
+    for item in example["ranking"]:
+        arm = catalog.arm(item["arm"])
+        if "cost_per_person" in item and item["cost_per_person"] != arm.cost_per_person:
+            problems.append(f"{arm.id}: cost_per_person {item['cost_per_person']}")
+        for quoted in item.get("evidence", []):
+            found = [
+                e
+                for e in arm.evidence
+                if e.journal in quoted["citation"] and str(e.year) in quoted["citation"]
+            ]
+            if len(found) != 1:
+                problems.append(f"{arm.id}: {quoted['citation']} is not one of its evidence")
+                continue
+            for field in ("design", "effect_points", "effect_points_ci"):
+                value = getattr(found[0], field)
+                value = list(value) if isinstance(value, tuple) else value
+                if field in quoted and quoted[field] != value:
+                    problems.append(f"{arm.id}: {field} {quoted[field]}, the catalog's {value}")
+    return problems
+
+
+def test_the_readme_answer_quotes_the_catalogs_costs_and_evidence_exactly():
+    from recommender.catalog import load_catalog
+
+    catalog = load_catalog(ROOT / "configs" / "interventions.yaml")
+    example = _readme_answer()
+    assert evidence_problems(example, catalog) == []
+    assert any(item.get("evidence") for item in example["ranking"])  # it reads something
+    example["ranking"][0]["evidence"][0]["effect_points_ci"] = [-10.1, -3.0]
+    assert evidence_problems(example, catalog) == [
+        "coaching: effect_points_ci [-10.1, -3.0], the catalog's [-10.1, -3.3]"
+    ]
+
+
 # --- figures quoted from docs/benchmarks.md ---------------------------------------------------
 
 
