@@ -68,23 +68,42 @@ def test_simulate_rct_shares(tmp_path):
     ("arguments", "expected"),
     [
         (["--scenario", "nope"], "--scenario: unknown scenario 'nope'"),
-        (["--n", "many"], "--n: expected a whole number >= 1"),
-        (["--n", "0"], "--n: expected a whole number >= 1"),
-        (["--seed", "-3"], "--seed: expected a whole number >= 0"),
         (["--assignment", "cluster"], "--assignment: expected one of rct, observational"),
         (["--rct-shares", "none=0.5,yoga=0.5"], "--rct-shares: arm 'yoga' is not in scenario"),
         (["--rct-shares", "none=0.7,coaching=0.7"], "--rct-shares: shares must sum to 1"),
         (["--rct-shares", "none:1"], "--rct-shares: entry 'none:1' is not ARM=SHARE"),
         (["--catalog", "absent.yaml"], "--catalog: absent.yaml: no such catalog file"),
-        # numpy's "Maximum allowed dimension exceeded" and an OverflowError were tracebacks
-        (["--n", "1e30"], "--n: expected a whole number >= 1 and <= 1,000,000,000,000"),
-        (["--n", "1e400"], "--n: expected a whole number >= 1 and <= 1,000,000,000,000"),
-        # a 60-digit seed made person_ids of 68 characters, which `validate` then refused
-        (["--seed", "1" + "0" * 59], "--seed: expected a whole number >= 0 and <= 9,223,372"),
     ],
 )
 def test_simulate_bad_options_exit_2_naming_the_option(tmp_path, capsys, arguments, expected):
     assert main(["simulate", *arguments, "--out", str(tmp_path / "x.csv")]) == 2
+    assert expected in capsys.readouterr().err
+    assert not (tmp_path / "x.csv").exists()
+
+
+_PEOPLE = "accepted: a whole number >= 1 and <= 1,000,000,000,000"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        (["--n", "many"], f"argument --n: 'many' is not accepted; {_PEOPLE}"),
+        (["--n", "0"], f"argument --n: '0' is not accepted; {_PEOPLE}"),
+        (["--seed", "-3"], "argument --seed: '-3' is not accepted; accepted: a whole number >= 0"),
+        # numpy's "Maximum allowed dimension exceeded" and an OverflowError were tracebacks
+        (["--n", "1e30"], f"argument --n: '1e30' is not accepted; {_PEOPLE}"),
+        (["--n", "1e400"], f"argument --n: '1e400' is not accepted; {_PEOPLE}"),
+        # a 60-digit seed made person_ids of 68 characters, which `validate` then refused
+        (["--seed", "1" + "0" * 59], "accepted: a whole number >= 0 and <= 9,223,372"),
+    ],
+)
+def test_simulate_refuses_a_number_as_every_numeric_option_is(
+    tmp_path, capsys, arguments, expected
+):
+    # As README says of every command's numeric options (it was "--n: expected a whole number").
+    with pytest.raises(SystemExit) as stop:
+        main(["simulate", *arguments, "--out", str(tmp_path / "x.csv")])
+    assert stop.value.code == 2
     assert expected in capsys.readouterr().err
     assert not (tmp_path / "x.csv").exists()
 
@@ -107,10 +126,13 @@ def test_calibration_writes_the_table(tmp_path, capsys):
 
 @pytest.mark.parametrize("n", ["10", "1e30", "1e400"])
 def test_calibration_rejects_an_n_out_of_range(capsys, n):
-    assert main(["calibration", "--n", n]) == 2
-    assert "--n: expected a whole number >= 1000 and <= 1,000,000,000,000" in (
-        capsys.readouterr().err
-    )
+    with pytest.raises(SystemExit) as stop:
+        main(["calibration", "--n", n])
+    assert stop.value.code == 2
+    assert (
+        f"argument --n: '{n}' is not accepted; accepted: a whole number >= 1000 and <= "
+        "1,000,000,000,000"
+    ) in capsys.readouterr().err
 
 
 def _out_of_memory(*args, **kwargs):

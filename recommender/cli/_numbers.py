@@ -11,7 +11,7 @@ import math
 
 from recommender.levels import ALPHA_ACCEPTED, alpha_accepted
 
-__all__ = ["ALPHA_ACCEPTED", "alpha", "number", "whole", "whole_number"]
+__all__ = ["ALPHA_ACCEPTED", "alpha", "number", "simulator_whole_number", "whole", "whole_number"]
 
 
 def number(ok, accepted: str):
@@ -54,6 +54,21 @@ def whole_number(*, minimum: int, maximum: int | None = None, accepted: str | No
         if value is None or value < minimum or (maximum is not None and value > maximum):
             raise argparse.ArgumentTypeError(f"{text!r} is not accepted; accepted: {accepted}")
         return value
+
+    return parse
+
+
+def simulator_whole_number(limit: str, *, minimum: int):
+    """An argparse type for ``--n`` (``limit="people"``) or ``--seed`` (``"seed"``): a whole
+    number from ``minimum`` to the simulator's limit, refused as every numeric option is
+    (``argument --seed: '-1' is not accepted; accepted: ...``). The limit is read when a value
+    is parsed, so building the parser does not import the simulator."""
+
+    def parse(text: str) -> int:
+        from recommender.simulate import MAX_PEOPLE, MAX_SEED
+
+        maximum = {"people": MAX_PEOPLE, "seed": MAX_SEED}[limit]
+        return whole_number(minimum=minimum, maximum=maximum)(text)
 
     return parse
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from recommender.cli._numbers import simulator_whole_number
+
 HELP = "simulate every published study the simulator is calibrated to; write target vs simulated (docs/calibration.md)"
 
 
@@ -15,11 +17,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--seed",
+        type=simulator_whole_number("seed", minimum=0),
         default=None,
         help="random seed, a whole number >= 0 (default: the tests' fixed seed)",
     )
     parser.add_argument(
-        "--n", default=None, help="simulated people per study cohort (default 100000)"
+        "--n",
+        type=simulator_whole_number("people", minimum=1000),
+        default=None,
+        help="simulated people per study cohort, at least 1000 (default 100000)",
     )
     parser.add_argument(
         "--scenario", default="default", help="scenario to check (default: default)"
@@ -28,22 +34,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from recommender._files import check_writable, write_atomically
-    from recommender.cli.cmd_simulate import _whole_number, memory_for
+    from recommender.cli.cmd_simulate import memory_for
     from recommender.errors import InputError
     from recommender.simulate import calibration_markdown, load_scenario, run_calibration
     from recommender.simulate import heterogeneity_markdown
-    from recommender.simulate import CALIBRATION_N, CALIBRATION_SEED, MAX_PEOPLE, MAX_SEED
+    from recommender.simulate import CALIBRATION_N, CALIBRATION_SEED
 
-    seed = (
-        CALIBRATION_SEED
-        if args.seed is None
-        else _whole_number(args.seed, "--seed", minimum=0, maximum=MAX_SEED)
-    )
-    n = (
-        CALIBRATION_N
-        if args.n is None
-        else _whole_number(args.n, "--n", minimum=1000, maximum=MAX_PEOPLE)
-    )
+    seed = CALIBRATION_SEED if args.seed is None else args.seed
+    n = CALIBRATION_N if args.n is None else args.n
     out = None if args.out is None else check_writable(args.out)  # before the simulating
     try:
         scenario = load_scenario(args.scenario)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 
+from recommender.cli._numbers import simulator_whole_number
+
 HELP = "simulate a calibrated cohort (profiles, arms, follow-up, true effects) to CSV or Parquet"
 
 _SUFFIXES = (".csv", ".parquet")
@@ -21,10 +23,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--n",
+        type=simulator_whole_number("people", minimum=1),
         default="20000",
         help="number of people (rows), e.g. 20000 or 1_000_000 (default 20000)",
     )
-    parser.add_argument("--seed", default="7", help="random seed, a whole number >= 0 (default 7)")
+    parser.add_argument(
+        "--seed",
+        type=simulator_whole_number("seed", minimum=0),
+        default="7",
+        help="random seed, a whole number >= 0 (default 7)",
+    )
     parser.add_argument(
         "--assignment",
         default="rct",
@@ -42,18 +50,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "(default: configs/interventions.yaml)",
     )
     parser.add_argument("--out", required=True, help="output file ending in .csv or .parquet")
-
-
-def _whole_number(text: str, option: str, *, minimum: int, maximum: int) -> int:
-    from recommender.cli._numbers import whole
-    from recommender.errors import InputError
-
-    value = whole(text)
-    if value is None or not minimum <= value <= maximum:
-        raise InputError(
-            f"{option}: expected a whole number >= {minimum} and <= {maximum:,}, got {text!r}"
-        )
-    return value
 
 
 @contextlib.contextmanager
@@ -78,10 +74,9 @@ def run(args: argparse.Namespace) -> int:
     from recommender.cohort import check_table_output, write_cohort
     from recommender.errors import InputError
     from recommender.simulate import ASSIGNMENTS, load_scenario, parse_shares, simulate_cohort
-    from recommender.simulate import MAX_PEOPLE, MAX_SEED, resolve_rct_shares
+    from recommender.simulate import resolve_rct_shares
 
-    n = _whole_number(args.n, "--n", minimum=1, maximum=MAX_PEOPLE)
-    seed = _whole_number(args.seed, "--seed", minimum=0, maximum=MAX_SEED)
+    n, seed = args.n, args.seed
     if args.assignment not in ASSIGNMENTS:
         raise InputError(
             f"--assignment: expected one of {', '.join(ASSIGNMENTS)}, got {args.assignment!r}"
