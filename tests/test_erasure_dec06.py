@@ -4,6 +4,7 @@ without saying whose; everyone else's rows untouched."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -377,3 +378,47 @@ def test_the_loop_values_policies_on_the_erased_store(tmp_path):
     table, scores, _, _ = policy_scores_on_log(joined, settings, catalog)
     assert len(scores) == len(table) > 0 and np.isfinite(np.asarray(scores, dtype=float)).all()
     audit.close()
+
+
+# -- what a training run keeps in MLflow ------------------------------------------------------
+
+
+def test_a_models_input_example_holds_no_row_of_its_training_data():
+    # It held the first five held-out rows: from a log-trained run, five staff members'
+    # profiles and MBI scores in input_example.json, which no erasure from the store reaches.
+    from bench._program import staff_cohort
+    from pipelines.train import example_profiles
+    from recommender.cohort import PROFILE_COLUMNS
+
+    one, other = staff_cohort("default", 300, seed=1), staff_cohort("default", 300, seed=2)
+    one["site_size"] = np.arange(300) % 7  # a feature beyond the contract
+    other["site_size"] = 3
+    first = example_profiles(one, ["age", "site_size"])
+    second = example_profiles(other, ["age", "site_size"])
+    assert first.equals(second)  # nothing of either cohort's rows
+    assert first["site_size"].tolist() == [3] * len(first)  # the median, as an integer
+    assert first["site_size"].dtype == one["site_size"].dtype
+    rows = {tuple(r) for r in one[list(PROFILE_COLUMNS[1:])].astype(str).to_numpy()}
+    assert not rows & {tuple(r) for r in first[list(PROFILE_COLUMNS[1:])].astype(str).to_numpy()}
+    assert not set(first["person_id"]) & set(one["person_id"].astype(str))
+
+
+def test_a_trained_runs_logged_example_is_no_one_from_its_data(trained):
+    import pipelines.train as train
+    from recommender.cohort import PROFILE_COLUMNS
+    from test_pipeline_train import SMALL
+
+    _, home = trained
+    cohort = train.load_stage(train.config_from_mapping(SMALL))
+    people = {
+        json.dumps([str(v) for v in row])
+        for row in cohort.frame[list(PROFILE_COLUMNS[1:])].to_numpy().tolist()
+    }
+    logged = list((home / "mlartifacts").rglob("input_example.json"))
+    assert logged
+    for path in logged:
+        example = json.loads(path.read_text())
+        columns = example["columns"]
+        for row in example["data"]:
+            profile = [str(row[columns.index(c)]) for c in PROFILE_COLUMNS[1:]]
+            assert json.dumps(profile) not in people, path
