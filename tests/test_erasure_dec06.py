@@ -422,3 +422,38 @@ def test_a_trained_runs_logged_example_is_no_one_from_its_data(trained):
         for row in example["data"]:
             profile = [str(row[columns.index(c)]) for c in PROFILE_COLUMNS[1:]]
             assert json.dumps(profile) not in people, path
+
+
+def test_a_role_that_may_not_delete_everything_erases_nothing_and_says_what_it_needs(postgres):
+    # The service's own role (SELECT and INSERT), given DELETE on outcomes alone: the erasure
+    # deletes the outcomes, is refused at the assignments, and takes the outcomes back.
+    import psycopg
+
+    owner_url = postgres.database("erasure")
+    owner = AuditLog(owner_url, salt=SALT)
+    _fill(owner)
+    before = _snapshot(owner)
+    database = sa.engine.make_url(owner_url).database
+    with psycopg.connect(
+        f"host=127.0.0.1 port={postgres.port} user=recommender dbname={database}",
+        autocommit=True,
+    ) as connection:
+        for statement in (
+            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'svc_erase') "
+            "THEN CREATE ROLE svc_erase LOGIN; END IF; END $$",
+            "GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO svc_erase",
+            "GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO svc_erase",
+            "GRANT DELETE ON outcomes TO svc_erase",
+        ):
+            connection.execute(statement)
+    url = f"postgresql+psycopg://svc_erase:pw-not-shown@127.0.0.1:{postgres.port}/{database}"
+    service = AuditLog(url, salt=SALT)
+    with pytest.raises(InputError) as refused:
+        erase_people(service, ["p-0"])
+    said = str(refused.value)
+    assert "may not erase" in said and "nothing was erased" in said
+    assert "DELETE on assignments" in said and "pw-not-shown" not in said
+    assert _snapshot(owner) == before
+    service.close()
+    assert erase_people(owner, ["p-0"]).outcomes == 2  # the owner may
+    owner.close()

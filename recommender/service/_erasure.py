@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 from recommender.cohort import unhashable_id_problem
 from recommender.errors import InputError
-from recommender.service._audit import AuditLog
+from recommender.service._audit import _INSUFFICIENT_PRIVILEGE, AuditLog
 from recommender.service._audit_export import as_utc, rows_csv, stored_since
 from recommender.service._audit_tables import (
     ERASED_PERSON,
@@ -39,6 +39,7 @@ from recommender.service._audit_tables import (
     recommendations,
 )
 from recommender.service._outcome_links import query_batches
+from recommender.service._store_errors import AuditPrivilegeMissing, shown_store
 
 __all__ = [
     "ErasureReport",
@@ -98,6 +99,9 @@ def erase_people(
     InputError
         No id, or an id that no store can hold (empty, only spaces, a lone surrogate), naming
         its position; nothing is erased then.
+    AuditPrivilegeMissing
+        The store's role may not change the rows (PostgreSQL): what it lacks and which role may;
+        nothing is erased.
 
     Examples
     --------
@@ -110,6 +114,11 @@ def erase_people(
         _begin_writing(connection, dry_run=dry_run)
         try:
             report = _erase(connection, people, dry_run=dry_run, now=now)
+        except sa.exc.ProgrammingError as error:
+            connection.rollback()
+            if getattr(error.orig, "sqlstate", None) != _INSUFFICIENT_PRIVILEGE:
+                raise
+            raise _not_permitted(audit, error.orig) from None
         except BaseException:
             connection.rollback()
             raise
@@ -216,6 +225,24 @@ def _erase(connection, people: dict[str, list[int]], *, dry_run: bool, now) -> E
         dry_run=dry_run,
         erasure_id=erasure_id,
         **counts,
+    )
+
+
+# What an erasure does to each table.
+_NEEDED = (
+    "UPDATE on recommendations, DELETE on assignments and outcomes, INSERT on erasures "
+    "(and USAGE on its id sequence)"
+)
+
+
+def _not_permitted(audit: AuditLog, cause) -> AuditPrivilegeMissing:
+    first_line = str(cause).strip().splitlines()[0]
+    return AuditPrivilegeMissing(
+        f"the audit store {shown_store(audit.engine.url)}: its role may not erase ({first_line});"
+        f" nothing was erased. An erasure needs {_NEEDED}: run it with the tables' owner's URL "
+        "(RECOMMENDER_AUDIT_URL=... recommender audit erase ...), which the service's role "
+        "need not have",
+        _NEEDED,
     )
 
 
