@@ -18,27 +18,6 @@ import pandas as pd
 __all__ = ["run_evidence_training", "evidence_gate"]
 
 
-def _example_profiles() -> pd.DataFrame:
-    from recommender.cohort import CATEGORIES
-
-    roles = CATEGORIES["role"]
-    return pd.DataFrame(
-        {
-            "person_id": [f"example-{r}" for r in roles],
-            "age": [40] * len(roles),
-            "gender": ["female"] * len(roles),
-            "role": list(roles),
-            "specialty": ["internal_medicine"] * len(roles),
-            "setting": ["academic"] * len(roles),
-            "years_in_practice": [10.0] * len(roles),
-            "weekly_hours": [50.0] * len(roles),
-            "ee": [30] * len(roles),
-            "dp": [10] * len(roles),
-            "pa": [35] * len(roles),
-        }
-    )
-
-
 def evidence_gate(model, catalog, config: dict):
     """The gate for a model that has no held-out data of its own (see the module notes): the
     one gate on the service's log when it can value the models, else the day-one rule."""
@@ -238,6 +217,7 @@ def run_evidence_training(settings: dict, *, progress, safety, reason: str | Non
     """Build, gate, card, log and register the evidence-only model; all or nothing."""
     from pipelines._train_card import card_stage
     from pipelines._train_lineage import _git_commit, _package_versions
+    from pipelines._train_log import example_profiles
     from pipelines._train_register import regated_note, register_stage
     from pipelines.train import TrainingResult
     from pipelines._train_cohort import training_catalog
@@ -305,7 +285,7 @@ def run_evidence_training(settings: dict, *, progress, safety, reason: str | Non
                     }
                 )
                 run.log_dict(settings, "config/train.yaml")
-                model_info = run.log_model(model, _example_profiles(), safety=safety)
+                model_info = run.log_model(model, example_profiles(), safety=safety)
             with progress.stage("register", f"registering a version of {name}"):
                 registration = register_stage(
                     run,

@@ -9,7 +9,7 @@ import pandas as pd
 from pipelines._train_cohort import Cohort, Split
 from pipelines._train_evaluate import Evaluation
 
-__all__ = ["log_stage", "run_description", "METRIC_UNITS"]
+__all__ = ["log_stage", "run_description", "example_profiles", "METRIC_UNITS"]
 
 # MLflow has no place for a metric's unit; the run's description says it once for all runs.
 METRIC_UNITS = (
@@ -114,21 +114,52 @@ def log_stage(
                 {"selection": selection.reset_index().to_dict(orient="records")},
                 f"learners/{outcome}_selection.json",
             )
-    # The signature asks for the whole contract profile even when the learners leave a feature
-    # out (exclude_features): callers send one profile whatever a version uses, and the
-    # catalog's eligibility rules read role, specialty and years whether or not they are features.
-    from recommender.cohort import FEATURE_COLUMNS
-
-    columns = [
-        "person_id",
-        *FEATURE_COLUMNS,
-        *[f for f in model.feature_names if f not in FEATURE_COLUMNS],
-    ]
-    example = split.holdout[[c for c in columns if c in split.holdout.columns]].head(5)
-    example = _plain_profiles(example)
-    if "person_id" in example.columns:  # a data file's ids are no one's business in MLflow
-        example["person_id"] = [f"example-{i + 1}" for i in range(len(example))]
+    example = example_profiles(split.holdout, model.feature_names)
     return run.log_model(model, example, safety=safety)
+
+
+def example_profiles(data: pd.DataFrame | None = None, features=()) -> pd.DataFrame:
+    """The profiles a logged model shows as its input example (and infers its signature
+    from): one made-up profile per role, never a row of the data.
+
+    The example is stored in the run's artifacts (input_example.json,
+    serving_input_example.json), which an erasure from the audit store does not reach and
+    which anyone who may read the registry reads: a real held-out row there was a person's
+    profile and scores (from a log-trained run, a staff member's). The signature asks for the
+    whole contract profile even when the learners leave a feature out (exclude_features):
+    callers send one profile whatever a version uses, and the catalog's eligibility rules read
+    role, specialty and years whether or not they are features. A feature beyond the contract
+    (``features`` not in it, read from ``data``) takes the data's median, or its most frequent
+    value: a figure of many people, in the column's type.
+    """
+    from recommender.cohort import CATEGORIES, FEATURE_COLUMNS
+
+    roles = list(CATEGORIES["role"])
+    n = len(roles)
+    example = pd.DataFrame(
+        {
+            "person_id": [f"example-{r}" for r in roles],
+            "age": [40] * n,
+            "gender": ["female"] * n,
+            "role": roles,
+            "specialty": ["internal_medicine"] * n,
+            "setting": ["academic"] * n,
+            "years_in_practice": [10.0] * n,
+            "weekly_hours": [50.0] * n,
+            "ee": [30] * n,
+            "dp": [10] * n,
+            "pa": [35] * n,
+        }
+    )
+    for name in (f for f in features if f not in FEATURE_COLUMNS):
+        column = data[name]
+        if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+            typical = column.median()
+            typical = int(round(typical)) if pd.api.types.is_integer_dtype(column) else typical
+        else:
+            typical = column.mode().iloc[0]
+        example[name] = pd.Series([typical] * n, index=example.index).astype(column.dtype)
+    return _plain_profiles(example)
 
 
 def _qini_steps(curves: dict) -> dict:

@@ -52,7 +52,7 @@ from pipelines._train_key import key_fingerprint as key_fingerprint
 from pipelines._train_key import comparison_rows, person_hashes, seen_rows, training_key
 from pipelines._train_lineage import FINGERPRINT_TAG, _git_commit, _package_versions
 from pipelines._train_lineage import training_fingerprint
-from pipelines._train_log import log_stage, run_description
+from pipelines._train_log import example_profiles, log_stage, run_description
 from pipelines._train_overlap import OverlapRecord
 from pipelines._train_register import publish_folder, regated_note, register_stage
 from pipelines.score import safety_rules
@@ -85,6 +85,7 @@ __all__ = [
     "register_stage",
     "publish_folder",
     "log_training_frame",
+    "example_profiles",
     "logged_people",
     "log_summary",
     "log_description",

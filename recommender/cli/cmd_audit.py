@@ -1,8 +1,13 @@
-"""``recommender audit export``: the service's audit log for auditors, as CSV or JSON lines."""
+"""``recommender audit export``: the service's audit log for auditors, as CSV or JSON lines;
+``recommender audit erase``: a person's rows out of it (withdrawn consent, a clinician who left).
+"""
 
 from __future__ import annotations
 
-HELP = "export the service's audit log (every answered recommendation; hashed person ids)"
+HELP = (
+    "export the service's audit log (every answered recommendation; hashed person ids), or "
+    "erase people from it"
+)
 
 
 def configure(parser) -> None:
@@ -28,9 +33,10 @@ def configure(parser) -> None:
     export.add_argument(
         "--table",
         default="recommendations",
-        choices=("recommendations", "outcomes"),
+        choices=("recommendations", "outcomes", "erasures"),
         help="recommendations (default): every answer; outcomes: every outcome row, "
-        "corrections and the rows they replaced (who replaced each, when)",
+        "corrections and the rows they replaced (who replaced each, when); erasures: each "
+        "`audit erase`, when and how many rows (never whose)",
     )
     export.add_argument(
         "--config",
@@ -38,20 +44,75 @@ def configure(parser) -> None:
         metavar="FILE",
         help="service settings naming the audit store (default: configs/serve.yaml)",
     )
+    erase = actions.add_parser(
+        "erase",
+        help="erase people: delete their assignments and outcomes, redact their answers",
+        description="Erase people from the audit store, in one transaction: their assignments "
+        "(profiles) and outcomes (follow-up scores) are deleted, crisis answers included; their "
+        "answers are kept, so the log still counts them, with the person hash, request id and "
+        "effects replaced. The erasure is recorded (when, how many rows; never whose: "
+        "`audit export --table erasures`). Ids are hashed with the service's salt; an id the "
+        "store does not hold is reported, and the others are erased.",
+    )
+    given = erase.add_mutually_exclusive_group(required=True)
+    given.add_argument(
+        "--person-id",
+        action="append",
+        metavar="ID",
+        help="a person_id as the program sent it to the service (repeat for several)",
+    )
+    given.add_argument(
+        "--ids-file",
+        metavar="FILE",
+        help="UTF-8 text, one person_id a line (blank lines skipped; a first line "
+        "'person_id' is a header)",
+    )
+    erase.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="say what would be erased and change nothing",
+    )
+    erase.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="service settings naming the audit store and salt (default: configs/serve.yaml)",
+    )
 
 
 def run(args) -> int:
+    return _erase(args) if args.action == "erase" else _export(args)
+
+
+def _store(config) -> str:
+    """The audit store's URL, or :class:`InputError` when its SQLite file does not exist
+    (opening it would only leave an empty store behind)."""
+    from recommender.errors import InputError
+    from recommender.service import sqlite_file
+
+    url = config.audit_store
+    database = sqlite_file(url) if url.startswith("sqlite") else None
+    if url.startswith("sqlite") and (database is None or not database.is_file()):
+        raise InputError(
+            f"no audit log at {database}: the service has not answered any "
+            "request with these settings (see audit.url in serve.yaml)"
+        )
+    return url
+
+
+def _export(args) -> int:
     import json
     import sys
     from datetime import datetime
     from pathlib import Path
 
     from recommender._files import check_writable, write_atomically
-    from recommender.errors import InputError
     from recommender.registry import promotion_log_path
     from recommender.service import (
         AuditLog,
         audit_csv,
+        erasure_history,
+        erasure_history_csv,
         load_serve_config,
         outcome_history,
         outcome_history_csv,
@@ -66,14 +127,11 @@ def run(args) -> int:
         _check_out(Path(args.out), kept=[database, promotion_log_path()])
         check_writable(args.out)
     since = None if args.since is None else parse_since(args.since)
-    if url.startswith("sqlite") and (database is None or not database.is_file()):
-        raise InputError(
-            f"no audit log at {database}: the service has not answered any "
-            "request with these settings (see audit.url in serve.yaml)"
-        )
-    audit = AuditLog(url, salt=None)
+    audit = AuditLog(_store(config), salt=None)
     if args.table == "outcomes":
         rows, as_csv = outcome_history(audit, since=since), outcome_history_csv
+    elif args.table == "erasures":
+        rows, as_csv = erasure_history(audit, since=since), erasure_history_csv
     else:
         rows, as_csv = audit.export(since=since), audit_csv
     audit.close()
@@ -88,11 +146,99 @@ def run(args) -> int:
     if args.out:
         # A temporary sibling renamed into place: an export is never left half written.
         write_atomically(args.out, lambda temporary: temporary.write_text(text, encoding="utf-8"))
-        kind = "outcome" if args.table == "outcomes" else "audit"
+        kind = {"outcomes": "outcome", "erasures": "erasure"}.get(args.table, "audit")
         print(f"wrote {len(rows)} {kind} row(s) to {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _erase(args) -> int:
+    from recommender.service import (
+        AuditLog,
+        erase_people,
+        load_serve_config,
+        resolve_salt,
+    )
+
+    config = load_serve_config(args.config)
+    if args.ids_file is not None:
+        ids, named = _read_ids(args.ids_file)
+    else:
+        ids = args.person_id
+        named = [f"--person-id {i + 1} of {len(ids)}" for i in range(len(ids))]
+    url = _store(config)
+    # The service's salt, never a new one: a new salt would hash every id to no one's.
+    salt = resolve_salt(config.audit_salt, config.models_dir, create=False)
+    audit = AuditLog(url, salt=salt)
+    try:
+        report = erase_people(audit, ids, dry_run=args.dry_run, named=named)
+    finally:
+        audit.close()
+    for line in _said(report, named):
+        print(line)
+    return 0
+
+
+def _said(report, named) -> list[str]:
+    """The report in words: counts, and where each id no row holds was given (never the id)."""
+    answers = f"{report.answers} answer(s) ({report.crisis_answers} crisis answer(s) among them)"
+    deleted = f"{report.assignments} assignment(s) and {report.outcomes} outcome row(s)"
+    if not report.found:
+        return [
+            f"nothing to erase: none of the {report.asked} person id(s) given has a row in "
+            "the store (erased already, or never served with this store's salt); nothing "
+            "was changed or recorded"
+        ]
+    if report.dry_run:
+        lines = [
+            f"dry run, nothing changed: {report.found} of {report.asked} person id(s) found; "
+            f"erasing would redact {answers} and delete {deleted}"
+        ]
+    else:
+        lines = [
+            f"erased {report.found} of {report.asked} person id(s): redacted {answers}, "
+            f"deleted {deleted}; recorded as erasure {report.erasure_id} (`recommender "
+            "audit export --table erasures`)"
+        ]
+    return lines + [f"not in the store: {named[p]}" for p in report.missing]
+
+
+def _read_ids(path) -> tuple[list[str], list[str]]:
+    """The ids of an ids file and where each was (``line 3 of ids.txt``)."""
+    from pathlib import Path
+
+    from recommender.cohort import not_utf8
+    from recommender.errors import InputError
+
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise InputError(
+            f"--ids-file {path}: cannot be read ({error.strerror}); accepted: a readable "
+            "UTF-8 text file, one person_id a line"
+        ) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(
+            f"--ids-file {path}: {not_utf8(path) or 'not UTF-8 text'}; accepted: UTF-8 text, "
+            "one person_id a line"
+        ) from None
+    ids, named = [], []
+    # Lines end at \n (or \r\n) alone: an id is hashed as given, so nothing else is cut.
+    for number, line in enumerate(text.removeprefix("\ufeff").split("\n"), 1):
+        line = line.removesuffix("\r")
+        if not line or (number == 1 and line == "person_id"):
+            continue
+        ids.append(line)
+        named.append(f"line {number} of {path.name}")
+    if not ids:
+        raise InputError(
+            f"--ids-file {path}: holds no person id; accepted: UTF-8 text, one person_id a line"
+        )
+    return ids, named
 
 
 _SUFFIXES = (".csv", ".jsonl", ".json")

@@ -34,6 +34,13 @@ from recommender.service._engine import (
     RecommendationEngine,
     give_up_on_registry_soon,
 )
+from recommender.service._erasure import (
+    ERASURE_COLUMNS,
+    ErasureReport,
+    erase_people,
+    erasure_history,
+    erasure_history_csv,
+)
 from recommender.service._outcomes import (
     OutcomeRefused,
     OutcomeReport,
@@ -54,6 +61,8 @@ __all__ = [
     "AuditSaltMissing",
     "AuditUrlRefused",
     "AuditUnavailable",
+    "ERASURE_COLUMNS",
+    "ErasureReport",
     "KeyRing",
     "OutcomeRefused",
     "OutcomeReport",
@@ -63,6 +72,9 @@ __all__ = [
     "audit_csv",
     "check_before_serving",
     "authorize",
+    "erase_people",
+    "erasure_history",
+    "erasure_history_csv",
     "example_profile",
     "give_up_on_registry_soon",
     "hash_key",

@@ -5,13 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 
 from recommender.errors import InputError
 from recommender.service._audit_tables import AUDIT_COLUMNS
 
-__all__ = ["audit_csv", "parse_since", "as_utc", "stored_since"]
+__all__ = ["audit_csv", "rows_csv", "parse_since", "as_utc", "stored_since"]
 
 
 def audit_csv(rows: Iterable[Mapping]) -> str:
@@ -25,6 +25,21 @@ def audit_csv(rows: Iterable[Mapping]) -> str:
                 **row,
                 "logged_at": row["logged_at"].isoformat(),
                 "effects": json.dumps(row["effects"], separators=(",", ":")),
+            }
+        )
+    return out.getvalue()
+
+
+def rows_csv(rows: Iterable[Mapping], columns: Sequence[str]) -> str:
+    """Rows as CSV text with ``columns``; times in ISO 8601, empty where there is none."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(
+            {
+                name: value.isoformat() if isinstance(value, datetime) else value
+                for name, value in row.items()
             }
         )
     return out.getvalue()

@@ -14,6 +14,9 @@ __all__ = [
     "assignments",
     "outcomes",
     "store_facts",
+    "erasures",
+    "SERVICE_TABLES",
+    "ERASED_PERSON",
     "AUDIT_COLUMNS",
     "ROW_COLUMNS",
     "SERVED_COLUMNS",
@@ -136,3 +139,22 @@ store_facts = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("value", sa.String(128), nullable=False),
 )
+# One row per erasure of people's rows (revision 0008, ``recommender audit erase``): when, and
+# how many people and rows, never whose. The service neither reads nor writes it, so its role
+# needs no privilege on it (an erasure runs with the tables' owner's, which may delete).
+erasures = sa.Table(
+    "erasures",
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("erased_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("people_asked", sa.Integer, nullable=False),
+    sa.Column("people_found", sa.Integer, nullable=False),
+    sa.Column("answers_redacted", sa.Integer, nullable=False),
+    sa.Column("crisis_answers_redacted", sa.Integer, nullable=False),
+    sa.Column("assignments_deleted", sa.Integer, nullable=False),
+    sa.Column("outcomes_deleted", sa.Integer, nullable=False),
+)
+# The tables the service reads and appends to (what its role must be granted).
+SERVICE_TABLES = tuple(t for t in _metadata.sorted_tables if t is not erasures)
+# The person_hash of an answer whose person was erased: no hash (64 hex digits) is ever this.
+ERASED_PERSON = "erased"

@@ -31,13 +31,15 @@ __all__ = [
     "served_by_person",
     "stored_outcomes",
     "unlinkable_answers",
+    "query_batches",
 ]
 
 # PostgreSQL binds at most 65,535 parameters a query, and an import may name more people.
 _QUERY_BATCH = 10_000
 
 
-def _batches(values) -> list[list]:
+def query_batches(values) -> list[list]:
+    """``values`` sorted, in lists short enough for one query's ``IN`` each."""
     ordered = sorted(values)
     return [ordered[i : i + _QUERY_BATCH] for i in range(0, len(ordered), _QUERY_BATCH)]
 
@@ -47,7 +49,7 @@ def served_by_person(audit: AuditLog, hashes: set) -> dict:
     outcome may follow: ``{"request_id", "logged_at"}`` in time order."""
     out: dict = {}
     with audit.engine.connect() as connection:
-        for batch in _batches(hashes):  # a person's rows all fall in one batch, in order
+        for batch in query_batches(hashes):  # a person's rows all fall in one batch, in order
             query = (
                 sa.select(
                     assignments.c.person_hash, assignments.c.request_id, assignments.c.logged_at
@@ -67,7 +69,7 @@ def answered_at_all(audit: AuditLog, hashes: set) -> set:
     included)."""
     out: set = set()
     with audit.engine.connect() as connection:
-        for batch in _batches(hashes):
+        for batch in query_batches(hashes):
             query = (
                 sa.select(recommendations.c.person_hash)
                 .where(recommendations.c.person_hash.in_(batch))
@@ -93,7 +95,7 @@ def served_before_the_loop(audit: AuditLog, hashes: set) -> set:
     query = sa.select(recommendations.c.person_hash).where(ranked_without_assignment).distinct()
     out: set = set()
     with audit.engine.connect() as connection:
-        for batch in _batches(hashes):
+        for batch in query_batches(hashes):
             out.update(h for (h,) in connection.execute(query, {"batch": list(batch)}))
     return out
 
@@ -116,7 +118,7 @@ def unlinkable_answers(audit: AuditLog, hashes: set) -> dict:
     )
     out: dict = {}
     with audit.engine.connect() as connection:
-        for batch in _batches(hashes):
+        for batch in query_batches(hashes):
             for person_hash, logged_at, level in connection.execute(query, {"batch": batch}):
                 kind = "crisis answer" if level == "crisis" else "plan line (/allocate)"
                 out.setdefault(person_hash, []).append(
@@ -138,7 +140,7 @@ class StoredOutcomes:
 def stored_outcomes(audit: AuditLog, person_hashes: set) -> StoredOutcomes:
     stored, rows = StoredOutcomes(), []
     with audit.engine.connect() as connection:
-        for batch in _batches(person_hashes):
+        for batch in query_batches(person_hashes):
             query = (
                 sa.select(outcomes).where(outcomes.c.person_hash.in_(batch)).order_by(outcomes.c.id)
             )

@@ -7,8 +7,6 @@ the row no other row corrects; the history shows every row with who replaced it 
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -18,7 +16,7 @@ import sqlalchemy as sa
 
 from recommender.service._audit import AuditLog
 from recommender.errors import InputError
-from recommender.service._audit_export import as_utc, audit_csv, stored_since
+from recommender.service._audit_export import as_utc, audit_csv, rows_csv, stored_since
 from recommender.service._audit_tables import assignments, outcomes
 
 __all__ = [
@@ -123,17 +121,7 @@ def outcome_history(audit: AuditLog, *, since: datetime | None = None) -> list[d
 def outcome_history_csv(rows: Iterable[Mapping]) -> str:
     """Outcome rows (as from :func:`outcome_history`) as CSV text; times in ISO 8601, empty
     where there is none."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(OUTCOME_HISTORY_COLUMNS), lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow(
-            {
-                name: value.isoformat() if isinstance(value, datetime) else value
-                for name, value in row.items()
-            }
-        )
-    return out.getvalue()
+    return rows_csv(rows, OUTCOME_HISTORY_COLUMNS)
 
 
 # What an audit export can read out, as CSV text from a store and a ``since`` (or None).

@@ -24,7 +24,7 @@ import time
 
 import sqlalchemy as sa
 
-from recommender.service._audit_tables import _metadata
+from recommender.service._audit_tables import SERVICE_TABLES
 from recommender.service._migrate import VERSION_TABLE
 from recommender.service._readiness import Reason
 from recommender.service._store_errors import (
@@ -192,10 +192,10 @@ def missing_privileges(connection) -> tuple[str, list[tuple[str, str, str]]]:
 
 def _needed() -> list[tuple[str, str, str | None]]:
     """``(privilege, table, id column or None)`` the service's role must hold: SELECT and
-    INSERT on every table of the store (each is appended to), SELECT on the schema's version
-    table, and USAGE on the sequence of each serial id (the column given)."""
+    INSERT on every table the service uses (each is appended to; not ``erasures``, which only
+    ``recommender audit erase`` writes), SELECT on the schema's version table, and USAGE on the sequence of each serial id (the column given)."""
     needed: list[tuple[str, str, str | None]] = [("SELECT", VERSION_TABLE, None)]
-    for table in _metadata.sorted_tables:
+    for table in SERVICE_TABLES:
         needed += [("SELECT", table.name, None), ("INSERT", table.name, None)]
         serial = table.autoincrement_column
         if serial is not None:

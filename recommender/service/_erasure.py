@@ -1,0 +1,297 @@
+"""Erasing people from the audit store: what a program does when a clinician withdraws consent
+or leaves.
+
+A person's ranked answers left ``assignments`` (the profile, the arm served and its
+probability) and their follow-up scores left ``outcomes``: both are deleted, corrections and the
+rows they replaced alike. Their answers in ``recommendations`` are kept, redacted, because the
+audit log must still count the answers given (per day, model version, caller role, safety
+level and arm recommended): the person hash becomes :data:`ERASED_PERSON`, the request id
+``erased-<row id>`` (the program's records and the service log name the request id beside
+the person), and the effects and DP/PA figures, which the person's profile decided, are
+cleared. Crisis answers are the person's data too and are redacted alike: the count of crisis
+answers stays, with nothing left that says whose.
+
+Everything happens in one transaction, with one row in ``erasures`` saying when and how many
+(never whose): a failure anywhere leaves the store as it was. Ids are hashed with the store's
+salt by :meth:`AuditLog.person_hash`, as the service hashed them; an id with no row is reported,
+not an error for the others, and erasing the same people twice changes nothing the second time
+(and records nothing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+
+from recommender.cohort import unhashable_id_problem
+from recommender.errors import InputError
+from recommender.service._audit import _INSUFFICIENT_PRIVILEGE, AuditLog
+from recommender.service._audit_export import as_utc, rows_csv, stored_since
+from recommender.service._audit_tables import (
+    ERASED_PERSON,
+    SECONDARY_COLUMNS,
+    assignments,
+    erasures,
+    outcomes,
+    recommendations,
+)
+from recommender.service._outcome_links import query_batches
+from recommender.service._store_errors import AuditPrivilegeMissing, shown_store
+
+__all__ = [
+    "ErasureReport",
+    "erase_people",
+    "erasure_history",
+    "erasure_history_csv",
+    "ERASURE_COLUMNS",
+]
+
+# What an erasure record holds, in table order: when, and how many (never whose).
+ERASURE_COLUMNS = tuple(c.name for c in erasures.columns)
+
+
+@dataclass(frozen=True)
+class ErasureReport:
+    """What an erasure did (or, dry, would do).
+
+    ``asked``: the distinct ids given; ``found``: those the store holds rows of; ``missing``:
+    the positions (0-based, in the order given) of the ids no row of the store holds: never
+    served under this store's salt, or erased already. ``erasure_id``: the ``erasures`` row
+    recorded, None when nothing was changed (a dry run, or no one found).
+    """
+
+    asked: int
+    found: int
+    missing: tuple[int, ...]
+    answers: int
+    crisis_answers: int
+    assignments: int
+    outcomes: int
+    dry_run: bool
+    erasure_id: int | None = None
+
+    @property
+    def rows(self) -> int:
+        return self.answers + self.assignments + self.outcomes
+
+
+def erase_people(
+    audit: AuditLog,
+    person_ids: Sequence[str],
+    *,
+    dry_run: bool = False,
+    named: Sequence[str] | None = None,
+    now: datetime | None = None,
+) -> ErasureReport:
+    """Erase the people ``person_ids`` (raw ids, as the program sent them) from the store.
+
+    Their assignments and outcomes are deleted and their answers redacted (see the module's
+    docstring), in one transaction that also records the erasure; ``dry_run`` counts what
+    would be erased and changes nothing. ``audit`` must be opened with the store's salt.
+    ``named``: how a message names each id (``line 3 of ids.txt``); by default ``person id 3``
+    (counted from 1). No message shows an id.
+
+    Raises
+    ------
+    InputError
+        No id, or an id that no store can hold (empty, only spaces, a lone surrogate), naming
+        its position; nothing is erased then.
+    AuditPrivilegeMissing
+        The store's role may not change the rows (PostgreSQL): what it lacks and which role may;
+        nothing is erased.
+
+    Examples
+    --------
+    >>> log = AuditLog("sqlite://", salt="s" * 16)
+    >>> erase_people(log, ["p-1"]).missing  # never served: reported, not refused
+    (0,)
+    """
+    people = _hashes(audit, person_ids, named)
+    with audit.engine.connect() as connection:
+        _begin_writing(connection, dry_run=dry_run)
+        try:
+            report = _erase(connection, people, dry_run=dry_run, now=now)
+        except sa.exc.ProgrammingError as error:
+            connection.rollback()
+            if getattr(error.orig, "sqlstate", None) != _INSUFFICIENT_PRIVILEGE:
+                raise
+            raise _not_permitted(audit, error.orig) from None
+        except BaseException:
+            connection.rollback()
+            raise
+        if dry_run or report.erasure_id is None:
+            connection.rollback()
+        else:
+            connection.commit()
+    if not dry_run and report.erasure_id is not None:
+        _reclaim(audit.engine)
+    return report
+
+
+def _hashes(audit: AuditLog, person_ids: Sequence[str], named) -> dict[str, list[int]]:
+    """Each distinct id's hash and the positions it was given at. An id is hashed exactly as
+    given: ids stored before today's rules on what an id may hold hash as they did."""
+    if isinstance(person_ids, str):  # a lone id would be read as its characters
+        person_ids = [person_ids]
+    if not person_ids:
+        raise InputError("person ids: none given; accepted: one person id or more")
+    people: dict[str, list[int]] = {}
+    for position, person_id in enumerate(person_ids):
+        where = f"person id {position + 1}" if named is None else named[position]
+        if not isinstance(person_id, str):
+            raise InputError(
+                f"{where}: a {type(person_id).__name__}, not text; accepted: "
+                "the person_id as the program sent it to the service"
+            )
+        if person_id.strip():
+            problem = unhashable_id_problem(person_id)
+        else:
+            problem = "holds only spaces" if person_id else "is empty"
+        if problem is not None:  # never stored: the service refuses such an id
+            raise InputError(
+                f"{where} {problem}; accepted: the person_id as the program "
+                "sent it to the service (nothing was erased)"
+            )
+        people.setdefault(audit.person_hash(person_id), []).append(position)
+    return people
+
+
+def _begin_writing(connection: sa.Connection, *, dry_run: bool) -> None:
+    """On SQLite, take the write lock before the first read (BEGIN IMMEDIATE), so that what is
+    counted is what is erased even while the service writes; and overwrite what is deleted
+    (secure_delete) rather than leave it in the file's free pages."""
+    if connection.dialect.name != "sqlite" or dry_run:
+        return
+    connection.exec_driver_sql("PRAGMA secure_delete = ON")
+    if not connection.connection.dbapi_connection.in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _erase(connection, people: dict[str, list[int]], *, dry_run: bool, now) -> ErasureReport:
+    found: set[str] = set()
+    crisis = 0
+    for table in (recommendations, assignments, outcomes):
+        for batch in query_batches(people):
+            query = sa.select(table.c.person_hash).where(table.c.person_hash.in_(batch)).distinct()
+            found.update(h for (h,) in connection.execute(query))
+    for batch in query_batches(people):
+        crisis += connection.execute(
+            sa.select(sa.func.count())
+            .select_from(recommendations)
+            .where(recommendations.c.person_hash.in_(batch))
+            .where(recommendations.c.safety_level == "crisis")
+        ).scalar_one()
+    counts = {"answers": 0, "assignments": 0, "outcomes": 0}
+    if dry_run:
+        for batch in query_batches(found):
+            for name, table in (
+                ("answers", recommendations),
+                ("assignments", assignments),
+                ("outcomes", outcomes),
+            ):
+                counts[name] += connection.execute(
+                    sa.select(sa.func.count())
+                    .select_from(table)
+                    .where(table.c.person_hash.in_(batch))
+                ).scalar_one()
+    else:
+        for batch in query_batches(found):
+            counts["outcomes"] += _delete(connection, outcomes, batch)
+            counts["assignments"] += _delete(connection, assignments, batch)
+            counts["answers"] += _redact(connection, batch)
+    missing = tuple(sorted(p for h, at in people.items() if h not in found for p in at))
+    erasure_id = None
+    if found and not dry_run:
+        erasure_id = _record(
+            connection,
+            {
+                "erased_at": now or datetime.now(timezone.utc),
+                "people_asked": len(people),
+                "people_found": len(found),
+                "answers_redacted": counts["answers"],
+                "crisis_answers_redacted": crisis,
+                "assignments_deleted": counts["assignments"],
+                "outcomes_deleted": counts["outcomes"],
+            },
+        )
+    return ErasureReport(
+        asked=len(people),
+        found=len(found),
+        missing=missing,
+        crisis_answers=crisis,
+        dry_run=dry_run,
+        erasure_id=erasure_id,
+        **counts,
+    )
+
+
+# What an erasure does to each table.
+_NEEDED = (
+    "UPDATE on recommendations, DELETE on assignments and outcomes, INSERT on erasures "
+    "(and USAGE on its id sequence)"
+)
+
+
+def _not_permitted(audit: AuditLog, cause) -> AuditPrivilegeMissing:
+    first_line = str(cause).strip().splitlines()[0]
+    return AuditPrivilegeMissing(
+        f"the audit store {shown_store(audit.engine.url)}: its role may not erase ({first_line});"
+        f" nothing was erased. An erasure needs {_NEEDED}: run it with the tables' owner's URL "
+        "(RECOMMENDER_AUDIT_URL=... recommender audit erase ...), which the service's role "
+        "need not have",
+        _NEEDED,
+    )
+
+
+def _delete(connection, table: sa.Table, batch: list[str]) -> int:
+    return connection.execute(table.delete().where(table.c.person_hash.in_(batch))).rowcount
+
+
+def _redact(connection, batch: list[str]) -> int:
+    """Keep the answers' non-personal fields; replace what is the person's or points to them."""
+    row = recommendations.c
+    return connection.execute(
+        recommendations.update()
+        .where(row.person_hash.in_(batch))
+        .values(
+            person_hash=ERASED_PERSON,
+            request_id=sa.literal("erased-") + sa.cast(row.id, sa.String),
+            effects="{}",
+            **{name: None for name in SECONDARY_COLUMNS},
+        )
+    ).rowcount
+
+
+def _record(connection, counts: dict) -> int:
+    result = connection.execute(erasures.insert().values(**counts))
+    return int(result.inserted_primary_key[0])
+
+
+def _reclaim(engine: sa.Engine) -> None:
+    """SQLite: move the erased pages out of the write-ahead log into the (overwritten) file.
+    While the service reads, part of the log may stay until its next checkpoint."""
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def erasure_history(audit: AuditLog, *, since: datetime | None = None) -> list[dict]:
+    """Every erasure recorded (from ``since`` on), oldest first, with :data:`ERASURE_COLUMNS`;
+    times in UTC."""
+    query = sa.select(erasures).order_by(erasures.c.id)
+    if since is not None:
+        query = query.where(erasures.c.erased_at >= stored_since(since, audit.engine))
+    with audit.engine.connect() as connection:
+        rows = [dict(r._mapping) for r in connection.execute(query)]
+    for row in rows:
+        row["erased_at"] = as_utc(row["erased_at"])
+    return rows
+
+
+def erasure_history_csv(rows) -> str:
+    """Erasure rows (as from :func:`erasure_history`) as CSV text."""
+    return rows_csv(rows, ERASURE_COLUMNS)
