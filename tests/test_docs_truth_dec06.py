@@ -493,11 +493,12 @@ def migration_problems(doc: str, files: dict[str, Path]) -> list[str]:
 def test_the_migration_check_finds_a_revision_left_out_and_a_name_changed(tmp_path):
     doc = _read("docs/migrations.md")
     files = _revision_files()
-    extra = tmp_path / "0008_more.py"
+    following = f"{int(max(files)) + 1:04d}"
+    extra = tmp_path / f"{following}_more.py"
     extra.write_text('op.create_table(\n    "surveys",\n)\n')
-    assert migration_problems(doc, {**files, "0008": extra}) == [
-        f"revisions described {list(files)}, in versions/ {[*files, '0008']}",
-        "0008: surveys not named",
+    assert migration_problems(doc, {**files, following: extra}) == [
+        f"revisions described {list(files)}, in versions/ {[*files, following]}",
+        f"{following}: surveys not named",
     ]
     renamed = doc.replace("`uq_outcomes_corrects`", "`uq_outcomes_once`")
     assert migration_problems(renamed, files) == ["0007: uq_outcomes_corrects not named"]
