@@ -471,7 +471,8 @@ def off_policy_notes(model, frame, dr_scores, table, *, control: str, alpha: flo
         why = _why_not_given(arms, served, control)
         notes.append(f"{label}: {' and '.join(not_given)} not measurable: {why}")
     effective = min(row[6] for row in table)
-    if effective < FEW_EFFECTIVE_ROWS:
+    # with no figure given there is no interval left to call too narrow
+    if effective < FEW_EFFECTIVE_ROWS and len(not_given) < len(table):
         behind = min(int((served == arms).sum()), int((served == control).sum()))
         why = (
             "rows logged with small probabilities carry most of the weight"

@@ -20,6 +20,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import binom
+from test_loop_carry import SETTINGS as LOOP_SETTINGS
+from test_loop_carry import _log as _loop_log
+from test_loop_carry import catalog, evidence  # noqa: F401 (fixtures)
 
 from recommender.evaluation import MIN_TAIL_ROWS, off_policy_values
 
@@ -170,3 +173,41 @@ def test_the_logs_probabilities_reach_the_estimates_and_the_note_says_why():
     said = _why_not_given(np.full(3, "a", dtype=object), arm, "none")
     assert "too few of them are expected to be served" in said
     assert "10 for DR, 10 for IPS, 30 for SNIPS" in said
+
+
+def test_evaluate_policy_on_a_log_with_tiny_probabilities_says_not_measurable_and_why(
+    catalog, evidence
+):
+    # the service's log as evaluate-policy and the card read it: 3,000 answers explored at 0.2
+    # or more, 1,200 where coaching (the arm the policy picks most) had probability 0.002
+    from pipelines._from_log import off_policy_notes, off_policy_table
+    from pipelines._train_config import config_from_mapping
+    from pipelines.train import policy_scores_on_log
+
+    usual = _loop_log({"none": 0.3, "coaching": 0.3, "mindfulness": 0.2, "peer_group": 0.2})
+    rare = _loop_log(
+        {"none": 0.3, "coaching": 0.002, "mindfulness": 0.349, "peer_group": 0.349},
+        n=1200,
+        seed=10,
+    )
+    rare["request_id"] = [f"s{k}" for k in range(len(rare))]
+    settings = dict(control="none", alpha=0.1, label="champion (version 1)")
+    said = {}
+    for name, joined in (("usual", usual), ("rare", pd.concat([usual, rare], ignore_index=True))):
+        frame, scores, change, _ = policy_scores_on_log(
+            joined, config_from_mapping(LOOP_SETTINGS), catalog
+        )
+        table = off_policy_table(evidence, frame, scores, change, **settings)
+        said[name] = (table, off_policy_notes(evidence, frame, scores, table, **settings))
+    table, notes = said["usual"]
+    assert all(np.isfinite(row[2:5]).all() for row in table)
+    assert not any("not measurable" in n for n in notes)
+    table, notes = said["rare"]
+    assert all(np.isnan(row[2:5]).all() for row in table)
+    assert any(
+        "DR and IPS and SNIPS not measurable: its weights rest on rows logged with so small a "
+        "probability" in n
+        for n in notes
+    ), notes
+    # no interval is left to call too narrow
+    assert not any("may be too narrow" in n for n in notes)
