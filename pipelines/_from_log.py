@@ -374,14 +374,16 @@ def unmeasured_rows(frame, arms, other_arms) -> tuple[np.ndarray, np.ndarray]:
 
 
 def logged_candidates(frame) -> list | None:
-    """Per row of ``frame``, the arms the log could have served there (positive logged
-    probability; None where the row does not say), or None without the log's column."""
+    """Per row of ``frame``, the arms the log could have served there with their logged
+    probabilities (``{arm: p}`` for p > 0; None where the row does not say), or None without
+    the log's column. ``off_policy_values`` takes them as a row's candidates, and from the
+    probabilities judges whether its weights are too skewed for a normal interval."""
     import json
 
     if CANDIDATES_COLUMN not in frame.columns:
         return None
     return [
-        {arm for arm, p in json.loads(text).items() if float(p) > 0}
+        {arm: float(p) for arm, p in json.loads(text).items() if float(p) > 0}
         if isinstance(text, str)
         else None
         for text in frame[CANDIDATES_COLUMN]
@@ -469,7 +471,8 @@ def off_policy_notes(model, frame, dr_scores, table, *, control: str, alpha: flo
         why = _why_not_given(arms, served, control)
         notes.append(f"{label}: {' and '.join(not_given)} not measurable: {why}")
     effective = min(row[6] for row in table)
-    if effective < FEW_EFFECTIVE_ROWS:
+    # with no figure given there is no interval left to call too narrow
+    if effective < FEW_EFFECTIVE_ROWS and len(not_given) < len(table):
         behind = min(int((served == arms).sum()), int((served == control).sum()))
         why = (
             "rows logged with small probabilities carry most of the weight"
@@ -508,7 +511,7 @@ def off_policy_notes(model, frame, dr_scores, table, *, control: str, alpha: flo
 
 
 def _why_not_given(arms, served, control: str) -> str:
-    """Why ``off_policy_values`` gave no IPS or SNIPS figure (NaN) for the policy ``arms``."""
+    """Why ``off_policy_values`` gave no figure (NaN) for the policy ``arms``."""
     contrast = arms != control
     never = sorted((set(arms[contrast]) | {control}) - set(served)) if contrast.any() else []
     if never:
@@ -518,7 +521,15 @@ def _why_not_given(arms, served, control: str) -> str:
         )
     if not (served == control).any():
         return "no logged row was served usual care, so its weights sum to 0"
-    return "no logged row was served the arm it picks there, so its weights sum to 0"
+    if not (served == arms).any():
+        return "no logged row was served the arm it picks there, so its weights sum to 0"
+    from recommender.evaluation import MIN_TAIL_ROWS
+
+    fewest = ", ".join(f"{count} for {m.upper()}" for m, count in MIN_TAIL_ROWS.items())
+    return (
+        "its weights rest on rows logged with so small a probability that too few of them are "
+        f"expected to be served for a normal interval (fewer than {fewest})"
+    )
 
 
 OFF_POLICY_COLUMNS = [

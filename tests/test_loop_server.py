@@ -117,7 +117,13 @@ def test_loop_through_a_real_server(tmp_path, copy_champion):
         ("version 2" if reloaded["model_version"] == "1" else "champion", "DR")
     }
     for value in table["values"]:
-        assert value["lower"] <= value["estimate"] <= value["upper"]
+        if value["estimate"] is None:
+            # not measurable (SNIPS here: the weights amount to fewer expected rows than its
+            # interval needs), and the notes say so; on this log the doubly robust one is given
+            assert value["estimator"] != "DR" and value["lower"] is value["upper"] is None
+            assert any(f"{value['estimator']} not measurable" in n for n in table["notes"])
+        else:
+            assert value["lower"] <= value["estimate"] <= value["upper"]
     # No raw identifier anywhere: not in the audit store (database, WAL and shared-memory
     # files), the MLflow store and its artifacts (the log-trained model, its card and training
     # table), nor the server's own log. Every staff id is "s23-" and six digits.

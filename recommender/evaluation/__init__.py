@@ -4,6 +4,7 @@ calibration and subgroup tables, plus PEHE, regret and coverage when true effect
 from recommender.evaluation._calibration import calibration_bins, calibration_slope
 from recommender.evaluation._evaluate import evaluate, evaluate_effects
 from recommender.evaluation._off_policy import (
+    MIN_TAIL_ROWS,
     OFF_POLICY_METHODS,
     OffPolicyEstimate,
     off_policy_values,
@@ -49,6 +50,7 @@ __all__ = [
     "age_band",
     "metric_key",
     "MIN_CELL",
+    "MIN_TAIL_ROWS",
     "OFF_POLICY_METHODS",
     "OffPolicyEstimate",
     "off_policy_values",
