@@ -541,6 +541,23 @@ def running_server(
 ):
     """``recommender serve`` on a free loopback port; yields the base URL once ``ready_path``
     answers 200."""
+    with running_server_process(home, env=env, log_path=log_path, ready_path=ready_path) as (
+        url,
+        _,
+    ):
+        yield url
+
+
+@contextlib.contextmanager
+def running_server_process(
+    home: Path,
+    *,
+    env: dict | None = None,
+    log_path: Path | None = None,
+    ready_path: str = "/readyz",
+):
+    """:func:`running_server`, yielding ``(url, process)``: the process of ``recommender
+    serve``, whose descendants are BentoML's server and its workers."""
     import tempfile
 
     environment = {
@@ -563,8 +580,8 @@ def running_server(
             *("--host", "127.0.0.1", "--port", str(port)),
         ]
 
-    with serving(command, env=environment, log_path=log_path, ready_path=ready_path) as (url, _):
-        yield url
+    with serving(command, env=environment, log_path=log_path, ready_path=ready_path) as served:
+        yield served
 
 
 def _stop(process: subprocess.Popen) -> None:

@@ -24,6 +24,7 @@ import os
 import shutil
 import socket
 
+from recommender._processes import process_alive
 from recommender.paths import models_dir
 
 __all__ = [
@@ -62,21 +63,11 @@ def end_abandoned_runs(experiment_id: str, *, mlflow_client) -> list[str]:
         tags = run.data.tags
         if tags.get(HOST_TAG) != host or not str(tags.get(PID_TAG, "")).isdigit():
             continue
-        if _alive(int(tags[PID_TAG])):
+        if process_alive(int(tags[PID_TAG])):
             continue
         mlflow_client.set_terminated(run.info.run_id, "KILLED")
         ended.append(run.info.run_id)
     return ended
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # another user's process, say: it exists
-        return True
-    return True
 
 
 def pending_aliases(before: dict) -> str:

@@ -48,6 +48,7 @@ from recommender.service._outcomes import (
 )
 from recommender.service._outcome_log import logged_cohort, outcome_history, outcome_history_csv
 from recommender.service._outcome_file import read_outcome_file
+from recommender.service._metrics import forget_dead_workers
 from recommender.service._migrate import upgrade_schema
 from recommender.service._requests import example_profile
 from recommender.service._sqlite import sqlite_file
@@ -76,6 +77,7 @@ __all__ = [
     "erasure_history",
     "erasure_history_csv",
     "example_profile",
+    "forget_dead_workers",
     "give_up_on_registry_soon",
     "hash_key",
     "sqlite_file",

@@ -11,7 +11,10 @@ crisis flags it holds with the 405.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Collection, Mapping
+
+from recommender.service._metrics import UNKNOWN_ROUTE, count_front_answer, forget_dead_workers
 
 __all__ = [
     "KnownRoutes",
@@ -20,6 +23,8 @@ __all__ = [
     "method_not_taken",
     "metrics_gathered",
 ]
+
+log = logging.getLogger("recommender.service")
 
 # The scope key by which KnownRoutes hands the Gate a request its route does not take (the
 # methods it takes): the Gate answers it 405, with the crisis flag it holds answered.
@@ -105,6 +110,7 @@ class KnownRoutes:
                 return await self.app({**scope, METHOD_NOT_TAKEN: taken}, receive, send)
             status, payload, headers = method_not_taken(method, scope["path"], taken)
             response = JSONResponse(payload, status_code=status, headers=headers)
+            count_front_answer(scope["path"], status)
             return await response(scope, receive, send)
         if method == "HEAD" and taken and "HEAD" not in taken:
             # Not every layer below answers HEAD (FastAPI's pages did not): it is asked as GET,
@@ -115,27 +121,43 @@ class KnownRoutes:
             # `bentoml serve` makes; without it (the app run in process, a test client) it
             # raises, which would be a bare 500.
             response = JSONResponse({"error": METRICS_IN_PROCESS, "problems": []}, status_code=503)
+            count_front_answer("/metrics", 503)
             return await response(scope, receive, send)
+        if scope.get("path") == "/metrics":
+            # A killed worker's live gauges (its version served, its requests in progress)
+            # would be summed with the living ones' for ever: dropped before they are read.
+            forget_dead_workers()
         if scope.get("path") == "/docs.json" and scope.get("method") in ("GET", "HEAD"):
             response = Response(self.document, media_type="application/json")
+            count_front_answer("/docs.json", 200)
             return await response(scope, receive, send)
         if scope["type"] not in ("http", "websocket") or scope.get("path") in self.routes:
             return await self.app(scope, receive, send)
 
         if scope["type"] == "websocket":
+            count_front_answer(UNKNOWN_ROUTE, 403)  # as uvicorn answers a refused handshake
             return await send({"type": "websocket.close", "code": 1008})
         if scope.get("path") == "/" and scope.get("method") in ("GET", "HEAD"):
             response = Response(self.landing(scope), media_type="text/html; charset=utf-8")
+            route = "/"
         elif scope.get("path") == "/favicon.ico" and scope.get("method") in ("GET", "HEAD"):
             # Browsers ask for it by themselves on every site they open: a 404 would be an
             # error in the console of every page (the card, /docs.json). There is no icon.
             response = Response(status_code=204, headers={"Cache-Control": "max-age=86400"})
+            route = "/favicon.ico"
         else:
-            # The path is not echoed: it may hold what its sender should not have put there.
+            # The path is not echoed, logged nor a label: it may hold what its sender should
+            # not have put there, and a scanner's thousands of paths would each be a series.
             response = JSONResponse(
                 {"error": "no such route; the routes are listed in /docs.json", "problems": []},
                 status_code=404,
             )
+            route = UNKNOWN_ROUTE
+            log.info(
+                "answered 404 to %s of a path the service does not serve (path not logged)",
+                _method_word(method),
+            )
+        count_front_answer(route, response.status_code)
         return await response(scope, receive, send)
 
 
@@ -180,6 +202,12 @@ def _headers_only(send):
 
 
 _HTTP_METHODS = frozenset({"GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE"})
+
+
+def _method_word(method: str | None) -> str:
+    """A request's method as the log may say it: a standard one, else "another method" (a
+    method is any token its sender chose)."""
+    return method if method in _HTTP_METHODS else "another method"
 
 
 def method_not_taken(method: str, path: str, taken: tuple[str, ...]) -> tuple[int, dict, dict]:
