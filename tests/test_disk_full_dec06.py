@@ -327,3 +327,29 @@ def test_serve_keeps_bentoml_metrics_off_the_models_disk(champion_home, server_u
     with urllib.request.urlopen(f"{server_url}/metrics", timeout=30) as answer:
         assert answer.status == 200 and b"bentoml_service_request" in answer.read()
     assert not (champion_home / "bentoml" / "prometheus_multiproc_dir").exists()
+
+
+def test_crisis_rows_get_their_resources_when_the_disk_holds_neither_table_nor_crisis_file(
+    trained_copy, tmp_path, monkeypatch, capsys
+):
+    # The scored table was written outside the block that keeps the crisis rows' resources:
+    # on a full disk the flagged people got them nowhere; and the crisis file beside the
+    # output cannot be written on that disk either, so they are said on stderr, by row.
+    import pandas as pd
+    from test_pipeline_train import use_home
+
+    use_home(monkeypatch, trained_copy)
+    cohort = tmp_path / "cohort.csv"
+    assert main(["simulate", "--n", "40", "--seed", "4", "--out", str(cohort)]) == 0
+    frame = pd.read_csv(cohort)
+    frame["crisis_risk"] = [i in (3, 7) for i in range(len(frame))]
+    frame.to_csv(cohort, index=False)
+    for command in ("score", "allocate"):
+        out = tmp_path / f"{command}.csv"
+        with monkeypatch.context() as full:
+            full.setattr(pd.DataFrame, "to_csv", _failing_after_half(pd.DataFrame.to_csv))
+            assert main([command, "--data", str(cohort), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert "no space left" in err and "Traceback" not in err
+        assert "row 3: CRISIS" in err and "row 7: CRISIS" in err and "988" in err
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["cohort.csv"]
