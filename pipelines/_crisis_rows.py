@@ -66,11 +66,25 @@ def with_crisis_rows(error: Exception, frame, crisis, rules, out, *, nothing: st
                 "referral": safety["referral"].to_numpy(),
             }
         )
-        (path,) = write_cohorts({beside(out, "crisis"): listed})
-        said += (
-            f", but the {len(listed):,} profile(s) flagged for crisis risk need the crisis "
-            f"resources now: they are in {path} (person_id, referral)"
-        )
+        try:
+            (path,) = write_cohorts({beside(out, "crisis"): listed})
+        except Exception as unwritten:  # noqa: BLE001 - a full disk: said here instead
+            # The file beside cannot be written either (the same full disk): the resources
+            # are said here, by row, so that no one flagged goes without them.
+            referrals = "; ".join(
+                f"row {row}: {referral}"
+                for row, referral in zip(rows.index, listed["referral"], strict=True)
+            )
+            said += (
+                f", but the {len(listed):,} profile(s) flagged for crisis risk need the crisis "
+                f"resources now, and they could not be written beside it either "
+                f"({unwritten}): {referrals}"
+            )
+        else:
+            said += (
+                f", but the {len(listed):,} profile(s) flagged for crisis risk need the crisis "
+                f"resources now: they are in {path} (person_id, referral)"
+            )
     if isinstance(error, InputError):
         return InputError(said, problems=error.problems)
     if isinstance(error, (ModelUnavailable, PlanTimeout)):

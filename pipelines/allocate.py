@@ -316,10 +316,12 @@ def plan_cohort(
     tables = {Path(out): plan}
     if allocation.fairness is not None:  # None: nobody was planned for (all crisis rows)
         tables[beside(out, "fairness")] = allocation.fairness
-    path, *written = write_cohorts(
-        tables,
-        stale=[p for p in (beside(out, "fairness"), beside(out, "crisis")) if p not in tables],
-    )
+    # A plan the disk cannot hold still leaves the flagged rows their resources.
+    with crisis_rows_kept(everyone, crisis, rules, out, nothing="no plan was written"):
+        path, *written = write_cohorts(
+            tables,
+            stale=[p for p in (beside(out, "fairness"), beside(out, "crisis")) if p not in tables],
+        )
     fairness_path = written[0] if written else None
     return CohortPlan(
         path=Path(path),

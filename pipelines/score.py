@@ -154,7 +154,9 @@ def score_file(
     # Crisis rows have no recommendation, judgement or figure, in columns that keep their types.
     scored = triaged_scores(scored, frame, rules, crisis)
     # An earlier failed run's crisis file goes with this table's writing: it is not this table's.
-    (path,) = write_cohorts({out: scored}, stale=[beside(out, "crisis")])
+    # A table the disk cannot hold still leaves the flagged rows their resources.
+    with crisis_rows_kept(frame, crisis, rules, out, nothing="nothing was scored"):
+        (path,) = write_cohorts({out: scored}, stale=[beside(out, "crisis")])
     # Shares of every row, as batch-score's: the crisis rows' share completes 100 %.
     mix = (scored["recommended"].value_counts() / len(scored)).round(4).to_dict()
     if crisis.any():

@@ -7,6 +7,7 @@ temporary sibling renamed into place, so a reader (or a later run) never finds h
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import tempfile
@@ -14,7 +15,38 @@ from pathlib import Path
 
 from recommender.errors import InputError
 
-__all__ = ["check_writable", "write_atomically", "write_together"]
+__all__ = ["check_writable", "no_space", "write_atomically", "write_together"]
+
+# A write refused for want of room: the device is full, the user's quota is used up, or the
+# file would pass the size this process may write (ulimit -f).
+_NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+# How the libraries between us and the disk word it when they keep no errno: SQLite
+# (SQLITE_FULL, through SQLAlchemy and MLflow), shutil.copytree's collected errors, pyarrow,
+# MLflow's copy of an OSError's text.
+_NO_SPACE_WORDS = (
+    "database or disk is full",
+    *(os.strerror(code).lower() for code in sorted(_NO_SPACE_ERRNOS)),
+    *(f"[errno {code}]" for code in sorted(_NO_SPACE_ERRNOS)),
+)
+
+
+def no_space(error: BaseException) -> bool:
+    """Whether ``error``, or an error it was raised from, is a write refused for want of room.
+
+    >>> no_space(OSError(errno.ENOSPC, "No space left on device"))
+    True
+    >>> no_space(RuntimeError("x")), no_space(OSError(errno.EACCES, "Permission denied"))
+    (False, False)
+    """
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in _NO_SPACE_ERRNOS:
+            return True
+        if any(words in str(error).lower() for words in _NO_SPACE_WORDS):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def check_writable(path, *, option: str = "--out", folder: bool = False) -> Path:
@@ -70,11 +102,21 @@ def write_together(writes, *, stale=()) -> list[Path]:
     temporaries = []
     try:
         for path, write in zip(paths, writes.values()):
-            path.parent.mkdir(parents=True, exist_ok=True)
             # Same folder (a rename within one file system), same ending (the format follows it).
             temporary = path.parent / f".tmp-{secrets.token_hex(4)}-{path.name}"
             temporaries.append(temporary)
-            write(temporary)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write(temporary)
+            except Exception as error:
+                if not no_space(error):
+                    raise
+                raise InputError(
+                    f"{path}: could not be written: no space left on the device holding "
+                    f"{path.parent} ({_said(error)}); nothing was left there (an earlier file "
+                    "stays as it was): free space there, or write to another folder, and run "
+                    "again"
+                ) from None
         held = threading.current_thread() is threading.main_thread()
         if held:
             signals = {signal.SIGINT, signal.SIGTERM}
@@ -92,3 +134,8 @@ def write_together(writes, *, stale=()) -> list[Path]:
             temporary.unlink(missing_ok=True)
         raise
     return paths
+
+
+def _said(error: BaseException) -> str:
+    """The error's own words, without the path it may repeat (said once by the caller)."""
+    return error.strerror if isinstance(error, OSError) and error.strerror else str(error)

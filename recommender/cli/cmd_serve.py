@@ -45,6 +45,7 @@ def configure(parser) -> None:
 
 def run(args) -> int:
     import os
+    import shutil
     import signal
     import subprocess
     import sys
@@ -84,11 +85,6 @@ def run(args) -> int:
 
     env = dict(os.environ)
     env["BENTOML_DO_NOT_TRACK"] = "True"
-    # BentoML writes its home (logs, a result store) only inside our models folder, never in
-    # the user's ~/bentoml.
-    home = config.bentoml_home
-    home.mkdir(parents=True, exist_ok=True)
-    env["BENTOML_HOME"] = str(home)
     env["RECOMMENDER_SERVE_CONFIG"] = str(Path(config.source).resolve())
     env[WORKER_ENV["workers"]] = str(workers["workers"])
     env[WORKER_ENV["threads"]] = str(workers["threads"])
@@ -116,12 +112,20 @@ def run(args) -> int:
     print(
         f"serving on http://{host}:{port} (OpenAPI: /docs.json; stop with Ctrl-C)", file=sys.stderr
     )
+    # BentoML writes its home, never the user's ~/bentoml: in memory for this run when it can.
+    home, temporary_home = _bentoml_home(config)
+    env["BENTOML_HOME"] = str(home)
     # In a session of its own, so that the signals of this terminal reach the server only
     # through this process: a closed terminal (SIGHUP) would otherwise make BentoML's arbiter
     # restart its workers, and the server would go on running, orphaned, on the port.
-    process = subprocess.Popen(
-        command, env=env, start_new_session=True, preexec_fn=_stop_with_this_process
-    )
+    try:
+        process = subprocess.Popen(
+            command, env=env, start_new_session=True, preexec_fn=_stop_with_this_process
+        )
+    except BaseException:
+        if temporary_home:
+            shutil.rmtree(home, ignore_errors=True)
+        raise
 
     def forward(signum, _frame):
         if process.poll() is None:
@@ -147,6 +151,33 @@ def run(args) -> int:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        if temporary_home:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def _bentoml_home(config):
+    """``(folder, temporary)``: BentoML's home for this run, and whether it is to be removed.
+
+    It keeps nothing between runs but the workers' metrics: files each worker maps into memory
+    and writes as it counts. On a full disk the first new count (the 503 of a store that could
+    not be written) killed the worker with SIGBUS, and each worker restarted after it died at
+    start, so nothing was answered, crisis requests included, until space was freed. So the
+    home is a folder of this run in shared memory (/dev/shm), which no full disk reaches; where
+    there is none, the models folder's, as before.
+    """
+    import os
+    import tempfile
+    from pathlib import Path
+
+    memory = Path("/dev/shm")
+    if memory.is_dir() and os.access(memory, os.W_OK | os.X_OK):
+        try:
+            return Path(tempfile.mkdtemp(prefix="recommender-bentoml-", dir=memory)), True
+        except OSError:
+            pass  # full or refused: the models folder's, as where there is no /dev/shm
+    home = config.bentoml_home
+    home.mkdir(parents=True, exist_ok=True)
+    return home, False
 
 
 def _stop_with_this_process() -> None:

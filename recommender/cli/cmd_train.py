@@ -130,8 +130,13 @@ def run(args) -> int:
     except Exception as error:  # noqa: BLE001 - report, then exit 1 as the CLI contract says
         import traceback
 
-        traceback.print_exc()
+        from recommender._files import no_space
+
         version = getattr(error, "registered_version", None)
+        if version is None and no_space(error):  # not ours to debug: said in one line
+            print(f"error: training failed: {_no_space(error)}; {_undone(error)}", file=sys.stderr)
+            return 1
+        traceback.print_exc()
         if version is not None:
             print(
                 f"error: version {version} was registered; the run's bookkeeping failed "
@@ -189,14 +194,44 @@ _UNCHANGED = "nothing was registered and the champion is unchanged"
 
 def _undone(error: BaseException) -> str:
     """What a run that stopped before registering left: its run ended FAILED (KILLED when
-    stopped), or, when the store could not be reached to say so, a run still shown RUNNING."""
+    stopped), or, when the store could not be reached to say so, a run still shown RUNNING;
+    and a version the store would not let it delete again, left pending without aliases."""
+    from recommender._files import no_space
+
     status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+    unchanged = _UNCHANGED
+    pending = getattr(error, "pending_version", None)
+    if pending is not None:
+        unchanged = (
+            f"version {pending} could not be deleted again (the store took no more writes) and "
+            "stays, marked pending, with no alias: the champion is unchanged, and the next "
+            "train, promote or rollback on this store deletes it"
+        )
     why = getattr(error, "run_not_ended", None)
     if why is None:
-        return f"the MLflow run is marked {status}, {_UNCHANGED}"
+        return f"the MLflow run is marked {status}, {unchanged}"
+    if no_space(RuntimeError(why)):
+        why = "no space left for that either"
     return (
         f"the MLflow run could not be marked {status} ({why}), so the store still shows it "
-        f"RUNNING; {_UNCHANGED}"
+        f"RUNNING; {unchanged}"
+    )
+
+
+def _no_space(error: BaseException) -> str:
+    """A full disk, said with where: the file that could not be written when the error names
+    it, else the models folder (the MLflow store, its artifacts and the cards)."""
+    from recommender.paths import models_dir
+
+    where = None
+    seen = error
+    while seen is not None and where is None:
+        where = getattr(seen, "filename2", None) or getattr(seen, "filename", None)
+        seen = seen.__cause__ or seen.__context__
+    place = f"{where}" if where else f"the models folder {models_dir()}"
+    return (
+        f"no space left on the device holding {place}; free space there (or set "
+        "RECOMMENDER_HOME to a folder on a disk with room) and run again"
     )
 
 

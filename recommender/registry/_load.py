@@ -222,6 +222,8 @@ def load_pyfunc(model: str, *, timeout: float | None = READ_TIMEOUT):
     import mlflow.artifacts
     import mlflow.pyfunc
 
+    from recommender._files import no_space
+
     from mlflow.exceptions import MlflowException
 
     uri = tracking_uri()
@@ -243,6 +245,10 @@ def load_pyfunc(model: str, *, timeout: float | None = READ_TIMEOUT):
             )
             if folder is not None and not folder.exists():
                 raise _files_missing(ref, source, folder, elsewhere) from None
+            if no_space(error):
+                raise ModelUnavailable(
+                    _no_room(f"the files of version {ref.version} of {ref.name}", staging, first)
+                ) from None
             raise ModelUnavailable(
                 f"version {ref.version} of {ref.name} is registered, but its files could not "
                 f"be read from {source} ({type(error).__name__}: {first}){elsewhere}: restore "
@@ -266,6 +272,16 @@ def load_pyfunc(model: str, *, timeout: float | None = READ_TIMEOUT):
                     "(`recommender promote VERSION`, `recommender rollback`) or train a new one "
                     "(`recommender train`); the version's card and run stay readable"
                 ) from error
+
+
+def _no_room(what: str, staging, error) -> str:
+    """A copy out of the artifact store that a full disk stopped: the store is not at fault
+    (its files are there), the temporary folder's disk is."""
+    return (
+        f"{what} could not be copied into the temporary folder {staging}: no space left on the "
+        f"device holding it ({error}); free space there (or set TMPDIR to a folder on a disk "
+        "with room) and run again"
+    )
 
 
 def _missing_file(error: BaseException, staged: Path, folder: Path | None) -> Path | None:
@@ -453,9 +469,11 @@ def fetch_card(model: str, out) -> Path:
         When ``model`` is not a registered version or its run has no card.
     """
     import contextlib
+    import functools
     import shutil
     import tempfile
 
+    from recommender._files import no_space, write_together
     from recommender.card import card_files
 
     ref = resolve_model(model)
@@ -484,15 +502,21 @@ def fetch_card(model: str, out) -> Path:
                 **card, dst_path=staging, tracking_uri=uri, registry_uri=uri
             )
         except (MlflowException, OSError) as error:
+            if no_space(error):
+                raise InputError(_no_room(f"the card of {ref.uri}", staging, error)) from None
             raise InputError(
                 f"the run {ref.run_id} of {ref.uri} has no model card: {error}"
             ) from None
-        out.mkdir(parents=True, exist_ok=True)
-        # A card is one record: an earlier card's files go first, so that none of its plots
-        # stays beside this version's text. Other files in the folder are the user's.
-        for path in card_files(out):
-            path.unlink()
+        # A card is one record, written whole or not at all (a full disk leaves the earlier
+        # card as it was): none of an earlier card's plots stays beside this version's text.
+        # Other files in the folder are the user's.
+        local = Path(local)
+        files = {out / path.relative_to(local): path for path in local.rglob("*")}
+        files = {target: path for target, path in files.items() if path.is_file()}
+        write_together(
+            {target: functools.partial(shutil.copyfile, path) for target, path in files.items()},
+            stale=[path for path in card_files(out) if path not in files],
+        )
         with contextlib.suppress(OSError):
             (out / "plots").rmdir()  # only if empty
-        shutil.copytree(local, out, dirs_exist_ok=True)
     return out

@@ -372,8 +372,11 @@ class TrainingRun:
             mlflow_client.delete_model_version_tag(name, version, PENDING_TAG)
             append_events(registration.events)
             return registration
-        except BaseException:
-            _undo(mlflow_client, name, version, before, created_model)
+        except BaseException as error:
+            if not _undo(mlflow_client, name, version, before, created_model):
+                # The store took no more writes (a full disk, say): the version stays, marked
+                # pending, without aliases, until the next alias change on the store deletes it.
+                error.pending_version = version
             if version is not None:
                 # The run ends FAILED and must not name the version just deleted again.
                 with contextlib.suppress(Exception):
@@ -424,8 +427,9 @@ def _end_status(kind) -> str:
     return "KILLED" if issubclass(kind, KeyboardInterrupt) else "FAILED"
 
 
-def _undo(mlflow_client, name, version, before, created_model) -> None:
-    """Delete the partial version and put the aliases back; never masks the original error."""
+def _undo(mlflow_client, name, version, before, created_model) -> bool:
+    """Delete the partial version and put the aliases back; never masks the original error.
+    False when that failed (the version may be left, marked pending)."""
     try:
         if version is not None:
             mlflow_client.delete_model_version(name, version)
@@ -435,7 +439,8 @@ def _undo(mlflow_client, name, version, before, created_model) -> None:
         if created_model and not mlflow_client.search_model_versions(f"name='{name}'"):
             mlflow_client.delete_registered_model(name)
     except Exception:  # noqa: BLE001 - the registration's own error is the one to report
-        pass
+        return False
+    return True
 
 
 def _flatten(params: dict, prefix: str = "") -> dict:

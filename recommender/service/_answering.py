@@ -14,9 +14,11 @@ import uuid
 
 from starlette.responses import JSONResponse, Response
 
+from recommender._files import no_space
 from recommender.errors import InputError, PlanTimeout
 from recommender.service._allocation import AllocationRequest, allocate_cohort
 from recommender.service._audit_tables import PLAN_ID_PREFIX
+from recommender.service._audit_writer import FULL_REMEDY
 from recommender.service._answer_json import batch_response_json
 from recommender.service._crisis import crisis_flagged
 from recommender.service._engine import AuditUnavailable
@@ -264,11 +266,11 @@ class Answering(Refusing):
         except Exception as error:  # noqa: BLE001 - the store's failure is not the caller's
             log.exception("recording outcomes failed")
             _outcomes_logged("outcomes not recorded (503), the store failed: 0 of %d rows", sent)
+            remedy = FULL_REMEDY if no_space(error) else "please retry"
             return refusal(
                 503,
-                f"the outcome store could not be written "
-                f"({type(error).__name__}); nothing was recorded, please "
-                "retry",
+                f"the outcome store could not be written ({type(error).__name__}); nothing "
+                f"was recorded, {remedy}",
             )
         _outcomes_logged(
             "outcomes recorded in the audit log: %d recorded, %d corrected, %d already "

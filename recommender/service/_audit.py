@@ -81,6 +81,9 @@ __all__ = [
 # may lose the last commits; power_loss: each group commit waits for an fsync (a few ms on a
 # virtual disk). PostgreSQL follows its own synchronous_commit and ignores this.
 DURABILITY = {"process_crash": "NORMAL", "power_loss": "FULL"}
+# Free bytes a SQLite store's disk needs, after a write failed for want of space, for /readyz to
+# say ready again: a request's rows and their write-ahead log pages many times over.
+ROOM = 1 << 20
 
 # Bytes a SQLite store's write-ahead log keeps on disk once a checkpoint has restarted it.
 # Under sustained load it stays under 10 MB (SQLite checkpoints every 1,000 pages, 4 MB).
@@ -179,6 +182,7 @@ class AuditLog:
             raise _unopenable(sa.engine.make_url(url), error.strerror) from None
         shown = shown_store(self._engine.url)
         database = sqlite_file(url)
+        self._database = database
         self._check_file = None if database is None else watch_file(self._engine, database)
         # A database server may go down while the service runs (a SQLite file is checked above).
         self._check_server = (
@@ -240,7 +244,26 @@ class AuditLog:
                 self._check_file()
         except AuditFileReplaced:
             return Reason.AUDIT_FILE_REPLACED, None
+        if self._full():
+            return Reason.AUDIT_STORE_FULL, None
         return None if self._check_server is None else self._check_server.problem()
+
+    def _full(self) -> bool:
+        """Whether a write failed for want of space and its SQLite file's disk has no room yet
+        (:data:`ROOM`): a probe sees the space freed with no write tried (none is sent to a
+        service that is not ready), and a small record that still fitted in the file's free
+        pages does not make a full disk ready. A database server's disk is not ours to see."""
+        writer = self.__dict__.get("_group_writer")
+        if writer is None or not writer.full or self._database is None:
+            return False
+        try:
+            disk = os.statvfs(self._database.parent)
+        except OSError:
+            return True
+        if disk.f_bavail * disk.f_frsize < ROOM:
+            return True
+        writer.full = False
+        return False
 
     def person_hash(self, person_id: str) -> str:
         """Salted HMAC-SHA-256 of a person id (hex)."""

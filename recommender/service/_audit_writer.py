@@ -13,6 +13,7 @@ import threading
 
 import sqlalchemy as sa
 
+from recommender._files import no_space
 from recommender.service._audit_tables import (
     ROW_COLUMNS,
     SERVED_COLUMNS,
@@ -20,7 +21,13 @@ from recommender.service._audit_tables import (
     recommendations,
 )
 
-__all__ = ["GroupWriter", "PendingAppend"]
+__all__ = ["FULL_REMEDY", "GroupWriter", "PendingAppend"]
+
+# What a refusal says when the store's disk is full: retrying alone does not help.
+FULL_REMEDY = (
+    "no space left on the disk holding the audit store: free space there; the service "
+    "records again by itself once it can write there, no restart needed"
+)
 
 # Rows committed in one transaction at most (a 10,000-row batch is one request: never split).
 _GROUP_ROWS = 2_000
@@ -88,6 +95,9 @@ class GroupWriter:
             else None
         )
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        # Whether a commit failed for want of space (until the store's owner sees room again:
+        # a small record may still fit in the file's free pages of a disk that is full).
+        self.full = False
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
 
@@ -138,16 +148,23 @@ class GroupWriter:
             )
         except Exception as error:  # noqa: BLE001 - find whose records failed, one each
             if len(group) == 1:
-                group[0].error = error
+                group[0].error = self._failed(error)
             else:
                 for job in group:
                     try:
                         self._insert(job.rows, job.served)
                     except Exception as own:  # noqa: BLE001 - handed to the waiting request
-                        job.error = own
+                        job.error = self._failed(own)
         finally:
             for job in group:
                 job.done.set()
+
+    def _failed(self, error: Exception) -> Exception:
+        """``error``, with what to do when the store's disk is full (its ``remedy``)."""
+        if no_space(error):
+            self.full = True
+            error.remedy = FULL_REMEDY
+        return error
 
     def _insert(self, rows: list, served: list) -> None:
         driver = self._driver_inserts

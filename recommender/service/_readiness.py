@@ -50,6 +50,7 @@ class Reason(StrEnum):
     AUDIT_SCHEMA_NEWER = "audit_schema_newer"
     AUDIT_STORE_DAMAGED = "audit_store_damaged"
     AUDIT_FILE_REPLACED = "audit_file_replaced"
+    AUDIT_STORE_FULL = "audit_store_full"
     AUDIT_STORE_UNAVAILABLE = "audit_store_unavailable"
 
 
@@ -97,6 +98,9 @@ ADVICE = {
     "store.",
     Reason.AUDIT_FILE_REPLACED: "The audit store's SQLite file was removed or replaced while "
     "the service ran, and nothing more is written there: restart the service.",
+    Reason.AUDIT_STORE_FULL: "The disk holding the audit store's SQLite file is full, so "
+    "nothing can be recorded and only crisis answers are given: free space on it (the service "
+    "log names the store); the service is ready again by itself once there is room.",
     Reason.AUDIT_STORE_UNAVAILABLE: "The audit store could not be opened (the service log has "
     "the details); the service tries again every reload_poll_seconds.",
 }
