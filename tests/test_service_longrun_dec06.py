@@ -170,7 +170,7 @@ def test_the_answers_given_in_front_are_counted_by_their_route(asgi_client):
 @pytest.fixture(scope="module")
 def two_workers(champion_home, tmp_path_factory):
     """``recommender serve`` with two workers on a store of its own; yields (url, process,
-    store URL, log path, BentoML home)."""
+    store URL, log path)."""
     folder = tmp_path_factory.mktemp("longrun")
     store = f"sqlite:///{folder / 'audit.db'}"
     env = {
@@ -180,8 +180,7 @@ def two_workers(champion_home, tmp_path_factory):
     }
     log_path = folder / "serve.log"
     with running_server_process(champion_home, env=env, log_path=log_path) as (url, process):
-        # `recommender serve` keeps BentoML's home in the models folder
-        yield url, process, store, log_path, champion_home / "bentoml"
+        yield url, process, store, log_path
 
 
 def _workers(process) -> set[int]:
@@ -196,6 +195,14 @@ def _workers(process) -> set[int]:
         except (psutil.ZombieProcess, psutil.NoSuchProcess):
             pass
     return found
+
+
+def _metrics_folder(worker: int) -> Path:
+    """Where a worker writes its metrics: the folder BentoML gave it (in the run's BentoML home,
+    which `recommender serve` puts in /dev/shm when it can)."""
+    import psutil
+
+    return Path(psutil.Process(worker).environ()["PROMETHEUS_MULTIPROC_DIR"])
 
 
 def _scrape(url: str) -> dict:
@@ -217,7 +224,7 @@ def _value(samples: dict, name: str, **labels) -> float:
 @pytest.mark.slow
 @pytest.mark.server
 def test_scanned_paths_are_counted_by_both_workers_under_one_label(two_workers):
-    url, _, _, log_path, _ = two_workers
+    url, _, _, log_path = two_workers
     before = _scrape(url)
     # a connection each, so that both workers answer some
     for i in range(30):
@@ -267,10 +274,10 @@ def _wait_for(condition, what: str, seconds: float = 120.0):
 def test_a_killed_worker_is_replaced_its_answers_kept_and_its_gauges_dropped(two_workers):
     from recommender.service import AuditLog
 
-    url, process, store, _, bentoml_home = two_workers
-    folder = bentoml_home / "prometheus_multiproc_dir"
+    url, process, store, _ = two_workers
     first = _workers(process)
     assert len(first) == 2
+    folder = _metrics_folder(min(first))
     threads, stop = 8, threading.Event()
     answered, failures = [[] for _ in range(threads)], []
     load = [
