@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -353,3 +354,28 @@ def test_crisis_rows_get_their_resources_when_the_disk_holds_neither_table_nor_c
         assert "no space left" in err and "Traceback" not in err
         assert "row 3: CRISIS" in err and "row 7: CRISIS" in err and "988" in err
         assert sorted(p.name for p in tmp_path.iterdir()) == ["cohort.csv"]
+
+
+def test_serve_removes_the_shared_memory_homes_of_runs_that_ended_without_removing_theirs():
+    # A `recommender serve` stopped by kill -9 cannot remove its BentoML home in /dev/shm: the
+    # next start removes the homes of this user's runs whose process has ended, and no other.
+    from recommender.cli.cmd_serve import _remove_ended_runs_homes
+
+    memory = Path("/dev/shm")
+    if not memory.is_dir():
+        pytest.skip("no /dev/shm on this system: the models folder is used, as before")
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    gone = memory / f"recommender-bentoml-{ended.pid}-test{os.getpid()}"
+    alive = memory / f"recommender-bentoml-{os.getpid()}-test"
+    other = memory / f"recommender-bentoml-notapid-test{os.getpid()}"
+    try:
+        for folder in (gone, alive, other):
+            (folder / "prometheus_multiproc_dir").mkdir(parents=True)
+        _remove_ended_runs_homes(memory)
+        assert not gone.exists()
+        assert alive.is_dir() and (alive / "prometheus_multiproc_dir").is_dir()
+        assert other.is_dir()
+    finally:
+        for folder in (gone, alive, other):
+            shutil.rmtree(folder, ignore_errors=True)

@@ -163,7 +163,9 @@ def _bentoml_home(config):
     not be written) killed the worker with SIGBUS, and each worker restarted after it died at
     start, so nothing was answered, crisis requests included, until space was freed. So the
     home is a folder of this run in shared memory (/dev/shm), which no full disk reaches; where
-    there is none, the models folder's, as before.
+    there is none, the models folder's, as before. The folder is named by this process's id,
+    and the folders of runs whose process has ended without removing theirs (``kill -9``) are
+    removed first: shared memory is the machine's memory.
     """
     import os
     import tempfile
@@ -171,13 +173,35 @@ def _bentoml_home(config):
 
     memory = Path("/dev/shm")
     if memory.is_dir() and os.access(memory, os.W_OK | os.X_OK):
+        _remove_ended_runs_homes(memory)
         try:
-            return Path(tempfile.mkdtemp(prefix="recommender-bentoml-", dir=memory)), True
+            prefix = f"{_SHARED_HOME}{os.getpid()}-"
+            return Path(tempfile.mkdtemp(prefix=prefix, dir=memory)), True
         except OSError:
             pass  # full or refused: the models folder's, as where there is no /dev/shm
     home = config.bentoml_home
     home.mkdir(parents=True, exist_ok=True)
     return home, False
+
+
+_SHARED_HOME = "recommender-bentoml-"
+
+
+def _remove_ended_runs_homes(memory) -> None:
+    """Remove this user's BentoML homes in ``memory`` whose `recommender serve` has ended."""
+    import os
+    import shutil
+
+    from recommender._processes import process_alive
+
+    for folder in memory.glob(f"{_SHARED_HOME}*-*"):
+        pid = folder.name.removeprefix(_SHARED_HOME).partition("-")[0]
+        try:
+            mine = folder.is_dir() and folder.stat().st_uid == os.getuid()
+        except OSError:
+            continue
+        if mine and pid.isdecimal() and not process_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _stop_with_this_process() -> None:
