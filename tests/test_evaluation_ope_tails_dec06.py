@@ -211,3 +211,17 @@ def test_evaluate_policy_on_a_log_with_tiny_probabilities_says_not_measurable_an
     ), notes
     # no interval is left to call too narrow
     assert not any("may be too narrow" in n for n in notes)
+
+
+def test_the_tails_benchmark_withholds_with_the_probabilities_and_gives_every_figure_without():
+    # bench.ope_tails reproduces README's coverage figures; its plumbing at a tiny size: the
+    # cell that README says is "not measurable" with the log's probabilities is; without them
+    # DR gives every log a figure (IPS and SNIPS none where the log never served the policy's
+    # arm), and coverage is a share of those given.
+    from bench.ope_tails import cell
+
+    checked = cell(2000, 0.001, 6, "far", seeds=5, seed=1)
+    unchecked = cell(2000, 0.001, 6, "far", seeds=5, seed=1, with_probabilities=False)
+    assert all(given == 0 for _, given in checked.values())
+    assert unchecked["dr"][1] == 5 and all(given >= 1 for _, given in unchecked.values())
+    assert all(0 <= covered <= 1 for covered, _ in unchecked.values())
