@@ -69,9 +69,10 @@ system-test-deps:
 	command -v java >/dev/null || need="$$need default-jre-headless"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$$need postgresql"; \
 	command -v wrk >/dev/null || need="$$need wrk"; \
+	command -v nginx >/dev/null || need="$$need nginx-light"; \
 	if [ -z "$$need" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	echo "installing Debian packages for the browser and Spark tests:$$need"; \
+	echo "installing Debian packages for the browser, Spark and proxy tests:$$need"; \
 	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$need >/dev/null && $$SUDO apt-get clean
 
 # The bench extra is installed too: the differential test against EconML and the benchmark
