@@ -7,6 +7,7 @@ import json
 import shutil
 import sqlite3
 import threading
+from pathlib import Path
 
 import httpx
 import pytest
@@ -25,6 +26,8 @@ from service_fixtures import (
     running_server_process,
 )
 from service_fixtures import champion_home, copy_champion  # noqa: F401 - fixtures
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -193,3 +196,28 @@ def test_backup_refuses_a_used_folder_and_restore_a_changed_backup(
     assert "sha256" in capsys.readouterr().err
     assert (home / "audit.db").read_bytes() == before
     assert not list(home.glob("*.before-restore-*"))
+
+
+def test_a_postgresql_audit_store_is_named_for_pg_dump_not_copied(tmp_path, monkeypatch, salted):
+    from recommender._backup import back_up
+    from recommender.service import AUDIT_TABLE_NAMES, load_serve_config
+
+    home = tmp_path / "models"
+    home.mkdir()
+    (home / "audit.salt").write_text(SALT)
+    monkeypatch.setenv("RECOMMENDER_HOME", str(home))
+    settings = tmp_path / "serve.yaml"
+    shipped = (ROOT / "configs" / "serve.yaml").read_text()
+    settings.write_text(
+        shipped.replace("  url: null", "  url: postgresql+psycopg://svc@db.invalid/audit", 1)
+    )
+    config = load_serve_config(settings)
+    report = back_up(
+        config, tmp_path / "backup", tracking_uri="http://mlflow.invalid", configs=None
+    )
+    said = " ".join(report.notes)
+    assert "pg_dump" in said and all(f"--table {name}" in said for name in AUDIT_TABLE_NAMES)
+    assert "tracking server" in said
+    assert report.manifest["audit_store"]["copy"] is None
+    assert report.manifest["salt"] == "models/audit.salt"
+    assert (tmp_path / "backup" / "models" / "audit.salt").read_text() == SALT
