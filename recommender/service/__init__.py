@@ -13,6 +13,7 @@ from recommender.service._audit import (
     resolve_salt,
 )
 from recommender.service._audit_export import audit_csv, parse_since
+from recommender.service._audit_tables import AUDIT_TABLE_NAMES
 from recommender.service._auth import (
     API_KEYS_ENV,
     ROLES,
@@ -55,6 +56,7 @@ from recommender.service._sqlite import sqlite_file
 
 __all__ = [
     "API_KEYS_ENV",
+    "AUDIT_TABLE_NAMES",
     "ROLES",
     "AuditLog",
     "reach_audit_store",

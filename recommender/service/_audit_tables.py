@@ -16,6 +16,7 @@ __all__ = [
     "store_facts",
     "erasures",
     "SERVICE_TABLES",
+    "AUDIT_TABLE_NAMES",
     "ERASED_PERSON",
     "AUDIT_COLUMNS",
     "ROW_COLUMNS",
@@ -156,5 +157,7 @@ erasures = sa.Table(
 )
 # The tables the service reads and appends to (what its role must be granted).
 SERVICE_TABLES = tuple(t for t in _metadata.sorted_tables if t is not erasures)
+# Every table of the store, the schema revision's included (what a pg_dump of it must name).
+AUDIT_TABLE_NAMES = (*(t.name for t in _metadata.sorted_tables), "recommender_schema_version")
 # The person_hash of an answer whose person was erased: no hash (64 hex digits) is ever this.
 ERASED_PERSON = "erased"

@@ -1,0 +1,422 @@
+"""Backing up and restoring the product's state: the models folder (MLflow's embedded store and
+artifacts, cards, the salt file, the training key, the promotion log), the audit store and the
+configs.
+
+A plain ``cp -r`` of a folder whose SQLite databases a service writes is not a backup: the
+write-ahead log (``-wal``) holds the committed rows not yet checkpointed into the file, and the
+copy of the file and of its log are not taken at one moment. Each SQLite database is therefore
+copied with SQLite's online backup API, which reads one consistent snapshot while the service
+goes on writing; every other file is copied as it is. A manifest records what was copied (size
+and sha256 of each file), when, the audit store's schema revision and erasures, and the champion.
+
+Restore puts a backup back; it refuses to replace a database that a process of this machine
+holds open (a running service), and moves what it replaces aside rather than deleting it.
+Erasures done after the backup was taken are not in it: restore says how many the store it
+replaces records, and they are redone by running ``recommender audit erase`` again with the
+same ids (erasing twice changes nothing the second time).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from recommender.errors import InputError
+
+__all__ = ["BackupReport", "RestoreReport", "back_up", "restore", "MANIFEST"]
+
+MANIFEST = "manifest.json"
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+# Never copied: SQLite's side files (the backup API reads through them), lock files, BentoML's
+# home (the workers' metrics of a run), and the files commands write for the operator.
+_SKIPPED_SUFFIXES = ("-wal", "-shm", "-journal", ".lock")
+_SKIPPED_FOLDERS = ("bentoml", "work")
+
+
+@dataclass
+class BackupReport:
+    folder: Path
+    manifest: dict
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RestoreReport:
+    moved_aside: list[Path]
+    erasures_after: int | None
+    notes: list[str] = field(default_factory=list)
+
+
+def _is_sqlite(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(16) == _SQLITE_MAGIC
+    except OSError:
+        return False
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def copy_sqlite(source: Path, target: Path) -> None:
+    """Copy the SQLite database ``source`` to ``target`` (a new file) as one consistent
+    snapshot, with the rows its write-ahead log holds, while others go on writing it."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Read-only: a backup must never create or change the store it reads.
+    reader = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)
+    try:
+        writer = sqlite3.connect(target)
+        try:
+            reader.backup(writer)
+            # One self-contained file: no write-ahead log beside it.
+            writer.execute("PRAGMA journal_mode=DELETE")
+            verdict = writer.execute("PRAGMA integrity_check").fetchone()[0]
+        finally:
+            writer.close()
+    finally:
+        reader.close()
+    os.chmod(target, os.stat(source).st_mode & 0o777)
+    if verdict != "ok":
+        raise InputError(
+            f"the database {source} fails SQLite's integrity check ({verdict}); nothing "
+            "usable was backed up from it: restore it from an earlier backup"
+        )
+
+
+def _copy_tree(source: Path, target: Path, files: list[dict], top: Path, *, root=True) -> None:
+    """Copy the folder ``source`` into ``target``: SQLite databases by the backup API, other
+    files as they are, recording each copied file (its path relative to ``top``)."""
+    for entry in sorted(source.iterdir()):
+        if entry.is_symlink():
+            continue
+        if entry.is_dir():
+            if not (root and entry.name in _SKIPPED_FOLDERS):
+                _copy_tree(entry, target / entry.name, files, top, root=False)
+            continue
+        if not entry.is_file() or entry.name.endswith(_SKIPPED_SUFFIXES):
+            continue
+        destination = target / entry.name
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        if _is_sqlite(entry):
+            copy_sqlite(entry, destination)
+            how = "sqlite backup API"
+        else:
+            shutil.copy2(entry, destination)
+            how = "copy"
+        files.append(_described(destination, root=top, how=how))
+
+
+def _described(path: Path, *, root: Path, how: str) -> dict:
+    return {
+        "path": str(path.relative_to(root)),
+        "bytes": path.stat().st_size,
+        "sha256": _sha256(path),
+        "how": how,
+    }
+
+
+def _audit_facts(database: Path) -> dict:
+    """Schema revision and erasures of a SQLite audit store (a copy: read-only)."""
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        tables = {n for (n,) in connection.execute("SELECT name FROM sqlite_master")}
+        revision = None
+        if "recommender_schema_version" in tables:
+            row = connection.execute("SELECT version_num FROM recommender_schema_version")
+            revision = (row.fetchone() or (None,))[0]
+        erasures = {"count": 0, "last_id": None, "last_at": None}
+        if "erasures" in tables:
+            count, last_id, last_at = connection.execute(
+                "SELECT count(*), max(id), max(erased_at) FROM erasures"
+            ).fetchone()
+            erasures = {"count": count, "last_id": last_id, "last_at": last_at}
+        return {"schema_revision": revision, "erasures": erasures}
+    finally:
+        connection.close()
+
+
+def _champion(database: Path) -> str | None:
+    """The version the ``champion`` alias names in a copy of MLflow's SQLite store."""
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        row = connection.execute(
+            "SELECT version FROM registered_model_aliases WHERE alias = 'champion' "
+            "AND name = 'burnout-recommender'"
+        ).fetchone()
+    except sqlite3.Error:
+        return None
+    finally:
+        connection.close()
+    return None if row is None else str(row[0])
+
+
+def _checked_empty_target(folder: Path) -> None:
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        what = "a file" if not folder.is_dir() else "a folder that is not empty"
+        raise InputError(
+            f"--to {folder}: {what}; accepted: a new or empty folder (a backup never "
+            "overwrites another)"
+        )
+
+
+def back_up(config, folder: Path, *, tracking_uri: str, configs: Path | None) -> BackupReport:
+    """Back up the state that ``config`` (a :class:`~recommender.service.ServeConfig`) names
+    into ``folder``, which must be new or empty; returns what was written and what was not."""
+    from recommender import __version__
+    from recommender.service import AUDIT_TABLE_NAMES, sqlite_file
+
+    folder = Path(folder)
+    _checked_empty_target(folder)
+    models = Path(config.models_dir).resolve()
+    if not models.is_dir():
+        raise InputError(f"models folder {models}: does not exist; nothing to back up")
+    taken_at = datetime.now(timezone.utc)
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)  # it holds the salt and the audit log
+    files: list[dict] = []
+    notes: list[str] = []
+    _copy_tree(models, folder / "models", files, folder)
+
+    audit: dict = {"url": None}
+    store = config.audit_store
+    database = sqlite_file(store)
+    if database is not None:
+        database = database.resolve()
+        if database.parent == models or models in database.parents:
+            copied = folder / "models" / database.relative_to(models)
+        elif database.is_file():
+            copied = folder / "audit" / database.name
+            copy_sqlite(database, copied)
+            files.append(_described(copied, root=folder, how="sqlite backup API"))
+        else:
+            copied = None
+        if copied is not None and copied.is_file():
+            audit = {
+                "kind": "sqlite",
+                "source": str(database),
+                "copy": str(copied.relative_to(folder)),
+            }
+            audit.update(_audit_facts(copied))
+        else:
+            audit = {"kind": "sqlite", "source": str(database), "copy": None}
+            notes.append(f"no audit store at {database} yet: nothing of it to back up")
+    else:
+        audit = {"kind": "database server", "copy": None}
+        notes.append(
+            "the audit store is on a database server: back it up with its own tool, e.g. "
+            "pg_dump --format=custom --table "
+            + " --table ".join(AUDIT_TABLE_NAMES)
+            + " (this backup holds the models folder and configs only)"
+        )
+
+    registry = {"uri": tracking_uri, "champion": None}
+    mlflow_db = sqlite_file(tracking_uri) if tracking_uri.startswith("sqlite") else None
+    if mlflow_db is not None:
+        mlflow_db = mlflow_db.resolve()
+        if models in mlflow_db.parents:
+            copied = folder / "models" / mlflow_db.relative_to(models)
+        else:
+            copied = folder / "registry" / mlflow_db.name
+            copy_sqlite(mlflow_db, copied)
+            files.append(_described(copied, root=folder, how="sqlite backup API"))
+            notes.append(
+                f"the MLflow store {mlflow_db} is outside the models folder: its database "
+                "is backed up under registry/, its artifacts are wherever its runs name"
+            )
+        if copied.is_file():
+            registry["champion"] = _champion(copied)
+    else:
+        notes.append(
+            f"the MLflow registry {tracking_uri} is not a SQLite file: back it up where it "
+            "is kept (the tracking server's database and artifact store)"
+        )
+
+    if configs is not None and Path(configs).is_dir():
+        shutil.copytree(configs, folder / "configs")
+        for path in sorted((folder / "configs").rglob("*")):
+            if path.is_file():
+                files.append(_described(path, root=folder, how="copy"))
+    if config.source and Path(config.source).is_file():
+        target = folder / "serve-config" / Path(config.source).name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(config.source, target)
+        files.append(_described(target, root=folder, how="copy"))
+
+    salt = "models/audit.salt" if (folder / "models" / "audit.salt").is_file() else None
+    if salt is None:
+        notes.append(
+            "the audit salt is not in the models folder (an environment variable, the secrets "
+            "folder or serve.yaml gives it): keep it with this backup, apart from it, or the "
+            "restored store's hashes link to no one"
+        )
+    manifest = {
+        "format": 1,
+        "taken_at": taken_at.isoformat(),
+        "recommender_version": __version__,
+        "models_dir": str(models),
+        "audit_store": audit,
+        "registry": registry,
+        "salt": salt,
+        "files": files,
+        "notes": notes,
+    }
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return BackupReport(folder=folder, manifest=manifest, notes=notes)
+
+
+def read_manifest(folder: Path) -> dict:
+    path = Path(folder) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(
+            f"--restore {folder}: no {MANIFEST}; accepted: a folder `recommender backup --to` wrote"
+        ) from None
+    except (ValueError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: not the JSON a backup writes ({error})") from None
+    for entry in manifest.get("files", []):
+        copied = Path(folder) / entry["path"]
+        if not copied.is_file() or copied.stat().st_size != entry["bytes"]:
+            raise InputError(
+                f"backup {folder}: {entry['path']} is missing or not the size the manifest "
+                "records; nothing was restored"
+            )
+        if _sha256(copied) != entry["sha256"]:
+            raise InputError(
+                f"backup {folder}: {entry['path']} does not match its sha256 in the manifest "
+                "(changed or damaged since the backup); nothing was restored"
+            )
+    return manifest
+
+
+def processes_holding(path: Path) -> list[int]:
+    """Ids of this machine's processes (those this user may see) holding ``path`` open, or its
+    write-ahead log; empty where /proc cannot tell."""
+    wanted = {str(path), f"{path}-wal", f"{path}-shm"}
+    holders = []
+    for fds in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            links = [os.readlink(fd) for fd in fds.iterdir()]
+        except OSError:
+            continue
+        if wanted.intersection(links):
+            holders.append(int(fds.parent.name))
+    return sorted(holders)
+
+
+def _erasures_in(database: Path, since_id: int | None) -> int | None:
+    """How many erasures the store at ``database`` records after ``since_id``; None when it
+    cannot be read."""
+    try:
+        connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+        try:
+            row = connection.execute(
+                "SELECT count(*) FROM erasures WHERE id > ?", (since_id or 0,)
+            ).fetchone()
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        return None
+    return int(row[0])
+
+
+def restore(backup: Path, config) -> RestoreReport:
+    """Put the backup at ``backup`` back where ``config`` names: its models folder, and its
+    audit store when it is a SQLite file. What is replaced is moved aside, never deleted; a
+    database a process holds open (a running service) is refused before anything changes."""
+    from recommender.service import sqlite_file
+
+    backup = Path(backup)
+    manifest = read_manifest(backup)
+    models = Path(config.models_dir).resolve()
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    # (copy in the backup, where it goes)
+    plan: list[tuple[Path, Path]] = []
+    source_models = backup / "models"
+    for path in sorted(source_models.rglob("*")):
+        if path.is_file():
+            plan.append((path, models / path.relative_to(source_models)))
+    audit = manifest.get("audit_store") or {}
+    live_audit = sqlite_file(config.audit_store)
+    live_audit = live_audit.resolve() if live_audit is not None else None
+    audit_copy = backup / audit["copy"] if audit.get("copy") else None
+    if audit_copy is not None and not audit["copy"].startswith("models/"):
+        if live_audit is None:
+            raise InputError(
+                "the backup holds a SQLite audit store, but the settings name a database "
+                "server's: restore it there with its own tool; nothing was restored"
+            )
+        plan.append((audit_copy, live_audit))
+    elif audit_copy is not None and live_audit is not None:
+        # The store was in the models folder; the settings may now name another file.
+        inside = backup / audit["copy"]
+        target = models / Path(audit["copy"]).relative_to("models")
+        if target != live_audit:
+            plan = [(s, t) for s, t in plan if s != inside]
+            plan.append((inside, live_audit))
+
+    busy = []
+    for _, target in plan:
+        if target.is_file() and _is_sqlite(target):
+            holders = processes_holding(target)
+            if holders:
+                busy.append(f"{target} (process {', '.join(map(str, holders))})")
+    if busy:
+        raise InputError(
+            "a running process holds open "
+            + "; ".join(busy)
+            + ": stop the service (and any command using the store) before restoring; "
+            "nothing was restored"
+        )
+
+    erasures_after = None
+    notes = []
+    if live_audit is not None and live_audit.is_file() and audit.get("kind") == "sqlite":
+        since = (audit.get("erasures") or {}).get("last_id")
+        erasures_after = _erasures_in(live_audit, since)
+    moved = []
+    for _, target in plan:
+        for side in (target, Path(f"{target}-wal"), Path(f"{target}-shm")):
+            if side.exists():
+                aside = side.with_name(f"{side.name}.before-restore-{stamp}")
+                side.rename(aside)
+                if side == target:
+                    moved.append(aside)
+    for source, target in plan:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+    if audit.get("kind") == "sqlite":
+        taken = manifest.get("taken_at")
+        if erasures_after:
+            notes.append(
+                f"the replaced audit store records {erasures_after} erasure(s) after this "
+                f"backup ({taken}): they are not in the restored store. Redo each now with "
+                "`recommender audit erase --ids-file FILE` and the ids it was given (erasing "
+                "again changes nothing for people already erased); "
+                "`recommender audit export --table erasures` lists what the restored store "
+                "records"
+            )
+        elif erasures_after is None:
+            notes.append(
+                f"no readable audit store was replaced, so the erasures done after this "
+                f"backup ({taken}) cannot be counted here: redo every `recommender audit "
+                "erase` run since then, with the ids it was given, before serving"
+            )
+    if manifest.get("salt") is None:
+        notes.append(
+            "this backup holds no salt file: the service needs the salt the store was "
+            "written with (RECOMMENDER_AUDIT_SALT, the secrets folder's audit_salt, or "
+            "serve.yaml)"
+        )
+    return RestoreReport(moved_aside=moved, erasures_after=erasures_after, notes=notes)

@@ -1,0 +1,223 @@
+"""``recommender backup``: a consistent copy taken while the service answers, a restore under
+another path that serves the same champion, and erasures done after the backup."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+
+from recommender._backup import copy_sqlite, processes_holding
+from recommender.cli import main
+from recommender.service import AuditLog
+
+from service_fixtures import (
+    AUDIT_RECORD,
+    SALT,
+    auth,
+    load_with_16_connections,
+    profile,
+    running_server,
+    running_server_process,
+)
+from service_fixtures import champion_home, copy_champion  # noqa: F401 - fixtures
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def salted(monkeypatch):
+    monkeypatch.setenv("RECOMMENDER_AUDIT_SALT", SALT)
+    monkeypatch.setenv("RECOMMENDER_TEST_PORTS", "3190-3199")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+def _rows(database, up_to=None):
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        query = "SELECT * FROM recommendations" + ("" if up_to is None else " WHERE id <= ?")
+        return connection.execute(
+            query + " ORDER BY id", () if up_to is None else (up_to,)
+        ).fetchall()
+    finally:
+        connection.close()
+
+
+def _integrity(database):
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        return connection.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        connection.close()
+
+
+def test_the_database_file_alone_loses_what_its_log_holds_and_the_backup_api_does_not(tmp_path):
+    live = tmp_path / "live.db"
+    writer = sqlite3.connect(live)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("PRAGMA wal_autocheckpoint=0")  # as between a service's checkpoints
+    writer.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    writer.executemany("INSERT INTO t (v) VALUES (?)", [("x" * 100,)] * 500)
+    writer.commit()
+    shutil.copy(live, tmp_path / "file-alone.db")  # a cp of *.db, or a tool skipping -wal
+    copy_sqlite(live, tmp_path / "backup.db")
+    writer.close()
+
+    def count(name):
+        return sqlite3.connect(tmp_path / name).execute("SELECT count(*) FROM t").fetchone()[0]
+
+    with pytest.raises(sqlite3.OperationalError):  # the table itself was only in the log
+        count("file-alone.db")
+    assert count("backup.db") == 500
+    assert not (tmp_path / "backup.db-wal").exists()
+
+
+def test_backup_under_load_restores_under_another_path_and_serves_the_same_champion(
+    copy_champion, tmp_path, monkeypatch, salted, capsys
+):
+    home = copy_champion(tmp_path / "home")
+    monkeypatch.setenv("RECOMMENDER_HOME", str(home))
+    backup = tmp_path / "backup"
+    loaded = []
+    with running_server_process(home) as (url, server):
+        load = threading.Thread(
+            target=lambda: loaded.append(load_with_16_connections(url, 6, tag="bk"))
+        )
+        load.start()
+        try:
+            while not (home / "audit.db").is_file() or not _rows(home / "audit.db"):
+                load.join(0.2)
+            before = len(_rows(home / "audit.db"))
+            assert main(["backup", "--to", str(backup)]) == 0
+            # restoring over the store the service holds open is refused, naming the process
+            assert processes_holding((home / "audit.db").resolve())
+            assert main(["backup", "--restore", str(backup)]) == 2
+            assert "stop the service" in capsys.readouterr().err
+        finally:
+            load.join()
+    answered, failures = loaded[0]
+    assert answered and not failures
+    assert not list(home.glob("*.before-restore-*"))  # the refusal changed nothing
+
+    manifest = json.loads((backup / "manifest.json").read_text())
+    copied = backup / "models" / "audit.db"
+    rows = _rows(copied)
+    assert len(rows) >= before  # every row committed before the backup began
+    # the copy is the source as it was: the same rows, byte for byte (the log only appends)
+    assert rows == _rows(home / "audit.db", up_to=rows[-1][0])
+    assert _integrity(copied) == "ok" and _integrity(backup / "models" / "mlflow.db") == "ok"
+    assert manifest["registry"]["champion"] == "1"
+    assert manifest["audit_store"]["schema_revision"]
+    assert {"models/mlflow.db", "models/audit.db", "models/promotions.jsonl"} <= {
+        f["path"] for f in manifest["files"]
+    }
+    assert not any(f["path"].endswith(("-wal", "-shm")) for f in manifest["files"])
+
+    restored = tmp_path / "elsewhere" / "models"
+    monkeypatch.setenv("RECOMMENDER_HOME", str(restored))
+    assert main(["backup", "--restore", str(backup)]) == 0
+    assert _rows(restored / "audit.db") == rows
+    assert main(["audit", "export", "--out", str(tmp_path / "restored.csv")]) == 0
+    exported = (tmp_path / "restored.csv").read_text().splitlines()
+    assert len(exported) == len(rows) + 1
+    with running_server(restored) as url:
+        answer = httpx.post(
+            f"{url}/recommend", json=profile(person_id="after-restore"), headers=auth("program")
+        )
+    assert answer.status_code == 200 and answer.json()["model_version"] == "1"
+    assert len(_rows(restored / "audit.db")) == len(rows) + 1
+    assert _integrity(restored / "audit.db") == "ok"
+
+
+def _store_with(home, people):
+    audit = AuditLog(f"sqlite:///{home / 'audit.db'}", salt=SALT)
+    audit.append([{**AUDIT_RECORD, "request_id": f"r-{p}", "person_id": p} for p in people])
+    audit.close()
+
+
+def _hashes(database):
+    return {
+        r[0] for r in sqlite3.connect(database).execute("SELECT person_hash FROM recommendations")
+    }
+
+
+def test_restore_says_how_many_erasures_to_redo_and_redoing_them_erases_again(
+    tmp_path, monkeypatch, salted, capsys
+):
+    home = tmp_path / "models"
+    home.mkdir()
+    monkeypatch.setenv("RECOMMENDER_HOME", str(home))
+    _store_with(home, ["p-1", "p-2"])
+    hash_of = AuditLog("sqlite://", salt=SALT).person_hash
+    assert main(["backup", "--to", str(tmp_path / "backup")]) == 0
+    leavers = tmp_path / "leavers.txt"
+    leavers.write_text("person_id\np-1\n")
+    assert main(["audit", "erase", "--ids-file", str(leavers)]) == 0
+    assert hash_of("p-1") not in _hashes(home / "audit.db")
+    capsys.readouterr()
+
+    assert main(["backup", "--restore", str(tmp_path / "backup")]) == 0
+    said = capsys.readouterr()
+    assert "1 erasure(s) after this backup" in said.err
+    assert "audit erase --ids-file" in said.err
+    assert hash_of("p-1") in _hashes(home / "audit.db")  # the restore brought p-1 back
+    # the store it replaced is kept aside, not deleted
+    assert any(p.name.startswith("audit.db.before-restore-") for p in home.glob("audit.db.*"))
+    assert main(["audit", "erase", "--ids-file", str(leavers)]) == 0
+    assert _hashes(home / "audit.db") == {hash_of("p-2"), "erased"}
+
+
+def test_backup_refuses_a_used_folder_and_restore_a_changed_backup(
+    tmp_path, monkeypatch, salted, capsys
+):
+    home = tmp_path / "models"
+    home.mkdir()
+    monkeypatch.setenv("RECOMMENDER_HOME", str(home))
+    _store_with(home, ["p-1"])
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "x").write_text("kept")
+    assert main(["backup", "--to", str(used)]) == 2
+    assert "not empty" in capsys.readouterr().err and (used / "x").read_text() == "kept"
+    assert main(["backup", "--restore", str(used)]) == 2
+    assert "manifest.json" in capsys.readouterr().err
+
+    backup = tmp_path / "backup"
+    assert main(["backup", "--to", str(backup)]) == 0
+    before = (home / "audit.db").read_bytes()
+    with sqlite3.connect(backup / "models" / "audit.db") as changed:
+        changed.execute("DELETE FROM recommendations")
+    assert main(["backup", "--restore", str(backup)]) == 2
+    assert "sha256" in capsys.readouterr().err
+    assert (home / "audit.db").read_bytes() == before
+    assert not list(home.glob("*.before-restore-*"))
+
+
+def test_a_postgresql_audit_store_is_named_for_pg_dump_not_copied(tmp_path, monkeypatch, salted):
+    from recommender._backup import back_up
+    from recommender.service import AUDIT_TABLE_NAMES, load_serve_config
+
+    home = tmp_path / "models"
+    home.mkdir()
+    (home / "audit.salt").write_text(SALT)
+    monkeypatch.setenv("RECOMMENDER_HOME", str(home))
+    settings = tmp_path / "serve.yaml"
+    shipped = (ROOT / "configs" / "serve.yaml").read_text()
+    settings.write_text(
+        shipped.replace("  url: null", "  url: postgresql+psycopg://svc@db.invalid/audit", 1)
+    )
+    config = load_serve_config(settings)
+    report = back_up(
+        config, tmp_path / "backup", tracking_uri="http://mlflow.invalid", configs=None
+    )
+    said = " ".join(report.notes)
+    assert "pg_dump" in said and all(f"--table {name}" in said for name in AUDIT_TABLE_NAMES)
+    assert "tracking server" in said
+    assert report.manifest["audit_store"]["copy"] is None
+    assert report.manifest["salt"] == "models/audit.salt"
+    assert (tmp_path / "backup" / "models" / "audit.salt").read_text() == SALT
