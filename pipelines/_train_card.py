@@ -21,6 +21,7 @@ def card_facts(
     versions: dict,
     previous_champion: str | None = None,
     created: str | None = None,
+    reproduction: dict | None = None,
 ) -> dict:
     """Every fact the model card shows (version and aliases are added at registration)."""
     from recommender.card import fairness_facts, training_card_facts
@@ -50,6 +51,7 @@ def card_facts(
         versions=versions,
         previous_champion=previous_champion,
         created=created,
+        reproduction=reproduction,
         training_profiles=split.train,
         fairness=fairness_facts(
             model,

@@ -20,6 +20,7 @@ __all__ = [
     "fit_min_arm_rows",
     "min_arm_rows_reason",
     "training_catalog",
+    "catalog_file",
     "load_stage",
     "split_stage",
     "learner_design",
@@ -124,10 +125,13 @@ def training_catalog(config: dict):
     """The intervention catalog the training config names (relative to the configs folder)."""
     from recommender.catalog import load_catalog
 
-    catalog_file = config["catalog"]
-    return load_catalog(
-        config_path(catalog_file) if not Path(catalog_file).is_absolute() else catalog_file
-    )
+    return load_catalog(catalog_file(config))
+
+
+def catalog_file(config: dict):
+    """The catalog file the training config names (a relative name: in the configs folder)."""
+    name = config["catalog"]
+    return config_path(name) if not Path(name).is_absolute() else name
 
 
 def load_stage(config: dict, data=None) -> Cohort:
@@ -211,6 +215,11 @@ def load_stage(config: dict, data=None) -> Cohort:
         control=catalog.control,
         extra_features=config["extra_features"],
     )
+    if loop is None and path is not None:
+        # A file is a set of people: the split, the folds and so the model followed its row
+        # order, and the same table exported in another order trained another model. In
+        # person_id order (unique in a file, the contract) the model follows the rows alone.
+        typed = typed.sort_values("person_id", kind="stable").reset_index(drop=True)
     return Cohort(
         frame=typed,
         catalog=catalog,

@@ -216,7 +216,7 @@ def _used_settings(settings: dict) -> dict:
 def run_evidence_training(settings: dict, *, progress, safety, reason: str | None = None):
     """Build, gate, card, log and register the evidence-only model; all or nothing."""
     from pipelines._train_card import card_stage
-    from pipelines._train_lineage import _git_commit, _package_versions
+    from pipelines._train_lineage import _git_commit, _package_versions, reproduction
     from pipelines._train_log import example_profiles
     from pipelines._train_register import regated_note, register_stage
     from pipelines.train import TrainingResult
@@ -277,14 +277,19 @@ def run_evidence_training(settings: dict, *, progress, safety, reason: str | Non
                         "learner.chosen": {"ee": "evidence"},
                     }
                 )
+                retrain = reproduction(settings, None)
                 run.set_tags(
                     {
                         "git_commit": git_commit,
                         "catalog.version": catalog.version,
                         **{f"version.{k}": v for k, v in versions.items()},
+                        "config.sha256": retrain["config_sha256"],
+                        "catalog.sha256": retrain["catalog_sha256"],
+                        "reproduce.command": retrain["command"],
+                        "reproduce.how": retrain["how"],
                     }
                 )
-                run.log_dict(settings, "config/train.yaml")
+                run.log_text(retrain["config_yaml"], retrain["config_artifact"])
                 model_info = run.log_model(model, example_profiles(), safety=safety)
             with progress.stage("register", f"registering a version of {name}"):
                 registration = register_stage(

@@ -22,17 +22,24 @@ _PACKAGES = (
 )
 
 
-def _git_commit() -> str:
-    root = Path(__file__).resolve().parents[1]
+def _git_commit(root: Path | None = None) -> str:
+    """The commit of the checkout this code runs from (``root``: the folder holding the
+    ``pipelines`` package; ``-dirty`` when its tracked files were changed), or "unknown" when
+    it is not run from one (an installed package)."""
+    root = Path(root).resolve() if root is not None else Path(__file__).resolve().parents[1]
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
+        top, commit = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel", "HEAD"],
             cwd=root,
             capture_output=True,
             text=True,
             check=True,
             timeout=10,
-        ).stdout.strip()
+        ).stdout.split("\n")[:2]
+        # An installed package inside another project's checkout (a .venv in it) is not that
+        # project's code: its commit would be recorded as this model's.
+        if Path(top).resolve() != root:
+            return "unknown"
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
             cwd=root,
@@ -41,7 +48,7 @@ def _git_commit() -> str:
             check=True,
             timeout=10,
         ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
+    except (OSError, subprocess.SubprocessError, ValueError):
         return "unknown"
     return f"{commit}-dirty" if dirty else commit
 
@@ -86,3 +93,70 @@ def training_fingerprint(
     for path in sorted({Path(f).resolve() for f in files if Path(f).is_file()}):
         digest.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
+
+
+# Where a run logs its settings, as a training config `recommender train --config` reads.
+CONFIG_ARTIFACT = "config/train.yaml"
+
+
+def config_text(settings: dict) -> str:
+    """The run's settings (after --seed and --data overrides) as the YAML file it logs at
+    :data:`CONFIG_ARTIFACT`; its sha256 is the ``config.sha256`` tag, so a downloaded copy can
+    be checked against the run."""
+    import yaml
+
+    plain = json.loads(json.dumps(settings, default=str))
+    return yaml.safe_dump(plain, default_flow_style=False, sort_keys=True)
+
+
+def reproduction(settings: dict, cohort) -> dict:
+    """What retrains a run's model: the command, and the digests of what it reads
+    (``config_yaml`` is the text to log at :data:`CONFIG_ARTIFACT`).
+
+    The command reads the run's logged config (:data:`CONFIG_ARTIFACT`) and, for a data file,
+    the file of the run's ``data.sha256``; the catalog the config names must be the file of
+    ``catalog_sha256``, and the code and package versions those the run records (git commit,
+    ``version.*`` tags). A model trained from the service's log has no such command: the log
+    changes as outcomes are recorded. ``cohort`` None: the evidence-only model.
+    """
+    from pipelines._train_cohort import _file_sha256, catalog_file
+
+    config_yaml = config_text(settings)
+    config_sha256 = hashlib.sha256(config_yaml.encode()).hexdigest()
+    catalog_sha256 = _file_sha256(Path(catalog_file(settings)))
+    config = Path(CONFIG_ARTIFACT).name
+    if cohort is None:
+        command = f"recommender train --config {config} --evidence-only"
+        how = (
+            f"{config} is this run's MLflow artifact {CONFIG_ARTIFACT} (sha256 {config_sha256}); "
+            "the model is the catalog's published evidence alone"
+        )
+    elif cohort.loop is not None:
+        command = None
+        how = (
+            "no single command: trained from the service's log, which grows as outcomes are "
+            "recorded (this run's rows have sha256 " + cohort.sha256 + ")"
+        )
+    elif cohort.path is not None:
+        data = Path(cohort.path).name
+        command = f"recommender train --config {config} --data {data}"
+        how = (
+            f"{config} is this run's MLflow artifact {CONFIG_ARTIFACT} (sha256 {config_sha256}); "
+            f"{data} the training file of sha256 {cohort.sha256} (its rows are fitted in "
+            "person_id order, so another order of the same rows trains the same model)"
+        )
+    else:
+        command = f"recommender train --config {config}"
+        how = (
+            f"{config} is this run's MLflow artifact {CONFIG_ARTIFACT} (sha256 {config_sha256}), "
+            "which names the simulated cohort"
+        )
+    return {
+        "command": command,
+        "how": f"{how}; the catalog file {settings['catalog']} must have sha256 "
+        f"{catalog_sha256}, and the code and package versions be those recorded here",
+        "config_artifact": CONFIG_ARTIFACT,
+        "config_yaml": config_yaml,
+        "config_sha256": config_sha256,
+        "catalog_sha256": catalog_sha256,
+    }

@@ -59,8 +59,13 @@ def log_stage(
     git_commit: str,
     versions: dict,
     safety,
+    reproduction: dict,
 ):
-    """Log config, lineage, metrics, plots, report and the pyfunc model (not registered)."""
+    """Log config, lineage, metrics, plots, report and the pyfunc model (not registered).
+
+    ``reproduction`` is what retrains the model (:func:`pipelines._train_lineage.reproduction`),
+    with the settings as the config file logged at ``config/train.yaml``.
+    """
     train_counts = split.train["intervention"].astype(str).value_counts()
     holdout_counts = split.holdout["intervention"].astype(str).value_counts()
     run.log_params(
@@ -95,9 +100,13 @@ def log_stage(
             "catalog.version": model.catalog_version,
             "data.sha256": cohort.sha256,
             **{f"version.{k}": v for k, v in versions.items()},
+            "config.sha256": reproduction["config_sha256"],
+            "catalog.sha256": reproduction["catalog_sha256"],
+            "reproduce.command": reproduction["command"] or "none",
+            "reproduce.how": reproduction["how"],
         }
     )
-    run.log_dict(config, "config/train.yaml")
+    run.log_text(reproduction["config_yaml"], reproduction["config_artifact"])
     _log_datasets(run, cohort, split, config, model.feature_names)
     run.log_metrics(evaluation.metrics)
     run.log_metric_steps(_qini_steps(evaluation.report.qini_curves))

@@ -51,7 +51,7 @@ from pipelines._train_gate import gate_stage
 from pipelines._train_key import key_fingerprint as key_fingerprint
 from pipelines._train_key import comparison_rows, person_hashes, seen_rows, training_key
 from pipelines._train_lineage import FINGERPRINT_TAG, _git_commit, _package_versions
-from pipelines._train_lineage import training_fingerprint
+from pipelines._train_lineage import reproduction, training_fingerprint
 from pipelines._train_log import example_profiles, log_stage, run_description
 from pipelines._train_overlap import OverlapRecord
 from pipelines._train_register import publish_folder, regated_note, register_stage
@@ -197,6 +197,7 @@ def run_training(
             f"{without}" + (f" (their {set_aside:,} rows are not trained on)" if set_aside else "")
         )
     git_commit, versions = _git_commit(), _package_versions()
+    retrain = reproduction(settings, cohort)
     name = settings["registry"]["model_name"]
     # The learner leads the name: runs sit side by side in MLflow, named by what differs.
     run_name = f"{settings['learner']['learner']}-seed-{settings['seed']}-{cohort.sha256[:8]}"
@@ -264,6 +265,7 @@ def run_training(
                     git_commit=git_commit,
                     versions=versions,
                     created=created,
+                    reproduction=retrain,
                 )
                 facts = facts_for(gate=gate, previous_champion=previous_champion)
                 card_stage(facts, plots, workspace / "card")
@@ -279,6 +281,7 @@ def run_training(
                     git_commit=git_commit,
                     versions=versions,
                     safety=safety,
+                    reproduction=retrain,
                 )
             with display.stage("register", f"registering a version of {name}"):
                 registration = register_stage(

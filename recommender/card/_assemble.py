@@ -187,6 +187,7 @@ def training_card_facts(
     aliases=None,
     fairness: dict | None = None,
     training_profiles: pd.DataFrame | None = None,
+    reproduction: dict | None = None,
 ) -> dict:
     """Every fact of a freshly trained model's card, as a JSON-safe dict.
 
@@ -214,9 +215,13 @@ def training_card_facts(
         The fairness section (:func:`recommender.card.fairness_facts` on the held-out part).
     training_profiles : DataFrame, optional
         The training part's rows, to name the groups it holds that no one was held out from.
+    reproduction : dict, optional
+        What retrains the model: ``command``, ``how``, ``config_sha256``, ``catalog_sha256``
+        (see the training pipeline's lineage).
     """
     from recommender.card._facts import (
         arm_counts,
+        learner_choice,
         complement_facts,
         evidence_facts,
         outside_counts,
@@ -253,6 +258,8 @@ def training_card_facts(
                 "data_sha256": data.get("sha256"),
                 "catalog_version": model.catalog_version,
                 "learners": learners,
+                # how auto chose them, per arm: an auditor's "why this learner"
+                "learner_choice": learner_choice(model, config["learner"]["learner"]),
                 # the arms answers say have one effect for everyone: the card says so too
                 "one_effect_arms": model_facts(model)["one_effect_arms"],
                 "seed": config["seed"],
@@ -280,6 +287,7 @@ def training_card_facts(
                 "arm_counts": arm_counts(treatment_train, treatment_holdout, arms),
                 "outside": outside_counts(model, holdout_features),
                 "loop": data.get("loop"),
+                "reproduction": reproduction,
             },
             "evaluation": evaluation_facts(report, secondary=secondary, carried=carried),
             "subgroups": subgroup_facts(

@@ -54,7 +54,7 @@ def _model_details(facts):
         ("Created (UTC)", m.get("created")),
         ("MLflow run id", m.get("run_id")),
         ("MLflow experiment", m.get("experiment")),
-        ("Git commit", m.get("git_commit")),
+        ("Git commit", _git_commit_text(m.get("git_commit"))),
         ("Training data SHA-256", m.get("data_sha256")),
         ("Intervention catalog version", m.get("catalog_version")),
         # one row per outcome: a learner's own text may hold "; " and ", " (carried arms)
@@ -62,6 +62,7 @@ def _model_details(facts):
             (f"Learner for {outcome}", learner)
             for outcome, learner in (m.get("learners") or {}).items()
         ),
+        *_learner_choice_rows(m),
         *_one_effect_row(m),
         ("Seed", m.get("seed")),
         ("Champion when registered", _champion_then(m)),
@@ -105,6 +106,34 @@ def _model_details(facts):
             )
         )
     return blocks
+
+
+def _git_commit_text(commit):
+    """The commit, or plainly why there is none (a card from before a commit was recorded
+    shows nothing)."""
+    if commit == "unknown":
+        return (
+            "unknown: not trained from a git checkout of the project (the package version "
+            "below names the code)"
+        )
+    return commit
+
+
+def _learner_choice_rows(m: dict) -> list:
+    """Why each outcome's learner: the rule, then per outcome the candidates each arm
+    averaged (a card from before the choice was recorded has no row)."""
+    choice = m.get("learner_choice")
+    if not choice:
+        return []
+    rows = [("Learner choice", choice.get("rule"))]
+    for outcome, arms in (choice.get("outcomes") or {}).items():
+        rows.append(
+            (
+                f"Chosen for {outcome}",
+                "; ".join(f"{arm}: {' + '.join(chosen)}" for arm, chosen in arms.items()),
+            )
+        )
+    return rows
 
 
 def _one_effect_row(m: dict) -> list:
@@ -165,6 +194,7 @@ def _training_data(facts):
         ("Held-out share", d.get("holdout_share")),
         ("Split", d.get("split")),
         ("Outcomes", d.get("outcomes")),
+        *_reproduction_rows(d.get("reproduction")),
     ]
     blocks = [
         (
@@ -176,11 +206,30 @@ def _training_data(facts):
             "Where the training data came from and how it was split",
         )
     ]
+    config_yaml = (d.get("reproduction") or {}).get("config_yaml")
+    if config_yaml:  # the settings themselves, not only their digest
+        blocks += [
+            ("p", "The training config as logged (config/train.yaml):"),
+            ("pre", config_yaml),
+        ]
     if d.get("arm_counts"):
         blocks.append(("table", d["arm_counts"], "Rows per arm"))
     blocks += _outside_blocks(d.get("outside"))
     blocks += loop_blocks(d.get("loop"))
     return blocks
+
+
+def _reproduction_rows(reproduction) -> list:
+    """What retrains this version, with the digests of what it reads (nothing for a card
+    from before they were recorded)."""
+    if not reproduction:
+        return []
+    return [
+        ("Config SHA-256 (run artifact config/train.yaml)", reproduction.get("config_sha256")),
+        ("Catalog file SHA-256", reproduction.get("catalog_sha256")),
+        ("Reproduce with", reproduction.get("command") or "no single command"),
+        ("Reproduction reads", reproduction.get("how")),
+    ]
 
 
 def _outside_blocks(outside) -> list:

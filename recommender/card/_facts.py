@@ -23,6 +23,7 @@ __all__ = [
     "complement_facts",
     "arm_counts",
     "outside_counts",
+    "learner_choice",
 ]
 
 
@@ -201,3 +202,30 @@ def complement_facts(catalog) -> list[dict]:
     from recommender.explain import complements_for
 
     return json_safe(complements_for(catalog))
+
+
+def learner_choice(model, requested: str) -> dict:
+    """Why each outcome's learner: ``{"rule", "outcomes": {outcome: {arm: [candidates]}}}``.
+
+    With ``learner: auto`` the rule is the cross-validated doubly robust criterion and each
+    arm lists the candidates it averaged (the run's ``learners/<outcome>_selection.json``
+    holds every candidate's loss); with a fixed learner, the config chose it.
+    """
+    from recommender.model import chosen_candidates
+
+    if requested != "auto":
+        return {"rule": f"set by the training config (learner.learner: {requested})"}
+    return {
+        "rule": (
+            "chosen by learner: auto, per arm, among the T-, X- and DR-learners' candidates: "
+            "those of lowest cross-validated doubly robust loss are averaged (none clearly "
+            "worse than the best), or one effect for everyone when no personalised DR "
+            "candidate beats it by more than heterogeneity_z standard errors; every candidate's loss is in the MLflow run's "
+            "artifacts learners/<outcome>_selection.json"
+        ),
+        "outcomes": {
+            outcome: chosen_candidates(learner)
+            for outcome, learner in model.outcome_models.items()
+            if chosen_candidates(learner)
+        },
+    }

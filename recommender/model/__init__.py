@@ -20,7 +20,13 @@ from recommender.model._evidence import (
     no_evidence_for_role,
     roles_without_evidence,
 )
-from recommender.model._facts import data_source, model_facts, model_min_cell, one_effect_arms
+from recommender.model._facts import (
+    chosen_candidates,
+    data_source,
+    model_facts,
+    model_min_cell,
+    one_effect_arms,
+)
 from recommender.model._prediction import Prediction
 from recommender.model._recommendation import JUDGEMENT_COLUMNS, RecommendationModel
 from recommender.model._schema import feature_schema, frame_from_schema
@@ -39,6 +45,7 @@ __all__ = [
     "arm_source",
     "carry_arms",
     "catalog_difference",
+    "chosen_candidates",
     "estimate_basis",
     "learnt_arms",
     "EvidenceEstimate",

@@ -63,6 +63,24 @@ def one_effect_arms(learner) -> list[str]:
     return arms
 
 
+def chosen_candidates(learner) -> dict[str, list[str]]:
+    """Per arm, the candidates an ``auto`` uplift learner averaged, as ``"<learner> <settings>"``
+    (``"one effect for everyone"`` for the constant), in its arm order; ``{}`` for a learner
+    without a selection table (one fitted with a fixed learner)."""
+    table = getattr(learner, "selection_", None)
+    if table is None or len(table) == 0 or "chosen" not in table:
+        return {}
+    chosen = table[table["chosen"].astype(bool)]
+    out = {}
+    for arm in getattr(learner, "arms_", list(dict.fromkeys(table["arm"]))):
+        rows = chosen[chosen["arm"].astype(str) == str(arm)]
+        out[str(arm)] = [
+            "one effect for everyone" if settings == _CONSTANT_SETTINGS else f"{name} {settings}"
+            for name, settings in zip(rows["learner"], rows["settings"])
+        ]
+    return out
+
+
 def model_facts(model) -> dict:
     """``{"data_source", "data", "one_effect_arms"}`` of a served model.
 

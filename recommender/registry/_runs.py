@@ -47,7 +47,15 @@ __all__ = ["TrainingRun", "Registration"]
 _PARAM_LIMIT = 6000
 # Run tags a registered version carries too, so that the registry's page of a version says what
 # it was trained from without opening its run.
-LINEAGE_TAGS = ("git_commit", "catalog.version", "data.source", "data.sha256")
+LINEAGE_TAGS = (
+    "git_commit",
+    "catalog.version",
+    "catalog.sha256",
+    "config.sha256",
+    "data.source",
+    "data.sha256",
+    "reproduce.command",
+)
 
 
 @dataclass
