@@ -237,3 +237,14 @@ def test_a_feature_constant_only_in_the_training_part_is_noted_once():
     assert [w.category for w in shown] == [UserWarning]  # the learners' warnings are not shown
     (note,) = notes
     assert "cannot personalise by role;" in note and "setting" not in note
+
+
+def test_the_constant_feature_warning_keeps_its_features_when_copied():
+    import copy
+    import pickle
+
+    from recommender.uplift import ConstantFeatureWarning
+
+    warning = ConstantFeatureWarning(["role", "setting"])
+    for again in (pickle.loads(pickle.dumps(warning)), copy.copy(warning)):
+        assert again.features == ["role", "setting"] and str(again) == str(warning)

@@ -313,6 +313,9 @@ class ConstantFeatureWarning(UserWarning):
             f"constant features carry no information and cannot personalize: {self.features}"
         )
 
+    def __reduce__(self):  # rebuilt from its facts, not its message (copied, pickled)
+        return type(self), (self.features,)
+
 
 def warn_constant_features(matrix: np.ndarray, names: list[str]) -> list[str]:
     """Warn (naming them) about features that take one value only; they are kept but useless."""
