@@ -2,11 +2,38 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from pipelines._train_cohort import Cohort, Split, _outcome_change, _propensity, learner_design
+from pipelines._train_overlap import warnings_of
 from pipelines._train_key import key_fingerprint, person_hashes, trained_people, training_key
 from recommender.errors import InputError
 
-__all__ = ["learner_params", "fit_stage"]
+__all__ = ["learner_params", "fit_stage", "constant_features_noted"]
+
+
+@contextlib.contextmanager
+def constant_features_noted(cohort: Cohort, display):
+    """Say once, as a note, the features the learners found constant in the training part.
+
+    Each outcome's learner warned of them (Python's warning, with a file path, three times a
+    run). A feature constant in the whole cohort is not said again: validation's note
+    (``constant_feature``) already said it; what is left is one constant only in the training
+    part (a role of three people, all held out). Other warnings are shown as they were.
+    """
+    from recommender.uplift import ConstantFeatureWarning
+
+    noted = {n.split(" ", 1)[0] for n in cohort.notes if " [constant_feature]" in n}
+    warned: list = []
+    with warnings_of(ConstantFeatureWarning, warned):
+        yield
+    found = list(dict.fromkeys(f for message in warned for f in message.features))
+    left = [f for f in found if f not in noted]
+    if left:
+        display.note(
+            "note: one value only in the training part, so the model cannot personalise by "
+            f"{', '.join(left)}; profiles with another value lie outside what it learnt from"
+        )
 
 
 def learner_params(params: dict | None) -> dict:

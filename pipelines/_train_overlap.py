@@ -12,7 +12,31 @@ from __future__ import annotations
 import contextlib
 import warnings
 
-__all__ = ["OverlapRecord"]
+__all__ = ["OverlapRecord", "warnings_of"]
+
+
+@contextlib.contextmanager
+def warnings_of(category, found: list):
+    """Append the warnings of ``category`` raised inside (their messages) to ``found``, to be
+    said once by the caller; every other warning is shown as it would have been."""
+    caught: list = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", category)
+            yield
+    finally:
+        for record in caught:
+            if issubclass(record.category, category):
+                found.append(record.message)
+            else:
+                warnings.showwarning(
+                    record.message,
+                    record.category,
+                    record.filename,
+                    record.lineno,
+                    record.file,
+                    record.line,
+                )
 
 
 class OverlapRecord:
@@ -30,27 +54,16 @@ class OverlapRecord:
         part"); every other warning is shown as it would have been."""
         from recommender.uplift import PoorOverlapWarning
 
-        caught = []
+        warned: list = []
         try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", PoorOverlapWarning)
+            with warnings_of(PoorOverlapWarning, warned):
                 yield
         finally:
-            for record in caught:
-                if issubclass(record.category, PoorOverlapWarning):
-                    found = (record.message.clip, record.message.arms)
-                    seen = self.parts.setdefault(part, [])
-                    if found not in seen:
-                        seen.append(found)
-                else:
-                    warnings.showwarning(
-                        record.message,
-                        record.category,
-                        record.filename,
-                        record.lineno,
-                        record.file,
-                        record.line,
-                    )
+            for message in warned:
+                found = (message.clip, message.arms)
+                seen = self.parts.setdefault(part, [])
+                if found not in seen:
+                    seen.append(found)
 
     def statement(self) -> str:
         """One sentence for the whole run ("" when no propensity was clipped)."""

@@ -46,7 +46,7 @@ from pipelines._train_cohort import learner_design as learner_design
 from pipelines._train_config import LOWER_IS_BETTER as LOWER_IS_BETTER
 from pipelines._train_config import config_from_mapping, load_config
 from pipelines._train_evaluate import Evaluation, evaluate_stage
-from pipelines._train_fit import fit_stage, learner_params
+from pipelines._train_fit import constant_features_noted, fit_stage, learner_params
 from pipelines._train_gate import gate_stage
 from pipelines._train_key import key_fingerprint as key_fingerprint
 from pipelines._train_key import comparison_rows, person_hashes, seen_rows, training_key
@@ -230,6 +230,7 @@ def run_training(
                     f"for {', '.join(settings['outcomes'])}",
                 ),
                 overlap.watching("Training part"),
+                constant_features_noted(cohort, display),
             ):
                 model = fit_stage(split, cohort, settings)
             if cohort.loop is not None:

@@ -238,6 +238,17 @@ def training_card_facts(
             "This version was trained on a SIMULATED cohort: it demonstrates the "
             "method and must not be used to advise real clinicians."
         )
+    # A catalog arm with no rows in the cohort: the model has no estimate for it (an answer
+    # lists it as excluded), which the arm counts alone leave unsaid.
+    unlearnt = [a for a in catalog.treatment_arms if a not in arms]
+    if unlearnt:
+        caveats.append(
+            f"Catalog arm{'s' if len(unlearnt) > 1 else ''} {', '.join(unlearnt)} had no rows "
+            "in the training data: the model has no estimate for "
+            f"{'them' if len(unlearnt) > 1 else 'it'} and never recommends "
+            f"{'them' if len(unlearnt) > 1 else 'it'} (an answer lists "
+            f"{'them' if len(unlearnt) > 1 else 'it'} as excluded)."
+        )
     learners = {
         o: str(getattr(m, "learner_", type(m).__name__)) for o, m in model.outcome_models.items()
     }

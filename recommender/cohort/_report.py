@@ -41,6 +41,7 @@ RULES: dict[str, str] = {
     "empty_table": "table has no rows",
     "extra_levels": "categorical extra feature has too many distinct values",
     "extra_spelling": "categorical extra feature writes one value several ways",
+    "constant_feature": "feature takes one value in every row",
 }
 
 

@@ -182,6 +182,9 @@ def validate_cohort(
             context.propensity()
         if TREATMENT_COLUMN in frame.columns:
             report.arm_counts = context.arms(arms, control, min_arm_rows, min_arm_rows_reason)
+        for name in dict.fromkeys((*PROFILE_COLUMNS[1:], *extra_features)):
+            if name in frame.columns:
+                context.constant(name)
     return report
 
 
@@ -231,6 +234,37 @@ class _Context:
         blank = _blank(self.frame[column])
         self.add("missing_value", column, blank, "a value in every row")
         return blank
+
+    def constant(self, column):
+        """A feature with one value in every row (a program of nurses only, one site): a
+        note, as the table is valid, but the model cannot personalise by it, and a profile
+        with another value lies outside what it learnt from."""
+        series = self.frame[column]
+        present = series[~_blank(series)]
+        if len(present) < 2:
+            return
+        numeric = column in PROFILE_COLUMNS or extra_is_number(series)
+        if column in CATEGORIES or not numeric:
+            values = present.astype("string").str.strip()
+        else:
+            values = pd.to_numeric(present.astype("string").str.strip(), errors="coerce")
+            if values.isna().any():
+                return  # not numbers: a type finding already
+        if values.nunique() != 1:
+            return
+        value = values.iloc[0]
+        shown = _num(value) if isinstance(value, (int, float, np.number)) else repr(str(value))
+        self.checks.append(
+            _table(
+                "constant_feature",
+                column,
+                f"column {column!r} is {shown} in all {len(present):,} rows: the model cannot "
+                "personalise by it, and a profile with another value lies outside what it "
+                "learnt from",
+                severity="note",
+                value=value,
+            )
+        )
 
     def extra_levels(self, column):
         """A categorical extra feature with more than MAX_EXTRA_LEVELS values: reported with
@@ -419,12 +453,21 @@ class _Context:
             )
         for arm, n in counts.items():
             if 0 < n < min_arm_rows:
+                # Usual care cannot be left out: every effect is measured against it.
+                need, remedy = (
+                    ("to measure every other arm's effect against it", "add rows of it")
+                    if arm == control
+                    else (
+                        "to learn its effect",
+                        "leave its rows out (the model then has no estimate for it), or add rows",
+                    )
+                )
                 self.checks.append(
                     _table(
                         "arm_too_small",
                         TREATMENT_COLUMN,
                         f"arm {arm!r} has {n:,} rows; at least {min_arm_rows:,} are needed "
-                        f"to learn its effect ({reason}); leave its rows out, or add rows",
+                        f"{need} ({reason}); {remedy}",
                         value=arm,
                     )
                 )

@@ -7,12 +7,13 @@ scores that evaluation and model selection rest on. ``GBMSpec``, ``RidgeSpec`` a
 ``LogLinearSpec`` describe candidate regressors for the ``outcome_candidates`` and
 ``final_candidates`` parameters. ``compile_effects`` turns fitted learners into one
 prediction pass for every outcome, arm and fold (the served form). ``PoorOverlapWarning`` is
-what a fit or the scores warn when estimated propensities are clipped, naming arms and rows.
+what a fit or the scores warn when estimated propensities are clipped, naming arms and rows;
+``ConstantFeatureWarning`` what a fit warns of features with one value in every row.
 ``SEED_LIMIT`` bounds ``random_state`` (seeds from 0 to ``SEED_LIMIT - 1``), for callers that
 check a seed from a file before any fit starts.
 """
 
-from ._checks import SEED_LIMIT
+from ._checks import SEED_LIMIT, ConstantFeatureWarning
 from ._compiled import CompiledEffects, compile_effects
 from ._model import UpliftModel
 from ._propensity import PoorOverlapWarning
@@ -23,6 +24,7 @@ __all__ = [
     "UpliftModel",
     "doubly_robust_scores",
     "PoorOverlapWarning",
+    "ConstantFeatureWarning",
     "GBMSpec",
     "RidgeSpec",
     "LogLinearSpec",

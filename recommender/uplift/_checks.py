@@ -29,6 +29,7 @@ __all__ = [
     "parameter_problems",
     "first_values",
     "plain",
+    "ConstantFeatureWarning",
     "warn_constant_features",
 ]
 
@@ -302,6 +303,20 @@ def check_training_inputs(X, treatment, y, propensity, *, control, min_arm_rows)
     return TrainingData(arms, arms[0], codes, y_values, propensity)
 
 
+class ConstantFeatureWarning(UserWarning):
+    """Features that take one value in the rows fitted on (``features``): kept, but no
+    effect can vary with them."""
+
+    def __init__(self, features: list[str]):
+        self.features = list(features)
+        super().__init__(
+            f"constant features carry no information and cannot personalize: {self.features}"
+        )
+
+    def __reduce__(self):  # rebuilt from its facts, not its message (copied, pickled)
+        return type(self), (self.features,)
+
+
 def warn_constant_features(matrix: np.ndarray, names: list[str]) -> list[str]:
     """Warn (naming them) about features that take one value only; they are kept but useless."""
     constant = []
@@ -311,9 +326,5 @@ def warn_constant_features(matrix: np.ndarray, names: list[str]) -> list[str]:
         if seen.size == 0 or np.all(seen == seen[0]):
             constant.append(name)
     if constant:
-        warnings.warn(
-            f"constant features carry no information and cannot personalize: {constant}",
-            UserWarning,
-            stacklevel=3,
-        )
+        warnings.warn(ConstantFeatureWarning(constant), stacklevel=3)
     return constant
