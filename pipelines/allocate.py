@@ -34,6 +34,7 @@ class CohortPlan:
     crisis: int = 0
     fairness_path: Path | None = None
     complements: tuple = ()  # recommender.catalog.Complement: what the plan does not replace
+    catalog_version: str | None = None  # the intervention catalog planned with
     notes: list = field(default_factory=list)  # pipelines.score.model_notes
 
     def summary_lines(self) -> list[str]:
@@ -53,6 +54,11 @@ class CohortPlan:
         lines = [
             f"planned {planned} people with {self.model_uri}"
             + (f" version {self.version}" if self.version else "")
+            + (
+                f" and intervention catalog {self.catalog_version} (its costs and places)"
+                if self.catalog_version
+                else ""
+            )
             + f" -> {self.path}",
             f"{allocation.status}; spent ${allocation.total_cost:,.0f} of {budget}; expected "
             f"{allocation.expected_points_avoided:,.0f} EE points avoided in all "
@@ -223,7 +229,7 @@ def plan_cohort(
         plan_allocation,
         triage_table,
     )
-    from recommender.model import model_min_cell
+    from recommender.model import arms_not_learnt, model_min_cell
     from recommender.registry import load_model, resolve_model
 
     check_table_output(out)  # before the model is loaded: an unwritable path is said at once
@@ -254,6 +260,9 @@ def plan_cohort(
         check_plan_options(catalog, capacity=capacity, cost=cost, floors=floors, budget=budget)
         ref = resolve_model(model)
         recommendation_model = load_model(ref.uri)
+        refusal = arms_not_learnt(recommendation_model, catalog, version=ref.version)
+        if refusal is not None:  # an arm it offers would never be planned: said, not hidden
+            raise InputError(f"{ref.uri}: {refusal}")
         report = validate_cohort(
             frame, training=False, extra_features=extra_features(recommendation_model)
         )
@@ -334,6 +343,7 @@ def plan_cohort(
         fairness_path=fairness_path,
         notes=model_notes(recommendation_model),
         complements=catalog.complements,
+        catalog_version=catalog.version,
     )
 
 
