@@ -36,6 +36,7 @@ class CohortPlan:
     complements: tuple = ()  # recommender.catalog.Complement: what the plan does not replace
     catalog_version: str | None = None  # the intervention catalog planned with
     notes: list = field(default_factory=list)  # pipelines.score.model_notes
+    warnings: list = field(default_factory=list)  # e.g. arms of the catalog never learnt
 
     def summary_lines(self) -> list[str]:
         allocation = self.allocation
@@ -109,6 +110,7 @@ class CohortPlan:
                 "not planned for (see the referral column)"
             )
         lines += [f"  note: {note}" for note in self.notes]
+        lines += [f"warning: {warning}" for warning in self.warnings]
         return lines
 
 
@@ -260,9 +262,8 @@ def plan_cohort(
         check_plan_options(catalog, capacity=capacity, cost=cost, floors=floors, budget=budget)
         ref = resolve_model(model)
         recommendation_model = load_model(ref.uri)
-        refusal = arms_not_learnt(recommendation_model, catalog, version=ref.version)
-        if refusal is not None:  # an arm it offers would never be planned: said, not hidden
-            raise InputError(f"{ref.uri}: {refusal}")
+        # An arm it offers that the model never learnt is never planned: said, not hidden.
+        unlearnt = arms_not_learnt(recommendation_model, catalog, version=ref.version)
         report = validate_cohort(
             frame, training=False, extra_features=extra_features(recommendation_model)
         )
@@ -344,6 +345,7 @@ def plan_cohort(
         notes=model_notes(recommendation_model),
         complements=catalog.complements,
         catalog_version=catalog.version,
+        warnings=[] if unlearnt is None else [unlearnt],
     )
 
 

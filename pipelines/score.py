@@ -42,6 +42,7 @@ class ScoreResult:
     recommendation_mix: dict
     notes: list = field(default_factory=list)  # what every output says (see model_notes)
     catalog_version: str | None = None  # the intervention catalog in force, scored with
+    warnings: list = field(default_factory=list)  # e.g. arms of that catalog never learnt
 
 
 def score_frame(
@@ -138,13 +139,12 @@ def score_file(
     with crisis_rows_kept(frame, possible, rules, out, nothing="nothing was scored"):
         crisis = crisis_flags(frame, where=str(data))
         # The catalog in force, as the service answers with: its arms alone are recommended,
-        # to the people its rules offer them to; one the model never learnt refuses the run.
+        # to the people its rules offer them to; one the model never learnt is warned of (and
+        # never recommended), as the service does.
         catalog = load_catalog()
         ref = resolve_model(model)
         recommendation_model = load_model(ref.uri)
-        refusal = arms_not_learnt(recommendation_model, catalog, version=ref.version)
-        if refusal is not None:
-            raise InputError(f"{ref.uri}: {refusal}")
+        unlearnt = arms_not_learnt(recommendation_model, catalog, version=ref.version)
         report = validate_cohort(
             frame, training=False, extra_features=extra_features(recommendation_model)
         )
@@ -183,6 +183,7 @@ def score_file(
         recommendation_mix=mix,
         notes=model_notes(recommendation_model),
         catalog_version=catalog.version,
+        warnings=[] if unlearnt is None else [unlearnt],
     )
 
 

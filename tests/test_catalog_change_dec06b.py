@@ -90,36 +90,60 @@ def _client():
     return TestClient(_app(service_module), raise_server_exceptions=False)
 
 
-def test_a_renamed_arm_makes_the_service_not_ready_naming_both_ids_crisis_answered(under):
+def _excluded(answer) -> dict:
+    return {item["arm"]: item["reason"] for item in answer["excluded"]}
+
+
+def test_a_renamed_arm_is_served_ready_with_warnings_never_ranked_crisis_answered(under, caplog):
     under(_renamed)
-    with _client() as client:
-        ready = client.get("/readyz")
-        assert ready.status_code == 503
-        body = ready.json()
-        assert body["reason"] == "catalog_arms_not_learnt"
-        assert "offered but never learnt balint" in body["error"]
-        assert "learnt but no longer offered balint_group" in body["error"]
-        ordinary = client.post("/recommend", json=profile(), headers=auth("program"))
-        assert ordinary.status_code == 503
-        said = ordinary.json()["error"]
-        assert "offers balint, which version 1 never learnt" in said
-        assert "keep its id" in said
+    with caplog.at_level("WARNING"), _client() as client:
+        assert client.get("/readyz").status_code == 200
+        warned = [r.getMessage() for r in caplog.records if "never learnt" in r.getMessage()]
+        assert len(warned) == 1 and "offers balint, which version 1 never learnt" in warned[0]
+        assert "keep its id" in warned[0]
+        concerns = client.get("/model_card.json", headers=auth("auditor")).json()["serving"][
+            "concerns"
+        ]
+        assert any("offers balint, which version 1 never learnt" in c for c in concerns)
+        answer = client.post("/recommend", json=profile(), headers=auth("program"))
+        assert answer.status_code == 200
+        body = answer.json()
+        assert "balint" not in {arm["arm"] for arm in body["ranking"]}
+        assert body["recommended"] != "balint"
+        assert "never learnt this arm" in _excluded(body)["balint"]
         crisis = client.post("/recommend", json=profile(crisis_risk=True), headers=auth("program"))
         assert crisis.status_code == 200 and crisis.json()["safety"]["resources"]
         plan = client.post(
             "/allocate", json={"profiles": [profile(person_id="p-1")]}, headers=auth("program")
         )
-        assert plan.status_code == 503
+        assert plan.status_code == 200
+        assert plan.json()["assignments"][0]["allocated"] != "balint"
 
 
-def test_an_added_arm_is_never_ranked_with_a_made_up_effect_the_service_says_not_ready(under):
+def test_an_added_arm_is_never_ranked_with_a_made_up_effect_every_answer_says_why(under):
     under(_added)
     with _client() as client:
-        body = client.get("/readyz").json()
-        assert body["reason"] == "catalog_arms_not_learnt"
-        assert "never learnt yoga" in body["error"] and "no longer offered" not in body["error"]
-        answer = client.post("/recommend", json=profile(), headers=auth("program"))
-        assert answer.status_code == 503 and "yoga" in answer.json()["error"]
+        assert client.get("/readyz").status_code == 200
+        batch = client.post(
+            "/recommend_batch",
+            json={
+                "profiles": [
+                    profile(person_id=f"p-{i}", role=r)
+                    for i, r in enumerate(("physician", "resident", "app"))
+                ]
+            },
+            headers=auth("program"),
+        )
+        assert batch.status_code == 200
+        for answer in batch.json()["results"]:
+            assert "yoga" not in {arm["arm"] for arm in answer["ranking"]}
+            reason = _excluded(answer)["yoga"]
+            assert "never learnt this arm" in reason and "did not have it" in reason
+        concerns = client.get("/model_card.json", headers=auth("auditor")).json()["serving"][
+            "concerns"
+        ]
+        said = next(c for c in concerns if "never learnt" in c)
+        assert "offers yoga" in said and "no longer has" not in said and "train" in said
 
 
 def test_a_removed_arm_is_served_without_it_and_refused_by_name_when_offered(under):
@@ -168,9 +192,11 @@ def test_score_refuses_an_arm_no_longer_offered_naming_what_is_accepted(under, t
     assert "accepted: none, coaching" in str(error.value)
 
 
-def test_score_and_allocate_refuse_a_renamed_arm_crisis_rows_keep_their_resources(under, tmp_path):
+def test_score_and_allocate_go_on_with_a_warning_for_a_renamed_arm_never_ranking_it(
+    under, tmp_path, capsys
+):
     from pipelines.allocate import plan_cohort
-    from recommender.errors import InputError
+    from recommender.cli import main
     from recommender.simulate import load_scenario, simulate_cohort
 
     under(_renamed)
@@ -178,8 +204,39 @@ def test_score_and_allocate_refuse_a_renamed_arm_crisis_rows_keep_their_resource
     cohort["crisis_risk"] = [True] + [False] * (len(cohort) - 1)
     data = tmp_path / "cohort.csv"
     cohort.to_csv(data, index=False)
-    with pytest.raises(InputError, match="offers balint, which version 1 never learnt"):
-        plan_cohort("champion", data, tmp_path / "plan.csv")
-    crisis = pd.read_csv(tmp_path / "plan.crisis.csv")
-    assert crisis["person_id"].tolist() == [cohort["person_id"][0]]
-    assert not (tmp_path / "plan.csv").exists()
+    in_force = load_catalog().version
+    plan = plan_cohort("champion", data, tmp_path / "plan.csv")
+    assert plan.catalog_version == in_force
+    lines = plan.summary_lines()
+    warned = [line for line in lines if line.startswith("warning:")]
+    assert len(warned) == 1 and "offers balint, which version 1 never learnt" in warned[0]
+    assert f"intervention catalog {in_force}" in lines[0]
+    planned = pd.read_csv(tmp_path / "plan.csv")
+    assert "balint" not in set(planned.astype(str).stack()) and len(planned) >= 49
+    assert plan.crisis == 1  # the flagged person has crisis resources (the referral column)
+    flagged = planned.loc[planned["person_id"] == cohort["person_id"][0]]
+    assert flagged["referral"].notna().all()
+
+    assert main(["score", "--data", str(data), "--out", str(tmp_path / "scored.csv")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert any(f"intervention catalog {in_force}" in line for line in out)
+    warned = [line for line in out if line.startswith("warning:")]
+    assert len(warned) == 1 and "offers balint, which version 1 never learnt" in warned[0]
+    scored = pd.read_csv(tmp_path / "scored.csv")
+    assert "balint" not in set(scored["recommended"].dropna())
+    assert "balint_group" not in set(scored["recommended"].dropna())
+
+
+def test_champions_and_serve_check_print_the_warning(under, capsys):
+    from recommender.cli import main
+
+    under(_added)
+    assert main(["champions"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("warning:") and "offers yoga" in line for line in out)
+    code = main(["serve", "--check", "--host", "127.0.0.1", "--port", "3161"])
+    said = capsys.readouterr()
+    assert code == 0
+    assert any(
+        line.startswith("warning:") and "offers yoga" in line for line in said.err.splitlines()
+    )

@@ -62,4 +62,6 @@ def run(args) -> int:
     print(f"recommended: {mix}")
     for note in result.notes:
         print(f"note: {note}")
+    for warning in result.warnings:
+        print(f"warning: {warning}")
     return 0

@@ -10,9 +10,8 @@ A load balancer or Kubernetes reads the status alone (503: send ordinary request
 crisis answers are given either way); the person called to it reads the body, which names each
 cause (``reason``, ``reasons``) and says in a sentence what to do. The sentences are fixed
 texts: ``/readyz`` needs no key, so the body names no store URL, role, host, key, salt, file
-content or person id; the service log has the details. The figures a body may add are the
-list of privileges an audit role lacks (``INSERT on recommendations``) and the arm ids in which
-the champion and the catalog in force differ, which are no secret.
+content or person id; the service log has the details. The one figure a body may add is the
+list of privileges an audit role lacks (``INSERT on recommendations``), which is no secret.
 """
 
 from __future__ import annotations
@@ -41,7 +40,6 @@ class Reason(StrEnum):
     NO_CHAMPION = "no_champion"
     MODEL_NOT_LOADED = "model_not_loaded"
     MODEL_UNSERVABLE = "model_unservable"
-    CATALOG_ARMS_NOT_LEARNT = "catalog_arms_not_learnt"
     MODEL_FILES_MISSING = "model_files_missing"
     AUDIT_SALT_MISSING = "audit_salt_missing"
     AUDIT_SALT_MISMATCH = "audit_salt_mismatch"
@@ -72,10 +70,6 @@ ADVICE = {
     "the worker tries again by itself, or at once on POST /reload; the service log says why.",
     Reason.MODEL_UNSERVABLE: "The champion is a model this release cannot serve (the service "
     "log says why): promote a version it can serve, then POST /reload.",
-    Reason.CATALOG_ARMS_NOT_LEARNT: "The intervention catalog in force offers an arm the "
-    "champion never learnt (an arm added, or renamed: ids are what a model learns), which it "
-    "would never rank: train and promote a model under this catalog, or keep the arm's former "
-    "id, then POST /reload; crisis answers are given meanwhile.",
     Reason.MODEL_FILES_MISSING: "The champion's files are missing from its artifact folder "
     "(deleted, or a copy or mount without them; the service log names the version and the "
     "file): restore them, or promote a version whose files are there, then POST /reload.",
@@ -112,10 +106,6 @@ ADVICE = {
 }
 
 
-# How a cause's detail is introduced (default: "Missing").
-_DETAIL = {Reason.CATALOG_ARMS_NOT_LEARNT: "Arms"}
-
-
 class NotReadyResponse(BaseModel):
     """``/readyz``'s answer while the service is not ready (503)."""
 
@@ -136,9 +126,7 @@ def not_ready_body(causes: list[tuple[Reason, str | None]]) -> dict:
     ('no_champion', ['no_champion'], True)
     """
     sentences = [
-        ADVICE[reason]
-        if detail is None
-        else f"{ADVICE[reason]} {_DETAIL.get(reason, 'Missing')}: {detail}."
+        ADVICE[reason] if detail is None else f"{ADVICE[reason]} Missing: {detail}."
         for reason, detail in causes
     ]
     reasons = [str(reason) for reason, _ in causes]

@@ -93,7 +93,6 @@ class Serving:
         # requests get 503 with the cause, and /reload can bring them.
         # ``load_reason``: the same cause, as /readyz names it.
         self.catalog, self.load_error, self.load_reason = None, None, None
-        self.load_detail = None  # what /readyz may add to the reason (arm ids), no secret
         try:
             self.catalog = load_catalog()
         except Exception as error:  # noqa: BLE001 - a broken catalog must not stop crisis answers
@@ -106,7 +105,6 @@ class Serving:
             except Exception as error:  # noqa: BLE001 - a bad champion must not stop crisis answers
                 self.load_error = f"no model is loaded ({type(error).__name__}: {error})"
                 self.load_reason = _no_model_reason(error)
-                self.load_detail = getattr(error, "arms", None)
                 log.exception(
                     "the champion could not be loaded; serving crisis answers only until "
                     "/reload brings a model"
@@ -155,9 +153,7 @@ class Serving:
         secret (``None`` mostly); empty when ready. May wait a second for the store's check."""
         causes = []
         if self.engine is None:
-            causes.append(
-                (self.load_reason or Reason.MODEL_NOT_LOADED, getattr(self, "load_detail", None))
-            )
+            causes.append((self.load_reason or Reason.MODEL_NOT_LOADED, None))
         audit = self.audit
         if audit is None:
             causes.append(self._store_reason or (Reason.AUDIT_STORE_UNAVAILABLE, None))
@@ -360,7 +356,6 @@ class Serving:
             if cause != self.load_error:
                 log.warning("%s; trying again in %g s", cause, self._champion_wait)
             self.load_error, self.load_reason = cause, _no_model_reason(error)
-            self.load_detail = getattr(error, "arms", None)
             return
         log.info("the champion is loaded now: serving model version %s", engine.version)
 
@@ -409,7 +404,6 @@ class Serving:
             self.engine = engine  # a single reference swap: atomic for readers
             serving_version(engine.version)
             self.load_error, self.load_reason, self.stale = None, None, None
-            self.load_detail = None
             self._stale_announcement = None
         return previous, engine
 
@@ -419,13 +413,6 @@ class Serving:
         raise NotImplementedError
 
     def _engine_for(self, model, version) -> RecommendationEngine:
-        from recommender.model import arms_not_learnt
-
-        # Before anything is built: an arm of the catalog the champion never learnt would
-        # never be ranked, silently (a rename above all); its one home for every route.
-        refusal = arms_not_learnt(model, self.catalog, version=version)
-        if refusal is not None:
-            raise CatalogArmsNotLearnt(refusal, model, self.catalog)
         try:
             engine = RecommendationEngine(
                 model, version, catalog=self.catalog, config=self.config, audit=self.audit
@@ -464,27 +451,6 @@ class Unservable(InputError):
     """A champion was loaded but cannot be served (e.g. an extra feature named like a field)."""
 
 
-class CatalogArmsNotLearnt(Unservable):
-    """The champion never learnt an arm the catalog in force offers (``arms``: the ids in
-    which they differ, for ``/readyz``)."""
-
-    def __init__(self, message: str, model, catalog):
-        learnt = {str(arm) for arm in model.treatment_arms}
-        trained = {*map(str, model.catalog.treatment_arms), *learnt}
-        new = [arm for arm in catalog.treatment_arms if arm not in trained]
-        gone = sorted(learnt - set(catalog.treatment_arms))
-        self.arms = f"offered but never learnt {', '.join(new)}" + (
-            f"; learnt but no longer offered {', '.join(gone)}" if gone else ""
-        )
-        problem = {
-            "field": "champion",
-            "value": new,
-            "accepted": "a champion trained under a catalog with these arms",
-            "message": message,
-        }
-        super().__init__(message, [problem])
-
-
 class CatalogUnreadable(Unservable):
     """No champion is served because the intervention catalog does not load."""
 
@@ -514,8 +480,6 @@ def _no_model_reason(error: Exception) -> Reason:
         return Reason.CATALOG_UNREADABLE
     if isinstance(error, ChampionUnloadable):
         return error.reason
-    if isinstance(error, CatalogArmsNotLearnt):
-        return Reason.CATALOG_ARMS_NOT_LEARNT
     if isinstance(error, ModelFilesMissing):
         return Reason.MODEL_FILES_MISSING
     if isinstance(error, (Unservable, ModelUnreadable)):
