@@ -240,3 +240,24 @@ def test_champions_and_serve_check_print_the_warning(under, capsys):
     assert any(
         line.startswith("warning:") and "offers yoga" in line for line in said.err.splitlines()
     )
+
+
+def test_offering_only_an_arm_never_learnt_is_said_never_made_up(under, tmp_path):
+    from pipelines.allocate import plan_cohort
+    from recommender.errors import InputError
+    from recommender.simulate import load_scenario, simulate_cohort
+
+    under(_added)
+    with _client() as client:
+        answer = client.post("/recommend", json=profile(offered=["yoga"]), headers=auth("program"))
+        assert answer.status_code == 200
+        body = answer.json()
+        assert body["recommended"] == "none" and "never learnt" in _excluded(body)["yoga"]
+    cohort = simulate_cohort(load_scenario("default"), 30, seed=5, assignment="rct")
+    data = tmp_path / "cohort.csv"
+    cohort.to_csv(data, index=False)
+    with pytest.raises(InputError, match="yoga.*never learnt"):
+        _score(tmp_path, offered=["yoga"])
+    with pytest.raises(InputError, match=r"no effects for \['yoga'\]; it knows"):
+        plan_cohort("champion", data, tmp_path / "plan.csv", offered=["yoga"])
+    assert not (tmp_path / "plan.csv").exists()
