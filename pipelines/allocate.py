@@ -34,7 +34,9 @@ class CohortPlan:
     crisis: int = 0
     fairness_path: Path | None = None
     complements: tuple = ()  # recommender.catalog.Complement: what the plan does not replace
+    catalog_version: str | None = None  # the intervention catalog planned with
     notes: list = field(default_factory=list)  # pipelines.score.model_notes
+    warnings: list = field(default_factory=list)  # e.g. arms of the catalog never learnt
 
     def summary_lines(self) -> list[str]:
         allocation = self.allocation
@@ -53,6 +55,11 @@ class CohortPlan:
         lines = [
             f"planned {planned} people with {self.model_uri}"
             + (f" version {self.version}" if self.version else "")
+            + (
+                f" and intervention catalog {self.catalog_version} (its costs and places)"
+                if self.catalog_version
+                else ""
+            )
             + f" -> {self.path}",
             f"{allocation.status}; spent ${allocation.total_cost:,.0f} of {budget}; expected "
             f"{allocation.expected_points_avoided:,.0f} EE points avoided in all "
@@ -103,6 +110,7 @@ class CohortPlan:
                 "not planned for (see the referral column)"
             )
         lines += [f"  note: {note}" for note in self.notes]
+        lines += [f"warning: {warning}" for warning in self.warnings]
         return lines
 
 
@@ -223,7 +231,7 @@ def plan_cohort(
         plan_allocation,
         triage_table,
     )
-    from recommender.model import model_min_cell
+    from recommender.model import arms_not_learnt, model_min_cell
     from recommender.registry import load_model, resolve_model
 
     check_table_output(out)  # before the model is loaded: an unwritable path is said at once
@@ -254,6 +262,8 @@ def plan_cohort(
         check_plan_options(catalog, capacity=capacity, cost=cost, floors=floors, budget=budget)
         ref = resolve_model(model)
         recommendation_model = load_model(ref.uri)
+        # An arm it offers that the model never learnt is never planned: said, not hidden.
+        unlearnt = arms_not_learnt(recommendation_model, catalog, version=ref.version)
         report = validate_cohort(
             frame, training=False, extra_features=extra_features(recommendation_model)
         )
@@ -334,6 +344,8 @@ def plan_cohort(
         fairness_path=fairness_path,
         notes=model_notes(recommendation_model),
         complements=catalog.complements,
+        catalog_version=catalog.version,
+        warnings=[] if unlearnt is None else [unlearnt],
     )
 
 

@@ -41,6 +41,8 @@ class ScoreResult:
     version: str | None
     recommendation_mix: dict
     notes: list = field(default_factory=list)  # what every output says (see model_notes)
+    catalog_version: str | None = None  # the intervention catalog in force, scored with
+    warnings: list = field(default_factory=list)  # e.g. arms of that catalog never learnt
 
 
 def score_frame(
@@ -52,13 +54,17 @@ def score_frame(
     offered=None,
     chunk_size: int = 50_000,
     max_overlap: float = 0.5,
+    catalog=None,
 ) -> pd.DataFrame:
-    """Score validated profile rows with a RecommendationModel, ``chunk_size`` rows at a time."""
+    """Score validated profile rows with a RecommendationModel, ``chunk_size`` rows at a time
+    (``catalog``: the catalog in force, see :meth:`RecommendationModel.score`)."""
     if chunk_size < 1:
         raise InputError(f"chunk_size must be >= 1, got {chunk_size}")
     options = dict(
         alpha=alpha, contributions=contributions, offered=offered, max_overlap=max_overlap
     )
+    if catalog is not None:  # stand-in models in tests take no catalog
+        options["catalog"] = catalog
     parts = [
         model.score(profiles.iloc[start : start + chunk_size], **options)
         for start in range(0, len(profiles), chunk_size)
@@ -114,7 +120,9 @@ def score_file(
     -------
     ScoreResult
     """
+    from recommender.catalog import load_catalog
     from recommender.cohort import check_table_output, read_cohort, validate_cohort, write_cohorts
+    from recommender.model import arms_not_learnt
     from recommender.policy import crisis_flags, triaged_scores
     from recommender.registry import load_model, resolve_model
 
@@ -130,8 +138,13 @@ def score_file(
     possible = crisis_flags(frame, strict=False)
     with crisis_rows_kept(frame, possible, rules, out, nothing="nothing was scored"):
         crisis = crisis_flags(frame, where=str(data))
+        # The catalog in force, as the service answers with: its arms alone are recommended,
+        # to the people its rules offer them to; one the model never learnt is warned of (and
+        # never recommended), as the service does.
+        catalog = load_catalog()
         ref = resolve_model(model)
         recommendation_model = load_model(ref.uri)
+        unlearnt = arms_not_learnt(recommendation_model, catalog, version=ref.version)
         report = validate_cohort(
             frame, training=False, extra_features=extra_features(recommendation_model)
         )
@@ -150,6 +163,7 @@ def score_file(
             offered=offered,
             chunk_size=chunk_size,
             max_overlap=max_overlap,
+            catalog=catalog,
         )
     # Crisis rows have no recommendation, judgement or figure, in columns that keep their types.
     scored = triaged_scores(scored, frame, rules, crisis)
@@ -168,6 +182,8 @@ def score_file(
         version=ref.version,
         recommendation_mix=mix,
         notes=model_notes(recommendation_model),
+        catalog_version=catalog.version,
+        warnings=[] if unlearnt is None else [unlearnt],
     )
 
 

@@ -55,8 +55,13 @@ def run(args) -> int:
     )
     mix = ", ".join(f"{arm} {share:.1%}" for arm, share in result.recommendation_mix.items())
     version = f" version {result.version}" if result.version else ""
-    print(f"scored {result.rows:,} rows with {result.model_uri}{version} -> {result.path}")
+    print(
+        f"scored {result.rows:,} rows with {result.model_uri}{version} and intervention "
+        f"catalog {result.catalog_version} -> {result.path}"
+    )
     print(f"recommended: {mix}")
     for note in result.notes:
         print(f"note: {note}")
+    for warning in result.warnings:
+        print(f"warning: {warning}")
     return 0

@@ -12,7 +12,11 @@ from recommender.model._carried import (
     estimate_basis,
     learnt_arms,
 )
-from recommender.model._compatibility import catalog_difference, new_request_fields
+from recommender.model._compatibility import (
+    arms_not_learnt,
+    catalog_difference,
+    new_request_fields,
+)
 from recommender.model._evidence import (
     EvidenceEstimate,
     evidence_estimates,
@@ -44,6 +48,7 @@ __all__ = [
     "CarriedModel",
     "arm_source",
     "carry_arms",
+    "arms_not_learnt",
     "catalog_difference",
     "chosen_candidates",
     "estimate_basis",

@@ -6,6 +6,11 @@ correction: what an answer takes from each is said by :func:`catalog_difference`
 that are true of the model at hand (an evidence-only model's figures are its catalog's
 published ones; a learnt model's effects come from data).
 
+A catalog that offers an arm the model never learnt (an arm added, or renamed: ids are what a
+model learns) is served all the same, with a warning: :func:`arms_not_learnt` names them, and
+the service, ``score`` and ``allocate`` say its sentence and never rank those arms (each answer
+names them among its exclusions). An arm the catalog no longer has is simply not offered.
+
 A model trained with extra features needs them in every request (:func:`new_request_fields`).
 """
 
@@ -13,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-__all__ = ["catalog_difference", "new_request_fields"]
+__all__ = ["arms_not_learnt", "catalog_difference", "new_request_fields"]
 
 
 def catalog_difference(model, installed: str, *, version: str | None = None) -> str | None:
@@ -72,6 +77,64 @@ def catalog_difference(model, installed: str, *, version: str | None = None) -> 
         f"installed catalog (`recommender train`, `--evidence-only` for a model of the "
         "evidence alone)"
     )
+
+
+def arms_not_learnt(model, catalog, *, version: str | None = None) -> str | None:
+    """A warning when ``catalog`` (the catalog in force) offers treatment arms that the model's
+    own catalog did not have, so the model never learnt them (an arm added, or an arm renamed):
+    one sentence naming them, saying that they are not ranked and what to do; ``None`` when
+    there are none, or when the model records no catalog (it cannot be told).
+
+    An arm the model learnt that ``catalog`` no longer has is no reason: it is not offered
+    (answers and plans rank the catalog's arms only), and is named only beside a new arm, as a
+    possible rename.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as NS
+    >>> trained = NS(treatment_arms=("coaching", "balint_group"), version="1")
+    >>> model = NS(catalog=trained, treatment_arms=("coaching", "balint_group"))
+    >>> print(arms_not_learnt(model, NS(treatment_arms=("coaching",), version="2")))
+    None
+    >>> arms_not_learnt(model, NS(treatment_arms=("coaching", "balint"), version="2"),
+    ...                 version="4").split(";")[0]
+    'the intervention catalog in force (version 2) offers balint, which version 4 never learnt (its catalog 1 had coaching, balint_group)'
+
+    """
+    new = _unlearnt_arms(model, catalog)
+    if not new:
+        return None
+    trained = model.catalog
+    gone = [str(arm) for arm in model.treatment_arms if arm not in catalog.treatment_arms]
+    named = "the model" if version is None else f"version {version}"
+    them = "it" if len(new) == 1 else "them"
+    said = (
+        f"the intervention catalog in force (version {catalog.version}) offers "
+        f"{', '.join(new)}, which {named} never learnt (its catalog {trained.version} had "
+        f"{', '.join(trained.treatment_arms)}); served all the same, it never ranks, plans or "
+        f"scores {them} (no effect is made up), and each recommendation names {them} among its "
+        "excluded arms"
+    )
+    if gone:
+        said += (
+            f"; the catalog in force no longer has {', '.join(gone)}, which it learnt: an arm "
+            "renamed is a new arm to a model, so keep its id (a name can change)"
+        )
+    return (
+        f"{said}. To rank {them}: train a model under this catalog and promote it (`recommender "
+        "train`, `--evidence-only` for a model of the evidence alone, then `recommender "
+        "promote`)"
+    )
+
+
+def _unlearnt_arms(model, catalog) -> list[str]:
+    """The treatment arms of ``catalog`` that ``model``'s own catalog did not have, in
+    ``catalog``'s order (empty when the model records no catalog: it cannot be told)."""
+    trained = getattr(model, "catalog", None)
+    if trained is None:
+        return []
+    known = {*map(str, trained.treatment_arms), *map(str, model.treatment_arms)}
+    return [arm for arm in catalog.treatment_arms if arm not in known]
 
 
 def new_request_fields(model, served=None) -> list[str]:

@@ -230,12 +230,13 @@ class RecommendationModel:
         learner = self._learner(outcome)
         return learner.predict_effect(self.feature_frame(profiles))
 
-    def eligibility(self, profiles: pd.DataFrame) -> pd.DataFrame | None:
+    def eligibility(self, profiles: pd.DataFrame, *, catalog=None) -> pd.DataFrame | None:
         """Boolean frame (rows x treatment arms): does the catalog offer the arm to the person?
 
-        None when the model carries no catalog (models trained before it did).
+        ``catalog``: the catalog in force (an arm it lacks is offered to nobody); default the
+        model's own. None when there is none (models trained before they carried one).
         """
-        catalog = getattr(self, "catalog", None)
+        catalog = catalog if catalog is not None else getattr(self, "catalog", None)
         if catalog is None:
             return None
         missing = [c for c in _ELIGIBILITY_COLUMNS if c not in profiles.columns]
@@ -246,7 +247,10 @@ class RecommendationModel:
             )
         from recommender.policy import eligibility_matrix
 
-        return eligibility_matrix(catalog, profiles, self.treatment_arms)
+        offered = set(catalog.treatment_arms)
+        known = [arm for arm in self.treatment_arms if arm in offered]
+        matrix = eligibility_matrix(catalog, profiles, known)
+        return matrix.reindex(columns=list(self.treatment_arms), fill_value=False)
 
     def recommend(
         self,
@@ -292,6 +296,7 @@ class RecommendationModel:
         alpha: float = 0.1,
         contributions: bool = False,
         max_overlap: float = 0.5,
+        catalog=None,
     ) -> pd.DataFrame:
         """Score profile rows: recommendation, every outcome's effects with their intervals.
 
@@ -316,6 +321,9 @@ class RecommendationModel:
         max_overlap : float, default 0.5
             The service's ``ranking.max_overlap``: a ranking is not meaningful when the two
             best arms' intervals overlap by more than this share of the narrower one.
+        catalog : Catalog, optional
+            The catalog in force (as the service answers with): only its arms may be
+            recommended, to whom its rules offer them, in its order. Default: the model's own.
 
         Returns
         -------
@@ -347,7 +355,11 @@ class RecommendationModel:
         prediction = self.predict(encoded, alpha=alpha)
         arms = list(self.treatment_arms)
         candidates, mask = self._candidates(
-            len(profiles), offered, self.eligibility(profiles), every_row=True
+            len(profiles),
+            offered,
+            self.eligibility(profiles, catalog=catalog),
+            every_row=True,
+            catalog=catalog,
         )
         at = [arms.index(arm) for arm in candidates]
         ranked = rank_table(
@@ -417,7 +429,22 @@ class RecommendationModel:
             raise InputError(f"unknown outcome {outcome!r}; the model has {self.outcomes}")
         return self.outcome_models[outcome]
 
-    def _offered(self, offered):
+    def _offered(self, offered, catalog=None):
+        if catalog is not None:  # the catalog in force: its arms the model learnt
+            arms = [catalog.control, *(a for a in catalog.treatment_arms if a in self.arms)]
+            unknown = [a for a in offered or () if a not in catalog.arm_ids]
+            if unknown:
+                raise InputError(
+                    f"offered: arm(s) {unknown} not in intervention catalog {catalog.version} "
+                    f"in force; accepted: {', '.join(catalog.arm_ids)}"
+                )
+            unlearnt = [a for a in offered or () if a not in arms]
+            if unlearnt:
+                raise InputError(
+                    f"offered: arm(s) {unlearnt} the model never learnt; accepted: "
+                    f"{', '.join(arms)}"
+                )
+            return set(arms if offered is None else offered) | {self.control}
         if offered is None:
             return set(self.arms)
         unknown = [a for a in offered if a not in self.arms]
@@ -427,12 +454,13 @@ class RecommendationModel:
             )
         return set(offered) | {self.control}
 
-    def _candidates(self, rows: int, offered, eligible, *, every_row: bool = False):
+    def _candidates(self, rows: int, offered, eligible, *, every_row: bool = False, catalog=None):
         """``(arms, mask)``: the treatment arms that may be recommended, in the catalog's order
         (which breaks ties, as in the service), and which of them each row may get (rows x
-        arms, from ``eligible``; None when every row may get every one, unless ``every_row``)."""
-        allowed = self._offered(offered)
-        catalog = getattr(self, "catalog", None)
+        arms, from ``eligible``; None when every row may get every one, unless ``every_row``).
+        ``catalog``: the catalog in force, whose arms alone may be (default: the model's)."""
+        allowed = self._offered(offered, catalog)
+        catalog = catalog if catalog is not None else getattr(self, "catalog", None)
         order = list(catalog.treatment_arms) if catalog is not None else []
         arms = [a for a in order if a in self.treatment_arms]
         arms += [a for a in self.treatment_arms if a not in arms]

@@ -34,6 +34,7 @@ def offered_arms(
     modelled: Iterable[str] | None = None,
     field: str = "offered",
     eligible: Iterable[str] | None = None,
+    unmodelled: Mapping[str, str] | None = None,
 ) -> tuple[list[str], list[Exclusion]]:
     """The treatment arms to rank for one profile, in catalog order, and the ones left out.
 
@@ -54,6 +55,9 @@ def offered_arms(
     eligible : iterable of str, optional
         The arms the catalog allows this person, when already found for many people at once
         (:func:`eligible_mask`); default: found here.
+    unmodelled : mapping of str to str, optional
+        Why the served model has no effect for an arm, per arm not in ``modelled`` (default: it
+        has no estimate).
 
     Returns
     -------
@@ -91,16 +95,19 @@ def offered_arms(
     eligible = set(eligible)
     modelled = None if modelled is None else set(modelled)
     arms, exclusions = [], []
+    unmodelled = unmodelled or {}
     for arm in wanted:
-        if arm not in eligible:
+        if modelled is not None and arm not in modelled:
+            # Said first, for everyone: no person is ranked this arm whatever the rules say.
+            why = unmodelled.get(arm, "the served model has no estimate for this arm")
+            exclusions.append(Exclusion(arm, why))
+        elif arm not in eligible:
             why = _eligibility_text(catalog, arm, profile)
             exclusions.append(
                 Exclusion(
                     arm, f"not eligible for this profile under catalog {catalog.version}: {why}"
                 )
             )
-        elif modelled is not None and arm not in modelled:
-            exclusions.append(Exclusion(arm, "the served model has no estimate for this arm"))
         else:
             arms.append(arm)
     return arms, exclusions

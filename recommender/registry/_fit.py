@@ -74,11 +74,12 @@ def refuse_misfits(found: list[dict], *, action: str, force_with: str) -> None:
 
 def champion_concerns(name: str, *, mlflow_client) -> list[str]:
     """What is wrong with the registry's champion as it stands, one sentence each (empty when
-    nothing is): its training run deleted, no recorded change making it the champion, or a
+    nothing is): its training run deleted, no recorded change making it the champion, a
     catalog other than the installed one (the version's ``catalog.version`` tag, then the
-    model itself, loaded only then, says what its answers take from which)."""
+    model itself, loaded only then, says what its answers take from which), or arms the
+    installed catalog offers that it never learnt (its MLmodel file's arms, then the model)."""
     from recommender.catalog import load_catalog
-    from recommender.model import catalog_difference
+    from recommender.model import arms_not_learnt, catalog_difference
     from recommender.registry._aliases import CHAMPION, aliases, champion_event
     from recommender.registry._load import load_model
 
@@ -95,21 +96,46 @@ def champion_concerns(name: str, *, mlflow_client) -> list[str]:
             f"{champion} --reason ...` records a person's decision to keep it"
         )
     try:
-        installed = load_catalog().version
+        catalog = load_catalog()
     except InputError as error:
         return [*said, f"the installed intervention catalog cannot be loaded: {error}"]
+    installed = catalog.version
+    uri = f"models:/{name}/{champion}"
     trained = (target.tags or {}).get("catalog.version")
     if trained is not None and trained != installed:
         try:
-            model = load_model(f"models:/{name}/{champion}")
+            model = load_model(uri)
         except Exception:  # noqa: BLE001 - the tag says enough to name both catalogs
             said.append(
                 f"version {champion} was trained under intervention catalog {trained}, not "
                 f"the installed {installed}; train again with the installed catalog"
             )
-        else:
-            said.append(catalog_difference(model, installed, version=champion))
-    return said
+            return said
+        said.append(catalog_difference(model, installed, version=champion))
+    elif _learnt_every_arm(uri, catalog):  # the model itself is loaded only when it may not
+        return said
+    else:
+        try:
+            model = load_model(uri)
+        except Exception:  # noqa: BLE001 - serve says why it cannot load it
+            return said
+    unlearnt = arms_not_learnt(model, catalog, version=champion)
+    return said if unlearnt is None else [*said, unlearnt]
+
+
+def _learnt_every_arm(uri: str, catalog) -> bool:
+    """Whether the model at ``uri`` records every treatment arm of ``catalog`` among its arms
+    (read from its MLmodel file, not its weights); ``False`` when that cannot be told."""
+    from recommender.registry._load import readable_uri, resolve_model
+    from recommender.registry._store import mlflow_session
+
+    try:
+        source = readable_uri(resolve_model(uri))  # a home moved or copied: its own copy
+        with mlflow_session() as mlflow:
+            arms = (mlflow.models.get_model_info(source).metadata or {}).get("arms")
+    except Exception:  # noqa: BLE001 - told by loading the model instead
+        return False
+    return arms is not None and set(catalog.treatment_arms) <= set(map(str, arms))
 
 
 def run_concern(name: str, version: str, *, mlflow_client) -> str | None:

@@ -25,7 +25,7 @@ import numpy as np
 
 from recommender.cohort import PROFILE_COLUMNS
 from recommender.explain import complements_for, evidence_for
-from recommender.model import catalog_difference, model_min_cell, support_check
+from recommender.model import arms_not_learnt, catalog_difference, model_min_cell, support_check
 from recommender.policy import (
     Exclusion,
     assign_many,
@@ -118,7 +118,8 @@ class RecommendationEngine(RequestChecking, AnswerWording):
         extra features, if it was trained with any.
     catalog_note : str or None
         Said when the model was trained under another catalog than ``catalog`` (which
-        figures come from which), for the log and the card; ``None`` when they are the same.
+        figures come from which) or never learnt an arm ``catalog`` offers (not ranked), for
+        the log and the card; ``None`` when neither.
 
     Raises
     ------
@@ -138,11 +139,27 @@ class RecommendationEngine(RequestChecking, AnswerWording):
         self._logged_profile = _getter(self._logged_columns)
         self.version = str(version)
         self.catalog = catalog
-        self.catalog_note = catalog_difference(model, catalog.version, version=self.version)
+        # Served all the same, with warnings: another catalog's model, and the arms of this
+        # catalog it never learnt (never ranked: each answer names them among its excluded arms).
+        notes = [
+            catalog_difference(model, catalog.version, version=self.version),
+            arms_not_learnt(model, catalog, version=self.version),
+        ]
+        self.catalog_note = "; and ".join(n for n in notes if n is not None) or None
         self.config = config
         self.audit = audit
         self.control = catalog.control
         self.modelled = frozenset(model.treatment_arms)
+        trained = getattr(model, "catalog", None)
+        had = set() if trained is None else set(trained.treatment_arms)
+        # Why an arm of this catalog has no effect, said in every answer that leaves it out.
+        self._unmodelled = {
+            arm: f"the served model (version {self.version}) never learnt this arm: its "
+            f"intervention catalog {trained.version} did not have it, so it is not ranked until "
+            f"a model trained under catalog {catalog.version} is promoted"
+            for arm in catalog.treatment_arms
+            if arm not in self.modelled and trained is not None and arm not in had
+        }
         # The columns of every ranking table: the modelled arms, in catalog order.
         self._ranked_columns = [a for a in catalog.treatment_arms if a in self.modelled]
         self._names = {arm.id: arm.name for arm in catalog.arms}
@@ -258,6 +275,7 @@ class RecommendationEngine(RequestChecking, AnswerWording):
                         offered=offered,
                         modelled=self.modelled,
                         eligible=eligible,
+                        unmodelled=self._unmodelled,
                     )
                     mask = [False] * len(columns)
                     for arm in arms:
