@@ -9,7 +9,6 @@ import sqlite3
 import threading
 from pathlib import Path
 
-import httpx
 import pytest
 
 from recommender._backup import copy_sqlite, processes_holding
@@ -22,7 +21,6 @@ from service_fixtures import (
     auth,
     load_with_16_connections,
     profile,
-    running_server,
     running_server_process,
 )
 from service_fixtures import champion_home, copy_champion  # noqa: F401 - fixtures
@@ -77,40 +75,73 @@ def test_the_database_file_alone_loses_what_its_log_holds_and_the_backup_api_doe
     assert not (tmp_path / "backup.db-wal").exists()
 
 
+def _file_alone_ids(database, scratch):
+    """Ids of the rows the database file holds without its write-ahead log (a copy of the file
+    alone, as a ``cp`` that skips ``-wal`` takes); empty when the table is only in the log. A
+    copy torn by a checkpoint writing the file meanwhile is taken again."""
+    for _ in range(5):
+        shutil.copy(database, scratch)
+        connection = sqlite3.connect(scratch)
+        try:
+            return {row[0] for row in connection.execute("SELECT id FROM recommendations")}
+        except sqlite3.OperationalError:  # the table itself is only in the log
+            return set()
+        except sqlite3.DatabaseError:  # torn: copied while a checkpoint wrote the file
+            continue
+        finally:
+            connection.close()
+    raise AssertionError(f"no untorn copy of {database} in 5 tries")
+
+
 def test_backup_under_load_restores_under_another_path_and_serves_the_same_champion(
     copy_champion, tmp_path, monkeypatch, salted, capsys
 ):
+    from recommender.registry import aliases, load_champion
+    from recommender.service import service as service_module
+    from starlette.testclient import TestClient
+
+    from service_fixtures import ENV_KEYS, _app
+
     home = copy_champion(tmp_path / "home")
     monkeypatch.setenv("RECOMMENDER_HOME", str(home))
     backup = tmp_path / "backup"
     loaded = []
+    # One server start: the backup is taken from it under load; the restored copy is then
+    # checked without a server (the registry, the audit export, the service's own ASGI app).
     with running_server_process(home) as (url, server):
+        # A few seconds of 16 connections: the backup starts with the first rows, which are
+        # then in the log (SQLite checkpoints every 1,000 pages).
         load = threading.Thread(
-            target=lambda: loaded.append(load_with_16_connections(url, 6, tag="bk"))
+            target=lambda: loaded.append(load_with_16_connections(url, 3, tag="bk"))
         )
         load.start()
         try:
             while not (home / "audit.db").is_file() or not _rows(home / "audit.db"):
                 load.join(0.2)
-            before = len(_rows(home / "audit.db"))
+            committed = {row[0] for row in _rows(home / "audit.db")}
             assert main(["backup", "--to", str(backup)]) == 0
+            # Not vacuous: rows committed before the backup began that the file alone still
+            # lacks now were, all through the backup, only in the log (checkpoints only add).
+            assert committed - _file_alone_ids(home / "audit.db", tmp_path / "file-alone.db")
             # restoring over the store the service holds open is refused, naming the process
             assert processes_holding((home / "audit.db").resolve())
             assert main(["backup", "--restore", str(backup)]) == 2
             assert "stop the service" in capsys.readouterr().err
         finally:
             load.join()
+        # Still served, the load over: the rows the live store holds now.
+        rows = _rows(backup / "models" / "audit.db")
+        live = _rows(home / "audit.db")
     answered, failures = loaded[0]
     assert answered and not failures
     assert not list(home.glob("*.before-restore-*"))  # the refusal changed nothing
 
     manifest = json.loads((backup / "manifest.json").read_text())
-    copied = backup / "models" / "audit.db"
-    rows = _rows(copied)
-    assert len(rows) >= before  # every row committed before the backup began
+    assert committed <= {row[0] for row in rows}  # every row committed before the backup
     # the copy is the source as it was: the same rows, byte for byte (the log only appends)
-    assert rows == _rows(home / "audit.db", up_to=rows[-1][0])
-    assert _integrity(copied) == "ok" and _integrity(backup / "models" / "mlflow.db") == "ok"
+    assert rows == [row for row in live if row[0] <= rows[-1][0]]
+    copied = backup / "models"
+    assert _integrity(copied / "audit.db") == "ok" and _integrity(copied / "mlflow.db") == "ok"
     assert manifest["registry"]["champion"] == "1"
     assert manifest["audit_store"]["schema_revision"]
     assert {"models/mlflow.db", "models/audit.db", "models/promotions.jsonl"} <= {
@@ -118,6 +149,8 @@ def test_backup_under_load_restores_under_another_path_and_serves_the_same_champ
     }
     assert not any(f["path"].endswith(("-wal", "-shm")) for f in manifest["files"])
 
+    # The original home goes away: whatever the restored copy serves, it reads from itself.
+    home.rename(tmp_path / "home-gone")
     restored = tmp_path / "elsewhere" / "models"
     monkeypatch.setenv("RECOMMENDER_HOME", str(restored))
     assert main(["backup", "--restore", str(backup)]) == 0
@@ -125,9 +158,18 @@ def test_backup_under_load_restores_under_another_path_and_serves_the_same_champ
     assert main(["audit", "export", "--out", str(tmp_path / "restored.csv")]) == 0
     exported = (tmp_path / "restored.csv").read_text().splitlines()
     assert len(exported) == len(rows) + 1
-    with running_server(restored) as url:
-        answer = httpx.post(
-            f"{url}/recommend", json=profile(person_id="after-restore"), headers=auth("program")
+    assert aliases()["champion"] == "1"
+    assert load_champion()[1] == "1"
+
+    # The service itself, in process, over the restored folder: it loads the champion from
+    # there and writes its audit row into the restored store (a second `recommender serve`
+    # would add only BentoML's start, not what the restore left).
+    monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "bentoml"))
+    monkeypatch.setenv("RECOMMENDER_API_KEYS", ENV_KEYS)
+    monkeypatch.delenv("RECOMMENDER_SERVE_CONFIG", raising=False)
+    with TestClient(_app(service_module), raise_server_exceptions=False) as client:
+        answer = client.post(
+            "/recommend", json=profile(person_id="after-restore"), headers=auth("program")
         )
     assert answer.status_code == 200 and answer.json()["model_version"] == "1"
     assert len(_rows(restored / "audit.db")) == len(rows) + 1
@@ -221,3 +263,24 @@ def test_a_postgresql_audit_store_is_named_for_pg_dump_not_copied(tmp_path, monk
     assert report.manifest["audit_store"]["copy"] is None
     assert report.manifest["salt"] == "models/audit.salt"
     assert (tmp_path / "backup" / "models" / "audit.salt").read_text() == SALT
+
+
+def test_restore_names_the_databases_it_moves_aside_and_counts_the_other_files(
+    tmp_path, monkeypatch, salted, capsys
+):
+    home = tmp_path / "models"
+    (home / "cards").mkdir(parents=True)
+    monkeypatch.setenv("RECOMMENDER_HOME", str(home))
+    _store_with(home, ["p-1"])
+    for name in ("cards/v1.md", "cards/v2.md", "promotions.jsonl"):
+        (home / name).write_text(name)
+    assert main(["backup", "--to", str(tmp_path / "backup")]) == 0
+    capsys.readouterr()
+
+    assert main(["backup", "--restore", str(tmp_path / "backup")]) == 0
+    said = [line for line in capsys.readouterr().out.splitlines() if "moved aside" in line]
+    assert len(said) == 2
+    assert said[0].startswith(f"moved aside: {home / 'audit.db.before-restore-'}")
+    assert f"3 other replaced file(s) under {home}" in said[1]
+    for name in ("cards/v1.md", "cards/v2.md", "promotions.jsonl"):
+        assert len(list(home.glob(f"{name}.before-restore-*"))) == 1

@@ -35,7 +35,7 @@ def run(args) -> int:
     import sys
     from pathlib import Path
 
-    from recommender._backup import back_up, restore
+    from recommender._backup import _is_sqlite, back_up, restore
     from recommender.paths import config_dir
     from recommender.registry import tracking_uri
     from recommender.service import load_serve_config
@@ -44,8 +44,18 @@ def run(args) -> int:
     if args.restore is not None:
         report = restore(Path(args.restore), config)
         print(f"restored {args.restore} into {config.models_dir}")
+        # The databases one by one (the replaced audit store is the one an operator looks
+        # for); the artifact files, often hundreds, in one line.
+        others = [path for path in report.moved_aside if not _is_sqlite(path)]
         for path in report.moved_aside:
-            print(f"moved aside: {path}")
+            if path not in others:
+                print(f"moved aside: {path}")
+        if others:
+            stamp = others[0].name[others[0].name.rindex(".before-restore-") :]
+            print(
+                f"moved aside: {len(others)} other replaced file(s) under {config.models_dir}, "
+                f"each renamed <name>{stamp} in its folder"
+            )
         for note in report.notes:
             print(f"warning: {note}", file=sys.stderr)
         return 0
