@@ -1,6 +1,6 @@
 """``recommender crisis-fallback --out DIR``: the bodies a proxy answers when the service does not.
 
-See :mod:`recommender.service._proxy_fallback` and ``configs/nginx.conf.example``.
+See :func:`recommender.service.proxy_fallbacks` and ``configs/nginx.conf.example``.
 """
 
 from __future__ import annotations
@@ -25,13 +25,11 @@ def run(args) -> int:
     import json
 
     from recommender._files import check_writable, write_together
-    from recommender.service._config import load_serve_config
-    from recommender.service._gate import MAX_BODY_BYTES
-    from recommender.service._proxy_fallback import proxy_fallbacks
+    from recommender.service import load_serve_config, proxy_fallbacks
 
     folder = check_writable(args.out, folder=True)
     rules = load_serve_config(args.config).safety
-    bodies = proxy_fallbacks(rules, max_body=f"{MAX_BODY_BYTES // 2**20} MiB")
+    bodies = proxy_fallbacks(rules)
 
     def writer(body):
         text = json.dumps(body, indent=1, ensure_ascii=False) + "\n"

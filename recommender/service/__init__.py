@@ -49,6 +49,7 @@ from recommender.service._outcomes import (
 )
 from recommender.service._outcome_log import logged_cohort, outcome_history, outcome_history_csv
 from recommender.service._outcome_file import read_outcome_file
+from recommender.service._proxy_fallback import proxy_fallbacks
 from recommender.service._metrics import forget_dead_workers
 from recommender.service._migrate import upgrade_schema
 from recommender.service._requests import example_profile
@@ -90,6 +91,7 @@ __all__ = [
     "parse_env_keys",
     "secret_api_keys",
     "parse_since",
+    "proxy_fallbacks",
     "read_outcome_file",
     "record_outcomes",
     "resolve_salt",

@@ -49,13 +49,14 @@ FALLBACK_FILES = {
 }
 
 
-def proxy_fallbacks(rules, *, max_body: str = "32 MiB") -> dict[str, dict]:
+def proxy_fallbacks(rules, *, max_body: str | None = None) -> dict[str, dict]:
     """The proxy's answers, by file name (:data:`FALLBACK_FILES`), for the safety rules
     ``rules`` (:class:`~recommender.policy.SafetyRules`, ``serve.yaml``'s ``safety``).
 
     Each is the service's refusal body (``error``, ``problems``) with one crisis answer for the
     request as a whole in ``crisis_results`` (``index`` null), whose ``recorded_in`` says that
-    nothing was recorded.
+    nothing was recorded. ``max_body``: the body limit the proxy's 413 names (default: the
+    most the service reads, ``MAX_BODY_BYTES``).
 
     Examples
     --------
@@ -69,6 +70,10 @@ def proxy_fallbacks(rules, *, max_body: str = "32 MiB") -> dict[str, dict]:
     >>> answer["recommended"], [r["name"] for r in answer["safety"]["resources"]]
     (None, ['988'])
     """
+    if max_body is None:
+        from recommender.service._gate import MAX_BODY_BYTES
+
+        max_body = f"{MAX_BODY_BYTES // 2**20} MiB"
     safety = safety_block(
         triage({}, rules, crisis_risk=True),
         recorded_in="nowhere: the proxy answered, the service never saw the request",
