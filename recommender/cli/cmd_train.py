@@ -124,8 +124,9 @@ def run(args) -> int:
         raise
     except KeyboardInterrupt as interrupt:  # Ctrl-C, or a kill (see recommender.cli)
         version = getattr(interrupt, "registered_version", None)
-        left = f"version {version} was registered before it" if version else _undone(interrupt)
-        print(f"error: training stopped; {left}", file=sys.stderr)
+        interrupt.left = (
+            f"version {version} was registered before it" if version else _undone(interrupt)
+        )
         raise
     except Exception as error:  # noqa: BLE001 - report, then exit 1 as the CLI contract says
         import traceback

@@ -1,0 +1,247 @@
+"""Ctrl-C (SIGINT) and ``kill`` (SIGTERM) in the middle of a command that writes: one line
+saying what stopped and what it left, exit 130 or 143, nothing half-done, and the next run works.
+
+Already covered elsewhere (not repeated): a training run interrupted ends KILLED
+(test_registry_mlflow.py), a kill during training undoes like Ctrl-C (test_cli_bad_input.py),
+a kill -9 between an alias move and its record (test_registry_lifecycle.py), tables and plans
+written whole (test_cli_bad_input.py, test_pipeline_allocate.py), batch-score and its JVM
+(test_batch_bad_input.py), serve forwarding Ctrl-C (test_service_cli.py).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from recommender.cli import main
+from test_pipeline_train import use_home
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _stopped_by(signum):
+    def run(args):
+        os.kill(os.getpid(), signum)  # as the terminal's Ctrl-C or a scheduler's kill
+        raise AssertionError("the signal did not stop the command")
+
+    return run
+
+
+@pytest.mark.parametrize(
+    "argv, left",
+    [
+        (["promote", "2", "--reason", "r"], "made and recorded whole or not at all"),
+        (["rollback", "--reason", "r"], "made and recorded whole or not at all"),
+        (["outcomes", "import", "f.csv"], "import the file again"),
+        (["audit", "erase", "--person-id", "p"], "an erasure is made whole or not at all"),
+        (["audit", "export", "--out", "a.csv"], "written whole or not at all"),
+        (["score", "--data", "c.csv", "--out", "s.csv"], "no file was left half-written"),
+        (["allocate", "--data", "c.csv", "--out", "p.csv"], "no file was left half-written"),
+        (["card", "--out", "card"], "no file was left half-written"),
+        (["simulate", "--n", "10", "--out", "c.csv"], "no file was left half-written"),
+    ],
+)
+@pytest.mark.parametrize(
+    "signum, said, code",
+    [(signal.SIGINT, "interrupted (SIGINT)", 130), (signal.SIGTERM, "terminated (SIGTERM)", 143)],
+)
+def test_a_stopped_command_says_in_one_line_what_it_left(
+    monkeypatch, capsys, argv, left, signum, said, code
+):
+    # It said a bare "interrupted" (train: a line of its own before it), whatever was stopped.
+    import recommender.cli as cli
+
+    module = dict(cli._command_modules())[argv[0]]
+    monkeypatch.setattr(module, "run", _stopped_by(signum))
+    assert main(argv) == code
+    err = capsys.readouterr().err
+    command = " ".join(argv[:2] if argv[0] in ("outcomes", "audit") else argv[:1])
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"{said}: recommender {command} stopped; "), err
+    assert left in err
+
+
+def _integrity(database: Path) -> str:
+    with sqlite3.connect(database) as connection:
+        return connection.execute("PRAGMA integrity_check").fetchone()[0]
+
+
+def test_promote_interrupted_as_the_alias_moves_makes_and_records_the_change(
+    trained_copy, monkeypatch
+):
+    # Found: Ctrl-C just after the alias moved left the champion changed with no record in the
+    # promotion log (only the intent tag, completed by the next promote, rollback or champions,
+    # marked late); the command said only "interrupted".
+    from mlflow.tracking import MlflowClient
+
+    from recommender.registry import client, promote, read_promotion_log
+    from recommender.registry._intent import INTENT_TAG
+
+    use_home(monkeypatch, trained_copy)
+    moved = MlflowClient.set_registered_model_alias
+
+    def moved_then_interrupted(self, *args, **kwargs):
+        moved(self, *args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(MlflowClient, "set_registered_model_alias", moved_then_interrupted)
+    before = len(read_promotion_log())
+    with pytest.raises(KeyboardInterrupt):
+        promote("1", reason="interrupted endorsement", actor="tester")
+    events = read_promotion_log()
+    assert len(events) == before + 1
+    assert events[-1].reason == "interrupted endorsement"
+    assert not events[-1].to_dict().get("recorded_late")
+    registered = client().get_registered_model("burnout-recommender")
+    assert INTENT_TAG not in (registered.tags or {})
+    assert str(registered.aliases["champion"]) == "1"
+    assert _integrity(trained_copy / "mlflow.db") == "ok"
+
+
+def test_erasure_stopped_after_its_commit_still_empties_the_write_ahead_log(tmp_path, monkeypatch):
+    # Found: Ctrl-C between the erasure's commit and its checkpoint left the erased rows
+    # readable in audit.db-wal, and running the command again found no one to erase, so it
+    # did not checkpoint either.
+    from recommender.service import AuditLog, erase_people, erasure_history
+    from recommender.service import _erasure
+    from service_fixtures import SALT
+    from test_erasure_dec06 import _fill
+
+    database = tmp_path / "audit.db"
+    audit = AuditLog(f"sqlite:///{database}", salt=SALT)
+    try:
+        _fill(audit)
+        checkpoint = _erasure._reclaim
+
+        def interrupted_then_checkpoint(engine):
+            os.kill(os.getpid(), signal.SIGINT)  # after the commit, before the checkpoint
+            checkpoint(engine)
+
+        monkeypatch.setattr(_erasure, "_reclaim", interrupted_then_checkpoint)
+        with pytest.raises(KeyboardInterrupt):
+            erase_people(audit, ["p-0"])
+        wal = Path(f"{database}-wal")
+        assert not wal.exists() or wal.stat().st_size == 0
+        assert len(erasure_history(audit)) == 1  # done, once
+        monkeypatch.setattr(_erasure, "_reclaim", checkpoint)
+        again = erase_people(audit, ["p-0"])
+        assert again.found == 0 and len(erasure_history(audit)) == 1
+    finally:
+        audit.close()
+    assert _integrity(database) == "ok"
+
+
+def test_train_stopped_mid_run_registers_nothing_and_says_one_line(trained_copy, tmp_path):
+    """A real `recommender train` subprocess, SIGINT once its fit stage is under way."""
+    config = tmp_path / "fast.yaml"
+    config.write_text(
+        "\n".join(
+            [
+                f"catalog: {ROOT / 'configs' / 'interventions.yaml'}",
+                "data: {scenario: "
+                f"{ROOT / 'configs' / 'scenarios' / 'default.yaml'}, n: 2000, seed: 7}}",
+                "learner: {learner: t, n_folds: 2}",
+                "evaluation: {n_folds: 2}",
+            ]
+        )
+    )
+    env = {
+        **os.environ,
+        "RECOMMENDER_HOME": str(trained_copy),
+        "RECOMMENDER_TRAINING_KEY": "test-suite-key",
+        "PYTHONPATH": str(ROOT),
+        "COLUMNS": "200",
+    }
+    env.pop("MLFLOW_TRACKING_URI", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "recommender", "train", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as a terminal's
+    )
+    said = []
+    for line in process.stdout:
+        said.append(line)
+        if "split:" in line:  # the fit comes next
+            process.send_signal(signal.SIGINT)
+            break
+    said += process.stdout.readlines()
+    assert process.wait(timeout=120) == 130, "".join(said)
+    text = "".join(said)
+    assert "Traceback" not in text
+    last = said[-1].strip()
+    assert last.startswith("interrupted (SIGINT): recommender train stopped; "), text
+    assert "nothing was registered and the champion is unchanged" in last
+    assert not any(line.startswith("error: training stopped") for line in said)
+
+    from recommender.registry import client
+
+    with pytest.MonkeyPatch.context() as patch:
+        use_home(patch, trained_copy)
+        store = client()
+        versions = store.search_model_versions("name='burnout-recommender'")
+        assert [str(v.version) for v in versions] == ["1"]
+        assert str(store.get_registered_model("burnout-recommender").aliases["champion"]) == "1"
+        runs = store.search_runs(
+            [e.experiment_id for e in store.search_experiments()], order_by=["start_time DESC"]
+        )
+        assert runs[0].info.status == "KILLED"
+    assert _integrity(trained_copy / "mlflow.db") == "ok"
+    assert not (trained_copy / "mlflow.db.lock").exists() or _lock_free(trained_copy)
+
+
+def _lock_free(home: Path) -> bool:
+    import fcntl
+
+    with open(home / "mlflow.db.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return True
+
+
+def test_files_written_together_are_renamed_together_while_other_threads_run(tmp_path, monkeypatch):
+    # The renames now hold Ctrl-C by swapping its handler rather than by blocking the signal in
+    # the main thread (which let it through during a promote, with MLflow's threads alive):
+    # with another thread alive, the two files still change together.
+    import threading
+
+    from recommender._files import write_together
+
+    plan, fairness = tmp_path / "plan.csv", tmp_path / "plan.fairness.csv"
+    plan.write_text("earlier plan\n")
+    fairness.write_text("earlier fairness\n")
+    done = threading.Event()
+    other = threading.Thread(target=done.wait)
+    other.start()
+    renamed = os.replace
+
+    def renamed_then_interrupted(source, target):
+        renamed(source, target)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(os, "replace", renamed_then_interrupted)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            write_together(
+                {
+                    plan: lambda path: path.write_text("new plan\n"),
+                    fairness: lambda path: path.write_text("new fairness\n"),
+                }
+            )
+    finally:
+        done.set()
+        other.join()
+    assert (plan.read_text(), fairness.read_text()) == ("new plan\n", "new fairness\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plan.csv", "plan.fairness.csv"]
