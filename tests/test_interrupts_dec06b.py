@@ -245,3 +245,100 @@ def test_files_written_together_are_renamed_together_while_other_threads_run(tmp
         other.join()
     assert (plan.read_text(), fairness.read_text()) == ("new plan\n", "new fairness\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plan.csv", "plan.fairness.csv"]
+
+
+def test_a_migration_stopped_midway_leaves_the_old_schema_and_runs_again(tmp_path):
+    """The audit store's migration at `serve` start, Ctrl-C as revision 0008 creates its table:
+    the store stays at its old revision with its rows, and the next start migrates it."""
+    import sqlalchemy as sa
+    from alembic import command
+
+    from recommender.service._migrate import _config, head_revision, schema_revision, upgrade_schema
+
+    database = tmp_path / "audit.db"
+    engine = sa.create_engine(f"sqlite:///{database}")
+    with engine.begin() as connection:
+        command.upgrade(_config(connection), "0004")
+        connection.execute(
+            sa.text(
+                "INSERT INTO recommendations (logged_at, request_id, model_version, caller_role, "
+                "person_hash, safety_level, recommended, ranking_meaningful, effects) VALUES "
+                "('2026-11-20 10:00:00.000000', 'old-1', '1', 'program', 'abc', 'routine', "
+                "'mindfulness', TRUE, '{}')"
+            )
+        )
+
+    def interrupted_at_erasures(connection, cursor, statement, *args):
+        if "CREATE TABLE erasures" in statement:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    sa.event.listen(engine, "before_cursor_execute", interrupted_at_erasures)
+    with pytest.raises(KeyboardInterrupt):
+        upgrade_schema(engine)
+    sa.event.remove(engine, "before_cursor_execute", interrupted_at_erasures)
+    assert schema_revision(engine) == "0004"
+    tables = set(sa.inspect(engine).get_table_names())
+    assert "recommendations" in tables and "erasures" not in tables
+    columns = {c["name"] for c in sa.inspect(engine).get_columns("recommendations")}
+    assert "dp_effect" not in columns  # 0005 undone with it: one transaction
+    assert _integrity(database) == "ok"
+
+    assert upgrade_schema(engine) == head_revision() == schema_revision(engine)
+    with engine.connect() as connection:
+        ids = connection.execute(sa.text("SELECT request_id FROM recommendations")).scalars()
+        assert list(ids) == ["old-1"]
+    engine.dispose()
+
+
+def test_an_outcomes_import_stopped_midway_stores_nothing_and_imports_whole_again(tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    import sqlalchemy as sa
+
+    from recommender.catalog import load_catalog
+    from recommender.service import (
+        AuditLog,
+        RecommendationEngine,
+        load_serve_config,
+        outcome_history,
+        record_outcomes,
+    )
+    from service_fixtures import SALT, LinearModel, profile
+
+    database = tmp_path / "audit.db"
+    audit = AuditLog(f"sqlite:///{database}", salt=SALT)
+    arms = load_catalog().arm_ids
+    engine = RecommendationEngine(
+        LinearModel(), "5", catalog=load_catalog(), config=load_serve_config(), audit=audit
+    )
+    served = [engine.check_row(profile(person_id=f"p-{i}")) for i in range(3)]
+    engine.recommend(served, caller_role="program")
+    now = datetime.now(timezone.utc) + timedelta(seconds=5)
+    rows = [
+        {
+            "person_id": f"p-{i}",
+            "measured_at": (now - timedelta(seconds=4)).isoformat(),
+            "arm_taken": "coaching",
+            "ee_followup": 20 + i,
+            "dp_followup": 7,
+            "pa_followup": 38,
+        }
+        for i in range(3)
+    ]
+
+    def interrupted_at_insert(connection, cursor, statement, *args):
+        if statement.startswith("INSERT INTO outcomes"):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    try:
+        sa.event.listen(audit.engine, "before_cursor_execute", interrupted_at_insert)
+        with pytest.raises(KeyboardInterrupt):
+            record_outcomes(audit, rows, arms=arms, source="import f.csv", now=now)
+        sa.event.remove(audit.engine, "before_cursor_execute", interrupted_at_insert)
+        assert outcome_history(audit) == []
+        report = record_outcomes(audit, rows, arms=arms, source="import f.csv", now=now)
+        assert (report.recorded, report.already_recorded) == (3, 0)
+        assert len(outcome_history(audit)) == 3
+    finally:
+        audit.close()
+    assert _integrity(database) == "ok"
