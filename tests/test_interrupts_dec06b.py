@@ -138,7 +138,7 @@ def test_erasure_stopped_after_its_commit_still_empties_the_write_ahead_log(tmp_
 
 
 def test_train_stopped_mid_run_registers_nothing_and_says_one_line(trained_copy, tmp_path):
-    """A real `recommender train` subprocess, SIGINT once its fit stage is under way."""
+    """A real `recommender train` subprocess, SIGINT once its run has fitted its learners."""
     config = tmp_path / "fast.yaml"
     config.write_text(
         "\n".join(
@@ -171,7 +171,7 @@ def test_train_stopped_mid_run_registers_nothing_and_says_one_line(trained_copy,
     said = []
     for line in process.stdout:
         said.append(line)
-        if "split:" in line:  # the fit comes next
+        if "fit:" in line:  # said as the fit ends: the run is evaluating now
             process.send_signal(signal.SIGINT)
             break
     said += process.stdout.readlines()
@@ -197,6 +197,31 @@ def test_train_stopped_mid_run_registers_nothing_and_says_one_line(trained_copy,
         assert runs[0].info.status == "KILLED"
     assert _integrity(trained_copy / "mlflow.db") == "ok"
     assert not (trained_copy / "mlflow.db.lock").exists() or _lock_free(trained_copy)
+
+
+def test_train_stopped_before_its_run_started_does_not_say_a_run_was_marked(
+    tmp_path, monkeypatch, capsys
+):
+    # Found: Ctrl-C while the cohort was read or split (before the MLflow run is started) said
+    # "the MLflow run is marked KILLED", of a run that never existed.
+    import pipelines.train
+
+    from recommender.registry import client
+
+    use_home(monkeypatch, tmp_path)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipelines.train, "load_stage", interrupted)
+    assert main(["train", "--quiet"]) == 130
+    err = capsys.readouterr().err
+    assert err == (
+        "interrupted (SIGINT): recommender train stopped; no MLflow run was started, nothing "
+        "was registered and the champion is unchanged\n"
+    )
+    store = client()
+    assert store.search_runs([e.experiment_id for e in store.search_experiments()]) == []
 
 
 def _lock_free(home: Path) -> bool:
@@ -342,3 +367,52 @@ def test_an_outcomes_import_stopped_midway_stores_nothing_and_imports_whole_agai
     finally:
         audit.close()
     assert _integrity(database) == "ok"
+
+
+@pytest.mark.slow
+@pytest.mark.server
+def test_sigterm_to_serve_while_a_crisis_request_arrives_still_answers_it(
+    trained_copy, tmp_path, monkeypatch
+):
+    """A real `recommender serve`: a crisis request whose body is still arriving when the
+    service is told to stop (a container stopped, a rolling restart) gets its resources, and
+    the answer is in the audit store; then the service ends cleanly."""
+    import json
+    import socket
+    import time
+
+    from recommender.service import AuditLog
+    from service_fixtures import auth, profile, running_server_process
+
+    if not os.environ.get("RECOMMENDER_TEST_PORTS"):
+        monkeypatch.setenv("RECOMMENDER_TEST_PORTS", "3140-3149")
+    store = f"sqlite:///{tmp_path / 'audit.db'}"
+    body = json.dumps(profile(person_id="crisis-in-flight", crisis_risk=True)).encode()
+    head = (
+        "POST /recommend HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Authorization: {auth('program')['Authorization']}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    log = tmp_path / "serve.log"
+    with running_server_process(
+        trained_copy, env={"RECOMMENDER_AUDIT_URL": store}, log_path=log
+    ) as (url, process):
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as connection:
+            connection.sendall(head + body[:20])
+            time.sleep(0.5)  # the server has the headers: the request is in flight
+            os.kill(process.pid, signal.SIGTERM)
+            time.sleep(2)  # the stop is under way
+            connection.sendall(body[20:])
+            answer = b""
+            while chunk := connection.recv(65536):
+                answer += chunk
+        assert process.wait(timeout=60) == 0, log.read_text()[-3000:]
+    status, _, rest = answer.partition(b"\r\n")
+    assert status == b"HTTP/1.1 200 OK", answer[:500]
+    said = json.loads(rest.partition(b"\r\n\r\n")[2])
+    assert said["safety"]["level"] == "crisis" and said["safety"]["resources"]
+    audit = AuditLog(store, salt=None)
+    recorded = {row["request_id"]: row["safety_level"] for row in audit.export()}
+    audit.close()
+    assert recorded == {said["request_id"]: "crisis"}
