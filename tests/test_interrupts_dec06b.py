@@ -416,3 +416,33 @@ def test_sigterm_to_serve_while_a_crisis_request_arrives_still_answers_it(
     recorded = {row["request_id"]: row["safety_level"] for row in audit.export()}
     audit.close()
     assert recorded == {said["request_id"]: "crisis"}
+
+
+@pytest.mark.parametrize("command", ["score", "allocate"])
+def test_a_table_stopped_midway_still_gives_the_flagged_people_their_resources(
+    tmp_path, monkeypatch, capsys, command
+):
+    # Found: Ctrl-C or a kill while score or allocate loaded the model or worked withheld the
+    # crisis resources of the people flagged in the file: nothing was written for them.
+    import pandas as pd
+
+    import recommender.registry
+
+    monkeypatch.setenv("RECOMMENDER_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    data, out = tmp_path / "cohort.csv", tmp_path / "out.csv"
+    frame = {"person_id": ["p1", "p2"], "role": ["nurse", "physician"], "crisis_risk": [1, 0]}
+    pd.DataFrame(frame).to_csv(data, index=False)
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt  # Ctrl-C while the model is looked up
+
+    monkeypatch.setattr(recommender.registry, "resolve_model", stopped)
+    assert main([command, "--data", str(data), "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    crisis = tmp_path / "out.crisis.csv"
+    assert err.count("\n") == 1 and err.startswith(f"interrupted (SIGINT): recommender {command}")
+    assert f"flagged for crisis risk need the crisis resources now: they are in {crisis}" in err
+    rows = pd.read_csv(crisis)
+    assert rows["person_id"].tolist() == ["p1"] and rows["referral"].str.contains("988").all()
+    assert not out.exists()
