@@ -100,8 +100,10 @@ def write_together(writes, *, stale=()) -> list[Path]:
     temporaries = []
     try:
         for path, write in zip(paths, writes.values()):
-            # Same folder (a rename within one file system), same ending (the format follows it).
-            temporary = path.parent / f".tmp-{secrets.token_hex(4)}-{path.name}"
+            # Same folder (a rename within one file system), same ending (the format follows it);
+            # the writer's process id, so that a later run can tell its leftover.
+            _remove_abandoned(path)
+            temporary = path.parent / f".tmp-{os.getpid()}-{secrets.token_hex(4)}-{path.name}"
             temporaries.append(temporary)
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -125,6 +127,22 @@ def write_together(writes, *, stale=()) -> list[Path]:
             temporary.unlink(missing_ok=True)
         raise
     return paths
+
+
+def _remove_abandoned(path: Path) -> None:
+    """Remove the temporaries of ``path`` that a writer ended by ``kill -9`` (or a crash) left:
+    only its rename would have removed them. A live writer's are its own."""
+    from recommender._processes import process_alive
+
+    prefix, suffix = ".tmp-", f"-{path.name}"
+    with contextlib.suppress(OSError):  # a folder not there yet, or unreadable: nothing to do
+        for leftover in path.parent.iterdir():  # not glob: a name may hold [ or *
+            name = leftover.name
+            if not (name.startswith(prefix) and name.endswith(suffix)):
+                continue
+            writer, _, rest = name[len(prefix) : -len(suffix)].partition("-")
+            if writer.isdigit() and len(rest) == 8 and not process_alive(int(writer)):
+                leftover.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

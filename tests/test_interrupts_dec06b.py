@@ -446,3 +446,31 @@ def test_a_table_stopped_midway_still_gives_the_flagged_people_their_resources(
     rows = pd.read_csv(crisis)
     assert rows["person_id"].tolist() == ["p1"] and rows["referral"].str.contains("988").all()
     assert not out.exists()
+
+
+def test_a_writer_killed_outright_leaves_no_partial_file_after_the_next_run(tmp_path):
+    # Found: `kill -9` (or the out-of-memory killer) while simulate, score, allocate, card or
+    # audit export wrote its output left the partial table as .tmp-<random>-<name> beside it,
+    # for good, one more with every such kill.
+    out = tmp_path / "cohort.csv"
+    out.write_text("earlier\n")
+    code = (
+        "import os, signal\n"
+        "from recommender._files import write_atomically\n"
+        "def write(temporary):\n"
+        "    temporary.write_text('person_id,ag')\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        f"write_atomically({str(out)!r}, write)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60
+    )
+    assert done.returncode == -signal.SIGKILL
+    assert len(list(tmp_path.glob(".tmp-*-cohort.csv"))) == 1  # what a kill -9 leaves
+    alive = tmp_path / f".tmp-{os.getpid()}-0123abcd-cohort.csv"  # a live writer's: kept
+    alive.write_text("person_id\n")
+    from recommender._files import write_atomically
+
+    write_atomically(out, lambda temporary: temporary.write_text("person_id\np1\n"))
+    assert out.read_text() == "person_id\np1\n"
+    assert {p.name for p in tmp_path.iterdir()} == {"cohort.csv", alive.name}
