@@ -328,7 +328,7 @@ def test_an_outcomes_import_stopped_midway_stores_nothing_and_imports_whole_agai
         outcome_history,
         record_outcomes,
     )
-    from service_fixtures import SALT, LinearModel, profile
+    from service_fixtures import SALT, LinearModel, outcome, profile
 
     database = tmp_path / "audit.db"
     audit = AuditLog(f"sqlite:///{database}", salt=SALT)
@@ -339,17 +339,8 @@ def test_an_outcomes_import_stopped_midway_stores_nothing_and_imports_whole_agai
     served = [engine.check_row(profile(person_id=f"p-{i}")) for i in range(3)]
     engine.recommend(served, caller_role="program")
     now = datetime.now(timezone.utc) + timedelta(seconds=5)
-    rows = [
-        {
-            "person_id": f"p-{i}",
-            "measured_at": (now - timedelta(seconds=4)).isoformat(),
-            "arm_taken": "coaching",
-            "ee_followup": 20 + i,
-            "dp_followup": 7,
-            "pa_followup": 38,
-        }
-        for i in range(3)
-    ]
+    measured = (now - timedelta(seconds=4)).isoformat()
+    rows = [outcome(f"p-{i}", measured_at=measured, ee_followup=20 + i) for i in range(3)]
 
     def interrupted_at_insert(connection, cursor, statement, *args):
         if statement.startswith("INSERT INTO outcomes"):
