@@ -31,9 +31,18 @@ def crisis_rows_kept(frame, crisis, rules, out, *, nothing: str) -> Iterator[Non
     """Run the block that makes ``out``; when it fails, write the crisis-flagged rows of
     ``frame`` beside ``out`` and raise the error saying where (an expected one, input or
     model or solver, in its one line; an unexpected one with its traceback and that as a
-    note). ``KeyboardInterrupt`` passes untouched."""
+    note). Stopped by Ctrl-C or ``kill``, the flagged rows are written all the same (a few
+    rows, at once: stopping the work is not a reason to withhold them), and the interrupt's
+    ``left`` says where, for the command's one line (see :mod:`recommender.cli`)."""
     try:
         yield
+    except KeyboardInterrupt as interrupt:
+        if np.asarray(crisis, dtype=bool).any():
+            unfinished = RuntimeError("no file was left half-written (an earlier one stays)")
+            interrupt.left = with_crisis_rows(
+                unfinished, frame, crisis, rules, out, nothing=nothing
+            )
+        raise
     except Exception as error:
         said = with_crisis_rows(error, frame, crisis, rules, out, nothing=nothing)
         if isinstance(said, Exception):

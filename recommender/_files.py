@@ -7,6 +7,7 @@ temporary sibling renamed into place, so a reader (or a later run) never finds h
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from recommender.errors import InputError
 
-__all__ = ["check_writable", "no_space", "write_atomically", "write_together"]
+__all__ = ["check_writable", "no_space", "signals_held", "write_atomically", "write_together"]
 
 # A write refused for want of room: the device is full, the user's quota is used up, or the
 # file would pass the size this process may write (ulimit -f).
@@ -95,15 +96,14 @@ def write_together(writes, *, stale=()) -> list[Path]:
     those few renames. A failure or interruption before then leaves every earlier file as it
     was, so a reader never finds one run's file beside another run's.
     """
-    import signal
-    import threading
-
     paths = [Path(path) for path in writes]
     temporaries = []
     try:
         for path, write in zip(paths, writes.values()):
-            # Same folder (a rename within one file system), same ending (the format follows it).
-            temporary = path.parent / f".tmp-{secrets.token_hex(4)}-{path.name}"
+            # Same folder (a rename within one file system), same ending (the format follows it);
+            # the writer's process id, so that a later run can tell its leftover.
+            _remove_abandoned(path)
+            temporary = path.parent / f".tmp-{os.getpid()}-{secrets.token_hex(4)}-{path.name}"
             temporaries.append(temporary)
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -117,23 +117,66 @@ def write_together(writes, *, stale=()) -> list[Path]:
                     "stays as it was): free space there, or write to another folder, and run "
                     "again"
                 ) from None
-        held = threading.current_thread() is threading.main_thread()
-        if held:
-            signals = {signal.SIGINT, signal.SIGTERM}
-            signal.pthread_sigmask(signal.SIG_BLOCK, signals)
-        try:
+        with signals_held():
             for temporary, path in zip(temporaries, paths):
                 os.replace(temporary, path)
             for path in stale:
                 Path(path).unlink(missing_ok=True)
-        finally:
-            if held:  # a signal that came meanwhile is delivered now, after the renames
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
     except BaseException:
         for temporary in temporaries:
             temporary.unlink(missing_ok=True)
         raise
     return paths
+
+
+def _remove_abandoned(path: Path) -> None:
+    """Remove the temporaries of ``path`` that a writer ended by ``kill -9`` (or a crash) left:
+    only its rename would have removed them. A live writer's are its own."""
+    from recommender._processes import process_alive
+
+    prefix, suffix = ".tmp-", f"-{path.name}"
+    with contextlib.suppress(OSError):  # a folder not there yet, or unreadable: nothing to do
+        for leftover in path.parent.iterdir():  # not glob: a name may hold [ or *
+            name = leftover.name
+            if not (name.startswith(prefix) and name.endswith(suffix)):
+                continue
+            writer, _, rest = name[len(prefix) : -len(suffix)].partition("-")
+            if writer.isdigit() and len(rest) == 8 and not process_alive(int(writer)):
+                leftover.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def signals_held():
+    """Hold off Ctrl-C (SIGINT) and ``kill`` (SIGTERM) for a few quick steps that must not be
+    split (renames, a commit and what records it); one that comes meanwhile is delivered as the
+    block ends, to the handler it had. Python runs handlers in the main thread only, so
+    elsewhere nothing is held.
+
+    The handlers are swapped rather than the signals blocked: a process's signal goes to any
+    thread that does not block it (MLflow and SQLAlchemy start threads), and Python then raises
+    KeyboardInterrupt in the main thread all the same.
+
+    >>> with signals_held():
+    ...     pass
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    came = []
+    previous = {
+        signum: signal.signal(signum, lambda signum, frame: came.append(signum))
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if came:
+            signal.raise_signal(came[0])
 
 
 def _said(error: BaseException) -> str:

@@ -302,7 +302,8 @@ def test_ctrl_c_while_writing_leaves_no_staging_and_the_earlier_table(model, pro
             process.kill()
     err = log.read_text()
     assert process.returncode == 128 + signal.SIGINT, err[-2000:]
-    assert err.strip().splitlines()[-1] == "interrupted"
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("interrupted (SIGINT): recommender batch-score stopped; "), last
     assert sorted(path.name for path in work.iterdir()) == ["cohort.parquet", "scored.parquet"]
     assert {path.name: path.read_bytes() for path in out.iterdir()} == earlier
 

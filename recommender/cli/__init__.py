@@ -8,6 +8,9 @@ Each subcommand is a module ``recommender/cli/cmd_<name>.py`` that defines
 - ``answer_refused(options, refusal) -> str`` (a command that reads a cohort file and answers
   its crisis-flagged rows): what to say of an option argparse refuses, once those rows have
   their resources; ``options`` holds the arguments as given, unchecked.
+- ``INTERRUPTED`` (a command that writes to a store): what Ctrl-C or ``kill`` leaves, said
+  after ``interrupted:``; a command that knows more at the time sets ``left`` on the
+  KeyboardInterrupt it re-raises. Without either, the command writes only files, whole.
 
 Modules are discovered, so adding a subcommand touches no shared file. Heavy imports belong
 inside ``run`` so that ``recommender --help`` stays instant. An :class:`~recommender.errors.InputError`
@@ -105,8 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub.answer_refused = getattr(module, "answer_refused", None)
         sub.configure = module.configure
         module.configure(sub)
-        sub.set_defaults(_run=module.run)
+        sub.set_defaults(_run=module.run, _interrupted=getattr(module, "INTERRUPTED", _FILES_LEFT))
     return parser
+
+
+# What a command that writes only files leaves when stopped: each is written to a temporary
+# sibling and renamed into place (recommender._files).
+_FILES_LEFT = "no file was left half-written (an earlier one stays as it was); run it again"
 
 
 class _Terminated(KeyboardInterrupt):
@@ -140,8 +148,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as interrupt:
+        # One line, no traceback: what stopped, and what it left (the command says, or its
+        # module's INTERRUPTED does).
         terminated = isinstance(interrupt, _Terminated)
-        print("terminated" if terminated else "interrupted", file=sys.stderr)
+        left = getattr(interrupt, "left", None) or args._interrupted
+        stopped = "terminated (SIGTERM)" if terminated else "interrupted (SIGINT)"
+        command = " ".join(filter(None, (args.command, getattr(args, "action", None))))
+        print(f"{stopped}: recommender {command} stopped; {left}", file=sys.stderr)
         return 128 + signal.SIGTERM if terminated else 130
     except BrokenPipeError:
         # `recommender validate big.csv | head`: the reader left; that is not an error of ours.

@@ -9,6 +9,11 @@ HELP = (
     "erase people from it"
 )
 
+INTERRUPTED = (
+    "an export's file is written whole or not at all, and an erasure is made whole or not at "
+    "all: run it again (an erasure says the ids erased already have no row)"
+)
+
 
 def configure(parser) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)

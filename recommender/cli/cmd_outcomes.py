@@ -4,6 +4,11 @@ from __future__ import annotations
 
 HELP = "record follow-up scores (EE, DP, PA, arm taken) of people the service has served"
 
+INTERRUPTED = (
+    "an import is stored whole or not at all: import the file again (rows stored already are "
+    "skipped)"
+)
+
 
 def configure(parser) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 HELP = "make a registered version the champion (a person's decision, with a recorded reason)"
 
+# recommender.registry holds Ctrl-C and kill off while an alias moves and is recorded.
+INTERRUPTED = (
+    "a change of champion is made and recorded whole or not at all: `recommender champions` "
+    "says which version is the champion"
+)
+
 
 def configure(parser) -> None:
     parser.add_argument("version", help="registered version number of burnout-recommender")

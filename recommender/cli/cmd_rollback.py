@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from recommender.cli import cmd_promote
+
 HELP = "move the champion alias back to the previous champion in the promotion log"
+
+
+INTERRUPTED = cmd_promote.INTERRUPTED  # the same registry code moves the alias
 
 
 def configure(parser) -> None:

@@ -124,8 +124,9 @@ def run(args) -> int:
         raise
     except KeyboardInterrupt as interrupt:  # Ctrl-C, or a kill (see recommender.cli)
         version = getattr(interrupt, "registered_version", None)
-        left = f"version {version} was registered before it" if version else _undone(interrupt)
-        print(f"error: training stopped; {left}", file=sys.stderr)
+        interrupt.left = (
+            f"version {version} was registered before it" if version else _undone(interrupt)
+        )
         raise
     except Exception as error:  # noqa: BLE001 - report, then exit 1 as the CLI contract says
         import traceback
@@ -193,9 +194,9 @@ _UNCHANGED = "nothing was registered and the champion is unchanged"
 
 
 def _undone(error: BaseException) -> str:
-    """What a run that stopped before registering left: its run ended FAILED (KILLED when
-    stopped), or, when the store could not be reached to say so, a run still shown RUNNING;
-    and a version the store would not let it delete again, left pending without aliases."""
+    """What a run that stopped before registering left: none (stopped before it started), its
+    run ended FAILED (KILLED when stopped), or, when the store could not be reached to say so,
+    a run still shown RUNNING; and a version the store would not let it delete again, left pending without aliases."""
     from recommender._files import no_space
 
     status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
@@ -208,6 +209,9 @@ def _undone(error: BaseException) -> str:
             "train, promote or rollback on this store deletes it"
         )
     why = getattr(error, "run_not_ended", None)
+    if why is None and getattr(error, "run_ended", None) is None:
+        # stopped while the cohort was read or split, before the run
+        return f"no MLflow run was started, {unchanged}"
     if why is None:
         return f"the MLflow run is marked {status}, {unchanged}"
     if no_space(RuntimeError(why)):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+from recommender._files import signals_held
 from recommender.errors import InputError
 from recommender.registry._fit import misfits, refuse_misfits
 from recommender.registry._intent import complete_interrupted, declare, withdraw
@@ -176,12 +177,15 @@ def move_alias(
             forced=forced or bool(overrides),
             overrides=overrides,
         )
-        if record:
-            declare(event, mlflow_client=mlflow_client)
-        mlflow_client.set_registered_model_alias(name, alias, str(version))
-        if record:
-            record_events([event], mlflow_client=mlflow_client)
-            withdraw(name, mlflow_client=mlflow_client)
+        # Ctrl-C or a kill here waits the few writes out: the change is made and recorded
+        # whole, or (stopped before) not made. Only a kill -9 leaves the intent to complete.
+        with signals_held():
+            if record:
+                declare(event, mlflow_client=mlflow_client)
+            mlflow_client.set_registered_model_alias(name, alias, str(version))
+            if record:
+                record_events([event], mlflow_client=mlflow_client)
+                withdraw(name, mlflow_client=mlflow_client)
         return event
 
 

@@ -136,7 +136,9 @@ class TrainingRun:
                 description=self.description,
             )
             self.run_id = run.info.run_id
-        except BaseException:
+        except BaseException as error:
+            if self._mlflow.active_run() is not None:  # stopped just as the run started
+                self._end_stopped(type(error), error)
             self._session.__exit__(None, None, None)
             raise
         return self
@@ -156,11 +158,14 @@ class TrainingRun:
 
         A store that cannot be reached (a tracking server down) is tried briefly: MLflow would
         retry for minutes again after the block's own request already did. If the run cannot be
-        ended, ``error.run_not_ended`` says why, and the store shows it RUNNING.
+        ended, ``error.run_not_ended`` says why, and the store shows it RUNNING; else
+        ``error.run_ended`` is the status it ended with (an error with neither stopped the work
+        before a run was started).
         """
         try:
             with few_retries():
                 self._mlflow.end_run(status=_end_status(kind))
+            error.run_ended = _end_status(kind)
         except Exception as ending:  # noqa: BLE001 - the block's error is the one to raise
             error.run_not_ended = f"{type(ending).__name__}: {str(ending)[:300]}"
 

@@ -20,12 +20,14 @@ not an error for the others, and erasing the same people twice changes nothing t
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import sqlalchemy as sa
 
+from recommender._files import signals_held
 from recommender.cohort import unhashable_id_problem
 from recommender.errors import InputError
 from recommender.service._audit import _INSUFFICIENT_PRIVILEGE, AuditLog
@@ -110,23 +112,27 @@ def erase_people(
     (0,)
     """
     people = _hashes(audit, person_ids, named)
-    with audit.engine.connect() as connection:
-        _begin_writing(connection, dry_run=dry_run)
-        try:
-            report = _erase(connection, people, dry_run=dry_run, now=now)
-        except sa.exc.ProgrammingError as error:
-            connection.rollback()
-            if getattr(error.orig, "sqlstate", None) != _INSUFFICIENT_PRIVILEGE:
+    with contextlib.ExitStack() as held:
+        with audit.engine.connect() as connection:
+            _begin_writing(connection, dry_run=dry_run)
+            try:
+                report = _erase(connection, people, dry_run=dry_run, now=now)
+            except sa.exc.ProgrammingError as error:
+                connection.rollback()
+                if getattr(error.orig, "sqlstate", None) != _INSUFFICIENT_PRIVILEGE:
+                    raise
+                raise _not_permitted(audit, error.orig) from None
+            except BaseException:
+                connection.rollback()
                 raise
-            raise _not_permitted(audit, error.orig) from None
-        except BaseException:
-            connection.rollback()
-            raise
-        if dry_run or report.erasure_id is None:
-            connection.rollback()
-        else:
+            if dry_run or report.erasure_id is None:
+                connection.rollback()
+                return report
+            # From the commit to the checkpoint, Ctrl-C or a kill waits: stopped between them,
+            # the erased rows stayed readable in the write-ahead log, and running the command
+            # again finds no one left to erase, so it would not checkpoint either.
+            held.enter_context(signals_held())
             connection.commit()
-    if not dry_run and report.erasure_id is not None:
         _reclaim(audit.engine)
     return report
 
