@@ -166,9 +166,11 @@ def signals_held():
         yield
         return
     came = []
+    # A handler installed from outside Python reads None and could not be put back: left as is.
     previous = {
         signum: signal.signal(signum, lambda signum, frame: came.append(signum))
         for signum in (signal.SIGINT, signal.SIGTERM)
+        if signal.getsignal(signum) is not None
     }
     try:
         yield
