@@ -43,6 +43,7 @@ def card_facts(
             "propensity_logged": "propensity" in cohort.frame.columns,
             "n_rows": len(cohort.frame),
             "loop": cohort.loop,
+            "small_arms": _small_arms(cohort.small_arms, model),
         },
         config=config,
         gate=gate,
@@ -71,3 +72,15 @@ def card_stage(facts: dict, plots: dict, folder) -> dict:
     facts = dict(facts)
     facts["plots"] = {name: {"caption": PLOT_CAPTIONS.get(name, name)} for name in plots}
     return write_card(facts, folder, plots=plots)
+
+
+def _small_arms(small_arms: dict | None, model) -> dict | None:
+    """A file's small arms for the card, each carried one with its citations per role."""
+    if not small_arms:
+        return small_arms
+    sources = (getattr(model, "metadata", None) or {}).get("arm_sources") or {}
+    carried = [
+        {**c, "citations": (sources.get(c["arm"]) or {}).get("citations") or {}}
+        for c in small_arms.get("carried_arms") or []
+    ]
+    return {**small_arms, "carried_arms": carried}

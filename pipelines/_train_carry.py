@@ -1,5 +1,8 @@
-"""The carry stage of a run trained from the log: arms the log cannot yet support keep the
-served model's estimates instead of disappearing (see :mod:`recommender.model._carried`).
+"""The carry stage: arms too few rows support keep an earlier estimate instead of disappearing
+(see :mod:`recommender.model._carried`). In a run from the log they keep the served model's;
+in a run from a file (a small program, some of whose arms were taken by few), the published
+trials' (the evidence-only model's): a file's arms are learnt from that file alone, never
+from the registry's champion, which may have been trained on other data.
 
 An arm served to fewer rows than a fit needs (``fit_min_arm_rows``) is not learnt. Dropping
 it would stop the service from ever offering it again, so the log could never learn it; here
@@ -24,7 +27,7 @@ __all__ = ["carry_stage", "scores_with_estimates"]
 
 
 def carry_stage(model, cohort: Cohort, config: dict, *, previous=None, previous_label=None):
-    """``model`` (fitted on the log) with the arms left out for too few rows carried over.
+    """``model`` with the arms left out for too few rows carried over.
 
     Parameters
     ----------
@@ -32,23 +35,25 @@ def carry_stage(model, cohort: Cohort, config: dict, *, previous=None, previous_
         The fit stage's model.
     cohort : Cohort
         A cohort from the log (``cohort.loop`` as :func:`pipelines.train.log_summary` makes
-        it); any other cohort is returned unchanged. ``cohort.loop`` gains ``carried_arms``
-        (arm, rows served, rows needed, where the estimate comes from) and ``arms_not_carried``
-        (left out: no earlier model has an estimate for them).
+        it) or a file with small arms (``cohort.small_arms``); any other cohort is returned
+        unchanged. ``cohort.carry`` gains ``carried_arms`` (arm, rows, rows needed, where the
+        estimate comes from) and ``arms_not_carried`` (left out: no earlier model has an
+        estimate for them).
     config : dict
     previous : RecommendationModel, optional
-        The model being served; default the registry's champion, else the evidence-only model.
+        The model carried from. From the log, default the model being served (the registry's
+        champion, else the evidence-only model); from a file, the evidence-only model.
     previous_label : str, optional
         How the card names ``previous`` (default: from its metadata).
     """
     from recommender.model import arm_source, carry_arms
 
-    loop = cohort.loop
+    loop = cohort.carry
     if loop is None or not loop.get("arms_without_overlap"):
         return model
     catalog = cohort.catalog
     if previous is None:
-        previous, previous_label = _served_model(config, catalog)
+        previous, previous_label = _served_model(config, catalog, champion=cohort.loop is not None)
     candidates = [(previous, previous_label or _label(previous, None))]
     carried, not_carried = {}, []
     for arm in loop["arms_without_overlap"]:
@@ -86,13 +91,14 @@ def _with_evidence(candidates, catalog):
     yield evidence, _label(evidence, None)
 
 
-def _served_model(config: dict, catalog):
-    """The registry's champion and its label, else the evidence-only model."""
+def _served_model(config: dict, catalog, *, champion: bool = True):
+    """The registry's champion and its label, else (or without ``champion``) the
+    evidence-only model."""
     from recommender.model import evidence_model
     from recommender.registry import aliases, load_model
 
     name = config["registry"]["model_name"]
-    version = aliases(name).get("champion")
+    version = aliases(name).get("champion") if champion else None
     if version is not None:
         try:
             return load_model(f"models:/{name}/{version}"), _label(None, version)

@@ -41,6 +41,15 @@ class Cohort:
     loop: dict | None = None  # from the service's log: uptake, certainty, overlap
     # validation's notes: allowed but perhaps unintended (an arm without rows, 'Yes' and 'yes')
     notes: tuple[str, ...] = ()
+    # A file's arms too small to learn, set aside for the carry stage, under the log's keys
+    # (``arms_without_overlap``, ``rows_per_arm``, ``min_arm_rows``); None when there are none.
+    small_arms: dict | None = None
+
+    @property
+    def carry(self) -> dict | None:
+        """What the carry stage reads and records: the log's summary, or the file's small
+        arms (``pipelines._train_carry.carry_stage``)."""
+        return self.loop if self.loop is not None else self.small_arms
 
 
 @dataclass
@@ -202,6 +211,8 @@ def load_stage(config: dict, data=None) -> Cohort:
         extra_features=config["extra_features"],
         min_arm_rows=fit_min_arm_rows(config),
         min_arm_rows_reason=min_arm_rows_reason(config),
+        # a log's small arms are set aside above; a file's or a simulation's, here
+        carry_small_arms=loop is None,
     )
     if not report.ok:
         where = path or ("the service's log" if loop is not None else "the simulated cohort")
@@ -209,6 +220,16 @@ def load_stage(config: dict, data=None) -> Cohort:
             f"{where} does not meet the data contract:\n{report.format()}",
             problems=list(getattr(report, "errors", report.problems)),
         )
+    small_arms = None
+    if report.carried_arms:
+        # Their rows are not learnt from: the carry stage keeps the published estimates.
+        small_arms = {
+            "arms_without_overlap": list(report.carried_arms),
+            "rows_per_arm": dict(report.arm_counts),
+            "min_arm_rows": fit_min_arm_rows(config),
+        }
+        frame = frame[~frame["intervention"].astype(str).isin(report.carried_arms)]
+        frame = frame.reset_index(drop=True)
     typed = typed_cohort(
         frame,
         arms=catalog.arm_ids,
@@ -230,6 +251,7 @@ def load_stage(config: dict, data=None) -> Cohort:
         path=None if path is None else str(path),
         loop=loop,
         notes=tuple(report.notes()),
+        small_arms=small_arms,
     )
 
 

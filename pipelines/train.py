@@ -233,9 +233,9 @@ def run_training(
                 constant_features_noted(cohort, display),
             ):
                 model = fit_stage(split, cohort, settings)
-            if cohort.loop is not None:
+            if cohort.carry is not None:
                 model = carry_stage(model, cohort, settings)
-                _carried_note(cohort.loop, display)
+                _carried_note(cohort.carry, display, logged=cohort.loop is not None)
             with (
                 display.stage("evaluate", "doubly robust evaluation on the held-out part"),
                 overlap.watching("Held-out part (the evaluation's scores)"),
@@ -506,13 +506,19 @@ def _overlap_warning(overlap: OverlapRecord, progress) -> None:
         progress.note(f"warning: {said}")
 
 
-def _carried_note(loop: dict, display) -> None:
-    """Which arms a run from the log carried over, and which it could not."""
+def _carried_note(loop: dict, display, *, logged: bool = True) -> None:
+    """Which arms a run carried over, and which it could not."""
     carried = loop.get("carried_arms") or []
     if carried:
         display.note(
-            "carried over (too few logged rows to learn; the previous estimate is kept, "
-            "offered and explored until they are learnt): "
+            (
+                "carried over (too few logged rows to learn; the previous estimate is kept, "
+                "offered and explored until they are learnt): "
+                if logged
+                else "carried over (too few rows to learn; the published estimate is kept, "
+                "the same for everyone in a role, until a file or the service's log has "
+                "enough rows of them): "
+            )
             + "; ".join(
                 f"{c['arm']} ({c['rows']} rows of {c['min_rows']} needed; from {c['from']})"
                 for c in carried

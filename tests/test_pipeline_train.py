@@ -792,12 +792,13 @@ def test_declared_trial_without_propensity_uses_design_shares(home, tmp_path, mo
         use_home(monkeypatch, home)
 
 
-def test_an_arm_too_small_to_fit_after_the_split_stops_before_any_run(home, tmp_path, capsys):
+def test_usual_care_too_small_to_fit_after_the_split_stops_before_any_run(home, tmp_path, capsys):
+    # (A treatment arm that small is carried instead: tests/test_small_program_dec06b.py.)
     from recommender.simulate import simulate_cohort
 
     cohort = simulate_cohort("default", 2000, seed=1)
     cohort["intervention"] = cohort["intervention"].astype(str)
-    small = cohort.index[cohort["intervention"] == "mindfulness"][35:]
+    small = cohort.index[cohort["intervention"] == "none"][35:]
     cohort = cohort.drop(index=small)
     path = tmp_path / "small-arm.csv"
     cohort.to_csv(path, index=False)
@@ -805,7 +806,7 @@ def test_an_arm_too_small_to_fit_after_the_split_stops_before_any_run(home, tmp_
     assert train.fit_min_arm_rows(train.load_config()) > 35
     assert main(["train", "--data", str(path), "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "mindfulness" in err and "35" in err
+    assert "'none' has 35 rows" in err and "--evidence-only" in err
     assert runs() == [] and not (home / "cards").exists()
 
 

@@ -254,7 +254,8 @@ def training_card_facts(
     }
     n_train, n_holdout = len(treatment_train), len(treatment_holdout)
     loop = data.get("loop")
-    carried = [c["arm"] for c in (loop or {}).get("carried_arms") or []]
+    carry = loop or data.get("small_arms") or {}
+    carried = [c["arm"] for c in carry.get("carried_arms") or []]
     return json_safe(
         {
             "schema_version": 1,
@@ -299,6 +300,7 @@ def training_card_facts(
                 "outside": outside_counts(model, holdout_features),
                 "loop": data.get("loop"),
                 "reproduction": reproduction,
+                "small_arms": data.get("small_arms"),
             },
             "evaluation": evaluation_facts(report, secondary=secondary, carried=carried),
             "subgroups": subgroup_facts(

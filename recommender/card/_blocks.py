@@ -9,7 +9,7 @@ from __future__ import annotations
 from recommender.card._fairness import fairness_blocks
 from recommender.card._format import fmt, interval_level, why_missing
 from recommender.card._plot_text import plot_block
-from recommender.card._loop import carried_note, loop_blocks
+from recommender.card._loop import carried_note, loop_blocks, small_arm_blocks
 from recommender.card._sections import DEFAULT_TEXT, SECTIONS
 from recommender.card._subgroup_blocks import subgroup_blocks
 
@@ -214,6 +214,7 @@ def _training_data(facts):
         ]
     if d.get("arm_counts"):
         blocks.append(("table", d["arm_counts"], "Rows per arm"))
+    blocks += small_arm_blocks(d.get("small_arms"))
     blocks += _outside_blocks(d.get("outside"))
     blocks += loop_blocks(d.get("loop"))
     return blocks

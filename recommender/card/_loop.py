@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from recommender.card._format import fmt, interval_level
 
-__all__ = ["carried_arms", "carried_note", "loop_blocks"]
+__all__ = ["carried_arms", "carried_note", "loop_blocks", "small_arm_blocks"]
 
 
 def loop_blocks(loop):
@@ -108,8 +108,46 @@ def _set_aside(loop) -> str | None:
 
 
 def carried_arms(facts) -> list[str]:
-    loop = (facts.get("training_data") or {}).get("loop") or {}
-    return [c["arm"] for c in loop.get("carried_arms") or []]
+    data = facts.get("training_data") or {}
+    carry = data.get("loop") or data.get("small_arms") or {}
+    return [c["arm"] for c in carry.get("carried_arms") or []]
+
+
+def small_arm_blocks(small_arms) -> list:
+    """A file's arms too small to learn: carried from the published trials, or left out."""
+    if not small_arms:
+        return []
+    blocks = []
+    carried = small_arms.get("carried_arms") or []
+    if carried:
+        blocks.append(
+            (
+                "p",
+                "Carried over, not learnt (too few rows in the training data): "
+                + "; ".join(
+                    f"{c['arm']}: {c['rows']:,} rows, {c['min_rows']:,} needed; estimate from "
+                    f"{c['from']}" + _cited(c.get("citations"))
+                    for c in carried
+                )
+                + ". These arms' figures are the same for everyone in a role; they are "
+                "ranked and offered beside the learnt arms, and their rows were left out.",
+            )
+        )
+    if small_arms.get("arms_not_carried"):
+        blocks.append(
+            (
+                "p",
+                "Left out (too few rows to learn and no published estimate to carry; the "
+                "model never recommends them): " + ", ".join(small_arms["arms_not_carried"]),
+            )
+        )
+    return blocks
+
+
+def _cited(citations) -> str:
+    if not citations:
+        return ""
+    return " (" + "; ".join(f"{role}: {cited}" for role, cited in citations.items()) + ")"
 
 
 def carried_note(facts) -> str | None:
@@ -127,7 +165,7 @@ def carried_note(facts) -> str | None:
     text = (
         "The tables below measure only the learnt arms ("
         + ", ".join(learnt)
-        + "): the arms carried over from an earlier model ("
+        + "): the arms carried over, not learnt here ("
         + ", ".join(carried)
         + ") have no rows here to measure them by, so the learned policy valued below "
         "chooses among the learnt arms. "

@@ -33,7 +33,8 @@ def configure(parser) -> None:
         type=whole_number(minimum=1),
         default=None,
         help="fewest rows an arm present in a training file may have (default: what training "
-        "with the config needs; 30 without --training)",
+        "with the config needs; 30 without --training). With --training a smaller treatment "
+        "arm is a note, as train carries its published estimate; usual care below it is an error",
     )
     parser.add_argument(
         "--extra-feature",
@@ -76,6 +77,8 @@ def run(args) -> int:
         rule = {
             "min_arm_rows": fit_min_arm_rows(config),
             "min_arm_rows_reason": min_arm_rows_reason(config),
+            # train carries a small treatment arm rather than refusing: say so, as it will
+            "carry_small_arms": True,
         }
         heading += f" (as training with {args.config or 'configs/train.yaml'} would check it)"
     elif args.catalog:
@@ -83,7 +86,7 @@ def run(args) -> int:
     if args.training or args.catalog:
         arms, control = catalog.arm_ids, catalog.control
     if args.min_arm_rows is not None:
-        rule = {"min_arm_rows": args.min_arm_rows, "min_arm_rows_reason": "--min-arm-rows"}
+        rule.update(min_arm_rows=args.min_arm_rows, min_arm_rows_reason="--min-arm-rows")
     frame = read_cohort(args.file)
     report = validate_cohort(
         frame, training=args.training, arms=arms, control=control, extra_features=extras, **rule

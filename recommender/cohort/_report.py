@@ -33,6 +33,8 @@ RULES: dict[str, str] = {
     "id_characters": "person_id character not accepted",
     "unknown_arm": "arm not in the catalog",
     "arm_too_small": "arm has too few rows",
+    "arm_carried": "arm too small to learn: its published estimate is carried",
+    "no_learnable_arm": "no arm besides the control has enough rows to learn",
     "no_control": "no row received the control arm",
     "no_treated_arm": "no row received an arm other than the control",
     "propensity_range": "propensity outside (0, 1]",
@@ -189,12 +191,16 @@ class ValidationReport:
         Whether the training columns were required.
     arm_counts : dict
         Rows per arm when the table has an ``intervention`` column (training only).
+    carried_arms : list of str
+        Treatment arms too small to learn that training carries instead (only when validated
+        with ``carry_small_arms``).
     """
 
     n_rows: int
     n_columns: int
     training: bool = False
     arm_counts: dict[str, int] = field(default_factory=dict)
+    carried_arms: list[str] = field(default_factory=list)
     checks: list[_Check] = field(default_factory=list, repr=False)
 
     @property

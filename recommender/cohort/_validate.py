@@ -58,6 +58,7 @@ def validate_cohort(
     min_arm_rows: int = 30,
     extra_features: Iterable[str] = (),
     min_arm_rows_reason: str = "min_arm_rows",
+    carry_small_arms: bool = False,
 ) -> ValidationReport:
     """Check a cohort table against the data contract and report every problem.
 
@@ -79,6 +80,12 @@ def validate_cohort(
         missing values.
     min_arm_rows_reason : str
         Where ``min_arm_rows`` comes from, said in the finding of an arm with fewer rows.
+    carry_small_arms : bool
+        What training does with a treatment arm that has some rows but fewer than
+        ``min_arm_rows``: when True it is a note (``arm_carried``; training leaves its rows out
+        and carries the published estimate, and ``report.carried_arms`` names it), and only
+        usual care below the minimum, or no other arm reaching it, is an error; when False
+        every such arm is an error.
 
     Returns
     -------
@@ -181,7 +188,11 @@ def validate_cohort(
         if PROPENSITY_COLUMN in frame.columns:
             context.propensity()
         if TREATMENT_COLUMN in frame.columns:
-            report.arm_counts = context.arms(arms, control, min_arm_rows, min_arm_rows_reason)
+            report.arm_counts = context.arms(
+                arms, control, min_arm_rows, min_arm_rows_reason, carry=carry_small_arms
+            )
+            if carry_small_arms:
+                report.carried_arms = [c.table_value for c in checks if c.rule == "arm_carried"]
         for name in dict.fromkeys((*PROFILE_COLUMNS[1:], *extra_features)):
             if name in frame.columns:
                 context.constant(name)
@@ -410,7 +421,7 @@ class _Context:
             "a probability greater than 0 and at most 1",
         )
 
-    def arms(self, arms, control, min_arm_rows, reason) -> dict[str, int]:
+    def arms(self, arms, control, min_arm_rows, reason, *, carry=False) -> dict[str, int]:
         blank = self.missing(TREATMENT_COLUMN)
         text = self.frame[TREATMENT_COLUMN].astype("string")
         if arms is not None:
@@ -451,11 +462,41 @@ class _Context:
                     value=control,
                 )
             )
+        treated = [n for arm, n in counts.items() if arm != control and n]
+        if carry and treated and max(treated) < min_arm_rows:
+            self.checks.append(
+                _table(
+                    "no_learnable_arm",
+                    TREATMENT_COLUMN,
+                    f"no arm besides usual care has {min_arm_rows:,} rows (most: "
+                    f"{max(treated):,}), so no effect can be learnt ({reason}); train the "
+                    "evidence-only model (`recommender train --evidence-only`) and let the "
+                    "service's log gather rows (`recommender train --from-log` later)",
+                    value=control,
+                )
+            )
         for arm, n in counts.items():
-            if 0 < n < min_arm_rows:
+            if carry and arm != control and 0 < n < min_arm_rows:
+                self.checks.append(
+                    _table(
+                        "arm_carried",
+                        TREATMENT_COLUMN,
+                        f"arm {arm!r} has {n:,} rows; at least {min_arm_rows:,} are needed "
+                        f"to learn its effect ({reason}); training leaves its rows out and "
+                        "carries its estimate from the published trials (the evidence-only "
+                        "model)",
+                        severity="note",
+                        value=arm,
+                    )
+                )
+            elif 0 < n < min_arm_rows:
                 # Usual care cannot be left out: every effect is measured against it.
                 need, remedy = (
-                    ("to measure every other arm's effect against it", "add rows of it")
+                    (
+                        "to measure every other arm's effect against it",
+                        "add rows of it, or train the evidence-only model (`recommender train "
+                        "--evidence-only`) meanwhile",
+                    )
                     if arm == control
                     else (
                         "to learn its effect",
