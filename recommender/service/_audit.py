@@ -31,7 +31,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from recommender.errors import InputError
-from recommender.service._audit_export import EXPORT_CHUNK_ROWS, stored_since
+from recommender.service import _audit_export
+from recommender.service._audit_export import stored_since
 from recommender.service._audit_tables import SECONDARY_COLUMNS, recommendations, reloads
 from recommender.service._audit_writer import GroupWriter, PendingAppend
 from recommender.service._migrate import (
@@ -376,7 +377,9 @@ class AuditLog:
         if since is not None:
             query = query.where(recommendations.c.logged_at >= stored_since(since, self._engine))
         with self._engine.connect() as connection:
-            result = connection.execution_options(yield_per=EXPORT_CHUNK_ROWS).execute(query)
+            result = connection.execution_options(
+                yield_per=_audit_export.EXPORT_CHUNK_ROWS
+            ).execute(query)
             for record in result:
                 row = dict(record._mapping)
                 stamp = row["logged_at"]

@@ -16,8 +16,8 @@ import sqlalchemy as sa
 
 from recommender.service._audit import AuditLog
 from recommender.errors import InputError
+from recommender.service import _audit_export
 from recommender.service._audit_export import (
-    EXPORT_CHUNK_ROWS,
     as_utc,
     audit_csv_chunks,
     rows_csv,
@@ -124,7 +124,9 @@ def outcome_history_rows(audit: AuditLog, *, since: datetime | None = None) -> I
     if since is not None:
         query = query.where(outcomes.c.recorded_at >= stored_since(since, audit.engine))
     with audit.engine.connect() as connection:
-        result = connection.execution_options(yield_per=EXPORT_CHUNK_ROWS).execute(query)
+        result = connection.execution_options(yield_per=_audit_export.EXPORT_CHUNK_ROWS).execute(
+            query
+        )
         for record in result:
             row = dict(record._mapping)
             for name in ("recorded_at", "measured_at", "superseded_at"):
