@@ -107,6 +107,7 @@ def _store(config) -> str:
 
 def _export(args) -> int:
     import json
+    import os
     import sys
     from datetime import datetime
     from pathlib import Path
@@ -114,14 +115,15 @@ def _export(args) -> int:
     from recommender._files import check_writable, write_atomically
     from recommender.registry import promotion_log_path
     from recommender.service import (
+        ERASURE_COLUMNS,
+        OUTCOME_HISTORY_COLUMNS,
         AuditLog,
-        audit_csv,
+        audit_csv_chunks,
         erasure_history,
-        erasure_history_csv,
         load_serve_config,
-        outcome_history,
-        outcome_history_csv,
+        outcome_history_rows,
         parse_since,
+        rows_csv_chunks,
         sqlite_file,
     )
 
@@ -133,28 +135,50 @@ def _export(args) -> int:
         check_writable(args.out)
     since = None if args.since is None else parse_since(args.since)
     audit = AuditLog(_store(config), salt=None)
+    written = 0
+
+    def counted(rows):
+        nonlocal written
+        for row in rows:
+            written += 1
+            yield row
+
     if args.table == "outcomes":
-        rows, as_csv = outcome_history(audit, since=since), outcome_history_csv
-    elif args.table == "erasures":
-        rows, as_csv = erasure_history(audit, since=since), erasure_history_csv
+        rows = counted(outcome_history_rows(audit, since=since))
+        as_csv = lambda rows: rows_csv_chunks(rows, OUTCOME_HISTORY_COLUMNS)  # noqa: E731
+    elif args.table == "erasures":  # a few rows a year
+        rows = counted(erasure_history(audit, since=since))
+        as_csv = lambda rows: rows_csv_chunks(rows, ERASURE_COLUMNS)  # noqa: E731
     else:
-        rows, as_csv = audit.export(since=since), audit_csv
-    audit.close()
+        rows, as_csv = counted(audit.export_rows(since=since)), audit_csv_chunks
     if args.out and Path(args.out).suffix.lower() in (".jsonl", ".json"):
-        text = "".join(
+        pieces = (
             json.dumps({n: v.isoformat() if isinstance(v, datetime) else v for n, v in row.items()})
             + "\n"
             for row in rows
         )
     else:
-        text = as_csv(rows)
+        pieces = as_csv(rows)
+    # Written as read from the store, a chunk of rows at a time: a store of years holds
+    # millions of rows, which an export held whole in memory (several GB) before writing any.
+    try:
+        if args.out:
+            # A temporary sibling renamed into place: an export is never left half written.
+            def write(temporary):
+                flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+                with os.fdopen(os.open(temporary, flags, 0o666), "w", encoding="utf-8") as out:
+                    for piece in pieces:
+                        out.write(piece)
+
+            write_atomically(args.out, write)
+        else:
+            sys.stdout.writelines(pieces)
+    finally:
+        pieces.close()
+        audit.close()
     if args.out:
-        # A temporary sibling renamed into place: an export is never left half written.
-        write_atomically(args.out, lambda temporary: temporary.write_text(text, encoding="utf-8"))
         kind = {"outcomes": "outcome", "erasures": "erasure"}.get(args.table, "audit")
-        print(f"wrote {len(rows)} {kind} row(s) to {args.out}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
+        print(f"wrote {written} {kind} row(s) to {args.out}", file=sys.stderr)
     return 0
 
 

@@ -12,7 +12,12 @@ from recommender.service._audit import (
     reach_audit_store,
     resolve_salt,
 )
-from recommender.service._audit_export import audit_csv, parse_since
+from recommender.service._audit_export import (
+    audit_csv,
+    audit_csv_chunks,
+    parse_since,
+    rows_csv_chunks,
+)
 from recommender.service._audit_tables import AUDIT_TABLE_NAMES
 from recommender.service._auth import (
     API_KEYS_ENV,
@@ -47,7 +52,13 @@ from recommender.service._outcomes import (
     OutcomeReport,
     record_outcomes,
 )
-from recommender.service._outcome_log import logged_cohort, outcome_history, outcome_history_csv
+from recommender.service._outcome_log import (
+    OUTCOME_HISTORY_COLUMNS,
+    logged_cohort,
+    outcome_history,
+    outcome_history_csv,
+    outcome_history_rows,
+)
 from recommender.service._outcome_file import read_outcome_file
 from recommender.service._proxy_fallback import proxy_fallbacks
 from recommender.service._metrics import forget_dead_workers
@@ -74,6 +85,10 @@ __all__ = [
     "ServeConfig",
     "WORKER_ENV",
     "audit_csv",
+    "audit_csv_chunks",
+    "rows_csv_chunks",
+    "outcome_history_rows",
+    "OUTCOME_HISTORY_COLUMNS",
     "check_before_serving",
     "authorize",
     "erase_people",

@@ -24,13 +24,14 @@ import hmac
 import json
 import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from recommender.errors import InputError
+from recommender.service import _audit_export
 from recommender.service._audit_export import stored_since
 from recommender.service._audit_tables import SECONDARY_COLUMNS, recommendations, reloads
 from recommender.service._audit_writer import GroupWriter, PendingAppend
@@ -365,17 +366,27 @@ class AuditLog:
 
     def export(self, *, since: datetime | None = None) -> list[dict]:
         """All records (optionally from ``since`` on), oldest first, effects parsed."""
+        return list(self.export_rows(since=since))
+
+    def export_rows(self, *, since: datetime | None = None) -> Iterator[dict]:
+        """:meth:`export`'s records one at a time, read from the store
+        :data:`~recommender.service._audit_export.EXPORT_CHUNK_ROWS` at a time (a server-side
+        cursor on PostgreSQL), so that an export of years of records holds only a chunk in
+        memory. The read stays open until the last record is taken or the iterator is closed."""
         query = sa.select(recommendations).order_by(recommendations.c.id)
         if since is not None:
             query = query.where(recommendations.c.logged_at >= stored_since(since, self._engine))
         with self._engine.connect() as connection:
-            rows = [dict(row._mapping) for row in connection.execute(query)]
-        for row in rows:
-            stamp = row["logged_at"]
-            if stamp.tzinfo is None:  # SQLite hands back naive datetimes; they were UTC
-                row["logged_at"] = stamp.replace(tzinfo=timezone.utc)
-            row["effects"] = json.loads(row["effects"])
-        return rows
+            result = connection.execution_options(
+                yield_per=_audit_export.EXPORT_CHUNK_ROWS
+            ).execute(query)
+            for record in result:
+                row = dict(record._mapping)
+                stamp = row["logged_at"]
+                if stamp.tzinfo is None:  # SQLite hands back naive datetimes; they were UTC
+                    row["logged_at"] = stamp.replace(tzinfo=timezone.utc)
+                row["effects"] = json.loads(row["effects"])
+                yield row
 
     def announce_reload(self, model_version: str, caller_role: str) -> int:
         """Record that ``model_version`` was put in service by /reload; returns the record id."""

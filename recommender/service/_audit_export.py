@@ -5,44 +5,77 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
+from itertools import islice
 
 from recommender.errors import InputError
 from recommender.service._audit_tables import AUDIT_COLUMNS
 
-__all__ = ["audit_csv", "rows_csv", "parse_since", "as_utc", "stored_since"]
+__all__ = [
+    "audit_csv",
+    "audit_csv_chunks",
+    "rows_csv",
+    "rows_csv_chunks",
+    "parse_since",
+    "as_utc",
+    "stored_since",
+    "EXPORT_CHUNK_ROWS",
+]
+
+# Rows an export reads from the store and writes out at a time: a store of years holds
+# millions, which an export held whole in memory (several GB) before writing any.
+EXPORT_CHUNK_ROWS = 5_000
 
 
 def audit_csv(rows: Iterable[Mapping]) -> str:
     """Audit rows (as from :meth:`AuditLog.export`) as CSV text; effects as JSON in one column."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(AUDIT_COLUMNS), lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow(
-            {
-                **row,
-                "logged_at": row["logged_at"].isoformat(),
-                "effects": json.dumps(row["effects"], separators=(",", ":")),
-            }
-        )
-    return out.getvalue()
+    return "".join(audit_csv_chunks(rows))
+
+
+def audit_csv_chunks(rows: Iterable[Mapping]) -> Iterator[str]:
+    """:func:`audit_csv`'s text in pieces: the header, then :data:`EXPORT_CHUNK_ROWS` rows a
+    piece, each read from ``rows`` (an iterator, as from :meth:`AuditLog.export_rows`) only
+    when the piece before it has been taken."""
+    rows = (
+        {
+            **row,
+            "logged_at": row["logged_at"].isoformat(),
+            "effects": json.dumps(row["effects"], separators=(",", ":")),
+        }
+        for row in rows
+    )
+    return _csv_chunks(rows, AUDIT_COLUMNS)
 
 
 def rows_csv(rows: Iterable[Mapping], columns: Sequence[str]) -> str:
     """Rows as CSV text with ``columns``; times in ISO 8601, empty where there is none."""
+    return "".join(rows_csv_chunks(rows, columns))
+
+
+def rows_csv_chunks(rows: Iterable[Mapping], columns: Sequence[str]) -> Iterator[str]:
+    """:func:`rows_csv`'s text in pieces of :data:`EXPORT_CHUNK_ROWS` rows, after the header."""
+    rows = (
+        {
+            name: value.isoformat() if isinstance(value, datetime) else value
+            for name, value in row.items()
+        }
+        for row in rows
+    )
+    return _csv_chunks(rows, columns)
+
+
+def _csv_chunks(rows: Iterable[Mapping], columns: Sequence[str]) -> Iterator[str]:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(columns), lineterminator="\n")
     writer.writeheader()
-    for row in rows:
-        writer.writerow(
-            {
-                name: value.isoformat() if isinstance(value, datetime) else value
-                for name, value in row.items()
-            }
-        )
-    return out.getvalue()
+    yield out.getvalue()
+    rows = iter(rows)
+    while chunk := list(islice(rows, EXPORT_CHUNK_ROWS)):
+        out.seek(0)
+        out.truncate()
+        writer.writerows(chunk)
+        yield out.getvalue()
 
 
 def parse_since(text: str) -> datetime:

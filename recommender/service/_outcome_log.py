@@ -8,7 +8,7 @@ the row no other row corrects; the history shows every row with who replaced it 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 
 import pandas as pd
@@ -16,12 +16,20 @@ import sqlalchemy as sa
 
 from recommender.service._audit import AuditLog
 from recommender.errors import InputError
-from recommender.service._audit_export import as_utc, audit_csv, rows_csv, stored_since
+from recommender.service import _audit_export
+from recommender.service._audit_export import (
+    as_utc,
+    audit_csv_chunks,
+    rows_csv,
+    rows_csv_chunks,
+    stored_since,
+)
 from recommender.service._audit_tables import assignments, outcomes
 
 __all__ = [
     "logged_cohort",
     "outcome_history",
+    "outcome_history_rows",
     "outcome_history_csv",
     "export_of",
     "EXPORT_TABLES",
@@ -97,6 +105,12 @@ def logged_cohort(audit: AuditLog) -> pd.DataFrame:
 def outcome_history(audit: AuditLog, *, since: datetime | None = None) -> list[dict]:
     """Every outcome row (recorded from ``since`` on), oldest first, corrections and the rows
     they replaced alike, with :data:`OUTCOME_HISTORY_COLUMNS`; times in UTC."""
+    return list(outcome_history_rows(audit, since=since))
+
+
+def outcome_history_rows(audit: AuditLog, *, since: datetime | None = None) -> Iterator[dict]:
+    """:func:`outcome_history`'s rows one at a time, read from the store a chunk at a time
+    (see :meth:`AuditLog.export_rows`)."""
     query = (
         sa.select(
             outcomes,
@@ -110,12 +124,15 @@ def outcome_history(audit: AuditLog, *, since: datetime | None = None) -> list[d
     if since is not None:
         query = query.where(outcomes.c.recorded_at >= stored_since(since, audit.engine))
     with audit.engine.connect() as connection:
-        rows = [dict(row._mapping) for row in connection.execute(query)]
-    for row in rows:
-        for name in ("recorded_at", "measured_at", "superseded_at"):
-            if row[name] is not None:
-                row[name] = as_utc(row[name])
-    return rows
+        result = connection.execution_options(yield_per=_audit_export.EXPORT_CHUNK_ROWS).execute(
+            query
+        )
+        for record in result:
+            row = dict(record._mapping)
+            for name in ("recorded_at", "measured_at", "superseded_at"):
+                if row[name] is not None:
+                    row[name] = as_utc(row[name])
+            yield row
 
 
 def outcome_history_csv(rows: Iterable[Mapping]) -> str:
@@ -124,10 +141,13 @@ def outcome_history_csv(rows: Iterable[Mapping]) -> str:
     return rows_csv(rows, OUTCOME_HISTORY_COLUMNS)
 
 
-# What an audit export can read out, as CSV text from a store and a ``since`` (or None).
+# What an audit export can read out, as pieces of CSV text (the header, then a chunk of rows
+# each, read from the store as they are taken) from a store and a ``since`` (or None).
 EXPORT_TABLES = {
-    "recommendations": lambda audit, since: audit_csv(audit.export(since=since)),
-    "outcomes": lambda audit, since: outcome_history_csv(outcome_history(audit, since=since)),
+    "recommendations": lambda audit, since: audit_csv_chunks(audit.export_rows(since=since)),
+    "outcomes": lambda audit, since: rows_csv_chunks(
+        outcome_history_rows(audit, since=since), OUTCOME_HISTORY_COLUMNS
+    ),
 }
 
 

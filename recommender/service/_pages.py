@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
 from recommender.errors import InputError
 from recommender.service._audit_export import parse_since
@@ -243,8 +243,11 @@ def audit_export_response(
             {"error": closed or "the audit store is not open; please retry", "problems": []},
             status_code=503,
         )
+    pieces = export(audit, start)
     try:
-        text = export(audit, start)
+        # The header and the first chunk of rows before answering: a store that cannot be read
+        # fails here, with a 503, rather than in the middle of a 200 already begun.
+        first = [piece for piece, _ in zip(pieces, range(2))]
     except Exception as error:  # noqa: BLE001 - the store's failure is not the caller's
         log.exception("audit export failed")
         return JSONResponse(
@@ -255,7 +258,19 @@ def audit_export_response(
             },
             status_code=503,
         )
-    return Response(text, media_type="text/csv")
+    # The rest streamed as read, a chunk of rows at a time: an export of years of records
+    # held whole (several GB) in the service's memory before its first byte was sent.
+    return StreamingResponse(_then(first, pieces), media_type="text/csv")
+
+
+def _then(first: list[str], rest):
+    """``first``, then ``rest``; ``rest`` (and the store read behind it) is closed however the
+    response ends, a client gone midway included."""
+    try:
+        yield from first
+        yield from rest
+    finally:
+        rest.close()
 
 
 def _no_card(cause: str | None) -> JSONResponse:
