@@ -37,6 +37,9 @@ __all__ = [
 
 # Every candidate arm's logged probability (JSON), as the audit store keeps it.
 CANDIDATES_COLUMN = "probabilities"
+# Each row's outcome id in the store it was read from (``logged_cohort``): not a fact of the
+# row, so not in the log's digest.
+STORE_ID_COLUMN = "outcome_id"
 
 # Where a person id of the training table comes from: the salted hash and the answer's id, so
 # rows stay pseudonymous and one person's answers in several cycles stay distinct rows.
@@ -108,7 +111,12 @@ def log_cohort(config: dict, catalog, *, min_arm_rows: int) -> tuple[pd.DataFram
     summary["exploration"] = serve.exploration.describe()
     from pipelines._train_cohort import _frame_sha256
 
-    return frame, summary, _frame_sha256(joined)
+    # What the run was trained on, for an auditor to tell two from-log runs apart: the log
+    # grows, so no command retrains it. The table is the rows kept (arms set aside left out).
+    summary["table_rows"] = int(len(frame))
+    summary["table_sha256"] = _frame_sha256(frame)
+    # the outcome ids are this store's own (another store numbers the same rows otherwise)
+    return frame, summary, _frame_sha256(joined.drop(columns=[STORE_ID_COLUMN], errors="ignore"))
 
 
 def log_training_frame(
@@ -209,6 +217,9 @@ def log_summary(joined: pd.DataFrame, catalog, *, min_arm_rows: int) -> dict:
     if "recorded_at" in joined.columns:
         latest = pd.to_datetime(joined["recorded_at"], utc=True).max()
         lineage["outcomes_recorded_through"] = latest.isoformat()
+    if STORE_ID_COLUMN in joined.columns and len(joined):
+        # the newest outcome row read: the rows of this store's outcomes export up to it
+        lineage["last_outcome_id"] = int(joined[STORE_ID_COLUMN].max())
     if "model_version" in joined.columns:
         served_by = joined["model_version"].astype(str).value_counts()
         lineage["served_by_version"] = {

@@ -49,8 +49,21 @@ def evidence_gate(model, catalog, config: dict):
 
 
 def evidence_card_facts(
-    model, catalog, config, *, gate, run_id, git_commit, versions, previous_champion, created
+    model,
+    catalog,
+    config,
+    *,
+    gate,
+    run_id,
+    git_commit,
+    versions,
+    previous_champion,
+    created,
+    reproduction=None,
 ) -> dict:
+    """Every fact of the evidence-only model's card (``reproduction``: what retrains it, as
+    :func:`pipelines._train_lineage.reproduction` gives it; its training-data section shows
+    the command, the digests and the config, as a fitted model's card does)."""
     from recommender.card import DEFAULT_TEXT, evidence_facts, json_safe
     from recommender.cohort import CATEGORIES
     from recommender.model import no_evidence_for_role, roles_without_evidence
@@ -121,6 +134,7 @@ def evidence_card_facts(
                 "design": "published trials and reviews",
                 "n_rows": 0,
                 "outcomes": "ee (difference from usual care, EE points)",
+                "reproduction": reproduction,
             },
             "evaluation": {
                 "alpha": config["evaluation"]["alpha"],
@@ -253,6 +267,8 @@ def run_evidence_training(settings: dict, *, progress, safety, reason: str | Non
             with progress.stage("gate", "valuing against the champion on the service's log"):
                 gate = evidence_gate(model, catalog, settings)
             progress.note(("passes: " if gate.passed else "stays challenger: ") + gate.reason)
+            # the card shows what the run's tags record: one reproduction for both
+            retrain = reproduction(settings, None)
             with progress.stage("card", "rendering the model card (staged)"):
                 created = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M:%S")
                 facts_for = functools.partial(
@@ -264,6 +280,7 @@ def run_evidence_training(settings: dict, *, progress, safety, reason: str | Non
                     git_commit=git_commit,
                     versions=versions,
                     created=created,
+                    reproduction=retrain,
                 )
                 facts = facts_for(gate=gate, previous_champion=previous_champion)
                 card_stage(facts, {}, Path(workspace) / "card")
@@ -277,7 +294,6 @@ def run_evidence_training(settings: dict, *, progress, safety, reason: str | Non
                         "learner.chosen": {"ee": "evidence"},
                     }
                 )
-                retrain = reproduction(settings, None)
                 run.set_tags(
                     {
                         "git_commit": git_commit,

@@ -123,6 +123,7 @@ def reproduction(settings: dict, cohort) -> dict:
 
     config_yaml = config_text(settings)
     config_sha256 = hashlib.sha256(config_yaml.encode()).hexdigest()
+    trained_on = {}
     catalog_sha256 = _file_sha256(Path(catalog_file(settings)))
     config = Path(CONFIG_ARTIFACT).name
     if cohort is None:
@@ -133,9 +134,16 @@ def reproduction(settings: dict, cohort) -> dict:
         )
     elif cohort.loop is not None:
         command = None
+        trained_on = log_read(cohort)
         how = (
             "no single command: trained from the service's log, which grows as outcomes are "
-            "recorded (this run's rows have sha256 " + cohort.sha256 + ")"
+            f"recorded; it read {trained_on['data.log.rows']} served recommendations with "
+            f"outcomes (sha256 {cohort.sha256}), the newest recorded at "
+            f"{trained_on.get('data.log.recorded_through', 'an unrecorded time')} (outcome id "
+            f"{trained_on.get('data.log.last_outcome_id', 'not recorded')} in the store's "
+            f"outcomes export), and trained on {trained_on['data.log.table_rows']} of them "
+            f"(training table sha256 {trained_on['data.log.table_sha256']}), taken in person "
+            "hash and request id order, so the same rows read from any store train the same model"
         )
     elif cohort.path is not None:
         data = Path(cohort.path).name
@@ -159,4 +167,25 @@ def reproduction(settings: dict, cohort) -> dict:
         "config_yaml": config_yaml,
         "config_sha256": config_sha256,
         "catalog_sha256": catalog_sha256,
+        "trained_on": trained_on,
     }
+
+
+def log_read(cohort) -> dict:
+    """What a from-log run read, as run tags: ``data.log.rows`` (served recommendations with
+    outcomes read), ``data.log.recorded_through`` and ``data.log.last_outcome_id`` (the newest
+    outcome read: its time, and its id in that store), ``data.log.table_rows`` and
+    ``data.log.table_sha256`` (the training table: the rows kept, arms set aside left out,
+    before the split). Two runs on the same rows show the same digests; a later log, others.
+    """
+    loop = cohort.loop
+    tags = {
+        "data.log.rows": str(loop["n_rows"]),
+        "data.log.table_rows": str(loop.get("table_rows", "not recorded")),
+        "data.log.table_sha256": str(loop.get("table_sha256", "not recorded")),
+    }
+    if loop.get("outcomes_recorded_through"):
+        tags["data.log.recorded_through"] = str(loop["outcomes_recorded_through"])
+    if loop.get("last_outcome_id") is not None:
+        tags["data.log.last_outcome_id"] = str(loop["last_outcome_id"])
+    return tags

@@ -22,7 +22,9 @@ METRIC_UNITS = (
     "share targeted in percent (0 to 100); outcome_improved.<outcome> is points of that "
     "outcome improved (for pa, higher is better); recommendation_share.*, coverage.*, "
     "coverage_mean and share_of_oracle are fractions of people (0 to 1); calibration_slope.* "
-    "has no unit (1 is calibrated); gate.challenger, gate.champion and gate.difference are "
+    "has no unit (1 is calibrated); personalized.<arm> is 1 when the arm's predicted effect "
+    "varies across people and 0 when it is one effect for everyone (then no "
+    "calibration_slope.<arm> is logged); gate.challenger, gate.champion and gate.difference are "
     "the promotion gate's policy values in EE points avoided per person (higher is better) on "
     "gate.rows rows (the difference on the rows the log measures), gate.extrapolated the "
     "outcome model's figure for the rows it cannot, gate.passed is 1 or 0; .lower and .upper "
@@ -104,6 +106,8 @@ def log_stage(
             "catalog.sha256": reproduction["catalog_sha256"],
             "reproduce.command": reproduction["command"] or "none",
             "reproduce.how": reproduction["how"],
+            # trained from the log: no command retrains it, so what it read is recorded
+            **reproduction.get("trained_on", {}),
         }
     )
     run.log_text(reproduction["config_yaml"], reproduction["config_artifact"])

@@ -20,6 +20,13 @@ def loop_blocks(loop):
             "its logged probability",
         ),
         ("Outcomes recorded up to (UTC)", loop.get("outcomes_recorded_through")),
+        # no command retrains a log's model: what it read, so two runs can be told apart
+        (
+            "Newest outcome read (its id in the store's outcomes export)",
+            # an id to look up, not a count: no thousands separator
+            None if loop.get("last_outcome_id") is None else str(loop["last_outcome_id"]),
+        ),
+        ("Training table (rows kept, before the split)", _table(loop)),
         (
             "Rows served by each model version",
             ", ".join(
@@ -85,6 +92,13 @@ def loop_blocks(loop):
         )
         blocks += [("p", f"{n[0].upper()}{n[1:]}.") for n in loop["off_policy"].get("notes", [])]
     return blocks
+
+
+def _table(loop) -> str | None:
+    """The training table's rows and digest (a card from before they were recorded: none)."""
+    if loop.get("table_sha256") is None:
+        return None
+    return f"{loop['table_rows']:,} rows, SHA-256 {loop['table_sha256']}"
 
 
 def _per_arm(rows_per_arm) -> str | None:

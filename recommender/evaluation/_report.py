@@ -212,7 +212,11 @@ class EvaluationReport:
     def metrics(self) -> dict[str, float]:
         """Flat finite metrics for MLflow: ``<metric>``, ``<metric>.lower``, ``<metric>.upper``.
 
-        Keys use only ``[A-Za-z0-9_./ -]``; ``personalization_adds_value`` is 0 or 1.
+        Keys use only ``[A-Za-z0-9_./ -]``; ``personalization_adds_value`` is 0 or 1, and so is
+        ``personalized.<arm>``: 1 when the arm's predicted effect varies over the rows
+        evaluated, 0 when it is one effect for everyone (then ``calibration_slope.<arm>`` has
+        no slope to measure and is not logged). MLflow would store a NaN slope, but its searches and
+        charts skip NaN, so the run's blank slope beside the 0 says why it is blank.
         """
         out: dict[str, float] = {}
         for name, r in self.summary().iterrows():
@@ -220,6 +224,13 @@ class EvaluationReport:
                 if math.isfinite(value):
                     out[f"{name}{suffix}"] = float(value)
         out["personalization_adds_value"] = float(self.personalization_adds_value)
+        if len(self.calibration):
+            from recommender.evaluation._constant import is_constant
+
+            # the bins' mean predictions (sorted by prediction) vary iff the predictions do
+            for arm, bins in self.calibration.groupby("arm", sort=False):
+                one = is_constant(bins["predicted"].to_numpy(dtype=float))
+                out[metric_key(f"personalized.{arm}")] = 0.0 if one else 1.0
         return out
 
     def to_dict(self) -> dict:

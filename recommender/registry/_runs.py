@@ -55,6 +55,12 @@ LINEAGE_TAGS = (
     "data.source",
     "data.sha256",
     "reproduce.command",
+    # what a from-log run read (it has no command): pipelines' lineage, log_read
+    "data.log.rows",
+    "data.log.recorded_through",
+    "data.log.last_outcome_id",
+    "data.log.table_rows",
+    "data.log.table_sha256",
 )
 
 

@@ -60,7 +60,13 @@ def logged_cohort(audit: AuditLog) -> pd.DataFrame:
     recommending, intention to treat), ``propensity`` (its logged probability), ``arm_taken``,
     ``cycle``, ``policy``, ``probabilities`` (JSON), ``request_id``, ``model_version`` (the
     version that served the row), ``recorded_at`` (when its outcome, or the correction in force,
-    was stored, in UTC) and the follow-up scores.
+    was stored, in UTC), ``outcome_id`` (that outcome row's id in this store) and the follow-up
+    scores.
+
+    Rows come in the order of the person hash, then the request id: keys of the rows themselves,
+    so the same rows read from another store (PostgreSQL or SQLite, a store rebuilt or filled in
+    another order) come in the same order, and a model trained on them is the same. The store's
+    own ids follow the order rows were written, and a model fitted in that order followed it.
     """
     query = (
         sa.select(
@@ -68,6 +74,7 @@ def logged_cohort(audit: AuditLog) -> pd.DataFrame:
             outcomes.c.arm_taken,
             outcomes.c.measured_at,
             outcomes.c.recorded_at,
+            outcomes.c.id.label("outcome_id"),
             outcomes.c.ee_followup,
             outcomes.c.dp_followup,
             outcomes.c.pa_followup,
@@ -97,9 +104,14 @@ def logged_cohort(audit: AuditLog) -> pd.DataFrame:
                 "request_id": row["request_id"],
                 "model_version": row["model_version"],
                 "recorded_at": as_utc(row["recorded_at"]),
+                "outcome_id": int(row["outcome_id"]),
             }
         )
-    return pd.DataFrame(table)
+    if not table:
+        return pd.DataFrame(table)
+    # sorted here, not by the database: a text ORDER BY follows the database's collation
+    ordered = pd.DataFrame(table).sort_values(["person_id", "request_id"], kind="stable")
+    return ordered.reset_index(drop=True)
 
 
 def outcome_history(audit: AuditLog, *, since: datetime | None = None) -> list[dict]:
