@@ -102,3 +102,42 @@ def test_an_outcome_history_export_streams_too(stores):
     assert streamed == history == []
     text = "".join(rows_csv_chunks(iter(streamed), OUTCOME_HISTORY_COLUMNS))
     assert text == ",".join(OUTCOME_HISTORY_COLUMNS) + "\n"
+
+
+def _body(response) -> bytes:
+    import asyncio
+
+    async def read():
+        return b"".join([piece async for piece in response.body_iterator])
+
+    return asyncio.run(read())
+
+
+def test_the_services_export_answers_the_whole_export(stores, monkeypatch):
+    from recommender.service._pages import audit_export_response
+
+    monkeypatch.setattr(_audit_export, "EXPORT_CHUNK_ROWS", 200)
+    log = stores[1_000]
+    response = audit_export_response(log, None)
+    assert response.status_code == 200 and response.media_type == "text/csv"
+    assert _body(response).decode() == audit_csv(log.export())
+
+
+def test_a_store_failing_midway_is_a_503_never_a_200_cut_short(stores, monkeypatch):
+    """A 200 whose body stops early could be taken for the whole log by an auditor."""
+    from recommender.service._pages import audit_export_response
+
+    monkeypatch.setattr(_audit_export, "EXPORT_CHUNK_ROWS", 200)
+    log = stores[1_000]
+    read = log.export_rows
+
+    def failing(since=None):
+        for i, row in enumerate(read(since=since)):
+            if i == 700:  # past the first chunks
+                raise OSError("disk I/O error")
+            yield row
+
+    monkeypatch.setattr(log, "export_rows", failing)
+    response = audit_export_response(log, None)
+    assert response.status_code == 503
+    assert b"could not be read (OSError)" in response.body

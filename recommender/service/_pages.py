@@ -6,6 +6,7 @@ mounted under the service); what they answer is made here, without BentoML.
 
 from __future__ import annotations
 
+import errno
 import logging
 
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
@@ -243,34 +244,46 @@ def audit_export_response(
             {"error": closed or "the audit store is not open; please retry", "problems": []},
             status_code=503,
         )
-    pieces = export(audit, start)
+    # Read whole into a spool (memory up to a few MiB, then a temporary file) and only then
+    # answered: a store that fails midway gets a 503, never a 200 cut short that an auditor
+    # could take for the whole log, and the store's read ends before a slow client has read
+    # anything (a long read holds SQLite's WAL from being checkpointed). Years of records
+    # (several GB) are never held in the service's memory.
+    import tempfile
+    from contextlib import closing
+
+    spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)
     try:
-        # The header and the first chunk of rows before answering: a store that cannot be read
-        # fails here, with a 503, rather than in the middle of a 200 already begun.
-        first = [piece for piece, _ in zip(pieces, range(2))]
+        with closing(export(audit, start)) as pieces:
+            for piece in pieces:
+                spool.write(piece.encode("utf-8"))
     except Exception as error:  # noqa: BLE001 - the store's failure is not the caller's
+        spool.close()
         log.exception("audit export failed")
+        full = isinstance(error, OSError) and error.errno == errno.ENOSPC
+        cause = "no space left on the service's temporary disk" if full else type(error).__name__
         return JSONResponse(
-            {
-                "error": f"the audit store could not be read "
-                f"({type(error).__name__}); please retry",
-                "problems": [],
-            },
+            {"error": f"the audit store could not be read ({cause}); please retry", "problems": []},
             status_code=503,
         )
-    # The rest streamed as read, a chunk of rows at a time: an export of years of records
-    # held whole (several GB) in the service's memory before its first byte was sent.
-    return StreamingResponse(_then(first, pieces), media_type="text/csv")
+    spool.seek(0)
+    return StreamingResponse(_blocks(spool), media_type="text/csv")
 
 
-def _then(first: list[str], rest):
-    """``first``, then ``rest``; ``rest`` (and the store read behind it) is closed however the
+# What an export keeps in memory before it spills to a temporary file, and the size of the
+# pieces it is sent in.
+_SPOOL_IN_MEMORY = 8 << 20
+_BLOCK = 1 << 20
+
+
+def _blocks(spool):
+    """``spool``'s bytes, a block at a time; closed (its temporary file removed) however the
     response ends, a client gone midway included."""
     try:
-        yield from first
-        yield from rest
+        while block := spool.read(_BLOCK):
+            yield block
     finally:
-        rest.close()
+        spool.close()
 
 
 def _no_card(cause: str | None) -> JSONResponse:
