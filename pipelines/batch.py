@@ -35,6 +35,7 @@ replaced in :mod:`pipelines._batch_output`.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import uuid
 from dataclasses import dataclass, field
@@ -54,7 +55,7 @@ from pipelines._batch_session import (
     spark_error_message,
     spark_session,
 )
-from pipelines._crisis_rows import beside, with_crisis_rows
+from pipelines._crisis_rows import beside, crisis_rows_left, with_crisis_rows
 from recommender.errors import InputError, ModelUnavailable
 from recommender.policy import CRISIS_COLUMN
 
@@ -216,112 +217,117 @@ def score_with_spark(
         # The file first: when the model or the contract fails, the rows flagged for crisis
         # risk still get their resources (``<out>.crisis.csv``, named in the error).
         cohort = read_cohort_spark(spark, data_path)
-        try:
-            # with the file read: a refused option still gives the crisis rows their resources
-            _check_whole_numbers(partitions=partitions)
-            scorer = spark_scorer(
-                spark,
-                model_uri,
-                alpha=alpha,
-                contributions=contributions,
-                max_overlap=max_overlap,
-            )
-            report, offsets, unlisted = validate_cohort_spark(
-                cohort, extra_features=scorer.extra_features
-            )
-            if not report.ok:
-                more = (
-                    f"\n  ({unlisted:,} further problem rows were counted but not listed)"
-                    if unlisted
-                    else ""
+        with _crisis_rows_when_stopped(spark, cohort, rules, out_path):
+            try:
+                # with the file read: a refused option still gives the crisis rows their resources
+                _check_whole_numbers(partitions=partitions)
+                scorer = spark_scorer(
+                    spark,
+                    model_uri,
+                    alpha=alpha,
+                    contributions=contributions,
+                    max_overlap=max_overlap,
                 )
-                raise InputError(
-                    f"{data_path} does not meet the data contract:\n{report.format()}{more}",
-                    problems=report.errors,
+                report, offsets, unlisted = validate_cohort_spark(
+                    cohort, extra_features=scorer.extra_features
                 )
-            flagged = CRISIS_COLUMN in cohort.columns
-            if flagged:
-                _check_crisis_column(cohort, offsets, data_path)
-        except (InputError, ModelUnavailable) as error:
-            listed = _flagged_rows(cohort)
-            raise with_crisis_rows(
-                error,
-                listed,
-                np.ones(len(listed), dtype=bool),
-                rules,
-                out_path,
-                nothing="nothing was scored",
-            ) from None
-        rows = report.n_rows
+                if not report.ok:
+                    more = (
+                        f"\n  ({unlisted:,} further problem rows were counted but not listed)"
+                        if unlisted
+                        else ""
+                    )
+                    raise InputError(
+                        f"{data_path} does not meet the data contract:\n{report.format()}{more}",
+                        problems=report.errors,
+                    )
+                flagged = CRISIS_COLUMN in cohort.columns
+                if flagged:
+                    _check_crisis_column(cohort, offsets, data_path)
+            except (InputError, ModelUnavailable) as error:
+                listed = _flagged_rows(cohort)
+                raise with_crisis_rows(
+                    error,
+                    listed,
+                    np.ones(len(listed), dtype=bool),
+                    rules,
+                    out_path,
+                    nothing="nothing was scored",
+                ) from None
+            rows = report.n_rows
 
-        typed = cohort.select(
-            *[_cast(F.col(c), scorer.input_types[c]).alias(c) for c in scorer.input_columns],
-            *([F.col(CRISIS_COLUMN).cast("string").alias(CRISIS_COLUMN)] if flagged else []),
-        )
-        current = typed.rdd.getNumPartitions()
-        wanted = partitions or max(current, spark.sparkContext.defaultParallelism)
-        if wanted != current:
-            # Range partitioning on the file row number keeps the input's order in the output.
-            numbered = typed.mapInPandas(
-                lambda batches: _number_rows(batches, offsets=offsets),
-                StructType([*typed.schema.fields, StructField(_ROW, LongType(), False)]),
+            typed = cohort.select(
+                *[_cast(F.col(c), scorer.input_types[c]).alias(c) for c in scorer.input_columns],
+                *([F.col(CRISIS_COLUMN).cast("string").alias(CRISIS_COLUMN)] if flagged else []),
             )
-            typed = (
-                numbered.repartitionByRange(int(wanted), _ROW).sortWithinPartitions(_ROW).drop(_ROW)
+            current = typed.rdd.getNumPartitions()
+            wanted = partitions or max(current, spark.sparkContext.defaultParallelism)
+            if wanted != current:
+                # Range partitioning on the file row number keeps the input's order in the output.
+                numbered = typed.mapInPandas(
+                    lambda batches: _number_rows(batches, offsets=offsets),
+                    StructType([*typed.schema.fields, StructField(_ROW, LongType(), False)]),
+                )
+                typed = (
+                    numbered.repartitionByRange(int(wanted), _ROW)
+                    .sortWithinPartitions(_ROW)
+                    .drop(_ROW)
+                )
+            safety_udf = _safety_udf(rules)
+            model_columns = list(scorer.result_type.fieldNames())
+            # A model registered before the scored tables said what the answers say of a ranking
+            # returns neither judgement: the columns are there, in their place, and null.
+            unjudged = [c for c in JUDGEMENT_COLUMNS if c not in model_columns]
+            safety_input = [c for c in ("role", "ee", "dp", "pa") if c in typed.columns]
+            safety_input += [CRISIS_COLUMN] if flagged else []
+            scored = typed.select(
+                scorer.udf(F.struct(*scorer.input_columns)).alias("scored"),
+                safety_udf(F.struct(*safety_input)).alias("safety"),
             )
-        safety_udf = _safety_udf(rules)
-        model_columns = list(scorer.result_type.fieldNames())
-        # A model registered before the scored tables said what the answers say of a ranking
-        # returns neither judgement: the columns are there, in their place, and null.
-        unjudged = [c for c in JUDGEMENT_COLUMNS if c not in model_columns]
-        safety_input = [c for c in ("role", "ee", "dp", "pa") if c in typed.columns]
-        safety_input += [CRISIS_COLUMN] if flagged else []
-        scored = typed.select(
-            scorer.udf(F.struct(*scorer.input_columns)).alias("scored"),
-            safety_udf(F.struct(*safety_input)).alias("safety"),
-        )
-        crisis_row = F.col("safety.safety_level") == "crisis"
-        # A model saved before support was recorded returns no such column: nothing is known
-        # of where its rows lie, so the column is there and empty (null), as for the service.
-        unknown = [] if OUTSIDE_COLUMN in model_columns else [OUTSIDE_COLUMN]
-        model_column = {
-            c: F.col(f"scored.{c}")
-            if c == "person_id"
-            else F.when(crisis_row, F.lit(None)).otherwise(F.col(f"scored.{c}")).alias(c)
-            for c in model_columns
-        }
-        model_column.update({c: F.lit(None).cast("boolean").alias(c) for c in unjudged})
-        model_columns = [*model_columns[:2], *unjudged, *model_columns[2:]]
-        scored = scored.select(
-            *[model_column[c] for c in model_columns],
-            *[F.lit(None).cast("string").alias(c) for c in unknown],
-            "safety.safety_level",
-            "safety.referral",
-        )
-
-        staging = out_path.parent / f".{out_path.name}.writing-{uuid.uuid4().hex[:12]}"
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-
-        def write():
-            scored.write.mode("errorifexists").parquet(str(staging))
-            written = spark.read.parquet(str(staging))
-            return written.groupBy("recommended").count().collect()
-
-        try:
-            mix = {
-                CRISIS_NOT_SCORED if r["recommended"] is None else r["recommended"]: int(r["count"])
-                for r in _cancellable(spark, write)
+            crisis_row = F.col("safety.safety_level") == "crisis"
+            # A model saved before support was recorded returns no such column: nothing is known
+            # of where its rows lie, so the column is there and empty (null), as for the service.
+            unknown = [] if OUTSIDE_COLUMN in model_columns else [OUTSIDE_COLUMN]
+            model_column = {
+                c: F.col(f"scored.{c}")
+                if c == "person_id"
+                else F.when(crisis_row, F.lit(None)).otherwise(F.col(f"scored.{c}")).alias(c)
+                for c in model_columns
             }
-            if sum(mix.values()) != rows:
-                raise RuntimeError(
-                    f"scored {sum(mix.values()):,} rows but the cohort has "
-                    f"{rows:,}; nothing was written to {out_path}"
-                )
-            _publish(staging, out_path, overwrite=overwrite)
-            beside(out_path, "crisis").unlink(missing_ok=True)  # an earlier failed run's
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+            model_column.update({c: F.lit(None).cast("boolean").alias(c) for c in unjudged})
+            model_columns = [*model_columns[:2], *unjudged, *model_columns[2:]]
+            scored = scored.select(
+                *[model_column[c] for c in model_columns],
+                *[F.lit(None).cast("string").alias(c) for c in unknown],
+                "safety.safety_level",
+                "safety.referral",
+            )
+
+            staging = out_path.parent / f".{out_path.name}.writing-{uuid.uuid4().hex[:12]}"
+            out_path.parent.mkdir(parents=True, exist_ok=True)
+
+            def write():
+                scored.write.mode("errorifexists").parquet(str(staging))
+                written = spark.read.parquet(str(staging))
+                return written.groupBy("recommended").count().collect()
+
+            try:
+                mix = {
+                    CRISIS_NOT_SCORED if r["recommended"] is None else r["recommended"]: int(
+                        r["count"]
+                    )
+                    for r in _cancellable(spark, write)
+                }
+                if sum(mix.values()) != rows:
+                    raise RuntimeError(
+                        f"scored {sum(mix.values()):,} rows but the cohort has "
+                        f"{rows:,}; nothing was written to {out_path}"
+                    )
+                _publish(staging, out_path, overwrite=overwrite)
+                beside(out_path, "crisis").unlink(missing_ok=True)  # an earlier failed run's
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
 
     arms = list(scorer.arms) or sorted(mix)
     arm_counts = {arm: mix.get(arm, 0) for arm in arms}
@@ -335,6 +341,46 @@ def score_with_spark(
         partitions=int(wanted),
         columns=[*model_columns, *unknown, "safety_level", "referral"],
     )
+
+
+@contextlib.contextmanager
+def _crisis_rows_when_stopped(spark, cohort, rules, out_path):
+    """Run the block that scores ``cohort``; stopped by Ctrl-C or ``kill``, cancel its Spark
+    jobs, write the crisis-flagged rows' resources beside ``out_path`` as a failure does, and
+    let the interrupt say where (:func:`pipelines._crisis_rows.crisis_rows_left`): stopping
+    the work is no reason to withhold them. Finding those rows is one more pass over the file,
+    which Ctrl-C again stops; the interrupt then says that they did not get them."""
+    context = spark.sparkContext
+    # A tag rather than a job group: it adds to a caller's group instead of replacing it.
+    tag = f"burnout-recommender-{uuid.uuid4().hex[:12]}"
+    context.addJobTag(tag)
+    try:
+        yield
+    except KeyboardInterrupt as interrupt:
+        # A job the signal left running (validation's, the model's broadcast) would keep the
+        # cores busy before the look-up below; the write's own job is already cancelled.
+        context.cancelJobsWithTag(tag)
+        try:
+            listed = _cancellable(spark, lambda: _flagged_rows(cohort))
+        except KeyboardInterrupt as again:
+            again.left = (
+                "no table was left half-written (an earlier one stays); stopped again while "
+                "looking up the rows flagged for crisis risk, so they were not written: run it "
+                "again, or give the file to `recommender score`"
+            )
+            raise again from None
+        crisis_rows_left(
+            interrupt,
+            listed,
+            np.ones(len(listed), dtype=bool),
+            rules,
+            out_path,
+            nothing="nothing was scored",
+            unfinished="no table was left half-written (an earlier one stays)",
+        )
+        raise
+    finally:
+        context.removeJobTag(tag)
 
 
 def _check_whole_numbers(**values) -> None:
