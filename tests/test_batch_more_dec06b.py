@@ -148,14 +148,14 @@ def test_stopped_during_a_spark_job_cancels_it_and_still_writes_them(
 def test_stopped_again_while_the_flagged_rows_are_looked_up_says_they_were_not_written(
     spark, tmp_path, monkeypatch, capsys
 ):
-    import pipelines.batch
+    import pipelines._batch_crisis
     import recommender.registry
 
     def stopped(*args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(recommender.registry, "spark_scorer", stopped)
-    monkeypatch.setattr(pipelines.batch, "_flagged_rows", stopped)
+    monkeypatch.setattr(pipelines._batch_crisis, "flagged_rows", stopped)
     assert _batch_score(_cohort(tmp_path / "cohort.csv"), tmp_path / "scored.parquet") == 130
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "stopped again while looking up the rows flagged" in err
