@@ -18,7 +18,7 @@ import pandas as pd
 
 from recommender.errors import InputError, ModelUnavailable, PlanTimeout
 
-__all__ = ["beside", "crisis_rows_kept", "with_crisis_rows"]
+__all__ = ["beside", "crisis_rows_kept", "crisis_rows_left", "with_crisis_rows"]
 
 
 def beside(out, kind: str) -> Path:
@@ -37,11 +37,7 @@ def crisis_rows_kept(frame, crisis, rules, out, *, nothing: str) -> Iterator[Non
     try:
         yield
     except KeyboardInterrupt as interrupt:
-        if np.asarray(crisis, dtype=bool).any():
-            unfinished = RuntimeError("no file was left half-written (an earlier one stays)")
-            interrupt.left = with_crisis_rows(
-                unfinished, frame, crisis, rules, out, nothing=nothing
-            )
+        crisis_rows_left(interrupt, frame, crisis, rules, out, nothing=nothing)
         raise
     except Exception as error:
         said = with_crisis_rows(error, frame, crisis, rules, out, nothing=nothing)
@@ -49,6 +45,26 @@ def crisis_rows_kept(frame, crisis, rules, out, *, nothing: str) -> Iterator[Non
             raise said from None
         error.add_note(said)
         raise
+
+
+def crisis_rows_left(
+    interrupt: KeyboardInterrupt,
+    frame,
+    crisis,
+    rules,
+    out,
+    *,
+    nothing: str,
+    unfinished: str = "no file was left half-written (an earlier one stays)",
+) -> None:
+    """Stopped by Ctrl-C or ``kill`` before ``out`` was made: write the crisis-flagged rows of
+    ``frame`` beside ``out`` and set the interrupt's ``left`` to say where (and that
+    ``unfinished``; ``nothing`` was written), for the command's one line. No flagged row: the
+    command's own words stand."""
+    if np.asarray(crisis, dtype=bool).any():
+        interrupt.left = with_crisis_rows(
+            RuntimeError(unfinished), frame, crisis, rules, out, nothing=nothing
+        )
 
 
 def with_crisis_rows(error: Exception, frame, crisis, rules, out, *, nothing: str):

@@ -29,8 +29,9 @@ between them the path does not exist; readers never see a partial table. Only an
 scored table (Spark's part files and markers) is replaced unless ``overwrite`` is asked for.
 
 This module runs the job. The Spark session is set up in :mod:`pipelines._batch_session`, the
-cohort read and validated in :mod:`pipelines._batch_cohort`, and the destination checked and
-replaced in :mod:`pipelines._batch_output`.
+cohort read and validated in :mod:`pipelines._batch_cohort`, its crisis-flagged rows found and
+given their resources when the run fails or is stopped in :mod:`pipelines._batch_crisis`, and
+the destination checked and replaced in :mod:`pipelines._batch_output`.
 """
 
 from __future__ import annotations
@@ -54,7 +55,13 @@ from pipelines._batch_session import (
     spark_error_message,
     spark_session,
 )
-from pipelines._crisis_rows import beside, with_crisis_rows
+from pipelines._batch_crisis import (
+    check_crisis_column,
+    crisis_rows_when_stopped,
+    flagged_rows_on_spark,
+    refused_with_crisis_rows,
+)
+from pipelines._crisis_rows import beside
 from recommender.errors import InputError, ModelUnavailable
 from recommender.policy import CRISIS_COLUMN
 
@@ -216,112 +223,109 @@ def score_with_spark(
         # The file first: when the model or the contract fails, the rows flagged for crisis
         # risk still get their resources (``<out>.crisis.csv``, named in the error).
         cohort = read_cohort_spark(spark, data_path)
-        try:
-            # with the file read: a refused option still gives the crisis rows their resources
-            _check_whole_numbers(partitions=partitions)
-            scorer = spark_scorer(
-                spark,
-                model_uri,
-                alpha=alpha,
-                contributions=contributions,
-                max_overlap=max_overlap,
-            )
-            report, offsets, unlisted = validate_cohort_spark(
-                cohort, extra_features=scorer.extra_features
-            )
-            if not report.ok:
-                more = (
-                    f"\n  ({unlisted:,} further problem rows were counted but not listed)"
-                    if unlisted
-                    else ""
+        with crisis_rows_when_stopped(spark, cohort, rules, out_path):
+            try:
+                # with the file read: a refused option still gives the crisis rows their resources
+                _check_whole_numbers(partitions=partitions)
+                scorer = spark_scorer(
+                    spark,
+                    model_uri,
+                    alpha=alpha,
+                    contributions=contributions,
+                    max_overlap=max_overlap,
                 )
-                raise InputError(
-                    f"{data_path} does not meet the data contract:\n{report.format()}{more}",
-                    problems=report.errors,
+                report, offsets, unlisted = validate_cohort_spark(
+                    cohort, extra_features=scorer.extra_features
                 )
-            flagged = CRISIS_COLUMN in cohort.columns
-            if flagged:
-                _check_crisis_column(cohort, offsets, data_path)
-        except (InputError, ModelUnavailable) as error:
-            listed = _flagged_rows(cohort)
-            raise with_crisis_rows(
-                error,
-                listed,
-                np.ones(len(listed), dtype=bool),
-                rules,
-                out_path,
-                nothing="nothing was scored",
-            ) from None
-        rows = report.n_rows
+                if not report.ok:
+                    more = (
+                        f"\n  ({unlisted:,} further problem rows were counted but not listed)"
+                        if unlisted
+                        else ""
+                    )
+                    raise InputError(
+                        f"{data_path} does not meet the data contract:\n{report.format()}{more}",
+                        problems=report.errors,
+                    )
+                flagged = CRISIS_COLUMN in cohort.columns
+                if flagged:
+                    check_crisis_column(cohort, offsets, data_path)
+            except (InputError, ModelUnavailable) as error:
+                raise refused_with_crisis_rows(error, cohort, rules, out_path) from None
+            rows = report.n_rows
 
-        typed = cohort.select(
-            *[_cast(F.col(c), scorer.input_types[c]).alias(c) for c in scorer.input_columns],
-            *([F.col(CRISIS_COLUMN).cast("string").alias(CRISIS_COLUMN)] if flagged else []),
-        )
-        current = typed.rdd.getNumPartitions()
-        wanted = partitions or max(current, spark.sparkContext.defaultParallelism)
-        if wanted != current:
-            # Range partitioning on the file row number keeps the input's order in the output.
-            numbered = typed.mapInPandas(
-                lambda batches: _number_rows(batches, offsets=offsets),
-                StructType([*typed.schema.fields, StructField(_ROW, LongType(), False)]),
+            typed = cohort.select(
+                *[_cast(F.col(c), scorer.input_types[c]).alias(c) for c in scorer.input_columns],
+                *([F.col(CRISIS_COLUMN).cast("string").alias(CRISIS_COLUMN)] if flagged else []),
             )
-            typed = (
-                numbered.repartitionByRange(int(wanted), _ROW).sortWithinPartitions(_ROW).drop(_ROW)
+            current = typed.rdd.getNumPartitions()
+            wanted = partitions or max(current, spark.sparkContext.defaultParallelism)
+            if wanted != current:
+                # Range partitioning on the file row number keeps the input's order in the output.
+                numbered = typed.mapInPandas(
+                    lambda batches: _number_rows(batches, offsets=offsets),
+                    StructType([*typed.schema.fields, StructField(_ROW, LongType(), False)]),
+                )
+                typed = (
+                    numbered.repartitionByRange(int(wanted), _ROW)
+                    .sortWithinPartitions(_ROW)
+                    .drop(_ROW)
+                )
+            safety_udf = _safety_udf(rules)
+            model_columns = list(scorer.result_type.fieldNames())
+            # A model registered before the scored tables said what the answers say of a ranking
+            # returns neither judgement: the columns are there, in their place, and null.
+            unjudged = [c for c in JUDGEMENT_COLUMNS if c not in model_columns]
+            safety_input = [c for c in ("role", "ee", "dp", "pa") if c in typed.columns]
+            safety_input += [CRISIS_COLUMN] if flagged else []
+            scored = typed.select(
+                scorer.udf(F.struct(*scorer.input_columns)).alias("scored"),
+                safety_udf(F.struct(*safety_input)).alias("safety"),
             )
-        safety_udf = _safety_udf(rules)
-        model_columns = list(scorer.result_type.fieldNames())
-        # A model registered before the scored tables said what the answers say of a ranking
-        # returns neither judgement: the columns are there, in their place, and null.
-        unjudged = [c for c in JUDGEMENT_COLUMNS if c not in model_columns]
-        safety_input = [c for c in ("role", "ee", "dp", "pa") if c in typed.columns]
-        safety_input += [CRISIS_COLUMN] if flagged else []
-        scored = typed.select(
-            scorer.udf(F.struct(*scorer.input_columns)).alias("scored"),
-            safety_udf(F.struct(*safety_input)).alias("safety"),
-        )
-        crisis_row = F.col("safety.safety_level") == "crisis"
-        # A model saved before support was recorded returns no such column: nothing is known
-        # of where its rows lie, so the column is there and empty (null), as for the service.
-        unknown = [] if OUTSIDE_COLUMN in model_columns else [OUTSIDE_COLUMN]
-        model_column = {
-            c: F.col(f"scored.{c}")
-            if c == "person_id"
-            else F.when(crisis_row, F.lit(None)).otherwise(F.col(f"scored.{c}")).alias(c)
-            for c in model_columns
-        }
-        model_column.update({c: F.lit(None).cast("boolean").alias(c) for c in unjudged})
-        model_columns = [*model_columns[:2], *unjudged, *model_columns[2:]]
-        scored = scored.select(
-            *[model_column[c] for c in model_columns],
-            *[F.lit(None).cast("string").alias(c) for c in unknown],
-            "safety.safety_level",
-            "safety.referral",
-        )
-
-        staging = out_path.parent / f".{out_path.name}.writing-{uuid.uuid4().hex[:12]}"
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-
-        def write():
-            scored.write.mode("errorifexists").parquet(str(staging))
-            written = spark.read.parquet(str(staging))
-            return written.groupBy("recommended").count().collect()
-
-        try:
-            mix = {
-                CRISIS_NOT_SCORED if r["recommended"] is None else r["recommended"]: int(r["count"])
-                for r in _cancellable(spark, write)
+            crisis_row = F.col("safety.safety_level") == "crisis"
+            # A model saved before support was recorded returns no such column: nothing is known
+            # of where its rows lie, so the column is there and empty (null), as for the service.
+            unknown = [] if OUTSIDE_COLUMN in model_columns else [OUTSIDE_COLUMN]
+            model_column = {
+                c: F.col(f"scored.{c}")
+                if c == "person_id"
+                else F.when(crisis_row, F.lit(None)).otherwise(F.col(f"scored.{c}")).alias(c)
+                for c in model_columns
             }
-            if sum(mix.values()) != rows:
-                raise RuntimeError(
-                    f"scored {sum(mix.values()):,} rows but the cohort has "
-                    f"{rows:,}; nothing was written to {out_path}"
-                )
-            _publish(staging, out_path, overwrite=overwrite)
-            beside(out_path, "crisis").unlink(missing_ok=True)  # an earlier failed run's
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+            model_column.update({c: F.lit(None).cast("boolean").alias(c) for c in unjudged})
+            model_columns = [*model_columns[:2], *unjudged, *model_columns[2:]]
+            scored = scored.select(
+                *[model_column[c] for c in model_columns],
+                *[F.lit(None).cast("string").alias(c) for c in unknown],
+                "safety.safety_level",
+                "safety.referral",
+            )
+
+            staging = out_path.parent / f".{out_path.name}.writing-{uuid.uuid4().hex[:12]}"
+            out_path.parent.mkdir(parents=True, exist_ok=True)
+
+            def write():
+                scored.write.mode("errorifexists").parquet(str(staging))
+                written = spark.read.parquet(str(staging))
+                return written.groupBy("recommended").count().collect()
+
+            try:
+                mix = {
+                    CRISIS_NOT_SCORED if r["recommended"] is None else r["recommended"]: int(
+                        r["count"]
+                    )
+                    for r in _cancellable(spark, write)
+                }
+                if sum(mix.values()) != rows:
+                    raise RuntimeError(
+                        f"scored {sum(mix.values()):,} rows but the cohort has "
+                        f"{rows:,}; nothing was written to {out_path}"
+                    )
+                _publish(staging, out_path, overwrite=overwrite)
+                beside(out_path, "crisis").unlink(missing_ok=True)  # an earlier failed run's
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
 
     arms = list(scorer.arms) or sorted(mix)
     arm_counts = {arm: mix.get(arm, 0) for arm in arms}
@@ -342,94 +346,6 @@ def _check_whole_numbers(**values) -> None:
     for name, value in values.items():
         if value is not None and (isinstance(value, bool) or int(value) < 1):
             raise InputError(f"{name} must be a whole number >= 1, got {value!r}")
-
-
-def flagged_rows_on_spark(data_path, *, master: str = "local[2]") -> pd.DataFrame:
-    """The rows of ``data_path`` (read as :func:`score_with_spark` reads it) flagged for crisis
-    risk or whose flag cannot be read, with ``person_id`` and ``role``: what their crisis
-    answers need when the run is refused before it reads the file."""
-    _require_spark()
-    spark = spark_session(master)
-    with _quiet_interrupted_call(), _quiet_pandas_warning():
-        try:
-            return _flagged_rows(read_cohort_spark(spark, data_path))
-        except InputError:
-            raise
-        except Exception as error:  # noqa: BLE001 - Spark's own failures, said in one line
-            raise InputError(f"{data_path}: cannot be read: {spark_error_message(error)}") from None
-
-
-def _flagged_rows(cohort) -> pd.DataFrame:
-    """The rows flagged for crisis risk, with what a crisis answer reads (``person_id``,
-    ``role``), as text; none without the column. A flag that cannot be read counts as one (the
-    file's check refuses it, naming its row; its person gets the resources all the same)."""
-    from pyspark.sql import functions as F
-
-    columns = [c for c in ("person_id", "role", CRISIS_COLUMN) if c in cohort.columns]
-    if CRISIS_COLUMN not in columns:
-        return pd.DataFrame(columns=["person_id", "role"])
-    text = cohort.select(*[F.col(f"`{c}`").cast("string").alias(c) for c in columns])
-    return text.mapInPandas(_only_flagged, text.schema).toPandas().reset_index(drop=True)
-
-
-def _only_flagged(batches):
-    """mapInPandas body: the rows whose crisis flag reads as set or cannot be read.
-
-    ``crisis_flags`` one value at a time, strictly: a worker may run the loaded model's saved
-    copy of ``recommender``, which an older model saved before ``strict=False`` existed."""
-    from recommender.errors import InputError
-    from recommender.policy import crisis_flags
-
-    for batch in batches:
-        keep = []
-        for value in batch[CRISIS_COLUMN].tolist():
-            try:
-                keep.append(bool(crisis_flags(pd.DataFrame({CRISIS_COLUMN: [value]}))[0]))
-            except InputError:
-                keep.append(True)
-        yield batch.loc[keep]
-
-
-def _check_crisis_column(cohort, offsets, data_path) -> None:
-    """Refuse a ``crisis_risk`` column with values that are not booleans, naming file rows."""
-    from recommender.policy import crisis_flags
-
-    bad = (
-        cohort.select(CRISIS_COLUMN)
-        .mapInPandas(_bad_flags, "partition int, row long, value string")
-        .toPandas()
-    )
-    if bad.empty:
-        return
-    bad["row"] = bad["partition"].map(offsets) + bad["row"]
-    bad = bad.sort_values("row", kind="stable").reset_index(drop=True)
-    table = pd.DataFrame({CRISIS_COLUMN: [None] * (int(bad["row"].max()) + 1)}, dtype=object)
-    table.loc[bad["row"].to_numpy(), CRISIS_COLUMN] = bad["value"].to_numpy()
-    crisis_flags(table, where=str(data_path))  # raises, naming each row, its value, what works
-
-
-def _bad_flags(batches):
-    """mapInPandas body: (partition, local row, value) of crisis flags that are not booleans."""
-    from pyspark import TaskContext
-
-    from recommender.errors import InputError
-    from recommender.policy import crisis_flags
-
-    partition = TaskContext.get().partitionId()
-    position = 0
-    for batch in batches:
-        try:
-            crisis_flags(batch)
-        except InputError as error:
-            rows = [p["row"] for p in error.problems]
-            yield pd.DataFrame(
-                {
-                    "partition": partition,
-                    "row": np.asarray(rows) + position,
-                    "value": [str(p["value"]) for p in error.problems],
-                }
-            )
-        position += len(batch)
 
 
 def _safety_udf(rules):

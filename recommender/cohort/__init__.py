@@ -36,7 +36,9 @@ from ._io import (
     without_empty_margins,
     unnamed_column,
     check_utf8,
+    DECOMPRESSED_SUFFIXES,
     empty_file_error,
+    open_decompressed,
     write_cohort,
     write_cohorts,
 )
@@ -78,6 +80,8 @@ __all__ = [
     "without_empty_margins",
     "unnamed_column",
     "check_utf8",
+    "DECOMPRESSED_SUFFIXES",
+    "open_decompressed",
     "feature_frame",
     "MAX_EXTRA_LEVELS",
 ]

@@ -154,7 +154,11 @@ def read_csv_header(path, *, sep: str | None = None) -> list[str]:
     path = Path(path)
     sep = _separator(path) if sep is None else sep
     try:
-        first = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False)
+        # Through open_decompressed: pandas reads .zst only with a package we do not depend on.
+        with open_decompressed(path) as handle:
+            first = pd.read_csv(
+                handle, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False
+            )
     except UnicodeDecodeError:
         raise _not_utf8_error(path) from None
     except pd.errors.EmptyDataError:  # pandas: "No columns to parse from file"
@@ -167,19 +171,17 @@ def read_csv_header(path, *, sep: str | None = None) -> list[str]:
 
 
 def not_utf8(path) -> str | None:
-    """Where a text file (``.gz`` read through) stops being UTF-8, said for its author:
+    """Where a text file (``.gz``, ``.bz2`` or ``.zst`` read through) stops being UTF-8, said for its author:
     ``line 4 is not UTF-8 text (byte 0xe9 ...)``, or that it is UTF-16 (a spreadsheet's
     "Unicode Text"); None for UTF-8 text. A codec's own position is an offset in a buffer of
     its reader's; this is the file's line. Read in pieces, so a file of gigabytes is checked
     without holding it (Spark, which reads such bytes as U+FFFD, is given only checked files).
     """
     import codecs
-    import gzip
 
     path = Path(path)
-    opened = gzip.open if path.name.lower().endswith(".gz") else open
     lines, carried = 0, b""
-    with opened(path, "rb") as handle:
+    with open_decompressed(path) as handle:
         start = handle.read(2)
         if start in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
             return "UTF-16 text; save it as UTF-8 (in a spreadsheet: CSV UTF-8)"
@@ -207,6 +209,30 @@ def not_utf8(path) -> str | None:
                 return None
             lines += data.count(b"\n")
             carried, piece = b"", b""
+
+
+# Compressed text read through, by suffix: what open_decompressed reads, streaming.
+DECOMPRESSED_SUFFIXES = (".gz", ".bz2", ".zst")
+
+
+def open_decompressed(path):
+    """``path`` opened for reading its bytes, decompressed as its suffix says (``.gz``,
+    ``.bz2``, ``.zst``; any other read as it is), a piece at a time: a file of gigabytes is
+    never held whole. Zstandard is read by pyarrow (a dependency), as Spark's codec writes it.
+    """
+    import bz2
+    import gzip
+
+    name = Path(path).name.lower()
+    if name.endswith(".gz"):
+        return gzip.open(path, "rb")
+    if name.endswith(".bz2"):
+        return bz2.open(path, "rb")
+    if name.endswith(".zst"):
+        import pyarrow as pa
+
+        return pa.CompressedInputStream(pa.OSFile(str(path), "rb"), "zstd")
+    return open(path, "rb")
 
 
 def check_utf8(path) -> None:
@@ -256,7 +282,12 @@ def empty_file_error(
 
 
 def _separator(path: Path) -> str:
-    return "\t" if path.name.lower().endswith((".tsv", ".tsv.gz")) else ","
+    name = path.name.lower()
+    return (
+        "\t"
+        if name.endswith(tuple((".tsv", *(f".tsv{s}" for s in DECOMPRESSED_SUFFIXES))))
+        else ","
+    )
 
 
 _SEPARATORS = {";": "semicolons", "\t": "tabs", "|": "bars", ",": "commas"}
