@@ -331,6 +331,34 @@ def _erasures_in(database: Path, since_id: int | None) -> int | None:
     return int(row[0])
 
 
+def _checkpointed(database: Path) -> None:
+    """Write the committed rows the write-ahead log of ``database`` holds into the file itself
+    and empty the log, so that the file alone holds them (nothing else may hold it open)."""
+    try:
+        connection = sqlite3.connect(database, timeout=5)
+        try:
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        pass  # unreadable: its side files are moved with it, still paired, for a later look
+
+
+def _moved_aside(target: Path, stamp: str) -> Path:
+    """Rename ``target`` to ``<name>.before-restore-<stamp>``, a SQLite database with its
+    side files renamed ``<that>-wal`` and ``<that>-shm``: SQLite pairs a database only with the
+    log named after it, so the moved-aside copy keeps the rows only its log held."""
+    aside = target.with_name(f"{target.name}.before-restore-{stamp}")
+    if _is_sqlite(target):
+        _checkpointed(target)
+    for suffix in ("-wal", "-shm"):
+        side = Path(f"{target}{suffix}")
+        if side.exists():
+            side.rename(Path(f"{aside}{suffix}"))
+    target.rename(aside)
+    return aside
+
+
 def restore(backup: Path, config) -> RestoreReport:
     """Put the backup at ``backup`` back where ``config`` names: its models folder, and its
     audit store when it is a SQLite file. What is replaced is moved aside, never deleted; a
@@ -387,12 +415,8 @@ def restore(backup: Path, config) -> RestoreReport:
         erasures_after = _erasures_in(live_audit, since)
     moved = []
     for _, target in plan:
-        for side in (target, Path(f"{target}-wal"), Path(f"{target}-shm")):
-            if side.exists():
-                aside = side.with_name(f"{side.name}.before-restore-{stamp}")
-                side.rename(aside)
-                if side == target:
-                    moved.append(aside)
+        if target.exists():
+            moved.append(_moved_aside(target, stamp))
     for source, target in plan:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, target)
