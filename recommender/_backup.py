@@ -161,6 +161,16 @@ def _champion(database: Path) -> str | None:
     return None if row is None else str(row[0])
 
 
+def _sqlite_store(tracking_uri: str | None) -> Path | None:
+    """The file of an MLflow store that ``tracking_uri`` names as SQLite, else None."""
+    from recommender.service import sqlite_file
+
+    if not tracking_uri or not tracking_uri.startswith("sqlite"):
+        return None
+    database = sqlite_file(tracking_uri)
+    return None if database is None else database.resolve()
+
+
 def _checked_empty_target(folder: Path) -> None:
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         what = "a file" if not folder.is_dir() else "a folder that is not empty"
@@ -221,9 +231,8 @@ def back_up(config, folder: Path, *, tracking_uri: str, configs: Path | None) ->
         )
 
     registry = {"uri": tracking_uri, "champion": None}
-    mlflow_db = sqlite_file(tracking_uri) if tracking_uri.startswith("sqlite") else None
+    mlflow_db = _sqlite_store(tracking_uri)
     if mlflow_db is not None:
-        mlflow_db = mlflow_db.resolve()
         if models in mlflow_db.parents:
             copied = folder / "models" / mlflow_db.relative_to(models)
         else:
@@ -359,10 +368,12 @@ def _moved_aside(target: Path, stamp: str) -> Path:
     return aside
 
 
-def restore(backup: Path, config) -> RestoreReport:
-    """Put the backup at ``backup`` back where ``config`` names: its models folder, and its
-    audit store when it is a SQLite file. What is replaced is moved aside, never deleted; a
-    database a process holds open (a running service) is refused before anything changes."""
+def restore(backup: Path, config, *, tracking_uri: str | None = None) -> RestoreReport:
+    """Put the backup at ``backup`` back where ``config`` names: its models folder, its audit
+    store when it is a SQLite file, and an MLflow store the backup took from outside the models
+    folder when ``tracking_uri`` names a SQLite file (otherwise a note names the copy to put
+    back by hand). What is replaced is moved aside, never deleted; a database a process holds
+    open (a running service) is refused before anything changes."""
     from recommender.service import sqlite_file
 
     backup = Path(backup)
@@ -394,6 +405,28 @@ def restore(backup: Path, config) -> RestoreReport:
             plan = [(s, t) for s, t in plan if s != inside]
             plan.append((inside, live_audit))
 
+    notes = []
+    registry_copy = next(
+        (
+            backup / f["path"]
+            for f in manifest.get("files", [])
+            if f["path"].startswith("registry/")
+        ),
+        None,
+    )
+    if registry_copy is not None:
+        live_registry = _sqlite_store(tracking_uri)
+        if live_registry is None:
+            notes.append(
+                f"the backup holds the MLflow store {registry_copy}, taken from "
+                f"{(manifest.get('registry') or {}).get('uri')}; the registry now is "
+                f"{tracking_uri or 'not named here'}, not a SQLite file, so it was not "
+                "restored: put that file back by hand where the registry is kept"
+            )
+        else:
+            plan = [(s, t) for s, t in plan if t != live_registry]
+            plan.append((registry_copy, live_registry))
+
     busy = []
     for _, target in plan:
         if target.is_file() and _is_sqlite(target):
@@ -409,7 +442,6 @@ def restore(backup: Path, config) -> RestoreReport:
         )
 
     erasures_after = None
-    notes = []
     if live_audit is not None and live_audit.is_file() and audit.get("kind") == "sqlite":
         since = (audit.get("erasures") or {}).get("last_id")
         erasures_after = _erasures_in(live_audit, since)

@@ -58,3 +58,58 @@ def test_the_moved_aside_store_keeps_the_rows_only_its_log_held(home, tmp_path, 
     # no log left behind under a name SQLite would not pair with the moved-aside file
     assert not list(home.glob("audit.db-wal*")) and not list(home.glob("audit.db-shm*"))
     assert f"moved aside: {aside}" in capsys.readouterr().out
+
+
+def _marks(database):
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        return [row[0] for row in connection.execute("SELECT v FROM marks ORDER BY v")]
+    finally:
+        connection.close()
+
+
+def _mark(database, value):
+    connection = sqlite3.connect(database)
+    try:
+        with connection:
+            connection.execute("CREATE TABLE IF NOT EXISTS marks (v TEXT)")
+            connection.execute("INSERT INTO marks VALUES (?)", (value,))
+    finally:
+        connection.close()
+
+
+def test_a_registry_kept_outside_the_models_folder_is_restored_too(
+    home, tmp_path, monkeypatch, capsys
+):
+    registry = tmp_path / "registry" / "mlflow.db"
+    registry.parent.mkdir()
+    _mark(registry, "at backup")  # a stand-in: restore copies the file, whatever it holds
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{registry}")
+    assert main(["backup", "--to", str(tmp_path / "backup")]) == 0
+    _mark(registry, "after backup")
+    capsys.readouterr()
+
+    assert main(["backup", "--restore", str(tmp_path / "backup")]) == 0
+    assert _marks(registry) == ["at backup"]
+    (aside,) = registry.parent.glob("mlflow.db.before-restore-*")
+    assert _marks(aside) == ["after backup", "at backup"]
+    assert f"moved aside: {aside}" in capsys.readouterr().out
+
+
+def test_a_registry_copy_with_nowhere_to_go_is_named_to_restore_by_hand(
+    home, tmp_path, monkeypatch
+):
+    from recommender._backup import restore
+    from recommender.service import load_serve_config
+
+    registry = tmp_path / "registry" / "mlflow.db"
+    registry.parent.mkdir()
+    _mark(registry, "at backup")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{registry}")
+    assert main(["backup", "--to", str(tmp_path / "backup")]) == 0
+    report = restore(
+        tmp_path / "backup", load_serve_config(None), tracking_uri="http://mlflow.invalid"
+    )
+    (said,) = [note for note in report.notes if "MLflow store" in note]
+    assert str(tmp_path / "backup" / "registry" / "mlflow.db") in said
+    assert "by hand" in said and "http://mlflow.invalid" in said

@@ -42,7 +42,7 @@ def run(args) -> int:
 
     config = load_serve_config(args.config)
     if args.restore is not None:
-        report = restore(Path(args.restore), config)
+        report = restore(Path(args.restore), config, tracking_uri=tracking_uri())
         print(f"restored {args.restore} into {config.models_dir}")
         # The databases one by one (the replaced audit store is the one an operator looks
         # for); the artifact files, often hundreds, in one line.
