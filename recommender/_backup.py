@@ -147,17 +147,27 @@ def _audit_facts(database: Path) -> dict:
 
 
 def _champion(database: Path) -> str | None:
-    """The version the ``champion`` alias names in a copy of MLflow's SQLite store."""
-    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    """The version the champion alias names in a copy of MLflow's SQLite store.
+
+    Read from the copy with SQLite, read-only, not through :mod:`recommender.registry`: its
+    client opens the store that the tracking URI names (the live one, whose champion a
+    promotion may move while the backup runs; pointing it at the copy means swapping the
+    process-wide URI), and MLflow opening the copy may write it after its sha256 is recorded.
+    The model's and the alias's names are the registry's own.
+    """
+    from recommender.registry import CHAMPION, MODEL_NAME
+
     try:
-        row = connection.execute(
-            "SELECT version FROM registered_model_aliases WHERE alias = 'champion' "
-            "AND name = 'burnout-recommender'"
-        ).fetchone()
-    except sqlite3.Error:
+        connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+        try:
+            row = connection.execute(
+                "SELECT version FROM registered_model_aliases WHERE alias = ? AND name = ?",
+                (CHAMPION, MODEL_NAME),
+            ).fetchone()
+        finally:
+            connection.close()
+    except sqlite3.Error:  # not (yet) an MLflow store: no champion to record
         return None
-    finally:
-        connection.close()
     return None if row is None else str(row[0])
 
 

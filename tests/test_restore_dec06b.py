@@ -3,6 +3,7 @@ kept outside the models folder is put back, and the CLI reads the report, not th
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -113,3 +114,23 @@ def test_a_registry_copy_with_nowhere_to_go_is_named_to_restore_by_hand(
     (said,) = [note for note in report.notes if "MLflow store" in note]
     assert str(tmp_path / "backup" / "registry" / "mlflow.db") in said
     assert "by hand" in said and "http://mlflow.invalid" in said
+
+
+def test_the_manifest_names_the_champion_of_the_registrys_own_model(home, tmp_path, monkeypatch):
+    import recommender.registry
+
+    connection = sqlite3.connect(home / "mlflow.db")
+    with connection:
+        connection.execute("CREATE TABLE registered_model_aliases (alias, version, name)")
+        connection.executemany(
+            "INSERT INTO registered_model_aliases VALUES (?, ?, ?)",
+            [("champion", 4, "burnout-recommender"), ("champion", 7, "another-model")],
+        )
+    connection.close()
+    assert main(["backup", "--to", str(tmp_path / "one")]) == 0
+    manifest = json.loads((tmp_path / "one" / "manifest.json").read_text())
+    assert manifest["registry"]["champion"] == "4"
+    monkeypatch.setattr(recommender.registry, "MODEL_NAME", "another-model")
+    assert main(["backup", "--to", str(tmp_path / "two")]) == 0
+    manifest = json.loads((tmp_path / "two" / "manifest.json").read_text())
+    assert manifest["registry"]["champion"] == "7"
