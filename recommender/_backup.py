@@ -29,7 +29,16 @@ from pathlib import Path
 
 from recommender.errors import InputError
 
-__all__ = ["BackupReport", "RestoreReport", "back_up", "restore", "MANIFEST"]
+__all__ = [
+    "MANIFEST",
+    "BackupReport",
+    "RestoreReport",
+    "back_up",
+    "copy_sqlite",
+    "processes_holding",
+    "read_manifest",
+    "restore",
+]
 
 MANIFEST = "manifest.json"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -48,9 +57,14 @@ class BackupReport:
 
 @dataclass
 class RestoreReport:
+    """What a restore replaced: every file it moved aside (``moved_aside``), the SQLite
+    databases among them (``databases_aside``, each with its ``-wal``/``-shm`` beside it if
+    any), the erasures the replaced audit store records after the backup, and warnings."""
+
     moved_aside: list[Path]
     erasures_after: int | None
     notes: list[str] = field(default_factory=list)
+    databases_aside: list[Path] = field(default_factory=list)
 
 
 def _is_sqlite(path: Path) -> bool:
@@ -455,10 +469,13 @@ def restore(backup: Path, config, *, tracking_uri: str | None = None) -> Restore
     if live_audit is not None and live_audit.is_file() and audit.get("kind") == "sqlite":
         since = (audit.get("erasures") or {}).get("last_id")
         erasures_after = _erasures_in(live_audit, since)
-    moved = []
+    moved, databases = [], []
     for _, target in plan:
         if target.exists():
+            database = _is_sqlite(target)
             moved.append(_moved_aside(target, stamp))
+            if database:
+                databases.append(moved[-1])
     for source, target in plan:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, target)
@@ -485,4 +502,6 @@ def restore(backup: Path, config, *, tracking_uri: str | None = None) -> Restore
             "written with (RECOMMENDER_AUDIT_SALT, the secrets folder's audit_salt, or "
             "serve.yaml)"
         )
-    return RestoreReport(moved_aside=moved, erasures_after=erasures_after, notes=notes)
+    return RestoreReport(
+        moved_aside=moved, erasures_after=erasures_after, notes=notes, databases_aside=databases
+    )
