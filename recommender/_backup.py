@@ -10,7 +10,8 @@ goes on writing; every other file is copied as it is. A manifest records what wa
 and sha256 of each file), when, the audit store's schema revision and erasures, and the champion.
 
 Restore puts a backup back; it refuses to replace a database that a process of this machine
-holds open (a running service), and moves what it replaces aside rather than deleting it.
+holds open (a running service), and moves what it replaces aside rather than deleting it; it
+copies every file beside its place first, so that it replaces all or nothing.
 Erasures done after the backup was taken are not in it: restore says how many the store it
 replaces records, and they are redone by running ``recommender audit erase`` again with the
 same ids (erasing twice changes nothing the second time).
@@ -377,19 +378,88 @@ def _checkpointed(database: Path) -> None:
         pass  # unreadable: its side files are moved with it, still paired, for a later look
 
 
+_SIDE_FILES = ("-wal", "-shm")
+
+
+def _aside(target: Path, stamp: str) -> Path:
+    return target.with_name(f"{target.name}.before-restore-{stamp}")
+
+
 def _moved_aside(target: Path, stamp: str) -> Path:
     """Rename ``target`` to ``<name>.before-restore-<stamp>``, a SQLite database with its
     side files renamed ``<that>-wal`` and ``<that>-shm``: SQLite pairs a database only with the
     log named after it, so the moved-aside copy keeps the rows only its log held."""
-    aside = target.with_name(f"{target.name}.before-restore-{stamp}")
-    if _is_sqlite(target):
-        _checkpointed(target)
-    for suffix in ("-wal", "-shm"):
+    aside = _aside(target, stamp)
+    for suffix in _SIDE_FILES:
         side = Path(f"{target}{suffix}")
         if side.exists():
             side.rename(Path(f"{aside}{suffix}"))
     target.rename(aside)
     return aside
+
+
+def _put_back(target: Path, stamp: str) -> None:
+    """Undo :func:`_moved_aside` (also when it stopped midway), dropping the restored copy."""
+    aside = _aside(target, stamp)
+    if aside.exists():
+        target.unlink(missing_ok=True)
+        aside.rename(target)
+    for suffix in _SIDE_FILES:
+        side = Path(f"{aside}{suffix}")
+        if side.exists():
+            side.rename(Path(f"{target}{suffix}"))
+
+
+def _put_in_place(plan: list[tuple[Path, Path]], stamp: str) -> tuple[list[Path], list[Path]]:
+    """Copy each ``(source, target)`` of ``plan`` into place, moving what it replaces aside;
+    returns what was moved aside and the databases among it.
+
+    All or nothing: every source is first copied beside its target (a full disk or an
+    unreadable file stops the restore there, nothing replaced); then, signals held, each target
+    is moved aside and its copy renamed in, and a failure among those renames puts every
+    moved-aside file back."""
+    from recommender._files import signals_held
+
+    prefix = f".restoring-{stamp}-"
+    copies = []
+    try:
+        for source, target in plan:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            copies.append(target.with_name(prefix + target.name))
+            shutil.copy2(source, copies[-1])
+    except OSError as error:
+        for copy in copies:
+            copy.unlink(missing_ok=True)
+        raise InputError(
+            f"{copies[-1].parent}: could not write {copies[-1].name[len(prefix) :]} there "
+            f"({error.strerror or error}); nothing was restored or replaced: free space there "
+            "(or make it writable) and run again"
+        ) from None
+    for _, target in plan:
+        if target.is_file() and _is_sqlite(target):
+            _checkpointed(target)  # before it is moved: see _moved_aside
+    moved, databases, done = [], [], []
+    with signals_held():
+        try:
+            for copy, (_, target) in zip(copies, plan):
+                existed = target.exists()
+                done.append((target, existed))
+                if existed:
+                    database = _is_sqlite(target)
+                    moved.append(_moved_aside(target, stamp))
+                    if database:
+                        databases.append(moved[-1])
+                os.replace(copy, target)
+        except BaseException:
+            for target, existed in reversed(done):
+                if existed:
+                    _put_back(target, stamp)
+                else:
+                    target.unlink(missing_ok=True)
+            for copy in copies:
+                copy.unlink(missing_ok=True)
+            raise
+    return moved, databases
 
 
 def restore(backup: Path, config, *, tracking_uri: str | None = None) -> RestoreReport:
@@ -469,16 +539,7 @@ def restore(backup: Path, config, *, tracking_uri: str | None = None) -> Restore
     if live_audit is not None and live_audit.is_file() and audit.get("kind") == "sqlite":
         since = (audit.get("erasures") or {}).get("last_id")
         erasures_after = _erasures_in(live_audit, since)
-    moved, databases = [], []
-    for _, target in plan:
-        if target.exists():
-            database = _is_sqlite(target)
-            moved.append(_moved_aside(target, stamp))
-            if database:
-                databases.append(moved[-1])
-    for source, target in plan:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, target)
+    moved, databases = _put_in_place(plan, stamp)
     if audit.get("kind") == "sqlite":
         taken = manifest.get("taken_at")
         if erasures_after:

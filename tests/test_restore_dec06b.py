@@ -134,3 +134,68 @@ def test_the_manifest_names_the_champion_of_the_registrys_own_model(home, tmp_pa
     assert main(["backup", "--to", str(tmp_path / "two")]) == 0
     manifest = json.loads((tmp_path / "two" / "manifest.json").read_text())
     assert manifest["registry"]["champion"] == "7"
+
+
+def _state(home):
+    """Every file under ``home`` with its bytes, but for the live store's side files (which a
+    read-only look at it may create, empty): its rows are compared by :func:`_marks`."""
+    return {
+        str(p.relative_to(home)): p.read_bytes()
+        for p in sorted(home.rglob("*"))
+        if p.is_file() and p.name not in ("audit.db-wal", "audit.db-shm")
+    }
+
+
+@pytest.fixture
+def changed_since_backup(home, tmp_path, capsys):
+    """A home backed up, then changed (a card replaced, one added, a row in the store)."""
+    (home / "cards").mkdir()
+    (home / "cards" / "v1.md").write_text("at backup")
+    assert main(["backup", "--to", str(tmp_path / "backup")]) == 0
+    (home / "cards" / "v1.md").write_text("after backup")
+    (home / "promotions.jsonl").write_text("after backup\n")
+    _mark(home / "audit.db", "after backup")
+    capsys.readouterr()
+    return _state(home)
+
+
+def _failing_on_call(number, real, error):
+    calls = []
+
+    def failing(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == number:
+            raise error
+        return real(*args, **kwargs)
+
+    return failing
+
+
+def test_a_restore_that_cannot_copy_everything_replaces_nothing(
+    home, tmp_path, monkeypatch, capsys, changed_since_backup
+):
+    import errno
+    import shutil
+
+    full = OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(shutil, "copy2", _failing_on_call(2, shutil.copy2, full))
+    assert main(["backup", "--restore", str(tmp_path / "backup")]) == 2
+    said = capsys.readouterr().err
+    assert "No space left on device" in said and "nothing was restored" in said
+    assert _state(home) == changed_since_backup  # no file moved aside, no copy left
+    assert _marks(home / "audit.db") == ["after backup"]
+
+
+def test_a_restore_stopped_among_its_renames_puts_every_replaced_file_back(
+    home, tmp_path, monkeypatch, changed_since_backup
+):
+    import os
+
+    from recommender._backup import restore
+    from recommender.service import load_serve_config
+
+    monkeypatch.setattr(os, "replace", _failing_on_call(2, os.replace, KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        restore(tmp_path / "backup", load_serve_config(None))
+    assert _state(home) == changed_since_backup
+    assert _marks(home / "audit.db") == ["after backup"]
