@@ -10,7 +10,8 @@ goes on writing; every other file is copied as it is. A manifest records what wa
 and sha256 of each file), when, the audit store's schema revision and erasures, and the champion.
 
 Restore puts a backup back; it refuses to replace a database that a process of this machine
-holds open (a running service), and moves what it replaces aside rather than deleting it.
+holds open (a running service), and moves what it replaces aside rather than deleting it; it
+copies every file beside its place first, so that it replaces all or nothing.
 Erasures done after the backup was taken are not in it: restore says how many the store it
 replaces records, and they are redone by running ``recommender audit erase`` again with the
 same ids (erasing twice changes nothing the second time).
@@ -29,7 +30,16 @@ from pathlib import Path
 
 from recommender.errors import InputError
 
-__all__ = ["BackupReport", "RestoreReport", "back_up", "restore", "MANIFEST"]
+__all__ = [
+    "MANIFEST",
+    "BackupReport",
+    "RestoreReport",
+    "back_up",
+    "copy_sqlite",
+    "processes_holding",
+    "read_manifest",
+    "restore",
+]
 
 MANIFEST = "manifest.json"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -48,9 +58,14 @@ class BackupReport:
 
 @dataclass
 class RestoreReport:
+    """What a restore replaced: every file it moved aside (``moved_aside``), the SQLite
+    databases among them (``databases_aside``, each with its ``-wal``/``-shm`` beside it if
+    any), the erasures the replaced audit store records after the backup, and warnings."""
+
     moved_aside: list[Path]
     erasures_after: int | None
     notes: list[str] = field(default_factory=list)
+    databases_aside: list[Path] = field(default_factory=list)
 
 
 def _is_sqlite(path: Path) -> bool:
@@ -147,18 +162,38 @@ def _audit_facts(database: Path) -> dict:
 
 
 def _champion(database: Path) -> str | None:
-    """The version the ``champion`` alias names in a copy of MLflow's SQLite store."""
-    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    """The version the champion alias names in a copy of MLflow's SQLite store.
+
+    Read from the copy with SQLite, read-only, not through :mod:`recommender.registry`: its
+    client opens the store that the tracking URI names (the live one, whose champion a
+    promotion may move while the backup runs; pointing it at the copy means swapping the
+    process-wide URI), and MLflow opening the copy may write it after its sha256 is recorded.
+    The model's and the alias's names are the registry's own.
+    """
+    from recommender.registry import CHAMPION, MODEL_NAME
+
     try:
-        row = connection.execute(
-            "SELECT version FROM registered_model_aliases WHERE alias = 'champion' "
-            "AND name = 'burnout-recommender'"
-        ).fetchone()
-    except sqlite3.Error:
+        connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+        try:
+            row = connection.execute(
+                "SELECT version FROM registered_model_aliases WHERE alias = ? AND name = ?",
+                (CHAMPION, MODEL_NAME),
+            ).fetchone()
+        finally:
+            connection.close()
+    except sqlite3.Error:  # not (yet) an MLflow store: no champion to record
         return None
-    finally:
-        connection.close()
     return None if row is None else str(row[0])
+
+
+def _sqlite_store(tracking_uri: str | None) -> Path | None:
+    """The file of an MLflow store that ``tracking_uri`` names as SQLite, else None."""
+    from recommender.service import sqlite_file
+
+    if not tracking_uri or not tracking_uri.startswith("sqlite"):
+        return None
+    database = sqlite_file(tracking_uri)
+    return None if database is None else database.resolve()
 
 
 def _checked_empty_target(folder: Path) -> None:
@@ -221,9 +256,8 @@ def back_up(config, folder: Path, *, tracking_uri: str, configs: Path | None) ->
         )
 
     registry = {"uri": tracking_uri, "champion": None}
-    mlflow_db = sqlite_file(tracking_uri) if tracking_uri.startswith("sqlite") else None
+    mlflow_db = _sqlite_store(tracking_uri)
     if mlflow_db is not None:
-        mlflow_db = mlflow_db.resolve()
         if models in mlflow_db.parents:
             copied = folder / "models" / mlflow_db.relative_to(models)
         else:
@@ -331,10 +365,109 @@ def _erasures_in(database: Path, since_id: int | None) -> int | None:
     return int(row[0])
 
 
-def restore(backup: Path, config) -> RestoreReport:
-    """Put the backup at ``backup`` back where ``config`` names: its models folder, and its
-    audit store when it is a SQLite file. What is replaced is moved aside, never deleted; a
-    database a process holds open (a running service) is refused before anything changes."""
+def _checkpointed(database: Path) -> None:
+    """Write the committed rows the write-ahead log of ``database`` holds into the file itself
+    and empty the log, so that the file alone holds them (nothing else may hold it open)."""
+    try:
+        connection = sqlite3.connect(database, timeout=5)
+        try:
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        pass  # unreadable: its side files are moved with it, still paired, for a later look
+
+
+_SIDE_FILES = ("-wal", "-shm")
+
+
+def _aside(target: Path, stamp: str) -> Path:
+    return target.with_name(f"{target.name}.before-restore-{stamp}")
+
+
+def _moved_aside(target: Path, stamp: str) -> Path:
+    """Rename ``target`` to ``<name>.before-restore-<stamp>``, a SQLite database with its
+    side files renamed ``<that>-wal`` and ``<that>-shm``: SQLite pairs a database only with the
+    log named after it, so the moved-aside copy keeps the rows only its log held."""
+    aside = _aside(target, stamp)
+    for suffix in _SIDE_FILES:
+        side = Path(f"{target}{suffix}")
+        if side.exists():
+            side.rename(Path(f"{aside}{suffix}"))
+    target.rename(aside)
+    return aside
+
+
+def _put_back(target: Path, stamp: str) -> None:
+    """Undo :func:`_moved_aside` (also when it stopped midway), dropping the restored copy."""
+    aside = _aside(target, stamp)
+    if aside.exists():
+        target.unlink(missing_ok=True)
+        aside.rename(target)
+    for suffix in _SIDE_FILES:
+        side = Path(f"{aside}{suffix}")
+        if side.exists():
+            side.rename(Path(f"{target}{suffix}"))
+
+
+def _put_in_place(plan: list[tuple[Path, Path]], stamp: str) -> tuple[list[Path], list[Path]]:
+    """Copy each ``(source, target)`` of ``plan`` into place, moving what it replaces aside;
+    returns what was moved aside and the databases among it.
+
+    All or nothing: every source is first copied beside its target (a full disk or an
+    unreadable file stops the restore there, nothing replaced); then, signals held, each target
+    is moved aside and its copy renamed in, and a failure among those renames puts every
+    moved-aside file back."""
+    from recommender._files import signals_held
+
+    prefix = f".restoring-{stamp}-"
+    copies = []
+    try:
+        for source, target in plan:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            copies.append(target.with_name(prefix + target.name))
+            shutil.copy2(source, copies[-1])
+    except OSError as error:
+        for copy in copies:
+            copy.unlink(missing_ok=True)
+        raise InputError(
+            f"{copies[-1].parent}: could not write {copies[-1].name[len(prefix) :]} there "
+            f"({error.strerror or error}); nothing was restored or replaced: free space there "
+            "(or make it writable) and run again"
+        ) from None
+    for _, target in plan:
+        if target.is_file() and _is_sqlite(target):
+            _checkpointed(target)  # before it is moved: see _moved_aside
+    moved, databases, done = [], [], []
+    with signals_held():
+        try:
+            for copy, (_, target) in zip(copies, plan):
+                existed = target.exists()
+                done.append((target, existed))
+                if existed:
+                    database = _is_sqlite(target)
+                    moved.append(_moved_aside(target, stamp))
+                    if database:
+                        databases.append(moved[-1])
+                os.replace(copy, target)
+        except BaseException:
+            for target, existed in reversed(done):
+                if existed:
+                    _put_back(target, stamp)
+                else:
+                    target.unlink(missing_ok=True)
+            for copy in copies:
+                copy.unlink(missing_ok=True)
+            raise
+    return moved, databases
+
+
+def restore(backup: Path, config, *, tracking_uri: str | None = None) -> RestoreReport:
+    """Put the backup at ``backup`` back where ``config`` names: its models folder, its audit
+    store when it is a SQLite file, and an MLflow store the backup took from outside the models
+    folder when ``tracking_uri`` names a SQLite file (otherwise a note names the copy to put
+    back by hand). What is replaced is moved aside, never deleted; a database a process holds
+    open (a running service) is refused before anything changes."""
     from recommender.service import sqlite_file
 
     backup = Path(backup)
@@ -366,6 +499,28 @@ def restore(backup: Path, config) -> RestoreReport:
             plan = [(s, t) for s, t in plan if s != inside]
             plan.append((inside, live_audit))
 
+    notes = []
+    registry_copy = next(
+        (
+            backup / f["path"]
+            for f in manifest.get("files", [])
+            if f["path"].startswith("registry/")
+        ),
+        None,
+    )
+    if registry_copy is not None:
+        live_registry = _sqlite_store(tracking_uri)
+        if live_registry is None:
+            notes.append(
+                f"the backup holds the MLflow store {registry_copy}, taken from "
+                f"{(manifest.get('registry') or {}).get('uri')}; the registry now is "
+                f"{tracking_uri or 'not named here'}, not a SQLite file, so it was not "
+                "restored: put that file back by hand where the registry is kept"
+            )
+        else:
+            plan = [(s, t) for s, t in plan if t != live_registry]
+            plan.append((registry_copy, live_registry))
+
     busy = []
     for _, target in plan:
         if target.is_file() and _is_sqlite(target):
@@ -381,21 +536,10 @@ def restore(backup: Path, config) -> RestoreReport:
         )
 
     erasures_after = None
-    notes = []
     if live_audit is not None and live_audit.is_file() and audit.get("kind") == "sqlite":
         since = (audit.get("erasures") or {}).get("last_id")
         erasures_after = _erasures_in(live_audit, since)
-    moved = []
-    for _, target in plan:
-        for side in (target, Path(f"{target}-wal"), Path(f"{target}-shm")):
-            if side.exists():
-                aside = side.with_name(f"{side.name}.before-restore-{stamp}")
-                side.rename(aside)
-                if side == target:
-                    moved.append(aside)
-    for source, target in plan:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, target)
+    moved, databases = _put_in_place(plan, stamp)
     if audit.get("kind") == "sqlite":
         taken = manifest.get("taken_at")
         if erasures_after:
@@ -419,4 +563,6 @@ def restore(backup: Path, config) -> RestoreReport:
             "written with (RECOMMENDER_AUDIT_SALT, the secrets folder's audit_salt, or "
             "serve.yaml)"
         )
-    return RestoreReport(moved_aside=moved, erasures_after=erasures_after, notes=notes)
+    return RestoreReport(
+        moved_aside=moved, erasures_after=erasures_after, notes=notes, databases_aside=databases
+    )

@@ -149,7 +149,8 @@ def _remove_abandoned(path: Path) -> None:
 def signals_held():
     """Hold off Ctrl-C (SIGINT) and ``kill`` (SIGTERM) for a few quick steps that must not be
     split (renames, a commit and what records it); one that comes meanwhile is delivered as the
-    block ends, to the handler it had. Python runs handlers in the main thread only, so
+    block ends, to the handler it had: SIGTERM if it came at all (a ``kill`` after a Ctrl-C
+    means stop, exit 143), else SIGINT. Python runs handlers in the main thread only, so
     elsewhere nothing is held.
 
     The handlers are swapped rather than the signals blocked: a process's signal goes to any
@@ -178,7 +179,7 @@ def signals_held():
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         if came:
-            signal.raise_signal(came[0])
+            signal.raise_signal(signal.SIGTERM if signal.SIGTERM in came else came[0])
 
 
 def _said(error: BaseException) -> str:

@@ -35,21 +35,20 @@ def run(args) -> int:
     import sys
     from pathlib import Path
 
-    from recommender._backup import _is_sqlite, back_up, restore
+    from recommender._backup import back_up, restore
     from recommender.paths import config_dir
     from recommender.registry import tracking_uri
     from recommender.service import load_serve_config
 
     config = load_serve_config(args.config)
     if args.restore is not None:
-        report = restore(Path(args.restore), config)
+        report = restore(Path(args.restore), config, tracking_uri=tracking_uri())
         print(f"restored {args.restore} into {config.models_dir}")
         # The databases one by one (the replaced audit store is the one an operator looks
         # for); the artifact files, often hundreds, in one line.
-        others = [path for path in report.moved_aside if not _is_sqlite(path)]
-        for path in report.moved_aside:
-            if path not in others:
-                print(f"moved aside: {path}")
+        for path in report.databases_aside:
+            print(f"moved aside: {path}")
+        others = [path for path in report.moved_aside if path not in report.databases_aside]
         if others:
             stamp = others[0].name[others[0].name.rindex(".before-restore-") :]
             print(

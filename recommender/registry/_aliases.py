@@ -17,7 +17,7 @@ from recommender.registry._promotion import (
     append_events,
     current_actor,
 )
-from recommender.registry._store import MODEL_NAME, client
+from recommender.registry._store import MODEL_NAME, client, few_retries
 
 __all__ = [
     "CHAMPION",
@@ -179,7 +179,9 @@ def move_alias(
         )
         # Ctrl-C or a kill here waits the few writes out: the change is made and recorded
         # whole, or (stopped before) not made. Only a kill -9 leaves the intent to complete.
-        with signals_held():
+        # A tracking server that is down is tried briefly: MLflow's own retries (about 4 min
+        # a request) would hold the signals off for many minutes.
+        with few_retries(), signals_held():
             if record:
                 declare(event, mlflow_client=mlflow_client)
             mlflow_client.set_registered_model_alias(name, alias, str(version))

@@ -253,21 +253,33 @@ def audit_export_response(
     from contextlib import closing
 
     spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)
+    answer = None
     try:
-        with closing(export(audit, start)) as pieces:
-            for piece in pieces:
-                spool.write(piece.encode("utf-8"))
-    except Exception as error:  # noqa: BLE001 - the store's failure is not the caller's
-        spool.close()
-        log.exception("audit export failed")
-        full = isinstance(error, OSError) and error.errno == errno.ENOSPC
-        cause = "no space left on the service's temporary disk" if full else type(error).__name__
-        return JSONResponse(
-            {"error": f"the audit store could not be read ({cause}); please retry", "problems": []},
-            status_code=503,
-        )
-    spool.seek(0)
-    return StreamingResponse(_blocks(spool), media_type="text/csv")
+        try:
+            with closing(export(audit, start)) as pieces:
+                for piece in pieces:
+                    spool.write(piece.encode("utf-8"))
+        except Exception as error:  # noqa: BLE001 - the store's failure is not the caller's
+            log.exception("audit export failed")
+            full = isinstance(error, OSError) and error.errno == errno.ENOSPC
+            cause = (
+                "no space left on the service's temporary disk" if full else type(error).__name__
+            )
+            return JSONResponse(
+                {
+                    "error": f"the audit store could not be read ({cause}); please retry",
+                    "problems": [],
+                },
+                status_code=503,
+            )
+        spool.seek(0)
+        answer = StreamingResponse(_blocks(spool), media_type="text/csv")
+        return answer
+    finally:
+        # Until the response takes it over, the spool (maybe a temporary file of GBs) is ours
+        # to close, whatever ended the read: a cancelled request or a KeyboardInterrupt too.
+        if answer is None:
+            spool.close()
 
 
 # What an export keeps in memory before it spills to a temporary file, and the size of the
