@@ -12,10 +12,13 @@ cleared. Crisis answers are the person's data too and are redacted alike: the co
 answers stays, with nothing left that says whose.
 
 Everything happens in one transaction, with one row in ``erasures`` saying when and how many
-(never whose): a failure anywhere leaves the store as it was. Ids are hashed with the store's
-salt by :meth:`AuditLog.person_hash`, as the service hashed them; an id with no row is reported,
-not an error for the others, and erasing the same people twice changes nothing the second time
-(and records nothing).
+(never whose): a failure anywhere leaves the store as it was. On SQLite the people's answers
+are first looked for without the write lock (``recommendations.person_hash`` has no index, so
+that is a scan of the whole log, which the service's answers would otherwise wait behind);
+under the lock, only the rows found and those appended since are read again, by primary key.
+Ids are hashed with the store's salt by :meth:`AuditLog.person_hash`, as the service hashed
+them; an id with no row is reported, not an error for the others, and erasing the same people
+twice changes nothing the second time (and records nothing).
 """
 
 from __future__ import annotations
@@ -114,9 +117,10 @@ def erase_people(
     people = _hashes(audit, person_ids, named)
     with contextlib.ExitStack() as held:
         with audit.engine.connect() as connection:
+            seen = _answers_seen(connection, people)
             _begin_writing(connection, dry_run=dry_run)
             try:
-                report = _erase(connection, people, dry_run=dry_run, now=now)
+                report = _erase(connection, people, seen, dry_run=dry_run, now=now)
             except sa.exc.ProgrammingError as error:
                 connection.rollback()
                 if getattr(error.orig, "sqlstate", None) != _INSUFFICIENT_PRIVILEGE:
@@ -165,6 +169,49 @@ def _hashes(audit: AuditLog, person_ids: Sequence[str], named) -> dict[str, list
     return people
 
 
+@dataclass(frozen=True)
+class _SeenAnswers:
+    """The answers of the people to erase that a scan before the write lock found: their row
+    ids by person hash, among the rows up to ``up_to`` (the last row id when the scan began)."""
+
+    up_to: int
+    ids: dict[str, list[int]]
+
+
+def _answers_seen(connection: sa.Connection, people) -> _SeenAnswers | None:
+    """SQLite: find the people's answers without the write lock. On SQLite a writer excludes
+    every other writer, so a scan under the lock made the service's answers wait for it (past
+    their busy timeout, an answer fails). Rows appended later have higher ids (SQLite gives a
+    new row the highest id plus one), so the erasure reads again under the lock only the rows
+    found here and those past ``up_to``. PostgreSQL (None): an erasure's scan locks no row the
+    service writes, so the erasure reads the people's answers in its transaction."""
+    if connection.dialect.name != "sqlite":
+        return None
+    row = recommendations.c
+    up_to = connection.execute(sa.select(sa.func.max(row.id))).scalar_one() or 0
+    ids: dict[str, list[int]] = {}
+    for batch in query_batches(people):
+        query = sa.select(row.person_hash, row.id).where(row.person_hash.in_(batch))
+        for person_hash, row_id in connection.execute(query.where(row.id <= up_to)):
+            ids.setdefault(person_hash, []).append(row_id)
+    connection.rollback()  # the write lock is taken next, in a transaction of its own
+    return _SeenAnswers(up_to, ids)
+
+
+def _answers_of(batch: list[str], seen: _SeenAnswers | None) -> list:
+    """Conditions that, together, select the answers of the people hashed in ``batch``: by
+    primary key, the rows seen before the lock and the rows appended since (each row still
+    checked to be the person's: another erasure may have redacted it meanwhile)."""
+    theirs = recommendations.c.person_hash.in_(batch)
+    if seen is None:
+        return [theirs]
+    row_id = recommendations.c.id
+    known = [i for person_hash in batch for i in seen.ids.get(person_hash, ())]
+    return [theirs & row_id.in_(ids) for ids in query_batches(known)] + [
+        theirs & (row_id > seen.up_to)
+    ]
+
+
 def _begin_writing(connection: sa.Connection, *, dry_run: bool) -> None:
     """On SQLite, take the write lock before the first read (BEGIN IMMEDIATE), so that what is
     counted is what is erased even while the service writes; and overwrite what is deleted
@@ -176,38 +223,35 @@ def _begin_writing(connection: sa.Connection, *, dry_run: bool) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _erase(connection, people: dict[str, list[int]], *, dry_run: bool, now) -> ErasureReport:
+def _erase(connection, people: dict[str, list[int]], seen, *, dry_run: bool, now) -> ErasureReport:
     found: set[str] = set()
     crisis = 0
-    for table in (recommendations, assignments, outcomes):
-        for batch in query_batches(people):
+    for batch in query_batches(people):
+        for theirs in _answers_of(batch, seen):
+            # Counted here rather than by a second query: with a condition on safety_level,
+            # SQLite probes the crisis answers' index once for every hash and row id given.
+            row = recommendations.c
+            query = sa.select(row.person_hash, row.safety_level).where(theirs)
+            for person_hash, safety_level in connection.execute(query):
+                found.add(person_hash)
+                crisis += safety_level == "crisis"
+        for table in (assignments, outcomes):
             query = sa.select(table.c.person_hash).where(table.c.person_hash.in_(batch)).distinct()
             found.update(h for (h,) in connection.execute(query))
-    for batch in query_batches(people):
-        crisis += connection.execute(
-            sa.select(sa.func.count())
-            .select_from(recommendations)
-            .where(recommendations.c.person_hash.in_(batch))
-            .where(recommendations.c.safety_level == "crisis")
-        ).scalar_one()
     counts = {"answers": 0, "assignments": 0, "outcomes": 0}
-    if dry_run:
-        for batch in query_batches(found):
-            for name, table in (
-                ("answers", recommendations),
-                ("assignments", assignments),
-                ("outcomes", outcomes),
-            ):
-                counts[name] += connection.execute(
-                    sa.select(sa.func.count())
-                    .select_from(table)
-                    .where(table.c.person_hash.in_(batch))
-                ).scalar_one()
-    else:
-        for batch in query_batches(found):
+    for batch in query_batches(found):
+        if dry_run:
+            for name, table in (("assignments", assignments), ("outcomes", outcomes)):
+                counts[name] += _count(connection, table, table.c.person_hash.in_(batch))
+        else:
             counts["outcomes"] += _delete(connection, outcomes, batch)
             counts["assignments"] += _delete(connection, assignments, batch)
-            counts["answers"] += _redact(connection, batch)
+        for theirs in _answers_of(batch, seen):
+            counts["answers"] += (
+                _count(connection, recommendations, theirs)
+                if dry_run
+                else _redact(connection, theirs)
+            )
     missing = tuple(sorted(p for h, at in people.items() if h not in found for p in at))
     erasure_id = None
     if found and not dry_run:
@@ -256,12 +300,18 @@ def _delete(connection, table: sa.Table, batch: list[str]) -> int:
     return connection.execute(table.delete().where(table.c.person_hash.in_(batch))).rowcount
 
 
-def _redact(connection, batch: list[str]) -> int:
+def _count(connection, table: sa.Table, where) -> int:
+    return connection.execute(
+        sa.select(sa.func.count()).select_from(table).where(where)
+    ).scalar_one()
+
+
+def _redact(connection, theirs) -> int:
     """Keep the answers' non-personal fields; replace what is the person's or points to them."""
     row = recommendations.c
     return connection.execute(
         recommendations.update()
-        .where(row.person_hash.in_(batch))
+        .where(theirs)
         .values(
             person_hash=ERASED_PERSON,
             request_id=sa.literal("erased-") + sa.cast(row.id, sa.String),

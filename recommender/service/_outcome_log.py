@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -83,35 +84,51 @@ def logged_cohort(audit: AuditLog) -> pd.DataFrame:
         .where(CURRENT_OUTCOME)
         .order_by(assignments.c.id)
     )
+    # Column by column as the rows stream in: a list of rows and a list of records before the
+    # frame held the cohort twice over. A profile field absent from a row (written before the
+    # field existed) is NaN, and a column comes where it first appears, as a frame of records has.
+    columns: dict[str, list] = {}
+    count = 0
     with audit.engine.connect() as connection:
-        rows = [dict(r._mapping) for r in connection.execute(query)]
-    table = []
-    for row in rows:
-        profile = json.loads(row["profile"])
-        table.append(
-            {
-                "person_id": row["person_hash"],
-                **profile,
-                "intervention": row["arm"],
-                "propensity": float(row["probability"]),
-                "ee_followup": row["ee_followup"],
-                "dp_followup": row["dp_followup"],
-                "pa_followup": row["pa_followup"],
-                "arm_taken": row["arm_taken"],
-                "cycle": row["cycle"],
-                "policy": row["policy"],
-                "probabilities": row["probabilities"],
-                "request_id": row["request_id"],
-                "model_version": row["model_version"],
-                "recorded_at": as_utc(row["recorded_at"]),
-                "outcome_id": int(row["outcome_id"]),
-            }
+        result = connection.execution_options(yield_per=_audit_export.EXPORT_CHUNK_ROWS).execute(
+            query
         )
-    if not table:
-        return pd.DataFrame(table)
+        for row in result.mappings():
+            for name, value in _cohort_record(row).items():
+                column = columns.get(name)
+                if column is None:
+                    column = columns[name] = [np.nan] * count
+                column.append(value)
+            count += 1
+            for column in columns.values():
+                if len(column) < count:
+                    column.append(np.nan)
+    if not count:
+        return pd.DataFrame()
     # sorted here, not by the database: a text ORDER BY follows the database's collation
-    ordered = pd.DataFrame(table).sort_values(["person_id", "request_id"], kind="stable")
+    ordered = pd.DataFrame(columns).sort_values(["person_id", "request_id"], kind="stable")
     return ordered.reset_index(drop=True)
+
+
+def _cohort_record(row: Mapping) -> dict:
+    """One :func:`logged_cohort` row, its fields in column order."""
+    return {
+        "person_id": row["person_hash"],
+        **json.loads(row["profile"]),
+        "intervention": row["arm"],
+        "propensity": float(row["probability"]),
+        "ee_followup": row["ee_followup"],
+        "dp_followup": row["dp_followup"],
+        "pa_followup": row["pa_followup"],
+        "arm_taken": row["arm_taken"],
+        "cycle": row["cycle"],
+        "policy": row["policy"],
+        "probabilities": row["probabilities"],
+        "request_id": row["request_id"],
+        "model_version": row["model_version"],
+        "recorded_at": as_utc(row["recorded_at"]),
+        "outcome_id": int(row["outcome_id"]),
+    }
 
 
 def outcome_history(audit: AuditLog, *, since: datetime | None = None) -> list[dict]:
