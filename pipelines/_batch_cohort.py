@@ -50,7 +50,10 @@ def read_cohort_spark(spark, path):
     if not path.exists():
         raise InputError(f"{path}: no such file")
     parquet = name.endswith(".parquet") or (path.is_dir() and any(path.glob("*.parquet")))
-    text = not parquet and name.endswith(_TEXT_SUFFIXES)
+    # Imported here, on the driver, as in _checked_text (Spark's workers import this module).
+    from recommender.cohort import TEXT_SUFFIXES
+
+    text = not parquet and name.endswith(TEXT_SUFFIXES)
     from pyspark.sql.types import StringType, StructField, StructType
 
     try:
@@ -81,7 +84,7 @@ def read_cohort_spark(spark, path):
         raise InputError(f"{path}: cannot be read: {spark_error_message(error)}") from None
     raise InputError(
         f"{path}: unknown file type; accepted are .parquet (file or folder), and .csv or .tsv "
-        f"(file or folder), uncompressed or compressed as {_CHECKED_CODECS}"
+        f"(file or folder), uncompressed or compressed as {_checked_codecs()}"
     )
 
 
@@ -103,7 +106,7 @@ def _checked_text(path: Path, sep: str) -> tuple[list, bool]:
         if part.name.lower().endswith(_UNCHECKED_CODECS):
             raise InputError(
                 f"{part}: compressed as {part.suffix}, which cannot be checked for UTF-8 text "
-                f"here; accepted: part files uncompressed or compressed as {_CHECKED_CODECS}"
+                f"here; accepted: part files uncompressed or compressed as {_checked_codecs()}"
             )
         check_utf8(part)
         header = read_csv_header(part, sep=sep)
@@ -142,10 +145,15 @@ def _refuse_empty_parquet(path: Path) -> None:
 # files), .deflate is not read through yet. The checks read .gz, .bz2 and .zst
 # (recommender.cohort.open_decompressed), which Spark reads too (tests/test_batch_more_dec06b.py).
 _UNCHECKED_CODECS = (".deflate", ".lz4", ".snappy")
-_CHECKED_CODECS = ".gz, .bz2 or .zst"
-_TEXT_SUFFIXES = tuple(
-    f"{kind}{codec}" for kind in (".csv", ".tsv") for codec in ("", ".gz", ".bz2", ".zst")
-)
+
+
+def _checked_codecs() -> str:
+    """The codecs read through, named from recommender.cohort's table of text suffixes:
+    ``".gz, .bz2 or .zst"``."""
+    from recommender.cohort import TEXT_SUFFIXES
+
+    codecs = [s.removeprefix(".csv") for s in TEXT_SUFFIXES if s.startswith(".csv.")]
+    return f"{', '.join(codecs[:-1])} or {codecs[-1]}"
 
 
 def _text_files(path: Path) -> list[Path]:

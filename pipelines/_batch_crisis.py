@@ -50,14 +50,22 @@ def crisis_rows_when_stopped(spark, cohort, rules, out_path):
     jobs, write the crisis-flagged rows' resources beside ``out_path`` as a failure does, and
     let the interrupt say where (:func:`pipelines._crisis_rows.crisis_rows_left`): stopping
     the work is no reason to withhold them. Finding those rows is one more pass over the file,
-    which Ctrl-C again stops; the interrupt then says that they did not get them."""
+    which Ctrl-C again stops; the interrupt then says that they did not get them.
+
+    Yields ``published``, which the block calls once the scored table is in place: stopped
+    after that, nothing more is written (the table holds their answers; a crisis file would
+    say that nothing was scored) and the interrupt says where the table is."""
     context = spark.sparkContext
     # A tag rather than a job group: it adds to a caller's group instead of replacing it.
     tag = f"burnout-recommender-{uuid.uuid4().hex[:12]}"
     context.addJobTag(tag)
+    done = []
     try:
-        yield
+        yield lambda: done.append(True)
     except KeyboardInterrupt as interrupt:
+        if done:
+            interrupt.left = f"the scored table was written to {out_path} whole"
+            raise
         # A job the signal left running (validation's, the model's broadcast) would keep the
         # cores busy before the look-up below; the write's own job is already cancelled.
         context.cancelJobsWithTag(tag)

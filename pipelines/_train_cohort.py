@@ -41,6 +41,8 @@ class Cohort:
     loop: dict | None = None  # from the service's log: uptake, certainty, overlap
     # validation's notes: allowed but perhaps unintended (an arm without rows, 'Yes' and 'yes')
     notes: tuple[str, ...] = ()
+    # the columns validation found constant in the whole cohort (its constant_feature notes)
+    constant_columns: tuple[str, ...] = ()
     # A file's arms too small to learn, set aside for the carry stage, under the log's keys
     # (``arms_without_overlap``, ``rows_per_arm``, ``min_arm_rows``); None when there are none.
     small_arms: dict | None = None
@@ -251,6 +253,7 @@ def load_stage(config: dict, data=None) -> Cohort:
         path=None if path is None else str(path),
         loop=loop,
         notes=tuple(report.notes()),
+        constant_columns=tuple(c.column for c in report.checks if c.rule == "constant_feature"),
         small_arms=small_arms,
     )
 

@@ -23,7 +23,7 @@ def constant_features_noted(cohort: Cohort, display):
     """
     from recommender.uplift import ConstantFeatureWarning
 
-    noted = {n.split(" ", 1)[0] for n in cohort.notes if " [constant_feature]" in n}
+    noted = set(cohort.constant_columns)
     warned: list = []
     with warnings_of(ConstantFeatureWarning, warned):
         yield

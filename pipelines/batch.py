@@ -223,7 +223,7 @@ def score_with_spark(
         # The file first: when the model or the contract fails, the rows flagged for crisis
         # risk still get their resources (``<out>.crisis.csv``, named in the error).
         cohort = read_cohort_spark(spark, data_path)
-        with crisis_rows_when_stopped(spark, cohort, rules, out_path):
+        with crisis_rows_when_stopped(spark, cohort, rules, out_path) as published:
             try:
                 # with the file read: a refused option still gives the crisis rows their resources
                 _check_whole_numbers(partitions=partitions)
@@ -322,6 +322,7 @@ def score_with_spark(
                         f"{rows:,}; nothing was written to {out_path}"
                     )
                 _publish(staging, out_path, overwrite=overwrite)
+                published()  # stopped from here on, the table stands and is said
                 beside(out_path, "crisis").unlink(missing_ok=True)  # an earlier failed run's
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)

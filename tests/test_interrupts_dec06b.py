@@ -360,6 +360,58 @@ def test_an_outcomes_import_stopped_midway_stores_nothing_and_imports_whole_agai
     assert _integrity(database) == "ok"
 
 
+def _until(condition, what: str):
+    """``condition()`` once it is true (polled every 50 ms); the test fails, naming ``what``,
+    if it is not within a minute."""
+    import time
+
+    deadline = time.monotonic() + 60
+    while not (found := condition()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"never happened: {what}")
+        time.sleep(0.05)
+    return found
+
+
+def _tcp_inodes(port: int, *, remote: int | None = None) -> set[int]:
+    """The inodes of this host's IPv4 TCP sockets on local ``port``: the listening ones, or
+    the one connected to ``remote`` (the server's side of a connection: inode 0 until it is
+    accepted) (Linux: /proc/net/tcp)."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, peer, state, inode = fields[1], fields[2], fields[3], int(fields[9])
+        if int(local.rsplit(":", 1)[1], 16) != port:
+            continue
+        if (state == "0A") if remote is None else int(peer.rsplit(":", 1)[1], 16) == remote:
+            inodes.add(inode)
+    return inodes
+
+
+def _socket_inodes(pid: int) -> set[int]:
+    """The inodes of the sockets process ``pid`` holds open (none once it has ended)."""
+    inodes = set()
+    folder = Path(f"/proc/{pid}/fd")
+    try:
+        links = [os.readlink(fd) for fd in folder.iterdir()]
+    except OSError:  # ended, or a descriptor closed while read
+        return inodes
+    for link in links:
+        if link.startswith("socket:["):
+            inodes.add(int(link[len("socket:[") : -1]))
+    return inodes
+
+
+def _holder(inodes: set[int]) -> int | None:
+    """The process holding one of the sockets ``inodes`` open, once one does (a connection
+    not yet accepted is the kernel's, with inode 0)."""
+    inodes = inodes - {0}
+    if not inodes:
+        return None
+    pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+    return next((pid for pid in pids if inodes & _socket_inodes(pid)), None)
+
+
 @pytest.mark.slow
 @pytest.mark.server
 def test_sigterm_to_serve_while_a_crisis_request_arrives_still_answers_it(
@@ -370,7 +422,6 @@ def test_sigterm_to_serve_while_a_crisis_request_arrives_still_answers_it(
     the answer is in the audit store; then the service ends cleanly."""
     import json
     import socket
-    import time
 
     from recommender.service import AuditLog
     from service_fixtures import auth, profile, running_server_process
@@ -391,9 +442,22 @@ def test_sigterm_to_serve_while_a_crisis_request_arrives_still_answers_it(
         port = int(url.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port), timeout=60) as connection:
             connection.sendall(head + body[:20])
-            time.sleep(0.5)  # the server has the headers: the request is in flight
+            # Polled, not slept on: a worker has accepted the connection (uvicorn reads the
+            # headers as it does; a connection without a request is closed at the stop, and
+            # the test fails), ...
+            mine = connection.getsockname()[1]
+            worker = _until(
+                lambda: _holder(_tcp_inodes(port, remote=mine)), "a worker accepted the request"
+            )
+            listening = _tcp_inodes(port) & _socket_inodes(worker)
+            assert listening, "the worker holding the request does not listen on the port"
             os.kill(process.pid, signal.SIGTERM)
-            time.sleep(2)  # the stop is under way
+            # ... and the stop is under way in that worker: uvicorn's shutdown closes its
+            # listening socket first, then waits for the connections in flight.
+            _until(
+                lambda: not listening & _socket_inodes(worker),
+                "the worker holding the request stopped listening",
+            )
             connection.sendall(body[20:])
             answer = b""
             while chunk := connection.recv(65536):

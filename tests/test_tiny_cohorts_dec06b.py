@@ -229,7 +229,7 @@ def test_a_feature_constant_only_in_the_training_part_is_noted_once():
 
     notes = []
     display = SimpleNamespace(note=notes.append)
-    cohort = SimpleNamespace(notes=("setting [constant_feature]: column 'setting' is ...",))
+    cohort = SimpleNamespace(constant_columns=("setting",))
     with pytest.warns(UserWarning, match="unrelated") as shown:
         with constant_features_noted(cohort, display):
             for _ in range(3):
@@ -249,3 +249,15 @@ def test_the_constant_feature_warning_keeps_its_features_when_copied():
     warning = ConstantFeatureWarning(["role", "setting"])
     for again in (pickle.loads(pickle.dumps(warning)), copy.copy(warning)):
         assert again.features == ["role", "setting"] and str(again) == str(warning)
+
+
+def test_the_cohort_carries_the_columns_validation_found_constant_as_names(cohort, tmp_path):
+    # constant_features_noted reads these names; they were once parsed back out of the notes'
+    # display text (its first word), which a reworded note would have broken silently.
+    frame = cohort.copy()
+    frame["setting"] = frame["setting"].iloc[0]
+    path = tmp_path / "constant.csv"
+    frame.to_csv(path, index=False)
+    loaded = train.load_stage(train.config_from_mapping(SMALL), data=path)
+    assert loaded.constant_columns == ("setting",)
+    assert any("[constant_feature]" in note for note in loaded.notes)

@@ -196,7 +196,8 @@ _UNCHANGED = "nothing was registered and the champion is unchanged"
 def _undone(error: BaseException) -> str:
     """What a run that stopped before registering left: none (stopped before it started), its
     run ended FAILED (KILLED when stopped), or, when the store could not be reached to say so,
-    a run still shown RUNNING; and a version the store would not let it delete again, left pending without aliases."""
+    a run still shown RUNNING; and a version the store would not let it delete again, left
+    pending without aliases."""
     from recommender._files import no_space
 
     status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"

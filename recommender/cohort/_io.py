@@ -29,6 +29,7 @@ from ._features import extra_is_number
 from ._validate import validate_cohort
 
 __all__ = [
+    "TEXT_SUFFIXES",
     "read_cohort",
     "write_cohort",
     "write_cohorts",
@@ -42,17 +43,24 @@ __all__ = [
     "empty_file_error",
 ]
 
-_CSV = (".csv", ".csv.gz", ".tsv")
+# Compressed text read through (open_decompressed, streaming, by suffix), and so the text
+# files every command reads, `score` and `train` as `batch-score`: the one table of suffixes.
+_CODECS = (".gz", ".bz2", ".zst")
+TEXT_SUFFIXES = tuple(f"{kind}{codec}" for kind in (".csv", ".tsv") for codec in ("", *_CODECS))
 _PARQUET = (".parquet", ".pq")
+_ACCEPTED = (
+    f".csv or tab-separated .tsv (uncompressed or {', '.join(_CODECS[:-1])} or {_CODECS[-1]}), "
+    f"{' or '.join(_PARQUET)}"
+)
 
 
 def _kind(path: Path) -> str:
     name = path.name.lower()
-    if name.endswith(_CSV):
+    if name.endswith(TEXT_SUFFIXES):
         return "csv"
     if name.endswith(_PARQUET):
         return "parquet"
-    raise InputError(f"{path}: unknown file type; accepted suffixes: {', '.join(_CSV + _PARQUET)}")
+    raise InputError(f"{path}: unknown file type; accepted: {_ACCEPTED}")
 
 
 def read_cohort(path) -> pd.DataFrame:
@@ -61,7 +69,8 @@ def read_cohort(path) -> pd.DataFrame:
     Parameters
     ----------
     path : str or Path
-        A ``.csv`` (``.csv.gz``, tab-separated ``.tsv``) or ``.parquet`` file.
+        A ``.csv`` or tab-separated ``.tsv`` file (uncompressed, or ``.gz``, ``.bz2`` or
+        ``.zst``), or a ``.parquet`` file.
 
     Returns
     -------
@@ -72,7 +81,7 @@ def read_cohort(path) -> pd.DataFrame:
     path = Path(path)
     if path.is_dir():
         raise InputError(
-            f"{path}: is a folder; accepted: one {', '.join(_CSV + _PARQUET)} file (a folder of "
+            f"{path}: is a folder; accepted: one {_ACCEPTED} file (a folder of "
             "Spark part files is read by `recommender batch-score`)"
         )
     kind = _kind(path)
@@ -85,9 +94,12 @@ def read_cohort(path) -> pd.DataFrame:
             # Only an empty cell is missing, as for Spark and the outcome files: pandas' own
             # list made 'NA', 'null' and 'None' missing, so such an id was refused as
             # "(empty)" and a crisis_risk of 'NA' read as not flagged, where Spark names it.
-            frame = pd.read_csv(
-                path, dtype=str, sep=_separator(path), keep_default_na=False, na_values=[""]
-            )
+            # Through open_decompressed, as the header: pandas reads .zst only with a
+            # package we do not depend on.
+            with open_decompressed(path) as handle:
+                frame = pd.read_csv(
+                    handle, dtype=str, sep=_separator(path), keep_default_na=False, na_values=[""]
+                )
         else:
             if path.stat().st_size == 0:
                 raise empty_file_error(path, parquet=True)
@@ -171,11 +183,12 @@ def read_csv_header(path, *, sep: str | None = None) -> list[str]:
 
 
 def not_utf8(path) -> str | None:
-    """Where a text file (``.gz``, ``.bz2`` or ``.zst`` read through) stops being UTF-8, said for its author:
-    ``line 4 is not UTF-8 text (byte 0xe9 ...)``, or that it is UTF-16 (a spreadsheet's
-    "Unicode Text"); None for UTF-8 text. A codec's own position is an offset in a buffer of
-    its reader's; this is the file's line. Read in pieces, so a file of gigabytes is checked
-    without holding it (Spark, which reads such bytes as U+FFFD, is given only checked files).
+    """Where a text file (``.gz``, ``.bz2`` or ``.zst`` read through) stops being UTF-8, said
+    for its author: ``line 4 is not UTF-8 text (byte 0xe9 ...)``, or that it is UTF-16 (a
+    spreadsheet's "Unicode Text"); None for UTF-8 text. A codec's own position is an offset
+    in a buffer of its reader's; this is the file's line. Read in pieces, so a file of
+    gigabytes is checked without holding it (Spark, which reads such bytes as U+FFFD, is given
+    only checked files).
     """
     import codecs
 
@@ -211,28 +224,33 @@ def not_utf8(path) -> str | None:
             carried, piece = b"", b""
 
 
-# Compressed text read through, by suffix: what open_decompressed reads, streaming.
-DECOMPRESSED_SUFFIXES = (".gz", ".bz2", ".zst")
-
-
 def open_decompressed(path):
     """``path`` opened for reading its bytes, decompressed as its suffix says (``.gz``,
     ``.bz2``, ``.zst``; any other read as it is), a piece at a time: a file of gigabytes is
     never held whole. Zstandard is read by pyarrow (a dependency), as Spark's codec writes it.
     """
+    return _open_by_suffix(path, "rb")
+
+
+def _open_by_suffix(path, mode: str):
+    """``path`` opened in ``mode`` (``"rb"`` or ``"wb"``) through the codec its suffix names:
+    what :func:`open_decompressed` reads, write_cohort writes (pandas writes ``.zst`` only
+    with a package we do not depend on)."""
     import bz2
     import gzip
 
     name = Path(path).name.lower()
     if name.endswith(".gz"):
-        return gzip.open(path, "rb")
+        return gzip.open(path, mode)
     if name.endswith(".bz2"):
-        return bz2.open(path, "rb")
+        return bz2.open(path, mode)
     if name.endswith(".zst"):
         import pyarrow as pa
 
-        return pa.CompressedInputStream(pa.OSFile(str(path), "rb"), "zstd")
-    return open(path, "rb")
+        if mode == "rb":
+            return pa.CompressedInputStream(pa.OSFile(str(path), "rb"), "zstd")
+        return pa.CompressedOutputStream(str(path), "zstd")
+    return open(path, mode)
 
 
 def check_utf8(path) -> None:
@@ -283,11 +301,7 @@ def empty_file_error(
 
 def _separator(path: Path) -> str:
     name = path.name.lower()
-    return (
-        "\t"
-        if name.endswith(tuple((".tsv", *(f".tsv{s}" for s in DECOMPRESSED_SUFFIXES))))
-        else ","
-    )
+    return "\t" if name.endswith(tuple(s for s in TEXT_SUFFIXES if s.startswith(".tsv"))) else ","
 
 
 _SEPARATORS = {";": "semicolons", "\t": "tabs", "|": "bars", ",": "commas"}
@@ -325,11 +339,11 @@ def write_cohorts(frames, *, stale=()) -> list[Path]:
 
     def writer(frame: pd.DataFrame, path: Path):
         kind = _kind(path)
-        tab = path.name.lower().endswith(".tsv")
 
         def write(temporary: Path) -> None:
-            if kind == "csv":
-                frame.to_csv(temporary, index=False, sep="\t" if tab else ",")
+            if kind == "csv":  # separated and compressed as read_cohort reads it back
+                with _open_by_suffix(temporary, "wb") as handle:
+                    frame.to_csv(handle, index=False, sep=_separator(path))
             else:
                 _plain_columns(frame).to_parquet(temporary, index=False)
 

@@ -16,6 +16,7 @@ from recommender.model._compatibility import (
     arms_not_learnt,
     catalog_difference,
     new_request_fields,
+    unlearnt_arms,
 )
 from recommender.model._evidence import (
     EvidenceEstimate,
@@ -50,6 +51,7 @@ __all__ = [
     "carry_arms",
     "arms_not_learnt",
     "catalog_difference",
+    "unlearnt_arms",
     "chosen_candidates",
     "estimate_basis",
     "learnt_arms",

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-__all__ = ["arms_not_learnt", "catalog_difference", "new_request_fields"]
+__all__ = ["arms_not_learnt", "catalog_difference", "new_request_fields", "unlearnt_arms"]
 
 
 def catalog_difference(model, installed: str, *, version: str | None = None) -> str | None:
@@ -128,12 +128,27 @@ def arms_not_learnt(model, catalog, *, version: str | None = None) -> str | None
 
 
 def _unlearnt_arms(model, catalog) -> list[str]:
-    """The treatment arms of ``catalog`` that ``model``'s own catalog did not have, in
-    ``catalog``'s order (empty when the model records no catalog: it cannot be told)."""
+    """The treatment arms of ``catalog`` that ``model`` never learnt, in ``catalog``'s order
+    (empty when the model records no catalog: it cannot be told)."""
     trained = getattr(model, "catalog", None)
     if trained is None:
         return []
-    known = {*map(str, trained.treatment_arms), *map(str, model.treatment_arms)}
+    return unlearnt_arms(catalog, model.treatment_arms, trained.treatment_arms)
+
+
+def unlearnt_arms(catalog, arms, trained=()) -> list[str]:
+    """The treatment arms ``catalog`` offers that are neither among ``arms`` (those a model
+    learnt) nor among ``trained`` (those of the catalog it was trained under), in ``catalog``'s
+    order: the one comparison behind :func:`arms_not_learnt`, the service's exclusions and the
+    registry's check of its champion (which reads a model's arms from its MLmodel file).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as NS
+    >>> unlearnt_arms(NS(treatment_arms=("coaching", "balint", "peer")), ["coaching"], ["peer"])
+    ['balint']
+    """
+    known = {*map(str, arms), *map(str, trained)}
     return [arm for arm in catalog.treatment_arms if arm not in known]
 
 

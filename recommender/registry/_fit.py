@@ -126,6 +126,7 @@ def champion_concerns(name: str, *, mlflow_client) -> list[str]:
 def _learnt_every_arm(uri: str, catalog) -> bool:
     """Whether the model at ``uri`` records every treatment arm of ``catalog`` among its arms
     (read from its MLmodel file, not its weights); ``False`` when that cannot be told."""
+    from recommender.model import unlearnt_arms
     from recommender.registry._load import readable_uri, resolve_model
     from recommender.registry._store import mlflow_session
 
@@ -135,7 +136,7 @@ def _learnt_every_arm(uri: str, catalog) -> bool:
             arms = (mlflow.models.get_model_info(source).metadata or {}).get("arms")
     except Exception:  # noqa: BLE001 - told by loading the model instead
         return False
-    return arms is not None and set(catalog.treatment_arms) <= set(map(str, arms))
+    return arms is not None and not unlearnt_arms(catalog, arms)
 
 
 def run_concern(name: str, version: str, *, mlflow_client) -> str | None:

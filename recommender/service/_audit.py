@@ -31,8 +31,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from recommender.errors import InputError
-from recommender.service import _audit_export
-from recommender.service._audit_export import stored_since
+from recommender.service._audit_export import EXPORT_CHUNK_ROWS, stored_since
 from recommender.service._audit_tables import SECONDARY_COLUMNS, recommendations, reloads
 from recommender.service._audit_writer import GroupWriter, PendingAppend
 from recommender.service._migrate import (
@@ -368,18 +367,18 @@ class AuditLog:
         """All records (optionally from ``since`` on), oldest first, effects parsed."""
         return list(self.export_rows(since=since))
 
-    def export_rows(self, *, since: datetime | None = None) -> Iterator[dict]:
-        """:meth:`export`'s records one at a time, read from the store
-        :data:`~recommender.service._audit_export.EXPORT_CHUNK_ROWS` at a time (a server-side
-        cursor on PostgreSQL), so that an export of years of records holds only a chunk in
-        memory. The read stays open until the last record is taken or the iterator is closed."""
+    def export_rows(
+        self, *, since: datetime | None = None, chunk_rows: int = EXPORT_CHUNK_ROWS
+    ) -> Iterator[dict]:
+        """:meth:`export`'s records one at a time, read from the store ``chunk_rows`` at a
+        time (a server-side cursor on PostgreSQL), so that an export of years of records holds
+        only a chunk in memory. The read stays open until the last record is taken or the
+        iterator is closed."""
         query = sa.select(recommendations).order_by(recommendations.c.id)
         if since is not None:
             query = query.where(recommendations.c.logged_at >= stored_since(since, self._engine))
         with self._engine.connect() as connection:
-            result = connection.execution_options(
-                yield_per=_audit_export.EXPORT_CHUNK_ROWS
-            ).execute(query)
+            result = connection.execution_options(yield_per=chunk_rows).execute(query)
             for record in result:
                 row = dict(record._mapping)
                 stamp = row["logged_at"]

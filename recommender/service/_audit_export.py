@@ -33,10 +33,12 @@ def audit_csv(rows: Iterable[Mapping]) -> str:
     return "".join(audit_csv_chunks(rows))
 
 
-def audit_csv_chunks(rows: Iterable[Mapping]) -> Iterator[str]:
-    """:func:`audit_csv`'s text in pieces: the header, then :data:`EXPORT_CHUNK_ROWS` rows a
-    piece, each read from ``rows`` (an iterator, as from :meth:`AuditLog.export_rows`) only
-    when the piece before it has been taken."""
+def audit_csv_chunks(
+    rows: Iterable[Mapping], *, chunk_rows: int = EXPORT_CHUNK_ROWS
+) -> Iterator[str]:
+    """:func:`audit_csv`'s text in pieces: the header, then ``chunk_rows`` rows a piece, each
+    read from ``rows`` (an iterator, as from :meth:`AuditLog.export_rows`) only when the piece
+    before it has been taken."""
     rows = (
         {
             **row,
@@ -45,7 +47,7 @@ def audit_csv_chunks(rows: Iterable[Mapping]) -> Iterator[str]:
         }
         for row in rows
     )
-    return _csv_chunks(rows, AUDIT_COLUMNS)
+    return _csv_chunks(rows, AUDIT_COLUMNS, chunk_rows)
 
 
 def rows_csv(rows: Iterable[Mapping], columns: Sequence[str]) -> str:
@@ -53,8 +55,10 @@ def rows_csv(rows: Iterable[Mapping], columns: Sequence[str]) -> str:
     return "".join(rows_csv_chunks(rows, columns))
 
 
-def rows_csv_chunks(rows: Iterable[Mapping], columns: Sequence[str]) -> Iterator[str]:
-    """:func:`rows_csv`'s text in pieces of :data:`EXPORT_CHUNK_ROWS` rows, after the header."""
+def rows_csv_chunks(
+    rows: Iterable[Mapping], columns: Sequence[str], *, chunk_rows: int = EXPORT_CHUNK_ROWS
+) -> Iterator[str]:
+    """:func:`rows_csv`'s text in pieces of ``chunk_rows`` rows, after the header."""
     rows = (
         {
             name: value.isoformat() if isinstance(value, datetime) else value
@@ -62,16 +66,16 @@ def rows_csv_chunks(rows: Iterable[Mapping], columns: Sequence[str]) -> Iterator
         }
         for row in rows
     )
-    return _csv_chunks(rows, columns)
+    return _csv_chunks(rows, columns, chunk_rows)
 
 
-def _csv_chunks(rows: Iterable[Mapping], columns: Sequence[str]) -> Iterator[str]:
+def _csv_chunks(rows: Iterable[Mapping], columns: Sequence[str], chunk_rows: int) -> Iterator[str]:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(columns), lineterminator="\n")
     writer.writeheader()
     yield out.getvalue()
     rows = iter(rows)
-    while chunk := list(islice(rows, EXPORT_CHUNK_ROWS)):
+    while chunk := list(islice(rows, chunk_rows)):
         out.seek(0)
         out.truncate()
         writer.writerows(chunk)

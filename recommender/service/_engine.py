@@ -25,7 +25,13 @@ import numpy as np
 
 from recommender.cohort import PROFILE_COLUMNS
 from recommender.explain import complements_for, evidence_for
-from recommender.model import arms_not_learnt, catalog_difference, model_min_cell, support_check
+from recommender.model import (
+    arms_not_learnt,
+    catalog_difference,
+    model_min_cell,
+    support_check,
+    unlearnt_arms,
+)
 from recommender.policy import (
     Exclusion,
     assign_many,
@@ -150,15 +156,18 @@ class RecommendationEngine(RequestChecking, AnswerWording):
         self.audit = audit
         self.control = catalog.control
         self.modelled = frozenset(model.treatment_arms)
-        trained = getattr(model, "catalog", None)
-        had = set() if trained is None else set(trained.treatment_arms)
+        trained = getattr(model, "catalog", None)  # None: a model that records no catalog
+        unlearnt = (
+            []
+            if trained is None
+            else unlearnt_arms(catalog, model.treatment_arms, trained.treatment_arms)
+        )
         # Why an arm of this catalog has no effect, said in every answer that leaves it out.
         self._unmodelled = {
             arm: f"the served model (version {self.version}) never learnt this arm: its "
             f"intervention catalog {trained.version} did not have it, so it is not ranked until "
             f"a model trained under catalog {catalog.version} is promoted"
-            for arm in catalog.treatment_arms
-            if arm not in self.modelled and trained is not None and arm not in had
+            for arm in unlearnt
         }
         # The columns of every ranking table: the modelled arms, in catalog order.
         self._ranked_columns = [a for a in catalog.treatment_arms if a in self.modelled]

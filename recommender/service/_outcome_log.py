@@ -17,8 +17,8 @@ import sqlalchemy as sa
 
 from recommender.service._audit import AuditLog
 from recommender.errors import InputError
-from recommender.service import _audit_export
 from recommender.service._audit_export import (
+    EXPORT_CHUNK_ROWS,
     as_utc,
     audit_csv_chunks,
     rows_csv,
@@ -137,9 +137,11 @@ def outcome_history(audit: AuditLog, *, since: datetime | None = None) -> list[d
     return list(outcome_history_rows(audit, since=since))
 
 
-def outcome_history_rows(audit: AuditLog, *, since: datetime | None = None) -> Iterator[dict]:
-    """:func:`outcome_history`'s rows one at a time, read from the store a chunk at a time
-    (see :meth:`AuditLog.export_rows`)."""
+def outcome_history_rows(
+    audit: AuditLog, *, since: datetime | None = None, chunk_rows: int = EXPORT_CHUNK_ROWS
+) -> Iterator[dict]:
+    """:func:`outcome_history`'s rows one at a time, read from the store ``chunk_rows`` at a
+    time (see :meth:`AuditLog.export_rows`)."""
     query = (
         sa.select(
             outcomes,
@@ -153,9 +155,7 @@ def outcome_history_rows(audit: AuditLog, *, since: datetime | None = None) -> I
     if since is not None:
         query = query.where(outcomes.c.recorded_at >= stored_since(since, audit.engine))
     with audit.engine.connect() as connection:
-        result = connection.execution_options(yield_per=_audit_export.EXPORT_CHUNK_ROWS).execute(
-            query
-        )
+        result = connection.execution_options(yield_per=chunk_rows).execute(query)
         for record in result:
             row = dict(record._mapping)
             for name in ("recorded_at", "measured_at", "superseded_at"):

@@ -17,7 +17,7 @@ from __future__ import annotations
 from recommender.policy import triage
 from recommender.service._crisis import safety_block
 
-__all__ = ["FALLBACK_FILES", "PROFILE_ROUTES", "proxy_fallbacks"]
+__all__ = ["proxy_fallbacks"]
 
 # The routes whose requests may carry a crisis flag (the service answers flags on each).
 PROFILE_ROUTES = ("/recommend", "/recommend_batch", "/allocate", "/outcomes")
