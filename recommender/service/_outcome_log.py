@@ -90,9 +90,7 @@ def logged_cohort(audit: AuditLog) -> pd.DataFrame:
     columns: dict[str, list] = {}
     count = 0
     with audit.engine.connect() as connection:
-        result = connection.execution_options(yield_per=_audit_export.EXPORT_CHUNK_ROWS).execute(
-            query
-        )
+        result = connection.execution_options(yield_per=EXPORT_CHUNK_ROWS).execute(query)
         for row in result.mappings():
             for name, value in _cohort_record(row).items():
                 column = columns.get(name)
