@@ -87,10 +87,11 @@ def test_a_worker_follows_the_version_another_reloaded_not_a_champion_moved_sinc
 def test_an_unreadable_audit_store_is_a_503_on_export(asgi_client, monkeypatch):
     from recommender.service import AuditLog
 
-    def unreadable(self, since=None):
+    def unreadable(self, since=None, **options):  # the export's rows, read a chunk at a time
         raise OSError("disk I/O error")
+        yield
 
-    monkeypatch.setattr(AuditLog, "export", unreadable)
+    monkeypatch.setattr(AuditLog, "export_rows", unreadable)
     answer = asgi_client.get("/audit/export", headers=auth("auditor"))
     assert answer.status_code == 503
     assert "audit store could not be read" in answer.json()["error"]

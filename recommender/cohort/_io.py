@@ -341,7 +341,9 @@ def write_cohorts(frames, *, stale=()) -> list[Path]:
         kind = _kind(path)
 
         def write(temporary: Path) -> None:
-            if kind == "csv":  # separated and compressed as read_cohort reads it back
+            if kind == "csv" and Path(path).name.lower().endswith((".csv", ".tsv")):
+                frame.to_csv(temporary, index=False, sep=_separator(path))
+            elif kind == "csv":  # separated and compressed as read_cohort reads it back
                 with _open_by_suffix(temporary, "wb") as handle:
                     frame.to_csv(handle, index=False, sep=_separator(path))
             else:
