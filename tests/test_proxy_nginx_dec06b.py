@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.service_fixtures import (  # noqa: F401 - champion_home: a fixture
+from service_fixtures import (  # noqa: F401 - champion_home: a fixture
     _SESSION,
     _stop,
     auth,
