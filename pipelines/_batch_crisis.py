@@ -29,6 +29,7 @@ __all__ = [
     "crisis_rows_when_stopped",
     "flagged_rows",
     "flagged_rows_on_spark",
+    "interrupt_behind",
     "refused_with_crisis_rows",
 ]
 
@@ -61,14 +62,24 @@ def crisis_rows_when_stopped(spark, cohort, rules, out_path):
     context.addJobTag(tag)
     done = []
     try:
-        yield lambda: done.append(True)
+        try:
+            yield lambda: done.append(True)
+        except Exception as error:
+            # Stopped inside a JVM call of this thread, py4j drops its connection and PySpark's
+            # clean-up then calls the JVM on a new one, which may fail: that failure, not the
+            # interrupt, would reach the caller (exit 1, "the Spark job failed"), and the
+            # flagged rows would get nothing.
+            interrupt = interrupt_behind(error)
+            if interrupt is None:
+                raise
+            raise interrupt from None
     except KeyboardInterrupt as interrupt:
         if done:
             interrupt.left = f"the scored table was written to {out_path} whole"
             raise
         # A job the signal left running (validation's, the model's broadcast) would keep the
         # cores busy before the look-up below; the write's own job is already cancelled.
-        context.cancelJobsWithTag(tag)
+        _after_interrupt(lambda: context.cancelJobsWithTag(tag))
         try:
             listed = _cancellable(spark, lambda: flagged_rows(cohort))
         except KeyboardInterrupt as again:
@@ -89,7 +100,34 @@ def crisis_rows_when_stopped(spark, cohort, rules, out_path):
         )
         raise
     finally:
-        context.removeJobTag(tag)
+        _after_interrupt(lambda: context.removeJobTag(tag))
+
+
+def interrupt_behind(error: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C or ``kill`` during whose handling PySpark or py4j raised ``error``, if any."""
+    seen = error
+    while seen is not None and type(seen).__module__.startswith(("pyspark", "py4j")):
+        seen = seen.__context__
+        if isinstance(seen, KeyboardInterrupt):
+            return seen
+    return None
+
+
+def _after_interrupt(call, attempts: int = 5):
+    """``call()``, a quick JVM call of this thread, tried again while py4j's new connection
+    fails: an interrupt inside a JVM call drops this thread's connection, and the JVM may
+    still be closing it as the next one opens ("Answer from Java side is empty")."""
+    import time
+
+    from py4j.protocol import Py4JNetworkError
+
+    for attempt in range(attempts):
+        try:
+            return call()
+        except Py4JNetworkError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def flagged_rows_on_spark(data_path, *, master: str = "local[2]") -> pd.DataFrame:

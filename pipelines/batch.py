@@ -59,6 +59,7 @@ from pipelines._batch_crisis import (
     check_crisis_column,
     crisis_rows_when_stopped,
     flagged_rows_on_spark,
+    interrupt_behind,
     refused_with_crisis_rows,
 )
 from pipelines._crisis_rows import beside
@@ -73,6 +74,7 @@ __all__ = [
     "score_with_spark",
     "spark_error_message",
     "flagged_rows_on_spark",
+    "interrupt_behind",
 ]
 
 _ROW = "_batch_row"

@@ -145,6 +145,57 @@ def test_stopped_during_a_spark_job_cancels_it_and_still_writes_them(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cohort.csv", "scored.crisis.csv"]
 
 
+def test_a_py4j_failure_raised_while_handling_the_stop_is_still_the_stop(
+    spark, tmp_path, monkeypatch, capsys
+):
+    # Found in a full run: stopped inside a JVM call of the main thread, py4j drops its
+    # connection and PySpark's clean-up (SCCallSiteSync) calls the JVM on a new one, which
+    # failed ("Answer from Java side is empty"): exit 1, "the Spark job failed", and the flagged
+    # people got nothing. Made certain here: the clean-up's failure is raised by hand.
+    import pipelines.batch
+    import recommender.registry
+    from py4j.protocol import Py4JNetworkError
+
+    class Scorer:
+        extra_features = ()
+
+    def validation_stopped_then_failing(cohort, *, extra_features):
+        try:
+            raise KeyboardInterrupt
+        finally:
+            raise Py4JNetworkError("Answer from Java side is empty")
+
+    monkeypatch.setattr(recommender.registry, "spark_scorer", lambda *a, **k: Scorer())
+    monkeypatch.setattr(pipelines.batch, "validate_cohort_spark", validation_stopped_then_failing)
+    data = _cohort(tmp_path / "cohort.csv", flags=("false", "1", "maybe"))
+    assert _batch_score(data, tmp_path / "scored.parquet") == 130
+    err = capsys.readouterr().err
+    assert err.startswith("interrupted (SIGINT)") and "they are in" in err, err
+    assert pd.read_csv(tmp_path / "scored.crisis.csv")["person_id"].tolist() == ["p2", "p3"]
+
+
+def test_a_spark_failure_without_a_stop_is_still_a_failure(spark, tmp_path, monkeypatch, capsys):
+    # ... and the same failure with no interrupt behind it stays what it is.
+    import pipelines.batch
+    import recommender.registry
+    from py4j.protocol import Py4JNetworkError
+
+    class Scorer:
+        extra_features = ()
+
+    def failing(cohort, *, extra_features):
+        try:
+            raise ValueError("not an interrupt")
+        finally:
+            raise Py4JNetworkError("Answer from Java side is empty")
+
+    monkeypatch.setattr(recommender.registry, "spark_scorer", lambda *a, **k: Scorer())
+    monkeypatch.setattr(pipelines.batch, "validate_cohort_spark", failing)
+    data = _cohort(tmp_path / "cohort.csv")
+    assert _batch_score(data, tmp_path / "scored.parquet") == 1
+    assert "the Spark job failed" in capsys.readouterr().err
+
+
 def test_stopped_again_while_the_flagged_rows_are_looked_up_says_they_were_not_written(
     spark, tmp_path, monkeypatch, capsys
 ):

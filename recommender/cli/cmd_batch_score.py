@@ -58,7 +58,7 @@ answer_refused = crisis_rows_first("nothing was scored", on_spark=True)
 def run(args) -> int:
     import sys
 
-    from pipelines.batch import score_with_spark, spark_error_message
+    from pipelines.batch import interrupt_behind, score_with_spark, spark_error_message
 
     try:
         summary = score_with_spark(
@@ -75,6 +75,8 @@ def run(args) -> int:
     except Exception as error:  # noqa: BLE001 - only Spark's own failures are rephrased
         if not type(error).__module__.startswith(("pyspark", "py4j")):
             raise
+        if (interrupt := interrupt_behind(error)) is not None:
+            raise interrupt from None  # stopped, not failed: said as every stop is
         # A failed Spark job carries the worker's whole traceback and the JVM's; the last
         # Python error line is what a user can act on (the log above keeps the rest).
         print(
