@@ -427,7 +427,7 @@ def test_the_server_ends_with_serve_even_when_serve_is_killed(tmp_path):
         "import subprocess, sys, time\n"
         "from recommender.cli.cmd_serve import _stop_with_this_process\n"
         "child = subprocess.Popen(['sleep', '300'], start_new_session=True,"
-        " preexec_fn=_stop_with_this_process)\n"
+        " preexec_fn=_stop_with_this_process())\n"
         "print(child.pid, flush=True)\n"
         "time.sleep(300)\n"
     )

@@ -120,7 +120,7 @@ def run(args) -> int:
     # restart its workers, and the server would go on running, orphaned, on the port.
     try:
         process = subprocess.Popen(
-            command, env=env, start_new_session=True, preexec_fn=_stop_with_this_process
+            command, env=env, start_new_session=True, preexec_fn=_stop_with_this_process()
         )
     except BaseException:
         if temporary_home:
@@ -204,16 +204,29 @@ def _remove_ended_runs_homes(memory) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _stop_with_this_process() -> None:
-    """In the server's process before it starts (Linux): SIGTERM when this process ends, even
-    by ``kill -9``, which no longer reaches the server through the process group."""
+def _stop_with_this_process():
+    """What the server's process runs before it starts (Linux): SIGTERM when this process ends,
+    even by ``kill -9``, which no longer reaches the server through the process group; and, if
+    this process already ended between the fork and that call, SIGTERM at once.
+
+    libc is loaded here, in this process: loading a library in the forked child can deadlock."""
     import ctypes
+    import os
     import signal
     import sys
 
-    if sys.platform.startswith("linux"):
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def stop_with_parent() -> None:
         PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+        if os.getppid() != parent:  # orphaned before the signal was set
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return stop_with_parent
 
 
 def _check_address(host: str, port: int) -> None:
