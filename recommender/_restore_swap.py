@@ -148,7 +148,14 @@ def put_in_place(
         }
         for _, target in plan
     ]
-    journal = {"stamp": stamp, "backup": str(backup), "phase": "copying", "steps": steps}
+    journal = {
+        "stamp": stamp,
+        "backup": str(backup),
+        "phase": "copying",
+        "steps": steps,
+        # who writes it: a journal of a restore still running is not a stopped one's
+        "process": {"pid": os.getpid(), "started": _started(os.getpid())},
+    }
     _write_journal(models, journal)
     copies = [Path(step["copy"]) for step in steps]
     written = 0
@@ -211,6 +218,31 @@ def put_in_place(
     return moved, databases
 
 
+def _started(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot), which tells it from a later
+    process given the same id; None where /proc cannot tell."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            # "pid (name) state ppid ...": the name may hold spaces and parentheses
+            return stat.read().rpartition(b")")[2].split()[19].decode()
+    except (OSError, IndexError):
+        return None
+
+
+def _still_running(journal: dict) -> int | None:
+    """The id of the process writing ``journal`` if it still runs, else None."""
+    from recommender._processes import process_alive
+
+    writer = journal.get("process") or {}
+    pid = writer.get("pid")
+    if not isinstance(pid, int) or pid == os.getpid() or not process_alive(pid):
+        return None
+    started = writer.get("started")
+    if started is not None and _started(pid) not in (None, started):
+        return None  # the id now names another process
+    return pid
+
+
 def _read_journal(models: Path) -> dict | None:
     from recommender.errors import InputError
 
@@ -256,6 +288,15 @@ def finish_interrupted_restore(models_dir) -> list[str]:
     said = []
     journal = _read_journal(models)
     if journal is not None:
+        running = _still_running(journal)
+        if running is not None:
+            from recommender.errors import InputError
+
+            raise InputError(
+                f"{models / JOURNAL}: a restore of {journal.get('backup')} into {models} is "
+                f"running (process {running}); nothing was done: wait for it to end, then "
+                "run again"
+            )
         said.append(_finish(journal, models))
         _drop_journal(models)
     leftovers = []
@@ -336,7 +377,8 @@ def refuse_interrupted_restore(models_dir) -> None:
     path = Path(models_dir).resolve() / JOURNAL
     if path.exists():
         raise InputError(
-            f"{path}: a restore was stopped midway (killed) and the models folder may be part "
-            "restored; run `recommender backup --restore DIR` again (or any `recommender "
-            "backup`), which finishes or undoes it first, then start the service"
+            f"{path}: a restore into this models folder is running, or was stopped midway "
+            "(killed) and the folder may be part restored; once no restore runs, run "
+            "`recommender backup --restore DIR` again (or any `recommender backup`), which "
+            "finishes or undoes it first, then start the service"
         )

@@ -238,7 +238,8 @@ def test_a_restore_killed_between_the_audit_and_the_mlflow_store_is_finished_nex
     # the service does not start over it
     refused = _recommender("serve", "--check")
     assert refused.returncode == 2
-    assert f"{home / '.restore-journal.json'}: a restore was stopped midway" in refused.stderr
+    assert f"{home / '.restore-journal.json'}: a restore into this models folder" in refused.stderr
+    assert "stopped midway (killed)" in refused.stderr
     assert "recommender backup --restore DIR" in refused.stderr
 
     done = _recommender("backup", "--restore", str(backed_up))
@@ -269,6 +270,24 @@ def test_a_killed_restore_whose_copy_is_gone_is_undone_next(home, backed_up, tmp
     assert "as it was before the restore" in done.stderr
     assert _as_before(home) and _state(home) == before
     assert _left_by_restores(home) == [] and not list(home.rglob("*.before-restore-*"))
+
+
+def test_a_restore_still_running_is_left_alone(home, backed_up, tmp_path):
+    def the_next_backup_refuses_and_touches_nothing():
+        left = _left_by_restores(home)
+        done = _recommender("backup", "--to", str(tmp_path / "meanwhile"))
+        assert done.returncode == 2
+        assert "a restore of" in done.stderr and "is running (process" in done.stderr
+        assert _left_by_restores(home) == left and len(left) == 2  # its copy, its journal
+
+    _killed_at(
+        "copy",
+        1,
+        "backup",
+        "--restore",
+        str(backed_up),
+        check=the_next_backup_refuses_and_touches_nothing,
+    )
 
 
 def test_copies_left_without_a_journal_are_removed_and_named(home, backed_up, capsys):
