@@ -156,10 +156,10 @@ def put_in_place(
         # who writes it: a journal of a restore still running is not a stopped one's
         "process": {"pid": os.getpid(), "started": _started(os.getpid())},
     }
-    _write_journal(models, journal)
     copies = [Path(step["copy"]) for step in steps]
     written = 0
     try:
+        _write_journal(models, journal)
         for (source, target), copy in zip(plan, copies):
             written += 1
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -173,7 +173,7 @@ def put_in_place(
         _drop_journal(models)
         if not isinstance(error, OSError):
             raise
-        failed = copies[written - 1]
+        failed = copies[written - 1] if written else models / f".restoring-{stamp}-{JOURNAL}"
         raise InputError(
             f"{failed.parent}: could not write {failed.name[len(f'.restoring-{stamp}-') :]} "
             f"there ({error.strerror or error}); nothing was restored or replaced: free space "
