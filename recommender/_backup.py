@@ -25,9 +25,16 @@ import os
 import shutil
 import sqlite3
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from recommender._restore_swap import (
+    JOURNAL,
+    finish_interrupted_restore,
+    is_sqlite,
+    make_durable,
+    put_in_place,
+)
 from recommender.errors import InputError
 
 __all__ = [
@@ -42,11 +49,11 @@ __all__ = [
 ]
 
 MANIFEST = "manifest.json"
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 # Never copied: SQLite's side files (the backup API reads through them), lock files, BentoML's
 # home (the workers' metrics of a run), and the files commands write for the operator.
 _SKIPPED_SUFFIXES = ("-wal", "-shm", "-journal", ".lock")
 _SKIPPED_FOLDERS = ("bentoml", "work")
+_RESTORE_FILES = (JOURNAL, ".restoring-")
 
 
 @dataclass
@@ -54,6 +61,8 @@ class BackupReport:
     folder: Path
     manifest: dict
     notes: list[str] = field(default_factory=list)
+    # what finishing or undoing an earlier restore that was killed did, first
+    recovered: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -66,14 +75,7 @@ class RestoreReport:
     erasures_after: int | None
     notes: list[str] = field(default_factory=list)
     databases_aside: list[Path] = field(default_factory=list)
-
-
-def _is_sqlite(path: Path) -> bool:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(16) == _SQLITE_MAGIC
-    except OSError:
-        return False
+    recovered: list[str] = field(default_factory=list)
 
 
 def _sha256(path: Path) -> str:
@@ -121,9 +123,11 @@ def _copy_tree(source: Path, target: Path, files: list[dict], top: Path, *, root
             continue
         if not entry.is_file() or entry.name.endswith(_SKIPPED_SUFFIXES):
             continue
+        if entry.name.startswith(_RESTORE_FILES):  # a restore's, not the product's state
+            continue
         destination = target / entry.name
         destination.parent.mkdir(parents=True, exist_ok=True)
-        if _is_sqlite(entry):
+        if is_sqlite(entry):
             copy_sqlite(entry, destination)
             how = "sqlite backup API"
         else:
@@ -199,6 +203,10 @@ def _sqlite_store(tracking_uri: str | None) -> Path | None:
 def _checked_empty_target(folder: Path) -> None:
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         what = "a file" if not folder.is_dir() else "a folder that is not empty"
+        if folder.is_dir() and not (folder / MANIFEST).exists():
+            what += (
+                f" and without {MANIFEST} (a backup stopped midway leaves such a folder: remove it)"
+            )
         raise InputError(
             f"--to {folder}: {what}; accepted: a new or empty folder (a backup never "
             "overwrites another)"
@@ -216,6 +224,8 @@ def back_up(config, folder: Path, *, tracking_uri: str, configs: Path | None) ->
     models = Path(config.models_dir).resolve()
     if not models.is_dir():
         raise InputError(f"models folder {models}: does not exist; nothing to back up")
+    # Never a copy of a folder a killed restore left half swapped.
+    recovered = finish_interrupted_restore(models)
     taken_at = datetime.now(timezone.utc)
     folder.mkdir(parents=True, exist_ok=True)
     os.chmod(folder, 0o700)  # it holds the salt and the audit log
@@ -305,8 +315,24 @@ def back_up(config, folder: Path, *, tracking_uri: str, configs: Path | None) ->
         "files": files,
         "notes": notes,
     }
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    return BackupReport(folder=folder, manifest=manifest, notes=notes)
+    _write_manifest(folder, manifest)
+    return BackupReport(folder=folder, manifest=manifest, notes=notes, recovered=recovered)
+
+
+def _write_manifest(folder: Path, manifest: dict) -> None:
+    """Write the manifest last, whole, after every file it names is on disk: it is what makes
+    the folder a backup. A backup killed (or a machine stopped) before this has none, and
+    restore refuses it; a temporary that a kill left is not named ``manifest.json``."""
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            make_durable(path)
+    temporary = folder / f".{MANIFEST}.tmp"
+    with open(temporary, "w") as handle:
+        handle.write(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, folder / MANIFEST)
+    make_durable(folder)
 
 
 def read_manifest(folder: Path) -> dict:
@@ -315,7 +341,9 @@ def read_manifest(folder: Path) -> dict:
         manifest = json.loads(path.read_text())
     except FileNotFoundError:
         raise InputError(
-            f"--restore {folder}: no {MANIFEST}; accepted: a folder `recommender backup --to` wrote"
+            f"--restore {folder}: no {MANIFEST}, which `recommender backup --to` writes last: "
+            "not a backup, or one stopped before it finished; nothing was restored; accepted: "
+            "a folder `recommender backup --to` wrote to the end"
         ) from None
     except (ValueError, UnicodeDecodeError) as error:
         raise InputError(f"{path}: not the JSON a backup writes ({error})") from None
@@ -365,103 +393,6 @@ def _erasures_in(database: Path, since_id: int | None) -> int | None:
     return int(row[0])
 
 
-def _checkpointed(database: Path) -> None:
-    """Write the committed rows the write-ahead log of ``database`` holds into the file itself
-    and empty the log, so that the file alone holds them (nothing else may hold it open)."""
-    try:
-        connection = sqlite3.connect(database, timeout=5)
-        try:
-            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-        finally:
-            connection.close()
-    except sqlite3.Error:
-        pass  # unreadable: its side files are moved with it, still paired, for a later look
-
-
-_SIDE_FILES = ("-wal", "-shm")
-
-
-def _aside(target: Path, stamp: str) -> Path:
-    return target.with_name(f"{target.name}.before-restore-{stamp}")
-
-
-def _moved_aside(target: Path, stamp: str) -> Path:
-    """Rename ``target`` to ``<name>.before-restore-<stamp>``, a SQLite database with its
-    side files renamed ``<that>-wal`` and ``<that>-shm``: SQLite pairs a database only with the
-    log named after it, so the moved-aside copy keeps the rows only its log held."""
-    aside = _aside(target, stamp)
-    for suffix in _SIDE_FILES:
-        side = Path(f"{target}{suffix}")
-        if side.exists():
-            side.rename(Path(f"{aside}{suffix}"))
-    target.rename(aside)
-    return aside
-
-
-def _put_back(target: Path, stamp: str) -> None:
-    """Undo :func:`_moved_aside` (also when it stopped midway), dropping the restored copy."""
-    aside = _aside(target, stamp)
-    if aside.exists():
-        target.unlink(missing_ok=True)
-        aside.rename(target)
-    for suffix in _SIDE_FILES:
-        side = Path(f"{aside}{suffix}")
-        if side.exists():
-            side.rename(Path(f"{target}{suffix}"))
-
-
-def _put_in_place(plan: list[tuple[Path, Path]], stamp: str) -> tuple[list[Path], list[Path]]:
-    """Copy each ``(source, target)`` of ``plan`` into place, moving what it replaces aside;
-    returns what was moved aside and the databases among it.
-
-    All or nothing: every source is first copied beside its target (a full disk or an
-    unreadable file stops the restore there, nothing replaced); then, signals held, each target
-    is moved aside and its copy renamed in, and a failure among those renames puts every
-    moved-aside file back."""
-    from recommender._files import signals_held
-
-    prefix = f".restoring-{stamp}-"
-    copies = []
-    try:
-        for source, target in plan:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            copies.append(target.with_name(prefix + target.name))
-            shutil.copy2(source, copies[-1])
-    except OSError as error:
-        for copy in copies:
-            copy.unlink(missing_ok=True)
-        raise InputError(
-            f"{copies[-1].parent}: could not write {copies[-1].name[len(prefix) :]} there "
-            f"({error.strerror or error}); nothing was restored or replaced: free space there "
-            "(or make it writable) and run again"
-        ) from None
-    for _, target in plan:
-        if target.is_file() and _is_sqlite(target):
-            _checkpointed(target)  # before it is moved: see _moved_aside
-    moved, databases, done = [], [], []
-    with signals_held():
-        try:
-            for copy, (_, target) in zip(copies, plan):
-                existed = target.exists()
-                done.append((target, existed))
-                if existed:
-                    database = _is_sqlite(target)
-                    moved.append(_moved_aside(target, stamp))
-                    if database:
-                        databases.append(moved[-1])
-                os.replace(copy, target)
-        except BaseException:
-            for target, existed in reversed(done):
-                if existed:
-                    _put_back(target, stamp)
-                else:
-                    target.unlink(missing_ok=True)
-            for copy in copies:
-                copy.unlink(missing_ok=True)
-            raise
-    return moved, databases
-
-
 def restore(backup: Path, config, *, tracking_uri: str | None = None) -> RestoreReport:
     """Put the backup at ``backup`` back where ``config`` names: its models folder, its audit
     store when it is a SQLite file, and an MLflow store the backup took from outside the models
@@ -471,15 +402,16 @@ def restore(backup: Path, config, *, tracking_uri: str | None = None) -> Restore
     from recommender.service import sqlite_file
 
     backup = Path(backup)
-    manifest = read_manifest(backup)
     models = Path(config.models_dir).resolve()
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    # (copy in the backup, where it goes)
+    recovered = finish_interrupted_restore(models)
+    manifest = read_manifest(backup)
+    # (copy in the backup, where it goes): the files the manifest names and read_manifest
+    # checked, not whatever else the folder holds
     plan: list[tuple[Path, Path]] = []
-    source_models = backup / "models"
-    for path in sorted(source_models.rglob("*")):
-        if path.is_file():
-            plan.append((path, models / path.relative_to(source_models)))
+    for entry in sorted(manifest.get("files", []), key=lambda entry: entry["path"]):
+        inside = Path(entry["path"])
+        if inside.parts[0] == "models":
+            plan.append((backup / inside, models.joinpath(*inside.parts[1:])))
     audit = manifest.get("audit_store") or {}
     live_audit = sqlite_file(config.audit_store)
     live_audit = live_audit.resolve() if live_audit is not None else None
@@ -523,7 +455,7 @@ def restore(backup: Path, config, *, tracking_uri: str | None = None) -> Restore
 
     busy = []
     for _, target in plan:
-        if target.is_file() and _is_sqlite(target):
+        if target.is_file() and is_sqlite(target):
             holders = processes_holding(target)
             if holders:
                 busy.append(f"{target} (process {', '.join(map(str, holders))})")
@@ -539,7 +471,7 @@ def restore(backup: Path, config, *, tracking_uri: str | None = None) -> Restore
     if live_audit is not None and live_audit.is_file() and audit.get("kind") == "sqlite":
         since = (audit.get("erasures") or {}).get("last_id")
         erasures_after = _erasures_in(live_audit, since)
-    moved, databases = _put_in_place(plan, stamp)
+    moved, databases = put_in_place(plan, _new_stamp(plan), models=models, backup=backup)
     if audit.get("kind") == "sqlite":
         taken = manifest.get("taken_at")
         if erasures_after:
@@ -564,5 +496,22 @@ def restore(backup: Path, config, *, tracking_uri: str | None = None) -> Restore
             "serve.yaml)"
         )
     return RestoreReport(
-        moved_aside=moved, erasures_after=erasures_after, notes=notes, databases_aside=databases
+        moved_aside=moved,
+        erasures_after=erasures_after,
+        notes=notes,
+        databases_aside=databases,
+        recovered=recovered,
     )
+
+
+def _new_stamp(plan: list[tuple[Path, Path]]) -> str:
+    """The time that names this restore's files, one that no earlier restore's moved-aside
+    file bears (two restores within a second: the second would rename over the first's)."""
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    while True:
+        stamp = now.strftime("%Y%m%dT%H%M%SZ")
+        if not any(
+            target.with_name(f"{target.name}.before-restore-{stamp}").exists() for _, target in plan
+        ):
+            return stamp
+        now += timedelta(seconds=1)

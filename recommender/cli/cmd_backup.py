@@ -20,7 +20,8 @@ def configure(parser) -> None:
         "--restore",
         metavar="DIR",
         help="a folder `backup --to` wrote: put it back where the settings name (stop the "
-        "service first; what is replaced is moved aside, named *.before-restore-<time>)",
+        "service first; what is replaced is moved aside, named *.before-restore-<time>). "
+        "Either form first finishes, or undoes, a restore that was killed midway",
     )
     parser.add_argument(
         "--config",
@@ -36,11 +37,16 @@ def run(args) -> int:
     from pathlib import Path
 
     from recommender._backup import back_up, restore
+    from recommender._restore_swap import finish_interrupted_restore
     from recommender.paths import config_dir
     from recommender.registry import tracking_uri
     from recommender.service import load_serve_config
 
     config = load_serve_config(args.config)
+    # A restore killed midway is finished or undone before anything else, and said even when
+    # what follows is refused.
+    for line in finish_interrupted_restore(config.models_dir):
+        print(f"recovered: {line}", file=sys.stderr)
     if args.restore is not None:
         report = restore(Path(args.restore), config, tracking_uri=tracking_uri())
         print(f"restored {args.restore} into {config.models_dir}")

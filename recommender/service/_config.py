@@ -251,7 +251,8 @@ def check_before_serving(config: ServeConfig) -> None:
 
     The API keys given outside ``serve.yaml`` (``$RECOMMENDER_API_KEYS`` or the secrets
     folder's ``api_keys``: an entry a worker cannot read would stop it at every start) and an
-    audit URL that names no store (no server can make it work). Called by ``recommender
+    audit URL that names no store (no server can make it work), and a models folder that a
+    restore killed midway left part restored (its journal is there). Called by ``recommender
     serve`` and when the service class is defined, which a plain ``bentoml serve`` (the bento's
     container) does in its own process before it starts workers, so both stop here, naming the
     setting, instead of running without a worker that can answer.
@@ -261,11 +262,14 @@ def check_before_serving(config: ServeConfig) -> None:
     InputError
         Naming the variable, file or URL (password masked) and what is accepted.
     """
+    from recommender._restore_swap import refuse_interrupted_restore
     from recommender.service._audit import check_audit_url
     from recommender.service._auth import secret_api_keys
 
     secret_api_keys()
     check_audit_url(config.audit_store)
+    # A models folder a killed restore left part restored: `recommender backup` sorts it out.
+    refuse_interrupted_restore(config.models_dir)
 
 
 def _worker_override(key: str, configured):

@@ -1,0 +1,384 @@
+"""Putting a restore's files in place all or nothing, even when the restore is killed.
+
+A restore copies each file of the backup beside its place (``.restoring-<stamp>-<name>``),
+then swaps the copies in, moving what they replace aside (``<name>.before-restore-<stamp>``).
+Ctrl-C and ``kill`` are held off during the swaps and a failure among them puts everything
+back, but ``kill -9`` (or a crash, or a power cut) cannot be held off: it could stop the
+restore between the swap of the audit store and that of the MLflow store, leaving one restored
+and the other not, or leave its copies behind.
+
+So the restore keeps a journal, ``.restore-journal.json`` in the models folder, naming every
+copy, where it goes and where what it replaces is moved. It is written (and fsynced) before
+the first copy, saying ``copying``, and again once every copy is whole and fsynced, saying
+``swapping``: that second write is the point after which the restore is finished rather than
+undone. :func:`finish_interrupted_restore`, which ``recommender backup`` (both ``--to`` and
+``--restore``) runs first, reads a journal left behind: ``copying``, it removes the copies
+(nothing had been replaced); ``swapping``, it does the swaps not yet done, or, when a copy it
+needs is gone, puts back everything moved aside. ``recommender serve`` refuses to start while a
+journal is there (:func:`refuse_interrupted_restore`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sqlite3
+from pathlib import Path
+
+__all__ = [
+    "JOURNAL",
+    "finish_interrupted_restore",
+    "is_sqlite",
+    "make_durable",
+    "put_in_place",
+    "refuse_interrupted_restore",
+]
+
+JOURNAL = ".restore-journal.json"
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_SIDE_FILES = ("-wal", "-shm")
+# The copies a restore makes: .restoring-<stamp>-<name>, stamp as restore() writes it.
+_COPY_NAME = re.compile(r"^\.restoring-\d{8}T\d{6}Z-.")
+
+
+def is_sqlite(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(16) == _SQLITE_MAGIC
+    except OSError:
+        return False
+
+
+def make_durable(path: Path) -> None:
+    """Make ``path`` (a file, or a folder: the names in it) durable on disk."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _checkpointed(database: Path) -> None:
+    """Write the committed rows the write-ahead log of ``database`` holds into the file itself
+    and empty the log, so that the file alone holds them (nothing else may hold it open)."""
+    try:
+        connection = sqlite3.connect(database, timeout=5)
+        try:
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        pass  # unreadable: its side files are moved with it, still paired, for a later look
+
+
+def _aside(target: Path, stamp: str) -> Path:
+    return target.with_name(f"{target.name}.before-restore-{stamp}")
+
+
+def _moved_aside(target: Path, stamp: str) -> Path:
+    """Rename ``target`` to ``<name>.before-restore-<stamp>``, a SQLite database with its
+    side files renamed ``<that>-wal`` and ``<that>-shm``: SQLite pairs a database only with the
+    log named after it, so the moved-aside copy keeps the rows only its log held. Run again
+    after a kill between those renames, it finishes them."""
+    aside = _aside(target, stamp)
+    for suffix in _SIDE_FILES:
+        side = Path(f"{target}{suffix}")
+        if side.exists():
+            side.rename(Path(f"{aside}{suffix}"))
+    target.rename(aside)
+    return aside
+
+
+def _put_back(target: Path, stamp: str) -> None:
+    """Undo :func:`_moved_aside` (also when it stopped midway), dropping the restored copy."""
+    aside = _aside(target, stamp)
+    if aside.exists():
+        target.unlink(missing_ok=True)
+        aside.rename(target)
+    for suffix in _SIDE_FILES:
+        side = Path(f"{aside}{suffix}")
+        if side.exists():
+            side.rename(Path(f"{target}{suffix}"))
+
+
+def _write_journal(models: Path, journal: dict) -> None:
+    """Replace the journal whole and durably: a reader finds the old one or the new one."""
+    models.mkdir(parents=True, exist_ok=True)
+    path = models / JOURNAL
+    temporary = models / f"{JOURNAL}.tmp"
+    with open(temporary, "w") as handle:
+        json.dump(journal, handle, indent=2)
+        handle.flush()
+        os.fsync(handle.fileno())
+    temporary.rename(path)  # replaces an earlier journal at once (POSIX)
+    make_durable(models)
+
+
+def _drop_journal(models: Path) -> None:
+    (models / JOURNAL).unlink(missing_ok=True)
+    (models / f"{JOURNAL}.tmp").unlink(missing_ok=True)
+
+
+def _copy_of(target: Path, stamp: str) -> Path:
+    return target.with_name(f".restoring-{stamp}-{target.name}")
+
+
+def put_in_place(
+    plan: list[tuple[Path, Path]], stamp: str, *, models: Path, backup: Path
+) -> tuple[list[Path], list[Path]]:
+    """Copy each ``(source, target)`` of ``plan`` into place, moving what it replaces aside;
+    returns what was moved aside and the databases among it.
+
+    All or nothing: every source is first copied beside its target (a full disk, an unreadable
+    file or Ctrl-C stops the restore there, its copies removed, nothing replaced); then, signals
+    held, each target is moved aside and its copy renamed in, and a failure among those renames
+    puts every moved-aside file back. The journal in ``models`` lets the next ``recommender
+    backup`` finish or undo a restore that ``kill -9`` stopped (see the module's docstring)."""
+    from recommender._files import signals_held
+    from recommender.errors import InputError
+
+    steps = [
+        {
+            "target": str(target),
+            "copy": str(_copy_of(target, stamp)),
+            "aside": str(_aside(target, stamp)),
+            "existed": target.exists(),
+        }
+        for _, target in plan
+    ]
+    journal = {
+        "stamp": stamp,
+        "backup": str(backup),
+        "phase": "copying",
+        "steps": steps,
+        # who writes it: a journal of a restore still running is not a stopped one's
+        "process": {"pid": os.getpid(), "started": _started(os.getpid())},
+    }
+    copies = [Path(step["copy"]) for step in steps]
+    written = 0
+    try:
+        _write_journal(models, journal)
+        for (source, target), copy in zip(plan, copies):
+            written += 1
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, copy)
+            make_durable(copy)  # whole on disk before the journal says it may be swapped in
+        for folder in {copy.parent for copy in copies}:
+            make_durable(folder)
+    except BaseException as error:
+        for copy in copies:
+            copy.unlink(missing_ok=True)
+        _drop_journal(models)
+        if not isinstance(error, OSError):
+            raise
+        failed = copies[written - 1] if written else models / f".restoring-{stamp}-{JOURNAL}"
+        raise InputError(
+            f"{failed.parent}: could not write {failed.name[len(f'.restoring-{stamp}-') :]} "
+            f"there ({error.strerror or error}); nothing was restored or replaced: free space "
+            "there (or make it writable) and run again"
+        ) from None
+    try:
+        for _, target in plan:
+            if target.is_file() and is_sqlite(target):
+                _checkpointed(target)  # before it is moved: see _moved_aside
+        # From here on a killed restore is finished, not undone.
+        _write_journal(models, {**journal, "phase": "swapping"})
+    except BaseException:
+        for copy in copies:
+            copy.unlink(missing_ok=True)
+        _drop_journal(models)
+        raise
+    moved, databases, done = [], [], []
+    with signals_held():
+        try:
+            for copy, (_, target) in zip(copies, plan):
+                existed = target.exists()
+                done.append((target, existed))
+                if existed:
+                    database = is_sqlite(target)
+                    moved.append(_moved_aside(target, stamp))
+                    if database:
+                        databases.append(moved[-1])
+                os.replace(copy, target)
+        except BaseException:
+            for target, existed in reversed(done):
+                if existed:
+                    _put_back(target, stamp)
+                else:
+                    target.unlink(missing_ok=True)
+            for copy in copies:
+                copy.unlink(missing_ok=True)
+            _drop_journal(models)
+            raise
+        for folder in {target.parent for _, target in plan}:
+            make_durable(folder)
+        _drop_journal(models)
+    return moved, databases
+
+
+def _started(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot), which tells it from a later
+    process given the same id; None where /proc cannot tell."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            # "pid (name) state ppid ...": the name may hold spaces and parentheses
+            return stat.read().rpartition(b")")[2].split()[19].decode()
+    except (OSError, IndexError):
+        return None
+
+
+def _still_running(journal: dict) -> int | None:
+    """The id of the process writing ``journal`` if it still runs, else None."""
+    from recommender._processes import process_alive
+
+    writer = journal.get("process") or {}
+    pid = writer.get("pid")
+    if not isinstance(pid, int) or pid == os.getpid() or not process_alive(pid):
+        return None
+    started = writer.get("started")
+    if started is not None and _started(pid) not in (None, started):
+        return None  # the id now names another process
+    return pid
+
+
+def _read_journal(models: Path) -> dict | None:
+    from recommender.errors import InputError
+
+    path = models / JOURNAL
+    try:
+        journal = json.loads(path.read_text())
+        journal["steps"] = [
+            {**step, **{key: Path(step[key]) for key in ("target", "copy", "aside")}}
+            for step in journal["steps"]
+        ]
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError) as error:
+        # Written whole by a rename: unreadable means changed by hand, not stopped midway.
+        raise InputError(
+            f"{path}: not the journal a restore writes ({error}); nothing was finished or "
+            "undone: compare the models folder with the backup by hand, then remove that file"
+        ) from None
+    return journal
+
+
+def _described(paths: list[Path], models: Path) -> str:
+    """The databases by name, the other files (often hundreds of artifacts) counted."""
+    databases = [str(p) for p in paths if is_sqlite(p)]
+    others = len(paths) - len(databases)
+    named = ", ".join(databases)
+    if others:
+        named += f"{' and ' if named else ''}{others} other file(s) under {models}"
+    return named or "no file"
+
+
+def finish_interrupted_restore(models_dir) -> list[str]:
+    """Finish or undo a restore into ``models_dir`` that was killed, and remove copies such a
+    restore left; returns one line for each thing done, naming the files (none: nothing to do).
+
+    A journal saying ``copying``: nothing had been replaced; its copies are removed. Saying
+    ``swapping``: every copy was whole, so the swaps not yet done are done (the restore is
+    finished); if a copy still to be swapped in is gone, every file moved aside is put back
+    instead (the restore is undone). Either way the models folder ends wholly as before the
+    restore or wholly restored, and the journal is removed last, so that a kill meanwhile is
+    finished by the next run."""
+    models = Path(models_dir).resolve()
+    said = []
+    journal = _read_journal(models)
+    if journal is not None:
+        running = _still_running(journal)
+        if running is not None:
+            from recommender.errors import InputError
+
+            raise InputError(
+                f"{models / JOURNAL}: a restore of {journal.get('backup')} into {models} is "
+                f"running (process {running}); nothing was done: wait for it to end, then "
+                "run again"
+            )
+        said.append(_finish(journal, models))
+        _drop_journal(models)
+    leftovers = []
+    if models.is_dir():
+        for folder, _, names in os.walk(models):
+            leftovers += [Path(folder) / n for n in names if _COPY_NAME.match(n)]
+    for leftover in sorted(leftovers):
+        leftover.unlink(missing_ok=True)
+    if leftovers:
+        said.append(
+            f"removed {len(leftovers)} copy(ies) that a stopped restore left and never swapped "
+            f"in: {', '.join(map(str, sorted(leftovers)))}"
+        )
+    return said
+
+
+def _finish(journal: dict, models: Path) -> str:
+    stamp, steps = journal["stamp"], journal["steps"]
+    which = f"the restore of {journal['backup']} started {stamp} was stopped"
+    if journal["phase"] == "copying":
+        copies = [step["copy"] for step in steps if step["copy"].exists()]
+        for copy in copies:
+            copy.unlink()
+        return (
+            f"{which} while copying, before it replaced anything: removed its {len(copies)} "
+            f"unfinished copy(ies) (.restoring-{stamp}-<name>); the models folder is as it "
+            "was before it"
+        )
+    # A step is done when its copy has been renamed in: the copy gone, the target there, and
+    # what it replaced (if anything) moved aside. A copy gone otherwise cannot be swapped in.
+    done = [s for s in steps if not s["copy"].exists() and _swapped_in(s)]
+    missing = [s["copy"] for s in steps if not s["copy"].exists() and not _swapped_in(s)]
+    swapped = len(done)
+    if not missing:
+        finished = []
+        for step in steps:
+            if not step["copy"].exists():
+                continue
+            if step["existed"] and step["target"].exists():
+                _moved_aside(step["target"], stamp)
+            os.replace(step["copy"], step["target"])
+            finished.append(step["target"])
+        for folder in {step["target"].parent for step in steps}:
+            make_durable(folder)
+        aside = [s["aside"] for s in steps if s["existed"]]
+        return (
+            f"{which} after {swapped} of {len(steps)} file(s) were swapped in: finished it "
+            f"from its journal {models / JOURNAL}: put in place "
+            f"{_described(finished, models)}; what they replace is moved aside, each named "
+            f"<name>.before-restore-{stamp} ({_described(aside, models)}); the models folder "
+            "is now wholly the restored backup"
+        )
+    put_back = []
+    for step in reversed(steps):
+        if step["existed"]:
+            if step["aside"].exists():
+                put_back.append(step["target"])
+            _put_back(step["target"], stamp)
+        elif not step["copy"].exists():
+            step["target"].unlink(missing_ok=True)
+        step["copy"].unlink(missing_ok=True)
+    return (
+        f"{which} after {swapped} of {len(steps)} file(s) were swapped in, and it cannot be "
+        f"finished: {', '.join(map(str, missing))} is gone; undone from its journal "
+        f"{models / JOURNAL}: put back {_described(put_back, models)} and removed the restored "
+        "copies; the models folder is as it was before the restore"
+    )
+
+
+def _swapped_in(step: dict) -> bool:
+    return step["target"].exists() and (not step["existed"] or step["aside"].exists())
+
+
+def refuse_interrupted_restore(models_dir) -> None:
+    """Refuse to go on over a models folder that a killed restore left half swapped."""
+    from recommender.errors import InputError
+
+    path = Path(models_dir).resolve() / JOURNAL
+    if path.exists():
+        raise InputError(
+            f"{path}: a restore into this models folder is running, or was stopped midway "
+            "(killed) and the folder may be part restored; once no restore runs, run "
+            "`recommender backup --restore DIR` again (or any `recommender backup`), which "
+            "finishes or undoes it first, then start the service"
+        )
