@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -40,8 +41,6 @@ def temporary():
     folder.chmod(0o755)
     yield folder
     tether.sweep_ended_runs(folder / tether.records_folder().name)
-    import shutil
-
     shutil.rmtree(folder, ignore_errors=True)
 
 
