@@ -12,6 +12,16 @@ import os
 import pytest
 
 
+def pytest_sessionstart(session):
+    """Stop and remove the PostgreSQL clusters and servers an earlier run of this user left
+    running when it was killed (only those its records name, whose run has ended:
+    tests/tether.py). Once, in the process that leads the run, not in each xdist worker."""
+    if not hasattr(session.config, "workerinput"):
+        import tether
+
+        tether.sweep_ended_runs()
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_home(tmp_path_factory):
     home = tmp_path_factory.mktemp("recommender-home")

@@ -1,5 +1,6 @@
 """A throwaway PostgreSQL cluster for the tests: Debian's server binaries, a temporary folder,
-loopback only, trust authentication, stopped and deleted at the end of the session.
+loopback only, trust authentication, stopped and deleted at the end of the session, or by a
+watchdog once the test process has ended without doing so (killed: tests/tether.py).
 
 `make test` installs Debian's `postgresql` package when it is missing; nothing else (no system
 service, no ~/.pgpass) is used. As root, the server runs as the `postgres` user (PostgreSQL
@@ -15,6 +16,8 @@ import subprocess
 import tempfile
 import uuid
 from pathlib import Path
+
+import tether
 
 USER = "recommender"
 # What the server logs when another process holds its port, and how many ports it is given.
@@ -44,6 +47,11 @@ class Cluster:
         self._as_postgres = os.geteuid() == 0
         if self._as_postgres:
             shutil.chown(self.folder, "postgres", "postgres")
+        # Before anything runs in the folder: a test process killed from here on leaves no
+        # server running and no folder.
+        stop = self._command("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        self._record = tether.record(folder=self.folder, stop=stop)
+        self._watchdog = tether.watch(self._record)
         self._run(
             "initdb",
             "-D",
@@ -102,10 +110,14 @@ class Cluster:
         """Stop the server as an operator would (``pg_ctl stop -m fast``), keeping its data."""
         self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
-    def _run(self, tool: str, *args: str) -> None:
+    def _command(self, tool: str, *args: str) -> list[str]:
         command = [str(self.binaries / tool), *args]
         if self._as_postgres:
             command = ["runuser", "-u", "postgres", "--", *command]
+        return command
+
+    def _run(self, tool: str, *args: str) -> None:
+        command = self._command(tool, *args)
         done = subprocess.run(command, capture_output=True, text=True, cwd=self.folder)
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}")
@@ -129,3 +141,6 @@ class Cluster:
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
+            tether.forget(self._record)
+            self._watchdog.kill()
+            self._watchdog.wait()

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import tether
 
 KEYS = {
     "program": "program-key-1234567",
@@ -498,7 +499,8 @@ def serving(
     ready_path: str = "/readyz",
 ):
     """The server ``command(port)`` starts on a free loopback port, in a session of its own;
-    yields ``(url, process)`` once ``ready_path`` answers 200 and stops it afterwards.
+    yields ``(url, process)`` once ``ready_path`` answers 200 and stops it afterwards. It is
+    also stopped when this process ends without doing so (killed: tests/tether.py).
 
     Its output goes to ``log_path`` (its standard output to ``out_path`` when given). A server
     that ends saying its port is in use (taken by another process after :func:`free_port` chose
@@ -517,8 +519,10 @@ def serving(
                 stdout=out,
                 stderr=log if out_path is not None else subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=tether.tethered(),  # it ends with this process, even by kill -9
             )
             stack.callback(_stop, process)
+            stack.callback(tether.forget, tether.record(process=process))
             try:
                 wait_ready(url, process, path=ready_path)
             except RuntimeError as error:
