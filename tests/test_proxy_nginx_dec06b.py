@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import tether
 
 from service_fixtures import (  # noqa: F401 - champion_home: a fixture
     _SESSION,
@@ -81,7 +82,9 @@ def _nginx(folder: Path, config: Path):
         stdout=subprocess.DEVNULL,
         stderr=open(folder / "nginx.out", "wb"),
         start_new_session=True,
+        preexec_fn=tether.tethered(),  # it ends with this process, even by kill -9
     )
+    owned = tether.record(process=process)
     try:
         deadline = time.monotonic() + 20
         while not (folder / "nginx.pid").exists():
@@ -91,6 +94,7 @@ def _nginx(folder: Path, config: Path):
         yield process
     finally:
         _stop(process)
+        tether.forget(owned)
 
 
 @pytest.fixture(scope="module")

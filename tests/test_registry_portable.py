@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import tether
 import pandas as pd
 import pytest
 
@@ -203,7 +204,9 @@ def test_mlflow_models_serve_answers_a_scoring_request(champion, bare_python, tm
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=tether.tethered(),  # it ends with this process, even by kill -9
     )
+    owned = tether.record(process=server)
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 240
@@ -228,6 +231,7 @@ def test_mlflow_models_serve_answers_a_scoring_request(champion, bare_python, tm
         assert predictions["referral"].tolist() == expected["referral"].tolist()
     finally:
         _stop(server)
+        tether.forget(owned)
         log.close()
 
 
