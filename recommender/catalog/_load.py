@@ -8,6 +8,8 @@ and what would be accepted. Evidence records, exclusions and complements are che
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,7 +34,7 @@ from ._checks import (
 from ._model import Arm, Catalog, Eligibility
 from ._records import _complement, _evidence, _exclusions
 
-__all__ = ["load_catalog", "parse_catalog"]
+__all__ = ["catalog_sha256", "load_catalog", "parse_catalog"]
 
 # field -> (kind, required, nullable)
 TOP_FIELDS = {
@@ -437,14 +439,44 @@ def load_catalog(path=None) -> Catalog:
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such catalog file")
+    digest = catalog_sha256(path)
     data = read_config(path, what="catalog")
     try:
-        return parse_catalog(data, source=f"catalog {path}")
+        catalog = parse_catalog(data, source=f"catalog {path}")
     except InputError as error:
         note = None if _older_format(data) else _other_version(data, path)
         if note is None:
             raise
         raise InputError(f"{error}\n{note}", problems=error.problems) from None
+    # A program may save the file while it is read: the digest must be of the content parsed.
+    if catalog_sha256(path) != digest:
+        raise InputError(
+            f"catalog {path} changed while it was read (an edit being saved); read it again "
+            "once the edit is saved"
+        )
+    return dataclasses.replace(catalog, sha256=digest)
+
+
+def catalog_sha256(path) -> str:
+    """The catalog's content digest: the sha256 of the file's bytes, in hex.
+
+    The one home of the digest: the training run tags it as ``catalog.sha256`` and the service
+    names it beside the catalog version in every answer and plan, so an answer can be tied to
+    the exact file even when a program edits the catalog without bumping its version.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "interventions.yaml"
+    >>> _ = path.write_bytes(b"version: x\n")
+    >>> catalog_sha256(path)[:12]
+    'fa52a1ee01ef'
+    """
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _other_version(data, path: Path) -> str | None:

@@ -314,12 +314,16 @@ class Catalog:
     complements : tuple of Complement
         Measures the model does not rank, shown with every answer as what individual
         programs do not replace.
+    sha256 : str or None
+        The file's content digest (:func:`~recommender.catalog.catalog_sha256`), set by
+        :func:`~recommender.catalog.load_catalog`; ``None`` for a catalog not read from a file.
     """
 
     version: str
     control: str
     arms: tuple[Arm, ...]
     complements: tuple[Complement, ...] = ()
+    sha256: str | None = None
 
     @property
     def arm_ids(self) -> tuple[str, ...]:
