@@ -1,0 +1,148 @@
+"""A program edits its intervention catalog while the service runs: every answer names the
+catalog by version and content digest, ``POST /reload`` puts an edited catalog in force without
+a restart, and a catalog the checks refuse changes nothing (the service keeps serving the
+previous catalog and model). In process, over the stand-in model (tests/service_fixtures.py)
+and a copy of the configs folder (RECOMMENDER_CONFIG_DIR).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+
+import pytest
+import yaml
+from service_fixtures import PROFILE, LinearModel, _app, auth, profile, service_home  # noqa: F401
+
+from recommender.catalog import catalog_sha256, load_catalog
+from recommender.paths import config_dir
+
+
+@pytest.fixture
+def catalog_file(tmp_path, monkeypatch):
+    folder = tmp_path / "configs"
+    shutil.copytree(config_dir(), folder)
+    monkeypatch.setenv("RECOMMENDER_CONFIG_DIR", str(folder))
+    return folder / "interventions.yaml"
+
+
+@pytest.fixture
+def client(service_home, catalog_file, monkeypatch):  # noqa: F811
+    from starlette.testclient import TestClient
+
+    from recommender.service import service as service_module
+
+    model = LinearModel()
+    monkeypatch.setattr(service_module, "load_champion_model", lambda: (model, "7"))
+    with TestClient(_app(service_module), raise_server_exceptions=False) as client:
+        yield client
+
+
+def _edit(path, change):
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    change(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+
+def _arm(data, arm_id):
+    return next(arm for arm in data["arms"] if arm["id"] == arm_id)
+
+
+def _cost(answer, arm_id):
+    return next(a["cost_per_person"] for a in answer["ranking"] if a["arm"] == arm_id)
+
+
+def test_the_digest_is_the_sha256_of_the_file_the_training_run_tags(catalog_file):
+    catalog = load_catalog(catalog_file)
+    assert catalog.sha256 == hashlib.sha256(catalog_file.read_bytes()).hexdigest()
+    assert catalog_sha256(catalog_file) == catalog.sha256
+    # An edit that keeps the version is told apart by the digest alone.
+    _edit(catalog_file, lambda data: _arm(data, "coaching").update(cost_per_person=999))
+    edited = load_catalog(catalog_file)
+    assert edited.version == catalog.version and edited.sha256 != catalog.sha256
+
+
+def test_every_answer_names_the_catalog_by_version_and_digest(client, catalog_file):
+    version, digest = load_catalog().version, catalog_sha256(catalog_file)
+    answer = client.post("/recommend", json=PROFILE, headers=auth("program")).json()
+    assert (answer["catalog_version"], answer["catalog_sha256"]) == (version, digest)
+    crisis = client.post("/recommend", json=profile(crisis_risk=True), headers=auth("program"))
+    assert crisis.json()["catalog_sha256"] == digest
+    batch = client.post(
+        "/recommend_batch",
+        json={"profiles": [profile(person_id="p-1"), profile(person_id="p-2", crisis_risk=True)]},
+        headers=auth("program"),
+    ).json()
+    assert [r["catalog_sha256"] for r in batch["results"]] == [digest, digest]
+    plan = client.post(
+        "/allocate", json={"profiles": [profile(person_id="p-1")]}, headers=auth("program")
+    ).json()
+    assert (plan["catalog_version"], plan["catalog_sha256"]) == (version, digest)
+    card = client.get("/model_card.json", headers=auth("auditor"))
+    if card.status_code == 200:  # the stand-in model has no card on disk: 404 then
+        assert card.json()["serving"]["catalog"] == {"version": version, "sha256": digest}
+    # The OpenAPI document says so, as an optional field (clients of before are unaffected).
+    document = client.get("/docs.json").json()
+    for path in ("/recommend", "/allocate", "/reload"):
+        ok = document["paths"][path]["post"]["responses"]["200"]["content"]["application/json"]
+        schema = _resolved(document, ok["schema"])
+        assert "catalog_sha256" in schema["properties"], path
+        assert "catalog_sha256" not in schema.get("required", []), path
+
+
+def _resolved(document, schema):
+    ref = schema.get("$ref")
+    return schema if ref is None else document["components"]["schemas"][ref.split("/")[-1]]
+
+
+def test_reload_puts_an_edited_catalog_in_force_and_says_which(client, catalog_file):
+    before = client.post("/recommend", json=PROFILE, headers=auth("program")).json()
+    assert _cost(before, "coaching") != 1234.0
+    _edit(catalog_file, lambda data: _arm(data, "coaching").update(cost_per_person=1234))
+    # Not before the reload: requests go on with the catalog read at start.
+    unchanged = client.post("/recommend", json=PROFILE, headers=auth("program")).json()
+    assert unchanged["catalog_sha256"] == before["catalog_sha256"]
+    reloaded = client.post("/reload", headers=auth("scientist"))
+    assert reloaded.status_code == 200, reloaded.text
+    digest = catalog_sha256(catalog_file)
+    assert reloaded.json()["catalog_sha256"] == digest != before["catalog_sha256"]
+    assert reloaded.json()["catalog_version"] == before["catalog_version"]
+    after = client.post("/recommend", json=PROFILE, headers=auth("program")).json()
+    assert after["catalog_sha256"] == digest
+    assert _cost(after, "coaching") == 1234.0
+
+
+def test_a_refused_catalog_on_reload_is_409_naming_the_field_and_nothing_changes(
+    client, catalog_file
+):
+    before = client.post("/recommend", json=PROFILE, headers=auth("program")).json()
+    _edit(catalog_file, lambda data: _arm(data, "coaching").update(cost_per_person=-5))
+    refused = client.post("/reload", headers=auth("scientist"))
+    assert refused.status_code == 409, refused.text
+    body = refused.json()
+    assert "cost_per_person" in body["error"] and "still serving version 7" in body["error"]
+    assert before["catalog_sha256"] in body["error"]  # the catalog still in force
+    problem = next(p for p in body["problems"] if p["field"].endswith("cost_per_person"))
+    assert problem["value"] == -5 and problem["accepted"]
+    assert client.get("/readyz").status_code == 200
+    after = client.post("/recommend", json=PROFILE, headers=auth("program")).json()
+    assert after["model_version"] == "7"
+    assert after["catalog_sha256"] == before["catalog_sha256"]
+    assert _cost(after, "coaching") == _cost(before, "coaching")
+
+
+def test_a_worker_following_a_reload_of_the_same_version_reads_the_edited_catalog(
+    client, catalog_file
+):
+    import bentoml
+
+    service = bentoml.get_current_service()
+    model = service.engine.model
+    _edit(catalog_file, lambda data: _arm(data, "coaching").update(cost_per_person=777))
+    # Another worker's /reload, which kept version 7 but put the edited catalog in force.
+    service.audit.announce_reload("7", "scientist")
+    service._follow_once()
+    assert service.engine.catalog.sha256 == catalog_sha256(catalog_file)
+    assert service.engine.model is model  # the same model: nothing downloaded again
+    after = client.post("/recommend", json=PROFILE, headers=auth("program")).json()
+    assert _cost(after, "coaching") == 777.0
