@@ -13,6 +13,7 @@ import shutil
 import pytest
 import yaml
 from service_fixtures import PROFILE, LinearModel, _app, auth, profile, service_home  # noqa: F401
+from service_fixtures import champion_home, copy_champion  # noqa: F401 - fixtures
 
 from recommender.catalog import catalog_sha256, load_catalog
 from recommender.paths import config_dir
@@ -146,3 +147,27 @@ def test_a_worker_following_a_reload_of_the_same_version_reads_the_edited_catalo
     assert service.engine.model is model  # the same model: nothing downloaded again
     after = client.post("/recommend", json=PROFILE, headers=auth("program")).json()
     assert _cost(after, "coaching") == 777.0
+
+
+def test_score_and_allocate_name_the_catalog_file_they_used_by_its_digest(
+    tmp_path, copy_champion, catalog_file, monkeypatch, capsys
+):
+    from pipelines.allocate import plan_cohort
+    from recommender.cli import main
+    from recommender.simulate import load_scenario, simulate_cohort
+
+    home = copy_champion(tmp_path / "home")
+    monkeypatch.setenv("RECOMMENDER_HOME", str(home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    # The program edits a cost and keeps the version: only the digest tells the files apart.
+    _edit(catalog_file, lambda data: _arm(data, "coaching").update(cost_per_person=1234))
+    digest = catalog_sha256(catalog_file)
+    cohort = simulate_cohort(load_scenario("default"), 40, seed=5, assignment="rct")
+    data = tmp_path / "cohort.csv"
+    cohort.to_csv(data, index=False)
+    plan = plan_cohort("champion", data, tmp_path / "plan.csv")
+    assert plan.catalog_sha256 == digest
+    assert f"(sha256 {digest})" in plan.summary_lines()[0]
+    assert main(["score", "--data", str(data), "--out", str(tmp_path / "scored.csv")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert any(f"(sha256 {digest}) ->" in line for line in out)
