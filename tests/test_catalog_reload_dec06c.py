@@ -12,7 +12,16 @@ import shutil
 
 import pytest
 import yaml
-from service_fixtures import PROFILE, LinearModel, _app, auth, profile, service_home  # noqa: F401
+from service_fixtures import (  # noqa: F401 - service_home: a fixture
+    ENV_KEYS,
+    PROFILE,
+    SALT,
+    LinearModel,
+    _app,
+    auth,
+    profile,
+    service_home,
+)
 from service_fixtures import champion_home, copy_champion  # noqa: F401 - fixtures
 
 from recommender.catalog import catalog_sha256, load_catalog
@@ -171,3 +180,93 @@ def test_score_and_allocate_name_the_catalog_file_they_used_by_its_digest(
     assert main(["score", "--data", str(data), "--out", str(tmp_path / "scored.csv")]) == 0
     out = capsys.readouterr().out.splitlines()
     assert any(f"(sha256 {digest}) ->" in line for line in out)
+
+
+# -- renamed arms ------------------------------------------------------------------------------
+
+
+def _rename_balint(data):
+    arm = _arm(data, "balint_group")
+    arm.update(id="balint", renamed_from="balint_group")
+
+
+@pytest.mark.parametrize(
+    ("change", "rule"),
+    [
+        (lambda data: _arm(data, "coaching").update(renamed_from="mindfulness"), "still has"),
+        (
+            lambda data: [
+                _arm(data, arm).update(id=f"{arm}_2", renamed_from="balint_group")
+                for arm in ("balint_group", "peer_group")
+            ],
+            "renamed from it too",
+        ),
+    ],
+    ids=["names an arm present", "claimed twice"],
+)
+def test_a_renamed_from_naming_an_arm_present_or_twice_is_refused(catalog_file, change, rule):
+    from recommender.errors import InputError
+
+    _edit(catalog_file, change)
+    with pytest.raises(InputError) as error:
+        load_catalog(catalog_file)
+    (problem,) = [p for p in error.value.problems if p["field"] == "renamed_from"]
+    assert rule in problem["rule"] and problem["accepted"]
+
+
+def test_a_renamed_arm_is_served_with_what_the_model_learnt_under_its_former_id(
+    client, catalog_file, caplog
+):
+    import bentoml
+
+    before = client.post("/recommend", json=PROFILE, headers=auth("program")).json()
+    learnt = next(a for a in before["ranking"] if a["arm"] == "balint_group")
+    _edit(catalog_file, _rename_balint)
+    with caplog.at_level("INFO"):
+        assert client.post("/reload", headers=auth("scientist")).status_code == 200
+    said = [r.getMessage() for r in caplog.records]
+    assert not any("never learnt" in line for line in said)
+    assert any("balint (formerly balint_group)" in line for line in said)
+    assert "formerly balint_group" in bentoml.get_current_service().engine.catalog_note
+    after = client.post("/recommend", json=PROFILE, headers=auth("program")).json()
+    served = next(a for a in after["ranking"] if a["arm"] == "balint")
+    assert (served["ee_effect"], served["ee_lower"], served["ee_upper"]) == (
+        learnt["ee_effect"],
+        learnt["ee_lower"],
+        learnt["ee_upper"],
+    )
+    assert "balint" not in {e["arm"] for e in after["excluded"]}
+    assert "balint_group" not in {a["arm"] for a in after["ranking"]}
+    chosen = client.post(
+        "/recommend", json=profile(offered=["balint"]), headers=auth("program")
+    ).json()
+    assert chosen["recommended"] == "balint" and chosen["explanation"] is not None
+
+
+def test_a_real_champion_serves_a_renamed_arm_without_the_never_learnt_warning(
+    tmp_path, copy_champion, catalog_file, monkeypatch, caplog
+):
+    from starlette.testclient import TestClient
+
+    from recommender.service import service as service_module
+
+    home = copy_champion(tmp_path / "home")
+    for name, value in (("RECOMMENDER_HOME", home), ("BENTOML_HOME", home / "bentoml")):
+        monkeypatch.setenv(name, str(value))
+    monkeypatch.setenv("RECOMMENDER_API_KEYS", ENV_KEYS)
+    monkeypatch.setenv("RECOMMENDER_AUDIT_SALT", SALT)
+    monkeypatch.delenv("RECOMMENDER_SERVE_CONFIG", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    _edit(catalog_file, _rename_balint)
+    with caplog.at_level("INFO"), TestClient(_app(service_module)) as client:
+        said = [r.getMessage() for r in caplog.records]
+        assert not any("never learnt" in line for line in said)
+        assert any("balint (formerly balint_group)" in line for line in said)
+        card = client.get("/model_card.json", headers=auth("auditor")).json()["serving"]
+        assert any("formerly balint_group" in c for c in card["concerns"])
+        assert card["catalog"]["sha256"] == catalog_sha256(catalog_file)
+        answer = client.post(
+            "/recommend", json=profile(offered=["balint"]), headers=auth("program")
+        ).json()
+        assert not any("never learnt" in e["reason"] for e in answer["excluded"])
+        assert "balint" in {arm["arm"] for arm in answer["ranking"]}

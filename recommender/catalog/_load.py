@@ -63,6 +63,7 @@ ARM_FIELDS = {
     "cost_basis": (_TEXT, False, True),
     "capacity_is_assumption": (_BOOL, False, False),
     "capacity_basis": (_TEXT, False, True),
+    "renamed_from": (_TEXT, False, True),
 }
 ELIGIBILITY_FIELDS = {
     "exclusions": (_LIST, True, False),
@@ -248,7 +249,46 @@ def _arm(data, index, problems, control: str = "none") -> Arm | None:
         cost_basis=(good.get("cost_basis") or "").strip(),
         capacity_is_assumption=good.get("capacity_is_assumption", False),
         capacity_basis=(good.get("capacity_basis") or "").strip(),
+        renamed_from=good.get("renamed_from"),
     )
+
+
+def _check_renames(items, ids: Mapping, problems) -> None:
+    """``renamed_from`` names an arm's former id, so that a model that learnt it serves the
+    arm under its new id: an id the catalog still has, or one claimed twice, would leave two
+    arms with one arm's learnt effects."""
+    claimed: dict = {}
+    for index, item in enumerate(items):
+        old = item.get("renamed_from") if isinstance(item, Mapping) else None
+        if not isinstance(old, str):
+            continue
+        arm_id = item.get("id")
+        entry = f"arms[{index}]" + (f" ({arm_id})" if isinstance(arm_id, str) else "")
+        if old in ids:
+            problems.add(
+                entry,
+                "renamed_from",
+                old,
+                "names an arm the catalog still has",
+                f"the former id of this arm, which no arm has now (arms[{ids[old]}] has it)",
+            )
+        elif old in claimed:
+            problems.add(
+                entry,
+                "renamed_from",
+                old,
+                "another arm was renamed from it too",
+                f"a former id no other arm names (also arms[{claimed[old]}])",
+            )
+        elif not ARM_ID.match(old):
+            problems.add(
+                entry,
+                "renamed_from",
+                old,
+                "malformed id",
+                "an arm id: lowercase letters, digits and underscores, starting with a letter",
+            )
+        claimed.setdefault(old, index)
 
 
 def _check_control(good, entry, problems) -> None:
@@ -358,6 +398,7 @@ def parse_catalog(data, *, source: str = "catalog") -> Catalog:
             seen_complements.setdefault(comp_id, index)
         if complement is not None:
             complements.append(complement)
+    _check_renames(good.get("arms") or (), seen, problems)
     if problems:
         lines = "\n".join(f"  - {_line(data, p)}{p['message']}" for p in problems)
         older = _older_format(data)
@@ -468,7 +509,7 @@ def catalog_sha256(path) -> str:
     --------
     >>> import tempfile, pathlib
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "interventions.yaml"
-    >>> _ = path.write_bytes(b"version: x\n")
+    >>> _ = path.write_bytes(b"version: x\\n")
     >>> catalog_sha256(path)[:12]
     'fa52a1ee01ef'
     """

@@ -30,6 +30,7 @@ from recommender.service._context import answer_context
 from recommender.service._engine import RecommendationEngine
 from recommender.service._profiles import profile_schema
 from recommender.service._readiness import Reason, StaleModel
+from recommender.service._renamed import RenamedArms, renamed_for, renaming_note
 from recommender.service._requests import BatchRequest, OutcomesRequest, ReloadRequest
 from recommender.service._metrics import serving_version
 from recommender.service._store_errors import (
@@ -420,7 +421,8 @@ class Serving:
         """Serve ``engine``'s model under the catalog file as it is now (a follower of a
         /reload that kept the version): no download, nothing changed when the file is refused."""
         with self._reload_lock:
-            new = self._engine_for(engine.model, engine.version, catalog=self._read_catalog())
+            model = getattr(engine.model, "wrapped", engine.model)  # as learnt, not renamed
+            new = self._engine_for(model, engine.version, catalog=self._read_catalog())
             self._serve(new)
         return new
 
@@ -454,9 +456,12 @@ class Serving:
         raise NotImplementedError
 
     def _engine_for(self, model, version, *, catalog) -> RecommendationEngine:
+        # An arm the catalog renamed is served with what the model learnt under its former id.
+        renames = renamed_for(model, catalog)
+        served = RenamedArms(model, renames) if renames else model
         try:
             engine = RecommendationEngine(
-                model, version, catalog=catalog, config=self.config, audit=self.audit
+                served, version, catalog=catalog, config=self.config, audit=self.audit
             )
         except InputError as error:  # the champion exists but this service cannot serve it
             raise Unservable(
@@ -464,6 +469,10 @@ class Serving:
             ) from None
         if engine.catalog_note is not None:  # served all the same: a person promoted it
             log.warning("%s", engine.catalog_note)
+        renamed = renaming_note(renames, engine.version)
+        if renamed is not None:  # said on the card beside any warning, and in the log
+            log.info("%s", renamed)
+            engine.catalog_note = "; and ".join(n for n in (engine.catalog_note, renamed) if n)
         return engine
 
     @property
