@@ -119,12 +119,13 @@ def reproduction(settings: dict, cohort) -> dict:
     ``version.*`` tags). A model trained from the service's log has no such command: the log
     changes as outcomes are recorded. ``cohort`` None: the evidence-only model.
     """
-    from pipelines._train_cohort import _file_sha256, catalog_file
+    from pipelines._train_cohort import catalog_file
+    from recommender.catalog import catalog_sha256 as file_digest
 
     config_yaml = config_text(settings)
     config_sha256 = hashlib.sha256(config_yaml.encode()).hexdigest()
     trained_on = {}
-    catalog_sha256 = _file_sha256(Path(catalog_file(settings)))
+    catalog_sha256 = file_digest(catalog_file(settings))
     config = Path(CONFIG_ARTIFACT).name
     if cohort is None:
         command = f"recommender train --config {config} --evidence-only"

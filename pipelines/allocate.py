@@ -35,6 +35,7 @@ class CohortPlan:
     fairness_path: Path | None = None
     complements: tuple = ()  # recommender.catalog.Complement: what the plan does not replace
     catalog_version: str | None = None  # the intervention catalog planned with
+    catalog_sha256: str | None = None  # its file's digest (recommender.catalog.catalog_sha256)
     notes: list = field(default_factory=list)  # pipelines.score.model_notes
     warnings: list = field(default_factory=list)  # e.g. arms of the catalog never learnt
 
@@ -56,7 +57,9 @@ class CohortPlan:
             f"planned {planned} people with {self.model_uri}"
             + (f" version {self.version}" if self.version else "")
             + (
-                f" and intervention catalog {self.catalog_version} (its costs and places)"
+                f" and intervention catalog {self.catalog_version}"
+                + (f" (sha256 {self.catalog_sha256})" if self.catalog_sha256 else "")
+                + " (its costs and places)"
                 if self.catalog_version
                 else ""
             )
@@ -345,6 +348,7 @@ def plan_cohort(
         notes=model_notes(recommendation_model),
         complements=catalog.complements,
         catalog_version=catalog.version,
+        catalog_sha256=catalog.sha256,
         warnings=[] if unlearnt is None else [unlearnt],
     )
 

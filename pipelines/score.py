@@ -42,6 +42,7 @@ class ScoreResult:
     recommendation_mix: dict
     notes: list = field(default_factory=list)  # what every output says (see model_notes)
     catalog_version: str | None = None  # the intervention catalog in force, scored with
+    catalog_sha256: str | None = None  # its file's digest (recommender.catalog.catalog_sha256)
     warnings: list = field(default_factory=list)  # e.g. arms of that catalog never learnt
 
 
@@ -183,6 +184,7 @@ def score_file(
         recommendation_mix=mix,
         notes=model_notes(recommendation_model),
         catalog_version=catalog.version,
+        catalog_sha256=catalog.sha256,
         warnings=[] if unlearnt is None else [unlearnt],
     )
 

@@ -5,6 +5,7 @@ import threading
 
 import pytest
 
+from recommender.catalog import load_catalog
 from recommender.service._responses import BatchResponse, Recommendation
 from service_fixtures import (  # noqa: F401  (fixtures)
     KEYS,
@@ -227,6 +228,8 @@ def test_reload_swaps_the_model_and_in_flight_requests_finish_on_the_old_one(
         "previous_version": "7",
         "model_version": "8",
         "announced": True,
+        "catalog_version": load_catalog().version,
+        "catalog_sha256": load_catalog().sha256,
     }
     after = asgi_client.post("/recommend", json=PROFILE, headers=auth("program")).json()
     assert after["model_version"] == "8"

@@ -12,6 +12,7 @@ import sqlite3
 import pytest
 import yaml
 
+from recommender.catalog import load_catalog
 from recommender.service._responses import BatchResponse, Recommendation
 from service_fixtures import (  # noqa: F401  (fixtures)
     PROFILE,
@@ -293,6 +294,8 @@ def test_without_a_loadable_champion_crisis_answers_are_given_and_reload_brings_
         "previous_version": None,
         "model_version": "9",
         "announced": True,
+        "catalog_version": load_catalog().version,
+        "catalog_sha256": load_catalog().sha256,
     }
     assert client.get("/readyz").status_code == 200
     assert (

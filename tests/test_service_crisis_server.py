@@ -21,6 +21,8 @@ from service_fixtures import (  # noqa: F401  (fixtures)
     train_version,
 )
 
+from recommender.catalog import load_catalog
+
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 
@@ -80,6 +82,8 @@ def test_serve_without_a_champion_gives_crisis_answers_then_reloads(tmp_path):
             "previous_version": None,
             "model_version": version,
             "announced": True,
+            "catalog_version": load_catalog().version,
+            "catalog_sha256": load_catalog().sha256,
         }
         assert httpx.get(f"{url}/readyz", timeout=60).status_code == 200
         scored = httpx.post(

@@ -11,6 +11,7 @@ from service_fixtures import (  # noqa: F401  (fixtures)
     service_home,
 )
 
+from recommender.catalog import load_catalog
 from recommender.errors import InputError
 
 
@@ -54,7 +55,13 @@ def test_a_reload_the_store_could_not_record_says_the_other_workers_did_not_foll
     monkeypatch.setattr(AuditLog, "announce_reload", refused)
     answer = asgi_client.post("/reload", headers=auth("scientist"))
     assert answer.status_code == 200
-    assert answer.json() == {"previous_version": "7", "model_version": "7", "announced": False}
+    assert answer.json() == {
+        "previous_version": "7",
+        "model_version": "7",
+        "announced": False,
+        "catalog_version": load_catalog().version,
+        "catalog_sha256": load_catalog().sha256,
+    }
 
 
 def test_a_worker_follows_the_version_another_reloaded_not_a_champion_moved_since(

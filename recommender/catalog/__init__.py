@@ -6,7 +6,7 @@ field of every problem.
 """
 
 from ._document import ASSUMED_EE_SD, CONVERSION_NOTE, cost_and_capacity, evidence_markdown
-from ._load import load_catalog, parse_catalog
+from ._load import catalog_sha256, load_catalog, parse_catalog
 from ._model import Arm, Catalog, Complement, Eligibility, Evidence, Exclusion
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "CONVERSION_NOTE",
     "cost_and_capacity",
     "evidence_markdown",
+    "catalog_sha256",
     "load_catalog",
     "parse_catalog",
     "Catalog",

@@ -48,6 +48,7 @@ class _Problems(list):
                 "field": field,
                 "value": None if value is _ABSENT else value,
                 "rule": rule,
+                "accepted": accepted,
                 "message": message,
             }
         )

@@ -8,6 +8,8 @@ and what would be accepted. Evidence records, exclusions and complements are che
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,7 +34,7 @@ from ._checks import (
 from ._model import Arm, Catalog, Eligibility
 from ._records import _complement, _evidence, _exclusions
 
-__all__ = ["load_catalog", "parse_catalog"]
+__all__ = ["catalog_sha256", "load_catalog", "parse_catalog"]
 
 # field -> (kind, required, nullable)
 TOP_FIELDS = {
@@ -61,6 +63,7 @@ ARM_FIELDS = {
     "cost_basis": (_TEXT, False, True),
     "capacity_is_assumption": (_BOOL, False, False),
     "capacity_basis": (_TEXT, False, True),
+    "renamed_from": (_TEXT, False, True),
 }
 ELIGIBILITY_FIELDS = {
     "exclusions": (_LIST, True, False),
@@ -246,7 +249,46 @@ def _arm(data, index, problems, control: str = "none") -> Arm | None:
         cost_basis=(good.get("cost_basis") or "").strip(),
         capacity_is_assumption=good.get("capacity_is_assumption", False),
         capacity_basis=(good.get("capacity_basis") or "").strip(),
+        renamed_from=good.get("renamed_from"),
     )
+
+
+def _check_renames(items, ids: Mapping, problems) -> None:
+    """``renamed_from`` names an arm's former id, so that a model that learnt it serves the
+    arm under its new id: an id the catalog still has, or one claimed twice, would leave two
+    arms with one arm's learnt effects."""
+    claimed: dict = {}
+    for index, item in enumerate(items):
+        old = item.get("renamed_from") if isinstance(item, Mapping) else None
+        if not isinstance(old, str):
+            continue
+        arm_id = item.get("id")
+        entry = f"arms[{index}]" + (f" ({arm_id})" if isinstance(arm_id, str) else "")
+        if old in ids:
+            problems.add(
+                entry,
+                "renamed_from",
+                old,
+                "names an arm the catalog still has",
+                f"the former id of this arm, which no arm has now (arms[{ids[old]}] has it)",
+            )
+        elif old in claimed:
+            problems.add(
+                entry,
+                "renamed_from",
+                old,
+                "another arm was renamed from it too",
+                f"a former id no other arm names (also arms[{claimed[old]}])",
+            )
+        elif not ARM_ID.match(old):
+            problems.add(
+                entry,
+                "renamed_from",
+                old,
+                "malformed id",
+                "an arm id: lowercase letters, digits and underscores, starting with a letter",
+            )
+        claimed.setdefault(old, index)
 
 
 def _check_control(good, entry, problems) -> None:
@@ -356,6 +398,7 @@ def parse_catalog(data, *, source: str = "catalog") -> Catalog:
             seen_complements.setdefault(comp_id, index)
         if complement is not None:
             complements.append(complement)
+    _check_renames(good.get("arms") or (), seen, problems)
     if problems:
         lines = "\n".join(f"  - {_line(data, p)}{p['message']}" for p in problems)
         older = _older_format(data)
@@ -437,14 +480,44 @@ def load_catalog(path=None) -> Catalog:
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such catalog file")
+    digest = catalog_sha256(path)
     data = read_config(path, what="catalog")
     try:
-        return parse_catalog(data, source=f"catalog {path}")
+        catalog = parse_catalog(data, source=f"catalog {path}")
     except InputError as error:
         note = None if _older_format(data) else _other_version(data, path)
         if note is None:
             raise
         raise InputError(f"{error}\n{note}", problems=error.problems) from None
+    # A program may save the file while it is read: the digest must be of the content parsed.
+    if catalog_sha256(path) != digest:
+        raise InputError(
+            f"catalog {path} changed while it was read (an edit being saved); read it again "
+            "once the edit is saved"
+        )
+    return dataclasses.replace(catalog, sha256=digest)
+
+
+def catalog_sha256(path) -> str:
+    """The catalog's content digest: the sha256 of the file's bytes, in hex.
+
+    The one home of the digest: the training run tags it as ``catalog.sha256`` and the service
+    names it beside the catalog version in every answer and plan, so an answer can be tied to
+    the exact file even when a program edits the catalog without bumping its version.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "interventions.yaml"
+    >>> _ = path.write_bytes(b"version: x\\n")
+    >>> catalog_sha256(path)[:12]
+    'fa52a1ee01ef'
+    """
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _other_version(data, path: Path) -> str | None:

@@ -258,6 +258,9 @@ class Arm:
         True when the default has no direct source.
     cost_basis, capacity_basis : str
         Where the default comes from.
+    renamed_from : str or None
+        The arm's former id, when it was renamed: a model that learnt that id serves the arm
+        with what it learnt there (``None``: not renamed).
     """
 
     id: str
@@ -275,6 +278,7 @@ class Arm:
     cost_basis: str = ""
     capacity_is_assumption: bool = False
     capacity_basis: str = ""
+    renamed_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -314,16 +318,25 @@ class Catalog:
     complements : tuple of Complement
         Measures the model does not rank, shown with every answer as what individual
         programs do not replace.
+    sha256 : str or None
+        The file's content digest (:func:`~recommender.catalog.catalog_sha256`), set by
+        :func:`~recommender.catalog.load_catalog`; ``None`` for a catalog not read from a file.
     """
 
     version: str
     control: str
     arms: tuple[Arm, ...]
     complements: tuple[Complement, ...] = ()
+    sha256: str | None = None
 
     @property
     def arm_ids(self) -> tuple[str, ...]:
         return tuple(arm.id for arm in self.arms)
+
+    @property
+    def renames(self) -> dict[str, str]:
+        """``former id -> id`` of the arms renamed (``renamed_from``)."""
+        return {arm.renamed_from: arm.id for arm in self.arms if arm.renamed_from}
 
     @property
     def treatment_arms(self) -> tuple[str, ...]:

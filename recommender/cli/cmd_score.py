@@ -55,9 +55,10 @@ def run(args) -> int:
     )
     mix = ", ".join(f"{arm} {share:.1%}" for arm, share in result.recommendation_mix.items())
     version = f" version {result.version}" if result.version else ""
+    digest = f" (sha256 {result.catalog_sha256})" if result.catalog_sha256 else ""
     print(
         f"scored {result.rows:,} rows with {result.model_uri}{version} and intervention "
-        f"catalog {result.catalog_version} -> {result.path}"
+        f"catalog {result.catalog_version}{digest} -> {result.path}"
     )
     print(f"recommended: {mix}")
     for note in result.notes:

@@ -118,7 +118,8 @@ def arms_not_learnt(model, catalog, *, version: str | None = None) -> str | None
     if gone:
         said += (
             f"; the catalog in force no longer has {', '.join(gone)}, which it learnt: an arm "
-            "renamed is a new arm to a model, so keep its id (a name can change)"
+            "renamed is a new arm to a model, so keep its id (a name can change), or give the "
+            "renamed arm `renamed_from: <its former id>` in the catalog"
         )
     return (
         f"{said}. To rank {them}: train a model under this catalog and promote it (`recommender "

@@ -158,6 +158,11 @@ class AllocationPlan(BaseModel):
     plan_id: str = Field(description="Id of this plan: the batch_id of its lines in the audit log.")
     model_version: str = Field(description="Registered model version that estimated effects.")
     catalog_version: str = Field(description="Intervention catalog version.")
+    catalog_sha256: str | None = Field(
+        None,
+        description="SHA-256 of the intervention catalog file planned with (hex): tells two "
+        "edits of the catalog apart when its version was not changed.",
+    )
     status: str = Field(
         description="'optimal', or how far from the best possible the plan may be, and why the "
         "solver stopped early when it did (the best plan it had found is then the answer)."
@@ -337,6 +342,7 @@ def allocate_cohort(
         plan_id=plan_id,
         model_version=engine.version,
         catalog_version=catalog.version,
+        catalog_sha256=catalog.sha256,
         status=allocation.status,
         gap=float(allocation.gap),
         budget=request.budget,

@@ -25,7 +25,7 @@ from recommender.service._engine import AuditUnavailable
 from recommender.service._outcomes import OutcomeRefused, record_outcomes
 from recommender.service._requests import BatchRequest, OutcomesRequest, ServedProfileRequest
 from recommender.service._refused import Refusing, refusal
-from recommender.service._serving import Unservable
+from recommender.service._serving import CatalogUnreadable, Unservable
 
 __all__ = ["Answering", "request_id"]
 
@@ -283,12 +283,21 @@ class Answering(Refusing):
         return JSONResponse(report.as_dict())
 
     def _reload(self, caller_role: str) -> JSONResponse:
-        """Swap in the registry's champion and announce it to the other workers (see
-        ``_follow_reloads``)."""
-        previous = None if self.engine is None else self.engine.version
+        """Read the catalog file again, swap in the registry's champion under it and announce
+        it to the other workers (see ``_follow_reloads``); a catalog or champion refused leaves
+        both as they were."""
+        engine = self.engine
+        previous = None if engine is None else engine.version
         serving = "crisis answers only" if previous is None else f"version {previous}"
         try:
             previous, engine, announced = self._reload_champion(caller_role)
+        except CatalogUnreadable as error:  # each entry, field and value refused: its problems
+            if engine is not None:
+                catalog = engine.catalog
+                serving += (
+                    f" under intervention catalog {catalog.version} (sha256 {catalog.sha256})"
+                )
+            return refusal(409, f"{error}; still serving {serving}", error.problems)
         except Unservable as error:
             return refusal(409, f"{error}; still serving {serving}", error.problems)
         except InputError as error:
@@ -302,9 +311,22 @@ class Answering(Refusing):
                 f"could not load the champion ({type(error).__name__}: "
                 f"{error}); still serving {serving}",
             )
-        log.info("reloaded: version %s -> %s", previous, engine.version)
+        catalog = engine.catalog
+        log.info(
+            "reloaded: version %s -> %s, intervention catalog %s (sha256 %s)",
+            previous,
+            engine.version,
+            catalog.version,
+            catalog.sha256,
+        )
         return JSONResponse(
-            {"previous_version": previous, "model_version": engine.version, "announced": announced}
+            {
+                "previous_version": previous,
+                "model_version": engine.version,
+                "announced": announced,
+                "catalog_version": catalog.version,
+                "catalog_sha256": catalog.sha256,
+            }
         )
 
 

@@ -424,6 +424,7 @@ class RecommendationEngine(RequestChecking, AnswerWording):
             config.safety,
             model_version=self.version,
             catalog_version=self.catalog.version,
+            catalog_sha256=self.catalog.sha256,
             coverage=config.coverage,
             disclaimer=None if compact else config.disclaimer,
             context=None if compact else self.context,

@@ -28,10 +28,13 @@ def model_card_page(
     load_error: str | None,
     stale: StaleModel | None = None,
     catalog_note: str | None = None,
+    *,
+    catalog=None,
 ) -> Response:
     """The card of the served ``version`` as HTML, with the exploration policy served now
-    (``version`` ``None``: no model is loaded, for ``load_error``), when ``stale`` that the
-    announced champion could not be loaded and why, and what is amiss with the version served
+    (``version`` ``None``: no model is loaded, for ``load_error``), the intervention catalog in
+    force (``catalog``: its version and digest), when ``stale`` that the announced champion
+    could not be loaded and why, and what is amiss with the version served
     (:func:`serving_concerns`)."""
     if version is None:
         return _no_card(load_error)
@@ -51,6 +54,12 @@ def model_card_page(
         f'<p id="champion-record"><strong>How it became champion:</strong> '
         f"{markup.escape(champion_record(version)['statement'])}</p>"
     )
+    if catalog is not None:
+        serving += (
+            f'<p id="catalog-in-force"><strong>Intervention catalog in force:</strong> '
+            f"version {markup.escape(catalog.version)}, sha256 "
+            f"{markup.escape(str(catalog.sha256))}</p>"
+        )
     replaced = replaced_statement(version, held)
     if replaced is not None:
         serving += (
@@ -82,8 +91,12 @@ def model_card_facts(
     load_error: str | None,
     stale: StaleModel | None = None,
     catalog_note: str | None = None,
+    *,
+    catalog=None,
 ) -> Response:
     """The card of the served ``version`` as JSON, with the exploration policy served now,
+    ``serving.catalog``: the intervention catalog in force (``version``, ``sha256``; the
+    card's own ``catalog_version`` is the one the model was trained under),
     ``serving.stale``: ``null``, or the announced champion this worker could not load and why
     (the loader's message, naming the missing file; the route needs a key, unlike /readyz),
     and ``serving.concerns`` (:func:`serving_concerns`)."""
@@ -115,6 +128,9 @@ def model_card_facts(
             "description": rule.describe(),
         },
         "champion": champion_record(version),
+        "catalog": None
+        if catalog is None
+        else {"version": catalog.version, "sha256": catalog.sha256},
         "aliases": current_aliases(version, held),
         "replaced": replaced_statement(version, held),
         "stale": None if stale is None else stale.facts(),

@@ -312,6 +312,7 @@ class Refusing(Serving):
                     config.safety,
                     model_version=None,
                     catalog_version=None if self.catalog is None else self.catalog.version,
+                    catalog_sha256=None if self.catalog is None else self.catalog.sha256,
                     coverage=config.coverage,
                     disclaimer=None if compact else config.disclaimer,
                     context=None if compact else self.context_without_model,

@@ -302,6 +302,11 @@ class Recommendation(BaseModel):
         "(null: a crisis answer given while no model is loaded)."
     )
     catalog_version: str | None = Field(description="Intervention catalog version.")
+    catalog_sha256: str | None = Field(
+        None,
+        description="SHA-256 of the intervention catalog file that answered (hex): tells two "
+        "edits of the catalog apart when its version was not changed.",
+    )
     recommended: str | None = Field(
         description="Recommended arm id ('none' = usual care); "
         "null when crisis resources are returned instead."
@@ -412,4 +417,12 @@ class ReloadResponse(BaseModel):
         "service's other workers learn of it (they follow within reload_poll_seconds). False: "
         "the store could not record it (the service log says why); this worker serves the new "
         "version, the others keep theirs until a /reload reaches them or they restart."
+    )
+    catalog_version: str | None = Field(
+        None,
+        description="Version of the intervention catalog in force now: /reload reads the "
+        "catalog file again (a catalog the checks refuse is answered 409 and changes nothing).",
+    )
+    catalog_sha256: str | None = Field(
+        None, description="SHA-256 of that catalog file (hex), as every answer names it."
     )

@@ -2,9 +2,10 @@
 
 At startup: the settings, the API keys, the audit store, the catalog and the champion's engine
 (none, when the champion cannot be loaded: crisis answers need no model). Afterwards: ``/reload``
-swaps in the current champion by replacing one reference, so requests already running finish
-on the model they started with, and a watcher follows the reloads other workers announce in
-the audit store. A worker that cannot load the version another worker's /reload announced keeps
+reads the catalog file again and swaps in the current champion under it by replacing one
+reference, so requests already running finish on the model and catalog they started with (a
+catalog the checks refuse changes nothing), and a watcher follows the reloads other workers
+announce in the audit store (the same version under an edited catalog included). A worker that cannot load the version another worker's /reload announced keeps
 serving its own and says so (``stale``: on /readyz, the card's ``serving`` block and the log,
 which names the version and the missing file). A part of
 :class:`~recommender.service.service.Recommender` (its base class),
@@ -23,11 +24,13 @@ from recommender.errors import InputError, ModelFilesMissing, ModelUnavailable, 
 from recommender.service._allocation import ALLOCATION_ACCEPTED, AllocationRequest
 from recommender.service._audit import AuditLog, AuditSaltMismatch, resolve_salt, salted_hash
 from recommender.service._auth import API_KEYS_ENV, KeyRing, secret_api_keys
+from recommender.service._catalog_file import catalog_error, catalog_problems, file_digest
 from recommender.service._config import load_serve_config
 from recommender.service._context import answer_context
 from recommender.service._engine import RecommendationEngine
 from recommender.service._profiles import profile_schema
 from recommender.service._readiness import Reason, StaleModel
+from recommender.service._renamed import RenamedArms, renamed_for, renaming_note
 from recommender.service._requests import BatchRequest, OutcomesRequest, ReloadRequest
 from recommender.service._metrics import serving_version
 from recommender.service._store_errors import (
@@ -96,12 +99,12 @@ class Serving:
         try:
             self.catalog = load_catalog()
         except Exception as error:  # noqa: BLE001 - a broken catalog must not stop crisis answers
-            self.load_error = _catalog_error(error)
+            self.load_error = catalog_error(error)
             self.load_reason = Reason.CATALOG_UNREADABLE
             log.error("%s; serving crisis answers only until /reload loads it", self.load_error)
         if self.catalog is not None:
             try:
-                self.engine = self._load_engine()
+                self.engine = self._load_engine(catalog=self.catalog)
             except Exception as error:  # noqa: BLE001 - a bad champion must not stop crisis answers
                 self.load_error = f"no model is loaded ({type(error).__name__}: {error})"
                 self.load_reason = _no_model_reason(error)
@@ -278,8 +281,25 @@ class Serving:
             self._follow_failure = None
 
     def _follow(self, announcement: int, version: str) -> None:
-        """Serve ``version``, which /reload record ``announcement`` put in service elsewhere."""
-        if self.engine is not None and version == self.engine.version:
+        """Serve ``version``, which /reload record ``announcement`` put in service elsewhere,
+        under the catalog file as it is now (a /reload of the same version may have been for
+        an edited catalog)."""
+        engine = self.engine
+        if engine is not None and version == engine.version:
+            if file_digest() == engine.catalog.sha256:
+                self._reload_seen, self.stale = announcement, None
+                return
+            try:
+                self._swap_in_catalog(engine)
+            except Exception as error:  # noqa: BLE001 - the served catalog stays; said, retried
+                self._fell_behind(announcement, version, error)
+                return
+            log.info(
+                "followed a /reload: version %s under catalog %s (sha256 %s)",
+                version,
+                self.catalog.version,
+                self.catalog.sha256,
+            )
             self._reload_seen, self.stale = announcement, None
             return
         if announcement == self._stale_announcement and time.monotonic() < self._champion_retry_at:
@@ -382,40 +402,66 @@ class Serving:
         return previous, engine, True
 
     def _swap_in_champion(self, version: str | None = None):
-        """Load the registry's champion (or ``version``) and serve it; returns
-        ``(previous_version, engine)``."""
+        """Read the catalog file again, load the registry's champion (or ``version``) and serve
+        both; returns ``(previous_version, engine)``. Either failing raises and changes nothing:
+        the engine served, and the catalog it answers with, stay."""
         with self._reload_lock:
             previous = None if self.engine is None else self.engine.version
-            if self.catalog is None:  # broken at start: read again, once it is fixed
-                from recommender.catalog import load_catalog
-
-                try:
-                    self.catalog = load_catalog()
-                except Exception as error:  # noqa: BLE001 - said as the reason nothing loads
-                    self.load_error = _catalog_error(error)
-                    self.load_reason = Reason.CATALOG_UNREADABLE
-                    raise CatalogUnreadable(self.load_error) from None
+            catalog = self._read_catalog()
             try:
-                engine = self._load_engine(version)
+                engine = self._load_engine(version, catalog=catalog)
             except (ModelFilesMissing, ModelUnreadable) as error:
                 # No retry mends these (unlike a registry down): /reload answers 409 with the
                 # loader's message, which names the version and the missing file.
                 raise ChampionUnloadable(error, reason=_no_model_reason(error)) from error
-            self.engine = engine  # a single reference swap: atomic for readers
-            serving_version(engine.version)
-            self.load_error, self.load_reason, self.stale = None, None, None
-            self._stale_announcement = None
+            self._serve(engine)
         return previous, engine
 
-    def _load_engine(self, version: str | None = None) -> RecommendationEngine:
-        """The engine of the registry's champion, or of registered ``version`` (the service
-        class says where they come from)."""
+    def _swap_in_catalog(self, engine: RecommendationEngine) -> RecommendationEngine:
+        """Serve ``engine``'s model under the catalog file as it is now (a follower of a
+        /reload that kept the version): no download, nothing changed when the file is refused."""
+        with self._reload_lock:
+            model = getattr(engine.model, "wrapped", engine.model)  # as learnt, not renamed
+            new = self._engine_for(model, engine.version, catalog=self._read_catalog())
+            self._serve(new)
+        return new
+
+    def _read_catalog(self):
+        """The catalog file, read and checked now; :class:`CatalogUnreadable` (naming each
+        entry, field and value refused) when it does not load. While no engine is served, the
+        failure is also the reason nothing is (``load_error``); otherwise the served engine and
+        catalog stay and say nothing new."""
+        from recommender.catalog import load_catalog
+
+        try:
+            return load_catalog()
+        except Exception as error:  # noqa: BLE001 - said as the reason nothing loads
+            said = catalog_error(error)
+            if self.engine is None:
+                self.load_error, self.load_reason = said, Reason.CATALOG_UNREADABLE
+            raise CatalogUnreadable(said, catalog_problems(error)) from None
+
+    def _serve(self, engine: RecommendationEngine) -> None:
+        """Serve ``engine`` and its catalog (under the reload lock)."""
+        self.engine = engine  # a single reference swap: atomic for readers
+        # What answers without a model (crisis answers, outcome checks) read: the same catalog.
+        self.catalog = engine.catalog
+        serving_version(engine.version)
+        self.load_error, self.load_reason, self.stale = None, None, None
+        self._stale_announcement = None
+
+    def _load_engine(self, version: str | None = None, *, catalog) -> RecommendationEngine:
+        """The engine of the registry's champion, or of registered ``version``, under
+        ``catalog`` (the service class says where they come from)."""
         raise NotImplementedError
 
-    def _engine_for(self, model, version) -> RecommendationEngine:
+    def _engine_for(self, model, version, *, catalog) -> RecommendationEngine:
+        # An arm the catalog renamed is served with what the model learnt under its former id.
+        renames = renamed_for(model, catalog)
+        served = RenamedArms(model, renames) if renames else model
         try:
             engine = RecommendationEngine(
-                model, version, catalog=self.catalog, config=self.config, audit=self.audit
+                served, version, catalog=catalog, config=self.config, audit=self.audit
             )
         except InputError as error:  # the champion exists but this service cannot serve it
             raise Unservable(
@@ -423,6 +469,10 @@ class Serving:
             ) from None
         if engine.catalog_note is not None:  # served all the same: a person promoted it
             log.warning("%s", engine.catalog_note)
+        renamed = renaming_note(renames, engine.version)
+        if renamed is not None:  # said on the card beside any warning, and in the log
+            log.info("%s", renamed)
+            engine.catalog_note = "; and ".join(n for n in (engine.catalog_note, renamed) if n)
         return engine
 
     @property
@@ -487,7 +537,3 @@ def _no_model_reason(error: Exception) -> Reason:
     if isinstance(error, InputError):  # the registry answered: no version holds the alias
         return Reason.NO_CHAMPION
     return Reason.MODEL_NOT_LOADED
-
-
-def _catalog_error(error: Exception) -> str:
-    return f"the intervention catalog could not be loaded ({type(error).__name__}: {error})"

@@ -107,6 +107,7 @@ class AnswerWording:
             "request_id": request_id,
             "model_version": self.version,
             "catalog_version": self.catalog.version,
+            "catalog_sha256": self.catalog.sha256,
             "recommended": None,
             "interval_level": round(config.coverage, 6),
             "ranking": [],

@@ -70,9 +70,9 @@ class Recommender(Answering):
     # Startup, /reload and the watcher of other workers' reloads: ``Serving`` (_serving.py);
     # the routes' handlers: ``Answering`` (_answering.py).
 
-    def _load_engine(self, version: str | None = None) -> RecommendationEngine:
+    def _load_engine(self, version: str | None = None, *, catalog) -> RecommendationEngine:
         model, version = load_champion_model() if version is None else load_version_model(version)
-        return self._engine_for(model, version)
+        return self._engine_for(model, version, catalog=catalog)
 
     @bentoml.on_shutdown
     def _stop_following(self) -> None:
@@ -118,20 +118,25 @@ class Recommender(Answering):
         summary="The served model's card as an HTML page (auditors, scientists).",
     )
     def model_card(self):
-        engine = self.engine
-        if engine is None:
-            return model_card_page(self.config, None, self.load_error, self.stale)
-        return model_card_page(
-            self.config, engine.version, self.load_error, self.stale, engine.catalog_note
-        )
+        return self._served_card(model_card_page)
 
     @pages.get("/model_card.json", summary="The served model's card as JSON.")
     def model_card_json(self):
+        return self._served_card(model_card_facts)
+
+    def _served_card(self, render):
+        """The card of the engine served now, by ``render`` (HTML or JSON), with the catalog
+        in force and what is amiss with it; why there is none while no model is served."""
         engine = self.engine
         if engine is None:
-            return model_card_facts(self.config, None, self.load_error, self.stale)
-        return model_card_facts(
-            self.config, engine.version, self.load_error, self.stale, engine.catalog_note
+            return render(self.config, None, self.load_error, self.stale)
+        return render(
+            self.config,
+            engine.version,
+            self.load_error,
+            self.stale,
+            engine.catalog_note,
+            catalog=engine.catalog,
         )
 
     @pages.get("/audit/export", summary="The audit log as CSV (auditors only).")
