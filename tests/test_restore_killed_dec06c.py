@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +24,7 @@ from recommender.cli import main
 from recommender.service import AuditLog
 
 from service_fixtures import AUDIT_RECORD, SALT
+from test_restore_dec06b import _mark, _marks
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,24 +63,6 @@ elif point == "swap":  # after the restored copy of the file named `wanted` is r
 from recommender.cli import main
 sys.exit(main(sys.argv[3:]))
 """
-
-
-def _mark(database, value):
-    connection = sqlite3.connect(database)
-    try:
-        with connection:
-            connection.execute("CREATE TABLE IF NOT EXISTS marks (v TEXT)")
-            connection.execute("INSERT INTO marks VALUES (?)", (value,))
-    finally:
-        connection.close()
-
-
-def _marks(database):
-    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
-    try:
-        return [row[0] for row in connection.execute("SELECT v FROM marks ORDER BY v")]
-    finally:
-        connection.close()
 
 
 def _state(home):
