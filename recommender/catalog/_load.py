@@ -480,7 +480,8 @@ def load_catalog(path=None) -> Catalog:
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such catalog file")
-    digest = catalog_sha256(path)
+    # a folder or an unreadable file: read_config says so in its own words
+    digest = catalog_sha256(path) if path.is_file() else None
     data = read_config(path, what="catalog")
     try:
         catalog = parse_catalog(data, source=f"catalog {path}")

@@ -321,13 +321,15 @@ class Catalog:
     sha256 : str or None
         The file's content digest (:func:`~recommender.catalog.catalog_sha256`), set by
         :func:`~recommender.catalog.load_catalog`; ``None`` for a catalog not read from a file.
+        Where it came from, not what it says: two catalogs that say the same are equal whatever
+        their files' bytes (a byte order mark, a comment).
     """
 
     version: str
     control: str
     arms: tuple[Arm, ...]
     complements: tuple[Complement, ...] = ()
-    sha256: str | None = None
+    sha256: str | None = field(default=None, compare=False)
 
     @property
     def arm_ids(self) -> tuple[str, ...]:
