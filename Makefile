@@ -79,9 +79,10 @@ system-test-deps:
 # smoke test need the anchors. They stay out of the runtime dependencies.
 # Doctests of the library first (Alembic's env.py runs only inside Alembic, so not imported);
 # then the suite on both cores (the server, PostgreSQL and Spark tests wait on I/O much of the time).
+# Each run lists its 40 slowest steps, so that where the suite's time goes is read from any CI log.
 test: $(VENV)/.bench system-test-deps lint
 	$(BIN)/python -m pytest --doctest-modules recommender -q --ignore=recommender/service/migrations
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m pytest -n 2 --durations=40
 
 # Lint and format check (configured in pyproject.toml's [tool.ruff]).
 lint: $(VENV)/.test
