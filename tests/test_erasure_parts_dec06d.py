@@ -5,6 +5,7 @@ same erasure again finishes it. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import pytest
@@ -12,7 +13,8 @@ import pytest
 import recommender.service._erasure as erasure
 from recommender.service import AuditLog, erase_people, erasure_history
 from recommender.service._audit_tables import recommendations
-from service_fixtures import SALT
+from service_fixtures import SALT, auth, profile
+from service_fixtures import asgi_client, linear_model, service_home  # noqa: F401 - fixtures
 from test_erasure_dec06 import _fill, _rows_of, _snapshot
 from test_loop_outcome_correction import store_url  # noqa: F401 - fixture: SQLite, PostgreSQL
 
@@ -181,3 +183,123 @@ def test_the_part_size_is_a_setting_checked_where_it_is_read(tmp_path):
     (tmp_path / "serve.yaml").write_text(yaml.safe_dump(raw))
     with pytest.raises(InputError, match="erasure.part_rows"):
         load_serve_config(tmp_path / "serve.yaml")
+
+
+# -- over HTTP: POST /erasures, the program's route ---------------------------------------------
+
+
+@pytest.fixture
+def served(asgi_client, service_home):
+    """The in-process app over a store holding _fill's people."""
+    audit = AuditLog(f"sqlite:///{service_home / 'audit.db'}", salt=SALT)
+    _fill(audit)
+    yield asgi_client, audit
+    audit.close()
+
+
+def test_the_route_erases_as_the_command_does_for_the_program_only(served):
+    client, audit = served
+    body = {"person_ids": ["p-0", "nobody", "p-1"]}
+    assert client.post("/erasures", json=body).status_code == 401
+    assert (
+        client.post("/erasures", json=body, headers={"Authorization": "Bearer no"}).status_code
+        == 401
+    )
+    for role in ("auditor", "scientist"):
+        refused = client.post("/erasures", json=body, headers=auth(role))
+        assert refused.status_code == 403 and "program" in refused.json()["error"]
+    assert any(_rows_of(audit, "p-0").values())  # nothing erased by a refused caller
+    dry = client.post("/erasures", json={**body, "dry_run": True}, headers=auth("program"))
+    assert dry.status_code == 200
+    assert dry.json() == {
+        "asked": 3,
+        "found": 2,
+        "missing": [1],
+        "answers_redacted": 5,
+        "crisis_answers_redacted": 2,
+        "assignments_deleted": 3,
+        "outcomes_deleted": 3,
+        "dry_run": True,
+        "erasure_id": None,
+        "parts": 0,
+    }
+    assert any(_rows_of(audit, "p-0").values())
+    done = client.post("/erasures", json=body, headers=auth("program"))
+    assert done.status_code == 200 and "nobody" not in done.text and "p-0" not in done.text
+    said = done.json()
+    assert (said["found"], said["missing"], said["dry_run"], said["parts"]) == (2, [1], False, 1)
+    assert said["erasure_id"] == erasure_history(audit)[-1]["id"]
+    assert not any(_rows_of(audit, "p-0").values()) and not any(_rows_of(audit, "p-1").values())
+    # The same request again: nothing left to erase, nothing recorded.
+    again = client.post("/erasures", json=body, headers=auth("program")).json()
+    assert (again["found"], again["missing"], again["erasure_id"]) == (0, [0, 1, 2], None)
+    # The service still answers, crisis answers included.
+    crisis = client.post(
+        "/recommend", json=profile(person_id="p-0", crisis_risk=True), headers=auth("program")
+    )
+    assert crisis.status_code == 200 and crisis.json()["safety"]["level"] == "crisis"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"person_ids": []}, "person_ids"),
+        ({}, "person_ids"),
+        ({"person_ids": ["p-0", 7]}, "person_ids[1]"),
+        ({"person_ids": ["p-0", "   "]}, "person_ids[1]"),
+        ({"person_ids": ["p-0", ""]}, "person_ids[1]"),
+        ({"person_ids": ["p-0"], "dry_run": "yes"}, "dry_run"),
+        ({"person_ids": ["p-0"], "people": ["p-1"]}, "people"),
+    ],
+)
+def test_the_route_refuses_bad_input_naming_the_field_and_erases_nothing(served, body, field):
+    client, audit = served
+    before = _snapshot(audit)
+    refused = client.post("/erasures", json=body, headers=auth("program"))
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["problems"][0]["field"] == field
+    assert "p-0" not in refused.text and "p-1" not in refused.text  # no id echoed
+    assert _snapshot(audit) == before
+
+
+def test_the_route_is_listed_in_the_openapi_document_with_its_statuses(asgi_client):
+    document = asgi_client.get("/docs.json").json()
+    route = document["paths"]["/erasures"]["post"]
+    assert {"200", "401", "403", "422", "503"} <= set(route["responses"])
+    schema = json.dumps(route["requestBody"])
+    assert "person_ids" in schema and "dry_run" in schema
+
+
+def test_the_service_answers_a_crisis_between_the_parts_of_an_erasure_over_http(
+    served, monkeypatch
+):
+    """While POST /erasures is between two parts, a /recommend flagged crisis_risk is answered
+    at once (and recorded), and the erasure goes on to erase its people."""
+    import recommender.service._answering as answering
+
+    client, audit = served
+    erase = erasure.erase_people
+    monkeypatch.setattr(
+        answering,
+        "erase_people",
+        lambda *args, **kwargs: erase(*args, **{**kwargs, "part_rows": PART_ROWS}),
+    )
+    answered = []
+    erase_part = erasure._erase_part
+
+    def between_parts(*args, **kwargs):
+        if kwargs["last"]:
+            crisis = client.post(
+                "/recommend",
+                json=profile(person_id="p-9", crisis_risk=True),
+                headers=auth("program"),
+            )
+            answered.append((crisis.status_code, crisis.json()["safety"]["level"]))
+        return erase_part(*args, **kwargs)
+
+    monkeypatch.setattr(erasure, "_erase_part", between_parts)
+    done = client.post("/erasures", json={"person_ids": PEOPLE}, headers=auth("program"))
+    assert done.status_code == 200, done.text
+    assert (done.json()["parts"], done.json()["found"]) == (5, 5)
+    assert answered == [(200, "crisis")]
+    assert _rows_of(audit, "p-9")["recommendations"]  # the crisis answer was recorded

@@ -89,6 +89,21 @@ class ErasureReport:
     def rows(self) -> int:
         return self.answers + self.assignments + self.outcomes
 
+    def as_dict(self) -> dict:
+        """The report as ``POST /erasures`` answers it (named as the ``erasures`` table)."""
+        return {
+            "asked": self.asked,
+            "found": self.found,
+            "missing": list(self.missing),
+            "answers_redacted": self.answers,
+            "crisis_answers_redacted": self.crisis_answers,
+            "assignments_deleted": self.assignments,
+            "outcomes_deleted": self.outcomes,
+            "dry_run": self.dry_run,
+            "erasure_id": self.erasure_id,
+            "parts": self.parts,
+        }
+
 
 # Rows one part of an erasure may change (answers redacted, assignments and outcomes deleted):
 # each part is one transaction, which holds SQLite's write lock while the service's answers
@@ -403,8 +418,8 @@ def _erase(connection, people: dict[str, list[int]], seen, *, dry_run: bool) -> 
 
 # What an erasure does to each table.
 _NEEDED = (
-    "UPDATE on recommendations, DELETE on assignments and outcomes, INSERT on erasures "
-    "(and USAGE on its id sequence)"
+    "UPDATE on recommendations, DELETE on assignments and outcomes, INSERT and UPDATE on "
+    "erasures (and USAGE on its id sequence)"
 )
 
 
