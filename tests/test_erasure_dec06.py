@@ -1,5 +1,5 @@
 """Erasing a person (`recommender audit erase`): their assignments and outcomes deleted, their
-answers redacted but still counted, in one transaction on SQLite and PostgreSQL, recorded
+answers redacted but still counted, in parts of whole people on SQLite and PostgreSQL, recorded
 without saying whose; everyone else's rows untouched."""
 
 from __future__ import annotations
