@@ -39,7 +39,7 @@ def _stopped_by(signum):
         (["promote", "2", "--reason", "r"], "made and recorded whole or not at all"),
         (["rollback", "--reason", "r"], "made and recorded whole or not at all"),
         (["outcomes", "import", "f.csv"], "import the file again"),
-        (["audit", "erase", "--person-id", "p"], "an erasure is made whole or not at all"),
+        (["audit", "erase", "--person-id", "p"], "an erasure is written in parts, each whole"),
         (["audit", "export", "--out", "a.csv"], "written whole or not at all"),
         (["score", "--data", "c.csv", "--out", "s.csv"], "no file was left half-written"),
         (["allocate", "--data", "c.csv", "--out", "p.csv"], "no file was left half-written"),

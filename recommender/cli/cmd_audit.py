@@ -10,8 +10,9 @@ HELP = (
 )
 
 INTERRUPTED = (
-    "an export's file is written whole or not at all, and an erasure is made whole or not at "
-    "all: run it again (an erasure says the ids erased already have no row)"
+    "an export's file is written whole or not at all; an erasure is written in parts, each "
+    "whole, and stopped between parts its record in `audit export --table erasures` has no "
+    "completed_at: run it again to finish it (it says the ids erased already have no row)"
 )
 
 
@@ -52,7 +53,8 @@ def configure(parser) -> None:
     erase = actions.add_parser(
         "erase",
         help="erase people: delete their assignments and outcomes, redact their answers",
-        description="Erase people from the audit store, in one transaction: their assignments "
+        description="Erase people from the audit store, in parts of whole people (erasure."
+        "part_rows rows each, one transaction a part): their assignments "
         "(profiles) and outcomes (follow-up scores) are deleted, crisis answers included; their "
         "answers are kept, so the log still counts them, with the person hash, request id and "
         "effects replaced. The erasure is recorded (when, how many rows; never whose: "
@@ -201,7 +203,9 @@ def _erase(args) -> int:
     salt = resolve_salt(config.audit_salt, config.models_dir, create=False)
     audit = AuditLog(url, salt=salt)
     try:
-        report = erase_people(audit, ids, dry_run=args.dry_run, named=named)
+        report = erase_people(
+            audit, ids, dry_run=args.dry_run, named=named, part_rows=config.erase_part_rows
+        )
     finally:
         audit.close()
     for line in _said(report, named):
@@ -228,7 +232,7 @@ def _said(report, named) -> list[str]:
         lines = [
             f"erased {report.found} of {report.asked} person id(s): redacted {answers}, "
             f"deleted {deleted}; recorded as erasure {report.erasure_id} (`recommender "
-            "audit export --table erasures`)"
+            f"audit export --table erasures`), written in {report.parts} part(s)"
         ]
     return lines + [f"not in the store: {named[p]}" for p in report.missing]
 

@@ -22,8 +22,15 @@ from recommender.service._audit_writer import FULL_REMEDY
 from recommender.service._answer_json import batch_response_json
 from recommender.service._crisis import crisis_flagged
 from recommender.service._engine import AuditUnavailable
+from recommender.service._erasure import erase_people
 from recommender.service._outcomes import OutcomeRefused, record_outcomes
-from recommender.service._requests import BatchRequest, OutcomesRequest, ServedProfileRequest
+from recommender.service._requests import (
+    BatchRequest,
+    ErasureRequest,
+    OutcomesRequest,
+    ServedProfileRequest,
+)
+from recommender.service._store_errors import AuditPrivilegeMissing
 from recommender.service._refused import Refusing, refusal
 from recommender.service._serving import CatalogUnreadable, Unservable
 
@@ -279,6 +286,47 @@ class Answering(Refusing):
             report.corrected,
             report.already_recorded,
             sent,
+        )
+        return JSONResponse(report.as_dict())
+
+    def _erase_people(self, request: ErasureRequest, caller_role: str) -> JSONResponse:
+        """``recommender audit erase`` over HTTP: the same function, with the service's store
+        and salt. It runs on one of the worker's threads; the store's write lock is held one
+        part at a time, so answers (crisis answers first of all) wait at most one part."""
+        if self.audit is None:
+            return refusal(503, self._store_closed("nothing was erased"))
+        named = [f"person_ids[{i}]" for i in range(len(request.person_ids))]
+        try:
+            report = erase_people(
+                self.audit,
+                request.person_ids,
+                dry_run=request.dry_run,
+                named=named,
+                part_rows=self.config.erase_part_rows,
+            )
+        except AuditPrivilegeMissing as error:  # the service's role may not (PostgreSQL)
+            return refusal(503, str(error))
+        except InputError as error:  # an id no store can hold, named by its position
+            field = str(error).split(" ", 1)[0].rstrip(":")
+            problem = {"field": field, "value": "(hidden)", "message": str(error)}
+            return refusal(422, str(error), [problem])
+        except Exception as error:  # noqa: BLE001 - the store's failure is not the caller's
+            log.exception("erasing people failed")
+            return refusal(
+                503,
+                f"the audit store could not be written ({type(error).__name__}): the parts "
+                "written before the failure stay erased and recorded, the others are "
+                "untouched; send the same request again to finish it",
+            )
+        log.info(
+            "erasure %s by %s: %d of %d people found, %d rows, in %d part(s)%s",
+            report.erasure_id,
+            caller_role,
+            report.found,
+            report.asked,
+            report.rows,
+            report.parts,
+            " (dry run, nothing changed)" if report.dry_run else "",
         )
         return JSONResponse(report.as_dict())
 

@@ -141,13 +141,15 @@ store_facts = sa.Table(
     sa.Column("value", sa.String(128), nullable=False),
 )
 # One row per erasure of people's rows (revision 0008, ``recommender audit erase``): when, and
-# how many people and rows, never whose. The service neither reads nor writes it, so its role
+# how many people and rows, never whose. An erasure is written in parts; ``completed_at``
+# (revision 0009) is set with its last part, and stays null if it was stopped between parts. The service neither reads nor writes it, so its role
 # needs no privilege on it (an erasure runs with the tables' owner's, which may delete).
 erasures = sa.Table(
     "erasures",
     _metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("erased_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("people_asked", sa.Integer, nullable=False),
     sa.Column("people_found", sa.Integer, nullable=False),
     sa.Column("answers_redacted", sa.Integer, nullable=False),

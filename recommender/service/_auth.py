@@ -44,6 +44,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "/allocate": frozenset({"program", "scientist"}),
     "/reload": frozenset({"scientist"}),
     "/outcomes": frozenset({"program"}),
+    # A person's withdrawn consent reaches the program, which alone holds their raw id.
+    "/erasures": frozenset({"program"}),
     "/model_card": frozenset({"auditor", "scientist"}),
     "/model_card.json": frozenset({"auditor", "scientist"}),
     "/audit/export": frozenset({"auditor"}),

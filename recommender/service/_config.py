@@ -11,6 +11,7 @@ from pydantic import Field
 
 from recommender.policy import ExplorationRule, SafetyRules
 from recommender.service._auth import ROLES
+from recommender.service._erasure import PART_ROWS
 from recommender.service._requests import MAX_BATCH_ROWS
 from recommender.settings import SECRET, Section, check_settings, check_value, read_secret
 
@@ -83,6 +84,16 @@ class _Audit(Section):
     )
 
 
+class _Erasure(Section):
+    part_rows: int = Field(
+        PART_ROWS,
+        ge=1,
+        le=1_000_000,
+        description="rows (answers, assignments, outcomes) one transaction of an erasure may "
+        "change: the store's write lock is held that long while the service's answers wait",
+    )
+
+
 class _Ranking(Section):
     max_overlap: float = Field(0.5, ge=0, le=1)
 
@@ -108,6 +119,7 @@ class ServeSettings(Section):
     models_dir: str | None = None
     auth: _Auth = _Auth()
     audit: _Audit = _Audit()
+    erasure: _Erasure = _Erasure()
     ranking: _Ranking = _Ranking()
     explanation: _Explanation = _Explanation()
     # Checked entry by entry by SafetyRules.from_config (recommender.policy).
@@ -150,6 +162,7 @@ class ServeConfig:
     reload_poll_seconds: float = 5.0
     audit_durability: str = "process_crash"
     log_level: str = "INFO"
+    erase_part_rows: int = PART_ROWS
 
     @property
     def coverage(self) -> float:
@@ -222,6 +235,7 @@ def load_serve_config(path: str | os.PathLike | None = None) -> ServeConfig:
         reload_poll_seconds=float(settings.reload_poll_seconds),
         audit_durability=settings.audit.durability,
         log_level=settings.log_level,
+        erase_part_rows=settings.erasure.part_rows,
     )
 
 

@@ -21,6 +21,7 @@ _WHAT = {
     "/allocate": "POST a cohort with a budget and capacities: who gets which intervention",
     "/reload": "POST: serve the registry's current champion without a restart",
     "/outcomes": "POST follow-up scores (EE, DP, PA, arm taken) of people already served",
+    "/erasures": "POST person ids to erase from the audit store (withdrawn consent, a leaver)",
     "/model_card": "GET the served model's card (HTML)",
     "/model_card.json": "GET the served model's card (JSON)",
     "/audit/export": "GET the audit log as CSV (hashed person ids); ?since=ISO date or time, "

@@ -39,11 +39,13 @@ from recommender.service._problems import ErrorResponse
 from recommender.service._readiness import NotReadyResponse, StaleResponse
 from recommender.service._requests import (
     BatchRequest,
+    ErasureRequest,
     OutcomesRequest,
     ServedProfileRequest,
 )
 from recommender.service._responses import (
     BatchResponse,
+    ErasureResponse,
     OutcomesResponse,
     Recommendation,
     ReloadResponse,
@@ -68,6 +70,7 @@ _ROUTES = {
     "/recommend_batch": _Route(BatchRequest, BatchResponse, _BODY),
     "/allocate": _Route(AllocationRequest, AllocationPlan, _BODY),
     "/outcomes": _Route(OutcomesRequest, OutcomesResponse, (*_BODY, 409)),
+    "/erasures": _Route(ErasureRequest, ErasureResponse, _BODY),
     # /reload takes no fields, but a body sent anyway is checked like any other
     "/reload": _Route(None, ReloadResponse, (*_BODY, 409)),
     "/model_card": _Route(None, None, (401, 403, 404, 500, 503)),

@@ -98,7 +98,7 @@ def _echoed(names: list[str], kind: str, value):
     (a name or a remark about someone), nor what stands where a whole record belongs, nor the
     body itself (not JSON: a byte-order mark, half an emoji); error bodies are often logged by
     clients and gateways, and the field with what is accepted says what to fix."""
-    if names and names[-1] == "person_id":
+    if names and names[-1] in ("person_id", "person_ids"):
         return "(hidden)"
     if kind == "extra_forbidden" or kind in _NOT_THE_CONTAINER:
         return "(not shown)"

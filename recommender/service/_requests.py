@@ -17,6 +17,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     StrictBool,
+    StrictStr,
     TypeAdapter,
     ValidationError,
     WithJsonSchema,
@@ -34,6 +35,7 @@ __all__ = [
     "ServedProfileRequest",
     "BatchRequest",
     "OutcomesRequest",
+    "ErasureRequest",
     "ReloadRequest",
     "profile_list_adapter",
     "example_profile",
@@ -323,6 +325,24 @@ class OutcomesRequest(BaseModel):
             "in force is a duplicate (409). Without it, a different outcome for a "
             "recommendation that has one is refused (409)."
         ),
+    )
+
+
+class ErasureRequest(BaseModel):
+    """People to erase from the audit store (a program's data-protection request)."""
+
+    model_config = _STRICT
+
+    person_ids: list[StrictStr] = Field(
+        min_length=1,
+        max_length=MAX_BATCH_ROWS,
+        description="Up to 10,000 person_ids, each as the program sent it to the service. "
+        "Their assignments and outcomes are deleted and their answers redacted (kept, counted, "
+        "naming no one). An id the store does not hold is reported by its position, never "
+        "echoed.",
+    )
+    dry_run: StrictBool = Field(
+        False, description="true: count what would be erased and change nothing."
     )
 
 

@@ -18,6 +18,7 @@ __all__ = [
     "ComplementItem",
     "ContextBlock",
     "OutcomesResponse",
+    "ErasureResponse",
     "OutsideItem",
     "Recommendation",
     "ReloadResponse",
@@ -404,6 +405,28 @@ class OutcomesResponse(BaseModel):
     already_recorded: int = Field(
         description="Identical outcomes already stored (always 0 "
         "over HTTP, where a duplicate is refused with 409)."
+    )
+
+
+class ErasureResponse(BaseModel):
+    asked: int = Field(description="Distinct person_ids given.")
+    found: int = Field(description="Of them, those the audit store held rows of.")
+    missing: list[int] = Field(
+        description="Positions (from 0, in the order given) of the ids no row of the store "
+        "holds: never served with this store's salt, or erased already. The ids themselves "
+        "are never echoed."
+    )
+    answers_redacted: int = Field(description="Answers kept but stripped of the person.")
+    crisis_answers_redacted: int = Field(description="Of them, crisis answers.")
+    assignments_deleted: int = Field(description="Assignments (profiles) deleted.")
+    outcomes_deleted: int = Field(description="Outcome rows deleted, corrections included.")
+    dry_run: bool = Field(description="true: nothing was changed; the counts are what would be.")
+    erasure_id: int | None = Field(
+        description="The erasure's row in GET /audit/export?table=erasures (null: nothing changed)."
+    )
+    parts: int = Field(
+        description="Transactions the erasure was written in (erasure.part_rows rows each at "
+        "most); 0 for a dry run."
     )
 
 

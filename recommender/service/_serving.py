@@ -31,7 +31,12 @@ from recommender.service._engine import RecommendationEngine
 from recommender.service._profiles import profile_schema
 from recommender.service._readiness import Reason, StaleModel
 from recommender.service._renamed import RenamedArms, renamed_for, renaming_note
-from recommender.service._requests import BatchRequest, OutcomesRequest, ReloadRequest
+from recommender.service._requests import (
+    BatchRequest,
+    ErasureRequest,
+    OutcomesRequest,
+    ReloadRequest,
+)
 from recommender.service._metrics import serving_version
 from recommender.service._store_errors import (
     AuditPrivilegeMissing,
@@ -494,6 +499,7 @@ class Serving:
             ),
             "/reload": (ReloadRequest, (), {}),
             "/outcomes": (OutcomesRequest, tuple(OutcomesRequest.model_fields), {}),
+            "/erasures": (ErasureRequest, tuple(ErasureRequest.model_fields), {}),
         }
 
 

@@ -38,9 +38,15 @@ from recommender.service._known_routes import KnownRoutes
 from recommender.service._landing import landing_page
 from recommender.service._openapi import openapi_document
 from recommender.service._pages import audit_export_response, model_card_facts, model_card_page
-from recommender.service._requests import BatchRequest, OutcomesRequest, ServedProfileRequest
+from recommender.service._requests import (
+    BatchRequest,
+    ErasureRequest,
+    OutcomesRequest,
+    ServedProfileRequest,
+)
 from recommender.service._responses import (
     BatchResponse,
+    ErasureResponse,
     OutcomesResponse,
     Recommendation,
     ReloadResponse,
@@ -102,6 +108,11 @@ class Recommender(Answering):
     ) -> OutcomesResponse:
         """Record follow-up scores, each linked to the person's served recommendation."""
         return _with_status(ctx, self._record_outcomes(request, _role(ctx)))
+
+    @bentoml.api(route="/erasures")
+    def erase(self, request: ErasureRequest, /, ctx: bentoml.Context) -> ErasureResponse:
+        """Erase people from the audit store, as `recommender audit erase` does (program only)."""
+        return _with_status(ctx, self._erase_people(request, _role(ctx)))
 
     @bentoml.api(route="/reload")
     def reload(self, ctx: bentoml.Context) -> ReloadResponse:
