@@ -301,3 +301,17 @@ def test_a_restore_killed_between_a_logs_rename_and_its_databases(home, spy, cop
         assert _rows(aside) == (["before"], 100)
         assert (home / "promotions.jsonl").read_text() == "restored\n"
     assert not list(home.glob(".restoring-*"))
+
+
+def test_service_settings_that_cannot_be_read_leave_the_models_folder_settled(
+    home, tmp_path, spy, monkeypatch, capsys
+):
+    # promote reads no serve.yaml: a broken one names no second folder, and stops nothing
+    (tmp_path / "serve.yaml").write_text("port: [unclosed\n")
+    monkeypatch.setenv("RECOMMENDER_SERVE_CONFIG", str(tmp_path / "serve.yaml"))
+    _half_restored(home)
+    seen = spy("promote")
+
+    assert main(["promote", "2", "--reason", "a test"]) == 0
+    assert seen == [WHOLE]
+    assert "recovered: the restore of /backups/then" in capsys.readouterr().err

@@ -38,6 +38,6 @@ def _models_folders(serve_config) -> list[Path]:
     folders = [models_dir()]
     try:
         folders.append(load_serve_config(serve_config).models_dir)
-    except InputError:
+    except (InputError, OSError):
         pass  # a serve.yaml that cannot be read names no folder; a command reading it says why
     return list(dict.fromkeys(Path(folder).resolve() for folder in folders))
