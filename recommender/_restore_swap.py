@@ -16,28 +16,14 @@ undone. :func:`finish_interrupted_restore`, which ``recommender backup`` (both `
 (nothing had been replaced); ``swapping``, it does the swaps not yet done, or, when a copy it
 needs is gone, puts back everything moved aside.
 
-Every other command that opens the models folder meets a journal left there the same way, from
-one place: the CLI runs :func:`settle_interrupted_restore` on the folders a command opens (those
-whose module says ``MODELS_FOLDER``, see :mod:`recommender.cli`) before the command reads
-anything. What it does, and why:
+Every other command that opens the models folder meets a journal left there before it reads
+anything: ``serve`` refuses (:func:`refuse_interrupted_restore`), the others finish it; which
+does which, and why, is said where the CLI does it (:mod:`recommender.cli._restore_first`).
+Finishing is refused, with nothing done, in two cases, and guarded in a third:
 
-* ``recommender serve`` refuses to start while a journal is there (also a plain ``bentoml
-  serve``: :func:`~recommender.service.check_before_serving`). The service does not change the
-  folder it is pointed at: it is started by scripts and containers (replicas, restarts in a
-  loop) where nobody reads what was done, and an operator is told what to run instead.
-* Every other command (those that write: ``train``, ``promote``, ``rollback``, ``outcomes
-  import``, ``audit erase``, ``backup``; and those that read: ``champions``, ``card``,
-  ``score``, ``allocate``, ``batch-score``, ``evaluate-policy``, ``audit export``) finishes or
-  undoes the restore first and says so on stderr (``recovered: ...``). A writer must: what it
-  wrote into a part-restored folder would be moved aside by a later finish, or mixed with the
-  backup's files. A reader may as well: finishing is deterministic and idempotent by the
-  journal (the outcome is the same whoever runs it, and twice is once), as ``champions`` already
-  completes a promotion stopped midway before it reads; refusing would only ask the operator to
-  run a command that does exactly this. A reader that may not write the folder refuses, naming
-  what to run. So no command reads a half-restored folder.
-* A restore still running (its process alive) is refused by every command: nothing is done.
+* A restore still running (its process alive).
 * A process holding one of the restore's SQLite stores open (a service started on the folder
-  anyhow) is refused before any swap: files are not renamed under a live store.
+  anyhow): files are not renamed under a live store.
 * Two commands finishing at once: the second waits on ``.restore.lock`` (there only meanwhile)
   and then finds the journal gone.
 
@@ -69,7 +55,6 @@ __all__ = [
     "make_durable",
     "put_in_place",
     "refuse_interrupted_restore",
-    "settle_interrupted_restore",
 ]
 
 JOURNAL = ".restore-journal.json"
@@ -474,35 +459,3 @@ def refuse_interrupted_restore(models_dir) -> None:
             "other command that opens the folder: `recommender champions`, say), which "
             "finishes or undoes it first, then start the service"
         )
-
-
-def settle_interrupted_restore(models_dir, *, command: str, finish: bool) -> list[str]:
-    """What ``recommender <command>`` does first over a restore killed in ``models_dir``: with
-    ``finish``, finish or undo it (:func:`finish_interrupted_restore`) and return what was done;
-    without, refuse (:func:`refuse_interrupted_restore`). See the module's docstring for which
-    command does which, and why. No journal there: nothing to do, after one look for it.
-
-    Raises
-    ------
-    InputError
-        A restore still running, a store held open, the folder not writable by this user: what
-        to run instead, and that nothing was read there.
-    """
-    from recommender.errors import InputError
-
-    models = Path(models_dir).resolve()
-    if not (models / JOURNAL).exists():
-        return []
-    if not finish:
-        refuse_interrupted_restore(models)
-    try:
-        return finish_interrupted_restore(models, sweep=False)
-    except OSError as error:
-        # the journal stays: what was done is redone or skipped by the next run
-        raise InputError(
-            f"{models / JOURNAL}: a restore into this models folder was stopped midway "
-            f"(killed) and the folder may be part restored; `recommender {command}` could not "
-            f"finish it ({error.strerror or error}: {error.filename or models}) and read "
-            "nothing there: run `recommender backup --restore DIR` again (or any `recommender "
-            f"backup`) as a user that may write {models}"
-        ) from None

@@ -14,8 +14,8 @@ Each subcommand is a module ``recommender/cli/cmd_<name>.py`` that defines
 - ``MODELS_FOLDER`` (a command that opens the models folder's stores): ``"reads"``,
   ``"writes"`` or ``"serves"``, or a function of the arguments saying which. Before ``run``, a
   restore killed in that folder is finished, or refused by ``serve``
-  (:mod:`recommender._restore_swap`); the folder is the models folder and the one named by the
-  service's settings the command is given: its ``--serve-config``, or the option
+  (:mod:`recommender.cli._restore_first`); the folders are the models folder and the one the
+  service's settings name: the command's ``--serve-config``, or the option
   ``SERVE_CONFIG_OPTION`` names (``"config"``: its ``--config`` is the service's).
 
 Modules are discovered, so adding a subcommand touches no shared file. Heavy imports belong
