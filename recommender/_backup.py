@@ -43,6 +43,7 @@ __all__ = [
     "RestoreReport",
     "back_up",
     "copy_sqlite",
+    "held_open",
     "processes_holding",
     "read_manifest",
     "restore",
@@ -377,6 +378,18 @@ def processes_holding(path: Path) -> list[int]:
     return sorted(holders)
 
 
+def held_open(paths) -> list[str]:
+    """Each SQLite database among ``paths`` that a process holds open, as ``<path> (process
+    <ids>)``: what a restore, and the finishing of one, must not rename."""
+    busy = []
+    for path in paths:
+        if path.is_file() and is_sqlite(path):
+            holders = processes_holding(path)
+            if holders:
+                busy.append(f"{path} (process {', '.join(map(str, holders))})")
+    return busy
+
+
 def _erasures_in(database: Path, since_id: int | None) -> int | None:
     """How many erasures the store at ``database`` records after ``since_id``; None when it
     cannot be read."""
@@ -453,12 +466,7 @@ def restore(backup: Path, config, *, tracking_uri: str | None = None) -> Restore
             plan = [(s, t) for s, t in plan if t != live_registry]
             plan.append((registry_copy, live_registry))
 
-    busy = []
-    for _, target in plan:
-        if target.is_file() and is_sqlite(target):
-            holders = processes_holding(target)
-            if holders:
-                busy.append(f"{target} (process {', '.join(map(str, holders))})")
+    busy = held_open([target for _, target in plan])
     if busy:
         raise InputError(
             "a running process holds open "

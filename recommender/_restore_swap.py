@@ -14,12 +14,33 @@ the first copy, saying ``copying``, and again once every copy is whole and fsync
 undone. :func:`finish_interrupted_restore`, which ``recommender backup`` (both ``--to`` and
 ``--restore``) runs first, reads a journal left behind: ``copying``, it removes the copies
 (nothing had been replaced); ``swapping``, it does the swaps not yet done, or, when a copy it
-needs is gone, puts back everything moved aside. ``recommender serve`` refuses to start while a
-journal is there (:func:`refuse_interrupted_restore`).
+needs is gone, puts back everything moved aside.
+
+Every other command that opens the models folder meets a journal left there before it reads
+anything: ``serve`` refuses (:func:`refuse_interrupted_restore`), the others finish it; which
+does which, and why, is said where the CLI does it (:mod:`recommender.cli._restore_first`).
+Finishing is refused, with nothing done, in two cases, and guarded in a third:
+
+* A restore still running (its process alive).
+* A process holding one of the restore's SQLite stores open (a service started on the folder
+  anyhow): files are not renamed under a live store.
+* Two commands finishing at once: the second waits on ``.restore.lock`` (there only meanwhile)
+  and then finds the journal gone.
+
+A restore also copies outside the models folder: an audit store that ``audit.url`` puts
+elsewhere, and a SQLite MLflow store kept elsewhere (``MLFLOW_TRACKING_URI``, or a
+``RECOMMENDER_HOME`` that is not serve.yaml's ``models_dir``). Those copies are never
+searched for without a journal, because none can be left without one: the journal, naming them,
+is made durable before the first copy is written, and is removed only once every copy has been
+renamed in or removed and the folders holding them made durable (so not even a power cut leaves
+a copy whose journal is gone). The search of the models folder (``backup`` only) is for copies
+a restore from before the journal left; a journal removed by hand is the one way to strand an
+outside copy, named ``.restoring-<stamp>-<name>`` beside its store.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -37,6 +58,8 @@ __all__ = [
 ]
 
 JOURNAL = ".restore-journal.json"
+# Held while a journal is finished, so that two commands never finish it at once.
+_FINISH_LOCK = ".restore.lock"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _SIDE_FILES = ("-wal", "-shm")
 # The copies a restore makes: .restoring-<stamp>-<name>, stamp as restore() writes it.
@@ -116,7 +139,12 @@ def _write_journal(models: Path, journal: dict) -> None:
     make_durable(models)
 
 
-def _drop_journal(models: Path) -> None:
+def _drop_journal(models: Path, copies=()) -> None:
+    """Remove the journal, once the removal or renaming of ``copies`` is durable: a copy is
+    never left on disk without the journal that names it."""
+    for folder in {Path(copy).parent for copy in copies}:
+        if folder.is_dir():
+            make_durable(folder)
     (models / JOURNAL).unlink(missing_ok=True)
     (models / f"{JOURNAL}.tmp").unlink(missing_ok=True)
 
@@ -170,7 +198,7 @@ def put_in_place(
     except BaseException as error:
         for copy in copies:
             copy.unlink(missing_ok=True)
-        _drop_journal(models)
+        _drop_journal(models, copies)
         if not isinstance(error, OSError):
             raise
         failed = copies[written - 1] if written else models / f".restoring-{stamp}-{JOURNAL}"
@@ -188,7 +216,7 @@ def put_in_place(
     except BaseException:
         for copy in copies:
             copy.unlink(missing_ok=True)
-        _drop_journal(models)
+        _drop_journal(models, copies)
         raise
     moved, databases, done = [], [], []
     with signals_held():
@@ -210,7 +238,7 @@ def put_in_place(
                     target.unlink(missing_ok=True)
             for copy in copies:
                 copy.unlink(missing_ok=True)
-            _drop_journal(models)
+            _drop_journal(models, copies)
             raise
         for folder in {target.parent for _, target in plan}:
             make_durable(folder)
@@ -274,7 +302,7 @@ def _described(paths: list[Path], models: Path) -> str:
     return named or "no file"
 
 
-def finish_interrupted_restore(models_dir) -> list[str]:
+def finish_interrupted_restore(models_dir, *, sweep: bool = True) -> list[str]:
     """Finish or undo a restore into ``models_dir`` that was killed, and remove copies such a
     restore left; returns one line for each thing done, naming the files (none: nothing to do).
 
@@ -283,24 +311,31 @@ def finish_interrupted_restore(models_dir) -> list[str]:
     finished); if a copy still to be swapped in is gone, every file moved aside is put back
     instead (the restore is undone). Either way the models folder ends wholly as before the
     restore or wholly restored, and the journal is removed last, so that a kill meanwhile is
-    finished by the next run."""
+    finished by the next run. Refused, doing nothing, while the restore still runs or while a
+    process holds open a store it would rename. ``sweep``: also search the whole folder for
+    copies a restore from before the journal left (``recommender backup`` does)."""
     models = Path(models_dir).resolve()
     said = []
-    journal = _read_journal(models)
-    if journal is not None:
-        running = _still_running(journal)
-        if running is not None:
-            from recommender.errors import InputError
+    if (models / JOURNAL).exists():
+        with _finishing(models):
+            # read under the lock: a command finishing it meanwhile has removed it
+            journal = _read_journal(models)
+            if journal is not None:
+                running = _still_running(journal)
+                if running is not None:
+                    from recommender.errors import InputError
 
-            raise InputError(
-                f"{models / JOURNAL}: a restore of {journal.get('backup')} into {models} is "
-                f"running (process {running}); nothing was done: wait for it to end, then "
-                "run again"
-            )
-        said.append(_finish(journal, models))
-        _drop_journal(models)
+                    raise InputError(
+                        f"{models / JOURNAL}: a restore of {journal.get('backup')} into "
+                        f"{models} is running (process {running}); nothing was done: wait for "
+                        "it to end, then run again"
+                    )
+                if journal["phase"] == "swapping":
+                    _refuse_held(journal)
+                said.append(_finish(journal, models))
+                _drop_journal(models, [step["copy"] for step in journal["steps"]])
     leftovers = []
-    if models.is_dir():
+    if sweep and models.is_dir():
         for folder, _, names in os.walk(models):
             leftovers += [Path(folder) / n for n in names if _COPY_NAME.match(n)]
     for leftover in sorted(leftovers):
@@ -311,6 +346,46 @@ def finish_interrupted_restore(models_dir) -> list[str]:
             f"in: {', '.join(map(str, sorted(leftovers)))}"
         )
     return said
+
+
+@contextlib.contextmanager
+def _finishing(models: Path):
+    """Held while a journal in ``models`` is finished: a second command waits, then finds it
+    gone. The lock is the open file's (released when the process ends, however it ends); the
+    file is removed when done, so a waiter that locked a removed file takes the new one."""
+    import fcntl
+
+    path = models / _FINISH_LOCK
+    while True:
+        handle = open(path, "a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            if path.exists() and os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+                break
+        except BaseException:
+            handle.close()
+            raise
+        handle.close()
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        handle.close()
+
+
+def _refuse_held(journal: dict) -> None:
+    """Refuse to rename a SQLite store of the restore that a process holds open (a service)."""
+    from recommender._backup import held_open
+    from recommender.errors import InputError
+
+    busy = held_open([step[key] for step in journal["steps"] for key in ("target", "aside")])
+    if busy:
+        raise InputError(
+            f"a restore of {journal.get('backup')} was stopped midway, and a running process "
+            f"holds open {'; '.join(busy)}: nothing was finished or undone, so as not to rename "
+            "a store under it; stop the service (and any command using the store), then run "
+            "again"
+        )
 
 
 def _finish(journal: dict, models: Path) -> str:
@@ -371,7 +446,8 @@ def _swapped_in(step: dict) -> bool:
 
 
 def refuse_interrupted_restore(models_dir) -> None:
-    """Refuse to go on over a models folder that a killed restore left half swapped."""
+    """Refuse to start the service over a models folder that a killed restore left half
+    swapped (or that a restore is swapping)."""
     from recommender.errors import InputError
 
     path = Path(models_dir).resolve() / JOURNAL
@@ -379,6 +455,7 @@ def refuse_interrupted_restore(models_dir) -> None:
         raise InputError(
             f"{path}: a restore into this models folder is running, or was stopped midway "
             "(killed) and the folder may be part restored; once no restore runs, run "
-            "`recommender backup --restore DIR` again (or any `recommender backup`), which "
+            "`recommender backup --restore DIR` again (or any `recommender backup`, or any "
+            "other command that opens the folder: `recommender champions`, say), which "
             "finishes or undoes it first, then start the service"
         )

@@ -11,6 +11,12 @@ Each subcommand is a module ``recommender/cli/cmd_<name>.py`` that defines
 - ``INTERRUPTED`` (a command that writes to a store): what Ctrl-C or ``kill`` leaves, said
   after ``interrupted:``; a command that knows more at the time sets ``left`` on the
   KeyboardInterrupt it re-raises. Without either, the command writes only files, whole.
+- ``MODELS_FOLDER`` (a command that opens the models folder's stores): ``"reads"``,
+  ``"writes"`` or ``"serves"``, or a function of the arguments saying which. Before ``run``, a
+  restore killed in that folder is finished, or refused by ``serve``
+  (:mod:`recommender.cli._restore_first`); the folders are the models folder and the one the
+  service's settings name: the command's ``--serve-config``, or the option
+  ``SERVE_CONFIG_OPTION`` names (``"config"``: its ``--config`` is the service's).
 
 Modules are discovered, so adding a subcommand touches no shared file. Heavy imports belong
 inside ``run`` so that ``recommender --help`` stays instant. An :class:`~recommender.errors.InputError`
@@ -28,6 +34,7 @@ import sys
 import threading
 
 from recommender import __version__
+from recommender.cli._restore_first import settle_models_folders
 from recommender.errors import InputError, ModelUnavailable
 
 __all__ = ["main", "build_parser"]
@@ -108,7 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
         sub.answer_refused = getattr(module, "answer_refused", None)
         sub.configure = module.configure
         module.configure(sub)
-        sub.set_defaults(_run=module.run, _interrupted=getattr(module, "INTERRUPTED", _FILES_LEFT))
+        sub.set_defaults(
+            _run=module.run,
+            _interrupted=getattr(module, "INTERRUPTED", _FILES_LEFT),
+            _models_folder=getattr(module, "MODELS_FOLDER", None),
+            _serve_config_option=getattr(module, "SERVE_CONFIG_OPTION", "serve_config"),
+        )
     return parser
 
 
@@ -143,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         with _terminate_as_interrupt():
+            # never a half-restored models folder: finished (or refused) before it is read
+            settle_models_folders(args)
             return int(args._run(args) or 0)
     except (InputError, ModelUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -9,6 +9,9 @@ from recommender.cli._table_options import add_service_options, crisis_rows_firs
 
 HELP = "plan a cohort: who gets which intervention under a budget, capacities and group sizes"
 
+# The models folder: the champion and the service's settings.
+MODELS_FOLDER = "reads"
+
 
 def configure(parser) -> None:
     parser.add_argument(

@@ -16,6 +16,15 @@ INTERRUPTED = (
 )
 
 
+def _models_folder(args) -> str:
+    """An erasure writes the audit store; an export, or an erasure's dry run, reads it."""
+    return "writes" if args.action == "erase" and not args.dry_run else "reads"
+
+
+MODELS_FOLDER = _models_folder
+SERVE_CONFIG_OPTION = "config"  # its --config is the service's settings
+
+
 def configure(parser) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     export = actions.add_parser(

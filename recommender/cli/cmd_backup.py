@@ -8,6 +8,10 @@ HELP = (
     "and the configs, while the service runs; or restore such a backup"
 )
 
+# The models folder: copies the folder, or restores into it.
+MODELS_FOLDER = "writes"
+SERVE_CONFIG_OPTION = "config"  # its --config is the service's settings
+
 
 def configure(parser) -> None:
     given = parser.add_mutually_exclusive_group(required=True)
@@ -43,8 +47,9 @@ def run(args) -> int:
     from recommender.service import load_serve_config
 
     config = load_serve_config(args.config)
-    # A restore killed midway is finished or undone before anything else, and said even when
-    # what follows is refused.
+    # A restore killed midway was finished or undone before run (recommender.cli, as for
+    # every command opening the folder); a backup also removes the copies that a restore from
+    # before the journal left anywhere in the folder, said even when what follows is refused.
     for line in finish_interrupted_restore(config.models_dir):
         print(f"recovered: {line}", file=sys.stderr)
     if args.restore is not None:

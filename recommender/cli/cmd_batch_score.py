@@ -7,6 +7,9 @@ from recommender.cli._table_options import add_service_options, crisis_rows_firs
 
 HELP = "score a large cohort on Spark (mlflow spark_udf) and write the scored table as Parquet"
 
+# The models folder: the champion.
+MODELS_FOLDER = "reads"
+
 
 def configure(parser) -> None:
     parser.add_argument(

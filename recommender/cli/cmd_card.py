@@ -4,6 +4,9 @@ from __future__ import annotations
 
 HELP = "write the model card of a registered model (card.json, card.md, card.html) to a folder"
 
+# The models folder: a registered version's card.
+MODELS_FOLDER = "reads"
+
 
 def configure(parser) -> None:
     parser.add_argument(

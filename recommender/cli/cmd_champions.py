@@ -4,6 +4,9 @@ from __future__ import annotations
 
 HELP = "list every change of the champion: when, which version, by a gate or a person, and why"
 
+# The models folder: completes a promotion stopped midway, then reads the registry.
+MODELS_FOLDER = "writes"
+
 
 def configure(parser) -> None:
     parser.add_argument(

@@ -7,6 +7,9 @@ HELP = (
     "versions on the service's log of recommendations and outcomes"
 )
 
+# The models folder: the audit log and registered versions.
+MODELS_FOLDER = "reads"
+
 # What the plain table prints for an estimate not given (null in JSON).
 NOT_MEASURABLE = "not measurable"
 

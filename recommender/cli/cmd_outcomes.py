@@ -4,6 +4,10 @@ from __future__ import annotations
 
 HELP = "record follow-up scores (EE, DP, PA, arm taken) of people the service has served"
 
+# The models folder: the audit store.
+MODELS_FOLDER = "writes"
+SERVE_CONFIG_OPTION = "config"  # its --config is the service's settings
+
 INTERRUPTED = (
     "an import is stored whole or not at all: import the file again (rows stored already are "
     "skipped)"

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 HELP = "make a registered version the champion (a person's decision, with a recorded reason)"
 
+# The models folder: the registry's aliases and the promotion log.
+MODELS_FOLDER = "writes"
+
 # recommender.registry holds Ctrl-C and kill off while an alias moves and is recorded.
 INTERRUPTED = (
     "a change of champion is made and recorded whole or not at all: `recommender champions` "

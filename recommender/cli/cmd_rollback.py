@@ -6,6 +6,9 @@ from recommender.cli import cmd_promote
 
 HELP = "move the champion alias back to the previous champion in the promotion log"
 
+# The models folder: the registry's aliases and the promotion log.
+MODELS_FOLDER = "writes"
+
 
 INTERRUPTED = cmd_promote.INTERRUPTED  # the same registry code moves the alias
 

@@ -6,6 +6,9 @@ from recommender.cli._table_options import add_service_options, crisis_rows_firs
 
 HELP = "score a cohort file with a registered model and write the scored table"
 
+# The models folder: the champion.
+MODELS_FOLDER = "reads"
+
 
 def configure(parser) -> None:
     parser.add_argument(

@@ -6,6 +6,10 @@ from recommender.cli._numbers import whole_number
 
 HELP = "serve the champion model over HTTP (BentoML) on 127.0.0.1:3000"
 
+# The models folder: refuses to start over a restore killed midway.
+MODELS_FOLDER = "serves"
+SERVE_CONFIG_OPTION = "config"  # its --config is the service's settings
+
 _TARGET = "recommender.service.service:Recommender"
 # Signals passed on to the server (a hangup as SIGTERM: BentoML's arbiter takes SIGHUP as
 # "restart the workers"); Ctrl-C's SIGINT arrives as KeyboardInterrupt and is passed on too.

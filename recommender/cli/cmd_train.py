@@ -10,6 +10,9 @@ import time
 
 HELP = "train the uplift models, evaluate them, register a version and write its model card"
 
+# The models folder: registers a version, its card; --from-log reads the audit log.
+MODELS_FOLDER = "writes"
+
 
 def configure(parser) -> None:
     parser.add_argument(

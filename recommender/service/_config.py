@@ -282,7 +282,8 @@ def check_before_serving(config: ServeConfig) -> None:
 
     secret_api_keys()
     check_audit_url(config.audit_store)
-    # A models folder a killed restore left part restored: `recommender backup` sorts it out.
+    # A models folder a killed restore left part restored: `recommender backup` (or any other
+    # command opening it) sorts it out; the service does not (recommender.cli._restore_first).
     refuse_interrupted_restore(config.models_dir)
 
 
