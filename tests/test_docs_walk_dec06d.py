@@ -1,0 +1,70 @@
+"""What a new user met walking the README's commands, and the code fixed for it.
+
+`recommender train --from-log` on a log of 3,000 people served by the evidence-only model
+printed "off-policy (doubly robust) on the held-out log: +nan EE points vs usual care (+nan to
++nan)": the value was not measurable (too few effective rows), as the card and the README say
+it, and the line printed the missing figure as a number.
+"""
+
+from __future__ import annotations
+
+import math
+import types
+
+import pandas as pd
+import pytest
+
+import pipelines._from_log as from_log
+from pipelines import train
+
+LABEL = "this model's best arms (held-out log)"
+WHY = (
+    f"{LABEL}: DR and IPS and SNIPS not measurable: its weights rest on rows logged with so "
+    "small a probability that too few of them are expected to be served for a normal interval"
+)
+
+
+class _Display:
+    def __init__(self):
+        self.lines = []
+
+    def note(self, text: str) -> None:
+        self.lines.append(text)
+
+
+def _printed(monkeypatch, rows, notes) -> str:
+    monkeypatch.setattr(from_log, "off_policy_table", lambda *a, **k: rows)
+    monkeypatch.setattr(from_log, "off_policy_notes", lambda *a, **k: notes)
+    holdout = pd.DataFrame({"ee": [30.0, 20.0], "ee_followup": [25.0, 21.0]})
+    cohort = types.SimpleNamespace(catalog=types.SimpleNamespace(control="none"), loop={})
+    settings = {"evaluation": {"alpha": 0.1}}
+    display = _Display()
+    train._off_policy_note(
+        cohort,
+        model=None,
+        evaluation=types.SimpleNamespace(dr_scores=None),
+        split=types.SimpleNamespace(holdout=holdout),
+        settings=settings,
+        display=display,
+    )
+    assert cohort.loop["off_policy"]["rows"] == rows
+    (line,) = display.lines
+    return line
+
+
+@pytest.mark.parametrize("missing", [math.nan, None])
+def test_an_unmeasurable_off_policy_value_is_said_so_not_printed_as_nan(monkeypatch, missing):
+    rows = [[LABEL, m, missing, missing, missing, 826, 19.3, 124] for m in ("DR", "IPS", "SNIPS")]
+    line = _printed(monkeypatch, rows, [WHY])
+    assert "nan" not in line.lower()
+    assert line.startswith("off-policy (doubly robust) on the held-out log: not measurable: ")
+    assert "too few of them are expected to be served" in line
+
+
+def test_a_measured_off_policy_value_keeps_its_figure_and_interval(monkeypatch):
+    rows = [[LABEL, m, -1.234, -2.5, 0.25, 826, 400.0, 0] for m in ("DR", "IPS", "SNIPS")]
+    line = _printed(monkeypatch, rows, [])
+    assert line == (
+        "off-policy (doubly robust) on the held-out log: -1.23 EE points vs usual care "
+        "(-2.50 to +0.25)"
+    )
