@@ -68,3 +68,20 @@ def test_a_measured_off_policy_value_keeps_its_figure_and_interval(monkeypatch):
         "off-policy (doubly robust) on the held-out log: -1.23 EE points vs usual care "
         "(-2.50 to +0.25)"
     )
+
+
+def test_the_evidence_gate_on_a_home_with_a_champion_says_promote_needs_force(monkeypatch):
+    """README, learning loop, step 1: `train --evidence-only` on a home with a champion and no
+    log said the model "stays challenger until a person promotes it", and `recommender promote
+    <version>` then refused it as having failed its gate: the reason says --force is needed."""
+    import pipelines._train_gate as train_gate
+    import recommender.registry as registry
+    from pipelines._train_evidence import evidence_gate
+
+    monkeypatch.setattr(train_gate, "gate_on_log", lambda *a, **k: (None, None))
+    monkeypatch.setattr(registry, "aliases", lambda name: {"champion": "2"})
+    config = {"gate": {"alpha": 0.1}, "registry": {"model_name": "burnout-recommender"}}
+    decision = evidence_gate(None, None, config)
+    assert not decision.passed
+    assert "champion version 2 exists" in decision.reason
+    assert "--force" in decision.reason
