@@ -4,6 +4,9 @@
 printed "off-policy (doubly robust) on the held-out log: +nan EE points vs usual care (+nan to
 +nan)": the value was not measurable (too few effective rows), as the card and the README say
 it, and the line printed the missing figure as a number.
+
+`recommender serve --check` said "ready to serve" over an audit salt of 5 characters, with
+which `recommender serve` warned at start and gave crisis answers only.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ import pytest
 
 import pipelines._from_log as from_log
 from pipelines import train
+from recommender.cli import main
+from service_fixtures import TEST_PORTS_ENV, free_port
+from service_fixtures import service_home  # noqa: F401 - a fixture
 
 LABEL = "this model's best arms (held-out log)"
 WHY = (
@@ -85,3 +91,55 @@ def test_the_evidence_gate_on_a_home_with_a_champion_says_promote_needs_force(mo
     assert not decision.passed
     assert "champion version 2 exists" in decision.reason
     assert "--force" in decision.reason
+
+
+def _check(capsys) -> tuple[int, str, list[str]]:
+    # --check binds the port a moment: one of this helper's loopback ports (3164-3169)
+    port = free_port()
+    code = main(["serve", "--check", "--host", "127.0.0.1", "--port", str(port)])
+    said = capsys.readouterr()
+    return code, said.out, said.err.splitlines()
+
+
+@pytest.fixture(autouse=True)
+def _ports(monkeypatch):
+    monkeypatch.setenv(TEST_PORTS_ENV, "3164-3169")
+
+
+def test_serve_check_warns_of_a_salt_serve_cannot_use_and_passes(
+    service_home,
+    monkeypatch,
+    capsys,  # noqa: F811
+):
+    code, out, err = _check(capsys)
+    assert code == 0 and out.startswith("ready to serve")
+    assert not [line for line in err if "audit salt" in line]
+
+    monkeypatch.setenv("RECOMMENDER_AUDIT_SALT", "short")
+    code, out, err = _check(capsys)
+    assert code == 0 and out.startswith("ready to serve")  # serve starts, for crisis answers
+    (salt,) = [line for line in err if "audit salt" in line]
+    assert salt.startswith("warning: the audit salt from RECOMMENDER_AUDIT_SALT")
+    assert "has 5 characters; a salt needs at least 16" in salt
+    assert "the service starts for crisis answers only" in salt
+    assert not (service_home / "audit.salt").exists()  # --check makes nothing
+    assert not (service_home / "audit.db").exists()
+
+
+def test_serve_check_makes_no_salt_file_and_says_nothing_when_serve_would_make_one(
+    service_home,
+    monkeypatch,
+    capsys,  # noqa: F811
+):
+    monkeypatch.delenv("RECOMMENDER_AUDIT_SALT")
+    monkeypatch.delenv("RECOMMENDER_SECRETS_DIR", raising=False)
+    code, out, err = _check(capsys)
+    assert code == 0 and out.startswith("ready to serve")
+    assert not [line for line in err if "audit salt" in line]
+    assert not (service_home / "audit.salt").exists()
+
+    (service_home / "audit.salt").write_text("")  # a start stopped while making it
+    code, out, err = _check(capsys)
+    assert code == 0
+    (salt,) = [line for line in err if "audit salt" in line]
+    assert salt.startswith(f"warning: the audit salt file {service_home / 'audit.salt'} is empty")
