@@ -4,7 +4,8 @@ No cohort, no fit: the model is :func:`recommender.model.evidence_model`. It is 
 other version: when the service's log holds outcomes, the challenger and the champion are
 valued on it (doubly robust, logged propensities); without a log there is nothing to compare
 on, so the evidence model passes only when there is no champion yet (day one), and otherwise
-stays challenger until a person promotes it. Its card says what it rests on.
+stays challenger until a person promotes it (``promote --force``: its gate failed). Its card
+says what it rests on.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def evidence_gate(model, catalog, config: dict):
     return GateDecision(
         False,
         f"champion version {version} exists and {no_log}; the evidence-only model "
-        "stays challenger until a person promotes it",
+        "stays challenger until a person promotes it (`recommender promote` with --force: "
+        "with nothing to judge it on, its gate counts as failed)",
         alpha,
         nothing,
         champion_version=str(version),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import sys
 import tempfile
 import warnings
@@ -545,9 +546,22 @@ def _off_policy_note(cohort, model, evaluation, split, settings, display) -> Non
     notes = off_policy_notes(model, holdout, evaluation.dr_scores, rows, **how)
     cohort.loop["off_policy"] = {"columns": OFF_POLICY_COLUMNS, "rows": rows, "notes": notes}
     dr = next(row for row in rows if row[1] == "DR")
-    display.note(
-        f"off-policy (doubly robust) on the held-out log: {dr[2]:+.2f} EE points vs "
-        f"usual care ({dr[3]:+.2f} to {dr[4]:+.2f})"
+    display.note(_off_policy_line(dr, notes))
+
+
+def _off_policy_line(dr_row, notes) -> str:
+    """The one line ``train --from-log`` prints of its off-policy value: the figure with its
+    interval, or, where the table holds none (too few effective rows), "not measurable" and the
+    note saying why, as the card says it (a missing figure printed as a number read ``+nan``)."""
+    estimate, lower, upper = dr_row[2], dr_row[3], dr_row[4]
+    if all(v is not None and math.isfinite(v) for v in (estimate, lower, upper)):
+        return (
+            f"off-policy (doubly robust) on the held-out log: {estimate:+.2f} EE points vs "
+            f"usual care ({lower:+.2f} to {upper:+.2f})"
+        )
+    why = next((note for note in notes if "not measurable" in note), None)
+    return "off-policy (doubly robust) on the held-out log: not measurable" + (
+        f": {why.split('not measurable: ', 1)[-1]}" if why else ""
     )
 
 

@@ -76,6 +76,8 @@ def run(args) -> int:
         # then give crisis answers only. What only warns at serve (no champion yet: make demo
         # checks before it trains; a champion's concerns) warns here too, and passes.
         store = _reach_audit_store(config)
+        if store is not None:
+            _check_salt(config)
         champion = _check_champion(check=True)
         if store is None or champion is None:
             return 1
@@ -316,6 +318,37 @@ def _reach_audit_store(config) -> str | None:
     return "" if state is None else f", audit store {state}"
 
 
+def _warn_of_salt(error) -> None:
+    import sys
+
+    print(
+        f"warning: {error}; the service starts for crisis answers only (/readyz not ready; "
+        "every other answer 503) until it has a salt (a salt file or the secrets folder is "
+        "read again every reload_poll_seconds; a variable or serve.yaml needs a restart)",
+        file=sys.stderr,
+    )
+
+
+def _check_salt(config) -> None:
+    # --check says what serve says at start of a salt it cannot use (a short one, an empty or
+    # unreadable salt file), in the same words, and passes, as serve starts for crisis answers.
+    # It makes no salt file (--check changes nothing): with no salt given and no file yet,
+    # serve makes one, so there is nothing to say.
+    from pathlib import Path
+
+    from recommender.service import AuditSaltMissing, resolve_salt
+
+    salt_file = Path(config.models_dir) / "audit.salt"
+    try:
+        resolve_salt(config.audit_salt, config.models_dir, create=False, store=config.audit_store)
+    except AuditSaltMissing as error:
+        if not salt_file.exists() and str(error).startswith("no audit salt:"):
+            return
+        _warn_of_salt(error)
+    except OSError:  # a models folder it cannot read: the workers say it
+        return
+
+
 def _check_audit_store(config) -> None:
     # A URL that names no store is refused now (AuditUrlRefused, exit 2); a store that cannot
     # be opened (a server down, a wrong password) or that was written with another salt is
@@ -332,12 +365,7 @@ def _check_audit_store(config) -> None:
     except OSError:  # a models folder not writable: the workers say it, the store is checked
         salt = None
     except InputError as error:  # no usable salt: the workers try again every poll
-        print(
-            f"warning: {error}; the service starts for crisis answers only (/readyz not ready; "
-            "every other answer 503) until it has a salt (a salt file or the secrets folder is "
-            "read again every reload_poll_seconds; a variable or serve.yaml needs a restart)",
-            file=sys.stderr,
-        )
+        _warn_of_salt(error)
         salt = None  # the URL is still checked
     try:
         AuditLog(config.audit_store, salt=salt, durability=config.audit_durability).close()
