@@ -21,6 +21,7 @@ import time
 from datetime import datetime, timezone
 
 from recommender.errors import InputError, ModelFilesMissing, ModelUnavailable, ModelUnreadable
+from recommender.model import served_under
 from recommender.service._allocation import ALLOCATION_ACCEPTED, AllocationRequest
 from recommender.service._audit import AuditLog, AuditSaltMismatch, resolve_salt, salted_hash
 from recommender.service._auth import API_KEYS_ENV, KeyRing, secret_api_keys
@@ -30,7 +31,6 @@ from recommender.service._context import answer_context
 from recommender.service._engine import RecommendationEngine
 from recommender.service._profiles import profile_schema
 from recommender.service._readiness import Reason, StaleModel
-from recommender.service._renamed import RenamedArms, renamed_for, renaming_note
 from recommender.service._requests import BatchRequest, OutcomesRequest, ReloadRequest
 from recommender.service._metrics import serving_version
 from recommender.service._store_errors import (
@@ -457,8 +457,7 @@ class Serving:
 
     def _engine_for(self, model, version, *, catalog) -> RecommendationEngine:
         # An arm the catalog renamed is served with what the model learnt under its former id.
-        renames = renamed_for(model, catalog)
-        served = RenamedArms(model, renames) if renames else model
+        served, renamed = served_under(model, catalog, version=version)
         try:
             engine = RecommendationEngine(
                 served, version, catalog=catalog, config=self.config, audit=self.audit
@@ -469,7 +468,6 @@ class Serving:
             ) from None
         if engine.catalog_note is not None:  # served all the same: a person promoted it
             log.warning("%s", engine.catalog_note)
-        renamed = renaming_note(renames, engine.version)
         if renamed is not None:  # said on the card beside any warning, and in the log
             log.info("%s", renamed)
             engine.catalog_note = "; and ".join(n for n in (engine.catalog_note, renamed) if n)

@@ -1,0 +1,135 @@
+"""An arm the catalog renamed (``renamed_from``) is served under its new id with what the
+champion learnt under the former one on every path where a model meets the catalog in force,
+not only by the service: ``score``, ``allocate``, ``champions``, ``serve --check`` and the
+``promote`` check. Over the session's real champion (tests/service_fixtures.py), under a copy of
+the configs folder (the ``under`` fixture of tests/test_catalog_change_dec06b.py).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from service_fixtures import champion_home, copy_champion  # noqa: F401 - fixtures
+from test_catalog_change_dec06b import under  # noqa: F401 - a fixture
+from test_catalog_reload_dec06c import _edit, _rename_balint
+
+NOTE = "renamed balint (formerly balint_group)"
+
+
+def _unchanged(data):
+    pass
+
+
+@pytest.fixture
+def cohort_file(tmp_path):
+    from recommender.simulate import load_scenario, simulate_cohort
+
+    cohort = simulate_cohort(load_scenario("default"), 60, seed=11, assignment="rct")
+    path = tmp_path / "cohort.csv"
+    cohort.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def before_and_after(under, tmp_path):  # noqa: F811
+    """``run(command)``: ``command()`` under the installed catalog, then under the same catalog
+    with balint_group renamed balint; returns both results."""
+
+    def run(command):
+        under(_unchanged)
+        before = command("before")
+        _edit(tmp_path / "configs" / "interventions.yaml", _rename_balint)
+        return before, command("after")
+
+    return run
+
+
+def test_score_scores_a_renamed_arm_with_the_former_ids_effects_and_says_so(
+    before_and_after, cohort_file, tmp_path, capsys
+):
+    from recommender.cli import main
+
+    def score(label):
+        out = tmp_path / f"scored-{label}.csv"
+        # Only the renamed arm offered: the champion recommends it where it beats usual care.
+        offered = "balint_group" if label == "before" else "balint"
+        args = ["score", "--data", str(cohort_file), "--out", str(out), "--contributions"]
+        assert main([*args, "--offered", offered]) == 0
+        return pd.read_csv(out), capsys.readouterr().out.splitlines()
+
+    (before, _), (after, said) = before_and_after(score)
+    assert not any("never learnt" in line for line in said)
+    assert any(line.startswith("note:") and NOTE in line for line in said)
+    old = [c for c in before.columns if c.endswith("balint_group")]
+    assert old and not [c for c in after.columns if c.endswith("balint_group")]
+    for column in old:
+        new = column.removesuffix("balint_group") + "balint"
+        pd.testing.assert_series_equal(after[new], before[column], check_names=False)
+    recommended = before["recommended"].replace("balint_group", "balint")
+    pd.testing.assert_series_equal(after["recommended"], recommended)
+    assert (after["recommended"] == "balint").any()  # the renamed arm is recommended to some
+    contributions = [c for c in before.columns if c.startswith("contrib_")]
+    pd.testing.assert_frame_equal(after[contributions], before[contributions])
+
+
+def test_allocate_plans_a_renamed_arm_with_the_former_ids_effects_and_says_so(
+    before_and_after, cohort_file, tmp_path, capsys
+):
+    from recommender.cli import main
+
+    def allocate(label):
+        out = tmp_path / f"plan-{label}.csv"
+        offered = "balint_group" if label == "before" else "balint"
+        args = ["allocate", "--data", str(cohort_file), "--out", str(out), "--budget", "40000"]
+        assert main([*args, "--offered", offered]) == 0
+        return pd.read_csv(out), capsys.readouterr().out.splitlines()
+
+    (before, _), (after, said) = before_and_after(allocate)
+    assert not any("never learnt" in line for line in said)
+    assert any("note:" in line and NOTE in line for line in said)
+    assert (before["allocated"] == "balint_group").any()
+    for column in ("allocated", "recommended"):
+        renamed = before[column].replace("balint_group", "balint")
+        pd.testing.assert_series_equal(after[column], renamed)
+    for column in ("allocated_effect", "allocated_lower", "allocated_upper"):
+        pd.testing.assert_series_equal(after[column], before[column])
+
+
+def test_champions_and_serve_check_say_the_rename_not_never_learnt(under, capsys):  # noqa: F811
+    from recommender.cli import main
+
+    under(_rename_balint)
+    assert main(["champions"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert not any("never learnt" in line for line in out)
+    assert any(line.startswith("warning:") and NOTE in line for line in out)
+    code = main(["serve", "--check", "--host", "127.0.0.1", "--port", "3131"])
+    said = capsys.readouterr().err.splitlines()
+    assert code == 0
+    assert not any("never learnt" in line for line in said)
+    assert any(line.startswith("warning:") and NOTE in line for line in said)
+
+
+def test_figures_carried_from_published_evidence_name_the_arm_by_its_id_in_force(under):  # noqa: F811
+    from recommender.model import served_under
+    from recommender.registry import MODEL_NAME, load_model
+    from recommender.registry._fit import misfits
+
+    home = under(_rename_balint)
+    assert home.is_dir()
+    model = load_model(f"models:/{MODEL_NAME}/1")
+    # As a retraining from the log leaves it: balint_group's figures carried from the
+    # published trials of the catalog it was trained under, which is not the one in force.
+    model.catalog_version = "2025.01-1"
+    model.metadata["arm_sources"] = {
+        "balint_group": {"source": "carried", "citations": {"physician": "Trial 2020"}}
+    }
+    (found,) = misfits(model, "2", "1", name=MODEL_NAME)
+    assert "figures for balint are carried from catalog 2025.01-1" in found["statement"]
+    assert "balint_group" not in found["statement"]
+    # The model as learnt is unchanged: only the view names the arm by its id in force.
+    from recommender.catalog import load_catalog
+
+    served, _ = served_under(model, load_catalog())
+    assert set(served.metadata["arm_sources"]) == {"balint"}
+    assert set(model.metadata["arm_sources"]) == {"balint_group"}
