@@ -3,15 +3,19 @@ champion learnt under the former one on every path where a model meets the catal
 not only by the service: ``score``, ``allocate``, ``champions``, ``serve --check`` and the
 ``promote`` check. Over the session's real champion (tests/service_fixtures.py), under a copy of
 the configs folder (the ``under`` fixture of tests/test_catalog_change_dec06b.py).
+
+Also: a worker that cannot read the catalog another worker's /reload of the same version put in
+force says what differs (the catalogs), not "version 7, not version 7".
 """
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
-from service_fixtures import champion_home, copy_champion  # noqa: F401 - fixtures
+from service_fixtures import champion_home, copy_champion, service_home  # noqa: F401 - fixtures
 from test_catalog_change_dec06b import under  # noqa: F401 - a fixture
-from test_catalog_reload_dec06c import _edit, _rename_balint
+from test_catalog_reload_dec06c import _arm, _edit, _rename_balint
+from test_catalog_reload_dec06c import catalog_file, client  # noqa: F401 - fixtures
 
 NOTE = "renamed balint (formerly balint_group)"
 
@@ -111,7 +115,6 @@ def test_champions_and_serve_check_say_the_rename_not_never_learnt(under, capsys
 
 
 def test_figures_carried_from_published_evidence_name_the_arm_by_its_id_in_force(under):  # noqa: F811
-    from recommender.model import served_under
     from recommender.registry import MODEL_NAME, load_model
     from recommender.registry._fit import misfits
 
@@ -129,7 +132,46 @@ def test_figures_carried_from_published_evidence_name_the_arm_by_its_id_in_force
     assert "balint_group" not in found["statement"]
     # The model as learnt is unchanged: only the view names the arm by its id in force.
     from recommender.catalog import load_catalog
+    from recommender.model import served_under
 
     served, _ = served_under(model, load_catalog())
     assert set(served.metadata["arm_sources"]) == {"balint"}
     assert set(model.metadata["arm_sources"]) == {"balint_group"}
+
+
+def test_a_follower_that_cannot_read_the_edited_catalog_of_its_own_version_names_the_catalogs(
+    client,  # noqa: F811
+    catalog_file,  # noqa: F811
+    caplog,
+):
+    import bentoml
+
+    from recommender.catalog import catalog_sha256
+
+    service = bentoml.get_current_service()
+    served = service.engine.catalog
+    _edit(catalog_file, lambda data: _arm(data, "coaching").update(cost_per_person=-5))
+    # Another worker's /reload kept version 7 and put this catalog in force; here it is refused.
+    service.audit.announce_reload("7", "scientist")
+    with caplog.at_level("ERROR"):
+        service._follow_once()
+    body = client.get("/readyz").json()
+    assert body["stale"] and (body["serving_version"], body["champion_version"]) == ("7", "7")
+    assert body["reason"] == "catalog_unreadable"
+    in_force = f"intervention catalog {served.version} (sha256 {served.sha256})"
+    now = f"sha256 {catalog_sha256(catalog_file)}"
+    for said in (body["warning"], service.stale.statement()):
+        assert "version 7, not" not in said and "not with version 7" not in said
+        assert f"version 7 under {in_force}, not under the catalog file as it is now ({now})" in (
+            said
+        )
+    assert "It tries the catalog file again" in body["warning"]
+    facts = service.stale.facts()
+    assert (facts["serving_catalog"], facts["announced_catalog"]) == (in_force[21:], now)
+    (logged,) = [r.getMessage() for r in caplog.records if "/readyz says stale" in r.getMessage()]
+    assert "the catalog file, which a /reload of version 7 put in force, could not" in logged
+    assert "cost_per_person" in logged and in_force in logged
+    # Corrected, the file is read at the next poll, and the worker is current again.
+    _edit(catalog_file, lambda data: _arm(data, "coaching").update(cost_per_person=5))
+    service._follow_once()
+    assert service.stale is None and client.get("/readyz").text == "\n"  # current again

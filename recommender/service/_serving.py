@@ -335,24 +335,48 @@ class Serving:
         wait = self.config.reload_poll_seconds if first else 2 * self._champion_wait
         self._champion_wait = min(wait, CHAMPION_RETRY_MAX_SECONDS)
         self._champion_retry_at = time.monotonic() + self._champion_wait
-        if before is None or (before.champion, before.cause) != (version, cause):
-            log.error(
-                "version %s, which a /reload announced as the champion, could not be loaded: "
-                "%s; still serving version %s (/readyz says stale), trying version %s again in "
-                "%g s or at the next /reload",
-                version,
-                cause,
-                engine.version,
-                version,
-                self._champion_wait,
-                exc_info=error if not known else None,
+        # The version it serves: what the /reload changed, and this worker could not read, is
+        # the catalog file.
+        catalogs = (None, None)
+        if version == engine.version:
+            served, now = engine.catalog, file_digest()
+            catalogs = (
+                f"{served.version} (sha256 {served.sha256})",
+                "unreadable" if now is None else f"sha256 {now}",
             )
+        if before is None or (before.champion, before.cause) != (version, cause):
+            if catalogs[0] is not None:
+                log.error(
+                    "the catalog file, which a /reload of version %s put in force, could not "
+                    "be read: %s; still serving version %s under intervention catalog %s "
+                    "(/readyz says stale), reading it again every %g s and at the next /reload",
+                    version,
+                    cause,
+                    engine.version,
+                    catalogs[0],
+                    self.config.reload_poll_seconds,
+                    exc_info=error if not known else None,
+                )
+            else:
+                log.error(
+                    "version %s, which a /reload announced as the champion, could not be "
+                    "loaded: %s; still serving version %s (/readyz says stale), trying version "
+                    "%s again in %g s or at the next /reload",
+                    version,
+                    cause,
+                    engine.version,
+                    version,
+                    self._champion_wait,
+                    exc_info=error if not known else None,
+                )
         since = (
             before.since
             if before is not None and before.champion == version
             else datetime.now(timezone.utc).isoformat(timespec="seconds")
         )
-        self.stale = StaleModel(engine.version, version, _no_model_reason(error), cause, since)
+        self.stale = StaleModel(
+            engine.version, version, _no_model_reason(error), cause, since, *catalogs
+        )
 
     def _retry_champion(self) -> None:
         """While no model is served, load the registry's champion when its next try is due.
