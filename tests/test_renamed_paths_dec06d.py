@@ -173,3 +173,60 @@ def test_a_follower_that_cannot_read_the_edited_catalog_of_its_own_version_names
     _edit(catalog_file, lambda data: _arm(data, "coaching").update(cost_per_person=5))
     service._follow_once()
     assert service.stale is None and client.get("/readyz").text == "\n"  # current again
+
+
+class _FavoursBalintGroup:
+    """A learner (EE) for whom balint_group is everyone's best arm: -5 points, the others -1."""
+
+    def __init__(self, arms):
+        self.arms_ = list(arms)
+
+    def predict_effect(self, X):
+        return pd.DataFrame(
+            {arm: -5.0 if arm == "balint_group" else -1.0 for arm in self.arms_}, index=X.index
+        )
+
+
+def test_the_gate_values_the_champion_as_served_under_the_renamed_arm(
+    under,  # noqa: F811
+    cohort_file,
+    monkeypatch,
+):
+    from types import SimpleNamespace as NS
+
+    import numpy as np
+
+    from pipelines._train_carry import scores_with_estimates
+    from pipelines._train_gate import _gate_on_holdout
+    from recommender.catalog import load_catalog
+    from recommender.model import RecommendationModel, served_under
+    from recommender.registry import MODEL_NAME, load_model, policy_value_scores
+
+    under(_rename_balint)
+    catalog = load_catalog()
+    learnt = load_model(f"models:/{MODEL_NAME}/1")
+    # The registry's champion, with effects that make it serve balint_group where it may.
+    champion = RecommendationModel(
+        outcome_models={"ee": _FavoursBalintGroup(learnt.treatment_arms)},
+        features=learnt.features,
+        catalog_version=learnt.catalog_version,
+        catalog=learnt.catalog,
+    )
+    monkeypatch.setattr("recommender.registry.load_model", lambda uri: champion)
+    holdout = pd.read_csv(cohort_file)
+    # The held-out rows measure balint (the id in force) far better than usual care; the
+    # champion serves it, so its value is that measure, not its own estimate for an arm id
+    # the rows do not have.
+    scores = pd.DataFrame({"none": 0.0, "balint": -50.0}, index=holdout.index)
+    evaluation = NS(dr_scores=scores, recommended=np.array(["none"] * len(holdout)))
+    config = {"gate": {"alpha": 0.1}, "registry": {"model_name": MODEL_NAME}}
+    cohort = NS(catalog=catalog, loop=None)
+    decision = _gate_on_holdout(evaluation, NS(holdout=holdout), cohort, config)
+    assert decision.champion is not None, decision.reason
+    served, _ = served_under(champion, catalog)
+    effects = served.predict_effect(holdout)[list(served.treatment_arms)]
+    picks = served.recommend(effects, eligible=served.eligibility(holdout)).to_numpy()
+    assert (picks == "balint").any() and "balint_group" not in set(picks)
+    valued = scores_with_estimates(scores, effects, control="none")
+    expected = policy_value_scores(valued, picks, control="none").mean()
+    assert decision.champion.estimate == pytest.approx(expected)
