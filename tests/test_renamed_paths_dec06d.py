@@ -1,7 +1,7 @@
 """An arm the catalog renamed (``renamed_from``) is served under its new id with what the
 champion learnt under the former one on every path where a model meets the catalog in force,
-not only by the service: ``score``, ``allocate``, ``champions``, ``serve --check`` and the
-``promote`` check. Over the session's real champion (tests/service_fixtures.py), under a copy of
+not only by the service: ``score``, ``allocate``, ``champions``, ``serve --check``, the
+``promote`` check and the training gate. Over the session's real champion (tests/service_fixtures.py), under a copy of
 the configs folder (the ``under`` fixture of tests/test_catalog_change_dec06b.py).
 
 Also: a worker that cannot read the catalog another worker's /reload of the same version put in
