@@ -81,6 +81,7 @@ def gate_on_log(model, catalog, config: dict):
     (which has no held-out rows of its own)."""
     from pipelines._from_log import log_policy_frame, policy_on_log
     from recommender.errors import InputError
+    from recommender.model import served_under
     from recommender.registry import aliases, gate_decision, load_model, policy_value_scores
 
     try:
@@ -112,7 +113,8 @@ def gate_on_log(model, catalog, config: dict):
         decision = gate_decision(challenger, alpha=alpha)
         return dataclasses.replace(decision, reason=decision.reason + where), ""
     try:
-        champion_model = load_model(f"models:/{name}/{version}")
+        # as the service serves it: an arm the catalog renamed, under its new id
+        champion_model, _ = served_under(load_model(f"models:/{name}/{version}"), catalog)
         # an arm both models may pick is valued by the challenger's estimate when the log
         # cannot score it (the champion's only for arms the challenger lacks)
         arms, valued = policy_on_log(champion_model, frame, valued, control=control)
@@ -153,6 +155,7 @@ def _fails_closed(challenger, version, alpha, error, where: str):
 
 def _gate_on_holdout(evaluation: Evaluation, split: Split, cohort: Cohort, config: dict):
     from pipelines._train_carry import scores_with_estimates
+    from recommender.model import served_under
     from recommender.registry import (
         aliases,
         gate_decision,
@@ -169,7 +172,9 @@ def _gate_on_holdout(evaluation: Evaluation, split: Split, cohort: Cohort, confi
     if version is None:
         return gate_decision(challenger, alpha=alpha)
     try:
-        champion_model = load_model(f"models:/{name}/{version}")
+        # as the service serves it: an arm the catalog renamed, under its new id, so that it
+        # is valued by the held-out rows' scores of that arm
+        champion_model, _ = served_under(load_model(f"models:/{name}/{version}"), cohort.catalog)
         champion_effects = champion_model.predict_effect(split.holdout)
         champion_recommended = champion_model.recommend(
             champion_effects, eligible=champion_model.eligibility(split.holdout)

@@ -234,7 +234,7 @@ def plan_cohort(
         plan_allocation,
         triage_table,
     )
-    from recommender.model import arms_not_learnt, model_min_cell
+    from recommender.model import arms_not_learnt, model_min_cell, served_under
     from recommender.registry import load_model, resolve_model
 
     check_table_output(out)  # before the model is loaded: an unwritable path is said at once
@@ -264,7 +264,11 @@ def plan_cohort(
         )
         check_plan_options(catalog, capacity=capacity, cost=cost, floors=floors, budget=budget)
         ref = resolve_model(model)
-        recommendation_model = load_model(ref.uri)
+        # An arm the catalog renamed is planned under its new id with what the model learnt
+        # under the former one, and said so.
+        recommendation_model, renamed = served_under(
+            load_model(ref.uri), catalog, version=ref.version
+        )
         # An arm it offers that the model never learnt is never planned: said, not hidden.
         unlearnt = arms_not_learnt(recommendation_model, catalog, version=ref.version)
         report = validate_cohort(
@@ -345,7 +349,7 @@ def plan_cohort(
         referrals=int((safety["safety_level"] == "referral").sum()),
         crisis=int(crisis.sum()),
         fairness_path=fairness_path,
-        notes=model_notes(recommendation_model),
+        notes=model_notes(recommendation_model, renamed),
         complements=catalog.complements,
         catalog_version=catalog.version,
         catalog_sha256=catalog.sha256,

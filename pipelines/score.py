@@ -123,7 +123,7 @@ def score_file(
     """
     from recommender.catalog import load_catalog
     from recommender.cohort import check_table_output, read_cohort, validate_cohort, write_cohorts
-    from recommender.model import arms_not_learnt
+    from recommender.model import arms_not_learnt, served_under
     from recommender.policy import crisis_flags, triaged_scores
     from recommender.registry import load_model, resolve_model
 
@@ -141,10 +141,13 @@ def score_file(
         crisis = crisis_flags(frame, where=str(data))
         # The catalog in force, as the service answers with: its arms alone are recommended,
         # to the people its rules offer them to; one the model never learnt is warned of (and
-        # never recommended), as the service does.
+        # never recommended), as the service does; an arm it renamed is scored under its new
+        # id with what the model learnt under the former one, and said so.
         catalog = load_catalog()
         ref = resolve_model(model)
-        recommendation_model = load_model(ref.uri)
+        recommendation_model, renamed = served_under(
+            load_model(ref.uri), catalog, version=ref.version
+        )
         unlearnt = arms_not_learnt(recommendation_model, catalog, version=ref.version)
         report = validate_cohort(
             frame, training=False, extra_features=extra_features(recommendation_model)
@@ -182,7 +185,7 @@ def score_file(
         model_uri=ref.uri,
         version=ref.version,
         recommendation_mix=mix,
-        notes=model_notes(recommendation_model),
+        notes=model_notes(recommendation_model, renamed),
         catalog_version=catalog.version,
         catalog_sha256=catalog.sha256,
         warnings=[] if unlearnt is None else [unlearnt],
@@ -195,10 +198,11 @@ def extra_features(model) -> list[str]:
     return model.extra_features
 
 
-def model_notes(model) -> list[str]:
+def model_notes(model, renamed: str | None = None) -> list[str]:
     """What every scored file and plan says besides its figures: individual programs complement
     organisational change; the data the model learned from; the arms it gives one effect for
-    everyone (read from the model's metadata, see :func:`recommender.model.model_facts`)."""
+    everyone (read from the model's metadata, see :func:`recommender.model.model_facts`); and
+    ``renamed``, the arms the catalog in force renamed (:func:`recommender.model.served_under`)."""
     from recommender.model import model_facts
 
     facts = model_facts(model)
@@ -218,6 +222,8 @@ def model_notes(model) -> list[str]:
             "one effect for everyone (no measurable benefit in personalising): "
             + ", ".join(facts["one_effect_arms"])
         )
+    if renamed is not None:
+        notes.append(renamed)
     return notes
 
 

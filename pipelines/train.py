@@ -421,6 +421,7 @@ def evaluate_policies_on_log(config: dict, catalog, *, versions=()) -> dict | No
     """
     from pipelines._from_log import log_policy_frame, off_policy_notes, off_policy_table
     from pipelines._train_key import comparison_rows
+    from recommender.model import served_under
     from recommender.registry import aliases, load_model
 
     name = config["registry"]["model_name"]
@@ -438,7 +439,8 @@ def evaluate_policies_on_log(config: dict, catalog, *, versions=()) -> dict | No
     models = {}
     for label, version in wanted:
         try:
-            models[label] = load_model(f"models:/{name}/{version}")
+            # as the service serves it: an arm the catalog renamed, under its new id
+            models[label], _ = served_under(load_model(f"models:/{name}/{version}"), catalog)
         except InputError as error:  # say which model: the others may be fine
             raise InputError(f"{label}: {error}", problems=error.problems) from None
     # A model valued on the people it was trained on is flattered: all are valued on the rows

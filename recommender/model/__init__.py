@@ -34,6 +34,7 @@ from recommender.model._facts import (
 )
 from recommender.model._prediction import Prediction
 from recommender.model._recommendation import JUDGEMENT_COLUMNS, RecommendationModel
+from recommender.model._renamed import RenamedArms, renamed_for, renaming_note, served_under
 from recommender.model._schema import feature_schema, frame_from_schema
 from recommender.model._support import (
     OUTSIDE_COLUMN,
@@ -60,6 +61,7 @@ __all__ = [
     "roles_without_evidence",
     "Prediction",
     "RecommendationModel",
+    "RenamedArms",
     "SupportCheck",
     "data_source",
     "evidence_estimates",
@@ -71,6 +73,9 @@ __all__ = [
     "model_min_cell",
     "new_request_fields",
     "one_effect_arms",
+    "renamed_for",
+    "renaming_note",
+    "served_under",
     "support_check",
     "training_support",
 ]

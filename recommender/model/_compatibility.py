@@ -6,10 +6,12 @@ correction: what an answer takes from each is said by :func:`catalog_difference`
 that are true of the model at hand (an evidence-only model's figures are its catalog's
 published ones; a learnt model's effects come from data).
 
-A catalog that offers an arm the model never learnt (an arm added, or renamed: ids are what a
-model learns) is served all the same, with a warning: :func:`arms_not_learnt` names them, and
-the service, ``score`` and ``allocate`` say its sentence and never rank those arms (each answer
-names them among its exclusions). An arm the catalog no longer has is simply not offered.
+A catalog that offers an arm the model never learnt (an arm added, or renamed without
+``renamed_from``: ids are what a model learns) is served all the same, with a warning:
+:func:`arms_not_learnt` names them, and the service, ``score`` and ``allocate`` say its sentence
+and never rank those arms (each answer names them among its exclusions). An arm the catalog no
+longer has is simply not offered. Each of these is asked of the model as the catalog in force
+serves it (:func:`~recommender.model.served_under`: an arm it renamed, under its new id).
 
 A model trained with extra features needs them in every request (:func:`new_request_fields`).
 """

@@ -19,12 +19,14 @@ def misfits(model, version: str, champion: str | None, *, name: str) -> list[dic
     """What keeps ``model`` (registered ``version``) from fitting the service that would serve
     it instead of ``champion``: ``[{"code", "statement", ...}]``, empty when it fits."""
     from recommender.catalog import load_catalog
-    from recommender.model import catalog_difference, new_request_fields
+    from recommender.model import catalog_difference, new_request_fields, served_under
     from recommender.registry._load import load_model
 
     found = []
-    installed = load_catalog().version
-    said = catalog_difference(model, installed, version=version)
+    catalog = load_catalog()
+    installed = catalog.version
+    # As the service would serve it: an arm the catalog renamed, under its id in force.
+    said = catalog_difference(served_under(model, catalog)[0], installed, version=version)
     if said is not None:
         found.append(
             {
@@ -77,9 +79,19 @@ def champion_concerns(name: str, *, mlflow_client) -> list[str]:
     nothing is): its training run deleted, no recorded change making it the champion, a
     catalog other than the installed one (the version's ``catalog.version`` tag, then the
     model itself, loaded only then, says what its answers take from which), or arms the
-    installed catalog offers that it never learnt (its MLmodel file's arms, then the model)."""
+    installed catalog offers that it never learnt (its MLmodel file's arms, then the model).
+    The model is judged as the service serves it (:func:`recommender.model.served_under`): an
+    arm the catalog renamed is its learnt arm under the new id, and the rename is said, as on
+    the served card."""
     from recommender.catalog import load_catalog
-    from recommender.model import arms_not_learnt, catalog_difference
+    from recommender.model import (
+        arms_not_learnt,
+        catalog_difference,
+        renamed_for,
+        renaming_note,
+        served_under,
+        unlearnt_arms,
+    )
     from recommender.registry._aliases import CHAMPION, aliases, champion_event
     from recommender.registry._load import load_model
 
@@ -104,7 +116,7 @@ def champion_concerns(name: str, *, mlflow_client) -> list[str]:
     trained = (target.tags or {}).get("catalog.version")
     if trained is not None and trained != installed:
         try:
-            model = load_model(uri)
+            model, renamed = served_under(load_model(uri), catalog, version=champion)
         except Exception:  # noqa: BLE001 - the tag says enough to name both catalogs
             said.append(
                 f"version {champion} was trained under intervention catalog {trained}, not "
@@ -112,21 +124,24 @@ def champion_concerns(name: str, *, mlflow_client) -> list[str]:
             )
             return said
         said.append(catalog_difference(model, installed, version=champion))
-    elif _learnt_every_arm(uri, catalog):  # the model itself is loaded only when it may not
-        return said
     else:
+        learnt = _learnt_arms(uri) or []
+        renames = renamed_for(learnt, catalog)  # an arm renamed is learnt under its new id
+        if learnt and not unlearnt_arms(catalog, [renames.get(a, a) for a in learnt]):
+            # Every arm learnt: the model itself is loaded only when it may not be.
+            renamed = renaming_note(renames, champion)
+            return said if renamed is None else [*said, renamed]
         try:
-            model = load_model(uri)
+            model, renamed = served_under(load_model(uri), catalog, version=champion)
         except Exception:  # noqa: BLE001 - serve says why it cannot load it
             return said
     unlearnt = arms_not_learnt(model, catalog, version=champion)
-    return said if unlearnt is None else [*said, unlearnt]
+    return [*said, *(s for s in (unlearnt, renamed) if s is not None)]
 
 
-def _learnt_every_arm(uri: str, catalog) -> bool:
-    """Whether the model at ``uri`` records every treatment arm of ``catalog`` among its arms
-    (read from its MLmodel file, not its weights); ``False`` when that cannot be told."""
-    from recommender.model import unlearnt_arms
+def _learnt_arms(uri: str) -> list[str] | None:
+    """The treatment arms the model at ``uri`` records (read from its MLmodel file, not its
+    weights); ``None`` when that cannot be told."""
     from recommender.registry._load import readable_uri, resolve_model
     from recommender.registry._store import mlflow_session
 
@@ -135,8 +150,8 @@ def _learnt_every_arm(uri: str, catalog) -> bool:
         with mlflow_session() as mlflow:
             arms = (mlflow.models.get_model_info(source).metadata or {}).get("arms")
     except Exception:  # noqa: BLE001 - told by loading the model instead
-        return False
-    return arms is not None and not unlearnt_arms(catalog, arms)
+        return None
+    return None if arms is None else [str(arm) for arm in arms]
 
 
 def run_concern(name: str, version: str, *, mlflow_client) -> str | None:

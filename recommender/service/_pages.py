@@ -69,9 +69,7 @@ def model_card_page(
     if stale is not None:
         serving += (
             f'<p id="stale-model"><strong>Not the announced champion:</strong> this worker '
-            f"serves version {markup.escape(stale.serving)}, not version "
-            f"{markup.escape(stale.champion)}, which a /reload announced as the champion and "
-            f"which it could not load (since {markup.escape(stale.since)}): "
+            f"serves {markup.escape(stale.statement())} (since {markup.escape(stale.since)}): "
             f"{markup.escape(stale.cause)}</p>"
         )
     for concern in serving_concerns(version, catalog_note):

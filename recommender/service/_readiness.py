@@ -147,12 +147,42 @@ class StaleModel:
     reason: Reason  # why, as a code
     cause: str  # the loader's message, naming the file: for the log and the card, not /readyz
     since: str  # when the load first failed, ISO 8601 UTC
+    # A /reload that kept the version put an edited catalog in force: what differs is then the
+    # catalog, named by version and sha256: the one served, and the file's as it is now (its
+    # sha256, or that it cannot be read at all).
+    serving_catalog: str | None = None
+    announced_catalog: str | None = None
+
+    def statement(self) -> str:
+        """What this worker serves beside what the newest /reload put in force, in words that
+        differ: the versions, or, for a /reload of the version it serves, the catalogs.
+
+        Examples
+        --------
+        >>> StaleModel("8", "9", Reason.MODEL_FILES_MISSING, "", "").statement()
+        'version 8, not version 9, which a /reload announced as the champion and which it could not load'
+        >>> StaleModel("7", "7", Reason.CATALOG_UNREADABLE, "", "", "2026.12-3 (sha256 ab12)",
+        ...            "sha256 cd34").statement().split(",")[0]
+        'version 7 under intervention catalog 2026.12-3 (sha256 ab12)'
+        """
+        if self.serving_catalog is None:
+            return (
+                f"version {self.serving}, not version {self.champion}, which a /reload "
+                "announced as the champion and which it could not load"
+            )
+        return (
+            f"version {self.serving} under intervention catalog {self.serving_catalog}, not "
+            f"under the catalog file as it is now ({self.announced_catalog}), which a /reload "
+            f"of version {self.champion} put in force and which it could not read"
+        )
 
     def facts(self) -> dict:
         """What ``/model_card.json``'s ``serving`` block says of it (scientists, auditors)."""
         return {
             "serving_version": self.serving,
             "champion_version": self.champion,
+            "serving_catalog": self.serving_catalog,
+            "announced_catalog": self.announced_catalog,
             "reason": str(self.reason),
             "cause": self.cause,
             "since": self.since,
@@ -191,9 +221,8 @@ def stale_body(stale: StaleModel) -> dict:
         "champion_version": stale.champion,
         "reason": str(stale.reason),
         "warning": (
-            f"This worker answers with version {stale.serving}, not with version "
-            f"{stale.champion}, which a /reload announced as the champion and which it could "
-            f"not load: {ADVICE[stale.reason]} It tries version {stale.champion} again by "
-            "itself meanwhile."
+            f"This worker answers with {stale.statement()}: {ADVICE[stale.reason]} It tries "
+            f"{'the catalog file' if stale.serving_catalog else f'version {stale.champion}'} "
+            "again by itself meanwhile."
         ),
     }

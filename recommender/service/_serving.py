@@ -21,6 +21,7 @@ import time
 from datetime import datetime, timezone
 
 from recommender.errors import InputError, ModelFilesMissing, ModelUnavailable, ModelUnreadable
+from recommender.model import served_under
 from recommender.service._allocation import ALLOCATION_ACCEPTED, AllocationRequest
 from recommender.service._audit import AuditLog, AuditSaltMismatch, resolve_salt, salted_hash
 from recommender.service._auth import API_KEYS_ENV, KeyRing, secret_api_keys
@@ -30,7 +31,6 @@ from recommender.service._context import answer_context
 from recommender.service._engine import RecommendationEngine
 from recommender.service._profiles import profile_schema
 from recommender.service._readiness import Reason, StaleModel
-from recommender.service._renamed import RenamedArms, renamed_for, renaming_note
 from recommender.service._requests import (
     BatchRequest,
     ErasureRequest,
@@ -340,24 +340,48 @@ class Serving:
         wait = self.config.reload_poll_seconds if first else 2 * self._champion_wait
         self._champion_wait = min(wait, CHAMPION_RETRY_MAX_SECONDS)
         self._champion_retry_at = time.monotonic() + self._champion_wait
-        if before is None or (before.champion, before.cause) != (version, cause):
-            log.error(
-                "version %s, which a /reload announced as the champion, could not be loaded: "
-                "%s; still serving version %s (/readyz says stale), trying version %s again in "
-                "%g s or at the next /reload",
-                version,
-                cause,
-                engine.version,
-                version,
-                self._champion_wait,
-                exc_info=error if not known else None,
+        # The version it serves: what the /reload changed, and this worker could not read, is
+        # the catalog file.
+        catalogs = (None, None)
+        if version == engine.version:
+            served, now = engine.catalog, file_digest()
+            catalogs = (
+                f"{served.version} (sha256 {served.sha256})",
+                "unreadable" if now is None else f"sha256 {now}",
             )
+        if before is None or (before.champion, before.cause) != (version, cause):
+            if catalogs[0] is not None:
+                log.error(
+                    "the catalog file, which a /reload of version %s put in force, could not "
+                    "be read: %s; still serving version %s under intervention catalog %s "
+                    "(/readyz says stale), reading it again every %g s and at the next /reload",
+                    version,
+                    cause,
+                    engine.version,
+                    catalogs[0],
+                    self.config.reload_poll_seconds,
+                    exc_info=error if not known else None,
+                )
+            else:
+                log.error(
+                    "version %s, which a /reload announced as the champion, could not be "
+                    "loaded: %s; still serving version %s (/readyz says stale), trying version "
+                    "%s again in %g s or at the next /reload",
+                    version,
+                    cause,
+                    engine.version,
+                    version,
+                    self._champion_wait,
+                    exc_info=error if not known else None,
+                )
         since = (
             before.since
             if before is not None and before.champion == version
             else datetime.now(timezone.utc).isoformat(timespec="seconds")
         )
-        self.stale = StaleModel(engine.version, version, _no_model_reason(error), cause, since)
+        self.stale = StaleModel(
+            engine.version, version, _no_model_reason(error), cause, since, *catalogs
+        )
 
     def _retry_champion(self) -> None:
         """While no model is served, load the registry's champion when its next try is due.
@@ -462,8 +486,7 @@ class Serving:
 
     def _engine_for(self, model, version, *, catalog) -> RecommendationEngine:
         # An arm the catalog renamed is served with what the model learnt under its former id.
-        renames = renamed_for(model, catalog)
-        served = RenamedArms(model, renames) if renames else model
+        served, renamed = served_under(model, catalog, version=version)
         try:
             engine = RecommendationEngine(
                 served, version, catalog=catalog, config=self.config, audit=self.audit
@@ -474,7 +497,6 @@ class Serving:
             ) from None
         if engine.catalog_note is not None:  # served all the same: a person promoted it
             log.warning("%s", engine.catalog_note)
-        renamed = renaming_note(renames, engine.version)
         if renamed is not None:  # said on the card beside any warning, and in the log
             log.info("%s", renamed)
             engine.catalog_note = "; and ".join(n for n in (engine.catalog_note, renamed) if n)

@@ -1,0 +1,157 @@
+"""A model seen under the ids of the catalog in force, for the arms that catalog renamed.
+
+A model learns arms by id; a program that renames an arm (``renamed_from`` in the catalog)
+would otherwise be served a new arm the model never learnt. :func:`served_under` is the one
+place that decides how a model meets the catalog in force: the service, ``score``,
+``allocate``, ``champions``, ``serve --check`` and ``promote`` all call it. It gives
+:class:`RenamedArms` when the catalog renamed an arm the model learnt: the model's predictions,
+explanations, scored tables and the metadata that names arms (where an arm's figures come
+from, their citations), under the new ids, so a renamed arm is ranked, planned, scored and
+explained with what the model learnt under its former id; everything else is the model's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+from collections.abc import Mapping
+
+__all__ = ["RenamedArms", "renamed_for", "renaming_note", "served_under"]
+
+# The metadata entries keyed by arm id (recommender.model._carried, ._evidence).
+_ARM_KEYED = ("arm_sources", "carried_citations", "evidence_citations")
+# The model's own methods that read its arms: run on the view, so that they read them under
+# the ids in force (``score`` names and ranks the renamed arm, ``eligibility`` asks the catalog
+# in force about it) and reach the learners through the view's predict and explain.
+_VIEWED = frozenset(
+    {"score", "recommend", "eligibility", "_offered", "_candidates", "_recommended_contributions"}
+)
+
+
+def served_under(model, catalog, *, version: str | None = None):
+    """``(served, note)``: ``model`` as it is served under ``catalog`` (the catalog in force),
+    and what to say of it (``None``: nothing).
+
+    ``served`` is ``model`` itself, or, when ``catalog`` renamed arms the model learnt, a
+    :class:`RenamedArms` view that serves them under their new ids; ``note`` is then
+    :func:`renaming_note`'s sentence (``version``: the model's registered version, to name it).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as NS
+    >>> model = NS(treatment_arms=("coaching", "balint_group"), catalog=None)
+    >>> catalog = NS(renames={"balint_group": "balint"}, arm_ids=("none", "coaching", "balint"))
+    >>> served, note = served_under(model, catalog, version="4")
+    >>> served.treatment_arms, note.split(":")[0]
+    (('coaching', 'balint'), 'the intervention catalog in force renamed balint (formerly balint_group)')
+    >>> served_under(model, NS(renames={}, arm_ids=()))[0] is model
+    True
+    """
+    renames = renamed_for(model.treatment_arms, catalog)
+    if not renames:
+        return model, None
+    return RenamedArms(model, renames), renaming_note(renames, version)
+
+
+def renamed_for(learnt, catalog) -> dict[str, str]:
+    """``learnt id -> id in force`` of the arms ``catalog`` renamed from one of the ``learnt``
+    arms (a model's treatment arms), which it no longer offers under that id."""
+    learnt = {str(arm) for arm in learnt}
+    renames = getattr(catalog, "renames", None) or {}
+    return {
+        old: new
+        for old, new in renames.items()
+        if old in learnt and new not in learnt and old not in catalog.arm_ids
+    }
+
+
+def renaming_note(renames: Mapping[str, str], version: str | None = None) -> str | None:
+    """What is said of the arms served under a new id (``None``: none): on the service's card
+    and in its log, by ``score``, ``allocate``, ``champions`` and ``serve --check``."""
+    if not renames:
+        return None
+    pairs = ", ".join(f"{new} (formerly {old})" for old, new in renames.items())
+    named = "the model" if version is None else f"version {version}"
+    return (
+        f"the intervention catalog in force renamed {pairs}: {named} serves each "
+        "with the effects it learnt under the former id"
+    )
+
+
+class RenamedArms:
+    """``model`` with the treatment arms of ``renames`` (``learnt id -> id in force``) under
+    their new ids: ``treatment_arms``, ``arms``, its own catalog's arms, the arm-keyed entries
+    of its ``metadata``, :meth:`predict`, :meth:`predict_effect`, :meth:`explain`,
+    :meth:`contributions`, and its own ``score``, ``recommend`` and ``eligibility`` run on
+    this view; any other attribute is the model's (``wrapped``: the model as learnt).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as NS
+    >>> model = NS(treatment_arms=("coaching", "balint_group"), catalog=None, control="none")
+    >>> RenamedArms(model, {"balint_group": "balint"}).arms
+    ('none', 'coaching', 'balint')
+    """
+
+    def __init__(self, model, renames: Mapping[str, str]):
+        self.wrapped = model
+        self.renames = dict(renames)
+        self._former = {new: old for old, new in self.renames.items()}
+        self.treatment_arms = self._new(model.treatment_arms)
+        self.arms = (getattr(model, "control", "none"), *self.treatment_arms)
+        trained = getattr(model, "catalog", None)
+        self.catalog = (
+            None
+            if trained is None
+            else dataclasses.replace(
+                trained,
+                arms=tuple(
+                    dataclasses.replace(arm, id=self.renames.get(arm.id, arm.id))
+                    for arm in trained.arms
+                ),
+            )
+        )
+        metadata = getattr(model, "metadata", None)
+        if isinstance(metadata, Mapping):
+            self.metadata = self._renamed_metadata(metadata)
+
+    def __getattr__(self, name):
+        if name in _VIEWED:
+            method = getattr(type(self.wrapped), name, None)
+            if isinstance(method, types.FunctionType):
+                return types.MethodType(method, self)
+        return getattr(self.wrapped, name)
+
+    def _new(self, arms) -> tuple:
+        return tuple(self.renames.get(arm, arm) for arm in arms)
+
+    def _renamed_metadata(self, metadata: Mapping) -> dict:
+        out = dict(metadata)
+        for key in _ARM_KEYED:
+            if isinstance(out.get(key), Mapping):
+                out[key] = {self.renames.get(arm, arm): facts for arm, facts in out[key].items()}
+        if isinstance(out.get("one_effect_arms"), (list, tuple)):
+            out["one_effect_arms"] = list(self._new(out["one_effect_arms"]))
+        return out
+
+    def predict(self, encoded, **options):
+        prediction = self.wrapped.predict(encoded, **options)
+        return dataclasses.replace(prediction, arms=self._new(prediction.arms))
+
+    def predict_effect(self, profiles, **options):
+        return self.wrapped.predict_effect(profiles, **options).rename(columns=self.renames)
+
+    def explain(self, encoded, needs):
+        parts = self.wrapped.explain(
+            encoded, {self._former.get(arm, arm): rows for arm, rows in needs.items()}
+        )
+        return {self.renames.get(arm, arm): part for arm, part in parts.items()}
+
+    def contributions(self, profiles, arm, versus=None, **options):
+        former = self._former.get
+        return self.wrapped.contributions(
+            profiles,
+            former(arm, arm),
+            versus=None if versus is None else former(versus, versus),
+            **options,
+        )
