@@ -37,7 +37,8 @@ def carry_stage(model, cohort: Cohort, config: dict, *, previous=None, previous_
         A cohort from the log (``cohort.loop`` as :func:`pipelines.train.log_summary` makes
         it) or a file with small arms (``cohort.small_arms``); any other cohort is returned
         unchanged. ``cohort.carry`` gains ``carried_arms`` (arm, rows, rows needed, where the
-        estimate comes from) and ``arms_not_carried`` (left out: no earlier model has an
+        estimate comes from, and ``formerly``: the id the source learnt it under, for an arm
+        the catalog renamed since) and ``arms_not_carried`` (left out: no earlier model has an
         estimate for them).
     config : dict
     previous : RecommendationModel, optional
@@ -46,7 +47,7 @@ def carry_stage(model, cohort: Cohort, config: dict, *, previous=None, previous_
     previous_label : str, optional
         How the card names ``previous`` (default: from its metadata).
     """
-    from recommender.model import arm_source, carry_arms
+    from recommender.model import arm_source, carry_arms, served_under
 
     loop = cohort.carry
     if loop is None or not loop.get("arms_without_overlap"):
@@ -58,6 +59,9 @@ def carry_stage(model, cohort: Cohort, config: dict, *, previous=None, previous_
     carried, not_carried = {}, []
     for arm in loop["arms_without_overlap"]:
         for source_model, label in _with_evidence(candidates, catalog):
+            # As the service serves it: an arm the catalog renamed, under its new id, with what
+            # the model learnt under the former one.
+            source_model, _ = served_under(source_model, catalog)
             source = arm_source(source_model, model.primary, arm)
             if source is None or not set(source.features) <= set(model.feature_names):
                 continue
@@ -66,12 +70,20 @@ def carry_stage(model, cohort: Cohort, config: dict, *, previous=None, previous_
                 "min_rows": int(loop["min_arm_rows"]),
                 **_origin(source_model, arm, label),
             }
+            if source.learnt_as is not None:
+                facts["formerly"] = source.learnt_as
             carried[arm] = (source_model, facts)
             break
         else:
             not_carried.append(arm)
     loop["carried_arms"] = [
-        {"arm": arm, "rows": f["rows"], "min_rows": f["min_rows"], "from": f["from"]}
+        {
+            "arm": arm,
+            "rows": f["rows"],
+            "min_rows": f["min_rows"],
+            "from": f["from"],
+            **({"formerly": f["formerly"]} if "formerly" in f else {}),
+        }
         for arm, (_, f) in carried.items()
     ]
     loop["arms_not_carried"] = not_carried

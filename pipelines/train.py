@@ -511,6 +511,8 @@ def _overlap_warning(overlap: OverlapRecord, progress) -> None:
 
 def _carried_note(loop: dict, display, *, logged: bool = True) -> None:
     """Which arms a run carried over, and which it could not."""
+    from recommender.model import formerly
+
     carried = loop.get("carried_arms") or []
     if carried:
         display.note(
@@ -523,7 +525,7 @@ def _carried_note(loop: dict, display, *, logged: bool = True) -> None:
                 "enough rows of them): "
             )
             + "; ".join(
-                f"{c['arm']} ({c['rows']} rows of {c['min_rows']} needed; from {c['from']})"
+                f"{formerly(c['arm'], c.get('formerly'))} ({c['rows']} rows of {c['min_rows']} needed; from {c['from']})"
                 for c in carried
             )
         )

@@ -10,6 +10,8 @@ __all__ = ["carried_arms", "carried_note", "loop_blocks", "small_arm_blocks"]
 
 def loop_blocks(loop):
     """What a model trained from the service's own log must say about that log."""
+    from recommender.model import formerly
+
     if not loop:
         return []
     without = loop.get("arms_without_overlap") or []
@@ -55,7 +57,7 @@ def loop_blocks(loop):
         (
             "Arms carried over (previous estimate kept until the log can support learning it)",
             "; ".join(
-                f"{c['arm']}: {c['rows']:,} logged rows, {c['min_rows']:,} needed; "
+                f"{formerly(c['arm'], c.get('formerly'))}: {c['rows']:,} logged rows, {c['min_rows']:,} needed; "
                 f"estimate from {c['from']}"
                 for c in loop["carried_arms"]
             )

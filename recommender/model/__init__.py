@@ -34,7 +34,13 @@ from recommender.model._facts import (
 )
 from recommender.model._prediction import Prediction
 from recommender.model._recommendation import JUDGEMENT_COLUMNS, RecommendationModel
-from recommender.model._renamed import RenamedArms, renamed_for, renaming_note, served_under
+from recommender.model._renamed import (
+    RenamedArms,
+    formerly,
+    renamed_for,
+    renaming_note,
+    served_under,
+)
 from recommender.model._schema import feature_schema, frame_from_schema
 from recommender.model._support import (
     OUTSIDE_COLUMN,
@@ -73,6 +79,7 @@ __all__ = [
     "model_min_cell",
     "new_request_fields",
     "one_effect_arms",
+    "formerly",
     "renamed_for",
     "renaming_note",
     "served_under",

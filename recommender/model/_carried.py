@@ -19,7 +19,7 @@ from the program's staff.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -32,6 +32,7 @@ from recommender.model._evidence import (
     roles_without_evidence,
 )
 from recommender.model._recommendation import RecommendationModel
+from recommender.model._renamed import RenamedArms
 
 __all__ = [
     "CarriedArm",
@@ -56,13 +57,20 @@ class CarriedArm:
 
     ``learner`` is None when the previous model had no estimate for this outcome (the
     evidence-only model has none for DP and PA): the arm then has no figure for it.
+    ``learnt_as`` is the arm's id in ``learner`` when it differs from the id it is carried
+    under (the catalog renamed it since: ``renamed_from``); None, the same id.
     """
 
     learner: object
     features: tuple
+    learnt_as: str | None = None
 
     def frame(self, X: pd.DataFrame) -> pd.DataFrame:
         return X[list(self.features)]
+
+    def own(self, arm: str) -> str:
+        """``arm``'s id in ``learner``."""
+        return self.learnt_as or arm
 
 
 class CarriedEffects:
@@ -123,7 +131,7 @@ class CarriedEffects:
         return self._columns(
             X,
             self.learnt.predict_effect(X),
-            lambda s, arm: s.learner.predict_effect(s.frame(X))[arm].to_numpy(dtype=float),
+            lambda s, arm: s.learner.predict_effect(s.frame(X))[s.own(arm)].to_numpy(dtype=float),
         )
 
     def predict_interval(self, X: pd.DataFrame, alpha: float = 0.1):
@@ -136,7 +144,7 @@ class CarriedEffects:
                     bounds[id(source)] = source.learner.predict_interval(
                         source.frame(X), alpha=alpha
                     )
-                return bounds[id(source)][k][arm].to_numpy(dtype=float)
+                return bounds[id(source)][k][source.own(arm)].to_numpy(dtype=float)
 
             return value
 
@@ -151,7 +159,7 @@ class CarriedEffects:
                 source = self.carried[name]
                 if source.learner is None:
                     raise InputError(f"arm {name!r} has no estimate for this outcome to explain")
-                part = source.learner.contributions(source.frame(X), name)
+                part = source.learner.contributions(source.frame(X), source.own(name))
                 return part.reindex(columns=columns, fill_value=0.0)
             if name in {str(a) for a in self.learnt.arms_}:
                 return self.learnt.contributions(X, name).reindex(columns=columns, fill_value=0.0)
@@ -172,8 +180,18 @@ def arm_source(model, outcome: str, arm: str) -> CarriedArm | None:
     """The learner that gives ``model`` its ``outcome`` estimate for ``arm``, or None.
 
     A carried arm's source is the one it was carried from, so carrying again never nests
-    models inside models.
+    models inside models. ``model`` may be the view :func:`~recommender.model.served_under`
+    gives (an arm the catalog in force renamed, under its new id): the source is then the
+    learner of the model as learnt, which knows the arm by its former id (``learnt_as``).
     """
+    if isinstance(model, RenamedArms):
+        former = {new: old for old, new in model.renames.items()}.get(arm)
+        if former is None:
+            return arm_source(model.wrapped, outcome, arm)
+        source = arm_source(model.wrapped, outcome, former)
+        if source is None or source.learnt_as is not None:
+            return source  # carried before: already says its learner's own id
+        return replace(source, learnt_as=former)
     learner = model.outcome_models.get(outcome)
     if learner is None:
         return None
@@ -334,7 +352,7 @@ def _reader(source: CarriedArm, arm, outcome, encoder, primary):
         j = names.index("role")
         if j not in encoder.categories:
             return _NOT_YET
-        return _RoleTable(source.learner, arm, list(encoder.categories[j]), j)
+        return _RoleTable(source.learner, source.own(arm), list(encoder.categories[j]), j)
     learner = source.learner
     if not (isinstance(learner, UpliftModel) and hasattr(learner, "estimator_")):
         return _NOT_YET
@@ -352,7 +370,9 @@ def _reader(source: CarriedArm, arm, outcome, encoder, primary):
         )
     except ValueError:
         return _NOT_YET
-    return _LearnerColumns(form, outcome, [str(a) for a in learner.arms_].index(arm), columns)
+    return _LearnerColumns(
+        form, outcome, [str(a) for a in learner.arms_].index(source.own(arm)), columns
+    )
 
 
 class _RoleTable:

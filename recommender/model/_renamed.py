@@ -3,7 +3,8 @@
 A model learns arms by id; a program that renames an arm (``renamed_from`` in the catalog)
 would otherwise be served a new arm the model never learnt. :func:`served_under` is the one
 place that decides how a model meets the catalog in force: the service, ``score``,
-``allocate``, ``champions``, ``serve --check`` and ``promote`` all call it. It gives
+``allocate``, ``champions``, ``serve --check``, ``promote`` and a retraining's carry stage
+(an arm it cannot learn keeps what the champion learnt under the former id) all call it. It gives
 :class:`RenamedArms` when the catalog renamed an arm the model learnt: the model's predictions,
 explanations, scored tables and the metadata that names arms (where an arm's figures come
 from, their citations), under the new ids, so a renamed arm is ranked, planned, scored and
@@ -16,7 +17,7 @@ import dataclasses
 import types
 from collections.abc import Mapping
 
-__all__ = ["RenamedArms", "renamed_for", "renaming_note", "served_under"]
+__all__ = ["RenamedArms", "formerly", "renamed_for", "renaming_note", "served_under"]
 
 # The metadata entries keyed by arm id (recommender.model._carried, ._evidence).
 _ARM_KEYED = ("arm_sources", "carried_citations", "evidence_citations")
@@ -70,12 +71,23 @@ def renaming_note(renames: Mapping[str, str], version: str | None = None) -> str
     and in its log, by ``score``, ``allocate``, ``champions`` and ``serve --check``."""
     if not renames:
         return None
-    pairs = ", ".join(f"{new} (formerly {old})" for old, new in renames.items())
+    pairs = ", ".join(formerly(new, old) for old, new in renames.items())
     named = "the model" if version is None else f"version {version}"
     return (
         f"the intervention catalog in force renamed {pairs}: {named} serves each "
         "with the effects it learnt under the former id"
     )
+
+
+def formerly(arm: str, former: str | None) -> str:
+    """``arm`` named with its former id, as the renaming note names it (``former`` None: as it is).
+
+    Examples
+    --------
+    >>> formerly("balint", "balint_group"), formerly("coaching", None)
+    ('balint (formerly balint_group)', 'coaching')
+    """
+    return arm if not former or former == arm else f"{arm} (formerly {former})"
 
 
 class RenamedArms:
