@@ -525,7 +525,7 @@ def _carried_note(loop: dict, display, *, logged: bool = True) -> None:
                 "enough rows of them): "
             )
             + "; ".join(
-                f"{formerly(c['arm'], c.get('formerly'))} ({c['rows']} rows of {c['min_rows']} needed; from {c['from']})"
+                f"{formerly(c['arm'], c.get('formerly'))} ({c['rows']:,} rows of {c['min_rows']:,} needed; from {c['from']})"
                 for c in carried
             )
         )

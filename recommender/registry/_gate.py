@@ -144,7 +144,7 @@ def _finite_scores(values, what: str) -> np.ndarray:
         rows = np.flatnonzero(bad.ravel())
         shown = ", ".join(str(int(i)) for i in rows[:5]) + (", ..." if rows.size > 5 else "")
         raise InputError(
-            f"{what}: {rows.size} of {values.size} scores are not finite numbers "
+            f"{what}: {rows.size:,} of {values.size:,} scores are not finite numbers "
             f"(NaN or infinite, at rows {shown}); only finite policy-value scores "
             "are accepted, so nothing is decided (the challenger is not promoted)"
         )
@@ -213,8 +213,8 @@ def gate_decision(
         )
     if len(champion_values) != challenger.n:
         raise InputError(
-            f"the champion was valued on {len(champion_values)} rows and the "
-            f"challenger on {challenger.n}; the gate compares the same rows"
+            f"the champion was valued on {len(champion_values):,} rows and the "
+            f"challenger on {challenger.n:,}; the gate compares the same rows"
         )
     champion = estimate(champion_values, alpha=alpha)
     level = f"{100 * (1 - alpha):.0f}%"
@@ -259,7 +259,7 @@ def gate_decision(
         return GateDecision(False, reason, **decided)
     measured = "" if guessed is None else " where the log measures it"
     figures = _figures(challenger, champion, difference, level, measured)
-    held = f"on {difference.n} held-out rows{_HELD_OUT}{caveat}"
+    held = f"on {difference.n:,} held-out rows{_HELD_OUT}{caveat}"
     if difference.upper < 0:
         return GateDecision(False, f"worse than {who}: {figures} lies below 0, {held}", **decided)
     whole = estimate(paired, alpha=alpha)
@@ -296,8 +296,8 @@ def _unmeasured_mask(differs, unmeasured, n: int) -> np.ndarray | None:
     unmeasured = np.asarray(unmeasured, dtype=bool)
     if len(differs) != n or len(unmeasured) != n:
         raise InputError(
-            f"differs and unmeasured have {len(differs)} and {len(unmeasured)} entries for "
-            f"{n} compared rows; the gate needs one per row"
+            f"differs and unmeasured have {len(differs):,} and {len(unmeasured):,} entries for "
+            f"{n:,} compared rows; the gate needs one per row"
         )
     guessed = unmeasured & differs
     return guessed if guessed.any() else None
