@@ -36,6 +36,7 @@ class CohortPlan:
     complements: tuple = ()  # recommender.catalog.Complement: what the plan does not replace
     catalog_version: str | None = None  # the intervention catalog planned with
     catalog_sha256: str | None = None  # its file's digest (recommender.catalog.catalog_sha256)
+    catalog_used: str = "its costs and places"  # what of it, less --cost and --capacity's
     notes: list = field(default_factory=list)  # pipelines.score.model_notes
     warnings: list = field(default_factory=list)  # e.g. arms of the catalog never learnt
 
@@ -59,7 +60,7 @@ class CohortPlan:
             + (
                 f" and intervention catalog {self.catalog_version}"
                 + (f" (sha256 {self.catalog_sha256})" if self.catalog_sha256 else "")
-                + " (its costs and places)"
+                + f" ({self.catalog_used})"
                 if self.catalog_version
                 else ""
             )
@@ -353,8 +354,36 @@ def plan_cohort(
         complements=catalog.complements,
         catalog_version=catalog.version,
         catalog_sha256=catalog.sha256,
+        catalog_used=catalog_used(catalog.treatment_arms, capacity=capacity, cost=cost),
         warnings=[] if unlearnt is None else [unlearnt],
     )
+
+
+def catalog_used(arms, *, capacity=None, cost=None) -> str:
+    """What of the catalog a plan used: its costs and places, less those ``--cost`` and
+    ``--capacity`` gave (``arms``: the catalog's treatment arms).
+
+    Examples
+    --------
+    >>> catalog_used(["coaching", "peer_group"])
+    'its costs and places'
+    >>> catalog_used(["coaching", "peer_group"], capacity={"coaching": 20})
+    "its costs; its places but --capacity's for coaching"
+    >>> catalog_used(["coaching"], capacity={"coaching": 20}, cost={"coaching": 5})
+    'the costs --cost gave; the places --capacity gave'
+    """
+    parts = []
+    for what, given, option in (("costs", cost, "--cost"), ("places", capacity, "--capacity")):
+        given = list(given or {})
+        if not given:
+            parts.append(f"its {what}")
+        elif set(arms) <= set(given):
+            parts.append(f"the {what} {option} gave")
+        else:
+            parts.append(f"its {what} but {option}'s for {', '.join(given)}")
+    if parts == ["its costs", "its places"]:
+        return "its costs and places"
+    return "; ".join(parts)
 
 
 def _refuse_writing_over(data, out) -> None:
