@@ -146,12 +146,19 @@ def _remove_abandoned(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def signals_held():
+def signals_held(*, second_stops: str | None = None):
     """Hold off Ctrl-C (SIGINT) and ``kill`` (SIGTERM) for a few quick steps that must not be
     split (renames, a commit and what records it); one that comes meanwhile is delivered as the
     block ends, to the handler it had: SIGTERM if it came at all (a ``kill`` after a Ctrl-C
     means stop, exit 143), else SIGINT. Python runs handlers in the main thread only, so
     elsewhere nothing is held.
+
+    ``second_stops``, for steps that wait on a network (an MLflow tracking server's requests,
+    up to its 120 s timeout each when it hangs) and that a stop anywhere leaves completable
+    later (an intent, a journal): what such a stop leaves. The first stop is then held as
+    above and says on stderr that another stops at once; a second one is delivered at once
+    (SIGTERM's handler if either was a ``kill``), its KeyboardInterrupt's ``left`` saying
+    ``second_stops``. Without it a user's Ctrl-C on a hung server did nothing for minutes.
 
     The handlers are swapped rather than the signals blocked: a process's signal goes to any
     thread that does not block it (MLflow and SQLAlchemy start threads), and Python then raises
@@ -167,17 +174,45 @@ def signals_held():
         yield
         return
     came = []
+    previous = {}
+
+    def restore():
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+    def held(signum, frame):
+        came.append(signum)
+        if second_stops is None:
+            return
+        if len(came) == 1:
+            # os.write: a handler may run while the main thread is inside sys.stderr's write
+            os.write(
+                2,
+                f"stopping once the steps under way are done; stop again to stop now "
+                f"({second_stops})\n".encode(),
+            )
+            return
+        restore()
+        stop = signal.SIGTERM if signal.SIGTERM in came else signum
+        came.clear()  # delivered here, not again as the block ends
+        handler = previous[stop]
+        if not callable(handler):  # SIG_DFL ends the process now, SIG_IGN goes on
+            signal.raise_signal(stop)
+            return
+        try:
+            handler(stop, frame)
+        except KeyboardInterrupt as interrupt:
+            interrupt.left = second_stops
+            raise
+
     # A handler installed from outside Python reads None and could not be put back: left as is.
-    previous = {
-        signum: signal.signal(signum, lambda signum, frame: came.append(signum))
-        for signum in (signal.SIGINT, signal.SIGTERM)
-        if signal.getsignal(signum) is not None
-    }
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(signum) is not None:
+            previous[signum] = signal.signal(signum, held)
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        restore()
         if came:
             signal.raise_signal(signal.SIGTERM if signal.SIGTERM in came else came[0])
 

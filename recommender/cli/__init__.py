@@ -16,7 +16,9 @@ Each subcommand is a module ``recommender/cli/cmd_<name>.py`` that defines
   restore killed in that folder is finished, or refused by ``serve``
   (:mod:`recommender.cli._restore_first`); the folders are the models folder and the one the
   service's settings name: the command's ``--serve-config``, or the option
-  ``SERVE_CONFIG_OPTION`` names (``"config"``: its ``--config`` is the service's).
+  ``SERVE_CONFIG_OPTION`` names (``"config"``: its ``--config`` is the service's), or a
+  function of the arguments giving the file (a command reading ``train.yaml``: the one its
+  ``log.serve_config`` names).
 
 Modules are discovered, so adding a subcommand touches no shared file. Heavy imports belong
 inside ``run`` so that ``recommender --help`` stays instant. An :class:`~recommender.errors.InputError`

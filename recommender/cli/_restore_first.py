@@ -6,7 +6,9 @@ place, and a restore killed by ``kill -9`` leaves it there, the folder perhaps p
 :func:`settle_models_folders`, before a command whose module says ``MODELS_FOLDER`` (see
 :mod:`recommender.cli`) reads anything, in the folders that command opens: the models folder
 (``RECOMMENDER_HOME`` ...: the registry's) and the one the service's settings name (the audit
-store's, where the restore keeps its journal). What each command does, and why:
+store's, where the restore keeps its journal), those the command itself reads: for ``train``
+and ``evaluate-policy`` the serve.yaml their training config's ``log.serve_config`` names.
+What each command does, and why:
 
 * ``recommender serve`` refuses to start while a journal is there (and so does a plain
   ``bentoml serve``: :func:`~recommender.service.check_before_serving`). The service does not
@@ -32,7 +34,7 @@ from pathlib import Path
 
 from recommender.errors import InputError
 
-__all__ = ["settle_models_folders"]
+__all__ = ["settle_models_folders", "serve_config_of_training"]
 
 
 def settle_models_folders(args) -> None:
@@ -53,7 +55,9 @@ def settle_models_folders(args) -> None:
     import sys
 
     command = " ".join(filter(None, (args.command, getattr(args, "action", None))))
-    for folder in _models_folders(getattr(args, args._serve_config_option, None)):
+    option = args._serve_config_option
+    serve_config = option(args) if callable(option) else getattr(args, option, None)
+    for folder in _models_folders(serve_config):
         for line in _settled(folder, command=command, finish=kind != "serves"):
             print(f"recovered: {line}", file=sys.stderr)
 
@@ -84,6 +88,22 @@ def _settled(models_dir, *, command: str, finish: bool) -> list[str]:
             "nothing there: run `recommender backup --restore DIR` again (or any `recommender "
             f"backup`) as a user that may write {models}"
         ) from None
+
+
+def serve_config_of_training(args):
+    """The service's settings a command reading ``train.yaml`` follows, as it follows them:
+    its ``--serve-config``, else the file the training config's ``log.serve_config`` names
+    (read beside it, as :func:`pipelines.train.load_config` reads it), else None (the
+    environment's, else the default). A command module's ``SERVE_CONFIG_OPTION``."""
+    if args.serve_config:
+        return args.serve_config
+    from pipelines.train import load_config
+
+    try:
+        return load_config(args.config)["log"]["serve_config"]
+    except (InputError, OSError):
+        # a training config that cannot be read names no folder; the command says why
+        return None
 
 
 def _models_folders(serve_config) -> list[Path]:

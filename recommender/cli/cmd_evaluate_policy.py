@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from recommender.cli._restore_first import serve_config_of_training
+
 HELP = (
     "off-policy value (doubly robust, IPS, self-normalised IPS) of the champion and other "
     "versions on the service's log of recommendations and outcomes"
@@ -9,6 +11,8 @@ HELP = (
 
 # The models folder: the audit log and registered versions.
 MODELS_FOLDER = "reads"
+# --serve-config, else the serve.yaml train.yaml names (log.serve_config), as run reads it
+SERVE_CONFIG_OPTION = serve_config_of_training
 
 # What the plain table prints for an estimate not given (null in JSON).
 NOT_MEASURABLE = "not measurable"

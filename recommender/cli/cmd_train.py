@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from recommender.cli._numbers import whole_number
+from recommender.cli._restore_first import serve_config_of_training
 
 import contextlib
 import sys
@@ -12,6 +13,8 @@ HELP = "train the uplift models, evaluate them, register a version and write its
 
 # The models folder: registers a version, its card; --from-log reads the audit log.
 MODELS_FOLDER = "writes"
+# --serve-config, else the serve.yaml train.yaml names (log.serve_config), as run reads it
+SERVE_CONFIG_OPTION = serve_config_of_training
 
 
 def configure(parser) -> None:

@@ -36,6 +36,12 @@ __all__ = [
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 
+# What a second Ctrl-C or kill leaves while an alias moves (its intent declared first).
+_STOPPED_MIDWAY = (
+    "stopped midway through the change, as a kill -9 would: the next `recommender champions`, "
+    "`promote` or `rollback` records it if the alias moved, or drops it if not"
+)
+
 
 def _registered(mlflow_client, name):
     from mlflow.exceptions import MlflowException
@@ -178,10 +184,13 @@ def move_alias(
             overrides=overrides,
         )
         # Ctrl-C or a kill here waits the few writes out: the change is made and recorded
-        # whole, or (stopped before) not made. Only a kill -9 leaves the intent to complete.
-        # A tracking server that is down is tried briefly: MLflow's own retries (about 4 min
-        # a request) would hold the signals off for many minutes.
-        with few_retries(), signals_held():
+        # whole, or (stopped before) not made. A tracking server that is down is tried
+        # briefly: MLflow's own retries (about 4 min a request) would hold the signals off for
+        # many minutes. One that accepts and never answers holds a request to its timeout
+        # (120 s), so a second stop stops at once: the declared intent makes any point here as
+        # safe as a kill -9, whose intent the next promote, rollback or champions completes.
+        # Not a short timeout instead: a slow server's write may land after we gave up on it.
+        with few_retries(), signals_held(second_stops=_STOPPED_MIDWAY if record else None):
             if record:
                 declare(event, mlflow_client=mlflow_client)
             mlflow_client.set_registered_model_alias(name, alias, str(version))
