@@ -49,6 +49,11 @@ from recommender.service._audit_tables import (
     recommendations,
 )
 from recommender.service._outcome_links import query_batches
+from recommender.service._store_check import (
+    grant_statements,
+    listed_privileges,
+    missing_privileges,
+)
 from recommender.service._store_errors import AuditPrivilegeMissing, shown_store
 
 __all__ = [
@@ -152,6 +157,7 @@ def erase_people(
             connection.rollback()
         return _reported(people, report, dry_run=True)
     with audit.engine.connect() as connection:
+        _check_permitted(audit, connection)
         seen = _answers_seen(connection, people)
         parts = _parts(people, _rows_held(connection, people, seen), part_rows)
         connection.rollback()
@@ -241,13 +247,13 @@ def _erase_part(audit: AuditLog, part: dict, seen, done: _Erased, *, last: bool)
                 connection.rollback()
                 if getattr(error.orig, "sqlstate", None) != _INSUFFICIENT_PRIVILEGE:
                     raise
-                raise _not_permitted(audit, error.orig) from None
+                raise _not_permitted(audit, error.orig, done) from None
             except BaseException:
                 connection.rollback()
                 raise
-            if not written:  # no one found in this part: nothing changed
+            if not written:  # no one found in this part: nothing changed, no part written
                 connection.rollback()
-                return total
+                return replace(total, parts=done.parts)
             # From the commit to the checkpoint, Ctrl-C or a kill waits: stopped between them,
             # the erased rows stayed readable in the write-ahead log, and running the command
             # again finds no one left to erase, so it would not checkpoint either.
@@ -421,15 +427,57 @@ _NEEDED = (
     "UPDATE on recommendations, DELETE on assignments and outcomes, INSERT and UPDATE on "
     "erasures (and USAGE on its id sequence)"
 )
+# The same, as PostgreSQL is asked (missing_privileges): (privilege, table, serial id or None).
+_PRIVILEGES = [
+    ("SELECT", "recommendations", None),
+    ("UPDATE", "recommendations", None),
+    ("SELECT", "assignments", None),
+    ("DELETE", "assignments", None),
+    ("SELECT", "outcomes", None),
+    ("DELETE", "outcomes", None),
+    ("SELECT", "erasures", None),
+    ("INSERT", "erasures", None),
+    ("UPDATE", "erasures", None),
+    ("USAGE", "erasures", "id"),
+]
+_RUN_AS_OWNER = (
+    "or run the erasure with the tables' owner's URL (RECOMMENDER_AUDIT_URL=... recommender "
+    "audit erase ...), which the service's role need not have"
+)
 
 
-def _not_permitted(audit: AuditLog, cause) -> AuditPrivilegeMissing:
+def _check_permitted(audit: AuditLog, connection) -> None:
+    """PostgreSQL: refuse before the first part an erasure its role may not finish. Refused by
+    the database in a later part instead, the parts before it would stay written, the erasure
+    half done (a role granted what revision 0008 asked, INSERT but not UPDATE on erasures, is
+    refused at the second part's update of the erasure's row)."""
+    if connection.dialect.name != "postgresql":
+        return
+    role, missing = missing_privileges(connection, _PRIVILEGES)
+    connection.rollback()
+    if missing:
+        raise AuditPrivilegeMissing(
+            f"the audit store {shown_store(audit.engine.url)}: its role {role} may not erase "
+            f"(missing: {listed_privileges(missing)}); nothing was erased. An erasure needs "
+            f"{_NEEDED}: as the tables' owner run {grant_statements(role, missing)} "
+            + _RUN_AS_OWNER,
+            listed_privileges(missing),
+        )
+
+
+def _not_permitted(audit: AuditLog, cause, done: _Erased) -> AuditPrivilegeMissing:
     first_line = str(cause).strip().splitlines()[0]
+    if done.parts:  # a privilege revoked while the erasure ran
+        what = (
+            f"the {done.parts} part(s) written before stay erased ({len(done.found)} people), "
+            f"recorded as erasure {done.erasure_id}, not completed; run it again once permitted "
+            "to finish it"
+        )
+    else:
+        what = "nothing was erased"
     return AuditPrivilegeMissing(
         f"the audit store {shown_store(audit.engine.url)}: its role may not erase ({first_line});"
-        f" nothing was erased. An erasure needs {_NEEDED}: run it with the tables' owner's URL "
-        "(RECOMMENDER_AUDIT_URL=... recommender audit erase ...), which the service's role "
-        "need not have",
+        f" {what}. An erasure needs {_NEEDED}: grant them, " + _RUN_AS_OWNER,
         _NEEDED,
     )
 
@@ -471,12 +519,20 @@ def _record(connection, record: dict) -> int:
 
 
 def _reclaim(engine: sa.Engine) -> None:
-    """SQLite: move the erased pages out of the write-ahead log into the (overwritten) file.
-    While the service reads, part of the log may stay until its next checkpoint."""
+    """SQLite: move the erased pages out of the write-ahead log into the (overwritten) file, as
+    far as no reader holds it back, without waiting. A checkpoint that waits for a reader (an
+    auditor's export, a backup) holds the write lock meanwhile, up to the busy timeout (30 s):
+    after every part, the service's answers waited behind it and past their own busy timeout
+    were refused. What a reader holds back stays in the log until a later checkpoint."""
     if engine.dialect.name != "sqlite":
         return
     with engine.connect() as connection:
-        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        waits = int(connection.exec_driver_sql("PRAGMA busy_timeout").scalar_one())
+        connection.exec_driver_sql("PRAGMA busy_timeout = 0")
+        try:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            connection.exec_driver_sql(f"PRAGMA busy_timeout = {waits}")
 
 
 def erasure_history(audit: AuditLog, *, since: datetime | None = None) -> list[dict]:
