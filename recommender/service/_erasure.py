@@ -12,7 +12,8 @@ cleared. Crisis answers are the person's data too and are redacted alike: the co
 answers stays, with nothing left that says whose.
 
 The work is written in parts (:data:`PART_ROWS` rows at most, whole people each), each part one
-transaction, so that the service's answers never wait long for SQLite's write lock. One row in
+transaction, so that the service's answers never wait long for SQLite's write lock (which is
+left free between parts as long as a part held it: :func:`_let_writers_in`). One row in
 ``erasures`` says when and how many (never whose): written with the first part that erases
 anyone, brought up to date by each part, and marked completed (``completed_at``) by the last. A
 failure in a part leaves that part undone and the parts before it done and recorded (the row
@@ -29,6 +30,7 @@ twice changes nothing the second time (and records nothing).
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -163,8 +165,26 @@ def erase_people(
         connection.rollback()
     done = _Erased.none(len(people), now or datetime.now(timezone.utc))
     for number, part in enumerate(parts, 1):
+        began, written = time.monotonic(), done.parts
         done = _erase_part(audit, part, seen, done, last=number == len(parts))
+        if number < len(parts) and done.parts > written:
+            _let_writers_in(audit.engine, time.monotonic() - began)
     return _reported(people, done, dry_run=False)
+
+
+# The longest a writer waiting for SQLite's write lock sleeps between two tries (its busy
+# handler's longest step).
+_WRITER_POLL_SECONDS = 0.1
+
+
+def _let_writers_in(engine: sa.Engine, part_seconds: float) -> None:
+    """SQLite: leave the write lock free between two parts, as long as the part held it and at
+    least a waiting writer's sleep between tries. SQLite hands its lock to no one in turn: the
+    service's answers, waiting with their busy handler's sleeps, found it taken again by the
+    next part each time they tried, and waited for the whole erasure (1.5 to 2.8 s an answer
+    over 200 parts of 6 rows, measured through ``recommender serve``)."""
+    if engine.dialect.name == "sqlite":
+        time.sleep(max(part_seconds, _WRITER_POLL_SECONDS))
 
 
 @dataclass(frozen=True)
