@@ -78,7 +78,7 @@ class ErasureReport:
     the positions (0-based, in the order given) of the ids no row of the store holds: never
     served under this store's salt, or erased already. ``erasure_id``: the ``erasures`` row
     recorded, None when nothing was changed (a dry run, or no one found). ``parts``: the
-    transactions it was written in (0 for a dry run).
+    transactions it was written in (0 for a dry run, or when no one was found).
     """
 
     asked: int
