@@ -29,11 +29,15 @@ class Deadline:
         The wrapped application.
     timeout : float
         Seconds before the first response message.
+    past : mapping, optional
+        What the 504 adds, by path, about work that goes on past it: a request's thread cannot
+        be stopped, only its answer (an erasure goes on to its end).
     """
 
-    def __init__(self, app, timeout: float):
+    def __init__(self, app, timeout: float, past: dict[str, str] | None = None):
         self.app = app
         self.timeout = timeout
+        self.past = past or {}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] not in ("http", "websocket"):
@@ -62,10 +66,10 @@ class Deadline:
                 if task.cancel():
                     from starlette.responses import JSONResponse
 
-                    response = JSONResponse(
-                        {"error": f"Not able to process the request in {self.timeout} seconds"},
-                        status_code=504,
-                    )
+                    said = f"Not able to process the request in {self.timeout} seconds"
+                    if scope.get("path") in self.past:
+                        said += f": {self.past[scope['path']]}"
+                    response = JSONResponse({"error": said}, status_code=504)
                     await response(scope, receive, send)
             else:
                 await task  # the response has begun: it is streamed to its end

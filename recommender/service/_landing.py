@@ -25,7 +25,8 @@ _WHAT = {
     "/model_card": "GET the served model's card (HTML)",
     "/model_card.json": "GET the served model's card (JSON)",
     "/audit/export": "GET the audit log as CSV (hashed person ids); ?since=ISO date or time, "
-    "UTC unless it carries an offset; ?table=outcomes for every outcome and correction",
+    "UTC unless it carries an offset; ?table=outcomes for every outcome and correction, "
+    "?table=erasures for every erasure (when, how many; never whose)",
 }
 _OPEN = (
     ("/docs.json", "the OpenAPI document: every route, field and accepted value"),

@@ -26,6 +26,7 @@ from recommender.service._audit_export import (
     stored_since,
 )
 from recommender.service._audit_tables import assignments, outcomes
+from recommender.service._erasure import ERASURE_COLUMNS, erasure_history
 
 __all__ = [
     "logged_cohort",
@@ -174,6 +175,11 @@ EXPORT_TABLES = {
     "recommendations": lambda audit, since: audit_csv_chunks(audit.export_rows(since=since)),
     "outcomes": lambda audit, since: rows_csv_chunks(
         outcome_history_rows(audit, since=since), OUTCOME_HISTORY_COLUMNS
+    ),
+    # When and how many, never whose: what POST /erasures answers with an erasure_id, and where
+    # an erasure stopped between parts (or still running past a 504) shows no completed_at.
+    "erasures": lambda audit, since: rows_csv_chunks(
+        erasure_history(audit, since=since), ERASURE_COLUMNS
     ),
 }
 

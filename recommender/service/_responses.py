@@ -426,7 +426,7 @@ class ErasureResponse(BaseModel):
     )
     parts: int = Field(
         description="Transactions the erasure was written in (erasure.part_rows rows each at "
-        "most); 0 for a dry run."
+        "most); 0 for a dry run or when no one was found."
     )
 
 

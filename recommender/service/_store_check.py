@@ -41,6 +41,8 @@ __all__ = [
     "CONNECT_SECONDS",
     "check_privileges",
     "connect_waits",
+    "grant_statements",
+    "listed_privileges",
     "missing_privileges",
     "not_permitted",
 ]
@@ -120,7 +122,7 @@ class StoreCheck:
                     elif self._writes:  # as does a role whose privileges were revoked since
                         role, missing = missing_privileges(connection)
                         if missing:
-                            problem = Reason.AUDIT_PRIVILEGE_MISSING, _listed(missing)
+                            problem = Reason.AUDIT_PRIVILEGE_MISSING, listed_privileges(missing)
                             cause = _lacking(role, missing)
                 else:
                     connection.exec_driver_sql("SELECT 1")
@@ -156,16 +158,18 @@ def check_privileges(engine: sa.Engine, *, shown: str) -> None:
             f"the audit store {shown}: {_lacking(role, missing)}. Until then it is not opened: "
             "every answer but a crisis one is refused (503), and it is tried again every "
             "reload_poll_seconds",
-            _listed(missing),
+            listed_privileges(missing),
         )
 
 
-def missing_privileges(connection) -> tuple[str, list[tuple[str, str, str]]]:
+def missing_privileges(
+    connection, needed: list[tuple[str, str, str | None]] | None = None
+) -> tuple[str, list[tuple[str, str, str]]]:
     """The role's name (quoted where SQL needs it) and each ``(privilege, kind, object)`` it
-    lacks of those the service uses (:func:`_needed`), e.g. ``("INSERT", "TABLE",
-    "recommendations")`` or ``("USAGE", "SEQUENCE", "public.recommendations_id_seq")``.
-    PostgreSQL; one query that writes nothing."""
-    needed = _needed()
+    lacks of ``needed`` (by default those the service uses, :func:`_needed`), e.g.
+    ``("INSERT", "TABLE", "recommendations")`` or ``("USAGE", "SEQUENCE",
+    "public.recommendations_id_seq")``. PostgreSQL; one query that writes nothing."""
+    needed = _needed() if needed is None else needed
     columns, params = ["quote_ident(current_user)"], {}
     for k, (privilege, table, column) in enumerate(needed):
         params[f"t{k}"] = table
@@ -203,7 +207,7 @@ def _needed() -> list[tuple[str, str, str | None]]:
     return needed
 
 
-def _listed(missing: list[tuple[str, str, str]]) -> str:
+def listed_privileges(missing: list[tuple[str, str, str]]) -> str:
     """``INSERT on recommendations, USAGE on sequence public.recommendations_id_seq``."""
     return ", ".join(
         f"{privilege} on {'' if kind == 'TABLE' else kind.lower() + ' '}{name}"
@@ -212,22 +216,26 @@ def _listed(missing: list[tuple[str, str, str]]) -> str:
 
 
 def _lacking(role: str, missing: list[tuple[str, str, str]]) -> str:
-    """What ``role`` lacks and the GRANT statements that give it (one per kind of object and
-    set of privileges: ``GRANT INSERT ON TABLE assignments, recommendations TO svc;``)."""
+    """What ``role`` lacks and the GRANT statements that give it."""
+    return (
+        f"its role {role} may not do what the service must to record answers (missing: "
+        f"{listed_privileges(missing)}); as the tables' owner run: {grant_statements(role, missing)}"
+        f" (docs/migrations.md gives the grants for every table of the schema: {_grants(role)})"
+    )
+
+
+def grant_statements(role: str, missing: list[tuple[str, str, str]]) -> str:
+    """The GRANT statements that give ``role`` what it lacks, one per kind of object and set of
+    privileges: ``GRANT INSERT ON TABLE assignments, recommendations TO svc;``."""
     held: dict[tuple[str, str], list[str]] = {}
     for privilege, kind, name in missing:
         held.setdefault((kind, name), []).append(privilege)
     grouped: dict[tuple[str, tuple[str, ...]], list[str]] = {}
     for (kind, name), privileges in held.items():
         grouped.setdefault((kind, tuple(privileges)), []).append(name)
-    grants = " ".join(
+    return " ".join(
         f"GRANT {', '.join(privileges)} ON {kind} {', '.join(names)} TO {role};"
         for (kind, privileges), names in grouped.items()
-    )
-    return (
-        f"its role {role} may not do what the service must to record answers (missing: "
-        f"{_listed(missing)}); as the tables' owner run: {grants} (docs/migrations.md gives "
-        f"the grants for every table of the schema: {_grants(role)})"
     )
 
 

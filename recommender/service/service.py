@@ -211,6 +211,14 @@ class _FrontedService(type(Recommender)):
         return KnownRoutes(app, routes=routes, landing=landing_page, document=document)
 
 
+# What a 504 says of a request whose work goes on in its thread past the answer.
+_GOES_ON = {
+    "/erasures": "the erasure goes on to its end all the same; its row in GET "
+    "/audit/export?table=erasures has a completed_at once it has finished (the same request "
+    "sent again meanwhile erases only the people not yet erased)",
+}
+
+
 def _tune_layers(app) -> None:
     """Two of BentoML's layers, changed in place in Starlette's middleware list (the app's
     middleware is built on its first request, so the list is still read then):
@@ -231,7 +239,7 @@ def _tune_layers(app) -> None:
     layers = app.user_middleware
     for i, layer in enumerate(layers):
         if is_bentoml_timeout_layer(layer):
-            layers[i] = Middleware(Deadline, timeout=layer.kwargs["timeout"])
+            layers[i] = Middleware(Deadline, timeout=layer.kwargs["timeout"], past=_GOES_ON)
         elif _is_opentelemetry_layer(layer):
             layer.kwargs["exclude_spans"] = ["receive", "send"]
 
