@@ -109,7 +109,7 @@ def serve_config_of_training(args):
 def _models_folders(serve_config) -> list[Path]:
     """The models folder and the one the service's settings name, once each."""
     from recommender.paths import models_dir
-    from recommender.service._config import load_serve_config
+    from recommender.service import load_serve_config
 
     folders = [models_dir()]
     try:
