@@ -18,16 +18,19 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from recommender.service._sqlite import sqlite_file
-from recommender.service._store_errors import AuditSchemaNewer, shown_store
+from recommender.service._store_errors import AuditMigrationFailed, AuditSchemaNewer, shown_store
 
 __all__ = [
     "upgrade_schema",
     "schema_revision",
     "head_revision",
     "begin_atomically",
+    "bound_lock_waits",
+    "migration_failure",
     "check_schema_known",
     "VERSION_TABLE",
     "BASELINE",
+    "LOCK_WAIT_SECONDS",
 ]
 
 # Not Alembic's default `alembic_version`: the audit tables may share a database with MLflow's
@@ -39,6 +42,31 @@ _FOLDER = Path(__file__).resolve().parent / "migrations"
 # Any constant shared by every process migrating one PostgreSQL database.
 _ADVISORY_KEY = 0x52454331
 _in_process = threading.Lock()
+# How long a migration on PostgreSQL waits for a lock on a table it changes (its lock_timeout,
+# unless the session sets one of its own). Without it, a session holding the table (an open
+# transaction: an export, a psql session, an older release still serving) kept the migration
+# waiting for as long, the service that opened the store with it (crisis answers included)
+# and, queued behind its request, every other session's reads and writes of that table.
+LOCK_WAIT_SECONDS = 5
+# What a failed revision's database error means, by SQLSTATE (or its class, the first two
+# characters), as what to do before migrating again.
+_REMEDIES = {
+    "55P03": "another session holds a lock on a table this revision changes (an open "
+    "transaction: an export, a psql session, a service of the older release; "
+    "pg_stat_activity shows which): end it or let it finish",
+    "57014": "a statement of this revision ran past the session's statement_timeout: run the "
+    "migration with a longer one (PGOPTIONS='-c statement_timeout=0')",
+    "42P07": "an object this revision creates already exists (made by hand or by another "
+    "tool in this database): drop or rename it, or give the service another database",
+    "42710": "an object this revision creates already exists (made by hand or by another "
+    "tool in this database): drop or rename it, or give the service another database",
+    "42701": "a column this revision adds already exists (made by hand or by another tool): "
+    "drop or rename it, or give the service another database",
+    "53": "the database server ran out of a resource (disk, memory, connections): free it",
+}
+# Errors said elsewhere as they are: the connection lost or refused (08), the server shut down
+# (57P), a role that may not (42501: the service names the GRANT or the owner to migrate with).
+_NOT_A_REVISION = ("08", "57P", "42501")
 
 
 @functools.cache
@@ -103,17 +131,79 @@ def upgrade_schema(engine: sa.Engine) -> str:
         check_schema_known(engine, found)
     from alembic import command
 
-    with _in_process, _exclusive(engine), engine.begin() as connection:
-        if engine.dialect.name == "postgresql":
-            connection.execute(
-                sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_KEY}
-            )
-        inspector = sa.inspect(connection)
-        config = _config(connection)
-        if not inspector.has_table(VERSION_TABLE) and inspector.has_table("recommendations"):
-            command.stamp(config, BASELINE)
-        command.upgrade(config, "head")
+    try:
+        with _in_process, _exclusive(engine), engine.begin() as connection:
+            if engine.dialect.name == "postgresql":
+                connection.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_KEY}
+                )
+            inspector = sa.inspect(connection)
+            config = _config(connection)
+            if not inspector.has_table(VERSION_TABLE) and inspector.has_table("recommendations"):
+                command.stamp(config, BASELINE)
+            command.upgrade(config, "head")
+    except sa.exc.DBAPIError as error:
+        failure = migration_failure(engine.url, error, found=found)
+        if failure is None:
+            raise
+        raise failure from error
     return head
+
+
+def bound_lock_waits(connection: sa.Connection) -> None:
+    """Make a PostgreSQL migration wait :data:`LOCK_WAIT_SECONDS` at most for each lock it
+    takes (``SET LOCAL lock_timeout``), unless the session already sets a wait of its own
+    (``PGOPTIONS``, the URL's ``options``). Past it the revision fails and its transaction is
+    rolled back: the store stays at the revision it had (:func:`migration_failure` says so)."""
+    if connection.dialect.name != "postgresql":
+        return
+    if connection.exec_driver_sql("SHOW lock_timeout").scalar() == "0":
+        connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_WAIT_SECONDS}s'")
+
+
+def migration_failure(
+    url: sa.engine.URL, error: sa.exc.DBAPIError, *, found: str | None
+) -> AuditMigrationFailed | None:
+    """What a migration that failed on the database server (a lock it waited for too long, an
+    object that exists already) means: which revision failed, that the store is left at the
+    revision it had, and what to do. ``None`` for an error said elsewhere as it is (the
+    connection lost, a role that may not) and for one without a SQLSTATE (SQLite's)."""
+    state = getattr(error.orig, "sqlstate", None)
+    if not state or state.startswith(_NOT_A_REVISION):
+        return None
+    failed = _failed_revision(error)
+    step = "a step" if failed is None else f"revision {failed[0]}'s {failed[1]}"
+    cause = str(error.orig).strip().splitlines()[0]  # never its DETAIL, which may quote a row
+    statement = " ".join((error.statement or "").split())
+    if statement:
+        cause += f"; in: {statement[:160]}"
+    remedy = _REMEDIES.get(state) or _REMEDIES.get(state[:2]) or "correct what the server says"
+    if found is None and failed == (BASELINE, "upgrade") and state == "42P07":
+        # Only the command line gets here: a service opening such a store stamps it first.
+        remedy = (
+            f"it is a store made before migrations (its tables, no {VERSION_TABLE}): stamp it "
+            f"at the first revision (`alembic -c alembic.ini stamp {BASELINE}`)"
+        )
+    kept = f"revision {found}" if found else "no revision, as before"
+    return AuditMigrationFailed(
+        f"the audit store {shown_store(url)} was not migrated: {step} failed (SQLSTATE "
+        f"{state}: {cause}); nothing was changed, the store is still at {kept}. What to do: "
+        f"{remedy}; then migrate again (a service opening the store does, trying again every "
+        "reload_poll_seconds; or `alembic -c alembic.ini upgrade head` with the tables' "
+        "owner's URL; docs/migrations.md)"
+    )
+
+
+def _failed_revision(error: BaseException) -> tuple[str, str] | None:
+    """The revision whose ``upgrade`` or ``downgrade`` raised ``error``, from its traceback."""
+    versions = str(_FOLDER / "versions")
+    failed, trace = None, error.__traceback__
+    while trace is not None:
+        frame = trace.tb_frame
+        if frame.f_code.co_filename.startswith(versions) and "revision" in frame.f_globals:
+            failed = (frame.f_globals["revision"], frame.f_code.co_name)
+        trace = trace.tb_next
+    return failed
 
 
 def begin_atomically(connection: sa.Connection) -> None:

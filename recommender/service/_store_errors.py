@@ -23,6 +23,7 @@ __all__ = [
     "AuditStoreDamaged",
     "AuditSchemaNewer",
     "AuditMigrationsPending",
+    "AuditMigrationFailed",
     "AuditPrivilegeMissing",
 ]
 
@@ -127,6 +128,12 @@ class AuditMigrationsPending(StoreRefusal):
 
     reason = Reason.AUDIT_MIGRATIONS_PENDING
     lasting = True
+
+
+class AuditMigrationFailed(StoreRefusal):
+    """A migration the database refused part-way (a table locked by another session, an object
+    that exists already): rolled back, the store left at the revision it had. The service
+    tries again; the message says which revision failed and what to do."""
 
 
 class AuditPrivilegeMissing(StoreRefusal):

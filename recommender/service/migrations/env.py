@@ -14,11 +14,18 @@ import sqlalchemy as sa
 from alembic import context
 
 from recommender.service._audit_tables import _metadata
-from recommender.service._migrate import VERSION_TABLE, begin_atomically
+from recommender.service._migrate import (
+    VERSION_TABLE,
+    begin_atomically,
+    bound_lock_waits,
+    migration_failure,
+    schema_revision,
+)
 
 
 def _run(connection) -> None:
     begin_atomically(connection)
+    bound_lock_waits(connection)
     context.configure(
         connection=connection,
         target_metadata=_metadata,
@@ -41,6 +48,16 @@ else:
     if not url:
         raise SystemExit("give the database as -x url=... or RECOMMENDER_AUDIT_URL")
     engine = sa.create_engine(url)
-    with engine.begin() as opened:
-        _run(opened)
-    engine.dispose()
+    found = None
+    try:
+        found = schema_revision(engine)
+        with engine.begin() as opened:
+            _run(opened)
+    except sa.exc.DBAPIError as error:
+        # One paragraph naming the revision that failed and what to do, not a traceback.
+        failure = migration_failure(engine.url, error, found=found)
+        if failure is None:
+            raise
+        raise SystemExit(f"error: {failure}") from None
+    finally:
+        engine.dispose()
