@@ -42,6 +42,8 @@ _FOLDER = Path(__file__).resolve().parent / "migrations"
 # Any constant shared by every process migrating one PostgreSQL database.
 _ADVISORY_KEY = 0x52454331
 _in_process = threading.Lock()
+# SQLSTATE insufficient_privilege.
+_MAY_NOT = "42501"
 # How long a migration on PostgreSQL waits for a lock on a table it changes (its lock_timeout,
 # unless the session sets one of its own). Without it, a session holding the table (an open
 # transaction: an export, a psql session, an older release still serving) kept the migration
@@ -63,10 +65,13 @@ _REMEDIES = {
     "42701": "a column this revision adds already exists (made by hand or by another tool): "
     "drop or rename it, or give the service another database",
     "53": "the database server ran out of a resource (disk, memory, connections): free it",
+    _MAY_NOT: "this URL's role may not change the tables (only their owner may alter them, and "
+    "since PostgreSQL 15 only the database's owner may create tables in schema public): run "
+    "it with the tables' owner's URL",
 }
 # Errors said elsewhere as they are: the connection lost or refused (08), the server shut down
-# (57P), a role that may not (42501: the service names the GRANT or the owner to migrate with).
-_NOT_A_REVISION = ("08", "57P", "42501")
+# (57P).
+_NOT_A_REVISION = ("08", "57P")
 
 
 @functools.cache
@@ -144,8 +149,8 @@ def upgrade_schema(engine: sa.Engine) -> str:
             command.upgrade(config, "head")
     except sa.exc.DBAPIError as error:
         failure = migration_failure(engine.url, error, found=found)
-        if failure is None:
-            raise
+        if failure is None or getattr(error.orig, "sqlstate", None) == _MAY_NOT:
+            raise  # a role that may not: the audit log names the GRANT or the owner to use
         raise failure from error
     return head
 
@@ -167,7 +172,7 @@ def migration_failure(
     """What a migration that failed on the database server (a lock it waited for too long, an
     object that exists already) means: which revision failed, that the store is left at the
     revision it had, and what to do. ``None`` for an error said elsewhere as it is (the
-    connection lost, a role that may not) and for one without a SQLSTATE (SQLite's)."""
+    connection lost, the server shut down) and for one without a SQLSTATE (SQLite's)."""
     state = getattr(error.orig, "sqlstate", None)
     if not state or state.startswith(_NOT_A_REVISION):
         return None
