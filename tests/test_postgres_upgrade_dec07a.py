@@ -5,9 +5,10 @@ A store at revision 0005 holding rows in every table, upgraded by hand with docs
 command, keeps every row, ends at the newest revision with the schema the code queries, and the
 service then answers and audits on it. A store at the first revision is upgraded by the service
 opening it; one made before migrations by the documented stamp-then-upgrade. A migration that
-fails part-way (a table another session holds, past the lock wait; a table that exists already)
-leaves the store at the revision it had, unchanged, and says which revision failed and what to
-do, on the command line and in the service (which no longer waits for the lock for good).
+fails part-way (a table another session holds, past the lock wait; a table that exists already;
+a role that does not own the tables) leaves the store at the revision it had, unchanged, and
+says which revision failed and what to do, on the command line and in the service (which no
+longer waits for the lock for good). docs/migrations.md gives the code's lock wait.
 """
 
 from __future__ import annotations
@@ -24,13 +25,20 @@ from alembic.config import main as alembic_main
 from recommender.errors import InputError
 from recommender.service import AuditLog
 from recommender.service._audit_tables import _metadata
-from recommender.service._migrate import VERSION_TABLE, _config, head_revision, schema_revision
+from recommender.service._migrate import (
+    LOCK_WAIT_SECONDS,
+    VERSION_TABLE,
+    _config,
+    head_revision,
+    schema_revision,
+)
 from recommender.service._audit import salted_hash
 from recommender.service._store_salt import salt_fingerprint
 from service_fixtures import SALT, LinearModel, _app, auth, profile
 from service_fixtures import service_home  # noqa: F401 - a fixture
 
-ALEMBIC_INI = str(Path(__file__).resolve().parents[1] / "alembic.ini")
+ROOT = Path(__file__).resolve().parents[1]
+ALEMBIC_INI = str(ROOT / "alembic.ini")
 OLD = "0005"
 
 
@@ -323,3 +331,31 @@ def test_an_upgrade_meeting_a_table_that_exists_already_leaves_the_store_as_it_w
         AuditLog(url, salt=SALT)
     assert "revision 0008's upgrade failed" in str(refused.value)
     assert _snapshot(url) == before
+
+
+def test_an_upgrade_by_a_role_that_does_not_own_the_tables_says_to_use_the_owners_url(
+    postgres, old_store, monkeypatch
+):
+    import psycopg
+
+    url, before = old_store
+    database = sa.engine.make_url(url).database
+    admin = f"host=127.0.0.1 port={postgres.port} user=recommender dbname={database}"
+    with psycopg.connect(admin, autocommit=True) as connection:  # all but owning the tables
+        connection.execute("CREATE ROLE not_owner LOGIN")
+        connection.execute("GRANT ALL ON SCHEMA public TO not_owner")
+        connection.execute("GRANT ALL ON ALL TABLES IN SCHEMA public TO not_owner")
+    other = f"postgresql+psycopg://not_owner@127.0.0.1:{postgres.port}/{database}"
+    monkeypatch.setenv("RECOMMENDER_AUDIT_URL", other)
+
+    with pytest.raises(SystemExit) as stopped:
+        _alembic("upgrade", "head")
+    said = str(stopped.value)
+    assert "revision 0006's upgrade failed (SQLSTATE 42501: must be owner of table" in said
+    assert "run it with the tables' owner's URL" in said
+    assert _snapshot(url) == before
+
+
+def test_the_migrations_doc_gives_the_lock_wait_the_code_sets():
+    doc = " ".join((ROOT / "docs" / "migrations.md").read_text(encoding="utf-8").split())
+    assert doc.count(f"waits {LOCK_WAIT_SECONDS} seconds at most") == 2
