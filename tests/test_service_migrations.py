@@ -336,13 +336,15 @@ def test_the_documented_alembic_command_runs_where_the_project_is_not_installed(
     """docs/migrations.md's `alembic -c alembic.ini upgrade head`, as a container of the bento
     runs it: the code is a folder (the bento's src/), not an installed package, and the command
     may be given from another folder. It said "Path doesn't exist: recommender/service/migrations"
-    outside the folder of alembic.ini, and "No module named 'recommender'" inside it."""
+    outside the folder of alembic.ini, and "No module named 'recommender'" inside it, and also
+    from a folder named with a space (Alembic split prepend_sys_path at spaces unless
+    alembic.ini sets path_separator)."""
     import shutil
     import sysconfig
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    src = tmp_path / "bento" / "src"  # what bentofile.yaml ships of the migrations
+    src = tmp_path / "my bento" / "src"  # what bentofile.yaml ships of the migrations
     shutil.copytree(
         root / "recommender", src / "recommender", ignore=shutil.ignore_patterns("__pycache__")
     )
