@@ -237,6 +237,7 @@ def test_a_store_made_before_migrations_is_stamped_then_upgraded_as_the_docs_say
     said = str(stopped.value)
     assert "revision 0001's upgrade failed" in said and "already exists" in said
     assert "stamp it at the first revision (`alembic -c alembic.ini stamp 0001`)" in said
+    assert "nothing was changed, the store is still without a revision, as before" in said
     assert _snapshot(url) == before
 
     _alembic("stamp", "0001")

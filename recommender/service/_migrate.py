@@ -50,6 +50,10 @@ _MAY_NOT = "42501"
 # waiting for as long, the service that opened the store with it (crisis answers included)
 # and, queued behind its request, every other session's reads and writes of that table.
 LOCK_WAIT_SECONDS = 5
+_EXISTS = (
+    "an object this revision creates already exists (made by hand or by another tool in this "
+    "database): drop or rename it, or give the service another database"
+)
 # What a failed revision's database error means, by SQLSTATE (or its class, the first two
 # characters), as what to do before migrating again.
 _REMEDIES = {
@@ -58,10 +62,8 @@ _REMEDIES = {
     "pg_stat_activity shows which): end it or let it finish",
     "57014": "a statement of this revision ran past the session's statement_timeout: run the "
     "migration with a longer one (PGOPTIONS='-c statement_timeout=0')",
-    "42P07": "an object this revision creates already exists (made by hand or by another "
-    "tool in this database): drop or rename it, or give the service another database",
-    "42710": "an object this revision creates already exists (made by hand or by another "
-    "tool in this database): drop or rename it, or give the service another database",
+    "42P07": _EXISTS,  # a table or an index
+    "42710": _EXISTS,  # a constraint
     "42701": "a column this revision adds already exists (made by hand or by another tool): "
     "drop or rename it, or give the service another database",
     "53": "the database server ran out of a resource (disk, memory, connections): free it",
@@ -189,13 +191,13 @@ def migration_failure(
             f"it is a store made before migrations (its tables, no {VERSION_TABLE}): stamp it "
             f"at the first revision (`alembic -c alembic.ini stamp {BASELINE}`)"
         )
-    kept = f"revision {found}" if found else "no revision, as before"
+    kept = f"at revision {found}" if found else "without a revision, as before"
     return AuditMigrationFailed(
         f"the audit store {shown_store(url)} was not migrated: {step} failed (SQLSTATE "
-        f"{state}: {cause}); nothing was changed, the store is still at {kept}. What to do: "
-        f"{remedy}; then migrate again (a service opening the store does, trying again every "
-        "reload_poll_seconds; or `alembic -c alembic.ini upgrade head` with the tables' "
-        "owner's URL; docs/migrations.md)"
+        f"{state}: {cause}); nothing was changed, the store is still {kept}. What to do: "
+        f"{remedy}; then run it again (a service opening the store migrates it, trying again "
+        "every reload_poll_seconds; by hand, `alembic -c alembic.ini upgrade head` with the "
+        "tables' owner's URL: docs/migrations.md)"
     )
 
 
