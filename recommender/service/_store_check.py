@@ -260,8 +260,9 @@ def not_permitted(url: sa.engine.URL, cause, *, behind: bool):
         f"the audit store {shown_store(url)}: its role may not create "
         f"or read the audit tables ({first_line}); migrate it once with a role that may "
         "(RECOMMENDER_AUDIT_URL=<that role's URL> alembic -c alembic.ini upgrade head, see "
-        f"docs/migrations.md) and grant this one what it uses ({_grants(role)}), or grant "
-        "this role CREATE on the schema"
+        f"docs/migrations.md) and grant this one what it uses ({_grants(role)}); only a store "
+        "with no audit tables yet is served by granting this role CREATE on the schema instead "
+        "(tables that exist are altered by their owner alone)"
     )
     if behind:
         return AuditMigrationsPending(message)
