@@ -45,6 +45,7 @@ __all__ = [
     "accepted_text",
     "MAX_BATCH_ROWS",
     "STORED_ID_MAX_LENGTH",
+    "KEYED_FIELDS",
     "PROFILE_FIELDS",
     "ProfileEntry",
 ]
@@ -57,6 +58,9 @@ _MAX_OFFERED = 64
 STORED_ID_MAX_LENGTH = 1000
 # Fields that take a JSON true or false and nothing else (StrictBool).
 _TRUE_OR_FALSE = frozenset({"crisis_risk", "confident_only", "correct", "dry_run"})
+# Fields holding an object whose keys are the caller's names (arm ids, roles): a key there is
+# no field, even one named like a field ("age"), and the object's own text says what it takes.
+KEYED_FIELDS = frozenset({"capacity", "floors"})
 
 _DESCRIPTIONS = {
     "person_id": "Pseudonymous id of the person (never a name, e-mail or staff number); stored "
