@@ -10,49 +10,52 @@ from __future__ import annotations
 
 import pytest
 
-from recommender.service._requests import MAX_BATCH_ROWS, STORED_ID_MAX_LENGTH, accepted_text
+from recommender.service._requests import KEYED_FIELDS, MAX_BATCH_ROWS, STORED_ID_MAX_LENGTH
+from recommender.service._requests import accepted_text
 from service_fixtures import asgi_client, auth, linear_model, service_home  # noqa: F401
 
 _SEE_DOCS = "see the OpenAPI"
 
 
-def _fields(schema: dict, schemas: dict, seen: frozenset = frozenset()):
-    """The name of every property in ``schema``, through references, alternatives, list items
-    and map values."""
+def _properties(schema: dict, schemas: dict, seen: frozenset = frozenset()):
+    """``(name, schema)`` of every property in ``schema``, through references, alternatives,
+    list items and map values."""
     reference = schema.get("$ref")
     if reference:
         name = reference.rsplit("/", 1)[-1]
         if name not in seen:
-            yield from _fields(schemas[name], schemas, seen | {name})
+            yield from _properties(schemas[name], schemas, seen | {name})
         return
     for name, inner in schema.get("properties", {}).items():
-        yield name
-        yield from _fields(inner, schemas, seen)
+        yield name, inner
+        yield from _properties(inner, schemas, seen)
     for key in ("anyOf", "oneOf", "allOf", "prefixItems"):
         for inner in schema.get(key, []):
-            yield from _fields(inner, schemas, seen)
+            yield from _properties(inner, schemas, seen)
     for key in ("items", "additionalProperties"):
         if isinstance(schema.get(key), dict):
-            yield from _fields(schema[key], schemas, seen)
+            yield from _properties(schema[key], schemas, seen)
 
 
-def _route_fields(document: dict) -> dict[str, set[str]]:
-    """Per ``METHOD path``, the names its body (at any depth) and its parameters hold."""
+def _route_properties(document: dict) -> dict[str, list[tuple[str, dict]]]:
+    """Per ``METHOD path``, the properties its body holds (at any depth) and its parameters,
+    each with its schema."""
     schemas = document.get("components", {}).get("schemas", {})
-    fields = {}
+    routes = {}
     for path, item in document["paths"].items():
         for method, operation in item.items():
             if not isinstance(operation, dict):
                 continue
-            names = {p["name"] for p in operation.get("parameters", [])}
+            found = [(p["name"], p.get("schema", {})) for p in operation.get("parameters", [])]
             for content in operation.get("requestBody", {}).get("content", {}).values():
-                names.update(_fields(content.get("schema", {}), schemas))
-            fields[f"{method.upper()} {path}"] = names
-    return fields
+                found += _properties(content.get("schema", {}), schemas)
+            routes[f"{method.upper()} {path}"] = found
+    return routes
 
 
 def test_every_field_of_every_route_says_what_it_accepts(asgi_client):
-    fields = _route_fields(asgi_client.get("/docs.json").json())
+    routes = _route_properties(asgi_client.get("/docs.json").json())
+    fields = {route: {name for name, _ in found} for route, found in routes.items()}
     # the walk reaches nested fields and query parameters, not only the top of each body
     assert {"person_ids", "dry_run"} <= fields["POST /erasures"]
     assert {"outcomes", "correct", "measured_at", "arm_taken"} <= fields["POST /outcomes"]
@@ -66,6 +69,30 @@ def test_every_field_of_every_route_says_what_it_accepts(asgi_client):
         if accepted_text(name) is None
     }
     assert not undescribed, sorted(undescribed)
+
+
+def test_every_object_keyed_by_the_callers_names_is_known_as_such(asgi_client):
+    # Its keys are no fields: a key named like one ("age") must not take that field's text.
+    routes = _route_properties(asgi_client.get("/docs.json").json())
+    keyed = {
+        name
+        for found in routes.values()
+        for name, schema in found
+        # a map: the schema of its values, no properties of its own
+        if isinstance(schema.get("additionalProperties"), dict) and not schema.get("properties")
+    }
+    assert keyed == KEYED_FIELDS
+
+
+def test_a_key_named_like_a_field_is_described_by_its_object(asgi_client):
+    body = {"profiles": [{"person_id": "p-0"}], "capacity": {"age": -1}, "floors": {"gender": 2}}
+    answer = asgi_client.post("/allocate", json=body, headers=auth("program"))
+    assert answer.status_code == 422, answer.text
+    accepted = {p["field"]: p["accepted"] for p in answer.json()["problems"]}
+    assert accepted == {
+        "capacity.age": accepted_text("capacity"),
+        "floors.gender": accepted_text("floors"),
+    }
 
 
 def _refused(client, body) -> dict:
