@@ -22,7 +22,6 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat
 from recommender.errors import InputError, PlanTimeout
 from recommender.model import extrapolation_note
 from recommender.policy import (
-    BUDGET_ACCEPTED,
     MAX_CAPACITY,
     check_plan_options,
     fairness_records,
@@ -33,6 +32,7 @@ from recommender.service._crisis import crisis_flagged, record_answers, safety_b
 from recommender.service._audit_tables import PLAN_ID_PREFIX
 from recommender.service._problems import Problem
 from recommender.service._requests import _NUMBER_ONLY, MAX_BATCH_ROWS, ProfileEntry
+from recommender.service._requests import accepted_text
 from recommender.service._responses import (
     OUTSIDE_DESCRIPTION,
     ComplementItem,
@@ -50,12 +50,7 @@ __all__ = [
 
 # What each /allocate field accepts, in words (``profiles`` as in /recommend_batch).
 ALLOCATION_ACCEPTED = {
-    "budget": BUDGET_ACCEPTED.replace("none", "null"),
-    "capacity": "an object mapping arm ids of the intervention catalog to whole numbers of "
-    f"places >= 0 and at most {MAX_CAPACITY:,} (0: not offered this cycle)",
-    "confident_only": "true or false",
-    "floors": "an object mapping roles (physician, resident, nurse, app) to the minimum share "
-    "of that role's people given an arm, from 0 to 1",
+    name: accepted_text(name) for name in ("budget", "capacity", "confident_only", "floors")
 }
 
 

@@ -29,6 +29,7 @@ from recommender.service._requests import (
     ErasureRequest,
     OutcomesRequest,
     ServedProfileRequest,
+    accepted_text,
 )
 from recommender.service._store_errors import AuditPrivilegeMissing
 from recommender.service._refused import Refusing, refusal
@@ -308,7 +309,12 @@ class Answering(Refusing):
             return refusal(503, str(error))
         except InputError as error:  # an id no store can hold, named by its position
             field = str(error).split(" ", 1)[0].rstrip(":")
-            problem = {"field": field, "value": "(hidden)", "message": str(error)}
+            problem = {
+                "field": field,
+                "value": "(hidden)",
+                "accepted": accepted_text("person_ids"),
+                "message": str(error),
+            }
             return refusal(422, str(error), [problem])
         except Exception as error:  # noqa: BLE001 - the store's failure is not the caller's
             log.exception("erasing people failed")

@@ -21,11 +21,18 @@ __all__ = [
     "as_utc",
     "stored_since",
     "EXPORT_CHUNK_ROWS",
+    "SINCE_ACCEPTED",
 ]
 
 # Rows an export reads from the store and writes out at a time: a store of years holds
 # millions, which an export held whole in memory (several GB) before writing any.
 EXPORT_CHUNK_ROWS = 5_000
+
+# What an export's since takes (GET /audit/export?since=, `recommender audit export --since`).
+SINCE_ACCEPTED = (
+    "an ISO 8601 date or time, UTC unless it carries an offset, e.g. 2026-11-25, "
+    "2026-11-25T13:00:00Z or 2026-11-25T18:00:00+05:00"
+)
 
 
 def audit_csv(rows: Iterable[Mapping]) -> str:
@@ -106,9 +113,7 @@ def parse_since(text: str) -> datetime:
                     "field": "since",
                     "value": text[:120],
                     "message": "not a date",
-                    "accepted": "an ISO 8601 date or time, UTC unless it carries an offset, "
-                    "e.g. 2026-11-25, 2026-11-25T13:00:00Z or "
-                    "2026-11-25T18:00:00+05:00",
+                    "accepted": SINCE_ACCEPTED,
                 }
             ],
         ) from None

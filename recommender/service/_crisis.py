@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from recommender.cohort import CATEGORIES, PROFILE_COLUMNS
 from recommender.policy import crisis_flag, triage
 from recommender.service._metrics import count_crisis_answers, count_store_failure
+from recommender.service._requests import STORED_ID_MAX_LENGTH
 
 __all__ = [
     "AuditUnavailable",
@@ -42,8 +43,6 @@ log = logging.getLogger("recommender.service")
 AUDIT_LOG = "audit log"
 # The audit store's model_version of a crisis answer given while no model is loaded.
 NO_MODEL = "no model loaded"
-
-_MAX_ID = 1000
 
 # Seconds crisis answers wait at most for their audit records' commit. Past it they are given,
 # recorded in the service log: a store another process holds locked would otherwise hold back
@@ -237,10 +236,11 @@ def _sent_role(raw: Mapping):
 
 
 def _person_id(raw: Mapping) -> str:
+    # Whatever came as the id, cut to the length /erasures takes: the person stays erasable.
     person = raw.get("person_id")
     if isinstance(person, str) and person:
-        return person[:_MAX_ID]
-    return "" if person is None else str(person)[:_MAX_ID]
+        return person[:STORED_ID_MAX_LENGTH]
+    return "" if person is None else str(person)[:STORED_ID_MAX_LENGTH]
 
 
 def _ignored(raw: Mapping, prefix: str) -> list[dict]:

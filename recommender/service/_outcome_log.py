@@ -35,6 +35,7 @@ __all__ = [
     "outcome_history_csv",
     "export_of",
     "EXPORT_TABLES",
+    "EXPORT_TABLES_ACCEPTED",
     "OUTCOME_HISTORY_COLUMNS",
     "CURRENT_OUTCOME",
 ]
@@ -184,20 +185,23 @@ EXPORT_TABLES = {
 }
 
 
+# What an export's table takes: the answers, every outcome with its corrections, the erasures.
+EXPORT_TABLES_ACCEPTED = " or ".join(EXPORT_TABLES)
+
+
 def export_of(table: str):
     """The export of ``table`` (one of :data:`EXPORT_TABLES`), or :class:`InputError` naming
     what is accepted."""
     if table in EXPORT_TABLES:
         return EXPORT_TABLES[table]
-    accepted = " or ".join(EXPORT_TABLES)
     raise InputError(
-        f"table: {table[:120]!r} is not accepted; accepted: {accepted}",
+        f"table: {table[:120]!r} is not accepted; accepted: {EXPORT_TABLES_ACCEPTED}",
         problems=[
             {
                 "field": "table",
                 "value": table[:120],
                 "message": "unknown table",
-                "accepted": f"{accepted} (the answers, or every outcome and correction)",
+                "accepted": EXPORT_TABLES_ACCEPTED,
             }
         ],
     )

@@ -43,7 +43,7 @@ from recommender.service._outcome_links import (
     unlinkable_answers,
 )
 from recommender.service._problems import MBI_ITEM_MESSAGE, too_many_fields
-from recommender.service._requests import _HASHABLE_ID, _NUMBER_ONLY
+from recommender.service._requests import _HASHABLE_ID, _NUMBER_ONLY, accepted_text
 
 __all__ = [
     "OutcomeReport",
@@ -542,11 +542,9 @@ def _accepted(name: str) -> str:
     if name in RANGES:
         low, high = RANGES[name]
         return f"a whole number from {int(low)} to {int(high)}"
-    return {
-        "person_id": PERSON_ID_ACCEPTED,
-        "measured_at": "an ISO 8601 date or time, e.g. 2027-06-01T09:00:00+00:00",
-        "arm_taken": "an arm id of the catalog",
-    }.get(name, f"only the fields {', '.join(OUTCOME_FIELDS)}")
+    if name in OUTCOME_FIELDS:
+        return accepted_text(name)
+    return f"only the fields {', '.join(OUTCOME_FIELDS)}"
 
 
 def _summary(problems: list[dict]) -> str:

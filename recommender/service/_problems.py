@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from recommender.cohort import MBI_ITEMS_REFUSED, looks_like_mbi_item, unhashable_id_problem
-from recommender.service._requests import accepted_for, accepted_text
+from recommender.service._requests import KEYED_FIELDS, accepted_for, accepted_text
 
 __all__ = [
     "Problem",
@@ -230,9 +230,12 @@ def lone_surrogate_problem(
 
 def _accepted_at(names: list[str], accepted: Mapping[str, str]) -> str:
     # The innermost field the API describes: in 'capacity.coaching', the arm id is a key
-    # of 'capacity', which says what its values may be.
-    for name in reversed(names):
-        text = accepted.get(name) or accepted_text(name)
+    # of 'capacity', which says what its values may be; a key is never read as a field
+    # ('capacity.age' is a place count, not an age).
+    for position in reversed(range(len(names))):
+        if position and names[position - 1] in KEYED_FIELDS:
+            continue
+        text = accepted.get(names[position]) or accepted_text(names[position])
         if text:
             return text
     return accepted_for(names[-1])

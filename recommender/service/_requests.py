@@ -29,6 +29,8 @@ from pydantic_core import PydanticCustomError
 from recommender.cohort import CATEGORIES, PROFILE_COLUMNS, RANGES
 from recommender.cohort import INTEGER_COLUMNS, PERSON_ID_ACCEPTED, PERSON_ID_MAX_LENGTH
 from recommender.cohort import person_id_problem, unhashable_id_problem
+from recommender.policy import BUDGET_ACCEPTED, MAX_CAPACITY
+from recommender.service._audit_export import SINCE_ACCEPTED
 
 __all__ = [
     "ProfileRequest",
@@ -42,12 +44,23 @@ __all__ = [
     "accepted_for",
     "accepted_text",
     "MAX_BATCH_ROWS",
+    "STORED_ID_MAX_LENGTH",
+    "KEYED_FIELDS",
     "PROFILE_FIELDS",
     "ProfileEntry",
 ]
 
 MAX_BATCH_ROWS = 10_000
 _MAX_OFFERED = 64
+# The longest person id whose hash any entry stores: a crisis answer needs no valid profile and
+# keeps the first this many characters of whatever id it came with (the other entries take
+# PERSON_ID_MAX_LENGTH at most). An erasure asked for a longer id could find no one.
+STORED_ID_MAX_LENGTH = 1000
+# Fields that take a JSON true or false and nothing else (StrictBool).
+_TRUE_OR_FALSE = frozenset({"crisis_risk", "confident_only", "correct", "dry_run"})
+# Fields holding an object whose keys are the caller's names (arm ids, roles): a key there is
+# no field, even one named like a field ("age"), and the object's own text says what it takes.
+KEYED_FIELDS = frozenset({"capacity", "floors"})
 
 _DESCRIPTIONS = {
     "person_id": "Pseudonymous id of the person (never a name, e-mail or staff number); stored "
@@ -90,8 +103,8 @@ def accepted_for(field: str) -> str:
 
 
 def accepted_text(field: str) -> str | None:
-    """What the API accepts for a request field, in words; ``None`` for a field it does not
-    describe."""
+    """What the API accepts for a request field or query parameter, in words; ``None`` for a
+    field it does not describe (every field of every route is described: a test walks them)."""
     if field == "person_id":
         return PERSON_ID_ACCEPTED
     if field in CATEGORIES:
@@ -100,7 +113,7 @@ def accepted_text(field: str) -> str | None:
         lo, hi = RANGES[field]
         kind = "an integer" if field in INTEGER_COLUMNS else "a number"
         return f"{kind} from {lo:g} to {hi:g}"
-    if field == "crisis_risk":
+    if field in _TRUE_OR_FALSE:
         return "true or false"
     if field == "offered":
         return f"a list of 1 to {_MAX_OFFERED} arm ids of the intervention catalog"
@@ -111,6 +124,55 @@ def accepted_text(field: str) -> str | None:
             f"a list of 1 to {MAX_BATCH_ROWS:,} outcome objects, each with person_id, "
             "measured_at, arm_taken, ee_followup, dp_followup and pa_followup"
         )
+    if field == "person_ids":
+        return (
+            f"a list of 1 to {MAX_BATCH_ROWS:,} person ids, each the person_id as the program "
+            f"sent it to the service: a string of 1 to {STORED_ID_MAX_LENGTH:,} characters, not "
+            "only spaces (an id the person_id rule refuses now, stored before it, is looked for "
+            "all the same)"
+        )
+    return _allocation_text(field) or _outcome_text(field) or _export_text(field)
+
+
+def _allocation_text(field: str) -> str | None:
+    # /allocate's own fields (its profiles are /recommend_batch's).
+    if field == "budget":
+        return BUDGET_ACCEPTED.replace("none", "null")
+    if field == "capacity":
+        return (
+            "an object mapping arm ids of the intervention catalog to whole numbers of places "
+            f">= 0 and at most {MAX_CAPACITY:,} (0: not offered this cycle)"
+        )
+    if field == "floors":
+        return (
+            f"an object mapping roles ({', '.join(CATEGORIES['role'])}) to the minimum share of "
+            "that role's people given an arm, from 0 to 1"
+        )
+    return None
+
+
+def _outcome_text(field: str) -> str | None:
+    # The fields of an outcome row that are no profile field (its scores are in RANGES).
+    if field == "measured_at":
+        return (
+            "an ISO 8601 date or time, as text (a number is not read as a time), UTC unless it "
+            "carries an offset, e.g. 2027-06-01 or 2027-06-01T09:00:00+00:00"
+        )
+    if field == "arm_taken":
+        return "an arm id of the intervention catalog (usual care included)"
+    return None
+
+
+def _export_text(field: str) -> str | None:
+    # GET /audit/export's query parameters.
+    if field == "since":
+        return SINCE_ACCEPTED
+    if field == "table":
+        # The tables live with their exports, whose module reads the store: imported when a
+        # refusal asks, not with the request models.
+        from recommender.service._outcome_log import EXPORT_TABLES_ACCEPTED
+
+        return EXPORT_TABLES_ACCEPTED
     return None
 
 
@@ -333,13 +395,13 @@ class ErasureRequest(BaseModel):
 
     model_config = _STRICT
 
-    person_ids: list[StrictStr] = Field(
+    person_ids: list[Annotated[StrictStr, Field(max_length=STORED_ID_MAX_LENGTH)]] = Field(
         min_length=1,
         max_length=MAX_BATCH_ROWS,
         description="Up to 10,000 person_ids, each as the program sent it to the service. "
         "Their assignments and outcomes are deleted and their answers redacted (kept, counted, "
         "naming no one). An id the store does not hold is reported by its position, never "
-        "echoed.",
+        f"echoed. Accepted: {accepted_text('person_ids')}.",
     )
     dry_run: StrictBool = Field(
         False, description="true: count what would be erased and change nothing."
