@@ -13,6 +13,8 @@ tree-explanation pass per recommended arm.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 from recommender.cohort import CRISIS_COLUMN, FEATURE_COLUMNS
 from recommender.errors import InputError
@@ -115,7 +117,8 @@ def spark_scorer(
     if not 0 <= float(max_overlap) <= 1:
         raise InputError(f"max_overlap must lie between 0 and 1, got {max_overlap!r}")
     ref = resolve_model(model)
-    source = readable_uri(ref)  # a home moved or copied: its own copy, not the original's
+    # a home moved or copied: its own copy, not the original's
+    source = _local_path(readable_uri(ref))
     with mlflow_session() as mlflow, quiet_pyfunc_logger():
         from mlflow.exceptions import MlflowException
 
@@ -161,6 +164,24 @@ def spark_scorer(
         extra_features=tuple(f for f in features if f not in FEATURE_COLUMNS),
         arms=arms,
     )
+
+
+def _local_path(uri: str) -> str:
+    """``uri`` as MLflow reads a model's signature from it: a ``file:`` URI as its path.
+
+    MLflow's ``get_model_info`` looks a ``file:`` URI up as if it were a path, finds nothing
+    and says there is no MLmodel file, so a home moved or copied (whose versions are read
+    from this home's copy, a ``file:`` URI) could not be batch-scored.
+
+    Examples
+    --------
+    >>> _local_path("file:///srv/models/m-1/artifacts"), _local_path("models:/m/3")
+    ('/srv/models/m-1/artifacts', 'models:/m/3')
+    """
+    parsed = urlparse(uri)
+    if parsed.scheme != "file":
+        return uri
+    return url2pathname(parsed.path)
 
 
 def _result_struct(outputs, *, contributions: bool):
