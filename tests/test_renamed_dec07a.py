@@ -8,7 +8,7 @@ left open.
   served under the new ids: what it gives one effect for everyone is worked out from its
   learners, which know the former id, and said under the new one.
 - ``recommender batch-score`` (Spark) writes the ids and columns ``recommender score`` writes
-  for the same model and catalog.
+  for the same model and catalog (and reads a copied home's own copy of the model).
 
 The first two use the evidence-only model of the installed catalog (built from the catalog, no
 training); the last the session's champion (tests/service_fixtures.py) and a local Spark.
@@ -22,6 +22,10 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
+from service_fixtures import champion_home, copy_champion  # noqa: F401 - fixtures
+from test_batch_spark import SAFETY_COLUMNS, _assert_same_scores, _need_java
+from test_catalog_change_dec06b import under  # noqa: F401 - a fixture
+from test_catalog_reload_dec06c import _rename_balint
 
 from recommender.catalog import load_catalog
 from recommender.model import (
@@ -173,3 +177,60 @@ def test_a_model_that_records_no_one_effect_arms_is_served_under_the_new_ids(mod
     assert not any("balint_group" in line for line in said if "formerly" not in line)
     scored = view.score(_profiles())
     assert "effect_balint" in scored and "effect_balint_group" not in scored
+
+
+# ------------------------------------------------------------------ (a) batch-score on Spark
+@pytest.fixture(scope="module")
+def spark():
+    from pipelines.batch import spark_session
+
+    _need_java()
+    session = spark_session("local[2]")
+    yield session
+    session.stop()
+
+
+def _rename_coaching_and_balint(data):
+    """balint_group renamed balint (never recommended by the small champion) and coaching,
+    which it recommends to about half of everyone, renamed coaching_one_to_one."""
+    _rename_balint(data)
+    coaching = next(arm for arm in data["arms"] if arm["id"] == "coaching")
+    coaching.update(id="coaching_one_to_one", renamed_from="coaching")
+
+
+@pytest.mark.slow
+def test_batch_score_writes_the_ids_and_columns_score_writes(under, spark, tmp_path, capsys):  # noqa: F811
+    from recommender.cli import main
+    from recommender.cohort import PROFILE_COLUMNS
+    from recommender.simulate import load_scenario, simulate_cohort
+
+    under(_rename_coaching_and_balint)  # a copied home: batch-score reads its own copy too
+    # One small cohort: starting Spark's workers is the slow part.
+    cohort = simulate_cohort(load_scenario("default"), 60, seed=11, assignment="rct")
+    data = tmp_path / "cohort.csv"
+    cohort[list(PROFILE_COLUMNS)].to_csv(data, index=False)
+
+    in_process, on_spark = tmp_path / "in-process.parquet", tmp_path / "spark.parquet"
+    assert main(["score", "--data", str(data), "--out", str(in_process)]) == 0
+    scored = capsys.readouterr().out
+    assert main(["batch-score", "--data", str(data), "--out", str(on_spark)]) == 0
+    said = capsys.readouterr().out.splitlines()
+
+    expected, written = pd.read_parquet(in_process), pd.read_parquet(on_spark)
+    _assert_same_scores(written, expected)  # same columns in the same order, same values
+    for column in SAFETY_COLUMNS:
+        assert written[column].tolist() == expected[column].tolist()
+    for arm in ("balint", "coaching_one_to_one"):
+        assert {f"effect_{arm}", f"lower_{arm}", f"upper_{arm}", f"effect_dp_{arm}"} <= set(
+            written.columns
+        )
+    formerly = ("effect_coaching", "effect_balint_group", "upper_pa_balint_group")
+    assert not [c for c in written.columns if c in formerly]
+    recommended = set(written["recommended"])
+    assert "coaching_one_to_one" in recommended and "coaching" not in recommended
+    # Said as score says it; the recommendation mix counts the arms under their ids in force.
+    note = next(line for line in scored.splitlines() if "(formerly balint_group)" in line)
+    assert "coaching_one_to_one (formerly coaching)" in note and note in said
+    (mix,) = [line for line in said if line.startswith("recommended:")]
+    assert " balint 0 " in mix and " coaching_one_to_one " in mix, mix
+    assert "balint_group" not in mix and " coaching " not in mix, mix

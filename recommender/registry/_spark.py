@@ -57,7 +57,9 @@ class SparkScorer:
     extra_features : tuple of str
         Features outside the data contract (a program's own columns named at training).
     arms : tuple of str
-        Control first, then the treatment arms.
+        Control first, then the treatment arms, under the ids the model learnt them by.
+    outcomes : tuple of str
+        The outcomes with a fitted model, primary first (empty when the model records none).
     """
 
     udf: object
@@ -69,6 +71,7 @@ class SparkScorer:
     features: tuple
     extra_features: tuple
     arms: tuple
+    outcomes: tuple = ()
 
     @property
     def output_columns(self) -> tuple:
@@ -163,6 +166,7 @@ def spark_scorer(
         features=features,
         extra_features=tuple(f for f in features if f not in FEATURE_COLUMNS),
         arms=arms,
+        outcomes=tuple(metadata.get("outcomes") or ()),
     )
 
 
