@@ -99,6 +99,9 @@ class BatchSummary:
         Spark partitions the scoring ran on.
     columns : list of str
         Columns of the scored table.
+    notes : list of str
+        What the table's figures need said: the arms the catalog in force renamed, written
+        under their new ids (:func:`recommender.model.renaming_note`).
     """
 
     path: Path
@@ -108,6 +111,7 @@ class BatchSummary:
     arm_counts: dict = field(default_factory=dict)
     partitions: int = 0
     columns: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
 
     @property
     def recommendation_mix(self) -> dict:
@@ -137,9 +141,13 @@ def score_with_spark(
     every row of a model registered before scored tables had them: re-register it to get
     them), each outcome's effects and bounds, ``outside_training_data``, contributions if asked,
     then ``safety_level`` and ``referral`` (the service's triage,
-    :func:`recommender.policy.triage_table`). A row flagged in the optional
-    ``crisis_risk`` column gets crisis resources in ``referral`` and no recommendation or
-    effects (the UDF scores whole Arrow batches, so its figures are computed and then blanked).
+    :func:`recommender.policy.triage_table`). An arm the intervention catalog in force renamed
+    (``renamed_from``) is written under its new id, in ``recommended`` and in its columns'
+    names, with what the model learnt under the former one, as ``recommender score`` writes it
+    (:func:`recommender.model.served_under`); the summary's ``notes`` say so. A row flagged in
+    the optional ``crisis_risk`` column gets crisis resources in ``referral`` and no
+    recommendation or effects (the UDF scores whole Arrow batches, so its figures are computed
+    and then blanked).
 
     Parameters
     ----------
@@ -206,7 +214,8 @@ def score_with_spark(
     from pyspark.sql.types import LongType, StructField, StructType
 
     from pipelines.score import CRISIS_NOT_SCORED, service_settings
-    from recommender.model import JUDGEMENT_COLUMNS, OUTSIDE_COLUMN
+    from recommender.catalog import load_catalog
+    from recommender.model import JUDGEMENT_COLUMNS, OUTSIDE_COLUMN, renamed_for, renaming_note
     from recommender.registry import spark_scorer
 
     _check_whole_numbers(batch_rows=batch_rows)  # not a CLI option: said before any work
@@ -252,6 +261,10 @@ def score_with_spark(
                 flagged = CRISIS_COLUMN in cohort.columns
                 if flagged:
                     check_crisis_column(cohort, offsets, data_path)
+                # The catalog in force, as recommender score reads it: the model's pyfunc
+                # scores under the ids it learnt, and an arm this catalog renamed is written
+                # under its new id (served_under's renaming, for the table Spark writes).
+                renames = renamed_for(scorer.arms[1:], load_catalog())
             except (InputError, ModelUnavailable) as error:
                 raise refused_with_crisis_rows(error, cohort, rules, out_path) from None
             rows = report.n_rows
@@ -288,11 +301,16 @@ def score_with_spark(
             # A model saved before support was recorded returns no such column: nothing is known
             # of where its rows lie, so the column is there and empty (null), as for the service.
             unknown = [] if OUTSIDE_COLUMN in model_columns else [OUTSIDE_COLUMN]
+            named = _names_in_force(model_columns, renames, scorer.outcomes)
+
+            def figure(c):
+                value = F.col(f"scored.{c}")
+                if c == "recommended":
+                    value = _ids_in_force(value, renames)
+                return F.when(crisis_row, F.lit(None)).otherwise(value).alias(named[c])
+
             model_column = {
-                c: F.col(f"scored.{c}")
-                if c == "person_id"
-                else F.when(crisis_row, F.lit(None)).otherwise(F.col(f"scored.{c}")).alias(c)
-                for c in model_columns
+                c: F.col(f"scored.{c}") if c == "person_id" else figure(c) for c in model_columns
             }
             model_column.update({c: F.lit(None).cast("boolean").alias(c) for c in unjudged})
             model_columns = [*model_columns[:2], *unjudged, *model_columns[2:]]
@@ -330,7 +348,7 @@ def score_with_spark(
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
 
-    arms = list(scorer.arms) or sorted(mix)
+    arms = [renames.get(arm, arm) for arm in scorer.arms] or sorted(mix)
     arm_counts = {arm: mix.get(arm, 0) for arm in arms}
     arm_counts.update({arm: n for arm, n in mix.items() if arm not in arm_counts})
     return BatchSummary(
@@ -340,7 +358,8 @@ def score_with_spark(
         version=scorer.version,
         arm_counts=arm_counts,
         partitions=int(wanted),
-        columns=[*model_columns, *unknown, "safety_level", "referral"],
+        columns=[*(named.get(c, c) for c in model_columns), *unknown, "safety_level", "referral"],
+        notes=[] if not renames else [renaming_note(renames, scorer.version)],
     )
 
 
@@ -349,6 +368,34 @@ def _check_whole_numbers(**values) -> None:
     for name, value in values.items():
         if value is not None and (isinstance(value, bool) or int(value) < 1):
             raise InputError(f"{name} must be a whole number >= 1, got {value!r}")
+
+
+def _names_in_force(columns, renames, outcomes) -> dict:
+    """``column -> name written``: the figures of an arm ``renames`` (``learnt id -> id in
+    force``) renamed under its new id, ``effect_/lower_/upper_<arm>`` and, for each secondary
+    outcome of ``outcomes`` (primary first), ``effect_/lower_/upper_<outcome>_<arm>``, as
+    :meth:`recommender.model.RecommendationModel.score` names them; any other column as it is.
+
+    Examples
+    --------
+    >>> _names_in_force(["effect_b_old", "upper_dp_b_old", "effect_a"], {"b_old": "b"}, ["ee", "dp"])
+    {'effect_b_old': 'effect_b', 'upper_dp_b_old': 'upper_dp_b', 'effect_a': 'effect_a'}
+    """
+    kinds = ("effect", "lower", "upper")
+    prefixes = [f"{k}_" for k in kinds] + [f"{k}_{o}_" for k in kinds for o in outcomes[1:]]
+    names = {p + old: p + new for p in prefixes for old, new in renames.items()}
+    return {c: names.get(c, c) for c in columns}
+
+
+def _ids_in_force(column, renames):
+    """The Spark column of arm ids ``column`` with the arms ``renames`` renamed under their new
+    ids."""
+    from pyspark.sql import functions as F
+
+    value = column
+    for old, new in renames.items():
+        value = F.when(column == old, F.lit(new)).otherwise(value)
+    return value
 
 
 def _safety_udf(rules):

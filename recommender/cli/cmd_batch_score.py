@@ -98,4 +98,6 @@ def run(args) -> int:
         for (arm, n), share in zip(summary.arm_counts.items(), summary.recommendation_mix.values())
     )
     print(f"recommended: {mix}")
+    for note in summary.notes:
+        print(f"note: {note}")
     return 0

@@ -4,29 +4,32 @@ A model learns arms by id; a program that renames an arm (``renamed_from`` in th
 would otherwise be served a new arm the model never learnt. :func:`served_under` is the one
 place that decides how a model meets the catalog in force: the service, ``score``,
 ``allocate``, ``champions``, ``serve --check``, ``promote`` and a retraining's carry stage
-(an arm it cannot learn keeps what the champion learnt under the former id) all call it. It gives
+(an arm it cannot learn keeps what the champion learnt under the former id) all call it
+(``batch-score``, whose Spark workers run the pyfunc as learnt, writes its table under the
+ids :func:`renamed_for` gives, as ``score`` does). It gives
 :class:`RenamedArms` when the catalog renamed an arm the model learnt: the model's predictions,
 explanations, scored tables and the metadata that names arms (where an arm's figures come
-from, their citations), under the new ids, so a renamed arm is ranked, planned, scored and
-explained with what the model learnt under its former id; everything else is the model's.
+from, their citations, the arms given one effect for everyone), under the new ids, so a renamed
+arm is ranked, planned, scored and explained with what the model learnt under its former id;
+everything else is the model's.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import types
 from collections.abc import Mapping
+
+from recommender.model._facts import model_facts
 
 __all__ = ["RenamedArms", "formerly", "renamed_for", "renaming_note", "served_under"]
 
 # The metadata entries keyed by arm id (recommender.model._carried, ._evidence).
 _ARM_KEYED = ("arm_sources", "carried_citations", "evidence_citations")
-# The model's own methods that read its arms: run on the view, so that they read them under
-# the ids in force (``score`` names and ranks the renamed arm, ``eligibility`` asks the catalog
-# in force about it) and reach the learners through the view's predict and explain.
-_VIEWED = frozenset(
-    {"score", "recommend", "eligibility", "_offered", "_candidates", "_recommended_contributions"}
-)
+# The metadata entry listing arms (recommender.model._facts); worked out from the model as
+# learnt when it is not recorded (models trained before it was), so it is always under new ids.
+_ARM_LISTING = "one_effect_arms"
 
 
 def served_under(model, catalog, *, version: str | None = None):
@@ -93,9 +96,11 @@ def formerly(arm: str, former: str | None) -> str:
 class RenamedArms:
     """``model`` with the treatment arms of ``renames`` (``learnt id -> id in force``) under
     their new ids: ``treatment_arms``, ``arms``, its own catalog's arms, the arm-keyed entries
-    of its ``metadata``, :meth:`predict`, :meth:`predict_effect`, :meth:`explain`,
-    :meth:`contributions`, and its own ``score``, ``recommend`` and ``eligibility`` run on
-    this view; any other attribute is the model's (``wrapped``: the model as learnt).
+    of its ``metadata`` and its ``one_effect_arms`` (recorded or not), :meth:`predict`,
+    :meth:`predict_effect`, :meth:`explain`, :meth:`contributions`; every other method of the
+    model's class (``score``, ``recommend``, ``eligibility``...) runs on this view, so reads
+    them under the new ids too; any other attribute is the model's (``wrapped``: the model as
+    learnt).
 
     Examples
     --------
@@ -124,12 +129,18 @@ class RenamedArms:
             )
         )
         metadata = getattr(model, "metadata", None)
-        if isinstance(metadata, Mapping):
-            self.metadata = self._renamed_metadata(metadata)
+        self.metadata = self._renamed_metadata(metadata if isinstance(metadata, Mapping) else {})
 
     def __getattr__(self, name):
-        if name in _VIEWED:
-            method = getattr(type(self.wrapped), name, None)
+        # Every method of the model's class runs on this view, whatever its name (a method
+        # added later included): what it reads of the arms (``treatment_arms``, ``catalog``,
+        # ``predict``...) it reads under the ids in force. Properties, static and class methods
+        # and data are the model's own (``compiled`` is built once, on the model).
+        if not (name.startswith("__") and name.endswith("__")):
+            try:
+                method = inspect.getattr_static(type(self.wrapped), name)
+            except AttributeError:
+                method = None
             if isinstance(method, types.FunctionType):
                 return types.MethodType(method, self)
         return getattr(self.wrapped, name)
@@ -142,8 +153,9 @@ class RenamedArms:
         for key in _ARM_KEYED:
             if isinstance(out.get(key), Mapping):
                 out[key] = {self.renames.get(arm, arm): facts for arm, facts in out[key].items()}
-        if isinstance(out.get("one_effect_arms"), (list, tuple)):
-            out["one_effect_arms"] = list(self._new(out["one_effect_arms"]))
+        # Recorded or worked out from the learners (which know the former ids), as the
+        # model as learnt says it: never an id the catalog in force no longer has.
+        out[_ARM_LISTING] = list(self._new(model_facts(self.wrapped)[_ARM_LISTING]))
         return out
 
     def predict(self, encoded, **options):

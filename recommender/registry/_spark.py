@@ -13,6 +13,8 @@ tree-explanation pass per recommended arm.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 from recommender.cohort import CRISIS_COLUMN, FEATURE_COLUMNS
 from recommender.errors import InputError
@@ -55,7 +57,9 @@ class SparkScorer:
     extra_features : tuple of str
         Features outside the data contract (a program's own columns named at training).
     arms : tuple of str
-        Control first, then the treatment arms.
+        Control first, then the treatment arms, under the ids the model learnt them by.
+    outcomes : tuple of str
+        The outcomes with a fitted model, primary first (empty when the model records none).
     """
 
     udf: object
@@ -67,6 +71,7 @@ class SparkScorer:
     features: tuple
     extra_features: tuple
     arms: tuple
+    outcomes: tuple = ()
 
     @property
     def output_columns(self) -> tuple:
@@ -115,7 +120,8 @@ def spark_scorer(
     if not 0 <= float(max_overlap) <= 1:
         raise InputError(f"max_overlap must lie between 0 and 1, got {max_overlap!r}")
     ref = resolve_model(model)
-    source = readable_uri(ref)  # a home moved or copied: its own copy, not the original's
+    # a home moved or copied: its own copy, not the original's
+    source = _local_path(readable_uri(ref))
     with mlflow_session() as mlflow, quiet_pyfunc_logger():
         from mlflow.exceptions import MlflowException
 
@@ -160,7 +166,26 @@ def spark_scorer(
         features=features,
         extra_features=tuple(f for f in features if f not in FEATURE_COLUMNS),
         arms=arms,
+        outcomes=tuple(metadata.get("outcomes") or ()),
     )
+
+
+def _local_path(uri: str) -> str:
+    """``uri`` as MLflow reads a model's signature from it: a ``file:`` URI as its path.
+
+    MLflow's ``get_model_info`` looks a ``file:`` URI up as if it were a path, finds nothing
+    and says there is no MLmodel file, so a home moved or copied (whose versions are read
+    from this home's copy, a ``file:`` URI) could not be batch-scored.
+
+    Examples
+    --------
+    >>> _local_path("file:///srv/models/m-1/artifacts"), _local_path("models:/m/3")
+    ('/srv/models/m-1/artifacts', 'models:/m/3')
+    """
+    parsed = urlparse(uri)
+    if parsed.scheme != "file":
+        return uri
+    return url2pathname(parsed.path)
 
 
 def _result_struct(outputs, *, contributions: bool):
