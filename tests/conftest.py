@@ -48,6 +48,39 @@ _VARIABLES = (
 )
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _mlflow_template(tmp_path_factory):
+    """New MLflow SQLite stores of this process start as a copy of one made once
+    (tests/mlflow_template.py): MLflow's migrations cost seconds per store."""
+    from mlflow_template import SITE, TEMPLATE_ENV, Template
+
+    template = Template(tmp_path_factory.mktemp("mlflow-template"))
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        template.install(monkeypatch)
+        # The session's subprocesses too (tests/site/sitecustomize.py).
+        monkeypatch.setenv(TEMPLATE_ENV, str(template.path))
+        paths = [str(SITE), *filter(None, [os.environ.get("PYTHONPATH")])]
+        monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))
+        yield template
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_migrations(request, _mlflow_template):
+    """Tests marked ``mlflow_migrations`` see MLflow create each store from its migrations."""
+    if request.node.get_closest_marker("mlflow_migrations") is None:
+        yield
+        return
+    from mlflow_template import TEMPLATE_ENV
+
+    _mlflow_template.enabled = False
+    try:
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            monkeypatch.delenv(TEMPLATE_ENV)  # and in its subprocesses
+            yield
+    finally:
+        _mlflow_template.enabled = True
+
+
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory):
     """One real training run (simulate, fit auto learners, evaluate, register) with

@@ -18,6 +18,9 @@ from test_registry_store import home  # noqa: F401 - a fixture used below
 from recommender import registry
 from recommender.errors import InputError, ModelUnavailable
 
+# About MLflow's own creation of a store: no copy of a made one (tests/mlflow_template.py).
+pytestmark = pytest.mark.mlflow_migrations
+
 _PROCESSES = 2
 
 
