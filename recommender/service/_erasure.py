@@ -51,6 +51,7 @@ from recommender.service._audit_tables import (
     recommendations,
 )
 from recommender.service._outcome_links import query_batches
+from recommender.service._requests import STORED_ID_MAX_LENGTH
 from recommender.service._store_check import (
     grant_statements,
     listed_privileges,
@@ -335,7 +336,12 @@ def _hashes(audit: AuditLog, person_ids: Sequence[str], named) -> dict[str, list
                 f"{where}: a {type(person_id).__name__}, not text; accepted: "
                 "the person_id as the program sent it to the service"
             )
-        if person_id.strip():
+        if len(person_id) > STORED_ID_MAX_LENGTH:  # a crisis answer keeps the first 1,000
+            problem = (
+                f"is {len(person_id):,} characters long, more than any stored id "
+                f"({STORED_ID_MAX_LENGTH:,})"
+            )
+        elif person_id.strip():
             problem = unhashable_id_problem(person_id)
         else:
             problem = "holds only spaces" if person_id else "is empty"
