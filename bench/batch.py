@@ -1,5 +1,6 @@
-"""Batch scoring throughput: Spark ``local[2]`` through MLflow's ``spark_udf`` beside scoring the
-same cohort in process with pandas, on the same registered model and the same Parquet file.
+"""Batch scoring throughput: Spark ``local[2]`` (each partition scored by ``recommender score``'s own
+function, ``pipelines.score.scored_table``) beside scoring the same cohort in process with pandas,
+on the same registered model and the same Parquet file.
 
 Three figures, all end to end where a user would see them: ``score_with_spark`` (read,
 validate per partition, score, write Parquet, atomically), ``pipelines.score.score_file``

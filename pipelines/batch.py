@@ -1,8 +1,11 @@
 """Batch scoring on Spark: a cohort too large for one process in, the scored table out.
 
-The model is the one registered pyfunc artifact, run by ``mlflow.pyfunc.spark_udf`` (see
-:mod:`recommender.registry._spark`), so every row gets exactly what ``recommender score`` and
-the service would give it. The steps:
+Every partition is scored by the very function ``recommender score`` runs
+(:func:`pipelines.score.scored_table`), with the registered model met with the intervention
+catalog in force as score meets it (:func:`pipelines.score.model_in_force`): the catalog's arms,
+eligibility rules, order and renamed ids decide on Spark as in process, so every row gets
+exactly what ``recommender score`` and the service would give it. The model, as learnt, reaches
+each Python worker once as a broadcast, the catalog with each task, as data. The steps:
 
 1. **Read** the cohort with Spark: Parquet as stored (the normal case for large cohorts), CSV
    with every column as text, as :func:`recommender.cohort.read_cohort` reads it.
@@ -14,9 +17,11 @@ the service would give it. The steps:
    used twice, is checked by a Spark aggregation over the whole table. An invalid cohort raises
    :class:`~recommender.errors.InputError` naming row, column, value and what is accepted, and
    nothing is written.
-3. **Score** every row with the UDF; when the input has fewer partitions than Spark has cores
-   (a Parquet file with one row group is one partition), rows are numbered and spread by range
-   so that every core works and the output keeps the input's order.
+3. **Score** every partition's Arrow batches with ``mapInPandas``: each batch's crisis-flagged
+   rows get their resources and no ranking, the others are ranked, as ``score`` does; when the
+   input has fewer partitions than Spark has cores (a Parquet file with one row group is one
+   partition), rows are numbered and spread by range so that every core works and the output
+   keeps the input's order.
 4. **Write** Parquet into a hidden folder next to the destination, check the row count, and
    only then rename it into place: a failure at any step leaves no half-written table.
 
@@ -39,6 +44,7 @@ from __future__ import annotations
 import shutil
 import uuid
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +69,7 @@ from pipelines._batch_crisis import (
     refused_with_crisis_rows,
 )
 from pipelines._crisis_rows import beside
+from recommender.cohort import PROFILE_COLUMNS
 from recommender.errors import InputError, ModelUnavailable
 from recommender.policy import CRISIS_COLUMN
 
@@ -137,17 +144,15 @@ def score_with_spark(
     """Validate a cohort, score every row with the registered model on Spark, write Parquet.
 
     The columns are those of ``recommender score`` (:meth:`RecommendationModel.score`):
-    ``person_id``, ``recommended``, ``ranking_meaningful``, ``benefit_established`` (null for
-    every row of a model registered before scored tables had them: re-register it to get
-    them), each outcome's effects and bounds, ``outside_training_data``, contributions if asked,
+    ``person_id``, ``recommended``, ``ranking_meaningful``, ``benefit_established``, each
+    outcome's effects and bounds, ``outside_training_data``, contributions if asked,
     then ``safety_level`` and ``referral`` (the service's triage,
-    :func:`recommender.policy.triage_table`). An arm the intervention catalog in force renamed
-    (``renamed_from``) is written under its new id, in ``recommended`` and in its columns'
-    names, with what the model learnt under the former one, as ``recommender score`` writes it
-    (:func:`recommender.model.served_under`); the summary's ``notes`` say so. A row flagged in
-    the optional ``crisis_risk`` column gets crisis resources in ``referral`` and no
-    recommendation or effects (the UDF scores whole Arrow batches, so its figures are computed
-    and then blanked).
+    :func:`recommender.policy.triage_table`): each partition is scored by
+    :func:`pipelines.score.scored_table`, as ``recommender score`` scores the whole file, with the
+    intervention catalog in force (its arms, eligibility rules and order; an arm it renamed is
+    written under its new id, with what the model learnt under the former one, and the
+    summary's ``notes`` say so). A row flagged in the optional ``crisis_risk`` column gets crisis
+    resources in ``referral`` and no recommendation, judgement or effects.
 
     Parameters
     ----------
@@ -213,10 +218,7 @@ def score_with_spark(
     from pyspark.sql import functions as F
     from pyspark.sql.types import LongType, StructField, StructType
 
-    from pipelines.score import CRISIS_NOT_SCORED, service_settings
-    from recommender.catalog import load_catalog
-    from recommender.model import JUDGEMENT_COLUMNS, OUTSIDE_COLUMN, renamed_for, renaming_note
-    from recommender.registry import spark_scorer
+    from pipelines.score import CRISIS_NOT_SCORED, extra_features, model_in_force, service_settings
 
     _check_whole_numbers(batch_rows=batch_rows)  # not a CLI option: said before any work
     service = service_settings(serve_config)
@@ -238,16 +240,10 @@ def score_with_spark(
             try:
                 # with the file read: a refused option still gives the crisis rows their resources
                 _check_whole_numbers(partitions=partitions)
-                scorer = spark_scorer(
-                    spark,
-                    model_uri,
-                    alpha=alpha,
-                    contributions=contributions,
-                    max_overlap=max_overlap,
-                )
-                report, offsets, unlisted = validate_cohort_spark(
-                    cohort, extra_features=scorer.extra_features
-                )
+                # The model met with the catalog in force, as recommender score meets it.
+                loaded = model_in_force(model_uri)
+                extra = extra_features(loaded.served)
+                report, offsets, unlisted = validate_cohort_spark(cohort, extra_features=extra)
                 if not report.ok:
                     more = (
                         f"\n  ({unlisted:,} further problem rows were counted but not listed)"
@@ -261,65 +257,40 @@ def score_with_spark(
                 flagged = CRISIS_COLUMN in cohort.columns
                 if flagged:
                     check_crisis_column(cohort, offsets, data_path)
-                # The catalog in force, as recommender score reads it: the model's pyfunc
-                # scores under the ids it learnt, and an arm this catalog renamed is written
-                # under its new id (served_under's renaming, for the table Spark writes).
-                renames = renamed_for(scorer.arms[1:], load_catalog())
             except (InputError, ModelUnavailable) as error:
                 raise refused_with_crisis_rows(error, cohort, rules, out_path) from None
             rows = report.n_rows
 
-            typed = cohort.select(
-                *[_cast(F.col(c), scorer.input_types[c]).alias(c) for c in scorer.input_columns],
-                *([F.col(CRISIS_COLUMN).cast("string").alias(CRISIS_COLUMN)] if flagged else []),
-            )
-            current = typed.rdd.getNumPartitions()
+            # The columns score reads of a file, as read: the scoring below is score's own.
+            read = {"person_id", *PROFILE_COLUMNS, *extra, CRISIS_COLUMN}
+            profiles = cohort.select(*[F.col(f"`{c}`") for c in cohort.columns if c in read])
+            current = profiles.rdd.getNumPartitions()
             wanted = partitions or max(current, spark.sparkContext.defaultParallelism)
             if wanted != current:
                 # Range partitioning on the file row number keeps the input's order in the output.
-                numbered = typed.mapInPandas(
+                numbered = profiles.mapInPandas(
                     lambda batches: _number_rows(batches, offsets=offsets),
-                    StructType([*typed.schema.fields, StructField(_ROW, LongType(), False)]),
+                    StructType([*profiles.schema.fields, StructField(_ROW, LongType(), False)]),
                 )
-                typed = (
+                profiles = (
                     numbered.repartitionByRange(int(wanted), _ROW)
                     .sortWithinPartitions(_ROW)
                     .drop(_ROW)
                 )
-            safety_udf = _safety_udf(rules)
-            model_columns = list(scorer.result_type.fieldNames())
-            # A model registered before the scored tables said what the answers say of a ranking
-            # returns neither judgement: the columns are there, in their place, and null.
-            unjudged = [c for c in JUDGEMENT_COLUMNS if c not in model_columns]
-            safety_input = [c for c in ("role", "ee", "dp", "pa") if c in typed.columns]
-            safety_input += [CRISIS_COLUMN] if flagged else []
-            scored = typed.select(
-                scorer.udf(F.struct(*scorer.input_columns)).alias("scored"),
-                safety_udf(F.struct(*safety_input)).alias("safety"),
+            options = dict(alpha=alpha, contributions=contributions, max_overlap=max_overlap)
+            columns = _scored_columns(loaded, profiles.columns, rules, options)
+            # Each Python worker unpickles the model once (a broadcast is kept per worker) and
+            # is given the catalog in force with the task, as data: no path it may not see.
+            model = spark.sparkContext.broadcast(loaded.learnt)
+            score_partition = partial(
+                _score_partition,
+                model=model,
+                catalog=loaded.catalog,
+                rules=rules,
+                options=options,
+                columns=columns,
             )
-            crisis_row = F.col("safety.safety_level") == "crisis"
-            # A model saved before support was recorded returns no such column: nothing is known
-            # of where its rows lie, so the column is there and empty (null), as for the service.
-            unknown = [] if OUTSIDE_COLUMN in model_columns else [OUTSIDE_COLUMN]
-            named = _names_in_force(model_columns, renames, scorer.outcomes)
-
-            def figure(c):
-                value = F.col(f"scored.{c}")
-                if c == "recommended":
-                    value = _ids_in_force(value, renames)
-                return F.when(crisis_row, F.lit(None)).otherwise(value).alias(named[c])
-
-            model_column = {
-                c: F.col(f"scored.{c}") if c == "person_id" else figure(c) for c in model_columns
-            }
-            model_column.update({c: F.lit(None).cast("boolean").alias(c) for c in unjudged})
-            model_columns = [*model_columns[:2], *unjudged, *model_columns[2:]]
-            scored = scored.select(
-                *[model_column[c] for c in model_columns],
-                *[F.lit(None).cast("string").alias(c) for c in unknown],
-                "safety.safety_level",
-                "safety.referral",
-            )
+            scored = profiles.mapInPandas(score_partition, _scored_schema(columns))
 
             staging = out_path.parent / f".{out_path.name}.writing-{uuid.uuid4().hex[:12]}"
             out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -347,19 +318,21 @@ def score_with_spark(
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
+            finally:
+                model.destroy()
 
-    arms = [renames.get(arm, arm) for arm in scorer.arms] or sorted(mix)
+    arms = list(loaded.served.arms) or sorted(mix)
     arm_counts = {arm: mix.get(arm, 0) for arm in arms}
     arm_counts.update({arm: n for arm, n in mix.items() if arm not in arm_counts})
     return BatchSummary(
         path=out_path,
         rows=rows,
-        model_uri=scorer.model_uri,
-        version=scorer.version,
+        model_uri=loaded.ref.uri,
+        version=loaded.ref.version,
         arm_counts=arm_counts,
         partitions=int(wanted),
-        columns=[*(named.get(c, c) for c in model_columns), *unknown, "safety_level", "referral"],
-        notes=[] if not renames else [renaming_note(renames, scorer.version)],
+        columns=list(columns),
+        notes=[] if loaded.renamed is None else [loaded.renamed],
     )
 
 
@@ -370,45 +343,60 @@ def _check_whole_numbers(**values) -> None:
             raise InputError(f"{name} must be a whole number >= 1, got {value!r}")
 
 
-def _names_in_force(columns, renames, outcomes) -> dict:
-    """``column -> name written``: the figures of an arm ``renames`` (``learnt id -> id in
-    force``) renamed under its new id, ``effect_/lower_/upper_<arm>`` and, for each secondary
-    outcome of ``outcomes`` (primary first), ``effect_/lower_/upper_<outcome>_<arm>``, as
-    :meth:`recommender.model.RecommendationModel.score` names them; any other column as it is.
+def _scored_columns(loaded, read: list, rules, options: dict) -> list:
+    """The scored table's columns: those :func:`pipelines.score.scored_table` gives a cohort of
+    columns ``read`` with no rows, as every partition gives them."""
+    from pipelines.score import scored_table
 
-    Examples
-    --------
-    >>> _names_in_force(["effect_b_old", "upper_dp_b_old", "effect_a"], {"b_old": "b"}, ["ee", "dp"])
-    {'effect_b_old': 'effect_b', 'upper_dp_b_old': 'upper_dp_b', 'effect_a': 'effect_a'}
-    """
-    kinds = ("effect", "lower", "upper")
-    prefixes = [f"{k}_" for k in kinds] + [f"{k}_{o}_" for k in kinds for o in outcomes[1:]]
-    names = {p + old: p + new for p in prefixes for old, new in renames.items()}
-    return {c: names.get(c, c) for c in columns}
+    empty = pd.DataFrame({c: pd.Series(dtype=object) for c in read})
+    table = scored_table(
+        loaded.served, empty, np.zeros(0, dtype=bool), rules, catalog=loaded.catalog, **options
+    )
+    return list(table.columns)
 
 
-def _ids_in_force(column, renames):
-    """The Spark column of arm ids ``column`` with the arms ``renames`` renamed under their new
-    ids."""
-    from pyspark.sql import functions as F
+def _scored_schema(columns: list):
+    """The Spark schema of the scored table: text, the judgements (booleans), the figures."""
+    from pyspark.sql.types import BooleanType, DoubleType, StringType, StructField, StructType
 
-    value = column
-    for old, new in renames.items():
-        value = F.when(column == old, F.lit(new)).otherwise(value)
-    return value
+    from recommender.model import JUDGEMENT_COLUMNS, OUTSIDE_COLUMN
+    from recommender.policy import SAFETY_COLUMNS
+
+    text = {"person_id", "recommended", OUTSIDE_COLUMN, *SAFETY_COLUMNS}
+
+    def kind(column):
+        if column in text:
+            return StringType()
+        return BooleanType() if column in JUDGEMENT_COLUMNS else DoubleType()
+
+    return StructType([StructField(c, kind(c), True) for c in columns])
 
 
-def _safety_udf(rules):
-    """A pandas UDF: (role, ee, dp, pa[, crisis_risk]) -> (safety_level, referral)."""
-    from pyspark.sql.functions import pandas_udf
+def _score_partition(batches, *, model, catalog, rules, options: dict, columns: list):
+    """mapInPandas body: each batch scored by :func:`pipelines.score.scored_table`, the
+    function ``recommender score`` runs, with the model met with ``catalog`` (the catalog in
+    force) as score meets it; ``model``: the broadcast of the model as learnt."""
+    from pipelines.score import scored_table
+    from recommender.model import served_under
+    from recommender.policy import crisis_flags
 
-    from recommender.policy import crisis_flags, triage_table
+    served, _ = served_under(model.value, catalog)
+    for batch in batches:
+        # A flag that cannot be read was refused on the driver: every flag reads here.
+        crisis = crisis_flags(batch, strict=False)
+        table = scored_table(served, batch, crisis, rules, catalog=catalog, **options)
+        yield _arrow_ready(table[columns])
 
-    @pandas_udf("safety_level string, referral string")
-    def safety(profiles: pd.DataFrame) -> pd.DataFrame:
-        return triage_table(profiles, rules, crisis_flags(profiles)).reset_index(drop=True)
 
-    return safety
+def _arrow_ready(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with text and boolean columns as Python objects (None where missing), which
+    Arrow converts to the schema whatever pandas dtype score gave them."""
+    out = table.copy()
+    for column in out.columns:
+        if not pd.api.types.is_float_dtype(out[column].dtype):
+            values = out[column].astype(object)
+            out[column] = values.where(values.notna(), None)
+    return out
 
 
 def _number_rows(batches, *, offsets):
@@ -420,11 +408,3 @@ def _number_rows(batches, *, offsets):
         batch[_ROW] = np.arange(position, position + len(batch), dtype=np.int64)
         position += len(batch)
         yield batch
-
-
-def _cast(column, spark_type: str):
-    if spark_type in ("bigint", "int", "smallint", "tinyint"):
-        # Through double: validation accepts "42.0" as a whole number; ANSI casts of that text
-        # straight to an integer refuse it.
-        return column.cast("double").cast(spark_type)
-    return column.cast(spark_type)

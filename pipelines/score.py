@@ -2,8 +2,10 @@
 
 The model is the registered pyfunc artifact (loaded through :mod:`recommender.registry`), the
 same one the service loads; rows are validated once at this edge and scored in chunks so a
-large cohort needs little memory. For cohorts too large for one machine, the same artifact runs
-on Spark with ``mlflow.pyfunc.spark_udf(spark, "models:/burnout-recommender@champion")``.
+large cohort needs little memory. The model is met with the catalog in force by
+:func:`model_in_force` and a cohort's rows are scored by :func:`scored_table`: ``recommender
+batch-score`` (:mod:`pipelines.batch`) runs the very same two on Spark, :func:`scored_table` on
+each partition, so a row gets the same recommendation and figures from both.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from pipelines._crisis_rows import beside, crisis_rows_kept
@@ -18,13 +21,16 @@ from recommender.errors import InputError
 
 __all__ = [
     "CRISIS_NOT_SCORED",
+    "ModelInForce",
     "ScoreResult",
     "extra_features",
+    "model_in_force",
     "model_notes",
     "safety_rules",
     "service_settings",
     "score_frame",
     "score_file",
+    "scored_table",
 ]
 
 # How the recommendation mix names the rows flagged for crisis risk (resources, no ranking).
@@ -121,11 +127,8 @@ def score_file(
     -------
     ScoreResult
     """
-    from recommender.catalog import load_catalog
     from recommender.cohort import check_table_output, read_cohort, validate_cohort, write_cohorts
-    from recommender.model import arms_not_learnt, served_under
-    from recommender.policy import crisis_flags, triaged_scores
-    from recommender.registry import load_model, resolve_model
+    from recommender.policy import crisis_flags
 
     check_table_output(out)  # before the model is loaded: an unwritable path is said at once
     service = service_settings(serve_config)
@@ -143,12 +146,8 @@ def score_file(
         # to the people its rules offer them to; one the model never learnt is warned of (and
         # never recommended), as the service does; an arm it renamed is scored under its new
         # id with what the model learnt under the former one, and said so.
-        catalog = load_catalog()
-        ref = resolve_model(model)
-        recommendation_model, renamed = served_under(
-            load_model(ref.uri), catalog, version=ref.version
-        )
-        unlearnt = arms_not_learnt(recommendation_model, catalog, version=ref.version)
+        loaded = model_in_force(model)
+        recommendation_model = loaded.served
         report = validate_cohort(
             frame, training=False, extra_features=extra_features(recommendation_model)
         )
@@ -158,19 +157,19 @@ def score_file(
                 problems=list(getattr(report, "errors", report.problems)),
             )
         # Crisis rows are never given to the model: their lines keep the id and the safety
-        # columns.
-        scored = score_frame(
+        # columns, with no recommendation, judgement or figure, in columns that keep their types.
+        scored = scored_table(
             recommendation_model,
-            frame.loc[~crisis],
+            frame,
+            crisis,
+            rules,
+            catalog=loaded.catalog,
             alpha=alpha,
             contributions=contributions,
             offered=offered,
             chunk_size=chunk_size,
             max_overlap=max_overlap,
-            catalog=catalog,
         )
-    # Crisis rows have no recommendation, judgement or figure, in columns that keep their types.
-    scored = triaged_scores(scored, frame, rules, crisis)
     # An earlier failed run's crisis file goes with this table's writing: it is not this table's.
     # A table the disk cannot hold still leaves the flagged rows their resources.
     with crisis_rows_kept(frame, crisis, rules, out, nothing="nothing was scored"):
@@ -182,14 +181,90 @@ def score_file(
     return ScoreResult(
         path=path,
         rows=len(scored),
-        model_uri=ref.uri,
-        version=ref.version,
+        model_uri=loaded.ref.uri,
+        version=loaded.ref.version,
         recommendation_mix=mix,
-        notes=model_notes(recommendation_model, renamed),
-        catalog_version=catalog.version,
-        catalog_sha256=catalog.sha256,
-        warnings=[] if unlearnt is None else [unlearnt],
+        notes=model_notes(recommendation_model, loaded.renamed),
+        catalog_version=loaded.catalog.version,
+        catalog_sha256=loaded.catalog.sha256,
+        warnings=[] if loaded.unlearnt is None else [loaded.unlearnt],
     )
+
+
+@dataclass(frozen=True)
+class ModelInForce:
+    """A model as the catalog in force serves it (see :func:`model_in_force`).
+
+    Attributes
+    ----------
+    learnt : RecommendationModel
+        The model as it was learnt and registered (what a Spark worker is given).
+    served : RecommendationModel or RenamedArms
+        ``learnt`` under the ids of ``catalog`` (:func:`recommender.model.served_under`).
+    catalog : Catalog
+        The intervention catalog in force.
+    ref : recommender.registry.ModelRef
+        The model's URI, and its version when registered.
+    renamed, unlearnt : str or None
+        What to say of the arms ``catalog`` renamed, and of those the model never learnt.
+    """
+
+    learnt: object
+    served: object
+    catalog: object
+    ref: object
+    renamed: str | None = None
+    unlearnt: str | None = None
+
+
+def model_in_force(model: str, catalog=None) -> ModelInForce:
+    """Load ``model`` (a URI, version or alias, see :func:`recommender.registry.resolve_model`)
+    and meet it with ``catalog`` (default: the catalog in force, as the service reads it), as
+    ``score`` and ``batch-score`` both do."""
+    from recommender.catalog import load_catalog
+    from recommender.model import arms_not_learnt, served_under
+    from recommender.registry import load_model, resolve_model
+
+    catalog = load_catalog() if catalog is None else catalog
+    ref = resolve_model(model)
+    learnt = load_model(ref.uri)
+    served, renamed = served_under(learnt, catalog, version=ref.version)
+    unlearnt = arms_not_learnt(served, catalog, version=ref.version)
+    return ModelInForce(learnt, served, catalog, ref, renamed, unlearnt)
+
+
+def scored_table(
+    model,
+    frame: pd.DataFrame,
+    crisis,
+    rules,
+    *,
+    catalog,
+    alpha: float = 0.1,
+    contributions: bool = False,
+    offered=None,
+    chunk_size: int = 50_000,
+    max_overlap: float = 0.5,
+) -> pd.DataFrame:
+    """The scored table of validated rows ``frame``: the rows ``crisis`` does not flag ranked by
+    ``model`` with ``catalog`` (the catalog in force, :func:`score_frame`), every row then
+    triaged with the safety ``rules`` (:func:`recommender.policy.triaged_scores`): a flagged row
+    gets the crisis resources and no recommendation, judgement or figure. ``score`` calls it on
+    the whole file, ``batch-score`` on each Spark partition."""
+    from recommender.policy import triaged_scores
+
+    crisis = np.asarray(crisis, dtype=bool)
+    scored = score_frame(
+        model,
+        frame.loc[~crisis],
+        alpha=alpha,
+        contributions=contributions,
+        offered=offered,
+        chunk_size=chunk_size,
+        max_overlap=max_overlap,
+        catalog=catalog,
+    )
+    return triaged_scores(scored, frame, rules, crisis)
 
 
 def extra_features(model) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import bz2
 import os
 import signal
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -75,7 +76,7 @@ def test_stopped_while_the_model_loads_the_flagged_people_get_their_resources(
             time.sleep(0.1)
         raise AssertionError("the signal never arrived")
 
-    monkeypatch.setattr(recommender.registry, "spark_scorer", stopped)
+    monkeypatch.setattr(recommender.registry, "resolve_model", stopped)
     data, out = _cohort(tmp_path / "cohort.csv"), tmp_path / "scored.parquet"
     assert _batch_score(data, out) == 128 + signum
     err = capsys.readouterr().err
@@ -98,10 +99,10 @@ def test_stopped_during_a_spark_job_cancels_it_and_still_writes_them(
     import time
 
     import pipelines.batch
-    import recommender.registry
+    import pipelines.score
 
-    class Scorer:
-        extra_features = ()
+    class Loaded:  # a model met with the catalog in force, as far as validation reads it
+        served = SimpleNamespace(extra_features=())
 
     def slow_validation(cohort, *, extra_features):
         def hold(batches):
@@ -125,7 +126,7 @@ def test_stopped_during_a_spark_job_cancels_it_and_still_writes_them(
                 return
             time.sleep(0.05)
 
-    monkeypatch.setattr(recommender.registry, "spark_scorer", lambda *a, **k: Scorer())
+    monkeypatch.setattr(pipelines.score, "model_in_force", lambda *a, **k: Loaded())
     monkeypatch.setattr(pipelines.batch, "validate_cohort_spark", slow_validation)
     data = _cohort(tmp_path / "cohort.csv", flags=("false", "1", "maybe"))
     watcher = threading.Thread(target=interrupt_once_running)
@@ -153,11 +154,11 @@ def test_a_py4j_failure_raised_while_handling_the_stop_is_still_the_stop(
     # failed ("Answer from Java side is empty"): exit 1, "the Spark job failed", and the flagged
     # people got nothing. Made certain here: the clean-up's failure is raised by hand.
     import pipelines.batch
-    import recommender.registry
+    import pipelines.score
     from py4j.protocol import Py4JNetworkError
 
-    class Scorer:
-        extra_features = ()
+    class Loaded:  # a model met with the catalog in force, as far as validation reads it
+        served = SimpleNamespace(extra_features=())
 
     def validation_stopped_then_failing(cohort, *, extra_features):
         try:
@@ -165,7 +166,7 @@ def test_a_py4j_failure_raised_while_handling_the_stop_is_still_the_stop(
         finally:
             raise Py4JNetworkError("Answer from Java side is empty")
 
-    monkeypatch.setattr(recommender.registry, "spark_scorer", lambda *a, **k: Scorer())
+    monkeypatch.setattr(pipelines.score, "model_in_force", lambda *a, **k: Loaded())
     monkeypatch.setattr(pipelines.batch, "validate_cohort_spark", validation_stopped_then_failing)
     data = _cohort(tmp_path / "cohort.csv", flags=("false", "1", "maybe"))
     assert _batch_score(data, tmp_path / "scored.parquet") == 130
@@ -177,11 +178,11 @@ def test_a_py4j_failure_raised_while_handling_the_stop_is_still_the_stop(
 def test_a_spark_failure_without_a_stop_is_still_a_failure(spark, tmp_path, monkeypatch, capsys):
     # ... and the same failure with no interrupt behind it stays what it is.
     import pipelines.batch
-    import recommender.registry
+    import pipelines.score
     from py4j.protocol import Py4JNetworkError
 
-    class Scorer:
-        extra_features = ()
+    class Loaded:  # a model met with the catalog in force, as far as validation reads it
+        served = SimpleNamespace(extra_features=())
 
     def failing(cohort, *, extra_features):
         try:
@@ -189,7 +190,7 @@ def test_a_spark_failure_without_a_stop_is_still_a_failure(spark, tmp_path, monk
         finally:
             raise Py4JNetworkError("Answer from Java side is empty")
 
-    monkeypatch.setattr(recommender.registry, "spark_scorer", lambda *a, **k: Scorer())
+    monkeypatch.setattr(pipelines.score, "model_in_force", lambda *a, **k: Loaded())
     monkeypatch.setattr(pipelines.batch, "validate_cohort_spark", failing)
     data = _cohort(tmp_path / "cohort.csv")
     assert _batch_score(data, tmp_path / "scored.parquet") == 1
@@ -205,7 +206,7 @@ def test_stopped_again_while_the_flagged_rows_are_looked_up_says_they_were_not_w
     def stopped(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(recommender.registry, "spark_scorer", stopped)
+    monkeypatch.setattr(recommender.registry, "resolve_model", stopped)
     monkeypatch.setattr(pipelines._batch_crisis, "flagged_rows", stopped)
     assert _batch_score(_cohort(tmp_path / "cohort.csv"), tmp_path / "scored.parquet") == 130
     err = capsys.readouterr().err

@@ -205,11 +205,14 @@ def test_a_model_saved_before_support_was_recorded_gets_an_empty_column(
     assert scored[OUTSIDE_COLUMN].isna().all()
 
 
-def test_a_model_saved_before_the_judgements_gets_them_null_in_their_place(
+def test_a_model_saved_before_the_judgements_gets_them_as_score_does(
     trained, spark, profiles, cohort_parquet, tmp_path, monkeypatch
 ):
     # As older code saved a model: no ranking_meaningful or benefit_established in its
-    # signature (its score had neither), no max_overlap among its parameters.
+    # signature (its score had neither), no max_overlap among its parameters. batch-score runs
+    # the current code on it, as score does (its pyfunc, the code saved with it, gives neither):
+    # both judgements, in their place, as in process. (Changed: batch-score ran that pyfunc on
+    # Spark and gave them null.)
     from pipelines.batch import score_with_spark
     from recommender.model import RecommendationModel
     from recommender.registry import _pyfunc
@@ -235,8 +238,9 @@ def test_a_model_saved_before_the_judgements_gets_them_null_in_their_place(
     assert summary.columns[:4] == ["person_id", "recommended", *JUDGEMENT_COLUMNS]
     assert scored.columns[:4].tolist() == summary.columns[:4]
     assert len(scored) == N_PROFILES
+    in_process = result.model.score(profiles).reset_index(drop=True)
     for column in JUDGEMENT_COLUMNS:
-        assert scored[column].isna().all() and str(scored[column].dtype) in ("object", "boolean")
+        assert scored[column].tolist() == in_process[column].tolist()
 
 
 def test_the_fields_outside_the_training_data_are_listed(trained, spark_scored, profiles):

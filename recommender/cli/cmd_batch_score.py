@@ -5,7 +5,7 @@ from __future__ import annotations
 from recommender.cli._numbers import whole_number
 from recommender.cli._table_options import add_service_options, crisis_rows_first
 
-HELP = "score a large cohort on Spark (mlflow spark_udf) and write the scored table as Parquet"
+HELP = "score a large cohort on Spark, as score does, and write the scored table as Parquet"
 
 # The models folder: the champion.
 MODELS_FOLDER = "reads"

@@ -3,10 +3,9 @@
 A model learns arms by id; a program that renames an arm (``renamed_from`` in the catalog)
 would otherwise be served a new arm the model never learnt. :func:`served_under` is the one
 place that decides how a model meets the catalog in force: the service, ``score``,
-``allocate``, ``champions``, ``serve --check``, ``promote`` and a retraining's carry stage
-(an arm it cannot learn keeps what the champion learnt under the former id) all call it
-(``batch-score``, whose Spark workers run the pyfunc as learnt, writes its table under the
-ids :func:`renamed_for` gives, as ``score`` does). It gives
+``batch-score`` (on every Spark worker, with the catalog shipped to it), ``allocate``,
+``champions``, ``serve --check``, ``promote`` and a retraining's carry stage (an arm it cannot
+learn keeps what the champion learnt under the former id) all call it. It gives
 :class:`RenamedArms` when the catalog renamed an arm the model learnt: the model's predictions,
 explanations, scored tables and the metadata that names arms (where an arm's figures come
 from, their citations, the arms given one effect for everyone), under the new ids, so a renamed

@@ -36,7 +36,6 @@ from recommender.registry._load import (
 )
 from recommender.registry._promotion import PromotionEvent, promotion_log_path, read_promotion_log
 from recommender.registry._runs import Registration, TrainingRun
-from recommender.registry._spark import SparkScorer, spark_scorer
 from recommender.registry._store import (
     EXPERIMENT_NAME,
     MODEL_NAME,
@@ -58,7 +57,6 @@ __all__ = [
     "PolicyValue",
     "PromotionEvent",
     "Registration",
-    "SparkScorer",
     "StoreBusy",
     "TrainedVersion",
     "TrainingRun",
@@ -87,7 +85,6 @@ __all__ = [
     "rollback_target",
     "run_concern",
     "run_tags",
-    "spark_scorer",
     "tracking_uri",
     "versions_trained_by",
 ]

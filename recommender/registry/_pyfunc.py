@@ -2,7 +2,8 @@
 
 The fitted bundle is stored as a joblib file among the model's artifacts and loaded in
 ``load_context``; the wrapper adds nothing but the pyfunc calling convention, so the CLI, the
-service and batch scoring (``mlflow.pyfunc.spark_udf``) all run the same ``score``.
+service and MLflow's own serving (``mlflow models serve``, ``mlflow.pyfunc.spark_udf``) all run
+the same ``score``.
 Importing this module imports MLflow; :mod:`recommender.registry` does so only when needed.
 """
 
