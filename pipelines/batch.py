@@ -107,8 +107,11 @@ class BatchSummary:
     columns : list of str
         Columns of the scored table.
     notes : list of str
-        What the table's figures need said: the arms the catalog in force renamed, written
-        under their new ids (:func:`recommender.model.renaming_note`).
+        What the table's figures need said, as ``score`` says it
+        (:func:`pipelines.score.model_notes`): the data the model learned from, the arms it
+        gives one effect for everyone, the arms the catalog in force renamed.
+    warnings : list of str
+        As ``score``'s: the arms of the catalog in force the model never learnt.
     """
 
     path: Path
@@ -119,6 +122,7 @@ class BatchSummary:
     partitions: int = 0
     columns: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
 
     @property
     def recommendation_mix(self) -> dict:
@@ -218,7 +222,13 @@ def score_with_spark(
     from pyspark.sql import functions as F
     from pyspark.sql.types import LongType, StructField, StructType
 
-    from pipelines.score import CRISIS_NOT_SCORED, extra_features, model_in_force, service_settings
+    from pipelines.score import (
+        CRISIS_NOT_SCORED,
+        extra_features,
+        model_in_force,
+        model_notes,
+        service_settings,
+    )
 
     _check_whole_numbers(batch_rows=batch_rows)  # not a CLI option: said before any work
     service = service_settings(serve_config)
@@ -332,7 +342,8 @@ def score_with_spark(
         arm_counts=arm_counts,
         partitions=int(wanted),
         columns=list(columns),
-        notes=[] if loaded.renamed is None else [loaded.renamed],
+        notes=model_notes(loaded.served, loaded.renamed),
+        warnings=[] if loaded.unlearnt is None else [loaded.unlearnt],
     )
 
 

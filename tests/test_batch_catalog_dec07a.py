@@ -58,9 +58,18 @@ def test_batch_score_writes_the_table_score_writes(under, spark, cohort, change,
     data, frame = cohort
     in_process, on_spark = tmp_path / "in-process.parquet", tmp_path / "spark.parquet"
     # contributions too: the explanation of the arm recommended under this catalog
+    told = {}  # each command's note: and warning: lines
     for command, out in (("score", in_process), ("batch-score", on_spark)):
         assert main([command, "--data", str(data), "--out", str(out), "--contributions"]) == 0
-    said = capsys.readouterr().out
+        told[command] = capsys.readouterr().out
+    said = "".join(told.values())
+    # Both say what the table needs said alike (the data learnt from, renamed arms, ...).
+    spoken = {
+        command: [line for line in out.splitlines() if line.startswith(("note:", "warning:"))]
+        for command, out in told.items()
+    }
+    assert spoken["batch-score"] == spoken["score"]
+    assert any("SIMULATED" in line for line in spoken["batch-score"])
 
     expected, written = pd.read_parquet(in_process), pd.read_parquet(on_spark)
     _assert_same_table(written, expected)

@@ -100,4 +100,6 @@ def run(args) -> int:
     print(f"recommended: {mix}")
     for note in summary.notes:
         print(f"note: {note}")
+    for warning in summary.warnings:
+        print(f"warning: {warning}")
     return 0
