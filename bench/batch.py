@@ -161,8 +161,9 @@ def to_markdown(result: dict) -> str:
             f"--master '{result['master']}'{option}`  ",
             f"Machine: {machine_line()}",
             "",
-            f"{n:,} simulated profiles in one Parquet file, scored by the same registered pyfunc model "
-            f"({which}). Medians of "
+            f"{n:,} simulated profiles in one Parquet file, scored with the same registered model "
+            f"({which}) by the same function (`pipelines.score.scored_table`, on each Spark "
+            "partition through `mapInPandas`, the model broadcast once). Medians of "
             f"{result['repeats']} runs after one warm-up run; `vs in process` is the time ratio to "
             "`score_file` (below 1 means faster). The machine is shared with other agents while this "
             "runs, so the absolute times are noisy; Spark's value is in spreading a cohort too large "

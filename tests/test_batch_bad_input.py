@@ -197,7 +197,9 @@ def test_crisis_rows_are_named_in_the_recommendation_mix(spark, model, profiles,
     cohort.loc[3, "crisis_risk"] = "true"
     cohort.to_csv(tmp_path / "cohort.csv", index=False)
     assert _batch_score(tmp_path / "cohort.csv", tmp_path / "scored.parquet", model=model) == 0
-    mix = capsys.readouterr().out.splitlines()[-1]
+    (mix,) = [
+        line for line in capsys.readouterr().out.splitlines() if line.startswith("recommended:")
+    ]
     assert "(crisis: not scored) 1 (2.0%)" in mix and "None" not in mix
 
 
