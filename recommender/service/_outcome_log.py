@@ -186,7 +186,7 @@ EXPORT_TABLES = {
 
 
 # What an export's table takes: the answers, every outcome with its corrections, the erasures.
-EXPORT_TABLES_ACCEPTED = " or ".join(EXPORT_TABLES)
+EXPORT_TABLES_ACCEPTED = "one of " + ", ".join(EXPORT_TABLES)
 
 
 def export_of(table: str):
