@@ -172,17 +172,56 @@ def _cancellable(spark, work):
 
 
 def _wait_for_tasks(context, group: str) -> None:
-    """Return once no stage of the group's jobs has a running task (a cancelled task ends when
-    it next checks for it; its writer may create folders until then)."""
+    """Return once no task of the group's jobs is still running (a cancelled task ends when it
+    next checks for it; its writer may create folders until then).
+
+    The status tracker is fed by Spark's listener bus, which runs behind the scheduler (by
+    seconds on a loaded machine): right after a cancel it may not know the group's job yet, or
+    show a stage with no running task before its tasks' starts reached it, and looking then
+    let a killed task re-create a write's staging folder after the caller removed it. So a
+    marker job runs first: the scheduler posts it after every event of the cancelled jobs, and
+    once the tracker shows it ended, it has seen their jobs and tasks start; then this waits
+    until each of those jobs has ended and none of their stages has a running task.
+    """
     import time
 
     tracker = context.statusTracker()
+    marker = _settled_marker(context, group)
+    while marker and not _ended(tracker, tracker.getJobIdsForGroup(marker)):
+        time.sleep(0.05)
     while True:
         jobs = [tracker.getJobInfo(job) for job in tracker.getJobIdsForGroup(group)]
+        running = any(job and job.status == "RUNNING" for job in jobs)
         stages = [tracker.getStageInfo(stage) for job in jobs if job for stage in job.stageIds]
-        if not any(stage and stage.numActiveTasks for stage in stages):
+        if not running and not any(stage and stage.numActiveTasks for stage in stages):
             return
         time.sleep(0.1)
+
+
+def _settled_marker(context, group: str) -> str | None:
+    """Run a one-task job in a group of its own (in another thread, leaving this thread's
+    group as it is) and return that group; None when the job could not run (a session being
+    stopped), which leaves nothing to wait for."""
+    from pyspark import InheritableThread
+
+    marker = f"{group}-settled"
+    ran = []
+
+    def run():
+        context.setJobGroup(marker, "batch-score: after a cancel", interruptOnCancel=False)
+        with contextlib.suppress(Exception):
+            context.parallelize([0], 1).count()
+            ran.append(True)
+
+    thread = InheritableThread(target=run, daemon=True)
+    thread.start()
+    thread.join()
+    return marker if ran else None
+
+
+def _ended(tracker, jobs) -> bool:
+    infos = [tracker.getJobInfo(job) for job in jobs]
+    return bool(infos) and all(info is not None and info.status != "RUNNING" for info in infos)
 
 
 _SPARK_MISSING = (
