@@ -100,8 +100,10 @@ class BatchSummary:
     model_uri, version : str, str or None
         The model that scored them.
     arm_counts : dict
-        Rows per recommended arm, every arm of the model listed (0 when never recommended);
-        rows flagged for crisis risk under ``"(crisis: not scored)"``.
+        Rows per recommended arm, as ``score`` counts them
+        (:func:`pipelines.score.recommendation_counts`): every arm ranked under the catalog in
+        force (0 when never recommended), then the rows flagged for crisis risk under
+        ``"(crisis: not scored)"``.
     partitions : int
         Spark partitions the scoring ran on.
     columns : list of str
@@ -223,10 +225,10 @@ def score_with_spark(
     from pyspark.sql.types import LongType, StructField, StructType
 
     from pipelines.score import (
-        CRISIS_NOT_SCORED,
         extra_features,
         model_in_force,
         model_notes,
+        recommendation_counts,
         service_settings,
     )
 
@@ -311,12 +313,7 @@ def score_with_spark(
                 return written.groupBy("recommended").count().collect()
 
             try:
-                mix = {
-                    CRISIS_NOT_SCORED if r["recommended"] is None else r["recommended"]: int(
-                        r["count"]
-                    )
-                    for r in _cancellable(spark, write)
-                }
+                mix = {r["recommended"]: int(r["count"]) for r in _cancellable(spark, write)}
                 if sum(mix.values()) != rows:
                     raise RuntimeError(
                         f"scored {sum(mix.values()):,} rows but the cohort has "
@@ -331,9 +328,8 @@ def score_with_spark(
             finally:
                 model.destroy()
 
-    arms = list(loaded.served.arms) or sorted(mix)
-    arm_counts = {arm: mix.get(arm, 0) for arm in arms}
-    arm_counts.update({arm: n for arm, n in mix.items() if arm not in arm_counts})
+    arms = loaded.served.recommendable_arms(catalog=loaded.catalog)
+    arm_counts = recommendation_counts(mix, arms)  # as score counts them
     return BatchSummary(
         path=out_path,
         rows=rows,

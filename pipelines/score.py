@@ -26,6 +26,8 @@ __all__ = [
     "extra_features",
     "model_in_force",
     "model_notes",
+    "recommendation_counts",
+    "recommendation_mix_text",
     "safety_rules",
     "service_settings",
     "score_frame",
@@ -45,11 +47,50 @@ class ScoreResult:
     rows: int
     model_uri: str
     version: str | None
-    recommendation_mix: dict
+    arm_counts: dict  # rows per arm (see recommendation_counts)
     notes: list = field(default_factory=list)  # what every output says (see model_notes)
     catalog_version: str | None = None  # the intervention catalog in force, scored with
     catalog_sha256: str | None = None  # its file's digest (recommender.catalog.catalog_sha256)
     warnings: list = field(default_factory=list)  # e.g. arms of that catalog never learnt
+
+    @property
+    def recommendation_mix(self) -> dict:
+        """Share of rows per arm in ``arm_counts`` (the crisis rows' share completes 1)."""
+        return {arm: (n / self.rows if self.rows else 0.0) for arm, n in self.arm_counts.items()}
+
+
+def recommendation_counts(recommended, arms) -> dict:
+    """Rows per recommended arm as ``score`` and ``batch-score`` say them: each of ``arms``
+    (the model's :meth:`~recommender.model.RecommendationModel.recommendable_arms` under the
+    catalog in force; 0 when no row got it), then the rows flagged for crisis risk under
+    :data:`CRISIS_NOT_SCORED` (``recommended``: arm -> rows, ``None`` for the crisis rows).
+
+    Examples
+    --------
+    >>> recommendation_counts({"coaching": 7, None: 1, "none": 2}, ["none", "coaching", "mindfulness"])
+    {'none': 2, 'coaching': 7, 'mindfulness': 0, '(crisis: not scored)': 1}
+    """
+    counts = {str(arm): 0 for arm in arms}
+    for arm, rows in recommended.items():
+        key = CRISIS_NOT_SCORED if arm is None or pd.isna(arm) else str(arm)
+        counts[key] = counts.get(key, 0) + int(rows)
+    if CRISIS_NOT_SCORED in counts:  # last, whatever order they came in
+        counts[CRISIS_NOT_SCORED] = counts.pop(CRISIS_NOT_SCORED)
+    return counts
+
+
+def recommendation_mix_text(counts: dict) -> str:
+    """``counts`` (:func:`recommendation_counts`) as one line's text: each arm's rows and share.
+
+    Examples
+    --------
+    >>> recommendation_mix_text({"none": 500, "coaching": 1_400, "(crisis: not scored)": 100})
+    'none 500 (25.0%), coaching 1,400 (70.0%), (crisis: not scored) 100 (5.0%)'
+    """
+    total = sum(counts.values())
+    return ", ".join(
+        f"{arm} {rows:,} ({rows / total if total else 0.0:.1%})" for arm, rows in counts.items()
+    )
 
 
 def score_frame(
@@ -174,16 +215,17 @@ def score_file(
     # A table the disk cannot hold still leaves the flagged rows their resources.
     with crisis_rows_kept(frame, crisis, rules, out, nothing="nothing was scored"):
         (path,) = write_cohorts({out: scored}, stale=[beside(out, "crisis")])
-    # Shares of every row, as batch-score's: the crisis rows' share completes 100 %.
-    mix = (scored["recommended"].value_counts() / len(scored)).round(4).to_dict()
+    # Every row counted, as batch-score counts them: the crisis rows complete the total.
+    recommended = scored["recommended"].value_counts().to_dict()
     if crisis.any():
-        mix[CRISIS_NOT_SCORED] = round(float(crisis.mean()), 4)
+        recommended[None] = int(crisis.sum())
+    arms = recommendation_model.recommendable_arms(offered=offered, catalog=loaded.catalog)
     return ScoreResult(
         path=path,
         rows=len(scored),
         model_uri=loaded.ref.uri,
         version=loaded.ref.version,
-        recommendation_mix=mix,
+        arm_counts=recommendation_counts(recommended, arms),
         notes=model_notes(recommendation_model, loaded.renamed),
         catalog_version=loaded.catalog.version,
         catalog_sha256=loaded.catalog.sha256,

@@ -69,6 +69,15 @@ def test_batch_score_writes_the_table_score_writes(under, spark, cohort, change,
         for command, out in told.items()
     }
     assert spoken["batch-score"] == spoken["score"]
+    # And the same recommendation mix, counted and said by one function: the arms ranked under
+    # the catalog in force (batch-score listed a dropped arm with 0; score only the arms given).
+    mixes = {
+        command: [line for line in out.splitlines() if line.startswith("recommended: ")]
+        for command, out in told.items()
+    }
+    assert mixes["batch-score"] == mixes["score"] and len(mixes["score"]) == 1, said
+    (mix,) = mixes["score"]
+    assert mix.endswith("(crisis: not scored) 1 (1.7%)"), mix  # row 3 of 60
     assert any("SIMULATED" in line for line in spoken["batch-score"])
 
     expected, written = pd.read_parquet(in_process), pd.read_parquet(on_spark)
@@ -81,12 +90,13 @@ def test_batch_score_writes_the_table_score_writes(under, spark, cohort, change,
     if change is _as_trained:
         assert "coaching" in recommended and len(recommended) >= 2, said
     if change is _coaching_dropped:
-        assert "coaching" not in recommended and "recommended: " in said
+        assert "coaching" not in recommended and "coaching" not in mix
     if change is _coaching_for_residents_only:
         coached = written["recommended"] == "coaching"
         assert coached.any() and (frame.loc[coached.to_numpy(), "role"] == "resident").all()
     if change is _rename_coaching_and_balint:
         assert "coaching_one_to_one" in recommended and "coaching" not in recommended
+        assert "coaching_one_to_one " in mix and "coaching " not in mix
 
 
 def _assert_same_table(actual: pd.DataFrame, expected: pd.DataFrame) -> None:

@@ -617,6 +617,6 @@ def test_a_file_of_crisis_rows_keeps_the_tables_types_and_the_mix_counts_every_r
     assert pq.read_schema(out).types == pq.read_schema(every).types
     # shares of every row: the arms' and the crisis rows' add up to 100 %
     line = next(x for x in printed.splitlines() if x.startswith("recommended: "))
-    shares = [float(part.rsplit(" ", 1)[1].rstrip("%")) for part in line[13:].split(", ")]
+    shares = [float(part.rsplit("(", 1)[1].rstrip("%)")) for part in line[13:].split(", ")]
     assert sum(shares) == pytest.approx(100, abs=0.5)
-    assert "(crisis: not scored) 1.0%" in line  # 3 of 300 rows
+    assert "(crisis: not scored) 3 (1.0%)" in line  # 3 of 300 rows

@@ -62,6 +62,7 @@ def run(args) -> int:
     import sys
 
     from pipelines.batch import interrupt_behind, score_with_spark, spark_error_message
+    from pipelines.score import recommendation_mix_text
 
     try:
         summary = score_with_spark(
@@ -93,11 +94,7 @@ def run(args) -> int:
         f"scored {summary.rows:,} rows on {summary.partitions} Spark partitions with "
         f"{summary.model_uri}{version} -> {summary.path}"
     )
-    mix = ", ".join(
-        f"{arm} {n:,} ({share:.1%})"
-        for (arm, n), share in zip(summary.arm_counts.items(), summary.recommendation_mix.values())
-    )
-    print(f"recommended: {mix}")
+    print(f"recommended: {recommendation_mix_text(summary.arm_counts)}")
     for note in summary.notes:
         print(f"note: {note}")
     for warning in summary.warnings:

@@ -44,7 +44,7 @@ answer_refused = crisis_rows_first("nothing was scored")
 
 
 def run(args) -> int:
-    from pipelines.score import score_file
+    from pipelines.score import recommendation_mix_text, score_file
 
     offered = [a.strip() for a in args.offered.split(",")] if args.offered else None
     result = score_file(
@@ -56,14 +56,13 @@ def run(args) -> int:
         offered=offered,
         serve_config=args.serve_config,
     )
-    mix = ", ".join(f"{arm} {share:.1%}" for arm, share in result.recommendation_mix.items())
     version = f" version {result.version}" if result.version else ""
     digest = f" (sha256 {result.catalog_sha256})" if result.catalog_sha256 else ""
     print(
         f"scored {result.rows:,} rows with {result.model_uri}{version} and intervention "
         f"catalog {result.catalog_version}{digest} -> {result.path}"
     )
-    print(f"recommended: {mix}")
+    print(f"recommended: {recommendation_mix_text(result.arm_counts)}")
     for note in result.notes:
         print(f"note: {note}")
     for warning in result.warnings:

@@ -288,6 +288,13 @@ class RecommendationModel:
             name="recommended",
         )
 
+    def recommendable_arms(self, *, offered: Sequence[str] | None = None, catalog=None) -> list:
+        """The arms :meth:`score` may recommend: usual care, then the treatment arms it ranks,
+        in the catalog's order (``offered`` and ``catalog`` as :meth:`score` takes them). The
+        catalog's rules may still offer a person fewer of them."""
+        arms, _ = self._candidates(0, offered, None, catalog=catalog)
+        return [self.control, *arms]
+
     def score(
         self,
         profiles: pd.DataFrame,
