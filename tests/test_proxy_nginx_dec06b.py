@@ -29,15 +29,13 @@ from service_fixtures import (  # noqa: F401 - champion_home: a fixture
     _stop,
     auth,
     champion_home,
+    free_port,
     profile,
     running_server_process,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "configs" / "nginx.conf.example"
-# This helper's own ports: the service's, and nginx's.
-SERVICE_PORTS = "3180-3184"
-PROXY_PORT = 3185
 SPOOFED = "203.0.113.77"  # a documentation address (RFC 5737)
 
 pytestmark = pytest.mark.skipif(
@@ -46,14 +44,14 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _render(folder: Path, upstream: str, fallback: Path) -> Path:
+def _render(folder: Path, upstream: str, fallback: Path, port: int) -> Path:
     text = EXAMPLE.read_text()
     replacements = {
         "/etc/ssl/recommender/cert.pem": str(folder / "cert.pem"),
         "/etc/ssl/recommender/key.pem": str(folder / "key.pem"),
         "/srv/recommender/crisis-fallback/": f"{fallback}/",
         "127.0.0.1:3000": upstream,
-        "listen 443 ssl": f"listen 127.0.0.1:{PROXY_PORT} ssl",
+        "listen 443 ssl": f"listen 127.0.0.1:{port} ssl",
         "/run/nginx-recommender.pid": str(folder / "nginx.pid"),
         "/var/log/nginx/recommender-error.log": str(folder / "error.log"),
         "/var/log/nginx/recommender-access.log": str(folder / "access.log"),
@@ -125,25 +123,22 @@ def proxied(champion_home, tmp_path_factory):
         file.chmod(0o644)
     tls = ssl.create_default_context(cafile=str(folder / "cert.pem"))
     log = folder / "serve.log"
-    saved = os.environ.get("RECOMMENDER_TEST_PORTS")
-    os.environ["RECOMMENDER_TEST_PORTS"] = SERVICE_PORTS
+    # Ports as every server of the suite takes them (free_port): a fixed one collided when
+    # xdist ran this module's tests on both workers, each starting its own nginx.
     try:
         with running_server_process(home, log_path=log) as (url, service):
-            config = _render(folder, url.removeprefix("http://"), fallback)
+            port = free_port()
+            config = _render(folder, url.removeprefix("http://"), fallback, port)
             with _nginx(folder, config):
                 yield {
                     "direct": url,
-                    "proxy": f"https://127.0.0.1:{PROXY_PORT}",
+                    "proxy": f"https://127.0.0.1:{port}",
                     "tls": tls,
                     "service": service,
                     "log": log,
                     "folder": folder,
                 }
     finally:
-        if saved is None:
-            os.environ.pop("RECOMMENDER_TEST_PORTS", None)
-        else:
-            os.environ["RECOMMENDER_TEST_PORTS"] = saved
         shutil.rmtree(folder, ignore_errors=True)
 
 
