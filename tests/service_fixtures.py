@@ -399,6 +399,34 @@ def server_url(champion_home, request):
     return _SESSION["url"]
 
 
+@pytest.fixture(scope="session")
+def two_worker_server(champion_home, tmp_path_factory, request):
+    """``recommender serve`` with two workers of four threads over the champion, with an audit
+    store and a log of its own, for the session: ``(url, process, store URL, log path)``.
+
+    One start for tests/test_service_operator.py and tests/test_service_longrun_dec06.py, which
+    each started the same server for their module. Its users leave it as they found it: two
+    workers serving the champion (the test that kills a worker waits for the server to replace
+    it and asserts so); counts and log lines are read as what a test added, never as totals.
+    """
+    if "two_workers" not in _SESSION:
+        folder = tmp_path_factory.mktemp("two-workers")
+        store = f"sqlite:///{folder / 'audit.db'}"
+        env = {
+            "RECOMMENDER_SERVE_WORKERS": "2",
+            "RECOMMENDER_SERVE_THREADS": "4",
+            "RECOMMENDER_AUDIT_URL": store,
+        }
+        log_path = folder / "serve.log"
+        stack = contextlib.ExitStack()
+        url, process = stack.enter_context(
+            running_server_process(champion_home, env=env, log_path=log_path)
+        )
+        request.addfinalizer(stack.close)
+        _SESSION["two_workers"] = (url, process, store, log_path)
+    return _SESSION["two_workers"]
+
+
 def load_with_16_connections(url: str, seconds: float, *, tag: str = "load"):
     """16 keep-alive connections posting varied profiles for ``seconds``.
 

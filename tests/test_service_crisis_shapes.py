@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import select
 import socket
-import time
 import zlib
 
 import httpx
@@ -348,7 +348,10 @@ def raw_post(url: str, path: str, headers: dict, parts, *, pause: float = 0.0):
                 sock.sendall(part)
             except (BrokenPipeError, ConnectionResetError):  # answered: no longer reading
                 break
-            time.sleep(pause)
+            # the next part after ``pause``, unless the answer came meanwhile: a body the
+            # server no longer reads is not sent on (it was, a second or two a request)
+            if pause and select.select([sock], [], [], pause)[0]:
+                break
         try:
             while chunk := sock.recv(65536):
                 received += chunk

@@ -29,8 +29,8 @@ from service_fixtures import (  # noqa: F401  (fixtures)
     champion_home,
     linear_model,
     profile,
-    running_server_process,
     service_home,
+    two_worker_server,
 )
 
 FRONT = "recommender_front_answers_total"
@@ -167,20 +167,8 @@ def test_the_answers_given_in_front_are_counted_by_their_route(asgi_client):
 
 
 # -- a real `recommender serve` with two workers --------------------------------------------------
-@pytest.fixture(scope="module")
-def two_workers(champion_home, tmp_path_factory):
-    """``recommender serve`` with two workers on a store of its own; yields (url, process,
-    store URL, log path)."""
-    folder = tmp_path_factory.mktemp("longrun")
-    store = f"sqlite:///{folder / 'audit.db'}"
-    env = {
-        "RECOMMENDER_SERVE_WORKERS": "2",
-        "RECOMMENDER_SERVE_THREADS": "4",
-        "RECOMMENDER_AUDIT_URL": store,
-    }
-    log_path = folder / "serve.log"
-    with running_server_process(champion_home, env=env, log_path=log_path) as (url, process):
-        yield url, process, store, log_path
+# The session's (service_fixtures.two_worker_server): (url, process, store URL, log path), the
+# audit store and the log its own.
 
 
 def _workers(process) -> set[int]:
@@ -223,8 +211,8 @@ def _value(samples: dict, name: str, **labels) -> float:
 
 @pytest.mark.slow
 @pytest.mark.server
-def test_scanned_paths_are_counted_by_both_workers_under_one_label(two_workers):
-    url, _, _, log_path = two_workers
+def test_scanned_paths_are_counted_by_both_workers_under_one_label(two_worker_server):
+    url, _, _, log_path = two_worker_server
     before = _scrape(url)
     # a connection each, so that both workers answer some
     for i in range(30):
@@ -271,10 +259,10 @@ def _wait_for(condition, what: str, seconds: float = 120.0):
 
 @pytest.mark.slow
 @pytest.mark.server
-def test_a_killed_worker_is_replaced_its_answers_kept_and_its_gauges_dropped(two_workers):
+def test_a_killed_worker_is_replaced_its_answers_kept_and_its_gauges_dropped(two_worker_server):
     from recommender.service import AuditLog
 
-    url, process, store, _ = two_workers
+    url, process, store, _ = two_worker_server
     first = _workers(process)
     assert len(first) == 2
     folder = _metrics_folder(min(first))

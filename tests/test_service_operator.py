@@ -29,8 +29,8 @@ from service_fixtures import (  # noqa: F401  (fixtures)
     champion_home,
     linear_model,
     profile,
-    running_server,
     service_home,
+    two_worker_server,
 )
 
 CRISIS = profile(person_id="crisis-person-0042", crisis_risk=True)
@@ -263,16 +263,6 @@ def _total(families: dict, family: str, **labels) -> float:
     )
 
 
-@pytest.fixture(scope="module")
-def two_workers(champion_home, tmp_path_factory):
-    """``recommender serve`` with two workers over the session's champion; yields its URL and
-    the path of everything it writes."""
-    log_path = tmp_path_factory.mktemp("operator") / "serve.log"
-    env = {"RECOMMENDER_SERVE_WORKERS": "2", "RECOMMENDER_SERVE_THREADS": "4"}
-    with running_server(champion_home, env=env, log_path=log_path) as url:
-        yield url, log_path
-
-
 def _in_parallel(n: int, send) -> list:
     """``send(i)`` for i < n on 8 threads, each on connections of its own (so both workers
     take some); the answers in order."""
@@ -293,8 +283,9 @@ def _in_parallel(n: int, send) -> list:
 
 @pytest.mark.slow
 @pytest.mark.server
-def test_two_workers_count_log_and_tie_each_answer_to_its_row(two_workers):
-    url, log_path = two_workers
+def test_two_workers_count_log_and_tie_each_answer_to_its_row(two_worker_server):
+    # the session's two-worker server (service_fixtures), its log its own
+    url, _, _, log_path = two_worker_server
     metrics = _families(httpx.get(f"{url}/metrics").text)
     before = {
         "crisis": _total(metrics, "recommender_crisis_answers", recorded_in="audit_log"),
