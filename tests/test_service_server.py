@@ -222,21 +222,28 @@ def test_card_comes_from_the_mlflow_run_when_the_local_copy_is_missing(server_ur
 
 
 def test_reload_serves_a_new_champion_without_restart(server_url, champion_home):
-    # Runs last in this module: afterwards the server answers with version 2.
     from recommender.registry import promote
     from service_fixtures import recommender_home
 
     version = train_version(champion_home, seed=11)
-    with recommender_home(champion_home):
-        promote(version, reason="service reload test", force=True)  # whatever its gate said
-    assert (
-        httpx.post(f"{server_url}/reload", headers=headers("program"), timeout=60).status_code
-        == 403
-    )
-    reloaded = httpx.post(f"{server_url}/reload", headers=headers("scientist"), timeout=300)
-    assert reloaded.status_code == 200, reloaded.text
-    assert reloaded.json()["model_version"] == version
-    answer = httpx.post(
-        f"{server_url}/recommend", json=PROFILE, headers=headers("program"), timeout=60
-    ).json()
-    assert answer["model_version"] == version
+    try:
+        with recommender_home(champion_home):
+            promote(version, reason="service reload test", force=True)  # whatever its gate said
+        assert (
+            httpx.post(f"{server_url}/reload", headers=headers("program"), timeout=60).status_code
+            == 403
+        )
+        reloaded = httpx.post(f"{server_url}/reload", headers=headers("scientist"), timeout=300)
+        assert reloaded.status_code == 200, reloaded.text
+        assert reloaded.json()["model_version"] == version
+        answer = httpx.post(
+            f"{server_url}/recommend", json=PROFILE, headers=headers("program"), timeout=60
+        ).json()
+        assert answer["model_version"] == version
+    finally:
+        # The session's champion is version 1 (champion_home): a server any later test starts
+        # over it, on this xdist worker, in any order, must serve that.
+        with recommender_home(champion_home):
+            promote("1", reason="service reload test: back to the session's champion", force=True)
+        back = httpx.post(f"{server_url}/reload", headers=headers("scientist"), timeout=300)
+        assert back.status_code == 200 and back.json()["model_version"] == "1", back.text
