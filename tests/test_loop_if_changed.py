@@ -17,22 +17,36 @@ from recommender.catalog import load_catalog
 from recommender.cli import main
 from recommender.registry import client, load_champion
 from recommender.service import AuditLog, RecommendationEngine, load_serve_config, record_outcomes
-from service_fixtures import SALT, SMALL_TRAINING, recommender_home, train_version
+from service_fixtures import SALT, SMALL_TRAINING, recommender_home
+from service_fixtures import champion_home, copy_champion  # noqa: F401 - fixtures
 
 NAME = "burnout-recommender"
 
+# What ``logged`` made, once per test process: the cache, not the scope, keeps it to one (a
+# module-scoped fixture cannot take the per-test ``copy_champion``).
+_MADE: dict = {}
 
-@pytest.fixture(scope="module")
-def logged(tmp_path_factory):
+
+@pytest.fixture
+def logged(copy_champion, tmp_path_factory):  # noqa: F811
     """``(folder, held_back)``: ``folder/home`` holds version 1 (simulated), which served 2,500
     staff, every outcome but ``held_back`` recorded, and version 2 trained from that log;
-    ``folder`` holds the training config and the service settings (the store: the home's)."""
+    ``folder`` holds the training config and the service settings (the store: the home's).
+
+    Version 1 is the session's champion, copied: ``train_version`` with the same settings,
+    not trained again. Every run here uses the training key it was trained under (the home's
+    ``training.key``, which each copy takes along), so its records of whom it was trained on
+    are read as before."""
+    if "logged" not in _MADE:
+        _MADE["logged"] = _logged(copy_champion, tmp_path_factory)
+    return _MADE["logged"]
+
+
+def _logged(copy_champion, tmp_path_factory):
     folder = tmp_path_factory.mktemp("if-changed")
-    home = folder / "home"
+    home = copy_champion(folder / "home")  # version 1, as train_version(home) leaves it
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RECOMMENDER_AUDIT_SALT", SALT)
-        patch.setenv("RECOMMENDER_TRAINING_KEY", "if-changed-test-key")
-        train_version(home)
         serve_yaml = _serve_yaml(folder, home)
         raw = yaml.safe_load(serve_yaml.read_text())
         raw["models_dir"] = None  # the home this process points at: a copy's own store
@@ -79,7 +93,6 @@ def copy(logged, tmp_path, monkeypatch):
     home = tmp_path / "home"
     shutil.copytree(folder / "home", home)
     monkeypatch.setenv("RECOMMENDER_AUDIT_SALT", SALT)
-    monkeypatch.setenv("RECOMMENDER_TRAINING_KEY", "if-changed-test-key")
     with recommender_home(home):
         audit = AuditLog(f"sqlite:///{home / 'audit.db'}", salt=SALT)
         yield audit
