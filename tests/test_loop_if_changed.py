@@ -37,8 +37,8 @@ def logged(copy_champion, tmp_path_factory):  # noqa: F811
 
     Version 1 is the session's champion, copied: ``train_version`` with the same settings,
     not trained again. Every run here uses the training key it was trained under (the home's
-    ``training.key``, which each copy takes along), so its records of whom it was trained on
-    are read as before."""
+    ``training.key``, which each copy takes along, or the session's $RECOMMENDER_TRAINING_KEY
+    when it has one), so its records of whom it was trained on are read as before."""
     if "logged" not in _MADE:
         _MADE["logged"] = _logged(copy_champion, tmp_path_factory)
     return _MADE["logged"]
