@@ -2,12 +2,17 @@
 store and the audit store there, artifacts under RECOMMENDER_ARTIFACT_ROOT; train, register,
 promote, load; `recommender serve` with two workers answering 16 connections with every answer
 audited; a promotion and one /reload reach every worker.
+
+The two versions are trained once for the module; each test works on its own copy of the MLflow
+database and of the home they were trained in, so that its promotion is its own.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -30,19 +35,20 @@ POLL_SECONDS = 1
 FOLLOW_WITHIN = POLL_SECONDS + 60
 
 
-@pytest.fixture
-def on_postgres(postgres, tmp_path, monkeypatch):
-    """This test's environment: MLflow and the audit log in new PostgreSQL databases."""
-    env = {
-        "RECOMMENDER_HOME": str(tmp_path),
-        "MLFLOW_TRACKING_URI": postgres.database("mlflow"),
-        "RECOMMENDER_ARTIFACT_ROOT": (tmp_path / "artifacts").as_uri(),
-        "RECOMMENDER_AUDIT_URL": postgres.database("audit"),
-        "RECOMMENDER_ACTOR": "test-suite",
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return env
+@dataclass(frozen=True)
+class Trained:
+    """Two versions trained on PostgreSQL, as the module's tests start from them."""
+
+    home: Path  # where they were trained; their artifacts stay under it
+    tracking_uri: str  # the MLflow database they were registered in (tests use copies)
+    first: str
+    second: str
+    champion_after_first: str  # the champion as each training left it
+    champion_after_second: str
+
+    @property
+    def artifact_root(self) -> Path:
+        return self.home / "artifacts"
 
 
 def _train(**overrides) -> str:
@@ -53,20 +59,67 @@ def _train(**overrides) -> str:
     )
 
 
-def test_train_register_promote_and_load_on_postgres(on_postgres):
+@pytest.fixture(scope="module")
+def trained_on_postgres(postgres, tmp_path_factory) -> Trained:
+    """Version 1, then version 2 (seed 11), trained and registered in a new PostgreSQL MLflow
+    database; then the champion moved back to version 1 (version 2 passes the gate and takes it
+    on registration), so that each test promotes version 2 itself."""
     from recommender import registry
 
-    first = _train()
-    assert registry.aliases()["champion"] == first
-    second = _train(seed=11)
+    home = tmp_path_factory.mktemp("postgres-trained")
+    tracking_uri = postgres.database("mlflow")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RECOMMENDER_HOME", str(home))
+        patch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
+        patch.setenv("RECOMMENDER_ARTIFACT_ROOT", (home / "artifacts").as_uri())
+        patch.setenv("RECOMMENDER_ACTOR", "test-suite")
+        first = _train()
+        after_first = registry.aliases()["champion"]
+        second = _train(seed=11)
+        after_second = registry.aliases()["champion"]
+        if after_second != first:
+            registry.promote(first, reason="postgres tests start from version 1")
+    return Trained(home, tracking_uri, first, second, after_first, after_second)
+
+
+@pytest.fixture
+def on_postgres(postgres, trained_on_postgres, tmp_path, monkeypatch):
+    """This test's environment: MLflow in a copy of the module's trained database, a copy of
+    the home they were trained in (the artifacts are read where they were written), and the
+    audit log in a new PostgreSQL database."""
+    trained = trained_on_postgres
+    home = tmp_path / "home"
+    shutil.copytree(trained.home, home, ignore=shutil.ignore_patterns("artifacts"))
+    env = {
+        "RECOMMENDER_HOME": str(home),
+        "MLFLOW_TRACKING_URI": postgres.database("mlflow", copy_of=trained.tracking_uri),
+        "RECOMMENDER_ARTIFACT_ROOT": trained.artifact_root.as_uri(),
+        "RECOMMENDER_AUDIT_URL": postgres.database("audit"),
+        "RECOMMENDER_ACTOR": "test-suite",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+def test_train_register_promote_and_load_on_postgres(trained_on_postgres, on_postgres):
+    from recommender import registry
+
+    trained = trained_on_postgres
+    first, second = trained.first, trained.second
+    assert trained.champion_after_first == first  # registered as the first champion
+    assert trained.champion_after_second == second and second != first
+    assert registry.aliases()["champion"] == first  # the copy is the module's store
     registry.promote(second, reason="postgres promotion test")
     assert registry.aliases()["champion"] == second
     model, version = registry.load_champion()
     assert version == second and model.arms
     # The artifacts went to the given root, the runs and versions to PostgreSQL.
-    assert any(Path(on_postgres["RECOMMENDER_HOME"], "artifacts").rglob("MLmodel"))
+    assert any(trained.artifact_root.rglob("MLmodel"))
     assert registry.tracking_uri().startswith("postgresql+psycopg://")
-    assert not Path(on_postgres["RECOMMENDER_HOME"], "mlflow.db").exists()
+    assert registry.tracking_uri() != trained.tracking_uri
+    for home in (trained.home, Path(on_postgres["RECOMMENDER_HOME"])):
+        assert not Path(home, "mlflow.db").exists()
 
 
 def _serve_config(folder: Path) -> Path:
@@ -97,11 +150,21 @@ def _versions_answering(url: str, requests: int) -> set[str]:
     return seen
 
 
-def test_two_workers_on_postgres_audit_every_answer_and_follow_one_reload(on_postgres, tmp_path):
+def _within_follow_time(holds, failure: str) -> None:
+    """Poll ``holds()`` until it is true, for at most FOLLOW_WITHIN seconds."""
+    deadline = time.monotonic() + FOLLOW_WITHIN
+    while not holds():
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.5)
+
+
+def test_two_workers_on_postgres_audit_every_answer_and_follow_one_reload(
+    trained_on_postgres, on_postgres, tmp_path
+):
     from recommender import registry
     from recommender.service import AuditLog
 
-    first = _train()
+    first, second = trained_on_postgres.first, trained_on_postgres.second
     env = {**on_postgres, "RECOMMENDER_SERVE_CONFIG": str(_serve_config(tmp_path))}
     audit = AuditLog(on_postgres["RECOMMENDER_AUDIT_URL"], salt=None)
     log_path = tmp_path / "serve.log"
@@ -116,7 +179,6 @@ def test_two_workers_on_postgres_audit_every_answer_and_follow_one_reload(on_pos
         assert len(export.text.strip().splitlines()) - 1 == answered
         assert _versions_answering(url, 10) == {first}
 
-        second = _train(seed=11)
         registry.promote(second, reason="postgres reload test")
         reloaded = httpx.post(f"{url}/reload", headers=_headers("scientist"), timeout=300)
         assert reloaded.status_code == 200, reloaded.text
@@ -125,10 +187,10 @@ def test_two_workers_on_postgres_audit_every_answer_and_follow_one_reload(on_pos
         # the worker that answered /reload may take every new connection, so ten answers from
         # version 2 do not show that both workers serve it.
         followed = f"followed a /reload: version {first} -> {second}"
-        deadline = time.monotonic() + FOLLOW_WITHIN
-        while followed not in log_path.read_text(errors="replace"):
-            assert time.monotonic() < deadline, f"a worker still serves {first}"
-            time.sleep(0.5)
+        _within_follow_time(
+            lambda: followed in log_path.read_text(errors="replace"),
+            f"a worker still serves {first}",
+        )
         # Forty answers on fresh connections: with a worker left behind, about half would come
         # from it.
         assert _versions_answering(url, 40) == {second}
