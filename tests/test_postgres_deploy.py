@@ -10,6 +10,7 @@ database and of the home they were trained in, so that its promotion is its own.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -150,6 +151,13 @@ def _versions_answering(url: str, requests: int) -> set[str]:
     return seen
 
 
+def _workers_serving(log_path: Path, version: str) -> set[str]:
+    """The workers whose log says they loaded ``version`` at start (BentoML begins each of a
+    worker's lines with its number)."""
+    said = log_path.read_text(errors="replace")
+    return set(re.findall(rf":(\d+)\] serving model version {version} from ", said))
+
+
 def _within_follow_time(holds, failure: str) -> None:
     """Poll ``holds()`` until it is true, for at most FOLLOW_WITHIN seconds."""
     deadline = time.monotonic() + FOLLOW_WITHIN
@@ -169,6 +177,12 @@ def test_two_workers_on_postgres_audit_every_answer_and_follow_one_reload(
     audit = AuditLog(on_postgres["RECOMMENDER_AUDIT_URL"], salt=None)
     log_path = tmp_path / "serve.log"
     with running_server(Path(on_postgres["RECOMMENDER_HOME"]), env=env, log_path=log_path) as url:
+        # Ready means one worker is: the load's connections, opened at once, would all go to
+        # it while the other still loads the model (seen here: 2 s apart).
+        _within_follow_time(
+            lambda: len(_workers_serving(log_path, first)) == 2,
+            "the second worker never loaded the champion",
+        )
         seconds = float(os.environ.get("RECOMMENDER_LOAD_SECONDS", "20"))
         answered, failures = load_with_16_connections(url, seconds, tag="pg")
         assert failures == []
