@@ -34,6 +34,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.server]
 # the time a worker takes to load the new champion from the store.
 POLL_SECONDS = 1
 FOLLOW_WITHIN = POLL_SECONDS + 60
+# The load's length. Its 16 keep-alive connections are taken by the workers when they open, so
+# a longer load only sends more requests over the same connections. Here, at load 9 to 10, 5 s
+# gave 941 answers (the two workers' shares about even), 20 s 3,365; each is checked against the
+# audit rows. Issue 5's sustained 60-s load test is tests/test_service_server.py's.
+LOAD_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -183,7 +188,7 @@ def test_two_workers_on_postgres_audit_every_answer_and_follow_one_reload(
             lambda: len(_workers_serving(log_path, first)) == 2,
             "the second worker never loaded the champion",
         )
-        seconds = float(os.environ.get("RECOMMENDER_LOAD_SECONDS", "20"))
+        seconds = float(os.environ.get("RECOMMENDER_LOAD_SECONDS", LOAD_SECONDS))
         answered, failures = load_with_16_connections(url, seconds, tag="pg")
         assert failures == []
         assert answered > 0
