@@ -125,15 +125,31 @@ class Cluster:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://{USER}@127.0.0.1:{self.port}/{database}"
 
-    def database(self, prefix: str = "db") -> str:
-        """A new empty database; returns its SQLAlchemy URL."""
+    def database(self, prefix: str = "db", *, copy_of: str | None = None) -> str:
+        """A new database, empty or a copy of the one at URL ``copy_of``; returns its
+        SQLAlchemy URL.
+
+        PostgreSQL copies only a database no one is connected to: the sessions still open on
+        ``copy_of`` (a connection pool left by the run that filled it) are ended first.
+        """
         import psycopg
+        import sqlalchemy as sa
 
         name = f"{prefix}_{uuid.uuid4().hex[:10]}"
         with psycopg.connect(
             f"host=127.0.0.1 port={self.port} user={USER} dbname=postgres", autocommit=True
         ) as connection:
-            connection.execute(f'CREATE DATABASE "{name}"')
+            if copy_of is None:
+                connection.execute(f'CREATE DATABASE "{name}"')
+            else:
+                source = sa.engine.make_url(copy_of).database
+                connection.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (source,),
+                )
+                # It waits up to 5 s for the ended sessions to be gone.
+                connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
         return self.url(name)
 
     def stop(self) -> None:
