@@ -1,4 +1,4 @@
-"""The log stage: everything a training run records in its MLflow run, the model last."""
+"""The log stage: everything a training run records in its MLflow run, the metrics last."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def log_stage(
     safety,
     reproduction: dict,
 ):
-    """Log config, lineage, metrics, plots, report and the pyfunc model (not registered).
+    """Log config, lineage, plots, report, the pyfunc model (not registered) and metrics.
 
     ``reproduction`` is what retrains the model (:func:`pipelines._train_lineage.reproduction`),
     with the settings as the config file logged at ``config/train.yaml``.
@@ -112,8 +112,6 @@ def log_stage(
     )
     run.log_text(reproduction["config_yaml"], reproduction["config_artifact"])
     _log_datasets(run, cohort, split, config, model.feature_names)
-    run.log_metrics(evaluation.metrics)
-    run.log_metric_steps(_qini_steps(evaluation.report.qini_curves))
     run.log_dict(evaluation.report.to_dict(), "evaluation/report.json")
     run.log_dict(
         {"summary": evaluation.report.summary().reset_index().to_dict(orient="records")},
@@ -128,7 +126,13 @@ def log_stage(
                 f"learners/{outcome}_selection.json",
             )
     example = example_profiles(split.holdout, model.feature_names)
-    return run.log_model(model, example, safety=safety)
+    model_info = run.log_model(model, example, safety=safety)
+    # The metrics after the model: logged with it, they are linked to it as they are written
+    # (those at its step, 0); a metric logged before it, MLflow's log_model reads back and
+    # links, one request per metric (145 of a small run, each a round trip to a server).
+    run.log_metrics(evaluation.metrics)
+    run.log_metric_steps(_qini_steps(evaluation.report.qini_curves))
+    return model_info
 
 
 def example_profiles(data: pd.DataFrame | None = None, features=()) -> pd.DataFrame:

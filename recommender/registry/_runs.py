@@ -203,20 +203,32 @@ class TrainingRun:
 
         MLflow's charts draw such a metric against its step, and its compare view overlays
         the same name across runs. Non-finite values are left out, as in :meth:`log_metrics`.
+        A point at the step of a model the run logged belongs to that model too, as MLflow's
+        own ``log_metrics`` links it (and ``log_model`` links the points logged before it).
         """
         import time
 
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
+        models = self._models_by_step()
         metrics = [
-            Metric(_metric_key(name), float(value), now, int(step))
+            Metric(_metric_key(name), float(value), now, int(step), model_id=model_id)
             for name, points in series.items()
             for step, value in points.items()
             if math.isfinite(float(value))
+            for model_id in models.get(int(step), [None])
         ]
         if metrics:  # the client splits them into batches of MLflow's size limit
             client().log_batch(self.run_id, metrics=metrics)
+
+    def _models_by_step(self) -> dict[int, list[str]]:
+        """The ids of the models this run has logged, by the step they were logged at."""
+        outputs = self._mlflow.active_run().outputs
+        models: dict[int, list[str]] = {}
+        for output in outputs.model_outputs if outputs is not None else []:
+            models.setdefault(int(output.step), []).append(output.model_id)
+        return models
 
     def log_dict(self, data: dict, artifact_file: str) -> None:
         self._mlflow.log_dict(data, artifact_file)
