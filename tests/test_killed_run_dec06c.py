@@ -146,6 +146,17 @@ def _gone(folder: Path) -> bool:
     return True
 
 
+def _settled(records: Path) -> bool:
+    """Whether the watchdog removed its record within the bound: it removes the record last,
+    after the cluster's folder (so that a watchdog killed midway leaves it to the next sweep)."""
+    deadline = time.monotonic() + _GONE_WITHIN
+    while list(records.glob("*.json")):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def _end(pid: int, started_at: int) -> None:
     """Kill what a failed test left (only the very process it started)."""
     if tether.runs(pid, started_at):
@@ -174,7 +185,8 @@ def test_a_cluster_ends_and_its_folder_goes_with_the_test_process_killed(tempora
         try:
             assert _ended(postmaster, started_at), "the postmaster outlived the test process"
             assert _gone(folder), "the cluster's folder outlived the test process"
-            assert not list((temporary / tether.records_folder().name).glob("*.json"))
+            records = temporary / tether.records_folder().name
+            assert _settled(records), "the watchdog left its record of the ended cluster"
         finally:
             _end(postmaster, started_at)
 
