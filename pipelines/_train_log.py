@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pandas as pd
@@ -126,13 +127,24 @@ def log_stage(
                 f"learners/{outcome}_selection.json",
             )
     example = example_profiles(split.holdout, model.feature_names)
-    model_info = run.log_model(model, example, safety=safety)
+    try:
+        model_info = run.log_model(model, example, safety=safety)
+    except Exception:
+        # The run fails, but keeps what it measured: a data scientist comparing runs sees the
+        # failed one's figures beside the others'. Its own error is the one that is raised.
+        with contextlib.suppress(Exception):
+            _log_evaluation_metrics(run, evaluation)
+        raise
     # The metrics after the model: logged with it, they are linked to it as they are written
     # (those at its step, 0); a metric logged before it, MLflow's log_model reads back and
     # links, one request per metric (145 of a small run, each a round trip to a server).
+    _log_evaluation_metrics(run, evaluation)
+    return model_info
+
+
+def _log_evaluation_metrics(run, evaluation: Evaluation) -> None:
     run.log_metrics(evaluation.metrics)
     run.log_metric_steps(_qini_steps(evaluation.report.qini_curves))
-    return model_info
 
 
 def example_profiles(data: pd.DataFrame | None = None, features=()) -> pd.DataFrame:
