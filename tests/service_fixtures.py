@@ -129,6 +129,7 @@ class LinearModel:
 
         self.catalog_version = load_catalog().version
         self.calls: list[int] = []
+        self._encoded: tuple = (None, None)
         self.version_tag = version_tag
         self.extras = [dict(entry) for entry in extras]
         self.features = _contract_schema() + self.extras
@@ -143,9 +144,14 @@ class LinearModel:
         return [f["name"] for f in self.extras]
 
     def _x(self, profiles: pd.DataFrame) -> pd.DataFrame:
+        encoded, x = self._encoded
+        if profiles is encoded:  # the engine's rows, read once by encode
+            return x
         from recommender.model import frame_from_schema
 
-        frame = frame_from_schema(profiles, self.features)
+        return self._x_of(frame_from_schema(profiles, self.features))
+
+    def _x_of(self, frame: pd.DataFrame) -> pd.DataFrame:
         x = frame[[f for f in self.weighted if f != "role"]].astype(float)
         x["role"] = (frame["role"].astype(str) == "physician").astype(float)
         for entry in self.extras:
@@ -189,8 +195,12 @@ class LinearModel:
         from recommender.model import frame_from_schema
 
         profiles = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
-        frame_from_schema(profiles, self.features)  # refused as the real model refuses
-        return profiles.reset_index(drop=True)
+        frame = frame_from_schema(profiles, self.features)  # refused as the real model refuses
+        encoded = profiles.reset_index(drop=True)
+        # Read once, as the real model's matrix: predict and explain of these very rows reuse it
+        # (one pair, replaced whole, so a thread scoring other rows recomputes its own).
+        self._encoded = (encoded, self._x_of(frame).reset_index(drop=True))
+        return encoded
 
     def predict(self, encoded, *, alpha=0.1):
         from recommender.model import Prediction
@@ -214,8 +224,9 @@ class LinearModel:
     def explain(self, encoded, needs):
         names = [f["name"] for f in self.features]
         out = {}
+        x = self._x(encoded)
         for arm, positions in needs.items():
-            part = self.contributions(encoded.iloc[list(positions)], arm)
+            part = self._contributions_of(x.iloc[list(positions)], arm, self.control)
             out[arm] = np.column_stack(
                 [part[name].to_numpy() if name in part else np.zeros(len(part)) for name in names]
                 + [part["base"].to_numpy()]
@@ -223,8 +234,9 @@ class LinearModel:
         return out
 
     def contributions(self, profiles, arm, versus=None):
-        versus = versus or self.control
-        x = self._x(profiles)
+        return self._contributions_of(self._x(profiles), arm, versus or self.control)
+
+    def _contributions_of(self, x: pd.DataFrame, arm: str, versus: str) -> pd.DataFrame:
         parts = {}
         for feature in x.columns:
             w_arm = self.weights.get(arm, {}).get(feature, 0.0) if arm != self.control else 0.0
@@ -233,7 +245,7 @@ class LinearModel:
         base_arm = self.base.get(arm, 0.0) if arm != self.control else 0.0
         base_vs = self.base.get(versus, 0.0) if versus != self.control else 0.0
         parts["base"] = np.full(len(x), base_arm - base_vs)
-        return pd.DataFrame(parts, index=profiles.index)
+        return pd.DataFrame(parts, index=x.index)
 
 
 def with_training_support(model):
