@@ -16,9 +16,9 @@ from service_fixtures import (  # noqa: F401  (fixtures)
     KEYS,
     PROFILE,
     champion_home,
+    copy_champion,
     running_server,
     server_url,
-    train_version,
 )
 
 from recommender.catalog import load_catalog
@@ -42,7 +42,7 @@ def _serve_config(path: Path, **changes) -> str:
     return str(path)
 
 
-def test_serve_without_a_champion_gives_crisis_answers_then_reloads(tmp_path):
+def test_serve_without_a_champion_gives_crisis_answers_then_reloads(copy_champion, tmp_path):
     home = tmp_path / "empty-home"
     home.mkdir()
     log = home / "serve.log"
@@ -75,7 +75,13 @@ def test_serve_without_a_champion_gives_crisis_answers_then_reloads(tmp_path):
         )
         assert refused.status_code == 503 and "no model is loaded" in refused.json()["error"]
 
-        version = train_version(home)  # registers and aliases the champion in this store
+        # A champion registered in this store: what a training run leaves (version 1, its
+        # alias and card), the session's copied (copy_champion) rather than trained again,
+        # then moved in entry by entry (each rename whole, mlflow.db last).
+        staged = copy_champion(tmp_path / "trained")
+        for entry in sorted(staged.iterdir(), key=lambda e: e.name == "mlflow.db"):
+            entry.rename(home / entry.name)
+        version = "1"
         reloaded = httpx.post(f"{url}/reload", headers=headers("scientist"), timeout=300)
         assert reloaded.status_code == 200, reloaded.text
         assert reloaded.json() == {

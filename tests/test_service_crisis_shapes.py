@@ -18,6 +18,7 @@ import json
 import select
 import socket
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -423,13 +424,23 @@ def test_a_very_slow_body_is_refused_in_time_with_its_crisis_answer(
         "Content-Type": "application/json",
         "Content-Length": "100000",
     }
-    received = raw_post(short_timeout_server, path, headers, [first, *[b" "] * 20], pause=1)
+    # The flagged body and a plain one, sent side by side: each waits out the server's read
+    # limit for its body on a connection of its own, and the two waits need not follow each
+    # other.
+    with ThreadPoolExecutor(2) as pool:
+        sent = [
+            pool.submit(raw_post, short_timeout_server, route, headers, parts, pause=1)
+            for route, parts in (
+                (path, [first, *[b" "] * 20]),
+                ("/recommend", [b"{", *[b" "] * 20]),
+            )
+        ]
+        received, plain = (each.result() for each in sent)
     status, body = answer_of(received)
     assert status == 408, received[:500]
     (problem,) = body["problems"]
     assert problem["field"] == "body" and f"within {0.75 * TIMEOUT:g} s" in problem["accepted"]
     (crisis,) = body["crisis_results"]
     assert is_crisis(crisis["answer"]) and "s-2" not in received.decode()
-    plain = raw_post(short_timeout_server, "/recommend", headers, [b"{", *[b" "] * 20], pause=1)
     status, body = answer_of(plain)
     assert status == 408 and "crisis_results" not in body

@@ -25,11 +25,30 @@ from service_fixtures import running_server, serving
 
 @pytest.fixture
 def taken_port():
-    """A loopback port another process holds (a listening socket)."""
+    """A loopback port another process holds (a listening socket). It closes each connection
+    it is sent at once, as a server that does not speak HTTP would: a probe of the port (the
+    wait for the server's readiness) is answered by a closed connection, not held for its
+    whole timeout (2 s a try) by a handshake nobody accepts."""
+    import threading
+
+    stop = threading.Event()
     with contextlib.closing(socket.socket()) as holder:
         holder.bind(("127.0.0.1", 0))
-        holder.listen(1)
-        yield holder.getsockname()[1]
+        holder.listen(8)
+        holder.settimeout(0.1)
+
+        def close_each_connection() -> None:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    holder.accept()[0].close()
+
+        closer = threading.Thread(target=close_each_connection, daemon=True)
+        closer.start()
+        try:
+            yield holder.getsockname()[1]
+        finally:
+            stop.set()
+            closer.join(10)
 
 
 @pytest.fixture
