@@ -40,10 +40,17 @@ def _card_bytes(home: Path, version: str) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def audited(tmp_path_factory):
     """``(home, card of version 1 as written)``: version 1 trained with learner auto on a
-    simulated cohort, then version 2 on the same cohort whose gate was made to fail."""
+    simulated cohort, then version 2, a run of another seed whose gate was made to fail.
+
+    What is read of version 2 is its card's account of the run and the gate, never its
+    learners: its run reuses version 1's model rather than fitting one of its own."""
+    from recommender.registry import load_model
+
     home = tmp_path_factory.mktemp("card-audit") / "home"
     assert train_version(home, **AUTO) == "1"
     written = _card_bytes(home, "1")
+    with recommender_home(home):
+        version_1 = load_model(f"models:/{NAME}/1")
     gate = train.gate_stage
 
     def failing(*args, **kwargs):
@@ -53,6 +60,7 @@ def audited(tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(train, "gate_stage", failing)
+        patch.setattr(train, "fit_stage", lambda split, cohort, config: version_1)
         assert train_version(home, seed=8) == "2"
     return home, written
 

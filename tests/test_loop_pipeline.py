@@ -82,6 +82,7 @@ class _Notes(SilentProgress):
 
 
 def test_the_loop_learns_from_its_own_log(tmp_path, monkeypatch, copy_champion):
+    import pipelines.train as train
     from pipelines.train import evaluate_policies_on_log, load_config, run_training
     from recommender.registry import load_champion, load_model
 
@@ -180,10 +181,15 @@ def test_the_loop_learns_from_its_own_log(tmp_path, monkeypatch, copy_champion):
         assert all(a["model_version"] == version2 for a in again)
         # A run on a trial file (here the simulated cohort) is judged on the program's log
         # too, with the doubly robust scores of the logged rows, against the same champion.
-        trial = run_training(
-            overrides={**SMALL_TRAINING, "log": {"serve_config": str(serve_yaml)}},
-            reason="from a trial",
-        )
+        # Its fit is SMALL_TRAINING's on the simulated cohort, as version 1's (copied from the
+        # session's champion, with its training key): version 1's model is what it would fit.
+        version_1 = load_model("models:/burnout-recommender/1")
+        with monkeypatch.context() as patch:
+            patch.setattr(train, "fit_stage", lambda split, cohort, config: version_1)
+            trial = run_training(
+                overrides={**SMALL_TRAINING, "log": {"serve_config": str(serve_yaml)}},
+                reason="from a trial",
+            )
         assert "Judged on the service's log" in trial.gate.reason, trial.gate.reason
         assert trial.gate.champion_version == version2
         if version2 == "2":
@@ -206,6 +212,8 @@ def test_the_loop_learns_from_its_own_log(tmp_path, monkeypatch, copy_champion):
     other = tmp_path / "no-log"
     copy_champion(other)
     with recommender_home(other):
+        # (SMALL_TRAINING's fit again: version 1's model, as for the trial run above)
+        monkeypatch.setattr(train, "fit_stage", lambda split, cohort, config: version_1)
         plain = run_training(overrides=SMALL_TRAINING, reason="no log")
     assert "held-out rows" in plain.gate.reason
     assert "service's log" not in plain.gate.reason

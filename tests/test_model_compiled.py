@@ -42,10 +42,21 @@ def _fit(kind, X, t, y, p):
     return UpliftModel(learner=kind).fit(X, t, y, propensity=p)
 
 
+@pytest.fixture(scope="module")
+def secondary_dr(cohort):
+    """The DR learner of the secondary outcome, fitted once: five of the six models below
+    have it (each gets its own copy, as if fitted for it)."""
+    X, t, y, p, _ = cohort
+    return pickle.dumps(_fit("dr", X, t, -0.5 * y, p))
+
+
 @pytest.fixture(scope="module", params=["t", "x", "dr", "auto", "ridge-dr", "log-linear-t"])
 def model(request, cohort):
     X, t, y, p, _ = cohort
-    secondary = _fit("dr" if request.param != "dr" else "x", X, t, -0.5 * y, p)
+    if request.param == "dr":
+        secondary = _fit("x", X, t, -0.5 * y, p)
+    else:
+        secondary = pickle.loads(request.getfixturevalue("secondary_dr"))
     outcomes = {"ee": _fit(request.param, X, t, y, p), "dp": secondary}
     return RecommendationModel(outcome_models=outcomes, features=X, catalog_version="t")
 
