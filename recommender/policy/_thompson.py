@@ -12,7 +12,6 @@ import functools
 
 import numpy as np
 from scipy.special import ndtr
-from scipy.stats import norm
 
 # Quadrature of the Thompson probabilities: each continuous arm's normal is cut at these
 # multiples of its spread (beyond 7 a tail holds under 2e-12), and every piece between two cuts
@@ -132,5 +131,10 @@ _ROOT_TWO_PI = float(np.sqrt(2.0 * np.pi))
 @functools.lru_cache(maxsize=16)
 def _z(coverage: float) -> float:
     # The normal quantile of an interval's coverage: scipy's ppf costs more than the rest of a
-    # Thompson probability, and the coverage is the service's one setting.
+    # Thompson probability, and the coverage is the service's one setting. scipy.stats is
+    # imported here, not with the module (as recommender.levels does): importing it took 0.6 s
+    # of CPU in every process that reads the service's settings (`recommender serve`'s own
+    # process and BentoML's), which never draws.
+    from scipy.stats import norm
+
     return float(norm.ppf(0.5 + coverage / 2.0))
