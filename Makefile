@@ -14,7 +14,7 @@ DEMO := models/demo
 export BENTOML_DO_NOT_TRACK := True
 export MPLBACKEND := Agg
 
-.PHONY: demo test lint bench bento lock venv venv-test venv-bench system-test-deps bench-deps drop-pyspark-build clean help
+.PHONY: demo test lint bytecode bench bento lock venv venv-test venv-bench system-test-deps bench-deps drop-pyspark-build clean help
 
 help:
 	@echo "make demo   simulate a cohort, train, register the champion, serve on $(HOST):$(PORT)"
@@ -85,9 +85,16 @@ system-test-deps:
 # Doctests of the library first (Alembic's env.py runs only inside Alembic, so not imported);
 # then the suite on both cores (the server, PostgreSQL and Spark tests wait on I/O much of the time).
 # Each run lists its 40 slowest steps, so that where the suite's time goes is read from any CI log.
-test: $(VENV)/.bench system-test-deps lint
+test: $(VENV)/.bench system-test-deps lint bytecode
 	$(BIN)/python -m pytest --doctest-modules recommender -q --ignore=recommender/service/migrations
 	$(BIN)/python -m pytest -n 2 --durations=40
+
+# The project's own modules compiled too, at each run (the editable install leaves them as
+# source, and a Python that may not write bytecode compiles them again in every process: each
+# CLI call, each server and its workers, each Spark worker). A .pyc older than its source is
+# never used, so an edit made after this only costs that file's compile again.
+bytecode: | $(UV)
+	@$(BIN)/python -m compileall -q -j 0 recommender pipelines bench tests >/dev/null
 
 # Lint and format check (configured in pyproject.toml's [tool.ruff]).
 lint: $(VENV)/.test
@@ -96,7 +103,7 @@ lint: $(VENV)/.test
 
 # The address is checked first: a port in use is said before the cohort is simulated and the
 # model trained, not after.
-demo: $(VENV)/.runtime
+demo: $(VENV)/.runtime bytecode
 	@$(BIN)/recommender serve --host $(HOST) --port $(PORT) --check
 	@mkdir -p $(DEMO)
 	$(BIN)/recommender simulate --scenario default --n $(DEMO_N) --seed $(DEMO_SEED) --assignment rct --out $(DEMO)/cohort.parquet
