@@ -30,29 +30,47 @@ def gate_stage(evaluation: Evaluation, split: Split, cohort: Cohort, config: dic
     """
     why = ""
     decision = None
+    # The champion's files are read once: the comparison and the request-field check share it.
+    load = _version_loader(config["registry"]["model_name"])
     if model is not None and cohort.loop is None:
-        decision, why = gate_on_log(model, cohort.catalog, config)
+        decision, why = gate_on_log(model, cohort.catalog, config, load=load)
     if decision is None:
-        decision = _gate_on_holdout(evaluation, split, cohort, config)
+        decision = _gate_on_holdout(evaluation, split, cohort, config, load=load)
         if why:
             note = f"{why}, so the gate compared on this run's held-out rows"
             reason = decision.reason.rstrip(".") + "." + _sentence(note)
             decision = dataclasses.replace(decision, reason=reason)
-    return _held_for_new_fields(decision, model, config)
+    return _held_for_new_fields(decision, model, config, load=load)
 
 
-def _held_for_new_fields(decision, model, config: dict):
+def _version_loader(name: str):
+    """``load(version)``: the :class:`~recommender.model.RecommendationModel` of a registered
+    version of ``name``, read from the store the first time it is asked for and kept for the
+    next (a registered version's files never change). A load that fails is not kept."""
+    loaded = {}
+
+    def load(version):
+        from recommender.registry import load_model
+
+        version = str(version)
+        if version not in loaded:
+            loaded[version] = load_model(f"models:/{name}/{version}")
+        return loaded[version]
+
+    return load
+
+
+def _held_for_new_fields(decision, model, config: dict, *, load=None):
     """A passing challenger that needs request fields the champion does not (extra features
     beyond the data contract) stays challenger: once it served, every caller not yet sending
     them would be refused 422. A person promotes it (``--force``) when the callers send them."""
     if model is None or not decision.passed or decision.champion_version is None:
         return decision
     from recommender.model import new_request_fields
-    from recommender.registry import load_model
 
-    name = config["registry"]["model_name"]
+    load = load or _version_loader(config["registry"]["model_name"])
     try:
-        served = load_model(f"models:/{name}/{decision.champion_version}")
+        served = load(decision.champion_version)
     except Exception as error:  # noqa: BLE001 - not comparable: fail closed, as the gate does
         why = f"the champion's request fields could not be read ({type(error).__name__}: {error})"
     else:
@@ -73,16 +91,17 @@ def _held_for_new_fields(decision, model, config: dict):
     )
 
 
-def gate_on_log(model, catalog, config: dict):
+def gate_on_log(model, catalog, config: dict, *, load=None):
     """``(decision, "")`` on the service's log, or ``(None, why)`` when there is none (``why``
     empty) or it cannot value the models (``why`` says so, a clause for the caller's reason).
 
     The gate of a run trained on a file or a simulated cohort, and of the evidence-only model
-    (which has no held-out rows of its own)."""
+    (which has no held-out rows of its own). ``load(version)`` reads the champion (default:
+    :func:`_version_loader` of the registered model)."""
     from pipelines._from_log import log_policy_frame, policy_on_log
     from recommender.errors import InputError
     from recommender.model import served_under
-    from recommender.registry import aliases, gate_decision, load_model, policy_value_scores
+    from recommender.registry import aliases, gate_decision, policy_value_scores
 
     try:
         logged = log_policy_frame(config, catalog)
@@ -112,9 +131,10 @@ def gate_on_log(model, catalog, config: dict):
     if version is None:
         decision = gate_decision(challenger, alpha=alpha)
         return dataclasses.replace(decision, reason=decision.reason + where), ""
+    load = load or _version_loader(name)
     try:
         # as the service serves it: an arm the catalog renamed, under its new id
-        champion_model, _ = served_under(load_model(f"models:/{name}/{version}"), catalog)
+        champion_model, _ = served_under(load(version), catalog)
         # an arm both models may pick is valued by the challenger's estimate when the log
         # cannot score it (the champion's only for arms the challenger lacks)
         arms, valued = policy_on_log(champion_model, frame, valued, control=control)
@@ -153,15 +173,12 @@ def _fails_closed(challenger, version, alpha, error, where: str):
     )
 
 
-def _gate_on_holdout(evaluation: Evaluation, split: Split, cohort: Cohort, config: dict):
+def _gate_on_holdout(
+    evaluation: Evaluation, split: Split, cohort: Cohort, config: dict, *, load=None
+):
     from pipelines._train_carry import scores_with_estimates
     from recommender.model import served_under
-    from recommender.registry import (
-        aliases,
-        gate_decision,
-        load_model,
-        policy_value_scores,
-    )
+    from recommender.registry import aliases, gate_decision, policy_value_scores
 
     alpha = config["gate"]["alpha"]
     control = cohort.catalog.control
@@ -171,10 +188,11 @@ def _gate_on_holdout(evaluation: Evaluation, split: Split, cohort: Cohort, confi
     version = aliases(name).get("champion")
     if version is None:
         return gate_decision(challenger, alpha=alpha)
+    load = load or _version_loader(name)
     try:
         # as the service serves it: an arm the catalog renamed, under its new id, so that it
         # is valued by the held-out rows' scores of that arm
-        champion_model, _ = served_under(load_model(f"models:/{name}/{version}"), cohort.catalog)
+        champion_model, _ = served_under(load(version), cohort.catalog)
         champion_effects = champion_model.predict_effect(split.holdout)
         champion_recommended = champion_model.recommend(
             champion_effects, eligible=champion_model.eligibility(split.holdout)

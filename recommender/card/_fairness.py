@@ -73,11 +73,10 @@ def protected_reasons(
         if not len(mine):
             continue
         parts = model.contributions(mine, arm)
-        for position, (_, contribution) in enumerate(parts.iterrows()):
-            reasons = [
-                c.feature
-                for c in top_contributions(contribution, mine.iloc[position].to_dict(), top=top)
-            ]
+        # Only which features are the reasons counts here, not the person's values of them:
+        # no profile row is read (a row lookup per answer was most of this loop's time).
+        for contribution in parts.to_dict(orient="records"):
+            reasons = [c.feature for c in top_contributions(contribution, {}, top=top)]
             for attribute in attributes:
                 if attribute in reasons:
                     counts[attribute][0] += 1

@@ -293,6 +293,6 @@ class EvaluationReport:
         paths = []
         for name, figure in self.figures().items():
             path = folder / f"{name}.png"
-            figure.savefig(path, dpi=100, bbox_inches="tight")
+            figure.savefig(path, dpi=100)  # fixed margins (see _plots): no tight bbox pass
             paths.append(path)
         return paths
