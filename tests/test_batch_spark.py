@@ -1,19 +1,18 @@
 """Spark batch scoring against a real local Spark and a model trained by the project's pipeline.
 
-One small model is trained and registered in a temporary MLflow store and one local[2] Spark
-session is shared by the whole module: starting Spark and its Python workers is the expensive
-part, scoring 3,000 rows is not.
+One small model is trained and registered in a temporary MLflow store, and the process's one
+local[2] Spark session (tests/spark_fixtures.py) is used: starting Spark and its Python
+workers is the expensive part, scoring 3,000 rows is not.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from spark_fixtures import spark  # noqa: F401 - the process's one local Spark session
 
 from bench import batch as bench_batch
 from pipelines.score import safety_rules
@@ -21,18 +20,6 @@ from recommender.errors import InputError
 from recommender.model import JUDGEMENT_COLUMNS, OUTSIDE_COLUMN
 
 pytestmark = pytest.mark.slow
-
-
-def _skip_or_fail(reason: str) -> None:
-    """Skip where a missing install is expected; on CI (CI=true) it must be there, so fail."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI must install it)")
-    pytest.skip(reason)
-
-
-def _need_java() -> None:
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        _skip_or_fail("Spark needs a Java runtime (no `java` on PATH and no JAVA_HOME)")
 
 
 N_PROFILES = 3000
@@ -52,30 +39,11 @@ def home(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def spark_starting(home):
-    """Start the JVM in the background while the model trains: both take a while."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from pipelines.batch import spark_session
-
-    _need_java()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        yield pool.submit(spark_session, "local[2]")
-
-
-@pytest.fixture(scope="module")
-def trained(home, spark_starting):
+def trained(home, spark):
     from pipelines.train import run_training
 
     result = run_training(overrides=SMALL_TRAINING, reason="batch test")
     return result, f"models:/burnout-recommender/{result.version}"
-
-
-@pytest.fixture(scope="module")
-def spark(spark_starting):
-    session = spark_starting.result()
-    yield session
-    session.stop()
 
 
 @pytest.fixture(scope="module")
