@@ -3,8 +3,8 @@ cannot start, Ctrl-C. Each must end in a plain error naming what was wrong, with
 half-written and nothing of the user's changed (found by running the CLI).
 
 The Spark tests use the process's one local session (tests/spark_fixtures.py), started in the
-main thread as the CLI starts it, and one small model, like tests/test_batch_spark.py (whose
-home and profiles fixtures they use).
+main thread as the CLI starts it, and tests/test_batch_spark.py's small model (trained once per
+process), home and profiles.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import signal
 
 import pytest
 from spark_fixtures import spark  # noqa: F401 - the process's one local Spark session
-from test_batch_spark import home, profiles  # noqa: F401 - module fixtures used below
+from test_batch_spark import home, profiles, trained  # noqa: F401 - module fixtures used below
 
 
 def _batch_score(data, out, *extra, model="models:/burnout-recommender@champion"):
@@ -125,12 +125,9 @@ def test_a_session_started_here_keeps_pythons_ctrl_c_handler(spark):
 
 
 @pytest.fixture(scope="module")
-def model(home, spark):
-    from bench import batch as bench_batch
-    from pipelines.train import run_training
-
-    result = run_training(overrides=bench_batch.SMALL_TRAINING, reason="batch bad-input test")
-    return f"models:/burnout-recommender/{result.version}"
+def model(trained):
+    """tests/test_batch_spark.py's small model, registered in this module's home."""
+    return trained[1]
 
 
 @pytest.mark.slow

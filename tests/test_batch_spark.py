@@ -7,6 +7,7 @@ workers is the expensive part, scoring 3,000 rows is not.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -38,11 +39,26 @@ def home(tmp_path_factory):
         yield folder
 
 
-@pytest.fixture(scope="module")
-def trained(home, spark):
-    from pipelines.train import run_training
+# The small model is trained once per process and copied into each module's home (pytest makes
+# one fixture definition per importing module, so this cache, not the scope, keeps it to one).
+_SMALL_MODEL: dict = {}
 
-    result = run_training(overrides=SMALL_TRAINING, reason="batch test")
+
+@pytest.fixture(scope="module")
+def trained(home, tmp_path_factory):
+    """The small model, registered in this module's home: trained once per process in a folder
+    of its own and copied here as trained (a copied home reads its own files)."""
+    if "home" not in _SMALL_MODEL:
+        from service_fixtures import recommender_home
+
+        from pipelines.train import run_training
+
+        folder = tmp_path_factory.mktemp("batch-small-model")
+        with recommender_home(folder):
+            _SMALL_MODEL["result"] = run_training(overrides=SMALL_TRAINING, reason="batch test")
+        _SMALL_MODEL["home"] = folder
+    shutil.copytree(_SMALL_MODEL["home"], home, dirs_exist_ok=True)
+    result = _SMALL_MODEL["result"]
     return result, f"models:/burnout-recommender/{result.version}"
 
 
