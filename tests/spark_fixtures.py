@@ -11,8 +11,9 @@ The session is started here, in the main thread and through the product's own
 ``batch-score`` reuses it, as it reuses any active session), and stopped when the test
 session ends. Its users leave it as they found it: a runtime setting changed is put back
 (``spark.conf``), job groups and tags are per thread and set by the code under test, nothing
-stops it. Its JVM and Python workers see a home of their own (``RECOMMENDER_HOME``), none of
-a module's: the driver reads each test's home, the workers are handed what they need.
+stops it. Started here, its JVM and Python workers see a home of their own
+(``RECOMMENDER_HOME``), none of a module's: the driver reads each test's home, and the workers
+are handed what they need with each task, so no test depends on which module came first.
 """
 
 from __future__ import annotations
