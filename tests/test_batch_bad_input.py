@@ -2,8 +2,9 @@
 cannot start, Ctrl-C. Each must end in a plain error naming what was wrong, with nothing
 half-written and nothing of the user's changed (found by running the CLI).
 
-The Spark tests share one local session, started in the main thread as the CLI starts it, and
-one small model, like tests/test_batch_spark.py (whose home and profiles fixtures they use).
+The Spark tests use the process's one local session (tests/spark_fixtures.py), started in the
+main thread as the CLI starts it, and tests/test_batch_spark.py's small model (trained once per
+process), home and profiles.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import os
 import signal
 
 import pytest
-from test_batch_spark import home, profiles  # noqa: F401 - module fixtures used below
+from spark_fixtures import spark  # noqa: F401 - the process's one local Spark session
+from test_batch_spark import home, profiles, trained  # noqa: F401 - module fixtures used below
 
 
 def _batch_score(data, out, *extra, model="models:/burnout-recommender@champion"):
@@ -95,43 +97,37 @@ def test_a_spark_error_is_told_in_its_one_line_without_the_jvm_stack():
 
 
 # ------------------------------------------------------------------------ with real Spark
-@pytest.fixture(scope="module")
-def spark(home):
-    import shutil
-
-    from pipelines.batch import spark_session
-    from pyspark.sql import SparkSession
-
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        if os.environ.get("CI"):
-            pytest.fail("Spark needs a Java runtime (CI must install it)")
-        pytest.skip("Spark needs a Java runtime")
-    before = signal.getsignal(signal.SIGINT)
-    fresh = SparkSession.getActiveSession() is None
-    session = spark_session("local[2]")
-    after = signal.getsignal(signal.SIGINT)
-    yield session, (fresh, before, after)
-    if fresh:
-        session.stop()
-
-
 @pytest.mark.slow
 def test_a_session_started_here_keeps_pythons_ctrl_c_handler(spark):
     # PySpark's own handler calls the JVM from inside the JVM call it interrupts: its cancel
     # fails and Ctrl-C printed three tracebacks before "interrupted".
-    _, (fresh, before, after) = spark
-    if not fresh:
-        pytest.skip("another test module started the session")
-    assert after is before
+    import subprocess
+    import sys
+
+    from spark_fixtures import how_started
+
+    fresh, before, after = how_started()
+    if fresh:  # the process's session was started by spark_fixtures, in this main thread
+        assert after is before
+        return
+    # Another module's in-process batch-score started it: start one in a process of its own.
+    check = (
+        "import signal\n"
+        "from pipelines.batch import spark_session\n"
+        "before = signal.getsignal(signal.SIGINT)\n"
+        "session = spark_session('local[1]')\n"
+        "after = signal.getsignal(signal.SIGINT)\n"
+        "session.stop()\n"
+        "assert after is before, (before, after)\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr[-2000:]
 
 
 @pytest.fixture(scope="module")
-def model(home, spark):
-    from bench import batch as bench_batch
-    from pipelines.train import run_training
-
-    result = run_training(overrides=bench_batch.SMALL_TRAINING, reason="batch bad-input test")
-    return f"models:/burnout-recommender/{result.version}"
+def model(trained):
+    """tests/test_batch_spark.py's small model, registered in this module's home."""
+    return trained[1]
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ with the model's own catalog, so a dropped arm was still recommended on Spark an
 ignored (a rename alone was patched afterwards by renaming columns).
 
 The champion is the session's (tests/service_fixtures.py); one small cohort, with a row flagged
-for crisis risk, and one local Spark session for the module.
+for crisis risk, and the process's one local Spark session (tests/spark_fixtures.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 from service_fixtures import champion_home, copy_champion  # noqa: F401 - fixtures
 from test_catalog_change_dec06b import _coaching_for_residents_only, under  # noqa: F401
 from test_renamed_dec07a import _rename_coaching_and_balint
-from test_renamed_dec07a import spark  # noqa: F401 - the module's one local Spark session
+from spark_fixtures import spark  # noqa: F401 - the process's one local Spark session
 
 pytestmark = pytest.mark.slow
 

@@ -1,7 +1,7 @@
 """``recommender batch-score``: the crisis-flagged people's resources when the run is stopped
 (Ctrl-C, ``kill``), and CSV part files compressed as Spark writes them (.bz2, .zst).
 
-One local Spark session for the module, started as the CLI starts it; no model is trained:
+The process's one local Spark session (tests/spark_fixtures.py); no model is trained:
 the stops are made while the model is looked up or while a Spark job runs in its place, and
 the compressed files are read and checked without scoring.
 """
@@ -15,28 +15,10 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
+from spark_fixtures import spark  # noqa: F401 - the process's one local Spark session
 from test_batch_spark import home  # noqa: F401 - the module's RECOMMENDER_HOME
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def spark(home):  # noqa: F811 - the imported fixture
-    import shutil
-
-    from pipelines.batch import spark_session
-
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        if os.environ.get("CI"):
-            pytest.fail("Spark needs a Java runtime (CI must install it)")
-        pytest.skip("Spark needs a Java runtime")
-    from pyspark.sql import SparkSession
-
-    fresh = SparkSession.getActiveSession() is None
-    session = spark_session("local[2]")
-    yield session
-    if fresh:
-        session.stop()
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("home")]
 
 
 def _cohort(path, flags=("true", "false", "false")):

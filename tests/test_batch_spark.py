@@ -1,19 +1,19 @@
 """Spark batch scoring against a real local Spark and a model trained by the project's pipeline.
 
-One small model is trained and registered in a temporary MLflow store and one local[2] Spark
-session is shared by the whole module: starting Spark and its Python workers is the expensive
-part, scoring 3,000 rows is not.
+One small model is trained and registered in a temporary MLflow store, and the process's one
+local[2] Spark session (tests/spark_fixtures.py) is used: starting Spark and its Python
+workers is the expensive part, scoring 3,000 rows is not.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from spark_fixtures import spark  # noqa: F401 - the process's one local Spark session
 
 from bench import batch as bench_batch
 from pipelines.score import safety_rules
@@ -21,18 +21,6 @@ from recommender.errors import InputError
 from recommender.model import JUDGEMENT_COLUMNS, OUTSIDE_COLUMN
 
 pytestmark = pytest.mark.slow
-
-
-def _skip_or_fail(reason: str) -> None:
-    """Skip where a missing install is expected; on CI (CI=true) it must be there, so fail."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI must install it)")
-    pytest.skip(reason)
-
-
-def _need_java() -> None:
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        _skip_or_fail("Spark needs a Java runtime (no `java` on PATH and no JAVA_HOME)")
 
 
 N_PROFILES = 3000
@@ -51,31 +39,27 @@ def home(tmp_path_factory):
         yield folder
 
 
-@pytest.fixture(scope="module")
-def spark_starting(home):
-    """Start the JVM in the background while the model trains: both take a while."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from pipelines.batch import spark_session
-
-    _need_java()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        yield pool.submit(spark_session, "local[2]")
+# The small model is trained once per process and copied into each module's home (pytest makes
+# one fixture definition per importing module, so this cache, not the scope, keeps it to one).
+_SMALL_MODEL: dict = {}
 
 
 @pytest.fixture(scope="module")
-def trained(home, spark_starting):
-    from pipelines.train import run_training
+def trained(home, tmp_path_factory):
+    """The small model, registered in this module's home: trained once per process in a folder
+    of its own and copied here as trained (a copied home reads its own files)."""
+    if "home" not in _SMALL_MODEL:
+        from service_fixtures import recommender_home
 
-    result = run_training(overrides=SMALL_TRAINING, reason="batch test")
+        from pipelines.train import run_training
+
+        folder = tmp_path_factory.mktemp("batch-small-model")
+        with recommender_home(folder):
+            _SMALL_MODEL["result"] = run_training(overrides=SMALL_TRAINING, reason="batch test")
+        _SMALL_MODEL["home"] = folder
+    shutil.copytree(_SMALL_MODEL["home"], home, dirs_exist_ok=True)
+    result = _SMALL_MODEL["result"]
     return result, f"models:/burnout-recommender/{result.version}"
-
-
-@pytest.fixture(scope="module")
-def spark(spark_starting):
-    session = spark_starting.result()
-    yield session
-    session.stop()
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import shutil
 
 import pandas as pd
 import pytest
+from spark_fixtures import spark  # noqa: F401 - the process's one local Spark session
 
 from recommender.cli import main
 from recommender.cohort import PROFILE_COLUMNS, read_cohort
@@ -152,11 +153,8 @@ def test_every_command_says_an_empty_file_is_empty(tmp_path, capsys, monkeypatch
 # -- batch-score: the file read on Spark ----------------------------------------------------------
 @pytest.mark.slow
 def test_batch_score_answers_the_crisis_rows_of_a_refused_option_and_says_empty(
-    flagged_file, tmp_path, capsys
+    spark, flagged_file, tmp_path, capsys
 ):
-    from test_batch_spark import _need_java
-
-    _need_java()
     out = tmp_path / "scored.parquet"
     base = ["batch-score", "--data", str(flagged_file), "--out", str(out)]
     crisis_file = tmp_path / "scored.crisis.csv"

@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 
 from recommender.model import model_min_cell
+from spark_fixtures import spark  # noqa: F401 - the process's one local Spark session
 from test_cli_crisis_first import flagged_file  # noqa: F401  (fixture: 3 of 4 rows flagged)
 from service_fixtures import (  # noqa: F401  (fixtures)
     LinearModel,
@@ -327,12 +328,11 @@ def test_score_says_an_empty_parquet_is_empty_as_batch_score_does(tmp_path):
 
 
 @pytest.mark.slow
-def test_recommender_batch_score_of_empty_parts_exits_2_saying_so(tmp_path, capsys, monkeypatch):
-    from test_batch_spark import _need_java
-
+def test_recommender_batch_score_of_empty_parts_exits_2_saying_so(
+    spark, tmp_path, capsys, monkeypatch
+):
     from recommender.cli import main
 
-    _need_java()
     monkeypatch.setenv("RECOMMENDER_HOME", str(tmp_path / "home"))  # no model: never reached
     parts, said = _empty_inputs(tmp_path)[0]
     out = tmp_path / "scored.parquet"

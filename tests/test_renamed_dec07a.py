@@ -23,7 +23,8 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 from service_fixtures import champion_home, copy_champion  # noqa: F401 - fixtures
-from test_batch_spark import SAFETY_COLUMNS, _assert_same_scores, _need_java
+from spark_fixtures import spark  # noqa: F401 - the process's one local Spark session
+from test_batch_spark import SAFETY_COLUMNS, _assert_same_scores
 from test_catalog_change_dec06b import under  # noqa: F401 - a fixture
 from test_catalog_reload_dec06c import _rename_balint
 
@@ -180,16 +181,6 @@ def test_a_model_that_records_no_one_effect_arms_is_served_under_the_new_ids(mod
 
 
 # ------------------------------------------------------------------ (a) batch-score on Spark
-@pytest.fixture(scope="module")
-def spark():
-    from pipelines.batch import spark_session
-
-    _need_java()
-    session = spark_session("local[2]")
-    yield session
-    session.stop()
-
-
 def _rename_coaching_and_balint(data):
     """balint_group renamed balint (never recommended by the small champion) and coaching,
     which it recommends to about half of everyone, renamed coaching_one_to_one."""
