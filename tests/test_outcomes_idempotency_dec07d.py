@@ -33,6 +33,7 @@ from recommender.service._outcome_keys import (
 from service_fixtures import KEYS, SALT, auth, profile
 from service_fixtures import asgi_client, linear_model, service_home  # noqa: F401 - fixtures
 from test_loop_outcomes import ARMS, _served
+from test_service_store_privileges import ROLE, serve, store  # noqa: F401 - fixtures
 
 KEY = "8e03978e-40d5-43e8-bc93-6894a57f9324"
 OTHER_PROGRAM_KEY = "second-program-key-7654321"
@@ -114,7 +115,9 @@ def test_the_key_with_another_body_is_refused_naming_it(asgi_client):  # noqa: F
 
 
 def test_a_refused_submission_leaves_its_key_unused(asgi_client):  # noqa: F811
-    body = {"outcomes": [_outcome(0)]}
+    # Measured after the answer to come (within the hour's grace for clocks ahead).
+    later = (datetime.now(timezone.utc) + timedelta(minutes=30)).replace(microsecond=0)
+    body = {"outcomes": [_outcome(0, measured_at=later.isoformat())]}
     unknown = asgi_client.post("/outcomes", json=body, headers=_keyed())  # p-0 not served yet
     assert unknown.status_code == 422
     assert unknown.json()["problems"][0]["message"].startswith("unknown person")
@@ -277,3 +280,31 @@ def test_a_store_at_revision_0009_upgrades_and_takes_keys(store_url):
     assert answered_before(upgraded, key).status_code == 200
     assert len(outcome_history(upgraded)) == 2
     upgraded.close()
+
+
+def test_a_role_granted_before_the_keys_keeps_serving_and_a_keyed_request_names_the_grant(
+    store, serve
+):
+    run, url, _ = store
+    # Granted what the service needed before revision 0010: everything but the new table.
+    run(
+        f"GRANT INSERT ON ALL TABLES IN SCHEMA public TO {ROLE}",
+        f"REVOKE ALL ON outcome_submissions FROM {ROLE}",
+    )
+    with serve(url) as client:
+        assert client.get("/readyz").status_code == 200
+        _serve(client, 0, 1)
+        refused = client.post("/outcomes", json={"outcomes": [_outcome(0)]}, headers=_keyed())
+        assert refused.status_code == 503, refused.text
+        error = refused.json()["error"]
+        assert "GRANT SELECT, INSERT ON TABLE outcome_submissions" in error
+        assert "nothing was recorded" in error and ROLE not in error
+        unkeyed = client.post(
+            "/outcomes", json={"outcomes": [_outcome(0)]}, headers=auth("program")
+        )
+        assert unkeyed.status_code == 200, unkeyed.text
+        run(f"GRANT SELECT, INSERT ON outcome_submissions TO {ROLE}")
+        keyed = client.post("/outcomes", json={"outcomes": [_outcome(1)]}, headers=_keyed())
+        assert keyed.status_code == 200, keyed.text
+        again = client.post("/outcomes", json={"outcomes": [_outcome(1)]}, headers=_keyed())
+        assert again.headers["idempotent-replayed"] == "true"

@@ -313,7 +313,7 @@ class Answering(Refusing):
             )
             return refusal(error.status, str(error), error.problems, crisis)
         except Exception as error:  # noqa: BLE001 - the store's failure is not the caller's
-            unkeyed = None if submission is None else not_permitted(self.audit, error)
+            unkeyed = None if submission is None else not_permitted(error)
             if unkeyed is not None:  # a role granted before revision 0010
                 _outcomes_logged("outcomes not recorded (503), no grant for keys: 0 of %d", sent)
                 return refusal(503, unkeyed, None, crisis)

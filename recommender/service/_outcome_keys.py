@@ -212,15 +212,16 @@ def answered_before(audit: AuditLog, submission: SubmissionKey) -> Response | No
     )
 
 
-def not_permitted(audit: AuditLog, error: BaseException) -> str | None:
+def not_permitted(error: BaseException) -> str | None:
     """What to say of a store whose role may not use ``outcome_submissions`` (granted before
-    revision 0010), from the database's error; ``None`` for any other error."""
+    revision 0010), from the database's error; ``None`` for any other error. The role is not
+    named: the answer goes to the caller, the operator knows it."""
     if getattr(getattr(error, "orig", None), "sqlstate", None) != _MAY_NOT:
         return None
-    role = audit.engine.url.username or "<the service's role>"
     return (
         f"the audit store's role may not read or append to outcome_submissions, which a POST "
         f"/outcomes with {IDEMPOTENCY_HEADER} uses (revision 0010); nothing was recorded. As "
-        f"the tables' owner run: GRANT SELECT, INSERT ON TABLE outcome_submissions TO {role}; "
+        "the tables' owner run: GRANT SELECT, INSERT ON TABLE outcome_submissions TO <the "
+        "service's role>; "
         f"meanwhile a submission sent without {IDEMPOTENCY_HEADER} is answered as before"
     )
