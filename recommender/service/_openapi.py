@@ -95,7 +95,9 @@ _STATUS = {
     409: {
         "/outcomes": "An outcome identical to one already stored, or one different from the "
         "outcome recorded for its recommendation sent without correct: true (the problem says "
-        "which): nothing of the submission was recorded.",
+        "which): nothing of the submission was recorded. A submission sent again after a "
+        "timeout is refused so when its first attempt was recorded, unless both carry one "
+        "Idempotency-Key: then it is answered 200 as the first was.",
         "/reload": "The registry's champion cannot be loaded; the version named keeps serving.",
     },
     413: "The body, or the number of entries, is over the limit given in the error; crisis "

@@ -11,7 +11,10 @@ first recommendation or after a crisis answer or plan line given since the recom
 would follow, or a second, different outcome for the same recommendation refuses the whole
 submission, naming the row and field. An outcome identical to one already stored is a
 duplicate: refused (409) over HTTP, skipped by a file import, so that importing the same file
-twice changes nothing; the same outcome twice within one submission is refused either way.
+twice changes nothing; the same outcome twice within one submission is refused either way. A
+submission sent over HTTP with an ``Idempotency-Key`` keeps its answer with the key, in the
+transaction that records its outcomes, and is answered from it when sent again
+(:mod:`recommender.service._outcome_keys`).
 
 A mistyped outcome is replaced only by an explicit correction (``correct``), appended as a row
 of its own that names the row it replaces; nothing stored is changed or deleted
