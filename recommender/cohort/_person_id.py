@@ -27,6 +27,7 @@ Length is counted in code points (Python's ``len``, pandas' ``str.len``, pydanti
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 
 from ._contract import PERSON_ID_MAX_LENGTH
@@ -168,6 +169,7 @@ def person_id_problem(text: str) -> str | None:
     return None if text.isascii() else _mixed_scripts(text)
 
 
+@functools.lru_cache(maxsize=8192)  # ids repeat their letters: a name is read once each
 def script_of(character: str) -> str | None:
     """The script of a letter, read from its Unicode name (``Cyrillic`` for U+0440 CYRILLIC
     SMALL LETTER ER), for the scripts this rule names; ``None`` for anything else.
