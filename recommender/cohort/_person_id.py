@@ -11,12 +11,23 @@ These are exactly the code points Python's :meth:`str.isprintable` refuses, plus
 position rules. Nothing is normalised here: an accepted id is hashed as sent, so every id
 stored before this rule hashes as it did.
 
+Refused too: an id whose letters mix scripts beyond what Unicode's UTS #39 "highly restrictive"
+profile allows (one script; or Latin with Han, Hiragana and Katakana; Latin with Han and
+Bopomofo; Latin with Han and Hangul): ``рerson-1`` with a Cyrillic ``р`` (U+0440) looks like
+``person-1`` and would hash as another person. Python's :mod:`unicodedata` has no Script
+property, so a letter's script is read from its Unicode name (``CYRILLIC SMALL LETTER ER``),
+for the scripts of :data:`_SCRIPTS`; a letter of any other name (a modifier letter, a
+mathematical letter, a script not listed) counts as no script, as digits, punctuation and marks
+do: the rule refuses only mixes it can name. An id it refuses that was stored before it is
+still found where a stored id is looked for (outcome rows of a person served, erasures).
+
 Length is counted in code points (Python's ``len``, pandas' ``str.len``, pydantic's
 ``max_length``); in NFC an accented letter is one.
 """
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 
 from ._contract import PERSON_ID_MAX_LENGTH
@@ -27,6 +38,7 @@ __all__ = [
     "unhashable_id_problem",
     "shown_id",
     "code_point",
+    "script_of",
 ]
 
 PERSON_ID_ACCEPTED = (
@@ -34,7 +46,34 @@ PERSON_ID_ACCEPTED = (
     "punctuation, symbols and single spaces between them, in Unicode NFC form (an accented "
     "letter as one character); no space at either end and no control, invisible, "
     "bidirectional, private-use or unassigned character (such as U+0000-U+001F, U+200B-U+200F, "
-    "U+202A-U+202E, U+2066-U+2069 or U+FEFF)"
+    "U+202A-U+202E, U+2066-U+2069 or U+FEFF); letters of one script, or Latin with Han and "
+    "Japanese kana, with Han and Bopomofo, or with Han and Hangul (never Latin with Cyrillic or "
+    "Greek, for instance)"
+)
+
+# The scripts a letter's Unicode name starts with (its first word), as UTS #39 names them: the
+# scripts whose letters are confused with Latin ones, those of the allowed mixes, and the
+# other widely used ones. Each id letter of another name counts as no script.
+_SCRIPTS = {
+    word: word.title()
+    for word in (
+        "LATIN GREEK COPTIC CYRILLIC ARMENIAN HEBREW ARABIC SYRIAC THAANA NKO DEVANAGARI "
+        "BENGALI GURMUKHI GUJARATI ORIYA TAMIL TELUGU KANNADA MALAYALAM SINHALA THAI LAO "
+        "TIBETAN MYANMAR GEORGIAN HANGUL ETHIOPIC CHEROKEE KHMER MONGOLIAN HIRAGANA KATAKANA "
+        "BOPOMOFO"
+    ).split()
+}
+_HAN = ("CJK UNIFIED IDEOGRAPH-", "CJK COMPATIBILITY IDEOGRAPH-")
+# Letters named after a script that Unicode's Scripts.txt gives to no script (Common): the
+# halfwidth kana voicing marks, the Greek numeral sign and the Arabic tatweel. With them, the
+# names give no letter of Unicode 14 a script other than its own (tests/
+# test_person_id_scripts_dec07d.py compares every letter with fontTools' Scripts.txt).
+_COMMON_LETTERS = frozenset({0x0374, 0x0640, 0xFF9E, 0xFF9F})
+# UTS #39, 5.2: the mixes the "highly restrictive" profile allows beside a single script.
+_ALLOWED_MIXES = (
+    frozenset({"Latin", "Han", "Hiragana", "Katakana"}),
+    frozenset({"Latin", "Han", "Bopomofo"}),
+    frozenset({"Latin", "Han", "Hangul"}),
 )
 
 # Named in a refusal, so that the program can find the character in its own export.
@@ -127,7 +166,56 @@ def person_id_problem(text: str) -> str | None:
             return f"{end} with a space (U+0020): the id with it and without it would be two people"
     if not unicodedata.is_normalized("NFC", text):
         return _not_nfc(text)
-    return None
+    return None if text.isascii() else _mixed_scripts(text)
+
+
+@functools.lru_cache(maxsize=8192)  # ids repeat their letters: a name is read once each
+def script_of(character: str) -> str | None:
+    """The script of a letter, read from its Unicode name (``Cyrillic`` for U+0440 CYRILLIC
+    SMALL LETTER ER), for the scripts this rule names; ``None`` for anything else.
+
+    >>> script_of("p"), script_of("\u0440"), script_of("\u5c71"), script_of("\uff8a"), script_of("1")
+    ('Latin', 'Cyrillic', 'Han', 'Katakana', None)
+    """
+    if not unicodedata.category(character).startswith("L") or ord(character) in _COMMON_LETTERS:
+        return None  # digits, punctuation, symbols and marks go with any script
+    name = unicodedata.name(character, "")
+    if name.startswith(_HAN):
+        return "Han"
+    words = name.split(" ")
+    if words[0] in ("FULLWIDTH", "HALFWIDTH"):  # ｐ, ﾊ: the same script, another width
+        words = words[1:]
+    return _SCRIPTS.get(words[0]) if words else None
+
+
+def _mixed_scripts(text: str) -> str | None:
+    """Which two letters of ``text`` mix scripts the highly restrictive profile does not allow
+    together, in words; ``None`` when its letters may go together."""
+    first: dict[str, tuple[int, str]] = {}  # script: its first letter (position, character)
+    count: dict[str, int] = {}
+    for position, character in enumerate(text, 1):
+        script = script_of(character)
+        if script is not None:
+            first.setdefault(script, (position, character))
+            count[script] = count.get(script, 0) + 1
+    if len(first) < 2 or any(set(first) <= mix for mix in _ALLOWED_MIXES):
+        return None
+    # Two scripts no allowed mix holds together (some two are: see _ALLOWED_MIXES), the one of
+    # more letters first: the odd letter is the other's (the Cyrillic р of "рerson-1").
+    scripts = sorted(first, key=lambda script: (-count[script], first[script][0]))
+    main, odd = next(
+        (a, b)
+        for i, a in enumerate(scripts)
+        for b in scripts[i + 1 :]
+        if not any({a, b} <= mix for mix in _ALLOWED_MIXES)
+    )
+    (at, seen), (position, character) = first[main], first[odd]
+    return (
+        f"mixes {main} and {odd} letters: character {position} is {code_point(character)} "
+        f"({odd}), among {main} letters such as character {at}, {code_point(seen)}; letters "
+        "of two scripts that look alike make an id look like another person's (UTS #39 "
+        "mixed script)"
+    )
 
 
 def _not_nfc(text: str) -> str:

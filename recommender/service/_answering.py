@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
+from datetime import datetime, timezone
 
 from starlette.responses import JSONResponse, Response
 
@@ -23,6 +25,14 @@ from recommender.service._answer_json import batch_response_json
 from recommender.service._crisis import crisis_flagged
 from recommender.service._engine import AuditUnavailable
 from recommender.service._erasure import erase_people
+from recommender.service._outcome_keys import (
+    KeyRefused,
+    SubmissionKey,
+    answered_before,
+    not_permitted,
+    read_key,
+    submission_key,
+)
 from recommender.service._outcomes import OutcomeRefused, record_outcomes
 from recommender.service._requests import (
     BatchRequest,
@@ -237,13 +247,26 @@ class Answering(Refusing):
             self._crisis_rows(profiles, caller_role, batch_id, engine=engine),
         )
 
-    def _record_outcomes(self, request: OutcomesRequest, caller_role: str) -> JSONResponse:
+    def _record_outcomes(
+        self,
+        request: OutcomesRequest,
+        caller_role: str,
+        key_lines: Sequence[str] = (),
+        caller: str = "",
+    ) -> Response:
+        """``key_lines``: the request's ``Idempotency-Key`` header lines; ``caller``: the digest
+        of the API key that sent it, whose keys they are (:mod:`._outcome_keys`)."""
         # An outcome flagged crisis_risk (no outcome's field: the report is refused for it)
         # still gets its person the crisis resources.
         crisis = self._crisis_rows(
             request.outcomes, caller_role, uuid.uuid4().hex, engine=self.engine, entries="outcomes"
         )
         sent = len(request.outcomes)
+        try:
+            key = read_key(key_lines)
+        except KeyRefused as refused:
+            _outcomes_logged("outcomes refused (400), the Idempotency-Key: 0 of %d rows", sent)
+            return refusal(refused.status, str(refused), refused.problems, crisis)
         if self.catalog is None:  # the arms an outcome may name are the catalog's
             _outcomes_logged("outcomes not recorded (503), no model loaded: 0 of %d rows", sent)
             return refusal(
@@ -252,15 +275,33 @@ class Answering(Refusing):
         if self.audit is None:
             _outcomes_logged("outcomes not recorded (503), no audit store: 0 of %d rows", sent)
             return refusal(503, self._store_closed("nothing was recorded"), None, crisis)
+        submission = None
         try:
+            if key is not None:
+                submission = submission_key(
+                    self.audit, key, caller, request.outcomes, request.correct
+                )
+                answer = answered_before(self.audit, submission)
+                if answer is not None:
+                    _outcomes_logged("outcomes answered as before (its key's): 0 of %d rows", sent)
+                    return answer
             report = record_outcomes(
                 self.audit,
                 request.outcomes,
                 arms=self.catalog.arm_ids,
                 source="api",
                 correct=request.correct,
+                submission=None if submission is None else _kept_with(submission),
             )
+        except KeyRefused as refused:
+            _outcomes_logged("outcomes refused (422), key used for another body: 0 of %d", sent)
+            return refusal(refused.status, str(refused), refused.problems, crisis)
         except OutcomeRefused as error:
+            # Refused meanwhile, perhaps as the duplicate of the same submission sent at once
+            # with the same key, whose answer is then this one's.
+            again = None if submission is None else self._answered_meanwhile(submission)
+            if again is not None:
+                return again
             rows, duplicates = error.refused_rows()
             _outcomes_logged(
                 "outcomes refused (%s), nothing recorded: %d of %d rows refused, %d of them as "
@@ -272,6 +313,10 @@ class Answering(Refusing):
             )
             return refusal(error.status, str(error), error.problems, crisis)
         except Exception as error:  # noqa: BLE001 - the store's failure is not the caller's
+            unkeyed = None if submission is None else not_permitted(error)
+            if unkeyed is not None:  # a role granted before revision 0010
+                _outcomes_logged("outcomes not recorded (503), no grant for keys: 0 of %d", sent)
+                return refusal(503, unkeyed, None, crisis)
             log.exception("recording outcomes failed")
             _outcomes_logged("outcomes not recorded (503), the store failed: 0 of %d rows", sent)
             remedy = FULL_REMEDY if no_space(error) else "please retry"
@@ -289,6 +334,17 @@ class Answering(Refusing):
             sent,
         )
         return JSONResponse(report.as_dict())
+
+    def _answered_meanwhile(self, submission: SubmissionKey) -> Response | None:
+        """The answer kept for a key since this request read none (two requests with one key
+        at once: the other recorded the outcomes), or the refusal of another body with it."""
+        try:
+            return answered_before(self.audit, submission)
+        except KeyRefused as refused:
+            return refusal(refused.status, str(refused), refused.problems)
+        except Exception:  # noqa: BLE001 - the request's own refusal stands then
+            log.exception("reading an Idempotency-Key's answer failed")
+            return None
 
     def _erase_people(self, request: ErasureRequest, caller_role: str) -> JSONResponse:
         """``recommender audit erase`` over HTTP: the same function, with the service's store
@@ -392,6 +448,12 @@ def request_id() -> str | None:
 
     span = trace.get_current_span().get_span_context()
     return format(span.span_id, "016x") if span.is_valid else None
+
+
+def _kept_with(submission: SubmissionKey):
+    """The row keeping a keyed submission's answer, as :func:`record_outcomes` asks for it:
+    the very bytes the answer is sent as."""
+    return lambda report: submission.row(JSONResponse(report.as_dict()), datetime.now(timezone.utc))
 
 
 def _outcomes_logged(message: str, *args) -> None:

@@ -13,6 +13,7 @@ __all__ = [
     "reloads",
     "assignments",
     "outcomes",
+    "outcome_submissions",
     "store_facts",
     "erasures",
     "SERVICE_TABLES",
@@ -132,6 +133,19 @@ sa.Index(
     postgresql_where=_FIRST_ONLY,
 )
 sa.Index("uq_outcomes_corrects", outcomes.c.corrects, unique=True)
+# The answer of each POST /outcomes sent with an Idempotency-Key and recorded (revision 0010),
+# so that the same submission sent again (a retry after a timeout) is answered as it was. A row
+# holds digests alone: of the caller's API key with the idempotency key, and of the body (both
+# keyed with the audit salt: a body holds person ids), beside the answer (counts only).
+outcome_submissions = sa.Table(
+    "outcome_submissions",
+    _metadata,
+    sa.Column("key_digest", sa.String(64), primary_key=True),
+    sa.Column("body_digest", sa.String(64), nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("answer", sa.Text, nullable=False),
+)
 # What the store remembers about itself: ``salt_fingerprint``, a keyed digest of the salt its
 # person hashes were made with (never the salt), so that a service with another salt is refused.
 store_facts = sa.Table(
@@ -157,8 +171,13 @@ erasures = sa.Table(
     sa.Column("assignments_deleted", sa.Integer, nullable=False),
     sa.Column("outcomes_deleted", sa.Integer, nullable=False),
 )
-# The tables the service reads and appends to (what its role must be granted).
-SERVICE_TABLES = tuple(t for t in _metadata.sorted_tables if t is not erasures)
+# The tables the service reads and appends to (what its role must be granted to open the store).
+# Not ``outcome_submissions``, which only a POST /outcomes with an Idempotency-Key uses: a
+# deployment whose grants predate revision 0010 keeps serving, and such a request names the
+# grant it lacks.
+SERVICE_TABLES = tuple(
+    t for t in _metadata.sorted_tables if t is not erasures and t is not outcome_submissions
+)
 # Every table of the store, the schema revision's included (what a pg_dump of it must name).
 AUDIT_TABLE_NAMES = (*(t.name for t in _metadata.sorted_tables), "recommender_schema_version")
 # The person_hash of an answer whose person was erased: no hash (64 hex digits) is ever this.

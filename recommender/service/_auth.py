@@ -180,11 +180,13 @@ def presented_key(headers: Mapping[str, str]) -> str | None:
 
 @dataclass(frozen=True)
 class Decision:
-    """Outcome of an authorization check: ``status`` 200, 401 or 403."""
+    """Outcome of an authorization check: ``status`` 200, 401 or 403; ``caller``, the digest
+    of the key that was granted (:func:`hash_key`), whose idempotency keys are its own."""
 
     status: int
     role: str | None = None
     message: str = ""
+    caller: str | None = None
 
 
 def authorize(path: str, headers: Mapping[str, str], keyring: KeyRing) -> Decision:
@@ -221,4 +223,4 @@ def authorize(path: str, headers: Mapping[str, str], keyring: KeyRing) -> Decisi
             message=f"role {', '.join(sorted(roles))} may not call {path}; "
             f"allowed roles: {', '.join(sorted(allowed))}",
         )
-    return Decision(200, role=granted[0])
+    return Decision(200, role=granted[0], caller=hash_key(key))

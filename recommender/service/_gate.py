@@ -164,7 +164,8 @@ class Gate:
             return await response(scope, receive, send)
         if decision.role is None:
             return await self.app(scope, receive, send)
-        scope.setdefault("state", {})["caller_role"] = decision.role
+        state = scope.setdefault("state", {})
+        state["caller_role"], state["caller_digest"] = decision.role, decision.caller
         body_model = service.body_models.get(path.rstrip("/"))
         if body_model is None or scope.get("method") != "POST":
             return await self.app(scope, receive, send)

@@ -127,8 +127,8 @@ def upgrade_schema(engine: sa.Engine) -> str:
     >>> upgrade_schema(engine) == _scripts().get_current_head()
     True
     >>> sorted(sa.inspect(engine).get_table_names())  # doctest: +NORMALIZE_WHITESPACE
-    ['assignments', 'erasures', 'outcomes', 'recommendations', 'recommender_schema_version',
-     'service_reloads', 'store_facts']
+    ['assignments', 'erasures', 'outcome_submissions', 'outcomes', 'recommendations',
+     'recommender_schema_version', 'service_reloads', 'store_facts']
     """
     head = head_revision()
     found = schema_revision(engine)

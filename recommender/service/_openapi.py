@@ -34,6 +34,7 @@ from recommender import __version__
 from recommender.service._allocation import AllocationPlan, AllocationRequest
 from recommender.service._auth import PERMISSIONS
 from recommender.service._gate import MAX_BODY_BYTES
+from recommender.service._outcome_keys import IDEMPOTENCY_HEADER, KEY_ACCEPTED, REPLAYED_HEADER
 from recommender.service._outcomes import OutcomeRow
 from recommender.service._problems import ErrorResponse
 from recommender.service._readiness import NotReadyResponse, StaleResponse
@@ -94,7 +95,9 @@ _STATUS = {
     409: {
         "/outcomes": "An outcome identical to one already stored, or one different from the "
         "outcome recorded for its recommendation sent without correct: true (the problem says "
-        "which): nothing of the submission was recorded.",
+        "which): nothing of the submission was recorded. A submission sent again after a "
+        "timeout is refused so when its first attempt was recorded, unless both carry one "
+        "Idempotency-Key: then it is answered 200 as the first was.",
         "/reload": "The registry's champion cannot be loaded; the version named keeps serving.",
     },
     413: "The body, or the number of entries, is over the limit given in the error; crisis "
@@ -111,6 +114,28 @@ _STATUS = {
     503: "Not answered now: no model loaded, or the audit store cannot record or read (the "
     "error says which); crisis answers are given all the same, in crisis_results.",
     504: "Not begun within the service's request timeout.",
+}
+
+# What POST /outcomes answers to an Idempotency-Key (recommender.service._outcome_keys), beside
+# what every route says of the status.
+_KEYED_HEADER = {
+    "name": IDEMPOTENCY_HEADER,
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1},
+    "description": "Optional: names this submission, so that it may be sent again safely "
+    "(after a timeout, say). The first submission with a key that records its outcomes has its "
+    "answer kept with the key; the same key with the same body (the same JSON values) is "
+    f"answered with that answer again, status and bytes, with '{REPLAYED_HEADER}: true', and "
+    "records nothing again; the key with another body is refused (422). A refused submission "
+    "keeps nothing: its key stays unused. Keys are each API key's own and kept as long as the "
+    f"audit store. Accepted: {KEY_ACCEPTED}.",
+}
+_KEYED_STATUS = {
+    "400": f" With an {IDEMPOTENCY_HEADER}: a key that is not {KEY_ACCEPTED[4:]} (the problem "
+    f"names the header).",
+    "422": f" With an {IDEMPOTENCY_HEADER} that recorded another body: refused naming the key; "
+    "nothing was recorded.",
 }
 
 # A body flagged crisis_risk is answered with crisis resources whatever else it holds or lacks.
@@ -262,7 +287,25 @@ def _correct(path: str, operation: dict, route: _Route) -> None:
                 "application/json": {"schema": {"$ref": _REF.format(model="ErrorResponse")}}
             },
         }
+    if path == "/outcomes":
+        _keyed(operation, responses)
     operation["responses"] = dict(sorted(responses.items()))
+
+
+def _keyed(operation: dict, responses: dict) -> None:
+    """The ``Idempotency-Key`` header of POST /outcomes, and what it changes in the answers."""
+    operation.setdefault("parameters", []).append(dict(_KEYED_HEADER))
+    ok = responses.setdefault("200", {"description": "Successful Response"})
+    ok["headers"] = {
+        REPLAYED_HEADER: {
+            "description": f"'true' on the answer kept for an {IDEMPOTENCY_HEADER} sent before "
+            "with the same body: nothing was recorded again (absent on a first answer).",
+            "schema": {"type": "string", "enum": ["true"]},
+        }
+    }
+    for status, more in _KEYED_STATUS.items():
+        if status in responses:
+            responses[status]["description"] += more
 
 
 def _schemas(*models: tuple[type[BaseModel], str]) -> dict:

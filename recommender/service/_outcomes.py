@@ -11,7 +11,10 @@ first recommendation or after a crisis answer or plan line given since the recom
 would follow, or a second, different outcome for the same recommendation refuses the whole
 submission, naming the row and field. An outcome identical to one already stored is a
 duplicate: refused (409) over HTTP, skipped by a file import, so that importing the same file
-twice changes nothing; the same outcome twice within one submission is refused either way.
+twice changes nothing; the same outcome twice within one submission is refused either way. A
+submission sent over HTTP with an ``Idempotency-Key`` keeps its answer with the key, in the
+transaction that records its outcomes, and is answered from it when sent again
+(:mod:`recommender.service._outcome_keys`).
 
 A mistyped outcome is replaced only by an explicit correction (``correct``), appended as a row
 of its own that names the row it replaces; nothing stored is changed or deleted
@@ -21,7 +24,7 @@ of its own that names the row it replaces; nothing stored is changed or deleted
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated
 from datetime import datetime, timedelta, timezone
@@ -34,7 +37,7 @@ from recommender.cohort import PERSON_ID_ACCEPTED, PERSON_ID_MAX_LENGTH, person_
 from recommender.errors import InputError
 from recommender.service._audit import AuditLog
 from recommender.service._audit_export import as_utc
-from recommender.service._audit_tables import outcomes
+from recommender.service._audit_tables import outcome_submissions, outcomes
 from recommender.service._outcome_links import (
     answered_at_all,
     served_before_the_loop,
@@ -175,6 +178,7 @@ def record_outcomes(
     duplicates: str = "refuse",
     correct: bool = False,
     now: datetime | None = None,
+    submission: Callable[[OutcomeReport], Mapping] | None = None,
 ) -> OutcomeReport:
     """Check every row, link it to its recommendation and store them all, or nothing.
 
@@ -197,6 +201,10 @@ def record_outcomes(
         row whose recommendation has no outcome is refused (422); one identical to the outcome
         in force is a duplicate, as ``duplicates`` says. Without it, a row different from the
         outcome recorded for its recommendation is refused (409), naming this flag.
+    submission : callable, optional
+        Given the report, the ``outcome_submissions`` row that keeps the answer to an
+        ``Idempotency-Key`` (:mod:`recommender.service._outcome_keys`): written in the same
+        transaction as the outcomes, so that a key is kept exactly when its outcomes are.
 
     Raises
     ------
@@ -444,13 +452,20 @@ def record_outcomes(
         raise OutcomeRefused(_summary(problems), problems=problems, status=422)
     if conflicts:
         raise OutcomeRefused(_summary(conflicts), problems=conflicts, status=409)
-    if fresh:
+    report.corrected = sum(row["corrects"] is not None for row in fresh)
+    report.recorded = len(fresh) - report.corrected
+    report.linked = [row["request_id"] for row in fresh]
+    kept = None if submission is None else submission(report)
+    if fresh or kept is not None:
         try:
             with audit.engine.begin() as connection:
-                connection.execute(outcomes.insert(), fresh)
+                if fresh:
+                    connection.execute(outcomes.insert(), fresh)
+                if kept is not None:
+                    connection.execute(outcome_submissions.insert(), kept)
         except sa.exc.IntegrityError:
             # The unique indexes: another submission recorded or corrected one of these
-            # outcomes since they were read.
+            # outcomes since they were read (or recorded its outcomes with the same key).
             raise OutcomeRefused(
                 "outcomes: another submission recorded an outcome for one of these "
                 "recommendations meanwhile; nothing of this one was recorded",
@@ -466,9 +481,6 @@ def record_outcomes(
                 ],
                 status=409,
             ) from None
-    report.corrected = sum(row["corrects"] is not None for row in fresh)
-    report.recorded = len(fresh) - report.corrected
-    report.linked = [row["request_id"] for row in fresh]
     return report
 
 

@@ -160,6 +160,10 @@ def _outcome_text(field: str) -> str | None:
         )
     if field == "arm_taken":
         return "an arm id of the intervention catalog (usual care included)"
+    if field == "Idempotency-Key":  # the route's one header of its own
+        from recommender.service._outcome_keys import KEY_ACCEPTED
+
+        return KEY_ACCEPTED
     return None
 
 

@@ -37,6 +37,7 @@ from recommender.service._gate import Gate
 from recommender.service._known_routes import KnownRoutes
 from recommender.service._landing import landing_page
 from recommender.service._openapi import openapi_document
+from recommender.service._outcome_keys import IDEMPOTENCY_HEADER
 from recommender.service._pages import audit_export_response, model_card_facts, model_card_page
 from recommender.service._requests import (
     BatchRequest,
@@ -107,7 +108,9 @@ class Recommender(Answering):
         self, request: OutcomesRequest, /, ctx: bentoml.Context
     ) -> OutcomesResponse:
         """Record follow-up scores, each linked to the person's served recommendation."""
-        return _with_status(ctx, self._record_outcomes(request, _role(ctx)))
+        lines = ctx.request.headers.getlist(IDEMPOTENCY_HEADER)
+        caller = getattr(ctx.request.state, "caller_digest", None) or ""
+        return _with_status(ctx, self._record_outcomes(request, _role(ctx), lines, caller))
 
     @bentoml.api(route="/erasures")
     def erase(self, request: ErasureRequest, /, ctx: bentoml.Context) -> ErasureResponse:
