@@ -155,3 +155,27 @@ def test_a_stop_during_the_move_says_the_server_may_yet_make_it(
     assert "as the challenger alias was moving from version 1 to 2" in stopped.value.left
     assert "records it if the alias moved, or drops it if not" in stopped.value.left
     assert INTENT_TAG in registry.tags  # declared first: what the next command completes
+
+
+@pytest.mark.parametrize(
+    "argv", [["promote", "2", "--reason", "r"], ["rollback", "--reason", "r"]], ids=lambda a: a[0]
+)
+def test_a_stop_before_the_move_says_nothing_was_changed(
+    ctrl_c_raises, tmp_path, monkeypatch, capsys, argv
+):
+    import recommender.registry
+    from recommender.cli import main
+
+    def stopped_while_reading(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # as the reads before the move wait on the server
+        raise AssertionError("the signal did not stop the command")
+
+    monkeypatch.setenv("RECOMMENDER_HOME", str(tmp_path))
+    monkeypatch.setattr(recommender.registry, argv[0], stopped_while_reading)
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert err == (
+        f"interrupted (SIGINT): recommender {argv[0]} stopped; nothing was changed: stopped "
+        "before the champion's alias moved; `recommender champions` says which version is the "
+        "champion\n"
+    )

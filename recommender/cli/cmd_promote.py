@@ -34,10 +34,19 @@ def configure(parser) -> None:
 def run(args) -> int:
     from recommender.registry import promote
 
+    return champion_changed(
+        lambda: promote(args.version, reason=args.reason, actor=args.actor, force=args.force),
+        _say_promoted,
+    )
+
+
+def champion_changed(change, say) -> int:
+    """Run ``change()`` (a promotion or a rollback, returning its event), then ``say(event)``;
+    a stop meanwhile says what it left: the registry says it while the alias moves, nothing
+    was changed before, the change is whole after."""
     try:
-        event = promote(args.version, reason=args.reason, actor=args.actor, force=args.force)
+        event = change()
     except KeyboardInterrupt as interrupt:
-        # stopped while the alias moved, the registry says what it left; before, nothing
         if getattr(interrupt, "left", None) is None:
             interrupt.left = (
                 "nothing was changed: stopped before the champion's alias moved; "
@@ -45,7 +54,7 @@ def run(args) -> int:
             )
         raise
     try:
-        _say_promoted(event)
+        say(event)
     except KeyboardInterrupt as interrupt:
         interrupt.left = (
             f"the change was made and recorded whole: champion version "
