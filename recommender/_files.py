@@ -13,6 +13,7 @@ import os
 import secrets
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from recommender.errors import InputError
@@ -152,7 +153,7 @@ _FIRST_STOP_WAITS = 1.0
 
 
 @contextlib.contextmanager
-def signals_held(*, second_stops=None):
+def signals_held(*, second_stops: str | Callable[[], str] | None = None):
     """Hold off Ctrl-C (SIGINT) and ``kill`` (SIGTERM) for a few quick steps that must not be
     split (renames, a commit and what records it); one that comes meanwhile is delivered as the
     block ends, to the handler it had: SIGTERM if it came at all (a ``kill`` after a Ctrl-C
@@ -184,8 +185,8 @@ def signals_held(*, second_stops=None):
     came = []
     previous = {}
     # The wait of a first stop: its timer wakes the main thread (blocked in a request) with the
-    # same signal, unless the steps ended first ("ended", under "guard").
-    # Re-entrant: `held` takes it in the main thread, which may be holding it.
+    # same signal, unless the steps ended first ("ended", under "guard": re-entrant, since
+    # `held` takes it in the main thread, which may be holding it).
     state = {"ended": False, "woken": False, "taken": False, "delivered": False}
     guard = threading.RLock()
     main = threading.main_thread().ident
