@@ -70,8 +70,10 @@ class BackupReport:
 class RestoreReport:
     """What a restore replaced: every file it moved aside (``moved_aside``), the SQLite
     databases among them (``databases_aside``, each with its ``-wal``/``-shm`` beside it if
-    any), the erasures the replaced audit store records after the backup, and warnings."""
+    any), the erasures the replaced audit store records after the backup, and warnings;
+    ``stamp`` names its files (``<name>.before-restore-<stamp>``)."""
 
+    stamp: str
     moved_aside: list[Path]
     erasures_after: int | None
     notes: list[str] = field(default_factory=list)
@@ -479,7 +481,6 @@ def restore(backup: Path, config, *, tracking_uri: str | None = None) -> Restore
     if live_audit is not None and live_audit.is_file() and audit.get("kind") == "sqlite":
         since = (audit.get("erasures") or {}).get("last_id")
         erasures_after = _erasures_in(live_audit, since)
-    moved, databases = put_in_place(plan, _new_stamp(plan), models=models, backup=backup)
     if audit.get("kind") == "sqlite":
         taken = manifest.get("taken_at")
         if erasures_after:
@@ -503,7 +504,11 @@ def restore(backup: Path, config, *, tracking_uri: str | None = None) -> Restore
             "written with (RECOMMENDER_AUDIT_SALT, the secrets folder's audit_salt, or "
             "serve.yaml)"
         )
+    # Last: a stop once its files are swapped in says the restore finished (put_in_place).
+    stamp = _new_stamp(plan)
+    moved, databases = put_in_place(plan, stamp, models=models, backup=backup)
     return RestoreReport(
+        stamp=stamp,
         moved_aside=moved,
         erasures_after=erasures_after,
         notes=notes,

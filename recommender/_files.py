@@ -12,6 +12,8 @@ import errno
 import os
 import secrets
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from recommender.errors import InputError
@@ -145,8 +147,13 @@ def _remove_abandoned(path: Path) -> None:
                 leftover.unlink(missing_ok=True)
 
 
+# How long a first Ctrl-C or kill waits for steps that wait on a network (``second_stops``)
+# before it stops them: they take milliseconds when the server answers.
+_FIRST_STOP_WAITS = 1.0
+
+
 @contextlib.contextmanager
-def signals_held(*, second_stops: str | None = None):
+def signals_held(*, second_stops: str | Callable[[], str] | None = None):
     """Hold off Ctrl-C (SIGINT) and ``kill`` (SIGTERM) for a few quick steps that must not be
     split (renames, a commit and what records it); one that comes meanwhile is delivered as the
     block ends, to the handler it had: SIGTERM if it came at all (a ``kill`` after a Ctrl-C
@@ -155,10 +162,12 @@ def signals_held(*, second_stops: str | None = None):
 
     ``second_stops``, for steps that wait on a network (an MLflow tracking server's requests,
     up to its 120 s timeout each when it hangs) and that a stop anywhere leaves completable
-    later (an intent, a journal): what such a stop leaves. The first stop is then held as
-    above and says on stderr that another stops at once; a second one is delivered at once
-    (SIGTERM's handler if either was a ``kill``), its KeyboardInterrupt's ``left`` saying
-    ``second_stops``. Without it a user's Ctrl-C on a hung server did nothing for minutes.
+    later (an intent, a journal): what such a stop leaves, a string or a function returning it
+    at the time. The first stop then waits at most ``_FIRST_STOP_WAITS`` seconds for the steps,
+    saying so on stderr; steps still under way then, or a second stop meanwhile, are stopped at
+    once (SIGTERM's handler if either was a ``kill``), the KeyboardInterrupt's ``left`` saying
+    what ``second_stops`` says. Without it a user's Ctrl-C on a hung server did nothing for
+    minutes.
 
     The handlers are swapped rather than the signals blocked: a process's signal goes to any
     thread that does not block it (MLflow and SQLAlchemy start threads), and Python then raises
@@ -175,24 +184,49 @@ def signals_held(*, second_stops: str | None = None):
         return
     came = []
     previous = {}
+    # The wait of a first stop: its timer wakes the main thread (blocked in a request) with the
+    # same signal, unless the steps ended first ("ended", under "guard": re-entrant, since
+    # `held` takes it in the main thread, which may be holding it).
+    state = {"ended": False, "woken": False, "taken": False, "delivered": False}
+    guard = threading.RLock()
+    main = threading.main_thread().ident
+
+    def wake():
+        with guard:
+            if not (state["ended"] or state["delivered"]):
+                state["woken"] = True
+                signal.pthread_kill(main, came[0])
+
+    timer = threading.Timer(_FIRST_STOP_WAITS, wake)
+    timer.daemon = True
 
     def restore():
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
+    def said():
+        return second_stops() if callable(second_stops) else second_stops
+
     def held(signum, frame):
         came.append(signum)
         if second_stops is None:
+            return
+        if state["ended"]:  # the steps are done: held to the end like any other
+            state["taken"] = True
             return
         if len(came) == 1:
             # os.write: a handler may run while the main thread is inside sys.stderr's write
             os.write(
                 2,
-                f"stopping once the steps under way are done; stop again to stop now "
-                f"({second_stops})\n".encode(),
+                f"stopping once the steps under way are done (at most {_FIRST_STOP_WAITS:g} s); "
+                f"stop again to stop now ({said()})\n".encode(),
             )
+            timer.start()
             return
-        restore()
+        with guard:  # the timer sends nothing once the handlers are put back
+            state["delivered"] = True
+            timer.cancel()
+            restore()
         stop = signal.SIGTERM if signal.SIGTERM in came else signum
         came.clear()  # delivered here, not again as the block ends
         handler = previous[stop]
@@ -202,7 +236,7 @@ def signals_held(*, second_stops: str | None = None):
         try:
             handler(stop, frame)
         except KeyboardInterrupt as interrupt:
-            interrupt.left = second_stops
+            interrupt.left = said()
             raise
 
     # A handler installed from outside Python reads None and could not be put back: left as is.
@@ -212,6 +246,16 @@ def signals_held(*, second_stops: str | None = None):
     try:
         yield
     finally:
+        with guard:
+            state["ended"] = True
+        timer.cancel()
+        if state["woken"] and not state["delivered"]:
+            # The timer's signal, sent as the steps ended, is pending here: taken while `held`
+            # is still the handler (a sleep is a system call: the signal interrupts it).
+            for _ in range(1000):
+                if state["taken"]:
+                    break
+                time.sleep(0.001)
         restore()
         if came:
             signal.raise_signal(signal.SIGTERM if signal.SIGTERM in came else came[0])

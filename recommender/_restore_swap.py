@@ -2,10 +2,11 @@
 
 A restore copies each file of the backup beside its place (``.restoring-<stamp>-<name>``),
 then swaps the copies in, moving what they replace aside (``<name>.before-restore-<stamp>``).
-Ctrl-C and ``kill`` are held off during the swaps and a failure among them puts everything
-back, but ``kill -9`` (or a crash, or a power cut) cannot be held off: it could stop the
-restore between the swap of the audit store and that of the MLflow store, leaving one restored
-and the other not, or leave its copies behind.
+Ctrl-C and ``kill`` are held off during the swaps (and while a killed restore is finished,
+below), then delivered, the command saying that the restore finished; a failure among them
+puts everything back. But ``kill -9`` (or a crash, or a power cut) cannot be held off: it could
+stop the restore between the swap of the audit store and that of the MLflow store, leaving one
+restored and the other not, or leave its copies behind.
 
 So the restore keeps a journal, ``.restore-journal.json`` in the models folder, naming every
 copy, where it goes and where what it replaces is moved. It is written (and fsynced) before
@@ -55,6 +56,7 @@ __all__ = [
     "make_durable",
     "put_in_place",
     "refuse_interrupted_restore",
+    "restored_left",
 ]
 
 JOURNAL = ".restore-journal.json"
@@ -162,7 +164,8 @@ def put_in_place(
     All or nothing: every source is first copied beside its target (a full disk, an unreadable
     file or Ctrl-C stops the restore there, its copies removed, nothing replaced); then, signals
     held, each target is moved aside and its copy renamed in, and a failure among those renames
-    puts every moved-aside file back. The journal in ``models`` lets the next ``recommender
+    puts every moved-aside file back; a stop held meanwhile is delivered once they are done, its
+    KeyboardInterrupt's ``left`` saying the restore finished. The journal in ``models`` lets the next ``recommender
     backup`` finish or undo a restore that ``kill -9`` stopped (see the module's docstring)."""
     from recommender._files import signals_held
     from recommender.errors import InputError
@@ -196,9 +199,7 @@ def put_in_place(
         for folder in {copy.parent for copy in copies}:
             make_durable(folder)
     except BaseException as error:
-        for copy in copies:
-            copy.unlink(missing_ok=True)
-        _drop_journal(models, copies)
+        _copies_removed(models, copies, error)
         if not isinstance(error, OSError):
             raise
         failed = copies[written - 1] if written else models / f".restoring-{stamp}-{JOURNAL}"
@@ -211,39 +212,78 @@ def put_in_place(
         for _, target in plan:
             if target.is_file() and is_sqlite(target):
                 _checkpointed(target)  # before it is moved: see _moved_aside
+    except BaseException as error:
+        _copies_removed(models, copies, error)
+        raise
+    finished = False
+    try:
+        with signals_held():
+            moved, databases = _swap_in(plan, copies, journal, models)
+            finished = True
+    except KeyboardInterrupt as interrupt:
+        # A stop held during the swaps, delivered now: say what they came to, not "run again".
+        interrupt.left = (
+            restored_left(models, backup, stamp)
+            if finished
+            else "the restore was undone: every file it had replaced is put back and its "
+            "copies removed; run it again"
+        )
+        raise
+    return moved, databases
+
+
+def _copies_removed(models: Path, copies: list[Path], error: BaseException) -> None:
+    """A restore stopped before its swaps: its copies and journal go; a stop says so."""
+    for copy in copies:
+        copy.unlink(missing_ok=True)
+    _drop_journal(models, copies)
+    if isinstance(error, KeyboardInterrupt):
+        error.left = (
+            "nothing was restored or replaced (the copies it had made are removed); run it again"
+        )
+
+
+def _swap_in(plan, copies, journal: dict, models: Path) -> tuple[list[Path], list[Path]]:
+    """The swaps of :func:`put_in_place` (signals held there): the journal saying so, then each
+    target moved aside and its copy renamed in; returns what was moved aside and the databases
+    among it. A failure puts back every moved-aside file, removes the copies and the journal,
+    and is raised."""
+    stamp = journal["stamp"]
+    moved, databases, done = [], [], []
+    try:
         # From here on a killed restore is finished, not undone.
         _write_journal(models, {**journal, "phase": "swapping"})
+        for copy, (_, target) in zip(copies, plan):
+            existed = target.exists()
+            done.append((target, existed))
+            if existed:
+                database = is_sqlite(target)
+                moved.append(_moved_aside(target, stamp))
+                if database:
+                    databases.append(moved[-1])
+            os.replace(copy, target)
     except BaseException:
+        for target, existed in reversed(done):
+            if existed:
+                _put_back(target, stamp)
+            else:
+                target.unlink(missing_ok=True)
         for copy in copies:
             copy.unlink(missing_ok=True)
         _drop_journal(models, copies)
         raise
-    moved, databases, done = [], [], []
-    with signals_held():
-        try:
-            for copy, (_, target) in zip(copies, plan):
-                existed = target.exists()
-                done.append((target, existed))
-                if existed:
-                    database = is_sqlite(target)
-                    moved.append(_moved_aside(target, stamp))
-                    if database:
-                        databases.append(moved[-1])
-                os.replace(copy, target)
-        except BaseException:
-            for target, existed in reversed(done):
-                if existed:
-                    _put_back(target, stamp)
-                else:
-                    target.unlink(missing_ok=True)
-            for copy in copies:
-                copy.unlink(missing_ok=True)
-            _drop_journal(models, copies)
-            raise
-        for folder in {target.parent for _, target in plan}:
-            make_durable(folder)
-        _drop_journal(models)
+    for folder in {target.parent for _, target in plan}:
+        make_durable(folder)
+    _drop_journal(models)
     return moved, databases
+
+
+def restored_left(models: Path, backup: Path, stamp: str) -> str:
+    """What a restore stopped once its files are swapped in leaves: said after ``stopped;``."""
+    return (
+        f"the restore had finished: {models} holds the backup {backup} whole, what it replaced "
+        f"moved aside as <name>.before-restore-{stamp}; nothing to run again"
+    )
 
 
 def _started(pid: int) -> str | None:
@@ -311,8 +351,9 @@ def finish_interrupted_restore(models_dir, *, sweep: bool = True) -> list[str]:
     finished); if a copy still to be swapped in is gone, every file moved aside is put back
     instead (the restore is undone). Either way the models folder ends wholly as before the
     restore or wholly restored, and the journal is removed last, so that a kill meanwhile is
-    finished by the next run. Refused, doing nothing, while the restore still runs or while a
-    process holds open a store it would rename. ``sweep``: also search the whole folder for
+    finished by the next run; Ctrl-C and ``kill`` are held off meanwhile, then delivered with
+    what was done. Refused, doing nothing, while the restore still runs or while a process
+    holds open a store it would rename. ``sweep``: also search the whole folder for
     copies a restore from before the journal left (``recommender backup`` does)."""
     models = Path(models_dir).resolve()
     said = []
@@ -332,8 +373,7 @@ def finish_interrupted_restore(models_dir, *, sweep: bool = True) -> list[str]:
                     )
                 if journal["phase"] == "swapping":
                     _refuse_held(journal)
-                said.append(_finish(journal, models))
-                _drop_journal(models, [step["copy"] for step in journal["steps"]])
+                said.append(_finished_whole(journal, models))
     leftovers = []
     if sweep and models.is_dir():
         for folder, _, names in os.walk(models):
@@ -386,6 +426,27 @@ def _refuse_held(journal: dict) -> None:
             "a store under it; stop the service (and any command using the store), then run "
             "again"
         )
+
+
+def _finished_whole(journal: dict, models: Path) -> str:
+    """:func:`_finish` and the journal's removal, Ctrl-C and ``kill`` held off: a stop meanwhile
+    leaves the folder settled, and is delivered after, saying so (not part swapped until the
+    next command)."""
+    from recommender._files import signals_held
+
+    said = None
+    try:
+        with signals_held():
+            said = _finish(journal, models)
+            _drop_journal(models, [step["copy"] for step in journal["steps"]])
+    except KeyboardInterrupt as interrupt:
+        if said is not None:
+            interrupt.left = (
+                f"before it stopped it settled a restore killed earlier: {said}; it did "
+                "nothing else: run it again"
+            )
+        raise
+    return said
 
 
 def _finish(journal: dict, models: Path) -> str:

@@ -41,7 +41,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from recommender._backup import back_up, restore
-    from recommender._restore_swap import finish_interrupted_restore
+    from recommender._restore_swap import finish_interrupted_restore, restored_left
     from recommender.paths import config_dir
     from recommender.registry import tracking_uri
     from recommender.service import load_serve_config
@@ -54,20 +54,12 @@ def run(args) -> int:
         print(f"recovered: {line}", file=sys.stderr)
     if args.restore is not None:
         report = restore(Path(args.restore), config, tracking_uri=tracking_uri())
-        print(f"restored {args.restore} into {config.models_dir}")
-        # The databases one by one (the replaced audit store is the one an operator looks
-        # for); the artifact files, often hundreds, in one line.
-        for path in report.databases_aside:
-            print(f"moved aside: {path}")
-        others = [path for path in report.moved_aside if path not in report.databases_aside]
-        if others:
-            stamp = others[0].name[others[0].name.rindex(".before-restore-") :]
-            print(
-                f"moved aside: {len(others)} other replaced file(s) under {config.models_dir}, "
-                f"each renamed <name>{stamp} in its folder"
-            )
-        for note in report.notes:
-            print(f"warning: {note}", file=sys.stderr)
+        try:
+            _say_restored(args.restore, config.models_dir, report)
+        except KeyboardInterrupt as interrupt:  # what it says is done: not "run it again"
+            models = Path(config.models_dir).resolve()
+            interrupt.left = restored_left(models, Path(args.restore), report.stamp)
+            raise
         return 0
     report = back_up(config, Path(args.to), tracking_uri=tracking_uri(), configs=config_dir())
     manifest = report.manifest
@@ -82,3 +74,21 @@ def run(args) -> int:
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)
     return 0
+
+
+def _say_restored(backup, models_dir, report) -> None:
+    import sys
+
+    print(f"restored {backup} into {models_dir}")
+    # The databases one by one (the replaced audit store is the one an operator looks
+    # for); the artifact files, often hundreds, in one line.
+    for path in report.databases_aside:
+        print(f"moved aside: {path}")
+    others = [path for path in report.moved_aside if path not in report.databases_aside]
+    if others:
+        print(
+            f"moved aside: {len(others)} other replaced file(s) under {models_dir}, "
+            f"each renamed <name>.before-restore-{report.stamp} in its folder"
+        )
+    for note in report.notes:
+        print(f"warning: {note}", file=sys.stderr)

@@ -32,9 +32,41 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
-    from recommender.registry import promote, promotion_log_path
+    from recommender.registry import promote
 
-    event = promote(args.version, reason=args.reason, actor=args.actor, force=args.force)
+    return champion_changed(
+        lambda: promote(args.version, reason=args.reason, actor=args.actor, force=args.force),
+        _say_promoted,
+    )
+
+
+def champion_changed(change, say) -> int:
+    """Run ``change()`` (a promotion or a rollback, returning its event), then ``say(event)``;
+    a stop meanwhile says what it left: the registry says it while the alias moves, nothing
+    was changed before, the change is whole after."""
+    try:
+        event = change()
+    except KeyboardInterrupt as interrupt:
+        if getattr(interrupt, "left", None) is None:
+            interrupt.left = (
+                "nothing was changed: stopped before the champion's alias moved; "
+                "`recommender champions` says which version is the champion"
+            )
+        raise
+    try:
+        say(event)
+    except KeyboardInterrupt as interrupt:
+        interrupt.left = (
+            f"the change was made and recorded whole: champion version "
+            f"{event.previous_version or 'none'} -> {event.version}"
+        )
+        raise
+    return 0
+
+
+def _say_promoted(event) -> None:
+    from recommender.registry import promotion_log_path
+
     before = event.previous_version or "none"
     print(f"champion: version {before} -> {event.version} by {event.actor} ({event.reason})")
     if event.previous_version == event.version:
@@ -45,7 +77,6 @@ def run(args) -> int:
         )
     said_forced(event)
     print(f"recorded in {promotion_log_path()} and on the model version's tags")
-    return 0
 
 
 def said_forced(event) -> None:

@@ -30,14 +30,19 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
-    from recommender.cli.cmd_promote import said_forced
-    from recommender.registry import promotion_log_path, rollback
+    from recommender.registry import rollback
 
-    event = rollback(reason=args.reason, actor=args.actor, force=args.force)
+    return cmd_promote.champion_changed(
+        lambda: rollback(reason=args.reason, actor=args.actor, force=args.force), _say_rolled_back
+    )
+
+
+def _say_rolled_back(event) -> None:
+    from recommender.registry import promotion_log_path
+
     print(
         f"champion rolled back: version {event.previous_version} -> {event.version} by "
         f"{event.actor} ({event.reason})"
     )
-    said_forced(event)
+    cmd_promote.said_forced(event)
     print(f"recorded in {promotion_log_path()} and on the model version's tags")
-    return 0

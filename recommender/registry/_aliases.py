@@ -36,11 +36,38 @@ __all__ = [
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 
-# What a second Ctrl-C or kill leaves while an alias moves (its intent declared first).
-_STOPPED_MIDWAY = (
-    "stopped midway through the change, as a kill -9 would: the next `recommender champions`, "
-    "`promote` or `rollback` records it if the alias moved, or drops it if not"
-)
+# Who completes a change stopped midway (its intent declared first), as after a kill -9.
+_NEXT = "the next `recommender champions`, `promote` or `rollback`"
+
+
+def _stopped_midway(event: PromotionEvent, done: list[str]) -> str:
+    """What a stop not waited out leaves, by the steps of the change ``done`` so far."""
+    before = event.previous_version or "none"
+    if "declared" not in done:  # the alias move was never sent
+        return (
+            f"nothing was changed: stopped before the {event.alias} alias moved (it names "
+            f"version {before}); {_NEXT} drops the change declared if the server took it late"
+        )
+    if "moved" not in done:
+        return (
+            f"stopped midway through the change, as the {event.alias} alias was moving from "
+            f"version {before} to {event.version}: the server may yet move it; {_NEXT} records "
+            "it if the alias moved, or drops it if not"
+        )
+    if "recorded" not in done:
+        return (
+            f"stopped midway through the change: the {event.alias} alias moved from version "
+            f"{before} to {event.version}, not yet recorded; {_NEXT} records it"
+        )
+    if "withdrawn" not in done:
+        return (
+            f"the {event.alias} alias moved from version {before} to {event.version} and was "
+            f"recorded; {_NEXT} removes the declaration left on the registered model"
+        )
+    return (
+        f"the change was made and recorded whole: the {event.alias} alias moved from version "
+        f"{before} to {event.version}"
+    )
 
 
 def _registered(mlflow_client, name):
@@ -187,16 +214,29 @@ def move_alias(
         # whole, or (stopped before) not made. A tracking server that is down is tried
         # briefly: MLflow's own retries (about 4 min a request) would hold the signals off for
         # many minutes. One that accepts and never answers holds a request to its timeout
-        # (120 s), so a second stop stops at once: the declared intent makes any point here as
-        # safe as a kill -9, whose intent the next promote, rollback or champions completes.
+        # (120 s), so a stop not done within a second (or a second stop) stops at once: the
+        # declared intent makes any point here as safe as a kill -9, whose intent the next
+        # promote, rollback or champions completes; what it leaves is said by the steps done.
         # Not a short timeout instead: a slow server's write may land after we gave up on it.
-        with few_retries(), signals_held(second_stops=_STOPPED_MIDWAY if record else None):
-            if record:
-                declare(event, mlflow_client=mlflow_client)
-            mlflow_client.set_registered_model_alias(name, alias, str(version))
-            if record:
-                record_events([event], mlflow_client=mlflow_client)
-                withdraw(name, mlflow_client=mlflow_client)
+        done = []
+        stopped = (lambda: _stopped_midway(event, done)) if record else None
+        try:
+            with few_retries(), signals_held(second_stops=stopped):
+                if record:
+                    declare(event, mlflow_client=mlflow_client)
+                    done.append("declared")
+                mlflow_client.set_registered_model_alias(name, alias, str(version))
+                done.append("moved")
+                if record:
+                    record_events([event], mlflow_client=mlflow_client)
+                    done.append("recorded")
+                    withdraw(name, mlflow_client=mlflow_client)
+                    done.append("withdrawn")
+        except KeyboardInterrupt as interrupt:
+            # a stop held to the end of the steps, or to a failed request's error: say which
+            if record and getattr(interrupt, "left", None) is None:
+                interrupt.left = _stopped_midway(event, done)
+            raise
         return event
 
 
