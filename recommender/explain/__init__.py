@@ -6,6 +6,7 @@ from recommender.explain._reasons import (
     Contribution,
     Explanation,
     explain,
+    explain_many,
     top_contributions,
     top_contributions_many,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "Explanation",
     "evidence_for",
     "explain",
+    "explain_many",
     "top_contributions",
     "top_contributions_many",
 ]

@@ -12,7 +12,7 @@ import operator
 from collections.abc import Mapping, Sequence
 from math import isfinite
 
-from recommender.explain import explain, top_contributions_many
+from recommender.explain import explain_many, top_contributions_many
 from recommender.model import estimate_basis, extrapolation_note
 from recommender.service._crisis import safety_block
 
@@ -32,53 +32,58 @@ class AnswerWording:
         top = self.config.top
         # Recommended against usual care: the recommended arm's own contributions.
         care = [k for k, b in enumerate(best) if b != none]
-        care_rows = dict(
-            zip(
-                care,
-                top_contributions_many(
-                    stacked[[best[k] for k in care]],
-                    names,
-                    [profiles[k] for k in care],
-                    top=top,
-                ),
-            )
-        )
+        versus_care = [None] * len(ranked_rows)
+        for k, chosen in zip(
+            care,
+            top_contributions_many(
+                stacked[[best[k] for k in care]], names, [profiles[k] for k in care], top=top
+            ),
+        ):
+            versus_care[k] = chosen
         # Recommended against the runner-up: the difference of the two (usual care's own being
         # zero: a - 0 is a, and 0 - b is -b but for the sign of a zero, which no explanation
         # shows).
         pairs = [k for k, (b, c) in enumerate(zip(best, second)) if b != none or c != none]
-        next_rows = dict(
-            zip(
-                pairs,
-                top_contributions_many(
-                    stacked[[best[k] for k in pairs]] - stacked[[second[k] for k in pairs]],
-                    names,
-                    [profiles[k] for k in pairs],
-                    top=top,
-                ),
-            )
-        )
-        out = {}
-        for k, i in enumerate(ranked_rows):
-            ranking = rankings[i]
-            first = ranking.arms[0]
-            second = ranking.arms[1] if len(ranking.arms) > 1 else None
-            out[i] = explain(
-                recommended=first.arm,
-                runner_up=None if second is None else second.arm,
-                effect=first.effect,
-                lower=first.lower,
-                upper=first.upper,
-                runner_up_effect=None if second is None else second.effect,
-                versus_usual_care=care_rows.get(k),
-                versus_runner_up=next_rows.get(k),
-                profile=rows[i],
-                control=control,
-                names=self._names,
-                coverage=self.config.coverage,
+        versus_next = [None] * len(ranked_rows)
+        for k, chosen in zip(
+            pairs,
+            top_contributions_many(
+                stacked[[best[k] for k in pairs]] - stacked[[second[k] for k in pairs]],
+                names,
+                [profiles[k] for k in pairs],
                 top=top,
-            )
-        return out
+            ),
+        ):
+            versus_next[k] = chosen
+        figures = []  # (recommended, runner-up, effect, lower, upper, runner-up's effect)
+        for i in ranked_rows:
+            arms = rankings[i].arms
+            first = arms[0]
+            if len(arms) > 1:
+                runner_up = arms[1]
+                figures.append(
+                    (
+                        first.arm,
+                        runner_up.arm,
+                        first.effect,
+                        first.lower,
+                        first.upper,
+                        runner_up.effect,
+                    )
+                )
+            else:
+                figures.append((first.arm, None, first.effect, first.lower, first.upper, None))
+        explained = explain_many(
+            figures,
+            versus_care,
+            versus_next,
+            profiles,
+            control=control,
+            names=self._names,
+            coverage=self.config.coverage,
+            top=top,
+        )
+        return dict(zip(ranked_rows, explained))
 
     def arm_facts(self, answers: Sequence[Mapping]) -> dict[str, dict]:
         """Name, cost and evidence of every arm ranked in ``answers``, once per arm."""
