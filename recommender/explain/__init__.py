@@ -1,6 +1,7 @@
 """Per-person reasons for a recommendation: contributions in EE points, a sentence, evidence."""
 
 from recommender.explain._evidence import COMPLEMENT_NOTE, complements_for, evidence_for
+from recommender.explain._labels import ArmLabels
 from recommender.explain._reasons import (
     FEATURE_LABELS,
     Contribution,
@@ -12,6 +13,7 @@ from recommender.explain._reasons import (
 )
 
 __all__ = [
+    "ArmLabels",
     "COMPLEMENT_NOTE",
     "complements_for",
     "FEATURE_LABELS",

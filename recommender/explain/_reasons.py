@@ -23,6 +23,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from recommender.explain._labels import ArmLabels
+
 __all__ = [
     "Contribution",
     "Explanation",
@@ -291,15 +293,8 @@ class _Sentences:
 
     def __init__(self, control: str, names: Mapping[str, str] | None, coverage: float):
         self.control = control
-        self.names = dict(names or {})
         self.level = _percent[coverage]
-        self.labels: dict[str, str] = {}
-
-    def label(self, arm: str) -> str:
-        text = self.labels.get(arm)
-        if text is None:
-            text = self.labels[arm] = self.names.get(arm, arm.replace("_", " "))
-        return text
+        self.label = ArmLabels(names).__getitem__
 
     def __call__(
         self, recommended, runner_up, effect, lower, upper, runner_up_effect, vs_care, vs_next

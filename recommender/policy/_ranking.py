@@ -17,6 +17,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from recommender.explain import ArmLabels
+
 __all__ = [
     "JUDGEMENT_COLUMNS",
     "FIGURE_DECIMALS",
@@ -311,7 +313,7 @@ def rank_many(
         raise ValueError(_NOT_FINITE)
     orders = arm_order(effects, mask).tolist()
     counts = (mask.sum(axis=1) + 1).tolist()
-    judged = _Judge(control, max_overlap, dict(names or {}), coverage)
+    judged = _Judge(control, max_overlap, names, coverage)
     new = tuple.__new__  # RankedArm's own __new__ handles keywords: too slow per arm of everyone
     zero = _USUAL_CARE
     out = []
@@ -424,15 +426,8 @@ class _Judge:
     def __init__(self, control: str, max_overlap: float, names: dict, coverage: float):
         self.control = control
         self.max_overlap = max_overlap
-        self.names = names
         self.coverage = f"{coverage:.0%}"
-        self.labels: dict[str, str] = {}
-
-    def label(self, arm: str) -> str:
-        text = self.labels.get(arm)
-        if text is None:
-            text = self.labels[arm] = self.names.get(arm, arm.replace("_", " "))
-        return text
+        self.label = ArmLabels(names).__getitem__
 
     def __call__(self, arms: tuple) -> Ranking:
         if len(arms) == 1:
