@@ -132,3 +132,28 @@ def test_rank_many_notes_are_rank_arms_notes():
     one = [rank_arms(dict(zip(arms, row)), names=names, coverage=0.8) for row in table]
     assert many == one
     assert {r.meaningful for r in many} == {True, False}
+
+
+def test_a_batch_rounds_contributions_as_python_rounds_each():
+    import numpy as np
+
+    from recommender.explain import top_contributions, top_contributions_many
+
+    rng = np.random.default_rng(12)
+    halves = (rng.integers(-9000, 9000, (400, 4)) + 0.5) / 1000  # 0.0005 apart from a tie
+    nudged = halves + rng.integers(-40, 40, (400, 4)) * np.spacing(halves)
+    table = np.concatenate([halves, nudged, rng.normal(0, 2, (400, 4))])
+    table[::97, 1] = np.nan
+    table[::89, 2] = 0.0499999
+    names = ["age", "ee", "dp", "pa"]
+    profiles = [{"age": 40, "ee": 30, "dp": 10, "pa": 35}] * len(table)
+    base = np.zeros((len(table), 1))
+    many = top_contributions_many(np.hstack([table, base]), names, profiles, top=4)
+    one = [
+        top_contributions(dict(zip(names, row)), profile, top=4)
+        for row, profile in zip(table.tolist(), profiles)
+    ]
+    assert [[repr(c.points) for c in row] for row in many] == [
+        [repr(c.points) for c in row] for row in one
+    ]
+    assert many == one

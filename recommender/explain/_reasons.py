@@ -159,21 +159,43 @@ def top_contributions_many(
     order = np.lexsort((name_rank[picked], -np.abs(shown)), axis=1)
     picked = np.take_along_axis(picked, order, axis=1)
     shown = np.take_along_axis(shown, order, axis=1)
-    keep = np.isfinite(shown)
+    rounded = _rounded(shown)
+    # Listed: finite, and not shown as 0.0.
+    keep = np.isfinite(shown) & (np.abs(rounded) >= SHOWN)
     new = tuple.__new__  # Contribution's own __new__ handles keywords: slower, per item
     out = []
     for profile, columns, points, kept in zip(
-        profiles, picked.tolist(), shown.tolist(), keep.tolist()
+        profiles, picked.tolist(), rounded.tolist(), keep.tolist()
     ):
         items = []
-        for j, v, ok in zip(columns, points, kept):
-            if ok and abs(rounded := round(v, 3)) >= SHOWN:
+        for j, points_shown, ok in zip(columns, points, kept):
+            if ok:
                 name = labels[j]
                 value = profile.get(name)
                 if isinstance(value, np.generic):  # _plain, inline: three calls per row
                     value = value.item()
-                items.append(new(Contribution, (name, value, rounded)))
+                items.append(new(Contribution, (name, value, points_shown)))
         out.append(tuple(items))
+    return out
+
+
+def _rounded(values: np.ndarray) -> np.ndarray:
+    """``round(v, 3)`` of every value, as Python rounds it, without a call per value.
+
+    Python's round is the double nearest ``m / 1000``, ``m`` the exact value times 1,000
+    rounded half to even; so is ``rint(v * 1000) / 1000`` (an IEEE division of exact numbers)
+    whenever ``rint`` finds the same ``m``: always, unless the product lies within its own
+    rounding error (under 1e-6 here) of a half, where Python's round decides. Non-finite
+    values stay as they are.
+    """
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: doubtful, decided below
+        scaled = values * 1000.0
+        whole = np.rint(scaled)
+        out = whole / 1000.0
+        doubtful = ~(np.abs(np.abs(scaled - whole) - 0.5) > 1e-6) | ~(np.abs(scaled) < 2.0**30)
+    if doubtful.any():
+        for at in zip(*np.nonzero(doubtful)):
+            out[at] = round(float(values[at]), 3)
     return out
 
 
