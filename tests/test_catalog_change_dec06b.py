@@ -12,7 +12,7 @@ import shutil
 import pandas as pd
 import pytest
 import yaml
-from service_fixtures import ENV_KEYS, SALT, _app, auth, copy_champion, profile  # noqa: F401
+from service_fixtures import ENV_KEYS, SALT, _app, auth, copy_champion, free_port, profile  # noqa: F401
 from service_fixtures import champion_home  # noqa: F401 - a fixture too
 
 from recommender.catalog import load_catalog
@@ -234,7 +234,9 @@ def test_champions_and_serve_check_print_the_warning(under, capsys):
     assert main(["champions"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert any(line.startswith("warning:") and "offers yoga" in line for line in out)
-    code = main(["serve", "--check", "--host", "127.0.0.1", "--port", "3161"])
+    # --check says whether the port is free: one free now, not a fixed one another test may hold
+    port = str(free_port())
+    code = main(["serve", "--check", "--host", "127.0.0.1", "--port", port])
     said = capsys.readouterr()
     assert code == 0
     assert any(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from service_fixtures import champion_home, copy_champion, service_home  # noqa: F401 - fixtures
+from service_fixtures import free_port
 from test_catalog_change_dec06b import under  # noqa: F401 - a fixture
 from test_catalog_reload_dec06c import _arm, _edit, _rename_balint
 from test_catalog_reload_dec06c import catalog_file, client  # noqa: F401 - fixtures
@@ -107,7 +108,8 @@ def test_champions_and_serve_check_say_the_rename_not_never_learnt(under, capsys
     out = capsys.readouterr().out.splitlines()
     assert not any("never learnt" in line for line in out)
     assert any(line.startswith("warning:") and NOTE in line for line in out)
-    code = main(["serve", "--check", "--host", "127.0.0.1", "--port", "3131"])
+    # --check says whether the port is free: one free now, not a fixed one another test may hold
+    code = main(["serve", "--check", "--host", "127.0.0.1", "--port", str(free_port())])
     said = capsys.readouterr().err.splitlines()
     assert code == 0
     assert not any("never learnt" in line for line in said)
