@@ -30,9 +30,9 @@ from recommender.service._outcome_keys import (
     read_key,
     submission_key,
 )
-from service_fixtures import KEYS, SALT, auth, profile, running_server
+from service_fixtures import KEYS, SALT, auth, profile
 from service_fixtures import asgi_client, linear_model, service_home  # noqa: F401 - fixtures
-from service_fixtures import champion_home, copy_champion  # noqa: F401 - fixtures
+from service_fixtures import champion_home, server_url  # noqa: F401 - fixtures
 from test_loop_outcomes import ARMS, _served
 from test_service_store_privileges import ROLE, serve, store  # noqa: F401 - fixtures
 
@@ -311,20 +311,18 @@ def test_a_role_granted_before_the_keys_keeps_serving_and_a_keyed_request_names_
         assert again.headers["idempotent-replayed"] == "true"
 
 
-def test_through_a_real_server_the_retry_is_replayed(tmp_path, copy_champion):  # noqa: F811
+def test_through_a_real_server_the_retry_is_replayed(server_url):  # noqa: F811
     import httpx
 
-    home = copy_champion(tmp_path / "home")
-    with running_server(home) as url:
-        served = httpx.post(
-            f"{url}/recommend", json=profile(person_id="p-0"), headers=auth("program")
-        )
-        assert served.status_code == 200, served.text
-        body = {"outcomes": [_outcome(0)]}
-        first = httpx.post(f"{url}/outcomes", json=body, headers=_keyed(), timeout=30)
-        again = httpx.post(f"{url}/outcomes", json=body, headers=_keyed(), timeout=30)
-        assert first.status_code == again.status_code == 200, (first.text, again.text)
-        assert again.content == first.content and "idempotent-replayed" not in first.headers
-        assert again.headers["idempotent-replayed"] == "true"
-        bad = httpx.post(f"{url}/outcomes", json=body, headers=_keyed(key=""), timeout=30)
-        assert bad.status_code == 400 and bad.json()["problems"][0]["field"] == "Idempotency-Key"
+    # The session's server (other tests share it): a person and a key of this test's own.
+    url, person, key = server_url, "idempotency-real-server-0", "idempotency-real-server-key"
+    served = httpx.post(f"{url}/recommend", json=profile(person_id=person), headers=auth("program"))
+    assert served.status_code == 200, served.text
+    body = {"outcomes": [_outcome(0, person_id=person)]}
+    first = httpx.post(f"{url}/outcomes", json=body, headers=_keyed(key=key), timeout=30)
+    again = httpx.post(f"{url}/outcomes", json=body, headers=_keyed(key=key), timeout=30)
+    assert first.status_code == again.status_code == 200, (first.text, again.text)
+    assert again.content == first.content and "idempotent-replayed" not in first.headers
+    assert again.headers["idempotent-replayed"] == "true"
+    bad = httpx.post(f"{url}/outcomes", json=body, headers=_keyed(key=""), timeout=30)
+    assert bad.status_code == 400 and bad.json()["problems"][0]["field"] == "Idempotency-Key"
