@@ -120,10 +120,10 @@ def NOW_PLUS(seconds: int = 2) -> datetime:  # noqa: N802 - reads as the time it
     return datetime.now(timezone.utc) + timedelta(seconds=seconds)
 
 
-def test_a_ranked_record_appended_without_assignment_extends_the_bound(tmp_path):
+def test_a_ranked_record_appended_without_assignment_extends_the_bound(store_url):
     # AuditLog.append takes records without assignment (an older release's did, tests do):
     # the writer names their last row id in the same transaction, so they are still found.
-    audit = AuditLog(f"sqlite:///{tmp_path / 'audit.db'}", salt=SALT)
+    audit = AuditLog(store_url, salt=SALT)
     _serve(audit, "p-served")
     assert _bounds(audit) == []
     record = {**AUDIT_RECORD, "logged_at": NOW_PLUS(-60)}
