@@ -270,7 +270,7 @@ def test_a_store_at_revision_0009_upgrades_and_takes_keys(store_url):
     engine.dispose()
 
     upgraded = AuditLog(store_url, salt=SALT)
-    assert schema_revision(upgraded.engine) == head_revision() == "0010"
+    assert schema_revision(upgraded.engine) == head_revision() >= "0010"
     assert [r["ee_followup"] for r in outcome_history(upgraded)] == [20]
     with upgraded.engine.connect() as connection:
         for table in (recommendations, assignments):

@@ -32,7 +32,12 @@ import sqlalchemy as sa
 
 from recommender.errors import InputError
 from recommender.service._audit_export import EXPORT_CHUNK_ROWS, stored_since
-from recommender.service._audit_tables import SECONDARY_COLUMNS, recommendations, reloads
+from recommender.service._audit_tables import (
+    SECONDARY_COLUMNS,
+    ranked_answer,
+    recommendations,
+    reloads,
+)
 from recommender.service._audit_writer import GroupWriter, PendingAppend
 from recommender.service._migrate import (
     check_schema_known,
@@ -339,7 +344,13 @@ class AuditLog:
         ]
         if not rows:
             return PendingAppend(None, 0)
-        return PendingAppend(self._writer().submit(rows, served), len(rows))
+        # Answers without assignment: the writer extends the bound linking outcomes reads them by.
+        unassigned = [
+            row[1]
+            for record, row in zip(records, rows)
+            if record.get("assignment") is None and ranked_answer(row[6], row[2])
+        ]
+        return PendingAppend(self._writer().submit(rows, served, unassigned), len(rows))
 
     @property
     def engine(self) -> sa.Engine:

@@ -25,6 +25,8 @@ __all__ = [
     "SECONDARY_COLUMNS",
     "PLAN_ID_PREFIX",
     "UNLINKABLE_ANSWER",
+    "UNASSIGNED_ANSWERS_FACT",
+    "ranked_answer",
 ]
 
 _metadata = sa.MetaData()
@@ -154,6 +156,22 @@ store_facts = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("value", sa.String(128), nullable=False),
 )
+# Every answer is a crisis answer or a plan line (UNLINKABLE_ANSWER, indexed by person), has an
+# assignment (indexed by person), or is found by row id at or below the highest id named by a
+# store_facts row with this prefix (revision 0011): one for the answers without assignment
+# found at the upgrade (releases before the learning loop logged none), one more for each later
+# write of such records (AuditLog.append takes them), so that the service only inserts. None:
+# the store holds no such answer. Linking outcomes reads them to say why a row is refused.
+UNASSIGNED_ANSWERS_FACT = "unassigned_answers_through:"
+
+
+def ranked_answer(safety_level: str, batch_id: str | None) -> bool:
+    """Whether a record so written is neither a crisis answer nor a plan line (an answer
+    UNASSIGNED_ANSWERS_FACT bounds when it has no assignment)."""
+    plan_line = batch_id is not None and batch_id.startswith(PLAN_ID_PREFIX)
+    return safety_level != "crisis" and not plan_line
+
+
 # One row per erasure of people's rows (revision 0008, ``recommender audit erase``): when, and
 # how many people and rows, never whose. An erasure is written in parts; ``completed_at``
 # (revision 0009) is set with its last part, and stays null if it was stopped between parts. The service neither reads nor writes it, so its role

@@ -17,8 +17,10 @@ from recommender._files import no_space
 from recommender.service._audit_tables import (
     ROW_COLUMNS,
     SERVED_COLUMNS,
+    UNASSIGNED_ANSWERS_FACT,
     assignments,
     recommendations,
+    store_facts,
 )
 
 __all__ = ["FULL_REMEDY", "GroupWriter", "PendingAppend"]
@@ -34,11 +36,12 @@ _GROUP_ROWS = 2_000
 
 
 class _Job:
-    __slots__ = ("rows", "served", "done", "error")
+    __slots__ = ("rows", "served", "unassigned", "done", "error")
 
-    def __init__(self, rows, served):
+    def __init__(self, rows, served, unassigned):
         self.rows = rows
         self.served = served
+        self.unassigned = unassigned
         self.done = threading.Event()
         self.error: BaseException | None = None
 
@@ -101,9 +104,10 @@ class GroupWriter:
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, rows: list[tuple], served: list[tuple] = ()) -> _Job:
+    def submit(self, rows: list[tuple], served: list[tuple] = (), unassigned=()) -> _Job:
         """Queue ``rows`` (and their ``served`` assignments; values in ROW_COLUMNS and
-        SERVED_COLUMNS order) for the next group commit."""
+        SERVED_COLUMNS order) for the next group commit. ``unassigned``: the request ids of
+        those that are answers without assignment (see UNASSIGNED_ANSWERS_FACT)."""
         driver = self._driver_inserts
         if driver is not None:
             # Turned into the driver's parameters here, on the caller's thread: the writer
@@ -114,7 +118,7 @@ class GroupWriter:
         else:
             rows = [dict(zip(ROW_COLUMNS, row)) for row in rows]
             served = [dict(zip(SERVED_COLUMNS, row)) for row in served]
-        job = _Job(rows, list(served))
+        job = _Job(rows, list(served), list(unassigned))
         self._queue.put(job)
         return job
 
@@ -145,6 +149,7 @@ class GroupWriter:
             self._insert(
                 [row for job in group for row in job.rows],
                 [row for job in group for row in job.served],
+                [request_id for job in group for request_id in job.unassigned],
             )
         except Exception as error:  # noqa: BLE001 - find whose records failed, one each
             if len(group) == 1:
@@ -152,7 +157,7 @@ class GroupWriter:
             else:
                 for job in group:
                     try:
-                        self._insert(job.rows, job.served)
+                        self._insert(job.rows, job.served, job.unassigned)
                     except Exception as own:  # noqa: BLE001 - handed to the waiting request
                         job.error = self._failed(own)
         finally:
@@ -166,7 +171,7 @@ class GroupWriter:
             error.remedy = FULL_REMEDY
         return error
 
-    def _insert(self, rows: list, served: list) -> None:
+    def _insert(self, rows: list, served: list, unassigned: list) -> None:
         driver = self._driver_inserts
         with self._engine.begin() as connection:
             if driver is None:
@@ -178,6 +183,24 @@ class GroupWriter:
                 driver["recommendations"].insert(connection, rows)
                 if served:
                     driver["assignments"].insert(connection, served)
+            if unassigned:
+                _extend_unassigned_bound(connection, unassigned)
+
+
+def _extend_unassigned_bound(connection, request_ids: list) -> None:
+    """Name the highest row id of the answers without assignment just inserted (``request_ids``)
+    in ``store_facts``, in their transaction: a new row (the service may only insert), named by
+    that id, which no other write has."""
+    row = recommendations.c
+    last = max(
+        connection.execute(
+            sa.select(sa.func.max(row.id)).where(row.request_id.in_(request_ids[i : i + 10_000]))
+        ).scalar()
+        for i in range(0, len(request_ids), 10_000)
+    )
+    connection.execute(
+        store_facts.insert().values(name=f"{UNASSIGNED_ANSWERS_FACT}{last}", value=str(last))
+    )
 
 
 _NONE = object()  # no value seen yet

@@ -4,8 +4,11 @@ Each query finds a person's rows through an index: ranked answers through ``assi
 (indexed by person since revision 0003), crisis answers and plan lines through the partial
 index of revision 0006 (:data:`UNLINKABLE_ANSWER`), stored outcomes through ``outcomes``'
 own. ``recommendations.person_hash`` has no full index, which every answer would pay for:
-the two queries that read the whole log (:func:`answered_at_all`,
-:func:`served_before_the_loop`) serve only rows about to be refused, to say why.
+the answers that are none of these (ranked answers without assignment, which releases before
+the learning loop wrote) are read by row id, up to the bound ``store_facts`` keeps
+(:data:`UNASSIGNED_ANSWERS_FACT`, revision 0011), and not at all in a store holding none.
+Only rows about to be refused read them (:func:`answered_at_all`,
+:func:`served_before_the_loop`), to say why.
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ from recommender.service._audit import AuditLog
 from recommender.service._audit_export import as_utc
 from recommender.service._audit_tables import (
     PLAN_ID_PREFIX,
+    UNASSIGNED_ANSWERS_FACT,
     UNLINKABLE_ANSWER,
     assignments,
     outcomes,
     recommendations,
+    store_facts,
 )
 
 __all__ = [
@@ -64,25 +69,62 @@ def served_by_person(audit: AuditLog, hashes: set) -> dict:
     return out
 
 
+def _unassigned_through(connection) -> int | None:
+    """The highest row id an answer without assignment may have, or None: the store holds none
+    (see :data:`UNASSIGNED_ANSWERS_FACT`)."""
+    query = sa.select(store_facts.c.value).where(
+        store_facts.c.name.startswith(UNASSIGNED_ANSWERS_FACT, autoescape=True)
+    )
+    return max((int(value) for (value,) in connection.execute(query)), default=None)
+
+
 def answered_at_all(audit: AuditLog, hashes: set) -> set:
     """Those of ``hashes`` the audit log holds any answer for (crisis answers and plan lines
-    included)."""
+    included): through assignments' index, the index of crisis answers and plan lines, and the
+    answers without assignment by row id."""
+    if not hashes:
+        return set()
+    person = recommendations.c.person_hash
+    batch = sa.bindparam("batch", expanding=True)
+    queries = [
+        sa.select(assignments.c.person_hash).where(assignments.c.person_hash.in_(batch)),
+        # as the index's own condition reads, so that it is used
+        sa.select(person).where(sa.and_(person.in_(batch), UNLINKABLE_ANSWER)),
+    ]
     out: set = set()
     with audit.engine.connect() as connection:
-        for batch in query_batches(hashes):
-            query = (
-                sa.select(recommendations.c.person_hash)
-                .where(recommendations.c.person_hash.in_(batch))
-                .distinct()
+        through = _unassigned_through(connection)
+        if through is not None:
+            queries.append(
+                sa.select(person).where(person.in_(batch), recommendations.c.id <= through)
             )
-            out.update(person_hash for (person_hash,) in connection.execute(query))
+        for batch_values in query_batches(hashes):
+            for query in queries:
+                found = connection.execute(query.distinct(), {"batch": batch_values})
+                out.update(person_hash for (person_hash,) in found)
     return out
 
 
 def served_before_the_loop(audit: AuditLog, hashes: set) -> set:
     """Those of ``hashes`` served a ranked recommendation that has no assignment: written by a
-    release older than the learning loop (audit revision 0003), which logged none."""
+    release older than the learning loop (audit revision 0003), which logged none. Read by row
+    id, up to the bound of such answers (none in a store holding none)."""
+    out: set = set()
+    if not hashes:
+        return out
+    with audit.engine.connect() as connection:
+        through = _unassigned_through(connection)
+        if through is None:
+            return out
+        query = _ranked_without_assignment(through)
+        for batch in query_batches(hashes):
+            out.update(h for (h,) in connection.execute(query, {"batch": list(batch)}))
+    return out
+
+
+def _ranked_without_assignment(through: int):
     ranked_without_assignment = sa.and_(
+        recommendations.c.id <= through,
         recommendations.c.person_hash.in_(sa.bindparam("batch", expanding=True)),
         recommendations.c.recommended.is_not(None),
         recommendations.c.safety_level != "crisis",
@@ -92,12 +134,7 @@ def served_before_the_loop(audit: AuditLog, hashes: set) -> set:
         ),
         ~sa.exists().where(assignments.c.request_id == recommendations.c.request_id),
     )
-    query = sa.select(recommendations.c.person_hash).where(ranked_without_assignment).distinct()
-    out: set = set()
-    with audit.engine.connect() as connection:
-        for batch in query_batches(hashes):
-            out.update(h for (h,) in connection.execute(query, {"batch": list(batch)}))
-    return out
+    return sa.select(recommendations.c.person_hash).where(ranked_without_assignment).distinct()
 
 
 def unlinkable_answers(audit: AuditLog, hashes: set) -> dict:
