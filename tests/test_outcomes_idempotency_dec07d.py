@@ -173,15 +173,14 @@ def two_programs(service_home, monkeypatch):  # noqa: F811
 def test_keys_are_each_api_keys_own(two_programs, asgi_client):  # noqa: F811
     _serve(asgi_client, 0, 1)
     other = {"Authorization": f"Bearer {OTHER_PROGRAM_KEY}", "Idempotency-Key": KEY}
-    first = asgi_client.post("/outcomes", json={"outcomes": [_outcome(0)]}, headers=_keyed())
+    mine = {"outcomes": [_outcome(0)]}  # sent twice: the same measurement, to the second
+    first = asgi_client.post("/outcomes", json=mine, headers=_keyed())
     assert first.status_code == 200
     # The other program's same key names its own submission: neither a replay nor a reuse.
     theirs = asgi_client.post("/outcomes", json={"outcomes": [_outcome(1)]}, headers=other)
     assert theirs.status_code == 200 and "idempotent-replayed" not in theirs.headers
     # Nor does a key of the second program answer with the first one's answer.
-    copied = asgi_client.post(
-        "/outcomes", json={"outcomes": [_outcome(0)]}, headers={**other, "Idempotency-Key": "k2"}
-    )
+    copied = asgi_client.post("/outcomes", json=mine, headers={**other, "Idempotency-Key": "k2"})
     assert copied.status_code == 409, copied.text  # the first program's outcome: a duplicate
     assert len(_stored(asgi_client)) == 2
 
@@ -305,9 +304,11 @@ def test_a_role_granted_before_the_keys_keeps_serving_and_a_keyed_request_names_
         )
         assert unkeyed.status_code == 200, unkeyed.text
         run(f"GRANT SELECT, INSERT ON outcome_submissions TO {ROLE}")
-        keyed = client.post("/outcomes", json={"outcomes": [_outcome(1)]}, headers=_keyed())
+        # One body sent twice: two _outcome calls a second apart would be two measurements
+        body = {"outcomes": [_outcome(1)]}
+        keyed = client.post("/outcomes", json=body, headers=_keyed())
         assert keyed.status_code == 200, keyed.text
-        again = client.post("/outcomes", json={"outcomes": [_outcome(1)]}, headers=_keyed())
+        again = client.post("/outcomes", json=body, headers=_keyed())
         assert again.headers["idempotent-replayed"] == "true"
 
 
