@@ -58,6 +58,9 @@ def spark_session(master: str = "local[2]", *, shuffle_partitions: int | None = 
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.sql.shuffle.partitions", str(shuffle_partitions or cores or 4))
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        # A cancelled task's Python worker has nothing to finish (the JVM writes the output):
+        # Spark's 2 s grace before killing it only delayed every Ctrl-C and the look-up after.
+        .config("spark.python.task.killTimeout", "100ms")
     )
     ctrl_c = signal.getsignal(signal.SIGINT)
     with _quiet_pandas_warning():
