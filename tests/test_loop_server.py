@@ -116,9 +116,10 @@ def test_loop_through_a_real_server(tmp_path, copy_champion):
     # and the doubly robust value is measured. Version 2, learnt from the log, may rest on rows
     # logged with small probabilities; then a value is withheld and the notes say why (which
     # it is follows the log-trained model: reading the log in another order changed it).
+    # With the training config version 2 was trained with (its folds and seed score the log).
     valued = _cli(
         home, "evaluate-policy", "--from-log", "--version", "1", "--version", "2", "--json",
-        config=serve_yaml,
+        *small, config=serve_yaml,
     )  # fmt: skip
     assert valued.returncode == 0, valued.stderr[-3000:]
     table = json.loads(valued.stdout)
