@@ -1,4 +1,4 @@
-"""Uplift learners fitted once per test process, shared by every module that fits the same one.
+"""What tests fit or compute once and share: uplift learners per process, costly tables per run.
 
 Module-scoped fixtures are rebuilt in each module (and each xdist worker), so two modules that
 fit the same learner on the same synthetic cohort paid for it twice. :func:`fitted_uplift`
@@ -13,10 +13,14 @@ and compares). Callers only read the model: none may refit it or set its paramet
 
 from __future__ import annotations
 
+import fcntl
+import os
+import pickle
+
 from recommender.uplift import UpliftModel
 from recommender.uplift._synthetic import make_uplift_cohort
 
-__all__ = ["fitted_uplift"]
+__all__ = ["fitted_uplift", "once_per_run"]
 
 _FITTED: dict[tuple, UpliftModel] = {}
 
@@ -38,3 +42,30 @@ def fitted_uplift(cohort: dict, *, propensity: bool = True, **params) -> UpliftM
 def _frozen(mapping: dict) -> tuple:
     # repr: parameter values such as candidate specs or tuples of arms need not be hashable
     return tuple(sorted((name, repr(value)) for name, value in mapping.items()))
+
+
+def once_per_run(tmp_path_factory, name: str, compute):
+    """``compute()``'s value, computed once for the whole run, xdist workers included.
+
+    Under ``-n 2`` the cases of one parametrized test are dealt to both workers, and each
+    built the module's fixture (and built it again when it came back to the module after
+    other work). The first worker to ask computes and writes the value beside the workers'
+    temporary folders; the others wait on the lock (not on a timer) and read it. ``name``
+    must say everything that decides the value.
+    """
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder, shared by its workers
+    path = root / f"{name}.pickle"
+    with open(root / f"{name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if path.exists():
+                return pickle.loads(path.read_bytes())
+            value = compute()
+            partial = path.with_suffix(".partial")
+            partial.write_bytes(pickle.dumps(value))
+            partial.replace(path)
+            return value
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
