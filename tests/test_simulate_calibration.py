@@ -7,14 +7,21 @@ import math
 
 import pytest
 
+from fitted_fixtures import once_per_run
 from recommender.simulate import STUDIES, run_calibration
 from recommender.simulate._calibration import DEFAULT_N, DEFAULT_SEED
 
 
-@pytest.fixture(scope="module")
-def table():
+@pytest.fixture(scope="session")
+def table(tmp_path_factory):
     # The same seed and size as docs/calibration.md, so the tests check the published table.
-    return run_calibration(seed=DEFAULT_SEED, n=DEFAULT_N).set_index(["study", "quantity"])
+    # Built once for the run: the cases below are dealt to both xdist workers, and each built
+    # it (seconds of simulation), again when it came back to this module after other work.
+    return once_per_run(
+        tmp_path_factory,
+        f"calibration-table-{DEFAULT_SEED}-{DEFAULT_N}",
+        lambda: run_calibration(seed=DEFAULT_SEED, n=DEFAULT_N).set_index(["study", "quantity"]),
+    )
 
 
 def _id(study):

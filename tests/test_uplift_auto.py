@@ -10,19 +10,21 @@ import pytest
 from recommender import uplift
 from recommender.uplift import UpliftModel
 from recommender.uplift._synthetic import make_uplift_cohort
+from fitted_fixtures import fitted_uplift
 
 ARMS = ("none", "coaching", "mindfulness")
+# tests/test_uplift_contract.py's cohort too: the learners on it are fitted once for both
+COHORT = dict(n=3000, arms=ARMS, seed=3)
 
 
 @pytest.fixture(scope="module")
 def cohort():
-    return make_uplift_cohort(3000, arms=ARMS, seed=41)
+    return make_uplift_cohort(**COHORT)
 
 
 @pytest.fixture(scope="module")
-def auto(cohort):
-    X, t, y, p, _ = cohort
-    return UpliftModel(learner="auto", n_folds=3).fit(X, t, y, propensity=p)
+def auto():
+    return fitted_uplift(COHORT, learner="auto", n_folds=3)
 
 
 def test_selection_table_covers_every_learner_and_arm(auto):
@@ -47,7 +49,6 @@ def test_selection_table_covers_every_learner_and_arm(auto):
 
 
 def test_auto_is_about_as_good_as_the_best_single_learner(cohort, auto):
-    X, t, y, p, _ = cohort
     test_X, _, _, _, oracle = make_uplift_cohort(3000, arms=ARMS, seed=42)
 
     def pehe(model):
@@ -55,8 +56,7 @@ def test_auto_is_about_as_good_as_the_best_single_learner(cohort, auto):
         return float(np.sqrt(((effect - oracle[effect.columns]) ** 2).to_numpy().mean()))
 
     singles = {
-        name: pehe(UpliftModel(learner=name, n_folds=3).fit(X, t, y, propensity=p))
-        for name in ("t", "x", "dr")
+        name: pehe(fitted_uplift(COHORT, learner=name, n_folds=3)) for name in ("t", "x", "dr")
     }
     # the loss it minimises is the PEHE up to a constant and noise, so auto lands near the
     # best learner; at n = 3,000 the noise is real, hence the margin

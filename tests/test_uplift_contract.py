@@ -8,21 +8,21 @@ from sklearn.exceptions import NotFittedError
 
 from recommender.uplift import UpliftModel
 from recommender.uplift._synthetic import make_uplift_cohort
+from fitted_fixtures import fitted_uplift
 
 LEARNERS = ["t", "x", "dr", "auto"]
+# tests/test_uplift_auto.py's cohort: the learners fitted on it are fitted once for both
+COHORT = dict(n=3000, arms=("none", "coaching", "mindfulness"), seed=3)
 
 
 @pytest.fixture(scope="module")
 def cohort():
-    return make_uplift_cohort(3000, arms=("none", "coaching", "mindfulness"), seed=3)
+    return make_uplift_cohort(**COHORT)
 
 
 @pytest.fixture(scope="module")
-def fitted(cohort):
-    X, t, y, p, _ = cohort
-    return {
-        name: UpliftModel(learner=name, n_folds=3).fit(X, t, y, propensity=p) for name in LEARNERS
-    }
+def fitted():
+    return {name: fitted_uplift(COHORT, learner=name, n_folds=3) for name in LEARNERS}
 
 
 @pytest.mark.parametrize("learner", LEARNERS)
@@ -72,7 +72,7 @@ def test_fit_returns_self_and_sets_learned_attributes(cohort, fitted, learner):
     if learner != "auto":
         assert model.learner_ == learner
     assert set(model.selection_.columns) >= {"learner", "settings", "dr_loss", "chosen"}
-    X, t, y, p, _ = cohort
+    X, t, y, p, _ = (part[:600] for part in cohort)  # any cohort will do: 600 rows suffice
     fresh = UpliftModel(learner="t", n_folds=3)
     assert fresh.fit(X, t, y, propensity=p) is fresh
 

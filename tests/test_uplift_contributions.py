@@ -4,26 +4,31 @@ import numpy as np
 import pytest
 
 from recommender.errors import InputError
-from recommender.uplift import RidgeSpec, UpliftModel
+from recommender.uplift import RidgeSpec
 from recommender.uplift._synthetic import make_uplift_cohort
+from fitted_fixtures import fitted_uplift
 
 ARMS = ("none", "coaching", "mindfulness", "peer_group")
+COHORT = dict(n=2400, arms=ARMS, seed=21)
 
 
 @pytest.fixture(scope="module")
 def cohort():
-    return make_uplift_cohort(2400, arms=ARMS, seed=21)
+    return make_uplift_cohort(**COHORT)
 
 
 @pytest.fixture(scope="module", params=["t", "x", "dr", "ridge-dr"])
-def model(request, cohort):
-    X, t, y, p, _ = cohort
+def model(request):
     if request.param == "ridge-dr":
         # a linear final stage decomposes as coefficient x centred value
-        return UpliftModel(learner="dr", n_folds=3, final_candidates=(RidgeSpec(alpha=3.0),)).fit(
-            X, t, y
+        return fitted_uplift(
+            COHORT,
+            propensity=False,
+            learner="dr",
+            n_folds=3,
+            final_candidates=(RidgeSpec(alpha=3.0),),
         )
-    return UpliftModel(learner=request.param, n_folds=3).fit(X, t, y, propensity=p)
+    return fitted_uplift(COHORT, learner=request.param, n_folds=3)
 
 
 @pytest.mark.parametrize(
@@ -48,8 +53,9 @@ def test_contributions_sum_to_the_effect_difference(cohort, model, arm, versus):
 
 
 def test_contributions_point_at_the_features_that_drive_the_effect(cohort):
-    X, t, y, p, _ = cohort
-    model = UpliftModel(learner="t", n_folds=3).fit(X, t, y, propensity=p)
+    X = cohort[0]
+    # the "t" model the parametrized tests explain, fitted once for all three
+    model = fitted_uplift(COHORT, learner="t", n_folds=3)
     parts = model.contributions(X.iloc[:500], "coaching").drop(columns="base")
     importance = parts.abs().mean()
     # coaching's effect depends on role and ee only; 'unrelated' is pure noise
@@ -58,8 +64,9 @@ def test_contributions_point_at_the_features_that_drive_the_effect(cohort):
 
 
 def test_unknown_arm_is_named(cohort):
-    X, t, y, p, _ = cohort
-    model = UpliftModel(learner="t", n_folds=3).fit(X, t, y, propensity=p)
+    X = cohort[0]
+    # the "t" model the parametrized tests explain, fitted once for all three
+    model = fitted_uplift(COHORT, learner="t", n_folds=3)
     with pytest.raises(InputError, match="unknown arm 'yoga'.*coaching"):
         model.contributions(X.head(), "yoga")
     with pytest.raises(InputError, match="unknown versus arm 'yoga'"):
