@@ -64,3 +64,30 @@ def test_a_champion_whose_arms_cannot_be_told_is_still_loaded(
     monkeypatch.setattr(_load, "load_model", counted)
     assert champion_concerns(MODEL_NAME, mlflow_client=client(existing=True)) == []
     assert loaded == [f"models:/{MODEL_NAME}/1"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "frozen"),
+    [
+        (["recommender", "serve", "--port", "3171"], [True]),
+        (["recommender", "champions"], []),  # any other command ends as before
+    ],
+)
+def test_serve_ends_without_collecting_its_objects(monkeypatch, argv, frozen):
+    # As a program (its own command line) `recommender serve` freezes its objects before it
+    # exits: the interpreter's teardown collected them for over a second of CPU.
+    import gc
+
+    from recommender import cli
+    from recommender.cli import cmd_champions, cmd_serve
+
+    calls, ran = [], []
+    monkeypatch.setattr(gc, "freeze", lambda: calls.append(True))
+    monkeypatch.setattr(cli, "settle_models_folders", lambda args: None)
+    for module in (cmd_serve, cmd_champions):
+        monkeypatch.setattr(module, "run", lambda args: ran.append(args.command) or 0)
+    monkeypatch.setattr("sys.argv", argv)
+    assert cli.main() == 0
+    assert ran == [argv[1]] and calls == frozen
+    assert cli.main(argv[1:]) == 0  # a caller's main(argv): never
+    assert calls == frozen
