@@ -9,6 +9,9 @@ HELP = "serve the champion model over HTTP (BentoML) on 127.0.0.1:3000"
 # The models folder: refuses to start over a restore killed midway.
 MODELS_FOLDER = "serves"
 SERVE_CONFIG_OPTION = "config"  # its --config is the service's settings
+# Once the server has stopped, this process holds nothing open (its BentoML home removed, the
+# audit store closed at the check): it ends without collecting its objects.
+EXIT_UNCOLLECTED = True
 
 _TARGET = "recommender.service.service:Recommender"
 # Signals passed on to the server (a hangup as SIGTERM: BentoML's arbiter takes SIGHUP as

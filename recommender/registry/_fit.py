@@ -147,6 +147,12 @@ def _learnt_arms(uri: str) -> list[str] | None:
 
     try:
         source = readable_uri(resolve_model(uri))  # a home moved or copied: its own copy
+        if source.startswith("file:"):
+            # MLflow's Model.load looks for a file:// URI as a path (os.path.exists) and finds
+            # none, so a moved or copied home's champion was loaded whole, at every serve.
+            from mlflow.utils.file_utils import local_file_uri_to_path
+
+            source = local_file_uri_to_path(source)
         with mlflow_session() as mlflow:
             arms = (mlflow.models.get_model_info(source).metadata or {}).get("arms")
     except Exception:  # noqa: BLE001 - told by loading the model instead

@@ -13,6 +13,8 @@ holds what BentoML needs to see: the service class, its routes and the layers ar
 
 from __future__ import annotations
 
+import atexit
+import gc
 import json
 
 import bentoml
@@ -64,6 +66,13 @@ pages = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 # worker, so it stops naming the setting rather than restarting failing workers for ever.
 _SETTINGS = load_serve_config()
 check_before_serving(_SETTINGS)
+
+# BentoML's server process imports this module too, and at exit the interpreter collected its
+# objects (pandas', SQLAlchemy's, BentoML's) cycle by cycle as it cleared the modules: seconds
+# after its workers had stopped, before the port's owner was gone. Exit handlers run before
+# that; frozen, the objects are freed by reference counts only. (A worker froze its own at
+# start: see _serving.py.)
+atexit.register(gc.freeze)
 
 
 @bentoml.asgi_app(pages, path="/")
