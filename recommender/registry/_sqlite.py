@@ -20,6 +20,7 @@ import sqlite3
 from pathlib import Path
 from urllib.parse import quote, unquote
 
+from recommender._restore_swap import make_durable
 from recommender.errors import InputError, ModelUnavailable
 
 __all__ = [
@@ -122,7 +123,9 @@ def set_up_sqlite_store(uri: str, *, artifact_root: str) -> None:
         try:
             for left in (staging, journal):  # by a process of this id killed while making it
                 left.unlink(missing_ok=True)
-            _open_mlflow_store(sqlite_uri(staging), artifact_root)
+            with _unsynced(staging):
+                _open_mlflow_store(sqlite_uri(staging), artifact_root)
+            make_durable(staging)  # once, before it is in place
             os.replace(staging, path)
         finally:
             staging.unlink(missing_ok=True)
@@ -138,6 +141,39 @@ def _open_mlflow_store(uri: str, artifact_root: str) -> None:
 
     store = SqlAlchemyStore(uri, artifact_root)
     store.engine.dispose()
+
+
+@contextlib.contextmanager
+def _unsynced(staging: Path):
+    """For the block, connections to the file ``staging`` neither sync nor keep a journal file.
+
+    MLflow builds a new store by some seventy migrations, each committed and synced to disk: on a
+    busy disk that took seconds for a file of under a megabyte. A staging file is no store until
+    it is renamed into place whole (after one sync), and one cut short is made
+    again from scratch, so syncing each step protects nothing. The journal stays in memory: a
+    migration that fails still rolls back. Other connections, and this file once in place, keep
+    SQLite's and MLflow's defaults.
+    """
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    target = os.path.realpath(staging)
+
+    def unsynced(connection, _record) -> None:
+        if not isinstance(connection, sqlite3.Connection):
+            return
+        names = {
+            os.path.realpath(row[2]) for row in connection.execute("PRAGMA database_list") if row[2]
+        }
+        if target in names:
+            connection.execute("PRAGMA synchronous = OFF")
+            connection.execute("PRAGMA journal_mode = MEMORY")
+
+    event.listen(Engine, "connect", unsynced)
+    try:
+        yield
+    finally:
+        event.remove(Engine, "connect", unsynced)
 
 
 def _ready(path: Path) -> bool:
