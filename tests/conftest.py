@@ -96,6 +96,7 @@ def trained(tmp_path_factory):
     import shutil
 
     from fitted_fixtures import once_per_run, run_folder
+    from test_pipeline_train import SMALL, use_home
 
     from recommender import registry
 
@@ -103,7 +104,6 @@ def trained(tmp_path_factory):
 
     def train_once():
         import pipelines.train as train
-        from test_pipeline_train import SMALL, use_home
 
         shutil.rmtree(trained_home, ignore_errors=True)  # a run killed half way left it
         with pytest.MonkeyPatch.context() as monkeypatch:
@@ -114,8 +114,6 @@ def trained(tmp_path_factory):
     home = tmp_path_factory.mktemp("trained-home")
     shutil.copytree(trained_home, home, dirs_exist_ok=True)
     with pytest.MonkeyPatch.context() as monkeypatch:
-        from test_pipeline_train import use_home
-
         use_home(monkeypatch, home)
         registry.client()  # a writer's: the copy's store names the copy's files from now on
     card_folder = home / result.card_folder.relative_to(trained_home)
