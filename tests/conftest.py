@@ -86,17 +86,38 @@ def trained(tmp_path_factory):
     """One real training run (simulate, fit auto learners, evaluate, register) with
     tests/test_pipeline_train.py's SMALL settings, in a store of its own: ``(result, home)``.
 
-    Tests read that home or copy it and reuse its model; none writes there. Shared by the
-    session (one fit per worker) rather than by each module that needs it.
+    Tests read that home or copy it and reuse its model; none writes there. Trained once per
+    run (tests/fitted_fixtures.py's ``once_per_run``: under ``-n 2`` the second worker paid a
+    second fit of the same model) into the run's folder, which no test sees: each worker gets
+    its own copy, made to name its own files as the training would have left them (a copied
+    home reads its own files: tests/test_home_moved.py, which copies this one in turn).
     """
-    import pipelines.train as train
+    import dataclasses
+    import shutil
+
+    from fitted_fixtures import once_per_run, run_folder
     from test_pipeline_train import SMALL, use_home
 
+    from recommender import registry
+
+    trained_home = run_folder(tmp_path_factory) / "trained-SMALL-home"
+
+    def train_once():
+        import pipelines.train as train
+
+        shutil.rmtree(trained_home, ignore_errors=True)  # a run killed half way left it
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            use_home(monkeypatch, trained_home)
+            return train.run_training(overrides=SMALL, reason="fixture run")
+
+    result = once_per_run(tmp_path_factory, "trained-SMALL", train_once)
     home = tmp_path_factory.mktemp("trained-home")
+    shutil.copytree(trained_home, home, dirs_exist_ok=True)
     with pytest.MonkeyPatch.context() as monkeypatch:
         use_home(monkeypatch, home)
-        result = train.run_training(overrides=SMALL, reason="fixture run")
-    return result, home
+        registry.client()  # a writer's: the copy's store names the copy's files from now on
+    card_folder = home / result.card_folder.relative_to(trained_home)
+    return dataclasses.replace(result, card_folder=card_folder), home
 
 
 @pytest.fixture(scope="module")

@@ -16,11 +16,12 @@ from __future__ import annotations
 import fcntl
 import os
 import pickle
+from pathlib import Path
 
 from recommender.uplift import UpliftModel
 from recommender.uplift._synthetic import make_uplift_cohort
 
-__all__ = ["fitted_uplift", "once_per_run"]
+__all__ = ["fitted_uplift", "once_per_run", "run_folder"]
 
 _FITTED: dict[tuple, UpliftModel] = {}
 
@@ -53,9 +54,7 @@ def once_per_run(tmp_path_factory, name: str, compute):
     temporary folders; the others wait on the lock (not on a timer) and read it. ``name``
     must say everything that decides the value.
     """
-    root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent  # the run's folder, shared by its workers
+    root = run_folder(tmp_path_factory)
     path = root / f"{name}.pickle"
     with open(root / f"{name}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -69,3 +68,12 @@ def once_per_run(tmp_path_factory, name: str, compute):
             return value
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def run_folder(tmp_path_factory) -> Path:
+    """The run's temporary folder, shared by its xdist workers (each worker's own is inside):
+    where a value :func:`once_per_run` computes may keep files its pickle names."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    return root

@@ -29,7 +29,7 @@ from recommender.errors import InputError, ModelFilesMissing, ModelUnavailable
 from recommender.service import AuditLog, RecommendationEngine, load_serve_config
 from recommender.simulate import simulate_cohort
 from service_fixtures import SALT, profile
-from test_pipeline_train import SMALL, reuse_model, use_home
+from test_pipeline_train import SMALL, reuse_model, sketched_plots, use_home  # noqa: F401
 from test_registry_mlflow import register_fake
 
 # Every artifact location MLflow 3 records in its store.
@@ -99,6 +99,7 @@ def serve_one(home: Path) -> dict:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("original", ["in place", "gone"])
+@pytest.mark.usefixtures("sketched_plots")  # what is checked is where files go, not pixels
 def test_a_copied_home_serves_and_trains_on_its_own_files(
     trained,
     original,

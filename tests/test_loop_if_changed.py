@@ -12,6 +12,7 @@ import pytest
 import yaml
 from test_loop_outcome_times import _served_at
 from test_loop_pipeline import _outcomes, _serve, _serve_yaml
+from test_pipeline_train import sketch_plots
 
 import pipelines.train as train
 from bench._program import staff_cohort
@@ -49,6 +50,7 @@ def _logged(copy_champion, tmp_path_factory):
     home = copy_champion(folder / "home")  # version 1, as train_version(home) leaves it
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RECOMMENDER_AUDIT_SALT", SALT)
+        sketch_plots(patch)  # nothing here is of the plots' pixels
         serve_yaml = _serve_yaml(folder, home)
         raw = yaml.safe_load(serve_yaml.read_text())
         raw["models_dir"] = None  # the home this process points at: a copy's own store
@@ -139,6 +141,7 @@ def _retrained(logged, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch, recommender_home(home):
         patch.setenv("RECOMMENDER_AUDIT_SALT", SALT)
         patch.setattr(train, "gate_stage", _failing(train.gate_stage))
+        sketch_plots(patch)
         audit = AuditLog(f"sqlite:///{home / 'audit.db'}", salt=SALT)
         try:
             record_outcomes(audit, [held_back], arms=load_catalog().arm_ids, source="test")

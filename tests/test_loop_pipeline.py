@@ -20,6 +20,7 @@ from recommender.service import (
 )
 from service_fixtures import SALT, SMALL_TRAINING, recommender_home
 from service_fixtures import champion_home, copy_champion  # noqa: F401 - fixtures
+from test_pipeline_train import sketched_plots  # noqa: F401 - a fixture
 
 
 def _serve_yaml(tmp_path, home, **exploration):
@@ -81,6 +82,8 @@ class _Notes(SilentProgress):
         self.lines.append(text)
 
 
+# Its runs' plots are sketched: nothing here is of their pixels (see sketched_plots).
+@pytest.mark.usefixtures("sketched_plots")
 def test_the_loop_learns_from_its_own_log(tmp_path, monkeypatch, copy_champion):
     import pipelines.train as train
     from pipelines.train import evaluate_policies_on_log, load_config, run_training

@@ -19,10 +19,14 @@ from recommender.errors import InputError
 
 @pytest.fixture
 def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("RECOMMENDER_HOME", str(tmp_path))
+    return _use_home(monkeypatch, tmp_path)
+
+
+def _use_home(monkeypatch, folder):
+    monkeypatch.setenv("RECOMMENDER_HOME", str(folder))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("RECOMMENDER_ACTOR", "test-suite")
-    return tmp_path
+    return folder
 
 
 def register_fake(*, passed=True, reason="test", on_registered=None, **model_kwargs):
@@ -42,6 +46,47 @@ def register_fake(*, passed=True, reason="test", on_registered=None, **model_kwa
         info = run.log_model(model, profiles(5), safety=safety_rules())
         registration = run.register(info, gate=gate, reason=reason, on_registered=on_registered)
     return registration
+
+
+@pytest.fixture
+def with_fakes(home, tmp_path_factory):
+    """``with_fakes(count)`` makes ``home`` what ``count`` calls of ``register_fake()`` leave
+    in an empty home (versions 1 to ``count``, the last champion), copied from homes made once
+    per run: for tests whose subject is what comes after (a rollback, a promotion, a read), each
+    of which registered them again at about a second apiece. The copy is opened by a writer at
+    once, so that it names its own files (a copied home reads its own files:
+    tests/test_home_moved.py) before a test deletes any of them."""
+    import shutil
+
+    from fitted_fixtures import once_per_run
+
+    made = once_per_run(
+        tmp_path_factory, "registered-fakes", lambda: _registered_fakes(tmp_path_factory)
+    )
+
+    def copy(count: int) -> None:
+        shutil.copytree(made[count], home, dirs_exist_ok=True)
+        registry.client()
+
+    return copy
+
+
+def _registered_fakes(tmp_path_factory) -> dict[int, str]:
+    """Homes holding one, two and three default fake registrations, by count."""
+    import shutil
+
+    from fitted_fixtures import run_folder
+
+    folder = run_folder(tmp_path_factory) / "registered-fakes"
+    shutil.rmtree(folder, ignore_errors=True)  # a run killed half way left it
+    made = {}
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _use_home(monkeypatch, folder / "building")
+        for count in (1, 2, 3):
+            register_fake()
+            made[count] = str(folder / str(count))
+            shutil.copytree(folder / "building", made[count])
+    return made
 
 
 def test_embedded_default_uri_and_artifacts_live_under_models_dir(home):
@@ -108,8 +153,8 @@ def test_register_load_and_predict_round_trip(home):
     assert anonymous["person_id"].tolist() == [str(i) for i in range(len(rows))]
 
 
-def test_gate_failure_keeps_the_champion(home):
-    register_fake()
+def test_gate_failure_keeps_the_champion(with_fakes):
+    with_fakes(1)
     second = register_fake(passed=False)
     assert second.aliases == ["challenger"]
     assert registry.aliases() == {"champion": "1", "challenger": "2"}
@@ -140,9 +185,8 @@ def test_every_alias_change_is_logged_in_jsonl_and_on_the_version(home):
     assert {"time", "version", "alias", "actor", "reason", "policy"} <= set(line)
 
 
-def test_rollback_walks_back_through_champions(home):
-    for _ in range(3):
-        register_fake()
+def test_rollback_walks_back_through_champions(with_fakes):
+    with_fakes(3)
     assert registry.aliases()["champion"] == "3"
     assert registry.rollback(reason="v3 misbehaves").version == "2"
     assert registry.rollback(reason="v2 too").version == "1"
@@ -151,18 +195,17 @@ def test_rollback_walks_back_through_champions(home):
     assert registry.aliases()["champion"] == "1"
 
 
-def test_rollback_after_an_unlogged_alias_move_names_the_last_recorded_champion(home):
+def test_rollback_after_an_unlogged_alias_move_names_the_last_recorded_champion(with_fakes):
     # What a training run killed (SIGKILL) between moving the aliases and logging them leaves.
-    for _ in range(2):
-        register_fake()
+    with_fakes(2)
     registry.client().set_registered_model_alias("burnout-recommender", "champion", "1")
     with pytest.raises(InputError, match=r"champion \(version 1\) is not the last.*promote 2"):
         registry.rollback(reason="after a kill")
     assert registry.aliases()["champion"] == "1"
 
 
-def test_promote_needs_a_reason_and_an_existing_version(home):
-    register_fake()
+def test_promote_needs_a_reason_and_an_existing_version(with_fakes):
+    with_fakes(1)
     with pytest.raises(InputError, match="reason"):
         registry.promote("1", reason=" ")
     with pytest.raises(InputError, match="no version '9'"):
@@ -170,8 +213,8 @@ def test_promote_needs_a_reason_and_an_existing_version(home):
 
 
 @pytest.mark.parametrize("failing_step", ["alias", "on_registered", "record"])
-def test_failed_registration_is_undone(home, monkeypatch, failing_step):
-    register_fake()
+def test_failed_registration_is_undone(home, with_fakes, monkeypatch, failing_step):
+    with_fakes(1)
     before_log = (home / "promotions.jsonl").read_text()
 
     def boom(*args, **kwargs):
@@ -284,8 +327,8 @@ def test_first_registration_failing_leaves_no_registered_model(home):
     assert registry.client().search_registered_models() == []
 
 
-def test_unknown_model_reference_is_an_input_error(home):
-    register_fake()
+def test_unknown_model_reference_is_an_input_error(with_fakes):
+    with_fakes(1)
     with pytest.raises(InputError, match="no registered model version"):
         registry.resolve_model("models:/burnout-recommender/7")
     assert registry.resolve_model("1").run_id is not None
@@ -298,8 +341,8 @@ def test_experiment_opens_on_training_runs_in_the_mlflow_ui(home):
     assert experiment.tags.get("mlflow.experimentKind") == "custom_model_development"
 
 
-def test_alias_wins_over_a_folder_of_the_same_name(home, tmp_path, monkeypatch):
-    register_fake()
+def test_alias_wins_over_a_folder_of_the_same_name(with_fakes, tmp_path, monkeypatch):
+    with_fakes(1)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "champion").mkdir()
     (tmp_path / "2").mkdir()
@@ -379,14 +422,14 @@ def store_state(home):
     [(True, False), (False, False), (False, True)],
     ids=["passed", "failed", "forced"],
 )
-def test_promote_refuses_a_version_whose_files_are_gone(home, passed, force, capsys):
+def test_promote_refuses_a_version_whose_files_are_gone(home, with_fakes, passed, force, capsys):
     # The alias used to move: the running service's /reload then answered 503 and its next
     # start had no model. --force does not help (the service could not load it either), so a
     # version that failed the gate is not told to use it.
     from recommender.cli import main
     from recommender.errors import ModelUnavailable
 
-    register_fake()
+    with_fakes(1)
     register_fake(passed=passed)
     if passed:
         registry.rollback(reason="version 2 passed the gate; back to 1 for review")
@@ -403,12 +446,11 @@ def test_promote_refuses_a_version_whose_files_are_gone(home, passed, force, cap
     assert store_state(home) == before
 
 
-def test_rollback_refuses_a_previous_champion_whose_files_are_gone(home, capsys):
+def test_rollback_refuses_a_previous_champion_whose_files_are_gone(home, with_fakes, capsys):
     from recommender.cli import main
     from recommender.errors import ModelUnavailable
 
-    register_fake()
-    register_fake()
+    with_fakes(2)
     where = remove_files_of("1")
     before = store_state(home)
     with pytest.raises(ModelUnavailable, match="roll back to version 1.*files could not be read"):
@@ -419,7 +461,7 @@ def test_rollback_refuses_a_previous_champion_whose_files_are_gone(home, capsys)
     assert store_state(home) == before and before[0]["champion"] == "2"
 
 
-def test_a_new_version_whose_files_cannot_be_read_is_not_made_champion(home):
+def test_a_new_version_whose_files_cannot_be_read_is_not_made_champion(home, with_fakes):
     # The gate's automatic promotion moved champion without reading the model back: files lost
     # between logging and registering (another disk, a cleaner) left a champion nothing loads.
     import shutil
@@ -427,7 +469,7 @@ def test_a_new_version_whose_files_cannot_be_read_is_not_made_champion(home):
 
     from recommender.errors import ModelUnavailable
 
-    register_fake()
+    with_fakes(1)
     before = store_state(home)
     with pytest.raises(ModelUnavailable, match="version 2 the champion"):
         with registry.TrainingRun(run_name="fake") as run:
@@ -439,7 +481,7 @@ def test_a_new_version_whose_files_cannot_be_read_is_not_made_champion(home):
     assert [str(v.version) for v in registry.client().search_model_versions()] == ["1"]
 
 
-def test_a_registered_version_predicts_on_the_simulators_parquet_through_mlflow(home):
+def test_a_registered_version_predicts_on_the_simulators_parquet_through_mlflow(home, with_fakes):
     # Found: pd.read_parquet gave the simulator's text columns as 'category' and MLflow's
     # schema enforcement refused them ("Can not safely convert category to <U0"), while the
     # same cohort as CSV scored; the contract must still refuse a wrong value by name.
@@ -450,7 +492,7 @@ def test_a_registered_version_predicts_on_the_simulators_parquet_through_mlflow(
 
     out = home / "cohort.parquet"
     assert main(["simulate", "--n", "60", "--seed", "3", "--out", str(out)]) == 0
-    register_fake()
+    with_fakes(1)
     with registry.mlflow_session():
         pyfunc = mlflow.pyfunc.load_model("models:/burnout-recommender/1")
         cohort = pd.read_parquet(out)

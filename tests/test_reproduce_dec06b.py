@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from test_pipeline_train import use_home
+from test_pipeline_train import sketch_plots, sketched_plots, use_home  # noqa: F401 - a fixture
 
 import pipelines.train as train
 from pipelines._train_lineage import _git_commit
@@ -72,6 +72,7 @@ def original(tmp_path_factory):
     home = folder / "home"
     with pytest.MonkeyPatch.context() as monkeypatch:
         use_home(monkeypatch, home)
+        sketch_plots(monkeypatch)  # what is reproduced is the model, not the plots' pixels
         from recommender.simulate import load_scenario, simulate_cohort
 
         cohort = simulate_cohort(load_scenario("default"), 1200, seed=9, assignment="rct")
@@ -186,6 +187,7 @@ def test_the_cards_command_retrains_the_same_model_in_a_fresh_process(original, 
         _assert_identical(original["predictions"], _predictions(model, original["profiles"]))
 
 
+@pytest.mark.usefixtures("sketched_plots")
 def test_row_order_of_the_file_does_not_change_the_model(original, tmp_path, monkeypatch):
     use_home(monkeypatch, tmp_path / "home")
     shuffled = tmp_path / "shuffled.csv"
