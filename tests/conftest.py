@@ -11,6 +11,10 @@ import os
 
 import pytest
 
+# Under `pytest -n 2`, the modules with Spark tests go first, so that one worker runs them all and
+# only one JVM starts (tests/spark_first.py).
+pytest_plugins = ["spark_first"]
+
 
 def pytest_sessionstart(session):
     """Stop and remove the PostgreSQL clusters and servers an earlier run of this user left
