@@ -187,3 +187,54 @@ def test_complement_and_workload_figures_and_identifiers(catalog):
     leadership = records[("leadership", "Shanafelt TD")]
     assert leadership.value == -3.3 and "2813 of 3896" in leadership.population
     assert leadership.effect_kind == "association" and leadership.effect_points is None
+
+
+def _evidence_card(catalog):
+    from types import SimpleNamespace
+
+    from pipelines._train_evidence import evidence_card_facts
+    from recommender.model import evidence_model
+
+    gate = SimpleNamespace(reason="no champion yet", passed=True, to_dict=lambda: {})
+    config = {
+        "registry": {"model_name": "m", "experiment": "e"},
+        "seed": 0,
+        "evaluation": {"alpha": 0.1},
+        "card": {"min_cell": 11},
+    }
+    return evidence_card_facts(
+        evidence_model(catalog),
+        catalog,
+        config,
+        gate=gate,
+        run_id="r",
+        git_commit=None,
+        versions={},
+        previous_champion=None,
+        created="2026-12-07T00:00:00Z",
+    )
+
+
+def test_the_evidence_only_card_says_what_its_figures_are(catalog):
+    # Every figure the evidence-only model serves is a standardized difference from a
+    # meta-analysis times the catalog's assumed SD of EE (Collett 2025, Fendel 2021, the 2024
+    # resident meta-analysis). The card called them published EE effects from "mostly single
+    # small trials"; it now names the designs served and the conversion as an assumption.
+    from recommender.model._evidence import evidence_estimates
+
+    served = {(e.arm, e.citation) for e in evidence_estimates(catalog)}
+    records = [
+        item
+        for arm in catalog.arms
+        for item in arm.evidence
+        if (arm.id, str(item.citation)) in served and item.effect_points is not None
+    ]
+    assert records and {r.design for r in records} == {"meta_analysis"}
+    assert all("assumed SD" in r.conversion for r in records)
+
+    facts = _evidence_card(catalog)
+    caveats = " ".join(facts["caveats"])
+    assert "single small trials" not in caveats
+    assert "come from meta-analyses" in caveats
+    assert "assumed SD" in facts["model"]["description"]
+    assert "assumed SD" in facts["evaluation"]["statement"]
