@@ -238,3 +238,16 @@ def test_the_evidence_only_card_says_what_its_figures_are(catalog):
     assert "come from meta-analyses" in caveats
     assert "assumed SD" in facts["model"]["description"]
     assert "assumed SD" in facts["evaluation"]["statement"]
+
+
+def test_the_no_evidence_note_for_apps_does_not_deny_the_complements_reviews(catalog):
+    # Taylor 2018 (BMJ Open, "any healthcare staff"), Dawson 2021 and Kang 2024 ("any type of
+    # clinician") concern APPs among others; what no record gives is a ranked arm's EE figure.
+    from recommender.model import no_evidence_for_role
+
+    complements = [e for c in catalog.complements for e in c.evidence if "app" in e.roles]
+    arms = [e for a in catalog.arms for e in a.evidence if "app" in e.roles and e.effect_points]
+    assert complements and not arms
+    note = no_evidence_for_role("app")
+    assert "for any intervention this model ranks" in note
+    assert "measures it does not rank may include them" in note
