@@ -251,3 +251,14 @@ def test_the_no_evidence_note_for_apps_does_not_deny_the_complements_reviews(cat
     note = no_evidence_for_role("app")
     assert "for any intervention this model ranks" in note
     assert "measures it does not rank may include them" in note
+
+
+def test_the_local_scenario_halves_the_defaults_coaching_not_a_published_effect(scenario):
+    # local.yaml halves the default's coaching reference effects (physicians -9.0 before the
+    # multipliers and the -6.7 bound; nurses and APPs are assumptions), which are not "the
+    # published effect" its description named.
+    local = yaml.safe_load(config_path("scenarios/local.yaml").read_text())
+    assert "half the default's effect" in local["description"]
+    assert "half the published effect" not in local["description"]
+    default = scenario["effects"]["coaching"]["by_role"]
+    assert default["physician"]["ee"]["value"] == -9.0 and "assumption" in default["nurse"]
