@@ -130,7 +130,9 @@ def test_dyrbye_2019_figures_and_the_interval_computed_from_them(catalog):
 @pytest.mark.parametrize(
     ("arm_id", "roles", "value", "ci", "grade"),
     [
-        # Collett 2025 (Ann Intern Med), as ACP Internist Weekly and HealthDay give the abstract
+        # Collett 2025 (Ann Intern Med): the SMDs and GRADE ratings as ACP Internist Weekly,
+        # HealthDay and ACC give the abstract; the coaching CI as ACP gives it. The other CIs
+        # are the catalog's (from the abstract, PubMed 41248499), not re-read on 2026-12-07.
         ("coaching", ("physician",), -0.37, (-0.62, -0.13), "low"),
         ("mindfulness", ("nurse",), -0.90, (-1.46, -0.34), "low"),
         ("mindfulness", ("physician",), -0.46, (-1.28, 0.35), "very_low"),
