@@ -50,6 +50,34 @@ def evidence_gate(model, catalog, config: dict):
     )
 
 
+# How the card names the designs the served figures come from (the catalog's design words).
+_DESIGN_WORDS = {
+    "rct": "randomized trials",
+    "cluster_rct": "cluster-randomized trials",
+    "controlled": "controlled studies",
+    "pre_post": "before-after studies",
+    "meta_analysis": "meta-analyses",
+    "systematic_review": "systematic reviews",
+    "observational": "observational studies",
+    "qualitative": "qualitative studies",
+}
+
+
+def _served_designs(catalog, estimates) -> str:
+    """The designs of the catalog records the evidence-only model serves, in words: the card
+    said "mostly single small trials" while every figure it served came from a meta-analysis."""
+    served = {(e.arm, e.citation, e.effect) for e in estimates}
+    designs = sorted(
+        {
+            item.design
+            for arm in catalog.arms
+            for item in arm.evidence
+            if (arm.id, str(item.citation), item.effect_points) in served
+        }
+    )
+    return " and ".join(_DESIGN_WORDS.get(d, d) for d in designs) or "no study"
+
+
 def evidence_card_facts(
     model,
     catalog,
@@ -85,7 +113,9 @@ def evidence_card_facts(
     ]
     statement = (
         "Built from the catalog's published evidence alone: per arm and role, the "
-        "most precise published effect on emotional exhaustion with its 95 % interval. "
+        "most precise published effect on emotional exhaustion with its 95 % interval, in EE "
+        "points as the catalog converts it (a standardized difference times an assumed SD of "
+        "EE; the evidence section gives each conversion). "
         "Nothing is personalised beyond role, and no data of this program were used."
     )
     uncovered = [
@@ -109,7 +139,8 @@ def evidence_card_facts(
                 "description": (
                     "Not fitted to any data: for each intervention and role it takes the "
                     "published effect on emotional exhaustion, with its interval, from the "
-                    "intervention catalog's evidence, and recommends among the offered "
+                    "intervention catalog's evidence (in EE points, a standardized difference "
+                    "converted with an assumed SD), and recommends among the offered "
                     "interventions the one with the largest published benefit for the "
                     "person's role. It estimates emotional exhaustion only, and its only "
                     f"input is the person's {features}."
@@ -146,7 +177,7 @@ def evidence_card_facts(
                     "The figures below are the published effects the model serves, not "
                     "measurements on this program's staff: there is no held-out part, so no "
                     "policy value, Qini, calibration or personalization gain could be "
-                    "estimated. Intervals are the published 95 % intervals."
+                    "estimated. Intervals are the published 95 % intervals, converted like the effects."
                 ),
                 "no_oracle": "No oracle: no data, simulated or real, so PEHE and interval "
                 "coverage cannot be measured.",
@@ -202,9 +233,10 @@ def evidence_card_facts(
             "caveats": [
                 statement,
                 *unranked,
-                "Published effects were measured on other programs' staff, mostly in single "
-                "small trials; they may not transfer to this program (the simulator's "
-                "`local` scenario asks what happens then).",
+                "Published effects were measured on other programs' staff (the figures this "
+                f"model serves come from {_served_designs(catalog, estimates)}; each one's "
+                "certainty is in the evidence section); they may not transfer to this program "
+                "(the simulator's `local` scenario asks what happens then).",
                 DEFAULT_TEXT["caveats"][0],  # an individual's response can differ widely
                 "Nothing in this card was measured on this program's clinicians: retrain from "
                 "the program's own log (`recommender train --from-log`) once follow-up "

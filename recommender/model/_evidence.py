@@ -196,9 +196,13 @@ def no_evidence_for_role(role: str) -> str:
     """What an answer and the card say of a role no published finding concerns: plainly that
     none does, and that usual care, listed alone, is not a recommendation over anything."""
     people = ROLE_NAMES.get(role, role)
+    # "concerns {people}" alone was untrue for APPs: the catalog's complements cite reviews of
+    # any healthcare staff (Schwartz Rounds, EHR burden); none gives a ranked arm's figure.
     return (
-        f"No published trial or review in the catalog concerns {people}, and this model rests "
-        "on published trials alone, so it ranks no intervention for them: usual care is listed "
+        f"No published trial or review in the catalog concerns {people} with an "
+        "emotional-exhaustion figure for any intervention this model ranks (reviews of the "
+        "measures it does not rank may include them), and this model rests on published "
+        "trials alone, so it ranks no intervention for them: usual care is listed "
         "alone because no intervention has an estimate for their role, not because it was "
         "found better. What to offer them is the program's judgement; a model retrained from "
         "the program's own log (recommender train --from-log) can estimate it once their "

@@ -155,7 +155,8 @@ INTERVENTION_STUDIES: tuple[Study, ...] = (
         0.0,
         None,
         "<",
-        "Collett 2025 (nurses pooled SMD -0.90; the raw-point nurse trials imply about -0.4)",
+        "Collett 2025 (nurses pooled SMD -0.90; Wang 2023's EE figure, read as MBI points as "
+        "the simulator reads it, implies about -0.45)",
     ),
     Study(
         "West 2021: peer groups, physicians",

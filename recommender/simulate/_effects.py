@@ -3,7 +3,7 @@
 An arm's effect for a person is the role's reference effect (``effects.<arm>.by_role``) times
 three multipliers: career stage, baseline severity (per subscale) and weekly hours, clipped to
 ``effect_modifiers.effect_bound`` (per subscale, either sign) so that no person's expected effect
-goes beyond the largest published estimate however the multipliers combine. It is the
+goes beyond the largest single trial's estimate however the multipliers combine. It is the
 difference in the *latent, continuous* expected follow-up score under the arm versus under
 ``none``, before rounding and clipping: because the natural course adds the same drift,
 regression and noise whatever the arm, this is exactly E[change | arm] - E[change | none].
