@@ -167,6 +167,10 @@ class Gate:
         state = scope.setdefault("state", {})
         state["caller_role"], state["caller_digest"] = decision.role, decision.caller
         body_model = service.body_models.get(path.rstrip("/"))
+        if path.rstrip("/") in _GET_PARAMETERS and scope.get("method") in ("GET", "HEAD"):
+            refusal = _parameters_not_taken(path, scope.get("query_string", b""))
+            if refusal is not None:
+                return await _json_response(*refusal)(scope, receive, send)
         if body_model is None or scope.get("method") != "POST":
             return await self.app(scope, receive, send)
 
@@ -185,6 +189,7 @@ class Gate:
                 body,
                 headers,
             )
+            or _parameters_not_taken(path, scope.get("query_string", b""))
         )
         # A flag in the query string flags the whole request, whatever the body says.
         query = crisis_in_query(scope.get("query_string", b""))
@@ -290,6 +295,72 @@ class Gate:
             )
         response.headers.update(self.headers())
         return response
+
+
+# The POST routes whose query string is read for the crisis flag (it flags the whole request);
+# every other parameter of a POST route is refused, never ignored: a field sent there instead
+# of the body (``/erasures?dry_run=true``, ``/allocate?budget=100``) was silently left out,
+# and the request done without it (an erasure for good, a plan with no budget).
+_FLAG_ROUTES = frozenset({"/recommend", "/recommend_batch", "/allocate", "/outcomes"})
+# A parameter's name is shown when it reads as one; another (``?p-000123``, a bare id) is not.
+_SHOWN_NAME = re.compile(r"[A-Za-z_][A-Za-z_.\- \[\]]{0,39}")
+
+
+# The GET routes that take parameters, and which; each is read once, so one given twice
+# (``?since=A&since=B``: the last was used, silently) is refused, as a parameter not listed is
+# (``?from=2026-12-01`` exported the whole log).
+_GET_PARAMETERS = {"/audit/export": ("since", "table")}
+
+
+def _parameters_not_taken(path: str, query: bytes) -> tuple[int, dict] | None:
+    """The 422 of a request whose query string holds a parameter the route does not take (on
+    a POST route all but the crisis flag's, on the routes that read it), or one of
+    ``_GET_PARAMETERS`` given twice, naming each, never its value; None when there is none."""
+    if not query:
+        return None
+    from urllib.parse import unquote_plus
+
+    from recommender.service._crisis import is_flag_name
+
+    route = path.rstrip("/")
+    flag = route in _FLAG_ROUTES
+    taken = _GET_PARAMETERS.get(route, ())
+    names, seen = [], set()
+    for part in query.split(b"&"):
+        name = unquote_plus(part.partition(b"=")[0].decode("utf-8", "replace"))
+        twice = name in taken and name in seen
+        seen.add(name)
+        if not name or (flag and is_flag_name(name)) or (name in taken and not twice):
+            continue
+        if (name, twice) not in names:
+            names.append((name, twice))
+    if not names:
+        return None
+    if taken:
+        accepted = f"each of {', '.join(taken)} at most once, and no other parameter"
+    else:
+        accepted = "the request's fields in its JSON body (see /docs.json); " + (
+            "in the query string only crisis_risk" if flag else "no query parameter"
+        )
+    not_taken = "not a parameter of this route" + (
+        "" if taken else ", whose fields are read from the JSON body"
+    )
+    problems = [
+        {
+            "field": "query string: "
+            + (name if _SHOWN_NAME.fullmatch(name) else "(a parameter; name not shown)"),
+            "value": "(not shown)",
+            "accepted": accepted,
+            "message": "given more than once" if twice else not_taken,
+        }
+        for name, twice in names
+    ]
+    message = problems[0]["message"]
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return 422, {
+        "error": f"{problems[0]['field']}: {message}; accepted: {accepted}{more}",
+        "problems": problems,
+    }
 
 
 async def _readiness(service):

@@ -1,0 +1,130 @@
+"""A program's-eye review of the HTTP API (session dec07h): what a program sends by mistake.
+
+A route's fields are read from its JSON body alone (the crisis flag aside), yet a field put in
+the query string instead was silently ignored, and the request went ahead without it:
+``POST /erasures?dry_run=true`` erased the people for good, ``/allocate?budget=100`` planned
+with no budget, ``/recommend?offered=mindfulness`` ranked arms the program had not offered.
+A query parameter a route does not take is now refused 422 naming it (its value never shown),
+as an unknown field of the body is; a crisis flag is still answered.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from service_fixtures import auth, outcome, profile
+from service_fixtures import (  # noqa: F401  (fixtures)
+    asgi_client,
+    linear_model,
+    service_home,
+)
+from test_service_crisis_edges import audit_rows
+
+
+def test_a_dry_run_asked_in_the_query_string_erases_no_one(asgi_client):
+    served = asgi_client.post("/recommend", json=profile(), headers=auth("program"))
+    assert served.status_code == 200, served.text
+    answer = asgi_client.post(
+        "/erasures?dry_run=true",
+        json={"person_ids": [profile()["person_id"]]},
+        headers=auth("program"),
+    )
+    assert answer.status_code == 422, answer.text
+    (problem,) = answer.json()["problems"]
+    assert problem["field"] == "query string: dry_run"
+    assert problem["value"] == "(not shown)" and "JSON body" in problem["accepted"]
+    assert "dry_run" in answer.json()["error"]
+    rows = audit_rows(asgi_client)
+    assert len(rows) == 1 and ",erased," not in rows[0]  # the person's answer is still there
+
+
+@pytest.mark.parametrize(
+    ("route", "query", "body"),
+    [
+        ("/recommend", "offered=mindfulness", profile()),
+        ("/recommend_batch", "alpha=0.2", {"profiles": [profile()]}),
+        ("/allocate", "budget=100", {"profiles": [profile()]}),
+        ("/outcomes", "correct=true", {"outcomes": [outcome("p-0001")]}),
+        ("/reload", "version=3", {}),
+    ],
+)
+def test_a_field_sent_in_the_query_string_is_refused_naming_it(asgi_client, route, query, body):
+    role = "scientist" if route == "/reload" else "program"
+    before = len(audit_rows(asgi_client))
+    answer = asgi_client.post(f"{route}?{query}", json=body, headers=auth(role))
+    assert answer.status_code == 422, answer.text
+    name = query.split("=")[0]
+    assert [p["field"] for p in answer.json()["problems"]] == [f"query string: {name}"]
+    assert query.split("=")[1] not in json.dumps(answer.json()["problems"])
+    assert len(audit_rows(asgi_client)) == before  # nothing answered, nothing recorded
+
+
+def test_a_key_or_id_in_the_query_string_is_never_echoed(asgi_client):
+    secret = "a-secret-key-0123456789"
+    answer = asgi_client.post(
+        f"/recommend?api_key={secret}&p-000123", json=profile(), headers=auth("program")
+    )
+    assert answer.status_code == 422, answer.text
+    assert secret not in answer.text and "p-000123" not in answer.text
+    fields = [p["field"] for p in answer.json()["problems"]]
+    assert fields == ["query string: api_key", "query string: (a parameter; name not shown)"]
+
+
+def test_the_crisis_flag_in_the_query_string_is_still_taken(asgi_client):
+    for query in ("crisis_risk=false", "Crisis%20Risk=no", "", "&"):
+        answer = asgi_client.post(f"/recommend?{query}", json=profile(), headers=auth("program"))
+        assert answer.status_code == 200 and answer.json()["ranking"], (query, answer.text)
+    flagged = asgi_client.post(
+        "/recommend?crisis_risk=true", json=profile(), headers=auth("program")
+    )
+    assert flagged.status_code == 200 and flagged.json()["safety"]["level"] == "crisis"
+
+
+def test_a_crisis_flag_is_answered_beside_a_parameter_the_route_does_not_take(asgi_client):
+    # /recommend: the crisis answer, the parameter listed in `ignored` (a crisis flag never
+    # turns into a 422); a batch: its 422 carries the flagged entry's crisis answer.
+    flagged = {"person_id": "p-crisis", "crisis_risk": True}
+    one = asgi_client.post("/recommend?offered=coaching", json=flagged, headers=auth("program"))
+    assert one.status_code == 200, one.text
+    assert one.json()["safety"]["level"] == "crisis" and one.json()["safety"]["resources"]
+    assert [p["field"] for p in one.json()["ignored"]] == ["query string: offered"]
+    by_query = asgi_client.post(
+        "/recommend?crisis_risk=true&offered=coaching", json=profile(), headers=auth("program")
+    )
+    assert by_query.status_code == 200 and by_query.json()["safety"]["level"] == "crisis"
+    batch = asgi_client.post(
+        "/recommend_batch?dry_run=1",
+        json={"profiles": [profile(), flagged]},
+        headers=auth("program"),
+    )
+    assert batch.status_code == 422, batch.text
+    (crisis,) = batch.json()["crisis_results"]
+    assert crisis["index"] == 1 and crisis["answer"]["safety"]["level"] == "crisis"
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "message"),
+    [
+        ("since=2026-01-01&since=2099-01-01", "since", "given more than once"),
+        ("from=2026-12-01", "from", "not a parameter of this route"),
+        ("table=outcomes&table=recommendations", "table", "given more than once"),
+    ],
+)
+def test_the_export_refuses_a_parameter_it_does_not_take_or_one_given_twice(
+    asgi_client, query, field, message
+):
+    # ``since`` given twice exported from the last one alone (here: nothing, silently), and a
+    # misnamed parameter (``from``) exported the whole log as if none had been given.
+    asgi_client.post("/recommend", json=profile(), headers=auth("program"))
+    answer = asgi_client.get(f"/audit/export?{query}", headers=auth("auditor"))
+    assert answer.status_code == 422, answer.text
+    (problem,) = answer.json()["problems"]
+    assert problem["field"] == f"query string: {field}" and problem["message"] == message
+    assert "since" in problem["accepted"] and "table" in problem["accepted"]
+    fine = asgi_client.get(
+        "/audit/export?since=2026-01-01&table=recommendations", headers=auth("auditor")
+    )
+    assert fine.status_code == 200 and len(fine.text.strip().splitlines()) == 2, fine.text
+    assert asgi_client.get(f"/audit/export?{query}").status_code == 401  # the key comes first
