@@ -128,3 +128,27 @@ def test_the_export_refuses_a_parameter_it_does_not_take_or_one_given_twice(
     )
     assert fine.status_code == 200 and len(fine.text.strip().splitlines()) == 2, fine.text
     assert asgi_client.get(f"/audit/export?{query}").status_code == 401  # the key comes first
+
+
+def test_a_crisis_answer_names_an_offered_arm_the_catalog_does_not_have(asgi_client):
+    # Without the flag such a profile is refused 422 (offered[0]: unknown arm); with it, the
+    # crisis answer listed no problem in `ignored`, so the program never learnt that its
+    # `offered` list was wrong until a later, unflagged request was refused.
+    flagged = profile(offered=["yoga", "coaching"], crisis_risk=True)
+    refused = asgi_client.post(
+        "/recommend", json={**flagged, "crisis_risk": False}, headers=auth("program")
+    )
+    assert refused.status_code == 422 and refused.json()["problems"][0]["field"] == "offered[0]"
+    one = asgi_client.post("/recommend", json=flagged, headers=auth("program"))
+    assert one.status_code == 200 and one.json()["safety"]["level"] == "crisis", one.text
+    (problem,) = one.json()["ignored"]
+    assert problem["field"] == "offered[0]" and problem["value"] == "yoga"
+    batch = asgi_client.post(
+        "/recommend_batch",
+        json={"profiles": [profile(person_id="p-2"), flagged]},
+        headers=auth("program"),
+    )
+    assert batch.status_code == 200, batch.text
+    crisis = batch.json()["results"][batch.json()["result_index"].index(1)]
+    assert crisis["safety"]["level"] == "crisis"
+    assert [p["field"] for p in crisis["ignored"]] == ["profiles[1].offered[0]"]
