@@ -152,3 +152,26 @@ def test_a_crisis_answer_names_an_offered_arm_the_catalog_does_not_have(asgi_cli
     crisis = batch.json()["results"][batch.json()["result_index"].index(1)]
     assert crisis["safety"]["level"] == "crisis"
     assert [p["field"] for p in crisis["ignored"]] == ["profiles[1].offered[0]"]
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        (b"\xef\xbb\xbf" + json.dumps(profile()).encode(), "UTF-8 byte-order mark"),
+        (
+            json.dumps(profile(person_id="Jos\u00e9"), ensure_ascii=False).encode("latin-1"),
+            "not UTF-8 text",
+        ),
+    ],
+)
+def test_a_body_refused_for_its_encoding_says_why(asgi_client, body, said):
+    # The byte-order mark was refused as "Invalid JSON: expected value at line 1 column 1",
+    # which names nothing the sender can find in what it sent.
+    headers = {**auth("program"), "Content-Type": "application/json; charset=latin-1"}
+    for route, sent in (("/recommend", body), ("/recommend_batch", body)):
+        answer = asgi_client.post(route, content=sent, headers=headers)
+        assert answer.status_code == 400, answer.text
+        (problem,) = answer.json()["problems"]
+        assert problem["field"] == "body" and said in problem["message"], problem
+        assert said in answer.json()["error"] and "send it" in answer.json()["error"]
+        assert "Jos" not in answer.text

@@ -518,6 +518,12 @@ def _sent_as(refusal: tuple[int, dict] | None, body: bytes, headers: Mapping[str
         reason = f"the body was sent as a form ({media}): send the fields as JSON"
     elif encoding.startswith("utf-16") or encoding.startswith("utf-32"):
         reason = f"the body is {encoding.upper()} text: send it as UTF-8"
+    elif body.startswith(b"\xef\xbb\xbf"):
+        # What Windows tools write first (PowerShell 5's UTF8, Notepad before 2019): JSON
+        # sent over a network has none (RFC 8259), and the parser's "line 1 column 1" hid it.
+        reason = "the body starts with a UTF-8 byte-order mark (bytes EF BB BF): send it without"
+    elif not _is_utf8(body):
+        reason = "the body is not UTF-8 text (Latin-1 or Windows-1252, say): send it as UTF-8"
     else:
         return refusal
     status, payload = refusal
@@ -527,6 +533,14 @@ def _sent_as(refusal: tuple[int, dict] | None, body: bytes, headers: Mapping[str
         "error": f"{payload['error']}; {reason}",
         "problems": [first, *payload["problems"][1:]],
     }
+
+
+def _is_utf8(body: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 # A \uD800-\uDFFF escape. Python's parser reads an unpaired one into a string (a lone
