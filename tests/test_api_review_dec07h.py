@@ -175,3 +175,14 @@ def test_a_body_refused_for_its_encoding_says_why(asgi_client, body, said):
         assert problem["field"] == "body" and said in problem["message"], problem
         assert said in answer.json()["error"] and "send it" in answer.json()["error"]
         assert "Jos" not in answer.text
+
+
+def test_what_a_person_id_accepts_is_what_is_accepted(asgi_client):
+    # The refusal's `accepted` said "single spaces between them", but an id with two spaces
+    # in a row is accepted (and always was: ids stored so must still hash as they did).
+    spaced = asgi_client.post("/recommend", json=profile(person_id="a  b"), headers=auth("program"))
+    assert spaced.status_code == 200, spaced.text
+    refused = asgi_client.post("/recommend", json=profile(person_id=" a"), headers=auth("program"))
+    (problem,) = refused.json()["problems"]
+    assert problem["field"] == "person_id" and "single spaces" not in problem["accepted"]
+    assert "spaces between them" in problem["accepted"]
