@@ -186,3 +186,45 @@ def test_what_a_person_id_accepts_is_what_is_accepted(asgi_client):
     (problem,) = refused.json()["problems"]
     assert problem["field"] == "person_id" and "single spaces" not in problem["accepted"]
     assert "spaces between them" in problem["accepted"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "index"),
+    [
+        ("/recommend/", {"person_id": "p-crisis", "role": "nurse", "crisis_risk": True}, 0),
+        ("/api/v1/Recommend", {"person_id": "p-crisis", "crisis_risk": "yes"}, 0),
+        (
+            "/recommend_batch/",
+            {"profiles": [profile(), {"person_id": "p-c", "crisis_risk": 1}]},
+            None,
+        ),
+        ("/Allocate//", {"profiles": [{"person_id": "p-c", "crisis_risk": True}]}, None),
+    ],
+)
+def test_a_crisis_flag_sent_to_a_near_miss_of_a_route_still_gets_resources(
+    asgi_client, path, body, index
+):
+    # A base URL configured with a trailing slash (`/recommend/`) or behind a proxy's prefix
+    # (`/api/v1/recommend`) was answered a bare 404: the flagged person got no resources, where
+    # a wrong method (405), a wrong key (401) or a bad body (400) still carries them.
+    answer = asgi_client.post(path, json=body, headers=auth("program"))
+    assert answer.status_code == 404, answer.text
+    assert answer.json()["error"].startswith("no such route")
+    (crisis,) = answer.json()["crisis_results"]
+    assert (
+        crisis["answer"]["safety"]["level"] == "crisis" and crisis["answer"]["safety"]["resources"]
+    )
+    assert crisis["index"] == index
+    assert crisis["answer"]["safety"]["recorded_in"].startswith("not recorded")
+    assert "p-crisis" not in answer.text and audit_rows(asgi_client) == []
+
+
+def test_a_near_miss_without_a_flag_is_a_plain_404(asgi_client):
+    for path in ("/recommend/", "/api/recommend", "/recommend/p-0001", "/erasures/"):
+        answer = asgi_client.post(path, json=profile(), headers=auth("program"))
+        assert answer.status_code == 404 and "crisis_results" not in answer.json(), answer.text
+        assert "p-0001" not in answer.text
+    flagged_elsewhere = asgi_client.post(
+        "/recommend/p-0001", json={"person_id": "p", "crisis_risk": True}
+    )
+    assert flagged_elsewhere.status_code == 404  # not a near miss: its last part is an id

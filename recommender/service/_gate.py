@@ -32,7 +32,12 @@ from pydantic import ValidationError
 from recommender.service._auth import authorize
 from recommender.service._content_coding import UnreadCoding, decode_body
 from recommender.service._crisis import crisis_in_query, may_be_flagged
-from recommender.service._known_routes import METHOD_NOT_TAKEN, method_not_taken
+from recommender.service._known_routes import (
+    METHOD_NOT_TAKEN,
+    NEAR_ROUTE,
+    method_not_taken,
+    not_found,
+)
 from recommender.service._readiness import Reason, not_ready_body, stale_body
 
 __all__ = [
@@ -145,6 +150,9 @@ class Gate:
         if taken is not None:
             response = await self._method_not_taken(service, scope, receive, path, taken)
             return await response(scope, receive, send)
+        if scope.get(NEAR_ROUTE):
+            response = await self._refused_first(service, scope, receive, path, *not_found())
+            return await response(scope, receive, send)
         if path == "/readyz" and scope.get("method") in ("GET", "HEAD"):
             response = await _readiness(service)
             if response is not None:
@@ -234,17 +242,22 @@ class Gate:
         still gets one crisis answer for the request, recorded nowhere: no key was asked
         for. A crisis answer never depends on the method."""
         status, payload, headers = method_not_taken(scope.get("method", ""), path, taken)
+        response = await self._refused_first(service, scope, receive, path, status, payload)
+        response.headers.update(headers)
+        return response
+
+    async def _refused_first(self, service, scope, receive, path: str, status, payload):
+        """The refusal ``(status, payload)`` of a request refused before its key is looked at
+        (405, or 404 for a near miss of a route): on a route that answers profiles, a crisis
+        flag in its query string or body still gets one crisis answer, recorded nowhere."""
         answer = None if service is None else service.unread_routes.get(path.rstrip("/"))
         body, query = b"", None
         if answer is not None:
             body, _, _ = await _read_request(_headers(scope), receive, self.body_seconds)
             query = crisis_in_query(scope.get("query_string", b""))
         if answer is not None and _may_flag(body, query):
-            response = await self._answer(answer, body, None, (status, payload), query)
-        else:
-            response = _json_response(status, payload)
-        response.headers.update(headers)
-        return response
+            return await self._answer(answer, body, None, (status, payload), query)
+        return _json_response(status, payload)
 
     async def _unauthorized(self, service, scope, receive, path: str, decision):
         """401 or 403; on a route that answers profiles, the body's crisis flags (read from it,
