@@ -228,3 +228,13 @@ def test_a_near_miss_without_a_flag_is_a_plain_404(asgi_client):
         "/recommend/p-0001", json={"person_id": "p", "crisis_risk": True}
     )
     assert flagged_elsewhere.status_code == 404  # not a near miss: its last part is an id
+
+
+def test_the_card_is_not_asked_for_another_version_in_vain(asgi_client):
+    # GET /model_card?version=3 answered the served version's card, as if it were version 3's.
+    for path in ("/model_card", "/model_card.json"):
+        answer = asgi_client.get(f"{path}?version=3", headers=auth("auditor"))
+        assert answer.status_code == 422, answer.text
+        (problem,) = answer.json()["problems"]
+        assert problem["field"] == "query string: version"
+        assert "recommender card --model" in problem["accepted"]

@@ -319,10 +319,20 @@ _FLAG_ROUTES = frozenset({"/recommend", "/recommend_batch", "/allocate", "/outco
 _SHOWN_NAME = re.compile(r"[A-Za-z_][A-Za-z_.\- \[\]]{0,39}")
 
 
-# The GET routes that take parameters, and which; each is read once, so one given twice
-# (``?since=A&since=B``: the last was used, silently) is refused, as a parameter not listed is
-# (``?from=2026-12-01`` exported the whole log).
-_GET_PARAMETERS = {"/audit/export": ("since", "table")}
+# The GET routes whose query string is checked, with the parameters each takes; each is read
+# once, so one given twice (``?since=A&since=B``: the last was used, silently) is refused, as
+# a parameter not listed is (``?from=2026-12-01`` exported the whole log; the card's
+# ``?version=3`` answered the served version's card).
+_GET_PARAMETERS = {
+    "/audit/export": ("since", "table"),
+    "/model_card": (),
+    "/model_card.json": (),
+}
+_NO_PARAMETER = {
+    "/model_card": "the served model's card takes no query parameter (another version's: "
+    "recommender card --model VERSION --out DIR)",
+}
+_NO_PARAMETER["/model_card.json"] = _NO_PARAMETER["/model_card"]
 
 
 def _parameters_not_taken(path: str, query: bytes) -> tuple[int, dict] | None:
@@ -351,12 +361,14 @@ def _parameters_not_taken(path: str, query: bytes) -> tuple[int, dict] | None:
         return None
     if taken:
         accepted = f"each of {', '.join(taken)} at most once, and no other parameter"
+    elif route in _NO_PARAMETER:
+        accepted = _NO_PARAMETER[route]
     else:
         accepted = "the request's fields in its JSON body (see /docs.json); " + (
             "in the query string only crisis_risk" if flag else "no query parameter"
         )
     not_taken = "not a parameter of this route" + (
-        "" if taken else ", whose fields are read from the JSON body"
+        "" if route in _GET_PARAMETERS else ", whose fields are read from the JSON body"
     )
     problems = [
         {
