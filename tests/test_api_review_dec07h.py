@@ -238,3 +238,26 @@ def test_the_card_is_not_asked_for_another_version_in_vain(asgi_client):
         (problem,) = answer.json()["problems"]
         assert problem["field"] == "query string: version"
         assert "recommender card --model" in problem["accepted"]
+
+
+def test_a_key_given_twice_in_a_batch_is_named_with_its_row(asgi_client):
+    # The 422 named the key alone ("age"): in a batch of thousands of profiles the sender
+    # could not tell which row to fix.
+    rows = [json.dumps(profile(person_id=f"p-{i}")) for i in range(5)]
+    rows[3] = rows[3][:-1] + ', "age": 50}'
+    rows[4] = rows[4][:-1] + ', "ee": 3, "ee": 4}'
+    text = '{"profiles": [' + ", ".join(rows) + "]}"
+    headers = {**auth("program"), "content-type": "application/json"}
+    answer = asgi_client.post("/recommend_batch", content=text.encode(), headers=headers)
+    assert answer.status_code == 422, answer.text
+    fields = [p["field"] for p in answer.json()["problems"]]
+    assert fields == ["profiles[3].age", "profiles[4].ee"]
+    assert answer.json()["error"].startswith("profiles[3].age: the key appears more than once")
+    one = json.dumps(profile())[:-1] + ', "age": 50}'
+    answer = asgi_client.post("/recommend", content=one.encode(), headers=headers)
+    assert answer.status_code == 422 and answer.json()["problems"][0]["field"] == "age"
+    report = '{"outcomes": [' + json.dumps(outcome("p-0"))[:-1] + ', "arm_taken": "none"}]}'
+    answer = asgi_client.post("/outcomes", content=report.encode(), headers=headers)
+    assert answer.status_code == 422 and answer.json()["problems"][0]["field"] == (
+        "outcomes[0].arm_taken"
+    )

@@ -431,6 +431,52 @@ def _refuse_duplicates(pairs: list) -> dict:
     return obj
 
 
+class _Repeated(dict):
+    """An object read with keys given twice (``repeated``); the first reading of each kept."""
+
+    repeated: tuple = ()
+
+
+def _mark_repeated(pairs: list) -> dict:
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    marked, seen = _Repeated(), set()
+    for key, value in pairs:
+        if key in seen:
+            if key not in marked.repeated:  # a key given three times is named once
+                marked.repeated = (*marked.repeated, key)
+        else:
+            marked[key] = value
+            seen.add(key)
+    return marked
+
+
+_MAX_REPEATED_PROBLEMS = 10
+
+
+def _repeated_keys(body: bytes) -> list[tuple]:
+    """The places (``("profiles", 3, "age")``) of the keys a body that parses gives twice in
+    one object, object by object (an object's own before those inside it), at most
+    ``_MAX_REPEATED_PROBLEMS`` of them (called only once a repeated key was found: the usual
+    body is read once)."""
+    found: list[tuple] = []
+
+    def walk(value, loc: tuple) -> None:
+        if len(found) >= _MAX_REPEATED_PROBLEMS:
+            return
+        if isinstance(value, dict):
+            found.extend((*loc, key) for key in getattr(value, "repeated", ()))
+            for key, item in value.items():
+                walk(item, (*loc, key))
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(item, (*loc, i))
+
+    walk(json.loads(body, object_pairs_hook=_mark_repeated), ())
+    return found[:_MAX_REPEATED_PROBLEMS] or [()]
+
+
 # JSON strings (whose brackets do not nest anything) and everything but brackets, removed
 # before counting depth; possessive quantifiers keep the scan linear on any input.
 _JSON_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
@@ -482,19 +528,25 @@ def _unparsable(body: bytes) -> tuple[int, dict] | None:
         }
     try:
         json.loads(body, object_pairs_hook=_refuse_duplicates)
-    except _DuplicateKey as duplicate:
-        key = duplicate.key[:120]
+    except _DuplicateKey:
+        from recommender.service._problems import field_name
+
+        # Named where each is (profiles[3].age), not by its key alone: in a batch of 10,000
+        # profiles "age" told the sender nothing of which row to fix.
+        problems = [
+            {
+                "field": field_name(loc)[:200],
+                "value": None,
+                "message": "duplicate key",
+                "accepted": "each key at most once per object",
+            }
+            for loc in _repeated_keys(body)
+        ]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         return 422, {
-            "error": f"{key}: the key appears more than once in one object; "
-            "accepted: each key once",
-            "problems": [
-                {
-                    "field": key,
-                    "value": None,
-                    "message": "duplicate key",
-                    "accepted": "each key at most once per object",
-                }
-            ],
+            "error": f"{problems[0]['field']}: the key appears more than once in one object; "
+            f"accepted: each key once{more}",
+            "problems": problems,
         }
     except _TooManyKeys as many:
         return 400, {
