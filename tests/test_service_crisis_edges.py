@@ -84,7 +84,8 @@ def test_a_batch_refused_for_a_key_given_twice_still_answers_its_crisis_rows(asg
     response = post_text(asgi_client, route, text)
     assert response.status_code == 422, response.text
     body = response.json()
-    assert body["problems"][0]["field"] == "age" and "more than once" in body["error"]
+    # named where it is (tests/test_api_review_dec07h.py), not "age" alone
+    assert body["problems"][0]["field"] == "profiles[2].age" and "more than once" in body["error"]
     (crisis,) = body["crisis_results"]
     assert crisis["index"] == 1 and crisis["answer"]["safety"]["level"] == "crisis"
     (row,) = audit_rows(asgi_client)  # the crisis answer is recorded, nothing else

@@ -320,7 +320,8 @@ def test_a_duplicated_key_is_refused_naming_it(demo):
     response = httpx.post(
         f"{url}/recommend_batch", content=batch, timeout=30, headers=_headers(keys, "program")
     )
-    assert response.status_code == 422 and response.json()["problems"][0]["field"] == "age"
+    assert response.status_code == 422
+    assert response.json()["problems"][0]["field"] == "profiles[0].age"
     _answers_normally(url, keys)
 
 

@@ -43,7 +43,7 @@ __all__ = [
 
 PERSON_ID_ACCEPTED = (
     f"a string of 1 to {PERSON_ID_MAX_LENGTH} characters, not only spaces: letters, digits, "
-    "punctuation, symbols and single spaces between them, in Unicode NFC form (an accented "
+    "punctuation, symbols and spaces between them, in Unicode NFC form (an accented "
     "letter as one character); no space at either end and no control, invisible, "
     "bidirectional, private-use or unassigned character (such as U+0000-U+001F, U+200B-U+200F, "
     "U+202A-U+202E, U+2066-U+2069 or U+FEFF); letters of one script, or Latin with Han and "

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from recommender.cohort import PROFILE_COLUMNS
+from recommender.errors import InputError
 from recommender.explain import complements_for, evidence_for
 from recommender.model import (
     arms_not_learnt,
@@ -434,6 +435,14 @@ class RecommendationEngine(RequestChecking, AnswerWording):
         # This model's extra features are known fields, not ignored ones.
         extras = {f"{prefix}{'.' if prefix else ''}{x.name}" for x in self.profiles.extras}
         answer["ignored"] = [p for p in answer["ignored"] if p["field"] not in extras]
+        # An offered arm the catalog does not have is refused 422 without the flag; with it,
+        # it is named here, as any field sent but not accepted is.
+        offered = raw.get("offered")
+        if isinstance(offered, list) and all(isinstance(arm, str) for arm in offered):
+            try:
+                self.check_offered({"offered": offered}, prefix=prefix)
+            except InputError as error:
+                answer["ignored"] = [*answer["ignored"], *error.problems]
         answer["complements"] = [] if compact else self.complements
         return answer, record
 

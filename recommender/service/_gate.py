@@ -32,7 +32,12 @@ from pydantic import ValidationError
 from recommender.service._auth import authorize
 from recommender.service._content_coding import UnreadCoding, decode_body
 from recommender.service._crisis import crisis_in_query, may_be_flagged
-from recommender.service._known_routes import METHOD_NOT_TAKEN, method_not_taken
+from recommender.service._known_routes import (
+    METHOD_NOT_TAKEN,
+    NEAR_ROUTE,
+    method_not_taken,
+    not_found,
+)
 from recommender.service._readiness import Reason, not_ready_body, stale_body
 
 __all__ = [
@@ -145,6 +150,9 @@ class Gate:
         if taken is not None:
             response = await self._method_not_taken(service, scope, receive, path, taken)
             return await response(scope, receive, send)
+        if scope.get(NEAR_ROUTE):
+            response = await self._refused_first(service, scope, receive, path, *not_found())
+            return await response(scope, receive, send)
         if path == "/readyz" and scope.get("method") in ("GET", "HEAD"):
             response = await _readiness(service)
             if response is not None:
@@ -167,6 +175,10 @@ class Gate:
         state = scope.setdefault("state", {})
         state["caller_role"], state["caller_digest"] = decision.role, decision.caller
         body_model = service.body_models.get(path.rstrip("/"))
+        if path.rstrip("/") in _GET_PARAMETERS and scope.get("method") in ("GET", "HEAD"):
+            refusal = _parameters_not_taken(path, scope.get("query_string", b""))
+            if refusal is not None:
+                return await _json_response(*refusal)(scope, receive, send)
         if body_model is None or scope.get("method") != "POST":
             return await self.app(scope, receive, send)
 
@@ -185,6 +197,7 @@ class Gate:
                 body,
                 headers,
             )
+            or _parameters_not_taken(path, scope.get("query_string", b""))
         )
         # A flag in the query string flags the whole request, whatever the body says.
         query = crisis_in_query(scope.get("query_string", b""))
@@ -229,17 +242,22 @@ class Gate:
         still gets one crisis answer for the request, recorded nowhere: no key was asked
         for. A crisis answer never depends on the method."""
         status, payload, headers = method_not_taken(scope.get("method", ""), path, taken)
+        response = await self._refused_first(service, scope, receive, path, status, payload)
+        response.headers.update(headers)
+        return response
+
+    async def _refused_first(self, service, scope, receive, path: str, status, payload):
+        """The refusal ``(status, payload)`` of a request refused before its key is looked at
+        (405, or 404 for a near miss of a route): on a route that answers profiles, a crisis
+        flag in its query string or body still gets one crisis answer, recorded nowhere."""
         answer = None if service is None else service.unread_routes.get(path.rstrip("/"))
         body, query = b"", None
         if answer is not None:
             body, _, _ = await _read_request(_headers(scope), receive, self.body_seconds)
             query = crisis_in_query(scope.get("query_string", b""))
         if answer is not None and _may_flag(body, query):
-            response = await self._answer(answer, body, None, (status, payload), query)
-        else:
-            response = _json_response(status, payload)
-        response.headers.update(headers)
-        return response
+            return await self._answer(answer, body, None, (status, payload), query)
+        return _json_response(status, payload)
 
     async def _unauthorized(self, service, scope, receive, path: str, decision):
         """401 or 403; on a route that answers profiles, the body's crisis flags (read from it,
@@ -292,6 +310,84 @@ class Gate:
         return response
 
 
+# The POST routes whose query string is read for the crisis flag (it flags the whole request);
+# every other parameter of a POST route is refused, never ignored: a field sent there instead
+# of the body (``/erasures?dry_run=true``, ``/allocate?budget=100``) was silently left out,
+# and the request done without it (an erasure for good, a plan with no budget).
+_FLAG_ROUTES = frozenset({"/recommend", "/recommend_batch", "/allocate", "/outcomes"})
+# A parameter's name is shown when it reads as one; another (``?p-000123``, a bare id) is not.
+_SHOWN_NAME = re.compile(r"[A-Za-z_][A-Za-z_.\- \[\]]{0,39}")
+
+
+# The GET routes whose query string is checked, with the parameters each takes; each is read
+# once, so one given twice (``?since=A&since=B``: the last was used, silently) is refused, as
+# a parameter not listed is (``?from=2026-12-01`` exported the whole log; the card's
+# ``?version=3`` answered the served version's card).
+_GET_PARAMETERS = {
+    "/audit/export": ("since", "table"),
+    "/model_card": (),
+    "/model_card.json": (),
+}
+_NO_PARAMETER = {
+    "/model_card": "the served model's card takes no query parameter (another version's: "
+    "recommender card --model VERSION --out DIR)",
+}
+_NO_PARAMETER["/model_card.json"] = _NO_PARAMETER["/model_card"]
+
+
+def _parameters_not_taken(path: str, query: bytes) -> tuple[int, dict] | None:
+    """The 422 of a request whose query string holds a parameter the route does not take (on
+    a POST route all but the crisis flag's, on the routes that read it), or one of
+    ``_GET_PARAMETERS`` given twice, naming each, never its value; None when there is none."""
+    if not query:
+        return None
+    from urllib.parse import unquote_plus
+
+    from recommender.service._crisis import is_flag_name
+
+    route = path.rstrip("/")
+    flag = route in _FLAG_ROUTES
+    taken = _GET_PARAMETERS.get(route, ())
+    names, seen = [], set()
+    for part in query.split(b"&"):
+        name = unquote_plus(part.partition(b"=")[0].decode("utf-8", "replace"))
+        twice = name in taken and name in seen
+        seen.add(name)
+        if not name or (flag and is_flag_name(name)) or (name in taken and not twice):
+            continue
+        if (name, twice) not in names:
+            names.append((name, twice))
+    if not names:
+        return None
+    if taken:
+        accepted = f"each of {', '.join(taken)} at most once, and no other parameter"
+    elif route in _NO_PARAMETER:
+        accepted = _NO_PARAMETER[route]
+    else:
+        accepted = "the request's fields in its JSON body (see /docs.json); " + (
+            "in the query string only crisis_risk" if flag else "no query parameter"
+        )
+    not_taken = "not a parameter of this route" + (
+        "" if route in _GET_PARAMETERS else ", whose fields are read from the JSON body"
+    )
+    problems = [
+        {
+            "field": "query string: "
+            + (name if _SHOWN_NAME.fullmatch(name) else "(a parameter; name not shown)"),
+            "value": "(not shown)",
+            "accepted": accepted,
+            "message": "given more than once" if twice else not_taken,
+        }
+        for name, twice in names
+    ]
+    message = problems[0]["message"]
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return 422, {
+        "error": f"{problems[0]['field']}: {message}; accepted: {accepted}{more}",
+        "problems": problems,
+    }
+
+
 async def _readiness(service):
     """``/readyz``'s 503 naming each cause; else its 200 saying that the worker serves another
     version than the announced champion; ``None`` when the service is ready and current. The
@@ -333,6 +429,52 @@ def _refuse_duplicates(pairs: list) -> dict:
                 raise _DuplicateKey(key)
             seen.add(key)
     return obj
+
+
+class _Repeated(dict):
+    """An object read with keys given twice (``repeated``); the first reading of each kept."""
+
+    repeated: tuple = ()
+
+
+def _mark_repeated(pairs: list) -> dict:
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    marked, seen = _Repeated(), set()
+    for key, value in pairs:
+        if key in seen:
+            if key not in marked.repeated:  # a key given three times is named once
+                marked.repeated = (*marked.repeated, key)
+        else:
+            marked[key] = value
+            seen.add(key)
+    return marked
+
+
+_MAX_REPEATED_PROBLEMS = 10
+
+
+def _repeated_keys(body: bytes) -> list[tuple]:
+    """The places (``("profiles", 3, "age")``) of the keys a body that parses gives twice in
+    one object, object by object (an object's own before those inside it), at most
+    ``_MAX_REPEATED_PROBLEMS`` of them (called only once a repeated key was found: the usual
+    body is read once)."""
+    found: list[tuple] = []
+
+    def walk(value, loc: tuple) -> None:
+        if len(found) >= _MAX_REPEATED_PROBLEMS:
+            return
+        if isinstance(value, dict):
+            found.extend((*loc, key) for key in getattr(value, "repeated", ()))
+            for key, item in value.items():
+                walk(item, (*loc, key))
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(item, (*loc, i))
+
+    walk(json.loads(body, object_pairs_hook=_mark_repeated), ())
+    return found[:_MAX_REPEATED_PROBLEMS] or [()]
 
 
 # JSON strings (whose brackets do not nest anything) and everything but brackets, removed
@@ -386,19 +528,25 @@ def _unparsable(body: bytes) -> tuple[int, dict] | None:
         }
     try:
         json.loads(body, object_pairs_hook=_refuse_duplicates)
-    except _DuplicateKey as duplicate:
-        key = duplicate.key[:120]
+    except _DuplicateKey:
+        from recommender.service._problems import field_name
+
+        # Named where each is (profiles[3].age), not by its key alone: in a batch of 10,000
+        # profiles "age" told the sender nothing of which row to fix.
+        problems = [
+            {
+                "field": field_name(loc)[:200],
+                "value": None,
+                "message": "duplicate key",
+                "accepted": "each key at most once per object",
+            }
+            for loc in _repeated_keys(body)
+        ]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         return 422, {
-            "error": f"{key}: the key appears more than once in one object; "
-            "accepted: each key once",
-            "problems": [
-                {
-                    "field": key,
-                    "value": None,
-                    "message": "duplicate key",
-                    "accepted": "each key at most once per object",
-                }
-            ],
+            "error": f"{problems[0]['field']}: the key appears more than once in one object; "
+            f"accepted: each key once{more}",
+            "problems": problems,
         }
     except _TooManyKeys as many:
         return 400, {
@@ -447,6 +595,12 @@ def _sent_as(refusal: tuple[int, dict] | None, body: bytes, headers: Mapping[str
         reason = f"the body was sent as a form ({media}): send the fields as JSON"
     elif encoding.startswith("utf-16") or encoding.startswith("utf-32"):
         reason = f"the body is {encoding.upper()} text: send it as UTF-8"
+    elif body.startswith(b"\xef\xbb\xbf"):
+        # What Windows tools write first (PowerShell 5's UTF8, Notepad before 2019): JSON
+        # sent over a network has none (RFC 8259), and the parser's "line 1 column 1" hid it.
+        reason = "the body starts with a UTF-8 byte-order mark (bytes EF BB BF): send it without"
+    elif not _is_utf8(body):
+        reason = "the body is not UTF-8 text (Latin-1 or Windows-1252, say): send it as UTF-8"
     else:
         return refusal
     status, payload = refusal
@@ -456,6 +610,14 @@ def _sent_as(refusal: tuple[int, dict] | None, body: bytes, headers: Mapping[str
         "error": f"{payload['error']}; {reason}",
         "problems": [first, *payload["problems"][1:]],
     }
+
+
+def _is_utf8(body: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 # A \uD800-\uDFFF escape. Python's parser reads an unpaired one into a string (a lone

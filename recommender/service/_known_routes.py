@@ -6,7 +6,8 @@ unknown paths must never reach them), serves the service's own landing page at `
 of BentoML's (which loads a third-party script) and the OpenAPI document, and answers 405 for a
 method a route does not take, naming those it takes; on a route that answers profiles, it hands
 such a request to the front door (:class:`~recommender.service._gate.Gate`), which answers the
-crisis flags it holds with the 405.
+crisis flags it holds with the 405. So it does with a near miss of a POST route (``/recommend/``,
+``/api/v1/recommend``), under the route's own path, for a 404 with its crisis flags answered.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ __all__ = [
     "KnownRoutes",
     "METHOD_NOT_TAKEN",
     "METRICS_IN_PROCESS",
+    "NEAR_ROUTE",
     "method_not_taken",
     "metrics_gathered",
+    "not_found",
 ]
 
 log = logging.getLogger("recommender.service")
@@ -29,6 +32,11 @@ log = logging.getLogger("recommender.service")
 # The scope key by which KnownRoutes hands the Gate a request its route does not take (the
 # methods it takes): the Gate answers it 405, with the crisis flag it holds answered.
 METHOD_NOT_TAKEN = "recommender.method_not_taken"
+# The scope key by which KnownRoutes hands the Gate a request to a path that misses a POST
+# route (``/recommend/``, ``/api/v1/recommend``), under that route's path: the Gate answers it
+# 404, with the crisis flag it holds answered (a base URL written with a trailing slash or
+# a proxy's prefix must not cost a flagged person the resources).
+NEAR_ROUTE = "recommender.near_route"
 
 # What GET /metrics answers where no server gathers them (503).
 METRICS_IN_PROCESS = (
@@ -148,17 +156,33 @@ class KnownRoutes:
         else:
             # The path is not echoed, logged nor a label: it may hold what its sender should
             # not have put there, and a scanner's thousands of paths would each be a series.
-            response = JSONResponse(
-                {"error": "no such route; the routes are listed in /docs.json", "problems": []},
-                status_code=404,
-            )
-            route = UNKNOWN_ROUTE
             log.info(
                 "answered 404 to %s of a path the service does not serve (path not logged)",
                 _method_word(method),
             )
+            near = self._near_route(scope.get("path", ""))
+            if near is not None:
+                # Under the route's own path: BentoML's layers label and log that, never the
+                # path sent.
+                near_scope = {**scope, "path": near, "raw_path": near.encode(), NEAR_ROUTE: True}
+                return await self.app(near_scope, receive, send)
+            status, payload = not_found()
+            response = JSONResponse(payload, status_code=status)
+            route = UNKNOWN_ROUTE
         count_front_answer(route, response.status_code)
         return await response(scope, receive, send)
+
+    def _near_route(self, path: str) -> str | None:
+        """The POST route whose name ends ``path`` (any case, slashes around it), when ``path``
+        is not itself a route: ``/recommend/``, ``//allocate``, ``/api/v1/Recommend``."""
+        last = path.rstrip("/").rsplit("/", 1)[-1].lower()
+        near = f"/{last}"
+        return near if last and "POST" in self.methods.get(near, ()) else None
+
+
+def not_found() -> tuple[int, dict]:
+    """(status, payload) of the 404 of a path the service does not serve."""
+    return 404, {"error": "no such route; the routes are listed in /docs.json", "problems": []}
 
 
 # Every answer may hold health-related data (a profile's scores, a crisis answer, the audit

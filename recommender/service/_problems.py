@@ -23,6 +23,7 @@ __all__ = [
     "as_problems",
     "too_many_fields",
     "lone_surrogate_problem",
+    "field_name",
     "MBI_ITEM_MESSAGE",
     "MAX_UNKNOWN_FIELDS",
 ]
@@ -108,6 +109,15 @@ def _echoed(names: list[str], kind: str, value):
         # records refused as a whole (more than a batch takes): the first begins with its id
         return f"(a list of {len(value):,} items; not shown)"
     return _short(value)
+
+
+def field_name(loc: tuple) -> str:
+    """Where ``loc`` is in a body, as problems name it.
+
+    >>> field_name(("profiles", 3, "age")), field_name(())
+    ('profiles[3].age', 'body')
+    """
+    return _field_name(loc, "")
 
 
 def _field_name(loc: tuple, prefix: str) -> str:
