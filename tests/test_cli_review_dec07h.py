@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from recommender.card import policy_summary
+from recommender.cli import build_parser
 
 
 def _physicians_mixed_after_55(n: int = 2000) -> tuple[pd.DataFrame, np.ndarray]:
@@ -52,3 +54,33 @@ def test_policy_summary_keeps_a_split_that_changes_the_recommendation():
     assert "age <= 55.5" in summary["rules"] and "age > 55.5" in summary["rules"]
     assert "class: peer_group" in summary["rules"]
     assert summary["fidelity"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "argv, option",
+    [
+        (["train", "--seed", "7", "--data", "cohort.csv", "--seed", "8"], "--seed"),
+        (["train", "--seed=7", "--seed", "8"], "--seed"),
+        (
+            ["score", "--data", "a.csv", "--out", "b.csv", "--alpha", "0.1", "--alpha=0.2"],
+            "--alpha",
+        ),
+        (["promote", "3", "--reason", "reviewed", "--reason", "other"], "--reason"),
+    ],
+)
+def test_a_one_value_option_given_twice_is_refused_naming_both(argv, option, capsys):
+    # argparse kept the last value unsaid: `train --seed 7 ... --seed 8` trained seed 8
+    with pytest.raises(SystemExit) as stopped:
+        build_parser().parse_args(argv)
+    assert stopped.value.code == 2
+    said = capsys.readouterr().err
+    assert f"argument {option}: given twice" in said and "give it once" in said
+
+
+def test_an_option_given_twice_alike_or_a_repeatable_one_is_taken():
+    args = build_parser().parse_args(["train", "--seed", "7", "--seed", "7"])
+    assert args.seed == 7
+    args = build_parser().parse_args(
+        ["validate", "c.csv", "--extra-feature", "site", "--extra-feature", "unit"]
+    )
+    assert args.extra_feature == ["site", "unit"]
