@@ -84,3 +84,33 @@ def test_an_option_given_twice_alike_or_a_repeatable_one_is_taken():
         ["validate", "c.csv", "--extra-feature", "site", "--extra-feature", "unit"]
     )
     assert args.extra_feature == ["site", "unit"]
+
+
+@pytest.mark.parametrize("command", ["card", "score"])
+def test_a_model_the_store_lacks_is_refused_with_what_it_holds(
+    command, trained, monkeypatch, tmp_path, capsys
+):
+    # `card --model 99` and `score --model challanger` named the store and nothing accepted,
+    # where `promote 99` lists the versions and what each alias names
+    from test_pipeline_train import use_home
+
+    from recommender.cli import main
+
+    from recommender.cohort import PROFILE_COLUMNS
+    from recommender.simulate import load_scenario, simulate_cohort
+
+    use_home(monkeypatch, trained[1])
+    cohort = tmp_path / "cohort.csv"
+    simulate_cohort(load_scenario("default"), 20, seed=3)[list(PROFILE_COLUMNS)].to_csv(
+        cohort, index=False
+    )
+    given = {
+        "card": ["card", "--model", "99", "--out", str(tmp_path / "card")],
+        "score": ["score", "--model", "challanger", "--data", str(cohort), "--out", "s.csv"],
+    }[command]
+    assert main(given) == 2
+    said = capsys.readouterr().err
+    assert "no registered model version matches" in said
+    assert "accepted: a registered version number (1)" in said
+    assert "champion is version 1" in said and "models:/ or runs:/ URI" in said
+    assert not (tmp_path / "card").exists()
