@@ -114,3 +114,20 @@ def test_a_model_the_store_lacks_is_refused_with_what_it_holds(
     assert "accepted: a registered version number (1)" in said
     assert "champion is version 1" in said and "models:/ or runs:/ URI" in said
     assert not (tmp_path / "card").exists()
+
+
+def test_the_evidence_card_says_beside_each_study_how_its_figure_became_ee_points():
+    # The evidence-only card's table gave "coaching, physician: -3.5 EE points, source Collett G
+    # et al. 2025": the study reported an SMD of -0.37, and the 9.5-point SD that made it -3.5
+    # is an assumption the table did not name (the evidence section, far below, did).
+    from test_card_kinds import evidence_card_facts
+
+    table = evidence_card_facts()["evaluation"]["average_effects"]
+    assert table["columns"][-1] == "in EE points by"
+    by = {(row[0], row[1]): row[-1] for row in table["rows"]}
+    assert by[("coaching", "physician")] == "SMD x 9.5 (assumed SD of EE, see the header)"
+    # the figures are in the row already; what else the catalog says of the conversion stays
+    fendel = by[("mindfulness", "physician")]
+    assert "assumed SD" in fendel and "treated as EE, an assumption" in fendel
+    assert " = " not in fendel
+    assert all(how for how in by.values())
