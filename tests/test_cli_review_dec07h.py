@@ -131,3 +131,17 @@ def test_the_evidence_card_says_beside_each_study_how_its_figure_became_ee_point
     assert "assumed SD" in fendel and "treated as EE, an assumption" in fendel
     assert " = " not in fendel
     assert all(how for how in by.values())
+
+
+def test_one_problem_is_said_in_the_singular(tmp_path, capsys):
+    # `validate` said "INVALID: 1 problems in 1 checks" for a file with one bad value
+    from recommender.cli import main
+    from recommender.cohort import PROFILE_COLUMNS
+    from recommender.simulate import load_scenario, simulate_cohort
+
+    cohort = simulate_cohort(load_scenario("default"), 20, seed=3)[list(PROFILE_COLUMNS)]
+    cohort["age"] = cohort["age"].astype(object)
+    cohort.loc[4, "age"] = 150
+    cohort.to_csv(tmp_path / "cohort.csv", index=False)
+    assert main(["validate", str(tmp_path / "cohort.csv")]) == 2
+    assert "INVALID: 1 problem in 1 check;" in capsys.readouterr().out
