@@ -145,3 +145,21 @@ def test_one_problem_is_said_in_the_singular(tmp_path, capsys):
     cohort.to_csv(tmp_path / "cohort.csv", index=False)
     assert main(["validate", str(tmp_path / "cohort.csv")]) == 2
     assert "INVALID: 1 problem in 1 check;" in capsys.readouterr().out
+
+
+def test_the_one_effect_row_names_the_outcome_that_ranks_the_arms(trained):
+    # The lineage table read "Chosen for pa: balint_group: one effect for everyone; coaching:
+    # one effect for everyone; ..." and, below it, "Arms given one effect for everyone:
+    # balint_group": the row was the primary outcome's and did not say so.
+    import json
+
+    from recommender.card import render_markdown
+
+    result, _ = trained
+    card = json.loads((result.card_folder / "card.json").read_text())
+    assert card["model"]["one_effect_outcome"] == "ee"
+    markdown = render_markdown(card)
+    assert "| Arms given one effect for everyone in ee, which ranks the arms |" in markdown
+    # a card written before the outcome was recorded keeps its row as it was
+    del card["model"]["one_effect_outcome"]
+    assert "| Arms given one effect for everyone |" in render_markdown(card)
