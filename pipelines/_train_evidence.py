@@ -11,6 +11,7 @@ says what it rests on.
 from __future__ import annotations
 
 import functools
+import re
 import tempfile
 from pathlib import Path
 
@@ -108,6 +109,7 @@ def evidence_card_facts(
             e.upper,
             e.citation,
             "yes" if e.specific_to_arm else "no (pooled across arms)",
+            _conversion(catalog, e),
         ]
         for e in estimates
     ]
@@ -190,6 +192,7 @@ def evidence_card_facts(
                         "upper (95 %)",
                         "source",
                         "specific to the arm",
+                        "in EE points by",
                     ],
                     "rows": rows,
                 },
@@ -250,6 +253,18 @@ def evidence_card_facts(
 # splits nothing, fits no learner and has the catalog's one outcome (EE). Logged as the run's
 # params they would say, in MLflow's compare view, that this run used (say) a T-learner.
 _UNUSED_SETTINGS = ("data", "split", "learner", "outcomes", "primary", "exclude_features")
+
+
+def _conversion(catalog, estimate) -> str:
+    """How the finding behind ``estimate`` became EE points, as its catalog entry says
+    (``SMD x 9.5 (assumed SD of EE, see the header)``): beside the study's name, a figure
+    that rests on the assumed SD says so, not only in the evidence section."""
+    for item in catalog.arm(estimate.arm).evidence:
+        if str(item.citation) == estimate.citation and item.effect_points == estimate.effect:
+            # the figures are in the row already: "SMD x 9.5 (...) = -3.5 (-5.9 to -1.2)."
+            said = re.sub(r" = [-+]?[\d.]+ \([^)]*\)", "", str(item.conversion or ""))
+            return said.strip().rstrip(".") or "as published"
+    return "as published"
 
 
 def _used_settings(settings: dict) -> dict:

@@ -217,7 +217,10 @@ def test_an_arm_with_one_effect_for_everyone_is_named_and_scores_no_qini(audited
         assert qini["auuc"] == pytest.approx(qini["auuc_random"], abs=1e-12)
         assert _row(e["calibration"], arm)["slope"] is None
     md = render_markdown(card)
-    assert f"| Arms given one effect for everyone | {', '.join(arms)} (no" in md
+    assert (
+        f"| Arms given one effect for everyone in ee, which ranks the arms | {', '.join(arms)} (no"
+        in md
+    )
     assert f"The model gives {', '.join(arms)} one effect for everyone" in md
 
 

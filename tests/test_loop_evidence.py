@@ -175,7 +175,16 @@ def test_train_evidence_only_registers_gates_and_cards(tmp_path, monkeypatch):
         facts = json.loads((first.card_folder / "card.json").read_text())
         assert facts["training_data"]["source"] == "evidence"
         rows = facts["evaluation"]["average_effects"]["rows"]
-        assert ["coaching", "physician", -3.5, -5.9, -1.2, "Collett 2025", "yes"] in rows
+        assert [
+            "coaching",
+            "physician",
+            -3.5,
+            -5.9,
+            -1.2,
+            "Collett 2025",
+            "yes",
+            "SMD x 9.5",
+        ] in rows
         html = (first.card_folder / "card.html").read_text()
         assert (
             "not personalised beyond role" in html.replace("personalized", "personalised")

@@ -274,6 +274,8 @@ def training_card_facts(
                 "learner_choice": learner_choice(model, config["learner"]["learner"]),
                 # the arms answers say have one effect for everyone: the card says so too
                 "one_effect_arms": model_facts(model)["one_effect_arms"],
+                # ... in the outcome that ranks the arms; the others' are in learner_choice
+                "one_effect_outcome": model.primary,
                 "seed": config["seed"],
                 "previous_champion": previous_champion,
                 "gate": gate.to_dict(),

@@ -142,9 +142,13 @@ def _one_effect_row(m: dict) -> list:
     if "one_effect_arms" not in m:
         return []
     arms = m["one_effect_arms"]
+    outcome = m.get("one_effect_outcome")
+    # beside the 'Chosen for <outcome>' rows, which may give every arm one effect in another
+    # outcome: the row names the outcome the arms are ranked by (cards before it: no name)
+    ranked_by = f" in {outcome}, which ranks the arms" if outcome else ""
     return [
         (
-            "Arms given one effect for everyone",
+            f"Arms given one effect for everyone{ranked_by}",
             ", ".join(arms) + " (no measurable benefit in personalising them)"
             if arms
             else "none: every arm's effect is personalised",

@@ -104,9 +104,11 @@ def policy_summary(
     Returns
     -------
     dict
-        ``rules`` (text from ``sklearn.tree.export_text``), ``fidelity``, ``max_depth``, ``n``.
+        ``rules`` (in ``sklearn.tree.export_text``'s layout, a split whose branches all give
+        the same recommendation shown as that recommendation), ``fidelity``, ``max_depth``,
+        ``n``.
     """
-    from sklearn.tree import DecisionTreeClassifier, export_text
+    from sklearn.tree import DecisionTreeClassifier
 
     target = np.asarray(recommended, dtype=object).astype(str)
     encoded = pd.get_dummies(X, prefix_sep="=", dtype=float)
@@ -115,13 +117,45 @@ def policy_summary(
     )
     tree.fit(encoded, target)
     fidelity = float(np.mean(tree.predict(encoded) == target))
-    rules = export_text(tree, feature_names=[str(c) for c in encoded.columns], decimals=1)
+    rules = _tree_rules(tree, [str(c) for c in encoded.columns])
     return {
         "rules": readable_rules(rules, categorical=_categorical_levels(X)),
         "fidelity": fidelity,
         "max_depth": max_depth,
         "n": int(len(X)),
     }
+
+
+def _tree_rules(tree, names: list[str], *, decimals: int = 1) -> str:
+    """The fitted tree's rules in ``export_text``'s layout, each split whose leaves all give
+    one recommendation written as that leaf: the gini criterion splits a node whose branches
+    differ only in how mixed they are, and ``age <= 62.5: coaching / age > 62.5: coaching``
+    would read as if age decided something."""
+    nodes = tree.tree_
+    classes = tree.classes_
+    left, right = nodes.children_left, nodes.children_right
+
+    def outcomes(node: int) -> set[str]:
+        if left[node] == right[node]:  # a leaf
+            return {str(classes[int(np.argmax(nodes.value[node][0]))])}
+        return outcomes(left[node]) | outcomes(right[node])
+
+    lines: list[str] = []
+
+    def walk(node: int, depth: int) -> None:
+        indent = "|   " * depth + "|--- "
+        leaves = outcomes(node)
+        if len(leaves) == 1:
+            lines.append(f"{indent}class: {leaves.pop()}")
+            return
+        name, threshold = names[nodes.feature[node]], f"{nodes.threshold[node]:.{decimals}f}"
+        lines.append(f"{indent}{name} <= {threshold}")
+        walk(left[node], depth + 1)
+        lines.append(f"{indent}{name} >  {threshold}")
+        walk(right[node], depth + 1)
+
+    walk(0, 0)
+    return "\n".join(lines) + "\n"
 
 
 def _categorical_levels(X: pd.DataFrame) -> set[str]:

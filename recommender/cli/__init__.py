@@ -69,7 +69,38 @@ class _CommandParser(argparse.ArgumentParser):
         if extras and self.answer_refused is not None:
             # said here, not by the top parser, so that the crisis rows are answered first
             self.error("unrecognized arguments: " + " ".join(extras))
+        repeated = self._repeated(self._given)
+        if repeated:
+            self.error(repeated)
         return options, extras
+
+    def _repeated(self, given: list[str]) -> str | None:
+        """The refusal of a one-value option given twice with different values (``--seed 7
+        ... --seed 8``): argparse keeps the last and drops the other unsaid, as YAML does with
+        a key written twice, which the config reader refuses for the same reason."""
+        seen: dict[argparse.Action, tuple[str, str]] = {}
+        tokens = iter(given)
+        for token in tokens:
+            if token == "--":
+                break
+            name, equals, value = token.partition("=")
+            action = self._option_string_actions.get(name)
+            if action is None and name.startswith("--"):
+                # argparse takes an unambiguous prefix (--se for --seed)
+                matches = {a for o, a in self._option_string_actions.items() if o.startswith(name)}
+                action = matches.pop() if len(matches) == 1 else None
+            if type(action) is not argparse._StoreAction or action.nargs is not None:
+                continue
+            if not equals:
+                value = next(tokens, "")
+            if action in seen and seen[action][1] != value:
+                first, earlier = seen[action]
+                return (
+                    f"argument {'/'.join(action.option_strings)}: given twice, "
+                    f"{first} {earlier!r} and {name} {value!r}; give it once"
+                )
+            seen.setdefault(action, (name, value))
+        return None
 
     def error(self, message):
         if self.answer_refused is not None:

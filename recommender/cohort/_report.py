@@ -262,7 +262,8 @@ class ValidationReport:
             head = f"OK: {self.summary_line()}"
         else:
             head = (
-                f"INVALID: {self.n_errors:,} problems in {n_checks} checks; "
+                f"INVALID: {self.n_errors:,} problem{'s' * (self.n_errors != 1)} in "
+                f"{n_checks} check{'s' * (n_checks != 1)}; "
                 f"{self.summary_line()} (rows are 0-based; a CSV line is row + 2)"
             )
         lines = [head]

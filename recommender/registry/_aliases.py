@@ -115,16 +115,24 @@ def _version(mlflow_client, name, version):
             return mlflow_client.get_model_version(name, str(int(text)))
         except MlflowException:
             pass
+    numbers, held = registered_versions(mlflow_client, name)
+    raise InputError(
+        f"model {name!r} has no version {version!r} in the store at "
+        f"{mlflow_client.tracking_uri}; accepted: a registered version number ({numbers})"
+        + (f"; {held}" if held else "")
+    )
+
+
+def registered_versions(mlflow_client, name: str) -> tuple[str, str]:
+    """The versions of ``name`` a command may be given, for a refusal to say what it would
+    accept: their numbers (``1, 2``, or ``none registered``) and what each alias names
+    (``champion is version 2``, empty when no alias is set)."""
     registered = sorted(
         (str(v.version) for v in mlflow_client.search_model_versions(f"name = '{name}'")),
         key=int,
     )
     held = ", ".join(f"{a} is version {v}" for a, v in sorted(_moved(name, mlflow_client).items()))
-    raise InputError(
-        f"model {name!r} has no version {version!r} in the store at "
-        f"{mlflow_client.tracking_uri}; accepted: a registered version number "
-        f"({', '.join(registered) or 'none registered'})" + (f"; {held}" if held else "")
-    )
+    return ", ".join(registered) or "none registered", held
 
 
 def move_alias(

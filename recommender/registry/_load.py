@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recommender.errors import InputError, ModelFilesMissing, ModelUnavailable, ModelUnreadable
-from recommender.registry._aliases import CHAMPION
+from recommender.registry._aliases import CHAMPION, registered_versions
 from recommender.registry._home import local_folder, local_location, moved_location
 from recommender.registry._pending import committed_holder
 from recommender.registry._store import MODEL_NAME, _quiet, client, mlflow_session, tracking_uri
@@ -101,9 +101,11 @@ def resolve_model(model: str) -> ModelRef:
     if found is None:
         if short and Path(given).exists():  # no such alias or version: the folder is meant
             return ModelRef(uri=given)
+        numbers, held = registered_versions(mlflow_client, name)
         raise InputError(
             f"no registered model version matches {model!r} in the store at "
-            f"{mlflow_client.tracking_uri}"
+            f"{mlflow_client.tracking_uri}; accepted: a registered version number ({numbers}), "
+            f"an alias ({held or 'none set'}), a models:/ or runs:/ URI, or a model folder"
         )
     return ModelRef(
         uri=f"models:/{name}/{found.version}",
