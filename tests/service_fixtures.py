@@ -409,8 +409,9 @@ def champion_home(tmp_path_factory):
 @pytest.fixture
 def copy_champion(champion_home):
     """``copy_champion(folder)`` makes ``folder`` what ``train_version(folder)`` leaves (version
-    1, champion, its card), copied from the session's champion as trained (a copied home reads
-    its own files: tests/test_home_moved.py), without training again; returns ``folder``."""
+    1, champion, its card), copied from the run's champion as trained (:func:`champion_home`; a
+    copied home reads its own files: tests/test_home_moved.py), without training again; returns
+    ``folder``."""
 
     def copy(folder: Path) -> Path:
         shutil.copytree(_SESSION["as_trained"], folder)
