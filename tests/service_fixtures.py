@@ -377,13 +377,31 @@ def train_version(home: Path, **overrides) -> str:
 
 @pytest.fixture(scope="session")
 def champion_home(tmp_path_factory):
-    """A models folder with a registered champion (version 1) and its card."""
+    """A models folder with a registered champion (version 1) and its card: this worker's own.
+
+    Trained once per run (tests/fitted_fixtures.py's ``once_per_run``: under ``-n 2`` each
+    worker trained the same model) into the run's folder, which no test writes: it stays as
+    trained for :func:`copy_champion`. Each worker gets a copy, made to name its own files as
+    the training would have left them (a copied home reads its own files:
+    tests/test_home_moved.py), where its session's servers write their audit and logs.
+    """
     if "home" not in _SESSION:
+        from fitted_fixtures import once_per_run, run_folder
+
+        from recommender import registry
+
+        as_trained = run_folder(tmp_path_factory) / "service-champion-home"
+
+        def train_once() -> str:
+            shutil.rmtree(as_trained, ignore_errors=True)  # a run killed half way left it
+            return train_version(as_trained)
+
+        once_per_run(tmp_path_factory, "service-champion", train_once)
         home = tmp_path_factory.mktemp("service-champion")
-        train_version(home)
-        # As trained, before the session's server writes its audit and logs beside it.
-        _SESSION["as_trained"] = tmp_path_factory.mktemp("service-champion-as-trained")
-        shutil.copytree(home, _SESSION["as_trained"], dirs_exist_ok=True)
+        shutil.copytree(as_trained, home, dirs_exist_ok=True)
+        with recommender_home(home):
+            registry.client()  # a writer's: the copy's store names the copy's files from now on
+        _SESSION["as_trained"] = as_trained
         _SESSION["home"] = home
     return _SESSION["home"]
 
@@ -391,8 +409,9 @@ def champion_home(tmp_path_factory):
 @pytest.fixture
 def copy_champion(champion_home):
     """``copy_champion(folder)`` makes ``folder`` what ``train_version(folder)`` leaves (version
-    1, champion, its card), copied from the session's champion as trained (a copied home reads
-    its own files: tests/test_home_moved.py), without training again; returns ``folder``."""
+    1, champion, its card), copied from the run's champion as trained (:func:`champion_home`; a
+    copied home reads its own files: tests/test_home_moved.py), without training again; returns
+    ``folder``."""
 
     def copy(folder: Path) -> Path:
         shutil.copytree(_SESSION["as_trained"], folder)

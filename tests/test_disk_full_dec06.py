@@ -20,10 +20,8 @@ from service_fixtures import (  # noqa: F401  (fixtures)
     PROFILE,
     asgi_client,
     auth,
-    champion_home,
     linear_model,
     outcome,
-    server_url,
     service_home,
 )
 
@@ -315,19 +313,6 @@ def test_outcomes_on_a_full_disk_are_refused_and_nothing_recorded_is_lost(
     assert accepted.status_code == 200 and stored() == len(people)
     with sqlite3.connect(database) as connection:
         assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-
-
-def test_serve_keeps_bentoml_metrics_off_the_models_disk(champion_home, server_url):
-    # The workers' metrics are files they map into memory and write as they count: under the
-    # models folder, a full disk killed each worker (SIGBUS) at its first new count, and every
-    # worker restarted after it at start, so not even a crisis request was answered.
-    import urllib.request
-
-    if not Path("/dev/shm").is_dir():
-        pytest.skip("no /dev/shm on this system: the models folder is used, as before")
-    with urllib.request.urlopen(f"{server_url}/metrics", timeout=30) as answer:
-        assert answer.status == 200 and b"bentoml_service_request" in answer.read()
-    assert not (champion_home / "bentoml" / "prometheus_multiproc_dir").exists()
 
 
 def test_crisis_rows_get_their_resources_when_the_disk_holds_neither_table_nor_crisis_file(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -74,6 +75,21 @@ def test_plain_http_probes_auth_and_pages(server_url):
     card_json = httpx.get(f"{server_url}/model_card.json", headers=headers("auditor"), timeout=60)
     assert card_json.status_code == 200 and card_json.json()
     assert "bentoml_service_request" in httpx.get(f"{server_url}/metrics", timeout=30).text
+
+
+# From tests/test_disk_full_dec06.py: it needs the session's server, which the other tests
+# here start anyway (alone in its module, it started one more on its xdist worker).
+def test_serve_keeps_bentoml_metrics_off_the_models_disk(champion_home, server_url):
+    # The workers' metrics are files they map into memory and write as they count: under the
+    # models folder, a full disk killed each worker (SIGBUS) at its first new count, and every
+    # worker restarted after it at start, so not even a crisis request was answered.
+    import urllib.request
+
+    if not Path("/dev/shm").is_dir():
+        pytest.skip("no /dev/shm on this system: the models folder is used, as before")
+    with urllib.request.urlopen(f"{server_url}/metrics", timeout=30) as answer:
+        assert answer.status == 200 and b"bentoml_service_request" in answer.read()
+    assert not (champion_home / "bentoml" / "prometheus_multiproc_dir").exists()
 
 
 def test_crisis_and_referral_over_http(server_url):
