@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from recommender.errors import InputError
-from recommender.evaluation._policy_value import learned_policy
+from recommender.evaluation._policy_value import best_policy
 
 __all__ = ["oracle_policy", "oracle_effects", "pehe_table", "oracle_summary"]
 
@@ -47,8 +47,9 @@ def oracle_policy(
     true_effects: pd.DataFrame, *, control: str = "none", eligible: pd.DataFrame | None = None
 ) -> np.ndarray:
     """The best arm per person by the true effect (control when no arm truly helps), among
-    the arms the catalog offers them when ``eligible`` is given."""
-    return learned_policy(true_effects, control=control, eligible=eligible)
+    the arms the catalog offers them when ``eligible`` is given: the service's rule on the
+    true effects as they are, unrounded."""
+    return best_policy(true_effects.to_numpy(dtype=float), true_effects, control, eligible)
 
 
 def pehe_table(

@@ -95,6 +95,11 @@ def learned_policy(
 ) -> np.ndarray:
     """The arm each person is recommended: the lowest predicted EE effect, control if none helps.
 
+    The service's rule, so that the evaluation and the card value the policy that is served:
+    :func:`recommender.policy.best_arm` of the effects as an answer shows them
+    (:func:`recommender.policy.ranked_figures`); effects that round to the same figure tie,
+    and a tie goes to usual care, then to the first column.
+
     Parameters
     ----------
     effects : DataFrame
@@ -108,15 +113,26 @@ def learned_policy(
     Returns
     -------
     ndarray of str
-        One arm name per row. Ties go to the first column, as ``argmin`` does.
+        One arm name per row.
 
     Examples
     --------
-    >>> frame = pd.DataFrame({"a": [-1.0, 0.5, 0.0], "b": [-2.0, 0.1, 0.0]})
+    >>> frame = pd.DataFrame({"a": [-1.0, 0.5, 0.0, -2.0001], "b": [-2.0, 0.1, 0.0, -2.0003]})
     >>> learned_policy(frame).tolist()
-    ['b', 'none', 'none']
+    ['b', 'none', 'none', 'a']
     """
-    values = effects.to_numpy(dtype=float)
+    from recommender.policy import ranked_figures
+
+    return best_policy(ranked_figures(effects.to_numpy(dtype=float)), effects, control, eligible)
+
+
+def best_policy(values, effects: pd.DataFrame, control: str, eligible) -> np.ndarray:
+    # The arm of lowest ``values`` (rows x the columns of ``effects``) each person may get, by
+    # the one ordering rule (recommender.policy.best_arm); the oracle calls it on true effects
+    # as they are, the learned policy on the figures an answer shows.
+    from recommender.policy import best_arm
+
+    allowed = None
     if eligible is not None:
         missing = [arm for arm in effects.columns if arm not in eligible.columns]
         if missing or len(eligible) != len(effects):
@@ -126,11 +142,7 @@ def learned_policy(
                 f"lacks {missing}"
             )
         allowed = eligible[list(effects.columns)].to_numpy(dtype=bool)
-        values = np.where(allowed, values, np.inf)
-    arms = np.asarray(effects.columns, dtype=object)
-    best = values.argmin(axis=1)
-    best_effect = values[np.arange(len(values)), best]
-    return np.where(best_effect < 0.0, arms[best], control).astype(object)
+    return best_arm(values, list(effects.columns), control=control, allowed=allowed).astype(object)
 
 
 def single_arm_policy(
