@@ -199,7 +199,7 @@ def test_a_file_too_large_for_a_config_is_refused_unread(tmp_path, kind):
         ("serve", "alpha: 0.1", "alpha: 0", "line 28: alpha = 0 is not accepted"),
         ("serve", "top: 3", "top: 2.5", "line 94: explanation.top = 2.5 is not accepted"),
         # a capacity of 2.5 people, and a negative cost
-        ("catalog", "capacity: 40", "capacity: 2.5", "line 129: arms[1] (coaching).capacity"),
+        ("catalog", "capacity: 40", "capacity: 2.5", "line 130: arms[1] (coaching).capacity"),
         ("catalog", "cost_per_person: 1400", "cost_per_person: -1", "line 123: arms[1] (coaching)"),
     ],
     ids=[

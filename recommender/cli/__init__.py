@@ -54,6 +54,18 @@ def _command_modules():
             )
 
 
+def _keeps_one_value(action) -> bool:
+    """Whether ``action`` keeps one value, the last given (a plain ``store`` option), rather
+    than none (a flag) or all of them (``append``): tried on a scratch namespace, since
+    argparse names its action kinds only privately."""
+    if action is None or action.nargs is not None or not action.option_strings:
+        return False
+    probe = argparse.Namespace(**{action.dest: None})
+    action(None, probe, "first")
+    action(None, probe, "second")
+    return getattr(probe, action.dest) == "second"
+
+
 class _CommandParser(argparse.ArgumentParser):
     """A subcommand's parser. An argument it refuses (``--budget -5``, ``--alpha abc``, an
     unknown option) is said as argparse says it, exit 2, but first the command's
@@ -89,7 +101,7 @@ class _CommandParser(argparse.ArgumentParser):
                 # argparse takes an unambiguous prefix (--se for --seed)
                 matches = {a for o, a in self._option_string_actions.items() if o.startswith(name)}
                 action = matches.pop() if len(matches) == 1 else None
-            if type(action) is not argparse._StoreAction or action.nargs is not None:
+            if not _keeps_one_value(action):
                 continue
             if not equals:
                 value = next(tokens, "")
