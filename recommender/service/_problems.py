@@ -162,6 +162,10 @@ def problems_from(
             text = "a JSON object with the documented fields (see /docs.json)"
         else:
             text = _accepted_at(names, accepted)
+        if kind in ("model_type", "model_attributes_type"):
+            # pydantic names the class ("... or instance of ProfileRequest"), which no client
+            # sends: an object is what is accepted.
+            message = "Input should be a JSON object"
         value = None if kind == "missing" else _echoed(names, kind, item.get("input"))
         problems.append(
             {
