@@ -229,7 +229,7 @@ def training_card_facts(
         recommendation_mix,
     )
     from recommender.card._sections import DEFAULT_TEXT
-    from recommender.model import model_facts
+    from recommender.model import model_facts, one_effect_arms
 
     arms = list(model.arms)
     caveats = [report.statement, *DEFAULT_TEXT["caveats"]]
@@ -276,6 +276,13 @@ def training_card_facts(
                 "one_effect_arms": model_facts(model)["one_effect_arms"],
                 # ... in the outcome that ranks the arms; the others' are in learner_choice
                 "one_effect_outcome": model.primary,
+                # outcomes whose every arm got one effect for everyone: no learner personalises
+                # them, whatever the learner's name says
+                "one_effect_outcomes": [
+                    o
+                    for o, m in model.outcome_models.items()
+                    if len(m.arms_) and set(one_effect_arms(m)) == {str(a) for a in m.arms_}
+                ],
                 "seed": config["seed"],
                 "previous_champion": previous_champion,
                 "gate": gate.to_dict(),

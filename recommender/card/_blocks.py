@@ -59,7 +59,7 @@ def _model_details(facts):
         ("Intervention catalog version", m.get("catalog_version")),
         # one row per outcome: a learner's own text may hold "; " and ", " (carried arms)
         *(
-            (f"Learner for {outcome}", learner)
+            (f"Learner for {outcome}", _learner_text(m, outcome, learner))
             for outcome, learner in (m.get("learners") or {}).items()
         ),
         *_learner_choice_rows(m),
@@ -117,6 +117,27 @@ def _git_commit_text(commit):
             "below names the code)"
         )
     return commit
+
+
+# An outcome whose every arm got one effect for everyone: its learner's name ("dr", the doubly
+# robust average every arm fell back to) read as a personalised learner.
+ONE_EFFECT_LEARNER = (
+    "one effect per arm, the same for everyone (personalising added nothing measurable)"
+)
+
+
+def _learner_text(m: dict, outcome: str, learner) -> str:
+    """The learner row of ``outcome``: its learner's name, or plainly one effect per arm when
+    every arm got one effect for everyone (recorded as ``one_effect_outcomes``; a card from
+    before that was recorded reads it from ``learner_choice``, when it has one)."""
+    if "one_effect_outcomes" in m:
+        one = outcome in (m["one_effect_outcomes"] or [])
+    else:
+        arms = ((m.get("learner_choice") or {}).get("outcomes") or {}).get(outcome) or {}
+        one = bool(arms) and all(
+            list(chosen) == ["one effect for everyone"] for chosen in arms.values()
+        )
+    return ONE_EFFECT_LEARNER if one else learner
 
 
 def _learner_choice_rows(m: dict) -> list:
