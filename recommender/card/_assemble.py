@@ -111,6 +111,15 @@ def _calibration(report) -> dict:
     return table(frame, index="arm")
 
 
+def _no_arm_personalised(learner) -> bool:
+    """Whether a fitted learner's selection gave every one of its arms one effect for everyone
+    (:func:`recommender.model.one_effect_arms`, read from its model-selection table)."""
+    from recommender.model import one_effect_arms
+
+    arms = {str(a) for a in getattr(learner, "arms_", ())}
+    return bool(arms) and set(one_effect_arms(learner)) == arms
+
+
 def _propensity_text(data: dict) -> str:
     if data.get("loop"):
         return "logged: the probability with which the service drew the arm it recommended"
@@ -229,7 +238,7 @@ def training_card_facts(
         recommendation_mix,
     )
     from recommender.card._sections import DEFAULT_TEXT
-    from recommender.model import model_facts, one_effect_arms
+    from recommender.model import model_facts
 
     arms = list(model.arms)
     caveats = [report.statement, *DEFAULT_TEXT["caveats"]]
@@ -279,9 +288,7 @@ def training_card_facts(
                 # outcomes whose every arm got one effect for everyone: no learner personalises
                 # them, whatever the learner's name says
                 "one_effect_outcomes": [
-                    o
-                    for o, m in model.outcome_models.items()
-                    if len(m.arms_) and set(one_effect_arms(m)) == {str(a) for a in m.arms_}
+                    o for o, m in model.outcome_models.items() if _no_arm_personalised(m)
                 ],
                 "seed": config["seed"],
                 "previous_champion": previous_champion,
