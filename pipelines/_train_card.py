@@ -61,6 +61,9 @@ def card_facts(
             evaluation.recommended,
             min_cell=config["card"]["min_cell"],
             random_state=config["seed"],
+            lower=evaluation.effect_lower,
+            upper=evaluation.effect_upper,
+            alpha=config["evaluation"]["alpha"],
         ),
     )
 

@@ -25,6 +25,10 @@ class Evaluation:
     recommended: np.ndarray
     secondary: pd.DataFrame
     metrics: dict = field(default_factory=dict)
+    # the model's own interval of ``effects`` at the evaluation's level (the card's fairness
+    # table gives each group's predicted benefit with it)
+    effect_lower: pd.DataFrame | None = None
+    effect_upper: pd.DataFrame | None = None
 
 
 def evaluate_stage(model, split: Split, cohort: Cohort, config: dict) -> Evaluation:
@@ -132,4 +136,6 @@ def evaluate_stage(model, split: Split, cohort: Cohort, config: dict) -> Evaluat
         recommended=recommended,
         secondary=secondary,
         metrics=metrics,
+        effect_lower=lower[list(model.treatment_arms)],
+        effect_upper=upper[list(model.treatment_arms)],
     )

@@ -111,6 +111,15 @@ def _calibration(report) -> dict:
     return table(frame, index="arm")
 
 
+def _no_arm_personalised(learner) -> bool:
+    """Whether a fitted learner's selection gave every one of its arms one effect for everyone
+    (:func:`recommender.model.one_effect_arms`, read from its model-selection table)."""
+    from recommender.model import one_effect_arms
+
+    arms = {str(a) for a in getattr(learner, "arms_", ())}
+    return bool(arms) and set(one_effect_arms(learner)) == arms
+
+
 def _propensity_text(data: dict) -> str:
     if data.get("loop"):
         return "logged: the probability with which the service drew the arm it recommended"
@@ -276,6 +285,11 @@ def training_card_facts(
                 "one_effect_arms": model_facts(model)["one_effect_arms"],
                 # ... in the outcome that ranks the arms; the others' are in learner_choice
                 "one_effect_outcome": model.primary,
+                # outcomes whose every arm got one effect for everyone: no learner personalises
+                # them, whatever the learner's name says
+                "one_effect_outcomes": [
+                    o for o, m in model.outcome_models.items() if _no_arm_personalised(m)
+                ],
                 "seed": config["seed"],
                 "previous_champion": previous_champion,
                 "gate": gate.to_dict(),

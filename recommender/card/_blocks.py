@@ -10,6 +10,7 @@ from recommender.card._fairness import fairness_blocks
 from recommender.card._format import fmt, interval_level, why_missing
 from recommender.card._plot_text import plot_block
 from recommender.card._loop import carried_note, loop_blocks, small_arm_blocks
+from recommender.card._model_blocks import model_details
 from recommender.card._sections import DEFAULT_TEXT, SECTIONS
 from recommender.card._subgroup_blocks import subgroup_blocks
 
@@ -42,131 +43,6 @@ def gate_warning(facts: dict) -> str | None:
 def card_warnings(facts: dict) -> list[str]:
     """What a reader must see before anything else, in order (none for most cards)."""
     return [w for w in (provenance_warning(facts), gate_warning(facts)) if w]
-
-
-def _model_details(facts):
-    m = facts.get("model") or {}
-    gate = m.get("gate") or {}
-    rows = [
-        ("Registered model", m.get("name")),
-        ("Version", m.get("version") or "assigned at registration"),
-        ("Aliases at registration", ", ".join(m.get("aliases") or []) or "—"),
-        ("Created (UTC)", m.get("created")),
-        ("MLflow run id", m.get("run_id")),
-        ("MLflow experiment", m.get("experiment")),
-        ("Git commit", _git_commit_text(m.get("git_commit"))),
-        ("Training data SHA-256", m.get("data_sha256")),
-        ("Intervention catalog version", m.get("catalog_version")),
-        # one row per outcome: a learner's own text may hold "; " and ", " (carried arms)
-        *(
-            (f"Learner for {outcome}", learner)
-            for outcome, learner in (m.get("learners") or {}).items()
-        ),
-        *_learner_choice_rows(m),
-        *_one_effect_row(m),
-        ("Seed", m.get("seed")),
-        ("Champion when registered", _champion_then(m)),
-        (
-            "Promotion gate",
-            ("passed" if gate.get("passed") else "not passed")
-            + (f": {gate['reason']}" if gate.get("reason") else "")
-            if gate
-            else "—",
-        ),
-    ]
-    blocks = [
-        (
-            "p",
-            m.get("description")
-            or (
-                "A multi-arm uplift model: for each clinician it estimates the expected change in "
-                "burnout subscale scores under every intervention in the catalog versus usual care, "
-                "with an interval, and recommends the intervention expected to lower emotional "
-                "exhaustion most."
-            ),
-        )
-    ]
-    blocks.append(
-        (
-            "table",
-            {"columns": ["field", "value"], "rows": [[k, fmt(v)] for k, v in rows]},
-            "The model, its lineage and its promotion gate",
-        )
-    )
-    versions = m.get("package_versions") or {}
-    if versions:
-        blocks.append(
-            (
-                "table",
-                {
-                    "columns": ["package", "version"],
-                    "rows": [[k, v] for k, v in sorted(versions.items())],
-                },
-                "Package versions",
-            )
-        )
-    return blocks
-
-
-def _git_commit_text(commit):
-    """The commit, or plainly why there is none (a card from before a commit was recorded
-    shows nothing)."""
-    if commit == "unknown":
-        return (
-            "unknown: not trained from a git checkout of the project (the package version "
-            "below names the code)"
-        )
-    return commit
-
-
-def _learner_choice_rows(m: dict) -> list:
-    """Why each outcome's learner: the rule, then per outcome the candidates each arm
-    averaged (a card from before the choice was recorded has no row)."""
-    choice = m.get("learner_choice")
-    if not choice:
-        return []
-    rows = [("Learner choice", choice.get("rule"))]
-    for outcome, arms in (choice.get("outcomes") or {}).items():
-        rows.append(
-            (
-                f"Chosen for {outcome}",
-                "; ".join(f"{arm}: {' + '.join(chosen)}" for arm, chosen in arms.items()),
-            )
-        )
-    return rows
-
-
-def _one_effect_row(m: dict) -> list:
-    """Which arms the model gives one effect for everyone (its answers say so too); a card
-    from before the fact was recorded has no row."""
-    if "one_effect_arms" not in m:
-        return []
-    arms = m["one_effect_arms"]
-    outcome = m.get("one_effect_outcome")
-    # beside the 'Chosen for <outcome>' rows, which may give every arm one effect in another
-    # outcome: the row names the outcome the arms are ranked by (cards before it: no name)
-    ranked_by = f" in {outcome}, which ranks the arms" if outcome else ""
-    return [
-        (
-            f"Arms given one effect for everyone{ranked_by}",
-            ", ".join(arms) + " (no measurable benefit in personalising them)"
-            if arms
-            else "none: every arm's effect is personalised",
-        )
-    ]
-
-
-def _champion_then(m: dict) -> str:
-    """The champion when this version was registered, and what became of it."""
-    before = m.get("previous_champion")
-    if not before:
-        return "none"
-    gate = m.get("gate") or {}
-    if not gate:
-        return f"version {before}"
-    if gate.get("passed"):
-        return f"version {before} (this version replaced it)"
-    return f"version {before} (it stayed champion: this version's gate did not pass)"
 
 
 def _intended_use(facts):
@@ -473,7 +349,7 @@ def _reporting(facts):
 
 
 _BUILDERS = {
-    "model-details": _model_details,
+    "model-details": model_details,
     "intended-use": _intended_use,
     "out-of-scope": _out_of_scope,
     "training-data": _training_data,

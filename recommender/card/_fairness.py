@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from recommender.card._facts import json_safe
+from recommender.card._format import fmt
 
 __all__ = ["PROTECTED_ATTRIBUTES", "fairness_blocks", "fairness_facts", "protected_reasons"]
 
@@ -110,6 +111,9 @@ def fairness_facts(
     min_cell: int,
     random_state: int = 0,
     sample: int = MAX_EXPLAINED,
+    lower: pd.DataFrame | None = None,
+    upper: pd.DataFrame | None = None,
+    alpha: float = 0.1,
 ) -> dict:
     """The fairness section's facts on the held-out part (JSON-safe).
 
@@ -125,6 +129,11 @@ def fairness_facts(
         The model's recommendation per row.
     min_cell : int
         Groups smaller than this are suppressed.
+    lower, upper : DataFrame, optional
+        The model's ``1 - alpha`` interval of ``effects`` (same rows and arms). With them each
+        group's EE points avoided per person (``arm == "any"``) has ``benefit_lower`` and
+        ``benefit_upper``: :func:`recommender.evaluation.predicted_mean`, the model's own
+        uncertainty about its estimate, not a measured outcome.
     """
     from recommender.cohort import FEATURE_COLUMNS
     from recommender.policy import fairness_records, fairness_table
@@ -141,13 +150,18 @@ def fairness_facts(
     table = fairness_table(
         assignment, eligible, -effects, profiles, control=model.control, min_cell=min_cell
     )
+    records = fairness_records(table)
+    if lower is not None and upper is not None:
+        bounds = [b[arms].set_axis(profiles.index) for b in (lower, upper)]
+        _benefit_intervals(records, profiles, assignment, effects, *bounds, model.control, alpha)
     features = list(model.feature_names)
     return json_safe(
         {
             "n": len(profiles),
             "min_cell": int(min_cell),
             "arms": arms,
-            "groups": fairness_records(table),
+            "alpha": alpha if lower is not None and upper is not None else None,
+            "groups": records,
             "features": features,
             "excluded": [c for c in FEATURE_COLUMNS if c not in features],
             "reasons": protected_reasons(
@@ -157,9 +171,38 @@ def fairness_facts(
     )
 
 
+def _benefit_intervals(records, profiles, assignment, effects, lower, upper, control, alpha):
+    """Add ``benefit_lower``/``benefit_upper`` to each shown group's ``any`` record: the
+    interval of the EE points the model expects its recommendations to avoid per person."""
+    from recommender.evaluation import of_recommended, predicted_mean
+
+    effect, low, high = (
+        of_recommended(frame, assignment, control=control) for frame in (effects, lower, upper)
+    )
+    for record in records:
+        if record["arm"] != "any" or record["suppressed"]:
+            continue
+        members = profiles[record["attribute"]].astype(str).to_numpy() == record["group"]
+        est = predicted_mean(effect[members], low[members], high[members], alpha=alpha)
+        # points avoided are the effect with its sign turned: the bounds swap
+        record["benefit_lower"], record["benefit_upper"] = -est.upper, -est.lower
+
+
 # ------------------------------------------------------------------------------ rendering
 def _share(value) -> str:
     return "—" if value is None else f"{100 * value:.0f}%"
+
+
+def _benefit(overall: dict):
+    """EE points avoided per person, with its interval as ``4.49 (2.61 to 6.37)`` where the
+    facts have one (a card from before they did shows the figure alone, as it was)."""
+    value = overall.get("benefit_per_person")
+    if "benefit_lower" not in overall:
+        return value
+    lower, upper = overall.get("benefit_lower"), overall.get("benefit_upper")
+    if lower is None or upper is None:
+        return f"{fmt(value, 2)} (no interval: the model gave none)"
+    return f"{fmt(value, 2)} ({fmt(lower, 2)} to {fmt(upper, 2)})"
 
 
 def _group_tables(f: dict) -> list:
@@ -183,7 +226,7 @@ def _group_tables(f: dict) -> list:
                     overall.get("people"),
                     f"{_share(overall.get('share_allocated'))} / "
                     f"{_share(overall.get('share_eligible'))}",
-                    overall.get("benefit_per_person"),
+                    _benefit(overall),
                 ]
                 + [
                     f"{_share((cells.get(a) or {}).get('share_allocated'))} / "
@@ -191,7 +234,10 @@ def _group_tables(f: dict) -> list:
                     for a in arms
                 ]
             )
-        columns = ["group", "people", "any arm", "EE points avoided per person", *arms]
+        benefit = "EE points avoided per person" + (
+            " (the model's own interval)" if f.get("alpha") is not None else ""
+        )
+        columns = ["group", "people", "any arm", benefit, *arms]
         blocks.append(
             (
                 "table",
@@ -235,6 +281,18 @@ def _reason_statements(f: dict) -> list[str]:
     return out
 
 
+def _benefit_interval_text(f: dict) -> str:
+    alpha = f.get("alpha")
+    if alpha is None:  # a card from before the figure had an interval
+        return ""
+    return (
+        f" Its {100 * (1 - alpha):.0f}% interval is the model's uncertainty about that "
+        "estimate, as for the subgroup table's mean predicted effect: its intervals for each "
+        "person, taken as if their errors all leaned the same way, with the spread of its "
+        "predictions over the group's people; not a measured outcome."
+    )
+
+
 def fairness_blocks(facts: dict) -> list:
     """The fairness section's blocks; a card from before this section says it is not there."""
     f = facts.get("fairness")
@@ -255,8 +313,11 @@ def fairness_blocks(facts: dict) -> list:
             "people): the share the model recommends an intervention to, against the "
             "share the catalog makes eligible for it, and the EE points the model "
             "expects its recommendations to avoid per person (its own estimate; the "
-            "subgroup table gives the doubly robust one). Every plan reports the same "
-            f"table. Groups under {f['min_cell']} people are suppressed, and with them "
+            "subgroup table gives the doubly robust one)."
+            + _benefit_interval_text(f)
+            + " Every plan reports the same table"
+            + (" (without the interval)" if f.get("alpha") is not None else "")
+            + f". Groups under {f['min_cell']} people are suppressed, and with them "
             "the next smallest group of the attribute so the total cannot reveal them.",
         )
     ]

@@ -74,6 +74,19 @@ def subgroup_blocks(facts):
             "flagged group as a question to review, not a finding.",
         ),
     ]
+    if {"effect_lower", "effect_upper"} <= set(at):
+        blocks.append(
+            (
+                "p",
+                "The mean predicted EE effect is the model's own estimate for the arms it "
+                "recommends (usual care counts 0), not a measured outcome. Its interval is the "
+                f"model's uncertainty about that mean: its {interval_level(facts)} intervals "
+                "for each person, taken as if their errors all leaned the same way, with the "
+                "spread of its predictions over the group's people. Picking each person's "
+                "best-looking arm leans it optimistic, which no interval corrects; the policy "
+                "value is the measured figure.",
+            )
+        )
     absent = s.get("not_held_out") or []
     if absent:
         blocks.append(
@@ -125,6 +138,8 @@ def _subgroup_tables(tbl: dict, overall) -> list:
         return f"{100 * value:.0f}%"
 
     share_rows = [cell(r) + [percent(r[at[c]]) for c in shares] for r in rows]
+    # a card from before the predicted effect had an interval shows the effect alone
+    effect_interval = {"effect_lower", "effect_upper"} <= set(at)
     value_rows = []
     for r in rows:
         if suppressed(r):
@@ -139,7 +154,9 @@ def _subgroup_tables(tbl: dict, overall) -> list:
         )
         effect = r[at["mean_predicted_effect"]] if "mean_predicted_effect" in at else None
         reading = subgroup_reading(lower, upper, overall)
-        value_rows.append(cell(r) + [fmt(effect, 2), fmt(value, 2), interval, reading])
+        value_rows.append(
+            cell(r) + [_with_interval(r, at, effect), fmt(value, 2), interval, reading]
+        )
     return [
         (
             "table",
@@ -161,7 +178,8 @@ def _subgroup_tables(tbl: dict, overall) -> list:
                     "grouping",
                     "cell",
                     "n",
-                    "mean predicted EE effect",
+                    "mean predicted EE effect"
+                    + (" (the model's own interval)" if effect_interval else ""),
                     "policy value",
                     "interval",
                     "reading",
@@ -171,3 +189,13 @@ def _subgroup_tables(tbl: dict, overall) -> list:
             "Learned policy's value per subgroup (EE points avoided per person)",
         ),
     ]
+
+
+def _with_interval(row, at: dict, effect) -> str:
+    """The mean predicted effect as ``-4.49 (-6.40 to -2.58)``, or alone on an older card."""
+    if not {"effect_lower", "effect_upper"} <= set(at):
+        return fmt(effect, 2)
+    lower, upper = row[at["effect_lower"]], row[at["effect_upper"]]
+    if not all(isinstance(v, (int, float)) and v == v for v in (lower, upper)):
+        return f"{fmt(effect, 2)} (no interval: the model gave none)"
+    return f"{fmt(effect, 2)} ({fmt(lower, 2)} to {fmt(upper, 2)})"

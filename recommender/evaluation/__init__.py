@@ -19,6 +19,7 @@ from recommender.evaluation._policy_value import (
     policy_scores,
     policy_value,
 )
+from recommender.evaluation._predicted import of_recommended, predicted_mean
 from recommender.evaluation._qini import qini_curve, qini_terms
 from recommender.evaluation._report import EvaluationReport, metric_key
 from recommender.evaluation._subgroups import (
@@ -38,6 +39,8 @@ __all__ = [
     "policy_value",
     "policy_scores",
     "mean_estimate",
+    "predicted_mean",
+    "of_recommended",
     "personalization_gain",
     "qini_curve",
     "qini_terms",

@@ -16,6 +16,7 @@ from recommender.evaluation._policy_value import (
     policy_scores,
     policy_value_table,
 )
+from recommender.evaluation._predicted import of_recommended
 from recommender.evaluation._qini import qini_table
 from recommender.evaluation._report import EvaluationReport
 from recommender.evaluation._subgroups import MIN_CELL, subgroup_table
@@ -174,15 +175,19 @@ def evaluate_effects(
 
     subgroups = None
     if groups is not None:
-        with_control = effects.assign(**{control: 0.0})
-        column = with_control.columns.get_indexer(recommended)
-        recommended_effect = with_control.to_numpy(dtype=float)[np.arange(n), column]
+        # the model's own interval of the recommended effect is the effect's own
+        recommended_effect, effect_lower, effect_upper = (
+            None if frame is None else of_recommended(frame, recommended, control=control)
+            for frame in (effects, lower, upper)
+        )
         subgroups = subgroup_table(
             groups.reset_index(drop=True),
             recommended,
             recommended_effect,
             policy_scores(scores, recommended, control=control),
             arms=arms,
+            effect_lower=effect_lower,
+            effect_upper=effect_upper,
             alpha=alpha,
             min_cell=min_cell,
         )

@@ -2,7 +2,9 @@
 
 Each table row is one cell of one grouping (role, gender, age band, setting, and role × gender
 when both are given): its size, the recommendation mix, the mean predicted effect of the
-recommended arm and the doubly robust value of the learned policy within the cell. A cell with
+recommended arm (with the interval of :func:`~recommender.evaluation.predicted_mean`: the
+model's own uncertainty, not a measured outcome) and the doubly robust value of the learned
+policy within the cell. A cell with
 fewer than ``MIN_CELL`` people is suppressed, a privacy rule: every number, its size included,
 is blanked and ``suppressed`` is true (a visible small ``n`` is itself the disclosure). When a
 published total (a grouping's total; for role × gender also each role's and each gender's
@@ -17,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from recommender.evaluation._policy_value import mean_estimate
+from recommender.evaluation._predicted import predicted_mean
 
 __all__ = [
     "MIN_CELL",
@@ -28,6 +31,16 @@ __all__ = [
 ]
 
 MIN_CELL = 11
+# A shown cell's figures, each an estimate and its interval: the model's mean predicted effect
+# of the recommended arm, and the learned policy's doubly robust value.
+_FIGURES = (
+    "mean_predicted_effect",
+    "effect_lower",
+    "effect_upper",
+    "policy_value",
+    "lower",
+    "upper",
+)
 AGE_BANDS = (
     (18, 29, "18-29"),
     (30, 39, "30-39"),
@@ -94,6 +107,8 @@ def subgroup_table(
     policy_terms,
     *,
     arms,
+    effect_lower=None,
+    effect_upper=None,
     alpha: float = 0.1,
     min_cell: int = MIN_CELL,
 ) -> pd.DataFrame:
@@ -111,6 +126,9 @@ def subgroup_table(
         Per-person doubly robust EE points avoided by the learned policy.
     arms : sequence of str
         All arms, control included, for the ``share_<arm>`` columns.
+    effect_lower, effect_upper : array-like of float, optional
+        The model's ``1 - alpha`` interval of ``recommended_effect`` (0 and 0 for control);
+        without them ``effect_lower`` and ``effect_upper`` are NaN.
     min_cell : int
         Cells with fewer people are suppressed.
 
@@ -118,12 +136,15 @@ def subgroup_table(
     -------
     DataFrame
         Columns ``grouping, cell, suppressed, suppression`` (``""``, ``"small cell"`` or
-        ``"complementary"``), ``n, share_<arm>..., mean_predicted_effect, policy_value,
-        lower, upper``.
+        ``"complementary"``), ``n, share_<arm>..., mean_predicted_effect, effect_lower,
+        effect_upper, policy_value, lower, upper``.
     """
     recommended = np.asarray(recommended, dtype=object)
     effect = np.asarray(recommended_effect, dtype=float)
     terms = np.asarray(policy_terms, dtype=float)
+    bounds = None
+    if effect_lower is not None and effect_upper is not None:
+        bounds = (np.asarray(effect_lower, dtype=float), np.asarray(effect_upper, dtype=float))
     groupings = subgroup_labels(groups)
     margins: dict[str, list[list[str]]] = {}
     if "role x gender" in groupings:
@@ -153,21 +174,19 @@ def subgroup_table(
             if reason[cell]:
                 row["n"] = np.nan
                 row.update({f"share_{arm}": np.nan for arm in arms})
-                row.update(
-                    mean_predicted_effect=np.nan, policy_value=np.nan, lower=np.nan, upper=np.nan
-                )
+                row.update(dict.fromkeys(_FIGURES, np.nan))
             else:
                 est = mean_estimate(terms[members], alpha=alpha)
+                predicted = predicted_mean(
+                    effect[members],
+                    *((None, None) if bounds is None else (b[members] for b in bounds)),
+                    alpha=alpha,
+                )
                 row["n"] = n
                 row.update(
                     {f"share_{arm}": float(np.mean(recommended[members] == arm)) for arm in arms}
                 )
-                row.update(
-                    mean_predicted_effect=float(effect[members].mean()),
-                    policy_value=est.estimate,
-                    lower=est.lower,
-                    upper=est.upper,
-                )
+                row.update(zip(_FIGURES, (*predicted, *est)))
             rows.append(row)
     return pd.DataFrame(rows)
 
