@@ -26,7 +26,9 @@ def _profile(i: int) -> dict:
         "role": roles[i % 4],
         "specialty": "internal_medicine",
         "setting": "academic",
-        "years_in_practice": float(i % 30),
+        # at most age - 16: a quarter of the bodies would otherwise be refused 422 (no one
+        # practises before 16, recommender.cohort.PRACTICE_START_AGE) and time no answer
+        "years_in_practice": float(min(i % 30, 25 + i % 40 - 16)),
         "weekly_hours": 40.0 + i % 40,
         "ee": i % 55,
         "dp": i % 31,

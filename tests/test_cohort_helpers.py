@@ -32,6 +32,8 @@ def clean_cohort(n: int = 240, *, seed: int = 0, training: bool = True, arms=ARM
             "pa": rng.integers(0, 49, n),
         }
     )
+    # The contract's rule across two fields: no one practises before 16 (years <= age - 16).
+    frame["years_in_practice"] = np.minimum(frame["years_in_practice"], frame["age"] - 16)
     if training:
         frame["intervention"] = np.resize(np.array(arms), n)
         frame["ee_followup"] = rng.integers(0, 55, n)

@@ -299,6 +299,8 @@ def test_any_age_cell_is_either_accepted_or_reported_never_a_crash(cells):
             pd.Series([cell], dtype=object).astype("string").str.strip(), errors="coerce"
         ).iloc[0]
         fine = pd.notna(number) and float(number).is_integer() and 18 <= number <= 90
+        # and no practice begun before 16 (the contract's rule across age and years)
+        fine = fine and frame.loc[row, "years_in_practice"] <= number - 16
         assert (row not in bad_rows) == fine, (cell, report.format())
     assert bad_rows <= set(range(5))
 

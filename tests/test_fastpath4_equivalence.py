@@ -47,6 +47,8 @@ def varied_bodies(n: int, seed: int) -> list[dict]:
             "dp": rng.randint(0, 30),
             "pa": rng.randint(0, 48),
         }
+        # no one practises before 16 (the contract's rule across age and years); no draw added
+        body["years_in_practice"] = min(body["years_in_practice"], float(body["age"] - 16))
         if rng.random() < 0.15:  # referral scores: served greedily
             body["ee"], body["dp"] = rng.randint(40, 54), rng.randint(15, 30)
         if rng.random() < 0.3:

@@ -62,6 +62,7 @@ def test_people_alike_share_offered_arms_and_answers_are_each_persons_own(policy
     rng = random.Random(9)
     for body in bodies[::7]:  # years on either side of the rules' bounds, -0.0 and ints too
         body["years_in_practice"] = rng.choice([0.0, -0.0, 1.99, 2.0, 2, 40.0, 40.5, 41])
+        body["age"] = max(body["age"], 57)  # 41 years in practice began at 16 at the latest
     rows, _, errors = engine.check_rows(bodies)
     together = engine.recommend(rows, caller_role="program", batch_id="b")
     alone = [engine.recommend([row], caller_role="program")[0] for row in rows]

@@ -63,7 +63,7 @@ class LinearUplift:
 def profiles(n=40, seed=0):
     """Profile rows in the data contract's plain types."""
     rng = np.random.default_rng(seed)
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {
             "person_id": [f"p{i:04d}" for i in range(n)],
             "age": rng.integers(25, 65, n),
@@ -78,6 +78,9 @@ def profiles(n=40, seed=0):
             "pa": rng.integers(0, 49, n),
         }
     )
+    # The contract's rule across two fields: no one practises before 16 (years <= age - 16).
+    table["years_in_practice"] = np.minimum(table["years_in_practice"], table["age"] - 16)
+    return table
 
 
 CATEGORIES = {

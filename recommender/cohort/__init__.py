@@ -12,12 +12,16 @@ from ._contract import (
     MBI_ITEMS_REFUSED,
     OUTCOME_COLUMNS,
     PERSON_ID_MAX_LENGTH,
+    PRACTICE_ACCEPTED,
+    PRACTICE_START_AGE,
     PROFILE_COLUMNS,
     RANGES,
     ROLE_NAMES,
     SCORE_COLUMNS,
     TRAINING_COLUMNS,
     looks_like_mbi_item,
+    practice_begins_too_early,
+    practice_problem,
 )
 from ._features import MAX_EXTRA_LEVELS, feature_frame
 from ._person_id import (
@@ -53,6 +57,10 @@ __all__ = [
     "FEATURE_COLUMNS",
     "CATEGORIES",
     "RANGES",
+    "PRACTICE_START_AGE",
+    "PRACTICE_ACCEPTED",
+    "practice_begins_too_early",
+    "practice_problem",
     "ROLE_NAMES",
     "INTEGER_COLUMNS",
     "PERSON_ID_MAX_LENGTH",

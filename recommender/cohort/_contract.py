@@ -26,6 +26,10 @@ __all__ = [
     "PERSON_ID_MAX_LENGTH",
     "MBI_ITEMS_REFUSED",
     "looks_like_mbi_item",
+    "PRACTICE_START_AGE",
+    "PRACTICE_ACCEPTED",
+    "practice_begins_too_early",
+    "practice_problem",
 ]
 
 PROFILE_COLUMNS: tuple[str, ...] = (
@@ -93,6 +97,41 @@ RANGES: dict[str, tuple[float, float]] = {
     "dp_followup": (0, 30),
     "pa_followup": (0, 48),
 }
+
+# A rule across two fields, beside their RANGES: no one practises before 16, so a profile's
+# years_in_practice is at most age - 16 ("30 years old, 40 years in practice" is a typing
+# slip, which a model would otherwise rank as if it were a person). The simulator's
+# age_at_entry minima (at least 17, whole ages rounding by up to half a year) keep every
+# simulated person inside it.
+PRACTICE_START_AGE = 16
+PRACTICE_ACCEPTED = (
+    f"years_in_practice at most age - {PRACTICE_START_AGE} (practice begins at "
+    f"{PRACTICE_START_AGE} at the earliest)"
+)
+
+
+def practice_begins_too_early(age, years):
+    """Whether ``years`` in practice at ``age`` began before :data:`PRACTICE_START_AGE`;
+    numbers or arrays alike.
+
+    >>> practice_begins_too_early(30, 40.0), practice_begins_too_early(30, 14.0)
+    (True, False)
+    """
+    return years > age - PRACTICE_START_AGE
+
+
+def practice_problem(age, years) -> str:
+    """The refusal's words, naming both fields and their values.
+
+    >>> practice_problem(30, 40.0)
+    'years_in_practice 40 with age 30: practice would have begun at age -10; at most 14 at age 30'
+    """
+    age, years = float(age), float(years)
+    return (
+        f"years_in_practice {years:g} with age {age:g}: practice would have begun at age "
+        f"{round(age - years, 6):g}; at most {max(age - PRACTICE_START_AGE, 0):g} at age {age:g}"
+    )
+
 
 INTEGER_COLUMNS: tuple[str, ...] = ("age", "ee", "dp", "pa", *OUTCOME_COLUMNS)
 FLOAT_COLUMNS: tuple[str, ...] = ("years_in_practice", "weekly_hours")

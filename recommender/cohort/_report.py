@@ -15,6 +15,7 @@ import pandas as pd
 
 from recommender.errors import InputError
 
+from ._contract import PRACTICE_START_AGE
 from ._person_id import shown_id
 
 __all__ = ["Problem", "ValidationReport", "RULES"]
@@ -27,6 +28,7 @@ RULES: dict[str, str] = {
     "type": "wrong type",
     "not_integer": "not a whole number",
     "range": "out of range",
+    "practice_too_early": f"practice begun before age {PRACTICE_START_AGE}",
     "category": "unknown category",
     "duplicate_id": "duplicate person_id",
     "id_length": "person_id length",

@@ -33,11 +33,14 @@ from ._contract import (
     ORACLE_PREFIX,
     OUTCOME_COLUMNS,
     PERSON_ID_MAX_LENGTH,
+    PRACTICE_ACCEPTED,
     PROFILE_COLUMNS,
     PROPENSITY_COLUMN,
     RANGES,
     TRAINING_COLUMNS,
     TREATMENT_COLUMN,
+    practice_begins_too_early,
+    practice_problem,
 )
 from ._features import MAX_EXTRA_LEVELS, extra_is_number
 from ._person_id import PERSON_ID_ACCEPTED, person_id_problem
@@ -172,6 +175,8 @@ def validate_cohort(
             context.category(name, CATEGORIES[name])
         else:
             context.number(name, integer=name in INTEGER_COLUMNS, bounds=RANGES[name])
+    if {"age", "years_in_practice"} <= set(frame.columns):
+        context.practice()
     for name in extra_features:
         if name in frame.columns and name not in PROFILE_COLUMNS:
             context.missing(name)
@@ -377,13 +382,7 @@ class _Context:
     def _numbers(self, column, blank, accepted="a number") -> np.ndarray:
         """The column as float64; cells that are present but not numbers become a finding."""
         series = self.frame[column]
-        if pd.api.types.is_bool_dtype(series.dtype):
-            values = np.full(len(series), np.nan)
-        elif pd.api.types.is_numeric_dtype(series.dtype):
-            values = series.to_numpy(dtype=float, na_value=np.nan)
-        else:
-            text = series.astype("string").str.strip()
-            values = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        values = _as_numbers(series)
         bad = ~blank & np.isnan(values)
         self.add("type", column, bad, accepted, details=_decimal_comma_hints(series[bad]))
         return values
@@ -408,6 +407,24 @@ class _Context:
             with np.errstate(invalid="ignore"):
                 outside = usable & ~((values >= bounds[0]) & (values <= bounds[1]))
         self.add("range", column, outside, accepted)
+
+    def practice(self):
+        """years_in_practice against age (the contract's rule across them), on the rows where
+        both are valid: a cell refused on its own is not refused twice."""
+        age = _as_numbers(self.frame["age"])
+        years = _as_numbers(self.frame["years_in_practice"])
+        with np.errstate(invalid="ignore"):
+            valid = (
+                _within(age, RANGES["age"])
+                & (age == np.floor(np.where(np.isfinite(age), age, 0)))
+                & _within(years, RANGES["years_in_practice"])
+            )
+            early = valid & practice_begins_too_early(age, years)
+        rows = np.flatnonzero(early)
+        details = np.array([practice_problem(age[r], years[r]) for r in rows], dtype=object)
+        self.add(
+            "practice_too_early", "years_in_practice", early, PRACTICE_ACCEPTED, details=details
+        )
 
     def propensity(self):
         blank = self.missing(PROPENSITY_COLUMN)
@@ -523,6 +540,20 @@ class _Context:
                     )
                 )
         return counts
+
+
+def _as_numbers(series: pd.Series) -> np.ndarray:
+    """A column as float64, NaN where a cell is missing or not a number (true is no number)."""
+    if pd.api.types.is_bool_dtype(series.dtype):
+        return np.full(len(series), np.nan)
+    if pd.api.types.is_numeric_dtype(series.dtype):
+        return series.to_numpy(dtype=float, na_value=np.nan)
+    text = series.astype("string").str.strip()
+    return pd.to_numeric(text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+def _within(values: np.ndarray, bounds: tuple[float, float]) -> np.ndarray:
+    return (values >= bounds[0]) & (values <= bounds[1])
 
 
 def spelling_hint(value, allowed) -> str:

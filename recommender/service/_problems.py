@@ -13,7 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from recommender.cohort import MBI_ITEMS_REFUSED, looks_like_mbi_item, unhashable_id_problem
+from recommender.cohort import MBI_ITEMS_REFUSED, PRACTICE_ACCEPTED, looks_like_mbi_item
+from recommender.cohort import unhashable_id_problem
 from recommender.service._requests import KEYED_FIELDS, accepted_for, accepted_text
 
 __all__ = [
@@ -160,6 +161,8 @@ def problems_from(
             )
         elif kind.startswith("json") or not names:
             text = "a JSON object with the documented fields (see /docs.json)"
+        elif kind == "practice_too_early":
+            text = PRACTICE_ACCEPTED  # the field's own range holds; the rule joins it to age
         else:
             text = _accepted_at(names, accepted)
         if kind in ("model_type", "model_attributes_type"):

@@ -20,8 +20,10 @@ from pydantic import (
     StrictStr,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     WithJsonSchema,
     create_model,
+    field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -29,6 +31,7 @@ from pydantic_core import PydanticCustomError
 from recommender.cohort import CATEGORIES, PROFILE_COLUMNS, RANGES
 from recommender.cohort import INTEGER_COLUMNS, PERSON_ID_ACCEPTED, PERSON_ID_MAX_LENGTH
 from recommender.cohort import person_id_problem, unhashable_id_problem
+from recommender.cohort import PRACTICE_START_AGE, practice_begins_too_early, practice_problem
 from recommender.policy import BUDGET_ACCEPTED, MAX_CAPACITY
 from recommender.service._audit_export import SINCE_ACCEPTED
 
@@ -71,7 +74,8 @@ _DESCRIPTIONS = {
     "assistant).",
     "specialty": "Specialty.",
     "setting": "Practice setting.",
-    "years_in_practice": "Years in practice (0 for trainees).",
+    "years_in_practice": "Years in practice (0 for trainees); at most age - "
+    f"{PRACTICE_START_AGE}, as no one practises before {PRACTICE_START_AGE}.",
     "weekly_hours": "Usual working hours a week.",
     "ee": "MBI-HSS Emotional Exhaustion subscale score (9 items scored 0-6).",
     "dp": "MBI-HSS Depersonalization subscale score (5 items scored 0-6).",
@@ -278,6 +282,17 @@ _PERSON_ID = (BeforeValidator(_hashable_id), AfterValidator(_person_id))
 _HASHABLE_ID = (BeforeValidator(_hashable_id), _NOT_BLANK)
 
 
+def _practice_began_in_time(years: float, info: ValidationInfo) -> float:
+    # The data contract's rule across age and years_in_practice (recommender.cohort), read
+    # once both are valid: an invalid age is refused on its own, not twice.
+    age = info.data.get("age")
+    if age is not None and practice_begins_too_early(age, years):
+        raise PydanticCustomError(
+            "practice_too_early", "{problem}", {"problem": practice_problem(age, years)}
+        )
+    return years
+
+
 _STRICT = ConfigDict(extra="forbid")
 
 ProfileRequest = create_model(
@@ -285,6 +300,9 @@ ProfileRequest = create_model(
     __config__=_STRICT,
     __doc__="One person's profile (the data contract's profile columns) and what the program "
     "can offer.",
+    __validators__={
+        "_practice_began_in_time": field_validator("years_in_practice")(_practice_began_in_time)
+    },
     **{name: _profile_field(name) for name in PROFILE_COLUMNS},
     # Strict: only true or false; "yes", 1 or "false" would be guesses about a crisis flag.
     crisis_risk=(

@@ -94,6 +94,11 @@ def draw_people(rng: np.random.Generator, scenario: Scenario, n: int) -> People:
     entry = _by_role(role, population.age_at_entry, "mean") + _by_role(
         role, population.age_at_entry, "sd"
     ) * rng.standard_normal(n)
+    # Reflected above the role's minimum rather than redrawn, so that every later draw is the
+    # one it was (a redraw shifts the stream), and rather than clipped, which would pile a
+    # tenth of the nurses on the minimum itself.
+    lowest = _by_role(role, population.age_at_entry, "min")
+    entry = np.where(entry < lowest, 2 * lowest - entry, entry)
     age = np.clip(np.rint(entry + years), 18, 90).astype(np.int64)
 
     hours = _by_role(role, population.weekly_hours, "mean") + _by_role(

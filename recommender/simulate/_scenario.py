@@ -111,7 +111,7 @@ class Population:
     roles: Mapping[str, float]
     gender: Mapping[str, Mapping[str, float]]
     years_in_practice: Mapping[str, Mapping[str, float]]  # mean, sd, max
-    age_at_entry: Mapping[str, Mapping[str, float]]  # mean, sd
+    age_at_entry: Mapping[str, Mapping[str, float]]  # mean, sd, min
     specialty: Mapping[str, Mapping[str, float]]
     setting: Mapping[str, float]
     weekly_hours: Mapping[str, Mapping[str, float]]  # mean, sd, min, max

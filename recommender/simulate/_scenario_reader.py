@@ -9,6 +9,7 @@ must carry a tag (``source:`` a study, or ``assumption:`` a reason); see
 
 from __future__ import annotations
 
+from recommender.cohort import PRACTICE_START_AGE
 from recommender.errors import InputError
 from recommender.simulate._scenario import (
     CAREER_STAGES,
@@ -162,7 +163,10 @@ class _Reader(FieldReader):
                 ),
                 "age_at_entry": self.param(
                     lambda v, p: self.per_role(
-                        v, p, roles, self.distribution({"mean": (18, 90), "sd": (0, 30)})
+                        v,
+                        p,
+                        roles,
+                        self.distribution({"mean": (18, 90), "sd": (0, 30), "min": (0, 90)}),
                     )
                 ),
                 "specialty": self.param(
@@ -204,6 +208,24 @@ class _Reader(FieldReader):
                 self.problem(
                     f"{path}.years_in_practice.{role}.mean",
                     f"must not exceed max ({years['max']}), got {years['mean']}",
+                )
+        for role, entry in values["age_at_entry"].items():
+            if None in entry.values():
+                continue
+            # Ages are whole years, so a person's age may round up to half a year below
+            # entry + years: a minimum of PRACTICE_START_AGE + 1 keeps everyone inside the
+            # data contract's rule on years_in_practice.
+            if entry["min"] < PRACTICE_START_AGE + 1:
+                self.problem(
+                    f"{path}.age_at_entry.{role}.min",
+                    f"must be at least {PRACTICE_START_AGE + 1}, got {entry['min']:g}: the data "
+                    f"contract refuses practice begun before age {PRACTICE_START_AGE}, and an age "
+                    "is rounded to whole years",
+                )
+            elif entry["min"] > entry["mean"]:
+                self.problem(
+                    f"{path}.age_at_entry.{role}.min",
+                    f"must not exceed mean ({entry['mean']:g}), got {entry['min']:g}",
                 )
         values["roles"] = _frozen(values["roles"])
         values["setting"] = _frozen(values["setting"])
