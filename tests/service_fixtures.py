@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
@@ -522,9 +523,11 @@ def free_port() -> int:
 def wait_ready(
     url: str, process: subprocess.Popen, timeout: float = 180.0, path: str = "/readyz"
 ) -> None:
-    """Wait until ``path`` answers 200 (``/livez`` for a service started without a model)."""
+    """Wait until ``path`` answers 200 (``/livez`` for a service started without a model) from
+    ``process``'s own server (:func:`listens`)."""
     import httpx
 
+    port = urlsplit(url).port
     deadline = time.monotonic() + timeout
     # One client for every try, and a short pause: a new client per try cost ~33 ms of CPU
     # (one reused, ~1 ms), and the half-second pause made each start wait 0.25 s on average.
@@ -533,12 +536,40 @@ def wait_ready(
             if process.poll() is not None:
                 raise RuntimeError(f"the server exited with code {process.returncode}")
             try:
-                if client.get(f"{url}{path}").status_code == 200:
-                    return
+                answered = client.get(f"{url}{path}").status_code == 200
             except httpx.HTTPError:
-                pass
+                answered = False
+            # A 200 from a server that took the port after free_port chose it (another xdist
+            # worker's, which scans the same RECOMMENDER_TEST_PORTS in the same order) is not
+            # this one's readiness: this one ends saying its port is in use, and is started
+            # again on another; its tests would have talked to a server that stops with theirs.
+            if answered and listens(process, port):
+                return
             time.sleep(0.1)
     raise RuntimeError(f"the server at {url} did not answer {path} within {timeout:.0f} s")
+
+
+def listens(process: subprocess.Popen, port: int) -> bool:
+    """Whether the socket listening on ``port`` is held by ``process`` or one of its descendants
+    (BentoML's worker holds the service's, in a session of its own).
+
+    True where the system does not say who holds a socket (psutil's AccessDenied: macOS, not
+    root): no worse than trusting the answer, as before this check."""
+    import psutil
+
+    try:
+        connections = psutil.net_connections(kind="tcp")
+        ours = {process.pid} | {child.pid for child in psutil.Process(process.pid).children(True)}
+    except psutil.AccessDenied:
+        return True
+    except psutil.NoSuchProcess:  # it ended: whoever listens is another
+        return False
+    return any(
+        connection.status == psutil.CONN_LISTEN
+        and connection.laddr.port == port
+        and connection.pid in ours
+        for connection in connections
+    )
 
 
 # What a server that could not bind its port says: `recommender serve`'s own check of the port
@@ -558,10 +589,14 @@ def serving(
     out_path: Path | None = None,
     cwd: Path | None = None,
     ready_path: str = "/readyz",
+    ready=None,
 ):
     """The server ``command(port)`` starts on a free loopback port, in a session of its own;
     yields ``(url, process)`` once ``ready_path`` answers 200 and stops it afterwards. It is
     also stopped when this process ends without doing so (killed: tests/tether.py).
+
+    ``ready(url, process)``, when given, waits instead for what says a server that does not
+    speak plain HTTP is ready, and raises RuntimeError if it is not (as :func:`wait_ready`).
 
     Its output goes to ``log_path`` (its standard output to ``out_path`` when given). A server
     that ends saying its port is in use (taken by another process after :func:`free_port` chose
@@ -585,7 +620,10 @@ def serving(
             stack.callback(_stop, process)
             stack.callback(tether.forget, tether.record(process=process))
             try:
-                wait_ready(url, process, path=ready_path)
+                if ready is None:
+                    wait_ready(url, process, path=ready_path)
+                else:
+                    ready(url, process)
             except RuntimeError as error:
                 said = "".join(p.read_text(errors="replace") for p in (log_path, out_path) if p)
                 if process.poll() is not None and any(words in said for words in _PORT_TAKEN):

@@ -13,24 +13,25 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import ssl
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
-import tether
 
 from service_fixtures import (  # noqa: F401 - champion_home: a fixture
     _SESSION,
     _stop,
     auth,
     champion_home,
-    free_port,
     profile,
     running_server_process,
+    serving,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,28 +71,56 @@ def _render(folder: Path, upstream: str, fallback: Path, port: int) -> Path:
 
 
 @contextlib.contextmanager
-def _nginx(folder: Path, config: Path):
-    command = ["nginx", "-p", str(folder), "-c", str(config), "-e", str(folder / "error.log")]
-    checked = subprocess.run([*command, "-t"], capture_output=True, text=True)
-    assert checked.returncode == 0, checked.stderr
-    process = subprocess.Popen(
-        [*command, "-g", "daemon off;"],
-        stdout=subprocess.DEVNULL,
-        stderr=open(folder / "nginx.out", "wb"),
-        start_new_session=True,
-        preexec_fn=tether.tethered(),  # it ends with this process, even by kill -9
-    )
-    owned = tether.record(process=process)
+def _nginx(folder: Path, upstream: str, fallback: Path):
+    """nginx on a free loopback port, as a server of the suite is started (serving: another
+    port when the one chosen was taken meanwhile); yields its port once it accepts there."""
+    pid_file = folder / "nginx.pid"
+
+    def command(port: int) -> list[str]:
+        config = _render(folder, upstream, fallback, port)
+        command = ["nginx", "-p", str(folder), "-c", str(config), "-e", str(folder / "error.log")]
+        checked = subprocess.run([*command, "-t"], capture_output=True, text=True)
+        assert checked.returncode == 0, checked.stderr
+        # `nginx -t` leaves an empty pid file (it checks that it can create one): the wait
+        # below took it for the started nginx's and let the tests connect before it listened.
+        pid_file.unlink(missing_ok=True)
+        return [*command, "-g", "daemon off;"]
+
+    def ready(url: str, process: subprocess.Popen) -> None:
+        # nginx writes its pid once it has bound its port (a port taken: it exits, saying
+        # "Address already in use", and serving starts it on another); a connection accepted
+        # there is then nginx's.
+        port = urlsplit(url).port
+        deadline = time.monotonic() + 60
+        while not (_pid_in(pid_file) == process.pid and _accepts(port)):
+            if process.poll() is not None:
+                raise RuntimeError(f"nginx exited with code {process.returncode}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nginx did not accept connections on port {port} in 60 s")
+            time.sleep(0.05)
+
+    # nginx's own log of its start (its errors go to its error log too)
+    with serving(
+        command, env=dict(os.environ), log_path=folder / "nginx.out", cwd=folder, ready=ready
+    ) as (url, _):
+        yield urlsplit(url).port
+
+
+def _pid_in(pid_file: Path) -> int | None:
     try:
-        deadline = time.monotonic() + 20
-        while not (folder / "nginx.pid").exists():
-            assert process.poll() is None, (folder / "nginx.out").read_text()
-            assert time.monotonic() < deadline, "nginx did not start within 20 s"
-            time.sleep(0.1)
-        yield process
-    finally:
-        _stop(process)
-        tether.forget(owned)
+        return int(pid_file.read_text())
+    except (FileNotFoundError, ValueError):  # not yet written, or being written
+        return None
+
+
+def _accepts(port: int) -> bool:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.settimeout(2)
+        try:
+            sock.connect(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 @pytest.fixture(scope="module")
@@ -124,9 +153,7 @@ def proxied(champion_home, tmp_path_factory):
     # xdist ran this module's tests on both workers, each starting its own nginx.
     try:
         with running_server_process(home, log_path=log) as (url, service):
-            port = free_port()
-            config = _render(folder, url.removeprefix("http://"), fallback, port)
-            with _nginx(folder, config):
+            with _nginx(folder, url.removeprefix("http://"), fallback) as port:
                 yield {
                     "direct": url,
                     "proxy": f"https://127.0.0.1:{port}",
@@ -216,6 +243,26 @@ def test_a_callers_forwarded_address_never_reaches_the_service_log(proxied):
 
 def test_with_the_service_stopped_a_crisis_flag_gets_the_resources_not_a_502_page(proxied):
     _stop(proxied["service"])
+    with _held(urlsplit(proxied["direct"]).port):
+        _the_stopped_service_gets_the_resources(proxied)
+
+
+@contextlib.contextmanager
+def _held(port: int):
+    """The stopped service's port, bound here without listening: nginx's connections are refused
+    as by a stopped service, and no server started meanwhile (another xdist worker's: free_port
+    scans RECOMMENDER_TEST_PORTS in order) takes it and answers nginx instead."""
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))  # without SO_REUSEADDR, as free_port binds
+        except OSError:
+            # Its closed connections (TIME_WAIT) hold it from free_port as well; a listener
+            # would be another server's.
+            assert not _accepts(port), f"another server took port {port} once the service stopped"
+        yield
+
+
+def _the_stopped_service_gets_the_resources(proxied) -> None:
     flagged = {"person_id": "p-crisis", "role": "nurse", "crisis_risk": True}
     bodies = {
         "/recommend": flagged,
