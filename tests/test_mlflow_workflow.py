@@ -104,8 +104,9 @@ def test_a_table_without_person_ids_is_refused_by_row(champion):
 
 def test_the_contract_bounds_themselves_are_scored(champion):
     rows = plain_profiles(2, seed=6)
-    rows.loc[0, ["age", "ee", "dp", "pa"]] = [18, 54, 30, 0]
-    rows.loc[1, ["age", "ee", "dp", "pa"]] = [90, 0, 0, 48]
+    # years_in_practice at its bounds too, each with an age it fits (practice begins at 16 or later)
+    rows.loc[0, ["age", "years_in_practice", "ee", "dp", "pa"]] = [18, 0.0, 54, 30, 0]
+    rows.loc[1, ["age", "years_in_practice", "ee", "dp", "pa"]] = [90, 60.0, 0, 0, 48]
     assert champion.predict(rows)["recommended"].notna().all()
 
 

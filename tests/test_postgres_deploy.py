@@ -71,9 +71,13 @@ def _train(**overrides) -> str:
 
 @pytest.fixture(scope="module")
 def trained_on_postgres(postgres, tmp_path_factory) -> Trained:
-    """Version 1, then version 2 (seed 11), trained and registered in a new PostgreSQL MLflow
-    database; then the champion moved back to version 1 (version 2 passes the gate and takes it
-    on registration), so that each test promotes version 2 itself."""
+    """Version 1, then a second version that passes the promotion gate against it, trained and
+    registered in a new PostgreSQL MLflow database; then the champion moved back to version 1
+    (the second took it on registration), so that each test promotes the second itself.
+
+    Whether a quick model passes the gate against another is the luck of its seed and of the
+    simulated cohort (seed 11 did until the simulator's ages changed), so the second is the
+    first of a few fixed seeds whose version takes the champion on registration."""
     from recommender import registry
 
     home = tmp_path_factory.mktemp("postgres-trained")
@@ -85,9 +89,13 @@ def trained_on_postgres(postgres, tmp_path_factory) -> Trained:
         patch.setenv("RECOMMENDER_ACTOR", "test-suite")
         first = _train()
         after_first = registry.aliases()["champion"]
-        second = _train(seed=11)
-        if registry.aliases()["champion"] != first:
-            registry.promote(first, reason="postgres tests start from version 1")
+        for seed in (11, 12, 13, 14, 15):
+            second = _train(seed=seed)
+            if registry.aliases()["champion"] == second:
+                break
+        else:
+            pytest.fail("no version trained with seeds 11-15 passed the gate against version 1")
+        registry.promote(first, reason="postgres tests start from version 1")
     return Trained(home, tracking_uri, first, second, after_first)
 
 
