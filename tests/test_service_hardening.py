@@ -148,7 +148,7 @@ def test_an_unknown_path_is_404_without_echoing_it(asgi_client):
 
 
 def test_json_depth_ignores_brackets_in_strings():
-    from recommender.service._gate import json_depth
+    from recommender.service._body_checks import json_depth
 
     assert json_depth(b'{"person_id": "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}') == 1
     assert json_depth(b'"\\"[[[["') == 0 and json_depth(b"") == 0

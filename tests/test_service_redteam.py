@@ -13,7 +13,7 @@ import pytest
 
 from recommender.errors import InputError
 from recommender.service import parse_env_keys
-from recommender.service._gate import MAX_OBJECT_KEYS
+from recommender.service._body_checks import MAX_OBJECT_KEYS
 from recommender.service._problems import MAX_UNKNOWN_FIELDS
 from service_fixtures import (  # noqa: F401  (fixtures)
     KEYS,
