@@ -4,6 +4,7 @@ See ``shared/design/data-contract.md``. Validate once at the edge with :func:`lo
 :func:`validate_cohort`; everything downstream may trust the table.
 """
 
+from ._cells import spelling_hint
 from ._contract import (
     CRISIS_COLUMN,
     CATEGORIES,
@@ -47,7 +48,7 @@ from ._io import (
     write_cohorts,
 )
 from ._report import RULES, Problem, ValidationReport
-from ._validate import spelling_hint, validate_cohort
+from ._validate import validate_cohort
 
 __all__ = [
     "spelling_hint",
