@@ -9,7 +9,6 @@ from recommender.service._audit import (
     AuditSaltMismatch,
     AuditSaltMissing,
     AuditUrlRefused,
-    reach_audit_store,
     resolve_salt,
 )
 from recommender.service._audit_export import (
@@ -18,6 +17,7 @@ from recommender.service._audit_export import (
     parse_since,
     rows_csv_chunks,
 )
+from recommender.service._audit_store import reach_audit_store
 from recommender.service._audit_tables import AUDIT_TABLE_NAMES
 from recommender.service._auth import (
     API_KEYS_ENV,
