@@ -9,17 +9,16 @@ the last stage, the card is rendered in a temporary folder before it, and
 The stages live one to a private module (``_train_cohort``: load and split, ``_train_fit``,
 ``_train_evaluate``, ``_train_gate``, ``_train_card``, ``_train_log``, ``_train_register``);
 this module runs them in order and re-exports them, so that replacing one here (as the tests
-do) replaces it in the run.
+do) replaces it in the run. What a run tells its reader is in ``_train_notes``; the off-policy
+values of registered models on the log (``evaluate-policy``), in ``_train_policy_values``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import math
 import sys
 import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,7 +53,9 @@ from pipelines._train_key import comparison_rows, person_hashes, seen_rows, trai
 from pipelines._train_lineage import FINGERPRINT_TAG, _git_commit, _package_versions
 from pipelines._train_lineage import reproduction, training_fingerprint
 from pipelines._train_log import example_profiles, log_stage, run_description
+from pipelines._train_notes import _carried_note, _off_policy_note, _overlap_warning
 from pipelines._train_overlap import OverlapRecord
+from pipelines._train_policy_values import evaluate_policies_on_log
 from pipelines._train_register import publish_folder, regated_note, register_stage
 from pipelines.score import safety_rules
 
@@ -407,165 +408,6 @@ def _fingerprint(settings: dict, cohort: Cohort, versions: dict, key: bytes | No
         versions=versions,
         files=[f for f in files if f],
         training_key_id=key_fingerprint(key) if key is not None else "none",
-    )
-
-
-def evaluate_policies_on_log(config: dict, catalog, *, versions=()) -> dict | None:
-    """Off-policy values of the champion's (and ``versions``') best-arm policies on the log.
-
-    None when the service's log holds no outcome yet. Values are EE change against usual care
-    for all per person (lower is better), by DR, IPS and SNIPS, with ``1 - alpha`` intervals and
-    the effective number of rows behind their weights; ``notes`` say which rows were compared,
-    per policy where the log could not have served its arms, where its weights are extreme,
-    and whether personalizing beats the best single arm (``note``: the same, joined).
-    """
-    from pipelines._from_log import log_policy_frame, off_policy_notes, off_policy_table
-    from pipelines._train_key import comparison_rows
-    from recommender.model import served_under
-    from recommender.registry import aliases, load_model
-
-    name = config["registry"]["model_name"]
-    # Checked before the log is valued (which takes a while): a mistyped version fails at once.
-    versions = [_registered_version(name, v) for v in versions]
-    logged = log_policy_frame(config, catalog, required=True)
-    if logged is None:
-        return None
-    frame, scores, change = logged
-    wanted = []
-    champion = aliases(name).get("champion")
-    if champion is not None:
-        wanted.append((f"champion (version {champion})", str(champion)))
-    wanted += [(f"version {v}", v) for v in dict.fromkeys(versions) if v != str(champion)]
-    models = {}
-    for label, version in wanted:
-        try:
-            # as the service serves it: an arm the catalog renamed, under its new id
-            models[label], _ = served_under(load_model(f"models:/{name}/{version}"), catalog)
-        except InputError as error:  # say which model: the others may be fine
-            raise InputError(f"{label}: {error}", problems=error.problems) from None
-    # A model valued on the people it was trained on is flattered: all are valued on the rows
-    # none of them has seen, when enough remain (the note says what was done).
-    rows, note = comparison_rows(models, frame["person_id"], logged=True)
-    frame = frame[rows].reset_index(drop=True)
-    scores, change = scores[rows].reset_index(drop=True), change[rows]
-    values, notes = [], [note] if note else []
-    for label, model in models.items():
-        settings = dict(control=catalog.control, alpha=config["evaluation"]["alpha"], label=label)
-        try:
-            table = off_policy_table(model, frame, scores, change, **settings)
-            notes += off_policy_notes(model, frame, scores, table, **settings)
-        except InputError as error:  # say which model: the others may be fine
-            raise InputError(f"{label}: {error}", problems=error.problems) from None
-        for row in table:
-            values.append(
-                {
-                    "policy": row[0],
-                    "estimator": row[1],
-                    "estimate": row[2],
-                    "lower": row[3],
-                    "upper": row[4],
-                    "rows": row[5],
-                    "effective_rows": row[6],
-                    "unmeasured_rows": row[7],
-                }
-            )
-    return {
-        "rows": int(len(frame)),
-        "logged_rows": int(len(rows)),
-        "note": "; ".join(notes),
-        "notes": notes,
-        "values": values,
-    }
-
-
-def _registered_version(name: str, given) -> str:
-    """The version number of ``given``, a version number or an alias of model ``name``."""
-    from recommender.registry import resolve_model, tracking_uri
-
-    text = str(given).strip()
-    try:
-        ref = resolve_model(
-            f"models:/{name}/{text}" if text.isdigit() else f"models:/{name}@{text}"
-        )
-    except InputError:
-        ref = None
-    if ref is None or ref.version is None:  # unknown, or no version or alias at all ("a/b")
-        raise InputError(
-            f"version {given!r} is not a registered version or alias of {name} in the store "
-            f"at {tracking_uri()}; accepted: "
-            "a version number or alias of the registry (e.g. 3, champion, challenger)"
-        )
-    return ref.version
-
-
-def _overlap_warning(overlap: OverlapRecord, progress) -> None:
-    """The run's poor overlap, once: a note of the progress display, else a warning."""
-    said = overlap.statement()
-    if not said:
-        return
-    if progress is None:
-        warnings.warn(said, UserWarning, stacklevel=3)
-    else:
-        progress.note(f"warning: {said}")
-
-
-def _carried_note(loop: dict, display, *, logged: bool = True) -> None:
-    """Which arms a run carried over, and which it could not."""
-    from recommender.model import formerly
-
-    carried = loop.get("carried_arms") or []
-    if carried:
-        display.note(
-            (
-                "carried over (too few logged rows to learn; the previous estimate is kept, "
-                "offered and explored until they are learnt): "
-                if logged
-                else "carried over (too few rows to learn; the published estimate is kept, "
-                "the same for everyone in a role, until a file or the service's log has "
-                "enough rows of them): "
-            )
-            + "; ".join(
-                f"{formerly(c['arm'], c.get('formerly'))} ({c['rows']:,} rows of {c['min_rows']:,} needed; from {c['from']})"
-                for c in carried
-            )
-        )
-    if loop.get("arms_not_carried"):
-        display.note(
-            "left out (no earlier estimate to carry): " + ", ".join(loop["arms_not_carried"])
-        )
-
-
-def _off_policy_note(cohort, model, evaluation, split, settings, display) -> None:
-    """On a log: the model's off-policy values on the held-out log rows, for the card."""
-    from pipelines._from_log import OFF_POLICY_COLUMNS, off_policy_notes, off_policy_table
-
-    holdout = split.holdout
-    change = (holdout["ee_followup"] - holdout["ee"]).to_numpy(dtype=float)
-    how = dict(
-        control=cohort.catalog.control,
-        alpha=settings["evaluation"]["alpha"],
-        label="this model's best arms (held-out log)",
-    )
-    rows = off_policy_table(model, holdout, evaluation.dr_scores, change, **how)
-    notes = off_policy_notes(model, holdout, evaluation.dr_scores, rows, **how)
-    cohort.loop["off_policy"] = {"columns": OFF_POLICY_COLUMNS, "rows": rows, "notes": notes}
-    dr = next(row for row in rows if row[1] == "DR")
-    display.note(_off_policy_line(dr, notes))
-
-
-def _off_policy_line(dr_row, notes) -> str:
-    """The one line ``train --from-log`` prints of its off-policy value: the figure with its
-    interval, or, where the table holds none (too few effective rows), "not measurable" and the
-    note saying why, as the card says it (a missing figure printed as a number read ``+nan``)."""
-    estimate, lower, upper = dr_row[2], dr_row[3], dr_row[4]
-    if all(v is not None and math.isfinite(v) for v in (estimate, lower, upper)):
-        return (
-            f"off-policy (doubly robust) on the held-out log: {estimate:+.2f} EE points vs "
-            f"usual care ({lower:+.2f} to {upper:+.2f})"
-        )
-    why = next((note for note in notes if "not measurable" in note), None)
-    return "off-policy (doubly robust) on the held-out log: not measurable" + (
-        f": {why.split('not measurable: ', 1)[-1]}" if why else ""
     )
 
 
