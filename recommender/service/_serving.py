@@ -10,6 +10,8 @@ serving its own and says so (``stale``: on /readyz, the card's ``serving`` block
 which names the version and the missing file). A part of
 :class:`~recommender.service.service.Recommender` (its base class),
 which says where the champion comes from (``_load_engine``); nothing here imports BentoML.
+Why no champion is served (the refusals, and the reason /readyz gives) is in
+:mod:`recommender.service._unservable`.
 """
 
 from __future__ import annotations
@@ -43,6 +45,12 @@ from recommender.service._store_errors import (
     QuotedRowsHidden,
     StoreRefusal,
     shown_location,
+)
+from recommender.service._unservable import (
+    CatalogUnreadable,
+    ChampionUnloadable,
+    Unservable,
+    _no_model_reason,
 )
 
 __all__ = ["Serving", "Unservable"]
@@ -523,45 +531,3 @@ class Serving:
             "/outcomes": (OutcomesRequest, tuple(OutcomesRequest.model_fields), {}),
             "/erasures": (ErasureRequest, tuple(ErasureRequest.model_fields), {}),
         }
-
-
-class Unservable(InputError):
-    """A champion was loaded but cannot be served (e.g. an extra feature named like a field)."""
-
-
-class CatalogUnreadable(Unservable):
-    """No champion is served because the intervention catalog does not load."""
-
-
-class ChampionUnloadable(Unservable):
-    """The champion's files are missing or damaged (a :class:`ModelFilesMissing` or
-    :class:`ModelUnreadable`, its message kept): nothing but a person's action mends it."""
-
-    def __init__(self, error: Exception, *, reason: Reason):
-        # The refusal's one problem, in the API's shape: the version (when the loader knew
-        # it) and the file found missing, or that the files are there but cannot be loaded.
-        missing = getattr(error, "missing", None)
-        problem = {
-            "field": "champion",
-            "value": getattr(error, "version", None),
-            "accepted": "a registered version whose files are all in the artifact store and "
-            "load in this release",
-            "message": f"missing: {missing}" if missing else str(error),
-        }
-        super().__init__(str(error), [problem])
-        self.reason = reason
-
-
-def _no_model_reason(error: Exception) -> Reason:
-    """The readiness reason of a failed load of the champion."""
-    if isinstance(error, CatalogUnreadable):
-        return Reason.CATALOG_UNREADABLE
-    if isinstance(error, ChampionUnloadable):
-        return error.reason
-    if isinstance(error, ModelFilesMissing):
-        return Reason.MODEL_FILES_MISSING
-    if isinstance(error, (Unservable, ModelUnreadable)):
-        return Reason.MODEL_UNSERVABLE
-    if isinstance(error, InputError):  # the registry answered: no version holds the alias
-        return Reason.NO_CHAMPION
-    return Reason.MODEL_NOT_LOADED
