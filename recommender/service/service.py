@@ -80,7 +80,8 @@ atexit.register(gc.freeze)
 class Recommender(Answering):
     """Recommends a clinician-wellness intervention per person, with intervals and reasons."""
 
-    # Startup, /reload and the watcher of other workers' reloads: ``Serving`` (_serving.py);
+    # Startup, /reload and the watcher of other workers' reloads: ``Serving`` (_serving.py,
+    # its watcher in _reload_watcher.py);
     # the routes' handlers: ``Answering`` (_answering.py).
 
     def _load_engine(self, version: str | None = None, *, catalog) -> RecommendationEngine:
