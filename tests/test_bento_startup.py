@@ -142,7 +142,7 @@ def test_a_registry_server_that_is_down_is_given_up_on_within_three_tries(monkey
     import threading
 
     from recommender.errors import ModelUnavailable
-    from recommender.service._engine import load_champion_model
+    from recommender.service._model_loading import load_champion_model
 
     for name in ("MAX_RETRIES", "BACKOFF_FACTOR", "TIMEOUT"):
         # Unset for this test, and unset again after it (what the load sets must not stay).

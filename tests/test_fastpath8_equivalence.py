@@ -17,7 +17,7 @@ import pytest
 from recommender.explain import Contribution, Explanation
 from recommender.explain._reasons import _Formatted, _new_explanation
 from recommender.policy._assignment import Assignment, _new_assignment
-from recommender.service._engine import _request_ids
+from recommender.service._answer_records import _request_ids
 from service_fixtures import LinearModel
 from test_fastpath4_equivalence import engine_for, varied_bodies
 

@@ -129,7 +129,7 @@ def test_a_worker_started_without_a_champion_loads_it_by_itself_once_it_can(
     from service_fixtures import _app
     from starlette.testclient import TestClient
 
-    from recommender.service import _serving
+    from recommender.service import _reload_watcher
     from recommender.service import service as service_module
     from recommender.service._serving import Serving
 
@@ -145,7 +145,7 @@ def test_a_worker_started_without_a_champion_loads_it_by_itself_once_it_can(
     # And its clock: on a busy machine the real one passed the first try's 5 s (a worker's start
     # in a fresh test process) before the "not due yet" below.
     clock = [1000.0]
-    monkeypatch.setattr(_serving, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    monkeypatch.setattr(_reload_watcher, "time", SimpleNamespace(monotonic=lambda: clock[0]))
     with TestClient(_app(service_module), raise_server_exceptions=False) as client:
         service = bentoml.get_current_service()
         assert client.get("/readyz").status_code == 503

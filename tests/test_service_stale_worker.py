@@ -56,13 +56,13 @@ def worker(service_home, monkeypatch):
     import bentoml
     from starlette.testclient import TestClient
 
-    from recommender.service import _serving
+    from recommender.service import _reload_watcher
     from recommender.service import service as service_module
     from recommender.service._serving import Serving
 
     monkeypatch.setattr(Serving, "_follow_reloads", lambda self: None)
     clock = [1000.0]
-    monkeypatch.setattr(_serving, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    monkeypatch.setattr(_reload_watcher, "time", SimpleNamespace(monotonic=lambda: clock[0]))
     monkeypatch.setattr(service_module, "load_champion_model", lambda: (LinearModel(), "8"))
     loads, outcome = [], {"error": _files_missing()}
 

@@ -15,7 +15,7 @@ from recommender.uplift import RidgeSpec, UpliftModel
 from recommender.uplift._checks import check_training_inputs
 from recommender.uplift._encoding import FeatureEncoder
 from recommender.uplift._nuisance import fit_nuisance, make_folds
-from recommender.uplift._regressors import RidgeModel
+from recommender.uplift._linear import RidgeModel
 from recommender.uplift._synthetic import make_uplift_cohort
 
 if os.environ.get("CI"):  # `make test` installs the bench extra: a skip would hide its absence

@@ -8,7 +8,7 @@ import pytest
 
 from recommender.errors import InputError
 from recommender.uplift import GBMSpec, LogLinearSpec, RidgeSpec, UpliftModel
-from recommender.uplift._regressors import LogLinearModel
+from recommender.uplift._linear import LogLinearModel
 from recommender.uplift._synthetic import make_uplift_cohort
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from recommender.uplift import GBMSpec, RidgeSpec, UpliftModel
-from recommender.uplift._regressors import RidgeModel, TrainingMatrix
+from recommender.uplift._linear import RidgeModel
+from recommender.uplift._regressors import TrainingMatrix
 from recommender.uplift._synthetic import make_uplift_cohort
 
 

@@ -4,6 +4,8 @@ A registered version and a run's card are fetched with the store named on each c
 MLflow's process-wide URIs, so the service's ``/reload`` and ``/model_card`` never wait for a
 training run or for each other. Any other URI needs a :func:`mlflow_session`, and waits for one
 at most ``READ_TIMEOUT`` seconds before :class:`~recommender.registry.StoreBusy` is raised.
+Where a version's or a run's files are read (a home moved or copied reads its own copy), and
+which one is missing when they do not load, is in :mod:`recommender.registry._model_files`.
 """
 
 from __future__ import annotations
@@ -14,9 +16,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from recommender.errors import InputError, ModelFilesMissing, ModelUnavailable, ModelUnreadable
+from recommender.errors import InputError, ModelUnavailable, ModelUnreadable
 from recommender.registry._aliases import CHAMPION, registered_versions
 from recommender.registry._home import local_folder, local_location, moved_location
+from recommender.registry._model_files import (
+    _files_missing,
+    _missing_file,
+    model_version_source,
+    readable_uri,
+)
 from recommender.registry._pending import committed_holder
 from recommender.registry._store import MODEL_NAME, _quiet, client, mlflow_session, tracking_uri
 
@@ -284,112 +292,6 @@ def _no_room(what: str, staging, error) -> str:
         f"device holding it ({error}); free space there (or set TMPDIR to a folder on a disk "
         "with room) and run again"
     )
-
-
-def _missing_file(error: BaseException, staged: Path, folder: Path | None) -> Path | None:
-    """The file of the version's artifact ``folder`` whose absence made loading its copy in
-    ``staged`` fail (``MLmodel``, the pickled model, the bundle it opens), or ``None`` when
-    none is missing there. Said as the artifact store's path: the staging copy is gone by
-    the time anyone reads the message."""
-    if folder is None or not folder.is_dir():
-        return None
-    if not (folder / "MLmodel").is_file():
-        return folder / "MLmodel"
-    seen = set()
-    while error is not None and id(error) not in seen:  # the error and what it wraps
-        seen.add(id(error))
-        name = getattr(error, "filename", None)
-        if isinstance(error, FileNotFoundError) and name:
-            with contextlib.suppress(ValueError):
-                original = folder / Path(name).relative_to(staged)
-                if not original.exists():
-                    return original
-        error = error.__cause__ or error.__context__
-    return None
-
-
-def _files_missing(ref: ModelRef, source: str, missing: Path, elsewhere: str):
-    return ModelFilesMissing(
-        f"version {ref.version} of {ref.name} is registered, but its files could not be read "
-        f"from {source} ({missing} does not exist){elsewhere}: restore the artifact folder "
-        "(from a backup; or point RECOMMENDER_HOME / MLFLOW_TRACKING_URI at the store it "
-        "belongs with), or use another version (`recommender promote VERSION`, `recommender "
-        "rollback`)",
-        version=str(ref.version),
-        missing=str(missing),
-    )
-
-
-def model_version_source(ref: ModelRef) -> tuple[str, str]:
-    """Where registered version ``ref``'s files are: ``(recorded, read)``, the location the
-    store records and the one this home reads, the same unless the home was moved or copied
-    from another folder (then its own copy of the files, see :mod:`recommender.registry._home`).
-    """
-    recorded = client(existing=True).get_model_version_download_uri(ref.name, ref.version)
-    return recorded, local_location(recorded)
-
-
-def readable_uri(ref: ModelRef) -> str:
-    """The URI MLflow loads ``ref`` from: ``ref.uri``, or for a registered version or a
-    ``runs:/`` URI of a home moved or copied from another folder, this home's copy of its
-    files.
-
-    Raises
-    ------
-    ModelFilesMissing
-        For a ``runs:/`` URI whose files are neither where the store records them (another
-        home's folder) nor in this home's copy of it.
-    """
-    if ref.version is None:
-        return _run_files(ref.uri) if ref.uri.startswith("runs:/") else ref.uri
-    recorded, read = model_version_source(ref)
-    return ref.uri if read == recorded else read
-
-
-def _run_files(uri: str) -> str:
-    """Where ``runs:/<run id>/<path>`` is read: the URI itself, unless the store records its
-    files in another home's artifact folder (this home was moved or copied, and MLflow would
-    read the original's); then this home's copy of them, else the original's while it exists.
-
-    MLflow 3 keeps a model logged by a run apart from the run's other files (a logged model's
-    folder, ``mlartifacts/models/m-...``): ``runs:/<run id>/model`` names that one first.
-    """
-    from mlflow.exceptions import MlflowException
-    from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
-
-    try:
-        run_id, path = RunsArtifactRepository.parse_runs_uri(uri)
-        mlflow_client = client(existing=True)
-        run = mlflow_client.get_run(run_id)
-        name, _, rest = (path or "").partition("/")
-        models = mlflow_client.search_logged_models(
-            experiment_ids=[run.info.experiment_id],
-            filter_string=f"name = '{name}' AND source_run_id = '{run_id}'",
-        )
-    except (MlflowException, InputError):  # no such run: MLflow says so, as before
-        return uri
-    recorded = [_joined(model.artifact_location, rest) for model in models]
-    recorded.append(_joined(run.info.artifact_uri, path or ""))
-    for location in recorded:
-        if moved_location(location) is None:
-            return uri  # in this home, or not in a home's folder: read as recorded
-        read = local_location(location)
-        if local_folder(read).exists():
-            return read
-    here = moved_location(recorded[0])
-    raise ModelFilesMissing(
-        f"{uri} names files the store records in another home's artifact folder "
-        f"({recorded[0]}), and they are not in this home's copy of that folder either "
-        f"({here}): this home was moved or copied without them. Copy that run's files into "
-        "this home's mlartifacts/ (or point RECOMMENDER_HOME / MLFLOW_TRACKING_URI at the "
-        "store it belongs with), or use a registered version",
-        version=None,
-        missing=str(local_folder(here)),
-    )
-
-
-def _joined(location: str, path: str) -> str:
-    return f"{location.rstrip('/')}/{path}" if path else location
 
 
 def require_loadable(name: str, version: str, *, action: str):

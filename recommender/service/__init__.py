@@ -35,11 +35,7 @@ from recommender.service._config import (
     load_serve_config,
     worker_settings,
 )
-from recommender.service._engine import (
-    AuditUnavailable,
-    RecommendationEngine,
-    give_up_on_registry_soon,
-)
+from recommender.service._engine import AuditUnavailable, RecommendationEngine
 from recommender.service._erasure import (
     ERASURE_COLUMNS,
     ErasureReport,
@@ -62,6 +58,7 @@ from recommender.service._outcome_log import (
 from recommender.service._outcome_file import read_outcome_file
 from recommender.service._proxy_fallback import proxy_fallbacks
 from recommender.service._metrics import forget_dead_workers
+from recommender.service._model_loading import give_up_on_registry_soon
 from recommender.service._migrate import upgrade_schema
 from recommender.service._requests import example_profile
 from recommender.service._sqlite import sqlite_file

@@ -10,15 +10,15 @@ against usual care) come from the same encoded rows, one call per arm.
 Checking request bodies (:mod:`~recommender.service._checking`) and wording the answers
 (:mod:`~recommender.service._wording`) are parts of the engine kept in modules of their own;
 each arm's figures and the explanations' contributions come from
-:mod:`~recommender.service._scoring`.
+:mod:`~recommender.service._scoring`. What an answer's audit record holds beside the
+ranking (request ids, the logged profile and assignment) is in
+:mod:`~recommender.service._answer_records`; loading the model from the registry, in
+:mod:`~recommender.service._model_loading`.
 """
 
 from __future__ import annotations
 
 import functools
-import operator
-import os
-import uuid
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -42,6 +42,12 @@ from recommender.policy import (
     triage,
 )
 from recommender.service._answer_json import AnswerJSON
+from recommender.service._answer_records import (
+    _getter,
+    _logged_assignment,
+    _request_ids,
+    _secondary_figures,
+)
 from recommender.service._checking import RequestChecking
 from recommender.service._context import answer_context
 from recommender.service._crisis import (
@@ -57,46 +63,8 @@ from recommender.service._wording import AnswerWording
 __all__ = [
     "RecommendationEngine",
     "AuditUnavailable",
-    "give_up_on_registry_soon",
-    "load_champion_model",
-    "load_version_model",
     "safety_block",
 ]
-
-
-# MLflow tries a tracking server it cannot reach 8 times, waiting up to 2 minutes between
-# tries: a worker starting while the registry was down answered nothing, crisis requests
-# included, for over 4 minutes. The service's loads try 3 times within seconds (each waiting 30 s
-# at most for an answer); these variables, when the operator sets them, still win.
-_REGISTRY_TRIES = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
-}
-
-
-def give_up_on_registry_soon() -> None:
-    """Bound how long this process's MLflow calls wait for a tracking server that is down
-    (see ``_REGISTRY_TRIES``): the service's loads, and ``recommender serve``'s check."""
-    for name, value in _REGISTRY_TRIES.items():
-        os.environ.setdefault(name, value)
-
-
-def load_champion_model():
-    """``(RecommendationModel, version)`` of the registry's champion (the one MLflow call)."""
-    from recommender.registry import load_champion
-
-    give_up_on_registry_soon()
-    return load_champion()
-
-
-def load_version_model(version: str):
-    """``(RecommendationModel, version)`` of registered ``version`` (a reload another worker
-    announced)."""
-    from recommender.registry import MODEL_NAME, load_model
-
-    give_up_on_registry_soon()
-    return load_model(f"models:/{MODEL_NAME}/{version}"), str(version)
 
 
 class RecommendationEngine(RequestChecking, AnswerWording):
@@ -462,57 +430,5 @@ class RecommendationEngine(RequestChecking, AnswerWording):
             ) from error
 
 
-def _request_ids(n: int) -> list[str]:
-    """``n`` of ``uuid.uuid4().hex``: random version-4 UUIDs as 32 hex digits, for many
-    answers from one read of the system's random source (uuid4 reads it for each)."""
-    if n < _FEW_IDS:
-        return [uuid.uuid4().hex for _ in range(n)]
-    octets = np.frombuffer(os.urandom(16 * n), dtype=np.uint8).reshape(n, 16).copy()
-    # What uuid.UUID(bytes=..., version=4) sets: the version in the high four bits of the
-    # seventh octet, the RFC 4122 variant in the high two bits of the ninth.
-    octets[:, 6] = (octets[:, 6] & 0x0F) | 0x40
-    octets[:, 8] = (octets[:, 8] & 0x3F) | 0x80
-    digits = octets.tobytes().hex()
-    return [digits[k : k + 32] for k in range(0, 32 * n, 32)]
-
-
 # From this many ranked rows on, the answers are worded while their records are committed.
 _OVERLAP_ROWS = 64
-
-# Fewer ids than this are made one by one (numpy's per-call cost exceeds uuid4's).
-_FEW_IDS = 8
-
-
-def _getter(keys: Sequence[str]):
-    """``row -> tuple of row[key]`` for ``keys`` (itemgetter's result is a bare value for one key)."""
-    if len(keys) == 1:
-        return lambda row: (row[keys[0]],)
-    return operator.itemgetter(*keys) if keys else lambda row: ()
-
-
-def _secondary_figures(ranking, arm: str) -> tuple | None:
-    """``arm``'s DP effect and bounds, then PA's (NaN where the model has none), from its
-    :class:`~recommender.policy.RankedArm` in ``ranking``; ``None`` if it is not ranked."""
-    for ranked in ranking.arms:
-        if ranked.arm == arm:
-            return (
-                ranked.effect_dp,
-                ranked.lower_dp,
-                ranked.upper_dp,
-                ranked.effect_pa,
-                ranked.lower_pa,
-                ranked.upper_pa,
-            )
-    return None
-
-
-def _logged_assignment(assignment) -> dict | None:
-    if assignment is None:
-        return None
-    return {
-        "arm": assignment.arm,
-        "probability": assignment.probability,
-        "policy": assignment.policy,
-        "cycle": assignment.cycle,
-        "probabilities": assignment.probabilities,
-    }

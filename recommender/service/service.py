@@ -30,14 +30,11 @@ from recommender.service._config import (
     worker_settings,
 )
 from recommender.service._deadline import Deadline, is_bentoml_timeout_layer
-from recommender.service._engine import (
-    RecommendationEngine,
-    load_champion_model,
-    load_version_model,
-)
+from recommender.service._engine import RecommendationEngine
 from recommender.service._gate import Gate
 from recommender.service._known_routes import KnownRoutes
 from recommender.service._landing import landing_page
+from recommender.service._model_loading import load_champion_model, load_version_model
 from recommender.service._openapi import openapi_document
 from recommender.service._outcome_keys import IDEMPOTENCY_HEADER
 from recommender.service._pages import audit_export_response, model_card_facts, model_card_page
@@ -83,7 +80,8 @@ atexit.register(gc.freeze)
 class Recommender(Answering):
     """Recommends a clinician-wellness intervention per person, with intervals and reasons."""
 
-    # Startup, /reload and the watcher of other workers' reloads: ``Serving`` (_serving.py);
+    # Startup, /reload and the watcher of other workers' reloads: ``Serving`` (_serving.py,
+    # its watcher in _reload_watcher.py);
     # the routes' handlers: ``Answering`` (_answering.py).
 
     def _load_engine(self, version: str | None = None, *, catalog) -> RecommendationEngine:

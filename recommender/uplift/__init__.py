@@ -15,9 +15,10 @@ check a seed from a file before any fit starts.
 
 from ._checks import SEED_LIMIT, ConstantFeatureWarning
 from ._compiled import CompiledEffects, compile_effects
+from ._linear import LogLinearSpec, RidgeSpec
 from ._model import UpliftModel
 from ._propensity import PoorOverlapWarning
-from ._regressors import GBMSpec, LogLinearSpec, RidgeSpec
+from ._regressors import GBMSpec
 from ._scores import doubly_robust_scores
 
 __all__ = [
