@@ -17,6 +17,9 @@ import logging
 import re
 from pathlib import Path
 
+import pytest
+
+from recommender.errors import InputError
 from service_fixtures import (  # noqa: F401  (fixtures)
     asgi_client,
     auth,
@@ -178,3 +181,35 @@ def test_every_log_line_the_readme_quotes_is_one_the_service_logs(asgi_client, c
         if not any(as_pattern(line).match(message) for message in logged)
     ]
     assert missing == [], logged
+
+
+# --- a cohort file is never written over by its own scored table -------------------------------
+
+
+def _cohort_file(folder: Path, name: str) -> Path:
+    """A program's cohort file (refused before its rows are read, so any rows do)."""
+    path = folder / name
+    path.write_text("person_id,age,role\np-1,41,nurse\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(("data", "out"), [("cohort.csv", "cohort.csv"), ("x.crisis.csv", "x.csv")])
+def test_score_refuses_an_out_that_would_write_over_its_cohort_file(tmp_path, data, out):
+    # The README says it of allocate ("an --out whose plan, or a file beside it, would be the
+    # --data file is refused"); score wrote its table over the cohort file it read, the
+    # program's only copy of its people's profiles gone, and said "scored".
+    from pipelines.score import score_file
+
+    cohort = _cohort_file(tmp_path, data)
+    before = cohort.read_bytes()
+    with pytest.raises(InputError, match="would be written over the cohort file it scores"):
+        score_file("champion", cohort, tmp_path / out)
+    assert cohort.read_bytes() == before
+
+
+def test_allocate_still_refuses_an_out_that_would_write_over_its_cohort_file(tmp_path):
+    from pipelines.allocate import plan_cohort
+
+    cohort = _cohort_file(tmp_path, "x.fairness.csv")
+    with pytest.raises(InputError, match="the plan would be written over the cohort file it plans"):
+        plan_cohort("champion", cohort, tmp_path / "x.csv")
