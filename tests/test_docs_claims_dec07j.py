@@ -183,6 +183,16 @@ def test_every_log_line_the_readme_quotes_is_one_the_service_logs(asgi_client, c
     assert missing == [], logged
 
 
+def test_an_erasure_that_records_none_logs_no_python_none(asgi_client, caplog):
+    # The README says /erasures adds one line of what became of the request; a dry run's read
+    # "erasure None by program: ...", Python's None where the erasure's id goes.
+    caplog.set_level(logging.INFO, logger="recommender.service")
+    body = {"person_ids": ["p-never-served"], "dry_run": True}
+    assert asgi_client.post("/erasures", json=body, headers=auth("program")).status_code == 200
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("erasure ")]
+    assert line.startswith("erasure (none recorded) by program: 0 of 1 people found"), line
+
+
 # --- a cohort file is never written over by its own scored table -------------------------------
 
 
