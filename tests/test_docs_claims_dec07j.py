@@ -53,7 +53,10 @@ def stated_limits() -> list[tuple[str, str]]:
     from recommender.cohort._features import MAX_EXTRA_LEVELS
     from recommender.evaluation._off_policy import MIN_TAIL_ROWS
     from recommender.evaluation._subgroups import MIN_CELL
+    from recommender.card._fairness import TOP_REASONS
     from recommender.policy._limits import MAX_CAPACITY
+    from recommender.policy._ranking import FIGURE_DECIMALS
+    from recommender.registry._pyfunc import DEFAULT_PARAMS
     from recommender.service import _serving
     from recommender.service._audit_store import WAL_SIZE_LIMIT
     from recommender.service._auth import MIN_KEY_CHARS
@@ -106,6 +109,15 @@ def stated_limits() -> list[tuple[str, str]]:
         (
             "MIN_TAIL_ROWS",
             f"below {MIN_TAIL_ROWS['dr']} ({MIN_TAIL_ROWS['snips']} for SNIPS",
+        ),
+        (
+            "FIGURE_DECIMALS",
+            f"effects rounded to {10**-FIGURE_DECIMALS:.{FIGURE_DECIMALS}f} points",
+        ),
+        ("TOP_REASONS", f"among an answer's top {TOP_REASONS} reasons"),
+        (
+            "pyfunc DEFAULT_PARAMS",
+            f"(`alpha` {DEFAULT_PARAMS['alpha']}, `max_overlap` {DEFAULT_PARAMS['max_overlap']}",
         ),
         (
             "fit_min_arm_rows(configs/train.yaml)",
