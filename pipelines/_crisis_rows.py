@@ -18,12 +18,33 @@ import pandas as pd
 
 from recommender.errors import InputError, ModelUnavailable, PlanTimeout
 
-__all__ = ["beside", "crisis_rows_kept", "crisis_rows_left", "with_crisis_rows"]
+__all__ = [
+    "beside",
+    "crisis_rows_kept",
+    "crisis_rows_left",
+    "refuse_writing_over",
+    "with_crisis_rows",
+]
 
 
 def beside(out, kind: str) -> Path:
     """``plan.csv`` -> ``plan.<kind>.csv``: a file written beside the output."""
     return Path(out).with_name(Path(out).stem + f".{kind}.csv")
+
+
+def refuse_writing_over(data, out, *, table: str, does: str, kinds=("crisis",)) -> None:
+    """Refuse an ``out`` that is, or whose files beside it (``kinds``) are, the cohort file
+    ``data``: the table would replace the program's only copy of its people's profiles.
+    ``table`` names what ``out`` holds (``"the plan"``), ``does`` what it does to the cohort
+    (``"plans"``)."""
+    if not Path(data).is_file():
+        return  # read_cohort says what is wrong with it
+    for path in (Path(out), *(beside(out, kind) for kind in kinds)):
+        if path.is_file() and path.samefile(data):
+            raise InputError(
+                f"--out {out}: {table} would be written over the cohort file it {does} "
+                f"(--data {data}, as {path.name}); accepted: a path that is not the cohort file's"
+            )
 
 
 @contextmanager

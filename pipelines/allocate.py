@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines._crisis_rows import beside, crisis_rows_kept
+from pipelines._crisis_rows import beside, crisis_rows_kept, refuse_writing_over
 from recommender.errors import InputError
 
 __all__ = ["CohortPlan", "plan_cohort", "parse_limits"]
@@ -239,7 +239,7 @@ def plan_cohort(
     from recommender.registry import load_model, resolve_model
 
     check_table_output(out)  # before the model is loaded: an unwritable path is said at once
-    _refuse_writing_over(data, out)
+    refuse_writing_over(data, out, table="the plan", does="plans", kinds=("fairness", "crisis"))
     service = service_settings(serve_config)
     rules = service.safety
     alpha = service.alpha if alpha is None else alpha
@@ -384,16 +384,3 @@ def catalog_used(arms, *, capacity=None, cost=None) -> str:
     if parts == ["its costs", "its places"]:
         return "its costs and places"
     return "; ".join(parts)
-
-
-def _refuse_writing_over(data, out) -> None:
-    """Refuse an ``out`` whose plan (or fairness or crisis file beside it) is the cohort file:
-    the plan would replace the program's only copy of its people's profiles."""
-    if not Path(data).is_file():
-        return  # read_cohort says what is wrong with it
-    for path in (Path(out), beside(out, "fairness"), beside(out, "crisis")):
-        if path.is_file() and path.samefile(data):
-            raise InputError(
-                f"--out {out}: the plan would be written over the cohort file it plans "
-                f"(--data {data}, as {path.name}); accepted: a path that is not the cohort file's"
-            )

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines._crisis_rows import beside, crisis_rows_kept
+from pipelines._crisis_rows import beside, crisis_rows_kept, refuse_writing_over
 from recommender.errors import InputError
 
 __all__ = [
@@ -172,6 +172,7 @@ def score_file(
     from recommender.policy import crisis_flags
 
     check_table_output(out)  # before the model is loaded: an unwritable path is said at once
+    refuse_writing_over(data, out, table="the scored table", does="scores")
     service = service_settings(serve_config)
     rules = service.safety
     alpha = service.alpha if alpha is None else alpha

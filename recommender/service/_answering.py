@@ -380,9 +380,10 @@ class Answering(Refusing):
                 "written before the failure stay erased and recorded, the others are "
                 "untouched; send the same request again to finish it",
             )
+        # a dry run, or one that found no one, records no erasure: no id to name
         log.info(
             "erasure %s by %s: %d of %d people found, %d rows, in %d part(s)%s",
-            report.erasure_id,
+            "(none recorded)" if report.erasure_id is None else report.erasure_id,
             caller_role,
             report.found,
             report.asked,
