@@ -83,9 +83,10 @@ def log_cohort(config: dict, catalog, *, min_arm_rows: int) -> tuple[pd.DataFram
     of the linked cohort it was built from.
 
     The digest covers every served recommendation with an outcome as read (the rows of arms
-    set aside too: their counts are in the model, and the gate values on them), and nothing
-    else in the store: a crisis answer or a recommendation still without an outcome leaves it
-    as it was, a new outcome changes it.
+    set aside too: their counts are in the model, and the gate values on them; and the rows
+    the data contract refuses: their counts are in the run and the card), and nothing else in
+    the store: a crisis answer or a recommendation still without an outcome leaves it as it
+    was, a new outcome changes it. What was trained on is the summary's ``table_sha256``.
 
     Parameters
     ----------
@@ -133,17 +134,37 @@ def log_training_frame(
 ) -> tuple[pd.DataFrame, dict]:
     """The data-contract training table from logged rows (as from ``logged_cohort``).
 
-    Rows of arms without overlap (fewer than ``min_arm_rows`` served) are left out and named
-    in the summary.
+    Rows the current data contract refuses (an earlier release logged them) are left out and
+    counted per rule in the summary (see ``pipelines._log_contract``); so are the rows of arms
+    without overlap (fewer than ``min_arm_rows`` served), named in the summary. The summary
+    describes the rows that meet the contract, but for the newest outcome read.
 
     Raises
     ------
     InputError
-        When no row kept was served usual care.
+        When no row kept was served usual care, or too many rows break the contract.
     """
+    frame, summary, _ = _training_frame(
+        joined, catalog, extra_features=extra_features, min_arm_rows=min_arm_rows
+    )
+    return frame, summary
+
+
+def _training_frame(joined: pd.DataFrame, catalog, *, extra_features, min_arm_rows: int):
+    """``(frame, summary, kept)``: :func:`log_training_frame`'s, and which rows of ``joined``
+    the frame holds (the one place both the training table and the values on the log leave
+    rows out, so they leave out the same)."""
+    from pipelines._log_contract import LEFT_OUT_KEY, contract_rows
     from recommender.cohort import OUTCOME_COLUMNS, PROFILE_COLUMNS
 
+    meets, left_out = contract_rows(joined, extra_features=extra_features)
+    read, joined = joined, (joined[meets] if left_out is not None else joined)
     summary = log_summary(joined, catalog, min_arm_rows=min_arm_rows)
+    if left_out is not None:
+        summary[LEFT_OUT_KEY] = left_out
+        # the newest outcome read, left out or not: the log's digest covers every row read
+        summary.update(_newest_read(read))
+    set_aside = read["intervention"].isin(summary["arms_without_overlap"]).to_numpy()
     kept = joined[~joined["intervention"].isin(summary["arms_without_overlap"])]
     control_rows = int((kept["intervention"] == catalog.control).sum())
     if not control_rows:
@@ -184,7 +205,7 @@ def log_training_frame(
     if CANDIDATES_COLUMN in kept.columns:
         # not a feature: which arms each row could have been served, for the gate
         frame[CANDIDATES_COLUMN] = kept[CANDIDATES_COLUMN].to_numpy()
-    return frame, summary
+    return frame, summary, meets & ~set_aside
 
 
 def _kept_propensity(kept: pd.DataFrame, left_out) -> np.ndarray:
@@ -222,13 +243,7 @@ def log_summary(joined: pd.DataFrame, catalog, *, min_arm_rows: int) -> dict:
     followed = float((joined["intervention"] == joined["arm_taken"]).mean())
     # Which outcomes made the model: outcomes are only ever added, so those recorded up to the
     # latest one read are the same rows in the store later; and the versions that served them.
-    lineage = {}
-    if "recorded_at" in joined.columns:
-        latest = pd.to_datetime(joined["recorded_at"], utc=True).max()
-        lineage["outcomes_recorded_through"] = latest.isoformat()
-    if STORE_ID_COLUMN in joined.columns and len(joined):
-        # the newest outcome row read: the rows of this store's outcomes export up to it
-        lineage["last_outcome_id"] = int(joined[STORE_ID_COLUMN].max())
+    lineage = _newest_read(joined)
     if "model_version" in joined.columns:
         served_by = joined["model_version"].astype(str).value_counts()
         lineage["served_by_version"] = {
@@ -253,6 +268,18 @@ def log_summary(joined: pd.DataFrame, catalog, *, min_arm_rows: int) -> dict:
     }
 
 
+def _newest_read(joined: pd.DataFrame) -> dict:
+    """The newest outcome of ``joined``: when it was recorded, and its id in the store."""
+    newest = {}
+    if "recorded_at" in joined.columns:
+        latest = pd.to_datetime(joined["recorded_at"], utc=True).max()
+        newest["outcomes_recorded_through"] = latest.isoformat()
+    if STORE_ID_COLUMN in joined.columns and len(joined):
+        # the newest outcome row read: the rows of this store's outcomes export up to it
+        newest["last_outcome_id"] = int(joined[STORE_ID_COLUMN].max())
+    return newest
+
+
 def _numeric(version: str):
     return (0, int(version), "") if version.isdigit() else (1, 0, version)
 
@@ -265,6 +292,11 @@ def log_description(loop: dict) -> str:
     return (
         f"the service's log: {loop['n_rows']:,} served recommendations with outcomes"
         + (f" recorded up to {through}" if through else "")
+        + (
+            f" ({left_out['rows']:,} more left out: the current data contract refuses them)"
+            if (left_out := loop.get("contract_left_out"))
+            else ""
+        )
         + f", cycles {', '.join(map(str, loop['cycles']))}"
         + (
             ", served by version(s) "
@@ -316,26 +348,29 @@ def log_policy_frame(config: dict, catalog, *, required: bool = False):
 def policy_scores_on_log(joined: pd.DataFrame, config: dict, catalog):
     """Doubly robust scores on logged rows (as from ``logged_cohort``).
 
-    ``(frame, dr_scores, outcome_change, kept)``: the training table of the rows kept (arms
-    without overlap left out, their probability taken out of the kept rows' propensities),
+    ``(frame, dr_scores, outcome_change, kept)``: the training table of the rows kept (rows the
+    data contract refuses and arms without overlap left out, as in training; the arms'
+    probability taken out of the kept rows' propensities),
     cross-fitted scores with the logged probabilities, the EE change, and which of ``joined``'s
     rows were kept.
     """
     import inspect
 
+    from pipelines._log_contract import LEFT_OUT_KEY
     from recommender.cohort import feature_frame, typed_cohort
     from recommender.uplift import doubly_robust_scores
 
     # Scoring needs fewer rows per arm than fitting after a split: the scores' own minimum.
     least = inspect.signature(doubly_robust_scores).parameters["min_arm_rows"].default
-    frame, summary = log_training_frame(
+    frame, summary, kept = _training_frame(
         joined,
         catalog,
         extra_features=config["extra_features"],
         min_arm_rows=max(int(least), 2 * int(config["evaluation"]["n_folds"])),
     )
-    kept = ~joined["intervention"].isin(summary["arms_without_overlap"]).to_numpy()
     frame = typed_cohort(frame, arms=catalog.arm_ids, control=catalog.control)
+    if LEFT_OUT_KEY in summary:  # for the values' notes to say (``left_out_note``)
+        frame.attrs[LEFT_OUT_KEY] = summary[LEFT_OUT_KEY]
     change = (frame["ee_followup"] - frame["ee"]).to_numpy(dtype=float)
     scores = doubly_robust_scores(
         feature_frame(frame, config["extra_features"]),
