@@ -18,6 +18,15 @@ import pandas as pd
 
 from recommender.errors import InputError
 
+# What an off-policy value on the log says, in its own module; imported from here as before.
+from pipelines._log_off_policy import (  # noqa: F401 - re-exported
+    FEW_EFFECTIVE_ROWS,
+    OFF_POLICY_COLUMNS,
+    _why_not_given,
+    off_policy_notes,
+    off_policy_table,
+)
+
 __all__ = [
     "OFF_POLICY_COLUMNS",
     "best_arms",
@@ -74,9 +83,10 @@ def log_cohort(config: dict, catalog, *, min_arm_rows: int) -> tuple[pd.DataFram
     of the linked cohort it was built from.
 
     The digest covers every served recommendation with an outcome as read (the rows of arms
-    set aside too: their counts are in the model, and the gate values on them), and nothing
-    else in the store: a crisis answer or a recommendation still without an outcome leaves it
-    as it was, a new outcome changes it.
+    set aside too: their counts are in the model, and the gate values on them; and the rows
+    the data contract refuses: their counts are in the run and the card), and nothing else in
+    the store: a crisis answer or a recommendation still without an outcome leaves it as it
+    was, a new outcome changes it. What was trained on is the summary's ``table_sha256``.
 
     Parameters
     ----------
@@ -124,17 +134,37 @@ def log_training_frame(
 ) -> tuple[pd.DataFrame, dict]:
     """The data-contract training table from logged rows (as from ``logged_cohort``).
 
-    Rows of arms without overlap (fewer than ``min_arm_rows`` served) are left out and named
-    in the summary.
+    Rows the current data contract refuses (an earlier release logged them) are left out and
+    counted per rule in the summary (see ``pipelines._log_contract``); so are the rows of arms
+    without overlap (fewer than ``min_arm_rows`` served), named in the summary. The summary
+    describes the rows that meet the contract, but for the newest outcome read.
 
     Raises
     ------
     InputError
-        When no row kept was served usual care.
+        When no row kept was served usual care, or too many rows break the contract.
     """
+    frame, summary, _ = _training_frame(
+        joined, catalog, extra_features=extra_features, min_arm_rows=min_arm_rows
+    )
+    return frame, summary
+
+
+def _training_frame(joined: pd.DataFrame, catalog, *, extra_features, min_arm_rows: int):
+    """``(frame, summary, kept)``: :func:`log_training_frame`'s, and which rows of ``joined``
+    the frame holds (the one place both the training table and the values on the log leave
+    rows out, so they leave out the same)."""
+    from pipelines._log_contract import LEFT_OUT_KEY, contract_rows
     from recommender.cohort import OUTCOME_COLUMNS, PROFILE_COLUMNS
 
+    meets, left_out = contract_rows(joined, extra_features=extra_features)
+    read, joined = joined, (joined[meets] if left_out is not None else joined)
     summary = log_summary(joined, catalog, min_arm_rows=min_arm_rows)
+    if left_out is not None:
+        summary[LEFT_OUT_KEY] = left_out
+        # the newest outcome read, left out or not: the log's digest covers every row read
+        summary.update(_newest_read(read))
+    set_aside = read["intervention"].isin(summary["arms_without_overlap"]).to_numpy()
     kept = joined[~joined["intervention"].isin(summary["arms_without_overlap"])]
     control_rows = int((kept["intervention"] == catalog.control).sum())
     if not control_rows:
@@ -175,7 +205,7 @@ def log_training_frame(
     if CANDIDATES_COLUMN in kept.columns:
         # not a feature: which arms each row could have been served, for the gate
         frame[CANDIDATES_COLUMN] = kept[CANDIDATES_COLUMN].to_numpy()
-    return frame, summary
+    return frame, summary, meets & ~set_aside
 
 
 def _kept_propensity(kept: pd.DataFrame, left_out) -> np.ndarray:
@@ -213,13 +243,7 @@ def log_summary(joined: pd.DataFrame, catalog, *, min_arm_rows: int) -> dict:
     followed = float((joined["intervention"] == joined["arm_taken"]).mean())
     # Which outcomes made the model: outcomes are only ever added, so those recorded up to the
     # latest one read are the same rows in the store later; and the versions that served them.
-    lineage = {}
-    if "recorded_at" in joined.columns:
-        latest = pd.to_datetime(joined["recorded_at"], utc=True).max()
-        lineage["outcomes_recorded_through"] = latest.isoformat()
-    if STORE_ID_COLUMN in joined.columns and len(joined):
-        # the newest outcome row read: the rows of this store's outcomes export up to it
-        lineage["last_outcome_id"] = int(joined[STORE_ID_COLUMN].max())
+    lineage = _newest_read(joined)
     if "model_version" in joined.columns:
         served_by = joined["model_version"].astype(str).value_counts()
         lineage["served_by_version"] = {
@@ -244,6 +268,18 @@ def log_summary(joined: pd.DataFrame, catalog, *, min_arm_rows: int) -> dict:
     }
 
 
+def _newest_read(joined: pd.DataFrame) -> dict:
+    """The newest outcome of ``joined``: when it was recorded, and its id in the store."""
+    newest = {}
+    if "recorded_at" in joined.columns:
+        latest = pd.to_datetime(joined["recorded_at"], utc=True).max()
+        newest["outcomes_recorded_through"] = latest.isoformat()
+    if STORE_ID_COLUMN in joined.columns and len(joined):
+        # the newest outcome row read: the rows of this store's outcomes export up to it
+        newest["last_outcome_id"] = int(joined[STORE_ID_COLUMN].max())
+    return newest
+
+
 def _numeric(version: str):
     return (0, int(version), "") if version.isdigit() else (1, 0, version)
 
@@ -256,6 +292,11 @@ def log_description(loop: dict) -> str:
     return (
         f"the service's log: {loop['n_rows']:,} served recommendations with outcomes"
         + (f" recorded up to {through}" if through else "")
+        + (
+            f" ({left_out['rows']:,} more left out: the current data contract refuses them)"
+            if (left_out := loop.get("contract_left_out"))
+            else ""
+        )
         + f", cycles {', '.join(map(str, loop['cycles']))}"
         + (
             ", served by version(s) "
@@ -307,26 +348,29 @@ def log_policy_frame(config: dict, catalog, *, required: bool = False):
 def policy_scores_on_log(joined: pd.DataFrame, config: dict, catalog):
     """Doubly robust scores on logged rows (as from ``logged_cohort``).
 
-    ``(frame, dr_scores, outcome_change, kept)``: the training table of the rows kept (arms
-    without overlap left out, their probability taken out of the kept rows' propensities),
+    ``(frame, dr_scores, outcome_change, kept)``: the training table of the rows kept (rows the
+    data contract refuses and arms without overlap left out, as in training; the arms'
+    probability taken out of the kept rows' propensities),
     cross-fitted scores with the logged probabilities, the EE change, and which of ``joined``'s
     rows were kept.
     """
     import inspect
 
+    from pipelines._log_contract import LEFT_OUT_KEY
     from recommender.cohort import feature_frame, typed_cohort
     from recommender.uplift import doubly_robust_scores
 
     # Scoring needs fewer rows per arm than fitting after a split: the scores' own minimum.
     least = inspect.signature(doubly_robust_scores).parameters["min_arm_rows"].default
-    frame, summary = log_training_frame(
+    frame, summary, kept = _training_frame(
         joined,
         catalog,
         extra_features=config["extra_features"],
         min_arm_rows=max(int(least), 2 * int(config["evaluation"]["n_folds"])),
     )
-    kept = ~joined["intervention"].isin(summary["arms_without_overlap"]).to_numpy()
     frame = typed_cohort(frame, arms=catalog.arm_ids, control=catalog.control)
+    if LEFT_OUT_KEY in summary:  # for the values' notes to say (``left_out_note``)
+        frame.attrs[LEFT_OUT_KEY] = summary[LEFT_OUT_KEY]
     change = (frame["ee_followup"] - frame["ee"]).to_numpy(dtype=float)
     scores = doubly_robust_scores(
         feature_frame(frame, config["extra_features"]),
@@ -399,157 +443,3 @@ def logged_candidates(frame) -> list | None:
         else None
         for text in frame[CANDIDATES_COLUMN]
     ]
-
-
-def off_policy_table(
-    model, frame, dr_scores, change, *, control: str, alpha: float, label: str
-) -> list[list]:
-    """Rows ``[policy, method, estimate, lower, upper, n, effective n, unmeasured]`` for the card
-    and the CLI (the effective number of rows behind the weights, and the rows the log could not
-    measure: see ``off_policy_values``); an estimate not given is NaN."""
-    from recommender.evaluation import off_policy_values
-
-    arms, dr_scores = policy_on_log(model, frame, dr_scores, control=control)
-    values = off_policy_values(
-        frame["intervention"].astype(str).to_numpy(),
-        frame["propensity"].to_numpy(dtype=float),
-        change,
-        arms,
-        control=control,
-        dr_scores=dr_scores,
-        alpha=alpha,
-        candidates=logged_candidates(frame),
-    )
-    return [
-        [
-            label,
-            v.method.upper(),
-            v.estimate,
-            v.lower,
-            v.upper,
-            v.n,
-            round(v.effective_n, 1),
-            v.unmeasured,
-        ]
-        for v in values.values()
-    ]
-
-
-# Fewest effective rows (Kish) behind an off-policy estimate before its weights are called
-# extreme: below it a few rows logged with small probabilities carry the estimate.
-FEW_EFFECTIVE_ROWS = 100
-
-
-def off_policy_notes(model, frame, dr_scores, table, *, control: str, alpha: float, label: str):
-    """What an off-policy value of ``model``'s best arms on the log must say besides its
-    figures (``table``: its rows from :func:`off_policy_table`): the rows where it picks an arm
-    the log could not have served (valued by the outcome model alone), the rows where it
-    serves another arm than usual care and the log could not have served usual care, weights so extreme
-    that few rows carry the estimate, and whether personalizing beats the best single arm."""
-    from recommender.evaluation import personalization_gain, unservable
-
-    arms, scores = policy_on_log(model, frame, dr_scores, control=control)
-    notes = []
-    served = frame["intervention"].astype(str).to_numpy(dtype=object)
-    _, guessed = unmeasured_rows(frame, arms, served)
-    if guessed.any():
-        notes.append(
-            f"{label}: on {int(guessed.sum()):,} of {len(frame):,} rows it picks an arm the log "
-            "could not have served there (another arm served with probability 1, or an arm "
-            "never served): DR values those rows by the outcome model alone and IPS and SNIPS "
-            "cannot value them, so its figures are not wholly measured"
-        )
-    # the figures are against usual care for all: usual care's outcome is needed on every row
-    # where the policy serves another arm, and a row served another arm for certain has none
-    no_care = unservable(
-        served,
-        frame["propensity"].to_numpy(dtype=float),
-        np.full(len(frame), control, dtype=object),
-        logged_candidates(frame),
-    )
-    care = no_care & (arms != control) & ~guessed
-    if care.any():
-        notes.append(
-            f"{label}: on {int(care.sum()):,} {'more ' if guessed.any() else ''}of "
-            f"{len(frame):,} rows it serves an arm other than usual care where the log could "
-            "not have served usual care (another arm served with probability 1, or usual care "
-            "not among the row's candidates): against usual care, DR takes usual care's outcome "
-            "there from the outcome model and IPS and SNIPS leave it out, so its figures are "
-            "not wholly measured"
-        )
-    not_given = [row[1] for row in table if not np.isfinite(row[2])]
-    if not_given:
-        why = _why_not_given(arms, served, control)
-        notes.append(f"{label}: {' and '.join(not_given)} not measurable: {why}")
-    effective = min(row[6] for row in table)
-    # with no figure given there is no interval left to call too narrow
-    if effective < FEW_EFFECTIVE_ROWS and len(not_given) < len(table):
-        behind = min(int((served == arms).sum()), int((served == control).sum()))
-        why = (
-            "rows logged with small probabilities carry most of the weight"
-            if effective < behind / 2
-            else f"only {behind:,} rows were served usual care or the arm it picks"
-        )
-        notes.append(
-            f"{label}: the estimates rest on about {effective:,.0f} effective rows of "
-            f"{len(frame):,} ({why}), so their intervals may be too narrow"
-        )
-    # one arm for everyone, for each arm with a score on every row (a carried arm's estimate
-    # is missing where the arm is not offered)
-    whole = [arm for arm in dr_scores.columns if np.isfinite(dr_scores[arm]).all()]
-    # each one-arm policy as a program could run it: the arm for those it is offered to
-    eligible = model.eligibility(frame)
-    gain, best, _ = personalization_gain(
-        scores, arms, control=control, alpha=alpha, single_arms=whole, eligible=eligible
-    )
-    level = f"{100 * (1 - alpha):.0f}% CI {gain.lower:+.2f} to {gain.upper:+.2f}"
-    versus = (
-        f"{best} for everyone it is offered to (the best single arm on these rows)"
-        if best != control
-        else f"{best} for everyone (the best single arm on these rows)"
-    )
-    if gain.lower > 0:
-        verdict = f"personalizing adds to {versus}"
-    elif gain.upper < 0:
-        verdict = f"personalizing does measurably worse than {versus}"
-    else:
-        verdict = f"personalizing adds nothing measurable over {versus}"
-    notes.append(
-        f"{label}: {verdict}: gain {gain.estimate:+.2f} EE points per person ({level}, doubly "
-        "robust)"
-    )
-    return notes
-
-
-def _why_not_given(arms, served, control: str) -> str:
-    """Why ``off_policy_values`` gave no figure (NaN) for the policy ``arms``."""
-    contrast = arms != control
-    never = sorted((set(arms[contrast]) | {control}) - set(served)) if contrast.any() else []
-    if never:
-        return (
-            f"no logged row was served {', '.join(map(str, never))}, which it needs against "
-            "usual care, and weights know nothing of an arm never served"
-        )
-    if not (served == control).any():
-        return "no logged row was served usual care, so its weights sum to 0"
-    if not (served == arms).any():
-        return "no logged row was served the arm it picks there, so its weights sum to 0"
-    from recommender.evaluation import MIN_TAIL_ROWS
-
-    fewest = ", ".join(f"{count} for {m.upper()}" for m, count in MIN_TAIL_ROWS.items())
-    return (
-        "its weights rest on rows logged with so small a probability that too few of them are "
-        f"expected to be served for a normal interval (fewer than {fewest})"
-    )
-
-
-OFF_POLICY_COLUMNS = [
-    "policy",
-    "estimator",
-    "EE change vs usual care",
-    "lower",
-    "upper",
-    "rows",
-    "effective rows",
-    "unmeasured rows",
-]

@@ -99,6 +99,7 @@ def gate_on_log(model, catalog, config: dict, *, load=None):
     (which has no held-out rows of its own). ``load(version)`` reads the champion (default:
     :func:`_version_loader` of the registered model)."""
     from pipelines._from_log import log_policy_frame, policy_on_log
+    from pipelines._log_contract import left_out_note
     from recommender.errors import InputError
     from recommender.model import served_under
     from recommender.registry import aliases, gate_decision, policy_value_scores
@@ -114,9 +115,11 @@ def gate_on_log(model, catalog, config: dict, *, load=None):
     frame, scores, _ = logged
     alpha = config["gate"]["alpha"]
     control = catalog.control
+    left_out = left_out_note(frame)
     where = (
         f" Judged on the service's log: {len(frame):,} served recommendations with "
-        "outcomes, doubly robust scores built on the logged probabilities."
+        "outcomes, doubly robust scores built on the logged probabilities"
+        + (f" ({left_out})." if left_out else ".")
     )
     try:
         challenger_arms, valued = policy_on_log(model, frame, scores, control=control)

@@ -176,12 +176,15 @@ def log_read(cohort) -> dict:
     """What a from-log run read, as run tags: ``data.log.rows`` (served recommendations with
     outcomes read), ``data.log.recorded_through`` and ``data.log.last_outcome_id`` (the newest
     outcome read: its time, and its id in that store), ``data.log.table_rows`` and
-    ``data.log.table_sha256`` (the training table: the rows kept, arms set aside left out,
-    before the split). Two runs on the same rows show the same digests; a later log, others.
+    ``data.log.table_sha256`` (the training table: the rows kept, arms set aside and rows the
+    data contract refuses left out, before the split). Two runs on the same rows show the same
+    digests; a later log, others.
     """
     loop = cohort.loop
+    # n_rows counts the rows that meet the contract; every row read is in the log's digest
+    read = (loop.get("contract_left_out") or {}).get("read", loop["n_rows"])
     tags = {
-        "data.log.rows": str(loop["n_rows"]),
+        "data.log.rows": str(read),
         "data.log.table_rows": str(loop.get("table_rows", "not recorded")),
         "data.log.table_sha256": str(loop.get("table_sha256", "not recorded")),
     }

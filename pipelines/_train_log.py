@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipelines._log_contract import left_out_tags
 from pipelines._train_cohort import Cohort, Split
 from pipelines._train_evaluate import Evaluation
 
@@ -109,6 +110,8 @@ def log_stage(
             "reproduce.how": reproduction["how"],
             # trained from the log: no command retrains it, so what it read is recorded
             **reproduction.get("trained_on", {}),
+            # and the rows it left out, as the contract refuses them, per rule
+            **left_out_tags(cohort.loop or {}),
         }
     )
     run.log_text(reproduction["config_yaml"], reproduction["config_artifact"])

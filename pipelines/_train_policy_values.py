@@ -24,6 +24,7 @@ def evaluate_policies_on_log(config: dict, catalog, *, versions=()) -> dict | No
     and whether personalizing beats the best single arm (``note``: the same, joined).
     """
     from pipelines._from_log import log_policy_frame, off_policy_notes, off_policy_table
+    from pipelines._log_contract import left_out_note
     from pipelines._train_key import comparison_rows
     from recommender.model import served_under
     from recommender.registry import aliases, load_model
@@ -35,6 +36,7 @@ def evaluate_policies_on_log(config: dict, catalog, *, versions=()) -> dict | No
     if logged is None:
         return None
     frame, scores, change = logged
+    left_out = left_out_note(frame)  # said before the comparison takes rows out of the frame
     wanted = []
     champion = aliases(name).get("champion")
     if champion is not None:
@@ -52,7 +54,7 @@ def evaluate_policies_on_log(config: dict, catalog, *, versions=()) -> dict | No
     rows, note = comparison_rows(models, frame["person_id"], logged=True)
     frame = frame[rows].reset_index(drop=True)
     scores, change = scores[rows].reset_index(drop=True), change[rows]
-    values, notes = [], [note] if note else []
+    values, notes = [], [n for n in (left_out, note) if n]
     for label, model in models.items():
         settings = dict(control=catalog.control, alpha=config["evaluation"]["alpha"], label=label)
         try:

@@ -36,6 +36,7 @@ from pipelines._from_log import (
     policy_scores_on_log,
     unmeasured_rows,
 )
+from pipelines._log_contract import LEFT_OUT_KEY, left_out_sentence
 from pipelines._train_card import card_facts, card_stage
 from pipelines._train_carry import carry_stage, scores_with_estimates
 from pipelines._train_cohort import Cohort, Split, load_stage, split_stage
@@ -198,6 +199,8 @@ def run_training(
             f"(they inform only the arm they got); arms too rarely served to learn: "
             f"{without}" + (f" (their {set_aside:,} rows are not trained on)" if set_aside else "")
         )
+        if loop.get(LEFT_OUT_KEY):  # rows an earlier release logged that the contract refuses
+            display.note(left_out_sentence(loop[LEFT_OUT_KEY]))
     git_commit, versions = _git_commit(), _package_versions()
     retrain = reproduction(settings, cohort)
     name = settings["registry"]["model_name"]

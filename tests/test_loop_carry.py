@@ -64,7 +64,8 @@ def _log(shares: dict, *, n=3000, seed=3) -> pd.DataFrame:
     joined["intervention"] = served
     joined["propensity"] = [shares[a] for a in served]
     joined["probabilities"] = json.dumps(shares)
-    joined["ee_followup"] = joined["ee"] + np.array([TRUE[a] for a in served])
+    # not below 0, the scale's least: the service records no other (nor the contract reads)
+    joined["ee_followup"] = np.clip(joined["ee"] + np.array([TRUE[a] for a in served]), 0, None)
     # DP moves a little, so that a model can be fitted to it too
     joined["dp_followup"] = np.clip(joined["dp"] + rng.integers(-2, 3, size=n), 0, 30)
     joined["pa_followup"] = joined["pa"]

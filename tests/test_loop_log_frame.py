@@ -26,8 +26,9 @@ def _joined(n=4000, seed=3):
     joined["intervention"] = served
     joined["propensity"] = [SHARES[a] for a in served]
     joined["probabilities"] = json.dumps(SHARES)
-    # Follow-ups without noise: usual care keeps the baseline, coaching lowers EE by 2.
-    joined["ee_followup"] = joined["ee"] - np.where(served == "coaching", 2, 0)
+    # Follow-ups without noise: usual care keeps the baseline, coaching lowers EE by 2 (not
+    # below 0, the scale's least, as the service records outcomes and the contract reads them).
+    joined["ee_followup"] = np.clip(joined["ee"] - np.where(served == "coaching", 2, 0), 0, None)
     joined["dp_followup"] = joined["dp"]
     joined["pa_followup"] = joined["pa"]
     joined["arm_taken"] = served

@@ -41,7 +41,8 @@ def _log(people: int, cycles: int, *, seed=3, first_cycle=0, shares=SHARES) -> p
         part["intervention"] = served
         part["propensity"] = [shares[a] for a in served]
         part["probabilities"] = json.dumps(shares)
-        part["ee_followup"] = part["ee"] - 1
+        # not below 0, the scale's least: the service records no other (nor the contract reads)
+        part["ee_followup"] = np.clip(part["ee"] - 1, 0, None)
         part["dp_followup"], part["pa_followup"] = part["dp"], part["pa"]
         part["arm_taken"] = served
         part["request_id"] = [f"c{cycle}r{k}" for k in range(people)]

@@ -55,6 +55,11 @@ def loop_blocks(loop):
         ("Logged rows per arm", _per_arm(loop.get("rows_per_arm"))),
         ("Rows set aside (arms not learnt; left out of Rows and Rows per arm)", _set_aside(loop)),
         (
+            "Rows left out (an earlier release logged them; the current data contract refuses "
+            "them, so they are neither trained on nor valued)",
+            _left_out(loop.get("contract_left_out")),
+        ),
+        (
             "Arms carried over (previous estimate kept until the log can support learning it)",
             "; ".join(
                 f"{formerly(c['arm'], c.get('formerly'))}: {c['rows']:,} logged rows, {c['min_rows']:,} needed; "
@@ -121,6 +126,16 @@ def _set_aside(loop) -> str | None:
     return f"{total:,} of {loop.get('n_rows', sum(per_arm.values())):,}" + (
         " (" + ", ".join(f"{arm}: {n:,}" for arm, n in rows.items()) + ")" if total else ""
     )
+
+
+def _left_out(left_out) -> str | None:
+    """The logged rows the data contract refuses, per rule (counts only: no row is named)."""
+    if not left_out:
+        return None
+    rules = "; ".join(
+        f"{r['rows']:,} {r['reads']} (rule {r['rule']})" for r in left_out.get("rules") or []
+    )
+    return f"{left_out['rows']:,} of {left_out['read']:,} read" + (f": {rules}" if rules else "")
 
 
 def carried_arms(facts) -> list[str]:

@@ -61,6 +61,7 @@ LINEAGE_TAGS = (
     "data.log.last_outcome_id",
     "data.log.table_rows",
     "data.log.table_sha256",
+    "data.log.left_out_rows",  # rows the data contract refuses (pipelines._log_contract)
 )
 
 
