@@ -23,6 +23,8 @@ __all__ = [
     "PROPENSITY_COLUMN",
     "ORACLE_PREFIX",
     "CRISIS_COLUMN",
+    "crisis_columns",
+    "is_crisis_name",
     "PERSON_ID_MAX_LENGTH",
     "MBI_ITEMS_REFUSED",
     "looks_like_mbi_item",
@@ -83,6 +85,35 @@ ORACLE_PREFIX = "true_effect_"
 # Optional in files for score and allocate: a flagged row gets crisis resources only (never a
 # ranking or an arm), read by recommender.policy.crisis_flags; never a feature.
 CRISIS_COLUMN = "crisis_risk"
+_NOT_ALPHANUMERIC = re.compile(r"[\W_]+")
+
+
+def is_crisis_name(name) -> bool:
+    """Is ``name`` ``crisis_risk`` but for case, spaces, hyphens or underscores (``"Crisis
+    Risk"``, ``"crisisRisk"``, ``"crisis_risk "``)? A request's key or a file's column so
+    named is meant as the crisis flag: read as such, never ignored as an unknown field.
+
+    Examples
+    --------
+    >>> [is_crisis_name(n) for n in ("Crisis Risk", " crisis_risk", "not_crisis_risk", 3)]
+    [True, True, False, False]
+    """
+    return isinstance(name, str) and _NOT_ALPHANUMERIC.sub("", name).casefold() == "crisisrisk"
+
+
+def crisis_columns(columns) -> list[str]:
+    """The columns of a table that name the crisis flag (:func:`is_crisis_name`), ``crisis_risk``
+    itself first.
+
+    Examples
+    --------
+    >>> crisis_columns(["person_id", "Crisis Risk", "crisis_risk"])
+    ['crisis_risk', 'Crisis Risk']
+    """
+    named = [c for c in columns if is_crisis_name(c)]
+    return sorted(named, key=lambda c: c != CRISIS_COLUMN)
+
+
 PERSON_ID_MAX_LENGTH = 64
 
 # Inclusive bounds. MBI-HSS subscale maxima: 9, 5 and 8 items scored 0-6.

@@ -375,8 +375,12 @@ def crisis_flags(frame, *, where: str = "the cohort", strict: bool = True):
 
     Each value is read by :func:`crisis_flag`. A value that cannot be read is refused, naming
     every row (up to 20), its value and what is accepted: a crisis flag read wrongly either way
-    would be a silent safety error. With ``strict=False`` nothing is refused and such a row
-    reads as flagged: who must get the crisis resources when the file is refused.
+    would be a silent safety error. A column that names the flag otherwise (``Crisis Risk``,
+    ``crisis_risk `` with a spreadsheet's trailing space: :func:`recommender.cohort.is_crisis_name`)
+    is refused naming it, rather than ignored as an unknown column (its flagged people would be
+    ranked). With ``strict=False`` nothing is refused and a row reads as flagged when any such
+    column sets its flag or cannot be read: who must get the crisis resources when the file is
+    refused.
 
     Examples
     --------
@@ -385,12 +389,38 @@ def crisis_flags(frame, *, where: str = "the cohort", strict: bool = True):
     [True, False, False, True]
     >>> crisis_flags(pd.DataFrame({"crisis_risk": ["maybe", "n"]}), strict=False).tolist()
     [True, False]
+    >>> crisis_flags(pd.DataFrame({"Crisis Risk": ["yes", "no"]}), strict=False).tolist()
+    [True, False]
     """
-    if CRISIS_COLUMN not in frame.columns:
+    from recommender.cohort import crisis_columns
+
+    columns = crisis_columns(frame.columns)
+    if not columns:
         return np.zeros(len(frame), dtype=bool)
-    values = frame[CRISIS_COLUMN].tolist()
+    misnamed = [c for c in columns if c != CRISIS_COLUMN]
+    if misnamed and strict:
+        raise InputError(
+            f"{where}: column(s) {', '.join(repr(c) for c in misnamed)} name the crisis flag "
+            f"but are not spelled {CRISIS_COLUMN!r} (ignored, their flagged people would be ranked); "
+            f"accepted: "
+            f"one column named exactly {CRISIS_COLUMN!r} (rename it)",
+            problems=[
+                {
+                    "row": None,
+                    "column": column,
+                    "value": None,
+                    "rule": f"the crisis flag's column is named {CRISIS_COLUMN!r}",
+                    "message": f"rename it {CRISIS_COLUMN!r}",
+                }
+                for column in misnamed
+            ],
+        )
+    flags = np.zeros(len(frame), dtype=bool)
+    for column in columns:
+        read = [crisis_flag(value) for value in frame[column].tolist()]
+        flags |= np.array([flag is not False for flag in read], dtype=bool)
+    values = frame[columns[0]].tolist()
     read = [crisis_flag(value) for value in values]
-    flags = np.array([flag is not False for flag in read], dtype=bool)
     bad = [(row, value) for row, (value, flag) in enumerate(zip(values, read)) if flag is None]
     if bad and strict:
         accepted = (

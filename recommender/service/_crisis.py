@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 
 from pydantic import ValidationError
 
-from recommender.cohort import CATEGORIES, PROFILE_COLUMNS
+from recommender.cohort import CATEGORIES, PROFILE_COLUMNS, is_crisis_name
 from recommender.policy import crisis_flag, triage
 from recommender.service._metrics import count_crisis_answers, count_store_failure
 from recommender.service._requests import STORED_ID_MAX_LENGTH
@@ -100,12 +100,9 @@ def crisis_flagged(raw) -> bool:
     )
 
 
-def is_flag_name(key) -> bool:
-    """Is ``key`` ``crisis_risk`` but for case, spaces, hyphens or underscores?"""
-    return isinstance(key, str) and _NOT_ALPHANUMERIC.sub("", key).casefold() == "crisisrisk"
+# Is a key ``crisis_risk`` but for case, spaces, hyphens or underscores? The files' rule too.
+is_flag_name = is_crisis_name
 
-
-_NOT_ALPHANUMERIC = re.compile(r"[\W_]+")
 _DOCUMENTED = frozenset(PROFILE_COLUMNS) | {"crisis_risk", "offered"}
 
 

@@ -1,0 +1,93 @@
+"""Holes found by trying to make the product withhold crisis resources (review of 2026-12-07).
+
+1. A cohort file whose crisis flag's column is spelled as a spreadsheet writes it (``Crisis
+   Risk``, ``crisis_risk `` with a trailing space) was read as an unknown column and ignored:
+   `score`, `allocate` and `batch-score` ranked its flagged people (``routine``, an arm), where
+   the service reads such a key as the flag. The file is now refused naming the column, and its
+   flagged people get their resources in ``<out>.crisis.csv``, as for every refusal.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from spark_fixtures import spark  # noqa: F401 - the process's one local Spark session
+
+from recommender.cli import main
+from recommender.cohort import is_crisis_name, validate_cohort
+from recommender.errors import InputError
+from recommender.policy import crisis_flags
+
+ANSWERED = "flagged for crisis risk need the crisis resources now: they are in"
+MISNAMED = ["Crisis Risk", "crisis_risk ", "CrisisRisk", "crisis-risk"]
+
+
+@pytest.fixture
+def misnamed_file(tmp_path, monkeypatch, request):
+    """Two people, the first flagged under a crisis column spelled otherwise; no model."""
+    monkeypatch.setenv("RECOMMENDER_HOME", str(tmp_path / "home"))  # no model: never reached
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    path = tmp_path / "cohort.csv"
+    pd.DataFrame(
+        {"person_id": ["p1", "p2"], "role": ["physician", "nurse"], request.param: ["yes", "no"]}
+    ).to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("name", MISNAMED)
+def test_a_crisis_column_spelled_otherwise_is_read_as_the_flag_and_refused_by_name(name):
+    frame = pd.DataFrame({name: ["yes", "no", "maybe"]})
+    assert is_crisis_name(name)
+    assert crisis_flags(frame, strict=False).tolist() == [True, False, True]
+    with pytest.raises(InputError, match=f"{name!r} name the crisis flag") as refused:
+        crisis_flags(frame, where="cohort.csv")
+    assert "rename it" in str(refused.value)
+    report = validate_cohort(frame.assign(person_id=["a", "b", "c"]), training=False)
+    (check,) = [c for c in report.checks if c.rule == "crisis_column_misnamed"]
+    assert check.severity == "error" and check.column == name and not report.ok
+
+
+def test_the_crisis_column_itself_and_other_names_are_read_as_before():
+    assert crisis_flags(pd.DataFrame({"crisis_risk": ["yes", "no"]})).tolist() == [True, False]
+    for name in ("not_crisis_risk", "crisis", "risk"):
+        assert not is_crisis_name(name)
+        assert not crisis_flags(pd.DataFrame({name: ["yes"]})).any()
+    # both spellings: refused, either one's flag counts
+    both = pd.DataFrame({"crisis_risk": ["no", "no"], "Crisis Risk": ["yes", "no"]})
+    assert crisis_flags(both, strict=False).tolist() == [True, False]
+    with pytest.raises(InputError, match="'Crisis Risk' name the crisis flag"):
+        crisis_flags(both)
+
+
+@pytest.mark.parametrize("misnamed_file", MISNAMED, indirect=True)
+@pytest.mark.parametrize("command", ["score", "allocate"])
+def test_score_and_allocate_refuse_a_misnamed_crisis_column_and_answer_its_rows(
+    misnamed_file, tmp_path, capsys, command
+):
+    out = tmp_path / "out.csv"
+    assert main([command, "--data", str(misnamed_file), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "name the crisis flag" in err and "Traceback" not in err
+    crisis_file = tmp_path / "out.crisis.csv"
+    assert f"1 profile(s) {ANSWERED} {crisis_file}" in err
+    rows = pd.read_csv(crisis_file)
+    assert rows["person_id"].tolist() == ["p1"]
+    assert rows["referral"].str.contains("Physician Support Line").all()
+    assert not out.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("misnamed_file", ["Crisis Risk"], indirect=True)
+def test_batch_score_refuses_a_misnamed_crisis_column_and_answers_its_rows(
+    spark,  # noqa: F811
+    misnamed_file,
+    tmp_path,
+    capsys,
+):
+    out = tmp_path / "scored.parquet"
+    assert main(["batch-score", "--data", str(misnamed_file), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    crisis_file = tmp_path / "scored.crisis.csv"
+    assert f"1 profile(s) {ANSWERED} {crisis_file}" in err
+    assert pd.read_csv(crisis_file)["person_id"].tolist() == ["p1"]
+    assert not out.exists()
