@@ -5,12 +5,23 @@
    `score`, `allocate` and `batch-score` ranked its flagged people (``routine``, an arm), where
    the service reads such a key as the flag. The file is now refused naming the column, and its
    flagged people get their resources in ``<out>.crisis.csv``, as for every refusal.
+2. A crisis request to the service waited for an answering thread behind ordinary requests
+   that all waited for a locked (or hung) audit store: 15 s and more, or the request timeout's
+   bare 504, where its answer is promised within 2 s. It now has a lane of its own.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
+from service_fixtures import (  # noqa: F401  (fixtures)
+    PROFILE,
+    asgi_client,
+    auth,
+    linear_model,
+    profile,
+    service_home,
+)
 from spark_fixtures import spark  # noqa: F401 - the process's one local Spark session
 
 from recommender.cli import main
@@ -91,3 +102,61 @@ def test_batch_score_refuses_a_misnamed_crisis_column_and_answers_its_rows(
     assert f"1 profile(s) {ANSWERED} {crisis_file}" in err
     assert pd.read_csv(crisis_file)["person_id"].tolist() == ["p1"]
     assert not out.exists()
+
+
+# -- 2. the service: a crisis answer does not queue behind ordinary requests ------------------
+
+
+def test_a_crisis_answer_is_not_queued_behind_requests_waiting_for_a_locked_store(
+    asgi_client, service_home, monkeypatch
+):
+    """Every answering thread held by an ordinary request waiting for the store (another
+    process holds it locked; a database server that hangs holds them up to the request
+    timeout): a crisis request waited for one to be free (15 s and more, or the timeout's bare
+    504), where its answer is promised within 2 s whatever the store does."""
+    import sqlite3
+    import threading
+    import time
+
+    from recommender.service import _crisis
+    from recommender.service.service import Recommender
+
+    monkeypatch.setattr(_crisis, "CRISIS_RECORD_WAIT", 0.2)
+    assert asgi_client.post("/recommend", json=PROFILE, headers=auth("program")).status_code == 200
+    locker = sqlite3.connect(service_home / "audit.db", isolation_level=None, timeout=1)
+    locker.execute("BEGIN EXCLUSIVE")
+    ordinary = [
+        threading.Thread(
+            target=asgi_client.post,
+            args=("/recommend",),
+            kwargs={"json": profile(person_id=f"o-{i}"), "headers": auth("program")},
+        )
+        for i in range(Recommender.config["threads"] + 2)
+    ]
+    crisis = {}
+
+    def ask():
+        crisis["answer"] = asgi_client.post(
+            "/recommend", json={"person_id": "c-9", "crisis_risk": True}, headers=auth("program")
+        )
+
+    asking = threading.Thread(target=ask)
+    try:
+        for thread in ordinary:
+            thread.start()
+        time.sleep(1.5)  # every answering thread now waits for the store
+        started = time.monotonic()
+        asking.start()
+        asking.join(8)
+        waited = time.monotonic() - started
+        answered = "answer" in crisis  # while the store is still locked
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+        asking.join()
+        for thread in ordinary:
+            thread.join()
+    assert answered, f"no crisis answer in {waited:.1f} s while the store was locked"
+    answer = crisis["answer"]
+    assert answer.status_code == 200 and answer.json()["safety"]["resources"]
+    assert answer.json()["safety"]["recorded_in"].startswith("service log (fallback")
