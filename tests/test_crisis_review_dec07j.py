@@ -8,6 +8,9 @@
 2. A crisis request to the service waited for an answering thread behind ordinary requests
    that all waited for a locked (or hung) audit store: 15 s and more, or the request timeout's
    bare 504, where its answer is promised within 2 s. It now has a lane of its own.
+3. A batch or plan entry whose flag was inside one of its fields (``{"details": {"crisis_risk":
+   true}}``, a wrapped profile) was an error entry of a 200 (a batch) or refused the plan,
+   without resources, where /recommend's body so sent gets them. It gets the crisis answer.
 """
 
 from __future__ import annotations
@@ -160,3 +163,49 @@ def test_a_crisis_answer_is_not_queued_behind_requests_waiting_for_a_locked_stor
     answer = crisis["answer"]
     assert answer.status_code == 200 and answer.json()["safety"]["resources"]
     assert answer.json()["safety"]["recorded_in"].startswith("service log (fallback")
+
+
+# -- 3. a batch or plan entry whose flag is nested inside one of its fields --------------------
+
+
+def _names(answer):
+    return [r["name"] for r in answer["safety"]["resources"]]
+
+
+@pytest.mark.parametrize(
+    "details",
+    [{"crisis_risk": True}, [{"Crisis Risk": "yes"}], '{"crisis_risk": "true"}'],
+    ids=["object", "list", "json-text"],
+)
+def test_a_batch_entry_flagged_inside_a_field_gets_crisis_resources(asgi_client, details):
+    """The flag inside a field of its entry (a client that wraps the profile): the entry was an
+    error entry of a 200 with no resources, where /recommend's body so sent gets them."""
+    flagged = {"person_id": "n-1", "role": "resident", "details": details}
+    body = {"profiles": [profile(person_id="ok-1"), flagged]}
+    response = asgi_client.post("/recommend_batch", json=body, headers=auth("program"))
+    assert response.status_code == 200, response.text
+    batch = response.json()
+    assert batch["result_index"] == [0, 1] and batch["errors"] == []
+    answer = batch["results"][1]
+    assert answer["safety"]["level"] == "crisis" and answer["recommended"] is None
+    assert "Physician Support Line (US)" in _names(answer)  # the entry's role's resources
+    assert answer["ignored"][0]["field"] == "profiles[1]"
+    assert "nested in this entry" in answer["ignored"][0]["message"]
+    assert batch["results"][0]["recommended"] is not None
+
+
+def test_an_entry_with_a_nested_flag_that_reads_false_is_still_an_error(asgi_client):
+    body = {"profiles": [{**PROFILE, "details": {"crisis_risk": False, "note": "crisis"}}]}
+    response = asgi_client.post("/recommend_batch", json=body, headers=auth("program"))
+    assert response.status_code == 200 and response.json()["results"] == []
+    assert response.json()["errors"][0]["index"] == 0
+
+
+def test_a_plan_entry_flagged_inside_a_field_gets_no_arm_and_the_resources(asgi_client):
+    flagged = {"person_id": "n-2", "role": "nurse", "meta": {"crisis_risk": 1}}
+    body = {"profiles": [profile(person_id="ok-2"), flagged]}
+    response = asgi_client.post("/allocate", json=body, headers=auth("program"))
+    assert response.status_code == 200, response.text
+    line = response.json()["assignments"][1]
+    assert line["safety"]["level"] == "crisis" and line["safety"]["resources"]
+    assert "Physician Support Line (US)" not in _names(line)
