@@ -153,17 +153,24 @@ def flagged_rows(cohort) -> pd.DataFrame:
     check refuses by its name."""
     from pyspark.sql import functions as F
 
-    from recommender.cohort import crisis_columns
+    from recommender.cohort import is_crisis_name
 
-    flags = crisis_columns(cohort.columns)
+    names = cohort.columns
+    flags = [i for i, name in enumerate(names) if is_crisis_name(name)]
     if not flags:
         return pd.DataFrame(columns=["person_id", "role"])
-    columns = [c for c in ("person_id", "role") if c in cohort.columns]
-    # Each flag column as ``crisis_risk_<i>``: a name Spark resolves whatever the file wrote.
-    named = [F.col(f"`{c}`").cast("string").alias(c) for c in columns] + [
-        F.col(f"`{c}`").cast("string").alias(f"{CRISIS_COLUMN}_{i}") for i, c in enumerate(flags)
+    kept: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in ("person_id", "role"):
+            kept.setdefault(name, i)
+    columns = list(kept)
+    # Columns by position (a header may give one twice, which Spark cannot resolve by name),
+    # each flag column as ``crisis_risk_<i>``.
+    positional = cohort.toDF(*[f"_{i}" for i in range(len(names))])
+    named = [F.col(f"_{i}").cast("string").alias(name) for name, i in kept.items()] + [
+        F.col(f"_{i}").cast("string").alias(f"{CRISIS_COLUMN}_{k}") for k, i in enumerate(flags)
     ]
-    text = cohort.select(*named)
+    text = positional.select(*named)
     listed = text.mapInPandas(_only_flagged, text.schema).toPandas().reset_index(drop=True)
     return listed[columns]
 

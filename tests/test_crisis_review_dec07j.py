@@ -4,7 +4,9 @@
    Risk``, ``crisis_risk `` with a trailing space) was read as an unknown column and ignored:
    `score`, `allocate` and `batch-score` ranked its flagged people (``routine``, an arm), where
    the service reads such a key as the flag. The file is now refused naming the column, and its
-   flagged people get their resources in ``<out>.crisis.csv``, as for every refusal.
+   flagged people get their resources in ``<out>.crisis.csv``, as for every refusal. A header
+   giving ``crisis_risk`` twice stopped them on a traceback with no crisis file; it is refused
+   the same way.
 2. A crisis request to the service waited for an answering thread behind ordinary requests
    that all waited for a locked (or hung) audit store: 15 s and more, or the request timeout's
    bare 504, where its answer is promised within 2 s. It now has a lane of its own.
@@ -105,6 +107,46 @@ def test_batch_score_refuses_a_misnamed_crisis_column_and_answers_its_rows(
     assert f"1 profile(s) {ANSWERED} {crisis_file}" in err
     assert pd.read_csv(crisis_file)["person_id"].tolist() == ["p1"]
     assert not out.exists()
+
+
+# -- 1b. a crisis_risk column given twice --------------------------------------------------------
+
+
+@pytest.fixture
+def twice_file(tmp_path, monkeypatch):
+    """A header giving crisis_risk twice, the person flagged in the second: pandas' frame[name]
+    is then a table, and score and allocate stopped on a traceback (AttributeError) with no
+    crisis file; batch-score on Spark's ambiguous reference, with none either."""
+    monkeypatch.setenv("RECOMMENDER_HOME", str(tmp_path / "home"))  # no model: never reached
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    path = tmp_path / "cohort.csv"
+    path.write_text("person_id,role,crisis_risk,crisis_risk\np1,nurse,no,yes\np2,app,no,no\n")
+    return path
+
+
+@pytest.mark.parametrize("command", ["score", "allocate"])
+def test_a_crisis_column_given_twice_is_refused_and_its_rows_answered(
+    twice_file, tmp_path, capsys, command
+):
+    assert main([command, "--data", str(twice_file), "--out", str(tmp_path / "out.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "'crisis_risk' is given 2 times" in err and "Traceback" not in err
+    assert f"1 profile(s) {ANSWERED}" in err
+    assert pd.read_csv(tmp_path / "out.crisis.csv")["person_id"].tolist() == ["p1"]
+
+
+@pytest.mark.slow
+def test_batch_score_answers_the_rows_of_a_crisis_column_given_twice(
+    spark,  # noqa: F811
+    twice_file,
+    tmp_path,
+    capsys,
+):
+    out = tmp_path / "scored.parquet"
+    assert main(["batch-score", "--data", str(twice_file), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"1 profile(s) {ANSWERED}" in err and "AMBIGUOUS" not in err
+    assert pd.read_csv(tmp_path / "scored.crisis.csv")["person_id"].tolist() == ["p1"]
 
 
 # -- 2. the service: a crisis answer does not queue behind ordinary requests ------------------

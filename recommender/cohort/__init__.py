@@ -7,7 +7,6 @@ See ``shared/design/data-contract.md``. Validate once at the edge with :func:`lo
 from ._cells import spelling_hint
 from ._contract import (
     CRISIS_COLUMN,
-    crisis_columns,
     is_crisis_name,
     CATEGORIES,
     FEATURE_COLUMNS,
@@ -56,7 +55,6 @@ __all__ = [
     "spelling_hint",
     "empty_file_error",
     "CRISIS_COLUMN",
-    "crisis_columns",
     "is_crisis_name",
     "PROFILE_COLUMNS",
     "FEATURE_COLUMNS",

@@ -23,7 +23,6 @@ __all__ = [
     "PROPENSITY_COLUMN",
     "ORACLE_PREFIX",
     "CRISIS_COLUMN",
-    "crisis_columns",
     "is_crisis_name",
     "PERSON_ID_MAX_LENGTH",
     "MBI_ITEMS_REFUSED",
@@ -99,19 +98,6 @@ def is_crisis_name(name) -> bool:
     [True, True, False, False]
     """
     return isinstance(name, str) and _NOT_ALPHANUMERIC.sub("", name).casefold() == "crisisrisk"
-
-
-def crisis_columns(columns) -> list[str]:
-    """The columns of a table that name the crisis flag (:func:`is_crisis_name`), ``crisis_risk``
-    itself first.
-
-    Examples
-    --------
-    >>> crisis_columns(["person_id", "Crisis Risk", "crisis_risk"])
-    ['crisis_risk', 'Crisis Risk']
-    """
-    named = [c for c in columns if is_crisis_name(c)]
-    return sorted(named, key=lambda c: c != CRISIS_COLUMN)
 
 
 PERSON_ID_MAX_LENGTH = 64

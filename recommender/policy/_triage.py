@@ -392,18 +392,22 @@ def crisis_flags(frame, *, where: str = "the cohort", strict: bool = True):
     >>> crisis_flags(pd.DataFrame({"Crisis Risk": ["yes", "no"]}), strict=False).tolist()
     [True, False]
     """
-    from recommender.cohort import crisis_columns
+    from recommender.cohort import is_crisis_name
 
-    columns = crisis_columns(frame.columns)
-    if not columns:
+    # By position: a header that gives the column twice makes frame[name] a table.
+    names = list(frame.columns)
+    positions = sorted(
+        (i for i, name in enumerate(names) if is_crisis_name(name)),
+        key=lambda i: names[i] != CRISIS_COLUMN,
+    )
+    if not positions:
         return np.zeros(len(frame), dtype=bool)
-    misnamed = [c for c in columns if c != CRISIS_COLUMN]
+    misnamed = [names[i] for i in positions if names[i] != CRISIS_COLUMN]
     if misnamed and strict:
         raise InputError(
             f"{where}: column(s) {', '.join(repr(c) for c in misnamed)} name the crisis flag "
-            f"but are not spelled {CRISIS_COLUMN!r} (ignored, their flagged people would be ranked); "
-            f"accepted: "
-            f"one column named exactly {CRISIS_COLUMN!r} (rename it)",
+            f"but are not spelled {CRISIS_COLUMN!r} (ignored, their flagged people would be "
+            f"ranked); accepted: one column named exactly {CRISIS_COLUMN!r} (rename it)",
             problems=[
                 {
                     "row": None,
@@ -415,11 +419,25 @@ def crisis_flags(frame, *, where: str = "the cohort", strict: bool = True):
                 for column in misnamed
             ],
         )
+    if len(positions) > 1 and strict:
+        raise InputError(
+            f"{where}: column {CRISIS_COLUMN!r} is given {len(positions)} times; accepted: "
+            "one such column",
+            problems=[
+                {
+                    "row": None,
+                    "column": CRISIS_COLUMN,
+                    "value": None,
+                    "rule": "one crisis flag's column",
+                    "message": f"given {len(positions)} times",
+                }
+            ],
+        )
     flags = np.zeros(len(frame), dtype=bool)
-    for column in columns:
-        read = [crisis_flag(value) for value in frame[column].tolist()]
+    for i in positions:
+        read = [crisis_flag(value) for value in frame.iloc[:, i].tolist()]
         flags |= np.array([flag is not False for flag in read], dtype=bool)
-    values = frame[columns[0]].tolist()
+    values = frame.iloc[:, positions[0]].tolist()
     read = [crisis_flag(value) for value in values]
     bad = [(row, value) for row, (value, flag) in enumerate(zip(values, read)) if flag is None]
     if bad and strict:
