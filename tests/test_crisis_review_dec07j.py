@@ -251,3 +251,28 @@ def test_a_plan_entry_flagged_inside_a_field_gets_no_arm_and_the_resources(asgi_
     line = response.json()["assignments"][1]
     assert line["safety"]["level"] == "crisis" and line["safety"]["resources"]
     assert "Physician Support Line (US)" not in _names(line)
+
+
+# -- 4. serve.yaml: referrals for some roles but not all ------------------------------------------
+
+
+def test_referrals_that_leave_out_a_role_are_refused_naming_it():
+    """An edit that dropped a role's referral was accepted: that role's severe profiles got the
+    notice alone while the others were told where their role is referred."""
+    from recommender.policy import SafetyRules
+    from recommender.service._config import load_serve_config
+
+    referral = {"to": "the EAP", "confidentiality": "confidential"}
+    safety = {
+        "referral_rules": [{"ee_at_least": 48}],
+        "referral_notice": "see someone",
+        "crisis_notice": "call now",
+        "crisis_resources": [{"name": "988 Lifeline", "contact": "988"}],
+    }
+    partial = {role: referral for role in ("physician", "resident", "app")}
+    with pytest.raises(InputError, match="no referral for nurse; accepted: one for every role"):
+        SafetyRules.from_config({**safety, "referrals": partial})
+    every = {**partial, "nurse": referral}
+    assert set(SafetyRules.from_config({**safety, "referrals": every}).referrals) == set(every)
+    assert SafetyRules.from_config(safety).referrals == {}  # none: the notice alone
+    assert set(load_serve_config().safety.referrals) == set(every)

@@ -224,6 +224,14 @@ def _parse_referrals(referrals, spot: str) -> dict[str, Referral]:
             _text(entry["to"], f"{spot}.{role}.to", required=True),
             _text(entry["confidentiality"], f"{spot}.{role}.confidentiality", required=True),
         )
+    missing = [role for role in roles if role not in out]
+    if out and missing:
+        # A role left out by an edit would have its severe profiles given the notice alone,
+        # while the others are told where their role is referred.
+        raise InputError(
+            f"{spot}: no referral for {', '.join(missing)}; accepted: one for every role "
+            f"({', '.join(roles)}), or no referrals at all for the notice alone"
+        )
     return out
 
 
