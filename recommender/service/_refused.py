@@ -414,22 +414,17 @@ def _entries(raw, key: str) -> list | None:
 def _nested_flag(entry) -> bool:
     """Does a field of ``entry`` that no profile has hold, somewhere inside, a crisis flag that
     reads as set (an object, a list, or text such as a profile sent as a JSON string)? An
-    ordinary profile costs a set comparison."""
+    ordinary profile costs a set comparison; a value whose text never says "risk" (an extra
+    feature's level) is not searched."""
     if not isinstance(entry, Mapping) or PROFILE_KEYS.issuperset(entry):
         return False
-    inside = [
-        value
-        for key, value in entry.items()
-        if key not in PROFILE_KEYS and isinstance(value, (Mapping, list, str)) and value
-    ]
-    return any(
-        crisis_in_text(
-            value.encode("utf-8", "replace")
-            if isinstance(value, str)
-            else json.dumps(value).encode()
-        )
-        for value in inside
-    )
+    for key, value in entry.items():
+        if key in PROFILE_KEYS or not value or not isinstance(value, (Mapping, list, str)):
+            continue
+        text = value if isinstance(value, str) else json.dumps(value)
+        if "risk" in text.casefold() and crisis_in_text(text.encode("utf-8", "replace")):
+            return True
+    return False
 
 
 def _as_profile(entry, entries: str):
