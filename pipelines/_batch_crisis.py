@@ -148,18 +148,36 @@ def flagged_rows_on_spark(data_path, *, master: str = "local[2]") -> pd.DataFram
 def flagged_rows(cohort) -> pd.DataFrame:
     """The rows flagged for crisis risk, with what a crisis answer reads (``person_id``,
     ``role``), as text; none without the column. A flag that cannot be read counts as one (the
-    file's check refuses it, naming its row; its person gets the resources all the same)."""
+    file's check refuses it, naming its row; its person gets the resources all the same), and
+    so does one in a column that names the flag otherwise (``Crisis Risk``), which the file's
+    check refuses by its name."""
     from pyspark.sql import functions as F
 
-    columns = [c for c in ("person_id", "role", CRISIS_COLUMN) if c in cohort.columns]
-    if CRISIS_COLUMN not in columns:
+    from recommender.cohort import is_crisis_name
+
+    names = cohort.columns
+    flags = [i for i, name in enumerate(names) if is_crisis_name(name)]
+    if not flags:
         return pd.DataFrame(columns=["person_id", "role"])
-    text = cohort.select(*[F.col(f"`{c}`").cast("string").alias(c) for c in columns])
-    return text.mapInPandas(_only_flagged, text.schema).toPandas().reset_index(drop=True)
+    kept: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in ("person_id", "role"):
+            kept.setdefault(name, i)
+    columns = list(kept)
+    # Columns by position (a header may give one twice, which Spark cannot resolve by name),
+    # each flag column as ``crisis_risk_<i>``.
+    positional = cohort.toDF(*[f"_{i}" for i in range(len(names))])
+    named = [F.col(f"_{i}").cast("string").alias(name) for name, i in kept.items()] + [
+        F.col(f"_{i}").cast("string").alias(f"{CRISIS_COLUMN}_{k}") for k, i in enumerate(flags)
+    ]
+    text = positional.select(*named)
+    listed = text.mapInPandas(_only_flagged, text.schema).toPandas().reset_index(drop=True)
+    return listed[columns]
 
 
 def _only_flagged(batches):
-    """mapInPandas body: the rows whose crisis flag reads as set or cannot be read.
+    """mapInPandas body: the rows whose crisis flag, in any of its ``crisis_risk_<i>`` columns,
+    reads as set or cannot be read.
 
     ``crisis_flags`` one value at a time, strictly: a worker may run the loaded model's saved
     copy of ``recommender``, which an older model saved before ``strict=False`` existed."""
@@ -167,12 +185,16 @@ def _only_flagged(batches):
     from recommender.policy import crisis_flags
 
     for batch in batches:
+        flags = [c for c in batch.columns if c.startswith(f"{CRISIS_COLUMN}_")]
         keep = []
-        for value in batch[CRISIS_COLUMN].tolist():
-            try:
-                keep.append(bool(crisis_flags(pd.DataFrame({CRISIS_COLUMN: [value]}))[0]))
-            except InputError:
-                keep.append(True)
+        for values in zip(*(batch[c].tolist() for c in flags)):
+            set_ = False
+            for value in values:
+                try:
+                    set_ = set_ or bool(crisis_flags(pd.DataFrame({CRISIS_COLUMN: [value]}))[0])
+                except InputError:
+                    set_ = True
+            keep.append(set_)
         yield batch.loc[keep]
 
 

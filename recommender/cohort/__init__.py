@@ -7,6 +7,7 @@ See ``shared/design/data-contract.md``. Validate once at the edge with :func:`lo
 from ._cells import spelling_hint
 from ._contract import (
     CRISIS_COLUMN,
+    is_crisis_name,
     CATEGORIES,
     FEATURE_COLUMNS,
     INTEGER_COLUMNS,
@@ -54,6 +55,7 @@ __all__ = [
     "spelling_hint",
     "empty_file_error",
     "CRISIS_COLUMN",
+    "is_crisis_name",
     "PROFILE_COLUMNS",
     "FEATURE_COLUMNS",
     "CATEGORIES",

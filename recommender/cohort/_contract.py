@@ -23,6 +23,7 @@ __all__ = [
     "PROPENSITY_COLUMN",
     "ORACLE_PREFIX",
     "CRISIS_COLUMN",
+    "is_crisis_name",
     "PERSON_ID_MAX_LENGTH",
     "MBI_ITEMS_REFUSED",
     "looks_like_mbi_item",
@@ -83,6 +84,22 @@ ORACLE_PREFIX = "true_effect_"
 # Optional in files for score and allocate: a flagged row gets crisis resources only (never a
 # ranking or an arm), read by recommender.policy.crisis_flags; never a feature.
 CRISIS_COLUMN = "crisis_risk"
+_NOT_ALPHANUMERIC = re.compile(r"[\W_]+")
+
+
+def is_crisis_name(name) -> bool:
+    """Is ``name`` ``crisis_risk`` but for case, spaces, hyphens or underscores (``"Crisis
+    Risk"``, ``"crisisRisk"``, ``"crisis_risk "``)? A request's key or a file's column so
+    named is meant as the crisis flag: read as such, never ignored as an unknown field.
+
+    Examples
+    --------
+    >>> [is_crisis_name(n) for n in ("Crisis Risk", " crisis_risk", "not_crisis_risk", 3)]
+    [True, True, False, False]
+    """
+    return isinstance(name, str) and _NOT_ALPHANUMERIC.sub("", name).casefold() == "crisisrisk"
+
+
 PERSON_ID_MAX_LENGTH = 64
 
 # Inclusive bounds. MBI-HSS subscale maxima: 9, 5 and 8 items scored 0-6.

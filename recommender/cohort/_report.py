@@ -24,6 +24,7 @@ __all__ = ["Problem", "ValidationReport", "RULES"]
 RULES: dict[str, str] = {
     "missing_column": "required column is missing",
     "unknown_column": "column is not part of the contract",
+    "crisis_column_misnamed": "the crisis flag's column is not spelled crisis_risk",
     "missing_value": "missing value",
     "type": "wrong type",
     "not_integer": "not a whole number",

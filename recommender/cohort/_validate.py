@@ -42,6 +42,7 @@ from ._contract import (
     RANGES,
     TRAINING_COLUMNS,
     TREATMENT_COLUMN,
+    is_crisis_name,
 )
 from ._report import ValidationReport
 
@@ -145,7 +146,18 @@ def validate_cohort(
             )
     known = {*PROFILE_COLUMNS, *TRAINING_COLUMNS, PROPENSITY_COLUMN, CRISIS_COLUMN, *extra_features}
     for name in frame.columns:
-        if name not in known and not name.startswith(ORACLE_PREFIX):
+        if name not in known and is_crisis_name(name):
+            # Ignored, its flagged people would be ranked: the crisis flag's is no column to
+            # guess at, as the service reads such a key as the flag.
+            checks.append(
+                _table(
+                    "crisis_column_misnamed",
+                    name,
+                    f"column {name!r} names the crisis flag but is not spelled "
+                    f"{CRISIS_COLUMN!r}; rename it {CRISIS_COLUMN!r}",
+                )
+            )
+        elif name not in known and not name.startswith(ORACLE_PREFIX):
             checks.append(
                 _table(
                     "unknown_column",

@@ -224,6 +224,14 @@ def _parse_referrals(referrals, spot: str) -> dict[str, Referral]:
             _text(entry["to"], f"{spot}.{role}.to", required=True),
             _text(entry["confidentiality"], f"{spot}.{role}.confidentiality", required=True),
         )
+    missing = [role for role in roles if role not in out]
+    if out and missing:
+        # A role left out by an edit would have its severe profiles given the notice alone,
+        # while the others are told where their role is referred.
+        raise InputError(
+            f"{spot}: no referral for {', '.join(missing)}; accepted: one for every role "
+            f"({', '.join(roles)}), or no referrals at all for the notice alone"
+        )
     return out
 
 
@@ -375,8 +383,12 @@ def crisis_flags(frame, *, where: str = "the cohort", strict: bool = True):
 
     Each value is read by :func:`crisis_flag`. A value that cannot be read is refused, naming
     every row (up to 20), its value and what is accepted: a crisis flag read wrongly either way
-    would be a silent safety error. With ``strict=False`` nothing is refused and such a row
-    reads as flagged: who must get the crisis resources when the file is refused.
+    would be a silent safety error. A column that names the flag otherwise (``Crisis Risk``,
+    ``crisis_risk `` with a spreadsheet's trailing space: :func:`recommender.cohort.is_crisis_name`)
+    is refused naming it, rather than ignored as an unknown column (its flagged people would be
+    ranked). With ``strict=False`` nothing is refused and a row reads as flagged when any such
+    column sets its flag or cannot be read: who must get the crisis resources when the file is
+    refused.
 
     Examples
     --------
@@ -385,12 +397,56 @@ def crisis_flags(frame, *, where: str = "the cohort", strict: bool = True):
     [True, False, False, True]
     >>> crisis_flags(pd.DataFrame({"crisis_risk": ["maybe", "n"]}), strict=False).tolist()
     [True, False]
+    >>> crisis_flags(pd.DataFrame({"Crisis Risk": ["yes", "no"]}), strict=False).tolist()
+    [True, False]
     """
-    if CRISIS_COLUMN not in frame.columns:
+    from recommender.cohort import is_crisis_name
+
+    # By position: a header that gives the column twice makes frame[name] a table.
+    names = list(frame.columns)
+    positions = sorted(
+        (i for i, name in enumerate(names) if is_crisis_name(name)),
+        key=lambda i: names[i] != CRISIS_COLUMN,
+    )
+    if not positions:
         return np.zeros(len(frame), dtype=bool)
-    values = frame[CRISIS_COLUMN].tolist()
+    misnamed = [names[i] for i in positions if names[i] != CRISIS_COLUMN]
+    if misnamed and strict:
+        raise InputError(
+            f"{where}: column(s) {', '.join(repr(c) for c in misnamed)} name the crisis flag "
+            f"but are not spelled {CRISIS_COLUMN!r} (ignored, their flagged people would be "
+            f"ranked); accepted: one column named exactly {CRISIS_COLUMN!r} (rename it)",
+            problems=[
+                {
+                    "row": None,
+                    "column": column,
+                    "value": None,
+                    "rule": f"the crisis flag's column is named {CRISIS_COLUMN!r}",
+                    "message": f"rename it {CRISIS_COLUMN!r}",
+                }
+                for column in misnamed
+            ],
+        )
+    if len(positions) > 1 and strict:
+        raise InputError(
+            f"{where}: column {CRISIS_COLUMN!r} is given {len(positions)} times; accepted: "
+            "one such column",
+            problems=[
+                {
+                    "row": None,
+                    "column": CRISIS_COLUMN,
+                    "value": None,
+                    "rule": "one crisis flag's column",
+                    "message": f"given {len(positions)} times",
+                }
+            ],
+        )
+    flags = np.zeros(len(frame), dtype=bool)
+    for i in positions:
+        read = [crisis_flag(value) for value in frame.iloc[:, i].tolist()]
+        flags |= np.array([flag is not False for flag in read], dtype=bool)
+    values = frame.iloc[:, positions[0]].tolist()
     read = [crisis_flag(value) for value in values]
-    flags = np.array([flag is not False for flag in read], dtype=bool)
     bad = [(row, value) for row, (value, flag) in enumerate(zip(values, read)) if flag is None]
     if bad and strict:
         accepted = (

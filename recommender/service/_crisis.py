@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 
 from pydantic import ValidationError
 
-from recommender.cohort import CATEGORIES, PROFILE_COLUMNS
+from recommender.cohort import CATEGORIES, PROFILE_COLUMNS, is_crisis_name
 from recommender.policy import crisis_flag, triage
 from recommender.service._metrics import count_crisis_answers, count_store_failure
 from recommender.service._requests import STORED_ID_MAX_LENGTH
@@ -28,6 +28,7 @@ __all__ = [
     "AuditUnavailable",
     "AUDIT_LOG",
     "NO_MODEL",
+    "PROFILE_KEYS",
     "crisis_answer",
     "crisis_flagged",
     "crisis_in_query",
@@ -91,22 +92,19 @@ def crisis_flagged(raw) -> bool:
         return False
     if "crisis_risk" in raw and crisis_flag(raw["crisis_risk"]) is not False:
         return True
-    if _DOCUMENTED.issuperset(raw):  # a profile's keys alone: a batch's rows, mostly
+    if PROFILE_KEYS.issuperset(raw):  # a profile's keys alone: a batch's rows, mostly
         return False
     return any(
         crisis_flag(raw[key]) is not False
-        for key in raw.keys() - _DOCUMENTED
+        for key in raw.keys() - PROFILE_KEYS
         if is_flag_name(key) and key != "crisis_risk"
     )
 
 
-def is_flag_name(key) -> bool:
-    """Is ``key`` ``crisis_risk`` but for case, spaces, hyphens or underscores?"""
-    return isinstance(key, str) and _NOT_ALPHANUMERIC.sub("", key).casefold() == "crisisrisk"
+# Is a key ``crisis_risk`` but for case, spaces, hyphens or underscores? The files' rule too.
+is_flag_name = is_crisis_name
 
-
-_NOT_ALPHANUMERIC = re.compile(r"[\W_]+")
-_DOCUMENTED = frozenset(PROFILE_COLUMNS) | {"crisis_risk", "offered"}
+PROFILE_KEYS = frozenset(PROFILE_COLUMNS) | {"crisis_risk", "offered"}
 
 
 def crisis_in_query(query: bytes) -> tuple[str, object] | None:

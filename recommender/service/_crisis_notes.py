@@ -10,6 +10,7 @@ from __future__ import annotations
 
 __all__ = [
     "beside_entries",
+    "nested_in_entry",
     "outcome_flagged",
     "query_notes",
     "refused_by_query",
@@ -26,6 +27,17 @@ def seen_in_text(field: str, read_as: str, given: str = "") -> dict:
         "accepted": "a JSON object with the documented fields (see /docs.json)",
         "message": f"not read as {read_as}, but its text sets crisis_risk: crisis resources "
         f"for every role{', ' + given if given else ''}",
+    }
+
+
+def nested_in_entry(field: str) -> dict:
+    """The problem a crisis answer names when its entry's flag was inside another field."""
+    return {
+        "field": field,
+        "value": None,
+        "accepted": "crisis_risk as a field of the entry itself (see /docs.json)",
+        "message": "a field nested in this entry sets crisis_risk: crisis resources and no "
+        "ranking for this person",
     }
 
 

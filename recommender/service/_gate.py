@@ -106,7 +106,8 @@ class Gate:
         self.threads = threads
         self.headers = headers
         self.body_seconds = body_seconds
-        self._limiter = None  # made on first use: it belongs to the running event loop
+        # (ordinary, crisis): made on first use, as they belong to the running event loop.
+        self._limiters = None
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -258,15 +259,24 @@ class Gate:
     async def _answer(self, answer: Callable, body: bytes, role: str, *more):
         """``answer(body, role, *more)`` on a worker thread (at most ``threads`` at once), with
         the headers the service's other answers carry; an unexpected failure is a 500 with the
-        body BentoML gives one, logged with its traceback."""
+        body BentoML gives one, logged with its traceback.
+
+        A request that may be flagged for crisis risk (its query string, or its body's text:
+        :func:`~recommender.service._crisis.may_be_flagged`) takes a thread of its own lane:
+        ordinary requests waiting for a store that is locked or hangs (up to the request
+        timeout) held every thread, and a crisis answer queued behind them was given only when
+        one was free, past its 2 s, or never (the timeout's bare 504)."""
         import anyio
 
-        if self._limiter is None:
-            self._limiter = anyio.CapacityLimiter(self.threads)
-        try:
-            response = await anyio.to_thread.run_sync(
-                answer, body, role, *more, limiter=self._limiter
+        if self._limiters is None:
+            self._limiters = (
+                anyio.CapacityLimiter(self.threads),
+                anyio.CapacityLimiter(self.threads),
             )
+        query = more[1] if len(more) > 1 else None
+        limiter = self._limiters[query is not None or may_be_flagged(body)]
+        try:
+            response = await anyio.to_thread.run_sync(answer, body, role, *more, limiter=limiter)
         except Exception:  # noqa: BLE001 - the caller gets a 500, the log the traceback
             log.exception("answering %s failed", answer.__name__)
             response = _json_response(

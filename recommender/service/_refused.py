@@ -32,6 +32,7 @@ from starlette.responses import JSONResponse, Response
 from recommender.explain import complements_for
 from recommender.service._audit_tables import PLAN_ID_PREFIX
 from recommender.service._crisis import (
+    PROFILE_KEYS,
     crisis_answer,
     crisis_flagged,
     crisis_in_text,
@@ -40,6 +41,7 @@ from recommender.service._crisis import (
 )
 from recommender.service._crisis_notes import (
     beside_entries,
+    nested_in_entry,
     outcome_flagged,
     query_notes,
     refused_by_query,
@@ -359,6 +361,10 @@ class Refusing(Serving):
         flagged = [i for i, raw in enumerate(profiles) if crisis_flagged(raw)]
         if entries == "outcomes" and not flagged:  # the usual report: no crisis row
             return {}
+        # An entry whose flag is inside one of its fields (``{"details": {"crisis_risk":
+        # true}}``) is refused as a profile, but its person was flagged all the same.
+        nested = [i for i, raw in enumerate(profiles) if i not in flagged and _nested_flag(raw)]
+        flagged = sorted([*flagged, *nested])
         # An entry that is not an object (a profile sent as a JSON string) is no profile, but
         # its text may still set the flag: its resources are for every role.
         unread = [
@@ -384,6 +390,8 @@ class Refusing(Serving):
                 answer["ignored"] = [seen_in_text(f"{entries}[{i}]", "this entry, not an object")]
             elif entries == "outcomes":
                 answer["ignored"] = [outcome_flagged(i)]
+            elif i in nested:
+                answer["ignored"] = [nested_in_entry(f"{entries}[{i}]"), *answer["ignored"]]
             elif i in because:
                 answer["ignored"] = [
                     {
@@ -401,6 +409,22 @@ class Refusing(Serving):
 def _entries(raw, key: str) -> list | None:
     entries = raw.get(key) if isinstance(raw, dict) else None
     return entries if isinstance(entries, list) else None
+
+
+def _nested_flag(entry) -> bool:
+    """Does a field of ``entry`` that no profile has hold, somewhere inside, a crisis flag that
+    reads as set (an object, a list, or text such as a profile sent as a JSON string)? An
+    ordinary profile costs a set comparison; a value whose text never says "risk" (an extra
+    feature's level) is not searched."""
+    if not isinstance(entry, Mapping) or PROFILE_KEYS.issuperset(entry):
+        return False
+    for key, value in entry.items():
+        if key in PROFILE_KEYS or not value or not isinstance(value, (Mapping, list, str)):
+            continue
+        text = value if isinstance(value, str) else json.dumps(value)
+        if "risk" in text.casefold() and crisis_in_text(text.encode("utf-8", "replace")):
+            return True
+    return False
 
 
 def _as_profile(entry, entries: str):
