@@ -152,13 +152,16 @@ def test_batch_score_answers_the_rows_of_a_crisis_column_given_twice(
 # -- 2. the service: a crisis answer does not queue behind ordinary requests ------------------
 
 
+@pytest.mark.parametrize("ordinary_flag", [None, False], ids=["unflagged", "flag-false"])
 def test_a_crisis_answer_is_not_queued_behind_requests_waiting_for_a_locked_store(
-    asgi_client, service_home, monkeypatch
+    asgi_client, service_home, monkeypatch, ordinary_flag
 ):
     """Every answering thread held by an ordinary request waiting for the store (another
     process holds it locked; a database server that hangs holds them up to the request
     timeout): a crisis request waited for one to be free (15 s and more, or the timeout's bare
-    504), where its answer is promised within 2 s whatever the store does."""
+    504), where its answer is promised within 2 s whatever the store does. Ordinary requests
+    that say ``"crisis_risk": false`` (as a program may with every profile) stay out of the
+    crisis lane too."""
     import sqlite3
     import threading
     import time
@@ -174,7 +177,11 @@ def test_a_crisis_answer_is_not_queued_behind_requests_waiting_for_a_locked_stor
         threading.Thread(
             target=asgi_client.post,
             args=("/recommend",),
-            kwargs={"json": profile(person_id=f"o-{i}"), "headers": auth("program")},
+            kwargs={
+                "json": profile(person_id=f"o-{i}")
+                | ({} if ordinary_flag is None else {"crisis_risk": ordinary_flag}),
+                "headers": auth("program"),
+            },
         )
         for i in range(Recommender.config["threads"] + 2)
     ]
@@ -276,3 +283,32 @@ def test_referrals_that_leave_out_a_role_are_refused_naming_it():
     assert set(SafetyRules.from_config({**safety, "referrals": every}).referrals) == set(every)
     assert SafetyRules.from_config(safety).referrals == {}  # none: the notice alone
     assert set(load_serve_config().safety.referrals) == set(every)
+
+
+@pytest.mark.parametrize(
+    ("body", "crisis_lane"),
+    [
+        (b'{"person_id": "a", "crisis_risk": false}', False),
+        (b'{"person_id": "a", "crisis_risk" : "No"}', False),
+        (
+            b'{"profiles": [{"crisis_risk": false}, {"crisis_risk": null}, {"crisis_risk": 0}]}',
+            False,
+        ),
+        (b'{"person_id": "a"}', False),
+        (b'{"person_id": "a", "crisis_risk": true}', True),
+        (b'{"profiles": [{"crisis_risk": false}, {"crisis_risk": "yes"}]}', True),
+        (b'{"crisis_risk": 1.0}', True),
+        (b'{"crisis_risk": 0.5}', True),
+        (b'{"crisis_risk": "false-ish"}', True),
+        (b'{"details": {"crisis_risk": true}, "crisis_risk": false}', True),
+        (b'{"note": "crisis_risk", "crisis_risk": false}', True),
+        (b'{"Crisis Risk": "yes"}', True),
+        (b"crisis_risk=on", True),
+    ],
+)
+def test_which_requests_take_the_crisis_lane(body, crisis_lane):
+    """Every body that may be flagged takes the crisis lane; one whose every mention of the
+    flag is a JSON key reading false does not (it would fill the lane with ordinary requests)."""
+    from recommender.service._crisis import needs_crisis_lane
+
+    assert needs_crisis_lane(body, None) is crisis_lane

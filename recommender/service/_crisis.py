@@ -35,6 +35,7 @@ __all__ = [
     "crisis_in_text",
     "is_flag_name",
     "may_be_flagged",
+    "needs_crisis_lane",
     "record_answers",
     "safety_block",
 ]
@@ -187,6 +188,41 @@ def may_be_flagged(body: bytes) -> bool:
     """Whether :func:`crisis_in_text` may find a flag in a body, at the cost of a look-up in C
     for a large body: a hostile body costs no scan of its text."""
     return _FLAG_KEY in body or (len(body) <= LOOSE_TEXT_BYTES and crisis_in_text(body))
+
+
+# A JSON key ``crisis_risk`` whose value reads as not flagged (as the request models read
+# false: ``false``, ``null``, ``0``, ``0.0``, or one of the false words quoted).
+_NOT_FLAGGED = re.compile(
+    rb'"crisis_risk"[ \t\r\n]*:[ \t\r\n]*'
+    rb'(?:false|null|0(?:\.0)?|"(?i:false|no|n|f|off|0|0\.0)")(?![A-Za-z0-9_.])'
+)
+
+
+def needs_crisis_lane(body: bytes, query) -> bool:
+    """Whether a request goes to the answering threads kept for crisis requests: flagged in
+    its query string (``query`` from :func:`crisis_in_query`), or a body that may be flagged.
+
+    A body naming ``crisis_risk`` goes there unless every time it names it, it is a JSON key
+    whose value reads false: programs that send ``"crisis_risk": false`` with every profile
+    would otherwise fill the crisis lane with ordinary requests, and a crisis answer would
+    queue behind them again when the store is stuck. Any other mention (``true``, ``"yes"``,
+    ``1.0``, a value in another field, a misspelt key) errs towards the crisis lane.
+
+    Examples
+    --------
+    >>> needs_crisis_lane(b'{"person_id": "a", "crisis_risk": false}', None)
+    False
+    >>> needs_crisis_lane(b'{"profiles": [{"crisis_risk": false}, {"crisis_risk": 1.0}]}', None)
+    True
+    >>> needs_crisis_lane(b'{"person_id": "a"}', None), needs_crisis_lane(b"{}", True)
+    (False, True)
+    """
+    if query is not None:
+        return True
+    mentions = body.count(_FLAG_KEY)
+    if mentions:
+        return mentions != len(_NOT_FLAGGED.findall(body))
+    return len(body) <= LOOSE_TEXT_BYTES and crisis_in_text(body)
 
 
 def _flag_in(text: bytes) -> bool:

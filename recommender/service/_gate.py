@@ -39,7 +39,7 @@ from recommender.service._body_checks import (
     _unparsable,
 )
 from recommender.service._content_coding import UnreadCoding, decode_body
-from recommender.service._crisis import crisis_in_query, may_be_flagged
+from recommender.service._crisis import crisis_in_query, may_be_flagged, needs_crisis_lane
 from recommender.service._known_routes import (
     METHOD_NOT_TAKEN,
     NEAR_ROUTE,
@@ -262,7 +262,7 @@ class Gate:
         body BentoML gives one, logged with its traceback.
 
         A request that may be flagged for crisis risk (its query string, or its body's text:
-        :func:`~recommender.service._crisis.may_be_flagged`) takes a thread of its own lane:
+        :func:`~recommender.service._crisis.needs_crisis_lane`) takes a thread of its own lane:
         ordinary requests waiting for a store that is locked or hangs (up to the request
         timeout) held every thread, and a crisis answer queued behind them was given only when
         one was free, past its 2 s, or never (the timeout's bare 504)."""
@@ -274,7 +274,7 @@ class Gate:
                 anyio.CapacityLimiter(self.threads),
             )
         query = more[1] if len(more) > 1 else None
-        limiter = self._limiters[query is not None or may_be_flagged(body)]
+        limiter = self._limiters[needs_crisis_lane(body, query)]
         try:
             response = await anyio.to_thread.run_sync(answer, body, role, *more, limiter=limiter)
         except Exception:  # noqa: BLE001 - the caller gets a 500, the log the traceback
