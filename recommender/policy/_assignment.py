@@ -9,6 +9,7 @@ cycle draws afresh.
 from __future__ import annotations
 
 import hashlib
+import operator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -146,16 +147,19 @@ def assign_many(
                 shares = _with_floor(shares, rankings[i], rule, explore[i], control)
                 out[i] = _assigned(shares, person_hashes[i], rule, explore[i])
             continue
-        names = [[a.arm for a in rankings[i].arms] for i in members]
-        shares = np.array(
-            [_policy_shares(rankings[i], chosen[i], rule, wins.get(i)) for i in members],
-            dtype=float,
-        )
-        effects = np.array([[a.effect for a in rankings[i].arms] for i in members], dtype=float)
+        table = [rankings[i].arms for i in members]
+        names = [[*map(_ARM, arms)] for arms in table]
+        if thompson:
+            shares = _thompson_shares(members, chosen, wins, len(table[0]))
+        else:
+            shares = np.array(
+                [_policy_shares(rankings[i], chosen[i], rule, None) for i in members], dtype=float
+            )
+        effects = np.array([[*map(_EFFECT, arms)] for arms in table], dtype=float)
         at = np.array([row.index(control) if control in row else -1 for row in names])
         active = np.array([explore[i] for i in members], dtype=bool) & (rule.policy != "greedy")
         shares = _bounded(shares, effects, at, active, rule)
-        positions = np.array([draw_position(person_hashes[i], rule.cycle) for i in members])
+        positions = _draw_positions([person_hashes[i] for i in members], rule.cycle)
         chosen_arm = _drawn(shares, positions)
         for i, arms, row, j in zip(members, names, shares.tolist(), chosen_arm.tolist()):
             out[i] = _new_assignment(
@@ -166,6 +170,42 @@ def assign_many(
                 dict(zip(arms, row)),
             )
     return out
+
+
+# A RankedArm's arm and EE effect by position: a batch reads them of every ranked arm.
+_ARM, _EFFECT = operator.itemgetter(0), operator.itemgetter(2)
+_ONE = np.ones(1)
+
+
+def _thompson_shares(members, chosen, wins, size) -> np.ndarray:
+    """:func:`_policy_shares` of the Thompson policy for ``members`` (rows), all ranking
+    ``size`` arms: the best arm alone holds one, or each candidate its probability of being
+    best (``wins``), the same floats set in one scatter rather than a list per person."""
+    rows, columns, values = [], [], []
+    for r, i in enumerate(members):
+        where = chosen[i]
+        if len(where) == 1:
+            rows.append(r)
+            columns.append(0)
+            values.append(_ONE)
+        else:
+            rows += [r] * len(where)
+            columns += where
+            values.append(wins[i])
+    shares = np.zeros((len(members), size))
+    if rows:
+        shares[rows, columns] = np.concatenate(values)
+    return shares
+
+
+def _draw_positions(person_hashes, cycle) -> np.ndarray:
+    """:func:`draw_position` of many people in one cycle: the same SHA-256 digests, their first
+    eight bytes read big-endian and divided by 2**64 as numpy floats (the integer's conversion
+    is correctly rounded, as Python's is: the same numbers)."""
+    suffix = f"|{int(cycle)}".encode()
+    sha256 = hashlib.sha256
+    digests = b"".join([sha256(h.encode() + suffix).digest()[:8] for h in person_hashes])
+    return np.frombuffer(digests, dtype=">u8").astype(float) / 2.0**64
 
 
 def _new_assignment(arm, probability, policy, cycle, probabilities) -> Assignment:
