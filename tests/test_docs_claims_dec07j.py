@@ -57,7 +57,7 @@ def stated_limits() -> list[tuple[str, str]]:
     from recommender.policy._limits import MAX_CAPACITY
     from recommender.policy._ranking import FIGURE_DECIMALS
     from recommender.registry._pyfunc import DEFAULT_PARAMS
-    from recommender.service import _serving
+    from recommender.service import _reload_watcher
     from recommender.service._audit_store import WAL_SIZE_LIMIT
     from recommender.service._auth import MIN_KEY_CHARS
     from recommender.service._body_checks import MAX_OBJECT_KEYS, MAX_PROFILE_BODY_BYTES
@@ -75,7 +75,7 @@ def stated_limits() -> list[tuple[str, str]]:
         assert float(x) == int(x), x
         return f"{int(x):,}"
 
-    retry_minutes = _serving.CHAMPION_RETRY_MAX_SECONDS / 60
+    retry_minutes = _reload_watcher.CHAMPION_RETRY_MAX_SECONDS / 60
     return [
         ("MAX_OBJECT_KEYS", f"more than {MAX_OBJECT_KEYS} keys"),
         ("MAX_PROFILE_BODY_BYTES", f"body over {whole(MAX_PROFILE_BODY_BYTES / 1024)} KiB"),
