@@ -153,3 +153,23 @@ def test_a_measurable_personalization_gain_is_said_as_beating_the_single_arm(
     ]
     assert "personalizing adds to" not in said
     assert "personalizing measurably beats mindfulness for everyone it is offered to" in said
+
+
+# ------------------------------------------------------------ a program's own columns
+def test_a_follow_up_sheet_with_columns_of_its_own_is_refused_once_naming_them(tmp_path):
+    from recommender.errors import InputError
+    from recommender.service import read_outcome_file
+
+    sheet = tmp_path / "followup.csv"
+    rows = [
+        f"p-{i},cardiology,spring,2026-06-01,coaching,20,7,38" for i in range(3000)
+    ]  # the review's file: 2,089 rows, refused with 4,178 identical problems
+    sheet.write_text(
+        "person_id,department,survey_wave,measured_at,arm_taken,ee_followup,dp_followup,"
+        "pa_followup\n" + "\n".join(rows) + "\n"
+    )
+    with pytest.raises(InputError) as caught:
+        read_outcome_file(sheet)
+    said = str(caught.value)
+    assert "['department', 'survey_wave'] are not outcome fields" in said
+    assert "nothing was imported" in said and "person_id, measured_at" in said
