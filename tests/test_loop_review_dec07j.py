@@ -173,3 +173,34 @@ def test_a_follow_up_sheet_with_columns_of_its_own_is_refused_once_naming_them(t
     said = str(caught.value)
     assert "['department', 'survey_wave'] are not outcome fields" in said
     assert "nothing was imported" in said and "person_id, measured_at" in said
+
+
+# ------------------------------------------------------------ --if-changed and a new survey cycle
+def test_raising_the_survey_cycle_is_no_change_to_train_again_but_a_safety_rule_is(
+    tmp_path, monkeypatch
+):
+    from types import SimpleNamespace
+
+    from pipelines.train import _fingerprint, _settings
+    from recommender.paths import config_path
+
+    shipped = config_path("serve.yaml").read_text()
+    assert "\n  cycle: 0\n" in shipped and "\nport: 3000\n" in shipped
+    served = tmp_path / "serve.yaml"
+    settings = _settings(None, None, {"source": "log"})
+    cohort = SimpleNamespace(sha256="a" * 64)
+
+    def fingerprint(text):
+        served.write_text(text)
+        monkeypatch.setenv("RECOMMENDER_SERVE_CONFIG", str(served))
+        return _fingerprint(settings, cohort, {"numpy": "2"}, b"k" * 32)
+
+    before = fingerprint(shipped)
+    # step 5 of the README's loop, every cycle; and where and how the service runs
+    assert fingerprint(shipped.replace("\n  cycle: 0\n", "\n  cycle: 1\n")) == before
+    assert fingerprint(shipped.replace("\nport: 3000\n", "\nport: 3131\n")) == before
+    assert fingerprint(shipped.replace("\nthreads: 16\n", "\nthreads: 4\n")) == before
+    # what training reads (the card's referral rules, the exploration it describes) still counts
+    assert fingerprint(shipped.replace("ee_at_least: 48}", "ee_at_least: 50}")) != before
+    assert fingerprint(shipped.replace("max_cost: 0.03", "max_cost: 0.05")) != before
+    assert fingerprint("port: [") != before
