@@ -124,7 +124,8 @@ def off_policy_notes(model, frame, dr_scores, table, *, control: str, alpha: flo
         else f"{best} for everyone (the best single arm on these rows)"
     )
     if gain.lower > 0:
-        verdict = f"personalizing adds to {versus}"
+        # "adds to mindfulness for everyone ..." read as if it added to the arm
+        verdict = f"personalizing measurably beats {versus}"
     elif gain.upper < 0:
         verdict = f"personalizing does measurably worse than {versus}"
     else:

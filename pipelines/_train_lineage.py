@@ -68,14 +68,23 @@ FINGERPRINT_TAG = "training.fingerprint"
 
 
 def training_fingerprint(
-    settings: dict, data_sha256: str, *, versions: dict, files=(), training_key_id: str = ""
+    settings: dict,
+    data_sha256: str,
+    *,
+    versions: dict,
+    files=(),
+    training_key_id: str = "",
+    service: dict | None = None,
 ) -> str:
     """A digest of everything a training run's model follows from: the settings, the data,
     the code (every module of the library and the pipelines, so that a change elsewhere, to
     the README say, does not count), the package versions, ``files`` (the configuration
     files read: catalog, scenarios, the service's safety rules) and ``training_key_id`` (the
     public name of the training key, under which the model records whom it was trained on:
-    a model whose record uses a key no longer held lets the next gate see none of its rows).
+    a model whose record uses a key no longer held lets the next gate see none of its rows)
+    and ``service``: what training reads of the service's ``serve.yaml`` (see
+    :func:`serve_settings_read`), given apart from ``files`` because the loop changes the rest
+    of that file every survey cycle.
 
     Two runs with the same fingerprint train the same model (the seeds are in the settings).
     """
@@ -88,11 +97,56 @@ def training_fingerprint(
         digest.update(part.encode() + b"\0")
     digest.update(json.dumps(versions, sort_keys=True).encode() + b"\0")
     digest.update(training_key_id.encode() + b"\0")
+    if service is not None:
+        digest.update(json.dumps(service, sort_keys=True, default=str).encode() + b"\0")
     for path in code:
         digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
     for path in sorted({Path(f).resolve() for f in files if Path(f).is_file()}):
         digest.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
+
+
+# serve.yaml's settings that only say how the service runs or which round it serves: a
+# program raises exploration.cycle every survey cycle (README, the learning loop, step 5), and
+# `train --if-changed` retrained the same model on the same log for it, registering a new
+# version (and champion) each cycle. Nothing of them reaches the model or its card but the
+# cycle's number in the card's description of the exploration at training.
+SERVICE_ONLY = (
+    "host",
+    "port",
+    "workers",
+    "threads",
+    "timeout",
+    "reload_poll_seconds",
+    "max_batch_rows",
+    "log_level",
+    "auth",
+    "erasure",
+)
+
+
+def serve_settings_read(path) -> dict:
+    """What a training run reads of the service's settings file ``path``: the file as parsed,
+    without :data:`SERVICE_ONLY`, ``exploration.cycle`` and ``audit.durability``; the file's
+    digest when it is not a YAML mapping (a broken file still counts as a change), ``{}`` when
+    there is none."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    data = path.read_bytes()
+    try:
+        read = yaml.safe_load(data)
+    except yaml.YAMLError:
+        read = None
+    if not isinstance(read, dict):
+        return {"sha256": hashlib.sha256(data).hexdigest()}
+    kept = {k: v for k, v in read.items() if k not in SERVICE_ONLY}
+    for block, key in (("exploration", "cycle"), ("audit", "durability")):
+        if isinstance(kept.get(block), dict):
+            kept[block] = {k: v for k, v in kept[block].items() if k != key}
+    return kept
 
 
 # Where a run logs its settings, as a training config `recommender train --config` reads.

@@ -52,7 +52,7 @@ from pipelines._train_gate import gate_stage
 from pipelines._train_key import key_fingerprint as key_fingerprint
 from pipelines._train_key import comparison_rows, person_hashes, seen_rows, training_key
 from pipelines._train_lineage import FINGERPRINT_TAG, _git_commit, _package_versions
-from pipelines._train_lineage import reproduction, training_fingerprint
+from pipelines._train_lineage import reproduction, serve_settings_read, training_fingerprint
 from pipelines._train_log import example_profiles, log_stage, run_description
 from pipelines._train_notes import _carried_note, _off_policy_note, _overlap_warning
 from pipelines._train_overlap import OverlapRecord
@@ -399,18 +399,21 @@ def _fingerprint(settings: dict, cohort: Cohort, versions: dict, key: bytes | No
 
     from recommender.paths import config_dir
 
+    # the service's settings as load_serve_config finds them; counted by what training reads
+    serve = Path(
+        settings["log"]["serve_config"]
+        or os.environ.get("RECOMMENDER_SERVE_CONFIG")
+        or config_dir() / "serve.yaml"
+    ).resolve()
     files = [path for path in config_dir().rglob("*") if path.is_file()]
-    files += [
-        settings["catalog"],
-        settings["data"]["scenario"],
-        settings["log"]["serve_config"] or os.environ.get("RECOMMENDER_SERVE_CONFIG", ""),
-    ]
+    files += [settings["catalog"], settings["data"]["scenario"]]
     return training_fingerprint(
         settings,
         cohort.sha256,
         versions=versions,
-        files=[f for f in files if f],
+        files=[f for f in files if f and Path(f).resolve() != serve],
         training_key_id=key_fingerprint(key) if key is not None else "none",
+        service=serve_settings_read(serve),
     )
 
 

@@ -45,7 +45,8 @@ UNLINKABLE_ONLY = (
     "outcome is linked to"
 )
 UNKNOWN = (
-    "unknown person: no recommendation was served to this person id (with this service's salt)"
+    "unknown person: the store holds no recommendation for this person id (never served with "
+    "this service's salt, or erased since: leave an erased person's rows out of the file or body)"
 )
 
 

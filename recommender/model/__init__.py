@@ -26,6 +26,7 @@ from recommender.model._evidence import (
     roles_without_evidence,
 )
 from recommender.model._facts import (
+    CARRIED_CHOICE,
     chosen_candidates,
     data_source,
     model_facts,
@@ -59,6 +60,7 @@ __all__ = [
     "arms_not_learnt",
     "catalog_difference",
     "unlearnt_arms",
+    "CARRIED_CHOICE",
     "chosen_candidates",
     "estimate_basis",
     "learnt_arms",

@@ -204,7 +204,10 @@ def no_evidence_for_role(role: str) -> str:
         "measures it does not rank may include them), and this model rests on published "
         "trials alone, so it ranks no intervention for them: usual care is listed "
         "alone because no intervention has an estimate for their role, not because it was "
-        "found better. What to offer them is the program's judgement; a model retrained from "
-        "the program's own log (recommender train --from-log) can estimate it once their "
-        "follow-up scores are in."
+        "found better. What to offer them is the program's judgement. Served by this model, "
+        "they all get usual care, so the log holds no intervention given to them: a model "
+        "retrained from the program's own log (recommender train --from-log) ranks "
+        "interventions for them with figures extrapolated from the other roles, not measured "
+        "on them, until some of them have been served an intervention and their follow-up "
+        "scores are in."
     )

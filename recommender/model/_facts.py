@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from recommender.model._support import MIN_LEVEL_ROWS, SUPPORT_KEY
 
 __all__ = [
+    "CARRIED_CHOICE",
     "DATA_SOURCES",
     "MIN_CELL_KEY",
     "data_source",
@@ -35,6 +36,9 @@ MIN_CELL_KEY = "min_cell"
 # The label of the learners' one-effect-for-everyone candidate in a model-selection table
 # (``UpliftModel.selection_``, column ``settings``); see recommender.uplift's select_learner.
 _CONSTANT_SETTINGS = "constant (no heterogeneity)"
+# What a retrained model's carried arm "chose": no candidate was fitted for it (too few logged
+# rows); an empty entry read as a blank in the card's lineage table.
+CARRIED_CHOICE = "carried over (too few logged rows to learn; the previous model's estimate)"
 
 
 def data_source(description: str | None) -> str:
@@ -66,13 +70,18 @@ def one_effect_arms(learner) -> list[str]:
 def chosen_candidates(learner) -> dict[str, list[str]]:
     """Per arm, the candidates an ``auto`` uplift learner averaged, as ``"<learner> <settings>"``
     (``"one effect for everyone"`` for the constant), in its arm order; ``{}`` for a learner
-    without a selection table (one fitted with a fixed learner)."""
+    without a selection table (one fitted with a fixed learner). An arm the table does not
+    hold was not fitted: a model retrained from the log carried it over (:data:`CARRIED_CHOICE`)."""
     table = getattr(learner, "selection_", None)
     if table is None or len(table) == 0 or "chosen" not in table:
         return {}
     chosen = table[table["chosen"].astype(bool)]
+    fitted = set(table["arm"].astype(str))
     out = {}
     for arm in getattr(learner, "arms_", list(dict.fromkeys(table["arm"]))):
+        if str(arm) not in fitted:
+            out[str(arm)] = [CARRIED_CHOICE]
+            continue
         rows = chosen[chosen["arm"].astype(str) == str(arm)]
         out[str(arm)] = [
             "one effect for everyone" if settings == _CONSTANT_SETTINGS else f"{name} {settings}"

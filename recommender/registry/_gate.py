@@ -234,8 +234,9 @@ def gate_decision(
             "candidates, or it was not served on the rows compared)"
         )
         guess = (
-            "the outcome model alone puts the difference there at "
-            f"{extrapolated.estimate:.3f} points over the {extrapolated.n:,} rows ({level} CI "
+            "the outcome model alone puts the difference there (challenger minus champion; "
+            f"above 0 favours the challenger) at {extrapolated.estimate:.3f} points over the "
+            f"{extrapolated.n:,} rows ({level} CI "
             f"{extrapolated.lower:.3f} to {extrapolated.upper:.3f}): an extrapolation, not a measurement"
         )
         caveat = (
@@ -279,9 +280,14 @@ def gate_decision(
 
 
 def _figures(challenger, champion, difference, level: str, measured: str) -> str:
-    """``policy value X vs Y points, difference D<measured> (CI)``, said alike in every reason."""
+    """``policy value X vs Y points, difference D<measured> (CI)``, said alike in every reason.
+
+    The values are points better than usual care (EE avoided), so of the opposite sign to the
+    off-policy figures printed beside them ("-5.58 EE points vs usual care"): said in the
+    reason, or a lead reads a value that flips sign from one line to the next."""
     return (
-        f"policy value {challenger.estimate:.3f} vs {champion.estimate:.3f} points, difference"
+        f"policy value (points better than usual care per person; higher is better) "
+        f"{challenger.estimate:.3f} vs {champion.estimate:.3f} points, difference"
         f"{measured} {difference.estimate:.3f} ({level} CI {difference.lower:.3f} to "
         f"{difference.upper:.3f})"
     )

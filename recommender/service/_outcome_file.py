@@ -118,6 +118,15 @@ def _rows(path, accepted: str) -> list:
             f"{path.name}: missing column(s) {missing}; required: {', '.join(OUTCOME_FIELDS)}, "
             f"comma-separated; the header read has {read}{more}"
         )
+    # A program's own sheet keeps columns of its own (a department, a survey wave): each was
+    # refused on every row, thousands of identical problems for one fact about the header.
+    extra = [str(c) for c in frame.columns if c not in OUTCOME_FIELDS]
+    if extra:
+        raise InputError(
+            f"{path.name}: column(s) {extra} are not outcome fields, so nothing was imported; "
+            f"an outcome file has the columns {', '.join(OUTCOME_FIELDS)} (in any order) and "
+            "no others: remove the other columns and import it again"
+        )
     rows = []
     for record in frame.to_dict(orient="records"):
         for name in ("ee_followup", "dp_followup", "pa_followup"):

@@ -241,8 +241,12 @@ def record_outcomes(
                     "a person the service has served a recommendation, the id written exactly "
                     "as it was sent then (case, spaces and leading zeros count: a spreadsheet "
                     "reads 000123 as 123)",
-                    "unknown person: no recommendation was served to this person id (with this "
-                    "service's salt)",
+                    # Not "was never served": an erasure leaves no trace of whom it removed
+                    # (README, "To erase people"), so a follow-up file sent after one meets
+                    # its people here, and a lead told they were never served hunts a typo.
+                    "unknown person: the store holds no recommendation for this person id "
+                    "(never served with this service's salt, or erased since: leave an erased "
+                    "person's rows out of the file or body)",
                 )
             )
             continue
