@@ -297,20 +297,19 @@ def estimate_basis(metadata: Mapping, arms: Sequence[str], role: str, names: Map
             f"{names.get(arm, arm)}: from {origin}, not learnt from this program's staff "
             f"({facts.get('rows', 0)} served so far; {facts.get('min_rows')} are needed to learn it)"
         )
-    said = []
-    if parts:
-        said.append(
-            "Figures carried over until the program's log can support learning them: "
-            + "; ".join(parts)
-            + "."
-        )
+    carried = (
+        "Figures carried over until the program's log can support learning them: "
+        + "; ".join(parts)
+        + "."
+        if parts
+        else None
+    )
     # learnt arms the person's role was (almost) never served: measured on other roles only
     min_rows = int(metadata.get("min_cell") or MIN_LEVEL_ROWS)
     learnt = [a for a in arms if (sources.get(a) or {}).get("source") != "carried"]
     people = ROLE_NAMES.get(str(role), str(role))
     unserved = unserved_in_role(metadata, learnt, role, names, people, min_rows)
-    if unserved:
-        said.append("Not measured for their role: " + "; ".join(unserved) + ".")
+    said = [text for text in (carried, unserved) if text]
     return " ".join(said) or None
 
 

@@ -58,23 +58,34 @@ def thin_arms_by_role(metadata: Mapping, min_rows: int) -> dict[str, list[str]]:
 
 def unserved_in_role(
     metadata: Mapping, arms: Sequence[str], role: str, names: Mapping, people: str, min_rows: int
-) -> list[str]:
-    """One part per arm in ``arms`` whose training rows within ``role`` are under
-    ``min_rows``: its figure for the role is extrapolated from other roles. Arms without
-    counts (usual care, a carried arm, a model recorded before) get none."""
+) -> str | None:
+    """What an answer says of the arms in ``arms`` whose training rows within ``role`` are
+    under ``min_rows`` (their figures for the role are extrapolated from other roles), or
+    None. Arms without counts (usual care, a carried arm, a model recorded before) are not
+    named.
+
+    Examples
+    --------
+    >>> metadata = {ARM_ROLE_KEY: {"coaching": {"app": 0, "nurse": 40}}}
+    >>> unserved_in_role(metadata, ["coaching", "none"], "app", {}, "APPs", 11)
+    'Not measured on APPs: coaching: none of them in the data this model learnt from was \
+served it (0 rows; 11 needed), so its figure for them is extrapolated from other roles, not \
+measured.'
+    >>> unserved_in_role(metadata, ["coaching", "none"], "nurse", {}, "nurses", 11) is None
+    True
+    """
     counts = (metadata or {}).get(ARM_ROLE_KEY) or {}
     parts = []
     for arm in arms:
         rows = (counts.get(arm) or {}).get(str(role))
         if rows is None or rows >= min_rows:
             continue
-        served = (
-            f"none of the {people} in the data this model learnt from was served it "
-            if rows == 0
-            else f"only {rows} rows of {people} in the data this model learnt from were served it "
-        )
+        served = "none of them" if rows == 0 else f"only {rows} rows of theirs"
         parts.append(
-            f"{names.get(arm, arm)}: {served}({rows} rows; {min_rows} needed), so its figure "
-            "for them is extrapolated from other roles, not measured"
+            f"{names.get(arm, arm)}: {served} in the data this model learnt from "
+            f"{'was' if rows == 0 else 'were'} served it ({rows} rows; {min_rows} needed), so "
+            "its figure for them is extrapolated from other roles, not measured"
         )
-    return parts
+    if not parts:
+        return None
+    return f"Not measured on {people}: " + "; ".join(parts) + "."
