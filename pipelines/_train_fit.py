@@ -67,9 +67,11 @@ def learner_params(params: dict | None) -> dict:
 
 def fit_stage(split: Split, cohort: Cohort, config: dict):
     """Fit one uplift model per outcome on the training part; returns a RecommendationModel."""
-    from recommender.cohort import feature_frame
+    from recommender.cohort import CATEGORIES, feature_frame
     from recommender.model import (
+        ARM_ROLE_KEY,
         RecommendationModel,
+        arm_rows_within_role,
         data_source,
         one_effect_arms,
         training_support,
@@ -119,5 +121,13 @@ def fit_stage(split: Split, cohort: Cohort, config: dict):
             "training_support": training_support(X, min_rows=config["card"]["min_cell"]),
             # the smallest group its card reports on, and so its plans (model_min_cell)
             "min_cell": config["card"]["min_cell"],
+            # which arms each role was served: an arm a role was (almost) never served has
+            # figures for it carried across from other roles, which answers and card say
+            ARM_ROLE_KEY: arm_rows_within_role(
+                treatment,
+                split.train["role"],
+                arms=[str(a) for a in models[config["primary"]].arms_],
+                all_roles=CATEGORIES["role"],
+            ),
         },
     )

@@ -130,11 +130,13 @@ def _propensity_text(data: dict) -> str:
     return "logged in the data"
 
 
-def subgroup_facts(report, *, min_cell: int = 11, training=None) -> dict:
+def subgroup_facts(report, *, min_cell: int = 11, training=None, thin_arms=None) -> dict:
     """The subgroup section: the report's table with suppressed cells marked as such.
 
     ``training`` (the training part's profile rows) adds ``not_held_out``: the cells of the
     training data with no one held out, which no table shows (``[grouping, cell]`` pairs).
+    ``thin_arms`` (role -> arms it had fewer than ``min_cell`` training rows of) adds
+    ``thin_arms_by_role``: the model's figures for those are extrapolated from other roles.
     """
     frame = getattr(report, "subgroups", None)
     if frame is None or not len(frame):
@@ -157,6 +159,8 @@ def subgroup_facts(report, *, min_cell: int = 11, training=None) -> dict:
     facts = {"min_cell": min_cell, "table": shown, "plots": ["subgroups"]}
     if missing is not None:
         facts["not_held_out"] = missing
+    if thin_arms:
+        facts["thin_arms_by_role"] = {role: list(arms) for role, arms in thin_arms.items()}
     return facts
 
 
@@ -238,7 +242,7 @@ def training_card_facts(
         recommendation_mix,
     )
     from recommender.card._sections import DEFAULT_TEXT
-    from recommender.model import model_facts
+    from recommender.model import model_facts, thin_arms_by_role
 
     arms = list(model.arms)
     caveats = [report.statement, *DEFAULT_TEXT["caveats"]]
@@ -320,7 +324,12 @@ def training_card_facts(
             },
             "evaluation": evaluation_facts(report, secondary=secondary, carried=carried),
             "subgroups": subgroup_facts(
-                report, min_cell=config["card"]["min_cell"], training=training_profiles
+                report,
+                min_cell=config["card"]["min_cell"],
+                training=training_profiles,
+                thin_arms=thin_arms_by_role(
+                    getattr(model, "metadata", None) or {}, config["card"]["min_cell"]
+                ),
             ),
             "fairness": fairness,
             "recommendation_mix": recommendation_mix(recommended, arms),

@@ -98,6 +98,18 @@ def subgroup_blocks(facts):
                 + ".",
             )
         )
+    thin = s.get("thin_arms_by_role") or {}
+    if thin:
+        blocks.append(
+            (
+                "p",
+                f"Arms a role had fewer than {min_cell} training rows of, so that the model's "
+                "figures for that role are extrapolated from other roles, not measured (a "
+                "role's row below reads the learned policy, not those arms): "
+                + "; ".join(f"{role}: {', '.join(map(str, arms))}" for role, arms in thin.items())
+                + ".",
+            )
+        )
     if carried_arms(facts):
         blocks.append(
             (

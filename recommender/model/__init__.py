@@ -42,6 +42,11 @@ from recommender.model._renamed import (
     renaming_note,
     served_under,
 )
+from recommender.model._role_support import (
+    ARM_ROLE_KEY,
+    arm_rows_within_role,
+    thin_arms_by_role,
+)
 from recommender.model._schema import feature_schema, frame_from_schema
 from recommender.model._support import (
     OUTSIDE_COLUMN,
@@ -52,6 +57,9 @@ from recommender.model._support import (
 )
 
 __all__ = [
+    "ARM_ROLE_KEY",
+    "arm_rows_within_role",
+    "thin_arms_by_role",
     "JUDGEMENT_COLUMNS",
     "OUTSIDE_COLUMN",
     "CarriedModel",

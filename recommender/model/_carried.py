@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from recommender.cohort import ROLE_NAMES
 from recommender.levels import two_sided_z
 from recommender.errors import InputError
 from recommender.model._evidence import (
@@ -33,6 +34,8 @@ from recommender.model._evidence import (
 )
 from recommender.model._recommendation import RecommendationModel
 from recommender.model._renamed import RenamedArms
+from recommender.model._role_support import unserved_in_role
+from recommender.model._support import MIN_LEVEL_ROWS
 
 __all__ = [
     "CarriedArm",
@@ -263,7 +266,10 @@ def estimate_basis(metadata: Mapping, arms: Sequence[str], role: str, names: Map
     trials, cited, and are the same for everyone in a role; for a role no finding concerns,
     that none does and that nothing is ranked. A model retrained from the log:
     each ranked arm in ``arms`` whose estimate was carried over is named with its source (the
-    published trial cited for the person's role, or the earlier model) and why.
+    published trial cited for the person's role, or the earlier model) and why; and each
+    other ranked arm the person's role had fewer than the card's ``min_cell`` training rows of
+    (``arm_rows_within_role``, recorded at training) is said to be extrapolated from other
+    roles, not measured on theirs. A model recorded without those counts says what it did.
     """
     metadata = metadata or {}
     if metadata.get("source") == "evidence":
@@ -291,11 +297,20 @@ def estimate_basis(metadata: Mapping, arms: Sequence[str], role: str, names: Map
             f"{names.get(arm, arm)}: from {origin}, not learnt from this program's staff "
             f"({facts.get('rows', 0)} served so far; {facts.get('min_rows')} are needed to learn it)"
         )
-    if not parts:
-        return None
-    return "Figures carried over until the program's log can support learning them: " + (
-        "; ".join(parts) + "."
+    carried = (
+        "Figures carried over until the program's log can support learning them: "
+        + "; ".join(parts)
+        + "."
+        if parts
+        else None
     )
+    # learnt arms the person's role was (almost) never served: measured on other roles only
+    min_rows = int(metadata.get("min_cell") or MIN_LEVEL_ROWS)
+    learnt = [a for a in arms if (sources.get(a) or {}).get("source") != "carried"]
+    people = ROLE_NAMES.get(str(role), str(role))
+    unserved = unserved_in_role(metadata, learnt, role, names, people, min_rows)
+    said = [text for text in (carried, unserved) if text]
+    return " ".join(said) or None
 
 
 class CarriedModel(RecommendationModel):

@@ -24,8 +24,8 @@ from recommender.model._facts import model_facts
 
 __all__ = ["RenamedArms", "formerly", "renamed_for", "renaming_note", "served_under"]
 
-# The metadata entries keyed by arm id (recommender.model._carried, ._evidence).
-_ARM_KEYED = ("arm_sources", "carried_citations", "evidence_citations")
+# The metadata entries keyed by arm id (recommender.model._carried, ._evidence, ._role_support).
+_ARM_KEYED = ("arm_sources", "carried_citations", "evidence_citations", "arm_rows_within_role")
 # The metadata entry listing arms (recommender.model._facts); worked out from the model as
 # learnt when it is not recorded (models trained before it was), so it is always under new ids.
 _ARM_LISTING = "one_effect_arms"
