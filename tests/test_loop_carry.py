@@ -58,7 +58,10 @@ def evidence(catalog):
 def _log(shares: dict, *, n=3000, seed=3) -> pd.DataFrame:
     """A log as ``logged_cohort`` returns it, every profile served from ``shares``."""
     staff = staff_cohort("default", n, seed=seed)
-    rng = np.random.default_rng(seed)
+    # a stream of its own: drawn from `seed` itself, the arms followed the roles the staff
+    # cohort drew from it (every physician was served coaching or usual care, every resident
+    # coaching), so no role saw most arms
+    rng = np.random.default_rng([seed, 1])
     served = rng.choice(np.array(list(shares)), size=n, p=list(shares.values()))
     joined = staff[list(PROFILE_COLUMNS)].copy()
     joined["intervention"] = served

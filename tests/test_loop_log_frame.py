@@ -19,7 +19,8 @@ SHARES = {"none": 0.3, "coaching": 0.5, "peer_group": 0.2}
 def _joined(n=4000, seed=3):
     """A log where every routine profile was served from SHARES; coaching's true effect -2."""
     staff = staff_cohort("default", n, seed=seed)
-    rng = np.random.default_rng(seed)
+    # not the staff cohort's own stream: the arms would follow the roles it drew
+    rng = np.random.default_rng([seed, 1])
     arms = np.array(list(SHARES))
     served = rng.choice(arms, size=n, p=list(SHARES.values()))
     joined = staff[list(PROFILE_COLUMNS)].copy()

@@ -32,7 +32,8 @@ def _person(k: int) -> str:
 
 def _log(people: int, cycles: int, *, seed=3, first_cycle=0, shares=SHARES) -> pd.DataFrame:
     """A log as ``logged_cohort`` returns it: ``people`` staff served in each of ``cycles``."""
-    rng = np.random.default_rng(seed)
+    # not the staff cohort's own stream: the arms would follow the roles it drew
+    rng = np.random.default_rng([seed, 1])
     parts = []
     for cycle in range(first_cycle, first_cycle + cycles):
         staff = staff_cohort("default", people, seed=seed + cycle)
