@@ -5,11 +5,11 @@ encoded once (:meth:`RecommendationModel.encode`) and predicted and explained fr
 encoding by the learners compiled into one pass (:class:`Prediction`).
 """
 
+from recommender.model._basis import estimate_basis
 from recommender.model._carried import (
     CarriedModel,
     arm_source,
     carry_arms,
-    estimate_basis,
     learnt_arms,
 )
 from recommender.model._compatibility import (

@@ -12,8 +12,7 @@ ranked, offered and explorable within equipoise until the log supports learning 
 arms from the newly fitted learner, each carried arm from the learner that gave the previous
 model its estimate), in a :class:`CarriedModel`, whose compiled form keeps the learnt arms'
 one-pass prediction. ``metadata["arm_sources"]`` says, per arm, where its estimate comes
-from; :func:`estimate_basis` is what an answer says about arms whose figures are not learnt
-from the program's staff.
+from; :func:`recommender.model.estimate_basis` says it in answers.
 """
 
 from __future__ import annotations
@@ -24,18 +23,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from recommender.cohort import ROLE_NAMES
 from recommender.levels import two_sided_z
 from recommender.errors import InputError
-from recommender.model._evidence import (
-    EvidenceEffects,
-    no_evidence_for_role,
-    roles_without_evidence,
-)
+from recommender.model._evidence import EvidenceEffects
 from recommender.model._recommendation import RecommendationModel
 from recommender.model._renamed import RenamedArms
-from recommender.model._role_support import unserved_in_role
-from recommender.model._support import MIN_LEVEL_ROWS
 
 __all__ = [
     "CarriedArm",
@@ -43,7 +35,6 @@ __all__ = [
     "CarriedModel",
     "arm_source",
     "carry_arms",
-    "estimate_basis",
     "learnt_arms",
 ]
 
@@ -257,60 +248,6 @@ def carry_arms(model, carried: Mapping[str, tuple], *, arm_order: Sequence[str])
         metadata=metadata,
         catalog=model.catalog,
     )
-
-
-def estimate_basis(metadata: Mapping, arms: Sequence[str], role: str, names: Mapping) -> str | None:
-    """What an answer must say of figures not learnt from the program's staff, or None.
-
-    An evidence-only model's answer (``arms[0]`` the recommended arm): they rest on published
-    trials, cited, and are the same for everyone in a role; for a role no finding concerns,
-    that none does and that nothing is ranked. A model retrained from the log:
-    each ranked arm in ``arms`` whose estimate was carried over is named with its source (the
-    published trial cited for the person's role, or the earlier model) and why; and each
-    other ranked arm the person's role had fewer than the card's ``min_cell`` training rows of
-    (``arm_rows_within_role``, recorded at training) is said to be extrapolated from other
-    roles, not measured on theirs. A model recorded without those counts says what it did.
-    """
-    metadata = metadata or {}
-    if metadata.get("source") == "evidence":
-        if str(role) in roles_without_evidence(metadata):
-            return no_evidence_for_role(str(role))
-        best = arms[0] if arms else None
-        cited = (metadata.get("evidence_citations") or {}).get(best, {}).get(str(role))
-        source = f" ({names.get(best, best)}: {cited})" if cited else ""
-        return (
-            "These estimates rest on published trials alone" + source + ", not on this "
-            "program's data, and are not personalised beyond role: everyone in the same role "
-            "gets the same figures."
-        )
-    sources = metadata.get("arm_sources") or {}
-    parts = []
-    for arm in arms:
-        facts = sources.get(arm) or {}
-        if facts.get("source") != "carried":
-            continue
-        cited = (facts.get("citations") or {}).get(str(role))
-        origin = (
-            f"published trials ({cited})" if cited else str(facts.get("from", "an earlier model"))
-        )
-        parts.append(
-            f"{names.get(arm, arm)}: from {origin}, not learnt from this program's staff "
-            f"({facts.get('rows', 0)} served so far; {facts.get('min_rows')} are needed to learn it)"
-        )
-    carried = (
-        "Figures carried over until the program's log can support learning them: "
-        + "; ".join(parts)
-        + "."
-        if parts
-        else None
-    )
-    # learnt arms the person's role was (almost) never served: measured on other roles only
-    min_rows = int(metadata.get("min_cell") or MIN_LEVEL_ROWS)
-    learnt = [a for a in arms if (sources.get(a) or {}).get("source") != "carried"]
-    people = ROLE_NAMES.get(str(role), str(role))
-    unserved = unserved_in_role(metadata, learnt, role, names, people, min_rows)
-    said = [text for text in (carried, unserved) if text]
-    return " ".join(said) or None
 
 
 class CarriedModel(RecommendationModel):
