@@ -23,6 +23,7 @@ from recommender.service._audit_tables import PLAN_ID_PREFIX
 from recommender.service._audit_writer import FULL_REMEDY
 from recommender.service._answer_json import batch_response_json
 from recommender.service._crisis import crisis_flagged
+from recommender.service._crisis_timeout import crisis_given
 from recommender.service._engine import AuditUnavailable
 from recommender.service._erasure import erase_people
 from recommender.service._outcome_keys import (
@@ -78,7 +79,9 @@ class Answering(Refusing):
         raw = request.body()
         engine = self.engine  # one model for the whole request, even if /reload runs meanwhile
         if crisis_flagged(raw):  # before and outside anything that could fail
-            return JSONResponse(self._crisis_answers([raw], caller_role, engine=engine)[0])
+            answer = self._crisis_answers([raw], caller_role, engine=engine)[0]
+            crisis_given({0: answer})
+            return JSONResponse(answer)
         if engine is None:
             return self._refusal_without_model()
         try:
@@ -106,6 +109,7 @@ class Answering(Refusing):
         crisis = self._crisis_rows(
             request.profiles, caller_role, batch_id, engine=engine, same_person=True
         )
+        crisis_given(crisis)  # a 504 past the model or the store carries them
         if engine is None:
             return self._refusal_without_model(crisis)
         if _store_failed(crisis):
@@ -154,6 +158,7 @@ class Answering(Refusing):
             return self._too_many(request.profiles, caller_role, plan_id, engine)
         # Crisis rows get their resources before any planning, whatever happens to the plan.
         crisis = self._crisis_rows(request.profiles, caller_role, plan_id, engine=engine)
+        crisis_given(crisis)  # a 504 past the solver or the store carries them
         if engine is None:
             return self._refusal_without_model(crisis)
         if _store_failed(crisis):
@@ -261,6 +266,7 @@ class Answering(Refusing):
         crisis = self._crisis_rows(
             request.outcomes, caller_role, uuid.uuid4().hex, engine=self.engine, entries="outcomes"
         )
+        crisis_given(crisis)
         sent = len(request.outcomes)
         try:
             key = read_key(key_lines)
