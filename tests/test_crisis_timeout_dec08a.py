@@ -6,12 +6,15 @@
    carries the crisis answers in ``crisis_results``; those recorded before the timeout as they
    were recorded, the others saying the request timed out and that they may not be recorded.
    A request not flagged still gets the plain 504.
+2. A crisis ``/allocate`` went through BentoML's thread pool, not the crisis lane: with every
+   one of its threads held by plans waiting for a locked store, its crisis answer waited.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 
 import pytest
 from service_fixtures import (  # noqa: F401  (fixtures)
@@ -24,6 +27,73 @@ from service_fixtures import (  # noqa: F401  (fixtures)
 )
 
 TIMED_OUT = "Not able to process the request in 1.0 seconds"
+
+
+def _crisis_only_plan(i: int = 9) -> dict:
+    return {"profiles": [{"person_id": f"c-{i}", "role": "physician", "crisis_risk": True}]}
+
+
+@pytest.mark.parametrize(
+    "crisis_body",
+    [
+        _crisis_only_plan(),
+        {"profiles": [profile(person_id="k-1"), _crisis_only_plan()["profiles"][0]]},
+    ],
+    ids=["every-profile-flagged", "some-flagged"],
+)
+def test_a_crisis_plan_is_not_queued_behind_plans_waiting_for_a_locked_store(
+    asgi_client, service_home, monkeypatch, crisis_body
+):
+    """Every thread BentoML's endpoints answer on held by a plan waiting for the store (another
+    process holds it locked): a flagged /allocate waited for one of them, where its crisis
+    answer is promised within 2 s whatever the store does."""
+    from recommender.service import _crisis
+    from recommender.service.service import Recommender
+
+    monkeypatch.setattr(_crisis, "CRISIS_RECORD_WAIT", 0.2)
+    first = asgi_client.post("/allocate", json={"profiles": [PROFILE]}, headers=auth("program"))
+    assert first.status_code == 200, first.text
+    locker = sqlite3.connect(service_home / "audit.db", isolation_level=None, timeout=1)
+    locker.execute("BEGIN EXCLUSIVE")
+    ordinary = [
+        threading.Thread(
+            target=asgi_client.post,
+            args=("/allocate",),
+            kwargs={
+                "json": {"profiles": [profile(person_id=f"o-{i}")]},
+                "headers": auth("program"),
+            },
+        )
+        for i in range(Recommender.config["threads"] + 2)
+    ]
+    crisis = {}
+
+    def ask():
+        crisis["answer"] = asgi_client.post("/allocate", json=crisis_body, headers=auth("program"))
+
+    asking = threading.Thread(target=ask)
+    try:
+        for thread in ordinary:
+            thread.start()
+        time.sleep(1.5)  # every answering thread now waits for the store
+        started = time.monotonic()
+        asking.start()
+        asking.join(8)
+        waited = time.monotonic() - started
+        answered = "answer" in crisis  # while the store is still locked
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+        asking.join()
+        for thread in ordinary:
+            thread.join()
+    assert answered, f"no crisis answer in {waited:.1f} s while the store was locked"
+    answer = crisis["answer"]
+    assert answer.status_code == 503, answer.text  # the store did not take the crisis rows
+    (entry,) = answer.json()["crisis_results"]
+    assert entry["index"] == len(crisis_body["profiles"]) - 1
+    assert entry["answer"]["safety"]["resources"]
+    assert entry["answer"]["safety"]["recorded_in"].startswith("service log (fallback")
 
 
 # -- 1. the request timeout's 504 carries the crisis answers ------------------------------------
@@ -192,3 +262,40 @@ def test_crisis_answers_that_cannot_be_made_in_time_are_the_built_in_fallback(
     assert "Physician Support Line (US)" in _names(answer) and len(_names(answer)) > 1
     assert answer["safety"]["recorded_in"].startswith("not confirmed")
     assert answer["ignored"][0]["field"] == "body"
+
+
+@pytest.mark.parametrize(
+    "profiles",
+    [
+        [{"person_id": "e-0", "crisis_risk": True}],
+        [profile(person_id="e-1"), profile(person_id="e-2", crisis_risk="yes", role="nurse")],
+        [profile(person_id="e-3", ee=20), {"person_id": "e-4", "crisis_risk": 1, "age": "x"}],
+    ],
+    ids=["crisis-only", "some-flagged", "flagged-with-a-field-ignored"],
+)
+def test_a_flagged_plan_answered_on_the_crisis_lane_is_the_endpoint_s_answer(
+    asgi_client, monkeypatch, profiles
+):
+    """The front door's answer to a flagged /allocate is BentoML's endpoint's, byte for byte
+    but for the ids every answer makes afresh, status and headers included."""
+    import bentoml
+
+    from recommender.service._config import SERVICE_NAME
+
+    asgi_client.get("/readyz")
+    service = bentoml.get_current_service()
+    body = {"profiles": profiles, "budget": 5000}
+    direct = asgi_client.post("/allocate", json=body, headers=auth("program"))
+    monkeypatch.setattr(type(service), "crisis_lane_routes", property(lambda self: {}))
+    endpoint = asgi_client.post("/allocate", json=body, headers=auth("program"))
+
+    def without_ids(text: str) -> str:
+        import re
+
+        return re.sub(r'"(request_id|plan_id|batch_id)":"[^"]*"', r'"\1":""', text)
+
+    assert direct.status_code == endpoint.status_code == 200, direct.text
+    assert without_ids(direct.text) == without_ids(endpoint.text)
+    for response in (direct, endpoint):
+        assert response.headers["content-type"] == "application/json"
+        assert response.headers["server"] == f"BentoML Service/{SERVICE_NAME}"

@@ -72,6 +72,14 @@ class Answering(Refusing):
             "/recommend_batch": self._recommend_batch_body,
         }
 
+    @property
+    def crisis_lane_routes(self) -> dict:
+        """Per route, the answer the front door gives itself, as ``direct_routes``, to a
+        request that may be flagged for crisis risk: on its crisis lane, which requests waiting
+        for a locked store cannot hold (BentoML's endpoint waits for one of BentoML's threads).
+        Other requests go on to BentoML's endpoint, with the same handler."""
+        return {"/allocate": self._allocate_body}
+
     def _recommend_body(self, body: bytes, caller_role: str) -> Response:
         return self._recommend(ServedProfileRequest.model_validate_json(body), caller_role)
 
@@ -149,6 +157,13 @@ class Answering(Refusing):
             context=engine.context,
         )
         return Response(body, media_type="application/json")
+
+    def _allocate_body(self, body: bytes, caller_role: str) -> Response:
+        plan = self._allocate(AllocationRequest.model_validate_json(body), caller_role)
+        if isinstance(plan, Response):
+            return plan
+        # As BentoML's endpoint sends the response model (its JSON serde's model_dump_json).
+        return Response(plan.model_dump_json(), media_type="application/json")
 
     def _allocate(self, request: AllocationRequest, caller_role: str):
         """A cohort's plan (the response model), or the refusal to send instead."""

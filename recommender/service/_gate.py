@@ -4,9 +4,11 @@ Every protected route is checked here before BentoML sees the request, so a call
 key gets 401, a caller with the wrong role 403, and a malformed body 400/422 with problems that
 name the field, the value and what is accepted (BentoML's own validation errors omit the value).
 A body that passes is handed on unchanged, as ``application/json``; or, on a route the service
-answers itself (``direct_routes``: ``/recommend``, ``/recommend_batch``), answered here on a
-worker thread without BentoML's endpoint parsing it again (BentoML's metrics, tracing, access
-log and timeout, which wrap this layer, still see the request).
+answers itself (``direct_routes``: ``/recommend``, ``/recommend_batch``; ``crisis_lane_routes``:
+``/allocate`` when it may be flagged), answered here on a worker thread without BentoML's
+endpoint parsing it again (BentoML's metrics, tracing, access log and timeout, which wrap this
+layer, still see the request). The request timeout's 504 of a request that may be flagged
+carries its crisis answers (:mod:`~recommender.service._crisis_timeout`).
 
 ``GET /readyz`` is answered here while the service is not ready: 503 with each cause named
 (:mod:`~recommender.service._readiness`), where BentoML would say only that ``__is_ready__``
@@ -192,7 +194,12 @@ class Gate:
             return await response(scope, receive, send)
 
         crisis = _crisis_lane(service, route, body, query)
-        answer = service.direct_routes.get(route)
+        # A plan that may be flagged is answered here too, on the crisis lane: on BentoML's
+        # endpoint it waited for one of BentoML's threads, which plans waiting for a locked
+        # store can all hold.
+        answer = service.direct_routes.get(route) or (
+            service.crisis_lane_routes.get(route) if crisis else None
+        )
         if answer is not None:
             response = await self._answer(answer, body, decision.role, crisis=crisis)
             return await response(scope, receive, send)
