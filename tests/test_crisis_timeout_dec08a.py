@@ -299,3 +299,42 @@ def test_a_flagged_plan_answered_on_the_crisis_lane_is_the_endpoint_s_answer(
     for response in (direct, endpoint):
         assert response.headers["content-type"] == "application/json"
         assert response.headers["server"] == f"BentoML Service/{SERVICE_NAME}"
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_a_real_server_s_504_carries_the_crisis_answers(tmp_path):
+    """``recommender serve`` with a 1 s request timeout and no champion, its audit store locked
+    by another process: a flagged profile's crisis answer, and a flagged batch row's, wait up
+    to 2 s for their records, past the timeout (uvicorn's tasks and threads, not a test
+    client's)."""
+    import httpx
+
+    from service_fixtures import KEYS, running_server
+
+    def key(role):
+        return {"Authorization": f"Bearer {KEYS[role]}"}
+
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"RECOMMENDER_SERVE_TIMEOUT": "1"}
+    with (
+        running_server(home, env=env, ready_path="/livez") as url,
+        httpx.Client(base_url=url, timeout=60) as http,
+    ):
+        post = http.post
+        locker = sqlite3.connect(home / "audit.db", isolation_level=None, timeout=5)
+        locker.execute("BEGIN EXCLUSIVE")
+        try:
+            flagged = {"person_id": "r-1", "role": "resident", "crisis_risk": True}
+            one = post("/recommend", json=flagged, headers=key("program"))
+            batch = {"profiles": [profile(person_id="r-2"), flagged]}
+            rows = post("/recommend_batch", json=batch, headers=key("program"))
+        finally:
+            locker.execute("ROLLBACK")
+            locker.close()
+    for response, index in ((one, 0), (rows, 1)):
+        entry = _timed_out_entry(response)
+        assert entry["index"] == index, response.text
+        assert "Physician Support Line (US)" in _names(entry["answer"])  # a resident's
+        assert entry["answer"]["safety"]["recorded_in"].startswith("not confirmed")
