@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 
 from recommender.service._crisis_notes import timed_out_unread, timed_out_unrecorded
 from recommender.service._deadline import overtime
+from recommender.service._metrics import count_crisis_answers
 from recommender.service._proxy_fallback import request_crisis_answer
 from recommender.service._refused import crisis_results
 
@@ -109,4 +110,5 @@ def _fallback_answer(service) -> dict:
     answer = request_crisis_answer(service.config.safety, recorded_in=timed_out_unrecorded())
     answer["ignored"] = [timed_out_unread()]
     log.warning("1 crisis answer given for a timed-out request, %s", timed_out_unrecorded())
+    count_crisis_answers(1, "nowhere")
     return answer
