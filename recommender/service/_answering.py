@@ -23,6 +23,7 @@ from recommender.service._audit_tables import PLAN_ID_PREFIX
 from recommender.service._audit_writer import FULL_REMEDY
 from recommender.service._answer_json import batch_response_json
 from recommender.service._crisis import crisis_flagged
+from recommender.service._crisis_timeout import crisis_given
 from recommender.service._engine import AuditUnavailable
 from recommender.service._erasure import erase_people
 from recommender.service._outcome_keys import (
@@ -71,6 +72,14 @@ class Answering(Refusing):
             "/recommend_batch": self._recommend_batch_body,
         }
 
+    @property
+    def crisis_lane_routes(self) -> dict:
+        """Per route, the answer the front door gives itself, as ``direct_routes``, to a
+        request that may be flagged for crisis risk: on its crisis lane, which requests waiting
+        for a locked store cannot hold (BentoML's endpoint waits for one of BentoML's threads).
+        Other requests go on to BentoML's endpoint, with the same handler."""
+        return {"/allocate": self._allocate_body}
+
     def _recommend_body(self, body: bytes, caller_role: str) -> Response:
         return self._recommend(ServedProfileRequest.model_validate_json(body), caller_role)
 
@@ -78,7 +87,9 @@ class Answering(Refusing):
         raw = request.body()
         engine = self.engine  # one model for the whole request, even if /reload runs meanwhile
         if crisis_flagged(raw):  # before and outside anything that could fail
-            return JSONResponse(self._crisis_answers([raw], caller_role, engine=engine)[0])
+            answer = self._crisis_answers([raw], caller_role, engine=engine)[0]
+            crisis_given({0: answer})
+            return JSONResponse(answer)
         if engine is None:
             return self._refusal_without_model()
         try:
@@ -106,6 +117,7 @@ class Answering(Refusing):
         crisis = self._crisis_rows(
             request.profiles, caller_role, batch_id, engine=engine, same_person=True
         )
+        crisis_given(crisis)  # a 504 past the model or the store carries them
         if engine is None:
             return self._refusal_without_model(crisis)
         if _store_failed(crisis):
@@ -146,6 +158,13 @@ class Answering(Refusing):
         )
         return Response(body, media_type="application/json")
 
+    def _allocate_body(self, body: bytes, caller_role: str) -> Response:
+        plan = self._allocate(AllocationRequest.model_validate_json(body), caller_role)
+        if isinstance(plan, Response):
+            return plan
+        # As BentoML's endpoint sends the response model (its JSON serde's model_dump_json).
+        return Response(plan.model_dump_json(), media_type="application/json")
+
     def _allocate(self, request: AllocationRequest, caller_role: str):
         """A cohort's plan (the response model), or the refusal to send instead."""
         engine = self.engine
@@ -154,6 +173,7 @@ class Answering(Refusing):
             return self._too_many(request.profiles, caller_role, plan_id, engine)
         # Crisis rows get their resources before any planning, whatever happens to the plan.
         crisis = self._crisis_rows(request.profiles, caller_role, plan_id, engine=engine)
+        crisis_given(crisis)  # a 504 past the solver or the store carries them
         if engine is None:
             return self._refusal_without_model(crisis)
         if _store_failed(crisis):
@@ -261,6 +281,7 @@ class Answering(Refusing):
         crisis = self._crisis_rows(
             request.outcomes, caller_role, uuid.uuid4().hex, engine=self.engine, entries="outcomes"
         )
+        crisis_given(crisis)
         sent = len(request.outcomes)
         try:
             key = read_key(key_lines)

@@ -16,6 +16,8 @@ __all__ = [
     "refused_by_query",
     "seen_in_text",
     "not_recorded",
+    "timed_out_unrecorded",
+    "timed_out_unread",
 ]
 
 
@@ -98,3 +100,26 @@ def not_recorded(status: int) -> str:
         f"not recorded: the request was refused ({status}), so nothing of it was written to "
         "the audit log"
     )
+
+
+def timed_out_unrecorded() -> str:
+    """The ``recorded_in`` of a crisis answer a 504 carries that its request had not given: it
+    was made for the 504, and what the request itself recorded cannot be known."""
+    return (
+        "not confirmed: the request timed out (504) before this crisis answer's record was "
+        "confirmed, so it may not be recorded; the service may still record the request's "
+        "crisis answer (in the audit log, or in the service log if the store fails), under "
+        "another request_id than this one's"
+    )
+
+
+def timed_out_unread() -> dict:
+    """The problem a 504's crisis answer names when its request's flags could not be read in
+    time: the resources of every role, once for the request."""
+    return {
+        "field": "body",
+        "value": None,
+        "accepted": "a request answered within the request timeout",
+        "message": "the request timed out and its crisis flags could not be read in time: "
+        "crisis resources for every role, once for the request",
+    }

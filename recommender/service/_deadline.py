@@ -8,6 +8,10 @@ the garbage collector scanned (the worker's oldest generation held 94,000 object
 load, 4,000 without the timers' leftovers; the longest full collection took 117 ms against 18). :class:`Deadline` answers exactly as BentoML's layer does, but its timer holds nothing
 of the request and is cancelled as soon as the request is over; ``service.py`` puts it in the
 place of BentoML's.
+
+A layer inside it may leave the 504 more to say (:func:`overtime`): the front door leaves the
+crisis answers of a request that may be flagged for crisis risk, which no timeout may withhold
+(:mod:`~recommender.service._crisis_timeout`).
 """
 
 from __future__ import annotations
@@ -15,8 +19,43 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import logging
 
-__all__ = ["Deadline", "is_bentoml_timeout_layer"]
+__all__ = ["Deadline", "Overtime", "is_bentoml_timeout_layer", "overtime"]
+
+log = logging.getLogger("recommender.service")
+
+# Seconds a 504 waits at most for what its request left it to add (``Overtime.fields``), past
+# the request timeout; then it carries ``Overtime.fallback`` instead.
+OVERTIME_SECONDS = 2.0
+
+
+class Overtime:
+    """What a request leaves its 504, should the request timeout cut it short: set by a layer
+    inside :class:`Deadline` (found with :func:`overtime`), read only once the timeout came.
+
+    ``fields``: a callable returning fields to add to the 504's body (its ``error`` stays), run
+    on a thread for at most :data:`OVERTIME_SECONDS`; ``fallback``: a cheap callable whose
+    fields are added instead when ``fields`` fails or takes longer. Both ``None``: the 504 is
+    BentoML's, unchanged.
+    """
+
+    __slots__ = ("fields", "fallback")
+
+    def __init__(self) -> None:
+        self.fields = None
+        self.fallback = None
+
+
+_OVERTIME: contextvars.ContextVar[Overtime | None] = contextvars.ContextVar(
+    "recommender_overtime", default=None
+)
+
+
+def overtime() -> Overtime | None:
+    """The :class:`Overtime` of the request under way (in its task, or a thread it started);
+    ``None`` outside :class:`Deadline`."""
+    return _OVERTIME.get()
 
 
 class Deadline:
@@ -52,7 +91,12 @@ class Deadline:
                 waiter.set_result(None)
             await send(message)
 
-        task = asyncio.ensure_future(self.app(scope, receive, started))
+        # The app runs in a context of its own holding the request's Overtime (its threads
+        # copy it): what it leaves there reaches the 504, and nothing else does.
+        context = contextvars.copy_context()
+        left = Overtime()
+        context.run(_OVERTIME.set, left)
+        task = loop.create_task(self.app(scope, receive, started), context=context)
         # An app that fails (or returns) before its first message has no response to wait for:
         # its error goes on at once to the layers outside, which answer 500. Waiting for the
         # timer instead held the request for the whole timeout and then dropped the error,
@@ -69,12 +113,31 @@ class Deadline:
                     said = f"Not able to process the request in {self.timeout} seconds"
                     if scope.get("path") in self.past:
                         said += f": {self.past[scope['path']]}"
-                    response = JSONResponse({"error": said}, status_code=504)
+                    more = await _overtime_fields(left)
+                    more.pop("error", None)  # the error clients read stays BentoML's
+                    response = JSONResponse({"error": said, **more}, status_code=504)
                     await response(scope, receive, send)
             else:
                 await task  # the response has begun: it is streamed to its end
         finally:
             timer.cancel()  # drops the future; asyncio purges cancelled timers in bulk
+
+
+async def _overtime_fields(left: Overtime) -> dict:
+    """The fields ``left`` adds to a 504: never an exception, nor a wait past
+    :data:`OVERTIME_SECONDS` (then its fallback's)."""
+    if left.fields is None:
+        return {}
+    try:
+        async with asyncio.timeout(OVERTIME_SECONDS):
+            return dict(await asyncio.get_running_loop().run_in_executor(None, left.fields))
+    except Exception:  # noqa: BLE001 - the 504 is sent all the same, with the fallback's fields
+        log.exception("what a timed-out request leaves its 504 could not be made in time")
+    try:
+        return {} if left.fallback is None else dict(left.fallback())
+    except Exception:  # noqa: BLE001 - nothing more to add: BentoML's 504
+        log.exception("the fallback of a timed-out request's 504 failed")
+        return {}
 
 
 def _over(waiter: asyncio.Future, task: asyncio.Future) -> None:

@@ -4,9 +4,11 @@ Every protected route is checked here before BentoML sees the request, so a call
 key gets 401, a caller with the wrong role 403, and a malformed body 400/422 with problems that
 name the field, the value and what is accepted (BentoML's own validation errors omit the value).
 A body that passes is handed on unchanged, as ``application/json``; or, on a route the service
-answers itself (``direct_routes``: ``/recommend``, ``/recommend_batch``), answered here on a
-worker thread without BentoML's endpoint parsing it again (BentoML's metrics, tracing, access
-log and timeout, which wrap this layer, still see the request).
+answers itself (``direct_routes``: ``/recommend``, ``/recommend_batch``; ``crisis_lane_routes``:
+``/allocate`` when it may be flagged), answered here on a worker thread without BentoML's
+endpoint parsing it again (BentoML's metrics, tracing, access log and timeout, which wrap this
+layer, still see the request). The request timeout's 504 of a request that may be flagged
+carries its crisis answers (:mod:`~recommender.service._crisis_timeout`).
 
 ``GET /readyz`` is answered here while the service is not ready: 503 with each cause named
 (:mod:`~recommender.service._readiness`), where BentoML would say only that ``__is_ready__``
@@ -40,6 +42,8 @@ from recommender.service._body_checks import (
 )
 from recommender.service._content_coding import UnreadCoding, decode_body
 from recommender.service._crisis import crisis_in_query, may_be_flagged, needs_crisis_lane
+from recommender.service._crisis_timeout import watch
+from recommender.service._proxy_fallback import PROFILE_ROUTES
 from recommender.service._known_routes import (
     METHOD_NOT_TAKEN,
     NEAR_ROUTE,
@@ -169,25 +173,35 @@ class Gate:
         )
         # A flag in the query string flags the whole request, whatever the body says.
         query = crisis_in_query(scope.get("query_string", b""))
+        route = path.rstrip("/")
         answer = None
         if refusal is None and query is not None:
-            answer = service.refused_routes.get(path.rstrip("/"))
+            answer = service.refused_routes.get(route)
         if refusal is not None or answer is not None:
             # The refusal stands, but the crisis flags in the body are still answered: those
             # read from it (the service's ``refused_routes``), or, in a body no parser could
             # read (400, 413), one seen in its text (``unread_routes``).
             if refusal is not None:
                 routes = service.refused_routes if refusal[0] == 422 else service.unread_routes
-                answer = routes.get(path.rstrip("/"))
+                answer = routes.get(route)
             if answer is None or (refusal and refusal[0] != 422 and not _may_flag(body, query)):
                 response = _json_response(*refusal)
             else:
-                response = await self._answer(answer, body, decision.role, refusal, query)
+                crisis = _crisis_lane(service, route, body, query)
+                response = await self._answer(
+                    answer, body, decision.role, refusal, query, crisis=crisis
+                )
             return await response(scope, receive, send)
 
-        answer = service.direct_routes.get(path.rstrip("/"))
+        crisis = _crisis_lane(service, route, body, query)
+        # A plan that may be flagged is answered here too, on the crisis lane: on BentoML's
+        # endpoint it waited for one of BentoML's threads, which plans waiting for a locked
+        # store can all hold.
+        answer = service.direct_routes.get(route) or (
+            service.crisis_lane_routes.get(route) if crisis else None
+        )
         if answer is not None:
-            response = await self._answer(answer, body, decision.role)
+            response = await self._answer(answer, body, decision.role, crisis=crisis)
             return await response(scope, receive, send)
 
         # Hand the checked body on as JSON whatever Content-Type the caller claimed, so no
@@ -256,16 +270,18 @@ class Gate:
             response.headers["WWW-Authenticate"] = "Bearer"
         return response
 
-    async def _answer(self, answer: Callable, body: bytes, role: str, *more):
+    async def _answer(
+        self, answer: Callable, body: bytes, role: str, *more, crisis: bool | None = None
+    ):
         """``answer(body, role, *more)`` on a worker thread (at most ``threads`` at once), with
         the headers the service's other answers carry; an unexpected failure is a 500 with the
         body BentoML gives one, logged with its traceback.
 
-        A request that may be flagged for crisis risk (its query string, or its body's text:
-        :func:`~recommender.service._crisis.needs_crisis_lane`) takes a thread of its own lane:
-        ordinary requests waiting for a store that is locked or hangs (up to the request
-        timeout) held every thread, and a crisis answer queued behind them was given only when
-        one was free, past its 2 s, or never (the timeout's bare 504)."""
+        A request that may be flagged for crisis risk (``crisis``; else its query string, or
+        its body's text: :func:`~recommender.service._crisis.needs_crisis_lane`) takes a thread
+        of its own lane: ordinary requests waiting for a store that is locked or hangs (up to
+        the request timeout) held every thread, and a crisis answer queued behind them was
+        given only when one was free, past its 2 s, or never (the timeout's 504)."""
         import anyio
 
         if self._limiters is None:
@@ -273,8 +289,9 @@ class Gate:
                 anyio.CapacityLimiter(self.threads),
                 anyio.CapacityLimiter(self.threads),
             )
-        query = more[1] if len(more) > 1 else None
-        limiter = self._limiters[needs_crisis_lane(body, query)]
+        if crisis is None:
+            crisis = needs_crisis_lane(body, more[1] if len(more) > 1 else None)
+        limiter = self._limiters[crisis]
         try:
             response = await anyio.to_thread.run_sync(answer, body, role, *more, limiter=limiter)
         except Exception:  # noqa: BLE001 - the caller gets a 500, the log the traceback
@@ -285,6 +302,19 @@ class Gate:
             )
         response.headers.update(self.headers())
         return response
+
+
+def _crisis_lane(service, route: str, body: bytes, query) -> bool:
+    """Whether a request of a key's holder may be flagged for crisis risk
+    (:func:`~recommender.service._crisis.needs_crisis_lane`, read once): then it is answered on
+    the crisis lane, and its flags' crisis answers are left for the request timeout's 504
+    (:func:`~recommender.service._crisis_timeout.watch`), should it come first."""
+    if route not in PROFILE_ROUTES:  # no profiles: nothing to flag
+        return False
+    crisis = needs_crisis_lane(body, query)
+    if crisis:
+        watch(service, route, body, query)
+    return crisis
 
 
 async def _readiness(service):

@@ -113,7 +113,10 @@ _STATUS = {
     500: "An unexpected failure, a defect of the service; the service log has the details.",
     503: "Not answered now: no model loaded, or the audit store cannot record or read (the "
     "error says which); crisis answers are given all the same, in crisis_results.",
-    504: "Not begun within the service's request timeout.",
+    504: "Not begun within the service's request timeout (the error says so); a request "
+    "that may be flagged crisis_risk still gets its crisis answers, in crisis_results: those "
+    "given before the timeout as they were recorded, the others saying that they may not be "
+    "recorded.",
 }
 
 # What POST /outcomes answers to an Idempotency-Key (recommender.service._outcome_keys), beside

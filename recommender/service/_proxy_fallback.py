@@ -28,6 +28,8 @@ _NOT_MADE = (
     "flagged for crisis risk (for every role: the proxy does not know the person's)"
 )
 
+_NOWHERE = "nowhere: the proxy answered, the service never saw the request"
+
 # File name -> (HTTP statuses the proxy answers with it, what happened, what is accepted).
 FALLBACK_FILES = {
     "unavailable.json": (
@@ -74,10 +76,6 @@ def proxy_fallbacks(rules, *, max_body: str | None = None) -> dict[str, dict]:
         from recommender.service._gate import MAX_BODY_BYTES
 
         max_body = f"{MAX_BODY_BYTES // 2**20} MiB"
-    safety = safety_block(
-        triage({}, rules, crisis_risk=True),
-        recorded_in="nowhere: the proxy answered, the service never saw the request",
-    )
     bodies = {}
     for name, (_statuses, happened, accepted) in FALLBACK_FILES.items():
         accepted = accepted.format(max_body=max_body)
@@ -87,17 +85,22 @@ def proxy_fallbacks(rules, *, max_body: str | None = None) -> dict[str, dict]:
                 {"field": "request", "value": None, "accepted": accepted, "message": happened}
             ],
             "crisis_results": [
-                {
-                    "index": None,
-                    "answer": {
-                        "request_id": None,
-                        "recommended": None,
-                        "ranking": [],
-                        "explanation": None,
-                        "assignment": None,
-                        "safety": safety,
-                    },
-                }
+                {"index": None, "answer": request_crisis_answer(rules, recorded_in=_NOWHERE)}
             ],
         }
     return bodies
+
+
+def request_crisis_answer(rules, *, recorded_in: str) -> dict:
+    """One crisis answer for a request whose flags and role are not read: every role's
+    resources (each saying whom it serves) from ``rules`` alone, no recommendation. Made of
+    nothing that can fail but the rules: what a proxy answers, and a timed-out request's 504
+    when its own crisis answers cannot be made in time."""
+    return {
+        "request_id": None,
+        "recommended": None,
+        "ranking": [],
+        "explanation": None,
+        "assignment": None,
+        "safety": safety_block(triage({}, rules, crisis_risk=True), recorded_in=recorded_in),
+    }

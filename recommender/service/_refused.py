@@ -52,7 +52,7 @@ from recommender.service._metrics import count_crisis_answers
 from recommender.service._problems import as_problems
 from recommender.service._serving import Serving
 
-__all__ = ["Refusing", "refusal"]
+__all__ = ["Refusing", "crisis_results", "refusal"]
 
 log = logging.getLogger("recommender.service")
 
@@ -126,25 +126,37 @@ class Refusing(Serving):
 
     def _refused_caller(self, body: bytes, refused, query, *, entries: str | None) -> Response:
         status, payload = refused
+        crisis = self._unrecorded_crisis(body, query, entries, not_recorded(status))
+        if not crisis:
+            return JSONResponse(payload, status_code=status)
+        return refusal(status, payload["error"], payload["problems"], crisis)
+
+    def _unrecorded_crisis(self, body: bytes, query, entries: str | None, unrecorded: str) -> dict:
+        """``{index: crisis answer}`` for every flag of a JSON body (its profile, ``entries``
+        None; else each flagged entry of its list ``entries``, and the request's own), recorded
+        nowhere, as ``unrecorded`` (their ``safety.recorded_in``) says why."""
         single = entries is None
         raw = _flags_kept(body)
         profiles = [raw] if single else _entries(raw, entries)
+        request = {"single": single, "query": query, "unrecorded": unrecorded}
         if profiles is None or len(profiles) > self.config.max_batch_rows:
-            return self._flag_in_text(body, None, refused, single=single, query=query)
+            return self._flagged_request(body, None, None, **request)
         flagged = [i for i, profile in enumerate(profiles) if crisis_flagged(profile)]
         if not flagged or (single and query is not None):
-            return self._flag_in_text(body, None, refused, single=single, query=query, raw=raw)
+            return self._flagged_request(body, None, None, raw=raw, **request)
         answers = self._crisis_answers(
             [_as_profile(profiles[i], entries) for i in flagged],
             None,
             engine=self.engine,
             compact=not single,
             prefixes=None if single else [f"{entries}[{i}]" for i in flagged],
-            unrecorded=not_recorded(status),
+            unrecorded=unrecorded,
         )
         crisis = dict(zip(flagged, answers))
-        crisis.update(self._flagged_request(body, None, refused, query=query, scan=False))
-        return refusal(status, payload["error"], None, crisis)
+        crisis.update(
+            self._flagged_request(body, None, None, query=query, scan=False, unrecorded=unrecorded)
+        )
+        return crisis
 
     def _refused_recommend(self, body: bytes, caller_role: str, refused, query=None):
         """``refused`` is None for a valid profile flagged by the query string alone."""
@@ -241,14 +253,14 @@ class Refusing(Serving):
         query=None,
         raw=None,
         scan: bool = True,
+        unrecorded: str | None = None,
     ) -> dict:
         """``{index: answer}``: one crisis answer for the request (index 0 on /recommend, None
         on a batch, plan or outcome report), or nothing, when the query string flags it, or a
         flag beside the entries (``raw``, the body read) or in the text of a body no parser
         could read sets it (``scan``: no entry's flag was read; recorded nowhere for a caller
-        refused 401, 403 or 405: ``caller_role`` None). Its ``ignored`` says where the flag
-        was read."""
-        status = refused[0]
+        refused 401, 403 or 405: ``caller_role`` None, which ``unrecorded`` says, else the
+        refusal's status does). Its ``ignored`` says where the flag was read."""
         entry = "the profile" if single else "which entry it flags cannot be told"
         notes = query_notes(
             query, f"crisis resources for every role once for the request ({entry})"
@@ -272,7 +284,7 @@ class Refusing(Serving):
             batch_id,
             engine=self.engine,
             compact=not single,
-            unrecorded=None if caller_role is not None else not_recorded(status),
+            unrecorded=None if caller_role is not None else unrecorded or not_recorded(refused[0]),
         )[0]
         answer["ignored"] = notes
         return {0 if single else None: answer}
@@ -478,6 +490,12 @@ def _flags_kept(body: bytes):
 def refusal(status: int, message: str, problems=None, crisis=None) -> JSONResponse:
     body = {"error": message, "problems": as_problems(problems)}
     if crisis:  # a batch or plan refused: its crisis rows are answered all the same
-        order = sorted(crisis, key=lambda i: (i is None, i or 0))  # the request's own last
-        body["crisis_results"] = [{"index": i, "answer": crisis[i]} for i in order]
+        body["crisis_results"] = crisis_results(crisis)
     return JSONResponse(body, status_code=status)
+
+
+def crisis_results(crisis: Mapping) -> list[dict]:
+    """``{index: crisis answer}`` as a refusal's ``crisis_results``: by index, the request's
+    own (index None) last."""
+    order = sorted(crisis, key=lambda i: (i is None, i or 0))
+    return [{"index": i, "answer": crisis[i]} for i in order]
