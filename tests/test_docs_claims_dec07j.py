@@ -13,6 +13,8 @@ benchmark figures: tests/test_docs_commands.py and tests/test_docs_truth_dec06.p
 
 from __future__ import annotations
 
+import ast
+import inspect
 import logging
 import re
 from pathlib import Path
@@ -39,6 +41,16 @@ def _flat(text: str) -> str:
 
 def _readme() -> str:
     return _flat((ROOT / "README.md").read_text(encoding="utf-8"))
+
+
+def _as_written(module, name: str):
+    """The literal ``name`` is given in ``module``'s source, whatever a fixture set it to."""
+    for node in ast.parse(inspect.getsource(module)).body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == name for t in node.targets
+        ):
+            return ast.literal_eval(node.value)
+    raise AssertionError(f"{module.__name__} assigns no literal {name}")
 
 
 def stated_limits() -> list[tuple[str, str]]:
@@ -68,7 +80,13 @@ def stated_limits() -> list[tuple[str, str]]:
     from recommender.service._outcome_keys import MAX_KEY_CHARS
     from recommender.service._problems import MAX_UNKNOWN_FIELDS
     from recommender.service._requests import MAX_BATCH_ROWS, STORED_ID_MAX_LENGTH
-    from recommender.service._store_check import CHECK_EVERY, CHECK_WAIT, CONNECT_SECONDS
+    from recommender.service import _store_check
+
+    # as written in the module: the PostgreSQL cluster's session fixture (tests/conftest.py)
+    # sets CHECK_WAIT to 60 for every test that runs after it in the same process
+    CHECK_EVERY, CHECK_WAIT, CONNECT_SECONDS = (
+        _as_written(_store_check, name) for name in ("CHECK_EVERY", "CHECK_WAIT", "CONNECT_SECONDS")
+    )
     from recommender.service._store_salt import MIN_SALT_CHARS
 
     def whole(x: float) -> str:
