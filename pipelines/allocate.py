@@ -75,6 +75,8 @@ class CohortPlan:
                 f"  {arm:<20} {int(row['people']):>6} people in {int(row['groups'])} group(s), "
                 f"capacity {capacity}, ${row['cost']:,.0f}, {row['expected_points_avoided']:,.1f} points"
             )
+        # why an arm shows 0 people beside free places, when no plan could give it anyone
+        lines += [f"  note: {note}" for note in allocation.notes]
         lines.append(f"  confidential referral flagged for {self.referrals:,} severe profile(s)")
         if allocation.floors:
             lines.append(

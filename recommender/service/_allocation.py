@@ -175,6 +175,12 @@ class AllocationPlan(BaseModel):
     )
     interval_level: float = Field(description="Coverage of the intervals (0.9 = 90 %).")
     arms: list[ArmPlan] = Field(description="Per intervention, in catalog order.")
+    notes: list[str] = Field(
+        default_factory=list,
+        description="Why an intervention some people may be given is given to nobody, whatever "
+        "the plan: fewer of them than its smallest group, or a budget below what one place or "
+        "its smallest group costs; empty when there is nothing to say.",
+    )
     fairness: list[dict[str, Any]] = Field(
         default_factory=list,
         description="Per role, gender and setting (of the planned profiles) and per arm ('any': "
@@ -345,6 +351,7 @@ def allocate_cohort(
         expected_points_avoided=round(sum(a.expected_points_avoided for a in arm_plans), 3),
         interval_level=round(config.coverage, 6),
         arms=arm_plans,
+        notes=list(allocation.notes),
         fairness=fairness_records(allocation.fairness) if allocation.fairness is not None else [],
         min_cell=allocation.min_cell,
         assignments=assignments,
