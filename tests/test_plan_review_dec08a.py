@@ -122,3 +122,84 @@ def test_notes_hold_only_for_people_the_plan_may_give_an_arm():
     plan = allocate(effects, limits, eligible=eligible)
     assert np.all(plan.assignment == "none")
     assert plan.notes[0].startswith("balint_group: only 5 people may be given it")
+
+
+def _thin_for_apps():
+    # Coaching learnt from physicians only: no APP in the training data was served it.
+    from recommender.model import ARM_ROLE_KEY
+
+    model = LinearModel(base={"coaching": -2.0}, weights={})
+    model.metadata = {ARM_ROLE_KEY: {"coaching": {"app": 0, "physician": 40}}, "min_cell": 11}
+    return model
+
+
+def _app(i):
+    return profile(
+        person_id=f"a{i}", role="app", specialty="internal_medicine", years_in_practice=8.0
+    )
+
+
+def _engine(model):
+    from recommender.catalog import load_catalog
+    from recommender.service import AuditLog, RecommendationEngine, load_serve_config
+
+    return RecommendationEngine(
+        model,
+        "7",
+        catalog=load_catalog(),
+        config=load_serve_config(),
+        audit=AuditLog("sqlite://", salt="s"),
+    )
+
+
+def _plan_lines(model, rows):
+    from recommender.service._allocation import AllocationRequest, allocate_cohort
+
+    request = AllocationRequest(profiles=rows)
+    return allocate_cohort(_engine(model), request, caller_role="program", time_limit=10)
+
+
+def test_a_plan_line_says_what_recommend_says_of_a_figure_not_measured_on_the_role(
+    service_home,
+):
+    # /recommend tells an APP that coaching's figure is extrapolated from other roles; the
+    # plan that gives the same APP coaching said nothing of it.
+    model = _thin_for_apps()
+    plan = _plan_lines(model, [_app(0), profile(person_id="p0", role="physician")])
+    app, physician = plan.assignments
+    assert (app.allocated, physician.allocated) == ("coaching", "coaching")
+    assert app.note.startswith("Not measured on advanced practice providers (APPs")
+    assert "Professional coaching: none of them in the data this model learnt from" in app.note
+    assert physician.note is None
+    engine = _engine(model)
+    answer = engine.recommend([engine.check_row(_app(0))], caller_role="program")[0]
+    assert app.note in answer["ranking_note"]
+
+
+def test_a_plan_line_of_an_evidence_only_model_says_its_figure_is_published_trials(
+    service_home,
+):
+    from recommender.catalog import load_catalog
+    from recommender.model import evidence_model
+
+    plan = _plan_lines(evidence_model(load_catalog()), [profile(person_id="p0")])
+    (line,) = plan.assignments
+    assert line.allocated != "none"
+    assert line.note.startswith("These estimates rest on published trials alone")
+
+
+def test_the_command_says_how_many_were_given_an_arm_not_measured_on_their_role(
+    service_home, monkeypatch, tmp_path, capsys
+):
+    _use_stand_in(monkeypatch, _thin_for_apps())
+    rows = [_app(i) for i in range(3)] + [profile(person_id="p0", role="physician")]
+    code, out = _allocate(rows, tmp_path)
+    assert code == 0, capsys.readouterr().err
+    notes = [line for line in capsys.readouterr().out.splitlines() if "Not measured" in line]
+    assert notes == [
+        "  note: coaching given to 3 of role app: Not measured on advanced practice providers "
+        "(APPs: nurse practitioners, physician assistants): Professional coaching: none of "
+        "them in the data this model learnt from was served it (0 rows; 11 needed), so its "
+        "figure for them is extrapolated from other roles, not measured."
+    ]
+    assert pd.read_csv(out)["allocated"].tolist() == ["coaching"] * 4

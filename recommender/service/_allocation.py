@@ -136,8 +136,10 @@ class PersonPlan(BaseModel):
     note: str | None = Field(
         None,
         description="What this person's figures rest on, in words, when there is something to "
-        "say: that the profile lies outside the training data, so its effects are "
-        "extrapolated and their intervals may not hold; null otherwise.",
+        "say, as /recommend says it: that the allocated arm's figure comes from published "
+        "trials, or was carried over, or was never measured on the person's role (extrapolated "
+        "from other roles); that the profile lies outside the training data, so its effects "
+        "are extrapolated and their intervals may not hold; null otherwise.",
     )
     safety: SafetyBlock = Field(description="Safety triage, as in /recommend.")
     ignored: list[Problem] = Field(
@@ -312,7 +314,7 @@ def allocate_cohort(
                 ee_lower=figures[1],
                 ee_upper=figures[2],
                 outside_training_data=fields,
-                note=extrapolation_note(fields, config.coverage) if fields else None,
+                note=_person_note(engine, rows[i], allocated, fields),
                 safety=safety_block(triaged),
             )
         )
@@ -359,6 +361,16 @@ def allocate_cohort(
         complements=engine.complements,
         context=engine.context,
     )
+
+
+def _person_note(engine, row, allocated: str, outside) -> str | None:
+    # What /recommend says of the same person's figure for this arm (published trials, carried
+    # over, or not measured on their role), and of a profile outside the training data.
+    said = [
+        None if allocated == engine.control else engine._basis(str(row.get("role")), (allocated,)),
+        extrapolation_note(outside, engine.config.coverage) if outside else None,
+    ]
+    return " ".join(text for text in said if text) or None
 
 
 def _crisis_line(answer: dict) -> PersonPlan:
