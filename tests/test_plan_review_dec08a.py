@@ -203,3 +203,18 @@ def test_the_command_says_how_many_were_given_an_arm_not_measured_on_their_role(
         "figure for them is extrapolated from other roles, not measured."
     ]
     assert pd.read_csv(out)["allocated"].tolist() == ["coaching"] * 4
+
+
+def test_people_tied_for_places_get_the_same_plan_whatever_the_rows_order(catalog):
+    # Ten physicians with the same expected benefit from coaching, three places: before, the
+    # first three rows got them, so the same cohort exported in another order gave the places
+    # to other people. Now a tie is broken by person_id, not by the file's order.
+    people = [_person(i) for i in range(10)]
+    effect = [[-3.0, 0.0, 0.0, 0.0, 0.0]] * 10
+    plans = {}
+    for name, order in (("as given", range(10)), ("reversed", range(9, -1, -1))):
+        rows = [people[i] for i in order]
+        plan = _plan(catalog, rows, [effect[i] for i in order], capacity={"coaching": 3})
+        plans[name] = {row["person_id"]: arm for row, arm in zip(rows, plan.allocated)}
+    assert plans["as given"] == plans["reversed"]
+    assert sum(arm == "coaching" for arm in plans["reversed"].values()) == 3
