@@ -78,6 +78,10 @@ def unreachable_arms(allowed, arms, limits, budget, *, confident_only=False) -> 
 
 
 def _usd(amount) -> str:
-    """US$ as a plan shows them: whole dollars, or cents when there are any."""
-    amount = float(amount)
-    return f"${amount:,.0f}" if amount == round(amount) else f"${amount:,.2f}"
+    """US$ as a plan shows them: whole dollars, or cents when there are any.
+
+    >>> _usd(4200.0), _usd(2.34), _usd(5e-324)
+    ('$4,200', '$2.34', '$0')
+    """
+    cents = round(float(amount), 2)
+    return f"${cents:,.0f}" if cents == round(cents) else f"${cents:,.2f}"
