@@ -75,6 +75,8 @@ class CohortPlan:
                 f"  {arm:<20} {int(row['people']):>6} people in {int(row['groups'])} group(s), "
                 f"capacity {capacity}, ${row['cost']:,.0f}, {row['expected_points_avoided']:,.1f} points"
             )
+        # why an arm shows 0 people beside free places, when no plan could give it anyone
+        lines += [f"  note: {note}" for note in allocation.notes]
         lines.append(f"  confidential referral flagged for {self.referrals:,} severe profile(s)")
         if allocation.floors:
             lines.append(
@@ -350,13 +352,45 @@ def plan_cohort(
         referrals=int((safety["safety_level"] == "referral").sum()),
         crisis=int(crisis.sum()),
         fairness_path=fairness_path,
-        notes=model_notes(recommendation_model, renamed),
+        notes=model_notes(recommendation_model, renamed)
+        + basis_notes(
+            recommendation_model,
+            {arm.id: arm.name for arm in catalog.arms},
+            frame["role"].to_numpy(),
+            cohort.allocated,
+            catalog.control,
+        ),
         complements=catalog.complements,
         catalog_version=catalog.version,
         catalog_sha256=catalog.sha256,
         catalog_used=catalog_used(catalog.treatment_arms, capacity=capacity, cost=cost),
         warnings=[] if unlearnt is None else [unlearnt],
     )
+
+
+def basis_notes(model, names, roles, allocated, control) -> list[str]:
+    """What the plan says of arms it gives people whose figure for their role was not learnt
+    from the program's staff: carried over, or never (hardly) measured on their role. The
+    words are those /allocate gives each such person (:func:`recommender.model.estimate_basis`),
+    once per role and arm with how many were given it. An evidence-only model's figures are
+    all published trials', which :func:`pipelines.score.model_notes` says once.
+
+    ``roles`` and ``allocated``: one per planned person, in the same order.
+    """
+    from collections import Counter
+
+    from recommender.model import estimate_basis
+
+    metadata = getattr(model, "metadata", None) or {}
+    if metadata.get("source") == "evidence":
+        return []
+    given = Counter((str(r), str(a)) for r, a in zip(roles, allocated) if a != control)
+    notes = []
+    for (role, arm), people in sorted(given.items()):
+        said = estimate_basis(metadata, [arm], role, names)
+        if said:
+            notes.append(f"{arm} given to {people:,} of role {role}: {said}")
+    return notes
 
 
 def catalog_used(arms, *, capacity=None, cost=None) -> str:

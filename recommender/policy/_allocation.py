@@ -30,6 +30,7 @@ import pandas as pd
 from recommender.errors import InputError, PlanTimeout
 from recommender.policy._fairness import MIN_CELL, check_floors, fairness_records, fairness_table
 from recommender.policy._limits import ArmLimits
+from recommender.policy._reach import unreachable_arms
 from recommender.policy._program import build_program, candidate_pairs, checked_inputs, floor_rows
 from recommender.policy._solver import MIP_GAP, solve
 
@@ -67,6 +68,10 @@ class Allocation:
         it (equal to ``expected_points_avoided`` for an optimal plan, up to ``MIP_GAP``).
     min_cell : int
         Groups of ``fairness`` with fewer people are suppressed.
+    notes : tuple of str
+        Why an arm that some people may be given is given to nobody whatever the plan: fewer
+        of them than its smallest group, or a budget below what one place or its smallest
+        group costs (once for the whole plan when the budget pays for no arm at all).
     """
 
     assignment: pd.Series
@@ -80,6 +85,7 @@ class Allocation:
     floors: Mapping[str, float] | None = None
     bound: float | None = None
     min_cell: int = MIN_CELL
+    notes: tuple = ()
 
     def to_dict(self) -> dict:
         out = {
@@ -92,6 +98,7 @@ class Allocation:
             "arms": self.summary.reset_index().to_dict(orient="records"),
             "floors": dict(self.floors or {}),
             "min_cell": self.min_cell,
+            "notes": list(self.notes),
         }
         if self.fairness is not None:
             out["fairness"] = fairness_records(self.fairness)
@@ -270,4 +277,5 @@ def allocate(
         floors=check_floors(floors),
         bound=getattr(result, "bound", None),
         min_cell=int(min_cell),
+        notes=unreachable_arms(allowed, arms, limits, budget, confident_only=confident_only),
     )

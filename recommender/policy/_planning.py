@@ -12,7 +12,7 @@ with the callers, before this: a crisis-flagged person never reaches the model o
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -199,21 +199,26 @@ def plan_allocation(
     control = catalog.control
     if not planned or n == 0:
         return _usual_care_for_all(planned, limits, allowed, control, budget, floors, n, min_cell)
-    index = pd.RangeIndex(n)
     frame = pd.DataFrame(rows) if not isinstance(rows, pd.DataFrame) else rows
+    # People with the same expected benefit (an arm with one effect for everyone, say) tie for
+    # its places; the solver breaks a tie by the people's order, so the plan is solved in
+    # person_id order: the same cohort, its rows in any order, gets the same plan.
+    order = _canonical_order(frame, n)
+    index = pd.Index(order)
     allocation = allocate(
-        pd.DataFrame(np.where(estimated, effect, 0.0), index=index, columns=planned),
+        pd.DataFrame(np.where(estimated, effect, 0.0)[order], index=index, columns=planned),
         limits,
         budget=budget,
-        eligible=pd.DataFrame(allowed, index=index, columns=planned),
-        upper=pd.DataFrame(np.where(estimated, upper, 0.0), index=index, columns=planned),
+        eligible=pd.DataFrame(allowed[order], index=index, columns=planned),
+        upper=pd.DataFrame(np.where(estimated, upper, 0.0)[order], index=index, columns=planned),
         confident_only=confident_only,
         control=control,
         time_limit=time_limit,
-        profiles=frame[list(FAIRNESS_ATTRIBUTES)].set_axis(index, axis=0),
+        profiles=frame[list(FAIRNESS_ATTRIBUTES)].iloc[order].set_axis(index, axis=0),
         floors=floors or None,
         min_cell=min_cell,
     )
+    allocation = replace(allocation, assignment=allocation.assignment.sort_index())
     allocated = allocation.assignment.to_numpy(dtype=object)
     figures = np.zeros((n, 3))
     for j, arm in enumerate(planned):
@@ -231,6 +236,14 @@ def plan_allocation(
         recommended=np.asarray(recommended, dtype=object),
         figures=figures,
     )
+
+
+def _canonical_order(frame: pd.DataFrame, n: int) -> np.ndarray:
+    """The rows' positions in person_id order (as text; ties keep the rows' order), or as
+    they are when the profiles carry no person_id."""
+    if "person_id" not in frame.columns:
+        return np.arange(n)
+    return np.argsort(frame["person_id"].astype(str).to_numpy(), kind="stable")
 
 
 def _planned_arms(catalog, arms, offered) -> list[str]:

@@ -249,14 +249,14 @@ def candidate_pairs(benefit, allowed, arms, limits, budget, strata=None) -> np.n
         lim = limits[arm]
         most = n if lim.capacity is None else min(int(lim.capacity), n)
         if budget is not None and lim.cost_per_person > 0:
-            most = min(most, int(math.floor(float(budget) / float(lim.cost_per_person))))
+            most = min(most, _places_paid(budget, lim.cost_per_person))
         places.append(most)
     total = min(sum(places), n)
     if budget is not None:
         costs = [float(limits[a].cost_per_person) for a in arms]
         cheapest = min(costs) if costs else 0.0
         if cheapest > 0:
-            total = min(total, int(math.floor(float(budget) / cheapest)))
+            total = min(total, _places_paid(budget, cheapest))
     keep = np.zeros_like(allowed, dtype=bool)
     classes = (
         [np.arange(n)]
@@ -273,3 +273,10 @@ def candidate_pairs(benefit, allowed, arms, limits, budget, strata=None) -> np.n
                 rows = rows[np.argsort(-benefit[rows, j], kind="stable")[:total]]
             keep[rows, j] = True
     return keep
+
+
+def _places_paid(budget, cost) -> int:
+    """Places ``budget`` pays for at ``cost`` each, never one too few: 2.34 / 0.78 is
+    2.9999999999999996 in floating point, where the solver (within its tolerance) buys 3. One
+    place too many only keeps a candidate more; one too few could cut an optimal plan's."""
+    return int(math.floor(float(budget) / float(cost) + 1e-9))

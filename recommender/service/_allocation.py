@@ -136,8 +136,10 @@ class PersonPlan(BaseModel):
     note: str | None = Field(
         None,
         description="What this person's figures rest on, in words, when there is something to "
-        "say: that the profile lies outside the training data, so its effects are "
-        "extrapolated and their intervals may not hold; null otherwise.",
+        "say, as /recommend says it: that the allocated arm's figure comes from published "
+        "trials, or was carried over, or was never measured on the person's role (extrapolated "
+        "from other roles); that the profile lies outside the training data, so its effects "
+        "are extrapolated and their intervals may not hold; null otherwise.",
     )
     safety: SafetyBlock = Field(description="Safety triage, as in /recommend.")
     ignored: list[Problem] = Field(
@@ -175,6 +177,12 @@ class AllocationPlan(BaseModel):
     )
     interval_level: float = Field(description="Coverage of the intervals (0.9 = 90 %).")
     arms: list[ArmPlan] = Field(description="Per intervention, in catalog order.")
+    notes: list[str] = Field(
+        default_factory=list,
+        description="Why an intervention some people may be given is given to nobody, whatever "
+        "the plan: fewer of them than its smallest group, or a budget below what one place or "
+        "its smallest group costs; empty when there is nothing to say.",
+    )
     fairness: list[dict[str, Any]] = Field(
         default_factory=list,
         description="Per role, gender and setting (of the planned profiles) and per arm ('any': "
@@ -306,7 +314,7 @@ def allocate_cohort(
                 ee_lower=figures[1],
                 ee_upper=figures[2],
                 outside_training_data=fields,
-                note=extrapolation_note(fields, config.coverage) if fields else None,
+                note=_person_note(engine, rows[i], allocated, fields),
                 safety=safety_block(triaged),
             )
         )
@@ -345,6 +353,7 @@ def allocate_cohort(
         expected_points_avoided=round(sum(a.expected_points_avoided for a in arm_plans), 3),
         interval_level=round(config.coverage, 6),
         arms=arm_plans,
+        notes=list(allocation.notes),
         fairness=fairness_records(allocation.fairness) if allocation.fairness is not None else [],
         min_cell=allocation.min_cell,
         assignments=assignments,
@@ -352,6 +361,16 @@ def allocate_cohort(
         complements=engine.complements,
         context=engine.context,
     )
+
+
+def _person_note(engine, row, allocated: str, outside) -> str | None:
+    # What /recommend says of the same person's figure for this arm (published trials, carried
+    # over, or not measured on their role), and of a profile outside the training data.
+    said = [
+        None if allocated == engine.control else engine._basis(str(row.get("role")), (allocated,)),
+        extrapolation_note(outside, engine.config.coverage) if outside else None,
+    ]
+    return " ".join(text for text in said if text) or None
 
 
 def _crisis_line(answer: dict) -> PersonPlan:
