@@ -59,9 +59,8 @@ def subgroup_blocks(facts):
             "p",
             "Recommendations and the learned policy's value by role, gender, age band, "
             f"setting and role × gender on the held-out part. Cells with fewer than {min_cell} "
-            "people are suppressed (every figure blanked, size included), and where a "
-            "published total would give a suppressed cell away, the next smallest cell too "
-            "(complementary suppression).",
+            "people are suppressed (every figure blanked, size included), and "
+            + _complementary_text(s, min_cell),
         ),
         (
             "p",
@@ -123,6 +122,22 @@ def subgroup_blocks(facts):
     for name in s.get("plots") or []:
         blocks.append(plot_block(name, facts))
     return blocks
+
+
+def _complementary_text(s: dict, min_cell: int) -> str:
+    """How the card kept suppressed cells from being read off the totals: a card from before
+    it guarded sets of cells says the rule it followed."""
+    if s.get("suppression") == "sets":
+        return (
+            "where published totals, added and subtracted, would give a suppressed cell or a "
+            f"set of them with fewer than {min_cell} people away (size and figures alike, the "
+            "figures being means), the next smallest cells too (complementary suppression)."
+        )
+    return (
+        "where a published total would give a suppressed cell away, the next smallest cell "
+        "too (complementary suppression; this card's tables were made before sets of "
+        "suppressed cells were checked too, so a set of them may be read off the totals)."
+    )
 
 
 def _alpha(facts) -> float:

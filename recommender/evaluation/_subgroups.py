@@ -10,7 +10,10 @@ is blanked and ``suppressed`` is true (a visible small ``n`` is itself the discl
 published total (a grouping's total; for role × gender also each role's and each gender's
 total) covers exactly one suppressed cell, that cell's size could be recovered by subtraction,
 so the smallest other cell under that total is suppressed too (complementary suppression;
-``suppression`` says which rule applied).
+``suppression`` says which rule applied). Adding and subtracting totals can also single out
+a set of hidden cells (two small cells of one role, or the corners of a rectangle of hidden
+cells); its size and, the figures being means, its figures would be read as a cell's, so
+such a set must hold ``min_cell`` people too, else one more cell is hidden.
 """
 
 from __future__ import annotations
@@ -196,9 +199,62 @@ def _suppression(sizes: dict[str, int], lines: list[list[str]], min_cell: int) -
 
     ``lines`` are sets of cells whose total is published (the grouping's total, and for an
     intersection each row and column margin). A line with exactly one hidden cell would give
-    it away by subtraction, so its smallest shown cell is hidden too, until no line has one.
+    it away by subtraction, so its smallest shown cell is hidden too, until no line has one;
+    and any set of hidden cells the lines determine (see :func:`_small_derivable_set`) must
+    hold ``min_cell`` people or none, else the smallest shown cell of a line through it is
+    hidden too.
     """
     reason = {cell: "small cell" if size < min_cell else "" for cell, size in sizes.items()}
+    while True:
+        _hide_lone_cells(sizes, lines, reason)
+        exposed = _small_derivable_set(sizes, lines, reason, min_cell)
+        if exposed is None:
+            return reason
+        near = {cell for line in lines if exposed & set(line) for cell in line}
+        shown = [cell for cell in near if not reason[cell]]
+        if not shown:  # every cell near it hidden already: a published total is that small
+            return reason
+        reason[min(shown, key=lambda cell: (sizes[cell], cell))] = "complementary"
+
+
+# Sets of hidden cells are enumerated: 2**16 for the 4 roles x 4 genders of the data contract.
+_MAX_ENUMERATED = 16
+
+
+def _small_derivable_set(
+    sizes: dict[str, int], lines: list[list[str]], reason: dict[str, str], min_cell: int
+) -> set[str] | None:
+    """A set of hidden cells with 1 to ``min_cell - 1`` people whose total the published
+    totals determine (a sum of them minus others and minus the shown cells), or None.
+
+    A set's total is determined exactly when its indicator lies in the span of the lines'
+    indicators over the hidden cells; every figure of the tables being a mean over people,
+    its figures are then determined too.
+    """
+    hidden = sorted(cell for cell in sizes if reason[cell])
+    if not hidden or len(hidden) > _MAX_ENUMERATED:
+        return None
+    at = {cell: i for i, cell in enumerate(hidden)}
+    basis = np.zeros((len(lines), len(hidden)))
+    for row, line in enumerate(lines):
+        for cell in line:
+            if cell in at:
+                basis[row, at[cell]] = 1.0
+    projection = np.linalg.pinv(basis) @ basis
+    codes = np.arange(1, 2 ** len(hidden))
+    subsets = ((codes[:, None] >> np.arange(len(hidden))) & 1).astype(float)
+    determined = np.abs(subsets @ projection - subsets).max(axis=1) < 1e-8
+    people = subsets @ np.array([sizes[cell] for cell in hidden], dtype=float)
+    small = np.flatnonzero(determined & (people > 0) & (people < min_cell))
+    if not len(small):
+        return None
+    first = small[np.argmin(people[small])]
+    return {cell for cell, bit in zip(hidden, subsets[first]) if bit}
+
+
+def _hide_lone_cells(sizes: dict[str, int], lines: list[list[str]], reason: dict[str, str]) -> None:
+    """The line rule: a line with exactly one hidden cell has its smallest shown cell hidden
+    (preferring one that also completes another such line), until no line has one."""
     changed = True
     while changed:
         changed = False
@@ -217,7 +273,6 @@ def _suppression(sizes: dict[str, int], lines: list[list[str]], min_cell: int) -
                     )
                 ] = "complementary"
                 changed = True
-    return reason
 
 
 def _mends_another(
