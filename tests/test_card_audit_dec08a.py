@@ -169,3 +169,32 @@ def test_fairness_groups_hidden_together_hold_min_cell_people(small):
     hidden = gender.loc[gender["suppressed"], "group"].tolist()
     assert sum(sizes[g] for g in hidden) >= 11, hidden
     assert {"nonbinary", "undisclosed"} <= set(hidden)
+
+
+def test_the_evidence_cards_table_names_which_finding_each_figure_is_and_how_certain():
+    # The evidence-only card gave "mindfulness, nurse: -3.8 (-6.2 to -1.5), Collett G et al.
+    # 2025": Collett's figure for nurses is SMD -0.90 (-8.6 points); -3.8 is its figure for
+    # mixed groups of roles, and the row said neither that nor how certain it is (low).
+    from test_card_kinds import evidence_card_facts
+
+    table = evidence_card_facts()["evaluation"]["average_effects"]
+    at = {c: i for i, c in enumerate(table["columns"])}
+    rows = {(r[at["arm"]], r[at["role"]]): r for r in table["rows"]}
+    nurse = rows[("mindfulness", "nurse")]
+    assert nurse[at["effect"]] == -3.8
+    assert "mixed groups" in nurse[at["population of the finding"]]
+    assert nurse[at["certainty"]].startswith("Low (GRADE")
+    assert all(r[at["certainty"]] and r[at["population of the finding"]] for r in rows.values())
+    assert table["columns"][-1] == "in EE points by"
+
+
+def test_the_evidence_card_does_not_say_its_95_percent_table_is_scaled():
+    # "How the numbers were obtained" said the intervals were "scaled to the service's interval
+    # level", beside a table headed and filled with the published 95 % bounds (the answers are
+    # the ones rescaled, to 90 %).
+    from test_card_kinds import evidence_card_facts
+
+    facts = evidence_card_facts()
+    first = facts["evaluation"]["notes"][0]
+    assert "scaled to the service's interval level" not in first.split(";")[1]
+    assert "95 %" in first and "answers" in first
