@@ -198,3 +198,43 @@ def test_the_evidence_card_does_not_say_its_95_percent_table_is_scaled():
     first = facts["evaluation"]["notes"][0]
     assert "scaled to the service's interval level" not in first.split(";")[1]
     assert "95 %" in first and "answers" in first
+
+
+FAST_CONFIG = """\
+seed: 4
+data: {scenario: default, n: 20000, seed: 7, assignment: rct}
+learner:
+  learner: auto
+  n_folds: 3
+  params:
+    outcome_candidates: [{gbm: {max_rounds: 30, patience: 5}}]
+    final_candidates: [{gbm: {max_rounds: 30, patience: 5}}]
+evaluation: {alpha: 0.1, n_folds: 3}
+"""
+
+
+def test_a_run_on_a_file_does_not_log_the_simulation_it_did_not_run(tmp_path, monkeypatch):
+    # The demo model (trained on --data cohort.parquet) and the one retrained from the log
+    # logged config.data.n 20000, config.data.assignment rct...: in MLflow's compare view the
+    # log-trained run read as learnt from a simulated trial of 20,000, its card saying
+    # "observational, 2,809 rows". The data section is read only when no file or log is given.
+    from test_pipeline_train import sketch_plots, use_home
+
+    import pipelines.train as train
+    from recommender import registry
+    from recommender.simulate import load_scenario, simulate_cohort
+
+    use_home(monkeypatch, tmp_path / "home")
+    sketch_plots(monkeypatch)
+    data = tmp_path / "cohort.csv"
+    simulate_cohort(load_scenario("default"), 1200, seed=9, assignment="rct").to_csv(
+        data, index=False
+    )
+    config = tmp_path / "train.yaml"
+    config.write_text(FAST_CONFIG)
+    result = train.run_training(config, data=data, reason="audit")
+    params = registry.client().get_run(result.run_id).data.params
+    assert not [k for k in params if k.startswith("config.data.")]
+    assert params["data.sha256"] and params["rows.train"] == "840"
+    assert params["config.learner.learner"] == "auto"  # the sections it read stay
+
