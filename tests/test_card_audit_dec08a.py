@@ -238,3 +238,52 @@ def test_a_run_on_a_file_does_not_log_the_simulation_it_did_not_run(tmp_path, mo
     assert params["data.sha256"] and params["rows.train"] == "840"
     assert params["config.learner.learner"] == "auto"  # the sections it read stay
 
+
+def test_a_group_is_compared_with_the_others_by_the_interval_of_the_difference():
+    # The card read "app: 2.77 (0.96 to 4.58), benefits, less than overall": the group's own
+    # interval against the overall point (5.19), whose own uncertainty, and the group's share
+    # of it, went unsaid. The difference from everyone else now has its own interval.
+    rng = np.random.default_rng(1)
+    groups = pd.DataFrame({"role": ["app"] * 300 + ["nurse"] * 900})
+    terms = np.r_[rng.normal(2.0, 8.0, 300), rng.normal(5.0, 8.0, 900)]
+    n = len(groups)
+    table = subgroup_table(groups, ["a"] * n, [-1.0] * n, terms, arms=("none", "a"))
+    app = table.set_index("cell").loc["app"]
+    a, b = terms[:300], terms[300:]
+    se = np.hypot(a.std(ddof=1) / np.sqrt(300), b.std(ddof=1) / np.sqrt(900))
+    assert app["difference"] == pytest.approx(a.mean() - b.mean())
+    assert app["difference_upper"] - app["difference"] == pytest.approx(1.6448536 * se)
+    assert app["difference_lower"] < app["difference"] < app["difference_upper"]
+
+
+def _card_with_subgroups(table: pd.DataFrame) -> dict:
+    from recommender.card import subgroup_facts
+
+    class Report:
+        subgroups = table
+
+    return {
+        "evaluation": {"alpha": 0.1, "policy_values": {"rows": [["learned policy", 5.19]]}},
+        "subgroups": subgroup_facts(Report(), min_cell=11),
+    }
+
+
+def test_the_card_reads_each_group_against_the_others_and_an_older_card_as_it_was():
+    from recommender.card import render_markdown
+
+    groups = pd.DataFrame({"role": ["app"] * 300 + ["nurse"] * 900})
+    rng = np.random.default_rng(1)
+    terms = np.r_[rng.normal(1.0, 8.0, 300), rng.normal(6.0, 8.0, 900)]
+    n = len(groups)
+    table = subgroup_table(groups, ["a"] * n, [-1.0] * n, terms, arms=("none", "a"))
+    text = render_markdown(_card_with_subgroups(table))
+    assert "against the others (interval)" in text
+    app_row = next(line for line in text.splitlines() if "| role | app |" in line and "(" in line)
+    assert "less than the others" in app_row
+    # a card from before: the difference columns absent, the reading against the overall value
+    old = table.drop(columns=["difference", "difference_lower", "difference_upper"])
+    text = render_markdown(_card_with_subgroups(old))
+    assert "against the others" not in text and "made before the difference" in text
+    assert "overall" in next(
+        line for line in text.splitlines() if "| role | app |" in line and "(" in line
+    )

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from recommender.evaluation._policy_value import mean_estimate
+from recommender.evaluation._policy_value import _z, mean_estimate
 from recommender.evaluation._predicted import predicted_mean
 
 __all__ = [
@@ -35,7 +35,9 @@ __all__ = [
 
 MIN_CELL = 11
 # A shown cell's figures, each an estimate and its interval: the model's mean predicted effect
-# of the recommended arm, and the learned policy's doubly robust value.
+# of the recommended arm, the learned policy's doubly robust value, and that value's difference
+# from the value among everyone else held out (a group compared with the others, with the
+# interval of the comparison itself).
 _FIGURES = (
     "mean_predicted_effect",
     "effect_lower",
@@ -43,6 +45,9 @@ _FIGURES = (
     "policy_value",
     "lower",
     "upper",
+    "difference",
+    "difference_lower",
+    "difference_upper",
 )
 AGE_BANDS = (
     (18, 29, "18-29"),
@@ -140,7 +145,10 @@ def subgroup_table(
     DataFrame
         Columns ``grouping, cell, suppressed, suppression`` (``""``, ``"small cell"`` or
         ``"complementary"``), ``n, share_<arm>..., mean_predicted_effect, effect_lower,
-        effect_upper, policy_value, lower, upper``.
+        effect_upper, policy_value, lower, upper, difference, difference_lower,
+        difference_upper``: the difference is the cell's policy value minus that of every
+        other held-out person, with the normal interval of two independent means (NaN for a
+        cell holding everyone).
     """
     recommended = np.asarray(recommended, dtype=object)
     effect = np.asarray(recommended_effect, dtype=float)
@@ -180,6 +188,7 @@ def subgroup_table(
                 row.update(dict.fromkeys(_FIGURES, np.nan))
             else:
                 est = mean_estimate(terms[members], alpha=alpha)
+                rest = mean_estimate(terms[~members], alpha=alpha)
                 predicted = predicted_mean(
                     effect[members],
                     *((None, None) if bounds is None else (b[members] for b in bounds)),
@@ -189,9 +198,19 @@ def subgroup_table(
                 row.update(
                     {f"share_{arm}": float(np.mean(recommended[members] == arm)) for arm in arms}
                 )
-                row.update(zip(_FIGURES, (*predicted, *est)))
+                row.update(zip(_FIGURES, (*predicted, *est, *_difference(est, rest, alpha))))
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _difference(group, rest, alpha: float) -> tuple[float, float, float]:
+    """``group`` minus ``rest`` (two :class:`Estimate` of different people) with its ``1 -
+    alpha`` normal interval, the standard errors added in quadrature."""
+    if not rest.n or not np.isfinite(group.se) or not np.isfinite(rest.se):
+        return (float("nan"),) * 3
+    diff = group.estimate - rest.estimate
+    half = _z(alpha) * float(np.hypot(group.se, rest.se))
+    return diff, diff - half, diff + half
 
 
 def _suppression(sizes: dict[str, int], lines: list[list[str]], min_cell: int) -> dict[str, str]:
