@@ -200,25 +200,13 @@ def test_the_evidence_card_does_not_say_its_95_percent_table_is_scaled():
     assert "95 %" in first and "answers" in first
 
 
-FAST_CONFIG = """\
-seed: 4
-data: {scenario: default, n: 20000, seed: 7, assignment: rct}
-learner:
-  learner: auto
-  n_folds: 3
-  params:
-    outcome_candidates: [{gbm: {max_rounds: 30, patience: 5}}]
-    final_candidates: [{gbm: {max_rounds: 30, patience: 5}}]
-evaluation: {alpha: 0.1, n_folds: 3}
-"""
-
-
 def test_a_run_on_a_file_does_not_log_the_simulation_it_did_not_run(tmp_path, monkeypatch):
     # The demo model (trained on --data cohort.parquet) and the one retrained from the log
     # logged config.data.n 20000, config.data.assignment rct...: in MLflow's compare view the
     # log-trained run read as learnt from a simulated trial of 20,000, its card saying
     # "observational, 2,809 rows". The data section is read only when no file or log is given.
     from test_pipeline_train import sketch_plots, use_home
+    from test_reproduce_dec06b import CONFIG  # a fast learner, and a data section
 
     import pipelines.train as train
     from recommender import registry
@@ -231,7 +219,7 @@ def test_a_run_on_a_file_does_not_log_the_simulation_it_did_not_run(tmp_path, mo
         data, index=False
     )
     config = tmp_path / "train.yaml"
-    config.write_text(FAST_CONFIG)
+    config.write_text(CONFIG)
     result = train.run_training(config, data=data, reason="audit")
     params = registry.client().get_run(result.run_id).data.params
     assert not [k for k in params if k.startswith("config.data.")]
@@ -287,3 +275,13 @@ def test_the_card_reads_each_group_against_the_others_and_an_older_card_as_it_wa
     assert "overall" in next(
         line for line in text.splitlines() if "| role | app |" in line and "(" in line
     )
+
+
+def test_only_totals_the_card_publishes_are_guarded_so_the_large_cells_stay():
+    # Guarding the nonbinary column's total too (6 people, itself suppressed in the gender
+    # table) hid every role x gender cell of the audited loop model; only the totals the
+    # role and gender tables show, and the sum of those they hide, can be subtracted.
+    table = _loop_table().set_index(["grouping", "cell"])
+    for cell in ("nurse x female", "physician x female", "physician x male"):
+        assert not table.loc[("role x gender", cell), "suppressed"], cell
+    assert table.loc[("gender", "nonbinary"), "suppressed"]

@@ -157,22 +157,16 @@ def subgroup_table(
     if effect_lower is not None and effect_upper is not None:
         bounds = (np.asarray(effect_lower, dtype=float), np.asarray(effect_upper, dtype=float))
     groupings = subgroup_labels(groups)
-    margins: dict[str, list[list[str]]] = {}
-    if "role x gender" in groupings:
-        role = groups["role"].astype(str).to_numpy()
-        gender = groups["gender"].astype(str).to_numpy()
-        # The role and gender tables publish these cells' row and column totals.
-        pairs = sorted({(r, g) for r, g in zip(role.tolist(), gender.tolist())})
-        margins["role x gender"] = [
-            [f"{r} x {g}" for r2, g in pairs if r2 == r] for r in sorted({r for r, _ in pairs})
-        ] + [[f"{r} x {g}" for r, g2 in pairs if g2 == g] for g in sorted({g for _, g in pairs})]
+    hidden: dict[str, set[str]] = {}  # each grouping's suppressed cells, as it is tabled
     rows = []
     for grouping, labels in groupings.items():
         cells = _cells(groups, grouping, labels)
         sizes = {cell: int((labels == cell).sum()) for cell in cells}
         # Margins before the grand total: fixing rows and columns usually fixes the total too,
         # whereas hiding a cell for the total first can cascade through every row.
-        reason = _suppression(sizes, [*margins.get(grouping, []), cells], min_cell)
+        margins = _published_margins(groups, hidden) if grouping == "role x gender" else []
+        reason = _suppression(sizes, [*margins, cells], min_cell)
+        hidden[grouping] = {cell for cell in cells if reason[cell]}
         for cell in cells:
             members = labels == cell
             n = sizes[cell]
@@ -201,6 +195,25 @@ def subgroup_table(
                 row.update(zip(_FIGURES, (*predicted, *est, *_difference(est, rest, alpha))))
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _published_margins(groups: pd.DataFrame, hidden: dict[str, set[str]]) -> list[list[str]]:
+    """The role x gender cells whose totals the role and gender tables publish: each shown
+    role's row and each shown gender's column, and for the hidden ones their union alone (the
+    total less the shown ones); the table of roles (genders) is made before this one."""
+    role = groups["role"].astype(str).tolist()
+    gender = groups["gender"].astype(str).tolist()
+    pairs = sorted(set(zip(role, gender)))
+    lines = []
+    for at, grouping in ((0, "role"), (1, "gender")):
+        values = sorted({pair[at] for pair in pairs})
+        secret = hidden.get(grouping, set())
+        for value in values:
+            if value not in secret:
+                lines.append([f"{r} x {g}" for r, g in pairs if (r, g)[at] == value])
+        if secret & set(values):
+            lines.append([f"{r} x {g}" for r, g in pairs if (r, g)[at] in secret])
+    return lines
 
 
 def _difference(group, rest, alpha: float) -> tuple[float, float, float]:
