@@ -26,7 +26,7 @@ def reading_against_others(lower, upper, difference_lower, difference_upper) -> 
     >>> reading_against_others(-4.6, 5.6, -9.9, 0.3)
     'too few to judge'
     >>> reading_against_others(4.7, 6.6, -0.5, 1.6)
-    'benefits, as the others'
+    'benefits, no difference from the others shown'
     """
     if lower is None or upper is None:
         return "—"
@@ -41,7 +41,7 @@ def reading_against_others(lower, upper, difference_lower, difference_upper) -> 
         return f"{benefit}, less than the others"
     if benefit == "benefit not shown":  # both intervals hold 0
         return "too few to judge"
-    return f"{benefit}, as the others"
+    return f"{benefit}, no difference from the others shown"
 
 
 def subgroup_reading(lower, upper, overall) -> str:
