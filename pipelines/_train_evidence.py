@@ -108,6 +108,9 @@ def evidence_card_facts(
             e.lower,
             e.upper,
             e.citation,
+            # which of a study's findings the figure is (a review reports several, one per
+            # group of roles), and how certain: the citation alone sends a reader to the wrong one
+            *_population_and_certainty(catalog, e),
             "yes" if e.specific_to_arm else "no (pooled across arms)",
             _conversion(catalog, e),
         ]
@@ -191,6 +194,8 @@ def evidence_card_facts(
                         "lower (95 %)",
                         "upper (95 %)",
                         "source",
+                        "population of the finding",
+                        "certainty",
                         "specific to the arm",
                         "in EE points by",
                     ],
@@ -198,8 +203,10 @@ def evidence_card_facts(
                 },
                 "notes": [
                     "Effects are published differences from usual care converted to EE points "
-                    "(see each item's conversion in the evidence section); intervals are the "
-                    "published 95 % intervals, scaled to the service's interval level.",
+                    "(see each item's conversion in the evidence section); intervals in the "
+                    "table are the published 95 % intervals, converted alike; answers give them "
+                    "at the service's interval level (each answer's interval_level), as "
+                    "normal intervals of the same standard error.",
                     "Where several findings concern an arm and role, the most precise arm-specific "
                     "one is used: reviews of the same trials overlap, so pooling them would count "
                     "those trials twice.",
@@ -259,12 +266,29 @@ def _conversion(catalog, estimate) -> str:
     """How the finding behind ``estimate`` became EE points, as its catalog entry says
     (``SMD x 9.5 (assumed SD of EE, see the header)``): beside the study's name, a figure
     that rests on the assumed SD says so, not only in the evidence section."""
+    item = _finding(catalog, estimate)
+    if item is None:
+        return "as published"
+    # the figures are in the row already: "SMD x 9.5 (...) = -3.5 (-5.9 to -1.2)."
+    said = re.sub(r" = [-+]?[\d.]+ \([^)]*\)", "", str(item.conversion or ""))
+    return said.strip().rstrip(".") or "as published"
+
+
+def _finding(catalog, estimate):
+    """The catalog's evidence record behind ``estimate`` (its study and figure), or None."""
     for item in catalog.arm(estimate.arm).evidence:
         if str(item.citation) == estimate.citation and item.effect_points == estimate.effect:
-            # the figures are in the row already: "SMD x 9.5 (...) = -3.5 (-5.9 to -1.2)."
-            said = re.sub(r" = [-+]?[\d.]+ \([^)]*\)", "", str(item.conversion or ""))
-            return said.strip().rstrip(".") or "as published"
-    return "as published"
+            return item
+    return None
+
+
+def _population_and_certainty(catalog, estimate) -> tuple[str, str]:
+    """Whom the finding behind ``estimate`` concerns and its certainty, as the catalog gives
+    them (the evidence section quotes the whole record)."""
+    item = _finding(catalog, estimate)
+    if item is None:
+        return "not in the catalog", "not in the catalog"
+    return str(item.population), str(item.certainty).rstrip(".")
 
 
 def _used_settings(settings: dict) -> dict:

@@ -174,7 +174,9 @@ def test_train_evidence_only_registers_gates_and_cards(tmp_path, monkeypatch):
         assert "day-one" in first.gate.reason
         facts = json.loads((first.card_folder / "card.json").read_text())
         assert facts["training_data"]["source"] == "evidence"
-        rows = facts["evaluation"]["average_effects"]["rows"]
+        # the finding's population and certainty (columns 7 and 8) are tested in
+        # test_card_audit_dec08a.py
+        rows = [r[:6] + r[8:] for r in facts["evaluation"]["average_effects"]["rows"]]
         assert [
             "coaching",
             "physician",

@@ -156,7 +156,9 @@ def subgroup_facts(report, *, min_cell: int = 11, training=None, thin_arms=None)
             row.append(value)
         rows.append(row)
     shown = {"columns": [str(c) for c in columns], "rows": json_safe(rows)}
-    facts = {"min_cell": min_cell, "table": shown, "plots": ["subgroups"]}
+    # sets: no set of hidden cells that the published totals determine holds fewer than
+    # min_cell people (older cards guarded single cells only, and say so)
+    facts = {"min_cell": min_cell, "table": shown, "plots": ["subgroups"], "suppression": "sets"}
     if missing is not None:
         facts["not_held_out"] = missing
     if thin_arms:

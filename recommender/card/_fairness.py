@@ -159,6 +159,9 @@ def fairness_facts(
         {
             "n": len(profiles),
             "min_cell": int(min_cell),
+            # the hidden groups of an attribute hold min_cell people together (older cards:
+            # one hidden group took the next smallest with it, two small ones nothing)
+            "suppression": "sets",
             "arms": arms,
             "alpha": alpha if lower is not None and upper is not None else None,
             "groups": records,
@@ -318,7 +321,15 @@ def fairness_blocks(facts: dict) -> list:
             + " Every plan reports the same table"
             + (" (without the interval)" if f.get("alpha") is not None else "")
             + f". Groups under {f['min_cell']} people are suppressed, and with them "
-            "the next smallest group of the attribute so the total cannot reveal them.",
+            + (
+                "the next smallest groups of the attribute until the hidden ones hold "
+                f"{f['min_cell']} people together, so the total less the shown groups cannot "
+                "reveal them."
+                if f.get("suppression") == "sets"
+                else "the next smallest group of the attribute when only one is hidden, so "
+                "the total cannot reveal it (this card was made before two small groups "
+                "hidden together were checked: their sum may be read off the total)."
+            ),
         )
     ]
     blocks += _group_tables(f)

@@ -8,7 +8,40 @@ from recommender.card._format import fmt, interval_level, why_missing
 from recommender.card._plot_text import plot_block
 from recommender.card._loop import carried_arms
 
-__all__ = ["subgroup_blocks", "subgroup_reading"]
+__all__ = ["reading_against_others", "subgroup_blocks", "subgroup_reading"]
+
+
+def _compared_with_others(at) -> bool:
+    return {"difference", "difference_lower", "difference_upper"} <= set(at)
+
+
+def reading_against_others(lower, upper, difference_lower, difference_upper) -> str:
+    """What a group's policy-value interval and the interval of its difference from everyone
+    else held out can say.
+
+    Examples
+    --------
+    >>> reading_against_others(0.96, 4.58, -4.7, -0.9)
+    'benefits, less than the others'
+    >>> reading_against_others(-4.6, 5.6, -9.9, 0.3)
+    'too few to judge'
+    >>> reading_against_others(4.7, 6.6, -0.5, 1.6)
+    'benefits, no difference from the others shown'
+    """
+    if lower is None or upper is None:
+        return "—"
+    benefit = (
+        "worse than usual care" if upper < 0 else "benefits" if lower > 0 else "benefit not shown"
+    )
+    if difference_lower is None or difference_upper is None:
+        return benefit
+    if difference_lower > 0:
+        return f"{benefit}, more than the others"
+    if difference_upper < 0:
+        return f"{benefit}, less than the others"
+    if benefit == "benefit not shown":  # both intervals hold 0
+        return "too few to judge"
+    return f"{benefit}, no difference from the others shown"
 
 
 def subgroup_reading(lower, upper, overall) -> str:
@@ -59,19 +92,30 @@ def subgroup_blocks(facts):
             "p",
             "Recommendations and the learned policy's value by role, gender, age band, "
             f"setting and role × gender on the held-out part. Cells with fewer than {min_cell} "
-            "people are suppressed (every figure blanked, size included), and where a "
-            "published total would give a suppressed cell away, the next smallest cell too "
-            "(complementary suppression).",
+            "people are suppressed (every figure blanked, size included), and "
+            + _complementary_text(s, min_cell),
         ),
         (
             "p",
-            "Reading: a group is too few to judge when its interval holds both no benefit (0) "
-            "and the value on the whole held-out part, so the data cannot tell whether the "
-            "policy helps it at all or as much as everyone; worse than usual care, more or "
-            "less than overall, when the interval excludes that. Each interval is "
-            f"{interval_level(facts)} on its own: among {len(shown)} groups shown, about one in "
-            f"{round(1 / _alpha(facts))} misses its true value by chance, so read one "
-            "flagged group as a question to review, not a finding.",
+            (
+                "Reading: a group's value is compared with no benefit (0) by its own "
+                "interval, and with everyone else held out by the interval of the difference "
+                "(the column against the others: this group's value minus theirs). A group is "
+                "too few to judge when both intervals hold 0, so the data cannot tell whether "
+                "the policy helps it at all or differently from the others; worse than usual "
+                "care when its own interval lies below 0; more or less than the others when "
+                "the difference's interval excludes 0. "
+                if _compared_with_others(at)
+                else "Reading: a group is too few to judge when its interval holds both no "
+                "benefit (0) and the value on the whole held-out part, so the data cannot tell "
+                "whether the policy helps it at all or as much as everyone; worse than usual "
+                "care, more or less than overall, when the interval excludes that (against "
+                "that value alone: this card was made before the difference had an "
+                "interval). "
+            )
+            + f"Each interval is {interval_level(facts)} on its own: among {len(shown)} groups "
+            f"shown, about one in {round(1 / _alpha(facts))} misses its true value by chance, "
+            "so read one flagged group as a question to review, not a finding.",
         ),
     ]
     if {"effect_lower", "effect_upper"} <= set(at):
@@ -125,6 +169,22 @@ def subgroup_blocks(facts):
     return blocks
 
 
+def _complementary_text(s: dict, min_cell: int) -> str:
+    """How the card kept suppressed cells from being read off the totals: a card from before
+    it guarded sets of cells says the rule it followed."""
+    if s.get("suppression") == "sets":
+        return (
+            "where published totals, added and subtracted, would give a suppressed cell or a "
+            f"set of them with fewer than {min_cell} people away (size and figures alike, the "
+            "figures being means), the next smallest cells too (complementary suppression)."
+        )
+    return (
+        "where a published total would give a suppressed cell away, the next smallest cell "
+        "too (complementary suppression; this card's tables were made before sets of "
+        "suppressed cells were checked too, so a set of them may be read off the totals)."
+    )
+
+
 def _alpha(facts) -> float:
     return (facts.get("evaluation") or {}).get("alpha", 0.1) or 0.1
 
@@ -152,10 +212,11 @@ def _subgroup_tables(tbl: dict, overall) -> list:
     share_rows = [cell(r) + [percent(r[at[c]]) for c in shares] for r in rows]
     # a card from before the predicted effect had an interval shows the effect alone
     effect_interval = {"effect_lower", "effect_upper"} <= set(at)
+    compared = _compared_with_others(at)
     value_rows = []
     for r in rows:
         if suppressed(r):
-            value_rows.append(cell(r) + [r[at["n"]]] * 4)
+            value_rows.append(cell(r) + [r[at["n"]]] * (5 if compared else 4))
             continue
         value = r[at["policy_value"]]
         lower, upper = (r[at[k]] if k in at else None for k in ("lower", "upper"))
@@ -165,9 +226,19 @@ def _subgroup_tables(tbl: dict, overall) -> list:
             else "—"
         )
         effect = r[at["mean_predicted_effect"]] if "mean_predicted_effect" in at else None
-        reading = subgroup_reading(lower, upper, overall)
+        if compared:
+            d, d_lower, d_upper = (_number(r[at[k]]) for k in _DIFFERENCE)
+            reading = reading_against_others(lower, upper, d_lower, d_upper)
+            against = (
+                "—"
+                if d is None or d_lower is None or d_upper is None
+                else f"{fmt(d, 2)} ({fmt(d_lower, 2)} to {fmt(d_upper, 2)})"
+            )
+            extra = [against]
+        else:  # a card from before the difference had an interval
+            reading, extra = subgroup_reading(lower, upper, overall), []
         value_rows.append(
-            cell(r) + [_with_interval(r, at, effect), fmt(value, 2), interval, reading]
+            cell(r) + [_with_interval(r, at, effect), fmt(value, 2), interval, *extra, reading]
         )
     return [
         (
@@ -194,6 +265,7 @@ def _subgroup_tables(tbl: dict, overall) -> list:
                     + (" (the model's own interval)" if effect_interval else ""),
                     "policy value",
                     "interval",
+                    *(["against the others (interval)"] if compared else []),
                     "reading",
                 ],
                 "rows": value_rows,
@@ -201,6 +273,14 @@ def _subgroup_tables(tbl: dict, overall) -> list:
             "Learned policy's value per subgroup (EE points avoided per person)",
         ),
     ]
+
+
+_DIFFERENCE = ("difference", "difference_lower", "difference_upper")
+
+
+def _number(value):
+    """A figure of card.json, or None where it has none (null, NaN)."""
+    return value if isinstance(value, (int, float)) and value == value else None
 
 
 def _with_interval(row, at: dict, effect) -> str:

@@ -2,8 +2,9 @@
 the expected benefit per person, so a wellness lead can see whether a group is left out.
 
 Cells smaller than ``min_cell`` people are suppressed (as in the model card's subgroups): their
-size, shares and benefit are withheld, only the fact of suppression is shown; when one group of
-an attribute is hidden, the next smallest is hidden too, so the total cannot give it away.
+size, shares and benefit are withheld, only the fact of suppression is shown; the next smallest
+groups of the attribute are hidden with them until the hidden groups hold ``min_cell`` people
+together, so the total less the shown groups cannot give them away.
 """
 
 from __future__ import annotations
@@ -111,10 +112,7 @@ def fairness_table(
         values = profiles[attribute].astype(str).to_numpy()
         groups = sorted(set(values))
         sizes = {group: int((values == group).sum()) for group in groups}
-        hidden_groups = {g for g in groups if sizes[g] < min_cell}
-        if len(hidden_groups) == 1 and len(groups) > 1:
-            rest = sorted((sizes[g], g) for g in groups if g not in hidden_groups)
-            hidden_groups.add(rest[0][1])
+        hidden_groups = _hidden_groups(sizes, min_cell)
         for group in groups:
             members = values == group
             people = sizes[group]
@@ -141,6 +139,19 @@ def fairness_table(
                     }
                 )
     return pd.DataFrame(rows)
+
+
+def _hidden_groups(sizes: dict[str, int], min_cell: int) -> set[str]:
+    """The groups of one attribute to suppress: those under ``min_cell`` people, then the
+    next smallest until the hidden groups together hold ``min_cell`` people. The total less
+    the shown groups gives their sum away, and with it their figures (means over people):
+    one small group hidden alone, or two of 5 and 4 people, would be read as a group of 9.
+    The model card's subgroup tables hide the same groups (see
+    :func:`recommender.evaluation.subgroup_table`)."""
+    hidden = {g for g, size in sizes.items() if size < min_cell}
+    while hidden and sum(sizes[g] for g in hidden) < min_cell and len(hidden) < len(sizes):
+        hidden.add(min((size, g) for g, size in sizes.items() if g not in hidden)[1])
+    return hidden
 
 
 def fairness_records(table: pd.DataFrame) -> list[dict]:

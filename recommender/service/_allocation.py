@@ -188,7 +188,8 @@ class AllocationPlan(BaseModel):
         description="Per role, gender and setting (of the planned profiles) and per arm ('any': "
         "any arm): people, share eligible, share allocated and, for 'any', the "
         "expected EE points avoided per person; groups under `min_cell` people suppressed "
-        "(people, shares and benefit withheld), and with one such group the next smallest.",
+        "(people, shares and benefit withheld), and with them the next smallest until the "
+        "hidden groups of an attribute hold `min_cell` people together.",
     )
     min_cell: int = Field(
         description="The smallest group `fairness` reports on: the served model's card's "
