@@ -285,3 +285,16 @@ def test_only_totals_the_card_publishes_are_guarded_so_the_large_cells_stay():
     for cell in ("nurse x female", "physician x female", "physician x male"):
         assert not table.loc[("role x gender", cell), "suppressed"], cell
     assert table.loc[("gender", "nonbinary"), "suppressed"]
+
+
+def test_the_held_out_share_shows_the_share_held_out_when_it_differs_from_the_asked():
+    from recommender.card._blocks import _training_data
+
+    def share_row(**data):
+        table = _training_data({"training_data": data})[0][1]
+        return dict(table["rows"]).get("Held-out share")
+
+    by_person = share_row(holdout_share=0.3, n_rows=2809, n_train=1989, n_holdout=820)
+    assert by_person == "0.300 asked; 0.292 held out (820 of 2,809 rows)"
+    assert share_row(holdout_share=0.3, n_rows=20000, n_train=14000, n_holdout=6000) == "0.300"
+    assert share_row(holdout_share=0.3) == "0.300"  # a card written without the counts
