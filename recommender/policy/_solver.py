@@ -11,7 +11,8 @@ optimum of the plain MILP, and HiGHS branches on about ten variables instead of 
 Its solution is a vertex and whole in practice; when the solver hands back pairs that are not
 whole (a tolerance, a non-vertex optimum), the counts and groups are fixed and the pairs solved
 as whole numbers, which the unimodular structure makes a root-node problem. The bound HiGHS
-proves for the program is a bound on every plan, so the gap reported is proven.
+proves for the program is a bound on every plan, so the gap reported is proven; where two cheap
+relaxations bound it tighter (a solve cut short by its time limit), theirs is reported.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def solve(program: Program, time_limit: float):
     result = _milp(program, program.lower, program.upper, time_limit, pairs=False)
     if result.x is None:
         return result
-    bound = _bound(result)
+    bound = min(_bound(result), relaxed_bound(program))
     pairs = result.x[: program.m]
     if np.all(np.abs(pairs - np.round(pairs)) <= WHOLE):
         return _proven(result, bound)
@@ -87,6 +88,27 @@ def solve(program: Program, time_limit: float):
     if whole.x is None:  # not expected (the structure guarantees a whole plan): the plain MILP
         return plain_milp(program, time_limit - (time.monotonic() - start))
     return _proven(whole, bound)
+
+
+def relaxed_bound(program: Program) -> float:
+    """A bound on every plan's benefit from two relaxations, each dropping constraints: each
+    person given their best pair, whatever the arms' places; and each arm's places filled by the
+    people it helps most, as if a person could take every arm. A solve stopped by its time
+    limit may have proven nothing better (a bound from before its first LP: 13,352 EE points
+    where plans reach 696); this one costs a sort per arm and is proven all the same.
+    """
+    benefit = np.clip(-np.asarray(program.objective[: program.m], dtype=float), 0.0, None)
+    if benefit.size == 0:
+        return 0.0
+    people = np.asarray(program.people)
+    best = np.zeros(int(people.max()) + 1)
+    np.maximum.at(best, people, benefit)
+    filled = 0.0
+    for j in range(program.k):
+        helped = np.sort(benefit[program.arm_of == j])[::-1]
+        places = program.upper[program.m + j]
+        filled += float(helped[: int(min(places, helped.size))].sum())
+    return min(float(best.sum()), filled)
 
 
 def _bound(result) -> float:
