@@ -65,3 +65,12 @@ def test_a_plan_stopped_before_highs_proved_a_useful_bound_reports_the_relaxed_o
     assert plan.bound == pytest.approx(relaxed, rel=1e-9)
     assert plan.gap == pytest.approx((relaxed - value) / relaxed, rel=1e-6)
     assert plan.gap < 0.5  # HiGHS's bound alone would have said 99 %
+
+
+def test_the_budget_tightens_the_relaxed_bound_and_it_stays_a_bound():
+    effects, eligible = _cohort(150, 5)
+    free = _solver.relaxed_bound(_program_of(effects, eligible, None))
+    for budget in (3_000.0, 12_000.0):
+        program = _program_of(effects, eligible, budget)
+        bound = _solver.relaxed_bound(program)
+        assert -_solver.plain_milp(program, 120).fun - 1e-9 <= bound < free

@@ -41,6 +41,8 @@ class Program:
     m: int  # pair variables; then ``k`` counts, then one group count per arm in ``grouped``
     k: int
     grouped: list  # arm positions with a group-count variable, in variable order
+    cost: np.ndarray | None = None  # per person, by arm (the budget row's terms)
+    budget: float | None = None
 
     def integrality(self, *, pairs: bool) -> np.ndarray:
         """1 for whole-number variables: counts and groups always, the pairs when ``pairs``."""
@@ -226,7 +228,17 @@ def build_program(benefit, allowed, arms, limits, budget, floors=()) -> Program:
     for g, j in enumerate(grouped):
         var_upper[m + k + g] = np.floor(places[j] / limits[arms[j]].group_min)
     return Program(
-        objective, [constraint], np.zeros(n_vars), var_upper, people, arm_of, m, k, grouped
+        objective,
+        [constraint],
+        np.zeros(n_vars),
+        var_upper,
+        people,
+        arm_of,
+        m,
+        k,
+        grouped,
+        cost,
+        None if budget is None else float(budget),
     )
 
 
