@@ -97,3 +97,17 @@ def test_a_batch_is_answered_with_the_collector_held(monkeypatch):
     engine.recommend([{}], caller_role="program")  # one answer: nothing to gain from it
     assert seen == [False, True]
     assert gc.isenabled()
+
+
+def test_a_batch_request_is_checked_answered_and_written_with_the_collector_held(monkeypatch):
+    from recommender.service._answering import Answering
+
+    seen = []
+
+    def answer(self, request, caller_role):
+        seen.append(gc.isenabled())
+
+    monkeypatch.setattr(Answering, "_answer_batch", answer)
+    Answering._recommend_batch(object.__new__(Answering), None, "program")
+    assert seen == [False]
+    assert gc.isenabled()
