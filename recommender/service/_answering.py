@@ -22,6 +22,7 @@ from recommender.service._allocation import AllocationRequest, allocate_cohort
 from recommender.service._audit_tables import PLAN_ID_PREFIX
 from recommender.service._audit_writer import FULL_REMEDY
 from recommender.service._answer_json import batch_response_json
+from recommender.service._collector import collector_held
 from recommender.service._crisis import crisis_flagged
 from recommender.service._crisis_timeout import crisis_given
 from recommender.service._engine import AuditUnavailable
@@ -109,6 +110,13 @@ class Answering(Refusing):
         return self._recommend_batch(BatchRequest.model_validate_json(body), caller_role)
 
     def _recommend_batch(self, request: BatchRequest, caller_role: str) -> Response:
+        # The batch's answers live until its body is written: the cyclic collector is held off
+        # until then, so that it does not walk them after the engine's own hold ends
+        # (recommender.service._collector).
+        with collector_held():
+            return self._answer_batch(request, caller_role)
+
+    def _answer_batch(self, request: BatchRequest, caller_role: str) -> Response:
         engine = self.engine
         batch_id = uuid.uuid4().hex
         if len(request.profiles) > self.config.max_batch_rows:

@@ -49,6 +49,7 @@ from recommender.service._answer_records import (
     _secondary_figures,
 )
 from recommender.service._checking import RequestChecking
+from recommender.service._collector import collector_held
 from recommender.service._context import answer_context
 from recommender.service._crisis import (
     AuditUnavailable,
@@ -187,6 +188,14 @@ class RecommendationEngine(RequestChecking, AnswerWording):
         a batch gives once (:meth:`arm_facts`). Raises :class:`AuditUnavailable` (and answers
         nothing) when the audit log cannot be written.
         """
+        if len(rows) < _HELD_ROWS:
+            return self._recommend(rows, caller_role, batch_id, compact)
+        # A batch's objects all live until it is answered: the collector walks them once,
+        # after, rather than a hundred times while they are made (recommender.service._collector).
+        with collector_held():
+            return self._recommend(rows, caller_role, batch_id, compact)
+
+    def _recommend(self, rows, caller_role, batch_id, compact) -> list[dict]:
         config = self.config
         # Read once: the service hands the engine a store opened after it started.
         audit = self.audit
@@ -432,3 +441,5 @@ class RecommendationEngine(RequestChecking, AnswerWording):
 
 # From this many ranked rows on, the answers are worded while their records are committed.
 _OVERLAP_ROWS = 64
+# From this many rows on, the cyclic collector is held off while the answers are built.
+_HELD_ROWS = 64
