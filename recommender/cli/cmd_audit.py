@@ -75,7 +75,8 @@ def configure(parser) -> None:
         "--person-id",
         action="append",
         metavar="ID",
-        help="a person_id as the program sent it to the service (repeat for several)",
+        help="a person_id as the program sent it to the service (repeat for several); "
+        "other users see a command line (ps): for real people prefer --ids-file",
     )
     given.add_argument(
         "--ids-file",
