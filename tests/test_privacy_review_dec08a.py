@@ -190,3 +190,26 @@ def test_the_example_proxy_keeps_metrics_from_callers(example_proxy, path):
         assert "upstream" not in refused.text
         # what a caller may read still passes
         assert client.get("/livez").text == "upstream /livez"
+
+
+# -- the MLflow tracking URI's password ---------------------------------------------------------
+# The service's log shows a store's address without its password; `backup` printed the tracking
+# URI as given (https://user:password@host) and wrote it into the backup's manifest.json, a file
+# that travels with every copy of the backup.
+
+TRACKING = "https://ops:hunter2-tracking-secret@127.0.0.1:3149"
+
+
+def test_a_backup_shows_and_keeps_the_tracking_uri_without_its_password(
+    service_home, tmp_path, monkeypatch, capsys
+):
+    _one_answer(service_home)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", TRACKING)
+    folder = tmp_path / "backup"
+    assert main(["backup", "--to", str(folder)]) == 0
+    said = capsys.readouterr()
+    assert "127.0.0.1:3149" in said.out + said.err  # the note names the registry...
+    assert "hunter2" not in said.out + said.err  # ...without its password
+    manifest = (folder / "manifest.json").read_text()
+    assert "https://ops:***@127.0.0.1:3149" in manifest
+    assert "hunter2" not in manifest

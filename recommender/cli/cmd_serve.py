@@ -402,6 +402,7 @@ def _check_champion(*, check: bool = False) -> str | None:
     # that cannot be reached is; returns what the ready line says of the champion, or None then.
     import sys
 
+    from recommender._locations import shown_location
     from recommender.errors import InputError, ModelUnavailable
     from recommender.registry import (
         MODEL_NAME,
@@ -426,7 +427,7 @@ def _check_champion(*, check: bool = False) -> str | None:
     except InputError:
         print(
             f"warning: no model holds the 'champion' alias in the MLflow store at "
-            f"{tracking_uri()}; the service starts for crisis answers only (/readyz not "
+            f"{shown_location(tracking_uri())}; the service starts for crisis answers only (/readyz not "
             "ready) until `recommender train` registers one and /reload loads it (or set "
             "MLFLOW_TRACKING_URI to the store that has one)",
             file=sys.stderr,
