@@ -213,3 +213,17 @@ def test_a_backup_shows_and_keeps_the_tracking_uri_without_its_password(
     manifest = (folder / "manifest.json").read_text()
     assert "https://ops:***@127.0.0.1:3149" in manifest
     assert "hunter2" not in manifest
+
+
+def test_a_table_batch_score_publishes_is_readable_by_its_owner_only(tmp_path, umask_022):
+    # What Spark leaves under the umask (folders 0755, files 0644), moved into place.
+    from pipelines._batch_output import _publish
+
+    staging = tmp_path / ".scored.parquet.writing-0123456789ab"
+    (staging / "nested").mkdir(parents=True)
+    for name in ("part-00000.snappy.parquet", "_SUCCESS", "nested/part-00001.snappy.parquet"):
+        (staging / name).write_bytes(b"PAR1")
+    out = tmp_path / "scored.parquet"
+    _publish(staging, out)
+    assert _mode(out) == _mode(out / "nested") == 0o700
+    assert {_mode(p) for p in out.rglob("*") if p.is_file()} == {0o600}
