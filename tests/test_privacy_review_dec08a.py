@@ -227,3 +227,34 @@ def test_a_table_batch_score_publishes_is_readable_by_its_owner_only(tmp_path, u
     _publish(staging, out)
     assert _mode(out) == _mode(out / "nested") == 0o700
     assert {_mode(p) for p in out.rglob("*") if p.is_file()} == {0o600}
+
+
+# -- an audit salt in a serve.yaml other users can read ------------------------------------------
+
+
+def _serve_check(config, monkeypatch, capsys) -> str:
+    monkeypatch.delenv("RECOMMENDER_AUDIT_SALT", raising=False)
+    main(["serve", "--config", str(config), "--check", "--port", str(free_port())])
+    return capsys.readouterr().err
+
+
+def test_serve_says_when_the_salt_sits_in_a_file_others_may_read(
+    service_home, tmp_path, monkeypatch, capsys
+):
+    shipped = Path(__file__).resolve().parents[1] / "configs" / "serve.yaml"
+    salted = shipped.read_text().replace(
+        "  salt: null", '  salt: "a-salt-of-32-characters-or-so-0123"'
+    )
+    config = tmp_path / "serve.yaml"
+    config.write_text(salted)
+    config.chmod(0o644)
+    said = _serve_check(config, monkeypatch, capsys)
+    assert f"the audit salt is in {config}, which other users" in said
+    assert "a-salt-of-32" not in said  # never the salt itself
+    config.chmod(0o600)
+    assert "the audit salt is in" not in _serve_check(config, monkeypatch, capsys)
+    # given by the environment, the file's salt is not the one used: nothing to say
+    config.chmod(0o644)
+    monkeypatch.setenv("RECOMMENDER_AUDIT_SALT", "s" * 32)
+    main(["serve", "--config", str(config), "--check", "--port", str(free_port())])
+    assert "the audit salt is in" not in capsys.readouterr().err
