@@ -15,7 +15,13 @@ from recommender.errors import InputError
 
 
 def _publish(staging: Path, out_path: Path, *, overwrite: bool = False) -> None:
-    """Move the finished folder into place; an existing table is replaced only afterwards."""
+    """Move the finished folder into place; an existing table is replaced only afterwards.
+
+    The table names people (raw ids, crisis flags, recommendations), so it is made readable by
+    its owner only first, as ``score``'s and ``allocate``'s tables are: Spark writes by the
+    umask. (While Spark writes it, the hidden staging folder is as the umask makes it.)
+    """
+    _owner_only(staging)
     if not out_path.exists() and not out_path.is_symlink():
         os.rename(staging, out_path)
         return
@@ -32,6 +38,17 @@ def _publish(staging: Path, out_path: Path, *, overwrite: bool = False) -> None:
         shutil.rmtree(retired, ignore_errors=True)
     else:
         retired.unlink(missing_ok=True)
+
+
+def _owner_only(folder: Path) -> None:
+    """``folder`` and everything in it readable by its owner only (folders 0700, files 0600);
+    the folder itself first, which closes it to others at once."""
+    os.chmod(folder, 0o700)
+    for parent, folders, files in os.walk(folder):
+        for name in folders:
+            os.chmod(os.path.join(parent, name), 0o700)
+        for name in files:
+            os.chmod(os.path.join(parent, name), 0o600)
 
 
 # Spark's own output files: what a folder written by an earlier run may hold.

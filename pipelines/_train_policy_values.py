@@ -9,6 +9,7 @@ Importable from :mod:`pipelines.train`, as the CLI and the tests import it.
 
 from __future__ import annotations
 
+from recommender._locations import shown_location
 from recommender.errors import InputError
 
 __all__ = ["evaluate_policies_on_log"]
@@ -98,7 +99,7 @@ def _registered_version(name: str, given) -> str:
     if ref is None or ref.version is None:  # unknown, or no version or alias at all ("a/b")
         raise InputError(
             f"version {given!r} is not a registered version or alias of {name} in the store "
-            f"at {tracking_uri()}; accepted: "
+            f"at {shown_location(tracking_uri())}; accepted: "
             "a version number or alias of the registry (e.g. 3, champion, challenger)"
         )
     return ref.version

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from recommender._locations import shown_location
 from recommender._restore import RestoreReport, held_open, processes_holding, restore
 from recommender._restore_swap import JOURNAL, finish_interrupted_restore, is_sqlite, make_durable
 from recommender.errors import InputError
@@ -249,7 +250,8 @@ def back_up(config, folder: Path, *, tracking_uri: str, configs: Path | None) ->
             + " (this backup holds the models folder and configs only)"
         )
 
-    registry = {"uri": tracking_uri, "champion": None}
+    # the manifest says where the registry was, never its password: a backup travels
+    registry = {"uri": shown_location(tracking_uri), "champion": None}
     mlflow_db = _sqlite_store(tracking_uri)
     if mlflow_db is not None:
         if models in mlflow_db.parents:
@@ -266,7 +268,7 @@ def back_up(config, folder: Path, *, tracking_uri: str, configs: Path | None) ->
             registry["champion"] = _champion(copied)
     else:
         notes.append(
-            f"the MLflow registry {tracking_uri} is not a SQLite file: back it up where it "
+            f"the MLflow registry {shown_location(tracking_uri)} is not a SQLite file: back it up where it "
             "is kept (the tracking server's database and artifact store)"
         )
 

@@ -83,13 +83,14 @@ def check_writable(path, *, option: str = "--out", folder: bool = False) -> Path
     return path
 
 
-def write_atomically(path, write) -> Path:
+def write_atomically(path, write, *, private: bool = False) -> Path:
     """Call ``write(temporary)`` on a sibling of ``path`` with the same name ending, then rename it
-    over ``path``; on any failure (or Ctrl-C) the temporary goes and an earlier file stays."""
-    return write_together({path: write})[0]
+    over ``path``; on any failure (or Ctrl-C) the temporary goes and an earlier file stays.
+    ``private``: as for :func:`write_together`."""
+    return write_together({path: write}, private=private)[0]
 
 
-def write_together(writes, *, stale=()) -> list[Path]:
+def write_together(writes, *, stale=(), private: bool = False) -> list[Path]:
     """Write files that belong together (a plan and its fairness table) whole, or none of them.
 
     Each ``write(temporary)`` of ``writes`` (path -> write) fills a sibling of its path; only
@@ -97,6 +98,11 @@ def write_together(writes, *, stale=()) -> list[Path]:
     file that this run has no counterpart for) removed, with Ctrl-C and ``kill`` held off for
     those few renames. A failure or interruption before then leaves every earlier file as it
     was, so a reader never finds one run's file beside another run's.
+
+    ``private``: the files hold people (ids, hashes, scores), so each is readable by its owner
+    only, as the audit store is, whatever the umask: its temporary is made owner-only before
+    ``write`` fills it (a writer opening it again truncates it and keeps that mode), so no
+    other user can open it at any moment, nor the file it becomes.
     """
     paths = [Path(path) for path in writes]
     temporaries = []
@@ -109,6 +115,8 @@ def write_together(writes, *, stale=()) -> list[Path]:
             temporaries.append(temporary)
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
+                if private:
+                    os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
                 write(temporary)
             except Exception as error:
                 if not no_space(error):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from recommender._locations import shown_location
 from recommender._restore_swap import finish_interrupted_restore, is_sqlite, put_in_place
 from recommender.errors import InputError
 
@@ -130,11 +131,12 @@ def restore(backup: Path, config, *, tracking_uri: str | None = None) -> Restore
     )
     if registry_copy is not None:
         live_registry = _sqlite_store(tracking_uri)
+        taken = (manifest.get("registry") or {}).get("uri")  # an older backup's: with its password
         if live_registry is None:
             notes.append(
                 f"the backup holds the MLflow store {registry_copy}, taken from "
-                f"{(manifest.get('registry') or {}).get('uri')}; the registry now is "
-                f"{tracking_uri or 'not named here'}, not a SQLite file, so it was not "
+                f"{shown_location(taken) if taken else taken}; the registry now is "
+                f"{shown_location(tracking_uri) if tracking_uri else 'not named here'}, not a SQLite file, so it was not "
                 "restored: put that file back by hand where the registry is kept"
             )
         else:

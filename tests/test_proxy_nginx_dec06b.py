@@ -123,6 +123,18 @@ def _accepts(port: int) -> bool:
         return True
 
 
+def make_certificate(folder: Path) -> None:
+    """A self-signed certificate for 127.0.0.1, valid a day: ``folder``/cert.pem and key.pem, as
+    the example names them once rendered (:func:`_render`)."""
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"]
+        + ["-keyout", str(folder / "key.pem"), "-out", str(folder / "cert.pem")],
+        check=True,
+        capture_output=True,
+    )
+
+
 @pytest.fixture(scope="module")
 def proxied(champion_home, tmp_path_factory):
     """``{"direct", "proxy", "tls", "service", "log", "folder"}``: the service and nginx."""
@@ -132,13 +144,7 @@ def proxied(champion_home, tmp_path_factory):
     folder.chmod(0o755)
     home = tmp_path_factory.mktemp("proxy-home")
     shutil.copytree(_SESSION["as_trained"], home, dirs_exist_ok=True)  # champion_home's
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
-        + ["-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"]
-        + ["-keyout", str(folder / "key.pem"), "-out", str(folder / "cert.pem")],
-        check=True,
-        capture_output=True,
-    )
+    make_certificate(folder)
     fallback = folder / "fallback"
     # The command in this process: its files are what the test needs, not another interpreter.
     from recommender.cli import main

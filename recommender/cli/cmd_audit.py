@@ -75,7 +75,8 @@ def configure(parser) -> None:
         "--person-id",
         action="append",
         metavar="ID",
-        help="a person_id as the program sent it to the service (repeat for several)",
+        help="a person_id as the program sent it to the service (repeat for several); "
+        "other users see a command line (ps): for real people prefer --ids-file",
     )
     given.add_argument(
         "--ids-file",
@@ -181,7 +182,7 @@ def _export(args) -> int:
                     for piece in pieces:
                         out.write(piece)
 
-            write_atomically(args.out, write)
+            write_atomically(args.out, write, private=True)  # hashes and scores of people
         else:
             sys.stdout.writelines(pieces)
     finally:

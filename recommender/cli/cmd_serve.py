@@ -78,6 +78,7 @@ def run(args) -> int:
     # worker that fails at every start and answers nothing, so it is refused here, named.
     load_catalog()
     _check_address(host, port)
+    _warn_of_readable_salt(config)
     if args.check:
         # Both said in one run; either one unreadable fails the check, as the service would
         # then give crisis answers only. What only warns at serve (no champion yet: make demo
@@ -336,6 +337,36 @@ def _warn_of_salt(error) -> None:
     )
 
 
+def _warn_of_readable_salt(config) -> None:
+    # A salt in serve.yaml that other users can read lets any of them recompute a person's
+    # hash from a guessed id (ids are payroll numbers, ids in sequence): the audit export's
+    # hashes are then names. Said, not refused: the service works, and a person fixes it.
+    import os
+    import stat
+    import sys
+
+    from recommender.service._store_salt import SALT_ENV
+    from recommender.settings import read_secret
+
+    source = config.source
+    if not (config.audit_salt and config.audit_salt.strip()) or source is None:
+        return
+    if read_secret("audit_salt", env=SALT_ENV):  # the environment's or secrets folder's wins
+        return
+    try:
+        mode = stat.S_IMODE(os.stat(source).st_mode)
+    except OSError:
+        return
+    if mode & 0o077:
+        print(
+            f"warning: the audit salt is in {source}, which other users of this machine may "
+            f"read (mode {mode:04o}): whoever reads it can recompute a person's hash from a "
+            f"guessed id. Give it as {SALT_ENV} or the secrets folder's audit_salt, or make "
+            f"the file its owner's alone (chmod 600 {source})",
+            file=sys.stderr,
+        )
+
+
 def _check_salt(config) -> None:
     # --check says what serve says at start of a salt it cannot use (a short one, an empty or
     # unreadable salt file), in the same words, and passes, as serve starts for crisis answers.
@@ -402,6 +433,7 @@ def _check_champion(*, check: bool = False) -> str | None:
     # that cannot be reached is; returns what the ready line says of the champion, or None then.
     import sys
 
+    from recommender._locations import shown_location
     from recommender.errors import InputError, ModelUnavailable
     from recommender.registry import (
         MODEL_NAME,
@@ -426,7 +458,7 @@ def _check_champion(*, check: bool = False) -> str | None:
     except InputError:
         print(
             f"warning: no model holds the 'champion' alias in the MLflow store at "
-            f"{tracking_uri()}; the service starts for crisis answers only (/readyz not "
+            f"{shown_location(tracking_uri())}; the service starts for crisis answers only (/readyz not "
             "ready) until `recommender train` registers one and /reload loads it (or set "
             "MLFLOW_TRACKING_URI to the store that has one)",
             file=sys.stderr,

@@ -100,6 +100,7 @@ class RichProgress:
 
 def run(args) -> int:
     from pipelines.train import run_training, trained_alike
+    from recommender._locations import shown_location
     from recommender.errors import InputError
     from recommender.registry import tracking_uri
 
@@ -169,7 +170,7 @@ def run(args) -> int:
             print(f"compare runs: {_mlflow_command()} ui --backend-store-uri {uri} --port 5000")
         elif uri.startswith(("http://", "https://")):
             experiment = result.config["registry"]["experiment"]
-            print(f"compare runs: {uri.rstrip('/')} (experiment {experiment})")
+            print(f"compare runs: {shown_location(uri).rstrip('/')} (experiment {experiment})")
     return 0
 
 

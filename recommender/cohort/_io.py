@@ -33,6 +33,7 @@ __all__ = [
     "read_cohort",
     "write_cohort",
     "write_cohorts",
+    "spreadsheet_safe",
     "check_table_output",
     "load_cohort",
     "typed_cohort",
@@ -335,10 +336,17 @@ def write_cohorts(frames, *, stale=()) -> list[Path]:
     """:func:`write_cohort` for tables that belong together (path -> frame): all are written, or
     none, and the ``stale`` files (an earlier run's, with no counterpart now) are removed with
     them (see :func:`recommender._files.write_together`). ``category`` columns are written as
-    plain text (or numbers), so every reader, MLflow's among them, gets the contract's types."""
+    plain text (or numbers), so every reader, MLflow's among them, gets the contract's types.
+
+    A table holds people (their ids, profiles, recommendations, crisis flags), so each file is
+    readable by its owner only, as the audit store is. In CSV and TSV a text cell a spreadsheet
+    would run as a formula (:func:`spreadsheet_safe`) is written behind an apostrophe.
+    """
 
     def writer(frame: pd.DataFrame, path: Path):
         kind = _kind(path)
+        if kind == "csv":
+            frame = spreadsheet_safe(frame)
 
         def write(temporary: Path) -> None:
             if kind == "csv" and Path(path).name.lower().endswith((".csv", ".tsv")):
@@ -352,8 +360,48 @@ def write_cohorts(frames, *, stale=()) -> list[Path]:
         return write
 
     return write_together(
-        {Path(path): writer(frame, Path(path)) for path, frame in frames.items()}, stale=stale
+        {Path(path): writer(frame, Path(path)) for path, frame in frames.items()},
+        stale=stale,
+        private=True,
     )
+
+
+# What a spreadsheet (Excel, LibreOffice, Google Sheets) reads as the start of a formula in a
+# cell it opens from CSV, tab and carriage return included (OWASP, "CSV Injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with each text cell that starts as a formula written behind an apostrophe.
+
+    A person id (or any text column) such as ``=HYPERLINK("http://...",A1)`` is data here, but a
+    spreadsheet opening the CSV would run it: send a row's cells to a web address, or start a
+    program. The apostrophe makes the spreadsheet show the text as it is, without running it;
+    a program reading the file back reads the apostrophe too. Numbers are left alone (``-1.3``
+    in a numeric column is a number, not a formula).
+
+    >>> spreadsheet_safe(pd.DataFrame({"person_id": ["=1+1", "p-1"], "ee": [-3, 4]}))
+      person_id  ee
+    0     '=1+1  -3
+    1       p-1   4
+    """
+    texts = [
+        c
+        for c in frame.columns
+        if frame[c].dtype == object
+        or isinstance(frame[c].dtype, (pd.CategoricalDtype, pd.StringDtype))
+    ]
+
+    def safe(value):
+        formula = isinstance(value, str) and value.startswith(FORMULA_STARTS)
+        return "'" + value if formula else value
+
+    changed = {}
+    for column in texts:
+        values = frame[column].astype(object)
+        if values.map(lambda v: isinstance(v, str) and v.startswith(FORMULA_STARTS)).any():
+            changed[column] = values.map(safe)
+    return frame.assign(**changed) if changed else frame
 
 
 def _plain_columns(frame: pd.DataFrame) -> pd.DataFrame:

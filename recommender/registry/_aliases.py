@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+from recommender._locations import shown_location
 from recommender._files import signals_held
 from recommender.errors import InputError
 from recommender.registry._fit import misfits, refuse_misfits
@@ -118,8 +119,8 @@ def _version(mlflow_client, name, version):
     numbers, held = registered_versions(mlflow_client, name)
     raise InputError(
         f"model {name!r} has no version {version!r} in the store at "
-        f"{mlflow_client.tracking_uri}; accepted: a registered version number ({numbers})"
-        + (f"; {held}" if held else "")
+        f"{shown_location(mlflow_client.tracking_uri)}; accepted: a registered version number "
+        f"({numbers})" + (f"; {held}" if held else "")
     )
 
 

@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from recommender._locations import shown_location
 from recommender.errors import InputError, ModelUnavailable, ModelUnreadable
 from recommender.registry._aliases import CHAMPION, registered_versions
 from recommender.registry._home import local_folder, local_location, moved_location
@@ -102,7 +103,7 @@ def resolve_model(model: str) -> ModelRef:
         if error.error_code not in _NOT_FOUND:  # the store, not the name: locked, unreachable
             first = str(error).strip().splitlines()[0][:200]
             raise ModelUnavailable(
-                f"the MLflow store at {mlflow_client.tracking_uri} could not be read to find "
+                f"the MLflow store at {shown_location(mlflow_client.tracking_uri)} could not be read to find "
                 f"{model!r} ({first}): another program may hold it locked, or its server is "
                 "down; nothing was changed, try again"
             ) from None
@@ -112,7 +113,8 @@ def resolve_model(model: str) -> ModelRef:
         numbers, held = registered_versions(mlflow_client, name)
         raise InputError(
             f"no registered model version matches {model!r} in the store at "
-            f"{mlflow_client.tracking_uri}; accepted: a registered version number ({numbers}), "
+            f"{shown_location(mlflow_client.tracking_uri)}; accepted: a registered version "
+            f"number ({numbers}), "
             f"an alias ({held or 'none set'}), a models:/ or runs:/ URI, or a model folder"
         )
     return ModelRef(
@@ -224,7 +226,7 @@ def load_pyfunc(model: str, *, timeout: float | None = READ_TIMEOUT):
                 raise InputError(
                     f"no registered model version, run or model folder matches {model!r} "
                     f"({error}); accepted: a version number or alias of the store at "
-                    f"{tracking_uri()} (e.g. 3, champion), models:/{MODEL_NAME}@champion, "
+                    f"{shown_location(tracking_uri())} (e.g. 3, champion), models:/{MODEL_NAME}@champion, "
                     "runs:/<run id>/model or a folder holding an MLmodel file"
                 ) from None
     import tempfile
