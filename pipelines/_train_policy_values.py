@@ -9,7 +9,6 @@ Importable from :mod:`pipelines.train`, as the CLI and the tests import it.
 
 from __future__ import annotations
 
-from recommender._locations import shown_location
 from recommender.errors import InputError
 
 __all__ = ["evaluate_policies_on_log"]
@@ -87,7 +86,7 @@ def evaluate_policies_on_log(config: dict, catalog, *, versions=()) -> dict | No
 
 def _registered_version(name: str, given) -> str:
     """The version number of ``given``, a version number or an alias of model ``name``."""
-    from recommender.registry import resolve_model, tracking_uri
+    from recommender.registry import resolve_model, shown_location, tracking_uri
 
     text = str(given).strip()
     try:

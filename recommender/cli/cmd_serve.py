@@ -345,7 +345,7 @@ def _warn_of_readable_salt(config) -> None:
     import stat
     import sys
 
-    from recommender.service._store_salt import SALT_ENV
+    from recommender.service import SALT_ENV
     from recommender.settings import read_secret
 
     source = config.source

@@ -47,7 +47,10 @@ from recommender.registry._store import (
     tracking_uri,
 )
 
+from recommender._locations import shown_location
+
 __all__ = [
+    "shown_location",
     "CHALLENGER",
     "CHAMPION",
     "EXPERIMENT_NAME",

@@ -9,6 +9,7 @@ from recommender.service._audit import (
     AuditSaltMismatch,
     AuditSaltMissing,
     AuditUrlRefused,
+    SALT_ENV,
     resolve_salt,
 )
 from recommender.service._audit_export import (
@@ -64,6 +65,7 @@ from recommender.service._requests import example_profile
 from recommender.service._sqlite import sqlite_file
 
 __all__ = [
+    "SALT_ENV",
     "API_KEYS_ENV",
     "AUDIT_TABLE_NAMES",
     "ROLES",
