@@ -66,6 +66,25 @@ def test_a_head_request_is_told_the_pages_length_and_sent_no_body(asgi_client):
     assert head.headers["content-type"].startswith("text/html")
 
 
+def test_a_model_that_could_not_be_loaded_is_said_on_a_page(service_home, monkeypatch):
+    from starlette.testclient import TestClient
+
+    from recommender.service import service as service_module
+    from service_fixtures import _app
+
+    def load():
+        raise OSError("the champion's artifact folder is missing: model.pkl")
+
+    monkeypatch.setattr(service_module, "load_champion_model", load)
+    with TestClient(_app(service_module), raise_server_exceptions=False) as client:
+        page = client.get("/model_card", headers={**auth("auditor"), "Accept": BROWSER_ACCEPT})
+        answer = client.get("/model_card", headers=auth("auditor"))
+    assert page.status_code == 503 and page.headers["content-type"].startswith("text/html")
+    assert "artifact folder is missing" in page.text and "no model card to show" in page.text
+    assert "try again later" in page.text
+    assert answer.status_code == 503 and answer.json()["error"].endswith("no model card to show")
+
+
 @pytest.mark.parametrize("accept", [None, "*/*", "application/json"])
 def test_api_clients_still_get_the_error_json(asgi_client, accept):
     headers = {} if accept is None else {"Accept": accept}
