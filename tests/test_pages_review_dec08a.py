@@ -181,3 +181,22 @@ def test_following_the_landing_pages_link_to_the_card_shows_a_readable_page(
         assert_reflows(audit(chromium, f"{server_url}/model_card", width=320))
     finally:
         _with_key(chromium, None)
+
+
+@pytest.mark.server
+@pytest.mark.browser
+@pytest.mark.slow
+def test_a_screen_reader_hears_the_route_as_each_rows_header_on_the_landing_page(
+    chromium, server_url
+):
+    # Moving down the "who" or "what" column, a screen reader names the row by its header: the
+    # route. The routes were plain cells, so a cell was read ("auditor, scientist") with no
+    # route to say which row it was in.
+    from collections import Counter
+
+    _with_key(chromium, None)
+    chromium.get(f"{server_url}/")
+    nodes = chromium.execute_cdp_cmd("Accessibility.getFullAXTree", {})["nodes"]
+    roles = Counter(node.get("role", {}).get("value") for node in nodes)
+    rows = chromium.execute_script("return document.querySelectorAll('table tr').length")
+    assert roles["columnheader"] == 3 and roles["rowheader"] == rows - 1, roles
