@@ -15,19 +15,23 @@ import html
 import json
 from http import HTTPStatus
 
+from recommender.service._auth import PERMISSIONS
+
 __all__ = ["HTML_PAGES", "error_page", "wants_html", "with_html_errors"]
 
 # The routes that answer a page (HTML) when they succeed.
 HTML_PAGES = frozenset({"/model_card"})
 
+# Who may open the card, as the keys' permissions say (the roles are named, never guessed).
+_READERS = html.escape(" or ".join(sorted(PERMISSIONS["/model_card"])))
 # What the reader can do about each refusal, beside the service's own message.
 _NEXT = {
-    401: "The card is shown to the auditor's and the scientist's API keys only, and a "
-    "browser's address bar cannot send a key (a key never goes in an address). Save the card "
-    'with your key and open the file: <code>curl -H "Authorization: Bearer $KEY" -o '
-    "card.html {address}/model_card</code>.",
-    403: "Your key's role may not open the card; ask the service's operator for an auditor's "
-    "or a scientist's key, or for the card itself.",
+    401: f"The card is shown to a key of the role {_READERS} only, and a browser's address bar "
+    "cannot send a key (a key never goes in an address). Save the card with your key and open "
+    'the file: <code>curl -H "Authorization: Bearer $KEY" -o card.html '
+    "{address}/model_card</code>.",
+    403: f"Your key's role may not open the card; ask the service's operator for a key of the "
+    f"role {_READERS}, or for the card itself.",
 }
 _NEXT_OTHERWISE = "Please try again later; if it persists, tell the service's operator."
 
