@@ -200,3 +200,31 @@ def test_a_screen_reader_hears_the_route_as_each_rows_header_on_the_landing_page
     roles = Counter(node.get("role", {}).get("value") for node in nodes)
     rows = chromium.execute_script("return document.querySelectorAll('table tr').length")
     assert roles["columnheader"] == 3 and roles["rowheader"] == rows - 1, roles
+
+
+@pytest.mark.browser
+def test_what_is_amiss_with_the_served_version_looks_like_the_cards_own_warning(
+    chromium, champion_home, tmp_path
+):
+    # A served version trained under another catalog (or whose run was deleted, or that is no
+    # longer the champion) was said in a plain paragraph among the "as served now" lines: an
+    # auditor skimming the card saw only the simulated-data banner as a warning.
+    from recommender.service._config import load_serve_config
+    from recommender.service._pages import model_card_page
+    from service_fixtures import recommender_home
+
+    with recommender_home(champion_home):
+        config = load_serve_config()
+        note = "this version was trained under catalog 2026.01-1; the service's is 2026.12-5"
+        page = model_card_page(config, "1", None, catalog_note=note).body
+    (tmp_path / "card.html").write_bytes(page)
+    _with_key(chromium, None)
+    chromium.get((tmp_path / "card.html").as_uri())
+    looks = chromium.execute_script(
+        "const look = e => { const s = getComputedStyle(e);"
+        " return [s.backgroundColor, s.borderLeftWidth, s.borderLeftColor]; };"
+        "return [look(document.querySelector('p.warning[role=alert]')),"
+        " look(document.querySelector('.serving-concern'))];"
+    )
+    banner, concern = looks
+    assert concern == banner and concern[1] != "0px", looks
