@@ -74,7 +74,8 @@ def model_card_page(
         )
     for concern in serving_concerns(version, catalog_note):
         serving += (
-            f'<p class="warning serving-concern"><strong>Warning:</strong> {markup.escape(concern)}</p>'
+            '<p class="warning serving-concern"><strong>Warning:</strong> '
+            f"{markup.escape(concern)}</p>"
         )
     # after the title and the card's own warning (simulated data), which come first
     at = html.find("<nav ")
