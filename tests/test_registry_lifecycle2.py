@@ -162,7 +162,7 @@ def test_an_old_catalogs_champion_is_said_by_champions_the_card_and_the_served_a
     assert any(f"catalog {OLD}, not the installed {installed}" in c for c in concerns["concerns"])
     assert "Made the champion with --force over this" in concerns["champion"]["statement"]
     page = served.get("/model_card", headers=auth("auditor")).text
-    assert 'class="serving-concern"' in page and OLD in page
+    assert 'class="warning serving-concern"' in page and OLD in page
 
     # What the note says is what an answer does: the effect ranked by is the old catalog's
     # figure, the evidence quoted beside it the installed catalog's.

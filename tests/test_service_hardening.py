@@ -37,7 +37,7 @@ def test_the_landing_page_is_ours_and_loads_nothing_from_elsewhere(asgi_client):
     from recommender.service._auth import PERMISSIONS
 
     for path in PERMISSIONS:
-        assert f"<td><code>{path}</code></td>" in page
+        assert f'<th scope="row"><code>{path}</code></th>' in page
         assert "<td></td>" not in page.split(f"<code>{path}</code>")[1].split("</tr>")[0]
     # Every address on the page is one of the service's own.
     assert all(link.startswith("/") for link in _links(page))

@@ -15,6 +15,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Mapping
 
+from recommender.service._error_page import HTML_PAGES, wants_html, with_html_errors
+from recommender.service._landing import request_address
 from recommender.service._metrics import UNKNOWN_ROUTE, count_front_answer, forget_dead_workers
 
 __all__ = [
@@ -139,6 +141,9 @@ class KnownRoutes:
             response = Response(self.document, media_type="application/json")
             count_front_answer("/docs.json", 200)
             return await response(scope, receive, send)
+        if scope["type"] == "http" and scope.get("path") in HTML_PAGES and wants_html(scope):
+            # A page's refusal (no key, a wrong role, no card) to a browser: a page, not JSON.
+            send = with_html_errors(send, request_address(scope))
         if scope["type"] not in ("http", "websocket") or scope.get("path") in self.routes:
             return await self.app(scope, receive, send)
 

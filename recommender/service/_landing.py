@@ -77,13 +77,13 @@ def request_address(scope: dict | None) -> str:
 def _page() -> str:
     """The page's HTML but for the address (built once)."""
     rows = "".join(
-        f"<tr><td><code>{html.escape(path)}</code></td>"
+        f'<tr><th scope="row"><code>{html.escape(path)}</code></th>'
         f"<td>{html.escape(', '.join(sorted(roles)))}</td>"
         f"<td>{html.escape(_WHAT.get(path, ''))}</td></tr>"
         for path, roles in PERMISSIONS.items()
     )
     rows += "".join(
-        f"<tr><td><code>{html.escape(path)}</code></td><td>anyone</td>"
+        f'<tr><th scope="row"><code>{html.escape(path)}</code></th><td>anyone</td>'
         f"<td>{html.escape(what)}</td></tr>"
         for path, what in _OPEN
     )

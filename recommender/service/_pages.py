@@ -63,18 +63,19 @@ def model_card_page(
     replaced = replaced_statement(version, held)
     if replaced is not None:
         serving += (
-            f'<p id="champion-replaced"><strong>No longer the champion:</strong> '
+            f'<p id="champion-replaced" class="warning"><strong>No longer the champion:</strong> '
             f"{markup.escape(replaced)}</p>"
         )
     if stale is not None:
         serving += (
-            f'<p id="stale-model"><strong>Not the announced champion:</strong> this worker '
+            f'<p id="stale-model" class="warning"><strong>Not the announced champion:</strong> this worker '
             f"serves {markup.escape(stale.statement())} (since {markup.escape(stale.since)}): "
             f"{markup.escape(stale.cause)}</p>"
         )
     for concern in serving_concerns(version, catalog_note):
         serving += (
-            f'<p class="serving-concern"><strong>Warning:</strong> {markup.escape(concern)}</p>'
+            '<p class="warning serving-concern"><strong>Warning:</strong> '
+            f"{markup.escape(concern)}</p>"
         )
     # after the title and the card's own warning (simulated data), which come first
     at = html.find("<nav ")
