@@ -80,7 +80,7 @@ def test_a_plan_lists_the_complements(asgi_client):
 def test_allocate_cli_output_lists_the_complements():
     class Allocation:  # only what summary_lines reads
         budget, status, total_cost, expected_points_avoided = None, "optimal", 0.0, 0.0
-        floors, fairness = {}, None
+        floors, fairness, notes = {}, None, ()
         summary = pd.DataFrame(
             columns=["people", "groups", "capacity", "cost", "expected_points_avoided"]
         )
