@@ -126,6 +126,15 @@ def resolve_salt(
             f"UTF-8 text, the salt the audit store was written with (or give that salt another "
             f"way: {SALT_ENV}, the secrets folder's audit_salt, audit.salt in serve.yaml)"
         ) from None
+    except OSError as error:
+        # A folder where the file should be, or a file the service's user may not read (a
+        # volume or restore made by another user): said as a salt problem, not a store one.
+        raise AuditSaltMissing(
+            f"the audit salt file {path} could not be read ({error.strerror or error}); make it "
+            f"a file readable by the service's user holding the salt the audit store was "
+            f"written with, or give that salt another way ({SALT_ENV}, the secrets folder's "
+            f"audit_salt, audit.salt in serve.yaml)"
+        ) from None
     if not salt:
         raise AuditSaltMissing(
             f"the audit salt file {path} is empty (a start stopped while making it?), and an "
