@@ -11,40 +11,27 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
-from datetime import datetime, timezone
 
 from starlette.responses import JSONResponse, Response
 
-from recommender._files import no_space
 from recommender.errors import InputError, PlanTimeout
 from recommender.service._allocation import AllocationRequest, allocate_cohort
 from recommender.service._audit_tables import PLAN_ID_PREFIX
-from recommender.service._audit_writer import FULL_REMEDY
 from recommender.service._answer_json import batch_response_json
 from recommender.service._collector import collector_held
-from recommender.service._crisis import crisis_flagged
+from recommender.service._crisis import crisis_flagged, store_failed
 from recommender.service._crisis_timeout import crisis_given
 from recommender.service._engine import AuditUnavailable
 from recommender.service._erasure import erase_people
-from recommender.service._outcome_keys import (
-    KeyRefused,
-    SubmissionKey,
-    answered_before,
-    not_permitted,
-    read_key,
-    submission_key,
-)
-from recommender.service._outcomes import OutcomeRefused, record_outcomes
+from recommender.service._outcome_answers import OutcomeAnswering, request_id
 from recommender.service._requests import (
     BatchRequest,
     ErasureRequest,
-    OutcomesRequest,
     ServedProfileRequest,
     accepted_text,
 )
 from recommender.service._store_errors import AuditPrivilegeMissing
-from recommender.service._refused import Refusing, refusal
+from recommender.service._refused import refusal
 from recommender.service._serving import CatalogUnreadable, Unservable
 
 __all__ = ["Answering", "request_id"]
@@ -52,9 +39,9 @@ __all__ = ["Answering", "request_id"]
 log = logging.getLogger("recommender.service")
 
 
-class Answering(Refusing):
-    """The handlers of ``/recommend``, ``/recommend_batch``, ``/allocate``, ``/outcomes`` and
-    ``/reload``."""
+class Answering(OutcomeAnswering):
+    """The handlers of ``/recommend``, ``/recommend_batch``, ``/allocate``, ``/erasures`` and
+    ``/reload`` (``/outcomes``' is its base class's)."""
 
     @property
     def direct_routes(self) -> dict:
@@ -78,8 +65,11 @@ class Answering(Refusing):
         """Per route, the answer the front door gives itself, as ``direct_routes``, to a
         request that may be flagged for crisis risk: on its crisis lane, which requests waiting
         for a locked store cannot hold (BentoML's endpoint waits for one of BentoML's threads).
-        Other requests go on to BentoML's endpoint, with the same handler."""
-        return {"/allocate": self._allocate_body}
+        Other requests go on to BentoML's endpoint, with the same handler. Each is
+        ``(body, caller_role, key_lines, caller) -> Response``: ``key_lines``, the request's
+        ``Idempotency-Key`` lines, and ``caller``, its API key's digest, are what ``/outcomes``
+        keeps a keyed report's answer under (:mod:`._outcome_keys`)."""
+        return {"/allocate": self._allocate_body, "/outcomes": self._outcomes_body}
 
     def _recommend_body(self, body: bytes, caller_role: str) -> Response:
         return self._recommend(ServedProfileRequest.model_validate_json(body), caller_role)
@@ -128,7 +118,7 @@ class Answering(Refusing):
         crisis_given(crisis)  # a 504 past the model or the store carries them
         if engine is None:
             return self._refusal_without_model(crisis)
-        if _store_failed(crisis):
+        if store_failed(crisis):
             return self._refusal_for_the_store(crisis, "nothing but crisis answers was answered")
         valid, index, errors = engine.check_rows(request.profiles)
         errors = [e for e in errors if e["index"] not in crisis]
@@ -166,7 +156,7 @@ class Answering(Refusing):
         )
         return Response(body, media_type="application/json")
 
-    def _allocate_body(self, body: bytes, caller_role: str) -> Response:
+    def _allocate_body(self, body: bytes, caller_role: str, *_key_and_caller) -> Response:
         plan = self._allocate(AllocationRequest.model_validate_json(body), caller_role)
         if isinstance(plan, Response):
             return plan
@@ -184,7 +174,7 @@ class Answering(Refusing):
         crisis_given(crisis)  # a 504 past the solver or the store carries them
         if engine is None:
             return self._refusal_without_model(crisis)
-        if _store_failed(crisis):
+        if store_failed(crisis):
             return self._refusal_for_the_store(crisis, "no plan was given, only the crisis answers")
         try:
             # Half the request timeout: a plan found by then is answered with its status.
@@ -274,106 +264,6 @@ class Answering(Refusing):
             ],
             self._crisis_rows(profiles, caller_role, batch_id, engine=engine),
         )
-
-    def _record_outcomes(
-        self,
-        request: OutcomesRequest,
-        caller_role: str,
-        key_lines: Sequence[str] = (),
-        caller: str = "",
-    ) -> Response:
-        """``key_lines``: the request's ``Idempotency-Key`` header lines; ``caller``: the digest
-        of the API key that sent it, whose keys they are (:mod:`._outcome_keys`)."""
-        # An outcome flagged crisis_risk (no outcome's field: the report is refused for it)
-        # still gets its person the crisis resources.
-        crisis = self._crisis_rows(
-            request.outcomes, caller_role, uuid.uuid4().hex, engine=self.engine, entries="outcomes"
-        )
-        crisis_given(crisis)
-        sent = len(request.outcomes)
-        try:
-            key = read_key(key_lines)
-        except KeyRefused as refused:
-            _outcomes_logged("outcomes refused (400), the Idempotency-Key: 0 of %d rows", sent)
-            return refusal(refused.status, str(refused), refused.problems, crisis)
-        if self.catalog is None:  # the arms an outcome may name are the catalog's
-            _outcomes_logged("outcomes not recorded (503), no model loaded: 0 of %d rows", sent)
-            return refusal(
-                503, f"{self.load_error}; outcomes cannot be checked until /reload", None, crisis
-            )
-        if self.audit is None:
-            _outcomes_logged("outcomes not recorded (503), no audit store: 0 of %d rows", sent)
-            return refusal(503, self._store_closed("nothing was recorded"), None, crisis)
-        submission = None
-        try:
-            if key is not None:
-                submission = submission_key(
-                    self.audit, key, caller, request.outcomes, request.correct
-                )
-                answer = answered_before(self.audit, submission)
-                if answer is not None:
-                    _outcomes_logged("outcomes answered as before (its key's): 0 of %d rows", sent)
-                    return answer
-            report = record_outcomes(
-                self.audit,
-                request.outcomes,
-                arms=self.catalog.arm_ids,
-                source="api",
-                correct=request.correct,
-                submission=None if submission is None else _kept_with(submission),
-            )
-        except KeyRefused as refused:
-            _outcomes_logged("outcomes refused (422), key used for another body: 0 of %d", sent)
-            return refusal(refused.status, str(refused), refused.problems, crisis)
-        except OutcomeRefused as error:
-            # Refused meanwhile, perhaps as the duplicate of the same submission sent at once
-            # with the same key, whose answer is then this one's.
-            again = None if submission is None else self._answered_meanwhile(submission)
-            if again is not None:
-                return again
-            rows, duplicates = error.refused_rows()
-            _outcomes_logged(
-                "outcomes refused (%s), nothing recorded: %d of %d rows refused, %d of them as "
-                "duplicates",
-                error.status,
-                rows,
-                sent,
-                duplicates,
-            )
-            return refusal(error.status, str(error), error.problems, crisis)
-        except Exception as error:  # noqa: BLE001 - the store's failure is not the caller's
-            unkeyed = None if submission is None else not_permitted(error)
-            if unkeyed is not None:  # a role granted before revision 0010
-                _outcomes_logged("outcomes not recorded (503), no grant for keys: 0 of %d", sent)
-                return refusal(503, unkeyed, None, crisis)
-            log.exception("recording outcomes failed")
-            _outcomes_logged("outcomes not recorded (503), the store failed: 0 of %d rows", sent)
-            remedy = FULL_REMEDY if no_space(error) else "please retry"
-            return refusal(
-                503,
-                f"the outcome store could not be written ({type(error).__name__}); nothing "
-                f"was recorded, {remedy}",
-            )
-        _outcomes_logged(
-            "outcomes recorded in the audit log: %d recorded, %d corrected, %d already "
-            "recorded, of %d rows",
-            report.recorded,
-            report.corrected,
-            report.already_recorded,
-            sent,
-        )
-        return JSONResponse(report.as_dict())
-
-    def _answered_meanwhile(self, submission: SubmissionKey) -> Response | None:
-        """The answer kept for a key since this request read none (two requests with one key
-        at once: the other recorded the outcomes), or the refusal of another body with it."""
-        try:
-            return answered_before(self.audit, submission)
-        except KeyRefused as refused:
-            return refusal(refused.status, str(refused), refused.problems)
-        except Exception:  # noqa: BLE001 - the request's own refusal stands then
-            log.exception("reading an Idempotency-Key's answer failed")
-            return None
 
     def _erase_people(self, request: ErasureRequest, caller_role: str) -> JSONResponse:
         """``recommender audit erase`` over HTTP: the same function, with the service's store
@@ -468,34 +358,3 @@ class Answering(Refusing):
                 "catalog_sha256": catalog.sha256,
             }
         )
-
-
-def request_id() -> str | None:
-    """This request's id, as the ``X-BentoML-Request-ID`` header gives it the caller and the
-    access log prints it: its OpenTelemetry server span's id in 16 hex digits (None outside a
-    traced request)."""
-    from opentelemetry import trace
-
-    span = trace.get_current_span().get_span_context()
-    return format(span.span_id, "016x") if span.is_valid else None
-
-
-def _kept_with(submission: SubmissionKey):
-    """The row keeping a keyed submission's answer, as :func:`record_outcomes` asks for it:
-    the very bytes the answer is sent as."""
-    return lambda report: submission.row(JSONResponse(report.as_dict()), datetime.now(timezone.utc))
-
-
-def _outcomes_logged(message: str, *args) -> None:
-    """One line per /outcomes request: what became of its rows (counts only, nothing of a
-    person), tied to its access-log line by the request id, as an answer's audit row is."""
-    log.info(f"{message}; request %s", *args, request_id() or "(not traced)")
-
-
-def _store_failed(crisis: dict[int, dict]) -> bool:
-    """Whether the audit store did not take a batch's or plan's crisis records (they went to
-    the service log): then it would not take the others' either, and waiting for it to say so
-    (the driver's busy timeout, 30 s for SQLite) would hold back the crisis answers."""
-    return any(
-        answer["safety"]["recorded_in"].startswith("service log") for answer in crisis.values()
-    )

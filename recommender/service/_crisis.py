@@ -38,6 +38,7 @@ __all__ = [
     "needs_crisis_lane",
     "record_answers",
     "safety_block",
+    "store_failed",
 ]
 
 log = logging.getLogger("recommender.service")
@@ -432,4 +433,13 @@ def _log_fallback(audit, record: Mapping) -> None:
     }
     log.warning(
         "crisis answer recorded here, not in the audit log: %s", json.dumps(entry, sort_keys=True)
+    )
+
+
+def store_failed(crisis: dict[int, dict]) -> bool:
+    """Whether the audit store did not take a request's crisis records (they went to
+    the service log): then it would not take the others' either, and waiting for it to say so
+    (the driver's busy timeout, 30 s for SQLite) would hold back the crisis answers."""
+    return any(
+        answer["safety"]["recorded_in"].startswith("service log") for answer in crisis.values()
     )

@@ -5,9 +5,9 @@ key gets 401, a caller with the wrong role 403, and a malformed body 400/422 wit
 name the field, the value and what is accepted (BentoML's own validation errors omit the value).
 A body that passes is handed on unchanged, as ``application/json``; or, on a route the service
 answers itself (``direct_routes``: ``/recommend``, ``/recommend_batch``; ``crisis_lane_routes``:
-``/allocate`` when it may be flagged), answered here on a worker thread without BentoML's
-endpoint parsing it again (BentoML's metrics, tracing, access log and timeout, which wrap this
-layer, still see the request). The request timeout's 504 of a request that may be flagged
+``/allocate`` and ``/outcomes`` when they may be flagged), answered here on a worker thread
+without BentoML's endpoint parsing it again (BentoML's metrics, tracing, access log and timeout,
+which wrap this layer, still see the request). The request timeout's 504 of a request that may be flagged
 carries its crisis answers (:mod:`~recommender.service._crisis_timeout`).
 
 ``GET /readyz`` is answered here while the service is not ready: 503 with each cause named
@@ -42,6 +42,7 @@ from recommender.service._body_checks import (
 )
 from recommender.service._content_coding import UnreadCoding, decode_body
 from recommender.service._crisis import crisis_in_query, may_be_flagged, needs_crisis_lane
+from recommender.service._outcome_answers import key_lines
 from recommender.service._crisis_timeout import watch
 from recommender.service._proxy_fallback import PROFILE_ROUTES
 from recommender.service._known_routes import (
@@ -197,11 +198,18 @@ class Gate:
         # A plan that may be flagged is answered here too, on the crisis lane: on BentoML's
         # endpoint it waited for one of BentoML's threads, which plans waiting for a locked
         # store can all hold.
-        answer = service.direct_routes.get(route) or (
-            service.crisis_lane_routes.get(route) if crisis else None
-        )
+        # So is a report of outcomes that may be flagged, with the Idempotency-Key lines and the
+        # caller its answer is kept under.
+        answer = service.direct_routes.get(route)
+        lane = None if answer is not None or not crisis else service.crisis_lane_routes.get(route)
         if answer is not None:
             response = await self._answer(answer, body, decision.role, crisis=crisis)
+            return await response(scope, receive, send)
+        if lane is not None:
+            keys = key_lines(scope.get("headers", []))
+            response = await self._answer(
+                lane, body, decision.role, keys, decision.caller, crisis=True
+            )
             return await response(scope, receive, send)
 
         # Hand the checked body on as JSON whatever Content-Type the caller claimed, so no
